@@ -1,0 +1,76 @@
+package auth
+
+import (
+	"context"
+	"time"
+)
+
+// UserStore keeps the users of every tenant. Users of different tenants
+// never see each other: every method is scoped by tenant.
+//
+// Emails are stored and compared in canonical form (see CanonicalEmail);
+// callers pass canonical emails.
+type UserStore interface {
+	// CreateUser stores u. It returns ErrDuplicateEmail, and stores nothing,
+	// when the tenant already has a user with u.Email, and ErrDuplicateID when
+	// a user with u.ID exists in the tenant.
+	CreateUser(ctx context.Context, u User) error
+	// User returns the user with the given id in tenant, or ErrNotFound.
+	User(ctx context.Context, tenant, id string) (User, error)
+	// UserByEmail returns the user with the given canonical email in tenant,
+	// or ErrNotFound.
+	UserByEmail(ctx context.Context, tenant, email string) (User, error)
+	// ListUsers returns at most limit users of tenant ordered by id, starting
+	// after the id given in after ("" starts at the beginning).
+	ListUsers(ctx context.Context, tenant, after string, limit int) ([]User, error)
+	// DeleteUser removes the user and its password history; ErrNotFound if
+	// there is no such user.
+	DeleteUser(ctx context.Context, tenant, id string) error
+}
+
+// UserUpdater changes one field group of an existing user in one atomic
+// step. Every method returns ErrNotFound when the user does not exist.
+type UserUpdater interface {
+	// SetStatus sets the user's status.
+	SetStatus(ctx context.Context, tenant, id string, s Status) error
+	// SetPassword replaces the password hash with hash and sets
+	// PasswordChangedAt to at. The replaced hash is pushed to the front of
+	// PasswordHistory, which is then cut to its newest keep entries (keep 0
+	// empties it).
+	SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error
+	// RehashPassword replaces the password hash with newHash only if the
+	// stored hash is still oldHash; otherwise it returns ErrConflict and
+	// changes nothing. History and PasswordChangedAt are left alone.
+	RehashPassword(ctx context.Context, tenant, id, oldHash, newHash string) error
+	// RecordLogin sets LastLoginAt to at and returns the user as stored
+	// after the update (so the caller sees a status changed concurrently).
+	RecordLogin(ctx context.Context, tenant, id string, at time.Time) (User, error)
+}
+
+// ThrottleStore counts authentication attempts per key (an account, a client
+// IP) and locks keys that fail too often. Each method is one atomic step, so
+// that N concurrent attempts never get more than Limit.Max reservations
+// between two locks, on one replica or many.
+//
+// Keys are opaque strings chosen by the caller. A key's record is forgotten
+// once it is neither locked nor has seen an attempt within Limit.ResetAfter,
+// so memory is bounded by the rate of attempts, not by the number of keys
+// ever seen; a permanently locked key is kept until Reset.
+type ThrottleStore interface {
+	// Reserve records one attempt for key at now, under lim, before the
+	// caller evaluates the credential. See Reservation for the result and
+	// Limit for the rules. A locked key is not counted again: attempts made
+	// during a lock never extend it.
+	Reserve(ctx context.Context, key string, now time.Time, lim Limit) (Reservation, error)
+	// Release gives back one reservation of key (the attempt succeeded and
+	// should not count as a failure); it never goes below zero and does not
+	// lift a lock. Releasing an unknown key is not an error.
+	Release(ctx context.Context, key string) error
+	// Reset forgets key entirely: failures, temporary and permanent lock.
+	// It is the success path for an account and the admin unlock.
+	// Resetting an unknown key is not an error.
+	Reset(ctx context.Context, key string) error
+	// Peek reports the state of key at now without changing it. An unknown
+	// or forgotten key has the zero State.
+	Peek(ctx context.Context, key string, now time.Time, lim Limit) (State, error)
+}

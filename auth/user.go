@@ -1,0 +1,108 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Status is the lifecycle state of a user.
+type Status string
+
+const (
+	StatusActive      Status = "active"
+	StatusDeactivated Status = "deactivated"
+)
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool { return s == StatusActive || s == StatusDeactivated }
+
+// User is a person's account in one tenant, as stored.
+type User struct {
+	ID     string
+	Tenant string
+	// Email is canonical (see CanonicalEmail) and unique within the tenant.
+	Email  string
+	Name   string
+	Status Status
+	// PasswordHash is a PHC string ("" for a user without a password, e.g.
+	// one who signs in only through SSO).
+	PasswordHash string
+	// PasswordHistory holds earlier password hashes, newest first.
+	PasswordHistory   []string
+	PasswordChangedAt time.Time
+	CreatedAt         time.Time
+	LastLoginAt       time.Time // zero if never
+}
+
+// Errors returned by stores and by this package. Compare with errors.Is.
+var (
+	ErrNotFound       = errors.New("auth: not found")
+	ErrDuplicateEmail = errors.New("auth: email already in use in this tenant")
+	ErrDuplicateID    = errors.New("auth: duplicate user id")
+	ErrConflict       = errors.New("auth: changed concurrently")
+)
+
+// Field size limits, checked before anything is stored or hashed.
+const (
+	MaxEmailBytes = 254 // RFC 5321 path limit
+	MaxNameBytes  = 200
+	MaxIDBytes    = 128
+)
+
+// InputError reports a malformed or oversized field. It names the field and
+// the rule, never the value.
+type InputError struct {
+	Field  string
+	Reason string
+}
+
+func (e *InputError) Error() string {
+	return fmt.Sprintf("auth: invalid %s: %s", e.Field, e.Reason)
+}
+
+// CanonicalEmail returns the canonical form of an email address: trimmed of
+// surrounding white space and case-folded. It returns an *InputError if the
+// result is not a plain addr-spec (no display name, no angle brackets),
+// longer than MaxEmailBytes, or contains control characters.
+func CanonicalEmail(email string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(email))
+	switch {
+	case e == "":
+		return "", &InputError{Field: "email", Reason: "empty"}
+	case len(e) > MaxEmailBytes:
+		return "", &InputError{Field: "email", Reason: "too long"}
+	case !utf8.ValidString(e):
+		return "", &InputError{Field: "email", Reason: "not valid UTF-8"}
+	}
+	for _, r := range e {
+		if r < 0x20 || r == 0x7f || r == ' ' {
+			return "", &InputError{Field: "email", Reason: "contains space or control characters"}
+		}
+	}
+	a, err := mail.ParseAddress(e)
+	if err != nil || a.Name != "" || a.Address != e {
+		return "", &InputError{Field: "email", Reason: "not an email address"}
+	}
+	return e, nil
+}
+
+// CheckName validates a display name: at most MaxNameBytes of valid UTF-8
+// without control characters.
+func CheckName(name string) error {
+	if len(name) > MaxNameBytes {
+		return &InputError{Field: "name", Reason: "too long"}
+	}
+	if !utf8.ValidString(name) {
+		return &InputError{Field: "name", Reason: "not valid UTF-8"}
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return &InputError{Field: "name", Reason: "contains control characters"}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,92 @@
+package session
+
+import (
+	"encoding/base64"
+	"errors"
+	"time"
+)
+
+// Hash is the SHA-256 of a session token: the only form in which a token is
+// stored.
+type Hash [32]byte
+
+// IsZero reports whether h is the zero hash.
+func (h Hash) IsZero() bool { return h == Hash{} }
+
+// String returns h in base64url without padding; this is the session's
+// public identifier (ID), safe to show and log: it cannot be turned back
+// into the token.
+func (h Hash) String() string { return base64.RawURLEncoding.EncodeToString(h[:]) }
+
+// ParseID parses a session ID as returned by Hash.String. It returns
+// ErrInvalidToken for anything else.
+func ParseID(id string) (Hash, error) {
+	var h Hash
+	if len(id) != base64.RawURLEncoding.EncodedLen(len(h)) {
+		return Hash{}, ErrInvalidToken
+	}
+	n, err := base64.RawURLEncoding.Decode(h[:], []byte(id))
+	if err != nil || n != len(h) {
+		return Hash{}, ErrInvalidToken
+	}
+	return h, nil
+}
+
+// Session is one signed-in session of a user, as stored.
+type Session struct {
+	Hash        Hash
+	Tenant      string
+	UserID      string
+	CreatedAt   time.Time
+	LastSeen    time.Time
+	ExpiresAt   time.Time     // absolute end of life
+	IdleTimeout time.Duration // the session ends after this long without a request
+	IP          string
+	UserAgent   string
+	// Flags are set by the facade (for example "the password has expired");
+	// stores keep them as they are.
+	Flags uint32
+}
+
+// ID is the session's public identifier (see Hash.String).
+func (s Session) ID() string { return s.Hash.String() }
+
+// LiveAt reports whether s is live at t: before its absolute expiry and
+// within its idle timeout.
+func (s Session) LiveAt(t time.Time) bool {
+	return t.Before(s.ExpiresAt) && t.Before(s.LastSeen.Add(s.IdleTimeout))
+}
+
+// EndsAt is the time at which s stops being live if it sees no request.
+func (s Session) EndsAt() time.Time {
+	idle := s.LastSeen.Add(s.IdleTimeout)
+	if idle.Before(s.ExpiresAt) {
+		return idle
+	}
+	return s.ExpiresAt
+}
+
+// LimitPolicy says what happens when a user reaches the session limit.
+type LimitPolicy int
+
+const (
+	// EvictOldest ends the user's oldest sessions to make room (default).
+	EvictOldest LimitPolicy = iota
+	// RefuseNew refuses the new session.
+	RefuseNew
+)
+
+// Limit bounds the live sessions of one user.
+type Limit struct {
+	Max    int // 0 means no limit
+	Policy LimitPolicy
+}
+
+// Errors. Compare with errors.Is.
+var (
+	ErrNotFound     = errors.New("session: not found")
+	ErrExpired      = errors.New("session: expired")
+	ErrInvalidToken = errors.New("session: malformed token")
+	ErrLimit        = errors.New("session: session limit reached")
+	ErrDuplicate    = errors.New("session: duplicate session hash")
+)

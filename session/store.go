@@ -1,0 +1,47 @@
+package session
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps sessions by the SHA-256 hash of their token; the token itself
+// is never given to a store. Every method is one atomic step.
+//
+// A session is live at time t when t is before ExpiresAt and before
+// LastSeen+IdleTimeout. Stores may drop sessions that are no longer live.
+type Store interface {
+	// Create stores s and, in the same atomic step, enforces lim on the live
+	// sessions of s's user (Tenant, UserID) at s.CreatedAt. Sessions of the
+	// user that are not live are removed and do not count. When lim.Max > 0
+	// and the user already has lim.Max or more live sessions:
+	//   - with EvictOldest, the oldest (by CreatedAt, then by Hash) are
+	//     deleted so that exactly lim.Max remain with s, and are returned;
+	//   - with RefuseNew, ErrLimit is returned and nothing changes.
+	// Create returns ErrDuplicate, and changes nothing, if s.Hash exists.
+	Create(ctx context.Context, s Session, lim Limit) (evicted []Session, err error)
+	// Lookup returns the session with token hash h, or ErrNotFound. It may
+	// return a session that is no longer live; the caller checks.
+	Lookup(ctx context.Context, h Hash) (Session, error)
+	// Touch sets LastSeen of session h to seen if seen is later than the
+	// stored LastSeen (set if newer). ErrNotFound if there is no session h.
+	Touch(ctx context.Context, h Hash, seen time.Time) error
+	// Delete removes session h and returns it; ErrNotFound if absent.
+	Delete(ctx context.Context, h Hash) (Session, error)
+	// Rotate replaces session old by s in one step: afterwards old is gone
+	// and s is stored, or, on error, nothing changed. The user's session
+	// count is unchanged, so no limit applies. ErrNotFound if old is
+	// absent; ErrDuplicate if s.Hash exists.
+	Rotate(ctx context.Context, old Hash, s Session) error
+}
+
+// UserIndex finds and ends the sessions of one user.
+type UserIndex interface {
+	// ListByUser returns the live-or-not sessions stored for the user,
+	// oldest first (by CreatedAt, then Hash). Unknown user: empty, no error.
+	ListByUser(ctx context.Context, tenant, userID string) ([]Session, error)
+	// DeleteByUser removes every session of the user except the one whose
+	// hash is except (the zero Hash excepts none) and returns the removed
+	// sessions.
+	DeleteByUser(ctx context.Context, tenant, userID string, except Hash) ([]Session, error)
+}
