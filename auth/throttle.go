@@ -1,9 +1,15 @@
 package auth
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
+
+// ErrThrottleFull is returned by a ThrottleStore that has reached its
+// bound on live keys and cannot record an attempt for a new key. Callers
+// deny the attempt (fail closed).
+var ErrThrottleFull = errors.New("auth: throttle store full")
 
 // Limit is the throttling rule for one kind of key.
 //
@@ -13,7 +19,11 @@ import (
 // above zero, the lock that would be number PermanentAfter+1 is permanent
 // instead (until Reset). A key that has not been locked, and has had no
 // attempt for ResetAfter, is forgotten: its count and lock history start
-// again from zero.
+// again from zero. Time spent locked counts towards ResetAfter: a lock at
+// least as long as ResetAfter ends with the key forgotten, so the wait only
+// grows while locks are shorter than ResetAfter, and Validate refuses a
+// PermanentAfter whose last temporary lock would not be (the permanent
+// lock could never be reached).
 type Limit struct {
 	Max            int
 	ResetAfter     time.Duration
@@ -35,6 +45,8 @@ func (l Limit) Validate() error {
 		return &InvalidLimitError{Field: "MaxLockFor", Reason: "must be at least LockFor"}
 	case l.PermanentAfter < 0:
 		return &InvalidLimitError{Field: "PermanentAfter", Reason: "must not be negative"}
+	case l.PermanentAfter > 0 && l.lockDuration(l.PermanentAfter) >= l.ResetAfter:
+		return &InvalidLimitError{Field: "PermanentAfter", Reason: "is unreachable: lock number PermanentAfter must be shorter than ResetAfter"}
 	}
 	return nil
 }
@@ -49,9 +61,14 @@ func (e *InvalidLimitError) Error() string {
 }
 
 // lockDuration is the length of lock number n (from 1) under l.
+// Doubling stops at MaxLockFor, so it cannot overflow even when
+// MaxLockFor is close to the largest Duration.
 func (l Limit) lockDuration(n int) time.Duration {
 	d := l.LockFor
 	for i := 1; i < n && d < l.MaxLockFor; i++ {
+		if d > l.MaxLockFor/2 {
+			return l.MaxLockFor
+		}
 		d *= 2
 	}
 	return min(d, l.MaxLockFor)
@@ -106,6 +123,7 @@ func (l Limit) Apply(r Record, now time.Time) (Record, Reservation) {
 		r.Lockouts++
 		if l.PermanentAfter > 0 && r.Lockouts > l.PermanentAfter {
 			r.Permanent = true
+			r.LockedUntil = time.Time{} // no stale end of an earlier lock
 			res.Permanent = true
 		} else {
 			r.LockedUntil = now.Add(l.lockDuration(r.Lockouts))

@@ -6,6 +6,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -66,20 +67,26 @@ func (e *InputError) Error() string {
 
 // CanonicalEmail returns the canonical form of an email address: trimmed of
 // surrounding white space and case-folded. It returns an *InputError if the
-// result is not a plain addr-spec (no display name, no angle brackets),
-// longer than MaxEmailBytes, or contains control characters.
+// input is not valid UTF-8, or the result is not a plain addr-spec (no
+// display name, no angle brackets, no comments), is longer than
+// MaxEmailBytes, or contains white space, control or invisible formatting
+// characters (such as U+200B, U+2028 or U+202E).
 func CanonicalEmail(email string) (string, error) {
+	// Checked before case folding, which would turn each invalid byte into
+	// U+FFFD and make distinct inputs collide.
+	if !utf8.ValidString(email) {
+		return "", &InputError{Field: "email", Reason: "not valid UTF-8"}
+	}
 	e := strings.ToLower(strings.TrimSpace(email))
 	switch {
 	case e == "":
 		return "", &InputError{Field: "email", Reason: "empty"}
 	case len(e) > MaxEmailBytes:
 		return "", &InputError{Field: "email", Reason: "too long"}
-	case !utf8.ValidString(e):
-		return "", &InputError{Field: "email", Reason: "not valid UTF-8"}
 	}
 	for _, r := range e {
-		if r < 0x20 || r == 0x7f || r == ' ' {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) ||
+			unicode.In(r, unicode.Zl, unicode.Zp) {
 			return "", &InputError{Field: "email", Reason: "contains space or control characters"}
 		}
 	}
@@ -91,7 +98,10 @@ func CanonicalEmail(email string) (string, error) {
 }
 
 // CheckName validates a display name: at most MaxNameBytes of valid UTF-8
-// without control characters.
+// without control characters (C0, DEL and C1), line or paragraph
+// separators (U+2028, U+2029) or bidirectional overrides and isolates
+// (U+202A..U+202E, U+2066..U+2069), which could forge lines or reorder
+// text where the name is shown or logged.
 func CheckName(name string) error {
 	if len(name) > MaxNameBytes {
 		return &InputError{Field: "name", Reason: "too long"}
@@ -100,7 +110,8 @@ func CheckName(name string) error {
 		return &InputError{Field: "name", Reason: "not valid UTF-8"}
 	}
 	for _, r := range name {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp) ||
+			'\u202a' <= r && r <= '\u202e' || '\u2066' <= r && r <= '\u2069' {
 			return &InputError{Field: "name", Reason: "contains control characters"}
 		}
 	}

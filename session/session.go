@@ -19,14 +19,11 @@ func (h Hash) IsZero() bool { return h == Hash{} }
 func (h Hash) String() string { return base64.RawURLEncoding.EncodeToString(h[:]) }
 
 // ParseID parses a session ID as returned by Hash.String. It returns
-// ErrInvalidToken for anything else.
+// ErrInvalidToken for anything else, including the non-canonical spellings
+// (non-zero trailing bits) that encoding/base64 would accept.
 func ParseID(id string) (Hash, error) {
-	var h Hash
-	if len(id) != base64.RawURLEncoding.EncodedLen(len(h)) {
-		return Hash{}, ErrInvalidToken
-	}
-	n, err := base64.RawURLEncoding.Decode(h[:], []byte(id))
-	if err != nil || n != len(h) {
+	h, ok := decode32(id)
+	if !ok {
 		return Hash{}, ErrInvalidToken
 	}
 	return h, nil

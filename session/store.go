@@ -45,3 +45,15 @@ type UserIndex interface {
 	// sessions.
 	DeleteByUser(ctx context.Context, tenant, userID string, except Hash) ([]Session, error)
 }
+
+// LookupToucher is an optional capability of a Store, probed once by New.
+// A store that answers over the network implements it so that the
+// per-request check is one round trip.
+type LookupToucher interface {
+	// LookupTouch is Lookup followed, in the same atomic step, by
+	// Touch(h, now) when the session is live at now and its LastSeen is at
+	// least interval before now. It returns the session as it was before
+	// the touch, or ErrNotFound. A session that is not live at now is
+	// returned unchanged and not touched.
+	LookupTouch(ctx context.Context, h Hash, now time.Time, interval time.Duration) (Session, error)
+}

@@ -1,0 +1,207 @@
+package audit
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// Format is an export format.
+type Format int
+
+const (
+	// JSONLines writes one JSON object per line (https://jsonlines.org),
+	// with the keys listed in ExportColumns. time is RFC 3339 with
+	// nanoseconds in UTC, seq a number, meta an object ({} when empty),
+	// prev_mac and mac lowercase hex; every other value is a string.
+	// Control characters, quotes and U+2028/U+2029 inside values are
+	// escaped, so each event is exactly one line.
+	JSONLines Format = iota
+	// CSV writes RFC 4180 CSV: a header row of ExportColumns, then one
+	// record per event, with the same values as JSONLines (meta as a JSON
+	// object). Values containing commas, quotes, CR or LF are quoted, so CR
+	// and LF stay inside their cell. To defend spreadsheets against formula
+	// injection, a value starting with '=', '+', '-', '@', tab, CR or LF
+	// gets a leading apostrophe (').
+	CSV
+)
+
+// ExportColumns are the keys of a JSONLines export and the header of a CSV
+// export, in CSV column order.
+var ExportColumns = []string{
+	"id", "tenant", "seq", "time", "actor_kind", "actor_id", "actor_email",
+	"action", "target", "ip", "user_agent", "outcome", "reason", "meta",
+	"prev_mac", "mac",
+}
+
+// exportEvent is the JSONLines schema; keep it in step with ExportColumns.
+type exportEvent struct {
+	ID         string            `json:"id"`
+	Tenant     string            `json:"tenant"`
+	Seq        uint64            `json:"seq"`
+	Time       string            `json:"time"`
+	ActorKind  string            `json:"actor_kind"`
+	ActorID    string            `json:"actor_id"`
+	ActorEmail string            `json:"actor_email"`
+	Action     string            `json:"action"`
+	Target     string            `json:"target"`
+	IP         string            `json:"ip"`
+	UserAgent  string            `json:"user_agent"`
+	Outcome    string            `json:"outcome"`
+	Reason     string            `json:"reason"`
+	Meta       map[string]string `json:"meta"`
+	PrevMAC    string            `json:"prev_mac"`
+	MAC        string            `json:"mac"`
+}
+
+func toExport(e *Event) exportEvent {
+	meta := e.Meta
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	return exportEvent{
+		ID:         e.ID,
+		Tenant:     e.Tenant,
+		Seq:        e.Seq,
+		Time:       e.Time.UTC().Format(time.RFC3339Nano),
+		ActorKind:  string(e.Actor.Kind),
+		ActorID:    e.Actor.ID,
+		ActorEmail: e.Actor.Email,
+		Action:     string(e.Action),
+		Target:     e.Target,
+		IP:         e.IP,
+		UserAgent:  e.UserAgent,
+		Outcome:    string(e.Outcome),
+		Reason:     e.Reason,
+		Meta:       meta,
+		PrevMAC:    hex.EncodeToString(e.PrevMAC),
+		MAC:        hex.EncodeToString(e.MAC),
+	}
+}
+
+// Export writes every event of tenant that matches q's filters to w in
+// format f, in ascending Seq order, or descending when q.Desc. It pages
+// through the store and ignores q.Limit; q.After, if set, is where it
+// starts. An unknown format or invalid tenant gives an *InputError; a store
+// or write error is returned wrapped, and w may then hold a partial export.
+func (l *Log) Export(ctx context.Context, tenant string, q Query, w io.Writer, f Format) error {
+	if err := checkTenant(tenant); err != nil {
+		return err
+	}
+	var enc exporter
+	switch f {
+	case JSONLines:
+		enc = newJSONExporter(w)
+	case CSV:
+		enc = newCSVExporter(w)
+	default:
+		return &InputError{Field: "format", Rule: "unknown"}
+	}
+	q.Limit = MaxLimit
+	for {
+		events, err := l.store.Query(ctx, tenant, q)
+		if err != nil {
+			return fmt.Errorf("audit: exporting events: %w", err)
+		}
+		for i := range events {
+			if err := enc.write(&events[i]); err != nil {
+				return fmt.Errorf("audit: exporting events: %w", err)
+			}
+		}
+		if len(events) == 0 {
+			break
+		}
+		q.After = events[len(events)-1].Seq
+	}
+	if err := enc.flush(); err != nil {
+		return fmt.Errorf("audit: exporting events: %w", err)
+	}
+	return nil
+}
+
+type exporter interface {
+	write(e *Event) error
+	flush() error
+}
+
+type jsonExporter struct {
+	bw  *bufio.Writer
+	enc *json.Encoder
+}
+
+func newJSONExporter(w io.Writer) *jsonExporter {
+	bw := bufio.NewWriter(w)
+	return &jsonExporter{bw: bw, enc: json.NewEncoder(bw)}
+}
+
+// write encodes e and a newline. encoding/json escapes control characters
+// and U+2028/U+2029, so the line holds exactly one event.
+func (x *jsonExporter) write(e *Event) error { return x.enc.Encode(toExport(e)) }
+func (x *jsonExporter) flush() error         { return x.bw.Flush() }
+
+type csvExporter struct {
+	cw     *csv.Writer
+	header bool
+	rec    []string
+}
+
+func newCSVExporter(w io.Writer) *csvExporter {
+	return &csvExporter{cw: csv.NewWriter(w), rec: make([]string, len(ExportColumns))}
+}
+
+func (x *csvExporter) writeHeader() error {
+	x.header = true
+	return x.cw.Write(ExportColumns)
+}
+
+func (x *csvExporter) write(e *Event) error {
+	if !x.header {
+		if err := x.writeHeader(); err != nil {
+			return err
+		}
+	}
+	v := toExport(e)
+	meta, err := json.Marshal(v.Meta)
+	if err != nil {
+		return err
+	}
+	r := x.rec
+	r[0], r[1], r[2], r[3] = v.ID, v.Tenant, strconv.FormatUint(v.Seq, 10), v.Time
+	r[4], r[5], r[6] = v.ActorKind, v.ActorID, v.ActorEmail
+	r[7], r[8], r[9], r[10] = v.Action, v.Target, v.IP, v.UserAgent
+	r[11], r[12], r[13] = v.Outcome, v.Reason, string(meta)
+	r[14], r[15] = v.PrevMAC, v.MAC
+	for i := range r {
+		r[i] = csvSafe(r[i])
+	}
+	return x.cw.Write(r)
+}
+
+func (x *csvExporter) flush() error {
+	if !x.header { // an empty export still has its header
+		if err := x.writeHeader(); err != nil {
+			return err
+		}
+	}
+	x.cw.Flush()
+	return x.cw.Error()
+}
+
+// csvSafe defends a cell against formula injection: a spreadsheet would
+// evaluate a cell starting with one of these characters.
+func csvSafe(s string) string {
+	if s == "" {
+		return s
+	}
+	switch s[0] {
+	case '=', '+', '-', '@', '\t', '\r', '\n':
+		return "'" + s
+	}
+	return s
+}

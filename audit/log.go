@@ -1,0 +1,700 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits on what Record accepts and on what Query returns.
+const (
+	// MinKeySize is the minimum length of Config.Key in bytes.
+	MinKeySize = 32
+	// MaxFieldSize is the maximum length in bytes of each string field of
+	// an Event, and of each Meta key and value.
+	MaxFieldSize = 1024
+	// MaxMetaEntries is the maximum number of entries in Event.Meta.
+	MaxMetaEntries = 32
+	// DefaultMaxBatch is the default of Config.MaxBatch.
+	DefaultMaxBatch = 256
+	// DefaultLimit is the page size of a Query whose Limit is zero.
+	DefaultLimit = 100
+	// MaxLimit is the largest page a Query returns; stores cap Limit at it.
+	MaxLimit = 1000
+)
+
+const (
+	// maxAppendAttempts bounds how often one batch is rebuilt after
+	// ErrConflict.
+	maxAppendAttempts = 32
+	// maxVerifyAttempts bounds how often Verify starts over because a
+	// concurrent Purge moved the checkpoint.
+	maxVerifyAttempts = 10
+)
+
+// ErrTampered is returned by Purge when the events it would delete fail
+// verification.
+var ErrTampered = errors.New("audit: chain fails verification")
+
+// InputError reports an invalid event, query or Config. It names the field
+// and the rule broken, never the value.
+type InputError struct {
+	Field string // e.g. "Tenant", "Actor.Email", "Meta", "Config.Key"
+	Rule  string // e.g. "required", "longer than 1024 bytes"
+}
+
+func (e *InputError) Error() string {
+	return "audit: invalid " + e.Field + ": " + e.Rule
+}
+
+// Config configures a Log.
+type Config struct {
+	// Store keeps the events. Required.
+	Store Store
+	// Key is the HMAC-SHA256 key of the chains, at least MinKeySize bytes,
+	// provided by the host and kept apart from the store. Required. New
+	// copies it.
+	Key []byte
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+	// Rand is the source of event IDs (16 random bytes each, hex-encoded).
+	// Default crypto/rand.Reader. A Rand other than the default is read
+	// under a lock, so it need not be safe for concurrent use.
+	Rand io.Reader
+	// MaxBatch is the largest number of events committed in one
+	// Store.Append. Default DefaultMaxBatch.
+	MaxBatch int
+}
+
+// Log records, verifies, queries, exports and purges tenants' audit chains.
+// It is safe for concurrent use; see the package documentation.
+type Log struct {
+	store    Store
+	key      []byte
+	now      func() time.Time
+	rand     io.Reader
+	randMu   *sync.Mutex // nil for crypto/rand.Reader, which is concurrency-safe
+	maxBatch int
+	tenants  sync.Map  // tenant → *tenantState
+	macers   sync.Pool // *macer
+}
+
+// New returns a Log for cfg after checking it and filling the documented
+// defaults. A bad Config gives an *InputError.
+func New(cfg Config) (*Log, error) {
+	if cfg.Store == nil {
+		return nil, &InputError{Field: "Config.Store", Rule: "required"}
+	}
+	if len(cfg.Key) < MinKeySize {
+		return nil, &InputError{Field: "Config.Key", Rule: "shorter than " + strconv.Itoa(MinKeySize) + " bytes"}
+	}
+	if cfg.MaxBatch < 0 {
+		return nil, &InputError{Field: "Config.MaxBatch", Rule: "negative"}
+	}
+	l := &Log{
+		store:    cfg.Store,
+		key:      bytes.Clone(cfg.Key),
+		now:      cfg.Now,
+		rand:     cfg.Rand,
+		maxBatch: cfg.MaxBatch,
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	if l.rand == nil {
+		l.rand = rand.Reader
+	} else {
+		l.randMu = new(sync.Mutex)
+	}
+	if l.maxBatch == 0 {
+		l.maxBatch = DefaultMaxBatch
+	}
+	l.macers.New = func() any { return newMacer(l.key) }
+	return l, nil
+}
+
+// tenantState is a Log's per-tenant commit queue and cached chain head.
+type tenantState struct {
+	mu        sync.Mutex
+	queue     []*request // waiting to be committed, oldest first
+	busy      bool       // a goroutine is committing the queue
+	head      Link       // last link this Log appended or read; valid if headKnown
+	headKnown bool
+	lastTime  time.Time // latest Time this Log gave an event of the tenant
+}
+
+// request is one Record call waiting in a tenant's queue.
+type request struct {
+	ctx  context.Context
+	ev   Event         // prepared event; filled in by the committer
+	err  error         // set by the committer before done is closed
+	done chan struct{} // closed once ev or err is final
+}
+
+func (r *request) finish(e Event, err error) {
+	r.ev, r.err = e, err
+	close(r.done)
+}
+
+// finished reports whether r has been committed or failed.
+func (r *request) finished() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (l *Log) state(tenant string) *tenantState {
+	if ts, ok := l.tenants.Load(tenant); ok {
+		return ts.(*tenantState)
+	}
+	ts, _ := l.tenants.LoadOrStore(tenant, new(tenantState))
+	return ts.(*tenantState)
+}
+
+// Record validates e, fills in its ID, Seq, Time, PrevMAC and MAC (any
+// values the caller set there are replaced), appends it to its tenant's
+// chain and returns the stored event once the Store has durably accepted it.
+// The caller may report the action e records as done only after Record
+// returns a nil error.
+//
+// Validation: Tenant and Action are required; every string field (Tenant,
+// Actor.Kind, Actor.ID, Actor.Email, Action, Target, IP, UserAgent, Outcome,
+// Reason) and every Meta key and value is valid UTF-8 of at most
+// MaxFieldSize bytes; Meta keys are not empty and there are at most
+// MaxMetaEntries of them. Control characters are stored as they are:
+// escaping is the job of whoever renders or exports the log. A violation
+// gives an *InputError and stores nothing. Meta is copied.
+//
+// Concurrent Records of one tenant are committed together (group commit).
+// When another replica has appended meanwhile, the batch is rebuilt on the
+// new head and retried a bounded number of times; after that, or on any
+// other store error, every event of the batch fails with the error wrapped.
+// If ctx ends first, Record returns ctx's error and the event may or may not
+// have been stored.
+func (l *Log) Record(ctx context.Context, e Event) (Event, error) {
+	if err := ctx.Err(); err != nil {
+		return Event{}, err
+	}
+	if err := validateEvent(&e); err != nil {
+		return Event{}, err
+	}
+	id, err := l.newID()
+	if err != nil {
+		return Event{}, err
+	}
+	r := &request{
+		ctx: ctx,
+		ev: Event{
+			ID:        id,
+			Tenant:    e.Tenant,
+			Actor:     e.Actor,
+			Action:    e.Action,
+			Target:    e.Target,
+			IP:        e.IP,
+			UserAgent: e.UserAgent,
+			Outcome:   e.Outcome,
+			Reason:    e.Reason,
+			Meta:      copyMeta(e.Meta),
+		},
+		done: make(chan struct{}),
+	}
+	ts := l.state(e.Tenant)
+	ts.mu.Lock()
+	ts.queue = append(ts.queue, r)
+	lead := !ts.busy
+	ts.busy = true
+	ts.mu.Unlock()
+	if lead {
+		l.drain(ts, r)
+	}
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+	}
+	if r.finished() && r.err == nil {
+		return r.ev, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return Event{}, fmt.Errorf("audit: event not confirmed: %w", err)
+	}
+	return Event{}, r.err
+}
+
+// drain commits ts's queue batch by batch. The goroutine that finds the queue
+// idle leads: it commits until its own request own is done, then hands what
+// is left to a new goroutine so that its caller is not held up serving
+// others. own is nil in that goroutine, which drains until the queue is
+// empty. Only one goroutine drains a tenant at a time (ts.busy).
+//
+// If the store panics, the batch in flight fails, another goroutine carries
+// on with the queue, and the panic goes on up the caller's stack.
+func (l *Log) drain(ts *tenantState, own *request) {
+	m := l.macers.Get().(*macer)
+	defer l.macers.Put(m)
+	var batch []*request
+	defer func() {
+		if p := recover(); p != nil {
+			err := fmt.Errorf("audit: panic while storing events: %v", p)
+			for _, r := range batch {
+				if r != nil && !r.finished() {
+					r.finish(Event{}, err)
+				}
+			}
+			ts.mu.Lock()
+			ts.headKnown = false
+			more := len(ts.queue) > 0
+			ts.busy = more
+			ts.mu.Unlock()
+			if more {
+				go l.drain(ts, nil)
+			}
+			panic(p)
+		}
+	}()
+	for {
+		ts.mu.Lock()
+		if len(ts.queue) == 0 {
+			ts.busy = false
+			ts.mu.Unlock()
+			return
+		}
+		if own != nil && own.finished() {
+			ts.mu.Unlock()
+			go l.drain(ts, nil)
+			return
+		}
+		n := min(len(ts.queue), l.maxBatch)
+		batch = append(batch[:0], ts.queue[:n]...)
+		k := copy(ts.queue, ts.queue[n:])
+		clear(ts.queue[k:])
+		ts.queue = ts.queue[:k]
+		ts.mu.Unlock()
+		l.commit(ts, batch, m)
+		clear(batch)
+	}
+}
+
+// commit chains batch onto the tenant's head and appends it in one
+// Store.Append, retrying on ErrConflict, and finishes every request.
+func (l *Log) commit(ts *tenantState, batch []*request, m *macer) {
+	live := batch[:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.finish(Event{}, err) // its caller has gone; do not store it
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, release := batchContext(live)
+	defer release()
+	tenant := live[0].ev.Tenant
+	events := make([]Event, len(live))
+	var err error
+	for attempt := 1; ; attempt++ {
+		var head Link
+		head, err = l.head(ctx, ts, tenant)
+		if err != nil {
+			err = fmt.Errorf("audit: reading chain head: %w", err)
+			break
+		}
+		t := l.stamp(ts)
+		prev := head.MAC
+		for i, r := range live {
+			e := r.ev
+			e.Seq = head.Seq + uint64(i) + 1
+			e.Time = t
+			e.PrevMAC = bytes.Clone(prev)
+			e.MAC = m.eventMAC(&e)
+			prev = e.MAC
+			events[i] = e
+		}
+		err = l.store.Append(ctx, tenant, events)
+		if err == nil {
+			last := events[len(events)-1]
+			ts.mu.Lock()
+			ts.head, ts.headKnown = Link{Seq: last.Seq, MAC: bytes.Clone(last.MAC)}, true
+			ts.lastTime = t
+			ts.mu.Unlock()
+			for i, r := range live {
+				r.finish(events[i], nil)
+			}
+			return
+		}
+		// The cached head is wrong (conflict) or unknown (the append may
+		// have happened before the error): reload it next time.
+		ts.mu.Lock()
+		ts.headKnown = false
+		ts.mu.Unlock()
+		if !errors.Is(err, ErrConflict) {
+			err = fmt.Errorf("audit: appending events: %w", err)
+			break
+		}
+		if attempt == maxAppendAttempts {
+			err = fmt.Errorf("audit: appending events: gave up after %d attempts: %w", attempt, err)
+			break
+		}
+		if err = backoff(ctx, attempt); err != nil {
+			err = fmt.Errorf("audit: appending events: %w", err)
+			break
+		}
+	}
+	for _, r := range live {
+		r.finish(Event{}, err)
+	}
+}
+
+// backoff waits a little before attempt+1, growing with attempt, so that
+// competing replicas fall out of step.
+func backoff(ctx context.Context, attempt int) error {
+	if attempt < 2 {
+		return nil
+	}
+	d := min(time.Duration(attempt)*100*time.Microsecond, 5*time.Millisecond)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// head returns the tenant's chain head, from the cache or the store.
+func (l *Log) head(ctx context.Context, ts *tenantState, tenant string) (Link, error) {
+	ts.mu.Lock()
+	head, ok := ts.head, ts.headKnown
+	ts.mu.Unlock()
+	if ok {
+		return head, nil
+	}
+	head, err := l.store.Head(ctx, tenant)
+	if err != nil {
+		return Link{}, err
+	}
+	ts.mu.Lock()
+	ts.head, ts.headKnown = Link{Seq: head.Seq, MAC: bytes.Clone(head.MAC)}, true
+	ts.mu.Unlock()
+	return head, nil
+}
+
+// stamp returns the Time for the next batch of ts: now, in chain form, but
+// never before the last Time this Log gave the tenant.
+func (l *Log) stamp(ts *tenantState) time.Time {
+	t := chainTime(l.now())
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if t.Before(ts.lastTime) {
+		t = ts.lastTime
+	}
+	return t
+}
+
+// batchContext returns the context for storing batch: it carries the values
+// of the first request's context and is cancelled only once every caller in
+// the batch has given up, so that one caller's cancellation never fails the
+// others' events.
+func batchContext(batch []*request) (context.Context, func()) {
+	base := context.WithoutCancel(batch[0].ctx)
+	for _, r := range batch {
+		if r.ctx.Done() == nil { // this caller never gives up
+			return base, func() {}
+		}
+	}
+	ctx, cancel := context.WithCancel(base)
+	var mu sync.Mutex
+	remaining := len(batch)
+	stops := make([]func() bool, len(batch))
+	for i, r := range batch {
+		stops[i] = context.AfterFunc(r.ctx, func() {
+			mu.Lock()
+			remaining--
+			last := remaining == 0
+			mu.Unlock()
+			if last {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
+}
+
+func (l *Log) newID() (string, error) {
+	var b [16]byte
+	if l.randMu != nil {
+		l.randMu.Lock()
+		defer l.randMu.Unlock()
+	}
+	if _, err := io.ReadFull(l.rand, b[:]); err != nil {
+		return "", fmt.Errorf("audit: reading random bytes: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+func copyMeta(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func checkField(name, v string) error {
+	if len(v) > MaxFieldSize {
+		return &InputError{Field: name, Rule: "longer than " + strconv.Itoa(MaxFieldSize) + " bytes"}
+	}
+	if !utf8.ValidString(v) {
+		return &InputError{Field: name, Rule: "not valid UTF-8"}
+	}
+	return nil
+}
+
+func validateEvent(e *Event) error {
+	if e.Tenant == "" {
+		return &InputError{Field: "Tenant", Rule: "required"}
+	}
+	if e.Action == "" {
+		return &InputError{Field: "Action", Rule: "required"}
+	}
+	for _, f := range [...]struct{ name, v string }{
+		{"Tenant", e.Tenant},
+		{"Actor.Kind", string(e.Actor.Kind)},
+		{"Actor.ID", e.Actor.ID},
+		{"Actor.Email", e.Actor.Email},
+		{"Action", string(e.Action)},
+		{"Target", e.Target},
+		{"IP", e.IP},
+		{"UserAgent", e.UserAgent},
+		{"Outcome", string(e.Outcome)},
+		{"Reason", e.Reason},
+	} {
+		if err := checkField(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	if len(e.Meta) > MaxMetaEntries {
+		return &InputError{Field: "Meta", Rule: "more than " + strconv.Itoa(MaxMetaEntries) + " entries"}
+	}
+	for k, v := range e.Meta {
+		if k == "" {
+			return &InputError{Field: "Meta key", Rule: "empty"}
+		}
+		if err := checkField("Meta key", k); err != nil {
+			return err
+		}
+		if err := checkField("Meta value", v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkTenant(tenant string) error {
+	if tenant == "" {
+		return &InputError{Field: "tenant", Rule: "required"}
+	}
+	return checkField("tenant", tenant)
+}
+
+// Report is the result of Verify.
+type Report struct {
+	OK       bool
+	Checked  int    // events verified
+	FirstBad uint64 // Seq of the first broken event (0 if OK)
+	// Reason says why FirstBad is broken: "bad checkpoint", "sequence gap"
+	// (an event is missing or out of place), "tenant mismatch", "prev mac
+	// mismatch", "mac mismatch", or "missing events" (the chain ends before
+	// the head this Log appended). Empty if OK.
+	Reason string
+	// Head is the last link verified: the newest event when OK, otherwise
+	// the one before FirstBad (the checkpoint's link, or the zero Link, when
+	// there is none).
+	Head Link
+}
+
+// Verify walks tenant's chain from its checkpoint to its newest event,
+// paging through Store.Query, and checks the checkpoint's MAC and every
+// event's Seq, tenant, PrevMAC and MAC. It reports the first broken Seq in
+// the Report; it returns an error only when the store fails or tenant is
+// invalid. It also reports "missing events" when the chain ends before the
+// last event this Log appended for tenant (truncation).
+//
+// A Purge running at the same time moves the checkpoint; when the walk
+// fails and the checkpoint has moved, Verify starts over, a bounded number of
+// times.
+func (l *Log) Verify(ctx context.Context, tenant string) (Report, error) {
+	if err := checkTenant(tenant); err != nil {
+		return Report{}, err
+	}
+	var known uint64 // events up to known were stored by this Log
+	if v, ok := l.tenants.Load(tenant); ok {
+		ts := v.(*tenantState)
+		ts.mu.Lock()
+		if ts.headKnown {
+			known = ts.head.Seq
+		}
+		ts.mu.Unlock()
+	}
+	for attempt := 1; ; attempt++ {
+		rep, cp, err := l.walk(ctx, tenant, nil)
+		if err != nil {
+			return Report{}, err
+		}
+		if !rep.OK && attempt < maxVerifyAttempts {
+			now, err := l.store.Checkpoint(ctx, tenant)
+			if err != nil {
+				return Report{}, fmt.Errorf("audit: reading checkpoint: %w", err)
+			}
+			if !now.equal(&cp) {
+				continue // purged meanwhile: start again from the new checkpoint
+			}
+		}
+		if rep.OK && rep.Head.Seq < known {
+			rep.OK, rep.FirstBad, rep.Reason = false, rep.Head.Seq+1, reasonMissingEvents
+		}
+		return rep, nil
+	}
+}
+
+// walk verifies tenant's chain from its checkpoint, which it returns. When
+// stop is not nil, the walk ends, successfully, before the first event for
+// which stop returns true.
+func (l *Log) walk(ctx context.Context, tenant string, stop func(*Event) bool) (Report, Checkpoint, error) {
+	m := l.macers.Get().(*macer)
+	defer l.macers.Put(m)
+	cp, err := l.store.Checkpoint(ctx, tenant)
+	if err != nil {
+		return Report{}, cp, fmt.Errorf("audit: reading checkpoint: %w", err)
+	}
+	if !cp.isZero() && !m.validCheckpoint(tenant, &cp) {
+		return Report{FirstBad: max(cp.Seq, 1), Reason: reasonBadCheckpoint}, cp, nil
+	}
+	rep := Report{Head: Link{Seq: cp.Seq, MAC: cp.MAC}}
+	for {
+		events, err := l.store.Query(ctx, tenant, Query{After: rep.Head.Seq, Limit: MaxLimit})
+		if err != nil {
+			return Report{}, cp, fmt.Errorf("audit: reading events: %w", err)
+		}
+		for i := range events {
+			e := &events[i]
+			if stop != nil && stop(e) {
+				rep.OK = true
+				return rep, cp, nil
+			}
+			if reason := m.checkLink(tenant, rep.Head, e); reason != "" {
+				rep.FirstBad, rep.Reason = rep.Head.Seq+1, reason
+				return rep, cp, nil
+			}
+			rep.Head = Link{Seq: e.Seq, MAC: e.MAC}
+			rep.Checked++
+		}
+		if len(events) == 0 {
+			rep.OK = true
+			return rep, cp, nil
+		}
+	}
+}
+
+// Page is one page of a Query.
+type Page struct {
+	Events []Event
+	// Next is the cursor for q.After of the next page, 0 if there is none.
+	Next uint64
+}
+
+// Query returns one page of tenant's events matching q (see Query for the
+// filters): at most q.Limit events, DefaultLimit when q.Limit is zero, capped
+// at MaxLimit. A negative Limit gives an *InputError. To read the next page,
+// set q.After to Page.Next. Query does not verify the chain; Verify does.
+func (l *Log) Query(ctx context.Context, tenant string, q Query) (Page, error) {
+	if err := checkTenant(tenant); err != nil {
+		return Page{}, err
+	}
+	if q.Limit < 0 {
+		return Page{}, &InputError{Field: "Limit", Rule: "negative"}
+	}
+	limit := q.Limit
+	if limit == 0 {
+		limit = DefaultLimit
+	}
+	limit = min(limit, MaxLimit)
+	// Ask for one more than the page to learn whether another page
+	// follows; a full page of MaxLimit needs a second, one-event probe.
+	q.Limit = min(limit+1, MaxLimit)
+	events, err := l.store.Query(ctx, tenant, q)
+	if err != nil {
+		return Page{}, fmt.Errorf("audit: querying events: %w", err)
+	}
+	var page Page
+	switch {
+	case len(events) > limit:
+		events = events[:limit]
+		page.Next = events[limit-1].Seq
+	case len(events) == MaxLimit:
+		q.After, q.Limit = events[len(events)-1].Seq, 1
+		more, err := l.store.Query(ctx, tenant, q)
+		if err != nil {
+			return Page{}, fmt.Errorf("audit: querying events: %w", err)
+		}
+		if len(more) > 0 {
+			page.Next = q.After
+		}
+	}
+	page.Events = events
+	return page, nil
+}
+
+// Purge applies retention to tenant: it deletes the oldest events, up to but
+// not including the first event whose Time is not before before, and leaves
+// a Checkpoint in their place, with a CheckpointMAC, so that Verify still
+// passes. It returns the number of events purged (0, and no change, when
+// none is older than before).
+//
+// Purge first verifies the events it deletes and refuses with ErrTampered
+// if they fail. A store error is returned wrapped; ErrConflict means another
+// replica purged further meanwhile.
+func (l *Log) Purge(ctx context.Context, tenant string, before time.Time) (int, error) {
+	if err := checkTenant(tenant); err != nil {
+		return 0, err
+	}
+	rep, old, err := l.walk(ctx, tenant, func(e *Event) bool { return !e.Time.Before(before) })
+	if err != nil {
+		return 0, err
+	}
+	if !rep.OK {
+		return 0, fmt.Errorf("%w: seq %d: %s", ErrTampered, rep.FirstBad, rep.Reason)
+	}
+	if rep.Head.Seq == old.Seq {
+		return 0, nil
+	}
+	cp := Checkpoint{Seq: rep.Head.Seq, MAC: bytes.Clone(rep.Head.MAC), At: chainTime(l.now())}
+	m := l.macers.Get().(*macer)
+	cp.CheckpointMAC = m.checkpointMAC(tenant, &cp)
+	l.macers.Put(m)
+	if err := l.store.Purge(ctx, tenant, cp); err != nil {
+		return 0, fmt.Errorf("audit: purging events: %w", err)
+	}
+	return int(cp.Seq - old.Seq), nil
+}

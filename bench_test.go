@@ -1,0 +1,206 @@
+package guard_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"net/http/httptest"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"testing"
+	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/session"
+	"github.com/guardhq/guard/store/memstore"
+)
+
+const liveSessions = 100_000
+
+// seedSessions stores n live sessions directly (logging in 100,000 times
+// would only measure argon2id) and returns their tokens.
+func seedSessions(b *testing.B, s session.Store, now time.Time, n int) []string {
+	b.Helper()
+	tokens := make([]string, n)
+	for i := range n {
+		var raw [32]byte
+		rand.Read(raw[:])
+		tok := base64.RawURLEncoding.EncodeToString(raw[:])
+		h, err := session.ParseToken(tok)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, err = s.Create(context.Background(), session.Session{Hash: h, Tenant: tenantID, UserID: fmt.Sprintf("u%06d", i),
+			CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(7 * 24 * time.Hour), IdleTimeout: 24 * time.Hour}, session.Limit{Max: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens[i] = tok
+	}
+	return tokens
+}
+
+// BenchmarkAuthenticate is the per-request path: session cookie → token
+// decode → SHA-256 → session lookup → idle/absolute check, with 100,000
+// live sessions in memstore.
+func BenchmarkAuthenticate(b *testing.B) {
+	mem := memstore.New()
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	g, err := guard.New(guard.Config{Stores: mem.Stores(), AuditKey: auditKey, Hasher: fastHasher, Now: func() time.Time { return now }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tokens := seedSessions(b, mem.Sessions, now, liveSessions)
+	reqs := make([]*httptest.ResponseRecorder, 0)
+	_ = reqs
+	r := httptest.NewRequest("GET", "/", nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		r.Header["Cookie"] = []string{"theme=dark; __Host-guard=" + tokens[i%len(tokens)]}
+		if _, err := g.AuthenticateRequest(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAuthenticateFloor does only what any server-side session check
+// must: base64url decode, SHA-256, a plain map lookup and the expiry
+// comparison, over 100,000 entries. BenchmarkAuthenticate is compared to it.
+func BenchmarkAuthenticateFloor(b *testing.B) {
+	type entry struct{ lastSeen, expires time.Time }
+	m := make(map[[32]byte]entry, liveSessions)
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	cookies := make([]string, liveSessions)
+	for i := range liveSessions {
+		var raw [32]byte
+		rand.Read(raw[:])
+		m[sha256.Sum256(raw[:])] = entry{now, now.Add(time.Hour)}
+		cookies[i] = "theme=dark; __Host-guard=" + base64.RawURLEncoding.EncodeToString(raw[:])
+	}
+	const prefix = len("theme=dark; __Host-guard=")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		var raw [32]byte
+		tok := cookies[i%len(cookies)][prefix:]
+		if _, err := base64.RawURLEncoding.Decode(raw[:], []byte(tok)); err != nil {
+			b.Fatal(err)
+		}
+		e, ok := m[sha256.Sum256(raw[:])]
+		if !ok || !now.Before(e.expires) || !now.Before(e.lastSeen.Add(24*time.Hour)) {
+			b.Fatal("miss")
+		}
+	}
+}
+
+// defaultParamsFixture is a Guard with the default argon2id parameters
+// (m=19 MiB, t=2, p=1) and one user.
+func defaultParamsFixture(b *testing.B) (*guard.Guard, *memstore.Store) {
+	mem := memstore.New()
+	g, err := guard.New(guard.Config{Stores: mem.Stores(), AuditKey: auditKey, Defaults: guard.Policy{SessionLimit: 100}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := g.CreateTenant(ctx, guard.System("b"), tenantID, "Acme", guard.Policy{}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := g.CreateUser(ctx, guard.System("b"), guard.NewUser{Tenant: tenantID, Email: "alice@example.com", Password: ownerPW}); err != nil {
+		b.Fatal(err)
+	}
+	return g, mem
+}
+
+// BenchmarkLogin is a whole password login with default parameters: it
+// should cost one argon2id verification plus under 2 % (compare with
+// BenchmarkLoginHashOnly).
+func BenchmarkLogin(b *testing.B) {
+	g, _ := defaultParamsFixture(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := g.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: "alice@example.com", Password: ownerPW, IP: "203.0.113.5"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLoginHashOnly is the argon2id verification a login performs,
+// alone, with the same parameters.
+func BenchmarkLoginHashOnly(b *testing.B) {
+	h, err := auth.NewHasher(auth.HasherConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	phc, _ := h.Hash(ctx, ownerPW)
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, _, _ := h.Verify(ctx, ownerPW, phc); !ok {
+			b.Fatal("no match")
+		}
+	}
+}
+
+// peakHeap runs f while sampling the live heap every millisecond and
+// returns the highest value seen.
+func peakHeap(f func()) uint64 {
+	runtime.GC()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	var peak uint64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(sample)
+			peak = max(peak, sample[0].Value.Uint64())
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	f()
+	close(done)
+	wg.Wait()
+	return peak
+}
+
+// floodLogins runs n concurrent logins with default argon2id parameters.
+func floodLogins(tb testing.TB, g *guard.Guard, n int) {
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pw := ownerPW
+			if i%2 == 1 {
+				pw = "a wrong password"
+			}
+			g.Login(context.Background(), guard.LoginRequest{Tenant: tenantID, Email: "alice@example.com", Password: pw})
+		}()
+	}
+	wg.Wait()
+}
+
+// BenchmarkLoginFlood runs 200 concurrent logins with the default
+// parameters and reports the peak live heap: the hashing semaphore keeps
+// it near GOMAXPROCS × 19 MiB instead of 200 × 19 MiB.
+func BenchmarkLoginFlood(b *testing.B) {
+	g, _ := defaultParamsFixture(b)
+	var peak uint64
+	for b.Loop() {
+		peak = max(peak, peakHeap(func() { floodLogins(b, g, 200) }))
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+}

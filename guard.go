@@ -1,0 +1,199 @@
+package guard
+
+import (
+	"crypto/rand"
+	"io"
+	"time"
+
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/session"
+)
+
+// Stores are the storage interfaces the facade consumes. A backend package
+// (store/memstore, …) returns a filled Stores; fields may also come from
+// different backends (for example sessions and throttling in Redis,
+// everything else in PostgreSQL).
+type Stores struct {
+	Users        auth.UserStore
+	UserUpdates  auth.UserUpdater
+	Throttle     auth.ThrottleStore
+	Sessions     session.Store
+	SessionIndex session.UserIndex
+	Audit        audit.Store
+	Tenants      TenantStore
+}
+
+func (s Stores) validate() error {
+	switch {
+	case s.Users == nil:
+		return &PolicyError{Field: "Stores.Users", Reason: "is required"}
+	case s.UserUpdates == nil:
+		return &PolicyError{Field: "Stores.UserUpdates", Reason: "is required"}
+	case s.Throttle == nil:
+		return &PolicyError{Field: "Stores.Throttle", Reason: "is required"}
+	case s.Sessions == nil:
+		return &PolicyError{Field: "Stores.Sessions", Reason: "is required"}
+	case s.SessionIndex == nil:
+		return &PolicyError{Field: "Stores.SessionIndex", Reason: "is required"}
+	case s.Audit == nil:
+		return &PolicyError{Field: "Stores.Audit", Reason: "is required"}
+	case s.Tenants == nil:
+		return &PolicyError{Field: "Stores.Tenants", Reason: "is required"}
+	}
+	return nil
+}
+
+// Config configures a Guard. Only Stores and AuditKey are required; every
+// other field has the documented default.
+type Config struct {
+	Stores Stores
+	// AuditKey is the HMAC key of the tamper-evident audit chain, at least
+	// 32 bytes, kept secret by the host (rotate by starting a new chain).
+	AuditKey []byte
+
+	// Defaults is the policy of every tenant for the fields its own policy
+	// leaves zero. Its zero fields default to: SessionLimit 1, IdleTimeout
+	// 24 h, SessionLifetime 7 days, PasswordMinLength 8, no history, no
+	// maximum age.
+	Defaults Policy
+	// Hasher configures password hashing (argon2id m=19 MiB, t=2, p=1 and
+	// at most GOMAXPROCS hashes at once by default).
+	Hasher auth.HasherConfig
+	// PasswordMaxLength in code points (default 128, at least 64).
+	PasswordMaxLength int
+	// AccountLimit throttles failed logins per account: default 5 failures,
+	// then locks of 1, 2, 4, 8 and at most 15 minutes; failures are
+	// forgotten 15 minutes after the last one. PermanentAfter is off.
+	AccountLimit auth.Limit
+	// IPLimit throttles failed logins per client IP across all accounts:
+	// default 50 failures, then locks of 5 minutes doubling up to an hour;
+	// forgotten an hour after the last one.
+	IPLimit auth.Limit
+	// TouchInterval: a session's last-seen time is written at most this
+	// often (default one minute).
+	TouchInterval time.Duration
+	// PolicyCacheTTL is how long a tenant's policy is cached per Guard
+	// (default 500 ms, so a change made on one replica is in force on all
+	// within a second). Negative disables the cache.
+	PolicyCacheTTL time.Duration
+	// CookieName of the session cookie (default "__Host-guard"). The cookie
+	// is always Secure, HttpOnly, SameSite=Lax, Path=/.
+	CookieName string
+
+	// Now and Rand are injectable for tests (default time.Now, crypto/rand).
+	Now  func() time.Time
+	Rand io.Reader
+}
+
+// Defaults applied by New.
+var (
+	DefaultAccountLimit = auth.Limit{Max: 5, ResetAfter: 15 * time.Minute, LockFor: time.Minute, MaxLockFor: 15 * time.Minute}
+	DefaultIPLimit      = auth.Limit{Max: 50, ResetAfter: time.Hour, LockFor: 5 * time.Minute, MaxLockFor: time.Hour}
+	defaultPolicy       = Policy{SessionLimit: 1, OnSessionLimit: EndOldestSession, IdleTimeout: 24 * time.Hour, SessionLifetime: 7 * 24 * time.Hour, PasswordMinLength: 8}
+)
+
+// Guard is the facade: it orchestrates the auth, session and audit packages
+// and is the one place that writes audit events. It is safe for concurrent
+// use; create one per process with New.
+type Guard struct {
+	stores   Stores
+	now      func() time.Time
+	rand     io.Reader
+	defaults Policy
+	maxLen   int
+	acctLim  auth.Limit
+	ipLim    auth.Limit
+	cookie   string
+
+	hasher   *auth.Hasher
+	sessions *session.Manager
+	audit    *audit.Log
+	policies *policyCache
+}
+
+// New validates cfg, fills its defaults and returns a Guard.
+func New(cfg Config) (*Guard, error) {
+	if err := cfg.Stores.validate(); err != nil {
+		return nil, err
+	}
+	if len(cfg.AuditKey) < 32 {
+		return nil, &PolicyError{Field: "AuditKey", Reason: "must be at least 32 bytes"}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if err := cfg.Defaults.Validate(); err != nil {
+		return nil, err
+	}
+	defaults := cfg.Defaults.withDefaults(defaultPolicy)
+	if cfg.AccountLimit == (auth.Limit{}) {
+		cfg.AccountLimit = DefaultAccountLimit
+	}
+	if cfg.IPLimit == (auth.Limit{}) {
+		cfg.IPLimit = DefaultIPLimit
+	}
+	if err := cfg.AccountLimit.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.IPLimit.Validate(); err != nil {
+		return nil, err
+	}
+	pw := auth.Policy{MinLength: defaults.PasswordMinLength, MaxLength: cfg.PasswordMaxLength}
+	if err := pw.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.PasswordMaxLength == 0 {
+		cfg.PasswordMaxLength = 128
+	}
+	if cfg.CookieName == "" {
+		cfg.CookieName = "__Host-guard"
+	}
+	if cfg.PolicyCacheTTL == 0 {
+		cfg.PolicyCacheTTL = 500 * time.Millisecond
+	}
+	if cfg.Hasher.Rand == nil {
+		cfg.Hasher.Rand = cfg.Rand
+	}
+	hasher, err := auth.NewHasher(cfg.Hasher)
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := session.New(session.Config{
+		Store:         cfg.Stores.Sessions,
+		Index:         cfg.Stores.SessionIndex,
+		Now:           cfg.Now,
+		Rand:          cfg.Rand,
+		IdleTimeout:   defaults.IdleTimeout,
+		Lifetime:      defaults.SessionLifetime,
+		Limit:         defaults.sessionLimit(),
+		TouchInterval: cfg.TouchInterval,
+	})
+	if err != nil {
+		return nil, err
+	}
+	log, err := audit.New(audit.Config{Store: cfg.Stores.Audit, Key: cfg.AuditKey, Now: cfg.Now, Rand: cfg.Rand})
+	if err != nil {
+		return nil, err
+	}
+	return &Guard{
+		stores:   cfg.Stores,
+		now:      cfg.Now,
+		rand:     cfg.Rand,
+		defaults: defaults,
+		maxLen:   cfg.PasswordMaxLength,
+		acctLim:  cfg.AccountLimit,
+		ipLim:    cfg.IPLimit,
+		cookie:   cfg.CookieName,
+		hasher:   hasher,
+		sessions: sessions,
+		audit:    log,
+		policies: newPolicyCache(cfg.Stores.Tenants, cfg.PolicyCacheTTL, cfg.Now),
+	}, nil
+}
+
+// Audit returns the tenant audit log, for queries, export and verification.
+func (g *Guard) Audit() *audit.Log { return g.audit }

@@ -1,0 +1,183 @@
+// Package guardtest is the conformance suite of the facade's own store
+// interface, guard.TenantStore. Every backend runs it:
+//
+//	func TestTenants(t *testing.T) { guardtest.Run(t, func(t *testing.T) guard.TenantStore { return newStore(t) }) }
+package guardtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	guard "github.com/guardhq/guard"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+
+func tenant(id string) guard.Tenant {
+	return guard.Tenant{ID: id, Name: "Tenant " + id, Version: 1, CreatedAt: t0,
+		Policy: guard.Policy{SessionLimit: 2, IdleTimeout: time.Hour, PasswordMinLength: 12, PasswordHistory: 3,
+			PasswordMaxAge: 90 * 24 * time.Hour, OnSessionLimit: guard.RefuseNewSession, SessionLifetime: 48 * time.Hour}}
+}
+
+func equal(a, b guard.Tenant) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.Version == b.Version && a.CreatedAt.Equal(b.CreatedAt) && a.Policy == b.Policy
+}
+
+// Run checks every contract of guard.TenantStore on fresh stores.
+func Run(t *testing.T, newStore func(t *testing.T) guard.TenantStore) {
+	ctx := context.Background()
+	t.Run("CreateAndGetRoundTrip", func(t *testing.T) {
+		s := newStore(t)
+		want := tenant("acme")
+		if err := s.CreateTenant(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Tenant(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equal(got, want) {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+	})
+	t.Run("CreateDuplicateIsErrTenantExists", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.CreateTenant(ctx, tenant("acme")); err != nil {
+			t.Fatal(err)
+		}
+		other := tenant("acme")
+		other.Name = "Other"
+		if err := s.CreateTenant(ctx, other); !errors.Is(err, guard.ErrTenantExists) {
+			t.Fatalf("duplicate create: %v, want ErrTenantExists", err)
+		}
+		got, _ := s.Tenant(ctx, "acme")
+		if got.Name != "Tenant acme" {
+			t.Fatalf("duplicate create changed the tenant: %+v", got)
+		}
+	})
+	t.Run("UnknownTenantIsErrTenantNotFound", func(t *testing.T) {
+		s := newStore(t)
+		if _, err := s.Tenant(ctx, "nope"); !errors.Is(err, guard.ErrTenantNotFound) {
+			t.Fatalf("Tenant: %v", err)
+		}
+		if _, err := s.SetPolicy(ctx, "nope", guard.Policy{}, 1); !errors.Is(err, guard.ErrTenantNotFound) {
+			t.Fatalf("SetPolicy: %v", err)
+		}
+	})
+	t.Run("SetPolicyReplacesAndIncrementsVersion", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.CreateTenant(ctx, tenant("acme")); err != nil {
+			t.Fatal(err)
+		}
+		p := guard.Policy{SessionLimit: 5}
+		v, err := s.SetPolicy(ctx, "acme", p, 1)
+		if err != nil || v != 2 {
+			t.Fatalf("SetPolicy = %d, %v; want 2, nil", v, err)
+		}
+		got, _ := s.Tenant(ctx, "acme")
+		if got.Policy != p || got.Version != 2 {
+			t.Fatalf("after SetPolicy: %+v", got)
+		}
+	})
+	t.Run("SetPolicyStaleVersionIsErrConflict", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.CreateTenant(ctx, tenant("acme")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SetPolicy(ctx, "acme", guard.Policy{SessionLimit: 5}, 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SetPolicy(ctx, "acme", guard.Policy{SessionLimit: 9}, 1); !errors.Is(err, guard.ErrConflict) {
+			t.Fatalf("stale SetPolicy: %v, want ErrConflict", err)
+		}
+		got, _ := s.Tenant(ctx, "acme")
+		if got.Policy.SessionLimit != 5 || got.Version != 2 {
+			t.Fatalf("stale SetPolicy changed the tenant: %+v", got)
+		}
+	})
+	t.Run("ListTenantsOrderedAndPaged", func(t *testing.T) {
+		s := newStore(t)
+		for _, id := range []string{"c", "a", "e", "b", "d"} {
+			if err := s.CreateTenant(ctx, tenant(id)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		page, err := s.ListTenants(ctx, "", 2)
+		if err != nil || len(page) != 2 || page[0].ID != "a" || page[1].ID != "b" {
+			t.Fatalf("first page: %v %v", ids(page), err)
+		}
+		page, err = s.ListTenants(ctx, "b", 10)
+		if err != nil || fmt.Sprint(ids(page)) != "[c d e]" {
+			t.Fatalf("after b: %v %v", ids(page), err)
+		}
+	})
+}
+
+func ids(ts []guard.Tenant) []string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.ID)
+	}
+	return out
+}
+
+// RunConcurrent checks the atomicity contracts under concurrent use.
+func RunConcurrent(t *testing.T, newStore func(t *testing.T) guard.TenantStore) {
+	ctx := context.Background()
+	t.Run("ConcurrentSetPolicyOneWinnerPerVersion", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.CreateTenant(ctx, tenant("acme")); err != nil {
+			t.Fatal(err)
+		}
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := s.SetPolicy(ctx, "acme", guard.Policy{SessionLimit: i + 1}, 1)
+				switch {
+				case err == nil:
+					wins.Add(1)
+				case !errors.Is(err, guard.ErrConflict):
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("%d writers won version 1, want exactly 1", wins.Load())
+		}
+		got, _ := s.Tenant(ctx, "acme")
+		if got.Version != 2 {
+			t.Fatalf("version %d, want 2", got.Version)
+		}
+	})
+	t.Run("ConcurrentCreateOneWinner", func(t *testing.T) {
+		s := newStore(t)
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := s.CreateTenant(ctx, tenant("acme"))
+				switch {
+				case err == nil:
+					wins.Add(1)
+				case !errors.Is(err, guard.ErrTenantExists):
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("%d creators won, want exactly 1", wins.Load())
+		}
+	})
+}

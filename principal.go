@@ -1,0 +1,92 @@
+package guard
+
+import (
+	"context"
+
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/session"
+)
+
+// PrincipalKind says who a Principal is.
+type PrincipalKind uint8
+
+const (
+	// KindUser is a person signed in with a session.
+	KindUser PrincipalKind = iota + 1
+	// KindSystem is the host application itself (bootstrap, jobs); it may
+	// act on any tenant. Build one with System.
+	KindSystem
+)
+
+// Principal is who makes a request: a signed-in user, or the system.
+type Principal struct {
+	Kind    PrincipalKind
+	Tenant  string
+	UserID  string
+	Session session.Hash // zero for the system
+	Flags   uint32       // the session's flags (FlagPasswordExpired…)
+	// IP and UserAgent of the request, for audit events.
+	IP        string
+	UserAgent string
+}
+
+// Session flags.
+const (
+	// FlagPasswordExpired marks a session whose login used a password
+	// older than the tenant's PasswordMaxAge: the host should send the user
+	// to change it.
+	FlagPasswordExpired uint32 = 1 << iota
+)
+
+// System returns the principal of the host application, with a label that
+// is recorded as the actor of audit events (e.g. "bootstrap", "cron").
+func System(label string) Principal {
+	return Principal{Kind: KindSystem, UserID: label}
+}
+
+// SessionID is the public identifier of the principal's session ("" for the system).
+func (p Principal) SessionID() string {
+	if p.Session.IsZero() {
+		return ""
+	}
+	return p.Session.String()
+}
+
+// PasswordExpired reports whether the principal's login used an expired password.
+func (p Principal) PasswordExpired() bool { return p.Flags&FlagPasswordExpired != 0 }
+
+func (p Principal) actor() audit.Actor {
+	if p.Kind == KindSystem {
+		return audit.Actor{Kind: audit.ActorSystem, ID: p.UserID}
+	}
+	return audit.Actor{Kind: audit.ActorUser, ID: p.UserID}
+}
+
+// mayAdminister reports whether p may act on tenant: the system always, a
+// user only inside its own tenant. (Role checks arrive with rbac.)
+func (p Principal) mayAdminister(tenant string) bool {
+	switch p.Kind {
+	case KindSystem:
+		return true
+	case KindUser:
+		return p.Tenant == tenant
+	}
+	return false
+}
+
+type principalKey struct{}
+
+// PrincipalFrom returns the principal that Middleware stored in ctx.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(*Principal)
+	if !ok || p == nil {
+		return Principal{}, false
+	}
+	return *p, true
+}
+
+// WithPrincipal returns a copy of ctx carrying p; Middleware uses it, and
+// tests of host handlers may too.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, &p)
+}

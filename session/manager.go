@@ -1,0 +1,449 @@
+package session
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Defaults filled in by New.
+const (
+	DefaultIdleTimeout   = 24 * time.Hour
+	DefaultLifetime      = 7 * 24 * time.Hour
+	DefaultTouchInterval = time.Minute
+)
+
+// Bounds on the strings of a session.
+const (
+	MaxIDLen        = 128 // Tenant and UserID, in bytes
+	MaxIPLen        = 64  // Options.IP is cut to this many bytes
+	MaxUserAgentLen = 512 // Options.UserAgent is cut to this many bytes
+)
+
+// Config configures a Manager. Zero fields take the documented defaults.
+type Config struct {
+	// Store keeps the sessions (required).
+	Store Store
+	// Index lists and ends the sessions of one user (required); usually
+	// the same value as Store.
+	Index UserIndex
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+	// Rand is the source of token bytes (default crypto/rand.Reader). It
+	// must be a cryptographically secure generator.
+	Rand io.Reader
+	// IdleTimeout ends a session after this long without a request
+	// (default 24 h).
+	IdleTimeout time.Duration
+	// Lifetime is the absolute life of a session, whatever its activity
+	// (default 7 days). It may be shorter than IdleTimeout.
+	Lifetime time.Duration
+	// Limit bounds the live sessions of one user (default one session,
+	// EvictOldest). A zero Max means the default of 1 unless Unlimited is
+	// set.
+	Limit Limit
+	// Unlimited lifts the default limit: users may have any number of
+	// sessions. Limit.Max must then be 0.
+	Unlimited bool
+	// TouchInterval: a session's LastSeen is written at most this often
+	// (default one minute, or IdleTimeout/2 if that is shorter). It must be
+	// shorter than IdleTimeout. A session whose own idle timeout is shorter
+	// than twice TouchInterval is touched every IdleTimeout/2 instead, so
+	// that activity always keeps it alive.
+	TouchInterval time.Duration
+}
+
+// ConfigError reports an unacceptable Config field.
+type ConfigError struct {
+	Field, Reason string
+}
+
+func (e *ConfigError) Error() string { return "session: invalid Config." + e.Field + ": " + e.Reason }
+
+// InputError reports an unacceptable argument (a tenant, a user ID, an
+// Options field). It names the field and never echoes its value.
+type InputError struct {
+	Field, Reason string
+}
+
+func (e *InputError) Error() string { return "session: invalid " + e.Field + ": " + e.Reason }
+
+// Manager issues, checks, rotates and ends sessions on a Store. It is safe
+// for concurrent use; every invariant (the session limit above all) is
+// enforced by the Store in one atomic step.
+type Manager struct {
+	store     Store
+	index     UserIndex
+	now       func() time.Time
+	rand      io.Reader
+	idle      time.Duration
+	life      time.Duration
+	limit     Limit
+	touchEach time.Duration
+}
+
+// New validates cfg, fills its defaults and returns a Manager. A bad field
+// is reported as a *ConfigError.
+func New(cfg Config) (*Manager, error) {
+	switch {
+	case cfg.Store == nil:
+		return nil, &ConfigError{Field: "Store", Reason: "is required"}
+	case cfg.Index == nil:
+		return nil, &ConfigError{Field: "Index", Reason: "is required"}
+	case cfg.IdleTimeout < 0:
+		return nil, &ConfigError{Field: "IdleTimeout", Reason: "must not be negative"}
+	case cfg.Lifetime < 0:
+		return nil, &ConfigError{Field: "Lifetime", Reason: "must not be negative"}
+	case cfg.TouchInterval < 0:
+		return nil, &ConfigError{Field: "TouchInterval", Reason: "must not be negative"}
+	case cfg.Unlimited && cfg.Limit.Max != 0:
+		return nil, &ConfigError{Field: "Limit.Max", Reason: "must be 0 when Unlimited is set"}
+	}
+	if field, reason := cfg.Limit.check(); field != "" {
+		return nil, &ConfigError{Field: "Limit." + field, Reason: reason}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout)
+	cfg.Lifetime = cmp.Or(cfg.Lifetime, DefaultLifetime)
+	if cfg.Limit.Max == 0 && !cfg.Unlimited {
+		cfg.Limit.Max = 1
+	}
+	if cfg.TouchInterval == 0 {
+		cfg.TouchInterval = min(DefaultTouchInterval, cfg.IdleTimeout/2)
+	}
+	if cfg.TouchInterval >= cfg.IdleTimeout {
+		return nil, &ConfigError{Field: "TouchInterval", Reason: "must be shorter than IdleTimeout"}
+	}
+	return &Manager{
+		store:     cfg.Store,
+		index:     cfg.Index,
+		now:       cfg.Now,
+		rand:      cfg.Rand,
+		idle:      cfg.IdleTimeout,
+		life:      cfg.Lifetime,
+		limit:     cfg.Limit,
+		touchEach: cfg.TouchInterval,
+	}, nil
+}
+
+// check returns the field of l that is not acceptable and why, or "".
+func (l Limit) check() (field, reason string) {
+	switch {
+	case l.Max < 0:
+		return "Max", "must not be negative"
+	case l.Policy != EvictOldest && l.Policy != RefuseNew:
+		return "Policy", "is unknown"
+	}
+	return "", ""
+}
+
+// Options are the settings of one new session. Zero fields take the
+// Manager's defaults.
+type Options struct {
+	// Tenant and UserID name the user (required; at most MaxIDLen bytes of
+	// UTF-8 without control characters).
+	Tenant, UserID string
+	// IP and UserAgent describe the client, for the user's list of
+	// sessions. They are cut to MaxIPLen and MaxUserAgentLen bytes at a
+	// character boundary; invalid UTF-8 is replaced by U+FFFD.
+	IP, UserAgent string
+	// IdleTimeout and Lifetime override the Manager's (for example from a
+	// tenant's policy); they must not be negative.
+	IdleTimeout, Lifetime time.Duration
+	// Limit overrides the Manager's session limit; nil takes it. A non-nil
+	// Limit with Max 0 means no limit.
+	Limit *Limit
+	// Flags are stored with the session as they are.
+	Flags uint32
+}
+
+func (o *Options) validate() error {
+	if err := checkUser(o.Tenant, o.UserID); err != nil {
+		return err
+	}
+	switch {
+	case o.IdleTimeout < 0:
+		return &InputError{Field: "Options.IdleTimeout", Reason: "must not be negative"}
+	case o.Lifetime < 0:
+		return &InputError{Field: "Options.Lifetime", Reason: "must not be negative"}
+	}
+	if o.Limit != nil {
+		if field, reason := o.Limit.check(); field != "" {
+			return &InputError{Field: "Options.Limit." + field, Reason: reason}
+		}
+	}
+	return nil
+}
+
+// checkUser returns an *InputError if tenant or userID is not acceptable.
+func checkUser(tenant, userID string) error {
+	if r := checkID(tenant); r != "" {
+		return &InputError{Field: "tenant", Reason: r}
+	}
+	if r := checkID(userID); r != "" {
+		return &InputError{Field: "user ID", Reason: r}
+	}
+	return nil
+}
+
+func checkID(s string) string {
+	switch {
+	case s == "":
+		return "is required"
+	case len(s) > MaxIDLen:
+		return fmt.Sprintf("is longer than %d bytes", MaxIDLen)
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	}
+	for _, r := range s {
+		if r < 0x20 || (r >= 0x7f && r < 0xa0) {
+			return "contains a control character"
+		}
+	}
+	return ""
+}
+
+// clip returns s as valid UTF-8 of at most n bytes, cut at a character
+// boundary.
+func clip(s string, n int) string {
+	if len(s) > n {
+		s = s[:runeStart(s, n)]
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+		if len(s) > n {
+			s = s[:runeStart(s, n)]
+		}
+	}
+	return s
+}
+
+// runeStart backs i off to the start of the character that holds s[i]
+// (at most utf8.UTFMax-1 bytes; invalid bytes are dealt with afterwards).
+func runeStart(s string, i int) int {
+	for j := 1; j < utf8.UTFMax && i > 0 && !utf8.RuneStart(s[i]); j++ {
+		i--
+	}
+	return i
+}
+
+// timestamp is the current time as stored: UTC, to the microsecond, which
+// every backend keeps exactly.
+func (m *Manager) timestamp() time.Time { return m.now().UTC().Truncate(time.Microsecond) }
+
+// Create starts a session for o's user and returns its token (give it to
+// the client; it is not kept anywhere), the session as stored, and the
+// sessions the limit evicted, oldest first. With RefuseNew and the user at
+// the limit it returns ErrLimit and nothing changes.
+func (m *Manager) Create(ctx context.Context, o Options) (token string, s Session, evicted []Session, err error) {
+	if err := o.validate(); err != nil {
+		return "", Session{}, nil, err
+	}
+	lim := m.limit
+	if o.Limit != nil {
+		lim = *o.Limit
+	}
+	token, h, err := generateToken(m.rand)
+	if err != nil {
+		return "", Session{}, nil, fmt.Errorf("session: reading random bytes: %w", err)
+	}
+	now := m.timestamp()
+	s = Session{
+		Hash:        h,
+		Tenant:      o.Tenant,
+		UserID:      o.UserID,
+		CreatedAt:   now,
+		LastSeen:    now,
+		ExpiresAt:   now.Add(cmp.Or(o.Lifetime, m.life)),
+		IdleTimeout: cmp.Or(o.IdleTimeout, m.idle),
+		IP:          clip(o.IP, MaxIPLen),
+		UserAgent:   clip(o.UserAgent, MaxUserAgentLen),
+		Flags:       o.Flags,
+	}
+	evicted, err = m.store.Create(ctx, s, lim)
+	if err != nil {
+		return "", Session{}, nil, storeErr("create", err)
+	}
+	return token, s, evicted, nil
+}
+
+// Authenticate returns the live session behind token. It returns
+// ErrInvalidToken for a malformed token, ErrNotFound for one that names no
+// session, and ErrExpired for a session past its idle timeout or lifetime
+// (which it then deletes, best effort). Any other error is a store failure
+// and the request must be denied. When the session was last written
+// TouchInterval ago or more, its LastSeen is advanced to now first. Without
+// that write, Authenticate allocates nothing beyond what the Store does.
+func (m *Manager) Authenticate(ctx context.Context, token string) (Session, error) {
+	h, err := ParseToken(token)
+	if err != nil {
+		return Session{}, err
+	}
+	return m.AuthenticateHash(ctx, h)
+}
+
+// AuthenticateHash is Authenticate for a token already parsed with
+// ParseToken.
+func (m *Manager) AuthenticateHash(ctx context.Context, h Hash) (Session, error) {
+	s, now, err := m.lookupLive(ctx, h)
+	if err != nil {
+		return Session{}, err
+	}
+	every := m.touchEach
+	if half := s.IdleTimeout / 2; half < every {
+		every = half
+	}
+	if now.Sub(s.LastSeen) >= every {
+		seen := now.UTC().Truncate(time.Microsecond)
+		if err := m.store.Touch(ctx, h, seen); err != nil {
+			return Session{}, storeErr("touch", err)
+		}
+		if seen.After(s.LastSeen) {
+			s.LastSeen = seen
+		}
+	}
+	return s, nil
+}
+
+// lookupLive returns the session h if it is live now, and now.
+func (m *Manager) lookupLive(ctx context.Context, h Hash) (Session, time.Time, error) {
+	s, err := m.store.Lookup(ctx, h)
+	if err != nil {
+		return Session{}, time.Time{}, storeErr("lookup", err)
+	}
+	now := m.now()
+	if !s.LiveAt(now) {
+		_, _ = m.store.Delete(ctx, h)
+		return Session{}, time.Time{}, ErrExpired
+	}
+	return s, now, nil
+}
+
+// Rotate replaces the live session behind token by a new one with a new
+// token, as after a sign-in step or a change of privilege: the user,
+// tenant, creation and expiry times, idle timeout, IP and user agent are
+// kept, LastSeen becomes now and Flags become flags. The old token stops
+// working in the same step. Errors are those of Authenticate, plus
+// ErrNotFound if the session ended meanwhile.
+func (m *Manager) Rotate(ctx context.Context, token string, flags uint32) (newToken string, s Session, err error) {
+	h, err := ParseToken(token)
+	if err != nil {
+		return "", Session{}, err
+	}
+	s, _, err = m.lookupLive(ctx, h)
+	if err != nil {
+		return "", Session{}, err
+	}
+	newToken, nh, err := generateToken(m.rand)
+	if err != nil {
+		return "", Session{}, fmt.Errorf("session: reading random bytes: %w", err)
+	}
+	s.Hash = nh
+	if now := m.timestamp(); now.After(s.LastSeen) {
+		s.LastSeen = now
+	}
+	s.Flags = flags
+	if err := m.store.Rotate(ctx, h, s); err != nil {
+		return "", Session{}, storeErr("rotate", err)
+	}
+	return newToken, s, nil
+}
+
+// Revoke ends the session behind token (sign-out), live or not, and returns
+// it. ErrInvalidToken for a malformed token, ErrNotFound if there is no
+// such session.
+func (m *Manager) Revoke(ctx context.Context, token string) (Session, error) {
+	h, err := ParseToken(token)
+	if err != nil {
+		return Session{}, err
+	}
+	s, err := m.store.Delete(ctx, h)
+	if err != nil {
+		return Session{}, storeErr("delete", err)
+	}
+	return s, nil
+}
+
+// RevokeID ends the session with public identifier id (Session.ID) of the
+// given user and returns it. It returns ErrNotFound unless that session
+// exists and belongs to tenant and userID, ErrInvalidToken for a malformed
+// id, and an *InputError for a malformed tenant or user ID.
+func (m *Manager) RevokeID(ctx context.Context, tenant, userID, id string) (Session, error) {
+	if err := checkUser(tenant, userID); err != nil {
+		return Session{}, err
+	}
+	h, err := ParseID(id)
+	if err != nil {
+		return Session{}, err
+	}
+	// Hashes are never reused, so the session found here is the one
+	// deleted below (or it is gone and Delete says so).
+	s, err := m.store.Lookup(ctx, h)
+	if err != nil {
+		return Session{}, storeErr("lookup", err)
+	}
+	if s.Tenant != tenant || s.UserID != userID {
+		return Session{}, ErrNotFound
+	}
+	s, err = m.store.Delete(ctx, h)
+	if err != nil {
+		return Session{}, storeErr("delete", err)
+	}
+	return s, nil
+}
+
+// RevokeUser ends every session of the user except the one with hash
+// except (the zero Hash spares none), as after a password change or a
+// deactivation, and returns the ended sessions.
+func (m *Manager) RevokeUser(ctx context.Context, tenant, userID string, except Hash) ([]Session, error) {
+	if err := checkUser(tenant, userID); err != nil {
+		return nil, err
+	}
+	ended, err := m.index.DeleteByUser(ctx, tenant, userID, except)
+	if err != nil {
+		return nil, storeErr("delete by user", err)
+	}
+	return ended, nil
+}
+
+// List returns the user's live sessions, oldest first.
+func (m *Manager) List(ctx context.Context, tenant, userID string) ([]Session, error) {
+	if err := checkUser(tenant, userID); err != nil {
+		return nil, err
+	}
+	all, err := m.index.ListByUser(ctx, tenant, userID)
+	if err != nil {
+		return nil, storeErr("list by user", err)
+	}
+	now := m.now()
+	live := all[:0]
+	for _, s := range all {
+		if s.LiveAt(now) {
+			live = append(live, s)
+		}
+	}
+	return live, nil
+}
+
+// storeErr passes this package's sentinel errors through and wraps any
+// other store error, so that a failure is never mistaken for a clean
+// answer such as ErrNotFound.
+func storeErr(op string, err error) error {
+	for _, e := range [...]error{ErrNotFound, ErrLimit, ErrDuplicate} {
+		if errors.Is(err, e) {
+			return e
+		}
+	}
+	return fmt.Errorf("session: store %s: %w", op, err)
+}

@@ -1,0 +1,1036 @@
+// Package sessiontest checks that a session store keeps the contract of
+// session.Store and session.UserIndex. Every backend's tests call Run and
+// RunConcurrent:
+//
+//	func TestSessions(t *testing.T) {
+//		sessiontest.Run(t, func(t *testing.T) sessiontest.Store { return memstore.NewSessions() })
+//	}
+//
+// Each sentence of the interfaces' doc comments has a named subtest. Every
+// subtest asks newStore for a fresh, empty store and needs nothing else
+// from it. The suite never reads the clock: sessions carry fixed times in
+// the year 2099, so a store that drops expired sessions by its own clock
+// (a Redis TTL, for example) keeps them for the length of the test, and a
+// store that checks liveness against its own clock instead of
+// s.CreatedAt fails.
+package sessiontest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/guardhq/guard/session"
+)
+
+// Store is what a session backend implements.
+type Store interface {
+	session.Store
+	session.UserIndex
+}
+
+// base is the suite's "now": fixed, with sub-second digits down to the
+// microsecond, and in the future (see the package doc).
+var base = time.Date(2099, 1, 1, 9, 0, 0, 123456000, time.UTC)
+
+const (
+	week = 7 * 24 * time.Hour
+	day  = 24 * time.Hour
+)
+
+var (
+	unlimited = session.Limit{}
+	evict     = func(n int) session.Limit { return session.Limit{Max: n, Policy: session.EvictOldest} }
+	refuse    = func(n int) session.Limit { return session.Limit{Max: n, Policy: session.RefuseNew} }
+)
+
+// hashOf returns a fixed hash for label, so failures name sessions by label.
+func hashOf(label string) session.Hash { return sha256.Sum256([]byte("sessiontest:" + label)) }
+
+// mk returns a session of tenant/user created (and last seen) at created,
+// live for a week with a day's idle timeout.
+func mk(label, tenant, user string, created time.Time) session.Session {
+	return session.Session{
+		Hash:        hashOf(label),
+		Tenant:      tenant,
+		UserID:      user,
+		CreatedAt:   created,
+		LastSeen:    created,
+		ExpiresAt:   created.Add(week),
+		IdleTimeout: day,
+		IP:          "192.0.2.1",
+		UserAgent:   "sessiontest " + label,
+	}
+}
+
+// Run runs the conformance tests of session.Store and session.UserIndex
+// against the stores that newStore returns, one fresh empty store per
+// subtest.
+func Run(t *testing.T, newStore func(t *testing.T) Store) {
+	t.Helper()
+	for _, g := range []struct {
+		name  string
+		tests []test
+	}{
+		{"Create", createTests},
+		{"Lookup", lookupTests},
+		{"Touch", touchTests},
+		{"Delete", deleteTests},
+		{"Rotate", rotateTests},
+		{"ListByUser", listTests},
+		{"DeleteByUser", deleteByUserTests},
+		{"Tenants", tenantTests},
+	} {
+		t.Run(g.name, func(t *testing.T) {
+			for _, tc := range g.tests {
+				t.Run(tc.name, func(t *testing.T) {
+					tc.run(t, &checker{t: t, st: newStore(t)})
+				})
+			}
+		})
+	}
+}
+
+type test struct {
+	name string
+	run  func(t *testing.T, c *checker)
+}
+
+var createTests = []test{
+	{"RoundTripEveryField", func(t *testing.T, c *checker) {
+		// Times in a zone other than UTC, to the microsecond: the store
+		// must keep the instant (compared with Equal).
+		zone := time.FixedZone("UTC+05:30", 5*3600+30*60)
+		created := base.In(zone).Add(987 * time.Microsecond)
+		s := session.Session{
+			Hash:        hashOf("round-trip"),
+			Tenant:      "tenant-ü",
+			UserID:      "user-1",
+			CreatedAt:   created,
+			LastSeen:    created.Add(3*time.Minute + 7*time.Microsecond),
+			ExpiresAt:   created.Add(12*time.Hour + 1*time.Microsecond),
+			IdleTimeout: 90*time.Minute + 250*time.Millisecond,
+			IP:          "2001:db8::1",
+			UserAgent:   "Mozilla/5.0 (X11; Linux x86_64) Élan/1.0 \u2603",
+			Flags:       0xdeadbeef,
+		}
+		if ev := c.create(s, evict(1)); len(ev) != 0 {
+			t.Errorf("Create of the first session evicted %d sessions", len(ev))
+		}
+		c.wantStored(s)
+		c.wantList("t", "u", nil)
+		c.wantList(s.Tenant, s.UserID, []session.Session{s})
+	}},
+	{"KeyedByHash", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		b := mk("b", "t", "u", base)
+		b.IP = "198.51.100.7"
+		c.create(a, unlimited)
+		c.create(b, unlimited)
+		c.wantStored(a)
+		c.wantStored(b)
+	}},
+	{"Duplicate", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		b := mk("b", "t", "u", base.Add(time.Minute))
+		c.create(a, unlimited)
+		c.create(b, unlimited)
+		// Same hash, same user, with a limit that would evict a.
+		dup := mk("a", "t", "u", base.Add(time.Hour))
+		dup.Flags = 7
+		c.createErr(dup, evict(1), session.ErrDuplicate)
+		// Same hash, another user.
+		other := mk("a", "t", "v", base.Add(time.Hour))
+		c.createErr(other, evict(1), session.ErrDuplicate)
+		c.wantStored(a)
+		c.wantStored(b)
+		c.wantList("t", "u", []session.Session{a, b})
+		c.wantList("t", "v", nil)
+	}},
+	{"UnderLimitEvictsNothing", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		b := mk("b", "t", "u", base.Add(time.Minute))
+		n := mk("n", "t", "u", base.Add(2*time.Minute))
+		c.create(a, evict(3))
+		c.create(b, evict(3))
+		if ev := c.create(n, evict(3)); len(ev) != 0 {
+			t.Errorf("Create under the limit evicted %s", ids(ev))
+		}
+		c.create(mk("r", "t", "u", base.Add(3*time.Minute)), refuse(4))
+		c.wantList("t", "u", []session.Session{a, b, n, mk("r", "t", "u", base.Add(3*time.Minute))})
+	}},
+	{"EvictOldestOne", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		b := mk("b", "t", "u", base.Add(time.Minute))
+		c.create(a, evict(1))
+		c.wantSessions("evicted", c.create(b, evict(1)), []session.Session{a})
+		c.wantGone(a.Hash)
+		c.wantList("t", "u", []session.Session{b})
+	}},
+	{"EvictOldestReturnsExactlyTheOldest", func(t *testing.T, c *checker) {
+		var all []session.Session
+		for i := range 5 {
+			all = append(all, mk(fmt.Sprint("s", i), "t", "u", base.Add(time.Duration(i)*time.Minute)))
+		}
+		// Created out of order: eviction goes by CreatedAt, not by arrival.
+		for _, i := range []int{3, 0, 4, 1, 2} {
+			c.create(all[i], unlimited)
+		}
+		n := mk("new", "t", "u", base.Add(time.Hour))
+		c.wantSessions("evicted", c.create(n, evict(3)), all[:3])
+		for _, s := range all[:3] {
+			c.wantGone(s.Hash)
+		}
+		c.wantList("t", "u", []session.Session{all[3], all[4], n})
+	}},
+	{"EvictOldestTieBrokenByHash", func(t *testing.T, c *checker) {
+		var same []session.Session
+		for i := range 4 {
+			same = append(same, mk(fmt.Sprint("tie", i), "t", "u", base))
+		}
+		newest := mk("later", "t", "u", base.Add(time.Second))
+		older := mk("older", "t", "u", base.Add(-time.Second))
+		for _, s := range append([]session.Session{newest, older}, same...) {
+			c.create(s, unlimited)
+		}
+		sorted := slices.Clone(same)
+		slices.SortFunc(sorted, func(a, b session.Session) int { return bytes.Compare(a.Hash[:], b.Hash[:]) })
+		// 6 stored, limit 3 with the new one: the 4 oldest go, "older"
+		// first (earliest CreatedAt), then 3 of the ties in hash order.
+		n := mk("n", "t", "u", base.Add(time.Hour))
+		want := append([]session.Session{older}, sorted[:3]...)
+		c.wantSessions("evicted", c.create(n, evict(3)), want)
+		c.wantList("t", "u", []session.Session{sorted[3], newest, n})
+	}},
+	{"EvictOldestKeepsNewSession", func(t *testing.T, c *checker) {
+		// The new session stays even if its CreatedAt is earlier than
+		// those already stored: exactly lim.Max remain with s.
+		a := mk("a", "t", "u", base.Add(time.Hour))
+		c.create(a, unlimited)
+		n := mk("n", "t", "u", base)
+		c.wantSessions("evicted", c.create(n, evict(1)), []session.Session{a})
+		c.wantList("t", "u", []session.Session{n})
+	}},
+	{"RefuseNewChangesNothing", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		b := mk("b", "t", "u", base.Add(time.Minute))
+		c.create(a, refuse(2))
+		c.create(b, refuse(2))
+		n := mk("n", "t", "u", base.Add(time.Hour))
+		c.createErr(n, refuse(2), session.ErrLimit)
+		c.createErr(n, refuse(1), session.ErrLimit)
+		c.wantGone(n.Hash)
+		c.wantStored(a)
+		c.wantStored(b)
+		c.wantList("t", "u", []session.Session{a, b})
+		// Under the limit RefuseNew admits the session.
+		c.create(n, refuse(3))
+		c.wantList("t", "u", []session.Session{a, b, n})
+	}},
+	{"NonLiveNotCounted", func(t *testing.T, c *checker) {
+		now := base.Add(2 * day)
+		idle := mk("idle", "t", "u", base)
+		idle.LastSeen = now.Add(-idle.IdleTimeout) // idle timeout ends exactly at now
+		abs := mk("abs", "t", "u", base)
+		abs.ExpiresAt = now // absolute expiry exactly at now
+		c.create(idle, unlimited)
+		c.create(abs, unlimited)
+		n := mk("n", "t", "u", now)
+		if ev := c.create(n, refuse(1)); len(ev) != 0 {
+			t.Errorf("Create evicted %s; sessions that are not live must not count", ids(ev))
+		}
+	}},
+	{"LiveCountedToTheMicrosecond", func(t *testing.T, c *checker) {
+		now := base.Add(2 * day)
+		idle := mk("idle", "t", "u", base)
+		idle.LastSeen = now.Add(-idle.IdleTimeout + time.Microsecond)
+		c.create(idle, unlimited)
+		c.createErr(mk("n", "t", "u", now), refuse(1), session.ErrLimit)
+		abs := mk("abs", "t", "v", base)
+		abs.LastSeen = now.Add(-time.Hour)
+		abs.ExpiresAt = now.Add(time.Microsecond)
+		c.create(abs, unlimited)
+		c.createErr(mk("m", "t", "v", now), refuse(1), session.ErrLimit)
+	}},
+	{"NonLiveRemoved", func(t *testing.T, c *checker) {
+		now := base.Add(2 * day)
+		idle := mk("idle", "t", "u", base)
+		idle.IdleTimeout = time.Hour
+		abs := mk("abs", "t", "u", base)
+		abs.ExpiresAt = base.Add(time.Hour)
+		live := mk("live", "t", "u", now.Add(-time.Minute))
+		for _, s := range []session.Session{idle, abs, live} {
+			c.create(s, unlimited)
+		}
+		// EvictOldest evicts (and returns) only the live one; the others
+		// are removed without being returned.
+		n := mk("n", "t", "u", now)
+		c.wantSessions("evicted", c.create(n, evict(1)), []session.Session{live})
+		c.wantGone(idle.Hash)
+		c.wantGone(abs.Hash)
+		c.wantList("t", "u", []session.Session{n})
+	}},
+	{"NonLiveRemovedWithoutLimit", func(t *testing.T, c *checker) {
+		now := base.Add(2 * day)
+		abs := mk("abs", "t", "u", base)
+		abs.ExpiresAt = base.Add(time.Hour)
+		other := mk("other", "t", "v", base) // another user: not touched
+		other.ExpiresAt = base.Add(time.Hour)
+		c.create(abs, unlimited)
+		c.create(other, unlimited)
+		n := mk("n", "t", "u", now)
+		if ev := c.create(n, unlimited); len(ev) != 0 {
+			t.Errorf("Create with no limit evicted %s", ids(ev))
+		}
+		c.wantGone(abs.Hash)
+		c.wantList("t", "u", []session.Session{n})
+		c.wantList("t", "v", []session.Session{other})
+	}},
+	{"LivenessAtCreatedAt", func(t *testing.T, c *checker) {
+		// Liveness is judged at s.CreatedAt, never by the store's clock:
+		// a is live at the CreatedAt of the refused session; b is not live
+		// at n's CreatedAt, though it is by any clock before 2099.
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		c.createErr(mk("refused", "t", "u", base.Add(time.Hour)), refuse(1), session.ErrLimit)
+		b := mk("b", "t", "v", base)
+		b.ExpiresAt = base.Add(time.Hour)
+		c.create(b, unlimited)
+		n := mk("n", "t", "v", base.Add(2*time.Hour))
+		c.create(n, refuse(1))
+		c.wantList("t", "v", []session.Session{n})
+	}},
+	{"MaxZeroIsUnlimited", func(t *testing.T, c *checker) {
+		var all []session.Session
+		for i := range 10 {
+			s := mk(fmt.Sprint("s", i), "t", "u", base.Add(time.Duration(i)*time.Second))
+			all = append(all, s)
+			lim := unlimited
+			if i%2 == 1 {
+				lim = session.Limit{Max: 0, Policy: session.RefuseNew}
+			}
+			if ev := c.create(s, lim); len(ev) != 0 {
+				t.Errorf("Create with Max 0 evicted %s", ids(ev))
+			}
+		}
+		c.wantList("t", "u", all)
+	}},
+	{"LimitIsPerUser", func(t *testing.T, c *checker) {
+		u := mk("u", "t", "u", base)
+		v := mk("v", "t", "v", base.Add(time.Minute))
+		other := mk("other-tenant", "t2", "u", base.Add(2*time.Minute))
+		c.create(u, evict(1))
+		if ev := c.create(v, evict(1)); len(ev) != 0 {
+			t.Errorf("another user's Create evicted %s", ids(ev))
+		}
+		if ev := c.create(other, evict(1)); len(ev) != 0 {
+			t.Errorf("the same user ID in another tenant evicted %s", ids(ev))
+		}
+		c.create(mk("v2", "t", "v2", base), refuse(1))
+		c.wantList("t", "u", []session.Session{u})
+		c.wantList("t", "v", []session.Session{v})
+		c.wantList("t2", "u", []session.Session{other})
+	}},
+	{"LiveSessionsKept", func(t *testing.T, c *checker) {
+		// Only sessions that are no longer live may be dropped: a live
+		// session survives everything done to other sessions.
+		keep := mk("keep", "t", "u", base)
+		c.create(keep, unlimited)
+		for i := range 5 {
+			s := mk(fmt.Sprint("other", i), "t", fmt.Sprint("v", i), base.Add(time.Duration(i)*time.Hour))
+			c.create(s, evict(1))
+			c.touch(s.Hash, s.LastSeen.Add(time.Minute))
+			c.delete(s.Hash)
+		}
+		c.wantStored(keep)
+	}},
+}
+
+var lookupTests = []test{
+	{"Unknown", func(t *testing.T, c *checker) {
+		c.create(mk("a", "t", "u", base), unlimited)
+		c.wantGone(hashOf("never stored"))
+		c.wantGone(session.Hash{})
+	}},
+	{"MayReturnNonLive", func(t *testing.T, c *checker) {
+		// A session that was never live: Lookup returns it as stored,
+		// or ErrNotFound, and nothing else.
+		s := mk("dead", "t", "u", base)
+		s.ExpiresAt = base
+		c.create(s, unlimited)
+		got, err := c.st.Lookup(t.Context(), s.Hash)
+		switch {
+		case errors.Is(err, session.ErrNotFound):
+		case err != nil:
+			t.Fatalf("Lookup of a non-live session: %v", err)
+		default:
+			if d := diff(got, s); d != "" {
+				t.Errorf("Lookup of a non-live session returned %s", d)
+			}
+		}
+	}},
+}
+
+var touchTests = []test{
+	{"SetsNewer", func(t *testing.T, c *checker) {
+		s := mk("s", "t", "u", base)
+		c.create(s, unlimited)
+		s.LastSeen = base.Add(90*time.Second + 3*time.Microsecond)
+		c.touch(s.Hash, s.LastSeen)
+		c.wantStored(s)
+		c.wantList("t", "u", []session.Session{s})
+	}},
+	{"IgnoresOlder", func(t *testing.T, c *checker) {
+		s := mk("s", "t", "u", base)
+		c.create(s, unlimited)
+		s.LastSeen = base.Add(time.Hour)
+		c.touch(s.Hash, s.LastSeen)
+		c.touch(s.Hash, base.Add(time.Minute))
+		c.touch(s.Hash, base.Add(-time.Hour))
+		c.wantStored(s)
+	}},
+	{"IgnoresEqual", func(t *testing.T, c *checker) {
+		s := mk("s", "t", "u", base)
+		c.create(s, unlimited)
+		c.touch(s.Hash, base)
+		c.wantStored(s)
+	}},
+	{"ExtendsLiveness", func(t *testing.T, c *checker) {
+		// The touched LastSeen is what later liveness checks use.
+		s := mk("s", "t", "u", base)
+		s.IdleTimeout = time.Hour
+		c.create(s, unlimited)
+		c.touch(s.Hash, base.Add(50*time.Minute))
+		c.createErr(mk("n", "t", "u", base.Add(90*time.Minute)), refuse(1), session.ErrLimit)
+	}},
+	{"UnknownNotFound", func(t *testing.T, c *checker) {
+		s := mk("s", "t", "u", base)
+		if err := c.st.Touch(t.Context(), s.Hash, base); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("Touch of an unknown session: %v, want ErrNotFound", err)
+		}
+		c.wantGone(s.Hash)
+		c.wantList("t", "u", nil)
+	}},
+}
+
+var deleteTests = []test{
+	{"RemovesAndReturns", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		a.Flags = 3
+		b := mk("b", "t", "u", base.Add(time.Minute))
+		c.create(a, unlimited)
+		c.create(b, unlimited)
+		if d := diff(c.delete(a.Hash), a); d != "" {
+			t.Errorf("Delete returned %s", d)
+		}
+		c.wantGone(a.Hash)
+		c.wantStored(b)
+		c.wantList("t", "u", []session.Session{b})
+	}},
+	{"FreesItsPlace", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		c.create(a, refuse(1))
+		c.delete(a.Hash)
+		c.create(mk("n", "t", "u", base.Add(time.Minute)), refuse(1))
+	}},
+	{"UnknownNotFound", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		if _, err := c.st.Delete(t.Context(), hashOf("unknown")); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("Delete of an unknown session: %v, want ErrNotFound", err)
+		}
+		c.delete(a.Hash)
+		if _, err := c.st.Delete(t.Context(), a.Hash); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("second Delete: %v, want ErrNotFound", err)
+		}
+	}},
+}
+
+var rotateTests = []test{
+	{"Replaces", func(t *testing.T, c *checker) {
+		old := mk("old", "t", "u", base)
+		c.create(old, unlimited)
+		n := old
+		n.Hash = hashOf("new")
+		n.LastSeen = base.Add(time.Minute)
+		n.Flags = 9
+		c.rotate(old.Hash, n)
+		c.wantGone(old.Hash)
+		c.wantStored(n)
+		c.wantList("t", "u", []session.Session{n})
+	}},
+	{"KeepsCount", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		b := mk("b", "t", "u", base.Add(time.Minute))
+		c.create(a, refuse(2))
+		c.create(b, refuse(2))
+		// No limit applies: rotating at the limit evicts nothing.
+		a2 := a
+		a2.Hash = hashOf("a2")
+		c.rotate(a.Hash, a2)
+		c.wantStored(b)
+		c.wantList("t", "u", []session.Session{a2, b})
+		// And the count is still 2.
+		c.createErr(mk("n", "t", "u", base.Add(time.Hour)), refuse(2), session.ErrLimit)
+		n := mk("n", "t", "u", base.Add(time.Hour))
+		c.wantSessions("evicted", c.create(n, evict(2)), []session.Session{a2})
+	}},
+	{"UnknownNotFound", func(t *testing.T, c *checker) {
+		n := mk("n", "t", "u", base)
+		if err := c.st.Rotate(t.Context(), hashOf("unknown"), n); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("Rotate of an unknown session: %v, want ErrNotFound", err)
+		}
+		c.wantGone(n.Hash)
+		c.wantList("t", "u", nil)
+	}},
+	{"DuplicateChangesNothing", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		b := mk("b", "t", "v", base.Add(time.Minute))
+		c.create(a, unlimited)
+		c.create(b, unlimited)
+		n := a
+		n.Hash = b.Hash
+		n.Flags = 5
+		if err := c.st.Rotate(t.Context(), a.Hash, n); !errors.Is(err, session.ErrDuplicate) {
+			t.Errorf("Rotate onto another session's hash: %v, want ErrDuplicate", err)
+		}
+		n.Hash = a.Hash
+		if err := c.st.Rotate(t.Context(), a.Hash, n); !errors.Is(err, session.ErrDuplicate) {
+			t.Errorf("Rotate onto its own hash: %v, want ErrDuplicate", err)
+		}
+		c.wantStored(a)
+		c.wantStored(b)
+		c.wantList("t", "u", []session.Session{a})
+		c.wantList("t", "v", []session.Session{b})
+	}},
+}
+
+var listTests = []test{
+	{"OldestFirst", func(t *testing.T, c *checker) {
+		var want []session.Session
+		for i := range 3 {
+			want = append(want, mk(fmt.Sprint("tie", i), "t", "u", base))
+		}
+		slices.SortFunc(want, func(a, b session.Session) int { return bytes.Compare(a.Hash[:], b.Hash[:]) })
+		want = append([]session.Session{mk("first", "t", "u", base.Add(-time.Minute))}, want...)
+		want = append(want, mk("last", "t", "u", base.Add(time.Minute)))
+		for _, i := range []int{4, 2, 0, 3, 1} {
+			c.create(want[i], unlimited)
+		}
+		c.wantList("t", "u", want)
+	}},
+	{"LiveOrNot", func(t *testing.T, c *checker) {
+		// b is created first; a, created afterwards with an earlier
+		// CreatedAt, is no longer live at b's CreatedAt but is stored.
+		b := mk("b", "t", "u", base.Add(2*time.Hour))
+		a := mk("a", "t", "u", base)
+		a.IdleTimeout = time.Hour
+		c.create(b, unlimited)
+		c.create(a, unlimited)
+		c.wantList("t", "u", []session.Session{a, b})
+	}},
+	{"UnknownUserEmpty", func(t *testing.T, c *checker) {
+		c.create(mk("a", "t", "u", base), unlimited)
+		c.wantList("t", "nobody", nil)
+		c.wantList("nowhere", "u", nil)
+	}},
+	{"OnlyThatUser", func(t *testing.T, c *checker) {
+		u := mk("u", "t", "u", base)
+		c.create(u, unlimited)
+		c.create(mk("v", "t", "v", base), unlimited)
+		c.create(mk("u-elsewhere", "t2", "u", base), unlimited)
+		// A user ID that another user's ID starts with.
+		c.create(mk("uu", "t", "uu", base), unlimited)
+		c.wantList("t", "u", []session.Session{u})
+	}},
+}
+
+var deleteByUserTests = []test{
+	{"Except", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		b := mk("b", "t", "u", base.Add(time.Minute))
+		d := mk("d", "t", "u", base.Add(2*time.Minute))
+		v := mk("v", "t", "v", base)
+		for _, s := range []session.Session{a, b, d, v} {
+			c.create(s, unlimited)
+		}
+		c.wantRemoved(c.deleteByUser("t", "u", b.Hash), []session.Session{a, d})
+		c.wantGone(a.Hash)
+		c.wantGone(d.Hash)
+		c.wantStored(b)
+		c.wantList("t", "u", []session.Session{b})
+		c.wantList("t", "v", []session.Session{v})
+	}},
+	{"ZeroHashExceptsNone", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		// A session whose hash happens to be the zero Hash is removed too.
+		b := mk("b", "t", "u", base.Add(time.Minute))
+		b.Hash = session.Hash{}
+		c.create(a, unlimited)
+		c.create(b, unlimited)
+		c.wantRemoved(c.deleteByUser("t", "u", session.Hash{}), []session.Session{a, b})
+		c.wantGone(a.Hash)
+		c.wantGone(b.Hash)
+		c.wantList("t", "u", nil)
+		// The user can sign in again afterwards.
+		n := mk("n", "t", "u", base.Add(time.Hour))
+		c.create(n, refuse(1))
+		c.wantList("t", "u", []session.Session{n})
+	}},
+	{"ExceptOfAnotherUser", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		v := mk("v", "t", "v", base)
+		c.create(a, unlimited)
+		c.create(v, unlimited)
+		c.wantRemoved(c.deleteByUser("t", "u", v.Hash), []session.Session{a})
+		c.wantStored(v)
+	}},
+	{"UnknownUserEmpty", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		c.wantRemoved(c.deleteByUser("t", "nobody", session.Hash{}), nil)
+		c.wantStored(a)
+	}},
+}
+
+var tenantTests = []test{
+	{"SameUserIDIsAnotherUser", func(t *testing.T, c *checker) {
+		t1 := mk("t1", "acme", "42", base)
+		t2 := mk("t2", "globex", "42", base.Add(time.Minute))
+		c.create(t1, evict(1))
+		if ev := c.create(t2, evict(1)); len(ev) != 0 {
+			t.Errorf("Create in another tenant evicted %s", ids(ev))
+		}
+		c.create(mk("t3", "initech", "42", base), refuse(1))
+		c.wantList("acme", "42", []session.Session{t1})
+		c.wantList("globex", "42", []session.Session{t2})
+		c.wantRemoved(c.deleteByUser("acme", "42", session.Hash{}), []session.Session{t1})
+		c.wantStored(t2)
+		c.wantList("globex", "42", []session.Session{t2})
+	}},
+	{"NoConfusionOfJoinedNames", func(t *testing.T, c *checker) {
+		// ("a:b", "c") and ("a", "b:c") are different users, whatever
+		// separator a backend uses to build its keys.
+		for _, sep := range []string{":", "/", "|", "\x00", "-"} {
+			x := mk("x"+sep, "a"+sep+"b", "c", base)
+			y := mk("y"+sep, "a", "b"+sep+"c", base.Add(time.Minute))
+			c.create(x, evict(1))
+			if ev := c.create(y, evict(1)); len(ev) != 0 {
+				t.Errorf("separator %q: Create evicted %s", sep, ids(ev))
+			}
+			c.wantList("a"+sep+"b", "c", []session.Session{x})
+			c.wantList("a", "b"+sep+"c", []session.Session{y})
+		}
+	}},
+}
+
+// checker wraps a store with assertions.
+type checker struct {
+	t  *testing.T
+	st Store
+}
+
+func (c *checker) create(s session.Session, lim session.Limit) []session.Session {
+	c.t.Helper()
+	ev, err := c.st.Create(c.t.Context(), s, lim)
+	if err != nil {
+		c.t.Fatalf("Create(%s, %+v): %v", label(s), lim, err)
+	}
+	return ev
+}
+
+func (c *checker) createErr(s session.Session, lim session.Limit, want error) {
+	c.t.Helper()
+	ev, err := c.st.Create(c.t.Context(), s, lim)
+	if !errors.Is(err, want) {
+		c.t.Errorf("Create(%s, %+v) = %v, want %v", label(s), lim, err, want)
+	}
+	if len(ev) != 0 {
+		c.t.Errorf("Create(%s, %+v) failed but evicted %s", label(s), lim, ids(ev))
+	}
+}
+
+func (c *checker) touch(h session.Hash, seen time.Time) {
+	c.t.Helper()
+	if err := c.st.Touch(c.t.Context(), h, seen); err != nil {
+		c.t.Fatalf("Touch: %v", err)
+	}
+}
+
+func (c *checker) delete(h session.Hash) session.Session {
+	c.t.Helper()
+	s, err := c.st.Delete(c.t.Context(), h)
+	if err != nil {
+		c.t.Fatalf("Delete: %v", err)
+	}
+	return s
+}
+
+func (c *checker) rotate(old session.Hash, s session.Session) {
+	c.t.Helper()
+	if err := c.st.Rotate(c.t.Context(), old, s); err != nil {
+		c.t.Fatalf("Rotate: %v", err)
+	}
+}
+
+func (c *checker) deleteByUser(tenant, userID string, except session.Hash) []session.Session {
+	c.t.Helper()
+	ss, err := c.st.DeleteByUser(c.t.Context(), tenant, userID, except)
+	if err != nil {
+		c.t.Fatalf("DeleteByUser(%q, %q): %v", tenant, userID, err)
+	}
+	return ss
+}
+
+// wantStored checks that Lookup returns s exactly.
+func (c *checker) wantStored(s session.Session) {
+	c.t.Helper()
+	got, err := c.st.Lookup(c.t.Context(), s.Hash)
+	if err != nil {
+		c.t.Errorf("Lookup(%s): %v", label(s), err)
+		return
+	}
+	if d := diff(got, s); d != "" {
+		c.t.Errorf("Lookup(%s) returned %s", label(s), d)
+	}
+}
+
+// wantGone checks that Lookup returns ErrNotFound.
+func (c *checker) wantGone(h session.Hash) {
+	c.t.Helper()
+	if s, err := c.st.Lookup(c.t.Context(), h); !errors.Is(err, session.ErrNotFound) {
+		c.t.Errorf("Lookup(%s) = %s, %v; want ErrNotFound", h, label(s), err)
+	}
+}
+
+// wantList checks ListByUser, order included.
+func (c *checker) wantList(tenant, userID string, want []session.Session) {
+	c.t.Helper()
+	got, err := c.st.ListByUser(c.t.Context(), tenant, userID)
+	if err != nil {
+		c.t.Errorf("ListByUser(%q, %q): %v", tenant, userID, err)
+		return
+	}
+	c.wantSessions(fmt.Sprintf("ListByUser(%q, %q)", tenant, userID), got, want)
+}
+
+// wantRemoved checks the sessions DeleteByUser returned, in any order.
+func (c *checker) wantRemoved(got, want []session.Session) {
+	c.t.Helper()
+	byHash := func(a, b session.Session) int { return bytes.Compare(a.Hash[:], b.Hash[:]) }
+	got, want = slices.Clone(got), slices.Clone(want)
+	slices.SortFunc(got, byHash)
+	slices.SortFunc(want, byHash)
+	c.wantSessions("DeleteByUser", got, want)
+}
+
+// wantSessions checks got against want, order and every field included.
+func (c *checker) wantSessions(what string, got, want []session.Session) {
+	c.t.Helper()
+	if len(got) != len(want) {
+		c.t.Errorf("%s = %s, want %s", what, ids(got), ids(want))
+		return
+	}
+	for i := range got {
+		if got[i].Hash != want[i].Hash {
+			c.t.Errorf("%s = %s, want %s", what, ids(got), ids(want))
+			return
+		}
+		if d := diff(got[i], want[i]); d != "" {
+			c.t.Errorf("%s[%d]: %s", what, i, d)
+		}
+	}
+}
+
+// diff describes how got differs from want, or returns "". Times are
+// compared with Equal.
+func diff(got, want session.Session) string {
+	var d []string
+	add := func(field string, g, w any) { d = append(d, fmt.Sprintf("%s %v, want %v", field, g, w)) }
+	if got.Hash != want.Hash {
+		add("Hash", got.Hash, want.Hash)
+	}
+	if got.Tenant != want.Tenant {
+		add("Tenant", got.Tenant, want.Tenant)
+	}
+	if got.UserID != want.UserID {
+		add("UserID", got.UserID, want.UserID)
+	}
+	for _, f := range []struct {
+		name string
+		g, w time.Time
+	}{
+		{"CreatedAt", got.CreatedAt, want.CreatedAt},
+		{"LastSeen", got.LastSeen, want.LastSeen},
+		{"ExpiresAt", got.ExpiresAt, want.ExpiresAt},
+	} {
+		if !f.g.Equal(f.w) {
+			add(f.name, f.g, f.w)
+		}
+	}
+	if got.IdleTimeout != want.IdleTimeout {
+		add("IdleTimeout", got.IdleTimeout, want.IdleTimeout)
+	}
+	if got.IP != want.IP {
+		add("IP", got.IP, want.IP)
+	}
+	if got.UserAgent != want.UserAgent {
+		add("UserAgent", got.UserAgent, want.UserAgent)
+	}
+	if got.Flags != want.Flags {
+		add("Flags", got.Flags, want.Flags)
+	}
+	if len(d) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("session %s with %s", label(got), strings.Join(d, "; "))
+}
+
+// label names a session made by mk by its user agent's label.
+func label(s session.Session) string {
+	if l, ok := strings.CutPrefix(s.UserAgent, "sessiontest "); ok {
+		return l
+	}
+	if s.Hash.IsZero() {
+		return "(none)"
+	}
+	return s.ID()[:8]
+}
+
+func ids(ss []session.Session) string {
+	l := make([]string, len(ss))
+	for i, s := range ss {
+		l[i] = label(s)
+	}
+	return "[" + strings.Join(l, " ") + "]"
+}
+
+// RunConcurrent hammers the stores that newStore returns from many
+// goroutines and checks that each method is one atomic step: the session
+// limit holds exactly, every evicted session is reported once, RefuseNew
+// admits exactly up to the limit, Touch never moves LastSeen backwards,
+// and a session is rotated or deleted exactly once.
+func RunConcurrent(t *testing.T, newStore func(t *testing.T) Store) {
+	t.Helper()
+	const n = 100
+	for _, limit := range []int{1, 3} {
+		t.Run(fmt.Sprintf("CreateEvictOldestMax%d", limit), func(t *testing.T) {
+			st := newStore(t)
+			created := make([]session.Session, n)
+			evicted := make([][]session.Session, n)
+			parallel(n, func(i int) {
+				s := mk(fmt.Sprint("c", i), "t", "u", base.Add(time.Duration(i%7)*time.Millisecond))
+				created[i] = s
+				ev, err := st.Create(t.Context(), s, evict(limit))
+				if err != nil {
+					t.Errorf("Create %d: %v", i, err)
+				}
+				evicted[i] = ev
+			})
+			survivors, err := st.ListByUser(t.Context(), "t", "u")
+			if err != nil {
+				t.Fatalf("ListByUser: %v", err)
+			}
+			if len(survivors) != limit {
+				t.Errorf("%d sessions remain, want %d", len(survivors), limit)
+			}
+			seen := make(map[session.Hash]string)
+			for _, s := range survivors {
+				seen[s.Hash] = "survivor"
+			}
+			for i, ev := range evicted {
+				for _, e := range ev {
+					if e.Hash == created[i].Hash {
+						t.Errorf("Create %d evicted its own session", i)
+					}
+					if prev, dup := seen[e.Hash]; dup {
+						t.Errorf("session %s evicted by Create %d is also a %s", label(e), i, prev)
+					}
+					seen[e.Hash] = fmt.Sprint("session evicted by Create ", i)
+				}
+			}
+			for _, s := range created {
+				if _, ok := seen[s.Hash]; !ok {
+					t.Errorf("session %s is neither stored nor reported evicted", label(s))
+				}
+			}
+			if len(seen) != n {
+				t.Errorf("%d sessions accounted for, want %d", len(seen), n)
+			}
+		})
+	}
+	t.Run("CreateRefuseNew", func(t *testing.T) {
+		st := newStore(t)
+		var mu sync.Mutex
+		var won []session.Session
+		parallel(n, func(i int) {
+			s := mk(fmt.Sprint("r", i), "t", "u", base.Add(time.Duration(i)*time.Microsecond))
+			_, err := st.Create(t.Context(), s, refuse(1))
+			switch {
+			case err == nil:
+				mu.Lock()
+				won = append(won, s)
+				mu.Unlock()
+			case !errors.Is(err, session.ErrLimit):
+				t.Errorf("Create %d: %v, want nil or ErrLimit", i, err)
+			}
+		})
+		if len(won) != 1 {
+			t.Fatalf("%d Creates succeeded, want exactly 1", len(won))
+		}
+		list, err := st.ListByUser(t.Context(), "t", "u")
+		if err != nil || len(list) != 1 || list[0].Hash != won[0].Hash {
+			t.Errorf("ListByUser = %s, %v; want the one admitted session %s", ids(list), err, label(won[0]))
+		}
+	})
+	t.Run("CreateManyUsers", func(t *testing.T) {
+		st := newStore(t)
+		const users, each = 10, 10
+		parallel(users*each, func(i int) {
+			s := mk(fmt.Sprint("m", i), "t", fmt.Sprint("user", i%users), base.Add(time.Duration(i)*time.Microsecond))
+			if _, err := st.Create(t.Context(), s, evict(2)); err != nil {
+				t.Errorf("Create %d: %v", i, err)
+			}
+		})
+		for u := range users {
+			list, err := st.ListByUser(t.Context(), "t", fmt.Sprint("user", u))
+			if err != nil || len(list) != 2 {
+				t.Errorf("user%d: ListByUser = %d sessions, %v; want 2", u, len(list), err)
+			}
+		}
+	})
+	t.Run("TouchNeverBackwards", func(t *testing.T) {
+		st := newStore(t)
+		s := mk("s", "t", "u", base)
+		if _, err := st.Create(t.Context(), s, unlimited); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		const writers, touches, readers = 20, 50, 4
+		// Each writer touches a scrambled sequence of times a microsecond
+		// apart; each reader checks that the LastSeen it sees never
+		// decreases.
+		at := func(w, i int) time.Time {
+			return base.Add(time.Duration((w*7919+i*104729)%(writers*touches)+1) * time.Microsecond)
+		}
+		latest := base
+		for w := range writers {
+			for i := range touches {
+				if a := at(w, i); a.After(latest) {
+					latest = a
+				}
+			}
+		}
+		parallel(writers+readers, func(g int) {
+			if g < writers {
+				for i := range touches {
+					if err := st.Touch(t.Context(), s.Hash, at(g, i)); err != nil {
+						t.Errorf("Touch: %v", err)
+						return
+					}
+				}
+				return
+			}
+			last := base
+			for range 2 * touches {
+				got, err := st.Lookup(t.Context(), s.Hash)
+				if err != nil {
+					t.Errorf("Lookup: %v", err)
+					return
+				}
+				if got.LastSeen.Before(last) {
+					t.Errorf("LastSeen went back from %v to %v", last, got.LastSeen)
+					return
+				}
+				last = got.LastSeen
+			}
+		})
+		got, err := st.Lookup(t.Context(), s.Hash)
+		if err != nil {
+			t.Fatalf("Lookup: %v", err)
+		}
+		if !got.LastSeen.Equal(latest) {
+			t.Errorf("LastSeen = %v after all Touches, want the latest, %v", got.LastSeen, latest)
+		}
+	})
+	t.Run("RotateOnce", func(t *testing.T) {
+		st := newStore(t)
+		old := mk("old", "t", "u", base)
+		if _, err := st.Create(t.Context(), old, unlimited); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		var mu sync.Mutex
+		var won []session.Session
+		parallel(n, func(i int) {
+			s := old
+			s.Hash = hashOf(fmt.Sprint("new", i))
+			err := st.Rotate(t.Context(), old.Hash, s)
+			switch {
+			case err == nil:
+				mu.Lock()
+				won = append(won, s)
+				mu.Unlock()
+			case !errors.Is(err, session.ErrNotFound):
+				t.Errorf("Rotate %d: %v, want nil or ErrNotFound", i, err)
+			}
+		})
+		if len(won) != 1 {
+			t.Fatalf("%d Rotates succeeded, want exactly 1", len(won))
+		}
+		list, err := st.ListByUser(t.Context(), "t", "u")
+		if err != nil || len(list) != 1 || list[0].Hash != won[0].Hash {
+			t.Errorf("ListByUser = %d sessions, %v; want only the rotated one", len(list), err)
+		}
+	})
+	t.Run("DeleteOnce", func(t *testing.T) {
+		st := newStore(t)
+		s := mk("s", "t", "u", base)
+		if _, err := st.Create(t.Context(), s, unlimited); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		var mu sync.Mutex
+		wins := 0
+		parallel(n, func(i int) {
+			var err error
+			if i%2 == 0 {
+				_, err = st.Delete(t.Context(), s.Hash)
+			} else {
+				var ss []session.Session
+				ss, err = st.DeleteByUser(t.Context(), "t", "u", session.Hash{})
+				if err == nil && len(ss) == 0 {
+					err = session.ErrNotFound
+				}
+			}
+			switch {
+			case err == nil:
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			case !errors.Is(err, session.ErrNotFound):
+				t.Errorf("delete %d: %v", i, err)
+			}
+		})
+		if wins != 1 {
+			t.Errorf("the session was deleted %d times, want exactly once", wins)
+		}
+	})
+}
+
+// parallel runs f(0..n-1) in n goroutines released at once, and waits.
+func parallel(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			f(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+}

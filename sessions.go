@@ -1,0 +1,191 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/session"
+)
+
+// Authenticate checks a session token and returns its principal. It costs
+// one session-store lookup (plus, at most once a minute per session, a
+// last-seen write). A malformed, unknown, revoked or expired token gives
+// ErrUnauthenticated; a store failure gives ErrUnavailable, never a
+// principal.
+func (g *Guard) Authenticate(ctx context.Context, token string) (Principal, error) {
+	h, err := session.ParseToken(token)
+	if err != nil {
+		return Principal{}, ErrUnauthenticated
+	}
+	return g.authenticateHash(ctx, h)
+}
+
+func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal, error) {
+	s, err := g.sessions.AuthenticateHash(ctx, h)
+	if err != nil {
+		if errors.Is(err, session.ErrNotFound) || errors.Is(err, session.ErrExpired) || errors.Is(err, session.ErrInvalidToken) {
+			return Principal{}, ErrUnauthenticated
+		}
+		return Principal{}, unavailable("session", err)
+	}
+	return Principal{Kind: KindUser, Tenant: s.Tenant, UserID: s.UserID, Session: s.Hash, Flags: s.Flags}, nil
+}
+
+// Logout ends the principal's session.
+func (g *Guard) Logout(ctx context.Context, p Principal) error {
+	if p.Kind != KindUser || p.Session.IsZero() {
+		return ErrUnauthenticated
+	}
+	s, err := g.sessions.RevokeID(ctx, p.Tenant, p.UserID, p.SessionID())
+	if errors.Is(err, session.ErrNotFound) {
+		return ErrUnauthenticated
+	}
+	if err != nil {
+		return unavailable("end session", err)
+	}
+	e := g.adminEvent(p, p.Tenant, audit.Logout, s.ID())
+	return g.record(ctx, e)
+}
+
+// RotateSession gives the session behind token a new token (the old one
+// stops working at once), keeping its user and lifetimes and setting flags.
+// Call it whenever the session's privileges change.
+func (g *Guard) RotateSession(ctx context.Context, token string, flags uint32) (string, session.Session, error) {
+	nt, s, err := g.sessions.Rotate(ctx, token, flags)
+	switch {
+	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrExpired), errors.Is(err, session.ErrInvalidToken):
+		return "", session.Session{}, ErrUnauthenticated
+	case err != nil:
+		return "", session.Session{}, unavailable("rotate session", err)
+	}
+	e := audit.Event{Tenant: s.Tenant, Actor: audit.Actor{Kind: audit.ActorUser, ID: s.UserID},
+		Action: audit.SessionRotated, Target: s.ID(), Outcome: audit.Success}
+	if err := g.record(ctx, e); err != nil {
+		g.dropSession(ctx, s)
+		return "", session.Session{}, err
+	}
+	return nt, s, nil
+}
+
+// UserSessions lists a user's live sessions, oldest first. A user may list
+// their own; otherwise the principal must administer the tenant.
+func (g *Guard) UserSessions(ctx context.Context, by Principal, tenant, userID string) ([]session.Session, error) {
+	if !by.mayAdminister(tenant) {
+		return nil, ErrForbidden
+	}
+	ss, err := g.sessions.List(ctx, tenant, userID)
+	if err != nil {
+		return nil, unavailable("list sessions", err)
+	}
+	return ss, nil
+}
+
+// RevokeSession ends one session of a user, by its public ID.
+func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID, sessionID string) error {
+	if !by.mayAdminister(tenant) {
+		return ErrForbidden
+	}
+	s, err := g.sessions.RevokeID(ctx, tenant, userID, sessionID)
+	switch {
+	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrInvalidToken):
+		return session.ErrNotFound
+	case err != nil:
+		return unavailable("end session", err)
+	}
+	return g.record(ctx, g.adminEvent(by, tenant, audit.SessionRevoked, s.ID()))
+}
+
+// RevokeUserSessions ends every session of a user except the principal's
+// own current session, and returns how many ended.
+func (g *Guard) RevokeUserSessions(ctx context.Context, by Principal, tenant, userID string) (int, error) {
+	if !by.mayAdminister(tenant) {
+		return 0, ErrForbidden
+	}
+	var keep session.Hash
+	if by.Kind == KindUser && by.UserID == userID {
+		keep = by.Session
+	}
+	ended, err := g.sessions.RevokeUser(ctx, tenant, userID, keep)
+	if err != nil {
+		return 0, unavailable("end sessions", err)
+	}
+	e := g.adminEvent(by, tenant, audit.SessionRevoked, userID)
+	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
+	return len(ended), g.record(ctx, e)
+}
+
+// ChangePassword changes the signed-in user's password. It needs the
+// current password, which is throttled and audited like a login (a wrong
+// one gives ErrInvalidCredentials and counts towards the lock); the new
+// one must pass the tenant's policy, including its history. On success
+// every other session of the user ends.
+func (g *Guard) ChangePassword(ctx context.Context, p Principal, current, next string) error {
+	if p.Kind != KindUser {
+		return ErrUnauthenticated
+	}
+	if len(current) > MaxPasswordBytes || len(next) > MaxPasswordBytes {
+		return auth.ErrPasswordTooLong
+	}
+	pol, err := g.EffectivePolicy(ctx, p.Tenant)
+	if err != nil {
+		return err
+	}
+	u, err := g.stores.Users.User(ctx, p.Tenant, p.UserID)
+	if err != nil {
+		return g.userErr("load user", err)
+	}
+	a := attempt{req: LoginRequest{Tenant: p.Tenant, IP: p.IP, UserAgent: p.UserAgent}, email: u.Email, user: &u}
+	fail := func(reason string, err error) error {
+		e := a.event(audit.PasswordChanged, audit.Failure, reason)
+		if rerr := g.record(ctx, e); rerr != nil {
+			return rerr
+		}
+		return err
+	}
+	key := accountKey(p.Tenant, u.Email)
+	res, err := g.stores.Throttle.Reserve(ctx, key, g.now(), g.acctLim)
+	if err != nil {
+		return fail(ReasonUnavailable, unavailable("throttle", err))
+	}
+	if !res.Allowed {
+		g.hasher.VerifyDummy(ctx, current)
+		return fail(ReasonLocked, ErrInvalidCredentials)
+	}
+	ok := false
+	if u.PasswordHash != "" {
+		ok, _, err = g.hasher.Verify(ctx, current, u.PasswordHash)
+		if err != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+	} else {
+		g.hasher.VerifyDummy(ctx, current)
+	}
+	if !ok {
+		return fail(ReasonBadPassword, ErrInvalidCredentials)
+	}
+	if err := g.stores.Throttle.Reset(ctx, key); err != nil {
+		return fail(ReasonUnavailable, unavailable("throttle", err))
+	}
+	if err := g.checkPassword(ctx, p, pol, u, next); err != nil {
+		return err
+	}
+	h, err := g.hasher.Hash(ctx, next)
+	if err != nil {
+		return err
+	}
+	now := g.now().UTC().Truncate(time.Microsecond)
+	if err := g.stores.UserUpdates.SetPassword(ctx, p.Tenant, p.UserID, h, now, pol.PasswordHistory); err != nil {
+		return g.userErr("set password", err)
+	}
+	ended, err := g.sessions.RevokeUser(ctx, p.Tenant, p.UserID, p.Session)
+	if err != nil {
+		return unavailable("end sessions", err)
+	}
+	e := g.adminEvent(p, p.Tenant, audit.PasswordChanged, p.UserID)
+	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
+	return g.record(ctx, e)
+}

@@ -1,0 +1,78 @@
+package memstore
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+
+	guard "github.com/guardhq/guard"
+)
+
+// Tenants is an in-memory guard.TenantStore.
+type Tenants struct {
+	mu sync.RWMutex
+	m  map[string]guard.Tenant
+}
+
+var _ guard.TenantStore = (*Tenants)(nil)
+
+// NewTenants returns an empty tenant store.
+func NewTenants() *Tenants { return &Tenants{m: make(map[string]guard.Tenant)} }
+
+// CreateTenant implements guard.TenantStore.
+func (s *Tenants) CreateTenant(_ context.Context, t guard.Tenant) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[t.ID]; ok {
+		return guard.ErrTenantExists
+	}
+	t.Version = 1
+	s.m[t.ID] = t
+	return nil
+}
+
+// Tenant implements guard.TenantStore.
+func (s *Tenants) Tenant(_ context.Context, id string) (guard.Tenant, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t, ok := s.m[id]
+	if !ok {
+		return guard.Tenant{}, guard.ErrTenantNotFound
+	}
+	return t, nil
+}
+
+// SetPolicy implements guard.TenantStore.
+func (s *Tenants) SetPolicy(_ context.Context, id string, p guard.Policy, version int64) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.m[id]
+	if !ok {
+		return 0, guard.ErrTenantNotFound
+	}
+	if t.Version != version {
+		return 0, guard.ErrConflict
+	}
+	t.Policy = p
+	t.Version++
+	s.m[id] = t
+	return t.Version, nil
+}
+
+// ListTenants implements guard.TenantStore.
+func (s *Tenants) ListTenants(_ context.Context, after string, limit int) ([]guard.Tenant, error) {
+	s.mu.RLock()
+	out := make([]guard.Tenant, 0, len(s.m))
+	for id, t := range s.m {
+		if id > after {
+			out = append(out, t)
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b guard.Tenant) int { return strings.Compare(a.ID, b.ID) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}

@@ -1,0 +1,99 @@
+package memstore
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/guardhq/guard/auth"
+)
+
+// Throttle is an in-memory auth.ThrottleStore. Memory is bounded: records
+// are dropped once forgotten (swept as the map grows), and at most maxKeys
+// live records are kept; beyond that, Reserve of a new key fails with
+// auth.ErrThrottleFull (callers deny) and a locked key is never evicted.
+type Throttle struct {
+	mu      sync.Mutex
+	m       map[string]throttleEntry
+	maxKeys int
+	sweepAt int // sweep when len(m) reaches this
+}
+
+type throttleEntry struct {
+	rec     auth.Record
+	expires time.Time // zero: never (permanent)
+}
+
+var _ auth.ThrottleStore = (*Throttle)(nil)
+
+// NewThrottle returns an empty throttle store holding at most maxKeys
+// records (0 means 1<<20).
+func NewThrottle(maxKeys int) *Throttle {
+	if maxKeys <= 0 {
+		maxKeys = 1 << 20
+	}
+	return &Throttle{m: make(map[string]throttleEntry), maxKeys: maxKeys, sweepAt: 1024}
+}
+
+// Len returns the number of records held.
+func (t *Throttle) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}
+
+// sweep drops every record forgotten at now. Called with t.mu held; the
+// next sweep happens when the map has doubled, so the cost is amortised.
+func (t *Throttle) sweep(now time.Time) {
+	for k, e := range t.m {
+		if !e.expires.IsZero() && !now.Before(e.expires) {
+			delete(t.m, k)
+		}
+	}
+	t.sweepAt = max(1024, 2*len(t.m))
+}
+
+// Reserve implements auth.ThrottleStore.
+func (t *Throttle) Reserve(_ context.Context, key string, now time.Time, lim auth.Limit) (auth.Reservation, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.m[key]
+	if !ok {
+		if len(t.m) >= t.sweepAt || len(t.m) >= t.maxKeys {
+			t.sweep(now)
+		}
+		if len(t.m) >= t.maxKeys {
+			return auth.Reservation{}, auth.ErrThrottleFull
+		}
+	}
+	rec, res := lim.Apply(e.rec, now)
+	t.m[key] = throttleEntry{rec: rec, expires: rec.ExpiresAt(lim)}
+	return res, nil
+}
+
+// Release implements auth.ThrottleStore.
+func (t *Throttle) Release(_ context.Context, key string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e, ok := t.m[key]; ok && e.rec.Failures > 0 {
+		e.rec.Failures--
+		t.m[key] = e
+	}
+	return nil
+}
+
+// Reset implements auth.ThrottleStore.
+func (t *Throttle) Reset(_ context.Context, key string) error {
+	t.mu.Lock()
+	delete(t.m, key)
+	t.mu.Unlock()
+	return nil
+}
+
+// Peek implements auth.ThrottleStore.
+func (t *Throttle) Peek(_ context.Context, key string, now time.Time, lim auth.Limit) (auth.State, error) {
+	t.mu.Lock()
+	e := t.m[key]
+	t.mu.Unlock()
+	return auth.StateOf(e.rec, now, lim), nil
+}

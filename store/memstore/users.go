@@ -1,0 +1,157 @@
+package memstore
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/guardhq/guard/auth"
+)
+
+// Users is an in-memory auth.UserStore and auth.UserUpdater.
+type Users struct {
+	mu      sync.RWMutex
+	byID    map[userRef]auth.User
+	byEmail map[userRef]string // (tenant, email) → id
+}
+
+type userRef struct{ tenant, key string }
+
+var (
+	_ auth.UserStore   = (*Users)(nil)
+	_ auth.UserUpdater = (*Users)(nil)
+)
+
+// NewUsers returns an empty user store.
+func NewUsers() *Users {
+	return &Users{byID: make(map[userRef]auth.User), byEmail: make(map[userRef]string)}
+}
+
+// copyUser detaches u's slice from the store's.
+func copyUser(u auth.User) auth.User {
+	u.PasswordHistory = slices.Clone(u.PasswordHistory)
+	return u
+}
+
+// CreateUser implements auth.UserStore.
+func (s *Users) CreateUser(_ context.Context, u auth.User) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.byEmail[userRef{u.Tenant, u.Email}]; ok {
+		return auth.ErrDuplicateEmail
+	}
+	if _, ok := s.byID[userRef{u.Tenant, u.ID}]; ok {
+		return auth.ErrDuplicateID
+	}
+	s.byID[userRef{u.Tenant, u.ID}] = copyUser(u)
+	s.byEmail[userRef{u.Tenant, u.Email}] = u.ID
+	return nil
+}
+
+// User implements auth.UserStore.
+func (s *Users) User(_ context.Context, tenant, id string) (auth.User, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	u, ok := s.byID[userRef{tenant, id}]
+	if !ok {
+		return auth.User{}, auth.ErrNotFound
+	}
+	return copyUser(u), nil
+}
+
+// UserByEmail implements auth.UserStore.
+func (s *Users) UserByEmail(_ context.Context, tenant, email string) (auth.User, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	id, ok := s.byEmail[userRef{tenant, email}]
+	if !ok {
+		return auth.User{}, auth.ErrNotFound
+	}
+	return copyUser(s.byID[userRef{tenant, id}]), nil
+}
+
+// ListUsers implements auth.UserStore.
+func (s *Users) ListUsers(_ context.Context, tenant, after string, limit int) ([]auth.User, error) {
+	s.mu.RLock()
+	var out []auth.User
+	for k, u := range s.byID {
+		if k.tenant == tenant && k.key > after {
+			out = append(out, copyUser(u))
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b auth.User) int { return strings.Compare(a.ID, b.ID) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// DeleteUser implements auth.UserStore.
+func (s *Users) DeleteUser(_ context.Context, tenant, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.byID[userRef{tenant, id}]
+	if !ok {
+		return auth.ErrNotFound
+	}
+	delete(s.byID, userRef{tenant, id})
+	delete(s.byEmail, userRef{tenant, u.Email})
+	return nil
+}
+
+// update applies f to the stored user under the write lock.
+func (s *Users) update(tenant, id string, f func(*auth.User) error) (auth.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.byID[userRef{tenant, id}]
+	if !ok {
+		return auth.User{}, auth.ErrNotFound
+	}
+	u = copyUser(u)
+	if err := f(&u); err != nil {
+		return auth.User{}, err
+	}
+	s.byID[userRef{tenant, id}] = u
+	return copyUser(u), nil
+}
+
+// SetStatus implements auth.UserUpdater.
+func (s *Users) SetStatus(_ context.Context, tenant, id string, st auth.Status) error {
+	_, err := s.update(tenant, id, func(u *auth.User) error { u.Status = st; return nil })
+	return err
+}
+
+// SetPassword implements auth.UserUpdater.
+func (s *Users) SetPassword(_ context.Context, tenant, id, hash string, at time.Time, keep int) error {
+	_, err := s.update(tenant, id, func(u *auth.User) error {
+		hist := u.PasswordHistory
+		if u.PasswordHash != "" {
+			hist = append([]string{u.PasswordHash}, hist...)
+		}
+		u.PasswordHistory = hist[:min(len(hist), max(keep, 0))]
+		u.PasswordHash = hash
+		u.PasswordChangedAt = at
+		return nil
+	})
+	return err
+}
+
+// RehashPassword implements auth.UserUpdater.
+func (s *Users) RehashPassword(_ context.Context, tenant, id, oldHash, newHash string) error {
+	_, err := s.update(tenant, id, func(u *auth.User) error {
+		if u.PasswordHash != oldHash {
+			return auth.ErrConflict
+		}
+		u.PasswordHash = newHash
+		return nil
+	})
+	return err
+}
+
+// RecordLogin implements auth.UserUpdater.
+func (s *Users) RecordLogin(_ context.Context, tenant, id string, at time.Time) (auth.User, error) {
+	return s.update(tenant, id, func(u *auth.User) error { u.LastLoginAt = at; return nil })
+}

@@ -1,0 +1,142 @@
+package guard
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/guardhq/guard/session"
+)
+
+// Tenant is a customer organisation (a sub-account): its users, sessions and
+// audit log are fenced off from every other tenant's.
+type Tenant struct {
+	ID        string
+	Name      string
+	Policy    Policy
+	Version   int64 // incremented by every policy change; 1 at creation
+	CreatedAt time.Time
+}
+
+// Policy is a tenant's security policy. Zero fields take the defaults of
+// the Guard's Config; the effective values are those returned by
+// Guard.EffectivePolicy.
+type Policy struct {
+	// SessionLimit is the number of concurrent sessions a user may have
+	// (the seeds' "one concurrent login session per user" is 1, the
+	// default). 0 takes the default.
+	SessionLimit int `json:"session_limit,omitempty"`
+	// OnSessionLimit says what a login beyond the limit does: end the
+	// user's oldest session (EndOldestSession, the default) or be refused
+	// (RefuseNewSession). "" takes the default.
+	OnSessionLimit string `json:"on_session_limit,omitempty"`
+	// IdleTimeout ends a session after this long without a request
+	// (default 24 h). Applies to sessions created after the change.
+	IdleTimeout time.Duration `json:"idle_timeout,omitempty"`
+	// SessionLifetime is the absolute life of a session (default 7 days).
+	SessionLifetime time.Duration `json:"session_lifetime,omitempty"`
+	// PasswordMinLength in code points (at least 8; default 8).
+	PasswordMinLength int `json:"password_min_length,omitempty"`
+	// PasswordHistory refuses a new password equal to one of the last N.
+	PasswordHistory int `json:"password_history,omitempty"`
+	// PasswordMaxAge flags a login whose password is older than this as
+	// needing a change (LoginResult.PasswordExpired). 0: no maximum age,
+	// which is what NIST SP 800-63B recommends.
+	PasswordMaxAge time.Duration `json:"password_max_age,omitempty"`
+}
+
+// Values of Policy.OnSessionLimit.
+const (
+	EndOldestSession = "end_oldest"
+	RefuseNewSession = "refuse_new"
+)
+
+// Policy bounds, checked by Validate.
+const (
+	MaxSessionLimit    = 100
+	MaxPasswordHistory = 24
+	minIdleTimeout     = time.Minute
+)
+
+// Validate reports whether p is acceptable, as a *PolicyError naming the
+// first field that is not.
+func (p Policy) Validate() error {
+	switch {
+	case p.SessionLimit < 0 || p.SessionLimit > MaxSessionLimit:
+		return &PolicyError{Field: "SessionLimit", Reason: fmt.Sprintf("must be between 0 and %d", MaxSessionLimit)}
+	case p.OnSessionLimit != "" && p.OnSessionLimit != EndOldestSession && p.OnSessionLimit != RefuseNewSession:
+		return &PolicyError{Field: "OnSessionLimit", Reason: `must be "", "end_oldest" or "refuse_new"`}
+	case p.IdleTimeout != 0 && p.IdleTimeout < minIdleTimeout:
+		return &PolicyError{Field: "IdleTimeout", Reason: "must be at least one minute"}
+	case p.SessionLifetime != 0 && p.SessionLifetime < minIdleTimeout:
+		return &PolicyError{Field: "SessionLifetime", Reason: "must be at least one minute"}
+	case p.PasswordMinLength != 0 && p.PasswordMinLength < 8:
+		return &PolicyError{Field: "PasswordMinLength", Reason: "must be at least 8 (NIST SP 800-63B)"}
+	case p.PasswordMinLength > 64:
+		return &PolicyError{Field: "PasswordMinLength", Reason: "must be at most 64"}
+	case p.PasswordHistory < 0 || p.PasswordHistory > MaxPasswordHistory:
+		return &PolicyError{Field: "PasswordHistory", Reason: fmt.Sprintf("must be between 0 and %d", MaxPasswordHistory)}
+	case p.PasswordMaxAge < 0:
+		return &PolicyError{Field: "PasswordMaxAge", Reason: "must not be negative"}
+	}
+	return nil
+}
+
+// PolicyError reports an unacceptable tenant policy or Config field.
+type PolicyError struct {
+	Field, Reason string
+}
+
+func (e *PolicyError) Error() string { return "guard: invalid " + e.Field + ": " + e.Reason }
+
+// sessionLimit is the session.Limit that p means.
+func (p Policy) sessionLimit() session.Limit {
+	l := session.Limit{Max: p.SessionLimit, Policy: session.EvictOldest}
+	if p.OnSessionLimit == RefuseNewSession {
+		l.Policy = session.RefuseNew
+	}
+	return l
+}
+
+// withDefaults fills p's zero fields from d.
+func (p Policy) withDefaults(d Policy) Policy {
+	if p.SessionLimit == 0 {
+		p.SessionLimit = d.SessionLimit
+	}
+	if p.OnSessionLimit == "" {
+		p.OnSessionLimit = d.OnSessionLimit
+	}
+	if p.IdleTimeout == 0 {
+		p.IdleTimeout = d.IdleTimeout
+	}
+	if p.SessionLifetime == 0 {
+		p.SessionLifetime = d.SessionLifetime
+	}
+	if p.PasswordMinLength == 0 {
+		p.PasswordMinLength = d.PasswordMinLength
+	}
+	if p.PasswordHistory == 0 {
+		p.PasswordHistory = d.PasswordHistory
+	}
+	if p.PasswordMaxAge == 0 {
+		p.PasswordMaxAge = d.PasswordMaxAge
+	}
+	return p
+}
+
+// TenantStore keeps tenants and their policies.
+type TenantStore interface {
+	// CreateTenant stores t (with t.Version 1); ErrTenantExists, and nothing
+	// stored, if a tenant with t.ID exists.
+	CreateTenant(ctx context.Context, t Tenant) error
+	// Tenant returns the tenant with the given id, or ErrTenantNotFound.
+	Tenant(ctx context.Context, id string) (Tenant, error)
+	// SetPolicy replaces the tenant's policy only if its Version is still
+	// version, and increments Version; it returns the new version. A stale
+	// version gives ErrConflict and changes nothing; an unknown tenant
+	// ErrTenantNotFound.
+	SetPolicy(ctx context.Context, id string, p Policy, version int64) (int64, error)
+	// ListTenants returns at most limit tenants ordered by id, after the id
+	// given in after ("" starts at the beginning).
+	ListTenants(ctx context.Context, after string, limit int) ([]Tenant, error)
+}

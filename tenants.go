@@ -1,0 +1,171 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/guardhq/guard/audit"
+)
+
+// MaxTenantIDBytes bounds tenant identifiers.
+const MaxTenantIDBytes = 63
+
+// CheckTenantID validates a tenant identifier: 1 to 63 bytes of lower-case
+// ASCII letters, digits, '-' and '_', starting with a letter or digit.
+func CheckTenantID(id string) error {
+	if id == "" || len(id) > MaxTenantIDBytes {
+		return &InputError{Field: "tenant", Reason: "must be 1 to 63 characters"}
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '-' || c == '_')
+		if !ok {
+			return &InputError{Field: "tenant", Reason: "must be lower-case letters, digits, '-' or '_'"}
+		}
+	}
+	return nil
+}
+
+// CreateTenant creates a tenant with the given id, name and policy. Only
+// the system may create tenants.
+func (g *Guard) CreateTenant(ctx context.Context, by Principal, id, name string, p Policy) (Tenant, error) {
+	if by.Kind != KindSystem {
+		return Tenant{}, ErrForbidden
+	}
+	if err := CheckTenantID(id); err != nil {
+		return Tenant{}, err
+	}
+	if err := checkText("name", name, 200); err != nil {
+		return Tenant{}, err
+	}
+	if err := p.Validate(); err != nil {
+		return Tenant{}, err
+	}
+	t := Tenant{ID: id, Name: name, Policy: p, Version: 1, CreatedAt: g.now().UTC().Truncate(time.Microsecond)}
+	if err := g.stores.Tenants.CreateTenant(ctx, t); err != nil {
+		if errors.Is(err, ErrTenantExists) {
+			return Tenant{}, ErrTenantExists
+		}
+		return Tenant{}, unavailable("create tenant", err)
+	}
+	if err := g.record(ctx, audit.Event{Tenant: id, Actor: by.actor(), Action: audit.TenantCreated,
+		Target: id, IP: by.IP, UserAgent: by.UserAgent, Outcome: audit.Success}); err != nil {
+		return Tenant{}, err
+	}
+	return t, nil
+}
+
+// Tenant returns the tenant with the given id.
+func (g *Guard) Tenant(ctx context.Context, id string) (Tenant, error) {
+	if err := CheckTenantID(id); err != nil {
+		return Tenant{}, ErrTenantNotFound
+	}
+	t, err := g.stores.Tenants.Tenant(ctx, id)
+	switch {
+	case errors.Is(err, ErrTenantNotFound):
+		return Tenant{}, ErrTenantNotFound
+	case err != nil:
+		return Tenant{}, unavailable("load tenant", err)
+	}
+	return t, nil
+}
+
+// EffectivePolicy returns the tenant's policy with the Guard's defaults
+// filled in: the values in force.
+func (g *Guard) EffectivePolicy(ctx context.Context, tenant string) (Policy, error) {
+	t, err := g.policies.get(ctx, tenant)
+	if err != nil {
+		return Policy{}, err
+	}
+	return t.Policy.withDefaults(g.defaults), nil
+}
+
+// SetPolicy replaces a tenant's policy if the tenant is still at version
+// (as read from Tenant), so that two admins editing at once cannot silently
+// overwrite each other (ErrConflict). It returns the new version.
+func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Policy, version int64) (int64, error) {
+	if !by.mayAdminister(tenant) {
+		return 0, ErrForbidden
+	}
+	if err := p.Validate(); err != nil {
+		return 0, err
+	}
+	v, err := g.stores.Tenants.SetPolicy(ctx, tenant, p, version)
+	switch {
+	case errors.Is(err, ErrConflict):
+		return 0, ErrConflict
+	case errors.Is(err, ErrTenantNotFound):
+		return 0, ErrTenantNotFound
+	case err != nil:
+		return 0, unavailable("set policy", err)
+	}
+	g.policies.forget(tenant)
+	if err := g.record(ctx, audit.Event{Tenant: tenant, Actor: by.actor(), Action: audit.TenantPolicySet,
+		Target: tenant, IP: by.IP, UserAgent: by.UserAgent, Outcome: audit.Success,
+		Meta: map[string]string{"version": strconv.FormatInt(v, 10)}}); err != nil {
+		return 0, err
+	}
+	return v, nil
+}
+
+// policyCache keeps tenants for a short TTL so a login does not pay a store
+// round trip for the policy, while a change reaches every replica quickly.
+type policyCache struct {
+	store TenantStore
+	ttl   time.Duration
+	now   func() time.Time
+
+	mu sync.Mutex
+	m  map[string]cachedTenant
+}
+
+type cachedTenant struct {
+	t       Tenant
+	fetched time.Time
+}
+
+const policyCacheMax = 10000
+
+func newPolicyCache(s TenantStore, ttl time.Duration, now func() time.Time) *policyCache {
+	return &policyCache{store: s, ttl: ttl, now: now, m: make(map[string]cachedTenant)}
+}
+
+func (c *policyCache) get(ctx context.Context, id string) (Tenant, error) {
+	if err := CheckTenantID(id); err != nil {
+		return Tenant{}, ErrTenantNotFound
+	}
+	now := c.now()
+	if c.ttl > 0 {
+		c.mu.Lock()
+		e, ok := c.m[id]
+		c.mu.Unlock()
+		if ok && now.Sub(e.fetched) < c.ttl && !now.Before(e.fetched) {
+			return e.t, nil
+		}
+	}
+	t, err := c.store.Tenant(ctx, id)
+	switch {
+	case errors.Is(err, ErrTenantNotFound):
+		return Tenant{}, ErrTenantNotFound
+	case err != nil:
+		return Tenant{}, unavailable("load tenant", err)
+	}
+	if c.ttl > 0 {
+		c.mu.Lock()
+		if len(c.m) >= policyCacheMax {
+			clear(c.m)
+		}
+		c.m[id] = cachedTenant{t: t, fetched: now}
+		c.mu.Unlock()
+	}
+	return t, nil
+}
+
+func (c *policyCache) forget(id string) {
+	c.mu.Lock()
+	delete(c.m, id)
+	c.mu.Unlock()
+}

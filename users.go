@@ -1,0 +1,286 @@
+package guard
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
+)
+
+// User is a user as the facade shows it: no password hashes.
+type User struct {
+	ID                string
+	Tenant            string
+	Email             string
+	Name              string
+	Status            auth.Status
+	HasPassword       bool
+	PasswordChangedAt time.Time
+	CreatedAt         time.Time
+	LastLoginAt       time.Time
+}
+
+func userView(u auth.User) User {
+	return User{ID: u.ID, Tenant: u.Tenant, Email: u.Email, Name: u.Name, Status: u.Status,
+		HasPassword: u.PasswordHash != "", PasswordChangedAt: u.PasswordChangedAt,
+		CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt}
+}
+
+// NewUser describes a user to create.
+type NewUser struct {
+	Tenant string
+	Email  string
+	Name   string
+	// Password is checked against the tenant's password policy; empty
+	// creates a user without a password (who signs in another way, or is
+	// given one later).
+	Password string
+}
+
+// CreateUser creates an active user in a tenant. The password, if any, must
+// pass the tenant's policy: a refusal is an *auth.PolicyError naming the
+// rule (and a password.rejected audit event).
+func (g *Guard) CreateUser(ctx context.Context, by Principal, nu NewUser) (User, error) {
+	if !by.mayAdminister(nu.Tenant) {
+		return User{}, ErrForbidden
+	}
+	pol, err := g.EffectivePolicy(ctx, nu.Tenant)
+	if err != nil {
+		return User{}, err
+	}
+	email, err := auth.CanonicalEmail(nu.Email)
+	if err != nil {
+		return User{}, err
+	}
+	if err := auth.CheckName(nu.Name); err != nil {
+		return User{}, err
+	}
+	now := g.now().UTC().Truncate(time.Microsecond)
+	u := auth.User{Tenant: nu.Tenant, Email: email, Name: nu.Name, Status: auth.StatusActive, CreatedAt: now}
+	if u.ID, err = newID(g.rand); err != nil {
+		return User{}, err
+	}
+	if nu.Password != "" {
+		if err := g.checkPassword(ctx, by, pol, u, nu.Password); err != nil {
+			return User{}, err
+		}
+		if u.PasswordHash, err = g.hasher.Hash(ctx, nu.Password); err != nil {
+			return User{}, err
+		}
+		u.PasswordChangedAt = now
+	}
+	if err := g.stores.Users.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, auth.ErrDuplicateEmail) {
+			return User{}, ErrEmailTaken
+		}
+		return User{}, unavailable("create user", err)
+	}
+	if err := g.record(ctx, g.adminEvent(by, nu.Tenant, audit.UserCreated, u.ID)); err != nil {
+		// The user exists but its creation is not on record: undo it.
+		_ = g.stores.Users.DeleteUser(context.WithoutCancel(ctx), u.Tenant, u.ID)
+		return User{}, err
+	}
+	return userView(u), nil
+}
+
+// checkPassword applies the tenant's password policy to a new password of
+// u (including history when the policy keeps one) and records a refusal.
+func (g *Guard) checkPassword(ctx context.Context, by Principal, pol Policy, u auth.User, password string) error {
+	if len(password) > MaxPasswordBytes {
+		return auth.ErrPasswordTooLong
+	}
+	p := auth.Policy{MinLength: pol.PasswordMinLength, MaxLength: g.maxLen}
+	err := p.Check(password, auth.Context{Email: u.Email, Name: u.Name})
+	if err == nil && pol.PasswordHistory > 0 && u.PasswordHash != "" {
+		hist := append([]string{u.PasswordHash}, u.PasswordHistory...)
+		hist = hist[:min(len(hist), pol.PasswordHistory)]
+		reused, herr := g.hasher.MatchesAny(ctx, password, hist)
+		if herr != nil {
+			return herr
+		}
+		if reused {
+			err = &auth.PolicyError{Rule: auth.RuleReused}
+		}
+	}
+	var pe *auth.PolicyError
+	if errors.As(err, &pe) {
+		e := g.adminEvent(by, u.Tenant, audit.PasswordRejected, u.ID)
+		e.Outcome, e.Reason = audit.Failure, string(pe.Rule)
+		if rerr := g.record(ctx, e); rerr != nil {
+			return rerr
+		}
+	}
+	return err
+}
+
+// User returns one user of a tenant.
+func (g *Guard) User(ctx context.Context, by Principal, tenant, id string) (User, error) {
+	u, err := g.loadUser(ctx, by, tenant, id)
+	if err != nil {
+		return User{}, err
+	}
+	return userView(u), nil
+}
+
+// ListUsers returns at most limit (1 to 1000) users of a tenant ordered by
+// id, after the id given in after.
+func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after string, limit int) ([]User, error) {
+	if !by.mayAdminister(tenant) {
+		return nil, ErrForbidden
+	}
+	limit = min(max(limit, 1), 1000)
+	us, err := g.stores.Users.ListUsers(ctx, tenant, after, limit)
+	if err != nil {
+		return nil, unavailable("list users", err)
+	}
+	out := make([]User, len(us))
+	for i, u := range us {
+		out[i] = userView(u)
+	}
+	return out, nil
+}
+
+// DeactivateUser deactivates a user and ends every one of their sessions
+// at once. A user cannot deactivate themselves.
+func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id string) error {
+	if by.Kind == KindUser && by.UserID == id {
+		return ErrForbidden
+	}
+	if _, err := g.loadUser(ctx, by, tenant, id); err != nil {
+		return err
+	}
+	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusDeactivated); err != nil {
+		return g.userErr("deactivate user", err)
+	}
+	ended, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{})
+	if err != nil {
+		return unavailable("end sessions", err)
+	}
+	e := g.adminEvent(by, tenant, audit.UserDeactivated, id)
+	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
+	return g.record(ctx, e)
+}
+
+// ReactivateUser makes a deactivated user active again.
+func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id string) error {
+	if _, err := g.loadUser(ctx, by, tenant, id); err != nil {
+		return err
+	}
+	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusActive); err != nil {
+		return g.userErr("reactivate user", err)
+	}
+	return g.record(ctx, g.adminEvent(by, tenant, audit.UserReactivated, id))
+}
+
+// DeleteUser ends a user's sessions, removes the user and clears their
+// throttle state. A user cannot delete themselves.
+func (g *Guard) DeleteUser(ctx context.Context, by Principal, tenant, id string) error {
+	if by.Kind == KindUser && by.UserID == id {
+		return ErrForbidden
+	}
+	u, err := g.loadUser(ctx, by, tenant, id)
+	if err != nil {
+		return err
+	}
+	// Deactivate first so a login racing the deletion cannot keep a session.
+	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusDeactivated); err != nil {
+		return g.userErr("delete user", err)
+	}
+	if _, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{}); err != nil {
+		return unavailable("end sessions", err)
+	}
+	if err := g.stores.Users.DeleteUser(ctx, tenant, id); err != nil {
+		return g.userErr("delete user", err)
+	}
+	if err := g.stores.Throttle.Reset(ctx, accountKey(tenant, u.Email)); err != nil {
+		return unavailable("throttle", err)
+	}
+	e := g.adminEvent(by, tenant, audit.UserDeleted, id)
+	e.Meta = map[string]string{"email": u.Email}
+	return g.record(ctx, e)
+}
+
+// UnlockUser lifts a user's login lock (temporary or permanent) and clears
+// their failure count.
+func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string) error {
+	u, err := g.loadUser(ctx, by, tenant, id)
+	if err != nil {
+		return err
+	}
+	if err := g.stores.Throttle.Reset(ctx, accountKey(tenant, u.Email)); err != nil {
+		return unavailable("throttle", err)
+	}
+	return g.record(ctx, g.adminEvent(by, tenant, audit.UserUnlocked, id))
+}
+
+// LockState reports a user's login throttle state (failures, lock).
+func (g *Guard) LockState(ctx context.Context, by Principal, tenant, id string) (auth.State, error) {
+	u, err := g.loadUser(ctx, by, tenant, id)
+	if err != nil {
+		return auth.State{}, err
+	}
+	st, err := g.stores.Throttle.Peek(ctx, accountKey(tenant, u.Email), g.now(), g.acctLim)
+	if err != nil {
+		return auth.State{}, unavailable("throttle", err)
+	}
+	return st, nil
+}
+
+func (g *Guard) loadUser(ctx context.Context, by Principal, tenant, id string) (auth.User, error) {
+	if !by.mayAdminister(tenant) {
+		return auth.User{}, ErrForbidden
+	}
+	if len(id) > auth.MaxIDBytes {
+		return auth.User{}, ErrUserNotFound
+	}
+	u, err := g.stores.Users.User(ctx, tenant, id)
+	if err != nil {
+		return auth.User{}, g.userErr("load user", err)
+	}
+	return u, nil
+}
+
+func (g *Guard) userErr(op string, err error) error {
+	if errors.Is(err, auth.ErrNotFound) {
+		return ErrUserNotFound
+	}
+	return unavailable(op, err)
+}
+
+func (g *Guard) adminEvent(by Principal, tenant string, action audit.Action, target string) audit.Event {
+	return audit.Event{Tenant: tenant, Actor: by.actor(), Action: action, Target: target,
+		IP: by.IP, UserAgent: by.UserAgent, Outcome: audit.Success}
+}
+
+// newID returns 16 random bytes in hex.
+func newID(r io.Reader) (string, error) {
+	var b [16]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("guard: reading randomness: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// checkText validates a free-text field: valid UTF-8, no control
+// characters, at most max bytes.
+func checkText(field, s string, max int) error {
+	if len(s) > max {
+		return &InputError{Field: field, Reason: "too long"}
+	}
+	if !utf8.ValidString(s) {
+		return &InputError{Field: field, Reason: "not valid UTF-8"}
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return &InputError{Field: field, Reason: "contains control characters"}
+		}
+	}
+	return nil
+}
