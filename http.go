@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/guardhq/guard/session"
@@ -95,6 +96,12 @@ func (g *Guard) ClearSessionCookie(w http.ResponseWriter) {
 // Forwarded headers are ignored: trusted-proxy handling comes with the
 // ipfilter package.
 func ClientIP(r *http.Request) string {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil && ap.Addr().Is4() {
+		// The common case, without allocating: RemoteAddr is "a.b.c.d:port"
+		// and its host part is already canonical.
+		host, _, _ := strings.Cut(r.RemoteAddr, ":")
+		return host
+	}
 	host := r.RemoteAddr
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
