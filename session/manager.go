@@ -79,6 +79,7 @@ func (e *InputError) Error() string { return "session: invalid " + e.Field + ": 
 // enforced by the Store in one atomic step.
 type Manager struct {
 	store     Store
+	lt        LookupToucher // store's optional one-round-trip check, or nil
 	index     UserIndex
 	now       func() time.Time
 	rand      io.Reader
@@ -125,8 +126,10 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.TouchInterval >= cfg.IdleTimeout {
 		return nil, &ConfigError{Field: "TouchInterval", Reason: "must be shorter than IdleTimeout"}
 	}
+	lt, _ := cfg.Store.(LookupToucher)
 	return &Manager{
 		store:     cfg.Store,
+		lt:        lt,
 		index:     cfg.Index,
 		now:       cfg.Now,
 		rand:      cfg.Rand,
@@ -294,17 +297,17 @@ func (m *Manager) Authenticate(ctx context.Context, token string) (Session, erro
 }
 
 // AuthenticateHash is Authenticate for a token already parsed with
-// ParseToken.
+// ParseToken. When the Store implements LookupToucher it costs exactly one
+// store call.
 func (m *Manager) AuthenticateHash(ctx context.Context, h Hash) (Session, error) {
+	if m.lt != nil {
+		return m.lookupTouch(ctx, h)
+	}
 	s, now, err := m.lookupLive(ctx, h)
 	if err != nil {
 		return Session{}, err
 	}
-	every := m.touchEach
-	if half := s.IdleTimeout / 2; half < every {
-		every = half
-	}
-	if now.Sub(s.LastSeen) >= every {
+	if now.Sub(s.LastSeen) >= touchEvery(m.touchEach, s.IdleTimeout) {
 		seen := now.UTC().Truncate(time.Microsecond)
 		if err := m.store.Touch(ctx, h, seen); err != nil {
 			return Session{}, storeErr("touch", err)
@@ -314,6 +317,31 @@ func (m *Manager) AuthenticateHash(ctx context.Context, h Hash) (Session, error)
 		}
 	}
 	return s, nil
+}
+
+// lookupTouch is AuthenticateHash on a LookupToucher: one store call.
+func (m *Manager) lookupTouch(ctx context.Context, h Hash) (Session, error) {
+	now := m.now()
+	seen := now.UTC().Truncate(time.Microsecond)
+	s, err := m.lt.LookupTouch(ctx, h, seen, m.touchEach)
+	if err != nil {
+		return Session{}, storeErr("lookup", err)
+	}
+	if !s.LiveAt(now) {
+		_, _ = m.store.Delete(ctx, h)
+		return Session{}, ErrExpired
+	}
+	if seen.Sub(s.LastSeen) >= touchEvery(m.touchEach, s.IdleTimeout) {
+		s.LastSeen = seen
+	}
+	return s, nil
+}
+
+// touchEvery is how long after LastSeen a request writes LastSeen again:
+// the Manager's TouchInterval, or half the session's idle timeout if that
+// is shorter, so that activity always keeps a session alive.
+func touchEvery(interval, idle time.Duration) time.Duration {
+	return min(interval, idle/2)
 }
 
 // lookupLive returns the session h if it is live now, and now.

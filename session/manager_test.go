@@ -890,3 +890,82 @@ func Example() {
 	// 1
 	// session: not found
 }
+
+// ltStore is a spy store with the optional LookupToucher capability,
+// implemented as Lookup then Touch under one lock (the reference rule).
+type ltStore struct {
+	*spyStore
+	ltMu sync.Mutex
+}
+
+func (s *ltStore) LookupTouch(ctx context.Context, h session.Hash, now time.Time, interval time.Duration) (session.Session, error) {
+	if err := s.call("LookupTouch"); err != nil {
+		return session.Session{}, err
+	}
+	s.ltMu.Lock()
+	defer s.ltMu.Unlock()
+	got, err := s.Store.Lookup(ctx, h)
+	if err != nil {
+		return session.Session{}, err
+	}
+	if got.LiveAt(now) && now.Sub(got.LastSeen) >= min(interval, got.IdleTimeout/2) {
+		s.mu.Lock()
+		s.touched = append(s.touched, now)
+		s.mu.Unlock()
+		if err := s.Store.Touch(ctx, h, now); err != nil {
+			return session.Session{}, err
+		}
+	}
+	return got, nil
+}
+
+// A store with LookupTouch is asked exactly once per request, and the idle
+// bookkeeping is the same as with Lookup and Touch.
+func TestLookupToucherIsOneCall(t *testing.T) {
+	st := &ltStore{spyStore: newSpy()}
+	c := newClock()
+	m, err := session.New(session.Config{Store: st, Index: st, Now: c.Now, TouchInterval: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, _, err := m.Create(t.Context(), session.Options{Tenant: "t", UserID: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last time.Time
+	for range 30 { // a request every 10 s for 5 minutes
+		c.Advance(10 * time.Second)
+		s, err := m.Authenticate(t.Context(), token)
+		if err != nil {
+			t.Fatalf("Authenticate: %v", err)
+		}
+		last = s.LastSeen
+	}
+	if n := st.count("LookupTouch"); n != 30 {
+		t.Errorf("%d LookupTouch calls for 30 requests", n)
+	}
+	if n := st.count("Lookup") + st.count("Touch"); n != 0 {
+		t.Errorf("%d Lookup/Touch calls besides LookupTouch", n)
+	}
+	if len(st.touched) != 5 {
+		t.Errorf("%d touches in 5 minutes, want 5", len(st.touched))
+	}
+	if want := t0.Add(5 * time.Minute); !last.Equal(want) {
+		t.Errorf("LastSeen = %v, want %v", last, want)
+	}
+
+	c.Advance(25 * time.Hour) // idle timeout
+	if _, err := m.Authenticate(t.Context(), token); !errors.Is(err, session.ErrExpired) {
+		t.Errorf("Authenticate after the idle timeout = %v, want ErrExpired", err)
+	}
+
+	boom := errors.New("connection refused")
+	token, _, _, err = m.Create(t.Context(), session.Options{Tenant: "t", UserID: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.setFail("LookupTouch", boom)
+	if s, err := m.Authenticate(t.Context(), token); !errors.Is(err, boom) || errors.Is(err, session.ErrNotFound) || s != (session.Session{}) {
+		t.Errorf("Authenticate with the store down = %+v, %v; want a wrapped store error", s, err)
+	}
+}

@@ -48,12 +48,14 @@ type UserIndex interface {
 
 // LookupToucher is an optional capability of a Store, probed once by New.
 // A store that answers over the network implements it so that the
-// per-request check is one round trip.
+// per-request check is one round trip; Manager then calls LookupTouch
+// instead of Lookup and Touch.
 type LookupToucher interface {
 	// LookupTouch is Lookup followed, in the same atomic step, by
-	// Touch(h, now) when the session is live at now and its LastSeen is at
-	// least interval before now. It returns the session as it was before
-	// the touch, or ErrNotFound. A session that is not live at now is
-	// returned unchanged and not touched.
+	// Touch(h, now) when the session is live at now (see Session.LiveAt)
+	// and its LastSeen is at least min(interval, IdleTimeout/2) before now.
+	// It returns the session as stored before the touch, or ErrNotFound. A
+	// session that is not live at now is returned unchanged and not
+	// touched.
 	LookupTouch(ctx context.Context, h Hash, now time.Time, interval time.Duration) (Session, error)
 }

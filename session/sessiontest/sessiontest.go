@@ -86,6 +86,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ListByUser", listTests},
 		{"DeleteByUser", deleteByUserTests},
 		{"Tenants", tenantTests},
+		{"LookupTouch", lookupTouchTests},
 	} {
 		t.Run(g.name, func(t *testing.T) {
 			for _, tc := range g.tests {
@@ -628,6 +629,119 @@ var tenantTests = []test{
 			c.wantList("a", "b"+sep+"c", []session.Session{y})
 		}
 	}},
+}
+
+// lookupTouchTests run only for a store that implements the optional
+// session.LookupToucher.
+var lookupTouchTests = []test{
+	{"ReturnsSessionBeforeTouch", func(t *testing.T, c *checker) {
+		lt := c.lookupToucher()
+		s := mk("a", "t", "u", base)
+		c.create(s, unlimited)
+		now := base.Add(5 * time.Minute)
+		got, err := lt.LookupTouch(t.Context(), s.Hash, now, time.Minute)
+		if err != nil {
+			t.Fatalf("LookupTouch: %v", err)
+		}
+		if d := diff(got, s); d != "" {
+			t.Errorf("LookupTouch returned %s; want the session as stored before the touch", d)
+		}
+		s.LastSeen = now
+		c.wantStored(s)
+	}},
+	{"NoTouchWithinInterval", func(t *testing.T, c *checker) {
+		lt := c.lookupToucher()
+		s := mk("a", "t", "u", base)
+		c.create(s, unlimited)
+		if _, err := lt.LookupTouch(t.Context(), s.Hash, base.Add(59*time.Second), time.Minute); err != nil {
+			t.Fatalf("LookupTouch: %v", err)
+		}
+		c.wantStored(s)
+	}},
+	{"TouchAtExactlyInterval", func(t *testing.T, c *checker) {
+		lt := c.lookupToucher()
+		s := mk("a", "t", "u", base)
+		c.create(s, unlimited)
+		now := base.Add(time.Minute)
+		if _, err := lt.LookupTouch(t.Context(), s.Hash, now, time.Minute); err != nil {
+			t.Fatalf("LookupTouch: %v", err)
+		}
+		s.LastSeen = now
+		c.wantStored(s)
+	}},
+	{"HalfIdleTimeoutBoundsInterval", func(t *testing.T, c *checker) {
+		// With a 10-minute idle timeout and a one-hour interval, the
+		// session is touched once 5 minutes (half the idle timeout) passed.
+		lt := c.lookupToucher()
+		s := mk("a", "t", "u", base)
+		s.IdleTimeout = 10 * time.Minute
+		c.create(s, unlimited)
+		if _, err := lt.LookupTouch(t.Context(), s.Hash, base.Add(4*time.Minute), time.Hour); err != nil {
+			t.Fatalf("LookupTouch: %v", err)
+		}
+		c.wantStored(s)
+		now := base.Add(5 * time.Minute)
+		if _, err := lt.LookupTouch(t.Context(), s.Hash, now, time.Hour); err != nil {
+			t.Fatalf("LookupTouch: %v", err)
+		}
+		s.LastSeen = now
+		c.wantStored(s)
+	}},
+	{"NotLiveIsNotTouched", func(t *testing.T, c *checker) {
+		lt := c.lookupToucher()
+		idle := mk("idle", "t", "u", base)
+		old := mk("old", "t", "v", base)
+		old.IdleTimeout = 30 * day
+		c.create(idle, unlimited)
+		c.create(old, unlimited)
+		for _, tc := range []struct {
+			s   session.Session
+			now time.Time
+		}{
+			{idle, base.Add(day)},                    // idle timeout reached
+			{old, base.Add(week)},                    // absolute expiry reached
+			{old, base.Add(week + time.Microsecond)}, // and beyond
+		} {
+			got, err := lt.LookupTouch(t.Context(), tc.s.Hash, tc.now, time.Minute)
+			if err != nil {
+				t.Fatalf("LookupTouch(%s) at +%v: %v", label(tc.s), tc.now.Sub(base), err)
+			}
+			if d := diff(got, tc.s); d != "" {
+				t.Errorf("LookupTouch(%s) returned %s", label(tc.s), d)
+			}
+			c.wantStored(tc.s)
+		}
+	}},
+	{"NotFound", func(t *testing.T, c *checker) {
+		lt := c.lookupToucher()
+		c.create(mk("a", "t", "u", base), unlimited)
+		if s, err := lt.LookupTouch(t.Context(), hashOf("absent"), base, time.Minute); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("LookupTouch(absent) = %s, %v; want ErrNotFound", label(s), err)
+		}
+	}},
+	{"NeverMovesLastSeenBack", func(t *testing.T, c *checker) {
+		lt := c.lookupToucher()
+		s := mk("a", "t", "u", base)
+		c.create(s, unlimited)
+		later := base.Add(10 * time.Minute)
+		c.touch(s.Hash, later)
+		if _, err := lt.LookupTouch(t.Context(), s.Hash, base.Add(5*time.Minute), time.Nanosecond); err != nil {
+			t.Fatalf("LookupTouch: %v", err)
+		}
+		s.LastSeen = later
+		c.wantStored(s)
+	}},
+}
+
+// lookupToucher returns the store as a session.LookupToucher, or skips
+// the test for a store without that optional capability.
+func (c *checker) lookupToucher() session.LookupToucher {
+	c.t.Helper()
+	lt, ok := c.st.(session.LookupToucher)
+	if !ok {
+		c.t.Skip("the store does not implement the optional session.LookupToucher")
+	}
+	return lt
 }
 
 // checker wraps a store with assertions.
