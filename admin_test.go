@@ -313,13 +313,13 @@ func TestAuditChainVerifiesAfterFlows(t *testing.T) {
 	f.login("alice@example.com", "wrong one here")
 	f.login("alice@example.com", ownerPW)
 	f.g.DeactivateUser(f.ctx, guard.System("t"), tenantID, u.ID)
-	rep, err := f.g.Audit().Verify(f.ctx, tenantID)
+	rep, err := f.g.VerifyAudit(f.ctx, guard.System("test"), tenantID)
 	if err != nil || !rep.OK || rep.Checked < 5 {
 		t.Fatalf("Verify = %+v, %v", rep, err)
 	}
 	// No secret ever reaches the log.
 	var sb strings.Builder
-	if err := f.g.Audit().Export(f.ctx, tenantID, audit.Query{}, &sb, audit.JSONLines); err != nil {
+	if err := f.g.ExportAudit(f.ctx, guard.System("test"), tenantID, audit.Query{}, &sb, audit.JSONLines); err != nil {
 		t.Fatal(err)
 	}
 	for _, secret := range []string{ownerPW, "wrong one here"} {

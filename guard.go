@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"context"
 	"crypto/rand"
 	"io"
 	"time"
@@ -24,7 +25,22 @@ type Stores struct {
 	Tenants      TenantStore
 }
 
-func (s Stores) validate() error {
+func (s Stores) validate(fenced bool) error {
+	if fenced {
+		switch {
+		case s.Users != nil || s.UserUpdates != nil || s.Audit != nil:
+			return &PolicyError{Field: "Stores", Reason: "Users, UserUpdates and Audit must be nil with OpenTenant: each tenant's come from OpenTenant"}
+		case s.Throttle == nil:
+			return &PolicyError{Field: "Stores.Throttle", Reason: "is required"}
+		case s.Sessions == nil:
+			return &PolicyError{Field: "Stores.Sessions", Reason: "is required"}
+		case s.SessionIndex == nil:
+			return &PolicyError{Field: "Stores.SessionIndex", Reason: "is required"}
+		case s.Tenants == nil:
+			return &PolicyError{Field: "Stores.Tenants", Reason: "is required"}
+		}
+		return nil
+	}
 	switch {
 	case s.Users == nil:
 		return &PolicyError{Field: "Stores.Users", Reason: "is required"}
@@ -48,6 +64,20 @@ func (s Stores) validate() error {
 // other field has the documented default.
 type Config struct {
 	Stores Stores
+	// OpenTenant, when set, ring-fences tenants: each tenant's users,
+	// credentials and audit chain live in stores of its own (its own SQLite
+	// file, its own PostgreSQL database or schema), opened by OpenTenant
+	// on first use, and Stores.Users, Stores.UserUpdates and Stores.Audit
+	// must then be nil. Stores.Tenants (the registry of tenants and their
+	// policies) and the short-lived security state — Stores.Sessions,
+	// Stores.SessionIndex and Stores.Throttle, which hold token hashes, user
+	// IDs and counters keyed by hashes, never a password or an audit
+	// record — stay shared.
+	OpenTenant TenantOpener
+	// MaxOpenTenants caps how many tenants' stores are open at once when
+	// OpenTenant is set (default 64): the least recently used are closed
+	// once no call is using them, and opened again when needed.
+	MaxOpenTenants int
 	// AuditKey is the HMAC key of the tamper-evident audit chain, at least
 	// 32 bytes, kept secret by the host (rotate by starting a new chain).
 	AuditKey []byte
@@ -110,12 +140,19 @@ type Guard struct {
 	sessions *session.Manager
 	audit    *audit.Log
 	policies *policyCache
+	fence    *fence // nil unless tenants are ring-fenced
 }
 
 // New validates cfg, fills its defaults and returns a Guard.
 func New(cfg Config) (*Guard, error) {
-	if err := cfg.Stores.validate(); err != nil {
+	if err := cfg.Stores.validate(cfg.OpenTenant != nil); err != nil {
 		return nil, err
+	}
+	if cfg.MaxOpenTenants < 0 {
+		return nil, &PolicyError{Field: "MaxOpenTenants", Reason: "must not be negative"}
+	}
+	if cfg.MaxOpenTenants == 0 {
+		cfg.MaxOpenTenants = DefaultMaxOpenTenants
 	}
 	if len(cfg.AuditKey) < 32 {
 		return nil, &PolicyError{Field: "AuditKey", Reason: "must be at least 32 bytes"}
@@ -175,6 +212,15 @@ func New(cfg Config) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
+	policies := newPolicyCache(cfg.Stores.Tenants, cfg.PolicyCacheTTL, cfg.Now)
+	var f *fence
+	if cfg.OpenTenant != nil {
+		f = newFence(cfg.OpenTenant, cfg.MaxOpenTenants, func(ctx context.Context, tenant string) error {
+			_, err := policies.get(ctx, tenant)
+			return err
+		})
+		cfg.Stores.Users, cfg.Stores.UserUpdates, cfg.Stores.Audit = routedUsers{f}, routedUsers{f}, routedAudit{f}
+	}
 	log, err := audit.New(audit.Config{Store: cfg.Stores.Audit, Key: cfg.AuditKey, Now: cfg.Now, Rand: cfg.Rand})
 	if err != nil {
 		return nil, err
@@ -191,9 +237,7 @@ func New(cfg Config) (*Guard, error) {
 		hasher:   hasher,
 		sessions: sessions,
 		audit:    log,
-		policies: newPolicyCache(cfg.Stores.Tenants, cfg.PolicyCacheTTL, cfg.Now),
+		policies: policies,
+		fence:    f,
 	}, nil
 }
-
-// Audit returns the tenant audit log, for queries, export and verification.
-func (g *Guard) Audit() *audit.Log { return g.audit }

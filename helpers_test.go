@@ -90,7 +90,7 @@ func (f *fixture) events(t testing.TB, action audit.Action) []audit.Event {
 	var out []audit.Event
 	var after uint64
 	for {
-		p, err := f.g.Audit().Query(f.ctx, tenantID, audit.Query{Action: string(action), After: after, Limit: 1000})
+		p, err := f.g.QueryAudit(f.ctx, guard.System("test"), tenantID, audit.Query{Action: string(action), After: after, Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}

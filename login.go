@@ -2,6 +2,8 @@ package guard
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"strconv"
 	"time"
@@ -279,7 +281,16 @@ func lockMeta(r auth.Reservation) map[string]string {
 	return m
 }
 
-func accountKey(tenant, email string) string { return "acct:" + tenant + ":" + email }
+// accountKey is the throttle key of an account: a hash of tenant and
+// canonical email, so that the throttle store, which may be shared by
+// ring-fenced tenants, holds no email address.
+func accountKey(tenant, email string) string {
+	h := sha256.New()
+	h.Write([]byte(tenant))
+	h.Write([]byte{0})
+	h.Write([]byte(email))
+	return "acct:" + base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+}
 
 // dropSession ends a session that must not survive (best effort: the
 // caller is already failing the request).

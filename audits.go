@@ -1,0 +1,77 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/guardhq/guard/audit"
+)
+
+// The audit log of a tenant is read through these methods, which check who
+// asks: a principal reads only its own tenant's log (the system any).
+// Nobody can change or delete events through Guard except by the retention
+// purge, which leaves a verifiable checkpoint.
+
+// QueryAudit returns one page of a tenant's audit events matching q (see
+// audit.Log.Query).
+func (g *Guard) QueryAudit(ctx context.Context, by Principal, tenant string, q audit.Query) (audit.Page, error) {
+	if !by.mayAdminister(tenant) {
+		return audit.Page{}, ErrForbidden
+	}
+	p, err := g.audit.Query(ctx, tenant, q)
+	return p, auditErr(err)
+}
+
+// VerifyAudit checks a tenant's audit chain and reports the first broken
+// event, if any (see audit.Log.Verify).
+func (g *Guard) VerifyAudit(ctx context.Context, by Principal, tenant string) (audit.Report, error) {
+	if !by.mayAdminister(tenant) {
+		return audit.Report{}, ErrForbidden
+	}
+	r, err := g.audit.Verify(ctx, tenant)
+	return r, auditErr(err)
+}
+
+// ExportAudit writes a tenant's audit events matching q's filters to w as
+// JSON Lines or CSV (see audit.Log.Export).
+func (g *Guard) ExportAudit(ctx context.Context, by Principal, tenant string, q audit.Query, w io.Writer, f audit.Format) error {
+	if !by.mayAdminister(tenant) {
+		return ErrForbidden
+	}
+	return auditErr(g.audit.Export(ctx, tenant, q, w, f))
+}
+
+// PurgeAudit applies retention: it deletes a tenant's events older than
+// before and leaves a checkpoint so the chain still verifies (see
+// audit.Log.Purge). Only the system may purge (a retention job), and the
+// purge is itself recorded.
+func (g *Guard) PurgeAudit(ctx context.Context, by Principal, tenant string, before time.Time) (int, error) {
+	if by.Kind != KindSystem {
+		return 0, ErrForbidden
+	}
+	n, err := g.audit.Purge(ctx, tenant, before)
+	if err != nil {
+		return 0, auditErr(err)
+	}
+	e := g.adminEvent(by, tenant, audit.AuditPurged, tenant)
+	e.Meta = map[string]string{"events": strconv.Itoa(n), "before": before.UTC().Format(time.RFC3339)}
+	return n, g.record(ctx, e)
+}
+
+// auditErr keeps bad input and a missing tenant as they are and reports
+// every other failure as ErrUnavailable.
+func auditErr(err error) error {
+	var ie *audit.InputError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ie), errors.Is(err, audit.ErrTampered):
+		return err
+	case errors.Is(err, ErrTenantNotFound):
+		return ErrTenantNotFound
+	}
+	return unavailable("audit", err)
+}

@@ -1,0 +1,299 @@
+package guard
+
+import (
+	"container/list"
+	"context"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
+)
+
+// TenantOpener opens the stores that keep one tenant's data when tenants
+// are ring-fenced (Config.OpenTenant): typically the tenant's own SQLite
+// file or its own PostgreSQL database or schema, migrated and ready. Of the
+// returned Stores only the tenant-data fields are used: Users, UserUpdates
+// and Audit. The Closer releases them (a pool, a file); it may be nil.
+//
+// The opener is called only for tenants that exist in the registry
+// (Config.Stores.Tenants), at most once at a time per tenant, and again
+// after the tenant's stores were closed to respect MaxOpenTenants.
+type TenantOpener func(ctx context.Context, tenant string) (Stores, io.Closer, error)
+
+// DefaultMaxOpenTenants is the default of Config.MaxOpenTenants.
+const DefaultMaxOpenTenants = 64
+
+// tenantData is one ring-fenced tenant's open stores.
+type tenantData struct {
+	tenant  string
+	stores  Stores
+	closer  io.Closer
+	ready   chan struct{} // closed once opened (or failed: err)
+	err     error
+	refs    int  // acquisitions not yet released
+	evicted bool // out of the fence's map; closed when refs reaches 0
+	elem    *list.Element
+}
+
+// fence keeps the open stores of ring-fenced tenants: at most max of them
+// open at once (least recently used closed first, once nobody uses them).
+type fence struct {
+	open   TenantOpener
+	max    int
+	exists func(ctx context.Context, tenant string) error
+
+	mu  sync.Mutex
+	m   map[string]*tenantData
+	lru *list.List // of *tenantData, most recent first
+}
+
+func newFence(open TenantOpener, max int, exists func(context.Context, string) error) *fence {
+	return &fence{open: open, max: max, exists: exists, m: make(map[string]*tenantData), lru: list.New()}
+}
+
+// acquire returns tenant's stores, opening them if needed. The tenant must
+// exist in the registry (an error matching ErrTenantNotFound otherwise).
+// The caller must call release(d) when done.
+func (f *fence) acquire(ctx context.Context, tenant string) (*tenantData, error) {
+	if err := f.exists(ctx, tenant); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	d, ok := f.m[tenant]
+	if !ok {
+		d = &tenantData{tenant: tenant, ready: make(chan struct{})}
+		d.elem = f.lru.PushFront(d)
+		f.m[tenant] = d
+	} else {
+		f.lru.MoveToFront(d.elem)
+	}
+	d.refs++
+	f.mu.Unlock()
+
+	if !ok {
+		f.fill(ctx, d)
+		f.evict()
+	} else {
+		select {
+		case <-d.ready:
+		case <-ctx.Done():
+			f.release(d)
+			return nil, ctx.Err()
+		}
+	}
+	if d.err != nil {
+		f.release(d)
+		return nil, d.err
+	}
+	return d, nil
+}
+
+// fill opens d's stores and marks d ready; on failure d leaves the map so
+// that the next acquire tries again.
+func (f *fence) fill(ctx context.Context, d *tenantData) {
+	defer close(d.ready)
+	// Not the caller's cancellation: others may be waiting for this open.
+	st, closer, err := f.open(context.WithoutCancel(ctx), d.tenant)
+	if err == nil {
+		switch {
+		case st.Users == nil:
+			err = &PolicyError{Field: "OpenTenant", Reason: "returned no Users store"}
+		case st.UserUpdates == nil:
+			err = &PolicyError{Field: "OpenTenant", Reason: "returned no UserUpdates store"}
+		case st.Audit == nil:
+			err = &PolicyError{Field: "OpenTenant", Reason: "returned no Audit store"}
+		}
+	}
+	if err != nil {
+		if closer != nil {
+			_ = closer.Close()
+		}
+		d.err = unavailable("open tenant stores", err)
+		f.mu.Lock()
+		if f.m[d.tenant] == d {
+			delete(f.m, d.tenant)
+			f.lru.Remove(d.elem)
+		}
+		d.evicted = true
+		f.mu.Unlock()
+		return
+	}
+	d.stores, d.closer = st, closer
+}
+
+// evict takes the least recently used tenants out of the map until at most
+// max remain; each is closed once its last user releases it.
+func (f *fence) evict() {
+	var closeNow []*tenantData
+	f.mu.Lock()
+	for len(f.m) > f.max {
+		e := f.lru.Back()
+		d := e.Value.(*tenantData)
+		f.lru.Remove(e)
+		delete(f.m, d.tenant)
+		d.evicted = true
+		if d.refs == 0 {
+			closeNow = append(closeNow, d)
+		}
+	}
+	f.mu.Unlock()
+	for _, d := range closeNow {
+		d.close()
+	}
+}
+
+func (f *fence) release(d *tenantData) {
+	f.mu.Lock()
+	d.refs--
+	last := d.refs == 0 && d.evicted
+	f.mu.Unlock()
+	if last {
+		d.close()
+	}
+}
+
+func (d *tenantData) close() {
+	if d.closer != nil {
+		_ = d.closer.Close()
+	}
+}
+
+// Len returns the number of tenants whose stores are open.
+func (f *fence) len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.m)
+}
+
+// closeAll closes every open tenant's stores (Guard.Close).
+func (f *fence) closeAll() {
+	f.mu.Lock()
+	var closeNow []*tenantData
+	for t, d := range f.m {
+		delete(f.m, t)
+		f.lru.Remove(d.elem)
+		d.evicted = true
+		if d.refs == 0 {
+			closeNow = append(closeNow, d)
+		}
+	}
+	f.mu.Unlock()
+	for _, d := range closeNow {
+		d.close()
+	}
+}
+
+// Close closes the stores of ring-fenced tenants that the Guard opened.
+// The Config's own Stores are the host's to close.
+func (g *Guard) Close() error {
+	if g.fence != nil {
+		g.fence.closeAll()
+	}
+	return nil
+}
+
+// OpenTenants returns the number of ring-fenced tenants whose stores are
+// open (0 without Config.OpenTenant).
+func (g *Guard) OpenTenants() int {
+	if g.fence == nil {
+		return 0
+	}
+	return g.fence.len()
+}
+
+// The routed stores below stand in for Stores.Users, Stores.UserUpdates
+// and Stores.Audit when tenants are ring-fenced: each call goes to the
+// stores of the tenant it names, so no call can reach another tenant's
+// database.
+
+type routedUsers struct{ f *fence }
+
+var (
+	_ auth.UserStore   = routedUsers{}
+	_ auth.UserUpdater = routedUsers{}
+	_ audit.Store      = routedAudit{}
+)
+
+// with runs fn on tenant's stores.
+func with[T any](ctx context.Context, f *fence, tenant string, fn func(Stores) (T, error)) (T, error) {
+	d, err := f.acquire(ctx, tenant)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer f.release(d)
+	return fn(d.stores)
+}
+
+func (r routedUsers) CreateUser(ctx context.Context, u auth.User) error {
+	_, err := with(ctx, r.f, u.Tenant, func(s Stores) (struct{}, error) { return struct{}{}, s.Users.CreateUser(ctx, u) })
+	return err
+}
+
+func (r routedUsers) User(ctx context.Context, tenant, id string) (auth.User, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (auth.User, error) { return s.Users.User(ctx, tenant, id) })
+}
+
+func (r routedUsers) UserByEmail(ctx context.Context, tenant, email string) (auth.User, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (auth.User, error) { return s.Users.UserByEmail(ctx, tenant, email) })
+}
+
+func (r routedUsers) ListUsers(ctx context.Context, tenant, after string, limit int) ([]auth.User, error) {
+	return with(ctx, r.f, tenant, func(s Stores) ([]auth.User, error) { return s.Users.ListUsers(ctx, tenant, after, limit) })
+}
+
+func (r routedUsers) DeleteUser(ctx context.Context, tenant, id string) error {
+	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) { return struct{}{}, s.Users.DeleteUser(ctx, tenant, id) })
+	return err
+}
+
+func (r routedUsers) SetStatus(ctx context.Context, tenant, id string, st auth.Status) error {
+	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
+		return struct{}{}, s.UserUpdates.SetStatus(ctx, tenant, id, st)
+	})
+	return err
+}
+
+func (r routedUsers) SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error {
+	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
+		return struct{}{}, s.UserUpdates.SetPassword(ctx, tenant, id, hash, at, keep)
+	})
+	return err
+}
+
+func (r routedUsers) RehashPassword(ctx context.Context, tenant, id, oldHash, newHash string) error {
+	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
+		return struct{}{}, s.UserUpdates.RehashPassword(ctx, tenant, id, oldHash, newHash)
+	})
+	return err
+}
+
+func (r routedUsers) RecordLogin(ctx context.Context, tenant, id string, at time.Time) (auth.User, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (auth.User, error) { return s.UserUpdates.RecordLogin(ctx, tenant, id, at) })
+}
+
+type routedAudit struct{ f *fence }
+
+func (r routedAudit) Append(ctx context.Context, tenant string, events []audit.Event) error {
+	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) { return struct{}{}, s.Audit.Append(ctx, tenant, events) })
+	return err
+}
+
+func (r routedAudit) Head(ctx context.Context, tenant string) (audit.Link, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (audit.Link, error) { return s.Audit.Head(ctx, tenant) })
+}
+
+func (r routedAudit) Query(ctx context.Context, tenant string, q audit.Query) ([]audit.Event, error) {
+	return with(ctx, r.f, tenant, func(s Stores) ([]audit.Event, error) { return s.Audit.Query(ctx, tenant, q) })
+}
+
+func (r routedAudit) Checkpoint(ctx context.Context, tenant string) (audit.Checkpoint, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (audit.Checkpoint, error) { return s.Audit.Checkpoint(ctx, tenant) })
+}
+
+func (r routedAudit) Purge(ctx context.Context, tenant string, cp audit.Checkpoint) error {
+	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) { return struct{}{}, s.Audit.Purge(ctx, tenant, cp) })
+	return err
+}
