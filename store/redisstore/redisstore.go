@@ -1,0 +1,178 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/session"
+)
+
+// DefaultPrefix is the key prefix used when Options.Prefix is empty.
+const DefaultPrefix = "guard:"
+
+// MaxPrefixLen is the longest Options.Prefix accepted, in bytes.
+const MaxPrefixLen = 64
+
+// Options configures a Store. The zero value is usable.
+type Options struct {
+	// Prefix starts every key the store writes (default "guard:"), so that
+	// several applications, or several Guard deployments, can share one
+	// Redis database. It is at most MaxPrefixLen bytes of printable ASCII
+	// without spaces. With a Redis Cluster or Ring client it must contain a
+	// hash tag, such as "{guard}:", that puts every key in one hash slot
+	// (see the package documentation).
+	Prefix string
+}
+
+// ConfigError reports an unacceptable argument of New.
+type ConfigError struct {
+	Field, Reason string
+}
+
+func (e *ConfigError) Error() string { return "redisstore: invalid " + e.Field + ": " + e.Reason }
+
+// InputError reports a value that the store cannot keep exactly, such as a
+// time outside the years 1970 to 2255 (the store computes with
+// microseconds since 1970 in Lua, whose numbers are exact up to 2^53). The
+// call that returns it has changed nothing.
+type InputError struct {
+	Field, Reason string
+}
+
+func (e *InputError) Error() string { return "redisstore: invalid " + e.Field + ": " + e.Reason }
+
+// Store keeps sessions and throttle counters in Redis. It implements
+// session.Store, session.UserIndex, session.LookupToucher and
+// auth.ThrottleStore; use Stores to plug it into a guard.Stores. It is safe
+// for concurrent use, and every method that changes data is one Lua script
+// (or one command), so its invariants hold across any number of processes
+// sharing the Redis database.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+}
+
+var (
+	_ session.Store         = (*Store)(nil)
+	_ session.UserIndex     = (*Store)(nil)
+	_ session.LookupToucher = (*Store)(nil)
+	_ auth.ThrottleStore    = (*Store)(nil)
+)
+
+// New returns a Store that keeps its data in client under opts.Prefix. It
+// does no I/O: the scripts are loaded on first use (or by Load). The
+// caller owns client and closes it after the last use of the Store.
+func New(client redis.UniversalClient, opts Options) (*Store, error) {
+	if client == nil {
+		return nil, &ConfigError{Field: "client", Reason: "is required"}
+	}
+	p := opts.Prefix
+	if p == "" {
+		p = DefaultPrefix
+	}
+	if len(p) > MaxPrefixLen {
+		return nil, &ConfigError{Field: "Options.Prefix", Reason: fmt.Sprintf("is longer than %d bytes", MaxPrefixLen)}
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c >= utf8.RuneSelf {
+			return nil, &ConfigError{Field: "Options.Prefix", Reason: "must be printable ASCII without spaces"}
+		}
+	}
+	switch client.(type) {
+	case *redis.ClusterClient, *redis.Ring:
+		if !hasHashTag(p) {
+			return nil, &ConfigError{Field: "Options.Prefix", Reason: `must contain a hash tag such as "{guard}" with a Cluster or Ring client: a user's keys and the keys of their sessions must share one hash slot`}
+		}
+	}
+	return &Store{rdb: client, prefix: p}, nil
+}
+
+// hasHashTag reports whether key's hash slot is decided by a hash tag, as
+// Redis Cluster defines it: the bytes between the first "{" and the first
+// "}" after it, when there are any.
+func hasHashTag(key string) bool {
+	i := strings.IndexByte(key, '{')
+	if i < 0 {
+		return false
+	}
+	j := strings.IndexByte(key[i+1:], '}')
+	return j > 0
+}
+
+// Stores returns base with its Sessions, SessionIndex and Throttle fields
+// set to s: for example sessions and throttling in Redis, everything else
+// in PostgreSQL.
+func (s *Store) Stores(base guard.Stores) guard.Stores {
+	base.Sessions = s
+	base.SessionIndex = s
+	base.Throttle = s
+	return base
+}
+
+// Load loads every script of the store into the Redis script cache, so
+// that the first call of each method costs one round trip, not two
+// (EVALSHA, then EVAL when the script is missing). Calling it is
+// optional, for example at start-up.
+func (s *Store) Load(ctx context.Context) error {
+	for _, sc := range allScripts {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return fmt.Errorf("redisstore: loading scripts: %w", err)
+		}
+	}
+	return nil
+}
+
+// Times are kept as microseconds since 1970 (Unix time), which Lua's
+// float64 numbers hold exactly below 2^53: up to June 2255.
+const (
+	minMicros = 0
+	maxMicros = 1<<53 - 1
+)
+
+// micros returns t as microseconds since 1970, truncated, or an
+// *InputError naming field if t is outside the range the store keeps.
+func micros(field string, t time.Time) (int64, error) {
+	if t.Before(time.Unix(0, 0)) || !t.Before(time.UnixMicro(maxMicros+1)) {
+		return 0, &InputError{Field: field, Reason: "must lie between 1970 and 2255"}
+	}
+	return t.UnixMicro(), nil
+}
+
+// fromMicros is the inverse of micros, in UTC.
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// ceilMicros returns d in microseconds, rounded up: for integer microsecond
+// times a and b, b-a >= ceilMicros(d) exactly when b >= a+d.
+func ceilMicros(d time.Duration) int64 {
+	q := int64(d / time.Microsecond)
+	if d%time.Microsecond > 0 {
+		q++
+	}
+	return q
+}
+
+// expireMillis is the PEXPIREAT argument for a key that must live until
+// the instant us (microseconds): the next whole millisecond after it.
+func expireMillis(us int64) int64 { return us/1000 + 1 }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// redisErr wraps an error from Redis for operation op. Errors are never
+// swallowed: a caller on the request path denies (fails closed).
+func redisErr(op string, err error) error {
+	return fmt.Errorf("redisstore: %s: %w", op, err)
+}
+
+// ErrCorrupt reports a key holding data that this package did not write
+// (another application using the same prefix, or a manual change). The
+// store fails closed: the call returns an error wrapping ErrCorrupt.
+var ErrCorrupt = errors.New("redisstore: unexpected data in Redis")

@@ -1,0 +1,77 @@
+package redisstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/guardhq/guard/internal/testenv"
+	"github.com/guardhq/guard/session/sessiontest"
+	"github.com/guardhq/guard/store/redisstore"
+)
+
+// newClient returns a client of the test Redis server (GUARD_TEST_REDIS),
+// closed when t ends.
+func newClient(t testing.TB, hooks ...redis.Hook) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
+	for _, h := range hooks {
+		c.AddHook(h)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// newPrefix returns a fresh random key prefix whose keys are deleted when
+// t ends, so that tests and test packages can share one server.
+func newPrefix(t testing.TB, c *redis.Client) string {
+	t.Helper()
+	var b [8]byte
+	rand.Read(b[:])
+	prefix := "guardtest:" + hex.EncodeToString(b[:]) + ":"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		var keys []string
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			t.Errorf("cleanup: scanning %s*: %v", prefix, err)
+			return
+		}
+		for len(keys) > 0 {
+			n := min(len(keys), 1000)
+			if err := c.Del(ctx, keys[:n]...).Err(); err != nil {
+				t.Errorf("cleanup: deleting %s*: %v", prefix, err)
+				return
+			}
+			keys = keys[n:]
+		}
+	})
+	return prefix
+}
+
+// open returns an empty Store under a fresh prefix, with its client.
+func open(t testing.TB, hooks ...redis.Hook) (*redisstore.Store, *redis.Client, string) {
+	t.Helper()
+	c := newClient(t, hooks...)
+	prefix := newPrefix(t, c)
+	s, err := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, c, prefix
+}
+
+func newSessions(t *testing.T) sessiontest.Store {
+	s, _, _ := open(t)
+	return s
+}
+
+func TestSessions(t *testing.T) { sessiontest.Run(t, newSessions) }
+
+func TestSessionsConcurrent(t *testing.T) { sessiontest.RunConcurrent(t, newSessions) }

@@ -1,0 +1,245 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// The Lua scripts. Each runs atomically in Redis: no other command runs
+// between its reads and its writes, on any client, which is how every
+// invariant holds across replicas.
+//
+// Keys (P is the store's prefix; see keys.go):
+//
+//	P s: <hex hash>                   a session: a hash with the fields below
+//	P u: <len(tenant)>:<tenant>:<user> a user's sessions: a sorted set of
+//	                                   hex hashes scored by CreatedAt
+//	P t: <key>                         a throttle record: a hash
+//
+// Session fields: t tenant, u user ID, c CreatedAt, l LastSeen, e
+// ExpiresAt (microseconds since 1970), i IdleTimeout (nanoseconds, for the
+// round trip), ic IdleTimeout and ih IdleTimeout/2 (microseconds, rounded
+// up, for the liveness and touch rules), ip, ua, f Flags.
+//
+// Throttle fields: f failures, l last counted attempt, lu end of the
+// current or last temporary lock ("" if none), n lockouts, p permanent
+// ("1" or "0").
+//
+// Lua numbers are float64: the times and durations compared are below
+// 2^53 (Go checks), and every number written back to Redis is either an
+// argument passed through as a string or formatted with %.0f, never with
+// Lua's default %.14g.
+
+// sessionFields are the fields of a session that Go decodes, in order.
+const sessionFields = `'t','u','c','l','e','i','ip','ua','f'`
+
+// luaCommon is prepended to the session scripts that work with the user
+// index; ARGV[1] is the key prefix.
+const luaCommon = `
+local P = ARGV[1]
+local function num(n) return string.format('%.0f', n) end
+local function skey(m) return P .. 's:' .. m end
+local function ukey(t, u) return P .. 'u:' .. #t .. ':' .. t .. ':' .. u end
+-- get returns the fields of session m, then m; v[1] is false if m is gone.
+local function get(m)
+  local v = redis.call('HMGET', skey(m), ` + sessionFields + `)
+  v[10] = m
+  return v
+end
+-- live reports whether session key k is live at t: nil if k is gone.
+local function live(k, t)
+  local v = redis.call('HMGET', k, 'l', 'e', 'ic')
+  if not v[1] then return nil end
+  return t < tonumber(v[2]) and t - tonumber(v[1]) < tonumber(v[3])
+end
+-- fix drops from index idx the members whose session is gone and makes
+-- idx expire with its last session.
+local function fix(idx)
+  local last = nil
+  for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+    local e = redis.call('HGET', skey(m), 'e')
+    if not e then
+      redis.call('ZREM', idx, m)
+    elseif not last or tonumber(e) > last then
+      last = tonumber(e)
+    end
+  end
+  if last then redis.call('PEXPIREAT', idx, num(math.floor(last / 1000) + 1)) end
+end
+`
+
+// createScript: KEYS[1] the new session, KEYS[2] its user's index. ARGV:
+// prefix, hex hash, CreatedAt, lim.Max, "1" for RefuseNew, PEXPIREAT of
+// the session, then the session's field/value pairs. Returns {1} for a
+// duplicate, {2} for the limit, else {0, evicted sessions...}.
+var createScript = redis.NewScript(luaCommon + `
+if redis.call('EXISTS', KEYS[1]) == 1 then return {1} end
+local now, max = tonumber(ARGV[3]), tonumber(ARGV[4])
+local alive, dead = {}, {}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if live(skey(m), now) then alive[#alive + 1] = m else dead[#dead + 1] = m end
+end
+local cut = 0
+if max > 0 and #alive >= max then
+  if ARGV[5] == '1' then return {2} end
+  cut = #alive - max + 1
+end
+local out = {0}
+for _, m in ipairs(dead) do
+  redis.call('DEL', skey(m))
+  redis.call('ZREM', KEYS[2], m)
+end
+for i = 1, cut do
+  out[#out + 1] = get(alive[i])
+  redis.call('DEL', skey(alive[i]))
+  redis.call('ZREM', KEYS[2], alive[i])
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+redis.call('PEXPIREAT', KEYS[1], ARGV[6])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+fix(KEYS[2])
+return out
+`)
+
+// touchScript: KEYS[1] the session; ARGV[1] the time seen. Returns 0 if
+// the session is absent, else 1; sets LastSeen only if seen is later.
+var touchScript = redis.NewScript(`
+local l = redis.call('HGET', KEYS[1], 'l')
+if not l then return 0 end
+if tonumber(ARGV[1]) > tonumber(l) then redis.call('HSET', KEYS[1], 'l', ARGV[1]) end
+return 1
+`)
+
+// lookupTouchScript: KEYS[1] the session; ARGV now and the touch interval
+// (microseconds, rounded up). Returns the session as stored before the
+// touch (with ic and ih after its fields), or nil if absent. It sets
+// LastSeen to now when the session is live at now and LastSeen is at least
+// min(interval, IdleTimeout/2) before now.
+var lookupTouchScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], ` + sessionFields + `, 'ic', 'ih')
+if not v[1] then return false end
+local now, l = tonumber(ARGV[1]), tonumber(v[4])
+if now > l and now < tonumber(v[5]) and now - l < tonumber(v[10])
+    and now - l >= math.min(tonumber(ARGV[2]), tonumber(v[11])) then
+  redis.call('HSET', KEYS[1], 'l', ARGV[1])
+end
+return v
+`)
+
+// deleteScript: KEYS[1] the session; ARGV prefix, hex hash. Returns the
+// deleted session or nil.
+var deleteScript = redis.NewScript(luaCommon + `
+local v = get(ARGV[2])
+if not v[1] then return false end
+redis.call('DEL', KEYS[1])
+local idx = ukey(v[1], v[2])
+redis.call('ZREM', idx, ARGV[2])
+fix(idx)
+return v
+`)
+
+// rotateScript: KEYS[1] the old session, KEYS[2] the new one, KEYS[3] the
+// new one's user index. ARGV prefix, old hex hash, new hex hash, new
+// CreatedAt, PEXPIREAT of the new session, then its field/value pairs.
+// Returns 1 if the old session is absent, 2 if the new hash exists, else 0.
+var rotateScript = redis.NewScript(luaCommon + `
+local v = redis.call('HMGET', KEYS[1], 't', 'u')
+if not v[1] then return 1 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
+redis.call('DEL', KEYS[1])
+local old = ukey(v[1], v[2])
+redis.call('ZREM', old, ARGV[2])
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+redis.call('PEXPIREAT', KEYS[2], ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+if old ~= KEYS[3] then fix(old) end
+fix(KEYS[3])
+return 0
+`)
+
+// listScript: KEYS[1] a user index; ARGV prefix. Returns the user's
+// sessions oldest first (by CreatedAt, then hash), dropping from the index
+// the members whose session has expired.
+var listScript = redis.NewScript(luaCommon + `
+local out = {}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local v = get(m)
+  if v[1] then out[#out + 1] = v else redis.call('ZREM', KEYS[1], m) end
+end
+return out
+`)
+
+// deleteByUserScript: KEYS[1] a user index; ARGV prefix, the hex hash to
+// spare ("" spares none). Returns the deleted sessions.
+var deleteByUserScript = redis.NewScript(luaCommon + `
+local out = {}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if m ~= ARGV[2] then
+    local v = get(m)
+    if v[1] then
+      out[#out + 1] = v
+      redis.call('DEL', skey(m))
+    end
+    redis.call('ZREM', KEYS[1], m)
+  end
+end
+return out
+`)
+
+// reserveScript is auth.Limit.Apply. KEYS[1] the throttle record. ARGV:
+// now, lim.Max, lim.ResetAfter (microseconds, rounded up),
+// lim.PermanentAfter, then the length of lock number 1, 2, … up to the
+// first that reaches lim.MaxLockFor (microseconds, truncated). Returns
+// {allowed, failures, locks, lockedUntil ("" if none), permanent,
+// lockouts}, with 0/1 for the booleans.
+var reserveScript = redis.NewScript(`
+local function num(n) return string.format('%.0f', n) end
+local k = KEYS[1]
+local now, max, reset, perm = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local f, last, lu, n, p = 0, nil, '', 0, false
+local v = redis.call('HMGET', k, 'f', 'l', 'lu', 'n', 'p')
+if v[2] then
+  f, last, lu, n, p = tonumber(v[1]), tonumber(v[2]), v[3] or '', tonumber(v[4]), v[5] == '1'
+  -- Record.Expired: forgotten, start again from zero.
+  if not p and now - last >= reset and (lu == '' or now >= tonumber(lu)) then
+    f, last, lu, n = 0, nil, '', 0
+  end
+end
+if p then return {0, 0, 0, '', 1, n} end
+if lu ~= '' and now < tonumber(lu) then return {0, 0, 0, lu, 0, n} end
+f = f + 1
+local res = {1, f, 0, '', 0, 0}
+if f >= max then
+  f = 0
+  n = n + 1
+  if perm > 0 and n > perm then
+    p = true
+    lu = ''
+    res[5] = 1
+  else
+    lu = num(now + tonumber(ARGV[4 + math.min(n, #ARGV - 4)]))
+    res[4] = lu
+  end
+  res[3] = 1
+end
+res[6] = n
+redis.call('HSET', k, 'f', num(f), 'l', ARGV[1], 'lu', lu, 'n', num(n), 'p', p and '1' or '0')
+if p then
+  redis.call('PERSIST', k)
+else
+  local until_ = now + reset
+  if lu ~= '' and tonumber(lu) > until_ then until_ = tonumber(lu) end
+  redis.call('PEXPIREAT', k, num(math.floor(until_ / 1000) + 1))
+end
+return res
+`)
+
+// releaseScript: KEYS[1] the throttle record. Takes one off its failures,
+// never below zero; an absent record stays absent.
+var releaseScript = redis.NewScript(`
+local f = redis.call('HGET', KEYS[1], 'f')
+if f and tonumber(f) > 0 then redis.call('HINCRBY', KEYS[1], 'f', -1) end
+return 0
+`)
+
+var allScripts = []*redis.Script{
+	createScript, touchScript, lookupTouchScript, deleteScript, rotateScript,
+	listScript, deleteByUserScript, reserveScript, releaseScript,
+}

@@ -1,0 +1,288 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/guardhq/guard/session"
+)
+
+// encodeSession validates n and returns its CreatedAt and ExpiresAt in
+// microseconds and its field/value pairs for HSET.
+func encodeSession(n session.Session) (created, expires int64, fields []any, err error) {
+	created, err = micros("Session.CreatedAt", n.CreatedAt)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	seen, err := micros("Session.LastSeen", n.LastSeen)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	expires, err = micros("Session.ExpiresAt", n.ExpiresAt)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	fields = []any{
+		"t", n.Tenant,
+		"u", n.UserID,
+		"c", itoa(created),
+		"l", itoa(seen),
+		"e", itoa(expires),
+		"i", itoa(int64(n.IdleTimeout)),
+		"ic", itoa(ceilMicros(n.IdleTimeout)),
+		"ih", itoa(ceilMicros(n.IdleTimeout / 2)),
+		"ip", n.IP,
+		"ua", n.UserAgent,
+		"f", strconv.FormatUint(uint64(n.Flags), 10),
+	}
+	return created, expires, fields, nil
+}
+
+// decodeSession decodes the fields of a session as the scripts return
+// them (in the order of sessionFields, then optionally the hex hash). The
+// hash is h if h is not nil, else the hex hash after the fields.
+func decodeSession(v []any, h *session.Hash) (session.Session, error) {
+	if len(v) < 9 || (h == nil && len(v) < 10) {
+		return session.Session{}, ErrCorrupt
+	}
+	var str [10]string
+	n := 9
+	if h == nil {
+		n = 10
+	}
+	for i := range n {
+		s, ok := v[i].(string)
+		if !ok {
+			return session.Session{}, ErrCorrupt
+		}
+		str[i] = s
+	}
+	var s session.Session
+	if h != nil {
+		s.Hash = *h
+	} else if n, err := hex.Decode(s.Hash[:], []byte(str[9])); err != nil || n != len(s.Hash) {
+		return session.Session{}, ErrCorrupt
+	}
+	var nums [4]int64
+	for i, f := range [4]string{str[2], str[3], str[4], str[5]} {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return session.Session{}, ErrCorrupt
+		}
+		nums[i] = n
+	}
+	flags, err := strconv.ParseUint(str[8], 10, 32)
+	if err != nil {
+		return session.Session{}, ErrCorrupt
+	}
+	s.Tenant = str[0]
+	s.UserID = str[1]
+	s.CreatedAt = fromMicros(nums[0])
+	s.LastSeen = fromMicros(nums[1])
+	s.ExpiresAt = fromMicros(nums[2])
+	s.IdleTimeout = time.Duration(nums[3])
+	s.IP = str[6]
+	s.UserAgent = str[7]
+	s.Flags = uint32(flags)
+	return s, nil
+}
+
+// decodeSessions decodes a list of sessions, each with its hex hash.
+func decodeSessions(v any) ([]session.Session, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, ErrCorrupt
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
+	out := make([]session.Session, 0, len(list))
+	for _, e := range list {
+		f, ok := e.([]any)
+		if !ok {
+			return nil, ErrCorrupt
+		}
+		s, err := decodeSession(f, nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Create implements session.Store. It returns an *InputError, and changes
+// nothing, when a time of n lies outside the years 1970 to 2255.
+func (s *Store) Create(ctx context.Context, n session.Session, lim session.Limit) ([]session.Session, error) {
+	created, expires, fields, err := encodeSession(n)
+	if err != nil {
+		return nil, err
+	}
+	refuse := "0"
+	if lim.Policy == session.RefuseNew {
+		refuse = "1"
+	}
+	args := make([]any, 0, 6+len(fields))
+	args = append(args, s.prefix, member(n.Hash), itoa(created), strconv.Itoa(max(lim.Max, 0)), refuse, itoa(expireMillis(expires)))
+	args = append(args, fields...)
+	res, err := createScript.Run(ctx, s.rdb, []string{s.sessionKey(n.Hash), s.indexKey(n.Tenant, n.UserID)}, args...).Slice()
+	if err != nil {
+		return nil, redisErr("create session", err)
+	}
+	if len(res) == 0 {
+		return nil, redisErr("create session", ErrCorrupt)
+	}
+	switch res[0] {
+	case int64(0):
+	case int64(1):
+		return nil, session.ErrDuplicate
+	case int64(2):
+		return nil, session.ErrLimit
+	default:
+		return nil, redisErr("create session", ErrCorrupt)
+	}
+	if len(res) == 1 {
+		return nil, nil
+	}
+	evicted, err := decodeSessions(res[1:])
+	if err != nil {
+		return nil, redisErr("create session", err)
+	}
+	return evicted, nil
+}
+
+// Lookup implements session.Store with one HMGET.
+func (s *Store) Lookup(ctx context.Context, h session.Hash) (session.Session, error) {
+	v, err := s.rdb.HMGet(ctx, s.sessionKey(h), "t", "u", "c", "l", "e", "i", "ip", "ua", "f").Result()
+	if err != nil {
+		return session.Session{}, redisErr("lookup session", err)
+	}
+	if len(v) == 0 || v[0] == nil {
+		return session.Session{}, session.ErrNotFound
+	}
+	out, err := decodeSession(v, &h)
+	if err != nil {
+		return session.Session{}, redisErr("lookup session", err)
+	}
+	return out, nil
+}
+
+// LookupTouch implements session.LookupToucher: one EVALSHA, which
+// returns the session and, when it is live at now and due, sets its
+// LastSeen to now. It returns an *InputError when now lies outside the
+// years 1970 to 2255.
+func (s *Store) LookupTouch(ctx context.Context, h session.Hash, now time.Time, interval time.Duration) (session.Session, error) {
+	at, err := micros("now", now)
+	if err != nil {
+		return session.Session{}, err
+	}
+	v, err := lookupTouchScript.Run(ctx, s.rdb, []string{s.sessionKey(h)}, itoa(at), itoa(ceilMicros(interval))).Slice()
+	if errors.Is(err, redis.Nil) {
+		return session.Session{}, session.ErrNotFound
+	}
+	if err != nil {
+		return session.Session{}, redisErr("lookup session", err)
+	}
+	out, err := decodeSession(v, &h)
+	if err != nil {
+		return session.Session{}, redisErr("lookup session", err)
+	}
+	return out, nil
+}
+
+// Touch implements session.Store. It returns an *InputError when seen lies
+// outside the years 1970 to 2255.
+func (s *Store) Touch(ctx context.Context, h session.Hash, seen time.Time) error {
+	at, err := micros("seen", seen)
+	if err != nil {
+		return err
+	}
+	n, err := touchScript.Run(ctx, s.rdb, []string{s.sessionKey(h)}, itoa(at)).Int64()
+	if err != nil {
+		return redisErr("touch session", err)
+	}
+	if n == 0 {
+		return session.ErrNotFound
+	}
+	return nil
+}
+
+// Delete implements session.Store.
+func (s *Store) Delete(ctx context.Context, h session.Hash) (session.Session, error) {
+	v, err := deleteScript.Run(ctx, s.rdb, []string{s.sessionKey(h)}, s.prefix, member(h)).Slice()
+	if errors.Is(err, redis.Nil) {
+		return session.Session{}, session.ErrNotFound
+	}
+	if err != nil {
+		return session.Session{}, redisErr("delete session", err)
+	}
+	out, err := decodeSession(v, &h)
+	if err != nil {
+		return session.Session{}, redisErr("delete session", err)
+	}
+	return out, nil
+}
+
+// Rotate implements session.Store. It returns an *InputError, and changes
+// nothing, when a time of n lies outside the years 1970 to 2255.
+func (s *Store) Rotate(ctx context.Context, old session.Hash, n session.Session) error {
+	created, expires, fields, err := encodeSession(n)
+	if err != nil {
+		return err
+	}
+	args := make([]any, 0, 5+len(fields))
+	args = append(args, s.prefix, member(old), member(n.Hash), itoa(created), itoa(expireMillis(expires)))
+	args = append(args, fields...)
+	keys := []string{s.sessionKey(old), s.sessionKey(n.Hash), s.indexKey(n.Tenant, n.UserID)}
+	code, err := rotateScript.Run(ctx, s.rdb, keys, args...).Int64()
+	if err != nil {
+		return redisErr("rotate session", err)
+	}
+	switch code {
+	case 0:
+		return nil
+	case 1:
+		return session.ErrNotFound
+	case 2:
+		return session.ErrDuplicate
+	}
+	return redisErr("rotate session", fmt.Errorf("%w: script returned %d", ErrCorrupt, code))
+}
+
+// ListByUser implements session.UserIndex. It also drops from the user's
+// index the sessions that Redis has expired.
+func (s *Store) ListByUser(ctx context.Context, tenant, userID string) ([]session.Session, error) {
+	v, err := listScript.Run(ctx, s.rdb, []string{s.indexKey(tenant, userID)}, s.prefix).Result()
+	if err != nil {
+		return nil, redisErr("list sessions", err)
+	}
+	out, err := decodeSessions(v)
+	if err != nil {
+		return nil, redisErr("list sessions", err)
+	}
+	return out, nil
+}
+
+// DeleteByUser implements session.UserIndex. The sessions are returned
+// oldest first.
+func (s *Store) DeleteByUser(ctx context.Context, tenant, userID string, except session.Hash) ([]session.Session, error) {
+	spare := ""
+	if !except.IsZero() {
+		spare = member(except)
+	}
+	v, err := deleteByUserScript.Run(ctx, s.rdb, []string{s.indexKey(tenant, userID)}, s.prefix, spare).Result()
+	if err != nil {
+		return nil, redisErr("delete sessions", err)
+	}
+	out, err := decodeSessions(v)
+	if err != nil {
+		return nil, redisErr("delete sessions", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,172 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/guardhq/guard/auth"
+)
+
+// lockTable returns the length of lock number 1, 2, … of l in
+// microseconds (truncated), up to and including the first that reaches
+// l.MaxLockFor: lock number n lasts entry min(n, len) — LockFor·2^(n-1)
+// capped at MaxLockFor, the rule of auth.Limit. l must be valid.
+func lockTable(l auth.Limit) []string {
+	var out []string
+	for d := l.LockFor; ; {
+		if d >= l.MaxLockFor {
+			return append(out, itoa(int64(l.MaxLockFor/time.Microsecond)))
+		}
+		out = append(out, itoa(int64(d/time.Microsecond)))
+		if d > l.MaxLockFor/2 {
+			d = l.MaxLockFor
+		} else {
+			d *= 2
+		}
+	}
+}
+
+// Reserve implements auth.ThrottleStore: auth.Limit.Apply in one Lua
+// script. now is kept to the microsecond. It returns lim's
+// *auth.InvalidLimitError for a limit that does not validate, and an
+// *InputError when now, or the end of a lock starting at now, lies outside
+// the years 1970 to 2255; nothing is changed then.
+func (s *Store) Reserve(ctx context.Context, key string, now time.Time, lim auth.Limit) (auth.Reservation, error) {
+	if err := lim.Validate(); err != nil {
+		return auth.Reservation{}, err
+	}
+	at, err := micros("now", now)
+	if err != nil {
+		return auth.Reservation{}, err
+	}
+	if at > maxMicros-int64(lim.MaxLockFor/time.Microsecond) {
+		return auth.Reservation{}, &InputError{Field: "lim.MaxLockFor", Reason: "would end a lock after 2255"}
+	}
+	table := lockTable(lim)
+	args := make([]any, 0, 4+len(table))
+	args = append(args, itoa(at), strconv.Itoa(lim.Max), itoa(ceilMicros(lim.ResetAfter)), strconv.Itoa(lim.PermanentAfter))
+	for _, d := range table {
+		args = append(args, d)
+	}
+	v, err := reserveScript.Run(ctx, s.rdb, []string{s.throttleKey(key)}, args...).Slice()
+	if err != nil {
+		return auth.Reservation{}, redisErr("reserve", err)
+	}
+	r, err := decodeReservation(v)
+	if err != nil {
+		return auth.Reservation{}, redisErr("reserve", err)
+	}
+	return r, nil
+}
+
+// decodeReservation decodes the reply of reserveScript.
+func decodeReservation(v []any) (auth.Reservation, error) {
+	if len(v) != 6 {
+		return auth.Reservation{}, ErrCorrupt
+	}
+	var n [5]int64
+	for i, j := range [5]int{0, 1, 2, 4, 5} {
+		x, ok := v[j].(int64)
+		if !ok {
+			return auth.Reservation{}, ErrCorrupt
+		}
+		n[i] = x
+	}
+	lu, ok := v[3].(string)
+	if !ok {
+		return auth.Reservation{}, ErrCorrupt
+	}
+	until, err := parseTime(lu)
+	if err != nil {
+		return auth.Reservation{}, err
+	}
+	return auth.Reservation{
+		Allowed:     n[0] == 1,
+		Failures:    int(n[1]),
+		Locks:       n[2] == 1,
+		LockedUntil: until,
+		Permanent:   n[3] == 1,
+		Lockouts:    int(n[4]),
+	}, nil
+}
+
+// parseTime parses microseconds since 1970; "" is the zero time.
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	us, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, ErrCorrupt
+	}
+	return fromMicros(us), nil
+}
+
+// Release implements auth.ThrottleStore.
+func (s *Store) Release(ctx context.Context, key string) error {
+	if err := releaseScript.Run(ctx, s.rdb, []string{s.throttleKey(key)}).Err(); err != nil {
+		return redisErr("release", err)
+	}
+	return nil
+}
+
+// Reset implements auth.ThrottleStore with one DEL.
+func (s *Store) Reset(ctx context.Context, key string) error {
+	if err := s.rdb.Del(ctx, s.throttleKey(key)).Err(); err != nil {
+		return redisErr("reset", err)
+	}
+	return nil
+}
+
+// Peek implements auth.ThrottleStore with one HMGET, judged by
+// auth.StateOf at now (kept to the microsecond). It returns an *InputError
+// when now lies outside the years 1970 to 2255.
+func (s *Store) Peek(ctx context.Context, key string, now time.Time, lim auth.Limit) (auth.State, error) {
+	at, err := micros("now", now)
+	if err != nil {
+		return auth.State{}, err
+	}
+	v, err := s.rdb.HMGet(ctx, s.throttleKey(key), "f", "l", "lu", "n", "p").Result()
+	if err != nil {
+		return auth.State{}, redisErr("peek", err)
+	}
+	if len(v) != 5 {
+		return auth.State{}, redisErr("peek", ErrCorrupt)
+	}
+	if v[1] == nil {
+		return auth.State{}, nil
+	}
+	rec, err := decodeRecord(v)
+	if err != nil {
+		return auth.State{}, redisErr("peek", err)
+	}
+	return auth.StateOf(rec, fromMicros(at), lim), nil
+}
+
+// decodeRecord decodes the fields f, l, lu, n, p of a throttle record.
+func decodeRecord(v []any) (auth.Record, error) {
+	var str [5]string
+	for i := range str {
+		s, ok := v[i].(string)
+		if !ok {
+			return auth.Record{}, fmt.Errorf("%w: throttle field %d", ErrCorrupt, i)
+		}
+		str[i] = s
+	}
+	f, err1 := strconv.Atoi(str[0])
+	n, err2 := strconv.Atoi(str[3])
+	if err1 != nil || err2 != nil {
+		return auth.Record{}, ErrCorrupt
+	}
+	last, err := parseTime(str[1])
+	if err != nil {
+		return auth.Record{}, err
+	}
+	until, err := parseTime(str[2])
+	if err != nil {
+		return auth.Record{}, err
+	}
+	return auth.Record{Failures: f, Last: last, LockedUntil: until, Lockouts: n, Permanent: str[4] == "1"}, nil
+}
