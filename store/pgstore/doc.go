@@ -1,0 +1,77 @@
+// Package pgstore keeps every Guard store in PostgreSQL, for deployments
+// with many replicas sharing one database: users, throttle counters,
+// sessions, the audit chains and tenants. Every invariant of the store
+// interfaces (one session per user, throttle limits, the audit chain's
+// compare-and-set, policy versions) is enforced by the database in one
+// atomic statement or one SQL function call, never by a read-modify-write
+// in Go, so it holds across any number of replicas.
+//
+// # Opening and migrating
+//
+// The host owns the connection pool (github.com/jackc/pgx/v5/pgxpool) and
+// passes it in; New does no I/O:
+//
+//	pool, err := pgxpool.New(ctx, dsn)
+//	…
+//	st, err := pgstore.New(pool, pgstore.Options{Schema: "guard"})
+//	…
+//	if err := st.Migrate(ctx); err != nil { … } // at start-up or in a deploy step
+//	g, err := guard.New(guard.Config{Stores: st.Stores(), AuditKey: key})
+//
+// All tables live in one schema (Options.Schema, default "guard") and every
+// statement names it, whatever the search_path: one database can hold
+// several independent schemas, for example one per ring-fenced tenant.
+// Migrate creates the schema or upgrades it; it runs every pending
+// migration in one transaction under an advisory lock, so replicas that
+// start together do not race and a failed upgrade changes nothing. A schema
+// migrated by a newer version of this package gives ErrSchemaTooNew.
+// Nothing migrates implicitly: a store used before Migrate fails with an
+// error that says so.
+//
+// Sessions and throttling may also be kept elsewhere (Redis, with
+// store/redisstore) by replacing those fields of the guard.Stores that
+// Stores returns.
+//
+// # Round trips
+//
+// Each store method is one statement, hence one round trip once pgx has
+// prepared it on the connection, and one commit: Sessions.Create calls the
+// function session_create; Sessions.LookupTouch (the per-request check)
+// reads and, at most once per touch interval, writes in one statement;
+// Audit.Append moves the chain head and inserts the whole batch in one
+// statement; Throttle.Reserve is one INSERT … ON CONFLICT DO UPDATE.
+//
+// # Data
+//
+// Strings that the contracts allow to hold any byte (session tenants, user
+// ids, user agents; audit event fields; throttle keys) are stored as bytea,
+// so they round-trip byte for byte, NUL included. User, tenant and audit
+// tenant columns are text with the "C" collation (byte order, as Go
+// compares strings); a string PostgreSQL text cannot hold (invalid UTF-8
+// or a NUL byte) is refused with the package's *InputError before anything
+// is stored. Times keep microseconds: timestamptz in the users, audit and
+// tenants tables, Unix microseconds (bigint) in the sessions and throttle
+// tables, where the statements compute with durations; times come back in
+// UTC. A tenant's policy is JSON, so new guard.Policy fields need no
+// migration. Expired throttle records are deleted by Reserve, a few at a
+// time; sessions that are no longer live are deleted when their user signs
+// in again, and Sessions.DeleteExpired removes the rest in bounded batches.
+//
+// # Concurrency
+//
+// A Store and each of its stores are safe for concurrent use, from one
+// process or many; the pool bounds the connections used.
+//
+// # Errors
+//
+// Store methods return the sentinel errors of the interface they implement
+// (auth.ErrNotFound, session.ErrLimit, audit.ErrConflict, …) for the
+// conditions the contracts name, and the typed input errors of those
+// packages (*auth.InputError, *audit.InputError, *guard.InputError) for
+// values the database cannot hold. Any other failure — the server
+// unreachable, a timeout, a schema not migrated — is returned wrapped with
+// the prefix "pgstore:" (the pgx error stays reachable with errors.As), and
+// the facade then denies the request. New returns an *OptionsError for bad
+// Options; Migrate returns ErrSchemaTooNew for a schema newer than the
+// code.
+package pgstore

@@ -1,0 +1,108 @@
+package pgstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/guardhq/guard/internal/testenv"
+	"github.com/guardhq/guard/store/pgstore"
+)
+
+var (
+	sharedOnce sync.Once
+	sharedPool *pgxpool.Pool
+	sharedErr  error
+)
+
+// testPool returns the pool shared by the tests of this package, on the
+// server named by GUARD_TEST_POSTGRES (skipping the test without it).
+func testPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	dsn := testenv.Postgres(t)
+	sharedOnce.Do(func() {
+		sharedPool, sharedErr = newPool(dsn, 8)
+	})
+	if sharedErr != nil {
+		t.Fatalf("pgxpool: %v", sharedErr)
+	}
+	return sharedPool
+}
+
+// newPool opens a pool of at most maxConns connections on dsn.
+func newPool(dsn string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = maxConns
+	return pgxpool.NewWithConfig(context.Background(), cfg)
+}
+
+// ownPool returns a new pool on the test server, closed when t ends: a
+// replica of its own.
+func ownPool(t testing.TB, maxConns int32) *pgxpool.Pool {
+	t.Helper()
+	p, err := newPool(testenv.Postgres(t), maxConns)
+	if err != nil {
+		t.Fatalf("pgxpool: %v", err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// newSchemaName returns a fresh schema name guardtest_<random>.
+func newSchemaName(t testing.TB) string {
+	t.Helper()
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return "guardtest_" + hex.EncodeToString(b[:])
+}
+
+// dropSchemaOnCleanup drops schema (if it exists) when t ends.
+func dropSchemaOnCleanup(t testing.TB, schema string) {
+	t.Helper()
+	p := testPool(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := p.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+		}
+	})
+}
+
+// newStore returns a migrated Store on a fresh, empty schema of the shared
+// pool, dropped when t ends.
+func newStore(t testing.TB) *pgstore.Store {
+	t.Helper()
+	return newStoreOn(t, testPool(t), "")
+}
+
+// newStoreOn returns a migrated Store on pool with the given schema (a
+// fresh one, dropped when t ends, if schema is "").
+func newStoreOn(t testing.TB, pool *pgxpool.Pool, schema string) *pgstore.Store {
+	t.Helper()
+	if schema == "" {
+		schema = newSchemaName(t)
+		dropSchemaOnCleanup(t, schema)
+	}
+	st, err := pgstore.New(pool, pgstore.Options{Schema: schema})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return st
+}

@@ -1,0 +1,326 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// migration is one schema change. Migrations are applied in order, each
+// exactly once per schema; the schema's version is the number of
+// migrations applied. A released migration is never edited: changes go in
+// a new one appended to the list.
+type migration struct {
+	name string
+	sql  string // {s} stands for the quoted schema
+}
+
+// migrations is the ordered list; SchemaVersion is its length.
+var migrations = []migration{
+	{name: "initial tables", sql: migration1},
+}
+
+// SchemaVersion is the schema version this code creates and expects.
+var SchemaVersion = len(migrations)
+
+const migration1 = `
+CREATE TABLE {s}.users (
+	tenant              text COLLATE "C" NOT NULL,
+	id                  text COLLATE "C" NOT NULL,
+	email               text COLLATE "C" NOT NULL,
+	name                text NOT NULL,
+	status              text NOT NULL,
+	password_hash       text NOT NULL,
+	password_history    text[] NOT NULL DEFAULT '{}',
+	password_changed_at timestamptz,
+	created_at          timestamptz,
+	last_login_at       timestamptz,
+	CONSTRAINT users_pkey PRIMARY KEY (tenant, id),
+	CONSTRAINT users_email_key UNIQUE (tenant, email)
+);
+
+-- Throttle records. Times are Unix microseconds (NULL: the zero time).
+-- expires_us is when the record is forgotten under the limit of its last
+-- Reserve (NULL: never, a permanent lock); res_* are the outcome of the
+-- last Reserve, which RETURNING hands back.
+CREATE TABLE {s}.throttle (
+	key             bytea PRIMARY KEY,
+	failures        integer NOT NULL,
+	last_us         bigint,
+	locked_until_us bigint,
+	lockouts        integer NOT NULL,
+	permanent       boolean NOT NULL,
+	expires_us      bigint,
+	res_allowed     boolean NOT NULL,
+	res_failures    integer NOT NULL,
+	res_locks       boolean NOT NULL
+);
+CREATE INDEX throttle_expires ON {s}.throttle (expires_us) WHERE expires_us IS NOT NULL;
+
+-- throttle_apply is auth.Limit.Apply: given a stored record (p_found
+-- false: none) it returns the record to store and the reservation. Times
+-- are Unix microseconds; p_reset_us is ResetAfter rounded up to the
+-- microsecond, p_lock_for_ns and p_max_lock_ns are LockFor and MaxLockFor
+-- in nanoseconds, doubled here exactly as Limit.lockDuration does.
+CREATE FUNCTION {s}.throttle_apply(
+	p_found boolean, p_failures integer, p_last_us bigint, p_locked_until_us bigint,
+	p_lockouts integer, p_permanent boolean,
+	p_now_us bigint, p_max integer, p_reset_us bigint, p_lock_for_ns bigint,
+	p_max_lock_ns bigint, p_permanent_after integer,
+	OUT failures integer, OUT last_us bigint, OUT locked_until_us bigint,
+	OUT lockouts integer, OUT permanent boolean, OUT expires_us bigint,
+	OUT res_allowed boolean, OUT res_failures integer, OUT res_locks boolean)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+	d bigint;
+	i integer;
+BEGIN
+	failures := p_failures; last_us := p_last_us; locked_until_us := p_locked_until_us;
+	lockouts := p_lockouts; permanent := p_permanent;
+	-- Record.Expired: forgotten, start again from the zero record.
+	IF NOT p_found OR (NOT permanent
+			AND (last_us IS NULL OR p_now_us >= last_us + p_reset_us)
+			AND (locked_until_us IS NULL OR p_now_us >= locked_until_us)) THEN
+		failures := 0; last_us := NULL; locked_until_us := NULL; lockouts := 0; permanent := false;
+	END IF;
+	res_allowed := false; res_failures := 0; res_locks := false;
+	IF permanent THEN
+		NULL; -- permanent lock in force: not counted
+	ELSIF locked_until_us IS NOT NULL AND p_now_us < locked_until_us THEN
+		NULL; -- temporary lock in force: not counted, never extended
+	ELSE
+		res_allowed := true;
+		failures := failures + 1;
+		last_us := p_now_us;
+		res_failures := failures;
+		IF failures >= p_max THEN
+			failures := 0;
+			lockouts := lockouts + 1;
+			res_locks := true;
+			IF p_permanent_after > 0 AND lockouts > p_permanent_after THEN
+				permanent := true;
+				locked_until_us := NULL;
+			ELSE
+				d := p_lock_for_ns;
+				i := 1;
+				WHILE i < lockouts AND d < p_max_lock_ns LOOP
+					IF d > p_max_lock_ns / 2 THEN
+						d := p_max_lock_ns;
+						EXIT;
+					END IF;
+					d := d * 2;
+					i := i + 1;
+				END LOOP;
+				d := LEAST(d, p_max_lock_ns);
+				locked_until_us := p_now_us + d / 1000;
+			END IF;
+		END IF;
+	END IF;
+	-- Record.ExpiresAt (GREATEST ignores NULL).
+	IF permanent THEN
+		expires_us := NULL;
+	ELSE
+		expires_us := GREATEST(last_us + p_reset_us, locked_until_us);
+	END IF;
+END
+$$;
+
+-- Sessions. Tenant, user, IP and user agent are bytea: they are opaque
+-- strings that may hold any byte, NUL included. Times are Unix
+-- microseconds; idle_ns is the idle timeout in nanoseconds; ends_us is
+-- when the session stops being live without a request (Session.EndsAt,
+-- the idle timeout rounded up to the microsecond).
+CREATE TABLE {s}.sessions (
+	hash         bytea PRIMARY KEY,
+	tenant       bytea NOT NULL,
+	user_id      bytea NOT NULL,
+	created_us   bigint NOT NULL,
+	last_seen_us bigint NOT NULL,
+	expires_us   bigint NOT NULL,
+	idle_ns      bigint NOT NULL,
+	ends_us      bigint NOT NULL GENERATED ALWAYS AS (LEAST(expires_us,
+		last_seen_us + idle_ns / 1000 + CASE WHEN idle_ns % 1000 > 0 THEN 1 ELSE 0 END)) STORED,
+	ip           bytea NOT NULL,
+	user_agent   bytea NOT NULL,
+	flags        bigint NOT NULL
+);
+CREATE INDEX sessions_user ON {s}.sessions (tenant, user_id, created_us, hash);
+CREATE INDEX sessions_ends ON {s}.sessions (ends_us);
+
+-- One row per user who ever had a session: session_create locks it so
+-- that the Creates of one user run one at a time, on every replica.
+CREATE TABLE {s}.session_users (
+	tenant  bytea NOT NULL,
+	user_id bytea NOT NULL,
+	PRIMARY KEY (tenant, user_id)
+);
+
+-- session_create is session.Store.Create in one call: lock the user, drop
+-- the user's sessions that are not live at p_created_us, then refuse
+-- (SQLSTATE GD001) or evict the oldest live ones beyond p_max - 1, and
+-- insert. It returns the evicted sessions, oldest first. Any error rolls
+-- the whole call back.
+CREATE FUNCTION {s}.session_create(
+	p_hash bytea, p_tenant bytea, p_user bytea, p_created_us bigint, p_last_seen_us bigint,
+	p_expires_us bigint, p_idle_ns bigint, p_ip bytea, p_user_agent bytea, p_flags bigint,
+	p_max integer, p_refuse boolean)
+RETURNS SETOF {s}.sessions
+LANGUAGE plpgsql AS $$
+DECLARE
+	n integer;
+BEGIN
+	INSERT INTO {s}.session_users AS u (tenant, user_id) VALUES (p_tenant, p_user)
+		ON CONFLICT (tenant, user_id) DO UPDATE SET tenant = u.tenant;
+	IF EXISTS (SELECT 1 FROM {s}.sessions WHERE hash = p_hash) THEN
+		RAISE EXCEPTION 'duplicate session hash' USING ERRCODE = 'unique_violation', CONSTRAINT = 'sessions_pkey';
+	END IF;
+	DELETE FROM {s}.sessions
+		WHERE tenant = p_tenant AND user_id = p_user AND ends_us <= p_created_us;
+	IF p_max > 0 THEN
+		SELECT count(*) INTO n FROM {s}.sessions WHERE tenant = p_tenant AND user_id = p_user;
+		IF n >= p_max THEN
+			IF p_refuse THEN
+				RAISE EXCEPTION 'session limit reached' USING ERRCODE = 'GD001';
+			END IF;
+			RETURN QUERY
+				WITH d AS (
+					DELETE FROM {s}.sessions WHERE hash IN (
+						SELECT hash FROM {s}.sessions
+						WHERE tenant = p_tenant AND user_id = p_user
+						ORDER BY created_us, hash
+						LIMIT n - p_max + 1)
+					RETURNING *)
+				SELECT * FROM d ORDER BY created_us, hash;
+		END IF;
+	END IF;
+	INSERT INTO {s}.sessions (hash, tenant, user_id, created_us, last_seen_us, expires_us, idle_ns, ip, user_agent, flags)
+		VALUES (p_hash, p_tenant, p_user, p_created_us, p_last_seen_us, p_expires_us, p_idle_ns, p_ip, p_user_agent, p_flags);
+END
+$$;
+
+-- Audit chains. String fields are bytea: they round-trip any byte, NUL
+-- included. meta is a JSON object (NULL when empty). audit_heads holds
+-- the last link of each chain; Append moves it with a compare-and-set.
+CREATE TABLE {s}.audit_heads (
+	tenant text COLLATE "C" PRIMARY KEY,
+	seq    bigint NOT NULL,
+	mac    bytea NOT NULL
+);
+CREATE TABLE {s}.audit_events (
+	tenant      text COLLATE "C" NOT NULL,
+	seq         bigint NOT NULL,
+	id          bytea NOT NULL,
+	time        timestamptz,
+	actor_kind  bytea NOT NULL,
+	actor_id    bytea NOT NULL,
+	actor_email bytea NOT NULL,
+	action      bytea NOT NULL,
+	target      bytea NOT NULL,
+	ip          bytea NOT NULL,
+	user_agent  bytea NOT NULL,
+	outcome     bytea NOT NULL,
+	reason      bytea NOT NULL,
+	meta        text,
+	prev_mac    bytea NOT NULL,
+	mac         bytea NOT NULL,
+	PRIMARY KEY (tenant, seq)
+);
+CREATE INDEX audit_events_time ON {s}.audit_events (tenant, time);
+CREATE INDEX audit_events_actor_id ON {s}.audit_events (tenant, actor_id, seq);
+CREATE INDEX audit_events_actor_email ON {s}.audit_events (tenant, actor_email, seq);
+CREATE INDEX audit_events_action ON {s}.audit_events (tenant, action, seq);
+CREATE TABLE {s}.audit_checkpoints (
+	tenant         text COLLATE "C" PRIMARY KEY,
+	seq            bigint NOT NULL,
+	mac            bytea NOT NULL,
+	at             timestamptz,
+	checkpoint_mac bytea NOT NULL
+);
+
+-- Tenants. policy is guard.Policy as JSON, so that new Policy fields need
+-- no migration.
+CREATE TABLE {s}.tenants (
+	id         text COLLATE "C" PRIMARY KEY,
+	name       text NOT NULL,
+	policy     jsonb NOT NULL,
+	version    bigint NOT NULL,
+	created_at timestamptz
+);
+`
+
+// Migrate creates the schema or brings it up to SchemaVersion. It is the
+// only method that changes the schema, and it is never called implicitly:
+// the host runs it at start-up or from a deployment step.
+//
+// Every pending migration runs in one transaction that first takes a
+// transaction-scoped advisory lock derived from the schema name, so
+// replicas that start together migrate once, one after the other, and a
+// failure leaves the schema as it was, never half migrated. Migrating a
+// schema that is up to date changes nothing. A schema whose version is
+// above SchemaVersion gives ErrSchemaTooNew and is left untouched. An
+// unreachable server or a wrong DSN gives the connection error, wrapped.
+func (s *Store) Migrate(ctx context.Context) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("pgstore: migrate schema %s: connecting: %w", s.schema, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) // a no-op after Commit
+	if err := s.migrate(ctx, tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("pgstore: migrate schema %s: commit: %w", s.schema, err)
+	}
+	return nil
+}
+
+func (s *Store) migrate(ctx context.Context, tx pgx.Tx) error {
+	fail := func(step string, err error) error {
+		return fmt.Errorf("pgstore: migrate schema %s: %s: %w", s.schema, step, err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('github.com/guardhq/guard/store/pgstore:' || $1, 0))`, s.schema); err != nil {
+		return fail("lock", err)
+	}
+	if _, err := tx.Exec(ctx, schemaSQL(s.q, `CREATE SCHEMA IF NOT EXISTS {s}`)); err != nil {
+		return fail("create schema", err)
+	}
+	if _, err := tx.Exec(ctx, schemaSQL(s.q, `CREATE TABLE IF NOT EXISTS {s}.schema_migrations (
+		version    integer PRIMARY KEY,
+		name       text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now())`)); err != nil {
+		return fail("create version table", err)
+	}
+	var version int
+	if err := tx.QueryRow(ctx, schemaSQL(s.q, `SELECT COALESCE(max(version), 0) FROM {s}.schema_migrations`)).Scan(&version); err != nil {
+		return fail("read version", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("%w: schema %s is at version %d, this code knows %d", ErrSchemaTooNew, s.schema, version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		m := migrations[i]
+		if _, err := tx.Exec(ctx, schemaSQL(s.q, m.sql)); err != nil {
+			return fail(fmt.Sprintf("migration %d (%s)", i+1, m.name), err)
+		}
+		if _, err := tx.Exec(ctx, schemaSQL(s.q, `INSERT INTO {s}.schema_migrations (version, name) VALUES ($1, $2)`), i+1, m.name); err != nil {
+			return fail(fmt.Sprintf("record migration %d", i+1), err)
+		}
+	}
+	return nil
+}
+
+// Version returns the schema's current version: 0 if it has never been
+// migrated, SchemaVersion once Migrate has run with this code, more if a
+// newer version of this package has migrated it.
+func (s *Store) Version(ctx context.Context) (int, error) {
+	var version int
+	err := s.pool.QueryRow(ctx, schemaSQL(s.q, `SELECT COALESCE(max(version), 0) FROM {s}.schema_migrations`)).Scan(&version)
+	if code, _ := pgCode(err); code == codeUndefinedTable {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("pgstore: schema %s: read version: %w", s.schema, err)
+	}
+	return version, nil
+}

@@ -1,0 +1,193 @@
+package pgstore
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	guard "github.com/guardhq/guard"
+)
+
+// DefaultSchema is the schema used when Options.Schema is empty.
+const DefaultSchema = "guard"
+
+// Errors of this package. Compare with errors.Is.
+var (
+	// ErrSchemaTooNew is returned by Migrate when the schema was migrated
+	// by a newer version of this package than the running one: the code
+	// does not know the tables it would use. Nothing is changed.
+	ErrSchemaTooNew = errors.New("pgstore: schema version is newer than this code knows")
+)
+
+// OptionsError reports an unusable Options field. It names the field and
+// the rule.
+type OptionsError struct {
+	Field, Reason string
+}
+
+func (e *OptionsError) Error() string { return "pgstore: invalid Options." + e.Field + ": " + e.Reason }
+
+// Options configures a Store.
+type Options struct {
+	// Schema is the PostgreSQL schema that holds Guard's tables (default
+	// DefaultSchema). It must be a plain lower-case identifier: a letter
+	// or underscore, then letters, digits or underscores, at most 63
+	// bytes. Every statement names its tables with this schema, so one
+	// database can hold several independent Guard schemas (one per
+	// ring-fenced tenant, or one per test) whatever the search_path.
+	Schema string
+}
+
+var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// Store bundles the PostgreSQL implementations of every Guard store, all
+// on one pool and one schema. Create it with New and create or upgrade the
+// schema with Migrate before first use.
+type Store struct {
+	Users    *Users
+	Throttle *Throttle
+	Sessions *Sessions
+	Audit    *Audit
+	Tenants  *Tenants
+
+	pool   *pgxpool.Pool
+	schema string // validated, unquoted
+	q      string // quoted, for SQL text
+}
+
+// New returns a Store on pool for opts. It does no I/O: the pool connects
+// lazily, and a wrong DSN or an unreachable server surfaces from Migrate or
+// from the first store call. The pool stays the host's: closing it is the
+// host's job.
+func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
+	if pool == nil {
+		return nil, &OptionsError{Field: "pool", Reason: "is nil"}
+	}
+	if opts.Schema == "" {
+		opts.Schema = DefaultSchema
+	}
+	if !schemaRE.MatchString(opts.Schema) {
+		return nil, &OptionsError{Field: "Schema", Reason: "must be a lower-case identifier ([a-z_][a-z0-9_]*, at most 63 bytes)"}
+	}
+	s := &Store{pool: pool, schema: opts.Schema, q: pgx.Identifier{opts.Schema}.Sanitize()}
+	s.Users = &Users{pool: pool, sql: newUserSQL(s.q)}
+	s.Throttle = &Throttle{pool: pool, sql: newThrottleSQL(s.q)}
+	s.Sessions = &Sessions{pool: pool, sql: newSessionSQL(s.q)}
+	s.Audit = &Audit{pool: pool, sql: newAuditSQL(s.q)}
+	s.Tenants = &Tenants{pool: pool, sql: newTenantSQL(s.q)}
+	return s, nil
+}
+
+// Schema returns the name of the store's schema.
+func (s *Store) Schema() string { return s.schema }
+
+// Stores returns s as the facade's guard.Stores, every field filled.
+func (s *Store) Stores() guard.Stores {
+	return guard.Stores{
+		Users:        s.Users,
+		UserUpdates:  s.Users,
+		Throttle:     s.Throttle,
+		Sessions:     s.Sessions,
+		SessionIndex: s.Sessions,
+		Audit:        s.Audit,
+		Tenants:      s.Tenants,
+	}
+}
+
+// schemaSQL returns sql with every {s} replaced by the quoted schema.
+func schemaSQL(q, sql string) string { return strings.ReplaceAll(sql, "{s}", q) }
+
+// SQLSTATE codes this package looks at.
+const (
+	codeUniqueViolation = "23505"
+	codeUndefinedTable  = "42P01"
+	codeUndefinedFunc   = "42883"
+	codeSessionLimit    = "GD001" // raised by session_create for RefuseNew
+)
+
+// pgCode returns the SQLSTATE of err and the constraint it names, if err
+// is a PostgreSQL error.
+func pgCode(err error) (code, constraint string) {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code, pe.ConstraintName
+	}
+	return "", ""
+}
+
+// wrap prefixes a store error with the package, store and operation, and
+// adds a hint when the schema has not been migrated.
+func wrap(op string, err error) error {
+	if code, _ := pgCode(err); code == codeUndefinedTable || code == codeUndefinedFunc {
+		return fmt.Errorf("pgstore: %s (has Migrate been run on this schema?): %w", op, err)
+	}
+	return fmt.Errorf("pgstore: %s: %w", op, err)
+}
+
+// textProblem reports why s cannot be stored in a PostgreSQL text column
+// ("" if it can): text must be valid UTF-8 without NUL bytes.
+func textProblem(s string) string {
+	if !utf8.ValidString(s) {
+		return "not valid UTF-8"
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return "contains a NUL byte"
+	}
+	return ""
+}
+
+// micros returns t as Unix microseconds, for the bigint time columns.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// fromMicros is the inverse of micros, in UTC.
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// nullMicros returns t as Unix microseconds, or nil (NULL) for the zero
+// time.
+func nullMicros(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	us := t.UnixMicro()
+	return &us
+}
+
+// fromNullMicros is the inverse of nullMicros.
+func fromNullMicros(us *int64) time.Time {
+	if us == nil {
+		return time.Time{}
+	}
+	return fromMicros(*us)
+}
+
+// nullTime returns t, or nil (NULL) for the zero time, for timestamptz
+// columns.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// fromNullTime is the inverse of nullTime, in UTC.
+func fromNullTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// nonNil returns b, or an empty slice for nil (stored as '\x', not NULL).
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

@@ -1,0 +1,272 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/guardhq/guard/session"
+)
+
+// Sessions is the PostgreSQL session.Store, session.UserIndex and
+// session.LookupToucher.
+//
+// Create is one call of the SQL function session_create, which locks the
+// user's row in session_users before it counts, evicts or refuses, so the
+// session limit holds exactly across replicas. LookupTouch is one
+// statement: the per-request check is one round trip, and it writes only
+// when LastSeen is due to move.
+type Sessions struct {
+	pool *pgxpool.Pool
+	sql  sessionSQL
+}
+
+var (
+	_ session.Store         = (*Sessions)(nil)
+	_ session.UserIndex     = (*Sessions)(nil)
+	_ session.LookupToucher = (*Sessions)(nil)
+)
+
+type sessionSQL struct {
+	create, lookup, lookupTouch, touch, delete, rotate, sameHash string
+	listByUser, deleteByUser, deleteExpired, count               string
+}
+
+const sessionCols = `hash, tenant, user_id, created_us, last_seen_us, expires_us, idle_ns, ip, user_agent, flags`
+
+func newSessionSQL(q string) sessionSQL {
+	s := func(sql string) string { return schemaSQL(q, sql) }
+	return sessionSQL{
+		create: s(`SELECT ` + sessionCols + ` FROM {s}.session_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`),
+		lookup: s(`SELECT ` + sessionCols + ` FROM {s}.sessions WHERE hash = $1`),
+		// The session as stored before the touch, and in the same
+		// statement the touch if the session is live at $2 and its
+		// LastSeen is min($3, IdleTimeout/2) or more before $2 (rounded
+		// up to the microsecond). The UPDATE re-checks its condition on
+		// the row as it is once locked, so LastSeen never moves back.
+		lookupTouch: s(`WITH cur AS (
+				SELECT ` + sessionCols + ` FROM {s}.sessions WHERE hash = $1
+			), upd AS (
+				UPDATE {s}.sessions SET last_seen_us = $2
+				WHERE hash = $1 AND $2 < ends_us AND $2 > last_seen_us
+					AND $2 - last_seen_us >= (LEAST($3::bigint, idle_ns / 2) + 999) / 1000
+			)
+			SELECT * FROM cur`),
+		touch: s(`WITH upd AS (
+				UPDATE {s}.sessions SET last_seen_us = $2 WHERE hash = $1 AND last_seen_us < $2 RETURNING 1)
+			SELECT EXISTS (SELECT 1 FROM upd) OR EXISTS (SELECT 1 FROM {s}.sessions WHERE hash = $1)`),
+		delete: s(`DELETE FROM {s}.sessions WHERE hash = $1 RETURNING ` + sessionCols),
+		rotate: s(`WITH d AS (DELETE FROM {s}.sessions WHERE hash = $1 RETURNING 1)
+			INSERT INTO {s}.sessions (` + sessionCols + `)
+			SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM d`),
+		sameHash:   s(`SELECT EXISTS (SELECT 1 FROM {s}.sessions WHERE hash = $1)`),
+		listByUser: s(`SELECT ` + sessionCols + ` FROM {s}.sessions WHERE tenant = $1 AND user_id = $2 ORDER BY created_us, hash`),
+		deleteByUser: s(`WITH d AS (
+				DELETE FROM {s}.sessions WHERE tenant = $1 AND user_id = $2 AND ($3::bytea IS NULL OR hash <> $3)
+				RETURNING ` + sessionCols + `)
+			SELECT * FROM d ORDER BY created_us, hash`),
+		deleteExpired: s(`DELETE FROM {s}.sessions WHERE hash IN (
+				SELECT hash FROM {s}.sessions WHERE ends_us <= $1 ORDER BY ends_us LIMIT $2 FOR UPDATE SKIP LOCKED)`),
+		count: s(`SELECT count(*) FROM {s}.sessions`),
+	}
+}
+
+// sessionArgs returns the column values of sess in sessionCols order.
+func sessionArgs(sess *session.Session) []any {
+	return []any{sess.Hash[:], []byte(sess.Tenant), []byte(sess.UserID), micros(sess.CreatedAt), micros(sess.LastSeen),
+		micros(sess.ExpiresAt), int64(sess.IdleTimeout), []byte(sess.IP), []byte(sess.UserAgent), int64(sess.Flags)}
+}
+
+// scanSession reads one row of sessionCols.
+func scanSession(row pgx.Row) (session.Session, error) {
+	var (
+		hash, tenant, user, ip, ua   []byte
+		created, seen, expires, idle int64
+		flags                        int64
+	)
+	if err := row.Scan(&hash, &tenant, &user, &created, &seen, &expires, &idle, &ip, &ua, &flags); err != nil {
+		return session.Session{}, err
+	}
+	s := session.Session{
+		Tenant:      string(tenant),
+		UserID:      string(user),
+		CreatedAt:   fromMicros(created),
+		LastSeen:    fromMicros(seen),
+		ExpiresAt:   fromMicros(expires),
+		IdleTimeout: time.Duration(idle),
+		IP:          string(ip),
+		UserAgent:   string(ua),
+		Flags:       uint32(flags),
+	}
+	if len(hash) != len(s.Hash) {
+		return session.Session{}, errors.New("stored session hash is not 32 bytes")
+	}
+	copy(s.Hash[:], hash)
+	return s, nil
+}
+
+func collectSessions(rows pgx.Rows) ([]session.Session, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (session.Session, error) { return scanSession(r) })
+}
+
+// Create implements session.Store.
+func (s *Sessions) Create(ctx context.Context, n session.Session, lim session.Limit) ([]session.Session, error) {
+	args := append(sessionArgs(&n), clampInt32(max(lim.Max, 0)), lim.Policy == session.RefuseNew)
+	rows, err := s.pool.Query(ctx, s.sql.create, args...)
+	if err != nil {
+		return nil, s.createErr(err)
+	}
+	evicted, err := collectSessions(rows)
+	if err != nil {
+		return nil, s.createErr(err)
+	}
+	return evicted, nil
+}
+
+func (s *Sessions) createErr(err error) error {
+	switch code, _ := pgCode(err); code {
+	case codeUniqueViolation:
+		return session.ErrDuplicate
+	case codeSessionLimit:
+		return session.ErrLimit
+	}
+	return wrap("sessions: create", err)
+}
+
+// Lookup implements session.Store.
+func (s *Sessions) Lookup(ctx context.Context, h session.Hash) (session.Session, error) {
+	sess, err := scanSession(s.pool.QueryRow(ctx, s.sql.lookup, h[:]))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return session.Session{}, session.ErrNotFound
+	}
+	if err != nil {
+		return session.Session{}, wrap("sessions: lookup", err)
+	}
+	return sess, nil
+}
+
+// LookupTouch implements session.LookupToucher in one statement.
+func (s *Sessions) LookupTouch(ctx context.Context, h session.Hash, now time.Time, interval time.Duration) (session.Session, error) {
+	sess, err := scanSession(s.pool.QueryRow(ctx, s.sql.lookupTouch, h[:], micros(now), int64(interval)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return session.Session{}, session.ErrNotFound
+	}
+	if err != nil {
+		return session.Session{}, wrap("sessions: lookup and touch", err)
+	}
+	return sess, nil
+}
+
+// Touch implements session.Store: LastSeen only moves forward.
+func (s *Sessions) Touch(ctx context.Context, h session.Hash, seen time.Time) error {
+	var found bool
+	if err := s.pool.QueryRow(ctx, s.sql.touch, h[:], micros(seen)).Scan(&found); err != nil {
+		return wrap("sessions: touch", err)
+	}
+	if !found {
+		return session.ErrNotFound
+	}
+	return nil
+}
+
+// Delete implements session.Store.
+func (s *Sessions) Delete(ctx context.Context, h session.Hash) (session.Session, error) {
+	sess, err := scanSession(s.pool.QueryRow(ctx, s.sql.delete, h[:]))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return session.Session{}, session.ErrNotFound
+	}
+	if err != nil {
+		return session.Session{}, wrap("sessions: delete", err)
+	}
+	return sess, nil
+}
+
+// Rotate implements session.Store: the delete of old and the insert of n
+// are one statement, which inserts nothing if old was absent and fails as
+// a whole if n.Hash exists.
+func (s *Sessions) Rotate(ctx context.Context, old session.Hash, n session.Session) error {
+	if old == n.Hash {
+		// A statement would delete and re-insert the row; the contract
+		// makes this ErrDuplicate (or ErrNotFound if absent).
+		var exists bool
+		if err := s.pool.QueryRow(ctx, s.sql.sameHash, old[:]).Scan(&exists); err != nil {
+			return wrap("sessions: rotate", err)
+		}
+		if exists {
+			return session.ErrDuplicate
+		}
+		return session.ErrNotFound
+	}
+	tag, err := s.pool.Exec(ctx, s.sql.rotate, append([]any{old[:]}, sessionArgs(&n)...)...)
+	if code, _ := pgCode(err); code == codeUniqueViolation {
+		return session.ErrDuplicate
+	}
+	if err != nil {
+		return wrap("sessions: rotate", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return session.ErrNotFound
+	}
+	return nil
+}
+
+// ListByUser implements session.UserIndex.
+func (s *Sessions) ListByUser(ctx context.Context, tenant, userID string) ([]session.Session, error) {
+	rows, err := s.pool.Query(ctx, s.sql.listByUser, []byte(tenant), []byte(userID))
+	if err != nil {
+		return nil, wrap("sessions: list by user", err)
+	}
+	out, err := collectSessions(rows)
+	if err != nil {
+		return nil, wrap("sessions: list by user", err)
+	}
+	return out, nil
+}
+
+// DeleteByUser implements session.UserIndex in one statement; the removed
+// sessions come back oldest first.
+func (s *Sessions) DeleteByUser(ctx context.Context, tenant, userID string, except session.Hash) ([]session.Session, error) {
+	var exceptArg []byte // NULL: the zero Hash excepts none
+	if !except.IsZero() {
+		exceptArg = except[:]
+	}
+	rows, err := s.pool.Query(ctx, s.sql.deleteByUser, []byte(tenant), []byte(userID), exceptArg)
+	if err != nil {
+		return nil, wrap("sessions: delete by user", err)
+	}
+	out, err := collectSessions(rows)
+	if err != nil {
+		return nil, wrap("sessions: delete by user", err)
+	}
+	return out, nil
+}
+
+// DeleteExpired deletes at most limit sessions that are not live at now
+// (skipping rows that other transactions hold) and returns how many it
+// deleted. Create already removes a user's own dead sessions; a host calls
+// DeleteExpired periodically (for example every minute with a limit of a
+// few thousand) so that sessions of users who never sign in again do not
+// stay in the table.
+func (s *Sessions) DeleteExpired(ctx context.Context, now time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	tag, err := s.pool.Exec(ctx, s.sql.deleteExpired, micros(now), limit)
+	if err != nil {
+		return 0, wrap("sessions: delete expired", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// Len returns the number of sessions stored, live or not (for tests and
+// monitoring).
+func (s *Sessions) Len(ctx context.Context) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, s.sql.count).Scan(&n); err != nil {
+		return 0, wrap("sessions: count", err)
+	}
+	return n, nil
+}

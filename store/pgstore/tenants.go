@@ -1,0 +1,150 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	guard "github.com/guardhq/guard"
+)
+
+// Tenants is the PostgreSQL guard.TenantStore. The policy is stored as
+// JSON (jsonb), so fields added to guard.Policy need no migration: a
+// policy written by older code reads with the new fields zero, and fields
+// unknown to older code are ignored (and dropped if that code writes the
+// policy back).
+type Tenants struct {
+	pool *pgxpool.Pool
+	sql  tenantSQL
+}
+
+var _ guard.TenantStore = (*Tenants)(nil)
+
+type tenantSQL struct {
+	create, get, setPolicy, list string
+}
+
+const tenantCols = `id, name, policy, version, created_at`
+
+func newTenantSQL(q string) tenantSQL {
+	s := func(sql string) string { return schemaSQL(q, sql) }
+	return tenantSQL{
+		create: s(`INSERT INTO {s}.tenants (` + tenantCols + `) VALUES ($1, $2, $3, 1, $4) ON CONFLICT (id) DO NOTHING`),
+		get:    s(`SELECT ` + tenantCols + ` FROM {s}.tenants WHERE id = $1`),
+		// Compare-and-set on the version; the second column tells
+		// ErrConflict from ErrTenantNotFound when nothing was updated.
+		setPolicy: s(`WITH u AS (
+				UPDATE {s}.tenants SET policy = $2, version = version + 1
+				WHERE id = $1 AND version = $3
+				RETURNING version)
+			SELECT (SELECT version FROM u), EXISTS (SELECT 1 FROM {s}.tenants WHERE id = $1)`),
+		list: s(`SELECT ` + tenantCols + ` FROM {s}.tenants WHERE id > $1 ORDER BY id LIMIT $2`),
+	}
+}
+
+func checkTenantText(fields ...string) error {
+	for i := 0; i+1 < len(fields); i += 2 {
+		if p := textProblem(fields[i+1]); p != "" {
+			return &guard.InputError{Field: fields[i], Reason: p}
+		}
+	}
+	return nil
+}
+
+func scanTenant(row pgx.Row) (guard.Tenant, error) {
+	var t guard.Tenant
+	var policy []byte
+	var created *time.Time
+	if err := row.Scan(&t.ID, &t.Name, &policy, &t.Version, &created); err != nil {
+		return guard.Tenant{}, err
+	}
+	if err := json.Unmarshal(policy, &t.Policy); err != nil {
+		return guard.Tenant{}, fmt.Errorf("decoding the policy of tenant %q: %w", t.ID, err)
+	}
+	t.CreatedAt = fromNullTime(created)
+	return t, nil
+}
+
+// CreateTenant implements guard.TenantStore.
+func (s *Tenants) CreateTenant(ctx context.Context, t guard.Tenant) error {
+	if err := checkTenantText("tenant id", t.ID, "tenant name", t.Name); err != nil {
+		return err
+	}
+	policy, err := json.Marshal(t.Policy)
+	if err != nil {
+		return fmt.Errorf("pgstore: tenants: encoding the policy: %w", err)
+	}
+	tag, err := s.pool.Exec(ctx, s.sql.create, t.ID, t.Name, policy, nullTime(t.CreatedAt))
+	if err != nil {
+		return wrap("tenants: create", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return guard.ErrTenantExists
+	}
+	return nil
+}
+
+// Tenant implements guard.TenantStore.
+func (s *Tenants) Tenant(ctx context.Context, id string) (guard.Tenant, error) {
+	if checkTenantText("tenant id", id) != nil {
+		return guard.Tenant{}, guard.ErrTenantNotFound
+	}
+	t, err := scanTenant(s.pool.QueryRow(ctx, s.sql.get, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return guard.Tenant{}, guard.ErrTenantNotFound
+	}
+	if err != nil {
+		return guard.Tenant{}, wrap("tenants: get", err)
+	}
+	return t, nil
+}
+
+// SetPolicy implements guard.TenantStore with UPDATE … WHERE version = $v.
+func (s *Tenants) SetPolicy(ctx context.Context, id string, p guard.Policy, version int64) (int64, error) {
+	if checkTenantText("tenant id", id) != nil {
+		return 0, guard.ErrTenantNotFound
+	}
+	policy, err := json.Marshal(p)
+	if err != nil {
+		return 0, fmt.Errorf("pgstore: tenants: encoding the policy: %w", err)
+	}
+	var newVersion *int64
+	var exists bool
+	if err := s.pool.QueryRow(ctx, s.sql.setPolicy, id, policy, version).Scan(&newVersion, &exists); err != nil {
+		return 0, wrap("tenants: set policy", err)
+	}
+	switch {
+	case newVersion != nil:
+		return *newVersion, nil
+	case exists:
+		return 0, guard.ErrConflict
+	default:
+		return 0, guard.ErrTenantNotFound
+	}
+}
+
+// ListTenants implements guard.TenantStore. Ids are ordered byte by byte;
+// a limit of 0 or less returns every tenant after after.
+func (s *Tenants) ListTenants(ctx context.Context, after string, limit int) ([]guard.Tenant, error) {
+	if err := checkTenantText("after", after); err != nil {
+		return nil, err
+	}
+	var lim *int
+	if limit > 0 {
+		lim = &limit
+	}
+	rows, err := s.pool.Query(ctx, s.sql.list, after, lim)
+	if err != nil {
+		return nil, wrap("tenants: list", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (guard.Tenant, error) { return scanTenant(r) })
+	if err != nil {
+		return nil, wrap("tenants: list", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,245 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/guardhq/guard/auth"
+)
+
+// Users is the PostgreSQL auth.UserStore and auth.UserUpdater. Email and id
+// are unique per tenant by constraint; every update is one statement.
+type Users struct {
+	pool *pgxpool.Pool
+	sql  userSQL
+}
+
+var (
+	_ auth.UserStore   = (*Users)(nil)
+	_ auth.UserUpdater = (*Users)(nil)
+)
+
+type userSQL struct {
+	create, byID, byEmail, list, delete         string
+	setStatus, setPassword, rehash, recordLogin string
+}
+
+const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at`
+
+func newUserSQL(q string) userSQL {
+	s := func(sql string) string { return schemaSQL(q, sql) }
+	return userSQL{
+		create:  s(`INSERT INTO {s}.users (` + userCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`),
+		byID:    s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND id = $2`),
+		byEmail: s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND email = $2`),
+		list:    s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`),
+		delete:  s(`DELETE FROM {s}.users WHERE tenant = $1 AND id = $2`),
+
+		setStatus: s(`UPDATE {s}.users SET status = $3 WHERE tenant = $1 AND id = $2`),
+		// The replaced hash (if any) goes in front of the history, which
+		// is then cut to $5 entries: all in one statement, on the row as
+		// it is when the row lock is held.
+		setPassword: s(`UPDATE {s}.users SET
+				password_history = (CASE WHEN password_hash <> '' THEN array_prepend(password_hash, password_history)
+					ELSE password_history END)[1:$5],
+				password_hash = $3,
+				password_changed_at = $4
+			WHERE tenant = $1 AND id = $2`),
+		// Compare-and-set; the second column tells ErrConflict from
+		// ErrNotFound when nothing was updated.
+		rehash: s(`WITH u AS (
+				UPDATE {s}.users SET password_hash = $4
+				WHERE tenant = $1 AND id = $2 AND password_hash = $3
+				RETURNING 1)
+			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.users WHERE tenant = $1 AND id = $2)`),
+		recordLogin: s(`UPDATE {s}.users SET last_login_at = $3 WHERE tenant = $1 AND id = $2 RETURNING ` + userCols),
+	}
+}
+
+// checkUserText returns an *auth.InputError for a field that PostgreSQL
+// text cannot hold.
+func checkUserText(fields ...string) error {
+	for i := 0; i+1 < len(fields); i += 2 {
+		if p := textProblem(fields[i+1]); p != "" {
+			return &auth.InputError{Field: fields[i], Reason: p}
+		}
+	}
+	return nil
+}
+
+func scanUser(row pgx.Row) (auth.User, error) {
+	var u auth.User
+	var status string
+	var changed, created, lastLogin *time.Time
+	err := row.Scan(&u.Tenant, &u.ID, &u.Email, &u.Name, &status, &u.PasswordHash, &u.PasswordHistory,
+		&changed, &created, &lastLogin)
+	if err != nil {
+		return auth.User{}, err
+	}
+	u.Status = auth.Status(status)
+	u.PasswordChangedAt = fromNullTime(changed)
+	u.CreatedAt = fromNullTime(created)
+	u.LastLoginAt = fromNullTime(lastLogin)
+	if len(u.PasswordHistory) == 0 {
+		u.PasswordHistory = nil
+	}
+	return u, nil
+}
+
+// CreateUser implements auth.UserStore.
+func (s *Users) CreateUser(ctx context.Context, u auth.User) error {
+	if err := checkUserText("tenant", u.Tenant, "id", u.ID, "email", u.Email, "name", u.Name,
+		"status", string(u.Status), "password hash", u.PasswordHash); err != nil {
+		return err
+	}
+	for _, h := range u.PasswordHistory {
+		if err := checkUserText("password history", h); err != nil {
+			return err
+		}
+	}
+	hist := u.PasswordHistory
+	if hist == nil {
+		hist = []string{}
+	}
+	_, err := s.pool.Exec(ctx, s.sql.create, u.Tenant, u.ID, u.Email, u.Name, string(u.Status), u.PasswordHash, hist,
+		nullTime(u.PasswordChangedAt), nullTime(u.CreatedAt), nullTime(u.LastLoginAt))
+	if code, constraint := pgCode(err); code == codeUniqueViolation {
+		if constraint == "users_email_key" {
+			return auth.ErrDuplicateEmail
+		}
+		return auth.ErrDuplicateID
+	}
+	if err != nil {
+		return wrap("users: create", err)
+	}
+	return nil
+}
+
+// get runs a query that returns at most one user.
+func (s *Users) get(ctx context.Context, op, sql string, args ...any) (auth.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, sql, args...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return auth.User{}, auth.ErrNotFound
+	}
+	if err != nil {
+		return auth.User{}, wrap("users: "+op, err)
+	}
+	return u, nil
+}
+
+// User implements auth.UserStore.
+func (s *Users) User(ctx context.Context, tenant, id string) (auth.User, error) {
+	if checkUserText("tenant", tenant, "id", id) != nil {
+		return auth.User{}, auth.ErrNotFound // cannot be stored, so is not
+	}
+	return s.get(ctx, "get", s.sql.byID, tenant, id)
+}
+
+// UserByEmail implements auth.UserStore.
+func (s *Users) UserByEmail(ctx context.Context, tenant, email string) (auth.User, error) {
+	if checkUserText("tenant", tenant, "email", email) != nil {
+		return auth.User{}, auth.ErrNotFound
+	}
+	return s.get(ctx, "get by email", s.sql.byEmail, tenant, email)
+}
+
+// ListUsers implements auth.UserStore. Ids are ordered byte by byte (the
+// columns use the "C" collation); a limit of 0 or less returns no users.
+func (s *Users) ListUsers(ctx context.Context, tenant, after string, limit int) ([]auth.User, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	if err := checkUserText("tenant", tenant, "after", after); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, s.sql.list, tenant, after, limit)
+	if err != nil {
+		return nil, wrap("users: list", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (auth.User, error) { return scanUser(r) })
+	if err != nil {
+		return nil, wrap("users: list", err)
+	}
+	return out, nil
+}
+
+// DeleteUser implements auth.UserStore. The password history is a column
+// of the user's row and goes with it.
+func (s *Users) DeleteUser(ctx context.Context, tenant, id string) error {
+	return s.exec(ctx, "delete", s.sql.delete, tenant, id)
+}
+
+// exec runs an update of one user identified by the first two args and
+// returns auth.ErrNotFound if no row matched.
+func (s *Users) exec(ctx context.Context, op, sql string, args ...any) error {
+	if checkUserText("tenant", args[0].(string), "id", args[1].(string)) != nil {
+		return auth.ErrNotFound
+	}
+	tag, err := s.pool.Exec(ctx, sql, args...)
+	if err != nil {
+		return wrap("users: "+op, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return auth.ErrNotFound
+	}
+	return nil
+}
+
+// SetStatus implements auth.UserUpdater.
+func (s *Users) SetStatus(ctx context.Context, tenant, id string, st auth.Status) error {
+	if err := checkUserText("status", string(st)); err != nil {
+		return err
+	}
+	return s.exec(ctx, "set status", s.sql.setStatus, tenant, id, string(st))
+}
+
+// SetPassword implements auth.UserUpdater in one UPDATE: the replaced hash
+// is pushed to the front of the history and the history cut to keep
+// entries with array operations on the locked row.
+func (s *Users) SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error {
+	if err := checkUserText("password hash", hash); err != nil {
+		return err
+	}
+	keep = max(0, min(keep, 1<<30))
+	return s.exec(ctx, "set password", s.sql.setPassword, tenant, id, hash, nullTime(at), keep)
+}
+
+// RehashPassword implements auth.UserUpdater as a compare-and-set on the
+// stored hash.
+func (s *Users) RehashPassword(ctx context.Context, tenant, id, oldHash, newHash string) error {
+	if err := checkUserText("password hash", newHash); err != nil {
+		return err
+	}
+	if checkUserText("tenant", tenant, "id", id) != nil {
+		return auth.ErrNotFound
+	}
+	old := &oldHash
+	if checkUserText("password hash", oldHash) != nil {
+		old = nil // no stored hash can equal it; NULL matches none
+	}
+	var updated, exists bool
+	if err := s.pool.QueryRow(ctx, s.sql.rehash, tenant, id, old, newHash).Scan(&updated, &exists); err != nil {
+		return wrap("users: rehash password", err)
+	}
+	switch {
+	case updated:
+		return nil
+	case exists:
+		return auth.ErrConflict
+	default:
+		return auth.ErrNotFound
+	}
+}
+
+// RecordLogin implements auth.UserUpdater with UPDATE … RETURNING, so the
+// user comes back as stored after the update.
+func (s *Users) RecordLogin(ctx context.Context, tenant, id string, at time.Time) (auth.User, error) {
+	if checkUserText("tenant", tenant, "id", id) != nil {
+		return auth.User{}, auth.ErrNotFound
+	}
+	return s.get(ctx, "record login", s.sql.recordLogin, tenant, id, nullTime(at))
+}
