@@ -1,0 +1,294 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// versionTable records the migrations applied to a database: one row per
+// version, written in the same transaction as the migration itself.
+const versionTable = "guard_schema_version"
+
+// migration is one step of the schema: its statements run in one
+// transaction together with the row that records version.
+type migration struct {
+	version int
+	name    string
+	stmts   []string
+}
+
+// migrations is the schema, in order; versions are 1, 2, 3… Never edit a
+// released migration: append a new one.
+var migrations = []migration{
+	{1, "initial schema", []string{
+		// Tenants: the policy is JSON so that new Policy fields need no
+		// migration.
+		`CREATE TABLE guard_tenants (
+			id         TEXT    NOT NULL PRIMARY KEY,
+			name       TEXT    NOT NULL,
+			policy     TEXT    NOT NULL,
+			version    INTEGER NOT NULL,
+			created_at INTEGER NOT NULL
+		) STRICT, WITHOUT ROWID`,
+
+		// Users: password_history is a JSON array of hashes, newest first.
+		`CREATE TABLE guard_users (
+			tenant              TEXT    NOT NULL,
+			id                  TEXT    NOT NULL,
+			email               TEXT    NOT NULL,
+			name                TEXT    NOT NULL,
+			status              TEXT    NOT NULL,
+			password_hash       TEXT    NOT NULL,
+			password_history    TEXT    NOT NULL,
+			password_changed_at INTEGER,
+			created_at          INTEGER NOT NULL,
+			last_login_at       INTEGER,
+			PRIMARY KEY (tenant, id)
+		) STRICT, WITHOUT ROWID`,
+		`CREATE UNIQUE INDEX guard_users_email ON guard_users (tenant, email)`,
+
+		// Throttle records: expires_at is Record.ExpiresAt under the limit
+		// of the last write, NULL for a permanent lock.
+		`CREATE TABLE guard_throttle (
+			key          TEXT    NOT NULL PRIMARY KEY,
+			failures     INTEGER NOT NULL,
+			last         INTEGER,
+			locked_until INTEGER,
+			lockouts     INTEGER NOT NULL,
+			permanent    INTEGER NOT NULL,
+			expires_at   INTEGER
+		) STRICT, WITHOUT ROWID`,
+		`CREATE INDEX guard_throttle_expires ON guard_throttle (expires_at) WHERE expires_at IS NOT NULL`,
+
+		// Sessions by token hash; idle_timeout in nanoseconds.
+		`CREATE TABLE guard_sessions (
+			hash         BLOB    NOT NULL PRIMARY KEY,
+			tenant       TEXT    NOT NULL,
+			user_id      TEXT    NOT NULL,
+			created_at   INTEGER NOT NULL,
+			last_seen    INTEGER NOT NULL,
+			expires_at   INTEGER NOT NULL,
+			idle_timeout INTEGER NOT NULL,
+			ip           TEXT    NOT NULL,
+			user_agent   TEXT    NOT NULL,
+			flags        INTEGER NOT NULL
+		) STRICT, WITHOUT ROWID`,
+		`CREATE INDEX guard_sessions_user ON guard_sessions (tenant, user_id, created_at, hash)`,
+		`CREATE INDEX guard_sessions_expires ON guard_sessions (expires_at)`,
+
+		// Audit: one head row per tenant (the chain's last link and its
+		// checkpoint), moved in the transaction that appends.
+		`CREATE TABLE guard_audit_heads (
+			tenant  TEXT    NOT NULL PRIMARY KEY,
+			seq     INTEGER NOT NULL,
+			mac     BLOB,
+			cp_seq  INTEGER NOT NULL DEFAULT 0,
+			cp_mac  BLOB,
+			cp_at   INTEGER,
+			cp_hmac BLOB
+		) STRICT, WITHOUT ROWID`,
+		`CREATE TABLE guard_audit_events (
+			tenant      TEXT    NOT NULL REFERENCES guard_audit_heads (tenant),
+			seq         INTEGER NOT NULL,
+			id          TEXT    NOT NULL,
+			time        INTEGER NOT NULL,
+			actor_kind  TEXT    NOT NULL,
+			actor_id    TEXT    NOT NULL,
+			actor_email TEXT    NOT NULL,
+			action      TEXT    NOT NULL,
+			target      TEXT    NOT NULL,
+			ip          TEXT    NOT NULL,
+			user_agent  TEXT    NOT NULL,
+			outcome     TEXT    NOT NULL,
+			reason      TEXT    NOT NULL,
+			meta        TEXT,
+			prev_mac    BLOB,
+			mac         BLOB,
+			PRIMARY KEY (tenant, seq)
+		) STRICT, WITHOUT ROWID`,
+		`CREATE INDEX guard_audit_time ON guard_audit_events (tenant, time, seq)`,
+		`CREATE INDEX guard_audit_actor_id ON guard_audit_events (tenant, actor_id, seq)`,
+		`CREATE INDEX guard_audit_actor_email ON guard_audit_events (tenant, actor_email, seq)`,
+		`CREATE INDEX guard_audit_action ON guard_audit_events (tenant, action, seq)`,
+		`CREATE INDEX guard_audit_outcome ON guard_audit_events (tenant, outcome, seq)`,
+	}},
+}
+
+// ownNames are the tables and indexes this package creates. A database
+// that has one of them but no version table was not made by this package.
+var ownNames = map[string]bool{
+	versionTable:              true,
+	"guard_tenants":           true,
+	"guard_users":             true,
+	"guard_users_email":       true,
+	"guard_throttle":          true,
+	"guard_throttle_expires":  true,
+	"guard_sessions":          true,
+	"guard_sessions_user":     true,
+	"guard_sessions_expires":  true,
+	"guard_audit_heads":       true,
+	"guard_audit_events":      true,
+	"guard_audit_time":        true,
+	"guard_audit_actor_id":    true,
+	"guard_audit_actor_email": true,
+	"guard_audit_action":      true,
+	"guard_audit_outcome":     true,
+}
+
+// SchemaVersion is the schema version this code migrates to and needs.
+func SchemaVersion() int { return len(migrations) }
+
+// querier is what inspect needs of a *sql.DB, *sql.Conn or *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// inspect reads the schema of the database without changing anything and
+// returns its version (0 when this package never migrated it). Errors:
+// ErrNotDatabase, ErrForeignSchema, ErrSchemaTooNew, or the engine's.
+func inspect(ctx context.Context, q querier) (int, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type IN ('table', 'index')`)
+	if err != nil {
+		return 0, classify(err)
+	}
+	var own []string
+	hasVersion := false
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return 0, classify(err)
+		}
+		if name == versionTable {
+			hasVersion = true
+		} else if ownNames[name] {
+			own = append(own, name)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return 0, classify(err)
+	}
+	rows.Close()
+	if !hasVersion {
+		if len(own) > 0 {
+			return 0, fmt.Errorf("%w: %s exists but %s does not", ErrForeignSchema, own[0], versionTable)
+		}
+		return 0, nil
+	}
+	var v sql.NullInt64
+	if err := q.QueryRowContext(ctx, `SELECT max(version) FROM `+versionTable).Scan(&v); err != nil {
+		if sqliteCode(err) == sqlite3.SQLITE_ERROR { // no such column: not our table
+			return 0, fmt.Errorf("%w: %s has other columns: %v", ErrForeignSchema, versionTable, err)
+		}
+		return 0, classify(err)
+	}
+	if int(v.Int64) > len(migrations) {
+		return 0, fmt.Errorf("%w: database at version %d, this code knows up to %d", ErrSchemaTooNew, v.Int64, len(migrations))
+	}
+	return int(v.Int64), nil
+}
+
+// classify maps "not a database" and corruption to ErrNotDatabase.
+func classify(err error) error {
+	switch sqliteCode(err) {
+	case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
+		return fmt.Errorf("%w: %v", ErrNotDatabase, err)
+	}
+	return fmt.Errorf("sqlitestore: reading schema: %w", err)
+}
+
+// Migrate brings the schema to SchemaVersion, one migration per
+// transaction; the version table records each in the same transaction, so
+// a failure leaves the schema at the last version that completed. It is a
+// no-op on a migrated database, and safe to run from several processes at
+// once (each migration holds the write lock). It returns ErrSchemaTooNew,
+// ErrForeignSchema or ErrNotDatabase, changing nothing, when the database
+// is not one it can migrate.
+func (s *Store) Migrate(ctx context.Context) error {
+	return s.migrate(ctx, migrations)
+}
+
+func (s *Store) migrate(ctx context.Context, ms []migration) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	for _, m := range ms {
+		if err := s.apply(ctx, m, len(ms)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply runs m in one write transaction unless the database already has
+// it. known is the newest version of the migrations being run.
+func (s *Store) apply(ctx context.Context, m migration, known int) error {
+	if err := s.lockWrites(ctx); err != nil {
+		return err
+	}
+	defer s.unlockWrites()
+	c, err := s.db.Conn(ctx)
+	if err != nil {
+		return wrapErr("migrate: connection", err)
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		discardIfInTx(c)
+		return classify(err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			rollback(c)
+		}
+	}()
+	v, err := inspect(ctx, c)
+	if err != nil {
+		return err
+	}
+	if v > known {
+		return fmt.Errorf("%w: database at version %d, this code knows up to %d", ErrSchemaTooNew, v, known)
+	}
+	if v >= m.version {
+		return nil
+	}
+	if v != m.version-1 {
+		return fmt.Errorf("sqlitestore: migrate: database at version %d cannot take migration %d", v, m.version)
+	}
+	if v == 0 {
+		if _, err := c.ExecContext(ctx, `CREATE TABLE `+versionTable+` (
+			version    INTEGER NOT NULL PRIMARY KEY,
+			name       TEXT    NOT NULL,
+			applied_at INTEGER NOT NULL
+		) STRICT`); err != nil {
+			return fmt.Errorf("sqlitestore: migrate to version %d: %w", m.version, err)
+		}
+	}
+	for i, q := range m.stmts {
+		if _, err := c.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("sqlitestore: migrate to version %d (%s), statement %d: %w", m.version, m.name, i+1, err)
+		}
+	}
+	if _, err := c.ExecContext(ctx, `INSERT INTO `+versionTable+` (version, name, applied_at) VALUES (?, ?, ?)`,
+		m.version, m.name, time.Now().UnixMicro()); err != nil {
+		return fmt.Errorf("sqlitestore: migrate to version %d: recording it: %w", m.version, err)
+	}
+	if _, err := c.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
+		return fmt.Errorf("sqlitestore: migrate to version %d: commit: %w", m.version, err)
+	}
+	done = true
+	return nil
+}
+
+// errNoRows is sql.ErrNoRows, named for the switch statements below.
+var errNoRows = sql.ErrNoRows
+
+// isNoRows reports whether err says a query returned no row.
+func isNoRows(err error) bool { return errors.Is(err, errNoRows) }

@@ -1,0 +1,358 @@
+package sqlitestore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/guardhq/guard/session"
+)
+
+// Sessions is the session.Store, session.UserIndex and
+// session.LookupToucher of a Store: one row per session, keyed by the token
+// hash.
+//
+// Lookup and LookupTouch are one prepared SELECT by primary key; the touch
+// they may add is a conditional UPDATE (set if newer). Create and Rotate
+// are one write transaction each. Sessions that are no longer live are
+// deleted when their user signs in again (Create), when they are presented
+// (by session.Manager), and by a sweep that Create runs every few thousand
+// calls and that DeleteExpired runs on demand.
+type Sessions struct {
+	s          *Store
+	sweepEvery uint64
+	creates    atomic.Uint64
+}
+
+var (
+	_ session.Store         = (*Sessions)(nil)
+	_ session.UserIndex     = (*Sessions)(nil)
+	_ session.LookupToucher = (*Sessions)(nil)
+)
+
+// defaultSweepEvery is how many Creates (or Reserves) pass between two
+// opportunistic sweeps of expired rows.
+const defaultSweepEvery = 1024
+
+// sweepBatch bounds the rows one opportunistic sweep deletes, so that no
+// single call pays for a long backlog; sweeps run more often than rows
+// can pile up (at most sweepEvery new rows between two sweeps).
+const sweepBatch = 2048
+
+// scanner is *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+// hashCol scans a BLOB column into a session.Hash without allocating.
+type hashCol struct{ h *session.Hash }
+
+func (c hashCol) Scan(src any) error {
+	b, ok := src.([]byte)
+	if !ok || len(b) != len(c.h) {
+		return fmt.Errorf("sqlitestore: session hash column holds %T of %d bytes", src, len(b))
+	}
+	copy(c.h[:], b)
+	return nil
+}
+
+// scanSession reads the columns of sessionCols (after the hash, if
+// withHash) into a Session.
+func scanSession(r scanner, s *session.Session, withHash bool) error {
+	var created, seen, expires, idle, flags int64
+	var dest [10]any
+	d := dest[:0]
+	if withHash {
+		d = append(d, hashCol{&s.Hash})
+	}
+	d = append(d, &s.Tenant, &s.UserID, &created, &seen, &expires, &idle, &s.IP, &s.UserAgent, &flags)
+	if err := r.Scan(d...); err != nil {
+		return err
+	}
+	s.CreatedAt = fromMicros(created)
+	s.LastSeen = fromMicros(seen)
+	s.ExpiresAt = fromMicros(expires)
+	s.IdleTimeout = time.Duration(idle)
+	s.Flags = uint32(flags)
+	return nil
+}
+
+func sessionArgs(s *session.Session) []any {
+	return []any{s.Hash[:], s.Tenant, s.UserID, micros(s.CreatedAt), micros(s.LastSeen), micros(s.ExpiresAt),
+		int64(s.IdleTimeout), s.IP, s.UserAgent, int64(s.Flags)}
+}
+
+const insertSession = `INSERT INTO guard_sessions (hash, ` + sessionCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// Create implements session.Store in one write transaction.
+func (ss *Sessions) Create(ctx context.Context, n session.Session, lim session.Limit) ([]session.Session, error) {
+	var evicted []session.Session
+	err := ss.s.write(ctx, func(c *sql.Conn) error {
+		evicted = nil
+		if _, err := c.ExecContext(ctx, insertSession, sessionArgs(&n)...); err != nil {
+			if isConstraint(err) {
+				return session.ErrDuplicate
+			}
+			return fmt.Errorf("sqlitestore: create session: %w", err)
+		}
+		rows, err := c.QueryContext(ctx, `SELECT hash, `+sessionCols+` FROM guard_sessions
+			WHERE tenant = ? AND user_id = ? AND hash <> ? ORDER BY created_at, hash`, n.Tenant, n.UserID, n.Hash[:])
+		if err != nil {
+			return fmt.Errorf("sqlitestore: create session: %w", err)
+		}
+		var live, dead []session.Session
+		for rows.Next() {
+			var o session.Session
+			if err := scanSession(rows, &o, true); err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlitestore: create session: %w", err)
+			}
+			if o.LiveAt(n.CreatedAt) {
+				live = append(live, o)
+			} else {
+				dead = append(dead, o)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("sqlitestore: create session: %w", err)
+		}
+		if lim.Max > 0 && len(live) >= lim.Max {
+			if lim.Policy == session.RefuseNew {
+				return session.ErrLimit
+			}
+			// live is oldest first (created_at, then hash).
+			cut := len(live) - lim.Max + 1
+			evicted = live[:cut:cut]
+		}
+		for _, group := range [][]session.Session{dead, evicted} {
+			for i := range group {
+				if _, err := c.ExecContext(ctx, `DELETE FROM guard_sessions WHERE hash = ?`, group[i].Hash[:]); err != nil {
+					return fmt.Errorf("sqlitestore: create session: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if ss.sweepEvery > 0 && ss.creates.Add(1)%ss.sweepEvery == 0 {
+		// Best effort: a failed sweep costs disk space, not correctness.
+		_, _ = ss.deleteExpired(ctx, n.CreatedAt, sweepBatch)
+	}
+	return evicted, nil
+}
+
+// Lookup implements session.Store: one prepared SELECT by primary key.
+func (ss *Sessions) Lookup(ctx context.Context, h session.Hash) (session.Session, error) {
+	st, err := ss.s.ready(ctx)
+	if err != nil {
+		return session.Session{}, err
+	}
+	s := session.Session{Hash: h}
+	if err := scanSession(st.sessLookup.QueryRowContext(ctx, h[:]), &s, false); err != nil {
+		if isNoRows(err) {
+			return session.Session{}, session.ErrNotFound
+		}
+		return session.Session{}, fmt.Errorf("sqlitestore: lookup session: %w", err)
+	}
+	return s, nil
+}
+
+// LookupTouch implements session.LookupToucher: the SELECT of Lookup and,
+// only when the session is due a touch, an UPDATE that sets LastSeen if
+// newer. The UPDATE cannot move LastSeen back, so a Touch by another
+// request in between loses nothing.
+func (ss *Sessions) LookupTouch(ctx context.Context, h session.Hash, now time.Time, interval time.Duration) (session.Session, error) {
+	s, err := ss.Lookup(ctx, h)
+	if err != nil {
+		return s, err
+	}
+	if s.LiveAt(now) && now.Sub(s.LastSeen) >= min(interval, s.IdleTimeout/2) {
+		st, err := ss.s.ready(ctx)
+		if err != nil {
+			return session.Session{}, err
+		}
+		if _, err := ss.s.exec(ctx, st.sessTouch, h[:], micros(now)); err != nil {
+			return session.Session{}, fmt.Errorf("sqlitestore: touch session: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Touch implements session.Store with one UPDATE that sets LastSeen only if
+// seen is later.
+func (ss *Sessions) Touch(ctx context.Context, h session.Hash, seen time.Time) error {
+	st, err := ss.s.ready(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := ss.s.exec(ctx, st.sessTouch, h[:], micros(seen))
+	if err != nil {
+		return fmt.Errorf("sqlitestore: touch session: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlitestore: touch session: %w", err)
+	} else if n == 0 {
+		return session.ErrNotFound
+	}
+	return nil
+}
+
+// Delete implements session.Store with one DELETE … RETURNING.
+func (ss *Sessions) Delete(ctx context.Context, h session.Hash) (session.Session, error) {
+	st, err := ss.s.ready(ctx)
+	if err != nil {
+		return session.Session{}, err
+	}
+	if err := ss.s.lockWrites(ctx); err != nil {
+		return session.Session{}, err
+	}
+	defer ss.s.unlockWrites()
+	s := session.Session{Hash: h}
+	if err := scanSession(st.sessDelete.QueryRowContext(ctx, h[:]), &s, false); err != nil {
+		if isNoRows(err) {
+			return session.Session{}, session.ErrNotFound
+		}
+		return session.Session{}, fmt.Errorf("sqlitestore: delete session: %w", err)
+	}
+	return s, nil
+}
+
+// Rotate implements session.Store in one write transaction.
+func (ss *Sessions) Rotate(ctx context.Context, old session.Hash, n session.Session) error {
+	return ss.s.write(ctx, func(c *sql.Conn) error {
+		res, err := c.ExecContext(ctx, `DELETE FROM guard_sessions WHERE hash = ?`, old[:])
+		if err != nil {
+			return fmt.Errorf("sqlitestore: rotate session: %w", err)
+		}
+		if k, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("sqlitestore: rotate session: %w", err)
+		} else if k == 0 {
+			return session.ErrNotFound
+		}
+		if n.Hash == old {
+			return session.ErrDuplicate
+		}
+		if _, err := c.ExecContext(ctx, insertSession, sessionArgs(&n)...); err != nil {
+			if isConstraint(err) {
+				return session.ErrDuplicate
+			}
+			return fmt.Errorf("sqlitestore: rotate session: %w", err)
+		}
+		return nil
+	})
+}
+
+// ListByUser implements session.UserIndex.
+func (ss *Sessions) ListByUser(ctx context.Context, tenant, userID string) ([]session.Session, error) {
+	st, err := ss.s.ready(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.sessByUser.QueryContext(ctx, tenant, userID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: list sessions: %w", err)
+	}
+	out, err := collectSessions(rows)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: list sessions: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteByUser implements session.UserIndex with one DELETE … RETURNING.
+func (ss *Sessions) DeleteByUser(ctx context.Context, tenant, userID string, except session.Hash) ([]session.Session, error) {
+	st, err := ss.s.ready(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var exc any
+	if !except.IsZero() {
+		exc = except[:]
+	}
+	if err := ss.s.lockWrites(ctx); err != nil {
+		return nil, err
+	}
+	defer ss.s.unlockWrites()
+	rows, err := st.sessDelAll.QueryContext(ctx, tenant, userID, exc)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: delete sessions of user: %w", err)
+	}
+	out, err := collectSessions(rows)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: delete sessions of user: %w", err)
+	}
+	slices.SortFunc(out, oldestFirst)
+	return out, nil
+}
+
+// DeleteExpired deletes every session that is not live at now and returns
+// how many it deleted. Create runs it now and then; a host may also run it
+// periodically.
+func (ss *Sessions) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
+	return ss.deleteExpired(ctx, now, -1)
+}
+
+// deleteExpired deletes at most limit (all if negative) sessions that are
+// not live at now.
+func (ss *Sessions) deleteExpired(ctx context.Context, now time.Time, limit int) (int64, error) {
+	if _, err := ss.s.ready(ctx); err != nil {
+		return 0, err
+	}
+	if err := ss.s.lockWrites(ctx); err != nil {
+		return 0, err
+	}
+	defer ss.s.unlockWrites()
+	// Not live at now: now >= expires_at, or now >= last_seen+idle_timeout
+	// (in nanoseconds, written so that it cannot overflow).
+	res, err := ss.s.db.ExecContext(ctx, `DELETE FROM guard_sessions WHERE hash IN (
+		SELECT hash FROM guard_sessions WHERE expires_at <= ?1 OR idle_timeout <= (?1 - last_seen) * 1000 LIMIT ?2)`,
+		micros(now), limit)
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: delete expired sessions: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: delete expired sessions: %w", err)
+	}
+	return n, nil
+}
+
+// Len returns the number of sessions stored, live or not.
+func (ss *Sessions) Len(ctx context.Context) (int, error) {
+	if _, err := ss.s.ready(ctx); err != nil {
+		return 0, err
+	}
+	var n int
+	if err := ss.s.db.QueryRowContext(ctx, `SELECT count(*) FROM guard_sessions`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlitestore: count sessions: %w", err)
+	}
+	return n, nil
+}
+
+func collectSessions(rows *sql.Rows) ([]session.Session, error) {
+	defer rows.Close()
+	var out []session.Session
+	for rows.Next() {
+		var s session.Session
+		if err := scanSession(rows, &s, true); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// oldestFirst orders sessions by CreatedAt, then by Hash.
+func oldestFirst(a, b session.Session) int {
+	if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.Hash[:], b.Hash[:])
+}

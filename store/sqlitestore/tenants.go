@@ -1,0 +1,141 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	guard "github.com/guardhq/guard"
+)
+
+// Tenants is the guard.TenantStore of a Store: one row per tenant. The
+// policy is stored as JSON (guard.Policy's json tags), so fields added to
+// Policy need no migration: a policy stored before they existed reads them
+// as zero, which means "the default".
+type Tenants struct{ s *Store }
+
+var _ guard.TenantStore = (*Tenants)(nil)
+
+func scanTenant(r scanner) (guard.Tenant, error) {
+	var t guard.Tenant
+	var policy string
+	var created int64
+	if err := r.Scan(&t.ID, &t.Name, &policy, &t.Version, &created); err != nil {
+		return guard.Tenant{}, err
+	}
+	if err := json.Unmarshal([]byte(policy), &t.Policy); err != nil {
+		return guard.Tenant{}, fmt.Errorf("sqlitestore: stored policy of tenant: %w", err)
+	}
+	t.CreatedAt = fromMicros(created)
+	return t, nil
+}
+
+func encodePolicy(p guard.Policy) (string, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "", fmt.Errorf("sqlitestore: encode policy: %w", err)
+	}
+	return string(b), nil
+}
+
+// CreateTenant implements guard.TenantStore with one INSERT.
+func (ts *Tenants) CreateTenant(ctx context.Context, t guard.Tenant) error {
+	st, err := ts.s.ready(ctx)
+	if err != nil {
+		return err
+	}
+	policy, err := encodePolicy(t.Policy)
+	if err != nil {
+		return err
+	}
+	res, err := ts.s.exec(ctx, st.tenCreate, t.ID, t.Name, policy, micros(t.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("sqlitestore: create tenant: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlitestore: create tenant: %w", err)
+	}
+	if n == 0 {
+		return guard.ErrTenantExists
+	}
+	return nil
+}
+
+// Tenant implements guard.TenantStore.
+func (ts *Tenants) Tenant(ctx context.Context, id string) (guard.Tenant, error) {
+	st, err := ts.s.ready(ctx)
+	if err != nil {
+		return guard.Tenant{}, err
+	}
+	t, err := scanTenant(st.tenGet.QueryRowContext(ctx, id))
+	if isNoRows(err) {
+		return guard.Tenant{}, guard.ErrTenantNotFound
+	}
+	if err != nil {
+		return guard.Tenant{}, fmt.Errorf("sqlitestore: read tenant: %w", err)
+	}
+	return t, nil
+}
+
+// SetPolicy implements guard.TenantStore in one write transaction: a
+// compare-and-set on the version.
+func (ts *Tenants) SetPolicy(ctx context.Context, id string, p guard.Policy, version int64) (int64, error) {
+	policy, err := encodePolicy(p)
+	if err != nil {
+		return 0, err
+	}
+	var v int64
+	err = ts.s.write(ctx, func(c *sql.Conn) error {
+		err := c.QueryRowContext(ctx, `UPDATE guard_tenants SET policy = ?, version = version + 1
+			WHERE id = ? AND version = ? RETURNING version`, policy, id, version).Scan(&v)
+		if err == nil {
+			return nil
+		}
+		if !isNoRows(err) {
+			return fmt.Errorf("sqlitestore: set policy: %w", err)
+		}
+		var one int
+		switch err := c.QueryRowContext(ctx, `SELECT 1 FROM guard_tenants WHERE id = ?`, id).Scan(&one); {
+		case isNoRows(err):
+			return guard.ErrTenantNotFound
+		case err != nil:
+			return fmt.Errorf("sqlitestore: set policy: %w", err)
+		}
+		return guard.ErrConflict
+	})
+	if err != nil {
+		return 0, err
+	}
+	return v, nil
+}
+
+// ListTenants implements guard.TenantStore. Ids are ordered byte by byte;
+// a limit of zero or less returns no tenants.
+func (ts *Tenants) ListTenants(ctx context.Context, after string, limit int) ([]guard.Tenant, error) {
+	st, err := ts.s.ready(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := st.tenList.QueryContext(ctx, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: list tenants: %w", err)
+	}
+	defer rows.Close()
+	var out []guard.Tenant
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: list tenants: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: list tenants: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,186 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/guardhq/guard/auth"
+)
+
+// Throttle is the auth.ThrottleStore of a Store: one row per key holding
+// its auth.Record.
+//
+// Reserve applies auth.Limit.Apply to the row inside one write transaction
+// (BEGIN IMMEDIATE holds the database write lock, in every process, until
+// it commits), so N concurrent attempts on one key never get more than
+// Limit.Max reservations. A Reserve that finds the key locked changes
+// nothing and takes no lock. Release is one conditional UPDATE, Reset one
+// DELETE, Peek one SELECT.
+//
+// Rows are bounded by the rate of attempts: each row carries the time at
+// which it is forgotten (under the limit of its last write; a permanent
+// lock never is), and every defaultSweepEvery-th Reserve of a Store also
+// deletes up to sweepBatch forgotten rows. Sweep deletes them all.
+type Throttle struct {
+	s          *Store
+	sweepEvery uint64
+	reserves   atomic.Uint64
+}
+
+var _ auth.ThrottleStore = (*Throttle)(nil)
+
+func scanRecord(r scanner) (auth.Record, error) {
+	var rec auth.Record
+	var last, locked sql.NullInt64
+	var failures, lockouts, permanent int64
+	if err := r.Scan(&failures, &last, &locked, &lockouts, &permanent); err != nil {
+		return auth.Record{}, err
+	}
+	rec.Failures = int(failures)
+	rec.Last = fromNullMicros(last)
+	rec.LockedUntil = fromNullMicros(locked)
+	rec.Lockouts = int(lockouts)
+	rec.Permanent = permanent != 0
+	return rec, nil
+}
+
+// record reads a key's record from r (the zero Record if there is none).
+func record(r *sql.Row) (auth.Record, error) {
+	rec, err := scanRecord(r)
+	if isNoRows(err) {
+		return auth.Record{}, nil
+	}
+	return rec, err
+}
+
+// Reserve implements auth.ThrottleStore.
+func (t *Throttle) Reserve(ctx context.Context, key string, now time.Time, lim auth.Limit) (auth.Reservation, error) {
+	st, err := t.s.ready(ctx)
+	if err != nil {
+		return auth.Reservation{}, err
+	}
+	// A locked key stays as it is (Apply changes nothing and counts
+	// nothing), so finding it locked needs no write lock: the answer is
+	// that of a Reserve at the moment of this read.
+	rec, err := record(st.thrGet.QueryRowContext(ctx, key))
+	if err != nil {
+		return auth.Reservation{}, fmt.Errorf("sqlitestore: reserve: %w", err)
+	}
+	if _, res := lim.Apply(rec, now); !res.Allowed {
+		return res, nil
+	}
+	sweep := t.sweepEvery > 0 && t.reserves.Add(1)%t.sweepEvery == 0
+	var res auth.Reservation
+	err = t.s.write(ctx, func(c *sql.Conn) error {
+		rec, err := record(c.QueryRowContext(ctx, `SELECT `+throttleCols+` FROM guard_throttle WHERE key = ?`, key))
+		if err != nil {
+			return fmt.Errorf("sqlitestore: reserve: %w", err)
+		}
+		rec, res = lim.Apply(rec, now)
+		if !res.Allowed {
+			return nil // locked meanwhile: nothing to write
+		}
+		var expires any
+		if !rec.Permanent {
+			expires = micros(rec.ExpiresAt(lim))
+		}
+		permanent := 0
+		if rec.Permanent {
+			permanent = 1
+		}
+		if _, err := c.ExecContext(ctx, `INSERT INTO guard_throttle (key, `+throttleCols+`, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last = excluded.last,
+				locked_until = excluded.locked_until, lockouts = excluded.lockouts,
+				permanent = excluded.permanent, expires_at = excluded.expires_at`,
+			key, rec.Failures, nullMicros(rec.Last), nullMicros(rec.LockedUntil), rec.Lockouts, permanent, expires); err != nil {
+			return fmt.Errorf("sqlitestore: reserve: %w", err)
+		}
+		if sweep {
+			if _, err := c.ExecContext(ctx, `DELETE FROM guard_throttle WHERE key IN (
+				SELECT key FROM guard_throttle WHERE expires_at <= ? AND key <> ? LIMIT ?)`,
+				micros(now), key, sweepBatch); err != nil {
+				return fmt.Errorf("sqlitestore: reserve: sweep: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return auth.Reservation{}, err
+	}
+	return res, nil
+}
+
+// Release implements auth.ThrottleStore with one conditional UPDATE.
+func (t *Throttle) Release(ctx context.Context, key string) error {
+	st, err := t.s.ready(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := t.s.exec(ctx, st.thrRelease, key); err != nil {
+		return fmt.Errorf("sqlitestore: release: %w", err)
+	}
+	return nil
+}
+
+// Reset implements auth.ThrottleStore with one DELETE.
+func (t *Throttle) Reset(ctx context.Context, key string) error {
+	st, err := t.s.ready(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := t.s.exec(ctx, st.thrReset, key); err != nil {
+		return fmt.Errorf("sqlitestore: reset: %w", err)
+	}
+	return nil
+}
+
+// Peek implements auth.ThrottleStore with one SELECT.
+func (t *Throttle) Peek(ctx context.Context, key string, now time.Time, lim auth.Limit) (auth.State, error) {
+	st, err := t.s.ready(ctx)
+	if err != nil {
+		return auth.State{}, err
+	}
+	rec, err := record(st.thrGet.QueryRowContext(ctx, key))
+	if err != nil {
+		return auth.State{}, fmt.Errorf("sqlitestore: peek: %w", err)
+	}
+	return auth.StateOf(rec, now, lim), nil
+}
+
+// Sweep deletes every record forgotten at now (under the limit of its last
+// write) and returns how many it deleted. Reserve sweeps now and then; a
+// host may also call Sweep periodically.
+func (t *Throttle) Sweep(ctx context.Context, now time.Time) (int64, error) {
+	if _, err := t.s.ready(ctx); err != nil {
+		return 0, err
+	}
+	if err := t.s.lockWrites(ctx); err != nil {
+		return 0, err
+	}
+	defer t.s.unlockWrites()
+	res, err := t.s.db.ExecContext(ctx, `DELETE FROM guard_throttle WHERE expires_at <= ?`, micros(now))
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: sweep throttle: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: sweep throttle: %w", err)
+	}
+	return n, nil
+}
+
+// Len returns the number of throttle records stored, forgotten or not.
+func (t *Throttle) Len(ctx context.Context) (int, error) {
+	if _, err := t.s.ready(ctx); err != nil {
+		return 0, err
+	}
+	var n int
+	if err := t.s.db.QueryRowContext(ctx, `SELECT count(*) FROM guard_throttle`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlitestore: count throttle records: %w", err)
+	}
+	return n, nil
+}

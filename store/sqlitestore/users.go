@@ -1,0 +1,252 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/guardhq/guard/auth"
+)
+
+// Users is the auth.UserStore and auth.UserUpdater of a Store: one row per
+// user, keyed by (tenant, id), with a unique index on (tenant, email). The
+// password history is a JSON array in the user's row, so deleting the user
+// deletes it.
+//
+// Each updater is one statement (SetStatus, RehashPassword, RecordLogin)
+// or one write transaction (SetPassword, which rewrites the history).
+type Users struct{ s *Store }
+
+var (
+	_ auth.UserStore   = (*Users)(nil)
+	_ auth.UserUpdater = (*Users)(nil)
+)
+
+func scanUser(r scanner) (auth.User, error) {
+	var u auth.User
+	var status, hist string
+	var changed, login sql.NullInt64
+	var created int64
+	if err := r.Scan(&u.Tenant, &u.ID, &u.Email, &u.Name, &status, &u.PasswordHash, &hist, &changed, &created, &login); err != nil {
+		return auth.User{}, err
+	}
+	u.Status = auth.Status(status)
+	h, err := decodeHistory(hist)
+	if err != nil {
+		return auth.User{}, err
+	}
+	u.PasswordHistory = h
+	u.PasswordChangedAt = fromNullMicros(changed)
+	u.CreatedAt = fromMicros(created)
+	u.LastLoginAt = fromNullMicros(login)
+	return u, nil
+}
+
+func encodeHistory(h []string) (string, error) {
+	if len(h) == 0 {
+		return "[]", nil
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return "", fmt.Errorf("sqlitestore: encode password history: %w", err)
+	}
+	return string(b), nil
+}
+
+func decodeHistory(s string) ([]string, error) {
+	if s == "" || s == "[]" {
+		return nil, nil
+	}
+	var h []string
+	if err := json.Unmarshal([]byte(s), &h); err != nil {
+		return nil, fmt.Errorf("sqlitestore: stored password history: %w", err)
+	}
+	return h, nil
+}
+
+// CreateUser implements auth.UserStore.
+func (us *Users) CreateUser(ctx context.Context, u auth.User) error {
+	hist, err := encodeHistory(u.PasswordHistory)
+	if err != nil {
+		return err
+	}
+	return us.s.write(ctx, func(c *sql.Conn) error {
+		_, err := c.ExecContext(ctx, `INSERT INTO guard_users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			u.Tenant, u.ID, u.Email, u.Name, string(u.Status), u.PasswordHash, hist,
+			nullMicros(u.PasswordChangedAt), micros(u.CreatedAt), nullMicros(u.LastLoginAt))
+		if err == nil {
+			return nil
+		}
+		if !isConstraint(err) {
+			return fmt.Errorf("sqlitestore: create user: %w", err)
+		}
+		// Which one? The transaction still holds the write lock.
+		var one int
+		switch err := c.QueryRowContext(ctx, `SELECT 1 FROM guard_users WHERE tenant = ? AND email = ?`, u.Tenant, u.Email).Scan(&one); {
+		case err == nil:
+			return auth.ErrDuplicateEmail
+		case !isNoRows(err):
+			return fmt.Errorf("sqlitestore: create user: %w", err)
+		}
+		return auth.ErrDuplicateID
+	})
+}
+
+// User implements auth.UserStore.
+func (us *Users) User(ctx context.Context, tenant, id string) (auth.User, error) {
+	st, err := us.s.ready(ctx)
+	if err != nil {
+		return auth.User{}, err
+	}
+	return oneUser(st.userByID.QueryRowContext(ctx, tenant, id))
+}
+
+// UserByEmail implements auth.UserStore.
+func (us *Users) UserByEmail(ctx context.Context, tenant, email string) (auth.User, error) {
+	st, err := us.s.ready(ctx)
+	if err != nil {
+		return auth.User{}, err
+	}
+	return oneUser(st.userByEmail.QueryRowContext(ctx, tenant, email))
+}
+
+func oneUser(r *sql.Row) (auth.User, error) {
+	u, err := scanUser(r)
+	if err != nil {
+		if isNoRows(err) {
+			return auth.User{}, auth.ErrNotFound
+		}
+		return auth.User{}, fmt.Errorf("sqlitestore: read user: %w", err)
+	}
+	return u, nil
+}
+
+// ListUsers implements auth.UserStore. Ids are ordered byte by byte (the
+// BINARY collation); a limit of zero or less returns no users.
+func (us *Users) ListUsers(ctx context.Context, tenant, after string, limit int) ([]auth.User, error) {
+	st, err := us.s.ready(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := st.userList.QueryContext(ctx, tenant, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: list users: %w", err)
+	}
+	defer rows.Close()
+	var out []auth.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: list users: %w", err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: list users: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteUser implements auth.UserStore.
+func (us *Users) DeleteUser(ctx context.Context, tenant, id string) error {
+	st, err := us.s.ready(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := us.s.exec(ctx, st.userDelete, tenant, id)
+	return oneRow(res, err, "delete user")
+}
+
+// SetStatus implements auth.UserUpdater.
+func (us *Users) SetStatus(ctx context.Context, tenant, id string, s auth.Status) error {
+	st, err := us.s.ready(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := us.s.exec(ctx, st.userStatus, string(s), tenant, id)
+	return oneRow(res, err, "set user status")
+}
+
+// oneRow turns the result of an UPDATE or DELETE of one user into nil or
+// auth.ErrNotFound.
+func oneRow(res sql.Result, err error, op string) error {
+	if err != nil {
+		return fmt.Errorf("sqlitestore: %s: %w", op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlitestore: %s: %w", op, err)
+	}
+	if n == 0 {
+		return auth.ErrNotFound
+	}
+	return nil
+}
+
+// SetPassword implements auth.UserUpdater in one write transaction.
+func (us *Users) SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error {
+	return us.s.write(ctx, func(c *sql.Conn) error {
+		var cur, hist string
+		err := c.QueryRowContext(ctx, `SELECT password_hash, password_history FROM guard_users WHERE tenant = ? AND id = ?`,
+			tenant, id).Scan(&cur, &hist)
+		if isNoRows(err) {
+			return auth.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("sqlitestore: set password: %w", err)
+		}
+		h, err := decodeHistory(hist)
+		if err != nil {
+			return err
+		}
+		if cur != "" {
+			h = append([]string{cur}, h...)
+		}
+		h = h[:min(len(h), max(keep, 0))]
+		enc, err := encodeHistory(h)
+		if err != nil {
+			return err
+		}
+		if _, err := c.ExecContext(ctx, `UPDATE guard_users SET password_hash = ?, password_history = ?, password_changed_at = ?
+			WHERE tenant = ? AND id = ?`, hash, enc, nullMicros(at), tenant, id); err != nil {
+			return fmt.Errorf("sqlitestore: set password: %w", err)
+		}
+		return nil
+	})
+}
+
+// RehashPassword implements auth.UserUpdater with one conditional UPDATE.
+func (us *Users) RehashPassword(ctx context.Context, tenant, id, oldHash, newHash string) error {
+	st, err := us.s.ready(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := us.s.exec(ctx, st.userRehash, tenant, id, oldHash, newHash)
+	if err := oneRow(res, err, "rehash password"); !errors.Is(err, auth.ErrNotFound) {
+		return err
+	}
+	// Nothing changed: no such user, or the hash is no longer oldHash.
+	if _, err := us.User(ctx, tenant, id); err != nil {
+		return err
+	}
+	return auth.ErrConflict
+}
+
+// RecordLogin implements auth.UserUpdater with one UPDATE … RETURNING.
+func (us *Users) RecordLogin(ctx context.Context, tenant, id string, at time.Time) (auth.User, error) {
+	st, err := us.s.ready(ctx)
+	if err != nil {
+		return auth.User{}, err
+	}
+	if err := us.s.lockWrites(ctx); err != nil {
+		return auth.User{}, err
+	}
+	defer us.s.unlockWrites()
+	return oneUser(st.userLogin.QueryRowContext(ctx, tenant, id, nullMicros(at)))
+}
