@@ -6,6 +6,8 @@ import (
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/audit/audittest"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/auth/authtest"
 	"github.com/guardhq/guard/guardtest"
 	"github.com/guardhq/guard/session/sessiontest"
 )
@@ -20,3 +22,11 @@ func TestAudit(t *testing.T)              { audittest.Run(t, newAudit) }
 func TestAuditConcurrent(t *testing.T)    { audittest.RunConcurrent(t, newAudit) }
 func TestTenants(t *testing.T)            { guardtest.Run(t, newTenants) }
 func TestTenantsConcurrent(t *testing.T)  { guardtest.RunConcurrent(t, newTenants) }
+
+func newUsers(t *testing.T) authtest.Users        { return newStore(t).Users }
+func newThrottle(t *testing.T) auth.ThrottleStore { return newStore(t).Throttle }
+
+var authStores = authtest.Stores{Users: newUsers, Throttle: newThrottle}
+
+func TestAuthStores(t *testing.T)           { authtest.Run(t, authStores) }
+func TestAuthStoresConcurrent(t *testing.T) { authtest.RunConcurrent(t, authStores) }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/internal/testenv"
 	"github.com/guardhq/guard/store/pgstore"
 )
@@ -105,4 +108,25 @@ func newStoreOn(t testing.TB, pool *pgxpool.Pool, schema string) *pgstore.Store 
 		t.Fatalf("Migrate: %v", err)
 	}
 	return st
+}
+
+// testPoolDSN returns the DSN of the test server.
+func testPoolDSN(t testing.TB) string {
+	t.Helper()
+	return testenv.Postgres(t)
+}
+
+// dsnWithDatabase returns dsn naming database db instead.
+func dsnWithDatabase(t testing.TB, dsn, db string) string {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable&connect_timeout=5", url.PathEscape(cfg.User), cfg.Host, cfg.Port, db)
+}
+
+// tenantFixture returns a tenant with id.
+func tenantFixture(id string) guard.Tenant {
+	return guard.Tenant{ID: id, Name: "Tenant " + id, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)}
 }

@@ -149,17 +149,8 @@ func micros(t time.Time) int64 { return t.UnixMicro() }
 // fromMicros is the inverse of micros, in UTC.
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
-// nullMicros returns t as Unix microseconds, or nil (NULL) for the zero
-// time.
-func nullMicros(t time.Time) *int64 {
-	if t.IsZero() {
-		return nil
-	}
-	us := t.UnixMicro()
-	return &us
-}
-
-// fromNullMicros is the inverse of nullMicros.
+// fromNullMicros returns the time of a nullable Unix-microseconds column:
+// the zero time for NULL.
 func fromNullMicros(us *int64) time.Time {
 	if us == nil {
 		return time.Time{}

@@ -1,0 +1,289 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/store/pgstore"
+)
+
+func TestNewValidatesSchema(t *testing.T) {
+	// New does no I/O, so a pool on an address nobody listens on will do.
+	pool, err := pgxpool.New(context.Background(), "postgres://nobody@127.0.0.1:1/none?connect_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	for _, bad := range []string{"Guard", "a-b", "1abc", `g"x`, "g x", "guard.x", strings.Repeat("a", 64), "ünï"} {
+		_, err := pgstore.New(pool, pgstore.Options{Schema: bad})
+		var oe *pgstore.OptionsError
+		if !errors.As(err, &oe) || oe.Field != "Schema" {
+			t.Errorf("New(Schema %q) = %v, want *OptionsError for Schema", bad, err)
+		}
+	}
+	for _, good := range []string{"guard", "_g", "guard_2", strings.Repeat("a", 63)} {
+		if _, err := pgstore.New(pool, pgstore.Options{Schema: good}); err != nil {
+			t.Errorf("New(Schema %q): %v", good, err)
+		}
+	}
+	st, err := pgstore.New(pool, pgstore.Options{})
+	if err != nil || st.Schema() != pgstore.DefaultSchema {
+		t.Errorf("New(Options{}) = schema %q, %v; want %q", st.Schema(), err, pgstore.DefaultSchema)
+	}
+	var oe *pgstore.OptionsError
+	if _, err := pgstore.New(nil, pgstore.Options{}); !errors.As(err, &oe) {
+		t.Errorf("New(nil pool) = %v, want *OptionsError", err)
+	}
+}
+
+// tables returns the tables of schema, sorted.
+func tables(t *testing.T, schema string) []string {
+	t.Helper()
+	rows, err := testPool(t).Query(context.Background(),
+		`SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// versions returns the rows of schema's version table.
+func versions(t *testing.T, schema string) []int {
+	t.Helper()
+	rows, err := testPool(t).Query(context.Background(),
+		`SELECT version FROM `+pgx.Identifier{schema, "schema_migrations"}.Sanitize()+` ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]int, len(v))
+	for i := range v {
+		out[i] = int(v[i])
+	}
+	return out
+}
+
+func wantVersions(t *testing.T, schema string) {
+	t.Helper()
+	got := versions(t, schema)
+	if len(got) != pgstore.SchemaVersion {
+		t.Fatalf("schema_migrations = %v, want versions 1..%d once each", got, pgstore.SchemaVersion)
+	}
+	for i, v := range got {
+		if v != i+1 {
+			t.Fatalf("schema_migrations = %v, want versions 1..%d once each", got, pgstore.SchemaVersion)
+		}
+	}
+}
+
+func TestMigrateTwiceIsNoOp(t *testing.T) {
+	ctx := t.Context()
+	schema := newSchemaName(t)
+	dropSchemaOnCleanup(t, schema)
+	st, err := pgstore.New(testPool(t), pgstore.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := st.Version(ctx); err != nil || v != 0 {
+		t.Fatalf("Version before Migrate = %d, %v; want 0", v, err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("first Migrate: %v", err)
+	}
+	before := tables(t, schema)
+	if err := st.Users.CreateUser(ctx, auth.User{ID: "u1", Tenant: "t", Email: "a@example.com", Status: auth.StatusActive}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("second Migrate: %v", err)
+	}
+	if after := tables(t, schema); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Errorf("tables after the second Migrate = %v, want %v", after, before)
+	}
+	wantVersions(t, schema)
+	if v, err := st.Version(ctx); err != nil || v != pgstore.SchemaVersion {
+		t.Errorf("Version = %d, %v; want %d", v, err, pgstore.SchemaVersion)
+	}
+	if _, err := st.Users.User(ctx, "t", "u1"); err != nil {
+		t.Errorf("user stored before the second Migrate: %v", err)
+	}
+}
+
+// Replicas starting together: each has its own pool and runs Migrate on
+// the same fresh schema at the same moment. All succeed; the migrations
+// are applied once.
+func TestMigrateConcurrently(t *testing.T) {
+	schema := newSchemaName(t)
+	dropSchemaOnCleanup(t, schema)
+	const replicas = 4
+	stores := make([]*pgstore.Store, replicas)
+	for i := range stores {
+		st, err := pgstore.New(ownPool(t, 2), pgstore.Options{Schema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores[i] = st
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, st := range stores {
+		wg.Go(func() {
+			<-start
+			if err := st.Migrate(t.Context()); err != nil {
+				t.Errorf("replica %d: Migrate: %v", i, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	wantVersions(t, schema)
+	if err := stores[0].Tenants.CreateTenant(t.Context(), tenantFixture("acme")); err != nil {
+		t.Fatalf("the migrated schema is unusable: %v", err)
+	}
+}
+
+// A schema migrated by newer code: Migrate refuses with ErrSchemaTooNew
+// and changes nothing.
+func TestMigrateSchemaTooNew(t *testing.T) {
+	ctx := t.Context()
+	t.Run("Migrated", func(t *testing.T) {
+		st := newStore(t)
+		if _, err := testPool(t).Exec(ctx, `INSERT INTO `+pgx.Identifier{st.Schema(), "schema_migrations"}.Sanitize()+
+			` (version, name) VALUES ($1, 'from the future')`, pgstore.SchemaVersion+1); err != nil {
+			t.Fatal(err)
+		}
+		before := tables(t, st.Schema())
+		err := st.Migrate(ctx)
+		if !errors.Is(err, pgstore.ErrSchemaTooNew) {
+			t.Fatalf("Migrate = %v, want ErrSchemaTooNew", err)
+		}
+		if after := tables(t, st.Schema()); strings.Join(after, ",") != strings.Join(before, ",") {
+			t.Errorf("tables changed: %v, was %v", after, before)
+		}
+		if v, err := st.Version(ctx); err != nil || v != pgstore.SchemaVersion+1 {
+			t.Errorf("Version = %d, %v; want %d", v, err, pgstore.SchemaVersion+1)
+		}
+	})
+	t.Run("OnlyTheVersionTable", func(t *testing.T) {
+		// A newer version whose tables this code does not know: none of
+		// this code's tables may be created.
+		schema := newSchemaName(t)
+		dropSchemaOnCleanup(t, schema)
+		q := pgx.Identifier{schema}.Sanitize()
+		for _, sql := range []string{
+			`CREATE SCHEMA ` + q,
+			`CREATE TABLE ` + q + `.schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+			`INSERT INTO ` + q + `.schema_migrations (version, name) VALUES (1000, 'future')`,
+		} {
+			if _, err := testPool(t).Exec(ctx, sql); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := pgstore.New(testPool(t), pgstore.Options{Schema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Migrate(ctx); !errors.Is(err, pgstore.ErrSchemaTooNew) {
+			t.Fatalf("Migrate = %v, want ErrSchemaTooNew", err)
+		}
+		if got := tables(t, schema); strings.Join(got, ",") != "schema_migrations" {
+			t.Errorf("tables after a refused Migrate = %v, want only schema_migrations", got)
+		}
+	})
+}
+
+// A migration that fails part way leaves nothing behind: it runs in one
+// transaction. Here a table in the way makes migration 1 fail after it has
+// created several tables.
+func TestMigrateFailureChangesNothing(t *testing.T) {
+	ctx := t.Context()
+	schema := newSchemaName(t)
+	dropSchemaOnCleanup(t, schema)
+	q := pgx.Identifier{schema}.Sanitize()
+	for _, sql := range []string{`CREATE SCHEMA ` + q, `CREATE TABLE ` + q + `.audit_events (x int)`} {
+		if _, err := testPool(t).Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := pgstore.New(testPool(t), pgstore.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Migrate(ctx)
+	if err == nil || !strings.Contains(err.Error(), "migration 1") {
+		t.Fatalf("Migrate over a table in the way = %v, want the failure of migration 1", err)
+	}
+	if got := tables(t, schema); strings.Join(got, ",") != "audit_events" {
+		t.Errorf("tables after a failed Migrate = %v, want only the one that was there", got)
+	}
+	if _, err := testPool(t).Exec(ctx, `DROP TABLE `+q+`.audit_events`); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate once the way is clear: %v", err)
+	}
+	wantVersions(t, schema)
+}
+
+func TestMigrateUnreachable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	dsn := testPoolDSN(t)
+	wrongDB := dsnWithDatabase(t, dsn, "guard_no_such_database")
+	for _, tc := range []struct{ name, dsn, want string }{
+		{"NothingListens", "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", "127.0.0.1"},
+		{"NoSuchDatabase", wrongDB, "guard_no_such_database"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pool, err := pgxpool.New(ctx, tc.dsn)
+			if err != nil {
+				t.Fatalf("pgxpool.New: %v", err)
+			}
+			defer pool.Close()
+			st, err := pgstore.New(pool, pgstore.Options{})
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			err = st.Migrate(ctx)
+			if err == nil || errors.Is(err, pgstore.ErrSchemaTooNew) {
+				t.Fatalf("Migrate = %v, want a connection error", err)
+			}
+			t.Logf("Migrate: %v", err)
+			if msg := err.Error(); !strings.HasPrefix(msg, "pgstore: migrate schema guard: connecting: ") || !strings.Contains(msg, tc.want) {
+				t.Errorf("Migrate error %q does not say clearly what failed", msg)
+			}
+			// The first use of a store fails the same way, wrapped.
+			if _, err := st.Users.User(ctx, "t", "u"); err == nil || errors.Is(err, auth.ErrNotFound) || !strings.HasPrefix(err.Error(), "pgstore: ") {
+				t.Errorf("User on an unreachable server = %v, want a pgstore: error", err)
+			}
+		})
+	}
+}
+
+// A store used before Migrate fails with an error that says so.
+func TestNotMigrated(t *testing.T) {
+	schema := newSchemaName(t)
+	st, err := pgstore.New(testPool(t), pgstore.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Sessions.Lookup(t.Context(), [32]byte{1})
+	if err == nil || !strings.Contains(err.Error(), "has Migrate been run") {
+		t.Errorf("Lookup before Migrate = %v, want an error naming Migrate", err)
+	}
+}

@@ -1,0 +1,184 @@
+package pgstore_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/session"
+	"github.com/guardhq/guard/store/pgstore"
+)
+
+// twoReplicas returns two Stores on one fresh schema, each with a pool of
+// its own: two replicas of an application sharing the database.
+func twoReplicas(t *testing.T) (a, b *pgstore.Store) {
+	t.Helper()
+	a = newStoreOn(t, ownPool(t, 6), "")
+	b = newStoreOn(t, ownPool(t, 6), a.Schema())
+	return a, b
+}
+
+// parallel runs f(0..n-1) in n goroutines released at once, and waits.
+func parallel(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			f(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+}
+
+var replicaNow = time.Date(2099, 1, 1, 9, 0, 0, 123456000, time.UTC)
+
+func TestReplicasSessionLimit(t *testing.T) {
+	a, b := twoReplicas(t)
+	const n = 100
+	for _, policy := range []session.LimitPolicy{session.EvictOldest, session.RefuseNew} {
+		t.Run(fmt.Sprint("policy", policy), func(t *testing.T) {
+			user := fmt.Sprint("u", policy)
+			var created, refused atomic.Int32
+			var mu sync.Mutex
+			evicted := make(map[session.Hash]int)
+			parallel(n, func(i int) {
+				st := a
+				if i%2 == 1 {
+					st = b
+				}
+				s := session.Session{
+					Hash: sha256.Sum256(fmt.Appendf(nil, "%s-%d", user, i)), Tenant: "acme", UserID: user,
+					CreatedAt: replicaNow.Add(time.Duration(i%5) * time.Millisecond), LastSeen: replicaNow,
+					ExpiresAt: replicaNow.Add(time.Hour), IdleTimeout: time.Hour,
+				}
+				ev, err := st.Sessions.Create(t.Context(), s, session.Limit{Max: 1, Policy: policy})
+				switch {
+				case err == nil:
+					created.Add(1)
+				case policy == session.RefuseNew && errors.Is(err, session.ErrLimit):
+					refused.Add(1)
+				default:
+					t.Errorf("Create %d: %v", i, err)
+				}
+				mu.Lock()
+				for _, e := range ev {
+					evicted[e.Hash]++
+				}
+				mu.Unlock()
+			})
+			left, err := a.Sessions.ListByUser(t.Context(), "acme", user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(left) != 1 {
+				t.Fatalf("%d sessions left, want exactly 1", len(left))
+			}
+			switch policy {
+			case session.EvictOldest:
+				if created.Load() != n || len(evicted) != n-1 {
+					t.Errorf("%d created, %d distinct evicted; want %d and %d", created.Load(), len(evicted), n, n-1)
+				}
+				for h, k := range evicted {
+					if k != 1 || h == left[0].Hash {
+						t.Errorf("session %s evicted %d times (survivor: %v)", h, k, h == left[0].Hash)
+					}
+				}
+			case session.RefuseNew:
+				if created.Load() != 1 || refused.Load() != n-1 || len(evicted) != 0 {
+					t.Errorf("%d created, %d refused, %d evicted; want 1, %d, 0", created.Load(), refused.Load(), len(evicted), n-1)
+				}
+			}
+		})
+	}
+}
+
+func TestReplicasThrottle(t *testing.T) {
+	a, b := twoReplicas(t)
+	lim := auth.Limit{Max: 5, ResetAfter: time.Hour, LockFor: time.Minute, MaxLockFor: time.Hour}
+	const n = 50
+	var allowed, locks atomic.Int32
+	parallel(n, func(i int) {
+		st := a
+		if i%2 == 1 {
+			st = b
+		}
+		r, err := st.Throttle.Reserve(t.Context(), "acct:acme:alice@example.com", replicaNow, lim)
+		if err != nil {
+			t.Errorf("Reserve %d: %v", i, err)
+			return
+		}
+		if r.Allowed {
+			allowed.Add(1)
+		}
+		if r.Locks {
+			locks.Add(1)
+		}
+	})
+	if allowed.Load() != int32(lim.Max) || locks.Load() != 1 {
+		t.Errorf("%d of %d concurrent Reserves allowed, %d started a lock; want exactly %d and 1", allowed.Load(), n, locks.Load(), lim.Max)
+	}
+	st, err := b.Throttle.Peek(t.Context(), "acct:acme:alice@example.com", replicaNow, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Locked(replicaNow) || st.Lockouts != 1 || !st.LockedUntil.Equal(replicaNow.Add(time.Minute)) {
+		t.Errorf("Peek = %+v, want locked for a minute after one lockout", st)
+	}
+}
+
+var auditKey = bytes.Repeat([]byte{0x42}, 32)
+
+func TestReplicasAuditChain(t *testing.T) {
+	a, b := twoReplicas(t)
+	logs := make([]*audit.Log, 2)
+	for i, st := range []*pgstore.Store{a, b} {
+		l, err := audit.New(audit.Config{Store: st.Audit, Key: auditKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs[i] = l
+	}
+	const n = 400
+	var mu sync.Mutex
+	seqs := make(map[uint64]int)
+	parallel(n, func(i int) {
+		e, err := logs[i%2].Record(t.Context(), audit.Event{
+			Tenant: "acme", Actor: audit.Actor{Kind: audit.ActorUser, ID: fmt.Sprint("u", i%7)},
+			Action: audit.LoginFailed, Outcome: audit.Failure, Reason: "bad_password", IP: "203.0.113.5",
+			Meta: map[string]string{"i": fmt.Sprint(i)},
+		})
+		if err != nil {
+			t.Errorf("Record %d: %v", i, err)
+			return
+		}
+		mu.Lock()
+		seqs[e.Seq]++
+		mu.Unlock()
+	})
+	if t.Failed() {
+		return
+	}
+	for s := uint64(1); s <= n; s++ {
+		if seqs[s] != 1 {
+			t.Fatalf("Seq %d given %d times", s, seqs[s])
+		}
+	}
+	for i, l := range logs {
+		rep, err := l.Verify(t.Context(), "acme")
+		if err != nil {
+			t.Fatalf("Verify on replica %d: %v", i, err)
+		}
+		if !rep.OK || rep.Checked != n || rep.Head.Seq != n {
+			t.Errorf("Verify on replica %d = %+v, want OK over %d events", i, rep, n)
+		}
+	}
+}
