@@ -108,8 +108,8 @@ return 1
 `)
 
 // lookupTouchScript: KEYS[1] the session; ARGV now and the touch interval
-// (microseconds, rounded up). Returns the session as stored before the
-// touch (with ic and ih after its fields), or nil if absent. It sets
+// (microseconds, rounded up). Returns the session's fields as stored
+// before the touch, or nil if absent. It sets
 // LastSeen to now when the session is live at now and LastSeen is at least
 // min(interval, IdleTimeout/2) before now.
 var lookupTouchScript = redis.NewScript(`
@@ -120,6 +120,8 @@ if now > l and now < tonumber(v[5]) and now - l < tonumber(v[10])
     and now - l >= math.min(tonumber(ARGV[2]), tonumber(v[11])) then
   redis.call('HSET', KEYS[1], 'l', ARGV[1])
 end
+v[11] = nil
+v[10] = nil
 return v
 `)
 

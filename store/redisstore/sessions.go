@@ -120,18 +120,11 @@ func decodeSessions(v any) ([]session.Session, error) {
 // Create implements session.Store. It returns an *InputError, and changes
 // nothing, when a time of n lies outside the years 1970 to 2255.
 func (s *Store) Create(ctx context.Context, n session.Session, lim session.Limit) ([]session.Session, error) {
-	created, expires, fields, err := encodeSession(n)
+	keys, args, err := s.createArgs(n, lim)
 	if err != nil {
 		return nil, err
 	}
-	refuse := "0"
-	if lim.Policy == session.RefuseNew {
-		refuse = "1"
-	}
-	args := make([]any, 0, 6+len(fields))
-	args = append(args, s.prefix, member(n.Hash), itoa(created), strconv.Itoa(max(lim.Max, 0)), refuse, itoa(expireMillis(expires)))
-	args = append(args, fields...)
-	res, err := createScript.Run(ctx, s.rdb, []string{s.sessionKey(n.Hash), s.indexKey(n.Tenant, n.UserID)}, args...).Slice()
+	res, err := createScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return nil, redisErr("create session", err)
 	}
@@ -155,6 +148,22 @@ func (s *Store) Create(ctx context.Context, n session.Session, lim session.Limit
 		return nil, redisErr("create session", err)
 	}
 	return evicted, nil
+}
+
+// createArgs returns the keys and arguments of createScript for n.
+func (s *Store) createArgs(n session.Session, lim session.Limit) (keys []string, args []any, err error) {
+	created, expires, fields, err := encodeSession(n)
+	if err != nil {
+		return nil, nil, err
+	}
+	refuse := "0"
+	if lim.Policy == session.RefuseNew {
+		refuse = "1"
+	}
+	args = make([]any, 0, 6+len(fields))
+	args = append(args, s.prefix, member(n.Hash), itoa(created), strconv.Itoa(max(lim.Max, 0)), refuse, itoa(expireMillis(expires)))
+	args = append(args, fields...)
+	return []string{s.sessionKey(n.Hash), s.indexKey(n.Tenant, n.UserID)}, args, nil
 }
 
 // Lookup implements session.Store with one HMGET.

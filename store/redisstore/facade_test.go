@@ -1,0 +1,205 @@
+package redisstore_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/store/memstore"
+	"github.com/guardhq/guard/store/redisstore"
+)
+
+// counter is a go-redis hook that counts the commands sent and the round
+// trips they took (a pipeline is one round trip).
+type counter struct {
+	mu         sync.Mutex
+	roundTrips int
+	cmds       []string
+}
+
+func (c *counter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *counter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.mu.Lock()
+		c.roundTrips++
+		c.cmds = append(c.cmds, cmd.Name())
+		c.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+
+func (c *counter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.mu.Lock()
+		c.roundTrips++
+		for _, cmd := range cmds {
+			c.cmds = append(c.cmds, cmd.Name())
+		}
+		c.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+// reset forgets what was counted.
+func (c *counter) reset() {
+	c.mu.Lock()
+	c.roundTrips, c.cmds = 0, nil
+	c.mu.Unlock()
+}
+
+// counted returns the round trips and commands counted since reset.
+func (c *counter) counted() (int, []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.roundTrips, append([]string(nil), c.cmds...)
+}
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+var auditKey = []byte("0123456789abcdef0123456789abcdef")
+
+const (
+	tenantID = "acme"
+	email    = "alice@example.com"
+	password = "correct horse battery staple"
+)
+
+// newGuard returns a Guard on memstore for everything but sessions and
+// throttling, which are in rs. Its clock starts at the real time (Redis
+// expires keys by its own clock) and moves only when told.
+func newGuard(t testing.TB, rs *redisstore.Store) (*guard.Guard, *clock) {
+	t.Helper()
+	clk := &clock{t: time.Now().UTC().Truncate(time.Microsecond)}
+	g, err := guard.New(guard.Config{
+		Stores:   rs.Stores(memstore.New().Stores()),
+		AuditKey: auditKey,
+		Hasher:   auth.HasherConfig{Memory: 64, Time: 1},
+		Now:      clk.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, clk
+}
+
+// TestAuthenticateOneRoundTrip checks the hot path: the facade's check of a
+// session costs exactly one Redis command, whether or not it writes
+// LastSeen.
+func TestAuthenticateOneRoundTrip(t *testing.T) {
+	cnt := &counter{}
+	rs, _, _ := open(t, cnt)
+	ctx := t.Context()
+	// Load the scripts first: EVALSHA of a script the server has never
+	// seen costs a second command (EVAL), once per server.
+	if err := rs.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g, clk := newGuard(t, rs)
+	if _, err := g.CreateTenant(ctx, guard.System("test"), tenantID, "Acme", guard.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	u, err := g.CreateUser(ctx, guard.System("test"), guard.NewUser{Tenant: tenantID, Email: email, Name: "Alice", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login, err := g.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: email, Password: password, IP: "203.0.113.5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := login.Session.LastSeen
+
+	authenticate := func(what string) {
+		t.Helper()
+		cnt.reset()
+		p, err := g.Authenticate(ctx, login.Token)
+		if err != nil {
+			t.Fatalf("%s: Authenticate: %v", what, err)
+		}
+		if p.Kind != guard.KindUser || p.Tenant != tenantID || p.UserID != u.ID || p.Session != login.Session.Hash {
+			t.Errorf("%s: Authenticate = %+v, want the session of %s", what, p, u.ID)
+		}
+		trips, cmds := cnt.counted()
+		if trips != 1 || len(cmds) != 1 || cmds[0] != "evalsha" {
+			t.Errorf("%s: Authenticate cost %d round trips, commands %v; want exactly one evalsha", what, trips, cmds)
+		}
+	}
+
+	authenticate("no touch due")
+	if s, err := rs.Lookup(ctx, login.Session.Hash); err != nil || !s.LastSeen.Equal(created) {
+		t.Errorf("after a request within the touch interval: LastSeen = %v, %v; want %v unchanged", s.LastSeen, err, created)
+	}
+
+	clk.Advance(2 * time.Minute)
+	authenticate("touch due")
+	if s, err := rs.Lookup(ctx, login.Session.Hash); err != nil || !s.LastSeen.Equal(clk.Now()) {
+		t.Errorf("after a request past the touch interval: LastSeen = %v, %v; want %v", s.LastSeen, err, clk.Now())
+	}
+
+	clk.Advance(30 * time.Second)
+	authenticate("no touch due again")
+	if s, err := rs.Lookup(ctx, login.Session.Hash); err != nil || !s.LastSeen.Equal(clk.Now().Add(-30*time.Second)) {
+		t.Errorf("LastSeen = %v, %v; want the previous touch", s.LastSeen, err)
+	}
+}
+
+// TestFacadeFailsClosed checks that the facade denies when Redis is down:
+// Authenticate and Login answer ErrUnavailable, never "anonymous" or
+// "wrong password".
+func TestFacadeFailsClosed(t *testing.T) {
+	rs, err := redisstore.New(deadClient(t), redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := newGuard(t, rs)
+	ctx := t.Context()
+	if _, err := g.CreateTenant(ctx, guard.System("test"), tenantID, "Acme", guard.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.CreateUser(ctx, guard.System("test"), guard.NewUser{Tenant: tenantID, Email: email, Name: "Alice", Password: password}); err != nil {
+		t.Fatal(err)
+	}
+	token := "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" // well formed: 32 zero bytes
+	if p, err := g.Authenticate(ctx, token); !isUnavailable(err) {
+		t.Errorf("Authenticate with Redis down = %+v, %v; want ErrUnavailable", p, err)
+	}
+	if r, err := g.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: email, Password: password, IP: "203.0.113.5"}); !isUnavailable(err) || r.Token != "" {
+		t.Errorf("Login with Redis down = token %q, %v; want ErrUnavailable", r.Token, err)
+	}
+}
+
+// deadClient returns a client of a port where nothing listens.
+func deadClient(t testing.TB) *redis.Client {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second, DialerRetries: 1, DialerRetryTimeout: time.Millisecond})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
