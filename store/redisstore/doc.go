@@ -51,7 +51,12 @@
 // # Redis deployments
 //
 // A single node, a primary with replicas, or Sentinel: give New a
-// redis.Client or a failover client. The session scripts read and write
+// redis.Client or a failover client, and let it send every command to the
+// primary (do not set ReadOnly, RouteByLatency or RouteRandomly): a
+// replica may not yet know of a session just revoked. Replication is
+// asynchronous, so a failover can lose the last writes (a sign-out, a
+// counted attempt) unless the server is configured against it
+// (min-replicas-to-write). The session scripts read and write
 // several keys — a user's sorted set and the sessions in it, which are
 // keyed by token hash alone so that a request finds its session in one
 // round trip — so they cannot spread one user's keys over several hash
