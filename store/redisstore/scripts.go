@@ -1,6 +1,10 @@
 package redisstore
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // The Lua scripts. Each runs atomically in Redis: no other command runs
 // between its reads and its writes, on any client, which is how every
@@ -27,12 +31,16 @@ import "github.com/redis/go-redis/v9"
 // argument passed through as a string or formatted with %.0f, never with
 // Lua's default %.14g.
 
-// sessionFields are the fields of a session that Go decodes, in order.
-const sessionFields = `'t','u','c','l','e','i','ip','ua','f'`
+// sessionFieldNames are the fields of a session that Go decodes, in order;
+// sessionFields is the same list in Lua.
+var (
+	sessionFieldNames = []string{"t", "u", "c", "l", "e", "i", "ip", "ua", "f"}
+	sessionFields     = "'" + strings.Join(sessionFieldNames, "', '") + "'"
+)
 
 // luaCommon is prepended to the session scripts that work with the user
 // index; ARGV[1] is the key prefix.
-const luaCommon = `
+var luaCommon = `
 local P = ARGV[1]
 local function num(n) return string.format('%.0f', n) end
 local function skey(m) return P .. 's:' .. m end

@@ -168,7 +168,7 @@ func (s *Store) createArgs(n session.Session, lim session.Limit) (keys []string,
 
 // Lookup implements session.Store with one HMGET.
 func (s *Store) Lookup(ctx context.Context, h session.Hash) (session.Session, error) {
-	v, err := s.rdb.HMGet(ctx, s.sessionKey(h), "t", "u", "c", "l", "e", "i", "ip", "ua", "f").Result()
+	v, err := s.rdb.HMGet(ctx, s.sessionKey(h), sessionFieldNames...).Result()
 	if err != nil {
 		return session.Session{}, redisErr("lookup session", err)
 	}
