@@ -41,12 +41,12 @@ func insertEvents(n int) string {
 	return b.String()
 }
 
-// maxInsertRows is the most events one INSERT statement carries (16
-// parameters each, well below SQLite's limit of 32766).
-const maxInsertRows = 64
+// eventParams is the number of parameters of one event's row.
+const eventParams = 16
 
-// insertChunk is the INSERT of maxInsertRows events, built once.
-var insertChunk = insertEvents(maxInsertRows)
+// insertRows is the number of events in the multi-row INSERT that Append
+// uses for as much of a batch as it can; the rest goes in one by one.
+const insertRows = 16
 
 func encodeMeta(m map[string]string) (any, error) {
 	if len(m) == 0 {
@@ -71,7 +71,7 @@ func (a *Audit) Append(ctx context.Context, tenant string, events []audit.Event)
 			return audit.ErrConflict
 		}
 	}
-	args := make([]any, 0, 16*len(events))
+	args := make([]any, 0, eventParams*len(events))
 	for i := range events {
 		e := &events[i]
 		meta, err := encodeMeta(e.Meta)
@@ -82,52 +82,53 @@ func (a *Audit) Append(ctx context.Context, tenant string, events []audit.Event)
 			string(e.Action), e.Target, e.IP, e.UserAgent, string(e.Outcome), e.Reason, meta, nullBytes(e.PrevMAC), nullBytes(e.MAC))
 	}
 	first, last := &events[0], &events[len(events)-1]
-	return a.s.write(ctx, func(c *sql.Conn) error {
-		var seq int64
-		var mac []byte
-		err := c.QueryRowContext(ctx, `SELECT seq, mac FROM guard_audit_heads WHERE tenant = ?`, tenant).Scan(&seq, &mac)
-		exists := err == nil
-		if err != nil && !isNoRows(err) {
+	return a.s.write(ctx, func(w *wtx) error {
+		// Move the head from the link the batch continues to its last
+		// event: one compare-and-set.
+		res, err := w.exec(w.st.audMoveHead, int64(last.Seq), nullBytes(last.MAC), tenant, int64(first.Seq-1), nullBytes(first.PrevMAC))
+		moved, err := affected(res, err)
+		if err != nil {
 			return fmt.Errorf("sqlitestore: append audit events: %w", err)
 		}
-		if first.Seq != uint64(seq)+1 || !bytes.Equal(first.PrevMAC, mac) {
-			return audit.ErrConflict
-		}
-		// The head first: events reference it.
-		if exists {
-			_, err = c.ExecContext(ctx, `UPDATE guard_audit_heads SET seq = ?, mac = ? WHERE tenant = ? AND seq = ?`,
-				int64(last.Seq), nullBytes(last.MAC), tenant, seq)
-		} else {
-			_, err = c.ExecContext(ctx, `INSERT INTO guard_audit_heads (tenant, seq, mac) VALUES (?, ?, ?)`,
-				tenant, int64(last.Seq), nullBytes(last.MAC))
-		}
-		if err != nil {
-			return fmt.Errorf("sqlitestore: append audit events: moving head: %w", err)
-		}
-		var chunk *sql.Stmt
-		for rest := args; len(rest) > 0; {
-			n := min(len(rest)/16, maxInsertRows)
-			if n == maxInsertRows {
-				if chunk == nil {
-					if chunk, err = c.PrepareContext(ctx, insertChunk); err != nil {
-						return fmt.Errorf("sqlitestore: append audit events: %w", err)
-					}
-					defer chunk.Close()
-				}
-				_, err = chunk.ExecContext(ctx, rest[:16*n]...)
-			} else {
-				_, err = c.ExecContext(ctx, insertEvents(n), rest[:16*n]...)
+		if !moved {
+			// A tenant's first events create the head; anything else
+			// does not continue the chain.
+			if first.Seq != 1 || len(first.PrevMAC) != 0 {
+				return audit.ErrConflict
 			}
+			res, err := w.exec(w.st.audNewHead, tenant, int64(last.Seq), nullBytes(last.MAC))
+			created, err := affected(res, err)
 			if err != nil {
-				if isConstraint(err) {
-					return audit.ErrConflict // a row of this Seq exists: the chain moved on
-				}
 				return fmt.Errorf("sqlitestore: append audit events: %w", err)
 			}
-			rest = rest[16*n:]
+			if !created {
+				return audit.ErrConflict
+			}
+		}
+		const chunk = insertRows * eventParams
+		for len(args) > 0 {
+			if len(args) >= chunk {
+				_, err = w.exec(w.st.audInsertMany, args[:chunk]...)
+				args = args[chunk:]
+			} else {
+				_, err = w.exec(w.st.audInsert, args[:eventParams]...)
+				args = args[eventParams:]
+			}
+			if err != nil {
+				return fmt.Errorf("sqlitestore: append audit events: %w", err)
+			}
 		}
 		return nil
 	})
+}
+
+// affected reports whether the statement that gave res changed a row.
+func affected(res sql.Result, err error) (bool, error) {
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // Head implements audit.Store.
@@ -169,15 +170,12 @@ func (a *Audit) Checkpoint(ctx context.Context, tenant string) (audit.Checkpoint
 
 // Purge implements audit.Store in one write transaction.
 func (a *Audit) Purge(ctx context.Context, tenant string, cp audit.Checkpoint) error {
-	return a.s.write(ctx, func(c *sql.Conn) error {
+	return a.s.write(ctx, func(w *wtx) error {
 		var cpSeq int64
-		err := c.QueryRowContext(ctx, `SELECT cp_seq FROM guard_audit_heads WHERE tenant = ?`, tenant).Scan(&cpSeq)
+		err := w.queryRow(w.st.audCpSeq, tenant).Scan(&cpSeq)
 		switch {
 		case isNoRows(err):
-			_, err = c.ExecContext(ctx, `INSERT INTO guard_audit_heads (tenant, seq, mac, cp_seq, cp_mac, cp_at, cp_hmac)
-				VALUES (?1, ?2, ?3, ?2, ?3, ?4, ?5)`,
-				tenant, int64(cp.Seq), nullBytes(cp.MAC), nullMicros(cp.At), nullBytes(cp.CheckpointMAC))
-			if err != nil {
+			if _, err := w.exec(w.st.audPurgeNew, tenant, int64(cp.Seq), nullBytes(cp.MAC), nullMicros(cp.At), nullBytes(cp.CheckpointMAC)); err != nil {
 				return fmt.Errorf("sqlitestore: purge audit events: %w", err)
 			}
 			return nil
@@ -186,15 +184,10 @@ func (a *Audit) Purge(ctx context.Context, tenant string, cp audit.Checkpoint) e
 		case cp.Seq < uint64(cpSeq):
 			return audit.ErrConflict
 		}
-		if _, err := c.ExecContext(ctx, `DELETE FROM guard_audit_events WHERE tenant = ? AND seq <= ?`, tenant, int64(cp.Seq)); err != nil {
+		if _, err := w.exec(w.st.audPurge, tenant, int64(cp.Seq)); err != nil {
 			return fmt.Errorf("sqlitestore: purge audit events: %w", err)
 		}
-		// When no event is left, the checkpoint is the head.
-		if _, err := c.ExecContext(ctx, `UPDATE guard_audit_heads SET cp_seq = ?2, cp_mac = ?3, cp_at = ?4, cp_hmac = ?5,
-				seq = CASE WHEN seq <= ?2 THEN ?2 ELSE seq END,
-				mac = CASE WHEN seq <= ?2 THEN ?3 ELSE mac END
-			WHERE tenant = ?1`,
-			tenant, int64(cp.Seq), nullBytes(cp.MAC), nullMicros(cp.At), nullBytes(cp.CheckpointMAC)); err != nil {
+		if _, err := w.exec(w.st.audPurgeHead, tenant, int64(cp.Seq), nullBytes(cp.MAC), nullMicros(cp.At), nullBytes(cp.CheckpointMAC)); err != nil {
 			return fmt.Errorf("sqlitestore: purge audit events: %w", err)
 		}
 		return nil

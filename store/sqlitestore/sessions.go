@@ -84,39 +84,32 @@ func sessionArgs(s *session.Session) []any {
 		int64(s.IdleTimeout), s.IP, s.UserAgent, int64(s.Flags)}
 }
 
-const insertSession = `INSERT INTO guard_sessions (hash, ` + sessionCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-
 // Create implements session.Store in one write transaction.
 func (ss *Sessions) Create(ctx context.Context, n session.Session, lim session.Limit) ([]session.Session, error) {
 	var evicted []session.Session
-	err := ss.s.write(ctx, func(c *sql.Conn) error {
+	err := ss.s.write(ctx, func(w *wtx) error {
 		evicted = nil
-		if _, err := c.ExecContext(ctx, insertSession, sessionArgs(&n)...); err != nil {
+		if _, err := w.exec(w.st.sessInsert, sessionArgs(&n)...); err != nil {
 			if isConstraint(err) {
 				return session.ErrDuplicate
 			}
 			return fmt.Errorf("sqlitestore: create session: %w", err)
 		}
-		rows, err := c.QueryContext(ctx, `SELECT hash, `+sessionCols+` FROM guard_sessions
-			WHERE tenant = ? AND user_id = ? AND hash <> ? ORDER BY created_at, hash`, n.Tenant, n.UserID, n.Hash[:])
+		rows, err := w.query(w.st.sessOthers, n.Tenant, n.UserID, n.Hash[:])
+		if err != nil {
+			return fmt.Errorf("sqlitestore: create session: %w", err)
+		}
+		others, err := collectSessions(rows)
 		if err != nil {
 			return fmt.Errorf("sqlitestore: create session: %w", err)
 		}
 		var live, dead []session.Session
-		for rows.Next() {
-			var o session.Session
-			if err := scanSession(rows, &o, true); err != nil {
-				rows.Close()
-				return fmt.Errorf("sqlitestore: create session: %w", err)
-			}
+		for _, o := range others {
 			if o.LiveAt(n.CreatedAt) {
 				live = append(live, o)
 			} else {
 				dead = append(dead, o)
 			}
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("sqlitestore: create session: %w", err)
 		}
 		if lim.Max > 0 && len(live) >= lim.Max {
 			if lim.Policy == session.RefuseNew {
@@ -128,7 +121,7 @@ func (ss *Sessions) Create(ctx context.Context, n session.Session, lim session.L
 		}
 		for _, group := range [][]session.Session{dead, evicted} {
 			for i := range group {
-				if _, err := c.ExecContext(ctx, `DELETE FROM guard_sessions WHERE hash = ?`, group[i].Hash[:]); err != nil {
+				if _, err := w.exec(w.st.sessDelOne, group[i].Hash[:]); err != nil {
 					return fmt.Errorf("sqlitestore: create session: %w", err)
 				}
 			}
@@ -223,20 +216,19 @@ func (ss *Sessions) Delete(ctx context.Context, h session.Hash) (session.Session
 
 // Rotate implements session.Store in one write transaction.
 func (ss *Sessions) Rotate(ctx context.Context, old session.Hash, n session.Session) error {
-	return ss.s.write(ctx, func(c *sql.Conn) error {
-		res, err := c.ExecContext(ctx, `DELETE FROM guard_sessions WHERE hash = ?`, old[:])
+	return ss.s.write(ctx, func(w *wtx) error {
+		res, err := w.exec(w.st.sessDelOne, old[:])
+		gone, err := affected(res, err)
 		if err != nil {
 			return fmt.Errorf("sqlitestore: rotate session: %w", err)
 		}
-		if k, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("sqlitestore: rotate session: %w", err)
-		} else if k == 0 {
+		if !gone {
 			return session.ErrNotFound
 		}
 		if n.Hash == old {
 			return session.ErrDuplicate
 		}
-		if _, err := c.ExecContext(ctx, insertSession, sessionArgs(&n)...); err != nil {
+		if _, err := w.exec(w.st.sessInsert, sessionArgs(&n)...); err != nil {
 			if isConstraint(err) {
 				return session.ErrDuplicate
 			}

@@ -14,12 +14,18 @@ import (
 type statements struct {
 	list []*sql.Stmt
 
+	// a write that takes the write lock and changes nothing
+	lockNoop *sql.Stmt
+
 	// sessions
 	sessLookup *sql.Stmt
 	sessTouch  *sql.Stmt
 	sessDelete *sql.Stmt
 	sessByUser *sql.Stmt
 	sessDelAll *sql.Stmt
+	sessInsert *sql.Stmt
+	sessOthers *sql.Stmt
+	sessDelOne *sql.Stmt
 
 	// users
 	userByID    *sql.Stmt
@@ -29,20 +35,36 @@ type statements struct {
 	userStatus  *sql.Stmt
 	userRehash  *sql.Stmt
 	userLogin   *sql.Stmt
+	userInsert  *sql.Stmt
+	userEmailIn *sql.Stmt
+	userPwGet   *sql.Stmt
+	userPwSet   *sql.Stmt
 
 	// throttle
 	thrGet     *sql.Stmt
 	thrRelease *sql.Stmt
 	thrReset   *sql.Stmt
+	thrUpsert  *sql.Stmt
+	thrSweep   *sql.Stmt
 
 	// audit
 	audHead       *sql.Stmt
 	audCheckpoint *sql.Stmt
+	audMoveHead   *sql.Stmt
+	audNewHead    *sql.Stmt
+	audInsert     *sql.Stmt
+	audInsertMany *sql.Stmt
+	audCpSeq      *sql.Stmt
+	audPurge      *sql.Stmt
+	audPurgeHead  *sql.Stmt
+	audPurgeNew   *sql.Stmt
 
 	// tenants
 	tenGet    *sql.Stmt
 	tenList   *sql.Stmt
 	tenCreate *sql.Stmt
+	tenSet    *sql.Stmt
+	tenExists *sql.Stmt
 }
 
 const sessionCols = `tenant, user_id, created_at, last_seen, expires_at, idle_timeout, ip, user_agent, flags`
@@ -69,11 +91,18 @@ func prepareStatements(ctx context.Context, db *sql.DB) (*statements, error) {
 		*dst = s
 		st.list = append(st.list, s)
 	}
+	prep(&st.lockNoop, `UPDATE `+versionTable+` SET version = version WHERE 0`)
+
 	prep(&st.sessLookup, `SELECT `+sessionCols+` FROM guard_sessions WHERE hash = ?`)
 	prep(&st.sessTouch, `UPDATE guard_sessions SET last_seen = max(last_seen, ?2) WHERE hash = ?1`)
 	prep(&st.sessDelete, `DELETE FROM guard_sessions WHERE hash = ? RETURNING `+sessionCols)
 	prep(&st.sessByUser, `SELECT hash, `+sessionCols+` FROM guard_sessions WHERE tenant = ? AND user_id = ? ORDER BY created_at, hash`)
 	prep(&st.sessDelAll, `DELETE FROM guard_sessions WHERE tenant = ?1 AND user_id = ?2 AND (?3 IS NULL OR hash <> ?3) RETURNING hash, `+sessionCols)
+
+	prep(&st.sessInsert, `INSERT INTO guard_sessions (hash, `+sessionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	prep(&st.sessOthers, `SELECT hash, `+sessionCols+` FROM guard_sessions
+		WHERE tenant = ? AND user_id = ? AND hash <> ? ORDER BY created_at, hash`)
+	prep(&st.sessDelOne, `DELETE FROM guard_sessions WHERE hash = ?`)
 
 	prep(&st.userByID, `SELECT `+userCols+` FROM guard_users WHERE tenant = ? AND id = ?`)
 	prep(&st.userByEmail, `SELECT `+userCols+` FROM guard_users WHERE tenant = ? AND email = ?`)
@@ -83,16 +112,47 @@ func prepareStatements(ctx context.Context, db *sql.DB) (*statements, error) {
 	prep(&st.userRehash, `UPDATE guard_users SET password_hash = ?4 WHERE tenant = ?1 AND id = ?2 AND password_hash = ?3`)
 	prep(&st.userLogin, `UPDATE guard_users SET last_login_at = ?3 WHERE tenant = ?1 AND id = ?2 RETURNING `+userCols)
 
+	prep(&st.userInsert, `INSERT INTO guard_users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	prep(&st.userEmailIn, `SELECT 1 FROM guard_users WHERE tenant = ? AND email = ?`)
+	prep(&st.userPwGet, `SELECT password_hash, password_history FROM guard_users WHERE tenant = ? AND id = ?`)
+	prep(&st.userPwSet, `UPDATE guard_users SET password_hash = ?, password_history = ?, password_changed_at = ?
+		WHERE tenant = ? AND id = ?`)
+
 	prep(&st.thrGet, `SELECT `+throttleCols+` FROM guard_throttle WHERE key = ?`)
 	prep(&st.thrRelease, `UPDATE guard_throttle SET failures = failures - 1 WHERE key = ? AND failures > 0`)
 	prep(&st.thrReset, `DELETE FROM guard_throttle WHERE key = ?`)
 
+	prep(&st.thrUpsert, `INSERT INTO guard_throttle (key, `+throttleCols+`, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last = excluded.last,
+			locked_until = excluded.locked_until, lockouts = excluded.lockouts,
+			permanent = excluded.permanent, expires_at = excluded.expires_at`)
+	prep(&st.thrSweep, `DELETE FROM guard_throttle WHERE key IN (
+		SELECT key FROM guard_throttle WHERE expires_at <= ? AND key <> ? LIMIT ?)`)
+
 	prep(&st.audHead, `SELECT seq, mac FROM guard_audit_heads WHERE tenant = ?`)
 	prep(&st.audCheckpoint, `SELECT cp_seq, cp_mac, cp_at, cp_hmac FROM guard_audit_heads WHERE tenant = ?`)
+
+	// Compare-and-set of the head: the chain continues from it only if it
+	// is still the link the batch starts from.
+	prep(&st.audMoveHead, `UPDATE guard_audit_heads SET seq = ?1, mac = ?2 WHERE tenant = ?3 AND seq = ?4 AND mac IS ?5`)
+	prep(&st.audNewHead, `INSERT INTO guard_audit_heads (tenant, seq, mac) VALUES (?, ?, ?) ON CONFLICT (tenant) DO NOTHING`)
+	prep(&st.audInsert, insertEvents(1))
+	prep(&st.audInsertMany, insertEvents(insertRows))
+	prep(&st.audCpSeq, `SELECT cp_seq FROM guard_audit_heads WHERE tenant = ?`)
+	prep(&st.audPurge, `DELETE FROM guard_audit_events WHERE tenant = ? AND seq <= ?`)
+	// When no event is left, the checkpoint is the head.
+	prep(&st.audPurgeHead, `UPDATE guard_audit_heads SET cp_seq = ?2, cp_mac = ?3, cp_at = ?4, cp_hmac = ?5,
+			seq = CASE WHEN seq <= ?2 THEN ?2 ELSE seq END,
+			mac = CASE WHEN seq <= ?2 THEN ?3 ELSE mac END
+		WHERE tenant = ?1`)
+	prep(&st.audPurgeNew, `INSERT INTO guard_audit_heads (tenant, seq, mac, cp_seq, cp_mac, cp_at, cp_hmac)
+		VALUES (?1, ?2, ?3, ?2, ?3, ?4, ?5)`)
 
 	prep(&st.tenGet, `SELECT `+tenantCols+` FROM guard_tenants WHERE id = ?`)
 	prep(&st.tenList, `SELECT `+tenantCols+` FROM guard_tenants WHERE id > ? ORDER BY id LIMIT ?`)
 	prep(&st.tenCreate, `INSERT INTO guard_tenants (`+tenantCols+`) VALUES (?, ?, ?, 1, ?) ON CONFLICT (id) DO NOTHING`)
+	prep(&st.tenSet, `UPDATE guard_tenants SET policy = ?, version = version + 1 WHERE id = ? AND version = ? RETURNING version`)
+	prep(&st.tenExists, `SELECT 1 FROM guard_tenants WHERE id = ?`)
 	if err != nil {
 		st.close()
 		return nil, err

@@ -62,6 +62,7 @@ func DSN(path string) string {
 		fmt.Sprintf("_pragma=busy_timeout(%d)", BusyTimeout.Milliseconds()),
 		"_pragma=foreign_keys(1)",
 		"_pragma=journal_mode(WAL)",
+		"_pragma=mmap_size(268435456)",
 		"_pragma=synchronous(NORMAL)",
 		"_txlock=immediate",
 	}, "&")
@@ -92,8 +93,9 @@ type Store struct {
 	Audit    *Audit
 	Tenants  *Tenants
 
-	db  *sql.DB
-	own bool // Close closes db
+	db        *sql.DB
+	own       bool // Close closes db
+	immediate bool // the DSN makes BeginTx take the write lock (Open)
 
 	// wgate admits one writer of this Store at a time, so that writers of
 	// one process queue here rather than poll SQLite's lock (busy_timeout
@@ -164,7 +166,7 @@ func newStore(ctx context.Context, db *sql.DB, own bool) (*Store, error) {
 	if _, err := inspect(ctx, db); err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, own: own, wgate: make(chan struct{}, 1)}
+	s := &Store{db: db, own: own, immediate: own, wgate: make(chan struct{}, 1)}
 	s.Users = &Users{s: s}
 	s.Throttle = &Throttle{s: s, sweepEvery: defaultSweepEvery}
 	s.Sessions = &Sessions{s: s, sweepEvery: defaultSweepEvery}
@@ -244,39 +246,61 @@ func (s *Store) prepare(ctx context.Context) (*statements, error) {
 	return st, nil
 }
 
-// write runs f in one write transaction (BEGIN IMMEDIATE: the database
-// write lock is taken at the start, so the transaction never has to
-// upgrade a read lock and no other writer, in this process or another,
-// runs until it ends). f's error rolls everything back and is returned as
-// it is; errors of the transaction itself are wrapped.
-func (s *Store) write(ctx context.Context, f func(c *sql.Conn) error) error {
-	if _, err := s.ready(ctx); err != nil {
+// write runs f in one write transaction that holds the database write
+// lock from its start, so that it never has to upgrade a read lock and no
+// other writer, in this process or another, runs until it ends. On a
+// database opened by Open, BEGIN is BEGIN IMMEDIATE (the DSN says so); on a
+// host's database, whose DSN is unknown, the transaction starts with a
+// no-op UPDATE, which takes the same lock. f's error rolls everything back
+// and is returned as it is; errors of the transaction itself are wrapped.
+func (s *Store) write(ctx context.Context, f func(w *wtx) error) error {
+	st, err := s.ready(ctx)
+	if err != nil {
 		return err
 	}
 	if err := s.lockWrites(ctx); err != nil {
 		return err
 	}
 	defer s.unlockWrites()
-	c, err := s.db.Conn(ctx)
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return wrapErr("connection", err)
-	}
-	defer c.Close()
-	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		discardIfInTx(c)
 		return wrapErr("begin", err)
 	}
-	if err := f(c); err != nil {
-		rollback(c)
+	w := &wtx{ctx: ctx, tx: tx, st: st}
+	if !s.immediate {
+		if _, err := w.exec(st.lockNoop); err != nil {
+			tx.Rollback()
+			return wrapErr("begin", err)
+		}
+	}
+	if err := f(w); err != nil {
+		tx.Rollback()
 		return err
 	}
-	// The write lock is held: COMMIT does not wait. It must not be
-	// interrupted half way by the caller's cancellation either.
-	if _, err := c.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
-		rollback(c)
+	if err := tx.Commit(); err != nil {
 		return wrapErr("commit", err)
 	}
 	return nil
+}
+
+// wtx is a write transaction in progress; its methods run the Store's
+// prepared statements in it.
+type wtx struct {
+	ctx context.Context
+	tx  *sql.Tx
+	st  *statements
+}
+
+func (w *wtx) exec(stmt *sql.Stmt, args ...any) (sql.Result, error) {
+	return w.tx.StmtContext(w.ctx, stmt).ExecContext(w.ctx, args...)
+}
+
+func (w *wtx) query(stmt *sql.Stmt, args ...any) (*sql.Rows, error) {
+	return w.tx.StmtContext(w.ctx, stmt).QueryContext(w.ctx, args...)
+}
+
+func (w *wtx) queryRow(stmt *sql.Stmt, args ...any) *sql.Row {
+	return w.tx.StmtContext(w.ctx, stmt).QueryRowContext(w.ctx, args...)
 }
 
 // exec runs one prepared statement that writes, on its own (autocommit),
@@ -316,9 +340,6 @@ func discardIfInTx(c *sql.Conn) {
 
 // wrapErr wraps an engine error with the package prefix and the step.
 func wrapErr(op string, err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("sqlitestore: %s: %w", op, err)
-	}
 	return fmt.Errorf("sqlitestore: %s: %w", op, err)
 }
 

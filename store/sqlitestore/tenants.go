@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 
@@ -87,9 +86,8 @@ func (ts *Tenants) SetPolicy(ctx context.Context, id string, p guard.Policy, ver
 		return 0, err
 	}
 	var v int64
-	err = ts.s.write(ctx, func(c *sql.Conn) error {
-		err := c.QueryRowContext(ctx, `UPDATE guard_tenants SET policy = ?, version = version + 1
-			WHERE id = ? AND version = ? RETURNING version`, policy, id, version).Scan(&v)
+	err = ts.s.write(ctx, func(w *wtx) error {
+		err := w.queryRow(w.st.tenSet, policy, id, version).Scan(&v)
 		if err == nil {
 			return nil
 		}
@@ -97,7 +95,7 @@ func (ts *Tenants) SetPolicy(ctx context.Context, id string, p guard.Policy, ver
 			return fmt.Errorf("sqlitestore: set policy: %w", err)
 		}
 		var one int
-		switch err := c.QueryRowContext(ctx, `SELECT 1 FROM guard_tenants WHERE id = ?`, id).Scan(&one); {
+		switch err := w.queryRow(w.st.tenExists, id).Scan(&one); {
 		case isNoRows(err):
 			return guard.ErrTenantNotFound
 		case err != nil:

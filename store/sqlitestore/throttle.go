@@ -74,8 +74,8 @@ func (t *Throttle) Reserve(ctx context.Context, key string, now time.Time, lim a
 	}
 	sweep := t.sweepEvery > 0 && t.reserves.Add(1)%t.sweepEvery == 0
 	var res auth.Reservation
-	err = t.s.write(ctx, func(c *sql.Conn) error {
-		rec, err := record(c.QueryRowContext(ctx, `SELECT `+throttleCols+` FROM guard_throttle WHERE key = ?`, key))
+	err = t.s.write(ctx, func(w *wtx) error {
+		rec, err := record(w.queryRow(w.st.thrGet, key))
 		if err != nil {
 			return fmt.Errorf("sqlitestore: reserve: %w", err)
 		}
@@ -91,18 +91,12 @@ func (t *Throttle) Reserve(ctx context.Context, key string, now time.Time, lim a
 		if rec.Permanent {
 			permanent = 1
 		}
-		if _, err := c.ExecContext(ctx, `INSERT INTO guard_throttle (key, `+throttleCols+`, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last = excluded.last,
-				locked_until = excluded.locked_until, lockouts = excluded.lockouts,
-				permanent = excluded.permanent, expires_at = excluded.expires_at`,
-			key, rec.Failures, nullMicros(rec.Last), nullMicros(rec.LockedUntil), rec.Lockouts, permanent, expires); err != nil {
+		if _, err := w.exec(w.st.thrUpsert, key, rec.Failures, nullMicros(rec.Last), nullMicros(rec.LockedUntil),
+			rec.Lockouts, permanent, expires); err != nil {
 			return fmt.Errorf("sqlitestore: reserve: %w", err)
 		}
 		if sweep {
-			if _, err := c.ExecContext(ctx, `DELETE FROM guard_throttle WHERE key IN (
-				SELECT key FROM guard_throttle WHERE expires_at <= ? AND key <> ? LIMIT ?)`,
-				micros(now), key, sweepBatch); err != nil {
+			if _, err := w.exec(w.st.thrSweep, micros(now), key, sweepBatch); err != nil {
 				return fmt.Errorf("sqlitestore: reserve: sweep: %w", err)
 			}
 		}

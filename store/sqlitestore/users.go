@@ -73,9 +73,8 @@ func (us *Users) CreateUser(ctx context.Context, u auth.User) error {
 	if err != nil {
 		return err
 	}
-	return us.s.write(ctx, func(c *sql.Conn) error {
-		_, err := c.ExecContext(ctx, `INSERT INTO guard_users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			u.Tenant, u.ID, u.Email, u.Name, string(u.Status), u.PasswordHash, hist,
+	return us.s.write(ctx, func(w *wtx) error {
+		_, err := w.exec(w.st.userInsert, u.Tenant, u.ID, u.Email, u.Name, string(u.Status), u.PasswordHash, hist,
 			nullMicros(u.PasswordChangedAt), micros(u.CreatedAt), nullMicros(u.LastLoginAt))
 		if err == nil {
 			return nil
@@ -85,7 +84,7 @@ func (us *Users) CreateUser(ctx context.Context, u auth.User) error {
 		}
 		// Which one? The transaction still holds the write lock.
 		var one int
-		switch err := c.QueryRowContext(ctx, `SELECT 1 FROM guard_users WHERE tenant = ? AND email = ?`, u.Tenant, u.Email).Scan(&one); {
+		switch err := w.queryRow(w.st.userEmailIn, u.Tenant, u.Email).Scan(&one); {
 		case err == nil:
 			return auth.ErrDuplicateEmail
 		case !isNoRows(err):
@@ -191,10 +190,9 @@ func oneRow(res sql.Result, err error, op string) error {
 
 // SetPassword implements auth.UserUpdater in one write transaction.
 func (us *Users) SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error {
-	return us.s.write(ctx, func(c *sql.Conn) error {
+	return us.s.write(ctx, func(w *wtx) error {
 		var cur, hist string
-		err := c.QueryRowContext(ctx, `SELECT password_hash, password_history FROM guard_users WHERE tenant = ? AND id = ?`,
-			tenant, id).Scan(&cur, &hist)
+		err := w.queryRow(w.st.userPwGet, tenant, id).Scan(&cur, &hist)
 		if isNoRows(err) {
 			return auth.ErrNotFound
 		}
@@ -213,8 +211,7 @@ func (us *Users) SetPassword(ctx context.Context, tenant, id, hash string, at ti
 		if err != nil {
 			return err
 		}
-		if _, err := c.ExecContext(ctx, `UPDATE guard_users SET password_hash = ?, password_history = ?, password_changed_at = ?
-			WHERE tenant = ? AND id = ?`, hash, enc, nullMicros(at), tenant, id); err != nil {
+		if _, err := w.exec(w.st.userPwSet, hash, enc, nullMicros(at), tenant, id); err != nil {
 			return fmt.Errorf("sqlitestore: set password: %w", err)
 		}
 		return nil

@@ -1,0 +1,37 @@
+package sqlitestore
+
+import (
+	"context"
+
+	"github.com/guardhq/guard/session"
+)
+
+// SeedSessions stores ss in one write transaction, without the checks of
+// Create: for benchmarks that need many sessions quickly.
+func SeedSessions(ctx context.Context, s *Store, ss []session.Session) error {
+	return s.write(ctx, func(w *wtx) error {
+		stmt := w.tx.StmtContext(ctx, w.st.sessInsert)
+		for i := range ss {
+			if _, err := stmt.ExecContext(ctx, sessionArgs(&ss[i])...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// MigrateWith runs the package's migrations followed by extra ones, as
+// versions SchemaVersion()+1, +2…: for tests of failing migrations.
+func MigrateWith(ctx context.Context, s *Store, extra ...[]string) error {
+	ms := append([]migration(nil), migrations...)
+	for _, stmts := range extra {
+		ms = append(ms, migration{version: len(ms) + 1, name: "test", stmts: stmts})
+	}
+	return s.migrate(ctx, ms)
+}
+
+// SetSweepEvery changes how often Reserve and Create sweep.
+func SetSweepEvery(s *Store, n uint64) {
+	s.Throttle.sweepEvery = n
+	s.Sessions.sweepEvery = n
+}
