@@ -75,8 +75,10 @@ func IsCommon(password string) bool {
 	if _, ok := set[p]; ok {
 		return true
 	}
-	if stem := strings.TrimRightFunc(p, isDigitOrPunct); len(stem) >= minCommonStem && len(stem) < len(p) {
-		if _, ok := set[stem]; ok {
+	// Every way of cutting a tail of digits and punctuation off p: the
+	// entry itself may end in digits ("123456" + "78!", "blink182" + "!").
+	for i := len(p) - 1; i >= minCommonStem && isDigitOrPunct(rune(p[i])); i-- {
+		if _, ok := set[p[:i]]; ok {
 			return true
 		}
 	}

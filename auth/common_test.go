@@ -93,3 +93,14 @@ func TestIsCommonRandom(t *testing.T) {
 		}
 	}
 }
+
+func TestIsCommonEntryEndingInDigits(t *testing.T) {
+	for _, pw := range []string{"12345678!", "123456789!", "123456!!", "11111111!", "abc123!!", "blink182!", "1234567890!"} {
+		if !IsCommon(pw) {
+			t.Errorf("IsCommon(%q) = false; a list entry followed by digits/punctuation is common", pw)
+		}
+		if err := (Policy{}).Check(pw, Context{}); err == nil {
+			t.Errorf("Policy{}.Check(%q) = nil, want RuleCommon", pw)
+		}
+	}
+}

@@ -49,12 +49,14 @@ type HasherConfig struct {
 	// MaxConcurrent is the number of hashes and verifications that may run
 	// at once; further calls wait. Default max(1, runtime.GOMAXPROCS(0)).
 	// It bounds the memory a login flood can take to about
-	// MaxConcurrent·Memory.
+	// MaxConcurrent·Memory (a stored hash with larger parameters, at most
+	// 1 GiB by ParsePHC's bounds, takes what it names while verified).
 	MaxConcurrent int
 	// MaxPasswordBytes is the longest password accepted, checked before any
 	// hashing; default 1024.
 	MaxPasswordBytes int
-	// Rand is the source of salts; default crypto/rand.Reader.
+	// Rand is the source of salts; default crypto/rand.Reader. It must be
+	// safe for concurrent use.
 	Rand io.Reader
 }
 
