@@ -1,0 +1,89 @@
+package rbac_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/store/memstore"
+)
+
+// benchTenant fills tenant of e with n users and 100 custom roles: user i
+// holds member and custom role i%100.
+func benchTenant(b *testing.B, e *rbac.Enforcer, st rbac.PolicyStore, tenant string, users int) {
+	b.Helper()
+	var add []rbac.Rule
+	for r := range 100 {
+		add = append(add, rbac.Rule{Type: rbac.RulePermission, Role: fmt.Sprint("role-", r), Section: rbac.BuiltInSections()[r%8], Action: rbac.Actions()[r%6]})
+	}
+	for i := range users {
+		sub := rbac.User(fmt.Sprint("user", i)).String()
+		add = append(add,
+			rbac.Rule{Type: rbac.RuleGrant, Role: rbac.Member, Subject: sub},
+			rbac.Rule{Type: rbac.RuleGrant, Role: fmt.Sprint("role-", i%100), Subject: sub})
+	}
+	v, _ := st.Version(ctx, tenant)
+	if err := st.Update(ctx, tenant, v, nil, add); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func BenchmarkDecide(b *testing.B) {
+	st := memstore.NewPolicies()
+	e := newEnforcer(b, st)
+	benchTenant(b, e, st, "acme", 10_000)
+	subs := make([]rbac.Subject, 10_000)
+	for i := range subs {
+		subs[i] = rbac.User(fmt.Sprint("user", i))
+	}
+	if _, err := e.Decide(ctx, "acme", subs[0], rbac.Contacts, rbac.Read); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Warm", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			d, err := e.Decide(ctx, "acme", subs[i%len(subs)], rbac.Contacts, rbac.Read)
+			if err != nil || !d.Allowed {
+				b.Fatal(d, err)
+			}
+			i++
+		}
+	})
+	b.Run("WarmDenied", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			d, err := e.Decide(ctx, "acme", subs[i%len(subs)], rbac.Billing, rbac.Read)
+			if err != nil || d.Allowed {
+				b.Fatal(d, err)
+			}
+			i++
+		}
+	})
+	b.Run("WarmAt", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			d, err := e.DecideAt(ctx, "acme", 1, subs[i%len(subs)], rbac.Contacts, rbac.Read)
+			if err != nil || !d.Allowed {
+				b.Fatal(d, err)
+			}
+			i++
+		}
+	})
+	b.Run("WarmParallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				d, err := e.Decide(ctx, "acme", subs[(i*7919)%len(subs)], rbac.Contacts, rbac.Read)
+				if err != nil || !d.Allowed {
+					b.Error(d, err)
+					return
+				}
+				i++
+			}
+		})
+	})
+}

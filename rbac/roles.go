@@ -1,0 +1,392 @@
+package rbac
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// grantPerm is the permission needed to grant roles to subjects of kind k.
+func grantPerm(k SubjectKind) Permission {
+	if k == KindKey {
+		return Permission{APIKeys, Manage}
+	}
+	return Permission{Users, Manage}
+}
+
+func checkRoleArg(name string) error {
+	if r := checkRoleName(name); r != "" {
+		return &InputError{Field: "role", Reason: r}
+	}
+	return nil
+}
+
+// Grant gives sub the role (built-in or custom) in tenant. by is the
+// effective permissions of whoever grants (Permissions of the acting
+// principal; AllPerms for the host application itself): it must hold
+// users:manage to grant to a user, api-keys:manage to grant to an API key
+// (ErrDenied), and every permission of the role (ErrEscalation), so that
+// nobody grants more than they hold. Granting a role the subject holds is
+// not an error and changes nothing. A custom role must exist
+// (ErrRoleNotFound).
+func (e *Enforcer) Grant(ctx context.Context, by Perms, tenant string, sub Subject, role string) error {
+	if err := sub.Check(); err != nil {
+		return err
+	}
+	if err := checkRoleArg(role); err != nil {
+		return err
+	}
+	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		if err := e.mayChangeGrants(by, sub.Kind); err != nil {
+			return nil, nil, err
+		}
+		id := t.roleID(role)
+		if id < 0 || (id >= numBuiltin && len(t.roles[id].bits) == 0) {
+			return nil, nil, ErrRoleNotFound
+		}
+		if !by.Contains(Perms{e.reg, t.roles[id].bits}) {
+			return nil, nil, ErrEscalation
+		}
+		if ids, _ := t.subjects.get(t.subjectHash(sub), sub); slices.Contains(ids, id) {
+			return nil, nil, nil
+		}
+		return nil, []Rule{grantRule(sub, role)}, nil
+	})
+}
+
+// Revoke takes the role from sub in tenant. by must hold what Grant
+// requires of it for the same role: whoever cannot grant a role cannot
+// take it away either (an admin cannot demote an owner). Revoking the
+// owner role from the tenant's last user holding it returns ErrLastOwner.
+// Revoking a role the subject does not hold is not an error and changes
+// nothing.
+func (e *Enforcer) Revoke(ctx context.Context, by Perms, tenant string, sub Subject, role string) error {
+	if err := sub.Check(); err != nil {
+		return err
+	}
+	if err := checkRoleArg(role); err != nil {
+		return err
+	}
+	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		if err := e.mayChangeGrants(by, sub.Kind); err != nil {
+			return nil, nil, err
+		}
+		id := t.roleID(role)
+		if id < 0 {
+			return nil, nil, nil
+		}
+		ids, _ := t.subjects.get(t.subjectHash(sub), sub)
+		if !slices.Contains(ids, id) {
+			return nil, nil, nil
+		}
+		if !by.Contains(Perms{e.reg, t.roles[id].bits}) {
+			return nil, nil, ErrEscalation
+		}
+		if id == ownerID && t.lastOwner(sub) {
+			return nil, nil, ErrLastOwner
+		}
+		return []Rule{grantRule(sub, role)}, nil, nil
+	})
+}
+
+// RevokeAll takes every role from sub in tenant: call it when a user or
+// an API key is deleted. by must hold what Revoke requires for each of
+// the roles; the tenant's last owner keeps the owner role
+// (ErrLastOwner), and nothing is revoked then.
+func (e *Enforcer) RevokeAll(ctx context.Context, by Perms, tenant string, sub Subject) error {
+	if err := sub.Check(); err != nil {
+		return err
+	}
+	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		if err := e.mayChangeGrants(by, sub.Kind); err != nil {
+			return nil, nil, err
+		}
+		ids, _ := t.subjects.get(t.subjectHash(sub), sub)
+		var remove []Rule
+		for _, id := range ids {
+			if !by.Contains(Perms{e.reg, t.roles[id].bits}) {
+				return nil, nil, ErrEscalation
+			}
+			if id == ownerID && t.lastOwner(sub) {
+				return nil, nil, ErrLastOwner
+			}
+			remove = append(remove, grantRule(sub, t.roles[id].name))
+		}
+		return remove, nil, nil
+	})
+}
+
+func (e *Enforcer) mayChangeGrants(by Perms, k SubjectKind) error {
+	if p := grantPerm(k); !by.Has(p.Section, p.Action) {
+		return ErrDenied
+	}
+	return nil
+}
+
+// lastOwner reports whether sub is a user holding the owner role and no
+// other user holds it.
+func (t *table) lastOwner(sub Subject) bool {
+	if sub.Kind != KindUser {
+		return false
+	}
+	others := false
+	t.subjects.each(func(s Subject, ids []int32) bool {
+		if s != sub && s.Kind == KindUser && slices.Contains(ids, ownerID) {
+			others = true
+			return false
+		}
+		return true
+	})
+	return !others
+}
+
+func grantRule(sub Subject, role string) Rule {
+	return Rule{Type: RuleGrant, Subject: sub.String(), Role: role}
+}
+
+// DefineRole creates the custom role name in tenant with exactly perms,
+// or replaces the permissions of an existing one (its holders keep it,
+// with the new permissions). by must hold users:manage (ErrDenied) and
+// every permission of the role before and after the change
+// (ErrEscalation). perms must not be empty; every permission must name a
+// section of the Enforcer. Built-in roles cannot be defined
+// (ErrBuiltInRole).
+func (e *Enforcer) DefineRole(ctx context.Context, by Perms, tenant, name string, perms []Permission) error {
+	if isBuiltinRole(name) {
+		return ErrBuiltInRole
+	}
+	if err := CheckRole(name); err != nil {
+		return err
+	}
+	if len(perms) == 0 {
+		return &InputError{Field: "permissions", Reason: "a role needs at least one permission"}
+	}
+	var want []uint64
+	for _, p := range perms {
+		if err := e.reg.check(p); err != nil {
+			return err
+		}
+		want = setBitOwned(want, e.reg.index(p.Section, p.Action), true)
+	}
+	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		if !by.Has(Users, Manage) {
+			return nil, nil, ErrDenied
+		}
+		id := t.roleID(name)
+		var have []uint64
+		if id >= 0 {
+			have = t.roles[id].bits
+		}
+		if !by.Contains(Perms{e.reg, want}) || !by.Contains(Perms{e.reg, have}) {
+			return nil, nil, ErrEscalation
+		}
+		if len(have) == 0 && t.customRoles() >= e.maxRoles {
+			return nil, nil, ErrTooManyRoles
+		}
+		var remove, add []Rule
+		for _, p := range (Perms{e.reg, have}).Missing(Perms{e.reg, want}) {
+			add = append(add, Rule{Type: RulePermission, Role: name, Section: p.Section, Action: p.Action})
+		}
+		for _, p := range (Perms{e.reg, want}).Missing(Perms{e.reg, have}) {
+			remove = append(remove, Rule{Type: RulePermission, Role: name, Section: p.Section, Action: p.Action})
+		}
+		return remove, add, nil
+	})
+}
+
+// DeleteRole deletes the custom role name of tenant and every grant of
+// it, in one change. by must hold users:manage (ErrDenied) and every
+// permission of the role (ErrEscalation). ErrRoleNotFound if the tenant
+// has no such role; ErrBuiltInRole for a built-in role.
+func (e *Enforcer) DeleteRole(ctx context.Context, by Perms, tenant, name string) error {
+	if isBuiltinRole(name) {
+		return ErrBuiltInRole
+	}
+	if err := CheckRole(name); err != nil {
+		return err
+	}
+	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		if !by.Has(Users, Manage) {
+			return nil, nil, ErrDenied
+		}
+		id := t.roleID(name)
+		if id < 0 || len(t.roles[id].bits) == 0 {
+			return nil, nil, ErrRoleNotFound
+		}
+		if !by.Contains(Perms{e.reg, t.roles[id].bits}) {
+			return nil, nil, ErrEscalation
+		}
+		var remove []Rule
+		for _, p := range (Perms{e.reg, t.roles[id].bits}).List() {
+			remove = append(remove, Rule{Type: RulePermission, Role: name, Section: p.Section, Action: p.Action})
+		}
+		for _, s := range t.holders(name) {
+			remove = append(remove, grantRule(s, name))
+		}
+		return remove, nil, nil
+	})
+}
+
+// customRoles counts the custom roles with at least one permission.
+func (t *table) customRoles() int {
+	n := 0
+	for _, r := range t.roles[numBuiltin:] {
+		if len(r.bits) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// SetApprovalRequired marks permission p of tenant as needing four-eyes
+// approval (required) or not. by must hold settings:manage (ErrDenied).
+// Setting what is already set changes nothing.
+func (e *Enforcer) SetApprovalRequired(ctx context.Context, by Perms, tenant string, p Permission, required bool) error {
+	if err := e.reg.check(p); err != nil {
+		return err
+	}
+	bit := e.reg.index(p.Section, p.Action)
+	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		if !by.Has(Settings, Manage) {
+			return nil, nil, ErrDenied
+		}
+		if hasBit(t.approval, bit) == required {
+			return nil, nil, nil
+		}
+		r := []Rule{{Type: RuleApproval, Section: p.Section, Action: p.Action}}
+		if required {
+			return nil, r, nil
+		}
+		return r, nil, nil
+	})
+}
+
+// Permissions returns the effective permissions of sub in tenant: the
+// union of its roles' permissions, at the store's current version. This
+// is the by argument of the changing methods.
+func (e *Enforcer) Permissions(ctx context.Context, tenant string, sub Subject) (Perms, error) {
+	if err := sub.Check(); err != nil {
+		return Perms{}, err
+	}
+	_, t, err := e.fresh(ctx, tenant)
+	if err != nil {
+		return Perms{}, err
+	}
+	return t.perms(sub), nil
+}
+
+// RolesOf returns the names of the roles sub holds in tenant, sorted.
+func (e *Enforcer) RolesOf(ctx context.Context, tenant string, sub Subject) ([]string, error) {
+	if err := sub.Check(); err != nil {
+		return nil, err
+	}
+	_, t, err := e.fresh(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	ids, _ := t.subjects.get(t.subjectHash(sub), sub)
+	return t.roleNames(ids), nil
+}
+
+func (t *table) roleNames(ids []int32) []string {
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		names[i] = t.roles[id].name
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Roles returns the roles of tenant: the built-in ones in the order of
+// BuiltInRoles, then the custom ones by name.
+func (e *Enforcer) Roles(ctx context.Context, tenant string) ([]RoleInfo, error) {
+	_, t, err := e.fresh(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	var out []RoleInfo
+	for _, r := range t.roles {
+		if r.builtin || len(r.bits) > 0 {
+			out = append(out, RoleInfo{Name: r.name, BuiltIn: r.builtin, Permissions: Perms{e.reg, r.bits}.List()})
+		}
+	}
+	slices.SortStableFunc(out[numBuiltin:], func(a, b RoleInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// Assignment is a subject and the roles it holds.
+type Assignment struct {
+	Subject Subject
+	Roles   []string // sorted
+}
+
+// Assignments returns every subject of tenant holding a role, ordered by
+// the subject's string form: the basis of an access review.
+func (e *Enforcer) Assignments(ctx context.Context, tenant string) ([]Assignment, error) {
+	_, t, err := e.fresh(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Assignment, 0, t.subjects.Len())
+	t.subjects.each(func(s Subject, ids []int32) bool {
+		out = append(out, Assignment{Subject: s, Roles: t.roleNames(ids)})
+		return true
+	})
+	slices.SortFunc(out, func(a, b Assignment) int { return strings.Compare(a.Subject.String(), b.Subject.String()) })
+	return out, nil
+}
+
+// ApprovalRequired returns the permissions of tenant that need four-eyes
+// approval.
+func (e *Enforcer) ApprovalRequired(ctx context.Context, tenant string) ([]Permission, error) {
+	_, t, err := e.fresh(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	return Perms{e.reg, t.approval}.List(), nil
+}
+
+// AdminWarning is the governance warning the console shows when a tenant
+// has more subjects able to administer it than recommended.
+type AdminWarning struct {
+	Tenant      string
+	Owners      []Subject // hold the owner role
+	Admins      []Subject // hold users:manage (the admin role or a custom role) but not owner
+	Recommended int       // Config.MaxAdmins
+	Message     string    // for the console, e.g. "3 owners and admins; the recommendation is at most 1"
+}
+
+// Count returns the number of owners and admins.
+func (w *AdminWarning) Count() int { return len(w.Owners) + len(w.Admins) }
+
+// AdminWarning counts the subjects of tenant that can administer it:
+// holders of the owner role, and holders of users:manage (the permission
+// to grant roles) through the admin role or a custom role. It returns a
+// warning when they are more than Config.MaxAdmins, and nil otherwise.
+// Users and API keys both count; the lists are sorted by string form.
+func (e *Enforcer) AdminWarning(ctx context.Context, tenant string) (*AdminWarning, error) {
+	_, t, err := e.fresh(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	manage := e.reg.index(Users, Manage)
+	w := &AdminWarning{Tenant: tenant, Recommended: e.maxAdmins}
+	t.subjects.each(func(s Subject, ids []int32) bool {
+		switch {
+		case slices.Contains(ids, ownerID):
+			w.Owners = append(w.Owners, s)
+		case t.allows(s, manage):
+			w.Admins = append(w.Admins, s)
+		}
+		return true
+	})
+	if w.Count() <= e.maxAdmins {
+		return nil, nil
+	}
+	bySubject := func(a, b Subject) int { return strings.Compare(a.String(), b.String()) }
+	slices.SortFunc(w.Owners, bySubject)
+	slices.SortFunc(w.Admins, bySubject)
+	w.Message = fmt.Sprintf("%d owners and admins; the recommendation is at most %d", w.Count(), e.maxAdmins)
+	return w, nil
+}
