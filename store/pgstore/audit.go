@@ -263,26 +263,23 @@ func (s *Audit) Query(ctx context.Context, tenant string, q audit.Query) ([]audi
 
 func scanEvent(row pgx.Row, tenant string) (audit.Event, error) {
 	var (
-		seq                                                            int64
-		id, kind, actorID, email, action, target, ip, ua, outcome, why []byte
-		t                                                              *time.Time
-		meta                                                           *string
-		e                                                              = audit.Event{Tenant: tenant}
+		seq                int64
+		kind, action, outc string
+		t                  *time.Time
+		meta               *string
+		e                  = audit.Event{Tenant: tenant}
 	)
-	if err := row.Scan(&seq, &id, &t, &kind, &actorID, &email, &action, &target, &ip, &ua, &outcome, &why, &meta,
+	if err := row.Scan(&seq, (*byteaString)(&e.ID), &t, (*byteaString)(&kind), (*byteaString)(&e.Actor.ID),
+		(*byteaString)(&e.Actor.Email), (*byteaString)(&action), (*byteaString)(&e.Target), (*byteaString)(&e.IP),
+		(*byteaString)(&e.UserAgent), (*byteaString)(&outc), (*byteaString)(&e.Reason), &meta,
 		&e.PrevMAC, &e.MAC); err != nil {
 		return audit.Event{}, err
 	}
 	e.Seq = uint64(seq)
-	e.ID = string(id)
 	e.Time = fromNullTime(t)
-	e.Actor = audit.Actor{Kind: audit.ActorKind(kind), ID: string(actorID), Email: string(email)}
+	e.Actor.Kind = audit.ActorKind(kind)
 	e.Action = audit.Action(action)
-	e.Target = string(target)
-	e.IP = string(ip)
-	e.UserAgent = string(ua)
-	e.Outcome = audit.Outcome(outcome)
-	e.Reason = string(why)
+	e.Outcome = audit.Outcome(outc)
 	if meta != nil {
 		if err := json.Unmarshal([]byte(*meta), &e.Meta); err != nil {
 			return audit.Event{}, err

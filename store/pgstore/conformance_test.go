@@ -12,21 +12,45 @@ import (
 	"github.com/guardhq/guard/session/sessiontest"
 )
 
-func newSessions(t *testing.T) sessiontest.Store { return newStore(t).Sessions }
-func newAudit(t *testing.T) audit.Store          { return newStore(t).Audit }
-func newTenants(t *testing.T) guard.TenantStore  { return newStore(t).Tenants }
+// Each conformance test hands every subtest an empty migrated schema of
+// its own (recycled between subtests, see recycler).
 
-func TestSessions(t *testing.T)           { sessiontest.Run(t, newSessions) }
-func TestSessionsConcurrent(t *testing.T) { sessiontest.RunConcurrent(t, newSessions) }
-func TestAudit(t *testing.T)              { audittest.Run(t, newAudit) }
-func TestAuditConcurrent(t *testing.T)    { audittest.RunConcurrent(t, newAudit) }
-func TestTenants(t *testing.T)            { guardtest.Run(t, newTenants) }
-func TestTenantsConcurrent(t *testing.T)  { guardtest.RunConcurrent(t, newTenants) }
+func TestSessions(t *testing.T) {
+	r := newRecycler(t)
+	sessiontest.Run(t, func(t *testing.T) sessiontest.Store { return r.store(t).Sessions })
+}
 
-func newUsers(t *testing.T) authtest.Users        { return newStore(t).Users }
-func newThrottle(t *testing.T) auth.ThrottleStore { return newStore(t).Throttle }
+func TestSessionsConcurrent(t *testing.T) {
+	r := newRecycler(t)
+	sessiontest.RunConcurrent(t, func(t *testing.T) sessiontest.Store { return r.store(t).Sessions })
+}
 
-var authStores = authtest.Stores{Users: newUsers, Throttle: newThrottle}
+func TestAudit(t *testing.T) {
+	r := newRecycler(t)
+	audittest.Run(t, func(t *testing.T) audit.Store { return r.store(t).Audit })
+}
 
-func TestAuthStores(t *testing.T)           { authtest.Run(t, authStores) }
-func TestAuthStoresConcurrent(t *testing.T) { authtest.RunConcurrent(t, authStores) }
+func TestAuditConcurrent(t *testing.T) {
+	r := newRecycler(t)
+	audittest.RunConcurrent(t, func(t *testing.T) audit.Store { return r.store(t).Audit })
+}
+
+func TestTenants(t *testing.T) {
+	r := newRecycler(t)
+	guardtest.Run(t, func(t *testing.T) guard.TenantStore { return r.store(t).Tenants })
+}
+
+func TestTenantsConcurrent(t *testing.T) {
+	r := newRecycler(t)
+	guardtest.RunConcurrent(t, func(t *testing.T) guard.TenantStore { return r.store(t).Tenants })
+}
+
+func authStores(r *recycler) authtest.Stores {
+	return authtest.Stores{
+		Users:    func(t *testing.T) authtest.Users { return r.store(t).Users },
+		Throttle: func(t *testing.T) auth.ThrottleStore { return r.store(t).Throttle },
+	}
+}
+
+func TestAuthStores(t *testing.T)           { authtest.Run(t, authStores(newRecycler(t))) }
+func TestAuthStoresConcurrent(t *testing.T) { authtest.RunConcurrent(t, authStores(newRecycler(t))) }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -129,4 +130,53 @@ func dsnWithDatabase(t testing.TB, dsn, db string) string {
 // tenantFixture returns a tenant with id.
 func tenantFixture(id string) guard.Tenant {
 	return guard.Tenant{ID: id, Name: "Tenant " + id, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)}
+}
+
+// storeTables are the tables a recycled schema is emptied of.
+var storeTables = []string{"users", "throttle", "sessions", "session_users", "audit_heads", "audit_events", "audit_checkpoints", "tenants"}
+
+// recycler hands out empty, migrated stores for the subtests of one test.
+// A subtest's schema is emptied when the subtest ends and handed to the
+// next one, which is much cheaper than migrating a fresh schema per
+// subtest; every schema is dropped when the test ends. Subtests that run
+// at the same time get different schemas.
+type recycler struct {
+	t    *testing.T // the test whose end drops the schemas
+	mu   sync.Mutex
+	free []*pgstore.Store
+}
+
+// newRecycler returns a recycler whose schemas are dropped when t ends.
+func newRecycler(t *testing.T) *recycler { return &recycler{t: t} }
+
+// store returns an empty migrated store, emptied and recycled when t ends.
+func (r *recycler) store(t testing.TB) *pgstore.Store {
+	t.Helper()
+	r.mu.Lock()
+	var st *pgstore.Store
+	if n := len(r.free); n > 0 {
+		st, r.free = r.free[n-1], r.free[:n-1]
+	}
+	r.mu.Unlock()
+	if st == nil {
+		schema := newSchemaName(t)
+		dropSchemaOnCleanup(r.t, schema)
+		st = newStoreOn(t, testPool(t), schema)
+	}
+	t.Cleanup(func() {
+		var sql strings.Builder
+		for _, tb := range storeTables {
+			sql.WriteString("DELETE FROM " + pgx.Identifier{st.Schema(), tb}.Sanitize() + ";")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := testPool(t).Exec(ctx, sql.String()); err != nil {
+			t.Errorf("emptying schema %s: %v", st.Schema(), err)
+			return
+		}
+		r.mu.Lock()
+		r.free = append(r.free, st)
+		r.mu.Unlock()
+	})
+	return st
 }

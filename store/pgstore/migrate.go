@@ -17,12 +17,13 @@ type migration struct {
 }
 
 // migrations is the ordered list; SchemaVersion is its length.
-var migrations = []migration{
+var migrations = [...]migration{
 	{name: "initial tables", sql: migration1},
 }
 
-// SchemaVersion is the schema version this code creates and expects.
-var SchemaVersion = len(migrations)
+// SchemaVersion is the schema version this code creates and expects: the
+// number of migrations it knows.
+const SchemaVersion = len(migrations)
 
 const migration1 = `
 CREATE TABLE {s}.users (

@@ -182,3 +182,26 @@ func nonNil(b []byte) []byte {
 	}
 	return b
 }
+
+// byteaString scans a bytea column into a string with one allocation
+// (pgx would scan into a []byte first). Use as (*byteaString)(&s).
+type byteaString string
+
+// ScanBytes implements pgtype.BytesScanner.
+func (s *byteaString) ScanBytes(v []byte) error {
+	*s = byteaString(v)
+	return nil
+}
+
+// byteaHash scans a 32-byte bytea column into an array, without
+// allocating. Use as (*byteaHash)(&h).
+type byteaHash [32]byte
+
+// ScanBytes implements pgtype.BytesScanner.
+func (h *byteaHash) ScanBytes(v []byte) error {
+	if len(v) != len(h) {
+		return fmt.Errorf("stored hash is %d bytes, want %d", len(v), len(h))
+	}
+	copy(h[:], v)
+	return nil
+}

@@ -83,28 +83,20 @@ func sessionArgs(sess *session.Session) []any {
 // scanSession reads one row of sessionCols.
 func scanSession(row pgx.Row) (session.Session, error) {
 	var (
-		hash, tenant, user, ip, ua   []byte
+		s                            session.Session
 		created, seen, expires, idle int64
 		flags                        int64
 	)
-	if err := row.Scan(&hash, &tenant, &user, &created, &seen, &expires, &idle, &ip, &ua, &flags); err != nil {
+	err := row.Scan((*byteaHash)(&s.Hash), (*byteaString)(&s.Tenant), (*byteaString)(&s.UserID), &created, &seen, &expires,
+		&idle, (*byteaString)(&s.IP), (*byteaString)(&s.UserAgent), &flags)
+	if err != nil {
 		return session.Session{}, err
 	}
-	s := session.Session{
-		Tenant:      string(tenant),
-		UserID:      string(user),
-		CreatedAt:   fromMicros(created),
-		LastSeen:    fromMicros(seen),
-		ExpiresAt:   fromMicros(expires),
-		IdleTimeout: time.Duration(idle),
-		IP:          string(ip),
-		UserAgent:   string(ua),
-		Flags:       uint32(flags),
-	}
-	if len(hash) != len(s.Hash) {
-		return session.Session{}, errors.New("stored session hash is not 32 bytes")
-	}
-	copy(s.Hash[:], hash)
+	s.CreatedAt = fromMicros(created)
+	s.LastSeen = fromMicros(seen)
+	s.ExpiresAt = fromMicros(expires)
+	s.IdleTimeout = time.Duration(idle)
+	s.Flags = uint32(flags)
 	return s, nil
 }
 

@@ -1,0 +1,241 @@
+package pgstore_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/store/memstore"
+)
+
+// roundTrips is a pgx tracer that records every statement, batch and copy
+// sent to the server: once pgx has prepared a statement on the connection,
+// each is one round trip.
+type roundTrips struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *roundTrips) add(what string) {
+	r.mu.Lock()
+	r.calls = append(r.calls, what)
+	r.mu.Unlock()
+}
+
+// take returns the calls recorded since the last take and forgets them.
+func (r *roundTrips) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.calls
+	r.calls = nil
+	return c
+}
+
+func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	r.add(label(d.SQL))
+	return ctx
+}
+func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	r.add("batch")
+	return ctx
+}
+func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+func (r *roundTrips) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceCopyFromStartData) context.Context {
+	r.add("copy")
+	return ctx
+}
+func (r *roundTrips) TraceCopyFromEnd(context.Context, *pgx.Conn, pgx.TraceCopyFromEndData) {}
+
+// label names the store method that sends sql.
+func label(sql string) string {
+	for _, l := range []struct{ in, name string }{
+		{"throttle_apply", "Throttle.Reserve"},
+		{"SET failures = failures - 1", "Throttle.Release"},
+		{"DELETE FROM {s}.throttle WHERE key", "Throttle.Reset"},
+		{"FROM {s}.users WHERE tenant = $1 AND email", "Users.UserByEmail"},
+		{"SET last_login_at", "Users.RecordLogin"},
+		{"session_create", "Sessions.Create"},
+		{"UPDATE {s}.sessions SET last_seen_us = $2\n\t\t\t\tWHERE hash = $1 AND $2 < ends_us", "Sessions.LookupTouch"},
+		{"INSERT INTO {s}.audit_events", "Audit.Append"},
+		{"FROM {s}.audit_heads WHERE", "Audit.Head"},
+		{"FROM {s}.tenants WHERE id = $1", "Tenants.Tenant"},
+	} {
+		if strings.Contains(normalize(sql), l.in) {
+			return l.name
+		}
+	}
+	return strings.Join(strings.Fields(sql), " ")
+}
+
+// normalize replaces the quoted test schema in sql by {s}.
+func normalize(sql string) string {
+	if i := strings.Index(sql, `"guardtest_`); i >= 0 {
+		if j := strings.IndexByte(sql[i+1:], '"'); j >= 0 {
+			return strings.ReplaceAll(sql, sql[i:i+j+2], "{s}")
+		}
+	}
+	return sql
+}
+
+// tracedPool returns a pool of one connection whose round trips rt
+// records; it never pings on acquire, so every round trip is a statement.
+func tracedPool(t *testing.T, rt *roundTrips) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(testPoolDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	cfg.ConnConfig.Tracer = rt
+	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+const (
+	facadeTenant   = "acme"
+	facadeEmail    = "alice@example.com"
+	facadePassword = "correct horse battery staple"
+)
+
+var facadeNow = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+
+// clock is a settable Config.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+// newFacade returns a Guard on stores with one tenant and one user, and
+// small argon2id parameters. Its clock is c (facadeNow if c is nil).
+func newFacade(t *testing.T, stores guard.Stores, c *clock) *guard.Guard {
+	t.Helper()
+	if c == nil {
+		c = &clock{t: facadeNow}
+	}
+	g, err := guard.New(guard.Config{
+		Stores:   stores,
+		AuditKey: auditKey,
+		Hasher:   auth.HasherConfig{Memory: 64, Time: 1},
+		Defaults: guard.Policy{SessionLimit: 100},
+		Now:      c.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := g.Tenant(ctx, facadeTenant); err != nil {
+		if _, err := g.CreateTenant(ctx, guard.System("test"), facadeTenant, "Acme", guard.Policy{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.CreateUser(ctx, guard.System("test"), guard.NewUser{Tenant: facadeTenant, Email: facadeEmail, Password: facadePassword}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return g
+}
+
+func login(t *testing.T, g *guard.Guard) guard.LoginResult {
+	t.Helper()
+	res, err := g.Login(t.Context(), guard.LoginRequest{Tenant: facadeTenant, Email: facadeEmail, Password: facadePassword, IP: "203.0.113.5", UserAgent: "test"})
+	if err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	return res
+}
+
+// The PostgreSQL round trips of one successful password login, with
+// everything in PostgreSQL and with throttling and sessions elsewhere (the
+// memstore standing in for Redis), and of one request check.
+func TestFacadeRoundTrips(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// stores returns the facade's stores given the PostgreSQL ones.
+		stores   func(pg guard.Stores) guard.Stores
+		maxLogin int
+	}{
+		{"EverythingInPostgres", func(pg guard.Stores) guard.Stores { return pg }, 8},
+		{"ThrottleAndSessionsElsewhere", func(pg guard.Stores) guard.Stores {
+			sessions := memstore.NewSessions()
+			pg.Throttle, pg.Sessions, pg.SessionIndex = memstore.NewThrottle(0), sessions, sessions
+			return pg
+		}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := new(roundTrips)
+			st := newStoreOn(t, tracedPool(t, rt), "")
+			stores := tc.stores(st.Stores())
+			g := newFacade(t, stores, nil)
+			login(t, g) // prepares the statements on the connection
+			rt.take()
+
+			// A new Guard: a replica that has just started (no cached
+			// policy, no cached audit head).
+			c := &clock{t: facadeNow}
+			cold := newFacade(t, stores, c)
+			rt.take()
+			login(t, cold)
+			coldCalls := rt.take()
+			t.Logf("login, cold replica: %d round trips: %s", len(coldCalls), strings.Join(coldCalls, ", "))
+
+			res := login(t, cold)
+			calls := rt.take()
+			t.Logf("login, warm replica: %d round trips: %s", len(calls), strings.Join(calls, ", "))
+			if len(calls) > tc.maxLogin {
+				t.Errorf("a login took %d PostgreSQL round trips, want at most %d", len(calls), tc.maxLogin)
+			}
+			if _, err := cold.Authenticate(t.Context(), res.Token); err != nil {
+				t.Fatal(err)
+			}
+			calls = rt.take()
+			t.Logf("request check: %d round trips: %s", len(calls), strings.Join(calls, ", "))
+			if tc.name == "EverythingInPostgres" && (len(calls) != 1 || calls[0] != "Sessions.LookupTouch") {
+				t.Errorf("a request check took %v, want exactly one Sessions.LookupTouch", calls)
+			}
+			// Two minutes later LastSeen is due to move: still one round
+			// trip, which writes it.
+			later := facadeNow.Add(2 * time.Minute)
+			c.Set(later)
+			p, err := cold.Authenticate(t.Context(), res.Token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls = rt.take()
+			t.Logf("request check with a touch: %d round trips: %s", len(calls), strings.Join(calls, ", "))
+			if tc.name == "EverythingInPostgres" {
+				if len(calls) != 1 || calls[0] != "Sessions.LookupTouch" {
+					t.Errorf("a request check with a touch took %v, want exactly one Sessions.LookupTouch", calls)
+				}
+				s, err := st.Sessions.Lookup(t.Context(), p.Session)
+				if err != nil || !s.LastSeen.Equal(later) {
+					t.Errorf("LastSeen after the touch = %v, %v; want %v", s.LastSeen, err, later)
+				}
+			}
+		})
+	}
+}
