@@ -59,13 +59,19 @@ func encodeMeta(m map[string]string) (any, error) {
 	return string(b), nil
 }
 
-// Append implements audit.Store.
+// Append implements audit.Store. An event whose Tenant is not tenant gives
+// an *audit.InputError and stores nothing.
 func (a *Audit) Append(ctx context.Context, tenant string, events []audit.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
 	// Everything that needs no lock is done first: the continuity of the
 	// batch itself and the rows' arguments.
+	for i := range events {
+		if events[i].Tenant != tenant {
+			return &audit.InputError{Field: "Tenant", Rule: "differs from the tenant the events are appended to"}
+		}
+	}
 	for i := 1; i < len(events); i++ {
 		if events[i].Seq != events[i-1].Seq+1 || !bytes.Equal(events[i].PrevMAC, events[i-1].MAC) {
 			return audit.ErrConflict

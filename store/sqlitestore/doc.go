@@ -1,4 +1,94 @@
-// Package sqlitestore is Guard's embedded default backend: every store
-// interface in one SQLite database file, through the pure-Go driver
+// Package sqlitestore is Guard's embedded default backend: every store the
+// facade needs in one SQLite database file, through the pure-Go driver
 // modernc.org/sqlite (no cgo).
+//
+// # What is inside
+//
+// A Store holds one database and serves all of guard.Stores:
+//
+//   - Users: auth.UserStore and auth.UserUpdater;
+//   - Throttle: auth.ThrottleStore;
+//   - Sessions: session.Store, session.UserIndex and the optional
+//     session.LookupToucher (the per-request check is one prepared SELECT
+//     by primary key);
+//   - Audit: audit.Store;
+//   - Tenants: guard.TenantStore.
+//
+// Use it as
+//
+//	st, err := sqlitestore.Open(ctx, "/var/lib/app/guard.db")
+//	if err != nil { … }
+//	defer st.Close()
+//	if err := st.Migrate(ctx); err != nil { … }
+//	g, err := guard.New(guard.Config{Stores: st.Stores(), AuditKey: key})
+//
+// When tenants are ring-fenced, open one Store per tenant file; many can be
+// open at once, each with its own small pool, and Close releases the file.
+// New takes a *sql.DB the host opened itself (open it with DSN for the
+// recommended settings); Close then leaves it open.
+//
+// # Opening and migrating
+//
+// Open creates the file if needed. Before it changes anything in the file
+// (WAL mode is recorded in it) it reads the schema: a file that is not an
+// SQLite database or is corrupt gives ErrNotDatabase, a database holding
+// tables or indexes with this package's names (all start with "guard_")
+// that it did not create gives ErrForeignSchema, and a schema migrated by a
+// newer version of this package gives ErrSchemaTooNew. In each case the
+// file is left as it was. Tables of other names may share the file.
+//
+// Neither Open nor New changes the schema: Migrate does, when the host
+// calls it. The migrations are an ordered list in this package; each runs
+// in one transaction that also records its version in the table
+// guard_schema_version, so a failure leaves the schema at the last version
+// that completed, and running Migrate again (or from several processes at
+// once) is a no-op. Until the schema is at SchemaVersion, every store
+// method returns ErrNotMigrated.
+//
+// Times are stored as Unix microseconds (UTC), the precision of every Guard
+// package, so they come back exactly. A tenant's policy is stored as JSON,
+// so fields added to guard.Policy need no migration.
+//
+// # Connections and durability
+//
+// Every connection Open makes (see DSN) runs in WAL mode with foreign keys
+// on, a busy timeout of BusyTimeout, reads through mmap, and
+// synchronous=NORMAL. In WAL mode NORMAL does not fsync at each commit, only
+// at checkpoints: a commit survives a crash of the process, but an
+// operating-system crash or power loss can lose the last transactions
+// before the next checkpoint (never corrupt the database). For Guard that
+// means, at worst, a few recent sessions, throttle counts or audit events;
+// a host that needs every commit on disk can open the database itself with
+// _pragma=synchronous(FULL) and pass it to New.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use, and several Stores, in one process or
+// in several, may share one file. Every invariant is kept by SQLite itself:
+// each method that must be atomic is one statement (a conditional UPDATE,
+// a DELETE … RETURNING) or one write transaction that holds the database
+// write lock from its first statement (BEGIN IMMEDIATE, or a leading no-op
+// write on a host's database), so it never has to upgrade a read lock and
+// no other writer, in any process, runs until it commits. The session limit,
+// throttle counts, the audit chain's head and a tenant's policy version
+// therefore hold across processes. Within one Store, writers queue in Go
+// before they take the lock; readers never wait for writers (WAL).
+//
+// Rows that are no longer needed are deleted as the stores go: expired
+// sessions of a user when that user signs in, and, every 1024 calls of
+// Sessions.Create or Throttle.Reserve, up to 2048 sessions that are no
+// longer live or throttle records that are forgotten. Sessions.DeleteExpired
+// and Throttle.Sweep do the same on demand.
+//
+// # Errors
+//
+// The conditions of the store interfaces are their own sentinels
+// (session.ErrNotFound, auth.ErrDuplicateEmail, audit.ErrConflict,
+// guard.ErrTenantExists, …). Errors about the file are ErrNotDatabase,
+// ErrForeignSchema, ErrSchemaTooNew, ErrNotMigrated and ErrClosed. Bad
+// input gives the calling package's typed error and changes nothing (an
+// invalid auth.Limit, an audit event of another tenant). Every other error
+// is an engine failure, wrapped with the prefix "sqlitestore:"; the facade
+// then denies the request (it fails closed). Compare with errors.Is and
+// errors.As.
 package sqlitestore

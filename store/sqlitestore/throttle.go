@@ -56,8 +56,12 @@ func record(r *sql.Row) (auth.Record, error) {
 	return rec, err
 }
 
-// Reserve implements auth.ThrottleStore.
+// Reserve implements auth.ThrottleStore. An invalid lim gives its
+// *auth.InvalidLimitError and records nothing.
 func (t *Throttle) Reserve(ctx context.Context, key string, now time.Time, lim auth.Limit) (auth.Reservation, error) {
+	if err := lim.Validate(); err != nil {
+		return auth.Reservation{}, err
+	}
 	st, err := t.s.ready(ctx)
 	if err != nil {
 		return auth.Reservation{}, err

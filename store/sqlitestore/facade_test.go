@@ -1,0 +1,178 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/session"
+	"github.com/guardhq/guard/store/sqlitestore"
+)
+
+const alicePW = "correct horse battery staple"
+
+func newGuard(t *testing.T, st *sqlitestore.Store) *guard.Guard {
+	t.Helper()
+	g, err := guard.New(guard.Config{Stores: st.Stores(), AuditKey: auditKey, Hasher: fastHasher})
+	if err != nil {
+		t.Fatalf("guard.New: %v", err)
+	}
+	return g
+}
+
+// The facade on SQLite, end to end: tenant, user, login, the per-request
+// check, the audit chain; then the same file reopened.
+func TestFacadeEndToEnd(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "guard.db")
+	st := openFile(t, path)
+	g := newGuard(t, st)
+	ctx := context.Background()
+	sys := guard.System("t")
+	if _, err := g.CreateTenant(ctx, sys, "acme", "Acme", guard.Policy{}); err != nil {
+		t.Fatalf("CreateTenant: %v", err)
+	}
+	u, err := g.CreateUser(ctx, sys, guard.NewUser{Tenant: "acme", Email: "Alice@Example.com", Name: "Alice", Password: alicePW})
+	if err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	if _, err := g.Login(ctx, guard.LoginRequest{Tenant: "acme", Email: "alice@example.com", Password: "wrong password!", IP: "203.0.113.5"}); !errors.Is(err, guard.ErrInvalidCredentials) {
+		t.Fatalf("Login with a wrong password: %v, want ErrInvalidCredentials", err)
+	}
+	res, err := g.Login(ctx, guard.LoginRequest{Tenant: "acme", Email: "alice@example.com", Password: alicePW, IP: "203.0.113.5", UserAgent: "test"})
+	if err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	p, err := g.Authenticate(ctx, res.Token)
+	if err != nil {
+		t.Fatalf("Authenticate: %v", err)
+	}
+	if p.Tenant != "acme" || p.UserID != u.ID || p.Session != res.Session.Hash {
+		t.Fatalf("Authenticate = %+v, want alice's session in acme", p)
+	}
+	// One session per user by default: a second login ends the first.
+	res2, err := g.Login(ctx, guard.LoginRequest{Tenant: "acme", Email: "alice@example.com", Password: alicePW, IP: "203.0.113.5"})
+	if err != nil || res2.Evicted != 1 {
+		t.Fatalf("second Login = %+v, %v; want one session evicted", res2, err)
+	}
+	if _, err := g.Authenticate(ctx, res.Token); !errors.Is(err, guard.ErrUnauthenticated) {
+		t.Fatalf("Authenticate with the evicted session: %v, want ErrUnauthenticated", err)
+	}
+	rep, err := g.VerifyAudit(ctx, sys, "acme")
+	if err != nil || !rep.OK || rep.Checked < 4 {
+		t.Fatalf("audit Verify = %+v, %v; want OK over the tenant, user and login events", rep, err)
+	}
+
+	// Everything is in the file.
+	if err := st.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	st2 := openFile(t, path)
+	g2 := newGuard(t, st2)
+	if p, err := g2.Authenticate(ctx, res2.Token); err != nil || p.UserID != u.ID {
+		t.Fatalf("Authenticate after reopening = %+v, %v", p, err)
+	}
+	rep2, err := g2.VerifyAudit(ctx, sys, "acme")
+	if err != nil || !rep2.OK || rep2.Checked != rep.Checked {
+		t.Fatalf("audit Verify after reopening = %+v, %v; want OK over %d events", rep2, err, rep.Checked)
+	}
+	if err := g2.Logout(ctx, guard.Principal{Kind: guard.KindUser, Tenant: "acme", UserID: u.ID, Session: res2.Session.Hash}); err != nil {
+		t.Fatalf("Logout: %v", err)
+	}
+	if _, err := g2.Authenticate(ctx, res2.Token); !errors.Is(err, guard.ErrUnauthenticated) {
+		t.Fatalf("Authenticate after Logout: %v, want ErrUnauthenticated", err)
+	}
+
+	// Fail closed: with the store gone, the request check is an error,
+	// never a success and never "not signed in".
+	res3, err := g2.Login(ctx, guard.LoginRequest{Tenant: "acme", Email: "alice@example.com", Password: alicePW})
+	if err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	if err := st2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g2.Authenticate(ctx, res3.Token); !errors.Is(err, guard.ErrUnavailable) {
+		t.Fatalf("Authenticate on a closed store: %v, want ErrUnavailable", err)
+	}
+	if _, err := g2.Login(ctx, guard.LoginRequest{Tenant: "acme", Email: "alice@example.com", Password: alicePW}); err == nil {
+		t.Fatal("Login on a closed store succeeded")
+	}
+}
+
+// Ring-fenced tenants open one file each: many Stores at once, each with
+// its own data, and Close gives back every file descriptor.
+func TestManyStoresOpenAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	const n = 40
+	fdsBefore := openFDs(t)
+	stores := make([]*sqlitestore.Store, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			s, err := sqlitestore.Open(context.Background(), filepath.Join(dir, fmt.Sprintf("tenant-%d.db", i)))
+			if err != nil {
+				t.Errorf("Open %d: %v", i, err)
+				return
+			}
+			stores[i] = s
+			if err := s.Migrate(context.Background()); err != nil {
+				t.Errorf("Migrate %d: %v", i, err)
+				return
+			}
+			now := t0.Add(time.Duration(i) * time.Second)
+			sess := session.Session{Hash: session.Hash{byte(i)}, Tenant: fmt.Sprint("tenant-", i), UserID: "u",
+				CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour), IdleTimeout: time.Hour}
+			if _, err := s.Sessions.Create(context.Background(), sess, session.Limit{Max: 1}); err != nil {
+				t.Errorf("Create %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		for _, s := range stores {
+			if s != nil {
+				s.Close()
+			}
+		}
+		t.FailNow()
+	}
+	// Each file holds its own tenant only.
+	for i, s := range stores {
+		for j := range n {
+			_, err := s.Sessions.Lookup(context.Background(), session.Hash{byte(j)})
+			if (i == j) != (err == nil) {
+				t.Fatalf("store %d, Lookup of tenant %d's session: %v", i, j, err)
+			}
+		}
+	}
+	if fdsBefore >= 0 && openFDs(t) <= fdsBefore {
+		t.Errorf("no file descriptors held by %d open stores?", n)
+	}
+	for _, s := range stores {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
+	if fdsBefore >= 0 {
+		if after := openFDs(t); after > fdsBefore {
+			t.Errorf("%d file descriptors open after closing every store, %d before", after, fdsBefore)
+		}
+	}
+}
+
+// openFDs counts this process's open file descriptors (-1 where /proc is
+// not available).
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}

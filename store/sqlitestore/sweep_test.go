@@ -1,0 +1,161 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/session"
+	"github.com/guardhq/guard/store/sqlitestore"
+)
+
+// The stores keep only what is still needed: forgotten throttle records and
+// sessions that are no longer live are deleted.
+
+var sweepLimit = auth.Limit{Max: 3, ResetAfter: time.Hour, LockFor: time.Minute, MaxLockFor: time.Minute}
+
+// permanentLimit locks a key for good at its second lock.
+var permanentLimit = auth.Limit{Max: 1, ResetAfter: time.Hour, LockFor: time.Minute, MaxLockFor: time.Minute, PermanentAfter: 1}
+
+func mustLen(t *testing.T, what string, n int, err error, want int) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if n != want {
+		t.Fatalf("%s = %d, want %d", what, n, want)
+	}
+}
+
+func reserve(t *testing.T, s *sqlitestore.Store, key string, at time.Time, lim auth.Limit) auth.Reservation {
+	t.Helper()
+	r, err := s.Throttle.Reserve(context.Background(), key, at, lim)
+	if err != nil {
+		t.Fatalf("Reserve(%s): %v", key, err)
+	}
+	return r
+}
+
+func TestThrottleSweep(t *testing.T) {
+	s := openStore(t)
+	sqlitestore.SetSweepEvery(s, 0)
+	ctx := context.Background()
+	for i := range 100 {
+		reserve(t, s, fmt.Sprint("ip:", i), t0.Add(time.Duration(i)*time.Second), sweepLimit)
+	}
+	reserve(t, s, "perm", t0, permanentLimit)
+	if r := reserve(t, s, "perm", t0.Add(2*time.Minute), permanentLimit); !r.Permanent {
+		t.Fatalf("second lock = %+v, want permanent", r)
+	}
+	n, err := s.Throttle.Len(ctx)
+	mustLen(t, "Len", n, err, 101)
+
+	// Within ResetAfter of their last attempt, nothing is forgotten.
+	d, err := s.Throttle.Sweep(ctx, t0.Add(time.Hour))
+	mustLen(t, "Sweep an hour later", int(d), err, 1) // ip:0 reached ResetAfter exactly
+	if st, err := s.Throttle.Peek(ctx, "ip:1", t0.Add(time.Hour), sweepLimit); err != nil || st.Failures != 1 {
+		t.Fatalf("Peek of a kept key = %+v, %v", st, err)
+	}
+	d, err = s.Throttle.Sweep(ctx, t0.Add(3*time.Hour))
+	mustLen(t, "Sweep three hours later", int(d), err, 99)
+	n, err = s.Throttle.Len(ctx)
+	mustLen(t, "Len after sweeping", n, err, 1)
+	// The permanent lock is kept until Reset.
+	if st, err := s.Throttle.Peek(ctx, "perm", t0.Add(1000*time.Hour), permanentLimit); err != nil || !st.Permanent {
+		t.Fatalf("Peek of the permanent key = %+v, %v", st, err)
+	}
+	if err := s.Throttle.Reset(ctx, "perm"); err != nil {
+		t.Fatal(err)
+	}
+	n, err = s.Throttle.Len(ctx)
+	mustLen(t, "Len after Reset", n, err, 0)
+}
+
+func TestThrottleSweepsWhileReserving(t *testing.T) {
+	// Every 10th Reserve sweeps: an attacker spraying new keys cannot
+	// grow the table beyond what is still within ResetAfter.
+	s := openStore(t)
+	sqlitestore.SetSweepEvery(s, 10)
+	ctx := context.Background()
+	for round := range 5 {
+		at := t0.Add(time.Duration(round) * 2 * time.Hour)
+		for i := range 10 {
+			reserve(t, s, fmt.Sprintf("ip:%d:%d", round, i), at, sweepLimit)
+		}
+		n, err := s.Throttle.Len(ctx)
+		mustLen(t, fmt.Sprint("Len after round ", round), n, err, 10)
+	}
+}
+
+func mkSession(i int, user string, at time.Time, idle time.Duration) session.Session {
+	return session.Session{Hash: session.Hash{byte(i), 1}, Tenant: "acme", UserID: user, CreatedAt: at, LastSeen: at,
+		ExpiresAt: at.Add(7 * 24 * time.Hour), IdleTimeout: idle}
+}
+
+func TestSessionsDeleteExpired(t *testing.T) {
+	s := openStore(t)
+	sqlitestore.SetSweepEvery(s, 0)
+	ctx := context.Background()
+	create := func(ss session.Session) {
+		t.Helper()
+		if _, err := s.Sessions.Create(ctx, ss, session.Limit{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idle := mkSession(1, "a", t0, time.Hour)
+	subMicro := mkSession(2, "b", t0, time.Hour+500*time.Nanosecond) // live until 500 ns after the hour
+	touched := mkSession(3, "c", t0, time.Hour)
+	absolute := mkSession(4, "d", t0, 24*time.Hour)
+	absolute.ExpiresAt = t0.Add(10 * time.Minute)
+	for _, ss := range []session.Session{idle, subMicro, touched, absolute} {
+		create(ss)
+	}
+	if err := s.Sessions.Touch(ctx, touched.Hash, t0.Add(30*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		at   time.Time
+		gone []session.Session
+	}{
+		{t0.Add(10*time.Minute - time.Microsecond), nil},
+		{t0.Add(10 * time.Minute), []session.Session{absolute}},
+		{t0.Add(time.Hour - time.Microsecond), nil},
+		{t0.Add(time.Hour), []session.Session{idle}},
+		{t0.Add(time.Hour + time.Microsecond), []session.Session{subMicro}},
+		{t0.Add(90*time.Minute - time.Microsecond), nil},
+		{t0.Add(90 * time.Minute), []session.Session{touched}},
+	}
+	left := 4
+	for _, st := range steps {
+		n, err := s.Sessions.DeleteExpired(ctx, st.at)
+		mustLen(t, fmt.Sprint("DeleteExpired at +", st.at.Sub(t0)), int(n), err, len(st.gone))
+		for _, g := range st.gone {
+			if _, err := s.Sessions.Lookup(ctx, g.Hash); err == nil {
+				t.Fatalf("session of %s still stored at +%v", g.UserID, st.at.Sub(t0))
+			}
+		}
+		left -= len(st.gone)
+		n2, err := s.Sessions.Len(ctx)
+		mustLen(t, "Len", n2, err, left)
+	}
+}
+
+func TestSessionsSweepWhileCreating(t *testing.T) {
+	s := openStore(t)
+	sqlitestore.SetSweepEvery(s, 5)
+	ctx := context.Background()
+	for i := range 4 {
+		if _, err := s.Sessions.Create(ctx, mkSession(i, fmt.Sprint("u", i), t0, time.Hour), session.Limit{Max: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The fifth Create, two hours later, sweeps the four idle sessions
+	// of users who never came back.
+	if _, err := s.Sessions.Create(ctx, mkSession(9, "u9", t0.Add(2*time.Hour), time.Hour), session.Limit{Max: 1}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Sessions.Len(ctx)
+	mustLen(t, "Len after the sweep", n, err, 1)
+}
