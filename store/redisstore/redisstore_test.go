@@ -29,9 +29,18 @@ func newClient(t testing.TB, hooks ...redis.Hook) *redis.Client {
 // t ends, so that tests and test packages can share one server.
 func newPrefix(t testing.TB, c *redis.Client) string {
 	t.Helper()
+	return cleanPrefix(t, c, "guardtest:"+randomHex()+":")
+}
+
+func randomHex() string {
 	var b [8]byte
 	rand.Read(b[:])
-	prefix := "guardtest:" + hex.EncodeToString(b[:]) + ":"
+	return hex.EncodeToString(b[:])
+}
+
+// cleanPrefix deletes the keys under prefix when t ends, and returns it.
+func cleanPrefix(t testing.TB, c *redis.Client, prefix string) string {
+	t.Helper()
 	t.Cleanup(func() {
 		ctx := context.Background()
 		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
@@ -75,3 +84,16 @@ func newSessions(t *testing.T) sessiontest.Store {
 func TestSessions(t *testing.T) { sessiontest.Run(t, newSessions) }
 
 func TestSessionsConcurrent(t *testing.T) { sessiontest.RunConcurrent(t, newSessions) }
+
+// TestSessionsHashTagPrefix runs the suite with a prefix holding a hash
+// tag, as Redis Cluster needs (see the package documentation).
+func TestSessionsHashTagPrefix(t *testing.T) {
+	sessiontest.Run(t, func(t *testing.T) sessiontest.Store {
+		c := newClient(t)
+		s, err := redisstore.New(c, redisstore.Options{Prefix: cleanPrefix(t, c, "{guardtest:"+randomHex()+"}:")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
