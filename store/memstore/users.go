@@ -72,8 +72,11 @@ func (s *Users) UserByEmail(_ context.Context, tenant, email string) (auth.User,
 	return copyUser(s.byID[userRef{tenant, id}]), nil
 }
 
-// ListUsers implements auth.UserStore.
+// ListUsers implements auth.UserStore. A limit below 1 returns no users.
 func (s *Users) ListUsers(_ context.Context, tenant, after string, limit int) ([]auth.User, error) {
+	if limit < 1 {
+		return nil, nil
+	}
 	s.mu.RLock()
 	var out []auth.User
 	for k, u := range s.byID {
@@ -83,7 +86,7 @@ func (s *Users) ListUsers(_ context.Context, tenant, after string, limit int) ([
 	}
 	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b auth.User) int { return strings.Compare(a.ID, b.ID) })
-	if limit > 0 && len(out) > limit {
+	if len(out) > limit {
 		out = out[:limit]
 	}
 	return out, nil

@@ -1,0 +1,478 @@
+package authtest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/guardhq/guard/auth"
+)
+
+// attempts is how many goroutines race on one key or one user.
+var attempts = []int{50, 200}
+
+func runThrottleConcurrent(t *testing.T, newStore func(t *testing.T) auth.ThrottleStore) {
+	t.Helper()
+	// The lockout invariant: n parallel attempts on one key get exactly
+	// Max reservations, then the key is locked and nothing more counts.
+	for _, n := range attempts {
+		for _, most := range []int{1, 5} {
+			t.Run(fmt.Sprintf("ReserveOneKey/%dAttemptsMax%d", n, most), func(t *testing.T) {
+				st := newStore(t)
+				lim := auth.Limit{Max: most, ResetAfter: hour, LockFor: mn, MaxLockFor: hour}
+				// Each attempt has its own now, a microsecond apart, all
+				// well within the lock.
+				at := func(i int) time.Time { return base.Add(time.Duration(i) * us) }
+				res := make([]auth.Reservation, n)
+				parallel(n, func(i int) {
+					r, err := st.Reserve(t.Context(), defaultKey, at(i), lim)
+					if err != nil {
+						t.Errorf("Reserve %d: %v", i, err)
+					}
+					res[i] = r
+				})
+				if t.Failed() {
+					return
+				}
+				checkOneKey(t, st, defaultKey, lim, res, at)
+			})
+		}
+	}
+	t.Run("ReserveManyKeys", func(t *testing.T) {
+		st := newStore(t)
+		const keys, each = 20, 20
+		lim := auth.Limit{Max: 3, ResetAfter: hour, LockFor: mn, MaxLockFor: hour}
+		key := func(k int) string { return fmt.Sprintf("ip:198.51.100.%d", k) }
+		at := func(i int) time.Time { return base.Add(time.Duration(i) * us) }
+		res := make([]auth.Reservation, keys*each)
+		parallel(keys*each, func(i int) {
+			r, err := st.Reserve(t.Context(), key(i%keys), at(i), lim)
+			if err != nil {
+				t.Errorf("Reserve %d: %v", i, err)
+			}
+			res[i] = r
+		})
+		if t.Failed() {
+			return
+		}
+		for k := range keys {
+			var mine []auth.Reservation
+			for i := k; i < len(res); i += keys {
+				mine = append(mine, res[i])
+			}
+			t.Run(key(k), func(t *testing.T) {
+				checkOneKey(t, st, key(k), lim, mine, func(j int) time.Time { return at(k + j*keys) })
+			})
+		}
+	})
+	t.Run("ReleaseNeverNegative", func(t *testing.T) {
+		st := newStore(t)
+		lim := auth.Limit{Max: 10, ResetAfter: hour, LockFor: mn, MaxLockFor: hour}
+		for range 3 {
+			mustReserve(t, st, defaultKey, base, lim)
+		}
+		parallel(attempts[0], func(int) {
+			if err := st.Release(t.Context(), defaultKey); err != nil {
+				t.Errorf("Release: %v", err)
+			}
+		})
+		if s := mustPeek(t, st, defaultKey, base, lim); s != (auth.State{}) {
+			t.Errorf("Peek after more Releases than Reserves = %+v, want the zero State", s)
+		}
+		for i := 1; i <= lim.Max; i++ {
+			r := mustReserve(t, st, defaultKey, base, lim)
+			if !r.Allowed || r.Failures != i || r.Locks != (i == lim.Max) {
+				t.Fatalf("Reserve %d after the Releases = %+v; want Failures %d, locking only at Max %d", i, r, i, lim.Max)
+			}
+		}
+	})
+	t.Run("ReserveAndReleaseBalance", func(t *testing.T) {
+		// Each goroutine gives back its own reservation: none is lost.
+		st := newStore(t)
+		n := attempts[len(attempts)-1]
+		lim := auth.Limit{Max: n + 1, ResetAfter: hour, LockFor: mn, MaxLockFor: hour}
+		parallel(n, func(i int) {
+			r, err := st.Reserve(t.Context(), defaultKey, base, lim)
+			if err != nil || !r.Allowed || r.Failures < 1 || r.Failures > n {
+				t.Errorf("Reserve %d = %+v, %v; want allowed with Failures 1 to %d", i, r, err, n)
+			}
+			if err := st.Release(t.Context(), defaultKey); err != nil {
+				t.Errorf("Release %d: %v", i, err)
+			}
+		})
+		if s := mustPeek(t, st, defaultKey, base, lim); s.Failures != 0 {
+			t.Errorf("Failures = %d after %d Reserves each Released, want 0", s.Failures, n)
+		}
+	})
+}
+
+// checkOneKey checks the reservations res of one key, made at at(i) under
+// lim in parallel from a zero record: exactly Max were allowed, with
+// Failures 1 to Max, the one with Failures Max started lock 1, every other
+// one was refused under that lock, and Peek reports it.
+func checkOneKey(t *testing.T, st auth.ThrottleStore, key string, lim auth.Limit, res []auth.Reservation, at func(i int) time.Time) {
+	t.Helper()
+	var failures []int
+	var locker auth.Reservation
+	lockers := 0
+	for i, r := range res {
+		if r.Allowed {
+			failures = append(failures, r.Failures)
+		}
+		if r.Locks {
+			lockers++
+			locker = r
+			if want := at(i).Add(lim.LockFor); !r.LockedUntil.Equal(want) || r.Failures != lim.Max || r.Lockouts != 1 || r.Permanent {
+				t.Errorf("the locking Reserve = %+v; want Failures %d, lock 1 until %v", r, lim.Max, want)
+			}
+		}
+	}
+	slices.Sort(failures)
+	want := make([]int, lim.Max)
+	for i := range want {
+		want[i] = i + 1
+	}
+	if !slices.Equal(failures, want) {
+		t.Fatalf("%d parallel Reserves allowed %d, with Failures %v; want exactly Max = %d, with Failures %v",
+			len(res), len(failures), failures, lim.Max, want)
+	}
+	if lockers != 1 {
+		t.Fatalf("%d Reserves started a lock, want exactly 1", lockers)
+	}
+	for i, r := range res {
+		if !r.Allowed && (!r.LockedUntil.Equal(locker.LockedUntil) || r.Lockouts != 1 || r.Failures != 0 || r.Permanent || r.Locks) {
+			t.Errorf("refused Reserve %d = %+v; want the lock until %v, Lockouts 1", i, r, locker.LockedUntil)
+		}
+	}
+	now := at(len(res))
+	s := mustPeek(t, st, key, now, lim)
+	if s.Failures != 0 || s.Lockouts != 1 || s.Permanent || !s.LockedUntil.Equal(locker.LockedUntil) {
+		t.Errorf("Peek = %+v, want lock 1 until %v and no failures", s, locker.LockedUntil)
+	}
+}
+
+func mustReserve(t *testing.T, st auth.ThrottleStore, key string, now time.Time, lim auth.Limit) auth.Reservation {
+	t.Helper()
+	r, err := st.Reserve(t.Context(), key, now, lim)
+	if err != nil {
+		t.Fatalf("Reserve(%q): %v", key, err)
+	}
+	return r
+}
+
+func mustPeek(t *testing.T, st auth.ThrottleStore, key string, now time.Time, lim auth.Limit) auth.State {
+	t.Helper()
+	s, err := st.Peek(t.Context(), key, now, lim)
+	if err != nil {
+		t.Fatalf("Peek(%q): %v", key, err)
+	}
+	return s
+}
+
+func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
+	t.Helper()
+	for _, m := range attempts {
+		t.Run(fmt.Sprintf("CreateSameEmail/%d", m), func(t *testing.T) {
+			c := &userChecker{t: t, st: newStore(t)}
+			us := make([]auth.User, m)
+			for i := range us {
+				us[i] = mkUser("t", fmt.Sprint("u", i))
+				us[i].Email = "same@example.com"
+			}
+			won := c.race(us, auth.ErrDuplicateEmail)
+			c.wantAll("t", won)
+		})
+	}
+	n := attempts[0]
+	t.Run("CreateSameID", func(t *testing.T) {
+		c := &userChecker{t: t, st: newStore(t)}
+		us := make([]auth.User, n)
+		for i := range us {
+			us[i] = mkUser("t", "same")
+			us[i].Email = fmt.Sprintf("u%d@example.com", i)
+		}
+		won := c.race(us, auth.ErrDuplicateID)
+		for _, u := range us {
+			if u.Email != won.Email {
+				c.wantNoEmail("t", u.Email)
+			}
+		}
+		c.wantAll("t", won)
+	})
+	t.Run("CreateDistinct", func(t *testing.T) {
+		c := &userChecker{t: t, st: newStore(t)}
+		us := make([]auth.User, n)
+		for i := range us {
+			// Two tenants, and the same email in both.
+			us[i] = mkUser(fmt.Sprint("t", i%2), fmt.Sprint("u", i))
+			us[i].Email = fmt.Sprintf("u%d@example.com", i/2)
+		}
+		parallel(n, func(i int) {
+			if err := c.st.CreateUser(t.Context(), us[i]); err != nil {
+				t.Errorf("CreateUser(%s): %v", ref(us[i]), err)
+			}
+		})
+		var t0, t1 []auth.User
+		for i, u := range us {
+			if i%2 == 0 {
+				t0 = append(t0, u)
+			} else {
+				t1 = append(t1, u)
+			}
+		}
+		c.wantAll("t0", t0...)
+		c.wantAll("t1", t1...)
+	})
+	t.Run("DeleteOnce", func(t *testing.T) {
+		c := &userChecker{t: t, st: newStore(t)}
+		c.create(mkUser("t", "u"))
+		var wins atomic.Int32
+		parallel(n, func(i int) {
+			err := c.st.DeleteUser(t.Context(), "t", "u")
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case !errors.Is(err, auth.ErrNotFound):
+				t.Errorf("DeleteUser %d: %v, want nil or ErrNotFound", i, err)
+			}
+		})
+		if w := wins.Load(); w != 1 {
+			t.Errorf("the user was deleted %d times, want exactly once", w)
+		}
+		c.wantNoID("t", "u")
+	})
+	t.Run("RehashOnce", func(t *testing.T) {
+		// Logins that all read the same old hash race to replace it.
+		c := &userChecker{t: t, st: newStore(t)}
+		u := mkUser("t", "u")
+		u.PasswordHistory = hashes("h1")
+		c.create(u)
+		var mu sync.Mutex
+		var won []string
+		parallel(n, func(i int) {
+			h := hashOf(fmt.Sprint("rehash-", i))
+			err := c.st.RehashPassword(t.Context(), "t", "u", u.PasswordHash, h)
+			switch {
+			case err == nil:
+				mu.Lock()
+				won = append(won, h)
+				mu.Unlock()
+			case !errors.Is(err, auth.ErrConflict):
+				t.Errorf("RehashPassword %d: %v, want nil or ErrConflict", i, err)
+			}
+		})
+		if len(won) != 1 {
+			t.Fatalf("%d RehashPasswords succeeded, want exactly 1", len(won))
+		}
+		u.PasswordHash = won[0]
+		c.wantUser(u)
+	})
+	for _, keep := range []int{3, n + 1} {
+		t.Run(fmt.Sprintf("SetPasswordHistory/keep%d", keep), func(t *testing.T) {
+			c := &userChecker{t: t, st: newStore(t)}
+			u := mkUser("t", "u")
+			c.create(u)
+			at := func(i int) time.Time { return base.Add(time.Duration(i+1) * us) }
+			parallel(n, func(i int) {
+				if err := c.st.SetPassword(t.Context(), "t", "u", hashOf(fmt.Sprint("p", i)), at(i), keep); err != nil {
+					t.Errorf("SetPassword %d: %v", i, err)
+				}
+			})
+			got := c.get("t", "u")
+			// Every call replaced one hash: the history is as long as keep
+			// allows, each hash was set once, and no replaced hash is
+			// lost.
+			valid := map[string]time.Time{u.PasswordHash: u.PasswordChangedAt}
+			for i := range n {
+				valid[hashOf(fmt.Sprint("p", i))] = at(i)
+			}
+			all := append([]string{got.PasswordHash}, got.PasswordHistory...)
+			seen := make(map[string]bool)
+			for _, h := range all {
+				if _, ok := valid[h]; !ok || seen[h] {
+					t.Fatalf("hash %s and history %s: %s is unknown or repeated",
+						hashLabel(got.PasswordHash), hashLabels(got.PasswordHistory), hashLabel(h))
+				}
+				seen[h] = true
+			}
+			if want := min(keep, n); len(got.PasswordHistory) != want {
+				t.Errorf("history has %d hashes, want %d: %s", len(got.PasswordHistory), want, hashLabels(got.PasswordHistory))
+			}
+			if got.PasswordHash == u.PasswordHash {
+				t.Errorf("the first password is still current")
+			}
+			if !got.PasswordChangedAt.Equal(valid[got.PasswordHash]) {
+				t.Errorf("PasswordChangedAt %v is not that of the current hash %s, %v",
+					got.PasswordChangedAt, hashLabel(got.PasswordHash), valid[got.PasswordHash])
+			}
+			if keep > n && (len(seen) != n+1 || got.PasswordHistory[n-1] != u.PasswordHash) {
+				t.Errorf("with room for every hash, history %s must end with the first password %s",
+					hashLabels(got.PasswordHistory), hashLabel(u.PasswordHash))
+			}
+		})
+	}
+	t.Run("UpdatesLoseNothing", func(t *testing.T) {
+		// Each method changes only its own fields, so updates of different
+		// fields racing on one user all survive.
+		c := &userChecker{t: t, st: newStore(t)}
+		u := mkUser("t", "u")
+		c.create(u)
+		const rounds = 30
+		loginAt := func(i int) time.Time { return base.Add(time.Duration(i) * mn) }
+		pwAt := func(i int) time.Time { return base.Add(time.Duration(i) * sec) }
+		status := func(i int) auth.Status {
+			if i%2 == rounds%2 {
+				return auth.StatusActive
+			}
+			return auth.StatusDeactivated
+		}
+		parallel(3, func(g int) {
+			for i := range rounds {
+				var err error
+				switch g {
+				case 0:
+					err = c.st.SetStatus(t.Context(), "t", "u", status(i))
+				case 1:
+					var got auth.User
+					got, err = c.st.RecordLogin(t.Context(), "t", "u", loginAt(i))
+					if err == nil && !got.LastLoginAt.Equal(loginAt(i)) {
+						t.Errorf("RecordLogin(%v) returned LastLoginAt %v", loginAt(i), got.LastLoginAt)
+					}
+				case 2:
+					err = c.st.SetPassword(t.Context(), "t", "u", hashOf(fmt.Sprint("p", i)), pwAt(i), rounds+1)
+				}
+				if err != nil {
+					t.Errorf("goroutine %d, round %d: %v", g, i, err)
+					return
+				}
+			}
+		})
+		u.Status = status(rounds - 1)
+		u.LastLoginAt = loginAt(rounds - 1)
+		u.PasswordHash, u.PasswordChangedAt = hashOf(fmt.Sprint("p", rounds-1)), pwAt(rounds-1)
+		u.PasswordHistory = []string{hashOf("u-0")}
+		for i := range rounds - 1 {
+			u.PasswordHistory = append([]string{hashOf(fmt.Sprint("p", i))}, u.PasswordHistory...)
+		}
+		if u.Status != auth.StatusDeactivated {
+			t.Fatal("suite bug: the last status must differ from the first")
+		}
+		c.wantUser(u)
+	})
+	t.Run("RecordLoginReturnsStateAfterIt", func(t *testing.T) {
+		// One goroutine records logins one after another while another
+		// changes the password one version after another and reads the
+		// user back. If the reader saw login k but not k+1, then login
+		// k+1 was applied after that password change, and the user it
+		// returned must have that password or a later one.
+		c := &userChecker{t: t, st: newStore(t)}
+		u := mkUser("t", "u")
+		u.PasswordHash = hashOf("v0")
+		c.create(u)
+		const logins, changes = 100, 100
+		loginAt := func(k int) time.Time { return base.Add(time.Duration(k+1) * sec) }
+		version := func(h string) int {
+			var v int
+			if _, err := fmt.Sscanf(hashLabel(h), "v%d", &v); err != nil {
+				t.Errorf("unexpected hash %s", hashLabel(h))
+			}
+			return v
+		}
+		returned := make([]int, logins) // password version each login returned
+		seen := make([]int, changes+1)  // last login the reader saw after change j, -1 for none
+		parallel(2, func(g int) {
+			if g == 0 {
+				for k := range logins {
+					got, err := c.st.RecordLogin(t.Context(), "t", "u", loginAt(k))
+					if err != nil {
+						t.Errorf("RecordLogin: %v", err)
+						return
+					}
+					returned[k] = version(got.PasswordHash)
+				}
+				return
+			}
+			for j := 1; j <= changes; j++ {
+				if err := c.st.SetPassword(t.Context(), "t", "u", hashOf(fmt.Sprint("v", j)), base, 0); err != nil {
+					t.Errorf("SetPassword: %v", err)
+					return
+				}
+				got, err := c.st.User(t.Context(), "t", "u")
+				if err != nil {
+					t.Errorf("User: %v", err)
+					return
+				}
+				seen[j] = -1
+				if !got.LastLoginAt.IsZero() {
+					seen[j] = int(got.LastLoginAt.Sub(base)/sec) - 1
+				}
+			}
+		})
+		if t.Failed() {
+			return
+		}
+		for j := 1; j <= changes; j++ {
+			if k := seen[j] + 1; k < logins && returned[k] < j {
+				t.Fatalf("RecordLogin %d was applied after password version %d was set and read back, but returned version %d", k, j, returned[k])
+			}
+		}
+	})
+	t.Run("RecordLoginSeesStatus", func(t *testing.T) {
+		// A RecordLogin that starts after SetStatus returned sees the new
+		// status, and each returns the user as its own update left it.
+		c := &userChecker{t: t, st: newStore(t)}
+		c.create(mkUser("t", "u"))
+		var deactivated atomic.Bool
+		parallel(n+1, func(i int) {
+			if i == n/2 {
+				if err := c.st.SetStatus(t.Context(), "t", "u", auth.StatusDeactivated); err != nil {
+					t.Errorf("SetStatus: %v", err)
+				}
+				deactivated.Store(true)
+				return
+			}
+			at := base.Add(time.Duration(i) * sec)
+			after := deactivated.Load()
+			got, err := c.st.RecordLogin(t.Context(), "t", "u", at)
+			switch {
+			case err != nil:
+				t.Errorf("RecordLogin %d: %v", i, err)
+			case !got.LastLoginAt.Equal(at):
+				t.Errorf("RecordLogin(%v) returned LastLoginAt %v", at, got.LastLoginAt)
+			case after && got.Status != auth.StatusDeactivated:
+				t.Errorf("RecordLogin %d started after SetStatus returned, but returned status %q", i, got.Status)
+			}
+		})
+		if got := c.get("t", "u"); got.Status != auth.StatusDeactivated {
+			t.Errorf("Status = %q, want deactivated", got.Status)
+		}
+	})
+}
+
+// race creates us in parallel and checks that exactly one succeeds and
+// every other fails with lose. It returns the winner, stored as given.
+func (c *userChecker) race(us []auth.User, lose error) auth.User {
+	c.t.Helper()
+	var mu sync.Mutex
+	var won []auth.User
+	parallel(len(us), func(i int) {
+		err := c.st.CreateUser(c.t.Context(), us[i])
+		switch {
+		case err == nil:
+			mu.Lock()
+			won = append(won, us[i])
+			mu.Unlock()
+		case !errors.Is(err, lose):
+			c.t.Errorf("CreateUser(%s) = %v, want nil or %v", ref(us[i]), err, lose)
+		}
+	})
+	if len(won) != 1 {
+		c.t.Fatalf("%d CreateUsers succeeded, want exactly 1: %s", len(won), refs(won))
+	}
+	c.wantUser(won[0])
+	return won[0]
+}

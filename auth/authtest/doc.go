@@ -1,0 +1,70 @@
+// Package authtest checks that a backend keeps the contracts of
+// auth.UserStore, auth.UserUpdater and auth.ThrottleStore. Every backend's
+// tests call Run and RunConcurrent with the stores it provides; a nil field
+// of Stores is not tested, so a backend that keeps only throttle counters
+// (Redis) runs only that half:
+//
+//	func newUsers(*testing.T) authtest.Users { return memstore.NewUsers() }
+//
+//	func newThrottle(*testing.T) auth.ThrottleStore { return memstore.NewThrottle(0) }
+//
+//	var stores = authtest.Stores{Users: newUsers, Throttle: newThrottle}
+//
+//	func TestAuthStores(t *testing.T)           { authtest.Run(t, stores) }
+//	func TestAuthStoresConcurrent(t *testing.T) { authtest.RunConcurrent(t, stores) }
+//
+// Each sentence of the interfaces' doc comments has a named subtest. Every
+// subtest asks Stores for a fresh, empty store and needs nothing else from
+// it.
+//
+// # Time
+//
+// The suite never reads the clock. Its times are fixed, in the year 2099,
+// with digits down to the microsecond, so a store that expires throttle
+// keys by its own clock (a Redis TTL, for example) keeps them for the
+// length of the test, and a store that judges expiry by its own clock
+// instead of the now it is given fails. Times must come back as the same
+// instant (time.Time.Equal) to the microsecond; the location may differ. A
+// zero time must come back as a zero time.
+//
+// # The throttle
+//
+// Reserve, Release, Reset and Peek are checked step by step against a
+// model: auth.Record updated with auth.Limit.Apply for Reserve, with
+// Failures decremented but never below zero for Release, and dropped for
+// Reset; Peek must report auth.StateOf the model. Every Reservation and
+// State field must be equal, LockedUntil to the microsecond. The limit is
+// an argument of every call and may differ between calls for one key. The
+// suite cannot see how much memory a store holds: each backend tests
+// itself that forgotten keys are dropped (memstore does, with Throttle.Len).
+//
+// # Clarifications
+//
+// The doc comments leave a few points open; the suite checks these
+// readings:
+//
+//   - ListUsers orders ids byte by byte (Go's string order), whatever the
+//     engine's collation: after is compared the same way, so paging
+//     neither skips nor repeats a user. A limit of 0 returns no users; a
+//     negative limit is not tested.
+//   - A nil and an empty PasswordHistory are equal.
+//   - SetPassword on a user without a password (PasswordHash "") pushes
+//     nothing: there is no replaced hash to remember. A negative keep is
+//     not tested.
+//   - CreateUser of a user whose email and id are both taken may return
+//     either ErrDuplicateEmail or ErrDuplicateID; it stores nothing.
+//   - RecordLogin sets LastLoginAt to at even when at is earlier than the
+//     stored value.
+//   - Release keeps the time of the last counted reservation (Record.Last):
+//     giving back an attempt does not make the key be forgotten sooner.
+//   - String fields hold valid UTF-8 without NUL bytes (which PostgreSQL
+//     text cannot hold); ids, emails and names of the maximum sizes in
+//     package auth must fit.
+//
+// RunConcurrent hammers one store from many goroutines and checks that each
+// method is one atomic step: N parallel attempts on one key never get more
+// than Limit.Max reservations before the lock, Releases never take a count
+// below zero or lose one, emails and ids stay unique, a rehash wins once,
+// concurrent updates of a user lose nothing, and RecordLogin returns the
+// user as its own update left it.
+package authtest

@@ -1,0 +1,855 @@
+package authtest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/guardhq/guard/auth"
+)
+
+// phcPrefix makes the suite's stand-in hashes look like PHC strings;
+// stores treat hashes as opaque strings.
+const phcPrefix = "$argon2id$v=19$m=19456,t=2,p=1$YXV0aHRlc3Q$"
+
+// hashOf returns a stand-in password hash for label, so failures name
+// hashes by label.
+func hashOf(label string) string { return phcPrefix + label }
+
+// hashLabel is the label of a hash made by hashOf.
+func hashLabel(h string) string {
+	if l, ok := strings.CutPrefix(h, phcPrefix); ok {
+		return l
+	}
+	return fmt.Sprintf("%q", h)
+}
+
+// hashes returns the hashes of labels, in order.
+func hashes(labels ...string) []string {
+	hs := make([]string, len(labels))
+	for i, l := range labels {
+		hs[i] = hashOf(l)
+	}
+	return hs
+}
+
+// mkUser returns an active user of tenant with email <id>@example.com, a
+// password (hash "<id>-0") and no history, created a day before base.
+func mkUser(tenant, id string) auth.User {
+	return auth.User{
+		ID:                id,
+		Tenant:            tenant,
+		Email:             id + "@example.com",
+		Name:              "User " + id,
+		Status:            auth.StatusActive,
+		PasswordHash:      hashOf(id + "-0"),
+		PasswordChangedAt: base.Add(-day),
+		CreatedAt:         base.Add(-day),
+	}
+}
+
+func runUsers(t *testing.T, newStore func(t *testing.T) Users) {
+	t.Helper()
+	runGroups(t, []group[*userChecker]{
+		{"CreateUser", createTests},
+		{"User", lookupTests},
+		{"ListUsers", listTests},
+		{"DeleteUser", deleteTests},
+		{"SetStatus", statusTests},
+		{"SetPassword", setPasswordTests},
+		{"RehashPassword", rehashTests},
+		{"RecordLogin", recordLoginTests},
+		{"MissingUser", missingTests},
+		{"Copies", copyTests},
+		{"Tenants", userTenantTests},
+	}, func(t *testing.T) *userChecker { return &userChecker{t: t, st: newStore(t)} })
+}
+
+var createTests = []test[*userChecker]{
+	{"RoundTripEveryField", func(t *testing.T, c *userChecker) {
+		u := auth.User{
+			ID:           "user-1",
+			Tenant:       "tenant-ü",
+			Email:        "zoë.o'brien+guard@exämple.com",
+			Name:         "Zoë O'Brien-Łukasiewicz 山田",
+			Status:       auth.StatusActive,
+			PasswordHash: hashOf("current"),
+			// Newest first; the order must be kept, and a bcrypt hash of
+			// an imported user is an ordinary string.
+			PasswordHistory:   []string{hashOf("third"), "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy", hashOf("first")},
+			PasswordChangedAt: base.Add(-2*day + 7*time.Microsecond),
+			CreatedAt:         base.Add(-30*day + 123*time.Microsecond),
+			LastLoginAt:       base.Add(-time.Hour + 999*time.Microsecond),
+		}
+		c.create(u)
+		c.wantUser(u)
+		c.wantAll(u.Tenant, u)
+	}},
+	{"ZeroFieldsRoundTrip", func(t *testing.T, c *userChecker) {
+		// A user invited through SSO: no password, no history, never
+		// signed in, no name, and deactivated.
+		u := auth.User{
+			ID:        "sso-user",
+			Tenant:    "t",
+			Email:     "sso@example.com",
+			Status:    auth.StatusDeactivated,
+			CreatedAt: base,
+		}
+		c.create(u)
+		c.wantUser(u)
+		got := c.get(u.Tenant, u.ID)
+		if !got.LastLoginAt.IsZero() || !got.PasswordChangedAt.IsZero() {
+			t.Errorf("zero times came back as LastLoginAt %v, PasswordChangedAt %v", got.LastLoginAt, got.PasswordChangedAt)
+		}
+	}},
+	{"LongestFieldsRoundTrip", func(t *testing.T, c *userChecker) {
+		domain := strings.Repeat("d", 63) + "." + strings.Repeat("e", 63) + "." + strings.Repeat("f", 57) + ".com"
+		u := mkUser("t", strings.Repeat("i", auth.MaxIDBytes-2)+"ид"[:2])
+		u.Email = strings.Repeat("l", 64-len("ü")) + "ü" + "@" + domain
+		u.Name = strings.Repeat("é", auth.MaxNameBytes/2)
+		for i := range 24 {
+			u.PasswordHistory = append(u.PasswordHistory, hashOf(fmt.Sprintf("old-%02d-%s", i, strings.Repeat("x", 60))))
+		}
+		if len(u.ID) != auth.MaxIDBytes || len(u.Email) != auth.MaxEmailBytes || len(u.Name) != auth.MaxNameBytes {
+			t.Fatalf("suite bug: sizes %d, %d, %d", len(u.ID), len(u.Email), len(u.Name))
+		}
+		c.create(u)
+		c.wantUser(u)
+	}},
+	{"DuplicateEmailStoresNothing", func(t *testing.T, c *userChecker) {
+		a := mkUser("t", "a")
+		c.create(a)
+		b := mkUser("t", "b")
+		b.Email = a.Email
+		c.createErr(b, auth.ErrDuplicateEmail)
+		c.wantNoID("t", "b")
+		c.wantUser(a)
+		c.wantAll("t", a)
+	}},
+	{"DuplicateEmailAndIDStoresNothing", func(t *testing.T, c *userChecker) {
+		a := mkUser("t", "a")
+		c.create(a)
+		b := a
+		b.Name = "Another"
+		b.PasswordHash = hashOf("b")
+		c.createErr(b, auth.ErrDuplicateEmail, auth.ErrDuplicateID)
+		c.wantUser(a)
+		c.wantAll("t", a)
+	}},
+	{"DuplicateIDStoresNothing", func(t *testing.T, c *userChecker) {
+		a := mkUser("t", "a")
+		c.create(a)
+		b := mkUser("t", "b")
+		b.ID = a.ID
+		c.createErr(b, auth.ErrDuplicateID)
+		c.wantNoEmail("t", b.Email)
+		c.wantUser(a)
+		c.wantAll("t", a)
+	}},
+	{"SameEmailInAnotherTenant", func(t *testing.T, c *userChecker) {
+		a := mkUser("acme", "a")
+		b := mkUser("globex", "b")
+		b.Email = a.Email
+		c.create(a, b)
+		c.wantUser(a)
+		c.wantUser(b)
+	}},
+	{"SameIDInAnotherTenant", func(t *testing.T, c *userChecker) {
+		a := mkUser("acme", "42")
+		b := mkUser("globex", "42")
+		b.Email = "other@example.com"
+		b.Name = "Someone else"
+		c.create(a, b)
+		c.wantUser(a)
+		c.wantUser(b)
+	}},
+}
+
+var lookupTests = []test[*userChecker]{
+	{"UnknownIDNotFound", func(t *testing.T, c *userChecker) {
+		c.wantNoID("t", "a")
+		c.create(mkUser("t", "a"), mkUser("t", "ab"))
+		c.wantNoID("t", "b")
+		c.wantNoID("t", "")
+		c.wantNoID("t", "A")
+	}},
+	{"UnknownEmailNotFound", func(t *testing.T, c *userChecker) {
+		c.wantNoEmail("t", "a@example.com")
+		c.create(mkUser("t", "a"))
+		for _, e := range []string{"b@example.com", "a@example.co", "a@example.comm", "xa@example.com", ""} {
+			c.wantNoEmail("t", e)
+		}
+	}},
+	{"OtherTenantNotFound", func(t *testing.T, c *userChecker) {
+		a := mkUser("acme", "a")
+		c.create(a)
+		c.wantNoID("globex", a.ID)
+		c.wantNoEmail("globex", a.Email)
+		c.wantNoID("", a.ID)
+		c.wantNoEmail("", a.Email)
+	}},
+}
+
+// listIDs are ids whose byte order differs from most collations' order.
+var listIDs = []string{"B", "a", "Ab", "a-1", "a_1", "a1", "é", "z", "Z", "10", "9", "user-2", "user-10"}
+
+// sortedUsers creates one user of tenant per id, in the order given, and
+// returns them sorted by id.
+func (c *userChecker) sortedUsers(tenant string, ids ...string) []auth.User {
+	c.t.Helper()
+	us := make([]auth.User, len(ids))
+	for i, id := range ids {
+		us[i] = mkUser(tenant, id)
+		c.create(us[i])
+	}
+	slices.SortFunc(us, func(a, b auth.User) int { return strings.Compare(a.ID, b.ID) })
+	return us
+}
+
+var listTests = []test[*userChecker]{
+	{"OrderedByIDBytewise", func(t *testing.T, c *userChecker) {
+		all := c.sortedUsers("t", listIDs...)
+		c.wantList("t", "", 1000, all)
+	}},
+	{"AtMostLimit", func(t *testing.T, c *userChecker) {
+		all := c.sortedUsers("t", listIDs...)
+		for _, n := range []int{1, 2, 5, len(all) - 1, len(all), len(all) + 1} {
+			c.wantList("t", "", n, all[:min(n, len(all))])
+		}
+	}},
+	{"LimitZeroReturnsNone", func(t *testing.T, c *userChecker) {
+		c.sortedUsers("t", "a", "b")
+		c.wantList("t", "", 0, nil)
+	}},
+	{"StartsAfterGivenID", func(t *testing.T, c *userChecker) {
+		all := c.sortedUsers("t", listIDs...)
+		for i, u := range all {
+			c.wantList("t", u.ID, 1000, all[i+1:])
+			c.wantList("t", u.ID, 2, all[i+1:min(i+3, len(all))])
+		}
+	}},
+	{"AfterNeedNotBeAnID", func(t *testing.T, c *userChecker) {
+		all := c.sortedUsers("t", "b", "d", "f")
+		c.wantList("t", "a", 10, all)
+		c.wantList("t", "c", 10, all[1:])
+		c.wantList("t", "b\x01", 10, all[1:])
+		c.wantList("t", "e", 1, all[2:])
+		c.wantList("t", "g", 10, nil)
+		c.wantList("t", "\U0010FFFF", 10, nil)
+	}},
+	{"PagesCoverEveryUserOnce", func(t *testing.T, c *userChecker) {
+		all := c.sortedUsers("t", listIDs...)
+		for _, size := range []int{1, 2, 3, 5} {
+			var got []auth.User
+			after := ""
+			for range len(all) + 1 {
+				page, err := c.st.ListUsers(t.Context(), "t", after, size)
+				if err != nil {
+					t.Fatalf("ListUsers(%q, %d): %v", after, size, err)
+				}
+				if len(page) == 0 {
+					break
+				}
+				got = append(got, page...)
+				after = page[len(page)-1].ID
+			}
+			c.wantUsers(fmt.Sprintf("pages of %d", size), got, all)
+		}
+	}},
+	{"OnlyTheTenant", func(t *testing.T, c *userChecker) {
+		// Users of other tenants with ids on either side of and between
+		// this tenant's ids, one with the same id.
+		c.sortedUsers("s", "a", "c", "e")
+		c.sortedUsers("u", "b", "d", "f")
+		c.sortedUsers("", "a0", "c0")
+		c.sortedUsers("tt", "c")
+		mine := c.sortedUsers("t", "c", "d")
+		c.wantList("t", "", 1000, mine)
+		c.wantList("t", "", 1, mine[:1])
+		c.wantList("t", "a", 1000, mine)
+		c.wantList("t", "c", 1, mine[1:])
+		c.wantList("t", "d", 1000, nil)
+	}},
+	{"UnknownTenantEmpty", func(t *testing.T, c *userChecker) {
+		c.wantList("t", "", 10, nil)
+		c.sortedUsers("t", "a")
+		c.wantList("nowhere", "", 10, nil)
+		c.wantList("T", "", 10, nil)
+	}},
+}
+
+var deleteTests = []test[*userChecker]{
+	{"RemovesUser", func(t *testing.T, c *userChecker) {
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		c.create(a, b)
+		c.delete("t", "a")
+		c.wantNoID("t", "a")
+		c.wantNoEmail("t", a.Email)
+		c.wantUser(b)
+		c.wantAll("t", b)
+	}},
+	{"RemovesPasswordHistory", func(t *testing.T, c *userChecker) {
+		a := mkUser("t", "a")
+		a.PasswordHistory = hashes("old-2", "old-1")
+		c.create(a)
+		c.setPassword("t", "a", hashOf("new"), base, 5)
+		c.delete("t", "a")
+		// The same id and email again: nothing of the first user is left.
+		again := mkUser("t", "a")
+		again.PasswordHash = ""
+		again.PasswordChangedAt = time.Time{}
+		c.create(again)
+		c.wantUser(again)
+		c.setPassword("t", "a", hashOf("first"), base.Add(time.Hour), 5)
+		again.PasswordHash, again.PasswordChangedAt = hashOf("first"), base.Add(time.Hour)
+		c.wantUser(again)
+	}},
+	{"FreesEmail", func(t *testing.T, c *userChecker) {
+		a := mkUser("t", "a")
+		c.create(a)
+		c.delete("t", "a")
+		b := mkUser("t", "b")
+		b.Email = a.Email
+		c.create(b)
+		c.wantUser(b)
+		c.wantAll("t", b)
+	}},
+	{"UnknownNotFound", func(t *testing.T, c *userChecker) {
+		a := mkUser("acme", "a")
+		c.create(a)
+		c.deleteErr("acme", "b")
+		c.deleteErr("globex", "a")
+		c.wantUser(a)
+		c.delete("acme", "a")
+		c.deleteErr("acme", "a")
+	}},
+}
+
+var statusTests = []test[*userChecker]{
+	{"SetsStatus", func(t *testing.T, c *userChecker) {
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		a.LastLoginAt = base.Add(-time.Minute)
+		a.PasswordHistory = hashes("old")
+		c.create(a, b)
+		c.setStatus("t", "a", auth.StatusDeactivated)
+		a.Status = auth.StatusDeactivated
+		c.wantUser(a)
+		c.wantUser(b)
+		c.setStatus("t", "a", auth.StatusDeactivated)
+		c.wantUser(a)
+		c.setStatus("t", "a", auth.StatusActive)
+		a.Status = auth.StatusActive
+		c.wantUser(a)
+		c.wantAll("t", a, b)
+	}},
+}
+
+var setPasswordTests = []test[*userChecker]{
+	{"PushesReplacedHashToFront", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		for i := 1; i <= 3; i++ {
+			at := base.Add(time.Duration(i)*time.Hour + time.Duration(i)*time.Microsecond)
+			c.setPassword("t", "u", hashOf(fmt.Sprint("u-", i)), at, 10)
+			u.PasswordHistory = append([]string{u.PasswordHash}, u.PasswordHistory...)
+			u.PasswordHash = hashOf(fmt.Sprint("u-", i))
+			u.PasswordChangedAt = at
+			c.wantUser(u)
+		}
+		if want := hashes("u-2", "u-1", "u-0"); !slices.Equal(u.PasswordHistory, want) {
+			t.Fatalf("suite bug: history %v", u.PasswordHistory)
+		}
+	}},
+	{"CutToNewestKeep", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		want := [][]string{
+			1: hashes("u-0"),
+			2: hashes("u-1", "u-0"),
+			3: hashes("u-2", "u-1"),
+			4: hashes("u-3", "u-2"),
+		}
+		for i := 1; i <= 4; i++ {
+			c.setPassword("t", "u", hashOf(fmt.Sprint("u-", i)), base, 2)
+			u.PasswordHash, u.PasswordChangedAt, u.PasswordHistory = hashOf(fmt.Sprint("u-", i)), base, want[i]
+			c.wantUser(u)
+		}
+	}},
+	{"KeepShrinksLongerHistory", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		u.PasswordHistory = hashes("h4", "h3", "h2", "h1")
+		c.create(u)
+		c.setPassword("t", "u", hashOf("new"), base, 2)
+		u.PasswordHash, u.PasswordChangedAt, u.PasswordHistory = hashOf("new"), base, hashes("u-0", "h4")
+		c.wantUser(u)
+	}},
+	{"KeepZeroEmpties", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		u.PasswordHistory = hashes("h2", "h1")
+		c.create(u)
+		c.setPassword("t", "u", hashOf("new"), base, 0)
+		u.PasswordHash, u.PasswordChangedAt, u.PasswordHistory = hashOf("new"), base, nil
+		c.wantUser(u)
+		c.setPassword("t", "u", hashOf("newer"), base.Add(time.Minute), 0)
+		u.PasswordHash, u.PasswordChangedAt = hashOf("newer"), base.Add(time.Minute)
+		c.wantUser(u)
+	}},
+	{"SetsPasswordChangedAt", func(t *testing.T, c *userChecker) {
+		// Only the password fields change; an earlier time is set as
+		// given.
+		u := mkUser("t", "u")
+		u.LastLoginAt = base.Add(-time.Hour)
+		c.create(u)
+		for _, at := range []time.Time{base.Add(3*day + 5*time.Microsecond), base.Add(-3 * day)} {
+			c.setPassword("t", "u", hashOf("x"), at, 1)
+			u.PasswordHistory = []string{u.PasswordHash}
+			u.PasswordHash, u.PasswordChangedAt = hashOf("x"), at
+			c.wantUser(u)
+		}
+	}},
+	{"NoPasswordPushesNothing", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		u.PasswordHash, u.PasswordChangedAt = "", time.Time{}
+		c.create(u)
+		c.setPassword("t", "u", hashOf("first"), base, 5)
+		u.PasswordHash, u.PasswordChangedAt = hashOf("first"), base
+		c.wantUser(u)
+	}},
+}
+
+var rehashTests = []test[*userChecker]{
+	{"ReplacesWhenUnchanged", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		u.PasswordHistory = hashes("h2", "h1")
+		c.create(u)
+		c.rehash("t", "u", u.PasswordHash, hashOf("rehashed"))
+		u.PasswordHash = hashOf("rehashed")
+		c.wantUser(u)
+	}},
+	{"ConflictWhenChanged", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		u.PasswordHistory = hashes("h1")
+		c.create(u)
+		for _, old := range []string{hashOf("stale"), "", u.PasswordHash + " ", hashOf("h1")} {
+			c.rehashErr("t", "u", old, hashOf("rehashed"), auth.ErrConflict)
+		}
+		c.wantUser(u)
+	}},
+	{"ConflictAfterSetPassword", func(t *testing.T, c *userChecker) {
+		// A login read the user, then the password was changed: the
+		// login's rehash of the old password must not undo the change.
+		u := mkUser("t", "u")
+		c.create(u)
+		read := c.get("t", "u")
+		c.setPassword("t", "u", hashOf("changed"), base, 3)
+		c.rehashErr("t", "u", read.PasswordHash, hashOf("rehashed-old"), auth.ErrConflict)
+		u.PasswordHistory = []string{u.PasswordHash}
+		u.PasswordHash, u.PasswordChangedAt = hashOf("changed"), base
+		c.wantUser(u)
+	}},
+}
+
+var recordLoginTests = []test[*userChecker]{
+	{"SetsLastLoginAtAndReturnsUser", func(t *testing.T, c *userChecker) {
+		u, v := mkUser("t", "u"), mkUser("t", "v")
+		u.PasswordHistory = hashes("h1")
+		c.create(u, v)
+		at := base.Add(time.Minute + 3*time.Microsecond)
+		got := c.recordLogin("t", "u", at)
+		u.LastLoginAt = at
+		if d := diffUser(got, u); d != "" {
+			t.Errorf("RecordLogin returned %s", d)
+		}
+		c.wantUser(u)
+		c.wantUser(v)
+	}},
+	{"ReturnsChangedStatus", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		// The status changed after the caller read the user.
+		c.setStatus("t", "u", auth.StatusDeactivated)
+		c.setPassword("t", "u", hashOf("changed"), base, 1)
+		got := c.recordLogin("t", "u", base.Add(time.Minute))
+		u.Status = auth.StatusDeactivated
+		u.PasswordHistory = []string{u.PasswordHash}
+		u.PasswordHash, u.PasswordChangedAt = hashOf("changed"), base
+		u.LastLoginAt = base.Add(time.Minute)
+		if d := diffUser(got, u); d != "" {
+			t.Errorf("RecordLogin returned %s", d)
+		}
+		c.wantUser(u)
+	}},
+	{"SetsEarlierTime", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		c.recordLogin("t", "u", base.Add(time.Hour))
+		got := c.recordLogin("t", "u", base)
+		u.LastLoginAt = base
+		if d := diffUser(got, u); d != "" {
+			t.Errorf("RecordLogin returned %s", d)
+		}
+		c.wantUser(u)
+	}},
+}
+
+// updaters calls each method that must return ErrNotFound for a missing
+// user, by name.
+var updaters = []struct {
+	name string
+	call func(c *userChecker, tenant, id string) error
+}{
+	{"SetStatus", func(c *userChecker, tenant, id string) error {
+		return c.st.SetStatus(c.t.Context(), tenant, id, auth.StatusDeactivated)
+	}},
+	{"SetPassword", func(c *userChecker, tenant, id string) error {
+		return c.st.SetPassword(c.t.Context(), tenant, id, hashOf("new"), base, 3)
+	}},
+	{"RehashPassword", func(c *userChecker, tenant, id string) error {
+		return c.st.RehashPassword(c.t.Context(), tenant, id, hashOf(id+"-0"), hashOf("new"))
+	}},
+	{"RecordLogin", func(c *userChecker, tenant, id string) error {
+		_, err := c.st.RecordLogin(c.t.Context(), tenant, id, base)
+		return err
+	}},
+	{"DeleteUser", func(c *userChecker, tenant, id string) error {
+		return c.st.DeleteUser(c.t.Context(), tenant, id)
+	}},
+}
+
+// missingTests checks that every UserUpdater method (and DeleteUser)
+// returns ErrNotFound for a user that was never created, that exists only
+// in another tenant, or that was deleted, and creates nothing.
+var missingTests = func() []test[*userChecker] {
+	var tests []test[*userChecker]
+	for _, u := range updaters {
+		tests = append(tests, test[*userChecker]{u.name + "NotFound", func(t *testing.T, c *userChecker) {
+			other := mkUser("globex", "a")
+			gone := mkUser("acme", "gone")
+			c.create(other, gone)
+			c.delete("acme", "gone")
+			for _, ref := range [][2]string{{"acme", "nobody"}, {"acme", "a"}, {"acme", "gone"}} {
+				if err := u.call(c, ref[0], ref[1]); !errors.Is(err, auth.ErrNotFound) {
+					t.Errorf("%s(%q, %q) = %v, want ErrNotFound", u.name, ref[0], ref[1], err)
+				}
+				c.wantNoID(ref[0], ref[1])
+			}
+			c.wantAll("acme")
+			c.wantUser(other)
+		}})
+	}
+	return tests
+}()
+
+var copyTests = []test[*userChecker]{
+	{"CreateUserKeepsNoReference", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		u.PasswordHistory = hashes("h2", "h1")
+		in := u
+		in.PasswordHistory = slices.Clone(u.PasswordHistory)
+		c.create(in)
+		in.PasswordHistory[0] = "mutated"
+		c.wantUser(u)
+	}},
+	{"UserReturnsCopy", func(t *testing.T, c *userChecker) {
+		u := c.withHistory()
+		got := c.get("t", "u")
+		got.PasswordHistory[0] = "mutated"
+		c.wantUser(u)
+	}},
+	{"UserByEmailReturnsCopy", func(t *testing.T, c *userChecker) {
+		u := c.withHistory()
+		got, err := c.st.UserByEmail(t.Context(), "t", u.Email)
+		if err != nil || len(got.PasswordHistory) == 0 {
+			t.Fatalf("UserByEmail = %d hashes of history, %v", len(got.PasswordHistory), err)
+		}
+		got.PasswordHistory[0] = "mutated"
+		c.wantUser(u)
+	}},
+	{"ListUsersReturnsCopies", func(t *testing.T, c *userChecker) {
+		u := c.withHistory()
+		got, err := c.st.ListUsers(t.Context(), "t", "", 10)
+		if err != nil || len(got) != 1 || len(got[0].PasswordHistory) == 0 {
+			t.Fatalf("ListUsers = %d users, %v", len(got), err)
+		}
+		got[0].PasswordHistory[0] = "mutated"
+		c.wantUser(u)
+	}},
+	{"RecordLoginReturnsCopy", func(t *testing.T, c *userChecker) {
+		u := c.withHistory()
+		got := c.recordLogin("t", "u", base)
+		u.LastLoginAt = base
+		if len(got.PasswordHistory) == 0 {
+			t.Fatalf("RecordLogin returned no history")
+		}
+		got.PasswordHistory[0] = "mutated"
+		c.wantUser(u)
+	}},
+}
+
+// withHistory creates user t/u with two hashes of history and returns it.
+func (c *userChecker) withHistory() auth.User {
+	c.t.Helper()
+	u := mkUser("t", "u")
+	u.PasswordHistory = hashes("h2", "h1")
+	c.create(u)
+	return u
+}
+
+var userTenantTests = []test[*userChecker]{
+	{"NoConfusionOfJoinedNames", func(t *testing.T, c *userChecker) {
+		// ("a:b", "c") and ("a", "b:c") are different users, whatever
+		// separator a backend uses to build its keys.
+		for _, sep := range []string{":", "/", "|", "-", ".", "@", " "} {
+			x := mkUser("a"+sep+"b", "c")
+			y := mkUser("a", "b"+sep+"c")
+			x.Email = "same" + sep + "@example.com"
+			y.Email = x.Email
+			c.create(x, y)
+			c.wantUser(x)
+			c.wantUser(y)
+			c.wantNoID("a", "c")
+			c.wantNoID("a"+sep+"b", "b"+sep+"c")
+			c.wantAll("a"+sep+"b", x)
+		}
+	}},
+	{"UpdatesStayInTenant", func(t *testing.T, c *userChecker) {
+		a := mkUser("acme", "42")
+		g := mkUser("globex", "42")
+		g.PasswordHash = a.PasswordHash
+		c.create(a, g)
+		c.setStatus("acme", "42", auth.StatusDeactivated)
+		c.setPassword("acme", "42", hashOf("new"), base, 3)
+		c.rehash("acme", "42", hashOf("new"), hashOf("rehashed"))
+		c.recordLogin("acme", "42", base.Add(time.Minute))
+		c.wantUser(g)
+		c.delete("acme", "42")
+		c.wantUser(g)
+		c.wantAll("globex", g)
+	}},
+}
+
+// userChecker wraps a user store with assertions.
+type userChecker struct {
+	t  *testing.T
+	st Users
+}
+
+func (c *userChecker) create(us ...auth.User) {
+	c.t.Helper()
+	for _, u := range us {
+		if err := c.st.CreateUser(c.t.Context(), u); err != nil {
+			c.t.Fatalf("CreateUser(%s): %v", ref(u), err)
+		}
+	}
+}
+
+// createErr checks that CreateUser fails with one of want.
+func (c *userChecker) createErr(u auth.User, want ...error) {
+	c.t.Helper()
+	err := c.st.CreateUser(c.t.Context(), u)
+	for _, w := range want {
+		if errors.Is(err, w) {
+			return
+		}
+	}
+	c.t.Errorf("CreateUser(%s) = %v, want %v", ref(u), err, errors.Join(want...))
+}
+
+func (c *userChecker) get(tenant, id string) auth.User {
+	c.t.Helper()
+	u, err := c.st.User(c.t.Context(), tenant, id)
+	if err != nil {
+		c.t.Fatalf("User(%q, %q): %v", tenant, id, err)
+	}
+	return u
+}
+
+func (c *userChecker) delete(tenant, id string) {
+	c.t.Helper()
+	if err := c.st.DeleteUser(c.t.Context(), tenant, id); err != nil {
+		c.t.Fatalf("DeleteUser(%q, %q): %v", tenant, id, err)
+	}
+}
+
+func (c *userChecker) deleteErr(tenant, id string) {
+	c.t.Helper()
+	if err := c.st.DeleteUser(c.t.Context(), tenant, id); !errors.Is(err, auth.ErrNotFound) {
+		c.t.Errorf("DeleteUser(%q, %q) = %v, want ErrNotFound", tenant, id, err)
+	}
+}
+
+func (c *userChecker) setStatus(tenant, id string, s auth.Status) {
+	c.t.Helper()
+	if err := c.st.SetStatus(c.t.Context(), tenant, id, s); err != nil {
+		c.t.Fatalf("SetStatus(%q, %q, %s): %v", tenant, id, s, err)
+	}
+}
+
+func (c *userChecker) setPassword(tenant, id, hash string, at time.Time, keep int) {
+	c.t.Helper()
+	if err := c.st.SetPassword(c.t.Context(), tenant, id, hash, at, keep); err != nil {
+		c.t.Fatalf("SetPassword(%q, %q, %s, keep %d): %v", tenant, id, hashLabel(hash), keep, err)
+	}
+}
+
+func (c *userChecker) rehash(tenant, id, oldHash, newHash string) {
+	c.t.Helper()
+	if err := c.st.RehashPassword(c.t.Context(), tenant, id, oldHash, newHash); err != nil {
+		c.t.Fatalf("RehashPassword(%q, %q, %s, %s): %v", tenant, id, hashLabel(oldHash), hashLabel(newHash), err)
+	}
+}
+
+func (c *userChecker) rehashErr(tenant, id, oldHash, newHash string, want error) {
+	c.t.Helper()
+	if err := c.st.RehashPassword(c.t.Context(), tenant, id, oldHash, newHash); !errors.Is(err, want) {
+		c.t.Errorf("RehashPassword(%q, %q, %s, %s) = %v, want %v", tenant, id, hashLabel(oldHash), hashLabel(newHash), err, want)
+	}
+}
+
+func (c *userChecker) recordLogin(tenant, id string, at time.Time) auth.User {
+	c.t.Helper()
+	u, err := c.st.RecordLogin(c.t.Context(), tenant, id, at)
+	if err != nil {
+		c.t.Fatalf("RecordLogin(%q, %q): %v", tenant, id, err)
+	}
+	return u
+}
+
+// wantUser checks that User and UserByEmail both return u exactly.
+func (c *userChecker) wantUser(u auth.User) {
+	c.t.Helper()
+	got, err := c.st.User(c.t.Context(), u.Tenant, u.ID)
+	if err != nil {
+		c.t.Errorf("User(%q, %q): %v", u.Tenant, u.ID, err)
+	} else if d := diffUser(got, u); d != "" {
+		c.t.Errorf("User(%q, %q) returned %s", u.Tenant, u.ID, d)
+	}
+	got, err = c.st.UserByEmail(c.t.Context(), u.Tenant, u.Email)
+	if err != nil {
+		c.t.Errorf("UserByEmail(%q, %q): %v", u.Tenant, u.Email, err)
+	} else if d := diffUser(got, u); d != "" {
+		c.t.Errorf("UserByEmail(%q, %q) returned %s", u.Tenant, u.Email, d)
+	}
+}
+
+// wantNoID checks that User returns ErrNotFound.
+func (c *userChecker) wantNoID(tenant, id string) {
+	c.t.Helper()
+	if u, err := c.st.User(c.t.Context(), tenant, id); !errors.Is(err, auth.ErrNotFound) {
+		c.t.Errorf("User(%q, %q) = %s, %v; want ErrNotFound", tenant, id, ref(u), err)
+	}
+}
+
+// wantNoEmail checks that UserByEmail returns ErrNotFound.
+func (c *userChecker) wantNoEmail(tenant, email string) {
+	c.t.Helper()
+	if u, err := c.st.UserByEmail(c.t.Context(), tenant, email); !errors.Is(err, auth.ErrNotFound) {
+		c.t.Errorf("UserByEmail(%q, %q) = %s, %v; want ErrNotFound", tenant, email, ref(u), err)
+	}
+}
+
+// wantAll checks that tenant holds exactly want, in id order.
+func (c *userChecker) wantAll(tenant string, want ...auth.User) {
+	c.t.Helper()
+	slices.SortFunc(want, func(a, b auth.User) int { return strings.Compare(a.ID, b.ID) })
+	c.wantList(tenant, "", 1000, want)
+}
+
+// wantList checks one ListUsers call, order and every field included.
+func (c *userChecker) wantList(tenant, after string, limit int, want []auth.User) {
+	c.t.Helper()
+	got, err := c.st.ListUsers(c.t.Context(), tenant, after, limit)
+	if err != nil {
+		c.t.Errorf("ListUsers(%q, %q, %d): %v", tenant, after, limit, err)
+		return
+	}
+	c.wantUsers(fmt.Sprintf("ListUsers(%q, %q, %d)", tenant, after, limit), got, want)
+}
+
+// wantUsers checks got against want, order and every field included.
+func (c *userChecker) wantUsers(what string, got, want []auth.User) {
+	c.t.Helper()
+	if len(got) != len(want) {
+		c.t.Errorf("%s = %s, want %s", what, refs(got), refs(want))
+		return
+	}
+	for i := range got {
+		if got[i].Tenant != want[i].Tenant || got[i].ID != want[i].ID {
+			c.t.Errorf("%s = %s, want %s", what, refs(got), refs(want))
+			return
+		}
+		if d := diffUser(got[i], want[i]); d != "" {
+			c.t.Errorf("%s[%d]: %s", what, i, d)
+		}
+	}
+}
+
+// diffUser describes how got differs from want, or returns "". Times are
+// compared with Equal; a nil and an empty PasswordHistory are equal.
+func diffUser(got, want auth.User) string {
+	var d []string
+	add := func(field string, g, w any) { d = append(d, fmt.Sprintf("%s %v, want %v", field, g, w)) }
+	for _, f := range []struct {
+		name string
+		g, w string
+	}{
+		{"ID", got.ID, want.ID},
+		{"Tenant", got.Tenant, want.Tenant},
+		{"Email", got.Email, want.Email},
+		{"Name", got.Name, want.Name},
+		{"Status", string(got.Status), string(want.Status)},
+	} {
+		if f.g != f.w {
+			add(f.name, fmt.Sprintf("%q", f.g), fmt.Sprintf("%q", f.w))
+		}
+	}
+	if got.PasswordHash != want.PasswordHash {
+		add("PasswordHash", hashLabel(got.PasswordHash), hashLabel(want.PasswordHash))
+	}
+	if !slices.Equal(got.PasswordHistory, want.PasswordHistory) {
+		add("PasswordHistory", hashLabels(got.PasswordHistory), hashLabels(want.PasswordHistory))
+	}
+	for _, f := range []struct {
+		name string
+		g, w time.Time
+	}{
+		{"PasswordChangedAt", got.PasswordChangedAt, want.PasswordChangedAt},
+		{"CreatedAt", got.CreatedAt, want.CreatedAt},
+		{"LastLoginAt", got.LastLoginAt, want.LastLoginAt},
+	} {
+		if !f.g.Equal(f.w) {
+			add(f.name, f.g, f.w)
+		}
+	}
+	if len(d) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("user %s with %s", ref(got), strings.Join(d, "; "))
+}
+
+func hashLabels(hs []string) string {
+	l := make([]string, len(hs))
+	for i, h := range hs {
+		l[i] = hashLabel(h)
+	}
+	return "[" + strings.Join(l, " ") + "]"
+}
+
+// ref names a user by tenant and id.
+func ref(u auth.User) string {
+	if u.ID == "" && u.Tenant == "" {
+		return "(none)"
+	}
+	return fmt.Sprintf("%q/%q", u.Tenant, u.ID)
+}
+
+func refs(us []auth.User) string {
+	l := make([]string, len(us))
+	for i, u := range us {
+		l[i] = ref(u)
+	}
+	return "[" + strings.Join(l, " ") + "]"
+}
