@@ -1,0 +1,148 @@
+package mfa_test
+
+import (
+	"errors"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/guardhq/guard/mfa"
+)
+
+var recoveryFormat = regexp.MustCompile(`^[0-9a-hjkmnp-tv-z]{4}(-[0-9a-hjkmnp-tv-z]{4}){5}$`)
+
+func TestRecoveryCodes(t *testing.T) {
+	ctx := t.Context()
+	f := newFixture(t)
+	codes, err := f.m.GenerateRecoveryCodes(ctx, "t", "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(codes) != 10 {
+		t.Fatalf("%d codes, want 10", len(codes))
+	}
+	seen := map[string]bool{}
+	for _, c := range codes {
+		if !recoveryFormat.MatchString(c) {
+			t.Errorf("code %q is not six groups of four Crockford base32 characters", c)
+		}
+		if seen[c] {
+			t.Errorf("code %q twice", c)
+		}
+		seen[c] = true
+	}
+	if r, _ := f.m.RecoveryCodesLeft(ctx, "t", "u"); r.Left != 10 || r.Low {
+		t.Errorf("RecoveryCodesLeft = %+v", r)
+	}
+	// Each works once, forgivingly typed; the count goes down and is
+	// reported low at 3.
+	for i, c := range codes {
+		typed := c
+		if i%2 == 1 {
+			typed = " " + strings.ToUpper(strings.ReplaceAll(c, "-", " ")) + " "
+		}
+		r, err := f.m.UseRecoveryCode(ctx, "t", "u", typed)
+		if err != nil || r.Left != 9-i || r.Low != (9-i <= 3) {
+			t.Errorf("use %d = %+v, %v", i, r, err)
+		}
+		_, err = f.m.UseRecoveryCode(ctx, "t", "u", c)
+		wantErr(t, "second use", err, mfa.ErrInvalidCode)
+	}
+}
+
+func TestRecoveryCodesRegenerate(t *testing.T) {
+	ctx := t.Context()
+	f := newFixture(t)
+	old, _ := f.m.GenerateRecoveryCodes(ctx, "t", "u")
+	nu, _ := f.m.GenerateRecoveryCodes(ctx, "t", "u")
+	for _, c := range old {
+		_, err := f.m.UseRecoveryCode(ctx, "t", "u", c)
+		wantErr(t, "a code of the replaced set", err, mfa.ErrInvalidCode)
+	}
+	if _, err := f.m.UseRecoveryCode(ctx, "t", "u", nu[0]); err != nil {
+		t.Errorf("a code of the new set: %v", err)
+	}
+	// Another user's code does not work for u.
+	other, _ := f.m.GenerateRecoveryCodes(ctx, "t", "v")
+	_, err := f.m.UseRecoveryCode(ctx, "t", "u", other[0])
+	wantErr(t, "v's code for u", err, mfa.ErrInvalidCode)
+}
+
+func TestRecoveryCodeConcurrent(t *testing.T) {
+	f := newFixture(t)
+	codes, _ := f.m.GenerateRecoveryCodes(t.Context(), "t", "u")
+	const n = 50
+	var mu sync.Mutex
+	ok := 0
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-start
+			_, err := f.m.UseRecoveryCode(t.Context(), "t", "u", codes[3])
+			if err == nil {
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			} else if !errors.Is(err, mfa.ErrInvalidCode) {
+				t.Errorf("UseRecoveryCode: %v", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if ok != 1 {
+		t.Errorf("%d of %d concurrent uses succeeded, want 1", ok, n)
+	}
+}
+
+func TestParseRecoveryCode(t *testing.T) {
+	const canon = "0123456789abcdefghjkmnpq"
+	for _, tc := range []struct{ in, want string }{
+		{"0123-4567-89ab-cdef-ghjk-mnpq", canon},
+		{"0123 4567 89AB CDEF GHJK MNPQ", canon},
+		{"o123-4567-89ab-cdef-ghjk-mnpq", canon}, // o reads as 0
+		{"O1I3-4567-89ab-cdef-ghjk-mnpq", "0113456789abcdefghjkmnpq"},
+		{"l123456789abcdefghjkmnpq", "1123456789abcdefghjkmnpq"},
+		{"\t0123-4567-89ab-cdef-ghjk-mnpq\n", canon},
+		{"0123-4567-89ab-cdef-ghjk-mnp", ""},   // 23
+		{"0123-4567-89ab-cdef-ghjk-mnpqr", ""}, // 25
+		{"0123-4567-89ab-cdef-ghjk-mnpu", ""},  // u is not base32
+		{"0123-4567-89ab-cdef-ghjk-mnp_", ""},  // punctuation
+		{"0123-4567-89ab-cdef-ghjk-mnp١", ""},  // Arabic-Indic digit
+		{strings.Repeat("0", 10<<10), ""},      // 10 KB
+		{strings.Repeat("-", 100) + canon, ""}, // too long even if mostly dashes
+		{"", ""},
+	} {
+		got, err := mfa.ParseRecoveryCode(tc.in)
+		if tc.want == "" {
+			var ie *mfa.InputError
+			if !errors.As(err, &ie) || got != "" {
+				t.Errorf("ParseRecoveryCode(%.40q) = %q, %v; want an *InputError", tc.in, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseRecoveryCode(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func FuzzParseRecoveryCode(f *testing.F) {
+	for _, s := range []string{"0123-4567-89ab-cdef-ghjk-mnpq", "O1I3 4567 89AB CDEF GHJK MNPQ", "", "uuuu", "١"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := mfa.ParseRecoveryCode(s)
+		if err != nil {
+			return
+		}
+		if len(got) != 24 || len(s) > mfa.MaxInputBytes {
+			t.Fatalf("ParseRecoveryCode(%q) = %q", s, got)
+		}
+		if again, err := mfa.ParseRecoveryCode(got); err != nil || again != got {
+			t.Fatalf("canonical form %q does not parse to itself: %q, %v", got, again, err)
+		}
+	})
+}

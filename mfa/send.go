@@ -1,0 +1,457 @@
+package mfa
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Message is an email: a plain-text body to one address.
+type Message struct {
+	To      string // a bare address, user@example.com
+	Subject string
+	Text    string
+}
+
+// EmailSender delivers email. SMTPSender is one; the host may provide its
+// own (an email API, a log in development).
+type EmailSender interface {
+	// SendEmail delivers m, or returns why it could not.
+	SendEmail(ctx context.Context, m Message) error
+}
+
+// SMSSender delivers text messages. WebhookSMSSender is one.
+type SMSSender interface {
+	// SendSMS delivers text to the E.164 number to, or returns why it
+	// could not.
+	SendSMS(ctx context.Context, to, text string) error
+}
+
+// SendRequest asks for a one-time code for a login transaction.
+type SendRequest struct {
+	Tenant, UserID string
+	// FactorID is the user's email or SMS factor to send to. For a pending
+	// factor (an enrolment begun with BeginOOB) the code is bound to the
+	// enrolment and Txn is ignored.
+	FactorID string
+	// Txn is the transaction the code is for: Transaction.ID() of the
+	// pending login. The code works only for it.
+	Txn string
+	// IP is the client's IP address, for the per-IP limit ("" skips that
+	// limit).
+	IP string
+}
+
+// SendResult says what SendCode did. When Sent is false, Suppressed says
+// why: the facade records it and answers exactly as for a real send, so a
+// caller cannot tell a suppressed send from a real one.
+type SendResult struct {
+	Sent bool
+	// Suppressed is ErrCoolDown, a *RateLimitError (errors.Is
+	// ErrRateLimited) or ErrDestinationNotAllowed; nil when Sent.
+	Suppressed error
+	// Factor is the factor the code went to (without secret).
+	Factor Factor
+	// ExpiresAt is the end of the code's life (zero when not sent).
+	ExpiresAt time.Time
+}
+
+// OOBRequest asks to enrol an email address or a phone number as a
+// factor.
+type OOBRequest struct {
+	Tenant, UserID string
+	Kind           Kind   // KindEmail or KindSMS
+	Destination    string // an email address, or an E.164 number (+447700900123)
+	Label          string // default: the destination, partly masked
+	IP             string // the client's IP address, for the send limits
+}
+
+// enrolTxn is the transaction of the codes that confirm a pending factor.
+func enrolTxn(factorID string) string { return "enrol:" + factorID }
+
+// BeginOOB starts enrolling an email address or phone number: it stores a
+// pending factor (voiding any earlier pending factor of the same kind)
+// and sends it a code, which ConfirmOOB checks; the factor becomes active
+// only then, so only a destination the user controls is ever used. The
+// send obeys the limits of SendCode. A number outside Config.SMSPrefixes
+// creates nothing and returns a result with Suppressed set to
+// ErrDestinationNotAllowed (the user is signed in: the facade may say
+// so). ErrUnavailable if no sender is configured for the kind; ErrLimit if
+// the user already has Config.MaxFactors factors.
+func (m *Manager) BeginOOB(ctx context.Context, req OOBRequest) (Factor, SendResult, error) {
+	if err := checkUser(req.Tenant, req.UserID); err != nil {
+		return Factor{}, SendResult{}, err
+	}
+	if !req.Kind.outOfBand() {
+		return Factor{}, SendResult{}, &InputError{Field: "kind", Reason: "must be email or sms"}
+	}
+	if !m.hasSender(req.Kind) {
+		return Factor{}, SendResult{}, ErrUnavailable
+	}
+	dest, err := checkDestination(req.Kind, req.Destination)
+	if err != nil {
+		return Factor{}, SendResult{}, err
+	}
+	label, err := checkLabel(req.Label, defaultLabel(req.Kind, dest))
+	if err != nil {
+		return Factor{}, SendResult{}, err
+	}
+	if req.Kind == KindSMS && !m.smsAllowed(dest) {
+		return Factor{}, SendResult{Suppressed: ErrDestinationNotAllowed}, nil
+	}
+	id, err := m.randomID()
+	if err != nil {
+		return Factor{}, SendResult{}, err
+	}
+	f := Factor{
+		ID:          id,
+		Tenant:      req.Tenant,
+		UserID:      req.UserID,
+		Kind:        req.Kind,
+		Label:       label,
+		Destination: dest,
+		CreatedAt:   m.timestamp(),
+	}
+	if err := m.st.Factors.CreateFactor(ctx, f, m.maxF); err != nil {
+		return Factor{}, SendResult{}, storeErr("create factor", err)
+	}
+	res, err := m.send(ctx, f, enrolTxn(f.ID), clipIP(req.IP))
+	return f, res, err
+}
+
+// ConfirmOOB activates the pending email or SMS factor factorID with the
+// code BeginOOB sent. Errors: those of VerifyCode, and ErrConflict if the
+// factor is already confirmed, ErrExpired (the factor is then deleted) if
+// it was begun more than EnrolTTL ago.
+func (m *Manager) ConfirmOOB(ctx context.Context, tenant, userID, factorID, code string) (Factor, error) {
+	if err := checkUser(tenant, userID); err != nil {
+		return Factor{}, err
+	}
+	if err := checkFactorID(factorID); err != nil {
+		return Factor{}, err
+	}
+	code, err := ParseCode(code, m.digits)
+	if err != nil {
+		return Factor{}, err
+	}
+	f, err := m.st.Factors.Factor(ctx, tenant, userID, factorID)
+	if err != nil {
+		return Factor{}, storeErr("factor", err)
+	}
+	if !f.Kind.outOfBand() {
+		return Factor{}, ErrNotFound
+	}
+	if f.Confirmed() {
+		return Factor{}, ErrConflict
+	}
+	now := m.now()
+	if !now.Before(f.CreatedAt.Add(m.enrolTTL)) {
+		_, _ = m.st.Factors.DeleteFactor(ctx, tenant, userID, factorID)
+		_ = m.st.Codes.DeleteCode(ctx, tenant, enrolTxn(factorID))
+		return Factor{}, ErrExpired
+	}
+	if _, err := m.checkCode(ctx, tenant, userID, enrolTxn(factorID), code, now); err != nil {
+		return Factor{}, err
+	}
+	at := now.UTC().Truncate(time.Microsecond)
+	if err := m.st.FactorUpdates.ConfirmFactor(ctx, tenant, userID, factorID, at, 0); err != nil {
+		return Factor{}, storeErr("confirm factor", err)
+	}
+	f.ConfirmedAt = at
+	return f, nil
+}
+
+// SendCode sends a one-time code to the user's email or SMS factor for a
+// login transaction. The code is Config.CodeDigits random digits, stored
+// only as an HMAC bound to the transaction, valid for CodeTTL and
+// CodeTries wrong tries; it replaces any code sent before for the same
+// transaction.
+//
+// Before anything is sent, the limits apply, in this order: the resend
+// cool-down of the transaction, then the per-IP, per-account and
+// per-destination counts of Config.Limits (a request over one limit is not
+// counted against the next). Over a limit the sender is not called, the
+// earlier code stays valid, and SendCode returns a SendResult with Sent
+// false and Suppressed set, and a nil error: the facade answers as for a
+// real send.
+//
+// Errors: an *InputError for a malformed argument, ErrNotFound if the
+// user has no such email or SMS factor, ErrUnavailable if no sender is
+// configured for it, a *SendError if the sender failed (the new code is
+// then deleted), or a store failure.
+func (m *Manager) SendCode(ctx context.Context, req SendRequest) (SendResult, error) {
+	if err := checkUser(req.Tenant, req.UserID); err != nil {
+		return SendResult{}, err
+	}
+	if err := checkFactorID(req.FactorID); err != nil {
+		return SendResult{}, err
+	}
+	f, err := m.st.Factors.Factor(ctx, req.Tenant, req.UserID, req.FactorID)
+	if err != nil {
+		return SendResult{}, storeErr("factor", err)
+	}
+	if !f.Kind.outOfBand() {
+		return SendResult{}, ErrNotFound
+	}
+	txn := req.Txn
+	if !f.Confirmed() {
+		txn = enrolTxn(f.ID)
+	} else if err := checkTxn(txn); err != nil {
+		return SendResult{}, err
+	}
+	if !m.hasSender(f.Kind) {
+		return SendResult{}, ErrUnavailable
+	}
+	return m.send(ctx, f, txn, clipIP(req.IP))
+}
+
+// send applies the limits and sends a new code for txn to f.
+func (m *Manager) send(ctx context.Context, f Factor, txn, ip string) (SendResult, error) {
+	f.Secret = nil
+	res := SendResult{Factor: f}
+	if f.Kind == KindSMS && !m.smsAllowed(f.Destination) {
+		res.Suppressed = ErrDestinationNotAllowed
+		return res, nil
+	}
+	now := m.now()
+	if over, err := m.hit(ctx, rateKey("cool", f.Tenant, txn), now, m.cool, 1); err != nil || over {
+		if over {
+			res.Suppressed = ErrCoolDown
+		}
+		return res, err
+	}
+	for _, l := range []struct {
+		scope, key string
+		max        int
+	}{
+		{"ip", rateKey("ip", ip), m.limits.PerIP},
+		{"account", rateKey("account", f.Tenant, f.UserID), m.limits.PerAccount},
+		{"destination", rateKey("destination", string(f.Kind), f.Destination), m.limits.PerDestination},
+	} {
+		if l.scope == "ip" && ip == "" {
+			continue
+		}
+		over, err := m.hit(ctx, l.key, now, m.limits.Window, l.max)
+		if err != nil {
+			return SendResult{}, err
+		}
+		if over {
+			res.Suppressed = &RateLimitError{Scope: l.scope}
+			return res, nil
+		}
+	}
+	code, err := m.newCode()
+	if err != nil {
+		return SendResult{}, err
+	}
+	created := now.UTC().Truncate(time.Microsecond)
+	c := Code{
+		Tenant:    f.Tenant,
+		Txn:       txn,
+		UserID:    f.UserID,
+		FactorID:  f.ID,
+		Kind:      f.Kind,
+		Hash:      m.codeHash(f.Tenant, txn, code),
+		CreatedAt: created,
+		ExpiresAt: created.Add(m.codeTTL),
+		TriesLeft: m.tries,
+	}
+	if err := m.st.Codes.PutCode(ctx, c); err != nil {
+		return SendResult{}, storeErr("put code", err)
+	}
+	subject, text := m.compose(f.Kind, code, m.codeTTL)
+	if f.Kind == KindEmail {
+		err = m.email.SendEmail(ctx, Message{To: f.Destination, Subject: subject, Text: text})
+	} else {
+		err = m.sms.SendSMS(ctx, f.Destination, text)
+	}
+	if err != nil {
+		_ = m.st.Codes.DeleteCode(context.WithoutCancel(ctx), f.Tenant, txn)
+		var se *SendError
+		if !errors.As(err, &se) {
+			err = &SendError{Channel: string(f.Kind), Err: err}
+		}
+		return SendResult{}, err
+	}
+	res.Sent, res.ExpiresAt = true, c.ExpiresAt
+	return res, nil
+}
+
+// hit counts one event for key and reports whether it is over max.
+func (m *Manager) hit(ctx context.Context, key string, now time.Time, window time.Duration, max int) (bool, error) {
+	n, err := m.st.Rates.Hit(ctx, key, now, window)
+	if err != nil {
+		return false, storeErr("rate hit", err)
+	}
+	return n > max, nil
+}
+
+// VerifyCode checks a one-time code typed by the user against the code
+// sent for transaction txn, and returns the confirmed factor it was sent
+// to (its Kind tells email from SMS). The right code works once; a code of
+// another transaction, or one replaced by a newer code, fails.
+//
+// Errors: an *InputError for a malformed code or txn, ErrInvalidCode for a
+// wrong code (one of CodeTries used up), ErrTooManyTries once they are all
+// used (even for the right code), ErrExpired after CodeTTL, ErrNotFound if
+// no code is pending for the transaction or the factor has gone meanwhile.
+// VerifyCode does not throttle beyond CodeTries: the caller counts every
+// failure against the account, as for a wrong password.
+func (m *Manager) VerifyCode(ctx context.Context, tenant, userID, txn, code string) (Factor, error) {
+	if err := checkUser(tenant, userID); err != nil {
+		return Factor{}, err
+	}
+	if err := checkTxn(txn); err != nil {
+		return Factor{}, err
+	}
+	code, err := ParseCode(code, m.digits)
+	if err != nil {
+		return Factor{}, err
+	}
+	c, err := m.checkCode(ctx, tenant, userID, txn, code, m.now())
+	if err != nil {
+		return Factor{}, err
+	}
+	f, err := m.st.Factors.Factor(ctx, tenant, userID, c.FactorID)
+	if err != nil {
+		return Factor{}, storeErr("factor", err)
+	}
+	if !f.Confirmed() || f.Kind != c.Kind {
+		return Factor{}, ErrNotFound
+	}
+	f.Secret = nil
+	return f, nil
+}
+
+// checkCode runs one CheckCode attempt with code (as ParseCode returned
+// it).
+func (m *Manager) checkCode(ctx context.Context, tenant, userID, txn, code string, now time.Time) (Code, error) {
+	if m.st.Codes == nil {
+		return Code{}, ErrNotFound
+	}
+	c, err := m.st.Codes.CheckCode(ctx, tenant, txn, m.codeHash(tenant, txn, code), now)
+	if err != nil {
+		return Code{}, storeErr("check code", err)
+	}
+	if c.UserID != userID {
+		return Code{}, ErrNotFound
+	}
+	return c, nil
+}
+
+// codeHash is the HMAC under which a one-time code is stored, bound to
+// its tenant and transaction.
+func (m *Manager) codeHash(tenant, txn, code string) Hash {
+	mac := hmac.New(sha256.New, m.codeKey)
+	mac.Write(appendFields(nil, "guard/mfa/code/v1", tenant, txn, code))
+	var h Hash
+	mac.Sum(h[:0])
+	return h
+}
+
+// newCode returns Config.CodeDigits uniformly random decimal digits.
+func (m *Manager) newCode() (string, error) {
+	n := uint32(1)
+	for range m.digits {
+		n *= 10
+	}
+	limit := (1 << 32) / uint64(n) * uint64(n) // largest multiple of n that fits: no modulo bias
+	var b [4]byte
+	for {
+		if _, err := io.ReadFull(m.rand, b[:]); err != nil {
+			return "", fmt.Errorf("mfa: reading random bytes: %w", err)
+		}
+		if v := binary.BigEndian.Uint32(b[:]); uint64(v) < limit {
+			return fmt.Sprintf("%0*d", m.digits, v%n), nil
+		}
+	}
+}
+
+func (m *Manager) hasSender(k Kind) bool {
+	return (k == KindEmail && m.email != nil) || (k == KindSMS && m.sms != nil)
+}
+
+// smsAllowed reports whether number is under one of Config.SMSPrefixes
+// (always, when there are none).
+func (m *Manager) smsAllowed(number string) bool {
+	if len(m.prefixes) == 0 {
+		return true
+	}
+	for _, p := range m.prefixes {
+		if strings.HasPrefix(number, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// rateKey names a rate-limit counter: the scope and a hash of the fields,
+// so that counters neither hold addresses nor grow with the input.
+func rateKey(scope string, fields ...string) string {
+	sum := sha256.Sum256(appendFields(nil, fields...))
+	return "mfa:" + scope + ":" + base64.RawURLEncoding.EncodeToString(sum[:18])
+}
+
+func clipIP(ip string) string {
+	if len(ip) > maxIPLen {
+		ip = ip[:maxIPLen]
+	}
+	return ip
+}
+
+// checkTxn refuses what cannot name a transaction.
+func checkTxn(txn string) error {
+	if txn == "" || len(txn) > 128 || strings.ContainsFunc(txn, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		return &InputError{Field: "transaction", Reason: "is malformed"}
+	}
+	return nil
+}
+
+// checkDestination returns the destination to store for kind: a bare
+// email address (the facade passes it canonical), or an E.164 number.
+func checkDestination(kind Kind, d string) (string, error) {
+	if kind == KindSMS {
+		if len(d) < 8 || len(d) > 16 || d[0] != '+' || d[1] == '0' {
+			return "", &InputError{Field: "destination", Reason: "must be an E.164 number: + and 7 to 15 digits"}
+		}
+		for i := 1; i < len(d); i++ {
+			if d[i] < '0' || d[i] > '9' {
+				return "", &InputError{Field: "destination", Reason: "must be an E.164 number: + and 7 to 15 digits"}
+			}
+		}
+		return d, nil
+	}
+	if len(d) > 254 || strings.ContainsAny(d, "\r\n") {
+		return "", &InputError{Field: "destination", Reason: "is not an email address"}
+	}
+	a, err := mail.ParseAddress(d)
+	if err != nil || a.Name != "" || a.Address != d {
+		return "", &InputError{Field: "destination", Reason: "is not a bare email address"}
+	}
+	return d, nil
+}
+
+// defaultLabel names an email or SMS factor without showing all of the
+// destination.
+func defaultLabel(kind Kind, d string) string {
+	if kind == KindSMS {
+		return "Phone ending " + d[len(d)-4:]
+	}
+	local, domain, _ := strings.Cut(d, "@")
+	if _, n := utf8.DecodeRuneInString(local); n < len(local) {
+		local = local[:n] + "…"
+	}
+	if l := "Email " + local + "@" + domain; len(l) <= MaxLabelLen {
+		return l
+	}
+	return "Email"
+}
