@@ -48,8 +48,8 @@
 // so they round-trip byte for byte, NUL included. User, tenant and audit
 // tenant columns are text with the "C" collation (byte order, as Go
 // compares strings); a string PostgreSQL text cannot hold (invalid UTF-8
-// or a NUL byte) is refused with the package's *InputError before anything
-// is stored. Times keep microseconds: timestamptz in the users, audit and
+// or a NUL byte) is refused with the *InputError of the interface's package
+// before anything is stored (and is reported not found by lookups). Times keep microseconds: timestamptz in the users, audit and
 // tenants tables, Unix microseconds (bigint) in the sessions and throttle
 // tables, where the statements compute with durations; times come back in
 // UTC. A tenant's policy is JSON, so new guard.Policy fields need no

@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/store/memstore"
 )
@@ -237,5 +239,55 @@ func TestFacadeRoundTrips(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The facade on PostgreSQL end to end: lockout after failed logins, admin
+// unlock, deactivation ending sessions, and an audit chain that verifies.
+func TestFacadeFlow(t *testing.T) {
+	st := newStore(t)
+	c := &clock{t: facadeNow}
+	g := newFacade(t, st.Stores(), c)
+	ctx := t.Context()
+	bad := guard.LoginRequest{Tenant: facadeTenant, Email: facadeEmail, Password: "wrong password!", IP: "203.0.113.9"}
+	for i := range guard.DefaultAccountLimit.Max {
+		if _, err := g.Login(ctx, bad); !errors.Is(err, guard.ErrInvalidCredentials) {
+			t.Fatalf("bad login %d: %v", i, err)
+		}
+	}
+	good := guard.LoginRequest{Tenant: facadeTenant, Email: facadeEmail, Password: facadePassword, IP: "203.0.113.9"}
+	if _, err := g.Login(ctx, good); !errors.Is(err, guard.ErrInvalidCredentials) {
+		t.Fatalf("login with the right password while locked: %v, want ErrInvalidCredentials", err)
+	}
+	u, err := st.Users.UserByEmail(ctx, facadeTenant, facadeEmail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.UnlockUser(ctx, guard.System("test"), facadeTenant, u.ID); err != nil {
+		t.Fatalf("UnlockUser: %v", err)
+	}
+	res, err := g.Login(ctx, good)
+	if err != nil {
+		t.Fatalf("login after unlock: %v", err)
+	}
+	if _, err := g.Authenticate(ctx, res.Token); err != nil {
+		t.Fatalf("Authenticate: %v", err)
+	}
+	if err := g.DeactivateUser(ctx, guard.System("test"), facadeTenant, u.ID); err != nil {
+		t.Fatalf("DeactivateUser: %v", err)
+	}
+	if _, err := g.Authenticate(ctx, res.Token); !errors.Is(err, guard.ErrUnauthenticated) {
+		t.Errorf("Authenticate after deactivation: %v, want ErrUnauthenticated", err)
+	}
+	if _, err := g.Login(ctx, good); !errors.Is(err, guard.ErrInvalidCredentials) {
+		t.Errorf("login of a deactivated user: %v, want ErrInvalidCredentials", err)
+	}
+	rep, err := g.VerifyAudit(ctx, guard.System("test"), facadeTenant)
+	if err != nil || !rep.OK || rep.Checked < 10 {
+		t.Errorf("audit Verify = %+v, %v; want OK over every event", rep, err)
+	}
+	evs, err := st.Audit.Query(ctx, facadeTenant, audit.Query{Action: string(audit.LoginLocked)})
+	if err != nil || len(evs) != 1 {
+		t.Errorf("login.locked events: %d, %v; want 1", len(evs), err)
 	}
 }

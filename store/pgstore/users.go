@@ -173,13 +173,13 @@ func (s *Users) DeleteUser(ctx context.Context, tenant, id string) error {
 	return s.exec(ctx, "delete", s.sql.delete, tenant, id)
 }
 
-// exec runs an update of one user identified by the first two args and
-// returns auth.ErrNotFound if no row matched.
-func (s *Users) exec(ctx context.Context, op, sql string, args ...any) error {
-	if checkUserText("tenant", args[0].(string), "id", args[1].(string)) != nil {
-		return auth.ErrNotFound
+// exec runs sql, a change of the user (tenant, id) with args after them,
+// and returns auth.ErrNotFound if no row matched.
+func (s *Users) exec(ctx context.Context, op, sql, tenant, id string, args ...any) error {
+	if checkUserText("tenant", tenant, "id", id) != nil {
+		return auth.ErrNotFound // cannot be stored, so is not
 	}
-	tag, err := s.pool.Exec(ctx, sql, args...)
+	tag, err := s.pool.Exec(ctx, sql, append([]any{tenant, id}, args...)...)
 	if err != nil {
 		return wrap("users: "+op, err)
 	}
