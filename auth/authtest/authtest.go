@@ -19,6 +19,7 @@ type Users interface {
 type Stores struct {
 	Users    func(t *testing.T) Users
 	Throttle func(t *testing.T) auth.ThrottleStore
+	APIKeys  func(t *testing.T) auth.APIKeyStore
 }
 
 // base is the suite's "now": fixed, with sub-second digits down to the
@@ -31,8 +32,8 @@ const day = 24 * time.Hour
 // per subtest.
 func Run(t *testing.T, s Stores) {
 	t.Helper()
-	if s.Users == nil && s.Throttle == nil {
-		t.Fatal("authtest.Run: Stores has neither Users nor Throttle")
+	if s.Users == nil && s.Throttle == nil && s.APIKeys == nil {
+		t.Fatal("authtest.Run: Stores provides no store")
 	}
 	if s.Users != nil {
 		t.Run("Users", func(t *testing.T) { runUsers(t, s.Users) })
@@ -40,20 +41,26 @@ func Run(t *testing.T, s Stores) {
 	if s.Throttle != nil {
 		t.Run("Throttle", func(t *testing.T) { runThrottle(t, s.Throttle) })
 	}
+	if s.APIKeys != nil {
+		t.Run("APIKeys", func(t *testing.T) { runAPIKeys(t, s.APIKeys) })
+	}
 }
 
 // RunConcurrent hammers the stores s provides from many goroutines and
 // checks that every method is one atomic step (see the package doc).
 func RunConcurrent(t *testing.T, s Stores) {
 	t.Helper()
-	if s.Users == nil && s.Throttle == nil {
-		t.Fatal("authtest.RunConcurrent: Stores has neither Users nor Throttle")
+	if s.Users == nil && s.Throttle == nil && s.APIKeys == nil {
+		t.Fatal("authtest.RunConcurrent: Stores provides no store")
 	}
 	if s.Users != nil {
 		t.Run("Users", func(t *testing.T) { runUsersConcurrent(t, s.Users) })
 	}
 	if s.Throttle != nil {
 		t.Run("Throttle", func(t *testing.T) { runThrottleConcurrent(t, s.Throttle) })
+	}
+	if s.APIKeys != nil {
+		t.Run("APIKeys", func(t *testing.T) { runAPIKeysConcurrent(t, s.APIKeys) })
 	}
 }
 

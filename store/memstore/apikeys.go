@@ -1,0 +1,100 @@
+package memstore
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/guardhq/guard/auth"
+)
+
+// APIKeys is an in-memory auth.APIKeyStore. Every method holds one lock
+// for its whole step.
+type APIKeys struct {
+	mu     sync.RWMutex
+	byHash map[[32]byte]auth.APIKey
+	byID   map[userRef][32]byte // (tenant, id) → hash
+}
+
+var _ auth.APIKeyStore = (*APIKeys)(nil)
+
+// NewAPIKeys returns an empty API key store.
+func NewAPIKeys() *APIKeys {
+	return &APIKeys{byHash: make(map[[32]byte]auth.APIKey), byID: make(map[userRef][32]byte)}
+}
+
+// CreateAPIKey implements auth.APIKeyStore.
+func (s *APIKeys) CreateAPIKey(_ context.Context, k auth.APIKey) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ref := userRef{k.Tenant, k.ID}
+	if _, ok := s.byID[ref]; ok {
+		return auth.ErrDuplicateID
+	}
+	if _, ok := s.byHash[k.Hash]; ok {
+		return auth.ErrDuplicateID
+	}
+	s.byHash[k.Hash] = k
+	s.byID[ref] = k.Hash
+	return nil
+}
+
+// APIKeyByHash implements auth.APIKeyStore.
+func (s *APIKeys) APIKeyByHash(_ context.Context, h [32]byte) (auth.APIKey, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k, ok := s.byHash[h]
+	if !ok {
+		return auth.APIKey{}, auth.ErrNotFound
+	}
+	return k, nil
+}
+
+// ListAPIKeys implements auth.APIKeyStore.
+func (s *APIKeys) ListAPIKeys(_ context.Context, tenant string) ([]auth.APIKey, error) {
+	s.mu.RLock()
+	var out []auth.APIKey
+	for ref, h := range s.byID {
+		if ref.tenant == tenant {
+			out = append(out, s.byHash[h])
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b auth.APIKey) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// RevokeAPIKey implements auth.APIKeyStore.
+func (s *APIKeys) RevokeAPIKey(_ context.Context, tenant, id string, at time.Time) error {
+	return s.update(tenant, id, func(k *auth.APIKey) {
+		if k.RevokedAt.IsZero() {
+			k.RevokedAt = at
+		}
+	})
+}
+
+// TouchAPIKey implements auth.APIKeyStore.
+func (s *APIKeys) TouchAPIKey(_ context.Context, tenant, id string, at time.Time) error {
+	return s.update(tenant, id, func(k *auth.APIKey) {
+		if at.After(k.LastUsedAt) {
+			k.LastUsedAt = at
+		}
+	})
+}
+
+func (s *APIKeys) update(tenant, id string, f func(*auth.APIKey)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.byID[userRef{tenant, id}]
+	if !ok {
+		return auth.ErrNotFound
+	}
+	k := s.byHash[h]
+	f(&k)
+	s.byHash[h] = k
+	return nil
+}
