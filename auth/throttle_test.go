@@ -180,7 +180,7 @@ func TestApplyDuringLock(t *testing.T) {
 		}
 	}
 	// The attempts during the lock were not counted.
-	r, res := l.Apply(r, until)
+	_, res := l.Apply(r, until)
 	if !res.Allowed || res.Failures != 1 || res.Locks {
 		t.Errorf("first attempt after the lock = %+v, want allowed with 1 failure", res)
 	}
