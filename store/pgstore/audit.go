@@ -249,7 +249,8 @@ func (s *Audit) Query(ctx context.Context, tenant string, q audit.Query) ([]audi
 	} else {
 		sb.WriteString(" ORDER BY seq")
 	}
-	sb.WriteString(" LIMIT " + strconv.Itoa(limit))
+	args = append(args, limit)
+	sb.WriteString(" LIMIT $" + strconv.Itoa(len(args)))
 	rows, err := s.pool.Query(ctx, sb.String(), args...)
 	if err != nil {
 		return nil, wrap("audit: query", err)

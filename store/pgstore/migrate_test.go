@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +38,12 @@ func TestNewValidatesSchema(t *testing.T) {
 	st, err := pgstore.New(pool, pgstore.Options{})
 	if err != nil || st.Schema() != pgstore.DefaultSchema {
 		t.Errorf("New(Options{}) = schema %q, %v; want %q", st.Schema(), err, pgstore.DefaultSchema)
+	}
+	fields := reflect.ValueOf(st.Stores())
+	for i := range fields.NumField() {
+		if fields.Field(i).IsNil() {
+			t.Errorf("Stores().%s is nil", fields.Type().Field(i).Name)
+		}
 	}
 	var oe *pgstore.OptionsError
 	if _, err := pgstore.New(nil, pgstore.Options{}); !errors.As(err, &oe) {
