@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"strings"
 
 	"github.com/guardhq/guard/audit"
@@ -44,9 +45,10 @@ func insertEvents(n int) string {
 // eventParams is the number of parameters of one event's row.
 const eventParams = 16
 
-// insertRows is the number of events in the multi-row INSERT that Append
-// uses for as much of a batch as it can; the rest goes in one by one.
-const insertRows = 16
+// insertSizes is the number of multi-row INSERT statements Append has:
+// of 1, 2, 4… 64 events. A batch of n events takes one statement per bit
+// of n that is set (and one per 64 events beyond that).
+const insertSizes = 7
 
 func encodeMeta(m map[string]string) (any, error) {
 	if len(m) == 0 {
@@ -111,18 +113,13 @@ func (a *Audit) Append(ctx context.Context, tenant string, events []audit.Event)
 				return audit.ErrConflict
 			}
 		}
-		const chunk = insertRows * eventParams
 		for len(args) > 0 {
-			if len(args) >= chunk {
-				_, err = w.exec(w.st.audInsertMany, args[:chunk]...)
-				args = args[chunk:]
-			} else {
-				_, err = w.exec(w.st.audInsert, args[:eventParams]...)
-				args = args[eventParams:]
-			}
-			if err != nil {
+			k := min(bits.Len(uint(len(args)/eventParams))-1, insertSizes-1)
+			n := eventParams << k
+			if _, err := w.exec(w.st.audInsert[k], args[:n]...); err != nil {
 				return fmt.Errorf("sqlitestore: append audit events: %w", err)
 			}
+			args = args[n:]
 		}
 		return nil
 	})

@@ -109,7 +109,7 @@ func TestFacadeEndToEnd(t *testing.T) {
 // its own data, and Close gives back every file descriptor.
 func TestManyStoresOpenAtOnce(t *testing.T) {
 	dir := t.TempDir()
-	const n = 40
+	const n = 24
 	fdsBefore := openFDs(t)
 	stores := make([]*sqlitestore.Store, n)
 	var wg sync.WaitGroup

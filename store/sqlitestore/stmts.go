@@ -52,8 +52,7 @@ type statements struct {
 	audCheckpoint *sql.Stmt
 	audMoveHead   *sql.Stmt
 	audNewHead    *sql.Stmt
-	audInsert     *sql.Stmt
-	audInsertMany *sql.Stmt
+	audInsert     [insertSizes]*sql.Stmt // [k] inserts 1<<k events
 	audCpSeq      *sql.Stmt
 	audPurge      *sql.Stmt
 	audPurgeHead  *sql.Stmt
@@ -136,8 +135,9 @@ func prepareStatements(ctx context.Context, db *sql.DB) (*statements, error) {
 	// is still the link the batch starts from.
 	prep(&st.audMoveHead, `UPDATE guard_audit_heads SET seq = ?1, mac = ?2 WHERE tenant = ?3 AND seq = ?4 AND mac IS ?5`)
 	prep(&st.audNewHead, `INSERT INTO guard_audit_heads (tenant, seq, mac) VALUES (?, ?, ?) ON CONFLICT (tenant) DO NOTHING`)
-	prep(&st.audInsert, insertEvents(1))
-	prep(&st.audInsertMany, insertEvents(insertRows))
+	for k := range st.audInsert {
+		prep(&st.audInsert[k], insertEvents(1<<k))
+	}
 	prep(&st.audCpSeq, `SELECT cp_seq FROM guard_audit_heads WHERE tenant = ?`)
 	prep(&st.audPurge, `DELETE FROM guard_audit_events WHERE tenant = ? AND seq <= ?`)
 	// When no event is left, the checkpoint is the head.

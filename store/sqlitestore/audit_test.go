@@ -1,0 +1,51 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/guardhq/guard/audit"
+)
+
+// Append splits a batch into multi-row INSERTs of 64, 32… 1 events: every
+// size comes back whole and in order.
+func TestAppendBatchSizes(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	var head audit.Link
+	total := 0
+	for _, n := range []int{1, 2, 3, 7, 8, 63, 64, 65, 127, 130, 256} {
+		evs := make([]audit.Event, n)
+		prev := head.MAC
+		for i := range evs {
+			seq := head.Seq + uint64(i) + 1
+			mac := sha256.Sum256(fmt.Appendf(nil, "%d", seq))
+			evs[i] = audit.Event{ID: fmt.Sprint("e", seq), Tenant: "acme", Seq: seq, Time: t0.Add(time.Duration(seq) * time.Microsecond),
+				Action: audit.LoginFailed, Outcome: audit.Failure, Meta: map[string]string{"n": fmt.Sprint(n)}, PrevMAC: prev, MAC: mac[:]}
+			prev = evs[i].MAC
+		}
+		if err := s.Audit.Append(ctx, "acme", evs); err != nil {
+			t.Fatalf("Append of %d events: %v", n, err)
+		}
+		got, err := s.Audit.Query(ctx, "acme", audit.Query{After: head.Seq, Limit: audit.MaxLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != n {
+			t.Fatalf("batch of %d: %d events stored", n, len(got))
+		}
+		for i := range got {
+			if got[i].ID != evs[i].ID || got[i].Seq != evs[i].Seq || !got[i].Time.Equal(evs[i].Time) || got[i].Meta["n"] != fmt.Sprint(n) {
+				t.Fatalf("batch of %d, event %d: got %+v, want %+v", n, i, got[i], evs[i])
+			}
+		}
+		head = audit.Link{Seq: evs[n-1].Seq, MAC: evs[n-1].MAC}
+		total += n
+	}
+	if h, err := s.Audit.Head(ctx, "acme"); err != nil || h.Seq != uint64(total) {
+		t.Fatalf("Head = %+v, %v; want Seq %d", h, err, total)
+	}
+}
