@@ -219,23 +219,38 @@ func TestApprovalBadInput(t *testing.T) {
 	r := newApprovalRig(t)
 	a := r.request(t)
 	for name, err := range map[string]error{
-		"Tenant":        func() error { _, err := r.ap.Request(ctx, "Acme", dan, send, "c", campaignSum, 0); return err }(),
-		"Requester":     func() error { _, err := r.ap.Request(ctx, "acme", rbac.User("a b"), send, "c", campaignSum, 0); return err }(),
-		"Permission":    func() error { _, err := r.ap.Request(ctx, "acme", dan, rbac.P("x", rbac.Send), "c", campaignSum, 0); return err }(),
+		"Tenant": func() error { _, err := r.ap.Request(ctx, "Acme", dan, send, "c", campaignSum, 0); return err }(),
+		"Requester": func() error {
+			_, err := r.ap.Request(ctx, "acme", rbac.User("a b"), send, "c", campaignSum, 0)
+			return err
+		}(),
+		"Permission": func() error {
+			_, err := r.ap.Request(ctx, "acme", dan, rbac.P("x", rbac.Send), "c", campaignSum, 0)
+			return err
+		}(),
 		"EmptyTarget":   func() error { _, err := r.ap.Request(ctx, "acme", dan, send, "", campaignSum, 0); return err }(),
 		"ControlTarget": func() error { _, err := r.ap.Request(ctx, "acme", dan, send, "c\n1", campaignSum, 0); return err }(),
 		"LongTarget": func() error {
 			_, err := r.ap.Request(ctx, "acme", dan, send, string(make([]byte, 300)), campaignSum, 0)
 			return err
 		}(),
-		"TTL":         func() error { _, err := r.ap.Request(ctx, "acme", dan, send, "c", campaignSum, 30*24*time.Hour); return err }(),
-		"NegativeTTL": func() error { _, err := r.ap.Request(ctx, "acme", dan, send, "c", campaignSum, -time.Second); return err }(),
-		"ApproveID":   func() error { _, err := r.ap.Approve(ctx, "acme", "../"+a.ID, cleo); return err }(),
+		"TTL": func() error {
+			_, err := r.ap.Request(ctx, "acme", dan, send, "c", campaignSum, 30*24*time.Hour)
+			return err
+		}(),
+		"NegativeTTL": func() error {
+			_, err := r.ap.Request(ctx, "acme", dan, send, "c", campaignSum, -time.Second)
+			return err
+		}(),
+		"ApproveID": func() error { _, err := r.ap.Approve(ctx, "acme", "../"+a.ID, cleo); return err }(),
 		"ConsumeID": func() error {
 			_, err := r.ap.Consume(ctx, "acme", a.ID[:31], claim("campaign-spring", campaignSum))
 			return err
 		}(),
-		"ListStatus": func() error { _, err := r.ap.List(ctx, "acme", rbac.ApprovalQuery{Status: rbac.StatusExpired}); return err }(),
+		"ListStatus": func() error {
+			_, err := r.ap.List(ctx, "acme", rbac.ApprovalQuery{Status: rbac.StatusExpired})
+			return err
+		}(),
 		"ListCursor": func() error { _, err := r.ap.List(ctx, "acme", rbac.ApprovalQuery{Before: "x"}); return err }(),
 	} {
 		var ie *rbac.InputError
