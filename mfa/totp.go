@@ -3,12 +3,10 @@ package mfa
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/binary"
 	"fmt"
-	"hash"
 	"image/png"
 	"io"
 	"time"
@@ -177,7 +175,9 @@ func (m *Manager) VerifyTOTP(ctx context.Context, tenant, userID, factorID, code
 		if err != nil {
 			return Factor{}, storeErr("factor", err)
 		}
-		candidates = []Factor{f}
+		var one [1]Factor
+		one[0] = f
+		candidates = one[:]
 	} else {
 		all, err := m.st.Factors.Factors(ctx, tenant, userID)
 		if err != nil {
@@ -238,14 +238,15 @@ func (m *Manager) matchFactor(f Factor, c uint32, now time.Time) (step int64, ok
 // the latest step that matches.
 func matchStep(secret []byte, c uint32, now time.Time, skew int64) (step int64, ok bool) {
 	t := timeStep(now)
-	mac := hmac.New(sha1.New, secret)
-	var sum [sha1.Size]byte
+	k := newHMACKey(secret)
 	var best, found int
 	for s := max(t-skew, 1); s <= t+skew; s++ {
-		eq := subtle.ConstantTimeEq(int32(hotp(mac, &sum, s)), int32(c))
+		eq := subtle.ConstantTimeEq(int32(k.hotp(s)), int32(c))
 		best = subtle.ConstantTimeSelect(eq, int(s), best)
 		found |= eq
 	}
+	clear(k.ipad[:])
+	clear(k.opad[:])
 	return int64(best), found == 1
 }
 
@@ -259,14 +260,41 @@ func timeStep(t time.Time) int64 {
 	return s
 }
 
-// hotp is the RFC 4226 value of counter, reduced to TOTPDigits digits,
-// for the secret mac was keyed with. sum is scratch space.
-func hotp(mac hash.Hash, sum *[sha1.Size]byte, counter int64) uint32 {
-	var msg [8]byte
-	binary.BigEndian.PutUint64(msg[:], uint64(counter))
-	mac.Reset()
-	mac.Write(msg[:])
-	mac.Sum(sum[:0])
+// hmacKey holds the padded keys of HMAC-SHA1 (RFC 2104) for one secret.
+// crypto/hmac would allocate some five objects per verification; this
+// keeps the whole check on the stack. TestHOTPMatchesPquerna checks it
+// against pquerna/otp (which uses crypto/hmac) and RFC 6238's vectors.
+type hmacKey struct {
+	ipad, opad [sha1.BlockSize]byte
+}
+
+func newHMACKey(secret []byte) *hmacKey {
+	var k hmacKey
+	if len(secret) > sha1.BlockSize {
+		sum := sha1.Sum(secret)
+		secret = sum[:]
+	}
+	copy(k.ipad[:], secret)
+	copy(k.opad[:], secret)
+	for i := range k.ipad {
+		k.ipad[i] ^= 0x36
+		k.opad[i] ^= 0x5c
+	}
+	return &k
+}
+
+// hotp is the RFC 4226 value of counter reduced to TOTPDigits digits.
+func (k *hmacKey) hotp(counter int64) uint32 {
+	var in [sha1.BlockSize + 8]byte
+	copy(in[:], k.ipad[:])
+	binary.BigEndian.PutUint64(in[sha1.BlockSize:], uint64(counter))
+	inner := sha1.Sum(in[:])
+	var out [sha1.BlockSize + sha1.Size]byte
+	copy(out[:], k.opad[:])
+	copy(out[sha1.BlockSize:], inner[:])
+	sum := sha1.Sum(out[:])
+	clear(in[:])
+	clear(out[:])
 	off := sum[len(sum)-1] & 0xf
 	v := binary.BigEndian.Uint32(sum[off:off+4]) & 0x7fffffff
 	return v % 1_000_000
