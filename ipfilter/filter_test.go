@@ -567,3 +567,56 @@ func TestConcurrentReplace(t *testing.T) {
 		t.Errorf("%d concurrent Replace calls from version 0 succeeded, want 1", ok.Load())
 	}
 }
+
+// BenchmarkCheck is the per-request cost on a cache hit: the version
+// read (the test store: a map under a mutex, like memstore), the cache
+// lookup and Set.Contains, with 1,000 and 100,000 prefixes in the
+// tenant's Users list and 1,000 tenants cached.
+func BenchmarkCheck(b *testing.B) {
+	for _, n := range []int{1_000, 100_000} {
+		st := newFake()
+		f := newFilter(b, st, ipfilter.Config{})
+		entries := make([]string, n)
+		for i := range entries {
+			if i%2 == 0 {
+				entries[i] = fmt.Sprintf("10.%d.%d.0/24", i>>16&255, i>>8&255^i&255)
+			} else {
+				entries[i] = fmt.Sprintf("2001:db8:%x:%x::/64", i>>16, i&0xffff)
+			}
+		}
+		for i := range 1000 {
+			tenant := fmt.Sprint("tenant-", i)
+			l := entries[:1]
+			if i == 0 {
+				l = entries
+			}
+			replace(b, f, tenant, ipfilter.Users, false, l...)
+			check(b, f, tenant, ipfilter.Users, office)
+		}
+		addrs := []netip.Addr{netip.MustParseAddr("10.0.0.1"), office, netip.MustParseAddr("2001:db8:0:1::1"), home}
+		ctx := context.Background()
+		b.Run(fmt.Sprintf("prefixes=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := f.Check(ctx, "tenant-0", ipfilter.Users, addrs[i&3]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+		b.Run(fmt.Sprintf("prefixes=%d/parallel", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					if _, err := f.Check(ctx, "tenant-0", ipfilter.Users, addrs[i&3]); err != nil {
+						b.Error(err)
+						return
+					}
+					i++
+				}
+			})
+		})
+	}
+}
