@@ -186,6 +186,19 @@ func TestCacheLoadsOncePerVersion(t *testing.T) {
 	if _, l := st.calls(); l-loads != 2 { // one by replace's Lists, one reload
 		t.Errorf("after a change: %d loads, want 2", l-loads)
 	}
+	// A tenant never written (version 0) is unrestricted without a load.
+	_, loads = st.calls()
+	for i := range 100 {
+		if d := check(t, f, fmt.Sprint("new-", i), ipfilter.Users, office); d != ipfilter.Unrestricted {
+			t.Fatalf("tenant without lists: %v", d)
+		}
+	}
+	if p, err := f.PolicyAt(t.Context(), "new-0", 0); err != nil || p.Version() != 0 || p.Check(ipfilter.APIKeys, office) != ipfilter.Unrestricted {
+		t.Errorf("PolicyAt(version 0) = %v, %v", p, err)
+	}
+	if _, l := st.calls(); l != loads {
+		t.Errorf("tenants without lists caused %d loads", l-loads)
+	}
 }
 
 func TestStoreErrorsFailClosed(t *testing.T) {
@@ -390,7 +403,7 @@ func TestPolicyAt(t *testing.T) {
 	replace(t, f, "acme", ipfilter.Users, false, "203.0.113.0/24")
 	v0, _ := st.calls()
 	p, err := f.PolicyAt(t.Context(), "acme", 1)
-	if err != nil || p.Version != 1 || p.Check(ipfilter.Users, office) != ipfilter.Allowed || p.Check(ipfilter.APIKeys, office) != ipfilter.Unrestricted {
+	if err != nil || p.Version() != 1 || p.Check(ipfilter.Users, office) != ipfilter.Allowed || p.Check(ipfilter.APIKeys, office) != ipfilter.Unrestricted {
 		t.Fatalf("PolicyAt = %+v, %v", p, err)
 	}
 	if v, _ := st.calls(); v != v0 {
@@ -401,7 +414,7 @@ func TestPolicyAt(t *testing.T) {
 	}
 	// A caller-supplied version that differs reloads.
 	replace(t, f, "acme", ipfilter.Users, false, "192.0.2.0/24")
-	if p, err := f.PolicyAt(t.Context(), "acme", 2); err != nil || p.Version != 2 || p.Check(ipfilter.Users, office) != ipfilter.Denied {
+	if p, err := f.PolicyAt(t.Context(), "acme", 2); err != nil || p.Version() != 2 || p.Check(ipfilter.Users, office) != ipfilter.Denied {
 		t.Errorf("PolicyAt(2) = %+v, %v", p, err)
 	}
 	if r := p.Rule(9); !r.Set.Empty() || r.ReportOnly {
@@ -503,11 +516,11 @@ func TestConcurrentSwap(t *testing.T) {
 				}
 				u, k := p.Check(ipfilter.Users, a), p.Check(ipfilter.APIKeys, a)
 				if u != k {
-					t.Errorf("version %d: users %v, api keys %v: half-updated", p.Version, u, k)
+					t.Errorf("version %d: users %v, api keys %v: half-updated", p.Version(), u, k)
 					return
 				}
-				if want := map[bool]ipfilter.Decision{true: ipfilter.Allowed, false: ipfilter.Denied}[p.Version%2 == 1]; u != want {
-					t.Errorf("version %d decided %v, want %v", p.Version, u, want)
+				if want := map[bool]ipfilter.Decision{true: ipfilter.Allowed, false: ipfilter.Denied}[p.Version()%2 == 1]; u != want {
+					t.Errorf("version %d decided %v, want %v", p.Version(), u, want)
 					return
 				}
 				d, err := f.Check(ctx, "acme", ipfilter.Users, a)
