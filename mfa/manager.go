@@ -291,8 +291,8 @@ func defaultCompose(kind Kind, code string, ttl time.Duration) (subject, text st
 		return "", fmt.Sprintf("Your verification code is %s. It expires in %d minutes. Do not share it.", code, mins)
 	}
 	return "Your verification code",
-		fmt.Sprintf("Your verification code is %s.\n\nIt expires in %d minutes. If you did not try to sign in, "+
-			"you can ignore this message; someone may know your password, so consider changing it.\n", code, mins)
+		fmt.Sprintf("Your verification code is %s.\n\nIt expires in %d minutes. Do not share it. If you did not "+
+			"ask for it, ignore this message, and consider changing your password: someone may know it.\n", code, mins)
 }
 
 // timestamp is the current time as stored: UTC, to the microsecond.

@@ -72,8 +72,8 @@ type EnrolmentIndex interface {
 	Enrolments(ctx context.Context, tenant, after string, limit int) ([]Enrolment, error)
 }
 
-// RecoveryStore keeps each user's set of recovery codes as hashes (see
-// RecoveryHash).
+// RecoveryStore keeps each user's set of recovery codes, as SHA-256 hashes
+// bound to tenant and user; the codes themselves are never stored.
 type RecoveryStore interface {
 	// ReplaceRecoveryCodes replaces the user's whole set by hashes in one
 	// step: no code of the earlier set works afterwards. An empty hashes
