@@ -3,6 +3,7 @@ package ipfilter
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/http/httptest"
 	"net/netip"
 	"testing"
 )
@@ -171,6 +172,24 @@ func BenchmarkResolve(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkClientIP is Resolve as the facade calls it, from an
+// *http.Request behind one trusted proxy.
+func BenchmarkClientIP(b *testing.B) {
+	r, err := NewResolver(ResolverConfig{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("198.51.100.10/32")}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/", nil)
+	req.RemoteAddr = "198.51.100.10:40000"
+	req.Header.Set("X-Forwarded-For", "192.0.2.1, 203.0.113.5")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.ClientIP(req); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

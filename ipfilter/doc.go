@@ -13,7 +13,7 @@
 //   - ParsePrefix and ParseList read allow-list entries strictly and
 //     compile them into a Set, an immutable matcher whose Contains
 //     allocates nothing. Warnings tell the administrator what was
-//     normalised.
+//     normalised. SplitList cuts typed text into entries.
 //   - Filter (New) is what the facade uses on every request: Check looks
 //     a client up in a tenant's compiled lists, kept in memory and
 //     refreshed when the tenant's version in the Store moves. Replace

@@ -216,6 +216,20 @@ func Canonical(p netip.Prefix) string {
 	return p.String()
 }
 
+// SplitList splits the text of an allow-list as an administrator types
+// it (one entry per line, or separated by commas, spaces or tabs) into
+// entries for ParseList, dropping empty ones. Only the separators are
+// interpreted; each piece is checked by ParseList.
+func SplitList(text string) []string {
+	return strings.FieldsFunc(text, func(r rune) bool {
+		switch r {
+		case ',', ' ', '\t', '\n', '\r', '\v', '\f':
+			return true
+		}
+		return false
+	})
+}
+
 // ParseList parses every entry of an allow-list with ParsePrefix and
 // compiles them into a Set. It stops at the first bad entry and returns
 // its *ParseError (Index is the entry's position); a list longer than

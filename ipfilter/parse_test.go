@@ -250,3 +250,18 @@ func TestAdjustmentString(t *testing.T) {
 		t.Errorf("all flags = %q", s)
 	}
 }
+
+func TestSplitList(t *testing.T) {
+	got := ipfilter.SplitList("203.0.113.0/24\r\n198.51.100.7, 2001:db8::/32,,\t10.0.0.0/8\n\n  ")
+	want := []string{"203.0.113.0/24", "198.51.100.7", "2001:db8::/32", "10.0.0.0/8"}
+	if !slices.Equal(got, want) {
+		t.Errorf("SplitList = %q, want %q", got, want)
+	}
+	if got := ipfilter.SplitList(" \n, "); len(got) != 0 {
+		t.Errorf("SplitList of blanks = %q", got)
+	}
+	// Only separators are interpreted: the rest is ParseList's job.
+	if _, _, err := ipfilter.ParseList(ipfilter.SplitList("10.0.0.0/8;192.0.2.1"), ipfilter.ParseOptions{}); !errors.Is(err, ipfilter.ErrSyntax) {
+		t.Errorf("semicolon-separated: %v", err)
+	}
+}

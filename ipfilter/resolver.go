@@ -46,7 +46,9 @@ type ResolverConfig struct {
 	// ignored, however it looks. The prefixes are normalised like
 	// allow-list entries (IPv4-mapped forms unmapped, host bits cleared);
 	// 0.0.0.0/0 and ::/0 are refused, since trusting every peer lets any
-	// client choose its address.
+	// client choose its address. List only the proxies: a client whose own
+	// address is inside TrustedProxies (a too-wide private range, say) is
+	// skipped like a proxy, and can then choose the address it is seen as.
 	TrustedProxies []netip.Prefix
 	// TrustedHops, when above zero, is the exact number of proxies in
 	// front of the application, each appending one value to the header:
