@@ -165,7 +165,7 @@ type Config struct {
 //
 // Per-request cost on a cache hit: Store.Version (a map lookup under a
 // read lock for memstore; one round trip for a networked store), a
-// read-locked map lookup, an atomic load and Set.Contains — no
+// lock-free sync.Map lookup, an atomic load and Set.Contains — no
 // allocation. A tenant that never had a list (version 0) costs the
 // Store.Version read only, and nothing is cached for it. After a change,
 // the first request per replica also reads and compiles the lists
@@ -177,8 +177,8 @@ type Filter struct {
 	maxTenants int
 	maxEntries int
 
-	mu      sync.RWMutex
-	tenants map[string]*entry
+	tenants sync.Map     // tenant → *entry; lock-free reads
+	size    atomic.Int64 // entries in tenants
 }
 
 // entry is one tenant's cache slot.
@@ -223,7 +223,6 @@ func New(cfg Config) (*Filter, error) {
 		now:        cfg.Now,
 		maxTenants: cfg.MaxTenants,
 		maxEntries: cfg.MaxEntries,
-		tenants:    make(map[string]*entry),
 	}, nil
 }
 
@@ -319,39 +318,38 @@ func (f *Filter) policyAt(ctx context.Context, e *entry, tenant string, v uint64
 
 // lookup returns tenant's cache slot, or nil.
 func (f *Filter) lookup(tenant string) *entry {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return f.tenants[tenant]
+	if v, ok := f.tenants.Load(tenant); ok {
+		return v.(*entry)
+	}
+	return nil
 }
 
-// entry returns tenant's cache slot, creating it (and evicting another
+// entry returns tenant's cache slot, creating it (and evicting others
 // beyond MaxTenants) if needed.
 func (f *Filter) entry(tenant string) *entry {
 	if e := f.lookup(tenant); e != nil {
 		return e
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if e := f.tenants[tenant]; e != nil {
-		return e
+	v, loaded := f.tenants.LoadOrStore(tenant, new(entry))
+	if !loaded && f.size.Add(1) > int64(f.maxTenants) {
+		f.tenants.Range(func(k, _ any) bool {
+			if k != tenant {
+				if _, ok := f.tenants.LoadAndDelete(k); ok {
+					f.size.Add(-1)
+				}
+			}
+			return f.size.Load() > int64(f.maxTenants)
+		})
 	}
-	for k := range f.tenants {
-		if len(f.tenants) < f.maxTenants {
-			break
-		}
-		delete(f.tenants, k)
-	}
-	e := new(entry)
-	f.tenants[tenant] = e
-	return e
+	return v.(*entry)
 }
 
 // Forget drops tenant's compiled lists from the cache (for example when
 // the tenant is deleted). The next Check loads them again.
 func (f *Filter) Forget(tenant string) {
-	f.mu.Lock()
-	delete(f.tenants, tenant)
-	f.mu.Unlock()
+	if _, ok := f.tenants.LoadAndDelete(tenant); ok {
+		f.size.Add(-1)
+	}
 }
 
 // Lists returns tenant's stored lists and version, for display and as

@@ -633,3 +633,38 @@ func BenchmarkCheck(b *testing.B) {
 		})
 	}
 }
+
+// TestConcurrentEviction checks many tenants from many goroutines
+// through a cache smaller than the tenant count: every decision stays
+// right while entries are evicted and reloaded.
+func TestConcurrentEviction(t *testing.T) {
+	st := newFake()
+	f := newFilter(t, st, ipfilter.Config{MaxTenants: 4})
+	const tenants = 16
+	for i := range tenants {
+		replace(t, f, fmt.Sprint("t", i), ipfilter.Users, false, fmt.Sprintf("10.0.0.%d", i))
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 300 {
+				i := (g*7 + j) % tenants
+				tenant := fmt.Sprint("t", i)
+				if d, err := f.Check(context.Background(), tenant, ipfilter.Users, netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})); err != nil || d != ipfilter.Allowed {
+					t.Errorf("%s own address: %v, %v", tenant, d, err)
+					return
+				}
+				if d, err := f.Check(context.Background(), tenant, ipfilter.Users, netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})); err != nil || d != ipfilter.Denied {
+					t.Errorf("%s other address: %v, %v", tenant, d, err)
+					return
+				}
+				if j%50 == 0 {
+					f.Forget(tenant)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
