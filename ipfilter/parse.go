@@ -2,6 +2,7 @@ package ipfilter
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -78,22 +79,7 @@ func (w Warning) String() string {
 	return "entry " + itoa(w.Index) + " " + echo(w.Entry) + " read as " + w.Canonical + ": " + w.Adjusted.String()
 }
 
-func itoa(i int) string {
-	if i < 0 {
-		return "-" + itoa(-i)
-	}
-	var b [20]byte
-	n := len(b)
-	for {
-		n--
-		b[n] = byte('0' + i%10)
-		i /= 10
-		if i == 0 {
-			break
-		}
-	}
-	return string(b[n:])
-}
+func itoa(i int) string { return strconv.Itoa(i) }
 
 // mappedRange is ::ffff:0.0.0.0, the start of the IPv4-mapped range.
 var mappedRange = netip.AddrFrom16([16]byte{10: 0xff, 11: 0xff})
