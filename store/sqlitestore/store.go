@@ -64,6 +64,7 @@ func DSN(path string) string {
 		"_pragma=journal_mode(WAL)",
 		"_pragma=mmap_size(268435456)",
 		"_pragma=synchronous(NORMAL)",
+		"_pragma=temp_store(MEMORY)",
 		"_txlock=immediate",
 	}, "&")
 }
