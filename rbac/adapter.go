@@ -95,14 +95,11 @@ func (a *Adapter) load(ctx context.Context, m model.Model, tenant string) (uint6
 	return version, nil
 }
 
-// addRow adds row to m unless m holds it (stores hold sets, but a row is
-// never added twice whatever a store returns).
+// addRow adds row to m. A store holds a set of rules; should one return a
+// rule twice, the duplicate row changes no decision (casbin's nor the
+// compiled table's), so rows are not checked for duplicates.
 func addRow(m model.Model, ptype string, row []string) error {
-	sec := ptype[:1] // "p", "p2" → "p"; "g" → "g"
-	if ok, err := m.HasPolicy(sec, ptype, row); err != nil || ok {
-		return err
-	}
-	return m.AddPolicy(sec, ptype, row)
+	return m.AddPolicy(ptype[:1], ptype, row) // section "p" for p and p2, "g" for g
 }
 
 func tenantOf(filter any) (string, *Filter, error) {

@@ -197,3 +197,60 @@ func TestConcurrentOwnersKeepOne(t *testing.T) {
 		}
 	}
 }
+
+// TestGrantRacesRoleWidening: an admin grants a role while the owner adds
+// billing to it. The grant's escalation check holds when the grant lands:
+// it lands before the widening, or is refused.
+func TestGrantRacesRoleWidening(t *testing.T) {
+	landed, refused := 0, 0
+	for round := range 40 {
+		st := memstore.NewPolicies()
+		owner, admin := newEnforcer(t, st), newEnforcer(t, st)
+		grant(t, owner, "acme", ada, rbac.Owner)
+		grant(t, owner, "acme", bob, rbac.Admin)
+		define(t, owner, "acme", "r", rbac.P(rbac.Reports, rbac.Read))
+		byOwner, byAdmin := perms(t, owner, "acme", ada), perms(t, admin, "acme", bob)
+		v0, _ := st.Version(ctx, "acme")
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		var grantErr error
+		wg.Go(func() {
+			<-start
+			if err := owner.DefineRole(ctx, byOwner, "acme", "r", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read), rbac.P(rbac.Billing, rbac.Read)}); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Go(func() {
+			<-start
+			grantErr = admin.Grant(ctx, byAdmin, "acme", cleo, "r")
+		})
+		close(start)
+		wg.Wait()
+		changes, err := st.Changes(ctx, "acme", v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var widened, granted uint64
+		for _, ch := range changes {
+			for _, r := range ch.Add {
+				switch r.Type {
+				case rbac.RulePermission:
+					widened = ch.Version
+				case rbac.RuleGrant:
+					granted = ch.Version
+				}
+			}
+		}
+		switch {
+		case grantErr == nil && (granted == 0 || granted > widened):
+			t.Fatalf("round %d: the admin's grant landed at version %d, after the role gained billing at %d", round, granted, widened)
+		case grantErr == nil:
+			landed++
+		case errors.Is(grantErr, rbac.ErrEscalation) && granted == 0:
+			refused++
+		default:
+			t.Fatalf("round %d: Grant = %v, grant at version %d", round, grantErr, granted)
+		}
+	}
+	t.Logf("%d grants landed first, %d refused after the widening", landed, refused)
+}

@@ -64,6 +64,7 @@ type Enforcer struct {
 	adapter   *Adapter
 	model     model.Model
 	builtins  []*role
+	all       Perms
 	seed      maphash.Seed
 	maxAdmins int
 	maxRoles  int
@@ -109,6 +110,7 @@ func New(cfg Config) (*Enforcer, error) {
 	for _, d := range builtinRoles {
 		e.builtins = append(e.builtins, &role{name: d.name, builtin: true, bits: reg.builtinBits(d)})
 	}
+	e.all = reg.all()
 	e.tenants.Store(&pmap[string, *tenantState]{})
 	return e, nil
 }
@@ -139,7 +141,7 @@ func (e *Enforcer) Casbin(ctx context.Context, tenant string) (*casbin.Enforcer,
 
 // AllPerms returns every permission: what the host application itself
 // (the facade's system principal) holds.
-func (e *Enforcer) AllPerms() Perms { return e.reg.all() }
+func (e *Enforcer) AllPerms() Perms { return e.all }
 
 // Sections returns the sections of the Enforcer: the built-in ones, then
 // Config.Sections.
@@ -381,13 +383,8 @@ func (e *Enforcer) load(ctx context.Context, tenant string) (*table, error) {
 			if !ok {
 				return nil, fmt.Errorf("rbac: the casbin model holds a row the adapter cannot have written (%s)", pt.ptype)
 			}
-			bit, known, err := e.reg.ruleBit(tenant, r)
-			if err != nil {
-				return nil, err
-			}
-			if known {
-				b.apply(r, bit, true)
-			}
+			// The adapter validated the rule and dropped unknown sections.
+			b.apply(r, e.reg.bitOf(r), true)
 		}
 	}
 	return b.done(v), nil

@@ -18,7 +18,7 @@ import (
 // straight to the store, and the Enforcers follow through the change log
 // (a replica that keeps deciding) or a fresh load (a new replica).
 func TestEquivalentToCasbin(t *testing.T) {
-	rounds, triples := 25, 250
+	rounds, triples := 20, 200
 	if testing.Short() {
 		rounds, triples = 8, 100
 	}

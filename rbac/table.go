@@ -158,11 +158,29 @@ func (reg *registry) ruleBit(tenant string, r Rule) (bit int, known bool, err er
 	return bit, bit >= 0, nil
 }
 
+// subjectOf splits the string form of a subject that ParseSubject has
+// accepted before.
+func subjectOf(s string) Subject {
+	if id, ok := strings.CutPrefix(s, "user:"); ok {
+		return User(id)
+	}
+	return Key(strings.TrimPrefix(s, "key:"))
+}
+
+// bitOf returns the permission bit of a rule ruleBit has accepted as
+// known, -1 for a grant.
+func (reg *registry) bitOf(r Rule) int {
+	if r.Type == RuleGrant {
+		return -1
+	}
+	return reg.index(r.Section, r.Action)
+}
+
 // apply adds (or removes) rule r, which ruleBit accepted with bit.
 func (b *builder) apply(r Rule, bit int, add bool) {
 	switch r.Type {
 	case RuleGrant:
-		sub, _ := ParseSubject(r.Subject)
+		sub := subjectOf(r.Subject)
 		id := b.roleID(r.Role, add)
 		if id < 0 {
 			return // removing a grant of a role never seen: nothing to do

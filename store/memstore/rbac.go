@@ -12,7 +12,8 @@ import (
 
 // Policies is an in-memory rbac.PolicyStore. Version takes a read lock
 // and allocates nothing; every other method holds the lock for its whole
-// step. Each tenant keeps its latest 1024 changes for Changes.
+// step. Each tenant keeps at least its latest 1024 changes (and at most
+// 2048) for Changes.
 type Policies struct {
 	mu      sync.RWMutex
 	tenants map[string]*policy
@@ -82,8 +83,10 @@ func (s *Policies) Update(_ context.Context, tenant string, expect uint64, remov
 		p.rules[r] = struct{}{}
 	}
 	p.version++
-	if len(p.history) >= s.keep {
-		p.history = slices.Delete(p.history, 0, len(p.history)-s.keep+1)
+	if len(p.history) >= 2*s.keep {
+		// Keep the latest keep-1 changes, copied so that the dropped ones
+		// can be collected; amortised over keep updates.
+		p.history = append([]rbac.Change(nil), p.history[len(p.history)-s.keep+1:]...)
 	}
 	p.history = append(p.history, rbac.Change{Version: p.version, Remove: slices.Clone(remove), Add: slices.Clone(add)})
 	return nil
