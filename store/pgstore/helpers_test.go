@@ -74,7 +74,12 @@ func newSchemaName(t testing.TB) string {
 // dropSchemaOnCleanup drops schema (if it exists) when t ends.
 func dropSchemaOnCleanup(t testing.TB, schema string) {
 	t.Helper()
-	p := testPool(t)
+	dropOnCleanup(t, testPool(t), schema)
+}
+
+// dropOnCleanup drops schema with p when t ends. Unlike
+// dropSchemaOnCleanup it may be called for t from a subtest.
+func dropOnCleanup(t testing.TB, p *pgxpool.Pool, schema string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -146,8 +151,13 @@ type recycler struct {
 	free []*pgstore.Store
 }
 
-// newRecycler returns a recycler whose schemas are dropped when t ends.
-func newRecycler(t *testing.T) *recycler { return &recycler{t: t} }
+// newRecycler returns a recycler whose schemas are dropped when t ends. It
+// skips t (before any subtest runs) when there is no test server.
+func newRecycler(t *testing.T) *recycler {
+	t.Helper()
+	testPool(t)
+	return &recycler{t: t}
+}
 
 // store returns an empty migrated store, emptied and recycled when t ends.
 func (r *recycler) store(t testing.TB) *pgstore.Store {
@@ -160,7 +170,7 @@ func (r *recycler) store(t testing.TB) *pgstore.Store {
 	r.mu.Unlock()
 	if st == nil {
 		schema := newSchemaName(t)
-		dropSchemaOnCleanup(r.t, schema)
+		dropOnCleanup(r.t, testPool(t), schema)
 		st = newStoreOn(t, testPool(t), schema)
 	}
 	t.Cleanup(func() {
