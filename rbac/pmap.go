@@ -8,73 +8,81 @@ import "math/bits"
 // nothing, so an immutable decision table can hold a large map and still
 // be updated in O(log n) when one subject's grants change.
 //
+// A node has 64 slots, each an entry or a child node. A child's header
+// (its bitmaps and its slot array) is kept inside the parent's slot, so a
+// lookup touches one slot array per level: three levels for 100,000 keys.
+//
 // The caller supplies each key's 64-bit hash. Keys whose hashes collide
 // completely live in a collision node below the last level.
 //
-// An edit token makes a run of updates cheap: nodes created under a token
-// are changed in place by later updates under the same token (they are
-// not yet visible to anyone else). Use nil for ordinary persistent
+// An edit token makes a run of updates cheap: slot arrays created under a
+// token are changed in place by later updates under the same token (they
+// are not yet visible to anyone else). Use nil for ordinary persistent
 // updates, and a fresh token per batch whose result is published only
 // when the batch is done.
 type pmap[K comparable, V any] struct {
-	root *pnode[K, V]
+	root pnode[K, V]
 	n    int
 }
 
+// pnode is a node's header: which slots hold entries and which hold
+// children, and the slots, in slot order.
 type pnode[K comparable, V any] struct {
-	edit    *edit
-	dataMap uint32 // slots holding an entry
-	nodeMap uint32 // slots holding a child node
-	entries []pentry[K, V]
-	nodes   []*pnode[K, V]
+	edit  *edit // the batch that owns slots, if any
+	data  uint64
+	kids  uint64
+	slots []pslot[K, V]
 }
 
-type pentry[K comparable, V any] struct {
-	hash uint64
-	key  K
-	val  V
+// pslot is an entry (hash, key, val) or a child node.
+type pslot[K comparable, V any] struct {
+	hash  uint64
+	key   K
+	val   V
+	child pnode[K, V]
 }
 
 // edit is a batch token; it has a size so that tokens are distinct.
 type edit struct{ _ byte }
 
 const (
-	pbits    = 5
+	pbits    = 6
 	pmask    = 1<<pbits - 1
-	maxShift = 64 // at or beyond: a collision node, entries only
+	maxShift = 64 // at or beyond: a collision node, entries only, unordered
 )
 
-func slot(h uint64, shift uint) uint32 { return 1 << ((h >> shift) & pmask) }
+func slot(h uint64, shift uint) uint64 { return 1 << ((h >> shift) & pmask) }
 
-func index(bitmap, bit uint32) int { return bits.OnesCount32(bitmap & (bit - 1)) }
+// pos is the position in slots of the slot bit.
+func (n *pnode[K, V]) pos(bit uint64) int { return bits.OnesCount64((n.data | n.kids) & (bit - 1)) }
 
 // Len returns the number of entries.
 func (m pmap[K, V]) Len() int { return m.n }
 
 // get returns the value of k, whose hash is h.
-func (m pmap[K, V]) get(h uint64, k K) (V, bool) {
-	n := m.root
-	for shift := uint(0); n != nil; shift += pbits {
+func (m *pmap[K, V]) get(h uint64, k K) (V, bool) {
+	n := &m.root
+	for shift := uint(0); ; shift += pbits {
 		if shift >= maxShift {
-			for i := range n.entries {
-				if n.entries[i].key == k {
-					return n.entries[i].val, true
+			for i := range n.slots {
+				if n.slots[i].key == k {
+					return n.slots[i].val, true
 				}
 			}
 			break
 		}
 		bit := slot(h, shift)
-		if n.dataMap&bit != 0 {
-			e := &n.entries[index(n.dataMap, bit)]
-			if e.hash == h && e.key == k {
-				return e.val, true
+		if (n.data|n.kids)&bit == 0 {
+			break
+		}
+		s := &n.slots[n.pos(bit)]
+		if n.data&bit != 0 {
+			if s.hash == h && s.key == k {
+				return s.val, true
 			}
 			break
 		}
-		if n.nodeMap&bit == 0 {
-			break
-		}
-		n = n.nodes[index(n.nodeMap, bit)]
+		n = &s.child
 	}
 	var zero V
 	return zero, false
@@ -82,184 +90,151 @@ func (m pmap[K, V]) get(h uint64, k K) (V, bool) {
 
 // set returns m with k (hash h) mapped to v.
 func (m pmap[K, V]) set(ed *edit, h uint64, k K, v V) pmap[K, V] {
-	root := m.root
-	if root == nil {
-		root = &pnode[K, V]{edit: ed}
-	}
-	nr, added := root.set(ed, 0, pentry[K, V]{h, k, v})
-	if added {
+	if m.root.set(ed, 0, h, k, v) {
 		m.n++
 	}
-	m.root = nr
 	return m
 }
 
 // del returns m without k (hash h).
 func (m pmap[K, V]) del(ed *edit, h uint64, k K) pmap[K, V] {
-	if m.root == nil {
-		return m
-	}
-	nr, removed := m.root.del(ed, 0, h, k)
-	if removed {
+	if m.root.del(ed, 0, h, k) {
 		m.n--
-		m.root = nr
 	}
 	return m
 }
 
 // each calls f for every entry until f returns false, in no particular
 // order.
-func (m pmap[K, V]) each(f func(K, V) bool) {
-	if m.root != nil {
-		m.root.each(f)
-	}
-}
+func (m pmap[K, V]) each(f func(K, V) bool) { m.root.each(f, 0) }
 
-func (n *pnode[K, V]) each(f func(K, V) bool) bool {
-	for i := range n.entries {
-		if !f(n.entries[i].key, n.entries[i].val) {
-			return false
+func (n *pnode[K, V]) each(f func(K, V) bool, shift uint) bool {
+	if shift >= maxShift {
+		for i := range n.slots {
+			if !f(n.slots[i].key, n.slots[i].val) {
+				return false
+			}
 		}
+		return true
 	}
-	for _, c := range n.nodes {
-		if !c.each(f) {
+	occupied := n.data | n.kids
+	for i := range n.slots {
+		bit := occupied & -occupied
+		occupied &^= bit
+		s := &n.slots[i]
+		if n.data&bit != 0 {
+			if !f(s.key, s.val) {
+				return false
+			}
+		} else if !s.child.each(f, shift+pbits) {
 			return false
 		}
 	}
 	return true
 }
 
-// writable returns n itself if it belongs to ed, or a copy that does.
-func (n *pnode[K, V]) writable(ed *edit) *pnode[K, V] {
+// own makes n's slot array belong to ed, copying it unless it already
+// does. The header n itself is always the caller's copy.
+func (n *pnode[K, V]) own(ed *edit) {
 	if ed != nil && n.edit == ed {
-		return n
+		return
 	}
-	return &pnode[K, V]{
-		edit:    ed,
-		dataMap: n.dataMap,
-		nodeMap: n.nodeMap,
-		entries: append([]pentry[K, V](nil), n.entries...),
-		nodes:   append([]*pnode[K, V](nil), n.nodes...),
-	}
+	n.slots = append([]pslot[K, V](nil), n.slots...)
+	n.edit = ed
 }
 
-func (n *pnode[K, V]) set(ed *edit, shift uint, e pentry[K, V]) (*pnode[K, V], bool) {
+// set maps k to v in the subtree n (a header the caller owns, possibly a
+// copy) and reports whether k is new.
+func (n *pnode[K, V]) set(ed *edit, shift uint, h uint64, k K, v V) bool {
 	if shift >= maxShift {
-		for i := range n.entries {
-			if n.entries[i].key == e.key {
-				w := n.writable(ed)
-				w.entries[i] = e
-				return w, false
+		n.own(ed)
+		for i := range n.slots {
+			if n.slots[i].key == k {
+				n.slots[i].val = v
+				return false
 			}
 		}
-		w := n.writable(ed)
-		w.entries = append(w.entries, e)
-		return w, true
-	}
-	bit := slot(e.hash, shift)
-	switch {
-	case n.dataMap&bit != 0:
-		i := index(n.dataMap, bit)
-		old := n.entries[i]
-		w := n.writable(ed)
-		if old.hash == e.hash && old.key == e.key {
-			w.entries[i] = e
-			return w, false
-		}
-		// Push both entries one level down.
-		child := merge(ed, shift+pbits, old, e)
-		w.entries = append(w.entries[:i], w.entries[i+1:]...)
-		w.dataMap &^= bit
-		j := index(w.nodeMap, bit)
-		w.nodes = append(w.nodes, nil)
-		copy(w.nodes[j+1:], w.nodes[j:])
-		w.nodes[j] = child
-		w.nodeMap |= bit
-		return w, true
-	case n.nodeMap&bit != 0:
-		j := index(n.nodeMap, bit)
-		child, added := n.nodes[j].set(ed, shift+pbits, e)
-		if child == n.nodes[j] {
-			return n, added
-		}
-		w := n.writable(ed)
-		w.nodes[j] = child
-		return w, added
-	default:
-		w := n.writable(ed)
-		i := index(w.dataMap, bit)
-		w.entries = append(w.entries, pentry[K, V]{})
-		copy(w.entries[i+1:], w.entries[i:])
-		w.entries[i] = e
-		w.dataMap |= bit
-		return w, true
-	}
-}
-
-// merge returns a node at shift holding a and b, whose keys differ.
-func merge[K comparable, V any](ed *edit, shift uint, a, b pentry[K, V]) *pnode[K, V] {
-	if shift >= maxShift {
-		return &pnode[K, V]{edit: ed, entries: []pentry[K, V]{a, b}}
-	}
-	ba, bb := slot(a.hash, shift), slot(b.hash, shift)
-	if ba == bb {
-		return &pnode[K, V]{edit: ed, nodeMap: ba, nodes: []*pnode[K, V]{merge(ed, shift+pbits, a, b)}}
-	}
-	if index(ba|bb, ba) > 0 {
-		a, b = b, a
-	}
-	return &pnode[K, V]{edit: ed, dataMap: ba | bb, entries: []pentry[K, V]{a, b}}
-}
-
-// del returns n without k; removed reports whether k was there. A node
-// left with a single entry and no children is folded into its parent, so
-// the trie stays as shallow as its contents need.
-func (n *pnode[K, V]) del(ed *edit, shift uint, h uint64, k K) (*pnode[K, V], bool) {
-	if shift >= maxShift {
-		for i := range n.entries {
-			if n.entries[i].key == k {
-				w := n.writable(ed)
-				w.entries = append(w.entries[:i], w.entries[i+1:]...)
-				return w, true
-			}
-		}
-		return n, false
+		n.slots = append(n.slots, pslot[K, V]{hash: h, key: k, val: v})
+		return true
 	}
 	bit := slot(h, shift)
+	i := n.pos(bit)
 	switch {
-	case n.dataMap&bit != 0:
-		i := index(n.dataMap, bit)
-		if e := n.entries[i]; e.hash != h || e.key != k {
-			return n, false
+	case n.data&bit != 0:
+		n.own(ed)
+		s := &n.slots[i]
+		if s.hash == h && s.key == k {
+			s.val = v
+			return false
 		}
-		w := n.writable(ed)
-		w.entries = append(w.entries[:i], w.entries[i+1:]...)
-		w.dataMap &^= bit
-		return w, true
-	case n.nodeMap&bit != 0:
-		j := index(n.nodeMap, bit)
-		child, removed := n.nodes[j].del(ed, shift+pbits, h, k)
-		if !removed {
-			return n, false
-		}
-		w := n.writable(ed)
-		switch {
-		case len(child.nodes) == 0 && len(child.entries) == 0:
-			w.nodes = append(w.nodes[:j], w.nodes[j+1:]...)
-			w.nodeMap &^= bit
-		case len(child.nodes) == 0 && len(child.entries) == 1:
-			// Fold the lone entry into this node's slot.
-			w.nodes = append(w.nodes[:j], w.nodes[j+1:]...)
-			w.nodeMap &^= bit
-			i := index(w.dataMap, bit)
-			w.entries = append(w.entries, pentry[K, V]{})
-			copy(w.entries[i+1:], w.entries[i:])
-			w.entries[i] = child.entries[0]
-			w.dataMap |= bit
-		default:
-			w.nodes[j] = child
-		}
-		return w, true
+		// Push both entries one level down into a new child.
+		var child pnode[K, V]
+		child.edit = ed
+		child.set(ed, shift+pbits, s.hash, s.key, s.val)
+		child.set(ed, shift+pbits, h, k, v)
+		*s = pslot[K, V]{child: child}
+		n.data &^= bit
+		n.kids |= bit
+		return true
+	case n.kids&bit != 0:
+		n.own(ed)
+		return n.slots[i].child.set(ed, shift+pbits, h, k, v)
+	default:
+		n.own(ed)
+		n.slots = append(n.slots, pslot[K, V]{})
+		copy(n.slots[i+1:], n.slots[i:])
+		n.slots[i] = pslot[K, V]{hash: h, key: k, val: v}
+		n.data |= bit
+		return true
 	}
-	return n, false
+}
+
+// del removes k from the subtree n (a header the caller owns) and reports
+// whether it was there. A child left with a single entry and no children
+// is folded into its parent's slot, so the trie stays as shallow as its
+// contents need.
+func (n *pnode[K, V]) del(ed *edit, shift uint, h uint64, k K) bool {
+	if shift >= maxShift {
+		for i := range n.slots {
+			if n.slots[i].key == k {
+				n.own(ed)
+				n.slots = append(n.slots[:i], n.slots[i+1:]...)
+				return true
+			}
+		}
+		return false
+	}
+	bit := slot(h, shift)
+	i := n.pos(bit)
+	switch {
+	case n.data&bit != 0:
+		if s := &n.slots[i]; s.hash != h || s.key != k {
+			return false
+		}
+		n.own(ed)
+		n.slots = append(n.slots[:i], n.slots[i+1:]...)
+		n.data &^= bit
+		return true
+	case n.kids&bit != 0:
+		child := n.slots[i].child // a copy of the header: the original is shared
+		if !child.del(ed, shift+pbits, h, k) {
+			return false
+		}
+		n.own(ed)
+		switch {
+		case len(child.slots) == 0:
+			n.slots = append(n.slots[:i], n.slots[i+1:]...)
+			n.kids &^= bit
+		case len(child.slots) == 1 && (child.kids == 0 || shift+pbits >= maxShift):
+			// One entry left (a collision node's entries have no kids bits).
+			e := child.slots[0]
+			n.slots[i] = pslot[K, V]{hash: e.hash, key: e.key, val: e.val}
+			n.kids &^= bit
+			n.data |= bit
+		default:
+			n.slots[i].child = child
+		}
+		return true
+	}
+	return false
 }
