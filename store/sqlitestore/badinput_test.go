@@ -2,12 +2,17 @@ package sqlitestore_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/session"
+	"github.com/guardhq/guard/store/sqlitestore"
 )
 
 // Bad input gives a typed error and changes nothing.
@@ -43,5 +48,75 @@ func TestAppendOtherTenantsEvent(t *testing.T) {
 		if h, err := s.Audit.Head(ctx, tenant); err != nil || h.Seq != 0 {
 			t.Errorf("Head(%s) after a refused Append = %+v, %v", tenant, h, err)
 		}
+	}
+}
+
+func TestNewNeedsTwoConnections(t *testing.T) {
+	db, err := sql.Open("sqlite", sqlitestore.DSN(filepath.Join(t.TempDir(), "one.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if s, err := sqlitestore.New(db); err == nil {
+		s.Close()
+		t.Fatal("New accepted a pool of one connection, which its writer would hold")
+	}
+}
+
+// Writes cut short by their context at any point leave no transaction
+// open and nothing half done: later writes, from this Store and another,
+// go through and the invariants hold.
+func TestCancelledWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "guard.db")
+	s := openFile(t, path)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	cancelled, done := 0, 0
+	for i := range 200 {
+		wg.Go(func() {
+			// Every tenth write has all the time it needs; the others
+			// end anywhere from before they start to well inside.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%40)*500*time.Microsecond)
+			if i%10 == 9 {
+				ctx, cancel = context.WithCancel(context.Background())
+			}
+			defer cancel()
+			now := t0.Add(time.Duration(i) * time.Microsecond)
+			_, err1 := s.Throttle.Reserve(ctx, "k", now, hammerLimit)
+			_, err2 := s.Sessions.Create(ctx, session.Session{Hash: session.Hash{byte(i), byte(i >> 8), 1}, Tenant: "t", UserID: "u",
+				CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour), IdleTimeout: time.Hour}, session.Limit{Max: 2})
+			mu.Lock()
+			defer mu.Unlock()
+			for _, err := range []error{err1, err2} {
+				switch {
+				case err == nil:
+					done++
+				case errors.Is(err, context.DeadlineExceeded):
+					cancelled++
+				default:
+					t.Errorf("a write failed with %v, not its context's error", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if cancelled == 0 || done == 0 {
+		t.Fatalf("%d writes cancelled, %d done: the test needs both", cancelled, done)
+	}
+	ctx := context.Background()
+	other := openFile(t, path)
+	for _, st := range []*sqlitestore.Store{s, other} {
+		if _, err := st.Throttle.Reserve(ctx, "after", t0, hammerLimit); err != nil {
+			t.Fatalf("Reserve after cancelled writes: %v", err)
+		}
+	}
+	list, err := s.Sessions.ListByUser(ctx, "t", "u")
+	if err != nil || len(list) > 2 {
+		t.Fatalf("ListByUser = %d sessions, %v; want at most the limit of 2", len(list), err)
+	}
+	st, err := s.Throttle.Peek(ctx, "k", t0.Add(time.Second), hammerLimit)
+	if err != nil || st.Failures > hammerLimit.Max {
+		t.Fatalf("Peek = %+v, %v", st, err)
 	}
 }

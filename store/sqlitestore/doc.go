@@ -67,12 +67,13 @@
 // in several, may share one file. Every invariant is kept by SQLite itself:
 // each method that must be atomic is one statement (a conditional UPDATE,
 // a DELETE … RETURNING) or one write transaction that holds the database
-// write lock from its first statement (BEGIN IMMEDIATE, or a leading no-op
-// write on a host's database), so it never has to upgrade a read lock and
-// no other writer, in any process, runs until it commits. The session limit,
-// throttle counts, the audit chain's head and a tenant's policy version
-// therefore hold across processes. Within one Store, writers queue in Go
-// before they take the lock; readers never wait for writers (WAL).
+// write lock from its start (BEGIN IMMEDIATE), so it never has to upgrade a
+// read lock and no other writer, in any process, runs until it commits. The
+// session limit, throttle counts, the audit chain's head and a tenant's
+// policy version therefore hold across processes. Within one Store, writers
+// queue in Go and then run on one connection kept for writes, with their
+// statements prepared once; readers use the rest of the pool and never wait
+// for writers (WAL).
 //
 // Rows that are no longer needed are deleted as the stores go: expired
 // sessions of a user when that user signs in, and, every 1024 calls of

@@ -10,9 +10,8 @@ import (
 // Create: for benchmarks that need many sessions quickly.
 func SeedSessions(ctx context.Context, s *Store, ss []session.Session) error {
 	return s.write(ctx, func(w *wtx) error {
-		stmt := w.tx.StmtContext(ctx, w.st.sessInsert)
 		for i := range ss {
-			if _, err := stmt.ExecContext(ctx, sessionArgs(&ss[i])...); err != nil {
+			if _, err := w.exec(w.st.sessInsert, sessionArgs(&ss[i])...); err != nil {
 				return err
 			}
 		}

@@ -164,11 +164,11 @@ func (ss *Sessions) LookupTouch(ctx context.Context, h session.Hash, now time.Ti
 		return s, err
 	}
 	if s.LiveAt(now) && now.Sub(s.LastSeen) >= min(interval, s.IdleTimeout/2) {
-		st, err := ss.s.ready(ctx)
+		err := ss.s.writeOne(ctx, func(w *wtx) error {
+			_, err := w.exec(w.st.sessTouch, h[:], micros(now))
+			return err
+		})
 		if err != nil {
-			return session.Session{}, err
-		}
-		if _, err := ss.s.exec(ctx, st.sessTouch, h[:], micros(now)); err != nil {
 			return session.Session{}, fmt.Errorf("sqlitestore: touch session: %w", err)
 		}
 	}
@@ -178,17 +178,16 @@ func (ss *Sessions) LookupTouch(ctx context.Context, h session.Hash, now time.Ti
 // Touch implements session.Store with one UPDATE that sets LastSeen only if
 // seen is later.
 func (ss *Sessions) Touch(ctx context.Context, h session.Hash, seen time.Time) error {
-	st, err := ss.s.ready(ctx)
-	if err != nil {
+	var found bool
+	err := ss.s.writeOne(ctx, func(w *wtx) error {
+		var err error
+		found, err = affected(w.exec(w.st.sessTouch, h[:], micros(seen)))
 		return err
-	}
-	res, err := ss.s.exec(ctx, st.sessTouch, h[:], micros(seen))
+	})
 	if err != nil {
 		return fmt.Errorf("sqlitestore: touch session: %w", err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlitestore: touch session: %w", err)
-	} else if n == 0 {
+	if !found {
 		return session.ErrNotFound
 	}
 	return nil
@@ -196,19 +195,14 @@ func (ss *Sessions) Touch(ctx context.Context, h session.Hash, seen time.Time) e
 
 // Delete implements session.Store with one DELETE … RETURNING.
 func (ss *Sessions) Delete(ctx context.Context, h session.Hash) (session.Session, error) {
-	st, err := ss.s.ready(ctx)
-	if err != nil {
-		return session.Session{}, err
-	}
-	if err := ss.s.lockWrites(ctx); err != nil {
-		return session.Session{}, err
-	}
-	defer ss.s.unlockWrites()
 	s := session.Session{Hash: h}
-	if err := scanSession(st.sessDelete.QueryRowContext(ctx, h[:]), &s, false); err != nil {
-		if isNoRows(err) {
-			return session.Session{}, session.ErrNotFound
-		}
+	err := ss.s.writeOne(ctx, func(w *wtx) error {
+		return scanSession(w.queryRow(w.st.sessDelete, h[:]), &s, false)
+	})
+	if isNoRows(err) {
+		return session.Session{}, session.ErrNotFound
+	}
+	if err != nil {
 		return session.Session{}, fmt.Errorf("sqlitestore: delete session: %w", err)
 	}
 	return s, nil
@@ -257,23 +251,19 @@ func (ss *Sessions) ListByUser(ctx context.Context, tenant, userID string) ([]se
 
 // DeleteByUser implements session.UserIndex with one DELETE … RETURNING.
 func (ss *Sessions) DeleteByUser(ctx context.Context, tenant, userID string, except session.Hash) ([]session.Session, error) {
-	st, err := ss.s.ready(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var exc any
 	if !except.IsZero() {
 		exc = except[:]
 	}
-	if err := ss.s.lockWrites(ctx); err != nil {
-		return nil, err
-	}
-	defer ss.s.unlockWrites()
-	rows, err := st.sessDelAll.QueryContext(ctx, tenant, userID, exc)
-	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: delete sessions of user: %w", err)
-	}
-	out, err := collectSessions(rows)
+	var out []session.Session
+	err := ss.s.writeOne(ctx, func(w *wtx) error {
+		rows, err := w.query(w.st.sessDelAll, tenant, userID, exc)
+		if err != nil {
+			return err
+		}
+		out, err = collectSessions(rows)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: delete sessions of user: %w", err)
 	}
@@ -291,22 +281,15 @@ func (ss *Sessions) DeleteExpired(ctx context.Context, now time.Time) (int64, er
 // deleteExpired deletes at most limit (all if negative) sessions that are
 // not live at now.
 func (ss *Sessions) deleteExpired(ctx context.Context, now time.Time, limit int) (int64, error) {
-	if _, err := ss.s.ready(ctx); err != nil {
-		return 0, err
-	}
-	if err := ss.s.lockWrites(ctx); err != nil {
-		return 0, err
-	}
-	defer ss.s.unlockWrites()
-	// Not live at now: now >= expires_at, or now >= last_seen+idle_timeout
-	// (in nanoseconds, written so that it cannot overflow).
-	res, err := ss.s.db.ExecContext(ctx, `DELETE FROM guard_sessions WHERE hash IN (
-		SELECT hash FROM guard_sessions WHERE expires_at <= ?1 OR idle_timeout <= (?1 - last_seen) * 1000 LIMIT ?2)`,
-		micros(now), limit)
-	if err != nil {
-		return 0, fmt.Errorf("sqlitestore: delete expired sessions: %w", err)
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := ss.s.writeOne(ctx, func(w *wtx) error {
+		res, err := w.exec(w.st.sessExpire, micros(now), limit)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlitestore: delete expired sessions: %w", err)
 	}

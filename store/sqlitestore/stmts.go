@@ -7,15 +7,16 @@ import (
 	"fmt"
 )
 
-// statements are the Store's prepared statements on the database pool
-// (database/sql prepares each once per connection and keeps it).
-// Statements that run inside a write transaction are on the transaction's
-// connection instead; see the write methods.
+// statements are the Store's prepared statements: one set on the database
+// pool for reads (database/sql prepares each once per connection and keeps
+// it), one on the writer's connection for everything that writes.
 type statements struct {
 	list []*sql.Stmt
 
-	// a write that takes the write lock and changes nothing
-	lockNoop *sql.Stmt
+	// transaction control, on the writer only
+	begin    *sql.Stmt
+	commit   *sql.Stmt
+	rollback *sql.Stmt
 
 	// sessions
 	sessLookup *sql.Stmt
@@ -26,6 +27,7 @@ type statements struct {
 	sessInsert *sql.Stmt
 	sessOthers *sql.Stmt
 	sessDelOne *sql.Stmt
+	sessExpire *sql.Stmt
 
 	// users
 	userByID    *sql.Stmt
@@ -74,7 +76,14 @@ const throttleCols = `failures, last, locked_until, lockouts, permanent`
 
 const tenantCols = `id, name, policy, version, created_at`
 
-func prepareStatements(ctx context.Context, db *sql.DB) (*statements, error) {
+// preparer is a *sql.DB or a *sql.Conn.
+type preparer interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// prepareStatements prepares every statement on p, and for a writer the
+// transaction control statements too.
+func prepareStatements(ctx context.Context, p preparer, writer bool) (*statements, error) {
 	st := new(statements)
 	var err error
 	prep := func(dst **sql.Stmt, q string) {
@@ -82,7 +91,7 @@ func prepareStatements(ctx context.Context, db *sql.DB) (*statements, error) {
 			return
 		}
 		var s *sql.Stmt
-		s, err = db.PrepareContext(ctx, q)
+		s, err = p.PrepareContext(ctx, q)
 		if err != nil {
 			err = fmt.Errorf("sqlitestore: prepare %q: %w", q, err)
 			return
@@ -90,7 +99,11 @@ func prepareStatements(ctx context.Context, db *sql.DB) (*statements, error) {
 		*dst = s
 		st.list = append(st.list, s)
 	}
-	prep(&st.lockNoop, `UPDATE `+versionTable+` SET version = version WHERE 0`)
+	if writer {
+		prep(&st.begin, `BEGIN IMMEDIATE`)
+		prep(&st.commit, `COMMIT`)
+		prep(&st.rollback, `ROLLBACK`)
+	}
 
 	prep(&st.sessLookup, `SELECT `+sessionCols+` FROM guard_sessions WHERE hash = ?`)
 	prep(&st.sessTouch, `UPDATE guard_sessions SET last_seen = max(last_seen, ?2) WHERE hash = ?1`)
@@ -102,6 +115,10 @@ func prepareStatements(ctx context.Context, db *sql.DB) (*statements, error) {
 	prep(&st.sessOthers, `SELECT hash, `+sessionCols+` FROM guard_sessions
 		WHERE tenant = ? AND user_id = ? AND hash <> ? ORDER BY created_at, hash`)
 	prep(&st.sessDelOne, `DELETE FROM guard_sessions WHERE hash = ?`)
+	// Not live at now: now >= expires_at, or now >= last_seen+idle_timeout
+	// (compared in nanoseconds, written so that it cannot overflow).
+	prep(&st.sessExpire, `DELETE FROM guard_sessions WHERE hash IN (
+		SELECT hash FROM guard_sessions WHERE expires_at <= ?1 OR idle_timeout <= (?1 - last_seen) * 1000 LIMIT ?2)`)
 
 	prep(&st.userByID, `SELECT `+userCols+` FROM guard_users WHERE tenant = ? AND id = ?`)
 	prep(&st.userByEmail, `SELECT `+userCols+` FROM guard_users WHERE tenant = ? AND email = ?`)
@@ -126,7 +143,7 @@ func prepareStatements(ctx context.Context, db *sql.DB) (*statements, error) {
 			locked_until = excluded.locked_until, lockouts = excluded.lockouts,
 			permanent = excluded.permanent, expires_at = excluded.expires_at`)
 	prep(&st.thrSweep, `DELETE FROM guard_throttle WHERE key IN (
-		SELECT key FROM guard_throttle WHERE expires_at <= ? AND key <> ? LIMIT ?)`)
+		SELECT key FROM guard_throttle WHERE expires_at <= ?1 AND key IS NOT ?2 LIMIT ?3)`)
 
 	prep(&st.audHead, `SELECT seq, mac FROM guard_audit_heads WHERE tenant = ?`)
 	prep(&st.audCheckpoint, `SELECT cp_seq, cp_mac, cp_at, cp_hmac FROM guard_audit_heads WHERE tenant = ?`)

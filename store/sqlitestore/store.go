@@ -94,14 +94,15 @@ type Store struct {
 	Audit    *Audit
 	Tenants  *Tenants
 
-	db        *sql.DB
-	own       bool // Close closes db
-	immediate bool // the DSN makes BeginTx take the write lock (Open)
+	db  *sql.DB
+	own bool // Close closes db
 
 	// wgate admits one writer of this Store at a time, so that writers of
 	// one process queue here rather than poll SQLite's lock (busy_timeout
-	// remains for writers in other Stores and processes).
+	// remains for writers in other Stores and processes). Its holder owns
+	// w, the connection for writes (nil until the first write).
 	wgate chan struct{}
+	w     *writer
 
 	prepMu sync.Mutex
 	stmts  atomic.Pointer[statements]
@@ -149,16 +150,21 @@ func Open(ctx context.Context, path string) (*Store, error) {
 }
 
 // New returns a Store on the host's database, which must use the
-// modernc.org/sqlite driver; open it with DSN for the recommended pragmas
-// (without a busy timeout, writers in other processes fail at once instead
-// of waiting for the lock). New does not migrate the schema (call Migrate)
-// and Close leaves db open. Errors are those of Open.
+// modernc.org/sqlite driver and allow at least two open connections: the
+// Store keeps one for its writes, from its first write until Close. Open db
+// with DSN for the recommended pragmas (without a busy timeout, writers in
+// other processes fail at once instead of waiting for the lock). New does
+// not migrate the schema (call Migrate) and Close leaves db open. Errors
+// are those of Open.
 func New(db *sql.DB) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("sqlitestore: New needs a *sql.DB")
 	}
 	if _, ok := db.Driver().(*sqlite.Driver); !ok {
 		return nil, fmt.Errorf("sqlitestore: New needs a database of the modernc.org/sqlite driver, not %T", db.Driver())
+	}
+	if n := db.Stats().MaxOpenConnections; n > 0 && n < 2 {
+		return nil, errors.New("sqlitestore: New needs a *sql.DB that allows at least 2 open connections (the Store keeps one for its writes)")
 	}
 	return newStore(context.Background(), db, false)
 }
@@ -167,7 +173,7 @@ func newStore(ctx context.Context, db *sql.DB, own bool) (*Store, error) {
 	if _, err := inspect(ctx, db); err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, own: own, immediate: own, wgate: make(chan struct{}, 1)}
+	s := &Store{db: db, own: own, wgate: make(chan struct{}, 1)}
 	s.Users = &Users{s: s}
 	s.Throttle = &Throttle{s: s, sweepEvery: defaultSweepEvery}
 	s.Sessions = &Sessions{s: s, sweepEvery: defaultSweepEvery}
@@ -192,19 +198,22 @@ func (s *Store) Stores() guard.Stores {
 // DB returns the database the Store uses.
 func (s *Store) DB() *sql.DB { return s.db }
 
-// Close releases the Store's prepared statements and, when Open opened the
-// database, closes it. Calls on a closed Store return ErrClosed.
+// Close waits for a write in progress, then releases the Store's
+// connection for writes and its prepared statements and, when Open opened
+// the database, closes it. Calls on a closed Store return ErrClosed.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	s.prepMu.Lock()
-	st := s.stmts.Swap(nil)
-	s.prepMu.Unlock()
 	var errs []error
-	if st != nil {
+	s.wgate <- struct{}{}
+	errs = append(errs, s.dropWriter())
+	<-s.wgate
+	s.prepMu.Lock()
+	if st := s.stmts.Swap(nil); st != nil {
 		errs = append(errs, st.close())
 	}
+	s.prepMu.Unlock()
 	if s.own {
 		errs = append(errs, s.db.Close())
 	}
@@ -239,7 +248,7 @@ func (s *Store) prepare(ctx context.Context) (*statements, error) {
 	if v < len(migrations) {
 		return nil, fmt.Errorf("%w: schema at version %d, this code needs %d", ErrNotMigrated, v, len(migrations))
 	}
-	st, err := prepareStatements(ctx, s.db)
+	st, err := prepareStatements(ctx, s.db, false)
 	if err != nil {
 		return nil, err
 	}
@@ -247,71 +256,140 @@ func (s *Store) prepare(ctx context.Context) (*statements, error) {
 	return st, nil
 }
 
-// write runs f in one write transaction that holds the database write
-// lock from its start, so that it never has to upgrade a read lock and no
-// other writer, in this process or another, runs until it ends. On a
-// database opened by Open, BEGIN is BEGIN IMMEDIATE (the DSN says so); on a
-// host's database, whose DSN is unknown, the transaction starts with a
-// no-op UPDATE, which takes the same lock. f's error rolls everything back
-// and is returned as it is; errors of the transaction itself are wrapped.
+// writer is the Store's connection for writes, with every statement
+// prepared on it. Only the holder of the write gate uses it. Writes of a
+// Store are serialised anyway (SQLite has one writer at a time), so one
+// connection serves them all without database/sql's per-transaction
+// bookkeeping, and BEGIN IMMEDIATE and COMMIT are prepared once.
+type writer struct {
+	c  *sql.Conn
+	st *statements
+}
+
+// wtx runs the writer's statements under the caller's context.
+type wtx struct {
+	ctx context.Context
+	st  *statements
+}
+
+func (w *wtx) exec(stmt *sql.Stmt, args ...any) (sql.Result, error) {
+	return stmt.ExecContext(w.ctx, args...)
+}
+
+func (w *wtx) query(stmt *sql.Stmt, args ...any) (*sql.Rows, error) {
+	return stmt.QueryContext(w.ctx, args...)
+}
+
+func (w *wtx) queryRow(stmt *sql.Stmt, args ...any) *sql.Row {
+	return stmt.QueryRowContext(w.ctx, args...)
+}
+
+// write runs f in one write transaction on the writer: BEGIN IMMEDIATE
+// takes the database write lock at once, so the transaction never has to
+// upgrade a read lock and no other writer, in this process or another,
+// runs until it ends. f's error rolls everything back and is returned as
+// it is; errors of the transaction itself are wrapped.
 func (s *Store) write(ctx context.Context, f func(w *wtx) error) error {
-	st, err := s.ready(ctx)
-	if err != nil {
+	if _, err := s.ready(ctx); err != nil {
 		return err
 	}
-	if err := s.lockWrites(ctx); err != nil {
+	wr, err := s.lockWriter(ctx)
+	if err != nil {
 		return err
 	}
 	defer s.unlockWrites()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
+	if _, err := wr.st.begin.ExecContext(ctx); err != nil {
+		s.abort(wr)
 		return wrapErr("begin", err)
 	}
-	w := &wtx{ctx: ctx, tx: tx, st: st}
-	if !s.immediate {
-		if _, err := w.exec(st.lockNoop); err != nil {
-			tx.Rollback()
-			return wrapErr("begin", err)
-		}
-	}
-	if err := f(w); err != nil {
-		tx.Rollback()
+	if err := f(&wtx{ctx: ctx, st: wr.st}); err != nil {
+		s.abort(wr)
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	// The write lock is held: COMMIT does not wait for other writers, and
+	// the caller's cancellation must not cut it short.
+	if _, err := wr.st.commit.ExecContext(context.WithoutCancel(ctx)); err != nil {
+		s.abort(wr)
 		return wrapErr("commit", err)
 	}
 	return nil
 }
 
-// wtx is a write transaction in progress; its methods run the Store's
-// prepared statements in it.
-type wtx struct {
-	ctx context.Context
-	tx  *sql.Tx
-	st  *statements
+// writeOne runs f, whose statements each commit on their own (one atomic
+// statement each, no transaction), on the writer.
+func (s *Store) writeOne(ctx context.Context, f func(w *wtx) error) error {
+	if _, err := s.ready(ctx); err != nil {
+		return err
+	}
+	wr, err := s.lockWriter(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.unlockWrites()
+	return f(&wtx{ctx: ctx, st: wr.st})
 }
 
-func (w *wtx) exec(stmt *sql.Stmt, args ...any) (sql.Result, error) {
-	return w.tx.StmtContext(w.ctx, stmt).ExecContext(w.ctx, args...)
-}
-
-func (w *wtx) query(stmt *sql.Stmt, args ...any) (*sql.Rows, error) {
-	return w.tx.StmtContext(w.ctx, stmt).QueryContext(w.ctx, args...)
-}
-
-func (w *wtx) queryRow(stmt *sql.Stmt, args ...any) *sql.Row {
-	return w.tx.StmtContext(w.ctx, stmt).QueryRowContext(w.ctx, args...)
-}
-
-// exec runs one prepared statement that writes, on its own (autocommit),
-// as a writer of this Store.
-func (s *Store) exec(ctx context.Context, stmt *sql.Stmt, args ...any) (sql.Result, error) {
+// lockWriter takes the write gate and returns the writer, connecting it if
+// needed. The caller calls unlockWrites.
+func (s *Store) lockWriter(ctx context.Context) (*writer, error) {
 	if err := s.lockWrites(ctx); err != nil {
 		return nil, err
 	}
-	defer s.unlockWrites()
-	return stmt.ExecContext(ctx, args...)
+	if s.closed.Load() {
+		s.unlockWrites()
+		return nil, ErrClosed
+	}
+	if s.w != nil {
+		return s.w, nil
+	}
+	// The writer outlives this call: it is connected and prepared to the
+	// end even if ctx ends (it takes milliseconds), for the next write.
+	c, err := s.db.Conn(context.WithoutCancel(ctx))
+	if err != nil {
+		s.unlockWrites()
+		return nil, wrapErr("writer connection", err)
+	}
+	st, err := prepareStatements(context.WithoutCancel(ctx), c, true)
+	if err != nil {
+		discard(c)
+		s.unlockWrites()
+		return nil, err
+	}
+	s.w = &writer{c: c, st: st}
+	if err := ctx.Err(); err != nil {
+		s.unlockWrites()
+		return nil, err
+	}
+	return s.w, nil
+}
+
+// abort ends the writer's transaction after a failure. If the ROLLBACK
+// fails too (the transaction may already have ended, or the connection is
+// broken), the writer is dropped: closing its connection ends any
+// transaction, and the next write connects a new one.
+func (s *Store) abort(wr *writer) {
+	if _, err := wr.st.rollback.ExecContext(context.Background()); err != nil {
+		s.dropWriter()
+	}
+}
+
+// dropWriter closes the writer. The caller holds the write gate.
+func (s *Store) dropWriter() error {
+	wr := s.w
+	if wr == nil {
+		return nil
+	}
+	s.w = nil
+	err := wr.st.close()
+	discard(wr.c)
+	return err
+}
+
+// discard closes c's driver connection instead of giving it back to the
+// pool, whatever state it is in.
+func discard(c *sql.Conn) {
+	_ = c.Raw(func(any) error { return driver.ErrBadConn })
+	_ = c.Close()
 }
 
 func (s *Store) lockWrites(ctx context.Context) error {

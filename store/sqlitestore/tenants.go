@@ -40,23 +40,20 @@ func encodePolicy(p guard.Policy) (string, error) {
 
 // CreateTenant implements guard.TenantStore with one INSERT.
 func (ts *Tenants) CreateTenant(ctx context.Context, t guard.Tenant) error {
-	st, err := ts.s.ready(ctx)
-	if err != nil {
-		return err
-	}
 	policy, err := encodePolicy(t.Policy)
 	if err != nil {
 		return err
 	}
-	res, err := ts.s.exec(ctx, st.tenCreate, t.ID, t.Name, policy, micros(t.CreatedAt))
+	var created bool
+	err = ts.s.writeOne(ctx, func(w *wtx) error {
+		var err error
+		created, err = affected(w.exec(w.st.tenCreate, t.ID, t.Name, policy, micros(t.CreatedAt)))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("sqlitestore: create tenant: %w", err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("sqlitestore: create tenant: %w", err)
-	}
-	if n == 0 {
+	if !created {
 		return guard.ErrTenantExists
 	}
 	return nil

@@ -114,11 +114,11 @@ func (t *Throttle) Reserve(ctx context.Context, key string, now time.Time, lim a
 
 // Release implements auth.ThrottleStore with one conditional UPDATE.
 func (t *Throttle) Release(ctx context.Context, key string) error {
-	st, err := t.s.ready(ctx)
-	if err != nil {
+	err := t.s.writeOne(ctx, func(w *wtx) error {
+		_, err := w.exec(w.st.thrRelease, key)
 		return err
-	}
-	if _, err := t.s.exec(ctx, st.thrRelease, key); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("sqlitestore: release: %w", err)
 	}
 	return nil
@@ -126,11 +126,11 @@ func (t *Throttle) Release(ctx context.Context, key string) error {
 
 // Reset implements auth.ThrottleStore with one DELETE.
 func (t *Throttle) Reset(ctx context.Context, key string) error {
-	st, err := t.s.ready(ctx)
-	if err != nil {
+	err := t.s.writeOne(ctx, func(w *wtx) error {
+		_, err := w.exec(w.st.thrReset, key)
 		return err
-	}
-	if _, err := t.s.exec(ctx, st.thrReset, key); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("sqlitestore: reset: %w", err)
 	}
 	return nil
@@ -153,18 +153,15 @@ func (t *Throttle) Peek(ctx context.Context, key string, now time.Time, lim auth
 // write) and returns how many it deleted. Reserve sweeps now and then; a
 // host may also call Sweep periodically.
 func (t *Throttle) Sweep(ctx context.Context, now time.Time) (int64, error) {
-	if _, err := t.s.ready(ctx); err != nil {
-		return 0, err
-	}
-	if err := t.s.lockWrites(ctx); err != nil {
-		return 0, err
-	}
-	defer t.s.unlockWrites()
-	res, err := t.s.db.ExecContext(ctx, `DELETE FROM guard_throttle WHERE expires_at <= ?`, micros(now))
-	if err != nil {
-		return 0, fmt.Errorf("sqlitestore: sweep throttle: %w", err)
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := t.s.writeOne(ctx, func(w *wtx) error {
+		res, err := w.exec(w.st.thrSweep, micros(now), nil, -1)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlitestore: sweep throttle: %w", err)
 	}

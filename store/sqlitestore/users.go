@@ -154,35 +154,27 @@ func (us *Users) ListUsers(ctx context.Context, tenant, after string, limit int)
 
 // DeleteUser implements auth.UserStore.
 func (us *Users) DeleteUser(ctx context.Context, tenant, id string) error {
-	st, err := us.s.ready(ctx)
-	if err != nil {
-		return err
-	}
-	res, err := us.s.exec(ctx, st.userDelete, tenant, id)
-	return oneRow(res, err, "delete user")
+	return us.oneRow(ctx, "delete user", func(w *wtx) (sql.Result, error) { return w.exec(w.st.userDelete, tenant, id) })
 }
 
 // SetStatus implements auth.UserUpdater.
 func (us *Users) SetStatus(ctx context.Context, tenant, id string, s auth.Status) error {
-	st, err := us.s.ready(ctx)
-	if err != nil {
-		return err
-	}
-	res, err := us.s.exec(ctx, st.userStatus, string(s), tenant, id)
-	return oneRow(res, err, "set user status")
+	return us.oneRow(ctx, "set user status", func(w *wtx) (sql.Result, error) { return w.exec(w.st.userStatus, string(s), tenant, id) })
 }
 
-// oneRow turns the result of an UPDATE or DELETE of one user into nil or
-// auth.ErrNotFound.
-func oneRow(res sql.Result, err error, op string) error {
+// oneRow runs the UPDATE or DELETE of one user that f executes and turns
+// its result into nil or auth.ErrNotFound.
+func (us *Users) oneRow(ctx context.Context, op string, f func(w *wtx) (sql.Result, error)) error {
+	var changed bool
+	err := us.s.writeOne(ctx, func(w *wtx) error {
+		var err error
+		changed, err = affected(f(w))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("sqlitestore: %s: %w", op, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("sqlitestore: %s: %w", op, err)
-	}
-	if n == 0 {
+	if !changed {
 		return auth.ErrNotFound
 	}
 	return nil
@@ -220,12 +212,10 @@ func (us *Users) SetPassword(ctx context.Context, tenant, id, hash string, at ti
 
 // RehashPassword implements auth.UserUpdater with one conditional UPDATE.
 func (us *Users) RehashPassword(ctx context.Context, tenant, id, oldHash, newHash string) error {
-	st, err := us.s.ready(ctx)
-	if err != nil {
-		return err
-	}
-	res, err := us.s.exec(ctx, st.userRehash, tenant, id, oldHash, newHash)
-	if err := oneRow(res, err, "rehash password"); !errors.Is(err, auth.ErrNotFound) {
+	err := us.oneRow(ctx, "rehash password", func(w *wtx) (sql.Result, error) {
+		return w.exec(w.st.userRehash, tenant, id, oldHash, newHash)
+	})
+	if !errors.Is(err, auth.ErrNotFound) {
 		return err
 	}
 	// Nothing changed: no such user, or the hash is no longer oldHash.
@@ -237,13 +227,11 @@ func (us *Users) RehashPassword(ctx context.Context, tenant, id, oldHash, newHas
 
 // RecordLogin implements auth.UserUpdater with one UPDATE … RETURNING.
 func (us *Users) RecordLogin(ctx context.Context, tenant, id string, at time.Time) (auth.User, error) {
-	st, err := us.s.ready(ctx)
-	if err != nil {
-		return auth.User{}, err
-	}
-	if err := us.s.lockWrites(ctx); err != nil {
-		return auth.User{}, err
-	}
-	defer us.s.unlockWrites()
-	return oneUser(st.userLogin.QueryRowContext(ctx, tenant, id, nullMicros(at)))
+	var u auth.User
+	err := us.s.writeOne(ctx, func(w *wtx) error {
+		var err error
+		u, err = oneUser(w.queryRow(w.st.userLogin, tenant, id, nullMicros(at)))
+		return err
+	})
+	return u, err
 }
