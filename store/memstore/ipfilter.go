@@ -9,28 +9,33 @@ import (
 	"github.com/guardhq/guard/ipfilter"
 )
 
-// IPLists is an in-memory ipfilter.Store. Version takes a read lock and
-// allocates nothing; Replace holds the write lock for its whole step.
+// IPLists is an in-memory ipfilter.Store. Each tenant's lists are an
+// immutable snapshot behind a sync.Map, replaced whole by Replace under a
+// writers' lock: Version and Lists take no lock, and Version allocates
+// nothing, so the per-request check does not contend across cores.
 // Stored entries are copied in and out, so callers may reuse their
 // slices.
 type IPLists struct {
-	mu sync.RWMutex
-	m  map[string]*ipfilter.Lists
+	mu sync.Mutex // serialises Replace
+	m  sync.Map   // tenant → *ipfilter.Lists, never modified once stored
 }
 
 var _ ipfilter.Store = (*IPLists)(nil)
 
 // NewIPLists returns an empty allow-list store.
-func NewIPLists() *IPLists {
-	return &IPLists{m: make(map[string]*ipfilter.Lists)}
+func NewIPLists() *IPLists { return &IPLists{} }
+
+func (s *IPLists) load(tenant string) *ipfilter.Lists {
+	if v, ok := s.m.Load(tenant); ok {
+		return v.(*ipfilter.Lists)
+	}
+	return nil
 }
 
 // Lists implements ipfilter.Store.
 func (s *IPLists) Lists(_ context.Context, tenant string) (ipfilter.Lists, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	l, ok := s.m[tenant]
-	if !ok {
+	l := s.load(tenant)
+	if l == nil {
 		return ipfilter.Lists{}, nil
 	}
 	out := *l
@@ -41,9 +46,7 @@ func (s *IPLists) Lists(_ context.Context, tenant string) (ipfilter.Lists, error
 
 // Version implements ipfilter.Store.
 func (s *IPLists) Version(_ context.Context, tenant string) (uint64, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if l, ok := s.m[tenant]; ok {
+	if l := s.load(tenant); l != nil {
 		return l.Version, nil
 	}
 	return 0, nil
@@ -51,25 +54,25 @@ func (s *IPLists) Version(_ context.Context, tenant string) (uint64, error) {
 
 // Replace implements ipfilter.Store.
 func (s *IPLists) Replace(_ context.Context, tenant string, scope ipfilter.Scope, r ipfilter.Rules, prev uint64) (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !scope.Valid() {
 		return 0, fmt.Errorf("memstore: invalid allow-list scope %v", scope)
 	}
-	l, ok := s.m[tenant]
-	if !ok {
-		l = new(ipfilter.Lists)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var next ipfilter.Lists
+	if cur := s.load(tenant); cur != nil {
+		next = *cur // the other scope's entries are shared: never modified
 	}
-	if l.Version != prev {
+	if next.Version != prev {
 		return 0, ipfilter.ErrConflict
 	}
 	r.Entries = slices.Clone(r.Entries)
 	if scope == ipfilter.Users {
-		l.Users = r
+		next.Users = r
 	} else {
-		l.APIKeys = r
+		next.APIKeys = r
 	}
-	l.Version++
-	s.m[tenant] = l
-	return l.Version, nil
+	next.Version++
+	s.m.Store(tenant, &next)
+	return next.Version, nil
 }
