@@ -174,6 +174,7 @@ func BenchmarkLargeDecide(b *testing.B) {
 	}
 	b.Run("Guard/Warm", func(b *testing.B) {
 		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
 		i := 0
 		for b.Loop() {
 			x := q[i%len(q)]
@@ -188,6 +189,7 @@ func BenchmarkLargeDecide(b *testing.B) {
 		// replica: read the version, fetch the change from the log, apply
 		// it to the table, decide. The write itself is not timed.
 		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
 		i := 0
 		for b.Loop() {
 			b.StopTimer()
@@ -213,6 +215,7 @@ func BenchmarkLargeDecide(b *testing.B) {
 		// As Cold, with the write (Grant or Revoke on the other replica,
 		// itself checked against its table) timed too.
 		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
 		i := 0
 		for b.Loop() {
 			x := q[i%len(q)]
@@ -238,6 +241,7 @@ func BenchmarkLargeDecide(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
 		i := 0
 		for b.Loop() {
 			x := q[i%len(q)]
@@ -270,6 +274,7 @@ func BenchmarkCasbinCached(b *testing.B) {
 		b.Fatal(ok, err)
 	}
 	b.ReportAllocs()
+	defer reportCPU(b, cpuTime())
 	for b.Loop() {
 		if _, err := ce.Enforce("user:user1", "acme", "contacts", "read"); err != nil {
 			b.Fatal(err)

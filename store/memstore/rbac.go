@@ -3,25 +3,29 @@ package memstore
 import (
 	"cmp"
 	"context"
+	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/guardhq/guard/rbac"
 )
 
-// Policies is an in-memory rbac.PolicyStore. Version takes a read lock
-// and allocates nothing; every other method holds the lock for its whole
-// step. Each tenant keeps at least its latest 1024 changes (and at most
-// 2048) for Changes.
+// Policies is an in-memory rbac.PolicyStore. Version, read on every
+// decision, takes no lock and allocates nothing, so parallel decisions do
+// not contend; every other method holds the lock for its whole step (the
+// version moves, under the lock, after the rules). Each tenant keeps at
+// least its latest 1024 changes (and at most 2048) for Changes.
 type Policies struct {
-	mu      sync.RWMutex
-	tenants map[string]*policy
-	keep    int
+	mu       sync.RWMutex
+	tenants  map[string]*policy
+	versions atomic.Pointer[map[string]*atomic.Uint64] // copied when a tenant is added
+	keep     int
 }
 
 type policy struct {
-	version uint64
+	version *atomic.Uint64 // also in Policies.versions
 	rules   map[rbac.Rule]struct{}
 	history []rbac.Change // the latest changes, ascending
 }
@@ -30,7 +34,9 @@ var _ rbac.PolicyStore = (*Policies)(nil)
 
 // NewPolicies returns an empty policy store.
 func NewPolicies() *Policies {
-	return &Policies{tenants: make(map[string]*policy), keep: 1024}
+	s := &Policies{tenants: make(map[string]*policy), keep: 1024}
+	s.versions.Store(&map[string]*atomic.Uint64{})
+	return s
 }
 
 // Policy implements rbac.PolicyStore.
@@ -45,19 +51,15 @@ func (s *Policies) Policy(_ context.Context, tenant string) ([]rbac.Rule, uint64
 	for r := range p.rules {
 		rules = append(rules, r)
 	}
-	return rules, p.version, nil
+	return rules, p.version.Load(), nil
 }
 
 // Version implements rbac.PolicyStore.
 func (s *Policies) Version(_ context.Context, tenant string) (uint64, error) {
-	s.mu.RLock()
-	p := s.tenants[tenant]
-	var v uint64
-	if p != nil {
-		v = p.version
+	if v := (*s.versions.Load())[tenant]; v != nil {
+		return v.Load(), nil
 	}
-	s.mu.RUnlock()
-	return v, nil
+	return 0, nil
 }
 
 // Update implements rbac.PolicyStore.
@@ -67,14 +69,17 @@ func (s *Policies) Update(_ context.Context, tenant string, expect uint64, remov
 	p := s.tenants[tenant]
 	var v uint64
 	if p != nil {
-		v = p.version
+		v = p.version.Load()
 	}
 	if v != expect {
 		return rbac.ErrConflict
 	}
 	if p == nil {
-		p = &policy{rules: make(map[rbac.Rule]struct{})}
+		p = &policy{version: new(atomic.Uint64), rules: make(map[rbac.Rule]struct{})}
 		s.tenants[tenant] = p
+		vs := maps.Clone(*s.versions.Load())
+		vs[tenant] = p.version
+		s.versions.Store(&vs)
 	}
 	for _, r := range remove {
 		delete(p.rules, r)
@@ -82,13 +87,13 @@ func (s *Policies) Update(_ context.Context, tenant string, expect uint64, remov
 	for _, r := range add {
 		p.rules[r] = struct{}{}
 	}
-	p.version++
 	if len(p.history) >= 2*s.keep {
 		// Keep the latest keep-1 changes, copied so that the dropped ones
 		// can be collected; amortised over keep updates.
 		p.history = append([]rbac.Change(nil), p.history[len(p.history)-s.keep+1:]...)
 	}
-	p.history = append(p.history, rbac.Change{Version: p.version, Remove: slices.Clone(remove), Add: slices.Clone(add)})
+	p.history = append(p.history, rbac.Change{Version: v + 1, Remove: slices.Clone(remove), Add: slices.Clone(add)})
+	p.version.Store(v + 1)
 	return nil
 }
 
@@ -97,7 +102,7 @@ func (s *Policies) Changes(_ context.Context, tenant string, since uint64) ([]rb
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	p := s.tenants[tenant]
-	if p == nil || since >= p.version {
+	if p == nil || since >= p.version.Load() {
 		return nil, nil
 	}
 	if len(p.history) == 0 || p.history[0].Version > since+1 {
