@@ -169,9 +169,9 @@ type Decision struct {
 // must come from the authenticated principal, never from the request.
 //
 // Decide reads the tenant's policy version from the Store (one cheap read:
-// a map lookup under a read lock in memstore, one indexed row or key in
-// the networked backends) and brings the tenant's table to it first, so
-// that a change made through any Enforcer on the same Store is in force.
+// an atomic load in memstore, one indexed row or key in the networked
+// backends) and brings the tenant's table to it first, so that a change
+// made through any Enforcer on the same Store is in force.
 // The first decision for a tenant loads its policy; the first after a
 // change applies the store's change log (a few microseconds per change).
 //
