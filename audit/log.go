@@ -183,52 +183,79 @@ func (l *Log) state(tenant string) *tenantState {
 // If ctx ends first, Record returns ctx's error and the event may or may not
 // have been stored.
 func (l *Log) Record(ctx context.Context, e Event) (Event, error) {
-	if err := ctx.Err(); err != nil {
-		return Event{}, err
-	}
-	if err := validateEvent(&e); err != nil {
-		return Event{}, err
-	}
-	id, err := l.newID()
+	evs, err := l.RecordAll(ctx, e)
 	if err != nil {
 		return Event{}, err
 	}
-	r := &request{
-		ctx: ctx,
-		ev: Event{
-			ID:        id,
-			Tenant:    e.Tenant,
-			Actor:     e.Actor,
-			Action:    e.Action,
-			Target:    e.Target,
-			IP:        e.IP,
-			UserAgent: e.UserAgent,
-			Outcome:   e.Outcome,
-			Reason:    e.Reason,
-			Meta:      copyMeta(e.Meta),
-		},
-		done: make(chan struct{}),
+	return evs[0], nil
+}
+
+// RecordAll is Record for several events of one tenant, which are queued
+// together, in order, so that they are committed in the same Store.Append
+// when they fit in one batch. All are validated before any is queued; on an
+// error the events may have been stored in part, as with separate Records.
+func (l *Log) RecordAll(ctx context.Context, events ...Event) ([]Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	ts := l.state(e.Tenant)
+	if len(events) == 0 {
+		return nil, nil
+	}
+	reqs := make([]*request, len(events))
+	for i, e := range events {
+		if err := validateEvent(&e); err != nil {
+			return nil, err
+		}
+		if e.Tenant != events[0].Tenant {
+			return nil, &InputError{Field: "Tenant", Rule: "differs between events recorded together"}
+		}
+		id, err := l.newID()
+		if err != nil {
+			return nil, err
+		}
+		reqs[i] = &request{
+			ctx: ctx,
+			ev: Event{
+				ID:        id,
+				Tenant:    e.Tenant,
+				Actor:     e.Actor,
+				Action:    e.Action,
+				Target:    e.Target,
+				IP:        e.IP,
+				UserAgent: e.UserAgent,
+				Outcome:   e.Outcome,
+				Reason:    e.Reason,
+				Meta:      copyMeta(e.Meta),
+			},
+			done: make(chan struct{}),
+		}
+	}
+	ts := l.state(events[0].Tenant)
 	ts.mu.Lock()
-	ts.queue = append(ts.queue, r)
+	ts.queue = append(ts.queue, reqs...)
 	lead := !ts.busy
 	ts.busy = true
 	ts.mu.Unlock()
+	last := reqs[len(reqs)-1]
 	if lead {
-		l.drain(ts, r)
+		l.drain(ts, last)
 	}
-	select {
-	case <-r.done:
-	case <-ctx.Done():
+	out := make([]Event, len(reqs))
+	for i, r := range reqs {
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+		}
+		if r.finished() && r.err == nil {
+			out[i] = r.ev
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("audit: event not confirmed: %w", err)
+		}
+		return nil, r.err
 	}
-	if r.finished() && r.err == nil {
-		return r.ev, nil
-	}
-	if err := ctx.Err(); err != nil {
-		return Event{}, fmt.Errorf("audit: event not confirmed: %w", err)
-	}
-	return Event{}, r.err
+	return out, nil
 }
 
 // drain commits ts's queue batch by batch. The goroutine that finds the queue

@@ -1041,3 +1041,39 @@ func Example() {
 	// 1 00000000000000000000000000000000 2026-01-01T12:00:00Z
 	// true 1 true
 }
+
+func TestRecordAllOneAppend(t *testing.T) {
+	s := &hookStore{Store: memstore.NewAudit()}
+	l := newLog(t, s)
+	ctx := context.Background()
+	if _, err := l.Record(ctx, loginEvent("acme")); err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := loginEvent("acme"), loginEvent("acme"), loginEvent("acme")
+	b.Action, c.Action = audit.SessionEvicted, audit.SessionEvicted
+	evs, err := l.RecordAll(ctx, a, b, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 3 || evs[0].Seq != 2 || evs[1].Seq != 3 || evs[2].Seq != 4 || evs[1].Action != audit.SessionEvicted {
+		t.Fatalf("RecordAll returned %+v", evs)
+	}
+	if n := s.appends.Load(); n != 2 {
+		t.Errorf("%d Appends for Record + RecordAll of 3, want 2", n)
+	}
+	if rep, err := l.Verify(ctx, "acme"); err != nil || !rep.OK {
+		t.Errorf("Verify = %+v, %v", rep, err)
+	}
+
+	bad := loginEvent("acme")
+	bad.Action = ""
+	if _, err := l.RecordAll(ctx, loginEvent("acme"), bad); err == nil {
+		t.Error("RecordAll with an invalid event succeeded")
+	}
+	if _, err := l.RecordAll(ctx, loginEvent("acme"), loginEvent("globex")); err == nil {
+		t.Error("RecordAll across tenants succeeded")
+	}
+	if n := s.appends.Load(); n != 2 {
+		t.Errorf("a refused RecordAll appended (%d Appends)", n)
+	}
+}

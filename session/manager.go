@@ -359,12 +359,24 @@ func (m *Manager) lookupLive(ctx context.Context, h Hash) (Session, time.Time, e
 }
 
 // Rotate replaces the live session behind token by a new one with a new
-// token, as after a sign-in step or a change of privilege: the user,
-// tenant, creation and expiry times, idle timeout, IP and user agent are
-// kept, LastSeen becomes now and Flags become flags. The old token stops
-// working in the same step. Errors are those of Authenticate, plus
-// ErrNotFound if the session ended meanwhile.
+// token, as after a change of privilege: the user, tenant, creation and
+// expiry times, idle timeout, IP and user agent are kept, LastSeen becomes
+// now and Flags become flags. The old token stops working in the same
+// step. Errors are those of Authenticate, plus ErrNotFound if the session
+// ended meanwhile.
 func (m *Manager) Rotate(ctx context.Context, token string, flags uint32) (newToken string, s Session, err error) {
+	return m.rotate(ctx, token, flags, false)
+}
+
+// Reauthenticate is Rotate after the user proved their identity again
+// (step-up): CreatedAt, the time of the session's last full
+// authentication, becomes now as well. The absolute expiry is kept, and the
+// session now counts as the user's newest for the session limit.
+func (m *Manager) Reauthenticate(ctx context.Context, token string, flags uint32) (newToken string, s Session, err error) {
+	return m.rotate(ctx, token, flags, true)
+}
+
+func (m *Manager) rotate(ctx context.Context, token string, flags uint32, reauth bool) (newToken string, s Session, err error) {
 	h, err := ParseToken(token)
 	if err != nil {
 		return "", Session{}, err
@@ -378,8 +390,12 @@ func (m *Manager) Rotate(ctx context.Context, token string, flags uint32) (newTo
 		return "", Session{}, fmt.Errorf("session: reading random bytes: %w", err)
 	}
 	s.Hash = nh
-	if now := m.timestamp(); now.After(s.LastSeen) {
+	now := m.timestamp()
+	if now.After(s.LastSeen) {
 		s.LastSeen = now
+	}
+	if reauth {
+		s.CreatedAt = now
 	}
 	s.Flags = flags
 	if err := m.store.Rotate(ctx, h, s); err != nil {

@@ -969,3 +969,26 @@ func TestLookupToucherIsOneCall(t *testing.T) {
 		t.Errorf("Authenticate with the store down = %+v, %v; want a wrapped store error", s, err)
 	}
 }
+
+func TestReauthenticate(t *testing.T) {
+	f := newFixture(t, nil)
+	old, s := f.create(t, session.Options{Flags: 1})
+	other, _ := f.create(t, session.Options{UserID: "other"})
+	f.clock.Advance(30 * time.Minute)
+	token, r, err := f.m.Reauthenticate(t.Context(), old, 3)
+	if err != nil {
+		t.Fatalf("Reauthenticate: %v", err)
+	}
+	f.wantErr(t, old, session.ErrNotFound)
+	if got := f.wantLive(t, token); got != r {
+		t.Errorf("Authenticate = %+v, want %+v", got, r)
+	}
+	now := f.clock.Now()
+	if !r.CreatedAt.Equal(now) || !r.LastSeen.Equal(now) || r.Flags != 3 {
+		t.Errorf("CreatedAt %v, LastSeen %v, Flags %d; want now, now, 3", r.CreatedAt, r.LastSeen, r.Flags)
+	}
+	if !r.ExpiresAt.Equal(s.ExpiresAt) {
+		t.Errorf("ExpiresAt moved from %v to %v: re-authentication must not extend the absolute lifetime", s.ExpiresAt, r.ExpiresAt)
+	}
+	f.wantLive(t, other)
+}
