@@ -155,7 +155,7 @@ func TestChangePassword(t *testing.T) {
 	b, _ := f.login("alice@example.com", ownerPW)
 	pa, _ := f.g.Authenticate(f.ctx, a.Token)
 
-	if err := f.g.ChangePassword(f.ctx, pa, "wrong current", "a brand new passphrase"); !errors.Is(err, guard.ErrInvalidCredentials) {
+	if err := f.g.ChangePassword(f.ctx, pa, guard.PasswordChange{Current: "wrong current", New: "a brand new passphrase"}); !errors.Is(err, guard.ErrInvalidCredentials) {
 		t.Fatalf("wrong current password: %v", err)
 	}
 	st, _ := f.g.LockState(f.ctx, guard.System("t"), tenantID, pa.UserID)
@@ -163,10 +163,10 @@ func TestChangePassword(t *testing.T) {
 		t.Fatalf("wrong current password not counted as a failure: %+v", st)
 	}
 	var pe *auth.PolicyError
-	if err := f.g.ChangePassword(f.ctx, pa, ownerPW, ownerPW); !errors.As(err, &pe) || pe.Rule != auth.RuleReused {
+	if err := f.g.ChangePassword(f.ctx, pa, guard.PasswordChange{Current: ownerPW, New: ownerPW}); !errors.As(err, &pe) || pe.Rule != auth.RuleReused {
 		t.Fatalf("reusing the current password: %v", err)
 	}
-	if err := f.g.ChangePassword(f.ctx, pa, ownerPW, "a brand new passphrase"); err != nil {
+	if err := f.g.ChangePassword(f.ctx, pa, guard.PasswordChange{Current: ownerPW, New: "a brand new passphrase"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.g.Authenticate(f.ctx, a.Token); err != nil {
@@ -182,7 +182,7 @@ func TestChangePassword(t *testing.T) {
 		t.Fatalf("new password: %v", err)
 	}
 	// History of 2: the original password is still refused.
-	if err := f.g.ChangePassword(f.ctx, pa, "a brand new passphrase", ownerPW); !errors.As(err, &pe) || pe.Rule != auth.RuleReused {
+	if err := f.g.ChangePassword(f.ctx, pa, guard.PasswordChange{Current: "a brand new passphrase", New: ownerPW}); !errors.As(err, &pe) || pe.Rule != auth.RuleReused {
 		t.Fatalf("password from history: %v", err)
 	}
 }

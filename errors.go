@@ -21,6 +21,22 @@ var (
 	ErrUserNotFound       = errors.New("guard: user not found")
 	ErrEmailTaken         = errors.New("guard: email already in use")
 	ErrConflict           = errors.New("guard: changed concurrently, reload and retry")
+	// ErrStepUpRequired: the action needs a recent authentication; call
+	// Reauthenticate and retry.
+	ErrStepUpRequired = errors.New("guard: please confirm your identity again")
+	// ErrMFANotConfigured: a second-factor call on a Guard without Config.MFA.
+	ErrMFANotConfigured = errors.New("guard: MFA is not configured")
+	// ErrInvalidCode: a second factor was refused, whatever the cause (wrong,
+	// reused, expired, locked); the cause is in the mfa.failed event.
+	ErrInvalidCode = errors.New("guard: invalid code")
+	// ErrLoginExpired: the pending login is unknown, expired, already used or
+	// belongs to another client; sign in again.
+	ErrLoginExpired = errors.New("guard: sign-in expired, please start again")
+	// ErrCaptchaRequired: the request needs a valid CAPTCHA token.
+	ErrCaptchaRequired = errors.New("guard: please complete the CAPTCHA")
+	// ErrInvalidResetToken: a password reset link is unknown, used, expired
+	// or voided by a newer one.
+	ErrInvalidResetToken = errors.New("guard: this reset link is invalid or has expired")
 )
 
 // unavailable wraps a store failure: callers see ErrUnavailable (and can

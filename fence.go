@@ -9,13 +9,15 @@ import (
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/mfa"
 )
 
 // TenantOpener opens the stores that keep one tenant's data when tenants
 // are ring-fenced (Config.OpenTenant): typically the tenant's own SQLite
 // file or its own PostgreSQL database or schema, migrated and ready. Of the
-// returned Stores only the tenant-data fields are used: Users, UserUpdates
-// and Audit. The Closer releases them (a pool, a file); it may be nil.
+// returned Stores only the tenant-data fields are used: Users, UserUpdates,
+// Audit, and MFA.Factors, MFA.FactorUpdates, MFA.Enrolments and
+// MFA.Recovery. The Closer releases them (a pool, a file); it may be nil.
 //
 // The opener is called only for tenants that exist in the registry
 // (Config.Stores.Tenants), at most once at a time per tenant, and again
@@ -40,9 +42,10 @@ type tenantData struct {
 // fence keeps the open stores of ring-fenced tenants: at most max of them
 // open at once (least recently used closed first, once nobody uses them).
 type fence struct {
-	open   TenantOpener
-	max    int
-	exists func(ctx context.Context, tenant string) error
+	open    TenantOpener
+	max     int
+	needMFA bool // the tenant stores must include the MFA tenant-data stores
+	exists  func(ctx context.Context, tenant string) error
 
 	mu  sync.Mutex
 	m   map[string]*tenantData
@@ -104,6 +107,8 @@ func (f *fence) fill(ctx context.Context, d *tenantData) {
 			err = &PolicyError{Field: "OpenTenant", Reason: "returned no UserUpdates store"}
 		case st.Audit == nil:
 			err = &PolicyError{Field: "OpenTenant", Reason: "returned no Audit store"}
+		case f.needMFA && (st.MFA.Factors == nil || st.MFA.FactorUpdates == nil || st.MFA.Enrolments == nil || st.MFA.Recovery == nil):
+			err = &PolicyError{Field: "OpenTenant", Reason: "returned no MFA factor, enrolment or recovery store"}
 		}
 	}
 	if err != nil {
@@ -185,9 +190,11 @@ func (f *fence) closeAll() {
 	}
 }
 
-// Close closes the stores of ring-fenced tenants that the Guard opened.
-// The Config's own Stores are the host's to close.
+// Close waits for background work (reset emails) and closes the stores of
+// ring-fenced tenants that the Guard opened. The Config's own Stores are
+// the host's to close.
 func (g *Guard) Close() error {
+	g.bg.Wait()
 	if g.fence != nil {
 		g.fence.closeAll()
 	}
@@ -296,4 +303,69 @@ func (r routedAudit) Checkpoint(ctx context.Context, tenant string) (audit.Check
 func (r routedAudit) Purge(ctx context.Context, tenant string, cp audit.Checkpoint) error {
 	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) { return struct{}{}, s.Audit.Purge(ctx, tenant, cp) })
 	return err
+}
+
+// routedMFA stands in for the tenant-data MFA stores (factors, enrolments,
+// recovery codes) when tenants are ring-fenced.
+type routedMFA struct{ f *fence }
+
+var (
+	_ mfa.FactorStore    = routedMFA{}
+	_ mfa.FactorUpdater  = routedMFA{}
+	_ mfa.EnrolmentIndex = routedMFA{}
+	_ mfa.RecoveryStore  = routedMFA{}
+)
+
+// do runs fn on tenant's stores, for methods that return only an error.
+func (r routedMFA) do(ctx context.Context, tenant string, fn func(mfa.Stores) error) error {
+	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) { return struct{}{}, fn(s.MFA) })
+	return err
+}
+
+func (r routedMFA) CreateFactor(ctx context.Context, fa mfa.Factor, max int) error {
+	return r.do(ctx, fa.Tenant, func(s mfa.Stores) error { return s.Factors.CreateFactor(ctx, fa, max) })
+}
+
+func (r routedMFA) Factor(ctx context.Context, tenant, userID, id string) (mfa.Factor, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (mfa.Factor, error) { return s.MFA.Factors.Factor(ctx, tenant, userID, id) })
+}
+
+func (r routedMFA) Factors(ctx context.Context, tenant, userID string) ([]mfa.Factor, error) {
+	return with(ctx, r.f, tenant, func(s Stores) ([]mfa.Factor, error) { return s.MFA.Factors.Factors(ctx, tenant, userID) })
+}
+
+func (r routedMFA) DeleteFactor(ctx context.Context, tenant, userID, id string) (mfa.Factor, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (mfa.Factor, error) { return s.MFA.Factors.DeleteFactor(ctx, tenant, userID, id) })
+}
+
+func (r routedMFA) ConfirmFactor(ctx context.Context, tenant, userID, id string, at time.Time, step int64) error {
+	return r.do(ctx, tenant, func(s mfa.Stores) error { return s.FactorUpdates.ConfirmFactor(ctx, tenant, userID, id, at, step) })
+}
+
+func (r routedMFA) AdvanceStep(ctx context.Context, tenant, userID, id string, step int64) error {
+	return r.do(ctx, tenant, func(s mfa.Stores) error { return s.FactorUpdates.AdvanceStep(ctx, tenant, userID, id, step) })
+}
+
+func (r routedMFA) ResealSecret(ctx context.Context, tenant, userID, id string, old []byte, keyID string, secret []byte) error {
+	return r.do(ctx, tenant, func(s mfa.Stores) error {
+		return s.FactorUpdates.ResealSecret(ctx, tenant, userID, id, old, keyID, secret)
+	})
+}
+
+func (r routedMFA) Enrolments(ctx context.Context, tenant, after string, limit int) ([]mfa.Enrolment, error) {
+	return with(ctx, r.f, tenant, func(s Stores) ([]mfa.Enrolment, error) {
+		return s.MFA.Enrolments.Enrolments(ctx, tenant, after, limit)
+	})
+}
+
+func (r routedMFA) ReplaceRecoveryCodes(ctx context.Context, tenant, userID string, hashes []mfa.Hash) error {
+	return r.do(ctx, tenant, func(s mfa.Stores) error { return s.Recovery.ReplaceRecoveryCodes(ctx, tenant, userID, hashes) })
+}
+
+func (r routedMFA) UseRecoveryCode(ctx context.Context, tenant, userID string, h mfa.Hash) (int, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (int, error) { return s.MFA.Recovery.UseRecoveryCode(ctx, tenant, userID, h) })
+}
+
+func (r routedMFA) RecoveryCodesLeft(ctx context.Context, tenant, userID string) (int, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (int, error) { return s.MFA.Recovery.RecoveryCodesLeft(ctx, tenant, userID) })
 }

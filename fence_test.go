@@ -137,8 +137,7 @@ func newFenced(t testing.TB, maxOpen int) (*guard.Guard, *tenantDBs, *memstore.S
 	t.Helper()
 	dbs := newTenantDBs(t)
 	shared := memstore.New()
-	st := shared.Stores()
-	st.Users, st.UserUpdates, st.Audit = nil, nil, nil
+	st := shared.Stores().Shared()
 	g, err := guard.New(guard.Config{Stores: st, AuditKey: auditKey, Hasher: fastHasher,
 		OpenTenant: dbs.Open, MaxOpenTenants: maxOpen})
 	if err != nil {

@@ -4,12 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/session"
 )
+
+// DefaultStepUpWindow is the default of Config.StepUpWindow.
+const DefaultStepUpWindow = 15 * time.Minute
 
 // Stores are the storage interfaces the facade consumes. A backend package
 // (store/memstore, …) returns a filled Stores; fields may also come from
@@ -23,13 +28,30 @@ type Stores struct {
 	SessionIndex session.UserIndex
 	Audit        audit.Store
 	Tenants      TenantStore
+	APIKeys      auth.APIKeyStore
+	// MFA are the second-factor stores, needed when Config.MFA is set
+	// (and MFA.Codes for password recovery). With OpenTenant, Factors,
+	// FactorUpdates, Enrolments and Recovery come from each tenant's
+	// stores and must be nil here; Codes, Rates and Transactions, which
+	// hold only hashes and counters that live minutes, stay shared.
+	MFA mfa.Stores
+}
+
+// Shared returns s without its tenant-data stores (Users, UserUpdates,
+// Audit and the MFA factor, enrolment and recovery stores): the stores
+// that stay shared when tenants are ring-fenced (Config.OpenTenant).
+func (s Stores) Shared() Stores {
+	s.Users, s.UserUpdates, s.Audit = nil, nil, nil
+	s.MFA.Factors, s.MFA.FactorUpdates, s.MFA.Enrolments, s.MFA.Recovery = nil, nil, nil, nil
+	return s
 }
 
 func (s Stores) validate(fenced bool) error {
 	if fenced {
 		switch {
-		case s.Users != nil || s.UserUpdates != nil || s.Audit != nil:
-			return &PolicyError{Field: "Stores", Reason: "Users, UserUpdates and Audit must be nil with OpenTenant: each tenant's come from OpenTenant"}
+		case s.Users != nil || s.UserUpdates != nil || s.Audit != nil ||
+			s.MFA.Factors != nil || s.MFA.FactorUpdates != nil || s.MFA.Enrolments != nil || s.MFA.Recovery != nil:
+			return &PolicyError{Field: "Stores", Reason: "the tenant-data stores (Users, UserUpdates, Audit, MFA.Factors, MFA.FactorUpdates, MFA.Enrolments, MFA.Recovery) must be nil with OpenTenant: each tenant's come from OpenTenant"}
 		case s.Throttle == nil:
 			return &PolicyError{Field: "Stores.Throttle", Reason: "is required"}
 		case s.Sessions == nil:
@@ -111,6 +133,28 @@ type Config struct {
 	// is always Secure, HttpOnly, SameSite=Lax, Path=/.
 	CookieName string
 
+	// MFA turns second factors on: authenticator apps, email and SMS codes,
+	// recovery codes, and the "require MFA" policy. Fill in the Keyring,
+	// the Issuer and any senders (see mfa.Config); the facade supplies
+	// Stores (from Stores.MFA), Now and Rand. Nil: MFA is off, logins never
+	// ask for a second factor, and a policy requiring MFA is refused.
+	MFA *mfa.Config
+	// StepUpWindow is how recent a user's last full authentication must be
+	// for sensitive actions: removing a factor, creating API keys, changing
+	// the security policy (default 15 minutes). Older sessions get
+	// ErrStepUpRequired and must call Reauthenticate.
+	StepUpWindow time.Duration
+	// Captcha verifies CAPTCHA tokens on forgot-password and reset, on
+	// change-password, and on login once an account or client IP has
+	// CaptchaAfter recent failures. Nil: no CAPTCHA.
+	Captcha auth.CaptchaVerifier
+	// CaptchaAfter is the number of recent failed logins of an account or
+	// client IP after which a login needs a CAPTCHA token (default 3).
+	CaptchaAfter int
+	// Recovery configures forgotten-password emails; without
+	// Recovery.Email, ForgotPassword is unavailable.
+	Recovery RecoveryConfig
+
 	// Now and Rand are injectable for tests (default time.Now, crypto/rand).
 	Now  func() time.Time
 	Rand io.Reader
@@ -141,6 +185,14 @@ type Guard struct {
 	audit    *audit.Log
 	policies *policyCache
 	fence    *fence // nil unless tenants are ring-fenced
+
+	mfa          *mfa.Manager // nil when MFA is off
+	stepUp       time.Duration
+	captcha      auth.CaptchaVerifier
+	captchaAfter int
+	recovery     RecoveryConfig
+
+	bg sync.WaitGroup // background work (reset emails) that Close waits for
 }
 
 // New validates cfg, fills its defaults and returns a Guard.
@@ -220,6 +272,32 @@ func New(cfg Config) (*Guard, error) {
 			return err
 		})
 		cfg.Stores.Users, cfg.Stores.UserUpdates, cfg.Stores.Audit = routedUsers{f}, routedUsers{f}, routedAudit{f}
+		f.needMFA = cfg.MFA != nil
+		r := routedMFA{f}
+		cfg.Stores.MFA.Factors, cfg.Stores.MFA.FactorUpdates, cfg.Stores.MFA.Enrolments, cfg.Stores.MFA.Recovery = r, r, r, r
+	}
+	var mf *mfa.Manager
+	if cfg.MFA != nil {
+		mc := *cfg.MFA
+		mc.Stores, mc.Now, mc.Rand = cfg.Stores.MFA, cfg.Now, cfg.Rand
+		if mf, err = mfa.New(mc); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.StepUpWindow < 0 {
+		return nil, &PolicyError{Field: "StepUpWindow", Reason: "must not be negative"}
+	}
+	if cfg.StepUpWindow == 0 {
+		cfg.StepUpWindow = DefaultStepUpWindow
+	}
+	if cfg.CaptchaAfter < 0 {
+		return nil, &PolicyError{Field: "CaptchaAfter", Reason: "must not be negative"}
+	}
+	if cfg.CaptchaAfter == 0 {
+		cfg.CaptchaAfter = 3
+	}
+	if err := cfg.Recovery.fill(cfg.Stores.MFA.Codes); err != nil {
+		return nil, err
 	}
 	log, err := audit.New(audit.Config{Store: cfg.Stores.Audit, Key: cfg.AuditKey, Now: cfg.Now, Rand: cfg.Rand})
 	if err != nil {
@@ -239,5 +317,11 @@ func New(cfg Config) (*Guard, error) {
 		audit:    log,
 		policies: policies,
 		fence:    f,
+
+		mfa:          mf,
+		stepUp:       cfg.StepUpWindow,
+		captcha:      cfg.Captcha,
+		captchaAfter: cfg.CaptchaAfter,
+		recovery:     cfg.Recovery,
 	}, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/session"
 )
 
@@ -24,25 +25,58 @@ type LoginRequest struct {
 	Password string
 	// IP and UserAgent of the client, for throttling and audit. An empty IP
 	// skips per-IP throttling (for logins that do not come over a network).
+	// A pending login (second factor) is bound to the UserAgent.
 	IP        string
 	UserAgent string
+	// Captcha is the client's CAPTCHA token. It is needed (when
+	// Config.Captcha is set) once the account or the client IP has
+	// Config.CaptchaAfter recent failures; without a valid one the attempt
+	// fails with ErrCaptchaRequired and counts as a failure.
+	Captcha string
 }
 
-// LoginResult is a successful login: the session token to hand to the
-// client (see SetSessionCookie), the session and the user.
+// LoginResult is the outcome of a successful sign-in step: either a
+// session (Token, Session) or, when a second step is due, Pending.
 type LoginResult struct {
+	// Token is the session token to hand to the client (SetSessionCookie);
+	// empty when Pending is set.
 	Token   string
 	Session session.Session
 	User    User
+	// Pending is set when the first factor was right but the sign-in needs
+	// a second step: a second factor (CompleteLogin), or enrolling one when
+	// the tenant requires MFA (BeginPendingTOTP, CompletePendingEnrolment).
+	// No session exists yet.
+	Pending *Pending
 	// Evicted is the number of the user's older sessions ended by the
 	// concurrent-session limit.
 	Evicted int
 	// PasswordExpired reports that the password is older than the tenant's
 	// PasswordMaxAge; the session carries FlagPasswordExpired.
 	PasswordExpired bool
+	// RecoveryCodes are the user's new recovery codes, set once, when the
+	// sign-in enrolled their first factor: show them once.
+	RecoveryCodes []string
+	// RecoveryLeft is set when the sign-in used a recovery code: the codes
+	// left, and whether that is few enough to generate a new set.
+	RecoveryLeft *mfa.RecoveryResult
 }
 
-// Failure reasons recorded in login.failed audit events.
+// Pending is a sign-in waiting for its second step. Its token opens
+// nothing: it only finds the pending sign-in again, from the same client
+// (user agent), within its lifetime.
+type Pending struct {
+	Token     string
+	ExpiresAt time.Time
+	// Enrol reports that the user has no second factor and the tenant
+	// requires one: the user must enrol one before getting a session.
+	Enrol bool
+	// Factors are the user's confirmed factors to choose from (without
+	// secrets); recovery codes can always be used instead.
+	Factors []mfa.Factor
+}
+
+// Failure reasons recorded in login.failed and mfa.failed audit events.
 const (
 	ReasonUnknownUser  = "unknown_user"
 	ReasonBadPassword  = "bad_password"
@@ -53,6 +87,11 @@ const (
 	ReasonUnavailable  = "unavailable"
 	ReasonSessionLimit = "session_limit"
 	ReasonNoPassword   = "no_password"
+	ReasonCaptcha      = "captcha"
+	ReasonBadCode      = "bad_code"
+	ReasonCodeReuse    = "reuse"
+	ReasonCodeExpired  = "expired"
+	ReasonTooManyTries = "too_many_tries"
 )
 
 // attempt carries what the failure and success paths of a login record.
@@ -74,7 +113,91 @@ func (a attempt) event(action audit.Action, outcome audit.Outcome, reason string
 		UserAgent: a.req.UserAgent, Outcome: outcome, Reason: reason}
 }
 
-// Login verifies a password and creates a session.
+// gate is one credential attempt reserved in the throttle store, per
+// account and per client IP, before the credential is evaluated: so N
+// concurrent guesses never get more than the limit, whatever the
+// credential (password, second factor, step-up).
+type gate struct {
+	acctKey, ipKey string
+	acct, ip       auth.Reservation
+}
+
+// reserve reserves an attempt for the account (tenant, email) and the
+// client IP. known says whether the account exists (an invented name never
+// gets a permanent lock, which keeps the store bounded under a spray). A
+// non-empty reason means the attempt is refused (ReasonIPThrottled,
+// ReasonLocked); err is a store failure.
+func (g *Guard) reserve(ctx context.Context, tenant, email, ip string, known bool) (gate, string, error) {
+	now := g.now()
+	gt := gate{acctKey: accountKey(tenant, email)}
+	if ip != "" {
+		gt.ipKey = "ip:" + ip
+		r, err := g.stores.Throttle.Reserve(ctx, gt.ipKey, now, g.ipLim)
+		if err != nil {
+			return gate{}, "", unavailable("throttle", err)
+		}
+		if !r.Allowed {
+			return gate{}, ReasonIPThrottled, nil
+		}
+		gt.ip = r
+	}
+	lim := g.acctLim
+	if !known {
+		lim.PermanentAfter = 0
+	}
+	r, err := g.stores.Throttle.Reserve(ctx, gt.acctKey, now, lim)
+	if err != nil {
+		return gate{}, "", unavailable("throttle", err)
+	}
+	if !r.Allowed {
+		return gate{}, ReasonLocked, nil
+	}
+	gt.acct = r
+	return gt, "", nil
+}
+
+// needsCaptcha reports whether the attempt behind gt comes after enough
+// recent failures to need a CAPTCHA.
+func (g *Guard) needsCaptcha(gt gate) bool {
+	return g.captcha != nil && (gt.acct.Failures > g.captchaAfter || gt.ip.Failures > g.captchaAfter)
+}
+
+// settle ends a successful attempt: the client IP gets its reservation
+// back, and the account's failures are forgotten when done (the sign-in is
+// complete) or only this attempt given back when not (a second factor is
+// still due, and its wrong codes must add to the failures before it).
+func (g *Guard) settle(ctx context.Context, gt gate, done bool) error {
+	if gt.acctKey != "" {
+		var err error
+		if done {
+			err = g.stores.Throttle.Reset(ctx, gt.acctKey)
+		} else {
+			err = g.stores.Throttle.Release(ctx, gt.acctKey)
+		}
+		if err != nil {
+			return unavailable("throttle", err)
+		}
+	}
+	if gt.ipKey != "" {
+		if err := g.stores.Throttle.Release(ctx, gt.ipKey); err != nil {
+			return unavailable("throttle", err)
+		}
+	}
+	return nil
+}
+
+// lockEvent is the login.locked event of an attempt that started a lock.
+func lockEvent(a attempt, gt gate, reason string) []audit.Event {
+	if !gt.acct.Locks {
+		return nil
+	}
+	e := a.event(audit.LoginLocked, audit.Failure, reason)
+	e.Meta = lockMeta(gt.acct)
+	return []audit.Event{e}
+}
+
+// Login verifies a password and creates a session, or starts a pending
+// sign-in when a second factor is due (LoginResult.Pending).
 //
 // Every failure caused by the credentials (unknown user, wrong password,
 // deactivated, locked, throttled) returns ErrInvalidCredentials after the
@@ -86,7 +209,7 @@ func (a attempt) event(action audit.Action, outcome audit.Outcome, reason string
 //
 // Each attempt is reserved in the throttle store before the password is
 // evaluated, per account and per client IP, so concurrent guesses can never
-// get more evaluations than the limit. A successful login resets the
+// get more evaluations than the limit. A completed sign-in resets the
 // account's failures.
 func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error) {
 	pol, err := g.EffectivePolicy(ctx, req.Tenant)
@@ -109,20 +232,6 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 	if err := checkText("user agent", req.UserAgent, 1024); err != nil {
 		return LoginResult{}, g.loginFailed(ctx, a, ReasonBadInput, err)
 	}
-	now := g.now()
-
-	ipKey := ""
-	if req.IP != "" {
-		ipKey = "ip:" + req.IP
-		r, err := g.stores.Throttle.Reserve(ctx, ipKey, now, g.ipLim)
-		if err != nil {
-			return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("throttle", err))
-		}
-		if !r.Allowed {
-			g.hasher.VerifyDummy(ctx, req.Password)
-			return LoginResult{}, g.loginFailed(ctx, a, ReasonIPThrottled, ErrInvalidCredentials)
-		}
-	}
 
 	u, err := g.stores.Users.UserByEmail(ctx, req.Tenant, email)
 	switch {
@@ -132,26 +241,22 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 	default:
 		a.user = &u
 	}
-
-	acctKey := accountKey(req.Tenant, email)
-	lim := g.acctLim
-	if a.user == nil {
-		// Nobody can own a permanent lock on a name that is not an account:
-		// this keeps the throttle's memory bounded under a spray of invented
-		// names, and looks the same from outside (a locked account answers
-		// like a wrong password).
-		lim.PermanentAfter = 0
-	}
-	res, err := g.stores.Throttle.Reserve(ctx, acctKey, now, lim)
+	gt, reason, err := g.reserve(ctx, req.Tenant, email, req.IP, a.user != nil)
 	if err != nil {
-		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("throttle", err))
+		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, err)
 	}
-	if !res.Allowed {
+	if reason != "" {
 		g.hasher.VerifyDummy(ctx, req.Password)
-		return LoginResult{}, g.loginFailed(ctx, a, ReasonLocked, ErrInvalidCredentials)
+		return LoginResult{}, g.loginFailed(ctx, a, reason, ErrInvalidCredentials)
+	}
+	if g.needsCaptcha(gt) {
+		if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
+			return LoginResult{}, g.loginFailed(ctx, a, ReasonCaptcha, err, lockEvent(a, gt, ReasonCaptcha)...)
+		}
 	}
 
-	ok, rehash, reason := false, false, ReasonBadPassword
+	ok, rehash := false, false
+	reason = ReasonBadPassword
 	switch {
 	case a.user == nil:
 		g.hasher.VerifyDummy(ctx, req.Password)
@@ -173,32 +278,97 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 		ok, reason = false, ReasonDeactivated
 	}
 	if !ok {
-		var extra []audit.Event
-		if res.Locks {
-			e := a.event(audit.LoginLocked, audit.Failure, reason)
-			e.Meta = lockMeta(res)
-			extra = append(extra, e)
-		}
-		return LoginResult{}, g.loginFailed(ctx, a, reason, ErrInvalidCredentials, extra...)
+		return LoginResult{}, g.loginFailed(ctx, a, reason, ErrInvalidCredentials, lockEvent(a, gt, reason)...)
 	}
-	return g.loginSucceeded(ctx, a, pol, acctKey, ipKey, rehash)
+	if rehash {
+		g.rehash(ctx, *a.user, req.Password)
+	}
+	return g.proceed(ctx, a, pol, gt, signIn{password: true})
 }
 
-func (g *Guard) loginSucceeded(ctx context.Context, a attempt, pol Policy, acctKey, ipKey string, rehash bool) (LoginResult, error) {
+// signIn says how the user proved who they are so far.
+type signIn struct {
+	password bool     // the first factor was a password
+	flags    uint32   // session flags the first factor brings (FlagSSO, FlagBreakGlass)
+	mfa      mfa.Kind // the second factor, once passed ("" before)
+	// meta is added to the login.succeeded event.
+	meta map[string]string
+}
+
+// Purposes of pending sign-ins.
+const (
+	purposeLogin = "login" // a second factor is due
+	purposeEnrol = "enrol" // the user must enrol a second factor
+)
+
+// proceed is the one policy pipeline every sign-in goes through once its
+// first factor passed (and again after its second): it decides whether a
+// second factor or an enrolment is due, and otherwise creates the session.
+func (g *Guard) proceed(ctx context.Context, a attempt, pol Policy, gt gate, si signIn) (LoginResult, error) {
 	u := *a.user
-	if err := g.stores.Throttle.Reset(ctx, acctKey); err != nil {
-		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("throttle", err))
-	}
-	if ipKey != "" {
-		if err := g.stores.Throttle.Release(ctx, ipKey); err != nil {
-			return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("throttle", err))
+	if g.mfa != nil && si.mfa == "" {
+		factors, err := g.mfa.Factors(ctx, u.Tenant, u.ID)
+		if err != nil {
+			return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("load factors", err))
+		}
+		confirmed := factors[:0]
+		for _, f := range factors {
+			if f.Confirmed() {
+				confirmed = append(confirmed, f)
+			}
+		}
+		purpose := ""
+		switch {
+		case len(confirmed) > 0:
+			purpose = purposeLogin
+		case pol.RequireMFA && g.now().Before(pol.MFARequiredSince.Add(pol.MFAGrace)):
+			si.flags |= FlagMustEnrol
+		case pol.RequireMFA:
+			purpose = purposeEnrol
+		}
+		if purpose != "" {
+			return g.pend(ctx, a, gt, si, purpose, confirmed)
 		}
 	}
+	if err := g.settle(ctx, gt, true); err != nil {
+		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, err)
+	}
+	return g.createSession(ctx, a, pol, si)
+}
+
+// pend starts a pending sign-in: no session, a token that opens nothing.
+func (g *Guard) pend(ctx context.Context, a attempt, gt gate, si signIn, purpose string, factors []mfa.Factor) (LoginResult, error) {
+	u := *a.user
+	if err := g.settle(ctx, gt, false); err != nil {
+		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, err)
+	}
+	token, txn, err := g.mfa.StartTransaction(ctx, mfa.TransactionOptions{
+		Tenant: u.Tenant, UserID: u.ID, Binding: a.req.UserAgent, Purpose: purpose, Flags: si.flags,
+	})
+	if err != nil {
+		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("start pending sign-in", err))
+	}
+	e := a.event(audit.LoginPending, audit.Success, "")
+	e.Meta = map[string]string{"purpose": purpose}
+	if err := g.record(ctx, e); err != nil {
+		return LoginResult{}, err
+	}
+	return LoginResult{User: userView(u), Pending: &Pending{Token: token, ExpiresAt: txn.ExpiresAt,
+		Enrol: purpose == purposeEnrol, Factors: factors}}, nil
+}
+
+// createSession creates the session of a complete sign-in, under the
+// tenant's session limit, and records it.
+func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si signIn) (LoginResult, error) {
+	u := *a.user
 	now := g.now()
-	var flags uint32
-	expired := pol.PasswordMaxAge > 0 && now.Sub(u.PasswordChangedAt) > pol.PasswordMaxAge
+	flags := si.flags
+	expired := si.password && pol.PasswordMaxAge > 0 && now.Sub(u.PasswordChangedAt) > pol.PasswordMaxAge
 	if expired {
 		flags |= FlagPasswordExpired
+	}
+	if si.mfa != "" {
+		flags |= FlagMFA
 	}
 	token, s, evicted, err := g.sessions.Create(ctx, session.Options{
 		Tenant: u.Tenant, UserID: u.ID, IP: a.req.IP, UserAgent: a.req.UserAgent,
@@ -225,8 +395,21 @@ func (g *Guard) loginSucceeded(ctx context.Context, a attempt, pol Policy, acctK
 	events := make([]audit.Event, 0, 1+len(evicted))
 	ok := a.event(audit.LoginSucceeded, audit.Success, "")
 	ok.Target = s.ID()
+	meta := map[string]string{}
+	for k, v := range si.meta {
+		meta[k] = v
+	}
 	if expired {
-		ok.Meta = map[string]string{"password_expired": "true"}
+		meta["password_expired"] = "true"
+	}
+	if si.mfa != "" {
+		meta["mfa"] = string(si.mfa)
+	}
+	if flags&FlagMustEnrol != 0 {
+		meta["must_enrol"] = "true"
+	}
+	if len(meta) > 0 {
+		ok.Meta = meta
 	}
 	events = append(events, ok)
 	for _, ev := range evicted {
@@ -238,9 +421,6 @@ func (g *Guard) loginSucceeded(ctx context.Context, a attempt, pol Policy, acctK
 		// No session without its audit event.
 		g.dropSession(ctx, s)
 		return LoginResult{}, err
-	}
-	if rehash {
-		g.rehash(ctx, cur, a.req.Password)
 	}
 	return LoginResult{Token: token, Session: s, User: userView(cur), Evicted: len(evicted), PasswordExpired: expired}, nil
 }
@@ -301,10 +481,8 @@ func (g *Guard) dropSession(ctx context.Context, s session.Session) {
 // record writes audit events before the action they record is reported as
 // done. A failure is returned as ErrUnavailable.
 func (g *Guard) record(ctx context.Context, events ...audit.Event) error {
-	for _, e := range events {
-		if _, err := g.audit.Record(ctx, e); err != nil {
-			return unavailable("audit", err)
-		}
+	if _, err := g.audit.RecordAll(ctx, events...); err != nil {
+		return unavailable("audit", err)
 	}
 	return nil
 }

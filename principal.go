@@ -2,6 +2,7 @@ package guard
 
 import (
 	"context"
+	"time"
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/session"
@@ -25,6 +26,9 @@ type Principal struct {
 	UserID  string
 	Session session.Hash // zero for the system
 	Flags   uint32       // the session's flags (FlagPasswordExpired…)
+	// AuthAt is when the user last fully authenticated in this session (at
+	// sign-in, or at Reauthenticate): step-up checks use it.
+	AuthAt time.Time
 	// IP and UserAgent of the request, for audit events.
 	IP        string
 	UserAgent string
@@ -36,6 +40,17 @@ const (
 	// older than the tenant's PasswordMaxAge: the host should send the user
 	// to change it.
 	FlagPasswordExpired uint32 = 1 << iota
+	// FlagMFA marks a session whose sign-in included a second factor.
+	FlagMFA
+	// FlagMustEnrol marks a session of a user who has no second factor
+	// while the tenant requires one, inside the tenant's MFAGrace: the host
+	// should send the user to enrol.
+	FlagMustEnrol
+	// FlagBreakGlass marks a session of the break-glass owner signing in
+	// with a password while the tenant requires SSO.
+	FlagBreakGlass
+	// FlagSSO marks a session created by single sign-on.
+	FlagSSO
 )
 
 // System returns the principal of the host application, with a label that
@@ -54,6 +69,25 @@ func (p Principal) SessionID() string {
 
 // PasswordExpired reports whether the principal's login used an expired password.
 func (p Principal) PasswordExpired() bool { return p.Flags&FlagPasswordExpired != 0 }
+
+// MustEnrol reports whether the principal should be sent to enrol a second
+// factor (FlagMustEnrol).
+func (p Principal) MustEnrol() bool { return p.Flags&FlagMustEnrol != 0 }
+
+// requireRecentAuth returns ErrStepUpRequired unless p authenticated
+// within the step-up window (the system always passes).
+func (g *Guard) requireRecentAuth(p Principal) error {
+	switch p.Kind {
+	case KindSystem:
+		return nil
+	case KindUser:
+		if age := g.now().Sub(p.AuthAt); age >= 0 && age <= g.stepUp {
+			return nil
+		}
+		return ErrStepUpRequired
+	}
+	return ErrUnauthenticated
+}
 
 func (p Principal) actor() audit.Actor {
 	if p.Kind == KindSystem {

@@ -32,7 +32,7 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal
 		}
 		return Principal{}, unavailable("session", err)
 	}
-	return Principal{Kind: KindUser, Tenant: s.Tenant, UserID: s.UserID, Session: s.Hash, Flags: s.Flags}, nil
+	return Principal{Kind: KindUser, Tenant: s.Tenant, UserID: s.UserID, Session: s.Hash, Flags: s.Flags, AuthAt: s.CreatedAt}, nil
 }
 
 // Logout ends the principal's session.
@@ -118,14 +118,27 @@ func (g *Guard) RevokeUserSessions(ctx context.Context, by Principal, tenant, us
 	return len(ended), g.record(ctx, e)
 }
 
+// PasswordChange is a signed-in user's request to change their password.
+type PasswordChange struct {
+	Current, New string
+	// Captcha is the client's CAPTCHA token, required when Config.Captcha
+	// is set.
+	Captcha string
+}
+
 // ChangePassword changes the signed-in user's password. It needs the
 // current password, which is throttled and audited like a login (a wrong
-// one gives ErrInvalidCredentials and counts towards the lock); the new
-// one must pass the tenant's policy, including its history. On success
-// every other session of the user ends.
-func (g *Guard) ChangePassword(ctx context.Context, p Principal, current, next string) error {
+// one gives ErrInvalidCredentials and counts towards the lock), and a
+// CAPTCHA when one is configured; the new one must pass the tenant's
+// policy, including its history. On success every other session of the
+// user ends.
+func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordChange) error {
 	if p.Kind != KindUser {
 		return ErrUnauthenticated
+	}
+	current, next := req.Current, req.New
+	if err := g.checkCaptcha(ctx, req.Captcha, p.IP); err != nil {
+		return err
 	}
 	if len(current) > MaxPasswordBytes || len(next) > MaxPasswordBytes {
 		return auth.ErrPasswordTooLong

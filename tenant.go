@@ -43,6 +43,22 @@ type Policy struct {
 	// needing a change (LoginResult.PasswordExpired). 0: no maximum age,
 	// which is what NIST SP 800-63B recommends.
 	PasswordMaxAge time.Duration `json:"password_max_age,omitempty"`
+
+	// RequireMFA makes a second factor mandatory: a user without one must
+	// enrol one at their next login before they get a session (after
+	// MFAGrace, if set). Needs Config.MFA.
+	RequireMFA bool `json:"require_mfa,omitempty"`
+	// MFAAllowEmail lets email codes satisfy RequireMFA. Off by default:
+	// email is of lower assurance (NIST SP 800-63B does not accept it as an
+	// out-of-band authenticator).
+	MFAAllowEmail bool `json:"mfa_allow_email,omitempty"`
+	// MFAGrace lets users without a factor keep signing in without one, and
+	// be prompted to enrol (FlagMustEnrol), for this long after RequireMFA
+	// was switched on. 0: they must enrol at their next login.
+	MFAGrace time.Duration `json:"mfa_grace,omitempty"`
+	// MFARequiredSince is when RequireMFA was switched on. SetPolicy keeps
+	// it; a value given by the caller is ignored.
+	MFARequiredSince time.Time `json:"mfa_required_since,omitzero"`
 }
 
 // Values of Policy.OnSessionLimit.
@@ -78,6 +94,10 @@ func (p Policy) Validate() error {
 		return &PolicyError{Field: "PasswordHistory", Reason: fmt.Sprintf("must be between 0 and %d", MaxPasswordHistory)}
 	case p.PasswordMaxAge < 0:
 		return &PolicyError{Field: "PasswordMaxAge", Reason: "must not be negative"}
+	case p.MFAGrace < 0:
+		return &PolicyError{Field: "MFAGrace", Reason: "must not be negative"}
+	case p.MFAGrace > 90*24*time.Hour:
+		return &PolicyError{Field: "MFAGrace", Reason: "must be at most 90 days"}
 	}
 	return nil
 }
@@ -120,6 +140,9 @@ func (p Policy) withDefaults(d Policy) Policy {
 	}
 	if p.PasswordMaxAge == 0 {
 		p.PasswordMaxAge = d.PasswordMaxAge
+	}
+	if p.MFAGrace == 0 {
+		p.MFAGrace = d.MFAGrace
 	}
 	return p
 }

@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -85,13 +86,33 @@ func (g *Guard) EffectivePolicy(ctx context.Context, tenant string) (Policy, err
 
 // SetPolicy replaces a tenant's policy if the tenant is still at version
 // (as read from Tenant), so that two admins editing at once cannot silently
-// overwrite each other (ErrConflict). It returns the new version.
+// overwrite each other (ErrConflict). It returns the new version. A user
+// changing the policy needs a recent authentication (ErrStepUpRequired);
+// requiring MFA needs Config.MFA.
 func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Policy, version int64) (int64, error) {
 	if !by.mayAdminister(tenant) {
 		return 0, ErrForbidden
 	}
+	if err := g.requireRecentAuth(by); err != nil {
+		return 0, err
+	}
 	if err := p.Validate(); err != nil {
 		return 0, err
+	}
+	if p.RequireMFA && g.mfa == nil {
+		return 0, &PolicyError{Field: "RequireMFA", Reason: "needs MFA to be configured (Config.MFA)"}
+	}
+	cur, err := g.Tenant(ctx, tenant)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case !p.RequireMFA:
+		p.MFARequiredSince = time.Time{}
+	case cur.Policy.RequireMFA && !cur.Policy.MFARequiredSince.IsZero():
+		p.MFARequiredSince = cur.Policy.MFARequiredSince
+	default:
+		p.MFARequiredSince = g.now().UTC().Truncate(time.Microsecond)
 	}
 	v, err := g.stores.Tenants.SetPolicy(ctx, tenant, p, version)
 	switch {
@@ -103,12 +124,37 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 		return 0, unavailable("set policy", err)
 	}
 	g.policies.forget(tenant)
+	meta := map[string]string{"version": strconv.FormatInt(v, 10)}
+	for _, c := range policyChanges(cur.Policy, p) {
+		meta[c[0]] = c[1]
+	}
 	if err := g.record(ctx, audit.Event{Tenant: tenant, Actor: by.actor(), Action: audit.TenantPolicySet,
-		Target: tenant, IP: by.IP, UserAgent: by.UserAgent, Outcome: audit.Success,
-		Meta: map[string]string{"version": strconv.FormatInt(v, 10)}}); err != nil {
+		Target: tenant, IP: by.IP, UserAgent: by.UserAgent, Outcome: audit.Success, Meta: meta}); err != nil {
 		return 0, err
 	}
 	return v, nil
+}
+
+// policyChanges lists the fields that differ between two policies, as
+// audit metadata: name and new value.
+func policyChanges(old, cur Policy) [][2]string {
+	var out [][2]string
+	add := func(name string, changed bool, v any) {
+		if changed {
+			out = append(out, [2]string{name, fmt.Sprint(v)})
+		}
+	}
+	add("session_limit", old.SessionLimit != cur.SessionLimit, cur.SessionLimit)
+	add("on_session_limit", old.OnSessionLimit != cur.OnSessionLimit, cur.OnSessionLimit)
+	add("idle_timeout", old.IdleTimeout != cur.IdleTimeout, cur.IdleTimeout)
+	add("session_lifetime", old.SessionLifetime != cur.SessionLifetime, cur.SessionLifetime)
+	add("password_min_length", old.PasswordMinLength != cur.PasswordMinLength, cur.PasswordMinLength)
+	add("password_history", old.PasswordHistory != cur.PasswordHistory, cur.PasswordHistory)
+	add("password_max_age", old.PasswordMaxAge != cur.PasswordMaxAge, cur.PasswordMaxAge)
+	add("require_mfa", old.RequireMFA != cur.RequireMFA, cur.RequireMFA)
+	add("mfa_allow_email", old.MFAAllowEmail != cur.MFAAllowEmail, cur.MFAAllowEmail)
+	add("mfa_grace", old.MFAGrace != cur.MFAGrace, cur.MFAGrace)
+	return out
 }
 
 // policyCache keeps tenants for a short TTL so a login does not pay a store

@@ -199,6 +199,11 @@ func (g *Guard) DeleteUser(ctx context.Context, by Principal, tenant, id string)
 	if err := g.stores.Users.DeleteUser(ctx, tenant, id); err != nil {
 		return g.userErr("delete user", err)
 	}
+	if g.mfa != nil {
+		if err := g.mfa.DeleteUser(ctx, tenant, id); err != nil {
+			return unavailable("delete factors", err)
+		}
+	}
 	if err := g.stores.Throttle.Reset(ctx, accountKey(tenant, u.Email)); err != nil {
 		return unavailable("throttle", err)
 	}

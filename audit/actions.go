@@ -6,10 +6,31 @@ type Action string
 
 // Authentication.
 const (
-	LoginSucceeded Action = "login.succeeded" // password verified, session about to be created
-	LoginFailed    Action = "login.failed"    // Reason: unknown_user, bad_password, deactivated, locked, ip_throttled, bad_input, unavailable
-	LoginLocked    Action = "login.locked"    // this failure locked the account (Meta: until, lockouts)
-	Logout         Action = "logout"
+	LoginSucceeded  Action = "login.succeeded" // password verified, session about to be created
+	LoginFailed     Action = "login.failed"    // Reason: unknown_user, bad_password, deactivated, locked, ip_throttled, bad_input, unavailable
+	LoginLocked     Action = "login.locked"    // this failure locked the account (Meta: until, lockouts)
+	LoginPending    Action = "login.pending"   // first factor passed; a second factor (or enrolment) is due (Meta: purpose)
+	Logout          Action = "logout"
+	Reauthenticated Action = "session.reauthenticated" // step-up: the user proved their identity again
+)
+
+// Second factors.
+const (
+	MFASucceeded      Action = "mfa.succeeded"       // Meta: kind
+	MFAFailed         Action = "mfa.failed"          // Reason: bad_code, reuse, expired, too_many_tries, locked, bad_input, unavailable
+	MFAEnrolStarted   Action = "mfa.enrol_started"   // Meta: kind
+	MFAEnrolled       Action = "mfa.enrolled"        // a factor became active (Meta: kind)
+	MFARemoved        Action = "mfa.removed"         // Meta: kind, left
+	MFACodeSent       Action = "mfa.code_sent"       // Meta: kind
+	MFACodeSuppressed Action = "mfa.code_suppressed" // Reason: cool_down, rate_limited, destination_not_allowed
+	RecoveryUsed      Action = "mfa.recovery_used"   // Meta: left
+	RecoveryReset     Action = "mfa.recovery_regenerated"
+)
+
+// Password recovery.
+const (
+	PasswordResetRequested Action = "password.reset_requested" // Reason: unknown_user, deactivated when no email went out
+	PasswordReset          Action = "password.reset"
 )
 
 // Sessions.
@@ -39,7 +60,9 @@ const (
 
 // Actions lists every action above, for documentation and validation.
 var Actions = []Action{
-	LoginSucceeded, LoginFailed, LoginLocked, Logout,
+	LoginSucceeded, LoginFailed, LoginLocked, LoginPending, Logout, Reauthenticated,
+	MFASucceeded, MFAFailed, MFAEnrolStarted, MFAEnrolled, MFARemoved, MFACodeSent, MFACodeSuppressed,
+	RecoveryUsed, RecoveryReset, PasswordResetRequested, PasswordReset,
 	SessionCreated, SessionRotated, SessionEvicted, SessionRevoked, SessionExpired,
 	UserCreated, UserDeactivated, UserReactivated, UserDeleted, UserUnlocked,
 	PasswordChanged, PasswordRejected, PasswordRehashed,

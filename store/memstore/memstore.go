@@ -18,6 +18,8 @@ type Store struct {
 	Sessions *Sessions
 	Audit    *Audit
 	Tenants  *Tenants
+	APIKeys  *APIKeys
+	MFA      *MFA
 }
 
 // New returns an empty Store.
@@ -28,6 +30,8 @@ func New() *Store {
 		Sessions: NewSessions(),
 		Audit:    NewAudit(),
 		Tenants:  NewTenants(),
+		APIKeys:  NewAPIKeys(),
+		MFA:      NewMFA(),
 	}
 }
 
@@ -41,5 +45,7 @@ func (s *Store) Stores() guard.Stores {
 		SessionIndex: s.Sessions,
 		Audit:        s.Audit,
 		Tenants:      s.Tenants,
+		APIKeys:      s.APIKeys,
+		MFA:          s.MFA.Stores(),
 	}
 }

@@ -1,0 +1,611 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/session"
+)
+
+// Methods of a second factor (SecondFactor.Method).
+const (
+	MethodTOTP     = "totp"     // a code from an authenticator app
+	MethodCode     = "code"     // an email or SMS code sent with SendLoginCode
+	MethodRecovery = "recovery" // a recovery code
+)
+
+// SecondFactor is the second step of a pending sign-in.
+type SecondFactor struct {
+	// Pending is the pending sign-in's token (Pending.Token).
+	Pending string
+	// Method is MethodTOTP, MethodCode or MethodRecovery.
+	Method string
+	// FactorID picks the TOTP factor (optional: "" tries each) or, when
+	// enrolling, names the factor being confirmed.
+	FactorID string
+	Code     string
+	// IP and UserAgent of the client; the UserAgent must be the one the
+	// sign-in started with.
+	IP, UserAgent string
+}
+
+// pending is a live pending sign-in with its user, loaded for a step.
+type pending struct {
+	txn mfa.Transaction
+	a   attempt
+	pol Policy
+}
+
+// loadPending finds the pending sign-in behind token for this client and
+// its user, who must still be active.
+func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) (pending, error) {
+	if g.mfa == nil {
+		return pending{}, ErrMFANotConfigured
+	}
+	txn, err := g.mfa.LookupTransaction(ctx, token, ua)
+	if err != nil {
+		if isMFAClean(err) {
+			return pending{}, ErrLoginExpired
+		}
+		return pending{}, unavailable("load pending sign-in", err)
+	}
+	if txn.Purpose != purpose {
+		return pending{}, ErrLoginExpired
+	}
+	pol, err := g.EffectivePolicy(ctx, txn.Tenant)
+	if err != nil {
+		return pending{}, err
+	}
+	u, err := g.stores.Users.User(ctx, txn.Tenant, txn.UserID)
+	if err != nil {
+		if errors.Is(err, auth.ErrNotFound) {
+			return pending{}, ErrLoginExpired
+		}
+		return pending{}, unavailable("load user", err)
+	}
+	p := pending{txn: txn, pol: pol, a: attempt{req: LoginRequest{Tenant: txn.Tenant, IP: ip, UserAgent: ua}, email: u.Email, user: &u}}
+	if u.Status != auth.StatusActive {
+		return pending{}, g.mfaFailed(ctx, p.a, ReasonDeactivated, "", gate{}, ErrLoginExpired)
+	}
+	return p, nil
+}
+
+// mfaFailed records an mfa.failed event (and login.locked if the attempt
+// started a lock) and returns err.
+func (g *Guard) mfaFailed(ctx context.Context, a attempt, reason string, kind mfa.Kind, gt gate, err error) error {
+	e := a.event(audit.MFAFailed, audit.Failure, reason)
+	if kind != "" {
+		e.Meta = map[string]string{"kind": string(kind)}
+	}
+	events := append([]audit.Event{e}, lockEvent(a, gt, reason)...)
+	if rerr := g.record(ctx, events...); rerr != nil {
+		return rerr
+	}
+	return err
+}
+
+// codeReason maps an mfa error about a code to an audit reason; ok is
+// false for a store failure.
+func codeReason(err error) (reason string, ok bool) {
+	var ie *mfa.InputError
+	switch {
+	case errors.Is(err, mfa.ErrReplay):
+		return ReasonCodeReuse, true
+	case errors.Is(err, mfa.ErrExpired):
+		return ReasonCodeExpired, true
+	case errors.Is(err, mfa.ErrTooManyTries):
+		return ReasonTooManyTries, true
+	case errors.Is(err, mfa.ErrInvalidCode), errors.Is(err, mfa.ErrNotFound):
+		return ReasonBadCode, true
+	case errors.As(err, &ie):
+		return ReasonBadInput, true
+	}
+	return "", false
+}
+
+// CompleteLogin checks the second factor of a pending sign-in and, when it
+// is right, creates the session. Every refusal is ErrInvalidCode (the cause
+// is in the mfa.failed event) and counts as a failed attempt in the same
+// lockout as wrong passwords; an unknown, expired or used pending sign-in,
+// or one started by another client, is ErrLoginExpired. A TOTP code is
+// accepted once; two concurrent requests with one right code get one
+// session.
+func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult, error) {
+	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeLogin)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	u := *p.a.user
+	gt, reason, err := g.reserve(ctx, u.Tenant, u.Email, sf.IP, true)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if reason != "" {
+		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, "", gate{}, ErrInvalidCode)
+	}
+	var (
+		kind     mfa.Kind
+		recovery *mfa.RecoveryResult
+	)
+	switch sf.Method {
+	case MethodTOTP:
+		var f mfa.Factor
+		f, err = g.mfa.VerifyTOTP(ctx, u.Tenant, u.ID, sf.FactorID, sf.Code)
+		kind = mfa.KindTOTP
+		if err == nil {
+			kind = f.Kind
+		}
+	case MethodCode:
+		var f mfa.Factor
+		f, err = g.mfa.VerifyCode(ctx, u.Tenant, u.ID, p.txn.ID(), sf.Code)
+		kind = f.Kind
+	case MethodRecovery:
+		var r mfa.RecoveryResult
+		r, err = g.mfa.UseRecoveryCode(ctx, u.Tenant, u.ID, sf.Code)
+		kind, recovery = "recovery", &r
+	default:
+		return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonBadInput, "", gt, &InputError{Field: "method", Reason: "unknown"})
+	}
+	if err != nil {
+		reason, ok := codeReason(err)
+		if !ok {
+			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, kind, gate{}, unavailable("second factor", err))
+		}
+		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, kind, gt, ErrInvalidCode)
+	}
+	// Exactly one completion per pending sign-in, however many right codes race.
+	if _, err := g.mfa.ConsumeTransaction(ctx, sf.Pending, sf.UserAgent); err != nil {
+		if isMFAClean(err) {
+			return LoginResult{}, ErrLoginExpired
+		}
+		return LoginResult{}, unavailable("consume pending sign-in", err)
+	}
+	events := []audit.Event{p.a.event(audit.MFASucceeded, audit.Success, "")}
+	events[0].Meta = map[string]string{"kind": string(kind)}
+	if recovery != nil {
+		e := p.a.event(audit.RecoveryUsed, audit.Success, "")
+		e.Target = u.ID
+		e.Meta = map[string]string{"left": strconv.Itoa(recovery.Left)}
+		events = append(events, e)
+	}
+	if err := g.record(ctx, events...); err != nil {
+		return LoginResult{}, err
+	}
+	if err := g.settle(ctx, gt, true); err != nil {
+		return LoginResult{}, err
+	}
+	res, err := g.createSession(ctx, p.a, p.pol, signIn{password: p.txn.Flags&FlagSSO == 0, flags: p.txn.Flags, mfa: kind})
+	res.RecoveryLeft = recovery
+	return res, err
+}
+
+// SendLoginCode sends an email or SMS code for a pending sign-in to one of
+// the user's confirmed email or SMS factors. The answer is the same whether
+// a code went out or a limit held it back (resend cool-down, send limits
+// per destination, IP and account); which one is in the audit log. A
+// provider failure is returned (ErrUnavailable): the sign-in is not
+// bypassed.
+func (g *Guard) SendLoginCode(ctx context.Context, pendingToken, factorID, ip, ua string) error {
+	p, err := g.loadPending(ctx, pendingToken, ip, ua, purposeLogin)
+	if err != nil {
+		return err
+	}
+	u := *p.a.user
+	res, err := g.mfa.SendCode(ctx, mfa.SendRequest{Tenant: u.Tenant, UserID: u.ID, FactorID: factorID, Txn: p.txn.ID(), IP: ip})
+	return g.recordSend(ctx, p.a, res, err)
+}
+
+// recordSend audits the outcome of a code send and returns what the
+// caller may show: nothing for sent or suppressed alike.
+func (g *Guard) recordSend(ctx context.Context, a attempt, res mfa.SendResult, err error) error {
+	var ie *mfa.InputError
+	switch {
+	case errors.As(err, &ie), errors.Is(err, mfa.ErrNotFound):
+		return g.mfaFailed(ctx, a, ReasonBadInput, "", gate{}, &InputError{Field: "factor", Reason: "is not a confirmed email or SMS factor of the user"})
+	case err != nil:
+		return g.mfaFailed(ctx, a, ReasonUnavailable, res.Factor.Kind, gate{}, unavailable("send code", err))
+	}
+	e := a.event(audit.MFACodeSent, audit.Success, "")
+	if res.Suppressed != nil {
+		e = a.event(audit.MFACodeSuppressed, audit.Failure, suppressReason(res.Suppressed))
+	}
+	e.Target = res.Factor.ID
+	e.Meta = map[string]string{"kind": string(res.Factor.Kind)}
+	return g.record(ctx, e)
+}
+
+func suppressReason(err error) string {
+	switch {
+	case errors.Is(err, mfa.ErrCoolDown):
+		return "cool_down"
+	case errors.Is(err, mfa.ErrRateLimited):
+		return "rate_limited"
+	case errors.Is(err, mfa.ErrDestinationNotAllowed):
+		return "destination_not_allowed"
+	}
+	return "suppressed"
+}
+
+// BeginPendingTOTP starts enrolling an authenticator app during a pending
+// sign-in of a user who must enrol (Pending.Enrol): show the QR code, then
+// call CompletePendingEnrolment with a first code.
+func (g *Guard) BeginPendingTOTP(ctx context.Context, pendingToken, ip, ua, label string) (mfa.TOTPEnrolment, error) {
+	p, err := g.loadPending(ctx, pendingToken, ip, ua, purposeEnrol)
+	if err != nil {
+		return mfa.TOTPEnrolment{}, err
+	}
+	return g.beginTOTP(ctx, p.a, label)
+}
+
+func (g *Guard) beginTOTP(ctx context.Context, a attempt, label string) (mfa.TOTPEnrolment, error) {
+	u := *a.user
+	en, err := g.mfa.BeginTOTP(ctx, u.Tenant, u.ID, u.Email, label)
+	if err != nil {
+		return mfa.TOTPEnrolment{}, mfaErr("begin enrolment", err)
+	}
+	e := a.event(audit.MFAEnrolStarted, audit.Success, "")
+	e.Target, e.Meta = en.Factor.ID, map[string]string{"kind": string(mfa.KindTOTP)}
+	if err := g.record(ctx, e); err != nil {
+		return mfa.TOTPEnrolment{}, err
+	}
+	return en, nil
+}
+
+// CompletePendingEnrolment confirms the factor begun with BeginPendingTOTP
+// with its first code and creates the session, returning the user's first
+// set of recovery codes (LoginResult.RecoveryCodes). A wrong code is
+// ErrInvalidCode and counts in the lockout.
+func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (LoginResult, error) {
+	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeEnrol)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	u := *p.a.user
+	gt, reason, err := g.reserve(ctx, u.Tenant, u.Email, sf.IP, true)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if reason != "" {
+		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, mfa.KindTOTP, gate{}, ErrInvalidCode)
+	}
+	codes, err := g.confirmFactor(ctx, p.a, gt, mfa.KindTOTP, sf.FactorID, sf.Code)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if _, err := g.mfa.ConsumeTransaction(ctx, sf.Pending, sf.UserAgent); err != nil {
+		if isMFAClean(err) {
+			return LoginResult{}, ErrLoginExpired
+		}
+		return LoginResult{}, unavailable("consume pending sign-in", err)
+	}
+	if err := g.settle(ctx, gt, true); err != nil {
+		return LoginResult{}, err
+	}
+	res, err := g.createSession(ctx, p.a, p.pol, signIn{password: p.txn.Flags&FlagSSO == 0, flags: p.txn.Flags, mfa: mfa.KindTOTP})
+	res.RecoveryCodes = codes
+	return res, err
+}
+
+// confirmFactor confirms a pending factor with its first code, records
+// the enrolment, and returns a first set of recovery codes when it is the
+// user's first factor. A wrong code is recorded and gives ErrInvalidCode.
+func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, kind mfa.Kind, factorID, code string) ([]string, error) {
+	u := *a.user
+	var (
+		f   mfa.Factor
+		err error
+	)
+	if kind == mfa.KindTOTP {
+		f, err = g.mfa.ConfirmTOTP(ctx, u.Tenant, u.ID, factorID, code)
+	} else {
+		f, err = g.mfa.ConfirmOOB(ctx, u.Tenant, u.ID, factorID, code)
+	}
+	if err != nil {
+		reason, ok := codeReason(err)
+		if !ok {
+			return nil, g.mfaFailed(ctx, a, ReasonUnavailable, kind, gate{}, unavailable("confirm factor", err))
+		}
+		return nil, g.mfaFailed(ctx, a, reason, kind, gt, ErrInvalidCode)
+	}
+	events := []audit.Event{a.event(audit.MFAEnrolled, audit.Success, "")}
+	events[0].Target, events[0].Meta = f.ID, map[string]string{"kind": string(f.Kind)}
+	var codes []string
+	left, err := g.mfa.RecoveryCodesLeft(ctx, u.Tenant, u.ID)
+	if err != nil {
+		return nil, mfaErr("recovery codes", err)
+	}
+	if left.Left == 0 {
+		if codes, err = g.mfa.GenerateRecoveryCodes(ctx, u.Tenant, u.ID); err != nil {
+			return nil, mfaErr("recovery codes", err)
+		}
+		e := a.event(audit.RecoveryReset, audit.Success, "")
+		e.Target = u.ID
+		events = append(events, e)
+	}
+	if err := g.record(ctx, events...); err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+// mfaErr keeps the mfa package's answers about input and state as they are
+// and reports store failures as ErrUnavailable.
+func mfaErr(op string, err error) error {
+	var ie *mfa.InputError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ie), errors.Is(err, mfa.ErrNotFound), errors.Is(err, mfa.ErrLimit),
+		errors.Is(err, mfa.ErrConflict), errors.Is(err, mfa.ErrUnavailable):
+		return err
+	}
+	return unavailable(op, err)
+}
+
+// self loads the signed-in user behind p as an attempt.
+func (g *Guard) self(ctx context.Context, p Principal) (attempt, error) {
+	if p.Kind != KindUser {
+		return attempt{}, ErrUnauthenticated
+	}
+	if g.mfa == nil {
+		return attempt{}, ErrMFANotConfigured
+	}
+	u, err := g.stores.Users.User(ctx, p.Tenant, p.UserID)
+	if err != nil {
+		return attempt{}, g.userErr("load user", err)
+	}
+	return attempt{req: LoginRequest{Tenant: p.Tenant, IP: p.IP, UserAgent: p.UserAgent}, email: u.Email, user: &u}, nil
+}
+
+// BeginTOTP starts enrolling an authenticator app for the signed-in user,
+// who must have authenticated recently (ErrStepUpRequired otherwise).
+func (g *Guard) BeginTOTP(ctx context.Context, p Principal, label string) (mfa.TOTPEnrolment, error) {
+	a, err := g.self(ctx, p)
+	if err != nil {
+		return mfa.TOTPEnrolment{}, err
+	}
+	if err := g.requireRecentAuth(p); err != nil {
+		return mfa.TOTPEnrolment{}, err
+	}
+	return g.beginTOTP(ctx, a, label)
+}
+
+// BeginOOB starts enrolling an email address or phone number (kind
+// mfa.KindEmail or mfa.KindSMS) for the signed-in user, who must have
+// authenticated recently: a code is sent there, and ConfirmFactor with it
+// makes the factor active. Sent or held back by a limit, the answer is the
+// same.
+func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destination, label string) (mfa.Factor, error) {
+	a, err := g.self(ctx, p)
+	if err != nil {
+		return mfa.Factor{}, err
+	}
+	if err := g.requireRecentAuth(p); err != nil {
+		return mfa.Factor{}, err
+	}
+	f, res, err := g.mfa.BeginOOB(ctx, mfa.OOBRequest{Tenant: p.Tenant, UserID: p.UserID, Kind: kind, Destination: destination, Label: label, IP: p.IP})
+	if err != nil {
+		return mfa.Factor{}, mfaErr("begin enrolment", err)
+	}
+	e := a.event(audit.MFAEnrolStarted, audit.Success, "")
+	e.Target, e.Meta = f.ID, map[string]string{"kind": string(kind)}
+	if err := g.record(ctx, e); err != nil {
+		return mfa.Factor{}, err
+	}
+	res.Factor = f
+	return f, g.recordSend(ctx, a, res, nil)
+}
+
+// ConfirmFactor makes a factor begun with BeginTOTP or BeginOOB active with
+// its first code, and returns a first set of recovery codes when it is the
+// user's first factor (show them once). A wrong code is ErrInvalidCode and
+// counts in the lockout.
+func (g *Guard) ConfirmFactor(ctx context.Context, p Principal, factorID, code string) ([]string, error) {
+	a, err := g.self(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	f, err := g.findFactor(ctx, p.Tenant, p.UserID, factorID)
+	if err != nil {
+		return nil, err
+	}
+	gt, reason, err := g.reserve(ctx, p.Tenant, a.email, p.IP, true)
+	if err != nil {
+		return nil, err
+	}
+	if reason != "" {
+		return nil, g.mfaFailed(ctx, a, reason, f.Kind, gate{}, ErrInvalidCode)
+	}
+	codes, err := g.confirmFactor(ctx, a, gt, f.Kind, factorID, code)
+	if err != nil {
+		return nil, err
+	}
+	return codes, g.settle(ctx, gt, true)
+}
+
+func (g *Guard) findFactor(ctx context.Context, tenant, userID, id string) (mfa.Factor, error) {
+	fs, err := g.mfa.Factors(ctx, tenant, userID)
+	if err != nil {
+		return mfa.Factor{}, mfaErr("load factors", err)
+	}
+	for _, f := range fs {
+		if f.ID == id {
+			return f, nil
+		}
+	}
+	return mfa.Factor{}, mfa.ErrNotFound
+}
+
+// Factors lists a user's second factors (without secrets). A user may list
+// their own; otherwise the principal must administer the tenant.
+func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string) ([]mfa.Factor, error) {
+	if !by.mayAdminister(tenant) {
+		return nil, ErrForbidden
+	}
+	if g.mfa == nil {
+		return nil, ErrMFANotConfigured
+	}
+	fs, err := g.mfa.Factors(ctx, tenant, userID)
+	return fs, mfaErr("load factors", err)
+}
+
+// RemoveFactor removes one of a user's factors (their own, or as an admin
+// of the tenant), which needs a recent authentication. Removing the last
+// one also voids the user's recovery codes.
+func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, factorID string) error {
+	if !by.mayAdminister(tenant) {
+		return ErrForbidden
+	}
+	if g.mfa == nil {
+		return ErrMFANotConfigured
+	}
+	if err := g.requireRecentAuth(by); err != nil {
+		return err
+	}
+	f, left, err := g.mfa.RemoveFactor(ctx, tenant, userID, factorID)
+	if err != nil {
+		return mfaErr("remove factor", err)
+	}
+	e := g.adminEvent(by, tenant, audit.MFARemoved, userID)
+	e.Meta = map[string]string{"kind": string(f.Kind), "factor": f.ID, "left": strconv.Itoa(left)}
+	return g.record(ctx, e)
+}
+
+// RegenerateRecoveryCodes gives the signed-in user a new set of recovery
+// codes (the old set stops working) and returns them once. It needs a
+// recent authentication.
+func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]string, error) {
+	a, err := g.self(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.requireRecentAuth(p); err != nil {
+		return nil, err
+	}
+	codes, err := g.mfa.GenerateRecoveryCodes(ctx, p.Tenant, p.UserID)
+	if err != nil {
+		return nil, mfaErr("recovery codes", err)
+	}
+	e := a.event(audit.RecoveryReset, audit.Success, "")
+	e.Target = p.UserID
+	if err := g.record(ctx, e); err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+// RecoveryCodesLeft reports how many recovery codes the signed-in user has
+// left, and whether that is low.
+func (g *Guard) RecoveryCodesLeft(ctx context.Context, p Principal) (mfa.RecoveryResult, error) {
+	if _, err := g.self(ctx, p); err != nil {
+		return mfa.RecoveryResult{}, err
+	}
+	r, err := g.mfa.RecoveryCodesLeft(ctx, p.Tenant, p.UserID)
+	return r, mfaErr("recovery codes", err)
+}
+
+// Proof is what a signed-in user gives to Reauthenticate.
+type Proof struct {
+	// Password is the user's password.
+	Password string
+	// TOTP is a code from the user's authenticator app, needed when they
+	// have one.
+	TOTP string
+}
+
+// Reauthenticate is the step-up: the signed-in user proves their identity
+// again — their password, and a TOTP code when they have an authenticator
+// app — and the session behind token is renewed with a new token and a
+// fresh authentication time, so sensitive actions are allowed for
+// Config.StepUpWindow. A wrong proof is ErrInvalidCredentials and counts in
+// the lockout.
+func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, proof Proof) (string, session.Session, error) {
+	if p.Kind != KindUser {
+		return "", session.Session{}, ErrUnauthenticated
+	}
+	if h, err := session.ParseToken(token); err != nil || h != p.Session {
+		return "", session.Session{}, ErrUnauthenticated
+	}
+	if len(proof.Password) > MaxPasswordBytes {
+		return "", session.Session{}, auth.ErrPasswordTooLong
+	}
+	u, err := g.stores.Users.User(ctx, p.Tenant, p.UserID)
+	if err != nil {
+		return "", session.Session{}, g.userErr("load user", err)
+	}
+	a := attempt{req: LoginRequest{Tenant: p.Tenant, IP: p.IP, UserAgent: p.UserAgent}, email: u.Email, user: &u}
+	fail := func(reason string, gt gate, err error) error {
+		e := a.event(audit.Reauthenticated, audit.Failure, reason)
+		if rerr := g.record(ctx, append([]audit.Event{e}, lockEvent(a, gt, reason)...)...); rerr != nil {
+			return rerr
+		}
+		return err
+	}
+	gt, reason, err := g.reserve(ctx, p.Tenant, u.Email, p.IP, true)
+	if err != nil {
+		return "", session.Session{}, err
+	}
+	if reason != "" {
+		g.hasher.VerifyDummy(ctx, proof.Password)
+		return "", session.Session{}, fail(reason, gate{}, ErrInvalidCredentials)
+	}
+	ok := false
+	if u.PasswordHash != "" {
+		ok, _, err = g.hasher.Verify(ctx, proof.Password, u.PasswordHash)
+		if err != nil && ctx.Err() != nil {
+			return "", session.Session{}, ctx.Err()
+		}
+	} else {
+		g.hasher.VerifyDummy(ctx, proof.Password)
+	}
+	if !ok {
+		return "", session.Session{}, fail(ReasonBadPassword, gt, ErrInvalidCredentials)
+	}
+	var flags = p.Flags
+	if g.mfa != nil {
+		fs, err := g.mfa.Factors(ctx, p.Tenant, p.UserID)
+		if err != nil {
+			return "", session.Session{}, mfaErr("load factors", err)
+		}
+		if hasConfirmed(fs, mfa.KindTOTP) {
+			if _, err := g.mfa.VerifyTOTP(ctx, p.Tenant, p.UserID, "", proof.TOTP); err != nil {
+				reason, ok := codeReason(err)
+				if !ok {
+					return "", session.Session{}, unavailable("second factor", err)
+				}
+				return "", session.Session{}, fail(reason, gt, ErrInvalidCredentials)
+			}
+			flags |= FlagMFA
+		}
+	}
+	if err := g.settle(ctx, gt, true); err != nil {
+		return "", session.Session{}, err
+	}
+	nt, s, err := g.sessions.Reauthenticate(ctx, token, flags)
+	switch {
+	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrExpired), errors.Is(err, session.ErrInvalidToken):
+		return "", session.Session{}, ErrUnauthenticated
+	case err != nil:
+		return "", session.Session{}, unavailable("renew session", err)
+	}
+	e := a.event(audit.Reauthenticated, audit.Success, "")
+	e.Target = s.ID()
+	if err := g.record(ctx, e); err != nil {
+		g.dropSession(ctx, s)
+		return "", session.Session{}, err
+	}
+	return nt, s, nil
+}
+
+func hasConfirmed(fs []mfa.Factor, k mfa.Kind) bool {
+	for _, f := range fs {
+		if f.Kind == k && f.Confirmed() {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,289 @@
+package guard
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/mfa"
+)
+
+// RecoveryConfig configures forgotten-password emails (Config.Recovery).
+type RecoveryConfig struct {
+	// Email delivers the reset links. Nil: ForgotPassword is unavailable.
+	Email mfa.EmailSender
+	// BaseURL is the public address of the site, such as
+	// "https://app.example.com": reset links are built from it, never from
+	// the request's Host header. Required with Email.
+	BaseURL string
+	// Path is the page of the site that takes a reset link (default
+	// "/reset"). The link carries tenant, user and token as query
+	// parameters; the page should move them out of the URL at once (for
+	// example into a short-lived cookie, then redirect) and serve it with
+	// Referrer-Policy: no-referrer.
+	Path string
+	// TokenTTL is the life of a reset link (default 30 minutes, at most a
+	// day).
+	TokenTTL time.Duration
+	// Compose writes the email (default: a short English text).
+	Compose func(link string, ttl time.Duration) (subject, text string)
+
+	codes mfa.CodeStore
+	base  *url.URL
+}
+
+func (c *RecoveryConfig) fill(codes mfa.CodeStore) error {
+	if c.Email == nil {
+		return nil
+	}
+	if codes == nil {
+		return &PolicyError{Field: "Stores.MFA.Codes", Reason: "is required for password recovery"}
+	}
+	u, err := url.Parse(c.BaseURL)
+	if err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
+		return &PolicyError{Field: "Recovery.BaseURL", Reason: "must be an absolute http(s) URL without query"}
+	}
+	if c.Path == "" {
+		c.Path = "/reset"
+	}
+	if c.Path[0] != '/' {
+		return &PolicyError{Field: "Recovery.Path", Reason: `must start with "/"`}
+	}
+	switch {
+	case c.TokenTTL < 0 || c.TokenTTL > 24*time.Hour:
+		return &PolicyError{Field: "Recovery.TokenTTL", Reason: "must be between 0 and 24 hours"}
+	case c.TokenTTL == 0:
+		c.TokenTTL = 30 * time.Minute
+	}
+	if c.Compose == nil {
+		c.Compose = defaultResetMail
+	}
+	c.codes, c.base = codes, u
+	return nil
+}
+
+func defaultResetMail(link string, ttl time.Duration) (string, string) {
+	return "Reset your password", fmt.Sprintf("Someone asked to reset the password of your account. "+
+		"If it was you, open this link within %d minutes:\n\n%s\n\n"+
+		"If it was not you, ignore this email: your password stays as it is.\n", int(ttl.Minutes()), link)
+}
+
+// ForgotRequest asks for a password reset link.
+type ForgotRequest struct {
+	Tenant, Email string
+	// IP and UserAgent of the client, for the audit log; Captcha is the
+	// client's CAPTCHA token (required when Config.Captcha is set).
+	IP, UserAgent, Captcha string
+}
+
+// ForgotPassword sends a reset link to the user with that email, if there
+// is one and it is active. The answer is the same, and takes the same time,
+// whether the account exists or not: the lookup and the email happen in the
+// background after ForgotPassword returns (Close waits for them). Only a
+// malformed email (*auth.InputError), a refused CAPTCHA
+// (ErrCaptchaRequired) or a missing configuration is reported.
+//
+// A link is single-use, lives Recovery.TokenTTL, is stored only as a hash,
+// and a newer request voids the older link.
+func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
+	if g.recovery.Email == nil {
+		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
+	}
+	if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
+		return err
+	}
+	email, err := auth.CanonicalEmail(req.Email)
+	if err != nil {
+		return err
+	}
+	if CheckTenantID(req.Tenant) != nil {
+		return nil // no such tenant: the same answer
+	}
+	g.bg.Add(1)
+	go func() {
+		defer g.bg.Done()
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		g.sendReset(bctx, req, email)
+	}()
+	return nil
+}
+
+// sendReset does the work of ForgotPassword; failures end in the audit log.
+func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) {
+	if _, err := g.EffectivePolicy(ctx, req.Tenant); err != nil {
+		return
+	}
+	ev := audit.Event{Tenant: req.Tenant, Actor: audit.Actor{Kind: audit.ActorAnonymous, Email: email},
+		Action: audit.PasswordResetRequested, IP: req.IP, UserAgent: req.UserAgent, Outcome: audit.Success}
+	u, err := g.stores.Users.UserByEmail(ctx, req.Tenant, email)
+	switch {
+	case errors.Is(err, auth.ErrNotFound):
+		ev.Outcome, ev.Reason = audit.Failure, ReasonUnknownUser
+	case err != nil:
+		ev.Outcome, ev.Reason = audit.Failure, ReasonUnavailable
+	case u.Status != auth.StatusActive:
+		ev.Actor = audit.Actor{Kind: audit.ActorUser, ID: u.ID, Email: u.Email}
+		ev.Outcome, ev.Reason = audit.Failure, ReasonDeactivated
+	}
+	if ev.Outcome == audit.Failure {
+		_ = g.record(ctx, ev)
+		return
+	}
+	ev.Actor = audit.Actor{Kind: audit.ActorUser, ID: u.ID, Email: u.Email}
+	ev.Target = u.ID
+	token, h, err := newResetToken(g.rand)
+	if err == nil {
+		now := g.now().UTC().Truncate(time.Microsecond)
+		err = g.recovery.codes.PutCode(ctx, mfa.Code{Tenant: u.Tenant, Txn: resetTxn(u.ID), UserID: u.ID,
+			Kind: mfa.KindEmail, Hash: h, CreatedAt: now, ExpiresAt: now.Add(g.recovery.TokenTTL), TriesLeft: 3})
+	}
+	if err != nil {
+		ev.Outcome, ev.Reason = audit.Failure, ReasonUnavailable
+		_ = g.record(ctx, ev)
+		return
+	}
+	// The request is on record before the link leaves.
+	if g.record(ctx, ev) != nil {
+		_ = g.recovery.codes.DeleteCode(ctx, u.Tenant, resetTxn(u.ID))
+		return
+	}
+	subject, text := g.recovery.Compose(g.resetLink(u.Tenant, u.ID, token), g.recovery.TokenTTL)
+	if err := g.recovery.Email.SendEmail(ctx, mfa.Message{To: u.Email, Subject: subject, Text: text}); err != nil {
+		f := ev
+		f.Outcome, f.Reason = audit.Failure, "send_failed"
+		_ = g.record(ctx, f)
+	}
+}
+
+// resetLink builds the link of a reset email from the configured base URL.
+func (g *Guard) resetLink(tenant, userID, token string) string {
+	u := *g.recovery.base
+	u.Path = u.Path + g.recovery.Path
+	u.RawQuery = url.Values{"tenant": {tenant}, "user": {userID}, "token": {token}}.Encode()
+	return u.String()
+}
+
+func resetTxn(userID string) string { return "reset:" + userID }
+
+// newResetToken returns 256 random bits in base64url and their hash.
+func newResetToken(r io.Reader) (string, mfa.Hash, error) {
+	var raw [32]byte
+	if _, err := io.ReadFull(r, raw[:]); err != nil {
+		return "", mfa.Hash{}, err
+	}
+	tok := base64.RawURLEncoding.EncodeToString(raw[:])
+	return tok, resetHash(tok), nil
+}
+
+func resetHash(token string) mfa.Hash {
+	return mfa.Hash(sha256.Sum256([]byte("guard reset token\x00" + token)))
+}
+
+// ResetRequest completes a password reset from a link.
+type ResetRequest struct {
+	// Tenant, UserID and Token are the link's parameters.
+	Tenant, UserID, Token string
+	NewPassword           string
+	IP, UserAgent         string
+	Captcha               string // required when Config.Captcha is set
+}
+
+// ResetPassword sets a new password from a reset link. The new password
+// must pass the tenant's policy (an *auth.PolicyError, and the link stays
+// usable). The link is consumed once; any problem with it is
+// ErrInvalidResetToken. On success every session of the user ends and the
+// account's login lock is lifted; second factors stay as they are, so the
+// next login still asks for one (a reset never disables MFA).
+func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
+	if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
+		return err
+	}
+	if g.recovery.codes == nil {
+		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
+	}
+	if len(req.NewPassword) > MaxPasswordBytes {
+		return auth.ErrPasswordTooLong
+	}
+	if CheckTenantID(req.Tenant) != nil || len(req.UserID) > auth.MaxIDBytes || len(req.Token) != 43 {
+		return ErrInvalidResetToken
+	}
+	pol, err := g.EffectivePolicy(ctx, req.Tenant)
+	if errors.Is(err, ErrTenantNotFound) {
+		return ErrInvalidResetToken
+	}
+	if err != nil {
+		return err
+	}
+	u, err := g.stores.Users.User(ctx, req.Tenant, req.UserID)
+	switch {
+	case errors.Is(err, auth.ErrNotFound):
+		return ErrInvalidResetToken
+	case err != nil:
+		return unavailable("load user", err)
+	case u.Status != auth.StatusActive:
+		return ErrInvalidResetToken
+	}
+	actor := Principal{Kind: KindUser, Tenant: u.Tenant, UserID: u.ID, IP: req.IP, UserAgent: req.UserAgent}
+	if err := g.checkPassword(ctx, actor, pol, u, req.NewPassword); err != nil {
+		return err
+	}
+	_, err = g.recovery.codes.CheckCode(ctx, u.Tenant, resetTxn(u.ID), resetHash(req.Token), g.now())
+	if err != nil {
+		if isMFAClean(err) {
+			e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
+			e.Outcome, e.Reason = audit.Failure, "invalid_token"
+			if rerr := g.record(ctx, e); rerr != nil {
+				return rerr
+			}
+			return ErrInvalidResetToken
+		}
+		return unavailable("check reset token", err)
+	}
+	h, err := g.hasher.Hash(ctx, req.NewPassword)
+	if err != nil {
+		return err
+	}
+	now := g.now().UTC().Truncate(time.Microsecond)
+	if err := g.stores.UserUpdates.SetPassword(ctx, u.Tenant, u.ID, h, now, pol.PasswordHistory); err != nil {
+		return g.userErr("set password", err)
+	}
+	ended, err := g.sessions.RevokeUser(ctx, u.Tenant, u.ID, [32]byte{})
+	if err != nil {
+		return unavailable("end sessions", err)
+	}
+	if err := g.stores.Throttle.Reset(ctx, accountKey(u.Tenant, u.Email)); err != nil {
+		return unavailable("throttle", err)
+	}
+	e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
+	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
+	return g.record(ctx, e)
+}
+
+// isMFAClean reports whether err is one of mfa's answers about a code
+// (as opposed to a store failure).
+func isMFAClean(err error) bool {
+	var ie *mfa.InputError
+	return errors.Is(err, mfa.ErrNotFound) || errors.Is(err, mfa.ErrExpired) || errors.Is(err, mfa.ErrInvalidCode) ||
+		errors.Is(err, mfa.ErrTooManyTries) || errors.Is(err, mfa.ErrReplay) || errors.As(err, &ie)
+}
+
+// checkCaptcha verifies a CAPTCHA token when a verifier is configured:
+// anything but a clean pass is ErrCaptchaRequired (fail closed).
+func (g *Guard) checkCaptcha(ctx context.Context, token, ip string) error {
+	if g.captcha == nil {
+		return nil
+	}
+	if err := g.captcha.Verify(ctx, token, ip); err != nil {
+		return fmt.Errorf("%w: %w", ErrCaptchaRequired, err)
+	}
+	return nil
+}
