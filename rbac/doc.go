@@ -93,6 +93,10 @@
 // deletes a role must hold every permission of the role (before and after
 // a redefinition), so nobody grants more than they hold, and an admin
 // cannot demote an owner. The tenant's last user holding owner keeps it.
+// Perms from Permissions remember their holder and tenant, and a change
+// is checked against the holder's permissions at the version it lands on:
+// a granter demoted a moment before is refused, and permissions read in
+// one tenant grant nothing in another.
 //
 // # Approvals
 //

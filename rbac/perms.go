@@ -80,9 +80,17 @@ func (r *registry) check(p Permission) error {
 // (Enforcer.Permissions) or granted by a role. A Perms is tied to the
 // Enforcer that returned it: compare only Perms of one Enforcer. The zero
 // Perms holds nothing.
+//
+// Perms returned by Enforcer.Permissions remember whose they are: when
+// they are the by of a change, the change is checked against that
+// subject's permissions at the policy version it lands on, not against
+// the copy, so that a granter demoted in the meantime is refused, and
+// permissions read in one tenant are worth nothing in another.
 type Perms struct {
-	reg  *registry
-	bits []uint64 // may be shorter than reg.words: missing words are zero
+	reg    *registry
+	bits   []uint64 // may be shorter than reg.words: missing words are zero
+	holder Subject  // whose permissions these are (zero: a fixed set)
+	tenant string   // where holder holds them
 }
 
 // Has reports whether p holds the permission to do a in s.
@@ -262,7 +270,7 @@ func (r *registry) builtinBits(d builtinRole) []uint64 {
 }
 
 // all returns every permission of r.
-func (r *registry) all() Perms { return Perms{r, r.builtinBits(builtinRoles[ownerID])} }
+func (r *registry) all() Perms { return Perms{reg: r, bits: r.builtinBits(builtinRoles[ownerID])} }
 
 // RoleInfo describes a role: its name, whether it is built in, and its
 // permissions.
@@ -278,7 +286,7 @@ func BuiltInRoles() []RoleInfo {
 	r, _ := newRegistry(nil)
 	out := make([]RoleInfo, len(builtinRoles))
 	for i, d := range builtinRoles {
-		out[i] = RoleInfo{Name: d.name, BuiltIn: true, Permissions: Perms{r, r.builtinBits(d)}.List()}
+		out[i] = RoleInfo{Name: d.name, BuiltIn: true, Permissions: Perms{reg: r, bits: r.builtinBits(d)}.List()}
 	}
 	return out
 }

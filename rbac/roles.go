@@ -24,7 +24,8 @@ func checkRoleArg(name string) error {
 
 // Grant gives sub the role (built-in or custom) in tenant. by is the
 // effective permissions of whoever grants (Permissions of the acting
-// principal; AllPerms for the host application itself): it must hold
+// principal, re-read when the change lands; AllPerms for the host
+// application itself): it must hold
 // users:manage to grant to a user, api-keys:manage to grant to an API key
 // (ErrDenied), and every permission of the role (ErrEscalation), so that
 // nobody grants more than they hold. Granting a role the subject holds is
@@ -38,6 +39,7 @@ func (e *Enforcer) Grant(ctx context.Context, by Perms, tenant string, sub Subje
 		return err
 	}
 	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		by := t.actor(by)
 		if err := e.mayChangeGrants(by, sub.Kind); err != nil {
 			return nil, nil, err
 		}
@@ -45,7 +47,7 @@ func (e *Enforcer) Grant(ctx context.Context, by Perms, tenant string, sub Subje
 		if id < 0 || (id >= numBuiltin && len(t.roles[id].bits) == 0) {
 			return nil, nil, ErrRoleNotFound
 		}
-		if !by.Contains(Perms{e.reg, t.roles[id].bits}) {
+		if !by.Contains(Perms{reg: e.reg, bits: t.roles[id].bits}) {
 			return nil, nil, ErrEscalation
 		}
 		if ids, _ := t.subjects.get(t.subjectHash(sub), sub); slices.Contains(ids, id) {
@@ -69,6 +71,7 @@ func (e *Enforcer) Revoke(ctx context.Context, by Perms, tenant string, sub Subj
 		return err
 	}
 	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		by := t.actor(by)
 		if err := e.mayChangeGrants(by, sub.Kind); err != nil {
 			return nil, nil, err
 		}
@@ -80,7 +83,7 @@ func (e *Enforcer) Revoke(ctx context.Context, by Perms, tenant string, sub Subj
 		if !slices.Contains(ids, id) {
 			return nil, nil, nil
 		}
-		if !by.Contains(Perms{e.reg, t.roles[id].bits}) {
+		if !by.Contains(Perms{reg: e.reg, bits: t.roles[id].bits}) {
 			return nil, nil, ErrEscalation
 		}
 		if id == ownerID && t.lastOwner(sub) {
@@ -99,13 +102,14 @@ func (e *Enforcer) RevokeAll(ctx context.Context, by Perms, tenant string, sub S
 		return err
 	}
 	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		by := t.actor(by)
 		if err := e.mayChangeGrants(by, sub.Kind); err != nil {
 			return nil, nil, err
 		}
 		ids, _ := t.subjects.get(t.subjectHash(sub), sub)
 		var remove []Rule
 		for _, id := range ids {
-			if !by.Contains(Perms{e.reg, t.roles[id].bits}) {
+			if !by.Contains(Perms{reg: e.reg, bits: t.roles[id].bits}) {
 				return nil, nil, ErrEscalation
 			}
 			if id == ownerID && t.lastOwner(sub) {
@@ -170,6 +174,7 @@ func (e *Enforcer) DefineRole(ctx context.Context, by Perms, tenant, name string
 		want = setBitOwned(want, e.reg.index(p.Section, p.Action), true)
 	}
 	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		by := t.actor(by)
 		if !by.Has(Users, Manage) {
 			return nil, nil, ErrDenied
 		}
@@ -178,17 +183,17 @@ func (e *Enforcer) DefineRole(ctx context.Context, by Perms, tenant, name string
 		if id >= 0 {
 			have = t.roles[id].bits
 		}
-		if !by.Contains(Perms{e.reg, want}) || !by.Contains(Perms{e.reg, have}) {
+		if !by.Contains(Perms{reg: e.reg, bits: want}) || !by.Contains(Perms{reg: e.reg, bits: have}) {
 			return nil, nil, ErrEscalation
 		}
 		if len(have) == 0 && t.customRoles() >= e.maxRoles {
 			return nil, nil, ErrTooManyRoles
 		}
 		var remove, add []Rule
-		for _, p := range (Perms{e.reg, have}).Missing(Perms{e.reg, want}) {
+		for _, p := range (Perms{reg: e.reg, bits: have}).Missing(Perms{reg: e.reg, bits: want}) {
 			add = append(add, Rule{Type: RulePermission, Role: name, Section: p.Section, Action: p.Action})
 		}
-		for _, p := range (Perms{e.reg, want}).Missing(Perms{e.reg, have}) {
+		for _, p := range (Perms{reg: e.reg, bits: want}).Missing(Perms{reg: e.reg, bits: have}) {
 			remove = append(remove, Rule{Type: RulePermission, Role: name, Section: p.Section, Action: p.Action})
 		}
 		return remove, add, nil
@@ -207,6 +212,7 @@ func (e *Enforcer) DeleteRole(ctx context.Context, by Perms, tenant, name string
 		return err
 	}
 	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		by := t.actor(by)
 		if !by.Has(Users, Manage) {
 			return nil, nil, ErrDenied
 		}
@@ -214,11 +220,11 @@ func (e *Enforcer) DeleteRole(ctx context.Context, by Perms, tenant, name string
 		if id < 0 || len(t.roles[id].bits) == 0 {
 			return nil, nil, ErrRoleNotFound
 		}
-		if !by.Contains(Perms{e.reg, t.roles[id].bits}) {
+		if !by.Contains(Perms{reg: e.reg, bits: t.roles[id].bits}) {
 			return nil, nil, ErrEscalation
 		}
 		var remove []Rule
-		for _, p := range (Perms{e.reg, t.roles[id].bits}).List() {
+		for _, p := range (Perms{reg: e.reg, bits: t.roles[id].bits}).List() {
 			remove = append(remove, Rule{Type: RulePermission, Role: name, Section: p.Section, Action: p.Action})
 		}
 		for _, s := range t.holders(name) {
@@ -248,6 +254,7 @@ func (e *Enforcer) SetApprovalRequired(ctx context.Context, by Perms, tenant str
 	}
 	bit := e.reg.index(p.Section, p.Action)
 	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		by := t.actor(by)
 		if !by.Has(Settings, Manage) {
 			return nil, nil, ErrDenied
 		}
@@ -308,7 +315,7 @@ func (e *Enforcer) Roles(ctx context.Context, tenant string) ([]RoleInfo, error)
 	var out []RoleInfo
 	for _, r := range t.roles {
 		if r.builtin || len(r.bits) > 0 {
-			out = append(out, RoleInfo{Name: r.name, BuiltIn: r.builtin, Permissions: Perms{e.reg, r.bits}.List()})
+			out = append(out, RoleInfo{Name: r.name, BuiltIn: r.builtin, Permissions: Perms{reg: e.reg, bits: r.bits}.List()})
 		}
 	}
 	slices.SortStableFunc(out[numBuiltin:], func(a, b RoleInfo) int { return strings.Compare(a.Name, b.Name) })
@@ -344,7 +351,7 @@ func (e *Enforcer) ApprovalRequired(ctx context.Context, tenant string) ([]Permi
 	if err != nil {
 		return nil, err
 	}
-	return Perms{e.reg, t.approval}.List(), nil
+	return Perms{reg: e.reg, bits: t.approval}.List(), nil
 }
 
 // AdminWarning is the governance warning the console shows when a tenant

@@ -340,3 +340,35 @@ func TestConfig(t *testing.T) {
 		t.Error("CheckPermission accepted an unknown section")
 	}
 }
+
+// TestStalePermsAreRechecked: the by of a change is its holder's
+// permissions when the change lands, not a copy read earlier.
+func TestStalePermsAreRechecked(t *testing.T) {
+	st := memstore.NewPolicies()
+	e, other := newEnforcer(t, st), newEnforcer(t, st)
+	grant(t, e, "acme", ada, rbac.Owner)
+	grant(t, e, "acme", bob, rbac.Admin)
+	byBob := perms(t, e, "acme", bob) // read while bob is admin
+	revoke(t, other, "acme", bob, rbac.Admin)
+	if err := e.Grant(ctx, byBob, "acme", cleo, rbac.Member); !errors.Is(err, rbac.ErrDenied) {
+		t.Errorf("Grant with the permissions of a since-demoted admin = %v, want ErrDenied", err)
+	}
+	if err := e.DefineRole(ctx, byBob, "acme", "x", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}); !errors.Is(err, rbac.ErrDenied) {
+		t.Errorf("DefineRole with stale permissions = %v, want ErrDenied", err)
+	}
+	// Permissions read in one tenant are worth nothing in another.
+	byAda := perms(t, e, "acme", ada)
+	if err := e.Grant(ctx, byAda, "globex", ada, rbac.Owner); !errors.Is(err, rbac.ErrDenied) {
+		t.Errorf("Grant in globex with acme's owner permissions = %v, want ErrDenied", err)
+	}
+	wantAllowed(t, e, "globex", ada, rbac.Billing, rbac.Read, false)
+	// AllPerms is a fixed set: the host application acts anywhere.
+	grant(t, e, "globex", ada, rbac.Owner)
+	// A promotion counts too: bob, made admin again, can grant with the
+	// permissions read while he was nobody.
+	byNobody := perms(t, e, "acme", bob)
+	grant(t, other, "acme", bob, rbac.Admin)
+	if err := e.Grant(ctx, byNobody, "acme", cleo, rbac.Member); err != nil {
+		t.Errorf("Grant after re-promotion = %v", err)
+	}
+}

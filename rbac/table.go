@@ -53,7 +53,20 @@ func (t *table) perms(sub Subject) Perms {
 	for _, id := range ids {
 		b = orWords(b, t.roles[id].bits)
 	}
-	return Perms{t.reg, trimWords(b)}
+	return Perms{reg: t.reg, bits: trimWords(b), holder: sub, tenant: t.tenant}
+}
+
+// actor returns the permissions by stands for at t: by itself if it is a
+// fixed set, else its holder's permissions in t (none if by was read in
+// another tenant).
+func (t *table) actor(by Perms) Perms {
+	switch {
+	case by.tenant == "":
+		return by
+	case by.tenant != t.tenant:
+		return Perms{reg: t.reg}
+	}
+	return t.perms(by.holder)
 }
 
 // roleID returns the ID of the role called name, or -1.
