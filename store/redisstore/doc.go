@@ -1,22 +1,32 @@
-// Package redisstore keeps Guard's sessions and throttle counters in Redis,
-// for deployments of many replicas: every invariant (the per-user session
-// limit, "set if newer", rotate once, at most Limit.Max attempts before a
-// lock) is one Lua script run atomically by Redis, so it holds however
-// many processes share the database.
+// Package redisstore keeps Guard's sessions, throttle counters and
+// short-lived MFA records in Redis, for deployments of many replicas:
+// every invariant (the per-user session limit, "set if newer", rotate
+// once, at most Limit.Max attempts before a lock, a one-time code or a
+// pending login used once, no more wrong tries than allowed) is one Lua
+// script run atomically by Redis, so it holds however many processes
+// share the database.
 //
 // # What is inside
 //
 // Store implements session.Store, session.UserIndex, the optional
 // session.LookupToucher (the per-request check is one round trip: one
-// EVALSHA), and auth.ThrottleStore. Users, audit and tenants live in a SQL
-// backend (store/pgstore, store/sqlitestore); Stores puts a Store in the
-// Sessions, SessionIndex and Throttle fields of that backend's
-// guard.Stores:
+// EVALSHA), auth.ThrottleStore, and the MFA records that live minutes:
+// mfa.CodeStore (one-time codes sent by email or SMS, as HMACs),
+// mfa.RateStore (send limits) and mfa.TransactionStore (pending logins,
+// by token hash). Users, audit, tenants and the MFA factors and recovery
+// codes live in a SQL backend (store/pgstore, store/sqlitestore); Stores
+// puts a Store in the Sessions, SessionIndex and Throttle fields of that
+// backend's guard.Stores, and MFAStores returns an mfa.Stores whose Codes,
+// Rates and Transactions are the Store (the other fields nil), to merge
+// with the SQL backend's:
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 //	rs, err := redisstore.New(rdb, redisstore.Options{})
 //	…
-//	g, err := guard.New(guard.Config{Stores: rs.Stores(pg.Stores()), AuditKey: key})
+//	stores := rs.Stores(pg.Stores())
+//	m := rs.MFAStores()
+//	stores.MFA.Codes, stores.MFA.Rates, stores.MFA.Transactions = m.Codes, m.Rates, m.Transactions
+//	g, err := guard.New(guard.Config{Stores: stores, AuditKey: key, MFA: &mfaConfig})
 //
 // # Setting up
 //
@@ -25,25 +35,34 @@
 // EVAL (call Load at start-up to load them all beforehand). Every key starts
 // with Options.Prefix (default "guard:"):
 //
-//	guard:s:<hex token hash>            a session (a hash)
+//	guard:s:<hex token hash>              a session (a hash)
 //	guard:u:<len(tenant)>:<tenant>:<user> a user's sessions (a sorted set)
-//	guard:t:<throttle key>              a throttle record (a hash)
+//	guard:t:<throttle key>                a throttle record (a hash)
+//	guard:mc:<len(tenant)>:<tenant>:<txn> an MFA one-time code (a hash)
+//	guard:mr:<rate key>                   an MFA send counter (a hash)
+//	guard:mt:<hex token hash>             a pending MFA sign-in (a hash)
 //
-// The tenant's length makes the user key unambiguous: tenant "a:b" with
-// user "c" and tenant "a" with user "b:c" have different keys. The
+// The tenant's length makes the user and code keys unambiguous: tenant
+// "a:b" with user "c" and tenant "a" with user "b:c" have different keys. The
 // scripts use only commands that Redis has had since 4.0; the tests run
 // against Redis 7.0.
 //
 // # Time and memory
 //
 // The rules are judged at the times Guard passes (session.CreatedAt, the
-// now of LookupTouch and Reserve), never by the Redis clock, and times are
+// now of LookupTouch, Reserve, CheckCode and Hit), never by the Redis
+// clock, and times are
 // kept to the microsecond, in UTC. Memory is bounded by key expiry, which
 // does use the Redis clock: a session key expires at its ExpiresAt, a
 // user's sorted set with its last session (members whose session is gone
 // are dropped whenever the set is used), and a throttle record when
 // auth.Record.ExpiresAt says it is forgotten; a permanent lock never
-// expires (until Reset). Keep the clocks of the Redis server and of the
+// expires (until Reset). A one-time code expires at its ExpiresAt (a new
+// code of the transaction replaces it and its expiry), a send counter at
+// the end of its window, and a pending login at its ExpiresAt; so a check
+// after ExpiresAt by the Redis clock may find no code (mfa.ErrNotFound)
+// rather than an expired one (mfa.ErrExpired), and a Redis clock ahead of
+// the hosts' ends send windows early. Keep the clocks of the Redis server and of the
 // hosts in sync (NTP): a server clock far ahead ends sessions and locks
 // early. Times must lie between 1970 and 2255 (Lua's numbers are exact
 // only up to 2^53 microseconds); others are refused with an *InputError.
@@ -63,8 +82,8 @@
 // slots. Redis Cluster (and a client-side Ring) is therefore supported
 // only with a Prefix holding a hash tag, such as "{guard}:", which puts
 // every key of the store in one slot, hence on one shard; New refuses a
-// ClusterClient or Ring without one. The throttle scripts touch one key
-// each.
+// ClusterClient or Ring without one. The throttle and MFA scripts touch
+// one key each.
 //
 // # Concurrency
 //
@@ -75,12 +94,15 @@
 //
 // The sentinel errors of the interfaces are returned as they are:
 // session.ErrNotFound (for a missing key, never for a failure),
-// session.ErrDuplicate and session.ErrLimit. Any failure of Redis (refused
+// session.ErrDuplicate and session.ErrLimit; mfa.ErrNotFound,
+// mfa.ErrExpired, mfa.ErrTooManyTries, mfa.ErrInvalidCode and
+// mfa.ErrDuplicate. Any failure of Redis (refused
 // connection, timeout, a script error) is returned wrapped, prefixed
 // "redisstore:", and is never one of those sentinels, so the facade denies
 // the request (fail closed). Data that this package did not write is
 // reported as an error wrapping ErrCorrupt. Bad input changes nothing and
-// is reported as a typed error: *InputError for a time out of range,
+// is reported as a typed error: *InputError for a time out of range (or
+// a rate window that is not positive),
 // *auth.InvalidLimitError for a throttle limit that does not validate, and
 // *ConfigError from New.
 package redisstore

@@ -50,9 +50,11 @@ type InputError struct {
 
 func (e *InputError) Error() string { return "redisstore: invalid " + e.Field + ": " + e.Reason }
 
-// Store keeps sessions and throttle counters in Redis. It implements
-// session.Store, session.UserIndex, session.LookupToucher and
-// auth.ThrottleStore; use Stores to plug it into a guard.Stores. It is safe
+// Store keeps sessions, throttle counters and the short-lived MFA records
+// in Redis. It implements session.Store, session.UserIndex,
+// session.LookupToucher, auth.ThrottleStore, mfa.CodeStore, mfa.RateStore
+// and mfa.TransactionStore; use Stores and MFAStores to plug it into a
+// guard.Stores. It is safe
 // for concurrent use, and every method that changes data is one Lua script
 // (or one command), so its invariants hold across any number of processes
 // sharing the Redis database.

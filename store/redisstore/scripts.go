@@ -16,6 +16,9 @@ import (
 //	P u: <len(tenant)>:<tenant>:<user> a user's sessions: a sorted set of
 //	                                   hex hashes scored by CreatedAt
 //	P t: <key>                         a throttle record: a hash
+//	P mc: <len(tenant)>:<tenant>:<txn> a one-time MFA code: a hash
+//	P mr: <key>                        an MFA rate counter: a hash
+//	P mt: <hex hash>                   a pending MFA login: a hash
 //
 // Session fields: t tenant, u user ID, c CreatedAt, l LastSeen, e
 // ExpiresAt (microseconds since 1970), i IdleTimeout (nanoseconds, for the
@@ -25,6 +28,15 @@ import (
 // Throttle fields: f failures, l last counted attempt, lu end of the
 // current or last temporary lock ("" if none), n lockouts, p permanent
 // ("1" or "0").
+//
+// Code fields (mfa.Code): u UserID, f FactorID, k Kind, h Hash (hex), c
+// CreatedAt, e ExpiresAt (microseconds), n TriesLeft.
+//
+// Rate fields: n the count of the current window, e its end
+// (microseconds).
+//
+// Transaction fields (mfa.Transaction): t tenant, u user ID, b Binding
+// (hex), p Purpose, f Flags, c CreatedAt, e ExpiresAt (microseconds).
 //
 // Lua numbers are float64: the times and durations compared are below
 // 2^53 (Go checks), and every number written back to Redis is either an
@@ -249,7 +261,97 @@ if f and tonumber(f) > 0 then redis.call('HINCRBY', KEYS[1], 'f', -1) end
 return 0
 `)
 
+// codeFieldNames are the fields of a one-time code that Go decodes, in
+// order; codeFields is the same list in Lua.
+var (
+	codeFieldNames = []string{"u", "f", "k", "h", "c", "e", "n"}
+	codeFields     = "'" + strings.Join(codeFieldNames, "', '") + "'"
+)
+
+// putCodeScript is mfa.CodeStore.PutCode. KEYS[1] the code. ARGV: its
+// PEXPIREAT, then its field/value pairs. Whatever the key held is
+// replaced: a new code voids the old, in any state.
+var putCodeScript = redis.NewScript(`
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 0
+`)
+
+// checkCodeScript is mfa.Code.Attempt. KEYS[1] the code. ARGV: now, the
+// hash presented (hex). Returns {1} if there is no code, {9} if it is
+// malformed, else {status, the code's fields as they were before the
+// attempt}, with status 0 right (the code is removed), 2 expired
+// (removed), 3 no tries left (kept as it is), 4 wrong (one try used).
+// The hashes are compared as strings, not in constant time: they are
+// HMACs under a key that only Guard holds, so the time taken tells a
+// guesser nothing about the code.
+var checkCodeScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], ` + codeFields + `)
+if not v[1] then return {1} end
+local e, n = tonumber(v[6]), tonumber(v[7])
+if not e or not n or not v[4] or #v[4] ~= 64 then return {9} end
+local status = 0
+if tonumber(ARGV[1]) >= e then
+  status = 2
+elseif n <= 0 then
+  status = 3
+elseif v[4] ~= ARGV[2] then
+  status = 4
+end
+if status == 0 or status == 2 then
+  redis.call('DEL', KEYS[1])
+elseif status == 4 then
+  redis.call('HINCRBY', KEYS[1], 'n', -1)
+end
+table.insert(v, 1, status)
+return v
+`)
+
+// hitScript is mfa.RateStore.Hit. KEYS[1] the rate counter. ARGV: now,
+// the end of a window opening now, and its PEXPIREAT. Returns the count
+// of the current window, this event included, or -1 for a malformed
+// record.
+var hitScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'n', 'e')
+if v[1] then
+  local e = tonumber(v[2])
+  if not e or not tonumber(v[1]) then return -1 end
+  if tonumber(ARGV[1]) < e then return redis.call('HINCRBY', KEYS[1], 'n', 1) end
+end
+redis.call('HSET', KEYS[1], 'n', '1', 'e', ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+return 1
+`)
+
+// txnFieldNames are the fields of a transaction that Go decodes, in
+// order; txnFields is the same list in Lua.
+var (
+	txnFieldNames = []string{"t", "u", "b", "p", "f", "c", "e"}
+	txnFields     = "'" + strings.Join(txnFieldNames, "', '") + "'"
+)
+
+// createTxnScript is mfa.TransactionStore.CreateTransaction. KEYS[1] the
+// transaction. ARGV: its PEXPIREAT, then its field/value pairs. Returns 1,
+// and changes nothing, if the key exists, else 0.
+var createTxnScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 0
+`)
+
+// consumeTxnScript is mfa.TransactionStore.ConsumeTransaction. KEYS[1] the
+// transaction. Returns its fields and removes it, or returns nil.
+var consumeTxnScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], ` + txnFields + `)
+if not v[1] then return false end
+redis.call('DEL', KEYS[1])
+return v
+`)
+
 var allScripts = []*redis.Script{
 	createScript, touchScript, lookupTouchScript, deleteScript, rotateScript,
 	listScript, deleteByUserScript, reserveScript, releaseScript,
+	putCodeScript, checkCodeScript, hitScript, createTxnScript, consumeTxnScript,
 }
