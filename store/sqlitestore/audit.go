@@ -93,7 +93,7 @@ func (a *Audit) Append(ctx context.Context, tenant string, events []audit.Event)
 	return a.s.write(ctx, func(w *wtx) error {
 		// Move the head from the link the batch continues to its last
 		// event: one compare-and-set.
-		res, err := w.exec(w.st.audMoveHead, int64(last.Seq), nullBytes(last.MAC), tenant, int64(first.Seq-1), nullBytes(first.PrevMAC))
+		res, err := w.exec(audMoveHead, int64(last.Seq), nullBytes(last.MAC), tenant, int64(first.Seq-1), nullBytes(first.PrevMAC))
 		moved, err := affected(res, err)
 		if err != nil {
 			return fmt.Errorf("sqlitestore: append audit events: %w", err)
@@ -104,7 +104,7 @@ func (a *Audit) Append(ctx context.Context, tenant string, events []audit.Event)
 			if first.Seq != 1 || len(first.PrevMAC) != 0 {
 				return audit.ErrConflict
 			}
-			res, err := w.exec(w.st.audNewHead, tenant, int64(last.Seq), nullBytes(last.MAC))
+			res, err := w.exec(audNewHead, tenant, int64(last.Seq), nullBytes(last.MAC))
 			created, err := affected(res, err)
 			if err != nil {
 				return fmt.Errorf("sqlitestore: append audit events: %w", err)
@@ -116,7 +116,7 @@ func (a *Audit) Append(ctx context.Context, tenant string, events []audit.Event)
 		for len(args) > 0 {
 			k := min(bits.Len(uint(len(args)/eventParams))-1, insertSizes-1)
 			n := eventParams << k
-			if _, err := w.exec(w.st.audInsert[k], args[:n]...); err != nil {
+			if _, err := w.exec(audInsert+stmtID(k), args[:n]...); err != nil {
 				return fmt.Errorf("sqlitestore: append audit events: %w", err)
 			}
 			args = args[n:]
@@ -136,13 +136,12 @@ func affected(res sql.Result, err error) (bool, error) {
 
 // Head implements audit.Store.
 func (a *Audit) Head(ctx context.Context, tenant string) (audit.Link, error) {
-	st, err := a.s.ready(ctx)
-	if err != nil {
+	if err := a.s.ready(ctx); err != nil {
 		return audit.Link{}, err
 	}
 	var seq int64
 	var mac []byte
-	switch err := st.audHead.QueryRowContext(ctx, tenant).Scan(&seq, &mac); {
+	switch err := a.s.reads.queryRow(ctx, audHead, tenant).Scan(&seq, &mac); {
 	case isNoRows(err):
 		return audit.Link{}, nil
 	case err != nil:
@@ -153,14 +152,13 @@ func (a *Audit) Head(ctx context.Context, tenant string) (audit.Link, error) {
 
 // Checkpoint implements audit.Store.
 func (a *Audit) Checkpoint(ctx context.Context, tenant string) (audit.Checkpoint, error) {
-	st, err := a.s.ready(ctx)
-	if err != nil {
+	if err := a.s.ready(ctx); err != nil {
 		return audit.Checkpoint{}, err
 	}
 	var seq int64
 	var at sql.NullInt64
 	var cp audit.Checkpoint
-	switch err := st.audCheckpoint.QueryRowContext(ctx, tenant).Scan(&seq, &cp.MAC, &at, &cp.CheckpointMAC); {
+	switch err := a.s.reads.queryRow(ctx, audCheckpoint, tenant).Scan(&seq, &cp.MAC, &at, &cp.CheckpointMAC); {
 	case isNoRows(err):
 		return audit.Checkpoint{}, nil
 	case err != nil:
@@ -175,10 +173,10 @@ func (a *Audit) Checkpoint(ctx context.Context, tenant string) (audit.Checkpoint
 func (a *Audit) Purge(ctx context.Context, tenant string, cp audit.Checkpoint) error {
 	return a.s.write(ctx, func(w *wtx) error {
 		var cpSeq int64
-		err := w.queryRow(w.st.audCpSeq, tenant).Scan(&cpSeq)
+		err := w.queryRow(audCpSeq, tenant).Scan(&cpSeq)
 		switch {
 		case isNoRows(err):
-			if _, err := w.exec(w.st.audPurgeNew, tenant, int64(cp.Seq), nullBytes(cp.MAC), nullMicros(cp.At), nullBytes(cp.CheckpointMAC)); err != nil {
+			if _, err := w.exec(audPurgeNew, tenant, int64(cp.Seq), nullBytes(cp.MAC), nullMicros(cp.At), nullBytes(cp.CheckpointMAC)); err != nil {
 				return fmt.Errorf("sqlitestore: purge audit events: %w", err)
 			}
 			return nil
@@ -187,10 +185,10 @@ func (a *Audit) Purge(ctx context.Context, tenant string, cp audit.Checkpoint) e
 		case cp.Seq < uint64(cpSeq):
 			return audit.ErrConflict
 		}
-		if _, err := w.exec(w.st.audPurge, tenant, int64(cp.Seq)); err != nil {
+		if _, err := w.exec(audPurge, tenant, int64(cp.Seq)); err != nil {
 			return fmt.Errorf("sqlitestore: purge audit events: %w", err)
 		}
-		if _, err := w.exec(w.st.audPurgeHead, tenant, int64(cp.Seq), nullBytes(cp.MAC), nullMicros(cp.At), nullBytes(cp.CheckpointMAC)); err != nil {
+		if _, err := w.exec(audPurgeHead, tenant, int64(cp.Seq), nullBytes(cp.MAC), nullMicros(cp.At), nullBytes(cp.CheckpointMAC)); err != nil {
 			return fmt.Errorf("sqlitestore: purge audit events: %w", err)
 		}
 		return nil
@@ -199,7 +197,7 @@ func (a *Audit) Purge(ctx context.Context, tenant string, cp audit.Checkpoint) e
 
 // Query implements audit.Store with one SELECT.
 func (a *Audit) Query(ctx context.Context, tenant string, q audit.Query) ([]audit.Event, error) {
-	if _, err := a.s.ready(ctx); err != nil {
+	if err := a.s.ready(ctx); err != nil {
 		return nil, err
 	}
 	limit := q.Limit

@@ -11,7 +11,7 @@ import (
 func SeedSessions(ctx context.Context, s *Store, ss []session.Session) error {
 	return s.write(ctx, func(w *wtx) error {
 		for i := range ss {
-			if _, err := w.exec(w.st.sessInsert, sessionArgs(&ss[i])...); err != nil {
+			if _, err := w.exec(sessInsert, sessionArgs(&ss[i])...); err != nil {
 				return err
 			}
 		}

@@ -89,13 +89,13 @@ func (ss *Sessions) Create(ctx context.Context, n session.Session, lim session.L
 	var evicted []session.Session
 	err := ss.s.write(ctx, func(w *wtx) error {
 		evicted = nil
-		if _, err := w.exec(w.st.sessInsert, sessionArgs(&n)...); err != nil {
+		if _, err := w.exec(sessInsert, sessionArgs(&n)...); err != nil {
 			if isConstraint(err) {
 				return session.ErrDuplicate
 			}
 			return fmt.Errorf("sqlitestore: create session: %w", err)
 		}
-		rows, err := w.query(w.st.sessOthers, n.Tenant, n.UserID, n.Hash[:])
+		rows, err := w.query(sessOthers, n.Tenant, n.UserID, n.Hash[:])
 		if err != nil {
 			return fmt.Errorf("sqlitestore: create session: %w", err)
 		}
@@ -121,7 +121,7 @@ func (ss *Sessions) Create(ctx context.Context, n session.Session, lim session.L
 		}
 		for _, group := range [][]session.Session{dead, evicted} {
 			for i := range group {
-				if _, err := w.exec(w.st.sessDelOne, group[i].Hash[:]); err != nil {
+				if _, err := w.exec(sessDelOne, group[i].Hash[:]); err != nil {
 					return fmt.Errorf("sqlitestore: create session: %w", err)
 				}
 			}
@@ -138,14 +138,25 @@ func (ss *Sessions) Create(ctx context.Context, n session.Session, lim session.L
 	return evicted, nil
 }
 
-// Lookup implements session.Store: one prepared SELECT by primary key.
+// Lookup implements session.Store: one prepared SELECT by primary key, on
+// a connection set aside for it (see lookup.go) unless all are busy.
 func (ss *Sessions) Lookup(ctx context.Context, h session.Hash) (session.Session, error) {
-	st, err := ss.s.ready(ctx)
-	if err != nil {
+	if err := ss.s.ready(ctx); err != nil {
 		return session.Session{}, err
 	}
 	s := session.Session{Hash: h}
-	if err := scanSession(st.sessLookup.QueryRowContext(ctx, h[:]), &s, false); err != nil {
+	if lc := ss.s.lookups.get(ctx); lc != nil {
+		err := lc.lookup(ctx, &h, &s)
+		ss.s.lookups.put(lc, err != nil && !isNoRows(err))
+		switch {
+		case err == nil:
+			return s, nil
+		case isNoRows(err):
+			return session.Session{}, session.ErrNotFound
+		}
+		return session.Session{}, fmt.Errorf("sqlitestore: lookup session: %w", err)
+	}
+	if err := scanSession(ss.s.reads.queryRow(ctx, sessLookup, h[:]), &s, false); err != nil {
 		if isNoRows(err) {
 			return session.Session{}, session.ErrNotFound
 		}
@@ -165,7 +176,7 @@ func (ss *Sessions) LookupTouch(ctx context.Context, h session.Hash, now time.Ti
 	}
 	if s.LiveAt(now) && now.Sub(s.LastSeen) >= min(interval, s.IdleTimeout/2) {
 		err := ss.s.writeOne(ctx, func(w *wtx) error {
-			_, err := w.exec(w.st.sessTouch, h[:], micros(now))
+			_, err := w.exec(sessTouch, h[:], micros(now))
 			return err
 		})
 		if err != nil {
@@ -181,7 +192,7 @@ func (ss *Sessions) Touch(ctx context.Context, h session.Hash, seen time.Time) e
 	var found bool
 	err := ss.s.writeOne(ctx, func(w *wtx) error {
 		var err error
-		found, err = affected(w.exec(w.st.sessTouch, h[:], micros(seen)))
+		found, err = affected(w.exec(sessTouch, h[:], micros(seen)))
 		return err
 	})
 	if err != nil {
@@ -197,7 +208,7 @@ func (ss *Sessions) Touch(ctx context.Context, h session.Hash, seen time.Time) e
 func (ss *Sessions) Delete(ctx context.Context, h session.Hash) (session.Session, error) {
 	s := session.Session{Hash: h}
 	err := ss.s.writeOne(ctx, func(w *wtx) error {
-		return scanSession(w.queryRow(w.st.sessDelete, h[:]), &s, false)
+		return scanSession(w.queryRow(sessDelete, h[:]), &s, false)
 	})
 	if isNoRows(err) {
 		return session.Session{}, session.ErrNotFound
@@ -211,7 +222,7 @@ func (ss *Sessions) Delete(ctx context.Context, h session.Hash) (session.Session
 // Rotate implements session.Store in one write transaction.
 func (ss *Sessions) Rotate(ctx context.Context, old session.Hash, n session.Session) error {
 	return ss.s.write(ctx, func(w *wtx) error {
-		res, err := w.exec(w.st.sessDelOne, old[:])
+		res, err := w.exec(sessDelOne, old[:])
 		gone, err := affected(res, err)
 		if err != nil {
 			return fmt.Errorf("sqlitestore: rotate session: %w", err)
@@ -222,7 +233,7 @@ func (ss *Sessions) Rotate(ctx context.Context, old session.Hash, n session.Sess
 		if n.Hash == old {
 			return session.ErrDuplicate
 		}
-		if _, err := w.exec(w.st.sessInsert, sessionArgs(&n)...); err != nil {
+		if _, err := w.exec(sessInsert, sessionArgs(&n)...); err != nil {
 			if isConstraint(err) {
 				return session.ErrDuplicate
 			}
@@ -234,11 +245,10 @@ func (ss *Sessions) Rotate(ctx context.Context, old session.Hash, n session.Sess
 
 // ListByUser implements session.UserIndex.
 func (ss *Sessions) ListByUser(ctx context.Context, tenant, userID string) ([]session.Session, error) {
-	st, err := ss.s.ready(ctx)
-	if err != nil {
+	if err := ss.s.ready(ctx); err != nil {
 		return nil, err
 	}
-	rows, err := st.sessByUser.QueryContext(ctx, tenant, userID)
+	rows, err := ss.s.reads.query(ctx, sessByUser, tenant, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: list sessions: %w", err)
 	}
@@ -257,7 +267,7 @@ func (ss *Sessions) DeleteByUser(ctx context.Context, tenant, userID string, exc
 	}
 	var out []session.Session
 	err := ss.s.writeOne(ctx, func(w *wtx) error {
-		rows, err := w.query(w.st.sessDelAll, tenant, userID, exc)
+		rows, err := w.query(sessDelAll, tenant, userID, exc)
 		if err != nil {
 			return err
 		}
@@ -283,7 +293,7 @@ func (ss *Sessions) DeleteExpired(ctx context.Context, now time.Time) (int64, er
 func (ss *Sessions) deleteExpired(ctx context.Context, now time.Time, limit int) (int64, error) {
 	var n int64
 	err := ss.s.writeOne(ctx, func(w *wtx) error {
-		res, err := w.exec(w.st.sessExpire, micros(now), limit)
+		res, err := w.exec(sessExpire, micros(now), limit)
 		if err != nil {
 			return err
 		}
@@ -298,7 +308,7 @@ func (ss *Sessions) deleteExpired(ctx context.Context, now time.Time, limit int)
 
 // Len returns the number of sessions stored, live or not.
 func (ss *Sessions) Len(ctx context.Context) (int, error) {
-	if _, err := ss.s.ready(ctx); err != nil {
+	if err := ss.s.ready(ctx); err != nil {
 		return 0, err
 	}
 	var n int

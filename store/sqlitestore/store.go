@@ -104,9 +104,12 @@ type Store struct {
 	wgate chan struct{}
 	w     *writer
 
-	prepMu sync.Mutex
-	stmts  atomic.Pointer[statements]
-	closed atomic.Bool
+	lookups *lookupPool // connections set aside for Sessions.Lookup
+
+	reads    *stmtSet // on the pool
+	schemaMu sync.Mutex
+	schemaOK atomic.Bool // the schema is at the version this code needs
+	closed   atomic.Bool
 }
 
 // Open opens (creating it if needed) the SQLite database file at path with
@@ -173,7 +176,8 @@ func newStore(ctx context.Context, db *sql.DB, own bool) (*Store, error) {
 	if _, err := inspect(ctx, db); err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, own: own, wgate: make(chan struct{}, 1)}
+	s := &Store{db: db, own: own, wgate: make(chan struct{}, 1), reads: newStmtSet(db)}
+	s.lookups = newLookupPool(db, lookupPoolSize(db.Stats().MaxOpenConnections))
 	s.Users = &Users{s: s}
 	s.Throttle = &Throttle{s: s, sweepEvery: defaultSweepEvery}
 	s.Sessions = &Sessions{s: s, sweepEvery: defaultSweepEvery}
@@ -209,11 +213,8 @@ func (s *Store) Close() error {
 	s.wgate <- struct{}{}
 	errs = append(errs, s.dropWriter())
 	<-s.wgate
-	s.prepMu.Lock()
-	if st := s.stmts.Swap(nil); st != nil {
-		errs = append(errs, st.close())
-	}
-	s.prepMu.Unlock()
+	s.lookups.close()
+	errs = append(errs, s.reads.close())
 	if s.own {
 		errs = append(errs, s.db.Close())
 	}
@@ -223,37 +224,32 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// ready returns the prepared statements, preparing them on first use once
-// the schema is at the version this code knows.
-func (s *Store) ready(ctx context.Context) (*statements, error) {
-	if st := s.stmts.Load(); st != nil {
-		return st, nil
+// ready returns nil once the schema is at the version this code needs
+// (checked once), ErrNotMigrated before, and ErrClosed after Close.
+func (s *Store) ready(ctx context.Context) error {
+	if s.schemaOK.Load() {
+		if s.closed.Load() {
+			return ErrClosed
+		}
+		return nil
 	}
-	return s.prepare(ctx)
-}
-
-func (s *Store) prepare(ctx context.Context) (*statements, error) {
-	s.prepMu.Lock()
-	defer s.prepMu.Unlock()
+	s.schemaMu.Lock()
+	defer s.schemaMu.Unlock()
 	if s.closed.Load() {
-		return nil, ErrClosed
+		return ErrClosed
 	}
-	if st := s.stmts.Load(); st != nil {
-		return st, nil
+	if s.schemaOK.Load() {
+		return nil
 	}
 	v, err := inspect(ctx, s.db)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if v < len(migrations) {
-		return nil, fmt.Errorf("%w: schema at version %d, this code needs %d", ErrNotMigrated, v, len(migrations))
+		return fmt.Errorf("%w: schema at version %d, this code needs %d", ErrNotMigrated, v, len(migrations))
 	}
-	st, err := prepareStatements(ctx, s.db, false)
-	if err != nil {
-		return nil, err
-	}
-	s.stmts.Store(st)
-	return st, nil
+	s.schemaOK.Store(true)
+	return nil
 }
 
 // writer is the Store's connection for writes, with every statement
@@ -263,25 +259,25 @@ func (s *Store) prepare(ctx context.Context) (*statements, error) {
 // bookkeeping, and BEGIN IMMEDIATE and COMMIT are prepared once.
 type writer struct {
 	c  *sql.Conn
-	st *statements
+	st *stmtSet
 }
 
 // wtx runs the writer's statements under the caller's context.
 type wtx struct {
 	ctx context.Context
-	st  *statements
+	st  *stmtSet
 }
 
-func (w *wtx) exec(stmt *sql.Stmt, args ...any) (sql.Result, error) {
-	return stmt.ExecContext(w.ctx, args...)
+func (w *wtx) exec(id stmtID, args ...any) (sql.Result, error) {
+	return w.st.exec(w.ctx, id, args...)
 }
 
-func (w *wtx) query(stmt *sql.Stmt, args ...any) (*sql.Rows, error) {
-	return stmt.QueryContext(w.ctx, args...)
+func (w *wtx) query(id stmtID, args ...any) (*sql.Rows, error) {
+	return w.st.query(w.ctx, id, args...)
 }
 
-func (w *wtx) queryRow(stmt *sql.Stmt, args ...any) *sql.Row {
-	return stmt.QueryRowContext(w.ctx, args...)
+func (w *wtx) queryRow(id stmtID, args ...any) scanner {
+	return w.st.queryRow(w.ctx, id, args...)
 }
 
 // write runs f in one write transaction on the writer: BEGIN IMMEDIATE
@@ -290,7 +286,7 @@ func (w *wtx) queryRow(stmt *sql.Stmt, args ...any) *sql.Row {
 // runs until it ends. f's error rolls everything back and is returned as
 // it is; errors of the transaction itself are wrapped.
 func (s *Store) write(ctx context.Context, f func(w *wtx) error) error {
-	if _, err := s.ready(ctx); err != nil {
+	if err := s.ready(ctx); err != nil {
 		return err
 	}
 	wr, err := s.lockWriter(ctx)
@@ -298,7 +294,7 @@ func (s *Store) write(ctx context.Context, f func(w *wtx) error) error {
 		return err
 	}
 	defer s.unlockWrites()
-	if _, err := wr.st.begin.ExecContext(ctx); err != nil {
+	if _, err := wr.st.exec(ctx, sqlBegin); err != nil {
 		s.abort(wr)
 		return wrapErr("begin", err)
 	}
@@ -308,7 +304,7 @@ func (s *Store) write(ctx context.Context, f func(w *wtx) error) error {
 	}
 	// The write lock is held: COMMIT does not wait for other writers, and
 	// the caller's cancellation must not cut it short.
-	if _, err := wr.st.commit.ExecContext(context.WithoutCancel(ctx)); err != nil {
+	if _, err := wr.st.exec(context.WithoutCancel(ctx), sqlCommit); err != nil {
 		s.abort(wr)
 		return wrapErr("commit", err)
 	}
@@ -318,7 +314,7 @@ func (s *Store) write(ctx context.Context, f func(w *wtx) error) error {
 // writeOne runs f, whose statements each commit on their own (one atomic
 // statement each, no transaction), on the writer.
 func (s *Store) writeOne(ctx context.Context, f func(w *wtx) error) error {
-	if _, err := s.ready(ctx); err != nil {
+	if err := s.ready(ctx); err != nil {
 		return err
 	}
 	wr, err := s.lockWriter(ctx)
@@ -342,20 +338,14 @@ func (s *Store) lockWriter(ctx context.Context) (*writer, error) {
 	if s.w != nil {
 		return s.w, nil
 	}
-	// The writer outlives this call: it is connected and prepared to the
-	// end even if ctx ends (it takes milliseconds), for the next write.
+	// The writer outlives this call: it is connected even if ctx ends,
+	// for the next write.
 	c, err := s.db.Conn(context.WithoutCancel(ctx))
 	if err != nil {
 		s.unlockWrites()
 		return nil, wrapErr("writer connection", err)
 	}
-	st, err := prepareStatements(context.WithoutCancel(ctx), c, true)
-	if err != nil {
-		discard(c)
-		s.unlockWrites()
-		return nil, err
-	}
-	s.w = &writer{c: c, st: st}
+	s.w = &writer{c: c, st: newStmtSet(c)}
 	if err := ctx.Err(); err != nil {
 		s.unlockWrites()
 		return nil, err
@@ -368,7 +358,7 @@ func (s *Store) lockWriter(ctx context.Context) (*writer, error) {
 // broken), the writer is dropped: closing its connection ends any
 // transaction, and the next write connects a new one.
 func (s *Store) abort(wr *writer) {
-	if _, err := wr.st.rollback.ExecContext(context.Background()); err != nil {
+	if _, err := wr.st.exec(context.Background(), sqlRollback); err != nil {
 		s.dropWriter()
 	}
 }

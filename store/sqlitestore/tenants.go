@@ -47,7 +47,7 @@ func (ts *Tenants) CreateTenant(ctx context.Context, t guard.Tenant) error {
 	var created bool
 	err = ts.s.writeOne(ctx, func(w *wtx) error {
 		var err error
-		created, err = affected(w.exec(w.st.tenCreate, t.ID, t.Name, policy, micros(t.CreatedAt)))
+		created, err = affected(w.exec(tenCreate, t.ID, t.Name, policy, micros(t.CreatedAt)))
 		return err
 	})
 	if err != nil {
@@ -61,11 +61,10 @@ func (ts *Tenants) CreateTenant(ctx context.Context, t guard.Tenant) error {
 
 // Tenant implements guard.TenantStore.
 func (ts *Tenants) Tenant(ctx context.Context, id string) (guard.Tenant, error) {
-	st, err := ts.s.ready(ctx)
-	if err != nil {
+	if err := ts.s.ready(ctx); err != nil {
 		return guard.Tenant{}, err
 	}
-	t, err := scanTenant(st.tenGet.QueryRowContext(ctx, id))
+	t, err := scanTenant(ts.s.reads.queryRow(ctx, tenGet, id))
 	if isNoRows(err) {
 		return guard.Tenant{}, guard.ErrTenantNotFound
 	}
@@ -84,7 +83,7 @@ func (ts *Tenants) SetPolicy(ctx context.Context, id string, p guard.Policy, ver
 	}
 	var v int64
 	err = ts.s.write(ctx, func(w *wtx) error {
-		err := w.queryRow(w.st.tenSet, policy, id, version).Scan(&v)
+		err := w.queryRow(tenSet, policy, id, version).Scan(&v)
 		if err == nil {
 			return nil
 		}
@@ -92,7 +91,7 @@ func (ts *Tenants) SetPolicy(ctx context.Context, id string, p guard.Policy, ver
 			return fmt.Errorf("sqlitestore: set policy: %w", err)
 		}
 		var one int
-		switch err := w.queryRow(w.st.tenExists, id).Scan(&one); {
+		switch err := w.queryRow(tenExists, id).Scan(&one); {
 		case isNoRows(err):
 			return guard.ErrTenantNotFound
 		case err != nil:
@@ -109,14 +108,13 @@ func (ts *Tenants) SetPolicy(ctx context.Context, id string, p guard.Policy, ver
 // ListTenants implements guard.TenantStore. Ids are ordered byte by byte;
 // a limit of zero or less returns no tenants.
 func (ts *Tenants) ListTenants(ctx context.Context, after string, limit int) ([]guard.Tenant, error) {
-	st, err := ts.s.ready(ctx)
-	if err != nil {
+	if err := ts.s.ready(ctx); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := st.tenList.QueryContext(ctx, after, limit)
+	rows, err := ts.s.reads.query(ctx, tenList, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: list tenants: %w", err)
 	}

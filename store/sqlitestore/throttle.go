@@ -48,7 +48,7 @@ func scanRecord(r scanner) (auth.Record, error) {
 }
 
 // record reads a key's record from r (the zero Record if there is none).
-func record(r *sql.Row) (auth.Record, error) {
+func record(r scanner) (auth.Record, error) {
 	rec, err := scanRecord(r)
 	if isNoRows(err) {
 		return auth.Record{}, nil
@@ -62,14 +62,13 @@ func (t *Throttle) Reserve(ctx context.Context, key string, now time.Time, lim a
 	if err := lim.Validate(); err != nil {
 		return auth.Reservation{}, err
 	}
-	st, err := t.s.ready(ctx)
-	if err != nil {
+	if err := t.s.ready(ctx); err != nil {
 		return auth.Reservation{}, err
 	}
 	// A locked key stays as it is (Apply changes nothing and counts
 	// nothing), so finding it locked needs no write lock: the answer is
 	// that of a Reserve at the moment of this read.
-	rec, err := record(st.thrGet.QueryRowContext(ctx, key))
+	rec, err := record(t.s.reads.queryRow(ctx, thrGet, key))
 	if err != nil {
 		return auth.Reservation{}, fmt.Errorf("sqlitestore: reserve: %w", err)
 	}
@@ -79,7 +78,7 @@ func (t *Throttle) Reserve(ctx context.Context, key string, now time.Time, lim a
 	sweep := t.sweepEvery > 0 && t.reserves.Add(1)%t.sweepEvery == 0
 	var res auth.Reservation
 	err = t.s.write(ctx, func(w *wtx) error {
-		rec, err := record(w.queryRow(w.st.thrGet, key))
+		rec, err := record(w.queryRow(thrGet, key))
 		if err != nil {
 			return fmt.Errorf("sqlitestore: reserve: %w", err)
 		}
@@ -95,12 +94,12 @@ func (t *Throttle) Reserve(ctx context.Context, key string, now time.Time, lim a
 		if rec.Permanent {
 			permanent = 1
 		}
-		if _, err := w.exec(w.st.thrUpsert, key, rec.Failures, nullMicros(rec.Last), nullMicros(rec.LockedUntil),
+		if _, err := w.exec(thrUpsert, key, rec.Failures, nullMicros(rec.Last), nullMicros(rec.LockedUntil),
 			rec.Lockouts, permanent, expires); err != nil {
 			return fmt.Errorf("sqlitestore: reserve: %w", err)
 		}
 		if sweep {
-			if _, err := w.exec(w.st.thrSweep, micros(now), key, sweepBatch); err != nil {
+			if _, err := w.exec(thrSweep, micros(now), key, sweepBatch); err != nil {
 				return fmt.Errorf("sqlitestore: reserve: sweep: %w", err)
 			}
 		}
@@ -115,7 +114,7 @@ func (t *Throttle) Reserve(ctx context.Context, key string, now time.Time, lim a
 // Release implements auth.ThrottleStore with one conditional UPDATE.
 func (t *Throttle) Release(ctx context.Context, key string) error {
 	err := t.s.writeOne(ctx, func(w *wtx) error {
-		_, err := w.exec(w.st.thrRelease, key)
+		_, err := w.exec(thrRelease, key)
 		return err
 	})
 	if err != nil {
@@ -127,7 +126,7 @@ func (t *Throttle) Release(ctx context.Context, key string) error {
 // Reset implements auth.ThrottleStore with one DELETE.
 func (t *Throttle) Reset(ctx context.Context, key string) error {
 	err := t.s.writeOne(ctx, func(w *wtx) error {
-		_, err := w.exec(w.st.thrReset, key)
+		_, err := w.exec(thrReset, key)
 		return err
 	})
 	if err != nil {
@@ -138,11 +137,10 @@ func (t *Throttle) Reset(ctx context.Context, key string) error {
 
 // Peek implements auth.ThrottleStore with one SELECT.
 func (t *Throttle) Peek(ctx context.Context, key string, now time.Time, lim auth.Limit) (auth.State, error) {
-	st, err := t.s.ready(ctx)
-	if err != nil {
+	if err := t.s.ready(ctx); err != nil {
 		return auth.State{}, err
 	}
-	rec, err := record(st.thrGet.QueryRowContext(ctx, key))
+	rec, err := record(t.s.reads.queryRow(ctx, thrGet, key))
 	if err != nil {
 		return auth.State{}, fmt.Errorf("sqlitestore: peek: %w", err)
 	}
@@ -155,7 +153,7 @@ func (t *Throttle) Peek(ctx context.Context, key string, now time.Time, lim auth
 func (t *Throttle) Sweep(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := t.s.writeOne(ctx, func(w *wtx) error {
-		res, err := w.exec(w.st.thrSweep, micros(now), nil, -1)
+		res, err := w.exec(thrSweep, micros(now), nil, -1)
 		if err != nil {
 			return err
 		}
@@ -170,7 +168,7 @@ func (t *Throttle) Sweep(ctx context.Context, now time.Time) (int64, error) {
 
 // Len returns the number of throttle records stored, forgotten or not.
 func (t *Throttle) Len(ctx context.Context) (int, error) {
-	if _, err := t.s.ready(ctx); err != nil {
+	if err := t.s.ready(ctx); err != nil {
 		return 0, err
 	}
 	var n int

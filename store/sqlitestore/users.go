@@ -74,7 +74,7 @@ func (us *Users) CreateUser(ctx context.Context, u auth.User) error {
 		return err
 	}
 	return us.s.write(ctx, func(w *wtx) error {
-		_, err := w.exec(w.st.userInsert, u.Tenant, u.ID, u.Email, u.Name, string(u.Status), u.PasswordHash, hist,
+		_, err := w.exec(userInsert, u.Tenant, u.ID, u.Email, u.Name, string(u.Status), u.PasswordHash, hist,
 			nullMicros(u.PasswordChangedAt), micros(u.CreatedAt), nullMicros(u.LastLoginAt))
 		if err == nil {
 			return nil
@@ -84,7 +84,7 @@ func (us *Users) CreateUser(ctx context.Context, u auth.User) error {
 		}
 		// Which one? The transaction still holds the write lock.
 		var one int
-		switch err := w.queryRow(w.st.userEmailIn, u.Tenant, u.Email).Scan(&one); {
+		switch err := w.queryRow(userEmailIn, u.Tenant, u.Email).Scan(&one); {
 		case err == nil:
 			return auth.ErrDuplicateEmail
 		case !isNoRows(err):
@@ -96,23 +96,21 @@ func (us *Users) CreateUser(ctx context.Context, u auth.User) error {
 
 // User implements auth.UserStore.
 func (us *Users) User(ctx context.Context, tenant, id string) (auth.User, error) {
-	st, err := us.s.ready(ctx)
-	if err != nil {
+	if err := us.s.ready(ctx); err != nil {
 		return auth.User{}, err
 	}
-	return oneUser(st.userByID.QueryRowContext(ctx, tenant, id))
+	return oneUser(us.s.reads.queryRow(ctx, userByID, tenant, id))
 }
 
 // UserByEmail implements auth.UserStore.
 func (us *Users) UserByEmail(ctx context.Context, tenant, email string) (auth.User, error) {
-	st, err := us.s.ready(ctx)
-	if err != nil {
+	if err := us.s.ready(ctx); err != nil {
 		return auth.User{}, err
 	}
-	return oneUser(st.userByEmail.QueryRowContext(ctx, tenant, email))
+	return oneUser(us.s.reads.queryRow(ctx, userByEmail, tenant, email))
 }
 
-func oneUser(r *sql.Row) (auth.User, error) {
+func oneUser(r scanner) (auth.User, error) {
 	u, err := scanUser(r)
 	if err != nil {
 		if isNoRows(err) {
@@ -126,14 +124,13 @@ func oneUser(r *sql.Row) (auth.User, error) {
 // ListUsers implements auth.UserStore. Ids are ordered byte by byte (the
 // BINARY collation); a limit of zero or less returns no users.
 func (us *Users) ListUsers(ctx context.Context, tenant, after string, limit int) ([]auth.User, error) {
-	st, err := us.s.ready(ctx)
-	if err != nil {
+	if err := us.s.ready(ctx); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := st.userList.QueryContext(ctx, tenant, after, limit)
+	rows, err := us.s.reads.query(ctx, userList, tenant, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: list users: %w", err)
 	}
@@ -154,12 +151,12 @@ func (us *Users) ListUsers(ctx context.Context, tenant, after string, limit int)
 
 // DeleteUser implements auth.UserStore.
 func (us *Users) DeleteUser(ctx context.Context, tenant, id string) error {
-	return us.oneRow(ctx, "delete user", func(w *wtx) (sql.Result, error) { return w.exec(w.st.userDelete, tenant, id) })
+	return us.oneRow(ctx, "delete user", func(w *wtx) (sql.Result, error) { return w.exec(userDelete, tenant, id) })
 }
 
 // SetStatus implements auth.UserUpdater.
 func (us *Users) SetStatus(ctx context.Context, tenant, id string, s auth.Status) error {
-	return us.oneRow(ctx, "set user status", func(w *wtx) (sql.Result, error) { return w.exec(w.st.userStatus, string(s), tenant, id) })
+	return us.oneRow(ctx, "set user status", func(w *wtx) (sql.Result, error) { return w.exec(userStatus, string(s), tenant, id) })
 }
 
 // oneRow runs the UPDATE or DELETE of one user that f executes and turns
@@ -184,7 +181,7 @@ func (us *Users) oneRow(ctx context.Context, op string, f func(w *wtx) (sql.Resu
 func (us *Users) SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error {
 	return us.s.write(ctx, func(w *wtx) error {
 		var cur, hist string
-		err := w.queryRow(w.st.userPwGet, tenant, id).Scan(&cur, &hist)
+		err := w.queryRow(userPwGet, tenant, id).Scan(&cur, &hist)
 		if isNoRows(err) {
 			return auth.ErrNotFound
 		}
@@ -203,7 +200,7 @@ func (us *Users) SetPassword(ctx context.Context, tenant, id, hash string, at ti
 		if err != nil {
 			return err
 		}
-		if _, err := w.exec(w.st.userPwSet, hash, enc, nullMicros(at), tenant, id); err != nil {
+		if _, err := w.exec(userPwSet, hash, enc, nullMicros(at), tenant, id); err != nil {
 			return fmt.Errorf("sqlitestore: set password: %w", err)
 		}
 		return nil
@@ -213,7 +210,7 @@ func (us *Users) SetPassword(ctx context.Context, tenant, id, hash string, at ti
 // RehashPassword implements auth.UserUpdater with one conditional UPDATE.
 func (us *Users) RehashPassword(ctx context.Context, tenant, id, oldHash, newHash string) error {
 	err := us.oneRow(ctx, "rehash password", func(w *wtx) (sql.Result, error) {
-		return w.exec(w.st.userRehash, tenant, id, oldHash, newHash)
+		return w.exec(userRehash, tenant, id, oldHash, newHash)
 	})
 	if !errors.Is(err, auth.ErrNotFound) {
 		return err
@@ -230,7 +227,7 @@ func (us *Users) RecordLogin(ctx context.Context, tenant, id string, at time.Tim
 	var u auth.User
 	err := us.s.writeOne(ctx, func(w *wtx) error {
 		var err error
-		u, err = oneUser(w.queryRow(w.st.userLogin, tenant, id, nullMicros(at)))
+		u, err = oneUser(w.queryRow(userLogin, tenant, id, nullMicros(at)))
 		return err
 	})
 	return u, err
