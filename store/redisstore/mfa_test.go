@@ -510,3 +510,36 @@ func TestMFABadInput(t *testing.T) {
 		t.Errorf("refused CreateTransactions left keys %q", got)
 	}
 }
+
+// TestMFAOneRoundTrip checks that each MFA method is one command, hence
+// one round trip, once the scripts are loaded.
+func TestMFAOneRoundTrip(t *testing.T) {
+	cnt := &counter{}
+	st, _, _ := open(t, cnt)
+	ctx := t.Context()
+	if err := st.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, x := mfaCode("t", "x", 5), mfaTxn("a")
+	for _, tc := range []struct {
+		name string
+		call func() error
+		cmd  string
+	}{
+		{"PutCode", func() error { return st.PutCode(ctx, c) }, "evalsha"},
+		{"CheckCode", func() error { _, err := st.CheckCode(ctx, "t", "x", c.Hash, base); return err }, "evalsha"},
+		{"DeleteCode", func() error { return st.DeleteCode(ctx, "t", "x") }, "del"},
+		{"Hit", func() error { _, err := st.Hit(ctx, "k", base, time.Minute); return err }, "evalsha"},
+		{"CreateTransaction", func() error { return st.CreateTransaction(ctx, x) }, "evalsha"},
+		{"Transaction", func() error { _, err := st.Transaction(ctx, x.Hash); return err }, "hmget"},
+		{"ConsumeTransaction", func() error { _, err := st.ConsumeTransaction(ctx, x.Hash); return err }, "evalsha"},
+	} {
+		cnt.reset()
+		if err := tc.call(); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if trips, cmds := cnt.counted(); trips != 1 || len(cmds) != 1 || cmds[0] != tc.cmd {
+			t.Errorf("%s cost %d round trips, commands %v; want one %s", tc.name, trips, cmds, tc.cmd)
+		}
+	}
+}
