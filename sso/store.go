@@ -1,0 +1,105 @@
+package sso
+
+import (
+	"context"
+	"time"
+)
+
+// Stores are the storage contracts of the package, one field per role. A
+// backend usually implements all of them with one value (memstore.SSO
+// does); a deployment may also split them, keeping connections in a
+// database and requests and the replay cache in a shared cache. Package
+// ssotest is the conformance suite of every contract.
+type Stores struct {
+	Connections ConnectionStore
+	Requests    RequestStore
+	Replay      ReplayCache
+}
+
+// ConnectionStore keeps each tenant's IdP connection, at most one per
+// tenant, with the last good copy of its metadata. The store keeps its own
+// copy: changing a Connection after PutConnection, or one it returned,
+// changes nothing stored.
+type ConnectionStore interface {
+	// PutConnection stores c as the connection of c.Tenant, replacing the
+	// tenant's connection, if any, whole. Connections of other tenants are
+	// left alone.
+	PutConnection(ctx context.Context, c Connection) error
+	// Connection returns the tenant's connection, or ErrNotFound.
+	Connection(ctx context.Context, tenant string) (Connection, error)
+	// DeleteConnection removes the tenant's connection, or returns
+	// ErrNotFound if it has none.
+	DeleteConnection(ctx context.Context, tenant string) error
+	// UpdateMetadata sets Metadata to metadata and MetadataFetchedAt to
+	// fetchedAt in the tenant's connection, leaving every other field
+	// alone, if the stored MetadataURL equals url and the stored
+	// MetadataFetchedAt is before fetchedAt (set if newer); it reports
+	// whether it changed the connection. Otherwise it changes nothing and
+	// reports false, so that a fetch that finishes late never overwrites a
+	// newer copy, and a fetch from a URL the administrator has since
+	// replaced never lands. A tenant without a connection gives
+	// ErrNotFound.
+	UpdateMetadata(ctx context.Context, tenant, url, metadata string, fetchedAt time.Time) (bool, error)
+}
+
+// RequestStore tracks the AuthnRequests and LogoutRequests the SP has
+// sent, so that each response is matched with its request once. Requests
+// are named by tenant and ID. Expiry is judged by the now given by the
+// caller, never by the store's clock; a store may drop a request once
+// its Expires has passed.
+type RequestStore interface {
+	// RememberRequest stores r until r.Expires. It returns ErrDuplicate,
+	// and changes nothing, if the tenant already has a request with r.ID.
+	RememberRequest(ctx context.Context, r Request) error
+	// ConsumeRequest removes the tenant's request with the given id and
+	// returns it if now is before its Expires. A request that has expired
+	// gives ErrNotFound (and may be removed); so does one that was never
+	// stored or was already consumed. Of concurrent calls for one request,
+	// exactly one succeeds.
+	ConsumeRequest(ctx context.Context, tenant, id string, now time.Time) (Request, error)
+}
+
+// ReplayCache remembers the IDs of the assertions (and IdP
+// LogoutRequests) the SP has accepted, so that a captured message posted
+// again, by anyone, on any replica, is refused. IDs are named by tenant
+// and id. Expiry is judged by the now given by the caller, never by the
+// store's clock.
+type ReplayCache interface {
+	// InsertID records id for tenant until until, if it is not recorded
+	// yet, and reports whether it was new. A record whose until is at or
+	// before now counts as absent: it is replaced, and the insert is new.
+	// Of concurrent inserts of one id for one tenant, exactly one reports
+	// true. An insert that is not new changes nothing (the record keeps
+	// its until). Tenants are independent: the same id may be recorded
+	// for each. A store may drop a record once its until has passed, so its
+	// memory is bounded by the rate of logins.
+	InsertID(ctx context.Context, tenant, id string, until, now time.Time) (bool, error)
+}
+
+// Request is an AuthnRequest or LogoutRequest the SP sent and expects an
+// answer to.
+type Request struct {
+	Tenant string
+	// ID is the request's ID attribute: "id-" and 40 hex digits (160
+	// random bits). The answer's InResponseTo must equal it.
+	ID string
+	// Kind is KindLogin or KindLogout.
+	Kind string
+	// RelayState is the opaque handle sent with the request (22
+	// base64url characters); the IdP must send it back unchanged.
+	RelayState string
+	// ReturnTo is the relative path on this site to go to afterwards,
+	// already checked with SafeRedirect.
+	ReturnTo string
+	// Binding is the SHA-256 hex of the browser binding given to
+	// StartLogin, or "" for none.
+	Binding   string
+	CreatedAt time.Time
+	Expires   time.Time
+}
+
+// Kinds of tracked requests.
+const (
+	KindLogin  = "login"
+	KindLogout = "logout"
+)
