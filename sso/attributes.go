@@ -1,0 +1,211 @@
+package sso
+
+import (
+	"net/mail"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/crewjam/saml"
+)
+
+// The attribute names tried when a Connection leaves one empty, in order.
+// Names are matched exactly against an attribute's Name, then against its
+// FriendlyName.
+var (
+	emailAttributes = []string{
+		"email", "mail", "emailAddress", "emailaddress", "Email",
+		"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+		"urn:oid:0.9.2342.19200300.100.1.3",
+	}
+	nameAttributes = []string{
+		"displayName", "http://schemas.microsoft.com/identity/claims/displayname",
+		"urn:oid:2.16.840.1.113730.3.1.241", "cn", "urn:oid:2.5.4.3", "name", "fullName",
+	}
+	givenNameAttributes = []string{
+		"givenName", "firstName", "urn:oid:2.5.4.42",
+		"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname",
+	}
+	surnameAttributes = []string{
+		"sn", "surname", "lastName", "urn:oid:2.5.4.4",
+		"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname",
+	}
+	groupAttributes = []string{
+		"groups", "memberOf", "Role", "role",
+		"http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
+		"http://schemas.microsoft.com/ws/2008/06/identity/claims/role",
+		"urn:oid:1.3.6.1.4.1.5923.1.1.1.1",
+	}
+)
+
+// Limits of mapped values.
+const (
+	maxEmailBytes = 254
+	maxNameBytes  = 200
+	maxGroups     = 1000
+	maxGroupBytes = 256
+)
+
+// mapAttributes fills the email, name, groups and roles of res from the
+// verified assertion, by the connection's mapping.
+func (comp *compiled) mapAttributes(a *saml.Assertion, res *Result) *RejectError {
+	c := &comp.conn
+	var attrs []saml.Attribute
+	for _, st := range a.AttributeStatements {
+		attrs = append(attrs, st.Attributes...)
+	}
+
+	var raw string
+	var found bool
+	if c.EmailAttribute != "" {
+		raw, found = first(attrs, []string{c.EmailAttribute})
+	} else {
+		raw, found = first(attrs, emailAttributes)
+		if !found {
+			switch a.Subject.NameID.Format {
+			case "", string(saml.EmailAddressNameIDFormat), string(saml.UnspecifiedNameIDFormat):
+				raw, found = a.Subject.NameID.Value, true
+			}
+		}
+	}
+	if !found || strings.TrimSpace(raw) == "" {
+		return reject(ReasonEmailMissing, "", nil)
+	}
+	email, ok := canonicalEmail(raw)
+	if !ok {
+		return reject(ReasonEmailInvalid, "", nil)
+	}
+	if len(c.AllowedDomains) > 0 {
+		domain := email[strings.LastIndexByte(email, '@')+1:]
+		if !slices.ContainsFunc(c.AllowedDomains, func(d string) bool { return strings.EqualFold(d, domain) }) {
+			return reject(ReasonEmailDomain, "", nil)
+		}
+	}
+	res.Email = email
+
+	names := nameAttributes
+	if c.NameAttribute != "" {
+		names = []string{c.NameAttribute}
+	}
+	name, _ := first(attrs, names)
+	if name == "" && c.NameAttribute == "" {
+		given, _ := first(attrs, givenNameAttributes)
+		sur, _ := first(attrs, surnameAttributes)
+		name = strings.TrimSpace(strings.TrimSpace(given) + " " + strings.TrimSpace(sur))
+	}
+	if name = strings.TrimSpace(name); checkDisplayName(name) {
+		res.Name = name
+	}
+
+	groupNames := groupAttributes
+	if c.GroupsAttribute != "" {
+		groupNames = []string{c.GroupsAttribute}
+	}
+	for _, v := range all(attrs, groupNames) {
+		v = strings.TrimSpace(v)
+		if v == "" || len(v) > maxGroupBytes || checkText(v, maxGroupBytes) != "" || slices.Contains(res.Groups, v) {
+			continue
+		}
+		if len(res.Groups) == maxGroups {
+			break
+		}
+		res.Groups = append(res.Groups, v)
+		if role, ok := c.GroupRoles[v]; ok && !slices.Contains(res.Roles, role) {
+			res.Roles = append(res.Roles, role)
+		}
+	}
+	if len(res.Roles) == 0 && c.DefaultRole != "" {
+		res.Roles = []string{c.DefaultRole}
+	}
+	slices.Sort(res.Roles)
+	return nil
+}
+
+// find returns the attribute matching the first of names that matches
+// any, by Name, then by FriendlyName.
+func find(attrs []saml.Attribute, names []string) *saml.Attribute {
+	for _, n := range names {
+		for i := range attrs {
+			if attrs[i].Name == n {
+				return &attrs[i]
+			}
+		}
+	}
+	for _, n := range names {
+		for i := range attrs {
+			if attrs[i].FriendlyName == n {
+				return &attrs[i]
+			}
+		}
+	}
+	return nil
+}
+
+// first returns the first non-empty value of the attribute find selects.
+func first(attrs []saml.Attribute, names []string) (string, bool) {
+	a := find(attrs, names)
+	if a == nil {
+		return "", false
+	}
+	for _, v := range a.Values {
+		if strings.TrimSpace(v.Value) != "" {
+			return v.Value, true
+		}
+	}
+	return "", true
+}
+
+// all returns every value of the attribute find selects.
+func all(attrs []saml.Attribute, names []string) []string {
+	a := find(attrs, names)
+	if a == nil {
+		return nil
+	}
+	out := make([]string, 0, len(a.Values))
+	for _, v := range a.Values {
+		out = append(out, v.Value)
+	}
+	return out
+}
+
+// canonicalEmail returns an email trimmed and case-folded, if it is a
+// plain addr-spec (no display name, brackets or comments) of at most 254
+// bytes without white space, control or formatting characters. It follows
+// the rules of auth.CanonicalEmail, so that the facade finds the user by
+// the same key.
+func canonicalEmail(s string) (string, bool) {
+	if !utf8.ValidString(s) {
+		return "", false
+	}
+	e := strings.ToLower(strings.TrimSpace(s))
+	if e == "" || len(e) > maxEmailBytes {
+		return "", false
+	}
+	for _, r := range e {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.In(r, unicode.Zl, unicode.Zp) {
+			return "", false
+		}
+	}
+	a, err := mail.ParseAddress(e)
+	if err != nil || a.Name != "" || a.Address != e || !strings.Contains(e, "@") {
+		return "", false
+	}
+	return e, true
+}
+
+// checkDisplayName reports whether name is an acceptable display name:
+// non-empty valid UTF-8 of at most 200 bytes without control characters,
+// line separators or bidirectional overrides.
+func checkDisplayName(name string) bool {
+	if name == "" || len(name) > maxNameBytes || !utf8.ValidString(name) {
+		return false
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp) ||
+			'\u202a' <= r && r <= '\u202e' || '\u2066' <= r && r <= '\u2069' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,104 @@
+// Package sso is Guard's SAML 2.0 service provider: per-tenant connections
+// to identity providers (Okta, Entra ID, Google Workspace, ADFS, Keycloak,
+// …), SP-initiated login, a hardened assertion consumer service, attribute
+// mapping and single logout. It is built on github.com/crewjam/saml, but
+// not on its samlsp defaults: there is no JWT cookie session and no
+// redirect to a raw RelayState; sessions are Guard's own.
+//
+// # What is inside
+//
+//   - Provider (built with New) is what the facade uses. Per tenant:
+//     SP and Metadata (the SP's URLs and metadata XML, for the IdP's
+//     administrator), StartLogin (a signed AuthnRequest, tracked
+//     server-side), ACS and ParseResponse (the checks below, returning a
+//     Result), StartLogout and SLO (single logout). Administration:
+//     PutConnection, Connection, DeleteConnection, FetchMetadata,
+//     RefreshMetadata.
+//   - Connection is a tenant's IdP connection: metadata (XML, or a URL
+//     refreshed by a Refresher that keeps the last good copy), extra
+//     certificates for key rollover, clock skew, attribute mapping
+//     (email, name, groups → role names), just-in-time provisioning and
+//     allowed email domains, IdP-initiated login (off by default), SHA-1
+//     (refused by default).
+//   - ParseMetadata reads an IdP's metadata; SafeRedirect decides whether
+//     a return path may be redirected to.
+//   - store.go holds the storage contracts (ConnectionStore, RequestStore,
+//     ReplayCache, bundled in Stores). store/memstore implements them in
+//     memory; package ssotest is the conformance suite every backend runs.
+//
+// # What the ACS checks, beyond crewjam/saml
+//
+// A body limit (512 KiB); only the HTTP-POST binding; no DOCTYPE or other
+// directive, no comment, no processing instruction (exclusive C14N leaves
+// comments out of the signed content, so refusing them stops NameID
+// comment injection); a depth and size limit; exactly one Assertion or
+// EncryptedAssertion, directly under the Response, and no two elements
+// with the same ID (signature wrapping); the Response or the Assertion
+// signed, by a certificate configured for the IdP, never one carried in
+// the message; no SHA-1, no transform but enveloped-signature and C14N,
+// no RSA PKCS#1 v1.5 key transport and no unauthenticated CBC decryption;
+// Destination required and equal to the ACS URL; Issuer equal to the
+// IdP's entity ID; an Audience required, and every Audience equal to the
+// SP's entity ID; every SubjectConfirmation bearer, with Recipient equal
+// to the ACS URL; NotBefore, NotOnOrAfter and IssueInstant within the
+// connection's skew (crewjam/saml also refuses an IssueInstant older than
+// 90 seconds); an assertion ID; a NameID without control characters or
+// surrounding space. Then the InResponseTo values must name one tracked
+// request, which is consumed once (atomically, across replicas), with the
+// same RelayState handle and browser binding; without InResponseTo the
+// response is refused unless the tenant allows IdP-initiated login. Last,
+// the assertion ID is inserted in the ReplayCache until the assertion can
+// no longer be accepted: a captured response posted again, by anyone, is
+// refused.
+//
+// # Redirects
+//
+// The RelayState sent to the IdP is an opaque 128-bit handle; the return
+// path stays in the tracked request. After an IdP-initiated login a
+// RelayState is followed only if SafeRedirect accepts it (a relative path
+// on this site); otherwise Config.DefaultReturnTo.
+//
+// # What the facade must do
+//
+// The Provider writes no audit events and creates no sessions. For a
+// login: route GET {prefix}/{tenant}/login to StartLogin and redirect (or
+// serve Login.Form); route POST {prefix}/{tenant}/acs to ACS (exempt from
+// CSRF origin checks: the IdP's POST is cross-site; the tracked request
+// protects it). On a *RejectError, show one generic failure (ErrRejected's
+// message), audit sso.failed with RejectError.Reason; on any other error,
+// fail closed. On success, find the tenant's user by Result.Email
+// (creating it only if Result.JIT), refuse deactivated users, apply the IP
+// allow-list and the session limit as for a password login, audit
+// sso.succeeded, keep Result.NameID, NameIDFormat and SessionIndex with
+// the session (for single logout), cap the session at
+// Result.SessionNotOnOrAfter, and redirect to Result.ReturnTo. For a
+// logout, end Guard's session first, then call StartLogout.
+//
+// # Concurrency
+//
+// A Provider is safe for concurrent use. It caches parsed connections,
+// which it checks against the store on every call; every invariant (a
+// request consumed once, an assertion accepted once) is one atomic store
+// method.
+//
+// # Errors
+//
+// Compare errors with errors.Is and errors.As:
+//
+//   - ErrRejected, with a *RejectError: a SAML message was refused. The
+//     user sees only the generic message; Reason (and Detail) go to the
+//     audit event.
+//   - ErrNotFound: the tenant has no connection (StartLogin,
+//     StartLogout, Connection, DeleteConnection).
+//   - ErrNoLogout: the IdP has no single logout endpoint.
+//   - ErrDuplicate, ErrFull: a store refused a request (a broken Rand, a
+//     store at its memory bound). Deny.
+//   - *InputError: an unacceptable tenant, return path, Connection field
+//     or metadata document. It names the field and never echoes the
+//     value.
+//   - *FetchError: the IdP metadata could not be fetched.
+//   - *ConfigError: New was given an unacceptable Config.
+//
+// Any other error wraps a store failure. It is never ErrRejected, so the
+// caller must deny (fail closed).
+package sso

@@ -1,0 +1,273 @@
+package sso
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
+)
+
+// LogoutOptions name the IdP session to end: the NameID, NameIDFormat and
+// SessionIndex of the Result of the login.
+type LogoutOptions struct {
+	NameID       string
+	NameIDFormat string
+	SessionIndex string
+	// ReturnTo is where to go once the IdP answers; "" means
+	// Config.DefaultReturnTo. It must pass SafeRedirect.
+	ReturnTo string
+}
+
+// Logout is a started SP-initiated single logout: send the browser to
+// RedirectURL.
+type Logout struct {
+	RequestID   string
+	RelayState  string
+	Expires     time.Time
+	RedirectURL string
+}
+
+// StartLogout starts an SP-initiated single logout: a LogoutRequest,
+// signed with the SP key (HTTP-Redirect binding), for the IdP session
+// opts names, tracked like a login request.
+//
+// The facade must end Guard's own session first, whatever happens next:
+// the IdP may never answer. It returns ErrNoLogout if the IdP has no
+// single logout endpoint (the local logout is then all there is),
+// ErrNotFound if the tenant has no connection, an *InputError for an
+// unacceptable argument, a *RejectError if the stored metadata cannot be
+// used, and a wrapped error if a store fails.
+func (p *Provider) StartLogout(ctx context.Context, tenant string, opts LogoutOptions) (*Logout, error) {
+	if err := checkTenant(tenant); err != nil {
+		return nil, err
+	}
+	if r := checkNameID(opts.NameID); r != "" {
+		return nil, &InputError{Field: "NameID", Reason: "is empty, too long or has control characters"}
+	}
+	if checkText(opts.NameIDFormat, 256) != "" || checkText(opts.SessionIndex, 256) != "" {
+		return nil, &InputError{Field: "SessionIndex", Reason: "is too long or has control characters"}
+	}
+	returnTo := opts.ReturnTo
+	if returnTo == "" {
+		returnTo = p.cfg.DefaultReturnTo
+	}
+	if !SafeRedirect(returnTo) {
+		return nil, &InputError{Field: "ReturnTo", Reason: "must be a relative path on this site"}
+	}
+	comp, err := p.connection(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	now := p.cfg.Now()
+	if rej := comp.usable(now); rej != nil {
+		return nil, rej
+	}
+	if comp.idp.SLORedirectURL == "" {
+		return nil, ErrNoLogout
+	}
+	id, err := p.randomID()
+	if err != nil {
+		return nil, err
+	}
+	relay, err := p.randomHandle()
+	if err != nil {
+		return nil, err
+	}
+	sp := comp.spAt(now)
+	sp.SignatureMethod = "" // sign the query string below, not the XML
+	req, err := sp.MakeLogoutRequest(comp.idp.SLORedirectURL, opts.NameID, saml.WithSessionIndex(opts.SessionIndex))
+	if err != nil {
+		return nil, fmt.Errorf("sso: build LogoutRequest: %w", err)
+	}
+	req.ID = id
+	req.NameID.Format = opts.NameIDFormat
+	sp.SignatureMethod = p.sigAlg
+	u, err := sp.RedirectLogoutRequestURL(req, relay)
+	if err != nil {
+		return nil, fmt.Errorf("sso: encode LogoutRequest: %w", err)
+	}
+	lo := &Logout{RequestID: id, RelayState: relay, Expires: now.Add(p.cfg.RequestTTL), RedirectURL: u.String()}
+	r := Request{Tenant: tenant, ID: id, Kind: KindLogout, RelayState: relay, ReturnTo: returnTo, CreatedAt: now, Expires: lo.Expires}
+	if err := p.cfg.Stores.Requests.RememberRequest(ctx, r); err != nil {
+		return nil, storeErr("remember request", err)
+	}
+	return lo, nil
+}
+
+// SLOResult is what arrived at a tenant's single logout URL.
+type SLOResult struct {
+	// ReturnTo is set when the IdP answered a LogoutRequest from
+	// StartLogout (successfully): where to send the browser.
+	ReturnTo string
+	// Request is set when the IdP asks the SP to end a user's sessions
+	// (IdP-initiated logout): the facade ends the tenant's sessions of
+	// that NameID (and, if SessionIndexes is not empty, only those with
+	// one of them), then sends the browser to RedirectURL ("" when the IdP
+	// has no HTTP-Redirect logout endpoint to answer at).
+	Request     *IdPLogoutRequest
+	RedirectURL string
+}
+
+// IdPLogoutRequest is a verified LogoutRequest from the IdP.
+type IdPLogoutRequest struct {
+	ID             string
+	NameID         string
+	NameIDFormat   string
+	SessionIndexes []string
+}
+
+// SLO processes a request to tenant's single logout URL: a LogoutResponse
+// answering StartLogout, or a LogoutRequest from the IdP, with the
+// HTTP-Redirect or HTTP-POST binding. Both must be signed by the IdP; a
+// LogoutResponse must answer a tracked logout request (consumed once) and
+// carry its RelayState; a LogoutRequest's ID goes into the ReplayCache.
+// Every rejection is a *RejectError (errors.Is(err, ErrRejected)); any
+// other error is a store failure.
+func (p *Provider) SLO(ctx context.Context, tenant string, r *http.Request) (*SLOResult, error) {
+	if err := checkTenant(tenant); err != nil {
+		return nil, reject(ReasonNotConfigured, "unacceptable tenant", err)
+	}
+	comp, err := p.connection(ctx, tenant)
+	if errors.Is(err, ErrNotFound) {
+		return nil, reject(ReasonNotConfigured, "the tenant has no IdP connection", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := p.cfg.Now()
+	if rej := comp.usable(now); rej != nil {
+		return nil, rej
+	}
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(nil, r.Body, p.cfg.MaxBodyBytes)
+		if err := r.ParseForm(); err != nil {
+			return nil, reject(ReasonMalformed, "the form cannot be parsed", err)
+		}
+	}
+	values := r.URL.Query()
+	if r.Method == http.MethodPost {
+		values = r.PostForm
+	}
+	sp := comp.spAt(now)
+	switch {
+	case values.Get("SAMLResponse") != "":
+		irt, relay, rej := peekLogout(values.Get("SAMLResponse"), r.Method == http.MethodGet, values.Get("RelayState"))
+		if rej != nil {
+			return nil, rej
+		}
+		if _, err := sp.ParseLogoutResponse(r, []string{irt}); err != nil {
+			rej := classifySAML(err)
+			if rej.Reason == ReasonIdPStatus {
+				rej.Reason = ReasonLogoutStatus
+			}
+			return nil, rej
+		}
+		req, err := p.cfg.Stores.Requests.ConsumeRequest(ctx, tenant, irt, now)
+		if errors.Is(err, ErrNotFound) {
+			return nil, reject(ReasonRequestUnknown, "InResponseTo names no tracked logout request", nil)
+		}
+		if err != nil {
+			return nil, storeErr("consume request", err)
+		}
+		if req.Kind != KindLogout {
+			return nil, reject(ReasonRequestUnknown, "InResponseTo names a login request", nil)
+		}
+		if subtle.ConstantTimeCompare([]byte(req.RelayState), []byte(relay)) != 1 {
+			return nil, reject(ReasonRelayStateMismatch, "", nil)
+		}
+		return &SLOResult{ReturnTo: req.ReturnTo}, nil
+	case values.Get("SAMLRequest") != "":
+		var storeFailure error
+		sp.ReplayCache = replayAdapter{ctx: ctx, p: p, tenant: tenant, now: now, failed: &storeFailure}
+		lr, err := sp.ValidateLogoutRequest(r)
+		if storeFailure != nil {
+			return nil, storeFailure
+		}
+		if err != nil {
+			if errors.Is(err, saml.ErrAssertionReplayed) {
+				return nil, reject(ReasonReplayed, "LogoutRequest ID seen before", err)
+			}
+			return nil, classifySAML(err)
+		}
+		if lr.NameID == nil || checkNameID(lr.NameID.Value) != "" {
+			return nil, reject(ReasonLogoutNotAddressed, "LogoutRequest without a usable NameID", nil)
+		}
+		res := &SLOResult{Request: &IdPLogoutRequest{ID: lr.ID, NameID: lr.NameID.Value, NameIDFormat: lr.NameID.Format}}
+		for _, si := range lr.AllSessionIndexes() {
+			res.Request.SessionIndexes = append(res.Request.SessionIndexes, si.Value)
+		}
+		if comp.idp.SLORedirectURL != "" {
+			relay := values.Get("RelayState")
+			if len(relay) > 1024 {
+				relay = ""
+			}
+			u, err := sp.MakeRedirectLogoutResponse(lr.ID, relay)
+			if err != nil {
+				return nil, fmt.Errorf("sso: build LogoutResponse: %w", err)
+			}
+			res.RedirectURL = u.String()
+		}
+		return res, nil
+	}
+	return nil, reject(ReasonMalformed, "neither SAMLRequest nor SAMLResponse", nil)
+}
+
+// replayAdapter is crewjam's AssertionReplayCache on the tenant's
+// ReplayCache, for LogoutRequest IDs. A store failure is kept in failed,
+// so that SLO reports it as such rather than as a rejection.
+type replayAdapter struct {
+	ctx    context.Context
+	p      *Provider
+	tenant string
+	now    time.Time
+	failed *error
+}
+
+func (a replayAdapter) Consume(id string, until time.Time) error {
+	isNew, err := a.p.cfg.Stores.Replay.InsertID(a.ctx, a.tenant, id, until, a.now)
+	if err != nil {
+		*a.failed = storeErr("insert logout request ID", err)
+		return err
+	}
+	if !isNew {
+		return saml.ErrAssertionReplayed
+	}
+	return nil
+}
+
+// peekLogout reads the InResponseTo of an (unverified) LogoutResponse so
+// that crewjam can be told which request it must answer; crewjam then
+// verifies the signature and that the signed InResponseTo is that value.
+func peekLogout(msg string, deflated bool, relay string) (irt, relayState string, rej *RejectError) {
+	raw, err := base64.StdEncoding.DecodeString(msg)
+	if err != nil {
+		return "", "", reject(ReasonMalformed, "SAMLResponse is not base64", err)
+	}
+	if deflated {
+		raw, err = io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(raw)), 1<<20))
+		if err != nil {
+			return "", "", reject(ReasonMalformed, "SAMLResponse cannot be inflated", err)
+		}
+	}
+	if rej := lexical(raw); rej != nil {
+		return "", "", rej
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil || doc.Root() == nil {
+		return "", "", reject(ReasonMalformed, "not well-formed XML", err)
+	}
+	irt = doc.Root().SelectAttrValue("InResponseTo", "")
+	if irt == "" {
+		return "", "", reject(ReasonRequestUnknown, "LogoutResponse without InResponseTo", nil)
+	}
+	return irt, relay, nil
+}
