@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -135,5 +137,43 @@ func BenchmarkAuditAppend(b *testing.B) {
 	}
 	if !rep.OK || rep.Head.Seq != uint64(b.N) {
 		b.Fatalf("Verify after the benchmark = %+v, want OK up to Seq %d", rep, b.N)
+	}
+}
+
+// BenchmarkAuditStoreAppend is Audit.Append alone, one goroutine, with
+// batches of a fixed size: what one commit costs, and how the events/s of
+// BenchmarkAuditAppend depend on the batch sizes audit.Log's group commit
+// forms.
+func BenchmarkAuditStoreAppend(b *testing.B) {
+	for _, n := range []int{1, 8, 64} {
+		b.Run(fmt.Sprint("Batch", n), func(b *testing.B) {
+			st := openStore(b)
+			ctx := context.Background()
+			evs := make([]audit.Event, n)
+			var head audit.Link
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := cpuTime()
+			start := time.Now()
+			for b.Loop() {
+				prev := head.MAC
+				for i := range evs {
+					seq := head.Seq + uint64(i) + 1
+					mac := sha256.Sum256(binary.BigEndian.AppendUint64(nil, seq))
+					evs[i] = audit.Event{ID: fmt.Sprint("e", seq), Tenant: "acme", Seq: seq, Time: time.Unix(int64(seq), 0),
+						Actor:  audit.Actor{Kind: audit.ActorUser, ID: "u1", Email: "u1@example.com"},
+						Action: audit.LoginFailed, Target: "u1", IP: "203.0.113.5", UserAgent: "bench", Outcome: audit.Failure,
+						Reason: "bad_password", Meta: map[string]string{"i": fmt.Sprint(i)}, PrevMAC: prev, MAC: mac[:]}
+					prev = evs[i].MAC
+				}
+				if err := st.Audit.Append(ctx, "acme", evs); err != nil {
+					b.Fatal(err)
+				}
+				head = audit.Link{Seq: evs[n-1].Seq, MAC: evs[n-1].MAC}
+			}
+			elapsed := time.Since(start)
+			b.ReportMetric(float64(b.N*n)/elapsed.Seconds(), "events/s")
+			b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
 	}
 }

@@ -55,11 +55,20 @@
 // on, a busy timeout of BusyTimeout, reads through mmap, and
 // synchronous=NORMAL. In WAL mode NORMAL does not fsync at each commit, only
 // at checkpoints: a commit survives a crash of the process, but an
-// operating-system crash or power loss can lose the last transactions
-// before the next checkpoint (never corrupt the database). For Guard that
-// means, at worst, a few recent sessions, throttle counts or audit events;
-// a host that needs every commit on disk can open the database itself with
-// _pragma=synchronous(FULL) and pass it to New.
+// operating-system crash or power loss can lose the transactions committed
+// since the last checkpoint (never corrupt the database). For Guard that
+// means that after a power loss recent sessions, throttle counts and audit
+// events may be gone: the audit chain is then shorter but still verifies,
+// and the rule that an action is audited before it is reported done holds
+// against crashes of the process, not of the machine. A host that needs
+// every commit on disk can open the database itself with
+// _pragma=synchronous(FULL) and pass it to New; each commit then waits for
+// an fsync.
+//
+// A Store keeps one connection for its writes, from its first write until
+// Close, and sets aside up to four for Sessions.Lookup, the per-request
+// check; the rest of the pool (8 connections for Open) serves other reads.
+// Statements are prepared on first use.
 //
 // # Concurrency
 //
@@ -76,10 +85,11 @@
 // for writers (WAL).
 //
 // Rows that are no longer needed are deleted as the stores go: expired
-// sessions of a user when that user signs in, and, every 1024 calls of
-// Sessions.Create or Throttle.Reserve, up to 2048 sessions that are no
-// longer live or throttle records that are forgotten. Sessions.DeleteExpired
-// and Throttle.Sweep do the same on demand.
+// sessions of a user when that user signs in; up to 2048 sessions that are
+// no longer live after every 1024th Sessions.Create of a Store; up to 2048
+// forgotten throttle records in every 1024th Throttle.Reserve that counts
+// an attempt. Sessions.DeleteExpired and Throttle.Sweep delete them all on
+// demand.
 //
 // # Errors
 //
