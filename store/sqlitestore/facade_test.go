@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -175,4 +177,75 @@ func openFDs(t *testing.T) int {
 		return -1
 	}
 	return len(ents)
+}
+
+// Ring-fenced tenants: the registry, sessions and throttle in one file,
+// each tenant's users and audit chain in a file of its own, opened through
+// Config.OpenTenant.
+func TestFacadeRingFenced(t *testing.T) {
+	dir := t.TempDir()
+	shared := openFile(t, filepath.Join(dir, "shared.db"))
+	var opened atomic.Int32
+	g, err := guard.New(guard.Config{
+		Stores:   shared.Stores().Shared(),
+		AuditKey: auditKey,
+		Hasher:   fastHasher,
+		OpenTenant: func(ctx context.Context, tenant string) (guard.Stores, io.Closer, error) {
+			st, err := sqlitestore.Open(ctx, filepath.Join(dir, "tenant-"+tenant+".db"))
+			if err != nil {
+				return guard.Stores{}, nil, err
+			}
+			if err := st.Migrate(ctx); err != nil {
+				st.Close()
+				return guard.Stores{}, nil, err
+			}
+			opened.Add(1)
+			return st.Stores(), st, nil
+		},
+	})
+	if err != nil {
+		t.Fatalf("guard.New: %v", err)
+	}
+	defer g.Close()
+	ctx := context.Background()
+	sys := guard.System("t")
+	for _, tenant := range []string{"acme", "globex"} {
+		if _, err := g.CreateTenant(ctx, sys, tenant, tenant, guard.Policy{}); err != nil {
+			t.Fatalf("CreateTenant(%s): %v", tenant, err)
+		}
+		if _, err := g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenant, Email: "alice@example.com", Password: alicePW}); err != nil {
+			t.Fatalf("CreateUser(%s): %v", tenant, err)
+		}
+		res, err := g.Login(ctx, guard.LoginRequest{Tenant: tenant, Email: "alice@example.com", Password: alicePW})
+		if err != nil {
+			t.Fatalf("Login(%s): %v", tenant, err)
+		}
+		if p, err := g.Authenticate(ctx, res.Token); err != nil || p.Tenant != tenant {
+			t.Fatalf("Authenticate(%s) = %+v, %v", tenant, p, err)
+		}
+		if rep, err := g.VerifyAudit(ctx, sys, tenant); err != nil || !rep.OK || rep.Checked == 0 {
+			t.Fatalf("VerifyAudit(%s) = %+v, %v", tenant, rep, err)
+		}
+	}
+	if n := opened.Load(); n != 2 {
+		t.Errorf("OpenTenant called %d times, want once per tenant", n)
+	}
+	// Each tenant's users and events are in its own file only.
+	for _, tc := range []struct {
+		file  string
+		users int
+	}{{"shared.db", 0}, {"tenant-acme.db", 1}, {"tenant-globex.db", 1}} {
+		var users, events int
+		db := shared.DB()
+		if tc.file != "shared.db" {
+			st := openFile(t, filepath.Join(dir, tc.file))
+			db = st.DB()
+		}
+		if err := db.QueryRow(`SELECT (SELECT count(*) FROM guard_users), (SELECT count(*) FROM guard_audit_events)`).Scan(&users, &events); err != nil {
+			t.Fatal(err)
+		}
+		if users != tc.users || (events > 0) != (tc.users > 0) {
+			t.Errorf("%s holds %d users and %d audit events", tc.file, users, events)
+		}
+	}
 }
