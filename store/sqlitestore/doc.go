@@ -4,7 +4,9 @@
 //
 // # What is inside
 //
-// A Store holds one database and serves all of guard.Stores:
+// A Store holds one database and serves these stores of guard.Stores (its
+// APIKeys and MFA stores, added to the facade later, are not implemented
+// here yet: Stores leaves them nil):
 //
 //   - Users: auth.UserStore and auth.UserUpdater;
 //   - Throttle: auth.ThrottleStore;

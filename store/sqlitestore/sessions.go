@@ -49,6 +49,7 @@ type scanner interface{ Scan(dest ...any) error }
 // hashCol scans a BLOB column into a session.Hash without allocating.
 type hashCol struct{ h *session.Hash }
 
+// Scan implements sql.Scanner.
 func (c hashCol) Scan(src any) error {
 	b, ok := src.([]byte)
 	if !ok || len(b) != len(c.h) {

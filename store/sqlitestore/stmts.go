@@ -212,6 +212,7 @@ func (ss *stmtSet) queryRow(ctx context.Context, id stmtID, args ...any) scanner
 // errRow is a row whose query failed before it ran.
 type errRow struct{ err error }
 
+// Scan returns the error of the query.
 func (r errRow) Scan(...any) error { return r.err }
 
 // close closes every prepared statement; get fails afterwards.

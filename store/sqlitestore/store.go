@@ -190,7 +190,9 @@ func newStore(ctx context.Context, db *sql.DB, own bool) (*Store, error) {
 	return s, nil
 }
 
-// Stores returns s as the facade's guard.Stores, every field filled.
+// Stores returns s as the facade's guard.Stores: Users, UserUpdates,
+// Throttle, Sessions, SessionIndex, Audit and Tenants (APIKeys and MFA are
+// left nil: this package does not implement them yet).
 func (s *Store) Stores() guard.Stores {
 	return guard.Stores{
 		Users:        s.Users,
