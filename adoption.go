@@ -5,6 +5,7 @@ import (
 
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
 )
 
 // Adoption is what a tenant admin sees before requiring MFA: how many
@@ -32,8 +33,8 @@ const MaxWouldEnrol = 1000
 // lists who would be forced to enrol if the tenant required MFA: what the
 // security page shows before the switch is thrown.
 func (g *Guard) MFAAdoption(ctx context.Context, by Principal, tenant string) (Adoption, error) {
-	if !by.mayAdminister(tenant) {
-		return Adoption{}, ErrForbidden
+	if err := g.may(ctx, by, tenant, rbac.Settings, rbac.Read); err != nil {
+		return Adoption{}, err
 	}
 	pol, err := g.EffectivePolicy(ctx, tenant)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/rbac"
 )
 
 // The audit log of a tenant is read through these methods, which check who
@@ -18,8 +19,8 @@ import (
 // QueryAudit returns one page of a tenant's audit events matching q (see
 // audit.Log.Query).
 func (g *Guard) QueryAudit(ctx context.Context, by Principal, tenant string, q audit.Query) (audit.Page, error) {
-	if !by.mayAdminister(tenant) {
-		return audit.Page{}, ErrForbidden
+	if err := g.may(ctx, by, tenant, rbac.Audit, rbac.Read); err != nil {
+		return audit.Page{}, err
 	}
 	p, err := g.audit.Query(ctx, tenant, q)
 	return p, auditErr(err)
@@ -28,8 +29,8 @@ func (g *Guard) QueryAudit(ctx context.Context, by Principal, tenant string, q a
 // VerifyAudit checks a tenant's audit chain and reports the first broken
 // event, if any (see audit.Log.Verify).
 func (g *Guard) VerifyAudit(ctx context.Context, by Principal, tenant string) (audit.Report, error) {
-	if !by.mayAdminister(tenant) {
-		return audit.Report{}, ErrForbidden
+	if err := g.may(ctx, by, tenant, rbac.Audit, rbac.Read); err != nil {
+		return audit.Report{}, err
 	}
 	r, err := g.audit.Verify(ctx, tenant)
 	return r, auditErr(err)
@@ -38,8 +39,8 @@ func (g *Guard) VerifyAudit(ctx context.Context, by Principal, tenant string) (a
 // ExportAudit writes a tenant's audit events matching q's filters to w as
 // JSON Lines or CSV (see audit.Log.Export).
 func (g *Guard) ExportAudit(ctx context.Context, by Principal, tenant string, q audit.Query, w io.Writer, f audit.Format) error {
-	if !by.mayAdminister(tenant) {
-		return ErrForbidden
+	if err := g.may(ctx, by, tenant, rbac.Audit, rbac.Read); err != nil {
+		return err
 	}
 	return auditErr(g.audit.Export(ctx, tenant, q, w, f))
 }

@@ -37,6 +37,21 @@ var (
 	// ErrInvalidResetToken: a password reset link is unknown, used, expired
 	// or voided by a newer one.
 	ErrInvalidResetToken = errors.New("guard: this reset link is invalid or has expired")
+	// ErrIPNotAllowed: the client's IP address is not on the tenant's
+	// allow-list (or could not be identified).
+	ErrIPNotAllowed = errors.New("guard: access from this address is not allowed")
+	// ErrTooManyAttempts: too many invalid API keys from this address; wait.
+	ErrTooManyAttempts = errors.New("guard: too many attempts, try again later")
+	// ErrNotFound: the object named does not exist (in this tenant).
+	ErrNotFound = errors.New("guard: not found")
+	// ErrIPListsNotConfigured, ErrAPIKeysNotConfigured: the backend gives
+	// no store for IP allow-lists or API keys (Stores.IPLists,
+	// Stores.APIKeys).
+	ErrIPListsNotConfigured = errors.New("guard: IP allow-lists are not configured")
+	ErrAPIKeysNotConfigured = errors.New("guard: API keys are not configured")
+	// ErrRolesNotConfigured: the backend gives no role store
+	// (Stores.Policies, Stores.Approvals).
+	ErrRolesNotConfigured = errors.New("guard: roles are not configured")
 )
 
 // unavailable wraps a store failure: callers see ErrUnavailable (and can

@@ -9,14 +9,16 @@ import (
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
 )
 
 // TenantOpener opens the stores that keep one tenant's data when tenants
 // are ring-fenced (Config.OpenTenant): typically the tenant's own SQLite
 // file or its own PostgreSQL database or schema, migrated and ready. Of the
 // returned Stores only the tenant-data fields are used: Users, UserUpdates,
-// Audit, and MFA.Factors, MFA.FactorUpdates, MFA.Enrolments and
+// Audit, IPLists, Policies, Approvals, and MFA.Factors, MFA.FactorUpdates, MFA.Enrolments and
 // MFA.Recovery. The Closer releases them (a pool, a file); it may be nil.
 //
 // The opener is called only for tenants that exist in the registry
@@ -368,4 +370,143 @@ func (r routedMFA) UseRecoveryCode(ctx context.Context, tenant, userID string, h
 
 func (r routedMFA) RecoveryCodesLeft(ctx context.Context, tenant, userID string) (int, error) {
 	return with(ctx, r.f, tenant, func(s Stores) (int, error) { return s.MFA.Recovery.RecoveryCodesLeft(ctx, tenant, userID) })
+}
+
+// routedIPLists stands in for the IP allow-list store when tenants are
+// ring-fenced. A tenant whose stores have no allow-lists has none.
+type routedIPLists struct{ f *fence }
+
+var _ ipfilter.Store = routedIPLists{}
+
+func (r routedIPLists) Lists(ctx context.Context, tenant string) (ipfilter.Lists, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (ipfilter.Lists, error) {
+		if s.IPLists == nil {
+			return ipfilter.Lists{}, nil
+		}
+		return s.IPLists.Lists(ctx, tenant)
+	})
+}
+
+func (r routedIPLists) Version(ctx context.Context, tenant string) (uint64, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (uint64, error) {
+		if s.IPLists == nil {
+			return 0, nil
+		}
+		return s.IPLists.Version(ctx, tenant)
+	})
+}
+
+func (r routedIPLists) Replace(ctx context.Context, tenant string, scope ipfilter.Scope, rules ipfilter.Rules, prev uint64) (uint64, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (uint64, error) {
+		if s.IPLists == nil {
+			return 0, ErrIPListsNotConfigured
+		}
+		return s.IPLists.Replace(ctx, tenant, scope, rules, prev)
+	})
+}
+
+// routedRBAC stands in for the role and approval stores when tenants are
+// ring-fenced.
+type routedRBAC struct{ f *fence }
+
+var (
+	_ rbac.PolicyStore   = routedRBAC{}
+	_ rbac.ApprovalStore = routedRBAC{}
+)
+
+func (r routedRBAC) store(s Stores) (rbac.PolicyStore, rbac.ApprovalStore, error) {
+	if s.Policies == nil || s.Approvals == nil {
+		return nil, nil, ErrRolesNotConfigured
+	}
+	return s.Policies, s.Approvals, nil
+}
+
+func (r routedRBAC) Policy(ctx context.Context, tenant string) ([]rbac.Rule, uint64, error) {
+	type out struct {
+		rules []rbac.Rule
+		v     uint64
+	}
+	o, err := with(ctx, r.f, tenant, func(s Stores) (out, error) {
+		ps, _, err := r.store(s)
+		if err != nil {
+			return out{}, err
+		}
+		rules, v, err := ps.Policy(ctx, tenant)
+		return out{rules, v}, err
+	})
+	return o.rules, o.v, err
+}
+
+func (r routedRBAC) Version(ctx context.Context, tenant string) (uint64, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (uint64, error) {
+		ps, _, err := r.store(s)
+		if err != nil {
+			return 0, err
+		}
+		return ps.Version(ctx, tenant)
+	})
+}
+
+func (r routedRBAC) Update(ctx context.Context, tenant string, expect uint64, remove, add []rbac.Rule) error {
+	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
+		ps, _, err := r.store(s)
+		if err != nil {
+			return struct{}{}, err
+		}
+		return struct{}{}, ps.Update(ctx, tenant, expect, remove, add)
+	})
+	return err
+}
+
+func (r routedRBAC) Changes(ctx context.Context, tenant string, since uint64) ([]rbac.Change, error) {
+	return with(ctx, r.f, tenant, func(s Stores) ([]rbac.Change, error) {
+		ps, _, err := r.store(s)
+		if err != nil {
+			return nil, err
+		}
+		return ps.Changes(ctx, tenant, since)
+	})
+}
+
+func (r routedRBAC) approvals(ctx context.Context, tenant string, fn func(rbac.ApprovalStore) (rbac.Approval, error)) (rbac.Approval, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (rbac.Approval, error) {
+		_, as, err := r.store(s)
+		if err != nil {
+			return rbac.Approval{}, err
+		}
+		return fn(as)
+	})
+}
+
+func (r routedRBAC) CreateApproval(ctx context.Context, a rbac.Approval) error {
+	_, err := r.approvals(ctx, a.Tenant, func(as rbac.ApprovalStore) (rbac.Approval, error) {
+		return rbac.Approval{}, as.CreateApproval(ctx, a)
+	})
+	return err
+}
+
+func (r routedRBAC) Approval(ctx context.Context, tenant, id string) (rbac.Approval, error) {
+	return r.approvals(ctx, tenant, func(as rbac.ApprovalStore) (rbac.Approval, error) { return as.Approval(ctx, tenant, id) })
+}
+
+func (r routedRBAC) DecideApproval(ctx context.Context, tenant, id string, by rbac.Subject, st rbac.Status, at time.Time) (rbac.Approval, error) {
+	return r.approvals(ctx, tenant, func(as rbac.ApprovalStore) (rbac.Approval, error) {
+		return as.DecideApproval(ctx, tenant, id, by, st, at)
+	})
+}
+
+func (r routedRBAC) ConsumeApproval(ctx context.Context, tenant, id string, c rbac.Claim, at time.Time) (rbac.Approval, error) {
+	return r.approvals(ctx, tenant, func(as rbac.ApprovalStore) (rbac.Approval, error) {
+		return as.ConsumeApproval(ctx, tenant, id, c, at)
+	})
+}
+
+func (r routedRBAC) ListApprovals(ctx context.Context, tenant string, q rbac.ApprovalQuery) ([]rbac.Approval, error) {
+	return with(ctx, r.f, tenant, func(s Stores) ([]rbac.Approval, error) {
+		_, as, err := r.store(s)
+		if err != nil {
+			return nil, err
+		}
+		return as.ListApprovals(ctx, tenant, q)
+	})
 }

@@ -9,7 +9,9 @@ import (
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/session"
 )
 
@@ -29,6 +31,14 @@ type Stores struct {
 	Audit        audit.Store
 	Tenants      TenantStore
 	APIKeys      auth.APIKeyStore
+	// IPLists keeps each tenant's IP allow-lists (nil: no allow-lists).
+	// Tenant data: with OpenTenant it comes from each tenant's stores.
+	IPLists ipfilter.Store
+	// Policies and Approvals keep each tenant's roles and grants and its
+	// four-eyes approval requests (nil: no roles; every user of a tenant
+	// administers it). Tenant data.
+	Policies  rbac.PolicyStore
+	Approvals rbac.ApprovalStore
 	// MFA are the second-factor stores, needed when Config.MFA is set
 	// (and MFA.Codes for password recovery). With OpenTenant, Factors,
 	// FactorUpdates, Enrolments and Recovery come from each tenant's
@@ -41,7 +51,7 @@ type Stores struct {
 // Audit and the MFA factor, enrolment and recovery stores): the stores
 // that stay shared when tenants are ring-fenced (Config.OpenTenant).
 func (s Stores) Shared() Stores {
-	s.Users, s.UserUpdates, s.Audit = nil, nil, nil
+	s.Users, s.UserUpdates, s.Audit, s.IPLists, s.Policies, s.Approvals = nil, nil, nil, nil, nil, nil
 	s.MFA.Factors, s.MFA.FactorUpdates, s.MFA.Enrolments, s.MFA.Recovery = nil, nil, nil, nil
 	return s
 }
@@ -49,9 +59,9 @@ func (s Stores) Shared() Stores {
 func (s Stores) validate(fenced bool) error {
 	if fenced {
 		switch {
-		case s.Users != nil || s.UserUpdates != nil || s.Audit != nil ||
+		case s.Users != nil || s.UserUpdates != nil || s.Audit != nil || s.IPLists != nil || s.Policies != nil || s.Approvals != nil ||
 			s.MFA.Factors != nil || s.MFA.FactorUpdates != nil || s.MFA.Enrolments != nil || s.MFA.Recovery != nil:
-			return &PolicyError{Field: "Stores", Reason: "the tenant-data stores (Users, UserUpdates, Audit, MFA.Factors, MFA.FactorUpdates, MFA.Enrolments, MFA.Recovery) must be nil with OpenTenant: each tenant's come from OpenTenant"}
+			return &PolicyError{Field: "Stores", Reason: "the tenant-data stores (Users, UserUpdates, Audit, IPLists, Policies, Approvals, MFA.Factors, MFA.FactorUpdates, MFA.Enrolments, MFA.Recovery) must be nil with OpenTenant: each tenant's come from OpenTenant"}
 		case s.Throttle == nil:
 			return &PolicyError{Field: "Stores.Throttle", Reason: "is required"}
 		case s.Sessions == nil:
@@ -133,6 +143,18 @@ type Config struct {
 	// is always Secure, HttpOnly, SameSite=Lax, Path=/.
 	CookieName string
 
+	// Sections are the host application's own sections for role grants,
+	// beside the built-in ones (contacts, campaigns, reports, settings,
+	// users, audit, api-keys, billing).
+	Sections []rbac.Section
+	// MaxAdmins is the recommended number of owners and admins of a
+	// tenant; more gives an AdminWarning (default 1).
+	MaxAdmins int
+	// Proxies are the trusted reverse proxies in front of the application,
+	// whose X-Forwarded-For header gives the client IP (see
+	// ipfilter.ResolverConfig). Zero: the client IP is the connection's
+	// peer, and forwarding headers are ignored.
+	Proxies ipfilter.ResolverConfig
 	// MFA turns second factors on: authenticator apps, email and SMS codes,
 	// recovery codes, and the "require MFA" policy. Fill in the Keyring,
 	// the Issuer and any senders (see mfa.Config); the facade supplies
@@ -187,6 +209,10 @@ type Guard struct {
 	fence    *fence // nil unless tenants are ring-fenced
 
 	mfa          *mfa.Manager // nil when MFA is off
+	resolver     *ipfilter.Resolver
+	ipf          *ipfilter.Filter // nil without Stores.IPLists
+	rbac         *rbac.Enforcer   // nil without Stores.Policies
+	approvals    *rbac.Approvals
 	stepUp       time.Duration
 	captcha      auth.CaptchaVerifier
 	captchaAfter int
@@ -275,6 +301,33 @@ func New(cfg Config) (*Guard, error) {
 		f.needMFA = cfg.MFA != nil
 		r := routedMFA{f}
 		cfg.Stores.MFA.Factors, cfg.Stores.MFA.FactorUpdates, cfg.Stores.MFA.Enrolments, cfg.Stores.MFA.Recovery = r, r, r, r
+		cfg.Stores.IPLists = routedIPLists{f}
+		cfg.Stores.Policies, cfg.Stores.Approvals = routedRBAC{f}, routedRBAC{f}
+	}
+	resolver, err := ipfilter.NewResolver(cfg.Proxies)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		enf *rbac.Enforcer
+		aps *rbac.Approvals
+	)
+	if cfg.Stores.Policies != nil {
+		if enf, err = rbac.New(rbac.Config{Store: cfg.Stores.Policies, Sections: cfg.Sections, MaxAdmins: cfg.MaxAdmins}); err != nil {
+			return nil, err
+		}
+		if cfg.Stores.Approvals == nil {
+			return nil, &PolicyError{Field: "Stores.Approvals", Reason: "is required with Stores.Policies"}
+		}
+		if aps, err = rbac.NewApprovals(rbac.ApprovalConfig{Store: cfg.Stores.Approvals, Enforcer: enf, Now: cfg.Now, Rand: cfg.Rand}); err != nil {
+			return nil, err
+		}
+	}
+	var ipf *ipfilter.Filter
+	if cfg.Stores.IPLists != nil {
+		if ipf, err = ipfilter.New(ipfilter.Config{Store: cfg.Stores.IPLists, Now: cfg.Now}); err != nil {
+			return nil, err
+		}
 	}
 	var mf *mfa.Manager
 	if cfg.MFA != nil {
@@ -319,6 +372,10 @@ func New(cfg Config) (*Guard, error) {
 		fence:    f,
 
 		mfa:          mf,
+		resolver:     resolver,
+		ipf:          ipf,
+		rbac:         enf,
+		approvals:    aps,
 		stepUp:       cfg.StepUpWindow,
 		captcha:      cfg.Captcha,
 		captchaAfter: cfg.CaptchaAfter,

@@ -2,12 +2,12 @@ package guard
 
 import (
 	"errors"
-	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/session"
 )
 
@@ -22,9 +22,28 @@ func (g *Guard) SessionToken(r *http.Request) (string, bool) {
 	return "", false
 }
 
-// AuthenticateRequest authenticates r by its session cookie. The returned
-// principal carries r's client IP and user agent.
+// AuthenticateRequest authenticates r: by its API key when it carries an
+// "Authorization: Bearer" header (the only place a key is accepted), else
+// by its session cookie. It resolves the client IP (Config.Proxies) and
+// applies the tenant's allow-list for people or for API keys. The returned
+// principal carries the client IP and user agent.
+//
+// Errors: ErrUnauthenticated (no or bad credential), ErrIPNotAllowed (the
+// client IP is not allowed or cannot be identified), ErrTooManyAttempts
+// (too many bad API keys from this IP), ErrUnavailable (a store failed).
 func (g *Guard) AuthenticateRequest(r *http.Request) (Principal, error) {
+	addr, aerr := g.resolver.ClientIP(r)
+	if key, ok := bearer(r); ok {
+		if aerr != nil {
+			return Principal{}, ErrIPNotAllowed
+		}
+		p, err := g.AuthenticateAPIKey(r.Context(), key, addr)
+		if err != nil {
+			return Principal{}, err
+		}
+		p.IP, p.UserAgent = addr.String(), r.UserAgent()
+		return p, nil
+	}
 	tok, ok := g.SessionToken(r)
 	if !ok {
 		return Principal{}, ErrUnauthenticated
@@ -33,16 +52,42 @@ func (g *Guard) AuthenticateRequest(r *http.Request) (Principal, error) {
 	if err != nil {
 		return Principal{}, err
 	}
-	p.IP = ClientIP(r)
-	p.UserAgent = r.UserAgent()
+	if aerr != nil {
+		return Principal{}, g.unidentified(r, p, aerr)
+	}
+	if g.ipf != nil {
+		if err := g.checkIP(r.Context(), p.Tenant, ipfilter.Users, addr, p.actor(), r.UserAgent()); err != nil {
+			return Principal{}, err
+		}
+	}
+	p.Addr, p.IP, p.UserAgent = addr, addr.String(), r.UserAgent()
 	return p, nil
 }
 
-// Middleware authenticates every request that carries a session cookie and
-// puts the principal in the request context (see PrincipalFrom). A request
-// without a valid session goes on anonymously (a stale cookie is cleared);
-// a store failure answers 503 and goes no further: it never lets a request
-// through as authenticated. Use RequireSession to refuse anonymous ones.
+// unidentified records a request whose client IP cannot be resolved and
+// returns ErrIPNotAllowed.
+func (g *Guard) unidentified(r *http.Request, p Principal, cause error) error {
+	e := audit.Event{Tenant: p.Tenant, Actor: p.actor(), Action: audit.IPDenied, IP: "", UserAgent: clip(r.UserAgent(), 512),
+		Outcome: audit.Failure, Reason: "unidentified"}
+	var re *ipfilter.ResolveError
+	if errors.As(cause, &re) {
+		// The value came from the request: recorded as untrusted input.
+		e.Meta = map[string]string{"untrusted_" + strings.ToLower(re.Source): clip(re.Value, 200)}
+	}
+	if err := g.record(r.Context(), e); err != nil {
+		return err
+	}
+	return ErrIPNotAllowed
+}
+
+// Middleware authenticates every request that carries a session cookie or
+// an API key and puts the principal in the request context (see
+// PrincipalFrom). A request without a credential goes on anonymously (a
+// stale cookie is cleared); a bad API key answers 401, a client IP outside
+// the tenant's allow-list 403, too many bad keys 429, and a store failure
+// 503 — none of these goes further: Middleware never lets a request
+// through as authenticated on an error. Use RequireSession to refuse
+// anonymous requests, and Require for role checks.
 func (g *Guard) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := g.AuthenticateRequest(r)
@@ -52,7 +97,18 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		case errors.Is(err, ErrUnavailable):
 			http.Error(w, "Service temporarily unavailable", http.StatusServiceUnavailable)
 			return
+		case errors.Is(err, ErrIPNotAllowed):
+			http.Error(w, "Forbidden", http.StatusForbidden)
+			return
+		case errors.Is(err, ErrTooManyAttempts):
+			http.Error(w, "Too many requests", http.StatusTooManyRequests)
+			return
 		default:
+			if _, isKey := bearer(r); isKey {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="api"`)
+				http.Error(w, "Unauthorized", http.StatusUnauthorized)
+				return
+			}
 			if _, had := g.SessionToken(r); had {
 				g.ClearSessionCookie(w)
 			}
@@ -89,26 +145,4 @@ func (g *Guard) ClearSessionCookie(w http.ResponseWriter) {
 		Name: g.cookie, Value: "", Path: "/", MaxAge: -1, Expires: time.Unix(0, 0),
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	})
-}
-
-// ClientIP returns the IP address of r's peer (the connection), unmapped
-// from IPv4-in-IPv6 and without zone, or "" if RemoteAddr holds none.
-// Forwarded headers are ignored: trusted-proxy handling comes with the
-// ipfilter package.
-func ClientIP(r *http.Request) string {
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil && ap.Addr().Is4() {
-		// The common case, without allocating: RemoteAddr is "a.b.c.d:port"
-		// and its host part is already canonical.
-		host, _, _ := strings.Cut(r.RemoteAddr, ":")
-		return host
-	}
-	host := r.RemoteAddr
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return ""
-	}
-	return a.Unmap().WithZone("").String()
 }

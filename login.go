@@ -10,6 +10,7 @@ import (
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/session"
 )
@@ -88,6 +89,7 @@ const (
 	ReasonSessionLimit = "session_limit"
 	ReasonNoPassword   = "no_password"
 	ReasonCaptcha      = "captcha"
+	ReasonIPDenied     = "ip_denied"
 	ReasonBadCode      = "bad_code"
 	ReasonCodeReuse    = "reuse"
 	ReasonCodeExpired  = "expired"
@@ -240,6 +242,13 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("load user", err))
 	default:
 		a.user = &u
+	}
+	if err := g.checkIPString(ctx, req.Tenant, ipfilter.Users, req.IP, a.actor(), req.UserAgent); err != nil {
+		reason := ReasonUnavailable
+		if errors.Is(err, ErrIPNotAllowed) {
+			reason = ReasonIPDenied
+		}
+		return LoginResult{}, g.loginFailed(ctx, a, reason, err)
 	}
 	gt, reason, err := g.reserve(ctx, req.Tenant, email, req.IP, a.user != nil)
 	if err != nil {

@@ -424,7 +424,9 @@ func TestRequireMFAGracePeriod(t *testing.T) {
 
 func TestStepUp(t *testing.T) {
 	f := newMFAFixture(t)
-	f.createUser(t, adaEmail, ownerPW)
+	if _, err := f.g.CreateUser(f.ctx, guard.System("test"), guard.NewUser{Tenant: tenantID, Email: adaEmail, Name: "Ada", Password: ownerPW, Roles: []string{"owner"}}); err != nil {
+		t.Fatal(err)
+	}
 	res, p := f.signIn(t, adaEmail, ownerPW)
 	secret, _ := f.enrolTOTP(t, p)
 	fs, _ := f.g.Factors(f.ctx, p, tenantID, p.UserID)

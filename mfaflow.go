@@ -7,7 +7,9 @@ import (
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/session"
 )
 
@@ -70,6 +72,9 @@ func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) 
 	p := pending{txn: txn, pol: pol, a: attempt{req: LoginRequest{Tenant: txn.Tenant, IP: ip, UserAgent: ua}, email: u.Email, user: &u}}
 	if u.Status != auth.StatusActive {
 		return pending{}, g.mfaFailed(ctx, p.a, ReasonDeactivated, "", gate{}, ErrLoginExpired)
+	}
+	if err := g.checkIPString(ctx, u.Tenant, ipfilter.Users, ip, p.a.actor(), ua); err != nil {
+		return pending{}, err
 	}
 	return p, nil
 }
@@ -443,8 +448,8 @@ func (g *Guard) findFactor(ctx context.Context, tenant, userID, id string) (mfa.
 // Factors lists a user's second factors (without secrets). A user may list
 // their own; otherwise the principal must administer the tenant.
 func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string) ([]mfa.Factor, error) {
-	if !by.mayAdminister(tenant) {
-		return nil, ErrForbidden
+	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Read); err != nil {
+		return nil, err
 	}
 	if g.mfa == nil {
 		return nil, ErrMFANotConfigured
@@ -457,8 +462,8 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // of the tenant), which needs a recent authentication. Removing the last
 // one also voids the user's recovery codes.
 func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, factorID string) error {
-	if !by.mayAdminister(tenant) {
-		return ErrForbidden
+	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
+		return err
 	}
 	if g.mfa == nil {
 		return ErrMFANotConfigured

@@ -2,6 +2,7 @@ package guard
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/guardhq/guard/audit"
@@ -17,6 +18,8 @@ const (
 	// KindSystem is the host application itself (bootstrap, jobs); it may
 	// act on any tenant. Build one with System.
 	KindSystem
+	// KindAPIKey is a program using one of a tenant's API keys.
+	KindAPIKey
 )
 
 // Principal is who makes a request: a signed-in user, or the system.
@@ -29,7 +32,11 @@ type Principal struct {
 	// AuthAt is when the user last fully authenticated in this session (at
 	// sign-in, or at Reauthenticate): step-up checks use it.
 	AuthAt time.Time
-	// IP and UserAgent of the request, for audit events.
+	// KeyID is the API key's ID (KindAPIKey only).
+	KeyID string
+	// Addr is the resolved client address of the request; IP is the same
+	// as text, for audit events, with the request's UserAgent.
+	Addr      netip.Addr
 	IP        string
 	UserAgent string
 }
@@ -90,22 +97,13 @@ func (g *Guard) requireRecentAuth(p Principal) error {
 }
 
 func (p Principal) actor() audit.Actor {
-	if p.Kind == KindSystem {
-		return audit.Actor{Kind: audit.ActorSystem, ID: p.UserID}
-	}
-	return audit.Actor{Kind: audit.ActorUser, ID: p.UserID}
-}
-
-// mayAdminister reports whether p may act on tenant: the system always, a
-// user only inside its own tenant. (Role checks arrive with rbac.)
-func (p Principal) mayAdminister(tenant string) bool {
 	switch p.Kind {
 	case KindSystem:
-		return true
-	case KindUser:
-		return p.Tenant == tenant
+		return audit.Actor{Kind: audit.ActorSystem, ID: p.UserID}
+	case KindAPIKey:
+		return audit.Actor{Kind: audit.ActorAPIKey, ID: p.KeyID}
 	}
-	return false
+	return audit.Actor{Kind: audit.ActorUser, ID: p.UserID}
 }
 
 type principalKey struct{}

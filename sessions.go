@@ -8,6 +8,7 @@ import (
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/session"
 )
 
@@ -74,8 +75,8 @@ func (g *Guard) RotateSession(ctx context.Context, token string, flags uint32) (
 // UserSessions lists a user's live sessions, oldest first. A user may list
 // their own; otherwise the principal must administer the tenant.
 func (g *Guard) UserSessions(ctx context.Context, by Principal, tenant, userID string) ([]session.Session, error) {
-	if !by.mayAdminister(tenant) {
-		return nil, ErrForbidden
+	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Read); err != nil {
+		return nil, err
 	}
 	ss, err := g.sessions.List(ctx, tenant, userID)
 	if err != nil {
@@ -86,8 +87,8 @@ func (g *Guard) UserSessions(ctx context.Context, by Principal, tenant, userID s
 
 // RevokeSession ends one session of a user, by its public ID.
 func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID, sessionID string) error {
-	if !by.mayAdminister(tenant) {
-		return ErrForbidden
+	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
+		return err
 	}
 	s, err := g.sessions.RevokeID(ctx, tenant, userID, sessionID)
 	switch {
@@ -102,8 +103,8 @@ func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID,
 // RevokeUserSessions ends every session of a user except the principal's
 // own current session, and returns how many ended.
 func (g *Guard) RevokeUserSessions(ctx context.Context, by Principal, tenant, userID string) (int, error) {
-	if !by.mayAdminister(tenant) {
-		return 0, ErrForbidden
+	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
+		return 0, err
 	}
 	var keep session.Hash
 	if by.Kind == KindUser && by.UserID == userID {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/rbac"
 )
 
 // MaxTenantIDBytes bounds tenant identifiers.
@@ -90,8 +91,8 @@ func (g *Guard) EffectivePolicy(ctx context.Context, tenant string) (Policy, err
 // changing the policy needs a recent authentication (ErrStepUpRequired);
 // requiring MFA needs Config.MFA.
 func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Policy, version int64) (int64, error) {
-	if !by.mayAdminister(tenant) {
-		return 0, ErrForbidden
+	if err := g.may(ctx, by, tenant, rbac.Settings, rbac.Manage); err != nil {
+		return 0, err
 	}
 	if err := g.requireRecentAuth(by); err != nil {
 		return 0, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/rbac"
 )
 
 // User is a user as the facade shows it: no password hashes.
@@ -42,14 +43,18 @@ type NewUser struct {
 	// creates a user without a password (who signs in another way, or is
 	// given one later).
 	Password string
+	// Roles are granted to the new user (with RBAC): the creator must
+	// hold every permission of each (see GrantRole). The first user of a
+	// tenant is created by the system with the owner role.
+	Roles []string
 }
 
 // CreateUser creates an active user in a tenant. The password, if any, must
 // pass the tenant's policy: a refusal is an *auth.PolicyError naming the
 // rule (and a password.rejected audit event).
 func (g *Guard) CreateUser(ctx context.Context, by Principal, nu NewUser) (User, error) {
-	if !by.mayAdminister(nu.Tenant) {
-		return User{}, ErrForbidden
+	if err := g.may(ctx, by, nu.Tenant, rbac.Users, rbac.Manage); err != nil {
+		return User{}, err
 	}
 	pol, err := g.EffectivePolicy(ctx, nu.Tenant)
 	if err != nil {
@@ -87,6 +92,13 @@ func (g *Guard) CreateUser(ctx context.Context, by Principal, nu NewUser) (User,
 		_ = g.stores.Users.DeleteUser(context.WithoutCancel(ctx), u.Tenant, u.ID)
 		return User{}, err
 	}
+	for _, role := range nu.Roles {
+		if err := g.GrantRole(ctx, by, nu.Tenant, "user:"+u.ID, role); err != nil {
+			// A role the creator may not give: the user is not created.
+			_ = g.DeleteUser(context.WithoutCancel(ctx), System("rollback"), u.Tenant, u.ID)
+			return User{}, err
+		}
+	}
 	return userView(u), nil
 }
 
@@ -122,7 +134,14 @@ func (g *Guard) checkPassword(ctx context.Context, by Principal, pol Policy, u a
 
 // User returns one user of a tenant.
 func (g *Guard) User(ctx context.Context, by Principal, tenant, id string) (User, error) {
-	u, err := g.loadUser(ctx, by, tenant, id)
+	if by.Kind == KindUser && by.Tenant == tenant && by.UserID == id {
+		u, err := g.stores.Users.User(ctx, tenant, id)
+		if err != nil {
+			return User{}, g.userErr("load user", err)
+		}
+		return userView(u), nil
+	}
+	u, err := g.loadUser(ctx, by, tenant, id, rbac.Read)
 	if err != nil {
 		return User{}, err
 	}
@@ -132,8 +151,8 @@ func (g *Guard) User(ctx context.Context, by Principal, tenant, id string) (User
 // ListUsers returns at most limit (1 to 1000) users of a tenant ordered by
 // id, after the id given in after.
 func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after string, limit int) ([]User, error) {
-	if !by.mayAdminister(tenant) {
-		return nil, ErrForbidden
+	if err := g.may(ctx, by, tenant, rbac.Users, rbac.Read); err != nil {
+		return nil, err
 	}
 	limit = min(max(limit, 1), 1000)
 	us, err := g.stores.Users.ListUsers(ctx, tenant, after, limit)
@@ -153,7 +172,7 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 	if by.Kind == KindUser && by.UserID == id {
 		return ErrForbidden
 	}
-	if _, err := g.loadUser(ctx, by, tenant, id); err != nil {
+	if _, err := g.loadUser(ctx, by, tenant, id, rbac.Manage); err != nil {
 		return err
 	}
 	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusDeactivated); err != nil {
@@ -170,7 +189,7 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 
 // ReactivateUser makes a deactivated user active again.
 func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id string) error {
-	if _, err := g.loadUser(ctx, by, tenant, id); err != nil {
+	if _, err := g.loadUser(ctx, by, tenant, id, rbac.Manage); err != nil {
 		return err
 	}
 	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusActive); err != nil {
@@ -185,7 +204,7 @@ func (g *Guard) DeleteUser(ctx context.Context, by Principal, tenant, id string)
 	if by.Kind == KindUser && by.UserID == id {
 		return ErrForbidden
 	}
-	u, err := g.loadUser(ctx, by, tenant, id)
+	u, err := g.loadUser(ctx, by, tenant, id, rbac.Manage)
 	if err != nil {
 		return err
 	}
@@ -204,6 +223,11 @@ func (g *Guard) DeleteUser(ctx context.Context, by Principal, tenant, id string)
 			return unavailable("delete factors", err)
 		}
 	}
+	if g.rbac != nil {
+		if err := g.rbac.RevokeAll(ctx, g.rbac.AllPerms(), tenant, rbac.User(id)); err != nil && !errors.Is(err, rbac.ErrLastOwner) {
+			return rbacErr("revoke roles", err)
+		}
+	}
 	if err := g.stores.Throttle.Reset(ctx, accountKey(tenant, u.Email)); err != nil {
 		return unavailable("throttle", err)
 	}
@@ -215,7 +239,7 @@ func (g *Guard) DeleteUser(ctx context.Context, by Principal, tenant, id string)
 // UnlockUser lifts a user's login lock (temporary or permanent) and clears
 // their failure count.
 func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string) error {
-	u, err := g.loadUser(ctx, by, tenant, id)
+	u, err := g.loadUser(ctx, by, tenant, id, rbac.Manage)
 	if err != nil {
 		return err
 	}
@@ -227,7 +251,7 @@ func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string)
 
 // LockState reports a user's login throttle state (failures, lock).
 func (g *Guard) LockState(ctx context.Context, by Principal, tenant, id string) (auth.State, error) {
-	u, err := g.loadUser(ctx, by, tenant, id)
+	u, err := g.loadUser(ctx, by, tenant, id, rbac.Read)
 	if err != nil {
 		return auth.State{}, err
 	}
@@ -238,9 +262,9 @@ func (g *Guard) LockState(ctx context.Context, by Principal, tenant, id string) 
 	return st, nil
 }
 
-func (g *Guard) loadUser(ctx context.Context, by Principal, tenant, id string) (auth.User, error) {
-	if !by.mayAdminister(tenant) {
-		return auth.User{}, ErrForbidden
+func (g *Guard) loadUser(ctx context.Context, by Principal, tenant, id string, a rbac.Action) (auth.User, error) {
+	if err := g.may(ctx, by, tenant, rbac.Users, a); err != nil {
+		return auth.User{}, err
 	}
 	if len(id) > auth.MaxIDBytes {
 		return auth.User{}, ErrUserNotFound

@@ -27,6 +27,28 @@ const (
 	RecoveryReset     Action = "mfa.recovery_regenerated"
 )
 
+// Network and API keys.
+const (
+	IPDenied      Action = "ip.denied"            // IP is the resolved client address; Target the scope; Reason report_only when not blocked
+	IPListChanged Action = "ip.allowlist_changed" // Target: the scope; Meta: version, entries
+	APIKeyCreated Action = "apikey.created"       // Meta: name, prefix
+	APIKeyRevoked Action = "apikey.revoked"
+	APIKeyDenied  Action = "apikey.denied" // Reason: revoked, expired
+)
+
+// Roles and four-eyes approvals.
+const (
+	RoleGranted         Action = "role.granted" // Target: the subject; Meta: role
+	RoleRevoked         Action = "role.revoked"
+	RoleDefined         Action = "role.defined" // Target: the role; Meta: permissions
+	RoleDeleted         Action = "role.deleted"
+	ApprovalRuleChanged Action = "approval_rule.changed"
+	ApprovalRequested   Action = "approval.requested"
+	ApprovalApproved    Action = "approval.approved"
+	ApprovalRejected    Action = "approval.rejected"
+	ApprovalConsumed    Action = "approval.consumed"
+)
+
 // Password recovery.
 const (
 	PasswordResetRequested Action = "password.reset_requested" // Reason: unknown_user, deactivated when no email went out
@@ -63,6 +85,9 @@ var Actions = []Action{
 	LoginSucceeded, LoginFailed, LoginLocked, LoginPending, Logout, Reauthenticated,
 	MFASucceeded, MFAFailed, MFAEnrolStarted, MFAEnrolled, MFARemoved, MFACodeSent, MFACodeSuppressed,
 	RecoveryUsed, RecoveryReset, PasswordResetRequested, PasswordReset,
+	IPDenied, IPListChanged, APIKeyCreated, APIKeyRevoked, APIKeyDenied,
+	RoleGranted, RoleRevoked, RoleDefined, RoleDeleted, ApprovalRuleChanged,
+	ApprovalRequested, ApprovalApproved, ApprovalRejected, ApprovalConsumed,
 	SessionCreated, SessionRotated, SessionEvicted, SessionRevoked, SessionExpired,
 	UserCreated, UserDeactivated, UserReactivated, UserDeleted, UserUnlocked,
 	PasswordChanged, PasswordRejected, PasswordRehashed,

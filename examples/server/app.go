@@ -93,7 +93,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	tenant, email := r.PostForm.Get("tenant"), r.PostForm.Get("email")
 	res, err := a.g.Login(r.Context(), guard.LoginRequest{
 		Tenant: tenant, Email: email, Password: r.PostForm.Get("password"),
-		IP: guard.ClientIP(r), UserAgent: r.UserAgent(),
+		IP: a.g.ClientIP(r), UserAgent: r.UserAgent(),
 	})
 	if err != nil {
 		status, msg := http.StatusUnauthorized, "Incorrect email or password."

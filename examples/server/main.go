@@ -85,7 +85,7 @@ func newApp(ctx context.Context) (*app, string, error) {
 		return nil, "", err
 	}
 	password := randomPassword()
-	if _, err := g.CreateUser(ctx, sys, guard.NewUser{Tenant: demoTenant, Email: ownerEmail, Name: "Demo Owner", Password: password}); err != nil {
+	if _, err := g.CreateUser(ctx, sys, guard.NewUser{Tenant: demoTenant, Email: ownerEmail, Name: "Demo Owner", Password: password, Roles: []string{"owner"}}); err != nil {
 		return nil, "", err
 	}
 	return &app{g: g}, password, nil

@@ -13,25 +13,31 @@ import guard "github.com/guardhq/guard"
 
 // Store bundles one of each in-memory store.
 type Store struct {
-	Users    *Users
-	Throttle *Throttle
-	Sessions *Sessions
-	Audit    *Audit
-	Tenants  *Tenants
-	APIKeys  *APIKeys
-	MFA      *MFA
+	Users     *Users
+	Throttle  *Throttle
+	Sessions  *Sessions
+	Audit     *Audit
+	Tenants   *Tenants
+	APIKeys   *APIKeys
+	MFA       *MFA
+	IPLists   *IPLists
+	Policies  *Policies
+	Approvals *Approvals
 }
 
 // New returns an empty Store.
 func New() *Store {
 	return &Store{
-		Users:    NewUsers(),
-		Throttle: NewThrottle(0),
-		Sessions: NewSessions(),
-		Audit:    NewAudit(),
-		Tenants:  NewTenants(),
-		APIKeys:  NewAPIKeys(),
-		MFA:      NewMFA(),
+		Users:     NewUsers(),
+		Throttle:  NewThrottle(0),
+		Sessions:  NewSessions(),
+		Audit:     NewAudit(),
+		Tenants:   NewTenants(),
+		APIKeys:   NewAPIKeys(),
+		MFA:       NewMFA(),
+		IPLists:   NewIPLists(),
+		Policies:  NewPolicies(),
+		Approvals: NewApprovals(),
 	}
 }
 
@@ -47,5 +53,8 @@ func (s *Store) Stores() guard.Stores {
 		Tenants:      s.Tenants,
 		APIKeys:      s.APIKeys,
 		MFA:          s.MFA.Stores(),
+		IPLists:      s.IPLists,
+		Policies:     s.Policies,
+		Approvals:    s.Approvals,
 	}
 }

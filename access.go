@@ -1,0 +1,518 @@
+package guard
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/rbac"
+)
+
+// subject is the RBAC subject of a principal (the zero Subject for the
+// system).
+func (p Principal) subject() rbac.Subject {
+	switch p.Kind {
+	case KindUser:
+		return rbac.User(p.UserID)
+	case KindAPIKey:
+		return rbac.Key(p.KeyID)
+	}
+	return rbac.Subject{}
+}
+
+// may returns nil if by may take action on section in tenant, else
+// ErrForbidden (recorded as access.denied) or, when the decision cannot be
+// made, ErrUnavailable: it never allows on an error. The tenant of the
+// decision is the principal's own; a principal of another tenant is always
+// refused. The system may do anything. Without RBAC (no Stores.Policies),
+// every user of a tenant may administer it and API keys may not.
+func (g *Guard) may(ctx context.Context, by Principal, tenant string, s rbac.Section, a rbac.Action) error {
+	switch by.Kind {
+	case KindSystem:
+		return nil
+	case KindUser, KindAPIKey:
+	default:
+		return ErrForbidden
+	}
+	if by.Tenant != tenant {
+		return g.denied(ctx, by, s, a, "other_tenant")
+	}
+	if g.rbac == nil {
+		if by.Kind == KindAPIKey {
+			return g.denied(ctx, by, s, a, "no_permission")
+		}
+		return nil
+	}
+	d, err := g.rbac.Decide(ctx, by.Tenant, by.subject(), s, a)
+	if err != nil {
+		var ie *rbac.InputError
+		if errors.As(err, &ie) {
+			return g.denied(ctx, by, s, a, "bad_input")
+		}
+		if derr := g.denied(ctx, by, s, a, "error"); !errors.Is(derr, ErrForbidden) {
+			return derr
+		}
+		return unavailable("access decision", err)
+	}
+	if !d.Allowed {
+		return g.denied(ctx, by, s, a, "no_permission")
+	}
+	return nil
+}
+
+// mayOrSelf is may, except that a user acting on their own account
+// (userID) needs no permission.
+func (g *Guard) mayOrSelf(ctx context.Context, by Principal, tenant, userID string, s rbac.Section, a rbac.Action) error {
+	if by.Kind == KindUser && by.Tenant == tenant && by.UserID == userID {
+		return nil
+	}
+	return g.may(ctx, by, tenant, s, a)
+}
+
+// denied records an access.denied event in the principal's own tenant and
+// returns ErrForbidden.
+func (g *Guard) denied(ctx context.Context, by Principal, s rbac.Section, a rbac.Action, reason string) error {
+	e := g.adminEvent(by, by.Tenant, audit.AccessDenied, string(s)+":"+string(a))
+	e.Outcome, e.Reason = audit.Failure, reason
+	e.Meta = map[string]string{"section": string(s), "action": string(a), "subject": by.subject().String()}
+	if err := g.record(ctx, e); err != nil {
+		return err
+	}
+	return ErrForbidden
+}
+
+// Authorize is the per-request decision: whether the principal may take
+// action on section, in the principal's own tenant. It returns the
+// decision (Decision.NeedsApproval: the action is one the tenant put under
+// four-eyes approval, see ConsumeApproval) or ErrForbidden (recorded as
+// access.denied) or ErrUnavailable. Enforcer errors deny.
+func (g *Guard) Authorize(ctx context.Context, p Principal, s rbac.Section, a rbac.Action) (rbac.Decision, error) {
+	if p.Kind == KindSystem {
+		return rbac.Decision{Allowed: true}, nil
+	}
+	if g.rbac == nil {
+		if err := g.may(ctx, p, p.Tenant, s, a); err != nil {
+			return rbac.Decision{}, err
+		}
+		return rbac.Decision{Allowed: true}, nil
+	}
+	if p.Kind != KindUser && p.Kind != KindAPIKey {
+		return rbac.Decision{}, ErrForbidden
+	}
+	d, err := g.rbac.Decide(ctx, p.Tenant, p.subject(), s, a)
+	if err != nil {
+		var ie *rbac.InputError
+		reason := "error"
+		if errors.As(err, &ie) {
+			reason = "bad_input"
+		}
+		if derr := g.denied(ctx, p, s, a, reason); !errors.Is(derr, ErrForbidden) || reason == "bad_input" {
+			return rbac.Decision{}, derr
+		}
+		return rbac.Decision{}, unavailable("access decision", err)
+	}
+	if !d.Allowed {
+		return rbac.Decision{}, g.denied(ctx, p, s, a, "no_permission")
+	}
+	return d, nil
+}
+
+// Require returns middleware that lets a request through only if the
+// principal Middleware put in its context may take action on section:
+// 401 without a principal, 403 when refused (and an access.denied event),
+// 503 when the decision cannot be made. It panics at start-up, not per
+// request, on an unknown section or action. For an action under four-eyes
+// approval the handler must call ConsumeApproval before acting
+// (NeedsApproval reports it).
+func (g *Guard) Require(s rbac.Section, a rbac.Action) func(http.Handler) http.Handler {
+	if g.rbac != nil {
+		if err := g.rbac.CheckPermission(rbac.P(s, a)); err != nil {
+			panic("guard: Require: " + err.Error())
+		}
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, ok := PrincipalFrom(r.Context())
+			if !ok {
+				http.Error(w, "Unauthorized", http.StatusUnauthorized)
+				return
+			}
+			d, err := g.Authorize(r.Context(), p, s, a)
+			switch {
+			case errors.Is(err, ErrForbidden):
+				http.Error(w, "Forbidden", http.StatusForbidden)
+				return
+			case err != nil:
+				http.Error(w, "Service temporarily unavailable", http.StatusServiceUnavailable)
+				return
+			}
+			if d.NeedsApproval {
+				r = r.WithContext(context.WithValue(r.Context(), approvalKey{}, true))
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+type approvalKey struct{}
+
+// NeedsApproval reports whether Require found that the request's action is
+// under four-eyes approval: the handler must call ConsumeApproval first.
+func NeedsApproval(ctx context.Context) bool {
+	v, _ := ctx.Value(approvalKey{}).(bool)
+	return v
+}
+
+// permsOf returns the permissions by acts with when changing the policy.
+func (g *Guard) permsOf(ctx context.Context, by Principal, tenant string) (rbac.Perms, error) {
+	if by.Kind == KindSystem {
+		return g.rbac.AllPerms(), nil
+	}
+	if by.Tenant != tenant {
+		return rbac.Perms{}, ErrForbidden
+	}
+	perms, err := g.rbac.Permissions(ctx, tenant, by.subject())
+	if err != nil {
+		return rbac.Perms{}, rbacErr("permissions", err)
+	}
+	return perms, nil
+}
+
+// rbacErr keeps the rbac package's answers and reports store failures as
+// ErrUnavailable. ErrDenied and ErrEscalation match ErrForbidden too.
+func rbacErr(op string, err error) error {
+	var ie *rbac.InputError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, rbac.ErrDenied), errors.Is(err, rbac.ErrEscalation):
+		return errors.Join(ErrForbidden, err)
+	case errors.As(err, &ie), errors.Is(err, rbac.ErrLastOwner), errors.Is(err, rbac.ErrBuiltInRole),
+		errors.Is(err, rbac.ErrTooManyRoles), errors.Is(err, rbac.ErrRoleNotFound):
+		return err
+	case errors.Is(err, rbac.ErrConflict):
+		return ErrConflict
+	}
+	for _, e := range []error{rbac.ErrNotFound, rbac.ErrDuplicate, rbac.ErrSelfApproval, rbac.ErrNotPending,
+		rbac.ErrExpired, rbac.ErrNotApproved, rbac.ErrConsumed, rbac.ErrMismatch} {
+		if errors.Is(err, e) {
+			return err
+		}
+	}
+	return unavailable(op, err)
+}
+
+func (g *Guard) needRBAC() error {
+	if g.rbac == nil {
+		return ErrRolesNotConfigured
+	}
+	return nil
+}
+
+// subjectOf names a user ("user:<id>") or an API key ("key:<id>").
+func subjectOf(s string) (rbac.Subject, error) {
+	sub, err := rbac.ParseSubject(s)
+	if err != nil {
+		return rbac.Subject{}, err
+	}
+	return sub, nil
+}
+
+// GrantRole gives a user ("user:<id>") or an API key ("key:<id>") a role
+// in the tenant. The granter must hold every permission of the role
+// (ErrForbidden otherwise: nobody grants more than they hold); the change
+// is in force on the subject's next request on every replica.
+func (g *Guard) GrantRole(ctx context.Context, by Principal, tenant, subject, role string) error {
+	return g.changeGrant(ctx, by, tenant, subject, role, true)
+}
+
+// RevokeRole takes a role away; in force on the subject's next request.
+// The last owner cannot lose the owner role (rbac.ErrLastOwner).
+func (g *Guard) RevokeRole(ctx context.Context, by Principal, tenant, subject, role string) error {
+	return g.changeGrant(ctx, by, tenant, subject, role, false)
+}
+
+func (g *Guard) changeGrant(ctx context.Context, by Principal, tenant, subject, role string, grant bool) error {
+	if err := g.needRBAC(); err != nil {
+		return err
+	}
+	sub, err := subjectOf(subject)
+	if err != nil {
+		return err
+	}
+	if _, err := g.EffectivePolicy(ctx, tenant); err != nil {
+		return err
+	}
+	perms, err := g.permsOf(ctx, by, tenant)
+	if err != nil {
+		return err
+	}
+	action := audit.RoleGranted
+	if grant {
+		err = g.rbac.Grant(ctx, perms, tenant, sub, role)
+	} else {
+		action = audit.RoleRevoked
+		err = g.rbac.Revoke(ctx, perms, tenant, sub, role)
+	}
+	if err != nil {
+		err = rbacErr("change role", err)
+		if errors.Is(err, ErrForbidden) {
+			e := g.adminEvent(by, tenant, action, sub.String())
+			e.Outcome, e.Reason, e.Meta = audit.Failure, "escalation", map[string]string{"role": role}
+			if rerr := g.record(ctx, e); rerr != nil {
+				return rerr
+			}
+		}
+		return err
+	}
+	e := g.adminEvent(by, tenant, action, sub.String())
+	e.Meta = map[string]string{"role": role}
+	return g.record(ctx, e)
+}
+
+// DefineRole creates or replaces a custom role of the tenant with the
+// given permissions ("section:action"). The definer must hold them all.
+func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name string, perms []string) error {
+	if err := g.needRBAC(); err != nil {
+		return err
+	}
+	ps := make([]rbac.Permission, 0, len(perms))
+	for _, s := range perms {
+		p, err := rbac.ParsePermission(strings.TrimSpace(s))
+		if err != nil {
+			return err
+		}
+		ps = append(ps, p)
+	}
+	if _, err := g.EffectivePolicy(ctx, tenant); err != nil {
+		return err
+	}
+	by2, err := g.permsOf(ctx, by, tenant)
+	if err != nil {
+		return err
+	}
+	if err := g.rbac.DefineRole(ctx, by2, tenant, name, ps); err != nil {
+		return rbacErr("define role", err)
+	}
+	e := g.adminEvent(by, tenant, audit.RoleDefined, name)
+	e.Meta = map[string]string{"permissions": clip(strings.Join(perms, " "), 1000)}
+	return g.record(ctx, e)
+}
+
+// DeleteRole deletes a custom role of the tenant (and every grant of it).
+func (g *Guard) DeleteRole(ctx context.Context, by Principal, tenant, name string) error {
+	if err := g.needRBAC(); err != nil {
+		return err
+	}
+	by2, err := g.permsOf(ctx, by, tenant)
+	if err != nil {
+		return err
+	}
+	if err := g.rbac.DeleteRole(ctx, by2, tenant, name); err != nil {
+		return rbacErr("delete role", err)
+	}
+	return g.record(ctx, g.adminEvent(by, tenant, audit.RoleDeleted, name))
+}
+
+// Roles lists the tenant's roles (built-in and custom) with their
+// permissions.
+func (g *Guard) Roles(ctx context.Context, by Principal, tenant string) ([]rbac.RoleInfo, error) {
+	if err := g.needRBAC(); err != nil {
+		return nil, err
+	}
+	if err := g.may(ctx, by, tenant, rbac.Users, rbac.Read); err != nil {
+		return nil, err
+	}
+	rs, err := g.rbac.Roles(ctx, tenant)
+	return rs, rbacErr("roles", err)
+}
+
+// RolesOf lists the roles of a user ("user:<id>") or API key ("key:<id>").
+func (g *Guard) RolesOf(ctx context.Context, by Principal, tenant, subject string) ([]string, error) {
+	if err := g.needRBAC(); err != nil {
+		return nil, err
+	}
+	sub, err := subjectOf(subject)
+	if err != nil {
+		return nil, err
+	}
+	if !(by.Kind == KindUser && sub == by.subject() && by.Tenant == tenant) {
+		if err := g.may(ctx, by, tenant, rbac.Users, rbac.Read); err != nil {
+			return nil, err
+		}
+	}
+	rs, err := g.rbac.RolesOf(ctx, tenant, sub)
+	return rs, rbacErr("roles", err)
+}
+
+// AdminWarning returns a warning to show when the tenant has more owners
+// and admins than recommended (Config.MaxAdmins, default 1), or nil.
+func (g *Guard) AdminWarning(ctx context.Context, by Principal, tenant string) (*rbac.AdminWarning, error) {
+	if err := g.needRBAC(); err != nil {
+		return nil, err
+	}
+	if err := g.may(ctx, by, tenant, rbac.Users, rbac.Read); err != nil {
+		return nil, err
+	}
+	w, err := g.rbac.AdminWarning(ctx, tenant)
+	return w, rbacErr("admin warning", err)
+}
+
+// SetApprovalRequired puts an action (such as campaigns:send) under
+// four-eyes approval in the tenant, or takes it out.
+func (g *Guard) SetApprovalRequired(ctx context.Context, by Principal, tenant, permission string, required bool) error {
+	if err := g.needRBAC(); err != nil {
+		return err
+	}
+	p, err := rbac.ParsePermission(permission)
+	if err != nil {
+		return err
+	}
+	perms, err := g.permsOf(ctx, by, tenant)
+	if err != nil {
+		return err
+	}
+	if err := g.rbac.SetApprovalRequired(ctx, perms, tenant, p, required); err != nil {
+		return rbacErr("approval rule", err)
+	}
+	e := g.adminEvent(by, tenant, audit.ApprovalRuleChanged, permission)
+	e.Meta = map[string]string{"required": boolString(required)}
+	return g.record(ctx, e)
+}
+
+func boolString(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+// PayloadHash is the hash of a request payload that an approval is bound
+// to: SHA-256 of the payload bytes.
+func PayloadHash(payload []byte) [32]byte { return sha256.Sum256(payload) }
+
+// RequestApproval asks another user to approve an action under four-eyes
+// approval: the requester (by) must hold the permission; target names
+// what the action applies to and payload is what will be done (its hash
+// binds the approval). ttl 0 takes the default (24 hours).
+func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, target string, payload []byte, ttl time.Duration) (rbac.Approval, error) {
+	if err := g.needRBAC(); err != nil {
+		return rbac.Approval{}, err
+	}
+	p, err := rbac.ParsePermission(permission)
+	if err != nil {
+		return rbac.Approval{}, err
+	}
+	if by.Kind != KindUser && by.Kind != KindAPIKey {
+		return rbac.Approval{}, ErrForbidden
+	}
+	ap, err := g.approvals.Request(ctx, by.Tenant, by.subject(), p, target, PayloadHash(payload), ttl)
+	if err != nil {
+		return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalRequested, "", err)
+	}
+	e := g.adminEvent(by, by.Tenant, audit.ApprovalRequested, ap.ID)
+	e.Meta = map[string]string{"permission": permission, "target": clip(target, 200)}
+	return ap, g.record(ctx, e)
+}
+
+// ApproveRequest approves a pending request of another user; the approver
+// must hold the section's approve permission and can never be the
+// requester (rbac.ErrSelfApproval).
+func (g *Guard) ApproveRequest(ctx context.Context, by Principal, id string) (rbac.Approval, error) {
+	return g.decideApproval(ctx, by, id, true)
+}
+
+// RejectRequest rejects a pending request (same rules as ApproveRequest).
+func (g *Guard) RejectRequest(ctx context.Context, by Principal, id string) (rbac.Approval, error) {
+	return g.decideApproval(ctx, by, id, false)
+}
+
+func (g *Guard) decideApproval(ctx context.Context, by Principal, id string, approve bool) (rbac.Approval, error) {
+	if err := g.needRBAC(); err != nil {
+		return rbac.Approval{}, err
+	}
+	if by.Kind != KindUser {
+		return rbac.Approval{}, ErrForbidden
+	}
+	action := audit.ApprovalApproved
+	var (
+		ap  rbac.Approval
+		err error
+	)
+	if approve {
+		ap, err = g.approvals.Approve(ctx, by.Tenant, id, by.subject())
+	} else {
+		action = audit.ApprovalRejected
+		ap, err = g.approvals.Reject(ctx, by.Tenant, id, by.subject())
+	}
+	if err != nil {
+		return rbac.Approval{}, g.approvalFailed(ctx, by, action, id, err)
+	}
+	e := g.adminEvent(by, by.Tenant, action, id)
+	e.Meta = map[string]string{"permission": ap.Permission.String(), "requester": ap.Requester.String()}
+	return ap, g.record(ctx, e)
+}
+
+// ConsumeApproval uses an approved request, once, to carry out the action
+// it approved: by must be the requester, and permission, target and
+// payload must be exactly those approved.
+func (g *Guard) ConsumeApproval(ctx context.Context, by Principal, id, permission, target string, payload []byte) (rbac.Approval, error) {
+	if err := g.needRBAC(); err != nil {
+		return rbac.Approval{}, err
+	}
+	p, err := rbac.ParsePermission(permission)
+	if err != nil {
+		return rbac.Approval{}, err
+	}
+	ap, err := g.approvals.Consume(ctx, by.Tenant, id, rbac.Claim{Requester: by.subject(), Permission: p, Target: target, PayloadHash: PayloadHash(payload)})
+	if err != nil {
+		return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalConsumed, id, err)
+	}
+	e := g.adminEvent(by, by.Tenant, audit.ApprovalConsumed, id)
+	e.Meta = map[string]string{"permission": permission, "target": clip(target, 200)}
+	return ap, g.record(ctx, e)
+}
+
+// Approvals lists the tenant's approval requests (see rbac.ApprovalQuery).
+func (g *Guard) Approvals(ctx context.Context, by Principal, q rbac.ApprovalQuery) ([]rbac.Approval, error) {
+	if err := g.needRBAC(); err != nil {
+		return nil, err
+	}
+	if by.Kind != KindUser && by.Kind != KindAPIKey {
+		return nil, ErrForbidden
+	}
+	as, err := g.approvals.List(ctx, by.Tenant, q)
+	return as, rbacErr("approvals", err)
+}
+
+// approvalFailed records a refused approval step and returns the error.
+func (g *Guard) approvalFailed(ctx context.Context, by Principal, action audit.Action, id string, err error) error {
+	err = rbacErr("approval", err)
+	if errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	e := g.adminEvent(by, by.Tenant, action, id)
+	e.Outcome, e.Reason = audit.Failure, approvalReason(err)
+	if rerr := g.record(ctx, e); rerr != nil {
+		return rerr
+	}
+	return err
+}
+
+func approvalReason(err error) string {
+	for _, c := range []struct {
+		err    error
+		reason string
+	}{{rbac.ErrSelfApproval, "self_approval"}, {rbac.ErrNotPending, "not_pending"}, {rbac.ErrExpired, "expired"},
+		{rbac.ErrNotApproved, "not_approved"}, {rbac.ErrConsumed, "consumed"}, {rbac.ErrMismatch, "mismatch"},
+		{rbac.ErrNotFound, "not_found"}, {ErrForbidden, "no_permission"}} {
+		if errors.Is(err, c.err) {
+			return c.reason
+		}
+	}
+	return "bad_input"
+}

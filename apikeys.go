@@ -1,0 +1,206 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/ipfilter"
+	"github.com/guardhq/guard/rbac"
+)
+
+// NewAPIKey describes an API key to create.
+type NewAPIKey struct {
+	Tenant string
+	// Name says what the key is for (required, at most 100 bytes).
+	Name string
+	// ExpiresAt ends the key's life (zero: it does not expire).
+	ExpiresAt time.Time
+	// Roles are granted to the key (with RBAC); the creator must hold
+	// every permission of each.
+	Roles []string
+}
+
+// CreateAPIKey creates an API key for a tenant and returns it once, in
+// clear: show it to the administrator and forget it; Guard keeps only its
+// hash. It needs a recent authentication.
+func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (string, auth.APIKey, error) {
+	if err := g.may(ctx, by, nk.Tenant, rbac.APIKeys, rbac.Manage); err != nil {
+		return "", auth.APIKey{}, err
+	}
+	if g.stores.APIKeys == nil {
+		return "", auth.APIKey{}, ErrAPIKeysNotConfigured
+	}
+	if err := g.requireRecentAuth(by); err != nil {
+		return "", auth.APIKey{}, err
+	}
+	if _, err := g.EffectivePolicy(ctx, nk.Tenant); err != nil {
+		return "", auth.APIKey{}, err
+	}
+	if strings.TrimSpace(nk.Name) == "" {
+		return "", auth.APIKey{}, &InputError{Field: "name", Reason: "is required"}
+	}
+	if err := checkText("name", nk.Name, 100); err != nil {
+		return "", auth.APIKey{}, err
+	}
+	now := g.now().UTC().Truncate(time.Microsecond)
+	if !nk.ExpiresAt.IsZero() && !nk.ExpiresAt.After(now) {
+		return "", auth.APIKey{}, &InputError{Field: "expiry", Reason: "must be in the future"}
+	}
+	id, err := newID(g.rand)
+	if err != nil {
+		return "", auth.APIKey{}, err
+	}
+	key, hash, prefix, err := auth.GenerateAPIKey(g.rand)
+	if err != nil {
+		return "", auth.APIKey{}, err
+	}
+	k := auth.APIKey{ID: id[:16], Tenant: nk.Tenant, Name: nk.Name, Prefix: prefix, Hash: hash,
+		CreatedBy: by.UserID, CreatedAt: now}
+	if !nk.ExpiresAt.IsZero() {
+		k.ExpiresAt = nk.ExpiresAt.UTC().Truncate(time.Microsecond)
+	}
+	if err := g.stores.APIKeys.CreateAPIKey(ctx, k); err != nil {
+		return "", auth.APIKey{}, unavailable("create api key", err)
+	}
+	e := g.adminEvent(by, nk.Tenant, audit.APIKeyCreated, k.ID)
+	e.Meta = map[string]string{"name": k.Name, "prefix": k.Prefix}
+	if err := g.record(ctx, e); err != nil {
+		_ = g.stores.APIKeys.RevokeAPIKey(context.WithoutCancel(ctx), k.Tenant, k.ID, now)
+		return "", auth.APIKey{}, err
+	}
+	for _, role := range nk.Roles {
+		if err := g.GrantRole(ctx, by, nk.Tenant, "key:"+k.ID, role); err != nil {
+			_ = g.RevokeAPIKey(context.WithoutCancel(ctx), System("rollback"), k.Tenant, k.ID)
+			return "", auth.APIKey{}, err
+		}
+	}
+	k.Hash = [32]byte{}
+	return key, k, nil
+}
+
+// ListAPIKeys lists a tenant's API keys, revoked ones included: never the
+// keys themselves, only their IDs and first characters.
+func (g *Guard) ListAPIKeys(ctx context.Context, by Principal, tenant string) ([]auth.APIKey, error) {
+	if err := g.may(ctx, by, tenant, rbac.APIKeys, rbac.Read); err != nil {
+		return nil, err
+	}
+	if g.stores.APIKeys == nil {
+		return nil, ErrAPIKeysNotConfigured
+	}
+	ks, err := g.stores.APIKeys.ListAPIKeys(ctx, tenant)
+	if err != nil {
+		return nil, unavailable("list api keys", err)
+	}
+	for i := range ks {
+		ks[i].Hash = [32]byte{}
+	}
+	return ks, nil
+}
+
+// RevokeAPIKey revokes one of a tenant's API keys: its next request fails.
+func (g *Guard) RevokeAPIKey(ctx context.Context, by Principal, tenant, id string) error {
+	if err := g.may(ctx, by, tenant, rbac.APIKeys, rbac.Manage); err != nil {
+		return err
+	}
+	if g.stores.APIKeys == nil {
+		return ErrAPIKeysNotConfigured
+	}
+	if len(id) > auth.MaxIDBytes {
+		return ErrNotFound
+	}
+	switch err := g.stores.APIKeys.RevokeAPIKey(ctx, tenant, id, g.now().UTC().Truncate(time.Microsecond)); {
+	case errors.Is(err, auth.ErrNotFound):
+		return ErrNotFound
+	case err != nil:
+		return unavailable("revoke api key", err)
+	}
+	if g.rbac != nil {
+		if err := g.rbac.RevokeAll(ctx, g.rbac.AllPerms(), tenant, rbac.Key(id)); err != nil {
+			return rbacErr("revoke roles", err)
+		}
+	}
+	return g.record(ctx, g.adminEvent(by, tenant, audit.APIKeyRevoked, id))
+}
+
+// apiKeyLimit throttles invalid API keys per client IP: 20 in a minute,
+// then a lock of a minute doubling to an hour.
+var apiKeyLimit = auth.Limit{Max: 20, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Hour}
+
+// AuthenticateAPIKey checks an API key presented from client address addr
+// and returns its principal: the key must exist, be neither revoked nor
+// expired, and addr must pass the tenant's API-key allow-list. Invalid keys
+// are throttled per client IP (ErrTooManyAttempts once locked; only the
+// failure that starts a lock is audited, so a flood of bad keys does not
+// flood the log). Every other failure is ErrUnauthenticated (a bad key) or
+// ErrIPNotAllowed; store failures are ErrUnavailable.
+func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.Addr) (Principal, error) {
+	if g.stores.APIKeys == nil {
+		return Principal{}, ErrUnauthenticated
+	}
+	h, err := auth.ParseAPIKey(key)
+	if err != nil {
+		return Principal{}, g.badAPIKey(ctx, addr)
+	}
+	k, err := g.stores.APIKeys.APIKeyByHash(ctx, h)
+	switch {
+	case errors.Is(err, auth.ErrNotFound):
+		return Principal{}, g.badAPIKey(ctx, addr)
+	case err != nil:
+		return Principal{}, unavailable("api key", err)
+	}
+	now := g.now()
+	actor := audit.Actor{Kind: audit.ActorAPIKey, ID: k.ID}
+	if !k.UsableAt(now) {
+		if err := g.badAPIKey(ctx, addr); !errors.Is(err, ErrUnauthenticated) {
+			return Principal{}, err
+		}
+		reason := "revoked"
+		if k.RevokedAt.IsZero() {
+			reason = "expired"
+		}
+		e := audit.Event{Tenant: k.Tenant, Actor: actor, Action: audit.APIKeyDenied, Target: k.ID,
+			IP: addrString(addr), Outcome: audit.Failure, Reason: reason}
+		if err := g.record(ctx, e); err != nil {
+			return Principal{}, err
+		}
+		return Principal{}, ErrUnauthenticated
+	}
+	if err := g.checkIP(ctx, k.Tenant, ipfilter.APIKeys, addr, actor, ""); err != nil {
+		return Principal{}, err
+	}
+	if now.Sub(k.LastUsedAt) >= apiKeyTouchEvery {
+		if err := g.stores.APIKeys.TouchAPIKey(ctx, k.Tenant, k.ID, now.UTC().Truncate(time.Microsecond)); err != nil {
+			return Principal{}, unavailable("api key", err)
+		}
+	}
+	return Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID, Addr: addr, AuthAt: k.CreatedAt}, nil
+}
+
+// badAPIKey counts an invalid key against the client IP and returns
+// ErrUnauthenticated, or ErrTooManyAttempts when the IP is locked.
+func (g *Guard) badAPIKey(ctx context.Context, addr netip.Addr) error {
+	r, err := g.stores.Throttle.Reserve(ctx, "apikey-ip:"+addrString(addr), g.now(), apiKeyLimit)
+	if err != nil {
+		return unavailable("throttle", err)
+	}
+	if !r.Allowed {
+		return ErrTooManyAttempts
+	}
+	return ErrUnauthenticated
+}
+
+// bearer returns the API key in r's Authorization header ("Bearer gk_…"),
+// the only place a key is accepted (never a query parameter or a cookie).
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
+		return "", false
+	}
+	return strings.TrimSpace(h[7:]), true
+}

@@ -1,0 +1,178 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/ipfilter"
+	"github.com/guardhq/guard/rbac"
+)
+
+// ClientAddr resolves the client IP of r: the connection's peer, unless
+// the peer is one of Config.Proxies' trusted proxies, and then the
+// rightmost untrusted X-Forwarded-For address (see ipfilter.Resolver). An
+// error means the client cannot be identified: deny the request.
+func (g *Guard) ClientAddr(r *http.Request) (netip.Addr, error) {
+	return g.resolver.ClientIP(r)
+}
+
+// ClientIP returns the resolved client IP of r as a string, or "" when it
+// cannot be identified (see ClientAddr).
+func (g *Guard) ClientIP(r *http.Request) string {
+	a, err := g.resolver.ClientIP(r)
+	if err != nil {
+		return ""
+	}
+	return a.String()
+}
+
+// checkIP applies tenant's allow-list for scope to a client address. A
+// denial is recorded (ip.denied, with the resolved address) and returned
+// as ErrIPNotAllowed; a report-only list records the would-be denial and
+// lets the request through. Store failures deny.
+func (g *Guard) checkIP(ctx context.Context, tenant string, scope ipfilter.Scope, addr netip.Addr, actor audit.Actor, ua string) error {
+	if g.ipf == nil {
+		return nil
+	}
+	pol, err := g.ipf.Policy(ctx, tenant)
+	var d ipfilter.Decision
+	if err == nil {
+		d = pol.Check(scope, addr)
+		if !addr.IsValid() && pol.Rule(scope).Set.Empty() {
+			// No address (a login that did not come over a network) and
+			// no list: nothing to enforce.
+			d = ipfilter.Unrestricted
+		}
+	}
+	if err != nil {
+		if errors.Is(err, ErrTenantNotFound) {
+			return ErrTenantNotFound
+		}
+		return unavailable("ip allow-list", err)
+	}
+	switch d {
+	case ipfilter.Allowed, ipfilter.Unrestricted:
+		return nil
+	}
+	e := audit.Event{Tenant: tenant, Actor: actor, Action: audit.IPDenied, Target: scope.String(),
+		IP: addrString(addr), UserAgent: clip(ua, 512), Outcome: audit.Failure, Reason: "not_in_allow_list"}
+	if d == ipfilter.WouldDeny {
+		e.Outcome, e.Reason = audit.Success, "report_only"
+	}
+	if err := g.record(ctx, e); err != nil {
+		return err
+	}
+	if d == ipfilter.WouldDeny {
+		return nil
+	}
+	return ErrIPNotAllowed
+}
+
+// checkIPString is checkIP for an address given as text (LoginRequest.IP).
+// An empty or unparsable address is denied when the tenant has a list.
+func (g *Guard) checkIPString(ctx context.Context, tenant string, scope ipfilter.Scope, ip string, actor audit.Actor, ua string) error {
+	if g.ipf == nil {
+		return nil
+	}
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		addr = netip.Addr{} // an invalid address matches no list
+	}
+	return g.checkIP(ctx, tenant, scope, addr.Unmap(), actor, ua)
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// clip cuts s to at most n bytes (for values from the request).
+func clip(s string, n int) string {
+	if len(s) > n {
+		return strings.ToValidUTF8(s[:n], "")
+	}
+	return s
+}
+
+// IPAllowLists returns a tenant's allow-lists (for people and for API
+// keys) and their version, to edit with SetIPAllowList.
+func (g *Guard) IPAllowLists(ctx context.Context, by Principal, tenant string) (ipfilter.Lists, error) {
+	if err := g.may(ctx, by, tenant, rbac.Settings, rbac.Read); err != nil {
+		return ipfilter.Lists{}, err
+	}
+	if g.ipf == nil {
+		return ipfilter.Lists{}, ErrIPListsNotConfigured
+	}
+	l, err := g.ipf.Lists(ctx, tenant)
+	if err != nil {
+		return ipfilter.Lists{}, unavailable("ip allow-lists", err)
+	}
+	return l, nil
+}
+
+// IPListChange is a new allow-list for one scope of a tenant.
+type IPListChange struct {
+	Scope ipfilter.Scope // ipfilter.Users or ipfilter.APIKeys
+	// Entries are IPs and CIDR ranges, IPv4 or IPv6 (see ipfilter.ParseList
+	// for the strict rules). Empty lifts the restriction.
+	Entries []string
+	// ReportOnly records would-be denials without blocking, for rollout.
+	ReportOnly bool
+	// Version is the version read with IPAllowLists (ErrConflict if it
+	// moved).
+	Version uint64
+}
+
+// SetIPAllowList replaces one of a tenant's allow-lists. It needs a recent
+// authentication. A list of people that would shut out the administrator
+// making the change (their current IP, by.Addr) is refused with
+// ipfilter.ErrSelfLockout unless it is report-only; a malformed entry is an
+// *ipfilter.ParseError naming it. The change is in force on the next
+// request on every replica.
+func (g *Guard) SetIPAllowList(ctx context.Context, by Principal, tenant string, c IPListChange) (ipfilter.Applied, error) {
+	if err := g.may(ctx, by, tenant, rbac.Settings, rbac.Manage); err != nil {
+		return ipfilter.Applied{}, err
+	}
+	if g.ipf == nil {
+		return ipfilter.Applied{}, ErrIPListsNotConfigured
+	}
+	if err := g.requireRecentAuth(by); err != nil {
+		return ipfilter.Applied{}, err
+	}
+	if _, err := g.EffectivePolicy(ctx, tenant); err != nil {
+		return ipfilter.Applied{}, err
+	}
+	ch := ipfilter.Change{Tenant: tenant, Scope: c.Scope, Entries: c.Entries, ReportOnly: c.ReportOnly,
+		AdminIP: by.Addr, Version: c.Version}
+	// The system, and an administrator editing the API-key list, are not
+	// subject to the list being changed.
+	ch.NoLockoutCheck = by.Kind != KindUser || c.Scope != ipfilter.Users
+	ap, err := g.ipf.Replace(ctx, ch)
+	if err != nil {
+		var pe *ipfilter.ParseError
+		var ie *ipfilter.InputError
+		switch {
+		case errors.As(err, &pe), errors.As(err, &ie), errors.Is(err, ipfilter.ErrSelfLockout),
+			errors.Is(err, ipfilter.ErrTooManyEntries):
+			return ipfilter.Applied{}, err
+		case errors.Is(err, ipfilter.ErrConflict):
+			return ipfilter.Applied{}, ErrConflict
+		}
+		return ipfilter.Applied{}, unavailable("set ip allow-list", err)
+	}
+	e := g.adminEvent(by, tenant, audit.IPListChanged, c.Scope.String())
+	e.Meta = map[string]string{"version": strconv.FormatUint(ap.Version, 10), "entries": strconv.Itoa(len(ap.Entries)),
+		"report_only": strconv.FormatBool(c.ReportOnly), "list": clip(strings.Join(ap.Entries, " "), 1000)}
+	return ap, g.record(ctx, e)
+}
+
+// apiKeyIdle is how often a key's LastUsedAt is written at most.
+const apiKeyTouchEvery = time.Minute
