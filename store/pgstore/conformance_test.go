@@ -49,6 +49,7 @@ func authStores(r *recycler) authtest.Stores {
 	return authtest.Stores{
 		Users:    func(t *testing.T) authtest.Users { return r.store(t).Users },
 		Throttle: func(t *testing.T) auth.ThrottleStore { return r.store(t).Throttle },
+		APIKeys:  func(t *testing.T) auth.APIKeyStore { return r.store(t).APIKeys },
 	}
 }
 

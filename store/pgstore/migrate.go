@@ -19,6 +19,7 @@ type migration struct {
 // migrations is the ordered list; SchemaVersion is its length.
 var migrations = [...]migration{
 	{name: "initial tables", sql: migration1},
+	{name: "api keys", sql: migration2},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -248,6 +249,27 @@ CREATE TABLE {s}.tenants (
 	version    bigint NOT NULL,
 	created_at timestamptz
 );
+`
+
+// migration2 adds API keys. Tenant and id are text in byte order, like
+// the users table; the hash is unique across tenants. Times are
+// timestamptz (NULL: the zero time).
+const migration2 = `
+CREATE TABLE {s}.api_keys (
+	tenant       text COLLATE "C" NOT NULL,
+	id           text COLLATE "C" NOT NULL,
+	hash         bytea NOT NULL CHECK (octet_length(hash) = 32),
+	name         text NOT NULL,
+	prefix       text NOT NULL,
+	created_by   text NOT NULL,
+	created_at   timestamptz,
+	expires_at   timestamptz,
+	last_used_at timestamptz,
+	revoked_at   timestamptz,
+	CONSTRAINT api_keys_pkey PRIMARY KEY (tenant, id),
+	CONSTRAINT api_keys_hash_key UNIQUE (hash)
+);
+CREATE INDEX api_keys_list ON {s}.api_keys (tenant, created_at NULLS FIRST, id);
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

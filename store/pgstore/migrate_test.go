@@ -39,16 +39,38 @@ func TestNewValidatesSchema(t *testing.T) {
 	if err != nil || st.Schema() != pgstore.DefaultSchema {
 		t.Errorf("New(Options{}) = schema %q, %v; want %q", st.Schema(), err, pgstore.DefaultSchema)
 	}
-	fields := reflect.ValueOf(st.Stores())
-	for i := range fields.NumField() {
-		if fields.Field(i).IsNil() {
-			t.Errorf("Stores().%s is nil", fields.Type().Field(i).Name)
-		}
+	for _, name := range nilFields(reflect.ValueOf(st.Stores()), "Stores()") {
+		t.Errorf("%s is nil", name)
+	}
+	for _, name := range nilFields(reflect.ValueOf(st).Elem(), "Store") {
+		t.Errorf("%s is nil", name)
 	}
 	var oe *pgstore.OptionsError
 	if _, err := pgstore.New(nil, pgstore.Options{}); !errors.As(err, &oe) {
 		t.Errorf("New(nil pool) = %v, want *OptionsError", err)
 	}
+}
+
+// nilFields returns the names of the nil fields of the struct v, looking
+// into fields that are structs themselves (guard.Stores.MFA).
+func nilFields(v reflect.Value, name string) []string {
+	var out []string
+	for i := range v.NumField() {
+		sf := v.Type().Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		f, fname := v.Field(i), name+"."+sf.Name
+		switch f.Kind() {
+		case reflect.Struct:
+			out = append(out, nilFields(f, fname)...)
+		case reflect.Interface, reflect.Pointer, reflect.Func, reflect.Map, reflect.Slice:
+			if f.IsNil() {
+				out = append(out, fname)
+			}
+		}
+	}
+	return out
 }
 
 // tables returns the tables of schema, sorted.

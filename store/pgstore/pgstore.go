@@ -56,6 +56,7 @@ type Store struct {
 	Sessions *Sessions
 	Audit    *Audit
 	Tenants  *Tenants
+	APIKeys  *APIKeys
 
 	pool   *pgxpool.Pool
 	schema string // validated, unquoted
@@ -82,6 +83,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 	s.Sessions = &Sessions{pool: pool, sql: newSessionSQL(s.q)}
 	s.Audit = &Audit{pool: pool, sql: newAuditSQL(s.q)}
 	s.Tenants = &Tenants{pool: pool, sql: newTenantSQL(s.q)}
+	s.APIKeys = &APIKeys{pool: pool, sql: newAPIKeySQL(s.q)}
 	return s, nil
 }
 
@@ -98,6 +100,7 @@ func (s *Store) Stores() guard.Stores {
 		SessionIndex: s.Sessions,
 		Audit:        s.Audit,
 		Tenants:      s.Tenants,
+		APIKeys:      s.APIKeys,
 	}
 }
 

@@ -177,6 +177,31 @@ func TestUnstorableText(t *testing.T) {
 		t.Errorf("User after refused changes = %+v, %v", u, err)
 	}
 
+	key := auth.APIKey{Tenant: "acme", ID: "k1", Name: "ci", Hash: [32]byte{7}, CreatedAt: t0}
+	for name, mutate := range map[string]func(*auth.APIKey){
+		"NULInTenant":       func(k *auth.APIKey) { k.Tenant = "a\x00" },
+		"NULInID":           func(k *auth.APIKey) { k.ID = "k\x001" },
+		"InvalidUTF8Name":   func(k *auth.APIKey) { k.Name = "\xff" },
+		"NULInPrefix":       func(k *auth.APIKey) { k.Prefix = "gk_\x00" },
+		"InvalidUTF8Author": func(k *auth.APIKey) { k.CreatedBy = "u\xfe" },
+	} {
+		k := key
+		mutate(&k)
+		var ie *auth.InputError
+		if err := st.APIKeys.CreateAPIKey(ctx, k); !errors.As(err, &ie) {
+			t.Errorf("%s: CreateAPIKey = %v, want *auth.InputError", name, err)
+		}
+	}
+	if _, err := st.APIKeys.APIKeyByHash(ctx, key.Hash); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("APIKeyByHash after refused creations = %v, want ErrNotFound", err)
+	}
+	if ks, err := st.APIKeys.ListAPIKeys(ctx, "a\x00"); err != nil || len(ks) != 0 {
+		t.Errorf("ListAPIKeys(tenant with a NUL) = %v, %v; want none", ks, err)
+	}
+	if err := st.APIKeys.RevokeAPIKey(ctx, "acme", "k\x001", t0); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("RevokeAPIKey(id with a NUL) = %v, want ErrNotFound", err)
+	}
+
 	var ge *guard.InputError
 	if err := st.Tenants.CreateTenant(ctx, guard.Tenant{ID: "t\x00", Name: "x"}); !errors.As(err, &ge) {
 		t.Errorf("CreateTenant with a NUL = %v, want *guard.InputError", err)
@@ -250,7 +275,7 @@ func TestPolicyJSONEvolves(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := testPool(t).Exec(ctx, `UPDATE `+pgx.Identifier{st.Schema(), "tenants"}.Sanitize()+
-		` SET policy = '{"session_limit": 3, "require_mfa": true, "ip_allow": ["10.0.0.0/8"]}' WHERE id = 'acme'`)
+		` SET policy = '{"session_limit": 3, "x_field_from_the_future": true, "x_list_from_the_future": ["10.0.0.0/8"]}' WHERE id = 'acme'`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,6 +328,13 @@ func TestErrorsAreReturned(t *testing.T) {
 		"Head":      func() error { _, err := st.Audit.Head(ctx, "t"); return err },
 		"Tenant":    func() error { _, err := st.Tenants.Tenant(ctx, "t"); return err },
 		"SetPolicy": func() error { _, err := st.Tenants.SetPolicy(ctx, "t", guard.Policy{}, 1); return err },
+		"CreateAPIKey": func() error {
+			return st.APIKeys.CreateAPIKey(ctx, auth.APIKey{Tenant: "t", ID: "k", Hash: [32]byte{1}})
+		},
+		"APIKeyByHash": func() error { _, err := st.APIKeys.APIKeyByHash(ctx, [32]byte{1}); return err },
+		"ListAPIKeys":  func() error { _, err := st.APIKeys.ListAPIKeys(ctx, "t"); return err },
+		"RevokeAPIKey": func() error { return st.APIKeys.RevokeAPIKey(ctx, "t", "k", t0) },
+		"TouchAPIKey":  func() error { return st.APIKeys.TouchAPIKey(ctx, "t", "k", t0) },
 	}
 	sentinels := []error{auth.ErrNotFound, auth.ErrConflict, session.ErrNotFound, audit.ErrConflict, guard.ErrTenantNotFound, guard.ErrConflict}
 	for name, call := range calls {
