@@ -185,7 +185,7 @@ func inspect(ctx context.Context, q querier) (int, error) {
 	var v sql.NullInt64
 	if err := q.QueryRowContext(ctx, `SELECT max(version) FROM `+versionTable).Scan(&v); err != nil {
 		if sqliteCode(err) == sqlite3.SQLITE_ERROR { // no such column: not our table
-			return 0, fmt.Errorf("%w: %s has other columns: %v", ErrForeignSchema, versionTable, err)
+			return 0, fmt.Errorf("%w: %s has other columns: %w", ErrForeignSchema, versionTable, err)
 		}
 		return 0, classify(err)
 	}
@@ -199,7 +199,7 @@ func inspect(ctx context.Context, q querier) (int, error) {
 func classify(err error) error {
 	switch sqliteCode(err) {
 	case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
-		return fmt.Errorf("%w: %v", ErrNotDatabase, err)
+		return fmt.Errorf("%w: %w", ErrNotDatabase, err)
 	}
 	return fmt.Errorf("sqlitestore: reading schema: %w", err)
 }

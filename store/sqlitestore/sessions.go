@@ -85,11 +85,20 @@ func sessionArgs(s *session.Session) []any {
 		int64(s.IdleTimeout), s.IP, s.UserAgent, int64(s.Flags)}
 }
 
-// Create implements session.Store in one write transaction.
+// Create implements session.Store in one write transaction. Every
+// defaultSweepEvery-th Create of a Store also deletes, in the same
+// transaction, up to sweepBatch sessions (of any user) that are not live at
+// n.CreatedAt.
 func (ss *Sessions) Create(ctx context.Context, n session.Session, lim session.Limit) ([]session.Session, error) {
 	var evicted []session.Session
+	sweep := ss.sweepEvery > 0 && ss.creates.Add(1)%ss.sweepEvery == 0
 	err := ss.s.write(ctx, func(w *wtx) error {
 		evicted = nil
+		if sweep {
+			if _, err := w.exec(sessExpire, micros(n.CreatedAt), sweepBatch); err != nil {
+				return fmt.Errorf("sqlitestore: create session: sweep: %w", err)
+			}
+		}
 		if _, err := w.exec(sessInsert, sessionArgs(&n)...); err != nil {
 			if isConstraint(err) {
 				return session.ErrDuplicate
@@ -131,10 +140,6 @@ func (ss *Sessions) Create(ctx context.Context, n session.Session, lim session.L
 	})
 	if err != nil {
 		return nil, err
-	}
-	if ss.sweepEvery > 0 && ss.creates.Add(1)%ss.sweepEvery == 0 {
-		// Best effort: a failed sweep costs disk space, not correctness.
-		_, _ = ss.deleteExpired(ctx, n.CreatedAt, sweepBatch)
 	}
 	return evicted, nil
 }
@@ -283,18 +288,12 @@ func (ss *Sessions) DeleteByUser(ctx context.Context, tenant, userID string, exc
 }
 
 // DeleteExpired deletes every session that is not live at now and returns
-// how many it deleted. Create runs it now and then; a host may also run it
-// periodically.
+// how many it deleted, in one statement. Create deletes some now and then;
+// a host may also call DeleteExpired periodically.
 func (ss *Sessions) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
-	return ss.deleteExpired(ctx, now, -1)
-}
-
-// deleteExpired deletes at most limit (all if negative) sessions that are
-// not live at now.
-func (ss *Sessions) deleteExpired(ctx context.Context, now time.Time, limit int) (int64, error) {
 	var n int64
 	err := ss.s.writeOne(ctx, func(w *wtx) error {
-		res, err := w.exec(sessExpire, micros(now), limit)
+		res, err := w.exec(sessExpire, micros(now), -1)
 		if err != nil {
 			return err
 		}
