@@ -87,11 +87,11 @@
 // for writers (WAL).
 //
 // Rows that are no longer needed are deleted as the stores go: expired
-// sessions of a user when that user signs in; up to 2048 sessions that are
-// no longer live after every 1024th Sessions.Create of a Store; up to 2048
-// forgotten throttle records in every 1024th Throttle.Reserve that counts
-// an attempt. Sessions.DeleteExpired and Throttle.Sweep delete them all on
-// demand.
+// sessions of a user when that user signs in; up to 2048 sessions (of any
+// user) that are no longer live in every 1024th Sessions.Create of a Store;
+// up to 2048 forgotten throttle records in every 1024th Throttle.Reserve
+// that counts an attempt. Each sweep is part of that call's transaction.
+// Sessions.DeleteExpired and Throttle.Sweep delete them all on demand.
 //
 // # Errors
 //
