@@ -1,0 +1,540 @@
+package sso
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
+	"github.com/crewjam/saml/xmlenc"
+)
+
+func acsRequest(body string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, spACSURL, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return r
+}
+
+func TestACSForm(t *testing.T) {
+	k := loadKeys(t)
+	good := base64.StdEncoding.EncodeToString(valid().build(k))
+	for _, tc := range []struct {
+		name string
+		req  func() *http.Request
+		want Reason // "" accepted
+	}{
+		{"valid", func() *http.Request { return acsRequest(formPost("SAMLResponse", good, "RelayState", relayState)) }, ""},
+		{"GET", func() *http.Request { return httptest.NewRequest(http.MethodGet, spACSURL+"?SAMLResponse=x", nil) }, ReasonMalformed},
+		{"content type", func() *http.Request {
+			r := acsRequest(formPost("SAMLResponse", good))
+			r.Header.Set("Content-Type", "text/plain")
+			return r
+		}, ReasonMalformed},
+		{"declared too large", func() *http.Request {
+			r := acsRequest(formPost("SAMLResponse", good))
+			r.ContentLength = DefaultMaxBodyBytes + 1
+			return r
+		}, ReasonBodyTooLarge},
+		{"too large", func() *http.Request {
+			r := acsRequest(formPost("SAMLResponse", strings.Repeat("A", DefaultMaxBodyBytes)))
+			r.ContentLength = -1
+			return r
+		}, ReasonBodyTooLarge},
+		{"artifact", func() *http.Request { return acsRequest(formPost("SAMLart", "AAQAAA")) }, ReasonUnsupportedBinding},
+		{"simplesign", func() *http.Request {
+			return acsRequest(formPost("SAMLResponse", good, "SigAlg", "x", "Signature", "y"))
+		}, ReasonUnsupportedBinding},
+		{"two responses", func() *http.Request {
+			return acsRequest(formPost("SAMLResponse", good, "SAMLResponse", good))
+		}, ReasonMalformed},
+		{"two relay states", func() *http.Request {
+			return acsRequest(formPost("SAMLResponse", good, "RelayState", "a", "RelayState", "b"))
+		}, ReasonMalformed},
+		{"no response", func() *http.Request { return acsRequest(formPost("RelayState", relayState)) }, ReasonMalformed},
+		{"empty", func() *http.Request { return acsRequest(formPost("SAMLResponse", "")) }, ReasonMalformed},
+		{"not base64", func() *http.Request { return acsRequest(formPost("SAMLResponse", "???")) }, ReasonMalformed},
+		{"not XML", func() *http.Request {
+			return acsRequest(formPost("SAMLResponse", base64.StdEncoding.EncodeToString([]byte("hello, world"))))
+		}, ReasonMalformed},
+		{"unrelated root", func() *http.Request {
+			return acsRequest(formPost("SAMLResponse", base64.StdEncoding.EncodeToString([]byte("<html><body/></html>"))))
+		}, ReasonNotResponse},
+		{"broken form", func() *http.Request { return acsRequest("SAMLResponse=%zz") }, ReasonMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			e.track(requestID, relayState)
+			res, err := e.p.ACS(t.Context(), tenant, tc.req(), "")
+			if tc.want == "" {
+				if err != nil || res.Email != "alice@corp.example" {
+					t.Fatalf("ACS = %+v, %v", res, err)
+				}
+				return
+			}
+			wantReason(t, err, tc.want)
+		})
+	}
+}
+
+func TestRelayStateAndBinding(t *testing.T) {
+	k := loadKeys(t)
+	doc := valid().build(k)
+	t.Run("relay state mismatch", func(t *testing.T) {
+		e := newEnv(t, nil)
+		e.track(requestID, relayState)
+		_, err := e.post(doc, "another-handle")
+		wantReason(t, err, ReasonRelayStateMismatch)
+	})
+	bound := func(t *testing.T) *env {
+		e := newEnv(t, nil)
+		r := Request{Tenant: tenant, ID: requestID, Kind: KindLogin, RelayState: relayState, ReturnTo: "/x",
+			Binding: bindingHash("browser-cookie"), CreatedAt: t0, Expires: t0.Add(time.Hour)}
+		if err := e.st.RememberRequest(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	t.Run("binding matches", func(t *testing.T) {
+		e := bound(t)
+		if _, err := e.p.ParseResponse(t.Context(), tenant, base64.StdEncoding.EncodeToString(doc), relayState, "browser-cookie"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, other := range []string{"", "other-cookie"} {
+		t.Run("binding "+other, func(t *testing.T) {
+			e := bound(t)
+			_, err := e.p.ParseResponse(t.Context(), tenant, base64.StdEncoding.EncodeToString(doc), relayState, other)
+			wantReason(t, err, ReasonBindingMismatch)
+		})
+	}
+	t.Run("logout request is not a login", func(t *testing.T) {
+		e := newEnv(t, nil)
+		r := Request{Tenant: tenant, ID: requestID, Kind: KindLogout, RelayState: relayState, ReturnTo: "/", CreatedAt: t0, Expires: t0.Add(time.Hour)}
+		if err := e.st.RememberRequest(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.post(doc, relayState)
+		wantReason(t, err, ReasonRequestUnknown)
+	})
+}
+
+// TestRequestSingleUse: after a successful login, a second, freshly signed
+// response to the same request is refused (SAML-33), and so is the same
+// response again (SAML-34, caught by the request before the replay
+// cache).
+func TestRequestSingleUse(t *testing.T) {
+	k := loadKeys(t)
+	e := newEnv(t, nil)
+	e.track(requestID, relayState)
+	first := valid().build(k)
+	if _, err := e.post(first, relayState); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.post(spec{signAssertion: true, assertionID: "id-assertion-0002", responseID: "id-response-0002"}.build(k), relayState)
+	wantReason(t, err, ReasonRequestUnknown)
+	_, err = e.post(first, relayState)
+	wantReason(t, err, ReasonRequestUnknown)
+	// Even with its request tracked again (another replica, a
+	// misbehaving store), the assertion itself is not accepted twice.
+	e.track(requestID, relayState)
+	_, err = e.post(first, relayState)
+	wantReason(t, err, ReasonReplayed)
+}
+
+func TestExpiredRequest(t *testing.T) {
+	k := loadKeys(t)
+	e := newEnv(t, nil)
+	e.track(requestID, relayState) // expires at t0+9m
+	e.clock.Set(t0.Add(9 * time.Minute))
+	// The response itself is still acceptable at that time.
+	doc := spec{signAssertion: true, issueInstant: t0.Add(9*time.Minute - 10*time.Second), notOnOrAfter: t0.Add(15 * time.Minute), scdNotOnOrAfter: t0.Add(15 * time.Minute)}.build(k)
+	_, err := e.post(doc, relayState)
+	wantReason(t, err, ReasonRequestUnknown)
+}
+
+func TestIdPInitiated(t *testing.T) {
+	k := loadKeys(t)
+	unsolicited := spec{signAssertion: true, noInResponseTo: true}.build(k)
+	on := func(c *Connection) { c.IdPInitiated = true }
+	t.Run("off by default", func(t *testing.T) {
+		_, err := newEnv(t, nil).post(unsolicited, "")
+		wantReason(t, err, ReasonUnsolicited)
+	})
+	t.Run("accepted once when on", func(t *testing.T) {
+		e := newEnv(t, on)
+		res, err := e.post(unsolicited, "/reports/7?tab=a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.IdPInitiated || res.RequestID != "" || res.ReturnTo != "/reports/7?tab=a" {
+			t.Errorf("result = %+v", res)
+		}
+		_, err = e.post(unsolicited, "/reports/7?tab=a")
+		wantReason(t, err, ReasonReplayed)
+	})
+	for _, relay := range []string{"https://evil.test/", "//evil.test", "/\\evil.test", "javascript:alert(1)", "", "x"} {
+		t.Run("relay "+relay, func(t *testing.T) {
+			res, err := newEnv(t, on).post(unsolicited, relay)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ReturnTo != "/" {
+				t.Errorf("ReturnTo = %q for RelayState %q, want the default", res.ReturnTo, relay)
+			}
+		})
+	}
+	t.Run("InResponseTo still checked", func(t *testing.T) {
+		_, err := newEnv(t, on).post(spec{signAssertion: true, inResponseTo: "id-never-sent"}.build(k), relayState)
+		wantReason(t, err, ReasonRequestUnknown)
+	})
+	t.Run("solicited still works", func(t *testing.T) {
+		e := newEnv(t, on)
+		e.track(requestID, relayState)
+		res, err := e.post(valid().build(k), relayState)
+		if err != nil || res.IdPInitiated || res.ReturnTo != "/reports" {
+			t.Fatalf("= %+v, %v", res, err)
+		}
+	})
+}
+
+func TestClockSkew(t *testing.T) {
+	k := loadKeys(t)
+	// NotOnOrAfter 40 s ago: accepted with a 1-minute skew, refused with
+	// 30 s; exactly at NotOnOrAfter+skew it is refused.
+	doc := spec{signAssertion: true, notOnOrAfter: t0.Add(-38 * time.Second)}.build(k)
+	skew := func(d time.Duration) func(*Connection) { return func(c *Connection) { c.ClockSkew = d } }
+	e := newEnv(t, skew(time.Minute))
+	e.track(requestID, relayState)
+	if _, err := e.post(doc, relayState); err != nil {
+		t.Errorf("inside the skew: %v", err)
+	}
+	e = newEnv(t, skew(30*time.Second))
+	e.track(requestID, relayState)
+	_, err := e.post(doc, relayState)
+	wantReason(t, err, ReasonExpired)
+	e = newEnv(t, skew(40*time.Second))
+	e.track(requestID, relayState)
+	_, err = e.post(doc, relayState)
+	wantReason(t, err, ReasonExpired)
+
+	// NotBefore in the future by 50 s (the clock reads t0+2s).
+	doc = spec{signAssertion: true, notBefore: t0.Add(52 * time.Second)}.build(k)
+	e = newEnv(t, skew(time.Minute))
+	e.track(requestID, relayState)
+	if _, err := e.post(doc, relayState); err != nil {
+		t.Errorf("NotBefore inside the skew: %v", err)
+	}
+	e = newEnv(t, skew(45*time.Second))
+	e.track(requestID, relayState)
+	_, err = e.post(doc, relayState)
+	wantReason(t, err, ReasonNotYetValid)
+}
+
+func TestReplayUntil(t *testing.T) {
+	k := loadKeys(t)
+	e := newEnv(t, func(c *Connection) { c.IdPInitiated = true })
+	if _, err := e.post(spec{signAssertion: true, noInResponseTo: true}.build(k), ""); err != nil {
+		t.Fatal(err)
+	}
+	until := e.st.replay[[2]string{tenant, "id-assertion-0001"}]
+	// Acceptable until IssueInstant+90s+3m (crewjam's limits), kept one
+	// skew longer for replicas with other clocks.
+	want := t0.Add(saml.MaxIssueDelay + saml.MaxClockSkew + DefaultClockSkew)
+	if !until.Equal(want) {
+		t.Errorf("replay record until %v, want %v", until, want)
+	}
+	// The last instant any check accepts is before until.
+	e.clock.Set(want.Add(-DefaultClockSkew))
+	_, err := e.post(spec{signAssertion: true, noInResponseTo: true}.build(k), "")
+	wantReason(t, err, ReasonExpired)
+}
+
+func TestNotConfiguredAndMetadata(t *testing.T) {
+	k := loadKeys(t)
+	doc := valid().build(k)
+	e := newEnv(t, nil)
+	_, err := e.p.ParseResponse(t.Context(), "other", base64.StdEncoding.EncodeToString(doc), relayState, "")
+	wantReason(t, err, ReasonNotConfigured)
+	_, err = e.p.ParseResponse(t.Context(), "../acme", base64.StdEncoding.EncodeToString(doc), relayState, "")
+	wantReason(t, err, ReasonNotConfigured)
+
+	e = newEnv(t, func(c *Connection) { c.Metadata = idpMetadata(t0.Add(-time.Hour), k.idp.cert) })
+	e.track(requestID, relayState)
+	_, err = e.post(doc, relayState)
+	wantReason(t, err, ReasonMetadataExpired)
+	_, err = e.p.StartLogin(t.Context(), tenant, LoginOptions{})
+	wantReason(t, err, ReasonMetadataExpired)
+
+	e = newEnv(t, func(c *Connection) { c.Metadata = "<broken" })
+	e.track(requestID, relayState)
+	_, err = e.post(doc, relayState)
+	wantReason(t, err, ReasonMetadataUnavailable)
+}
+
+// TestStoreFailure: a store failure is never a rejection: the caller
+// fails closed with an error that is not ErrRejected.
+func TestStoreFailure(t *testing.T) {
+	k := loadKeys(t)
+	boom := errors.New("connection reset")
+	for _, step := range []string{"connection", "request", "replay"} {
+		t.Run(step, func(t *testing.T) {
+			e := newEnv(t, nil)
+			e.track(requestID, relayState)
+			fs := &failingStores{memStores: e.st, step: step, err: boom}
+			p, err := New(Config{BaseURL: baseURL, Key: k.sp.key, Certificate: k.sp.cert, Stores: Stores{fs, fs, fs}, Now: e.clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = p.ParseResponse(t.Context(), tenant, base64.StdEncoding.EncodeToString(valid().build(k)), relayState, "")
+			if !errors.Is(err, boom) || errors.Is(err, ErrRejected) {
+				t.Errorf("error = %v; want the store failure, not a rejection", err)
+			}
+		})
+	}
+}
+
+type failingStores struct {
+	*memStores
+	step string
+	err  error
+}
+
+func (f *failingStores) Connection(ctx context.Context, tenant string) (Connection, error) {
+	if f.step == "connection" {
+		return Connection{}, f.err
+	}
+	return f.memStores.Connection(ctx, tenant)
+}
+
+func (f *failingStores) ConsumeRequest(ctx context.Context, tenant, id string, now time.Time) (Request, error) {
+	if f.step == "request" {
+		return Request{}, f.err
+	}
+	return f.memStores.ConsumeRequest(ctx, tenant, id, now)
+}
+
+func (f *failingStores) InsertID(ctx context.Context, tenant, id string, until, now time.Time) (bool, error) {
+	if f.step == "replay" {
+		return false, f.err
+	}
+	return f.memStores.InsertID(ctx, tenant, id, until, now)
+}
+
+func TestEncryptedCBC(t *testing.T) {
+	k := loadKeys(t)
+	cbc := func(s spec) []byte {
+		s.defaults(k)
+		a := s.assertion(k)
+		doc := etree.NewDocument()
+		doc.SetRoot(a)
+		plain, _ := doc.WriteToBytes()
+		enc := xmlenc.OAEP()
+		enc.BlockCipher = xmlenc.AES256CBC
+		data, err := enc.Encrypt(k.sp.cert, plain, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ea := etree.NewElement("saml:EncryptedAssertion")
+		ea.CreateAttr("xmlns:saml", nsAssertion)
+		ea.AddChild(data)
+		return serialize(s.response(k, ea))
+	}
+	// Unauthenticated CBC ciphertext is not decrypted (padding oracles).
+	e := newEnv(t, nil)
+	e.track(requestID, relayState)
+	_, err := e.post(cbc(spec{signAssertion: true}), relayState)
+	wantReason(t, err, ReasonDecryption)
+	// With the Response signed, it is.
+	e = newEnv(t, nil)
+	e.track(requestID, relayState)
+	if _, err := e.post(cbc(spec{signAssertion: true, signResponse: true}), relayState); err != nil {
+		t.Errorf("CBC in a signed response: %v", err)
+	}
+	// Encrypted but signed by nobody: refused.
+	e = newEnv(t, nil)
+	e.track(requestID, relayState)
+	_, err = e.post(spec{encrypt: true}.build(k), relayState)
+	wantReason(t, err, ReasonUnsigned)
+	// Encrypted to another key.
+	e = newEnv(t, nil)
+	e.track(requestID, relayState)
+	b := spec{signAssertion: true, encrypt: true}.build(k)
+	root := parse(b)
+	cv := root.FindElement(".//CipherValue")
+	raw, _ := base64.StdEncoding.DecodeString(cv.Text())
+	raw[len(raw)-1] ^= 1
+	cv.SetText(base64.StdEncoding.EncodeToString(raw))
+	_, err = e.post(serialize(root), relayState)
+	wantReason(t, err, ReasonDecryption)
+}
+
+func TestCertificateValidity(t *testing.T) {
+	k := loadKeys(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "idp.example.test"},
+		NotBefore: time.Date(2010, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.idp2.key.PublicKey, k.idp2.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, _ := x509.ParseCertificate(der)
+	signer := &keyPair{key: k.idp2.key, cert: expired}
+	doc := spec{signAssertion: true, signer: signer}.build(k)
+	meta := func(require bool) func(*Connection) {
+		return func(c *Connection) {
+			c.Metadata = idpMetadata(time.Time{}, expired)
+			c.RequireValidCertificates = require
+		}
+	}
+	e := newEnv(t, meta(false))
+	e.track(requestID, relayState)
+	if _, err := e.post(doc, relayState); err != nil {
+		t.Errorf("expired metadata certificate (not required valid): %v", err)
+	}
+	e = newEnv(t, meta(true))
+	e.track(requestID, relayState)
+	_, err = e.post(doc, relayState)
+	wantReason(t, err, ReasonCertificateExpired)
+}
+
+func TestAttributeMapping(t *testing.T) {
+	k := loadKeys(t)
+	for _, tc := range []struct {
+		name   string
+		edit   func(*Connection)
+		s      spec
+		want   Result // Email, Name, Groups, Roles compared
+		reason Reason
+	}{
+		{name: "defaults", s: valid(), want: Result{Email: "alice@corp.example", Name: "Alice Example",
+			Groups: []string{"Staff", "Admins", "Other"}, Roles: []string{"admin", "member"}}},
+		{name: "default role", edit: func(c *Connection) { c.GroupRoles = nil; c.DefaultRole = "reports-only" }, s: valid(),
+			want: Result{Email: "alice@corp.example", Name: "Alice Example", Groups: []string{"Staff", "Admins", "Other"}, Roles: []string{"reports-only"}}},
+		{name: "configured names", edit: func(c *Connection) {
+			c.EmailAttribute, c.NameAttribute, c.GroupsAttribute = "work-mail", "label", "teams"
+			c.GroupRoles = map[string]string{"blue": "manager"}
+		}, s: spec{signAssertion: true, attributes: []saml.Attribute{
+			attr("work-mail", "", "  Bob@Corp.Example "), attr("label", "", "Bob B."), attr("teams", "", "red", "blue", "blue", ""),
+			attr("mail", "", "wrong@corp.example"),
+		}}, want: Result{Email: "bob@corp.example", Name: "Bob B.", Groups: []string{"red", "blue"}, Roles: []string{"manager"}}},
+		{name: "friendly names", s: spec{signAssertion: true, attributes: []saml.Attribute{
+			attr("urn:x:1", "mail", "carol@corp.example"), attr("urn:x:2", "givenName", "Carol"), attr("urn:x:3", "sn", "Jones"),
+		}}, want: Result{Email: "carol@corp.example", Name: "Carol Jones"}},
+		{name: "email from NameID", s: spec{signAssertion: true, attributes: []saml.Attribute{}},
+			want: Result{Email: "alice@corp.example"}},
+		{name: "opaque NameID is not an email", s: spec{signAssertion: true, attributes: []saml.Attribute{},
+			nameIDFormat: string(saml.PersistentNameIDFormat), nameID: "a7f3e1"}, reason: ReasonEmailMissing},
+		{name: "configured email attribute missing", edit: func(c *Connection) { c.EmailAttribute = "work-mail" }, s: valid(), reason: ReasonEmailMissing},
+		{name: "email with display name", s: spec{signAssertion: true, attributes: []saml.Attribute{attr("mail", "", "Eve <eve@corp.example>")}}, reason: ReasonEmailInvalid},
+		{name: "email with control character", s: spec{signAssertion: true, attributes: []saml.Attribute{attr("mail", "", "eve\u202e@corp.example")}}, reason: ReasonEmailInvalid},
+		{name: "allowed domain", edit: func(c *Connection) { c.AllowedDomains = []string{"CORP.example"} }, s: valid(),
+			want: Result{Email: "alice@corp.example", Name: "Alice Example", Groups: []string{"Staff", "Admins", "Other"}, Roles: []string{"admin", "member"}}},
+		{name: "subdomain not allowed", edit: func(c *Connection) { c.AllowedDomains = []string{"example"} }, s: valid(), reason: ReasonEmailDomain},
+		{name: "bad display name dropped", s: spec{signAssertion: true, attributes: []saml.Attribute{
+			attr("mail", "", "dan@corp.example"), attr("displayName", "", "Dan\u202eevil")}},
+			want: Result{Email: "dan@corp.example"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, tc.edit)
+			e.track(requestID, relayState)
+			res, err := e.post(tc.s.build(k), relayState)
+			if tc.reason != "" {
+				wantReason(t, err, tc.reason)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Email != tc.want.Email || res.Name != tc.want.Name || !slices.Equal(res.Groups, tc.want.Groups) || !slices.Equal(res.Roles, tc.want.Roles) {
+				t.Errorf("got email %q name %q groups %q roles %q; want %q %q %q %q", res.Email, res.Name, res.Groups, res.Roles,
+					tc.want.Email, tc.want.Name, tc.want.Groups, tc.want.Roles)
+			}
+		})
+	}
+}
+
+func TestResultFields(t *testing.T) {
+	k := loadKeys(t)
+	e := newEnv(t, func(c *Connection) { c.JIT, c.SyncRoles = true, true })
+	e.track(requestID, relayState)
+	res, err := e.post(valid().build(k), relayState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Result{Tenant: tenant, IdPEntityID: idpEntityID, NameID: "alice@corp.example", NameIDFormat: string(saml.EmailAddressNameIDFormat),
+		SessionIndex: "session-index-0001", AuthnContext: "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
+		AssertionID: "id-assertion-0001", JIT: true, SyncRoles: true, RequestID: requestID, ReturnTo: "/reports"}
+	got := *res
+	got.Email, got.Name, got.Groups, got.Roles, got.AuthnInstant = "", "", nil, nil, time.Time{}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("result\n got %+v\nwant %+v", got, want)
+	}
+	if !res.AuthnInstant.Equal(t0.Add(-time.Minute)) {
+		t.Errorf("AuthnInstant = %v", res.AuthnInstant)
+	}
+}
+
+// TestConcurrentDelivery posts one response from 50 goroutines: exactly
+// one login succeeds, whether the request or the replay cache stops the
+// others.
+func TestConcurrentDelivery(t *testing.T) {
+	k := loadKeys(t)
+	for _, mode := range []string{"sp-initiated", "idp-initiated"} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, func(c *Connection) { c.IdPInitiated = mode == "idp-initiated" })
+			s := valid()
+			if mode == "idp-initiated" {
+				s.noInResponseTo = true
+			} else {
+				e.track(requestID, relayState)
+			}
+			doc := s.build(k)
+			const n = 50
+			var mu sync.Mutex
+			var ok int
+			reasons := map[Reason]int{}
+			var wg sync.WaitGroup
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := e.post(doc, relayState)
+					mu.Lock()
+					defer mu.Unlock()
+					var rej *RejectError
+					switch {
+					case err == nil:
+						ok++
+					case errors.As(err, &rej):
+						reasons[rej.Reason]++
+					default:
+						t.Errorf("unexpected error: %v", err)
+					}
+				}()
+			}
+			wg.Wait()
+			if ok != 1 {
+				t.Errorf("%d deliveries accepted, want 1 (rejections %v)", ok, reasons)
+			}
+			for r := range reasons {
+				if r != ReasonRequestUnknown && r != ReasonReplayed {
+					t.Errorf("unexpected reason %q", r)
+				}
+			}
+		})
+	}
+}
