@@ -9,6 +9,8 @@ import (
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/auth/authtest"
 	"github.com/guardhq/guard/guardtest"
+	"github.com/guardhq/guard/ipfilter"
+	"github.com/guardhq/guard/ipfilter/ipfiltertest"
 	"github.com/guardhq/guard/session/sessiontest"
 )
 
@@ -55,3 +57,13 @@ func authStores(r *recycler) authtest.Stores {
 
 func TestAuthStores(t *testing.T)           { authtest.Run(t, authStores(newRecycler(t))) }
 func TestAuthStoresConcurrent(t *testing.T) { authtest.RunConcurrent(t, authStores(newRecycler(t))) }
+
+func TestIPLists(t *testing.T) {
+	r := newRecycler(t)
+	ipfiltertest.Run(t, func(t *testing.T) ipfilter.Store { return r.store(t).IPLists })
+}
+
+func TestIPListsConcurrent(t *testing.T) {
+	r := newRecycler(t)
+	ipfiltertest.RunConcurrent(t, func(t *testing.T) ipfilter.Store { return r.store(t).IPLists })
+}

@@ -20,6 +20,7 @@ type migration struct {
 var migrations = [...]migration{
 	{name: "initial tables", sql: migration1},
 	{name: "api keys", sql: migration2},
+	{name: "ip allow-lists", sql: migration3},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -270,6 +271,22 @@ CREATE TABLE {s}.api_keys (
 	CONSTRAINT api_keys_hash_key UNIQUE (hash)
 );
 CREATE INDEX api_keys_list ON {s}.api_keys (tenant, created_at NULLS FIRST, id);
+`
+
+// migration3 adds the IP allow-lists: one row per tenant with both scopes
+// and the version, so one row read is one consistent version. Entries are
+// bytea arrays, kept byte for byte (never an inet, which would rewrite
+// them); the tenant is bytea like the sessions' tenant. Large arrays are
+// TOASTed, so reading the version alone does not read them.
+const migration3 = `
+CREATE TABLE {s}.ip_lists (
+	tenant               bytea PRIMARY KEY,
+	version              bigint NOT NULL CHECK (version > 0),
+	users_entries        bytea[] NOT NULL,
+	users_report_only    boolean NOT NULL,
+	api_keys_entries     bytea[] NOT NULL,
+	api_keys_report_only boolean NOT NULL
+);
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

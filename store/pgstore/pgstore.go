@@ -57,6 +57,7 @@ type Store struct {
 	Audit    *Audit
 	Tenants  *Tenants
 	APIKeys  *APIKeys
+	IPLists  *IPLists
 
 	pool   *pgxpool.Pool
 	schema string // validated, unquoted
@@ -84,6 +85,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 	s.Audit = &Audit{pool: pool, sql: newAuditSQL(s.q)}
 	s.Tenants = &Tenants{pool: pool, sql: newTenantSQL(s.q)}
 	s.APIKeys = &APIKeys{pool: pool, sql: newAPIKeySQL(s.q)}
+	s.IPLists = &IPLists{pool: pool, sql: newIPListSQL(s.q)}
 	return s, nil
 }
 
@@ -101,6 +103,7 @@ func (s *Store) Stores() guard.Stores {
 		Audit:        s.Audit,
 		Tenants:      s.Tenants,
 		APIKeys:      s.APIKeys,
+		IPLists:      s.IPLists,
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/store/pgstore"
 )
@@ -179,6 +180,60 @@ func TestReplicasAuditChain(t *testing.T) {
 		}
 		if !rep.OK || rep.Checked != n || rep.Head.Seq != n {
 			t.Errorf("Verify on replica %d = %+v, want OK over %d events", i, rep, n)
+		}
+	}
+}
+
+// Of 20 Replaces from the same version on two replicas, exactly one wins;
+// the lists then hold the winner's entry at the next version.
+func TestReplicasIPListsReplace(t *testing.T) {
+	a, b := twoReplicas(t)
+	ctx := t.Context()
+	if _, err := a.IPLists.Replace(ctx, "acme", ipfilter.APIKeys, ipfilter.Rules{Entries: []string{"192.0.2.1"}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	// A tenant's first write (prev 0, an INSERT), and a later one (an
+	// UPDATE of acme, whose API-key scope is at version 1).
+	for _, tc := range []struct {
+		tenant string
+		prev   uint64
+	}{{"globex", 0}, {"acme", 1}} {
+		tenant, prev := tc.tenant, tc.prev
+		const n = 20
+		wins := make([]bool, n)
+		parallel(n, func(i int) {
+			st := a
+			if i%2 == 1 {
+				st = b
+			}
+			entry := fmt.Sprintf("203.0.113.%d", i)
+			v, err := st.IPLists.Replace(ctx, tenant, ipfilter.Users, ipfilter.Rules{Entries: []string{entry}}, prev)
+			switch {
+			case err == nil && v == prev+1:
+				wins[i] = true
+			case !errors.Is(err, ipfilter.ErrConflict):
+				t.Errorf("Replace %d from version %d = %d, %v; want %d or ErrConflict", i, prev, v, err, prev+1)
+			}
+		})
+		var winner []int
+		for i, w := range wins {
+			if w {
+				winner = append(winner, i)
+			}
+		}
+		if len(winner) != 1 {
+			t.Fatalf("from version %d: %d Replaces won (%v), want exactly 1", prev, len(winner), winner)
+		}
+		l, err := b.IPLists.Lists(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("203.0.113.%d", winner[0])
+		if l.Version != prev+1 || len(l.Users.Entries) != 1 || l.Users.Entries[0] != want {
+			t.Errorf("Lists after the race from version %d = %+v, want version %d with %s", prev, l, prev+1, want)
+		}
+		if prev == 1 && (len(l.APIKeys.Entries) != 1 || l.APIKeys.Entries[0] != "192.0.2.1") {
+			t.Errorf("the other scope changed: %+v", l.APIKeys)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/store/pgstore"
 )
@@ -335,8 +336,15 @@ func TestErrorsAreReturned(t *testing.T) {
 		"ListAPIKeys":  func() error { _, err := st.APIKeys.ListAPIKeys(ctx, "t"); return err },
 		"RevokeAPIKey": func() error { return st.APIKeys.RevokeAPIKey(ctx, "t", "k", t0) },
 		"TouchAPIKey":  func() error { return st.APIKeys.TouchAPIKey(ctx, "t", "k", t0) },
+		"Lists":        func() error { _, err := st.IPLists.Lists(ctx, "t"); return err },
+		"Version":      func() error { _, err := st.IPLists.Version(ctx, "t"); return err },
+		"Replace": func() error {
+			_, err := st.IPLists.Replace(ctx, "t", ipfilter.Users, ipfilter.Rules{Entries: []string{"10.0.0.0/8"}}, 0)
+			return err
+		},
 	}
-	sentinels := []error{auth.ErrNotFound, auth.ErrConflict, session.ErrNotFound, audit.ErrConflict, guard.ErrTenantNotFound, guard.ErrConflict}
+	sentinels := []error{auth.ErrNotFound, auth.ErrConflict, auth.ErrDuplicateID, session.ErrNotFound, audit.ErrConflict,
+		guard.ErrTenantNotFound, guard.ErrConflict, ipfilter.ErrConflict}
 	for name, call := range calls {
 		err := call()
 		if err == nil {
@@ -348,5 +356,21 @@ func TestErrorsAreReturned(t *testing.T) {
 				t.Errorf("%s on a closed pool = %v, a contract error", name, err)
 			}
 		}
+	}
+}
+
+// Replace refuses a scope other than Users and APIKeys, and changes
+// nothing.
+func TestIPListsInvalidScope(t *testing.T) {
+	st := newStore(t)
+	ctx := t.Context()
+	for _, s := range []ipfilter.Scope{0, 3, 255} {
+		v, err := st.IPLists.Replace(ctx, "acme", s, ipfilter.Rules{Entries: []string{"10.0.0.0/8"}}, 0)
+		if err == nil || errors.Is(err, ipfilter.ErrConflict) {
+			t.Errorf("Replace with scope %d = %d, %v; want an error", s, v, err)
+		}
+	}
+	if v, err := st.IPLists.Version(ctx, "acme"); err != nil || v != 0 {
+		t.Errorf("Version after refused Replaces = %d, %v; want 0", v, err)
 	}
 }
