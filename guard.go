@@ -186,7 +186,8 @@ type Config struct {
 var (
 	DefaultAccountLimit = auth.Limit{Max: 5, ResetAfter: 15 * time.Minute, LockFor: time.Minute, MaxLockFor: 15 * time.Minute}
 	DefaultIPLimit      = auth.Limit{Max: 50, ResetAfter: time.Hour, LockFor: 5 * time.Minute, MaxLockFor: time.Hour}
-	defaultPolicy       = Policy{SessionLimit: 1, OnSessionLimit: EndOldestSession, IdleTimeout: 24 * time.Hour, SessionLifetime: 7 * 24 * time.Hour, PasswordMinLength: 8}
+	defaultPolicy       = Policy{SessionLimit: 1, OnSessionLimit: EndOldestSession, IdleTimeout: 24 * time.Hour, SessionLifetime: 7 * 24 * time.Hour, PasswordMinLength: 8,
+		ReviewEvery: 14 * 24 * time.Hour, DormantAfter: 30 * 24 * time.Hour}
 )
 
 // Guard is the facade: it orchestrates the auth, session and audit packages

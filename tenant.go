@@ -59,6 +59,15 @@ type Policy struct {
 	// MFARequiredSince is when RequireMFA was switched on. SetPolicy keeps
 	// it; a value given by the caller is ignored.
 	MFARequiredSince time.Time `json:"mfa_required_since,omitzero"`
+
+	// ReviewEvery is how often an access review is due (default 14 days).
+	ReviewEvery time.Duration `json:"review_every,omitempty"`
+	// DormantAfter: a user who has not signed in for this long is dormant
+	// in access reviews (default 30 days).
+	DormantAfter time.Duration `json:"dormant_after,omitempty"`
+	// AutoDeactivateDormant lets DeactivateDormant (run by the host on a
+	// schedule) deactivate dormant users.
+	AutoDeactivateDormant bool `json:"auto_deactivate_dormant,omitempty"`
 }
 
 // Values of Policy.OnSessionLimit.
@@ -98,6 +107,10 @@ func (p Policy) Validate() error {
 		return &PolicyError{Field: "MFAGrace", Reason: "must not be negative"}
 	case p.MFAGrace > 90*24*time.Hour:
 		return &PolicyError{Field: "MFAGrace", Reason: "must be at most 90 days"}
+	case p.ReviewEvery != 0 && (p.ReviewEvery < 24*time.Hour || p.ReviewEvery > 366*24*time.Hour):
+		return &PolicyError{Field: "ReviewEvery", Reason: "must be between a day and a year"}
+	case p.DormantAfter != 0 && (p.DormantAfter < 24*time.Hour || p.DormantAfter > 5*366*24*time.Hour):
+		return &PolicyError{Field: "DormantAfter", Reason: "must be between a day and five years"}
 	}
 	return nil
 }
@@ -143,6 +156,12 @@ func (p Policy) withDefaults(d Policy) Policy {
 	}
 	if p.MFAGrace == 0 {
 		p.MFAGrace = d.MFAGrace
+	}
+	if p.ReviewEvery == 0 {
+		p.ReviewEvery = d.ReviewEvery
+	}
+	if p.DormantAfter == 0 {
+		p.DormantAfter = d.DormantAfter
 	}
 	return p
 }

@@ -155,6 +155,9 @@ func policyChanges(old, cur Policy) [][2]string {
 	add("require_mfa", old.RequireMFA != cur.RequireMFA, cur.RequireMFA)
 	add("mfa_allow_email", old.MFAAllowEmail != cur.MFAAllowEmail, cur.MFAAllowEmail)
 	add("mfa_grace", old.MFAGrace != cur.MFAGrace, cur.MFAGrace)
+	add("review_every", old.ReviewEvery != cur.ReviewEvery, cur.ReviewEvery)
+	add("dormant_after", old.DormantAfter != cur.DormantAfter, cur.DormantAfter)
+	add("auto_deactivate_dormant", old.AutoDeactivateDormant != cur.AutoDeactivateDormant, cur.AutoDeactivateDormant)
 	return out
 }
 

@@ -49,6 +49,11 @@ const (
 	ApprovalConsumed    Action = "approval.consumed"
 )
 
+// Access reviews.
+const (
+	ReviewCompleted Action = "access_review.completed" // Meta: users, dormant, decisions
+)
+
 // Password recovery.
 const (
 	PasswordResetRequested Action = "password.reset_requested" // Reason: unknown_user, deactivated when no email went out
@@ -87,7 +92,7 @@ var Actions = []Action{
 	RecoveryUsed, RecoveryReset, PasswordResetRequested, PasswordReset,
 	IPDenied, IPListChanged, APIKeyCreated, APIKeyRevoked, APIKeyDenied,
 	RoleGranted, RoleRevoked, RoleDefined, RoleDeleted, ApprovalRuleChanged,
-	ApprovalRequested, ApprovalApproved, ApprovalRejected, ApprovalConsumed,
+	ApprovalRequested, ApprovalApproved, ApprovalRejected, ApprovalConsumed, ReviewCompleted,
 	SessionCreated, SessionRotated, SessionEvicted, SessionRevoked, SessionExpired,
 	UserCreated, UserDeactivated, UserReactivated, UserDeleted, UserUnlocked,
 	PasswordChanged, PasswordRejected, PasswordRehashed,
