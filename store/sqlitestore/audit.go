@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/bits"
+	"strconv"
 	"strings"
 
 	"github.com/guardhq/guard/audit"
@@ -195,7 +196,72 @@ func (a *Audit) Purge(ctx context.Context, tenant string, cp audit.Checkpoint) e
 	})
 }
 
-// Query implements audit.Store with one SELECT.
+// auditQuery is the SELECT of Query: every filter a condition, with the
+// Seq cursor as a range. The most selective filter names the index, whose
+// last column is seq, so a page is read in order and the scan stops once
+// it is full, without leaving the choice to the planner (which has no
+// statistics and would rather scan the chain in Seq order). An actor
+// matches Actor.ID or Actor.Email: the page is then taken from the union of
+// one range per actor index, each cut at the page size. Without actor,
+// action or outcome, the chain is read in Seq order (by the primary key)
+// unless a time bound would make that read skip events first.
+func auditQuery(tenant string, q audit.Query, limit int) (string, []any) {
+	args := []any{tenant}
+	conds := []string{"tenant = ?1"}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		conds = append(conds, cond+strconv.Itoa(len(args)))
+	}
+	if q.After != 0 {
+		if q.Desc {
+			add("seq < ?", int64(q.After))
+		} else {
+			add("seq > ?", int64(q.After))
+		}
+	}
+	if !q.From.IsZero() {
+		add("time >= ?", micros(q.From))
+	}
+	if !q.To.IsZero() {
+		add("time < ?", micros(q.To))
+	}
+	if q.Action != "" {
+		add("action = ?", q.Action)
+	}
+	if q.Outcome != "" {
+		add("outcome = ?", string(q.Outcome))
+	}
+	args = append(args, limit)
+	order := " ORDER BY seq LIMIT ?" + strconv.Itoa(len(args))
+	if q.Desc {
+		order = " ORDER BY seq DESC LIMIT ?" + strconv.Itoa(len(args))
+	}
+	where := strings.Join(conds, " AND ")
+	const table = ` FROM guard_audit_events`
+	if q.Actor == "" {
+		index := ""
+		switch {
+		case q.Action != "":
+			index = ` INDEXED BY guard_audit_action`
+		case q.Outcome != "":
+			index = ` INDEXED BY guard_audit_outcome`
+		case !q.Desc && !q.From.IsZero(), q.Desc && !q.To.IsZero():
+			// Read in Seq order, the chain would start with the events
+			// the time range leaves out: take the range from the time
+			// index and sort it instead.
+			index = ` INDEXED BY guard_audit_time`
+		}
+		return `SELECT ` + eventCols + table + index + ` WHERE ` + where + order, args
+	}
+	args = append(args, q.Actor)
+	actor := "?" + strconv.Itoa(len(args))
+	return `SELECT ` + eventCols + table + ` WHERE tenant = ?1 AND seq IN (
+		SELECT seq FROM (SELECT seq` + table + ` INDEXED BY guard_audit_actor_id WHERE ` + where + ` AND actor_id = ` + actor + order + `)
+		UNION ALL
+		SELECT seq FROM (SELECT seq` + table + ` INDEXED BY guard_audit_actor_email WHERE ` + where + ` AND actor_email = ` + actor + order + `))` + order, args
+}
+
+// Query implements audit.Store with one SELECT (see auditQuery).
 func (a *Audit) Query(ctx context.Context, tenant string, q audit.Query) ([]audit.Event, error) {
 	if err := a.s.ready(ctx); err != nil {
 		return nil, err
@@ -205,46 +271,8 @@ func (a *Audit) Query(ctx context.Context, tenant string, q audit.Query) ([]audi
 		limit = audit.DefaultLimit
 	}
 	limit = min(limit, audit.MaxLimit)
-	var b strings.Builder
-	args := make([]any, 0, 8)
-	b.WriteString(`SELECT ` + eventCols + ` FROM guard_audit_events WHERE tenant = ?`)
-	args = append(args, tenant)
-	if q.After != 0 {
-		if q.Desc {
-			b.WriteString(` AND seq < ?`)
-		} else {
-			b.WriteString(` AND seq > ?`)
-		}
-		args = append(args, int64(q.After))
-	}
-	if !q.From.IsZero() {
-		b.WriteString(` AND time >= ?`)
-		args = append(args, micros(q.From))
-	}
-	if !q.To.IsZero() {
-		b.WriteString(` AND time < ?`)
-		args = append(args, micros(q.To))
-	}
-	if q.Actor != "" {
-		b.WriteString(` AND (actor_id = ? OR actor_email = ?)`)
-		args = append(args, q.Actor, q.Actor)
-	}
-	if q.Action != "" {
-		b.WriteString(` AND action = ?`)
-		args = append(args, q.Action)
-	}
-	if q.Outcome != "" {
-		b.WriteString(` AND outcome = ?`)
-		args = append(args, string(q.Outcome))
-	}
-	if q.Desc {
-		b.WriteString(` ORDER BY seq DESC`)
-	} else {
-		b.WriteString(` ORDER BY seq`)
-	}
-	b.WriteString(` LIMIT ?`)
-	args = append(args, limit)
-	rows, err := a.s.db.QueryContext(ctx, b.String(), args...)
+	query, args := auditQuery(tenant, q, limit)
+	rows, err := a.s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: query audit events: %w", err)
 	}

@@ -76,10 +76,14 @@ var migrations = []migration{
 			idle_timeout INTEGER NOT NULL,
 			ip           TEXT    NOT NULL,
 			user_agent   TEXT    NOT NULL,
-			flags        INTEGER NOT NULL
+			flags        INTEGER NOT NULL,
+			-- when the session stops being live unless it sees a request:
+			-- the earlier of expires_at and last_seen + idle_timeout
+			-- (rounded up to the microsecond), for the sweep
+			ends_at      INTEGER GENERATED ALWAYS AS (min(expires_at, last_seen + (idle_timeout + 999) / 1000)) VIRTUAL
 		) STRICT, WITHOUT ROWID`,
 		`CREATE INDEX guard_sessions_user ON guard_sessions (tenant, user_id, created_at, hash)`,
-		`CREATE INDEX guard_sessions_expires ON guard_sessions (expires_at)`,
+		`CREATE INDEX guard_sessions_ends ON guard_sessions (ends_at)`,
 
 		// Audit: one head row per tenant (the chain's last link and its
 		// checkpoint), moved in the transaction that appends.
@@ -130,7 +134,7 @@ var ownNames = map[string]bool{
 	"guard_throttle_expires":  true,
 	"guard_sessions":          true,
 	"guard_sessions_user":     true,
-	"guard_sessions_expires":  true,
+	"guard_sessions_ends":     true,
 	"guard_audit_heads":       true,
 	"guard_audit_events":      true,
 	"guard_audit_time":        true,

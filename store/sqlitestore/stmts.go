@@ -89,10 +89,9 @@ var queries = func() (q [numStmts]string) {
 	q[sessOthers] = `SELECT hash, ` + sessionCols + ` FROM guard_sessions
 		WHERE tenant = ? AND user_id = ? AND hash <> ? ORDER BY created_at, hash`
 	q[sessDelOne] = `DELETE FROM guard_sessions WHERE hash = ?`
-	// Not live at now: now >= expires_at, or now >= last_seen+idle_timeout
-	// (compared in nanoseconds, written so that it cannot overflow).
+	// Not live at now: now >= ends_at (see the schema), through its index.
 	q[sessExpire] = `DELETE FROM guard_sessions WHERE hash IN (
-		SELECT hash FROM guard_sessions WHERE expires_at <= ?1 OR idle_timeout <= (?1 - last_seen) * 1000 LIMIT ?2)`
+		SELECT hash FROM guard_sessions WHERE ends_at <= ?1 LIMIT ?2)`
 
 	q[userByID] = `SELECT ` + userCols + ` FROM guard_users WHERE tenant = ? AND id = ?`
 	q[userByEmail] = `SELECT ` + userCols + ` FROM guard_users WHERE tenant = ? AND email = ?`
