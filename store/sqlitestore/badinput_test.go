@@ -120,3 +120,28 @@ func TestCancelledWrites(t *testing.T) {
 		t.Fatalf("Peek = %+v, %v", st, err)
 	}
 }
+
+// A panic inside a write transaction rolls it back and releases the write
+// lock before it goes on up the stack.
+func TestPanicInWriteRollsBack(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "guard.db")
+	s, other := openFile(t, path), openFile(t, path)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("no panic")
+			}
+		}()
+		sqlitestore.WriteThenPanic(context.Background(), s, "k")
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for _, st := range []*sqlitestore.Store{other, s} {
+		if _, err := st.Throttle.Reserve(ctx, "after", t0, hammerLimit); err != nil {
+			t.Fatalf("Reserve after the panic: %v", err)
+		}
+		if state, err := st.Throttle.Peek(ctx, "k", t0, hammerLimit); err != nil || state.Failures != 0 {
+			t.Fatalf("the panicking transaction's record: %+v, %v", state, err)
+		}
+	}
+}

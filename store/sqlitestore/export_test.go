@@ -34,3 +34,14 @@ func SetSweepEvery(s *Store, n uint64) {
 	s.Throttle.sweepEvery = n
 	s.Sessions.sweepEvery = n
 }
+
+// WriteThenPanic runs a write transaction that stores a throttle record for
+// key and then panics.
+func WriteThenPanic(ctx context.Context, s *Store, key string) {
+	s.write(ctx, func(w *wtx) error {
+		if _, err := w.exec(thrUpsert, key, 1, nil, nil, 0, 0, nil); err != nil {
+			return err
+		}
+		panic("in the middle of a transaction")
+	})
+}

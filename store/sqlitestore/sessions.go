@@ -20,8 +20,8 @@ import (
 // they may add is a conditional UPDATE (set if newer). Create and Rotate
 // are one write transaction each. Sessions that are no longer live are
 // deleted when their user signs in again (Create), when they are presented
-// (by session.Manager), and by a sweep that Create runs every few thousand
-// calls and that DeleteExpired runs on demand.
+// (by session.Manager), by a sweep in every 1024th Create, and by
+// DeleteExpired.
 type Sessions struct {
 	s          *Store
 	sweepEvery uint64
@@ -43,7 +43,7 @@ const defaultSweepEvery = 1024
 // can pile up (at most sweepEvery new rows between two sweeps).
 const sweepBatch = 2048
 
-// scanner is *sql.Row or *sql.Rows.
+// scanner is *sql.Row, *sql.Rows or errRow.
 type scanner interface{ Scan(dest ...any) error }
 
 // hashCol scans a BLOB column into a session.Hash without allocating.

@@ -258,9 +258,9 @@ func (s *Store) ready(ctx context.Context) error {
 	return nil
 }
 
-// writer is the Store's connection for writes, with every statement
-// prepared on it. Only the holder of the write gate uses it. Writes of a
-// Store are serialised anyway (SQLite has one writer at a time), so one
+// writer is the Store's connection for writes, with its own set of
+// prepared statements. Only the holder of the write gate uses it. Writes of
+// a Store are serialised anyway (SQLite has one writer at a time), so one
 // connection serves them all without database/sql's per-transaction
 // bookkeeping, and BEGIN IMMEDIATE and COMMIT are prepared once.
 type writer struct {
@@ -300,20 +300,25 @@ func (s *Store) write(ctx context.Context, f func(w *wtx) error) error {
 		return err
 	}
 	defer s.unlockWrites()
+	committed := false
+	defer func() {
+		// On every failure, a panic in f included, before the gate opens.
+		if !committed {
+			s.abort(wr)
+		}
+	}()
 	if _, err := wr.st.exec(ctx, sqlBegin); err != nil {
-		s.abort(wr)
 		return wrapErr("begin", err)
 	}
 	if err := f(&wtx{ctx: ctx, st: wr.st}); err != nil {
-		s.abort(wr)
 		return err
 	}
 	// The write lock is held: COMMIT does not wait for other writers, and
 	// the caller's cancellation must not cut it short.
 	if _, err := wr.st.exec(context.WithoutCancel(ctx), sqlCommit); err != nil {
-		s.abort(wr)
 		return wrapErr("commit", err)
 	}
+	committed = true
 	return nil
 }
 
