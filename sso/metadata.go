@@ -83,12 +83,19 @@ func ParseMetadata(data []byte, now time.Time) (*IdP, error) {
 	if !idp.ValidUntil.IsZero() && !now.Before(idp.ValidUntil) {
 		return nil, metaErr("has expired (validUntil has passed)")
 	}
+	// Only the endpoints of the bindings Guard uses are read (and must be
+	// http or https URLs); crewjam/saml already refuses a location whose
+	// scheme does not suit its binding.
 	for _, e := range desc.SingleSignOnServices {
+		b := strings.TrimSpace(e.Binding)
+		if b != saml.HTTPRedirectBinding && b != saml.HTTPPostBinding {
+			continue
+		}
 		loc, err := endpoint(e.Location)
 		if err != nil {
 			return nil, err
 		}
-		switch strings.TrimSpace(e.Binding) {
+		switch b {
 		case saml.HTTPRedirectBinding:
 			if idp.SSORedirectURL == "" {
 				idp.SSORedirectURL = loc
@@ -103,11 +110,14 @@ func ParseMetadata(data []byte, now time.Time) (*IdP, error) {
 		return nil, metaErr("has no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding")
 	}
 	for _, e := range desc.SingleLogoutServices {
+		if strings.TrimSpace(e.Binding) != saml.HTTPRedirectBinding {
+			continue
+		}
 		loc, err := endpoint(e.Location)
 		if err != nil {
 			return nil, err
 		}
-		if strings.TrimSpace(e.Binding) == saml.HTTPRedirectBinding && idp.SLORedirectURL == "" {
+		if idp.SLORedirectURL == "" {
 			idp.SLORedirectURL = loc
 		}
 	}

@@ -16,8 +16,9 @@ const MaxReturnToBytes = 2048
 // to redirect to: it starts with a single '/' (not "//", not "/\"), has no
 // backslash, no ASCII control character or space (browsers drop tabs and
 // newlines, turning "/\t/evil.test" into "//evil.test"), is valid UTF-8
-// of at most MaxReturnToBytes, and parses as a URL reference without
-// scheme, host or user info. Query and fragment are allowed.
+// of at most MaxReturnToBytes, parses as a URL reference without scheme,
+// host or user info, and its decoded path does not start with "//" or
+// "/\" either. Query and fragment are allowed.
 func SafeRedirect(target string) bool {
 	if len(target) == 0 || len(target) > MaxReturnToBytes || target[0] != '/' || !utf8.ValidString(target) {
 		return false
@@ -34,9 +35,8 @@ func SafeRedirect(target string) bool {
 	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
 		return false
 	}
-	// The path as a browser would see it after decoding must not start
-	// with "//" either ("/%2F/evil.test" is fine for a browser, which
-	// does not decode it, but some frameworks do).
+	// Nor may the decoded path start with "//" or "/\": a browser does
+	// not decode "/%2F/evil.test", but some routers and frameworks do.
 	if p := u.Path; len(p) > 1 && (p[1] == '/' || p[1] == '\\') {
 		return false
 	}

@@ -1,0 +1,133 @@
+package sso
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestSafeRedirect(t *testing.T) {
+	for _, tc := range []struct {
+		target string
+		want   bool
+	}{
+		{"/", true},
+		{"/reports", true},
+		{"/reports/7?tab=a&b=%2F#top", true},
+		{"/a/b/../c", true},
+		{"/%2F%2Fevil.test", false}, // harmless in a browser, but some routers decode it
+		{"/ü/straße", true},
+		{"", false},
+		{"reports", false},
+		{"//evil.test", false},
+		{"//evil.test/path", false},
+		{"///evil.test", false},
+		{"/\\evil.test", false},
+		{"\\\\evil.test", false},
+		{"/a\\b", false},
+		{"https://evil.test/", false},
+		{"http:/evil.test", false},
+		{"javascript:alert(1)", false},
+		{"/\t/evil.test", false},
+		{"/\n/evil.test", false},
+		{"/%0d%0aSet-Cookie:x=y", true}, // encoded: never a header
+		{"/\r\nSet-Cookie: x=y", false},
+		{"/ spaced", false},
+		{"/\x00", false},
+		{"/\x7f", false},
+		{"/\u0085", false},
+		{"/\u2028", false},
+		{"/" + strings.Repeat("a", MaxReturnToBytes), false},
+		{"/\xff", false},
+		{"/@evil.test", true},
+		{"/ok&next=https://evil.test", true},
+	} {
+		if got := SafeRedirect(tc.target); got != tc.want {
+			t.Errorf("SafeRedirect(%q) = %v, want %v", tc.target, got, tc.want)
+		}
+	}
+}
+
+// FuzzSafeRedirect: whatever is accepted resolves, against this site, to
+// this site.
+func FuzzSafeRedirect(f *testing.F) {
+	for _, s := range []string{"/", "/a?b#c", "//x", "/\\x", "https://x", "/\t/x", "/%2f/x", "/ü", "\\/x", "/./x"} {
+		f.Add(s)
+	}
+	base, _ := url.Parse("https://app.example.test/base/")
+	f.Fuzz(func(t *testing.T, s string) {
+		if !SafeRedirect(s) {
+			return
+		}
+		if !utf8.ValidString(s) || !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.ContainsAny(s, "\\\t\r\n ") {
+			t.Fatalf("SafeRedirect accepted %q", s)
+		}
+		u, err := base.Parse(s)
+		if err != nil || u.Host != base.Host || u.Scheme != base.Scheme || u.User != nil {
+			t.Fatalf("SafeRedirect(%q) resolves to %v (%v)", s, u, err)
+		}
+	})
+}
+
+// FuzzParseResponse feeds the ACS decode path (base64, lexical checks,
+// prescan, crewjam/saml) arbitrary documents, seeded with the golden
+// ones. It must never panic, and every failure must be a rejection; with
+// no request tracked and IdP-initiated login off, nothing is accepted.
+func FuzzParseResponse(f *testing.F) {
+	for _, tc := range goldenCases {
+		if b, err := os.ReadFile(goldenPath(tc.name)); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\"/>"))
+	e := newEnv(f, nil)
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		res, err := e.p.ParseResponse(t.Context(), tenant, base64.StdEncoding.EncodeToString(doc), "", "")
+		if err == nil {
+			t.Fatalf("accepted a response without a tracked request: %+v", res)
+		}
+		if !errors.Is(err, ErrRejected) {
+			t.Fatalf("not a rejection: %v", err)
+		}
+	})
+}
+
+// FuzzLexical checks the byte-level scan against a slow reference: a
+// document with "<!" outside a CDATA section, or "<?" after the start, is
+// refused.
+func FuzzLexical(f *testing.F) {
+	for _, s := range []string{"<a/>", "<?xml version=\"1.0\"?><a/>", "<a><![CDATA[<!-- x ]]></a>", "<a><!-- c --></a>", "<!DOCTYPE a><a/>", "<a><?pi?></a>"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rej := lexical(b)
+		if rej != nil {
+			return
+		}
+		// Outside CDATA there is no "<!" and no "<?" but a leading
+		// declaration.
+		s := string(b)
+		for {
+			i := strings.Index(s, "<![CDATA[")
+			if i < 0 {
+				break
+			}
+			j := strings.Index(s[i:], "]]>")
+			if j < 0 {
+				t.Fatalf("unterminated CDATA accepted: %q", b)
+			}
+			s = s[:i] + s[i+j+3:]
+		}
+		if strings.Contains(s, "<!") {
+			t.Fatalf("accepted a directive or comment: %q", b)
+		}
+		if i := strings.Index(s, "<?"); i >= 0 && !(i == 0 && strings.HasPrefix(string(b), "<?xml ")) || strings.Count(s, "<?") > 1 {
+			t.Fatalf("accepted a processing instruction: %q", b)
+		}
+	})
+}
+

@@ -1,0 +1,142 @@
+package sso
+
+import (
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
+	dsig "github.com/russellhaering/goxmldsig"
+)
+
+func sloPost(field string, el *etree.Element, relay string) *http.Request {
+	body := formPost(field, base64.StdEncoding.EncodeToString(serialize(el)), "RelayState", relay)
+	r := httptest.NewRequest(http.MethodPost, spSLOURL, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return r
+}
+
+// logoutResponse is the IdP's signed answer to the LogoutRequest id.
+func logoutResponse(k testKeys, id, status string, signed bool) *etree.Element {
+	r := &saml.LogoutResponse{
+		ID: "id-lr-" + id, InResponseTo: id, Version: "2.0", IssueInstant: t0, Destination: spSLOURL,
+		Issuer: &saml.Issuer{Value: idpEntityID}, Status: saml.Status{StatusCode: saml.StatusCode{Value: status}},
+	}
+	el := r.Element()
+	if signed {
+		el = sign(el, &k.idp, dsig.RSASHA256SignatureMethod)
+	}
+	return el
+}
+
+func TestSPInitiatedLogout(t *testing.T) {
+	e := newEnv(t, nil)
+	lo, err := e.p.StartLogout(t.Context(), tenant, LogoutOptions{
+		NameID: "alice@corp.example", NameIDFormat: string(saml.EmailAddressNameIDFormat), SessionIndex: "session-index-0001", ReturnTo: "/bye"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(lo.RedirectURL)
+	if u.Scheme+"://"+u.Host+u.Path != idpSLOURL || u.Query().Get("RelayState") != lo.RelayState {
+		t.Errorf("redirect = %s", lo.RedirectURL)
+	}
+	verifyQuerySignature(t, u, "SAMLRequest", &e.k.sp.key.PublicKey)
+	var lr saml.LogoutRequest
+	if err := xml.Unmarshal(inflate(t, u.Query().Get("SAMLRequest")), &lr); err != nil {
+		t.Fatal(err)
+	}
+	if lr.ID != lo.RequestID || lr.NameID == nil || lr.NameID.Value != "alice@corp.example" ||
+		lr.NameID.Format != string(saml.EmailAddressNameIDFormat) || lr.SessionIndex == nil ||
+		lr.SessionIndex.Value != "session-index-0001" || lr.Destination != idpSLOURL || lr.Issuer.Value != spEntityID {
+		t.Errorf("LogoutRequest = %+v", lr)
+	}
+
+	// Unsigned and failed answers are refused, and leave the request.
+	_, err = e.p.SLO(t.Context(), tenant, sloPost("SAMLResponse", logoutResponse(e.k, lo.RequestID, saml.StatusSuccess, false), lo.RelayState))
+	if !errors.Is(err, ErrRejected) {
+		t.Errorf("unsigned LogoutResponse: %v", err)
+	}
+	_, err = e.p.SLO(t.Context(), tenant, sloPost("SAMLResponse", logoutResponse(e.k, lo.RequestID, "urn:oasis:names:tc:SAML:2.0:status:Responder", true), lo.RelayState))
+	wantReason(t, err, ReasonLogoutStatus)
+	_, err = e.p.SLO(t.Context(), tenant, sloPost("SAMLResponse", logoutResponse(e.k, "id-other", saml.StatusSuccess, true), lo.RelayState))
+	wantReason(t, err, ReasonRequestUnknown)
+
+	res, err := e.p.SLO(t.Context(), tenant, sloPost("SAMLResponse", logoutResponse(e.k, lo.RequestID, saml.StatusSuccess, true), lo.RelayState))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ReturnTo != "/bye" || res.Request != nil {
+		t.Errorf("SLO = %+v", res)
+	}
+	_, err = e.p.SLO(t.Context(), tenant, sloPost("SAMLResponse", logoutResponse(e.k, lo.RequestID, saml.StatusSuccess, true), lo.RelayState))
+	wantReason(t, err, ReasonRequestUnknown)
+}
+
+func TestStartLogoutErrors(t *testing.T) {
+	e := newEnv(t, func(c *Connection) {
+		c.Metadata = strings.Replace(idpMetadata(time.Time{}, keys.idp.cert), "SingleLogoutService", "ManageNameIDService", 2)
+	})
+	if _, err := e.p.StartLogout(t.Context(), tenant, LogoutOptions{NameID: "a"}); !errors.Is(err, ErrNoLogout) {
+		t.Errorf("no SLO endpoint: %v", err)
+	}
+	var in *InputError
+	for _, o := range []LogoutOptions{{}, {NameID: " a"}, {NameID: "a", ReturnTo: "//evil"}, {NameID: "a", SessionIndex: "x\ny"}} {
+		if _, err := e.p.StartLogout(t.Context(), tenant, o); !errors.As(err, &in) {
+			t.Errorf("StartLogout(%+v) = %v, want an *InputError", o, err)
+		}
+	}
+}
+
+func TestIdPInitiatedLogout(t *testing.T) {
+	e := newEnv(t, nil)
+	req := func(id string, signed bool) *etree.Element {
+		lr := &saml.LogoutRequest{
+			ID: id, Version: "2.0", IssueInstant: t0, Destination: spSLOURL, Issuer: &saml.Issuer{Value: idpEntityID},
+			NameID:       &saml.NameID{Value: "alice@corp.example", Format: string(saml.EmailAddressNameIDFormat)},
+			SessionIndex: &saml.SessionIndex{Value: "session-index-0001"},
+		}
+		el := lr.Element()
+		if signed {
+			el = sign(el, &e.k.idp, dsig.RSASHA256SignatureMethod)
+		}
+		return el
+	}
+	_, err := e.p.SLO(t.Context(), tenant, sloPost("SAMLRequest", req("id-lo-1", false), "idp-relay"))
+	if !errors.Is(err, ErrRejected) {
+		t.Errorf("unsigned LogoutRequest: %v", err)
+	}
+	res, err := e.p.SLO(t.Context(), tenant, sloPost("SAMLRequest", req("id-lo-1", true), "idp-relay"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Request == nil || res.Request.NameID != "alice@corp.example" || len(res.Request.SessionIndexes) != 1 ||
+		res.Request.SessionIndexes[0] != "session-index-0001" || res.ReturnTo != "" {
+		t.Fatalf("SLO = %+v", res)
+	}
+	u, _ := url.Parse(res.RedirectURL)
+	if u.Scheme+"://"+u.Host+u.Path != idpSLOURL || u.Query().Get("RelayState") != "idp-relay" {
+		t.Errorf("LogoutResponse redirect = %s", res.RedirectURL)
+	}
+	verifyQuerySignature(t, u, "SAMLResponse", &e.k.sp.key.PublicKey)
+	var resp saml.LogoutResponse
+	if err := xml.Unmarshal(inflate(t, u.Query().Get("SAMLResponse")), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.InResponseTo != "id-lo-1" || resp.Status.StatusCode.Value != saml.StatusSuccess {
+		t.Errorf("LogoutResponse = %+v", resp)
+	}
+	_, err = e.p.SLO(t.Context(), tenant, sloPost("SAMLRequest", req("id-lo-1", true), "idp-relay"))
+	wantReason(t, err, ReasonReplayed)
+
+	_, err = e.p.SLO(t.Context(), tenant, httptest.NewRequest(http.MethodGet, spSLOURL, nil))
+	wantReason(t, err, ReasonMalformed)
+	_, err = e.p.SLO(t.Context(), "nobody", httptest.NewRequest(http.MethodGet, spSLOURL, nil))
+	wantReason(t, err, ReasonNotConfigured)
+}
