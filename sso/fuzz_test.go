@@ -130,4 +130,3 @@ func FuzzLexical(f *testing.F) {
 		}
 	})
 }
-
