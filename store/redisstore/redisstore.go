@@ -110,13 +110,15 @@ func hasHashTag(key string) bool {
 	return j > 0
 }
 
-// Stores returns base with its Sessions, SessionIndex and Throttle fields
-// set to s: for example sessions and throttling in Redis, everything else
-// in PostgreSQL.
+// Stores returns base with the short-lived stores set to s: Sessions,
+// SessionIndex, Throttle, and the one-time codes, send limits and pending
+// sign-ins of MFA (MFA.Codes, MFA.Rates, MFA.Transactions). For example
+// those in Redis, everything else in PostgreSQL.
 func (s *Store) Stores(base guard.Stores) guard.Stores {
 	base.Sessions = s
 	base.SessionIndex = s
 	base.Throttle = s
+	base.MFA.Codes, base.MFA.Rates, base.MFA.Transactions = s, s, s
 	return base
 }
 
