@@ -68,8 +68,9 @@ func (f *PostForm) HTML(nonce string) []byte {
 	return b.Bytes()
 }
 
-// StartLogin starts an SP-initiated login for tenant: it builds a signed
-// AuthnRequest with a fresh 160-bit ID for the tenant's IdP, tracks it in
+// StartLogin starts an SP-initiated login for tenant: it builds an
+// AuthnRequest with a fresh 160-bit ID for the tenant's IdP (signed if the
+// IdP's metadata says WantAuthnRequestsSigned), tracks it in
 // the RequestStore until Config.RequestTTL has passed, with an opaque
 // RelayState handle standing for opts.ReturnTo (which never leaves the
 // server), and returns where to send the browser.
@@ -109,6 +110,9 @@ func (p *Provider) StartLogin(ctx context.Context, tenant string, opts LoginOpti
 		return nil, err
 	}
 	sp := comp.spAt(now)
+	if comp.idp.WantAuthnRequestsSigned {
+		sp.SignatureMethod = p.sigAlg
+	}
 	binding, dest := saml.HTTPRedirectBinding, comp.idp.SSORedirectURL
 	if dest == "" {
 		binding, dest = saml.HTTPPostBinding, comp.idp.SSOPostURL
@@ -133,8 +137,10 @@ func (p *Provider) StartLogin(ctx context.Context, tenant string, opts LoginOpti
 		}
 		login.RedirectURL = u.String()
 	} else {
-		if err := sp.SignAuthnRequest(req); err != nil {
-			return nil, fmt.Errorf("sso: sign AuthnRequest: %w", err)
+		if sp.SignatureMethod != "" {
+			if err := sp.SignAuthnRequest(req); err != nil {
+				return nil, fmt.Errorf("sso: sign AuthnRequest: %w", err)
+			}
 		}
 		form, err := postForm(dest, req.Element(), relay, "SAMLRequest")
 		if err != nil {

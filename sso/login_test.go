@@ -64,8 +64,26 @@ func verifyQuerySignature(t *testing.T, u *url.URL, msgParam string, pub *rsa.Pu
 	}
 }
 
-func TestStartLogin(t *testing.T) {
+// wantSigned edits a connection's metadata to ask for signed
+// AuthnRequests.
+func wantSigned(c *Connection) {
+	c.Metadata = strings.Replace(c.Metadata, "<IDPSSODescriptor ", `<IDPSSODescriptor WantAuthnRequestsSigned="true" `, 1)
+}
+
+func TestStartLoginUnsigned(t *testing.T) {
 	e := newEnv(t, nil)
+	login, err := e.p.StartLogin(t.Context(), tenant, LoginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(login.RedirectURL)
+	if u.Query().Has("SigAlg") || u.Query().Has("Signature") {
+		t.Errorf("AuthnRequest signed for an IdP that does not want it: %s", login.RedirectURL)
+	}
+}
+
+func TestStartLogin(t *testing.T) {
+	e := newEnv(t, wantSigned)
 	login, err := e.p.StartLogin(t.Context(), tenant, LoginOptions{ReturnTo: "/reports?q=1#top", Binding: "cookie-value", ForceAuthn: true})
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +152,7 @@ func TestStartLoginPostBinding(t *testing.T) {
 	e := newEnv(t, func(c *Connection) {
 		c.Metadata = strings.Replace(idpMetadata(time.Time{}, keys.idp.cert),
 			`Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="`+idpSSOURL+`"`, `Binding="urn:x" Location="`+idpSSOURL+`"`, 1)
+		wantSigned(c)
 	})
 	login, err := e.p.StartLogin(t.Context(), tenant, LoginOptions{})
 	if err != nil {
@@ -204,8 +223,10 @@ func TestMetadataSP(t *testing.T) {
 	if len(d.SingleLogoutServices) != 1 || d.SingleLogoutServices[0].Location != spSLOURL {
 		t.Errorf("SLO = %+v", d.SingleLogoutServices)
 	}
-	if d.AuthnRequestsSigned == nil || !*d.AuthnRequestsSigned || d.WantAssertionsSigned == nil || !*d.WantAssertionsSigned {
-		t.Errorf("AuthnRequestsSigned/WantAssertionsSigned not set")
+	// AuthnRequests are signed only for IdPs that want it (the metadata
+	// is the same for every IdP); assertions must always be signed.
+	if d.AuthnRequestsSigned == nil || *d.AuthnRequestsSigned || d.WantAssertionsSigned == nil || !*d.WantAssertionsSigned {
+		t.Errorf("AuthnRequestsSigned = %v, WantAssertionsSigned = %v; want false, true", d.AuthnRequestsSigned, d.WantAssertionsSigned)
 	}
 	uses := map[string]bool{}
 	for _, kd := range d.KeyDescriptors {

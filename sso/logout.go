@@ -83,14 +83,14 @@ func (p *Provider) StartLogout(ctx context.Context, tenant string, opts LogoutOp
 		return nil, err
 	}
 	sp := comp.spAt(now)
-	sp.SignatureMethod = "" // sign the query string below, not the XML
+	sp.LogoutSignatureMethod = "" // sign the query string below, not the XML
 	req, err := sp.MakeLogoutRequest(comp.idp.SLORedirectURL, opts.NameID, saml.WithSessionIndex(opts.SessionIndex))
 	if err != nil {
 		return nil, fmt.Errorf("sso: build LogoutRequest: %w", err)
 	}
 	req.ID = id
 	req.NameID.Format = opts.NameIDFormat
-	sp.SignatureMethod = p.sigAlg
+	sp.LogoutSignatureMethod = p.sigAlg
 	u, err := sp.RedirectLogoutRequestURL(req, relay)
 	if err != nil {
 		return nil, fmt.Errorf("sso: encode LogoutRequest: %w", err)

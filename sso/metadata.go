@@ -36,6 +36,9 @@ type IdP struct {
 	// SLORedirectURL is the SingleLogoutService location for the
 	// HTTP-Redirect binding, or "".
 	SLORedirectURL string
+	// WantAuthnRequestsSigned is the IDPSSODescriptor attribute: the IdP
+	// wants signed AuthnRequests (StartLogin then signs them).
+	WantAuthnRequestsSigned bool
 	// Certificates are the signing certificates (KeyDescriptor use
 	// "signing" or no use), in document order, without duplicates.
 	Certificates []*x509.Certificate
@@ -77,6 +80,7 @@ func ParseMetadata(data []byte, now time.Time) (*IdP, error) {
 	if desc == nil {
 		return nil, metaErr("has no IDPSSODescriptor for SAML 2.0")
 	}
+	idp.WantAuthnRequestsSigned = desc.WantAuthnRequestsSigned != nil && *desc.WantAuthnRequestsSigned
 	if desc.ValidUntil != nil && !desc.ValidUntil.IsZero() {
 		idp.ValidUntil = earliest(idp.ValidUntil, *desc.ValidUntil)
 	}

@@ -269,7 +269,11 @@ func (p *Provider) baseSP(tenant string) (saml.ServiceProvider, error) {
 		SloURL:                           *sloURL,
 		AuthnNameIDFormat:                saml.UnspecifiedNameIDFormat,
 		SendUnspecifiedNameIDFormat:      true,
-		SignatureMethod:                  p.sigAlg,
+		// AuthnRequests are signed only for an IdP that wants them signed
+		// (StartLogin); logout messages always are, as the single logout
+		// profile requires. The SP metadata publishes the signing
+		// certificate either way.
+		LogoutSignatureMethod: p.sigAlg,
 		LogoutBindings:                   []string{saml.HTTPRedirectBinding},
 		AssertionConsumerServiceBindings: []string{saml.HTTPPostBinding},
 		MetadataOmitValidUntil:           true,
