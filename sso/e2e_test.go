@@ -156,14 +156,14 @@ func TestEndToEndCrewjamIdP(t *testing.T) {
 			t.Fatalf("PUT %s: %s", path, resp.Status)
 		}
 	}
-	md := readBody(t)(client.Get(sp.URL+"/saml/acme/metadata"))
+	md := readBody(t)(client.Get(sp.URL + "/saml/acme/metadata"))
 	put("/services/acme", md)
 	put("/users/alice", `{"name":"alice","password":"correct horse","email":"Alice@Corp.Example","common_name":"Alice Example","groups":["Admins","Staff"]}`)
 
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar}
 	// Our login route redirects to the IdP, which shows its login form.
-	page := readBody(t)(browser.Get(sp.URL+"/saml/acme/login?next=/reports/7"))
+	page := readBody(t)(browser.Get(sp.URL + "/saml/acme/login?next=/reports/7"))
 	action, fields := form(t, page)
 	fields.Set("user", "alice")
 	fields.Set("password", "correct horse")
@@ -210,4 +210,7 @@ func TestEndToEndCrewjamIdP(t *testing.T) {
 // testWriter sends a log to t.Log (seen with -v or on failure).
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(b []byte) (int, error) { w.t.Log(strings.TrimSpace(string(b))); return len(b), nil }
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}

@@ -259,21 +259,21 @@ func (p *Provider) baseSP(tenant string) (saml.ServiceProvider, error) {
 	acsURL, _ := url.Parse(urls.ACSURL)
 	sloURL, _ := url.Parse(urls.SLOURL)
 	return saml.ServiceProvider{
-		EntityID:                         urls.EntityID,
-		Key:                              p.cfg.Key,
-		Certificate:                      p.cfg.Certificate,
-		EncryptionKey:                    p.cfg.EncryptionKey,
-		EncryptionCertificate:            p.cfg.EncryptionCertificate,
-		MetadataURL:                      *mdURL,
-		AcsURL:                           *acsURL,
-		SloURL:                           *sloURL,
-		AuthnNameIDFormat:                saml.UnspecifiedNameIDFormat,
-		SendUnspecifiedNameIDFormat:      true,
+		EntityID:                    urls.EntityID,
+		Key:                         p.cfg.Key,
+		Certificate:                 p.cfg.Certificate,
+		EncryptionKey:               p.cfg.EncryptionKey,
+		EncryptionCertificate:       p.cfg.EncryptionCertificate,
+		MetadataURL:                 *mdURL,
+		AcsURL:                      *acsURL,
+		SloURL:                      *sloURL,
+		AuthnNameIDFormat:           saml.UnspecifiedNameIDFormat,
+		SendUnspecifiedNameIDFormat: true,
 		// AuthnRequests are signed only for an IdP that wants them signed
 		// (StartLogin); logout messages always are, as the single logout
 		// profile requires. The SP metadata publishes the signing
 		// certificate either way.
-		LogoutSignatureMethod: p.sigAlg,
+		LogoutSignatureMethod:            p.sigAlg,
 		LogoutBindings:                   []string{saml.HTTPRedirectBinding},
 		AssertionConsumerServiceBindings: []string{saml.HTTPPostBinding},
 		MetadataOmitValidUntil:           true,
