@@ -1,0 +1,927 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/session"
+)
+
+// Access reviews: the periodic check, every Policy.ReviewEvery (14 days by
+// default), of who has access to a tenant. AccessReview reports every user
+// with their roles, status, last sign-in, MFA and SSO status, flags dormant
+// accounts (no sign-in for Policy.DormantAfter, 30 days by default), excess
+// admins and unused API keys, and says when the last review was done and
+// when the next is due. ApplyReview applies the reviewer's decisions
+// (deactivate, downgrade, revoke roles or keys) in one step, ending the
+// sessions of every user it changes at once, and records the review as
+// done (access_review.completed). DeactivateDormant is for a host's
+// scheduled job when the tenant turned on Policy.AutoDeactivateDormant.
+
+// Bounds of the access review.
+const (
+	// DefaultReviewLimit is the number of user rows of a review page when
+	// ReviewQuery.Limit is zero; MaxReviewLimit caps it.
+	DefaultReviewLimit = 100
+	MaxReviewLimit     = 1000
+	// MaxReviewDecisions bounds the decisions of one ApplyReview.
+	MaxReviewDecisions = 1000
+	// reviewBatch is the page size of the scans behind a review.
+	reviewBatch = 1000
+)
+
+// ReviewFilter selects the user rows of an access review.
+type ReviewFilter string
+
+// The filters of ReviewQuery.Filter.
+const (
+	ReviewAll         ReviewFilter = ""            // every user
+	ReviewDormant     ReviewFilter = "dormant"     // active users without a sign-in for Policy.DormantAfter
+	ReviewAdmins      ReviewFilter = "admins"      // owners and holders of users:manage
+	ReviewNoMFA       ReviewFilter = "no_mfa"      // active users with neither a second factor that satisfies the policy nor SSO
+	ReviewDeactivated ReviewFilter = "deactivated" // deactivated users
+)
+
+// Valid reports whether f is one of the filters above.
+func (f ReviewFilter) Valid() bool {
+	switch f {
+	case ReviewAll, ReviewDormant, ReviewAdmins, ReviewNoMFA, ReviewDeactivated:
+		return true
+	}
+	return false
+}
+
+// ReviewQuery pages and filters the user rows of AccessReview. The totals,
+// findings and due dates of a Review always cover the whole tenant.
+type ReviewQuery struct {
+	Filter ReviewFilter
+	// After is a cursor: rows of users whose ID sorts after it
+	// (Review.Next of the previous page); "" starts at the beginning.
+	After string
+	// Limit is the number of rows (DefaultReviewLimit when zero, at most
+	// MaxReviewLimit).
+	Limit int
+}
+
+// UserAccess is one user as an access review shows them.
+type UserAccess struct {
+	User
+	// Roles are the user's roles, sorted (nil without RBAC).
+	Roles []string
+	// Owner: the user holds the owner role. Admin: the user can administer
+	// the tenant (owner, or a role with users:manage; every user without
+	// RBAC).
+	Owner, Admin bool
+	// MFA are the kinds of the user's confirmed second factors; MFAOK
+	// reports whether they satisfy the tenant's "require MFA" policy
+	// (see mfa.Satisfies).
+	MFA   []mfa.Kind
+	MFAOK bool
+	// SSO reports whether the user signs in by single sign-on.
+	SSO bool
+	// LastActive is the user's last sign-in, or their creation if they
+	// never signed in.
+	LastActive time.Time
+	// Dormant: the user is active and LastActive is Policy.DormantAfter
+	// ago or more.
+	Dormant bool
+}
+
+// UnusedKey is an API key that an access review flags: usable (neither
+// revoked nor expired) but never used, or not used for Policy.DormantAfter.
+type UnusedKey struct {
+	Key       auth.APIKey // without its hash
+	NeverUsed bool
+	Roles     []string
+}
+
+// ReviewTotals count a tenant's users for an access review.
+type ReviewTotals struct {
+	Users       int // every user
+	Active      int
+	Deactivated int
+	Dormant     int // active and dormant
+	WithMFA     int // a second factor that satisfies the policy
+	WithSSO     int
+	Neither     int // neither MFA nor SSO
+	Admins      int // owners and holders of users:manage (users only)
+	NoRoles     int // active users without any role (with RBAC)
+}
+
+// Review is an access review of a tenant at a point in time.
+type Review struct {
+	Tenant string
+	At     time.Time
+	// DormantAfter, Every and AutoDeactivateDormant are the tenant's
+	// effective policy.
+	DormantAfter          time.Duration
+	Every                 time.Duration
+	AutoDeactivateDormant bool
+
+	Totals ReviewTotals
+	// Users is one page of user rows (ReviewQuery); Next is the cursor of
+	// the next page ("" when this is the last).
+	Users []UserAccess
+	Next  string
+	// AdminWarning is set when the tenant has more owners and admins
+	// (users and API keys) than recommended (Config.MaxAdmins).
+	AdminWarning *rbac.AdminWarning
+	// UnusedKeys lists the usable API keys that were never used or not
+	// for DormantAfter, oldest first. KeysShown is false when the reviewer
+	// may not read API keys (api-keys:read) or the backend keeps none: the
+	// list is then empty.
+	UnusedKeys []UnusedKey
+	KeysShown  bool
+
+	// LastReview is when a review was last recorded (zero if never), by
+	// LastReviewer. Due is when the next review is due: LastReview (or the
+	// tenant's creation) plus Every. Overdue reports that At is past Due.
+	LastReview   time.Time
+	LastReviewer audit.Actor
+	Due          time.Time
+	Overdue      bool
+}
+
+// AccessReview reports on a tenant's access (see Review): one page of user
+// rows chosen by q, the totals and findings over the whole tenant, and
+// when the next review is due. The principal needs users:read; the unused
+// API keys are shown when they also hold api-keys:read. Reading a review
+// changes nothing and records nothing; ApplyReview records it as done.
+//
+// The whole tenant is scanned in batches (users, second factors, role
+// grants), so the cost grows with the number of users; the page of rows is
+// bounded by MaxReviewLimit.
+func (g *Guard) AccessReview(ctx context.Context, by Principal, tenant string, q ReviewQuery) (Review, error) {
+	if err := g.may(ctx, by, tenant, rbac.Users, rbac.Read); err != nil {
+		return Review{}, err
+	}
+	if !q.Filter.Valid() {
+		return Review{}, &InputError{Field: "filter", Reason: "unknown"}
+	}
+	if q.Limit < 0 {
+		return Review{}, &InputError{Field: "limit", Reason: "must not be negative"}
+	}
+	if len(q.After) > auth.MaxIDBytes {
+		return Review{}, &InputError{Field: "after", Reason: "too long"}
+	}
+	limit := q.Limit
+	if limit == 0 {
+		limit = DefaultReviewLimit
+	}
+	limit = min(limit, MaxReviewLimit)
+	t, err := g.policies.get(ctx, tenant)
+	if err != nil {
+		return Review{}, err
+	}
+	pol := t.Policy.withDefaults(g.defaults)
+	now := g.now()
+	rv := Review{Tenant: tenant, At: now, DormantAfter: pol.DormantAfter, Every: pol.ReviewEvery,
+		AutoDeactivateDormant: pol.AutoDeactivateDormant}
+
+	ix, err := g.accessIndex(ctx, tenant, pol)
+	if err != nil {
+		return Review{}, err
+	}
+	err = g.scanUsers(ctx, tenant, func(u auth.User) bool {
+		ua := ix.row(u, now, pol.DormantAfter, g.usesSSO(u))
+		rv.Totals.add(ua, g.rbac != nil)
+		if !ua.matches(q.Filter) || u.ID <= q.After {
+			return true
+		}
+		if len(rv.Users) == limit {
+			rv.Next = rv.Users[limit-1].ID
+			return true
+		}
+		rv.Users = append(rv.Users, ua)
+		return true
+	})
+	if err != nil {
+		return Review{}, err
+	}
+
+	if g.rbac != nil {
+		if rv.AdminWarning, err = g.rbac.AdminWarning(ctx, tenant); err != nil {
+			return Review{}, rbacErr("admin warning", err)
+		}
+	}
+	if g.stores.APIKeys != nil {
+		ok, err := g.allowed(ctx, by, tenant, rbac.APIKeys, rbac.Read)
+		if err != nil {
+			return Review{}, err
+		}
+		if ok {
+			rv.KeysShown = true
+			if rv.UnusedKeys, err = g.unusedKeys(ctx, tenant, now, pol.DormantAfter, ix); err != nil {
+				return Review{}, err
+			}
+		}
+	}
+	last, err := g.lastReview(ctx, tenant)
+	if err != nil {
+		return Review{}, err
+	}
+	rv.Due = t.CreatedAt.Add(pol.ReviewEvery)
+	if last != nil {
+		rv.LastReview, rv.LastReviewer = last.Time, last.Actor
+		rv.Due = last.Time.Add(pol.ReviewEvery)
+	}
+	rv.Overdue = !now.Before(rv.Due)
+	return rv, nil
+}
+
+// ListUserAccess returns at most limit (1 to 1000) users of a tenant
+// ordered by ID after the ID given in after, each with their roles, MFA and
+// SSO status and whether they are dormant: the rows of a users page. The
+// principal needs users:read. It reads one page of users and of second
+// factors, so it costs the same whatever the size of the tenant.
+func (g *Guard) ListUserAccess(ctx context.Context, by Principal, tenant, after string, limit int) ([]UserAccess, error) {
+	if err := g.may(ctx, by, tenant, rbac.Users, rbac.Read); err != nil {
+		return nil, err
+	}
+	pol, err := g.EffectivePolicy(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	limit = min(max(limit, 1), 1000)
+	us, err := g.stores.Users.ListUsers(ctx, tenant, after, limit)
+	if err != nil {
+		return nil, unavailable("list users", err)
+	}
+	ix := accessIndex{allowEmail: pol.MFAAllowEmail, noRBAC: g.rbac == nil}
+	if g.mfa != nil && len(us) > 0 {
+		// The users with a factor among the first limit users after after
+		// are among the first limit such users after after.
+		es, err := g.mfa.Enrolments(ctx, tenant, after, limit)
+		if err != nil {
+			return nil, mfaErr("enrolments", err)
+		}
+		ix.mfa = make(map[string][]mfa.Kind, len(es))
+		for _, e := range es {
+			ix.mfa[e.UserID] = e.Kinds
+		}
+	}
+	if g.rbac != nil {
+		if err := ix.loadRoles(ctx, g.rbac, tenant); err != nil {
+			return nil, err
+		}
+	}
+	now := g.now()
+	out := make([]UserAccess, len(us))
+	for i, u := range us {
+		out[i] = ix.row(u, now, pol.DormantAfter, g.usesSSO(u))
+	}
+	return out, nil
+}
+
+// accessIndex holds what the rows of a review need beyond the users
+// themselves: second factors and role grants.
+type accessIndex struct {
+	allowEmail bool
+	noRBAC     bool
+	mfa        map[string][]mfa.Kind // user ID → confirmed kinds
+	roles      map[string][]string   // user ID → roles
+	keyRoles   map[string][]string   // API key ID → roles
+	manages    map[string]bool       // role → grants users:manage
+}
+
+// accessIndex loads every user's second factors and roles.
+func (g *Guard) accessIndex(ctx context.Context, tenant string, pol Policy) (*accessIndex, error) {
+	ix := &accessIndex{allowEmail: pol.MFAAllowEmail, noRBAC: g.rbac == nil, mfa: map[string][]mfa.Kind{}}
+	if g.mfa != nil {
+		after := ""
+		for {
+			es, err := g.mfa.Enrolments(ctx, tenant, after, mfa.MaxEnrolmentsPage)
+			if err != nil {
+				return nil, mfaErr("enrolments", err)
+			}
+			for _, e := range es {
+				ix.mfa[e.UserID] = e.Kinds
+			}
+			if len(es) < mfa.MaxEnrolmentsPage {
+				break
+			}
+			after = es[len(es)-1].UserID
+		}
+	}
+	if g.rbac != nil {
+		if err := ix.loadRoles(ctx, g.rbac, tenant); err != nil {
+			return nil, err
+		}
+	}
+	return ix, nil
+}
+
+// loadRoles reads the tenant's role grants and which roles administer it.
+func (ix *accessIndex) loadRoles(ctx context.Context, e *rbac.Enforcer, tenant string) error {
+	roles, err := e.Roles(ctx, tenant)
+	if err != nil {
+		return rbacErr("roles", err)
+	}
+	ix.manages = make(map[string]bool, len(roles))
+	for _, r := range roles {
+		ix.manages[r.Name] = slices.Contains(r.Permissions, rbac.P(rbac.Users, rbac.Manage))
+	}
+	as, err := e.Assignments(ctx, tenant)
+	if err != nil {
+		return rbacErr("roles", err)
+	}
+	ix.roles = make(map[string][]string, len(as))
+	ix.keyRoles = map[string][]string{}
+	for _, a := range as {
+		switch a.Subject.Kind {
+		case rbac.KindUser:
+			ix.roles[a.Subject.ID] = a.Roles
+		case rbac.KindKey:
+			ix.keyRoles[a.Subject.ID] = a.Roles
+		}
+	}
+	return nil
+}
+
+// row builds the review row of u at now.
+func (ix *accessIndex) row(u auth.User, now time.Time, dormantAfter time.Duration, sso bool) UserAccess {
+	ua := UserAccess{User: userView(u), SSO: sso, LastActive: u.LastLoginAt}
+	if ua.LastActive.IsZero() {
+		ua.LastActive = u.CreatedAt
+	}
+	ua.Dormant = u.Status == auth.StatusActive && now.Sub(ua.LastActive) >= dormantAfter
+	if kinds := ix.mfa[u.ID]; len(kinds) > 0 {
+		ua.MFA = kinds
+		ua.MFAOK = mfa.Satisfies(kinds, ix.allowEmail)
+	}
+	if ix.noRBAC {
+		ua.Admin = true
+		return ua
+	}
+	ua.Roles = ix.roles[u.ID]
+	for _, r := range ua.Roles {
+		if r == rbac.Owner {
+			ua.Owner = true
+		}
+		if ix.manages[r] {
+			ua.Admin = true
+		}
+	}
+	return ua
+}
+
+func (ua *UserAccess) matches(f ReviewFilter) bool {
+	active := ua.Status == auth.StatusActive
+	switch f {
+	case ReviewDormant:
+		return ua.Dormant
+	case ReviewAdmins:
+		return ua.Admin
+	case ReviewNoMFA:
+		return active && !ua.MFAOK && !ua.SSO
+	case ReviewDeactivated:
+		return !active
+	}
+	return true
+}
+
+func (t *ReviewTotals) add(ua UserAccess, withRoles bool) {
+	t.Users++
+	if ua.Status == auth.StatusActive {
+		t.Active++
+		if withRoles && len(ua.Roles) == 0 {
+			t.NoRoles++
+		}
+	} else {
+		t.Deactivated++
+	}
+	if ua.Dormant {
+		t.Dormant++
+	}
+	switch {
+	case ua.MFAOK:
+		t.WithMFA++
+	case ua.SSO:
+	default:
+		t.Neither++
+	}
+	if ua.SSO {
+		t.WithSSO++
+	}
+	if ua.Admin {
+		t.Admins++
+	}
+}
+
+// scanUsers calls f with every user of tenant, in ID order, in batches,
+// until f returns false.
+func (g *Guard) scanUsers(ctx context.Context, tenant string, f func(auth.User) bool) error {
+	after := ""
+	for {
+		us, err := g.stores.Users.ListUsers(ctx, tenant, after, reviewBatch)
+		if err != nil {
+			return unavailable("list users", err)
+		}
+		for _, u := range us {
+			if !f(u) {
+				return nil
+			}
+		}
+		if len(us) < reviewBatch {
+			return nil
+		}
+		after = us[len(us)-1].ID
+	}
+}
+
+// unusedKeys lists the tenant's usable API keys that were never used or
+// not for dormantAfter.
+func (g *Guard) unusedKeys(ctx context.Context, tenant string, now time.Time, dormantAfter time.Duration, ix *accessIndex) ([]UnusedKey, error) {
+	ks, err := g.stores.APIKeys.ListAPIKeys(ctx, tenant)
+	if err != nil {
+		return nil, unavailable("list api keys", err)
+	}
+	var out []UnusedKey
+	for _, k := range ks {
+		if !k.UsableAt(now) {
+			continue
+		}
+		never := k.LastUsedAt.IsZero()
+		if !never && now.Sub(k.LastUsedAt) < dormantAfter {
+			continue
+		}
+		k.Hash = [32]byte{}
+		out = append(out, UnusedKey{Key: k, NeverUsed: never, Roles: ix.keyRoles[k.ID]})
+	}
+	return out, nil
+}
+
+// lastReview returns the tenant's newest access_review.completed event,
+// or nil.
+func (g *Guard) lastReview(ctx context.Context, tenant string) (*audit.Event, error) {
+	p, err := g.audit.Query(ctx, tenant, audit.Query{Action: string(audit.ReviewCompleted), Outcome: audit.Success, Desc: true, Limit: 1})
+	if err != nil {
+		return nil, auditErr(err)
+	}
+	if len(p.Events) == 0 {
+		return nil, nil
+	}
+	return &p.Events[0], nil
+}
+
+// allowed reports whether by may take action on section in tenant,
+// without recording a denial: for parts of a page that are shown only to
+// those who may see them. Store failures are errors.
+func (g *Guard) allowed(ctx context.Context, by Principal, tenant string, s rbac.Section, a rbac.Action) (bool, error) {
+	switch by.Kind {
+	case KindSystem:
+		return true, nil
+	case KindUser, KindAPIKey:
+	default:
+		return false, nil
+	}
+	if by.Tenant != tenant {
+		return false, nil
+	}
+	if g.rbac == nil {
+		return by.Kind == KindUser, nil
+	}
+	d, err := g.rbac.Decide(ctx, tenant, by.subject(), s, a)
+	if err != nil {
+		var ie *rbac.InputError
+		if errors.As(err, &ie) {
+			return false, nil
+		}
+		return false, unavailable("access decision", err)
+	}
+	return d.Allowed, nil
+}
+
+// Decision is one reviewer's decision of an access review: about a user
+// (UserID) or an API key (KeyID), never both.
+type Decision struct {
+	// UserID names the user decided on.
+	UserID string
+	// Deactivate deactivates the user (every session ends at once).
+	Deactivate bool
+	// DowngradeTo replaces every role of the user by this one role (for
+	// example admin → reports-only).
+	DowngradeTo string
+	// RevokeRoles takes these roles from the user, who must hold them.
+	RevokeRoles []string
+	// KeyID names an API key to revoke; the fields above must then be
+	// empty.
+	KeyID string
+}
+
+// ReviewResult says what ApplyReview did.
+type ReviewResult struct {
+	Deactivated   int // users deactivated
+	RolesChanged  int // users whose roles changed (downgraded or roles revoked)
+	KeysRevoked   int
+	SessionsEnded int
+	// Recorded is the access_review.completed event.
+	Recorded audit.Event
+}
+
+// ApplyReview applies the decisions of an access review of a tenant and
+// records the review as done (access_review.completed, with the number of
+// users, dormant users and decisions): the next review is then due
+// Policy.ReviewEvery later. Deciding nothing still records the review.
+//
+// Every decision is checked before any is applied: a malformed one, an
+// unknown user, role or key, a role the user does not hold, a decision
+// about the reviewer's own account (ErrForbidden), a downgrade to a role
+// the reviewer could not grant (ErrForbidden), or decisions that would
+// leave the tenant without an active owner (rbac.ErrLastOwner) change
+// nothing. Then each decision is applied in order: a deactivation ends the
+// user's sessions at once, and so does any change of the user's roles, so
+// a downgraded user signs in again with their new roles. Each change is
+// audited as it happens (user.deactivated, role.granted, role.revoked,
+// session.revoked, apikey.revoked). Should a store fail midway, the
+// decisions applied so far stay applied, the result counts them, the
+// error is returned, and the review is not recorded as done.
+//
+// The reviewer needs users:manage, and api-keys:manage for key decisions.
+func (g *Guard) ApplyReview(ctx context.Context, by Principal, tenant string, ds []Decision) (ReviewResult, error) {
+	if err := g.may(ctx, by, tenant, rbac.Users, rbac.Manage); err != nil {
+		return ReviewResult{}, err
+	}
+	pol, err := g.EffectivePolicy(ctx, tenant)
+	if err != nil {
+		return ReviewResult{}, err
+	}
+	plan, err := g.planReview(ctx, by, tenant, ds)
+	if err != nil {
+		return ReviewResult{}, err
+	}
+	var res ReviewResult
+	for i, p := range plan {
+		if err := g.applyDecision(ctx, by, tenant, p, &res); err != nil {
+			return res, fmt.Errorf("guard: access review decision %d: %w", i, err)
+		}
+	}
+	ix, err := g.accessIndex(ctx, tenant, pol)
+	if err != nil {
+		return res, err
+	}
+	var tot ReviewTotals
+	now := g.now()
+	if err := g.scanUsers(ctx, tenant, func(u auth.User) bool {
+		tot.add(ix.row(u, now, pol.DormantAfter, g.usesSSO(u)), g.rbac != nil)
+		return true
+	}); err != nil {
+		return res, err
+	}
+	e := g.adminEvent(by, tenant, audit.ReviewCompleted, tenant)
+	e.Meta = map[string]string{
+		"users": strconv.Itoa(tot.Users), "dormant": strconv.Itoa(tot.Dormant), "decisions": strconv.Itoa(len(ds)),
+		"deactivated": strconv.Itoa(res.Deactivated), "roles_changed": strconv.Itoa(res.RolesChanged),
+		"keys_revoked": strconv.Itoa(res.KeysRevoked), "sessions_ended": strconv.Itoa(res.SessionsEnded),
+	}
+	evs, err := g.audit.RecordAll(ctx, e)
+	if err != nil {
+		return res, unavailable("audit", err)
+	}
+	res.Recorded = evs[0]
+	return res, nil
+}
+
+// plannedDecision is a checked decision with what applying it takes.
+type plannedDecision struct {
+	d      Decision
+	grant  string   // role to grant first ("" for none)
+	revoke []string // roles to take away
+}
+
+// planReview checks every decision against the tenant's current state and
+// returns what applying them takes, or the first problem.
+func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds []Decision) ([]plannedDecision, error) {
+	if len(ds) > MaxReviewDecisions {
+		return nil, &InputError{Field: "decisions", Reason: "too many"}
+	}
+	var (
+		plan     = make([]plannedDecision, 0, len(ds))
+		seen     = map[string]bool{}
+		roleInfo map[string]rbac.RoleInfo
+		perms    rbac.Perms
+		keys     map[string]auth.APIKey
+		owners   = map[string]bool{} // decided user → an active owner after the decisions
+	)
+	needRoles := false
+	for _, d := range ds {
+		if d.DowngradeTo != "" || len(d.RevokeRoles) > 0 {
+			needRoles = true
+		}
+	}
+	if needRoles {
+		if err := g.needRBAC(); err != nil {
+			return nil, err
+		}
+		rs, err := g.rbac.Roles(ctx, tenant)
+		if err != nil {
+			return nil, rbacErr("roles", err)
+		}
+		roleInfo = make(map[string]rbac.RoleInfo, len(rs))
+		for _, r := range rs {
+			roleInfo[r.Name] = r
+		}
+		if perms, err = g.permsOf(ctx, by, tenant); err != nil {
+			return nil, err
+		}
+	}
+	holds := func(r rbac.RoleInfo) bool {
+		for _, p := range r.Permissions {
+			if !perms.Has(p.Section, p.Action) {
+				return false
+			}
+		}
+		return true
+	}
+	for i, d := range ds {
+		field := "decisions[" + strconv.Itoa(i) + "]"
+		if d.KeyID != "" {
+			if d.UserID != "" || d.Deactivate || d.DowngradeTo != "" || len(d.RevokeRoles) > 0 {
+				return nil, &InputError{Field: field, Reason: "names both an API key and a user decision"}
+			}
+			if seen["key:"+d.KeyID] {
+				return nil, &InputError{Field: field, Reason: "decides on the same key twice"}
+			}
+			seen["key:"+d.KeyID] = true
+			if keys == nil {
+				if err := g.may(ctx, by, tenant, rbac.APIKeys, rbac.Manage); err != nil {
+					return nil, err
+				}
+				if g.stores.APIKeys == nil {
+					return nil, ErrAPIKeysNotConfigured
+				}
+				ks, err := g.stores.APIKeys.ListAPIKeys(ctx, tenant)
+				if err != nil {
+					return nil, unavailable("list api keys", err)
+				}
+				keys = make(map[string]auth.APIKey, len(ks))
+				for _, k := range ks {
+					keys[k.ID] = k
+				}
+			}
+			if _, ok := keys[d.KeyID]; !ok {
+				return nil, ErrNotFound
+			}
+			plan = append(plan, plannedDecision{d: d})
+			continue
+		}
+		switch {
+		case d.UserID == "":
+			return nil, &InputError{Field: field, Reason: "names no user or key"}
+		case !d.Deactivate && d.DowngradeTo == "" && len(d.RevokeRoles) == 0:
+			return nil, &InputError{Field: field, Reason: "decides nothing"}
+		case seen["user:"+d.UserID]:
+			return nil, &InputError{Field: field, Reason: "decides on the same user twice"}
+		case by.Kind == KindUser && by.UserID == d.UserID:
+			return nil, ErrForbidden
+		case len(d.UserID) > auth.MaxIDBytes:
+			return nil, ErrUserNotFound
+		}
+		seen["user:"+d.UserID] = true
+		u, err := g.stores.Users.User(ctx, tenant, d.UserID)
+		if err != nil {
+			return nil, g.userErr("load user", err)
+		}
+		p := plannedDecision{d: d}
+		var held []string
+		if needRoles {
+			if held, err = g.rbac.RolesOf(ctx, tenant, rbac.User(d.UserID)); err != nil {
+				return nil, rbacErr("roles", err)
+			}
+		}
+		if d.DowngradeTo != "" {
+			r, ok := roleInfo[d.DowngradeTo]
+			if !ok {
+				return nil, &InputError{Field: field, Reason: "downgrades to an unknown role"}
+			}
+			if !holds(r) {
+				return nil, ErrForbidden
+			}
+			if !slices.Contains(held, d.DowngradeTo) {
+				p.grant = d.DowngradeTo
+			}
+			for _, h := range held {
+				if h != d.DowngradeTo {
+					p.revoke = append(p.revoke, h)
+				}
+			}
+		}
+		for _, r := range d.RevokeRoles {
+			if !slices.Contains(held, r) {
+				return nil, &InputError{Field: field, Reason: "revokes a role the user does not hold"}
+			}
+			if r == d.DowngradeTo {
+				return nil, &InputError{Field: field, Reason: "revokes the role it downgrades to"}
+			}
+			if !slices.Contains(p.revoke, r) {
+				p.revoke = append(p.revoke, r)
+			}
+		}
+		for _, r := range p.revoke {
+			if info, ok := roleInfo[r]; ok && !holds(info) {
+				return nil, ErrForbidden
+			}
+		}
+		keepsOwner := slices.Contains(held, rbac.Owner) && !slices.Contains(p.revoke, rbac.Owner) || p.grant == rbac.Owner
+		owners[u.ID] = u.Status == auth.StatusActive && !d.Deactivate && keepsOwner
+		plan = append(plan, p)
+	}
+	if err := g.checkOwnersLeft(ctx, tenant, plan, owners); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// checkOwnersLeft refuses decisions that would leave a tenant that has an
+// active owner without one: owners lists the decided users who stay active
+// owners.
+func (g *Guard) checkOwnersLeft(ctx context.Context, tenant string, plan []plannedDecision, owners map[string]bool) error {
+	if g.rbac == nil {
+		return nil
+	}
+	removes := false
+	for _, p := range plan {
+		if p.d.UserID != "" && (p.d.Deactivate || slices.Contains(p.revoke, rbac.Owner)) {
+			removes = true
+		}
+	}
+	if !removes {
+		return nil
+	}
+	for _, ok := range owners {
+		if ok {
+			return nil
+		}
+	}
+	decided := map[string]bool{}
+	for _, p := range plan {
+		decided[p.d.UserID] = true
+	}
+	as, err := g.rbac.Assignments(ctx, tenant)
+	if err != nil {
+		return rbacErr("roles", err)
+	}
+	hadActive := false
+	for _, a := range as {
+		if a.Subject.Kind != rbac.KindUser || !slices.Contains(a.Roles, rbac.Owner) {
+			continue
+		}
+		u, err := g.stores.Users.User(ctx, tenant, a.Subject.ID)
+		if errors.Is(err, auth.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return unavailable("load user", err)
+		}
+		if u.Status != auth.StatusActive {
+			continue
+		}
+		hadActive = true
+		if !decided[u.ID] {
+			return nil // an active owner nobody decided on
+		}
+	}
+	if hadActive {
+		return rbac.ErrLastOwner
+	}
+	return nil
+}
+
+// applyDecision carries out one checked decision.
+func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, p plannedDecision, res *ReviewResult) error {
+	if p.d.KeyID != "" {
+		if err := g.RevokeAPIKey(ctx, by, tenant, p.d.KeyID); err != nil {
+			return err
+		}
+		res.KeysRevoked++
+		return nil
+	}
+	id := p.d.UserID
+	subject := "user:" + id
+	changed := false
+	if p.grant != "" {
+		if err := g.changeGrant(ctx, by, tenant, subject, p.grant, true); err != nil {
+			return err
+		}
+		changed = true
+	}
+	for _, r := range p.revoke {
+		if err := g.changeGrant(ctx, by, tenant, subject, r, false); err != nil {
+			return err
+		}
+		changed = true
+	}
+	if changed {
+		res.RolesChanged++
+	}
+	switch {
+	case p.d.Deactivate:
+		n, err := g.deactivate(ctx, by, tenant, id, "access_review")
+		if err != nil {
+			return err
+		}
+		res.Deactivated++
+		res.SessionsEnded += n
+	case changed:
+		// New roles, new sign-in: the user's sessions end now.
+		ended, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{})
+		if err != nil {
+			return unavailable("end sessions", err)
+		}
+		n := liveCount(ended, g.now())
+		e := g.adminEvent(by, tenant, audit.SessionRevoked, id)
+		e.Meta = map[string]string{"sessions_ended": strconv.Itoa(n), "reason": "access_review"}
+		if err := g.record(ctx, e); err != nil {
+			return err
+		}
+		res.SessionsEnded += n
+	}
+	return nil
+}
+
+// deactivate deactivates a user, ends their sessions and records why; it
+// returns the number of sessions ended.
+func (g *Guard) deactivate(ctx context.Context, by Principal, tenant, id, reason string) (int, error) {
+	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusDeactivated); err != nil {
+		return 0, g.userErr("deactivate user", err)
+	}
+	ended, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{})
+	if err != nil {
+		return 0, unavailable("end sessions", err)
+	}
+	n := liveCount(ended, g.now())
+	e := g.adminEvent(by, tenant, audit.UserDeactivated, id)
+	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(n), "reason": reason}
+	return n, g.record(ctx, e)
+}
+
+// liveCount counts the sessions of ended that were still live at now (the
+// store also hands back expired ones it deleted).
+func liveCount(ended []session.Session, now time.Time) int {
+	n := 0
+	for _, s := range ended {
+		if s.LiveAt(now) {
+			n++
+		}
+	}
+	return n
+}
+
+// DeactivateDormant deactivates the tenant's dormant users (active, no
+// sign-in for Policy.DormantAfter) and ends their sessions, when the
+// tenant turned on Policy.AutoDeactivateDormant; otherwise it does nothing.
+// It is meant for a host's scheduled job (by = System("cron")), and
+// returns the IDs of the users it deactivated, each recorded as
+// user.deactivated with reason "dormant". Holders of the owner role are
+// never deactivated automatically (a break-glass owner is rarely used by
+// design): the access review lists them as dormant for a person to decide.
+// A principal other than the system needs users:manage and is never
+// deactivated itself.
+func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant string) ([]string, error) {
+	if err := g.may(ctx, by, tenant, rbac.Users, rbac.Manage); err != nil {
+		return nil, err
+	}
+	pol, err := g.EffectivePolicy(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	if !pol.AutoDeactivateDormant {
+		return nil, nil
+	}
+	ix := &accessIndex{noRBAC: g.rbac == nil}
+	if g.rbac != nil {
+		if err := ix.loadRoles(ctx, g.rbac, tenant); err != nil {
+			return nil, err
+		}
+	}
+	now := g.now()
+	var dormant []string
+	if err := g.scanUsers(ctx, tenant, func(u auth.User) bool {
+		ua := ix.row(u, now, pol.DormantAfter, false)
+		if ua.Dormant && !ua.Owner && !(by.Kind == KindUser && by.UserID == u.ID) {
+			dormant = append(dormant, u.ID)
+		}
+		return true
+	}); err != nil {
+		return nil, err
+	}
+	done := make([]string, 0, len(dormant))
+	for _, id := range dormant {
+		if _, err := g.deactivate(ctx, by, tenant, id, "dormant"); err != nil {
+			if errors.Is(err, ErrUserNotFound) {
+				continue // deleted meanwhile
+			}
+			return done, err
+		}
+		done = append(done, id)
+	}
+	return done, nil
+}
