@@ -296,6 +296,10 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// The fixture IdP's metadata, for the examples.
+		if err := os.WriteFile(filepath.Join("testdata", "idp-metadata.xml"), []byte(idpMetadata(time.Time{}, k.idp.cert)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, tc := range goldenCases {
 		t.Run(tc.name, func(t *testing.T) {
