@@ -11,6 +11,8 @@ import (
 	"github.com/guardhq/guard/guardtest"
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/ipfilter/ipfiltertest"
+	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/mfa/mfatest"
 	"github.com/guardhq/guard/session/sessiontest"
 )
 
@@ -66,4 +68,14 @@ func TestIPLists(t *testing.T) {
 func TestIPListsConcurrent(t *testing.T) {
 	r := newRecycler(t)
 	ipfiltertest.RunConcurrent(t, func(t *testing.T) ipfilter.Store { return r.store(t).IPLists })
+}
+
+func TestMFA(t *testing.T) {
+	r := newRecycler(t)
+	mfatest.Run(t, func(t *testing.T) mfa.Stores { return r.store(t).MFA.Stores() })
+}
+
+func TestMFAConcurrent(t *testing.T) {
+	r := newRecycler(t)
+	mfatest.RunConcurrent(t, func(t *testing.T) mfa.Stores { return r.store(t).MFA.Stores() })
 }

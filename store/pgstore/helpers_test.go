@@ -139,7 +139,7 @@ func tenantFixture(id string) guard.Tenant {
 
 // storeTables are the tables a recycled schema is emptied of.
 var storeTables = []string{"users", "throttle", "sessions", "session_users", "audit_heads", "audit_events", "audit_checkpoints", "tenants",
-	"api_keys", "ip_lists"}
+	"api_keys", "ip_lists", "mfa_factors", "mfa_users", "mfa_recovery", "mfa_codes", "mfa_rates", "mfa_transactions"}
 
 // recycler hands out empty, migrated stores for the subtests of one test.
 // A subtest's schema is emptied when the subtest ends and handed to the

@@ -21,6 +21,7 @@ var migrations = [...]migration{
 	{name: "initial tables", sql: migration1},
 	{name: "api keys", sql: migration2},
 	{name: "ip allow-lists", sql: migration3},
+	{name: "mfa", sql: migration4},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -289,6 +290,151 @@ CREATE TABLE {s}.ip_lists (
 );
 `
 
+// migration4 adds the second factors. Factors and recovery codes are
+// tenant data, kept like users: text in byte order, timestamptz times.
+// One-time codes, send rates and pending logins live minutes and are kept
+// like sessions: opaque strings as bytea, times as Unix microseconds, and
+// an index on the expiry so that writes delete expired rows a few at a
+// time.
+const migration4 = `
+-- Second factors. confirmed_at NULL: pending. secret is the sealed TOTP
+-- secret ('\x' for none).
+CREATE TABLE {s}.mfa_factors (
+	tenant       text COLLATE "C" NOT NULL,
+	user_id      text COLLATE "C" NOT NULL,
+	id           text COLLATE "C" NOT NULL,
+	kind         text COLLATE "C" NOT NULL,
+	label        text NOT NULL,
+	destination  text NOT NULL,
+	key_id       text NOT NULL,
+	secret       bytea NOT NULL,
+	created_at   timestamptz,
+	confirmed_at timestamptz,
+	last_step    bigint NOT NULL,
+	CONSTRAINT mfa_factors_pkey PRIMARY KEY (tenant, user_id, id)
+);
+-- Serves EnrolmentIndex.Enrolments (users in order, kinds in order) and
+-- the count of confirmed factors in mfa_create_factor.
+CREATE INDEX mfa_factors_enrolled ON {s}.mfa_factors (tenant, user_id, kind) WHERE confirmed_at IS NOT NULL;
+
+-- One row per user who ever enrolled a factor: mfa_create_factor locks
+-- it, so that the CreateFactor calls of one user run one at a time, on
+-- every replica.
+CREATE TABLE {s}.mfa_users (
+	tenant  text COLLATE "C" NOT NULL,
+	user_id text COLLATE "C" NOT NULL,
+	PRIMARY KEY (tenant, user_id)
+);
+
+-- mfa_create_factor is mfa.FactorStore.CreateFactor in one call: lock the
+-- user, refuse a used id (unique_violation) or a user with p_max or more
+-- confirmed factors (SQLSTATE GD002), delete the user's pending factors
+-- of the kind, insert. Any error rolls the whole call back.
+CREATE FUNCTION {s}.mfa_create_factor(
+	p_tenant text, p_user text, p_id text, p_kind text, p_label text, p_destination text,
+	p_key_id text, p_secret bytea, p_created_at timestamptz, p_confirmed_at timestamptz,
+	p_last_step bigint, p_max integer)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO {s}.mfa_users AS u (tenant, user_id) VALUES (p_tenant, p_user)
+		ON CONFLICT (tenant, user_id) DO UPDATE SET tenant = u.tenant;
+	IF EXISTS (SELECT 1 FROM {s}.mfa_factors WHERE tenant = p_tenant AND user_id = p_user AND id = p_id) THEN
+		RAISE EXCEPTION 'duplicate factor id' USING ERRCODE = 'unique_violation', CONSTRAINT = 'mfa_factors_pkey';
+	END IF;
+	IF p_max > 0 AND (SELECT count(*) FROM {s}.mfa_factors
+			WHERE tenant = p_tenant AND user_id = p_user AND confirmed_at IS NOT NULL) >= p_max THEN
+		RAISE EXCEPTION 'factor limit reached' USING ERRCODE = 'GD002';
+	END IF;
+	DELETE FROM {s}.mfa_factors
+		WHERE tenant = p_tenant AND user_id = p_user AND kind = p_kind AND confirmed_at IS NULL;
+	INSERT INTO {s}.mfa_factors (tenant, user_id, id, kind, label, destination, key_id, secret,
+			created_at, confirmed_at, last_step)
+		VALUES (p_tenant, p_user, p_id, p_kind, p_label, p_destination, p_key_id, p_secret,
+			p_created_at, p_confirmed_at, p_last_step);
+END
+$$;
+
+-- Recovery codes: each user's set of SHA-256 hashes, one row per user, so
+-- that replacing the set and using one code are one-row statements.
+CREATE TABLE {s}.mfa_recovery (
+	tenant  text COLLATE "C" NOT NULL,
+	user_id text COLLATE "C" NOT NULL,
+	hashes  bytea[] NOT NULL,
+	PRIMARY KEY (tenant, user_id)
+);
+
+-- One-time codes, at most one per transaction (tenant, txn).
+CREATE TABLE {s}.mfa_codes (
+	tenant     bytea NOT NULL,
+	txn        bytea NOT NULL,
+	user_id    bytea NOT NULL,
+	factor_id  bytea NOT NULL,
+	kind       bytea NOT NULL,
+	hash       bytea NOT NULL,
+	created_us bigint NOT NULL,
+	expires_us bigint NOT NULL,
+	tries_left integer NOT NULL,
+	PRIMARY KEY (tenant, txn)
+);
+CREATE INDEX mfa_codes_expires ON {s}.mfa_codes (expires_us);
+
+-- mfa_check_code is mfa.CodeStore.CheckCode, the rule of mfa.Code.Attempt,
+-- on the code's row locked FOR UPDATE. r_status: 0 right (removed),
+-- 1 no code, 2 expired (removed), 3 no tries left (kept as it is), 4 wrong
+-- (one try used). The other columns are the code after the attempt.
+CREATE FUNCTION {s}.mfa_check_code(p_tenant bytea, p_txn bytea, p_hash bytea, p_now_us bigint,
+	OUT r_status integer, OUT r_user_id bytea, OUT r_factor_id bytea, OUT r_kind bytea, OUT r_hash bytea,
+	OUT r_created_us bigint, OUT r_expires_us bigint, OUT r_tries_left integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+	c {s}.mfa_codes;
+BEGIN
+	SELECT * INTO c FROM {s}.mfa_codes WHERE tenant = p_tenant AND txn = p_txn FOR UPDATE;
+	IF NOT FOUND THEN
+		r_status := 1;
+		RETURN;
+	END IF;
+	IF p_now_us >= c.expires_us THEN
+		r_status := 2;
+		DELETE FROM {s}.mfa_codes WHERE tenant = p_tenant AND txn = p_txn;
+	ELSIF c.tries_left <= 0 THEN
+		r_status := 3;
+	ELSIF c.hash <> p_hash THEN
+		r_status := 4;
+		c.tries_left := c.tries_left - 1;
+		UPDATE {s}.mfa_codes SET tries_left = c.tries_left WHERE tenant = p_tenant AND txn = p_txn;
+	ELSE
+		r_status := 0;
+		DELETE FROM {s}.mfa_codes WHERE tenant = p_tenant AND txn = p_txn;
+	END IF;
+	r_user_id := c.user_id; r_factor_id := c.factor_id; r_kind := c.kind; r_hash := c.hash;
+	r_created_us := c.created_us; r_expires_us := c.expires_us; r_tries_left := c.tries_left;
+END
+$$;
+
+-- Send-rate windows: the count of the window that ends at ends_us.
+CREATE TABLE {s}.mfa_rates (
+	key     bytea PRIMARY KEY,
+	count   bigint NOT NULL,
+	ends_us bigint NOT NULL
+);
+CREATE INDEX mfa_rates_ends ON {s}.mfa_rates (ends_us);
+
+-- Pending logins, by the hash of their token.
+CREATE TABLE {s}.mfa_transactions (
+	hash       bytea PRIMARY KEY,
+	tenant     bytea NOT NULL,
+	user_id    bytea NOT NULL,
+	binding    bytea NOT NULL,
+	purpose    bytea NOT NULL,
+	flags      bigint NOT NULL,
+	created_us bigint NOT NULL,
+	expires_us bigint NOT NULL
+);
+CREATE INDEX mfa_transactions_expires ON {s}.mfa_transactions (expires_us);
+`
+
 // Migrate creates the schema or brings it up to SchemaVersion. It is the
 // only method that changes the schema, and it is never called implicitly:
 // the host runs it at start-up or from a deployment step.
@@ -300,13 +446,16 @@ CREATE TABLE {s}.ip_lists (
 // schema that is up to date changes nothing. A schema whose version is
 // above SchemaVersion gives ErrSchemaTooNew and is left untouched. An
 // unreachable server or a wrong DSN gives the connection error, wrapped.
-func (s *Store) Migrate(ctx context.Context) error {
+func (s *Store) Migrate(ctx context.Context) error { return s.migrateTo(ctx, len(migrations)) }
+
+// migrateTo is Migrate up to version target (for tests of upgrades).
+func (s *Store) migrateTo(ctx context.Context, target int) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("pgstore: migrate schema %s: connecting: %w", s.schema, err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) // a no-op after Commit
-	if err := s.migrate(ctx, tx); err != nil {
+	if err := s.migrate(ctx, tx, target); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -315,7 +464,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) migrate(ctx context.Context, tx pgx.Tx) error {
+func (s *Store) migrate(ctx context.Context, tx pgx.Tx, target int) error {
 	fail := func(step string, err error) error {
 		return fmt.Errorf("pgstore: migrate schema %s: %s: %w", s.schema, step, err)
 	}
@@ -338,7 +487,7 @@ func (s *Store) migrate(ctx context.Context, tx pgx.Tx) error {
 	if version > len(migrations) {
 		return fmt.Errorf("%w: schema %s is at version %d, this code knows %d", ErrSchemaTooNew, s.schema, version, len(migrations))
 	}
-	for i := version; i < len(migrations); i++ {
+	for i := version; i < target; i++ {
 		m := migrations[i]
 		if _, err := tx.Exec(ctx, schemaSQL(s.q, m.sql)); err != nil {
 			return fail(fmt.Sprintf("migration %d (%s)", i+1, m.name), err)

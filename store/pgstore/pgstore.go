@@ -47,8 +47,8 @@ type Options struct {
 
 var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
-// Store bundles the PostgreSQL implementations of every Guard store, all
-// on one pool and one schema. Create it with New and create or upgrade the
+// Store bundles the PostgreSQL implementations of Guard's stores, all on
+// one pool and one schema. Create it with New and create or upgrade the
 // schema with Migrate before first use.
 type Store struct {
 	Users    *Users
@@ -58,6 +58,7 @@ type Store struct {
 	Tenants  *Tenants
 	APIKeys  *APIKeys
 	IPLists  *IPLists
+	MFA      *MFA
 
 	pool   *pgxpool.Pool
 	schema string // validated, unquoted
@@ -86,13 +87,16 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 	s.Tenants = &Tenants{pool: pool, sql: newTenantSQL(s.q)}
 	s.APIKeys = &APIKeys{pool: pool, sql: newAPIKeySQL(s.q)}
 	s.IPLists = &IPLists{pool: pool, sql: newIPListSQL(s.q)}
+	s.MFA = &MFA{pool: pool, sql: newMFASQL(s.q)}
 	return s, nil
 }
 
 // Schema returns the name of the store's schema.
 func (s *Store) Schema() string { return s.schema }
 
-// Stores returns s as the facade's guard.Stores, every field filled.
+// Stores returns s as the facade's guard.Stores: every field filled but
+// Policies and Approvals (the rbac stores, not implemented by this
+// package yet), MFA with every role.
 func (s *Store) Stores() guard.Stores {
 	return guard.Stores{
 		Users:        s.Users,
@@ -104,6 +108,7 @@ func (s *Store) Stores() guard.Stores {
 		Tenants:      s.Tenants,
 		APIKeys:      s.APIKeys,
 		IPLists:      s.IPLists,
+		MFA:          s.MFA.Stores(),
 	}
 }
 
@@ -116,6 +121,7 @@ const (
 	codeUndefinedTable  = "42P01"
 	codeUndefinedFunc   = "42883"
 	codeSessionLimit    = "GD001" // raised by session_create for RefuseNew
+	codeFactorLimit     = "GD002" // raised by mfa_create_factor for the limit of confirmed factors
 )
 
 // pgCode returns the SQLSTATE of err and the constraint it names, if err

@@ -13,6 +13,7 @@ import (
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/ipfilter"
+	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/store/pgstore"
 )
@@ -235,5 +236,119 @@ func TestReplicasIPListsReplace(t *testing.T) {
 		if prev == 1 && (len(l.APIKeys.Entries) != 1 || l.APIKeys.Entries[0] != "192.0.2.1") {
 			t.Errorf("the other scope changed: %+v", l.APIKeys)
 		}
+	}
+}
+
+// onceAcrossReplicas runs setup on one replica, then call 50 times at
+// once, alternating between two replicas, and checks that exactly one call
+// succeeds and every other one fails with loser.
+func onceAcrossReplicas(t *testing.T, what string, loser error, setup func(st *pgstore.Store) error, call func(st *pgstore.Store) error) {
+	t.Helper()
+	a, b := twoReplicas(t)
+	if err := setup(a); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	var won, lost atomic.Int32
+	parallel(n, func(i int) {
+		st := a
+		if i%2 == 1 {
+			st = b
+		}
+		switch err := call(st); {
+		case err == nil:
+			won.Add(1)
+		case errors.Is(err, loser):
+			lost.Add(1)
+		default:
+			t.Errorf("%s %d: %v", what, i, err)
+		}
+	})
+	if won.Load() != 1 || lost.Load() != n-1 {
+		t.Errorf("%d concurrent %s on two replicas: %d succeeded and %d got %v; want 1 and %d", n, what, won.Load(), lost.Load(), loser, n-1)
+	}
+}
+
+// A TOTP step is accepted once, whichever replica sees the code.
+func TestReplicasAdvanceStep(t *testing.T) {
+	f := mfa.Factor{ID: "f1", Tenant: "acme", UserID: "u1", Kind: mfa.KindTOTP, KeyID: "k1", Secret: []byte("sealed"),
+		CreatedAt: replicaNow, ConfirmedAt: replicaNow, LastStep: 100}
+	onceAcrossReplicas(t, "AdvanceStep", mfa.ErrReplay,
+		func(st *pgstore.Store) error { return st.MFA.CreateFactor(t.Context(), f, 0) },
+		func(st *pgstore.Store) error { return st.MFA.AdvanceStep(t.Context(), "acme", "u1", "f1", 101) })
+}
+
+// A recovery code is used once.
+func TestReplicasUseRecoveryCode(t *testing.T) {
+	hs := make([]mfa.Hash, 10)
+	for i := range hs {
+		hs[i] = sha256.Sum256(fmt.Append(nil, "recovery-", i))
+	}
+	onceAcrossReplicas(t, "UseRecoveryCode", mfa.ErrNotFound,
+		func(st *pgstore.Store) error { return st.MFA.ReplaceRecoveryCodes(t.Context(), "acme", "u1", hs) },
+		func(st *pgstore.Store) error {
+			left, err := st.MFA.UseRecoveryCode(t.Context(), "acme", "u1", hs[3])
+			if err == nil && left != 9 {
+				return fmt.Errorf("%d codes left, want 9", left)
+			}
+			return err
+		})
+}
+
+// The right one-time code is accepted once.
+func TestReplicasCheckCode(t *testing.T) {
+	c := mfa.Code{Tenant: "acme", Txn: "txn-1", UserID: "u1", FactorID: "f1", Kind: mfa.KindSMS,
+		Hash: sha256.Sum256([]byte("code")), CreatedAt: replicaNow, ExpiresAt: replicaNow.Add(10 * time.Minute), TriesLeft: 5}
+	onceAcrossReplicas(t, "CheckCode", mfa.ErrNotFound,
+		func(st *pgstore.Store) error { return st.MFA.PutCode(t.Context(), c) },
+		func(st *pgstore.Store) error {
+			_, err := st.MFA.CheckCode(t.Context(), "acme", "txn-1", c.Hash, replicaNow.Add(time.Minute))
+			return err
+		})
+}
+
+// A pending login is consumed once.
+func TestReplicasConsumeTransaction(t *testing.T) {
+	x := mfa.Transaction{Hash: sha256.Sum256([]byte("txn")), Tenant: "acme", UserID: "u1", Purpose: "login",
+		CreatedAt: replicaNow, ExpiresAt: replicaNow.Add(5 * time.Minute)}
+	onceAcrossReplicas(t, "ConsumeTransaction", mfa.ErrNotFound,
+		func(st *pgstore.Store) error { return st.MFA.CreateTransaction(t.Context(), x) },
+		func(st *pgstore.Store) error {
+			got, err := st.MFA.ConsumeTransaction(t.Context(), x.Hash)
+			if err == nil && got.UserID != "u1" {
+				return fmt.Errorf("consumed %+v", got)
+			}
+			return err
+		})
+}
+
+// Concurrent enrolments on two replicas never exceed the limit of
+// confirmed factors.
+func TestReplicasFactorLimit(t *testing.T) {
+	a, b := twoReplicas(t)
+	const n, limit = 40, 3
+	var created, limited atomic.Int32
+	parallel(n, func(i int) {
+		st := a
+		if i%2 == 1 {
+			st = b
+		}
+		f := mfa.Factor{ID: fmt.Sprint("f", i), Tenant: "acme", UserID: "u1", Kind: mfa.KindTOTP,
+			CreatedAt: replicaNow, ConfirmedAt: replicaNow, LastStep: 1}
+		switch err := st.MFA.CreateFactor(t.Context(), f, limit); {
+		case err == nil:
+			created.Add(1)
+		case errors.Is(err, mfa.ErrLimit):
+			limited.Add(1)
+		default:
+			t.Errorf("CreateFactor %d: %v", i, err)
+		}
+	})
+	fs, err := b.MFA.Factors(t.Context(), "acme", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.Load() != limit || limited.Load() != n-limit || len(fs) != limit {
+		t.Errorf("%d created, %d refused, %d stored; want %d, %d, %d", created.Load(), limited.Load(), len(fs), limit, n-limit, limit)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/ipfilter"
+	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/store/pgstore"
 )
@@ -203,6 +204,39 @@ func TestUnstorableText(t *testing.T) {
 		t.Errorf("RevokeAPIKey(id with a NUL) = %v, want ErrNotFound", err)
 	}
 
+	f := mfa.Factor{Tenant: "acme", UserID: "u1", ID: "f1", Kind: mfa.KindTOTP, Label: "app", CreatedAt: t0}
+	for name, mutate := range map[string]func(*mfa.Factor){
+		"NULInTenant":        func(f *mfa.Factor) { f.Tenant = "a\x00" },
+		"InvalidUTF8User":    func(f *mfa.Factor) { f.UserID = "\xff" },
+		"NULInID":            func(f *mfa.Factor) { f.ID = "f\x00" },
+		"NULInLabel":         func(f *mfa.Factor) { f.Label = "app\x00" },
+		"InvalidUTF8Address": func(f *mfa.Factor) { f.Destination = "a\xfe@example.com" },
+		"NULInKeyID":         func(f *mfa.Factor) { f.KeyID = "k\x00" },
+	} {
+		bad := f
+		mutate(&bad)
+		var me *mfa.InputError
+		if err := st.MFA.CreateFactor(ctx, bad, 0); !errors.As(err, &me) {
+			t.Errorf("%s: CreateFactor = %v, want *mfa.InputError", name, err)
+		}
+	}
+	if fs, err := st.MFA.Factors(ctx, "acme", "u1"); err != nil || len(fs) != 0 {
+		t.Errorf("Factors after refused creations = %d, %v; want none", len(fs), err)
+	}
+	if _, err := st.MFA.Factor(ctx, "acme", "u\x001", "f1"); !errors.Is(err, mfa.ErrNotFound) {
+		t.Errorf("Factor(user with a NUL) = %v, want ErrNotFound", err)
+	}
+	if err := st.MFA.AdvanceStep(ctx, "acme\xff", "u1", "f1", 5); !errors.Is(err, mfa.ErrNotFound) {
+		t.Errorf("AdvanceStep(invalid UTF-8 tenant) = %v, want ErrNotFound", err)
+	}
+	var me *mfa.InputError
+	if err := st.MFA.ReplaceRecoveryCodes(ctx, "acme", "u\x00", []mfa.Hash{{1}}); !errors.As(err, &me) {
+		t.Errorf("ReplaceRecoveryCodes(user with a NUL) = %v, want *mfa.InputError", err)
+	}
+	if _, err := st.MFA.Enrolments(ctx, "acme", "u\x00", 10); !errors.As(err, &me) {
+		t.Errorf("Enrolments(after with a NUL) = %v, want *mfa.InputError", err)
+	}
+
 	var ge *guard.InputError
 	if err := st.Tenants.CreateTenant(ctx, guard.Tenant{ID: "t\x00", Name: "x"}); !errors.As(err, &ge) {
 		t.Errorf("CreateTenant with a NUL = %v, want *guard.InputError", err)
@@ -342,9 +376,30 @@ func TestErrorsAreReturned(t *testing.T) {
 			_, err := st.IPLists.Replace(ctx, "t", ipfilter.Users, ipfilter.Rules{Entries: []string{"10.0.0.0/8"}}, 0)
 			return err
 		},
+		"CreateFactor":  func() error { return st.MFA.CreateFactor(ctx, mfa.Factor{Tenant: "t", UserID: "u", ID: "f"}, 1) },
+		"Factor":        func() error { _, err := st.MFA.Factor(ctx, "t", "u", "f"); return err },
+		"Factors":       func() error { _, err := st.MFA.Factors(ctx, "t", "u"); return err },
+		"DeleteFactor":  func() error { _, err := st.MFA.DeleteFactor(ctx, "t", "u", "f"); return err },
+		"ConfirmFactor": func() error { return st.MFA.ConfirmFactor(ctx, "t", "u", "f", t0, 1) },
+		"AdvanceStep":   func() error { return st.MFA.AdvanceStep(ctx, "t", "u", "f", 1) },
+		"ResealSecret":  func() error { return st.MFA.ResealSecret(ctx, "t", "u", "f", nil, "k", nil) },
+		"Enrolments":    func() error { _, err := st.MFA.Enrolments(ctx, "t", "", 10); return err },
+		"ReplaceRecoveryCodes": func() error {
+			return st.MFA.ReplaceRecoveryCodes(ctx, "t", "u", []mfa.Hash{{1}})
+		},
+		"UseRecoveryCode":    func() error { _, err := st.MFA.UseRecoveryCode(ctx, "t", "u", mfa.Hash{1}); return err },
+		"RecoveryCodesLeft":  func() error { _, err := st.MFA.RecoveryCodesLeft(ctx, "t", "u"); return err },
+		"PutCode":            func() error { return st.MFA.PutCode(ctx, mfa.Code{Tenant: "t", Txn: "x"}) },
+		"CheckCode":          func() error { _, err := st.MFA.CheckCode(ctx, "t", "x", mfa.Hash{1}, t0); return err },
+		"DeleteCode":         func() error { return st.MFA.DeleteCode(ctx, "t", "x") },
+		"Hit":                func() error { _, err := st.MFA.Hit(ctx, "k", t0, time.Minute); return err },
+		"CreateTransaction":  func() error { return st.MFA.CreateTransaction(ctx, mfa.Transaction{Hash: mfa.Hash{1}}) },
+		"Transaction":        func() error { _, err := st.MFA.Transaction(ctx, mfa.Hash{1}); return err },
+		"ConsumeTransaction": func() error { _, err := st.MFA.ConsumeTransaction(ctx, mfa.Hash{1}); return err },
 	}
 	sentinels := []error{auth.ErrNotFound, auth.ErrConflict, auth.ErrDuplicateID, session.ErrNotFound, audit.ErrConflict,
-		guard.ErrTenantNotFound, guard.ErrConflict, ipfilter.ErrConflict}
+		guard.ErrTenantNotFound, guard.ErrConflict, ipfilter.ErrConflict, mfa.ErrNotFound, mfa.ErrConflict, mfa.ErrReplay,
+		mfa.ErrDuplicate, mfa.ErrLimit, mfa.ErrInvalidCode, mfa.ErrExpired, mfa.ErrTooManyTries, mfa.ErrFull}
 	for name, call := range calls {
 		err := call()
 		if err == nil {

@@ -32,7 +32,9 @@ type Throttle struct {
 
 var _ auth.ThrottleStore = (*Throttle)(nil)
 
-// GCBatch is the most forgotten throttle records one Reserve deletes.
+// GCBatch is the most forgotten throttle records one Reserve deletes, and
+// the most expired rows one MFA.PutCode, MFA.Hit or MFA.CreateTransaction
+// deletes.
 const GCBatch = 8
 
 type throttleSQL struct {
