@@ -15,6 +15,7 @@ import (
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/store/pgstore"
 )
@@ -144,4 +145,36 @@ func benchAuditAppend(b *testing.B, workers int) {
 	if err != nil || !rep.OK || rep.Checked != b.N {
 		b.Fatalf("Verify = %+v, %v; want OK over %d events", rep, err, b.N)
 	}
+}
+
+// BenchmarkIPListsVersion is the allow-list check's per-request read, one
+// primary-key read of one bigint, for a tenant whose user list holds
+// 1,000 entries (kept out of line, so not read). Lists reads both scopes
+// (a cache miss on a replica).
+func BenchmarkIPListsVersion(b *testing.B) {
+	st := newStore(b)
+	ctx := context.Background()
+	entries := make([]string, 1000)
+	for i := range entries {
+		entries[i] = fmt.Sprintf("10.%d.%d.0/24", i>>8, i&255)
+	}
+	if _, err := st.IPLists.Replace(ctx, "acme", ipfilter.Users, ipfilter.Rules{Entries: entries}, 0); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Version", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if v, err := st.IPLists.Version(ctx, "acme"); err != nil || v != 1 {
+				b.Fatal(v, err)
+			}
+		}
+	})
+	b.Run("Lists", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if l, err := st.IPLists.Lists(ctx, "acme"); err != nil || len(l.Users.Entries) != len(entries) {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -1,10 +1,15 @@
-// Package pgstore keeps every Guard store in PostgreSQL, for deployments
+// Package pgstore keeps Guard's stores in PostgreSQL, for deployments
 // with many replicas sharing one database: users, throttle counters,
-// sessions, the audit chains and tenants. Every invariant of the store
-// interfaces (one session per user, throttle limits, the audit chain's
-// compare-and-set, policy versions) is enforced by the database in one
-// atomic statement or one SQL function call, never by a read-modify-write
-// in Go, so it holds across any number of replicas.
+// sessions, the audit chains, tenants, API keys, IP allow-lists and every
+// MFA store (factors, recovery codes, one-time codes, send rates, pending
+// logins). Every invariant of the store interfaces (one session per user,
+// throttle limits, the audit chain's compare-and-set, policy and
+// allow-list versions, unique API keys, a TOTP step or a recovery code, a
+// one-time code or a pending login used once, the limit of confirmed
+// factors) is enforced by the database in one atomic statement or one SQL
+// function call, never by a read-modify-write in Go, so it holds across
+// any number of replicas. The rbac stores (guard.Stores.Policies and
+// Approvals) are not implemented here yet: Stores leaves them nil.
 //
 // # Opening and migrating
 //
@@ -28,9 +33,11 @@
 // Nothing migrates implicitly: a store used before Migrate fails with an
 // error that says so.
 //
-// Sessions and throttling may also be kept elsewhere (Redis, with
-// store/redisstore) by replacing those fields of the guard.Stores that
-// Stores returns.
+// Sessions, throttling and the short-lived MFA stores (Codes, Rates,
+// Transactions) may also be kept elsewhere (Redis, with store/redisstore)
+// by replacing those fields of the guard.Stores that Stores returns.
+// Store.IPLists is guard.Stores.IPLists; Store.MFA.Stores() is
+// guard.Stores.MFA.
 //
 // # Round trips
 //
@@ -40,22 +47,35 @@
 // reads and, at most once per touch interval, writes in one statement;
 // Audit.Append moves the chain head and inserts the whole batch in one
 // statement; Throttle.Reserve is one INSERT … ON CONFLICT DO UPDATE.
+// IPLists.Version, read by the allow-list check, is one primary-key read
+// of one bigint. MFA.CreateFactor and MFA.CheckCode call the functions
+// mfa_create_factor and mfa_check_code; every other MFA, API key and
+// allow-list method is one statement.
 //
 // # Data
 //
 // Strings that the contracts allow to hold any byte (session tenants, user
-// ids, user agents; audit event fields; throttle keys) are stored as bytea,
-// so they round-trip byte for byte, NUL included. User, tenant and audit
-// tenant columns are text with the "C" collation (byte order, as Go
+// ids, user agents; audit event fields; throttle keys; IP allow-list
+// entries and tenants; the fields of one-time codes and pending logins;
+// rate keys) are stored as bytea, so they round-trip byte for byte, NUL
+// included. Allow-list entries are a bytea array, verbatim and in order
+// (never an inet, which would rewrite them). The tenant data of users,
+// tenants, audit chains, API keys, MFA factors and recovery codes is
+// kept in text columns, ids with the "C" collation (byte order, as Go
 // compares strings); a string PostgreSQL text cannot hold (invalid UTF-8
-// or a NUL byte) is refused with the *InputError of the interface's package
-// before anything is stored (and is reported not found by lookups). Times keep microseconds: timestamptz in the users, audit and
-// tenants tables, Unix microseconds (bigint) in the sessions and throttle
-// tables, where the statements compute with durations; times come back in
-// UTC. A tenant's policy is JSON, so new guard.Policy fields need no
-// migration. Expired throttle records are deleted by Reserve, a few at a
-// time; sessions that are no longer live are deleted when their user signs
-// in again, and Sessions.DeleteExpired removes the rest in bounded batches.
+// or a NUL byte) is refused with the *InputError of the interface's
+// package before anything is stored (and is reported not found by
+// lookups). Times keep microseconds: timestamptz in the users, audit,
+// tenants, API key and MFA factor tables, Unix microseconds (bigint) in
+// the sessions, throttle, one-time code, rate and pending-login tables;
+// times come back in UTC. A tenant's policy is JSON, so new guard.Policy
+// fields need no migration. Expired throttle records are deleted by
+// Reserve, and expired one-time codes, rate windows and pending logins by
+// PutCode, Hit and CreateTransaction, up to GCBatch at a time (so those
+// tables are bounded by the rate of events, and MFA.Hit never returns
+// mfa.ErrFull); sessions that are no longer live are deleted when their
+// user signs in again, and Sessions.DeleteExpired removes the rest in
+// bounded batches.
 //
 // # Concurrency
 //
@@ -67,8 +87,8 @@
 // Store methods return the sentinel errors of the interface they implement
 // (auth.ErrNotFound, session.ErrLimit, audit.ErrConflict, …) for the
 // conditions the contracts name, and the typed input errors of those
-// packages (*auth.InputError, *audit.InputError, *guard.InputError) for
-// values the database cannot hold. Any other failure — the server
+// packages (*auth.InputError, *audit.InputError, *guard.InputError,
+// *mfa.InputError) for values the database cannot hold. Any other failure — the server
 // unreachable, a timeout, a schema not migrated — is returned wrapped with
 // the prefix "pgstore:" (the pgx error stays reachable with errors.As), and
 // the facade then denies the request. New returns an *OptionsError for bad

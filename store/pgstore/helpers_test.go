@@ -191,3 +191,13 @@ func (r *recycler) store(t testing.TB) *pgstore.Store {
 	})
 	return st
 }
+
+// rowCount returns the number of rows of table in st's schema.
+func rowCount(t *testing.T, st *pgstore.Store, table string) int {
+	t.Helper()
+	var n int
+	if err := testPool(t).QueryRow(t.Context(), `SELECT count(*) FROM `+pgx.Identifier{st.Schema(), table}.Sanitize()).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
