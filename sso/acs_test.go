@@ -538,3 +538,85 @@ func TestConcurrentDelivery(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentConnectionChanges hammers the parsed-connection cache:
+// logins for many tenants (more than the cache holds) while their
+// connections are replaced between trusting the IdP's key and trusting
+// only another one. Each login is either accepted or refused for its
+// signature (never another error, a panic or a race), and once the
+// connections settle every login is judged by the settled one.
+func TestConcurrentConnectionChanges(t *testing.T) {
+	k := loadKeys(t)
+	st := newMemStores()
+	clk := &clock{now: t0.Add(2 * time.Second)}
+	p, err := New(Config{BaseURL: baseURL, Key: k.sp.key, Certificate: k.sp.cert, Stores: st.stores(), Now: clk.Now, MaxCachedTenants: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenants := []string{"t0", "t1", "t2", "t3", "t4"}
+	for _, tn := range tenants {
+		if err := st.PutConnection(t.Context(), Connection{Tenant: tn, Metadata: idpMetadata(time.Time{}, k.idp.cert)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	// Flip each tenant between trusting idp and trusting only idp2.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			cert := k.idp.cert
+			if i%2 == 1 {
+				cert = k.idp2.cert
+			}
+			_ = st.PutConnection(t.Context(), Connection{Tenant: tenants[i%len(tenants)], Metadata: idpMetadata(time.Time{}, cert)})
+		}
+	}()
+	var mu sync.Mutex
+	accepted := 0
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				tn := tenants[(g+i)%len(tenants)]
+				id := fmt.Sprintf("id-req-%d-%d", g, i)
+				_ = st.RememberRequest(t.Context(), Request{Tenant: tn, ID: id, Kind: KindLogin, RelayState: "r", ReturnTo: "/", Expires: t0.Add(time.Hour)})
+				s := spec{signAssertion: true, inResponseTo: id, assertionID: "a-" + id, destination: baseURL + "/saml/" + tn + "/acs",
+					recipient: baseURL + "/saml/" + tn + "/acs", audiences: []string{baseURL + "/saml/" + tn + "/metadata"}}
+				_, err := p.ParseResponse(t.Context(), tn, base64.StdEncoding.EncodeToString(s.build(k)), "r", "")
+				var rej *RejectError
+				switch {
+				case err == nil:
+					mu.Lock()
+					accepted++
+					mu.Unlock()
+				case errors.As(err, &rej) && (rej.Reason == ReasonUntrustedCert || rej.Reason == ReasonSignature):
+				default:
+					t.Errorf("%s: %v", tn, err)
+				}
+			}
+		}()
+	}
+	time.Sleep(10 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	t.Logf("%d of 160 logins accepted while connections changed", accepted)
+	// With every connection settled on idp, every login succeeds.
+	for _, tn := range tenants {
+		_ = st.PutConnection(t.Context(), Connection{Tenant: tn, Metadata: idpMetadata(time.Time{}, k.idp.cert)})
+		id := "id-final-" + tn
+		_ = st.RememberRequest(t.Context(), Request{Tenant: tn, ID: id, Kind: KindLogin, RelayState: "r", ReturnTo: "/", Expires: t0.Add(time.Hour)})
+		s := spec{signAssertion: true, inResponseTo: id, assertionID: "a-" + id, destination: baseURL + "/saml/" + tn + "/acs",
+			recipient: baseURL + "/saml/" + tn + "/acs", audiences: []string{baseURL + "/saml/" + tn + "/metadata"}}
+		if _, err := p.ParseResponse(t.Context(), tn, base64.StdEncoding.EncodeToString(s.build(k)), "r", ""); err != nil {
+			t.Errorf("%s after settling: %v", tn, err)
+		}
+	}
+}

@@ -224,7 +224,8 @@ func (r *Refresher) RefreshDue(ctx context.Context) error {
 }
 
 // Run calls RefreshDue at once and then every Every until ctx is done;
-// it returns ctx's error.
+// it returns ctx's error. A failure of Tenants is reported to OnRefresh
+// with the tenant "".
 func (r *Refresher) Run(ctx context.Context) error {
 	every := r.Every
 	if every <= 0 {
@@ -233,8 +234,13 @@ func (r *Refresher) Run(ctx context.Context) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if err := r.RefreshDue(ctx); err != nil && ctx.Err() != nil {
-			return ctx.Err()
+		if err := r.RefreshDue(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if r.OnRefresh != nil {
+				r.OnRefresh("", false, err) // Tenants failed
+			}
 		}
 		select {
 		case <-ctx.Done():
