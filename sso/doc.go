@@ -9,8 +9,9 @@
 //
 //   - Provider (built with New) is what the facade uses. Per tenant:
 //     SP and Metadata (the SP's URLs and metadata XML, for the IdP's
-//     administrator), StartLogin (a signed AuthnRequest, tracked
-//     server-side), ACS and ParseResponse (the checks below, returning a
+//     administrator), StartLogin (an AuthnRequest, signed if the IdP's
+//     metadata asks for it, tracked server-side), ACS and ParseResponse
+//     (the checks below, returning a
 //     Result), StartLogout and SLO (single logout). Administration:
 //     PutConnection, Connection, DeleteConnection, FetchMetadata,
 //     RefreshMetadata.
@@ -32,8 +33,9 @@
 // directive, no comment, no processing instruction (exclusive C14N leaves
 // comments out of the signed content, so refusing them stops NameID
 // comment injection); a depth and size limit; exactly one Assertion or
-// EncryptedAssertion, directly under the Response, and no two elements
-// with the same ID (signature wrapping); the Response or the Assertion
+// EncryptedAssertion, directly under the Response (an assertion anywhere
+// else, even in an Advice, is refused), and no two elements with the same
+// ID (signature wrapping); the Response or the Assertion
 // signed, by a certificate configured for the IdP, never one carried in
 // the message; no SHA-1, no transform but enveloped-signature and C14N,
 // no RSA PKCS#1 v1.5 key transport and no unauthenticated CBC decryption;
@@ -62,9 +64,11 @@
 //
 // The Provider writes no audit events and creates no sessions. For a
 // login: route GET {prefix}/{tenant}/login to StartLogin and redirect (or
-// serve Login.Form); route POST {prefix}/{tenant}/acs to ACS (exempt from
+// serve Login.Form), rate-limited per client IP, since each call stores a
+// tracked request; route POST {prefix}/{tenant}/acs to ACS (exempt from
 // CSRF origin checks: the IdP's POST is cross-site; the tracked request
-// protects it). On a *RejectError, show one generic failure (ErrRejected's
+// protects it); serve Metadata at GET {prefix}/{tenant}/metadata and SLO
+// at {prefix}/{tenant}/slo. On a *RejectError, show one generic failure (ErrRejected's
 // message), audit sso.failed with RejectError.Reason; on any other error,
 // fail closed. On success, find the tenant's user by Result.Email
 // (creating it only if Result.JIT), refuse deactivated users, apply the IP
