@@ -3,7 +3,6 @@ package sso
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -18,7 +17,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -660,6 +658,3 @@ func formPost(fields ...string) string {
 	}
 	return v.Encode()
 }
-
-var _ = strings.TrimSpace
-var _ crypto.Signer = (*rsa.PrivateKey)(nil)
