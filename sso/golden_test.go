@@ -28,6 +28,7 @@ type goldenCase struct {
 	want  Reason
 	build func(k testKeys) []byte
 	edit  func(*Connection) // connection changes, if any
+	after string            // a golden document posted (and accepted) first
 }
 
 var goldenCases = []goldenCase{
@@ -263,6 +264,10 @@ var goldenCases = []goldenCase{
 		return serialize(root)
 	}},
 	{name: "unsolicited", want: ReasonUnsolicited, build: spec{signAssertion: true, noInResponseTo: true}.build},
+	{name: "in_response_to_reused", want: ReasonRequestUnknown, after: "valid",
+		build: spec{signAssertion: true, responseID: "id-response-0002", assertionID: "id-assertion-0002"}.build},
+	{name: "replayed_unsolicited", want: ReasonReplayed, after: "replayed_unsolicited",
+		build: spec{signAssertion: true, noInResponseTo: true}.build, edit: func(c *Connection) { c.IdPInitiated = true }},
 	{name: "assertion_without_id", want: ReasonAssertionIDMissing, build: spec{signResponse: true, noAssertionID: true}.build},
 	{name: "nameid_with_newline", want: ReasonNameIDInvalid, build: spec{signAssertion: true, nameID: "alice@corp.example\nadmin"}.build},
 	{name: "email_domain_not_allowed", want: ReasonEmailDomain, build: valid().build,
@@ -309,6 +314,15 @@ func TestGolden(t *testing.T) {
 			}
 			e := newEnv(t, tc.edit)
 			e.track(requestID, relayState)
+			if tc.after != "" {
+				first, err := os.ReadFile(goldenPath(tc.after))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := e.post(first, relayState); err != nil {
+					t.Fatalf("the first delivery (%s) was rejected: %v", tc.after, err)
+				}
+			}
 			res, err := e.post(doc, relayState)
 			if tc.want == "" {
 				if err != nil {
