@@ -197,6 +197,58 @@ func BenchmarkACS(b *testing.B) {
 	})
 }
 
+// BenchmarkACSInterleaved runs the two sides of BenchmarkACS alternately
+// in the same loop, so that a machine whose load changes (it is shared)
+// weighs on both alike, and reports each side's µs/op and their ratio
+// (guard/crewjam):
+//
+//	go test ./sso -run '^$' -bench BenchmarkACSInterleaved -benchtime 2000x -count 5
+func BenchmarkACSInterleaved(b *testing.B) {
+	f := loadFixture(b)
+	st := &swapStores{}
+	st.fresh(b, f)
+	p, err := sso.New(sso.Config{BaseURL: "https://app.example.test", Key: f.spKey, Certificate: f.spCert,
+		Stores: sso.Stores{Connections: st, Requests: st, Replay: st}, Now: func() time.Time { return benchNow }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ed saml.EntityDescriptor
+	if err := xml.Unmarshal([]byte(f.metadata), &ed); err != nil {
+		b.Fatal(err)
+	}
+	acs, _ := url.Parse("https://app.example.test/saml/acme/acs")
+	md, _ := url.Parse("https://app.example.test/saml/acme/metadata")
+	sp := saml.ServiceProvider{EntityID: md.String(), Key: f.spKey, Certificate: f.spCert, AcsURL: *acs, MetadataURL: *md,
+		IDPMetadata: &ed, Clock: dsig.NewFakeClockAt(benchNow), RejectSHA1Signatures: true}
+	ctx := context.Background()
+	if _, err := p.ACS(ctx, "acme", f.request(), ""); err != nil { // warm the cache
+		b.Fatal(err)
+	}
+	var guard, crewjam time.Duration
+	n := 0
+	for b.Loop() {
+		st.fresh(b, f)
+		r1, r2 := f.request(), f.request()
+		start := time.Now()
+		if _, err := p.ACS(ctx, "acme", r1, ""); err != nil {
+			b.Fatal(err)
+		}
+		mid := time.Now()
+		if err := r2.ParseForm(); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := sp.ParseResponse(r2, []string{requestID}); err != nil {
+			b.Fatal(err)
+		}
+		guard += mid.Sub(start)
+		crewjam += time.Since(mid)
+		n++
+	}
+	b.ReportMetric(float64(guard.Microseconds())/float64(n), "guard-µs/op")
+	b.ReportMetric(float64(crewjam.Microseconds())/float64(n), "crewjam-µs/op")
+	b.ReportMetric(float64(guard)/float64(crewjam), "ratio")
+}
+
 // BenchmarkStartLogin: building, encoding and tracking an AuthnRequest.
 func BenchmarkStartLogin(b *testing.B) {
 	f := loadFixture(b)
