@@ -59,6 +59,7 @@ func TestTenantsConcurrent(t *testing.T) { guardtest.RunConcurrent(t, newTenants
 var authStores = authtest.Stores{
 	Users:    func(t *testing.T) authtest.Users { return openStore(t).Users },
 	Throttle: func(t *testing.T) auth.ThrottleStore { return openStore(t).Throttle },
+	APIKeys:  func(t *testing.T) auth.APIKeyStore { return openStore(t).APIKeys },
 }
 
 func TestAuthStores(t *testing.T)           { authtest.Run(t, authStores) }

@@ -5,8 +5,8 @@
 // # What is inside
 //
 // A Store holds one database and serves these stores of guard.Stores (its
-// APIKeys and MFA stores, added to the facade later, are not implemented
-// here yet: Stores leaves them nil):
+// MFA, IPLists, Policies and Approvals stores are not implemented here
+// yet: Stores leaves them nil):
 //
 //   - Users: auth.UserStore and auth.UserUpdater;
 //   - Throttle: auth.ThrottleStore;
@@ -14,7 +14,9 @@
 //     session.LookupToucher (the per-request check is one prepared SELECT
 //     by primary key);
 //   - Audit: audit.Store;
-//   - Tenants: guard.TenantStore.
+//   - Tenants: guard.TenantStore;
+//   - APIKeys: auth.APIKeyStore (the check of a request made with a key is
+//     one SELECT by the key's hash).
 //
 // Use it as
 //

@@ -45,3 +45,9 @@ func WriteThenPanic(ctx context.Context, s *Store, key string) {
 		panic("in the middle of a transaction")
 	})
 }
+
+// MigrateTo runs the package's first n migrations only, leaving the
+// database as a version of this package with n migrations would.
+func MigrateTo(ctx context.Context, s *Store, n int) error {
+	return s.migrate(ctx, migrations[:n])
+}

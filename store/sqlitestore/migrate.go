@@ -121,6 +121,27 @@ var migrations = []migration{
 		`CREATE INDEX guard_audit_action ON guard_audit_events (tenant, action, seq)`,
 		`CREATE INDEX guard_audit_outcome ON guard_audit_events (tenant, outcome, seq)`,
 	}},
+
+	{2, "api keys", []string{
+		// API keys by (tenant, id), found by the SHA-256 of the key alone
+		// (unique across tenants). last_used_at and revoked_at are NULL
+		// until set; expires_at is NULL for a key that never expires.
+		`CREATE TABLE guard_api_keys (
+			tenant       TEXT    NOT NULL,
+			id           TEXT    NOT NULL,
+			hash         BLOB    NOT NULL CHECK (length(hash) = 32),
+			name         TEXT    NOT NULL,
+			prefix       TEXT    NOT NULL,
+			created_by   TEXT    NOT NULL,
+			created_at   INTEGER NOT NULL,
+			expires_at   INTEGER,
+			last_used_at INTEGER,
+			revoked_at   INTEGER,
+			PRIMARY KEY (tenant, id)
+		) STRICT, WITHOUT ROWID`,
+		`CREATE UNIQUE INDEX guard_api_keys_hash ON guard_api_keys (hash)`,
+		`CREATE INDEX guard_api_keys_list ON guard_api_keys (tenant, created_at, id)`,
+	}},
 }
 
 // ownNames are the tables and indexes this package creates. A database
@@ -142,6 +163,9 @@ var ownNames = map[string]bool{
 	"guard_audit_actor_email": true,
 	"guard_audit_action":      true,
 	"guard_audit_outcome":     true,
+	"guard_api_keys":          true,
+	"guard_api_keys_hash":     true,
+	"guard_api_keys_list":     true,
 }
 
 // SchemaVersion is the schema version this code migrates to and needs.

@@ -61,6 +61,13 @@ const (
 	tenSet
 	tenExists
 
+	keyCreate
+	keyByHash
+	keyList
+	keyRevoke
+	keyTouch
+	keyExists
+
 	// audInsert+k inserts 1<<k events, for k < insertSizes.
 	audInsert
 	numStmts = audInsert + insertSizes
@@ -73,6 +80,8 @@ const userCols = `tenant, id, email, name, status, password_hash, password_histo
 const throttleCols = `failures, last, locked_until, lockouts, permanent`
 
 const tenantCols = `id, name, policy, version, created_at`
+
+const apiKeyCols = `tenant, id, hash, name, prefix, created_by, created_at, expires_at, last_used_at, revoked_at`
 
 // queries is the SQL of every statement.
 var queries = func() (q [numStmts]string) {
@@ -140,6 +149,16 @@ var queries = func() (q [numStmts]string) {
 	q[tenCreate] = `INSERT INTO guard_tenants (` + tenantCols + `) VALUES (?, ?, ?, 1, ?) ON CONFLICT (id) DO NOTHING`
 	q[tenSet] = `UPDATE guard_tenants SET policy = ?, version = version + 1 WHERE id = ? AND version = ? RETURNING version`
 	q[tenExists] = `SELECT 1 FROM guard_tenants WHERE id = ?`
+
+	q[keyCreate] = `INSERT INTO guard_api_keys (` + apiKeyCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	q[keyByHash] = `SELECT ` + apiKeyCols + ` FROM guard_api_keys WHERE hash = ?`
+	q[keyList] = `SELECT ` + apiKeyCols + ` FROM guard_api_keys WHERE tenant = ? ORDER BY created_at, id`
+	// The first revocation time stays.
+	q[keyRevoke] = `UPDATE guard_api_keys SET revoked_at = coalesce(revoked_at, ?3) WHERE tenant = ?1 AND id = ?2`
+	// Set if newer: the row is written only when the time moves.
+	q[keyTouch] = `UPDATE guard_api_keys SET last_used_at = ?3
+		WHERE tenant = ?1 AND id = ?2 AND ?3 IS NOT NULL AND (last_used_at IS NULL OR last_used_at < ?3)`
+	q[keyExists] = `SELECT 1 FROM guard_api_keys WHERE tenant = ? AND id = ?`
 	return q
 }()
 

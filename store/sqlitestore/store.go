@@ -97,6 +97,7 @@ type Store struct {
 	Sessions *Sessions
 	Audit    *Audit
 	Tenants  *Tenants
+	APIKeys  *APIKeys
 
 	db  *sql.DB
 	own bool // Close closes db
@@ -187,12 +188,12 @@ func newStore(ctx context.Context, db *sql.DB, own bool) (*Store, error) {
 	s.Sessions = &Sessions{s: s, sweepEvery: defaultSweepEvery}
 	s.Audit = &Audit{s: s}
 	s.Tenants = &Tenants{s: s}
+	s.APIKeys = &APIKeys{s: s}
 	return s, nil
 }
 
 // Stores returns s as the facade's guard.Stores: Users, UserUpdates,
-// Throttle, Sessions, SessionIndex, Audit and Tenants (APIKeys and MFA are
-// left nil: this package does not implement them yet).
+// Throttle, Sessions, SessionIndex, Audit, Tenants and APIKeys.
 func (s *Store) Stores() guard.Stores {
 	return guard.Stores{
 		Users:        s.Users,
@@ -202,6 +203,7 @@ func (s *Store) Stores() guard.Stores {
 		SessionIndex: s.Sessions,
 		Audit:        s.Audit,
 		Tenants:      s.Tenants,
+		APIKeys:      s.APIKeys,
 	}
 }
 

@@ -1,0 +1,150 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/guardhq/guard/auth"
+)
+
+// APIKeys is the auth.APIKeyStore of a Store: one row per key, keyed by
+// (tenant, id), with a unique index on the key's hash across tenants.
+//
+// CreateAPIKey is one INSERT: the primary key and the unique index refuse
+// a duplicate in the statement that stores the key. RevokeAPIKey and
+// TouchAPIKey are one conditional UPDATE each (keep the first revocation;
+// set if newer), so they hold across processes. APIKeyByHash, the check
+// of every request made with a key, is one SELECT through the hash index.
+type APIKeys struct{ s *Store }
+
+var _ auth.APIKeyStore = (*APIKeys)(nil)
+
+// blob32 scans a BLOB column of 32 bytes into an array.
+type blob32 struct{ b *[32]byte }
+
+// Scan implements sql.Scanner.
+func (c blob32) Scan(src any) error {
+	b, ok := src.([]byte)
+	if !ok || len(b) != len(c.b) {
+		return fmt.Errorf("sqlitestore: hash column holds %T of %d bytes, want 32 bytes", src, len(b))
+	}
+	copy(c.b[:], b)
+	return nil
+}
+
+func scanAPIKey(r scanner) (auth.APIKey, error) {
+	var k auth.APIKey
+	var created int64
+	var expires, used, revoked sql.NullInt64
+	if err := r.Scan(&k.Tenant, &k.ID, blob32{&k.Hash}, &k.Name, &k.Prefix, &k.CreatedBy,
+		&created, &expires, &used, &revoked); err != nil {
+		return auth.APIKey{}, err
+	}
+	k.CreatedAt = fromMicros(created)
+	k.ExpiresAt = fromNullMicros(expires)
+	k.LastUsedAt = fromNullMicros(used)
+	k.RevokedAt = fromNullMicros(revoked)
+	return k, nil
+}
+
+// CreateAPIKey implements auth.APIKeyStore with one INSERT.
+func (ks *APIKeys) CreateAPIKey(ctx context.Context, k auth.APIKey) error {
+	err := ks.s.writeOne(ctx, func(w *wtx) error {
+		_, err := w.exec(keyCreate, k.Tenant, k.ID, k.Hash[:], k.Name, k.Prefix, k.CreatedBy,
+			micros(k.CreatedAt), nullMicros(k.ExpiresAt), nullMicros(k.LastUsedAt), nullMicros(k.RevokedAt))
+		return err
+	})
+	if isConstraint(err) {
+		return auth.ErrDuplicateID
+	}
+	if err != nil {
+		return fmt.Errorf("sqlitestore: create api key: %w", err)
+	}
+	return nil
+}
+
+// APIKeyByHash implements auth.APIKeyStore with one SELECT.
+func (ks *APIKeys) APIKeyByHash(ctx context.Context, h [32]byte) (auth.APIKey, error) {
+	if err := ks.s.ready(ctx); err != nil {
+		return auth.APIKey{}, err
+	}
+	k, err := scanAPIKey(ks.s.reads.queryRow(ctx, keyByHash, h[:]))
+	if isNoRows(err) {
+		return auth.APIKey{}, auth.ErrNotFound
+	}
+	if err != nil {
+		return auth.APIKey{}, fmt.Errorf("sqlitestore: api key by hash: %w", err)
+	}
+	return k, nil
+}
+
+// ListAPIKeys implements auth.APIKeyStore. Keys created at the same time
+// are ordered by ID byte by byte.
+func (ks *APIKeys) ListAPIKeys(ctx context.Context, tenant string) ([]auth.APIKey, error) {
+	if err := ks.s.ready(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := ks.s.reads.query(ctx, keyList, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: list api keys: %w", err)
+	}
+	defer rows.Close()
+	var out []auth.APIKey
+	for rows.Next() {
+		k, err := scanAPIKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: list api keys: %w", err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: list api keys: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeAPIKey implements auth.APIKeyStore with one UPDATE that keeps a
+// stored revocation time.
+func (ks *APIKeys) RevokeAPIKey(ctx context.Context, tenant, id string, at time.Time) error {
+	var found bool
+	err := ks.s.writeOne(ctx, func(w *wtx) error {
+		var err error
+		found, err = affected(w.exec(keyRevoke, tenant, id, nullMicros(at)))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: revoke api key: %w", err)
+	}
+	if !found {
+		return auth.ErrNotFound
+	}
+	return nil
+}
+
+// TouchAPIKey implements auth.APIKeyStore with one UPDATE that writes only
+// when at is later than the stored LastUsedAt. When it writes nothing, a
+// read tells an older time (nothing to do) from a missing key.
+func (ks *APIKeys) TouchAPIKey(ctx context.Context, tenant, id string, at time.Time) error {
+	var moved bool
+	err := ks.s.writeOne(ctx, func(w *wtx) error {
+		var err error
+		moved, err = affected(w.exec(keyTouch, tenant, id, nullMicros(at)))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: touch api key: %w", err)
+	}
+	if moved {
+		return nil
+	}
+	var one int
+	switch err := ks.s.reads.queryRow(ctx, keyExists, tenant, id).Scan(&one); {
+	case isNoRows(err):
+		return auth.ErrNotFound
+	case err != nil:
+		return fmt.Errorf("sqlitestore: touch api key: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,69 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/store/sqlitestore"
+)
+
+// A database left at any older version by an earlier release migrates to
+// the current schema with its data, and ends with the schema a new file
+// gets.
+func TestUpgradeFromEveryVersion(t *testing.T) {
+	dir := t.TempDir()
+	fresh := filepath.Join(dir, "fresh.db")
+	closeAndSnapshot(t, openFile(t, fresh), fresh)
+	want, _ := schemaOf(t, fresh)
+	for v := 1; v < sqlitestore.SchemaVersion(); v++ {
+		t.Run(fmt.Sprint("FromVersion", v), func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(dir, fmt.Sprintf("v%d.db", v))
+			old, err := sqlitestore.Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sqlitestore.MigrateTo(ctx, old, v); err != nil {
+				t.Fatalf("migrating to version %d: %v", v, err)
+			}
+			// Data of the first version, written as that release would.
+			if _, err := old.DB().Exec(`INSERT INTO guard_tenants (id, name, policy, version, created_at) VALUES ('acme', 'Acme', '{}', 1, 0)`); err != nil {
+				t.Fatal(err)
+			}
+			if err := old.Close(); err != nil {
+				t.Fatal(err)
+			}
+			_, versions := schemaOf(t, path)
+			wantVersions(t, versions, v)
+
+			s, err := sqlitestore.Open(ctx, path)
+			if err != nil {
+				t.Fatalf("Open of a version %d database: %v", v, err)
+			}
+			defer s.Close()
+			if _, err := s.Tenants.Tenant(ctx, "acme"); !errors.Is(err, sqlitestore.ErrNotMigrated) {
+				t.Errorf("Tenant before Migrate: %v, want ErrNotMigrated", err)
+			}
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatalf("Migrate from version %d: %v", v, err)
+			}
+			if tn, err := s.Tenants.Tenant(ctx, "acme"); err != nil || tn.Name != "Acme" || tn.Version != 1 {
+				t.Errorf("Tenant after Migrate = %+v, %v", tn, err)
+			}
+			k := auth.APIKey{ID: "k1", Tenant: "acme", Hash: sha256.Sum256([]byte("k1"))}
+			if err := s.APIKeys.CreateAPIKey(ctx, k); err != nil {
+				t.Errorf("CreateAPIKey after Migrate: %v", err)
+			}
+			got, versions := schemaOf(t, path)
+			wantVersions(t, versions, sqlitestore.SchemaVersion())
+			if got != want {
+				t.Errorf("schema migrated from version %d:\n%s\nwant the schema of a new file:\n%s", v, got, want)
+			}
+		})
+	}
+}
