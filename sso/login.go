@@ -2,13 +2,19 @@ package sso
 
 import (
 	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"html/template"
+	"net/url"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 )
 
@@ -130,13 +136,20 @@ func (p *Provider) StartLogin(ctx context.Context, tenant string, opts LoginOpti
 		req.ForceAuthn = &t
 	}
 	login := &Login{RequestID: id, RelayState: relay, Expires: now.Add(p.cfg.RequestTTL)}
-	if binding == saml.HTTPRedirectBinding {
-		u, err := req.Redirect(relay, sp)
+	switch {
+	case binding == saml.HTTPRedirectBinding && sp.SignatureMethod == "":
+		u, err := redirectURL(dest, req.Element(), relay)
+		if err != nil {
+			return nil, err
+		}
+		login.RedirectURL = u
+	case binding == saml.HTTPRedirectBinding:
+		u, err := req.Redirect(relay, sp) // with a query string signature
 		if err != nil {
 			return nil, fmt.Errorf("sso: encode AuthnRequest: %w", err)
 		}
 		login.RedirectURL = u.String()
-	} else {
+	default:
 		if sp.SignatureMethod != "" {
 			if err := sp.SignAuthnRequest(req); err != nil {
 				return nil, fmt.Errorf("sso: sign AuthnRequest: %w", err)
@@ -156,6 +169,44 @@ func (p *Provider) StartLogin(ctx context.Context, tenant string, opts LoginOpti
 		return nil, storeErr("remember request", err)
 	}
 	return login, nil
+}
+
+// flateWriters are reused: a new flate.Writer allocates about 800 KB.
+var flateWriters = sync.Pool{New: func() any {
+	w, _ := flate.NewWriter(nil, flate.BestCompression)
+	return w
+}}
+
+// redirectURL returns dest with an unsigned message of the HTTP-Redirect
+// binding (saml-bindings §3.4.4): el deflated, in base64, as SAMLRequest,
+// and relay as RelayState.
+func redirectURL(dest string, el *etree.Element, relay string) (string, error) {
+	u, err := url.Parse(dest)
+	if err != nil {
+		return "", fmt.Errorf("sso: IdP endpoint: %w", err)
+	}
+	var b strings.Builder
+	enc := base64.NewEncoder(base64.StdEncoding, &b)
+	fw := flateWriters.Get().(*flate.Writer)
+	defer flateWriters.Put(fw)
+	fw.Reset(enc)
+	doc := etree.NewDocument()
+	doc.SetRoot(el)
+	if _, err := doc.WriteTo(fw); err != nil {
+		return "", fmt.Errorf("sso: encode AuthnRequest: %w", err)
+	}
+	if err := fw.Close(); err != nil {
+		return "", fmt.Errorf("sso: encode AuthnRequest: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return "", fmt.Errorf("sso: encode AuthnRequest: %w", err)
+	}
+	q := "SAMLRequest=" + url.QueryEscape(b.String()) + "&RelayState=" + url.QueryEscape(relay)
+	if u.RawQuery != "" {
+		q = u.RawQuery + "&" + q
+	}
+	u.RawQuery = q
+	return u.String(), nil
 }
 
 // bindingHash returns the hex SHA-256 of a non-empty browser binding.

@@ -71,14 +71,28 @@ func wantSigned(c *Connection) {
 }
 
 func TestStartLoginUnsigned(t *testing.T) {
-	e := newEnv(t, nil)
+	// An SSO location with its own query (as some IdPs publish) keeps it.
+	e := newEnv(t, func(c *Connection) {
+		c.Metadata = strings.Replace(c.Metadata, `Location="`+idpSSOURL+`"`, `Location="`+idpSSOURL+`?app=42&amp;x=%2F"`, 1)
+	})
 	login, err := e.p.StartLogin(t.Context(), tenant, LoginOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	u, _ := url.Parse(login.RedirectURL)
-	if u.Query().Has("SigAlg") || u.Query().Has("Signature") {
+	q := u.Query()
+	if q.Has("SigAlg") || q.Has("Signature") {
 		t.Errorf("AuthnRequest signed for an IdP that does not want it: %s", login.RedirectURL)
+	}
+	if u.Scheme+"://"+u.Host+u.Path != idpSSOURL || q.Get("app") != "42" || q.Get("x") != "/" || q.Get("RelayState") != login.RelayState {
+		t.Errorf("redirect = %s", login.RedirectURL)
+	}
+	var req saml.AuthnRequest
+	if err := xml.Unmarshal(inflate(t, q.Get("SAMLRequest")), &req); err != nil {
+		t.Fatal(err)
+	}
+	if req.ID != login.RequestID || req.AssertionConsumerServiceURL != spACSURL || req.Destination != idpSSOURL+"?app=42&x=%2F" {
+		t.Errorf("AuthnRequest = %+v", req)
 	}
 }
 
