@@ -1,159 +1,484 @@
 package main
 
 import (
+	"crypto/rand"
 	"embed"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
-	"log"
+	"io/fs"
 	"net/http"
+	"net/url"
+	"strings"
+	"time"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/ipfilter"
+	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
 )
 
 //go:embed templates/*.html
 var templateFS embed.FS
 
-var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
+//go:embed static
+var staticFS embed.FS
 
+// app is the console: HTTP handlers over one Guard.
 type app struct {
-	g *guard.Guard
+	g       *guard.Guard
+	tenant  string // the demo tenant, the default of the sign-in form
+	base    *url.URL
+	mail    *consoleSender
+	captcha captchaUI
+	now     func() time.Time
+	logf    func(string, ...any)
+	pages   map[string]*template.Template
+	csp     string
+	// mfaConfigured: the Guard has Config.MFA.
+	mfaConfigured bool
 }
 
-// maxBody bounds every request body (forms are tiny).
+// maxBody bounds every request body: the console's forms are small.
 const maxBody = 64 << 10
 
+// routes returns the console's handler. Every request goes through, from
+// the outside in: security headers, the body limit, Go's cross-origin
+// protection for every state-changing request (the console has no
+// exemption; the SAML ACS, once SSO is wired, will be the only one), and
+// Guard's Middleware, which authenticates the session cookie or API key,
+// applies the IP allow-list and puts the principal in the context. Pages
+// then use RequireSession and Require(section, action).
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
+	static, _ := fs.Sub(staticFS, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+
+	// Signing in and out, and recovery: open to anonymous requests.
 	mux.HandleFunc("GET /{$}", a.home)
 	mux.HandleFunc("GET /login", a.loginForm)
 	mux.HandleFunc("POST /login", a.login)
-	mux.Handle("POST /logout", guard.RequireSession(http.HandlerFunc(a.logout)))
-	mux.Handle("GET /api/whoami", guard.RequireSession(http.HandlerFunc(a.whoami)))
+	mux.HandleFunc("GET /login/mfa", a.mfaForm)
+	mux.HandleFunc("POST /login/mfa", a.mfaSubmit)
+	mux.HandleFunc("POST /login/mfa/send", a.mfaSend)
+	mux.HandleFunc("GET /login/enrol", a.enrolForm)
+	mux.HandleFunc("POST /login/enrol/begin", a.enrolBegin)
+	mux.HandleFunc("POST /login/enrol/confirm", a.enrolConfirm)
+	mux.HandleFunc("GET /sso", a.ssoPlaceholder)
+	mux.HandleFunc("GET /forgot", a.forgotForm)
+	mux.HandleFunc("POST /forgot", a.forgot)
+	mux.HandleFunc("GET /reset", a.resetForm)
+	mux.HandleFunc("POST /reset", a.reset)
+	mux.Handle("POST /logout", a.signedIn(a.logout))
 
-	var h http.Handler = mux
-	h = a.g.Middleware(h)
-	h = http.NewCrossOriginProtection().Handler(h)
-	return securityHeaders(http.MaxBytesHandler(h, maxBody))
+	// My account.
+	mux.Handle("GET /account", a.signedIn(a.account))
+	mux.Handle("POST /account/password", a.signedIn(a.changePassword))
+	mux.Handle("POST /account/mfa/totp", a.signedIn(a.beginTOTP))
+	mux.Handle("POST /account/mfa/oob", a.signedIn(a.beginOOB))
+	mux.Handle("POST /account/mfa/confirm", a.signedIn(a.confirmFactor))
+	mux.Handle("POST /account/mfa/remove", a.signedIn(a.removeOwnFactor))
+	mux.Handle("POST /account/recovery", a.signedIn(a.regenerateRecovery))
+	mux.Handle("POST /account/sessions/revoke", a.signedIn(a.revokeOwnSession))
+	mux.Handle("POST /account/sessions/others", a.signedIn(a.revokeOtherSessions))
+	mux.Handle("GET /reauth", a.signedIn(a.reauthForm))
+	mux.Handle("POST /reauth", a.signedIn(a.reauth))
+
+	// Administration: each page needs its section's permission.
+	mux.Handle("GET /users", a.admin(rbac.Users, rbac.Read, a.users))
+	mux.Handle("POST /users", a.admin(rbac.Users, rbac.Manage, a.createUser))
+	mux.Handle("GET /users/{id}", a.admin(rbac.Users, rbac.Read, a.userDetail))
+	mux.Handle("POST /users/{id}/{op}", a.admin(rbac.Users, rbac.Manage, a.userAction))
+	mux.Handle("GET /roles", a.admin(rbac.Users, rbac.Read, a.roles))
+	mux.Handle("POST /roles", a.admin(rbac.Users, rbac.Manage, a.defineRole))
+	mux.Handle("POST /roles/delete", a.admin(rbac.Users, rbac.Manage, a.deleteRole))
+	mux.Handle("GET /security", a.admin(rbac.Settings, rbac.Read, a.security))
+	mux.Handle("POST /security", a.admin(rbac.Settings, rbac.Manage, a.setPolicy))
+	mux.Handle("POST /security/approvals", a.admin(rbac.Settings, rbac.Manage, a.setApprovalRule))
+	mux.Handle("GET /ip", a.admin(rbac.Settings, rbac.Read, a.ipLists))
+	mux.Handle("POST /ip", a.admin(rbac.Settings, rbac.Manage, a.setIPList))
+	mux.Handle("POST /ip/add", a.admin(rbac.Settings, rbac.Manage, a.addIP))
+	mux.Handle("GET /keys", a.admin(rbac.APIKeys, rbac.Read, a.keys))
+	mux.Handle("POST /keys", a.admin(rbac.APIKeys, rbac.Manage, a.createKey))
+	mux.Handle("POST /keys/revoke", a.admin(rbac.APIKeys, rbac.Manage, a.revokeKey))
+	mux.Handle("GET /audit", a.admin(rbac.Audit, rbac.Read, a.auditLog))
+	mux.Handle("GET /audit/export", a.admin(rbac.Audit, rbac.Read, a.auditExport))
+	mux.Handle("POST /audit/verify", a.admin(rbac.Audit, rbac.Read, a.auditVerify))
+	mux.Handle("GET /approvals", a.signedIn(a.approvals))
+	mux.Handle("POST /approvals/{id}/{op}", a.signedIn(a.decideApproval))
+	mux.Handle("GET /review", a.admin(rbac.Users, rbac.Read, a.review))
+	mux.Handle("POST /review", a.admin(rbac.Users, rbac.Manage, a.applyReview))
+	mux.Handle("POST /review/dormant", a.admin(rbac.Users, rbac.Manage, a.deactivateDormant))
+
+	// The host application's own pages, to try roles and four-eyes
+	// approval on: a campaigns section and a small JSON API that accepts
+	// a session or an API key.
+	mux.Handle("GET /campaigns", a.admin(rbac.Campaigns, rbac.Read, a.campaigns))
+	mux.Handle("POST /campaigns/send", a.admin(rbac.Campaigns, rbac.Send, a.sendCampaign))
+	mux.Handle("GET /api/whoami", a.api(guard.RequireSession(http.HandlerFunc(a.whoami))))
+	mux.Handle("GET /api/reports", a.api(a.g.Require(rbac.Reports, rbac.Read)(http.HandlerFunc(a.apiReports))))
+
+	var h http.Handler = a.guarded(a.g.Middleware, mux)
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.logf("refused a cross-origin %s %s (Origin %q, Sec-Fetch-Site %q)", r.Method, r.URL.Path, r.Header.Get("Origin"), r.Header.Get("Sec-Fetch-Site"))
+		a.errorPage(w, r, http.StatusForbidden, "Request refused", "This form was sent from another site, so it was refused. Open the page here and submit it again.")
+	}))
+	h = cop.Handler(h)
+	return a.headers(http.MaxBytesHandler(h, maxBody))
 }
 
-func securityHeaders(next http.Handler) http.Handler {
+// headers sets the security headers of every answer.
+func (a *app) headers(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'; object-src 'none'")
+		h.Set("Content-Security-Policy", a.csp)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Cache-Control", "no-store")
-		h.Set("Strict-Transport-Security", "max-age=31536000")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+		if a.base.Scheme == "https" {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-type pageData struct {
-	Title  string
-	Error  string
-	Tenant string
-	Email  string
-	User   *guard.User
-	Sess   string
+// contentSecurityPolicy allows the console's own stylesheet and images
+// (the QR code is a data: image), no script at all unless a CAPTCHA
+// provider's widget is configured, and no framing.
+func contentSecurityPolicy(c captchaUI) string {
+	script, frame := "'none'", "'none'"
+	if c.ScriptOrigin != "" {
+		script, frame = c.ScriptOrigin, c.ScriptOrigin
+	}
+	return "default-src 'none'; script-src " + script + "; style-src 'self'; img-src 'self' data:; frame-src " + frame +
+		"; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'; object-src 'none'"
 }
 
-func (a *app) render(w http.ResponseWriter, status int, name string, d pageData) {
+// signedIn is a page for signed-in users.
+func (a *app) signedIn(h http.HandlerFunc) http.Handler {
+	return a.guarded(guard.RequireSession, h)
+}
+
+// admin is a page that needs a permission: RequireSession, then
+// Require(section, action).
+func (a *app) admin(s rbac.Section, act rbac.Action, h http.HandlerFunc) http.Handler {
+	req := a.g.Require(s, act)
+	return a.guarded(func(next http.Handler) http.Handler { return guard.RequireSession(req(next)) }, h)
+}
+
+// api keeps Guard's plain answers (401, 403, 503) for the JSON API.
+func (a *app) api(h http.Handler) http.Handler { return h }
+
+// guarded runs h inside wrap (Guard's Middleware, RequireSession or
+// Require) and turns the plain-text errors those answer with, before h is
+// reached, into console pages: 401 sends the browser to sign in.
+func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		iw := &intercept{ResponseWriter: w}
+		wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			iw.reached = true
+			h.ServeHTTP(w, r)
+		})).ServeHTTP(iw, r)
+		if iw.code == 0 {
+			return
+		}
+		switch iw.code {
+		case http.StatusUnauthorized:
+			next := "/"
+			if r.Method == http.MethodGet {
+				next = r.URL.RequestURI()
+			}
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)
+		case http.StatusForbidden:
+			a.errorPage(w, r, http.StatusForbidden, "Access denied",
+				"Your role does not allow this, or your network address is not on your organisation's allow-list. The refusal is in the audit log.")
+		case http.StatusTooManyRequests:
+			a.errorPage(w, r, http.StatusTooManyRequests, "Too many attempts", "Please wait a few minutes and try again.")
+		default:
+			a.errorPage(w, r, iw.code, "Temporarily unavailable", "The service cannot answer right now. Please try again shortly.")
+		}
+	})
+}
+
+// intercept holds back an error answer written before the page is reached.
+type intercept struct {
+	http.ResponseWriter
+	reached bool
+	code    int
+}
+
+func (i *intercept) WriteHeader(code int) {
+	if !i.reached && code >= 400 {
+		i.code = code
+		return
+	}
+	i.ResponseWriter.WriteHeader(code)
+}
+
+func (i *intercept) Write(b []byte) (int, error) {
+	if i.code != 0 {
+		return len(b), nil
+	}
+	return i.ResponseWriter.Write(b)
+}
+
+func (i *intercept) Unwrap() http.ResponseWriter { return i.ResponseWriter }
+
+// view is what every page template gets.
+type view struct {
+	Title   string
+	Nav     string // the active navigation item
+	Me      *guard.User
+	P       guard.Principal
+	Flash   *flash
+	Error   string
+	Tenant  string
+	Captcha captchaUI
+	Next    string
+	Data    any
+}
+
+// page renders a page template with status 200.
+func (a *app) page(w http.ResponseWriter, r *http.Request, name string, v view) {
+	a.renderStatus(w, r, http.StatusOK, name, v)
+}
+
+func (a *app) renderStatus(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
+	t, ok := a.pages[name]
+	if !ok {
+		panic("no template " + name)
+	}
+	if p, ok := guard.PrincipalFrom(r.Context()); ok && p.Kind == guard.KindUser {
+		v.P = p
+		if v.Me == nil {
+			if u, err := a.g.User(r.Context(), p, p.Tenant, p.UserID); err == nil {
+				v.Me = &u
+			}
+		}
+	}
+	if v.Tenant == "" {
+		v.Tenant = a.tenant
+	}
+	v.Captcha = a.captcha
+	if v.Flash == nil {
+		v.Flash = a.takeFlash(w, r)
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	if err := pages.ExecuteTemplate(w, name, d); err != nil {
-		log.Printf("render %s: %v", name, err)
+	if err := t.ExecuteTemplate(w, "layout", v); err != nil {
+		a.logf("render %s: %v", name, err)
 	}
 }
 
-func (a *app) home(w http.ResponseWriter, r *http.Request) {
-	p, ok := guard.PrincipalFrom(r.Context())
-	if !ok {
+// errorPage renders a generic error page: a title, a sentence, and for
+// server errors a reference to find the details in the console's log.
+func (a *app) errorPage(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
+	a.renderStatus(w, r, status, "error.html", view{Title: title, Data: errorView{Status: status, Message: msg}})
+}
+
+type errorView struct {
+	Status  int
+	Message string
+	Ref     string
+}
+
+// fail answers an error from Guard on a page: a step-up sends the user
+// to confirm their identity and come back to next; a refusal or a store
+// failure gets a generic page. Everything else is an internal error,
+// logged with a reference shown to the user (no internals reach the page).
+func (a *app) fail(w http.ResponseWriter, r *http.Request, err error, next string) {
+	switch {
+	case errors.Is(err, guard.ErrStepUpRequired):
+		http.Redirect(w, r, "/reauth?next="+url.QueryEscape(next), http.StatusSeeOther)
+	case errors.Is(err, guard.ErrUnauthenticated):
+		a.g.ClearSessionCookie(w)
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
-		return
+	case errors.Is(err, guard.ErrForbidden):
+		a.errorPage(w, r, http.StatusForbidden, "Access denied", "Your role does not allow this. The refusal is in the audit log.")
+	case errors.Is(err, guard.ErrUnavailable):
+		ref := a.ref(err)
+		a.renderStatus(w, r, http.StatusServiceUnavailable, "error.html", view{Title: "Temporarily unavailable",
+			Data: errorView{Status: 503, Message: "A store did not answer, so nothing was done. Please try again shortly.", Ref: ref}})
+	default:
+		ref := a.ref(err)
+		a.renderStatus(w, r, http.StatusInternalServerError, "error.html", view{Title: "Something went wrong",
+			Data: errorView{Status: 500, Message: "The request could not be completed.", Ref: ref}})
 	}
-	u, err := a.g.User(r.Context(), p, p.Tenant, p.UserID)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	a.render(w, http.StatusOK, "home.html", pageData{Title: "Signed in", User: &u, Tenant: p.Tenant, Sess: p.SessionID()})
 }
 
-func (a *app) loginForm(w http.ResponseWriter, r *http.Request) {
-	a.render(w, http.StatusOK, "login.html", pageData{Title: "Sign in", Tenant: demoTenant})
+// ref logs err under a new reference and returns the reference.
+func (a *app) ref(err error) string {
+	var b [6]byte
+	rand.Read(b[:])
+	ref := hex.EncodeToString(b[:])
+	a.logf("error %s: %v", ref, err)
+	return ref
 }
 
-func (a *app) login(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "Bad request", http.StatusBadRequest)
+// problem returns what to tell the user about err when it is about their
+// input or the state of things (a rule, a conflict): a sentence that
+// names the field or rule, never a secret. ok is false for every other
+// error, which fail handles.
+func problem(err error) (string, bool) {
+	var (
+		ie   *guard.InputError
+		pe   *guard.PolicyError
+		aie  *auth.InputError
+		ape  *auth.PolicyError
+		ipe  *ipfilter.ParseError
+		iie  *ipfilter.InputError
+		rie  *rbac.InputError
+		mie  *mfa.InputError
+		cape *auth.CaptchaError
+	)
+	switch {
+	case errors.Is(err, guard.ErrStepUpRequired), errors.Is(err, guard.ErrUnavailable), errors.Is(err, guard.ErrUnauthenticated):
+		return "", false
+	case errors.Is(err, rbac.ErrEscalation):
+		return "You cannot give or take away a role with permissions you do not hold yourself.", true
+	case errors.Is(err, rbac.ErrLastOwner):
+		return "The organisation must keep at least one owner.", true
+	case errors.Is(err, rbac.ErrSelfApproval):
+		return "You cannot approve your own request: someone else must.", true
+	case errors.Is(err, rbac.ErrDenied):
+		return "Your role does not allow this.", true
+	case errors.Is(err, guard.ErrForbidden):
+		return "", false
+	case errors.Is(err, ipfilter.ErrSelfLockout):
+		return "That list would lock you out: your current address is not on it. Add your address, or save the list as report-only first.", true
+	case errors.Is(err, ipfilter.ErrTooManyEntries):
+		return "The list has too many entries.", true
+	case errors.Is(err, guard.ErrConflict):
+		return "Someone changed this at the same time. The page shows the current state: check it and try again.", true
+	case errors.Is(err, guard.ErrCaptchaRequired), errors.As(err, &cape):
+		return "Please complete the CAPTCHA.", true
+	case errors.Is(err, guard.ErrEmailTaken):
+		return "A user with this email already exists.", true
+	case errors.Is(err, guard.ErrUserNotFound), errors.Is(err, guard.ErrNotFound), errors.Is(err, mfa.ErrNotFound), errors.Is(err, rbac.ErrNotFound):
+		return "It does not exist (any more).", true
+	case errors.Is(err, auth.ErrPasswordTooLong):
+		return "That password is too long.", true
+	case errors.Is(err, guard.ErrMFANotConfigured):
+		return "MFA is not configured on this server.", true
+	case errors.Is(err, rbac.ErrRoleNotFound):
+		return "There is no such role.", true
+	case errors.Is(err, rbac.ErrBuiltInRole):
+		return "Built-in roles cannot be changed or deleted.", true
+	case errors.Is(err, rbac.ErrTooManyRoles):
+		return "The organisation has too many custom roles.", true
+	case errors.Is(err, mfa.ErrLimit):
+		return "You have the largest number of second factors allowed: remove one first.", true
+	case errors.Is(err, rbac.ErrNotPending), errors.Is(err, rbac.ErrExpired), errors.Is(err, rbac.ErrConsumed), errors.Is(err, rbac.ErrNotApproved):
+		return "That request is no longer pending.", true
+	case errors.As(err, &ape):
+		return "The password was refused: " + strings.TrimPrefix(ape.Error(), "auth: password rejected: ") + ".", true
+	case errors.As(err, &ipe):
+		return "Not a valid IP address or range: " + strings.TrimPrefix(ipe.Error(), "ipfilter: "), true
+	case errors.As(err, &ie), errors.As(err, &pe), errors.As(err, &aie), errors.As(err, &iie), errors.As(err, &rie), errors.As(err, &mie):
+		return sentence(err.Error()), true
+	}
+	return "", false
+}
+
+// sentence turns "pkg: invalid field: reason" into "Invalid field: reason."
+func sentence(s string) string {
+	if i := strings.Index(s, ": "); i >= 0 && !strings.Contains(s[:i], " ") {
+		s = s[i+2:]
+	}
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:] + "."
+}
+
+// failOr shows err's problem as a flash on back, or hands it to fail.
+func (a *app) failOr(w http.ResponseWriter, r *http.Request, err error, back string) {
+	if msg, ok := problem(err); ok {
+		a.setFlash(w, "error", msg)
+		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
-	tenant, email := r.PostForm.Get("tenant"), r.PostForm.Get("email")
-	res, err := a.g.Login(r.Context(), guard.LoginRequest{
-		Tenant: tenant, Email: email, Password: r.PostForm.Get("password"),
-		IP: a.g.ClientIP(r), UserAgent: r.UserAgent(),
-	})
+	a.fail(w, r, err, back)
+}
+
+// flash is a one-time message shown on the next page.
+type flash struct {
+	Kind    string // "ok" or "error"
+	Message string
+}
+
+const flashCookie = "__Host-flash"
+
+func (a *app) setFlash(w http.ResponseWriter, kind, msg string) {
+	if len(msg) > 500 {
+		msg = msg[:500]
+	}
+	b, _ := json.Marshal(flash{Kind: kind, Message: msg})
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: base64.RawURLEncoding.EncodeToString(b), Path: "/", MaxAge: 60,
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
+func (a *app) takeFlash(w http.ResponseWriter, r *http.Request) *flash {
+	c, err := r.Cookie(flashCookie)
 	if err != nil {
-		status, msg := http.StatusUnauthorized, "Incorrect email or password."
-		switch {
-		case errors.Is(err, guard.ErrUnavailable):
-			status, msg = http.StatusServiceUnavailable, "Sign-in is unavailable right now. Please try again shortly."
-		case errors.Is(err, guard.ErrSessionLimit):
-			status, msg = http.StatusConflict, "You are already signed in elsewhere."
-		case !errors.Is(err, guard.ErrInvalidCredentials):
-			status, msg = http.StatusBadRequest, "Please check the form: "+publicInputError(err)
+		return nil
+	}
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	b, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err != nil {
+		return nil
+	}
+	var f flash
+	if json.Unmarshal(b, &f) != nil || (f.Kind != "ok" && f.Kind != "error") {
+		return nil
+	}
+	return &f
+}
+
+// ok sets a success flash and redirects to back.
+func (a *app) ok(w http.ResponseWriter, r *http.Request, back, format string, args ...any) {
+	a.setFlash(w, "ok", fmt.Sprintf(format, args...))
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+// localPath returns next when it is a path on this site, else "/": no
+// other host, no scheme-relative "//" or "/\", no control characters.
+func localPath(next string) string {
+	if next == "" || next[0] != '/' || len(next) > 1 && (next[1] == '/' || next[1] == '\\') {
+		return "/"
+	}
+	for _, c := range next {
+		if c < 0x20 || c == 0x7f || c == '\\' {
+			return "/"
 		}
-		a.render(w, status, "login.html", pageData{Title: "Sign in", Error: msg, Tenant: tenant, Email: email})
-		return
 	}
-	a.g.SetSessionCookie(w, res.Token, res.Session)
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	u, err := url.Parse(next)
+	if err != nil || u.IsAbs() || u.Host != "" {
+		return "/"
+	}
+	return next
 }
 
-// publicInputError is the part of a bad-input error safe to show: the
-// errors name the field and rule, never the value.
-func publicInputError(err error) string {
-	return err.Error()
-}
-
-func (a *app) logout(w http.ResponseWriter, r *http.Request) {
+// principal returns the request's principal (the pages that call it are
+// behind RequireSession).
+func principal(r *http.Request) guard.Principal {
 	p, _ := guard.PrincipalFrom(r.Context())
-	if err := a.g.Logout(r.Context(), p); err != nil && !errors.Is(err, guard.ErrUnauthenticated) {
-		a.fail(w, err)
-		return
-	}
-	a.g.ClearSessionCookie(w)
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	return p
 }
 
-type whoami struct {
-	Tenant    string `json:"tenant"`
-	UserID    string `json:"user_id"`
-	Email     string `json:"email"`
-	Name      string `json:"name"`
-	SessionID string `json:"session_id"`
-}
-
-func (a *app) whoami(w http.ResponseWriter, r *http.Request) {
-	p, _ := guard.PrincipalFrom(r.Context())
-	u, err := a.g.User(r.Context(), p, p.Tenant, p.UserID)
-	if err != nil {
-		a.fail(w, err)
-		return
+// form parses a posted form; false means a 400 was sent.
+func (a *app) form(w http.ResponseWriter, r *http.Request) bool {
+	if err := r.ParseForm(); err != nil {
+		a.errorPage(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		return false
 	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(whoami{Tenant: p.Tenant, UserID: u.ID, Email: u.Email, Name: u.Name, SessionID: p.SessionID()})
-}
-
-// fail answers an internal failure with a generic message: no internals
-// reach the client.
-func (a *app) fail(w http.ResponseWriter, err error) {
-	status := http.StatusInternalServerError
-	if errors.Is(err, guard.ErrUnavailable) {
-		status = http.StatusServiceUnavailable
-	}
-	log.Printf("request failed: %v", err)
-	http.Error(w, http.StatusText(status), status)
+	return true
 }

@@ -3,44 +3,92 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
-// client is a browser-like client of the example server: it keeps
-// cookies (the test server is https, so __Host- cookies work) and sends
-// Sec-Fetch-Site like a browser submitting the site's own forms.
-type client struct {
-	t   *testing.T
-	srv *httptest.Server
-	c   *http.Client
+// testClock is the console's clock in tests: real time plus an offset the
+// test can move forward (TOTP steps, dormancy, step-up windows).
+type testClock struct {
+	mu  sync.Mutex
+	off time.Duration
 }
 
-func newClient(t *testing.T) (*client, string) {
-	app, password, err := newApp(context.Background())
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.off += d
+	c.mu.Unlock()
+}
+
+// newTestConsole starts a console on a fresh SQLite file (the default
+// backend) with cheap password hashing, and returns it with its owner's
+// password. base is the console's public address.
+func newTestConsole(t testing.TB, base string, clock *testClock, out io.Writer) *console {
+	t.Helper()
+	if out == nil {
+		out = io.Discard
+	}
+	o := options{db: filepath.Join(t.TempDir(), "guard.db"), baseURL: base, seed: true, hasher: 1, hasherMemory: 1024}
+	if clock != nil {
+		o.now = clock.Now
+	}
+	c, err := newConsole(context.Background(), o, out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewTLSServer(app.routes())
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// client is a browser-like HTTP client of a console served over TLS (so
+// __Host- cookies work): it keeps cookies and sends Sec-Fetch-Site like a
+// browser submitting the site's own forms.
+type client struct {
+	t   testing.TB
+	srv *httptest.Server
+	c   *http.Client
+	con *console
+}
+
+func newClient(t testing.TB) (*client, string) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	srv.StartTLS()
 	t.Cleanup(srv.Close)
+	con := newTestConsole(t, srv.URL, nil, nil)
+	srv.Config.Handler = con.app.routes()
+	return newClientOf(t, srv, con), con.password
+}
+
+func newClientOf(t testing.TB, srv *httptest.Server, con *console) *client {
 	jar, _ := cookiejar.New(nil)
 	c := srv.Client()
 	c.Jar = jar
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &client{t: t, srv: srv, c: c}, password
+	return &client{t: t, srv: srv, c: c, con: con}
 }
 
-func (c *client) do(method, path string, form url.Values, site string) *http.Response {
+// do sends a request and returns the response with its body read.
+func (c *client) do(method, path string, form url.Values, site string) (*http.Response, string) {
 	c.t.Helper()
-	var body *strings.Reader
+	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
-	} else {
-		body = strings.NewReader("")
 	}
 	req, _ := http.NewRequest(method, c.srv.URL+path, body)
 	if form != nil {
@@ -53,20 +101,33 @@ func (c *client) do(method, path string, form url.Values, site string) *http.Res
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	return resp, string(b)
+}
+
+func (c *client) post(path string, form url.Values) (*http.Response, string) {
+	c.t.Helper()
+	return c.do("POST", path, form, "same-origin")
+}
+
+func (c *client) get(path string) (*http.Response, string) {
+	c.t.Helper()
+	return c.do("GET", path, nil, "")
+}
+
+func (c *client) signIn(email, password string) *http.Response {
+	c.t.Helper()
+	resp, _ := c.post("/login", url.Values{"tenant": {demoTenant}, "email": {email}, "password": {password}})
 	return resp
 }
 
-func (c *client) whoami() (int, whoami) {
+func (c *client) whoami() (int, whoamiAnswer) {
 	c.t.Helper()
-	resp, err := c.c.Get(c.srv.URL + "/api/whoami")
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var w whoami
+	resp, body := c.get("/api/whoami")
+	var w whoamiAnswer
 	if resp.StatusCode == 200 {
-		json.NewDecoder(resp.Body).Decode(&w)
+		json.Unmarshal([]byte(body), &w)
 	}
 	return resp.StatusCode, w
 }
@@ -76,20 +137,18 @@ func TestSignInWhoamiSignOut(t *testing.T) {
 	if code, _ := c.whoami(); code != http.StatusUnauthorized {
 		t.Fatalf("whoami before sign-in: %d", code)
 	}
-	wrong := c.do("POST", "/login", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "password": {"nope nope nope"}}, "same-origin")
-	if wrong.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("wrong password: %d", wrong.StatusCode)
+	if resp := c.signIn(ownerEmail, "nope nope nope"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("wrong password: %d", resp.StatusCode)
 	}
-	resp := c.do("POST", "/login", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "password": {password}}, "same-origin")
-	if resp.StatusCode != http.StatusSeeOther {
+	if resp := c.signIn(ownerEmail, password); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-in: %d", resp.StatusCode)
 	}
 	code, w := c.whoami()
 	if code != 200 || w.Email != ownerEmail || w.Tenant != demoTenant {
 		t.Fatalf("whoami: %d %+v", code, w)
 	}
-	if out := c.do("POST", "/logout", url.Values{}, "same-origin"); out.StatusCode != http.StatusSeeOther {
-		t.Fatalf("sign-out: %d", out.StatusCode)
+	if resp, _ := c.post("/logout", url.Values{}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-out: %d", resp.StatusCode)
 	}
 	if code, _ := c.whoami(); code != http.StatusUnauthorized {
 		t.Fatalf("whoami after sign-out: %d", code)
@@ -99,38 +158,165 @@ func TestSignInWhoamiSignOut(t *testing.T) {
 func TestNoDefaultCredentials(t *testing.T) {
 	c, _ := newClient(t)
 	for _, pw := range []string{"admin", "password", "owner"} {
-		resp := c.do("POST", "/login", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "password": {pw}}, "same-origin")
-		if resp.StatusCode != http.StatusUnauthorized {
+		if resp := c.signIn(ownerEmail, pw); resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("password %q: %d", pw, resp.StatusCode)
 		}
 	}
 }
 
-func TestCrossSiteLoginRefused(t *testing.T) {
+// Every state-changing route refuses a cross-site POST before doing
+// anything, and answers GET with 405.
+func TestCrossSiteRefused(t *testing.T) {
 	c, password := newClient(t)
-	resp := c.do("POST", "/login", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "password": {password}}, "cross-site")
+	resp, _ := c.do("POST", "/login", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "password": {password}}, "cross-site")
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-site sign-in: %d, want 403", resp.StatusCode)
 	}
 	if code, _ := c.whoami(); code != http.StatusUnauthorized {
 		t.Fatal("a cross-site sign-in created a session")
 	}
+	c.signIn(ownerEmail, password)
+	for _, path := range []string{"/logout", "/account/password", "/account/mfa/totp", "/users", "/users/x/deactivate", "/roles",
+		"/security", "/ip", "/keys", "/keys/revoke", "/review", "/approvals/x/approve", "/campaigns/send", "/audit/verify"} {
+		resp, _ := c.do("POST", path, url.Values{"x": {"1"}}, "cross-site")
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("cross-site POST %s: %d, want 403", path, resp.StatusCode)
+		}
+		if path == "/audit/verify" || path == "/users" || path == "/security" || path == "/ip" || path == "/keys" || path == "/roles" || path == "/review" {
+			continue // these have a GET page
+		}
+		if resp, _ := c.get(path); resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("GET %s: %d, want 405", path, resp.StatusCode)
+		}
+	}
+	if code, _ := c.whoami(); code != 200 {
+		t.Error("the cross-site sign-out went through")
+	}
 }
 
 func TestSecurityHeaders(t *testing.T) {
-	c, _ := newClient(t)
-	resp := c.do("GET", "/login", nil, "")
-	for h, want := range map[string]string{
-		"X-Content-Type-Options": "nosniff",
-		"Referrer-Policy":        "no-referrer",
-		"Cache-Control":          "no-store",
-		"Content-Type":           "text/html; charset=utf-8",
-	} {
-		if got := resp.Header.Get(h); got != want {
-			t.Errorf("%s = %q, want %q", h, got, want)
+	c, password := newClient(t)
+	check := func(path string) {
+		resp, body := c.get(path)
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s: %d", path, resp.StatusCode)
+		}
+		for h, want := range map[string]string{
+			"X-Content-Type-Options": "nosniff",
+			"Referrer-Policy":        "no-referrer",
+			"Cache-Control":          "no-store",
+			"X-Frame-Options":        "DENY",
+		} {
+			if got := resp.Header.Get(h); got != want {
+				t.Errorf("%s: %s = %q, want %q", path, h, got, want)
+			}
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
+			t.Errorf("%s: Content-Type %q", path, ct)
+		}
+		csp := resp.Header.Get("Content-Security-Policy")
+		for _, d := range []string{"frame-ancestors 'none'", "object-src 'none'", "base-uri 'none'", "script-src 'none'", "form-action 'self'"} {
+			if !strings.Contains(csp, d) {
+				t.Errorf("%s: CSP %q lacks %s", path, csp, d)
+			}
+		}
+		if strings.Contains(body, "<script") || strings.Contains(body, " style=") || strings.Contains(body, " on") && regexp.MustCompile(` on[a-z]+=`).MatchString(body) {
+			t.Errorf("%s: inline script or style in the page", path)
 		}
 	}
-	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "script-src") {
-		t.Errorf("CSP %q", csp)
+	check("/login")
+	c.signIn(ownerEmail, password)
+	for _, p := range []string{"/", "/account", "/users", "/roles", "/security", "/ip", "/keys", "/audit", "/approvals", "/review", "/campaigns"} {
+		check(p)
+	}
+}
+
+// The request body is bounded.
+func TestBodyLimit(t *testing.T) {
+	c, _ := newClient(t)
+	resp, _ := c.post("/login", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "password": {strings.Repeat("x", 100<<10)}})
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a 100 KB form: %d, want 400", resp.StatusCode)
+	}
+}
+
+// A reset link's token leaves the URL at once, into a short-lived cookie.
+func TestResetTokenLeavesTheURL(t *testing.T) {
+	c, _ := newClient(t)
+	resp, _ := c.post("/forgot", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "captcha": {standinToken}})
+	if resp.StatusCode != 200 {
+		t.Fatalf("forgot: %d", resp.StatusCode)
+	}
+	link := waitLink(t, c.con, ownerEmail)
+	u, _ := url.Parse(link)
+	resp, _ = c.get(u.RequestURI())
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/reset" {
+		t.Fatalf("reset link: %d to %q, want a redirect to /reset", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if rp := resp.Header.Get("Referrer-Policy"); rp != "no-referrer" {
+		t.Errorf("Referrer-Policy %q", rp)
+	}
+	var ck *http.Cookie
+	for _, k := range resp.Cookies() {
+		if k.Name == resetCookie {
+			ck = k
+		}
+	}
+	if ck == nil || !ck.Secure || !ck.HttpOnly || ck.MaxAge <= 0 || ck.MaxAge > 3600 {
+		t.Fatalf("reset cookie %+v", ck)
+	}
+	// Without the CAPTCHA, nothing changes.
+	if resp, body := c.post("/reset", url.Values{"password": {"a brand new passphrase"}, "confirm": {"a brand new passphrase"}}); resp.StatusCode != 400 || !strings.Contains(body, "CAPTCHA") {
+		t.Fatalf("reset without CAPTCHA: %d", resp.StatusCode)
+	}
+	resp, _ = c.post("/reset", url.Values{"password": {"a brand new passphrase"}, "confirm": {"a brand new passphrase"}, "captcha": {standinToken}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("reset: %d", resp.StatusCode)
+	}
+	if resp := c.signIn(ownerEmail, "a brand new passphrase"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in with the new password: %d", resp.StatusCode)
+	}
+	// The link works once.
+	c2 := newClientOf(t, c.srv, c.con)
+	c2.get(u.RequestURI())
+	if resp, _ := c2.post("/reset", url.Values{"password": {"another new passphrase"}, "confirm": {"another new passphrase"}, "captcha": {standinToken}}); resp.StatusCode != 400 {
+		t.Errorf("second use of the link: %d, want 400", resp.StatusCode)
+	}
+}
+
+// waitLink waits for the reset email (sent in the background) and returns
+// its link.
+func waitLink(t testing.TB, c *console, to string) string {
+	t.Helper()
+	re := regexp.MustCompile(`https?://\S+/reset\?\S+`)
+	for range 200 {
+		if m, ok := c.app.mail.last(to); ok {
+			if l := re.FindString(m.Text); l != "" {
+				return l
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("no reset email")
+	return ""
+}
+
+func TestLocalPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/users": "/users", "/audit?action=login.failed": "/audit?action=login.failed", "": "/", "//evil.test": "/",
+		"/\\evil.test": "/", "https://evil.test/": "/", "/%0d%0aSet-Cookie:x=y": "/%0d%0aSet-Cookie:x=y", "/a\r\nb": "/",
+		"javascript:alert(1)": "/", "/ok\\x": "/",
+	} {
+		if got := localPath(in); got != want {
+			t.Errorf("localPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestSignInRedirectStaysOnSite(t *testing.T) {
+	c, password := newClient(t)
+	resp, _ := c.post("/login", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "password": {password}, "next": {"https://evil.test/"}})
+	if loc := resp.Header.Get("Location"); loc != "/" {
+		t.Errorf("redirect after sign-in with an off-site next: %q", loc)
 	}
 }

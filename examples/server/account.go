@@ -1,0 +1,226 @@
+package main
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/session"
+)
+
+type accountView struct {
+	Factors      []mfa.Factor
+	HasTOTP      bool
+	Recovery     mfa.RecoveryResult
+	Sessions     []session.Session
+	Current      string
+	Roles        []string
+	MFAAvailable bool
+}
+
+func (a *app) account(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	ctx := r.Context()
+	v := accountView{Current: p.SessionID(), MFAAvailable: true}
+	fs, err := a.g.Factors(ctx, p, p.Tenant, p.UserID)
+	switch {
+	case errors.Is(err, guard.ErrMFANotConfigured):
+		v.MFAAvailable = false
+	case err != nil:
+		a.fail(w, r, err, "/account")
+		return
+	}
+	for _, f := range fs {
+		if f.Confirmed() {
+			v.Factors = append(v.Factors, f)
+			if f.Kind == mfa.KindTOTP {
+				v.HasTOTP = true
+			}
+		}
+	}
+	if v.MFAAvailable {
+		if v.Recovery, err = a.g.RecoveryCodesLeft(ctx, p); err != nil {
+			a.fail(w, r, err, "/account")
+			return
+		}
+	}
+	if v.Sessions, err = a.g.UserSessions(ctx, p, p.Tenant, p.UserID); err != nil {
+		a.fail(w, r, err, "/account")
+		return
+	}
+	if v.Roles, err = a.g.RolesOf(ctx, p, p.Tenant, "user:"+p.UserID); err != nil && !errors.Is(err, guard.ErrRolesNotConfigured) {
+		a.fail(w, r, err, "/account")
+		return
+	}
+	a.page(w, r, "account.html", view{Title: "My account", Nav: "account", Data: v})
+}
+
+func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	p := principal(r)
+	if r.PostForm.Get("new") != r.PostForm.Get("confirm") {
+		a.setFlash(w, "error", "The two new passwords differ.")
+		http.Redirect(w, r, "/account", http.StatusSeeOther)
+		return
+	}
+	err := a.g.ChangePassword(r.Context(), p, guard.PasswordChange{Current: r.PostForm.Get("current"), New: r.PostForm.Get("new"),
+		Captcha: r.PostForm.Get(a.captcha.Field)})
+	if errors.Is(err, guard.ErrInvalidCredentials) {
+		a.setFlash(w, "error", "Your current password is not right.")
+		http.Redirect(w, r, "/account", http.StatusSeeOther)
+		return
+	}
+	if err != nil {
+		a.failOr(w, r, err, "/account")
+		return
+	}
+	a.ok(w, r, "/account", "Password changed. Your other sessions were ended.")
+}
+
+func (a *app) beginTOTP(w http.ResponseWriter, r *http.Request) {
+	en, err := a.g.BeginTOTP(r.Context(), principal(r), "Authenticator app")
+	if err != nil {
+		a.failOr(w, r, err, "/account")
+		return
+	}
+	a.page(w, r, "enrol.html", view{Title: "Set up an authenticator app", Nav: "account", Data: totpView(en, "/account/mfa/confirm")})
+}
+
+func (a *app) beginOOB(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	kind := mfa.Kind(r.PostForm.Get("kind"))
+	if kind != mfa.KindEmail && kind != mfa.KindSMS {
+		a.errorPage(w, r, http.StatusBadRequest, "Bad request", "Unknown kind of factor.")
+		return
+	}
+	dest := r.PostForm.Get("destination")
+	label := "Email " + dest
+	if kind == mfa.KindSMS {
+		label = "Phone " + dest
+	}
+	f, err := a.g.BeginOOB(r.Context(), principal(r), kind, dest, label)
+	if err != nil {
+		a.failOr(w, r, err, "/account")
+		return
+	}
+	a.page(w, r, "enrol.html", view{Title: "Confirm your " + string(kind) + " factor", Nav: "account",
+		Data: enrolView{Confirm: "/account/mfa/confirm", FactorID: f.ID, Kind: kind, Dest: dest}})
+}
+
+func (a *app) confirmFactor(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	codes, err := a.g.ConfirmFactor(r.Context(), principal(r), r.PostForm.Get("factor"), r.PostForm.Get("code"))
+	if errors.Is(err, guard.ErrInvalidCode) {
+		a.setFlash(w, "error", "That code was not accepted: set the factor up again.")
+		http.Redirect(w, r, "/account", http.StatusSeeOther)
+		return
+	}
+	if err != nil {
+		a.failOr(w, r, err, "/account")
+		return
+	}
+	if len(codes) > 0 {
+		a.page(w, r, "codes.html", view{Title: "Your recovery codes", Nav: "account", Data: codesView{Codes: codes, Next: "/account"}})
+		return
+	}
+	a.ok(w, r, "/account", "Second factor added.")
+}
+
+func (a *app) removeOwnFactor(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	p := principal(r)
+	if err := a.g.RemoveFactor(r.Context(), p, p.Tenant, p.UserID, r.PostForm.Get("factor")); err != nil {
+		a.failOr(w, r, err, "/account")
+		return
+	}
+	a.ok(w, r, "/account", "Second factor removed.")
+}
+
+func (a *app) regenerateRecovery(w http.ResponseWriter, r *http.Request) {
+	codes, err := a.g.RegenerateRecoveryCodes(r.Context(), principal(r))
+	if err != nil {
+		a.failOr(w, r, err, "/account")
+		return
+	}
+	a.page(w, r, "codes.html", view{Title: "Your new recovery codes", Nav: "account", Data: codesView{Codes: codes, Next: "/account"}})
+}
+
+func (a *app) revokeOwnSession(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	p := principal(r)
+	id := r.PostForm.Get("session")
+	if err := a.g.RevokeSession(r.Context(), p, p.Tenant, p.UserID, id); err != nil && !errors.Is(err, session.ErrNotFound) {
+		a.failOr(w, r, err, "/account")
+		return
+	}
+	if id == p.SessionID() {
+		a.g.ClearSessionCookie(w)
+		a.ok(w, r, "/login", "Signed out.")
+		return
+	}
+	a.ok(w, r, "/account", "Session ended.")
+}
+
+func (a *app) revokeOtherSessions(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	n, err := a.g.RevokeUserSessions(r.Context(), p, p.Tenant, p.UserID)
+	if err != nil {
+		a.failOr(w, r, err, "/account")
+		return
+	}
+	a.ok(w, r, "/account", "Signed out of %d other session(s).", n)
+}
+
+// The step-up: sensitive actions need an authentication within the last
+// 15 minutes (Config.StepUpWindow); older sessions are sent here, and come
+// back to the page they came from with a new session token.
+
+type reauthView struct {
+	NeedTOTP bool
+}
+
+func (a *app) reauthForm(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	fs, err := a.g.Factors(r.Context(), p, p.Tenant, p.UserID)
+	if err != nil && !errors.Is(err, guard.ErrMFANotConfigured) {
+		a.fail(w, r, err, "/")
+		return
+	}
+	need := slices.ContainsFunc(fs, func(f mfa.Factor) bool { return f.Kind == mfa.KindTOTP && f.Confirmed() })
+	a.page(w, r, "reauth.html", view{Title: "Confirm your identity", Next: localPath(r.URL.Query().Get("next")), Data: reauthView{NeedTOTP: need}})
+}
+
+func (a *app) reauth(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	p := principal(r)
+	next := localPath(r.PostForm.Get("next"))
+	tok, _ := a.g.SessionToken(r)
+	nt, s, err := a.g.Reauthenticate(r.Context(), p, tok, guard.Proof{Password: r.PostForm.Get("password"), TOTP: r.PostForm.Get("totp")})
+	if errors.Is(err, guard.ErrInvalidCredentials) {
+		fs, _ := a.g.Factors(r.Context(), p, p.Tenant, p.UserID)
+		need := slices.ContainsFunc(fs, func(f mfa.Factor) bool { return f.Kind == mfa.KindTOTP && f.Confirmed() })
+		a.renderStatus(w, r, http.StatusUnauthorized, "reauth.html", view{Title: "Confirm your identity", Next: next,
+			Error: "That was not right. Please try again.", Data: reauthView{NeedTOTP: need}})
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err, next)
+		return
+	}
+	a.g.SetSessionCookie(w, nt, s)
+	a.ok(w, r, next, "Identity confirmed: you can go on for the next 15 minutes.")
+}

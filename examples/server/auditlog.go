@@ -1,0 +1,127 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/guardhq/guard/audit"
+)
+
+// auditPage is the number of events a page of the audit log shows.
+const auditPage = 50
+
+type auditView struct {
+	Events  []audit.Event
+	Filter  auditFilter
+	Query   string // the filters as a query string, for the export links and paging
+	Next    uint64 // cursor of the next (older) page, 0 for none
+	After   uint64
+	Actions []audit.Action
+	Verify  *audit.Report
+	Error   string
+}
+
+type auditFilter struct {
+	From, To, Actor, Action, Outcome string
+}
+
+// auditQuery reads the filters of the audit page from a query string. A
+// day "YYYY-MM-DD" (from the date inputs) means that day in UTC; To
+// includes its whole day.
+func auditQuery(v url.Values) (audit.Query, auditFilter, string) {
+	f := auditFilter{From: v.Get("from"), To: v.Get("to"), Actor: strings.TrimSpace(v.Get("actor")),
+		Action: v.Get("action"), Outcome: v.Get("outcome")}
+	q := audit.Query{Actor: f.Actor, Action: f.Action, Outcome: audit.Outcome(f.Outcome), Desc: true}
+	if f.Outcome != "" && f.Outcome != string(audit.Success) && f.Outcome != string(audit.Failure) {
+		return q, f, "Unknown outcome."
+	}
+	if f.From != "" {
+		t, err := time.Parse(time.DateOnly, f.From)
+		if err != nil {
+			return q, f, "Please give the start date as YYYY-MM-DD."
+		}
+		q.From = t
+	}
+	if f.To != "" {
+		t, err := time.Parse(time.DateOnly, f.To)
+		if err != nil {
+			return q, f, "Please give the end date as YYYY-MM-DD."
+		}
+		q.To = t.Add(24 * time.Hour)
+	}
+	return q, f, ""
+}
+
+func (f auditFilter) encode() string {
+	v := url.Values{}
+	for k, s := range map[string]string{"from": f.From, "to": f.To, "actor": f.Actor, "action": f.Action, "outcome": f.Outcome} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	return v.Encode()
+}
+
+func (a *app) auditLog(w http.ResponseWriter, r *http.Request) {
+	a.renderAudit(w, r, nil)
+}
+
+func (a *app) renderAudit(w http.ResponseWriter, r *http.Request, rep *audit.Report) {
+	p := principal(r)
+	q, f, bad := auditQuery(r.URL.Query())
+	v := auditView{Filter: f, Query: f.encode(), Actions: audit.Actions, Verify: rep, Error: bad}
+	if bad == "" {
+		q.Limit = auditPage
+		if after, err := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64); err == nil {
+			q.After, v.After = after, after
+		}
+		page, err := a.g.QueryAudit(r.Context(), p, p.Tenant, q)
+		if err != nil {
+			if msg, ok := problem(err); ok {
+				v.Error = msg
+			} else {
+				a.fail(w, r, err, "/audit")
+				return
+			}
+		}
+		v.Events, v.Next = page.Events, page.Next
+	}
+	a.page(w, r, "audit.html", view{Title: "Audit log", Nav: "audit", Data: v})
+}
+
+// auditExport downloads the events matching the filters, as CSV or JSON
+// Lines, streamed from the store.
+func (a *app) auditExport(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	q, _, bad := auditQuery(r.URL.Query())
+	if bad != "" {
+		a.errorPage(w, r, http.StatusBadRequest, "Bad request", bad)
+		return
+	}
+	q.Desc = false
+	format, ext, ctype := audit.CSV, "csv", "text/csv; charset=utf-8"
+	if r.URL.Query().Get("format") == "jsonl" {
+		format, ext, ctype = audit.JSONLines, "jsonl", "application/jsonl; charset=utf-8"
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Content-Disposition", `attachment; filename="audit-`+p.Tenant+`-`+a.now().UTC().Format("20060102-150405")+`.`+ext+`"`)
+	if err := a.g.ExportAudit(r.Context(), p, p.Tenant, q, w, format); err != nil {
+		// Headers and part of the file may be gone already: log it.
+		a.ref(err)
+	}
+}
+
+// auditVerify checks the tenant's hash chain and shows the result.
+func (a *app) auditVerify(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	rep, err := a.g.VerifyAudit(r.Context(), p, p.Tenant)
+	if err != nil {
+		a.fail(w, r, err, "/audit")
+		return
+	}
+	r.URL.RawQuery = ""
+	a.renderAudit(w, r, &rep)
+}

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/ipfilter"
+	"github.com/guardhq/guard/rbac"
+)
+
+// Security settings: the tenant's policy, with the counts of users on MFA,
+// on SSO and on neither (and who would have to enrol) shown before MFA is
+// required.
+
+type securityView struct {
+	Tenant      guard.Tenant
+	Pol         guard.Policy // effective
+	Adoption    guard.Adoption
+	MFA         bool // MFA is configured on this server
+	FourEyes    bool // campaigns:send needs approval
+	CanFourEyes bool // the viewer may see and change that
+	Confirm     bool // the confirmation step of requiring MFA
+	Form        url.Values
+	Shown       int // users listed of Adoption.WouldEnrol
+}
+
+// maxWouldEnrolShown bounds the list of users shown on the page.
+const maxWouldEnrolShown = 50
+
+func (a *app) security(w http.ResponseWriter, r *http.Request) {
+	v, err := a.securityData(r)
+	if err != nil {
+		a.fail(w, r, err, "/")
+		return
+	}
+	a.page(w, r, "security.html", view{Title: "Security settings", Nav: "security", Data: v})
+}
+
+func (a *app) securityData(r *http.Request) (securityView, error) {
+	p := principal(r)
+	ctx := r.Context()
+	t, err := a.g.Tenant(ctx, p.Tenant)
+	if err != nil {
+		return securityView{}, err
+	}
+	pol, err := a.g.EffectivePolicy(ctx, p.Tenant)
+	if err != nil {
+		return securityView{}, err
+	}
+	ad, err := a.g.MFAAdoption(ctx, p, p.Tenant)
+	if err != nil {
+		return securityView{}, err
+	}
+	v := securityView{Tenant: t, Pol: pol, Adoption: ad, MFA: a.mfaOn(), Shown: min(len(ad.WouldEnrol), maxWouldEnrolShown)}
+	// Only those who may send campaigns see (and change) the rule.
+	if d, err := a.g.Authorize(ctx, p, rbac.Campaigns, rbac.Send); err == nil {
+		v.CanFourEyes, v.FourEyes = true, d.NeedsApproval
+	} else if !errors.Is(err, guard.ErrForbidden) {
+		return securityView{}, err
+	}
+	return v, nil
+}
+
+func (a *app) mfaOn() bool { return a.g != nil && a.mfaConfigured }
+
+// setPolicy saves the policy form. Turning "require MFA" on first shows
+// the confirmation step: how many users use MFA, SSO or neither, and who
+// would have to enrol at their next sign-in.
+func (a *app) setPolicy(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	p := principal(r)
+	ctx := r.Context()
+	t, err := a.g.Tenant(ctx, p.Tenant)
+	if err != nil {
+		a.fail(w, r, err, "/security")
+		return
+	}
+	pol, bad := policyFromForm(r.PostForm, t.Policy)
+	if bad != "" {
+		a.setFlash(w, "error", bad)
+		http.Redirect(w, r, "/security", http.StatusSeeOther)
+		return
+	}
+	version, _ := strconv.ParseInt(r.PostForm.Get("version"), 10, 64)
+	if pol.RequireMFA && !t.Policy.RequireMFA && r.PostForm.Get("confirm") != "yes" {
+		v, err := a.securityData(r)
+		if err != nil {
+			a.fail(w, r, err, "/security")
+			return
+		}
+		v.Confirm, v.Form = true, r.PostForm
+		a.page(w, r, "security.html", view{Title: "Require MFA?", Nav: "security", Data: v})
+		return
+	}
+	if _, err := a.g.SetPolicy(ctx, p, p.Tenant, pol, version); err != nil {
+		a.failOr(w, r, err, "/security")
+		return
+	}
+	a.ok(w, r, "/security", "Security settings saved.")
+}
+
+// policyFromForm reads the policy form over the tenant's current policy,
+// or says what is wrong with it.
+func policyFromForm(f url.Values, cur guard.Policy) (guard.Policy, string) {
+	p := cur
+	num := func(name string, unit time.Duration, dst *time.Duration) string {
+		s := strings.TrimSpace(f.Get(name))
+		if s == "" {
+			return ""
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return "Please enter a whole number for " + strings.ReplaceAll(name, "_", " ") + "."
+		}
+		*dst = time.Duration(n) * unit
+		return ""
+	}
+	count := func(name string, dst *int) string {
+		s := strings.TrimSpace(f.Get(name))
+		if s == "" {
+			return ""
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return "Please enter a whole number for " + strings.ReplaceAll(name, "_", " ") + "."
+		}
+		*dst = n
+		return ""
+	}
+	for _, msg := range []string{
+		count("session_limit", &p.SessionLimit),
+		num("idle_minutes", time.Minute, &p.IdleTimeout),
+		num("lifetime_hours", time.Hour, &p.SessionLifetime),
+		count("password_min_length", &p.PasswordMinLength),
+		count("password_history", &p.PasswordHistory),
+		num("password_max_age_days", 24*time.Hour, &p.PasswordMaxAge),
+		num("mfa_grace_days", 24*time.Hour, &p.MFAGrace),
+		num("review_every_days", 24*time.Hour, &p.ReviewEvery),
+		num("dormant_after_days", 24*time.Hour, &p.DormantAfter),
+	} {
+		if msg != "" {
+			return guard.Policy{}, msg
+		}
+	}
+	if v := f.Get("on_session_limit"); v != "" {
+		p.OnSessionLimit = v
+	}
+	p.RequireMFA = f.Get("require_mfa") == "on"
+	p.MFAAllowEmail = f.Get("mfa_allow_email") == "on"
+	p.AutoDeactivateDormant = f.Get("auto_deactivate_dormant") == "on"
+	return p, ""
+}
+
+// setApprovalRule puts campaign sends under four-eyes approval, or takes
+// them out.
+func (a *app) setApprovalRule(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	p := principal(r)
+	on := r.PostForm.Get("required") == "on"
+	if err := a.g.SetApprovalRequired(r.Context(), p, p.Tenant, "campaigns:send", on); err != nil {
+		a.failOr(w, r, err, "/security")
+		return
+	}
+	if on {
+		a.ok(w, r, "/security", "Campaign sends now need a second person's approval.")
+		return
+	}
+	a.ok(w, r, "/security", "Campaign sends no longer need approval.")
+}
+
+// IP allow-lists, for people and for API keys.
+
+type ipView struct {
+	ClientIP string
+	Sections []ipSection
+}
+
+type ipSection struct {
+	Scope, Title string
+	Entries      string // one per line
+	ReportOnly   bool
+	Version      uint64
+	Mine         string // the address to suggest adding
+}
+
+func (a *app) ipLists(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	l, err := a.g.IPAllowLists(r.Context(), p, p.Tenant)
+	if err != nil {
+		if msg, ok := problem(err); ok || errors.Is(err, guard.ErrIPListsNotConfigured) {
+			a.errorPage(w, r, http.StatusNotImplemented, "IP allow-lists", msg)
+			return
+		}
+		a.fail(w, r, err, "/")
+		return
+	}
+	ip := a.g.ClientIP(r)
+	a.page(w, r, "ip.html", view{Title: "IP allow-lists", Nav: "ip", Data: ipView{ClientIP: ip, Sections: []ipSection{
+		{Scope: "users", Title: "People: sign-in and every request", Entries: strings.Join(l.Users.Entries, "\n"), ReportOnly: l.Users.ReportOnly, Version: l.Version, Mine: ip},
+		{Scope: "api_keys", Title: "API keys", Entries: strings.Join(l.APIKeys.Entries, "\n"), ReportOnly: l.APIKeys.ReportOnly, Version: l.Version},
+	}}})
+}
+
+func scopeOf(s string) (ipfilter.Scope, bool) {
+	switch s {
+	case "users":
+		return ipfilter.Users, true
+	case "api_keys":
+		return ipfilter.APIKeys, true
+	}
+	return 0, false
+}
+
+func (a *app) setIPList(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	scope, ok := scopeOf(r.PostForm.Get("scope"))
+	if !ok {
+		a.errorPage(w, r, http.StatusBadRequest, "Bad request", "Unknown list.")
+		return
+	}
+	version, _ := strconv.ParseUint(r.PostForm.Get("version"), 10, 64)
+	a.saveIPList(w, r, guard.IPListChange{Scope: scope, Entries: splitEntries(r.PostForm.Get("entries")),
+		ReportOnly: r.PostForm.Get("report_only") == "on", Version: version})
+}
+
+// addIP adds one entry to a list, keeping the others.
+func (a *app) addIP(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	p := principal(r)
+	scope, ok := scopeOf(r.PostForm.Get("scope"))
+	if !ok {
+		a.errorPage(w, r, http.StatusBadRequest, "Bad request", "Unknown list.")
+		return
+	}
+	l, err := a.g.IPAllowLists(r.Context(), p, p.Tenant)
+	if err != nil {
+		a.failOr(w, r, err, "/ip")
+		return
+	}
+	rules := l.Rules(scope)
+	entries := append(slices.Clone(rules.Entries), splitEntries(r.PostForm.Get("entry"))...)
+	a.saveIPList(w, r, guard.IPListChange{Scope: scope, Entries: entries, ReportOnly: rules.ReportOnly, Version: l.Version})
+}
+
+func (a *app) saveIPList(w http.ResponseWriter, r *http.Request, c guard.IPListChange) {
+	p := principal(r)
+	ap, err := a.g.SetIPAllowList(r.Context(), p, p.Tenant, c)
+	if err != nil {
+		a.failOr(w, r, err, "/ip")
+		return
+	}
+	msg := "Saved the list (" + itoa(len(ap.Entries)) + " entries)."
+	if len(ap.Entries) == 0 {
+		msg = "Saved: the list is empty, so there is no restriction."
+	}
+	for _, wa := range ap.Warnings {
+		msg += " Note: " + strings.TrimPrefix(wa.String(), "entry ") + "."
+	}
+	a.ok(w, r, "/ip", "%s", msg)
+}
+
+// splitEntries splits a textarea into entries: one per line or separated
+// by commas or spaces; blank ones are dropped.
+func splitEntries(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' || r == ',' || r == ' ' || r == '\t' })
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,415 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/mfa"
+)
+
+// The half-way state of a sign-in (a second factor or an enrolment is due)
+// is Guard's pending token, which opens nothing by itself, kept in a
+// short-lived cookie with the user's factors (IDs, kinds and labels, no
+// secret) to choose from.
+const pendingCookie = "__Host-pending"
+
+type pendingState struct {
+	Token   string          `json:"t"`
+	Enrol   bool            `json:"e,omitempty"`
+	Factors []pendingFactor `json:"f,omitempty"`
+	Next    string          `json:"n,omitempty"`
+}
+
+type pendingFactor struct {
+	ID    string   `json:"i"`
+	Kind  mfa.Kind `json:"k"`
+	Label string   `json:"l"`
+}
+
+func (a *app) setPending(w http.ResponseWriter, p *guard.Pending, next string) {
+	st := pendingState{Token: p.Token, Enrol: p.Enrol, Next: next}
+	for _, f := range p.Factors {
+		st.Factors = append(st.Factors, pendingFactor{ID: f.ID, Kind: f.Kind, Label: f.Label})
+	}
+	b, _ := json.Marshal(st)
+	http.SetCookie(w, &http.Cookie{Name: pendingCookie, Value: base64.RawURLEncoding.EncodeToString(b), Path: "/",
+		MaxAge: max(int(time.Until(p.ExpiresAt).Seconds()), 60), Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+}
+
+func (a *app) pending(r *http.Request) (pendingState, bool) {
+	c, err := r.Cookie(pendingCookie)
+	if err != nil {
+		return pendingState{}, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err != nil {
+		return pendingState{}, false
+	}
+	var st pendingState
+	if json.Unmarshal(b, &st) != nil || st.Token == "" {
+		return pendingState{}, false
+	}
+	return st, true
+}
+
+func clearPending(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: pendingCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+}
+
+type loginView struct {
+	Email        string
+	ShowCaptcha  bool
+	SSOAvailable bool
+}
+
+func (a *app) home(w http.ResponseWriter, r *http.Request) {
+	p, ok := guard.PrincipalFrom(r.Context())
+	if !ok || p.Kind != guard.KindUser {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	a.page(w, r, "home.html", view{Title: "Overview", Nav: "home"})
+}
+
+func (a *app) loginForm(w http.ResponseWriter, r *http.Request) {
+	if p, ok := guard.PrincipalFrom(r.Context()); ok && p.Kind == guard.KindUser {
+		http.Redirect(w, r, localPath(r.URL.Query().Get("next")), http.StatusSeeOther)
+		return
+	}
+	a.page(w, r, "login.html", view{Title: "Sign in", Next: localPath(r.URL.Query().Get("next")), Data: loginView{}})
+}
+
+func (a *app) login(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	tenant, email, next := r.PostForm.Get("tenant"), r.PostForm.Get("email"), localPath(r.PostForm.Get("next"))
+	res, err := a.g.Login(r.Context(), guard.LoginRequest{
+		Tenant: tenant, Email: email, Password: r.PostForm.Get("password"),
+		IP: a.g.ClientIP(r), UserAgent: r.UserAgent(), Captcha: r.PostForm.Get(a.captcha.Field),
+	})
+	if err != nil {
+		status, msg, captcha := http.StatusUnauthorized, "Incorrect email or password.", false
+		switch {
+		case errors.Is(err, guard.ErrCaptchaRequired):
+			status, msg, captcha = http.StatusUnauthorized, "Several sign-ins failed: please confirm you are human, then sign in.", true
+		case errors.Is(err, guard.ErrUnavailable):
+			status, msg = http.StatusServiceUnavailable, "Sign-in is unavailable right now. Please try again shortly."
+		case errors.Is(err, guard.ErrSessionLimit):
+			status, msg = http.StatusConflict, "You are already signed in elsewhere, and your organisation allows one session: sign out there first."
+		case errors.Is(err, guard.ErrIPNotAllowed):
+			status, msg = http.StatusForbidden, "Sign-in from your network address is not allowed by your organisation."
+		case !errors.Is(err, guard.ErrInvalidCredentials):
+			if m, ok := problem(err); ok {
+				status, msg = http.StatusBadRequest, m
+			}
+		}
+		a.renderStatus(w, r, status, "login.html", view{Title: "Sign in", Error: msg, Tenant: tenant, Next: next,
+			Data: loginView{Email: email, ShowCaptcha: captcha}})
+		return
+	}
+	if res.Pending != nil {
+		a.setPending(w, res.Pending, next)
+		if res.Pending.Enrol {
+			http.Redirect(w, r, "/login/enrol", http.StatusSeeOther)
+			return
+		}
+		http.Redirect(w, r, "/login/mfa", http.StatusSeeOther)
+		return
+	}
+	a.signedInAs(w, r, res, next)
+}
+
+// signedInAs hands the new session to the browser and sends it on.
+func (a *app) signedInAs(w http.ResponseWriter, r *http.Request, res guard.LoginResult, next string) {
+	a.g.SetSessionCookie(w, res.Token, res.Session)
+	switch {
+	case res.PasswordExpired:
+		a.setFlash(w, "error", "Your password has expired: please choose a new one.")
+		next = "/account"
+	case res.Session.Flags&guard.FlagMustEnrol != 0:
+		a.setFlash(w, "error", "Your organisation requires a second factor: please set one up now.")
+		next = "/account"
+	case res.RecoveryLeft != nil && res.RecoveryLeft.Low:
+		a.setFlash(w, "error", "You used a recovery code and have few left: generate a new set in My account.")
+	case res.Evicted > 0:
+		a.setFlash(w, "ok", "Signed in. Your other session was ended: one session per user.")
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+type mfaView struct {
+	Factors  []pendingFactor
+	HasTOTP  bool
+	Method   string
+	Sent     bool
+	Recovery bool
+}
+
+func (a *app) mfaForm(w http.ResponseWriter, r *http.Request) {
+	st, ok := a.pending(r)
+	if !ok || st.Enrol {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	a.page(w, r, "mfa.html", view{Title: "Second factor", Data: a.mfaView(st, r.URL.Query().Get("method"))})
+}
+
+func (a *app) mfaView(st pendingState, method string) mfaView {
+	v := mfaView{Factors: st.Factors, Method: method}
+	for _, f := range st.Factors {
+		if f.Kind == mfa.KindTOTP {
+			v.HasTOTP = true
+		}
+	}
+	if v.Method == "" {
+		v.Method = guard.MethodTOTP
+		if !v.HasTOTP {
+			v.Method = guard.MethodCode
+		}
+	}
+	return v
+}
+
+func (a *app) mfaSubmit(w http.ResponseWriter, r *http.Request) {
+	st, ok := a.pending(r)
+	if !ok || !a.form(w, r) {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	method := r.PostForm.Get("method")
+	res, err := a.g.CompleteLogin(r.Context(), guard.SecondFactor{Pending: st.Token, Method: method, Code: r.PostForm.Get("code"),
+		IP: a.g.ClientIP(r), UserAgent: r.UserAgent()})
+	switch {
+	case errors.Is(err, guard.ErrLoginExpired):
+		clearPending(w)
+		a.renderStatus(w, r, http.StatusUnauthorized, "login.html", view{Title: "Sign in", Error: "Your sign-in expired: please start again.", Data: loginView{}})
+		return
+	case errors.Is(err, guard.ErrInvalidCode):
+		a.renderStatus(w, r, http.StatusUnauthorized, "mfa.html", view{Title: "Second factor", Error: "That code was not accepted. Codes work once; wait for the next one if you just used it.",
+			Data: a.mfaView(st, method)})
+		return
+	case err != nil:
+		if msg, ok := problem(err); ok {
+			a.renderStatus(w, r, http.StatusBadRequest, "mfa.html", view{Title: "Second factor", Error: msg, Data: a.mfaView(st, method)})
+			return
+		}
+		a.fail(w, r, err, "/login")
+		return
+	}
+	clearPending(w)
+	a.signedInAs(w, r, res, localPath(st.Next))
+}
+
+func (a *app) mfaSend(w http.ResponseWriter, r *http.Request) {
+	st, ok := a.pending(r)
+	if !ok || !a.form(w, r) {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	err := a.g.SendLoginCode(r.Context(), st.Token, r.PostForm.Get("factor"), a.g.ClientIP(r), r.UserAgent())
+	if errors.Is(err, guard.ErrLoginExpired) {
+		clearPending(w)
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	if err != nil {
+		if msg, ok := problem(err); ok {
+			a.renderStatus(w, r, http.StatusBadRequest, "mfa.html", view{Title: "Second factor", Error: msg, Data: a.mfaView(st, guard.MethodCode)})
+			return
+		}
+		a.fail(w, r, err, "/login")
+		return
+	}
+	v := a.mfaView(st, guard.MethodCode)
+	v.Sent = true
+	a.page(w, r, "mfa.html", view{Title: "Second factor", Data: v})
+}
+
+// Enrolment during sign-in, when the organisation requires MFA and the
+// user has no second factor yet.
+
+func (a *app) enrolForm(w http.ResponseWriter, r *http.Request) {
+	if st, ok := a.pending(r); !ok || !st.Enrol {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	a.page(w, r, "enrol.html", view{Title: "Set up a second factor", Data: enrolView{Action: "/login/enrol/begin"}})
+}
+
+type enrolView struct {
+	Action   string // where the "start" button posts
+	Confirm  string // where the confirmation posts
+	FactorID string
+	QR       template.URL
+	Secret   string
+	URI      string
+	Kind     mfa.Kind
+	Dest     string
+}
+
+func (a *app) enrolBegin(w http.ResponseWriter, r *http.Request) {
+	st, ok := a.pending(r)
+	if !ok || !st.Enrol {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	en, err := a.g.BeginPendingTOTP(r.Context(), st.Token, a.g.ClientIP(r), r.UserAgent(), "Authenticator app")
+	if errors.Is(err, guard.ErrLoginExpired) {
+		clearPending(w)
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err, "/login")
+		return
+	}
+	a.page(w, r, "enrol.html", view{Title: "Set up a second factor", Data: totpView(en, "/login/enrol/confirm")})
+}
+
+func totpView(en mfa.TOTPEnrolment, confirm string) enrolView {
+	return enrolView{Confirm: confirm, FactorID: en.Factor.ID, Kind: mfa.KindTOTP, Secret: en.Secret, URI: en.URI,
+		QR: template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(en.QRPNG))}
+}
+
+func (a *app) enrolConfirm(w http.ResponseWriter, r *http.Request) {
+	st, ok := a.pending(r)
+	if !ok || !st.Enrol || !a.form(w, r) {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	res, err := a.g.CompletePendingEnrolment(r.Context(), guard.SecondFactor{Pending: st.Token, FactorID: r.PostForm.Get("factor"),
+		Code: r.PostForm.Get("code"), IP: a.g.ClientIP(r), UserAgent: r.UserAgent()})
+	switch {
+	case errors.Is(err, guard.ErrLoginExpired):
+		clearPending(w)
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	case errors.Is(err, guard.ErrInvalidCode):
+		a.renderStatus(w, r, http.StatusUnauthorized, "enrol.html", view{Title: "Set up a second factor",
+			Error: "That code was not accepted: start again to get a new QR code.", Data: enrolView{Action: "/login/enrol/begin"}})
+		return
+	case err != nil:
+		a.fail(w, r, err, "/login")
+		return
+	}
+	clearPending(w)
+	a.g.SetSessionCookie(w, res.Token, res.Session)
+	a.page(w, r, "codes.html", view{Title: "Your recovery codes", Data: codesView{Codes: res.RecoveryCodes, Next: localPath(st.Next)}})
+}
+
+type codesView struct {
+	Codes []string
+	Next  string
+}
+
+func (a *app) ssoPlaceholder(w http.ResponseWriter, r *http.Request) {
+	a.page(w, r, "sso.html", view{Title: "Sign in with SSO"})
+}
+
+func (a *app) logout(w http.ResponseWriter, r *http.Request) {
+	if err := a.g.Logout(r.Context(), principal(r)); err != nil && !errors.Is(err, guard.ErrUnauthenticated) {
+		a.fail(w, r, err, "/")
+		return
+	}
+	a.g.ClearSessionCookie(w)
+	a.setFlash(w, "ok", "Signed out.")
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// Forgotten passwords. The reset link carries tenant, user and token in
+// its query; GET /reset moves them at once into a short-lived cookie and
+// redirects to the bare /reset, so the token leaves the address bar and
+// the history and is never sent in a Referer (the page also sends
+// Referrer-Policy: no-referrer).
+
+const resetCookie = "__Host-reset"
+
+func (a *app) forgotForm(w http.ResponseWriter, r *http.Request) {
+	a.page(w, r, "forgot.html", view{Title: "Forgot your password?"})
+}
+
+func (a *app) forgot(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	tenant, email := r.PostForm.Get("tenant"), r.PostForm.Get("email")
+	err := a.g.ForgotPassword(r.Context(), guard.ForgotRequest{Tenant: tenant, Email: email, IP: a.g.ClientIP(r),
+		UserAgent: r.UserAgent(), Captcha: r.PostForm.Get(a.captcha.Field)})
+	if err != nil {
+		msg, ok := problem(err)
+		if !ok {
+			a.fail(w, r, err, "/forgot")
+			return
+		}
+		a.renderStatus(w, r, http.StatusBadRequest, "forgot.html", view{Title: "Forgot your password?", Error: msg, Tenant: tenant})
+		return
+	}
+	a.page(w, r, "forgot.html", view{Title: "Check your email", Tenant: tenant, Data: true})
+}
+
+func (a *app) resetForm(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Has("token") {
+		v := url.Values{"tenant": {q.Get("tenant")}, "user": {q.Get("user")}, "token": {q.Get("token")}}
+		http.SetCookie(w, &http.Cookie{Name: resetCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(v.Encode())), Path: "/",
+			MaxAge: 15 * 60, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		http.Redirect(w, r, "/reset", http.StatusSeeOther)
+		return
+	}
+	if _, ok := resetParams(r); !ok {
+		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: "Reset your password", Error: "This reset link is invalid or has expired: ask for a new one."})
+		return
+	}
+	a.page(w, r, "reset.html", view{Title: "Choose a new password", Data: true})
+}
+
+func resetParams(r *http.Request) (url.Values, bool) {
+	c, err := r.Cookie(resetCookie)
+	if err != nil {
+		return nil, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err != nil {
+		return nil, false
+	}
+	v, err := url.ParseQuery(string(b))
+	return v, err == nil && v.Get("token") != ""
+}
+
+func (a *app) reset(w http.ResponseWriter, r *http.Request) {
+	v, ok := resetParams(r)
+	if !ok || !a.form(w, r) {
+		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: "Reset your password", Error: "This reset link is invalid or has expired: ask for a new one."})
+		return
+	}
+	if r.PostForm.Get("password") != r.PostForm.Get("confirm") {
+		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: "Choose a new password", Error: "The two passwords differ.", Data: true})
+		return
+	}
+	err := a.g.ResetPassword(r.Context(), guard.ResetRequest{Tenant: v.Get("tenant"), UserID: v.Get("user"), Token: v.Get("token"),
+		NewPassword: r.PostForm.Get("password"), IP: a.g.ClientIP(r), UserAgent: r.UserAgent(), Captcha: r.PostForm.Get(a.captcha.Field)})
+	switch {
+	case errors.Is(err, guard.ErrInvalidResetToken):
+		http.SetCookie(w, &http.Cookie{Name: resetCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: "Reset your password", Error: "This reset link is invalid or has expired: ask for a new one."})
+		return
+	case err != nil:
+		msg, ok := problem(err)
+		if !ok {
+			a.fail(w, r, err, "/reset")
+			return
+		}
+		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: "Choose a new password", Error: msg, Data: true})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: resetCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	a.setFlash(w, "ok", "Your password was changed and your other sessions were ended. Sign in with the new password.")
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/session"
+)
+
+// usersPage is the number of users a page lists.
+const usersPage = 50
+
+type usersView struct {
+	Users []guard.UserAccess
+	After string // this page's cursor ("" for the first)
+	Next  string // the next page's cursor ("" for the last)
+	Roles []rbac.RoleInfo
+}
+
+func (a *app) users(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	after := r.URL.Query().Get("after")
+	if len(after) > auth.MaxIDBytes {
+		after = ""
+	}
+	rows, err := a.g.ListUserAccess(r.Context(), p, p.Tenant, after, usersPage+1)
+	if err != nil {
+		a.fail(w, r, err, "/")
+		return
+	}
+	v := usersView{After: after}
+	if len(rows) > usersPage {
+		rows = rows[:usersPage]
+		v.Next = rows[usersPage-1].ID
+	}
+	v.Users = rows
+	if v.Roles, err = a.g.Roles(r.Context(), p, p.Tenant); err != nil && !errors.Is(err, guard.ErrRolesNotConfigured) {
+		a.fail(w, r, err, "/")
+		return
+	}
+	a.page(w, r, "users.html", view{Title: "Users", Nav: "users", Data: v})
+}
+
+func (a *app) createUser(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	p := principal(r)
+	nu := guard.NewUser{Tenant: p.Tenant, Email: r.PostForm.Get("email"), Name: r.PostForm.Get("name"), Password: r.PostForm.Get("password")}
+	if role := r.PostForm.Get("role"); role != "" {
+		nu.Roles = []string{role}
+	}
+	u, err := a.g.CreateUser(r.Context(), p, nu)
+	if err != nil {
+		a.failOr(w, r, err, "/users")
+		return
+	}
+	if nu.Password == "" {
+		a.ok(w, r, "/users/"+u.ID, "Invited %s. They have no password yet: they set one with \"Forgot your password?\" on the sign-in page (the link is printed by the console).", u.Email)
+		return
+	}
+	a.ok(w, r, "/users/"+u.ID, "Created %s.", u.Email)
+}
+
+type userView struct {
+	User     guard.User
+	Roles    []string
+	AllRoles []rbac.RoleInfo
+	Factors  []mfa.Factor
+	Sessions []session.Session
+	Lock     auth.State
+	Locked   bool
+	Self     bool
+}
+
+func (a *app) userDetail(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	ctx := r.Context()
+	id := r.PathValue("id")
+	u, err := a.g.User(ctx, p, p.Tenant, id)
+	if errors.Is(err, guard.ErrUserNotFound) {
+		a.errorPage(w, r, http.StatusNotFound, "No such user", "This user does not exist (any more).")
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err, "/users")
+		return
+	}
+	v := userView{User: u, Self: id == p.UserID}
+	if v.Roles, err = a.g.RolesOf(ctx, p, p.Tenant, "user:"+id); err != nil && !errors.Is(err, guard.ErrRolesNotConfigured) {
+		a.fail(w, r, err, "/users")
+		return
+	}
+	if v.AllRoles, err = a.g.Roles(ctx, p, p.Tenant); err != nil && !errors.Is(err, guard.ErrRolesNotConfigured) {
+		a.fail(w, r, err, "/users")
+		return
+	}
+	fs, err := a.g.Factors(ctx, p, p.Tenant, id)
+	if err != nil && !errors.Is(err, guard.ErrMFANotConfigured) {
+		a.fail(w, r, err, "/users")
+		return
+	}
+	for _, f := range fs {
+		if f.Confirmed() {
+			v.Factors = append(v.Factors, f)
+		}
+	}
+	if v.Sessions, err = a.g.UserSessions(ctx, p, p.Tenant, id); err != nil {
+		a.fail(w, r, err, "/users")
+		return
+	}
+	if v.Lock, err = a.g.LockState(ctx, p, p.Tenant, id); err != nil {
+		a.fail(w, r, err, "/users")
+		return
+	}
+	v.Locked = v.Lock.Locked(a.now())
+	a.page(w, r, "user.html", view{Title: u.Email, Nav: "users", Data: v})
+}
+
+// userAction carries out one of the buttons of a user's page.
+func (a *app) userAction(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	p := principal(r)
+	ctx := r.Context()
+	id := r.PathValue("id")
+	back := "/users/" + id
+	var (
+		err error
+		msg string
+	)
+	switch r.PathValue("op") {
+	case "deactivate":
+		err, msg = a.g.DeactivateUser(ctx, p, p.Tenant, id), "Deactivated: every session of the user ended at once."
+	case "reactivate":
+		err, msg = a.g.ReactivateUser(ctx, p, p.Tenant, id), "Reactivated."
+	case "unlock":
+		err, msg = a.g.UnlockUser(ctx, p, p.Tenant, id), "Sign-in lock lifted."
+	case "sessions":
+		var n int
+		n, err = a.g.RevokeUserSessions(ctx, p, p.Tenant, id)
+		msg = "Ended " + itoa(n) + " session(s)."
+	case "grant":
+		role := r.PostForm.Get("role")
+		err, msg = a.g.GrantRole(ctx, p, p.Tenant, "user:"+id, role), "Granted the role "+role+"."
+	case "revoke":
+		role := r.PostForm.Get("role")
+		err, msg = a.g.RevokeRole(ctx, p, p.Tenant, "user:"+id, role), "Took away the role "+role+"."
+	case "factor":
+		err, msg = a.g.RemoveFactor(ctx, p, p.Tenant, id, r.PostForm.Get("factor")), "Second factor removed."
+	default:
+		a.errorPage(w, r, http.StatusNotFound, "Not found", "No such action.")
+		return
+	}
+	if errors.Is(err, guard.ErrForbidden) && id == p.UserID {
+		a.setFlash(w, "error", "You cannot do that to your own account.")
+		http.Redirect(w, r, back, http.StatusSeeOther)
+		return
+	}
+	if err != nil {
+		a.failOr(w, r, err, back)
+		return
+	}
+	a.ok(w, r, back, "%s", msg)
+}
+
+// Roles: built-in and custom, with their grants over sections and actions.
+
+type rolesView struct {
+	Roles    []roleRow
+	Sections []rbac.Section
+	Actions  []rbac.Action
+}
+
+type roleRow struct {
+	rbac.RoleInfo
+	Grants map[string]bool // "section:action"
+}
+
+func (a *app) roles(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	rs, err := a.g.Roles(r.Context(), p, p.Tenant)
+	if err != nil && !errors.Is(err, guard.ErrRolesNotConfigured) {
+		a.fail(w, r, err, "/")
+		return
+	}
+	v := rolesView{Sections: rbac.BuiltInSections(), Actions: rbac.Actions()}
+	for _, role := range rs {
+		row := roleRow{RoleInfo: role, Grants: map[string]bool{}}
+		for _, perm := range role.Permissions {
+			row.Grants[perm.String()] = true
+		}
+		v.Roles = append(v.Roles, row)
+	}
+	a.page(w, r, "roles.html", view{Title: "Roles", Nav: "roles", Data: v})
+}
+
+func (a *app) defineRole(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	p := principal(r)
+	name := strings.TrimSpace(r.PostForm.Get("name"))
+	perms := slices.Clone(r.PostForm["perm"])
+	if len(perms) == 0 {
+		a.setFlash(w, "error", "Tick at least one permission.")
+		http.Redirect(w, r, "/roles", http.StatusSeeOther)
+		return
+	}
+	if err := a.g.DefineRole(r.Context(), p, p.Tenant, name, perms); err != nil {
+		a.failOr(w, r, err, "/roles")
+		return
+	}
+	a.ok(w, r, "/roles", "Saved the role %s.", name)
+}
+
+func (a *app) deleteRole(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	p := principal(r)
+	name := r.PostForm.Get("name")
+	if err := a.g.DeleteRole(r.Context(), p, p.Tenant, name); err != nil {
+		a.failOr(w, r, err, "/roles")
+		return
+	}
+	a.ok(w, r, "/roles", "Deleted the role %s.", name)
+}
