@@ -93,7 +93,3 @@ func (g *Guard) MFAAdoption(ctx context.Context, by Principal, tenant string) (A
 	}
 	return ad, nil
 }
-
-// usesSSO reports whether u signs in by single sign-on. Until SSO lands,
-// nobody does.
-func (g *Guard) usesSSO(u auth.User) bool { return false }

@@ -52,6 +52,14 @@ var (
 	// ErrRolesNotConfigured: the backend gives no role store
 	// (Stores.Policies, Stores.Approvals).
 	ErrRolesNotConfigured = errors.New("guard: roles are not configured")
+	// ErrSSONotConfigured: an SSO call on a Guard without Config.SSO.
+	ErrSSONotConfigured = errors.New("guard: single sign-on is not configured")
+	// ErrSSOFailed: a single sign-on was refused, whatever the cause; the
+	// cause is in the sso.failed event.
+	ErrSSOFailed = errors.New("guard: single sign-on failed")
+	// ErrSSORequired: the tenant requires single sign-on; password sign-in
+	// is only for the break-glass owner.
+	ErrSSORequired = errors.New("guard: your organisation requires single sign-on")
 )
 
 // unavailable wraps a store failure: callers see ErrUnavailable (and can

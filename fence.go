@@ -12,6 +12,7 @@ import (
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/sso"
 )
 
 // TenantOpener opens the stores that keep one tenant's data when tenants
@@ -508,5 +509,60 @@ func (r routedRBAC) ListApprovals(ctx context.Context, tenant string, q rbac.App
 			return nil, err
 		}
 		return as.ListApprovals(ctx, tenant, q)
+	})
+}
+
+// routedSSO stands in for the IdP connection store when tenants are
+// ring-fenced.
+type routedSSO struct{ f *fence }
+
+var _ sso.ConnectionStore = routedSSO{}
+
+func (r routedSSO) conns(s Stores) (sso.ConnectionStore, error) {
+	if s.SSO.Connections == nil {
+		return nil, ErrSSONotConfigured
+	}
+	return s.SSO.Connections, nil
+}
+
+func (r routedSSO) PutConnection(ctx context.Context, c sso.Connection) error {
+	_, err := with(ctx, r.f, c.Tenant, func(s Stores) (struct{}, error) {
+		cs, err := r.conns(s)
+		if err != nil {
+			return struct{}{}, err
+		}
+		return struct{}{}, cs.PutConnection(ctx, c)
+	})
+	return err
+}
+
+func (r routedSSO) Connection(ctx context.Context, tenant string) (sso.Connection, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (sso.Connection, error) {
+		cs, err := r.conns(s)
+		if err != nil {
+			return sso.Connection{}, err
+		}
+		return cs.Connection(ctx, tenant)
+	})
+}
+
+func (r routedSSO) DeleteConnection(ctx context.Context, tenant string) error {
+	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
+		cs, err := r.conns(s)
+		if err != nil {
+			return struct{}{}, err
+		}
+		return struct{}{}, cs.DeleteConnection(ctx, tenant)
+	})
+	return err
+}
+
+func (r routedSSO) UpdateMetadata(ctx context.Context, tenant, url, metadata string, fetchedAt time.Time) (bool, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (bool, error) {
+		cs, err := r.conns(s)
+		if err != nil {
+			return false, err
+		}
+		return cs.UpdateMetadata(ctx, tenant, url, metadata, fetchedAt)
 	})
 }

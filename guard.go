@@ -13,6 +13,7 @@ import (
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/session"
+	"github.com/guardhq/guard/sso"
 )
 
 // DefaultStepUpWindow is the default of Config.StepUpWindow.
@@ -45,6 +46,11 @@ type Stores struct {
 	// stores and must be nil here; Codes, Rates and Transactions, which
 	// hold only hashes and counters that live minutes, stay shared.
 	MFA mfa.Stores
+	// SSO are the SAML stores, needed when Config.SSO is set. With
+	// OpenTenant, SSO.Connections comes from each tenant's stores (the
+	// tenant's IdP configuration is tenant data); SSO.Requests and
+	// SSO.Replay (tracked requests, accepted assertion IDs) stay shared.
+	SSO sso.Stores
 }
 
 // Shared returns s without its tenant-data stores (Users, UserUpdates,
@@ -53,6 +59,7 @@ type Stores struct {
 func (s Stores) Shared() Stores {
 	s.Users, s.UserUpdates, s.Audit, s.IPLists, s.Policies, s.Approvals = nil, nil, nil, nil, nil, nil
 	s.MFA.Factors, s.MFA.FactorUpdates, s.MFA.Enrolments, s.MFA.Recovery = nil, nil, nil, nil
+	s.SSO.Connections = nil
 	return s
 }
 
@@ -60,8 +67,9 @@ func (s Stores) validate(fenced bool) error {
 	if fenced {
 		switch {
 		case s.Users != nil || s.UserUpdates != nil || s.Audit != nil || s.IPLists != nil || s.Policies != nil || s.Approvals != nil ||
-			s.MFA.Factors != nil || s.MFA.FactorUpdates != nil || s.MFA.Enrolments != nil || s.MFA.Recovery != nil:
-			return &PolicyError{Field: "Stores", Reason: "the tenant-data stores (Users, UserUpdates, Audit, IPLists, Policies, Approvals, MFA.Factors, MFA.FactorUpdates, MFA.Enrolments, MFA.Recovery) must be nil with OpenTenant: each tenant's come from OpenTenant"}
+			s.MFA.Factors != nil || s.MFA.FactorUpdates != nil || s.MFA.Enrolments != nil || s.MFA.Recovery != nil ||
+			s.SSO.Connections != nil:
+			return &PolicyError{Field: "Stores", Reason: "the tenant-data stores (Users, UserUpdates, Audit, IPLists, Policies, Approvals, MFA.Factors, MFA.FactorUpdates, MFA.Enrolments, MFA.Recovery, SSO.Connections) must be nil with OpenTenant: each tenant's come from OpenTenant"}
 		case s.Throttle == nil:
 			return &PolicyError{Field: "Stores.Throttle", Reason: "is required"}
 		case s.Sessions == nil:
@@ -161,6 +169,11 @@ type Config struct {
 	// Stores (from Stores.MFA), Now and Rand. Nil: MFA is off, logins never
 	// ask for a second factor, and a policy requiring MFA is refused.
 	MFA *mfa.Config
+	// SSO turns SAML single sign-on on (Guard is the service provider):
+	// fill in BaseURL, the SP Key and Certificate, and the metadata
+	// options (see sso.Config); the facade supplies Stores (from
+	// Stores.SSO), Now and Rand. Nil: SSO is off.
+	SSO *sso.Config
 	// StepUpWindow is how recent a user's last full authentication must be
 	// for sensitive actions: removing a factor, creating API keys, changing
 	// the security policy (default 15 minutes). Older sessions get
@@ -214,6 +227,7 @@ type Guard struct {
 	ipf          *ipfilter.Filter // nil without Stores.IPLists
 	rbac         *rbac.Enforcer   // nil without Stores.Policies
 	approvals    *rbac.Approvals
+	sso          *sso.Provider // nil when SSO is off
 	stepUp       time.Duration
 	captcha      auth.CaptchaVerifier
 	captchaAfter int
@@ -304,6 +318,7 @@ func New(cfg Config) (*Guard, error) {
 		cfg.Stores.MFA.Factors, cfg.Stores.MFA.FactorUpdates, cfg.Stores.MFA.Enrolments, cfg.Stores.MFA.Recovery = r, r, r, r
 		cfg.Stores.IPLists = routedIPLists{f}
 		cfg.Stores.Policies, cfg.Stores.Approvals = routedRBAC{f}, routedRBAC{f}
+		cfg.Stores.SSO.Connections = routedSSO{f}
 	}
 	resolver, err := ipfilter.NewResolver(cfg.Proxies)
 	if err != nil {
@@ -321,6 +336,14 @@ func New(cfg Config) (*Guard, error) {
 			return nil, &PolicyError{Field: "Stores.Approvals", Reason: "is required with Stores.Policies"}
 		}
 		if aps, err = rbac.NewApprovals(rbac.ApprovalConfig{Store: cfg.Stores.Approvals, Enforcer: enf, Now: cfg.Now, Rand: cfg.Rand}); err != nil {
+			return nil, err
+		}
+	}
+	var sp *sso.Provider
+	if cfg.SSO != nil {
+		sc := *cfg.SSO
+		sc.Stores, sc.Now, sc.Rand = cfg.Stores.SSO, cfg.Now, cfg.Rand
+		if sp, err = sso.New(sc); err != nil {
 			return nil, err
 		}
 	}
@@ -377,6 +400,7 @@ func New(cfg Config) (*Guard, error) {
 		ipf:          ipf,
 		rbac:         enf,
 		approvals:    aps,
+		sso:          sp,
 		stepUp:       cfg.StepUpWindow,
 		captcha:      cfg.Captcha,
 		captchaAfter: cfg.CaptchaAfter,

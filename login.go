@@ -292,14 +292,30 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 	if rehash {
 		g.rehash(ctx, *a.user, req.Password)
 	}
-	return g.proceed(ctx, a, pol, gt, signIn{password: true})
+	si := signIn{password: true}
+	if pol.RequireSSO {
+		if a.user.ID != pol.BreakGlassUser || g.mfa == nil {
+			return LoginResult{}, g.loginFailed(ctx, a, "sso_required", ErrSSORequired, lockEvent(a, gt, "sso_required")...)
+		}
+		// The break-glass owner: password and a second factor, flagged
+		// and recorded at every use.
+		si.flags |= FlagBreakGlass
+		si.meta = map[string]string{"break_glass": "true"}
+		e := a.event(audit.LoginBreakGlass, audit.Success, "")
+		if err := g.record(ctx, e); err != nil {
+			return LoginResult{}, err
+		}
+		return g.breakGlass(ctx, a, pol, gt, si)
+	}
+	return g.proceed(ctx, a, pol, gt, si)
 }
 
 // signIn says how the user proved who they are so far.
 type signIn struct {
-	password bool     // the first factor was a password
-	flags    uint32   // session flags the first factor brings (FlagSSO, FlagBreakGlass)
-	mfa      mfa.Kind // the second factor, once passed ("" before)
+	endBy    time.Time // the session must end by then (an IdP's SessionNotOnOrAfter); zero: no limit
+	password bool      // the first factor was a password
+	flags    uint32    // session flags the first factor brings (FlagSSO, FlagBreakGlass)
+	mfa      mfa.Kind  // the second factor, once passed ("" before)
 	// meta is added to the login.succeeded event.
 	meta map[string]string
 }
@@ -315,7 +331,9 @@ const (
 // second factor or an enrolment is due, and otherwise creates the session.
 func (g *Guard) proceed(ctx context.Context, a attempt, pol Policy, gt gate, si signIn) (LoginResult, error) {
 	u := *a.user
-	if g.mfa != nil && si.mfa == "" {
+	// A second factor is Guard's to ask for after a password; after SSO it
+	// is the IdP's.
+	if g.mfa != nil && si.mfa == "" && si.flags&FlagSSO == 0 {
 		factors, err := g.mfa.Factors(ctx, u.Tenant, u.ID)
 		if err != nil {
 			return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("load factors", err))
@@ -379,9 +397,18 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 	if si.mfa != "" {
 		flags |= FlagMFA
 	}
+	lifetime := pol.SessionLifetime
+	if !si.endBy.IsZero() {
+		if left := si.endBy.Sub(now); left < lifetime {
+			if left < time.Minute {
+				return LoginResult{}, g.loginFailed(ctx, a, "session_not_on_or_after", ErrSSOFailed)
+			}
+			lifetime = left
+		}
+	}
 	token, s, evicted, err := g.sessions.Create(ctx, session.Options{
 		Tenant: u.Tenant, UserID: u.ID, IP: a.req.IP, UserAgent: a.req.UserAgent,
-		IdleTimeout: pol.IdleTimeout, Lifetime: pol.SessionLifetime, Limit: ptr(pol.sessionLimit()),
+		IdleTimeout: pol.IdleTimeout, Lifetime: lifetime, Limit: ptr(pol.sessionLimit()),
 		Flags: flags,
 	})
 	if errors.Is(err, session.ErrLimit) {
@@ -497,3 +524,23 @@ func (g *Guard) record(ctx context.Context, events ...audit.Event) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// breakGlass sends the break-glass owner to a second factor, or to enrol
+// one: a password alone never opens a session while SSO is required.
+func (g *Guard) breakGlass(ctx context.Context, a attempt, pol Policy, gt gate, si signIn) (LoginResult, error) {
+	u := *a.user
+	factors, err := g.mfa.Factors(ctx, u.Tenant, u.ID)
+	if err != nil {
+		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("load factors", err))
+	}
+	confirmed := factors[:0]
+	for _, f := range factors {
+		if f.Confirmed() {
+			confirmed = append(confirmed, f)
+		}
+	}
+	if len(confirmed) == 0 {
+		return g.pend(ctx, a, gt, si, purposeEnrol, nil)
+	}
+	return g.pend(ctx, a, gt, si, purposeLogin, confirmed)
+}

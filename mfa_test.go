@@ -579,3 +579,12 @@ func TestCaptchaFailsClosed(t *testing.T) {
 		t.Errorf("login with a CAPTCHA = %v", err)
 	}
 }
+
+func totpCode(t testing.TB, secret string) string {
+	t.Helper()
+	c, err := totp.GenerateCode(secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

@@ -60,6 +60,15 @@ type Policy struct {
 	// it; a value given by the caller is ignored.
 	MFARequiredSince time.Time `json:"mfa_required_since,omitzero"`
 
+	// RequireSSO refuses password sign-in to the tenant's users, except
+	// the break-glass owner (BreakGlassUser), who must then pass a second
+	// factor; every such sign-in is recorded (login.break_glass) and the
+	// session flagged. Needs Config.SSO and an IdP connection.
+	RequireSSO bool `json:"require_sso,omitempty"`
+	// BreakGlassUser is the ID of the owner who may still sign in with a
+	// password (and MFA) when RequireSSO is on, in case the IdP fails.
+	BreakGlassUser string `json:"break_glass_user,omitempty"`
+
 	// ReviewEvery is how often an access review is due (default 14 days).
 	ReviewEvery time.Duration `json:"review_every,omitempty"`
 	// DormantAfter: a user who has not signed in for this long is dormant

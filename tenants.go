@@ -103,6 +103,9 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 	if p.RequireMFA && g.mfa == nil {
 		return 0, &PolicyError{Field: "RequireMFA", Reason: "needs MFA to be configured (Config.MFA)"}
 	}
+	if err := g.checkSSOPolicy(ctx, tenant, p); err != nil {
+		return 0, err
+	}
 	cur, err := g.Tenant(ctx, tenant)
 	if err != nil {
 		return 0, err
@@ -155,6 +158,8 @@ func policyChanges(old, cur Policy) [][2]string {
 	add("require_mfa", old.RequireMFA != cur.RequireMFA, cur.RequireMFA)
 	add("mfa_allow_email", old.MFAAllowEmail != cur.MFAAllowEmail, cur.MFAAllowEmail)
 	add("mfa_grace", old.MFAGrace != cur.MFAGrace, cur.MFAGrace)
+	add("require_sso", old.RequireSSO != cur.RequireSSO, cur.RequireSSO)
+	add("break_glass_user", old.BreakGlassUser != cur.BreakGlassUser, cur.BreakGlassUser)
 	add("review_every", old.ReviewEvery != cur.ReviewEvery, cur.ReviewEvery)
 	add("dormant_after", old.DormantAfter != cur.DormantAfter, cur.DormantAfter)
 	add("auto_deactivate_dormant", old.AutoDeactivateDormant != cur.AutoDeactivateDormant, cur.AutoDeactivateDormant)

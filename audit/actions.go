@@ -49,6 +49,14 @@ const (
 	ApprovalConsumed    Action = "approval.consumed"
 )
 
+// Single sign-on.
+const (
+	SSOSucceeded    Action = "sso.succeeded"     // Meta: idp, name_id
+	SSOFailed       Action = "sso.failed"        // Reason: the precise rejection (audience_mismatch, replayed…)
+	SSOConfigured   Action = "sso.configured"    // the tenant's IdP connection changed
+	LoginBreakGlass Action = "login.break_glass" // the break-glass owner signed in with a password while SSO is required
+)
+
 // Access reviews.
 const (
 	ReviewCompleted Action = "access_review.completed" // Meta: users, dormant, decisions
@@ -93,6 +101,7 @@ var Actions = []Action{
 	IPDenied, IPListChanged, APIKeyCreated, APIKeyRevoked, APIKeyDenied,
 	RoleGranted, RoleRevoked, RoleDefined, RoleDeleted, ApprovalRuleChanged,
 	ApprovalRequested, ApprovalApproved, ApprovalRejected, ApprovalConsumed, ReviewCompleted,
+	SSOSucceeded, SSOFailed, SSOConfigured, LoginBreakGlass,
 	SessionCreated, SessionRotated, SessionEvicted, SessionRevoked, SessionExpired,
 	UserCreated, UserDeactivated, UserReactivated, UserDeleted, UserUnlocked,
 	PasswordChanged, PasswordRejected, PasswordRehashed,

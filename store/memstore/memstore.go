@@ -23,6 +23,7 @@ type Store struct {
 	IPLists   *IPLists
 	Policies  *Policies
 	Approvals *Approvals
+	SSO       *SSO
 }
 
 // New returns an empty Store.
@@ -38,6 +39,7 @@ func New() *Store {
 		IPLists:   NewIPLists(),
 		Policies:  NewPolicies(),
 		Approvals: NewApprovals(),
+		SSO:       NewSSO(),
 	}
 }
 
@@ -56,5 +58,6 @@ func (s *Store) Stores() guard.Stores {
 		IPLists:      s.IPLists,
 		Policies:     s.Policies,
 		Approvals:    s.Approvals,
+		SSO:          s.SSO.Stores(),
 	}
 }

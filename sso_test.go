@@ -1,0 +1,331 @@
+package guard_test
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"html"
+	"io"
+	"log"
+	"math/big"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/crewjam/saml/samlidp"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/sso"
+)
+
+var (
+	keysMu sync.Mutex
+	keys   = map[string]struct {
+		k *rsa.PrivateKey
+		c *x509.Certificate
+	}{}
+)
+
+// keyPair returns an RSA key and self-signed certificate for cn, made once
+// per test binary (RSA generation is slow under the race detector).
+func keyPair(t testing.TB, cn string) (*rsa.PrivateKey, *x509.Certificate) {
+	t.Helper()
+	keysMu.Lock()
+	defer keysMu.Unlock()
+	if kp, ok := keys[cn]; ok {
+		return kp.k, kp.c
+	}
+	k, c := newKeyPair(t, cn)
+	keys[cn] = struct {
+		k *rsa.PrivateKey
+		c *x509.Certificate
+	}{k, c}
+	return k, c
+}
+
+func newKeyPair(t testing.TB, cn string) (*rsa.PrivateKey, *x509.Certificate) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, c
+}
+
+// ssoSite is a host application wired the way the README says: Guard's
+// middleware, the SAML routes through the facade, and /api/whoami.
+type ssoSite struct {
+	g      *guard.Guard
+	srv    *httptest.Server
+	idp    *httptest.Server
+	kr     *mfa.Keyring
+	out    *outbox
+	idpURL string
+}
+
+func newSSOSite(t *testing.T) *ssoSite {
+	t.Helper()
+	s := &ssoSite{out: &outbox{}}
+	spKey, spCert := keyPair(t, "sp")
+	idpKey, idpCert := keyPair(t, "idp")
+	mux := http.NewServeMux()
+	s.srv = httptest.NewServer(nil)
+	t.Cleanup(s.srv.Close)
+	var err error
+	s.kr, err = mfa.NewKeyring(mfa.KeyringConfig{Keys: map[string][]byte{"k1": []byte("0123456789abcdef0123456789abcdef")}, Current: "k1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.g, err = guard.New(guard.Config{Stores: newMem(), AuditKey: auditKey, Hasher: fastHasher,
+		MFA: &mfa.Config{Keyring: s.kr, Issuer: "Acme", Email: s.out},
+		SSO: &sso.Config{BaseURL: s.srv.URL, Key: spKey, Certificate: spCert, AllowInsecureMetadata: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := s.g
+	mux.HandleFunc("GET /saml/{tenant}/metadata", func(w http.ResponseWriter, r *http.Request) {
+		b, err := g.SSOMetadata(r.PathValue("tenant"))
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(b)
+	})
+	mux.HandleFunc("GET /saml/{tenant}/login", func(w http.ResponseWriter, r *http.Request) {
+		l, err := g.StartSSO(r.Context(), guard.SSOStart{Tenant: r.PathValue("tenant"), ReturnTo: "/api/whoami", IP: g.ClientIP(r)})
+		if err != nil {
+			http.Error(w, "sso unavailable", http.StatusBadRequest)
+			return
+		}
+		http.Redirect(w, r, l.RedirectURL, http.StatusSeeOther)
+	})
+	mux.HandleFunc("POST /saml/{tenant}/acs", func(w http.ResponseWriter, r *http.Request) {
+		res, to, err := g.CompleteSSO(r.Context(), guard.SSOResponse{Tenant: r.PathValue("tenant"), Request: r, IP: g.ClientIP(r), UserAgent: r.UserAgent()})
+		if err != nil {
+			http.Error(w, guard.ErrSSOFailed.Error(), http.StatusForbidden)
+			return
+		}
+		g.SetSessionCookie(w, res.Token, res.Session)
+		http.Redirect(w, r, to, http.StatusSeeOther)
+	})
+	mux.Handle("GET /api/whoami", guard.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := guard.PrincipalFrom(r.Context())
+		u, _ := g.User(r.Context(), p, p.Tenant, p.UserID)
+		json.NewEncoder(w).Encode(map[string]any{"email": u.Email, "sso": p.Flags&guard.FlagSSO != 0})
+	})))
+	s.srv.Config.Handler = g.Middleware(mux)
+
+	s.idp = httptest.NewUnstartedServer(nil)
+	s.idpURL = "http://" + s.idp.Listener.Addr().String()
+	iu, _ := url.Parse(s.idpURL)
+	idp, err := samlidp.New(samlidp.Options{URL: *iu, Key: idpKey, Certificate: idpCert, Store: &samlidp.MemoryStore{}, Logger: log.New(io.Discard, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.idp.Config.Handler = idp
+	s.idp.Start()
+	t.Cleanup(s.idp.Close)
+
+	ctx := t.Context()
+	sys := guard.System("test")
+	if _, err := g.CreateTenant(ctx, sys, tenantID, "Acme", guard.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.SetSSOConnection(ctx, sys, sso.Connection{Tenant: tenantID, MetadataURL: s.idpURL + "/metadata",
+		JIT: true, AllowedDomains: []string{"corp.example"}, GroupRoles: map[string]string{"Staff": rbac.Member}}); err != nil {
+		t.Fatal(err)
+	}
+	s.idpPut(t, "/services/acme", s.get(t, http.DefaultClient, s.srv.URL+"/saml/acme/metadata"))
+	return s
+}
+
+func (s *ssoSite) idpPut(t *testing.T, path, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, s.idpURL+path, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("PUT %s: %s", path, resp.Status)
+	}
+}
+
+func (s *ssoSite) get(t *testing.T, c *http.Client, u string) string {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+var (
+	inputRE  = regexp.MustCompile(`<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"`)
+	actionRE = regexp.MustCompile(`<form[^>]*action="([^"]+)"`)
+)
+
+func formOf(t *testing.T, page string) (string, url.Values) {
+	t.Helper()
+	m := actionRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no form in page:\n%s", page)
+	}
+	v := url.Values{}
+	for _, in := range inputRE.FindAllStringSubmatch(page, -1) {
+		v.Set(in[1], html.UnescapeString(in[2]))
+	}
+	return html.UnescapeString(m[1]), v
+}
+
+// signIn runs an SP-initiated login in a fresh browser and returns the
+// browser, the ACS form it posted, and the final response.
+func (s *ssoSite) signIn(t *testing.T, user, pw string) (*http.Client, string, url.Values, *http.Response) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	b := &http.Client{Jar: jar}
+	page := s.get(t, b, s.srv.URL+"/saml/acme/login")
+	action, fields := formOf(t, page)
+	fields.Set("user", user)
+	fields.Set("password", pw)
+	resp, err := b.PostForm(action, fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	acs, acsFields := formOf(t, string(body))
+	final, err := b.PostForm(acs, acsFields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, acs, acsFields, final
+}
+
+func TestSSOSignInThroughTheFacade(t *testing.T) {
+	s := newSSOSite(t)
+	s.idpPut(t, "/users/alice", `{"name":"alice","password":"correct horse","email":"Alice@Corp.Example","common_name":"Alice Example","groups":["Staff"]}`)
+	_, acs, fields, resp := s.signIn(t, "alice", "correct horse")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"email":"alice@corp.example"`) || !strings.Contains(string(b), `"sso":true`) {
+		t.Fatalf("whoami after SSO: %s %s", resp.Status, b)
+	}
+	ctx := t.Context()
+	sys := guard.System("test")
+	us, _ := s.g.ListUsers(ctx, sys, tenantID, "", 10)
+	if len(us) != 1 || us[0].HasPassword {
+		t.Fatalf("just-in-time user: %+v", us)
+	}
+	if roles, _ := s.g.RolesOf(ctx, sys, tenantID, "user:"+us[0].ID); len(roles) != 1 || roles[0] != rbac.Member {
+		t.Errorf("mapped roles %v, want member", roles)
+	}
+	// The captured response posted again, by another client, is refused.
+	again, err := http.PostForm(acs, fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Body.Close()
+	if again.StatusCode != http.StatusForbidden {
+		t.Errorf("replayed response: %s", again.Status)
+	}
+	page, _ := s.g.QueryAudit(ctx, sys, tenantID, audit.Query{Action: string(audit.SSOFailed)})
+	if len(page.Events) == 0 || page.Events[0].Reason == "" {
+		t.Errorf("sso.failed events: %+v", page.Events)
+	}
+	if ok, _ := s.g.QueryAudit(ctx, sys, tenantID, audit.Query{Action: string(audit.SSOSucceeded)}); len(ok.Events) != 1 {
+		t.Errorf("%d sso.succeeded events", len(ok.Events))
+	}
+	ad, err := s.g.MFAAdoption(ctx, sys, tenantID)
+	if err != nil || ad.WithSSO != 1 {
+		t.Errorf("adoption = %+v, %v; want one user on SSO", ad, err)
+	}
+
+	// A deactivated user is refused even with a valid assertion.
+	if err := s.g.DeactivateUser(ctx, sys, tenantID, us[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, resp := s.signIn(t, "alice", "correct horse"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("deactivated user signing in by SSO: %s", resp.Status)
+	}
+	// A domain outside the connection's allowed domains is refused.
+	s.idpPut(t, "/users/eve", `{"name":"eve","password":"correct horse","email":"eve@evil.example","groups":["Staff"]}`)
+	if _, _, _, resp := s.signIn(t, "eve", "correct horse"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("user of another domain: %s", resp.Status)
+	}
+}
+
+func TestRequireSSOWithBreakGlass(t *testing.T) {
+	s := newSSOSite(t)
+	ctx := t.Context()
+	sys := guard.System("test")
+	owner, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "owner@corp.example", Password: ownerPW, Roles: []string{rbac.Owner}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "bob@corp.example", Password: ownerPW}); err != nil {
+		t.Fatal(err)
+	}
+	tn, _ := s.g.Tenant(ctx, tenantID)
+	var pe *guard.PolicyError
+	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: "nobody"}, tn.Version); !errors.As(err, &pe) {
+		t.Fatalf("break-glass user that does not exist: %v", err)
+	}
+	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: owner.ID}, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	login := func(email string) (guard.LoginResult, error) {
+		return s.g.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: email, Password: ownerPW, IP: "203.0.113.5", UserAgent: "test"})
+	}
+	if _, err := login("bob@corp.example"); !errors.Is(err, guard.ErrSSORequired) {
+		t.Errorf("password login while SSO is required: %v, want ErrSSORequired", err)
+	}
+	// The break-glass owner gets no session from the password alone.
+	res, err := login("owner@corp.example")
+	if err != nil || res.Pending == nil || !res.Pending.Enrol || res.Token != "" {
+		t.Fatalf("break-glass password login: %+v, %v; want a pending enrolment", res, err)
+	}
+	en, err := s.g.BeginPendingTOTP(ctx, res.Pending.Token, "203.0.113.5", "test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := s.g.CompletePendingEnrolment(ctx, guard.SecondFactor{Pending: res.Pending.Token, FactorID: en.Factor.ID,
+		Code: totpCode(t, en.Secret), IP: "203.0.113.5", UserAgent: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.g.Authenticate(ctx, done.Token)
+	if err != nil || p.Flags&guard.FlagBreakGlass == 0 || p.Flags&guard.FlagMFA == 0 {
+		t.Errorf("break-glass session flags %b, %v; want FlagBreakGlass and FlagMFA", p.Flags, err)
+	}
+	if page, _ := s.g.QueryAudit(ctx, sys, tenantID, audit.Query{Action: string(audit.LoginBreakGlass)}); len(page.Events) != 1 {
+		t.Errorf("%d login.break_glass events, want 1", len(page.Events))
+	}
+	if err := s.g.DeleteSSOConnection(ctx, sys, tenantID); !errors.As(err, &pe) {
+		t.Errorf("removing the IdP while SSO is required: %v", err)
+	}
+}
