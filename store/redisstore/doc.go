@@ -1,10 +1,11 @@
 // Package redisstore keeps Guard's sessions, throttle counters and
-// short-lived MFA records in Redis, for deployments of many replicas:
-// every invariant (the per-user session limit, "set if newer", rotate
-// once, at most Limit.Max attempts before a lock, a one-time code or a
-// pending login used once, no more wrong tries than allowed) is one Lua
-// script run atomically by Redis, so it holds however many processes
-// share the database.
+// short-lived MFA and SAML records in Redis, for deployments of many
+// replicas: every invariant (the per-user session limit, "set if newer",
+// rotate once, at most Limit.Max attempts before a lock, a one-time code
+// or a pending login used once, no more wrong tries than allowed, a SAML
+// request answered once, an assertion accepted once) is one Lua script run
+// atomically by Redis, so it holds however many processes share the
+// database.
 //
 // # What is inside
 //
@@ -13,20 +14,24 @@
 // EVALSHA), auth.ThrottleStore, and the MFA records that live minutes:
 // mfa.CodeStore (one-time codes sent by email or SMS, as HMACs),
 // mfa.RateStore (send limits) and mfa.TransactionStore (pending logins,
-// by token hash). Users, audit, tenants and the MFA factors and recovery
-// codes live in a SQL backend (store/pgstore, store/sqlitestore); Stores
-// puts a Store in the Sessions, SessionIndex and Throttle fields of that
-// backend's guard.Stores, and MFAStores returns an mfa.Stores whose Codes,
-// Rates and Transactions are the Store (the other fields nil), to merge
-// with the SQL backend's:
+// by token hash), and the SAML records that live minutes:
+// sso.RequestStore (the AuthnRequests and LogoutRequests sent, each
+// answered once) and sso.ReplayCache (the IDs of accepted assertions and
+// IdP LogoutRequests, refused a second time on every replica). Users,
+// audit, tenants, the MFA factors and recovery codes and the SAML
+// connections live in a SQL backend (store/pgstore, store/sqlitestore);
+// Stores puts a Store in the Sessions, SessionIndex, Throttle,
+// MFA.Codes, MFA.Rates, MFA.Transactions, SSO.Requests and SSO.Replay
+// fields of that backend's guard.Stores. MFAStores returns an mfa.Stores
+// whose Codes, Rates and Transactions are the Store, and SSOStores an
+// sso.Stores whose Requests and Replay are the Store (the other fields
+// nil), to merge with another backend's:
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 //	rs, err := redisstore.New(rdb, redisstore.Options{})
 //	…
-//	stores := rs.Stores(pg.Stores())
-//	m := rs.MFAStores()
-//	stores.MFA.Codes, stores.MFA.Rates, stores.MFA.Transactions = m.Codes, m.Rates, m.Transactions
-//	g, err := guard.New(guard.Config{Stores: stores, AuditKey: key, MFA: &mfaConfig})
+//	stores := rs.Stores(pg.Stores()) // the short-lived roles from Redis, the rest from PostgreSQL
+//	g, err := guard.New(guard.Config{Stores: stores, AuditKey: key, MFA: &mfaConfig, SSO: &ssoConfig})
 //
 // # Setting up
 //
@@ -41,8 +46,11 @@
 //	guard:mc:<len(tenant)>:<tenant>:<txn> an MFA one-time code (a hash)
 //	guard:mr:<rate key>                   an MFA send counter (a hash)
 //	guard:mt:<hex token hash>             a pending MFA sign-in (a hash)
+//	guard:sr:<len(tenant)>:<tenant>:<id>  a tracked SAML request (a hash)
+//	guard:sa:<len(tenant)>:<tenant>:<id>  an accepted SAML message ID (a
+//	                                      string: until, microseconds)
 //
-// The tenant's length makes the user and code keys unambiguous: tenant
+// The tenant's length makes the user, code and SAML keys unambiguous: tenant
 // "a:b" with user "c" and tenant "a" with user "b:c" have different keys. The
 // scripts use only commands that Redis has had since 4.0; the tests run
 // against Redis 7.0.
@@ -50,8 +58,8 @@
 // # Time and memory
 //
 // The rules are judged at the times Guard passes (session.CreatedAt, the
-// now of LookupTouch, Reserve, CheckCode and Hit), never by the Redis
-// clock, and times are
+// now of LookupTouch, Reserve, CheckCode, Hit, ConsumeRequest and
+// InsertID), never by the Redis clock, and times are
 // kept to the microsecond, in UTC. Memory is bounded by key expiry, which
 // does use the Redis clock: a session key expires at its ExpiresAt, a
 // user's sorted set with its last session (members whose session is gone
@@ -62,10 +70,18 @@
 // the end of its window, and a pending login at its ExpiresAt; so a check
 // after ExpiresAt by the Redis clock may find no code (mfa.ErrNotFound)
 // rather than an expired one (mfa.ErrExpired), and a Redis clock ahead of
-// the hosts' ends send windows early. Keep the clocks of the Redis server and of the
-// hosts in sync (NTP): a server clock far ahead ends sessions and locks
-// early. Times must lie between 1970 and 2255 (Lua's numbers are exact
-// only up to 2^53 microseconds); others are refused with an *InputError.
+// the hosts' ends send windows early. A tracked SAML request expires at
+// its Expires and a replay record at its until, both by the Redis clock.
+// A Redis clock ahead of a host's drops replay records early: within the
+// margin that package sso adds to until (the connection's clock skew once
+// more, for clocks that differ) this is harmless; beyond it, that host
+// could accept a replayed assertion in its last moments of validity.
+// Keep the clocks of the Redis server and of the hosts in sync (NTP): a
+// server clock far ahead ends sessions and locks early, and opens that
+// window for replays. Times must lie between 1970 and 2255 (Lua's
+// numbers are exact only up to 2^53 microseconds); others are refused
+// with an *InputError (a zero sso.Request.CreatedAt, which no rule uses,
+// is kept as zero).
 //
 // # Redis deployments
 //
@@ -82,8 +98,8 @@
 // slots. Redis Cluster (and a client-side Ring) is therefore supported
 // only with a Prefix holding a hash tag, such as "{guard}:", which puts
 // every key of the store in one slot, hence on one shard; New refuses a
-// ClusterClient or Ring without one. The throttle and MFA scripts touch
-// one key each.
+// ClusterClient or Ring without one. The throttle, MFA and SAML scripts
+// touch one key each.
 //
 // # Concurrency
 //
@@ -96,7 +112,10 @@
 // session.ErrNotFound (for a missing key, never for a failure),
 // session.ErrDuplicate and session.ErrLimit; mfa.ErrNotFound,
 // mfa.ErrExpired, mfa.ErrTooManyTries, mfa.ErrInvalidCode and
-// mfa.ErrDuplicate. Any failure of Redis (refused
+// mfa.ErrDuplicate; sso.ErrNotFound (a request never stored, consumed or
+// expired) and sso.ErrDuplicate. Memory is bounded by expiry and by the
+// server's maxmemory, so sso.ErrFull is never returned: a server out of
+// memory is a failure like any other. Any failure of Redis (refused
 // connection, timeout, a script error) is returned wrapped, prefixed
 // "redisstore:", and is never one of those sentinels, so the facade denies
 // the request (fail closed). Data that this package did not write is

@@ -50,11 +50,11 @@ type InputError struct {
 
 func (e *InputError) Error() string { return "redisstore: invalid " + e.Field + ": " + e.Reason }
 
-// Store keeps sessions, throttle counters and the short-lived MFA records
-// in Redis. It implements session.Store, session.UserIndex,
-// session.LookupToucher, auth.ThrottleStore, mfa.CodeStore, mfa.RateStore
-// and mfa.TransactionStore; use Stores and MFAStores to plug it into a
-// guard.Stores. It is safe
+// Store keeps sessions, throttle counters and the short-lived MFA and SAML
+// records in Redis. It implements session.Store, session.UserIndex,
+// session.LookupToucher, auth.ThrottleStore, mfa.CodeStore, mfa.RateStore,
+// mfa.TransactionStore, sso.RequestStore and sso.ReplayCache; use Stores
+// (or MFAStores and SSOStores) to plug it into a guard.Stores. It is safe
 // for concurrent use, and every method that changes data is one Lua script
 // (or one command), so its invariants hold across any number of processes
 // sharing the Redis database.
@@ -111,14 +111,17 @@ func hasHashTag(key string) bool {
 }
 
 // Stores returns base with the short-lived stores set to s: Sessions,
-// SessionIndex, Throttle, and the one-time codes, send limits and pending
-// sign-ins of MFA (MFA.Codes, MFA.Rates, MFA.Transactions). For example
-// those in Redis, everything else in PostgreSQL.
+// SessionIndex, Throttle, the one-time codes, send limits and pending
+// sign-ins of MFA (MFA.Codes, MFA.Rates, MFA.Transactions), and the
+// tracked SAML requests and assertion replay cache (SSO.Requests,
+// SSO.Replay). For example those in Redis, everything else (including
+// SSO.Connections) in PostgreSQL.
 func (s *Store) Stores(base guard.Stores) guard.Stores {
 	base.Sessions = s
 	base.SessionIndex = s
 	base.Throttle = s
 	base.MFA.Codes, base.MFA.Rates, base.MFA.Transactions = s, s, s
+	base.SSO.Requests, base.SSO.Replay = s, s
 	return base
 }
 

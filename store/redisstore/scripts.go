@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -19,6 +20,8 @@ import (
 //	P mc: <len(tenant)>:<tenant>:<txn> a one-time MFA code: a hash
 //	P mr: <key>                        an MFA rate counter: a hash
 //	P mt: <hex hash>                   a pending MFA login: a hash
+//	P sr: <len(tenant)>:<tenant>:<id>  a tracked SAML request: a hash
+//	P sa: <len(tenant)>:<tenant>:<id>  a SAML replay record: a string
 //
 // Session fields: t tenant, u user ID, c CreatedAt, l LastSeen, e
 // ExpiresAt (microseconds since 1970), i IdleTimeout (nanoseconds, for the
@@ -37,6 +40,10 @@ import (
 //
 // Transaction fields (mfa.Transaction): t tenant, u user ID, b Binding
 // (hex), p Purpose, f Flags, c CreatedAt, e ExpiresAt (microseconds).
+//
+// SAML request fields (sso.Request): k Kind, r RelayState, p ReturnTo, b
+// Binding, c CreatedAt ("" for the zero time), e Expires (microseconds).
+// A SAML replay record holds its until (microseconds).
 //
 // Lua numbers are float64: the times and durations compared are below
 // 2^53 (Go checks), and every number written back to Redis is either an
@@ -350,8 +357,61 @@ redis.call('DEL', KEYS[1])
 return v
 `)
 
+// requestFieldNames are the fields of a tracked SAML request that Go
+// decodes, in order; requestFields is the same list in Lua.
+var (
+	requestFieldNames = []string{"k", "r", "p", "b", "c", "e"}
+	requestFields     = "'" + strings.Join(requestFieldNames, "', '") + "'"
+)
+
+// rememberRequestScript is sso.RequestStore.RememberRequest. KEYS[1] the
+// request. ARGV: its PEXPIREAT, then its field/value pairs. Returns 1, and
+// changes nothing, if the key exists (even holding a request expired by
+// the caller's clock: IDs are 160 random bits, so a duplicate is a broken
+// Rand), else 0.
+var rememberRequestScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 0
+`)
+
+// consumeRequestScript is sso.RequestStore.ConsumeRequest. KEYS[1] the
+// request. ARGV: now. Returns {1} if there is no request, {9}, and
+// changes nothing, if it is malformed, {2} if it has expired at now (it
+// is removed), else {0, its fields} (it is removed).
+var consumeRequestScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return {1} end
+local v = redis.call('HMGET', KEYS[1], ` + requestFields + `)
+for i = 1, ` + strconv.Itoa(len(requestFieldNames)) + ` do
+  if not v[i] then return {9} end
+end
+if not string.match(v[6], '^%d+$') or not string.match(v[5], '^%d*$') then return {9} end
+redis.call('DEL', KEYS[1])
+if tonumber(ARGV[1]) >= tonumber(v[6]) then return {2} end
+table.insert(v, 1, 0)
+return v
+`)
+
+// insertIDScript is sso.ReplayCache.InsertID. KEYS[1] the replay record:
+// a string holding its until (microseconds). ARGV: now, until, its
+// PEXPIREAT. Returns 0 if a record is there whose until is after now
+// (nothing changes), -1 if the key holds something else, else 1 after
+// writing the record.
+var insertIDScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v then
+  if not string.match(v, '^%d+$') then return -1 end
+  if tonumber(ARGV[1]) < tonumber(v) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+return 1
+`)
+
 var allScripts = []*redis.Script{
 	createScript, touchScript, lookupTouchScript, deleteScript, rotateScript,
 	listScript, deleteByUserScript, reserveScript, releaseScript,
 	putCodeScript, checkCodeScript, hitScript, createTxnScript, consumeTxnScript,
+	rememberRequestScript, consumeRequestScript, insertIDScript,
 }

@@ -1,0 +1,172 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/guardhq/guard/sso"
+)
+
+var (
+	_ sso.RequestStore = (*Store)(nil)
+	_ sso.ReplayCache  = (*Store)(nil)
+)
+
+// SSOStores returns the short-lived SAML roles that s keeps: Requests (the
+// AuthnRequests and LogoutRequests sent) and Replay (the assertion replay
+// cache, shared by every replica), both s. Connections (tenant data that
+// must last) is nil, to be filled from a SQL backend's sso.Stores.
+func (s *Store) SSOStores() sso.Stores {
+	return sso.Stores{Requests: s, Replay: s}
+}
+
+// requestKey is the key of the tracked SAML request (tenant, id). The
+// tenant is written with its length first, as in indexKey, so that no two
+// (tenant, id) pairs share a key.
+func (s *Store) requestKey(tenant, id string) string {
+	return s.prefix + "sr:" + strconv.Itoa(len(tenant)) + ":" + tenant + ":" + id
+}
+
+// replayKey is the key of the replay record of (tenant, id), with the
+// tenant's length first as in requestKey.
+func (s *Store) replayKey(tenant, id string) string {
+	return s.prefix + "sa:" + strconv.Itoa(len(tenant)) + ":" + tenant + ":" + id
+}
+
+// RememberRequest implements sso.RequestStore in one script, which makes
+// the key expire at r.Expires (by the Redis clock: see the package
+// documentation). Times are kept to the microsecond. It returns an
+// *InputError, and changes nothing, when r.Expires, or r.CreatedAt unless
+// it is the zero time, lies outside the years 1970 to 2255. Redis has no
+// bound of its own besides maxmemory, so it never returns sso.ErrFull; a
+// server out of memory gives an error.
+func (s *Store) RememberRequest(ctx context.Context, r sso.Request) error {
+	created := ""
+	if !r.CreatedAt.IsZero() {
+		us, err := micros("Request.CreatedAt", r.CreatedAt)
+		if err != nil {
+			return err
+		}
+		created = itoa(us)
+	}
+	expires, err := micros("Request.Expires", r.Expires)
+	if err != nil {
+		return err
+	}
+	args := []any{
+		itoa(expireMillis(expires)),
+		"k", r.Kind,
+		"r", r.RelayState,
+		"p", r.ReturnTo,
+		"b", r.Binding,
+		"c", created,
+		"e", itoa(expires),
+	}
+	dup, err := rememberRequestScript.Run(ctx, s.rdb, []string{s.requestKey(r.Tenant, r.ID)}, args...).Int64()
+	if err != nil {
+		return redisErr("remember request", err)
+	}
+	if dup == 1 {
+		return sso.ErrDuplicate
+	}
+	return nil
+}
+
+// Status codes of consumeRequestScript.
+const (
+	requestFound   = 0
+	requestNone    = 1
+	requestExpired = 2
+	requestMangled = 9
+)
+
+// ConsumeRequest implements sso.RequestStore in one script, which removes
+// the request and judges its expiry at now (kept to the microsecond): an
+// expired request is removed and gives sso.ErrNotFound. It returns an
+// *InputError, and changes nothing, when now lies outside the years 1970
+// to 2255.
+func (s *Store) ConsumeRequest(ctx context.Context, tenant, id string, now time.Time) (sso.Request, error) {
+	at, err := micros("now", now)
+	if err != nil {
+		return sso.Request{}, err
+	}
+	v, err := consumeRequestScript.Run(ctx, s.rdb, []string{s.requestKey(tenant, id)}, itoa(at)).Slice()
+	if err != nil {
+		return sso.Request{}, redisErr("consume request", err)
+	}
+	if len(v) == 0 {
+		return sso.Request{}, redisErr("consume request", ErrCorrupt)
+	}
+	status, ok := v[0].(int64)
+	switch {
+	case !ok || status == requestMangled:
+		return sso.Request{}, redisErr("consume request", ErrCorrupt)
+	case status == requestNone || status == requestExpired:
+		return sso.Request{}, sso.ErrNotFound
+	case status != requestFound || len(v) != 1+len(requestFieldNames):
+		return sso.Request{}, redisErr("consume request", ErrCorrupt)
+	}
+	r, err := decodeRequest(v[1:], tenant, id)
+	if err != nil {
+		return sso.Request{}, redisErr("consume request", err)
+	}
+	return r, nil
+}
+
+// decodeRequest decodes the fields of a request in the order of
+// requestFieldNames.
+func decodeRequest(v []any, tenant, id string) (sso.Request, error) {
+	var str [6]string
+	for i := range str {
+		s, ok := v[i].(string)
+		if !ok {
+			return sso.Request{}, fmt.Errorf("%w: request field %s", ErrCorrupt, requestFieldNames[i])
+		}
+		str[i] = s
+	}
+	r := sso.Request{Tenant: tenant, ID: id, Kind: str[0], RelayState: str[1], ReturnTo: str[2], Binding: str[3]}
+	if str[4] != "" {
+		created, err := strconv.ParseInt(str[4], 10, 64)
+		if err != nil {
+			return sso.Request{}, fmt.Errorf("%w: request field c", ErrCorrupt)
+		}
+		r.CreatedAt = fromMicros(created)
+	}
+	expires, err := strconv.ParseInt(str[5], 10, 64)
+	if err != nil {
+		return sso.Request{}, fmt.Errorf("%w: request field e", ErrCorrupt)
+	}
+	r.Expires = fromMicros(expires)
+	return r, nil
+}
+
+// InsertID implements sso.ReplayCache in one script: the record of (tenant,
+// id) is a key holding its until, replaced only if that until is at or
+// before now (kept to the microsecond), and the key expires at until (by
+// the Redis clock: see the package documentation). It returns an
+// *InputError, and changes nothing, when until or now lies outside the
+// years 1970 to 2255. Redis has no bound of its own besides maxmemory, so
+// it never returns sso.ErrFull; a server out of memory gives an error.
+func (s *Store) InsertID(ctx context.Context, tenant, id string, until, now time.Time) (bool, error) {
+	u, err := micros("until", until)
+	if err != nil {
+		return false, err
+	}
+	at, err := micros("now", now)
+	if err != nil {
+		return false, err
+	}
+	n, err := insertIDScript.Run(ctx, s.rdb, []string{s.replayKey(tenant, id)}, itoa(at), itoa(u), itoa(expireMillis(u))).Int64()
+	if err != nil {
+		return false, redisErr("insert replay id", err)
+	}
+	switch n {
+	case 0:
+		return false, nil
+	case 1:
+		return true, nil
+	}
+	return false, redisErr("insert replay id", ErrCorrupt)
+}
