@@ -11,6 +11,8 @@ import (
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/auth/authtest"
 	"github.com/guardhq/guard/guardtest"
+	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/mfa/mfatest"
 	"github.com/guardhq/guard/session/sessiontest"
 	"github.com/guardhq/guard/store/sqlitestore"
 )
@@ -64,3 +66,8 @@ var authStores = authtest.Stores{
 
 func TestAuthStores(t *testing.T)           { authtest.Run(t, authStores) }
 func TestAuthStoresConcurrent(t *testing.T) { authtest.RunConcurrent(t, authStores) }
+
+func newMFA(t *testing.T) mfa.Stores { return openStore(t).MFA.Stores() }
+
+func TestMFA(t *testing.T)           { mfatest.Run(t, newMFA) }
+func TestMFAConcurrent(t *testing.T) { mfatest.RunConcurrent(t, newMFA) }

@@ -5,8 +5,8 @@
 // # What is inside
 //
 // A Store holds one database and serves these stores of guard.Stores (its
-// MFA, IPLists, Policies and Approvals stores are not implemented here
-// yet: Stores leaves them nil):
+// IPLists, Policies and Approvals stores are not implemented here yet:
+// Stores leaves them nil):
 //
 //   - Users: auth.UserStore and auth.UserUpdater;
 //   - Throttle: auth.ThrottleStore;
@@ -16,7 +16,10 @@
 //   - Audit: audit.Store;
 //   - Tenants: guard.TenantStore;
 //   - APIKeys: auth.APIKeyStore (the check of a request made with a key is
-//     one SELECT by the key's hash).
+//     one SELECT by the key's hash);
+//   - MFA: every role of mfa.Stores (MFA.Stores): factors, the enrolment
+//     index, recovery codes, one-time codes, send rates and pending
+//     logins.
 //
 // Use it as
 //
@@ -82,27 +85,32 @@
 // a DELETE … RETURNING) or one write transaction that holds the database
 // write lock from its start (BEGIN IMMEDIATE), so it never has to upgrade a
 // read lock and no other writer, in any process, runs until it commits. The
-// session limit, throttle counts, the audit chain's head and a tenant's
-// policy version therefore hold across processes. Within one Store, writers
-// queue in Go and then run on one connection kept for writes, with their
-// statements prepared once; readers use the rest of the pool and never wait
-// for writers (WAL).
+// session limit, throttle counts, the audit chain's head, a tenant's
+// policy version, the TOTP replay check, and a recovery code, one-time
+// code or pending login used once therefore hold across processes. Within
+// one Store, writers queue in Go and then run on one connection kept for
+// writes, with their statements prepared once; readers use the rest of the
+// pool and never wait for writers (WAL).
 //
 // Rows that are no longer needed are deleted as the stores go: expired
 // sessions of a user when that user signs in; up to 2048 sessions (of any
 // user) that are no longer live in every 1024th Sessions.Create of a Store;
 // up to 2048 forgotten throttle records in every 1024th Throttle.Reserve
-// that counts an attempt. Each sweep is part of that call's transaction.
-// Sessions.DeleteExpired and Throttle.Sweep delete them all on demand.
+// that counts an attempt; up to 2048 expired one-time codes, ended send-rate
+// windows or expired pending logins in every 1024th MFA.PutCode, MFA.Hit or
+// MFA.CreateTransaction. Each sweep is part of that call's transaction and
+// judges expiry by the time the caller passes. Sessions.DeleteExpired,
+// Throttle.Sweep and MFA.Sweep delete them all on demand.
 //
 // # Errors
 //
 // The conditions of the store interfaces are their own sentinels
 // (session.ErrNotFound, auth.ErrDuplicateEmail, audit.ErrConflict,
-// guard.ErrTenantExists, …). Errors about the file are ErrNotDatabase,
+// guard.ErrTenantExists, mfa.ErrReplay, …). Errors about the file are ErrNotDatabase,
 // ErrForeignSchema, ErrSchemaTooNew, ErrNotMigrated and ErrClosed. Bad
 // input gives the calling package's typed error and changes nothing (an
-// invalid auth.Limit, an audit event of another tenant). Every other error
+// invalid auth.Limit, an audit event of another tenant, a factor confirmed
+// at the zero time). Every other error
 // is an engine failure, wrapped with the prefix "sqlitestore:"; the facade
 // then denies the request (it fails closed). Compare with errors.Is and
 // errors.As.

@@ -1,10 +1,12 @@
 package sqlitestore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/store/sqlitestore"
 )
@@ -247,5 +252,160 @@ func TestFacadeRingFenced(t *testing.T) {
 		if users != tc.users || (events > 0) != (tc.users > 0) {
 			t.Errorf("%s holds %d users and %d audit events", tc.file, users, events)
 		}
+	}
+}
+
+// clock is a settable Config.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// newMFAGuard returns a Guard with MFA on st's stores and the clock c.
+func newMFAGuard(t *testing.T, st *sqlitestore.Store, c *clock) *guard.Guard {
+	t.Helper()
+	kr, err := mfa.NewKeyring(mfa.KeyringConfig{Keys: map[string][]byte{"k1": []byte("0123456789abcdef0123456789abcdef")}, Current: "k1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := guard.New(guard.Config{
+		Stores:   st.Stores(),
+		AuditKey: auditKey,
+		Hasher:   fastHasher,
+		Now:      c.Now,
+		MFA:      &mfa.Config{Keyring: kr, Issuer: "t"},
+	})
+	if err != nil {
+		t.Fatalf("guard.New: %v", err)
+	}
+	return g
+}
+
+// Password and TOTP through the facade on SQLite: enrolment, a sign-in
+// completed with a code, the pending sign-in consumed once, the same code
+// refused for the next sign-in (AdvanceStep's replay check), a recovery
+// code used once; then, on a second Store of the same file (another
+// replica), a sign-in with the next step's code and the earlier code
+// still refused.
+func TestFacadeLoginWithTOTP(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "guard.db")
+	st := openFile(t, path)
+	c := &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	g := newMFAGuard(t, st, c)
+	ctx := context.Background()
+	sys := guard.System("t")
+	if _, err := g.CreateTenant(ctx, sys, "acme", "Acme", guard.Policy{SessionLimit: 10}); err != nil {
+		t.Fatalf("CreateTenant: %v", err)
+	}
+	u, err := g.CreateUser(ctx, sys, guard.NewUser{Tenant: "acme", Email: "alice@example.com", Password: alicePW})
+	if err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	login := func(g *guard.Guard) guard.LoginResult {
+		t.Helper()
+		res, err := g.Login(ctx, guard.LoginRequest{Tenant: "acme", Email: "alice@example.com", Password: alicePW, IP: "203.0.113.5", UserAgent: "test"})
+		if err != nil {
+			t.Fatalf("Login: %v", err)
+		}
+		return res
+	}
+	complete := func(g *guard.Guard, pend *guard.Pending, method, code string) (guard.LoginResult, error) {
+		return g.CompleteLogin(ctx, guard.SecondFactor{Pending: pend.Token, Method: method, Code: code, IP: "203.0.113.5", UserAgent: "test"})
+	}
+
+	// Without a factor, the password opens a session; enrol TOTP in it.
+	res := login(g)
+	if res.Pending != nil || res.Token == "" {
+		t.Fatalf("Login before enrolment = %+v, want a session", res)
+	}
+	p, err := g.Authenticate(ctx, res.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.IP, p.UserAgent, p.Addr = "203.0.113.5", "test", netip.MustParseAddr("203.0.113.5")
+	en, err := g.BeginTOTP(ctx, p, "Phone")
+	if err != nil {
+		t.Fatalf("BeginTOTP: %v", err)
+	}
+	code := func() string {
+		t.Helper()
+		s, err := totp.GenerateCode(en.Secret, c.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	recovery, err := g.ConfirmFactor(ctx, p, en.Factor.ID, code())
+	if err != nil || len(recovery) != 10 {
+		t.Fatalf("ConfirmFactor = %d recovery codes, %v; want 10", len(recovery), err)
+	}
+	f, err := st.MFA.Factor(ctx, "acme", u.ID, en.Factor.ID)
+	if err != nil || !f.Confirmed() || f.LastStep == 0 || len(f.Secret) == 0 || bytes.Contains(f.Secret, []byte(en.Secret)) {
+		t.Fatalf("stored factor = %+v, %v; want confirmed, with a step and a sealed secret", f, err)
+	}
+
+	// Password, then the next step's code.
+	c.Advance(31 * time.Second)
+	first := login(g).Pending
+	if first == nil {
+		t.Fatal("Login after enrolment gave a session, want a pending sign-in")
+	}
+	if _, err := g.Authenticate(ctx, first.Token); !errors.Is(err, guard.ErrUnauthenticated) {
+		t.Errorf("Authenticate(pending token) = %v, want ErrUnauthenticated", err)
+	}
+	now := code()
+	res, err = complete(g, first, guard.MethodTOTP, now)
+	if err != nil || res.Token == "" {
+		t.Fatalf("CompleteLogin with TOTP = %+v, %v", res, err)
+	}
+	if pa, err := g.Authenticate(ctx, res.Token); err != nil || pa.Flags&guard.FlagMFA == 0 || pa.UserID != u.ID {
+		t.Fatalf("session after TOTP = %+v, %v; want alice with FlagMFA", pa, err)
+	}
+	if _, err := complete(g, first, guard.MethodTOTP, now); !errors.Is(err, guard.ErrLoginExpired) {
+		t.Errorf("second CompleteLogin of one pending sign-in = %v, want ErrLoginExpired", err)
+	}
+	second := login(g).Pending
+	if _, err := complete(g, second, guard.MethodTOTP, now); !errors.Is(err, guard.ErrInvalidCode) {
+		t.Errorf("reused TOTP code = %v, want ErrInvalidCode", err)
+	}
+	if res, err := complete(g, second, guard.MethodRecovery, recovery[3]); err != nil || res.Token == "" {
+		t.Fatalf("CompleteLogin with a recovery code = %+v, %v", res, err)
+	}
+	if left, err := st.MFA.RecoveryCodesLeft(ctx, "acme", u.ID); err != nil || left != 9 {
+		t.Errorf("RecoveryCodesLeft = %d, %v; want 9", left, err)
+	}
+	third := login(g).Pending
+	if _, err := complete(g, third, guard.MethodRecovery, recovery[3]); !errors.Is(err, guard.ErrInvalidCode) {
+		t.Errorf("reused recovery code = %v, want ErrInvalidCode", err)
+	}
+	if n := rows(t, st, "guard_mfa_transactions"); n != 1 {
+		t.Errorf("%d pending sign-ins stored, want 1 (the third)", n)
+	}
+
+	// Another replica on the same file finishes the third sign-in with
+	// the next step's code; the step used on the first replica stays used.
+	g2 := newMFAGuard(t, openFile(t, path), c)
+	if _, err := complete(g2, third, guard.MethodTOTP, now); !errors.Is(err, guard.ErrInvalidCode) {
+		t.Errorf("TOTP code used on the other replica = %v, want ErrInvalidCode", err)
+	}
+	c.Advance(30 * time.Second)
+	if res, err := complete(g2, third, guard.MethodTOTP, code()); err != nil || res.Token == "" {
+		t.Fatalf("CompleteLogin on the second replica = %+v, %v", res, err)
+	}
+	rep, err := g.VerifyAudit(ctx, sys, "acme")
+	if err != nil || !rep.OK {
+		t.Errorf("VerifyAudit = %+v, %v", rep, err)
 	}
 }

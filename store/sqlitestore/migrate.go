@@ -142,30 +142,107 @@ var migrations = []migration{
 		`CREATE UNIQUE INDEX guard_api_keys_hash ON guard_api_keys (hash)`,
 		`CREATE INDEX guard_api_keys_list ON guard_api_keys (tenant, created_at, id)`,
 	}},
+
+	{3, "second factors", []string{
+		// Second factors. confirmed_at NULL: pending. secret is the sealed
+		// TOTP secret, NULL for none.
+		`CREATE TABLE guard_mfa_factors (
+			tenant       TEXT    NOT NULL,
+			user_id      TEXT    NOT NULL,
+			id           TEXT    NOT NULL,
+			kind         TEXT    NOT NULL,
+			label        TEXT    NOT NULL,
+			destination  TEXT    NOT NULL,
+			key_id       TEXT    NOT NULL,
+			secret       BLOB,
+			created_at   INTEGER NOT NULL,
+			confirmed_at INTEGER,
+			last_step    INTEGER NOT NULL,
+			PRIMARY KEY (tenant, user_id, id)
+		) STRICT, WITHOUT ROWID`,
+		// Serves Enrolments (users in order, kinds in order) and the count
+		// of confirmed factors in CreateFactor.
+		`CREATE INDEX guard_mfa_factors_enrolled ON guard_mfa_factors (tenant, user_id, kind) WHERE confirmed_at IS NOT NULL`,
+
+		// Recovery codes: one row per SHA-256 hash of a user's set, so
+		// that using a code is one keyed DELETE.
+		`CREATE TABLE guard_mfa_recovery (
+			tenant  TEXT NOT NULL,
+			user_id TEXT NOT NULL,
+			hash    BLOB NOT NULL CHECK (length(hash) = 32),
+			PRIMARY KEY (tenant, user_id, hash)
+		) STRICT, WITHOUT ROWID`,
+
+		// One-time codes, at most one per transaction (tenant, txn).
+		`CREATE TABLE guard_mfa_codes (
+			tenant     TEXT    NOT NULL,
+			txn        TEXT    NOT NULL,
+			user_id    TEXT    NOT NULL,
+			factor_id  TEXT    NOT NULL,
+			kind       TEXT    NOT NULL,
+			hash       BLOB    NOT NULL CHECK (length(hash) = 32),
+			created_at INTEGER NOT NULL,
+			expires_at INTEGER NOT NULL,
+			tries_left INTEGER NOT NULL,
+			PRIMARY KEY (tenant, txn)
+		) STRICT, WITHOUT ROWID`,
+		`CREATE INDEX guard_mfa_codes_expires ON guard_mfa_codes (expires_at)`,
+
+		// Send-rate windows: the events counted in the key's window that
+		// ends at ends_at.
+		`CREATE TABLE guard_mfa_rates (
+			key     TEXT    NOT NULL PRIMARY KEY,
+			hits    INTEGER NOT NULL,
+			ends_at INTEGER NOT NULL
+		) STRICT, WITHOUT ROWID`,
+		`CREATE INDEX guard_mfa_rates_ends ON guard_mfa_rates (ends_at)`,
+
+		// Pending logins, by the hash of their token.
+		`CREATE TABLE guard_mfa_transactions (
+			hash       BLOB    NOT NULL PRIMARY KEY CHECK (length(hash) = 32),
+			tenant     TEXT    NOT NULL,
+			user_id    TEXT    NOT NULL,
+			binding    BLOB    NOT NULL CHECK (length(binding) = 32),
+			purpose    TEXT    NOT NULL,
+			flags      INTEGER NOT NULL,
+			created_at INTEGER NOT NULL,
+			expires_at INTEGER NOT NULL
+		) STRICT, WITHOUT ROWID`,
+		`CREATE INDEX guard_mfa_transactions_expires ON guard_mfa_transactions (expires_at)`,
+	}},
 }
 
 // ownNames are the tables and indexes this package creates. A database
 // that has one of them but no version table was not made by this package.
 var ownNames = map[string]bool{
-	versionTable:              true,
-	"guard_tenants":           true,
-	"guard_users":             true,
-	"guard_users_email":       true,
-	"guard_throttle":          true,
-	"guard_throttle_expires":  true,
-	"guard_sessions":          true,
-	"guard_sessions_user":     true,
-	"guard_sessions_ends":     true,
-	"guard_audit_heads":       true,
-	"guard_audit_events":      true,
-	"guard_audit_time":        true,
-	"guard_audit_actor_id":    true,
-	"guard_audit_actor_email": true,
-	"guard_audit_action":      true,
-	"guard_audit_outcome":     true,
-	"guard_api_keys":          true,
-	"guard_api_keys_hash":     true,
-	"guard_api_keys_list":     true,
+	versionTable:                     true,
+	"guard_tenants":                  true,
+	"guard_users":                    true,
+	"guard_users_email":              true,
+	"guard_throttle":                 true,
+	"guard_throttle_expires":         true,
+	"guard_sessions":                 true,
+	"guard_sessions_user":            true,
+	"guard_sessions_ends":            true,
+	"guard_audit_heads":              true,
+	"guard_audit_events":             true,
+	"guard_audit_time":               true,
+	"guard_audit_actor_id":           true,
+	"guard_audit_actor_email":        true,
+	"guard_audit_action":             true,
+	"guard_audit_outcome":            true,
+	"guard_api_keys":                 true,
+	"guard_api_keys_hash":            true,
+	"guard_api_keys_list":            true,
+	"guard_mfa_factors":              true,
+	"guard_mfa_factors_enrolled":     true,
+	"guard_mfa_recovery":             true,
+	"guard_mfa_codes":                true,
+	"guard_mfa_codes_expires":        true,
+	"guard_mfa_rates":                true,
+	"guard_mfa_rates_ends":           true,
+	"guard_mfa_transactions":         true,
+	"guard_mfa_transactions_expires": true,
 }
 
 // SchemaVersion is the schema version this code migrates to and needs.

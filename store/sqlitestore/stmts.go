@@ -68,6 +68,34 @@ const (
 	keyTouch
 	keyExists
 
+	mfaDup
+	mfaCount
+	mfaVoid
+	mfaInsert
+	mfaFactor
+	mfaFactors
+	mfaDelete
+	mfaConfirm
+	mfaAdvance
+	mfaReseal
+	mfaState
+	mfaEnrol
+	recClear
+	recInsert
+	recUse
+	recLeft
+	codePut
+	codeGet
+	codeTry
+	codeDel
+	codeSweep
+	rateHit
+	rateSweep
+	txnCreate
+	txnGet
+	txnConsume
+	txnSweep
+
 	// audInsert+k inserts 1<<k events, for k < insertSizes.
 	audInsert
 	numStmts = audInsert + insertSizes
@@ -82,6 +110,12 @@ const throttleCols = `failures, last, locked_until, lockouts, permanent`
 const tenantCols = `id, name, policy, version, created_at`
 
 const apiKeyCols = `tenant, id, hash, name, prefix, created_by, created_at, expires_at, last_used_at, revoked_at`
+
+const factorCols = `tenant, user_id, id, kind, label, destination, key_id, secret, created_at, confirmed_at, last_step`
+
+const codeCols = `tenant, txn, user_id, factor_id, kind, hash, created_at, expires_at, tries_left`
+
+const txnCols = `hash, tenant, user_id, binding, purpose, flags, created_at, expires_at`
 
 // queries is the SQL of every statement.
 var queries = func() (q [numStmts]string) {
@@ -159,6 +193,58 @@ var queries = func() (q [numStmts]string) {
 	q[keyTouch] = `UPDATE guard_api_keys SET last_used_at = ?3
 		WHERE tenant = ?1 AND id = ?2 AND ?3 IS NOT NULL AND (last_used_at IS NULL OR last_used_at < ?3)`
 	q[keyExists] = `SELECT 1 FROM guard_api_keys WHERE tenant = ? AND id = ?`
+
+	q[mfaDup] = `SELECT 1 FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND id = ?`
+	q[mfaCount] = `SELECT count(*) FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND confirmed_at IS NOT NULL`
+	q[mfaVoid] = `DELETE FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND kind = ? AND confirmed_at IS NULL`
+	q[mfaInsert] = `INSERT INTO guard_mfa_factors (` + factorCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	q[mfaFactor] = `SELECT ` + factorCols + ` FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND id = ?`
+	q[mfaFactors] = `SELECT ` + factorCols + ` FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? ORDER BY created_at, id`
+	q[mfaDelete] = `DELETE FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND id = ? RETURNING ` + factorCols
+	q[mfaConfirm] = `UPDATE guard_mfa_factors SET confirmed_at = ?4, last_step = ?5
+		WHERE tenant = ?1 AND user_id = ?2 AND id = ?3 AND confirmed_at IS NULL`
+	// The TOTP replay check: set if newer, on a confirmed factor.
+	q[mfaAdvance] = `UPDATE guard_mfa_factors SET last_step = ?4
+		WHERE tenant = ?1 AND user_id = ?2 AND id = ?3 AND confirmed_at IS NOT NULL AND last_step < ?4`
+	q[mfaReseal] = `UPDATE guard_mfa_factors SET key_id = ?5, secret = ?6
+		WHERE tenant = ?1 AND user_id = ?2 AND id = ?3 AND secret IS ?4`
+	q[mfaState] = `SELECT confirmed_at IS NOT NULL FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND id = ?`
+	// limit users after ?2, each with its distinct kinds, through the
+	// partial index of confirmed factors.
+	q[mfaEnrol] = `SELECT DISTINCT user_id, kind FROM guard_mfa_factors
+		WHERE tenant = ?1 AND confirmed_at IS NOT NULL AND user_id IN (
+			SELECT DISTINCT user_id FROM guard_mfa_factors
+			WHERE tenant = ?1 AND user_id > ?2 AND confirmed_at IS NOT NULL
+			ORDER BY user_id LIMIT ?3)
+		ORDER BY user_id, kind`
+	q[recClear] = `DELETE FROM guard_mfa_recovery WHERE tenant = ? AND user_id = ?`
+	q[recInsert] = `INSERT INTO guard_mfa_recovery (tenant, user_id, hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`
+	q[recUse] = `DELETE FROM guard_mfa_recovery WHERE tenant = ? AND user_id = ? AND hash = ?`
+	q[recLeft] = `SELECT count(*) FROM guard_mfa_recovery WHERE tenant = ? AND user_id = ?`
+	q[codePut] = `INSERT INTO guard_mfa_codes (` + codeCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (tenant, txn) DO UPDATE SET user_id = excluded.user_id, factor_id = excluded.factor_id,
+			kind = excluded.kind, hash = excluded.hash, created_at = excluded.created_at,
+			expires_at = excluded.expires_at, tries_left = excluded.tries_left`
+	q[codeGet] = `SELECT ` + codeCols + ` FROM guard_mfa_codes WHERE tenant = ? AND txn = ?`
+	q[codeTry] = `UPDATE guard_mfa_codes SET tries_left = ?3 WHERE tenant = ?1 AND txn = ?2`
+	q[codeDel] = `DELETE FROM guard_mfa_codes WHERE tenant = ? AND txn = ?`
+	q[codeSweep] = `DELETE FROM guard_mfa_codes WHERE (tenant, txn) IN (
+		SELECT tenant, txn FROM guard_mfa_codes WHERE expires_at <= ?1 LIMIT ?2)`
+	// A window that has ended (?2 at or after ends_at) starts again at ?2
+	// and ends at ?3; every SET expression reads the row as it was.
+	q[rateHit] = `INSERT INTO guard_mfa_rates (key, hits, ends_at) VALUES (?1, 1, ?3)
+		ON CONFLICT (key) DO UPDATE SET
+			hits = CASE WHEN ?2 < ends_at THEN hits + 1 ELSE 1 END,
+			ends_at = CASE WHEN ?2 < ends_at THEN ends_at ELSE ?3 END
+		RETURNING hits`
+	q[rateSweep] = `DELETE FROM guard_mfa_rates WHERE key IN (
+		SELECT key FROM guard_mfa_rates WHERE ends_at <= ?1 LIMIT ?2)`
+	q[txnCreate] = `INSERT INTO guard_mfa_transactions (` + txnCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (hash) DO NOTHING`
+	q[txnGet] = `SELECT ` + txnCols + ` FROM guard_mfa_transactions WHERE hash = ?`
+	q[txnConsume] = `DELETE FROM guard_mfa_transactions WHERE hash = ? RETURNING ` + txnCols
+	q[txnSweep] = `DELETE FROM guard_mfa_transactions WHERE hash IN (
+		SELECT hash FROM guard_mfa_transactions WHERE expires_at <= ?1 AND hash IS NOT ?2 LIMIT ?3)`
 	return q
 }()
 

@@ -98,6 +98,7 @@ type Store struct {
 	Audit    *Audit
 	Tenants  *Tenants
 	APIKeys  *APIKeys
+	MFA      *MFA
 
 	db  *sql.DB
 	own bool // Close closes db
@@ -189,11 +190,13 @@ func newStore(ctx context.Context, db *sql.DB, own bool) (*Store, error) {
 	s.Audit = &Audit{s: s}
 	s.Tenants = &Tenants{s: s}
 	s.APIKeys = &APIKeys{s: s}
+	s.MFA = &MFA{s: s, sweepEvery: defaultSweepEvery}
 	return s, nil
 }
 
 // Stores returns s as the facade's guard.Stores: Users, UserUpdates,
-// Throttle, Sessions, SessionIndex, Audit, Tenants and APIKeys.
+// Throttle, Sessions, SessionIndex, Audit, Tenants, APIKeys and every role
+// of MFA.
 func (s *Store) Stores() guard.Stores {
 	return guard.Stores{
 		Users:        s.Users,
@@ -204,6 +207,7 @@ func (s *Store) Stores() guard.Stores {
 		Audit:        s.Audit,
 		Tenants:      s.Tenants,
 		APIKeys:      s.APIKeys,
+		MFA:          s.MFA.Stores(),
 	}
 }
 

@@ -2,11 +2,13 @@ package sqlitestore_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/store/sqlitestore"
 )
@@ -158,4 +160,82 @@ func TestSessionsSweepWhileCreating(t *testing.T) {
 	}
 	n, err := s.Sessions.Len(ctx)
 	mustLen(t, "Len after the sweep", n, err, 1)
+}
+
+// rows counts the rows of table in s's database.
+func rows(t *testing.T, s *sqlitestore.Store, table string) int {
+	t.Helper()
+	var n int
+	if err := s.DB().QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
+		t.Fatalf("count %s: %v", table, err)
+	}
+	return n
+}
+
+// One-time codes, rate windows and pending logins are kept only while
+// they may still be used: a client spraying new transactions or rate keys
+// cannot grow the tables beyond what is still live.
+func TestMFASweepsWhileWriting(t *testing.T) {
+	s := openStore(t)
+	sqlitestore.SetSweepEvery(s, 10)
+	ctx := context.Background()
+	for round := range 5 {
+		at := t0.Add(time.Duration(round) * time.Hour)
+		for i := range 10 {
+			txn := fmt.Sprintf("txn-%d-%d", round, i)
+			c := mfa.Code{Tenant: "acme", Txn: txn, UserID: "u", FactorID: "f", Kind: mfa.KindEmail,
+				Hash: sha256.Sum256([]byte(txn)), CreatedAt: at, ExpiresAt: at.Add(10 * time.Minute), TriesLeft: 5}
+			if err := s.MFA.PutCode(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.MFA.Hit(ctx, "mfa:ip:"+txn, at, 10*time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			x := mfa.Transaction{Hash: sha256.Sum256([]byte("t" + txn)), Tenant: "acme", UserID: "u",
+				CreatedAt: at, ExpiresAt: at.Add(5 * time.Minute)}
+			if err := s.MFA.CreateTransaction(ctx, x); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The tenth write of each kind swept the previous round's rows.
+		for _, table := range []string{"guard_mfa_codes", "guard_mfa_rates", "guard_mfa_transactions"} {
+			mustLen(t, fmt.Sprintf("%s after round %d", table, round), rows(t, s, table), nil, 10)
+		}
+	}
+	// A live code is never swept: the last round's codes still work.
+	c, err := s.MFA.CheckCode(ctx, "acme", "txn-4-3", sha256.Sum256([]byte("txn-4-3")), t0.Add(4*time.Hour+time.Minute))
+	if err != nil || c.Txn != "txn-4-3" {
+		t.Fatalf("CheckCode of a live code after sweeps = %+v, %v", c, err)
+	}
+}
+
+func TestMFASweep(t *testing.T) {
+	s := openStore(t)
+	sqlitestore.SetSweepEvery(s, 0)
+	ctx := context.Background()
+	for i := range 20 {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		txn := fmt.Sprint("txn-", i)
+		if err := s.MFA.PutCode(ctx, mfa.Code{Tenant: "acme", Txn: txn, CreatedAt: at, ExpiresAt: at.Add(10 * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.MFA.Hit(ctx, txn, at, 10*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MFA.CreateTransaction(ctx, mfa.Transaction{Hash: sha256.Sum256([]byte(txn)), CreatedAt: at, ExpiresAt: at.Add(10 * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// At +15 min, the rows of minutes 0..5 have expired (their end is
+	// not after now): six of each kind.
+	n, err := s.MFA.Sweep(ctx, t0.Add(15*time.Minute))
+	mustLen(t, "Sweep at +15m", int(n), err, 18)
+	for _, table := range []string{"guard_mfa_codes", "guard_mfa_rates", "guard_mfa_transactions"} {
+		mustLen(t, table, rows(t, s, table), nil, 14)
+	}
+	if _, err := s.MFA.Transaction(ctx, sha256.Sum256([]byte("txn-6"))); err != nil {
+		t.Errorf("a live transaction was swept: %v", err)
+	}
+	n, err = s.MFA.Sweep(ctx, t0.Add(time.Hour))
+	mustLen(t, "Sweep an hour later", int(n), err, 42)
 }

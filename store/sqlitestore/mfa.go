@@ -1,0 +1,582 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/guardhq/guard/mfa"
+)
+
+// MFA is every mfa store of a Store: factors (mfa.FactorStore,
+// mfa.FactorUpdater, mfa.EnrolmentIndex), recovery codes
+// (mfa.RecoveryStore), one-time codes (mfa.CodeStore), send rates
+// (mfa.RateStore) and pending logins (mfa.TransactionStore). Stores returns
+// it as every role of mfa.Stores.
+//
+// Every invariant is one statement or one write transaction (BEGIN
+// IMMEDIATE holds the database write lock, in every process, until it
+// commits), so it holds across processes:
+//   - CreateFactor checks the id and the limit of confirmed factors,
+//     voids the user's pending factors of the kind and inserts, in one
+//     write transaction;
+//   - ConfirmFactor, AdvanceStep and ResealSecret are one conditional
+//     UPDATE each (confirmed_at IS NULL; last_step < step; secret IS old):
+//     of concurrent AdvanceStep calls with one step exactly one changes
+//     the row and the others get mfa.ErrReplay. When nothing changed, a
+//     read tells the refusal from a missing factor;
+//   - a recovery code is one row: UseRecoveryCode deletes it and counts
+//     the rest in one write transaction, so a code is used once;
+//   - CheckCode reads the code, applies mfa.Code.Attempt and writes the
+//     result, in one write transaction;
+//   - Hit is one INSERT … ON CONFLICT DO UPDATE … RETURNING, and
+//     ConsumeTransaction one DELETE … RETURNING.
+//
+// Expired one-time codes, ended rate windows and expired transactions are
+// deleted as the stores go: every defaultSweepEvery-th PutCode, Hit and
+// CreateTransaction of a Store also deletes, in the same transaction, up
+// to sweepBatch such rows of its table (judged by the time the caller
+// passes, never by the clock), so these tables are bounded by the rate of
+// events and Hit never returns mfa.ErrFull. Sweep deletes them all.
+// Factors and recovery codes stay until deleted.
+type MFA struct {
+	s          *Store
+	sweepEvery uint64
+	puts       atomic.Uint64
+	hits       atomic.Uint64
+	creates    atomic.Uint64
+}
+
+var (
+	_ mfa.FactorStore      = (*MFA)(nil)
+	_ mfa.FactorUpdater    = (*MFA)(nil)
+	_ mfa.EnrolmentIndex   = (*MFA)(nil)
+	_ mfa.RecoveryStore    = (*MFA)(nil)
+	_ mfa.CodeStore        = (*MFA)(nil)
+	_ mfa.RateStore        = (*MFA)(nil)
+	_ mfa.TransactionStore = (*MFA)(nil)
+)
+
+// Stores returns m as every role of mfa.Stores.
+func (m *MFA) Stores() mfa.Stores {
+	return mfa.Stores{
+		Factors:       m,
+		FactorUpdates: m,
+		Enrolments:    m,
+		Recovery:      m,
+		Codes:         m,
+		Rates:         m,
+		Transactions:  m,
+	}
+}
+
+// sweepNow reports whether the n-th call of a sweeping method sweeps.
+func (m *MFA) sweepNow(n *atomic.Uint64) bool {
+	return m.sweepEvery > 0 && n.Add(1)%m.sweepEvery == 0
+}
+
+func scanFactor(r scanner) (mfa.Factor, error) {
+	var f mfa.Factor
+	var kind string
+	var created int64
+	var confirmed sql.NullInt64
+	if err := r.Scan(&f.Tenant, &f.UserID, &f.ID, &kind, &f.Label, &f.Destination, &f.KeyID, &f.Secret,
+		&created, &confirmed, &f.LastStep); err != nil {
+		return mfa.Factor{}, err
+	}
+	f.Kind = mfa.Kind(kind)
+	if len(f.Secret) == 0 {
+		f.Secret = nil
+	}
+	f.CreatedAt = fromMicros(created)
+	f.ConfirmedAt = fromNullMicros(confirmed)
+	return f, nil
+}
+
+// CreateFactor implements mfa.FactorStore in one write transaction.
+func (m *MFA) CreateFactor(ctx context.Context, f mfa.Factor, maxConfirmed int) error {
+	return m.s.write(ctx, func(w *wtx) error {
+		var one int
+		switch err := w.queryRow(mfaDup, f.Tenant, f.UserID, f.ID).Scan(&one); {
+		case err == nil:
+			return mfa.ErrDuplicate
+		case !isNoRows(err):
+			return fmt.Errorf("sqlitestore: create factor: %w", err)
+		}
+		if maxConfirmed > 0 {
+			var n int
+			if err := w.queryRow(mfaCount, f.Tenant, f.UserID).Scan(&n); err != nil {
+				return fmt.Errorf("sqlitestore: create factor: %w", err)
+			}
+			if n >= maxConfirmed {
+				return mfa.ErrLimit
+			}
+		}
+		if _, err := w.exec(mfaVoid, f.Tenant, f.UserID, string(f.Kind)); err != nil {
+			return fmt.Errorf("sqlitestore: create factor: %w", err)
+		}
+		if _, err := w.exec(mfaInsert, f.Tenant, f.UserID, f.ID, string(f.Kind), f.Label, f.Destination, f.KeyID,
+			nullBytes(f.Secret), micros(f.CreatedAt), nullMicros(f.ConfirmedAt), f.LastStep); err != nil {
+			return fmt.Errorf("sqlitestore: create factor: %w", err)
+		}
+		return nil
+	})
+}
+
+// Factor implements mfa.FactorStore.
+func (m *MFA) Factor(ctx context.Context, tenant, userID, id string) (mfa.Factor, error) {
+	if err := m.s.ready(ctx); err != nil {
+		return mfa.Factor{}, err
+	}
+	f, err := scanFactor(m.s.reads.queryRow(ctx, mfaFactor, tenant, userID, id))
+	if isNoRows(err) {
+		return mfa.Factor{}, mfa.ErrNotFound
+	}
+	if err != nil {
+		return mfa.Factor{}, fmt.Errorf("sqlitestore: read factor: %w", err)
+	}
+	return f, nil
+}
+
+// Factors implements mfa.FactorStore. Factors created at the same time
+// are ordered by ID byte by byte.
+func (m *MFA) Factors(ctx context.Context, tenant, userID string) ([]mfa.Factor, error) {
+	if err := m.s.ready(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := m.s.reads.query(ctx, mfaFactors, tenant, userID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: list factors: %w", err)
+	}
+	defer rows.Close()
+	var out []mfa.Factor
+	for rows.Next() {
+		f, err := scanFactor(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: list factors: %w", err)
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: list factors: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteFactor implements mfa.FactorStore with one DELETE … RETURNING.
+func (m *MFA) DeleteFactor(ctx context.Context, tenant, userID, id string) (mfa.Factor, error) {
+	var f mfa.Factor
+	err := m.s.writeOne(ctx, func(w *wtx) error {
+		var err error
+		f, err = scanFactor(w.queryRow(mfaDelete, tenant, userID, id))
+		return err
+	})
+	if isNoRows(err) {
+		return mfa.Factor{}, mfa.ErrNotFound
+	}
+	if err != nil {
+		return mfa.Factor{}, fmt.Errorf("sqlitestore: delete factor: %w", err)
+	}
+	return f, nil
+}
+
+// Factor states told apart when a conditional update changed nothing.
+const (
+	factorMissing = iota
+	factorPending
+	factorConfirmed
+)
+
+// update runs one conditional UPDATE of a factor. If it changed nothing,
+// it reads the factor's state and returns refused(state).
+func (m *MFA) update(ctx context.Context, op string, refused func(state int) error, id stmtID, tenant, userID, factorID string, args ...any) error {
+	var changed bool
+	err := m.s.writeOne(ctx, func(w *wtx) error {
+		var err error
+		changed, err = affected(w.exec(id, append([]any{tenant, userID, factorID}, args...)...))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: %s: %w", op, err)
+	}
+	if changed {
+		return nil
+	}
+	var confirmed bool
+	state := factorPending
+	switch err := m.s.reads.queryRow(ctx, mfaState, tenant, userID, factorID).Scan(&confirmed); {
+	case isNoRows(err):
+		state = factorMissing
+	case err != nil:
+		return fmt.Errorf("sqlitestore: %s: %w", op, err)
+	case confirmed:
+		state = factorConfirmed
+	}
+	return refused(state)
+}
+
+// conflictUnlessMissing is the refusal of ConfirmFactor and ResealSecret.
+func conflictUnlessMissing(state int) error {
+	if state == factorMissing {
+		return mfa.ErrNotFound
+	}
+	return mfa.ErrConflict
+}
+
+// ConfirmFactor implements mfa.FactorUpdater with one UPDATE of the pending
+// factor.
+// A zero at gives an *mfa.InputError (a factor confirmed at no time would
+// read as pending) and changes nothing.
+func (m *MFA) ConfirmFactor(ctx context.Context, tenant, userID, id string, at time.Time, step int64) error {
+	if at.IsZero() {
+		return &mfa.InputError{Field: "confirmation time", Reason: "is zero"}
+	}
+	return m.update(ctx, "confirm factor", conflictUnlessMissing, mfaConfirm, tenant, userID, id, nullMicros(at), step)
+}
+
+// AdvanceStep implements mfa.FactorUpdater with one UPDATE … WHERE
+// last_step < step of the confirmed factor: the TOTP replay check is
+// SQLite's compare-and-set, under the database write lock.
+func (m *MFA) AdvanceStep(ctx context.Context, tenant, userID, id string, step int64) error {
+	return m.update(ctx, "advance step", func(state int) error {
+		if state == factorConfirmed {
+			return mfa.ErrReplay
+		}
+		return mfa.ErrNotFound
+	}, mfaAdvance, tenant, userID, id, step)
+}
+
+// ResealSecret implements mfa.FactorUpdater with one UPDATE … WHERE
+// secret IS old. A nil and an empty secret are the same (no secret).
+func (m *MFA) ResealSecret(ctx context.Context, tenant, userID, id string, old []byte, keyID string, secret []byte) error {
+	return m.update(ctx, "reseal secret", conflictUnlessMissing, mfaReseal, tenant, userID, id, nullBytes(old), keyID, nullBytes(secret))
+}
+
+// Enrolments implements mfa.EnrolmentIndex with one SELECT through the
+// partial index of confirmed factors. User IDs and kinds are ordered byte
+// by byte; a limit of zero or less returns no users.
+func (m *MFA) Enrolments(ctx context.Context, tenant, after string, limit int) ([]mfa.Enrolment, error) {
+	if err := m.s.ready(ctx); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := m.s.reads.query(ctx, mfaEnrol, tenant, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: enrolments: %w", err)
+	}
+	defer rows.Close()
+	var out []mfa.Enrolment
+	for rows.Next() {
+		var user, kind string
+		if err := rows.Scan(&user, &kind); err != nil {
+			return nil, fmt.Errorf("sqlitestore: enrolments: %w", err)
+		}
+		if n := len(out); n == 0 || out[n-1].UserID != user {
+			out = append(out, mfa.Enrolment{UserID: user})
+		}
+		e := &out[len(out)-1]
+		e.Kinds = append(e.Kinds, mfa.Kind(kind))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: enrolments: %w", err)
+	}
+	return out, nil
+}
+
+// ReplaceRecoveryCodes implements mfa.RecoveryStore in one write
+// transaction. A hash given twice is stored once.
+func (m *MFA) ReplaceRecoveryCodes(ctx context.Context, tenant, userID string, hashes []mfa.Hash) error {
+	return m.s.write(ctx, func(w *wtx) error {
+		if _, err := w.exec(recClear, tenant, userID); err != nil {
+			return fmt.Errorf("sqlitestore: replace recovery codes: %w", err)
+		}
+		for i := range hashes {
+			if _, err := w.exec(recInsert, tenant, userID, hashes[i][:]); err != nil {
+				return fmt.Errorf("sqlitestore: replace recovery codes: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// UseRecoveryCode implements mfa.RecoveryStore in one write transaction:
+// the DELETE of the code's row and the count of those left.
+func (m *MFA) UseRecoveryCode(ctx context.Context, tenant, userID string, h mfa.Hash) (int, error) {
+	var left int
+	err := m.s.write(ctx, func(w *wtx) error {
+		used, err := affected(w.exec(recUse, tenant, userID, h[:]))
+		if err != nil {
+			return fmt.Errorf("sqlitestore: use recovery code: %w", err)
+		}
+		if !used {
+			return mfa.ErrNotFound
+		}
+		if err := w.queryRow(recLeft, tenant, userID).Scan(&left); err != nil {
+			return fmt.Errorf("sqlitestore: use recovery code: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return left, nil
+}
+
+// RecoveryCodesLeft implements mfa.RecoveryStore.
+func (m *MFA) RecoveryCodesLeft(ctx context.Context, tenant, userID string) (int, error) {
+	if err := m.s.ready(ctx); err != nil {
+		return 0, err
+	}
+	var n int
+	if err := m.s.reads.queryRow(ctx, recLeft, tenant, userID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlitestore: recovery codes left: %w", err)
+	}
+	return n, nil
+}
+
+func scanCode(r scanner) (mfa.Code, error) {
+	var c mfa.Code
+	var kind string
+	var created, expires, tries int64
+	if err := r.Scan(&c.Tenant, &c.Txn, &c.UserID, &c.FactorID, &kind, blob32{(*[32]byte)(&c.Hash)},
+		&created, &expires, &tries); err != nil {
+		return mfa.Code{}, err
+	}
+	c.Kind = mfa.Kind(kind)
+	c.CreatedAt = fromMicros(created)
+	c.ExpiresAt = fromMicros(expires)
+	c.TriesLeft = int(tries)
+	return c, nil
+}
+
+// PutCode implements mfa.CodeStore with one upsert. Every
+// defaultSweepEvery-th PutCode of a Store also deletes, in the same
+// transaction, up to sweepBatch codes that expired at c.CreatedAt.
+func (m *MFA) PutCode(ctx context.Context, c mfa.Code) error {
+	put := func(w *wtx) error {
+		_, err := w.exec(codePut, c.Tenant, c.Txn, c.UserID, c.FactorID, string(c.Kind), c.Hash[:],
+			micros(c.CreatedAt), micros(c.ExpiresAt), int64(c.TriesLeft))
+		return err
+	}
+	var err error
+	if m.sweepNow(&m.puts) {
+		err = m.s.write(ctx, func(w *wtx) error {
+			if _, err := w.exec(codeSweep, micros(c.CreatedAt), sweepBatch); err != nil {
+				return fmt.Errorf("sweep: %w", err)
+			}
+			return put(w)
+		})
+	} else {
+		err = m.s.writeOne(ctx, put)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlitestore: put code: %w", err)
+	}
+	return nil
+}
+
+// CheckCode implements mfa.CodeStore in one write transaction: it reads
+// the code, applies mfa.Code.Attempt and stores the result (fewer tries,
+// or the code removed), so concurrent checks of one code, in any process,
+// run one after the other.
+func (m *MFA) CheckCode(ctx context.Context, tenant, txn string, h mfa.Hash, now time.Time) (mfa.Code, error) {
+	var next mfa.Code
+	var result error
+	err := m.s.write(ctx, func(w *wtx) error {
+		c, err := scanCode(w.queryRow(codeGet, tenant, txn))
+		if isNoRows(err) {
+			return mfa.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("sqlitestore: check code: %w", err)
+		}
+		var keep bool
+		next, keep, result = c.Attempt(h, now)
+		switch {
+		case !keep:
+			_, err = w.exec(codeDel, tenant, txn)
+		case next.TriesLeft != c.TriesLeft:
+			_, err = w.exec(codeTry, tenant, txn, int64(next.TriesLeft))
+		}
+		if err != nil {
+			return fmt.Errorf("sqlitestore: check code: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return mfa.Code{}, err
+	}
+	return next, result
+}
+
+// DeleteCode implements mfa.CodeStore with one DELETE.
+func (m *MFA) DeleteCode(ctx context.Context, tenant, txn string) error {
+	err := m.s.writeOne(ctx, func(w *wtx) error {
+		_, err := w.exec(codeDel, tenant, txn)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: delete code: %w", err)
+	}
+	return nil
+}
+
+// windowEnd returns, in Unix microseconds, the end of a window of length d
+// that starts at start: d is rounded up to the microsecond, and the sum
+// saturates.
+func windowEnd(start int64, d time.Duration) int64 {
+	us := int64(d / time.Microsecond)
+	if d%time.Microsecond > 0 {
+		us++
+	}
+	if us <= 0 {
+		return start
+	}
+	if start > math.MaxInt64-us {
+		return math.MaxInt64
+	}
+	return start + us
+}
+
+// Hit implements mfa.RateStore with one INSERT … ON CONFLICT DO UPDATE …
+// RETURNING on the key's row. Every defaultSweepEvery-th Hit of a Store
+// also deletes, in the same transaction, up to sweepBatch windows that
+// ended at now. The window is kept to the microsecond (rounded up); Hit
+// never returns mfa.ErrFull.
+func (m *MFA) Hit(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
+	start := micros(now)
+	end := windowEnd(start, window)
+	var n int
+	hit := func(w *wtx) error { return w.queryRow(rateHit, key, start, end).Scan(&n) }
+	var err error
+	if m.sweepNow(&m.hits) {
+		err = m.s.write(ctx, func(w *wtx) error {
+			if _, err := w.exec(rateSweep, start, sweepBatch); err != nil {
+				return fmt.Errorf("sweep: %w", err)
+			}
+			return hit(w)
+		})
+	} else {
+		err = m.s.writeOne(ctx, hit)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: hit: %w", err)
+	}
+	return n, nil
+}
+
+func scanTxn(r scanner) (mfa.Transaction, error) {
+	var t mfa.Transaction
+	var flags, created, expires int64
+	if err := r.Scan(blob32{(*[32]byte)(&t.Hash)}, &t.Tenant, &t.UserID, blob32{(*[32]byte)(&t.Binding)}, &t.Purpose,
+		&flags, &created, &expires); err != nil {
+		return mfa.Transaction{}, err
+	}
+	t.Flags = uint32(flags)
+	t.CreatedAt = fromMicros(created)
+	t.ExpiresAt = fromMicros(expires)
+	return t, nil
+}
+
+// CreateTransaction implements mfa.TransactionStore with one INSERT … ON
+// CONFLICT DO NOTHING. Every defaultSweepEvery-th CreateTransaction of a
+// Store also deletes, in the same transaction, up to sweepBatch other
+// transactions that expired at t.CreatedAt.
+func (m *MFA) CreateTransaction(ctx context.Context, t mfa.Transaction) error {
+	var created bool
+	create := func(w *wtx) error {
+		var err error
+		created, err = affected(w.exec(txnCreate, t.Hash[:], t.Tenant, t.UserID, t.Binding[:], t.Purpose,
+			int64(t.Flags), micros(t.CreatedAt), micros(t.ExpiresAt)))
+		return err
+	}
+	var err error
+	if m.sweepNow(&m.creates) {
+		err = m.s.write(ctx, func(w *wtx) error {
+			if _, err := w.exec(txnSweep, micros(t.CreatedAt), t.Hash[:], sweepBatch); err != nil {
+				return fmt.Errorf("sweep: %w", err)
+			}
+			return create(w)
+		})
+	} else {
+		err = m.s.writeOne(ctx, create)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlitestore: create transaction: %w", err)
+	}
+	if !created {
+		return mfa.ErrDuplicate
+	}
+	return nil
+}
+
+// Transaction implements mfa.TransactionStore with one SELECT.
+func (m *MFA) Transaction(ctx context.Context, h mfa.Hash) (mfa.Transaction, error) {
+	if err := m.s.ready(ctx); err != nil {
+		return mfa.Transaction{}, err
+	}
+	t, err := scanTxn(m.s.reads.queryRow(ctx, txnGet, h[:]))
+	if isNoRows(err) {
+		return mfa.Transaction{}, mfa.ErrNotFound
+	}
+	if err != nil {
+		return mfa.Transaction{}, fmt.Errorf("sqlitestore: read transaction: %w", err)
+	}
+	return t, nil
+}
+
+// ConsumeTransaction implements mfa.TransactionStore with one DELETE …
+// RETURNING: of concurrent calls, in any process, one gets the row.
+func (m *MFA) ConsumeTransaction(ctx context.Context, h mfa.Hash) (mfa.Transaction, error) {
+	var t mfa.Transaction
+	err := m.s.writeOne(ctx, func(w *wtx) error {
+		var err error
+		t, err = scanTxn(w.queryRow(txnConsume, h[:]))
+		return err
+	})
+	if isNoRows(err) {
+		return mfa.Transaction{}, mfa.ErrNotFound
+	}
+	if err != nil {
+		return mfa.Transaction{}, fmt.Errorf("sqlitestore: consume transaction: %w", err)
+	}
+	return t, nil
+}
+
+// Sweep deletes every one-time code and transaction expired at now and
+// every rate window that ended at now, in one write transaction, and
+// returns how many rows it deleted. PutCode, Hit and CreateTransaction
+// sweep now and then; a host may also call Sweep periodically.
+func (m *MFA) Sweep(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := m.s.write(ctx, func(w *wtx) error {
+		for _, q := range []struct {
+			id   stmtID
+			args []any
+		}{
+			{codeSweep, []any{micros(now), -1}},
+			{rateSweep, []any{micros(now), -1}},
+			{txnSweep, []any{micros(now), nil, -1}},
+		} {
+			res, err := w.exec(q.id, q.args...)
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += k
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: sweep mfa: %w", err)
+	}
+	return n, nil
+}

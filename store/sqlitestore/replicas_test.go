@@ -1,0 +1,166 @@
+package sqlitestore_test
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/store/sqlitestore"
+)
+
+// The once-only invariants of the stores hold across processes: two
+// Stores opened separately on one file (two replicas, each with its own
+// pool, writer connection and write gate) race on the same rows, and
+// exactly one call wins. TestTwoProcesses shows that two processes behave
+// as two Opens do.
+
+// replicas opens one file twice.
+func replicas(t *testing.T) [2]*sqlitestore.Store {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "guard.db")
+	return [2]*sqlitestore.Store{openFile(t, path), openFile(t, path)}
+}
+
+// raceOnce runs call(i, store) in n goroutines released at once, the even
+// ones on the first replica and the odd ones on the second, and checks
+// that exactly one returned nil and every other returned an error that
+// lost reports as losing the race.
+func raceOnce(t *testing.T, rs [2]*sqlitestore.Store, n int, call func(i int, s *sqlitestore.Store) error, lost func(error) bool) {
+	t.Helper()
+	var won atomic.Int32
+	var perReplica [2]atomic.Int32
+	var start, done sync.WaitGroup
+	start.Add(1)
+	for i := range n {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			start.Wait()
+			err := call(i, rs[i%2])
+			switch {
+			case err == nil:
+				won.Add(1)
+				perReplica[i%2].Add(1)
+			case !lost(err):
+				t.Errorf("call %d on replica %d: %v", i, i%2, err)
+			}
+		}()
+	}
+	start.Done()
+	done.Wait()
+	if w := won.Load(); w != 1 {
+		t.Fatalf("%d of %d concurrent calls on two replicas succeeded (%d and %d), want exactly 1",
+			w, n, perReplica[0].Load(), perReplica[1].Load())
+	}
+}
+
+func TestReplicasAdvanceStepOnce(t *testing.T) {
+	rs := replicas(t)
+	ctx := t.Context()
+	f := mfa.Factor{ID: "f", Tenant: "acme", UserID: "u", Kind: mfa.KindTOTP, Secret: []byte("sealed"),
+		CreatedAt: t0, ConfirmedAt: t0, LastStep: 1000}
+	if err := rs[0].MFA.CreateFactor(ctx, f, 0); err != nil {
+		t.Fatal(err)
+	}
+	for step := int64(1001); step <= 1003; step++ {
+		raceOnce(t, rs, 50, func(_ int, s *sqlitestore.Store) error {
+			return s.MFA.AdvanceStep(ctx, "acme", "u", "f", step)
+		}, func(err error) bool { return errors.Is(err, mfa.ErrReplay) })
+		for _, s := range rs {
+			if got, err := s.MFA.Factor(ctx, "acme", "u", "f"); err != nil || got.LastStep != step {
+				t.Fatalf("LastStep = %d, %v; want %d", got.LastStep, err, step)
+			}
+		}
+	}
+}
+
+func TestReplicasUseRecoveryCodeOnce(t *testing.T) {
+	rs := replicas(t)
+	ctx := t.Context()
+	hs := make([]mfa.Hash, 10)
+	for i := range hs {
+		hs[i] = sha256.Sum256([]byte(fmt.Sprint("recovery", i)))
+	}
+	if err := rs[1].MFA.ReplaceRecoveryCodes(ctx, "acme", "u", hs); err != nil {
+		t.Fatal(err)
+	}
+	raceOnce(t, rs, 50, func(_ int, s *sqlitestore.Store) error {
+		left, err := s.MFA.UseRecoveryCode(ctx, "acme", "u", hs[7])
+		if err == nil && left != 9 {
+			t.Errorf("UseRecoveryCode left %d, want 9", left)
+		}
+		return err
+	}, func(err error) bool { return errors.Is(err, mfa.ErrNotFound) })
+	if n, err := rs[0].MFA.RecoveryCodesLeft(ctx, "acme", "u"); err != nil || n != 9 {
+		t.Errorf("RecoveryCodesLeft = %d, %v; want 9", n, err)
+	}
+}
+
+func TestReplicasCheckCodeOnce(t *testing.T) {
+	rs := replicas(t)
+	ctx := t.Context()
+	c := mfa.Code{Tenant: "acme", Txn: "txn", UserID: "u", FactorID: "f", Kind: mfa.KindSMS,
+		Hash: sha256.Sum256([]byte("123456")), CreatedAt: t0, ExpiresAt: t0.Add(10 * time.Minute), TriesLeft: 5}
+	if err := rs[0].MFA.PutCode(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	raceOnce(t, rs, 50, func(_ int, s *sqlitestore.Store) error {
+		_, err := s.MFA.CheckCode(ctx, "acme", "txn", c.Hash, t0.Add(time.Minute))
+		return err
+	}, func(err error) bool { return errors.Is(err, mfa.ErrNotFound) })
+
+	// Wrong codes racing on two replicas never use more tries than the
+	// code had.
+	c.Txn = "txn2"
+	if err := rs[1].MFA.PutCode(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	var wrong, tooMany atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			_, err := rs[i%2].MFA.CheckCode(ctx, "acme", "txn2", sha256.Sum256([]byte(fmt.Sprint(i))), t0.Add(time.Minute))
+			switch {
+			case errors.Is(err, mfa.ErrInvalidCode):
+				wrong.Add(1)
+			case errors.Is(err, mfa.ErrTooManyTries):
+				tooMany.Add(1)
+			default:
+				t.Errorf("CheckCode of a wrong code: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if wrong.Load() != 5 || tooMany.Load() != 45 {
+		t.Errorf("%d wrong and %d too-many, want 5 and 45", wrong.Load(), tooMany.Load())
+	}
+}
+
+func TestReplicasConsumeTransactionOnce(t *testing.T) {
+	rs := replicas(t)
+	ctx := t.Context()
+	x := mfa.Transaction{Hash: sha256.Sum256([]byte("pending")), Tenant: "acme", UserID: "u", Purpose: "login",
+		CreatedAt: t0, ExpiresAt: t0.Add(5 * time.Minute)}
+	if err := rs[0].MFA.CreateTransaction(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	raceOnce(t, rs, 50, func(_ int, s *sqlitestore.Store) error {
+		got, err := s.MFA.ConsumeTransaction(ctx, x.Hash)
+		if err == nil && (got.UserID != "u" || !got.ExpiresAt.Equal(x.ExpiresAt)) {
+			t.Errorf("ConsumeTransaction = %+v", got)
+		}
+		return err
+	}, func(err error) bool { return errors.Is(err, mfa.ErrNotFound) })
+	// And of concurrent creations of one hash, exactly one stores it.
+	raceOnce(t, rs, 50, func(i int, s *sqlitestore.Store) error {
+		y := x
+		y.Flags = uint32(i)
+		return s.MFA.CreateTransaction(ctx, y)
+	}, func(err error) bool { return errors.Is(err, mfa.ErrDuplicate) })
+}
