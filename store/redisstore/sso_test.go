@@ -11,6 +11,7 @@ import (
 
 	"github.com/guardhq/guard/sso"
 	"github.com/guardhq/guard/sso/ssotest"
+	"github.com/guardhq/guard/store/memstore"
 	"github.com/guardhq/guard/store/redisstore"
 )
 
@@ -33,6 +34,12 @@ func TestSSOStores(t *testing.T) {
 	}
 	if st.Connections != nil {
 		t.Errorf("SSOStores().Connections = %v; want nil", st.Connections)
+	}
+	// Stores sets the same two roles and keeps the base's connections.
+	base := memstore.New().Stores()
+	got := s.Stores(base).SSO
+	if got.Requests != s || got.Replay != s || got.Connections != base.SSO.Connections {
+		t.Errorf("Stores(base).SSO = %+v; want Requests and Replay to be the store, Connections the base's", got)
 	}
 }
 

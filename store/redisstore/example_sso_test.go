@@ -1,0 +1,44 @@
+package redisstore_test
+
+import (
+	"crypto"
+	"crypto/x509"
+	"log"
+	"os"
+
+	"github.com/redis/go-redis/v9"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/sso"
+	"github.com/guardhq/guard/store/memstore"
+	"github.com/guardhq/guard/store/redisstore"
+)
+
+// Tracked SAML requests and the assertion replay cache in Redis, shared by
+// every replica; the tenants' IdP connections stay in the other backend
+// (memstore here; pgstore in production). Stores sets both roles already;
+// SSOStores gives them alone, for a guard.Stores assembled by hand.
+func ExampleStore_SSOStores() {
+	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
+	defer rdb.Close()
+	rs, err := redisstore.New(rdb, redisstore.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	stores := memstore.New().Stores()
+	s := rs.SSOStores()
+	stores.SSO.Requests, stores.SSO.Replay = s.Requests, s.Replay
+	var (
+		spKey  crypto.Signer     // the SP's key pair, loaded by the host
+		spCert *x509.Certificate //
+	)
+	g, err := guard.New(guard.Config{
+		Stores:   stores,
+		AuditKey: []byte(os.Getenv("GUARD_AUDIT_KEY")),
+		SSO:      &sso.Config{BaseURL: "https://app.example.com", Key: spKey, Certificate: spCert},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = g
+}
