@@ -28,9 +28,10 @@ func ExampleStore_SSOStores() {
 	stores := memstore.New().Stores()
 	s := rs.SSOStores()
 	stores.SSO.Requests, stores.SSO.Replay = s.Requests, s.Replay
+	// The SP's key pair, loaded by the host.
 	var (
-		spKey  crypto.Signer     // the SP's key pair, loaded by the host
-		spCert *x509.Certificate //
+		spKey  crypto.Signer
+		spCert *x509.Certificate
 	)
 	g, err := guard.New(guard.Config{
 		Stores:   stores,
