@@ -182,6 +182,10 @@ func (a *app) api(h http.Handler) http.Handler { return h }
 // reached, into console pages: 401 sends the browser to sign in.
 func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isAPI(r) {
+			wrap(h).ServeHTTP(w, r)
+			return
+		}
 		iw := &intercept{ResponseWriter: w}
 		wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			iw.reached = true
@@ -206,6 +210,12 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 			a.errorPage(w, r, iw.code, "Temporarily unavailable", "The service cannot answer right now. Please try again shortly.")
 		}
 	})
+}
+
+// isAPI reports whether r is a request of the JSON API (or carries an API
+// key): those get Guard's plain status codes, never a page or a redirect.
+func isAPI(r *http.Request) bool {
+	return strings.HasPrefix(r.URL.Path, "/api/") || r.Header.Get("Authorization") != ""
 }
 
 // intercept holds back an error answer written before the page is reached.

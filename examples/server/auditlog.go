@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
 )
 
@@ -14,7 +16,7 @@ import (
 const auditPage = 50
 
 type auditView struct {
-	Events  []audit.Event
+	Events  []auditRow
 	Filter  auditFilter
 	Query   string // the filters as a query string, for the export links and paging
 	Next    uint64 // cursor of the next (older) page, 0 for none
@@ -22,6 +24,12 @@ type auditView struct {
 	Actions []audit.Action
 	Verify  *audit.Report
 	Error   string
+}
+
+// auditRow is an event with the people it names shown by email.
+type auditRow struct {
+	audit.Event
+	Who, Target string
 }
 
 type auditFilter struct {
@@ -87,9 +95,69 @@ func (a *app) renderAudit(w http.ResponseWriter, r *http.Request, rep *audit.Rep
 				return
 			}
 		}
-		v.Events, v.Next = page.Events, page.Next
+		v.Events, v.Next = a.auditRows(r, page.Events), page.Next
 	}
 	a.page(w, r, "audit.html", view{Title: "Audit log", Nav: "audit", Data: v})
+}
+
+// auditRows names the users of the events by email where the event does
+// not (admin events carry the actor's ID): one lookup per distinct user,
+// and none at all for a viewer who may not read users.
+func (a *app) auditRows(r *http.Request, evs []audit.Event) []auditRow {
+	p := principal(r)
+	names := map[string]string{}
+	canRead := true
+	name := func(id string) string {
+		if n, ok := names[id]; ok {
+			return n
+		}
+		n := ""
+		if canRead {
+			u, err := a.g.User(r.Context(), p, p.Tenant, id)
+			switch {
+			case err == nil:
+				n = u.Email
+			case errors.Is(err, guard.ErrForbidden):
+				canRead = false
+			}
+		}
+		names[id] = n
+		return n
+	}
+	rows := make([]auditRow, len(evs))
+	for i, e := range evs {
+		row := auditRow{Event: e, Who: e.Actor.Email, Target: e.Target}
+		if row.Who == "" && e.Actor.Kind == audit.ActorUser && isUserID(e.Actor.ID) {
+			row.Who = name(e.Actor.ID)
+		}
+		if row.Who == "" {
+			row.Who = string(e.Actor.Kind) + " " + short(e.Actor.ID)
+		}
+		switch id, subject := strings.CutPrefix(e.Target, "user:"); {
+		case isUserID(id):
+			if n := name(id); n != "" {
+				row.Target = n
+				if subject {
+					row.Target = "user " + n
+				}
+			}
+		}
+		rows[i] = row
+	}
+	return rows
+}
+
+// isUserID reports whether s looks like a Guard user ID (32 hex digits).
+func isUserID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // auditExport downloads the events matching the filters, as CSV or JSON

@@ -12,26 +12,30 @@ import (
 	"github.com/guardhq/guard/rbac"
 )
 
-// funcs are the helpers of the page templates.
-var funcs = template.FuncMap{
-	"when":     when,
-	"date":     func(t time.Time) string { return dateOf(t) },
-	"ago":      ago,
-	"days":     func(d time.Duration) int { return int(d / (24 * time.Hour)) },
-	"minutes":  func(d time.Duration) int { return int(d / time.Minute) },
-	"hours":    func(d time.Duration) int { return int(d / time.Hour) },
-	"kinds":    kinds,
-	"kind":     func(k mfa.Kind) string { return kinds([]mfa.Kind{k}) },
-	"join":     strings.Join,
-	"short":    short,
-	"meta":     meta,
-	"perm":     func(s rbac.Section, a rbac.Action) string { return string(s) + ":" + string(a) },
-	"add":      func(a, b int) int { return a + b },
-	"sub":      func(a, b int) int { return a - b },
-	"percent":  percent,
-	"contains": slices.Contains[[]string],
-	"isZero":   func(t time.Time) bool { return t.IsZero() },
-	"upper":    strings.ToUpper,
+// newFuncs returns the helpers of the page templates; relative times are
+// computed with now, the console's clock.
+func newFuncs(now func() time.Time) template.FuncMap {
+	return template.FuncMap{
+		"when":     when,
+		"date":     func(t time.Time) string { return dateOf(t) },
+		"ago":      func(t time.Time) string { return ago(t, now()) },
+		"days":     func(d time.Duration) int { return int(d / (24 * time.Hour)) },
+		"minutes":  func(d time.Duration) int { return int(d / time.Minute) },
+		"hours":    func(d time.Duration) int { return int(d / time.Hour) },
+		"kinds":    kinds,
+		"kind":     func(k mfa.Kind) string { return kinds([]mfa.Kind{k}) },
+		"join":     strings.Join,
+		"short":    short,
+		"meta":     meta,
+		"perm":     func(s rbac.Section, a rbac.Action) string { return string(s) + ":" + string(a) },
+		"add":      func(a, b int) int { return a + b },
+		"sub":      func(a, b int) int { return a - b },
+		"percent":  percent,
+		"contains": slices.Contains[[]string],
+		"isZero":   func(t time.Time) bool { return t.IsZero() },
+		"upper":    strings.ToUpper,
+		"abbr":     func(a rbac.Action) string { return strings.ToUpper(string(a)[:1]) },
+	}
 }
 
 func when(t time.Time) string {
@@ -49,11 +53,11 @@ func dateOf(t time.Time) string {
 }
 
 // ago says how long ago t was, roughly.
-func ago(t time.Time) string {
+func ago(t, now time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
-	d := time.Since(t)
+	d := now.Sub(t)
 	switch {
 	case d < 0:
 		return "just now"

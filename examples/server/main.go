@@ -204,7 +204,7 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 		b.Close()
 		return nil, err
 	}
-	pages, err := parsePages()
+	pages, err := parsePages(o.now)
 	if err != nil {
 		g.Close()
 		b.Close()
@@ -299,14 +299,14 @@ func randomPassword() string {
 
 // parsePages parses each page template with the layout and the shared
 // partials.
-func parsePages() (map[string]*template.Template, error) {
+func parsePages(now func() time.Time) (map[string]*template.Template, error) {
 	names, err := templateNames()
 	if err != nil {
 		return nil, err
 	}
 	pages := map[string]*template.Template{}
 	for _, n := range names {
-		t, err := template.New(n).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+n)
+		t, err := template.New(n).Funcs(newFuncs(now)).ParseFS(templateFS, "templates/layout.html", "templates/"+n)
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", n, err)
 		}
