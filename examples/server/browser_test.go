@@ -185,7 +185,9 @@ func (u *user) count(sel string) int {
 	return n
 }
 
-func jsString(s string) string { return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'" }
+func jsString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
 
 // path is the path of the page the browser shows.
 func (u *user) path() string { return strings.TrimPrefix(u.location(), u.url) }
