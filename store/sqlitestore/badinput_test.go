@@ -5,12 +5,14 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/store/sqlitestore"
 )
@@ -143,5 +145,39 @@ func TestPanicInWriteRollsBack(t *testing.T) {
 		if state, err := st.Throttle.Peek(ctx, "k", t0, hammerLimit); err != nil || state.Failures != 0 {
 			t.Fatalf("the panicking transaction's record: %+v, %v", state, err)
 		}
+	}
+}
+
+func TestReplaceInvalidScope(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	for _, scope := range []ipfilter.Scope{0, 3, 255} {
+		_, err := s.IPLists.Replace(ctx, "acme", scope, ipfilter.Rules{Entries: []string{"10.0.0.0/8"}}, 0)
+		var ie *ipfilter.InputError
+		if !errors.As(err, &ie) {
+			t.Errorf("Replace with scope %d: %v, want *ipfilter.InputError", scope, err)
+		}
+	}
+	if l, err := s.IPLists.Lists(ctx, "acme"); err != nil || l.Version != 0 || len(l.Users.Entries)+len(l.APIKeys.Entries) != 0 {
+		t.Errorf("Lists after refused Replaces = %+v, %v; want nothing stored", l, err)
+	}
+}
+
+// Entries are opaque bytes to the store, not only text: invalid UTF-8, NUL
+// and every byte value come back as they went in.
+func TestIPListEntriesByteForByte(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	entries := []string{"\xff\xfe", "", "a\x00b", string(all), "\xc3", "10.0.0.0/8", ""}
+	if _, err := s.IPLists.Replace(ctx, "acme", ipfilter.APIKeys, ipfilter.Rules{Entries: entries}, 0); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.IPLists.Lists(ctx, "acme")
+	if err != nil || !slices.Equal(l.APIKeys.Entries, entries) || len(l.Users.Entries) != 0 {
+		t.Fatalf("Lists = %q, %v; want %q", l.APIKeys.Entries, err, entries)
 	}
 }

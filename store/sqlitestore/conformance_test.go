@@ -11,6 +11,8 @@ import (
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/auth/authtest"
 	"github.com/guardhq/guard/guardtest"
+	"github.com/guardhq/guard/ipfilter"
+	"github.com/guardhq/guard/ipfilter/ipfiltertest"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/mfa/mfatest"
 	"github.com/guardhq/guard/session/sessiontest"
@@ -71,3 +73,8 @@ func newMFA(t *testing.T) mfa.Stores { return openStore(t).MFA.Stores() }
 
 func TestMFA(t *testing.T)           { mfatest.Run(t, newMFA) }
 func TestMFAConcurrent(t *testing.T) { mfatest.RunConcurrent(t, newMFA) }
+
+func newIPLists(t *testing.T) ipfilter.Store { return openStore(t).IPLists }
+
+func TestIPLists(t *testing.T)           { ipfiltertest.Run(t, newIPLists) }
+func TestIPListsConcurrent(t *testing.T) { ipfiltertest.RunConcurrent(t, newIPLists) }

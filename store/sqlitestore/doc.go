@@ -5,8 +5,8 @@
 // # What is inside
 //
 // A Store holds one database and serves these stores of guard.Stores (its
-// IPLists, Policies and Approvals stores are not implemented here yet:
-// Stores leaves them nil):
+// Policies and Approvals stores are not implemented here yet: Stores
+// leaves them nil):
 //
 //   - Users: auth.UserStore and auth.UserUpdater;
 //   - Throttle: auth.ThrottleStore;
@@ -19,7 +19,10 @@
 //     one SELECT by the key's hash);
 //   - MFA: every role of mfa.Stores (MFA.Stores): factors, the enrolment
 //     index, recovery codes, one-time codes, send rates and pending
-//     logins.
+//     logins;
+//   - IPLists: ipfilter.Store (Version, read on every request of a tenant
+//     with allow-lists, is one SELECT of one column; entries are kept byte
+//     for byte).
 //
 // Use it as
 //
@@ -86,8 +89,9 @@
 // write lock from its start (BEGIN IMMEDIATE), so it never has to upgrade a
 // read lock and no other writer, in any process, runs until it commits. The
 // session limit, throttle counts, the audit chain's head, a tenant's
-// policy version, the TOTP replay check, and a recovery code, one-time
-// code or pending login used once therefore hold across processes. Within
+// policy and allow-list versions, the TOTP replay check, and a recovery
+// code, one-time code or pending login used once therefore hold across
+// processes. Within
 // one Store, writers queue in Go and then run on one connection kept for
 // writes, with their statements prepared once; readers use the rest of the
 // pool and never wait for writers (WAL).
@@ -110,7 +114,7 @@
 // ErrForeignSchema, ErrSchemaTooNew, ErrNotMigrated and ErrClosed. Bad
 // input gives the calling package's typed error and changes nothing (an
 // invalid auth.Limit, an audit event of another tenant, a factor confirmed
-// at the zero time). Every other error
+// at the zero time, an allow-list scope that does not exist). Every other error
 // is an engine failure, wrapped with the prefix "sqlitestore:"; the facade
 // then denies the request (it fails closed). Compare with errors.Is and
 // errors.As.

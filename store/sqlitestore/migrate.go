@@ -210,6 +210,22 @@ var migrations = []migration{
 		) STRICT, WITHOUT ROWID`,
 		`CREATE INDEX guard_mfa_transactions_expires ON guard_mfa_transactions (expires_at)`,
 	}},
+
+	{4, "ip allow-lists", []string{
+		// One row per tenant with both scopes and the version, so that one
+		// row read is one consistent version. Entries are kept byte for
+		// byte, each prefixed by its length (see encodeEntries). A rowid
+		// table: large lists spill to overflow pages, and the version,
+		// stored before them, is read without reading them.
+		`CREATE TABLE guard_ip_lists (
+			tenant               TEXT    NOT NULL PRIMARY KEY,
+			version              INTEGER NOT NULL CHECK (version > 0),
+			users_report_only    INTEGER NOT NULL,
+			api_keys_report_only INTEGER NOT NULL,
+			users_entries        BLOB    NOT NULL,
+			api_keys_entries     BLOB    NOT NULL
+		) STRICT`,
+	}},
 }
 
 // ownNames are the tables and indexes this package creates. A database
@@ -243,6 +259,7 @@ var ownNames = map[string]bool{
 	"guard_mfa_rates_ends":           true,
 	"guard_mfa_transactions":         true,
 	"guard_mfa_transactions_expires": true,
+	"guard_ip_lists":                 true,
 }
 
 // SchemaVersion is the schema version this code migrates to and needs.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/store/sqlitestore"
 )
@@ -163,4 +164,31 @@ func TestReplicasConsumeTransactionOnce(t *testing.T) {
 		y.Flags = uint32(i)
 		return s.MFA.CreateTransaction(ctx, y)
 	}, func(err error) bool { return errors.Is(err, mfa.ErrDuplicate) })
+}
+
+func TestReplicasReplaceOnce(t *testing.T) {
+	rs := replicas(t)
+	ctx := t.Context()
+	// From version 0 (the INSERT that creates the tenant's row), then from
+	// a later version (the compare-and-set UPDATE), on either scope.
+	for prev := uint64(0); prev < 3; prev++ {
+		var winner atomic.Value
+		raceOnce(t, rs, 20, func(i int, s *sqlitestore.Store) error {
+			entry := fmt.Sprintf("10.0.%d.%d/32", prev, i)
+			v, err := s.IPLists.Replace(ctx, "acme", ipfilter.Scopes[prev%2], ipfilter.Rules{Entries: []string{entry}}, prev)
+			if err == nil {
+				winner.Store(entry)
+				if v != prev+1 {
+					t.Errorf("Replace(prev %d) returned version %d", prev, v)
+				}
+			}
+			return err
+		}, func(err error) bool { return errors.Is(err, ipfilter.ErrConflict) })
+		for _, s := range rs {
+			l, err := s.IPLists.Lists(ctx, "acme")
+			if err != nil || l.Version != prev+1 || l.Rules(ipfilter.Scopes[prev%2]).Entries[0] != winner.Load() {
+				t.Fatalf("Lists after the race from %d = %+v, %v; want version %d with %v", prev, l, err, prev+1, winner.Load())
+			}
+		}
+	}
 }

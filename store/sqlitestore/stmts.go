@@ -96,6 +96,13 @@ const (
 	txnConsume
 	txnSweep
 
+	ipLists
+	ipVersion
+	ipCreateUsers
+	ipCreateKeys
+	ipUpdateUsers
+	ipUpdateKeys
+
 	// audInsert+k inserts 1<<k events, for k < insertSizes.
 	audInsert
 	numStmts = audInsert + insertSizes
@@ -245,6 +252,22 @@ var queries = func() (q [numStmts]string) {
 	q[txnConsume] = `DELETE FROM guard_mfa_transactions WHERE hash = ? RETURNING ` + txnCols
 	q[txnSweep] = `DELETE FROM guard_mfa_transactions WHERE hash IN (
 		SELECT hash FROM guard_mfa_transactions WHERE expires_at <= ?1 AND hash IS NOT ?2 LIMIT ?3)`
+
+	q[ipLists] = `SELECT version, users_report_only, api_keys_report_only, users_entries, api_keys_entries
+		FROM guard_ip_lists WHERE tenant = ?`
+	q[ipVersion] = `SELECT version FROM guard_ip_lists WHERE tenant = ?`
+	// A tenant's first Replace (from version 0) creates its row; the
+	// others are a compare-and-set on the version.
+	q[ipCreateUsers] = `INSERT INTO guard_ip_lists
+		(tenant, version, users_report_only, api_keys_report_only, users_entries, api_keys_entries)
+		VALUES (?1, 1, ?3, 0, ?2, X'') ON CONFLICT (tenant) DO NOTHING`
+	q[ipCreateKeys] = `INSERT INTO guard_ip_lists
+		(tenant, version, users_report_only, api_keys_report_only, users_entries, api_keys_entries)
+		VALUES (?1, 1, 0, ?3, X'', ?2) ON CONFLICT (tenant) DO NOTHING`
+	q[ipUpdateUsers] = `UPDATE guard_ip_lists SET users_entries = ?2, users_report_only = ?3, version = version + 1
+		WHERE tenant = ?1 AND version = ?4`
+	q[ipUpdateKeys] = `UPDATE guard_ip_lists SET api_keys_entries = ?2, api_keys_report_only = ?3, version = version + 1
+		WHERE tenant = ?1 AND version = ?4`
 	return q
 }()
 

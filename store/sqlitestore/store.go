@@ -99,6 +99,7 @@ type Store struct {
 	Tenants  *Tenants
 	APIKeys  *APIKeys
 	MFA      *MFA
+	IPLists  *IPLists
 
 	db  *sql.DB
 	own bool // Close closes db
@@ -191,12 +192,13 @@ func newStore(ctx context.Context, db *sql.DB, own bool) (*Store, error) {
 	s.Tenants = &Tenants{s: s}
 	s.APIKeys = &APIKeys{s: s}
 	s.MFA = &MFA{s: s, sweepEvery: defaultSweepEvery}
+	s.IPLists = &IPLists{s: s}
 	return s, nil
 }
 
 // Stores returns s as the facade's guard.Stores: Users, UserUpdates,
-// Throttle, Sessions, SessionIndex, Audit, Tenants, APIKeys and every role
-// of MFA.
+// Throttle, Sessions, SessionIndex, Audit, Tenants, APIKeys, IPLists and
+// every role of MFA.
 func (s *Store) Stores() guard.Stores {
 	return guard.Stores{
 		Users:        s.Users,
@@ -207,6 +209,7 @@ func (s *Store) Stores() guard.Stores {
 		Audit:        s.Audit,
 		Tenants:      s.Tenants,
 		APIKeys:      s.APIKeys,
+		IPLists:      s.IPLists,
 		MFA:          s.MFA.Stores(),
 	}
 }
