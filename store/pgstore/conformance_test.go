@@ -13,6 +13,8 @@ import (
 	"github.com/guardhq/guard/ipfilter/ipfiltertest"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/mfa/mfatest"
+	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/rbac/rbactest"
 	"github.com/guardhq/guard/session/sessiontest"
 )
 
@@ -79,3 +81,13 @@ func TestMFAConcurrent(t *testing.T) {
 	r := newRecycler(t)
 	mfatest.RunConcurrent(t, func(t *testing.T) mfa.Stores { return r.store(t).MFA.Stores() })
 }
+
+func rbacStores(r *recycler) rbactest.Stores {
+	return rbactest.Stores{
+		Policies:  func(t *testing.T) rbac.PolicyStore { return r.store(t).Policies },
+		Approvals: func(t *testing.T) rbac.ApprovalStore { return r.store(t).Approvals },
+	}
+}
+
+func TestRBACStores(t *testing.T)           { rbactest.Run(t, rbacStores(newRecycler(t))) }
+func TestRBACStoresConcurrent(t *testing.T) { rbactest.RunConcurrent(t, rbacStores(newRecycler(t))) }

@@ -1,15 +1,18 @@
 // Package pgstore keeps Guard's stores in PostgreSQL, for deployments
 // with many replicas sharing one database: users, throttle counters,
-// sessions, the audit chains, tenants, API keys, IP allow-lists and every
+// sessions, the audit chains, tenants, API keys, IP allow-lists, every
 // MFA store (factors, recovery codes, one-time codes, send rates, pending
-// logins). Every invariant of the store interfaces (one session per user,
-// throttle limits, the audit chain's compare-and-set, policy and
-// allow-list versions, unique API keys, a TOTP step or a recovery code, a
-// one-time code or a pending login used once, the limit of confirmed
-// factors) is enforced by the database in one atomic statement or one SQL
-// function call, never by a read-modify-write in Go, so it holds across
-// any number of replicas. The rbac stores (guard.Stores.Policies and
-// Approvals) are not implemented here yet: Stores leaves them nil.
+// logins) and the rbac stores (policies and four-eyes approvals). Every
+// invariant of the store interfaces (one session per user, throttle
+// limits, the audit chain's compare-and-set, the versions of tenant
+// policies, allow-lists and rbac policies, unique API keys, a TOTP step or
+// a recovery code, a one-time code or a pending login used once, the limit
+// of confirmed factors, an approval decided once and consumed once) is
+// enforced by the database in one atomic statement or one SQL function
+// call, never by a read-modify-write in Go, so it holds across any number
+// of replicas. Stores does not hand the rbac stores to the facade yet
+// (guard.Stores.Policies and Approvals stay nil), and the SSO stores
+// (guard.Stores.SSO) are not implemented here yet: Stores leaves them nil.
 //
 // # Opening and migrating
 //
@@ -37,7 +40,8 @@
 // Transactions) may also be kept elsewhere (Redis, with store/redisstore)
 // by replacing those fields of the guard.Stores that Stores returns.
 // Store.IPLists is guard.Stores.IPLists; Store.MFA.Stores() is
-// guard.Stores.MFA.
+// guard.Stores.MFA; Store.Policies and Store.Approvals implement
+// rbac.PolicyStore and rbac.ApprovalStore (schema version 5).
 //
 // # Round trips
 //
@@ -48,17 +52,23 @@
 // Audit.Append moves the chain head and inserts the whole batch in one
 // statement; Throttle.Reserve is one INSERT … ON CONFLICT DO UPDATE.
 // IPLists.Version, read by the allow-list check, is one primary-key read
-// of one bigint. MFA.CreateFactor and MFA.CheckCode call the functions
-// mfa_create_factor and mfa_check_code; every other MFA, API key and
-// allow-list method is one statement.
+// of one bigint, and so is Policies.Version, read by every authorization
+// decision. MFA.CreateFactor and MFA.CheckCode call the functions
+// mfa_create_factor and mfa_check_code; Policies.Update,
+// Approvals.DecideApproval and Approvals.ConsumeApproval call rbac_update,
+// rbac_decide_approval and rbac_consume_approval, which take the row lock
+// their rule needs (the tenant's version row; the approval's row, FOR
+// UPDATE) before they check and write; every other MFA, API key,
+// allow-list and rbac method is one statement.
 //
 // # Data
 //
 // Strings that the contracts allow to hold any byte (session tenants, user
 // ids, user agents; audit event fields; throttle keys; IP allow-list
 // entries and tenants; the fields of one-time codes and pending logins;
-// rate keys) are stored as bytea, so they round-trip byte for byte, NUL
-// included. Allow-list entries are a bytea array, verbatim and in order
+// rate keys; every string of the rbac stores, which hold rules and
+// approvals as given) are stored as bytea, so they round-trip byte for
+// byte, NUL included, and order byte by byte. Allow-list entries are a bytea array, verbatim and in order
 // (never an inet, which would rewrite them). The tenant data of users,
 // tenants, audit chains, API keys, MFA factors and recovery codes is
 // kept in text columns, ids with the "C" collation (byte order, as Go
@@ -66,7 +76,7 @@
 // or a NUL byte) is refused with the *InputError of the interface's
 // package before anything is stored (and is reported not found by
 // lookups). Times keep microseconds: timestamptz in the users, audit,
-// tenants, API key and MFA factor tables, Unix microseconds (bigint) in
+// tenants, API key, MFA factor and approval tables, Unix microseconds (bigint) in
 // the sessions, throttle, one-time code, rate and pending-login tables;
 // times come back in UTC. A tenant's policy is JSON, so new guard.Policy
 // fields need no migration. Expired throttle records are deleted by
@@ -75,7 +85,11 @@
 // tables are bounded by the rate of events, and MFA.Hit never returns
 // mfa.ErrFull); sessions that are no longer live are deleted when their
 // user signs in again, and Sessions.DeleteExpired removes the rest in
-// bounded batches.
+// bounded batches. The rbac change log keeps the latest PolicyHistory
+// changes of each tenant (Policies.Changes returns rbac.ErrHistoryGone for
+// older ones): each Update deletes up to GCBatch older ones. Approvals are
+// never deleted (the rbac contract has none): the table grows with the
+// requests people make.
 //
 // # Concurrency
 //
@@ -85,10 +99,12 @@
 // # Errors
 //
 // Store methods return the sentinel errors of the interface they implement
-// (auth.ErrNotFound, session.ErrLimit, audit.ErrConflict, …) for the
-// conditions the contracts name, and the typed input errors of those
-// packages (*auth.InputError, *audit.InputError, *guard.InputError,
-// *mfa.InputError) for values the database cannot hold. Any other failure — the server
+// (auth.ErrNotFound, session.ErrLimit, audit.ErrConflict, rbac.ErrConflict,
+// …) for the conditions the contracts name, and the typed input errors of
+// those packages (*auth.InputError, *audit.InputError, *guard.InputError,
+// *mfa.InputError) for values the database cannot hold;
+// Approvals.DecideApproval returns an *rbac.InputError for a status other
+// than approved or rejected. Any other failure — the server
 // unreachable, a timeout, a schema not migrated — is returned wrapped with
 // the prefix "pgstore:" (the pgx error stays reachable with errors.As), and
 // the facade then denies the request. New returns an *OptionsError for bad

@@ -82,6 +82,12 @@ func label(sql string) string {
 		{"FROM {s}.mfa_factors WHERE tenant = $1 AND user_id = $2\n", "MFA.Factors"},
 		{"confirmed_at IS NOT NULL AND last_step < $4", "MFA.AdvanceStep"},
 		{"array_agg(DISTINCT kind", "MFA.Enrolments"},
+		{"SELECT version FROM {s}.rbac_versions", "Policies.Version"},
+		{"FROM {s}.rbac_versions v LEFT JOIN {s}.rbac_rules", "Policies.Policy"},
+		{"FROM {s}.rbac_versions v LEFT JOIN {s}.rbac_changes", "Policies.Changes"},
+		{"rbac_update", "Policies.Update"},
+		{"rbac_decide_approval", "Approvals.DecideApproval"},
+		{"rbac_consume_approval", "Approvals.ConsumeApproval"},
 	} {
 		if strings.Contains(normalize(sql), l.in) {
 			return l.name

@@ -22,6 +22,7 @@ var migrations = [...]migration{
 	{name: "api keys", sql: migration2},
 	{name: "ip allow-lists", sql: migration3},
 	{name: "mfa", sql: migration4},
+	{name: "rbac", sql: migration5},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -433,6 +434,166 @@ CREATE TABLE {s}.mfa_transactions (
 	expires_us bigint NOT NULL
 );
 CREATE INDEX mfa_transactions_expires ON {s}.mfa_transactions (expires_us);
+`
+
+// migration5 adds the rbac stores. A PolicyStore holds rules as given and
+// an ApprovalStore approvals as given, so every string is bytea: it
+// round-trips byte for byte, NUL included, and orders byte by byte (as Go
+// compares strings). Approval times are timestamptz (NULL: the zero time),
+// like the other tenant data.
+const migration5 = `
+-- One row per tenant whose policy was ever updated, holding its version:
+-- Version reads this row only. rbac_update locks it, so the updates of a
+-- tenant run one at a time, on every replica.
+CREATE TABLE {s}.rbac_versions (
+	tenant  bytea PRIMARY KEY,
+	version bigint NOT NULL CHECK (version > 0)
+);
+
+-- Each tenant's rules: a set, by the primary key.
+CREATE TABLE {s}.rbac_rules (
+	tenant    bytea NOT NULL,
+	rule_type bytea NOT NULL,
+	role      bytea NOT NULL,
+	subject   bytea NOT NULL,
+	section   bytea NOT NULL,
+	action    bytea NOT NULL,
+	PRIMARY KEY (tenant, rule_type, role, subject, section, action)
+);
+
+-- The change log: the rules each update removed and added, as given and
+-- in order, five elements per rule (type, role, subject, section, action)
+-- of a flat array. rbac_update keeps the latest p_keep changes of a
+-- tenant.
+CREATE TABLE {s}.rbac_changes (
+	tenant       bytea NOT NULL,
+	version      bigint NOT NULL,
+	remove_rules bytea[] NOT NULL,
+	add_rules    bytea[] NOT NULL,
+	PRIMARY KEY (tenant, version)
+);
+
+-- rbac_update is rbac.PolicyStore.Update in one call: move the tenant's
+-- version from p_expect to p_expect + 1 (insert it for p_expect 0), which
+-- locks the tenant's row; if the version was not p_expect, return false
+-- and change nothing. Then, with the row held (each statement sees every
+-- update committed before), remove the rules of p_remove, add those of
+-- p_add, log the change, and delete up to p_batch changes older than the
+-- latest p_keep. Any error rolls the whole call back.
+CREATE FUNCTION {s}.rbac_update(p_tenant bytea, p_expect bigint, p_remove bytea[], p_add bytea[],
+	p_keep bigint, p_batch integer)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF p_expect = 0 THEN
+		INSERT INTO {s}.rbac_versions (tenant, version) VALUES (p_tenant, 1) ON CONFLICT (tenant) DO NOTHING;
+	ELSE
+		UPDATE {s}.rbac_versions SET version = version + 1 WHERE tenant = p_tenant AND version = p_expect;
+	END IF;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+	DELETE FROM {s}.rbac_rules r
+		USING (SELECT p_remove[i], p_remove[i+1], p_remove[i+2], p_remove[i+3], p_remove[i+4]
+			FROM generate_series(1, cardinality(p_remove) - 4, 5) AS i) AS d (rule_type, role, subject, section, action)
+		WHERE r.tenant = p_tenant AND r.rule_type = d.rule_type AND r.role = d.role AND r.subject = d.subject
+			AND r.section = d.section AND r.action = d.action;
+	INSERT INTO {s}.rbac_rules (tenant, rule_type, role, subject, section, action)
+		SELECT p_tenant, p_add[i], p_add[i+1], p_add[i+2], p_add[i+3], p_add[i+4]
+		FROM generate_series(1, cardinality(p_add) - 4, 5) AS i
+		ON CONFLICT DO NOTHING;
+	INSERT INTO {s}.rbac_changes (tenant, version, remove_rules, add_rules)
+		VALUES (p_tenant, p_expect + 1, p_remove, p_add);
+	DELETE FROM {s}.rbac_changes WHERE tenant = p_tenant AND version IN (
+		SELECT version FROM {s}.rbac_changes
+		WHERE tenant = p_tenant AND version <= p_expect + 1 - p_keep
+		ORDER BY version
+		LIMIT p_batch);
+	RETURN true;
+END
+$$;
+
+-- Four-eyes approvals. Subjects are a kind (rbac.SubjectKind; 0 with an
+-- empty id for none) and an id.
+CREATE TABLE {s}.rbac_approvals (
+	tenant         bytea NOT NULL,
+	id             bytea NOT NULL,
+	requester_kind smallint NOT NULL,
+	requester_id   bytea NOT NULL,
+	section        bytea NOT NULL,
+	action         bytea NOT NULL,
+	target         bytea NOT NULL,
+	payload_hash   bytea NOT NULL CHECK (octet_length(payload_hash) = 32),
+	created_at     timestamptz,
+	expires_at     timestamptz,
+	status         bytea NOT NULL,
+	decider_kind   smallint NOT NULL,
+	decider_id     bytea NOT NULL,
+	decided_at     timestamptz,
+	consumed_at    timestamptz,
+	PRIMARY KEY (tenant, id)
+);
+-- Serves ListApprovals with a status (the primary key serves it without).
+CREATE INDEX rbac_approvals_status ON {s}.rbac_approvals (tenant, status, id);
+
+-- rbac_decide_approval is rbac.ApprovalStore.DecideApproval on the
+-- approval's row locked FOR UPDATE. r_status: 0 decided (r_approval is
+-- the approval afterwards), 1 no such approval, 2 p_by is the requester,
+-- 3 not pending, 4 expired (p_at not before expires_at; NULL is the zero
+-- time); nothing is changed unless 0.
+CREATE FUNCTION {s}.rbac_decide_approval(p_tenant bytea, p_id bytea, p_by_kind smallint, p_by_id bytea,
+	p_status bytea, p_at timestamptz, OUT r_status integer, OUT r_approval {s}.rbac_approvals)
+LANGUAGE plpgsql AS $$
+BEGIN
+	SELECT * INTO r_approval FROM {s}.rbac_approvals WHERE tenant = p_tenant AND id = p_id FOR UPDATE;
+	IF NOT FOUND THEN
+		r_status := 1;
+	ELSIF r_approval.requester_kind = p_by_kind AND r_approval.requester_id = p_by_id THEN
+		r_status := 2;
+	ELSIF r_approval.status <> 'pending'::bytea THEN
+		r_status := 3;
+	ELSIF COALESCE(p_at, '-infinity') >= COALESCE(r_approval.expires_at, '-infinity') THEN
+		r_status := 4;
+	ELSE
+		r_status := 0;
+		UPDATE {s}.rbac_approvals SET status = p_status, decider_kind = p_by_kind, decider_id = p_by_id, decided_at = p_at
+			WHERE tenant = p_tenant AND id = p_id
+			RETURNING * INTO r_approval;
+	END IF;
+END
+$$;
+
+-- rbac_consume_approval is rbac.ApprovalStore.ConsumeApproval on the
+-- approval's row locked FOR UPDATE. r_status: 0 consumed (r_approval is
+-- the approval afterwards), 1 no such approval, 2 the claim differs,
+-- 3 already consumed, 4 not approved, 5 expired; nothing is changed
+-- unless 0.
+CREATE FUNCTION {s}.rbac_consume_approval(p_tenant bytea, p_id bytea, p_kind smallint, p_requester bytea,
+	p_section bytea, p_action bytea, p_target bytea, p_hash bytea, p_at timestamptz,
+	OUT r_status integer, OUT r_approval {s}.rbac_approvals)
+LANGUAGE plpgsql AS $$
+BEGIN
+	SELECT * INTO r_approval FROM {s}.rbac_approvals WHERE tenant = p_tenant AND id = p_id FOR UPDATE;
+	IF NOT FOUND THEN
+		r_status := 1;
+	ELSIF r_approval.requester_kind <> p_kind OR r_approval.requester_id <> p_requester
+			OR r_approval.section <> p_section OR r_approval.action <> p_action
+			OR r_approval.target <> p_target OR r_approval.payload_hash <> p_hash THEN
+		r_status := 2;
+	ELSIF r_approval.status = 'consumed'::bytea THEN
+		r_status := 3;
+	ELSIF r_approval.status <> 'approved'::bytea THEN
+		r_status := 4;
+	ELSIF COALESCE(p_at, '-infinity') >= COALESCE(r_approval.expires_at, '-infinity') THEN
+		r_status := 5;
+	ELSE
+		r_status := 0;
+		UPDATE {s}.rbac_approvals SET status = 'consumed'::bytea, consumed_at = p_at
+			WHERE tenant = p_tenant AND id = p_id
+			RETURNING * INTO r_approval;
+	END IF;
+END
+$$;
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

@@ -51,14 +51,16 @@ var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 // one pool and one schema. Create it with New and create or upgrade the
 // schema with Migrate before first use.
 type Store struct {
-	Users    *Users
-	Throttle *Throttle
-	Sessions *Sessions
-	Audit    *Audit
-	Tenants  *Tenants
-	APIKeys  *APIKeys
-	IPLists  *IPLists
-	MFA      *MFA
+	Users     *Users
+	Throttle  *Throttle
+	Sessions  *Sessions
+	Audit     *Audit
+	Tenants   *Tenants
+	APIKeys   *APIKeys
+	IPLists   *IPLists
+	MFA       *MFA
+	Policies  *Policies
+	Approvals *Approvals
 
 	pool   *pgxpool.Pool
 	schema string // validated, unquoted
@@ -88,15 +90,18 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 	s.APIKeys = &APIKeys{pool: pool, sql: newAPIKeySQL(s.q)}
 	s.IPLists = &IPLists{pool: pool, sql: newIPListSQL(s.q)}
 	s.MFA = &MFA{pool: pool, sql: newMFASQL(s.q)}
+	s.Policies = &Policies{pool: pool, sql: newPolicySQL(s.q), keep: PolicyHistory}
+	s.Approvals = &Approvals{pool: pool, sql: newApprovalSQL(s.q)}
 	return s, nil
 }
 
 // Schema returns the name of the store's schema.
 func (s *Store) Schema() string { return s.schema }
 
-// Stores returns s as the facade's guard.Stores: every field filled but
-// Policies and Approvals (the rbac stores, not implemented by this
-// package yet), MFA with every role.
+// Stores returns s as the facade's guard.Stores: every field filled (MFA
+// with every role) but Policies and Approvals (s.Policies and s.Approvals
+// are not handed to the facade yet) and SSO, whose stores this package
+// does not implement yet.
 func (s *Store) Stores() guard.Stores {
 	return guard.Stores{
 		Users:        s.Users,

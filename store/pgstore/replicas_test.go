@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/ipfilter"
@@ -19,12 +21,33 @@ import (
 )
 
 // twoReplicas returns two Stores on one fresh schema, each with a pool of
-// its own: two replicas of an application sharing the database.
+// its own, already connected: two replicas of an application sharing the
+// database.
 func twoReplicas(t *testing.T) (a, b *pgstore.Store) {
 	t.Helper()
-	a = newStoreOn(t, ownPool(t, 6), "")
-	b = newStoreOn(t, ownPool(t, 6), a.Schema())
+	pa, pb := ownPool(t, 6), ownPool(t, 6)
+	a = newStoreOn(t, pa, "")
+	b = newStoreOn(t, pb, a.Schema())
+	warm(t, pa)
+	warm(t, pb)
 	return a, b
+}
+
+// warm opens every connection of p, so that calls racing on p reach the
+// server together rather than each after its own connection set-up.
+func warm(t *testing.T, p *pgxpool.Pool) {
+	t.Helper()
+	conns := make([]*pgxpool.Conn, p.Config().MaxConns)
+	for i := range conns {
+		c, err := p.Acquire(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+	}
+	for _, c := range conns {
+		c.Release()
+	}
 }
 
 // parallel runs f(0..n-1) in n goroutines released at once, and waits.
@@ -248,6 +271,14 @@ func onceAcrossReplicas(t *testing.T, what string, loser error, setup func(st *p
 	if err := setup(a); err != nil {
 		t.Fatal(err)
 	}
+	onceOnReplicas(t, a, b, what, loser, call)
+}
+
+// onceOnReplicas runs call 50 times at once, alternating between a and b,
+// and checks that exactly one call succeeds and every other one fails with
+// loser.
+func onceOnReplicas(t *testing.T, a, b *pgstore.Store, what string, loser error, call func(st *pgstore.Store) error) {
+	t.Helper()
 	const n = 50
 	var won, lost atomic.Int32
 	parallel(n, func(i int) {

@@ -15,6 +15,7 @@ import (
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/store/pgstore"
 )
@@ -396,10 +397,24 @@ func TestErrorsAreReturned(t *testing.T) {
 		"CreateTransaction":  func() error { return st.MFA.CreateTransaction(ctx, mfa.Transaction{Hash: mfa.Hash{1}}) },
 		"Transaction":        func() error { _, err := st.MFA.Transaction(ctx, mfa.Hash{1}); return err },
 		"ConsumeTransaction": func() error { _, err := st.MFA.ConsumeTransaction(ctx, mfa.Hash{1}); return err },
+		"Policy":             func() error { _, _, err := st.Policies.Policy(ctx, "t"); return err },
+		"PolicyVersion":      func() error { _, err := st.Policies.Version(ctx, "t"); return err },
+		"PolicyUpdate":       func() error { return st.Policies.Update(ctx, "t", 0, nil, nil) },
+		"PolicyChanges":      func() error { _, err := st.Policies.Changes(ctx, "t", 0); return err },
+		"CreateApproval":     func() error { return st.Approvals.CreateApproval(ctx, rbac.Approval{Tenant: "t", ID: "a"}) },
+		"Approval":           func() error { _, err := st.Approvals.Approval(ctx, "t", "a"); return err },
+		"DecideApproval": func() error {
+			_, err := st.Approvals.DecideApproval(ctx, "t", "a", rbac.User("u"), rbac.StatusApproved, t0)
+			return err
+		},
+		"ConsumeApproval": func() error { _, err := st.Approvals.ConsumeApproval(ctx, "t", "a", rbac.Claim{}, t0); return err },
+		"ListApprovals":   func() error { _, err := st.Approvals.ListApprovals(ctx, "t", rbac.ApprovalQuery{}); return err },
 	}
 	sentinels := []error{auth.ErrNotFound, auth.ErrConflict, auth.ErrDuplicateID, session.ErrNotFound, audit.ErrConflict,
 		guard.ErrTenantNotFound, guard.ErrConflict, ipfilter.ErrConflict, mfa.ErrNotFound, mfa.ErrConflict, mfa.ErrReplay,
-		mfa.ErrDuplicate, mfa.ErrLimit, mfa.ErrInvalidCode, mfa.ErrExpired, mfa.ErrTooManyTries, mfa.ErrFull}
+		mfa.ErrDuplicate, mfa.ErrLimit, mfa.ErrInvalidCode, mfa.ErrExpired, mfa.ErrTooManyTries, mfa.ErrFull,
+		rbac.ErrConflict, rbac.ErrHistoryGone, rbac.ErrNotFound, rbac.ErrDuplicate, rbac.ErrSelfApproval, rbac.ErrNotPending,
+		rbac.ErrExpired, rbac.ErrNotApproved, rbac.ErrConsumed, rbac.ErrMismatch}
 	for name, call := range calls {
 		err := call()
 		if err == nil {
