@@ -10,9 +10,8 @@
 // of confirmed factors, an approval decided once and consumed once) is
 // enforced by the database in one atomic statement or one SQL function
 // call, never by a read-modify-write in Go, so it holds across any number
-// of replicas. Stores does not hand the rbac stores to the facade yet
-// (guard.Stores.Policies and Approvals stay nil), and the SSO stores
-// (guard.Stores.SSO) are not implemented here yet: Stores leaves them nil.
+// of replicas. The SSO stores (guard.Stores.SSO) are not implemented here
+// yet: Stores leaves them nil.
 //
 // # Opening and migrating
 //
@@ -40,8 +39,16 @@
 // Transactions) may also be kept elsewhere (Redis, with store/redisstore)
 // by replacing those fields of the guard.Stores that Stores returns.
 // Store.IPLists is guard.Stores.IPLists; Store.MFA.Stores() is
-// guard.Stores.MFA; Store.Policies and Store.Approvals implement
-// rbac.PolicyStore and rbac.ApprovalStore (schema version 5).
+// guard.Stores.MFA; Store.Policies and Store.Approvals are
+// guard.Stores.Policies and Approvals.
+//
+// Schema version 5 adds the rbac stores, and Stores fills them: the
+// facade then enforces roles. A deployment upgraded from version 4 (which
+// ran without roles, every user administering their tenant) starts with
+// empty policies, so its users hold no role, and are denied, until the
+// system grants them (guard.Guard.GrantRole with guard.System); a host
+// that is not ready sets Policies and Approvals of the guard.Stores to
+// nil meanwhile.
 //
 // # Round trips
 //

@@ -12,6 +12,7 @@ import (
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/store/pgstore"
 )
 
@@ -39,7 +40,10 @@ func newMFAFacade(t *testing.T, st *pgstore.Store) (*guard.Guard, *clock) {
 	if _, err := g.CreateTenant(ctx, guard.System("test"), facadeTenant, "Acme", guard.Policy{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.CreateUser(ctx, guard.System("test"), guard.NewUser{Tenant: facadeTenant, Email: facadeEmail, Password: facadePassword}); err != nil {
+	// The user administers the tenant (API keys, IP lists): st.Stores()
+	// has the rbac stores, so the facade checks roles.
+	if _, err := g.CreateUser(ctx, guard.System("test"), guard.NewUser{Tenant: facadeTenant, Email: facadeEmail, Password: facadePassword,
+		Roles: []string{rbac.Owner}}); err != nil {
 		t.Fatal(err)
 	}
 	return g, c

@@ -99,9 +99,8 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 func (s *Store) Schema() string { return s.schema }
 
 // Stores returns s as the facade's guard.Stores: every field filled (MFA
-// with every role) but Policies and Approvals (s.Policies and s.Approvals
-// are not handed to the facade yet) and SSO, whose stores this package
-// does not implement yet.
+// with every role, Policies and Approvals) but SSO, whose stores this
+// package does not implement yet.
 func (s *Store) Stores() guard.Stores {
 	return guard.Stores{
 		Users:        s.Users,
@@ -114,6 +113,8 @@ func (s *Store) Stores() guard.Stores {
 		APIKeys:      s.APIKeys,
 		IPLists:      s.IPLists,
 		MFA:          s.MFA.Stores(),
+		Policies:     s.Policies,
+		Approvals:    s.Approvals,
 	}
 }
 
