@@ -2,41 +2,62 @@
 // authorization library for multi-tenant SaaS applications.
 //
 // A host application builds one Guard with New, giving it the stores of a
-// backend (store/memstore for tests and evaluation; SQLite, PostgreSQL and
-// Redis backends for production) and a secret audit key. The Guard then
-// provides:
+// backend (store/memstore for tests and evaluation; store/sqlitestore, the
+// embedded default; store/pgstore and store/redisstore for many replicas)
+// and a secret audit key. The Guard then provides:
 //
-//   - tenants with a per-tenant security policy (Tenant, Policy);
+//   - tenants with a per-tenant security policy (Tenant, Policy, SetPolicy),
+//     optionally ring-fenced in their own databases (Config.OpenTenant);
 //   - user administration: CreateUser, DeactivateUser (ends every session
 //     at once), ReactivateUser, DeleteUser, UnlockUser;
-//   - password login with argon2id, a NIST SP 800-63B password policy,
-//     per-account and per-IP throttling with growing locks, and no user
-//     enumeration (Login, ChangePassword);
+//   - password sign-in with argon2id, a NIST SP 800-63B password policy,
+//     per-account and per-IP throttling with growing locks, CAPTCHA after
+//     failures, and no user enumeration (Login, ChangePassword,
+//     ForgotPassword, ResetPassword);
+//   - second factors (Config.MFA): TOTP, email and SMS codes, recovery
+//     codes, a pending sign-in between the steps (CompleteLogin,
+//     SendLoginCode, BeginTOTP, ConfirmFactor…), "require MFA" with
+//     adoption counts (MFAAdoption) and step-up (Reauthenticate);
+//   - SAML single sign-on as service provider (Config.SSO: StartSSO,
+//     CompleteSSO, LogoutSSO) and "require SSO" with a break-glass owner;
+//   - roles and four-eyes approvals on casbin (Require, Authorize,
+//     GrantRole, DefineRole, RequestApproval, ApproveRequest,
+//     ConsumeApproval), IP allow-lists for people and for API keys
+//     (SetIPAllowList, Config.Proxies), API keys (CreateAPIKey);
 //   - opaque server-side sessions with one concurrent session per user by
 //     default, idle and absolute timeouts (Authenticate, Logout,
 //     RotateSession, UserSessions, RevokeSession);
-//   - HTTP middleware that puts the Principal in the request context
-//     (Middleware, RequireSession, PrincipalFrom);
+//   - HTTP middleware that authenticates sessions and API keys and puts the
+//     Principal in the request context (Middleware, RequireSession,
+//     PrincipalFrom);
 //   - a tamper-evident audit log per tenant, written before any action is
-//     reported as done (Audit).
+//     reported as done (QueryAudit, ExportAudit, VerifyAudit), and access
+//     reviews (AccessReview, ApplyReview).
 //
-// The packages auth, session and audit hold the mechanisms and define the
-// store interfaces; they never import each other or this package. The
-// facade orchestrates them and is the one place that writes audit events.
+// The packages auth, mfa, sso, ipfilter, rbac, audit and session hold the
+// mechanisms and define the store interfaces; they never import each other
+// or this package. The facade orchestrates them and is the one place that
+// writes audit events. Every sign-in, whatever its first factor, goes
+// through one pipeline: allow-list, status, second factor or enrolment,
+// session limit, audit.
 //
 // # Concurrency
 //
 // A Guard is safe for concurrent use. Every security invariant (lockout
-// limits, the session limit, the audit chain) is enforced by one atomic
-// store operation, so it holds across goroutines and across replicas that
-// share their stores.
+// limits, the session limit, single-use codes, the TOTP step, the SAML
+// replay cache, the audit chain) is enforced by one atomic store operation,
+// so it holds across goroutines and across replicas that share their
+// stores. Role and allow-list changes are in force on the next request on
+// every replica: each decision reads the tenant's current version.
 //
 // # Errors
 //
-// Failed logins return ErrInvalidCredentials whatever the cause; the cause
-// is recorded in the audit event (Reason*). Store failures return errors
-// that match ErrUnavailable: requests are denied, never allowed (fail
-// closed). Bad input returns an *InputError, *auth.InputError or
-// *auth.PolicyError naming the field or rule, never the value. Admin
-// actions by a principal of another tenant return ErrForbidden.
+// Failed sign-ins return ErrInvalidCredentials whatever the cause (a wrong
+// second factor ErrInvalidCode, a refused SAML response ErrSSOFailed); the
+// cause is recorded in the audit event (Reason*). Store failures return
+// errors that match ErrUnavailable: requests are denied, never allowed
+// (fail closed). Bad input returns an *InputError, *auth.InputError or
+// *auth.PolicyError naming the field or rule, never the value. Actions the
+// principal may not take return ErrForbidden (recorded as access.denied),
+// and sensitive ones on an old session ErrStepUpRequired.
 package guard
