@@ -21,19 +21,6 @@ type APIKeys struct{ s *Store }
 
 var _ auth.APIKeyStore = (*APIKeys)(nil)
 
-// blob32 scans a BLOB column of 32 bytes into an array.
-type blob32 struct{ b *[32]byte }
-
-// Scan implements sql.Scanner.
-func (c blob32) Scan(src any) error {
-	b, ok := src.([]byte)
-	if !ok || len(b) != len(c.b) {
-		return fmt.Errorf("sqlitestore: hash column holds %T of %d bytes, want 32 bytes", src, len(b))
-	}
-	copy(c.b[:], b)
-	return nil
-}
-
 func scanAPIKey(r scanner) (auth.APIKey, error) {
 	var k auth.APIKey
 	var created int64

@@ -13,6 +13,7 @@ import (
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/ipfilter"
+	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/store/sqlitestore"
 )
@@ -179,5 +180,47 @@ func TestIPListEntriesByteForByte(t *testing.T) {
 	l, err := s.IPLists.Lists(ctx, "acme")
 	if err != nil || !slices.Equal(l.APIKeys.Entries, entries) || len(l.Users.Entries) != 0 {
 		t.Fatalf("Lists = %q, %v; want %q", l.APIKeys.Entries, err, entries)
+	}
+}
+
+func TestDecideApprovalInvalidStatus(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	a := rbac.Approval{ID: "a1", Tenant: "acme", Requester: rbac.User("alice"), Permission: rbac.P(rbac.Campaigns, rbac.Send),
+		CreatedAt: t0, ExpiresAt: t0.Add(time.Hour), Status: rbac.StatusPending}
+	if err := s.Approvals.CreateApproval(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	for _, status := range []rbac.Status{"", rbac.StatusPending, rbac.StatusConsumed, rbac.StatusExpired, "APPROVED"} {
+		_, err := s.Approvals.DecideApproval(ctx, "acme", "a1", rbac.User("bob"), status, t0)
+		var ie *rbac.InputError
+		if !errors.As(err, &ie) {
+			t.Errorf("DecideApproval with status %q: %v, want *rbac.InputError", status, err)
+		}
+	}
+	if got, err := s.Approvals.Approval(ctx, "acme", "a1"); err != nil || got.Status != rbac.StatusPending || !got.DecidedAt.IsZero() {
+		t.Errorf("approval after refused decisions = %+v, %v; want it pending", got, err)
+	}
+}
+
+// Rules are stored as given, byte for byte, in the policy and in its
+// changes.
+func TestPolicyRulesByteForByte(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	odd := []rbac.Rule{
+		{Type: rbac.RuleGrant, Role: "\xff\xfe", Subject: "user:\x00"},
+		{Type: "other", Role: "ü", Section: "a\x00b", Action: "\xc3"},
+	}
+	if err := s.Policies.Update(ctx, "acme", 0, []rbac.Rule{{Type: "\x80"}}, odd); err != nil {
+		t.Fatal(err)
+	}
+	rules, v, err := s.Policies.Policy(ctx, "acme")
+	if err != nil || v != 1 || len(rules) != 2 || !slices.Contains(rules, odd[0]) || !slices.Contains(rules, odd[1]) {
+		t.Fatalf("Policy = %q at %d, %v; want %q", rules, v, err, odd)
+	}
+	ch, err := s.Policies.Changes(ctx, "acme", 0)
+	if err != nil || len(ch) != 1 || !slices.Equal(ch[0].Add, odd) || !slices.Equal(ch[0].Remove, []rbac.Rule{{Type: "\x80"}}) {
+		t.Fatalf("Changes = %+v, %v", ch, err)
 	}
 }

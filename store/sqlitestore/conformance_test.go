@@ -15,6 +15,8 @@ import (
 	"github.com/guardhq/guard/ipfilter/ipfiltertest"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/mfa/mfatest"
+	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/rbac/rbactest"
 	"github.com/guardhq/guard/session/sessiontest"
 	"github.com/guardhq/guard/store/sqlitestore"
 )
@@ -78,3 +80,11 @@ func newIPLists(t *testing.T) ipfilter.Store { return openStore(t).IPLists }
 
 func TestIPLists(t *testing.T)           { ipfiltertest.Run(t, newIPLists) }
 func TestIPListsConcurrent(t *testing.T) { ipfiltertest.RunConcurrent(t, newIPLists) }
+
+var rbacStores = rbactest.Stores{
+	Policies:  func(t *testing.T) rbac.PolicyStore { return openStore(t).Policies },
+	Approvals: func(t *testing.T) rbac.ApprovalStore { return openStore(t).Approvals },
+}
+
+func TestRBACStores(t *testing.T)           { rbactest.Run(t, rbacStores) }
+func TestRBACStoresConcurrent(t *testing.T) { rbactest.RunConcurrent(t, rbacStores) }

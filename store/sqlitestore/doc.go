@@ -5,8 +5,7 @@
 // # What is inside
 //
 // A Store holds one database and serves these stores of guard.Stores (its
-// Policies and Approvals stores are not implemented here yet: Stores
-// leaves them nil):
+// SSO stores are not implemented here yet: Stores leaves them nil):
 //
 //   - Users: auth.UserStore and auth.UserUpdater;
 //   - Throttle: auth.ThrottleStore;
@@ -22,7 +21,11 @@
 //     logins;
 //   - IPLists: ipfilter.Store (Version, read on every request of a tenant
 //     with allow-lists, is one SELECT of one column; entries are kept byte
-//     for byte).
+//     for byte);
+//   - Policies: rbac.PolicyStore (Version, read on every authorization
+//     decision, is one SELECT by primary key; each tenant keeps its latest
+//     PolicyHistory changes);
+//   - Approvals: rbac.ApprovalStore.
 //
 // Use it as
 //
@@ -88,10 +91,10 @@
 // a DELETE … RETURNING) or one write transaction that holds the database
 // write lock from its start (BEGIN IMMEDIATE), so it never has to upgrade a
 // read lock and no other writer, in any process, runs until it commits. The
-// session limit, throttle counts, the audit chain's head, a tenant's
-// policy and allow-list versions, the TOTP replay check, and a recovery
-// code, one-time code or pending login used once therefore hold across
-// processes. Within
+// session limit, throttle counts, the audit chain's head, the versions of
+// a tenant's policy, allow-lists and roles, the TOTP replay check, and a
+// recovery code, one-time code, pending login or approval used once
+// therefore hold across processes. Within
 // one Store, writers queue in Go and then run on one connection kept for
 // writes, with their statements prepared once; readers use the rest of the
 // pool and never wait for writers (WAL).
@@ -104,17 +107,21 @@
 // windows or expired pending logins in every 1024th MFA.PutCode, MFA.Hit or
 // MFA.CreateTransaction. Each sweep is part of that call's transaction and
 // judges expiry by the time the caller passes. Sessions.DeleteExpired,
-// Throttle.Sweep and MFA.Sweep delete them all on demand.
+// Throttle.Sweep and MFA.Sweep delete them all on demand. Each
+// Policies.Update deletes the tenant's changes older than the latest
+// PolicyHistory.
 //
 // # Errors
 //
 // The conditions of the store interfaces are their own sentinels
 // (session.ErrNotFound, auth.ErrDuplicateEmail, audit.ErrConflict,
-// guard.ErrTenantExists, mfa.ErrReplay, …). Errors about the file are ErrNotDatabase,
+// guard.ErrTenantExists, mfa.ErrReplay, ipfilter.ErrConflict,
+// rbac.ErrHistoryGone, …). Errors about the file are ErrNotDatabase,
 // ErrForeignSchema, ErrSchemaTooNew, ErrNotMigrated and ErrClosed. Bad
 // input gives the calling package's typed error and changes nothing (an
 // invalid auth.Limit, an audit event of another tenant, a factor confirmed
-// at the zero time, an allow-list scope that does not exist). Every other error
+// at the zero time, an allow-list scope that does not exist, an approval
+// decided with a status other than approved or rejected). Every other error
 // is an engine failure, wrapped with the prefix "sqlitestore:"; the facade
 // then denies the request (it fails closed). Compare with errors.Is and
 // errors.As.

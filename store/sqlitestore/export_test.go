@@ -53,3 +53,7 @@ func WriteThenPanic(ctx context.Context, s *Store, key string) {
 func MigrateTo(ctx context.Context, s *Store, n int) error {
 	return s.migrate(ctx, migrations[:n])
 }
+
+// SetPolicyHistory changes how many changes of each tenant's policy
+// Policies keeps.
+func SetPolicyHistory(s *Store, n int64) { s.Policies.keep = n }

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,7 +18,9 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/store/sqlitestore"
 )
@@ -406,6 +409,119 @@ func TestFacadeLoginWithTOTP(t *testing.T) {
 	}
 	rep, err := g.VerifyAudit(ctx, sys, "acme")
 	if err != nil || !rep.OK {
+		t.Errorf("VerifyAudit = %+v, %v", rep, err)
+	}
+}
+
+// Roles, four-eyes approvals, API keys and IP allow-lists through the
+// facade on SQLite, with a second replica (another Store of the file)
+// seeing every change.
+func TestFacadeAccessControl(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "guard.db")
+	c := &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	newG := func(st *sqlitestore.Store) *guard.Guard {
+		g, err := guard.New(guard.Config{Stores: st.Stores(), AuditKey: auditKey, Hasher: fastHasher, Now: c.Now})
+		if err != nil {
+			t.Fatalf("guard.New: %v", err)
+		}
+		return g
+	}
+	st := openFile(t, path)
+	g, g2 := newG(st), newG(openFile(t, path))
+	ctx := context.Background()
+	sys := guard.System("t")
+	if _, err := g.CreateTenant(ctx, sys, "acme", "Acme", guard.Policy{SessionLimit: 10}); err != nil {
+		t.Fatalf("CreateTenant: %v", err)
+	}
+	user := func(g *guard.Guard, email string, roles ...string) guard.Principal {
+		t.Helper()
+		if _, err := g.CreateUser(ctx, sys, guard.NewUser{Tenant: "acme", Email: email, Password: alicePW, Roles: roles}); err != nil {
+			t.Fatalf("CreateUser(%s): %v", email, err)
+		}
+		res, err := g.Login(ctx, guard.LoginRequest{Tenant: "acme", Email: email, Password: alicePW, IP: "203.0.113.5"})
+		if err != nil {
+			t.Fatalf("Login(%s): %v", email, err)
+		}
+		p, err := g.Authenticate(ctx, res.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Addr, p.IP, p.UserAgent = netip.MustParseAddr("203.0.113.5"), "203.0.113.5", "test"
+		return p
+	}
+	owner := user(g, "alice@example.com", rbac.Owner)
+	rob := user(g, "rob@example.com", rbac.Manager)
+	ann := user(g2, "ann@example.com", rbac.Manager)
+	max := user(g, "max@example.com", rbac.Member)
+	if roles, err := g2.RolesOf(ctx, owner, "acme", "user:"+rob.UserID); err != nil || !slices.Contains(roles, rbac.Manager) {
+		t.Fatalf("RolesOf(rob) on the second replica = %v, %v; want manager", roles, err)
+	}
+	if v, err := st.Policies.Version(ctx, "acme"); err != nil || v == 0 {
+		t.Fatalf("policy version = %d, %v; want it moved by the grants", v, err)
+	}
+
+	// Four eyes: rob asks, rob cannot approve, max may not, ann (on the
+	// other replica) approves, rob consumes once.
+	if err := g.SetApprovalRequired(ctx, sys, "acme", "campaigns:send", true); err != nil {
+		t.Fatal(err)
+	}
+	payload := []byte(`{"campaign":"c1"}`)
+	ap, err := g.RequestApproval(ctx, rob, "campaigns:send", "c1", payload, time.Hour)
+	if err != nil {
+		t.Fatalf("RequestApproval: %v", err)
+	}
+	if _, err := g.ApproveRequest(ctx, rob, ap.ID); !errors.Is(err, rbac.ErrSelfApproval) {
+		t.Errorf("self-approval = %v, want ErrSelfApproval", err)
+	}
+	if _, err := g2.ApproveRequest(ctx, max, ap.ID); err == nil {
+		t.Error("a member approved")
+	}
+	if _, err := g2.ApproveRequest(ctx, ann, ap.ID); err != nil {
+		t.Fatalf("ApproveRequest by ann on the second replica: %v", err)
+	}
+	if _, err := g.ConsumeApproval(ctx, rob, ap.ID, "campaigns:send", "c1", payload); err != nil {
+		t.Fatalf("ConsumeApproval: %v", err)
+	}
+	if _, err := g2.ConsumeApproval(ctx, rob, ap.ID, "campaigns:send", "c1", payload); !errors.Is(err, rbac.ErrConsumed) {
+		t.Errorf("second ConsumeApproval on the other replica = %v, want ErrConsumed", err)
+	}
+	if got, err := st.Approvals.Approval(ctx, "acme", ap.ID); err != nil || got.Status != rbac.StatusConsumed || got.Decider != rbac.User(ann.UserID) {
+		t.Errorf("stored approval = %+v, %v; want consumed, decided by ann", got, err)
+	}
+
+	// An API key, then an allow-list for keys set on one replica and
+	// enforced on the other.
+	key, k, err := g.CreateAPIKey(ctx, owner, guard.NewAPIKey{Tenant: "acme", Name: "CI"})
+	if err != nil {
+		t.Fatalf("CreateAPIKey: %v", err)
+	}
+	office, home := netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("203.0.113.9")
+	if kp, err := g2.AuthenticateAPIKey(ctx, key, home); err != nil || kp.KeyID != k.ID {
+		t.Fatalf("AuthenticateAPIKey = %+v, %v", kp, err)
+	}
+	lists, err := g.IPAllowLists(ctx, owner, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.SetIPAllowList(ctx, owner, "acme", guard.IPListChange{Scope: ipfilter.APIKeys, Entries: []string{"198.51.100.0/24"}, Version: lists.Version}); err != nil {
+		t.Fatalf("SetIPAllowList: %v", err)
+	}
+	if _, err := g.SetIPAllowList(ctx, owner, "acme", guard.IPListChange{Scope: ipfilter.APIKeys, Version: lists.Version}); !errors.Is(err, guard.ErrConflict) {
+		t.Errorf("SetIPAllowList from a stale version = %v, want ErrConflict", err)
+	}
+	if _, err := g2.AuthenticateAPIKey(ctx, key, home); !errors.Is(err, guard.ErrIPNotAllowed) {
+		t.Errorf("API key from outside the list on the other replica = %v, want ErrIPNotAllowed", err)
+	}
+	if _, err := g2.AuthenticateAPIKey(ctx, key, office); err != nil {
+		t.Errorf("API key from the list: %v", err)
+	}
+	if err := g2.RevokeAPIKey(ctx, owner, "acme", k.ID); err != nil {
+		t.Fatalf("RevokeAPIKey: %v", err)
+	}
+	if _, err := g.AuthenticateAPIKey(ctx, key, office); !errors.Is(err, guard.ErrUnauthenticated) {
+		t.Errorf("revoked API key = %v, want ErrUnauthenticated", err)
+	}
+	if rep, err := g.VerifyAudit(ctx, sys, "acme"); err != nil || !rep.OK {
 		t.Errorf("VerifyAudit = %+v, %v", rep, err)
 	}
 }

@@ -2,11 +2,8 @@ package sqlitestore
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
-	"math/bits"
 
 	"github.com/guardhq/guard/ipfilter"
 )
@@ -21,45 +18,12 @@ import (
 //
 // Entries are stored byte for byte and in order, never parsed, sorted or
 // rewritten: each scope is one BLOB of the entries, each prefixed by its
-// length as a uvarint. Version, read on every request of a tenant with
+// length as a uvarint (encodeStrings). Version, read on every request of a tenant with
 // allow-lists, reads the version column only; large lists are kept in
 // overflow pages that it does not read.
 type IPLists struct{ s *Store }
 
 var _ ipfilter.Store = (*IPLists)(nil)
-
-// encodeEntries returns entries as one BLOB: each entry's length as a
-// uvarint, then its bytes. It is never nil (the column is NOT NULL).
-func encodeEntries(entries []string) []byte {
-	n := 0
-	for _, e := range entries {
-		n += binary.MaxVarintLen64 + len(e)
-	}
-	b := make([]byte, 0, n)
-	for _, e := range entries {
-		b = binary.AppendUvarint(b, uint64(len(e)))
-		b = append(b, e...)
-	}
-	return b
-}
-
-// errEntries reports a stored BLOB that encodeEntries did not write.
-var errEntries = errors.New("sqlitestore: stored allow-list entries are malformed")
-
-// decodeEntries reverses encodeEntries (nil for no entries). Anything
-// encodeEntries cannot have written is errEntries.
-func decodeEntries(b []byte) ([]string, error) {
-	var out []string
-	for len(b) > 0 {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || k != max(1, (bits.Len64(n)+6)/7) || n > uint64(len(b)-k) {
-			return nil, errEntries // short, overlong or past the end
-		}
-		out = append(out, string(b[k:k+int(n)]))
-		b = b[k+int(n):]
-	}
-	return out, nil
-}
 
 // Lists implements ipfilter.Store with one SELECT of the tenant's row.
 func (l *IPLists) Lists(ctx context.Context, tenant string) (ipfilter.Lists, error) {
@@ -77,10 +41,10 @@ func (l *IPLists) Lists(ctx context.Context, tenant string) (ipfilter.Lists, err
 		return ipfilter.Lists{}, fmt.Errorf("sqlitestore: read ip allow-lists: %w", err)
 	}
 	out.Version = uint64(version)
-	if out.Users.Entries, err = decodeEntries(users); err != nil {
+	if out.Users.Entries, err = decodeStrings(users); err != nil {
 		return ipfilter.Lists{}, err
 	}
-	if out.APIKeys.Entries, err = decodeEntries(keys); err != nil {
+	if out.APIKeys.Entries, err = decodeStrings(keys); err != nil {
 		return ipfilter.Lists{}, err
 	}
 	return out, nil
@@ -118,7 +82,7 @@ func (l *IPLists) Replace(ctx context.Context, tenant string, scope ipfilter.Sco
 	if prev >= math.MaxInt64 {
 		return 0, ipfilter.ErrConflict // no stored version is that high
 	}
-	entries := encodeEntries(r.Entries)
+	entries := encodeStrings(r.Entries)
 	var changed bool
 	err := l.s.writeOne(ctx, func(w *wtx) error {
 		var err error

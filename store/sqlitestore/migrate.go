@@ -214,7 +214,7 @@ var migrations = []migration{
 	{4, "ip allow-lists", []string{
 		// One row per tenant with both scopes and the version, so that one
 		// row read is one consistent version. Entries are kept byte for
-		// byte, each prefixed by its length (see encodeEntries). A rowid
+		// byte, each prefixed by its length (see encodeStrings). A rowid
 		// table: large lists spill to overflow pages, and the version,
 		// stored before them, is read without reading them.
 		`CREATE TABLE guard_ip_lists (
@@ -225,6 +225,57 @@ var migrations = []migration{
 			users_entries        BLOB    NOT NULL,
 			api_keys_entries     BLOB    NOT NULL
 		) STRICT`,
+	}},
+
+	{5, "roles and approvals", []string{
+		// Each tenant's policy version, read on every authorization
+		// decision: one row by primary key.
+		`CREATE TABLE guard_rbac_versions (
+			tenant  TEXT    NOT NULL PRIMARY KEY,
+			version INTEGER NOT NULL CHECK (version > 0)
+		) STRICT, WITHOUT ROWID`,
+		// The rules of each tenant's policy: a set keyed by every field
+		// ('' for the fields a rule type leaves empty).
+		`CREATE TABLE guard_rbac_rules (
+			tenant    TEXT NOT NULL,
+			rule_type TEXT NOT NULL,
+			role      TEXT NOT NULL,
+			subject   TEXT NOT NULL,
+			section   TEXT NOT NULL,
+			action    TEXT NOT NULL,
+			PRIMARY KEY (tenant, rule_type, role, subject, section, action)
+		) STRICT, WITHOUT ROWID`,
+		// The latest changes of each tenant's policy, for Changes: the
+		// rules removed and added, five length-prefixed strings per rule
+		// (see encodeStrings), in the order given.
+		`CREATE TABLE guard_rbac_changes (
+			tenant       TEXT    NOT NULL,
+			version      INTEGER NOT NULL,
+			remove_rules BLOB    NOT NULL,
+			add_rules    BLOB    NOT NULL,
+			PRIMARY KEY (tenant, version)
+		) STRICT, WITHOUT ROWID`,
+		// Four-eyes approvals. A subject is its kind (rbac.SubjectKind, 0
+		// for none) and ID; decided_at and consumed_at are NULL until set.
+		`CREATE TABLE guard_rbac_approvals (
+			tenant         TEXT    NOT NULL,
+			id             TEXT    NOT NULL,
+			requester_kind INTEGER NOT NULL,
+			requester_id   TEXT    NOT NULL,
+			section        TEXT    NOT NULL,
+			action         TEXT    NOT NULL,
+			target         TEXT    NOT NULL,
+			payload_hash   BLOB    NOT NULL CHECK (length(payload_hash) = 32),
+			created_at     INTEGER NOT NULL,
+			expires_at     INTEGER NOT NULL,
+			status         TEXT    NOT NULL,
+			decider_kind   INTEGER NOT NULL,
+			decider_id     TEXT    NOT NULL,
+			decided_at     INTEGER,
+			consumed_at    INTEGER,
+			PRIMARY KEY (tenant, id)
+		) STRICT, WITHOUT ROWID`,
+		`CREATE INDEX guard_rbac_approvals_status ON guard_rbac_approvals (tenant, status, id)`,
 	}},
 }
 
@@ -260,6 +311,11 @@ var ownNames = map[string]bool{
 	"guard_mfa_transactions":         true,
 	"guard_mfa_transactions_expires": true,
 	"guard_ip_lists":                 true,
+	"guard_rbac_versions":            true,
+	"guard_rbac_rules":               true,
+	"guard_rbac_changes":             true,
+	"guard_rbac_approvals":           true,
+	"guard_rbac_approvals_status":    true,
 }
 
 // SchemaVersion is the schema version this code migrates to and needs.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/store/sqlitestore"
 )
 
@@ -190,5 +191,58 @@ func TestReplicasReplaceOnce(t *testing.T) {
 				t.Fatalf("Lists after the race from %d = %+v, %v; want version %d with %v", prev, l, err, prev+1, winner.Load())
 			}
 		}
+	}
+}
+
+func TestReplicasPolicyUpdateOnce(t *testing.T) {
+	rs := replicas(t)
+	ctx := t.Context()
+	grant := func(i int) rbac.Rule {
+		return rbac.Rule{Type: rbac.RuleGrant, Role: "member", Subject: fmt.Sprint("user:u", i)}
+	}
+	for expect := uint64(0); expect < 3; expect++ {
+		var winner atomic.Int64
+		raceOnce(t, rs, 20, func(i int, s *sqlitestore.Store) error {
+			err := s.Policies.Update(ctx, "acme", expect, nil, []rbac.Rule{grant(100*int(expect) + i)})
+			if err == nil {
+				winner.Store(int64(100*int(expect) + i))
+			}
+			return err
+		}, func(err error) bool { return errors.Is(err, rbac.ErrConflict) })
+		ch, err := rs[int(expect)%2].Policies.Changes(ctx, "acme", expect)
+		if err != nil || len(ch) != 1 || ch[0].Version != expect+1 || len(ch[0].Add) != 1 || ch[0].Add[0] != grant(int(winner.Load())) {
+			t.Fatalf("Changes(%d) after the race = %+v, %v; want the winner's rule only", expect, ch, err)
+		}
+	}
+	rules, v, err := rs[1].Policies.Policy(ctx, "acme")
+	if err != nil || v != 3 || len(rules) != 3 {
+		t.Errorf("Policy = %d rules at version %d, %v; want the 3 winners' rules at 3", len(rules), v, err)
+	}
+}
+
+func TestReplicasConsumeApprovalOnce(t *testing.T) {
+	rs := replicas(t)
+	ctx := t.Context()
+	a := rbac.Approval{ID: "a1", Tenant: "acme", Requester: rbac.User("alice"), Permission: rbac.P(rbac.Campaigns, rbac.Send),
+		Target: "c-1", PayloadHash: sha256.Sum256([]byte("payload")), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour),
+		Status: rbac.StatusPending}
+	if err := rs[0].Approvals.CreateApproval(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	// Decided once, by one of many approvers on two replicas.
+	raceOnce(t, rs, 50, func(i int, s *sqlitestore.Store) error {
+		_, err := s.Approvals.DecideApproval(ctx, "acme", "a1", rbac.User(fmt.Sprint("approver", i)), rbac.StatusApproved, t0.Add(time.Minute))
+		return err
+	}, func(err error) bool { return errors.Is(err, rbac.ErrNotPending) })
+	claim := rbac.Claim{Requester: a.Requester, Permission: a.Permission, Target: a.Target, PayloadHash: a.PayloadHash}
+	raceOnce(t, rs, 50, func(i int, s *sqlitestore.Store) error {
+		got, err := s.Approvals.ConsumeApproval(ctx, "acme", "a1", claim, t0.Add(2*time.Minute+time.Duration(i)*time.Microsecond))
+		if err == nil && (got.Status != rbac.StatusConsumed || got.Decider.ID == "") {
+			t.Errorf("ConsumeApproval = %+v", got)
+		}
+		return err
+	}, func(err error) bool { return errors.Is(err, rbac.ErrConsumed) })
+	if got, err := rs[1].Approvals.Approval(ctx, "acme", "a1"); err != nil || got.Status != rbac.StatusConsumed {
+		t.Errorf("Approval after the race = %+v, %v; want consumed", got, err)
 	}
 }

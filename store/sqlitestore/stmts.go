@@ -103,6 +103,23 @@ const (
 	ipUpdateUsers
 	ipUpdateKeys
 
+	polGet
+	polVersion
+	polRemove
+	polAdd
+	polSetVersion
+	polLog
+	polTrim
+	polChanges
+	apprCreate
+	apprGet
+	apprDecide
+	apprConsume
+	apprList
+	apprListStatus
+	apprListBefore
+	apprListStatusBefore
+
 	// audInsert+k inserts 1<<k events, for k < insertSizes.
 	audInsert
 	numStmts = audInsert + insertSizes
@@ -123,6 +140,9 @@ const factorCols = `tenant, user_id, id, kind, label, destination, key_id, secre
 const codeCols = `tenant, txn, user_id, factor_id, kind, hash, created_at, expires_at, tries_left`
 
 const txnCols = `hash, tenant, user_id, binding, purpose, flags, created_at, expires_at`
+
+const approvalCols = `tenant, id, requester_kind, requester_id, section, action, target, payload_hash,
+	created_at, expires_at, status, decider_kind, decider_id, decided_at, consumed_at`
 
 // queries is the SQL of every statement.
 var queries = func() (q [numStmts]string) {
@@ -268,6 +288,44 @@ var queries = func() (q [numStmts]string) {
 		WHERE tenant = ?1 AND version = ?4`
 	q[ipUpdateKeys] = `UPDATE guard_ip_lists SET api_keys_entries = ?2, api_keys_report_only = ?3, version = version + 1
 		WHERE tenant = ?1 AND version = ?4`
+
+	// The version with every rule (NULLs for a tenant without rules), in
+	// one statement, hence from one snapshot.
+	q[polGet] = `SELECT v.version, r.rule_type, r.role, r.subject, r.section, r.action
+		FROM guard_rbac_versions v LEFT JOIN guard_rbac_rules r ON r.tenant = v.tenant
+		WHERE v.tenant = ?`
+	q[polVersion] = `SELECT version FROM guard_rbac_versions WHERE tenant = ?`
+	q[polRemove] = `DELETE FROM guard_rbac_rules
+		WHERE tenant = ? AND rule_type = ? AND role = ? AND subject = ? AND section = ? AND action = ?`
+	q[polAdd] = `INSERT INTO guard_rbac_rules (tenant, rule_type, role, subject, section, action)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	q[polSetVersion] = `INSERT INTO guard_rbac_versions (tenant, version) VALUES (?1, ?2)
+		ON CONFLICT (tenant) DO UPDATE SET version = excluded.version`
+	q[polLog] = `INSERT INTO guard_rbac_changes (tenant, version, remove_rules, add_rules) VALUES (?, ?, ?, ?)`
+	q[polTrim] = `DELETE FROM guard_rbac_changes WHERE tenant = ?1 AND version IN (
+		SELECT version FROM guard_rbac_changes WHERE tenant = ?1 AND version <= ?2 ORDER BY version LIMIT ?3)`
+	// The version with every change above ?2 (NULLs when there is none),
+	// from one snapshot, so that a change no longer held is seen.
+	q[polChanges] = `SELECT v.version, c.version, c.remove_rules, c.add_rules
+		FROM guard_rbac_versions v LEFT JOIN guard_rbac_changes c ON c.tenant = v.tenant AND c.version > ?2
+		WHERE v.tenant = ?1
+		ORDER BY c.version`
+	q[apprCreate] = `INSERT INTO guard_rbac_approvals (` + approvalCols + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO NOTHING`
+	q[apprGet] = `SELECT ` + approvalCols + ` FROM guard_rbac_approvals WHERE tenant = ? AND id = ?`
+	q[apprDecide] = `UPDATE guard_rbac_approvals SET status = ?3, decider_kind = ?4, decider_id = ?5, decided_at = ?6
+		WHERE tenant = ?1 AND id = ?2`
+	q[apprConsume] = `UPDATE guard_rbac_approvals SET status = ?3, consumed_at = ?4 WHERE tenant = ?1 AND id = ?2`
+	// ?2 is the status, ?3 the cursor, ?4 the limit: one statement per
+	// combination of filters, each a range of an index read backwards.
+	q[apprList] = `SELECT ` + approvalCols + ` FROM guard_rbac_approvals
+		WHERE tenant = ?1 ORDER BY id DESC LIMIT ?4`
+	q[apprListStatus] = `SELECT ` + approvalCols + ` FROM guard_rbac_approvals
+		WHERE tenant = ?1 AND status = ?2 ORDER BY id DESC LIMIT ?4`
+	q[apprListBefore] = `SELECT ` + approvalCols + ` FROM guard_rbac_approvals
+		WHERE tenant = ?1 AND id < ?3 ORDER BY id DESC LIMIT ?4`
+	q[apprListStatusBefore] = `SELECT ` + approvalCols + ` FROM guard_rbac_approvals
+		WHERE tenant = ?1 AND status = ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4`
 	return q
 }()
 

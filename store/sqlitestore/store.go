@@ -92,14 +92,16 @@ func fileURI(path string) string {
 // several) may use one database file at once: every invariant is kept by
 // SQLite's write lock.
 type Store struct {
-	Users    *Users
-	Throttle *Throttle
-	Sessions *Sessions
-	Audit    *Audit
-	Tenants  *Tenants
-	APIKeys  *APIKeys
-	MFA      *MFA
-	IPLists  *IPLists
+	Users     *Users
+	Throttle  *Throttle
+	Sessions  *Sessions
+	Audit     *Audit
+	Tenants   *Tenants
+	APIKeys   *APIKeys
+	MFA       *MFA
+	IPLists   *IPLists
+	Policies  *Policies
+	Approvals *Approvals
 
 	db  *sql.DB
 	own bool // Close closes db
@@ -193,12 +195,14 @@ func newStore(ctx context.Context, db *sql.DB, own bool) (*Store, error) {
 	s.APIKeys = &APIKeys{s: s}
 	s.MFA = &MFA{s: s, sweepEvery: defaultSweepEvery}
 	s.IPLists = &IPLists{s: s}
+	s.Policies = &Policies{s: s, keep: PolicyHistory}
+	s.Approvals = &Approvals{s: s}
 	return s, nil
 }
 
 // Stores returns s as the facade's guard.Stores: Users, UserUpdates,
-// Throttle, Sessions, SessionIndex, Audit, Tenants, APIKeys, IPLists and
-// every role of MFA.
+// Throttle, Sessions, SessionIndex, Audit, Tenants, APIKeys, IPLists,
+// Policies, Approvals and every role of MFA.
 func (s *Store) Stores() guard.Stores {
 	return guard.Stores{
 		Users:        s.Users,
@@ -210,6 +214,8 @@ func (s *Store) Stores() guard.Stores {
 		Tenants:      s.Tenants,
 		APIKeys:      s.APIKeys,
 		IPLists:      s.IPLists,
+		Policies:     s.Policies,
+		Approvals:    s.Approvals,
 		MFA:          s.MFA.Stores(),
 	}
 }

@@ -3,12 +3,14 @@ package sqlitestore_test
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/store/sqlitestore"
 )
@@ -238,4 +240,38 @@ func TestMFASweep(t *testing.T) {
 	}
 	n, err = s.MFA.Sweep(ctx, t0.Add(time.Hour))
 	mustLen(t, "Sweep an hour later", int(n), err, 42)
+}
+
+// Each tenant's policy log keeps the latest changes only: with a history
+// of MinHistory, the table holds MinHistory changes per tenant however
+// many updates there were, Changes from within them works, and older ones
+// are reported gone.
+func TestPolicyHistoryBounded(t *testing.T) {
+	s := openStore(t)
+	sqlitestore.SetPolicyHistory(s, rbac.MinHistory)
+	ctx := context.Background()
+	const n = rbac.MinHistory + 36
+	for _, tenant := range []string{"acme", "globex"} {
+		for i := range n {
+			r := rbac.Rule{Type: rbac.RuleGrant, Role: "member", Subject: fmt.Sprint("user:u", i)}
+			if err := s.Policies.Update(ctx, tenant, uint64(i), nil, []rbac.Rule{r}); err != nil {
+				t.Fatalf("Update %d: %v", i, err)
+			}
+		}
+	}
+	mustLen(t, "changes kept", rows(t, s, "guard_rbac_changes"), nil, 2*rbac.MinHistory)
+	since := uint64(n - rbac.MinHistory)
+	ch, err := s.Policies.Changes(ctx, "acme", since)
+	if err != nil || len(ch) != rbac.MinHistory || ch[0].Version != since+1 || ch[len(ch)-1].Version != n {
+		t.Fatalf("Changes(%d) = %d changes, %v; want %d from %d to %d", since, len(ch), err, rbac.MinHistory, since+1, n)
+	}
+	for _, since := range []uint64{0, 1, n - rbac.MinHistory - 1} {
+		if ch, err := s.Policies.Changes(ctx, "acme", since); !errors.Is(err, rbac.ErrHistoryGone) {
+			t.Errorf("Changes(%d) = %d changes, %v; want ErrHistoryGone", since, len(ch), err)
+		}
+	}
+	rules, v, err := s.Policies.Policy(ctx, "acme")
+	if err != nil || v != n || len(rules) != n {
+		t.Errorf("Policy = %d rules at version %d, %v; want %d at %d", len(rules), v, err, n, n)
+	}
 }
