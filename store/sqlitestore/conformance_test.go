@@ -18,6 +18,8 @@ import (
 	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/rbac/rbactest"
 	"github.com/guardhq/guard/session/sessiontest"
+	"github.com/guardhq/guard/sso"
+	"github.com/guardhq/guard/sso/ssotest"
 	"github.com/guardhq/guard/store/sqlitestore"
 )
 
@@ -88,3 +90,8 @@ var rbacStores = rbactest.Stores{
 
 func TestRBACStores(t *testing.T)           { rbactest.Run(t, rbacStores) }
 func TestRBACStoresConcurrent(t *testing.T) { rbactest.RunConcurrent(t, rbacStores) }
+
+func newSSO(t *testing.T) sso.Stores { return openStore(t).SSO.Stores() }
+
+func TestSSO(t *testing.T)           { ssotest.Run(t, newSSO) }
+func TestSSOConcurrent(t *testing.T) { ssotest.RunConcurrent(t, newSSO) }

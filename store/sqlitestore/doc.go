@@ -4,8 +4,8 @@
 //
 // # What is inside
 //
-// A Store holds one database and serves these stores of guard.Stores (its
-// SSO stores are not implemented here yet: Stores leaves them nil):
+// A Store holds one database and serves every store of guard.Stores
+// (Stores fills them all):
 //
 //   - Users: auth.UserStore and auth.UserUpdater;
 //   - Throttle: auth.ThrottleStore;
@@ -25,7 +25,9 @@
 //   - Policies: rbac.PolicyStore (Version, read on every authorization
 //     decision, is one SELECT by primary key; each tenant keeps its latest
 //     PolicyHistory changes);
-//   - Approvals: rbac.ApprovalStore.
+//   - Approvals: rbac.ApprovalStore;
+//   - SSO: every role of sso.Stores (SSO.Stores): IdP connections, tracked
+//     requests and the assertion replay cache.
 //
 // Use it as
 //
@@ -60,7 +62,10 @@
 //
 // Times are stored as Unix microseconds (UTC), the precision of every Guard
 // package, so they come back exactly. A tenant's policy is stored as JSON,
-// so fields added to guard.Policy need no migration.
+// so fields added to guard.Policy need no migration; so is an SSO
+// connection's configuration (but for its metadata source). Byte strings
+// that must come back verbatim (allow-list entries, the rules of a policy
+// change) are stored as BLOBs of length-prefixed strings.
 //
 // # Connections and durability
 //
@@ -93,8 +98,8 @@
 // read lock and no other writer, in any process, runs until it commits. The
 // session limit, throttle counts, the audit chain's head, the versions of
 // a tenant's policy, allow-lists and roles, the TOTP replay check, and a
-// recovery code, one-time code, pending login or approval used once
-// therefore hold across processes. Within
+// recovery code, one-time code, pending login, approval, SAML request or
+// assertion used once therefore hold across processes. Within
 // one Store, writers queue in Go and then run on one connection kept for
 // writes, with their statements prepared once; readers use the rest of the
 // pool and never wait for writers (WAL).
@@ -105,9 +110,11 @@
 // up to 2048 forgotten throttle records in every 1024th Throttle.Reserve
 // that counts an attempt; up to 2048 expired one-time codes, ended send-rate
 // windows or expired pending logins in every 1024th MFA.PutCode, MFA.Hit or
-// MFA.CreateTransaction. Each sweep is part of that call's transaction and
-// judges expiry by the time the caller passes. Sessions.DeleteExpired,
-// Throttle.Sweep and MFA.Sweep delete them all on demand. Each
+// MFA.CreateTransaction; up to 2048 expired SAML requests or replay records
+// in every 1024th SSO.RememberRequest or SSO.InsertID. Each sweep is part
+// of that call's transaction and judges expiry by the time the caller
+// passes. Sessions.DeleteExpired, Throttle.Sweep, MFA.Sweep and SSO.Sweep
+// delete them all on demand. Each
 // Policies.Update deletes the tenant's changes older than the latest
 // PolicyHistory.
 //

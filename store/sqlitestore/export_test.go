@@ -29,12 +29,13 @@ func MigrateWith(ctx context.Context, s *Store, extra ...[]string) error {
 	return s.migrate(ctx, ms)
 }
 
-// SetSweepEvery changes how often Reserve, Create, PutCode, Hit and
-// CreateTransaction sweep.
+// SetSweepEvery changes how often Reserve, Create, PutCode, Hit,
+// CreateTransaction, RememberRequest and InsertID sweep.
 func SetSweepEvery(s *Store, n uint64) {
 	s.Throttle.sweepEvery = n
 	s.Sessions.sweepEvery = n
 	s.MFA.sweepEvery = n
+	s.SSO.sweepEvery = n
 }
 
 // WriteThenPanic runs a write transaction that stores a throttle record for

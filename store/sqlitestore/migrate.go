@@ -277,6 +277,43 @@ var migrations = []migration{
 		) STRICT, WITHOUT ROWID`,
 		`CREATE INDEX guard_rbac_approvals_status ON guard_rbac_approvals (tenant, status, id)`,
 	}},
+
+	{6, "single sign-on", []string{
+		// Each tenant's IdP connection. The metadata source is in columns
+		// of its own, for UpdateMetadata's set-if-newer; the other fields
+		// are JSON (sso.Connection's field names), so that fields added to
+		// Connection need no migration. A rowid table: metadata runs to
+		// hundreds of kilobytes.
+		`CREATE TABLE guard_sso_connections (
+			tenant              TEXT    NOT NULL PRIMARY KEY,
+			metadata_url        TEXT    NOT NULL,
+			metadata_fetched_at INTEGER,
+			settings            TEXT    NOT NULL,
+			metadata            TEXT    NOT NULL
+		) STRICT`,
+		// The AuthnRequests and LogoutRequests sent, until answered.
+		`CREATE TABLE guard_sso_requests (
+			tenant      TEXT    NOT NULL,
+			id          TEXT    NOT NULL,
+			kind        TEXT    NOT NULL,
+			relay_state TEXT    NOT NULL,
+			return_to   TEXT    NOT NULL,
+			binding     TEXT    NOT NULL,
+			created_at  INTEGER NOT NULL,
+			expires     INTEGER NOT NULL,
+			PRIMARY KEY (tenant, id)
+		) STRICT, WITHOUT ROWID`,
+		`CREATE INDEX guard_sso_requests_expires ON guard_sso_requests (expires)`,
+		// The IDs of accepted assertions, each until it can no longer be
+		// replayed.
+		`CREATE TABLE guard_sso_replay (
+			tenant TEXT    NOT NULL,
+			id     TEXT    NOT NULL,
+			until  INTEGER NOT NULL,
+			PRIMARY KEY (tenant, id)
+		) STRICT, WITHOUT ROWID`,
+		`CREATE INDEX guard_sso_replay_until ON guard_sso_replay (until)`,
+	}},
 }
 
 // ownNames are the tables and indexes this package creates. A database
@@ -316,6 +353,11 @@ var ownNames = map[string]bool{
 	"guard_rbac_changes":             true,
 	"guard_rbac_approvals":           true,
 	"guard_rbac_approvals_status":    true,
+	"guard_sso_connections":          true,
+	"guard_sso_requests":             true,
+	"guard_sso_requests_expires":     true,
+	"guard_sso_replay":               true,
+	"guard_sso_replay_until":         true,
 }
 
 // SchemaVersion is the schema version this code migrates to and needs.

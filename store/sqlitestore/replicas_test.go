@@ -13,6 +13,7 @@ import (
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/sso"
 	"github.com/guardhq/guard/store/sqlitestore"
 )
 
@@ -245,4 +246,26 @@ func TestReplicasConsumeApprovalOnce(t *testing.T) {
 	if got, err := rs[1].Approvals.Approval(ctx, "acme", "a1"); err != nil || got.Status != rbac.StatusConsumed {
 		t.Errorf("Approval after the race = %+v, %v; want consumed", got, err)
 	}
+}
+
+func TestReplicasSSOOnce(t *testing.T) {
+	rs := replicas(t)
+	ctx := t.Context()
+	// An assertion ID is accepted once, whichever replica it is posted to.
+	raceOnce(t, rs, 50, func(_ int, s *sqlitestore.Store) error {
+		isNew, err := s.SSO.InsertID(ctx, "acme", "_assertion-1", t0.Add(time.Hour), t0)
+		if err == nil && !isNew {
+			return sso.ErrDuplicate // the replay, refused
+		}
+		return err
+	}, func(err error) bool { return errors.Is(err, sso.ErrDuplicate) })
+	// A tracked request is answered once.
+	r := sso.Request{Tenant: "acme", ID: "id-1", Kind: sso.KindLogin, RelayState: "rs", CreatedAt: t0, Expires: t0.Add(5 * time.Minute)}
+	if err := rs[0].SSO.RememberRequest(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	raceOnce(t, rs, 50, func(_ int, s *sqlitestore.Store) error {
+		_, err := s.SSO.ConsumeRequest(ctx, "acme", "id-1", t0.Add(time.Minute))
+		return err
+	}, func(err error) bool { return errors.Is(err, sso.ErrNotFound) })
 }

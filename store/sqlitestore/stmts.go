@@ -120,6 +120,17 @@ const (
 	apprListBefore
 	apprListStatusBefore
 
+	ssoPut
+	ssoGet
+	ssoDelete
+	ssoUpdate
+	ssoExists
+	reqRemember
+	reqConsume
+	reqSweep
+	replayInsert
+	replaySweep
+
 	// audInsert+k inserts 1<<k events, for k < insertSizes.
 	audInsert
 	numStmts = audInsert + insertSizes
@@ -326,6 +337,32 @@ var queries = func() (q [numStmts]string) {
 		WHERE tenant = ?1 AND id < ?3 ORDER BY id DESC LIMIT ?4`
 	q[apprListStatusBefore] = `SELECT ` + approvalCols + ` FROM guard_rbac_approvals
 		WHERE tenant = ?1 AND status = ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4`
+
+	q[ssoPut] = `INSERT INTO guard_sso_connections (tenant, metadata_url, metadata_fetched_at, settings, metadata)
+		VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (tenant) DO UPDATE SET metadata_url = excluded.metadata_url,
+			metadata_fetched_at = excluded.metadata_fetched_at, settings = excluded.settings,
+			metadata = excluded.metadata`
+	q[ssoGet] = `SELECT tenant, metadata_url, metadata_fetched_at, settings, metadata
+		FROM guard_sso_connections WHERE tenant = ?`
+	q[ssoDelete] = `DELETE FROM guard_sso_connections WHERE tenant = ?`
+	// Set if newer, and only from the stored URL.
+	q[ssoUpdate] = `UPDATE guard_sso_connections SET metadata = ?3, metadata_fetched_at = ?4
+		WHERE tenant = ?1 AND metadata_url = ?2 AND ?4 IS NOT NULL
+			AND (metadata_fetched_at IS NULL OR metadata_fetched_at < ?4)`
+	q[ssoExists] = `SELECT 1 FROM guard_sso_connections WHERE tenant = ?`
+	q[reqRemember] = `INSERT INTO guard_sso_requests (tenant, id, kind, relay_state, return_to, binding, created_at, expires)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO NOTHING`
+	q[reqConsume] = `DELETE FROM guard_sso_requests WHERE tenant = ? AND id = ?
+		RETURNING tenant, id, kind, relay_state, return_to, binding, created_at, expires`
+	q[reqSweep] = `DELETE FROM guard_sso_requests WHERE (tenant, id) IN (
+		SELECT tenant, id FROM guard_sso_requests WHERE expires <= ?1 LIMIT ?2)`
+	// New, or replacing a record that has run out (until at or before
+	// ?4); a live record is left as it is and nothing changes.
+	q[replayInsert] = `INSERT INTO guard_sso_replay (tenant, id, until) VALUES (?1, ?2, ?3)
+		ON CONFLICT (tenant, id) DO UPDATE SET until = excluded.until WHERE until <= ?4`
+	q[replaySweep] = `DELETE FROM guard_sso_replay WHERE (tenant, id) IN (
+		SELECT tenant, id FROM guard_sso_replay WHERE until <= ?1 LIMIT ?2)`
 	return q
 }()
 

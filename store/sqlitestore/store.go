@@ -102,6 +102,7 @@ type Store struct {
 	IPLists   *IPLists
 	Policies  *Policies
 	Approvals *Approvals
+	SSO       *SSO
 
 	db  *sql.DB
 	own bool // Close closes db
@@ -197,12 +198,13 @@ func newStore(ctx context.Context, db *sql.DB, own bool) (*Store, error) {
 	s.IPLists = &IPLists{s: s}
 	s.Policies = &Policies{s: s, keep: PolicyHistory}
 	s.Approvals = &Approvals{s: s}
+	s.SSO = &SSO{s: s, sweepEvery: defaultSweepEvery}
 	return s, nil
 }
 
 // Stores returns s as the facade's guard.Stores: Users, UserUpdates,
 // Throttle, Sessions, SessionIndex, Audit, Tenants, APIKeys, IPLists,
-// Policies, Approvals and every role of MFA.
+// Policies, Approvals and every role of MFA and SSO.
 func (s *Store) Stores() guard.Stores {
 	return guard.Stores{
 		Users:        s.Users,
@@ -217,6 +219,7 @@ func (s *Store) Stores() guard.Stores {
 		Policies:     s.Policies,
 		Approvals:    s.Approvals,
 		MFA:          s.MFA.Stores(),
+		SSO:          s.SSO.Stores(),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/session"
+	"github.com/guardhq/guard/sso"
 	"github.com/guardhq/guard/store/sqlitestore"
 )
 
@@ -274,4 +275,32 @@ func TestPolicyHistoryBounded(t *testing.T) {
 	if err != nil || v != n || len(rules) != n {
 		t.Errorf("Policy = %d rules at version %d, %v; want %d at %d", len(rules), v, err, n, n)
 	}
+}
+
+// Tracked SSO requests and replay records are kept only while they may
+// still be used.
+func TestSSOSweeps(t *testing.T) {
+	s := openStore(t)
+	sqlitestore.SetSweepEvery(s, 10)
+	ctx := context.Background()
+	for round := range 4 {
+		at := t0.Add(time.Duration(round) * time.Hour)
+		for i := range 10 {
+			id := fmt.Sprintf("id-%d-%d", round, i)
+			if err := s.SSO.RememberRequest(ctx, sso.Request{Tenant: "acme", ID: id, CreatedAt: at, Expires: at.Add(5 * time.Minute)}); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := s.SSO.InsertID(ctx, "acme", "_"+id, at.Add(10*time.Minute), at); err != nil || !ok {
+				t.Fatalf("InsertID = %v, %v", ok, err)
+			}
+		}
+		mustLen(t, fmt.Sprint("requests after round ", round), rows(t, s, "guard_sso_requests"), nil, 10)
+		mustLen(t, fmt.Sprint("replay records after round ", round), rows(t, s, "guard_sso_replay"), nil, 10)
+	}
+	// The live records are kept: the last round's IDs are still replays.
+	if ok, err := s.SSO.InsertID(ctx, "acme", "_id-3-9", t0.Add(4*time.Hour), t0.Add(3*time.Hour+time.Minute)); err != nil || ok {
+		t.Errorf("InsertID of a live ID after sweeps = %v, %v; want not new", ok, err)
+	}
+	n, err := s.SSO.Sweep(ctx, t0.Add(5*time.Hour))
+	mustLen(t, "Sweep", int(n), err, 20)
 }

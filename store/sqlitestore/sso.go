@@ -1,0 +1,248 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/guardhq/guard/sso"
+)
+
+// SSO is every sso store of a Store: IdP connections (sso.ConnectionStore),
+// tracked requests (sso.RequestStore) and the assertion replay cache
+// (sso.ReplayCache). Stores returns it as every role of sso.Stores.
+//
+// A connection is one row per tenant: the metadata source (URL, time of
+// the last fetch, the XML) in columns, the other fields as JSON, so that
+// fields added to sso.Connection need no migration. Every invariant is one
+// statement, so it holds across processes: UpdateMetadata is one
+// conditional UPDATE (set if newer, from the stored URL only),
+// ConsumeRequest one DELETE … RETURNING, and InsertID one INSERT … ON
+// CONFLICT DO UPDATE … WHERE the stored record has run out, which changes
+// a row only when the ID is new.
+//
+// Expired requests and replay records are deleted as the stores go: every
+// defaultSweepEvery-th RememberRequest and InsertID of a Store also
+// deletes, in the same transaction, up to sweepBatch such rows (judged by
+// the time the caller passes), so these tables are bounded by the rate of
+// logins and neither method returns sso.ErrFull. Sweep deletes them all.
+type SSO struct {
+	s          *Store
+	sweepEvery uint64
+	remembers  atomic.Uint64
+	inserts    atomic.Uint64
+}
+
+var (
+	_ sso.ConnectionStore = (*SSO)(nil)
+	_ sso.RequestStore    = (*SSO)(nil)
+	_ sso.ReplayCache     = (*SSO)(nil)
+)
+
+// Stores returns s as every role of sso.Stores.
+func (s *SSO) Stores() sso.Stores {
+	return sso.Stores{Connections: s, Requests: s, Replay: s}
+}
+
+func (s *SSO) sweepNow(n *atomic.Uint64) bool {
+	return s.sweepEvery > 0 && n.Add(1)%s.sweepEvery == 0
+}
+
+// PutConnection implements sso.ConnectionStore with one upsert.
+func (s *SSO) PutConnection(ctx context.Context, c sso.Connection) error {
+	settings := c
+	settings.Tenant, settings.MetadataURL, settings.Metadata, settings.MetadataFetchedAt = "", "", "", time.Time{}
+	b, err := json.Marshal(settings)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: encode sso connection: %w", err)
+	}
+	err = s.s.writeOne(ctx, func(w *wtx) error {
+		_, err := w.exec(ssoPut, c.Tenant, c.MetadataURL, nullMicros(c.MetadataFetchedAt), string(b), c.Metadata)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: put sso connection: %w", err)
+	}
+	return nil
+}
+
+// Connection implements sso.ConnectionStore with one SELECT.
+func (s *SSO) Connection(ctx context.Context, tenant string) (sso.Connection, error) {
+	if err := s.s.ready(ctx); err != nil {
+		return sso.Connection{}, err
+	}
+	var c sso.Connection
+	var t, url, settings, metadata string
+	var fetched sql.NullInt64
+	err := s.s.reads.queryRow(ctx, ssoGet, tenant).Scan(&t, &url, &fetched, &settings, &metadata)
+	if isNoRows(err) {
+		return sso.Connection{}, sso.ErrNotFound
+	}
+	if err != nil {
+		return sso.Connection{}, fmt.Errorf("sqlitestore: read sso connection: %w", err)
+	}
+	if err := json.Unmarshal([]byte(settings), &c); err != nil {
+		return sso.Connection{}, fmt.Errorf("sqlitestore: stored sso connection: %w", err)
+	}
+	c.Tenant, c.MetadataURL, c.Metadata, c.MetadataFetchedAt = t, url, metadata, fromNullMicros(fetched)
+	return c, nil
+}
+
+// DeleteConnection implements sso.ConnectionStore with one DELETE.
+func (s *SSO) DeleteConnection(ctx context.Context, tenant string) error {
+	var found bool
+	err := s.s.writeOne(ctx, func(w *wtx) error {
+		var err error
+		found, err = affected(w.exec(ssoDelete, tenant))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: delete sso connection: %w", err)
+	}
+	if !found {
+		return sso.ErrNotFound
+	}
+	return nil
+}
+
+// UpdateMetadata implements sso.ConnectionStore with one conditional
+// UPDATE. When it changes nothing, a read tells a refused update from a
+// tenant without a connection.
+func (s *SSO) UpdateMetadata(ctx context.Context, tenant, url, metadata string, fetchedAt time.Time) (bool, error) {
+	var changed bool
+	err := s.s.writeOne(ctx, func(w *wtx) error {
+		var err error
+		changed, err = affected(w.exec(ssoUpdate, tenant, url, metadata, nullMicros(fetchedAt)))
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("sqlitestore: update sso metadata: %w", err)
+	}
+	if changed {
+		return true, nil
+	}
+	var one int
+	switch err := s.s.reads.queryRow(ctx, ssoExists, tenant).Scan(&one); {
+	case isNoRows(err):
+		return false, sso.ErrNotFound
+	case err != nil:
+		return false, fmt.Errorf("sqlitestore: update sso metadata: %w", err)
+	}
+	return false, nil
+}
+
+// RememberRequest implements sso.RequestStore with one INSERT … ON
+// CONFLICT DO NOTHING. Every defaultSweepEvery-th RememberRequest of a
+// Store also deletes, in the same transaction, up to sweepBatch requests
+// that expired at r.CreatedAt.
+func (s *SSO) RememberRequest(ctx context.Context, r sso.Request) error {
+	var created bool
+	remember := func(w *wtx) error {
+		var err error
+		created, err = affected(w.exec(reqRemember, r.Tenant, r.ID, r.Kind, r.RelayState, r.ReturnTo, r.Binding,
+			micros(r.CreatedAt), micros(r.Expires)))
+		return err
+	}
+	var err error
+	if s.sweepNow(&s.remembers) {
+		err = s.s.write(ctx, func(w *wtx) error {
+			if _, err := w.exec(reqSweep, micros(r.CreatedAt), sweepBatch); err != nil {
+				return fmt.Errorf("sweep: %w", err)
+			}
+			return remember(w)
+		})
+	} else {
+		err = s.s.writeOne(ctx, remember)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlitestore: remember sso request: %w", err)
+	}
+	if !created {
+		return sso.ErrDuplicate
+	}
+	return nil
+}
+
+// ConsumeRequest implements sso.RequestStore with one DELETE … RETURNING:
+// of concurrent calls, in any process, one gets the row. An expired
+// request is removed all the same, and gives sso.ErrNotFound.
+func (s *SSO) ConsumeRequest(ctx context.Context, tenant, id string, now time.Time) (sso.Request, error) {
+	var r sso.Request
+	err := s.s.writeOne(ctx, func(w *wtx) error {
+		var created, expires int64
+		if err := w.queryRow(reqConsume, tenant, id).Scan(&r.Tenant, &r.ID, &r.Kind, &r.RelayState, &r.ReturnTo,
+			&r.Binding, &created, &expires); err != nil {
+			return err
+		}
+		r.CreatedAt, r.Expires = fromMicros(created), fromMicros(expires)
+		return nil
+	})
+	if isNoRows(err) {
+		return sso.Request{}, sso.ErrNotFound
+	}
+	if err != nil {
+		return sso.Request{}, fmt.Errorf("sqlitestore: consume sso request: %w", err)
+	}
+	if !now.Before(r.Expires) {
+		return sso.Request{}, sso.ErrNotFound
+	}
+	return r, nil
+}
+
+// InsertID implements sso.ReplayCache with one INSERT … ON CONFLICT DO
+// UPDATE that replaces only a record that has run out: of concurrent
+// inserts of one ID, in any process, exactly one changes a row. Every
+// defaultSweepEvery-th InsertID of a Store also deletes, in the same
+// transaction, up to sweepBatch records that ran out at now.
+func (s *SSO) InsertID(ctx context.Context, tenant, id string, until, now time.Time) (bool, error) {
+	var inserted bool
+	insert := func(w *wtx) error {
+		var err error
+		inserted, err = affected(w.exec(replayInsert, tenant, id, micros(until), micros(now)))
+		return err
+	}
+	var err error
+	if s.sweepNow(&s.inserts) {
+		err = s.s.write(ctx, func(w *wtx) error {
+			if _, err := w.exec(replaySweep, micros(now), sweepBatch); err != nil {
+				return fmt.Errorf("sweep: %w", err)
+			}
+			return insert(w)
+		})
+	} else {
+		err = s.s.writeOne(ctx, insert)
+	}
+	if err != nil {
+		return false, fmt.Errorf("sqlitestore: insert sso replay id: %w", err)
+	}
+	return inserted, nil
+}
+
+// Sweep deletes every tracked request expired at now and every replay
+// record that ran out at now, in one write transaction, and returns how
+// many rows it deleted. RememberRequest and InsertID sweep now and then;
+// a host may also call Sweep periodically.
+func (s *SSO) Sweep(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := s.s.write(ctx, func(w *wtx) error {
+		for _, id := range []stmtID{reqSweep, replaySweep} {
+			res, err := w.exec(id, micros(now), -1)
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += k
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: sweep sso: %w", err)
+	}
+	return n, nil
+}
