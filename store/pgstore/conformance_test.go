@@ -16,6 +16,8 @@ import (
 	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/rbac/rbactest"
 	"github.com/guardhq/guard/session/sessiontest"
+	"github.com/guardhq/guard/sso"
+	"github.com/guardhq/guard/sso/ssotest"
 )
 
 // Each conformance test hands every subtest an empty migrated schema of
@@ -91,3 +93,13 @@ func rbacStores(r *recycler) rbactest.Stores {
 
 func TestRBACStores(t *testing.T)           { rbactest.Run(t, rbacStores(newRecycler(t))) }
 func TestRBACStoresConcurrent(t *testing.T) { rbactest.RunConcurrent(t, rbacStores(newRecycler(t))) }
+
+func TestSSO(t *testing.T) {
+	r := newRecycler(t)
+	ssotest.Run(t, func(t *testing.T) sso.Stores { return r.store(t).SSO.Stores() })
+}
+
+func TestSSOConcurrent(t *testing.T) {
+	r := newRecycler(t)
+	ssotest.RunConcurrent(t, func(t *testing.T) sso.Stores { return r.store(t).SSO.Stores() })
+}

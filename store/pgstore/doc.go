@@ -2,16 +2,17 @@
 // with many replicas sharing one database: users, throttle counters,
 // sessions, the audit chains, tenants, API keys, IP allow-lists, every
 // MFA store (factors, recovery codes, one-time codes, send rates, pending
-// logins) and the rbac stores (policies and four-eyes approvals). Every
-// invariant of the store interfaces (one session per user, throttle
-// limits, the audit chain's compare-and-set, the versions of tenant
-// policies, allow-lists and rbac policies, unique API keys, a TOTP step or
-// a recovery code, a one-time code or a pending login used once, the limit
-// of confirmed factors, an approval decided once and consumed once) is
-// enforced by the database in one atomic statement or one SQL function
-// call, never by a read-modify-write in Go, so it holds across any number
-// of replicas. The SSO stores (guard.Stores.SSO) are not implemented here
-// yet: Stores leaves them nil.
+// logins), the rbac stores (policies and four-eyes approvals) and the
+// SAML stores (IdP connections, tracked requests and the assertion replay
+// cache). Every invariant of the store interfaces (one session per user,
+// throttle limits, the audit chain's compare-and-set, the versions of
+// tenant policies, allow-lists and rbac policies, unique API keys, a TOTP
+// step or a recovery code, a one-time code or a pending login used once,
+// the limit of confirmed factors, an approval decided once and consumed
+// once, IdP metadata set if newer, a SAML request consumed once, an
+// assertion accepted once) is enforced by the database in one atomic
+// statement or one SQL function call, never by a read-modify-write in Go,
+// so it holds across any number of replicas.
 //
 // # Opening and migrating
 //
@@ -35,12 +36,13 @@
 // Nothing migrates implicitly: a store used before Migrate fails with an
 // error that says so.
 //
-// Sessions, throttling and the short-lived MFA stores (Codes, Rates,
-// Transactions) may also be kept elsewhere (Redis, with store/redisstore)
-// by replacing those fields of the guard.Stores that Stores returns.
-// Store.IPLists is guard.Stores.IPLists; Store.MFA.Stores() is
-// guard.Stores.MFA; Store.Policies and Store.Approvals are
-// guard.Stores.Policies and Approvals.
+// Sessions, throttling and the short-lived MFA and SAML stores (Codes,
+// Rates, Transactions; SSO.Requests and SSO.Replay) may also be kept
+// elsewhere (Redis, with store/redisstore) by replacing those fields of
+// the guard.Stores that Stores returns. Store.IPLists is
+// guard.Stores.IPLists; Store.MFA.Stores() is guard.Stores.MFA;
+// Store.Policies and Store.Approvals are guard.Stores.Policies and
+// Approvals; Store.SSO.Stores() is guard.Stores.SSO.
 //
 // Schema version 5 adds the rbac stores, and Stores fills them: the
 // facade then enforces roles. A deployment upgraded from version 4 (which
@@ -49,6 +51,11 @@
 // system grants them (guard.Guard.GrantRole with guard.System); a host
 // that is not ready sets Policies and Approvals of the guard.Stores to
 // nil meanwhile.
+//
+// Schema version 6 adds the SAML stores, and Stores fills guard.Stores.SSO
+// with them: nothing changes for a host until it sets guard.Config.SSO.
+// Every tenant then starts without an IdP connection (a host that kept
+// its connections in another store puts them again).
 //
 // # Round trips
 //
@@ -66,7 +73,10 @@
 // rbac_decide_approval and rbac_consume_approval, which take the row lock
 // their rule needs (the tenant's version row; the approval's row, FOR
 // UPDATE) before they check and write; every other MFA, API key,
-// allow-list and rbac method is one statement.
+// allow-list and rbac method is one statement. So is every SSO method:
+// SSO.UpdateMetadata is one conditional UPDATE, SSO.ConsumeRequest one
+// DELETE … RETURNING, and SSO.InsertID (one per accepted assertion) one
+// INSERT … ON CONFLICT DO UPDATE … WHERE RETURNING.
 //
 // # Data
 //
@@ -74,29 +84,42 @@
 // ids, user agents; audit event fields; throttle keys; IP allow-list
 // entries and tenants; the fields of one-time codes and pending logins;
 // rate keys; every string of the rbac stores, which hold rules and
-// approvals as given) are stored as bytea, so they round-trip byte for
-// byte, NUL included, and order byte by byte. Allow-list entries are a bytea array, verbatim and in order
-// (never an inet, which would rewrite them). The tenant data of users,
-// tenants, audit chains, API keys, MFA factors and recovery codes is
-// kept in text columns, ids with the "C" collation (byte order, as Go
-// compares strings); a string PostgreSQL text cannot hold (invalid UTF-8
-// or a NUL byte) is refused with the *InputError of the interface's
-// package before anything is stored (and is reported not found by
-// lookups). Times keep microseconds: timestamptz in the users, audit,
-// tenants, API key, MFA factor and approval tables, Unix microseconds (bigint) in
-// the sessions, throttle, one-time code, rate and pending-login tables;
-// times come back in UTC. A tenant's policy is JSON, so new guard.Policy
-// fields need no migration. Expired throttle records are deleted by
-// Reserve, and expired one-time codes, rate windows and pending logins by
-// PutCode, Hit and CreateTransaction, up to GCBatch at a time (so those
-// tables are bounded by the rate of events, and MFA.Hit never returns
-// mfa.ErrFull); sessions that are no longer live are deleted when their
-// user signs in again, and Sessions.DeleteExpired removes the rest in
-// bounded batches. The rbac change log keeps the latest PolicyHistory
-// changes of each tenant (Policies.Changes returns rbac.ErrHistoryGone for
-// older ones): each Update deletes up to GCBatch older ones. Approvals are
-// never deleted (the rbac contract has none): the table grows with the
-// requests people make.
+// approvals as given; the tenants, IDs and fields of SAML requests and
+// replay records; the tenant, metadata URL and metadata of SAML
+// connections) are stored as bytea, so they round-trip byte for byte, NUL
+// included, and order byte by byte. Allow-list entries are a bytea array,
+// verbatim and in order (never an inet, which would rewrite them). The
+// tenant data of users, tenants, audit chains, API keys, MFA factors and
+// recovery codes is kept in text columns, ids with the "C" collation
+// (byte order, as Go compares strings); a string PostgreSQL text cannot
+// hold (invalid UTF-8 or a NUL byte) is refused with the *InputError of
+// the interface's package before anything is stored (and is reported not
+// found by lookups). Times keep microseconds: timestamptz in the users,
+// audit, tenants, API key, MFA factor, approval and SAML connection
+// tables, Unix microseconds (bigint) in the sessions, throttle, one-time
+// code, rate, pending-login, SAML request and replay tables; times come
+// back in UTC. A tenant's policy is JSON, and so are the other fields of
+// a SAML connection (jsonb, as encoding/json writes sso.Connection), so
+// new guard.Policy and sso.Connection fields need no migration; a string
+// in those fields of a connection that is not valid UTF-8 or holds a NUL
+// byte (which JSON would not keep as given) is refused with an
+// *sso.InputError.
+//
+// Expired throttle records are deleted by Reserve, and expired one-time
+// codes, rate windows and pending logins by PutCode, Hit and
+// CreateTransaction, up to GCBatch at a time (so those tables are bounded
+// by the rate of events, and MFA.Hit never returns mfa.ErrFull); sessions
+// that are no longer live are deleted when their user signs in again, and
+// Sessions.DeleteExpired removes the rest in bounded batches. Tracked SAML
+// requests and replay records are deleted by SSO.RememberRequest and
+// SSO.InsertID, up to GCBatch at a time, once they expired GCGrace before
+// the time the write is given (so that a replica whose clock lags still
+// sees them); neither returns sso.ErrFull. A request is also deleted when
+// it is consumed, expired or not. The rbac change log keeps the
+// latest PolicyHistory changes of each tenant (Policies.Changes returns
+// rbac.ErrHistoryGone for older ones): each Update deletes up to GCBatch
+// older ones. Approvals are never deleted (the rbac contract has none):
+// the table grows with the requests people make.
 //
 // # Concurrency
 //
@@ -109,7 +132,7 @@
 // (auth.ErrNotFound, session.ErrLimit, audit.ErrConflict, rbac.ErrConflict,
 // …) for the conditions the contracts name, and the typed input errors of
 // those packages (*auth.InputError, *audit.InputError, *guard.InputError,
-// *mfa.InputError) for values the database cannot hold;
+// *mfa.InputError, *sso.InputError) for values the database cannot hold;
 // Approvals.DecideApproval returns an *rbac.InputError for a status other
 // than approved or rejected. Any other failure — the server
 // unreachable, a timeout, a schema not migrated — is returned wrapped with

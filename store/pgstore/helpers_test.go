@@ -140,7 +140,7 @@ func tenantFixture(id string) guard.Tenant {
 // storeTables are the tables a recycled schema is emptied of.
 var storeTables = []string{"users", "throttle", "sessions", "session_users", "audit_heads", "audit_events", "audit_checkpoints", "tenants",
 	"api_keys", "ip_lists", "mfa_factors", "mfa_users", "mfa_recovery", "mfa_codes", "mfa_rates", "mfa_transactions",
-	"rbac_versions", "rbac_rules", "rbac_changes", "rbac_approvals"}
+	"rbac_versions", "rbac_rules", "rbac_changes", "rbac_approvals", "sso_connections", "sso_requests", "sso_replay"}
 
 // recycler hands out empty, migrated stores for the subtests of one test.
 // A subtest's schema is emptied when the subtest ends and handed to the

@@ -23,6 +23,7 @@ var migrations = [...]migration{
 	{name: "ip allow-lists", sql: migration3},
 	{name: "mfa", sql: migration4},
 	{name: "rbac", sql: migration5},
+	{name: "sso", sql: migration6},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -594,6 +595,51 @@ BEGIN
 	END IF;
 END
 $$;
+`
+
+// migration6 adds the sso stores. Every string is bytea (any byte, NUL
+// included, round-trips) but the connection's settings, which are JSON so
+// that new sso.Connection fields need no migration. A connection's fetch
+// time is timestamptz (NULL: the zero time), like the other tenant data;
+// the short-lived requests and replay records keep Unix microseconds, like
+// the sessions and one-time codes.
+const migration6 = `
+-- One row per tenant with an IdP connection. The columns hold what
+-- UpdateMetadata reads and writes (the metadata URL, the metadata, which
+-- may be large, and when it was fetched); settings holds the other
+-- fields of the sso.Connection but the tenant (the key), as encoding/json
+-- writes them.
+CREATE TABLE {s}.sso_connections (
+	tenant       bytea PRIMARY KEY,
+	metadata_url bytea NOT NULL,
+	metadata     bytea NOT NULL,
+	fetched_at   timestamptz,
+	settings     jsonb NOT NULL
+);
+
+-- Tracked AuthnRequests and LogoutRequests, until consumed (or deleted
+-- once expired).
+CREATE TABLE {s}.sso_requests (
+	tenant      bytea NOT NULL,
+	id          bytea NOT NULL,
+	kind        bytea NOT NULL,
+	relay_state bytea NOT NULL,
+	return_to   bytea NOT NULL,
+	binding     bytea NOT NULL,
+	created_us  bigint NOT NULL,
+	expires_us  bigint NOT NULL,
+	PRIMARY KEY (tenant, id)
+);
+CREATE INDEX sso_requests_expires ON {s}.sso_requests (expires_us);
+
+-- The assertion replay cache: each accepted ID, until until_us.
+CREATE TABLE {s}.sso_replay (
+	tenant   bytea NOT NULL,
+	id       bytea NOT NULL,
+	until_us bigint NOT NULL,
+	PRIMARY KEY (tenant, id)
+);
+CREATE INDEX sso_replay_until ON {s}.sso_replay (until_us);
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

@@ -61,6 +61,7 @@ type Store struct {
 	MFA       *MFA
 	Policies  *Policies
 	Approvals *Approvals
+	SSO       *SSO
 
 	pool   *pgxpool.Pool
 	schema string // validated, unquoted
@@ -92,15 +93,15 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 	s.MFA = &MFA{pool: pool, sql: newMFASQL(s.q)}
 	s.Policies = &Policies{pool: pool, sql: newPolicySQL(s.q), keep: PolicyHistory}
 	s.Approvals = &Approvals{pool: pool, sql: newApprovalSQL(s.q)}
+	s.SSO = &SSO{pool: pool, sql: newSSOSQL(s.q)}
 	return s, nil
 }
 
 // Schema returns the name of the store's schema.
 func (s *Store) Schema() string { return s.schema }
 
-// Stores returns s as the facade's guard.Stores: every field filled (MFA
-// with every role, Policies and Approvals) but SSO, whose stores this
-// package does not implement yet.
+// Stores returns s as the facade's guard.Stores, every field filled: MFA
+// and SSO with every role, Policies and Approvals.
 func (s *Store) Stores() guard.Stores {
 	return guard.Stores{
 		Users:        s.Users,
@@ -115,6 +116,7 @@ func (s *Store) Stores() guard.Stores {
 		MFA:          s.MFA.Stores(),
 		Policies:     s.Policies,
 		Approvals:    s.Approvals,
+		SSO:          s.SSO.Stores(),
 	}
 }
 

@@ -1,0 +1,410 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/guardhq/guard/sso"
+)
+
+// SSO is every PostgreSQL sso store: IdP connections
+// (sso.ConnectionStore), tracked requests (sso.RequestStore) and the
+// assertion replay cache (sso.ReplayCache). Stores returns it as every
+// role of sso.Stores.
+//
+// Every method is one statement, so every invariant holds across
+// replicas:
+//   - a tenant's connection is one row: PutConnection replaces it whole
+//     with one INSERT … ON CONFLICT DO UPDATE, and UpdateMetadata is one
+//     conditional UPDATE (the stored URL equal, the stored fetch time
+//     before the new one), which PostgreSQL re-checks on the row as it is
+//     once locked, so a late or stale fetch never overwrites a newer copy;
+//   - RememberRequest is one INSERT … ON CONFLICT DO NOTHING, and
+//     ConsumeRequest one DELETE … RETURNING: of concurrent calls for one
+//     request, on any number of replicas, one gets the row;
+//   - InsertID is one INSERT … ON CONFLICT DO UPDATE … WHERE until_us <=
+//     now RETURNING: a new id is inserted and a record expired at now
+//     replaced, reported new; of concurrent inserts of one id exactly one
+//     gets a row back.
+//
+// A connection is a row whose columns are the tenant, the metadata URL,
+// the metadata and its fetch time (what UpdateMetadata reads and writes),
+// and the rest of the connection as JSON (jsonb), so fields added to
+// sso.Connection need no migration. Expiry is judged by the times the
+// callers pass, kept to the microsecond, never by the database's clock.
+// RememberRequest deletes up to GCBatch requests that expired GCGrace or
+// more before the new request's CreatedAt, and InsertID up to GCBatch
+// records whose until is GCGrace or more before its now (skipping rows
+// other transactions hold), so both tables stay bounded by the rate of
+// logins: neither returns sso.ErrFull.
+type SSO struct {
+	pool *pgxpool.Pool
+	sql  ssoSQL
+}
+
+var (
+	_ sso.ConnectionStore = (*SSO)(nil)
+	_ sso.RequestStore    = (*SSO)(nil)
+	_ sso.ReplayCache     = (*SSO)(nil)
+)
+
+// Stores returns s as every role of sso.Stores.
+func (s *SSO) Stores() sso.Stores {
+	return sso.Stores{Connections: s, Requests: s, Replay: s}
+}
+
+type ssoSQL struct {
+	putConn, conn, deleteConn, updateMetadata string
+	remember, consume                         string
+	insertID                                  string
+}
+
+const requestCols = `kind, relay_state, return_to, binding, created_us, expires_us`
+
+func newSSOSQL(q string) ssoSQL {
+	s := func(sql string) string { return schemaSQL(q, sql) }
+	return ssoSQL{
+		// The fields kept in columns are zero in the JSON ($5) and are
+		// removed from it (the keys are the Go field names, as
+		// encoding/json writes them).
+		putConn: s(`INSERT INTO {s}.sso_connections (tenant, metadata_url, metadata, fetched_at, settings)
+			VALUES ($1, $2, $3, $4, $5::jsonb - '{Tenant,MetadataURL,Metadata,MetadataFetchedAt}'::text[])
+			ON CONFLICT (tenant) DO UPDATE SET metadata_url = EXCLUDED.metadata_url, metadata = EXCLUDED.metadata,
+				fetched_at = EXCLUDED.fetched_at, settings = EXCLUDED.settings`),
+		conn:       s(`SELECT metadata_url, metadata, fetched_at, settings FROM {s}.sso_connections WHERE tenant = $1`),
+		deleteConn: s(`DELETE FROM {s}.sso_connections WHERE tenant = $1`),
+		// Set if newer, while the URL is unchanged (NULL is the zero
+		// time, before any other); the second column tells a refused
+		// update (the connection exists) from a missing connection.
+		updateMetadata: s(`WITH u AS (
+				UPDATE {s}.sso_connections SET metadata = $3, fetched_at = $4
+				WHERE tenant = $1 AND metadata_url = $2
+					AND COALESCE(fetched_at, '-infinity') < COALESCE($4::timestamptz, '-infinity')
+				RETURNING 1)
+			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.sso_connections WHERE tenant = $1)`),
+
+		// $9 is CreatedAt less GCGrace.
+		remember: s(`WITH gc AS (
+				DELETE FROM {s}.sso_requests WHERE (tenant, id) IN (
+					SELECT tenant, id FROM {s}.sso_requests
+					WHERE expires_us <= $9 AND NOT (tenant = $1 AND id = $2)
+					ORDER BY expires_us
+					LIMIT ` + gcBatch + `
+					FOR UPDATE SKIP LOCKED))
+			INSERT INTO {s}.sso_requests (tenant, id, ` + requestCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (tenant, id) DO NOTHING`),
+		consume: s(`DELETE FROM {s}.sso_requests WHERE tenant = $1 AND id = $2 RETURNING ` + requestCols),
+
+		// A record whose until is at or before now ($4) is replaced; a
+		// live one is left alone and no row comes back. The conflict
+		// check waits for a concurrent insert of the same id and then
+		// sees its row, so of concurrent inserts one gets a row. $5 is
+		// now less GCGrace.
+		insertID: s(`WITH gc AS (
+				DELETE FROM {s}.sso_replay WHERE (tenant, id) IN (
+					SELECT tenant, id FROM {s}.sso_replay
+					WHERE until_us <= $5 AND NOT (tenant = $1 AND id = $2)
+					ORDER BY until_us
+					LIMIT ` + gcBatch + `
+					FOR UPDATE SKIP LOCKED))
+			INSERT INTO {s}.sso_replay AS r (tenant, id, until_us) VALUES ($1, $2, $3)
+			ON CONFLICT (tenant, id) DO UPDATE SET until_us = EXCLUDED.until_us WHERE r.until_us <= $4
+			RETURNING true`),
+	}
+}
+
+// GCGrace is how long after its expiry, judged by the time a write is
+// given, a tracked SAML request or replay record becomes garbage that SSO
+// deletes: RememberRequest deletes requests that expired GCGrace or more
+// before the new request's CreatedAt, InsertID records whose until is
+// GCGrace or more before its now. A replica whose clock is behind the
+// others' by less than GCGrace thus still finds every request and record
+// that is live by its own clock (a captured assertion stays refused on
+// every replica), and a store never judges expiry by a clock of its own.
+// The grace does not change what a caller sees: a request expired at its
+// now is not found, and a record whose until is at or before its now
+// counts as absent, however recent.
+const GCGrace = 5 * time.Minute
+
+// gcCutoff returns us less GCGrace, in microseconds (saturated).
+func gcCutoff(us int64) int64 {
+	g := GCGrace.Microseconds()
+	if us < math.MinInt64+g {
+		return math.MinInt64
+	}
+	return us - g
+}
+
+// Times the bigint columns can hold, in Unix microseconds.
+var (
+	minMicrosTime = time.UnixMicro(math.MinInt64)
+	maxMicrosTime = time.UnixMicro(math.MaxInt64)
+)
+
+// ssoMicros returns t in Unix microseconds (truncated), or an
+// *sso.InputError naming field when t lies outside the years that an
+// int64 of microseconds can hold (about 290,000 BC to 294,000 AD).
+func ssoMicros(field string, t time.Time) (int64, error) {
+	if t.Before(minMicrosTime) || t.After(maxMicrosTime) {
+		return 0, &sso.InputError{Field: field, Reason: "is outside the range of Unix microseconds"}
+	}
+	return micros(t), nil
+}
+
+// The times a timestamptz column holds: from 4714-11-24 BC (Go year
+// -4713) to the end of 294276 AD.
+var (
+	minTimestamptz = time.Date(-4713, 11, 24, 0, 0, 0, 0, time.UTC)
+	endTimestamptz = time.Date(294277, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// ssoTimestamptz returns t for a nullable timestamptz column (nil for the
+// zero time), or an *sso.InputError naming field when PostgreSQL cannot
+// hold t.
+func ssoTimestamptz(field string, t time.Time) (*time.Time, error) {
+	if !t.IsZero() && (t.Before(minTimestamptz) || !t.Before(endTimestamptz)) {
+		return nil, &sso.InputError{Field: field, Reason: "is outside the range of PostgreSQL timestamps"}
+	}
+	return nullTime(t), nil
+}
+
+// jsonProblem returns why v, a value of a field kept as JSON, cannot be
+// kept as given ("" if it can): a string in it, at any depth, that is
+// not valid UTF-8 (encoding/json would replace the bytes) or holds a NUL
+// byte (which jsonb refuses).
+func jsonProblem(v reflect.Value) string {
+	switch v.Kind() {
+	case reflect.String:
+		return textProblem(v.String())
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if p := jsonProblem(v.Index(i)); p != "" {
+				return p
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			if p := jsonProblem(it.Key()); p != "" {
+				return p
+			}
+			if p := jsonProblem(it.Value()); p != "" {
+				return p
+			}
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return jsonProblem(v.Elem())
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if !v.Type().Field(i).IsExported() {
+				continue
+			}
+			if p := jsonProblem(v.Field(i)); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// connSettings returns the fields of c kept as JSON: c without the four
+// kept in columns (zeroed here, and removed from the JSON by the SQL). A
+// string that JSON text cannot keep as given gives an *sso.InputError
+// naming the field.
+func connSettings(c sso.Connection) ([]byte, error) {
+	c.Tenant, c.MetadataURL, c.Metadata, c.MetadataFetchedAt = "", "", "", time.Time{}
+	v := reflect.ValueOf(c)
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		if p := jsonProblem(v.Field(i)); p != "" {
+			return nil, &sso.InputError{Field: f.Name, Reason: p}
+		}
+	}
+	js, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: sso: encoding the connection: %w", err)
+	}
+	return js, nil
+}
+
+// PutConnection implements sso.ConnectionStore in one INSERT … ON CONFLICT
+// DO UPDATE. A field kept as JSON holding a string that is not valid
+// UTF-8, or holds a NUL byte, is an *sso.InputError, and nothing is
+// stored; the tenant, the metadata URL and the metadata are bytea and may
+// hold any bytes. MetadataFetchedAt is kept to the microsecond (a time
+// PostgreSQL cannot hold, before 4713 BC or after 294276 AD, is an
+// *sso.InputError too).
+func (s *SSO) PutConnection(ctx context.Context, c sso.Connection) error {
+	fetched, err := ssoTimestamptz("MetadataFetchedAt", c.MetadataFetchedAt)
+	if err != nil {
+		return err
+	}
+	settings, err := connSettings(c)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, s.sql.putConn, nonNil([]byte(c.Tenant)), nonNil([]byte(c.MetadataURL)),
+		nonNil([]byte(c.Metadata)), fetched, settings)
+	if err != nil {
+		return wrap("sso: put connection", err)
+	}
+	return nil
+}
+
+// Connection implements sso.ConnectionStore in one primary-key read. The
+// connection comes back with MetadataFetchedAt in UTC; JSON fields this
+// code does not know (written by newer code) are ignored.
+func (s *SSO) Connection(ctx context.Context, tenant string) (sso.Connection, error) {
+	var (
+		c        sso.Connection
+		fetched  *time.Time
+		settings []byte
+	)
+	err := s.pool.QueryRow(ctx, s.sql.conn, nonNil([]byte(tenant))).
+		Scan((*byteaString)(&c.MetadataURL), (*byteaString)(&c.Metadata), &fetched, &settings)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sso.Connection{}, sso.ErrNotFound
+	}
+	if err != nil {
+		return sso.Connection{}, wrap("sso: connection", err)
+	}
+	url, metadata := c.MetadataURL, c.Metadata
+	if err := json.Unmarshal(settings, &c); err != nil {
+		return sso.Connection{}, wrap("sso: connection", fmt.Errorf("decoding the stored connection: %w", err))
+	}
+	c.Tenant, c.MetadataURL, c.Metadata, c.MetadataFetchedAt = tenant, url, metadata, fromNullTime(fetched)
+	return c, nil
+}
+
+// DeleteConnection implements sso.ConnectionStore.
+func (s *SSO) DeleteConnection(ctx context.Context, tenant string) error {
+	tag, err := s.pool.Exec(ctx, s.sql.deleteConn, nonNil([]byte(tenant)))
+	if err != nil {
+		return wrap("sso: delete connection", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return sso.ErrNotFound
+	}
+	return nil
+}
+
+// UpdateMetadata implements sso.ConnectionStore in one conditional UPDATE
+// (set if newer, while the URL is unchanged), which PostgreSQL re-checks
+// on the row as it is once locked. fetchedAt is kept to the microsecond;
+// one PostgreSQL cannot hold is an *sso.InputError, and changes nothing.
+func (s *SSO) UpdateMetadata(ctx context.Context, tenant, url, metadata string, fetchedAt time.Time) (bool, error) {
+	at, err := ssoTimestamptz("fetchedAt", fetchedAt)
+	if err != nil {
+		return false, err
+	}
+	var updated, exists bool
+	err = s.pool.QueryRow(ctx, s.sql.updateMetadata, nonNil([]byte(tenant)), nonNil([]byte(url)),
+		nonNil([]byte(metadata)), at).Scan(&updated, &exists)
+	if err != nil {
+		return false, wrap("sso: update metadata", err)
+	}
+	if !exists {
+		return false, sso.ErrNotFound
+	}
+	return updated, nil
+}
+
+// RememberRequest implements sso.RequestStore in one INSERT … ON CONFLICT
+// DO NOTHING, which also deletes up to GCBatch other requests that
+// expired GCGrace or more before r.CreatedAt (the store has no clock of
+// its own: the time a request is created stands for now). Times are kept
+// to the microsecond; a CreatedAt or Expires outside the range of Unix
+// microseconds is an *sso.InputError, and changes nothing. It never
+// returns sso.ErrFull.
+func (s *SSO) RememberRequest(ctx context.Context, r sso.Request) error {
+	created, err := ssoMicros("Request.CreatedAt", r.CreatedAt)
+	if err != nil {
+		return err
+	}
+	expires, err := ssoMicros("Request.Expires", r.Expires)
+	if err != nil {
+		return err
+	}
+	tag, err := s.pool.Exec(ctx, s.sql.remember, nonNil([]byte(r.Tenant)), nonNil([]byte(r.ID)), nonNil([]byte(r.Kind)),
+		nonNil([]byte(r.RelayState)), nonNil([]byte(r.ReturnTo)), nonNil([]byte(r.Binding)), created, expires, gcCutoff(created))
+	if err != nil {
+		return wrap("sso: remember request", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return sso.ErrDuplicate
+	}
+	return nil
+}
+
+// ConsumeRequest implements sso.RequestStore with one DELETE … RETURNING:
+// of concurrent calls for one request, on any number of replicas, one
+// gets the row. The request is removed whether or not it has expired; it
+// is returned only if now (truncated to the microsecond) is before its
+// Expires. A now outside the range of Unix microseconds is an
+// *sso.InputError, and changes nothing.
+func (s *SSO) ConsumeRequest(ctx context.Context, tenant, id string, now time.Time) (sso.Request, error) {
+	at, err := ssoMicros("now", now)
+	if err != nil {
+		return sso.Request{}, err
+	}
+	var (
+		r                = sso.Request{Tenant: tenant, ID: id}
+		created, expires int64
+	)
+	err = s.pool.QueryRow(ctx, s.sql.consume, nonNil([]byte(tenant)), nonNil([]byte(id))).
+		Scan((*byteaString)(&r.Kind), (*byteaString)(&r.RelayState), (*byteaString)(&r.ReturnTo), (*byteaString)(&r.Binding),
+			&created, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sso.Request{}, sso.ErrNotFound
+	}
+	if err != nil {
+		return sso.Request{}, wrap("sso: consume request", err)
+	}
+	if at >= expires {
+		return sso.Request{}, sso.ErrNotFound
+	}
+	r.CreatedAt, r.Expires = fromMicros(created), fromMicros(expires)
+	return r, nil
+}
+
+// InsertID implements sso.ReplayCache in one INSERT … ON CONFLICT DO
+// UPDATE … WHERE until_us <= now RETURNING, which also deletes up to
+// GCBatch other records whose until is GCGrace or more before now. Times are kept
+// to the microsecond, erring on the side of remembering: until is rounded
+// up and now truncated, so a record is never taken as absent before its
+// until. An until or now outside the range of Unix microseconds is an
+// *sso.InputError, and changes nothing. It never returns sso.ErrFull.
+func (s *SSO) InsertID(ctx context.Context, tenant, id string, until, now time.Time) (bool, error) {
+	u, err := ssoMicros("until", until)
+	if err != nil {
+		return false, err
+	}
+	if until.Nanosecond()%1000 != 0 && u < math.MaxInt64 {
+		u++
+	}
+	at, err := ssoMicros("now", now)
+	if err != nil {
+		return false, err
+	}
+	var isNew bool
+	err = s.pool.QueryRow(ctx, s.sql.insertID, nonNil([]byte(tenant)), nonNil([]byte(id)), u, at, gcCutoff(at)).Scan(&isNew)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, wrap("sso: insert replay id", err)
+	}
+	return isNew, nil
+}
