@@ -13,6 +13,7 @@ import (
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/ipfilter"
+	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/store/sqlitestore"
@@ -222,5 +223,21 @@ func TestPolicyRulesByteForByte(t *testing.T) {
 	ch, err := s.Policies.Changes(ctx, "acme", 0)
 	if err != nil || len(ch) != 1 || !slices.Equal(ch[0].Add, odd) || !slices.Equal(ch[0].Remove, []rbac.Rule{{Type: "\x80"}}) {
 		t.Fatalf("Changes = %+v, %v", ch, err)
+	}
+}
+
+func TestConfirmFactorAtZeroTime(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	f := mfa.Factor{ID: "f", Tenant: "acme", UserID: "u", Kind: mfa.KindTOTP, Secret: []byte("sealed"), CreatedAt: t0}
+	if err := s.MFA.CreateFactor(ctx, f, 0); err != nil {
+		t.Fatal(err)
+	}
+	var ie *mfa.InputError
+	if err := s.MFA.ConfirmFactor(ctx, "acme", "u", "f", time.Time{}, 5); !errors.As(err, &ie) {
+		t.Fatalf("ConfirmFactor at the zero time: %v, want *mfa.InputError", err)
+	}
+	if got, err := s.MFA.Factor(ctx, "acme", "u", "f"); err != nil || got.Confirmed() || got.LastStep != 0 {
+		t.Errorf("factor after a refused confirmation = %+v, %v; want it pending", got, err)
 	}
 }

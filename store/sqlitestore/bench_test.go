@@ -17,6 +17,9 @@ import (
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/ipfilter"
+	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/store/sqlitestore"
 )
@@ -176,4 +179,111 @@ func BenchmarkAuditStoreAppend(b *testing.B) {
 			b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
 	}
+}
+
+// BenchmarkAPIKeyByHash is the store's part of every request made with an
+// API key: one SELECT through the unique index on the hash, among 10,000
+// keys.
+func BenchmarkAPIKeyByHash(b *testing.B) {
+	st := openStore(b)
+	ctx := context.Background()
+	const n = 10_000
+	hashes := make([][32]byte, n)
+	for i := range n {
+		hashes[i] = sha256.Sum256([]byte(fmt.Sprint("key", i)))
+		k := auth.APIKey{ID: fmt.Sprint("k", i), Tenant: fmt.Sprint("t", i%100), Name: "CI", Prefix: "gk_abcdefgh",
+			Hash: hashes[i], CreatedBy: "u1", CreatedAt: time.Unix(int64(i), 0)}
+		if err := st.APIKeys.CreateAPIKey(ctx, k); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := cpuTime()
+	for i := 0; b.Loop(); i++ {
+		if _, err := st.APIKeys.APIKeyByHash(ctx, hashes[i%n]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkVersions are the per-request reads of a tenant's allow-list
+// version (IPLists.Version, with 10,000 entries stored beside it, and
+// with one for comparison) and of its policy version (Policies.Version,
+// read on every authorization decision).
+func BenchmarkVersions(b *testing.B) {
+	st := openStore(b)
+	ctx := context.Background()
+	entries := make([]string, 10_000)
+	for i := range entries {
+		entries[i] = fmt.Sprintf("10.%d.%d.0/24", i>>8, i&255)
+	}
+	if _, err := st.IPLists.Replace(ctx, "acme", ipfilter.Users, ipfilter.Rules{Entries: entries}, 0); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := st.IPLists.Replace(ctx, "small", ipfilter.Users, ipfilter.Rules{Entries: entries[:1]}, 0); err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Policies.Update(ctx, "acme", 0, nil, []rbac.Rule{{Type: rbac.RuleGrant, Role: rbac.Owner, Subject: "user:u1"}}); err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		read func() (uint64, error)
+	}{
+		{"IPLists", func() (uint64, error) { return st.IPLists.Version(ctx, "acme") }},
+		{"IPListsOneEntry", func() (uint64, error) { return st.IPLists.Version(ctx, "small") }},
+		{"Policies", func() (uint64, error) { return st.Policies.Version(ctx, "acme") }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			cpu := cpuTime()
+			for b.Loop() {
+				if v, err := bc.read(); err != nil || v != 1 {
+					b.Fatal(v, err)
+				}
+			}
+			b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// BenchmarkSecondFactor are the writes of a sign-in's second step:
+// AdvanceStep (the TOTP replay check, one conditional UPDATE) and the
+// pending login created then consumed (CreateTransaction,
+// ConsumeTransaction); each op is one commit of its own.
+func BenchmarkSecondFactor(b *testing.B) {
+	st := openStore(b)
+	ctx := context.Background()
+	f := mfa.Factor{ID: "f", Tenant: "acme", UserID: "u", Kind: mfa.KindTOTP, Secret: []byte("sealed"),
+		CreatedAt: time.Unix(1, 0), ConfirmedAt: time.Unix(2, 0), LastStep: 1}
+	if err := st.MFA.CreateFactor(ctx, f, 0); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("AdvanceStep", func(b *testing.B) {
+		b.ReportAllocs()
+		cpu := cpuTime()
+		for i := int64(2); b.Loop(); i++ {
+			if err := st.MFA.AdvanceStep(ctx, "acme", "u", "f", i); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	})
+	b.Run("Transaction", func(b *testing.B) {
+		b.ReportAllocs()
+		cpu := cpuTime()
+		for i := 0; b.Loop(); i++ {
+			x := mfa.Transaction{Hash: sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(i))), Tenant: "acme", UserID: "u",
+				CreatedAt: time.Unix(1, 0), ExpiresAt: time.Unix(301, 0)}
+			if err := st.MFA.CreateTransaction(ctx, x); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := st.MFA.ConsumeTransaction(ctx, x.Hash); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	})
 }

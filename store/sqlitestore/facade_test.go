@@ -452,7 +452,7 @@ func TestFacadeAccessControl(t *testing.T) {
 	owner := user(g, "alice@example.com", rbac.Owner)
 	rob := user(g, "rob@example.com", rbac.Manager)
 	ann := user(g2, "ann@example.com", rbac.Manager)
-	max := user(g, "max@example.com", rbac.Member)
+	member := user(g, "max@example.com", rbac.Member)
 	if roles, err := g2.RolesOf(ctx, owner, "acme", "user:"+rob.UserID); err != nil || !slices.Contains(roles, rbac.Manager) {
 		t.Fatalf("RolesOf(rob) on the second replica = %v, %v; want manager", roles, err)
 	}
@@ -473,7 +473,7 @@ func TestFacadeAccessControl(t *testing.T) {
 	if _, err := g.ApproveRequest(ctx, rob, ap.ID); !errors.Is(err, rbac.ErrSelfApproval) {
 		t.Errorf("self-approval = %v, want ErrSelfApproval", err)
 	}
-	if _, err := g2.ApproveRequest(ctx, max, ap.ID); err == nil {
+	if _, err := g2.ApproveRequest(ctx, member, ap.ID); err == nil {
 		t.Error("a member approved")
 	}
 	if _, err := g2.ApproveRequest(ctx, ann, ap.ID); err != nil {
