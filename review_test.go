@@ -91,7 +91,7 @@ func ids(rows []guard.UserAccess) []string {
 
 func TestAccessReviewReport(t *testing.T) {
 	f := newReviewFixture(t)
-	rv, err := f.g.AccessReview(f.ctx, f.owner, tenantID, guard.ReviewQuery{})
+	rv, err := f.g.AccessReview(f.ctx, f.owner, tenantID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,8 +99,8 @@ func TestAccessReviewReport(t *testing.T) {
 	if rv.Totals != want {
 		t.Errorf("totals %+v, want %+v", rv.Totals, want)
 	}
-	if len(rv.Users) != 6 || rv.Next != "" {
-		t.Fatalf("rows %v next %q", ids(rv.Users), rv.Next)
+	if len(rv.Users) != 6 || !slices.IsSortedFunc(rv.Users, func(a, b guard.UserAccess) int { return cmpString(a.ID, b.ID) }) {
+		t.Fatalf("rows %v", ids(rv.Users))
 	}
 	d, _ := rowOf(rv, f.dormant.ID)
 	if !d.Dormant || !d.LastActive.Equal(f.createdAt) || !slices.Equal(d.Roles, []string{rbac.Member}) || d.Admin || d.MFAOK {
@@ -135,33 +135,33 @@ func TestAccessReviewReport(t *testing.T) {
 	for _, c := range []struct {
 		filter guard.ReviewFilter
 		want   int
-	}{{guard.ReviewDormant, 2}, {guard.ReviewAdmins, 2}, {guard.ReviewNoMFA, 4}, {guard.ReviewDeactivated, 1}} {
-		rv, err := f.g.AccessReview(f.ctx, f.owner, tenantID, guard.ReviewQuery{Filter: c.filter})
-		if err != nil || len(rv.Users) != c.want || rv.Totals != want {
-			t.Errorf("filter %q: %v rows, totals %+v, %v; want %d rows", c.filter, ids(rv.Users), rv.Totals, err, c.want)
+	}{{guard.ReviewAll, 6}, {guard.ReviewDormant, 2}, {guard.ReviewAdmins, 2}, {guard.ReviewNoMFA, 4}, {guard.ReviewDeactivated, 1}} {
+		rows, next := rv.Rows(c.filter, "", 10)
+		if len(rows) != c.want || next != "" || rv.Count(c.filter) != c.want {
+			t.Errorf("filter %q: rows %v next %q count %d, want %d", c.filter, ids(rows), next, rv.Count(c.filter), c.want)
 		}
 	}
 	var paged []guard.UserAccess
-	q := guard.ReviewQuery{Limit: 4}
+	after := ""
 	for pages := 0; ; pages++ {
-		rv, err := f.g.AccessReview(f.ctx, f.owner, tenantID, q)
-		if err != nil || pages > 2 {
-			t.Fatal(err, pages)
+		rows, next := rv.Rows(guard.ReviewAll, after, 4)
+		if pages > 2 {
+			t.Fatal("paging does not end")
 		}
-		paged = append(paged, rv.Users...)
-		if rv.Next == "" {
+		paged = append(paged, rows...)
+		if next == "" {
 			break
 		}
-		q.After = rv.Next
+		after = next
 	}
 	if len(paged) != 6 || !slices.IsSortedFunc(paged, func(a, b guard.UserAccess) int { return cmpString(a.ID, b.ID) }) {
 		t.Errorf("paged rows %v", ids(paged))
 	}
-	if _, err := f.g.AccessReview(f.ctx, f.owner, tenantID, guard.ReviewQuery{Filter: "bogus"}); !isInput(err) {
-		t.Errorf("unknown filter: %v", err)
+	if rows, _ := rv.Rows(guard.ReviewNoMFA, paged[2].ID, 10); len(rows) == 0 || rows[0].ID <= paged[2].ID {
+		t.Errorf("rows after a cursor: %v", ids(rows))
 	}
-	if _, err := f.g.AccessReview(f.ctx, f.owner, tenantID, guard.ReviewQuery{Limit: -1}); !isInput(err) {
-		t.Errorf("negative limit: %v", err)
+	if !guard.ReviewFilter("dormant").Valid() || guard.ReviewFilter("bogus").Valid() {
+		t.Error("ReviewFilter.Valid")
 	}
 	// Reading a review records nothing.
 	if n := len(f.events(t, audit.ReviewCompleted)); n != 0 {
@@ -231,7 +231,7 @@ func TestApplyReview(t *testing.T) {
 		t.Errorf("user.deactivated %+v", d[len(d)-1])
 	}
 	// The next review is due 14 days from now.
-	rv, err := f.g.AccessReview(f.ctx, f.owner, tenantID, guard.ReviewQuery{})
+	rv, err := f.g.AccessReview(f.ctx, f.owner, tenantID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestApplyReview(t *testing.T) {
 		t.Errorf("revoked key still listed as unused: %+v", rv.UnusedKeys)
 	}
 	f.clock.Advance(14 * day)
-	if rv, _ := f.g.AccessReview(f.ctx, guard.System("t"), tenantID, guard.ReviewQuery{}); !rv.Overdue {
+	if rv, _ := f.g.AccessReview(f.ctx, guard.System("t"), tenantID); !rv.Overdue {
 		t.Error("review not overdue 14 days later")
 	}
 	// A review with no decision is still recorded.
@@ -313,10 +313,10 @@ func TestReviewPermissions(t *testing.T) {
 	f := newReviewFixture(t)
 	member, _ := f.userWithRoles(t, "mel@example.test", rbac.Member)
 	manager, _ := f.userWithRoles(t, "max@example.test", rbac.Manager)
-	if _, err := f.g.AccessReview(f.ctx, member, tenantID, guard.ReviewQuery{}); !errors.Is(err, guard.ErrForbidden) {
+	if _, err := f.g.AccessReview(f.ctx, member, tenantID); !errors.Is(err, guard.ErrForbidden) {
 		t.Errorf("member reading the review: %v", err)
 	}
-	rv, err := f.g.AccessReview(f.ctx, manager, tenantID, guard.ReviewQuery{})
+	rv, err := f.g.AccessReview(f.ctx, manager, tenantID)
 	if err != nil || rv.KeysShown || len(rv.UnusedKeys) != 0 {
 		t.Errorf("manager (users:read, no api-keys:read): keys shown %v %v, %v", rv.KeysShown, rv.UnusedKeys, err)
 	}
@@ -333,7 +333,7 @@ func TestReviewPermissions(t *testing.T) {
 	if _, err := f.g.CreateTenant(f.ctx, guard.System("t"), "other", "Other", guard.Policy{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.g.AccessReview(f.ctx, f.owner, "other", guard.ReviewQuery{}); !errors.Is(err, guard.ErrForbidden) {
+	if _, err := f.g.AccessReview(f.ctx, f.owner, "other"); !errors.Is(err, guard.ErrForbidden) {
 		t.Errorf("cross-tenant review: %v", err)
 	}
 	if _, err := f.g.ApplyReview(f.ctx, f.owner, "other", nil); !errors.Is(err, guard.ErrForbidden) {
@@ -399,7 +399,7 @@ func TestListUserAccess(t *testing.T) {
 	if len(all) != 6 {
 		t.Fatalf("%d users", len(all))
 	}
-	rv, _ := f.g.AccessReview(f.ctx, f.owner, tenantID, guard.ReviewQuery{})
+	rv, _ := f.g.AccessReview(f.ctx, f.owner, tenantID)
 	for _, u := range all {
 		r, _ := rowOf(rv, u.ID)
 		if !slices.Equal(u.Roles, r.Roles) || !slices.Equal(u.MFA, r.MFA) || u.MFAOK != r.MFAOK || u.Dormant != r.Dormant || u.Admin != r.Admin {
@@ -418,7 +418,7 @@ func (failingUsers) ListUsers(context.Context, string, string, int) ([]auth.User
 func TestAccessReviewFailsClosed(t *testing.T) {
 	f := newMFAFixture(t, func(c *guard.Config) { c.Stores.Users = failingUsers{c.Stores.Users} })
 	sys := guard.System("t")
-	if _, err := f.g.AccessReview(f.ctx, sys, tenantID, guard.ReviewQuery{}); !errors.Is(err, guard.ErrUnavailable) {
+	if _, err := f.g.AccessReview(f.ctx, sys, tenantID); !errors.Is(err, guard.ErrUnavailable) {
 		t.Errorf("AccessReview with the user store down: %v", err)
 	}
 	if _, err := f.g.ApplyReview(f.ctx, sys, tenantID, nil); !errors.Is(err, guard.ErrUnavailable) {
