@@ -118,6 +118,7 @@ func (a *app) confirmFactor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	codes, err := a.g.ConfirmFactor(r.Context(), principal(r), r.PostForm.Get("factor"), r.PostForm.Get("code"))
+	a.forget(principal(r).Tenant)
 	if errors.Is(err, guard.ErrInvalidCode) {
 		a.setFlash(w, "error", "That code was not accepted: set the factor up again.")
 		http.Redirect(w, r, "/account", http.StatusSeeOther)
@@ -139,7 +140,9 @@ func (a *app) removeOwnFactor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := principal(r)
-	if err := a.g.RemoveFactor(r.Context(), p, p.Tenant, p.UserID, r.PostForm.Get("factor")); err != nil {
+	err := a.g.RemoveFactor(r.Context(), p, p.Tenant, p.UserID, r.PostForm.Get("factor"))
+	a.forget(p.Tenant)
+	if err != nil {
 		a.failOr(w, r, err, "/account")
 		return
 	}

@@ -41,6 +41,15 @@ type app struct {
 	csp     string
 	// mfaConfigured: the Guard has Config.MFA.
 	mfaConfigured bool
+	reviews       reviewCache
+	adoptions     adoptionCache
+}
+
+// forget drops what the console keeps of a tenant's users (the access
+// review and MFA adoption reports) after it changed them.
+func (a *app) forget(tenant string) {
+	a.reviews.forget(tenant)
+	a.adoptions.forget(tenant)
 }
 
 // maxBody bounds every request body: the console's forms are small.

@@ -255,25 +255,31 @@ func bootstrap(ctx context.Context, g *guard.Guard, seed bool) (string, error) {
 // yet roles (they are then kept in memory and lost at each restart).
 func ensureOwner(ctx context.Context, g *guard.Guard) error {
 	sys := guard.System("bootstrap")
-	users, err := g.ListUsers(ctx, sys, demoTenant, "", 1000)
-	if err != nil {
-		return err
-	}
-	owner := ""
-	for _, u := range users {
-		roles, err := g.RolesOf(ctx, sys, demoTenant, "user:"+u.ID)
-		if errors.Is(err, guard.ErrRolesNotConfigured) {
-			return nil
-		}
+	owner, after := "", ""
+	for {
+		users, err := g.ListUsers(ctx, sys, demoTenant, after, 1000)
 		if err != nil {
 			return err
 		}
-		if slices.Contains(roles, rbac.Owner) {
-			return nil
+		for _, u := range users {
+			roles, err := g.RolesOf(ctx, sys, demoTenant, "user:"+u.ID)
+			if errors.Is(err, guard.ErrRolesNotConfigured) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if slices.Contains(roles, rbac.Owner) {
+				return nil
+			}
+			if u.Email == ownerEmail {
+				owner = u.ID
+			}
 		}
-		if u.Email == ownerEmail {
-			owner = u.ID
+		if len(users) < 1000 {
+			break
 		}
+		after = users[len(users)-1].ID
 	}
 	if owner == "" {
 		return nil

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/rbac"
@@ -14,6 +16,8 @@ const reviewPage = 50
 
 type reviewView struct {
 	guard.Review
+	Rows      []guard.UserAccess
+	Next      string
 	Filter    guard.ReviewFilter
 	After     string
 	Roles     []rbac.RoleInfo
@@ -28,32 +32,84 @@ type reviewTab struct {
 	Count  int
 }
 
+// reviewCacheTTL is how long a reviewer pages through one report before
+// it is computed again: reading every user of a large tenant takes tens of
+// milliseconds, a page of the report a fraction of one.
+const reviewCacheTTL = time.Minute
+
+// reviewCache keeps each reviewer's latest report. Reports are kept per
+// user, since what a report shows depends on the reviewer's permissions,
+// and dropped when the console changes the tenant's users.
+type reviewCache struct {
+	mu sync.Mutex
+	m  map[string]guard.Review // tenant "/" user ID → report
+}
+
+const maxCachedReviews = 64
+
+func (c *reviewCache) get(tenant, user string, now time.Time) (guard.Review, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rv, ok := c.m[tenant+"/"+user]
+	if !ok || now.Sub(rv.At) > reviewCacheTTL || now.Before(rv.At) {
+		return guard.Review{}, false
+	}
+	return rv, true
+}
+
+func (c *reviewCache) put(user string, rv guard.Review) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedReviews {
+		c.m = map[string]guard.Review{}
+	}
+	c.m[rv.Tenant+"/"+user] = rv
+}
+
+// forget drops the reports of a tenant after a change to its users.
+func (c *reviewCache) forget(tenant string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.m {
+		if strings.HasPrefix(k, tenant+"/") {
+			delete(c.m, k)
+		}
+	}
+}
+
 // review shows the access review: every user with roles, last sign-in,
 // MFA and SSO status, dormant accounts, excess admins and unused API keys,
 // with a decision to take for each, and when the review is due.
 func (a *app) review(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	ctx := r.Context()
-	q := guard.ReviewQuery{Filter: guard.ReviewFilter(r.URL.Query().Get("filter")), After: r.URL.Query().Get("after"), Limit: reviewPage}
-	if !q.Filter.Valid() {
-		q.Filter = guard.ReviewAll
+	q := r.URL.Query()
+	filter := guard.ReviewFilter(q.Get("filter"))
+	if !filter.Valid() {
+		filter = guard.ReviewAll
 	}
-	rv, err := a.g.AccessReview(ctx, p, p.Tenant, q)
-	if err != nil {
-		a.failOr(w, r, err, "/")
-		return
+	rv, ok := a.reviews.get(p.Tenant, p.UserID, a.now())
+	if !ok || q.Has("refresh") {
+		var err error
+		if rv, err = a.g.AccessReview(ctx, p, p.Tenant); err != nil {
+			a.failOr(w, r, err, "/")
+			return
+		}
+		a.reviews.put(p.UserID, rv)
 	}
-	v := reviewView{Review: rv, Filter: q.Filter, After: q.After, Self: p.UserID}
+	v := reviewView{Review: rv, Filter: filter, After: q.Get("after"), Self: p.UserID}
+	v.Rows, v.Next = rv.Rows(filter, v.After, reviewPage)
+	var err error
 	if v.Roles, err = a.g.Roles(ctx, p, p.Tenant); err != nil && !errors.Is(err, guard.ErrRolesNotConfigured) {
 		a.fail(w, r, err, "/")
 		return
 	}
-	t := rv.Totals
-	v.Filters = []reviewTab{{guard.ReviewAll, "Everyone", t.Users}, {guard.ReviewDormant, "Dormant", t.Dormant},
-		{guard.ReviewAdmins, "Admins", t.Admins}, {guard.ReviewNoMFA, "No MFA or SSO", t.Active - t.WithMFA - t.WithSSO},
-		{guard.ReviewDeactivated, "Deactivated", t.Deactivated}}
-	if v.Filters[3].Count < 0 {
-		v.Filters[3].Count = 0
+	for _, f := range []struct {
+		f     guard.ReviewFilter
+		label string
+	}{{guard.ReviewAll, "Everyone"}, {guard.ReviewDormant, "Dormant"}, {guard.ReviewAdmins, "Admins"},
+		{guard.ReviewNoMFA, "No MFA or SSO"}, {guard.ReviewDeactivated, "Deactivated"}} {
+		v.Filters = append(v.Filters, reviewTab{f.f, f.label, rv.Count(f.f)})
 	}
 	a.page(w, r, "review.html", view{Title: "Access review", Nav: "review", Data: v})
 }
@@ -94,6 +150,7 @@ func (a *app) applyReview(w http.ResponseWriter, r *http.Request) {
 		back += "?filter=" + f
 	}
 	res, err := a.g.ApplyReview(r.Context(), p, p.Tenant, ds)
+	a.forget(p.Tenant)
 	if err != nil {
 		if res.Deactivated+res.RolesChanged+res.KeysRevoked > 0 {
 			a.logf("access review partly applied: %+v", res)
@@ -114,6 +171,7 @@ func (a *app) applyReview(w http.ResponseWriter, r *http.Request) {
 func (a *app) deactivateDormant(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	ids, err := a.g.DeactivateDormant(r.Context(), p, p.Tenant)
+	a.forget(p.Tenant)
 	if err != nil {
 		a.failOr(w, r, err, "/review")
 		return

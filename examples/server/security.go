@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	guard "github.com/guardhq/guard"
@@ -25,6 +26,7 @@ type securityView struct {
 	MFA         bool // MFA is configured on this server
 	FourEyes    bool // campaigns:send needs approval
 	CanFourEyes bool // the viewer may see and change that
+	AdoptionAt  time.Time
 	Confirm     bool // the confirmation step of requiring MFA
 	Form        url.Values
 	Shown       int // users listed of Adoption.WouldEnrol
@@ -34,7 +36,7 @@ type securityView struct {
 const maxWouldEnrolShown = 50
 
 func (a *app) security(w http.ResponseWriter, r *http.Request) {
-	v, err := a.securityData(r)
+	v, err := a.securityData(r, r.URL.Query().Has("refresh"))
 	if err != nil {
 		a.fail(w, r, err, "/")
 		return
@@ -42,7 +44,7 @@ func (a *app) security(w http.ResponseWriter, r *http.Request) {
 	a.page(w, r, "security.html", view{Title: "Security settings", Nav: "security", Data: v})
 }
 
-func (a *app) securityData(r *http.Request) (securityView, error) {
+func (a *app) securityData(r *http.Request, fresh bool) (securityView, error) {
 	p := principal(r)
 	ctx := r.Context()
 	t, err := a.g.Tenant(ctx, p.Tenant)
@@ -53,11 +55,11 @@ func (a *app) securityData(r *http.Request) (securityView, error) {
 	if err != nil {
 		return securityView{}, err
 	}
-	ad, err := a.g.MFAAdoption(ctx, p, p.Tenant)
+	ad, err := a.adoption(r, fresh)
 	if err != nil {
 		return securityView{}, err
 	}
-	v := securityView{Tenant: t, Pol: pol, Adoption: ad, MFA: a.mfaOn(), Shown: min(len(ad.WouldEnrol), maxWouldEnrolShown)}
+	v := securityView{Tenant: t, Pol: pol, Adoption: ad.Adoption, AdoptionAt: ad.at, MFA: a.mfaOn(), Shown: min(len(ad.WouldEnrol), maxWouldEnrolShown)}
 	// Only those who may send campaigns see (and change) the rule.
 	if d, err := a.g.Authorize(ctx, p, rbac.Campaigns, rbac.Send); err == nil {
 		v.CanFourEyes, v.FourEyes = true, d.NeedsApproval
@@ -65,6 +67,57 @@ func (a *app) securityData(r *http.Request) (securityView, error) {
 		return securityView{}, err
 	}
 	return v, nil
+}
+
+// adoptionCacheTTL: the security page reads every user of the tenant to
+// count who uses MFA or SSO; it reuses the counts for a minute (or until
+// the console changes the tenant's users or policy). The confirmation step
+// before requiring MFA always counts afresh.
+const adoptionCacheTTL = time.Minute
+
+type cachedAdoption struct {
+	guard.Adoption
+	at time.Time
+}
+
+type adoptionCache struct {
+	mu sync.Mutex
+	m  map[string]cachedAdoption // tenant "/" user ID
+}
+
+func (a *app) adoption(r *http.Request, fresh bool) (cachedAdoption, error) {
+	p := principal(r)
+	key, now := p.Tenant+"/"+p.UserID, a.now()
+	c := &a.adoptions
+	if !fresh {
+		c.mu.Lock()
+		ad, ok := c.m[key]
+		c.mu.Unlock()
+		if ok && now.Sub(ad.at) <= adoptionCacheTTL && !now.Before(ad.at) {
+			return ad, nil
+		}
+	}
+	ad, err := a.g.MFAAdoption(r.Context(), p, p.Tenant)
+	if err != nil {
+		return cachedAdoption{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedReviews {
+		c.m = map[string]cachedAdoption{}
+	}
+	c.m[key] = cachedAdoption{Adoption: ad, at: now}
+	return c.m[key], nil
+}
+
+func (c *adoptionCache) forget(tenant string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.m {
+		if strings.HasPrefix(k, tenant+"/") {
+			delete(c.m, k)
+		}
+	}
 }
 
 func (a *app) mfaOn() bool { return a.g != nil && a.mfaConfigured }
@@ -91,7 +144,9 @@ func (a *app) setPolicy(w http.ResponseWriter, r *http.Request) {
 	}
 	version, _ := strconv.ParseInt(r.PostForm.Get("version"), 10, 64)
 	if pol.RequireMFA && !t.Policy.RequireMFA && r.PostForm.Get("confirm") != "yes" {
-		v, err := a.securityData(r)
+		// The counts and the list of who is affected are read afresh
+		// for the decision.
+		v, err := a.securityData(r, true)
 		if err != nil {
 			a.fail(w, r, err, "/security")
 			return
@@ -100,6 +155,7 @@ func (a *app) setPolicy(w http.ResponseWriter, r *http.Request) {
 		a.page(w, r, "security.html", view{Title: "Require MFA?", Nav: "security", Data: v})
 		return
 	}
+	a.forget(p.Tenant)
 	if _, err := a.g.SetPolicy(ctx, p, p.Tenant, pol, version); err != nil {
 		a.failOr(w, r, err, "/security")
 		return

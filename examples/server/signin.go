@@ -300,6 +300,7 @@ func (a *app) enrolConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	clearPending(w)
+	a.forget(res.User.Tenant)
 	a.g.SetSessionCookie(w, res.Token, res.Session)
 	a.page(w, r, "codes.html", view{Title: "Your recovery codes", Data: codesView{Codes: res.RecoveryCodes, Next: localPath(st.Next)}})
 }

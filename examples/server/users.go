@@ -57,6 +57,7 @@ func (a *app) createUser(w http.ResponseWriter, r *http.Request) {
 		nu.Roles = []string{role}
 	}
 	u, err := a.g.CreateUser(r.Context(), p, nu)
+	a.forget(p.Tenant)
 	if err != nil {
 		a.failOr(w, r, err, "/users")
 		return
@@ -159,6 +160,7 @@ func (a *app) userAction(w http.ResponseWriter, r *http.Request) {
 		a.errorPage(w, r, http.StatusNotFound, "Not found", "No such action.")
 		return
 	}
+	a.forget(p.Tenant)
 	if errors.Is(err, guard.ErrForbidden) && id == p.UserID {
 		a.setFlash(w, "error", "You cannot do that to your own account.")
 		http.Redirect(w, r, back, http.StatusSeeOther)
