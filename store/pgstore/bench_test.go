@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/session"
+	"github.com/guardhq/guard/sso"
 	"github.com/guardhq/guard/store/pgstore"
 )
 
@@ -245,6 +247,65 @@ func BenchmarkPolicyVersion(b *testing.B) {
 		for b.Loop() {
 			if d, err := enf.Decide(ctx, "acme", sub, rbac.Contacts, rbac.Write); err != nil || !d.Allowed {
 				b.Fatal(d, err)
+			}
+		}
+	})
+}
+
+// BenchmarkSSO is the SAML stores' work per login: RememberRequest when
+// it starts, then ConsumeRequest and InsertID at the ACS (one statement
+// each), and Connection, which the Provider reads on every SAML call, for
+// a connection with 64 KB of metadata. InsertID inserts a new ID each
+// time, among 10,000 live records.
+func BenchmarkSSO(b *testing.B) {
+	st := newStore(b)
+	ctx := context.Background()
+	now := time.Date(2099, 1, 1, 9, 0, 0, 0, time.UTC)
+	c := sso.Connection{Tenant: "acme", MetadataURL: "https://idp.example.com/metadata",
+		Metadata: strings.Repeat("<x>metadata</x>", 64<<10/15), MetadataFetchedAt: now, JIT: true,
+		GroupRoles: map[string]string{"Staff": rbac.Member, "Admins": rbac.Admin}, AllowedDomains: []string{"example.com"}}
+	if err := st.SSO.PutConnection(ctx, c); err != nil {
+		b.Fatal(err)
+	}
+	rows := make([][]any, 10_000)
+	for i := range rows {
+		rows[i] = []any{[]byte("acme"), fmt.Appendf(nil, "_seed%05d", i), now.Add(time.Hour).UnixMicro()}
+	}
+	if _, err := testPool(b).CopyFrom(ctx, pgx.Identifier{st.Schema(), "sso_replay"}, []string{"tenant", "id", "until_us"}, pgx.CopyFromRows(rows)); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := testPool(b).Exec(ctx, "ANALYZE "+pgx.Identifier{st.Schema(), "sso_replay"}.Sanitize()); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Connection", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if got, err := st.SSO.Connection(ctx, "acme"); err != nil || len(got.Metadata) != len(c.Metadata) {
+				b.Fatal(err)
+			}
+		}
+	})
+	var n int
+	b.Run("RememberConsume", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			n++
+			r := sso.Request{Tenant: "acme", ID: fmt.Sprintf("id-%040x", n), Kind: sso.KindLogin, RelayState: "relay",
+				ReturnTo: "/home", CreatedAt: now, Expires: now.Add(10 * time.Minute)}
+			if err := st.SSO.RememberRequest(ctx, r); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := st.SSO.ConsumeRequest(ctx, "acme", r.ID, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("InsertID", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			n++
+			if ok, err := st.SSO.InsertID(ctx, "acme", fmt.Sprintf("_%040x", n), now.Add(10*time.Minute), now); err != nil || !ok {
+				b.Fatal(ok, err)
 			}
 		}
 	})

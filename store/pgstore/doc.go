@@ -112,10 +112,10 @@
 // that are no longer live are deleted when their user signs in again, and
 // Sessions.DeleteExpired removes the rest in bounded batches. Tracked SAML
 // requests and replay records are deleted by SSO.RememberRequest and
-// SSO.InsertID, up to GCBatch at a time, once they expired GCGrace before
-// the time the write is given (so that a replica whose clock lags still
-// sees them); neither returns sso.ErrFull. A request is also deleted when
-// it is consumed, expired or not. The rbac change log keeps the
+// SSO.InsertID, up to GCBatch at a time, once they expired SSOGCGrace
+// before the time the write is given (so that a replica whose clock lags
+// still sees them); neither returns sso.ErrFull. A request is also
+// deleted when it is consumed, expired or not. The rbac change log keeps the
 // latest PolicyHistory changes of each tenant (Policies.Changes returns
 // rbac.ErrHistoryGone for older ones): each Update deletes up to GCBatch
 // older ones. Approvals are never deleted (the rbac contract has none):

@@ -20,6 +20,7 @@ import (
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/sso"
 	"github.com/guardhq/guard/store/pgstore"
 )
 
@@ -347,6 +348,9 @@ func TestMigrateUpgrades(t *testing.T) {
 			if from < 5 && slices.Contains(tables(t, schema), "rbac_versions") {
 				t.Fatalf("rbac tables exist at version %d", from)
 			}
+			if from < 6 && slices.Contains(tables(t, schema), "sso_connections") {
+				t.Fatalf("sso tables exist at version %d", from)
+			}
 			u := auth.User{ID: "u1", Tenant: "acme", Email: "a@example.com", Status: auth.StatusActive}
 			if err := st.Users.CreateUser(ctx, u); err != nil {
 				t.Fatal(err)
@@ -387,6 +391,12 @@ func TestMigrateUpgrades(t *testing.T) {
 			}
 			if _, err := st.Approvals.DecideApproval(ctx, "acme", ap.ID, rbac.User("u2"), rbac.StatusApproved, ap.ExpiresAt.Add(-time.Hour)); err != nil {
 				t.Errorf("DecideApproval after the upgrade: %v", err)
+			}
+			if err := st.SSO.PutConnection(ctx, sso.Connection{Tenant: "acme", Metadata: "<m/>", JIT: true}); err != nil {
+				t.Errorf("PutConnection after the upgrade: %v", err)
+			}
+			if ok, err := st.SSO.InsertID(ctx, "acme", "_a1", ap.ExpiresAt, ap.ExpiresAt.Add(-time.Hour)); err != nil || !ok {
+				t.Errorf("InsertID after the upgrade = %v, %v; want new", ok, err)
 			}
 		})
 	}
@@ -452,6 +462,83 @@ func TestMigrateUpgradeFromVersion4(t *testing.T) {
 	}
 	rep, err := g5.VerifyAudit(ctx, guard.System("test"), facadeTenant)
 	if err != nil || !rep.OK || rep.Checked < 4 {
+		t.Errorf("VerifyAudit across the upgrade = %+v, %v", rep, err)
+	}
+}
+
+// A deployment on schema version 5 ran the facade without SAML (this
+// package had no SSO stores). After the upgrade to version 6 its data is
+// all there (the session still authenticates, the audit chain verifies
+// across the upgrade) and the SSO stores work. Before the upgrade they
+// fail with an error that names Migrate (the facade denies), never with a
+// contract error.
+func TestMigrateUpgradeFromVersion5(t *testing.T) {
+	ctx := t.Context()
+	schema := newSchemaName(t)
+	dropSchemaOnCleanup(t, schema)
+	st, err := pgstore.New(testPool(t), pgstore.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pgstore.MigrateTo(ctx, st, 5); err != nil {
+		t.Fatal(err)
+	}
+	old := st.Stores()
+	old.SSO = sso.Stores{} // what version 5 offered
+	c := &clock{t: facadeNow}
+	g5 := newFacade(t, old, c)
+	res := login(t, g5)
+	p, err := g5.Authenticate(ctx, res.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(tables(t, schema), "sso_connections") {
+		t.Fatal("sso tables exist at version 5")
+	}
+	conn := sso.Connection{Tenant: facadeTenant, MetadataURL: "https://idp.example.com/metadata", Metadata: "<m/>",
+		MetadataFetchedAt: facadeNow, GroupRoles: map[string]string{"Staff": rbac.Member}, JIT: true}
+	for name, call := range map[string]func() error{
+		"PutConnection":   func() error { return st.SSO.PutConnection(ctx, conn) },
+		"RememberRequest": func() error { return st.SSO.RememberRequest(ctx, samlRequest(facadeTenant, "id-1")) },
+		"InsertID": func() error {
+			_, err := st.SSO.InsertID(ctx, facadeTenant, "_a1", facadeNow.Add(time.Minute), facadeNow)
+			return err
+		},
+	} {
+		if err := call(); err == nil || !strings.Contains(err.Error(), "has Migrate been run") {
+			t.Errorf("%s at version 5 = %v, want an error naming Migrate", name, err)
+		}
+	}
+
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate from version 5: %v", err)
+	}
+	wantVersions(t, schema)
+	g6 := newFacade(t, st.Stores(), c)
+	if p6, err := g6.Authenticate(ctx, res.Token); err != nil || p6.UserID != p.UserID {
+		t.Fatalf("session of version 5 after the upgrade = %+v, %v", p6, err)
+	}
+	if err := st.SSO.PutConnection(ctx, conn); err != nil {
+		t.Fatalf("PutConnection after the upgrade: %v", err)
+	}
+	if got, err := st.SSO.Connection(ctx, facadeTenant); err != nil || got.Metadata != conn.Metadata || got.GroupRoles["Staff"] != rbac.Member || !got.JIT {
+		t.Errorf("Connection after the upgrade = %+v, %v", got, err)
+	}
+	if ok, err := st.SSO.UpdateMetadata(ctx, facadeTenant, conn.MetadataURL, "<new/>", facadeNow.Add(time.Hour)); err != nil || !ok {
+		t.Errorf("UpdateMetadata after the upgrade = %v, %v; want a change", ok, err)
+	}
+	r := samlRequest(facadeTenant, "id-1")
+	if err := st.SSO.RememberRequest(ctx, r); err != nil {
+		t.Fatalf("RememberRequest after the upgrade: %v", err)
+	}
+	if got, err := st.SSO.ConsumeRequest(ctx, facadeTenant, r.ID, r.CreatedAt); err != nil || got.RelayState != r.RelayState {
+		t.Errorf("ConsumeRequest after the upgrade = %+v, %v", got, err)
+	}
+	if ok, err := st.SSO.InsertID(ctx, facadeTenant, "_a1", facadeNow.Add(time.Minute), facadeNow); err != nil || !ok {
+		t.Errorf("InsertID after the upgrade = %v, %v; want new", ok, err)
+	}
+	rep, err := g6.VerifyAudit(ctx, guard.System("test"), facadeTenant)
+	if err != nil || !rep.OK || rep.Checked < 3 {
 		t.Errorf("VerifyAudit across the upgrade = %+v, %v", rep, err)
 	}
 }

@@ -40,9 +40,9 @@ import (
 // and the rest of the connection as JSON (jsonb), so fields added to
 // sso.Connection need no migration. Expiry is judged by the times the
 // callers pass, kept to the microsecond, never by the database's clock.
-// RememberRequest deletes up to GCBatch requests that expired GCGrace or
-// more before the new request's CreatedAt, and InsertID up to GCBatch
-// records whose until is GCGrace or more before its now (skipping rows
+// RememberRequest deletes up to GCBatch requests that expired SSOGCGrace
+// or more before the new request's CreatedAt, and InsertID up to GCBatch
+// records whose until is SSOGCGrace or more before its now (skipping rows
 // other transactions hold), so both tables stay bounded by the rate of
 // logins: neither returns sso.ErrFull.
 type SSO struct {
@@ -91,7 +91,7 @@ func newSSOSQL(q string) ssoSQL {
 				RETURNING 1)
 			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.sso_connections WHERE tenant = $1)`),
 
-		// $9 is CreatedAt less GCGrace.
+		// $9 is CreatedAt less SSOGCGrace.
 		remember: s(`WITH gc AS (
 				DELETE FROM {s}.sso_requests WHERE (tenant, id) IN (
 					SELECT tenant, id FROM {s}.sso_requests
@@ -107,7 +107,7 @@ func newSSOSQL(q string) ssoSQL {
 		// live one is left alone and no row comes back. The conflict
 		// check waits for a concurrent insert of the same id and then
 		// sees its row, so of concurrent inserts one gets a row. $5 is
-		// now less GCGrace.
+		// now less SSOGCGrace.
 		insertID: s(`WITH gc AS (
 				DELETE FROM {s}.sso_replay WHERE (tenant, id) IN (
 					SELECT tenant, id FROM {s}.sso_replay
@@ -121,22 +121,23 @@ func newSSOSQL(q string) ssoSQL {
 	}
 }
 
-// GCGrace is how long after its expiry, judged by the time a write is
+// SSOGCGrace is how long after its expiry, judged by the time a write is
 // given, a tracked SAML request or replay record becomes garbage that SSO
-// deletes: RememberRequest deletes requests that expired GCGrace or more
-// before the new request's CreatedAt, InsertID records whose until is
-// GCGrace or more before its now. A replica whose clock is behind the
-// others' by less than GCGrace thus still finds every request and record
-// that is live by its own clock (a captured assertion stays refused on
-// every replica), and a store never judges expiry by a clock of its own.
+// deletes: RememberRequest deletes requests that expired SSOGCGrace or
+// more before the new request's CreatedAt, InsertID records whose until
+// is SSOGCGrace or more before its now. A replica whose clock is behind
+// the others' by less than SSOGCGrace thus still finds every request and
+// record that is live by its own clock (a captured assertion stays
+// refused on every replica), and a store never judges expiry by a clock
+// of its own.
 // The grace does not change what a caller sees: a request expired at its
 // now is not found, and a record whose until is at or before its now
 // counts as absent, however recent.
-const GCGrace = 5 * time.Minute
+const SSOGCGrace = 5 * time.Minute
 
-// gcCutoff returns us less GCGrace, in microseconds (saturated).
+// gcCutoff returns us less SSOGCGrace, in microseconds (saturated).
 func gcCutoff(us int64) int64 {
-	g := GCGrace.Microseconds()
+	g := SSOGCGrace.Microseconds()
 	if us < math.MinInt64+g {
 		return math.MinInt64
 	}
@@ -323,10 +324,10 @@ func (s *SSO) UpdateMetadata(ctx context.Context, tenant, url, metadata string, 
 
 // RememberRequest implements sso.RequestStore in one INSERT … ON CONFLICT
 // DO NOTHING, which also deletes up to GCBatch other requests that
-// expired GCGrace or more before r.CreatedAt (the store has no clock of
-// its own: the time a request is created stands for now). Times are kept
-// to the microsecond; a CreatedAt or Expires outside the range of Unix
-// microseconds is an *sso.InputError, and changes nothing. It never
+// expired SSOGCGrace or more before r.CreatedAt (the store has no clock
+// of its own: the time a request is created stands for now). Times are
+// kept to the microsecond; a CreatedAt or Expires outside the range of
+// Unix microseconds is an *sso.InputError, and changes nothing. It never
 // returns sso.ErrFull.
 func (s *SSO) RememberRequest(ctx context.Context, r sso.Request) error {
 	created, err := ssoMicros("Request.CreatedAt", r.CreatedAt)
@@ -381,11 +382,12 @@ func (s *SSO) ConsumeRequest(ctx context.Context, tenant, id string, now time.Ti
 
 // InsertID implements sso.ReplayCache in one INSERT … ON CONFLICT DO
 // UPDATE … WHERE until_us <= now RETURNING, which also deletes up to
-// GCBatch other records whose until is GCGrace or more before now. Times are kept
-// to the microsecond, erring on the side of remembering: until is rounded
-// up and now truncated, so a record is never taken as absent before its
-// until. An until or now outside the range of Unix microseconds is an
-// *sso.InputError, and changes nothing. It never returns sso.ErrFull.
+// GCBatch other records whose until is SSOGCGrace or more before now.
+// Times are kept to the microsecond, erring on the side of remembering:
+// until is rounded up and now truncated, so a record is never taken as
+// absent before its until. An until or now outside the range of Unix
+// microseconds is an *sso.InputError, and changes nothing. It never
+// returns sso.ErrFull.
 func (s *SSO) InsertID(ctx context.Context, tenant, id string, until, now time.Time) (bool, error) {
 	u, err := ssoMicros("until", until)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/session"
+	"github.com/guardhq/guard/sso"
 	"github.com/guardhq/guard/store/pgstore"
 )
 
@@ -407,14 +408,26 @@ func TestErrorsAreReturned(t *testing.T) {
 			_, err := st.Approvals.DecideApproval(ctx, "t", "a", rbac.User("u"), rbac.StatusApproved, t0)
 			return err
 		},
-		"ConsumeApproval": func() error { _, err := st.Approvals.ConsumeApproval(ctx, "t", "a", rbac.Claim{}, t0); return err },
-		"ListApprovals":   func() error { _, err := st.Approvals.ListApprovals(ctx, "t", rbac.ApprovalQuery{}); return err },
+		"ConsumeApproval":  func() error { _, err := st.Approvals.ConsumeApproval(ctx, "t", "a", rbac.Claim{}, t0); return err },
+		"ListApprovals":    func() error { _, err := st.Approvals.ListApprovals(ctx, "t", rbac.ApprovalQuery{}); return err },
+		"PutConnection":    func() error { return st.SSO.PutConnection(ctx, sso.Connection{Tenant: "t", Metadata: "<m/>"}) },
+		"Connection":       func() error { _, err := st.SSO.Connection(ctx, "t"); return err },
+		"DeleteConnection": func() error { return st.SSO.DeleteConnection(ctx, "t") },
+		"UpdateMetadata": func() error {
+			_, err := st.SSO.UpdateMetadata(ctx, "t", "https://idp.example.com/md", "<m/>", t0)
+			return err
+		},
+		"RememberRequest": func() error {
+			return st.SSO.RememberRequest(ctx, sso.Request{Tenant: "t", ID: "id-1", CreatedAt: t0, Expires: t0.Add(time.Minute)})
+		},
+		"ConsumeRequest": func() error { _, err := st.SSO.ConsumeRequest(ctx, "t", "id-1", t0); return err },
+		"InsertID":       func() error { _, err := st.SSO.InsertID(ctx, "t", "_a", t0.Add(time.Minute), t0); return err },
 	}
 	sentinels := []error{auth.ErrNotFound, auth.ErrConflict, auth.ErrDuplicateID, session.ErrNotFound, audit.ErrConflict,
 		guard.ErrTenantNotFound, guard.ErrConflict, ipfilter.ErrConflict, mfa.ErrNotFound, mfa.ErrConflict, mfa.ErrReplay,
 		mfa.ErrDuplicate, mfa.ErrLimit, mfa.ErrInvalidCode, mfa.ErrExpired, mfa.ErrTooManyTries, mfa.ErrFull,
 		rbac.ErrConflict, rbac.ErrHistoryGone, rbac.ErrNotFound, rbac.ErrDuplicate, rbac.ErrSelfApproval, rbac.ErrNotPending,
-		rbac.ErrExpired, rbac.ErrNotApproved, rbac.ErrConsumed, rbac.ErrMismatch}
+		rbac.ErrExpired, rbac.ErrNotApproved, rbac.ErrConsumed, rbac.ErrMismatch, sso.ErrNotFound, sso.ErrDuplicate, sso.ErrFull}
 	for name, call := range calls {
 		err := call()
 		if err == nil {
