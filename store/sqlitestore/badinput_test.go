@@ -16,6 +16,7 @@ import (
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/session"
+	"github.com/guardhq/guard/sso"
 	"github.com/guardhq/guard/store/sqlitestore"
 )
 
@@ -239,5 +240,34 @@ func TestConfirmFactorAtZeroTime(t *testing.T) {
 	}
 	if got, err := s.MFA.Factor(ctx, "acme", "u", "f"); err != nil || got.Confirmed() || got.LastStep != 0 {
 		t.Errorf("factor after a refused confirmation = %+v, %v; want it pending", got, err)
+	}
+}
+
+// A connection field kept as JSON that is not UTF-8 is refused rather than
+// rewritten; the metadata source is kept byte for byte.
+func TestPutConnectionNotUTF8(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	for name, c := range map[string]sso.Connection{
+		"EmailAttribute":    {Tenant: "acme", Metadata: "<m/>", EmailAttribute: "mail\xff"},
+		"GroupRoles key":    {Tenant: "acme", Metadata: "<m/>", GroupRoles: map[string]string{"\xc3": "admin"}},
+		"GroupRoles value":  {Tenant: "acme", Metadata: "<m/>", GroupRoles: map[string]string{"Admins": "\x80"}},
+		"AllowedDomains":    {Tenant: "acme", Metadata: "<m/>", AllowedDomains: []string{"example.com", "\xfe"}},
+		"ExtraCertificates": {Tenant: "acme", Metadata: "<m/>", ExtraCertificates: []string{"\xff"}},
+	} {
+		var ie *sso.InputError
+		if err := s.SSO.PutConnection(ctx, c); !errors.As(err, &ie) {
+			t.Errorf("PutConnection with %s not UTF-8: %v, want *sso.InputError", name, err)
+		}
+	}
+	if _, err := s.SSO.Connection(ctx, "acme"); !errors.Is(err, sso.ErrNotFound) {
+		t.Errorf("Connection after refused puts: %v, want ErrNotFound", err)
+	}
+	c := sso.Connection{Tenant: "t\xff", MetadataURL: "https://idp.example/\xfe", Metadata: "<m>\x00\xff</m>"}
+	if err := s.SSO.PutConnection(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.SSO.Connection(ctx, c.Tenant); err != nil || got.MetadataURL != c.MetadataURL || got.Metadata != c.Metadata {
+		t.Errorf("Connection = %q %q, %v; want the metadata source byte for byte", got.MetadataURL, got.Metadata, err)
 	}
 }

@@ -113,8 +113,11 @@
 // MFA.CreateTransaction; up to 2048 expired SAML requests or replay records
 // in every 1024th SSO.RememberRequest or SSO.InsertID. Each sweep is part
 // of that call's transaction and judges expiry by the time the caller
-// passes. Sessions.DeleteExpired, Throttle.Sweep, MFA.Sweep and SSO.Sweep
-// delete them all on demand. Each
+// passes; the MFA and SSO records are deleted only SweepGrace after they
+// expired, so that a replica whose clock is behind still sees every record
+// that is live by its own clock (a captured SAML assertion stays refused).
+// Sessions.DeleteExpired, Throttle.Sweep, MFA.Sweep and SSO.Sweep delete
+// them all on demand. Each
 // Policies.Update deletes the tenant's changes older than the latest
 // PolicyHistory.
 //
@@ -128,7 +131,8 @@
 // input gives the calling package's typed error and changes nothing (an
 // invalid auth.Limit, an audit event of another tenant, a factor confirmed
 // at the zero time, an allow-list scope that does not exist, an approval
-// decided with a status other than approved or rejected). Every other error
+// decided with a status other than approved or rejected, an SSO connection
+// whose settings hold a string that is not UTF-8). Every other error
 // is an engine failure, wrapped with the prefix "sqlitestore:"; the facade
 // then denies the request (it fails closed). Compare with errors.Is and
 // errors.As.

@@ -38,9 +38,10 @@ import (
 // Expired one-time codes, ended rate windows and expired transactions are
 // deleted as the stores go: every defaultSweepEvery-th PutCode, Hit and
 // CreateTransaction of a Store also deletes, in the same transaction, up
-// to sweepBatch such rows of its table (judged by the time the caller
-// passes, never by the clock), so these tables are bounded by the rate of
-// events and Hit never returns mfa.ErrFull. Sweep deletes them all.
+// to sweepBatch rows of its table that expired SweepGrace or more before
+// the time the caller passes (never by the clock), so these tables are
+// bounded by the rate of events and Hit never returns mfa.ErrFull. Sweep
+// deletes them all.
 // Factors and recovery codes stay until deleted.
 type MFA struct {
 	s          *Store
@@ -356,7 +357,8 @@ func scanCode(r scanner) (mfa.Code, error) {
 
 // PutCode implements mfa.CodeStore with one upsert. Every
 // defaultSweepEvery-th PutCode of a Store also deletes, in the same
-// transaction, up to sweepBatch codes that expired at c.CreatedAt.
+// transaction, up to sweepBatch codes that expired SweepGrace or more
+// before c.CreatedAt.
 func (m *MFA) PutCode(ctx context.Context, c mfa.Code) error {
 	put := func(w *wtx) error {
 		_, err := w.exec(codePut, c.Tenant, c.Txn, c.UserID, c.FactorID, string(c.Kind), c.Hash[:],
@@ -366,7 +368,7 @@ func (m *MFA) PutCode(ctx context.Context, c mfa.Code) error {
 	var err error
 	if m.sweepNow(&m.puts) {
 		err = m.s.write(ctx, func(w *wtx) error {
-			if _, err := w.exec(codeSweep, micros(c.CreatedAt), sweepBatch); err != nil {
+			if _, err := w.exec(codeSweep, sweepCutoff(c.CreatedAt), sweepBatch); err != nil {
 				return fmt.Errorf("sweep: %w", err)
 			}
 			return put(w)
@@ -446,7 +448,7 @@ func windowEnd(start int64, d time.Duration) int64 {
 // Hit implements mfa.RateStore with one INSERT … ON CONFLICT DO UPDATE …
 // RETURNING on the key's row. Every defaultSweepEvery-th Hit of a Store
 // also deletes, in the same transaction, up to sweepBatch windows that
-// ended at now. The window is kept to the microsecond (rounded up); Hit
+// ended SweepGrace or more before now. The window is kept to the microsecond (rounded up); Hit
 // never returns mfa.ErrFull.
 func (m *MFA) Hit(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
 	start := micros(now)
@@ -456,7 +458,7 @@ func (m *MFA) Hit(ctx context.Context, key string, now time.Time, window time.Du
 	var err error
 	if m.sweepNow(&m.hits) {
 		err = m.s.write(ctx, func(w *wtx) error {
-			if _, err := w.exec(rateSweep, start, sweepBatch); err != nil {
+			if _, err := w.exec(rateSweep, sweepCutoff(now), sweepBatch); err != nil {
 				return fmt.Errorf("sweep: %w", err)
 			}
 			return hit(w)
@@ -486,7 +488,7 @@ func scanTxn(r scanner) (mfa.Transaction, error) {
 // CreateTransaction implements mfa.TransactionStore with one INSERT … ON
 // CONFLICT DO NOTHING. Every defaultSweepEvery-th CreateTransaction of a
 // Store also deletes, in the same transaction, up to sweepBatch other
-// transactions that expired at t.CreatedAt.
+// transactions that expired SweepGrace or more before t.CreatedAt.
 func (m *MFA) CreateTransaction(ctx context.Context, t mfa.Transaction) error {
 	var created bool
 	create := func(w *wtx) error {
@@ -498,7 +500,7 @@ func (m *MFA) CreateTransaction(ctx context.Context, t mfa.Transaction) error {
 	var err error
 	if m.sweepNow(&m.creates) {
 		err = m.s.write(ctx, func(w *wtx) error {
-			if _, err := w.exec(txnSweep, micros(t.CreatedAt), t.Hash[:], sweepBatch); err != nil {
+			if _, err := w.exec(txnSweep, sweepCutoff(t.CreatedAt), t.Hash[:], sweepBatch); err != nil {
 				return fmt.Errorf("sweep: %w", err)
 			}
 			return create(w)
@@ -548,8 +550,8 @@ func (m *MFA) ConsumeTransaction(ctx context.Context, h mfa.Hash) (mfa.Transacti
 	return t, nil
 }
 
-// Sweep deletes every one-time code and transaction expired at now and
-// every rate window that ended at now, in one write transaction, and
+// Sweep deletes every one-time code, transaction and rate window that
+// expired SweepGrace or more before now, in one write transaction, and
 // returns how many rows it deleted. PutCode, Hit and CreateTransaction
 // sweep now and then; a host may also call Sweep periodically.
 func (m *MFA) Sweep(ctx context.Context, now time.Time) (int64, error) {
@@ -559,9 +561,9 @@ func (m *MFA) Sweep(ctx context.Context, now time.Time) (int64, error) {
 			id   stmtID
 			args []any
 		}{
-			{codeSweep, []any{micros(now), -1}},
-			{rateSweep, []any{micros(now), -1}},
-			{txnSweep, []any{micros(now), nil, -1}},
+			{codeSweep, []any{sweepCutoff(now), -1}},
+			{rateSweep, []any{sweepCutoff(now), -1}},
+			{txnSweep, []any{sweepCutoff(now), nil, -1}},
 		} {
 			res, err := w.exec(q.id, q.args...)
 			if err != nil {

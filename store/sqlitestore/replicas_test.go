@@ -269,3 +269,35 @@ func TestReplicasSSOOnce(t *testing.T) {
 		return err
 	}, func(err error) bool { return errors.Is(err, sso.ErrNotFound) })
 }
+
+// A replica whose clock is ahead sweeps a replay record only SweepGrace
+// after it ran out by its own clock, so a replica whose clock is behind
+// (by less than that) still refuses the assertion it considers live.
+func TestReplicasReplayWithClockSkew(t *testing.T) {
+	rs := replicas(t)
+	ctx := t.Context()
+	sqlitestore.SetSweepEvery(rs[0], 1) // every InsertID of the fast replica sweeps
+	until := t0.Add(10 * time.Minute)
+	if ok, err := rs[1].SSO.InsertID(ctx, "acme", "_captured", until, t0); err != nil || !ok {
+		t.Fatalf("InsertID = %v, %v", ok, err)
+	}
+	fast := until.Add(clockLead)
+	if ok, err := rs[0].SSO.InsertID(ctx, "acme", "_other", fast.Add(time.Hour), fast); err != nil || !ok {
+		t.Fatalf("InsertID on the fast replica = %v, %v", ok, err)
+	}
+	slow := until.Add(-time.Second) // the slow replica's now: the record is live
+	if ok, err := rs[1].SSO.InsertID(ctx, "acme", "_captured", slow.Add(time.Hour), slow); err != nil || ok {
+		t.Errorf("replay on the slow replica after a sweep by the fast one = %v, %v; want refused", ok, err)
+	}
+	// Past the grace, the record is garbage and goes.
+	late := until.Add(sqlitestore.SweepGrace)
+	if _, err := rs[0].SSO.InsertID(ctx, "acme", "_late", late.Add(time.Hour), late); err != nil {
+		t.Fatal(err)
+	}
+	if n := rows(t, rs[0], "guard_sso_replay"); n != 2 {
+		t.Errorf("%d replay records after a sweep past the grace, want 2 (_other and _late)", n)
+	}
+}
+
+// clockLead is a clock lead within sqlitestore.SweepGrace.
+const clockLead = sqlitestore.SweepGrace - time.Minute

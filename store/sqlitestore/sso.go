@@ -1,12 +1,15 @@
 package sqlitestore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/guardhq/guard/sso"
 )
@@ -26,9 +29,11 @@ import (
 //
 // Expired requests and replay records are deleted as the stores go: every
 // defaultSweepEvery-th RememberRequest and InsertID of a Store also
-// deletes, in the same transaction, up to sweepBatch such rows (judged by
-// the time the caller passes), so these tables are bounded by the rate of
-// logins and neither method returns sso.ErrFull. Sweep deletes them all.
+// deletes, in the same transaction, up to sweepBatch such rows that
+// expired SweepGrace or more before the time the caller passes, so these
+// tables are bounded by the rate of logins and neither method returns
+// sso.ErrFull; a replica whose clock is behind by less than SweepGrace
+// still refuses a replayed assertion. Sweep deletes them all.
 type SSO struct {
 	s          *Store
 	sweepEvery uint64
@@ -51,10 +56,49 @@ func (s *SSO) sweepNow(n *atomic.Uint64) bool {
 	return s.sweepEvery > 0 && n.Add(1)%s.sweepEvery == 0
 }
 
-// PutConnection implements sso.ConnectionStore with one upsert.
+// notUTF8 returns the name of the first string in v (a struct, looking into
+// its slices, maps and nested structs) that is not valid UTF-8, which JSON
+// cannot keep as it is; "" if there is none.
+func notUTF8(v reflect.Value, name string) string {
+	switch v.Kind() {
+	case reflect.String:
+		if !utf8.ValidString(v.String()) {
+			return name
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if f := v.Type().Field(i); f.IsExported() {
+				if bad := notUTF8(v.Field(i), f.Name); bad != "" {
+					return bad
+				}
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if bad := notUTF8(v.Index(i), name); bad != "" {
+				return bad
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			if bad := cmp.Or(notUTF8(it.Key(), name), notUTF8(it.Value(), name)); bad != "" {
+				return bad
+			}
+		}
+	}
+	return ""
+}
+
+// PutConnection implements sso.ConnectionStore with one upsert. A field
+// stored as JSON that holds a string that is not valid UTF-8 (which JSON
+// would rewrite) gives an *sso.InputError and stores nothing; the tenant
+// and the metadata source are stored byte for byte.
 func (s *SSO) PutConnection(ctx context.Context, c sso.Connection) error {
 	settings := c
 	settings.Tenant, settings.MetadataURL, settings.Metadata, settings.MetadataFetchedAt = "", "", "", time.Time{}
+	if bad := notUTF8(reflect.ValueOf(settings), "Connection"); bad != "" {
+		return &sso.InputError{Field: bad, Reason: "is not valid UTF-8"}
+	}
 	b, err := json.Marshal(settings)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: encode sso connection: %w", err)
@@ -137,7 +181,7 @@ func (s *SSO) UpdateMetadata(ctx context.Context, tenant, url, metadata string, 
 // RememberRequest implements sso.RequestStore with one INSERT … ON
 // CONFLICT DO NOTHING. Every defaultSweepEvery-th RememberRequest of a
 // Store also deletes, in the same transaction, up to sweepBatch requests
-// that expired at r.CreatedAt.
+// that expired SweepGrace or more before r.CreatedAt.
 func (s *SSO) RememberRequest(ctx context.Context, r sso.Request) error {
 	var created bool
 	remember := func(w *wtx) error {
@@ -149,7 +193,7 @@ func (s *SSO) RememberRequest(ctx context.Context, r sso.Request) error {
 	var err error
 	if s.sweepNow(&s.remembers) {
 		err = s.s.write(ctx, func(w *wtx) error {
-			if _, err := w.exec(reqSweep, micros(r.CreatedAt), sweepBatch); err != nil {
+			if _, err := w.exec(reqSweep, sweepCutoff(r.CreatedAt), sweepBatch); err != nil {
 				return fmt.Errorf("sweep: %w", err)
 			}
 			return remember(w)
@@ -196,7 +240,8 @@ func (s *SSO) ConsumeRequest(ctx context.Context, tenant, id string, now time.Ti
 // UPDATE that replaces only a record that has run out: of concurrent
 // inserts of one ID, in any process, exactly one changes a row. Every
 // defaultSweepEvery-th InsertID of a Store also deletes, in the same
-// transaction, up to sweepBatch records that ran out at now.
+// transaction, up to sweepBatch records that ran out SweepGrace or more
+// before now.
 func (s *SSO) InsertID(ctx context.Context, tenant, id string, until, now time.Time) (bool, error) {
 	var inserted bool
 	insert := func(w *wtx) error {
@@ -207,7 +252,7 @@ func (s *SSO) InsertID(ctx context.Context, tenant, id string, until, now time.T
 	var err error
 	if s.sweepNow(&s.inserts) {
 		err = s.s.write(ctx, func(w *wtx) error {
-			if _, err := w.exec(replaySweep, micros(now), sweepBatch); err != nil {
+			if _, err := w.exec(replaySweep, sweepCutoff(now), sweepBatch); err != nil {
 				return fmt.Errorf("sweep: %w", err)
 			}
 			return insert(w)
@@ -221,15 +266,15 @@ func (s *SSO) InsertID(ctx context.Context, tenant, id string, until, now time.T
 	return inserted, nil
 }
 
-// Sweep deletes every tracked request expired at now and every replay
-// record that ran out at now, in one write transaction, and returns how
+// Sweep deletes every tracked request and replay record that expired
+// SweepGrace or more before now, in one write transaction, and returns how
 // many rows it deleted. RememberRequest and InsertID sweep now and then;
 // a host may also call Sweep periodically.
 func (s *SSO) Sweep(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := s.s.write(ctx, func(w *wtx) error {
 		for _, id := range []stmtID{reqSweep, replaySweep} {
-			res, err := w.exec(id, micros(now), -1)
+			res, err := w.exec(id, sweepCutoff(now), -1)
 			if err != nil {
 				return err
 			}

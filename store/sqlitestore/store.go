@@ -474,6 +474,21 @@ func fromNullMicros(n sql.NullInt64) time.Time {
 	return fromMicros(n.Int64)
 }
 
+// SweepGrace is how long after its expiry, judged by the time a write is
+// given, a one-time code, send-rate window, pending sign-in, tracked SAML
+// request or SAML replay record becomes garbage that the sweeps delete
+// (those inside the writes, MFA.Sweep and SSO.Sweep alike). A replica
+// whose clock is behind the others' by less than SweepGrace thus still
+// finds every record that is live by its own clock: a captured SAML
+// assertion stays refused, a send limit keeps its count. The grace never
+// changes what a caller sees: a record expired at the now it passes is
+// treated as expired, however recent.
+const SweepGrace = 5 * time.Minute
+
+// sweepCutoff is the expiry, in Unix microseconds, at or before which a
+// sweep at now deletes a record.
+func sweepCutoff(now time.Time) int64 { return micros(now.Add(-SweepGrace)) }
+
 // nullBytes stores an empty slice as NULL: nil and empty MACs are equal.
 func nullBytes(b []byte) any {
 	if len(b) == 0 {
