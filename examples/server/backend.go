@@ -36,9 +36,7 @@ func (b *backend) Close() error {
 
 // openBackend opens the stores chosen by the flags: the embedded SQLite
 // file by default, PostgreSQL with -postgres, in memory with -memory;
-// -redis moves sessions, throttling and one-time codes to Redis. Every
-// store the chosen backend does not implement yet is taken from memstore,
-// with a warning: that data is lost when the console stops.
+// -redis moves sessions, throttling and one-time codes to Redis.
 func openBackend(ctx context.Context, o options, logf func(string, ...any)) (*backend, error) {
 	b := &backend{}
 	switch {
@@ -87,39 +85,27 @@ func openBackend(ctx context.Context, o options, logf func(string, ...any)) (*ba
 		b.stores = rs.Stores(b.stores)
 		b.name += " with Redis at " + o.redis + " for sessions, throttling and one-time codes"
 	}
-	for _, field := range fillMissing(&b.stores, memstore.New()) {
-		logf("WARNING: the %s backend has no %s store yet: using an in-memory one (its data is lost when the console stops)", b.name, field)
+	for _, field := range missing(b.stores) {
+		logf("note: the %s backend keeps no %s: the console's pages for it say so", b.name, field)
 	}
 	return b, nil
 }
 
-// fillMissing sets every nil field of s from mem and returns their names.
-func fillMissing(s *guard.Stores, mem *memstore.Store) []string {
-	m := mem.Stores()
-	var filled []string
-	fill := func(name string, missing bool, set func()) {
-		if missing {
-			set()
-			filled = append(filled, name)
+// missing names the optional stores s leaves nil.
+func missing(s guard.Stores) []string {
+	var out []string
+	for _, f := range []struct {
+		name string
+		nil  bool
+	}{
+		{"API keys", s.APIKeys == nil}, {"IP allow-lists", s.IPLists == nil}, {"roles", s.Policies == nil},
+		{"approvals", s.Approvals == nil}, {"second factors", s.MFA.Factors == nil},
+	} {
+		if f.nil {
+			out = append(out, f.name)
 		}
 	}
-	fill("Users", s.Users == nil, func() { s.Users, s.UserUpdates = m.Users, m.UserUpdates })
-	fill("Throttle", s.Throttle == nil, func() { s.Throttle = m.Throttle })
-	fill("Sessions", s.Sessions == nil, func() { s.Sessions, s.SessionIndex = m.Sessions, m.SessionIndex })
-	fill("Audit", s.Audit == nil, func() { s.Audit = m.Audit })
-	fill("Tenants", s.Tenants == nil, func() { s.Tenants = m.Tenants })
-	fill("APIKeys", s.APIKeys == nil, func() { s.APIKeys = m.APIKeys })
-	fill("IPLists", s.IPLists == nil, func() { s.IPLists = m.IPLists })
-	fill("Policies (roles)", s.Policies == nil, func() { s.Policies = m.Policies })
-	fill("Approvals", s.Approvals == nil, func() { s.Approvals = m.Approvals })
-	fill("MFA.Factors", s.MFA.Factors == nil, func() { s.MFA.Factors = m.MFA.Factors })
-	fill("MFA.FactorUpdates", s.MFA.FactorUpdates == nil, func() { s.MFA.FactorUpdates = m.MFA.FactorUpdates })
-	fill("MFA.Enrolments", s.MFA.Enrolments == nil, func() { s.MFA.Enrolments = m.MFA.Enrolments })
-	fill("MFA.Recovery", s.MFA.Recovery == nil, func() { s.MFA.Recovery = m.MFA.Recovery })
-	fill("MFA.Codes", s.MFA.Codes == nil, func() { s.MFA.Codes = m.MFA.Codes })
-	fill("MFA.Rates", s.MFA.Rates == nil, func() { s.MFA.Rates = m.MFA.Rates })
-	fill("MFA.Transactions", s.MFA.Transactions == nil, func() { s.MFA.Transactions = m.MFA.Transactions })
-	return filled
+	return out
 }
 
 // secrets are the keys the host keeps: the audit chain's HMAC key and the

@@ -38,7 +38,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -223,7 +222,7 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 func bootstrap(ctx context.Context, g *guard.Guard, seed bool) (string, error) {
 	sys := guard.System("bootstrap")
 	if _, err := g.Tenant(ctx, demoTenant); err == nil {
-		return "", ensureOwner(ctx, g)
+		return "", nil
 	} else if !errors.Is(err, guard.ErrTenantNotFound) {
 		return "", err
 	}
@@ -248,43 +247,6 @@ func bootstrap(ctx context.Context, g *guard.Guard, seed bool) (string, error) {
 		}
 	}
 	return password, nil
-}
-
-// ensureOwner gives the owner role back to the demo owner when the
-// tenant has no owner: that happens when the backend keeps users but not
-// yet roles (they are then kept in memory and lost at each restart).
-func ensureOwner(ctx context.Context, g *guard.Guard) error {
-	sys := guard.System("bootstrap")
-	owner, after := "", ""
-	for {
-		users, err := g.ListUsers(ctx, sys, demoTenant, after, 1000)
-		if err != nil {
-			return err
-		}
-		for _, u := range users {
-			roles, err := g.RolesOf(ctx, sys, demoTenant, "user:"+u.ID)
-			if errors.Is(err, guard.ErrRolesNotConfigured) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if slices.Contains(roles, rbac.Owner) {
-				return nil
-			}
-			if u.Email == ownerEmail {
-				owner = u.ID
-			}
-		}
-		if len(users) < 1000 {
-			break
-		}
-		after = users[len(users)-1].ID
-	}
-	if owner == "" {
-		return nil
-	}
-	return g.GrantRole(ctx, sys, demoTenant, "user:"+owner, rbac.Owner)
 }
 
 // randomPassword returns 24 characters from a 32-letter alphabet (120

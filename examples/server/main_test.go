@@ -77,10 +77,10 @@ func newClient(t testing.TB) (*client, string) {
 
 func newClientOf(t testing.TB, srv *httptest.Server, con *console) *client {
 	jar, _ := cookiejar.New(nil)
-	c := srv.Client()
+	c := *srv.Client() // a client of its own: its own cookies
 	c.Jar = jar
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &client{t: t, srv: srv, c: c, con: con}
+	return &client{t: t, srv: srv, c: &c, con: con}
 }
 
 // do sends a request and returns the response with its body read.
