@@ -202,10 +202,11 @@ func TestSecurityHeaders(t *testing.T) {
 			t.Errorf("GET %s: %d", path, resp.StatusCode)
 		}
 		for h, want := range map[string]string{
-			"X-Content-Type-Options": "nosniff",
-			"Referrer-Policy":        "no-referrer",
-			"Cache-Control":          "no-store",
-			"X-Frame-Options":        "DENY",
+			"X-Content-Type-Options":    "nosniff",
+			"Referrer-Policy":           "no-referrer",
+			"Cache-Control":             "no-store",
+			"X-Frame-Options":           "DENY",
+			"Strict-Transport-Security": "max-age=31536000",
 		} {
 			if got := resp.Header.Get(h); got != want {
 				t.Errorf("%s: %s = %q, want %q", path, h, got, want)
@@ -318,5 +319,24 @@ func TestSignInRedirectStaysOnSite(t *testing.T) {
 	resp, _ := c.post("/login", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "password": {password}, "next": {"https://evil.test/"}})
 	if loc := resp.Header.Get("Location"); loc != "/" {
 		t.Errorf("redirect after sign-in with an off-site next: %q", loc)
+	}
+}
+
+// A store failure gives a generic page with a reference, and nothing of
+// the failure itself; the request is refused, never let through.
+func TestStoreFailurePage(t *testing.T) {
+	c, password := newClient(t)
+	c.signIn(ownerEmail, password)
+	c.con.backend.Close() // the SQLite file is closed under the console
+	for _, path := range []string{"/users", "/account", "/api/whoami"} {
+		resp, body := c.get(path)
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("GET %s with the store down: %d, want 503", path, resp.StatusCode)
+		}
+		for _, leak := range []string{"sqlite", "closed", "guard:", ".go"} {
+			if strings.Contains(strings.ToLower(body), leak) {
+				t.Errorf("GET %s: the page shows %q", path, leak)
+			}
+		}
 	}
 }
