@@ -58,7 +58,13 @@
 // guard_schema_version, so a failure leaves the schema at the last version
 // that completed, and running Migrate again (or from several processes at
 // once) is a no-op. Until the schema is at SchemaVersion, every store
-// method returns ErrNotMigrated.
+// method returns ErrNotMigrated. Upgrading from a release of this package
+// without the role stores: Stores now fills Policies and Approvals, so the
+// facade enforces roles, and a migrated database has no grants yet. Grant
+// each tenant's administrators their roles (guard.System can) before
+// serving requests with the new release, or leave Policies and Approvals
+// nil in the guard.Stores given to the facade to keep every user an
+// administrator of its tenant.
 //
 // Times are stored as Unix microseconds (UTC), the precision of every Guard
 // package, so they come back exactly. A tenant's policy is stored as JSON,

@@ -525,3 +525,46 @@ func TestFacadeAccessControl(t *testing.T) {
 		t.Errorf("VerifyAudit = %+v, %v", rep, err)
 	}
 }
+
+// The upgrade note of the package doc: data written by a release without
+// role stores has no grants, so with Stores() the facade denies its users
+// administration until they are granted a role.
+func TestFacadeRolesAfterUpgrade(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	sys := guard.System("t")
+	old := st.Stores()
+	old.Policies, old.Approvals = nil, nil // as the release before roles
+	g, err := guard.New(guard.Config{Stores: old, AuditKey: auditKey, Hasher: fastHasher})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.CreateTenant(ctx, sys, "acme", "Acme", guard.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	u, err := g.CreateUser(ctx, sys, guard.NewUser{Tenant: "acme", Email: "alice@example.com", Password: alicePW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := g.Login(ctx, guard.LoginRequest{Tenant: "acme", Email: "alice@example.com", Password: alicePW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := g.Authenticate(ctx, res.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := g.CreateAPIKey(ctx, p, guard.NewAPIKey{Tenant: "acme", Name: "before"}); err != nil {
+		t.Fatalf("CreateAPIKey without roles: %v", err)
+	}
+	g2 := newGuard(t, st)
+	if _, _, err := g2.CreateAPIKey(ctx, p, guard.NewAPIKey{Tenant: "acme", Name: "after"}); !errors.Is(err, guard.ErrForbidden) {
+		t.Fatalf("CreateAPIKey with roles and no grant = %v, want ErrForbidden", err)
+	}
+	if err := g2.GrantRole(ctx, sys, "acme", "user:"+u.ID, rbac.Owner); err != nil {
+		t.Fatalf("GrantRole: %v", err)
+	}
+	if _, _, err := g2.CreateAPIKey(ctx, p, guard.NewAPIKey{Tenant: "acme", Name: "after"}); err != nil {
+		t.Errorf("CreateAPIKey after the grant: %v", err)
+	}
+}
