@@ -3,7 +3,9 @@ package guard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
@@ -160,6 +162,11 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 		if !ok {
 			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, kind, gate{}, unavailable("second factor", err))
 		}
+		if reason == ReasonCodeReuse {
+			g.notify(u, "A sign-in code of yours was used again",
+				"Someone signed in with your password and then tried a code from your authenticator app that had already been used. "+
+					"If it was not you, change your password now.")
+		}
 		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, kind, gt, ErrInvalidCode)
 	}
 	// Exactly one completion per pending sign-in, however many right codes race.
@@ -172,6 +179,9 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	events := []audit.Event{p.a.event(audit.MFASucceeded, audit.Success, "")}
 	events[0].Meta = map[string]string{"kind": string(kind)}
 	if recovery != nil {
+		g.notify(u, "A recovery code was used to sign in",
+			fmt.Sprintf("One of your recovery codes was just used to sign in to your account; %d are left. "+
+				"If it was not you, change your password and generate new recovery codes now.", recovery.Left))
 		e := p.a.event(audit.RecoveryUsed, audit.Success, "")
 		e.Target = u.ID
 		e.Meta = map[string]string{"left": strconv.Itoa(recovery.Left)}
@@ -613,4 +623,19 @@ func hasConfirmed(fs []mfa.Factor, k mfa.Kind) bool {
 		}
 	}
 	return false
+}
+
+// notify emails a security notice to the user, in the background, when
+// Recovery.Email is configured. A failure to send is not the sign-in's.
+func (g *Guard) notify(u auth.User, subject, text string) {
+	if g.recovery.Email == nil {
+		return
+	}
+	g.bg.Add(1)
+	go func() {
+		defer g.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = g.recovery.Email.SendEmail(ctx, mfa.Message{To: u.Email, Subject: subject, Text: text})
+	}()
 }
