@@ -144,9 +144,10 @@ type Review struct {
 //
 // The whole tenant is read, in batches of 1,000 users (the users in one
 // pass, their second factors and roles in a parallel one), so the cost
-// grows with the number of users: about 50 ms for 10,000 users in SQLite.
-// A console shows one page of rows at a time (Review.Rows) and can keep a
-// Review for a minute or so while the reviewer pages through it.
+// grows with the number of users: 55 to 65 ms for 10,000 users in SQLite
+// on a 2-vCPU machine (see BENCHMARKS.md). A console shows one page of
+// rows at a time (Review.Rows) and can keep a Review for a minute or so
+// while the reviewer pages through it.
 func (g *Guard) AccessReview(ctx context.Context, by Principal, tenant string) (Review, error) {
 	if err := g.may(ctx, by, tenant, rbac.Users, rbac.Read); err != nil {
 		return Review{}, err
