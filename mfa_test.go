@@ -17,6 +17,7 @@ import (
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
 )
 
 // outbox captures email and SMS.
@@ -591,4 +592,44 @@ func totpCode(t testing.TB, secret string) string {
 		t.Fatal(err)
 	}
 	return c
+}
+
+func TestInvitationAndConveniences(t *testing.T) {
+	f := newMFAFixture(t)
+	sys := guard.System("test")
+	u, err := f.g.CreateUser(f.ctx, sys, guard.NewUser{Tenant: tenantID, Email: "new@example.test", Name: "New"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.g.UserByEmail(f.ctx, sys, tenantID, "NEW@example.test"); err != nil || got.ID != u.ID {
+		t.Fatalf("UserByEmail = %+v, %v", got, err)
+	}
+	if err := f.g.SendInvitation(f.ctx, sys, tenantID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	q := resetLink(t, f.out.lastMail(t))
+	if err := f.g.ResetPassword(f.ctx, guard.ResetRequest{Tenant: q.Get("tenant"), UserID: q.Get("user"), Token: q.Get("token"), NewPassword: "an invited user's passphrase"}); err != nil {
+		t.Fatalf("setting the password from the invitation: %v", err)
+	}
+	if _, err := f.login("new@example.test", "an invited user's passphrase"); err != nil {
+		t.Errorf("login after the invitation: %v", err)
+	}
+	// Can records nothing; Authorize records the denial.
+	p, _ := f.userWithRoles(t, "rita@example.test", rbac.ReportsOnly)
+	before := len(f.events(t, audit.AccessDenied))
+	if ok, err := f.g.Can(f.ctx, p, rbac.Contacts, rbac.Read); ok || err != nil {
+		t.Errorf("Can(reports-only, contacts) = %v, %v", ok, err)
+	}
+	if ok, _ := f.g.Can(f.ctx, p, rbac.Reports, rbac.Read); !ok {
+		t.Error("Can(reports-only, reports) = false")
+	}
+	if n := len(f.events(t, audit.AccessDenied)); n != before {
+		t.Errorf("Can recorded %d denials", n-before)
+	}
+	if err := f.g.SetApprovalRequired(f.ctx, sys, tenantID, "campaigns:send", true); err != nil {
+		t.Fatal(err)
+	}
+	if rules, err := f.g.ApprovalRules(f.ctx, p, tenantID); err != nil || len(rules) != 1 || rules[0].String() != "campaigns:send" {
+		t.Errorf("ApprovalRules = %v, %v", rules, err)
+	}
 }

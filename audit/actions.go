@@ -84,6 +84,7 @@ const (
 	UserReactivated  Action = "user.reactivated"
 	UserDeleted      Action = "user.deleted"
 	UserUnlocked     Action = "user.unlocked"
+	UserInvited      Action = "user.invited" // a set-password link was sent
 	PasswordChanged  Action = "password.changed"
 	PasswordRejected Action = "password.rejected" // a new password refused by policy (Reason: the rule)
 	PasswordRehashed Action = "password.rehashed"
@@ -103,7 +104,7 @@ var Actions = []Action{
 	ApprovalRequested, ApprovalApproved, ApprovalRejected, ApprovalConsumed, ReviewCompleted,
 	SSOSucceeded, SSOFailed, SSOConfigured, LoginBreakGlass,
 	SessionCreated, SessionRotated, SessionEvicted, SessionRevoked, SessionExpired,
-	UserCreated, UserDeactivated, UserReactivated, UserDeleted, UserUnlocked,
+	UserCreated, UserDeactivated, UserReactivated, UserDeleted, UserUnlocked, UserInvited,
 	PasswordChanged, PasswordRejected, PasswordRehashed,
 	TenantCreated, TenantPolicySet, AuditPurged, AccessDenied,
 }

@@ -1,6 +1,7 @@
 package rbac
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -340,7 +341,11 @@ func (e *Enforcer) Assignments(ctx context.Context, tenant string) ([]Assignment
 		out = append(out, Assignment{Subject: s, Roles: t.roleNames(ids)})
 		return true
 	})
-	slices.SortFunc(out, func(a, b Assignment) int { return strings.Compare(a.Subject.String(), b.Subject.String()) })
+	// The order of Subject.String ("key:…" before "user:…", then the ID),
+	// without building the strings.
+	slices.SortFunc(out, func(a, b Assignment) int {
+		return cmp.Or(strings.Compare(a.Subject.Kind.prefix(), b.Subject.Kind.prefix()), strings.Compare(a.Subject.ID, b.Subject.ID))
+	})
 	return out, nil
 }
 

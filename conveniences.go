@@ -1,0 +1,101 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
+)
+
+// Can reports whether p may take action on section in its own tenant,
+// without recording a denial: for deciding what to show (a navigation
+// link, a button). Enforce with Require or Authorize, which record denials.
+// An error means the decision could not be made; treat it as "no".
+func (g *Guard) Can(ctx context.Context, p Principal, s rbac.Section, a rbac.Action) (bool, error) {
+	switch {
+	case p.Kind == KindSystem:
+		return true, nil
+	case p.Kind != KindUser && p.Kind != KindAPIKey:
+		return false, nil
+	case g.rbac == nil:
+		return p.Kind == KindUser, nil
+	}
+	d, err := g.rbac.Decide(ctx, p.Tenant, p.subject(), s, a)
+	if err != nil {
+		var ie *rbac.InputError
+		if errors.As(err, &ie) {
+			return false, nil
+		}
+		return false, unavailable("access decision", err)
+	}
+	return d.Allowed, nil
+}
+
+// ApprovalRules lists the actions of the tenant that need four-eyes
+// approval.
+func (g *Guard) ApprovalRules(ctx context.Context, by Principal, tenant string) ([]rbac.Permission, error) {
+	if err := g.needRBAC(); err != nil {
+		return nil, err
+	}
+	if by.Kind != KindSystem && by.Tenant != tenant {
+		return nil, g.denied(ctx, by, rbac.Settings, rbac.Read, "other_tenant")
+	}
+	ps, err := g.rbac.ApprovalRequired(ctx, tenant)
+	return ps, rbacErr("approval rules", err)
+}
+
+// UserByEmail finds a user of the tenant by email (users:read).
+func (g *Guard) UserByEmail(ctx context.Context, by Principal, tenant, email string) (User, error) {
+	if err := g.may(ctx, by, tenant, rbac.Users, rbac.Read); err != nil {
+		return User{}, err
+	}
+	e, err := auth.CanonicalEmail(email)
+	if err != nil {
+		return User{}, err
+	}
+	u, err := g.stores.Users.UserByEmail(ctx, tenant, e)
+	if err != nil {
+		return User{}, g.userErr("load user", err)
+	}
+	return userView(u), nil
+}
+
+// SendInvitation emails an active user a link to set their password: the
+// same single-use, hashed, Recovery.TokenTTL link as a password reset,
+// sent by an administrator (users:manage) instead of asked for by the
+// user, so no CAPTCHA. A newer link voids the older one.
+func (g *Guard) SendInvitation(ctx context.Context, by Principal, tenant, userID string) error {
+	if g.recovery.Email == nil {
+		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
+	}
+	u, err := g.loadUser(ctx, by, tenant, userID, rbac.Manage)
+	if err != nil {
+		return err
+	}
+	if u.Status != auth.StatusActive {
+		return &InputError{Field: "user", Reason: "is deactivated"}
+	}
+	token, h, err := newResetToken(g.rand)
+	if err != nil {
+		return err
+	}
+	now := g.now().UTC().Truncate(time.Microsecond)
+	if err := g.recovery.codes.PutCode(ctx, mfa.Code{Tenant: u.Tenant, Txn: resetTxn(u.ID), UserID: u.ID,
+		Kind: mfa.KindEmail, Hash: h, CreatedAt: now, ExpiresAt: now.Add(g.recovery.TokenTTL), TriesLeft: 3}); err != nil {
+		return unavailable("store invitation", err)
+	}
+	if err := g.record(ctx, g.adminEvent(by, tenant, audit.UserInvited, u.ID)); err != nil {
+		_ = g.recovery.codes.DeleteCode(context.WithoutCancel(ctx), u.Tenant, resetTxn(u.ID))
+		return err
+	}
+	subject, text := "You are invited", "An administrator invited you. Set your password within "+
+		g.recovery.TokenTTL.Round(time.Minute).String()+" with this link:\n\n"+g.resetLink(u.Tenant, u.ID, token)+"\n"
+	if err := g.recovery.Email.SendEmail(ctx, mfa.Message{To: u.Email, Subject: subject, Text: text}); err != nil {
+		return unavailable("send invitation", err)
+	}
+	return nil
+}
