@@ -248,8 +248,11 @@ func auditQuery(tenant string, q audit.Query, limit int) (string, []any) {
 		case !q.Desc && !q.From.IsZero(), q.Desc && !q.To.IsZero():
 			// Read in Seq order, the chain would start with the events
 			// the time range leaves out: take the range from the time
-			// index and sort it instead.
-			index = ` INDEXED BY guard_audit_time`
+			// index and sort it instead — only the seqs, which the index
+			// covers (every condition is on tenant, time or seq), then
+			// read the page's rows by primary key.
+			return `SELECT ` + eventCols + table + ` WHERE tenant = ?1 AND seq IN (
+		SELECT seq` + table + ` INDEXED BY guard_audit_time WHERE ` + where + order + `)` + order, args
 		}
 		return `SELECT ` + eventCols + table + index + ` WHERE ` + where + order, args
 	}
