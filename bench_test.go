@@ -152,6 +152,31 @@ func BenchmarkLogin(b *testing.B) {
 	}
 }
 
+// BenchmarkLoginOverhead is a whole password login with argon2id cut to
+// its minimum (8 KiB, one pass): what a login costs besides the hash, to
+// set against BenchmarkLoginHashOnly (target: under 2 %).
+func BenchmarkLoginOverhead(b *testing.B) {
+	mem := memstore.New()
+	g, err := guard.New(guard.Config{Stores: mem.Stores(), AuditKey: auditKey, Defaults: guard.Policy{SessionLimit: 100},
+		Hasher: auth.HasherConfig{Memory: 8, Time: 1}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := g.CreateTenant(ctx, guard.System("b"), tenantID, "Acme", guard.Policy{}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := g.CreateUser(ctx, guard.System("b"), guard.NewUser{Tenant: tenantID, Email: "alice@example.com", Password: ownerPW}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := g.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: "alice@example.com", Password: ownerPW, IP: "203.0.113.5"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkLoginHashOnly is the argon2id verification a login performs,
 // alone, with the same parameters.
 func BenchmarkLoginHashOnly(b *testing.B) {
