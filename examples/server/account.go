@@ -192,6 +192,11 @@ func (a *app) revokeOtherSessions(w http.ResponseWriter, r *http.Request) {
 
 type reauthView struct {
 	NeedTOTP bool
+	// SSO: the session was opened by single sign-on; a new sign-in at
+	// the IdP is a recent authentication too (the only one for a user
+	// without a password).
+	SSO        bool
+	NoPassword bool
 }
 
 func (a *app) reauthForm(w http.ResponseWriter, r *http.Request) {
@@ -201,8 +206,14 @@ func (a *app) reauthForm(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "/")
 		return
 	}
+	u, err := a.g.User(r.Context(), p, p.Tenant, p.UserID)
+	if err != nil {
+		a.fail(w, r, err, "/")
+		return
+	}
 	need := slices.ContainsFunc(fs, func(f mfa.Factor) bool { return f.Kind == mfa.KindTOTP && f.Confirmed() })
-	a.page(w, r, "reauth.html", view{Title: "Confirm your identity", Next: localPath(r.URL.Query().Get("next")), Data: reauthView{NeedTOTP: need}})
+	a.page(w, r, "reauth.html", view{Title: "Confirm your identity", Next: localPath(r.URL.Query().Get("next")), Me: &u,
+		Data: reauthView{NeedTOTP: need, SSO: p.Flags&guard.FlagSSO != 0, NoPassword: !u.HasPassword}})
 }
 
 func (a *app) reauth(w http.ResponseWriter, r *http.Request) {

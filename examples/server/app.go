@@ -20,6 +20,7 @@ import (
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/sso"
 )
 
 //go:embed templates/*.html
@@ -43,6 +44,9 @@ type app struct {
 	mfaConfigured bool
 	reviews       reviewCache
 	adoptions     adoptionCache
+	// insecureMetadata: IdP metadata may come over plain http from local
+	// addresses (-idp-metadata on loopback).
+	insecureMetadata bool
 }
 
 // forget drops what the console keeps of a tenant's users (the access
@@ -57,8 +61,8 @@ const maxBody = 64 << 10
 
 // routes returns the console's handler. Every request goes through, from
 // the outside in: security headers, the body limit, Go's cross-origin
-// protection for every state-changing request (the console has no
-// exemption; the SAML ACS, once SSO is wired, will be the only one), and
+// protection for every state-changing request (with one exemption: the
+// SAML ACS, where the IdP posts the user's answer from its own site), and
 // Guard's Middleware, which authenticates the session cookie or API key,
 // applies the IP allow-list and puts the principal in the context. Pages
 // then use RequireSession and Require(section, action).
@@ -77,12 +81,17 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("GET /login/enrol", a.enrolForm)
 	mux.HandleFunc("POST /login/enrol/begin", a.enrolBegin)
 	mux.HandleFunc("POST /login/enrol/confirm", a.enrolConfirm)
-	mux.HandleFunc("GET /sso", a.ssoPlaceholder)
 	mux.HandleFunc("GET /forgot", a.forgotForm)
 	mux.HandleFunc("POST /forgot", a.forgot)
 	mux.HandleFunc("GET /reset", a.resetForm)
 	mux.HandleFunc("POST /reset", a.reset)
 	mux.Handle("POST /logout", a.signedIn(a.logout))
+
+	// SAML single sign-on: Guard is each tenant's service provider.
+	mux.HandleFunc("GET /saml/{tenant}/metadata", a.samlMetadata)
+	mux.HandleFunc("GET /saml/{tenant}/login", a.samlLogin)
+	mux.HandleFunc(acsPattern, a.samlACS)
+	mux.HandleFunc("/saml/{tenant}/slo", a.samlSLO)
 
 	// My account.
 	mux.Handle("GET /account", a.signedIn(a.account))
@@ -108,6 +117,10 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /security", a.admin(rbac.Settings, rbac.Read, a.security))
 	mux.Handle("POST /security", a.admin(rbac.Settings, rbac.Manage, a.setPolicy))
 	mux.Handle("POST /security/approvals", a.admin(rbac.Settings, rbac.Manage, a.setApprovalRule))
+	mux.Handle("GET /security/sso", a.admin(rbac.Settings, rbac.Read, a.ssoPage))
+	mux.Handle("POST /security/sso", a.admin(rbac.Settings, rbac.Manage, a.setSSOConnection))
+	mux.Handle("POST /security/sso/delete", a.admin(rbac.Settings, rbac.Manage, a.deleteSSOConnection))
+	mux.Handle("POST /security/sso/require", a.admin(rbac.Settings, rbac.Manage, a.setRequireSSO))
 	mux.Handle("GET /ip", a.admin(rbac.Settings, rbac.Read, a.ipLists))
 	mux.Handle("POST /ip", a.admin(rbac.Settings, rbac.Manage, a.setIPList))
 	mux.Handle("POST /ip/add", a.admin(rbac.Settings, rbac.Manage, a.addIP))
@@ -137,9 +150,35 @@ func (a *app) routes() http.Handler {
 		a.logf("refused a cross-origin %s %s (Origin %q, Sec-Fetch-Site %q)", r.Method, r.URL.Path, r.Header.Get("Origin"), r.Header.Get("Sec-Fetch-Site"))
 		a.errorPage(w, r, http.StatusForbidden, "Request refused", "This form was sent from another site, so it was refused. Open the page here and submit it again.")
 	}))
+	// The IdP's POST to the ACS comes from the IdP's site: it is checked
+	// by Guard instead (a tracked request, consumed once, bound to this
+	// browser by the binding cookie; the assertion accepted once).
+	cop.AddInsecureBypassPattern(acsPattern)
 	h = cop.Handler(h)
-	return a.headers(http.MaxBytesHandler(h, maxBody))
+	return a.headers(bodyLimit(h))
 }
+
+// bodyLimit bounds request bodies: maxBody, but more for a SAML response
+// and for pasted IdP metadata.
+func bodyLimit(h http.Handler) http.Handler {
+	small, acs, metadata := http.MaxBytesHandler(h, maxBody), http.MaxBytesHandler(h, maxSAMLBody), http.MaxBytesHandler(h, maxMetadataForm)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method != http.MethodPost:
+			small.ServeHTTP(w, r)
+		case r.URL.Path == "/security/sso":
+			metadata.ServeHTTP(w, r)
+		case strings.HasPrefix(r.URL.Path, "/saml/") && strings.HasSuffix(r.URL.Path, "/acs"):
+			acs.ServeHTTP(w, r)
+		default:
+			small.ServeHTTP(w, r)
+		}
+	})
+}
+
+// maxMetadataForm bounds the SSO connection form, which may carry pasted
+// IdP metadata (Guard takes up to sso.MaxMetadataBytes, URL-encoded here).
+const maxMetadataForm = 3 * sso.MaxMetadataBytes
 
 // headers sets the security headers of every answer.
 func (a *app) headers(next http.Handler) http.Handler {
@@ -263,6 +302,9 @@ type view struct {
 	Captcha captchaUI
 	Next    string
 	Data    any
+	// SignedOut: the page answers a sign-out, so it shows no one as
+	// signed in (the request still carries the ended session).
+	SignedOut bool
 }
 
 // page renders a page template with status 200.
@@ -275,7 +317,7 @@ func (a *app) renderStatus(w http.ResponseWriter, r *http.Request, status int, n
 	if !ok {
 		panic("no template " + name)
 	}
-	if p, ok := guard.PrincipalFrom(r.Context()); ok && p.Kind == guard.KindUser {
+	if p, ok := guard.PrincipalFrom(r.Context()); ok && p.Kind == guard.KindUser && !v.SignedOut {
 		v.P = p
 		if v.Me == nil {
 			if u, err := a.g.User(r.Context(), p, p.Tenant, p.UserID); err == nil {
@@ -357,6 +399,8 @@ func problem(err error) (string, bool) {
 		rie  *rbac.InputError
 		mie  *mfa.InputError
 		cape *auth.CaptchaError
+		sie  *sso.InputError
+		sfe  *sso.FetchError
 	)
 	switch {
 	case errors.Is(err, guard.ErrStepUpRequired), errors.Is(err, guard.ErrUnavailable), errors.Is(err, guard.ErrUnauthenticated):
@@ -387,6 +431,12 @@ func problem(err error) (string, bool) {
 		return "That password is too long.", true
 	case errors.Is(err, guard.ErrMFANotConfigured):
 		return "MFA is not configured on this server.", true
+	case errors.Is(err, guard.ErrSSONotConfigured):
+		return "Single sign-on is not configured on this server.", true
+	case errors.As(err, &sie):
+		return ssoInputSentence(sie), true
+	case errors.As(err, &sfe):
+		return "The identity provider's metadata could not be fetched.", true
 	case errors.Is(err, rbac.ErrRoleNotFound):
 		return "There is no such role.", true
 	case errors.Is(err, rbac.ErrBuiltInRole):

@@ -3,11 +3,16 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/big"
 	"os"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -108,50 +113,135 @@ func missing(s guard.Stores) []string {
 	return out
 }
 
-// secrets are the keys the host keeps: the audit chain's HMAC key and the
-// key that seals TOTP secrets. A database that outlives the process needs
-// them to outlive it too (else its audit chain no longer verifies and its
-// TOTP secrets cannot be opened), so they are kept in a file beside it,
-// readable by its owner only.
+// secrets are the keys the host keeps: the audit chain's HMAC key, the
+// key that seals TOTP secrets, and the SAML service provider's RSA key and
+// self-signed certificate. A database that outlives the process needs
+// them to outlive it too (else its audit chain no longer verifies, its
+// TOTP secrets cannot be opened, and the IdPs that trust the SP's
+// certificate refuse its requests or encrypt to a key it lost), so they
+// are kept in a file beside it, readable by its owner only.
 type secrets struct {
 	Audit []byte `json:"audit"`
 	MFA   []byte `json:"mfa"`
+	// SAMLKey is the service provider's RSA key (PKCS #8, DER) and
+	// SAMLCert its certificate (DER), published in the SP metadata.
+	SAMLKey  []byte `json:"saml_key,omitempty"`
+	SAMLCert []byte `json:"saml_cert,omitempty"`
 }
 
 // loadSecrets reads the key file at path, creating it with new random
-// keys when it does not exist; path "" gives new keys kept in memory.
-func loadSecrets(path string) (secrets, bool, error) {
+// keys when it does not exist, and adding an SP key made by newSPKey to a
+// file from before single sign-on; path "" gives new keys kept in memory.
+// It returns what it created, for the log.
+func loadSecrets(path string, newSPKey func() (key, cert []byte, err error)) (secrets, []string, error) {
+	var (
+		s       secrets
+		created []string
+		exists  bool
+	)
 	if path != "" {
 		b, err := os.ReadFile(path)
 		switch {
 		case err == nil:
-			var s secrets
-			if err := json.Unmarshal(b, &s); err != nil || len(s.Audit) < 32 || len(s.MFA) != 32 {
-				return secrets{}, false, fmt.Errorf("key file %s is damaged", path)
+			if err := json.Unmarshal(b, &s); err != nil || len(s.Audit) < 32 || len(s.MFA) != 32 || (len(s.SAMLKey) == 0) != (len(s.SAMLCert) == 0) {
+				return secrets{}, nil, fmt.Errorf("key file %s is damaged", path)
 			}
-			return s, false, nil
+			exists = true
 		case !errors.Is(err, fs.ErrNotExist):
-			return secrets{}, false, err
+			return secrets{}, nil, err
 		}
 	}
-	s := secrets{Audit: make([]byte, 32), MFA: make([]byte, 32)}
-	if _, err := rand.Read(s.Audit); err != nil {
-		return secrets{}, false, err
+	if !exists {
+		s.Audit, s.MFA = make([]byte, 32), make([]byte, 32)
+		if _, err := rand.Read(s.Audit); err != nil {
+			return secrets{}, nil, err
+		}
+		if _, err := rand.Read(s.MFA); err != nil {
+			return secrets{}, nil, err
+		}
+		created = append(created, "audit chain and TOTP keys")
 	}
-	if _, err := rand.Read(s.MFA); err != nil {
-		return secrets{}, false, err
+	if len(s.SAMLKey) == 0 {
+		var err error
+		if s.SAMLKey, s.SAMLCert, err = newSPKey(); err != nil {
+			return secrets{}, nil, err
+		}
+		created = append(created, "SAML service provider key and certificate")
 	}
-	if path == "" {
-		return s, true, nil
+	if path == "" || len(created) == 0 {
+		return s, created, nil
 	}
+	return s, created, writeSecrets(path, s, exists)
+}
+
+// writeSecrets writes the key file, readable by its owner only: a new
+// file is created exclusively; an existing one is replaced atomically.
+func writeSecrets(path string, s secrets, replace bool) error {
 	b, _ := json.Marshal(s)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	name := path
+	if replace {
+		name = path + ".new"
+		os.Remove(name)
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return secrets{}, false, err
+		return err
 	}
 	if _, err := f.Write(b); err != nil {
 		f.Close()
-		return secrets{}, false, err
+		return err
 	}
-	return s, true, f.Close()
+	if err := f.Close(); err != nil || !replace {
+		return err
+	}
+	return os.Rename(name, path)
+}
+
+// newSPKey returns a new RSA-2048 key (PKCS #8, DER) and a self-signed
+// certificate for it (DER), valid for ten years: the SAML service
+// provider's signing and encryption key, which IdPs trust as published in
+// its metadata.
+func newSPKey() ([]byte, []byte, error) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "Guard evaluation console (SAML service provider)"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(10, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+	}
+	cert, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, cert, nil
+}
+
+// serviceProvider parses the SP key and certificate.
+func (s secrets) serviceProvider() (*rsa.PrivateKey, *x509.Certificate, error) {
+	k, err := x509.ParsePKCS8PrivateKey(s.SAMLKey)
+	if err != nil {
+		return nil, nil, errors.New("the SAML key in the key file is damaged")
+	}
+	key, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, nil, errors.New("the SAML key in the key file is not an RSA key")
+	}
+	cert, err := x509.ParseCertificate(s.SAMLCert)
+	if err != nil || !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, nil, errors.New("the SAML certificate in the key file is damaged or not the key's")
+	}
+	return key, cert, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -157,12 +158,18 @@ func (u *user) fill(pairs ...string) {
 // plain HTTP, as `go run ./examples/server` does.
 func serveConsole(t *testing.T, clock *testClock) (*console, string) {
 	t.Helper()
+	return serveConsoleIdP(t, clock, "")
+}
+
+// serveConsoleIdP is serveConsole with -idp-metadata.
+func serveConsoleIdP(t *testing.T, clock *testClock, idpMetadata string) (*console, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
-	c := newTestConsole(t, base, clock, nil)
+	c := newTestConsoleWith(t, testOptions(t, base, clock, idpMetadata), nil)
 	srv := &http.Server{Handler: c.app.routes(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -187,6 +194,19 @@ func (u *user) count(sel string) int {
 
 func jsString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// waitPath waits until the browser shows the page at path (after
+// redirects and pages that post themselves).
+func (u *user) waitPath(path string) {
+	u.t.Helper()
+	for range 200 {
+		if u.path() == path {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	u.t.Fatalf("the browser is at %s, want %s", u.location(), path)
 }
 
 // path is the path of the page the browser shows.
@@ -445,12 +465,15 @@ func TestBrowserConsole(t *testing.T) {
 	// needs a recent sign-in (step-up).
 	clock.Advance(16 * time.Minute)
 	owner.open("/security")
-	must(owner.text("#count-mfa") == "1" && owner.text("#count-neither") == "4", "counts MFA %s, neither %s", owner.text("#count-mfa"), owner.text("#count-neither"))
+	// Guard counts users without a password (Mia and Rita, invited) as
+	// SSO users once SSO is configured: neither is Sam and Max.
+	must(owner.text("#count-mfa") == "1" && owner.text("#count-sso") == "2" && owner.text("#count-neither") == "2",
+		"counts MFA %s, SSO %s, neither %s", owner.text("#count-mfa"), owner.text("#count-sso"), owner.text("#count-neither"))
 	owner.screenshot("11-security")
 	owner.check("#require-mfa")
 	owner.submit("#save-policy")
 	must(owner.count("#confirm-mfa") == 1, "no confirmation step")
-	must(owner.text("#would-enrol") == "3", "would enrol %q", owner.text("#would-enrol"))
+	must(owner.text("#would-enrol") == "1", "would enrol %q", owner.text("#would-enrol")) // Max
 	owner.screenshot("12-require-mfa")
 	owner.submit("#confirm-require")
 	must(owner.path() == "/reauth?next=%2Fsecurity", "an old sign-in changed the policy (%s)", owner.path())
@@ -512,4 +535,59 @@ func TestBrowserConsole(t *testing.T) {
 
 	owner.open("/roles")
 	owner.screenshot("15-roles")
+}
+
+// TestBrowserSSO signs in with SSO in Chromium: "Sign in with SSO" on the
+// console's sign-in page, the IdP's form (crewjam's samlidp, as the demo
+// IdP serves it), its answer posted back to the console from the IdP's
+// site; the owner's single sign-on page and "require SSO"; signing out at
+// the console and at the IdP.
+func TestBrowserSSO(t *testing.T) {
+	b := newChrome(t)
+	idp := newTestIdP(t)
+	c, base := serveConsoleIdP(t, nil, idp.url+"/metadata")
+	must := func(ok bool, format string, args ...any) {
+		t.Helper()
+		if !ok {
+			t.Fatalf(format, args...)
+		}
+	}
+	resp, err := http.Get(base + "/saml/demo/metadata")
+	must(err == nil && resp.StatusCode == 200, "SP metadata: %v %v", resp, err)
+	md, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	idp.put("/services/demo", string(md))
+	idp.addUser("alice", "alice@example.com", "correct horse battery", "admins")
+
+	alice := b.user(base)
+	alice.open("/login")
+	alice.submit("#sso")
+	must(strings.HasPrefix(alice.location(), idp.url+"/sso?"), "Sign in with SSO went to %s", alice.location())
+	alice.fill("input[name=user]", "alice", "input[name=password]", "correct horse battery")
+	alice.submit("input[type=submit]")
+	alice.waitPath("/")
+	must(strings.Contains(alice.text(".who"), "alice@example.com"), "header %q", alice.text(".who"))
+
+	owner := b.user(base)
+	owner.signIn(ownerEmail, c.password)
+	owner.open("/security/sso")
+	must(owner.text("#idp-entity-id") == idp.url+"/metadata", "IdP %q", owner.text("#idp-entity-id"))
+	must(owner.text("#count-sso") == "4", "SSO users %q", owner.text("#count-sso")) // Alice, and Max, Mia and Rita, invited without a password
+	owner.screenshot("16-single-sign-on")
+	owner.check("#require-sso")
+	owner.submit("#save-require-sso")
+	must(owner.count("#confirm-sso") == 1, "no confirmation step")
+	must(owner.text("#password-users") == "0", "password users %q", owner.text("#password-users"))
+	owner.screenshot("17-require-sso")
+	owner.submit("#confirm-require-sso")
+	must(strings.Contains(owner.flash(), "Single sign-on is required"), "flash %q", owner.flash())
+	must(owner.count("#require-sso[checked]") == 1, "SSO not required after saving")
+
+	// Signing out ends the session here, then at the IdP, which sends the
+	// browser back.
+	alice.submit("#sign-out")
+	alice.waitPath("/login")
+	must(strings.Contains(alice.flash(), "at your identity provider too"), "flash %q", alice.flash())
+	alice.open("/account")
+	must(strings.HasPrefix(alice.path(), "/login"), "Alice's session outlived the sign-out (%s)", alice.path())
 }

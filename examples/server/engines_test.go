@@ -46,7 +46,7 @@ func TestConsoleOnPostgresAndRedis(t *testing.T) {
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	o := options{postgres: dsn, pgSchema: schema, redis: addr, redisPrefix: prefix, keys: filepath.Join(t.TempDir(), "keys"),
-		baseURL: srv.URL, seed: true, hasher: 1, hasherMemory: 1024}
+		baseURL: srv.URL, seed: true, hasher: 1, hasherMemory: 1024, newSPKey: testSPKey}
 	con, err := newConsole(context.Background(), o, &testLog{t})
 	if err != nil {
 		t.Fatal(err)

@@ -129,6 +129,7 @@ type whoamiAnswer struct {
 	Email     string `json:"email"`
 	Name      string `json:"name"`
 	SessionID string `json:"session_id"`
+	SSO       bool   `json:"sso"` // the session was opened by single sign-on
 }
 
 func (a *app) whoami(w http.ResponseWriter, r *http.Request) {
@@ -142,7 +143,8 @@ func (a *app) whoami(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Service temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	writeJSON(w, whoamiAnswer{Tenant: p.Tenant, UserID: u.ID, Email: u.Email, Name: u.Name, SessionID: p.SessionID()})
+	writeJSON(w, whoamiAnswer{Tenant: p.Tenant, UserID: u.ID, Email: u.Email, Name: u.Name, SessionID: p.SessionID(),
+		SSO: p.Flags&guard.FlagSSO != 0})
 }
 
 type reportsAnswer struct {

@@ -10,13 +10,23 @@
 // the console on http://127.0.0.1:8080/. Flags:
 //
 //	-addr 127.0.0.1:8080   listen address
-//	-base-url URL          public address for links in emails (default from -addr)
+//	-base-url URL          public address, for links in emails and the SAML
+//	                       URLs (default from -addr)
 //	-db guard.db           SQLite file
+//	-keys FILE             key file (default: the database file + .keys)
 //	-memory                keep everything in memory instead
 //	-postgres DSN          keep everything in PostgreSQL instead
 //	-redis ADDR            keep sessions, throttling and one-time codes in Redis
+//	-idp-metadata SRC      connect the demo tenant to a SAML IdP: the URL or
+//	                       file of its metadata (see examples/idp)
 //	-captcha-provider P    turnstile, hcaptcha or recaptcha (with -captcha-secret
 //	                       and -captcha-sitekey) instead of the local stand-in
+//
+// Single sign-on is always on: each tenant's service provider is at
+// {base}/saml/{tenant}/metadata (entity ID and metadata), /acs and /slo,
+// signed with an RSA key and self-signed certificate made at the first
+// start and kept in the key file. An owner connects the tenant's IdP under
+// Security › Single sign-on, or -idp-metadata does it at start.
 //
 // Email and SMS are not sent: one-time codes and password-reset links are
 // printed to the console's output, where you read them while evaluating.
@@ -45,6 +55,7 @@ import (
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/sso"
 )
 
 const (
@@ -62,41 +73,82 @@ type options struct {
 	captchaProvider      string
 	captchaSecret        string
 	captchaSiteKey       string
+	idpMetadata          string // URL or file of the demo tenant's IdP metadata
 	seed                 bool
 	now                  func() time.Time // tests only
 	hasherMemory, hasher uint32           // tests only: cheap argon2id
+	// newSPKey makes the SAML key and certificate (default newSPKey);
+	// tests share one, as RSA key generation is slow under the race
+	// detector.
+	newSPKey func() (key, cert []byte, err error)
 }
 
 func main() {
-	var o options
-	flag.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (HOST:PORT)")
-	flag.StringVar(&o.baseURL, "base-url", "", "public address of the console, for the links in emails (default http://ADDR)")
-	flag.StringVar(&o.db, "db", "guard.db", "SQLite database file")
-	flag.StringVar(&o.keys, "keys", "", "file keeping the audit and MFA keys (default: the database file + .keys)")
-	flag.BoolVar(&o.memory, "memory", false, "keep everything in memory (nothing is saved)")
-	flag.StringVar(&o.postgres, "postgres", "", "PostgreSQL DSN: keep everything in PostgreSQL instead of SQLite")
-	flag.StringVar(&o.pgSchema, "postgres-schema", "guard", "PostgreSQL schema")
-	flag.StringVar(&o.redis, "redis", "", "Redis address (HOST:PORT): keep sessions, throttling and one-time codes there")
-	flag.StringVar(&o.redisPrefix, "redis-prefix", "guard:", "prefix of the Redis keys")
-	flag.StringVar(&o.captchaProvider, "captcha-provider", "", "turnstile, hcaptcha or recaptcha: verify a real CAPTCHA (default: a local \"I am human\" checkbox)")
-	flag.StringVar(&o.captchaSecret, "captcha-secret", "", "the CAPTCHA provider's secret key")
-	flag.StringVar(&o.captchaSiteKey, "captcha-sitekey", "", "the CAPTCHA provider's site key")
-	flag.BoolVar(&o.seed, "seed", true, "add a few invited demo users to a new tenant")
-	flag.Parse()
-	if err := run(o, os.Stdout); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case err != nil:
 		log.Fatal(err)
 	}
 }
 
-func run(o options, out io.Writer) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// errUsage: the command line could not be parsed (the flag package said
+// why).
+var errUsage = errors.New("usage")
+
+// parseFlags reads the command line.
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (HOST:PORT)")
+	fs.StringVar(&o.baseURL, "base-url", "", "public address of the console, for the links in emails and the SAML URLs (default http://ADDR)")
+	fs.StringVar(&o.db, "db", "guard.db", "SQLite database file")
+	fs.StringVar(&o.keys, "keys", "", "file keeping the audit, MFA and SAML keys (default: the database file + .keys)")
+	fs.BoolVar(&o.memory, "memory", false, "keep everything in memory (nothing is saved)")
+	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL DSN: keep everything in PostgreSQL instead of SQLite")
+	fs.StringVar(&o.pgSchema, "postgres-schema", "guard", "PostgreSQL schema")
+	fs.StringVar(&o.redis, "redis", "", "Redis address (HOST:PORT): keep sessions, throttling and one-time codes there")
+	fs.StringVar(&o.redisPrefix, "redis-prefix", "guard:", "prefix of the Redis keys")
+	fs.StringVar(&o.idpMetadata, "idp-metadata", "", "URL or file of a SAML IdP's metadata: connect the demo tenant to it (see examples/idp)")
+	fs.StringVar(&o.captchaProvider, "captcha-provider", "", "turnstile, hcaptcha or recaptcha: verify a real CAPTCHA (default: a local \"I am human\" checkbox)")
+	fs.StringVar(&o.captchaSecret, "captcha-secret", "", "the CAPTCHA provider's secret key")
+	fs.StringVar(&o.captchaSiteKey, "captcha-sitekey", "", "the CAPTCHA provider's site key")
+	fs.BoolVar(&o.seed, "seed", true, "add a few invited demo users to a new tenant")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return options{}, err
+		}
+		return options{}, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return options{}, errUsage
+	}
+	return o, nil
+}
+
+// run parses the command line and serves the console until ctx is done.
+func run(ctx context.Context, args []string, out io.Writer) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, o, out)
+}
+
+// serve serves the console until ctx is done.
+func serve(ctx context.Context, o options, out io.Writer) error {
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
 	}
 	if o.baseURL == "" {
-		o.baseURL = "http://" + ln.Addr().String()
+		o.baseURL = "http://" + publicAddr(ln.Addr())
 	}
 	c, err := newConsole(ctx, o, out)
 	if err != nil {
@@ -104,7 +156,8 @@ func run(o options, out io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	fmt.Fprintf(out, "\nGuard evaluation console: %s/\n", strings.TrimSuffix(o.baseURL, "/"))
+	base := strings.TrimSuffix(o.baseURL, "/")
+	fmt.Fprintf(out, "\nGuard evaluation console: %s/\n", base)
 	fmt.Fprintf(out, "Stores: %s\n", c.backend.name)
 	if c.password != "" {
 		fmt.Fprintf(out, "Sign in to tenant %q as %s with the password\n\n    %s\n\n(random, shown only now: note it).\n", demoTenant, ownerEmail, c.password)
@@ -112,6 +165,7 @@ func run(o options, out io.Writer) error {
 		fmt.Fprintf(out, "Tenant %q exists: sign in as %s with the password printed when it was created,\n"+
 			"or use \"Forgot your password?\": the reset link is printed here.\n", demoTenant, ownerEmail)
 	}
+	fmt.Fprintf(out, "Single sign-on: give the IdP the metadata %s/saml/%s/metadata; sign in at %s/saml/%s/login\n", base, demoTenant, base, demoTenant)
 	srv := &http.Server{Handler: c.app.routes(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10}
 	go func() {
@@ -126,15 +180,32 @@ func run(o options, out io.Writer) error {
 	return nil
 }
 
+// publicAddr is the listen address as a browser reaches it: a console
+// listening on every interface (0.0.0.0 or [::]) is 127.0.0.1 from here.
+func publicAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
 // console is a running console: its handlers, Guard and stores.
 type console struct {
 	app      *app
 	g        *guard.Guard
 	backend  *backend
 	password string // the new owner's password ("" if the tenant existed)
+	// idp connects the demo tenant to -idp-metadata in the background
+	// while the IdP is not reachable yet (nil otherwise).
+	idp *idpRetry
 }
 
 func (c *console) Close() error {
+	c.idp.stop()
 	err := c.g.Close()
 	return errors.Join(err, c.backend.Close())
 }
@@ -159,12 +230,26 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 	default:
 		keysPath = o.db + ".keys"
 	}
-	keys, created, err := loadSecrets(keysPath)
+	src, err := parseIdPSource(o.idpMetadata)
 	if err != nil {
 		return nil, err
 	}
-	if created && keysPath != "" {
-		logger.Printf("created the key file %s (audit chain and TOTP keys; keep it with the database)", keysPath)
+	if o.newSPKey == nil {
+		o.newSPKey = newSPKey
+	}
+	keys, created, err := loadSecrets(keysPath, o.newSPKey)
+	if err != nil {
+		return nil, err
+	}
+	if len(created) > 0 && keysPath != "" {
+		logger.Printf("key file %s: made the %s (keep it with the database)", keysPath, strings.Join(created, " and the "))
+	}
+	spKey, spCert, err := keys.serviceProvider()
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", keysPath, err)
+	}
+	if src.insecure() {
+		logger.Printf("single sign-on: -idp-metadata is on loopback, so IdP metadata may be fetched over plain http and from local addresses (AllowInsecureMetadata): for a local evaluation only")
 	}
 	b, err := openBackend(ctx, o, logger.Printf)
 	if err != nil {
@@ -187,7 +272,11 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 		MFA:      &mfa.Config{Keyring: kr, Issuer: "Guard demo", Email: mail, SMS: mail},
 		Captcha:  verifier,
 		Recovery: guard.RecoveryConfig{Email: mail, BaseURL: strings.TrimSuffix(base.String(), "/")},
-		Now:      o.now,
+		// SAML: the SP's URLs are built from the base URL, never from a
+		// request's Host.
+		SSO: &sso.Config{BaseURL: strings.TrimSuffix(base.String(), "/"), Key: spKey, Certificate: spCert,
+			AllowInsecureMetadata: src.insecure()},
+		Now: o.now,
 	}
 	if o.hasher != 0 {
 		cfg.Hasher.Memory, cfg.Hasher.Time, cfg.Hasher.Threads = o.hasherMemory, o.hasher, 1
@@ -210,8 +299,16 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 		return nil, err
 	}
 	a := &app{g: g, tenant: demoTenant, base: base, mail: mail, captcha: captcha, now: o.now, logf: logger.Printf,
-		pages: pages, csp: contentSecurityPolicy(captcha), mfaConfigured: true}
-	return &console{app: a, g: g, backend: b, password: password}, nil
+		pages: pages, csp: contentSecurityPolicy(captcha), mfaConfigured: true, insecureMetadata: src.insecure()}
+	c := &console{app: a, g: g, backend: b, password: password}
+	if src.raw != "" {
+		if c.idp, err = connectIdP(ctx, g, src, logger.Printf); err != nil {
+			g.Close()
+			b.Close()
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 // bootstrap creates the demo tenant and its owner, with a random password

@@ -40,12 +40,24 @@ func (c *testClock) Advance(d time.Duration) {
 // password. base is the console's public address.
 func newTestConsole(t testing.TB, base string, clock *testClock, out io.Writer) *console {
 	t.Helper()
-	if out == nil {
-		out = io.Discard
-	}
-	o := options{db: filepath.Join(t.TempDir(), "guard.db"), baseURL: base, seed: true, hasher: 1, hasherMemory: 1024}
+	return newTestConsoleWith(t, testOptions(t, base, clock, ""), out)
+}
+
+// testOptions are the options of a test console on a fresh SQLite file,
+// connected to the IdP whose metadata is at idpMetadata (if not "").
+func testOptions(t testing.TB, base string, clock *testClock, idpMetadata string) options {
+	o := options{db: filepath.Join(t.TempDir(), "guard.db"), baseURL: base, seed: true, hasher: 1, hasherMemory: 1024,
+		newSPKey: testSPKey, idpMetadata: idpMetadata}
 	if clock != nil {
 		o.now = clock.Now
+	}
+	return o
+}
+
+func newTestConsoleWith(t testing.TB, o options, out io.Writer) *console {
+	t.Helper()
+	if out == nil {
+		out = io.Discard
 	}
 	c, err := newConsole(context.Background(), o, out)
 	if err != nil {
@@ -177,12 +189,13 @@ func TestCrossSiteRefused(t *testing.T) {
 	}
 	c.signIn(ownerEmail, password)
 	for _, path := range []string{"/logout", "/account/password", "/account/mfa/totp", "/users", "/users/x/deactivate", "/roles",
-		"/security", "/ip", "/keys", "/keys/revoke", "/review", "/approvals/x/approve", "/campaigns/send", "/audit/verify"} {
+		"/security", "/security/sso", "/security/sso/delete", "/security/sso/require", "/ip", "/keys", "/keys/revoke", "/review", "/approvals/x/approve",
+		"/campaigns/send", "/audit/verify"} {
 		resp, _ := c.do("POST", path, url.Values{"x": {"1"}}, "cross-site")
 		if resp.StatusCode != http.StatusForbidden {
 			t.Errorf("cross-site POST %s: %d, want 403", path, resp.StatusCode)
 		}
-		if path == "/audit/verify" || path == "/users" || path == "/security" || path == "/ip" || path == "/keys" || path == "/roles" || path == "/review" {
+		if path == "/audit/verify" || path == "/users" || path == "/security" || path == "/security/sso" || path == "/ip" || path == "/keys" || path == "/roles" || path == "/review" {
 			continue // these have a GET page
 		}
 		if resp, _ := c.get(path); resp.StatusCode != http.StatusMethodNotAllowed {
@@ -227,7 +240,7 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 	check("/login")
 	c.signIn(ownerEmail, password)
-	for _, p := range []string{"/", "/account", "/users", "/roles", "/security", "/ip", "/keys", "/audit", "/approvals", "/review", "/campaigns"} {
+	for _, p := range []string{"/", "/account", "/users", "/roles", "/security", "/security/sso", "/ip", "/keys", "/audit", "/approvals", "/review", "/campaigns"} {
 		check(p)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/sso"
 )
 
 // Security settings: the tenant's policy, with the counts of users on MFA,
@@ -29,7 +30,8 @@ type securityView struct {
 	AdoptionAt  time.Time
 	Confirm     bool // the confirmation step of requiring MFA
 	Form        url.Values
-	Shown       int // users listed of Adoption.WouldEnrol
+	Shown       int    // users listed of Adoption.WouldEnrol
+	IdPEntity   string // the entity ID of the tenant's IdP ("" for none)
 }
 
 // maxWouldEnrolShown bounds the list of users shown on the page.
@@ -60,6 +62,15 @@ func (a *app) securityData(r *http.Request, fresh bool) (securityView, error) {
 		return securityView{}, err
 	}
 	v := securityView{Tenant: t, Pol: pol, Adoption: ad.Adoption, AdoptionAt: ad.at, MFA: a.mfaOn(), Shown: min(len(ad.WouldEnrol), maxWouldEnrolShown)}
+	switch c, err := a.g.SSOConnection(ctx, p, p.Tenant); {
+	case err == nil:
+		v.IdPEntity = "an identity provider whose metadata cannot be used"
+		if idp, err := sso.ParseMetadata([]byte(c.Metadata), a.now()); err == nil {
+			v.IdPEntity = idp.EntityID
+		}
+	case !errors.Is(err, sso.ErrNotFound):
+		return securityView{}, err
+	}
 	// Only those who may send campaigns see (and change) the rule.
 	if d, err := a.g.Authorize(ctx, p, rbac.Campaigns, rbac.Send); err == nil {
 		v.CanFourEyes, v.FourEyes = true, d.NeedsApproval

@@ -105,6 +105,9 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 			status, msg = http.StatusConflict, "You are already signed in elsewhere, and your organisation allows one session: sign out there first."
 		case errors.Is(err, guard.ErrIPNotAllowed):
 			status, msg = http.StatusForbidden, "Sign-in from your network address is not allowed by your organisation."
+		case errors.Is(err, guard.ErrSSORequired):
+			// Said only once the password was right.
+			status, msg = http.StatusForbidden, "Your organisation requires single sign-on: use \"Sign in with SSO\" below."
 		case !errors.Is(err, guard.ErrInvalidCredentials):
 			if m, ok := problem(err); ok {
 				status, msg = http.StatusBadRequest, m
@@ -310,16 +313,23 @@ type codesView struct {
 	Next  string
 }
 
-func (a *app) ssoPlaceholder(w http.ResponseWriter, r *http.Request) {
-	a.page(w, r, "sso.html", view{Title: "Sign in with SSO"})
-}
-
+// logout ends the session. A session opened by single sign-on ends at
+// the IdP too, when it has a single logout endpoint: Guard's session ends
+// first, then the browser goes to the IdP, which comes back to
+// /saml/{tenant}/slo. That step is a page (a link, followed at once), not
+// a redirect: the sign-out form may only post to this site (CSP
+// form-action 'self'), which browsers also apply to its redirects.
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
-	if err := a.g.Logout(r.Context(), principal(r)); err != nil && !errors.Is(err, guard.ErrUnauthenticated) {
+	idp, err := a.g.LogoutSSO(r.Context(), principal(r), "/login")
+	if err != nil && !errors.Is(err, guard.ErrUnauthenticated) {
 		a.fail(w, r, err, "/")
 		return
 	}
 	a.g.ClearSessionCookie(w)
+	if idp != "" {
+		a.page(w, r, "leaving.html", view{Title: "Signing out", SignedOut: true, Data: template.URL(idp)})
+		return
+	}
 	a.setFlash(w, "ok", "Signed out.")
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }

@@ -1,0 +1,365 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/sso"
+)
+
+// Single sign-on (SAML 2.0): Guard is the service provider of each
+// tenant, at /saml/{tenant}/…; the IdP's POST to the ACS is the one
+// request that crosses sites, so it is the one exemption from the
+// cross-origin protection (the tracked request and the binding cookie
+// protect it instead).
+
+// acsPattern is the assertion consumer service's route, and the only
+// pattern exempt from http.CrossOriginProtection.
+const acsPattern = "POST /saml/{tenant}/acs"
+
+// maxSAMLBody bounds the body of a POST to the ACS: a signed response
+// with many group attributes is larger than the console's forms (Guard's
+// own limit, sso.DefaultMaxBodyBytes, applies inside).
+const maxSAMLBody = sso.DefaultMaxBodyBytes
+
+// The binding cookie ties an SP-initiated login to the browser that
+// started it (no login CSRF): a random value, in a cookie only the SAML
+// routes see, sent with the IdP's cross-site POST (SameSite=None, so
+// Secure), living as long as Guard tracks the request.
+const (
+	bindingCookie = "__Secure-guard-sso"
+	bindingTTL    = sso.DefaultRequestTTL
+)
+
+// newBinding returns 256 random bits, base64url.
+func newBinding() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// validBinding reports whether s has the form newBinding gives.
+func validBinding(s string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil && len(b) == 32
+}
+
+func setBinding(w http.ResponseWriter, v string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: bindingCookie, Value: v, Path: "/saml/", MaxAge: maxAge,
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteNoneMode})
+}
+
+// samlMetadata serves a tenant's SP metadata, for its IdP.
+func (a *app) samlMetadata(w http.ResponseWriter, r *http.Request) {
+	tenant := r.PathValue("tenant")
+	if _, err := a.g.Tenant(r.Context(), tenant); err != nil {
+		if errors.Is(err, guard.ErrTenantNotFound) {
+			http.NotFound(w, r)
+			return
+		}
+		a.fail(w, r, err, "/")
+		return
+	}
+	md, err := a.g.SSOMetadata(tenant)
+	if err != nil {
+		var ie *sso.InputError
+		if errors.As(err, &ie) {
+			http.NotFound(w, r)
+			return
+		}
+		a.fail(w, r, err, "/")
+		return
+	}
+	w.Header().Set("Content-Type", "application/samlmetadata+xml")
+	w.Write(md)
+}
+
+// samlLogin starts an SP-initiated login: a tracked AuthnRequest, bound
+// to this browser by the binding cookie, and the browser sent to the IdP.
+func (a *app) samlLogin(w http.ResponseWriter, r *http.Request) {
+	binding := newBinding()
+	if c, err := r.Cookie(bindingCookie); err == nil && validBinding(c.Value) {
+		binding = c.Value // another login under way in this browser keeps working
+	}
+	l, err := a.g.StartSSO(r.Context(), guard.SSOStart{Tenant: r.PathValue("tenant"), ReturnTo: localPath(r.URL.Query().Get("next")),
+		Binding: binding, IP: a.g.ClientIP(r)})
+	if err != nil {
+		a.ssoStartFailed(w, r, err)
+		return
+	}
+	setBinding(w, binding, int(bindingTTL/time.Second))
+	if l.Form != nil {
+		// An IdP that takes the HTTP-POST binding only: a page that posts
+		// the request to it, allowed by this answer's own policy.
+		nonce := newBinding()[:22]
+		origin := ""
+		if u, err := url.Parse(l.Form.Action); err == nil {
+			origin = u.Scheme + "://" + u.Host
+		}
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action "+origin+
+			"; base-uri 'none'; frame-ancestors 'none'")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(l.Form.HTML(nonce))
+		return
+	}
+	http.Redirect(w, r, l.RedirectURL, http.StatusSeeOther)
+}
+
+// ssoStartFailed answers a login that could not start.
+func (a *app) ssoStartFailed(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		ie *sso.InputError
+		re *sso.RejectError
+	)
+	switch {
+	case errors.Is(err, sso.ErrNotFound), errors.Is(err, guard.ErrTenantNotFound), errors.Is(err, guard.ErrSSONotConfigured), errors.As(err, &ie):
+		a.errorPage(w, r, http.StatusNotFound, "Single sign-on is not set up",
+			"This organisation has not connected an identity provider. Sign in with your password, or ask an owner to connect one under Security › Single sign-on.")
+	case errors.Is(err, guard.ErrTooManyAttempts):
+		a.errorPage(w, r, http.StatusTooManyRequests, "Too many attempts", "Please wait a minute and try again.")
+	case errors.As(err, &re):
+		a.logf("single sign-on cannot start: the IdP's stored metadata cannot be used: %v", re)
+		a.errorPage(w, r, http.StatusServiceUnavailable, "Single sign-on is unavailable",
+			"The identity provider's settings cannot be used (its metadata is invalid or has expired). An owner can check them under Security › Single sign-on.")
+	default:
+		a.fail(w, r, err, "/login")
+	}
+}
+
+// samlACS receives the IdP's answer: Guard checks it, signs the user in
+// and says where to go.
+func (a *app) samlACS(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	tenant := r.PathValue("tenant")
+	binding := ""
+	if c, err := r.Cookie(bindingCookie); err == nil {
+		binding = c.Value
+	}
+	res, to, err := a.g.CompleteSSO(ctx, guard.SSOResponse{Tenant: tenant, Request: r, Binding: binding,
+		IP: a.g.ClientIP(r), UserAgent: r.UserAgent()})
+	if err != nil {
+		switch {
+		case errors.Is(err, guard.ErrUnavailable):
+			a.fail(w, r, err, "/login")
+		case errors.Is(err, guard.ErrSessionLimit):
+			a.errorPage(w, r, http.StatusConflict, "Already signed in elsewhere",
+				"Your organisation allows one session per user: sign out there first.")
+		case errors.Is(err, guard.ErrIPNotAllowed):
+			a.errorPage(w, r, http.StatusForbidden, "Sign-in refused", "Sign-in from your network address is not allowed by your organisation.")
+		default:
+			// ErrSSOFailed, whatever the cause: the reason is in the
+			// sso.failed audit event, never on the page.
+			a.errorPage(w, r, http.StatusForbidden, "Single sign-on failed",
+				"Your identity provider's answer was not accepted. Start again from the sign-in page; if it keeps failing, an administrator can see why in the audit log.")
+		}
+		return
+	}
+	setBinding(w, "", -1)
+	if p, ok := guard.PrincipalFrom(ctx); ok && p.Kind == guard.KindUser {
+		// The session this browser had (perhaps of someone else) ends.
+		a.g.Logout(ctx, p)
+	}
+	a.forget(tenant) // a user may have been created
+	a.signedInAs(w, r, res, localPath(to))
+}
+
+// samlSLO is the single logout URL: the IdP's answer to a sign-out
+// started here, or the IdP asking to end a user's sessions. Only the
+// HTTP-Redirect binding (GET) is published; a POST meets the cross-origin
+// protection like any other.
+func (a *app) samlSLO(w http.ResponseWriter, r *http.Request) {
+	to, err := a.g.HandleSLO(r.Context(), r.PathValue("tenant"), r)
+	switch {
+	case errors.Is(err, guard.ErrUnavailable):
+		a.fail(w, r, err, "/")
+		return
+	case errors.Is(err, guard.ErrSSONotConfigured), errors.Is(err, sso.ErrNotFound):
+		a.errorPage(w, r, http.StatusNotFound, "Single sign-on is not set up", "This organisation has not connected an identity provider.")
+		return
+	case err != nil:
+		a.errorPage(w, r, http.StatusBadRequest, "Single logout failed",
+			"The identity provider's logout message was not accepted. If you are still signed in here, use Sign out.")
+		return
+	}
+	a.g.ClearSessionCookie(w)
+	switch {
+	case to == "":
+		a.ok(w, r, "/login", "Signed out.")
+	case localPath(to) == to:
+		a.ok(w, r, to, "Signed out, at your identity provider too.")
+	default:
+		http.Redirect(w, r, to, http.StatusSeeOther) // the answer to the IdP's request
+	}
+}
+
+// The demo tenant's IdP from -idp-metadata.
+
+// idpSource is -idp-metadata: a URL, or a file (read at start).
+type idpSource struct {
+	raw  string
+	url  *url.URL // nil for a file
+	data []byte   // the file
+}
+
+func parseIdPSource(s string) (idpSource, error) {
+	src := idpSource{raw: s}
+	switch {
+	case s == "":
+	case strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://"):
+		u, err := url.Parse(s)
+		if err != nil || u.Host == "" {
+			return idpSource{}, fmt.Errorf("-idp-metadata %q: not a URL", s)
+		}
+		src.url = u
+	default:
+		b, err := os.ReadFile(s)
+		if err != nil {
+			return idpSource{}, fmt.Errorf("-idp-metadata: %w", err)
+		}
+		src.data = b
+	}
+	return src, nil
+}
+
+// insecure reports whether the metadata URL is on loopback: the console
+// then lets Guard fetch metadata over plain http and from local
+// addresses (sso.Config.AllowInsecureMetadata), for a local evaluation
+// with the demo IdP.
+func (s idpSource) insecure() bool {
+	if s.url == nil {
+		return false
+	}
+	h := s.url.Hostname()
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// demoConnection is the demo tenant's connection before an owner changes
+// it: users created at their first sign-in, the demo IdP's groups mapped
+// to roles, and only its users' domain.
+func demoConnection() sso.Connection {
+	return sso.Connection{
+		Tenant:         demoTenant,
+		JIT:            true,
+		GroupRoles:     map[string]string{"admins": rbac.Admin, "staff": rbac.Member},
+		DefaultRole:    rbac.Member,
+		AllowedDomains: []string{"example.com"},
+	}
+}
+
+// idpRetry connects the IdP in the background until it answers.
+type idpRetry struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (r *idpRetry) stop() {
+	if r != nil {
+		r.cancel()
+		<-r.done
+	}
+}
+
+// idpRetryEvery is how often an IdP whose metadata URL did not answer is
+// tried again.
+const idpRetryEvery = 2 * time.Second
+
+// connectIdP sets the demo tenant's IdP from -idp-metadata, as the
+// system. An existing connection keeps its settings (mapping, domains,
+// just-in-time) and takes the new metadata; a new one gets
+// demoConnection's. A metadata URL that does not answer yet (the demo IdP
+// started after the console) is tried again in the background.
+func connectIdP(ctx context.Context, g *guard.Guard, src idpSource, logf func(string, ...any)) (*idpRetry, error) {
+	err := putIdP(ctx, g, src, logf)
+	var fe *sso.FetchError
+	if !errors.As(err, &fe) {
+		return nil, err
+	}
+	logf("single sign-on: the IdP's metadata at %s cannot be fetched yet (%v); trying again every %s", src.raw, fe, idpRetryEvery)
+	ctx, cancel := context.WithCancel(ctx)
+	r := &idpRetry{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		t := time.NewTicker(idpRetryEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			err := putIdP(ctx, g, src, logf)
+			if errors.As(err, &fe) {
+				continue
+			}
+			if err != nil && ctx.Err() == nil {
+				logf("single sign-on: the IdP's metadata at %s cannot be used: %v", src.raw, err)
+			}
+			return
+		}
+	}()
+	return r, nil
+}
+
+func putIdP(ctx context.Context, g *guard.Guard, src idpSource, logf func(string, ...any)) error {
+	sys := guard.System("console")
+	c, err := g.SSOConnection(ctx, sys, demoTenant)
+	switch {
+	case errors.Is(err, sso.ErrNotFound):
+		c = demoConnection()
+	case err != nil:
+		return err
+	}
+	c.MetadataURL, c.Metadata = "", ""
+	if src.url != nil {
+		c.MetadataURL = src.raw
+	} else {
+		c.Metadata = string(src.data)
+	}
+	out, err := g.SetSSOConnection(ctx, sys, c)
+	if err != nil {
+		var fe *sso.FetchError
+		if errors.As(err, &fe) {
+			return err
+		}
+		return fmt.Errorf("-idp-metadata %s: %w", src.raw, err)
+	}
+	entity := "?"
+	if idp, err := sso.ParseMetadata([]byte(out.Metadata), time.Now()); err == nil {
+		entity = idp.EntityID
+	}
+	logf("single sign-on: tenant %q signs in through the IdP %s (metadata from %s); %s", demoTenant, entity, src.raw, describe(out))
+	return nil
+}
+
+// describe sums up a connection's choices for the log.
+func describe(c sso.Connection) string {
+	var parts []string
+	if c.JIT {
+		parts = append(parts, "new users created at their first sign-in")
+	}
+	for _, m := range mappingOf(c) {
+		parts = append(parts, "group "+m.Group+" → "+m.Role)
+	}
+	if c.DefaultRole != "" {
+		parts = append(parts, "others "+c.DefaultRole)
+	}
+	if len(c.AllowedDomains) > 0 {
+		parts = append(parts, "domains "+strings.Join(c.AllowedDomains, ", "))
+	}
+	return strings.Join(parts, "; ")
+}

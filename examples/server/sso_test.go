@@ -1,0 +1,720 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"html"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/crewjam/saml/samlidp"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/rbac"
+)
+
+// Key pairs are made once per test binary: RSA key generation is slow
+// under the race detector.
+var testKeys struct {
+	once          sync.Once
+	spKey, spCert []byte
+	idpKey        *rsa.PrivateKey
+	idpCert       *x509.Certificate
+	err           error
+}
+
+func makeTestKeys() {
+	k := &testKeys
+	if k.spKey, k.spCert, k.err = newSPKey(); k.err != nil {
+		return
+	}
+	if k.idpKey, k.err = rsa.GenerateKey(rand.Reader, 2048); k.err != nil {
+		return
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test IdP"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.idpKey.PublicKey, k.idpKey)
+	if err != nil {
+		k.err = err
+		return
+	}
+	k.idpCert, k.err = x509.ParseCertificate(der)
+}
+
+// testSPKey is the console's SAML key and certificate in tests.
+func testSPKey() ([]byte, []byte, error) {
+	testKeys.once.Do(makeTestKeys)
+	return testKeys.spKey, testKeys.spCert, testKeys.err
+}
+
+// testIdP is crewjam's samlidp in process, on plain HTTP on loopback, as
+// the demo IdP (examples/idp) runs, with its administrative API open to
+// register the console and users.
+type testIdP struct {
+	t   testing.TB
+	url string
+}
+
+func newTestIdP(t testing.TB) *testIdP {
+	t.Helper()
+	testKeys.once.Do(makeTestKeys)
+	if testKeys.err != nil {
+		t.Fatal(testKeys.err)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	i := &testIdP{t: t, url: "http://" + srv.Listener.Addr().String()}
+	u, _ := url.Parse(i.url)
+	idp, err := samlidp.New(samlidp.Options{URL: *u, Key: testKeys.idpKey, Certificate: testKeys.idpCert,
+		Store: &samlidp.MemoryStore{}, Logger: log.New(io.Discard, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = idp
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return i
+}
+
+func (i *testIdP) put(path, body string) {
+	i.t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, i.url+path, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		i.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		i.t.Fatalf("PUT %s at the IdP: %s", path, resp.Status)
+	}
+}
+
+// trust registers the console's demo tenant at the IdP, from the SP
+// metadata the console serves.
+func (i *testIdP) trust(c *client) {
+	i.t.Helper()
+	resp, md := c.get("/saml/" + demoTenant + "/metadata")
+	if resp.StatusCode != 200 {
+		i.t.Fatalf("SP metadata: %d", resp.StatusCode)
+	}
+	i.put("/services/"+demoTenant, md)
+}
+
+func (i *testIdP) addUser(name, email, password string, groups ...string) {
+	i.t.Helper()
+	i.put("/users/"+name, `{"name":"`+name+`","password":"`+password+`","email":"`+email+`","common_name":"`+name+` Example","groups":["`+strings.Join(groups, `","`)+`"]}`)
+}
+
+func (i *testIdP) metadata() string {
+	i.t.Helper()
+	resp, err := http.Get(i.url + "/metadata")
+	if err != nil {
+		i.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// newSSOClient starts a console over TLS whose demo tenant is connected
+// to a test IdP with -idp-metadata, and returns a client of it, the IdP
+// (which trusts the console) and the owner's password.
+func newSSOClient(t *testing.T, clock *testClock) (*client, *testIdP, string) {
+	t.Helper()
+	idp := newTestIdP(t)
+	srv := httptest.NewUnstartedServer(nil)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	con := newTestConsoleWith(t, testOptions(t, srv.URL, clock, idp.url+"/metadata"), &testLog{t})
+	srv.Config.Handler = con.app.routes()
+	c := newClientOf(t, srv, con)
+	idp.trust(c)
+	return c, idp, con.password
+}
+
+var (
+	inputRE  = regexp.MustCompile(`<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"`)
+	actionRE = regexp.MustCompile(`<form[^>]*action="([^"]+)"`)
+)
+
+// formOf returns a page's form action and fields.
+func formOf(t testing.TB, page string) (string, url.Values) {
+	t.Helper()
+	m := actionRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no form in the page:\n%.2000s", page)
+	}
+	v := url.Values{}
+	for _, in := range inputRE.FindAllStringSubmatch(page, -1) {
+		v.Set(in[1], html.UnescapeString(in[2]))
+	}
+	return html.UnescapeString(m[1]), v
+}
+
+// visit sends a request to any site (the IdP) with the browser's cookies.
+func (c *client) visit(method, target string, form url.Values) (*http.Response, string) {
+	c.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, target, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := c.c.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+// ssoAnswer starts a sign-in with SSO at the console, signs in at the
+// IdP's form (unless the browser is signed in there), and returns the IdP's answer: the ACS URL and the form the
+// browser would post there.
+func (c *client) ssoAnswer(idp *testIdP, user, password, next string) (string, url.Values) {
+	c.t.Helper()
+	path := "/saml/" + demoTenant + "/login"
+	if next != "" {
+		path += "?next=" + url.QueryEscape(next)
+	}
+	resp, _ := c.get(path)
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, idp.url+"/sso?") {
+		c.t.Fatalf("GET %s: %d to %q, want a redirect to the IdP", path, resp.StatusCode, loc)
+	}
+	resp, page := c.visit("GET", loc, nil)
+	if resp.StatusCode != 200 {
+		c.t.Fatalf("the IdP's sign-in form: %d", resp.StatusCode)
+	}
+	action, f := formOf(c.t, page)
+	if f.Has("SAMLResponse") {
+		return action, f // signed in at the IdP already
+	}
+	f.Set("user", user)
+	f.Set("password", password)
+	_, page = c.visit("POST", action, f)
+	return formOf(c.t, page)
+}
+
+// postFrom posts a form as a browser does from a page of origin: with
+// Origin and, unless site is "", Sec-Fetch-Site.
+func (c *client) postFrom(origin, site, target string, form url.Values) (*http.Response, string) {
+	c.t.Helper()
+	req, _ := http.NewRequest("POST", target, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", origin)
+	if site != "" {
+		req.Header.Set("Sec-Fetch-Site", site)
+	}
+	resp, err := c.c.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+func cookieNamed(resp *http.Response, name string) *http.Cookie {
+	for _, k := range resp.Cookies() {
+		if k.Name == name {
+			return k
+		}
+	}
+	return nil
+}
+
+func ssoFailures(t *testing.T, c *console) []string {
+	t.Helper()
+	pg, err := c.g.QueryAudit(context.Background(), guard.System("test"), demoTenant, audit.Query{Action: string(audit.SSOFailed)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range pg.Events {
+		out = append(out, e.Reason)
+	}
+	return out
+}
+
+// A user of the IdP signs in to the console by SSO: created just in
+// time with the role their group maps to; the IdP's answer is accepted
+// once, from the browser that asked, though it comes from the IdP's site.
+func TestSSOSignIn(t *testing.T) {
+	c, idp, _ := newSSOClient(t, nil)
+	idp.addUser("alice", "Alice@Example.com", "correct horse battery", "admins")
+
+	// The SP metadata, for the IdP.
+	resp, md := c.get("/saml/demo/metadata")
+	if ct := resp.Header.Get("Content-Type"); ct != "application/samlmetadata+xml" ||
+		!strings.Contains(md, `entityID="`+c.srv.URL+`/saml/demo/metadata"`) || !strings.Contains(md, `Location="`+c.srv.URL+`/saml/demo/acs"`) {
+		t.Fatalf("SP metadata (%s):\n%s", ct, md)
+	}
+	if resp, _ := c.get("/saml/nobody/metadata"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("metadata of a tenant that does not exist: %d", resp.StatusCode)
+	}
+
+	alice := newClientOf(t, c.srv, c.con)
+	resp, _ = alice.get("/saml/demo/login?next=%2Faccount")
+	b := cookieNamed(resp, bindingCookie)
+	if b == nil || !b.Secure || !b.HttpOnly || b.SameSite != http.SameSiteNoneMode || b.Path != "/saml/" || b.MaxAge <= 0 || b.MaxAge > 600 || !validBinding(b.Value) {
+		t.Fatalf("binding cookie %+v", b)
+	}
+	acs, answer := alice.ssoAnswer(idp, "alice", "correct horse battery", "/account")
+	if acs != c.srv.URL+"/saml/demo/acs" {
+		t.Fatalf("the IdP answers at %q", acs)
+	}
+	// The IdP's page posts from the IdP's site: accepted.
+	resp, _ = alice.postFrom(idp.url, "cross-site", acs, answer)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/account" {
+		t.Fatalf("ACS: %d to %q, want a redirect to /account", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if k := cookieNamed(resp, bindingCookie); k == nil || k.MaxAge >= 0 {
+		t.Errorf("the binding cookie is not cleared after the sign-in: %+v", k)
+	}
+	code, who := alice.whoami()
+	if code != 200 || who.Email != "alice@example.com" || !who.SSO || who.Tenant != demoTenant {
+		t.Fatalf("whoami after SSO: %d %+v", code, who)
+	}
+	if roles, _ := c.con.g.RolesOf(context.Background(), guard.System("test"), demoTenant, "user:"+who.UserID); len(roles) != 1 || roles[0] != rbac.Admin {
+		t.Errorf("Alice's roles %v, want admin (group admins)", roles)
+	}
+	if _, body := alice.get("/account"); !strings.Contains(body, "alice@example.com") {
+		t.Error("the account page does not show Alice")
+	}
+
+	// The captured answer, posted again, by another browser or the same:
+	// refused, with a generic page.
+	mallory := newClientOf(t, c.srv, c.con)
+	for name, cl := range map[string]*client{"another browser": mallory, "the same browser": alice} {
+		resp, body := cl.postFrom(idp.url, "cross-site", acs, answer)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Single sign-on failed") || strings.Contains(body, "replayed") {
+			t.Errorf("replayed answer from %s: %d", name, resp.StatusCode)
+		}
+	}
+	if code, _ := mallory.whoami(); code != http.StatusUnauthorized {
+		t.Fatalf("the replayed answer signed another browser in: %d", code)
+	}
+
+	// An answer to a login started by another browser (login CSRF) is
+	// refused: the binding cookie is not there.
+	acs, answer = alice.ssoAnswer(idp, "alice", "correct horse battery", "")
+	if resp, _ := mallory.postFrom(idp.url, "cross-site", acs, answer); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("an answer delivered to another browser: %d", resp.StatusCode)
+	}
+	if code, _ := mallory.whoami(); code != http.StatusUnauthorized {
+		t.Fatal("login CSRF: another browser was signed in")
+	}
+	reasons := strings.Join(ssoFailures(t, c.con), ",")
+	for _, want := range []string{"binding_mismatch", "request_unknown"} {
+		if !strings.Contains(reasons, want) {
+			t.Errorf("sso.failed reasons %q lack %s", reasons, want)
+		}
+	}
+
+	// A user of a domain the connection does not allow is refused.
+	idp.addUser("eve", "eve@evil.example", "correct horse battery", "admins")
+	eve := newClientOf(t, c.srv, c.con)
+	acs, answer = eve.ssoAnswer(idp, "eve", "correct horse battery", "")
+	if resp, _ := eve.postFrom(idp.url, "cross-site", acs, answer); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a user of another domain: %d", resp.StatusCode)
+	}
+}
+
+// Signing out of an SSO session ends it here, then at the IdP, which
+// comes back to the console's single logout URL.
+func TestSSOSignOut(t *testing.T) {
+	c, idp, _ := newSSOClient(t, nil)
+	idp.addUser("bob", "bob@example.com", "correct horse battery", "staff")
+	bob := newClientOf(t, c.srv, c.con)
+	acs, answer := bob.ssoAnswer(idp, "bob", "correct horse battery", "")
+	if resp, _ := bob.postFrom(idp.url, "same-site", acs, answer); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ACS: %d", resp.StatusCode)
+	}
+	resp, page := bob.post("/logout", url.Values{})
+	m := regexp.MustCompile(`<meta http-equiv="refresh" content="0; url=([^"]+)">`).FindStringSubmatch(page)
+	if resp.StatusCode != 200 || m == nil || !strings.Contains(page, `id="continue-logout"`) || strings.Contains(page, `id="sign-out"`) {
+		t.Fatalf("sign-out of an SSO session: %d\n%.3000s", resp.StatusCode, page)
+	}
+	if code, _ := bob.whoami(); code != http.StatusUnauthorized {
+		t.Fatalf("the session outlived the sign-out: %d", code)
+	}
+	logout := html.UnescapeString(m[1])
+	if !strings.HasPrefix(logout, idp.url+"/slo?SAMLRequest=") {
+		t.Fatalf("sent to %q, want the IdP's single logout URL", logout)
+	}
+	resp, _ = bob.visit("GET", logout, nil)
+	back := resp.Header.Get("Location")
+	if resp.StatusCode/100 != 3 || !strings.HasPrefix(back, c.srv.URL+"/saml/demo/slo?") {
+		t.Fatalf("the IdP's answer: %d to %q", resp.StatusCode, back)
+	}
+	resp, _ = bob.visit("GET", back, nil)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
+		t.Fatalf("the console's single logout URL: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if _, body := bob.get("/login"); !strings.Contains(body, "Signed out, at your identity provider too.") {
+		t.Error("no message after the single logout")
+	}
+	// The answer is accepted once.
+	if resp, _ := bob.visit("GET", back, nil); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("the IdP's logout answer again: %d", resp.StatusCode)
+	}
+}
+
+// The ACS takes the IdP's cross-site POST; every other POST, the SAML
+// routes included, still refuses one.
+func TestSSOCrossOrigin(t *testing.T) {
+	c, idp, password := newSSOClient(t, nil)
+	c.signIn(ownerEmail, password)
+	for _, site := range []string{"cross-site", "same-site", ""} { // "": a browser that sends Origin only
+		resp, body := c.postFrom(idp.url, site, c.srv.URL+"/saml/demo/acs", url.Values{"SAMLResponse": {"x"}})
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Single sign-on failed") {
+			t.Errorf("ACS, Sec-Fetch-Site %q: %d, want Guard's refusal, not the cross-origin one", site, resp.StatusCode)
+		}
+		for _, path := range []string{"/login", "/logout", "/saml/demo/slo", "/saml/demo/login", "/saml/demo/acs/", "/saml/demo/metadata",
+			"/security", "/security/sso", "/security/sso/delete", "/security/sso/require", "/users", "/keys", "/reauth"} {
+			resp, body := c.postFrom(idp.url, site, c.srv.URL+path, url.Values{"x": {"1"}})
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Request refused") {
+				t.Errorf("POST %s from the IdP's site (Sec-Fetch-Site %q): %d, want the cross-origin refusal", path, site, resp.StatusCode)
+			}
+		}
+	}
+	if code, _ := c.whoami(); code != 200 {
+		t.Fatal("a cross-site POST signed the owner out")
+	}
+}
+
+// Require SSO, as an owner: the counts first, then password sign-in is
+// refused to everyone but the break-glass owner; the connection form
+// and its refusals.
+func TestRequireSSO(t *testing.T) {
+	clock := &testClock{}
+	c, idp, password := newSSOClient(t, clock)
+	c.signIn(ownerEmail, password)
+	_, who := c.whoami()
+	resp, _ := c.post("/users", url.Values{"email": {"sam@demo.example"}, "name": {"Sam Staff"}, "role": {"member"}, "password": {"plum tree on the hill 42"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create user: %d", resp.StatusCode)
+	}
+
+	_, page := c.get("/security/sso")
+	for _, want := range []string{
+		`id="sp-entity-id">` + c.srv.URL + `/saml/demo/metadata<`, `id="sp-acs">` + c.srv.URL + `/saml/demo/acs<`,
+		`id="idp-entity-id">` + idp.url + `/metadata<`, `<code>admins</code></td><td>→ <span class="badge">admin</span>`,
+		`id="allowed-domains">example.com<`, `id="jit"><span class="badge ok">`, `id="connection-form"`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the SSO page lacks %s", want)
+		}
+	}
+	if _, sec := c.get("/security"); !strings.Contains(sec, `id="sso-idp">`+idp.url+`/metadata<`) {
+		t.Error("the security page does not name the IdP")
+	}
+	version := field(t, page, "version")
+
+	// Turning it on shows who signs in with a password first.
+	form := url.Values{"version": {version}, "require_sso": {"on"}, "break_glass": {who.UserID}}
+	resp, page = c.post("/security/sso/require", form)
+	if resp.StatusCode != 200 || !strings.Contains(page, `id="confirm-sso"`) {
+		t.Fatalf("require SSO: %d, no confirmation step", resp.StatusCode)
+	}
+	// The owner is the break-glass owner; the invited users have no
+	// password (Guard counts them as SSO users): Sam is the one.
+	if !strings.Contains(page, `id="password-users">1<`) || !strings.Contains(page, "sam@demo.example") || !strings.Contains(page, `id="break-glass-named"`) {
+		t.Errorf("confirmation step:\n%s", page)
+	}
+	form.Set("confirm", "yes")
+	resp, _ = c.post("/security/sso/require", form)
+	if _, page = c.get(resp.Header.Get("Location")); !strings.Contains(page, "Single sign-on is required") {
+		t.Fatal("require SSO not confirmed")
+	}
+
+	sam := newClientOf(t, c.srv, c.con)
+	resp, page = sam.post("/login", url.Values{"tenant": {demoTenant}, "email": {"sam@demo.example"}, "password": {"plum tree on the hill 42"}})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "requires single sign-on") {
+		t.Errorf("password sign-in with SSO required: %d", resp.StatusCode)
+	}
+	if code, _ := sam.whoami(); code != http.StatusUnauthorized {
+		t.Fatal("Sam signed in with a password")
+	}
+	// A wrong password says nothing of SSO.
+	if _, page := sam.post("/login", url.Values{"tenant": {demoTenant}, "email": {"sam@demo.example"}, "password": {"wrong wrong wrong"}}); strings.Contains(page, "single sign-on") {
+		t.Error("a wrong password learns that SSO is required")
+	}
+	// The break-glass owner signs in with a password and a second factor
+	// (to set up now: the owner has none).
+	owner2 := newClientOf(t, c.srv, c.con)
+	if resp := owner2.signIn(ownerEmail, password); resp.Header.Get("Location") != "/login/enrol" {
+		t.Errorf("break-glass sign-in went to %q, want /login/enrol", resp.Header.Get("Location"))
+	}
+
+	ok := func(path string, form url.Values, want string) {
+		t.Helper()
+		resp, _ := c.post(path, form)
+		_, body := c.get(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusSeeOther || !strings.Contains(body, html.EscapeString(want)) {
+			t.Errorf("POST %s: %d, the page lacks %q", path, resp.StatusCode, want)
+		}
+	}
+	ok("/security/sso/delete", url.Values{}, "Require SSO is on: turn it off before removing the IdP.")
+	_, page = c.get("/security/sso")
+	ok("/security/sso/require", url.Values{"version": {field(t, page, "version")}, "break_glass": {who.UserID}}, "no longer required")
+	if resp := sam.signIn("sam@demo.example", "plum tree on the hill 42"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("password sign-in once SSO is no longer required: %d", resp.StatusCode)
+	}
+
+	// The connection form: pasted XML, the mapping and its refusals.
+	md := idp.metadata()
+	ok("/security/sso", url.Values{"metadata_xml": {md}, "group_roles": {"admins = manager\nCN=Staff,OU=Groups = member"}, "domains": {"Example.com, demo.example"},
+		"default_role": {"reports-only"}, "jit": {"on"}}, "Connected to "+idp.url+"/metadata.")
+	_, page = c.get("/security/sso")
+	for _, want := range []string{"uploaded as XML", `<code>CN=Staff,OU=Groups</code></td><td>→ <span class="badge">member</span>`,
+		`id="allowed-domains">example.com, demo.example<`, `id="default-role"><span class="badge">reports-only</span>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("after the change, the SSO page lacks %s", want)
+		}
+	}
+	ok("/security/sso", url.Values{"group_roles": {"admins = nosuchrole"}}, `There is no role "nosuchrole"`)
+	ok("/security/sso", url.Values{"group_roles": {"admins = owner"}}, "No group may be mapped to owner")
+	ok("/security/sso", url.Values{"metadata_xml": {"<nope"}}, "The metadata is not well-formed XML.")
+	ok("/security/sso", url.Values{"metadata_url": {"https://idp.example/md"}, "metadata_xml": {md}}, "not both")
+	ok("/security/sso", url.Values{"metadata_url": {"ftp://idp.example/md"}}, "The metadata URL must be an absolute https URL.")
+	ok("/security/sso", url.Values{"metadata_url": {idp.url + "/nothing-here"}}, "could not be fetched from that URL (it answered with status 404)")
+	ok("/security/sso", url.Values{"domains": {"not a domain!"}}, "The list of allowed domains has an entry that is not a domain name.")
+
+	// An SSO admin sees the page but may not change it: owners only.
+	idp.addUser("alice", "alice@example.com", "correct horse battery", "admins")
+	alice := newClientOf(t, c.srv, c.con)
+	acs, answer := alice.ssoAnswer(idp, "alice", "correct horse battery", "")
+	alice.postFrom(idp.url, "cross-site", acs, answer)
+	if resp, page := alice.get("/security/sso"); resp.StatusCode != 200 || !strings.Contains(page, "Only an owner can connect") || strings.Contains(page, `id="connection-form"`) {
+		t.Errorf("an admin on the SSO page: %d", resp.StatusCode)
+	}
+	if resp, _ := alice.post("/security/sso", url.Values{"metadata_xml": {md}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("an admin changing the IdP: %d, want 403", resp.StatusCode)
+	}
+	// Without a password, Alice confirms her identity at the IdP.
+	if _, page := alice.get("/reauth?next=%2Fsecurity"); !strings.Contains(page, `href="/saml/demo/login?next=%2fsecurity" id="reauth-sso"`) || strings.Contains(page, `id="reauth-password"`) {
+		t.Errorf("the step-up page of an SSO user:\n%s", page)
+	}
+
+	// An old sign-in must be confirmed first.
+	clock.Advance(16 * time.Minute)
+	resp, _ = c.post("/security/sso", url.Values{"jit": {"on"}})
+	if loc := resp.Header.Get("Location"); loc != "/reauth?next=%2Fsecurity%2Fsso" {
+		t.Errorf("an old sign-in changing the IdP went to %q", loc)
+	}
+	ok("/reauth", url.Values{"password": {password}, "next": {"/security/sso"}}, "Identity confirmed")
+	ok("/security/sso/delete", url.Values{}, "disconnected")
+	if _, page := c.get("/security/sso"); !strings.Contains(page, `id="no-idp"`) {
+		t.Error("the IdP is still shown")
+	}
+	ok("/security/sso/require", url.Values{"version": {field(t, page, "version")}, "require_sso": {"on"}}, "Connect your identity provider before requiring single sign-on.")
+	resp, page = c.get("/saml/demo/login")
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "not set up") {
+		t.Errorf("sign in with SSO without an IdP: %d", resp.StatusCode)
+	}
+}
+
+// syncBuffer is the output of a console running in the background.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor waits until the output matches re and returns the first group.
+func (s *syncBuffer) waitFor(t *testing.T, re string, done <-chan error) string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := rx.FindStringSubmatch(s.String()); m != nil {
+			return m[len(m)-1]
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the console stopped: %v\n%s", err, s)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("no %q in the output:\n%s", re, s)
+	return ""
+}
+
+// The command as `go run ./examples/server -memory -idp-metadata FILE`
+// starts it: the demo tenant signs in through the IdP of the file.
+func TestStartWithIdPMetadataFile(t *testing.T) {
+	idp := newTestIdP(t)
+	file := filepath.Join(t.TempDir(), "idp.xml")
+	if err := os.WriteFile(file, []byte(idp.metadata()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-memory", "-addr", "127.0.0.1:0", "-idp-metadata", file}, out) }()
+	base := out.waitFor(t, `Guard evaluation console: (http://127\.0\.0\.1:\d+)/`, done)
+	if !strings.Contains(out.String(), `tenant "demo" signs in through the IdP `+idp.url+`/metadata (metadata from `+file+`)`) {
+		t.Errorf("the IdP is not announced:\n%s", out)
+	}
+	if strings.Contains(out.String(), "AllowInsecureMetadata") {
+		t.Error("metadata from a file allowed insecure metadata URLs")
+	}
+	resp, err := http.Get(base + "/saml/demo/metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(md), `entityID="`+base+`/saml/demo/metadata"`) {
+		t.Fatalf("SP metadata: %s\n%s", resp.Status, md)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noRedirect.Get(base + "/saml/demo/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !strings.HasPrefix(resp.Header.Get("Location"), idp.url+"/sso?SAMLRequest=") {
+		t.Errorf("sign in with SSO goes to %q", resp.Header.Get("Location"))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"-idp-metadata", filepath.Join(t.TempDir(), "missing.xml"), "-memory", "-addr", "127.0.0.1:0"}, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "-idp-metadata") {
+		t.Errorf("a missing metadata file: %v", err)
+	}
+}
+
+// The IdP may start after the console: its metadata URL is tried again
+// until it answers. A loopback URL allows plain-HTTP metadata, and says so.
+func TestIdPStartsLater(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there yet
+	out := &syncBuffer{}
+	con := newTestConsoleWith(t, testOptions(t, "https://console.test", nil, "http://"+addr+"/metadata"), out)
+	if !strings.Contains(out.String(), "AllowInsecureMetadata") || !strings.Contains(out.String(), "cannot be fetched yet") {
+		t.Fatalf("start-up log:\n%s", out)
+	}
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the port was taken meanwhile: %v", err)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Listener.Close()
+	srv.Listener = ln
+	u, _ := url.Parse("http://" + addr)
+	testKeys.once.Do(makeTestKeys)
+	idp, err := samlidp.New(samlidp.Options{URL: *u, Key: testKeys.idpKey, Certificate: testKeys.idpCert, Store: &samlidp.MemoryStore{}, Logger: log.New(io.Discard, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = idp
+	srv.Start()
+	defer srv.Close()
+	out.waitFor(t, `(signs in through the IdP http://`+regexp.QuoteMeta(addr)+`/metadata)`, nil)
+	c, err := con.g.SSOConnection(context.Background(), guard.System("test"), demoTenant)
+	if err != nil || !c.JIT || c.GroupRoles["admins"] != rbac.Admin || c.DefaultRole != rbac.Member || strings.Join(c.AllowedDomains, ",") != "example.com" {
+		t.Fatalf("connection %+v, %v", c, err)
+	}
+}
+
+// The SP key is made once and kept in the key file: a restarted console
+// publishes the certificate the IdP already trusts; a key file from
+// before SSO gets one, its other keys unchanged.
+func TestSPKeyKept(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions(t, "https://console.test", nil, "")
+	o.db = filepath.Join(dir, "guard.db")
+	calls := 0
+	o.newSPKey = func() ([]byte, []byte, error) { calls++; return testSPKey() }
+	first, err := newConsole(context.Background(), o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md1, _ := first.g.SSOMetadata(demoTenant)
+	first.Close()
+	second := newTestConsoleWith(t, o, nil)
+	md2, _ := second.g.SSOMetadata(demoTenant)
+	if calls != 1 || !bytes.Equal(md1, md2) {
+		t.Errorf("the SP key was made %d times; metadata unchanged: %v", calls, bytes.Equal(md1, md2))
+	}
+	if fi, err := os.Stat(o.db + ".keys"); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file: %v %v", fi, err)
+	}
+
+	old := filepath.Join(dir, "old.keys")
+	os.WriteFile(old, []byte(`{"audit":"`+strings.Repeat("A", 43)+`=","mfa":"`+strings.Repeat("B", 43)+`="}`), 0o600)
+	s, created, err := loadSecrets(old, testSPKey)
+	if err != nil || len(created) != 1 || !strings.Contains(created[0], "SAML") || s.Audit[0] != 0 || s.MFA[0] != 4 {
+		t.Fatalf("upgrade: %v %v %v", s.Audit[:1], created, err)
+	}
+	again, created, err := loadSecrets(old, func() ([]byte, []byte, error) { return nil, nil, errors.New("made again") })
+	if err != nil || len(created) != 0 || !bytes.Equal(again.SAMLCert, s.SAMLCert) || !bytes.Equal(again.Audit, s.Audit) {
+		t.Fatalf("after the upgrade: %v %v", created, err)
+	}
+	if _, _, err := again.serviceProvider(); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(old, []byte(`{"audit":"`+strings.Repeat("A", 43)+`=","mfa":"`+strings.Repeat("B", 43)+`=","saml_key":"AAAA"}`), 0o600)
+	if _, _, err := loadSecrets(old, testSPKey); err == nil {
+		t.Error("a key file with a key and no certificate was accepted")
+	}
+}
+
+// The SAML routes without an IdP connection, and the sign-in page's link.
+func TestSSOWithoutIdP(t *testing.T) {
+	c, _ := newClient(t)
+	_, page := c.get("/login?next=%2Fusers")
+	if !strings.Contains(page, `href="/saml/demo/login?next=%2fusers" id="sso"`) {
+		t.Errorf("the sign-in page's SSO link:\n%s", page)
+	}
+	resp, page := c.get("/saml/demo/login")
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "Single sign-on is not set up") {
+		t.Errorf("sign in with SSO without an IdP: %d", resp.StatusCode)
+	}
+	if resp, _ := c.get("/saml/nobody/login"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("sign in with SSO to no tenant: %d", resp.StatusCode)
+	}
+	if resp, _ := c.get("/saml/demo/slo?SAMLResponse=x"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("single logout without an IdP: %d", resp.StatusCode)
+	}
+}

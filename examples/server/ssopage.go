@@ -1,0 +1,403 @@
+package main
+
+import (
+	"encoding/xml"
+	"errors"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/sso"
+)
+
+// Security › Single sign-on: what to give the IdP, the tenant's IdP
+// connection, and "require SSO" with the break-glass owner. Everyone with
+// settings:read sees it; only owners change it (Guard refuses others).
+
+type ssoView struct {
+	SP       spInfo
+	Conn     *sso.Connection // nil: no IdP yet
+	IdP      *sso.IdP        // the connection's metadata, parsed; nil if unusable
+	IdPError string          // why it is unusable
+	Mapping  []groupRole
+	Pol      guard.Policy // effective
+	Version  int64
+	Roles    []rbac.RoleInfo // for the default role, owner left out
+	CanEdit  bool            // the viewer is an owner
+	Insecure bool            // http metadata URLs on loopback are accepted
+	Owners   []guard.UserAccess
+	Adoption guard.Adoption
+	At       time.Time
+	// The confirmation step of requiring SSO.
+	Confirm       bool
+	Form          url.Values
+	BreakGlass    *guard.UserAccess
+	PasswordUsers []guard.UserAccess // active users who sign in with a password (break-glass owner aside)
+	PasswordTotal int
+}
+
+// spInfo is what an IdP administrator enters: read from the SP metadata
+// Guard publishes, so the page shows exactly what the IdP will read.
+type spInfo struct {
+	EntityID, MetadataURL, ACSURL, SLOURL string
+}
+
+type groupRole struct{ Group, Role string }
+
+// maxPasswordUsersShown bounds the list of users who would have to use SSO.
+const maxPasswordUsersShown = 50
+
+func (a *app) ssoPage(w http.ResponseWriter, r *http.Request) {
+	v, err := a.ssoData(r, r.URL.Query().Has("refresh"))
+	if err != nil {
+		a.fail(w, r, err, "/security")
+		return
+	}
+	a.page(w, r, "sso.html", view{Title: "Single sign-on", Nav: "sso", Data: v})
+}
+
+func (a *app) ssoData(r *http.Request, fresh bool) (ssoView, error) {
+	p := principal(r)
+	ctx := r.Context()
+	v := ssoView{Insecure: a.insecureMetadata}
+	var err error
+	if v.SP, err = a.spInfo(p.Tenant); err != nil {
+		return ssoView{}, err
+	}
+	c, err := a.g.SSOConnection(ctx, p, p.Tenant)
+	switch {
+	case err == nil:
+		v.Conn, v.Mapping = &c, mappingOf(c)
+		var ie *sso.InputError
+		if v.IdP, err = sso.ParseMetadata([]byte(c.Metadata), a.now()); errors.As(err, &ie) {
+			v.IdP, v.IdPError = nil, ssoInputSentence(ie)
+		}
+	case !errors.Is(err, sso.ErrNotFound):
+		return ssoView{}, err
+	}
+	t, err := a.g.Tenant(ctx, p.Tenant)
+	if err != nil {
+		return ssoView{}, err
+	}
+	v.Version = t.Version
+	if v.Pol, err = a.g.EffectivePolicy(ctx, p.Tenant); err != nil {
+		return ssoView{}, err
+	}
+	ad, err := a.adoption(r, fresh)
+	if err != nil {
+		return ssoView{}, err
+	}
+	v.Adoption, v.At = ad.Adoption, ad.at
+	roles, err := a.g.RolesOf(ctx, p, p.Tenant, "user:"+p.UserID)
+	if err != nil && !errors.Is(err, guard.ErrRolesNotConfigured) {
+		return ssoView{}, err
+	}
+	v.CanEdit = slices.Contains(roles, rbac.Owner)
+	if !v.CanEdit {
+		return v, nil
+	}
+	all, err := a.g.Roles(ctx, p, p.Tenant)
+	if err != nil && !errors.Is(err, guard.ErrRolesNotConfigured) {
+		return ssoView{}, err
+	}
+	for _, role := range all {
+		if role.Name != rbac.Owner {
+			v.Roles = append(v.Roles, role)
+		}
+	}
+	err = a.eachUser(r, func(u guard.UserAccess) {
+		if u.Owner && u.Status == auth.StatusActive {
+			v.Owners = append(v.Owners, u)
+		}
+	})
+	return v, err
+}
+
+// eachUser calls f with every user of the viewer's tenant, a page at a
+// time.
+func (a *app) eachUser(r *http.Request, f func(guard.UserAccess)) error {
+	p := principal(r)
+	after := ""
+	for {
+		rows, err := a.g.ListUserAccess(r.Context(), p, p.Tenant, after, 1000)
+		if err != nil {
+			return err
+		}
+		for _, u := range rows {
+			f(u)
+		}
+		if len(rows) < 1000 {
+			return nil
+		}
+		after = rows[len(rows)-1].ID
+	}
+}
+
+// spInfo reads the tenant's SP metadata.
+func (a *app) spInfo(tenant string) (spInfo, error) {
+	md, err := a.g.SSOMetadata(tenant)
+	if err != nil {
+		return spInfo{}, err
+	}
+	var doc struct {
+		EntityID string `xml:"entityID,attr"`
+		SP       struct {
+			ACS []endpoint `xml:"AssertionConsumerService"`
+			SLO []endpoint `xml:"SingleLogoutService"`
+		} `xml:"SPSSODescriptor"`
+	}
+	if err := xml.Unmarshal(md, &doc); err != nil {
+		return spInfo{}, err
+	}
+	info := spInfo{EntityID: doc.EntityID, MetadataURL: doc.EntityID}
+	for _, e := range doc.SP.ACS {
+		if e.Binding == "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" && info.ACSURL == "" {
+			info.ACSURL = e.Location
+		}
+	}
+	for _, e := range doc.SP.SLO {
+		if info.SLOURL == "" {
+			info.SLOURL = e.Location
+		}
+	}
+	return info, nil
+}
+
+type endpoint struct {
+	Binding  string `xml:"Binding,attr"`
+	Location string `xml:"Location,attr"`
+}
+
+// mappingOf returns a connection's group → role mapping, sorted by group.
+func mappingOf(c sso.Connection) []groupRole {
+	var out []groupRole
+	for _, g := range slices.Sorted(maps.Keys(c.GroupRoles)) {
+		out = append(out, groupRole{Group: g, Role: c.GroupRoles[g]})
+	}
+	return out
+}
+
+// setSSOConnection saves the connection form: the IdP's metadata (a URL,
+// fetched now, or pasted XML; neither keeps the current metadata), the
+// group → role mapping, just-in-time users and the allowed domains.
+func (a *app) setSSOConnection(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	p := principal(r)
+	ctx := r.Context()
+	const back = "/security/sso"
+	cur, err := a.g.SSOConnection(ctx, p, p.Tenant)
+	exists := err == nil
+	if err != nil && !errors.Is(err, sso.ErrNotFound) {
+		a.failOr(w, r, err, back)
+		return
+	}
+	c := sso.Connection{Tenant: p.Tenant}
+	if exists {
+		c = cur // the settings the form does not show are kept
+	}
+	mdURL, mdXML := strings.TrimSpace(r.PostForm.Get("metadata_url")), strings.TrimSpace(r.PostForm.Get("metadata_xml"))
+	switch {
+	case mdURL != "" && mdXML != "":
+		a.flashBack(w, r, back, "Give the metadata URL or paste the XML, not both.")
+		return
+	case mdXML != "":
+		c.MetadataURL, c.Metadata = "", mdXML
+	case mdURL != "":
+		c.MetadataURL, c.Metadata = mdURL, "" // fetched now
+	case !exists:
+		a.flashBack(w, r, back, "Give your identity provider's metadata URL, or paste its metadata XML.")
+		return
+	}
+	c.JIT = r.PostForm.Get("jit") == "on"
+	c.SyncRoles = r.PostForm.Get("sync_roles") == "on"
+	c.AllowedDomains = nil
+	for _, d := range splitEntries(r.PostForm.Get("domains")) {
+		c.AllowedDomains = append(c.AllowedDomains, strings.ToLower(d))
+	}
+	roles, err := a.g.Roles(ctx, p, p.Tenant)
+	if err != nil && !errors.Is(err, guard.ErrRolesNotConfigured) {
+		a.failOr(w, r, err, back)
+		return
+	}
+	known := func(name string) bool {
+		return slices.ContainsFunc(roles, func(ri rbac.RoleInfo) bool { return ri.Name == name })
+	}
+	var bad string
+	if c.GroupRoles, bad = parseMapping(r.PostForm.Get("group_roles"), known); bad != "" {
+		a.flashBack(w, r, back, bad)
+		return
+	}
+	c.DefaultRole = r.PostForm.Get("default_role")
+	if c.DefaultRole != "" && !known(c.DefaultRole) {
+		a.flashBack(w, r, back, "There is no role "+strconv.Quote(c.DefaultRole)+".")
+		return
+	}
+	out, err := a.g.SetSSOConnection(ctx, p, c)
+	if err != nil {
+		a.ssoFailOr(w, r, err, back)
+		return
+	}
+	a.forget(p.Tenant)
+	entity := "your identity provider"
+	if idp, err := sso.ParseMetadata([]byte(out.Metadata), a.now()); err == nil {
+		entity = idp.EntityID
+	}
+	a.ok(w, r, back, "Connected to %s. Your users can now sign in with SSO.", entity)
+}
+
+// parseMapping reads "group = role" lines (a group may itself contain
+// '=', as LDAP names do: the role is after the last one).
+func parseMapping(s string, known func(string) bool) (map[string]string, string) {
+	m := map[string]string{}
+	for line := range strings.Lines(s) {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		i := strings.LastIndex(line, "=")
+		if i < 0 {
+			return nil, "Write the group mapping as one \"group = role\" per line."
+		}
+		group, role := strings.TrimSpace(line[:i]), strings.TrimSpace(line[i+1:])
+		switch {
+		case group == "" || role == "":
+			return nil, "Write the group mapping as one \"group = role\" per line."
+		case role == rbac.Owner:
+			return nil, "No group may be mapped to owner: owners are named here, never by the IdP."
+		case !known(role):
+			return nil, "There is no role " + strconv.Quote(role) + " (group " + strconv.Quote(group) + ")."
+		}
+		m[group] = role
+	}
+	if len(m) == 0 {
+		return nil, ""
+	}
+	return m, ""
+}
+
+// deleteSSOConnection disconnects the tenant's IdP.
+func (a *app) deleteSSOConnection(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	if err := a.g.DeleteSSOConnection(r.Context(), p, p.Tenant); err != nil {
+		a.ssoFailOr(w, r, err, "/security/sso")
+		return
+	}
+	a.forget(p.Tenant)
+	a.ok(w, r, "/security/sso", "The identity provider is disconnected: single sign-on is off.")
+}
+
+// setRequireSSO turns "require SSO" on or off and names the break-glass
+// owner. Turning it on first shows the confirmation step: how many users
+// use SSO, MFA or neither, and who signs in with a password today.
+func (a *app) setRequireSSO(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	p := principal(r)
+	ctx := r.Context()
+	const back = "/security/sso"
+	t, err := a.g.Tenant(ctx, p.Tenant)
+	if err != nil {
+		a.fail(w, r, err, back)
+		return
+	}
+	pol := t.Policy
+	pol.RequireSSO = r.PostForm.Get("require_sso") == "on"
+	pol.BreakGlassUser = r.PostForm.Get("break_glass")
+	version, _ := strconv.ParseInt(r.PostForm.Get("version"), 10, 64)
+	if pol.RequireSSO && !t.Policy.RequireSSO && r.PostForm.Get("confirm") != "yes" {
+		v, err := a.ssoData(r, true)
+		if err != nil {
+			a.fail(w, r, err, back)
+			return
+		}
+		if v.Conn == nil {
+			a.flashBack(w, r, back, "Connect your identity provider before requiring single sign-on.")
+			return
+		}
+		err = a.eachUser(r, func(u guard.UserAccess) {
+			switch {
+			case u.ID == pol.BreakGlassUser:
+				v.BreakGlass = &u
+			case u.Status == auth.StatusActive && !u.SSO:
+				v.PasswordTotal++
+				if len(v.PasswordUsers) < maxPasswordUsersShown {
+					v.PasswordUsers = append(v.PasswordUsers, u)
+				}
+			}
+		})
+		if err != nil {
+			a.fail(w, r, err, back)
+			return
+		}
+		v.Confirm, v.Form = true, r.PostForm
+		a.page(w, r, "sso.html", view{Title: "Require single sign-on?", Nav: "sso", Data: v})
+		return
+	}
+	a.forget(p.Tenant)
+	if _, err := a.g.SetPolicy(ctx, p, p.Tenant, pol, version); err != nil {
+		a.ssoFailOr(w, r, err, back)
+		return
+	}
+	if pol.RequireSSO {
+		a.ok(w, r, back, "Single sign-on is required: password sign-in is refused, except for the break-glass owner.")
+		return
+	}
+	a.ok(w, r, back, "Single sign-on is no longer required: users with a password may use it again.")
+}
+
+// ssoFailOr shows the refusals of SSO settings in the words of the page,
+// and hands everything else to failOr.
+func (a *app) ssoFailOr(w http.ResponseWriter, r *http.Request, err error, back string) {
+	var (
+		pe *guard.PolicyError
+		fe *sso.FetchError
+		ie *sso.InputError
+	)
+	switch {
+	case errors.As(err, &pe) && pe.Field == "RequireSSO":
+		a.flashBack(w, r, back, "Require SSO "+pe.Reason+".")
+	case errors.As(err, &pe) && pe.Field == "BreakGlassUser":
+		a.flashBack(w, r, back, "The break-glass owner "+pe.Reason+".")
+	case errors.As(err, &fe):
+		a.logf("single sign-on: %v", fe)
+		msg := "Your identity provider's metadata could not be fetched from that URL"
+		if fe.Status != 0 {
+			msg += " (it answered with status " + strconv.Itoa(fe.Status) + ")"
+		}
+		a.flashBack(w, r, back, msg+". Check the URL, or paste the metadata XML instead.")
+	case errors.As(err, &ie):
+		a.flashBack(w, r, back, ssoInputSentence(ie))
+	case errors.Is(err, sso.ErrNotFound):
+		a.flashBack(w, r, back, "No identity provider is connected.")
+	default:
+		a.failOr(w, r, err, back)
+	}
+}
+
+// ssoInputSentence says what is wrong with a connection field.
+func ssoInputSentence(ie *sso.InputError) string {
+	name, ok := map[string]string{
+		"Metadata": "The metadata", "MetadataURL": "The metadata URL", "AllowedDomains": "The list of allowed domains",
+		"GroupRoles": "The group mapping", "DefaultRole": "The default role", "ExtraCertificates": "The extra certificates",
+	}[ie.Field]
+	if !ok {
+		return sentence(ie.Error())
+	}
+	return name + " " + ie.Reason + "."
+}
+
+// flashBack shows an error on back.
+func (a *app) flashBack(w http.ResponseWriter, r *http.Request, back, msg string) {
+	a.setFlash(w, "error", msg)
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
