@@ -13,7 +13,8 @@
 //   - password sign-in with argon2id, a NIST SP 800-63B password policy,
 //     per-account and per-IP throttling with growing locks, CAPTCHA after
 //     failures, and no user enumeration (Login, ChangePassword,
-//     ForgotPassword, ResetPassword);
+//     ForgotPassword, ResetPassword); a signed-in user changes their own
+//     email after a step-up (ChangeEmail);
 //   - second factors (Config.MFA): TOTP, email and SMS codes, recovery
 //     codes, a pending sign-in between the steps (CompleteLogin,
 //     SendLoginCode, BeginTOTP, ConfirmFactor…), "require MFA" with

@@ -110,6 +110,10 @@ func (h *handle) RecordLogin(ctx context.Context, t, id string, at time.Time) (a
 	h.check()
 	return h.users.RecordLogin(ctx, t, id, at)
 }
+func (h *handle) SetEmail(ctx context.Context, t, id, e string) error {
+	h.check()
+	return h.users.SetEmail(ctx, t, id, e)
+}
 func (h *handle) Append(ctx context.Context, t string, evs []audit.Event) error {
 	h.check()
 	return h.audit.Append(ctx, t, evs)

@@ -84,7 +84,8 @@ const (
 	UserReactivated  Action = "user.reactivated"
 	UserDeleted      Action = "user.deleted"
 	UserUnlocked     Action = "user.unlocked"
-	UserInvited      Action = "user.invited" // a set-password link was sent
+	UserInvited      Action = "user.invited"       // a set-password link was sent
+	UserEmailChanged Action = "user.email_changed" // Meta: old_email, new_email, sessions_ended; Reason email_taken when refused
 	PasswordChanged  Action = "password.changed"
 	PasswordRejected Action = "password.rejected" // a new password refused by policy (Reason: the rule)
 	PasswordRehashed Action = "password.rehashed"
@@ -104,7 +105,7 @@ var Actions = []Action{
 	ApprovalRequested, ApprovalApproved, ApprovalRejected, ApprovalConsumed, ReviewCompleted,
 	SSOSucceeded, SSOFailed, SSOConfigured, LoginBreakGlass,
 	SessionCreated, SessionRotated, SessionEvicted, SessionRevoked, SessionExpired,
-	UserCreated, UserDeactivated, UserReactivated, UserDeleted, UserUnlocked, UserInvited,
+	UserCreated, UserDeactivated, UserReactivated, UserDeleted, UserUnlocked, UserInvited, UserEmailChanged,
 	PasswordChanged, PasswordRejected, PasswordRehashed,
 	TenantCreated, TenantPolicySet, AuditPurged, AccessDenied,
 }

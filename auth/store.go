@@ -45,6 +45,15 @@ type UserUpdater interface {
 	// RecordLogin sets LastLoginAt to at and returns the user as stored
 	// after the update (so the caller sees a status changed concurrently).
 	RecordLogin(ctx context.Context, tenant, id string, at time.Time) (User, error)
+	// SetEmail sets the user's email to email, a canonical email, and
+	// changes no other field. The user's previous email is free at once:
+	// UserByEmail no longer finds it, and another user may take it. When
+	// another user of the tenant has email, SetEmail returns
+	// ErrDuplicateEmail and changes nothing; users of other tenants do not
+	// count. Setting the user's current email is a no-op that succeeds.
+	// When the user does not exist it returns ErrNotFound, whether or not
+	// email is taken.
+	SetEmail(ctx context.Context, tenant, id, email string) error
 }
 
 // ThrottleStore counts authentication attempts per key (an account, a client

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -245,6 +246,96 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 		}
 		c.wantNoID("t", "u")
 	})
+	t.Run("MoveToSameEmail", func(t *testing.T) {
+		// n users each try to move to one email: exactly one gets it, the
+		// others keep their own, and the winner's old email is free.
+		c := &userChecker{t: t, st: newStore(t)}
+		us := make([]auth.User, n)
+		for i := range us {
+			us[i] = mkUser("t", fmt.Sprint("u", i))
+			c.create(us[i])
+		}
+		const target = "same@example.com"
+		var mu sync.Mutex
+		var won []int
+		parallel(n, func(i int) {
+			err := c.st.SetEmail(t.Context(), "t", us[i].ID, target)
+			switch {
+			case err == nil:
+				mu.Lock()
+				won = append(won, i)
+				mu.Unlock()
+			case !errors.Is(err, auth.ErrDuplicateEmail):
+				t.Errorf("SetEmail(%s) = %v, want nil or ErrDuplicateEmail", ref(us[i]), err)
+			}
+		})
+		if len(won) != 1 {
+			t.Fatalf("%d SetEmails to one email succeeded, want exactly 1: %v", len(won), won)
+		}
+		w := won[0]
+		old := us[w].Email
+		us[w].Email = target
+		c.wantUser(us[w]) // UserByEmail(target) finds the winner
+		c.wantNoEmail("t", old)
+		for i, u := range us {
+			if i != w {
+				c.wantUser(u)
+			}
+		}
+		// Another user takes the winner's old email.
+		taker := (w + 1) % n
+		c.setEmail("t", us[taker].ID, old)
+		c.wantNoEmail("t", fmt.Sprint("u", taker, "@example.com"))
+		us[taker].Email = old
+		c.wantAll("t", us...)
+	})
+	t.Run("SetEmailRacesCreate", func(t *testing.T) {
+		// Half the goroutines create a user with the email, half move an
+		// existing user to it: one of them, in all, gets it.
+		c := &userChecker{t: t, st: newStore(t)}
+		const target = "contested@example.com"
+		movers := make([]auth.User, n/2)
+		for i := range movers {
+			movers[i] = mkUser("t", fmt.Sprint("m", i))
+			c.create(movers[i])
+		}
+		var wins atomic.Int32
+		parallel(n, func(i int) {
+			var err error
+			if i%2 == 0 {
+				err = c.st.SetEmail(t.Context(), "t", movers[i/2].ID, target)
+			} else {
+				u := mkUser("t", fmt.Sprint("c", i))
+				u.Email = target
+				err = c.st.CreateUser(t.Context(), u)
+			}
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case !errors.Is(err, auth.ErrDuplicateEmail):
+				t.Errorf("goroutine %d: %v, want nil or ErrDuplicateEmail", i, err)
+			}
+		})
+		if w := wins.Load(); w != 1 {
+			t.Fatalf("%d of the CreateUsers and SetEmails to one email succeeded, want exactly 1", w)
+		}
+		got, err := c.st.UserByEmail(t.Context(), "t", target)
+		if err != nil {
+			t.Fatalf("UserByEmail(%q): %v", target, err)
+		}
+		// The losing movers are as they were; the users are the movers
+		// plus the winner if it was created.
+		want := slices.Clone(movers)
+		if !strings.HasPrefix(got.ID, "m") {
+			want = append(want, mkUser("t", got.ID))
+		}
+		for i, u := range want {
+			if u.ID == got.ID {
+				want[i].Email = target
+			}
+		}
+		c.wantAll("t", want...)
+	})
 	t.Run("RehashOnce", func(t *testing.T) {
 		// Logins that all read the same old hash race to replace it.
 		c := &userChecker{t: t, st: newStore(t)}
@@ -330,7 +421,8 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 			}
 			return auth.StatusDeactivated
 		}
-		parallel(3, func(g int) {
+		email := func(i int) string { return fmt.Sprintf("e%d@example.com", i) }
+		parallel(4, func(g int) {
 			for i := range rounds {
 				var err error
 				switch g {
@@ -344,6 +436,8 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 					}
 				case 2:
 					err = c.st.SetPassword(t.Context(), "t", "u", hashOf(fmt.Sprint("p", i)), pwAt(i), rounds+1)
+				case 3:
+					err = c.st.SetEmail(t.Context(), "t", "u", email(i))
 				}
 				if err != nil {
 					t.Errorf("goroutine %d, round %d: %v", g, i, err)
@@ -352,6 +446,7 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 			}
 		})
 		u.Status = status(rounds - 1)
+		u.Email = email(rounds - 1)
 		u.LastLoginAt = loginAt(rounds - 1)
 		u.PasswordHash, u.PasswordChangedAt = hashOf(fmt.Sprint("p", rounds-1)), pwAt(rounds-1)
 		u.PasswordHistory = []string{hashOf("u-0")}

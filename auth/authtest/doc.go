@@ -64,7 +64,8 @@
 // RunConcurrent hammers one store from many goroutines and checks that each
 // method is one atomic step: N parallel attempts on one key never get more
 // than Limit.Max reservations before the lock, Releases never take a count
-// below zero or lose one, emails and ids stay unique, a rehash wins once,
-// concurrent updates of a user lose nothing, and RecordLogin returns the
-// user as its own update left it.
+// below zero or lose one, emails and ids stay unique (users racing with
+// SetEmail, or with SetEmail and CreateUser, to one email: exactly one gets
+// it), a rehash wins once, concurrent updates of a user lose nothing, and
+// RecordLogin returns the user as its own update left it.
 package authtest

@@ -62,6 +62,7 @@ func runUsers(t *testing.T, newStore func(t *testing.T) Users) {
 		{"SetPassword", setPasswordTests},
 		{"RehashPassword", rehashTests},
 		{"RecordLogin", recordLoginTests},
+		{"SetEmail", setEmailTests},
 		{"MissingUser", missingTests},
 		{"Copies", copyTests},
 		{"Tenants", userTenantTests},
@@ -495,6 +496,109 @@ var recordLoginTests = []test[*userChecker]{
 	}},
 }
 
+var setEmailTests = []test[*userChecker]{
+	{"SetsEmailOnly", func(t *testing.T, c *userChecker) {
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		a.PasswordHistory = hashes("h2", "h1")
+		a.LastLoginAt = base.Add(-time.Hour + 7*time.Microsecond)
+		c.create(a, b)
+		old := a.Email
+		for _, e := range []string{"zoë.o'brien+guard@exämple.com", "a.new@example.org"} {
+			c.setEmail("t", "a", e)
+			a.Email = e
+			c.wantUser(a)
+		}
+		c.wantNoEmail("t", old)
+		c.wantNoEmail("t", "zoë.o'brien+guard@exämple.com")
+		c.wantUser(b)
+		c.wantAll("t", a, b)
+	}},
+	{"LongestEmail", func(t *testing.T, c *userChecker) {
+		domain := strings.Repeat("d", 63) + "." + strings.Repeat("e", 63) + "." + strings.Repeat("f", 57) + ".com"
+		u := mkUser("t", "u")
+		c.create(u)
+		u.Email = strings.Repeat("l", 64-len("ü")) + "ü" + "@" + domain
+		if len(u.Email) != auth.MaxEmailBytes {
+			t.Fatalf("suite bug: email of %d bytes", len(u.Email))
+		}
+		c.setEmail("t", "u", u.Email)
+		c.wantUser(u)
+	}},
+	{"FreesPreviousEmails", func(t *testing.T, c *userChecker) {
+		// a moves twice; b takes a's first email by SetEmail and a new
+		// user takes the second by CreateUser.
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		c.create(a, b)
+		first := a.Email
+		c.setEmail("t", "a", "second@example.com")
+		c.setEmail("t", "a", "third@example.com")
+		a.Email = "third@example.com"
+		c.wantNoEmail("t", first)
+		c.wantNoEmail("t", "second@example.com")
+		c.setEmail("t", "b", first)
+		b.Email = first
+		n := mkUser("t", "n")
+		n.Email = "second@example.com"
+		c.create(n)
+		c.wantUser(a)
+		c.wantUser(b)
+		c.wantUser(n)
+		c.wantNoEmail("t", "b@example.com")
+		c.wantAll("t", a, b, n)
+	}},
+	{"DuplicateChangesNothing", func(t *testing.T, c *userChecker) {
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		a.PasswordHistory = hashes("h1")
+		c.create(a, b)
+		c.setEmailErr("t", "a", b.Email, auth.ErrDuplicateEmail)
+		c.setEmailErr("t", "b", a.Email, auth.ErrDuplicateEmail)
+		c.wantUser(a)
+		c.wantUser(b)
+		c.wantAll("t", a, b)
+		// The refused change left a's email where it was: a can still
+		// move, and nobody took its email.
+		c.setEmail("t", "a", "free@example.com")
+		a.Email = "free@example.com"
+		c.wantUser(a)
+		c.wantNoEmail("t", "a@example.com")
+	}},
+	{"OtherTenantsDoNotCount", func(t *testing.T, c *userChecker) {
+		a, g := mkUser("acme", "a"), mkUser("globex", "g")
+		c.create(a, g)
+		c.setEmail("acme", "a", g.Email)
+		a.Email = g.Email
+		c.wantUser(a)
+		c.wantUser(g)
+		c.setEmail("globex", "g", "g2@example.com")
+		g.Email = "g2@example.com"
+		c.wantUser(a)
+		c.wantUser(g)
+		c.wantNoEmail("globex", "g@example.com")
+	}},
+	{"CurrentEmailIsNoOp", func(t *testing.T, c *userChecker) {
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		a.PasswordHistory = hashes("h1")
+		c.create(a, b)
+		c.setEmail("t", "a", a.Email)
+		c.setEmail("t", "a", a.Email)
+		c.wantUser(a)
+		c.wantUser(b)
+		c.wantAll("t", a, b)
+	}},
+	{"NotFoundEvenIfEmailTaken", func(t *testing.T, c *userChecker) {
+		a := mkUser("t", "a")
+		c.create(a)
+		for _, id := range []string{"nobody", "A", ""} {
+			c.setEmailErr("t", id, a.Email, auth.ErrNotFound)
+			c.wantNoID("t", id)
+		}
+		c.setEmailErr("other", "a", a.Email, auth.ErrNotFound)
+		c.wantNoID("other", "a")
+		c.wantUser(a)
+		c.wantAll("t", a)
+	}},
+}
+
 // updaters calls each method that must return ErrNotFound for a missing
 // user, by name.
 var updaters = []struct {
@@ -513,6 +617,9 @@ var updaters = []struct {
 	{"RecordLogin", func(c *userChecker, tenant, id string) error {
 		_, err := c.st.RecordLogin(c.t.Context(), tenant, id, base)
 		return err
+	}},
+	{"SetEmail", func(c *userChecker, tenant, id string) error {
+		return c.st.SetEmail(c.t.Context(), tenant, id, "new@example.com")
 	}},
 	{"DeleteUser", func(c *userChecker, tenant, id string) error {
 		return c.st.DeleteUser(c.t.Context(), tenant, id)
@@ -538,6 +645,7 @@ var missingTests = func() []test[*userChecker] {
 			}
 			c.wantAll("acme")
 			c.wantUser(other)
+			c.wantNoEmail("acme", "new@example.com")
 		}})
 	}
 	return tests
@@ -624,6 +732,7 @@ var userTenantTests = []test[*userChecker]{
 		c.setPassword("acme", "42", hashOf("new"), base, 3)
 		c.rehash("acme", "42", hashOf("new"), hashOf("rehashed"))
 		c.recordLogin("acme", "42", base.Add(time.Minute))
+		c.setEmail("acme", "42", "moved@example.com")
 		c.wantUser(g)
 		c.delete("acme", "42")
 		c.wantUser(g)
@@ -706,6 +815,20 @@ func (c *userChecker) rehashErr(tenant, id, oldHash, newHash string, want error)
 	c.t.Helper()
 	if err := c.st.RehashPassword(c.t.Context(), tenant, id, oldHash, newHash); !errors.Is(err, want) {
 		c.t.Errorf("RehashPassword(%q, %q, %s, %s) = %v, want %v", tenant, id, hashLabel(oldHash), hashLabel(newHash), err, want)
+	}
+}
+
+func (c *userChecker) setEmail(tenant, id, email string) {
+	c.t.Helper()
+	if err := c.st.SetEmail(c.t.Context(), tenant, id, email); err != nil {
+		c.t.Fatalf("SetEmail(%q, %q, %q): %v", tenant, id, email, err)
+	}
+}
+
+func (c *userChecker) setEmailErr(tenant, id, email string, want error) {
+	c.t.Helper()
+	if err := c.st.SetEmail(c.t.Context(), tenant, id, email); !errors.Is(err, want) {
+		c.t.Errorf("SetEmail(%q, %q, %q) = %v, want %v", tenant, id, email, err, want)
 	}
 }
 

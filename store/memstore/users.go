@@ -158,3 +158,21 @@ func (s *Users) RehashPassword(_ context.Context, tenant, id, oldHash, newHash s
 func (s *Users) RecordLogin(_ context.Context, tenant, id string, at time.Time) (auth.User, error) {
 	return s.update(tenant, id, func(u *auth.User) error { u.LastLoginAt = at; return nil })
 }
+
+// SetEmail implements auth.UserUpdater: the user and the email index
+// change together under the write lock.
+func (s *Users) SetEmail(_ context.Context, tenant, id, email string) error {
+	_, err := s.update(tenant, id, func(u *auth.User) error {
+		if u.Email == email {
+			return nil
+		}
+		if _, ok := s.byEmail[userRef{tenant, email}]; ok {
+			return auth.ErrDuplicateEmail
+		}
+		delete(s.byEmail, userRef{tenant, u.Email})
+		s.byEmail[userRef{tenant, email}] = id
+		u.Email = email
+		return nil
+	})
+	return err
+}

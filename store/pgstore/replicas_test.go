@@ -300,6 +300,26 @@ func onceOnReplicas(t *testing.T, a, b *pgstore.Store, what string, loser error,
 	}
 }
 
+// Of 50 users moving to one email through two replicas, exactly one gets
+// it.
+func TestReplicasSetEmail(t *testing.T) {
+	var next atomic.Int32
+	onceAcrossReplicas(t, "SetEmail", auth.ErrDuplicateEmail,
+		func(st *pgstore.Store) error {
+			for i := range 50 {
+				u := auth.User{Tenant: "acme", ID: fmt.Sprint("u", i), Email: fmt.Sprintf("u%d@example.com", i), Status: auth.StatusActive, CreatedAt: replicaNow}
+				if err := st.Users.CreateUser(t.Context(), u); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		func(st *pgstore.Store) error {
+			id := fmt.Sprint("u", next.Add(1)-1)
+			return st.Users.SetEmail(t.Context(), "acme", id, "same@example.com")
+		})
+}
+
 // A TOTP step is accepted once, whichever replica sees the code.
 func TestReplicasAdvanceStep(t *testing.T) {
 	f := mfa.Factor{ID: "f1", Tenant: "acme", UserID: "u1", Kind: mfa.KindTOTP, KeyID: "k1", Secret: []byte("sealed"),

@@ -174,10 +174,15 @@ func TestUnstorableText(t *testing.T) {
 	if err := st.Users.SetPassword(ctx, "acme", "u1", "h\x00", t0, 3); !errors.As(err, &ie) {
 		t.Errorf("SetPassword with a NUL = %v, want *auth.InputError", err)
 	}
+	for _, e := range []string{"a\x00@example.com", "\xffa@example.com"} {
+		if err := st.Users.SetEmail(ctx, "acme", "u1", e); !errors.As(err, &ie) {
+			t.Errorf("SetEmail(%q) = %v, want *auth.InputError", e, err)
+		}
+	}
 	if _, err := st.Users.User(ctx, "acme", "u\x001"); !errors.Is(err, auth.ErrNotFound) {
 		t.Errorf("User(id with NUL) = %v, want ErrNotFound", err)
 	}
-	if u, err := st.Users.User(ctx, "acme", "u1"); err != nil || u.PasswordHash != good.PasswordHash {
+	if u, err := st.Users.User(ctx, "acme", "u1"); err != nil || u.PasswordHash != good.PasswordHash || u.Email != good.Email {
 		t.Errorf("User after refused changes = %+v, %v", u, err)
 	}
 
@@ -348,6 +353,7 @@ func TestErrorsAreReturned(t *testing.T) {
 		"CreateUser":  func() error { return st.Users.CreateUser(ctx, auth.User{ID: "u", Tenant: "t", Email: "a@b"}) },
 		"RecordLogin": func() error { _, err := st.Users.RecordLogin(ctx, "t", "u", t0); return err },
 		"Rehash":      func() error { return st.Users.RehashPassword(ctx, "t", "u", "a", "b") },
+		"SetEmail":    func() error { return st.Users.SetEmail(ctx, "t", "u", "a@b") },
 		"Reserve":     func() error { _, err := st.Throttle.Reserve(ctx, "k", t0, lim); return err },
 		"Peek":        func() error { _, err := st.Throttle.Peek(ctx, "k", t0, lim); return err },
 		"Reset":       func() error { return st.Throttle.Reset(ctx, "k") },

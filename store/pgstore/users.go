@@ -24,8 +24,8 @@ var (
 )
 
 type userSQL struct {
-	create, byID, byEmail, list, delete         string
-	setStatus, setPassword, rehash, recordLogin string
+	create, byID, byEmail, list, delete                   string
+	setStatus, setPassword, rehash, recordLogin, setEmail string
 }
 
 const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at`
@@ -57,6 +57,10 @@ func newUserSQL(q string) userSQL {
 				RETURNING 1)
 			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.users WHERE tenant = $1 AND id = $2)`),
 		recordLogin: s(`UPDATE {s}.users SET last_login_at = $3 WHERE tenant = $1 AND id = $2 RETURNING ` + userCols),
+		// users_email_key refuses an email another user of the tenant
+		// has; the user's own email again matches its row and conflicts
+		// with nothing.
+		setEmail: s(`UPDATE {s}.users SET email = $3 WHERE tenant = $1 AND id = $2`),
 	}
 }
 
@@ -242,4 +246,19 @@ func (s *Users) RecordLogin(ctx context.Context, tenant, id string, at time.Time
 		return auth.User{}, auth.ErrNotFound
 	}
 	return s.get(ctx, "record login", s.sql.recordLogin, tenant, id, nullTime(at))
+}
+
+// SetEmail implements auth.UserUpdater in one UPDATE: the unique
+// constraint on (tenant, email) makes it ErrDuplicateEmail, checked and
+// applied atomically however many replicas race, and no matched row makes
+// it ErrNotFound.
+func (s *Users) SetEmail(ctx context.Context, tenant, id, email string) error {
+	if err := checkUserText("email", email); err != nil {
+		return err
+	}
+	err := s.exec(ctx, "set email", s.sql.setEmail, tenant, id, email)
+	if code, constraint := pgCode(err); code == codeUniqueViolation && constraint == "users_email_key" {
+		return auth.ErrDuplicateEmail
+	}
+	return err
 }

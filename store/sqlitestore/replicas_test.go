@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
@@ -268,6 +269,30 @@ func TestReplicasSSOOnce(t *testing.T) {
 		_, err := s.SSO.ConsumeRequest(ctx, "acme", "id-1", t0.Add(time.Minute))
 		return err
 	}, func(err error) bool { return errors.Is(err, sso.ErrNotFound) })
+}
+
+func TestReplicasSetEmailOnce(t *testing.T) {
+	rs := replicas(t)
+	ctx := t.Context()
+	// Fifty users move to one email through two replicas: the unique
+	// index gives it to exactly one.
+	const n = 50
+	for i := range n {
+		u := auth.User{Tenant: "acme", ID: fmt.Sprint("u", i), Email: fmt.Sprintf("u%d@example.com", i), Status: auth.StatusActive, CreatedAt: t0}
+		if err := rs[i%2].Users.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raceOnce(t, rs, n, func(i int, s *sqlitestore.Store) error {
+		return s.Users.SetEmail(ctx, "acme", fmt.Sprint("u", i), "same@example.com")
+	}, func(err error) bool { return errors.Is(err, auth.ErrDuplicateEmail) })
+	won, err := rs[1].Users.UserByEmail(ctx, "acme", "same@example.com")
+	if err != nil {
+		t.Fatalf("UserByEmail after the race: %v", err)
+	}
+	if _, err := rs[0].Users.UserByEmail(ctx, "acme", won.ID+"@example.com"); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("the winner's old email still finds a user: %v", err)
+	}
 }
 
 // A replica whose clock is ahead sweeps a replay record only SweepGrace

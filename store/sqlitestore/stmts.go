@@ -39,6 +39,7 @@ const (
 	userEmailIn
 	userPwGet
 	userPwSet
+	userSetEmail
 
 	thrGet
 	thrRelease
@@ -186,6 +187,7 @@ var queries = func() (q [numStmts]string) {
 	q[userPwGet] = `SELECT password_hash, password_history FROM guard_users WHERE tenant = ? AND id = ?`
 	q[userPwSet] = `UPDATE guard_users SET password_hash = ?, password_history = ?, password_changed_at = ?
 		WHERE tenant = ? AND id = ?`
+	q[userSetEmail] = `UPDATE guard_users SET email = ?3 WHERE tenant = ?1 AND id = ?2`
 
 	q[thrGet] = `SELECT ` + throttleCols + ` FROM guard_throttle WHERE key = ?`
 	q[thrRelease] = `UPDATE guard_throttle SET failures = failures - 1 WHERE key = ? AND failures > 0`

@@ -16,8 +16,9 @@ import (
 // password history is a JSON array in the user's row, so deleting the user
 // deletes it.
 //
-// Each updater is one statement (SetStatus, RehashPassword, RecordLogin)
-// or one write transaction (SetPassword, which rewrites the history).
+// Each updater is one statement (SetStatus, RehashPassword, RecordLogin,
+// SetEmail) or one write transaction (SetPassword, which rewrites the
+// history).
 type Users struct{ s *Store }
 
 var (
@@ -231,4 +232,19 @@ func (us *Users) RecordLogin(ctx context.Context, tenant, id string, at time.Tim
 		return err
 	})
 	return u, err
+}
+
+// SetEmail implements auth.UserUpdater with one UPDATE: the unique index
+// on (tenant, email) refuses an email another user of the tenant has, and
+// setting the user's own email again matches its row without a conflict.
+func (us *Users) SetEmail(ctx context.Context, tenant, id, email string) error {
+	err := us.oneRow(ctx, "set user email", func(w *wtx) (sql.Result, error) {
+		return w.exec(userSetEmail, tenant, id, email)
+	})
+	if isConstraint(err) {
+		// The only constraint the statement can break: the primary key
+		// does not change.
+		return auth.ErrDuplicateEmail
+	}
+	return err
 }
