@@ -7,6 +7,7 @@ import (
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/sso"
 )
 
 // ReasonEmailTaken is the Reason of a refused user.email_changed event:
@@ -31,13 +32,27 @@ const ReasonEmailTaken = "email_taken"
 // per email) stays where it is. If ending the sessions or recording the
 // event fails, the old address is put back and the error returned.
 //
-// The new address is not verified: the user is trusted to own it.
+// The new address is not verified: the user is trusted to own it. In a
+// tenant with a single sign-on connection the IdP owns addresses, and
+// ChangeEmail is refused with a *PolicyError.
 func (g *Guard) ChangeEmail(ctx context.Context, p Principal, newEmail string) error {
 	if p.Kind != KindUser {
 		return ErrUnauthenticated
 	}
 	if err := g.requireRecentAuth(p); err != nil {
 		return err
+	}
+	// Single sign-on finds users by email: in a tenant with an IdP, the
+	// address belongs to the IdP, or a user could claim a colleague's
+	// address and receive their sign-ins (and roles).
+	if g.sso != nil {
+		_, err := g.sso.Connection(ctx, p.Tenant)
+		switch {
+		case err == nil:
+			return &PolicyError{Field: "email", Reason: "is managed by the tenant's identity provider"}
+		case !errors.Is(err, sso.ErrNotFound):
+			return ssoErr("sso connection", err)
+		}
 	}
 	email, err := auth.CanonicalEmail(newEmail)
 	if err != nil {

@@ -328,4 +328,8 @@ func TestRequireSSOWithBreakGlass(t *testing.T) {
 	if err := s.g.DeleteSSOConnection(ctx, sys, tenantID); !errors.As(err, &pe) {
 		t.Errorf("removing the IdP while SSO is required: %v", err)
 	}
+	// In a tenant with an IdP, addresses are the IdP's.
+	if err := s.g.ChangeEmail(ctx, p, "someone.else@corp.example"); !errors.As(err, &pe) {
+		t.Errorf("ChangeEmail in an SSO tenant: %v, want a PolicyError", err)
+	}
 }
