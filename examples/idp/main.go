@@ -9,8 +9,10 @@
 // alice@example.com (group "admins") and bob@example.com (group "staff").
 // Its metadata is at /metadata, the sign-in endpoint at /sso. The
 // service provider's metadata is read from -sp-metadata (a URL or a file)
-// when the first sign-in for it arrives, and again at most once a minute
-// after that, so the two programs can start in any order.
+// at each sign-in (at most once a second), so the two programs can start
+// in any order, and a service provider restarted with a new key (the
+// example console with -memory) is trusted at once; when it cannot be
+// read, the last copy is used.
 //
 // The signing key is kept in -keys (default: a directory under the
 // system's temporary directory), so that a restarted IdP keeps the
@@ -176,8 +178,10 @@ func newIdP(base url.URL, key *rsa.PrivateKey, cert *x509.Certificate, spMetadat
 }
 
 // spSource is the IdP's ServiceProviderProvider: the one service
-// provider whose metadata is at src (a URL or a file), read when a
-// request for it arrives and kept for a minute.
+// provider whose metadata is at src (a URL or a file), read again when a
+// request for it arrives (the IdP encrypts assertions to the certificate
+// it finds there, so an old copy after the SP changed its key would make
+// every sign-in fail), at most every spMaxAge.
 type spSource struct {
 	src string
 
@@ -189,7 +193,7 @@ type spSource struct {
 func (s *spSource) GetServiceProvider(r *http.Request, id string) (*saml.EntityDescriptor, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.md == nil || time.Since(s.fetched) > time.Minute {
+	if s.md == nil || time.Since(s.fetched) > spMaxAge {
 		md, err := s.load(r.Context())
 		if err != nil {
 			if s.md == nil {
@@ -205,6 +209,10 @@ func (s *spSource) GetServiceProvider(r *http.Request, id string) (*saml.EntityD
 	}
 	return s.md, nil
 }
+
+// spMaxAge is how long a copy of the SP metadata is used without reading
+// it again: the requests of one sign-in.
+const spMaxAge = time.Second
 
 func (s *spSource) load(ctx context.Context) (*saml.EntityDescriptor, error) {
 	var data []byte

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,4 +144,40 @@ func postForm(t *testing.T, c *http.Client, method, target string, fields url.Va
 		v.Set(in[1], html.UnescapeString(in[2]))
 	}
 	return html.UnescapeString(m[1]), v
+}
+
+// The SP's metadata is read again at the next sign-in once a second has
+// passed (a service provider restarted with a new key is trusted at
+// once), and the last copy serves while the SP does not answer.
+func TestSPMetadataReread(t *testing.T) {
+	var fetches atomic.Int32
+	var down atomic.Bool
+	sp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte(`<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://sp.test/metadata"></EntityDescriptor>`))
+	}))
+	defer sp.Close()
+	src := &spSource{src: sp.URL}
+	req := httptest.NewRequest(http.MethodGet, "/sso", nil)
+	get := func(wantFetches int32) {
+		t.Helper()
+		md, err := src.GetServiceProvider(req, "https://sp.test/metadata")
+		if err != nil || md.EntityID != "https://sp.test/metadata" || fetches.Load() != wantFetches {
+			t.Fatalf("GetServiceProvider: %v, %v after %d fetches, want %d", md, err, fetches.Load(), wantFetches)
+		}
+	}
+	get(1)
+	get(1) // the same sign-in
+	time.Sleep(spMaxAge + 100*time.Millisecond)
+	get(2)
+	down.Store(true)
+	time.Sleep(spMaxAge + 100*time.Millisecond)
+	get(3) // the last copy
+	if _, err := src.GetServiceProvider(req, "https://other.test/metadata"); err == nil {
+		t.Error("another SP was accepted")
+	}
 }
