@@ -21,8 +21,9 @@ import (
 
 // The console on PostgreSQL (-postgres) with sessions, throttling and
 // one-time codes in Redis (-redis): sign-in, a user created and then
-// deactivated (their session dies at once), the access review, and the
-// audit chain's check.
+// deactivated (their session dies at once), the access review, the audit
+// chain's check, and a sign-in by SSO (the IdP connection in PostgreSQL,
+// the tracked request and the replay cache in Redis).
 func TestConsoleOnPostgresAndRedis(t *testing.T) {
 	dsn, addr := testenv.Postgres(t), testenv.Redis(t)
 	var b [4]byte
@@ -45,8 +46,9 @@ func TestConsoleOnPostgresAndRedis(t *testing.T) {
 	srv := httptest.NewUnstartedServer(nil)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
+	idp := newTestIdP(t)
 	o := options{postgres: dsn, pgSchema: schema, redis: addr, redisPrefix: prefix, keys: filepath.Join(t.TempDir(), "keys"),
-		baseURL: srv.URL, seed: true, hasher: 1, hasherMemory: 1024, newSPKey: testSPKey}
+		baseURL: srv.URL, seed: true, hasher: 1, hasherMemory: 1024, newSPKey: testSPKey, idpMetadata: idp.url + "/metadata"}
 	con, err := newConsole(context.Background(), o, &testLog{t})
 	if err != nil {
 		t.Fatal(err)
@@ -86,5 +88,19 @@ func TestConsoleOnPostgresAndRedis(t *testing.T) {
 	}
 	if resp, body := owner.post("/audit/verify", url.Values{}); resp.StatusCode != 200 || !strings.Contains(body, "Integrity verified") {
 		t.Fatalf("verify: %d", resp.StatusCode)
+	}
+
+	idp.trust(owner)
+	idp.addUser("alice", "alice@example.com", "correct horse battery", "staff")
+	alice, mallory := newClientOf(t, srv, con), newClientOf(t, srv, con)
+	acs, answer := alice.ssoAnswer(idp, "alice", "correct horse battery", "")
+	if resp, _ := alice.postFrom(idp.url, "cross-site", acs, answer); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ACS: %d", resp.StatusCode)
+	}
+	if code, w := alice.whoami(); code != 200 || w.Email != "alice@example.com" || !w.SSO {
+		t.Fatalf("whoami after SSO: %d %+v", code, w)
+	}
+	if resp, _ := mallory.postFrom(idp.url, "cross-site", acs, answer); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("the answer replayed: %d", resp.StatusCode)
 	}
 }

@@ -92,8 +92,11 @@ func (a *app) samlLogin(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(bindingCookie); err == nil && validBinding(c.Value) {
 		binding = c.Value // another login under way in this browser keeps working
 	}
-	l, err := a.g.StartSSO(r.Context(), guard.SSOStart{Tenant: r.PathValue("tenant"), ReturnTo: localPath(r.URL.Query().Get("next")),
-		Binding: binding, IP: a.g.ClientIP(r)})
+	next := localPath(r.URL.Query().Get("next"))
+	if !sso.SafeRedirect(next) {
+		next = "/"
+	}
+	l, err := a.g.StartSSO(r.Context(), guard.SSOStart{Tenant: r.PathValue("tenant"), ReturnTo: next, Binding: binding, IP: a.g.ClientIP(r)})
 	if err != nil {
 		a.ssoStartFailed(w, r, err)
 		return

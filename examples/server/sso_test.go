@@ -718,3 +718,43 @@ func TestSSOWithoutIdP(t *testing.T) {
 		t.Errorf("single logout without an IdP: %d", resp.StatusCode)
 	}
 }
+
+// An IdP that takes AuthnRequests by HTTP-POST only: the console serves
+// the page that posts the request there, with a policy of its own that
+// lets it (and only it) post to the IdP.
+func TestSSOPostBindingIdP(t *testing.T) {
+	c, idp, password := newSSOClient(t, nil)
+	c.signIn(ownerEmail, password)
+	md := regexp.MustCompile(`<SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"[^>]*>(</SingleSignOnService>)?`).ReplaceAllString(idp.metadata(), "")
+	if !strings.Contains(md, "HTTP-POST") || strings.Contains(md, `SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"`) {
+		t.Fatalf("metadata:\n%s", md)
+	}
+	if resp, _ := c.post("/security/sso", url.Values{"metadata_xml": {md}, "jit": {"on"}, "group_roles": {"staff = member"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("connection: %d", resp.StatusCode)
+	}
+	anon := newClientOf(t, c.srv, c.con)
+	resp, page := anon.get("/saml/demo/login?next=//evil.test")
+	csp := resp.Header.Get("Content-Security-Policy")
+	nonce := regexp.MustCompile(`script-src 'nonce-([A-Za-z0-9_-]+)'`).FindStringSubmatch(csp)
+	if resp.StatusCode != 200 || nonce == nil || !strings.Contains(csp, "form-action "+idp.url+";") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Fatalf("POST binding: %d, CSP %q", resp.StatusCode, csp)
+	}
+	action, f := formOf(t, page)
+	if action != idp.url+"/sso" || f.Get("SAMLRequest") == "" || !strings.Contains(page, `<script nonce="`+nonce[1]+`">`) || cookieNamed(resp, bindingCookie) == nil {
+		t.Fatalf("the page that posts the request:\n%s", page)
+	}
+	idp.addUser("bob", "bob@example.com", "correct horse battery", "staff")
+	_, page = anon.visit("POST", action, f)
+	action, f = formOf(t, page)
+	f.Set("user", "bob")
+	f.Set("password", "correct horse battery")
+	_, page = anon.visit("POST", action, f)
+	acs, answer := formOf(t, page)
+	resp, _ = anon.postFrom(idp.url, "cross-site", acs, answer)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Fatalf("ACS: %d to %q (an unsafe next must become /)", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if code, who := anon.whoami(); code != 200 || who.Email != "bob@example.com" {
+		t.Fatalf("whoami: %d %+v", code, who)
+	}
+}
