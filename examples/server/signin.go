@@ -327,7 +327,7 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	a.g.ClearSessionCookie(w)
 	if idp != "" {
-		a.page(w, r, "leaving.html", view{Title: "Signing out", SignedOut: true, Data: template.URL(idp)})
+		a.page(w, r, "leaving.html", view{Title: "Signing out", SignedOut: true, Data: idp}) // html/template filters the URL
 		return
 	}
 	a.setFlash(w, "ok", "Signed out.")
