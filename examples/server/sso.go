@@ -284,15 +284,15 @@ const idpRetryEvery = 2 * time.Second
 // connectIdP sets the demo tenant's IdP from -idp-metadata, as the
 // system. An existing connection keeps its settings (mapping, domains,
 // just-in-time) and takes the new metadata; a new one gets
-// demoConnection's. A metadata URL that does not answer yet (the demo IdP
-// started after the console) is tried again in the background.
+// demoConnection's. A metadata URL where nothing answers yet (the demo
+// IdP started after the console) is tried again in the background; any
+// other failure stops the start.
 func connectIdP(ctx context.Context, g *guard.Guard, src idpSource, logf func(string, ...any)) (*idpRetry, error) {
 	err := putIdP(ctx, g, src, logf)
-	var fe *sso.FetchError
-	if !errors.As(err, &fe) {
+	if !unanswered(err) {
 		return nil, err
 	}
-	logf("single sign-on: the IdP's metadata at %s cannot be fetched yet (%v); trying again every %s", src.raw, fe, idpRetryEvery)
+	logf("single sign-on: the IdP's metadata at %s cannot be fetched yet (%v); trying again every %s", src.raw, err, idpRetryEvery)
 	ctx, cancel := context.WithCancel(ctx)
 	r := &idpRetry{cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -306,7 +306,7 @@ func connectIdP(ctx context.Context, g *guard.Guard, src idpSource, logf func(st
 			case <-t.C:
 			}
 			err := putIdP(ctx, g, src, logf)
-			if errors.As(err, &fe) {
+			if unanswered(err) {
 				continue
 			}
 			if err != nil && ctx.Err() == nil {
@@ -316,6 +316,13 @@ func connectIdP(ctx context.Context, g *guard.Guard, src idpSource, logf func(st
 		}
 	}()
 	return r, nil
+}
+
+// unanswered reports whether err is a metadata fetch that got no answer
+// at all (nothing listens there yet, or it timed out).
+func unanswered(err error) bool {
+	var fe *sso.FetchError
+	return errors.As(err, &fe) && fe.Status == 0
 }
 
 func putIdP(ctx context.Context, g *guard.Guard, src idpSource, logf func(string, ...any)) error {
@@ -335,10 +342,6 @@ func putIdP(ctx context.Context, g *guard.Guard, src idpSource, logf func(string
 	}
 	out, err := g.SetSSOConnection(ctx, sys, c)
 	if err != nil {
-		var fe *sso.FetchError
-		if errors.As(err, &fe) {
-			return err
-		}
 		return fmt.Errorf("-idp-metadata %s: %w", src.raw, err)
 	}
 	entity := "?"

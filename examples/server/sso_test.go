@@ -651,6 +651,11 @@ func TestIdPStartsLater(t *testing.T) {
 	srv.Start()
 	defer srv.Close()
 	out.waitFor(t, `(signs in through the IdP http://`+regexp.QuoteMeta(addr)+`/metadata)`, nil)
+	// An IdP that answers, but not with metadata, stops the start.
+	if _, err := newConsole(context.Background(), testOptions(t, "https://console.test", nil, "http://"+addr+"/nothing-here"), io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "status 404") {
+		t.Errorf("metadata URL answering 404: %v", err)
+	}
 	c, err := con.g.SSOConnection(context.Background(), guard.System("test"), demoTenant)
 	if err != nil || !c.JIT || c.GroupRoles["admins"] != rbac.Admin || c.DefaultRole != rbac.Member || strings.Join(c.AllowedDomains, ",") != "example.com" {
 		t.Fatalf("connection %+v, %v", c, err)
