@@ -41,6 +41,10 @@ func (g *Guard) MFAAdoption(ctx context.Context, by Principal, tenant string) (A
 		return Adoption{}, err
 	}
 	var ad Adoption
+	idp, err := g.hasIdP(ctx, tenant)
+	if err != nil {
+		return Adoption{}, err
+	}
 	enrolled := map[string]bool{}
 	if g.mfa != nil {
 		after := ""
@@ -68,7 +72,8 @@ func (g *Guard) MFAAdoption(ctx context.Context, by Principal, tenant string) (A
 		}
 		for _, u := range us {
 			ad.Users++
-			sso := g.usesSSO(u)
+			// On SSO: no password, in a tenant with an IdP.
+			sso := idp && u.PasswordHash == ""
 			switch {
 			case enrolled[u.ID]:
 				ad.WithMFA++

@@ -204,7 +204,7 @@ func (g *Guard) AccessReview(ctx context.Context, by Principal, tenant string) (
 	rv.AdminWarning = l.warn
 	rv.Users = make([]UserAccess, len(users))
 	for i, u := range users {
-		rv.Users[i] = l.ix.row(u, now, pol.DormantAfter, g.usesSSO(u))
+		rv.Users[i] = l.ix.row(u, now, pol.DormantAfter, l.ix.usesSSO(u))
 		rv.Totals.add(rv.Users[i], g.rbac != nil)
 	}
 	if l.keys {
@@ -273,7 +273,11 @@ func (g *Guard) ListUserAccess(ctx context.Context, by Principal, tenant, after 
 	if err != nil {
 		return nil, unavailable("list users", err)
 	}
-	ix := accessIndex{allowEmail: pol.MFAAllowEmail, noRBAC: g.rbac == nil}
+	idp, err := g.hasIdP(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	ix := accessIndex{idp: idp, allowEmail: pol.MFAAllowEmail, noRBAC: g.rbac == nil}
 	if g.mfa != nil && len(us) > 0 {
 		// The users with a factor among the first limit users after after
 		// are among the first limit such users after after.
@@ -305,7 +309,7 @@ func (g *Guard) ListUserAccess(ctx context.Context, by Principal, tenant, after 
 	now := g.now()
 	out := make([]UserAccess, len(us))
 	for i, u := range us {
-		out[i] = ix.row(u, now, pol.DormantAfter, g.usesSSO(u))
+		out[i] = ix.row(u, now, pol.DormantAfter, ix.usesSSO(u))
 	}
 	return out, nil
 }
@@ -313,6 +317,7 @@ func (g *Guard) ListUserAccess(ctx context.Context, by Principal, tenant, after 
 // accessIndex holds what the rows of a review need beyond the users
 // themselves: second factors and role grants.
 type accessIndex struct {
+	idp        bool // the tenant has a single sign-on connection
 	allowEmail bool
 	noRBAC     bool
 	mfa        map[string][]mfa.Kind // user ID → confirmed kinds
@@ -323,7 +328,11 @@ type accessIndex struct {
 
 // accessIndex loads every user's second factors and roles.
 func (g *Guard) accessIndex(ctx context.Context, tenant string, pol Policy) (*accessIndex, error) {
-	ix := &accessIndex{allowEmail: pol.MFAAllowEmail, noRBAC: g.rbac == nil, mfa: map[string][]mfa.Kind{}}
+	idp, err := g.hasIdP(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	ix := &accessIndex{idp: idp, allowEmail: pol.MFAAllowEmail, noRBAC: g.rbac == nil, mfa: map[string][]mfa.Kind{}}
 	if g.mfa != nil {
 		after := ""
 		for {
@@ -608,7 +617,7 @@ func (g *Guard) ApplyReview(ctx context.Context, by Principal, tenant string, ds
 	var tot ReviewTotals
 	now := g.now()
 	if err := g.scanUsers(ctx, tenant, func(u auth.User) bool {
-		tot.add(ix.row(u, now, pol.DormantAfter, g.usesSSO(u)), g.rbac != nil)
+		tot.add(ix.row(u, now, pol.DormantAfter, ix.usesSSO(u)), g.rbac != nil)
 		return true
 	}); err != nil {
 		return res, err
@@ -962,3 +971,8 @@ func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant stri
 	}
 	return done, nil
 }
+
+// usesSSO reports whether u signs in only through SSO: a user without a
+// password in a tenant with an IdP (users provisioned just in time have
+// none).
+func (ix *accessIndex) usesSSO(u auth.User) bool { return ix.idp && u.PasswordHash == "" }

@@ -136,6 +136,9 @@ type SSOStart struct {
 	Binding string
 	// IP of the client: logins started are limited per IP.
 	IP string
+	// ForceAuthn asks the IdP to authenticate the user again even if it
+	// has a session (a step-up by single sign-on).
+	ForceAuthn bool
 }
 
 // StartSSO starts an SP-initiated login at the tenant's IdP: send the
@@ -157,7 +160,7 @@ func (g *Guard) StartSSO(ctx context.Context, req SSOStart) (*sso.Login, error) 
 			return nil, ErrTooManyAttempts
 		}
 	}
-	l, err := g.sso.StartLogin(ctx, req.Tenant, sso.LoginOptions{ReturnTo: req.ReturnTo, Binding: req.Binding})
+	l, err := g.sso.StartLogin(ctx, req.Tenant, sso.LoginOptions{ReturnTo: req.ReturnTo, Binding: req.Binding, ForceAuthn: req.ForceAuthn})
 	return l, ssoErr("start sso", err)
 }
 
@@ -373,11 +376,40 @@ func ssoErr(op string, err error) error {
 	return unavailable(op, err)
 }
 
-// usesSSO reports whether u signs in only through SSO: a user without a
-// password in a tenant with an IdP (users provisioned just in time have
-// none).
-func (g *Guard) usesSSO(u auth.User) bool {
-	return g.sso != nil && u.PasswordHash == ""
+// hasIdP reports whether the tenant has a single sign-on connection.
+func (g *Guard) hasIdP(ctx context.Context, tenant string) (bool, error) {
+	if g.sso == nil {
+		return false, nil
+	}
+	_, err := g.sso.Connection(ctx, tenant)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, sso.ErrNotFound):
+		return false, nil
+	}
+	return false, ssoErr("sso connection", err)
+}
+
+// SSOServiceProvider returns the tenant's service-provider URLs (entity
+// ID, metadata, ACS, single logout), to give to its IdP.
+func (g *Guard) SSOServiceProvider(tenant string) (sso.SP, error) {
+	if err := g.needSSO(); err != nil {
+		return sso.SP{}, err
+	}
+	return g.sso.SP(tenant)
+}
+
+// RefreshSSOMetadata fetches the tenant's IdP metadata again from its URL
+// (for example from a scheduled job, or see sso.Refresher), keeping the
+// last good copy when the IdP does not answer with usable metadata. It
+// reports whether the metadata changed.
+func (g *Guard) RefreshSSOMetadata(ctx context.Context, tenant string) (bool, error) {
+	if err := g.needSSO(); err != nil {
+		return false, err
+	}
+	changed, err := g.sso.RefreshMetadata(ctx, tenant)
+	return changed, ssoErr("refresh sso metadata", err)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

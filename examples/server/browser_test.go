@@ -465,15 +465,15 @@ func TestBrowserConsole(t *testing.T) {
 	// needs a recent sign-in (step-up).
 	clock.Advance(16 * time.Minute)
 	owner.open("/security")
-	// Guard counts users without a password (Mia and Rita, invited) as
-	// SSO users once SSO is configured: neither is Sam and Max.
-	must(owner.text("#count-mfa") == "1" && owner.text("#count-sso") == "2" && owner.text("#count-neither") == "2",
+	// No IdP is connected here, so nobody counts as on SSO: neither is
+	// Sam, Max, Mia and Rita (Mia and Rita were invited, with no password).
+	must(owner.text("#count-mfa") == "1" && owner.text("#count-sso") == "0" && owner.text("#count-neither") == "4",
 		"counts MFA %s, SSO %s, neither %s", owner.text("#count-mfa"), owner.text("#count-sso"), owner.text("#count-neither"))
 	owner.screenshot("11-security")
 	owner.check("#require-mfa")
 	owner.submit("#save-policy")
 	must(owner.count("#confirm-mfa") == 1, "no confirmation step")
-	must(owner.text("#would-enrol") == "1", "would enrol %q", owner.text("#would-enrol")) // Max
+	must(owner.text("#would-enrol") == "3", "would enrol %q", owner.text("#would-enrol")) // Max, Mia, Rita
 	owner.screenshot("12-require-mfa")
 	owner.submit("#confirm-require")
 	must(owner.path() == "/reauth?next=%2Fsecurity", "an old sign-in changed the policy (%s)", owner.path())
