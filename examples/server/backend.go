@@ -60,6 +60,12 @@ func openBackend(ctx context.Context, o options, logf func(string, ...any)) (*ba
 			b.Close()
 			return nil, err
 		}
+		// Allow-list and role versions kept in memory between
+		// notifications: a guarded request costs one round trip.
+		wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		watched := make(chan error, 1)
+		go func() { watched <- st.Watch(wctx) }()
+		b.closers = append(b.closers, func() error { stop(); <-watched; return nil })
 		b.stores, b.name = st.Stores(), "PostgreSQL (schema "+st.Schema()+")"
 	case o.memory:
 		b.stores, b.name = memstore.New().Stores(), "in memory (lost when the console stops)"

@@ -94,6 +94,16 @@ func newCluster(t testing.TB, proxied bool) *cluster {
 	if err := pg.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// Versions of allow-lists and rbac policies kept in memory, as a
+	// deployment on PostgreSQL runs it (its connection goes through the
+	// proxy too, so the faults cut it).
+	wctx, stopWatch := context.WithCancel(context.Background())
+	watched := make(chan error, 1)
+	go func() { watched <- pg.Watch(wctx) }()
+	t.Cleanup(func() {
+		stopWatch()
+		<-watched
+	})
 	rc := redis.NewClient(&redis.Options{Addr: raddr, DialTimeout: time.Second, ReadTimeout: time.Second,
 		WriteTimeout: time.Second, MaxRetries: -1, PoolSize: 32})
 	prefix := "guarde2e:" + randomHex(t, 6) + ":"

@@ -78,6 +78,22 @@
 // DELETE … RETURNING, and SSO.InsertID (one per accepted assertion) one
 // INSERT … ON CONFLICT DO UPDATE … WHERE RETURNING.
 //
+// # Watching versions
+//
+// Every allow-list check reads the tenant's IPLists.Version and every
+// authorization decision its Policies.Version, so that a change made on
+// one replica is in force on the next request on all. Run Store.Watch
+// beside the Store (`go st.Watch(ctx)`) and those reads cost nothing:
+// triggers notify every change (LISTEN/NOTIFY, in the changing
+// transaction), Watch listens on a connection of its own, and a version is
+// read once and then kept until its change is notified. A guarded request
+// then costs one round trip, its session's (none here with sessions in
+// Redis). A change is in force on other replicas as soon as PostgreSQL
+// delivers the notification (milliseconds); when Watch's connection fails
+// or stops answering its pings, versions are read from the database again,
+// a cached one never used more than WatchFresh (one second) after the
+// last answer. Watching reports whether versions are being kept.
+//
 // # Data
 //
 // Strings that the contracts allow to hold any byte (session tenants, user

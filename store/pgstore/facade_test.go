@@ -3,6 +3,8 @@ package pgstore_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/store/memstore"
 )
 
@@ -201,18 +204,28 @@ func TestFacadeRoundTrips(t *testing.T) {
 		stores   func(pg guard.Stores) guard.Stores
 		maxLogin int
 	}{
-		{"EverythingInPostgres", func(pg guard.Stores) guard.Stores { return pg }, 9},
+		{"EverythingInPostgres", func(pg guard.Stores) guard.Stores { return pg }, 8},
 		{"ThrottleAndSessionsElsewhere", func(pg guard.Stores) guard.Stores {
 			sessions := memstore.NewSessions()
 			pg.Throttle, pg.Sessions, pg.SessionIndex = memstore.NewThrottle(0), sessions, sessions
 			return pg
-		}, 4},
+		}, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := new(roundTrips)
 			st := newStoreOn(t, tracedPool(t, rt), "")
+			// Allow-list and rbac versions are kept in memory while
+			// Watch listens (on a connection of its own, not traced).
+			watching(t, st)
 			stores := tc.stores(st.Stores())
 			g := newFacade(t, stores, nil)
+			u, err := st.Users.UserByEmail(t.Context(), facadeTenant, facadeEmail)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := g.GrantRole(t.Context(), guard.System("test"), facadeTenant, "user:"+u.ID, rbac.Admin); err != nil {
+				t.Fatal(err)
+			}
 			login(t, g) // prepares the statements on the connection
 			rt.take()
 
@@ -239,11 +252,38 @@ func TestFacadeRoundTrips(t *testing.T) {
 			if tc.name == "EverythingInPostgres" && (len(calls) != 1 || calls[0] != "Sessions.LookupTouch") {
 				t.Errorf("a request check took %v, want exactly one Sessions.LookupTouch", calls)
 			}
+			// A guarded request: the session, the client IP against the
+			// tenant's allow-list, a role decision. The first one loads
+			// the tenant's rbac policy into this replica.
+			guarded := func() guard.Principal {
+				r := httptest.NewRequest(http.MethodGet, "/contacts", nil)
+				r.RemoteAddr = "203.0.113.5:1234"
+				r.AddCookie(&http.Cookie{Name: "__Host-guard", Value: res.Token})
+				p, err := cold.AuthenticateRequest(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := cold.Authorize(t.Context(), p, rbac.Contacts, rbac.Read); err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}
+			guarded()
+			rt.take()
+			p := guarded()
+			calls = rt.take()
+			t.Logf("guarded request: %d round trips: %s", len(calls), strings.Join(calls, ", "))
+			if tc.name == "EverythingInPostgres" && (len(calls) != 1 || calls[0] != "Sessions.LookupTouch") {
+				t.Errorf("a guarded request took %v, want exactly one Sessions.LookupTouch", calls)
+			}
+			if tc.name != "EverythingInPostgres" && len(calls) != 0 {
+				t.Errorf("a guarded request with sessions elsewhere took %v PostgreSQL round trips, want none", calls)
+			}
 			// Two minutes later LastSeen is due to move: still one round
 			// trip, which writes it.
 			later := facadeNow.Add(2 * time.Minute)
 			c.Set(later)
-			p, err := cold.Authenticate(t.Context(), res.Token)
+			p, err = cold.Authenticate(t.Context(), res.Token)
 			if err != nil {
 				t.Fatal(err)
 			}

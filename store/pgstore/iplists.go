@@ -26,8 +26,9 @@ import (
 // version column; large lists are kept out of line (TOAST) and are not
 // read by it.
 type IPLists struct {
-	pool *pgxpool.Pool
-	sql  ipListSQL
+	pool  *pgxpool.Pool
+	sql   ipListSQL
+	watch *versionWatch
 }
 
 var _ ipfilter.Store = (*IPLists)(nil)
@@ -92,8 +93,15 @@ func (s *IPLists) Lists(ctx context.Context, tenant string) (ipfilter.Lists, err
 	return l, nil
 }
 
-// Version implements ipfilter.Store: one primary-key read of one bigint.
+// Version implements ipfilter.Store: one primary-key read of one bigint,
+// or none while Store.Watch runs and holds the tenant's version.
 func (s *IPLists) Version(ctx context.Context, tenant string) (uint64, error) {
+	return s.watch.version(ctx, kindIPLists, tenant, func(ctx context.Context) (uint64, error) {
+		return s.readVersion(ctx, tenant)
+	})
+}
+
+func (s *IPLists) readVersion(ctx context.Context, tenant string) (uint64, error) {
 	var version int64
 	err := s.pool.QueryRow(ctx, s.sql.version, []byte(tenant)).Scan(&version)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -134,6 +142,7 @@ func (s *IPLists) Replace(ctx context.Context, tenant string, scope ipfilter.Sco
 		row = s.pool.QueryRow(ctx, s.sql.update[i], []byte(tenant), entries, r.ReportOnly, int64(prev))
 	}
 	err := row.Scan(&v)
+	s.watch.forget(kindIPLists, tenant, false) // whatever happened, read it again
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, ipfilter.ErrConflict
 	}

@@ -24,6 +24,7 @@ var migrations = [...]migration{
 	{name: "mfa", sql: migration4},
 	{name: "rbac", sql: migration5},
 	{name: "sso", sql: migration6},
+	{name: "version notifications", sql: migration7},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -640,6 +641,31 @@ CREATE TABLE {s}.sso_replay (
 	PRIMARY KEY (tenant, id)
 );
 CREATE INDEX sso_replay_until ON {s}.sso_replay (until_us);
+`
+
+// migration7 makes every change of a tenant's IP allow-lists or rbac
+// policy version notify the schema's channel (see Store.Watch), in the
+// transaction that makes it, whoever makes it. The channel is
+// "guard_v_" and the first 32 hex digits of the SHA-256 of the schema
+// name (watchChannel); the payload is 'i' (allow-lists) or 'r' (rbac)
+// and the tenant in hex, or the kind and '*' for a tenant too long for a
+// payload.
+const migration7 = `
+CREATE FUNCTION {s}.guard_notify_version() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+	t bytea;
+	p text;
+BEGIN
+	IF TG_OP = 'DELETE' THEN t := OLD.tenant; ELSE t := NEW.tenant; END IF;
+	IF octet_length(t) <= 3000 THEN p := TG_ARGV[0] || encode(t, 'hex'); ELSE p := TG_ARGV[0] || '*'; END IF;
+	PERFORM pg_notify('guard_v_' || left(encode(sha256(convert_to(TG_TABLE_SCHEMA, 'UTF8')), 'hex'), 32), p);
+	RETURN NULL;
+END $$;
+
+CREATE TRIGGER ip_lists_notify AFTER INSERT OR UPDATE OR DELETE ON {s}.ip_lists
+	FOR EACH ROW EXECUTE FUNCTION {s}.guard_notify_version('i');
+CREATE TRIGGER rbac_versions_notify AFTER INSERT OR UPDATE OR DELETE ON {s}.rbac_versions
+	FOR EACH ROW EXECUTE FUNCTION {s}.guard_notify_version('r');
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

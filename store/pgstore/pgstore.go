@@ -64,6 +64,7 @@ type Store struct {
 	SSO       *SSO
 
 	pool   *pgxpool.Pool
+	watch  *versionWatch
 	schema string // validated, unquoted
 	q      string // quoted, for SQL text
 }
@@ -82,16 +83,16 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 	if !schemaRE.MatchString(opts.Schema) {
 		return nil, &OptionsError{Field: "Schema", Reason: "must be a lower-case identifier ([a-z_][a-z0-9_]*, at most 63 bytes)"}
 	}
-	s := &Store{pool: pool, schema: opts.Schema, q: pgx.Identifier{opts.Schema}.Sanitize()}
+	s := &Store{pool: pool, schema: opts.Schema, q: pgx.Identifier{opts.Schema}.Sanitize(), watch: newVersionWatch(opts.Schema)}
 	s.Users = &Users{pool: pool, sql: newUserSQL(s.q)}
 	s.Throttle = &Throttle{pool: pool, sql: newThrottleSQL(s.q)}
 	s.Sessions = &Sessions{pool: pool, sql: newSessionSQL(s.q)}
 	s.Audit = &Audit{pool: pool, sql: newAuditSQL(s.q)}
 	s.Tenants = &Tenants{pool: pool, sql: newTenantSQL(s.q)}
 	s.APIKeys = &APIKeys{pool: pool, sql: newAPIKeySQL(s.q)}
-	s.IPLists = &IPLists{pool: pool, sql: newIPListSQL(s.q)}
+	s.IPLists = &IPLists{pool: pool, sql: newIPListSQL(s.q), watch: s.watch}
 	s.MFA = &MFA{pool: pool, sql: newMFASQL(s.q)}
-	s.Policies = &Policies{pool: pool, sql: newPolicySQL(s.q), keep: PolicyHistory}
+	s.Policies = &Policies{pool: pool, sql: newPolicySQL(s.q), keep: PolicyHistory, watch: s.watch}
 	s.Approvals = &Approvals{pool: pool, sql: newApprovalSQL(s.q)}
 	s.SSO = &SSO{pool: pool, sql: newSSOSQL(s.q)}
 	return s, nil

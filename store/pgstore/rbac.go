@@ -32,9 +32,10 @@ const PolicyHistory = 1024
 // appends the change to the log and deletes up to GCBatch changes older
 // than the latest PolicyHistory, all in the same transaction.
 type Policies struct {
-	pool *pgxpool.Pool
-	sql  policySQL
-	keep int64 // changes kept per tenant: PolicyHistory but in tests
+	pool  *pgxpool.Pool
+	sql   policySQL
+	keep  int64 // changes kept per tenant: PolicyHistory but in tests
+	watch *versionWatch
 }
 
 var _ rbac.PolicyStore = (*Policies)(nil)
@@ -122,8 +123,14 @@ func (s *Policies) Policy(ctx context.Context, tenant string) ([]rbac.Rule, uint
 }
 
 // Version implements rbac.PolicyStore: one primary-key read of one
-// bigint.
+// bigint, or none while Store.Watch runs and holds the tenant's version.
 func (s *Policies) Version(ctx context.Context, tenant string) (uint64, error) {
+	return s.watch.version(ctx, kindPolicies, tenant, func(ctx context.Context) (uint64, error) {
+		return s.readVersion(ctx, tenant)
+	})
+}
+
+func (s *Policies) readVersion(ctx context.Context, tenant string) (uint64, error) {
 	var version int64
 	err := s.pool.QueryRow(ctx, s.sql.version, nonNil([]byte(tenant))).Scan(&version)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -144,6 +151,7 @@ func (s *Policies) Update(ctx context.Context, tenant string, expect uint64, rem
 	var updated bool
 	err := s.pool.QueryRow(ctx, s.sql.update, nonNil([]byte(tenant)), int64(expect), flatRules(remove), flatRules(add),
 		s.keep, GCBatch).Scan(&updated)
+	s.watch.forget(kindPolicies, tenant, false) // whatever happened, read it again
 	if err != nil {
 		return wrap("rbac policies: update", err)
 	}
