@@ -20,7 +20,13 @@ import (
 //
 // Append is one write transaction: it checks the batch against the head
 // row, inserts every event with one prepared statement and moves the head,
-// so a batch from audit.Log's group commit costs one commit. Purge deletes
+// so a batch from audit.Log's group commit costs one commit. The events go
+// to the chain's tail, a table without secondary indexes, so a commit
+// writes two or three pages whatever the actors and actions of its batch;
+// once the tail holds AuditTail events, the Append that got it there also
+// moves it into the indexed table in one bulk insert (the indexes then
+// take 256 sorted events at a time instead of one page each per commit).
+// Query reads both tables; the tail is read by its primary key. Purge deletes
 // and stores the checkpoint in one write transaction. Head, Checkpoint and
 // Query are single SELECTs, each a consistent snapshot (WAL), so a reader
 // never sees part of a batch.
@@ -33,7 +39,7 @@ const eventCols = `tenant, seq, id, time, actor_kind, actor_id, actor_email, act
 // insertEvents is the multi-row INSERT of n events.
 func insertEvents(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO guard_audit_events (` + eventCols + `) VALUES `)
+	b.WriteString(`INSERT INTO guard_audit_tail (` + eventCols + `) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
@@ -42,6 +48,10 @@ func insertEvents(n int) string {
 	}
 	return b.String()
 }
+
+// AuditTail is the number of a chain's newest events that Append keeps
+// out of the audit indexes before it indexes them in bulk.
+const AuditTail = 256
 
 // eventParams is the number of parameters of one event's row.
 const eventParams = 16
@@ -94,9 +104,10 @@ func (a *Audit) Append(ctx context.Context, tenant string, events []audit.Event)
 	return a.s.write(ctx, func(w *wtx) error {
 		// Move the head from the link the batch continues to its last
 		// event: one compare-and-set.
-		res, err := w.exec(audMoveHead, int64(last.Seq), nullBytes(last.MAC), tenant, int64(first.Seq-1), nullBytes(first.PrevMAC))
-		moved, err := affected(res, err)
-		if err != nil {
+		var tail int64
+		err := w.queryRow(audMoveHead, int64(last.Seq), nullBytes(last.MAC), tenant, int64(first.Seq-1), nullBytes(first.PrevMAC)).Scan(&tail)
+		moved := err == nil
+		if err != nil && !isNoRows(err) {
 			return fmt.Errorf("sqlitestore: append audit events: %w", err)
 		}
 		if !moved {
@@ -121,6 +132,15 @@ func (a *Audit) Append(ctx context.Context, tenant string, events []audit.Event)
 				return fmt.Errorf("sqlitestore: append audit events: %w", err)
 			}
 			args = args[n:]
+		}
+		if tail < AuditTail {
+			return nil
+		}
+		// The tail is long enough: index it in bulk.
+		for _, st := range []stmtID{audIndexTail, audDropTail, audIndexed} {
+			if _, err := w.exec(st, tenant); err != nil {
+				return fmt.Errorf("sqlitestore: index audit events: %w", err)
+			}
 		}
 		return nil
 	})
@@ -186,8 +206,10 @@ func (a *Audit) Purge(ctx context.Context, tenant string, cp audit.Checkpoint) e
 		case cp.Seq < uint64(cpSeq):
 			return audit.ErrConflict
 		}
-		if _, err := w.exec(audPurge, tenant, int64(cp.Seq)); err != nil {
-			return fmt.Errorf("sqlitestore: purge audit events: %w", err)
+		for _, st := range []stmtID{audPurge, audPurgeTail} {
+			if _, err := w.exec(st, tenant, int64(cp.Seq)); err != nil {
+				return fmt.Errorf("sqlitestore: purge audit events: %w", err)
+			}
 		}
 		if _, err := w.exec(audPurgeHead, tenant, int64(cp.Seq), nullBytes(cp.MAC), nullMicros(cp.At), nullBytes(cp.CheckpointMAC)); err != nil {
 			return fmt.Errorf("sqlitestore: purge audit events: %w", err)
@@ -238,6 +260,18 @@ func auditQuery(tenant string, q audit.Query, limit int) (string, []any) {
 	}
 	where := strings.Join(conds, " AND ")
 	const table = ` FROM guard_audit_events`
+	// The tail (at most AuditTail events and a batch) has no secondary
+	// index: it is read by its primary key and filtered, and its page is
+	// merged with the indexed table's.
+	tailWhere := where
+	if q.Actor != "" {
+		// The actor is the last argument (added below).
+		tailWhere += " AND (actor_id = ?" + strconv.Itoa(len(args)+1) + " OR actor_email = ?" + strconv.Itoa(len(args)+1) + ")"
+	}
+	tail := `SELECT ` + eventCols + ` FROM guard_audit_tail WHERE ` + tailWhere + order
+	union := func(indexed string) string {
+		return `SELECT * FROM (` + indexed + `) UNION ALL SELECT * FROM (` + tail + `)` + order
+	}
 	if q.Actor == "" {
 		index := ""
 		switch {
@@ -251,17 +285,17 @@ func auditQuery(tenant string, q audit.Query, limit int) (string, []any) {
 			// index and sort it instead — only the seqs, which the index
 			// covers (every condition is on tenant, time or seq), then
 			// read the page's rows by primary key.
-			return `SELECT ` + eventCols + table + ` WHERE tenant = ?1 AND seq IN (
-		SELECT seq` + table + ` INDEXED BY guard_audit_time WHERE ` + where + order + `)` + order, args
+			return union(`SELECT ` + eventCols + table + ` WHERE tenant = ?1 AND seq IN (
+		SELECT seq` + table + ` INDEXED BY guard_audit_time WHERE ` + where + order + `)` + order), args
 		}
-		return `SELECT ` + eventCols + table + index + ` WHERE ` + where + order, args
+		return union(`SELECT ` + eventCols + table + index + ` WHERE ` + where + order), args
 	}
 	args = append(args, q.Actor)
 	actor := "?" + strconv.Itoa(len(args))
-	return `SELECT ` + eventCols + table + ` WHERE tenant = ?1 AND seq IN (
+	return union(`SELECT ` + eventCols + table + ` WHERE tenant = ?1 AND seq IN (
 		SELECT seq FROM (SELECT seq` + table + ` INDEXED BY guard_audit_actor_id WHERE ` + where + ` AND actor_id = ` + actor + order + `)
 		UNION ALL
-		SELECT seq FROM (SELECT seq` + table + ` INDEXED BY guard_audit_actor_email WHERE ` + where + ` AND actor_email = ` + actor + order + `))` + order, args
+		SELECT seq FROM (SELECT seq` + table + ` INDEXED BY guard_audit_actor_email WHERE ` + where + ` AND actor_email = ` + actor + order + `))` + order), args
 }
 
 // Query implements audit.Store with one SELECT (see auditQuery).

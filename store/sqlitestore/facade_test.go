@@ -249,7 +249,7 @@ func TestFacadeRingFenced(t *testing.T) {
 			st := openFile(t, filepath.Join(dir, tc.file))
 			db = st.DB()
 		}
-		if err := db.QueryRow(`SELECT (SELECT count(*) FROM guard_users), (SELECT count(*) FROM guard_audit_events)`).Scan(&users, &events); err != nil {
+		if err := db.QueryRow(`SELECT (SELECT count(*) FROM guard_users), (SELECT count(*) FROM guard_audit_events) + (SELECT count(*) FROM guard_audit_tail)`).Scan(&users, &events); err != nil {
 			t.Fatal(err)
 		}
 		if users != tc.users || (events > 0) != (tc.users > 0) {

@@ -314,6 +314,37 @@ var migrations = []migration{
 		) STRICT, WITHOUT ROWID`,
 		`CREATE INDEX guard_sso_replay_until ON guard_sso_replay (until)`,
 	}},
+	{7, "audit tail", []string{
+		// The newest events of each chain, without secondary indexes:
+		// Append writes here (one leaf page and the head row per commit),
+		// and moves a tenant's tail into guard_audit_events, whose five
+		// indexes then take the events in bulk, once indexed_upto is
+		// AuditTail events behind the head. Query reads both.
+		`CREATE TABLE guard_audit_tail (
+			tenant      TEXT    NOT NULL REFERENCES guard_audit_heads (tenant),
+			seq         INTEGER NOT NULL,
+			id          TEXT    NOT NULL,
+			time        INTEGER NOT NULL,
+			actor_kind  TEXT    NOT NULL,
+			actor_id    TEXT    NOT NULL,
+			actor_email TEXT    NOT NULL,
+			action      TEXT    NOT NULL,
+			target      TEXT    NOT NULL,
+			ip          TEXT    NOT NULL,
+			user_agent  TEXT    NOT NULL,
+			outcome     TEXT    NOT NULL,
+			reason      TEXT    NOT NULL,
+			meta        TEXT,
+			prev_mac    BLOB,
+			mac         BLOB,
+			PRIMARY KEY (tenant, seq)
+		) STRICT, WITHOUT ROWID`,
+		// Every event up to indexed_upto is in guard_audit_events, the
+		// rest in guard_audit_tail. A database from before this migration
+		// has every event indexed.
+		`ALTER TABLE guard_audit_heads ADD COLUMN indexed_upto INTEGER NOT NULL DEFAULT 0`,
+		`UPDATE guard_audit_heads SET indexed_upto = seq`,
+	}},
 }
 
 // ownNames are the tables and indexes this package creates. A database
@@ -335,6 +366,7 @@ var ownNames = map[string]bool{
 	"guard_audit_actor_email":        true,
 	"guard_audit_action":             true,
 	"guard_audit_outcome":            true,
+	"guard_audit_tail":               true,
 	"guard_api_keys":                 true,
 	"guard_api_keys_hash":            true,
 	"guard_api_keys_list":            true,

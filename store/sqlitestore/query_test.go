@@ -57,6 +57,15 @@ func TestQueryMatchesMemstore(t *testing.T) {
 		}
 		head = audit.Link{Seq: batch[len(batch)-1].Seq, MAC: batch[len(batch)-1].MAC}
 	}
+	// Both the indexed table and the tail hold events: queries merge them,
+	// and cursors at the boundary are tried.
+	var indexed, tail uint64
+	if err := s.DB().QueryRow(`SELECT indexed_upto, (SELECT count(*) FROM guard_audit_tail) FROM guard_audit_heads`).Scan(&indexed, &tail); err != nil {
+		t.Fatal(err)
+	}
+	if indexed == 0 || tail == 0 {
+		t.Fatalf("indexed up to %d, %d events in the tail: want both", indexed, tail)
+	}
 	times := []time.Time{{}, t0.Add(100 * time.Second), t0.Add(300 * time.Second), t0.Add(550 * time.Second)}
 	queries := 0
 	for _, actor := range []string{"", "u1", "b@example.com", "cron", "nobody"} {
@@ -68,7 +77,7 @@ func TestQueryMatchesMemstore(t *testing.T) {
 							continue
 						}
 						for _, desc := range []bool{false, true} {
-							for _, after := range []uint64{0, 1, 250, 599} {
+							for _, after := range []uint64{0, 1, 250, indexed - 1, indexed, indexed + 1, 599} {
 								q := audit.Query{From: from, To: to, Actor: actor, Action: action, Outcome: outcome, After: after, Desc: desc, Limit: 1 + rnd.IntN(40)}
 								got, err := s.Audit.Query(ctx, "acme", q)
 								if err != nil {

@@ -52,7 +52,11 @@ const (
 	audMoveHead
 	audNewHead
 	audCpSeq
+	audIndexTail
+	audDropTail
+	audIndexed
 	audPurge
+	audPurgeTail
 	audPurgeHead
 	audPurgeNew
 
@@ -203,10 +207,18 @@ var queries = func() (q [numStmts]string) {
 	q[audCheckpoint] = `SELECT cp_seq, cp_mac, cp_at, cp_hmac FROM guard_audit_heads WHERE tenant = ?`
 	// Compare-and-set of the head: the chain continues from it only if it
 	// is still the link the batch starts from.
-	q[audMoveHead] = `UPDATE guard_audit_heads SET seq = ?1, mac = ?2 WHERE tenant = ?3 AND seq = ?4 AND mac IS ?5`
+	// It returns how many events the tail holds then.
+	q[audMoveHead] = `UPDATE guard_audit_heads SET seq = ?1, mac = ?2 WHERE tenant = ?3 AND seq = ?4 AND mac IS ?5
+		RETURNING seq - indexed_upto`
 	q[audNewHead] = `INSERT INTO guard_audit_heads (tenant, seq, mac) VALUES (?, ?, ?) ON CONFLICT (tenant) DO NOTHING`
 	q[audCpSeq] = `SELECT cp_seq FROM guard_audit_heads WHERE tenant = ?`
+	// The tail moves into the indexed table in one bulk insert.
+	q[audIndexTail] = `INSERT INTO guard_audit_events (` + eventCols + `)
+		SELECT ` + eventCols + ` FROM guard_audit_tail WHERE tenant = ?1 ORDER BY seq`
+	q[audDropTail] = `DELETE FROM guard_audit_tail WHERE tenant = ?1`
+	q[audIndexed] = `UPDATE guard_audit_heads SET indexed_upto = seq WHERE tenant = ?1`
 	q[audPurge] = `DELETE FROM guard_audit_events WHERE tenant = ? AND seq <= ?`
+	q[audPurgeTail] = `DELETE FROM guard_audit_tail WHERE tenant = ? AND seq <= ?`
 	// When no event is left, the checkpoint is the head.
 	q[audPurgeHead] = `UPDATE guard_audit_heads SET cp_seq = ?2, cp_mac = ?3, cp_at = ?4, cp_hmac = ?5,
 			seq = CASE WHEN seq <= ?2 THEN ?2 ELSE seq END,
