@@ -47,8 +47,14 @@ const auditInsert = `
 		$18::bytea[]) AS e
 	WHERE EXISTS (SELECT 1 FROM h)`
 
-func newAuditSQL(q string) auditSQL {
+func newAuditSQL(q string, async bool) auditSQL {
 	s := func(sql string) string { return schemaSQL(q, sql) }
+	insert := auditInsert
+	if async {
+		// set_config(…, true) holds for the statement's own transaction,
+		// whose commit then does not wait for the WAL flush.
+		insert += ` AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'`
+	}
 	return auditSQL{
 		// The first event of a chain inserts the head row; if one exists
 		// the chain has moved on. Both variants take the same parameters:
@@ -57,11 +63,11 @@ func newAuditSQL(q string) auditSQL {
 				INSERT INTO {s}.audit_heads (tenant, seq, mac)
 				SELECT $1, $3, $19 WHERE $2::bytea = '' AND $20::bigint > 0
 				ON CONFLICT (tenant) DO NOTHING
-				RETURNING 1)` + auditInsert),
+				RETURNING 1)` + insert),
 		appendNext: s(`WITH h AS (
 				UPDATE {s}.audit_heads SET seq = $3, mac = $19
 				WHERE tenant = $1 AND seq = $3 - $20::bigint AND mac = $2
-				RETURNING 1)` + auditInsert),
+				RETURNING 1)` + insert),
 		head:       s(`SELECT seq, mac FROM {s}.audit_heads WHERE tenant = $1`),
 		checkpoint: s(`SELECT seq, mac, at, checkpoint_mac FROM {s}.audit_checkpoints WHERE tenant = $1`),
 		// The checkpoint moves only forward (the upsert's WHERE, checked on

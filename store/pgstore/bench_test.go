@@ -108,14 +108,31 @@ func (c *countingAudit) Append(ctx context.Context, tenant string, events []audi
 // from 64): Log batches the Records that wait while an Append is in flight
 // into the next one. It reports events/s and events per Append, and
 // verifies the chain afterwards.
+//
+// commit=async is Options.AuditAsyncCommit: the same statements, whose
+// commits do not wait for the WAL flush.
 func BenchmarkAuditAppend(b *testing.B) {
-	for _, workers := range []int{8, 64} {
-		b.Run(fmt.Sprint("goroutines=", workers), func(b *testing.B) { benchAuditAppend(b, workers) })
+	for _, async := range []bool{false, true} {
+		for _, workers := range []int{8, 64} {
+			name := fmt.Sprintf("commit=durable/goroutines=%d", workers)
+			if async {
+				name = fmt.Sprintf("commit=async/goroutines=%d", workers)
+			}
+			b.Run(name, func(b *testing.B) { benchAuditAppend(b, workers, async) })
+		}
 	}
 }
 
-func benchAuditAppend(b *testing.B, workers int) {
-	st := newStore(b)
+func benchAuditAppend(b *testing.B, workers int, async bool) {
+	schema := newSchemaName(b)
+	dropSchemaOnCleanup(b, schema)
+	st, err := pgstore.New(testPool(b), pgstore.Options{Schema: schema, AuditAsyncCommit: async})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Migrate(context.Background()); err != nil {
+		b.Fatal(err)
+	}
 	cs := &countingAudit{Store: st.Audit}
 	l, err := audit.New(audit.Config{Store: cs, Key: auditKey})
 	if err != nil {

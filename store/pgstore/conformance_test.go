@@ -18,6 +18,7 @@ import (
 	"github.com/guardhq/guard/session/sessiontest"
 	"github.com/guardhq/guard/sso"
 	"github.com/guardhq/guard/sso/ssotest"
+	"github.com/guardhq/guard/store/pgstore"
 )
 
 // Each conformance test hands every subtest an empty migrated schema of
@@ -102,4 +103,51 @@ func TestSSO(t *testing.T) {
 func TestSSOConcurrent(t *testing.T) {
 	r := newRecycler(t)
 	ssotest.RunConcurrent(t, func(t *testing.T) sso.Stores { return r.store(t).SSO.Stores() })
+}
+
+// Options.AuditAsyncCommit changes how an append commits, not what it
+// stores: the same suites pass, and the setting does not outlive the
+// append's own transaction.
+func TestAuditAsyncCommit(t *testing.T) {
+	async := func(t *testing.T) *pgstore.Store {
+		st, err := pgstore.New(testPool(t), pgstore.Options{Schema: newSchemaName(t), AuditAsyncCommit: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dropSchemaOnCleanup(t, st.Schema())
+		if err := st.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	audittest.Run(t, func(t *testing.T) audit.Store { return async(t).Audit })
+	audittest.RunConcurrent(t, func(t *testing.T) audit.Store { return async(t).Audit })
+
+	t.Run("SettingStaysInTheAppend", func(t *testing.T) {
+		pool := ownPool(t, 1)
+		st, err := pgstore.New(pool, pgstore.Options{Schema: newSchemaName(t), AuditAsyncCommit: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dropOnCleanup(t, pool, st.Schema())
+		if err := st.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		l, err := audit.New(audit.Config{Store: st.Audit, Key: auditKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, err := l.Record(t.Context(), audit.Event{Tenant: "acme", Action: audit.LoginFailed, Outcome: audit.Failure}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var setting string
+		if err := pool.QueryRow(t.Context(), `SHOW synchronous_commit`).Scan(&setting); err != nil || setting != "on" {
+			t.Errorf("synchronous_commit on the pool's connection after appends = %q, %v; want on", setting, err)
+		}
+		if rep, err := l.Verify(t.Context(), "acme"); err != nil || !rep.OK || rep.Checked != 3 {
+			t.Errorf("Verify = %+v, %v", rep, err)
+		}
+	})
 }
