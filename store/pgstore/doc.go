@@ -92,7 +92,10 @@
 // delivers the notification (milliseconds); when Watch's connection fails
 // or stops answering its pings, versions are read from the database again,
 // a cached one never used more than WatchFresh (one second) after the
-// last answer. Watching reports whether versions are being kept.
+// last answer. Watching reports whether versions are being kept. With
+// ring-fenced tenants (guard.Config.OpenTenant), start one Watch per
+// tenant Store in the TenantOpener and cancel it in the io.Closer it
+// returns: one more connection per open tenant.
 //
 // # Data
 //
