@@ -208,6 +208,7 @@ var (
 // use; create one per process with New.
 type Guard struct {
 	stores   Stores
+	throttle auth.BatchThrottleStore // Stores.Throttle, probed once
 	now      func() time.Time
 	rand     io.Reader
 	defaults Policy
@@ -382,6 +383,7 @@ func New(cfg Config) (*Guard, error) {
 	}
 	return &Guard{
 		stores:   cfg.Stores,
+		throttle: auth.BatchThrottle(cfg.Stores.Throttle),
 		now:      cfg.Now,
 		rand:     cfg.Rand,
 		defaults: defaults,

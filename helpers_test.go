@@ -136,11 +136,15 @@ func (s *failingSessions) Create(ctx context.Context, ss session.Session, l sess
 	return s.Sessions.Create(ctx, ss, l)
 }
 
-// failingThrottle fails Reserve.
+// failingThrottle fails Reserve and ReserveAll.
 type failingThrottle struct{ *memstore.Throttle }
 
 func (failingThrottle) Reserve(context.Context, string, time.Time, auth.Limit) (auth.Reservation, error) {
 	return auth.Reservation{}, errDown
+}
+
+func (failingThrottle) ReserveAll(context.Context, time.Time, []auth.ThrottleKey) ([]auth.Reservation, error) {
+	return nil, errDown
 }
 
 // failingAudit fails Append while fail is set.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -124,37 +125,44 @@ type gate struct {
 	acct, ip       auth.Reservation
 }
 
-// reserve reserves an attempt for the account (tenant, email) and the
-// client IP. known says whether the account exists (an invented name never
-// gets a permanent lock, which keeps the store bounded under a spray). A
-// non-empty reason means the attempt is refused (ReasonIPThrottled,
-// ReasonLocked); err is a store failure.
+// reserve reserves an attempt for the client IP and then the account
+// (tenant, email), in one call of the throttle store; the account is not
+// counted when the IP is refused. known says whether the account exists
+// (an invented name never gets a permanent lock, which keeps the store
+// bounded under a spray). A non-empty reason means the attempt is refused
+// (ReasonIPThrottled, ReasonLocked); err is a store failure.
 func (g *Guard) reserve(ctx context.Context, tenant, email, ip string, known bool) (gate, string, error) {
-	now := g.now()
 	gt := gate{acctKey: accountKey(tenant, email)}
-	if ip != "" {
-		gt.ipKey = "ip:" + ip
-		r, err := g.stores.Throttle.Reserve(ctx, gt.ipKey, now, g.ipLim)
-		if err != nil {
-			return gate{}, "", unavailable("throttle", err)
-		}
-		if !r.Allowed {
-			return gate{}, ReasonIPThrottled, nil
-		}
-		gt.ip = r
-	}
 	lim := g.acctLim
 	if !known {
 		lim.PermanentAfter = 0
 	}
-	r, err := g.stores.Throttle.Reserve(ctx, gt.acctKey, now, lim)
+	// The IP before the account, here and in settle: a SQL store locks
+	// the keys in this order, so two logins never deadlock.
+	var buf [2]auth.ThrottleKey
+	keys := buf[:0]
+	if ip != "" {
+		gt.ipKey = "ip:" + ip
+		keys = append(keys, auth.ThrottleKey{Key: gt.ipKey, Limit: g.ipLim})
+	}
+	keys = append(keys, auth.ThrottleKey{Key: gt.acctKey, Limit: lim})
+	res, err := g.throttle.ReserveAll(ctx, g.now(), keys)
 	if err != nil {
 		return gate{}, "", unavailable("throttle", err)
 	}
-	if !r.Allowed {
+	// One Reservation per key up to the first refused one: anything else
+	// is a broken store, and the attempt is denied.
+	if len(res) == 0 || len(res) > len(keys) || (len(res) < len(keys) && res[len(res)-1].Allowed) {
+		return gate{}, "", unavailable("throttle", fmt.Errorf("%d reservations for %d keys", len(res), len(keys)))
+	}
+	if gt.ipKey != "" {
+		if gt.ip, res = res[0], res[1:]; !gt.ip.Allowed {
+			return gate{}, ReasonIPThrottled, nil
+		}
+	}
+	if gt.acct = res[0]; !gt.acct.Allowed {
 		return gate{}, ReasonLocked, nil
 	}
-	gt.acct = r
 	return gt, "", nil
 }
 
@@ -164,26 +172,25 @@ func (g *Guard) needsCaptcha(gt gate) bool {
 	return g.captcha != nil && (gt.acct.Failures > g.captchaAfter || gt.ip.Failures > g.captchaAfter)
 }
 
-// settle ends a successful attempt: the client IP gets its reservation
-// back, and the account's failures are forgotten when done (the sign-in is
-// complete) or only this attempt given back when not (a second factor is
-// still due, and its wrong codes must add to the failures before it).
+// settle ends a successful attempt, in one call of the throttle store:
+// the client IP gets its reservation back, and the account's failures are
+// forgotten when done (the sign-in is complete) or only this attempt given
+// back when not (a second factor is still due, and its wrong codes must
+// add to the failures before it).
 func (g *Guard) settle(ctx context.Context, gt gate, done bool) error {
-	if gt.acctKey != "" {
-		var err error
-		if done {
-			err = g.stores.Throttle.Reset(ctx, gt.acctKey)
-		} else {
-			err = g.stores.Throttle.Release(ctx, gt.acctKey)
-		}
-		if err != nil {
-			return unavailable("throttle", err)
-		}
-	}
+	var buf [2]auth.Settlement
+	keys := buf[:0]
 	if gt.ipKey != "" {
-		if err := g.stores.Throttle.Release(ctx, gt.ipKey); err != nil {
-			return unavailable("throttle", err)
-		}
+		keys = append(keys, auth.Settlement{Key: gt.ipKey})
+	}
+	if gt.acctKey != "" {
+		keys = append(keys, auth.Settlement{Key: gt.acctKey, Reset: done})
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if err := g.throttle.Settle(ctx, keys); err != nil {
+		return unavailable("throttle", err)
 	}
 	return nil
 }

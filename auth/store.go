@@ -83,3 +83,36 @@ type ThrottleStore interface {
 	// or forgotten key has the zero State.
 	Peek(ctx context.Context, key string, now time.Time, lim Limit) (State, error)
 }
+
+// BatchThrottleStore is a ThrottleStore that reserves, or settles, several
+// keys in one call: a password login reserves its client IP and its
+// account together, and settles them together, in one round trip to the
+// database each instead of one per key.
+//
+// It is optional. Each method is defined as the ThrottleStore calls it
+// replaces, made one after another, so a store without it loses nothing
+// but round trips: BatchThrottle makes those calls for it, and the facade
+// probes for the interface once, when it is created. The backends of this
+// module have it, each doing a call in one statement, transaction or
+// script.
+//
+// Keys are taken in the order given. A store that locks what it changes
+// (a SQL row lock) locks the keys in that order and holds them to the end
+// of the call, so calls that list the keys they share in the same order
+// never deadlock; the facade lists a client IP's key before an account's,
+// in ReserveAll and in Settle alike.
+type BatchThrottleStore interface {
+	ThrottleStore
+	// ReserveAll reserves keys[0], keys[1], … at now, each under its own
+	// Limit, as Reserve would, and stops at the first key that is not
+	// Allowed: it returns the Reservations of the keys up to and
+	// including that one (of every key when all are allowed), and the
+	// keys after it are not counted. A key listed twice is reserved
+	// twice. No keys is no error. When it returns an error, the keys
+	// before the one that failed may have been counted.
+	ReserveAll(ctx context.Context, now time.Time, keys []ThrottleKey) ([]Reservation, error)
+	// Settle ends the reservations of keys, in order: each key is Reset
+	// when its Settlement says so and Released otherwise, as those
+	// methods would. Unknown keys and no keys are no error.
+	Settle(ctx context.Context, keys []Settlement) error
+}

@@ -91,6 +91,7 @@ func runThrottleConcurrent(t *testing.T, newStore func(t *testing.T) auth.Thrott
 			}
 		}
 	})
+	runBatchConcurrent(t, newStore)
 	t.Run("ReserveAndReleaseBalance", func(t *testing.T) {
 		// Each goroutine gives back its own reservation: none is lost.
 		st := newStore(t)

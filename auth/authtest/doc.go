@@ -38,6 +38,13 @@
 // suite cannot see how much memory a store holds: each backend tests
 // itself that forgotten keys are dropped (memstore does, with Throttle.Len).
 //
+// ReserveAll and Settle (auth.BatchThrottleStore) are checked the same way
+// on auth.BatchThrottle of the store (the store's own methods when it has
+// them, else its single-key calls one after another): ReserveAll against
+// Limit.Apply of each key in order up to the first refused one, Settle
+// against Release or Reset of each key in order, each followed by a Peek
+// of every key of the call.
+//
 // # Clarifications
 //
 // The doc comments leave a few points open; the suite checks these
@@ -57,6 +64,10 @@
 //     stored value.
 //   - Release keeps the time of the last counted reservation (Record.Last):
 //     giving back an attempt does not make the key be forgotten sooner.
+//   - A store may forget a record by the ResetAfter of its last write (a
+//     SQL store deletes forgotten rows during calls on other keys): calls
+//     that give one key different ResetAfters follow each other with no
+//     call on another key in between.
 //   - String fields hold valid UTF-8 without NUL bytes (which PostgreSQL
 //     text cannot hold); ids, emails and names of the maximum sizes in
 //     package auth must fit.
@@ -64,8 +75,13 @@
 // RunConcurrent hammers one store from many goroutines and checks that each
 // method is one atomic step: N parallel attempts on one key never get more
 // than Limit.Max reservations before the lock, Releases never take a count
-// below zero or lose one, emails and ids stay unique (users racing with
-// SetEmail, or with SetEmail and CreateUser, to one email: exactly one gets
-// it), a rehash wins once, concurrent updates of a user lose nothing, and
-// RecordLogin returns the user as its own update left it.
+// below zero or lose one, N parallel ReserveAlls of one client IP and one
+// account never get more than either key's Limit.Max (the account is only
+// counted after the IP was allowed), ReserveAlls and Settles of pairs that
+// share keys, listed in the same order and mixed with single-key calls,
+// neither fail (a SQL deadlock is an error) nor lose a count, emails and
+// ids stay unique (users racing with SetEmail, or with SetEmail and
+// CreateUser, to one email: exactly one gets it), a rehash wins once,
+// concurrent updates of a user lose nothing, and RecordLogin returns the
+// user as its own update left it.
 package authtest

@@ -396,17 +396,7 @@ func randomScenario(name string, seed uint64, lim auth.Limit) scenario {
 	var steps []step
 	var at time.Duration
 	for range 300 {
-		switch r := rng.IntN(100); {
-		case r < 35:
-		case r < 50:
-			at += us
-		case r < 70:
-			at += sec
-		case r < 92:
-			at += time.Duration(rng.Int64N(int64(lim.MaxLockFor/us)+2)) * us
-		default:
-			at += time.Duration(rng.Int64N(int64(lim.ResetAfter*3/2/us))) * us
-		}
+		at += wait(rng, lim)
 		s := step{at: at, key: keys[rng.IntN(len(keys))]}
 		switch r := rng.IntN(100); {
 		case r < 70:
@@ -421,6 +411,24 @@ func randomScenario(name string, seed uint64, lim auth.Limit) scenario {
 		steps = append(steps, s)
 	}
 	return scenario{name, lim, [][]step{steps}}
+}
+
+// wait is a random time between two steps under lim: nothing, a
+// microsecond, a second, up to the longest lock, or up to one and a half
+// ResetAfter.
+func wait(rng *rand.Rand, lim auth.Limit) time.Duration {
+	switch r := rng.IntN(100); {
+	case r < 35:
+		return 0
+	case r < 50:
+		return us
+	case r < 70:
+		return sec
+	case r < 92:
+		return time.Duration(rng.Int64N(int64(lim.MaxLockFor/us)+2)) * us
+	default:
+		return time.Duration(rng.Int64N(int64(lim.ResetAfter*3/2/us))) * us
+	}
 }
 
 var randomScenarios = []scenario{
@@ -453,16 +461,22 @@ func runThrottle(t *testing.T, newStore func(t *testing.T) auth.ThrottleStore) {
 		{"Peek", tests(peekScenarios)},
 		{"Keys", tests(keyScenarios)},
 		{"FollowsApply", tests(randomScenarios)},
+		{"ReserveAll", reserveAllTests},
+		{"Settle", settleTests},
+		{"BatchesFollowApply", batchScenarios},
 	}, func(t *testing.T) *throttleChecker {
-		return &throttleChecker{t: t, st: newStore(t), model: make(map[string]auth.Record)}
+		st := newStore(t)
+		return &throttleChecker{t: t, st: st, batch: auth.BatchThrottle(st), model: make(map[string]auth.Record)}
 	})
 }
 
 // throttleChecker runs scenarios against a store and a model of it: the
-// records that Limit.Apply, Release and Reset make.
+// records that Limit.Apply, Release and Reset make. batch is the store
+// as auth.BatchThrottle gives it.
 type throttleChecker struct {
 	t     *testing.T
 	st    auth.ThrottleStore
+	batch auth.BatchThrottleStore
 	model map[string]auth.Record
 }
 
@@ -527,13 +541,20 @@ func (c *throttleChecker) wantScenario(where, want, model string) {
 // wantState checks that Peek of key at now agrees with the model.
 func (c *throttleChecker) wantState(where, key string, now time.Time, lim auth.Limit, sc scenario, i int) {
 	c.t.Helper()
+	c.wantPeek(where, key, now, lim, func() string { return c.history(sc, i) })
+}
+
+// wantPeek checks that Peek of key at now agrees with the model; history
+// describes the steps so far, for a failure message.
+func (c *throttleChecker) wantPeek(where, key string, now time.Time, lim auth.Limit, history func() string) {
+	c.t.Helper()
 	want := auth.StateOf(c.model[key], now, lim)
 	got, err := c.st.Peek(c.t.Context(), key, now, lim)
 	if err != nil {
 		c.t.Fatalf("%s: %v", where, err)
 	}
 	if d := diffState(got, want); d != "" {
-		c.t.Fatalf("%s = %s (%s), want %s (%s)", where, describeState(got, now), d, describeState(want, now), c.history(sc, i))
+		c.t.Fatalf("%s = %s (%s), want %s (%s)", where, describeState(got, now), d, describeState(want, now), history())
 	}
 }
 

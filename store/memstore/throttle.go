@@ -8,10 +8,12 @@ import (
 	"github.com/guardhq/guard/auth"
 )
 
-// Throttle is an in-memory auth.ThrottleStore. Memory is bounded: records
-// are dropped once forgotten (swept as the map grows), and at most maxKeys
-// live records are kept; beyond that, Reserve of a new key fails with
-// auth.ErrThrottleFull (callers deny) and a locked key is never evicted.
+// Throttle is an in-memory auth.ThrottleStore and auth.BatchThrottleStore:
+// each call, of one key or several, holds one mutex. Memory is bounded:
+// records are dropped once forgotten (swept as the map grows), and at most
+// maxKeys live records are kept; beyond that, Reserve of a new key fails
+// with auth.ErrThrottleFull (callers deny) and a locked key is never
+// evicted.
 type Throttle struct {
 	mu      sync.Mutex
 	m       map[string]throttleEntry
@@ -24,7 +26,7 @@ type throttleEntry struct {
 	expires time.Time // zero: never (permanent)
 }
 
-var _ auth.ThrottleStore = (*Throttle)(nil)
+var _ auth.BatchThrottleStore = (*Throttle)(nil)
 
 // NewThrottle returns an empty throttle store holding at most maxKeys
 // records (0 means 1<<20).
@@ -57,6 +59,31 @@ func (t *Throttle) sweep(now time.Time) {
 func (t *Throttle) Reserve(_ context.Context, key string, now time.Time, lim auth.Limit) (auth.Reservation, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.reserve(key, now, lim)
+}
+
+// ReserveAll implements auth.BatchThrottleStore under one hold of the
+// lock. It returns auth.ErrThrottleFull when a key is new and the store is
+// full; the keys before it stay counted.
+func (t *Throttle) ReserveAll(_ context.Context, now time.Time, keys []auth.ThrottleKey) ([]auth.Reservation, error) {
+	out := make([]auth.Reservation, 0, len(keys))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range keys {
+		r, err := t.reserve(k.Key, now, k.Limit)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+		if !r.Allowed {
+			break
+		}
+	}
+	return out, nil
+}
+
+// reserve is Reserve with t.mu held.
+func (t *Throttle) reserve(key string, now time.Time, lim auth.Limit) (auth.Reservation, error) {
 	e, ok := t.m[key]
 	if !ok {
 		if len(t.m) >= t.sweepAt || len(t.m) >= t.maxKeys {
@@ -75,11 +102,16 @@ func (t *Throttle) Reserve(_ context.Context, key string, now time.Time, lim aut
 func (t *Throttle) Release(_ context.Context, key string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.release(key)
+	return nil
+}
+
+// release is Release with t.mu held.
+func (t *Throttle) release(key string) {
 	if e, ok := t.m[key]; ok && e.rec.Failures > 0 {
 		e.rec.Failures--
 		t.m[key] = e
 	}
-	return nil
 }
 
 // Reset implements auth.ThrottleStore.
@@ -87,6 +119,20 @@ func (t *Throttle) Reset(_ context.Context, key string) error {
 	t.mu.Lock()
 	delete(t.m, key)
 	t.mu.Unlock()
+	return nil
+}
+
+// Settle implements auth.BatchThrottleStore under one hold of the lock.
+func (t *Throttle) Settle(_ context.Context, keys []auth.Settlement) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range keys {
+		if k.Reset {
+			delete(t.m, k.Key)
+		} else {
+			t.release(k.Key)
+		}
+	}
 	return nil
 }
 

@@ -17,6 +17,20 @@ func TestThrottle(t *testing.T) { authtest.Run(t, throttle) }
 
 func TestThrottleConcurrent(t *testing.T) { authtest.RunConcurrent(t, throttle) }
 
+// singleKeyOnly hides the multi-key calls of a store, so that
+// auth.BatchThrottle makes them from its single-key calls.
+type singleKeyOnly struct{ auth.ThrottleStore }
+
+// The conformance suite also holds for the multi-key calls that
+// auth.BatchThrottle makes of a store without them.
+var throttleLoop = authtest.Stores{Throttle: func(*testing.T) auth.ThrottleStore {
+	return singleKeyOnly{memstore.NewThrottle(0)}
+}}
+
+func TestThrottleBatchFallback(t *testing.T) { authtest.Run(t, throttleLoop) }
+
+func TestThrottleBatchFallbackConcurrent(t *testing.T) { authtest.RunConcurrent(t, throttleLoop) }
+
 // base is a fixed "now" for the tests below.
 var base = time.Date(2099, 1, 1, 9, 0, 0, 123456000, time.UTC)
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -63,6 +64,8 @@ func (r *roundTrips) TraceCopyFromEnd(context.Context, *pgx.Conn, pgx.TraceCopyF
 // label names the store method that sends sql.
 func label(sql string) string {
 	for _, l := range []struct{ in, name string }{
+		{"throttle_reserve", "Throttle.ReserveAll"},
+		{"throttle_settle", "Throttle.Settle"},
 		{"throttle_apply", "Throttle.Reserve"},
 		{"SET failures = failures - 1", "Throttle.Release"},
 		{"DELETE FROM {s}.throttle WHERE key", "Throttle.Reset"},
@@ -194,22 +197,27 @@ func login(t *testing.T, g *guard.Guard) guard.LoginResult {
 
 // The PostgreSQL round trips of one successful password login, with
 // everything in PostgreSQL and with throttling and sessions elsewhere (the
-// memstore standing in for Redis), and of one request check. A login
-// includes the IP allow-list check (IPLists.Version: the tenant has no
-// lists, so nothing more is read).
+// memstore standing in for Redis), and of one request check. A warm login
+// with everything in PostgreSQL is 7: Users.UserByEmail, IPLists.Version
+// (the IP allow-list check: the tenant has no lists, so nothing more is
+// read), Throttle.ReserveAll (client IP and account), Throttle.Settle
+// (release the IP, reset the account), Sessions.Create, Users.RecordLogin
+// and Audit.Append.
 func TestFacadeRoundTrips(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// stores returns the facade's stores given the PostgreSQL ones.
 		stores   func(pg guard.Stores) guard.Stores
 		maxLogin int
+		throttle []string // the throttle's round trips of a login
 	}{
-		{"EverythingInPostgres", func(pg guard.Stores) guard.Stores { return pg }, 8},
+		{"EverythingInPostgres", func(pg guard.Stores) guard.Stores { return pg }, 6,
+			[]string{"Throttle.ReserveAll", "Throttle.Settle"}},
 		{"ThrottleAndSessionsElsewhere", func(pg guard.Stores) guard.Stores {
 			sessions := memstore.NewSessions()
 			pg.Throttle, pg.Sessions, pg.SessionIndex = memstore.NewThrottle(0), sessions, sessions
 			return pg
-		}, 3},
+		}, 3, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := new(roundTrips)
@@ -243,6 +251,15 @@ func TestFacadeRoundTrips(t *testing.T) {
 			t.Logf("login, warm replica: %d round trips: %s", len(calls), strings.Join(calls, ", "))
 			if len(calls) > tc.maxLogin {
 				t.Errorf("a login took %d PostgreSQL round trips, want at most %d", len(calls), tc.maxLogin)
+			}
+			var throttle []string
+			for _, c := range calls {
+				if strings.HasPrefix(c, "Throttle.") {
+					throttle = append(throttle, c)
+				}
+			}
+			if !slices.Equal(throttle, tc.throttle) {
+				t.Errorf("a login's throttle round trips were %q, want %q", throttle, tc.throttle)
 			}
 			if _, err := cold.Authenticate(t.Context(), res.Token); err != nil {
 				t.Fatal(err)

@@ -25,6 +25,7 @@ var migrations = [...]migration{
 	{name: "rbac", sql: migration5},
 	{name: "sso", sql: migration6},
 	{name: "version notifications", sql: migration7},
+	{name: "throttle batches", sql: migration8},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -666,6 +667,67 @@ CREATE TRIGGER ip_lists_notify AFTER INSERT OR UPDATE OR DELETE ON {s}.ip_lists
 	FOR EACH ROW EXECUTE FUNCTION {s}.guard_notify_version('i');
 CREATE TRIGGER rbac_versions_notify AFTER INSERT OR UPDATE OR DELETE ON {s}.rbac_versions
 	FOR EACH ROW EXECUTE FUNCTION {s}.guard_notify_version('r');
+`
+
+// migration8 adds the functions of Throttle.ReserveAll and Throttle.Settle,
+// which do several keys in one call. Each locks its keys' rows in the
+// order given and holds them to the end of the transaction.
+const migration8 = `
+-- throttle_reserve reserves p_keys[1], p_keys[2], … in order, each under
+-- the limit at the same index of the other arrays (as throttle_apply
+-- takes them), with one INSERT … ON CONFLICT DO UPDATE each, and returns
+-- the reservation of each key up to and including the first refused one.
+-- Then it deletes up to p_gc records forgotten at p_now_us, other than the
+-- call's keys, skipping rows other transactions hold. Callers list their
+-- shared keys in the same order; a deadlock PostgreSQL still finds (under
+-- heavy churn of forgotten records) is retried by the Go code.
+CREATE FUNCTION {s}.throttle_reserve(
+	p_keys bytea[], p_now_us bigint, p_max integer[], p_reset_us bigint[],
+	p_lock_for_ns bigint[], p_max_lock_ns bigint[], p_permanent_after integer[], p_gc integer)
+RETURNS TABLE (r_allowed boolean, r_failures integer, r_locks boolean, r_locked_until_us bigint,
+	r_permanent boolean, r_lockouts integer)
+LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
+		INSERT INTO {s}.throttle AS t (key, failures, last_us, locked_until_us, lockouts, permanent, expires_us,
+			res_allowed, res_failures, res_locks)
+		SELECT p_keys[i], a.* FROM {s}.throttle_apply(false, 0, NULL, NULL, 0, false,
+			p_now_us, p_max[i], p_reset_us[i], p_lock_for_ns[i], p_max_lock_ns[i], p_permanent_after[i]) a
+		ON CONFLICT (key) DO UPDATE SET (failures, last_us, locked_until_us, lockouts, permanent, expires_us,
+			res_allowed, res_failures, res_locks) = (
+			SELECT a.* FROM {s}.throttle_apply(true, t.failures, t.last_us, t.locked_until_us, t.lockouts, t.permanent,
+				p_now_us, p_max[i], p_reset_us[i], p_lock_for_ns[i], p_max_lock_ns[i], p_permanent_after[i]) a)
+		RETURNING t.res_allowed, t.res_failures, t.res_locks, t.locked_until_us, t.permanent, t.lockouts
+		INTO r_allowed, r_failures, r_locks, r_locked_until_us, r_permanent, r_lockouts;
+		RETURN NEXT;
+		EXIT WHEN NOT r_allowed;
+	END LOOP;
+	-- By ctid: exactly the row versions locked here.
+	DELETE FROM {s}.throttle WHERE ctid = ANY (ARRAY(
+		SELECT g.ctid FROM {s}.throttle g
+		WHERE g.expires_us <= p_now_us AND g.key <> ALL (p_keys)
+		ORDER BY g.expires_us
+		LIMIT p_gc
+		FOR UPDATE SKIP LOCKED));
+END
+$$;
+
+-- throttle_settle settles p_keys[1], p_keys[2], … in order: it deletes the
+-- record when p_reset at the same index is true (Reset), and otherwise
+-- takes one off its failures, never below zero (Release).
+CREATE FUNCTION {s}.throttle_settle(p_keys bytea[], p_reset boolean[])
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
+		IF p_reset[i] THEN
+			DELETE FROM {s}.throttle WHERE key = p_keys[i];
+		ELSE
+			UPDATE {s}.throttle SET failures = failures - 1 WHERE key = p_keys[i] AND failures > 0;
+		END IF;
+	END LOOP;
+END
+$$;
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

@@ -421,6 +421,8 @@ func TestMigrateUpgradeFromVersion4(t *testing.T) {
 	}
 	old := st.Stores()
 	old.Policies, old.Approvals = nil, nil // what version 4 offered
+	// Nor the multi-key throttle calls, which need version 8.
+	old.Throttle = struct{ auth.ThrottleStore }{st.Throttle}
 	c := &clock{t: facadeNow}
 	g4 := newFacade(t, old, c)
 	res := login(t, g4)
@@ -485,6 +487,8 @@ func TestMigrateUpgradeFromVersion5(t *testing.T) {
 	}
 	old := st.Stores()
 	old.SSO = sso.Stores{} // what version 5 offered
+	// Nor the multi-key throttle calls, which need version 8.
+	old.Throttle = struct{ auth.ThrottleStore }{st.Throttle}
 	c := &clock{t: facadeNow}
 	g5 := newFacade(t, old, c)
 	res := login(t, g5)

@@ -141,6 +141,7 @@ func schemaSQL(q, sql string) string { return strings.ReplaceAll(sql, "{s}", q) 
 // SQLSTATE codes this package looks at.
 const (
 	codeUniqueViolation = "23505"
+	codeDeadlock        = "40P01"
 	codeUndefinedTable  = "42P01"
 	codeUndefinedFunc   = "42883"
 	codeSessionLimit    = "GD001" // raised by session_create for RefuseNew

@@ -11,7 +11,9 @@
 //
 // Store implements session.Store, session.UserIndex, the optional
 // session.LookupToucher (the per-request check is one round trip: one
-// EVALSHA), auth.ThrottleStore, and the MFA records that live minutes:
+// EVALSHA), auth.ThrottleStore with the optional auth.BatchThrottleStore
+// (a login reserves, and settles, its client IP and account in one
+// EVALSHA each), and the MFA records that live minutes:
 // mfa.CodeStore (one-time codes sent by email or SMS, as HMACs),
 // mfa.RateStore (send limits) and mfa.TransactionStore (pending logins,
 // by token hash), and the SAML records that live minutes:
@@ -98,8 +100,9 @@
 // slots. Redis Cluster (and a client-side Ring) is therefore supported
 // only with a Prefix holding a hash tag, such as "{guard}:", which puts
 // every key of the store in one slot, hence on one shard; New refuses a
-// ClusterClient or Ring without one. The throttle, MFA and SAML scripts
-// touch one key each.
+// ClusterClient or Ring without one. The MFA and SAML scripts touch one
+// key each, the throttle scripts the keys of one call (a login's client IP
+// and account), which that hash tag keeps in one slot too.
 //
 // # Concurrency
 //

@@ -212,59 +212,81 @@ end
 return out
 `)
 
-// reserveScript is auth.Limit.Apply. KEYS[1] the throttle record. ARGV:
-// now, lim.Max, lim.ResetAfter (microseconds, rounded up),
-// lim.PermanentAfter, then the length of lock number 1, 2, … up to the
-// first that reaches lim.MaxLockFor (microseconds, truncated). Returns
-// {allowed, failures, locks, lockedUntil ("" if none), permanent,
-// lockouts}, with 0/1 for the booleans.
+// reserveScript is auth.BatchThrottleStore.ReserveAll: auth.Limit.Apply
+// on each throttle record of KEYS in order, up to the first that is
+// refused. ARGV: now, then for each key its lim.Max, lim.ResetAfter
+// (microseconds, rounded up), lim.PermanentAfter, the number m of lock
+// lengths that follow, and the length of lock number 1, 2, … m, the first
+// that reaches lim.MaxLockFor being number m (microseconds, truncated).
+// Returns one {allowed, failures, locks, lockedUntil ("" if none),
+// permanent, lockouts} per key up to the first refused one, with 0/1 for
+// the booleans.
 var reserveScript = redis.NewScript(`
 local function num(n) return string.format('%.0f', n) end
-local k = KEYS[1]
-local now, max, reset, perm = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local f, last, lu, n, p = 0, nil, '', 0, false
-local v = redis.call('HMGET', k, 'f', 'l', 'lu', 'n', 'p')
-if v[2] then
-  f, last, lu, n, p = tonumber(v[1]), tonumber(v[2]), v[3] or '', tonumber(v[4]), v[5] == '1'
-  -- Record.Expired: forgotten, start again from zero.
-  if not p and now - last >= reset and (lu == '' or now >= tonumber(lu)) then
-    f, last, lu, n = 0, nil, '', 0
+local function reserve(k, nowArg, max, reset, perm, locks)
+  local now = tonumber(nowArg)
+  local f, last, lu, n, p = 0, nil, '', 0, false
+  local v = redis.call('HMGET', k, 'f', 'l', 'lu', 'n', 'p')
+  if v[2] then
+    f, last, lu, n, p = tonumber(v[1]), tonumber(v[2]), v[3] or '', tonumber(v[4]), v[5] == '1'
+    -- Record.Expired: forgotten, start again from zero.
+    if not p and now - last >= reset and (lu == '' or now >= tonumber(lu)) then
+      f, last, lu, n = 0, nil, '', 0
+    end
   end
-end
-if p then return {0, 0, 0, '', 1, n} end
-if lu ~= '' and now < tonumber(lu) then return {0, 0, 0, lu, 0, n} end
-f = f + 1
-local res = {1, f, 0, '', 0, 0}
-if f >= max then
-  f = 0
-  n = n + 1
-  if perm > 0 and n > perm then
-    p = true
-    lu = ''
-    res[5] = 1
+  if p then return {0, 0, 0, '', 1, n} end
+  if lu ~= '' and now < tonumber(lu) then return {0, 0, 0, lu, 0, n} end
+  f = f + 1
+  local res = {1, f, 0, '', 0, 0}
+  if f >= max then
+    f = 0
+    n = n + 1
+    if perm > 0 and n > perm then
+      p = true
+      lu = ''
+      res[5] = 1
+    else
+      lu = num(now + tonumber(locks[math.min(n, #locks)]))
+      res[4] = lu
+    end
+    res[3] = 1
+  end
+  res[6] = n
+  redis.call('HSET', k, 'f', num(f), 'l', nowArg, 'lu', lu, 'n', num(n), 'p', p and '1' or '0')
+  if p then
+    redis.call('PERSIST', k)
   else
-    lu = num(now + tonumber(ARGV[4 + math.min(n, #ARGV - 4)]))
-    res[4] = lu
+    local until_ = now + reset
+    if lu ~= '' and tonumber(lu) > until_ then until_ = tonumber(lu) end
+    redis.call('PEXPIREAT', k, num(math.floor(until_ / 1000) + 1))
   end
-  res[3] = 1
+  return res
 end
-res[6] = n
-redis.call('HSET', k, 'f', num(f), 'l', ARGV[1], 'lu', lu, 'n', num(n), 'p', p and '1' or '0')
-if p then
-  redis.call('PERSIST', k)
-else
-  local until_ = now + reset
-  if lu ~= '' and tonumber(lu) > until_ then until_ = tonumber(lu) end
-  redis.call('PEXPIREAT', k, num(math.floor(until_ / 1000) + 1))
+local out, a = {}, 2
+for i, k in ipairs(KEYS) do
+  local m = tonumber(ARGV[a + 3])
+  local r = reserve(k, ARGV[1], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]),
+    {unpack(ARGV, a + 4, a + 3 + m)})
+  out[i] = r
+  if r[1] == 0 then break end
+  a = a + 4 + m
 end
-return res
+return out
 `)
 
-// releaseScript: KEYS[1] the throttle record. Takes one off its failures,
-// never below zero; an absent record stays absent.
-var releaseScript = redis.NewScript(`
-local f = redis.call('HGET', KEYS[1], 'f')
-if f and tonumber(f) > 0 then redis.call('HINCRBY', KEYS[1], 'f', -1) end
+// settleScript is auth.BatchThrottleStore.Settle: for each throttle record
+// of KEYS in order, ARGV says "1" to delete it (Reset) or "0" to take one
+// off its failures, never below zero (Release; an absent record stays
+// absent).
+var settleScript = redis.NewScript(`
+for i, k in ipairs(KEYS) do
+  if ARGV[i] == '1' then
+    redis.call('DEL', k)
+  else
+    local f = redis.call('HGET', k, 'f')
+    if f and tonumber(f) > 0 then redis.call('HINCRBY', k, 'f', -1) end
+  end
+end
 return 0
 `)
 
@@ -411,7 +433,7 @@ return 1
 
 var allScripts = []*redis.Script{
 	createScript, touchScript, lookupTouchScript, deleteScript, rotateScript,
-	listScript, deleteByUserScript, reserveScript, releaseScript,
+	listScript, deleteByUserScript, reserveScript, settleScript,
 	putCodeScript, checkCodeScript, hitScript, createTxnScript, consumeTxnScript,
 	rememberRequestScript, consumeRequestScript, insertIDScript,
 }

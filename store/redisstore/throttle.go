@@ -9,6 +9,8 @@ import (
 	"github.com/guardhq/guard/auth"
 )
 
+var _ auth.BatchThrottleStore = (*Store)(nil)
+
 // lockTable returns the length of lock number 1, 2, … of l in
 // microseconds (truncated), up to and including the first that reaches
 // l.MaxLockFor: lock number n lasts entry min(n, len) — LockFor·2^(n-1)
@@ -34,31 +36,63 @@ func lockTable(l auth.Limit) []string {
 // *InputError when now, or the end of a lock starting at now, lies outside
 // the years 1970 to 2255; nothing is changed then.
 func (s *Store) Reserve(ctx context.Context, key string, now time.Time, lim auth.Limit) (auth.Reservation, error) {
-	if err := lim.Validate(); err != nil {
+	keys := [1]auth.ThrottleKey{{Key: key, Limit: lim}}
+	res, err := s.ReserveAll(ctx, now, keys[:])
+	if err != nil {
 		return auth.Reservation{}, err
+	}
+	return res[0], nil
+}
+
+// ReserveAll implements auth.BatchThrottleStore: Reserve of each key in
+// one Lua script. The keys of one call are in one hash slot, as every key
+// of the store is on a Redis Cluster (see the package documentation). It
+// returns the errors of Reserve for bad input, and changes nothing then.
+func (s *Store) ReserveAll(ctx context.Context, now time.Time, keys []auth.ThrottleKey) ([]auth.Reservation, error) {
+	if len(keys) == 0 {
+		return []auth.Reservation{}, nil
 	}
 	at, err := micros("now", now)
 	if err != nil {
-		return auth.Reservation{}, err
+		return nil, err
 	}
-	if at > maxMicros-int64(lim.MaxLockFor/time.Microsecond) {
-		return auth.Reservation{}, &InputError{Field: "lim.MaxLockFor", Reason: "would end a lock after 2255"}
+	names := make([]string, len(keys))
+	args := make([]any, 1, 1+5*len(keys))
+	args[0] = itoa(at)
+	for i, k := range keys {
+		lim := k.Limit
+		if err := lim.Validate(); err != nil {
+			return nil, err
+		}
+		if at > maxMicros-int64(lim.MaxLockFor/time.Microsecond) {
+			return nil, &InputError{Field: "lim.MaxLockFor", Reason: "would end a lock after 2255"}
+		}
+		table := lockTable(lim)
+		args = append(args, strconv.Itoa(lim.Max), itoa(ceilMicros(lim.ResetAfter)), strconv.Itoa(lim.PermanentAfter),
+			strconv.Itoa(len(table)))
+		for _, d := range table {
+			args = append(args, d)
+		}
+		names[i] = s.throttleKey(k.Key)
 	}
-	table := lockTable(lim)
-	args := make([]any, 0, 4+len(table))
-	args = append(args, itoa(at), strconv.Itoa(lim.Max), itoa(ceilMicros(lim.ResetAfter)), strconv.Itoa(lim.PermanentAfter))
-	for _, d := range table {
-		args = append(args, d)
-	}
-	v, err := reserveScript.Run(ctx, s.rdb, []string{s.throttleKey(key)}, args...).Slice()
+	v, err := reserveScript.Run(ctx, s.rdb, names, args...).Slice()
 	if err != nil {
-		return auth.Reservation{}, redisErr("reserve", err)
+		return nil, redisErr("reserve", err)
 	}
-	r, err := decodeReservation(v)
-	if err != nil {
-		return auth.Reservation{}, redisErr("reserve", err)
+	if len(v) == 0 || len(v) > len(keys) {
+		return nil, redisErr("reserve", ErrCorrupt)
 	}
-	return r, nil
+	out := make([]auth.Reservation, len(v))
+	for i, r := range v {
+		rv, ok := r.([]any)
+		if !ok {
+			return nil, redisErr("reserve", ErrCorrupt)
+		}
+		if out[i], err = decodeReservation(rv); err != nil {
+			return nil, redisErr("reserve", err)
+		}
+	}
+	return out, nil
 }
 
 // decodeReservation decodes the reply of reserveScript.
@@ -104,9 +138,9 @@ func parseTime(s string) (time.Time, error) {
 	return fromMicros(us), nil
 }
 
-// Release implements auth.ThrottleStore.
+// Release implements auth.ThrottleStore with one Lua script.
 func (s *Store) Release(ctx context.Context, key string) error {
-	if err := releaseScript.Run(ctx, s.rdb, []string{s.throttleKey(key)}).Err(); err != nil {
+	if err := settleScript.Run(ctx, s.rdb, []string{s.throttleKey(key)}, "0").Err(); err != nil {
 		return redisErr("release", err)
 	}
 	return nil
@@ -116,6 +150,27 @@ func (s *Store) Release(ctx context.Context, key string) error {
 func (s *Store) Reset(ctx context.Context, key string) error {
 	if err := s.rdb.Del(ctx, s.throttleKey(key)).Err(); err != nil {
 		return redisErr("reset", err)
+	}
+	return nil
+}
+
+// Settle implements auth.BatchThrottleStore: Release or Reset of each key
+// in one Lua script.
+func (s *Store) Settle(ctx context.Context, keys []auth.Settlement) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	names := make([]string, len(keys))
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		names[i] = s.throttleKey(k.Key)
+		args[i] = "0"
+		if k.Reset {
+			args[i] = "1"
+		}
+	}
+	if err := settleScript.Run(ctx, s.rdb, names, args...).Err(); err != nil {
+		return redisErr("settle", err)
 	}
 	return nil
 }

@@ -18,7 +18,8 @@ import (
 // it commits), so N concurrent attempts on one key never get more than
 // Limit.Max reservations. A Reserve that finds the key locked changes
 // nothing and takes no lock. Release is one conditional UPDATE, Reset one
-// DELETE, Peek one SELECT.
+// DELETE, Peek one SELECT. ReserveAll does its keys in one write
+// transaction (none when the first key is locked), and Settle in one.
 //
 // Rows are bounded by the rate of attempts: each row carries the time at
 // which it is forgotten (under the limit of its last write; a permanent
@@ -30,7 +31,7 @@ type Throttle struct {
 	reserves   atomic.Uint64
 }
 
-var _ auth.ThrottleStore = (*Throttle)(nil)
+var _ auth.BatchThrottleStore = (*Throttle)(nil)
 
 func scanRecord(r scanner) (auth.Record, error) {
 	var rec auth.Record
@@ -59,56 +60,88 @@ func record(r scanner) (auth.Record, error) {
 // Reserve implements auth.ThrottleStore. An invalid lim gives its
 // *auth.InvalidLimitError and records nothing.
 func (t *Throttle) Reserve(ctx context.Context, key string, now time.Time, lim auth.Limit) (auth.Reservation, error) {
-	if err := lim.Validate(); err != nil {
+	keys := [1]auth.ThrottleKey{{Key: key, Limit: lim}}
+	res, err := t.ReserveAll(ctx, now, keys[:])
+	if err != nil {
 		return auth.Reservation{}, err
+	}
+	return res[0], nil
+}
+
+// ReserveAll implements auth.BatchThrottleStore in one write transaction.
+// When a limit is invalid it returns its *auth.InvalidLimitError and
+// records nothing.
+func (t *Throttle) ReserveAll(ctx context.Context, now time.Time, keys []auth.ThrottleKey) ([]auth.Reservation, error) {
+	for _, k := range keys {
+		if err := k.Limit.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if len(keys) == 0 {
+		return []auth.Reservation{}, nil
 	}
 	if err := t.s.ready(ctx); err != nil {
-		return auth.Reservation{}, err
+		return nil, err
 	}
 	// A locked key stays as it is (Apply changes nothing and counts
-	// nothing), so finding it locked needs no write lock: the answer is
-	// that of a Reserve at the moment of this read.
-	rec, err := record(t.s.reads.queryRow(ctx, thrGet, key))
+	// nothing), so finding the first key locked needs no write lock: the
+	// answer is that of a Reserve at the moment of this read.
+	first := keys[0]
+	rec, err := record(t.s.reads.queryRow(ctx, thrGet, first.Key))
 	if err != nil {
-		return auth.Reservation{}, fmt.Errorf("sqlitestore: reserve: %w", err)
+		return nil, fmt.Errorf("sqlitestore: reserve: %w", err)
 	}
-	if _, res := lim.Apply(rec, now); !res.Allowed {
-		return res, nil
+	if _, res := first.Limit.Apply(rec, now); !res.Allowed {
+		return []auth.Reservation{res}, nil
 	}
 	sweep := t.sweepEvery > 0 && t.reserves.Add(1)%t.sweepEvery == 0
-	var res auth.Reservation
+	out := make([]auth.Reservation, 0, len(keys))
 	err = t.s.write(ctx, func(w *wtx) error {
-		rec, err := record(w.queryRow(thrGet, key))
-		if err != nil {
-			return fmt.Errorf("sqlitestore: reserve: %w", err)
-		}
-		rec, res = lim.Apply(rec, now)
-		if !res.Allowed {
-			return nil // locked meanwhile: nothing to write
-		}
-		var expires any
-		if !rec.Permanent {
-			expires = micros(rec.ExpiresAt(lim))
-		}
-		permanent := 0
-		if rec.Permanent {
-			permanent = 1
-		}
-		if _, err := w.exec(thrUpsert, key, rec.Failures, nullMicros(rec.Last), nullMicros(rec.LockedUntil),
-			rec.Lockouts, permanent, expires); err != nil {
-			return fmt.Errorf("sqlitestore: reserve: %w", err)
+		for _, k := range keys {
+			res, err := reserve(w, k.Key, now, k.Limit)
+			if err != nil {
+				return fmt.Errorf("sqlitestore: reserve: %w", err)
+			}
+			out = append(out, res)
+			if !res.Allowed {
+				break
+			}
 		}
 		if sweep {
-			if _, err := w.exec(thrSweep, micros(now), key, sweepBatch); err != nil {
+			if _, err := w.exec(thrSweep, micros(now), first.Key, sweepBatch); err != nil {
 				return fmt.Errorf("sqlitestore: reserve: sweep: %w", err)
 			}
 		}
 		return nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// reserve applies lim to the record of key at now inside w and writes the
+// record back, unless the key is locked (then there is nothing to write).
+func reserve(w *wtx, key string, now time.Time, lim auth.Limit) (auth.Reservation, error) {
+	rec, err := record(w.queryRow(thrGet, key))
+	if err != nil {
 		return auth.Reservation{}, err
 	}
-	return res, nil
+	rec, res := lim.Apply(rec, now)
+	if !res.Allowed {
+		return res, nil
+	}
+	var expires any
+	if !rec.Permanent {
+		expires = micros(rec.ExpiresAt(lim))
+	}
+	permanent := 0
+	if rec.Permanent {
+		permanent = 1
+	}
+	_, err = w.exec(thrUpsert, key, rec.Failures, nullMicros(rec.Last), nullMicros(rec.LockedUntil),
+		rec.Lockouts, permanent, expires)
+	return res, err
 }
 
 // Release implements auth.ThrottleStore with one conditional UPDATE.
@@ -131,6 +164,30 @@ func (t *Throttle) Reset(ctx context.Context, key string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("sqlitestore: reset: %w", err)
+	}
+	return nil
+}
+
+// Settle implements auth.BatchThrottleStore in one write transaction: a
+// conditional UPDATE (Release) or a DELETE (Reset) per key.
+func (t *Throttle) Settle(ctx context.Context, keys []auth.Settlement) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	err := t.s.write(ctx, func(w *wtx) error {
+		for _, k := range keys {
+			id := thrRelease
+			if k.Reset {
+				id = thrReset
+			}
+			if _, err := w.exec(id, k.Key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: settle: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,68 @@
+package auth
+
+import (
+	"context"
+	"time"
+)
+
+// ThrottleKey is one key of BatchThrottleStore.ReserveAll and the limit it
+// is reserved under.
+type ThrottleKey struct {
+	Key   string
+	Limit Limit
+}
+
+// Settlement is one key of BatchThrottleStore.Settle: Reset forgets the
+// key (ThrottleStore.Reset), otherwise one reservation is given back
+// (ThrottleStore.Release).
+type Settlement struct {
+	Key   string
+	Reset bool
+}
+
+// BatchThrottle returns ts as a BatchThrottleStore: ts itself when it is
+// one, otherwise ts with a ReserveAll and a Settle that call its Reserve,
+// Release and Reset once per key, in order. It returns nil for a nil ts.
+func BatchThrottle(ts ThrottleStore) BatchThrottleStore {
+	switch ts := ts.(type) {
+	case nil:
+		return nil
+	case BatchThrottleStore:
+		return ts
+	default:
+		return throttleLoop{ts}
+	}
+}
+
+// throttleLoop is a BatchThrottleStore made of a plain ThrottleStore.
+type throttleLoop struct{ ThrottleStore }
+
+func (l throttleLoop) ReserveAll(ctx context.Context, now time.Time, keys []ThrottleKey) ([]Reservation, error) {
+	out := make([]Reservation, 0, len(keys))
+	for _, k := range keys {
+		r, err := l.Reserve(ctx, k.Key, now, k.Limit)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+		if !r.Allowed {
+			break
+		}
+	}
+	return out, nil
+}
+
+func (l throttleLoop) Settle(ctx context.Context, keys []Settlement) error {
+	for _, k := range keys {
+		var err error
+		if k.Reset {
+			err = l.Reset(ctx, k.Key)
+		} else {
+			err = l.Release(ctx, k.Key)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
