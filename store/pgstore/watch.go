@@ -273,32 +273,36 @@ func (s *Store) listen(ctx context.Context) error {
 	}
 	// Listening from here: anything committed before now was read by
 	// whoever reads next.
-	w.setListening(true, w.now())
+	last := w.now()
+	w.setListening(true, last)
 	for {
-		wctx, cancel := context.WithTimeout(ctx, WatchPing)
-		_, err := conn.WaitForNotification(wctx)
-		cancel()
-		if ctx.Err() != nil {
-			return nil
+		// Wait for notifications until the next ping is due; a stream of
+		// notifications does not put the ping off.
+		if wait := WatchPing - w.now().Sub(last); wait > 0 {
+			wctx, cancel := context.WithTimeout(ctx, wait)
+			_, err := conn.WaitForNotification(wctx)
+			cancel()
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err == nil {
+				continue // applied by OnNotification
+			}
+			if !errors.Is(err, context.DeadlineExceeded) || conn.IsClosed() {
+				return nil
+			}
 		}
-		if err == nil {
-			continue // applied by OnNotification
-		}
-		if !errors.Is(err, context.DeadlineExceeded) {
-			return nil
-		}
-		// A timed-out wait closes a pgx connection; check for that, then
-		// prove the connection with a ping.
-		if conn.IsClosed() {
-			return nil
-		}
+		// Prove the connection: once the ping is answered, every
+		// notification of a change committed before it was sent has
+		// been applied.
 		at := w.now()
 		pctx, cancel := context.WithTimeout(ctx, WatchFresh)
-		err = conn.Ping(pctx)
+		err := conn.Ping(pctx)
 		cancel()
 		if err != nil {
 			return nil
 		}
 		w.proved(at)
+		last = at
 	}
 }
