@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/guardhq/guard/auth"
@@ -19,7 +22,12 @@ import (
 // Each updater is one statement (SetStatus, RehashPassword, RecordLogin,
 // SetEmail) or one write transaction (SetPassword, which rewrites the
 // history).
-type Users struct{ s *Store }
+type Users struct {
+	s *Store
+	// chunk bounds the users of one query of ListUserSummaries
+	// (summaryChunk if 0; tests set less).
+	chunk int
+}
 
 var (
 	_ auth.UserStore   = (*Users)(nil)
@@ -146,6 +154,139 @@ func (us *Users) ListUsers(ctx context.Context, tenant, after string, limit int)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlitestore: list users: %w", err)
+	}
+	return out, nil
+}
+
+// summaryChunk is the most users ListUserSummaries reads in one query.
+const summaryChunk = 5000
+
+// ListUserSummaries implements auth.UserStore with the order of ListUsers.
+//
+// It reads the tenant's users in chunks of up to 5,000, each chunk as one
+// row of ten values that SQLite aggregates: the number of users, eight
+// comma-separated lists of numbers (the byte lengths of id, email, name
+// and status, whether there is a password, and the three times in
+// microseconds, empty for NULL), and the four texts of every user one
+// after the other. Reading a value through the driver costs far more than
+// SQLite's aggregation (a mutex, and a Go allocation for each), so ten
+// values per chunk instead of eight per user take the scan of 10,000 users
+// from about 35 ms to 10 (see BENCHMARKS.md); the texts are sliced out of
+// one string without a copy. The lengths make any byte, NUL included, safe
+// in the texts.
+func (us *Users) ListUserSummaries(ctx context.Context, tenant, after string, limit int) ([]auth.UserSummary, error) {
+	if err := us.s.ready(ctx); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	chunk := us.chunk
+	if chunk <= 0 {
+		chunk = summaryChunk
+	}
+	out := make([]auth.UserSummary, 0, min(limit, chunk))
+	for len(out) < limit {
+		n := min(limit-len(out), chunk)
+		var c packedChunk
+		if err := us.s.reads.queryRow(ctx, userSummaries, tenant, after, n).Scan(&c.n, &c.lists[0], &c.lists[1], &c.lists[2],
+			&c.lists[3], &c.lists[4], &c.lists[5], &c.lists[6], &c.lists[7], &c.texts); err != nil {
+			return nil, fmt.Errorf("sqlitestore: list user summaries: %w", err)
+		}
+		start := len(out)
+		var err error
+		if out, err = c.unpack(out); err != nil {
+			return nil, err
+		}
+		got := out[start:]
+		// The aggregates follow the rows of the ordered subquery, which
+		// SQLite does not promise: the order is checked (and restored).
+		if !slices.IsSortedFunc(got, compareSummaries) {
+			slices.SortFunc(got, compareSummaries)
+		}
+		if len(got) > n || len(got) > 0 && got[0].ID <= after {
+			return nil, fmt.Errorf("sqlitestore: list user summaries: %d users after %q for a limit of %d", len(got), after, n)
+		}
+		if len(got) < n {
+			break
+		}
+		after = got[len(got)-1].ID
+	}
+	return out, nil
+}
+
+func compareSummaries(a, b auth.UserSummary) int { return strings.Compare(a.ID, b.ID) }
+
+// errPacked: a chunk of ListUserSummaries is not in the expected form.
+var errPacked = errors.New("sqlitestore: list user summaries: malformed chunk")
+
+// packedChunk is a chunk of ListUserSummaries as the query returns it.
+type packedChunk struct {
+	n     int
+	lists [8]string // lengths of id, email, name, status; password; times
+	texts string
+}
+
+// unpack appends the users of c to out.
+func (c *packedChunk) unpack(out []auth.UserSummary) ([]auth.UserSummary, error) {
+	if c.n < 0 || c.n > len(c.lists[0]) { // a digit at least for each
+
+		return nil, errPacked
+	}
+	texts := c.texts
+	for i := range c.n {
+		var f [8]int64
+		var null [8]bool
+		for j := range f {
+			l := c.lists[j]
+			k := strings.IndexByte(l, ',')
+			if k < 0 {
+				if i != c.n-1 { // the last number has no comma
+					return nil, errPacked
+				}
+				k = len(l)
+			}
+			if k == 0 {
+				null[j] = true
+			} else {
+				v, err := strconv.ParseInt(l[:k], 10, 64)
+				if err != nil {
+					return nil, errPacked
+				}
+				f[j] = v
+			}
+			c.lists[j] = l[min(k+1, len(l)):]
+		}
+		for j := range 4 {
+			if null[j] || f[j] < 0 || f[j] > int64(len(texts)) {
+				return nil, errPacked
+			}
+		}
+		if f[0]+f[1]+f[2]+f[3] > int64(len(texts)) || null[4] || null[6] {
+			return nil, errPacked
+		}
+		text := func(n int64) string {
+			t := texts[:n]
+			texts = texts[n:]
+			return t
+		}
+		u := auth.UserSummary{ID: text(f[0]), Email: text(f[1]), Name: text(f[2]), Status: auth.Status(text(f[3])),
+			HasPassword: f[4] != 0, CreatedAt: fromMicros(f[6])}
+		if !null[5] {
+			u.PasswordChangedAt = fromMicros(f[5])
+		}
+		if !null[7] {
+			u.LastLoginAt = fromMicros(f[7])
+		}
+		out = append(out, u)
+	}
+	for _, l := range c.lists {
+		if l != "" {
+			return nil, errPacked
+		}
+	}
+	if texts != "" {
+		return nil, errPacked
 	}
 	return out, nil
 }
