@@ -257,8 +257,9 @@ func (m *MFA) ResealSecret(ctx context.Context, tenant, userID, id string, old [
 }
 
 // Enrolments implements mfa.EnrolmentIndex with one SELECT through the
-// partial index of confirmed factors. User IDs and kinds are ordered byte
-// by byte; a limit of zero or less returns no users.
+// partial index of confirmed factors, read in its order until the user
+// after the limit. User IDs and kinds are ordered byte by byte; a limit of
+// zero or less returns no users.
 func (m *MFA) Enrolments(ctx context.Context, tenant, after string, limit int) ([]mfa.Enrolment, error) {
 	if err := m.s.ready(ctx); err != nil {
 		return nil, err
@@ -266,7 +267,7 @@ func (m *MFA) Enrolments(ctx context.Context, tenant, after string, limit int) (
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := m.s.reads.query(ctx, mfaEnrol, tenant, after, limit)
+	rows, err := m.s.reads.query(ctx, mfaEnrol, tenant, after)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: enrolments: %w", err)
 	}
@@ -278,10 +279,15 @@ func (m *MFA) Enrolments(ctx context.Context, tenant, after string, limit int) (
 			return nil, fmt.Errorf("sqlitestore: enrolments: %w", err)
 		}
 		if n := len(out); n == 0 || out[n-1].UserID != user {
+			if n == limit {
+				break
+			}
 			out = append(out, mfa.Enrolment{UserID: user})
 		}
 		e := &out[len(out)-1]
-		e.Kinds = append(e.Kinds, mfa.Kind(kind))
+		if n := len(e.Kinds); n == 0 || e.Kinds[n-1] != mfa.Kind(kind) {
+			e.Kinds = append(e.Kinds, mfa.Kind(kind))
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlitestore: enrolments: %w", err)

@@ -261,11 +261,9 @@ var queries = func() (q [numStmts]string) {
 	q[mfaState] = `SELECT confirmed_at IS NOT NULL FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND id = ?`
 	// limit users after ?2, each with its distinct kinds, through the
 	// partial index of confirmed factors.
-	q[mfaEnrol] = `SELECT DISTINCT user_id, kind FROM guard_mfa_factors
-		WHERE tenant = ?1 AND confirmed_at IS NOT NULL AND user_id IN (
-			SELECT DISTINCT user_id FROM guard_mfa_factors
-			WHERE tenant = ?1 AND user_id > ?2 AND confirmed_at IS NOT NULL
-			ORDER BY user_id LIMIT ?3)
+	// Read until the user after the limit (see MFA.Enrolments).
+	q[mfaEnrol] = `SELECT user_id, kind FROM guard_mfa_factors
+		WHERE tenant = ?1 AND user_id > ?2 AND confirmed_at IS NOT NULL
 		ORDER BY user_id, kind`
 	q[recClear] = `DELETE FROM guard_mfa_recovery WHERE tenant = ? AND user_id = ?`
 	q[recInsert] = `INSERT INTO guard_mfa_recovery (tenant, user_id, hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`
