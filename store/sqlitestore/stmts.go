@@ -179,15 +179,18 @@ var queries = func() (q [numStmts]string) {
 	q[userByID] = `SELECT ` + userCols + ` FROM guard_users WHERE tenant = ? AND id = ?`
 	q[userByEmail] = `SELECT ` + userCols + ` FROM guard_users WHERE tenant = ? AND email = ?`
 	q[userList] = `SELECT ` + userCols + ` FROM guard_users WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?`
-	// See Users.ListUserSummaries.
+	// See Users.ListUserSummaries. The chunk is a range of the primary
+	// key up to the ?3-th user after ?2 (or the tenant's last), read
+	// directly by the aggregates, in one statement.
 	q[userSummaries] = `SELECT count(*),
 			ifnull(group_concat(octet_length(id), ','), ''), ifnull(group_concat(octet_length(email), ','), ''),
 			ifnull(group_concat(octet_length(name), ','), ''), ifnull(group_concat(octet_length(status), ','), ''),
-			ifnull(group_concat(has_password, ','), ''), ifnull(group_concat(ifnull(password_changed_at, ''), ','), ''),
+			ifnull(group_concat(password_hash <> '', ','), ''), ifnull(group_concat(ifnull(password_changed_at, ''), ','), ''),
 			ifnull(group_concat(created_at, ','), ''), ifnull(group_concat(ifnull(last_login_at, ''), ','), ''),
 			ifnull(group_concat(id || email || name || status, ''), '')
-		FROM (SELECT id, email, name, status, password_hash <> '' AS has_password, password_changed_at, created_at, last_login_at
-			FROM guard_users WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT ?3)`
+		FROM guard_users WHERE tenant = ?1 AND id > ?2 AND id <= coalesce(
+			(SELECT id FROM guard_users WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT 1 OFFSET ?3 - 1),
+			(SELECT max(id) FROM guard_users WHERE tenant = ?1))`
 	q[userDelete] = `DELETE FROM guard_users WHERE tenant = ? AND id = ?`
 	q[userStatus] = `UPDATE guard_users SET status = ? WHERE tenant = ? AND id = ?`
 	q[userRehash] = `UPDATE guard_users SET password_hash = ?4 WHERE tenant = ?1 AND id = ?2 AND password_hash = ?3`
