@@ -264,10 +264,13 @@ var queries = func() (q [numStmts]string) {
 	q[mfaState] = `SELECT confirmed_at IS NOT NULL FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND id = ?`
 	// limit users after ?2, each with its distinct kinds, through the
 	// partial index of confirmed factors.
-	// Read until the user after the limit (see MFA.Enrolments).
-	q[mfaEnrol] = `SELECT user_id, kind FROM guard_mfa_factors
-		WHERE tenant = ?1 AND user_id > ?2 AND confirmed_at IS NOT NULL
-		ORDER BY user_id, kind`
+	// See MFA.Enrolments.
+	q[mfaEnrol] = `SELECT count(*), ifnull(group_concat(octet_length(user_id), ','), ''), ifnull(group_concat(user_id, ''), ''),
+			ifnull(group_concat(octet_length(kind), ','), ''), ifnull(group_concat(kind, ''), '')
+		FROM guard_mfa_factors WHERE tenant = ?1 AND user_id > ?2 AND confirmed_at IS NOT NULL AND user_id <= coalesce(
+			(SELECT DISTINCT user_id FROM guard_mfa_factors WHERE tenant = ?1 AND user_id > ?2 AND confirmed_at IS NOT NULL
+				ORDER BY user_id LIMIT 1 OFFSET ?3 - 1),
+			(SELECT max(user_id) FROM guard_mfa_factors WHERE tenant = ?1 AND confirmed_at IS NOT NULL))`
 	q[recClear] = `DELETE FROM guard_mfa_recovery WHERE tenant = ? AND user_id = ?`
 	q[recInsert] = `INSERT INTO guard_mfa_recovery (tenant, user_id, hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`
 	q[recUse] = `DELETE FROM guard_mfa_recovery WHERE tenant = ? AND user_id = ? AND hash = ?`

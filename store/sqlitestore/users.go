@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -162,19 +161,13 @@ func (us *Users) ListUsers(ctx context.Context, tenant, after string, limit int)
 const summaryChunk = 5000
 
 // ListUserSummaries implements auth.UserStore with the order of ListUsers.
-//
-// It reads the tenant's users in chunks of up to 5,000, each chunk as one
-// row of aggregates over a range of the primary key: the number of users,
-// eight comma-separated lists of numbers (the byte lengths of id, email,
-// name and status, whether there is a password, and the three times in
-// microseconds, empty for NULL), and the four texts of every user end to
-// end. Reading a value through the driver costs far more than SQLite's
-// aggregation (a mutex, and a Go allocation for each), so ten values per
-// chunk instead of eight per user take a pass over 10,000 users from about
-// 38 ms (ListUsers) to 12-18 on a 2-vCPU machine, with 600 allocations
-// instead of 200,000 (BenchmarkTenantPass in examples/server); the texts
-// are sliced out of one string without a copy. The lengths make any byte,
-// NUL included, safe in the texts.
+// It reads the users in chunks of up to 5,000, each chunk packed in one
+// row (see packed.go): the number of users, eight lists of numbers (the
+// byte lengths of id, email, name and status, whether there is a password,
+// and the three times in microseconds, empty for NULL), and the four texts
+// of every user. A pass over 10,000 users takes 12-18 ms instead of about
+// 38 ms with ListUsers on a 2-vCPU machine, with 600 allocations instead
+// of 200,000 (BenchmarkTenantPass in examples/server).
 func (us *Users) ListUserSummaries(ctx context.Context, tenant, after string, limit int) ([]auth.UserSummary, error) {
 	if err := us.s.ready(ctx); err != nil {
 		return nil, err
@@ -219,9 +212,6 @@ func (us *Users) ListUserSummaries(ctx context.Context, tenant, after string, li
 
 func compareSummaries(a, b auth.UserSummary) int { return strings.Compare(a.ID, b.ID) }
 
-// errPacked: a chunk of ListUserSummaries is not in the expected form.
-var errPacked = errors.New("sqlitestore: list user summaries: malformed chunk")
-
 // packedChunk is a chunk of ListUserSummaries as the query returns it.
 type packedChunk struct {
 	n     int
@@ -231,63 +221,45 @@ type packedChunk struct {
 
 // unpack appends the users of c to out.
 func (c *packedChunk) unpack(out []auth.UserSummary) ([]auth.UserSummary, error) {
-	if c.n < 0 || c.n > len(c.lists[0]) { // a digit at least for each
-
-		return nil, errPacked
+	var lists [8]numbers
+	for j := range lists {
+		lists[j].s = c.lists[j]
 	}
-	texts := c.texts
-	for i := range c.n {
-		var f [8]int64
-		var null [8]bool
+	ts := texts(c.texts)
+	for range c.n {
+		var u auth.UserSummary
+		var status string
+		ok := true
+		for j, p := range []*string{&u.ID, &u.Email, &u.Name, &status} {
+			var took bool
+			*p, took = text(&lists[j], &ts)
+			ok = ok && took
+		}
+		var f [4]int64 // password; the three times
+		var null [4]bool
 		for j := range f {
-			l := c.lists[j]
-			k := strings.IndexByte(l, ',')
-			if k < 0 {
-				if i != c.n-1 { // the last number has no comma
-					return nil, errPacked
-				}
-				k = len(l)
-			}
-			if k == 0 {
-				null[j] = true
-			} else {
-				v, err := strconv.ParseInt(l[:k], 10, 64)
-				if err != nil {
-					return nil, errPacked
-				}
-				f[j] = v
-			}
-			c.lists[j] = l[min(k+1, len(l)):]
+			var read bool
+			f[j], null[j], read = lists[4+j].next()
+			ok = ok && read
 		}
-		for j := range 4 {
-			if null[j] || f[j] < 0 || f[j] > int64(len(texts)) {
-				return nil, errPacked
-			}
-		}
-		if f[0]+f[1]+f[2]+f[3] > int64(len(texts)) || null[4] || null[6] {
+		if !ok || null[0] || null[2] {
 			return nil, errPacked
 		}
-		text := func(n int64) string {
-			t := texts[:n]
-			texts = texts[n:]
-			return t
+		u.Status, u.HasPassword, u.CreatedAt = auth.Status(status), f[0] != 0, fromMicros(f[2])
+		if !null[1] {
+			u.PasswordChangedAt = fromMicros(f[1])
 		}
-		u := auth.UserSummary{ID: text(f[0]), Email: text(f[1]), Name: text(f[2]), Status: auth.Status(text(f[3])),
-			HasPassword: f[4] != 0, CreatedAt: fromMicros(f[6])}
-		if !null[5] {
-			u.PasswordChangedAt = fromMicros(f[5])
-		}
-		if !null[7] {
-			u.LastLoginAt = fromMicros(f[7])
+		if !null[3] {
+			u.LastLoginAt = fromMicros(f[3])
 		}
 		out = append(out, u)
 	}
-	for _, l := range c.lists {
-		if l != "" {
+	for j := range lists {
+		if !lists[j].done(c.n) {
 			return nil, errPacked
 		}
 	}
-	if texts != "" {
+	if ts != "" {
 		return nil, errPacked
 	}
 	return out, nil
