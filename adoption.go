@@ -32,6 +32,10 @@ const MaxWouldEnrol = 1000
 // MFAAdoption counts a tenant's users on MFA, on SSO and on neither, and
 // lists who would be forced to enrol if the tenant required MFA: what the
 // security page shows before the switch is thrown.
+//
+// Every user of the tenant is read, with their second factors beside
+// them, as for an access review (see AccessReview): 15 to 25 ms for 10,000
+// users in SQLite on a 2-vCPU machine (see BENCHMARKS.md).
 func (g *Guard) MFAAdoption(ctx context.Context, by Principal, tenant string) (Adoption, error) {
 	if err := g.may(ctx, by, tenant, rbac.Settings, rbac.Read); err != nil {
 		return Adoption{}, err
@@ -40,42 +44,19 @@ func (g *Guard) MFAAdoption(ctx context.Context, by Principal, tenant string) (A
 	if err != nil {
 		return Adoption{}, err
 	}
-	var ad Adoption
-	idp, err := g.hasIdP(ctx, tenant)
+	ix, users, err := g.readTenant(ctx, tenant, pol, false, nil)
 	if err != nil {
 		return Adoption{}, err
 	}
-	enrolled := map[string]bool{}
-	if g.mfa != nil {
-		after := ""
-		for {
-			es, err := g.mfa.Enrolments(ctx, tenant, after, mfa.MaxEnrolmentsPage)
-			if err != nil {
-				return Adoption{}, mfaErr("enrolments", err)
-			}
-			for _, e := range es {
-				if e.Satisfies(pol.MFAAllowEmail) {
-					enrolled[e.UserID] = true
-				}
-			}
-			if len(es) < mfa.MaxEnrolmentsPage {
-				break
-			}
-			after = es[len(es)-1].UserID
-		}
-	}
-	after := ""
-	for {
-		us, err := g.stores.Users.ListUsers(ctx, tenant, after, 1000)
-		if err != nil {
-			return Adoption{}, unavailable("list users", err)
-		}
-		for _, u := range us {
+	var ad Adoption
+	for _, batch := range users.batches {
+		for _, u := range batch {
 			ad.Users++
 			// On SSO: no password, in a tenant with an IdP.
-			sso := idp && u.PasswordHash == ""
+			sso := ix.usesSSO(u)
+			enrolled := mfa.Satisfies(ix.mfa.get(u.ID).Kinds, pol.MFAAllowEmail)
 			switch {
-			case enrolled[u.ID]:
+			case enrolled:
 				ad.WithMFA++
 			case sso:
 			default:
@@ -84,17 +65,13 @@ func (g *Guard) MFAAdoption(ctx context.Context, by Principal, tenant string) (A
 			if sso {
 				ad.WithSSO++
 			}
-			if !enrolled[u.ID] && !sso && u.Status == auth.StatusActive {
+			if !enrolled && !sso && u.Status == auth.StatusActive {
 				ad.WouldEnrolTotal++
 				if len(ad.WouldEnrol) < MaxWouldEnrol {
-					ad.WouldEnrol = append(ad.WouldEnrol, userView(u))
+					ad.WouldEnrol = append(ad.WouldEnrol, summaryView(tenant, u))
 				}
 			}
 		}
-		if len(us) < 1000 {
-			break
-		}
-		after = us[len(us)-1].ID
 	}
 	return ad, nil
 }

@@ -254,6 +254,12 @@ func (r routedUsers) ListUsers(ctx context.Context, tenant, after string, limit 
 	return with(ctx, r.f, tenant, func(s Stores) ([]auth.User, error) { return s.Users.ListUsers(ctx, tenant, after, limit) })
 }
 
+func (r routedUsers) ListUserSummaries(ctx context.Context, tenant, after string, limit int) ([]auth.UserSummary, error) {
+	return with(ctx, r.f, tenant, func(s Stores) ([]auth.UserSummary, error) {
+		return s.Users.ListUserSummaries(ctx, tenant, after, limit)
+	})
+}
+
 func (r routedUsers) DeleteUser(ctx context.Context, tenant, id string) error {
 	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) { return struct{}{}, s.Users.DeleteUser(ctx, tenant, id) })
 	return err

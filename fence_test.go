@@ -90,6 +90,10 @@ func (h *handle) ListUsers(ctx context.Context, t, after string, n int) ([]auth.
 	h.check()
 	return h.users.ListUsers(ctx, t, after, n)
 }
+func (h *handle) ListUserSummaries(ctx context.Context, t, after string, n int) ([]auth.UserSummary, error) {
+	h.check()
+	return h.users.ListUserSummaries(ctx, t, after, n)
+}
 func (h *handle) DeleteUser(ctx context.Context, t, id string) error {
 	h.check()
 	return h.users.DeleteUser(ctx, t, id)

@@ -3,8 +3,11 @@ package guard_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -383,19 +386,7 @@ func TestDeactivateDormant(t *testing.T) {
 
 func TestListUserAccess(t *testing.T) {
 	f := newReviewFixture(t)
-	var all []guard.UserAccess
-	after := ""
-	for {
-		page, err := f.g.ListUserAccess(f.ctx, f.owner, tenantID, after, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, page...)
-		if len(page) < 2 {
-			break
-		}
-		after = page[len(page)-1].ID
-	}
+	all := allUserAccess(t, f.mfaFixture, f.owner, 2)
 	if len(all) != 6 {
 		t.Fatalf("%d users", len(all))
 	}
@@ -408,10 +399,132 @@ func TestListUserAccess(t *testing.T) {
 	}
 }
 
-// failingUsers fails ListUsers.
+// TestAccessReviewEveryUser reviews a tenant of 2,600 users, created out
+// of ID order, more than two batches of the scan and with more than a page
+// of enrolments: every user is a row, once, in ID order, with their own
+// status, roles and second factors; the totals agree with the rows and
+// with MFAAdoption, and ListUserAccess gives the same rows page by page.
+func TestAccessReviewEveryUser(t *testing.T) {
+	f := newMFAFixture(t)
+	st := f.mem.Stores()
+	sys := guard.System("test")
+	now := f.clock.Now()
+	const n = 2600
+	type want struct {
+		status auth.Status
+		roles  []string
+		kinds  []mfa.Kind
+	}
+	wants := map[string]want{}
+	for _, i := range rand.New(rand.NewPCG(5, 6)).Perm(n) {
+		id := fmt.Sprintf("u%05d", i)
+		u := auth.User{ID: id, Tenant: tenantID, Email: id + "@example.test", Name: "U", Status: auth.StatusActive,
+			PasswordHash: "$argon2id$stand-in", CreatedAt: now.Add(-time.Duration(i) * time.Minute)}
+		if i%17 == 0 {
+			u.Status = auth.StatusDeactivated
+		}
+		if err := st.Users.CreateUser(f.ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		w := want{status: u.Status}
+		if i%3 != 0 {
+			w.roles = []string{[]string{rbac.Member, rbac.Manager, rbac.ReportsOnly}[i%4%3]}
+			if err := f.g.GrantRole(f.ctx, sys, tenantID, "user:"+id, w.roles[0]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for k, kind := range []mfa.Kind{mfa.KindTOTP, mfa.KindEmail} {
+			if i%(2+k) != 0 {
+				continue
+			}
+			fa := mfa.Factor{ID: fmt.Sprintf("%s-%d", id, k), Tenant: tenantID, UserID: id, Kind: kind, Label: "x",
+				Destination: u.Email, KeyID: "k1", Secret: []byte("sealed"), CreatedAt: now}
+			if err := st.MFA.Factors.CreateFactor(f.ctx, fa, 10); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.MFA.FactorUpdates.ConfirmFactor(f.ctx, tenantID, id, fa.ID, now, 1); err != nil {
+				t.Fatal(err)
+			}
+			w.kinds = append(w.kinds, kind)
+		}
+		slices.Sort(w.kinds)
+		wants[id] = w
+	}
+	rv, err := f.g.AccessReview(f.ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rv.Users) != n || !slices.IsSortedFunc(rv.Users, func(a, b guard.UserAccess) int { return strings.Compare(a.ID, b.ID) }) {
+		t.Fatalf("%d rows, sorted: %v", len(rv.Users), slices.IsSortedFunc(rv.Users, func(a, b guard.UserAccess) int { return strings.Compare(a.ID, b.ID) }))
+	}
+	var tot guard.ReviewTotals
+	for _, r := range rv.Users {
+		w, ok := wants[r.ID]
+		if !ok {
+			t.Fatalf("a row of user %q", r.ID)
+		}
+		delete(wants, r.ID)
+		kinds := slices.Sorted(slices.Values(r.MFA))
+		if r.Status != w.status || !slices.Equal(r.Roles, w.roles) || !slices.Equal(kinds, w.kinds) ||
+			r.MFAOK != slices.Contains(w.kinds, mfa.KindTOTP) || r.SSO || r.Tenant != tenantID || !r.HasPassword {
+			t.Fatalf("row %+v, want %+v", r, w)
+		}
+		tot.Users++
+		if r.MFAOK {
+			tot.WithMFA++
+		} else {
+			tot.Neither++
+		}
+	}
+	if rv.Totals.Users != tot.Users || rv.Totals.WithMFA != tot.WithMFA || rv.Totals.Neither != tot.Neither {
+		t.Errorf("totals %+v, want %+v", rv.Totals, tot)
+	}
+	ad, err := f.g.MFAAdoption(f.ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ad.Users != rv.Totals.Users || ad.WithMFA != rv.Totals.WithMFA || ad.WithSSO != rv.Totals.WithSSO || ad.Neither != rv.Totals.Neither ||
+		ad.WouldEnrolTotal != rv.Count(guard.ReviewNoMFA) || len(ad.WouldEnrol) != guard.MaxWouldEnrol {
+		t.Errorf("MFAAdoption %d users, %d with MFA, %d SSO, %d neither, %d would enrol (%d listed); the review's totals %+v, %d without MFA",
+			ad.Users, ad.WithMFA, ad.WithSSO, ad.Neither, ad.WouldEnrolTotal, len(ad.WouldEnrol), rv.Totals, rv.Count(guard.ReviewNoMFA))
+	}
+	pages := allUserAccess(t, f, sys, 1000)
+	if len(pages) != n {
+		t.Fatalf("ListUserAccess: %d rows", len(pages))
+	}
+	for i, r := range pages {
+		v := rv.Users[i]
+		if r.ID != v.ID || !slices.Equal(r.Roles, v.Roles) || !slices.Equal(r.MFA, v.MFA) || r.MFAOK != v.MFAOK || r.Admin != v.Admin || r.Dormant != v.Dormant {
+			t.Fatalf("ListUserAccess row %+v, the review's %+v", r, v)
+		}
+	}
+}
+
+// allUserAccess reads every row of ListUserAccess, size at a time.
+func allUserAccess(t *testing.T, f *mfaFixture, by guard.Principal, size int) []guard.UserAccess {
+	t.Helper()
+	var all []guard.UserAccess
+	for after := ""; ; {
+		page, err := f.g.ListUserAccess(f.ctx, by, tenantID, after, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, page...)
+		if len(page) < size {
+			return all
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// failingUsers fails ListUsers and ListUserSummaries.
 type failingUsers struct{ auth.UserStore }
 
 func (failingUsers) ListUsers(context.Context, string, string, int) ([]auth.User, error) {
+	return nil, errDown
+}
+
+func (failingUsers) ListUserSummaries(context.Context, string, string, int) ([]auth.UserSummary, error) {
 	return nil, errDown
 }
 

@@ -23,6 +23,9 @@ type UserStore interface {
 	// ListUsers returns at most limit users of tenant ordered by id, starting
 	// after the id given in after ("" starts at the beginning).
 	ListUsers(ctx context.Context, tenant, after string, limit int) ([]User, error)
+	// ListUserSummaries returns the summaries (User.Summary) of the users
+	// that ListUsers returns for the same arguments, in the same order.
+	ListUserSummaries(ctx context.Context, tenant, after string, limit int) ([]UserSummary, error)
 	// DeleteUser removes the user and its password history; ErrNotFound if
 	// there is no such user.
 	DeleteUser(ctx context.Context, tenant, id string) error

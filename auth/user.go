@@ -39,6 +39,27 @@ type User struct {
 	LastLoginAt       time.Time // zero if never
 }
 
+// UserSummary is a user without the password hash and history: what a
+// pass over a whole tenant needs (an access review, the MFA adoption
+// counts), and less for a store to read (see UserStore.ListUserSummaries).
+type UserSummary struct {
+	ID     string
+	Email  string
+	Name   string
+	Status Status
+	// HasPassword reports whether the user's PasswordHash is not "".
+	HasPassword       bool
+	PasswordChangedAt time.Time
+	CreatedAt         time.Time
+	LastLoginAt       time.Time // zero if never
+}
+
+// Summary returns the summary of u.
+func (u User) Summary() UserSummary {
+	return UserSummary{ID: u.ID, Email: u.Email, Name: u.Name, Status: u.Status, HasPassword: u.PasswordHash != "",
+		PasswordChangedAt: u.PasswordChangedAt, CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt}
+}
+
 // Errors returned by stores and by this package. Compare with errors.Is.
 var (
 	ErrNotFound       = errors.New("auth: not found")

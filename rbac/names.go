@@ -150,6 +150,18 @@ func (k SubjectKind) prefix() string {
 	return ""
 }
 
+// rank orders kinds as their prefixes sort: "key:" before "user:", an
+// unknown kind (no prefix) first.
+func (k SubjectKind) rank() uint8 {
+	switch k {
+	case KindKey:
+		return 1
+	case KindUser:
+		return 2
+	}
+	return 0
+}
+
 // Subject is who holds roles: a user or an API key, by ID. Its string
 // form, used in the casbin policy and by stores, is "user:<id>" or
 // "key:<id>". Build one with User or Key.

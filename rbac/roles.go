@@ -336,17 +336,68 @@ func (e *Enforcer) Assignments(ctx context.Context, tenant string) ([]Assignment
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Assignment, 0, t.subjects.Len())
+	n := t.subjects.Len()
+	subs := make([]Subject, 0, n)
+	held := make([][]int32, 0, n)
+	grants := 0
 	t.subjects.each(func(s Subject, ids []int32) bool {
-		out = append(out, Assignment{Subject: s, Roles: t.roleNames(ids)})
+		subs = append(subs, s)
+		held = append(held, ids)
+		grants += len(ids)
 		return true
 	})
-	// The order of Subject.String ("key:…" before "user:…", then the ID),
-	// without building the strings.
-	slices.SortFunc(out, func(a, b Assignment) int {
-		return cmp.Or(strings.Compare(a.Subject.Kind.prefix(), b.Subject.Kind.prefix()), strings.Compare(a.Subject.ID, b.Subject.ID))
+	// The subjects are sorted through small keys without pointers (no
+	// write barrier when swapped): the kind's rank and the ID's first 8
+	// bytes, compared as a number; only equal keys compare whole IDs.
+	keys := make([]sortKey, len(subs))
+	for i, s := range subs {
+		keys[i] = sortKey{rank: s.Kind.rank(), head: head8(s.ID), i: int32(i)}
+	}
+	slices.SortFunc(keys, func(a, b sortKey) int {
+		if a.rank != b.rank {
+			return cmp.Compare(a.rank, b.rank)
+		}
+		if a.head != b.head {
+			return cmp.Compare(a.head, b.head)
+		}
+		return strings.Compare(subs[a.i].ID, subs[b.i].ID)
 	})
+	// Every role name of the result in one array, each assignment's a
+	// capped window of it.
+	names := make([]string, 0, grants)
+	out := make([]Assignment, len(keys))
+	for k, key := range keys {
+		i := key.i
+		start := len(names)
+		for _, id := range held[i] {
+			names = append(names, t.roles[id].name)
+		}
+		roles := names[start:len(names):len(names)]
+		slices.Sort(roles)
+		out[k] = Assignment{Subject: subs[i], Roles: roles}
+	}
 	return out, nil
+}
+
+// sortKey orders a subject of Assignments: rank, then head, then the
+// whole ID of subject i.
+type sortKey struct {
+	head uint64
+	i    int32
+	rank uint8
+}
+
+// head8 returns the first 8 bytes of s as a big-endian number, zeros
+// after its end: a < b when head8(a) < head8(b).
+func head8(s string) uint64 {
+	var h uint64
+	for i := range 8 {
+		h <<= 8
+		if i < len(s) {
+			h |= uint64(s[i])
+		}
+	}
+	return h
 }
 
 // ApprovalRequired returns the permissions of tenant that need four-eyes

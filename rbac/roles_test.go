@@ -241,6 +241,54 @@ func TestMaxCustomRoles(t *testing.T) {
 	define(t, e, "acme", "r3", rbac.P(rbac.Reports, rbac.Read))
 }
 
+// TestAssignmentsOrder grants roles to users and keys whose IDs share
+// their first 8 bytes, differ in length or sort differently as numbers:
+// Assignments lists them in the order of their string forms, each with
+// its own roles, sorted.
+func TestAssignmentsOrder(t *testing.T) {
+	st := memstore.NewPolicies()
+	e := newEnforcer(t, st)
+	ids := []string{"a", "A", "ab", "abcdefgh", "abcdefgh0", "abcdefgha", "abcdefg", "abcdefgg", "abcdefghZ",
+		"9", "10", "z", "Z", "a_", "a-", "user-2", "user-10", "aaaaaaaaaaaaaaab", "aaaaaaaaaaaaaaaa"}
+	var rules []rbac.Rule
+	want := map[string][]string{}
+	for i, id := range ids {
+		for _, sub := range []rbac.Subject{rbac.User(id), rbac.Key(id)} {
+			roles := []string{rbac.Member, rbac.ReportsOnly, rbac.Manager}[:1+i%3]
+			if sub.Kind == rbac.KindKey {
+				roles = []string{rbac.ReportsOnly}
+			}
+			for _, r := range slices.Backward(roles) {
+				rules = append(rules, rbac.Rule{Type: rbac.RuleGrant, Role: r, Subject: sub.String()})
+			}
+			want[sub.String()] = slices.Sorted(slices.Values(roles))
+		}
+	}
+	if err := st.Update(ctx, "acme", 0, nil, rules); err != nil {
+		t.Fatal(err)
+	}
+	as, err := e.Assignments(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range as {
+		got = append(got, a.Subject.String())
+		if !slices.Equal(a.Roles, want[a.Subject.String()]) {
+			t.Errorf("%s holds %v, want %v", a.Subject, a.Roles, want[a.Subject.String()])
+		}
+		a.Roles = append(a.Roles, "appended") // each its own
+	}
+	if !slices.IsSorted(got) || len(got) != len(want) {
+		t.Errorf("Assignments lists %q", got)
+	}
+	for _, a := range as {
+		if !slices.Equal(a.Roles, want[a.Subject.String()]) {
+			t.Errorf("after appends, %s holds %v, want %v", a.Subject, a.Roles, want[a.Subject.String()])
+		}
+	}
+}
+
 func TestAssignmentsAndApprovalRules(t *testing.T) {
 	e := tenantWith(t)
 	define(t, e, "acme", "crm", rbac.P(rbac.Contacts, rbac.Read))

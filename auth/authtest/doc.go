@@ -54,6 +54,8 @@
 //     engine's collation: after is compared the same way, so paging
 //     neither skips nor repeats a user. A limit of 0 returns no users; a
 //     negative limit is not tested.
+//   - Wherever a subtest checks ListUsers, it checks ListUserSummaries with
+//     the same arguments too, against the summaries of the expected users.
 //   - A nil and an empty PasswordHistory are equal.
 //   - SetPassword on a user without a password (PasswordHash "") pushes
 //     nothing: there is no replaced hash to remember. A negative keep is

@@ -57,6 +57,7 @@ func runUsers(t *testing.T, newStore func(t *testing.T) Users) {
 		{"CreateUser", createTests},
 		{"User", lookupTests},
 		{"ListUsers", listTests},
+		{"ListUserSummaries", summaryTests},
 		{"DeleteUser", deleteTests},
 		{"SetStatus", statusTests},
 		{"SetPassword", setPasswordTests},
@@ -279,6 +280,68 @@ var listTests = []test[*userChecker]{
 		c.sortedUsers("t", "a")
 		c.wantList("nowhere", "", 10, nil)
 		c.wantList("T", "", 10, nil)
+	}},
+}
+
+// Every check of ListUsers (wantList) also checks ListUserSummaries with
+// the same arguments; these subtests add the cases that matter to
+// summaries.
+var summaryTests = []test[*userChecker]{
+	{"SummariesOfListUsers", func(t *testing.T, c *userChecker) {
+		all := c.sortedUsers("t", listIDs...)
+		c.sortedUsers("s", "a", "z")
+		c.sortedUsers("u", "0", "b")
+		for _, after := range append([]string{"", "A", "b", "\U0010FFFF"}, listIDs...) {
+			for _, n := range []int{0, 1, 2, 5, len(all), 1000} {
+				i, _ := slices.BinarySearchFunc(all, after, func(u auth.User, id string) int { return strings.Compare(u.ID, id) })
+				if i < len(all) && all[i].ID == after {
+					i++
+				}
+				c.wantList("t", after, n, all[i:min(i+n, len(all))])
+			}
+		}
+	}},
+	{"EveryField", func(t *testing.T, c *userChecker) {
+		// A deactivated user without a password who signed in, one with
+		// a password and a history who never did, and one whose
+		// password was never changed.
+		sso := mkUser("t", "a")
+		sso.Email, sso.Name = "zoë.o'brien+guard@exämple.com", "Zoë O'Brien-Łukasiewicz 山田"
+		sso.Status, sso.PasswordHash, sso.PasswordChangedAt = auth.StatusDeactivated, "", time.Time{}
+		sso.LastLoginAt = base.Add(-time.Microsecond)
+		pw := mkUser("t", "b")
+		pw.PasswordHistory = hashes("old-2", "old-1")
+		fresh := mkUser("t", "c")
+		fresh.PasswordChangedAt = time.Time{}
+		c.create(sso, pw, fresh)
+		c.wantList("t", "", 10, []auth.User{sso, pw, fresh})
+		got, err := c.st.ListUserSummaries(t.Context(), "t", "", 10)
+		if err != nil || len(got) != 3 {
+			t.Fatalf("ListUserSummaries = %d summaries, %v", len(got), err)
+		}
+		if got[0].HasPassword || !got[1].HasPassword || !got[2].HasPassword {
+			t.Errorf("HasPassword = %v, %v, %v; want false, true, true", got[0].HasPassword, got[1].HasPassword, got[2].HasPassword)
+		}
+	}},
+	{"LimitZeroReturnsNone", func(t *testing.T, c *userChecker) {
+		c.sortedUsers("t", "a", "b")
+		if got, err := c.st.ListUserSummaries(t.Context(), "t", "", 0); err != nil || len(got) != 0 {
+			t.Errorf("ListUserSummaries(limit 0) = %d summaries, %v; want none", len(got), err)
+		}
+	}},
+	{"AfterUpdates", func(t *testing.T, c *userChecker) {
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		c.create(a, b)
+		c.setStatus("t", "a", auth.StatusDeactivated)
+		a.Status = auth.StatusDeactivated
+		c.setPassword("t", "b", "", base, 0)
+		b.PasswordHash, b.PasswordChangedAt = "", base
+		a.LastLoginAt = c.recordLogin("t", "a", base).LastLoginAt
+		c.setEmail("t", "a", "moved@example.com")
+		a.Email = "moved@example.com"
+		c.wantAll("t", a, b)
+		c.delete("t", "a")
+		c.wantAll("t", b)
 	}},
 }
 
@@ -881,15 +944,42 @@ func (c *userChecker) wantAll(tenant string, want ...auth.User) {
 	c.wantList(tenant, "", 1000, want)
 }
 
-// wantList checks one ListUsers call, order and every field included.
+// wantList checks one ListUsers call, order and every field included,
+// and the ListUserSummaries call with the same arguments.
 func (c *userChecker) wantList(tenant, after string, limit int, want []auth.User) {
 	c.t.Helper()
 	got, err := c.st.ListUsers(c.t.Context(), tenant, after, limit)
 	if err != nil {
 		c.t.Errorf("ListUsers(%q, %q, %d): %v", tenant, after, limit, err)
+	} else {
+		c.wantUsers(fmt.Sprintf("ListUsers(%q, %q, %d)", tenant, after, limit), got, want)
+	}
+	sums, err := c.st.ListUserSummaries(c.t.Context(), tenant, after, limit)
+	if err != nil {
+		c.t.Errorf("ListUserSummaries(%q, %q, %d): %v", tenant, after, limit, err)
 		return
 	}
-	c.wantUsers(fmt.Sprintf("ListUsers(%q, %q, %d)", tenant, after, limit), got, want)
+	what := fmt.Sprintf("ListUserSummaries(%q, %q, %d)", tenant, after, limit)
+	if len(sums) != len(want) {
+		c.t.Errorf("%s = %d summaries, want %s", what, len(sums), refs(want))
+		return
+	}
+	for i := range sums {
+		if d := diffUser(summaryUser(sums[i]), summaryUser(want[i].Summary())); d != "" {
+			c.t.Errorf("%s[%d]: %s", what, i, d)
+		}
+	}
+}
+
+// summaryUser is s as a user for diffUser, with a PasswordHash that
+// stands for HasPassword.
+func summaryUser(s auth.UserSummary) auth.User {
+	u := auth.User{ID: s.ID, Email: s.Email, Name: s.Name, Status: s.Status,
+		PasswordChangedAt: s.PasswordChangedAt, CreatedAt: s.CreatedAt, LastLoginAt: s.LastLoginAt}
+	if s.HasPassword {
+		u.PasswordHash = "(a password)"
+	}
+	return u
 }
 
 // wantUsers checks got against want, order and every field included.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,6 +133,86 @@ func TestPagePerformance(t *testing.T) {
 	if len(slow) > 0 {
 		t.Errorf("pages above 50 ms at p99: %v", slow)
 	}
+}
+
+// BenchmarkTenantPass measures, on the database that TestPagePerformance
+// seeded and kept (GUARD_PERF_DB), what a refresh of the review and
+// security pages computes, and the user listings under them: every user
+// of the demo tenant read page by page.
+//
+//	GUARD_PERF_DB=/tmp/perf.db go test -run '^$' -bench TenantPass -count 5 ./examples/server
+func BenchmarkTenantPass(b *testing.B) {
+	path := os.Getenv("GUARD_PERF_DB")
+	if _, err := os.Stat(path); path == "" || err != nil {
+		b.Skip("set GUARD_PERF_DB to a database seeded by TestPagePerformance")
+	}
+	o := options{db: path, baseURL: "https://console.example", hasher: 1, hasherMemory: 1024, now: time.Now}
+	c, err := newConsole(context.Background(), o, io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	sys := guard.System("perf")
+	users := c.backend.stores.Users
+	for _, bm := range []struct {
+		name string
+		run  func() (int, error)
+	}{
+		{"AccessReview", func() (int, error) {
+			rv, err := c.g.AccessReview(ctx, sys, demoTenant)
+			return len(rv.Users), err
+		}},
+		{"MFAAdoption", func() (int, error) {
+			ad, err := c.g.MFAAdoption(ctx, sys, demoTenant)
+			return ad.Users, err
+		}},
+		{"ListUsers", func() (int, error) {
+			return pages(func(after string) ([]auth.User, error) { return users.ListUsers(ctx, demoTenant, after, 1000) },
+				func(u auth.User) string { return u.ID })
+		}},
+		{"ListUserSummaries", func() (int, error) {
+			return pages(func(after string) ([]auth.UserSummary, error) {
+				return users.ListUserSummaries(ctx, demoTenant, after, 1000)
+			},
+				func(u auth.UserSummary) string { return u.ID })
+		}},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			cpu := cpuTime()
+			for b.Loop() {
+				if n, err := bm.run(); err != nil || n < 10_000 {
+					b.Fatalf("%d users, %v", n, err)
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// pages reads pages of 1,000 users with list until one is short, and
+// returns the number of users.
+func pages[T any](list func(after string) ([]T, error), id func(T) string) (int, error) {
+	n, after := 0, ""
+	for {
+		us, err := list(after)
+		if err != nil || len(us) < 1000 {
+			return n + len(us), err
+		}
+		n += len(us)
+		after = id(us[len(us)-1])
+	}
+}
+
+// cpuTime is the CPU time the process has used (all its threads: SQLite's
+// work, the garbage collector).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type testLog struct{ t *testing.T }

@@ -92,6 +92,26 @@ func (s *Users) ListUsers(_ context.Context, tenant, after string, limit int) ([
 	return out, nil
 }
 
+// ListUserSummaries implements auth.UserStore.
+func (s *Users) ListUserSummaries(_ context.Context, tenant, after string, limit int) ([]auth.UserSummary, error) {
+	if limit < 1 {
+		return nil, nil
+	}
+	s.mu.RLock()
+	var out []auth.UserSummary
+	for k, u := range s.byID {
+		if k.tenant == tenant && k.key > after {
+			out = append(out, u.Summary())
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b auth.UserSummary) int { return strings.Compare(a.ID, b.ID) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
 // DeleteUser implements auth.UserStore.
 func (s *Users) DeleteUser(_ context.Context, tenant, id string) error {
 	s.mu.Lock()

@@ -24,7 +24,7 @@ var (
 )
 
 type userSQL struct {
-	create, byID, byEmail, list, delete                   string
+	create, byID, byEmail, list, summaries, delete        string
 	setStatus, setPassword, rehash, recordLogin, setEmail string
 }
 
@@ -38,6 +38,8 @@ func newUserSQL(q string) userSQL {
 		byEmail: s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND email = $2`),
 		list:    s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`),
 		delete:  s(`DELETE FROM {s}.users WHERE tenant = $1 AND id = $2`),
+		summaries: s(`SELECT id, email, name, status, password_hash <> '', password_changed_at, created_at, last_login_at
+			FROM {s}.users WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`),
 
 		setStatus: s(`UPDATE {s}.users SET status = $3 WHERE tenant = $1 AND id = $2`),
 		// The replaced hash (if any) goes in front of the history, which
@@ -154,19 +156,43 @@ func (s *Users) UserByEmail(ctx context.Context, tenant, email string) (auth.Use
 // ListUsers implements auth.UserStore. Ids are ordered byte by byte (the
 // columns use the "C" collation); a limit of 0 or less returns no users.
 func (s *Users) ListUsers(ctx context.Context, tenant, after string, limit int) ([]auth.User, error) {
+	return listUsers(ctx, s, "users: list", s.sql.list, tenant, after, limit, func(r pgx.CollectableRow) (auth.User, error) { return scanUser(r) })
+}
+
+// ListUserSummaries implements auth.UserStore: ListUsers without the
+// password hash and history columns.
+func (s *Users) ListUserSummaries(ctx context.Context, tenant, after string, limit int) ([]auth.UserSummary, error) {
+	return listUsers(ctx, s, "users: list summaries", s.sql.summaries, tenant, after, limit, func(r pgx.CollectableRow) (auth.UserSummary, error) {
+		var u auth.UserSummary
+		var status string
+		var changed, created, lastLogin *time.Time
+		if err := r.Scan(&u.ID, &u.Email, &u.Name, &status, &u.HasPassword, &changed, &created, &lastLogin); err != nil {
+			return auth.UserSummary{}, err
+		}
+		u.Status = auth.Status(status)
+		u.PasswordChangedAt = fromNullTime(changed)
+		u.CreatedAt = fromNullTime(created)
+		u.LastLoginAt = fromNullTime(lastLogin)
+		return u, nil
+	})
+}
+
+// listUsers runs query, a listing of at most limit users of tenant after
+// after, and scans each row.
+func listUsers[T any](ctx context.Context, s *Users, op, query, tenant, after string, limit int, scan pgx.RowToFunc[T]) ([]T, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
 	if err := checkUserText("tenant", tenant, "after", after); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, s.sql.list, tenant, after, limit)
+	rows, err := s.pool.Query(ctx, query, tenant, after, limit)
 	if err != nil {
-		return nil, wrap("users: list", err)
+		return nil, wrap(op, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (auth.User, error) { return scanUser(r) })
+	out, err := pgx.CollectRows(rows, scan)
 	if err != nil {
-		return nil, wrap("users: list", err)
+		return nil, wrap(op, err)
 	}
 	return out, nil
 }

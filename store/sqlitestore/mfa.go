@@ -1,10 +1,13 @@
 package sqlitestore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -256,9 +259,11 @@ func (m *MFA) ResealSecret(ctx context.Context, tenant, userID, id string, old [
 	return m.update(ctx, "reseal secret", conflictUnlessMissing, mfaReseal, tenant, userID, id, nullBytes(old), keyID, nullBytes(secret))
 }
 
-// Enrolments implements mfa.EnrolmentIndex with one SELECT through the
-// partial index of confirmed factors. User IDs and kinds are ordered byte
-// by byte; a limit of zero or less returns no users.
+// Enrolments implements mfa.EnrolmentIndex with one SELECT of the
+// confirmed factors of the users up to the limit-th after after, packed in
+// one row (see packed.go): the number of factors, the byte lengths of
+// their user IDs and kinds, and those texts. User IDs and kinds are
+// ordered byte by byte; a limit of zero or less returns no users.
 func (m *MFA) Enrolments(ctx context.Context, tenant, after string, limit int) ([]mfa.Enrolment, error) {
 	if err := m.s.ready(ctx); err != nil {
 		return nil, err
@@ -266,25 +271,45 @@ func (m *MFA) Enrolments(ctx context.Context, tenant, after string, limit int) (
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := m.s.reads.query(ctx, mfaEnrol, tenant, after, limit)
-	if err != nil {
+	var n int
+	var idLens, kindLens, ids, kinds string
+	if err := m.s.reads.queryRow(ctx, mfaEnrol, tenant, after, limit).Scan(&n, &idLens, &ids, &kindLens, &kinds); err != nil {
 		return nil, fmt.Errorf("sqlitestore: enrolments: %w", err)
 	}
-	defer rows.Close()
-	var out []mfa.Enrolment
-	for rows.Next() {
-		var user, kind string
-		if err := rows.Scan(&user, &kind); err != nil {
-			return nil, fmt.Errorf("sqlitestore: enrolments: %w", err)
+	type factor struct{ user, kind string }
+	fs := make([]factor, 0, min(max(n, 0), len(idLens))) // a digit at least for each
+	il, kl, it, kt := numbers{s: idLens}, numbers{s: kindLens}, texts(ids), texts(kinds)
+	for range n {
+		var f factor
+		var uok, kok bool
+		f.user, uok = text(&il, &it)
+		f.kind, kok = text(&kl, &kt)
+		if !uok || !kok {
+			return nil, fmt.Errorf("sqlitestore: enrolments: %w", errPacked)
 		}
-		if n := len(out); n == 0 || out[n-1].UserID != user {
-			out = append(out, mfa.Enrolment{UserID: user})
+		fs = append(fs, f)
+	}
+	if !il.done(n) || !kl.done(n) || it != "" || kt != "" {
+		return nil, fmt.Errorf("sqlitestore: enrolments: %w", errPacked)
+	}
+	// The aggregates take the rows in the order SQLite reads them, by
+	// user and then by factor ID as a rule, not by kind.
+	byUserKind := func(a, b factor) int { return cmp.Or(strings.Compare(a.user, b.user), strings.Compare(a.kind, b.kind)) }
+	if !slices.IsSortedFunc(fs, byUserKind) {
+		slices.SortFunc(fs, byUserKind)
+	}
+	var out []mfa.Enrolment
+	for _, f := range fs {
+		if k := len(out); k == 0 || out[k-1].UserID != f.user {
+			out = append(out, mfa.Enrolment{UserID: f.user})
 		}
 		e := &out[len(out)-1]
-		e.Kinds = append(e.Kinds, mfa.Kind(kind))
+		if k := len(e.Kinds); k == 0 || e.Kinds[k-1] != mfa.Kind(f.kind) {
+			e.Kinds = append(e.Kinds, mfa.Kind(f.kind))
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlitestore: enrolments: %w", err)
+	if len(out) > limit || len(out) > 0 && out[0].UserID <= after {
+		return nil, fmt.Errorf("sqlitestore: enrolments: %d users after %q for a limit of %d", len(out), after, limit)
 	}
 	return out, nil
 }

@@ -31,6 +31,7 @@ const (
 	userByID
 	userByEmail
 	userList
+	userSummaries
 	userDelete
 	userStatus
 	userRehash
@@ -182,6 +183,18 @@ var queries = func() (q [numStmts]string) {
 	q[userByID] = `SELECT ` + userCols + ` FROM guard_users WHERE tenant = ? AND id = ?`
 	q[userByEmail] = `SELECT ` + userCols + ` FROM guard_users WHERE tenant = ? AND email = ?`
 	q[userList] = `SELECT ` + userCols + ` FROM guard_users WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?`
+	// See Users.ListUserSummaries. The chunk is a range of the primary
+	// key up to the ?3-th user after ?2 (or the tenant's last), read
+	// directly by the aggregates, in one statement.
+	q[userSummaries] = `SELECT count(*),
+			ifnull(group_concat(octet_length(id), ','), ''), ifnull(group_concat(octet_length(email), ','), ''),
+			ifnull(group_concat(octet_length(name), ','), ''), ifnull(group_concat(octet_length(status), ','), ''),
+			ifnull(group_concat(password_hash <> '', ','), ''), ifnull(group_concat(ifnull(password_changed_at, ''), ','), ''),
+			ifnull(group_concat(created_at, ','), ''), ifnull(group_concat(ifnull(last_login_at, ''), ','), ''),
+			ifnull(group_concat(id || email || name || status, ''), '')
+		FROM guard_users WHERE tenant = ?1 AND id > ?2 AND id <= coalesce(
+			(SELECT id FROM guard_users WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT 1 OFFSET ?3 - 1),
+			(SELECT max(id) FROM guard_users WHERE tenant = ?1))`
 	q[userDelete] = `DELETE FROM guard_users WHERE tenant = ? AND id = ?`
 	q[userStatus] = `UPDATE guard_users SET status = ? WHERE tenant = ? AND id = ?`
 	q[userRehash] = `UPDATE guard_users SET password_hash = ?4 WHERE tenant = ?1 AND id = ?2 AND password_hash = ?3`
@@ -263,12 +276,13 @@ var queries = func() (q [numStmts]string) {
 	q[mfaState] = `SELECT confirmed_at IS NOT NULL FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND id = ?`
 	// limit users after ?2, each with its distinct kinds, through the
 	// partial index of confirmed factors.
-	q[mfaEnrol] = `SELECT DISTINCT user_id, kind FROM guard_mfa_factors
-		WHERE tenant = ?1 AND confirmed_at IS NOT NULL AND user_id IN (
-			SELECT DISTINCT user_id FROM guard_mfa_factors
-			WHERE tenant = ?1 AND user_id > ?2 AND confirmed_at IS NOT NULL
-			ORDER BY user_id LIMIT ?3)
-		ORDER BY user_id, kind`
+	// See MFA.Enrolments.
+	q[mfaEnrol] = `SELECT count(*), ifnull(group_concat(octet_length(user_id), ','), ''), ifnull(group_concat(user_id, ''), ''),
+			ifnull(group_concat(octet_length(kind), ','), ''), ifnull(group_concat(kind, ''), '')
+		FROM guard_mfa_factors WHERE tenant = ?1 AND user_id > ?2 AND confirmed_at IS NOT NULL AND user_id <= coalesce(
+			(SELECT DISTINCT user_id FROM guard_mfa_factors WHERE tenant = ?1 AND user_id > ?2 AND confirmed_at IS NOT NULL
+				ORDER BY user_id LIMIT 1 OFFSET ?3 - 1),
+			(SELECT max(user_id) FROM guard_mfa_factors WHERE tenant = ?1 AND confirmed_at IS NOT NULL))`
 	q[recClear] = `DELETE FROM guard_mfa_recovery WHERE tenant = ? AND user_id = ?`
 	q[recInsert] = `INSERT INTO guard_mfa_recovery (tenant, user_id, hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`
 	q[recUse] = `DELETE FROM guard_mfa_recovery WHERE tenant = ? AND user_id = ? AND hash = ?`
