@@ -64,10 +64,12 @@
 // function session_create; Sessions.LookupTouch (the per-request check)
 // reads and, at most once per touch interval, writes in one statement;
 // Audit.Append moves the chain head and inserts the whole batch in one
-// statement; Throttle.Reserve is one INSERT … ON CONFLICT DO UPDATE.
+// statement; Throttle.Reserve is one INSERT … ON CONFLICT DO UPDATE, and
+// Throttle.ReserveAll and Throttle.Settle (a login's client IP and
+// account together) one call each of throttle_reserve and throttle_settle.
 // IPLists.Version, read by the allow-list check, is one primary-key read
 // of one bigint, and so is Policies.Version, read by every authorization
-// decision. MFA.CreateFactor and MFA.CheckCode call the functions
+// decision (none while Store.Watch runs, below). MFA.CreateFactor and MFA.CheckCode call the functions
 // mfa_create_factor and mfa_check_code; Policies.Update,
 // Approvals.DecideApproval and Approvals.ConsumeApproval call rbac_update,
 // rbac_decide_approval and rbac_consume_approval, which take the row lock
