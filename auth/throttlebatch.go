@@ -38,9 +38,17 @@ func BatchThrottle(ts ThrottleStore) BatchThrottleStore {
 type throttleLoop struct{ ThrottleStore }
 
 func (l throttleLoop) ReserveAll(ctx context.Context, now time.Time, keys []ThrottleKey) ([]Reservation, error) {
+	return ReserveInOrder(keys, func(k ThrottleKey) (Reservation, error) { return l.Reserve(ctx, k.Key, now, k.Limit) })
+}
+
+// ReserveInOrder is the rule of BatchThrottleStore.ReserveAll for a store
+// that reserves one key at a time: reserve each key in order, stop after
+// the first refused one, and return the reservations made; an error stops
+// it and is returned alone.
+func ReserveInOrder(keys []ThrottleKey, reserve func(ThrottleKey) (Reservation, error)) ([]Reservation, error) {
 	out := make([]Reservation, 0, len(keys))
 	for _, k := range keys {
-		r, err := l.Reserve(ctx, k.Key, now, k.Limit)
+		r, err := reserve(k)
 		if err != nil {
 			return nil, err
 		}

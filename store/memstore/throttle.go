@@ -66,20 +66,9 @@ func (t *Throttle) Reserve(_ context.Context, key string, now time.Time, lim aut
 // lock. It returns auth.ErrThrottleFull when a key is new and the store is
 // full; the keys before it stay counted.
 func (t *Throttle) ReserveAll(_ context.Context, now time.Time, keys []auth.ThrottleKey) ([]auth.Reservation, error) {
-	out := make([]auth.Reservation, 0, len(keys))
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, k := range keys {
-		r, err := t.reserve(k.Key, now, k.Limit)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-		if !r.Allowed {
-			break
-		}
-	}
-	return out, nil
+	return auth.ReserveInOrder(keys, func(k auth.ThrottleKey) (auth.Reservation, error) { return t.reserve(k.Key, now, k.Limit) })
 }
 
 // reserve is Reserve with t.mu held.

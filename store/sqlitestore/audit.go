@@ -24,8 +24,8 @@ import (
 // to the chain's tail, a table without secondary indexes, so a commit
 // writes two or three pages whatever the actors and actions of its batch;
 // once the tail holds AuditTail events, the Append that got it there also
-// moves it into the indexed table in one bulk insert (the indexes then
-// take 256 sorted events at a time instead of one page each per commit).
+// moves it into the indexed table in one bulk insert (the index pages
+// are then written once per 256 events, not once per commit).
 // Query reads both tables; the tail is read by its primary key. Purge deletes
 // and stores the checkpoint in one write transaction. Head, Checkpoint and
 // Query are single SELECTs, each a consistent snapshot (WAL), so a reader

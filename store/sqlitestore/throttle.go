@@ -95,17 +95,14 @@ func (t *Throttle) ReserveAll(ctx context.Context, now time.Time, keys []auth.Th
 		return []auth.Reservation{res}, nil
 	}
 	sweep := t.sweepEvery > 0 && t.reserves.Add(1)%t.sweepEvery == 0
-	out := make([]auth.Reservation, 0, len(keys))
+	var out []auth.Reservation
 	err = t.s.write(ctx, func(w *wtx) error {
-		for _, k := range keys {
-			res, err := reserve(w, k.Key, now, k.Limit)
-			if err != nil {
-				return fmt.Errorf("sqlitestore: reserve: %w", err)
-			}
-			out = append(out, res)
-			if !res.Allowed {
-				break
-			}
+		var err error
+		out, err = auth.ReserveInOrder(keys, func(k auth.ThrottleKey) (auth.Reservation, error) {
+			return reserve(w, k.Key, now, k.Limit)
+		})
+		if err != nil {
+			return fmt.Errorf("sqlitestore: reserve: %w", err)
 		}
 		if sweep {
 			if _, err := w.exec(thrSweep, micros(now), first.Key, sweepBatch); err != nil {
