@@ -92,7 +92,11 @@
 // A Store keeps one connection for its writes, from its first write until
 // Close, and sets aside up to four for Sessions.Lookup, the per-request
 // check; the rest of the pool (8 connections for Open) serves other reads.
-// Statements are prepared on first use.
+// Statements are prepared on first use. The writer's commits do not
+// checkpoint the WAL: a goroutine of the Store does, every 256 commits,
+// without stopping the writer, and once the WAL is 4000 pages long it
+// finishes the checkpoint between two writes, so that the WAL starts over
+// (see checkpoint.go); Close stops it.
 //
 // # Concurrency
 //

@@ -57,7 +57,8 @@ const idleConnTime = 5 * time.Minute
 // WAL journal with synchronous=NORMAL (see the package doc for the
 // durability this gives), foreign keys on, a busy timeout of BusyTimeout,
 // reads through mmap (up to 256 MiB), temporary data in memory, a WAL
-// checkpoint every 4000 pages (16 MiB) rather than 1000, and BEGIN
+// checkpoint every 4000 pages (16 MiB) rather than 1000 (for connections
+// other than a Store's writer, whose Store checkpoints for it), and BEGIN
 // IMMEDIATE for database/sql transactions. A host that opens the *sql.DB
 // itself for New should use it (with driver name "sqlite").
 func DSN(path string) string {
@@ -115,6 +116,7 @@ type Store struct {
 	w     *writer
 
 	lookups *lookupPool // connections set aside for Sessions.Lookup
+	ckpt    *checkpointer
 
 	reads    *stmtSet // on the pool
 	schemaMu sync.Mutex
@@ -199,6 +201,7 @@ func newStore(ctx context.Context, db *sql.DB, own bool) (*Store, error) {
 	s.Policies = &Policies{s: s, keep: PolicyHistory}
 	s.Approvals = &Approvals{s: s}
 	s.SSO = &SSO{s: s, sweepEvery: defaultSweepEvery}
+	s.startCheckpointer()
 	return s, nil
 }
 
@@ -234,6 +237,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	var errs []error
+	s.stopCheckpointer()
 	s.wgate <- struct{}{}
 	errs = append(errs, s.dropWriter())
 	<-s.wgate
@@ -337,6 +341,7 @@ func (s *Store) write(ctx context.Context, f func(w *wtx) error) error {
 		return wrapErr("commit", err)
 	}
 	committed = true
+	s.committed()
 	return nil
 }
 
@@ -351,6 +356,7 @@ func (s *Store) writeOne(ctx context.Context, f func(w *wtx) error) error {
 		return err
 	}
 	defer s.unlockWrites()
+	defer s.committed()
 	return f(&wtx{ctx: ctx, st: wr.st})
 }
 
@@ -371,6 +377,12 @@ func (s *Store) lockWriter(ctx context.Context) (*writer, error) {
 	// for the next write.
 	c, err := s.db.Conn(context.WithoutCancel(ctx))
 	if err != nil {
+		s.unlockWrites()
+		return nil, wrapErr("writer connection", err)
+	}
+	// The Store's checkpointer checkpoints, not the writer's commits.
+	if _, err := c.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
+		discard(c)
 		s.unlockWrites()
 		return nil, wrapErr("writer connection", err)
 	}
