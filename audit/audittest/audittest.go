@@ -289,6 +289,7 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 	t.Run("Append", func(t *testing.T) { runAppend(t, newStore) })
 	t.Run("Head", func(t *testing.T) { runHead(t, newStore) })
 	t.Run("Query", func(t *testing.T) { runQuery(t, newStore) })
+	t.Run("RandomQuery", func(t *testing.T) { runRandomQuery(t, newStore) })
 	t.Run("Checkpoint", func(t *testing.T) { runCheckpoint(t, newStore) })
 	t.Run("Purge", func(t *testing.T) { runPurge(t, newStore) })
 }
