@@ -137,11 +137,6 @@ func tenantFixture(id string) guard.Tenant {
 	return guard.Tenant{ID: id, Name: "Tenant " + id, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)}
 }
 
-// storeTables are the tables a recycled schema is emptied of.
-var storeTables = []string{"users", "throttle", "sessions", "session_users", "audit_heads", "audit_events", "audit_checkpoints", "tenants",
-	"api_keys", "ip_lists", "mfa_factors", "mfa_users", "mfa_recovery", "mfa_codes", "mfa_rates", "mfa_transactions",
-	"rbac_versions", "rbac_rules", "rbac_changes", "rbac_approvals", "sso_connections", "sso_requests", "sso_replay"}
-
 // recycler hands out empty, migrated stores for the subtests of one test.
 // A subtest's schema is emptied when the subtest ends and handed to the
 // next one, which is much cheaper than migrating a fresh schema per
@@ -176,13 +171,19 @@ func (r *recycler) store(t testing.TB) *pgstore.Store {
 		st = newStoreOn(t, testPool(t), schema)
 	}
 	t.Cleanup(func() {
-		var sql strings.Builder
-		for _, tb := range storeTables {
-			sql.WriteString("DELETE FROM " + pgx.Identifier{st.Schema(), tb}.Sanitize() + ";")
-		}
+		// Every table of the schema but its migrations, so that a table a
+		// migration adds is never left out.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := testPool(t).Exec(ctx, sql.String()); err != nil {
+		if _, err := testPool(t).Exec(ctx, `DO $$
+			DECLARE t text;
+			BEGIN
+				FOR t IN SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables
+					WHERE schemaname = `+quoteLiteral(st.Schema())+` AND tablename <> 'schema_migrations'
+				LOOP
+					EXECUTE 'DELETE FROM ' || t;
+				END LOOP;
+			END $$`); err != nil {
 			t.Errorf("emptying schema %s: %v", st.Schema(), err)
 			return
 		}
@@ -202,3 +203,6 @@ func rowCount(t *testing.T, st *pgstore.Store, table string) int {
 	}
 	return n
 }
+
+// quoteLiteral quotes s as an SQL string literal.
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
