@@ -26,6 +26,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -486,6 +488,37 @@ func runQuery(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		s := newStore(t)
 		want := fill(t, s, "t1", 20)
 		checkEvents(t, mustQuery(t, s, "t1", audit.Query{Desc: true}), reversed(want))
+	})
+	// Stored times have microseconds; a bound between two microseconds
+	// still means From <= Time < To exactly.
+	t.Run("BoundsBetweenMicroseconds", func(t *testing.T) {
+		s := newStore(t)
+		evs := fill(t, s, "t1", 3)
+		at := evs[1].Time
+		for _, c := range []struct {
+			q    audit.Query
+			want []audit.Event
+		}{
+			{audit.Query{From: at.Add(500 * time.Nanosecond)}, evs[2:]},
+			{audit.Query{From: at.Add(-500 * time.Nanosecond)}, evs[1:]},
+			{audit.Query{To: at.Add(500 * time.Nanosecond)}, evs[:2]},
+			{audit.Query{To: at.Add(-500 * time.Nanosecond)}, evs[:1]},
+			{audit.Query{From: at.Add(-time.Nanosecond), To: at.Add(time.Nanosecond)}, evs[1:2]},
+		} {
+			got := mustQuery(t, s, "t1", c.q)
+			if !slices.Equal(seqs(got), seqs(c.want)) {
+				t.Errorf("Query(From %v, To %v) around an event at %v = Seqs %v, want %v", c.q.From, c.q.To, at, seqs(got), seqs(c.want))
+			}
+		}
+	})
+	// "strictly after q.After (or before it when q.Desc)", for any uint64.
+	t.Run("CursorBeyondInt64", func(t *testing.T) {
+		s := newStore(t)
+		want := fill(t, s, "t1", 5)
+		for _, after := range []uint64{1 << 63, math.MaxUint64} {
+			checkEvents(t, mustQuery(t, s, "t1", audit.Query{After: after}), nil)
+			checkEvents(t, mustQuery(t, s, "t1", audit.Query{After: after, Desc: true}), reversed(want))
+		}
 	})
 	t.Run("UnknownTenantIsEmpty", func(t *testing.T) {
 		s := newStore(t)

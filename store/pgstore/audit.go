@@ -227,11 +227,14 @@ func (s *Audit) Query(ctx context.Context, tenant string, q audit.Query) ([]audi
 		sb.WriteString(" AND ")
 		sb.WriteString(strings.ReplaceAll(cond, "$?", "$"+strconv.Itoa(len(args))))
 	}
+	// timestamptz has microseconds (and the driver truncates to them): a
+	// bound between two is rounded up, which keeps From <= Time < To
+	// exact.
 	if !q.From.IsZero() {
-		arg("time >= $?", q.From)
+		arg("time >= $?", ceilMicro(q.From))
 	}
 	if !q.To.IsZero() {
-		arg("time < $?", q.To)
+		arg("time < $?", ceilMicro(q.To))
 	}
 	if q.Actor != "" {
 		arg("(actor_id = $? OR actor_email = $?)", []byte(q.Actor))
@@ -266,6 +269,14 @@ func (s *Audit) Query(ctx context.Context, tenant string, q audit.Query) ([]audi
 		return nil, wrap("audit: query", err)
 	}
 	return out, nil
+}
+
+// ceilMicro rounds t up to a whole microsecond.
+func ceilMicro(t time.Time) time.Time {
+	if r := t.Truncate(time.Microsecond); r.Before(t) {
+		return r.Add(time.Microsecond)
+	}
+	return t
 }
 
 func scanEvent(row pgx.Row, tenant string) (audit.Event, error) {

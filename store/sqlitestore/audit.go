@@ -6,9 +6,11 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/bits"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/guardhq/guard/audit"
 )
@@ -146,6 +148,15 @@ func (a *Audit) Append(ctx context.Context, tenant string, events []audit.Event)
 	})
 }
 
+// ceilMicros is t in Unix microseconds, rounded up.
+func ceilMicros(t time.Time) int64 {
+	us := t.UnixMicro()
+	if t.Nanosecond()%1000 != 0 {
+		us++
+	}
+	return us
+}
+
 // affected reports whether the statement that gave res changed a row.
 func affected(res sql.Result, err error) (bool, error) {
 	if err != nil {
@@ -235,17 +246,21 @@ func auditQuery(tenant string, q audit.Query, limit int) (string, []any) {
 		conds = append(conds, cond+strconv.Itoa(len(args)))
 	}
 	if q.After != 0 {
+		// Seqs are below 2^63: a cursor beyond is after every event.
+		after := int64(min(q.After, math.MaxInt64))
 		if q.Desc {
-			add("seq < ?", int64(q.After))
+			add("seq < ?", after)
 		} else {
-			add("seq > ?", int64(q.After))
+			add("seq > ?", after)
 		}
 	}
+	// Times are stored in whole microseconds: a bound between two is
+	// rounded up, which keeps From <= Time < To exact.
 	if !q.From.IsZero() {
-		add("time >= ?", micros(q.From))
+		add("time >= ?", ceilMicros(q.From))
 	}
 	if !q.To.IsZero() {
-		add("time < ?", micros(q.To))
+		add("time < ?", ceilMicros(q.To))
 	}
 	if q.Action != "" {
 		add("action = ?", q.Action)
