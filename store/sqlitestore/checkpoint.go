@@ -13,9 +13,11 @@ import (
 // thousands of page copies and two fsyncs, and so does every writer queued
 // behind it (a fifth of the audit log's append throughput). A Store's
 // writer connection does not checkpoint (wal_autocheckpoint=0 on it); the
-// Store's checkpointer goroutine does, every checkpointEvery commits, on a
-// connection of the pool, while the writer goes on: a PASSIVE checkpoint
-// takes no write lock. Under continuous writes such a checkpoint never
+// Store's checkpointer goroutine does, every checkpointEvery commits and
+// checkpointIdle after a commit, on a connection of the pool, while the
+// writer goes on: a PASSIVE checkpoint takes no write lock. (The second
+// matters to readers: a page still in the WAL is read with a system call,
+// a page checkpointed into the file through mmap.) Under continuous writes such a checkpoint never
 // quite catches up with the end of the WAL, and SQLite starts the WAL over
 // only once a checkpoint has copied all of it; so once the WAL is longer
 // than checkpointRestart frames, the checkpointer copies what is left
@@ -28,6 +30,9 @@ const (
 	// checkpointEvery is the number of a Store's commits between its
 	// checkpoints.
 	checkpointEvery = 256
+	// checkpointIdle is how soon after a commit a checkpoint follows
+	// (with more commits in between, it is still one).
+	checkpointIdle = 250 * time.Millisecond
 	// checkpointRestart is the length of the WAL, in frames (pages),
 	// above which a checkpoint finishes under the write gate.
 	checkpointRestart = 4000
@@ -39,6 +44,7 @@ const (
 // checkpointer is a Store's checkpoint goroutine and what wakes it.
 type checkpointer struct {
 	commits atomic.Uint64
+	armed   atomic.Bool   // a checkpointIdle timer is pending
 	kick    chan struct{} // buffered 1: a checkpoint is due
 	stop    context.CancelFunc
 	done    chan struct{} // closed when the goroutine has returned
@@ -61,13 +67,25 @@ func (s *Store) startCheckpointer() {
 }
 
 // committed counts a commit of the writer and wakes the checkpointer when
-// a checkpoint is due.
+// a checkpoint is due, or arms the timer that will.
 func (s *Store) committed() {
-	if s.ckpt.commits.Add(1)%checkpointEvery != 0 {
+	if s.ckpt.commits.Add(1)%checkpointEvery == 0 {
+		s.ckpt.wake()
 		return
 	}
+	if s.ckpt.armed.CompareAndSwap(false, true) {
+		time.AfterFunc(checkpointIdle, func() {
+			s.ckpt.armed.Store(false)
+			s.ckpt.wake()
+		})
+	}
+}
+
+// wake starts a checkpoint unless one is due already. After Close nobody
+// receives: the kick stays in the buffer.
+func (c *checkpointer) wake() {
 	select {
-	case s.ckpt.kick <- struct{}{}:
+	case c.kick <- struct{}{}:
 	default:
 	}
 }

@@ -138,3 +138,36 @@ func TestCloseStopsCheckpointer(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A few commits, far fewer than a checkpoint's worth, still reach the
+// database file soon after: readers then read their pages through mmap
+// rather than from the WAL.
+func TestIdleCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "guard.db")
+	st, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	time.Sleep(300 * time.Millisecond) // the migration's pages settle
+	before := size()
+	appendBatches(t, st.Audit, "acme", 20, func(int) {}) // ~64 KiB of events, 20 commits
+	deadline := time.Now().Add(5 * time.Second)
+	for size() < before+16*4096 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the database file is %d bytes 5 s after 20 commits (%d before): the WAL was not checkpointed", size(), before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -93,8 +93,8 @@
 // Close, and sets aside up to four for Sessions.Lookup, the per-request
 // check; the rest of the pool (8 connections for Open) serves other reads.
 // Statements are prepared on first use. The writer's commits do not
-// checkpoint the WAL: a goroutine of the Store does, every 256 commits,
-// without stopping the writer, and once the WAL is 4000 pages long it
+// checkpoint the WAL: a goroutine of the Store does, every 256 commits and
+// a quarter of a second after a commit, without stopping the writer, and once the WAL is 4000 pages long it
 // finishes the checkpoint between two writes, so that the WAL starts over
 // (see checkpoint.go); Close stops it.
 //
