@@ -294,7 +294,7 @@ func TestStoreFailure(t *testing.T) {
 			e := newEnv(t, nil)
 			e.track(requestID, relayState)
 			fs := &failingStores{memStores: e.st, step: step, err: boom}
-			p, err := New(Config{BaseURL: baseURL, Key: k.sp.key, Certificate: k.sp.cert, Stores: Stores{fs, fs, fs}, Now: e.clock.Now})
+			p, err := New(Config{BaseURL: baseURL, Key: k.sp.key, Certificate: k.sp.cert, Stores: Stores{Connections: fs, Requests: fs, Replay: fs}, Now: e.clock.Now})
 			if err != nil {
 				t.Fatal(err)
 			}

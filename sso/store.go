@@ -14,6 +14,12 @@ type Stores struct {
 	Connections ConnectionStore
 	Requests    RequestStore
 	Replay      ReplayCache
+	// Subjects keeps who each user is at the IdP, for single logout. It
+	// is not used by this package; the facade (guard) writes it at every
+	// SSO sign-in and reads it to log out. Nil: single logout names the
+	// user by email, and only an IdP whose NameIDs are email addresses
+	// can match them.
+	Subjects SubjectStore
 }
 
 // ConnectionStore keeps each tenant's IdP connection, at most one per
@@ -74,6 +80,41 @@ type ReplayCache interface {
 	// for each. A store may drop a record once its until has passed, so its
 	// memory is bounded by the rate of logins.
 	InsertID(ctx context.Context, tenant, id string, until, now time.Time) (bool, error)
+}
+
+// Subject is the identity at the IdP that a user of a tenant last signed in
+// with: what single logout needs in both directions, the NameID (and the
+// IdP's session) to name in a LogoutRequest the SP sends, and the user
+// whose sessions a LogoutRequest from the IdP ends. NameID, NameIDFormat
+// and SessionIndex are the assertion's (Result), exactly as sent.
+type Subject struct {
+	Tenant       string
+	UserID       string
+	NameID       string
+	NameIDFormat string
+	SessionIndex string
+	// Expires is when the record is no longer needed: the end of the
+	// session the sign-in created.
+	Expires time.Time
+}
+
+// SubjectStore keeps at most one Subject per user (tenant and user ID):
+// the one of the user's last SSO sign-in. Expiry is judged by the now
+// given by the caller, never by the store's clock; a store may drop a
+// record once its Expires has passed, so its memory is bounded by the
+// users signed in through SSO.
+type SubjectStore interface {
+	// PutSubject stores s as the subject of (s.Tenant, s.UserID),
+	// replacing the user's previous one, if any, whole. now is the
+	// caller's time, for dropping expired records.
+	PutSubject(ctx context.Context, s Subject, now time.Time) error
+	// Subject returns the subject of the tenant's user userID if now is
+	// before its Expires, or ErrNotFound.
+	Subject(ctx context.Context, tenant, userID string, now time.Time) (Subject, error)
+	// SubjectsByNameID returns the tenant's subjects whose NameID equals
+	// nameID (exactly, case included) and whose Expires is after now,
+	// sorted by UserID; none is an empty result, not an error.
+	SubjectsByNameID(ctx context.Context, tenant, nameID string, now time.Time) ([]Subject, error)
 }
 
 // Request is an AuthnRequest or LogoutRequest the SP sent and expects an

@@ -1,5 +1,6 @@
 // Package ssotest checks that a backend keeps the storage contracts of
-// package sso: ConnectionStore, RequestStore and ReplayCache. Every
+// package sso: ConnectionStore, RequestStore, ReplayCache and
+// SubjectStore. Every
 // backend's tests call Run and RunConcurrent:
 //
 //	func TestSSO(t *testing.T) {
@@ -52,6 +53,7 @@ type group struct {
 func hasConnections(s sso.Stores) bool { return s.Connections != nil }
 func hasRequests(s sso.Stores) bool    { return s.Requests != nil }
 func hasReplay(s sso.Stores) bool      { return s.Replay != nil }
+func hasSubjects(s sso.Stores) bool    { return s.Subjects != nil }
 
 var groups = []group{
 	{"PutConnection", hasConnections, putTests},
@@ -61,6 +63,9 @@ var groups = []group{
 	{"RememberRequest", hasRequests, rememberTests},
 	{"ConsumeRequest", hasRequests, consumeTests},
 	{"InsertID", hasReplay, insertTests},
+	{"PutSubject", hasSubjects, putSubjectTests},
+	{"Subject", hasSubjects, subjectTests},
+	{"SubjectsByNameID", hasSubjects, byNameIDTests},
 }
 
 // Run runs the conformance tests of every role newStores provides, one
@@ -507,6 +512,204 @@ var insertTests = []test{
 }
 
 // ---------------------------------------------------------------------------
+// Subjects
+
+// subject returns a subject of tenant's user with every field set.
+func subject(tenant, user, nameID string, expires time.Time) sso.Subject {
+	return sso.Subject{
+		Tenant:       tenant,
+		UserID:       user,
+		NameID:       nameID,
+		NameIDFormat: "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+		SessionIndex: "_idx-" + user + "-" + nameID,
+		Expires:      expires,
+	}
+}
+
+func diffSubject(got, want sso.Subject) string {
+	if !got.Expires.Equal(want.Expires) {
+		return fmt.Sprintf("Expires = %v, want %v", got.Expires, want.Expires)
+	}
+	got.Expires, want.Expires = time.Time{}, time.Time{}
+	if got != want {
+		return fmt.Sprintf("got %+v, want %+v", got, want)
+	}
+	return ""
+}
+
+func putSubject(t *testing.T, st sso.Stores, s sso.Subject, now time.Time) {
+	t.Helper()
+	if err := st.Subjects.PutSubject(t.Context(), s, now); err != nil {
+		t.Fatalf("PutSubject(%s/%s): %v", s.Tenant, s.UserID, err)
+	}
+}
+
+func wantSubject(t *testing.T, st sso.Stores, want sso.Subject, now time.Time) {
+	t.Helper()
+	got, err := st.Subjects.Subject(t.Context(), want.Tenant, want.UserID, now)
+	if err != nil {
+		t.Fatalf("Subject(%s/%s) at %v: %v", want.Tenant, want.UserID, now, err)
+	}
+	if d := diffSubject(got, want); d != "" {
+		t.Errorf("Subject(%s/%s): %s", want.Tenant, want.UserID, d)
+	}
+}
+
+func wantNoSubject(t *testing.T, st sso.Stores, tenant, user string, now time.Time) {
+	t.Helper()
+	got, err := st.Subjects.Subject(t.Context(), tenant, user, now)
+	if !errors.Is(err, sso.ErrNotFound) {
+		t.Errorf("Subject(%s/%s) at %v = %+v, %v; want ErrNotFound", tenant, user, now, got, err)
+	}
+}
+
+// wantByNameID checks SubjectsByNameID against want, in order.
+func wantByNameID(t *testing.T, st sso.Stores, tenant, nameID string, now time.Time, want ...sso.Subject) {
+	t.Helper()
+	got, err := st.Subjects.SubjectsByNameID(t.Context(), tenant, nameID, now)
+	if err != nil {
+		t.Fatalf("SubjectsByNameID(%s, %q): %v", tenant, nameID, err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("SubjectsByNameID(%s, %q) at %v = %+v, want %d subjects %+v", tenant, nameID, now, got, len(want), want)
+	}
+	for i := range want {
+		if d := diffSubject(got[i], want[i]); d != "" {
+			t.Errorf("SubjectsByNameID(%s, %q)[%d]: %s", tenant, nameID, i, d)
+		}
+	}
+}
+
+var putSubjectTests = []test{
+	{"RoundTripEveryField", func(t *testing.T, st sso.Stores) {
+		s := subject("t1", "u1", "00u1a2b3C4d5E6f7g8h9", base.Add(24*time.Hour+987*time.Microsecond))
+		s.Expires = s.Expires.In(time.FixedZone("UTC+05:30", 5*3600+1800))
+		putSubject(t, st, s, base)
+		wantSubject(t, st, s, base)
+		wantByNameID(t, st, "t1", s.NameID, base, s)
+	}},
+	{"AnyText", func(t *testing.T, st sso.Stores) {
+		// NameIDs are the IdP's: any XML text, long, with spaces, quotes,
+		// and characters outside ASCII.
+		s := subject("t1", "u1", "CN=Zoë O'Brien, OU=Ventes \"EU\", DC=exemple, DC=fr "+strings.Repeat("x", 400), base.Add(time.Hour))
+		s.NameIDFormat = "urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName"
+		s.SessionIndex = strings.Repeat("é", 100)
+		putSubject(t, st, s, base)
+		wantSubject(t, st, s, base)
+		wantByNameID(t, st, "t1", s.NameID, base, s)
+	}},
+	{"ZeroValues", func(t *testing.T, st sso.Stores) {
+		s := sso.Subject{Tenant: "t1", UserID: "u1", NameID: "alice@example.com", Expires: base.Add(time.Hour)}
+		putSubject(t, st, s, base)
+		wantSubject(t, st, s, base)
+		wantByNameID(t, st, "t1", "alice@example.com", base, s)
+	}},
+	{"ReplacesWhole", func(t *testing.T, st sso.Stores) {
+		old := subject("t1", "u1", "old-id", base.Add(48*time.Hour))
+		putSubject(t, st, old, base)
+		s := sso.Subject{Tenant: "t1", UserID: "u1", NameID: "new-id", Expires: base.Add(time.Hour)}
+		putSubject(t, st, s, base)
+		wantSubject(t, st, s, base)
+		wantByNameID(t, st, "t1", "old-id", base)
+		wantByNameID(t, st, "t1", "new-id", base, s)
+		// Past the new Expires, the old record does not come back.
+		wantNoSubject(t, st, "t1", "u1", base.Add(2*time.Hour))
+		wantByNameID(t, st, "t1", "old-id", base.Add(2*time.Hour))
+	}},
+	{"SameNameIDKeepsIndex", func(t *testing.T, st sso.Stores) {
+		s := subject("t1", "u1", "n1", base.Add(time.Hour))
+		putSubject(t, st, s, base)
+		s.SessionIndex, s.Expires = "_second", base.Add(3*time.Hour)
+		putSubject(t, st, s, base.Add(time.Minute))
+		wantByNameID(t, st, "t1", "n1", base.Add(2*time.Hour), s)
+	}},
+	{"ReplacesExpired", func(t *testing.T, st sso.Stores) {
+		old := subject("t1", "u1", "n1", base.Add(time.Minute))
+		putSubject(t, st, old, base)
+		s := subject("t1", "u1", "n2", base.Add(3*time.Hour))
+		putSubject(t, st, s, base.Add(time.Hour))
+		wantSubject(t, st, s, base.Add(time.Hour))
+		wantByNameID(t, st, "t1", "n1", base)
+	}},
+	{"OthersUntouched", func(t *testing.T, st sso.Stores) {
+		a := subject("t1", "u1", "n1", base.Add(time.Hour))
+		b := subject("t1", "u2", "n2", base.Add(time.Hour))
+		c := subject("t2", "u1", "n1", base.Add(time.Hour))
+		for _, s := range []sso.Subject{a, b, c} {
+			putSubject(t, st, s, base)
+		}
+		putSubject(t, st, subject("t1", "u1", "n3", base.Add(2*time.Hour)), base)
+		wantSubject(t, st, b, base)
+		wantSubject(t, st, c, base)
+		wantByNameID(t, st, "t2", "n1", base, c)
+	}},
+}
+
+var subjectTests = []test{
+	{"NotFound", func(t *testing.T, st sso.Stores) {
+		putSubject(t, st, subject("t1", "u1", "n1", base.Add(time.Hour)), base)
+		wantNoSubject(t, st, "t1", "u2", base)
+		wantNoSubject(t, st, "t2", "u1", base)
+		wantNoSubject(t, st, "t1", "U1", base)
+		wantNoSubject(t, st, "", "", base)
+	}},
+	{"ExpiredIsNotFound", func(t *testing.T, st sso.Stores) {
+		exp := base.Add(time.Hour)
+		s := subject("t1", "u1", "n1", exp)
+		putSubject(t, st, s, base)
+		wantSubject(t, st, s, exp.Add(-time.Microsecond))
+		wantNoSubject(t, st, "t1", "u1", exp)
+		wantNoSubject(t, st, "t1", "u1", exp.Add(time.Microsecond))
+		wantNoSubject(t, st, "t1", "u1", exp.Add(30*24*time.Hour))
+	}},
+	{"ExpiredPutIsNotFound", func(t *testing.T, st sso.Stores) {
+		// A record already expired when stored is never returned.
+		putSubject(t, st, subject("t1", "u1", "n1", base), base.Add(time.Second))
+		wantNoSubject(t, st, "t1", "u1", base.Add(time.Second))
+		wantByNameID(t, st, "t1", "n1", base.Add(time.Second))
+	}},
+}
+
+var byNameIDTests = []test{
+	{"SortedByUserID", func(t *testing.T, st sso.Stores) {
+		var want []sso.Subject
+		for _, u := range []string{"u3", "u1", "u10", "u2"} {
+			s := subject("t1", u, "shared", base.Add(time.Hour))
+			putSubject(t, st, s, base)
+			want = append(want, s)
+		}
+		slices.SortFunc(want, func(a, b sso.Subject) int { return strings.Compare(a.UserID, b.UserID) })
+		putSubject(t, st, subject("t1", "u9", "other", base.Add(time.Hour)), base)
+		putSubject(t, st, subject("t2", "u0", "shared", base.Add(time.Hour)), base)
+		wantByNameID(t, st, "t1", "shared", base, want...)
+	}},
+	{"ExactMatch", func(t *testing.T, st sso.Stores) {
+		s := subject("t1", "u1", "Alice@Example.com", base.Add(time.Hour))
+		putSubject(t, st, s, base)
+		wantByNameID(t, st, "t1", "Alice@Example.com", base, s)
+		for _, other := range []string{"alice@example.com", "Alice@Example.com ", "Alice@Example", "", "%", "Alice@Example.co_"} {
+			wantByNameID(t, st, "t1", other, base)
+		}
+	}},
+	{"OnlyLive", func(t *testing.T, st sso.Stores) {
+		a := subject("t1", "u1", "n", base.Add(time.Hour))
+		b := subject("t1", "u2", "n", base.Add(2*time.Hour))
+		putSubject(t, st, a, base)
+		putSubject(t, st, b, base)
+		wantByNameID(t, st, "t1", "n", base.Add(time.Hour-time.Microsecond), a, b)
+		wantByNameID(t, st, "t1", "n", base.Add(time.Hour), b)
+		wantByNameID(t, st, "t1", "n", base.Add(2*time.Hour))
+	}},
+	{"TenantsIndependent", func(t *testing.T, st sso.Stores) {
+		a := subject("a", "u1", "n", base.Add(time.Hour))
+		putSubject(t, st, a, base)
+		wantByNameID(t, st, "a", "n", base, a)
+		wantByNameID(t, st, "b", "n", base)
+		wantByNameID(t, st, "", "n", base)
+	}},
+}
+
+// ---------------------------------------------------------------------------
 // Concurrency
 
 // RunConcurrent runs the concurrency tests of every role newStores
@@ -631,6 +834,58 @@ func RunConcurrent(t *testing.T, newStores func(t *testing.T) sso.Stores) {
 		})
 		if ok != 1 || dup != n-1 {
 			t.Errorf("%d remembers succeeded and %d were duplicates, want 1 and %d", ok, dup, n-1)
+		}
+	})
+	run("PutSameSubject", hasSubjects, func(t *testing.T, st sso.Stores) {
+		// Sign-ins of one user racing on replicas: the user ends with one
+		// whole subject, found under its own NameID and no other.
+		for round := range 3 {
+			parallel(n, func(i int) {
+				s := subject("t1", "u1", fmt.Sprint("n-", round, "-", i), base.Add(time.Duration(i+1)*time.Minute))
+				if err := st.Subjects.PutSubject(t.Context(), s, base); err != nil {
+					t.Errorf("PutSubject: %v", err)
+				}
+			})
+			got, err := st.Subjects.Subject(t.Context(), "t1", "u1", base)
+			if err != nil {
+				t.Fatalf("Subject: %v", err)
+			}
+			var i int
+			if _, err := fmt.Sscanf(got.NameID, fmt.Sprint("n-", round, "-%d"), &i); err != nil {
+				t.Fatalf("round %d: Subject = %+v, not one of the round's", round, got)
+			}
+			want := subject("t1", "u1", got.NameID, base.Add(time.Duration(i+1)*time.Minute))
+			if d := diffSubject(got, want); d != "" {
+				t.Errorf("round %d: a mix of two puts: %s", round, d)
+			}
+			for j := range n {
+				nameID := fmt.Sprint("n-", round, "-", j)
+				if nameID == got.NameID {
+					wantByNameID(t, st, "t1", nameID, base, want)
+				} else {
+					wantByNameID(t, st, "t1", nameID, base)
+				}
+			}
+		}
+	})
+	run("PutManySubjects", hasSubjects, func(t *testing.T, st sso.Stores) {
+		parallel(n, func(i int) {
+			s := subject("t1", fmt.Sprintf("u%02d", i), "shared", base.Add(time.Hour))
+			if err := st.Subjects.PutSubject(t.Context(), s, base); err != nil {
+				t.Errorf("PutSubject: %v", err)
+			}
+		})
+		got, err := st.Subjects.SubjectsByNameID(t.Context(), "t1", "shared", base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != n {
+			t.Fatalf("SubjectsByNameID = %d subjects, want %d", len(got), n)
+		}
+		for i, s := range got {
+			if s.UserID != fmt.Sprintf("u%02d", i) {
+				t.Errorf("SubjectsByNameID[%d].UserID = %q, want u%02d", i, s.UserID, i)
+			}
 		}
 	})
 	run("UpdateMetadataNewestWins", hasConnections, func(t *testing.T, st sso.Stores) {
