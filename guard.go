@@ -48,8 +48,10 @@ type Stores struct {
 	MFA mfa.Stores
 	// SSO are the SAML stores, needed when Config.SSO is set. With
 	// OpenTenant, SSO.Connections comes from each tenant's stores (the
-	// tenant's IdP configuration is tenant data); SSO.Requests and
-	// SSO.Replay (tracked requests, accepted assertion IDs) stay shared.
+	// tenant's IdP configuration is tenant data); SSO.Requests,
+	// SSO.Replay and SSO.Subjects (tracked requests, accepted assertion
+	// IDs, who each signed-in user is at the IdP), which live as long as
+	// sessions, stay shared.
 	SSO sso.Stores
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/session"
+	"github.com/guardhq/guard/sso"
 )
 
 // MaxPasswordBytes is the longest password accepted anywhere, checked
@@ -323,6 +324,9 @@ type signIn struct {
 	password bool      // the first factor was a password
 	flags    uint32    // session flags the first factor brings (FlagSSO, FlagBreakGlass)
 	mfa      mfa.Kind  // the second factor, once passed ("" before)
+	// subject is who the user is at the IdP (an SSO sign-in), kept for
+	// single logout before the session is created; nil otherwise.
+	subject *sso.Subject
 	// meta is added to the login.succeeded event.
 	meta map[string]string
 }
@@ -411,6 +415,15 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 				return LoginResult{}, g.loginFailed(ctx, a, "session_not_on_or_after", ErrSSOFailed)
 			}
 			lifetime = left
+		}
+	}
+	if si.subject != nil && g.stores.SSO.Subjects != nil {
+		// Before the session, so that a logout from the IdP never misses
+		// it; kept as long as any session of the tenant can last.
+		sub := *si.subject
+		sub.Expires = now.Add(pol.SessionLifetime + time.Minute)
+		if err := g.stores.SSO.Subjects.PutSubject(ctx, sub, now); err != nil {
+			return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("keep sso subject", err))
 		}
 	}
 	token, s, evicted, err := g.sessions.Create(ctx, session.Options{

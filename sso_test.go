@@ -82,11 +82,18 @@ type ssoSite struct {
 	kr     *mfa.Keyring
 	out    *outbox
 	idpURL string
+	stores guard.Stores
 }
 
 func newSSOSite(t *testing.T) *ssoSite {
 	t.Helper()
-	s := &ssoSite{out: &outbox{}}
+	return newSSOSiteOn(t, newMem())
+}
+
+// newSSOSiteOn is newSSOSite on the given stores.
+func newSSOSiteOn(t *testing.T, stores guard.Stores) *ssoSite {
+	t.Helper()
+	s := &ssoSite{out: &outbox{}, stores: stores}
 	spKey, spCert := keyPair(t, "sp")
 	idpKey, idpCert := keyPair(t, "idp")
 	mux := http.NewServeMux()
@@ -97,7 +104,7 @@ func newSSOSite(t *testing.T) *ssoSite {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.g, err = guard.New(guard.Config{Stores: newMem(), AuditKey: auditKey, Hasher: fastHasher,
+	s.g, err = guard.New(guard.Config{Stores: stores, AuditKey: auditKey, Hasher: fastHasher,
 		MFA: &mfa.Config{Keyring: s.kr, Issuer: "Acme", Email: s.out},
 		SSO: &sso.Config{BaseURL: s.srv.URL, Key: spKey, Certificate: spCert, AllowInsecureMetadata: true}})
 	if err != nil {

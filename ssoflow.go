@@ -249,7 +249,11 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 	if err := g.record(ctx, ok); err != nil {
 		return LoginResult{}, "", err
 	}
-	lr, err := g.proceed(ctx, a, pol, gate{}, signIn{flags: FlagSSO, endBy: res.SessionNotOnOrAfter,
+	sub := &sso.Subject{Tenant: u.Tenant, UserID: u.ID, NameID: res.NameID, SessionIndex: res.SessionIndex}
+	if len(res.NameIDFormat) <= maxNameIDFormat {
+		sub.NameIDFormat = res.NameIDFormat
+	}
+	lr, err := g.proceed(ctx, a, pol, gate{}, signIn{flags: FlagSSO, endBy: res.SessionNotOnOrAfter, subject: sub,
 		meta: map[string]string{"method": "sso"}})
 	return lr, res.ReturnTo, err
 }
@@ -298,6 +302,11 @@ func (g *Guard) syncRoles(ctx context.Context, u auth.User, want []string) error
 // has a single logout endpoint, returns the URL to send the browser to so
 // the IdP ends its session too ("" otherwise: the local logout is all
 // there is). Guard's session ends first, whatever the IdP does.
+//
+// The LogoutRequest names the user as the IdP did at their last SSO
+// sign-in (NameID, its format and the IdP's SessionIndex, kept in
+// Stores.SSO.Subjects); without a kept subject, by email address, which
+// only an IdP that identifies users by email can match.
 func (g *Guard) LogoutSSO(ctx context.Context, p Principal, returnTo string) (string, error) {
 	if err := g.Logout(ctx, p); err != nil {
 		return "", err
@@ -305,22 +314,48 @@ func (g *Guard) LogoutSSO(ctx context.Context, p Principal, returnTo string) (st
 	if g.sso == nil || p.Flags&FlagSSO == 0 {
 		return "", nil
 	}
-	u, err := g.stores.Users.User(ctx, p.Tenant, p.UserID)
-	if err != nil {
-		return "", nil // the session is over; the IdP's is not ours to force
+	opts := sso.LogoutOptions{ReturnTo: returnTo}
+	if sub, err := g.ssoSubject(ctx, p.Tenant, p.UserID); err == nil {
+		opts.NameID, opts.NameIDFormat, opts.SessionIndex = sub.NameID, sub.NameIDFormat, sub.SessionIndex
+	} else {
+		u, err := g.stores.Users.User(ctx, p.Tenant, p.UserID)
+		if err != nil {
+			return "", nil // the session is over; the IdP's is not ours to force
+		}
+		opts.NameID, opts.NameIDFormat = u.Email, nameIDEmail
 	}
-	lo, err := g.sso.StartLogout(ctx, p.Tenant, sso.LogoutOptions{NameID: u.Email,
-		NameIDFormat: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress", ReturnTo: returnTo})
+	lo, err := g.sso.StartLogout(ctx, p.Tenant, opts)
 	if err != nil {
 		return "", nil
 	}
 	return lo.RedirectURL, nil
 }
 
+// nameIDEmail is the NameID format of an email address.
+const nameIDEmail = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+
+// maxNameIDFormat is the longest NameID format kept for single logout (a
+// URI; a longer one is left out of the LogoutRequest).
+const maxNameIDFormat = 256
+
+// ssoSubject returns the user's kept IdP subject, or sso.ErrNotFound when
+// none is kept (or no store keeps them).
+func (g *Guard) ssoSubject(ctx context.Context, tenant, userID string) (sso.Subject, error) {
+	if g.stores.SSO.Subjects == nil {
+		return sso.Subject{}, sso.ErrNotFound
+	}
+	return g.stores.SSO.Subjects.Subject(ctx, tenant, userID, g.now())
+}
+
 // HandleSLO processes a request to the tenant's single logout URL: the
 // IdP's answer to LogoutSSO (returns where to send the browser), or the
-// IdP asking to end a user's sessions (every session of the user whose
-// email is the NameID ends; returns the URL that answers the IdP).
+// IdP asking to end a user's sessions (returns the URL that answers the
+// IdP). The user is the one whose last SSO sign-in had the request's
+// NameID (Stores.SSO.Subjects); when none is kept, the user whose email is
+// the NameID. Every session of that user ends, whatever SessionIndex the
+// request names: a logout from the IdP never leaves a Guard session of
+// the person behind. A store failure answers nothing to the IdP
+// (ErrUnavailable), so it does not take the logout as done.
 func (g *Guard) HandleSLO(ctx context.Context, tenant string, r *http.Request) (string, error) {
 	if err := g.needSSO(); err != nil {
 		return "", err
@@ -341,21 +376,53 @@ func (g *Guard) HandleSLO(ctx context.Context, tenant string, r *http.Request) (
 	if res.Request == nil {
 		return res.ReturnTo, nil
 	}
-	email, err := auth.CanonicalEmail(res.Request.NameID)
-	if err == nil {
-		if u, err := g.stores.Users.UserByEmail(ctx, tenant, email); err == nil {
-			ended, err := g.sessions.RevokeUser(ctx, tenant, u.ID, [32]byte{})
-			if err != nil {
-				return "", unavailable("end sessions", err)
-			}
-			e := audit.Event{Tenant: tenant, Actor: audit.Actor{Kind: audit.ActorSystem, ID: "idp"}, Action: audit.SessionRevoked,
-				Target: u.ID, Outcome: audit.Success, Reason: "idp_logout", Meta: map[string]string{"sessions_ended": itoa(len(ended))}}
-			if err := g.record(ctx, e); err != nil {
-				return "", err
-			}
+	users, err := g.sloUsers(ctx, tenant, res.Request.NameID)
+	if err != nil {
+		return "", err
+	}
+	for _, userID := range users {
+		ended, err := g.sessions.RevokeUser(ctx, tenant, userID, [32]byte{})
+		if err != nil {
+			return "", unavailable("end sessions", err)
+		}
+		e := audit.Event{Tenant: tenant, Actor: audit.Actor{Kind: audit.ActorSystem, ID: "idp"}, Action: audit.SessionRevoked,
+			Target: userID, Outcome: audit.Success, Reason: "idp_logout", Meta: map[string]string{"sessions_ended": itoa(len(ended))}}
+		if err := g.record(ctx, e); err != nil {
+			return "", err
 		}
 	}
 	return res.RedirectURL, nil
+}
+
+// sloUsers returns the IDs of the users a LogoutRequest from the tenant's
+// IdP names by nameID: those whose kept subject has it, or else the user
+// whose email it is.
+func (g *Guard) sloUsers(ctx context.Context, tenant, nameID string) ([]string, error) {
+	if st := g.stores.SSO.Subjects; st != nil {
+		subs, err := st.SubjectsByNameID(ctx, tenant, nameID, g.now())
+		if err != nil {
+			return nil, unavailable("sso subjects", err)
+		}
+		if len(subs) > 0 {
+			users := make([]string, len(subs))
+			for i, s := range subs {
+				users[i] = s.UserID
+			}
+			return users, nil
+		}
+	}
+	email, err := auth.CanonicalEmail(nameID)
+	if err != nil {
+		return nil, nil
+	}
+	u, err := g.stores.Users.UserByEmail(ctx, tenant, email)
+	switch {
+	case errors.Is(err, auth.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, unavailable("load user", err)
+	}
+	return []string{u.ID}, nil
 }
 
 // ssoErr keeps the sso package's answers about input and state and

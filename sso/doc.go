@@ -24,8 +24,11 @@
 //   - ParseMetadata reads an IdP's metadata; SafeRedirect decides whether
 //     a return path may be redirected to.
 //   - store.go holds the storage contracts (ConnectionStore, RequestStore,
-//     ReplayCache, bundled in Stores). store/memstore implements them in
-//     memory; package ssotest is the conformance suite every backend runs.
+//     ReplayCache, and SubjectStore, which the facade uses for single
+//     logout, bundled in Stores). store/memstore implements them in
+//     memory, store/sqlitestore and store/pgstore in SQL, store/redisstore
+//     the short-lived ones; package ssotest is the conformance suite every
+//     backend runs.
 //
 // # What the ACS checks, beyond crewjam/saml
 //
@@ -73,8 +76,8 @@
 // fail closed. On success, find the tenant's user by Result.Email
 // (creating it only if Result.JIT), refuse deactivated users, apply the IP
 // allow-list and the session limit as for a password login, audit
-// sso.succeeded, keep Result.NameID, NameIDFormat and SessionIndex with
-// the session (for single logout), cap the session at
+// sso.succeeded, keep Result.NameID, NameIDFormat and SessionIndex in
+// Stores.Subjects (for single logout), cap the session at
 // Result.SessionNotOnOrAfter, and redirect to Result.ReturnTo. For a
 // logout, end Guard's session first, then call StartLogout.
 //

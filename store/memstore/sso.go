@@ -4,14 +4,15 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/guardhq/guard/sso"
 )
 
-// SSO is every sso store in memory: IdP connections, tracked requests and
-// the assertion replay cache. Each method holds the lock of its part for
+// SSO is every sso store in memory: IdP connections, tracked requests,
+// the assertion replay cache and the users' IdP subjects. Each method holds the lock of its part for
 // its whole step.
 //
 // Memory is bounded: expired requests and replay records are dropped
@@ -19,7 +20,8 @@ import (
 // never by the wall clock), and at most maxKeys live requests and maxKeys
 // live replay records are kept; beyond that RememberRequest and InsertID
 // of a new key fail with sso.ErrFull (the login is refused: fail closed).
-// Connections stay until deleted.
+// Subjects are swept the same way, one per user at most. Connections stay
+// until deleted.
 type SSO struct {
 	connMu sync.RWMutex
 	conns  map[string]sso.Connection
@@ -32,6 +34,11 @@ type SSO struct {
 	replay        map[ssoKey]time.Time // until
 	replaySweepAt int
 
+	subjMu      sync.RWMutex
+	subjects    map[ssoKey]sso.Subject         // by tenant and user ID
+	byNameID    map[ssoKey]map[string]struct{} // tenant and NameID → user IDs
+	subjSweepAt int
+
 	maxKeys int
 }
 
@@ -43,6 +50,7 @@ var (
 	_ sso.ConnectionStore = (*SSO)(nil)
 	_ sso.RequestStore    = (*SSO)(nil)
 	_ sso.ReplayCache     = (*SSO)(nil)
+	_ sso.SubjectStore    = (*SSO)(nil)
 )
 
 // NewSSO returns an empty SSO store holding at most 1<<20 live requests
@@ -61,13 +69,16 @@ func NewSSOBounded(maxKeys int) *SSO {
 		reqSweepAt:    ssoMinSweep,
 		replay:        make(map[ssoKey]time.Time),
 		replaySweepAt: ssoMinSweep,
+		subjects:      make(map[ssoKey]sso.Subject),
+		byNameID:      make(map[ssoKey]map[string]struct{}),
+		subjSweepAt:   ssoMinSweep,
 		maxKeys:       maxKeys,
 	}
 }
 
 // Stores returns s as every role of sso.Stores.
 func (s *SSO) Stores() sso.Stores {
-	return sso.Stores{Connections: s, Requests: s, Replay: s}
+	return sso.Stores{Connections: s, Requests: s, Replay: s, Subjects: s}
 }
 
 // Len reports how many requests and replay records are held, expired or
@@ -80,6 +91,14 @@ func (s *SSO) Len() (requests, replay int) {
 	replay = len(s.replay)
 	s.replayMu.Unlock()
 	return requests, replay
+}
+
+// SubjectLen reports how many subjects are held, expired or not, and how
+// many NameIDs index them (for tests of the memory bound).
+func (s *SSO) SubjectLen() (subjects, nameIDs int) {
+	s.subjMu.RLock()
+	defer s.subjMu.RUnlock()
+	return len(s.subjects), len(s.byNameID)
 }
 
 func cloneConnection(c sso.Connection) sso.Connection {
@@ -203,4 +222,67 @@ func (s *SSO) InsertID(_ context.Context, tenant, id string, until, now time.Tim
 	}
 	s.replay[k] = until
 	return true, nil
+}
+
+// PutSubject implements sso.SubjectStore.
+func (s *SSO) PutSubject(_ context.Context, sub sso.Subject, now time.Time) error {
+	s.subjMu.Lock()
+	defer s.subjMu.Unlock()
+	k := ssoKey{sub.Tenant, sub.UserID}
+	if old, ok := s.subjects[k]; ok {
+		s.unindexSubject(old)
+	}
+	if len(s.subjects) >= s.subjSweepAt {
+		for _, old := range s.subjects {
+			if !now.Before(old.Expires) {
+				delete(s.subjects, ssoKey{old.Tenant, old.UserID})
+				s.unindexSubject(old)
+			}
+		}
+		s.subjSweepAt = max(ssoMinSweep, 2*len(s.subjects))
+	}
+	s.subjects[k] = sub
+	nk := ssoKey{sub.Tenant, sub.NameID}
+	users := s.byNameID[nk]
+	if users == nil {
+		users = make(map[string]struct{})
+		s.byNameID[nk] = users
+	}
+	users[sub.UserID] = struct{}{}
+	return nil
+}
+
+// unindexSubject removes sub's user from its NameID's index. Called with
+// s.subjMu held.
+func (s *SSO) unindexSubject(sub sso.Subject) {
+	nk := ssoKey{sub.Tenant, sub.NameID}
+	delete(s.byNameID[nk], sub.UserID)
+	if len(s.byNameID[nk]) == 0 {
+		delete(s.byNameID, nk)
+	}
+}
+
+// Subject implements sso.SubjectStore.
+func (s *SSO) Subject(_ context.Context, tenant, userID string, now time.Time) (sso.Subject, error) {
+	s.subjMu.RLock()
+	defer s.subjMu.RUnlock()
+	sub, ok := s.subjects[ssoKey{tenant, userID}]
+	if !ok || !now.Before(sub.Expires) {
+		return sso.Subject{}, sso.ErrNotFound
+	}
+	return sub, nil
+}
+
+// SubjectsByNameID implements sso.SubjectStore.
+func (s *SSO) SubjectsByNameID(_ context.Context, tenant, nameID string, now time.Time) ([]sso.Subject, error) {
+	s.subjMu.RLock()
+	defer s.subjMu.RUnlock()
+	var out []sso.Subject
+	for user := range s.byNameID[ssoKey{tenant, nameID}] {
+		if sub := s.subjects[ssoKey{tenant, user}]; now.Before(sub.Expires) {
+			out = append(out, sub)
+		}
+	}
+	slices.SortFunc(out, func(a, b sso.Subject) int { return strings.Compare(a.UserID, b.UserID) })
+	return out, nil
 }

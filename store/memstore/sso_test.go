@@ -90,3 +90,32 @@ func TestSSORequestsBounded(t *testing.T) {
 		t.Errorf("RememberRequest beyond the bound = %v, want ErrFull", err)
 	}
 }
+
+func TestSSOSubjectsSwept(t *testing.T) {
+	s := memstore.NewSSO()
+	ctx := t.Context()
+	// 20,000 sign-ins of distinct users, one a second, each subject kept a
+	// minute: the expired ones are swept with their index entries.
+	for i := range 20_000 {
+		now := ssoT0.Add(time.Duration(i) * time.Second)
+		sub := sso.Subject{Tenant: "t", UserID: fmt.Sprint("u", i), NameID: fmt.Sprint("n", i), Expires: now.Add(time.Minute)}
+		if err := s.PutSubject(ctx, sub, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if subjects, nameIDs := s.SubjectLen(); subjects > 2*1024 || nameIDs > 2*1024 {
+		t.Errorf("%d subjects under %d NameIDs held, want at most 2048", subjects, nameIDs)
+	}
+	// One user signing in again and again under new NameIDs leaves one
+	// subject and one index entry.
+	s = memstore.NewSSO()
+	for i := range 1000 {
+		sub := sso.Subject{Tenant: "t", UserID: "u", NameID: fmt.Sprint("n", i), Expires: ssoT0.Add(time.Hour)}
+		if err := s.PutSubject(ctx, sub, ssoT0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if subjects, nameIDs := s.SubjectLen(); subjects != 1 || nameIDs != 1 {
+		t.Errorf("%d subjects under %d NameIDs held, want 1 and 1", subjects, nameIDs)
+	}
+}
