@@ -14,7 +14,8 @@
 //     per-account and per-IP throttling with growing locks, CAPTCHA after
 //     failures, and no user enumeration (Login, ChangePassword,
 //     ForgotPassword, ResetPassword); a signed-in user changes their own
-//     email after a step-up (ChangeEmail);
+//     email after a step-up, proving it by a link mailed to the new
+//     address (RequestEmailChange, ConfirmEmailChange) or not (ChangeEmail);
 //   - second factors (Config.MFA): TOTP, email and SMS codes, recovery
 //     codes, a pending sign-in between the steps (CompleteLogin,
 //     SendLoginCode, BeginTOTP, ConfirmFactor…), "require MFA" with

@@ -2,11 +2,16 @@ package guard
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/sso"
 )
 
@@ -32,15 +37,27 @@ const ReasonEmailTaken = "email_taken"
 // per email) stays where it is. If ending the sessions or recording the
 // event fails, the old address is put back and the error returned.
 //
-// The new address is not verified: the user is trusted to own it. In a
-// tenant with a single sign-on connection the IdP owns addresses, and
-// ChangeEmail is refused with a *PolicyError.
+// The new address is not verified: the user is trusted to own it. Use
+// RequestEmailChange and ConfirmEmailChange to have the user prove it by
+// a link sent there first. In a tenant with a single sign-on connection
+// the IdP owns addresses, and ChangeEmail is refused with a *PolicyError.
 func (g *Guard) ChangeEmail(ctx context.Context, p Principal, newEmail string) error {
+	u, email, err := g.prepareEmailChange(ctx, p, newEmail)
+	if err != nil || email == u.Email {
+		return err
+	}
+	return g.applyEmailChange(ctx, p, u, email)
+}
+
+// prepareEmailChange checks that the principal may change their address
+// to newEmail now and returns the user and the address in canonical form
+// (the user's own: nothing to do).
+func (g *Guard) prepareEmailChange(ctx context.Context, p Principal, newEmail string) (auth.User, string, error) {
 	if p.Kind != KindUser {
-		return ErrUnauthenticated
+		return auth.User{}, "", ErrUnauthenticated
 	}
 	if err := g.requireRecentAuth(p); err != nil {
-		return err
+		return auth.User{}, "", err
 	}
 	// Single sign-on finds users by email: in a tenant with an IdP, the
 	// address belongs to the IdP, or a user could claim a colleague's
@@ -49,41 +66,47 @@ func (g *Guard) ChangeEmail(ctx context.Context, p Principal, newEmail string) e
 		_, err := g.sso.Connection(ctx, p.Tenant)
 		switch {
 		case err == nil:
-			return &PolicyError{Field: "email", Reason: "is managed by the tenant's identity provider"}
+			return auth.User{}, "", &PolicyError{Field: "email", Reason: "is managed by the tenant's identity provider"}
 		case !errors.Is(err, sso.ErrNotFound):
-			return ssoErr("sso connection", err)
+			return auth.User{}, "", ssoErr("sso connection", err)
 		}
 	}
 	email, err := auth.CanonicalEmail(newEmail)
 	if err != nil {
-		return err
+		return auth.User{}, "", err
 	}
 	u, err := g.stores.Users.User(ctx, p.Tenant, p.UserID)
 	if err != nil {
-		return g.userErr("load user", err)
+		return auth.User{}, "", g.userErr("load user", err)
 	}
-	if email == u.Email {
-		return nil
-	}
+	return u, email, nil
+}
+
+// emailChangeEvent is the user.email_changed event of u's change to email.
+func emailChangeEvent(p Principal, u auth.User, email string, outcome audit.Outcome, reason string) audit.Event {
 	a := attempt{req: LoginRequest{Tenant: p.Tenant, IP: p.IP, UserAgent: p.UserAgent}, email: u.Email, user: &u}
-	event := func(outcome audit.Outcome, reason string) audit.Event {
-		e := a.event(audit.UserEmailChanged, outcome, reason)
-		e.Target = u.ID
-		e.Meta = map[string]string{"old_email": u.Email, "new_email": email}
-		return e
-	}
-	switch err := g.stores.UserUpdates.SetEmail(ctx, p.Tenant, p.UserID, email); {
+	e := a.event(audit.UserEmailChanged, outcome, reason)
+	e.Target = u.ID
+	e.Meta = map[string]string{"old_email": u.Email, "new_email": email}
+	return e
+}
+
+// applyEmailChange sets u's address to email, ends the user's sessions
+// but p's, records it and notifies the old address; it puts the old
+// address back if the change cannot be completed.
+func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, email string) error {
+	switch err := g.stores.UserUpdates.SetEmail(ctx, u.Tenant, u.ID, email); {
 	case errors.Is(err, auth.ErrDuplicateEmail):
-		if rerr := g.record(ctx, event(audit.Failure, ReasonEmailTaken)); rerr != nil {
+		if rerr := g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, ReasonEmailTaken)); rerr != nil {
 			return rerr
 		}
 		return ErrEmailTaken
 	case err != nil:
 		return g.userErr("set email", err)
 	}
-	if err := g.afterEmailChange(ctx, p, u, event(audit.Success, "")); err != nil {
+	if err := g.afterEmailChange(ctx, p, u, emailChangeEvent(p, u, email, audit.Success, "")); err != nil {
 		// Not done, or not on record: put the old address back.
-		_ = g.stores.UserUpdates.SetEmail(context.WithoutCancel(ctx), p.Tenant, p.UserID, u.Email)
+		_ = g.stores.UserUpdates.SetEmail(context.WithoutCancel(ctx), u.Tenant, u.ID, u.Email)
 		return err
 	}
 	g.notify(u, "The email address of your account was changed",
@@ -91,6 +114,146 @@ func (g *Guard) ChangeEmail(ctx context.Context, p Principal, newEmail string) e
 			"This address will no longer receive messages about the account. "+
 			"If it was not you, contact your administrator now.")
 	return nil
+}
+
+// RequestEmailChange starts a verified change of the signed-in user's
+// email address: it mails a link to newEmail, and the address changes only
+// when the link comes back (ConfirmEmailChange), which proves the user
+// receives mail there. It needs Config.Recovery (the link is built like a
+// reset link, on Recovery.BaseURL + Recovery.EmailChangePath, and lives
+// Recovery.TokenTTL).
+//
+// The checks are ChangeEmail's, made now: a recent authentication
+// (ErrStepUpRequired), no single sign-on connection (*PolicyError), a
+// well-formed address (*auth.InputError) that no other user of the tenant
+// has (ErrEmailTaken). The user's current address changes nothing and
+// sends nothing. The link is single-use, stored only as a hash bound to
+// the new address, and a newer request voids the older link; the request
+// is recorded (user.email_change_requested) before the link leaves. A
+// store or mail failure is ErrUnavailable and leaves no usable link.
+func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail string) error {
+	if g.recovery.Email == nil {
+		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
+	}
+	u, email, err := g.prepareEmailChange(ctx, p, newEmail)
+	if err != nil || email == u.Email {
+		return err
+	}
+	switch _, err := g.stores.Users.UserByEmail(ctx, u.Tenant, email); {
+	case err == nil:
+		if rerr := g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, ReasonEmailTaken)); rerr != nil {
+			return rerr
+		}
+		return ErrEmailTaken
+	case !errors.Is(err, auth.ErrNotFound):
+		return unavailable("load user", err)
+	}
+	token, _, err := newResetToken(g.rand)
+	if err != nil {
+		return err
+	}
+	now := g.now().UTC().Truncate(time.Microsecond)
+	txn := emailChangeTxn(u.ID)
+	if err := g.recovery.codes.PutCode(ctx, mfa.Code{Tenant: u.Tenant, Txn: txn, UserID: u.ID, Kind: mfa.KindEmail,
+		Hash: emailChangeHash(token, email), CreatedAt: now, ExpiresAt: now.Add(g.recovery.TokenTTL), TriesLeft: 3}); err != nil {
+		return unavailable("store email change link", err)
+	}
+	e := emailChangeEvent(p, u, email, audit.Success, "")
+	e.Action = audit.UserEmailChangeRequested
+	if err := g.record(ctx, e); err != nil {
+		_ = g.recovery.codes.DeleteCode(context.WithoutCancel(ctx), u.Tenant, txn)
+		return err
+	}
+	subject, text := g.recovery.ComposeEmailChange(g.emailChangeLink(u.Tenant, u.ID, email, token), g.recovery.TokenTTL)
+	if err := g.recovery.Email.SendEmail(ctx, mfa.Message{To: email, Subject: subject, Text: text}); err != nil {
+		_ = g.recovery.codes.DeleteCode(context.WithoutCancel(ctx), u.Tenant, txn)
+		return unavailable("send email change link", err)
+	}
+	return nil
+}
+
+// EmailChangeConfirm is a link from RequestEmailChange coming back.
+type EmailChangeConfirm struct {
+	// Tenant, UserID, Email and Token are the link's parameters.
+	Tenant, UserID, Email, Token string
+	IP, UserAgent                string
+}
+
+// ConfirmEmailChange completes a change started by RequestEmailChange from
+// its link: the user's address becomes the one the link was sent to. Any
+// problem with the link (unknown, used, expired, voided by a newer
+// request, its address or token altered, the user deactivated) is
+// ErrInvalidEmailChange, recorded as a refused user.email_changed event
+// when the user exists. The address may have been taken by another user
+// since the request: ErrEmailTaken, and nothing changes.
+//
+// The link needs no session: it may be opened in another browser. On
+// success every session of the user ends (they sign in again with the new
+// address), a reset link mailed to the old address stops working, the
+// change is recorded (user.email_changed) and a notice goes to the old
+// address, as with ChangeEmail.
+func (g *Guard) ConfirmEmailChange(ctx context.Context, req EmailChangeConfirm) error {
+	if g.recovery.codes == nil {
+		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
+	}
+	email, err := auth.CanonicalEmail(req.Email)
+	if err != nil || CheckTenantID(req.Tenant) != nil || len(req.UserID) > auth.MaxIDBytes || len(req.Token) != 43 {
+		return ErrInvalidEmailChange
+	}
+	if _, err := g.EffectivePolicy(ctx, req.Tenant); errors.Is(err, ErrTenantNotFound) {
+		return ErrInvalidEmailChange
+	} else if err != nil {
+		return err
+	}
+	u, err := g.stores.Users.User(ctx, req.Tenant, req.UserID)
+	switch {
+	case errors.Is(err, auth.ErrNotFound):
+		return ErrInvalidEmailChange
+	case err != nil:
+		return unavailable("load user", err)
+	}
+	p := Principal{Kind: KindUser, Tenant: u.Tenant, UserID: u.ID, IP: clip(req.IP, 64), UserAgent: clip(req.UserAgent, 512)}
+	refuse := func(reason string) error {
+		if rerr := g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, reason)); rerr != nil {
+			return rerr
+		}
+		return ErrInvalidEmailChange
+	}
+	if u.Status != auth.StatusActive {
+		return refuse(ReasonDeactivated)
+	}
+	_, err = g.recovery.codes.CheckCode(ctx, u.Tenant, emailChangeTxn(u.ID), emailChangeHash(req.Token, email), g.now())
+	if err != nil {
+		if isMFAClean(err) {
+			return refuse("invalid_token")
+		}
+		return unavailable("check email change link", err)
+	}
+	if email == u.Email {
+		return nil
+	}
+	return g.applyEmailChange(ctx, p, u, email)
+}
+
+// emailChangeLink builds the link of an email-change email.
+func (g *Guard) emailChangeLink(tenant, userID, email, token string) string {
+	u := *g.recovery.base
+	u.Path = u.Path + g.recovery.EmailChangePath
+	u.RawQuery = url.Values{"tenant": {tenant}, "user": {userID}, "email": {email}, "token": {token}}.Encode()
+	return u.String()
+}
+
+func emailChangeTxn(userID string) string { return "email:" + userID }
+
+// emailChangeHash binds a link's token to the address it was sent to.
+func emailChangeHash(token, email string) mfa.Hash {
+	return mfa.Hash(sha256.Sum256([]byte("guard email change\x00" + token + "\x00" + email)))
+}
+
+func defaultEmailChangeMail(link string, ttl time.Duration) (string, string) {
+	return "Confirm your new email address", fmt.Sprintf("Someone asked to make this the email address of an account. "+
+		"If it was you, open this link within %d minutes to confirm it:\n\n%s\n\n"+
+		"If it was not you, ignore this email: nothing changes.\n", int(ttl.Minutes()), link)
 }
 
 // afterEmailChange ends the other sessions of u, whose email has just

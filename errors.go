@@ -37,6 +37,9 @@ var (
 	// ErrInvalidResetToken: a password reset link is unknown, used, expired
 	// or voided by a newer one.
 	ErrInvalidResetToken = errors.New("guard: this reset link is invalid or has expired")
+	// ErrInvalidEmailChange: an email-change link is unknown, used,
+	// expired, voided by a newer one or altered.
+	ErrInvalidEmailChange = errors.New("guard: this email confirmation link is invalid or has expired")
 	// ErrIPNotAllowed: the client's IP address is not on the tenant's
 	// allow-list (or could not be identified).
 	ErrIPNotAllowed = errors.New("guard: access from this address is not allowed")

@@ -467,9 +467,15 @@ func TestStepUp(t *testing.T) {
 
 func resetLink(t testing.TB, m mfa.Message) url.Values {
 	t.Helper()
-	i := strings.Index(m.Text, "https://app.example.test/reset?")
+	return mailLink(t, m, "https://app.example.test/reset?")
+}
+
+// mailLink returns the query of the link in m that starts with prefix.
+func mailLink(t testing.TB, m mfa.Message, prefix string) url.Values {
+	t.Helper()
+	i := strings.Index(m.Text, prefix)
 	if i < 0 {
-		t.Fatalf("no reset link in %q", m.Text)
+		t.Fatalf("no link %s… in %q", prefix, m.Text)
 	}
 	u, err := url.Parse(strings.Fields(m.Text[i:])[0])
 	if err != nil {

@@ -37,6 +37,14 @@ type RecoveryConfig struct {
 	TokenTTL time.Duration
 	// Compose writes the email (default: a short English text).
 	Compose func(link string, ttl time.Duration) (subject, text string)
+	// EmailChangePath is the page of the site that takes the link
+	// RequestEmailChange mails to a new address (default "/email/confirm").
+	// The link carries tenant, user, email and token as query parameters;
+	// treat it as a reset link (move them out of the URL at once,
+	// Referrer-Policy: no-referrer) and pass them to ConfirmEmailChange.
+	EmailChangePath string
+	// ComposeEmailChange writes that email (default: a short English text).
+	ComposeEmailChange func(link string, ttl time.Duration) (subject, text string)
 
 	codes mfa.CodeStore
 	base  *url.URL
@@ -59,6 +67,12 @@ func (c *RecoveryConfig) fill(codes mfa.CodeStore) error {
 	if c.Path[0] != '/' {
 		return &PolicyError{Field: "Recovery.Path", Reason: `must start with "/"`}
 	}
+	if c.EmailChangePath == "" {
+		c.EmailChangePath = "/email/confirm"
+	}
+	if c.EmailChangePath[0] != '/' {
+		return &PolicyError{Field: "Recovery.EmailChangePath", Reason: `must start with "/"`}
+	}
 	switch {
 	case c.TokenTTL < 0 || c.TokenTTL > 24*time.Hour:
 		return &PolicyError{Field: "Recovery.TokenTTL", Reason: "must be between 0 and 24 hours"}
@@ -67,6 +81,9 @@ func (c *RecoveryConfig) fill(codes mfa.CodeStore) error {
 	}
 	if c.Compose == nil {
 		c.Compose = defaultResetMail
+	}
+	if c.ComposeEmailChange == nil {
+		c.ComposeEmailChange = defaultEmailChangeMail
 	}
 	c.codes, c.base = codes, u
 	return nil

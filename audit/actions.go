@@ -85,14 +85,17 @@ const (
 	UserDeleted      Action = "user.deleted"
 	UserUnlocked     Action = "user.unlocked"
 	UserInvited      Action = "user.invited"       // a set-password link was sent
-	UserEmailChanged Action = "user.email_changed" // Meta: old_email, new_email, sessions_ended; Reason email_taken when refused
-	PasswordChanged  Action = "password.changed"
-	PasswordRejected Action = "password.rejected" // a new password refused by policy (Reason: the rule)
-	PasswordRehashed Action = "password.rehashed"
-	TenantCreated    Action = "tenant.created"
-	TenantPolicySet  Action = "tenant.policy_changed"
-	AuditPurged      Action = "audit.purged"
-	AccessDenied     Action = "access.denied"
+	UserEmailChanged Action = "user.email_changed" // Meta: old_email, new_email, sessions_ended; Reason email_taken, invalid_token or deactivated when refused
+	// UserEmailChangeRequested: a link to confirm a new address was sent
+	// (Meta: old_email, new_email).
+	UserEmailChangeRequested Action = "user.email_change_requested"
+	PasswordChanged          Action = "password.changed"
+	PasswordRejected         Action = "password.rejected" // a new password refused by policy (Reason: the rule)
+	PasswordRehashed         Action = "password.rehashed"
+	TenantCreated            Action = "tenant.created"
+	TenantPolicySet          Action = "tenant.policy_changed"
+	AuditPurged              Action = "audit.purged"
+	AccessDenied             Action = "access.denied"
 )
 
 // Actions lists every action above, for documentation and validation.
@@ -106,6 +109,6 @@ var Actions = []Action{
 	SSOSucceeded, SSOFailed, SSOConfigured, LoginBreakGlass,
 	SessionCreated, SessionRotated, SessionEvicted, SessionRevoked, SessionExpired,
 	UserCreated, UserDeactivated, UserReactivated, UserDeleted, UserUnlocked, UserInvited, UserEmailChanged,
-	PasswordChanged, PasswordRejected, PasswordRehashed,
+	UserEmailChangeRequested, PasswordChanged, PasswordRejected, PasswordRehashed,
 	TenantCreated, TenantPolicySet, AuditPurged, AccessDenied,
 }
