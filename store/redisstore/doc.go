@@ -3,9 +3,9 @@
 // replicas: every invariant (the per-user session limit, "set if newer",
 // rotate once, at most Limit.Max attempts before a lock, a one-time code
 // or a pending login used once, no more wrong tries than allowed, a SAML
-// request answered once, an assertion accepted once) is one Lua script run
-// atomically by Redis, so it holds however many processes share the
-// database.
+// request answered once, an assertion accepted once, one subject per user
+// found under its NameID alone) is one Lua script run atomically by
+// Redis, so it holds however many processes share the database.
 //
 // # What is inside
 //
@@ -19,15 +19,19 @@
 // by token hash), and the SAML records that live minutes:
 // sso.RequestStore (the AuthnRequests and LogoutRequests sent, each
 // answered once) and sso.ReplayCache (the IDs of accepted assertions and
-// IdP LogoutRequests, refused a second time on every replica). Users,
-// audit, tenants, the MFA factors and recovery codes and the SAML
-// connections live in a SQL backend (store/pgstore, store/sqlitestore);
-// Stores puts a Store in the Sessions, SessionIndex, Throttle,
-// MFA.Codes, MFA.Rates, MFA.Transactions, SSO.Requests and SSO.Replay
-// fields of that backend's guard.Stores. MFAStores returns an mfa.Stores
-// whose Codes, Rates and Transactions are the Store, and SSOStores an
-// sso.Stores whose Requests and Replay are the Store (the other fields
-// nil), to merge with another backend's:
+// IdP LogoutRequests, refused a second time on every replica), and the
+// SAML record that lives as long as a session: sso.SubjectStore (who
+// each user signed in through SSO is at the IdP, for single logout; a
+// PutSubject and a SubjectsByNameID are one EVALSHA each, a Subject one
+// HMGET). Users, audit, tenants, the MFA factors and recovery codes and
+// the SAML connections live in a SQL backend (store/pgstore,
+// store/sqlitestore); Stores puts a Store in the Sessions, SessionIndex,
+// Throttle, MFA.Codes, MFA.Rates, MFA.Transactions, SSO.Requests,
+// SSO.Replay and SSO.Subjects fields of that backend's guard.Stores.
+// MFAStores returns an mfa.Stores whose Codes, Rates and Transactions are
+// the Store, and SSOStores an sso.Stores whose Requests, Replay and
+// Subjects are the Store (Connections nil), to merge with another
+// backend's:
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 //	rs, err := redisstore.New(rdb, redisstore.Options{})
@@ -42,15 +46,18 @@
 // EVAL (call Load at start-up to load them all beforehand). Every key starts
 // with Options.Prefix (default "guard:"):
 //
-//	guard:s:<hex token hash>              a session (a hash)
-//	guard:u:<len(tenant)>:<tenant>:<user> a user's sessions (a sorted set)
-//	guard:t:<throttle key>                a throttle record (a hash)
-//	guard:mc:<len(tenant)>:<tenant>:<txn> an MFA one-time code (a hash)
-//	guard:mr:<rate key>                   an MFA send counter (a hash)
-//	guard:mt:<hex token hash>             a pending MFA sign-in (a hash)
-//	guard:sr:<len(tenant)>:<tenant>:<id>  a tracked SAML request (a hash)
-//	guard:sa:<len(tenant)>:<tenant>:<id>  an accepted SAML message ID (a
-//	                                      string: until, microseconds)
+//	guard:s:<hex token hash>                 a session (a hash)
+//	guard:u:<len(tenant)>:<tenant>:<user>    a user's sessions (a sorted set)
+//	guard:t:<throttle key>                   a throttle record (a hash)
+//	guard:mc:<len(tenant)>:<tenant>:<txn>    an MFA one-time code (a hash)
+//	guard:mr:<rate key>                      an MFA send counter (a hash)
+//	guard:mt:<hex token hash>                a pending MFA sign-in (a hash)
+//	guard:sr:<len(tenant)>:<tenant>:<id>     a tracked SAML request (a hash)
+//	guard:sa:<len(tenant)>:<tenant>:<id>     an accepted SAML message ID (a
+//	                                         string: until, microseconds)
+//	guard:su:<len(tenant)>:<tenant>:<user>   a user's SAML subject (a hash)
+//	guard:sn:<len(tenant)>:<tenant>:<nameID> the users of a NameID (a sorted
+//	                                         set of user IDs scored by Expires)
 //
 // The tenant's length makes the user, code and SAML keys unambiguous: tenant
 // "a:b" with user "c" and tenant "a" with user "b:c" have different keys. The
@@ -60,8 +67,9 @@
 // # Time and memory
 //
 // The rules are judged at the times Guard passes (session.CreatedAt, the
-// now of LookupTouch, Reserve, CheckCode, Hit, ConsumeRequest and
-// InsertID), never by the Redis clock, and times are
+// now of LookupTouch, Reserve, CheckCode, Hit, ConsumeRequest, InsertID,
+// PutSubject, Subject and SubjectsByNameID), never by the Redis clock,
+// and times are
 // kept to the microsecond, in UTC. Memory is bounded by key expiry, which
 // does use the Redis clock: a session key expires at its ExpiresAt, a
 // user's sorted set with its last session (members whose session is gone
@@ -77,7 +85,18 @@
 // A Redis clock ahead of a host's drops replay records early: within the
 // margin that package sso adds to until (the connection's clock skew once
 // more, for clocks that differ) this is harmless; beyond it, that host
-// could accept a replayed assertion in its last moments of validity.
+// could accept a replayed assertion in its last moments of validity. A
+// SAML subject expires at its Expires (the end of the session its sign-in
+// created), and a NameID index with the last of its users. PutSubject
+// moves a user from the index of its previous NameID to that of the new
+// one, and drops from the indexes it changes the users expired at its
+// now; so subjects take memory only for the users signed in through SSO
+// whose last SSO session has not reached its end, one subject and one
+// index member each. A user whose subject Redis has dropped (at its
+// Expires by the Redis clock) may linger in its old index until that
+// index expires or is next written; SubjectsByNameID reads the subject
+// of each user it lists and returns only those that still have the
+// NameID and are live at now.
 // Keep the clocks of the Redis server and of the hosts in sync (NTP): a
 // server clock far ahead ends sessions and locks early, and opens that
 // window for replays. Times must lie between 1970 and 2255 (Lua's
@@ -100,7 +119,10 @@
 // slots. Redis Cluster (and a client-side Ring) is therefore supported
 // only with a Prefix holding a hash tag, such as "{guard}:", which puts
 // every key of the store in one slot, hence on one shard; New refuses a
-// ClusterClient or Ring without one. The MFA and SAML scripts touch one
+// ClusterClient or Ring without one. The SAML subject scripts likewise
+// touch keys named by data (the index of a user's previous NameID, the
+// subjects of an index's users), which that hash tag keeps in the slot
+// of the keys they are given. The other MFA and SAML scripts touch one
 // key each, the throttle scripts the keys of one call (a login's client IP
 // and account), which that hash tag keeps in one slot too.
 //
@@ -116,7 +138,7 @@
 // session.ErrDuplicate and session.ErrLimit; mfa.ErrNotFound,
 // mfa.ErrExpired, mfa.ErrTooManyTries, mfa.ErrInvalidCode and
 // mfa.ErrDuplicate; sso.ErrNotFound (a request never stored, consumed or
-// expired) and sso.ErrDuplicate. Memory is bounded by expiry and by the
+// expired, a subject never stored or expired) and sso.ErrDuplicate. Memory is bounded by expiry and by the
 // server's maxmemory, so sso.ErrFull is never returned: a server out of
 // memory is a failure like any other. Any failure of Redis (refused
 // connection, timeout, a script error) is returned wrapped, prefixed

@@ -14,10 +14,11 @@ import (
 	"github.com/guardhq/guard/store/redisstore"
 )
 
-// Tracked SAML requests and the assertion replay cache in Redis, shared by
-// every replica; the tenants' IdP connections stay in the other backend
-// (memstore here; pgstore in production). Stores sets both roles already;
-// SSOStores gives them alone, for a guard.Stores assembled by hand.
+// Tracked SAML requests, the assertion replay cache and the users'
+// subjects at the IdP in Redis, shared by every replica; the tenants' IdP
+// connections stay in the other backend (memstore here; pgstore in
+// production). Stores sets the three roles already; SSOStores gives them
+// alone, for a guard.Stores assembled by hand.
 func ExampleStore_SSOStores() {
 	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 	defer rdb.Close()
@@ -27,7 +28,7 @@ func ExampleStore_SSOStores() {
 	}
 	stores := memstore.New().Stores()
 	s := rs.SSOStores()
-	stores.SSO.Requests, stores.SSO.Replay = s.Requests, s.Replay
+	stores.SSO.Requests, stores.SSO.Replay, stores.SSO.Subjects = s.Requests, s.Replay, s.Subjects
 	// The SP's key pair, loaded by the host.
 	var (
 		spKey  crypto.Signer

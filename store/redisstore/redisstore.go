@@ -53,7 +53,8 @@ func (e *InputError) Error() string { return "redisstore: invalid " + e.Field + 
 // Store keeps sessions, throttle counters and the short-lived MFA and SAML
 // records in Redis. It implements session.Store, session.UserIndex,
 // session.LookupToucher, auth.ThrottleStore, mfa.CodeStore, mfa.RateStore,
-// mfa.TransactionStore, sso.RequestStore and sso.ReplayCache; use Stores
+// mfa.TransactionStore, sso.RequestStore, sso.ReplayCache and
+// sso.SubjectStore; use Stores
 // (or MFAStores and SSOStores) to plug it into a guard.Stores. It is safe
 // for concurrent use, and every method that changes data is one Lua script
 // (or one command), so its invariants hold across any number of processes
@@ -113,15 +114,16 @@ func hasHashTag(key string) bool {
 // Stores returns base with the short-lived stores set to s: Sessions,
 // SessionIndex, Throttle, the one-time codes, send limits and pending
 // sign-ins of MFA (MFA.Codes, MFA.Rates, MFA.Transactions), and the
-// tracked SAML requests and assertion replay cache (SSO.Requests,
-// SSO.Replay). For example those in Redis, everything else (including
-// SSO.Connections) in PostgreSQL.
+// tracked SAML requests, assertion replay cache and the users' subjects
+// at the IdP, which last as long as their sessions (SSO.Requests,
+// SSO.Replay, SSO.Subjects). For example those in Redis, everything else
+// (including SSO.Connections) in PostgreSQL.
 func (s *Store) Stores(base guard.Stores) guard.Stores {
 	base.Sessions = s
 	base.SessionIndex = s
 	base.Throttle = s
 	base.MFA.Codes, base.MFA.Rates, base.MFA.Transactions = s, s, s
-	base.SSO.Requests, base.SSO.Replay = s, s
+	base.SSO.Requests, base.SSO.Replay, base.SSO.Subjects = s, s, s
 	return base
 }
 

@@ -13,15 +13,18 @@ import (
 //
 // Keys (P is the store's prefix; see keys.go):
 //
-//	P s: <hex hash>                   a session: a hash with the fields below
-//	P u: <len(tenant)>:<tenant>:<user> a user's sessions: a sorted set of
-//	                                   hex hashes scored by CreatedAt
-//	P t: <key>                         a throttle record: a hash
-//	P mc: <len(tenant)>:<tenant>:<txn> a one-time MFA code: a hash
-//	P mr: <key>                        an MFA rate counter: a hash
-//	P mt: <hex hash>                   a pending MFA login: a hash
-//	P sr: <len(tenant)>:<tenant>:<id>  a tracked SAML request: a hash
-//	P sa: <len(tenant)>:<tenant>:<id>  a SAML replay record: a string
+//	P s: <hex hash>                       a session: a hash with the fields below
+//	P u: <len(tenant)>:<tenant>:<user>    a user's sessions: a sorted set of
+//	                                      hex hashes scored by CreatedAt
+//	P t: <key>                            a throttle record: a hash
+//	P mc: <len(tenant)>:<tenant>:<txn>    a one-time MFA code: a hash
+//	P mr: <key>                           an MFA rate counter: a hash
+//	P mt: <hex hash>                      a pending MFA login: a hash
+//	P sr: <len(tenant)>:<tenant>:<id>     a tracked SAML request: a hash
+//	P sa: <len(tenant)>:<tenant>:<id>     a SAML replay record: a string
+//	P su: <len(tenant)>:<tenant>:<user>   a user's SAML subject: a hash
+//	P sn: <len(tenant)>:<tenant>:<nameID> the users of a NameID: a sorted set
+//	                                      of user IDs scored by Expires
 //
 // Session fields: t tenant, u user ID, c CreatedAt, l LastSeen, e
 // ExpiresAt (microseconds since 1970), i IdleTimeout (nanoseconds, for the
@@ -44,6 +47,9 @@ import (
 // SAML request fields (sso.Request): k Kind, r RelayState, p ReturnTo, b
 // Binding, c CreatedAt ("" for the zero time), e Expires (microseconds).
 // A SAML replay record holds its until (microseconds).
+//
+// SAML subject fields (sso.Subject): n NameID, f NameIDFormat, i
+// SessionIndex, e Expires (microseconds).
 //
 // Lua numbers are float64: the times and durations compared are below
 // 2^53 (Go checks), and every number written back to Redis is either an
@@ -431,9 +437,99 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1
 `)
 
+// subjectFieldNames are the fields of a SAML subject that Go decodes, in
+// order; subjectFields is the same list in Lua.
+var (
+	subjectFieldNames = []string{"n", "f", "i", "e"}
+	subjectFields     = "'" + strings.Join(subjectFieldNames, "', '") + "'"
+)
+
+// luaSubjects is prepended to the subject scripts; ARGV[1] is the key
+// prefix and ARGV[2] the tenant. Like the session scripts, they read and
+// write keys named by data (a user's previous NameID, the users of an
+// index), which a hash tag in the prefix keeps in the slot of KEYS.
+var luaSubjects = `
+local P, T = ARGV[1], ARGV[2]
+local function num(n) return string.format('%.0f', n) end
+local function sukey(u) return P .. 'su:' .. #T .. ':' .. T .. ':' .. u end
+local function snkey(n) return P .. 'sn:' .. #T .. ':' .. T .. ':' .. n end
+-- isa reports whether key k is absent or of type typ.
+local function isa(k, typ)
+  local ty = redis.call('TYPE', k).ok
+  return ty == 'none' or ty == typ
+end
+-- subject returns the fields of subject key k, nil if k is gone, or false
+-- if it is malformed.
+local function subject(k)
+  local v = redis.call('HMGET', k, ` + subjectFields + `)
+  if not (v[1] or v[2] or v[3] or v[4]) then return nil end
+  if not (v[1] and v[2] and v[3] and v[4]) or not string.match(v[4], '^%d+$') then return false end
+  return v
+end
+`
+
+// putSubjectScript is sso.SubjectStore.PutSubject. KEYS[1] the user's
+// subject, KEYS[2] the index of its new NameID. ARGV: prefix, tenant,
+// user ID, now, Expires, the subject's PEXPIREAT, then NameID,
+// NameIDFormat and SessionIndex. It takes the user out of the index of
+// its previous NameID, replaces the subject whole, adds the user to the
+// new index scored by Expires, drops from each index it changes the users
+// expired at now, and makes that index expire with its last user. Returns
+// 0, or 9, and changes nothing, if a key holds data of another kind.
+var putSubjectScript = redis.NewScript(luaSubjects + `
+-- tidy drops from index idx the users expired at now and makes idx
+-- expire with its last user.
+local function tidy(idx)
+  redis.call('ZREMRANGEBYSCORE', idx, '-inf', ARGV[4])
+  local top = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
+  if top[2] then redis.call('PEXPIREAT', idx, num(math.floor(tonumber(top[2]) / 1000) + 1)) end
+end
+if not isa(KEYS[1], 'hash') or not isa(KEYS[2], 'zset') then return 9 end
+local old = subject(KEYS[1])
+if old == false then return 9 end
+local oldIdx = old and snkey(old[1])
+if oldIdx == KEYS[2] then
+  oldIdx = nil
+elseif oldIdx and not isa(oldIdx, 'zset') then
+  return 9
+end
+if oldIdx then
+  redis.call('ZREM', oldIdx, ARGV[3])
+  tidy(oldIdx)
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'n', ARGV[7], 'f', ARGV[8], 'i', ARGV[9], 'e', ARGV[5])
+redis.call('PEXPIREAT', KEYS[1], ARGV[6])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
+tidy(KEYS[2])
+return 0
+`)
+
+// subjectsByNameIDScript is sso.SubjectStore.SubjectsByNameID. KEYS[1]
+// the index of the NameID. ARGV: prefix, tenant, now, NameID. Returns
+// {9} if a subject of the index is malformed, else {0, {user ID, then
+// NameIDFormat, SessionIndex, Expires}...} for the users whose score is
+// after now and whose subject still has that NameID and an Expires after
+// now, in no particular order. It changes nothing: users the index keeps
+// after their subject expired in Redis, or moved to another NameID, are
+// skipped here and dropped by PutSubject or by the index's expiry.
+var subjectsByNameIDScript = redis.NewScript(luaSubjects + `
+local now = tonumber(ARGV[3])
+local out = {0}
+for _, u in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[3], '+inf')) do
+  local v = subject(sukey(u))
+  if v == false then return {9} end
+  if v and v[1] == ARGV[4] and now < tonumber(v[4]) then
+    out[#out + 1] = {u, v[2], v[3], v[4]}
+  end
+end
+return out
+`)
+
 var allScripts = []*redis.Script{
 	createScript, touchScript, lookupTouchScript, deleteScript, rotateScript,
 	listScript, deleteByUserScript, reserveScript, settleScript,
 	putCodeScript, checkCodeScript, hitScript, createTxnScript, consumeTxnScript,
 	rememberRequestScript, consumeRequestScript, insertIDScript,
+	putSubjectScript, subjectsByNameIDScript,
 }

@@ -3,7 +3,9 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/guardhq/guard/sso"
@@ -12,14 +14,17 @@ import (
 var (
 	_ sso.RequestStore = (*Store)(nil)
 	_ sso.ReplayCache  = (*Store)(nil)
+	_ sso.SubjectStore = (*Store)(nil)
 )
 
 // SSOStores returns the short-lived SAML roles that s keeps: Requests (the
-// AuthnRequests and LogoutRequests sent) and Replay (the assertion replay
-// cache, shared by every replica), both s. Connections (tenant data that
-// must last) is nil, to be filled from a SQL backend's sso.Stores.
+// AuthnRequests and LogoutRequests sent), Replay (the assertion replay
+// cache, shared by every replica) and Subjects (who each user signed in
+// through SSO is at the IdP, for as long as the session lasts), all s.
+// Connections (tenant data that must last) is nil, to be filled from a
+// SQL backend's sso.Stores.
 func (s *Store) SSOStores() sso.Stores {
-	return sso.Stores{Requests: s, Replay: s}
+	return sso.Stores{Requests: s, Replay: s, Subjects: s}
 }
 
 // requestKey is the key of the tracked SAML request (tenant, id). The
@@ -33,6 +38,19 @@ func (s *Store) requestKey(tenant, id string) string {
 // tenant's length first as in requestKey.
 func (s *Store) replayKey(tenant, id string) string {
 	return s.prefix + "sa:" + strconv.Itoa(len(tenant)) + ":" + tenant + ":" + id
+}
+
+// subjectKey is the key of the subject of the user (tenant, userID), with
+// the tenant's length first as in requestKey.
+func (s *Store) subjectKey(tenant, userID string) string {
+	return s.prefix + "su:" + strconv.Itoa(len(tenant)) + ":" + tenant + ":" + userID
+}
+
+// nameIDKey is the key of the index of the tenant's users whose subject
+// has nameID, with the tenant's length first as in requestKey. The Lua
+// function snkey builds the same name.
+func (s *Store) nameIDKey(tenant, nameID string) string {
+	return s.prefix + "sn:" + strconv.Itoa(len(tenant)) + ":" + tenant + ":" + nameID
 }
 
 // RememberRequest implements sso.RequestStore in one script, which makes
@@ -169,4 +187,126 @@ func (s *Store) InsertID(ctx context.Context, tenant, id string, until, now time
 		return true, nil
 	}
 	return false, redisErr("insert replay id", ErrCorrupt)
+}
+
+// PutSubject implements sso.SubjectStore in one script, which replaces the
+// user's subject and moves the user from the index of its previous NameID
+// to that of sub.NameID. The subject's key expires at sub.Expires and
+// each index with the last of its users (by the Redis clock: see the
+// package documentation); users expired at now are dropped from the
+// indexes the call changes. Times are kept to the microsecond. It returns
+// an *InputError, and changes nothing, when sub.Expires or now lies
+// outside the years 1970 to 2255, and an error wrapping ErrCorrupt, and
+// changes nothing, when a key it would change holds data this package did
+// not write.
+func (s *Store) PutSubject(ctx context.Context, sub sso.Subject, now time.Time) error {
+	expires, err := micros("Subject.Expires", sub.Expires)
+	if err != nil {
+		return err
+	}
+	at, err := micros("now", now)
+	if err != nil {
+		return err
+	}
+	keys := []string{s.subjectKey(sub.Tenant, sub.UserID), s.nameIDKey(sub.Tenant, sub.NameID)}
+	args := []any{
+		s.prefix, sub.Tenant, sub.UserID, itoa(at), itoa(expires), itoa(expireMillis(expires)),
+		sub.NameID, sub.NameIDFormat, sub.SessionIndex,
+	}
+	n, err := putSubjectScript.Run(ctx, s.rdb, keys, args...).Int64()
+	if err != nil {
+		return redisErr("put subject", err)
+	}
+	if n != 0 {
+		return redisErr("put subject", ErrCorrupt)
+	}
+	return nil
+}
+
+// Subject implements sso.SubjectStore with one HMGET; expiry is judged at
+// now, kept to the microsecond. It returns an *InputError when now lies
+// outside the years 1970 to 2255.
+func (s *Store) Subject(ctx context.Context, tenant, userID string, now time.Time) (sso.Subject, error) {
+	at, err := micros("now", now)
+	if err != nil {
+		return sso.Subject{}, err
+	}
+	v, err := s.rdb.HMGet(ctx, s.subjectKey(tenant, userID), subjectFieldNames...).Result()
+	if err != nil {
+		return sso.Subject{}, redisErr("lookup subject", err)
+	}
+	if !slices.ContainsFunc(v, func(f any) bool { return f != nil }) {
+		return sso.Subject{}, sso.ErrNotFound
+	}
+	sub, expires, err := decodeSubject(tenant, userID, v)
+	if err != nil {
+		return sso.Subject{}, redisErr("lookup subject", err)
+	}
+	if at >= expires {
+		return sso.Subject{}, sso.ErrNotFound
+	}
+	return sub, nil
+}
+
+// SubjectsByNameID implements sso.SubjectStore in one script, which reads
+// the index of nameID and the subjects of its users; expiry is judged at
+// now, kept to the microsecond. It returns an *InputError when now lies
+// outside the years 1970 to 2255.
+func (s *Store) SubjectsByNameID(ctx context.Context, tenant, nameID string, now time.Time) ([]sso.Subject, error) {
+	at, err := micros("now", now)
+	if err != nil {
+		return nil, err
+	}
+	v, err := subjectsByNameIDScript.Run(ctx, s.rdb, []string{s.nameIDKey(tenant, nameID)}, s.prefix, tenant, itoa(at), nameID).Slice()
+	if err != nil {
+		return nil, redisErr("list subjects", err)
+	}
+	if len(v) == 0 || v[0] != int64(0) {
+		return nil, redisErr("list subjects", ErrCorrupt)
+	}
+	out := make([]sso.Subject, 0, len(v)-1)
+	for _, e := range v[1:] {
+		// The user ID, then the fields after NameID.
+		f, ok := e.([]any)
+		if !ok || len(f) != 4 {
+			return nil, redisErr("list subjects", ErrCorrupt)
+		}
+		userID, ok := f[0].(string)
+		if !ok {
+			return nil, redisErr("list subjects", ErrCorrupt)
+		}
+		sub, _, err := decodeSubject(tenant, userID, []any{nameID, f[1], f[2], f[3]})
+		if err != nil {
+			return nil, redisErr("list subjects", err)
+		}
+		out = append(out, sub)
+	}
+	slices.SortFunc(out, func(a, b sso.Subject) int { return strings.Compare(a.UserID, b.UserID) })
+	return out, nil
+}
+
+// decodeSubject decodes the subject of (tenant, userID) from its fields
+// in the order of subjectFieldNames, and returns it with its Expires in
+// microseconds.
+func decodeSubject(tenant, userID string, v []any) (sso.Subject, int64, error) {
+	if len(v) != len(subjectFieldNames) {
+		return sso.Subject{}, 0, ErrCorrupt
+	}
+	var str [4]string
+	for i := range str {
+		s, ok := v[i].(string)
+		if !ok {
+			return sso.Subject{}, 0, fmt.Errorf("%w: subject field %s", ErrCorrupt, subjectFieldNames[i])
+		}
+		str[i] = s
+	}
+	expires, err := strconv.ParseInt(str[3], 10, 64)
+	if err != nil || expires < minMicros || expires > maxMicros {
+		return sso.Subject{}, 0, fmt.Errorf("%w: subject field e", ErrCorrupt)
+	}
+	sub := sso.Subject{
+		Tenant: tenant, UserID: userID, NameID: str[0],
+		NameIDFormat: str[1], SessionIndex: str[2], Expires: fromMicros(expires),
+	}
+	return sub, expires, nil
 }

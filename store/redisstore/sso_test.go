@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/guardhq/guard/sso"
 	"github.com/guardhq/guard/sso/ssotest"
 	"github.com/guardhq/guard/store/memstore"
@@ -24,23 +26,169 @@ func TestSSO(t *testing.T) { ssotest.Run(t, newSSO) }
 
 func TestSSOConcurrent(t *testing.T) { ssotest.RunConcurrent(t, newSSO) }
 
-// TestSSOStores checks that SSOStores fills the two short-lived roles with
-// the store and leaves connections (tenant data) to another backend.
+// newSSOHashTag is newSSO with a prefix holding a hash tag, as Redis
+// Cluster needs.
+func newSSOHashTag(t *testing.T) sso.Stores {
+	c := newClient(t)
+	s, err := redisstore.New(c, redisstore.Options{Prefix: cleanPrefix(t, c, "{guardtest:"+randomHex()+"}:")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.SSOStores()
+}
+
+// TestSSOHashTagPrefix runs the suites with a prefix holding a hash tag:
+// the subject scripts read and write keys named by data (a user's previous
+// NameID, the users of a NameID), which the tag keeps in one slot.
+func TestSSOHashTagPrefix(t *testing.T) {
+	ssotest.Run(t, newSSOHashTag)
+	ssotest.RunConcurrent(t, newSSOHashTag)
+}
+
+// TestSSOStores checks that SSOStores fills the three short-lived roles
+// with the store and leaves connections (tenant data) to another backend.
 func TestSSOStores(t *testing.T) {
 	s, _, _ := open(t)
 	st := s.SSOStores()
-	if st.Requests != s || st.Replay != s {
-		t.Errorf("SSOStores = %+v; want Requests and Replay to be the store", st)
+	if st.Requests != s || st.Replay != s || st.Subjects != s {
+		t.Errorf("SSOStores = %+v; want Requests, Replay and Subjects to be the store", st)
 	}
 	if st.Connections != nil {
 		t.Errorf("SSOStores().Connections = %v; want nil", st.Connections)
 	}
-	// Stores sets the same two roles and keeps the base's connections.
+	// Stores sets the same three roles and keeps the base's connections.
 	base := memstore.New().Stores()
 	got := s.Stores(base).SSO
-	if got.Requests != s || got.Replay != s || got.Connections != base.SSO.Connections {
-		t.Errorf("Stores(base).SSO = %+v; want Requests and Replay to be the store, Connections the base's", got)
+	if got.Requests != s || got.Replay != s || got.Subjects != s || got.Connections != base.SSO.Connections {
+		t.Errorf("Stores(base).SSO = %+v; want Requests, Replay and Subjects to be the store, Connections the base's", got)
 	}
+}
+
+func ssoSubject(tenant, user, nameID string, expires time.Time) sso.Subject {
+	return sso.Subject{
+		Tenant: tenant, UserID: user, NameID: nameID,
+		NameIDFormat: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress", SessionIndex: "_s-" + user,
+		Expires: expires,
+	}
+}
+
+// TestSSOSubjectKeys checks the key layout of subjects and their NameID
+// indexes, and that both expire when their data stops mattering: a
+// subject at its Expires, an index with the last of its users; a user
+// moved to another NameID leaves its old index, and users expired at the
+// now of a PutSubject are dropped from the indexes it changes.
+func TestSSOSubjectKeys(t *testing.T) {
+	st, c, prefix := open(t)
+	ctx := t.Context()
+	expireTime := func(key string) time.Duration { t.Helper(); return keyExpiry(t, c, key) }
+	at := expiryAt
+	members := func(key string) []string {
+		t.Helper()
+		m, err := c.ZRange(ctx, key, 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	put := func(s sso.Subject, now time.Time) {
+		t.Helper()
+		if err := st.PutSubject(ctx, s, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Tenant "a:b" with user "c" and tenant "a" with user "b:c" have
+	// different keys, and so do their NameIDs.
+	s1 := ssoSubject("a:b", "c", "n", base.Add(time.Hour+time.Microsecond))
+	s2 := ssoSubject("a", "b:c", "n", base.Add(2*time.Hour))
+	put(s1, base)
+	put(s2, base)
+	if got, want := expireTime(prefix+"su:3:a:b:c"), at(s1.Expires); got != want {
+		t.Errorf("subject expires at %v, want %v (Expires)", got, want)
+	}
+	if got, want := expireTime(prefix+"su:1:a:b:c"), at(s2.Expires); got != want {
+		t.Errorf("subject expires at %v, want %v (Expires)", got, want)
+	}
+	if got := members(prefix + "sn:3:a:b:n"); len(got) != 1 || got[0] != "c" {
+		t.Errorf("index of (a:b, n) = %q, want [c]", got)
+	}
+	if got := members(prefix + "sn:1:a:n"); len(got) != 1 || got[0] != "b:c" {
+		t.Errorf("index of (a, n) = %q, want [b:c]", got)
+	}
+
+	// An index expires with the last of its users, whichever was put last.
+	u1 := ssoSubject("t", "u1", "shared", base.Add(3*time.Hour))
+	u2 := ssoSubject("t", "u2", "shared", base.Add(time.Hour))
+	put(u1, base)
+	put(u2, base)
+	idx := prefix + "sn:1:t:shared"
+	if got, want := expireTime(idx), at(u1.Expires); got != want {
+		t.Errorf("index expires at %v, want %v (its last user's Expires)", got, want)
+	}
+
+	// u1 moves to another NameID: it leaves the index, which then expires
+	// with u2.
+	put(ssoSubject("t", "u1", "other", base.Add(4*time.Hour)), base)
+	if got := members(idx); len(got) != 1 || got[0] != "u2" {
+		t.Errorf("index after u1 moved = %q, want [u2]", got)
+	}
+	if got, want := expireTime(idx), at(u2.Expires); got != want {
+		t.Errorf("index expires at %v after u1 moved, want %v (u2's Expires)", got, want)
+	}
+	// A put at a now after u2's Expires drops u2 from the index it adds to.
+	put(ssoSubject("t", "u3", "shared", base.Add(5*time.Hour)), u2.Expires)
+	if got := members(idx); len(got) != 1 || got[0] != "u3" {
+		t.Errorf("index after a put at u2's Expires = %q, want [u3]", got)
+	}
+	// The last user leaving an index removes it.
+	put(ssoSubject("t", "u3", "third", base.Add(5*time.Hour)), base)
+	if n, err := c.Exists(ctx, idx).Result(); err != nil || n != 0 {
+		t.Errorf("EXISTS of an index whose users all left = %d, %v; want 0", n, err)
+	}
+}
+
+// TestSSOSubjectsGoneFromRedis checks SubjectsByNameID when Redis has
+// dropped a subject (at its Expires by the Redis clock, here by DEL) that
+// an index still lists: the user is not returned, and once it signs in
+// with another NameID it is found under that one alone.
+func TestSSOSubjectsGoneFromRedis(t *testing.T) {
+	st, c, prefix := open(t)
+	ctx := t.Context()
+	u1 := ssoSubject("t", "u1", "n1", base.Add(time.Hour))
+	u2 := ssoSubject("t", "u2", "n1", base.Add(time.Hour))
+	for _, s := range []sso.Subject{u1, u2} {
+		if err := st.PutSubject(ctx, s, base); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Del(ctx, prefix+"su:1:t:u1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	check := func(nameID string, want ...string) {
+		t.Helper()
+		got, err := st.SubjectsByNameID(ctx, "t", nameID, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, s := range got {
+			ids = append(ids, s.UserID)
+		}
+		if fmt.Sprint(ids) != fmt.Sprint(want) {
+			t.Errorf("SubjectsByNameID(%s) = %q, want %q", nameID, ids, want)
+		}
+	}
+	check("n1", "u2")
+	if _, err := st.Subject(ctx, "t", "u1", base); !errors.Is(err, sso.ErrNotFound) {
+		t.Errorf("Subject of a dropped subject = %v, want ErrNotFound", err)
+	}
+	// The index of n1 still lists u1 (its previous NameID was gone with
+	// its subject), yet u1 is found under n2 only.
+	if err := st.PutSubject(ctx, ssoSubject("t", "u1", "n2", base.Add(2*time.Hour)), base); err != nil {
+		t.Fatal(err)
+	}
+	check("n1", "u2")
+	check("n2", "u1")
 }
 
 func ssoReq(tenant, id string, expires time.Time) sso.Request {
@@ -346,6 +494,11 @@ func TestSSORedisDown(t *testing.T) {
 	if isNew {
 		t.Error("InsertID with Redis down reported a new ID")
 	}
+	check("PutSubject", st.PutSubject(ctx, ssoSubject("t", "u", "n", base.Add(time.Hour)), base), nil)
+	sub, err := st.Subject(ctx, "t", "u", base)
+	check("Subject", err, sub)
+	subs, err := st.SubjectsByNameID(ctx, "t", "n", base)
+	check("SubjectsByNameID", err, subs)
 }
 
 // TestSSOForeignData checks that SSO keys holding something this package
@@ -415,6 +568,72 @@ func TestSSOForeignData(t *testing.T) {
 			t.Errorf("the malformed request (%s) was removed: EXISTS = %d, %v", name, n, err)
 		}
 	}
+
+	// Subjects and NameID indexes of the wrong type or with missing or
+	// malformed fields: every method fails, and PutSubject changes nothing.
+	good := ssoSubject("t", "good", "n-good", base.Add(time.Hour))
+	if err := st.PutSubject(ctx, good, base); err != nil {
+		t.Fatal(err)
+	}
+	subjects := map[string][]any{
+		"NoExpires":  {"n", "n-bad", "f", "", "i", ""},
+		"BadExpires": {"n", "n-bad", "f", "", "i", "", "e", "later"},
+		"NoNameID":   {"f", "", "i", "", "e", "4102444800000000"},
+	}
+	for name, fields := range subjects {
+		k := prefix + "su:1:t:" + name
+		if err := c.HSet(ctx, k, fields...).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ZAdd(ctx, prefix+"sn:1:t:n-bad", redis.Z{Score: 4102444800000000, Member: name}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := st.Subject(ctx, "t", name, base); !errors.Is(err, redisstore.ErrCorrupt) {
+			t.Errorf("Subject with %s = %+v, %v; want ErrCorrupt", name, s, err)
+		}
+		if err := st.PutSubject(ctx, ssoSubject("t", name, "n-good", base.Add(time.Hour)), base); !errors.Is(err, redisstore.ErrCorrupt) {
+			t.Errorf("PutSubject over a subject with %s = %v; want ErrCorrupt", name, err)
+		}
+		if n, err := c.HLen(ctx, k).Result(); err != nil || n != int64(len(fields)/2) {
+			t.Errorf("the malformed subject (%s) was changed: HLEN = %d, %v", name, n, err)
+		}
+	}
+	if s, err := st.SubjectsByNameID(ctx, "t", "n-bad", base); !errors.Is(err, redisstore.ErrCorrupt) {
+		t.Errorf("SubjectsByNameID over malformed subjects = %+v, %v; want ErrCorrupt", s, err)
+	}
+	if err := c.Set(ctx, prefix+"su:1:t:str", "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, prefix+"sn:1:t:n-str", "not a set", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Subject(ctx, "t", "str", base)
+	notAnswer("Subject", err)
+	_, err = st.SubjectsByNameID(ctx, "t", "n-str", base)
+	notAnswer("SubjectsByNameID", err)
+	for _, s := range []sso.Subject{
+		ssoSubject("t", "str", "n-new", base.Add(time.Hour)),  // the subject is not a hash
+		ssoSubject("t", "good", "n-str", base.Add(time.Hour)), // the new index is not a sorted set
+	} {
+		if err := st.PutSubject(ctx, s, base); !errors.Is(err, redisstore.ErrCorrupt) {
+			t.Errorf("PutSubject(%s, %s) over foreign data = %v; want ErrCorrupt", s.UserID, s.NameID, err)
+		}
+	}
+	// The previous NameID's index is not a sorted set.
+	if err := c.Set(ctx, prefix+"sn:1:t:n-good", "not a set any more", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutSubject(ctx, ssoSubject("t", "good", "n-new", base.Add(time.Hour)), base); !errors.Is(err, redisstore.ErrCorrupt) {
+		t.Errorf("PutSubject with a foreign previous index = %v; want ErrCorrupt", err)
+	}
+	unchanged(prefix+"su:1:t:str", "not a hash")
+	unchanged(prefix+"sn:1:t:n-str", "not a set")
+	if got, err := st.Subject(ctx, "t", "good", base); err != nil || got.NameID != good.NameID {
+		t.Errorf("Subject after refused puts = %+v, %v; want the subject put first", got, err)
+	}
+	if n, err := c.Exists(ctx, prefix+"sn:1:t:n-new").Result(); err != nil || n != 0 {
+		t.Errorf("refused puts left the index of n-new: EXISTS = %d, %v", n, err)
+	}
 }
 
 // TestSSOBadInput checks that times the store cannot keep exactly are
@@ -446,8 +665,27 @@ func TestSSOBadInput(t *testing.T) {
 			t.Errorf("InsertID with %s = %v, %v; want *InputError", name, isNew, err)
 		}
 	}
+	for name, times := range map[string][2]time.Time{
+		"ExpiresZero":      {{}, base},
+		"ExpiresAfter2255": {late, base},
+		"NowBefore1970":    {base.Add(time.Hour), past},
+	} {
+		if err := st.PutSubject(ctx, ssoSubject("t", "u", "n", times[0]), times[1]); !errors.As(err, &inputErr) {
+			t.Errorf("PutSubject with %s: %v, want *InputError", name, err)
+		}
+	}
 	if got := keysOf(t, c, prefix+"*"); len(got) != 0 {
 		t.Errorf("refused calls left keys %q", got)
+	}
+	sub := ssoSubject("t", "u", "n", base.Add(time.Hour))
+	if err := st.PutSubject(ctx, sub, base); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Subject(ctx, "t", "u", late); !errors.As(err, &inputErr) {
+		t.Errorf("Subject(2300) = %+v, %v; want *InputError", got, err)
+	}
+	if got, err := st.SubjectsByNameID(ctx, "t", "n", past); !errors.As(err, &inputErr) || got != nil {
+		t.Errorf("SubjectsByNameID(1900) = %+v, %v; want *InputError", got, err)
 	}
 	// A refused ConsumeRequest consumes nothing.
 	r := ssoReq("t", "good", base.Add(time.Minute))
@@ -475,17 +713,22 @@ func TestSSOOneRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		call func() error
+		cmd  string
 	}{
-		{"RememberRequest", func() error { return st.RememberRequest(ctx, r) }},
-		{"ConsumeRequest", func() error { _, err := st.ConsumeRequest(ctx, "t", "id-1", base); return err }},
-		{"InsertID", func() error { _, err := st.InsertID(ctx, "t", "_a", base.Add(time.Minute), base); return err }},
+		{"RememberRequest", func() error { return st.RememberRequest(ctx, r) }, "evalsha"},
+		{"ConsumeRequest", func() error { _, err := st.ConsumeRequest(ctx, "t", "id-1", base); return err }, "evalsha"},
+		{"InsertID", func() error { _, err := st.InsertID(ctx, "t", "_a", base.Add(time.Minute), base); return err }, "evalsha"},
+		{"PutSubject", func() error { return st.PutSubject(ctx, ssoSubject("t", "u1", "n1", base.Add(time.Hour)), base) }, "evalsha"},
+		{"PutSubjectMoving", func() error { return st.PutSubject(ctx, ssoSubject("t", "u1", "n2", base.Add(time.Hour)), base) }, "evalsha"},
+		{"Subject", func() error { _, err := st.Subject(ctx, "t", "u1", base); return err }, "hmget"},
+		{"SubjectsByNameID", func() error { _, err := st.SubjectsByNameID(ctx, "t", "n2", base); return err }, "evalsha"},
 	} {
 		cnt.reset()
 		if err := tc.call(); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if trips, cmds := cnt.counted(); trips != 1 || len(cmds) != 1 || cmds[0] != "evalsha" {
-			t.Errorf("%s cost %d round trips, commands %v; want one evalsha", tc.name, trips, cmds)
+		if trips, cmds := cnt.counted(); trips != 1 || len(cmds) != 1 || cmds[0] != tc.cmd {
+			t.Errorf("%s cost %d round trips, commands %v; want one %s", tc.name, trips, cmds, tc.cmd)
 		}
 	}
 }

@@ -185,21 +185,30 @@ func TestReserveAcrossClients(t *testing.T) {
 	}
 }
 
+// keyExpiry returns the PEXPIRETIME of key: when Redis drops it, or -1
+// for never and -2 for a key that is absent.
+func keyExpiry(t *testing.T, c *redis.Client, key string) time.Duration {
+	t.Helper()
+	d, err := c.PExpireTime(t.Context(), key).Result()
+	if err != nil {
+		t.Fatalf("PEXPIRETIME %s: %v", key, err)
+	}
+	return d
+}
+
+// expiryAt is the PEXPIRETIME of a key that must live until tm, as the
+// store sets it: the next whole millisecond after tm.
+func expiryAt(tm time.Time) time.Duration {
+	return time.Duration(tm.UnixMilli()+1) * time.Millisecond
+}
+
 // TestKeyExpiry checks that every key has an expiry, at the time when
 // its data stops mattering, so that Redis memory stays bounded.
 func TestKeyExpiry(t *testing.T) {
 	st, c, prefix := open(t)
 	ctx := t.Context()
-	expireTime := func(key string) time.Duration {
-		t.Helper()
-		d, err := c.PExpireTime(ctx, key).Result()
-		if err != nil {
-			t.Fatalf("PEXPIRETIME %s: %v", key, err)
-		}
-		return d
-	}
-	// The next whole millisecond after t, as the store sets it.
-	at := func(t time.Time) time.Duration { return time.Duration(t.UnixMilli()+1) * time.Millisecond }
+	expireTime := func(key string) time.Duration { t.Helper(); return keyExpiry(t, c, key) }
+	at := expiryAt
 
 	a := mk("a", "t", "u", base)
 	b := mk("b", "t", "u", base.Add(time.Minute))
