@@ -73,20 +73,8 @@ func (ks *APIKeys) ListAPIKeys(ctx context.Context, tenant string) ([]auth.APIKe
 	if err := ks.s.ready(ctx); err != nil {
 		return nil, err
 	}
-	rows, err := ks.s.reads.query(ctx, keyList, tenant)
+	out, err := queryAll(ctx, ks.s.reads, keyList, scanAPIKey, tenant)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: list api keys: %w", err)
-	}
-	defer rows.Close()
-	var out []auth.APIKey
-	for rows.Next() {
-		k, err := scanAPIKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlitestore: list api keys: %w", err)
-		}
-		out = append(out, k)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlitestore: list api keys: %w", err)
 	}
 	return out, nil

@@ -271,3 +271,29 @@ func TestPutConnectionNotUTF8(t *testing.T) {
 		t.Errorf("Connection = %q %q, %v; want the metadata source byte for byte", got.MetadataURL, got.Metadata, err)
 	}
 }
+
+// A subject is kept byte for byte, like the tenant and ID of a request:
+// strings that are not UTF-8 or hold NUL come back as they were put, and
+// SubjectsByNameID matches them exactly.
+func TestSubjectBytes(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	sub := sso.Subject{Tenant: "t\xff", UserID: "u\x00\xfe", NameID: "a\x00b\xc3", NameIDFormat: "\x80", SessionIndex: "\x00", Expires: t0.Add(time.Hour)}
+	if err := s.SSO.PutSubject(ctx, sub, t0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.SSO.Subject(ctx, sub.Tenant, sub.UserID, t0); err != nil || got != sub {
+		t.Errorf("Subject = %+q, %v; want %+q", got, err, sub)
+	}
+	if _, err := s.SSO.Subject(ctx, sub.Tenant, "u", t0); !errors.Is(err, sso.ErrNotFound) {
+		t.Errorf("Subject of the user ID cut at its NUL: %v, want ErrNotFound", err)
+	}
+	for _, nameID := range []string{"a", "a\x00", "a\x00b", "a\x00b\xc3\x00", "A\x00B\xc3"} {
+		if got, err := s.SSO.SubjectsByNameID(ctx, sub.Tenant, nameID, t0); err != nil || len(got) != 0 {
+			t.Errorf("SubjectsByNameID(%q) = %+q, %v; want none", nameID, got, err)
+		}
+	}
+	if got, err := s.SSO.SubjectsByNameID(ctx, sub.Tenant, sub.NameID, t0); err != nil || len(got) != 1 || got[0] != sub {
+		t.Errorf("SubjectsByNameID(%q) = %+q, %v; want %+q", sub.NameID, got, err, sub)
+	}
+}

@@ -27,7 +27,9 @@
 //     PolicyHistory changes);
 //   - Approvals: rbac.ApprovalStore;
 //   - SSO: every role of sso.Stores (SSO.Stores): IdP connections, tracked
-//     requests and the assertion replay cache.
+//     requests, the assertion replay cache and the users' subjects at the
+//     IdP for single logout (sso.SubjectStore: one row per user, found by
+//     NameID through an index, exactly, byte for byte).
 //
 // Use it as
 //
@@ -64,7 +66,9 @@
 // each tenant's administrators their roles (guard.System can) before
 // serving requests with the new release, or leave Policies and Approvals
 // nil in the guard.Stores given to the facade to keep every user an
-// administrator of its tenant.
+// administrator of its tenant. Upgrading to schema version 8 (SSO
+// subjects): the new table starts empty, so single logout finds by NameID
+// only the users who signed in through SSO after the upgrade.
 //
 // Times are stored as Unix microseconds (UTC), the precision of every Guard
 // package, so they come back exactly. A tenant's policy is stored as JSON,
@@ -109,7 +113,8 @@
 // session limit, throttle counts, the audit chain's head, the versions of
 // a tenant's policy, allow-lists and roles, the TOTP replay check, and a
 // recovery code, one-time code, pending login, approval, SAML request or
-// assertion used once therefore hold across processes. Within
+// assertion used once therefore hold across processes, and a user's SSO
+// subject is always one whole PutSubject (one upsert). Within
 // one Store, writers queue in Go and then run on one connection kept for
 // writes, with their statements prepared once; readers use the rest of the
 // pool and never wait for writers (WAL).
@@ -121,7 +126,8 @@
 // that counts an attempt; up to 2048 expired one-time codes, ended send-rate
 // windows or expired pending logins in every 1024th MFA.PutCode, MFA.Hit or
 // MFA.CreateTransaction; up to 2048 expired SAML requests or replay records
-// in every 1024th SSO.RememberRequest or SSO.InsertID. Each sweep is part
+// in every 1024th SSO.RememberRequest or SSO.InsertID; up to 2048 expired
+// SSO subjects in every 1024th SSO.PutSubject. Each sweep is part
 // of that call's transaction and judges expiry by the time the caller
 // passes; the MFA and SSO records are deleted only SweepGrace after they
 // expired, so that a replica whose clock is behind still sees every record

@@ -30,7 +30,7 @@ func MigrateWith(ctx context.Context, s *Store, extra ...[]string) error {
 }
 
 // SetSweepEvery changes how often Reserve, Create, PutCode, Hit,
-// CreateTransaction, RememberRequest and InsertID sweep.
+// CreateTransaction, RememberRequest, InsertID and PutSubject sweep.
 func SetSweepEvery(s *Store, n uint64) {
 	s.Throttle.sweepEvery = n
 	s.Sessions.sweepEvery = n
@@ -58,3 +58,7 @@ func MigrateTo(ctx context.Context, s *Store, n int) error {
 // SetPolicyHistory changes how many changes of each tenant's policy
 // Policies keeps.
 func SetPolicyHistory(s *Store, n int64) { s.Policies.keep = n }
+
+// SubjectsByNameIDQuery is the SQL of SSO.SubjectsByNameID, for a test of
+// its query plan.
+var SubjectsByNameIDQuery = queries[subjByNameID]

@@ -151,20 +151,8 @@ func (m *MFA) Factors(ctx context.Context, tenant, userID string) ([]mfa.Factor,
 	if err := m.s.ready(ctx); err != nil {
 		return nil, err
 	}
-	rows, err := m.s.reads.query(ctx, mfaFactors, tenant, userID)
+	out, err := queryAll(ctx, m.s.reads, mfaFactors, scanFactor, tenant, userID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: list factors: %w", err)
-	}
-	defer rows.Close()
-	var out []mfa.Factor
-	for rows.Next() {
-		f, err := scanFactor(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlitestore: list factors: %w", err)
-		}
-		out = append(out, f)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlitestore: list factors: %w", err)
 	}
 	return out, nil

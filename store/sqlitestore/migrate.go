@@ -345,6 +345,26 @@ var migrations = []migration{
 		`ALTER TABLE guard_audit_heads ADD COLUMN indexed_upto INTEGER NOT NULL DEFAULT 0`,
 		`UPDATE guard_audit_heads SET indexed_upto = seq`,
 	}},
+
+	{8, "sso subjects", []string{
+		// Who each user of a tenant last signed in as at the IdP, for
+		// single logout: one row per user, until expires. Every column is
+		// kept byte for byte and compared by the BINARY collation, so a
+		// NameID matches exactly (case included) and user IDs sort as Go
+		// compares strings.
+		`CREATE TABLE guard_sso_subjects (
+			tenant         TEXT    NOT NULL,
+			user_id        TEXT    NOT NULL,
+			name_id        TEXT    NOT NULL,
+			name_id_format TEXT    NOT NULL,
+			session_index  TEXT    NOT NULL,
+			expires        INTEGER NOT NULL,
+			PRIMARY KEY (tenant, user_id)
+		) STRICT, WITHOUT ROWID`,
+		// SubjectsByNameID: one range, already in user_id order.
+		`CREATE INDEX guard_sso_subjects_name_id ON guard_sso_subjects (tenant, name_id, user_id)`,
+		`CREATE INDEX guard_sso_subjects_expires ON guard_sso_subjects (expires)`,
+	}},
 }
 
 // ownNames are the tables and indexes this package creates. A database
@@ -390,6 +410,9 @@ var ownNames = map[string]bool{
 	"guard_sso_requests_expires":     true,
 	"guard_sso_replay":               true,
 	"guard_sso_replay_until":         true,
+	"guard_sso_subjects":             true,
+	"guard_sso_subjects_name_id":     true,
+	"guard_sso_subjects_expires":     true,
 }
 
 // SchemaVersion is the schema version this code migrates to and needs.

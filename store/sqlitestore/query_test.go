@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/store/memstore"
+	"github.com/guardhq/guard/store/sqlitestore"
 )
 
 // Query picks the index itself for each combination of filters: every
@@ -101,4 +103,30 @@ func TestQueryMatchesMemstore(t *testing.T) {
 		}
 	}
 	t.Logf("%d queries agree", queries)
+}
+
+// SubjectsByNameID reads one range of the index on (tenant, name_id,
+// user_id), already in order: no scan of the table, no sort.
+func TestSubjectsByNameIDPlan(t *testing.T) {
+	s := openStore(t)
+	rs, err := s.DB().Query(`EXPLAIN QUERY PLAN `+sqlitestore.SubjectsByNameIDQuery, "acme", "n", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	var plan []string
+	for rs.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rs.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(plan) != 1 || !strings.Contains(plan[0], "USING INDEX guard_sso_subjects_name_id (tenant=? AND name_id=?)") {
+		t.Errorf("query plan %q, want one search of guard_sso_subjects_name_id by tenant and name_id", plan)
+	}
 }

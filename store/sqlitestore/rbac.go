@@ -360,20 +360,8 @@ func (as *Approvals) ListApprovals(ctx context.Context, tenant string, q rbac.Ap
 	case q.Before != "":
 		stmt = apprListBefore
 	}
-	rows, err := as.s.reads.query(ctx, stmt, tenant, string(q.Status), q.Before, limit)
+	out, err := queryAll(ctx, as.s.reads, stmt, scanApproval, tenant, string(q.Status), q.Before, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: list approvals: %w", err)
-	}
-	defer rows.Close()
-	var out []rbac.Approval
-	for rows.Next() {
-		a, err := scanApproval(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlitestore: list approvals: %w", err)
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlitestore: list approvals: %w", err)
 	}
 	return out, nil

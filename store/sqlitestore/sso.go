@@ -15,8 +15,9 @@ import (
 )
 
 // SSO is every sso store of a Store: IdP connections (sso.ConnectionStore),
-// tracked requests (sso.RequestStore) and the assertion replay cache
-// (sso.ReplayCache). Stores returns it as every role of sso.Stores.
+// tracked requests (sso.RequestStore), the assertion replay cache
+// (sso.ReplayCache) and the users' subjects at the IdP (sso.SubjectStore).
+// Stores returns it as every role of sso.Stores.
 //
 // A connection is one row per tenant: the metadata source (URL, time of
 // the last fetch, the XML) in columns, the other fields as JSON, so that
@@ -25,35 +26,53 @@ import (
 // conditional UPDATE (set if newer, from the stored URL only),
 // ConsumeRequest one DELETE … RETURNING, and InsertID one INSERT … ON
 // CONFLICT DO UPDATE … WHERE the stored record has run out, which changes
-// a row only when the ID is new.
+// a row only when the ID is new, and PutSubject one INSERT … ON CONFLICT
+// DO UPDATE of the user's row.
 //
-// Expired requests and replay records are deleted as the stores go: every
-// defaultSweepEvery-th RememberRequest and InsertID of a Store also
-// deletes, in the same transaction, up to sweepBatch such rows that
-// expired SweepGrace or more before the time the caller passes, so these
-// tables are bounded by the rate of logins and neither method returns
-// sso.ErrFull; a replica whose clock is behind by less than SweepGrace
-// still refuses a replayed assertion. Sweep deletes them all.
+// Expired requests, replay records and subjects are deleted as the stores
+// go: every defaultSweepEvery-th RememberRequest, InsertID and PutSubject
+// of a Store also deletes, in the same transaction, up to sweepBatch rows
+// of its table that expired SweepGrace or more before the time the caller
+// passes, so these tables are bounded by the rate of logins (subjects by
+// the users signed in through SSO) and no method returns sso.ErrFull; a
+// replica whose clock is behind by less than SweepGrace still refuses a
+// replayed assertion and still finds a subject that is live by its own
+// clock. Sweep deletes them all.
 type SSO struct {
 	s          *Store
 	sweepEvery uint64
 	remembers  atomic.Uint64
 	inserts    atomic.Uint64
+	puts       atomic.Uint64
 }
 
 var (
 	_ sso.ConnectionStore = (*SSO)(nil)
 	_ sso.RequestStore    = (*SSO)(nil)
 	_ sso.ReplayCache     = (*SSO)(nil)
+	_ sso.SubjectStore    = (*SSO)(nil)
 )
 
 // Stores returns s as every role of sso.Stores.
 func (s *SSO) Stores() sso.Stores {
-	return sso.Stores{Connections: s, Requests: s, Replay: s}
+	return sso.Stores{Connections: s, Requests: s, Replay: s, Subjects: s}
 }
 
-func (s *SSO) sweepNow(n *atomic.Uint64) bool {
-	return s.sweepEvery > 0 && n.Add(1)%s.sweepEvery == 0
+// writeSweeping runs f, one atomic statement, on the writer. Every
+// sweepEvery-th call counted by n (none when sweepEvery is 0) runs it
+// instead in one write transaction after sweep, a statement that deletes
+// up to sweepBatch rows that expired at or before cutoff (Unix
+// microseconds).
+func (s *SSO) writeSweeping(ctx context.Context, n *atomic.Uint64, sweep stmtID, cutoff int64, f func(w *wtx) error) error {
+	if s.sweepEvery == 0 || n.Add(1)%s.sweepEvery != 0 {
+		return s.s.writeOne(ctx, f)
+	}
+	return s.s.write(ctx, func(w *wtx) error {
+		if _, err := w.exec(sweep, cutoff, sweepBatch); err != nil {
+			return fmt.Errorf("sweep: %w", err)
+		}
+		return f(w)
+	})
 }
 
 // notUTF8 returns the name of the first string in v (a struct, looking into
@@ -184,23 +203,12 @@ func (s *SSO) UpdateMetadata(ctx context.Context, tenant, url, metadata string, 
 // that expired SweepGrace or more before r.CreatedAt.
 func (s *SSO) RememberRequest(ctx context.Context, r sso.Request) error {
 	var created bool
-	remember := func(w *wtx) error {
+	err := s.writeSweeping(ctx, &s.remembers, reqSweep, sweepCutoff(r.CreatedAt), func(w *wtx) error {
 		var err error
 		created, err = affected(w.exec(reqRemember, r.Tenant, r.ID, r.Kind, r.RelayState, r.ReturnTo, r.Binding,
 			micros(r.CreatedAt), micros(r.Expires)))
 		return err
-	}
-	var err error
-	if s.sweepNow(&s.remembers) {
-		err = s.s.write(ctx, func(w *wtx) error {
-			if _, err := w.exec(reqSweep, sweepCutoff(r.CreatedAt), sweepBatch); err != nil {
-				return fmt.Errorf("sweep: %w", err)
-			}
-			return remember(w)
-		})
-	} else {
-		err = s.s.writeOne(ctx, remember)
-	}
+	})
 	if err != nil {
 		return fmt.Errorf("sqlitestore: remember sso request: %w", err)
 	}
@@ -244,36 +252,25 @@ func (s *SSO) ConsumeRequest(ctx context.Context, tenant, id string, now time.Ti
 // before now.
 func (s *SSO) InsertID(ctx context.Context, tenant, id string, until, now time.Time) (bool, error) {
 	var inserted bool
-	insert := func(w *wtx) error {
+	err := s.writeSweeping(ctx, &s.inserts, replaySweep, sweepCutoff(now), func(w *wtx) error {
 		var err error
 		inserted, err = affected(w.exec(replayInsert, tenant, id, micros(until), micros(now)))
 		return err
-	}
-	var err error
-	if s.sweepNow(&s.inserts) {
-		err = s.s.write(ctx, func(w *wtx) error {
-			if _, err := w.exec(replaySweep, sweepCutoff(now), sweepBatch); err != nil {
-				return fmt.Errorf("sweep: %w", err)
-			}
-			return insert(w)
-		})
-	} else {
-		err = s.s.writeOne(ctx, insert)
-	}
+	})
 	if err != nil {
 		return false, fmt.Errorf("sqlitestore: insert sso replay id: %w", err)
 	}
 	return inserted, nil
 }
 
-// Sweep deletes every tracked request and replay record that expired
-// SweepGrace or more before now, in one write transaction, and returns how
-// many rows it deleted. RememberRequest and InsertID sweep now and then;
-// a host may also call Sweep periodically.
+// Sweep deletes every tracked request, replay record and subject that
+// expired SweepGrace or more before now, in one write transaction, and
+// returns how many rows it deleted. RememberRequest, InsertID and
+// PutSubject sweep now and then; a host may also call Sweep periodically.
 func (s *SSO) Sweep(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := s.s.write(ctx, func(w *wtx) error {
-		for _, id := range []stmtID{reqSweep, replaySweep} {
+		for _, id := range []stmtID{reqSweep, replaySweep, subjSweep} {
 			res, err := w.exec(id, sweepCutoff(now), -1)
 			if err != nil {
 				return err
@@ -290,4 +287,64 @@ func (s *SSO) Sweep(ctx context.Context, now time.Time) (int64, error) {
 		return 0, fmt.Errorf("sqlitestore: sweep sso: %w", err)
 	}
 	return n, nil
+}
+
+// PutSubject implements sso.SubjectStore with one INSERT … ON CONFLICT DO
+// UPDATE of the user's row, which replaces every field: of concurrent puts
+// for one user, in any process, the last to commit is stored whole. Every
+// field is kept byte for byte (like the tenant and ID of a request), and
+// Expires to the microsecond. Every defaultSweepEvery-th PutSubject of a
+// Store also deletes, in the same transaction, up to sweepBatch subjects
+// that expired SweepGrace or more before now.
+func (s *SSO) PutSubject(ctx context.Context, sub sso.Subject, now time.Time) error {
+	err := s.writeSweeping(ctx, &s.puts, subjSweep, sweepCutoff(now), func(w *wtx) error {
+		_, err := w.exec(subjPut, sub.Tenant, sub.UserID, sub.NameID, sub.NameIDFormat, sub.SessionIndex, micros(sub.Expires))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: put sso subject: %w", err)
+	}
+	return nil
+}
+
+// Subject implements sso.SubjectStore with one SELECT by primary key that
+// finds the row only if now is before its Expires.
+func (s *SSO) Subject(ctx context.Context, tenant, userID string, now time.Time) (sso.Subject, error) {
+	if err := s.s.ready(ctx); err != nil {
+		return sso.Subject{}, err
+	}
+	sub, err := scanSubject(s.s.reads.queryRow(ctx, subjGet, tenant, userID, micros(now)))
+	if isNoRows(err) {
+		return sso.Subject{}, sso.ErrNotFound
+	}
+	if err != nil {
+		return sso.Subject{}, fmt.Errorf("sqlitestore: read sso subject: %w", err)
+	}
+	return sub, nil
+}
+
+// SubjectsByNameID implements sso.SubjectStore with one SELECT of a range
+// of the index on (tenant, name_id, user_id): NameIDs are compared byte
+// for byte, and the subjects come in the byte order of their user IDs,
+// the order of strings.Compare.
+func (s *SSO) SubjectsByNameID(ctx context.Context, tenant, nameID string, now time.Time) ([]sso.Subject, error) {
+	if err := s.s.ready(ctx); err != nil {
+		return nil, err
+	}
+	out, err := queryAll(ctx, s.s.reads, subjByNameID, scanSubject, tenant, nameID, micros(now))
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: list sso subjects: %w", err)
+	}
+	return out, nil
+}
+
+// scanSubject reads a row of subjectCols.
+func scanSubject(r scanner) (sso.Subject, error) {
+	var sub sso.Subject
+	var expires int64
+	if err := r.Scan(&sub.Tenant, &sub.UserID, &sub.NameID, &sub.NameIDFormat, &sub.SessionIndex, &expires); err != nil {
+		return sso.Subject{}, err
+	}
+	sub.Expires = fromMicros(expires)
+	return sub, nil
 }

@@ -136,6 +136,10 @@ const (
 	reqSweep
 	replayInsert
 	replaySweep
+	subjPut
+	subjGet
+	subjByNameID
+	subjSweep
 
 	// audInsert+k inserts 1<<k events, for k < insertSizes.
 	audInsert
@@ -157,6 +161,8 @@ const factorCols = `tenant, user_id, id, kind, label, destination, key_id, secre
 const codeCols = `tenant, txn, user_id, factor_id, kind, hash, created_at, expires_at, tries_left`
 
 const txnCols = `hash, tenant, user_id, binding, purpose, flags, created_at, expires_at`
+
+const subjectCols = `tenant, user_id, name_id, name_id_format, session_index, expires`
 
 const approvalCols = `tenant, id, requester_kind, requester_id, section, action, target, payload_hash,
 	created_at, expires_at, status, decider_kind, decider_id, decided_at, consumed_at`
@@ -391,6 +397,21 @@ var queries = func() (q [numStmts]string) {
 		ON CONFLICT (tenant, id) DO UPDATE SET until = excluded.until WHERE until <= ?4`
 	q[replaySweep] = `DELETE FROM guard_sso_replay WHERE (tenant, id) IN (
 		SELECT tenant, id FROM guard_sso_replay WHERE until <= ?1 LIMIT ?2)`
+	q[subjPut] = `INSERT INTO guard_sso_subjects (` + subjectCols + `) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (tenant, user_id) DO UPDATE SET name_id = excluded.name_id,
+			name_id_format = excluded.name_id_format, session_index = excluded.session_index,
+			expires = excluded.expires`
+	// Live at ?3: ?3 before expires.
+	q[subjGet] = `SELECT ` + subjectCols + ` FROM guard_sso_subjects
+		WHERE tenant = ?1 AND user_id = ?2 AND expires > ?3`
+	// = on TEXT is the BINARY collation: an exact match, and user_id in
+	// byte order, as the index keeps it. The index is named: the planner,
+	// which has no statistics, would rather read the tenant's every user
+	// through the primary key.
+	q[subjByNameID] = `SELECT ` + subjectCols + ` FROM guard_sso_subjects INDEXED BY guard_sso_subjects_name_id
+		WHERE tenant = ?1 AND name_id = ?2 AND expires > ?3 ORDER BY user_id`
+	q[subjSweep] = `DELETE FROM guard_sso_subjects WHERE (tenant, user_id) IN (
+		SELECT tenant, user_id FROM guard_sso_subjects WHERE expires <= ?1 LIMIT ?2)`
 	return q
 }()
 
@@ -457,6 +478,28 @@ func (ss *stmtSet) queryRow(ctx context.Context, id stmtID, args ...any) scanner
 		return errRow{err}
 	}
 	return s.QueryRowContext(ctx, args...)
+}
+
+// queryAll runs statement id of ss and returns every row it gives, each
+// read by scan, in order; nil when there is none.
+func queryAll[T any](ctx context.Context, ss *stmtSet, id stmtID, scan func(scanner) (T, error), args ...any) ([]T, error) {
+	rows, err := ss.query(ctx, id, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // errRow is a row whose query failed before it ran.

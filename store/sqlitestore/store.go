@@ -488,13 +488,14 @@ func fromNullMicros(n sql.NullInt64) time.Time {
 
 // SweepGrace is how long after its expiry, judged by the time a write is
 // given, a one-time code, send-rate window, pending sign-in, tracked SAML
-// request or SAML replay record becomes garbage that the sweeps delete
-// (those inside the writes, MFA.Sweep and SSO.Sweep alike). A replica
-// whose clock is behind the others' by less than SweepGrace thus still
-// finds every record that is live by its own clock: a captured SAML
-// assertion stays refused, a send limit keeps its count. The grace never
-// changes what a caller sees: a record expired at the now it passes is
-// treated as expired, however recent.
+// request, SAML replay record or SSO subject becomes garbage that the
+// sweeps delete (those inside the writes, MFA.Sweep and SSO.Sweep alike).
+// A replica whose clock is behind the others' by less than SweepGrace thus
+// still finds every record that is live by its own clock: a captured SAML
+// assertion stays refused, a send limit keeps its count, a single logout
+// still finds the user. The grace never changes what a caller sees: a
+// record expired at the now it passes is treated as expired, however
+// recent.
 const SweepGrace = 5 * time.Minute
 
 // sweepCutoff is the expiry, in Unix microseconds, at or before which a

@@ -279,8 +279,8 @@ func TestPolicyHistoryBounded(t *testing.T) {
 	}
 }
 
-// Tracked SSO requests and replay records are kept only while they may
-// still be used.
+// Tracked SSO requests, replay records and subjects are kept only while
+// they may still be used, and SweepGrace longer.
 func TestSSOSweeps(t *testing.T) {
 	s := openStore(t)
 	sqlitestore.SetSweepEvery(s, 10)
@@ -295,14 +295,31 @@ func TestSSOSweeps(t *testing.T) {
 			if ok, err := s.SSO.InsertID(ctx, "acme", "_"+id, at.Add(10*time.Minute), at); err != nil || !ok {
 				t.Fatalf("InsertID = %v, %v", ok, err)
 			}
+			sub := sso.Subject{Tenant: "acme", UserID: "u-" + id, NameID: "n", Expires: at.Add(10 * time.Minute)}
+			if err := s.SSO.PutSubject(ctx, sub, at); err != nil {
+				t.Fatal(err)
+			}
 		}
 		mustLen(t, fmt.Sprint("requests after round ", round), rows(t, s, "guard_sso_requests"), nil, 10)
 		mustLen(t, fmt.Sprint("replay records after round ", round), rows(t, s, "guard_sso_replay"), nil, 10)
+		mustLen(t, fmt.Sprint("subjects after round ", round), rows(t, s, "guard_sso_subjects"), nil, 10)
 	}
-	// The live records are kept: the last round's IDs are still replays.
+	// The live records are kept: the last round's IDs are still replays,
+	// its subjects still found.
 	if ok, err := s.SSO.InsertID(ctx, "acme", "_id-3-9", t0.Add(4*time.Hour), t0.Add(3*time.Hour+time.Minute)); err != nil || ok {
 		t.Errorf("InsertID of a live ID after sweeps = %v, %v; want not new", ok, err)
 	}
-	n, err := s.SSO.Sweep(ctx, t0.Add(5*time.Hour))
+	subs, err := s.SSO.SubjectsByNameID(ctx, "acme", "n", t0.Add(3*time.Hour+time.Minute))
+	mustLen(t, "live subjects after sweeps", len(subs), err, 10)
+	// Records that expired less than SweepGrace ago are kept, though a
+	// subject is no longer found.
+	late := t0.Add(3*time.Hour + 10*time.Minute + sqlitestore.SweepGrace - time.Microsecond)
+	n, err := s.SSO.Sweep(ctx, late)
+	mustLen(t, "Sweep within SweepGrace of the last expiries", int(n), err, 10) // the requests, expired 5 minutes before
+	mustLen(t, "subjects within SweepGrace of their expiry", rows(t, s, "guard_sso_subjects"), nil, 10)
+	if _, err := s.SSO.Subject(ctx, "acme", "u-id-3-0", late); !errors.Is(err, sso.ErrNotFound) {
+		t.Errorf("Subject expired within SweepGrace: %v, want ErrNotFound", err)
+	}
+	n, err = s.SSO.Sweep(ctx, t0.Add(5*time.Hour))
 	mustLen(t, "Sweep", int(n), err, 20)
 }

@@ -114,20 +114,8 @@ func (ts *Tenants) ListTenants(ctx context.Context, after string, limit int) ([]
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := ts.s.reads.query(ctx, tenList, after, limit)
+	out, err := queryAll(ctx, ts.s.reads, tenList, scanTenant, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: list tenants: %w", err)
-	}
-	defer rows.Close()
-	var out []guard.Tenant
-	for rows.Next() {
-		t, err := scanTenant(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlitestore: list tenants: %w", err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlitestore: list tenants: %w", err)
 	}
 	return out, nil

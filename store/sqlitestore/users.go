@@ -138,20 +138,8 @@ func (us *Users) ListUsers(ctx context.Context, tenant, after string, limit int)
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := us.s.reads.query(ctx, userList, tenant, after, limit)
+	out, err := queryAll(ctx, us.s.reads, userList, scanUser, tenant, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: list users: %w", err)
-	}
-	defer rows.Close()
-	var out []auth.User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlitestore: list users: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlitestore: list users: %w", err)
 	}
 	return out, nil
