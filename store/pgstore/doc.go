@@ -1,18 +1,19 @@
-// Package pgstore keeps Guard's stores in PostgreSQL, for deployments
-// with many replicas sharing one database: users, throttle counters,
-// sessions, the audit chains, tenants, API keys, IP allow-lists, every
-// MFA store (factors, recovery codes, one-time codes, send rates, pending
-// logins), the rbac stores (policies and four-eyes approvals) and the
-// SAML stores (IdP connections, tracked requests and the assertion replay
-// cache). Every invariant of the store interfaces (one session per user,
-// throttle limits, the audit chain's compare-and-set, the versions of
-// tenant policies, allow-lists and rbac policies, unique API keys, a TOTP
-// step or a recovery code, a one-time code or a pending login used once,
-// the limit of confirmed factors, an approval decided once and consumed
-// once, IdP metadata set if newer, a SAML request consumed once, an
-// assertion accepted once) is enforced by the database in one atomic
-// statement or one SQL function call, never by a read-modify-write in Go,
-// so it holds across any number of replicas.
+// Package pgstore keeps Guard's stores in PostgreSQL, for deployments with
+// many replicas sharing one database: users, throttle counters, sessions,
+// the audit chains, tenants, API keys, IP allow-lists, every MFA store
+// (factors, recovery codes, one-time codes, send rates, pending logins),
+// the rbac stores (policies and four-eyes approvals) and the SAML stores
+// (IdP connections, tracked requests, the assertion replay cache and each
+// user's subject at the IdP, for single logout). Every invariant of the
+// store interfaces (one session per user, throttle limits, the audit
+// chain's compare-and-set, the versions of tenant policies, allow-lists
+// and rbac policies, unique API keys, a TOTP step or a recovery code, a
+// one-time code or a pending login used once, the limit of confirmed
+// factors, an approval decided once and consumed once, IdP metadata set if
+// newer, a SAML request consumed once, an assertion accepted once, a
+// user's SAML subject replaced whole) is enforced by the database in one
+// atomic statement or one SQL function call, never by a read-modify-write
+// in Go, so it holds across any number of replicas.
 //
 // # Opening and migrating
 //
@@ -57,6 +58,12 @@
 // Every tenant then starts without an IdP connection (a host that kept
 // its connections in another store puts them again).
 //
+// Schema version 9 adds the SAML subjects (sso.SubjectStore), and Stores
+// fills guard.Stores.SSO.Subjects with them. A user who signed in before
+// the upgrade has no subject (Subject gives sso.ErrNotFound) until the
+// next SSO sign-in. Before Migrate has run, the subject methods fail with
+// an error that names Migrate.
+//
 // # Round trips
 //
 // Each store method is one statement, hence one round trip once pgx has
@@ -77,8 +84,9 @@
 // UPDATE) before they check and write; every other MFA, API key,
 // allow-list and rbac method is one statement. So is every SSO method:
 // SSO.UpdateMetadata is one conditional UPDATE, SSO.ConsumeRequest one
-// DELETE … RETURNING, and SSO.InsertID (one per accepted assertion) one
-// INSERT … ON CONFLICT DO UPDATE … WHERE RETURNING.
+// DELETE … RETURNING, SSO.InsertID (one per accepted assertion) one
+// INSERT … ON CONFLICT DO UPDATE … WHERE RETURNING, and SSO.PutSubject
+// (one per SSO sign-in) one INSERT … ON CONFLICT DO UPDATE.
 //
 // # Watching versions
 //
@@ -110,21 +118,21 @@
 // connections) are stored as bytea, so they round-trip byte for byte, NUL
 // included, and order byte by byte. Allow-list entries are a bytea array,
 // verbatim and in order (never an inet, which would rewrite them). The
-// tenant data of users, tenants, audit chains, API keys, MFA factors and
-// recovery codes is kept in text columns, ids with the "C" collation
-// (byte order, as Go compares strings); a string PostgreSQL text cannot
-// hold (invalid UTF-8 or a NUL byte) is refused with the *InputError of
-// the interface's package before anything is stored (and is reported not
-// found by lookups). Times keep microseconds: timestamptz in the users,
-// audit, tenants, API key, MFA factor, approval and SAML connection
-// tables, Unix microseconds (bigint) in the sessions, throttle, one-time
-// code, rate, pending-login, SAML request and replay tables; times come
-// back in UTC. A tenant's policy is JSON, and so are the other fields of
-// a SAML connection (jsonb, as encoding/json writes sso.Connection), so
-// new guard.Policy and sso.Connection fields need no migration; a string
-// in those fields of a connection that is not valid UTF-8 or holds a NUL
-// byte (which JSON would not keep as given) is refused with an
-// *sso.InputError.
+// tenant data of users, tenants, audit chains, API keys, MFA factors,
+// recovery codes and SAML subjects is kept in text columns, ids (and a
+// subject's NameID) with the "C" collation (exact equality, byte order as
+// Go compares strings); a string PostgreSQL text cannot hold (invalid
+// UTF-8 or a NUL byte) is refused with the *InputError of the interface's
+// package before anything is stored (and is reported not found by
+// lookups). Times keep microseconds: timestamptz in the users, audit,
+// tenants, API key, MFA factor, approval and SAML connection tables, Unix
+// microseconds (bigint) in the sessions, throttle, one-time code, rate,
+// pending-login, SAML request, replay and subject tables; times come back
+// in UTC. A tenant's policy is JSON, and so are the other fields of a SAML
+// connection (jsonb, as encoding/json writes sso.Connection), so new
+// guard.Policy and sso.Connection fields need no migration; a string in
+// those fields of a connection that is not valid UTF-8 or holds a NUL byte
+// (which JSON would not keep as given) is refused with an *sso.InputError.
 //
 // Expired throttle records are deleted by Reserve, and expired one-time
 // codes, rate windows and pending logins by PutCode, Hit and
@@ -132,15 +140,17 @@
 // by the rate of events, and MFA.Hit never returns mfa.ErrFull); sessions
 // that are no longer live are deleted when their user signs in again, and
 // Sessions.DeleteExpired removes the rest in bounded batches. Tracked SAML
-// requests and replay records are deleted by SSO.RememberRequest and
-// SSO.InsertID, up to GCBatch at a time, once they expired SSOGCGrace
-// before the time the write is given (so that a replica whose clock lags
-// still sees them); neither returns sso.ErrFull. A request is also
-// deleted when it is consumed, expired or not. The rbac change log keeps the
-// latest PolicyHistory changes of each tenant (Policies.Changes returns
-// rbac.ErrHistoryGone for older ones): each Update deletes up to GCBatch
-// older ones. Approvals are never deleted (the rbac contract has none):
-// the table grows with the requests people make.
+// requests, replay records and subjects are deleted by
+// SSO.RememberRequest, SSO.InsertID and SSO.PutSubject, up to GCBatch at a
+// time, once they expired SSOGCGrace before the time the write is given
+// (so that a replica whose clock lags still sees them); none returns
+// sso.ErrFull, and the subjects are bounded by the users signed in through
+// SSO. A request is also deleted when it is consumed, expired or not. The
+// rbac change log keeps the latest PolicyHistory changes of each tenant
+// (Policies.Changes returns rbac.ErrHistoryGone for older ones): each
+// Update deletes up to GCBatch older ones. Approvals are never deleted
+// (the rbac contract has none): the table grows with the requests people
+// make.
 //
 // # Concurrency
 //

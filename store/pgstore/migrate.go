@@ -26,6 +26,7 @@ var migrations = [...]migration{
 	{name: "sso", sql: migration6},
 	{name: "version notifications", sql: migration7},
 	{name: "throttle batches", sql: migration8},
+	{name: "sso subjects", sql: migration9},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -728,6 +729,30 @@ BEGIN
 	END LOOP;
 END
 $$;
+`
+
+// migration9 adds the sso subjects: who each user is at the IdP, for
+// single logout. They are tenant data keyed by user, kept like the users
+// and MFA factors: text with the "C" collation, so that equality is exact
+// (case included) and ORDER BY user_id is byte order, as Go compares
+// strings. They live as long as the session of a sign-in, and are kept
+// like the SAML requests and replay records: the expiry in Unix
+// microseconds, with an index on it so that each PutSubject deletes a
+// few expired rows.
+const migration9 = `
+-- At most one subject per user: the one of the user's last SSO sign-in.
+CREATE TABLE {s}.sso_subjects (
+	tenant         text COLLATE "C" NOT NULL,
+	user_id        text COLLATE "C" NOT NULL,
+	name_id        text COLLATE "C" NOT NULL,
+	name_id_format text NOT NULL,
+	session_index  text NOT NULL,
+	expires_us     bigint NOT NULL,
+	PRIMARY KEY (tenant, user_id)
+);
+-- Serves SubjectsByNameID: one tenant's subjects of one NameID, in user order.
+CREATE INDEX sso_subjects_name_id ON {s}.sso_subjects (tenant, name_id, user_id);
+CREATE INDEX sso_subjects_expires ON {s}.sso_subjects (expires_us);
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

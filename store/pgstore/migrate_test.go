@@ -351,6 +351,20 @@ func TestMigrateUpgrades(t *testing.T) {
 			if from < 6 && slices.Contains(tables(t, schema), "sso_connections") {
 				t.Fatalf("sso tables exist at version %d", from)
 			}
+			if from < 9 && slices.Contains(tables(t, schema), "sso_subjects") {
+				t.Fatalf("sso_subjects exists at version %d", from)
+			}
+			subj := sso.Subject{Tenant: "acme", UserID: "u1", NameID: "alice@example.com", Expires: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)}
+			if from < 9 {
+				// Before the upgrade the subjects fail with an error that
+				// names Migrate (the facade denies), never a contract error.
+				if err := st.SSO.PutSubject(ctx, subj, subj.Expires.Add(-time.Hour)); err == nil || !strings.Contains(err.Error(), "has Migrate been run") {
+					t.Errorf("PutSubject at version %d = %v, want an error naming Migrate", from, err)
+				}
+				if _, err := st.SSO.Subject(ctx, "acme", "u1", subj.Expires.Add(-time.Hour)); err == nil || !strings.Contains(err.Error(), "has Migrate been run") {
+					t.Errorf("Subject at version %d = %v, want an error naming Migrate", from, err)
+				}
+			}
 			u := auth.User{ID: "u1", Tenant: "acme", Email: "a@example.com", Status: auth.StatusActive}
 			if err := st.Users.CreateUser(ctx, u); err != nil {
 				t.Fatal(err)
@@ -397,6 +411,12 @@ func TestMigrateUpgrades(t *testing.T) {
 			}
 			if ok, err := st.SSO.InsertID(ctx, "acme", "_a1", ap.ExpiresAt, ap.ExpiresAt.Add(-time.Hour)); err != nil || !ok {
 				t.Errorf("InsertID after the upgrade = %v, %v; want new", ok, err)
+			}
+			if err := st.SSO.PutSubject(ctx, subj, subj.Expires.Add(-time.Hour)); err != nil {
+				t.Errorf("PutSubject after the upgrade: %v", err)
+			}
+			if got, err := st.SSO.SubjectsByNameID(ctx, "acme", subj.NameID, subj.Expires.Add(-time.Hour)); err != nil || len(got) != 1 || got[0].UserID != "u1" {
+				t.Errorf("SubjectsByNameID after the upgrade = %+v, %v; want u1", got, err)
 			}
 		})
 	}

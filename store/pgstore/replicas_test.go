@@ -64,6 +64,26 @@ func parallel(n int, f func(i int)) {
 	wg.Wait()
 }
 
+// raceRounds runs f(i, 0..rounds-1) in order in each of n goroutines
+// released at once, and reports as a test error the first error of each
+// goroutine, which then stops.
+func raceRounds(t *testing.T, n, rounds int, f func(i, r int) error) {
+	t.Helper()
+	errs := make(chan error, n)
+	parallel(n, func(i int) {
+		for r := range rounds {
+			if err := f(i, r); err != nil {
+				errs <- fmt.Errorf("goroutine %d, round %d: %w", i, r, err)
+				return
+			}
+		}
+	})
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
 var replicaNow = time.Date(2099, 1, 1, 9, 0, 0, 123456000, time.UTC)
 
 func TestReplicasSessionLimit(t *testing.T) {

@@ -16,9 +16,9 @@ import (
 )
 
 // SSO is every PostgreSQL sso store: IdP connections
-// (sso.ConnectionStore), tracked requests (sso.RequestStore) and the
-// assertion replay cache (sso.ReplayCache). Stores returns it as every
-// role of sso.Stores.
+// (sso.ConnectionStore), tracked requests (sso.RequestStore), the
+// assertion replay cache (sso.ReplayCache) and the users' subjects at the
+// IdP (sso.SubjectStore). Stores returns it as every role of sso.Stores.
 //
 // Every method is one statement, so every invariant holds across
 // replicas:
@@ -33,7 +33,11 @@ import (
 //   - InsertID is one INSERT … ON CONFLICT DO UPDATE … WHERE until_us <=
 //     now RETURNING: a new id is inserted and a record expired at now
 //     replaced, reported new; of concurrent inserts of one id exactly one
-//     gets a row back.
+//     gets a row back;
+//   - a user's subject is one row: PutSubject replaces it whole with one
+//     INSERT … ON CONFLICT DO UPDATE of every column, so of concurrent
+//     puts for one user one lands last, whole; Subject and
+//     SubjectsByNameID are one SELECT each.
 //
 // A connection is a row whose columns are the tenant, the metadata URL,
 // the metadata and its fetch time (what UpdateMetadata reads and writes),
@@ -41,10 +45,13 @@ import (
 // sso.Connection need no migration. Expiry is judged by the times the
 // callers pass, kept to the microsecond, never by the database's clock.
 // RememberRequest deletes up to GCBatch requests that expired SSOGCGrace
-// or more before the new request's CreatedAt, and InsertID up to GCBatch
-// records whose until is SSOGCGrace or more before its now (skipping rows
-// other transactions hold), so both tables stay bounded by the rate of
-// logins: neither returns sso.ErrFull.
+// or more before the new request's CreatedAt, InsertID up to GCBatch
+// records whose until is SSOGCGrace or more before its now, and
+// PutSubject up to GCBatch subjects whose Expires is SSOGCGrace or more
+// before its now (each skipping rows other transactions hold), so the
+// requests and replay records stay bounded by the rate of logins (neither
+// method returns sso.ErrFull), and the subjects by the users signed in
+// through SSO.
 type SSO struct {
 	pool *pgxpool.Pool
 	sql  ssoSQL
@@ -54,20 +61,24 @@ var (
 	_ sso.ConnectionStore = (*SSO)(nil)
 	_ sso.RequestStore    = (*SSO)(nil)
 	_ sso.ReplayCache     = (*SSO)(nil)
+	_ sso.SubjectStore    = (*SSO)(nil)
 )
 
 // Stores returns s as every role of sso.Stores.
 func (s *SSO) Stores() sso.Stores {
-	return sso.Stores{Connections: s, Requests: s, Replay: s}
+	return sso.Stores{Connections: s, Requests: s, Replay: s, Subjects: s}
 }
 
 type ssoSQL struct {
 	putConn, conn, deleteConn, updateMetadata string
 	remember, consume                         string
 	insertID                                  string
+	putSubject, subject, subjectsByNameID     string
 }
 
 const requestCols = `kind, relay_state, return_to, binding, created_us, expires_us`
+
+const subjectCols = `name_id, name_id_format, session_index, expires_us`
 
 func newSSOSQL(q string) ssoSQL {
 	s := func(sql string) string { return schemaSQL(q, sql) }
@@ -118,21 +129,48 @@ func newSSOSQL(q string) ssoSQL {
 			INSERT INTO {s}.sso_replay AS r (tenant, id, until_us) VALUES ($1, $2, $3)
 			ON CONFLICT (tenant, id) DO UPDATE SET until_us = EXCLUDED.until_us WHERE r.until_us <= $4
 			RETURNING true`),
+
+		// The subject replaces the user's row whole. $7 is now less
+		// SSOGCGrace. The deletion of expired rows never waits for a
+		// lock: it skips rows other transactions hold and deletes by
+		// ctid exactly the row versions it has locked (see
+		// throttle_reserve). PostgreSQL runs it once the INSERT is done
+		// (a WITH clause that nothing reads runs last), so a put that
+		// waits for its user's row holds no other.
+		putSubject: s(`WITH gc AS (
+				DELETE FROM {s}.sso_subjects WHERE ctid = ANY (ARRAY(
+					SELECT ctid FROM {s}.sso_subjects
+					WHERE expires_us <= $7 AND NOT (tenant = $1 AND user_id = $2)
+					ORDER BY expires_us
+					LIMIT ` + gcBatch + `
+					FOR UPDATE SKIP LOCKED)))
+			INSERT INTO {s}.sso_subjects (tenant, user_id, ` + subjectCols + `) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (tenant, user_id) DO UPDATE SET name_id = EXCLUDED.name_id,
+				name_id_format = EXCLUDED.name_id_format, session_index = EXCLUDED.session_index,
+				expires_us = EXCLUDED.expires_us`),
+		// Live iff now ($3) is before the expiry.
+		subject: s(`SELECT ` + subjectCols + ` FROM {s}.sso_subjects
+			WHERE tenant = $1 AND user_id = $2 AND expires_us > $3`),
+		subjectsByNameID: s(`SELECT user_id, ` + subjectCols + ` FROM {s}.sso_subjects
+			WHERE tenant = $1 AND name_id = $2 AND expires_us > $3
+			ORDER BY user_id`),
 	}
 }
 
 // SSOGCGrace is how long after its expiry, judged by the time a write is
-// given, a tracked SAML request or replay record becomes garbage that SSO
-// deletes: RememberRequest deletes requests that expired SSOGCGrace or
-// more before the new request's CreatedAt, InsertID records whose until
-// is SSOGCGrace or more before its now. A replica whose clock is behind
-// the others' by less than SSOGCGrace thus still finds every request and
-// record that is live by its own clock (a captured assertion stays
-// refused on every replica), and a store never judges expiry by a clock
-// of its own.
+// given, a tracked SAML request, replay record or subject becomes garbage
+// that SSO deletes: RememberRequest deletes requests that expired
+// SSOGCGrace or more before the new request's CreatedAt, InsertID records
+// whose until is SSOGCGrace or more before its now, PutSubject subjects
+// whose Expires is SSOGCGrace or more before its now. A replica whose
+// clock is behind the others' by less than SSOGCGrace thus still finds
+// every request, record and subject that is live by its own clock (a
+// captured assertion stays refused on every replica), and a store never
+// judges expiry by a clock of its own.
 // The grace does not change what a caller sees: a request expired at its
-// now is not found, and a record whose until is at or before its now
-// counts as absent, however recent.
+// now is not found, a record whose until is at or before its now counts
+// as absent, and a subject whose Expires is at or before its now is not
+// found, however recent.
 const SSOGCGrace = 5 * time.Minute
 
 // gcCutoff returns us less SSOGCGrace, in microseconds (saturated).
@@ -158,6 +196,16 @@ func ssoMicros(field string, t time.Time) (int64, error) {
 		return 0, &sso.InputError{Field: field, Reason: "is outside the range of Unix microseconds"}
 	}
 	return micros(t), nil
+}
+
+// ssoMicrosUp is ssoMicros rounded up to the microsecond: for an expiry
+// that must not come early.
+func ssoMicrosUp(field string, t time.Time) (int64, error) {
+	us, err := ssoMicros(field, t)
+	if err == nil && t.Nanosecond()%1000 != 0 && us < math.MaxInt64 {
+		us++
+	}
+	return us, err
 }
 
 // The times a timestamptz column holds: from 4714-11-24 BC (Go year
@@ -389,12 +437,9 @@ func (s *SSO) ConsumeRequest(ctx context.Context, tenant, id string, now time.Ti
 // microseconds is an *sso.InputError, and changes nothing. It never
 // returns sso.ErrFull.
 func (s *SSO) InsertID(ctx context.Context, tenant, id string, until, now time.Time) (bool, error) {
-	u, err := ssoMicros("until", until)
+	u, err := ssoMicrosUp("until", until)
 	if err != nil {
 		return false, err
-	}
-	if until.Nanosecond()%1000 != 0 && u < math.MaxInt64 {
-		u++
 	}
 	at, err := ssoMicros("now", now)
 	if err != nil {
@@ -409,4 +454,105 @@ func (s *SSO) InsertID(ctx context.Context, tenant, id string, until, now time.T
 		return false, wrap("sso: insert replay id", err)
 	}
 	return isNew, nil
+}
+
+// checkSubjectText returns an *sso.InputError for a field of a subject
+// that PostgreSQL text cannot hold. The fields come in pairs: a name, then
+// the value.
+func checkSubjectText(fields ...string) error {
+	for i := 0; i+1 < len(fields); i += 2 {
+		if p := textProblem(fields[i+1]); p != "" {
+			return &sso.InputError{Field: fields[i], Reason: p}
+		}
+	}
+	return nil
+}
+
+// PutSubject implements sso.SubjectStore in one INSERT … ON CONFLICT DO
+// UPDATE that replaces the user's row whole, which also deletes up to
+// GCBatch other subjects whose Expires is SSOGCGrace or more before now.
+// The strings are text: one that is not valid UTF-8 or holds a NUL byte
+// (which a NameID, XML text, never does) is an *sso.InputError, and
+// nothing is stored. Times are kept to the microsecond, erring on the
+// side of keeping: Expires is rounded up and now truncated, so a subject
+// is found at every now before its Expires. An Expires or now outside the
+// range of Unix microseconds is an *sso.InputError, and changes nothing.
+func (s *SSO) PutSubject(ctx context.Context, sub sso.Subject, now time.Time) error {
+	if err := checkSubjectText("Subject.Tenant", sub.Tenant, "Subject.UserID", sub.UserID, "Subject.NameID", sub.NameID,
+		"Subject.NameIDFormat", sub.NameIDFormat, "Subject.SessionIndex", sub.SessionIndex); err != nil {
+		return err
+	}
+	expires, err := ssoMicrosUp("Subject.Expires", sub.Expires)
+	if err != nil {
+		return err
+	}
+	at, err := ssoMicros("now", now)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, s.sql.putSubject, sub.Tenant, sub.UserID, sub.NameID, sub.NameIDFormat, sub.SessionIndex,
+		expires, gcCutoff(at))
+	if err != nil {
+		return wrap("sso: put subject", err)
+	}
+	return nil
+}
+
+// Subject implements sso.SubjectStore in one primary-key read of a row
+// live at now (truncated to the microsecond). Expires comes back in UTC.
+// A tenant or user ID that PostgreSQL text cannot hold gives
+// sso.ErrNotFound (no subject can be stored under it); a now outside the
+// range of Unix microseconds is an *sso.InputError.
+func (s *SSO) Subject(ctx context.Context, tenant, userID string, now time.Time) (sso.Subject, error) {
+	at, err := ssoMicros("now", now)
+	if err != nil {
+		return sso.Subject{}, err
+	}
+	if checkSubjectText("tenant", tenant, "userID", userID) != nil {
+		return sso.Subject{}, sso.ErrNotFound // cannot be stored, so is not
+	}
+	sub := sso.Subject{Tenant: tenant, UserID: userID}
+	var expires int64
+	err = s.pool.QueryRow(ctx, s.sql.subject, tenant, userID, at).
+		Scan(&sub.NameID, &sub.NameIDFormat, &sub.SessionIndex, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sso.Subject{}, sso.ErrNotFound
+	}
+	if err != nil {
+		return sso.Subject{}, wrap("sso: subject", err)
+	}
+	sub.Expires = fromMicros(expires)
+	return sub, nil
+}
+
+// SubjectsByNameID implements sso.SubjectStore in one read of the index
+// on (tenant, NameID, user ID): the NameID matches exactly (the "C"
+// collation compares bytes) and the subjects come sorted by UserID byte
+// by byte, as strings.Compare orders them, with Expires in UTC. now is
+// truncated to the microsecond. A tenant or NameID that PostgreSQL text
+// cannot hold gives no subjects (none can be stored under it); a now
+// outside the range of Unix microseconds is an *sso.InputError.
+func (s *SSO) SubjectsByNameID(ctx context.Context, tenant, nameID string, now time.Time) ([]sso.Subject, error) {
+	at, err := ssoMicros("now", now)
+	if err != nil {
+		return nil, err
+	}
+	if checkSubjectText("tenant", tenant, "nameID", nameID) != nil {
+		return []sso.Subject{}, nil
+	}
+	rows, err := s.pool.Query(ctx, s.sql.subjectsByNameID, tenant, nameID, at)
+	if err != nil {
+		return nil, wrap("sso: subjects by name id", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sso.Subject, error) {
+		sub := sso.Subject{Tenant: tenant}
+		var expires int64
+		err := r.Scan(&sub.UserID, &sub.NameID, &sub.NameIDFormat, &sub.SessionIndex, &expires)
+		sub.Expires = fromMicros(expires)
+		return sub, err
+	})
+	if err != nil {
+		return nil, wrap("sso: subjects by name id", err)
+	}
+	return out, nil
 }

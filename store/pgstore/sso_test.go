@@ -130,10 +130,10 @@ func TestReplicasSSOUpdateMetadata(t *testing.T) {
 	}
 }
 
-// Expired requests and replay records do not pile up: each
-// RememberRequest and InsertID deletes up to GCBatch of them, once they
-// are SSOGCGrace past their expiry at the time the write is given, and
-// never a live one, nor one within the grace.
+// Expired requests, replay records and subjects do not pile up: each
+// RememberRequest, InsertID and PutSubject deletes up to GCBatch of them,
+// once they are SSOGCGrace past their expiry at the time the write is
+// given, and never a live one, nor one within the grace.
 func TestSSODropsExpiredRows(t *testing.T) {
 	st := newStore(t)
 	ctx := t.Context()
@@ -166,10 +166,17 @@ func TestSSODropsExpiredRows(t *testing.T) {
 		}
 		return err
 	}
+	put := func(i int, at time.Time) error {
+		s := sso.Subject{Tenant: "acme", UserID: fmt.Sprint("u", i), NameID: "n", Expires: at.Add(time.Hour)}
+		if i < old {
+			s.Expires = exp
+		}
+		return st.SSO.PutSubject(ctx, s, at)
+	}
 	for _, tc := range []struct {
 		table string
 		write func(int, time.Time) error
-	}{{"sso_requests", remember}, {"sso_replay", insert}} {
+	}{{"sso_requests", remember}, {"sso_replay", insert}, {"sso_subjects", put}} {
 		for i := range old {
 			if err := tc.write(i, t0); err != nil {
 				t.Fatal(err)
@@ -191,6 +198,9 @@ func TestSSODropsExpiredRows(t *testing.T) {
 		}
 		if ok, err := st.SSO.InsertID(ctx, "acme", fmt.Sprint("_a", i), after.Add(time.Hour), after); err != nil || ok {
 			t.Errorf("InsertID of live record %d after the GC = %v, %v; want not new", i, ok, err)
+		}
+		if _, err := st.SSO.Subject(ctx, "acme", fmt.Sprint("u", i), after); err != nil {
+			t.Errorf("Subject of live user %d after the GC: %v", i, err)
 		}
 	}
 }
@@ -340,6 +350,184 @@ func TestSSOUnstorable(t *testing.T) {
 	if n := rowCount(t, st, "sso_replay"); n != 0 {
 		t.Errorf("%d replay records stored after refused ones", n)
 	}
+
+	subj := sso.Subject{Tenant: "acme", UserID: "u1", NameID: "alice@example.com", NameIDFormat: "f", SessionIndex: "_i",
+		Expires: replicaNow.Add(time.Hour)}
+	for _, tc := range []struct {
+		field  string
+		mutate func(*sso.Subject)
+	}{
+		{"Subject.Tenant", func(s *sso.Subject) { s.Tenant = "a\x00" }},
+		{"Subject.UserID", func(s *sso.Subject) { s.UserID = "u\xff" }},
+		{"Subject.NameID", func(s *sso.Subject) { s.NameID = "alice\x00@example.com" }},
+		{"Subject.NameIDFormat", func(s *sso.Subject) { s.NameIDFormat = "\xfe" }},
+		{"Subject.SessionIndex", func(s *sso.Subject) { s.SessionIndex = "_i\x00" }},
+		{"Subject.Expires", func(s *sso.Subject) { s.Expires = far }},
+	} {
+		s := subj
+		tc.mutate(&s)
+		if err := st.SSO.PutSubject(ctx, s, replicaNow); !errors.As(err, &ie) || ie.Field != tc.field {
+			t.Errorf("PutSubject with a bad %s = %v, want *sso.InputError for it", tc.field, err)
+		}
+	}
+	if err := st.SSO.PutSubject(ctx, subj, far); !errors.As(err, &ie) || ie.Field != "now" {
+		t.Errorf("PutSubject at year 300000 = %v, want *sso.InputError for now", err)
+	}
+	if n := rowCount(t, st, "sso_subjects"); n != 0 {
+		t.Errorf("%d subjects stored after refused ones", n)
+	}
+	if _, err := st.SSO.Subject(ctx, "acme", "u1", far); !errors.As(err, &ie) || ie.Field != "now" {
+		t.Errorf("Subject at year 300000 = %v, want *sso.InputError for now", err)
+	}
+	if _, err := st.SSO.SubjectsByNameID(ctx, "acme", "n", far); !errors.As(err, &ie) || ie.Field != "now" {
+		t.Errorf("SubjectsByNameID at year 300000 = %v, want *sso.InputError for now", err)
+	}
+	// What cannot be stored is not found.
+	if _, err := st.SSO.Subject(ctx, "a\x00", "u\xff", replicaNow); !errors.Is(err, sso.ErrNotFound) {
+		t.Errorf("Subject of an unstorable user = %v, want ErrNotFound", err)
+	}
+	if got, err := st.SSO.SubjectsByNameID(ctx, "acme", "alice\x00@example.com", replicaNow); err != nil || len(got) != 0 {
+		t.Errorf("SubjectsByNameID of an unstorable NameID = %+v, %v; want none", got, err)
+	}
+}
+
+// A subject is kept until its Expires, rounded up to the microsecond, and
+// now is truncated: a subject is found at every now before its Expires,
+// whatever the nanoseconds.
+func TestSSOSubjectSubMicrosecond(t *testing.T) {
+	st := newStore(t)
+	ctx := t.Context()
+	exp := t0.Add(500) // 500 ns past a microsecond
+	if err := st.SSO.PutSubject(ctx, sso.Subject{Tenant: "acme", UserID: "u1", NameID: "n", Expires: exp}, t0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.SSO.Subject(ctx, "acme", "u1", t0.Add(400))
+	if err != nil || !got.Expires.Equal(t0.Add(time.Microsecond)) || got.Expires.Location() != time.UTC {
+		t.Errorf("Subject 100 ns before Expires = %+v, %v; want found, Expires rounded up, in UTC", got, err)
+	}
+	if subs, err := st.SSO.SubjectsByNameID(ctx, "acme", "n", t0.Add(400)); err != nil || len(subs) != 1 {
+		t.Errorf("SubjectsByNameID 100 ns before Expires = %+v, %v; want the subject", subs, err)
+	}
+	if _, err := st.SSO.Subject(ctx, "acme", "u1", t0.Add(time.Microsecond)); !errors.Is(err, sso.ErrNotFound) {
+		t.Errorf("Subject at the microsecond after Expires = %v, want ErrNotFound", err)
+	}
+}
+
+// Subject IDs and NameIDs are text in the "C" collation: NameIDs match
+// byte for byte (no case folding, no Unicode normalization), and
+// SubjectsByNameID orders user IDs as strings.Compare does, not as a
+// language would, whatever the database's default collation.
+func TestSSOSubjectsByteOrder(t *testing.T) {
+	st := newStore(t)
+	ctx := t.Context()
+	rows, err := testPool(t).Query(ctx, `SELECT column_name::text FROM information_schema.columns
+		WHERE table_schema = $1 AND table_name = 'sso_subjects' AND collation_name = 'C' ORDER BY 1`, st.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || !slices.Equal(cols, []string{"name_id", "tenant", "user_id"}) {
+		t.Errorf("columns of sso_subjects in the C collation = %v, %v; want name_id, tenant, user_id", cols, err)
+	}
+	users := []string{"b", "B", "a", "A", "é", "e\u0301", "z", "_", "10", "9", "ü", "\U0001F600", "a b", "ab"}
+	for _, u := range users {
+		if err := st.SSO.PutSubject(ctx, sso.Subject{Tenant: "acme", UserID: u, NameID: "Zoë", Expires: t0.Add(time.Hour)}, t0); err != nil {
+			t.Fatalf("PutSubject(%q): %v", u, err)
+		}
+	}
+	got, err := st.SSO.SubjectsByNameID(ctx, "acme", "Zoë", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, len(got))
+	for i, s := range got {
+		ids[i] = s.UserID
+	}
+	want := slices.Clone(users)
+	slices.Sort(want)
+	if !slices.Equal(ids, want) {
+		t.Errorf("SubjectsByNameID user order = %q, want %q", ids, want)
+	}
+	for _, other := range []string{"zoë", "ZOË", "Zoe\u0308", "Zo", "Zoë\u200b"} {
+		if got, err := st.SSO.SubjectsByNameID(ctx, "acme", other, t0); err != nil || len(got) != 0 {
+			t.Errorf("SubjectsByNameID(%q) = %d subjects, %v; want none", other, len(got), err)
+		}
+	}
+	if _, err := st.SSO.Subject(ctx, "acme", "e\u0301", t0); err != nil {
+		t.Errorf("Subject(e + combining acute): %v", err)
+	}
+	if _, err := st.SSO.Subject(ctx, "acme", "É", t0); !errors.Is(err, sso.ErrNotFound) {
+		t.Errorf("Subject(É) = %v, want ErrNotFound", err)
+	}
+}
+
+// Sign-ins of one user on two replicas at once: the user ends with one
+// whole subject, found under its own NameID only.
+func TestReplicasSSOPutSubject(t *testing.T) {
+	a, b := twoReplicas(t)
+	const n = 50
+	subject := func(i int) sso.Subject {
+		return sso.Subject{Tenant: "acme", UserID: "u1", NameID: fmt.Sprint("n", i), NameIDFormat: fmt.Sprint("f", i),
+			SessionIndex: fmt.Sprint("_s", i), Expires: replicaNow.Add(time.Duration(i+1) * time.Minute)}
+	}
+	parallel(n, func(i int) {
+		st := a
+		if i%2 == 1 {
+			st = b
+		}
+		if err := st.SSO.PutSubject(t.Context(), subject(i), replicaNow); err != nil {
+			t.Errorf("PutSubject %d: %v", i, err)
+		}
+	})
+	got, err := b.SSO.Subject(t.Context(), "acme", "u1", replicaNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var i int
+	if _, err := fmt.Sscanf(got.NameID, "n%d", &i); err != nil || i < 0 || i >= n {
+		t.Fatalf("Subject = %+v, not one of the puts", got)
+	}
+	if want := subject(i); got.NameIDFormat != want.NameIDFormat || got.SessionIndex != want.SessionIndex || !got.Expires.Equal(want.Expires) {
+		t.Errorf("Subject = %+v, a mix of puts; want %+v", got, want)
+	}
+	if n := rowCount(t, a, "sso_subjects"); n != 1 {
+		t.Errorf("%d rows for one user, want 1", n)
+	}
+	for j := range n {
+		subs, err := a.SSO.SubjectsByNameID(t.Context(), "acme", fmt.Sprint("n", j), replicaNow)
+		want := 0
+		if j == i {
+			want = 1
+		}
+		if err != nil || len(subs) != want {
+			t.Errorf("SubjectsByNameID(n%d) = %+v, %v; want %d subjects", j, subs, err, want)
+		}
+	}
+}
+
+// Puts of a few users whose subjects expire as they are written race with
+// each other's deletion of expired rows, on a pool of its own: no call
+// fails (PostgreSQL reports a deadlock as an error), and the expired rows
+// are still deleted afterwards.
+func TestSSOSubjectsRaceGC(t *testing.T) {
+	st := newStoreOn(t, ownPool(t, 16), "")
+	ctx := t.Context()
+	const users, goroutines, rounds = 6, 48, 20
+	raceRounds(t, goroutines, rounds, func(i, r int) error {
+		// Each put's now is past the grace of most rows written before,
+		// so each deletes rows others are putting.
+		now := t0.Add(time.Duration(r*goroutines+i) * time.Minute)
+		s := sso.Subject{Tenant: "acme", UserID: fmt.Sprint("u", i%users), NameID: fmt.Sprint("n", i), Expires: now.Add(time.Microsecond)}
+		return st.SSO.PutSubject(ctx, s, now)
+	})
+	// Every subject left has expired: one more put deletes them all.
+	later := t0.Add(time.Duration(rounds*goroutines) * time.Minute).Add(pgstore.SSOGCGrace)
+	if err := st.SSO.PutSubject(ctx, sso.Subject{Tenant: "acme", UserID: "last", Expires: later.Add(time.Hour)}, later); err != nil {
+		t.Fatal(err)
+	}
+	if n := rowCount(t, st, "sso_subjects"); n != 1 {
+		t.Errorf("%d rows after the race and one more put, want 1", n)
+	}
 }
 
 // The connection's settings are JSON holding the fields that have no
@@ -406,8 +594,18 @@ func TestSSORoundTrips(t *testing.T) {
 			}
 			return st.SSO.PutConnection(ctx, c)
 		},
+		"PutSubject": func(i int) error {
+			return st.SSO.PutSubject(ctx, sso.Subject{Tenant: "acme", UserID: fmt.Sprint("u", i), NameID: "n",
+				Expires: replicaNow.Add(time.Hour)}, replicaNow)
+		},
+		"Subject": func(i int) error { _, err := st.SSO.Subject(ctx, "acme", fmt.Sprint("u", i), replicaNow); return err },
+		"SubjectsByNameID": func(int) error {
+			_, err := st.SSO.SubjectsByNameID(ctx, "acme", "n", replicaNow)
+			return err
+		},
 	}
-	order := []string{"PutConnection", "Connection", "UpdateMetadata", "RememberRequest", "ConsumeRequest", "InsertID", "DeleteConnection"}
+	order := []string{"PutConnection", "Connection", "UpdateMetadata", "RememberRequest", "ConsumeRequest", "InsertID", "DeleteConnection",
+		"PutSubject", "Subject", "SubjectsByNameID"}
 	for i := range 2 { // the first round prepares the statements
 		for _, name := range order {
 			rt.take()

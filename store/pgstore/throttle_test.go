@@ -3,7 +3,6 @@ package pgstore_test
 import (
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -93,45 +92,31 @@ func TestThrottleBatchRacesGC(t *testing.T) {
 	const ips, accts, goroutines, rounds = 3, 3, 48, 20
 	ip := func(i int) string { return fmt.Sprint("ip:", i%ips) }
 	acct := func(i int) string { return fmt.Sprint("acct:", i/ips%accts) }
-	var wg sync.WaitGroup
-	errs := make(chan error, goroutines)
-	for i := range goroutines {
-		wg.Go(func() {
-			for r := range rounds {
-				now := t0.Add(time.Duration(r*goroutines+i) * time.Microsecond)
-				var err error
-				switch i % 3 {
-				case 0, 1:
-					var res []auth.Reservation
-					res, err = st.Throttle.ReserveAll(ctx, now, []auth.ThrottleKey{{Key: ip(i), Limit: lim}, {Key: acct(i), Limit: lim}})
-					if err == nil && (len(res) != 2 || !res[0].Allowed || !res[1].Allowed) {
-						err = fmt.Errorf("ReserveAll = %+v, want both allowed", res)
-					}
-					if err == nil {
-						err = st.Throttle.Settle(ctx, []auth.Settlement{{Key: ip(i)}, {Key: acct(i), Reset: i%2 == 0}})
-					}
-				default:
-					_, err = st.Throttle.Reserve(ctx, ip(i), now, lim)
-					if err == nil {
-						_, err = st.Throttle.Reserve(ctx, acct(i), now, lim)
-					}
-					if err == nil {
-						err = st.Throttle.Release(ctx, ip(i))
-					}
-					if err == nil {
-						err = st.Throttle.Reset(ctx, acct(i))
-					}
-				}
-				if err != nil {
-					errs <- fmt.Errorf("goroutine %d, round %d: %w", i, r, err)
-					return
-				}
+	raceRounds(t, goroutines, rounds, func(i, r int) error {
+		now := t0.Add(time.Duration(r*goroutines+i) * time.Microsecond)
+		var err error
+		switch i % 3 {
+		case 0, 1:
+			var res []auth.Reservation
+			res, err = st.Throttle.ReserveAll(ctx, now, []auth.ThrottleKey{{Key: ip(i), Limit: lim}, {Key: acct(i), Limit: lim}})
+			if err == nil && (len(res) != 2 || !res[0].Allowed || !res[1].Allowed) {
+				err = fmt.Errorf("ReserveAll = %+v, want both allowed", res)
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+			if err == nil {
+				err = st.Throttle.Settle(ctx, []auth.Settlement{{Key: ip(i)}, {Key: acct(i), Reset: i%2 == 0}})
+			}
+		default:
+			_, err = st.Throttle.Reserve(ctx, ip(i), now, lim)
+			if err == nil {
+				_, err = st.Throttle.Reserve(ctx, acct(i), now, lim)
+			}
+			if err == nil {
+				err = st.Throttle.Release(ctx, ip(i))
+			}
+			if err == nil {
+				err = st.Throttle.Reset(ctx, acct(i))
+			}
+		}
+		return err
+	})
 }
