@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/mfa"
@@ -79,6 +82,69 @@ func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.ok(w, r, "/account", "Password changed. Your other sessions were ended.")
+}
+
+// requestEmailChange mails a confirmation link to the new address; the
+// address changes when the link comes back (confirmEmail).
+func (a *app) requestEmailChange(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	email := r.PostForm.Get("email")
+	if err := a.g.RequestEmailChange(r.Context(), principal(r), email); err != nil {
+		a.failOr(w, r, err, "/account")
+		return
+	}
+	a.ok(w, r, "/account", "We sent a link to %s: open it to confirm the new address. Until then, sign in with the current one.", strings.TrimSpace(email))
+}
+
+const emailCookie = "__Host-email-change"
+
+// emailConfirmForm takes the link of an email-change email: its
+// parameters go into a short-lived cookie at once (out of the URL, the
+// history and any Referer), then the page asks to confirm.
+func (a *app) emailConfirmForm(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Has("token") {
+		v := url.Values{"tenant": {q.Get("tenant")}, "user": {q.Get("user")}, "email": {q.Get("email")}, "token": {q.Get("token")}}
+		http.SetCookie(w, &http.Cookie{Name: emailCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(v.Encode())), Path: "/",
+			MaxAge: 15 * 60, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		http.Redirect(w, r, "/email/confirm", http.StatusSeeOther)
+		return
+	}
+	v, ok := cookieParams(r, emailCookie)
+	if !ok {
+		a.renderStatus(w, r, http.StatusBadRequest, "emailconfirm.html", view{Title: "Confirm your new email address", Error: "This link is invalid or has expired."})
+		return
+	}
+	a.page(w, r, "emailconfirm.html", view{Title: "Confirm your new email address", Data: v.Get("email")})
+}
+
+func (a *app) confirmEmail(w http.ResponseWriter, r *http.Request) {
+	v, ok := cookieParams(r, emailCookie)
+	if !ok || !a.form(w, r) {
+		a.renderStatus(w, r, http.StatusBadRequest, "emailconfirm.html", view{Title: "Confirm your new email address", Error: "This link is invalid or has expired."})
+		return
+	}
+	err := a.g.ConfirmEmailChange(r.Context(), guard.EmailChangeConfirm{Tenant: v.Get("tenant"), UserID: v.Get("user"), Email: v.Get("email"),
+		Token: v.Get("token"), IP: a.g.ClientIP(r), UserAgent: r.UserAgent()})
+	http.SetCookie(w, &http.Cookie{Name: emailCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	switch {
+	case errors.Is(err, guard.ErrInvalidEmailChange):
+		a.renderStatus(w, r, http.StatusBadRequest, "emailconfirm.html", view{Title: "Confirm your new email address", Error: "This link is invalid or has expired: ask for a new one from your account page."})
+		return
+	case err != nil:
+		if msg, ok := problem(err); ok {
+			a.renderStatus(w, r, http.StatusConflict, "emailconfirm.html", view{Title: "Confirm your new email address", Error: msg})
+			return
+		}
+		a.fail(w, r, err, "/email/confirm")
+		return
+	}
+	// Every session of the user ended with the change.
+	a.g.ClearSessionCookie(w)
+	a.setFlash(w, "ok", "Your email address is now "+v.Get("email")+". Sign in with it.")
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
 func (a *app) beginTOTP(w http.ResponseWriter, r *http.Request) {

@@ -96,6 +96,9 @@ func (a *app) routes() http.Handler {
 	// My account.
 	mux.Handle("GET /account", a.signedIn(a.account))
 	mux.Handle("POST /account/password", a.signedIn(a.changePassword))
+	mux.Handle("POST /account/email", a.signedIn(a.requestEmailChange))
+	mux.HandleFunc("GET /email/confirm", a.emailConfirmForm)
+	mux.HandleFunc("POST /email/confirm", a.confirmEmail)
 	mux.Handle("POST /account/mfa/totp", a.signedIn(a.beginTOTP))
 	mux.Handle("POST /account/mfa/oob", a.signedIn(a.beginOOB))
 	mux.Handle("POST /account/mfa/confirm", a.signedIn(a.confirmFactor))

@@ -535,6 +535,25 @@ func TestBrowserConsole(t *testing.T) {
 
 	owner.open("/roles")
 	owner.screenshot("15-roles")
+
+	// A verified email change: the link goes to the new address, which
+	// becomes the sign-in address when the link comes back.
+	const newOwnerEmail = "olivia.owner@new.example"
+	owner.open("/account")
+	owner.fill("#new-email-address", newOwnerEmail)
+	owner.submit("#change-email")
+	must(strings.Contains(owner.flash(), "We sent a link to "+newOwnerEmail), "email change: %q", owner.flash())
+	link = waitLinkTo(t, c, newOwnerEmail, "/email/confirm")
+	owner.open(strings.TrimPrefix(link, base))
+	must(owner.path() == "/email/confirm", "the confirmation page kept the token in its URL: %s", owner.path())
+	must(owner.text("#new-email") == newOwnerEmail, "confirming %q", owner.text("#new-email"))
+	owner.submit("#confirm-email")
+	must(strings.Contains(owner.flash(), "Your email address is now "+newOwnerEmail), "confirmation: %q", owner.flash())
+	clock.Advance(time.Minute) // a TOTP step is accepted once
+	owner.signIn(newOwnerEmail, c.password)
+	owner.fill("#totp", totpCode(t, clock, secret))
+	owner.submit("#verify")
+	must(owner.path() == "/", "the owner signed in with the new address at %s", owner.path())
 }
 
 // TestBrowserSSO signs in with SSO in Chromium: "Sign in with SSO" on the

@@ -302,7 +302,14 @@ func TestResetTokenLeavesTheURL(t *testing.T) {
 // its link.
 func waitLink(t testing.TB, c *console, to string) string {
 	t.Helper()
-	re := regexp.MustCompile(`https?://\S+/reset\?\S+`)
+	return waitLinkTo(t, c, to, "/reset")
+}
+
+// waitLinkTo waits for the latest email to to hold a link to path, and
+// returns the link.
+func waitLinkTo(t testing.TB, c *console, to, path string) string {
+	t.Helper()
+	re := regexp.MustCompile(`https?://\S+` + regexp.QuoteMeta(path) + `\?\S+`)
 	for range 200 {
 		if m, ok := c.app.mail.last(to); ok {
 			if l := re.FindString(m.Text); l != "" {
@@ -311,7 +318,7 @@ func waitLink(t testing.TB, c *console, to string) string {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatal("no reset email")
+	t.Fatalf("no email to %s with a link to %s", to, path)
 	return ""
 }
 

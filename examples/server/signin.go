@@ -381,8 +381,12 @@ func (a *app) resetForm(w http.ResponseWriter, r *http.Request) {
 	a.page(w, r, "reset.html", view{Title: "Choose a new password", Data: true})
 }
 
-func resetParams(r *http.Request) (url.Values, bool) {
-	c, err := r.Cookie(resetCookie)
+func resetParams(r *http.Request) (url.Values, bool) { return cookieParams(r, resetCookie) }
+
+// cookieParams reads the link parameters a page moved into the cookie
+// name; ok is false without a token among them.
+func cookieParams(r *http.Request, name string) (url.Values, bool) {
+	c, err := r.Cookie(name)
 	if err != nil {
 		return nil, false
 	}
