@@ -62,3 +62,7 @@ func SetPolicyHistory(s *Store, n int64) { s.Policies.keep = n }
 // SubjectsByNameIDQuery is the SQL of SSO.SubjectsByNameID, for a test of
 // its query plan.
 var SubjectsByNameIDQuery = queries[subjByNameID]
+
+// ApprovalsByStatusQueries are the SQL of Approvals.List with a status,
+// for a test of their query plans.
+var ApprovalsByStatusQueries = []string{queries[apprListStatus], queries[apprListStatusBefore]}

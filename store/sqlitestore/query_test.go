@@ -107,9 +107,10 @@ func TestQueryMatchesMemstore(t *testing.T) {
 
 // SubjectsByNameID reads one range of the index on (tenant, name_id,
 // user_id), already in order: no scan of the table, no sort.
-func TestSubjectsByNameIDPlan(t *testing.T) {
-	s := openStore(t)
-	rs, err := s.DB().Query(`EXPLAIN QUERY PLAN `+sqlitestore.SubjectsByNameIDQuery, "acme", "n", 0)
+// queryPlan returns the details of SQLite's plan for query with args.
+func queryPlan(t *testing.T, s *sqlitestore.Store, query string, args ...any) []string {
+	t.Helper()
+	rs, err := s.DB().Query(`EXPLAIN QUERY PLAN `+query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,25 @@ func TestSubjectsByNameIDPlan(t *testing.T) {
 	if err := rs.Err(); err != nil {
 		t.Fatal(err)
 	}
+	return plan
+}
+
+func TestSubjectsByNameIDPlan(t *testing.T) {
+	plan := queryPlan(t, openStore(t), sqlitestore.SubjectsByNameIDQuery, "acme", "n", 0)
 	if len(plan) != 1 || !strings.Contains(plan[0], "USING INDEX guard_sso_subjects_name_id (tenant=? AND name_id=?)") {
 		t.Errorf("query plan %q, want one search of guard_sso_subjects_name_id by tenant and name_id", plan)
+	}
+}
+
+// Listing a tenant's approvals of one status (the pending ones, among
+// thousands decided) searches the status index, in id order: it never
+// reads the tenant's other approvals.
+func TestApprovalsByStatusPlan(t *testing.T) {
+	s := openStore(t)
+	for _, q := range sqlitestore.ApprovalsByStatusQueries {
+		plan := queryPlan(t, s, q, "acme", "pending", "z", 50)
+		if len(plan) != 1 || !strings.Contains(plan[0], "USING INDEX guard_rbac_approvals_status (tenant=? AND status=?") {
+			t.Errorf("query plan %q, want one search of guard_rbac_approvals_status by tenant and status", plan)
+		}
 	}
 }

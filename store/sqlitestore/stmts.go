@@ -365,11 +365,14 @@ var queries = func() (q [numStmts]string) {
 	// combination of filters, each a range of an index read backwards.
 	q[apprList] = `SELECT ` + approvalCols + ` FROM guard_rbac_approvals
 		WHERE tenant = ?1 ORDER BY id DESC LIMIT ?4`
-	q[apprListStatus] = `SELECT ` + approvalCols + ` FROM guard_rbac_approvals
+	// The status index by name: without statistics SQLite reads the
+	// tenant's approvals through the primary key, every decided one
+	// before the few pending.
+	q[apprListStatus] = `SELECT ` + approvalCols + ` FROM guard_rbac_approvals INDEXED BY guard_rbac_approvals_status
 		WHERE tenant = ?1 AND status = ?2 ORDER BY id DESC LIMIT ?4`
 	q[apprListBefore] = `SELECT ` + approvalCols + ` FROM guard_rbac_approvals
 		WHERE tenant = ?1 AND id < ?3 ORDER BY id DESC LIMIT ?4`
-	q[apprListStatusBefore] = `SELECT ` + approvalCols + ` FROM guard_rbac_approvals
+	q[apprListStatusBefore] = `SELECT ` + approvalCols + ` FROM guard_rbac_approvals INDEXED BY guard_rbac_approvals_status
 		WHERE tenant = ?1 AND status = ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4`
 
 	q[ssoPut] = `INSERT INTO guard_sso_connections (tenant, metadata_url, metadata_fetched_at, settings, metadata)
