@@ -129,8 +129,10 @@ func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, 
 // has (ErrEmailTaken). The user's current address changes nothing and
 // sends nothing. The link is single-use, stored only as a hash bound to
 // the new address, and a newer request voids the older link; the request
-// is recorded (user.email_change_requested) before the link leaves. A
-// store or mail failure is ErrUnavailable and leaves no usable link.
+// is recorded (user.email_change_requested) before the link leaves.
+// Recovery.Limits bound the links sent (ErrTooManyAttempts beyond them,
+// the last link staying valid). A store or mail failure is ErrUnavailable
+// and leaves no usable link.
 func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail string) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
@@ -147,6 +149,17 @@ func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail st
 		return ErrEmailTaken
 	case !errors.Is(err, auth.ErrNotFound):
 		return unavailable("load user", err)
+	}
+	switch over, err := g.linkLimited(ctx, u.Tenant, u.ID, email, p.IP); {
+	case err != nil:
+		return err
+	case over:
+		e := emailChangeEvent(p, u, email, audit.Failure, ReasonRateLimited)
+		e.Action = audit.UserEmailChangeRequested
+		if err := g.record(ctx, e); err != nil {
+			return err
+		}
+		return ErrTooManyAttempts
 	}
 	token, _, err := newResetToken(g.rand)
 	if err != nil {

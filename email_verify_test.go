@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -322,5 +323,135 @@ func TestConfirmEmailChangeConcurrent(t *testing.T) {
 	f.wantEmail(t, ada.ID, newAdaEmail)
 	if evs := f.events(t, audit.UserEmailChanged); len(evs) != 30 {
 		t.Errorf("%d user.email_changed events, want 30 (1 done, 29 refused)", len(evs))
+	}
+}
+
+// withLimits sets small link send limits.
+func withLimits(l guard.LinkLimits) func(*guard.Config) {
+	return func(c *guard.Config) { c.Recovery.Limits = l }
+}
+
+// RS-14: reset requests beyond the hour's limit for one account send no
+// mail, answer the same, and leave the last link valid; an hour later
+// links go out again.
+func TestForgotPasswordSendLimit(t *testing.T) {
+	f := newMFAFixture(t, withLimits(guard.LinkLimits{PerAccount: 3}))
+	f.createUser(t, adaEmail, ownerPW)
+	req := guard.ForgotRequest{Tenant: tenantID, Email: adaEmail, IP: "203.0.113.5"}
+	for range 10 {
+		if err := f.g.ForgotPassword(f.ctx, req); err != nil {
+			t.Fatalf("ForgotPassword over the limit = %v, want the usual nil", err)
+		}
+		f.mailTo(adaEmail) // one after the other: the last link is the last mail
+	}
+	sent := f.mailTo(adaEmail)
+	if len(sent) != 3 {
+		t.Fatalf("%d reset emails for 10 requests, want 3", len(sent))
+	}
+	if limited := reasons(f.events(t, audit.PasswordResetRequested))[guard.ReasonRateLimited]; limited != 7 {
+		t.Errorf("%d password.reset_requested events refused as rate_limited, want 7", limited)
+	}
+	// The requests held back did not void the last link.
+	link := resetLink(t, sent[2])
+	if err := f.g.ResetPassword(f.ctx, guard.ResetRequest{Tenant: link.Get("tenant"), UserID: link.Get("user"),
+		Token: link.Get("token"), NewPassword: "an entirely new passphrase"}); err != nil {
+		t.Errorf("the last link sent after the limit held: %v", err)
+	}
+	f.clock.Advance(time.Hour)
+	if err := f.g.ForgotPassword(f.ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.mailTo(adaEmail)); n != 4 {
+		t.Errorf("%d reset emails an hour later, want 4", n)
+	}
+}
+
+// The limit holds under concurrent requests on one account: 30 at once
+// send exactly the limit.
+func TestForgotPasswordSendLimitConcurrent(t *testing.T) {
+	f := newMFAFixture(t, withLimits(guard.LinkLimits{PerAccount: 4, PerIP: 1000}))
+	f.createUser(t, adaEmail, ownerPW)
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			req := guard.ForgotRequest{Tenant: tenantID, Email: adaEmail, IP: "203.0.113." + strconv.Itoa(i)}
+			if err := f.g.ForgotPassword(f.ctx, req); err != nil {
+				t.Errorf("ForgotPassword: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(f.mailTo(adaEmail)); n != 4 {
+		t.Errorf("%d reset emails for 30 concurrent requests, want 4", n)
+	}
+}
+
+// One client IP cannot send links to many accounts beyond PerIP.
+func TestForgotPasswordSendLimitPerIP(t *testing.T) {
+	f := newMFAFixture(t, withLimits(guard.LinkLimits{PerIP: 2}))
+	emails := []string{"a@example.test", "b@example.test", "c@example.test"}
+	for _, e := range emails {
+		f.createUser(t, e, ownerPW)
+		if err := f.g.ForgotPassword(f.ctx, guard.ForgotRequest{Tenant: tenantID, Email: e, IP: "198.51.100.9"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := 0
+	for _, e := range emails {
+		got += len(f.mailTo(e))
+	}
+	if got != 2 {
+		t.Errorf("%d reset emails from one IP, want 2", got)
+	}
+	// Another IP is not held back.
+	if err := f.g.ForgotPassword(f.ctx, guard.ForgotRequest{Tenant: tenantID, Email: "c@example.test", IP: "198.51.100.10"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.mailTo("c@example.test")); n != 1 {
+		t.Errorf("%d emails to c after a request from another IP, want 1", n)
+	}
+}
+
+// Email-change links to one address are bounded whoever asks: an account
+// cannot be used to flood someone else's inbox.
+func TestEmailChangeSendLimit(t *testing.T) {
+	f := newMFAFixture(t, withLimits(guard.LinkLimits{PerDestination: 2, PerAccount: 100, PerIP: 100}))
+	victim := "victim@elsewhere.test"
+	for i, e := range []string{"a@example.test", "b@example.test", "c@example.test"} {
+		f.createUser(t, e, ownerPW)
+		_, p := f.signIn(t, e, ownerPW)
+		err := f.g.RequestEmailChange(f.ctx, p, victim)
+		if i < 2 && err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if i == 2 && !errors.Is(err, guard.ErrTooManyAttempts) {
+			t.Fatalf("request beyond the limit = %v, want ErrTooManyAttempts", err)
+		}
+	}
+	if n := len(f.mailTo(victim)); n != 2 {
+		t.Errorf("%d emails to the address, want 2", n)
+	}
+	if limited := reasons(f.events(t, audit.UserEmailChangeRequested))[guard.ReasonRateLimited]; limited != 1 {
+		t.Errorf("%d user.email_change_requested events refused as rate_limited, want 1", limited)
+	}
+}
+
+func TestLinkLimitsValidated(t *testing.T) {
+	out := &outbox{}
+	for _, l := range []guard.LinkLimits{{PerAccount: -1}, {PerDestination: -1}, {PerIP: -1}} {
+		_, err := guard.New(guard.Config{Stores: newMem(), AuditKey: auditKey, Hasher: fastHasher,
+			Recovery: guard.RecoveryConfig{Email: out, BaseURL: "https://app.example.test", Limits: l}})
+		var pe *guard.PolicyError
+		if !errors.As(err, &pe) || !strings.HasPrefix(pe.Field, "Recovery.Limits.") {
+			t.Errorf("New with Limits %+v = %v, want a *PolicyError on Recovery.Limits", l, err)
+		}
+	}
+	st := newMem()
+	st.MFA.Rates = nil
+	_, err := guard.New(guard.Config{Stores: st, AuditKey: auditKey, Hasher: fastHasher,
+		Recovery: guard.RecoveryConfig{Email: out, BaseURL: "https://app.example.test"}})
+	var pe *guard.PolicyError
+	if !errors.As(err, &pe) || pe.Field != "Stores.MFA.Rates" {
+		t.Errorf("New without a rate store = %v, want a *PolicyError on Stores.MFA.Rates", err)
 	}
 }

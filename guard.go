@@ -376,7 +376,7 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.CaptchaAfter == 0 {
 		cfg.CaptchaAfter = 3
 	}
-	if err := cfg.Recovery.fill(cfg.Stores.MFA.Codes); err != nil {
+	if err := cfg.Recovery.fill(cfg.Stores.MFA.Codes, cfg.Stores.MFA.Rates); err != nil {
 		return nil, err
 	}
 	log, err := audit.New(audit.Config{Store: cfg.Stores.Audit, Key: cfg.AuditKey, Now: cfg.Now, Rand: cfg.Rand})

@@ -45,17 +45,48 @@ type RecoveryConfig struct {
 	EmailChangePath string
 	// ComposeEmailChange writes that email (default: a short English text).
 	ComposeEmailChange func(link string, ttl time.Duration) (subject, text string)
+	// Limits bound the links mailed (reset and email-change links alike),
+	// so that nobody can flood an inbox through the site.
+	Limits LinkLimits
 
 	codes mfa.CodeStore
+	rates mfa.RateStore
 	base  *url.URL
 }
 
-func (c *RecoveryConfig) fill(codes mfa.CodeStore) error {
+// LinkLimits bound the reset and email-change links sent in any hour: for
+// one account, to one address and from one client IP. Over a limit no
+// link is made or mailed, the last one sent stays valid, and the request
+// is recorded as refused with reason rate_limited; ForgotPassword answers
+// as always, RequestEmailChange returns ErrTooManyAttempts. Zero fields
+// take the defaults.
+type LinkLimits struct {
+	PerAccount     int // default 5
+	PerDestination int // default 5
+	PerIP          int // default 20
+}
+
+func (c *RecoveryConfig) fill(codes mfa.CodeStore, rates mfa.RateStore) error {
 	if c.Email == nil {
 		return nil
 	}
 	if codes == nil {
 		return &PolicyError{Field: "Stores.MFA.Codes", Reason: "is required for password recovery"}
+	}
+	if rates == nil {
+		return &PolicyError{Field: "Stores.MFA.Rates", Reason: "is required for password recovery (the link send limits)"}
+	}
+	for _, l := range []struct {
+		field string
+		v     *int
+		def   int
+	}{{"PerAccount", &c.Limits.PerAccount, 5}, {"PerDestination", &c.Limits.PerDestination, 5}, {"PerIP", &c.Limits.PerIP, 20}} {
+		switch {
+		case *l.v < 0:
+			return &PolicyError{Field: "Recovery.Limits." + l.field, Reason: "negative"}
+		case *l.v == 0:
+			*l.v = l.def
+		}
 	}
 	u, err := url.Parse(c.BaseURL)
 	if err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
@@ -85,9 +116,53 @@ func (c *RecoveryConfig) fill(codes mfa.CodeStore) error {
 	if c.ComposeEmailChange == nil {
 		c.ComposeEmailChange = defaultEmailChangeMail
 	}
-	c.codes, c.base = codes, u
+	c.codes, c.rates, c.base = codes, rates, u
 	return nil
 }
+
+// linkLimited counts a link about to be mailed for account (tenant and
+// user ID) to the address to, asked from ip ("" for none), and reports
+// whether any of the hour's limits is now exceeded. A store failure is
+// returned: no link goes out then either.
+func (g *Guard) linkLimited(ctx context.Context, tenant, userID, to, ip string) (bool, error) {
+	now := g.now()
+	over := false
+	for _, l := range []struct {
+		key string
+		max int
+	}{
+		{linkRateKey("ip", ip), g.recovery.Limits.PerIP},
+		{linkRateKey("account", tenant, userID), g.recovery.Limits.PerAccount},
+		{linkRateKey("destination", to), g.recovery.Limits.PerDestination},
+	} {
+		if l.key == "" {
+			continue
+		}
+		n, err := g.recovery.rates.Hit(ctx, l.key, now, time.Hour)
+		if err != nil {
+			return false, unavailable("link send limit", err)
+		}
+		over = over || n > l.max
+	}
+	return over, nil
+}
+
+// linkRateKey names a send-limit counter by scope and a hash of fields (the
+// store holds no address), or "" when the first field is empty.
+func linkRateKey(scope string, fields ...string) string {
+	if fields[0] == "" {
+		return ""
+	}
+	h := sha256.New()
+	for _, f := range fields {
+		h.Write([]byte(strconv.Itoa(len(f)) + ":" + f))
+	}
+	return "link:" + scope + ":" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18])
+}
+
+// ReasonRateLimited is the Reason of a refused password.reset_requested or
+// user.email_change_requested event: a send limit held the link back.
+const ReasonRateLimited = "rate_limited"
 
 func defaultResetMail(link string, ttl time.Duration) (string, string) {
 	return "Reset your password", fmt.Sprintf("Someone asked to reset the password of your account. "+
@@ -111,7 +186,10 @@ type ForgotRequest struct {
 // (ErrCaptchaRequired) or a missing configuration is reported.
 //
 // A link is single-use, lives Recovery.TokenTTL, is stored only as a hash,
-// and a newer request voids the older link.
+// and a newer request voids the older link. Recovery.Limits bound the
+// links mailed per account, address and client IP in an hour: beyond
+// them no mail goes out (and the last link stays valid), so the form
+// cannot be used to flood an inbox.
 func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
@@ -159,6 +237,16 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 	}
 	ev.Actor = audit.Actor{Kind: audit.ActorUser, ID: u.ID, Email: u.Email}
 	ev.Target = u.ID
+	switch over, err := g.linkLimited(ctx, u.Tenant, u.ID, u.Email, req.IP); {
+	case err != nil:
+		ev.Outcome, ev.Reason = audit.Failure, ReasonUnavailable
+	case over:
+		ev.Outcome, ev.Reason = audit.Failure, ReasonRateLimited
+	}
+	if ev.Outcome == audit.Failure {
+		_ = g.record(ctx, ev)
+		return
+	}
 	token, h, err := newResetToken(g.rand)
 	if err == nil {
 		now := g.now().UTC().Truncate(time.Microsecond)

@@ -428,6 +428,8 @@ func problem(err error) (string, bool) {
 		return "Please complete the CAPTCHA.", true
 	case errors.Is(err, guard.ErrEmailTaken):
 		return "A user with this email already exists.", true
+	case errors.Is(err, guard.ErrTooManyAttempts):
+		return "Too many requests for now: try again in an hour.", true
 	case errors.Is(err, guard.ErrUserNotFound), errors.Is(err, guard.ErrNotFound), errors.Is(err, mfa.ErrNotFound), errors.Is(err, rbac.ErrNotFound):
 		return "It does not exist (any more).", true
 	case errors.Is(err, auth.ErrPasswordTooLong):
