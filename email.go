@@ -270,17 +270,32 @@ func defaultEmailChangeMail(link string, ttl time.Duration) (string, string) {
 }
 
 // afterEmailChange ends the other sessions of u, whose email has just
-// changed, voids a reset link mailed to the old address, and records e.
+// changed, voids the links mailed for the account (a reset link mailed to
+// the old address, another email change), and records e.
 func (g *Guard) afterEmailChange(ctx context.Context, p Principal, u auth.User, e audit.Event) error {
 	ended, err := g.sessions.RevokeUser(ctx, u.Tenant, u.ID, p.Session)
 	if err != nil {
 		return unavailable("end sessions", err)
 	}
-	if g.recovery.codes != nil {
-		if err := g.recovery.codes.DeleteCode(ctx, u.Tenant, resetTxn(u.ID)); err != nil {
-			return unavailable("void reset link", err)
-		}
+	if err := g.voidLinks(ctx, u.Tenant, u.ID); err != nil {
+		return err
 	}
 	e.Meta["sessions_ended"] = strconv.Itoa(len(ended))
 	return g.record(ctx, e)
+}
+
+// voidLinks deletes the reset and email-change links outstanding for the
+// user: a change of password or address by any means ends them, so a link
+// sent before (perhaps asked for by someone who had the account for a
+// while) cannot undo it.
+func (g *Guard) voidLinks(ctx context.Context, tenant, userID string) error {
+	if g.recovery.codes == nil {
+		return nil
+	}
+	for _, txn := range []string{resetTxn(userID), emailChangeTxn(userID)} {
+		if err := g.recovery.codes.DeleteCode(ctx, tenant, txn); err != nil {
+			return unavailable("void links", err)
+		}
+	}
+	return nil
 }

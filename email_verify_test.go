@@ -455,3 +455,54 @@ func TestLinkLimitsValidated(t *testing.T) {
 		t.Errorf("New without a rate store = %v, want a *PolicyError on Stores.MFA.Rates", err)
 	}
 }
+
+// RS-5: a change of password by any means kills the links outstanding for
+// the account: a reset link, and an email change (which needs no session
+// to confirm, so would otherwise outlive the sessions the change ends).
+func TestPasswordChangeVoidsLinks(t *testing.T) {
+	f := newMFAFixture(t)
+	f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	if err := f.g.ForgotPassword(f.ctx, guard.ForgotRequest{Tenant: tenantID, Email: adaEmail, IP: "203.0.113.5"}); err != nil {
+		t.Fatal(err)
+	}
+	sent := f.mailTo(adaEmail)
+	if len(sent) != 1 {
+		t.Fatalf("%d emails, want the reset link", len(sent))
+	}
+	reset := resetLink(t, sent[0])
+	change := f.requestChange(t, p, "mallory@example.test")
+
+	if err := f.g.ChangePassword(f.ctx, p, guard.PasswordChange{Current: ownerPW, New: "a different long passphrase"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.ResetPassword(f.ctx, guard.ResetRequest{Tenant: reset.Get("tenant"), UserID: reset.Get("user"),
+		Token: reset.Get("token"), NewPassword: "the attacker's passphrase"}); !errors.Is(err, guard.ErrInvalidResetToken) {
+		t.Errorf("a reset link from before a password change = %v, want ErrInvalidResetToken", err)
+	}
+	if err := f.g.ConfirmEmailChange(f.ctx, confirmOf(change)); !errors.Is(err, guard.ErrInvalidEmailChange) {
+		t.Errorf("an email change from before a password change = %v, want ErrInvalidEmailChange", err)
+	}
+	if _, err := f.login(adaEmail, "a different long passphrase"); err != nil {
+		t.Errorf("Login with the changed password: %v", err)
+	}
+}
+
+func TestPasswordResetVoidsEmailChange(t *testing.T) {
+	f := newMFAFixture(t)
+	ada := f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	change := f.requestChange(t, p, "mallory@example.test")
+	if err := f.g.ForgotPassword(f.ctx, guard.ForgotRequest{Tenant: tenantID, Email: adaEmail, IP: "203.0.113.5"}); err != nil {
+		t.Fatal(err)
+	}
+	reset := resetLink(t, f.mailTo(adaEmail)[0])
+	if err := f.g.ResetPassword(f.ctx, guard.ResetRequest{Tenant: reset.Get("tenant"), UserID: reset.Get("user"),
+		Token: reset.Get("token"), NewPassword: "a different long passphrase"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.ConfirmEmailChange(f.ctx, confirmOf(change)); !errors.Is(err, guard.ErrInvalidEmailChange) {
+		t.Errorf("an email change from before a reset = %v, want ErrInvalidEmailChange", err)
+	}
+	f.wantEmail(t, ada.ID, adaEmail)
+}

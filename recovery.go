@@ -307,9 +307,10 @@ type ResetRequest struct {
 // ResetPassword sets a new password from a reset link. The new password
 // must pass the tenant's policy (an *auth.PolicyError, and the link stays
 // usable). The link is consumed once; any problem with it is
-// ErrInvalidResetToken. On success every session of the user ends and the
-// account's login lock is lifted; second factors stay as they are, so the
-// next login still asks for one (a reset never disables MFA).
+// ErrInvalidResetToken. On success every session of the user ends, so
+// does a pending email change, and the account's login lock is lifted;
+// second factors stay as they are, so the next login still asks for one
+// (a reset never disables MFA).
 func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
 		return err
@@ -357,6 +358,11 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	}
 	h, err := g.hasher.Hash(ctx, req.NewPassword)
 	if err != nil {
+		return err
+	}
+	// An email change asked for before the reset (perhaps by whoever
+	// made the reset necessary) ends with it.
+	if err := g.voidLinks(ctx, u.Tenant, u.ID); err != nil {
 		return err
 	}
 	now := g.now().UTC().Truncate(time.Microsecond)

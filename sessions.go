@@ -132,7 +132,8 @@ type PasswordChange struct {
 // one gives ErrInvalidCredentials and counts towards the lock), and a
 // CAPTCHA when one is configured; the new one must pass the tenant's
 // policy, including its history. On success every other session of the
-// user ends.
+// user ends, and so do the reset and email-change links mailed for the
+// account.
 func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordChange) error {
 	if p.Kind != KindUser {
 		return ErrUnauthenticated
@@ -189,6 +190,9 @@ func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordCha
 	}
 	h, err := g.hasher.Hash(ctx, next)
 	if err != nil {
+		return err
+	}
+	if err := g.voidLinks(ctx, p.Tenant, p.UserID); err != nil {
 		return err
 	}
 	now := g.now().UTC().Truncate(time.Microsecond)
