@@ -2,6 +2,7 @@ package guard_test
 
 import (
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,20 @@ func (f *mfaFixture) stepUp(t testing.TB, p guard.Principal, token string) (guar
 	}
 	np.IP, np.UserAgent = "203.0.113.5", "test"
 	return np, tok
+}
+
+// forgot asks for a reset link for email and returns it: the one email
+// the address has received.
+func (f *mfaFixture) forgot(t testing.TB, email string) url.Values {
+	t.Helper()
+	if err := f.g.ForgotPassword(f.ctx, guard.ForgotRequest{Tenant: tenantID, Email: email, IP: "203.0.113.5"}); err != nil {
+		t.Fatal(err)
+	}
+	sent := f.mailTo(email)
+	if len(sent) != 1 {
+		t.Fatalf("%d emails, want the reset link", len(sent))
+	}
+	return resetLink(t, sent[0])
 }
 
 // wantEmail checks the user's stored email.
@@ -230,14 +245,7 @@ func TestChangeEmailVoidsResetLink(t *testing.T) {
 	f := newMFAFixture(t)
 	ada := f.createUser(t, adaEmail, ownerPW)
 	_, p := f.signIn(t, adaEmail, ownerPW)
-	if err := f.g.ForgotPassword(f.ctx, guard.ForgotRequest{Tenant: tenantID, Email: adaEmail, IP: "203.0.113.5"}); err != nil {
-		t.Fatal(err)
-	}
-	sent := f.mailTo(adaEmail)
-	if len(sent) != 1 {
-		t.Fatalf("%d emails, want the reset link", len(sent))
-	}
-	link := resetLink(t, sent[0])
+	link := f.forgot(t, adaEmail)
 	if err := f.g.ChangeEmail(f.ctx, p, newAdaEmail); err != nil {
 		t.Fatal(err)
 	}
