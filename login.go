@@ -196,10 +196,20 @@ func (g *Guard) settle(ctx context.Context, gt gate, done bool) error {
 	return nil
 }
 
-// lockEvent is the login.locked event of an attempt that started a lock.
-func lockEvent(a attempt, gt gate, reason string) []audit.Event {
+// lockEvent is the login.locked event of an attempt that started a lock;
+// the user, if the account exists, gets a notice (SECURITY-CHECKLIST
+// LG-16).
+func (g *Guard) lockEvent(a attempt, gt gate, reason string) []audit.Event {
 	if !gt.acct.Locks {
 		return nil
+	}
+	if a.user != nil {
+		text := "Your account was locked after several failed sign-in attempts"
+		if gt.acct.Permanent {
+			text += ", until an administrator unlocks it"
+		}
+		g.notify(*a.user, "Your account was locked", text+". If it was not you, someone may be guessing your password: "+
+			"change it once you can sign in again, and tell your administrator.")
 	}
 	e := a.event(audit.LoginLocked, audit.Failure, reason)
 	e.Meta = lockMeta(gt.acct)
@@ -268,7 +278,7 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 	}
 	if g.needsCaptcha(gt) {
 		if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
-			return LoginResult{}, g.loginFailed(ctx, a, ReasonCaptcha, err, lockEvent(a, gt, ReasonCaptcha)...)
+			return LoginResult{}, g.loginFailed(ctx, a, ReasonCaptcha, err, g.lockEvent(a, gt, ReasonCaptcha)...)
 		}
 	}
 
@@ -295,7 +305,7 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 		ok, reason = false, ReasonDeactivated
 	}
 	if !ok {
-		return LoginResult{}, g.loginFailed(ctx, a, reason, ErrInvalidCredentials, lockEvent(a, gt, reason)...)
+		return LoginResult{}, g.loginFailed(ctx, a, reason, ErrInvalidCredentials, g.lockEvent(a, gt, reason)...)
 	}
 	if rehash {
 		g.rehash(ctx, *a.user, req.Password)
@@ -303,7 +313,7 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 	si := signIn{password: true}
 	if pol.RequireSSO {
 		if a.user.ID != pol.BreakGlassUser || g.mfa == nil {
-			return LoginResult{}, g.loginFailed(ctx, a, "sso_required", ErrSSORequired, lockEvent(a, gt, "sso_required")...)
+			return LoginResult{}, g.loginFailed(ctx, a, "sso_required", ErrSSORequired, g.lockEvent(a, gt, "sso_required")...)
 		}
 		// The break-glass owner: password and a second factor, flagged
 		// and recorded at every use.

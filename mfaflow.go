@@ -88,7 +88,7 @@ func (g *Guard) mfaFailed(ctx context.Context, a attempt, reason string, kind mf
 	if kind != "" {
 		e.Meta = map[string]string{"kind": string(kind)}
 	}
-	events := append([]audit.Event{e}, lockEvent(a, gt, reason)...)
+	events := append([]audit.Event{e}, g.lockEvent(a, gt, reason)...)
 	if rerr := g.record(ctx, events...); rerr != nil {
 		return rerr
 	}
@@ -344,6 +344,9 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, kind mfa.
 	if err := g.record(ctx, events...); err != nil {
 		return nil, err
 	}
+	g.notify(u, "A second factor was added to your account",
+		"A "+factorNoun(f.Kind)+" was just added to your account as a second sign-in step. "+
+			"If it was not you, contact your administrator now.")
 	return codes, nil
 }
 
@@ -487,7 +490,28 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	}
 	e := g.adminEvent(by, tenant, audit.MFARemoved, userID)
 	e.Meta = map[string]string{"kind": string(f.Kind), "factor": f.ID, "left": strconv.Itoa(left)}
-	return g.record(ctx, e)
+	if err := g.record(ctx, e); err != nil {
+		return err
+	}
+	if u, err := g.stores.Users.User(ctx, tenant, userID); err == nil {
+		g.notify(u, "A second factor was removed from your account",
+			"A "+factorNoun(f.Kind)+" was just removed from your account's sign-in steps. "+
+				"If it was not you or your administrator, contact your administrator now.")
+	}
+	return nil
+}
+
+// factorNoun names a kind of second factor in a notice.
+func factorNoun(k mfa.Kind) string {
+	switch k {
+	case mfa.KindTOTP:
+		return "authenticator app"
+	case mfa.KindEmail:
+		return "email address for sign-in codes"
+	case mfa.KindSMS:
+		return "phone number for sign-in codes"
+	}
+	return "second factor"
 }
 
 // RegenerateRecoveryCodes gives the signed-in user a new set of recovery
@@ -555,7 +579,7 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 	a := attempt{req: LoginRequest{Tenant: p.Tenant, IP: p.IP, UserAgent: p.UserAgent}, email: u.Email, user: &u}
 	fail := func(reason string, gt gate, err error) error {
 		e := a.event(audit.Reauthenticated, audit.Failure, reason)
-		if rerr := g.record(ctx, append([]audit.Event{e}, lockEvent(a, gt, reason)...)...); rerr != nil {
+		if rerr := g.record(ctx, append([]audit.Event{e}, g.lockEvent(a, gt, reason)...)...); rerr != nil {
 			return rerr
 		}
 		return err

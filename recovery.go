@@ -308,8 +308,8 @@ type ResetRequest struct {
 // must pass the tenant's policy (an *auth.PolicyError, and the link stays
 // usable). The link is consumed once; any problem with it is
 // ErrInvalidResetToken. On success every session of the user ends, so
-// does a pending email change, and the account's login lock is lifted;
-// second factors stay as they are, so the next login still asks for one
+// does a pending email change, the account's login lock is lifted and a
+// notice is mailed; second factors stay as they are, so the next login still asks for one
 // (a reset never disables MFA).
 func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
@@ -378,7 +378,13 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	}
 	e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
 	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
-	return g.record(ctx, e)
+	if err := g.record(ctx, e); err != nil {
+		return err
+	}
+	g.notify(u, "Your password was reset",
+		"The password of your account was just reset with a link sent to this address, and every session was ended. "+
+			"If it was not you, someone can read this mailbox: contact your administrator now.")
+	return nil
 }
 
 // isMFAClean reports whether err is one of mfa's answers about a code

@@ -133,7 +133,8 @@ type PasswordChange struct {
 // CAPTCHA when one is configured; the new one must pass the tenant's
 // policy, including its history. On success every other session of the
 // user ends, and so do the reset and email-change links mailed for the
-// account.
+// account; a notice goes to the user's address when Config.Recovery.Email
+// is set.
 func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordChange) error {
 	if p.Kind != KindUser {
 		return ErrUnauthenticated
@@ -205,5 +206,11 @@ func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordCha
 	}
 	e := g.adminEvent(p, p.Tenant, audit.PasswordChanged, p.UserID)
 	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
-	return g.record(ctx, e)
+	if err := g.record(ctx, e); err != nil {
+		return err
+	}
+	g.notify(u, "Your password was changed",
+		"The password of your account was just changed, and your other sessions were ended. "+
+			"If it was not you, reset your password now and contact your administrator.")
+	return nil
 }
