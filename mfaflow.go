@@ -287,7 +287,7 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 	if reason != "" {
 		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, mfa.KindTOTP, gate{}, ErrInvalidCode)
 	}
-	codes, err := g.confirmFactor(ctx, p.a, gt, mfa.KindTOTP, sf.FactorID, sf.Code)
+	codes, err := g.confirmFactor(ctx, p.a, gt, mfa.KindTOTP, sf.FactorID, sf.Code, session.Hash{})
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -308,7 +308,10 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 // confirmFactor confirms a pending factor with its first code, records
 // the enrolment, and returns a first set of recovery codes when it is the
 // user's first factor. A wrong code is recorded and gives ErrInvalidCode.
-func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, kind mfa.Kind, factorID, code string) ([]string, error) {
+//
+// A new factor changes how the user signs in: every session of the user
+// but keep ends (SECURITY-CHECKLIST SE-9).
+func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, kind mfa.Kind, factorID, code string, keep session.Hash) ([]string, error) {
 	u := *a.user
 	var (
 		f   mfa.Factor
@@ -326,8 +329,12 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, kind mfa.
 		}
 		return nil, g.mfaFailed(ctx, a, reason, kind, gt, ErrInvalidCode)
 	}
+	ended, err := g.sessions.RevokeUser(ctx, u.Tenant, u.ID, keep)
+	if err != nil {
+		return nil, unavailable("end sessions", err)
+	}
 	events := []audit.Event{a.event(audit.MFAEnrolled, audit.Success, "")}
-	events[0].Target, events[0].Meta = f.ID, map[string]string{"kind": string(f.Kind)}
+	events[0].Target, events[0].Meta = f.ID, map[string]string{"kind": string(f.Kind), "sessions_ended": strconv.Itoa(len(ended))}
 	var codes []string
 	left, err := g.mfa.RecoveryCodesLeft(ctx, u.Tenant, u.ID)
 	if err != nil {
@@ -438,7 +445,7 @@ func (g *Guard) ConfirmFactor(ctx context.Context, p Principal, factorID, code s
 	if reason != "" {
 		return nil, g.mfaFailed(ctx, a, reason, f.Kind, gate{}, ErrInvalidCode)
 	}
-	codes, err := g.confirmFactor(ctx, a, gt, f.Kind, factorID, code)
+	codes, err := g.confirmFactor(ctx, a, gt, f.Kind, factorID, code, p.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -473,7 +480,9 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 
 // RemoveFactor removes one of a user's factors (their own, or as an admin
 // of the tenant), which needs a recent authentication. Removing the last
-// one also voids the user's recovery codes.
+// one also voids the user's recovery codes. The user's other sessions end
+// (all of them when an admin removes it) and the user is mailed a notice,
+// as is the address of a removed email factor.
 func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, factorID string) error {
 	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
 		return err
@@ -488,15 +497,32 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	if err != nil {
 		return mfaErr("remove factor", err)
 	}
+	// How the user signs in changed: their other sessions end (the
+	// remover's own session stays when it is theirs).
+	var keep session.Hash
+	if by.Kind == KindUser && by.Tenant == tenant && by.UserID == userID {
+		keep = by.Session
+	}
+	ended, err := g.sessions.RevokeUser(ctx, tenant, userID, keep)
+	if err != nil {
+		return unavailable("end sessions", err)
+	}
 	e := g.adminEvent(by, tenant, audit.MFARemoved, userID)
-	e.Meta = map[string]string{"kind": string(f.Kind), "factor": f.ID, "left": strconv.Itoa(left)}
+	e.Meta = map[string]string{"kind": string(f.Kind), "factor": f.ID, "left": strconv.Itoa(left), "sessions_ended": strconv.Itoa(len(ended))}
 	if err := g.record(ctx, e); err != nil {
 		return err
 	}
 	if u, err := g.stores.Users.User(ctx, tenant, userID); err == nil {
-		g.notify(u, "A second factor was removed from your account",
-			"A "+factorNoun(f.Kind)+" was just removed from your account's sign-in steps. "+
-				"If it was not you or your administrator, contact your administrator now.")
+		text := "A " + factorNoun(f.Kind) + " was just removed from your account's sign-in steps, and your other sessions were ended. " +
+			"If it was not you or your administrator, contact your administrator now."
+		g.notify(u, "A second factor was removed from your account", text)
+		if f.Kind == mfa.KindEmail && f.Destination != "" && f.Destination != u.Email {
+			// The address that no longer receives codes hears of it too
+			// (SECURITY-CHECKLIST MF-16).
+			nu := u
+			nu.Email = f.Destination
+			g.notify(nu, "This address no longer receives sign-in codes", text)
+		}
 	}
 	return nil
 }

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/mfa"
 )
 
@@ -88,4 +90,66 @@ func TestSecurityNotices(t *testing.T) {
 			t.Errorf("removal notice %q does not say which factor", m.Text)
 		}
 	})
+}
+
+// Wrong current passwords on ChangePassword count like failed logins: the
+// one that starts a lock is recorded as login.locked and noticed.
+func TestChangePasswordLockIsRecorded(t *testing.T) {
+	f := newMFAFixture(t)
+	f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	for range 5 {
+		err := f.g.ChangePassword(f.ctx, p, guard.PasswordChange{Current: "not my password", New: "a different long passphrase"})
+		if !errors.Is(err, guard.ErrInvalidCredentials) {
+			t.Fatalf("ChangePassword with a wrong current password = %v", err)
+		}
+	}
+	if n := len(f.events(t, audit.LoginLocked)); n != 1 {
+		t.Errorf("%d login.locked events, want 1", n)
+	}
+	f.notice(t, adaEmail, "locked")
+	if _, err := f.login(adaEmail, ownerPW); !errors.Is(err, guard.ErrInvalidCredentials) {
+		t.Errorf("Login during the lock = %v, want ErrInvalidCredentials", err)
+	}
+}
+
+// SE-9: a second factor added or removed on one session ends the user's
+// other sessions; an admin's removal ends them all.
+func TestFactorChangesEndOtherSessions(t *testing.T) {
+	f := newMFAFixture(t, manySessions)
+	f.createUser(t, adaEmail, ownerPW)
+	a, p := f.signIn(t, adaEmail, ownerPW)
+	b, _ := f.signIn(t, adaEmail, ownerPW)
+	secret, _ := f.enrolTOTP(t, p)
+	if _, err := f.g.Authenticate(f.ctx, b.Token); !errors.Is(err, guard.ErrUnauthenticated) {
+		t.Errorf("another session after a factor was added: %v", err)
+	}
+	if _, err := f.g.Authenticate(f.ctx, a.Token); err != nil {
+		t.Errorf("the session that added the factor: %v", err)
+	}
+	// A second session (password and the new factor), then the factor
+	// removed from the first.
+	pend := f.pending(t, adaEmail, ownerPW)
+	f.clock.Advance(30 * time.Second)
+	c, err := f.complete(guard.MethodTOTP, pend.Token, f.code(t, secret))
+	if err != nil || c.Token == "" {
+		t.Fatalf("second sign-in: %+v, %v", c, err)
+	}
+	fs, err := f.g.Factors(f.ctx, p, tenantID, p.UserID)
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("Factors = %v, %v", fs, err)
+	}
+	if err := f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, fs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.Authenticate(f.ctx, c.Token); !errors.Is(err, guard.ErrUnauthenticated) {
+		t.Errorf("another session after a factor was removed: %v", err)
+	}
+	if _, err := f.g.Authenticate(f.ctx, a.Token); err != nil {
+		t.Errorf("the session that removed the factor: %v", err)
+	}
+	removed := f.events(t, audit.MFARemoved)
+	if len(removed) != 1 || removed[0].Meta["sessions_ended"] != "1" {
+		t.Errorf("mfa.removed events %+v", removed)
+	}
 }

@@ -155,9 +155,9 @@ func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordCha
 		return g.userErr("load user", err)
 	}
 	a := attempt{req: LoginRequest{Tenant: p.Tenant, IP: p.IP, UserAgent: p.UserAgent}, email: u.Email, user: &u}
-	fail := func(reason string, err error) error {
+	fail := func(reason string, err error, extra ...audit.Event) error {
 		e := a.event(audit.PasswordChanged, audit.Failure, reason)
-		if rerr := g.record(ctx, e); rerr != nil {
+		if rerr := g.record(ctx, append([]audit.Event{e}, extra...)...); rerr != nil {
 			return rerr
 		}
 		return err
@@ -181,7 +181,9 @@ func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordCha
 		g.hasher.VerifyDummy(ctx, current)
 	}
 	if !ok {
-		return fail(ReasonBadPassword, ErrInvalidCredentials)
+		// The guess counts like a login's: one that starts a lock is
+		// recorded and noticed as such.
+		return fail(ReasonBadPassword, ErrInvalidCredentials, g.lockEvent(a, gate{acct: res}, ReasonBadPassword)...)
 	}
 	if err := g.stores.Throttle.Reset(ctx, key); err != nil {
 		return fail(ReasonUnavailable, unavailable("throttle", err))
