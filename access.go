@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -225,7 +226,9 @@ func subjectOf(s string) (rbac.Subject, error) {
 // GrantRole gives a user ("user:<id>") or an API key ("key:<id>") a role
 // in the tenant. The granter must hold every permission of the role
 // (ErrForbidden otherwise: nobody grants more than they hold); the change
-// is in force on the subject's next request on every replica.
+// is in force on the subject's next request on every replica. If it cannot
+// be recorded in the audit log, it is undone and ErrUnavailable returned
+// (so is a RevokeRole).
 func (g *Guard) GrantRole(ctx context.Context, by Principal, tenant, subject, role string) error {
 	return g.changeGrant(ctx, by, tenant, subject, role, true)
 }
@@ -251,6 +254,13 @@ func (g *Guard) changeGrant(ctx context.Context, by Principal, tenant, subject, 
 	if err != nil {
 		return err
 	}
+	// Whether the subject held the role before, to undo exactly this
+	// change if it cannot be recorded.
+	held, err := g.rbac.RolesOf(ctx, tenant, sub)
+	if err != nil {
+		return rbacErr("load roles", err)
+	}
+	had := slices.Contains(held, role)
 	action := audit.RoleGranted
 	if grant {
 		err = g.rbac.Grant(ctx, perms, tenant, sub, role)
@@ -271,7 +281,20 @@ func (g *Guard) changeGrant(ctx context.Context, by Principal, tenant, subject, 
 	}
 	e := g.adminEvent(by, tenant, action, sub.String())
 	e.Meta = map[string]string{"role": role}
-	return g.record(ctx, e)
+	if err := g.record(ctx, e); err != nil {
+		// Not on record: no role is held, or lost, unaudited. The undo
+		// is the host's own (AllPerms); a change made meanwhile by
+		// someone else to the same grant may be undone with it.
+		uctx := context.WithoutCancel(ctx)
+		switch {
+		case grant && !had:
+			_ = g.rbac.Revoke(uctx, g.rbac.AllPerms(), tenant, sub, role)
+		case !grant && had:
+			_ = g.rbac.Grant(uctx, g.rbac.AllPerms(), tenant, sub, role)
+		}
+		return err
+	}
+	return nil
 }
 
 // DefineRole creates or replaces a custom role of the tenant with the

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -407,3 +408,55 @@ func TestAuthorizeFailsClosed(t *testing.T) {
 type brokenPolicies struct{ *memstore.Policies }
 
 func (brokenPolicies) Version(context.Context, string) (uint64, error) { return 0, errDown }
+
+// AU-13: a role change that cannot be recorded is undone: nobody holds
+// (or loses) a role unaudited.
+func TestRoleChangeUnrecordedIsUndone(t *testing.T) {
+	var fa *failingAudit
+	f := newFixture(t, func(c *guard.Config) {
+		fa = &failingAudit{Audit: c.Stores.Audit.(*memstore.Audit)}
+		c.Stores.Audit = fa
+	})
+	sys := guard.System("test")
+	u := f.createUser(t, adaEmail, ownerPW)
+	subject := "user:" + u.ID
+	roles := func() []string {
+		t.Helper()
+		rs, err := f.g.RolesOf(f.ctx, sys, tenantID, subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	before := roles()
+
+	fa.set(true)
+	if err := f.g.GrantRole(f.ctx, sys, tenantID, subject, rbac.Admin); !errors.Is(err, guard.ErrUnavailable) {
+		t.Fatalf("GrantRole with the audit log down = %v, want ErrUnavailable", err)
+	}
+	fa.set(false)
+	if rs := roles(); slices.Contains(rs, rbac.Admin) {
+		t.Errorf("roles after an unrecorded grant: %v, want it undone", rs)
+	}
+
+	if err := f.g.GrantRole(f.ctx, sys, tenantID, subject, rbac.Admin); err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	if err := f.g.RevokeRole(f.ctx, sys, tenantID, subject, rbac.Admin); !errors.Is(err, guard.ErrUnavailable) {
+		t.Fatalf("RevokeRole with the audit log down = %v, want ErrUnavailable", err)
+	}
+	// Granting a role already held changes nothing, so nothing is undone.
+	if err := f.g.GrantRole(f.ctx, sys, tenantID, subject, rbac.Admin); !errors.Is(err, guard.ErrUnavailable) {
+		t.Fatalf("GrantRole with the audit log down = %v, want ErrUnavailable", err)
+	}
+	fa.set(false)
+	if rs := roles(); !slices.Contains(rs, rbac.Admin) {
+		t.Errorf("roles after an unrecorded revoke: %v, want the admin role kept", rs)
+	}
+	for _, r := range before {
+		if !slices.Contains(roles(), r) {
+			t.Errorf("role %s held before was lost", r)
+		}
+	}
+}
