@@ -186,6 +186,11 @@ func (p *Provider) SLO(ctx context.Context, tenant string, r *http.Request) (*SL
 		}
 		return &SLOResult{ReturnTo: req.ReturnTo}, nil
 	case values.Get("SAMLRequest") != "":
+		// The same lexical rules as for every other message (no DOCTYPE,
+		// directive or comment), before crewjam parses it.
+		if _, rej := decodeMessage("SAMLRequest", values.Get("SAMLRequest"), r.Method == http.MethodGet); rej != nil {
+			return nil, rej
+		}
 		var storeFailure error
 		sp.ReplayCache = replayAdapter{ctx: ctx, p: p, tenant: tenant, now: now, failed: &storeFailure}
 		lr, err := sp.ValidateLogoutRequest(r)
@@ -248,17 +253,8 @@ func (a replayAdapter) Consume(id string, until time.Time) error {
 // that crewjam can be told which request it must answer; crewjam then
 // verifies the signature and that the signed InResponseTo is that value.
 func peekLogout(msg string, deflated bool, relay string) (irt, relayState string, rej *RejectError) {
-	raw, err := base64.StdEncoding.DecodeString(msg)
-	if err != nil {
-		return "", "", reject(ReasonMalformed, "SAMLResponse is not base64", err)
-	}
-	if deflated {
-		raw, err = io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(raw)), 1<<20))
-		if err != nil {
-			return "", "", reject(ReasonMalformed, "SAMLResponse cannot be inflated", err)
-		}
-	}
-	if rej := lexical(raw); rej != nil {
+	raw, rej := decodeMessage("SAMLResponse", msg, deflated)
+	if rej != nil {
 		return "", "", rej
 	}
 	doc := etree.NewDocument()
@@ -270,4 +266,24 @@ func peekLogout(msg string, deflated bool, relay string) (irt, relayState string
 		return "", "", reject(ReasonRequestUnknown, "LogoutResponse without InResponseTo", nil)
 	}
 	return irt, relay, nil
+}
+
+// decodeMessage decodes the logout message of form field (base64, and
+// inflated for the HTTP-Redirect binding, at most 1 MiB) and applies the
+// lexical rules (see lexical).
+func decodeMessage(field, msg string, deflated bool) ([]byte, *RejectError) {
+	raw, err := base64.StdEncoding.DecodeString(msg)
+	if err != nil {
+		return nil, reject(ReasonMalformed, field+" is not base64", err)
+	}
+	if deflated {
+		raw, err = io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(raw)), 1<<20))
+		if err != nil {
+			return nil, reject(ReasonMalformed, field+" cannot be inflated", err)
+		}
+	}
+	if rej := lexical(raw); rej != nil {
+		return nil, rej
+	}
+	return raw, nil
 }

@@ -1,6 +1,8 @@
 package sso
 
 import (
+	"bytes"
+	"compress/flate"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
@@ -139,4 +141,50 @@ func TestIdPInitiatedLogout(t *testing.T) {
 	wantReason(t, err, ReasonMalformed)
 	_, err = e.p.SLO(t.Context(), "nobody", httptest.NewRequest(http.MethodGet, spSLOURL, nil))
 	wantReason(t, err, ReasonNotConfigured)
+}
+
+// An IdP's LogoutRequest meets the lexical rules of every other message
+// (SECURITY-CHECKLIST SAML-26, SAML-53): a DOCTYPE, another directive or a
+// comment is refused before the XML is parsed, with either binding, even
+// in a request signed by the IdP, and its ID is not used up.
+func TestIdPLogoutRequestLexical(t *testing.T) {
+	e := newEnv(t, nil)
+	lr := &saml.LogoutRequest{
+		ID: "id-lo-lex", Version: "2.0", IssueInstant: t0, Destination: spSLOURL, Issuer: &saml.Issuer{Value: idpEntityID},
+		NameID: &saml.NameID{Value: "alice@corp.example", Format: string(saml.EmailAddressNameIDFormat)},
+	}
+	signed := serialize(sign(lr.Element(), &e.k.idp, dsig.RSASHA256SignatureMethod))
+	post := func(raw []byte) *http.Request {
+		body := formPost("SAMLRequest", base64.StdEncoding.EncodeToString(raw), "RelayState", "r")
+		r := httptest.NewRequest(http.MethodPost, spSLOURL, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return r
+	}
+	get := func(raw []byte) *http.Request {
+		var b bytes.Buffer
+		w, _ := flate.NewWriter(&b, flate.DefaultCompression)
+		w.Write(raw)
+		w.Close()
+		return httptest.NewRequest(http.MethodGet, spSLOURL+"?"+url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(b.Bytes())}}.Encode(), nil)
+	}
+	withComment := bytes.Replace(signed, []byte("alice@corp.example"), []byte("alice<!-- x -->@corp.example"), 1)
+	for _, c := range []struct {
+		name string
+		raw  []byte
+		want Reason
+	}{
+		{"Doctype", append([]byte(`<!DOCTYPE x [<!ENTITY e "y">]>`), signed...), ReasonDoctype},
+		{"Comment", withComment, ReasonComment},
+	} {
+		for bind, build := range map[string]func([]byte) *http.Request{"POST": post, "Redirect": get} {
+			t.Run(c.name+"/"+bind, func(t *testing.T) {
+				_, err := e.p.SLO(t.Context(), tenant, build(c.raw))
+				wantReason(t, err, c.want)
+			})
+		}
+	}
+	// The refused messages did not use up the request's ID.
+	if _, err := e.p.SLO(t.Context(), tenant, post(signed)); err != nil {
+		t.Errorf("the signed LogoutRequest after the refused ones: %v", err)
+	}
 }
