@@ -135,10 +135,13 @@ var apiKeyLimit = auth.Limit{Max: 20, ResetAfter: time.Minute, LockFor: time.Min
 // AuthenticateAPIKey checks an API key presented from client address addr
 // and returns its principal: the key must exist, be neither revoked nor
 // expired, and addr must pass the tenant's API-key allow-list. Invalid keys
-// are throttled per client IP (ErrTooManyAttempts once locked; only the
-// failure that starts a lock is audited, so a flood of bad keys does not
-// flood the log). Every other failure is ErrUnauthenticated (a bad key) or
-// ErrIPNotAllowed; store failures are ErrUnavailable.
+// are throttled per client IP (ErrTooManyAttempts once locked). A revoked
+// or expired key is audited in its tenant (apikey.denied) and a key denied
+// by the allow-list too (ip.denied); a malformed or unknown key belongs to
+// no tenant, so no tenant's log records it: it is only counted against
+// the IP, and a flood of them writes nothing. Every other failure is
+// ErrUnauthenticated (a bad key) or ErrIPNotAllowed; store failures are
+// ErrUnavailable.
 func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.Addr) (Principal, error) {
 	if g.stores.APIKeys == nil {
 		return Principal{}, ErrUnauthenticated
