@@ -551,6 +551,11 @@ func principal(r *http.Request) guard.Principal {
 // form parses a posted form; false means a 400 was sent.
 func (a *app) form(w http.ResponseWriter, r *http.Request) bool {
 	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			a.errorPage(w, r, http.StatusRequestEntityTooLarge, "Request too large", "The form is larger than this page accepts.")
+			return false
+		}
 		a.errorPage(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
 		return false
 	}
