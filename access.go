@@ -161,6 +161,39 @@ func (g *Guard) Require(s rbac.Section, a rbac.Action) func(http.Handler) http.H
 
 type approvalKey struct{}
 
+// RequireMFA returns middleware for routes that need a second factor
+// (authenticator assurance level 2): it lets a request through only for a
+// user session whose sign-in, or latest Reauthenticate, included one
+// (FlagMFA). Mount it inside Middleware, alone or with Require. Without a
+// principal it answers 401; any other principal (a password-only session,
+// an SSO session, an API key) gets 403 with the header
+// "Guard-Step-Up: mfa", and an access.denied event with reason
+// mfa_required: send a user to Reauthenticate with their second factor
+// and retry (one without a factor must enrol first). A store failure
+// recording the refusal answers 503.
+func (g *Guard) RequireMFA(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := PrincipalFrom(r.Context())
+		if !ok {
+			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+			return
+		}
+		if p.HasMFA() {
+			next.ServeHTTP(w, r)
+			return
+		}
+		e := g.adminEvent(p, p.Tenant, audit.AccessDenied, "mfa")
+		e.Outcome, e.Reason = audit.Failure, "mfa_required"
+		e.Meta = map[string]string{"subject": p.subject().String(), "path": clip(r.URL.Path, 200)}
+		if err := g.record(r.Context(), e); err != nil {
+			http.Error(w, "Service temporarily unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Guard-Step-Up", "mfa")
+		http.Error(w, "Forbidden: a second factor is required", http.StatusForbidden)
+	})
+}
+
 // NeedsApproval reports whether Require found that the request's action is
 // under four-eyes approval: the handler must call ConsumeApproval first.
 func NeedsApproval(ctx context.Context) bool {

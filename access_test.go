@@ -40,7 +40,13 @@ func (f *fixture) userWithRoles(t testing.TB, email string, roles ...string) (gu
 // Require(section, action) from client (RemoteAddr) and returns the code.
 func serve(g *guard.Guard, token, remote string, s rbac.Section, a rbac.Action, header ...string) int {
 	h := g.Middleware(g.Require(s, a)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })))
-	r := httptest.NewRequest("GET", "/", nil)
+	return serveHandler(h, "/", token, remote, header...).Code
+}
+
+// serveHandler sends h a GET of path from remote, with the session token
+// (if any) in Guard's cookie and the header pairs given.
+func serveHandler(h http.Handler, path, token, remote string, header ...string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest("GET", path, nil)
 	r.RemoteAddr = remote
 	if token != "" {
 		r.Header.Set("Cookie", "__Host-guard="+token)
@@ -50,7 +56,7 @@ func serve(g *guard.Guard, token, remote string, s rbac.Section, a rbac.Action, 
 	}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
-	return w.Code
+	return w
 }
 
 const client = "203.0.113.5:4444"

@@ -31,7 +31,7 @@
 //     RotateSession, UserSessions, RevokeSession);
 //   - HTTP middleware that authenticates sessions and API keys and puts the
 //     Principal in the request context (Middleware, RequireSession,
-//     PrincipalFrom);
+//     PrincipalFrom), and routes that need a second factor (RequireMFA);
 //   - a tamper-evident audit log per tenant, written before any action is
 //     reported as done (QueryAudit, ExportAudit, VerifyAudit), and access
 //     reviews (AccessReview, ApplyReview).

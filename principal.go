@@ -108,6 +108,11 @@ func (p Principal) actor() audit.Actor {
 
 type principalKey struct{}
 
+// HasMFA reports whether p is a user session whose sign-in, or latest
+// Reauthenticate, included a second factor (FlagMFA): authenticator
+// assurance level 2. See RequireMFA.
+func (p Principal) HasMFA() bool { return p.Kind == KindUser && p.Flags&FlagMFA != 0 }
+
 // PrincipalFrom returns the principal that Middleware stored in ctx.
 func PrincipalFrom(ctx context.Context) (Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(*Principal)

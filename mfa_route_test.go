@@ -1,0 +1,74 @@
+package guard_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+)
+
+// SECURITY-CHECKLIST SE-16: a route that needs a second factor refuses a
+// password-only session and asks for a step-up; a session signed in, or
+// re-authenticated, with one passes.
+func TestRequireMFA(t *testing.T) {
+	f := newMFAFixture(t, manySessions)
+	f.createUser(t, adaEmail, ownerPW)
+	h := f.g.Middleware(f.g.RequireMFA(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })))
+	call := func(token string, header ...string) *httptest.ResponseRecorder {
+		return serveHandler(h, "/admin/export", token, client, header...)
+	}
+	if w := call(""); w.Code != http.StatusUnauthorized {
+		t.Errorf("anonymous: %d, want 401", w.Code)
+	}
+
+	res, p := f.signIn(t, adaEmail, ownerPW)
+	w := call(res.Token)
+	if w.Code != http.StatusForbidden || w.Header().Get("Guard-Step-Up") != "mfa" {
+		t.Errorf("password-only session: %d, step-up %q; want 403 asking for mfa", w.Code, w.Header().Get("Guard-Step-Up"))
+	}
+	if p.HasMFA() {
+		t.Errorf("a password-only principal HasMFA")
+	}
+	denied := f.events(t, audit.AccessDenied)
+	if len(denied) != 1 || denied[0].Reason != "mfa_required" || denied[0].Actor.ID != p.UserID || denied[0].Meta["path"] != "/admin/export" {
+		t.Errorf("access.denied events %+v", denied)
+	}
+
+	// Enrolling a factor does not make this session one that used it;
+	// re-authenticating with it does.
+	secret, _ := f.enrolTOTP(t, p)
+	if w := call(res.Token); w.Code != http.StatusForbidden {
+		t.Errorf("the session after enrolling, before a step-up: %d, want 403", w.Code)
+	}
+	f.clock.Advance(30 * time.Second)
+	tok, _, err := f.g.Reauthenticate(f.ctx, p, res.Token, guard.Proof{Password: ownerPW, TOTP: f.code(t, secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := call(tok); w.Code != 204 {
+		t.Errorf("after a step-up with the authenticator app: %d, want 204", w.Code)
+	}
+
+	// A sign-in with both factors passes at once.
+	f.clock.Advance(30 * time.Second)
+	pend := f.pending(t, adaEmail, ownerPW)
+	both, err := f.complete(guard.MethodTOTP, pend.Token, f.code(t, secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := call(both.Token); w.Code != 204 {
+		t.Errorf("a session signed in with two factors: %d, want 204", w.Code)
+	}
+
+	// An API key is not a session that used a second factor.
+	key, _, err := f.g.CreateAPIKey(f.ctx, guard.System("test"), guard.NewAPIKey{Tenant: tenantID, Name: "export"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := call("", "Authorization", "Bearer "+key); w.Code != http.StatusForbidden {
+		t.Errorf("an API key: %d, want 403", w.Code)
+	}
+}
