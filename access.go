@@ -68,10 +68,15 @@ func (g *Guard) may(ctx context.Context, by Principal, tenant string, s rbac.Sec
 // mayOrSelf is may, except that a user acting on their own account
 // (userID) needs no permission.
 func (g *Guard) mayOrSelf(ctx context.Context, by Principal, tenant, userID string, s rbac.Section, a rbac.Action) error {
-	if by.Kind == KindUser && by.Tenant == tenant && by.UserID == userID {
+	if isSelf(by, tenant, userID) {
 		return nil
 	}
 	return g.may(ctx, by, tenant, s, a)
+}
+
+// isSelf reports whether by is the tenant's user userID, signed in.
+func isSelf(by Principal, tenant, userID string) bool {
+	return by.Kind == KindUser && by.Tenant == tenant && by.UserID == userID
 }
 
 // denied records an access.denied event in the principal's own tenant and

@@ -500,7 +500,7 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	// How the user signs in changed: their other sessions end (the
 	// remover's own session stays when it is theirs).
 	var keep session.Hash
-	if by.Kind == KindUser && by.Tenant == tenant && by.UserID == userID {
+	if isSelf(by, tenant, userID) {
 		keep = by.Session
 	}
 	ended, err := g.sessions.RevokeUser(ctx, tenant, userID, keep)

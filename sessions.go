@@ -85,10 +85,18 @@ func (g *Guard) UserSessions(ctx context.Context, by Principal, tenant, userID s
 	return ss, nil
 }
 
-// RevokeSession ends one session of a user, by its public ID.
+// RevokeSession ends one session of a user, by its public ID. A user
+// ending another session of their own needs a recent authentication
+// (ErrStepUpRequired; ending the current one is a logout and does not),
+// so that a stolen session cannot sign its owner out everywhere else.
 func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID, sessionID string) error {
 	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
 		return err
+	}
+	if isSelf(by, tenant, userID) && sessionID != by.SessionID() {
+		if err := g.requireRecentAuth(by); err != nil {
+			return err
+		}
 	}
 	s, err := g.sessions.RevokeID(ctx, tenant, userID, sessionID)
 	switch {
@@ -101,13 +109,18 @@ func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID,
 }
 
 // RevokeUserSessions ends every session of a user except the principal's
-// own current session, and returns how many ended.
+// own current session, and returns how many ended. A user ending their
+// own other sessions needs a recent authentication (ErrStepUpRequired),
+// as for RevokeSession.
 func (g *Guard) RevokeUserSessions(ctx context.Context, by Principal, tenant, userID string) (int, error) {
 	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
 		return 0, err
 	}
 	var keep session.Hash
-	if by.Kind == KindUser && by.UserID == userID {
+	if isSelf(by, tenant, userID) {
+		if err := g.requireRecentAuth(by); err != nil {
+			return 0, err
+		}
 		keep = by.Session
 	}
 	ended, err := g.sessions.RevokeUser(ctx, tenant, userID, keep)
