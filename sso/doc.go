@@ -35,7 +35,9 @@
 // A body limit (512 KiB); only the HTTP-POST binding; no DOCTYPE or other
 // directive, no comment, no processing instruction (exclusive C14N leaves
 // comments out of the signed content, so refusing them stops NameID
-// comment injection); a depth and size limit; exactly one Assertion or
+// comment injection); only qualified names (no empty prefix or local
+// part, which parsers read differently); a depth and size limit; exactly
+// one Assertion or
 // EncryptedAssertion, directly under the Response (an assertion anywhere
 // else, even in an Advice, is refused), and no two elements with the same
 // ID (signature wrapping); the Response or the Assertion

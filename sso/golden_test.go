@@ -206,6 +206,17 @@ var goldenCases = []goldenCase{
 		b := spec{signAssertion: true, nameID: "alice@corp.example.attacker.test"}.build(k)
 		return replaceOnce(b, ">alice@corp.example.attacker.test<", ">alice@corp.example<!---->.attacker.test<")
 	}},
+	{name: "empty_prefix_element", want: ReasonMalformed, build: func(k testKeys) []byte {
+		// SAML-25: a name with an empty prefix is not a qualified name;
+		// parsers disagree about it, so it is refused, not read.
+		return replaceOnce(valid().build(k), "<samlp:Status>", "<samlp:Extensions><:y/></samlp:Extensions><samlp:Status>")
+	}},
+	{name: "empty_prefix_attribute", want: ReasonMalformed, build: func(k testKeys) []byte {
+		return replaceOnce(valid().build(k), "<samlp:Status>", `<samlp:Status :="v">`)
+	}},
+	{name: "empty_local_name_attribute", want: ReasonMalformed, build: func(k testKeys) []byte {
+		return replaceOnce(valid().build(k), "<samlp:Status>", `<samlp:Status samlp:="v">`)
+	}},
 	{name: "processing_instruction", want: ReasonComment, build: func(k testKeys) []byte {
 		return replaceOnce(valid().build(k), "<saml:NameID", "<?evil x?><saml:NameID")
 	}},

@@ -83,7 +83,16 @@ func prescan(data []byte, comp *compiled) (*scan, *RejectError) {
 		if n > maxElements || f.depth > maxDepth || len(f.el.Attr) > maxAttrsPerElem {
 			return nil, reject(ReasonTooComplex, fmt.Sprintf("over %d elements, %d levels or %d attributes", maxElements, maxDepth, maxAttrsPerElem), nil)
 		}
+		// A colon left in a name after the prefix split is an empty
+		// prefix or local part (":y", "p:"): not a qualified name, and
+		// read differently by different parsers.
+		if strings.Contains(f.el.Tag, ":") {
+			return nil, reject(ReasonMalformed, "an element name that is not a qualified name", nil)
+		}
 		for _, a := range f.el.Attr {
+			if strings.Contains(a.Key, ":") {
+				return nil, reject(ReasonMalformed, "an attribute name that is not a qualified name", nil)
+			}
 			if (a.Space == "" && (a.Key == "ID" || a.Key == "Id" || a.Key == "id")) || (a.Space == "xml" && a.Key == "id") {
 				if _, dup := ids[a.Value]; dup {
 					duplicate = true
