@@ -16,7 +16,8 @@ import (
 // one session-store lookup (plus, at most once a minute per session, a
 // last-seen write). A malformed, unknown, revoked or expired token gives
 // ErrUnauthenticated; a store failure gives ErrUnavailable, never a
-// principal.
+// principal. The request that finds a session expired records it
+// (session.expired), once.
 func (g *Guard) Authenticate(ctx context.Context, token string) (Principal, error) {
 	h, err := session.ParseToken(token)
 	if err != nil {
@@ -27,6 +28,20 @@ func (g *Guard) Authenticate(ctx context.Context, token string) (Principal, erro
 
 func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal, error) {
 	s, err := g.sessions.AuthenticateHash(ctx, h)
+	if ee := (*session.ExpiredError)(nil); errors.As(err, &ee) {
+		// The request that found the session expired (and removed it)
+		// records the expiry, once.
+		x := ee.Session
+		reason := "idle_timeout"
+		if !g.now().Before(x.ExpiresAt) {
+			reason = "lifetime"
+		}
+		e := audit.Event{Tenant: x.Tenant, Actor: audit.Actor{Kind: audit.ActorUser, ID: x.UserID}, Action: audit.SessionExpired,
+			Target: x.ID(), Outcome: audit.Success, Reason: reason}
+		if rerr := g.record(ctx, e); rerr != nil {
+			return Principal{}, rerr
+		}
+	}
 	if err != nil {
 		if errors.Is(err, session.ErrNotFound) || errors.Is(err, session.ErrExpired) || errors.Is(err, session.ErrInvalidToken) {
 			return Principal{}, ErrUnauthenticated

@@ -2,10 +2,12 @@ package guard_test
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
 )
 
 // SECURITY-CHECKLIST SE-11: a user lists their sessions and ends others
@@ -55,5 +57,33 @@ func TestEndingOwnSessionsNeedsRecentAuth(t *testing.T) {
 	}
 	if err := f.g.RevokeSession(f.ctx, p, tenantID, p.UserID, p.SessionID()); err != nil {
 		t.Errorf("ending the current session on an old session: %v", err)
+	}
+}
+
+// SECURITY-CHECKLIST AU-1: a session's expiry is recorded, once, by the
+// request that finds it expired, even when many find it at once.
+func TestSessionExpiryRecordedOnce(t *testing.T) {
+	f := newMFAFixture(t, manySessions)
+	f.createUser(t, adaEmail, ownerPW)
+	a, _ := f.signIn(t, adaEmail, ownerPW)
+	f.clock.Advance(24*time.Hour + time.Second) // the default idle timeout
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := f.g.Authenticate(f.ctx, a.Token); !errors.Is(err, guard.ErrUnauthenticated) {
+				t.Errorf("an expired session: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	evs := f.events(t, audit.SessionExpired)
+	if len(evs) != 1 || evs[0].Target != a.Session.ID() || evs[0].Reason != "idle_timeout" || evs[0].Actor.ID != a.Session.UserID {
+		t.Fatalf("session.expired events %+v, want one for the session, idle_timeout", evs)
+	}
+	if _, err := f.g.Authenticate(f.ctx, a.Token); !errors.Is(err, guard.ErrUnauthenticated) {
+		t.Errorf("the expired session again: %v", err)
+	}
+	if n := len(f.events(t, audit.SessionExpired)); n != 1 {
+		t.Errorf("%d session.expired events after another request, want 1", n)
 	}
 }

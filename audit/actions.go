@@ -70,11 +70,11 @@ const (
 
 // Sessions.
 const (
-	SessionCreated Action = "session.created"
+	SessionCreated Action = "session.created" // not recorded by Guard: login.succeeded names the new session (Target)
 	SessionRotated Action = "session.rotated"
 	SessionEvicted Action = "session.evicted" // ended by the concurrent-session limit
 	SessionRevoked Action = "session.revoked" // ended by a user or an admin
-	SessionExpired Action = "session.expired"
+	SessionExpired Action = "session.expired" // found past its idle timeout or lifetime (Reason idle_timeout, lifetime), once
 )
 
 // User administration and credentials.

@@ -283,8 +283,10 @@ func (m *Manager) Create(ctx context.Context, o Options) (token string, s Sessio
 
 // Authenticate returns the live session behind token. It returns
 // ErrInvalidToken for a malformed token, ErrNotFound for one that names no
-// session, and ErrExpired for a session past its idle timeout or lifetime
-// (which it then deletes, best effort). Any other error is a store failure
+// session, and ErrExpired for a session past its idle timeout or lifetime,
+// which it then deletes, best effort: for the call whose delete removed
+// it, the error is an *ExpiredError carrying the session (so that the
+// expiry can be recorded once). Any other error is a store failure
 // and the request must be denied. When the session was last written
 // TouchInterval ago or more, its LastSeen is advanced to now first. Without
 // that write, Authenticate allocates nothing beyond what the Store does.
@@ -328,8 +330,7 @@ func (m *Manager) lookupTouch(ctx context.Context, h Hash) (Session, error) {
 		return Session{}, storeErr("lookup", err)
 	}
 	if !s.LiveAt(now) {
-		_, _ = m.store.Delete(ctx, h)
-		return Session{}, ErrExpired
+		return Session{}, m.expired(ctx, h, s)
 	}
 	if seen.Sub(s.LastSeen) >= touchEvery(m.touchEach, s.IdleTimeout) {
 		s.LastSeen = seen
@@ -352,11 +353,30 @@ func (m *Manager) lookupLive(ctx context.Context, h Hash) (Session, time.Time, e
 	}
 	now := m.now()
 	if !s.LiveAt(now) {
-		_, _ = m.store.Delete(ctx, h)
-		return Session{}, time.Time{}, ErrExpired
+		return Session{}, time.Time{}, m.expired(ctx, h, s)
 	}
 	return s, now, nil
 }
+
+// expired deletes the expired session s (h) and returns ErrExpired, as an
+// *ExpiredError with s if this call's delete removed it.
+func (m *Manager) expired(ctx context.Context, h Hash, s Session) error {
+	if _, err := m.store.Delete(ctx, h); err != nil {
+		return ErrExpired
+	}
+	return &ExpiredError{Session: s}
+}
+
+// ExpiredError is the ErrExpired of the one Authenticate that found a
+// session expired and removed it (errors.Is(err, ErrExpired) holds): it
+// carries the session, so that the expiry is recorded once, whoever else
+// presents the token meanwhile.
+type ExpiredError struct{ Session Session }
+
+func (e *ExpiredError) Error() string { return ErrExpired.Error() }
+
+// Is reports whether target is ErrExpired.
+func (e *ExpiredError) Is(target error) bool { return target == ErrExpired }
 
 // Rotate replaces the live session behind token by a new one with a new
 // token, as after a change of privilege: the user, tenant, creation and

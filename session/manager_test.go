@@ -955,8 +955,15 @@ func TestLookupToucherIsOneCall(t *testing.T) {
 	}
 
 	c.Advance(25 * time.Hour) // idle timeout
-	if _, err := m.Authenticate(t.Context(), token); !errors.Is(err, session.ErrExpired) {
-		t.Errorf("Authenticate after the idle timeout = %v, want ErrExpired", err)
+	// The call that removes the expired session gets it, to record the
+	// expiry; the next gets ErrNotFound (the session is gone).
+	var ee *session.ExpiredError
+	if s, err := m.Authenticate(t.Context(), token); !errors.Is(err, session.ErrExpired) || !errors.As(err, &ee) ||
+		ee.Session.UserID != "u" || ee.Session.Hash.IsZero() || s != (session.Session{}) {
+		t.Errorf("Authenticate after the idle timeout = %+v, %v; want an *ExpiredError with the session", s, err)
+	}
+	if s, err := m.Authenticate(t.Context(), token); !errors.Is(err, session.ErrNotFound) || s != (session.Session{}) {
+		t.Errorf("Authenticate of the removed session = %+v, %v; want ErrNotFound", s, err)
 	}
 
 	boom := errors.New("connection refused")
