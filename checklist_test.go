@@ -1,0 +1,333 @@
+package guard_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/ipfilter"
+	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
+)
+
+// Black-box tests of SECURITY-CHECKLIST items that are implemented but
+// were not covered elsewhere: RS-2, RS-4, RS-7, PW-13, AU-11, RB-9, IP-19
+// and RL-5.
+
+// resetTo builds the ResetPassword request for a mailed reset link.
+func resetTo(link url.Values, newPassword string) guard.ResetRequest {
+	return guard.ResetRequest{Tenant: link.Get("tenant"), UserID: link.Get("user"), Token: link.Get("token"),
+		NewPassword: newPassword, IP: "203.0.113.5", UserAgent: "test"}
+}
+
+// RS-2: the token of a reset link carries 256 random bits (43 base64url
+// characters), and 200 links for one account are all different.
+func TestResetTokenEntropy(t *testing.T) {
+	f := newMFAFixture(t, withLimits(guard.LinkLimits{PerAccount: 1000, PerDestination: 1000, PerIP: 1000}))
+	f.createUser(t, adaEmail, ownerPW)
+	const n = 200
+	req := guard.ForgotRequest{Tenant: tenantID, Email: adaEmail, IP: "203.0.113.5"}
+	for range n {
+		if err := f.g.ForgotPassword(f.ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		f.g.Close() // one after the other: the last mail holds the live link
+	}
+	sent := f.mailTo(adaEmail)
+	if len(sent) != n {
+		t.Fatalf("%d reset emails for %d requests, want %d", len(sent), n, n)
+	}
+	seen := map[string]bool{}
+	var last url.Values
+	for _, m := range sent {
+		last = resetLink(t, m)
+		tok := last.Get("token")
+		raw, err := base64.RawURLEncoding.Strict().DecodeString(tok)
+		if len(tok) != 43 || err != nil || len(raw) != 32 {
+			t.Fatalf("token %q: %d characters, %d bytes (%v); want 43 base64url characters of 32 bytes", tok, len(tok), len(raw), err)
+		}
+		if seen[tok] {
+			t.Fatalf("token %q mailed twice", tok)
+		}
+		seen[tok] = true
+	}
+	// What was measured is the token the link is checked against.
+	if err := f.g.ResetPassword(f.ctx, resetTo(last, "an entirely new passphrase")); err != nil {
+		t.Errorf("ResetPassword with the last link: %v", err)
+	}
+}
+
+// RS-4: a reset link works until its TTL (default 30 minutes, or
+// Recovery.TokenTTL) and is refused one second after it, leaving the
+// password as it was.
+func TestResetLinkExpires(t *testing.T) {
+	const newPW = "an entirely new passphrase"
+	for _, c := range []struct {
+		name string
+		ttl  time.Duration // Recovery.TokenTTL; 0 for the default
+		wait time.Duration
+		want error
+	}{
+		{"DefaultTTLMinusOneSecond", 0, 30*time.Minute - time.Second, nil},
+		{"DefaultTTLPlusOneSecond", 0, 30*time.Minute + time.Second, guard.ErrInvalidResetToken},
+		{"ConfiguredTTLMinusOneSecond", 10 * time.Minute, 10*time.Minute - time.Second, nil},
+		{"ConfiguredTTLPlusOneSecond", 10 * time.Minute, 10*time.Minute + time.Second, guard.ErrInvalidResetToken},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newMFAFixture(t, func(cfg *guard.Config) { cfg.Recovery.TokenTTL = c.ttl })
+			f.createUser(t, adaEmail, ownerPW)
+			link := f.forgot(t, adaEmail)
+			f.clock.Advance(c.wait)
+			if err := f.g.ResetPassword(f.ctx, resetTo(link, newPW)); !errors.Is(err, c.want) {
+				t.Fatalf("ResetPassword %v after the request = %v, want %v", c.wait, err, c.want)
+			}
+			works, refused := newPW, ownerPW
+			if c.want != nil {
+				works, refused = ownerPW, newPW
+			}
+			if _, err := f.login(adaEmail, works); err != nil {
+				t.Errorf("login with %q: %v", works, err)
+			}
+			if _, err := f.login(adaEmail, refused); !errors.Is(err, guard.ErrInvalidCredentials) {
+				t.Errorf("login with %q = %v, want ErrInvalidCredentials", refused, err)
+			}
+		})
+	}
+}
+
+// RS-7: asking for reset links, even beyond the send limit, changes
+// nothing about the account: its session keeps working, the old password
+// still signs in, and nothing is locked.
+func TestForgotPasswordChangesNothing(t *testing.T) {
+	f := newMFAFixture(t, manySessions)
+	ada := f.createUser(t, adaEmail, ownerPW)
+	res, _ := f.signIn(t, adaEmail, ownerPW)
+	for range 8 { // the default limit is 5 an hour
+		if err := f.g.ForgotPassword(f.ctx, guard.ForgotRequest{Tenant: tenantID, Email: adaEmail, IP: "203.0.113.5"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(f.mailTo(adaEmail)); n != 5 {
+		t.Fatalf("%d reset emails, want 5", n)
+	}
+	if _, err := f.g.Authenticate(f.ctx, res.Token); err != nil {
+		t.Errorf("the session after ForgotPassword: %v", err)
+	}
+	if _, err := f.login(adaEmail, ownerPW); err != nil {
+		t.Errorf("login with the old password after ForgotPassword: %v", err)
+	}
+	if ss, err := f.g.UserSessions(f.ctx, guard.System("test"), tenantID, ada.ID); err != nil || len(ss) != 2 {
+		t.Errorf("UserSessions = %d sessions, %v; want the first session and the new one", len(ss), err)
+	}
+	if evs := f.events(t, audit.LoginLocked); len(evs) != 0 {
+		t.Errorf("%d login.locked events, want none", len(evs))
+	}
+	if u, err := f.g.User(f.ctx, guard.System("test"), tenantID, ada.ID); err != nil || u.Status != ada.Status {
+		t.Errorf("user status after ForgotPassword = %q (%v), want %q", u.Status, err, ada.Status)
+	}
+}
+
+// PW-13: passwords are exact bytes (auth.Policy): "é" precomposed
+// (U+00E9, NFC) and decomposed ("e" + U+0301, NFD) are different
+// passwords, at set, change and login alike.
+func TestPasswordNotNormalised(t *testing.T) {
+	decompose := func(s string) string { return strings.ReplaceAll(s, "\u00e9", "e\u0301") }
+	first := "un caf\u00e9 noir bien serr\u00e9"
+	second := "th\u00e9 vert \u00e0 la menthe, pas sucr\u00e9"
+	f := newMFAFixture(t)
+	f.createUser(t, adaEmail, first)
+	if _, err := f.login(adaEmail, decompose(first)); !errors.Is(err, guard.ErrInvalidCredentials) {
+		t.Errorf("login with the NFD form of an NFC password = %v, want ErrInvalidCredentials", err)
+	}
+	_, p := f.signIn(t, adaEmail, first)
+	if err := f.g.ChangePassword(f.ctx, p, guard.PasswordChange{Current: decompose(first), New: second}); !errors.Is(err, guard.ErrInvalidCredentials) {
+		t.Errorf("ChangePassword with the NFD form of the current password = %v, want ErrInvalidCredentials", err)
+	}
+	// Set the new password in NFD: only NFD signs in.
+	if err := f.g.ChangePassword(f.ctx, p, guard.PasswordChange{Current: first, New: decompose(second)}); err != nil {
+		t.Fatalf("ChangePassword: %v", err)
+	}
+	if _, err := f.login(adaEmail, second); !errors.Is(err, guard.ErrInvalidCredentials) {
+		t.Errorf("login with the NFC form of an NFD password = %v, want ErrInvalidCredentials", err)
+	}
+	if _, err := f.login(adaEmail, decompose(second)); err != nil {
+		t.Errorf("login with the NFD password as set: %v", err)
+	}
+}
+
+// AU-11: only the system purges the audit log; an owner or an admin of
+// the tenant is refused and nothing is deleted.
+func TestPurgeAuditOnlyBySystem(t *testing.T) {
+	f := newFixture(t)
+	owner, _ := f.userWithRoles(t, "olive@example.test", rbac.Owner)
+	admin, _ := f.userWithRoles(t, "adam@example.test", rbac.Admin)
+	f.clock.Advance(time.Hour)
+	before := f.clock.Now()
+	all := func() []audit.Event {
+		p, err := f.g.QueryAudit(f.ctx, guard.System("test"), tenantID, audit.Query{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Events
+	}
+	n := len(all())
+	if n == 0 {
+		t.Fatal("no audit events to purge")
+	}
+	for name, by := range map[string]guard.Principal{"owner": owner, "admin": admin} {
+		if got, err := f.g.PurgeAudit(f.ctx, by, tenantID, before); !errors.Is(err, guard.ErrForbidden) || got != 0 {
+			t.Errorf("PurgeAudit by the %s = %d, %v; want 0, ErrForbidden", name, got, err)
+		}
+	}
+	if left := len(all()); left != n {
+		t.Fatalf("%d events after refused purges, want %d", left, n)
+	}
+	got, err := f.g.PurgeAudit(f.ctx, guard.System("retention"), tenantID, before)
+	if err != nil || got != n {
+		t.Fatalf("PurgeAudit by the system = %d, %v; want %d", got, err, n)
+	}
+	if evs := all(); len(evs) != 1 || evs[0].Action != audit.AuditPurged || evs[0].Actor.Kind != audit.ActorSystem {
+		t.Errorf("events after the purge: %+v, want only the audit.purged event", evs)
+	}
+	if rep, err := f.g.VerifyAudit(f.ctx, guard.System("test"), tenantID); err != nil || !rep.OK {
+		t.Errorf("VerifyAudit after the purge = %+v, %v", rep, err)
+	}
+}
+
+// RB-9: a request refused by Require leaves an access.denied event naming
+// the subject, tenant, section, action and reason.
+func TestRequireDenialAudited(t *testing.T) {
+	f := newFixture(t)
+	p, tok := f.userWithRoles(t, "rita@example.test", rbac.ReportsOnly)
+	if code := serve(f.g, tok, client, rbac.Contacts, rbac.Write); code != 403 {
+		t.Fatalf("reports-only writing contacts: %d, want 403", code)
+	}
+	evs := f.events(t, audit.AccessDenied)
+	if len(evs) != 1 {
+		t.Fatalf("%d access.denied events, want 1", len(evs))
+	}
+	e := evs[0]
+	if e.Tenant != tenantID || e.Outcome != audit.Failure || e.Reason != "no_permission" ||
+		e.Actor != (audit.Actor{Kind: audit.ActorUser, ID: p.UserID}) || e.Target != "contacts:write" || e.IP != "203.0.113.5" {
+		t.Errorf("access.denied event %+v", e)
+	}
+	want := map[string]string{"section": "contacts", "action": "write", "subject": "user:" + p.UserID}
+	for k, v := range want {
+		if e.Meta[k] != v {
+			t.Errorf("Meta[%q] = %q, want %q", k, e.Meta[k], v)
+		}
+	}
+}
+
+// IP-19: an API key used from outside the tenant's API-key allow-list, or
+// through a spoofed X-Forwarded-For, gets the generic 403, and each
+// refusal is an ip.denied event naming the key, the api_keys list and the
+// resolved address.
+func TestAPIKeyAllowListDenialAudited(t *testing.T) {
+	f := newFixture(t)
+	// A provisioning job restricts the tenant's keys to one address, then
+	// makes a key.
+	sys := guard.System("provisioning")
+	lists, err := f.g.IPAllowLists(f.ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	change := guard.IPListChange{Scope: ipfilter.APIKeys, Entries: []string{"198.51.100.7"}, Version: lists.Version}
+	if _, err := f.g.SetIPAllowList(f.ctx, sys, tenantID, change); err != nil {
+		t.Fatal(err)
+	}
+	key, k, err := f.g.CreateAPIKey(f.ctx, sys, guard.NewAPIKey{Tenant: tenantID, Name: "reporting", Roles: []string{rbac.ReportsOnly}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := f.g.Middleware(f.g.Require(rbac.Reports, rbac.Read)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })))
+	bearer := "Bearer " + key
+	if w := serveHandler(h, "/", "", "198.51.100.7:1", "Authorization", bearer); w.Code != 204 {
+		t.Fatalf("key from its allowed address: %d", w.Code)
+	}
+	for _, c := range []struct {
+		name   string
+		header []string
+	}{
+		{"direct", []string{"Authorization", bearer}},
+		{"spoofed X-Forwarded-For", []string{"Authorization", bearer, "X-Forwarded-For", "198.51.100.7"}},
+	} {
+		if w := serveHandler(h, "/", "", "198.51.100.8:1", c.header...); w.Code != 403 || w.Body.String() != "Forbidden\n" {
+			t.Errorf("key from 198.51.100.8 (%s): %d %q, want 403 Forbidden", c.name, w.Code, w.Body)
+		}
+	}
+	evs := f.events(t, audit.IPDenied)
+	if len(evs) != 2 {
+		t.Fatalf("%d ip.denied events, want 2", len(evs))
+	}
+	for _, e := range evs {
+		if e.Target != ipfilter.APIKeys.String() || e.IP != "198.51.100.8" || e.Outcome != audit.Failure ||
+			e.Reason != "not_in_allow_list" || e.Actor != (audit.Actor{Kind: audit.ActorAPIKey, ID: k.ID}) {
+			t.Errorf("ip.denied event %+v, want api_keys, 198.51.100.8 and key %s", e, k.ID)
+		}
+	}
+}
+
+// lossyMail is an email provider that, while down, takes each message and
+// then reports a failure: the code may even have reached the user.
+type lossyMail struct {
+	*outbox
+	down atomic.Bool
+}
+
+func (m *lossyMail) SendEmail(ctx context.Context, msg mfa.Message) error {
+	if err := m.outbox.SendEmail(ctx, msg); err != nil {
+		return err
+	}
+	if m.down.Load() {
+		return errors.New("smtp: 451 timeout after DATA")
+	}
+	return nil
+}
+
+// RL-5: when the email provider fails, SendLoginCode reports it
+// (ErrUnavailable) and the sign-in is not bypassed: the code it tried to
+// send completes nothing and the user has no session.
+func TestSendLoginCodeProviderDown(t *testing.T) {
+	lm := &lossyMail{outbox: &outbox{}}
+	f := newMFAFixture(t, func(c *guard.Config) { c.MFA.Email = lm })
+	ada := f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	fa, err := f.g.BeginOOB(f.ctx, p, mfa.KindEmail, "ada.second@example.test", "")
+	if err != nil {
+		t.Fatalf("BeginOOB: %v", err)
+	}
+	if _, err := f.g.ConfirmFactor(f.ctx, p, fa.ID, digits6.FindString(lm.lastMail(t).Text)); err != nil {
+		t.Fatalf("ConfirmFactor(email): %v", err)
+	}
+	if err := f.g.Logout(f.ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	pend := f.pending(t, adaEmail, ownerPW)
+	lm.down.Store(true)
+	sent := lm.count()
+	if err := f.g.SendLoginCode(f.ctx, pend.Token, fa.ID, "203.0.113.5", "test"); !errors.Is(err, guard.ErrUnavailable) {
+		t.Fatalf("SendLoginCode with the provider down = %v, want ErrUnavailable", err)
+	}
+	if lm.count() != sent+1 {
+		t.Fatal("the provider was not called")
+	}
+	code := digits6.FindString(lm.lastMail(t).Text)
+	if res, err := f.complete(guard.MethodCode, pend.Token, code); err == nil || res.Token != "" {
+		t.Errorf("CompleteLogin with the code of the failed send = %q, %v; want an error and no session", res.Token, err)
+	}
+	if ss, err := f.g.UserSessions(f.ctx, guard.System("test"), tenantID, ada.ID); err != nil || len(ss) != 0 {
+		t.Errorf("UserSessions = %d sessions, %v; want none", len(ss), err)
+	}
+	if r := reasons(f.events(t, audit.MFAFailed)); r[guard.ReasonUnavailable] != 1 {
+		t.Errorf("mfa.failed reasons %v, want one unavailable", r)
+	}
+}
