@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
@@ -329,5 +332,36 @@ func TestSendLoginCodeProviderDown(t *testing.T) {
 	}
 	if r := reasons(f.events(t, audit.MFAFailed)); r[guard.ReasonUnavailable] != 1 {
 		t.Errorf("mfa.failed reasons %v, want one unavailable", r)
+	}
+}
+
+// PW-7 (ASVS 6.2.12): a stored password that is on the blocklist (one
+// imported from another system) still signs in, but the session is
+// marked for a password change, and the login says so.
+func TestCommonStoredPasswordMustChange(t *testing.T) {
+	f := newFixture(t)
+	hash, err := bcrypt.GenerateFromPassword([]byte("password123"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.mem.Users.CreateUser(f.ctx, auth.User{ID: "imported", Tenant: tenantID, Email: "imp@example.com",
+		Status: auth.StatusActive, PasswordHash: string(hash), CreatedAt: f.clock.Now(), PasswordChangedAt: f.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.login("imp@example.com", "password123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.PasswordExpired || res.Session.Flags&guard.FlagPasswordExpired == 0 {
+		t.Errorf("login with a common stored password: PasswordExpired %v, flags %b; want the change asked for", res.PasswordExpired, res.Session.Flags)
+	}
+	ok := f.events(t, audit.LoginSucceeded)
+	if len(ok) != 1 || ok[0].Meta["password_common"] != "true" || ok[0].Meta["password_expired"] != "true" {
+		t.Errorf("login.succeeded events %+v", ok)
+	}
+	// A password that is not common asks for nothing.
+	f.createUser(t, adaEmail, ownerPW)
+	if res, err := f.login(adaEmail, ownerPW); err != nil || res.PasswordExpired {
+		t.Errorf("login with a good password: PasswordExpired %v, %v", res.PasswordExpired, err)
 	}
 }

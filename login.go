@@ -54,8 +54,10 @@ type LoginResult struct {
 	// Evicted is the number of the user's older sessions ended by the
 	// concurrent-session limit.
 	Evicted int
-	// PasswordExpired reports that the password is older than the tenant's
-	// PasswordMaxAge; the session carries FlagPasswordExpired.
+	// PasswordExpired reports that the password must be changed: it is
+	// older than the tenant's PasswordMaxAge, or it is on the blocklist of
+	// common passwords (one set before the list held it, or imported); the
+	// session carries FlagPasswordExpired.
 	PasswordExpired bool
 	// RecoveryCodes are the user's new recovery codes, set once, when the
 	// sign-in enrolled their first factor: show them once.
@@ -311,6 +313,12 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 		g.rehash(ctx, *a.user, req.Password)
 	}
 	si := signIn{password: true}
+	if auth.IsCommon(req.Password) {
+		// A password from before the blocklist held it (an import, an
+		// older list): right, but it must be changed now (ASVS 6.2.12).
+		si.flags |= FlagPasswordExpired
+		si.meta = map[string]string{"password_common": "true"}
+	}
 	if pol.RequireSSO {
 		if a.user.ID != pol.BreakGlassUser || g.mfa == nil {
 			return LoginResult{}, g.loginFailed(ctx, a, "sso_required", ErrSSORequired, g.lockEvent(a, gt, "sso_required")...)
@@ -318,7 +326,10 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 		// The break-glass owner: password and a second factor, flagged
 		// and recorded at every use.
 		si.flags |= FlagBreakGlass
-		si.meta = map[string]string{"break_glass": "true"}
+		if si.meta == nil {
+			si.meta = map[string]string{}
+		}
+		si.meta["break_glass"] = "true"
 		e := a.event(audit.LoginBreakGlass, audit.Success, "")
 		if err := g.record(ctx, e); err != nil {
 			return LoginResult{}, err
@@ -415,6 +426,7 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 	if expired {
 		flags |= FlagPasswordExpired
 	}
+	expired = expired || flags&FlagPasswordExpired != 0
 	if si.mfa != "" {
 		flags |= FlagMFA
 	}
