@@ -163,9 +163,7 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, kind, gate{}, unavailable("second factor", err))
 		}
 		if reason == ReasonCodeReuse {
-			g.notify(u, "A sign-in code of yours was used again",
-				"Someone signed in with your password and then tried a code from your authenticator app that had already been used. "+
-					"If it was not you, change your password now.")
+			g.noticeReuse(u)
 		}
 		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, kind, gt, ErrInvalidCode)
 	}
@@ -560,7 +558,18 @@ func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]str
 	if err := g.record(ctx, e); err != nil {
 		return nil, err
 	}
+	g.notify(*a.user, "New recovery codes for your account",
+		"A new set of recovery codes was just made for your account; the old ones no longer work. "+
+			"If it was not you, contact your administrator now.")
 	return codes, nil
+}
+
+// noticeReuse tells u that a code of their authenticator app was used
+// again (SECURITY-CHECKLIST MF-5): whoever tried it had their password.
+func (g *Guard) noticeReuse(u auth.User) {
+	g.notify(u, "A sign-in code of yours was used again",
+		"Someone who had your password tried a code from your authenticator app that had already been used. "+
+			"If it was not you, change your password now.")
 }
 
 // RecoveryCodesLeft reports how many recovery codes the signed-in user has
@@ -641,6 +650,9 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 				reason, ok := codeReason(err)
 				if !ok {
 					return "", session.Session{}, unavailable("second factor", err)
+				}
+				if reason == ReasonCodeReuse {
+					g.noticeReuse(*a.user)
 				}
 				return "", session.Session{}, fail(reason, gt, ErrInvalidCredentials)
 			}

@@ -153,3 +153,57 @@ func TestFactorChangesEndOtherSessions(t *testing.T) {
 		t.Errorf("mfa.removed events %+v", removed)
 	}
 }
+
+// MF-5: a code of the authenticator app used again is refused and the
+// user hears of it, at sign-in and at a step-up alike; MF-8, MF-21: new
+// recovery codes are noticed too, and enrolling or regenerating needs a
+// recent authentication.
+func TestReuseAndRecoveryNotices(t *testing.T) {
+	f := newMFAFixture(t, manySessions)
+	f.createUser(t, adaEmail, ownerPW)
+	res, p := f.signIn(t, adaEmail, ownerPW)
+	secret, _ := f.enrolTOTP(t, p)
+	f.clock.Advance(30 * time.Second)
+	code := f.code(t, secret)
+	pend := f.pending(t, adaEmail, ownerPW)
+	if _, err := f.complete(guard.MethodTOTP, pend.Token, code); err != nil {
+		t.Fatal(err)
+	}
+	pend = f.pending(t, adaEmail, ownerPW)
+	if _, err := f.complete(guard.MethodTOTP, pend.Token, code); !errors.Is(err, guard.ErrInvalidCode) {
+		t.Fatalf("the same code again at sign-in = %v, want ErrInvalidCode", err)
+	}
+	f.notice(t, adaEmail, "used again")
+	if _, _, err := f.g.Reauthenticate(f.ctx, p, res.Token, guard.Proof{Password: ownerPW, TOTP: code}); !errors.Is(err, guard.ErrInvalidCredentials) {
+		t.Fatalf("the same code again at a step-up = %v, want ErrInvalidCredentials", err)
+	}
+	var reuse int
+	for _, m := range f.mailTo(adaEmail) {
+		if strings.Contains(m.Subject, "used again") {
+			reuse++
+		}
+	}
+	if reuse != 2 {
+		t.Errorf("%d reuse notices, want 2 (sign-in and step-up)", reuse)
+	}
+
+	if _, err := f.g.RegenerateRecoveryCodes(f.ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	f.notice(t, adaEmail, "New recovery codes")
+
+	f.clock.Advance(16 * time.Minute)
+	old, err := f.g.Authenticate(f.ctx, res.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.RegenerateRecoveryCodes(f.ctx, old); !errors.Is(err, guard.ErrStepUpRequired) {
+		t.Errorf("RegenerateRecoveryCodes on an old session = %v, want ErrStepUpRequired", err)
+	}
+	if _, err := f.g.BeginTOTP(f.ctx, old, "Second phone"); !errors.Is(err, guard.ErrStepUpRequired) {
+		t.Errorf("BeginTOTP on an old session = %v, want ErrStepUpRequired", err)
+	}
+	if _, err := f.g.BeginOOB(f.ctx, old, mfa.KindEmail, "ada.codes@example.test", "Mail"); !errors.Is(err, guard.ErrStepUpRequired) {
+		t.Errorf("BeginOOB on an old session = %v, want ErrStepUpRequired", err)
+	}
+}
