@@ -89,6 +89,49 @@ func TestACSForm(t *testing.T) {
 	}
 }
 
+// TestACSDestinationIgnoresHost: the ACS compares Destination with the
+// configured ACS URL, never with the request's Host or X-Forwarded-Host
+// (SAML-36). A POST that reached the ACS under another host name is
+// accepted when Destination is the configured URL, and refused when
+// Destination (and Recipient) name the other host.
+func TestACSDestinationIgnoresHost(t *testing.T) {
+	k := loadKeys(t)
+	const otherHost = "evil.example"
+	otherACS := "https://" + otherHost + "/saml/" + tenant + "/acs"
+	for _, tc := range []struct {
+		name string
+		doc  []byte
+		want Reason // "" accepted
+	}{
+		{"destination is the configured ACS", valid().build(k), ""},
+		{"destination names the request's host", spec{signAssertion: true, destination: otherACS}.build(k), ReasonDestination},
+		{"destination and recipient name the request's host", spec{signAssertion: true, destination: otherACS, recipient: otherACS}.build(k), ReasonDestination},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			e.track(requestID, relayState)
+			body := formPost("SAMLResponse", base64.StdEncoding.EncodeToString(tc.doc), "RelayState", relayState)
+			r := httptest.NewRequest(http.MethodPost, otherACS, strings.NewReader(body))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			r.Header.Set("X-Forwarded-Host", otherHost)
+			if r.Host != otherHost {
+				t.Fatalf("request Host %q, want %q", r.Host, otherHost)
+			}
+			res, err := e.p.ACS(t.Context(), tenant, r, "")
+			if tc.want == "" {
+				if err != nil || res.Email != "alice@corp.example" {
+					t.Fatalf("ACS = %+v, %v", res, err)
+				}
+				return
+			}
+			wantReason(t, err, tc.want)
+			if res != nil {
+				t.Errorf("a rejected response returned a result")
+			}
+		})
+	}
+}
+
 func TestRelayStateAndBinding(t *testing.T) {
 	k := loadKeys(t)
 	doc := valid().build(k)

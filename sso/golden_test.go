@@ -2,6 +2,11 @@ package sso
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +17,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
+	"github.com/russellhaering/goxmldsig/etreeutils"
 )
 
 // A golden case is a response document built from a valid signed response
@@ -78,6 +84,11 @@ var goldenCases = []goldenCase{
 		return serialize(root)
 	}},
 	{name: "sha1_signature", want: ReasonSHA1, build: spec{signAssertion: true, sigMethod: dsig.RSASHA1SignatureMethod}.build},
+	{name: "sha1_digest", want: ReasonSHA1, build: func(k testKeys) []byte {
+		// SAML-6: an RSA-SHA256 signature whose Reference digests with
+		// SHA-1. The signature verifies; refusing it is policy.
+		return serialize(valid().response(k, signSHA1Digest(spec{}.assertion(k), &k.idp)))
+	}},
 	{name: "xslt_transform", want: ReasonTransform, build: func(k testKeys) []byte {
 		return replaceOnce(valid().build(k), "http://www.w3.org/2000/09/xmldsig#enveloped-signature", "http://www.w3.org/TR/1999/REC-xslt-19991116")
 	}},
@@ -281,6 +292,9 @@ var goldenCases = []goldenCase{
 		build: spec{signAssertion: true, noInResponseTo: true}.build, edit: func(c *Connection) { c.IdPInitiated = true }},
 	{name: "assertion_without_id", want: ReasonAssertionIDMissing, build: spec{signResponse: true, noAssertionID: true}.build},
 	{name: "nameid_with_newline", want: ReasonNameIDInvalid, build: spec{signAssertion: true, nameID: "alice@corp.example\nadmin"}.build},
+	{name: "nameid_10kb", want: ReasonNameIDInvalid, build: spec{signAssertion: true,
+		nameID: strings.Repeat("a", 10<<10-len("@corp.example")) + "@corp.example"}.build},
+	{name: "nameid_surrounding_space", want: ReasonNameIDInvalid, build: spec{signAssertion: true, nameID: " alice@corp.example "}.build},
 	{name: "email_domain_not_allowed", want: ReasonEmailDomain, build: valid().build,
 		edit: func(c *Connection) { c.AllowedDomains = []string{"other.example"} }},
 }
@@ -293,6 +307,36 @@ func evilCopy(a *etree.Element) *etree.Element {
 	evil.SelectAttr("ID").Value = "id-evil"
 	setNameID(evil, "admin@corp.example")
 	return evil
+}
+
+// signSHA1Digest returns el signed like sign with RSA-SHA256, but with a
+// SHA-1 DigestMethod in its Reference. goxmldsig takes both from one
+// Hash, so el is signed with RSA-SHA1 and the SignedInfo, its
+// SignatureMethod changed to RSA-SHA256, is signed again.
+func signSHA1Digest(el *etree.Element, kp *keyPair) *etree.Element {
+	signed := sign(el, kp, dsig.RSASHA1SignatureMethod)
+	sig := child(signed, "Signature")
+	si := child(sig, "SignedInfo")
+	child(si, "SignatureMethod").SelectAttr("Algorithm").Value = dsig.RSASHA256SignatureMethod
+	ns, err := etreeutils.NSBuildParentContext(si)
+	if err != nil {
+		panic(err)
+	}
+	detached, err := etreeutils.NSDetatch(ns, si)
+	if err != nil {
+		panic(err)
+	}
+	canonical, err := dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("").Canonicalize(detached)
+	if err != nil {
+		panic(err)
+	}
+	sum := sha256.Sum256(canonical)
+	v, err := rsa.SignPKCS1v15(rand.Reader, kp.key, crypto.SHA256, sum[:])
+	if err != nil {
+		panic(err)
+	}
+	child(sig, "SignatureValue").SetText(base64.StdEncoding.EncodeToString(v))
+	return signed
 }
 
 func setNameID(assertion *etree.Element, v string) {
@@ -355,7 +399,8 @@ func TestGolden(t *testing.T) {
 // TestGoldenBaselineXmlsec1 checks the baseline documents with an
 // independent verifier, xmlsec1: a negative case built on an invalid
 // baseline would prove nothing. It also shows that xmlsec1 accepts the
-// comment-injected document: refusing it is Guard's own policy.
+// comment-injected document and the SHA-1 digest: refusing them is
+// Guard's own policy.
 func TestGoldenBaselineXmlsec1(t *testing.T) {
 	bin, err := exec.LookPath("xmlsec1")
 	if err != nil {
@@ -370,6 +415,7 @@ func TestGoldenBaselineXmlsec1(t *testing.T) {
 		{"valid", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"},
 		{"valid_response_signed", "urn:oasis:names:tc:SAML:2.0:protocol:Response"},
 		{"comment_in_nameid", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"},
+		{"sha1_digest", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"},
 	} {
 		out, err := exec.Command(bin, "--verify", "--pubkey-cert-pem", cert, "--id-attr:ID", c.node, goldenPath(c.name)).CombinedOutput()
 		if err != nil || !bytes.Contains(out, []byte("OK")) {

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// sessionCookie is the name of Guard's session cookie: the default of
+// guard.Config.CookieName, which the console does not change.
+const sessionCookie = "__Host-guard"
+
+// roundTripFunc is an http.RoundTripper made of a function: the tests wrap
+// a client's transport with it to change or watch its requests.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// Absolute URLs the console emits use its configured base URL, whatever
+// the Host and X-Forwarded-Host headers of the request say (SECURITY-
+// CHECKLIST WEB-15): the link of a reset email, and the SAML metadata.
+func TestForgedHostIgnored(t *testing.T) {
+	c, _ := newClient(t)
+	const evil = "evil.example"
+	var forged atomic.Int32 // requests the console received under the forged host
+	h := c.srv.Config.Handler
+	c.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Host == evil && r.Header.Get("X-Forwarded-Host") == evil {
+			forged.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	})
+	inner := c.c.Transport
+	c.c.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		r = r.Clone(r.Context())
+		r.Host = evil
+		r.Header.Set("X-Forwarded-Host", evil)
+		return inner.RoundTrip(r)
+	})
+
+	resp, _ := c.post("/forgot", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "captcha": {standinToken}})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("forgot: %d", resp.StatusCode)
+	}
+	link := waitLink(t, c.con, ownerEmail)
+	if !strings.HasPrefix(link, c.srv.URL+"/reset?") || strings.Contains(link, evil) {
+		t.Errorf("reset link %q, want one on %s", link, c.srv.URL)
+	}
+
+	resp, md := c.get("/saml/" + demoTenant + "/metadata")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("SAML metadata: %d", resp.StatusCode)
+	}
+	for _, want := range []string{`entityID="` + c.srv.URL + "/saml/" + demoTenant + `/metadata"`, `Location="` + c.srv.URL + "/saml/" + demoTenant + `/acs"`} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the SAML metadata lacks %s", want)
+		}
+	}
+	if strings.Contains(md, evil) {
+		t.Errorf("the SAML metadata names %s", evil)
+	}
+	if n := forged.Load(); n != 2 {
+		t.Fatalf("%d of 2 requests reached the console with the forged host", n)
+	}
+}
+
+// A session cookie the server never issued is not adopted (SECURITY-
+// CHECKLIST SE-1, SE-2): signing in with it gives a new value, and the
+// planted value is no session afterwards.
+func TestPlantedSessionCookieNotAdopted(t *testing.T) {
+	c, password := newClient(t)
+	var raw [32]byte
+	rand.Read(raw[:])
+	planted := base64.RawURLEncoding.EncodeToString(raw[:]) // well-formed: 32 random bytes, base64url
+	u, _ := url.Parse(c.srv.URL)
+	plant := func(cl *client) {
+		cl.c.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: planted, Path: "/", Secure: true, HttpOnly: true}})
+	}
+	plant(c)
+	resp := c.signIn(ownerEmail, password)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	var issued string
+	for _, k := range resp.Cookies() {
+		if k.Name == sessionCookie && k.Value != "" {
+			issued = k.Value
+		}
+	}
+	if issued == "" || issued == planted {
+		t.Fatalf("session cookie after sign-in %q; want a new value (planted %q)", issued, planted)
+	}
+	if code, w := c.whoami(); code != http.StatusOK || w.Email != ownerEmail {
+		t.Fatalf("whoami with the issued cookie: %d %+v", code, w)
+	}
+
+	other := newClientOf(t, c.srv, c.con)
+	plant(other)
+	if code, _ := other.whoami(); code != http.StatusUnauthorized {
+		t.Errorf("whoami with the planted cookie after the sign-in: %d, want 401", code)
+	}
+	plant(other)
+	resp, _ = other.get("/account")
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/login") {
+		t.Errorf("GET /account with the planted cookie: %d to %q, want a redirect to /login", resp.StatusCode, loc)
+	}
+}
+
+// The 503 page of a store failure shows a reference, the same one the
+// console logs with the error, and nothing of the error itself
+// (SECURITY-CHECKLIST WEB-14). The requests are anonymous, so that they
+// reach the page's handler.
+func TestStoreFailureReference(t *testing.T) {
+	srv := httptest.NewUnstartedServer(nil)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	out := &syncBuffer{}
+	con := newTestConsole(t, srv.URL, nil, out)
+	srv.Config.Handler = con.app.routes()
+	c := newClientOf(t, srv, con)
+	con.backend.Close()
+	refRE := regexp.MustCompile(`Reference: <code>([0-9a-f]{8,})</code>`)
+	for _, path := range []string{"/saml/" + demoTenant + "/metadata", "/saml/" + demoTenant + "/login"} {
+		resp, body := c.get(path)
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("GET %s with the store down: %d, want 503", path, resp.StatusCode)
+			continue
+		}
+		m := refRE.FindStringSubmatch(body)
+		if m == nil {
+			t.Errorf("GET %s: no reference on the page", path)
+			continue
+		}
+		line := regexp.MustCompile(`(?m)^.*\b` + m[1] + `\b.*$`).FindString(out.String())
+		if line == "" {
+			t.Errorf("GET %s: reference %s is not in the console's log", path, m[1])
+			continue
+		}
+		if !strings.Contains(line, "store closed") {
+			t.Errorf("GET %s: the log line of reference %s does not hold the error: %q", path, m[1], line)
+		}
+		for _, leak := range []string{"sqlite", "closed", "guard:", "unavailable:", ".go"} {
+			if strings.Contains(strings.ToLower(body), leak) {
+				t.Errorf("GET %s: the page shows %q", path, leak)
+			}
+		}
+	}
+}
+
+// Every cookie the console sets along sign-in, MFA, flash messages,
+// password reset and email change is Secure, HttpOnly and carries a
+// __Host- prefix (Path=/, no Domain) or a __Secure- one (SECURITY-
+// CHECKLIST WEB-1, WEB-2).
+func TestCookieAttributes(t *testing.T) {
+	c, password := newClient(t)
+	var (
+		mu  sync.Mutex
+		set []string // every Set-Cookie line received
+	)
+	inner := c.c.Transport
+	c.c.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := inner.RoundTrip(r)
+		if err == nil {
+			mu.Lock()
+			set = append(set, resp.Header.Values("Set-Cookie")...)
+			mu.Unlock()
+		}
+		return resp, err
+	})
+	step := func(resp *http.Response, want int, what string) {
+		t.Helper()
+		if resp.StatusCode != want {
+			t.Fatalf("%s: %d, want %d", what, resp.StatusCode, want)
+		}
+	}
+
+	// Sign-in, and a flash message (taken by the next page).
+	step(c.signIn(ownerEmail, password), http.StatusSeeOther, "sign-in")
+	resp, _ := c.post("/account/password", url.Values{"current": {password}, "new": {"one new passphrase"}, "confirm": {"another passphrase"}})
+	step(resp, http.StatusSeeOther, "change password with differing passwords")
+	resp, _ = c.get("/account")
+	step(resp, http.StatusOK, "account")
+
+	// An SMS factor, then a sign-in pending its code.
+	const phone = "+447700900124"
+	resp, body := c.post("/account/mfa/oob", url.Values{"kind": {"sms"}, "destination": {phone}})
+	step(resp, http.StatusOK, "begin SMS factor")
+	resp, _ = c.post("/account/mfa/confirm", url.Values{"factor": {field(t, body, "factor")}, "code": {smsCode(t, c.con, phone)}})
+	step(resp, http.StatusOK, "confirm SMS factor")
+	resp, _ = c.post("/logout", url.Values{})
+	step(resp, http.StatusSeeOther, "sign-out")
+	step(c.signIn(ownerEmail, password), http.StatusSeeOther, "sign-in with MFA")
+	resp, body = c.get("/login/mfa")
+	step(resp, http.StatusOK, "MFA page")
+	resp, _ = c.post("/login/mfa/send", url.Values{"factor": {field(t, body, "factor")}})
+	step(resp, http.StatusOK, "send SMS code")
+	resp, _ = c.post("/login/mfa", url.Values{"method": {"code"}, "code": {smsCode(t, c.con, phone)}})
+	step(resp, http.StatusSeeOther, "SMS code")
+
+	// An email change, confirmed from its link.
+	const newEmail = "olivia@demo.example"
+	resp, _ = c.post("/account/email", url.Values{"email": {newEmail}})
+	step(resp, http.StatusSeeOther, "request email change")
+	u, _ := url.Parse(waitLinkTo(t, c.con, newEmail, "/email/confirm"))
+	resp, _ = c.get(u.RequestURI())
+	step(resp, http.StatusSeeOther, "email change link")
+	resp, _ = c.post("/email/confirm", url.Values{})
+	step(resp, http.StatusSeeOther, "confirm email change")
+
+	// A password reset, from its link.
+	resp, _ = c.post("/forgot", url.Values{"tenant": {demoTenant}, "email": {newEmail}, "captcha": {standinToken}})
+	step(resp, http.StatusOK, "forgot")
+	u, _ = url.Parse(waitLink(t, c.con, newEmail))
+	resp, _ = c.get(u.RequestURI())
+	step(resp, http.StatusSeeOther, "reset link")
+	resp, _ = c.post("/reset", url.Values{"password": {"a brand new passphrase"}, "confirm": {"a brand new passphrase"}, "captcha": {standinToken}})
+	step(resp, http.StatusSeeOther, "reset")
+
+	mu.Lock()
+	defer mu.Unlock()
+	seen := map[string]bool{}
+	for _, line := range set {
+		k, err := http.ParseSetCookie(line)
+		if err != nil {
+			t.Errorf("Set-Cookie %q: %v", line, err)
+			continue
+		}
+		seen[k.Name] = true
+		host := strings.HasPrefix(k.Name, "__Host-")
+		switch {
+		case !k.Secure || !k.HttpOnly:
+			t.Errorf("cookie %s is not Secure and HttpOnly: %q", k.Name, line)
+		case !host && !strings.HasPrefix(k.Name, "__Secure-"):
+			t.Errorf("cookie %s has neither a __Host- nor a __Secure- prefix", k.Name)
+		case host && (k.Path != "/" || k.Domain != ""):
+			t.Errorf("__Host- cookie with a Domain or a Path other than /: %q", line)
+		}
+	}
+	for _, name := range []string{sessionCookie, pendingCookie, flashCookie, resetCookie, emailCookie} {
+		if !seen[name] {
+			t.Errorf("the flow set no cookie %s: it checked nothing about it", name)
+		}
+	}
+}
