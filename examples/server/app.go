@@ -258,7 +258,12 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 		case http.StatusTooManyRequests:
 			a.errorPage(w, r, http.StatusTooManyRequests, "Too many attempts", "Please wait a few minutes and try again.")
 		default:
-			a.errorPage(w, r, iw.code, "Temporarily unavailable", "The service cannot answer right now. Please try again shortly.")
+			// Guard's Middleware answered (a store failure) without
+			// handing the error on: log the request under a reference
+			// that the page shows.
+			ref := a.ref(fmt.Errorf("guard middleware answered %d to %s %s", iw.code, r.Method, r.URL.Path))
+			a.renderStatus(w, r, iw.code, "error.html", view{Title: "Temporarily unavailable",
+				Data: errorView{Status: iw.code, Message: "The service cannot answer right now. Please try again shortly.", Ref: ref}})
 		}
 	})
 }

@@ -117,6 +117,33 @@ func TestPlantedSessionCookieNotAdopted(t *testing.T) {
 // console logs with the error, and nothing of the error itself
 // (SECURITY-CHECKLIST WEB-14). The requests are anonymous, so that they
 // reach the page's handler.
+// A store failure met by Guard's Middleware on a signed-in page also shows
+// a reference that is in the log (the error itself is not handed on).
+func TestStoreFailureReferenceSignedIn(t *testing.T) {
+	srv := httptest.NewUnstartedServer(nil)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	out := &syncBuffer{}
+	con := newTestConsole(t, srv.URL, nil, out)
+	srv.Config.Handler = con.app.routes()
+	c := newClientOf(t, srv, con)
+	if resp := c.signIn(ownerEmail, con.password); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	con.backend.Close()
+	resp, body := c.get("/account")
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("GET /account with the store down: %d, want 503", resp.StatusCode)
+	}
+	m := regexp.MustCompile(`Reference: <code>([0-9a-f]{8,})</code>`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no reference on the page")
+	}
+	if !strings.Contains(out.String(), m[1]) {
+		t.Errorf("reference %s is not in the console's log", m[1])
+	}
+}
+
 func TestStoreFailureReference(t *testing.T) {
 	srv := httptest.NewUnstartedServer(nil)
 	srv.StartTLS()
