@@ -109,7 +109,7 @@ func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, 
 		_ = g.stores.UserUpdates.SetEmail(context.WithoutCancel(ctx), u.Tenant, u.ID, u.Email)
 		return err
 	}
-	g.notify(u, "The email address of your account was changed",
+	g.notify(u.Email, "The email address of your account was changed",
 		"The email address you sign in with was just changed from "+u.Email+" to "+email+". "+
 			"This address will no longer receive messages about the account. "+
 			"If it was not you, contact your administrator now.")
@@ -210,20 +210,12 @@ func (g *Guard) ConfirmEmailChange(ctx context.Context, req EmailChangeConfirm) 
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
 	}
 	email, err := auth.CanonicalEmail(req.Email)
-	if err != nil || CheckTenantID(req.Tenant) != nil || len(req.UserID) > auth.MaxIDBytes || len(req.Token) != 43 {
+	if err != nil {
 		return ErrInvalidEmailChange
 	}
-	if _, err := g.EffectivePolicy(ctx, req.Tenant); errors.Is(err, ErrTenantNotFound) {
-		return ErrInvalidEmailChange
-	} else if err != nil {
+	_, u, err := g.linkUser(ctx, req.Tenant, req.UserID, req.Token, ErrInvalidEmailChange)
+	if err != nil {
 		return err
-	}
-	u, err := g.stores.Users.User(ctx, req.Tenant, req.UserID)
-	switch {
-	case errors.Is(err, auth.ErrNotFound):
-		return ErrInvalidEmailChange
-	case err != nil:
-		return unavailable("load user", err)
 	}
 	p := Principal{Kind: KindUser, Tenant: u.Tenant, UserID: u.ID, IP: clip(req.IP, 64), UserAgent: clip(req.UserAgent, 512)}
 	refuse := func(reason string) error {

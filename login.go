@@ -198,24 +198,29 @@ func (g *Guard) settle(ctx context.Context, gt gate, done bool) error {
 	return nil
 }
 
-// lockEvent is the login.locked event of an attempt that started a lock;
-// the user, if the account exists, gets a notice (SECURITY-CHECKLIST
-// LG-16).
-func (g *Guard) lockEvent(a attempt, gt gate, reason string) []audit.Event {
+// recordFailure records e, the failure event of attempt a, together with
+// a login.locked event when a's reservation gt started a lock; once that
+// is on record, the user (if the account exists) is mailed a notice
+// (SECURITY-CHECKLIST LG-16). gt is the zero gate for a failure that
+// reserved nothing.
+func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.Event) error {
 	if !gt.acct.Locks {
-		return nil
+		return g.record(ctx, e)
+	}
+	lock := a.event(audit.LoginLocked, audit.Failure, e.Reason)
+	lock.Meta = lockMeta(gt.acct)
+	if err := g.record(ctx, e, lock); err != nil {
+		return err
 	}
 	if a.user != nil {
 		text := "Your account was locked after several failed sign-in attempts"
 		if gt.acct.Permanent {
 			text += ", until an administrator unlocks it"
 		}
-		g.notify(*a.user, "Your account was locked", text+". If it was not you, someone may be guessing your password: "+
+		g.notify(a.user.Email, "Your account was locked", text+". If it was not you, someone may be guessing your password: "+
 			"change it once you can sign in again, and tell your administrator.")
 	}
-	e := a.event(audit.LoginLocked, audit.Failure, reason)
-	e.Meta = lockMeta(gt.acct)
-	return []audit.Event{e}
+	return nil
 }
 
 // Login verifies a password and creates a session, or starts a pending
@@ -280,7 +285,7 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 	}
 	if g.needsCaptcha(gt) {
 		if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
-			return LoginResult{}, g.loginFailed(ctx, a, ReasonCaptcha, err, g.lockEvent(a, gt, ReasonCaptcha)...)
+			return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonCaptcha, err)
 		}
 	}
 
@@ -307,7 +312,7 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 		ok, reason = false, ReasonDeactivated
 	}
 	if !ok {
-		return LoginResult{}, g.loginFailed(ctx, a, reason, ErrInvalidCredentials, g.lockEvent(a, gt, reason)...)
+		return LoginResult{}, g.loginFailedAt(ctx, a, gt, reason, ErrInvalidCredentials)
 	}
 	if rehash {
 		g.rehash(ctx, *a.user, req.Password)
@@ -321,7 +326,7 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 	}
 	if pol.RequireSSO {
 		if a.user.ID != pol.BreakGlassUser || g.mfa == nil {
-			return LoginResult{}, g.loginFailed(ctx, a, "sso_required", ErrSSORequired, g.lockEvent(a, gt, "sso_required")...)
+			return LoginResult{}, g.loginFailedAt(ctx, a, gt, "sso_required", ErrSSORequired)
 		}
 		// The break-glass owner: password and a second factor, flagged
 		// and recorded at every use.
@@ -521,9 +526,14 @@ func (g *Guard) rehash(ctx context.Context, u auth.User, password string) {
 // loginFailed records a login.failed event (and any extra events) and
 // returns err, or ErrUnavailable if the event cannot be recorded: a login
 // attempt is never left unlogged silently.
-func (g *Guard) loginFailed(ctx context.Context, a attempt, reason string, err error, extra ...audit.Event) error {
-	events := append([]audit.Event{a.event(audit.LoginFailed, audit.Failure, reason)}, extra...)
-	if rerr := g.record(ctx, events...); rerr != nil {
+func (g *Guard) loginFailed(ctx context.Context, a attempt, reason string, err error) error {
+	return g.loginFailedAt(ctx, a, gate{}, reason, err)
+}
+
+// loginFailedAt is loginFailed for an attempt reserved as gt: a lock it
+// started is recorded and noticed too (see recordFailure).
+func (g *Guard) loginFailedAt(ctx context.Context, a attempt, gt gate, reason string, err error) error {
+	if rerr := g.recordFailure(ctx, a, gt, a.event(audit.LoginFailed, audit.Failure, reason)); rerr != nil {
 		return rerr
 	}
 	return err

@@ -88,8 +88,7 @@ func (g *Guard) mfaFailed(ctx context.Context, a attempt, reason string, kind mf
 	if kind != "" {
 		e.Meta = map[string]string{"kind": string(kind)}
 	}
-	events := append([]audit.Event{e}, g.lockEvent(a, gt, reason)...)
-	if rerr := g.record(ctx, events...); rerr != nil {
+	if rerr := g.recordFailure(ctx, a, gt, e); rerr != nil {
 		return rerr
 	}
 	return err
@@ -177,7 +176,7 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	events := []audit.Event{p.a.event(audit.MFASucceeded, audit.Success, "")}
 	events[0].Meta = map[string]string{"kind": string(kind)}
 	if recovery != nil {
-		g.notify(u, "A recovery code was used to sign in",
+		g.notify(u.Email, "A recovery code was used to sign in",
 			fmt.Sprintf("One of your recovery codes was just used to sign in to your account; %d are left. "+
 				"If it was not you, change your password and generate new recovery codes now.", recovery.Left))
 		e := p.a.event(audit.RecoveryUsed, audit.Success, "")
@@ -349,7 +348,7 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, kind mfa.
 	if err := g.record(ctx, events...); err != nil {
 		return nil, err
 	}
-	g.notify(u, "A second factor was added to your account",
+	g.notify(u.Email, "A second factor was added to your account",
 		"A "+factorNoun(f.Kind)+" was just added to your account as a second sign-in step. "+
 			"If it was not you, contact your administrator now.")
 	return codes, nil
@@ -513,13 +512,11 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	if u, err := g.stores.Users.User(ctx, tenant, userID); err == nil {
 		text := "A " + factorNoun(f.Kind) + " was just removed from your account's sign-in steps, and your other sessions were ended. " +
 			"If it was not you or your administrator, contact your administrator now."
-		g.notify(u, "A second factor was removed from your account", text)
+		g.notify(u.Email, "A second factor was removed from your account", text)
 		if f.Kind == mfa.KindEmail && f.Destination != "" && f.Destination != u.Email {
 			// The address that no longer receives codes hears of it too
 			// (SECURITY-CHECKLIST MF-16).
-			nu := u
-			nu.Email = f.Destination
-			g.notify(nu, "This address no longer receives sign-in codes", text)
+			g.notify(f.Destination, "This address no longer receives sign-in codes", text)
 		}
 	}
 	return nil
@@ -558,7 +555,7 @@ func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]str
 	if err := g.record(ctx, e); err != nil {
 		return nil, err
 	}
-	g.notify(*a.user, "New recovery codes for your account",
+	g.notify(a.user.Email, "New recovery codes for your account",
 		"A new set of recovery codes was just made for your account; the old ones no longer work. "+
 			"If it was not you, contact your administrator now.")
 	return codes, nil
@@ -567,7 +564,7 @@ func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]str
 // noticeReuse tells u that a code of their authenticator app was used
 // again (SECURITY-CHECKLIST MF-5): whoever tried it had their password.
 func (g *Guard) noticeReuse(u auth.User) {
-	g.notify(u, "A sign-in code of yours was used again",
+	g.notify(u.Email, "A sign-in code of yours was used again",
 		"Someone who had your password tried a code from your authenticator app that had already been used. "+
 			"If it was not you, change your password now.")
 }
@@ -614,7 +611,7 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 	a := attempt{req: LoginRequest{Tenant: p.Tenant, IP: p.IP, UserAgent: p.UserAgent}, email: u.Email, user: &u}
 	fail := func(reason string, gt gate, err error) error {
 		e := a.event(audit.Reauthenticated, audit.Failure, reason)
-		if rerr := g.record(ctx, append([]audit.Event{e}, g.lockEvent(a, gt, reason)...)...); rerr != nil {
+		if rerr := g.recordFailure(ctx, a, gt, e); rerr != nil {
 			return rerr
 		}
 		return err
@@ -687,9 +684,9 @@ func hasConfirmed(fs []mfa.Factor, k mfa.Kind) bool {
 	return false
 }
 
-// notify emails a security notice to the user, in the background, when
+// notify emails a security notice to the address to, in the background, when
 // Recovery.Email is configured. A failure to send is not the sign-in's.
-func (g *Guard) notify(u auth.User, subject, text string) {
+func (g *Guard) notify(to, subject, text string) {
 	if g.recovery.Email == nil {
 		return
 	}
@@ -698,6 +695,6 @@ func (g *Guard) notify(u auth.User, subject, text string) {
 		defer g.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		_ = g.recovery.Email.SendEmail(ctx, mfa.Message{To: u.Email, Subject: subject, Text: text})
+		_ = g.recovery.Email.SendEmail(ctx, mfa.Message{To: to, Subject: subject, Text: text})
 	}()
 }

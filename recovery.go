@@ -147,17 +147,13 @@ func (g *Guard) linkLimited(ctx context.Context, tenant, userID, to, ip string) 
 	return over, nil
 }
 
-// linkRateKey names a send-limit counter by scope and a hash of fields (the
-// store holds no address), or "" when the first field is empty.
+// linkRateKey names a send-limit counter (see mfa.RateKey), or "" when
+// the first field is empty (no client IP).
 func linkRateKey(scope string, fields ...string) string {
 	if fields[0] == "" {
 		return ""
 	}
-	h := sha256.New()
-	for _, f := range fields {
-		h.Write([]byte(strconv.Itoa(len(f)) + ":" + f))
-	}
-	return "link:" + scope + ":" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18])
+	return mfa.RateKey("link-"+scope, fields...)
 }
 
 // ReasonRateLimited is the Reason of a refused password.reset_requested or
@@ -309,8 +305,8 @@ type ResetRequest struct {
 // usable). The link is consumed once; any problem with it is
 // ErrInvalidResetToken. On success every session of the user ends, so
 // does a pending email change, the account's login lock is lifted and a
-// notice is mailed; second factors stay as they are, so the next login still asks for one
-// (a reset never disables MFA).
+// notice is mailed; second factors stay as they are, so the next login
+// still asks for one (a reset never disables MFA).
 func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
 		return err
@@ -321,23 +317,11 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if len(req.NewPassword) > MaxPasswordBytes {
 		return auth.ErrPasswordTooLong
 	}
-	if CheckTenantID(req.Tenant) != nil || len(req.UserID) > auth.MaxIDBytes || len(req.Token) != 43 {
-		return ErrInvalidResetToken
-	}
-	pol, err := g.EffectivePolicy(ctx, req.Tenant)
-	if errors.Is(err, ErrTenantNotFound) {
-		return ErrInvalidResetToken
-	}
+	pol, u, err := g.linkUser(ctx, req.Tenant, req.UserID, req.Token, ErrInvalidResetToken)
 	if err != nil {
 		return err
 	}
-	u, err := g.stores.Users.User(ctx, req.Tenant, req.UserID)
-	switch {
-	case errors.Is(err, auth.ErrNotFound):
-		return ErrInvalidResetToken
-	case err != nil:
-		return unavailable("load user", err)
-	case u.Status != auth.StatusActive:
+	if u.Status != auth.StatusActive {
 		return ErrInvalidResetToken
 	}
 	actor := Principal{Kind: KindUser, Tenant: u.Tenant, UserID: u.ID, IP: req.IP, UserAgent: req.UserAgent}
@@ -381,10 +365,34 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if err := g.record(ctx, e); err != nil {
 		return err
 	}
-	g.notify(u, "Your password was reset",
+	g.notify(u.Email, "Your password was reset",
 		"The password of your account was just reset with a link sent to this address, and every session was ended. "+
 			"If it was not you, someone can read this mailbox: contact your administrator now.")
 	return nil
+}
+
+// linkUser finds the tenant's policy and the user a mailed link
+// (reset or email change) names. Parameters that no link carries, an
+// unknown tenant or user give invalid; a store failure ErrUnavailable.
+func (g *Guard) linkUser(ctx context.Context, tenant, userID, token string, invalid error) (Policy, auth.User, error) {
+	if CheckTenantID(tenant) != nil || len(userID) > auth.MaxIDBytes || len(token) != 43 {
+		return Policy{}, auth.User{}, invalid
+	}
+	pol, err := g.EffectivePolicy(ctx, tenant)
+	if errors.Is(err, ErrTenantNotFound) {
+		return Policy{}, auth.User{}, invalid
+	}
+	if err != nil {
+		return Policy{}, auth.User{}, err
+	}
+	u, err := g.stores.Users.User(ctx, tenant, userID)
+	switch {
+	case errors.Is(err, auth.ErrNotFound):
+		return Policy{}, auth.User{}, invalid
+	case err != nil:
+		return Policy{}, auth.User{}, unavailable("load user", err)
+	}
+	return pol, u, nil
 }
 
 // isMFAClean reports whether err is one of mfa's answers about a code

@@ -183,9 +183,8 @@ func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordCha
 		return g.userErr("load user", err)
 	}
 	a := attempt{req: LoginRequest{Tenant: p.Tenant, IP: p.IP, UserAgent: p.UserAgent}, email: u.Email, user: &u}
-	fail := func(reason string, err error, extra ...audit.Event) error {
-		e := a.event(audit.PasswordChanged, audit.Failure, reason)
-		if rerr := g.record(ctx, append([]audit.Event{e}, extra...)...); rerr != nil {
+	fail := func(reason string, gt gate, err error) error {
+		if rerr := g.recordFailure(ctx, a, gt, a.event(audit.PasswordChanged, audit.Failure, reason)); rerr != nil {
 			return rerr
 		}
 		return err
@@ -193,11 +192,11 @@ func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordCha
 	key := accountKey(p.Tenant, u.Email)
 	res, err := g.stores.Throttle.Reserve(ctx, key, g.now(), g.acctLim)
 	if err != nil {
-		return fail(ReasonUnavailable, unavailable("throttle", err))
+		return fail(ReasonUnavailable, gate{}, unavailable("throttle", err))
 	}
 	if !res.Allowed {
 		g.hasher.VerifyDummy(ctx, current)
-		return fail(ReasonLocked, ErrInvalidCredentials)
+		return fail(ReasonLocked, gate{}, ErrInvalidCredentials)
 	}
 	ok := false
 	if u.PasswordHash != "" {
@@ -211,10 +210,10 @@ func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordCha
 	if !ok {
 		// The guess counts like a login's: one that starts a lock is
 		// recorded and noticed as such.
-		return fail(ReasonBadPassword, ErrInvalidCredentials, g.lockEvent(a, gate{acct: res}, ReasonBadPassword)...)
+		return fail(ReasonBadPassword, gate{acct: res}, ErrInvalidCredentials)
 	}
 	if err := g.stores.Throttle.Reset(ctx, key); err != nil {
-		return fail(ReasonUnavailable, unavailable("throttle", err))
+		return fail(ReasonUnavailable, gate{}, unavailable("throttle", err))
 	}
 	if err := g.checkPassword(ctx, p, pol, u, next); err != nil {
 		return err
@@ -239,7 +238,7 @@ func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordCha
 	if err := g.record(ctx, e); err != nil {
 		return err
 	}
-	g.notify(u, "Your password was changed",
+	g.notify(u.Email, "Your password was changed",
 		"The password of your account was just changed, and your other sessions were ended. "+
 			"If it was not you, reset your password now and contact your administrator.")
 	return nil

@@ -223,7 +223,7 @@ func (m *Manager) send(ctx context.Context, f Factor, txn, ip string) (SendResul
 		return res, nil
 	}
 	now := m.now()
-	if over, err := m.hit(ctx, rateKey("cool", f.Tenant, txn), now, m.cool, 1); err != nil || over {
+	if over, err := m.hit(ctx, RateKey("cool", f.Tenant, txn), now, m.cool, 1); err != nil || over {
 		if over {
 			res.Suppressed = ErrCoolDown
 		}
@@ -233,9 +233,9 @@ func (m *Manager) send(ctx context.Context, f Factor, txn, ip string) (SendResul
 		scope, key string
 		max        int
 	}{
-		{"ip", rateKey("ip", ip), m.limits.PerIP},
-		{"account", rateKey("account", f.Tenant, f.UserID), m.limits.PerAccount},
-		{"destination", rateKey("destination", string(f.Kind), f.Destination), m.limits.PerDestination},
+		{"ip", RateKey("ip", ip), m.limits.PerIP},
+		{"account", RateKey("account", f.Tenant, f.UserID), m.limits.PerAccount},
+		{"destination", RateKey("destination", string(f.Kind), f.Destination), m.limits.PerDestination},
 	} {
 		if l.scope == "ip" && ip == "" {
 			continue
@@ -394,9 +394,10 @@ func (m *Manager) smsAllowed(number string) bool {
 	return false
 }
 
-// rateKey names a rate-limit counter: the scope and a hash of the fields,
-// so that counters neither hold addresses nor grow with the input.
-func rateKey(scope string, fields ...string) string {
+// RateKey names a RateStore counter: the scope and a hash of the fields,
+// so that counters neither hold addresses nor grow with the input. The
+// facade names its own counters (link send limits) with it too.
+func RateKey(scope string, fields ...string) string {
 	sum := sha256.Sum256(appendFields(nil, fields...))
 	return "mfa:" + scope + ":" + base64.RawURLEncoding.EncodeToString(sum[:18])
 }

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/base64"
 	"errors"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -104,12 +102,7 @@ const emailCookie = "__Host-email-change"
 // parameters go into a short-lived cookie at once (out of the URL, the
 // history and any Referer), then the page asks to confirm.
 func (a *app) emailConfirmForm(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if q.Has("token") {
-		v := url.Values{"tenant": {q.Get("tenant")}, "user": {q.Get("user")}, "email": {q.Get("email")}, "token": {q.Get("token")}}
-		http.SetCookie(w, &http.Cookie{Name: emailCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(v.Encode())), Path: "/",
-			MaxAge: 15 * 60, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
-		http.Redirect(w, r, "/email/confirm", http.StatusSeeOther)
+	if linkToCookie(w, r, emailCookie, "/email/confirm", "tenant", "user", "email", "token") {
 		return
 	}
 	v, ok := cookieParams(r, emailCookie)
@@ -128,7 +121,7 @@ func (a *app) confirmEmail(w http.ResponseWriter, r *http.Request) {
 	}
 	err := a.g.ConfirmEmailChange(r.Context(), guard.EmailChangeConfirm{Tenant: v.Get("tenant"), UserID: v.Get("user"), Email: v.Get("email"),
 		Token: v.Get("token"), IP: a.g.ClientIP(r), UserAgent: r.UserAgent()})
-	http.SetCookie(w, &http.Cookie{Name: emailCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	clearCookie(w, emailCookie)
 	switch {
 	case errors.Is(err, guard.ErrInvalidEmailChange):
 		a.renderStatus(w, r, http.StatusBadRequest, "emailconfirm.html", view{Title: "Confirm your new email address", Error: "This link is invalid or has expired: ask for a new one from your account page."})

@@ -117,16 +117,22 @@ func TestPlantedSessionCookieNotAdopted(t *testing.T) {
 // console logs with the error, and nothing of the error itself
 // (SECURITY-CHECKLIST WEB-14). The requests are anonymous, so that they
 // reach the page's handler.
-// A store failure met by Guard's Middleware on a signed-in page also shows
-// a reference that is in the log (the error itself is not handed on).
-func TestStoreFailureReferenceSignedIn(t *testing.T) {
+// newLoggedConsole starts a console whose log is kept, and a client of it.
+func newLoggedConsole(t *testing.T) (*console, *client, *syncBuffer) {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	out := &syncBuffer{}
 	con := newTestConsole(t, srv.URL, nil, out)
 	srv.Config.Handler = con.app.routes()
-	c := newClientOf(t, srv, con)
+	return con, newClientOf(t, srv, con), out
+}
+
+// A store failure met by Guard's Middleware on a signed-in page also shows
+// a reference that is in the log (the error itself is not handed on).
+func TestStoreFailureReferenceSignedIn(t *testing.T) {
+	con, c, out := newLoggedConsole(t)
 	if resp := c.signIn(ownerEmail, con.password); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-in: %d", resp.StatusCode)
 	}
@@ -145,13 +151,7 @@ func TestStoreFailureReferenceSignedIn(t *testing.T) {
 }
 
 func TestStoreFailureReference(t *testing.T) {
-	srv := httptest.NewUnstartedServer(nil)
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	out := &syncBuffer{}
-	con := newTestConsole(t, srv.URL, nil, out)
-	srv.Config.Handler = con.app.routes()
-	c := newClientOf(t, srv, con)
+	con, c, out := newLoggedConsole(t)
 	con.backend.Close()
 	refRE := regexp.MustCompile(`Reference: <code>([0-9a-f]{8,})</code>`)
 	for _, path := range []string{"/saml/" + demoTenant + "/metadata", "/saml/" + demoTenant + "/login"} {

@@ -366,12 +366,7 @@ func (a *app) forgot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) resetForm(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if q.Has("token") {
-		v := url.Values{"tenant": {q.Get("tenant")}, "user": {q.Get("user")}, "token": {q.Get("token")}}
-		http.SetCookie(w, &http.Cookie{Name: resetCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(v.Encode())), Path: "/",
-			MaxAge: 15 * 60, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
-		http.Redirect(w, r, "/reset", http.StatusSeeOther)
+	if linkToCookie(w, r, resetCookie, "/reset", "tenant", "user", "token") {
 		return
 	}
 	if _, ok := resetParams(r); !ok {
@@ -382,6 +377,30 @@ func (a *app) resetForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func resetParams(r *http.Request) (url.Values, bool) { return cookieParams(r, resetCookie) }
+
+// linkToCookie moves the parameters keys of a mailed link (a request with
+// a token) out of the URL, the history and any Referer: into the
+// short-lived cookie name, then back to path without them. It reports
+// whether it answered.
+func linkToCookie(w http.ResponseWriter, r *http.Request, name, path string, keys ...string) bool {
+	q := r.URL.Query()
+	if !q.Has("token") {
+		return false
+	}
+	v := url.Values{}
+	for _, k := range keys {
+		v.Set(k, q.Get(k))
+	}
+	http.SetCookie(w, &http.Cookie{Name: name, Value: base64.RawURLEncoding.EncodeToString([]byte(v.Encode())), Path: "/",
+		MaxAge: 15 * 60, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, path, http.StatusSeeOther)
+	return true
+}
+
+// clearCookie ends the cookie name of linkToCookie.
+func clearCookie(w http.ResponseWriter, name string) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
 
 // cookieParams reads the link parameters a page moved into the cookie
 // name; ok is false without a token among them.
@@ -412,7 +431,7 @@ func (a *app) reset(w http.ResponseWriter, r *http.Request) {
 		NewPassword: r.PostForm.Get("password"), IP: a.g.ClientIP(r), UserAgent: r.UserAgent(), Captcha: r.PostForm.Get(a.captcha.Field)})
 	switch {
 	case errors.Is(err, guard.ErrInvalidResetToken):
-		http.SetCookie(w, &http.Cookie{Name: resetCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		clearCookie(w, resetCookie)
 		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: "Reset your password", Error: "This reset link is invalid or has expired: ask for a new one."})
 		return
 	case err != nil:
@@ -424,7 +443,7 @@ func (a *app) reset(w http.ResponseWriter, r *http.Request) {
 		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: "Choose a new password", Error: msg, Data: true})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: resetCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	clearCookie(w, resetCookie)
 	a.setFlash(w, "ok", "Your password was changed and your other sessions were ended. Sign in with the new password.")
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
