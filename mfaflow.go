@@ -636,7 +636,7 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 	if !ok {
 		return "", session.Session{}, fail(ReasonBadPassword, gt, ErrInvalidCredentials)
 	}
-	var flags = p.Flags
+	flags := p.Flags &^ FlagStaleAuthn // authenticated just now
 	if g.mfa != nil {
 		fs, err := g.mfa.Factors(ctx, p.Tenant, p.UserID)
 		if err != nil {

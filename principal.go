@@ -30,7 +30,9 @@ type Principal struct {
 	Session session.Hash // zero for the system
 	Flags   uint32       // the session's flags (FlagPasswordExpired…)
 	// AuthAt is when the user last fully authenticated in this session (at
-	// sign-in, or at Reauthenticate): step-up checks use it.
+	// sign-in, or at Reauthenticate): step-up checks use it. For single
+	// sign-on it is the sign-in, counted only if the IdP's AuthnInstant was
+	// recent then (see FlagStaleAuthn).
 	AuthAt time.Time
 	// KeyID is the API key's ID (KindAPIKey only).
 	KeyID string
@@ -58,6 +60,13 @@ const (
 	FlagBreakGlass
 	// FlagSSO marks a session created by single sign-on.
 	FlagSSO
+	// FlagStaleAuthn marks a single sign-on session whose IdP
+	// authenticated the user (the assertion's AuthnInstant) before the
+	// sign-in, reusing a session of its own: the sign-in is not a recent
+	// authentication, so step-up checks refuse it until the user signs in
+	// again with SSOStart.ForceAuthn or Reauthenticate (SECURITY-CHECKLIST
+	// SAML-50).
+	FlagStaleAuthn
 )
 
 // System returns the principal of the host application, with a label that
@@ -88,6 +97,9 @@ func (g *Guard) requireRecentAuth(p Principal) error {
 	case KindSystem:
 		return nil
 	case KindUser:
+		if p.Flags&FlagStaleAuthn != 0 {
+			return ErrStepUpRequired
+		}
 		if age := g.now().Sub(p.AuthAt); age >= 0 && age <= g.stepUp {
 			return nil
 		}

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/samlidp"
 
 	guard "github.com/guardhq/guard"
@@ -83,6 +84,28 @@ type ssoSite struct {
 	out    *outbox
 	idpURL string
 	stores guard.Stores
+	edit   assertionEdit
+}
+
+// assertionEdit changes the assertions the test IdP makes, after crewjam's
+// default maker has made them.
+type assertionEdit struct {
+	mu sync.Mutex
+	f  func(*saml.Assertion)
+}
+
+func (e *assertionEdit) set(f func(*saml.Assertion)) { e.mu.Lock(); e.f = f; e.mu.Unlock() }
+
+func (e *assertionEdit) MakeAssertion(req *saml.IdpAuthnRequest, session *saml.Session) error {
+	if err := (saml.DefaultAssertionMaker{}).MakeAssertion(req, session); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.f != nil {
+		e.f(req.Assertion)
+	}
+	return nil
 }
 
 func newSSOSite(t *testing.T) *ssoSite {
@@ -150,6 +173,7 @@ func newSSOSiteOn(t *testing.T, stores guard.Stores) *ssoSite {
 	if err != nil {
 		t.Fatal(err)
 	}
+	idp.IDP.AssertionMaker = &s.edit
 	s.idp.Config.Handler = idp
 	s.idp.Start()
 	t.Cleanup(s.idp.Close)

@@ -253,9 +253,31 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 	if len(res.NameIDFormat) <= maxNameIDFormat {
 		sub.NameIDFormat = res.NameIDFormat
 	}
-	lr, err := g.proceed(ctx, a, pol, gate{}, signIn{flags: FlagSSO, endBy: res.SessionNotOnOrAfter, subject: sub,
-		meta: map[string]string{"method": "sso"}})
+	si := signIn{flags: FlagSSO, endBy: res.SessionNotOnOrAfter, subject: sub, meta: map[string]string{"method": "sso"}}
+	if !g.freshAuthn(res.AuthnInstant) {
+		si.flags |= FlagStaleAuthn
+		si.meta["authn_stale"] = "true"
+	}
+	lr, err := g.proceed(ctx, a, pol, gate{}, si)
 	return lr, res.ReturnTo, err
+}
+
+// maxAuthnAge is how old an IdP's AuthnInstant may be for the sign-in to
+// count as a recent authentication: the IdP's own login and the round trip
+// to the ACS, with some clock skew.
+const maxAuthnAge = 2 * time.Minute
+
+// freshAuthn reports whether an IdP authenticated the user at instant
+// recently enough for the sign-in to count as a full authentication (and
+// so satisfy step-up checks for Config.StepUpWindow): within maxAuthnAge,
+// or the step-up window if shorter, either side of now. A missing
+// AuthnInstant is not fresh.
+func (g *Guard) freshAuthn(instant time.Time) bool {
+	if instant.IsZero() {
+		return false
+	}
+	age := g.now().Sub(instant)
+	return age.Abs() <= min(maxAuthnAge, g.stepUp)
 }
 
 // provision creates a user for a first SSO login (just-in-time), without

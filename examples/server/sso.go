@@ -96,7 +96,10 @@ func (a *app) samlLogin(w http.ResponseWriter, r *http.Request) {
 	if !sso.SafeRedirect(next) {
 		next = "/"
 	}
-	l, err := a.g.StartSSO(r.Context(), guard.SSOStart{Tenant: r.PathValue("tenant"), ReturnTo: next, Binding: binding, IP: a.g.ClientIP(r)})
+	// force=1 is the step-up: the IdP must authenticate the user again,
+	// not reuse its session (or the sign-in does not count as recent).
+	l, err := a.g.StartSSO(r.Context(), guard.SSOStart{Tenant: r.PathValue("tenant"), ReturnTo: next, Binding: binding, IP: a.g.ClientIP(r),
+		ForceAuthn: r.URL.Query().Get("force") == "1"})
 	if err != nil {
 		a.ssoStartFailed(w, r, err)
 		return

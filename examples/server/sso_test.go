@@ -514,7 +514,7 @@ func TestRequireSSO(t *testing.T) {
 		t.Errorf("an admin changing the IdP: %d, want 403", resp.StatusCode)
 	}
 	// Without a password, Alice confirms her identity at the IdP.
-	if _, page := alice.get("/reauth?next=%2Fsecurity"); !strings.Contains(page, `href="/saml/demo/login?next=%2fsecurity" id="reauth-sso"`) || strings.Contains(page, `id="reauth-password"`) {
+	if _, page := alice.get("/reauth?next=%2Fsecurity"); !strings.Contains(page, `href="/saml/demo/login?force=1&amp;next=%2fsecurity" id="reauth-sso"`) || strings.Contains(page, `id="reauth-password"`) {
 		t.Errorf("the step-up page of an SSO user:\n%s", page)
 	}
 

@@ -1,0 +1,85 @@
+package guard_test
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/crewjam/saml"
+
+	"github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+)
+
+// SECURITY-CHECKLIST SAML-50: an SSO sign-in counts as a recent
+// authentication only if the IdP's AuthnInstant is recent, and the session
+// does not outlive the IdP's SessionNotOnOrAfter.
+func TestSSOAuthnInstantAndSessionNotOnOrAfter(t *testing.T) {
+	s := newSSOSite(t)
+	ctx := t.Context()
+
+	t.Run("fresh", func(t *testing.T) {
+		_, p := s.ssoUser(t, "fresh", "fresh@corp.example")
+		if p.Flags&guard.FlagStaleAuthn != 0 {
+			t.Fatal("a sign-in the IdP authenticated just now is marked stale")
+		}
+		if _, err := s.g.BeginTOTP(ctx, p, "fresh"); err != nil {
+			t.Fatalf("BeginTOTP right after a fresh SSO sign-in: %v", err)
+		}
+	})
+
+	t.Run("IdP session reused", func(t *testing.T) {
+		s.edit.set(func(a *saml.Assertion) { a.AuthnStatements[0].AuthnInstant = time.Now().Add(-time.Hour) })
+		t.Cleanup(func() { s.edit.set(nil) })
+		_, p := s.ssoUser(t, "reused", "reused@corp.example")
+		if p.Flags&guard.FlagStaleAuthn == 0 {
+			t.Error("an SSO session whose AuthnInstant is an hour old is not marked stale")
+		}
+		if _, err := s.g.BeginTOTP(ctx, p, "reused"); !errors.Is(err, guard.ErrStepUpRequired) {
+			t.Errorf("BeginTOTP on an SSO sign-in with an hour-old AuthnInstant: %v, want ErrStepUpRequired", err)
+		}
+		pg, err := s.g.QueryAudit(ctx, guard.System("test"), tenantID, audit.Query{Action: string(audit.LoginSucceeded), Actor: p.UserID})
+		if err != nil || len(pg.Events) != 1 || pg.Events[0].Meta["authn_stale"] != "true" {
+			t.Errorf("login.succeeded of the stale sign-in = %+v, %v; want authn_stale=true", pg.Events, err)
+		}
+	})
+
+	t.Run("AuthnInstant in the future", func(t *testing.T) {
+		s.edit.set(func(a *saml.Assertion) { a.AuthnStatements[0].AuthnInstant = time.Now().Add(time.Hour) })
+		t.Cleanup(func() { s.edit.set(nil) })
+		_, p := s.ssoUser(t, "future", "future@corp.example")
+		if _, err := s.g.BeginTOTP(ctx, p, "future"); !errors.Is(err, guard.ErrStepUpRequired) {
+			t.Errorf("BeginTOTP with an AuthnInstant an hour ahead: %v, want ErrStepUpRequired", err)
+		}
+	})
+
+	t.Run("SessionNotOnOrAfter caps the session", func(t *testing.T) {
+		end := time.Now().Add(10 * time.Minute).Truncate(time.Second)
+		s.edit.set(func(a *saml.Assertion) { a.AuthnStatements[0].SessionNotOnOrAfter = &end })
+		t.Cleanup(func() { s.edit.set(nil) })
+		_, p := s.ssoUser(t, "capped", "capped@corp.example")
+		ss, err := s.g.UserSessions(ctx, guard.System("test"), tenantID, p.UserID)
+		if err != nil || len(ss) != 1 {
+			t.Fatalf("UserSessions = %v, %v", ss, err)
+		}
+		if !ss[0].ExpiresAt.Before(end) || ss[0].ExpiresAt.Before(end.Add(-time.Minute)) {
+			t.Errorf("session ends at %v; the IdP said not on or after %v", ss[0].ExpiresAt, end)
+		}
+	})
+
+	t.Run("SessionNotOnOrAfter too close", func(t *testing.T) {
+		end := time.Now().Add(20 * time.Second)
+		s.edit.set(func(a *saml.Assertion) { a.AuthnStatements[0].SessionNotOnOrAfter = &end })
+		t.Cleanup(func() { s.edit.set(nil) })
+		s.idpPut(t, "/users/brief", `{"name":"brief","password":"correct horse","email":"brief@corp.example","groups":["Staff"]}`)
+		b, _, _, resp := s.signIn(t, "brief", "correct horse")
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("a sign-in whose session must end in 20 s: %s, want 403", resp.Status)
+		}
+		if _, err := s.principalOf(t, b); !errors.Is(err, guard.ErrUnauthenticated) {
+			t.Errorf("the refused sign-in left a session: %v", err)
+		}
+	})
+}
