@@ -22,8 +22,8 @@ import (
 )
 
 // Black-box tests of SECURITY-CHECKLIST items that are implemented but
-// were not covered elsewhere: RS-2, RS-4, RS-7, PW-13, AU-11, RB-9, IP-19
-// and RL-5.
+// were not covered elsewhere: RS-2, RS-4, RS-7, PW-8, PW-13, AU-11, RB-9,
+// IP-19 and RL-5.
 
 // resetTo builds the ResetPassword request for a mailed reset link.
 func resetTo(link url.Values, newPassword string) guard.ResetRequest {
@@ -163,6 +163,38 @@ func TestPasswordNotNormalised(t *testing.T) {
 	}
 	if _, err := f.login(adaEmail, decompose(second)); err != nil {
 		t.Errorf("login with the NFD password as set: %v", err)
+	}
+}
+
+// PW-8: a new password containing a word of the product's name (here
+// the MFA issuer, "Acme"), of the tenant's name or of its ID is refused,
+// at creation and at a change, and nothing changes.
+func TestPasswordRefusesServiceWords(t *testing.T) {
+	f := newMFAFixture(t)
+	sys := guard.System("test")
+	if _, err := f.g.CreateTenant(f.ctx, sys, "northwind", "Northwind Traders", guard.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	var pe *auth.PolicyError
+	for _, pw := range []string{"my traders vault 2026", "vault-NORTHWIND-2026", "acme of vaults 2026"} {
+		_, err := f.g.CreateUser(f.ctx, sys, guard.NewUser{Tenant: "northwind", Email: "ada@example.com", Password: pw})
+		if !errors.As(err, &pe) || pe.Rule != auth.RuleContainsService {
+			t.Errorf("CreateUser with password %q = %v, want RuleContainsService", pw, err)
+		}
+	}
+	if _, err := f.g.CreateUser(f.ctx, sys, guard.NewUser{Tenant: "northwind", Email: "ada@example.com", Password: "correct horse battery"}); err != nil {
+		t.Errorf("CreateUser after the refusals: %v (a refused creation left something behind?)", err)
+	}
+	f.createUser(t, adaEmail, "correct horse battery")
+	_, p := f.signIn(t, adaEmail, "correct horse battery")
+	for _, pw := range []string{"alice-acme-app-2026", "zq8#ACME#vnwk"} {
+		err := f.g.ChangePassword(f.ctx, p, guard.PasswordChange{Current: "correct horse battery", New: pw})
+		if !errors.As(err, &pe) || pe.Rule != auth.RuleContainsService {
+			t.Errorf("ChangePassword to %q = %v, want RuleContainsService", pw, err)
+		}
+	}
+	if _, err := f.login(adaEmail, "correct horse battery"); err != nil {
+		t.Errorf("the old password after refused changes: %v", err)
 	}
 }
 

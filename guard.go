@@ -176,6 +176,10 @@ type Config struct {
 	// options (see sso.Config); the facade supplies Stores (from
 	// Stores.SSO), Now and Rand. Nil: SSO is off.
 	SSO *sso.Config
+	// ProductName is the name of the host's product. Passwords containing
+	// a word of it, or of the tenant's name or ID, are refused (ASVS
+	// 6.2.11). Empty: MFA's Issuer, if MFA is on.
+	ProductName string
 	// StepUpWindow is how recent a user's last full authentication must be
 	// for sensitive actions: removing a factor, creating API keys, changing
 	// the security policy (default 15 minutes). Older sessions get
@@ -235,6 +239,7 @@ type Guard struct {
 	captcha      auth.CaptchaVerifier
 	captchaAfter int
 	recovery     RecoveryConfig
+	product      string
 
 	bg sync.WaitGroup // background work (reset emails) that Close waits for
 }
@@ -383,6 +388,10 @@ func New(cfg Config) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
+	product := cfg.ProductName
+	if product == "" && cfg.MFA != nil {
+		product = cfg.MFA.Issuer
+	}
 	return &Guard{
 		stores:   cfg.Stores,
 		throttle: auth.BatchThrottle(cfg.Stores.Throttle),
@@ -409,5 +418,6 @@ func New(cfg Config) (*Guard, error) {
 		captcha:      cfg.Captcha,
 		captchaAfter: cfg.CaptchaAfter,
 		recovery:     cfg.Recovery,
+		product:      product,
 	}, nil
 }

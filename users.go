@@ -108,8 +108,12 @@ func (g *Guard) checkPassword(ctx context.Context, by Principal, pol Policy, u a
 	if len(password) > MaxPasswordBytes {
 		return auth.ErrPasswordTooLong
 	}
+	t, err := g.policies.get(ctx, u.Tenant)
+	if err != nil {
+		return err
+	}
 	p := auth.Policy{MinLength: pol.PasswordMinLength, MaxLength: g.maxLen}
-	err := p.Check(password, auth.Context{Email: u.Email, Name: u.Name})
+	err = p.Check(password, auth.Context{Email: u.Email, Name: u.Name, Service: []string{g.product, t.Name, t.ID}})
 	if err == nil && pol.PasswordHistory > 0 && u.PasswordHash != "" {
 		hist := append([]string{u.PasswordHash}, u.PasswordHistory...)
 		hist = hist[:min(len(hist), pol.PasswordHistory)]

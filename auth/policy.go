@@ -84,6 +84,9 @@ func (p Policy) limits() (minLen, maxLen int) {
 type Context struct {
 	Email string // the user's email
 	Name  string // the user's display name
+	// Service names the service the password is for: the product's name,
+	// the tenant's name and ID (ASVS 6.2.11).
+	Service []string
 }
 
 // Rule names the rule a password broke.
@@ -92,24 +95,26 @@ type Rule string
 // Rules of Policy.Check. RuleReused is not checked by Check: it is for
 // callers that compare a new password with the user's history.
 const (
-	RuleTooShort      Rule = "too_short"
-	RuleTooLong       Rule = "too_long"
-	RuleInvalidUTF8   Rule = "invalid_utf8"
-	RuleCommon        Rule = "common"
-	RuleContainsEmail Rule = "contains_email"
-	RuleContainsName  Rule = "contains_name"
-	RuleReused        Rule = "reused"
+	RuleTooShort        Rule = "too_short"
+	RuleTooLong         Rule = "too_long"
+	RuleInvalidUTF8     Rule = "invalid_utf8"
+	RuleCommon          Rule = "common"
+	RuleContainsEmail   Rule = "contains_email"
+	RuleContainsName    Rule = "contains_name"
+	RuleContainsService Rule = "contains_service"
+	RuleReused          Rule = "reused"
 )
 
 // ruleText is the human text of each rule; it never contains the password.
 var ruleText = map[Rule]string{
-	RuleTooShort:      "too short",
-	RuleTooLong:       "too long",
-	RuleInvalidUTF8:   "not valid UTF-8",
-	RuleCommon:        "too common",
-	RuleContainsEmail: "contains the email address",
-	RuleContainsName:  "contains the user's name",
-	RuleReused:        "used before",
+	RuleTooShort:        "too short",
+	RuleTooLong:         "too long",
+	RuleInvalidUTF8:     "not valid UTF-8",
+	RuleCommon:          "too common",
+	RuleContainsEmail:   "contains the email address",
+	RuleContainsName:    "contains the user's name",
+	RuleContainsService: "contains the name of the product or the account",
+	RuleReused:          "used before",
 }
 
 // PolicyError reports a password refused by a policy. It names the rule,
@@ -137,7 +142,8 @@ func (e *PolicyError) Error() string {
 //     3 characters long, ignoring case (RuleContainsEmail);
 //   - it does not contain any word of c.Name of at least 3 characters,
 //     ignoring case; words are separated by anything that is not a letter
-//     or a digit (RuleContainsName).
+//     or a digit (RuleContainsName);
+//   - it does not contain any such word of c.Service (RuleContainsService).
 //
 // The password is used exactly as given: no trimming, normalisation or
 // case folding (see Policy).
@@ -168,12 +174,26 @@ func (p Policy) Check(password string, c Context) error {
 			return &PolicyError{Rule: RuleContainsEmail}
 		}
 	}
-	for _, w := range strings.FieldsFunc(c.Name, notWordRune) {
-		if utf8.RuneCountInString(w) >= minContextWord && strings.Contains(lower, strings.ToLower(w)) {
-			return &PolicyError{Rule: RuleContainsName}
+	if containsWord(lower, c.Name) {
+		return &PolicyError{Rule: RuleContainsName}
+	}
+	for _, s := range c.Service {
+		if containsWord(lower, s) {
+			return &PolicyError{Rule: RuleContainsService}
 		}
 	}
 	return nil
+}
+
+// containsWord reports whether lower (a lower-cased password) contains a
+// word of text of at least minContextWord characters, ignoring case.
+func containsWord(lower, text string) bool {
+	for _, w := range strings.FieldsFunc(text, notWordRune) {
+		if utf8.RuneCountInString(w) >= minContextWord && strings.Contains(lower, strings.ToLower(w)) {
+			return true
+		}
+	}
+	return false
 }
 
 func notWordRune(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }

@@ -114,6 +114,13 @@ func TestPolicyCheck(t *testing.T) {
 		{"NamePunctuationSplit", Policy{}, "quiet-luc-river", Context{Name: "Jean-Luc (Picard)"}, RuleContainsName},
 		{"NameAbsent", Policy{}, "zq8#vnwk-quiet", ada, ""},
 
+		// Context: the service (product, tenant name and ID).
+		{"ServiceProduct", Policy{}, "alice-example-app-2026", Context{Service: []string{"Example App"}}, RuleContainsService},
+		{"ServiceTenantID", Policy{}, "zq8#ACME#vnwk", Context{Service: []string{"Example App", "acme"}}, RuleContainsService},
+		{"ServiceShortWordsIgnored", Policy{}, "zq8#go#vnwk", Context{Service: []string{"Go Co"}}, ""},
+		{"ServiceAbsent", Policy{}, "zq8#vnwk-quiet", Context{Service: []string{"Example App", "acme"}}, ""},
+		{"NameBeforeService", Policy{}, "lovelace-acme-7", Context{Name: "Ada Lovelace", Service: []string{"acme"}}, RuleContainsName},
+
 		// No composition rules.
 		{"LowerCasePassphrase", Policy{}, "correct horse battery staple", Context{}, ""},
 		{"DigitsOnlyUncommon", Policy{}, "80417236950318", Context{}, ""},
