@@ -144,16 +144,16 @@ func (g *Guard) Require(s rbac.Section, a rbac.Action) func(http.Handler) http.H
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p, ok := PrincipalFrom(r.Context())
 			if !ok {
-				http.Error(w, "Unauthorized", http.StatusUnauthorized)
+				g.refuse(w, r, http.StatusUnauthorized, "", ErrUnauthenticated)
 				return
 			}
 			d, err := g.Authorize(r.Context(), p, s, a)
 			switch {
 			case errors.Is(err, ErrForbidden):
-				http.Error(w, "Forbidden", http.StatusForbidden)
+				g.refuse(w, r, http.StatusForbidden, "", err)
 				return
 			case err != nil:
-				http.Error(w, "Service temporarily unavailable", http.StatusServiceUnavailable)
+				g.refuse(w, r, http.StatusServiceUnavailable, unavailableText, err)
 				return
 			}
 			if d.NeedsApproval {
@@ -180,7 +180,7 @@ func (g *Guard) RequireMFA(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := PrincipalFrom(r.Context())
 		if !ok {
-			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+			g.refuse(w, r, http.StatusUnauthorized, "", ErrUnauthenticated)
 			return
 		}
 		if p.HasMFA() {
@@ -191,11 +191,11 @@ func (g *Guard) RequireMFA(next http.Handler) http.Handler {
 		e.Outcome, e.Reason = audit.Failure, "mfa_required"
 		e.Meta = map[string]string{"subject": p.subject().String(), "path": clip(r.URL.Path, 200)}
 		if err := g.record(r.Context(), e); err != nil {
-			http.Error(w, "Service temporarily unavailable", http.StatusServiceUnavailable)
+			g.refuse(w, r, http.StatusServiceUnavailable, unavailableText, err)
 			return
 		}
 		w.Header().Set("Guard-Step-Up", "mfa")
-		http.Error(w, "Forbidden: a second factor is required", http.StatusForbidden)
+		g.refuse(w, r, http.StatusForbidden, "Forbidden: a second factor is required", ErrStepUpRequired)
 	})
 }
 

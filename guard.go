@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
+	"net/http"
 	"sync"
 	"time"
 
@@ -176,6 +177,14 @@ type Config struct {
 	// options (see sso.Config); the facade supplies Stores (from
 	// Stores.SSO), Now and Rand. Nil: SSO is off.
 	SSO *sso.Config
+	// OnRefuse, if set, answers the requests that Middleware, Require and
+	// RequireMFA refuse before the host's handler runs, in place of their
+	// plain-text answers: the host's own error pages, and a log line with
+	// the cause. status is 401, 403, 429 or 503; cause is the error behind
+	// it (for 503 the store failure: log it, never show it to the client).
+	// Headers Guard sets (WWW-Authenticate, Guard-Step-Up, a cleared
+	// cookie) are already on w. It must write the response.
+	OnRefuse func(w http.ResponseWriter, r *http.Request, status int, cause error)
 	// ProductName is the name of the host's product. Passwords containing
 	// a word of it, or of the tenant's name or ID, are refused (ASVS
 	// 6.2.11). Empty: MFA's Issuer, if MFA is on.
@@ -240,6 +249,7 @@ type Guard struct {
 	captchaAfter int
 	recovery     RecoveryConfig
 	product      string
+	onRefuse     func(http.ResponseWriter, *http.Request, int, error)
 
 	bg sync.WaitGroup // background work (reset emails) that Close waits for
 }
@@ -419,5 +429,6 @@ func New(cfg Config) (*Guard, error) {
 		captchaAfter: cfg.CaptchaAfter,
 		recovery:     cfg.Recovery,
 		product:      product,
+		onRefuse:     cfg.OnRefuse,
 	}, nil
 }

@@ -95,18 +95,18 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		case err == nil:
 			r = r.WithContext(WithPrincipal(r.Context(), p))
 		case errors.Is(err, ErrUnavailable):
-			http.Error(w, "Service temporarily unavailable", http.StatusServiceUnavailable)
+			g.refuse(w, r, http.StatusServiceUnavailable, unavailableText, err)
 			return
 		case errors.Is(err, ErrIPNotAllowed):
-			http.Error(w, "Forbidden", http.StatusForbidden)
+			g.refuse(w, r, http.StatusForbidden, "", err)
 			return
 		case errors.Is(err, ErrTooManyAttempts):
-			http.Error(w, "Too many requests", http.StatusTooManyRequests)
+			g.refuse(w, r, http.StatusTooManyRequests, "", err)
 			return
 		default:
 			if _, isKey := bearer(r); isKey {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="api"`)
-				http.Error(w, "Unauthorized", http.StatusUnauthorized)
+				g.refuse(w, r, http.StatusUnauthorized, "", err)
 				return
 			}
 			if _, had := g.SessionToken(r); had {
@@ -115,6 +115,22 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+const unavailableText = "Service temporarily unavailable"
+
+// refuse answers a request that Middleware, Require or RequireMFA refuse:
+// with Config.OnRefuse when the host set one, else in plain text.
+// The plain text is msg, or the status's own text when msg is empty.
+func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, status int, msg string, cause error) {
+	if g.onRefuse != nil {
+		g.onRefuse(w, r, status, cause)
+		return
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	http.Error(w, msg, status)
 }
 
 // RequireSession answers 401 to requests that Middleware did not

@@ -258,10 +258,13 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 		case http.StatusTooManyRequests:
 			a.errorPage(w, r, http.StatusTooManyRequests, "Too many attempts", "Please wait a few minutes and try again.")
 		default:
-			// Guard's Middleware answered (a store failure) without
-			// handing the error on: log the request under a reference
-			// that the page shows.
-			ref := a.ref(fmt.Errorf("guard middleware answered %d to %s %s", iw.code, r.Method, r.URL.Path))
+			// A store failure: its cause, from onRefuse, is logged
+			// under a reference that the page shows.
+			cause := iw.cause
+			if cause == nil {
+				cause = fmt.Errorf("answered %d", iw.code)
+			}
+			ref := a.ref(fmt.Errorf("%s %s: %w", r.Method, r.URL.Path, cause))
 			a.renderStatus(w, r, iw.code, "error.html", view{Title: "Temporarily unavailable",
 				Data: errorView{Status: iw.code, Message: "The service cannot answer right now. Please try again shortly.", Ref: ref}})
 		}
@@ -279,6 +282,25 @@ type intercept struct {
 	http.ResponseWriter
 	reached bool
 	code    int
+	cause   error // from onRefuse
+}
+
+// onRefuse is the console's guard.Config.OnRefuse. Under guarded (a
+// console page) the cause goes to the intercept, whose page logs it under
+// the reference it shows; on the JSON API a store failure is logged here,
+// and the answer carries the reference.
+func onRefuse(logf func(string, ...any)) func(http.ResponseWriter, *http.Request, int, error) {
+	return func(w http.ResponseWriter, r *http.Request, status int, cause error) {
+		if iw, ok := w.(*intercept); ok {
+			iw.cause = cause
+		} else if status == http.StatusServiceUnavailable {
+			ref := newRef()
+			logf("error %s: %s %s: %v", ref, r.Method, r.URL.Path, cause)
+			http.Error(w, "Service temporarily unavailable (reference "+ref+")", status)
+			return
+		}
+		http.Error(w, http.StatusText(status), status)
+	}
 }
 
 func (i *intercept) WriteHeader(code int) {
@@ -385,11 +407,16 @@ func (a *app) fail(w http.ResponseWriter, r *http.Request, err error, next strin
 
 // ref logs err under a new reference and returns the reference.
 func (a *app) ref(err error) string {
-	var b [6]byte
-	rand.Read(b[:])
-	ref := hex.EncodeToString(b[:])
+	ref := newRef()
 	a.logf("error %s: %v", ref, err)
 	return ref
+}
+
+// newRef returns a random reference for a log line.
+func newRef() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // problem returns what to tell the user about err when it is about their

@@ -113,10 +113,6 @@ func TestPlantedSessionCookieNotAdopted(t *testing.T) {
 	}
 }
 
-// The 503 page of a store failure shows a reference, the same one the
-// console logs with the error, and nothing of the error itself
-// (SECURITY-CHECKLIST WEB-14). The requests are anonymous, so that they
-// reach the page's handler.
 // newLoggedConsole starts a console whose log is kept, and a client of it.
 func newLoggedConsole(t *testing.T) (*console, *client, *syncBuffer) {
 	t.Helper()
@@ -130,7 +126,8 @@ func newLoggedConsole(t *testing.T) (*console, *client, *syncBuffer) {
 }
 
 // A store failure met by Guard's Middleware on a signed-in page also shows
-// a reference that is in the log (the error itself is not handed on).
+// a reference, logged with the error (handed on by Config.OnRefuse); on
+// the JSON API the answer carries the reference.
 func TestStoreFailureReferenceSignedIn(t *testing.T) {
 	con, c, out := newLoggedConsole(t)
 	if resp := c.signIn(ownerEmail, con.password); resp.StatusCode != http.StatusSeeOther {
@@ -145,10 +142,39 @@ func TestStoreFailureReferenceSignedIn(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no reference on the page")
 	}
-	if !strings.Contains(out.String(), m[1]) {
-		t.Errorf("reference %s is not in the console's log", m[1])
+	checkLogged(t, out, "GET /account", m[1], body)
+	resp, body = c.get("/api/whoami")
+	m = regexp.MustCompile(`reference ([0-9a-f]{8,})`).FindStringSubmatch(body)
+	if resp.StatusCode != http.StatusServiceUnavailable || m == nil {
+		t.Fatalf("GET /api/whoami with the store down: %d %q, want 503 with a reference", resp.StatusCode, body)
+	}
+	checkLogged(t, out, "GET /api/whoami", m[1], body)
+}
+
+// checkLogged checks that the console's log has a line with reference ref
+// that holds the store's error, and that the answer body shows nothing of
+// it.
+func checkLogged(t *testing.T, out *syncBuffer, req, ref, body string) {
+	t.Helper()
+	line := regexp.MustCompile(`(?m)^.*\b` + ref + `\b.*$`).FindString(out.String())
+	if line == "" {
+		t.Errorf("%s: reference %s is not in the console's log", req, ref)
+		return
+	}
+	if !strings.Contains(line, "store closed") {
+		t.Errorf("%s: the log line of reference %s does not hold the error: %q", req, ref, line)
+	}
+	for _, leak := range []string{"sqlite", "closed", "guard:", "unavailable:", ".go"} {
+		if strings.Contains(strings.ToLower(body), leak) {
+			t.Errorf("%s: the answer shows %q", req, leak)
+		}
 	}
 }
+
+// The 503 page of a store failure shows a reference, the same one the
+// console logs with the error, and nothing of the error itself
+// (SECURITY-CHECKLIST WEB-14). The requests are anonymous, so that they
+// reach the page's handler.
 
 func TestStoreFailureReference(t *testing.T) {
 	con, c, out := newLoggedConsole(t)
@@ -165,19 +191,7 @@ func TestStoreFailureReference(t *testing.T) {
 			t.Errorf("GET %s: no reference on the page", path)
 			continue
 		}
-		line := regexp.MustCompile(`(?m)^.*\b` + m[1] + `\b.*$`).FindString(out.String())
-		if line == "" {
-			t.Errorf("GET %s: reference %s is not in the console's log", path, m[1])
-			continue
-		}
-		if !strings.Contains(line, "store closed") {
-			t.Errorf("GET %s: the log line of reference %s does not hold the error: %q", path, m[1], line)
-		}
-		for _, leak := range []string{"sqlite", "closed", "guard:", "unavailable:", ".go"} {
-			if strings.Contains(strings.ToLower(body), leak) {
-				t.Errorf("GET %s: the page shows %q", path, leak)
-			}
-		}
+		checkLogged(t, out, "GET "+path, m[1], body)
 	}
 }
 

@@ -276,7 +276,8 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 		// request's Host.
 		SSO: &sso.Config{BaseURL: strings.TrimSuffix(base.String(), "/"), Key: spKey, Certificate: spCert,
 			AllowInsecureMetadata: src.insecure()},
-		Now: o.now,
+		Now:      o.now,
+		OnRefuse: onRefuse(logger.Printf),
 	}
 	if o.hasher != 0 {
 		cfg.Hasher.Memory, cfg.Hasher.Time, cfg.Hasher.Threads = o.hasherMemory, o.hasher, 1
