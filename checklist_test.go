@@ -2,9 +2,13 @@ package guard_test
 
 import (
 	"context"
+	"crypto/sha1"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -395,5 +399,50 @@ func TestCommonStoredPasswordMustChange(t *testing.T) {
 	f.createUser(t, adaEmail, ownerPW)
 	if res, err := f.login(adaEmail, ownerPW); err != nil || res.PasswordExpired {
 		t.Errorf("login with a good password: PasswordExpired %v, %v", res.PasswordExpired, err)
+	}
+}
+
+// DESIGN.md "rejected if common/breached (… optional k-anonymity range
+// API)", NIST SP 800-63B §3.1.1.2: with Config.BreachCheck, a new password
+// known from breaches is refused and recorded as such; when the check
+// cannot be made, the change is refused (ErrUnavailable) and nothing
+// changes.
+func TestBreachedPasswordRefused(t *testing.T) {
+	const leaked = "Summer-2019-password"
+	var down atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		sum := sha1.Sum([]byte(leaked))
+		h := strings.ToUpper(hex.EncodeToString(sum[:]))
+		if r.URL.Path == "/range/"+h[:5] {
+			fmt.Fprintf(w, "%s:4200\r\n", h[5:])
+		}
+	}))
+	t.Cleanup(srv.Close)
+	api, err := auth.NewRangeAPI(auth.RangeAPIConfig{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newMFAFixture(t, func(c *guard.Config) { c.BreachCheck = api })
+	sys := guard.System("test")
+	_, err = f.g.CreateUser(f.ctx, sys, guard.NewUser{Tenant: tenantID, Email: adaEmail, Password: leaked})
+	var pe *auth.PolicyError
+	if !errors.As(err, &pe) || pe.Rule != auth.RuleBreached {
+		t.Fatalf("CreateUser with a breached password = %v, want RuleBreached", err)
+	}
+	if evs := f.events(t, audit.PasswordRejected); len(evs) != 1 || evs[0].Reason != string(auth.RuleBreached) {
+		t.Errorf("password.rejected events %+v", evs)
+	}
+	f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	down.Store(true)
+	if err := f.g.ChangePassword(f.ctx, p, guard.PasswordChange{Current: ownerPW, New: "a fresh and unleaked one"}); !errors.Is(err, guard.ErrUnavailable) {
+		t.Errorf("ChangePassword with the breach check down = %v, want ErrUnavailable", err)
+	}
+	if _, err := f.login(adaEmail, ownerPW); err != nil {
+		t.Errorf("the old password after a refused change: %v", err)
 	}
 }

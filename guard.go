@@ -185,6 +185,12 @@ type Config struct {
 	// Headers Guard sets (WWW-Authenticate, Guard-Step-Up, a cleared
 	// cookie) are already on w. It must write the response.
 	OnRefuse func(w http.ResponseWriter, r *http.Request, status int, cause error)
+	// BreachCheck, if set, refuses new passwords known from data breaches
+	// (auth.RuleBreached), after every other rule: auth.NewRangeAPI asks
+	// Have I Been Pwned's Pwned Passwords, or a mirror of it, with
+	// k-anonymity. When the check cannot be made the change is refused
+	// with ErrUnavailable.
+	BreachCheck auth.BreachChecker
 	// ProductName is the name of the host's product. Passwords containing
 	// a word of it, or of the tenant's name or ID, are refused (ASVS
 	// 6.2.11). Empty: MFA's Issuer, if MFA is on.
@@ -249,6 +255,7 @@ type Guard struct {
 	captchaAfter int
 	recovery     RecoveryConfig
 	product      string
+	breach       auth.BreachChecker
 	onRefuse     func(http.ResponseWriter, *http.Request, int, error)
 
 	bg sync.WaitGroup // background work (reset emails) that Close waits for
@@ -429,6 +436,7 @@ func New(cfg Config) (*Guard, error) {
 		captchaAfter: cfg.CaptchaAfter,
 		recovery:     cfg.Recovery,
 		product:      product,
+		breach:       cfg.BreachCheck,
 		onRefuse:     cfg.OnRefuse,
 	}, nil
 }

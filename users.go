@@ -125,6 +125,17 @@ func (g *Guard) checkPassword(ctx context.Context, by Principal, pol Policy, u a
 			err = &auth.PolicyError{Rule: auth.RuleReused}
 		}
 	}
+	if err == nil && g.breach != nil {
+		// Last: the only check that leaves the process (5 hex digits of
+		// the password's SHA-1). Unable to check, the change is refused.
+		breached, berr := g.breach.Breached(ctx, password)
+		if berr != nil {
+			return unavailable("breach check", berr)
+		}
+		if breached {
+			err = &auth.PolicyError{Rule: auth.RuleBreached}
+		}
+	}
 	var pe *auth.PolicyError
 	if errors.As(err, &pe) {
 		e := g.adminEvent(by, u.Tenant, audit.PasswordRejected, u.ID)

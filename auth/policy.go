@@ -92,8 +92,9 @@ type Context struct {
 // Rule names the rule a password broke.
 type Rule string
 
-// Rules of Policy.Check. RuleReused is not checked by Check: it is for
-// callers that compare a new password with the user's history.
+// Rules of Policy.Check. RuleReused and RuleBreached are not checked by
+// Check: they are for callers that compare a new password with the user's
+// history, or ask a BreachChecker.
 const (
 	RuleTooShort        Rule = "too_short"
 	RuleTooLong         Rule = "too_long"
@@ -103,6 +104,7 @@ const (
 	RuleContainsName    Rule = "contains_name"
 	RuleContainsService Rule = "contains_service"
 	RuleReused          Rule = "reused"
+	RuleBreached        Rule = "breached"
 )
 
 // ruleText is the human text of each rule; it never contains the password.
@@ -115,6 +117,7 @@ var ruleText = map[Rule]string{
 	RuleContainsName:    "contains the user's name",
 	RuleContainsService: "contains the name of the product or the account",
 	RuleReused:          "used before",
+	RuleBreached:        "found in a data breach",
 }
 
 // PolicyError reports a password refused by a policy. It names the rule,

@@ -2,7 +2,10 @@ package main
 
 import (
 	"crypto/rand"
+	"crypto/sha1"
 	"encoding/base64"
+	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -288,5 +291,38 @@ func TestCookieAttributes(t *testing.T) {
 		if !seen[name] {
 			t.Errorf("the flow set no cookie %s: it checked nothing about it", name)
 		}
+	}
+}
+
+// -breach-api: a new password known from breaches is refused with a
+// sentence that says so, and the old one still signs in.
+func TestBreachAPIFlag(t *testing.T) {
+	const leaked = "Summer-2019-password"
+	sum := sha1.Sum([]byte(leaked))
+	h := strings.ToUpper(hex.EncodeToString(sum[:]))
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/range/"+h[:5] {
+			fmt.Fprintf(w, "%s:4200\r\n", h[5:])
+		}
+	}))
+	t.Cleanup(api.Close)
+	srv := httptest.NewUnstartedServer(nil)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	o := testOptions(t, srv.URL, nil, "")
+	o.breachAPI = api.URL
+	con := newTestConsoleWith(t, o, nil)
+	srv.Config.Handler = con.app.routes()
+	c := newClientOf(t, srv, con)
+	if resp := c.signIn(ownerEmail, con.password); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	resp, body := c.post("/account/password", url.Values{"current": {con.password}, "new": {leaked}, "confirm": {leaked}, "captcha": {standinToken}})
+	if _, page := c.get("/account"); !strings.Contains(body+page, "The password was refused: found in a data breach.") {
+		t.Errorf("changing to a breached password: %d to %q, the pages do not say why:\n%s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	c.post("/logout", url.Values{})
+	if resp := c.signIn(ownerEmail, con.password); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("the old password after the refusal: %d", resp.StatusCode)
 	}
 }

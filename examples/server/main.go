@@ -21,6 +21,8 @@
 //	                       file of its metadata (see examples/idp)
 //	-captcha-provider P    turnstile, hcaptcha or recaptcha (with -captcha-secret
 //	                       and -captcha-sitekey) instead of the local stand-in
+//	-breach-api URL        refuse new passwords known from breaches, asking a
+//	                       Pwned Passwords range API (k-anonymity)
 //
 // Single sign-on is always on: each tenant's service provider is at
 // {base}/saml/{tenant}/metadata (entity ID and metadata), /acs and /slo,
@@ -53,6 +55,7 @@ import (
 	"time"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/sso"
@@ -74,6 +77,7 @@ type options struct {
 	captchaSecret        string
 	captchaSiteKey       string
 	idpMetadata          string // URL or file of the demo tenant's IdP metadata
+	breachAPI            string // Pwned Passwords range API (or a mirror); "" is off
 	seed                 bool
 	now                  func() time.Time // tests only
 	hasherMemory, hasher uint32           // tests only: cheap argon2id
@@ -117,6 +121,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.captchaProvider, "captcha-provider", "", "turnstile, hcaptcha or recaptcha: verify a real CAPTCHA (default: a local \"I am human\" checkbox)")
 	fs.StringVar(&o.captchaSecret, "captcha-secret", "", "the CAPTCHA provider's secret key")
 	fs.StringVar(&o.captchaSiteKey, "captcha-sitekey", "", "the CAPTCHA provider's site key")
+	fs.StringVar(&o.breachAPI, "breach-api", "", "refuse new passwords known from breaches, asking this Pwned Passwords range API with k-anonymity (e.g. "+auth.DefaultRangeAPIURL+")")
 	fs.BoolVar(&o.seed, "seed", true, "add a few invited demo users to a new tenant")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -266,6 +271,13 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 		b.Close()
 		return nil, err
 	}
+	var breach auth.BreachChecker
+	if o.breachAPI != "" {
+		if breach, err = auth.NewRangeAPI(auth.RangeAPIConfig{BaseURL: o.breachAPI}); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
 	cfg := guard.Config{
 		Stores:   b.stores,
 		AuditKey: keys.Audit,
@@ -276,8 +288,9 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 		// request's Host.
 		SSO: &sso.Config{BaseURL: strings.TrimSuffix(base.String(), "/"), Key: spKey, Certificate: spCert,
 			AllowInsecureMetadata: src.insecure()},
-		Now:      o.now,
-		OnRefuse: onRefuse(logger.Printf),
+		Now:         o.now,
+		OnRefuse:    onRefuse(logger.Printf),
+		BreachCheck: breach,
 	}
 	if o.hasher != 0 {
 		cfg.Hasher.Memory, cfg.Hasher.Time, cfg.Hasher.Threads = o.hasherMemory, o.hasher, 1
