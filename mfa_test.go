@@ -51,6 +51,21 @@ func (o *outbox) lastMail(t testing.TB) mfa.Message {
 	return o.mail[len(o.mail)-1]
 }
 
+// lastMailWith returns the last email whose text contains s: notices are
+// sent in the background, so they may arrive after the mail looked for.
+func (o *outbox) lastMailWith(t testing.TB, s string) mfa.Message {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := len(o.mail) - 1; i >= 0; i-- {
+		if strings.Contains(o.mail[i].Text, s) {
+			return o.mail[i]
+		}
+	}
+	t.Fatalf("no email with %q among %d", s, len(o.mail))
+	return mfa.Message{}
+}
+
 func (o *outbox) count() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -465,9 +480,11 @@ func TestStepUp(t *testing.T) {
 	}
 }
 
+const resetPrefix = "https://app.example.test/reset?"
+
 func resetLink(t testing.TB, m mfa.Message) url.Values {
 	t.Helper()
-	return mailLink(t, m, "https://app.example.test/reset?")
+	return mailLink(t, m, resetPrefix)
 }
 
 // mailLink returns the query of the link in m that starts with prefix.
@@ -494,12 +511,12 @@ func TestPasswordResetKeepsMFA(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.g.Close() // waits for the background send
-	first := resetLink(t, f.out.lastMail(t))
+	first := resetLink(t, f.out.lastMailWith(t, resetPrefix))
 	if err := f.g.ForgotPassword(f.ctx, req); err != nil {
 		t.Fatal(err)
 	}
 	f.g.Close()
-	second := resetLink(t, f.out.lastMail(t))
+	second := resetLink(t, f.out.lastMailWith(t, resetPrefix))
 	newPW := "an entirely new passphrase"
 	rr := func(q url.Values) guard.ResetRequest {
 		return guard.ResetRequest{Tenant: q.Get("tenant"), UserID: q.Get("user"), Token: q.Get("token"), NewPassword: newPW}
@@ -613,7 +630,7 @@ func TestInvitationAndConveniences(t *testing.T) {
 	if err := f.g.SendInvitation(f.ctx, sys, tenantID, u.ID); err != nil {
 		t.Fatal(err)
 	}
-	q := resetLink(t, f.out.lastMail(t))
+	q := resetLink(t, f.out.lastMailWith(t, resetPrefix))
 	if err := f.g.ResetPassword(f.ctx, guard.ResetRequest{Tenant: q.Get("tenant"), UserID: q.Get("user"), Token: q.Get("token"), NewPassword: "an invited user's passphrase"}); err != nil {
 		t.Fatalf("setting the password from the invitation: %v", err)
 	}
