@@ -141,6 +141,7 @@ func (f *mfaFixture) complete(method, pending, code string) (guard.LoginResult, 
 
 const adaEmail = "ada@example.test"
 
+// SECURITY-CHECKLIST MF-1.
 func TestLoginWithPasswordAndTOTP(t *testing.T) {
 	f := newMFAFixture(t)
 	f.createUser(t, adaEmail, ownerPW)
@@ -194,6 +195,7 @@ func TestLoginWithPasswordAndTOTP(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST MF-6.
 func TestSecondFactorFailuresCountInLockout(t *testing.T) {
 	f := newMFAFixture(t)
 	f.createUser(t, adaEmail, ownerPW)
@@ -244,6 +246,7 @@ func TestPasswordStepDoesNotResetSecondFactorFailures(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST MF-20.
 func TestPendingSignInBoundToClient(t *testing.T) {
 	f := newMFAFixture(t)
 	f.createUser(t, adaEmail, ownerPW)
@@ -536,6 +539,7 @@ func TestPasswordResetKeepsMFA(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST RS-1.
 func TestForgotPasswordSameAnswer(t *testing.T) {
 	f := newMFAFixture(t)
 	f.createUser(t, adaEmail, ownerPW)
