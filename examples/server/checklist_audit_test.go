@@ -15,7 +15,7 @@ import (
 )
 
 // Black-box tests of SECURITY-CHECKLIST items no test covered fully:
-// LG-1, PW-14, RS-11, SE-13, WEB-4, WEB-6, WEB-7, WEB-9, WEB-10, WEB-11, WEB-13.
+// LG-1, PW-14, RB-7, RS-11, SE-13, WEB-4, WEB-6, WEB-7, WEB-9, WEB-10, WEB-11, WEB-13.
 
 // traffic is what a client received: every response's headers and body.
 type traffic struct {
@@ -243,8 +243,8 @@ func TestSessionTokenNotEchoed(t *testing.T) {
 
 // WEB-4, WEB-6, WEB-7: a sign-in POST with a foreign Origin (and no
 // Sec-Fetch-Site) is refused before any authentication, so is one to a
-// path that only resembles the ACS, and HEAD on a state-changing route is
-// 405.
+// path that only resembles the ACS; HEAD on a state-changing route, or a
+// GET with a method-override header (RB-7), is 405.
 func TestForeignOriginAndHeadRefused(t *testing.T) {
 	c, password := newClient(t)
 	foreign := func(path string, form url.Values) (*http.Response, string) {
@@ -281,8 +281,21 @@ func TestForeignOriginAndHeadRefused(t *testing.T) {
 			t.Errorf("HEAD %s: %d, want 405", path, resp.StatusCode)
 		}
 	}
+	// RB-7: a method-override header changes nothing: a GET stays a GET.
+	for _, m := range []string{"POST", "DELETE", "post"} {
+		req, _ := http.NewRequest("GET", c.srv.URL+"/logout", nil)
+		req.Header.Set("X-HTTP-Method-Override", m)
+		resp, err := c.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("GET /logout with X-HTTP-Method-Override %s: %d, want 405", m, resp.StatusCode)
+		}
+	}
 	if code, _ := c.whoami(); code != http.StatusOK {
-		t.Error("a HEAD request signed the user out")
+		t.Error("a HEAD request, or an overridden GET, signed the user out")
 	}
 }
 
