@@ -120,6 +120,7 @@ func TestGrantInOneTenantMeansNothingInAnother(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST RB-4.
 func TestRevocationInForceOnNextRequest(t *testing.T) {
 	mem := memstore.New()
 	a := newFixture(t, func(c *guard.Config) { c.Stores = mem.Stores() })
@@ -327,6 +328,7 @@ func TestTrustedProxy(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST AK-1, AK-2.
 func TestAPIKeys(t *testing.T) {
 	f := newFixture(t)
 	admin, _ := f.userWithRoles(t, "ada@example.test", rbac.Owner)
@@ -399,6 +401,7 @@ func TestAPIKeys(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST RB-8.
 func TestAuthorizeFailsClosed(t *testing.T) {
 	mem := memstore.New()
 	f := newFixture(t, func(c *guard.Config) {

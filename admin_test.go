@@ -148,6 +148,7 @@ func TestSelfDeactivationForbidden(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST PW-10.
 func TestChangePassword(t *testing.T) {
 	f := newFixture(t, func(c *guard.Config) { c.Defaults = guard.Policy{SessionLimit: 5, PasswordHistory: 2} })
 	f.createUser(t, "alice@example.com", ownerPW)

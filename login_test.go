@@ -74,6 +74,7 @@ func TestLoginSucceedsAndAudits(t *testing.T) {
 
 // TestLoginFailuresLookAlike: unknown user, wrong password, deactivated and
 // locked accounts all give the same error; the audit log has the real cause.
+// SECURITY-CHECKLIST LG-1.
 func TestLoginFailuresLookAlike(t *testing.T) {
 	f := newFixture(t)
 	f.createUser(t, "alice@example.com", ownerPW)
@@ -108,6 +109,7 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST PW-12.
 func TestLoginBadInputIsTypedAndHashesNothing(t *testing.T) {
 	f := newFixture(t)
 	f.createUser(t, "alice@example.com", ownerPW)
@@ -147,6 +149,7 @@ func mustUser(t *testing.T, f *fixture, email string) guard.User {
 // TestParallelWrongPasswordsNeverExceedLimit fires 50 parallel wrong
 // guesses at one account: at most the threshold are evaluated against the
 // real hash, the rest are refused as locked without evaluation.
+// SECURITY-CHECKLIST LG-9.
 func TestParallelWrongPasswordsNeverExceedLimit(t *testing.T) {
 	f := newFixture(t)
 	f.createUser(t, "alice@example.com", ownerPW)
@@ -180,6 +183,7 @@ func TestParallelWrongPasswordsNeverExceedLimit(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST LG-9, LG-10.
 func TestLockGrowsAndAdminUnlock(t *testing.T) {
 	f := newFixture(t)
 	u := f.createUser(t, "alice@example.com", ownerPW)
@@ -222,6 +226,7 @@ func TestLockGrowsAndAdminUnlock(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST LG-6.
 func TestSuccessResetsFailures(t *testing.T) {
 	f := newFixture(t)
 	f.createUser(t, "alice@example.com", ownerPW)
@@ -236,6 +241,7 @@ func TestSuccessResetsFailures(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST LG-13.
 func TestPerIPThrottle(t *testing.T) {
 	f := newFixture(t, func(c *guard.Config) {
 		c.IPLimit = auth.Limit{Max: 10, ResetAfter: time.Hour, LockFor: time.Minute, MaxLockFor: time.Hour}

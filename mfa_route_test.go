@@ -13,6 +13,7 @@ import (
 // SECURITY-CHECKLIST SE-16: a route that needs a second factor refuses a
 // password-only session and asks for a step-up; a session signed in, or
 // re-authenticated, with one passes.
+// SECURITY-CHECKLIST RB-11.
 func TestRequireMFA(t *testing.T) {
 	f := newMFAFixture(t, manySessions)
 	f.createUser(t, adaEmail, ownerPW)

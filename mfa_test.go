@@ -156,6 +156,7 @@ func (f *mfaFixture) complete(method, pending, code string) (guard.LoginResult, 
 
 const adaEmail = "ada@example.test"
 
+// SECURITY-CHECKLIST MF-1.
 func TestLoginWithPasswordAndTOTP(t *testing.T) {
 	f := newMFAFixture(t)
 	f.createUser(t, adaEmail, ownerPW)
@@ -209,6 +210,7 @@ func TestLoginWithPasswordAndTOTP(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST MF-6.
 func TestSecondFactorFailuresCountInLockout(t *testing.T) {
 	f := newMFAFixture(t)
 	f.createUser(t, adaEmail, ownerPW)
@@ -259,6 +261,7 @@ func TestPasswordStepDoesNotResetSecondFactorFailures(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST MF-20.
 func TestPendingSignInBoundToClient(t *testing.T) {
 	f := newMFAFixture(t)
 	f.createUser(t, adaEmail, ownerPW)
@@ -553,6 +556,7 @@ func TestPasswordResetKeepsMFA(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST RS-1.
 func TestForgotPasswordSameAnswer(t *testing.T) {
 	f := newMFAFixture(t)
 	f.createUser(t, adaEmail, ownerPW)

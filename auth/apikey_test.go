@@ -12,6 +12,7 @@ import (
 	"github.com/guardhq/guard/auth"
 )
 
+// SECURITY-CHECKLIST AK-4.
 func TestGenerateAPIKey(t *testing.T) {
 	seen := map[string]bool{}
 	for range 10000 {

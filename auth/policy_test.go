@@ -48,6 +48,7 @@ func TestPolicyValidate(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST PW-2, PW-3, PW-6.
 func TestPolicyCheck(t *testing.T) {
 	ada := Context{Email: "Ada.Lovelace@Example.test", Name: "Ada King-Lovelace"}
 	tests := []struct {

@@ -122,6 +122,7 @@ func TestApplyMax1(t *testing.T) {
 	})
 }
 
+// SECURITY-CHECKLIST LG-10.
 func TestApplyLockGrowth(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -186,6 +187,7 @@ func TestApplyDuringLock(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST LG-10.
 func TestApplyForgets(t *testing.T) {
 	t.Run("FailuresAfterResetAfter", func(t *testing.T) {
 		var r Record

@@ -12,6 +12,7 @@ import (
 
 var recoveryFormat = regexp.MustCompile(`^[0-9a-hjkmnp-tv-z]{4}(-[0-9a-hjkmnp-tv-z]{4}){5}$`)
 
+// SECURITY-CHECKLIST MF-17.
 func TestRecoveryCodes(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)
@@ -51,6 +52,7 @@ func TestRecoveryCodes(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST MF-18.
 func TestRecoveryCodesRegenerate(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)
@@ -69,6 +71,7 @@ func TestRecoveryCodesRegenerate(t *testing.T) {
 	wantErr(t, "v's code for u", err, mfa.ErrInvalidCode)
 }
 
+// SECURITY-CHECKLIST MF-17.
 func TestRecoveryCodeConcurrent(t *testing.T) {
 	f := newFixture(t)
 	codes, _ := f.m.GenerateRecoveryCodes(t.Context(), "t", "u")

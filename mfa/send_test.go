@@ -204,6 +204,7 @@ func TestNewCodeVoidsOld(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST MF-12.
 func TestCodeTries(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)
@@ -231,6 +232,7 @@ func TestCodeTries(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST MF-10.
 func TestCodeExpiry(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)
@@ -249,6 +251,7 @@ func TestCodeExpiry(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST MF-14.
 func TestCodeStoredHashed(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)
@@ -269,6 +272,7 @@ func TestCodeStoredHashed(t *testing.T) {
 	wantErr(t, "VerifyCode under another code key", err, mfa.ErrInvalidCode)
 }
 
+// SECURITY-CHECKLIST MF-13.
 func TestCodesUniform(t *testing.T) {
 	// 10,000 codes: six digits, first digit and last digit uniform
 	// (chi-square over 10 cells, 9 degrees of freedom, p > 0.001 means
@@ -333,6 +337,7 @@ func TestResendCoolDown(t *testing.T) {
 	_ = code
 }
 
+// SECURITY-CHECKLIST MF-15.
 func TestSendLimits(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -381,6 +386,7 @@ func TestSendLimits(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST MF-15.
 func TestSMSPrefixes(t *testing.T) {
 	f := newFixture(t, func(c *mfa.Config) { c.SMSPrefixes = []string{"+44", "+1"} })
 	_, res, err := f.m.BeginOOB(t.Context(), mfa.OOBRequest{Tenant: "t", UserID: "u", Kind: mfa.KindSMS, Destination: "+2347000000000"})

@@ -140,6 +140,7 @@ func atoi(s string) int {
 	return n
 }
 
+// SECURITY-CHECKLIST MF-1.
 func TestVerifyTOTPReuse(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
@@ -181,6 +182,7 @@ func TestVerifyTOTPEarlierStep(t *testing.T) {
 	wantErr(t, "VerifyTOTP(T-1) after T+1", err, mfa.ErrReplay)
 }
 
+// SECURITY-CHECKLIST MF-4.
 func TestVerifyTOTPWindow(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -217,6 +219,7 @@ func TestVerifyTOTPWindow(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST MF-7.
 func TestVerifyTOTPStepBoundary(t *testing.T) {
 	// With SkewNone the code of a step works from its first second to its
 	// last and not a second beyond: the server's clock decides.
@@ -290,6 +293,7 @@ func TestVerifyTOTPSeveralApps(t *testing.T) {
 	wantErr(t, "a's factor through another user", err, mfa.ErrNotFound)
 }
 
+// SECURITY-CHECKLIST MF-9.
 func TestVerifyTOTPBadInput(t *testing.T) {
 	f := newFixture(t)
 	fac, secret := f.enrolTOTP(t, "u")

@@ -92,6 +92,7 @@ func TestReportsOnlyDeniedContacts(t *testing.T) {
 	wantAllowed(t, e, "acme", bob, rbac.Contacts, rbac.Write, false)
 }
 
+// SECURITY-CHECKLIST RB-1.
 func TestNoRoleDeniesEverything(t *testing.T) {
 	e := newEnforcer(t, nil)
 	grant(t, e, "acme", ada, rbac.Owner)
@@ -250,6 +251,7 @@ func TestCatchUpUsesTheChangeLog(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST RB-8.
 func TestEnforcerErrorsDeny(t *testing.T) {
 	t.Run("Version", func(t *testing.T) {
 		st := newFaulty(nil)

@@ -167,6 +167,7 @@ func TestSignInWhoamiSignOut(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST LG-17.
 func TestNoDefaultCredentials(t *testing.T) {
 	c, _ := newClient(t)
 	for _, pw := range []string{"admin", "password", "owner"} {
@@ -178,6 +179,7 @@ func TestNoDefaultCredentials(t *testing.T) {
 
 // Every state-changing route refuses a cross-site POST before doing
 // anything, and answers GET with 405.
+// SECURITY-CHECKLIST WEB-4, WEB-5, WEB-6.
 func TestCrossSiteRefused(t *testing.T) {
 	c, password := newClient(t)
 	resp, _ := c.do("POST", "/login", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "password": {password}}, "cross-site")
@@ -207,6 +209,7 @@ func TestCrossSiteRefused(t *testing.T) {
 	}
 }
 
+// SECURITY-CHECKLIST WEB-12.
 func TestSecurityHeaders(t *testing.T) {
 	c, password := newClient(t)
 	check := func(path string) {
@@ -247,6 +250,7 @@ func TestSecurityHeaders(t *testing.T) {
 
 // The request body is bounded: a larger form gets 413 (SECURITY-CHECKLIST
 // RL-3), and nothing is done.
+// SECURITY-CHECKLIST PW-12.
 func TestBodyLimit(t *testing.T) {
 	c, _ := newClient(t)
 	for _, path := range []string{"/login", "/forgot"} {
@@ -258,6 +262,7 @@ func TestBodyLimit(t *testing.T) {
 }
 
 // A reset link's token leaves the URL at once, into a short-lived cookie.
+// SECURITY-CHECKLIST RS-3.
 func TestResetTokenLeavesTheURL(t *testing.T) {
 	c, _ := newClient(t)
 	resp, _ := c.post("/forgot", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "captcha": {standinToken}})

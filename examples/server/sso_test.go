@@ -383,6 +383,7 @@ func TestSSOSignOut(t *testing.T) {
 
 // The ACS takes the IdP's cross-site POST; every other POST, the SAML
 // routes included, still refuses one.
+// SECURITY-CHECKLIST WEB-7.
 func TestSSOCrossOrigin(t *testing.T) {
 	c, idp, password := newSSOClient(t, nil)
 	c.signIn(ownerEmail, password)

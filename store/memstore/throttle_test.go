@@ -38,6 +38,7 @@ var base = time.Date(2099, 1, 1, 9, 0, 0, 123456000, time.UTC)
 // (1,000 s in all), at a throttle that forgets a key after a second: the
 // store holds about the keys of the last sweep interval, not every key
 // ever seen, and never drops a key while it is locked.
+// SECURITY-CHECKLIST LG-12, RL-2.
 func TestThrottleMemoryBounded(t *testing.T) {
 	const (
 		keys  = 100_000
@@ -107,6 +108,7 @@ func TestThrottleMemoryBounded(t *testing.T) {
 // with ErrThrottleFull while every record is live, keys already held still
 // count, nothing locked is evicted, and room comes back once records are
 // forgotten.
+// SECURITY-CHECKLIST RL-2.
 func TestThrottleFull(t *testing.T) {
 	ctx := t.Context()
 	const maxKeys = 100
