@@ -45,6 +45,8 @@ var goldenCases = []goldenCase{
 	{name: "valid_rollover_certificate", build: func(k testKeys) []byte {
 		return spec{signAssertion: true, signer: &k.idp2}.build(k)
 	}, edit: func(c *Connection) { c.ExtraCertificates = []string{certPEM(keys.idp2.cert)} }},
+	{name: "valid_encrypted", build: spec{signAssertion: true, encrypt: true}.build},
+	{name: "valid_encrypted_response_signed", build: spec{signResponse: true, encrypt: true}.build},
 
 	// Signatures.
 	{name: "tampered_signature_value", want: ReasonSignature, build: func(k testKeys) []byte {
