@@ -111,7 +111,8 @@ func (p *Provider) ACS(ctx context.Context, tenant string, r *http.Request, bind
 //     the same ID, signatures only on the Response and the Assertion, at
 //     least one of them signed, no SHA-1 (unless the connection allows
 //     it), no transforms beyond enveloped-signature and C14N, no RSA
-//     PKCS#1 v1.5 key transport;
+//     PKCS#1 v1.5 key transport, no CBC content encryption (unless the
+//     connection allows it, and then only in a signed Response);
 //   - an EncryptedAssertion decrypted, and its plaintext given the same
 //     checks: no directive, comment or processing instruction, the limits,
 //     one saml:Assertion with an ID, IDs unique across the Response and

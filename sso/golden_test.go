@@ -16,6 +16,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
+	"github.com/crewjam/saml/xmlenc"
 	dsig "github.com/russellhaering/goxmldsig"
 	"github.com/russellhaering/goxmldsig/etreeutils"
 )
@@ -319,6 +320,9 @@ var goldenCases = []goldenCase{
 		}}.build(k)
 	}},
 	{name: "encrypted_unsigned", want: ReasonUnsigned, build: spec{encrypt: true}.build},
+	{name: "encrypted_cbc", want: ReasonWeakEncryption, build: spec{signAssertion: true, signResponse: true, encrypt: true, cipher: xmlenc.AES256CBC}.build},
+	{name: "valid_encrypted_cbc_allowed", build: spec{signAssertion: true, signResponse: true, encrypt: true, cipher: xmlenc.AES256CBC}.build,
+		edit: func(c *Connection) { c.AllowCBC = true }},
 	{name: "encrypted_in_response_to_in_assertion_only", build: func(k testKeys) []byte {
 		// The InResponseTo of the decrypted assertion is read before
 		// crewjam, which checks it against the tracked request.

@@ -49,7 +49,7 @@ var transforms = map[string]bool{
 }
 
 // cbcAlgorithms are the XML Encryption block ciphers in CBC mode, which do
-// not authenticate the ciphertext.
+// not authenticate the ciphertext: refused unless Connection.AllowCBC.
 var cbcAlgorithms = map[string]bool{
 	xmlenc.AES128CBC.Algorithm(): true,
 	xmlenc.AES192CBC.Algorithm(): true,
@@ -64,9 +64,10 @@ var cbcAlgorithms = map[string]bool{
 //
 // An EncryptedAssertion is decrypted here, and its plaintext given the
 // same checks (see decrypted), unless it is encrypted with CBC: that is
-// decrypted and checked only after crewjam has verified the Response's
-// signature (scan.pending), so that an attacker's CBC ciphertext is never
-// decrypted (padding oracles).
+// refused unless the connection allows it (AllowCBC), and then decrypted
+// and checked only after crewjam has verified the Response's signature
+// (scan.pending), so that an attacker's CBC ciphertext is never decrypted
+// (padding oracles).
 func prescan(data []byte, comp *compiled) (*scan, *RejectError) {
 	doc, rej := parseChecked(data)
 	if rej != nil {
@@ -114,6 +115,8 @@ func prescan(data []byte, comp *compiled) (*scan, *RejectError) {
 			switch alg := m.SelectAttrValue("Algorithm", ""); {
 			case alg == "http://www.w3.org/2001/04/xmlenc#rsa-1_5":
 				return nil, reject(ReasonWeakEncryption, "RSA PKCS#1 v1.5 key transport", nil)
+			case cbcAlgorithms[alg] && !comp.conn.AllowCBC:
+				return nil, reject(ReasonWeakEncryption, "CBC content encryption", nil)
 			case cbcAlgorithms[alg]:
 				cbc = true
 			}
