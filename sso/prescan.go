@@ -176,6 +176,12 @@ func (sc *scan) decrypted(ea *etree.Element, comp *compiled) *RejectError {
 	if err != nil {
 		return reject(ReasonDecryption, "the EncryptedAssertion cannot be decrypted", err)
 	}
+	return sc.plaintext(plain, comp.conn.AllowSHA1)
+}
+
+// plaintext applies decrypted's checks to plain, the plaintext of the
+// encrypted assertion.
+func (sc *scan) plaintext(plain []byte, allowSHA1 bool) *RejectError {
 	doc, rej := parseChecked(plain)
 	if rej != nil {
 		return rej
@@ -192,7 +198,7 @@ func (sc *scan) decrypted(ea *etree.Element, comp *compiled) *RejectError {
 	if sc.walk.duplicate {
 		return reject(ReasonDuplicateID, "", nil)
 	}
-	signed, rej := checkSignatures(found.signatures, comp.conn.AllowSHA1, a)
+	signed, rej := checkSignatures(found.signatures, allowSHA1, a)
 	if rej != nil {
 		return rej
 	}
