@@ -1,6 +1,7 @@
 package sso
 
 import (
+	"os"
 	"testing"
 
 	"github.com/beevik/etree"
@@ -109,4 +110,32 @@ func TestDecryptLikeCrewjam(t *testing.T) {
 func portable(key *etree.Element) *etree.Element {
 	key.CreateAttr("xmlns:ds", nsDSig)
 	return key
+}
+
+// BenchmarkPrescan measures prescan on the golden baselines: on
+// valid_encrypted it includes the second decryption (RSA-OAEP and
+// AES-GCM) and the plaintext checks that every encrypted response now
+// costs, besides crewjam's own decryption.
+//
+//	go test ./sso -run '^$' -bench BenchmarkPrescan -count 5
+func BenchmarkPrescan(b *testing.B) {
+	e := newEnv(b, nil)
+	comp, err := e.p.connection(b.Context(), tenant)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range []string{"valid", "valid_encrypted"} {
+		doc, err := os.ReadFile(goldenPath(name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, rej := prescan(doc, comp); rej != nil {
+					b.Fatal(rej)
+				}
+			}
+		})
+	}
 }
