@@ -98,11 +98,13 @@ type Connection struct {
 	// refused by default.
 	AllowSHA1 bool
 	// AllowCBC accepts an EncryptedAssertion whose content is encrypted
-	// with AES-CBC or Triple DES (CBC), which is refused by default: CBC
-	// does not authenticate the ciphertext (padding-oracle attacks on XML
-	// Encryption). For an IdP that cannot use AES-GCM. The Response must
-	// then be signed: a CBC-encrypted assertion in an unsigned Response is
-	// not decrypted (ReasonDecryption).
+	// with AES-CBC, which is refused by default (ReasonWeakEncryption), as
+	// is Triple DES: CBC does not authenticate the ciphertext
+	// (padding-oracle attacks on XML Encryption). For an IdP that cannot
+	// use AES-GCM. The Response must then be signed: a CBC-encrypted
+	// assertion in an unsigned Response is not decrypted
+	// (ReasonDecryption), nor is Triple DES, which crewjam/saml does not
+	// implement.
 	AllowCBC bool
 	// RequireValidCertificates refuses signatures by a configured
 	// certificate outside its validity period. Off by default: the SAML
