@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 )
 
@@ -110,7 +111,15 @@ func (p *Provider) ACS(ctx context.Context, tenant string, r *http.Request, bind
 //     the same ID, signatures only on the Response and the Assertion, at
 //     least one of them signed, no SHA-1 (unless the connection allows
 //     it), no transforms beyond enveloped-signature and C14N, no RSA
-//     PKCS#1 v1.5 key transport;
+//     PKCS#1 v1.5 key transport, no CBC content encryption (unless the
+//     connection allows it, and then only in a signed Response);
+//   - an EncryptedAssertion decrypted, and its plaintext given the same
+//     checks: no directive, comment or processing instruction, the limits,
+//     one saml:Assertion with an ID, IDs unique across the Response and
+//     the plaintext, a signature only on that assertion, without SHA-1 or
+//     other transforms, and the Response or the assertion signed (for a
+//     CBC-encrypted assertion, only after crewjam/saml has verified the
+//     Response's signature);
 //   - Destination present and equal to the ACS URL, Issuer equal to the
 //     IdP's entity ID;
 //   - crewjam/saml's ParseXMLResponse, with only the connection's IdP
@@ -160,6 +169,11 @@ func (p *Provider) ParseResponse(ctx context.Context, tenant, samlResponse, rela
 	assertion, err := sp.ParseXMLResponse(data, sc.requestIDs(), comp.acsURL)
 	if err != nil {
 		return nil, classifySAML(err)
+	}
+	if sc.pending != nil {
+		if rej := sc.decrypted(sc.pending, comp); rej != nil {
+			return nil, rej
+		}
 	}
 	res, irts, rej := comp.check(assertion, now)
 	if rej != nil {
@@ -220,10 +234,18 @@ func (p *Provider) ParseResponse(ctx context.Context, tenant, samlResponse, rela
 	return res, nil
 }
 
-// scan is what prescan read from the raw response.
+// scan is what prescan read from the raw response (and the plaintext of
+// its encrypted assertion).
 type scan struct {
 	responseIRT string
 	scdIRTs     []string
+
+	walk       walker
+	rootSigned bool // the Response carries a Signature
+	// pending is a CBC-encrypted assertion (Connection.AllowCBC), whose
+	// plaintext is checked only once crewjam has verified the Response's
+	// signature: see prescan.
+	pending *etree.Element
 }
 
 // requestIDs are the InResponseTo values of the raw document, handed to

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/xmlenc"
 )
@@ -378,50 +377,105 @@ func (f *failingStores) InsertID(ctx context.Context, tenant, id string, until, 
 
 func TestEncryptedCBC(t *testing.T) {
 	k := loadKeys(t)
-	cbc := func(s spec) []byte {
-		s.defaults(k)
-		a := s.assertion(k)
-		doc := etree.NewDocument()
-		doc.SetRoot(a)
-		plain, _ := doc.WriteToBytes()
-		enc := xmlenc.OAEP()
-		enc.BlockCipher = xmlenc.AES256CBC
-		data, err := enc.Encrypt(k.sp.cert, plain, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ea := etree.NewElement("saml:EncryptedAssertion")
-		ea.CreateAttr("xmlns:saml", nsAssertion)
-		ea.AddChild(data)
-		return serialize(s.response(k, ea))
+	allow := func(c *Connection) { c.AllowCBC = true }
+	for _, cipher := range []xmlenc.BlockCipher{xmlenc.AES128CBC, xmlenc.AES192CBC, xmlenc.AES256CBC, xmlenc.TripleDES} {
+		t.Run(cipher.Algorithm(), func(t *testing.T) {
+			signed := spec{signAssertion: true, signResponse: true, encrypt: true, cipher: cipher}.build(k)
+			// Refused by policy (SAML-46), even in a signed Response.
+			e := newEnv(t, nil)
+			e.track(requestID, relayState)
+			_, err := e.post(signed, relayState)
+			wantReason(t, err, ReasonWeakEncryption)
+			// Allowed: unauthenticated CBC ciphertext is still not
+			// decrypted (padding oracles)...
+			e = newEnv(t, allow)
+			e.track(requestID, relayState)
+			_, err = e.post(spec{signAssertion: true, encrypt: true, cipher: cipher}.build(k), relayState)
+			wantReason(t, err, ReasonDecryption)
+			// ...but in a signed Response it is, except Triple DES,
+			// which crewjam's xmlenc does not implement.
+			e = newEnv(t, allow)
+			e.track(requestID, relayState)
+			res, err := e.post(signed, relayState)
+			if cipher.Algorithm() == xmlenc.TripleDES.Algorithm() {
+				wantReason(t, err, ReasonDecryption)
+			} else if err != nil || res.Email != "alice@corp.example" {
+				t.Errorf("CBC in a signed response with AllowCBC: %v, %+v", err, res)
+			}
+		})
 	}
-	// Unauthenticated CBC ciphertext is not decrypted (padding oracles).
-	e := newEnv(t, nil)
+
+	// The plaintext of an allowed CBC assertion gets the checks too, once
+	// crewjam has verified the Response's signature.
+	e := newEnv(t, allow)
 	e.track(requestID, relayState)
-	_, err := e.post(cbc(spec{signAssertion: true}), relayState)
-	wantReason(t, err, ReasonDecryption)
-	// With the Response signed, it is.
+	commented := spec{signAssertion: true, signResponse: true, encrypt: true, cipher: xmlenc.AES256CBC,
+		nameID: "alice@corp.example.attacker.test", editPlain: func(b []byte) []byte {
+			return replaceOnce(b, ">alice@corp.example.attacker.test<", ">alice@corp.example<!---->.attacker.test<")
+		}}.build(k)
+	_, err := e.post(commented, relayState)
+	wantReason(t, err, ReasonComment)
+
+	// AllowCBC is part of the cached connection: changing it alone takes
+	// effect on the next response.
 	e = newEnv(t, nil)
 	e.track(requestID, relayState)
-	if _, err := e.post(cbc(spec{signAssertion: true, signResponse: true}), relayState); err != nil {
-		t.Errorf("CBC in a signed response: %v", err)
+	signed := spec{signAssertion: true, signResponse: true, encrypt: true, cipher: xmlenc.AES128CBC}.build(k)
+	_, err = e.post(signed, relayState)
+	wantReason(t, err, ReasonWeakEncryption)
+	e.conn.AllowCBC = true
+	if err := e.st.PutConnection(t.Context(), e.conn); err != nil {
+		t.Fatal(err)
 	}
+	if _, err := e.post(signed, relayState); err != nil {
+		t.Errorf("after AllowCBC was turned on: %v", err)
+	}
+
+	// AES-GCM needs no opt-in, with the Response signed or not.
+	for _, s := range []spec{{signAssertion: true, encrypt: true}, {signResponse: true, encrypt: true, cipher: xmlenc.AES128GCM}} {
+		e = newEnv(t, nil)
+		e.track(requestID, relayState)
+		if _, err := e.post(s.build(k), relayState); err != nil {
+			t.Errorf("AES-GCM: %v", err)
+		}
+	}
+
 	// Encrypted but signed by nobody: refused.
 	e = newEnv(t, nil)
 	e.track(requestID, relayState)
 	_, err = e.post(spec{encrypt: true}.build(k), relayState)
 	wantReason(t, err, ReasonUnsigned)
-	// Encrypted to another key.
-	e = newEnv(t, nil)
-	e.track(requestID, relayState)
-	b := spec{signAssertion: true, encrypt: true}.build(k)
-	root := parse(b)
-	cv := root.FindElement(".//CipherValue")
-	raw, _ := base64.StdEncoding.DecodeString(cv.Text())
-	raw[len(raw)-1] ^= 1
-	cv.SetText(base64.StdEncoding.EncodeToString(raw))
-	_, err = e.post(serialize(root), relayState)
-	wantReason(t, err, ReasonDecryption)
+	// SAML-46: a key transport that fails (the ciphertext flipped, or
+	// wrapped to another key) and content that fails its authentication
+	// give the same reason and detail.
+	flip := func(doc []byte, i int) []byte {
+		root := parse(doc)
+		cv := root.FindElements(".//CipherValue")[i]
+		raw, _ := base64.StdEncoding.DecodeString(cv.Text())
+		raw[len(raw)-1] ^= 1
+		cv.SetText(base64.StdEncoding.EncodeToString(raw))
+		return serialize(root)
+	}
+	good := spec{signAssertion: true, encrypt: true}.build(k)
+	otherKey := func() []byte {
+		other := k
+		other.sp = k.attacker
+		return spec{signAssertion: true, encrypt: true}.build(other)
+	}()
+	var first *RejectError
+	for name, doc := range map[string][]byte{"key flipped": flip(good, 0), "data flipped": flip(good, 1), "other key": otherKey} {
+		e = newEnv(t, nil)
+		e.track(requestID, relayState)
+		_, err = e.post(doc, relayState)
+		wantReason(t, err, ReasonDecryption)
+		var rej *RejectError
+		if errors.As(err, &rej) && first != nil && rej.Detail != first.Detail {
+			t.Errorf("%s: detail %q, another failure %q", name, rej.Detail, first.Detail)
+		}
+		if first == nil {
+			first = rej
+		}
+	}
 }
 
 func TestCertificateValidity(t *testing.T) {

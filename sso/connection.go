@@ -97,6 +97,15 @@ type Connection struct {
 	// AllowSHA1 accepts RSA-SHA1 signatures and SHA-1 digests, which are
 	// refused by default.
 	AllowSHA1 bool
+	// AllowCBC accepts an EncryptedAssertion whose content is encrypted
+	// with AES-CBC, which is refused by default (ReasonWeakEncryption), as
+	// is Triple DES: CBC does not authenticate the ciphertext
+	// (padding-oracle attacks on XML Encryption). For an IdP that cannot
+	// use AES-GCM. The Response must then be signed: a CBC-encrypted
+	// assertion in an unsigned Response is not decrypted
+	// (ReasonDecryption), nor is Triple DES, which crewjam/saml does not
+	// implement.
+	AllowCBC bool
 	// RequireValidCertificates refuses signatures by a configured
 	// certificate outside its validity period. Off by default: the SAML
 	// metadata interoperability profile treats a certificate in metadata
@@ -201,7 +210,8 @@ func (c *Connection) equal(o *Connection) bool {
 		c.ClockSkew == o.ClockSkew && c.EmailAttribute == o.EmailAttribute && c.NameAttribute == o.NameAttribute &&
 		c.GroupsAttribute == o.GroupsAttribute && maps.Equal(c.GroupRoles, o.GroupRoles) && c.DefaultRole == o.DefaultRole &&
 		c.SyncRoles == o.SyncRoles && c.JIT == o.JIT && slices.Equal(c.AllowedDomains, o.AllowedDomains) &&
-		c.IdPInitiated == o.IdPInitiated && c.AllowSHA1 == o.AllowSHA1 && c.RequireValidCertificates == o.RequireValidCertificates
+		c.IdPInitiated == o.IdPInitiated && c.AllowSHA1 == o.AllowSHA1 && c.AllowCBC == o.AllowCBC &&
+		c.RequireValidCertificates == o.RequireValidCertificates
 }
 
 // clone returns a deep copy of c.

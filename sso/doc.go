@@ -20,7 +20,7 @@
 //     certificates for key rollover, clock skew, attribute mapping
 //     (email, name, groups → role names), just-in-time provisioning and
 //     allowed email domains, IdP-initiated login (off by default), SHA-1
-//     (refused by default).
+//     and CBC-encrypted assertions (both refused by default).
 //   - ParseMetadata reads an IdP's metadata; SafeRedirect decides whether
 //     a return path may be redirected to.
 //   - store.go holds the storage contracts (ConnectionStore, RequestStore,
@@ -43,7 +43,12 @@
 // ID (signature wrapping); the Response or the Assertion
 // signed, by a certificate configured for the IdP, never one carried in
 // the message; no SHA-1, no transform but enveloped-signature and C14N,
-// no RSA PKCS#1 v1.5 key transport and no unauthenticated CBC decryption;
+// no RSA PKCS#1 v1.5 key transport, and AES-GCM content encryption only
+// (AES-CBC with Connection.AllowCBC, and then only in a signed Response);
+// the plaintext of an encrypted assertion decrypted and given the same
+// checks as the Response (no directive, comment or processing
+// instruction, qualified names, limits, one Assertion, IDs unique across
+// both, signatures only on the Response or that Assertion);
 // Destination required and equal to the ACS URL; Issuer equal to the
 // IdP's entity ID; an Audience required, and every Audience equal to the
 // SP's entity ID; every SubjectConfirmation bearer, with Recipient equal

@@ -56,7 +56,7 @@ const (
 	ReasonUnsigned            Reason = "unsigned"              // neither the Response nor the Assertion is signed
 	ReasonSHA1                Reason = "sha1_signature"        // a SHA-1 signature or digest, and SHA-1 is not allowed
 	ReasonTransform           Reason = "signature_transform"   // a Transform other than enveloped-signature and C14N
-	ReasonWeakEncryption      Reason = "weak_encryption"       // EncryptedAssertion with RSA PKCS#1 v1.5 key transport
+	ReasonWeakEncryption      Reason = "weak_encryption"       // EncryptedAssertion with RSA PKCS#1 v1.5 key transport, or CBC without AllowCBC
 	ReasonSignature           Reason = "signature_invalid"     // a signature that does not verify, or not on the element it is in
 	ReasonUntrustedCert       Reason = "untrusted_certificate" // signed with a certificate that is not configured for the IdP
 	ReasonCertificateExpired  Reason = "certificate_expired"   // a configured certificate outside its validity (RequireValidCertificates)

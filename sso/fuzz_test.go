@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/beevik/etree"
 )
 
 func TestSafeRedirect(t *testing.T) {
@@ -127,6 +129,51 @@ func FuzzLexical(f *testing.F) {
 		}
 		if i := strings.Index(s, "<?"); i >= 0 && !(i == 0 && strings.HasPrefix(string(b), "<?xml ")) || strings.Count(s, "<?") > 1 {
 			t.Fatalf("accepted a processing instruction: %q", b)
+		}
+	})
+}
+
+// FuzzDecryptedPlaintext feeds the checks of a decrypted assertion
+// (scan.plaintext) arbitrary plaintexts, as if they came from an unsigned
+// Response with ID id-response-0001. It must never panic; a plaintext the
+// lexical scan refuses is refused for its reason; and what passes is one
+// saml:Assertion with an ID and a signature of its own, with no other
+// assertion inside, that etree reads as crewjam will.
+func FuzzDecryptedPlaintext(f *testing.F) {
+	k := loadKeys(f)
+	plain := serialize(valid().assertion(k))
+	for _, p := range [][]byte{
+		plain,
+		replaceOnce(plain, "<saml:NameID", "<!-- x --><saml:NameID"),
+		replaceOnce(plain, "<saml:Subject>", "<saml:Subject><:y/>"),
+		append(append([]byte(nil), plain...), plain...),
+		[]byte(`<?xml version="1.0"?><saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="x"/>`),
+		[]byte("<!DOCTYPE a><a/>"),
+		{},
+	} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, plain []byte) {
+		sc := &scan{walk: walker{n: 8, ids: map[string]struct{}{"id-response-0001": {}}}}
+		rej := sc.plaintext(plain, false)
+		if lex := lexical(plain); lex != nil {
+			if rej == nil || rej.Reason != lex.Reason {
+				t.Fatalf("lexical refuses %q for %s; plaintext: %v", plain, lex.Reason, rej)
+			}
+			return
+		}
+		if rej != nil {
+			return
+		}
+		doc := etree.NewDocument()
+		if err := doc.ReadFromBytes(plain); err != nil {
+			t.Fatalf("accepted %q, which etree cannot read: %v", plain, err)
+		}
+		a := doc.Root()
+		if len(doc.ChildElements()) != 1 || a.Tag != "Assertion" || a.NamespaceURI() != nsAssertion ||
+			a.SelectAttrValue("ID", "") == "" || a.SelectAttrValue("ID", "") == "id-response-0001" ||
+			a.SelectElement("Signature") == nil || len(a.FindElements(".//Assertion")) != 0 {
+			t.Fatalf("accepted %q", plain)
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
+	"github.com/crewjam/saml/xmlenc"
 	dsig "github.com/russellhaering/goxmldsig"
 	"github.com/russellhaering/goxmldsig/etreeutils"
 )
@@ -45,6 +46,8 @@ var goldenCases = []goldenCase{
 	{name: "valid_rollover_certificate", build: func(k testKeys) []byte {
 		return spec{signAssertion: true, signer: &k.idp2}.build(k)
 	}, edit: func(c *Connection) { c.ExtraCertificates = []string{certPEM(keys.idp2.cert)} }},
+	{name: "valid_encrypted", build: spec{signAssertion: true, encrypt: true}.build},
+	{name: "valid_encrypted_response_signed", build: spec{signResponse: true, encrypt: true}.build},
 
 	// Signatures.
 	{name: "tampered_signature_value", want: ReasonSignature, build: func(k testKeys) []byte {
@@ -255,6 +258,79 @@ var goldenCases = []goldenCase{
 		return replaceOnce(b, "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p", "http://www.w3.org/2001/04/xmlenc#rsa-1_5")
 	}},
 
+	// The plaintext of an EncryptedAssertion gets the same checks as the
+	// Response (SAML-25, SAML-26, "Encrypted assertions"). The Response
+	// is signed, over the ciphertext, so that only those checks can catch
+	// the fault; the comment case keeps the assertion's own signature,
+	// which the comment does not break.
+	{name: "encrypted_comment_in_nameid", want: ReasonComment, build: spec{signAssertion: true, encrypt: true,
+		nameID: "alice@corp.example.attacker.test", editPlain: func(b []byte) []byte {
+			return replaceOnce(b, ">alice@corp.example.attacker.test<", ">alice@corp.example<!---->.attacker.test<")
+		}}.build},
+	{name: "encrypted_doctype", want: ReasonDoctype, build: encryptedEdit(func(b []byte) []byte {
+		return append([]byte(`<!DOCTYPE saml:Assertion [<!ENTITY x "admin">]>`), b...)
+	})},
+	{name: "encrypted_directive_in_tree", want: ReasonDoctype, build: encryptedEdit(func(b []byte) []byte {
+		return replaceOnce(b, "<saml:NameID", `<!ENTITY x "admin"><saml:NameID`)
+	})},
+	{name: "encrypted_empty_prefix_element", want: ReasonMalformed, build: encryptedEdit(func(b []byte) []byte {
+		return replaceOnce(b, "<saml:Subject>", "<saml:Subject><:y/>")
+	})},
+	{name: "encrypted_empty_prefix_attribute", want: ReasonMalformed, build: encryptedEdit(func(b []byte) []byte {
+		return replaceOnce(b, "<saml:Subject>", `<saml:Subject :="v">`)
+	})},
+	{name: "encrypted_doubled_colon", want: ReasonMalformed, build: encryptedEdit(func(b []byte) []byte {
+		return replaceOnce(b, "<saml:Subject>", "<saml:Subject><saml::y/>")
+	})},
+	{name: "encrypted_processing_instruction", want: ReasonComment, build: encryptedEdit(func(b []byte) []byte {
+		return replaceOnce(b, "<saml:NameID", "<?evil x?><saml:NameID")
+	})},
+	{name: "encrypted_two_assertions", want: ReasonAssertionCount, build: func(k testKeys) []byte {
+		second := serialize(spec{assertionID: "id-assertion-0002", nameID: "admin@corp.example"}.assertion(k))
+		return spec{signResponse: true, encrypt: true, editPlain: func(b []byte) []byte { return append(b, second...) }}.build(k)
+	}},
+	{name: "encrypted_not_an_assertion", want: ReasonAssertionCount, build: encryptedEdit(func(b []byte) []byte {
+		return append(append([]byte(`<saml:Advice xmlns:saml="`+nsAssertion+`">`), b...), "</saml:Advice>"...)
+	})},
+	{name: "encrypted_assertion_in_advice", want: ReasonAssertionCount, build: func(k testKeys) []byte {
+		inner := serialize(spec{assertionID: "id-assertion-0002", nameID: "admin@corp.example"}.assertion(k))
+		return spec{signResponse: true, encrypt: true, editPlain: func(b []byte) []byte {
+			return replaceOnce(b, "<saml:Conditions", "<saml:Advice>"+string(inner)+"</saml:Advice><saml:Conditions")
+		}}.build(k)
+	}},
+	{name: "encrypted_too_deep", want: ReasonTooComplex, build: encryptedEdit(func(b []byte) []byte {
+		deep := strings.Repeat("<saml:Advice>", 47) + strings.Repeat("</saml:Advice>", 47)
+		return replaceOnce(b, "<saml:Conditions", deep+"<saml:Conditions")
+	})},
+	{name: "encrypted_duplicate_id", want: ReasonDuplicateID, build: spec{signResponse: true, encrypt: true, assertionID: "id-response-0001"}.build},
+	{name: "encrypted_signature_misplaced", want: ReasonSignature, build: func(k testKeys) []byte {
+		a := valid().assertion(k)
+		sig := child(a, "Signature")
+		a.RemoveChild(sig)
+		child(a, "Subject").AddChild(sig)
+		return serialize(spec{signResponse: true}.response(k, encryptAssertion(k, serialize(a), nil)))
+	}},
+	{name: "encrypted_sha1_digest", want: ReasonSHA1, build: func(k testKeys) []byte {
+		a := signSHA1Digest(spec{}.assertion(k), &k.idp)
+		return serialize(valid().response(k, encryptAssertion(k, serialize(a), nil)))
+	}},
+	{name: "encrypted_xslt_transform", want: ReasonTransform, build: func(k testKeys) []byte {
+		return spec{signAssertion: true, signResponse: true, encrypt: true, editPlain: func(b []byte) []byte {
+			return replaceOnce(b, "http://www.w3.org/2000/09/xmldsig#enveloped-signature", "http://www.w3.org/TR/1999/REC-xslt-19991116")
+		}}.build(k)
+	}},
+	{name: "encrypted_unsigned", want: ReasonUnsigned, build: spec{encrypt: true}.build},
+	{name: "encrypted_cbc", want: ReasonWeakEncryption, build: spec{signAssertion: true, signResponse: true, encrypt: true, cipher: xmlenc.AES256CBC}.build},
+	{name: "valid_encrypted_cbc_allowed", build: spec{signAssertion: true, signResponse: true, encrypt: true, cipher: xmlenc.AES256CBC}.build,
+		edit: func(c *Connection) { c.AllowCBC = true }},
+	{name: "encrypted_in_response_to_in_assertion_only", build: func(k testKeys) []byte {
+		// The InResponseTo of the decrypted assertion is read before
+		// crewjam, which checks it against the tracked request.
+		root := parse(spec{signAssertion: true, encrypt: true}.build(k))
+		root.RemoveAttr("InResponseTo")
+		return serialize(root)
+	}},
+
 	// Protocol semantics: each re-signed, so only the check can catch it.
 	{name: "wrong_audience", want: ReasonAudience, build: spec{signAssertion: true, audiences: []string{"https://other-sp.example/metadata"}}.build},
 	{name: "extra_audience", want: ReasonAudience, build: spec{signAssertion: true, audiences: []string{spEntityID, "https://other-sp.example/metadata"}}.build},
@@ -297,6 +373,12 @@ var goldenCases = []goldenCase{
 	{name: "nameid_surrounding_space", want: ReasonNameIDInvalid, build: spec{signAssertion: true, nameID: " alice@corp.example "}.build},
 	{name: "email_domain_not_allowed", want: ReasonEmailDomain, build: valid().build,
 		edit: func(c *Connection) { c.AllowedDomains = []string{"other.example"} }},
+}
+
+// encryptedEdit builds a response, signed, with the assertion (unsigned)
+// encrypted after edit has changed its plaintext.
+func encryptedEdit(edit func([]byte) []byte) func(testKeys) []byte {
+	return spec{signResponse: true, encrypt: true, editPlain: edit}.build
 }
 
 // evilCopy returns an unsigned copy of a signed assertion, with a new ID

@@ -404,6 +404,8 @@ type spec struct {
 	sigMethod                     string
 	signer                        *keyPair
 	encrypt                       bool
+	cipher                        xmlenc.BlockCipher  // with encrypt; nil: AES-256-GCM
+	editPlain                     func([]byte) []byte // with encrypt: changes the plaintext after signing
 	extraConfirmation             *saml.SubjectConfirmation
 	noAssertionID, emptySubjectCD bool
 }
@@ -557,25 +559,33 @@ func (s spec) assertion(k testKeys) *etree.Element {
 		el = sign(el, s.signer, s.sigMethod)
 	}
 	if s.encrypt {
-		doc := etree.NewDocument()
-		doc.SetRoot(el)
-		plain, err := doc.WriteToBytes()
-		if err != nil {
-			panic(err)
+		plain := serialize(el)
+		if s.editPlain != nil {
+			plain = s.editPlain(plain)
 		}
-		enc := xmlenc.OAEP()
-		enc.BlockCipher = xmlenc.AES256GCM
-		data, err := enc.Encrypt(k.sp.cert, plain, nil)
-		if err != nil {
-			panic(err)
-		}
-		data.CreateAttr("Type", "http://www.w3.org/2001/04/xmlenc#Element")
-		ea := etree.NewElement("saml:EncryptedAssertion")
-		ea.CreateAttr("xmlns:saml", nsAssertion)
-		ea.AddChild(data)
-		el = ea
+		el = encryptAssertion(k, plain, s.cipher)
 	}
 	return el
+}
+
+// encryptAssertion returns a saml:EncryptedAssertion holding plain,
+// encrypted to the SP's certificate as crewjam's IdP does: RSA-OAEP key
+// transport and cipher (nil: AES-256-GCM).
+func encryptAssertion(k testKeys, plain []byte, cipher xmlenc.BlockCipher) *etree.Element {
+	enc := xmlenc.OAEP()
+	enc.BlockCipher = xmlenc.AES256GCM
+	if cipher != nil {
+		enc.BlockCipher = cipher
+	}
+	data, err := enc.Encrypt(k.sp.cert, plain, nil)
+	if err != nil {
+		panic(err)
+	}
+	data.CreateAttr("Type", "http://www.w3.org/2001/04/xmlenc#Element")
+	ea := etree.NewElement("saml:EncryptedAssertion")
+	ea.CreateAttr("xmlns:saml", nsAssertion)
+	ea.AddChild(data)
+	return ea
 }
 
 // response returns the response element of s around the given assertion

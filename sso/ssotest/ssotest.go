@@ -109,6 +109,7 @@ func conn(tenant string) sso.Connection {
 		AllowedDomains:           []string{"example.com", "example.org"},
 		IdPInitiated:             true,
 		AllowSHA1:                true,
+		AllowCBC:                 true,
 		RequireValidCertificates: true,
 	}
 }
@@ -149,9 +150,9 @@ func diffConn(got, want sso.Connection) string {
 		add("AllowedDomains", got.AllowedDomains, want.AllowedDomains)
 	}
 	if got.SyncRoles != want.SyncRoles || got.JIT != want.JIT || got.IdPInitiated != want.IdPInitiated ||
-		got.AllowSHA1 != want.AllowSHA1 || got.RequireValidCertificates != want.RequireValidCertificates {
-		add("flags", []bool{got.SyncRoles, got.JIT, got.IdPInitiated, got.AllowSHA1, got.RequireValidCertificates},
-			[]bool{want.SyncRoles, want.JIT, want.IdPInitiated, want.AllowSHA1, want.RequireValidCertificates})
+		got.AllowSHA1 != want.AllowSHA1 || got.AllowCBC != want.AllowCBC || got.RequireValidCertificates != want.RequireValidCertificates {
+		add("flags", []bool{got.SyncRoles, got.JIT, got.IdPInitiated, got.AllowSHA1, got.AllowCBC, got.RequireValidCertificates},
+			[]bool{want.SyncRoles, want.JIT, want.IdPInitiated, want.AllowSHA1, want.AllowCBC, want.RequireValidCertificates})
 	}
 	return strings.Join(d, "; ")
 }
