@@ -77,7 +77,8 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 		return sso.Connection{}, ssoErr("set sso connection", err)
 	}
 	e := g.adminEvent(by, c.Tenant, audit.SSOConfigured, c.Tenant)
-	e.Meta = map[string]string{"jit": boolString(c.JIT), "idp_initiated": boolString(c.IdPInitiated), "metadata_url": clip(c.MetadataURL, 500)}
+	e.Meta = map[string]string{"jit": boolString(c.JIT), "idp_initiated": boolString(c.IdPInitiated), "metadata_url": clip(c.MetadataURL, 500),
+		"allow_sha1": boolString(c.AllowSHA1), "allow_cbc": boolString(c.AllowCBC)}
 	return out, g.record(ctx, e)
 }
 

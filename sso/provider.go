@@ -77,8 +77,10 @@ type Config struct {
 	MaxMetadataBytes int64
 
 	// RequestTTL is how long a login or logout request is tracked: the
-	// time a user has at the IdP. Default 10 minutes; between 1 minute and
-	// 1 hour.
+	// time a user has at the IdP, and the life of the host's binding
+	// cookie (SECURITY-CHECKLIST WEB-3: at most 90–180 s). Default 3
+	// minutes; between 1 minute and 1 hour. A user slower than that at
+	// the IdP starts again (the IdP's own session then makes it quick).
 	RequestTTL time.Duration
 	// MaxBodyBytes bounds the body of a POST to the ACS. Default 512 KiB;
 	// between 16 KiB and 16 MiB.
@@ -94,7 +96,7 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultRequestTTL      = 10 * time.Minute
+	DefaultRequestTTL      = 3 * time.Minute
 	DefaultMaxBodyBytes    = 512 << 10
 	DefaultMetadataTimeout = 10 * time.Second
 )
