@@ -26,8 +26,8 @@ import (
 )
 
 // Black-box tests of SECURITY-CHECKLIST items that are implemented but
-// were not covered elsewhere: RS-2, RS-4, RS-7, PW-8, PW-13, AU-11, RB-9,
-// IP-19 and RL-5.
+// were not covered elsewhere: RS-2, RS-4, RS-7, PW-8, PW-9, PW-13, AU-11,
+// RB-9, IP-19, RL-5 and SE-3.
 
 // resetTo builds the ResetPassword request for a mailed reset link.
 func resetTo(link url.Values, newPassword string) guard.ResetRequest {
@@ -444,5 +444,47 @@ func TestBreachedPasswordRefused(t *testing.T) {
 	}
 	if _, err := f.login(adaEmail, ownerPW); err != nil {
 		t.Errorf("the old password after a refused change: %v", err)
+	}
+}
+
+// PW-9: passwords do not expire with age (no PasswordMaxAge by default,
+// as NIST SP 800-63B asks): 400 days on, the password signs in with no
+// change asked for. Once an admin marks it compromised (ExpirePassword)
+// the user's session ends, the user is told, and the next sign-in asks for
+// a change; a reset clears the mark.
+func TestPasswordExpiresOnlyWhenMarked(t *testing.T) {
+	const newPW = "an entirely new passphrase"
+	f := newMFAFixture(t)
+	ada := f.createUser(t, adaEmail, ownerPW)
+	f.clock.Advance(400 * 24 * time.Hour)
+	res, err := f.login(adaEmail, ownerPW)
+	if err != nil || res.PasswordExpired || res.Session.Flags&guard.FlagPasswordExpired != 0 {
+		t.Fatalf("sign-in 400 days on: PasswordExpired %v, flags %b, %v; want no change asked", res.PasswordExpired, res.Session.Flags, err)
+	}
+
+	if err := f.g.ExpirePassword(f.ctx, guard.System("security"), tenantID, ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.Authenticate(f.ctx, res.Token); !errors.Is(err, guard.ErrUnauthenticated) {
+		t.Errorf("the session after ExpirePassword: %v, want ErrUnauthenticated", err)
+	}
+	res, err = f.login(adaEmail, ownerPW)
+	if err != nil || !res.PasswordExpired || res.Session.Flags&guard.FlagPasswordExpired == 0 {
+		t.Fatalf("sign-in after ExpirePassword: PasswordExpired %v, flags %b, %v; want the change asked for", res.PasswordExpired, res.Session.Flags, err)
+	}
+	if m := f.mailTo(adaEmail); len(m) != 1 || m[0].Subject != "Please change your password" {
+		t.Errorf("mail to the user %+v, want the notice", m)
+	}
+
+	// A reset clears the mark too.
+	if err := f.g.ForgotPassword(f.ctx, guard.ForgotRequest{Tenant: tenantID, Email: adaEmail, IP: "203.0.113.5"}); err != nil {
+		t.Fatal(err)
+	}
+	m := f.mailTo(adaEmail)
+	if err := f.g.ResetPassword(f.ctx, resetTo(resetLink(t, m[len(m)-1]), newPW)); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := f.login(adaEmail, newPW); err != nil || res.PasswordExpired {
+		t.Errorf("sign-in after the reset: PasswordExpired %v, %v; want no change asked", res.PasswordExpired, err)
 	}
 }

@@ -9,7 +9,8 @@
 //   - tenants with a per-tenant security policy (Tenant, Policy, SetPolicy),
 //     optionally ring-fenced in their own databases (Config.OpenTenant);
 //   - user administration: CreateUser, DeactivateUser (ends every session
-//     at once), ReactivateUser, DeleteUser, UnlockUser;
+//     at once), ReactivateUser, DeleteUser, UnlockUser, ExpirePassword
+//     (a compromised password must be changed at the next sign-in);
 //   - password sign-in with argon2id, a NIST SP 800-63B password policy,
 //     per-account and per-IP throttling with growing locks, CAPTCHA after
 //     failures, and no user enumeration (Login, ChangePassword,
