@@ -340,17 +340,11 @@ func TestAuditChainVerifiesAfterFlows(t *testing.T) {
 // sign-in asks for a change until the user changes it, and the change
 // clears the mark.
 func TestExpirePassword(t *testing.T) {
-	f := newFixture(t, func(c *guard.Config) { c.Defaults = guard.Policy{SessionLimit: 3} })
-	admin, adminTok := f.userWithRoles(t, "admin@example.com", rbac.Admin)
-	bob, bobTok := f.userWithRoles(t, "bob@example.com", rbac.Member)
-	second, err := f.login("bob@example.com", ownerPW)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, admin, adminTok, bob, bobToks := withMember(t)
 	if err := f.g.ExpirePassword(f.ctx, admin, tenantID, bob.UserID); err != nil {
 		t.Fatal(err)
 	}
-	for _, tok := range []string{bobTok, second.Token} {
+	for _, tok := range bobToks {
 		if _, err := f.g.Authenticate(f.ctx, tok); !errors.Is(err, guard.ErrUnauthenticated) {
 			t.Errorf("Bob's session after ExpirePassword: %v, want ErrUnauthenticated", err)
 		}
@@ -370,7 +364,7 @@ func TestExpirePassword(t *testing.T) {
 	// Every sign-in until the change asks for it.
 	var p guard.Principal
 	for i := range 2 {
-		res, err := f.login("bob@example.com", ownerPW)
+		res, err := f.login("bob@example.test", ownerPW)
 		if err != nil {
 			t.Fatalf("sign-in %d after ExpirePassword: %v", i+1, err)
 		}
@@ -388,7 +382,7 @@ func TestExpirePassword(t *testing.T) {
 	if err := f.g.ChangePassword(f.ctx, p, guard.PasswordChange{Current: ownerPW, New: next}); err != nil {
 		t.Fatalf("ChangePassword: %v", err)
 	}
-	res, err := f.login("bob@example.com", next)
+	res, err := f.login("bob@example.test", next)
 	if err != nil || res.PasswordExpired || res.Session.Flags&guard.FlagPasswordExpired != 0 {
 		t.Errorf("sign-in after the change: PasswordExpired %v, flags %b, %v; want no change asked", res.PasswordExpired, res.Session.Flags, err)
 	}
