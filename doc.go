@@ -25,7 +25,7 @@
 //     CompleteSSO, LogoutSSO) and "require SSO" with a break-glass owner;
 //   - roles and four-eyes approvals on casbin (Require, Authorize,
 //     GrantRole, DefineRole, RequestApproval, ApproveRequest,
-//     ConsumeApproval), IP allow-lists for people and for API keys
+//     ConsumeApproval; a grant or revocation ends the user's sessions), IP allow-lists for people and for API keys
 //     (SetIPAllowList, Config.Proxies), API keys (CreateAPIKey);
 //   - opaque server-side sessions with one concurrent session per user by
 //     default, idle and absolute timeouts (Authenticate, Logout,
