@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -424,8 +424,8 @@ func TestExpirePasswordRefused(t *testing.T) {
 		{"StoreDown", admin, bob.UserID, true, func(err error) bool { return errors.Is(err, guard.ErrUnavailable) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			updates.set(tc.down)
-			defer updates.set(false)
+			updates.fail.Store(tc.down)
+			defer updates.fail.Store(false)
 			if err := f.g.ExpirePassword(f.ctx, tc.by, tenantID, tc.id); !tc.ok(err) {
 				t.Errorf("ExpirePassword = %v", err)
 			}
@@ -447,17 +447,11 @@ func TestExpirePasswordRefused(t *testing.T) {
 // failingUpdates fails ExpirePassword while fail is set.
 type failingUpdates struct {
 	*memstore.Users
-	mu   sync.Mutex
-	fail bool
+	fail atomic.Bool
 }
 
-func (u *failingUpdates) set(v bool) { u.mu.Lock(); u.fail = v; u.mu.Unlock() }
-
 func (u *failingUpdates) ExpirePassword(ctx context.Context, tenant, id string) error {
-	u.mu.Lock()
-	fail := u.fail
-	u.mu.Unlock()
-	if fail {
+	if u.fail.Load() {
 		return errDown
 	}
 	return u.Users.ExpirePassword(ctx, tenant, id)
