@@ -267,36 +267,60 @@ func subjectOf(s string) (rbac.Subject, error) {
 // is in force on the subject's next request on every replica. If it cannot
 // be recorded in the audit log, it is undone and ErrUnavailable returned
 // (so is a RevokeRole).
+//
+// A user whose roles changed signs in again (SECURITY-CHECKLIST SE-3):
+// once the change is on record, every session of the user ends, recorded
+// as session.revoked (Meta reason role_changed, sessions_ended), so that
+// no session identifier outlives the privileges it was issued with. That
+// includes the session of a user changing their own roles, who signs in
+// again. If the sessions cannot be ended, ErrUnavailable is returned and
+// the role change stands (it is on record; end the sessions with
+// RevokeUserSessions). Granting a role already held, or revoking one not
+// held, changes nothing and ends no session.
 func (g *Guard) GrantRole(ctx context.Context, by Principal, tenant, subject, role string) error {
 	return g.changeGrant(ctx, by, tenant, subject, role, true)
 }
 
-// RevokeRole takes a role away; in force on the subject's next request.
-// The last owner cannot lose the owner role (rbac.ErrLastOwner).
+// RevokeRole takes a role away; in force on the subject's next request,
+// and the user's sessions end as for GrantRole. The last owner cannot
+// lose the owner role (rbac.ErrLastOwner).
 func (g *Guard) RevokeRole(ctx context.Context, by Principal, tenant, subject, role string) error {
 	return g.changeGrant(ctx, by, tenant, subject, role, false)
 }
 
+// changeGrant changes one grant and ends the sessions of a user whose
+// roles changed.
 func (g *Guard) changeGrant(ctx context.Context, by Principal, tenant, subject, role string, grant bool) error {
-	if err := g.needRBAC(); err != nil {
+	sub, changed, err := g.changeRole(ctx, by, tenant, subject, role, grant)
+	if err != nil || !changed || sub.Kind != rbac.KindUser {
 		return err
+	}
+	_, err = g.endSessions(ctx, by, tenant, sub.ID, "role_changed")
+	return err
+}
+
+// changeRole changes one grant and records it (undoing it if it cannot be
+// recorded); it reports whether the subject's roles changed.
+func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, role string, grant bool) (rbac.Subject, bool, error) {
+	if err := g.needRBAC(); err != nil {
+		return rbac.Subject{}, false, err
 	}
 	sub, err := subjectOf(subject)
 	if err != nil {
-		return err
+		return rbac.Subject{}, false, err
 	}
 	if _, err := g.EffectivePolicy(ctx, tenant); err != nil {
-		return err
+		return rbac.Subject{}, false, err
 	}
 	perms, err := g.permsOf(ctx, by, tenant)
 	if err != nil {
-		return err
+		return rbac.Subject{}, false, err
 	}
 	// Whether the subject held the role before, to undo exactly this
 	// change if it cannot be recorded.
 	held, err := g.rbac.RolesOf(ctx, tenant, sub)
 	if err != nil {
-		return rbacErr("load roles", err)
+		return rbac.Subject{}, false, rbacErr("load roles", err)
 	}
 	had := slices.Contains(held, role)
 	action := audit.RoleGranted
@@ -312,10 +336,10 @@ func (g *Guard) changeGrant(ctx context.Context, by Principal, tenant, subject, 
 			e := g.adminEvent(by, tenant, action, sub.String())
 			e.Outcome, e.Reason, e.Meta = audit.Failure, "escalation", map[string]string{"role": role}
 			if rerr := g.record(ctx, e); rerr != nil {
-				return rerr
+				return rbac.Subject{}, false, rerr
 			}
 		}
-		return err
+		return rbac.Subject{}, false, err
 	}
 	e := g.adminEvent(by, tenant, action, sub.String())
 	e.Meta = map[string]string{"role": role}
@@ -330,9 +354,9 @@ func (g *Guard) changeGrant(ctx context.Context, by Principal, tenant, subject, 
 		case !grant && had:
 			_ = g.rbac.Grant(uctx, g.rbac.AllPerms(), tenant, sub, role)
 		}
-		return err
+		return rbac.Subject{}, false, err
 	}
-	return nil
+	return sub, grant != had, nil
 }
 
 // DefineRole creates or replaces a custom role of the tenant with the

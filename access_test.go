@@ -36,6 +36,21 @@ func (f *fixture) userWithRoles(t testing.TB, email string, roles ...string) (gu
 	return p, res.Token
 }
 
+// withMember returns a fixture that allows three sessions per user, with
+// an admin signed in and a member (bob@example.test) signed in twice: the
+// principals and the session tokens.
+func withMember(t *testing.T) (f *fixture, admin guard.Principal, adminTok string, bob guard.Principal, bobToks []string) {
+	t.Helper()
+	f = newFixture(t, func(c *guard.Config) { c.Defaults = guard.Policy{SessionLimit: 3} })
+	admin, adminTok = f.userWithRoles(t, "adam@example.test", rbac.Admin)
+	bob, tok := f.userWithRoles(t, "bob@example.test", rbac.Member)
+	second, err := f.login("bob@example.test", ownerPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, admin, adminTok, bob, []string{tok, second.Token}
+}
+
 // serve runs one request with a session cookie through Middleware and
 // Require(section, action) from client (RemoteAddr) and returns the code.
 func serve(g *guard.Guard, token, remote string, s rbac.Section, a rbac.Action, header ...string) int {
@@ -138,16 +153,28 @@ func TestRevocationInForceOnNextRequest(t *testing.T) {
 	if err := a.g.RevokeRole(a.ctx, guard.System("test"), tenantID, "user:"+p.UserID, rbac.Member); err != nil {
 		t.Fatal(err)
 	}
+	// The session issued with the old roles is over on every replica
+	// (SE-3), and the user's decisions follow the new roles at once.
 	for i, g := range []*guard.Guard{a.g, b} {
-		if code := serve(g, tok, client, rbac.Contacts, rbac.Write); code != 403 {
-			t.Errorf("replica %d: the next request after the revocation: %d, want 403", i, code)
+		if code := serve(g, tok, client, rbac.Contacts, rbac.Write); code != 401 {
+			t.Errorf("replica %d: the old session after the revocation: %d, want 401", i, code)
+		}
+		if _, err := g.Authorize(a.ctx, p, rbac.Contacts, rbac.Write); !errors.Is(err, guard.ErrForbidden) {
+			t.Errorf("replica %d: the next decision after the revocation: %v, want ErrForbidden", i, err)
 		}
 	}
 	if err := b.GrantRole(a.ctx, guard.System("test"), tenantID, "user:"+p.UserID, rbac.Manager); err != nil {
 		t.Fatal(err)
 	}
-	if code := serve(a.g, tok, client, rbac.Contacts, rbac.Delete); code != 204 {
-		t.Errorf("the next request after a grant on the other replica: %d, want 204", code)
+	if d, err := a.g.Authorize(a.ctx, p, rbac.Contacts, rbac.Delete); err != nil || !d.Allowed {
+		t.Errorf("the next decision after a grant on the other replica: %+v, %v; want allowed", d, err)
+	}
+	res, err := a.login("mia@example.test", ownerPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := serve(a.g, res.Token, client, rbac.Contacts, rbac.Delete); code != 204 {
+		t.Errorf("a new session after the grant: %d, want 204", code)
 	}
 }
 

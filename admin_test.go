@@ -1,16 +1,20 @@
 package guard_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/store/memstore"
 )
 
 func TestCreateUserPolicy(t *testing.T) {
@@ -67,6 +71,7 @@ func TestCrossTenantAdminForbidden(t *testing.T) {
 		"deactivate": func() error { return f.g.DeactivateUser(f.ctx, alice, "globex", victim.ID) },
 		"delete":     func() error { return f.g.DeleteUser(f.ctx, alice, "globex", victim.ID) },
 		"unlock":     func() error { return f.g.UnlockUser(f.ctx, alice, "globex", victim.ID) },
+		"expire":     func() error { return f.g.ExpirePassword(f.ctx, alice, "globex", victim.ID) },
 		"read":       func() error { _, err := f.g.User(f.ctx, alice, "globex", victim.ID); return err },
 		"list":       func() error { _, err := f.g.ListUsers(f.ctx, alice, "globex", "", 10); return err },
 		"create": func() error {
@@ -328,4 +333,126 @@ func TestAuditChainVerifiesAfterFlows(t *testing.T) {
 			t.Fatalf("audit log contains a password")
 		}
 	}
+}
+
+// ExpirePassword: an admin of the tenant marks a user's password
+// compromised. Every session of the user ends, each later password
+// sign-in asks for a change until the user changes it, and the change
+// clears the mark.
+func TestExpirePassword(t *testing.T) {
+	f, admin, adminTok, bob, bobToks := withMember(t)
+	if err := f.g.ExpirePassword(f.ctx, admin, tenantID, bob.UserID); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range bobToks {
+		if _, err := f.g.Authenticate(f.ctx, tok); !errors.Is(err, guard.ErrUnauthenticated) {
+			t.Errorf("Bob's session after ExpirePassword: %v, want ErrUnauthenticated", err)
+		}
+	}
+	if _, err := f.g.Authenticate(f.ctx, adminTok); err != nil {
+		t.Errorf("the admin's own session: %v", err)
+	}
+	evs := f.events(t, audit.PasswordExpired)
+	if len(evs) != 1 || evs[0].Target != bob.UserID || evs[0].Actor.ID != admin.UserID || evs[0].Meta["sessions_ended"] != "2" ||
+		evs[0].IP != "203.0.113.5" {
+		t.Errorf("password.expired events %+v", evs)
+	}
+	if u, _ := f.g.User(f.ctx, admin, tenantID, bob.UserID); !u.PasswordExpired {
+		t.Errorf("User after ExpirePassword: %+v, want PasswordExpired", u)
+	}
+
+	// Every sign-in until the change asks for it.
+	var p guard.Principal
+	for i := range 2 {
+		res, err := f.login("bob@example.test", ownerPW)
+		if err != nil {
+			t.Fatalf("sign-in %d after ExpirePassword: %v", i+1, err)
+		}
+		if !res.PasswordExpired || res.Session.Flags&guard.FlagPasswordExpired == 0 {
+			t.Errorf("sign-in %d: PasswordExpired %v, flags %b; want the change asked for", i+1, res.PasswordExpired, res.Session.Flags)
+		}
+		if p, err = f.g.Authenticate(f.ctx, res.Token); err != nil || !p.PasswordExpired() {
+			t.Errorf("principal of sign-in %d: %+v, %v; want PasswordExpired", i+1, p, err)
+		}
+	}
+	if ok := f.events(t, audit.LoginSucceeded); ok[len(ok)-1].Meta["password_expired"] != "true" {
+		t.Errorf("login.succeeded %+v, want password_expired", ok[len(ok)-1])
+	}
+	const next = "an entirely new passphrase"
+	if err := f.g.ChangePassword(f.ctx, p, guard.PasswordChange{Current: ownerPW, New: next}); err != nil {
+		t.Fatalf("ChangePassword: %v", err)
+	}
+	res, err := f.login("bob@example.test", next)
+	if err != nil || res.PasswordExpired || res.Session.Flags&guard.FlagPasswordExpired != 0 {
+		t.Errorf("sign-in after the change: PasswordExpired %v, flags %b, %v; want no change asked", res.PasswordExpired, res.Session.Flags, err)
+	}
+	if u, _ := f.g.User(f.ctx, admin, tenantID, bob.UserID); u.PasswordExpired {
+		t.Errorf("User after the change: still PasswordExpired")
+	}
+}
+
+// ExpirePassword refuses, changing nothing: a user without users:manage,
+// the admin's own password, an unknown user, a user without a password, and
+// a store failure (fail closed).
+func TestExpirePasswordRefused(t *testing.T) {
+	updates := &failingUpdates{Users: memstore.NewUsers()}
+	f := newFixture(t, func(c *guard.Config) {
+		updates.Users = c.Stores.Users.(*memstore.Users)
+		c.Stores.UserUpdates = updates
+		c.Defaults = guard.Policy{SessionLimit: 3}
+	})
+	admin, _ := f.userWithRoles(t, "admin@example.com", rbac.Admin)
+	member, _ := f.userWithRoles(t, "mia@example.com", rbac.Manager)
+	bob, bobTok := f.userWithRoles(t, "bob@example.com", rbac.Member)
+	invited, err := f.g.CreateUser(f.ctx, guard.System("test"), guard.NewUser{Tenant: tenantID, Email: "new@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ie *guard.InputError
+	for _, tc := range []struct {
+		name string
+		by   guard.Principal
+		id   string
+		down bool
+		ok   func(error) bool
+	}{
+		{"NoPermission", member, bob.UserID, false, func(err error) bool { return errors.Is(err, guard.ErrForbidden) }},
+		{"Self", admin, admin.UserID, false, func(err error) bool { return errors.Is(err, guard.ErrForbidden) }},
+		{"UnknownUser", admin, "nobody", false, func(err error) bool { return errors.Is(err, guard.ErrUserNotFound) }},
+		{"OverlongID", admin, strings.Repeat("x", auth.MaxIDBytes+1), false, func(err error) bool { return errors.Is(err, guard.ErrUserNotFound) }},
+		{"NoPassword", admin, invited.ID, false, func(err error) bool { return errors.As(err, &ie) && ie.Field == "user" }},
+		{"StoreDown", admin, bob.UserID, true, func(err error) bool { return errors.Is(err, guard.ErrUnavailable) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			updates.fail.Store(tc.down)
+			defer updates.fail.Store(false)
+			if err := f.g.ExpirePassword(f.ctx, tc.by, tenantID, tc.id); !tc.ok(err) {
+				t.Errorf("ExpirePassword = %v", err)
+			}
+		})
+	}
+	if _, err := f.g.Authenticate(f.ctx, bobTok); err != nil {
+		t.Errorf("Bob's session after the refusals: %v", err)
+	}
+	for _, id := range []string{bob.UserID, admin.UserID, invited.ID} {
+		if u, _ := f.g.User(f.ctx, admin, tenantID, id); u.PasswordExpired {
+			t.Errorf("user %s marked by a refused ExpirePassword", u.Email)
+		}
+	}
+	if evs := f.events(t, audit.PasswordExpired); len(evs) != 0 {
+		t.Errorf("password.expired events after refusals: %+v", evs)
+	}
+}
+
+// failingUpdates fails ExpirePassword while fail is set.
+type failingUpdates struct {
+	*memstore.Users
+	fail atomic.Bool
+}
+
+func (u *failingUpdates) ExpirePassword(ctx context.Context, tenant, id string) error {
+	if u.fail.Load() {
+		return errDown
+	}
+	return u.Users.ExpirePassword(ctx, tenant, id)
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,11 +24,12 @@ import (
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/session"
 )
 
 // Black-box tests of SECURITY-CHECKLIST items that are implemented but
-// were not covered elsewhere: RS-2, RS-4, RS-7, PW-8, PW-13, AU-11, RB-9,
-// IP-19 and RL-5.
+// were not covered elsewhere: RS-2, RS-4, RS-7, PW-8, PW-9, PW-13, AU-11,
+// RB-9, IP-19, RL-5 and SE-3.
 
 // resetTo builds the ResetPassword request for a mailed reset link.
 func resetTo(link url.Values, newPassword string) guard.ResetRequest {
@@ -444,5 +446,165 @@ func TestBreachedPasswordRefused(t *testing.T) {
 	}
 	if _, err := f.login(adaEmail, ownerPW); err != nil {
 		t.Errorf("the old password after a refused change: %v", err)
+	}
+}
+
+// PW-9: passwords do not expire with age (no PasswordMaxAge by default,
+// as NIST SP 800-63B asks): 400 days on, the password signs in with no
+// change asked for. Once an admin marks it compromised (ExpirePassword)
+// the user's session ends, the user is told, and the next sign-in asks for
+// a change; a reset clears the mark.
+func TestPasswordExpiresOnlyWhenMarked(t *testing.T) {
+	const newPW = "an entirely new passphrase"
+	f := newMFAFixture(t)
+	ada := f.createUser(t, adaEmail, ownerPW)
+	f.clock.Advance(400 * 24 * time.Hour)
+	res, err := f.login(adaEmail, ownerPW)
+	if err != nil || res.PasswordExpired || res.Session.Flags&guard.FlagPasswordExpired != 0 {
+		t.Fatalf("sign-in 400 days on: PasswordExpired %v, flags %b, %v; want no change asked", res.PasswordExpired, res.Session.Flags, err)
+	}
+
+	if err := f.g.ExpirePassword(f.ctx, guard.System("security"), tenantID, ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.Authenticate(f.ctx, res.Token); !errors.Is(err, guard.ErrUnauthenticated) {
+		t.Errorf("the session after ExpirePassword: %v, want ErrUnauthenticated", err)
+	}
+	res, err = f.login(adaEmail, ownerPW)
+	if err != nil || !res.PasswordExpired || res.Session.Flags&guard.FlagPasswordExpired == 0 {
+		t.Fatalf("sign-in after ExpirePassword: PasswordExpired %v, flags %b, %v; want the change asked for", res.PasswordExpired, res.Session.Flags, err)
+	}
+	if m := f.mailTo(adaEmail); len(m) != 1 || m[0].Subject != "Please change your password" {
+		t.Errorf("mail to the user %+v, want the notice", m)
+	}
+
+	// A reset clears the mark too.
+	if err := f.g.ForgotPassword(f.ctx, guard.ForgotRequest{Tenant: tenantID, Email: adaEmail, IP: "203.0.113.5"}); err != nil {
+		t.Fatal(err)
+	}
+	m := f.mailTo(adaEmail)
+	if err := f.g.ResetPassword(f.ctx, resetTo(resetLink(t, m[len(m)-1]), newPW)); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := f.login(adaEmail, newPW); err != nil || res.PasswordExpired {
+		t.Errorf("sign-in after the reset: PasswordExpired %v, %v; want no change asked", res.PasswordExpired, err)
+	}
+}
+
+// SE-3, the role change: granting or revoking a user's role ends every
+// session of the user, so an identifier issued with the old roles gets
+// 401 on its next use. The change is on record before the sessions end
+// (session.revoked, reason role_changed); a change that changes nothing
+// ends nothing; a user changing their own roles signs in again.
+func TestRoleChangeEndsSessions(t *testing.T) {
+	f, admin, adminTok, bob, bobToks := withMember(t)
+	status := func(tok string) int { return serve(f.g, tok, client, rbac.Contacts, rbac.Read) }
+	for _, tok := range bobToks {
+		if code := status(tok); code != 204 {
+			t.Fatalf("Bob before the change: %d", code)
+		}
+	}
+	if err := f.g.GrantRole(f.ctx, admin, tenantID, "user:"+bob.UserID, rbac.Manager); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range bobToks {
+		if code := status(tok); code != 401 {
+			t.Errorf("Bob's old session after a grant: %d, want 401", code)
+		}
+	}
+	if code := status(adminTok); code != 204 {
+		t.Errorf("the admin's own session after granting: %d, want 204", code)
+	}
+	granted, revoked := f.events(t, audit.RoleGranted), f.events(t, audit.SessionRevoked)
+	g := granted[len(granted)-1]
+	if len(revoked) != 1 || revoked[0].Target != bob.UserID || revoked[0].Actor.ID != admin.UserID ||
+		revoked[0].Meta["reason"] != "role_changed" || revoked[0].Meta["sessions_ended"] != "2" || revoked[0].Seq <= g.Seq {
+		t.Errorf("session.revoked %+v after role.granted %+v; want the two sessions, recorded after the grant", revoked, g)
+	}
+
+	// A revocation too; granting a role already held changes nothing.
+	res, err := f.login("bob@example.test", ownerPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.GrantRole(f.ctx, admin, tenantID, "user:"+bob.UserID, rbac.Manager); err != nil {
+		t.Fatal(err)
+	}
+	if code := status(res.Token); code != 204 {
+		t.Errorf("Bob's session after granting a role he holds: %d, want 204", code)
+	}
+	if err := f.g.RevokeRole(f.ctx, admin, tenantID, "user:"+bob.UserID, rbac.Member); err != nil {
+		t.Fatal(err)
+	}
+	if code := status(res.Token); code != 401 {
+		t.Errorf("Bob's old session after a revocation: %d, want 401", code)
+	}
+
+	// One's own roles: the admin's session ends too.
+	if err := f.g.GrantRole(f.ctx, admin, tenantID, "user:"+admin.UserID, rbac.Manager); err != nil {
+		t.Fatal(err)
+	}
+	if code := status(adminTok); code != 401 {
+		t.Errorf("the admin's session after changing their own roles: %d, want 401", code)
+	}
+}
+
+// SE-3: when the sessions cannot be ended the role change stands (it is
+// on record) and the caller hears ErrUnavailable.
+func TestRoleChangeSessionsUnavailable(t *testing.T) {
+	index := &failingIndex{}
+	f := newFixture(t, func(c *guard.Config) {
+		index.UserIndex = c.Stores.SessionIndex
+		c.Stores.SessionIndex = index
+	})
+	bob, _ := f.userWithRoles(t, "bob@example.test", rbac.Member)
+	index.fail.Store(true)
+	err := f.g.GrantRole(f.ctx, guard.System("test"), tenantID, "user:"+bob.UserID, rbac.Manager)
+	if !errors.Is(err, guard.ErrUnavailable) {
+		t.Errorf("GrantRole with the sessions unreachable = %v, want ErrUnavailable", err)
+	}
+	index.fail.Store(false)
+	if rs, _ := f.g.RolesOf(f.ctx, guard.System("test"), tenantID, "user:"+bob.UserID); !slices.Contains(rs, rbac.Manager) {
+		t.Errorf("roles %v, want the grant kept", rs)
+	}
+	if evs := f.events(t, audit.RoleGranted); evs[len(evs)-1].Meta["role"] != rbac.Manager {
+		t.Errorf("role.granted %+v", evs[len(evs)-1])
+	}
+}
+
+// failingIndex fails DeleteByUser while fail is set.
+type failingIndex struct {
+	session.UserIndex
+	fail atomic.Bool
+}
+
+func (x *failingIndex) DeleteByUser(ctx context.Context, tenant, userID string, except session.Hash) ([]session.Session, error) {
+	if x.fail.Load() {
+		return nil, errDown
+	}
+	return x.UserIndex.DeleteByUser(ctx, tenant, userID, except)
+}
+
+// SE-3, the step-up: Reauthenticate with the second factor gives the
+// session a new identifier, and the old one gets 401 on its next use.
+func TestStepUpRotatesIdentifier(t *testing.T) {
+	f := newMFAFixture(t)
+	f.createUser(t, adaEmail, ownerPW)
+	res, p := f.signIn(t, adaEmail, ownerPW)
+	secret, _ := f.enrolTOTP(t, p)
+	h := f.g.Middleware(f.g.RequireMFA(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })))
+	f.clock.Advance(30 * time.Second)
+	tok, _, err := f.g.Reauthenticate(f.ctx, p, res.Token, guard.Proof{Password: ownerPW, TOTP: f.code(t, secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok == res.Token {
+		t.Fatal("Reauthenticate kept the identifier")
+	}
+	if w := serveHandler(h, "/", res.Token, client); w.Code != 401 {
+		t.Errorf("the identifier from before the step-up: %d, want 401", w.Code)
+	}
+	if w := serveHandler(h, "/", tok, client); w.Code != 204 {
+		t.Errorf("the identifier after the step-up: %d, want 204", w.Code)
 	}
 }

@@ -9,7 +9,8 @@
 //   - tenants with a per-tenant security policy (Tenant, Policy, SetPolicy),
 //     optionally ring-fenced in their own databases (Config.OpenTenant);
 //   - user administration: CreateUser, DeactivateUser (ends every session
-//     at once), ReactivateUser, DeleteUser, UnlockUser;
+//     at once), ReactivateUser, DeleteUser, UnlockUser, ExpirePassword
+//     (a compromised password must be changed at the next sign-in);
 //   - password sign-in with argon2id, a NIST SP 800-63B password policy,
 //     per-account and per-IP throttling with growing locks, CAPTCHA after
 //     failures, and no user enumeration (Login, ChangePassword,
@@ -24,7 +25,7 @@
 //     CompleteSSO, LogoutSSO) and "require SSO" with a break-glass owner;
 //   - roles and four-eyes approvals on casbin (Require, Authorize,
 //     GrantRole, DefineRole, RequestApproval, ApproveRequest,
-//     ConsumeApproval), IP allow-lists for people and for API keys
+//     ConsumeApproval; a grant or revocation ends the user's sessions), IP allow-lists for people and for API keys
 //     (SetIPAllowList, Config.Proxies), API keys (CreateAPIKey);
 //   - opaque server-side sessions with one concurrent session per user by
 //     default, idle and absolute timeouts (Authenticate, Logout,

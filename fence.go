@@ -286,6 +286,13 @@ func (r routedUsers) RehashPassword(ctx context.Context, tenant, id, oldHash, ne
 	return err
 }
 
+func (r routedUsers) ExpirePassword(ctx context.Context, tenant, id string) error {
+	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
+		return struct{}{}, s.UserUpdates.ExpirePassword(ctx, tenant, id)
+	})
+	return err
+}
+
 func (r routedUsers) RecordLogin(ctx context.Context, tenant, id string, at time.Time) (auth.User, error) {
 	return with(ctx, r.f, tenant, func(s Stores) (auth.User, error) { return s.UserUpdates.RecordLogin(ctx, tenant, id, at) })
 }

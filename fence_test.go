@@ -110,6 +110,10 @@ func (h *handle) RehashPassword(ctx context.Context, t, id, o, n string) error {
 	h.check()
 	return h.users.RehashPassword(ctx, t, id, o, n)
 }
+func (h *handle) ExpirePassword(ctx context.Context, t, id string) error {
+	h.check()
+	return h.users.ExpirePassword(ctx, t, id)
+}
 func (h *handle) RecordLogin(ctx context.Context, t, id string, at time.Time) (auth.User, error) {
 	h.check()
 	return h.users.RecordLogin(ctx, t, id, at)

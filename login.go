@@ -54,9 +54,10 @@ type LoginResult struct {
 	// Evicted is the number of the user's older sessions ended by the
 	// concurrent-session limit.
 	Evicted int
-	// PasswordExpired reports that the password must be changed: it is
-	// older than the tenant's PasswordMaxAge, or it is on the blocklist of
-	// common passwords (one set before the list held it, or imported); the
+	// PasswordExpired reports that the password must be changed: an
+	// administrator marked it compromised (ExpirePassword), it is older
+	// than the tenant's PasswordMaxAge, or it is on the blocklist of common
+	// passwords (one set before the list held it, or imported); the
 	// session carries FlagPasswordExpired.
 	PasswordExpired bool
 	// RecoveryCodes are the user's new recovery codes, set once, when the
@@ -427,7 +428,7 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 	u := *a.user
 	now := g.now()
 	flags := si.flags
-	expired := si.password && pol.PasswordMaxAge > 0 && now.Sub(u.PasswordChangedAt) > pol.PasswordMaxAge
+	expired := si.password && (u.PasswordExpired || pol.PasswordMaxAge > 0 && now.Sub(u.PasswordChangedAt) > pol.PasswordMaxAge)
 	if expired {
 		flags |= FlagPasswordExpired
 	}

@@ -46,8 +46,9 @@ type Principal struct {
 // Session flags.
 const (
 	// FlagPasswordExpired marks a session whose login used a password
-	// older than the tenant's PasswordMaxAge, or one on the blocklist of
-	// common passwords: the host should send the user to change it.
+	// that an administrator marked compromised (ExpirePassword), one older
+	// than the tenant's PasswordMaxAge, or one on the blocklist of common
+	// passwords: the host should send the user to change it.
 	FlagPasswordExpired uint32 = 1 << iota
 	// FlagMFA marks a session whose sign-in included a second factor.
 	FlagMFA

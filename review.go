@@ -911,14 +911,15 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 	id := p.d.UserID
 	subject := "user:" + id
 	changed := false
+	// The roles change first, then the sessions end once.
 	if p.grant != "" {
-		if err := g.changeGrant(ctx, by, tenant, subject, p.grant, true); err != nil {
+		if _, _, err := g.changeRole(ctx, by, tenant, subject, p.grant, true); err != nil {
 			return err
 		}
 		changed = true
 	}
 	for _, r := range p.revoke {
-		if err := g.changeGrant(ctx, by, tenant, subject, r, false); err != nil {
+		if _, _, err := g.changeRole(ctx, by, tenant, subject, r, false); err != nil {
 			return err
 		}
 		changed = true
@@ -936,14 +937,8 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 		res.SessionsEnded += n
 	case changed:
 		// New roles, new sign-in: the user's sessions end now.
-		ended, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{})
+		n, err := g.endSessions(ctx, by, tenant, id, "access_review")
 		if err != nil {
-			return unavailable("end sessions", err)
-		}
-		n := liveCount(ended, g.now())
-		e := g.adminEvent(by, tenant, audit.SessionRevoked, id)
-		e.Meta = map[string]string{"sessions_ended": strconv.Itoa(n), "reason": "access_review"}
-		if err := g.record(ctx, e); err != nil {
 			return err
 		}
 		res.SessionsEnded += n
@@ -963,6 +958,25 @@ func (g *Guard) deactivate(ctx context.Context, by Principal, tenant, id, reason
 	}
 	n := liveCount(ended, g.now())
 	e := g.adminEvent(by, tenant, audit.UserDeactivated, id)
+	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(n), "reason": reason}
+	return n, g.record(ctx, e)
+}
+
+// endSessions ends every session of a user whose privileges changed (new
+// roles: SECURITY-CHECKLIST SE-3) and records it as session.revoked with
+// the reason and the number of live sessions ended (Meta reason,
+// sessions_ended); nothing is recorded when no live session ended. It
+// returns that number.
+func (g *Guard) endSessions(ctx context.Context, by Principal, tenant, id, reason string) (int, error) {
+	ended, err := g.sessions.RevokeUser(ctx, tenant, id, session.Hash{})
+	if err != nil {
+		return 0, unavailable("end sessions", err)
+	}
+	n := liveCount(ended, g.now())
+	if n == 0 {
+		return 0, nil
+	}
+	e := g.adminEvent(by, tenant, audit.SessionRevoked, id)
 	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(n), "reason": reason}
 	return n, g.record(ctx, e)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/session"
 )
 
 // User is a user as the facade shows it: no password hashes.
@@ -24,13 +25,16 @@ type User struct {
 	Status            auth.Status
 	HasPassword       bool
 	PasswordChangedAt time.Time
-	CreatedAt         time.Time
-	LastLoginAt       time.Time
+	// PasswordExpired reports that an administrator marked the password
+	// compromised (ExpirePassword): it must be changed at the next sign-in.
+	PasswordExpired bool
+	CreatedAt       time.Time
+	LastLoginAt     time.Time
 }
 
 func userView(u auth.User) User {
 	return User{ID: u.ID, Tenant: u.Tenant, Email: u.Email, Name: u.Name, Status: u.Status,
-		HasPassword: u.PasswordHash != "", PasswordChangedAt: u.PasswordChangedAt,
+		HasPassword: u.PasswordHash != "", PasswordChangedAt: u.PasswordChangedAt, PasswordExpired: u.PasswordExpired,
 		CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt}
 }
 
@@ -262,6 +266,51 @@ func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string)
 		return unavailable("throttle", err)
 	}
 	return g.record(ctx, g.adminEvent(by, tenant, audit.UserUnlocked, id))
+}
+
+// ExpirePassword marks a user's password as compromised: the user's next
+// password sign-in succeeds but reports LoginResult.PasswordExpired (the
+// session carries FlagPasswordExpired, and the host sends the user to
+// change it) until the password is changed (ChangePassword) or reset
+// (ResetPassword). Every session of the user ends at once, so the change
+// is asked for now, not at the user's next voluntary sign-in, and the user
+// is mailed a notice. Passwords have no maximum age by default (NIST SP
+// 800-63B): this is how an administrator asks for a change when a password
+// is known or suspected to be compromised.
+//
+// It needs users:manage in the user's tenant. A user cannot expire their
+// own password (ErrForbidden: ChangePassword is for that); a user without
+// a password gives an *InputError, an unknown user ErrUserNotFound, and
+// nothing changes. A store failure gives ErrUnavailable. It is recorded as
+// password.expired (Meta sessions_ended); if the event cannot be recorded
+// the error is returned and the mark and the ended sessions stay.
+func (g *Guard) ExpirePassword(ctx context.Context, by Principal, tenant, id string) error {
+	if isSelf(by, tenant, id) {
+		return ErrForbidden
+	}
+	u, err := g.loadUser(ctx, by, tenant, id, rbac.Manage)
+	if err != nil {
+		return err
+	}
+	if u.PasswordHash == "" {
+		return &InputError{Field: "user", Reason: "has no password to expire"}
+	}
+	if err := g.stores.UserUpdates.ExpirePassword(ctx, tenant, id); err != nil {
+		return g.userErr("expire password", err)
+	}
+	ended, err := g.sessions.RevokeUser(ctx, tenant, id, session.Hash{})
+	if err != nil {
+		return unavailable("end sessions", err)
+	}
+	e := g.adminEvent(by, tenant, audit.PasswordExpired, id)
+	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
+	if err := g.record(ctx, e); err != nil {
+		return err
+	}
+	g.notify(u.Email, "Please change your password",
+		"An administrator asked you to choose a new password for your account, and your sessions were ended. "+
+			"Sign in with your current password to choose a new one, or reset it with \"Forgot your password?\".")
+	return nil
 }
 
 // LockState reports a user's login throttle state (failures, lock).

@@ -92,6 +92,7 @@ const (
 	PasswordChanged          Action = "password.changed"
 	PasswordRejected         Action = "password.rejected" // a new password refused by policy (Reason: the rule)
 	PasswordRehashed         Action = "password.rehashed"
+	PasswordExpired          Action = "password.expired" // an admin marked the password compromised, to change at the next sign-in (Meta: sessions_ended)
 	TenantCreated            Action = "tenant.created"
 	TenantPolicySet          Action = "tenant.policy_changed"
 	AuditPurged              Action = "audit.purged"
@@ -109,6 +110,6 @@ var Actions = []Action{
 	SSOSucceeded, SSOFailed, SSOConfigured, LoginBreakGlass,
 	SessionCreated, SessionRotated, SessionEvicted, SessionRevoked, SessionExpired,
 	UserCreated, UserDeactivated, UserReactivated, UserDeleted, UserUnlocked, UserInvited, UserEmailChanged,
-	UserEmailChangeRequested, PasswordChanged, PasswordRejected, PasswordRehashed,
+	UserEmailChangeRequested, PasswordChanged, PasswordRejected, PasswordRehashed, PasswordExpired,
 	TenantCreated, TenantPolicySet, AuditPurged, AccessDenied,
 }

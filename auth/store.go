@@ -36,15 +36,20 @@ type UserStore interface {
 type UserUpdater interface {
 	// SetStatus sets the user's status.
 	SetStatus(ctx context.Context, tenant, id string, s Status) error
-	// SetPassword replaces the password hash with hash and sets
-	// PasswordChangedAt to at. The replaced hash is pushed to the front of
-	// PasswordHistory, which is then cut to its newest keep entries (keep 0
-	// empties it).
+	// SetPassword replaces the password hash with hash, sets
+	// PasswordChangedAt to at and clears PasswordExpired. The replaced
+	// hash is pushed to the front of PasswordHistory, which is then cut to
+	// its newest keep entries (keep 0 empties it).
 	SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error
 	// RehashPassword replaces the password hash with newHash only if the
 	// stored hash is still oldHash; otherwise it returns ErrConflict and
-	// changes nothing. History and PasswordChangedAt are left alone.
+	// changes nothing. History, PasswordChangedAt and PasswordExpired are
+	// left alone.
 	RehashPassword(ctx context.Context, tenant, id, oldHash, newHash string) error
+	// ExpirePassword sets PasswordExpired, and changes no other field: the
+	// user must change the password at the next sign-in. Expiring an
+	// expired password is a no-op that succeeds.
+	ExpirePassword(ctx context.Context, tenant, id string) error
 	// RecordLogin sets LastLoginAt to at and returns the user as stored
 	// after the update (so the caller sees a status changed concurrently).
 	RecordLogin(ctx context.Context, tenant, id string, at time.Time) (User, error)

@@ -35,8 +35,12 @@ type User struct {
 	// PasswordHistory holds earlier password hashes, newest first.
 	PasswordHistory   []string
 	PasswordChangedAt time.Time
-	CreatedAt         time.Time
-	LastLoginAt       time.Time // zero if never
+	// PasswordExpired reports that the password must be changed at the
+	// next sign-in: an administrator marked it compromised (see
+	// UserUpdater.ExpirePassword). Setting a password clears it.
+	PasswordExpired bool
+	CreatedAt       time.Time
+	LastLoginAt     time.Time // zero if never
 }
 
 // UserSummary is a user without the password hash and history: what a

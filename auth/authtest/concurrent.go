@@ -459,6 +459,36 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 		}
 		c.wantUser(u)
 	})
+	t.Run("ExpireLosesNothing", func(t *testing.T) {
+		// ExpirePassword racing the updates of other fields: every one
+		// survives, and so does the mark.
+		c := &userChecker{t: t, st: newStore(t)}
+		u := mkUser("t", "u")
+		c.create(u)
+		const rounds = 30
+		parallel(4, func(g int) {
+			for i := range rounds {
+				var err error
+				switch g {
+				case 0:
+					err = c.st.SetStatus(t.Context(), "t", "u", auth.StatusDeactivated)
+				case 1:
+					_, err = c.st.RecordLogin(t.Context(), "t", "u", base.Add(time.Duration(i)*mn))
+				case 2:
+					err = c.st.SetEmail(t.Context(), "t", "u", fmt.Sprintf("e%d@example.com", i))
+				case 3:
+					err = c.st.ExpirePassword(t.Context(), "t", "u")
+				}
+				if err != nil {
+					t.Errorf("goroutine %d, round %d: %v", g, i, err)
+					return
+				}
+			}
+		})
+		u.Status, u.Email = auth.StatusDeactivated, fmt.Sprintf("e%d@example.com", rounds-1)
+		u.LastLoginAt, u.PasswordExpired = base.Add((rounds-1)*mn), true
+		c.wantUser(u)
+	})
 	t.Run("RecordLoginReturnsStateAfterIt", func(t *testing.T) {
 		// One goroutine records logins one after another while another
 		// changes the password one version after another and reads the

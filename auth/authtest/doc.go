@@ -84,6 +84,6 @@
 // neither fail (a SQL deadlock is an error) nor lose a count, emails and
 // ids stay unique (users racing with SetEmail, or with SetEmail and
 // CreateUser, to one email: exactly one gets it), a rehash wins once,
-// concurrent updates of a user lose nothing, and RecordLogin returns the
+// concurrent updates of a user (ExpirePassword included) lose nothing, and RecordLogin returns the
 // user as its own update left it.
 package authtest

@@ -64,6 +64,7 @@ func runUsers(t *testing.T, newStore func(t *testing.T) Users) {
 		{"RehashPassword", rehashTests},
 		{"RecordLogin", recordLoginTests},
 		{"SetEmail", setEmailTests},
+		{"ExpirePassword", expireTests},
 		{"MissingUser", missingTests},
 		{"Copies", copyTests},
 		{"Tenants", userTenantTests},
@@ -83,6 +84,7 @@ var createTests = []test[*userChecker]{
 			// an imported user is an ordinary string.
 			PasswordHistory:   []string{hashOf("third"), "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy", hashOf("first")},
 			PasswordChangedAt: base.Add(-2*day + 7*time.Microsecond),
+			PasswordExpired:   true,
 			CreatedAt:         base.Add(-30*day + 123*time.Microsecond),
 			LastLoginAt:       base.Add(-time.Hour + 999*time.Microsecond),
 		}
@@ -662,6 +664,60 @@ var setEmailTests = []test[*userChecker]{
 	}},
 }
 
+var expireTests = []test[*userChecker]{
+	{"SetsPasswordExpiredOnly", func(t *testing.T, c *userChecker) {
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		a.PasswordHistory = hashes("h2", "h1")
+		a.LastLoginAt = base.Add(-time.Hour + 7*time.Microsecond)
+		c.create(a, b)
+		c.expire("t", "a")
+		a.PasswordExpired = true
+		c.wantUser(a)
+		c.wantUser(b)
+		c.wantAll("t", a, b)
+	}},
+	{"ExpiredAgainIsNoOp", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		u.PasswordExpired = true
+		c.create(u)
+		c.expire("t", "u")
+		c.expire("t", "u")
+		c.wantUser(u)
+	}},
+	{"NoPasswordToo", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		u.PasswordHash, u.PasswordChangedAt = "", time.Time{}
+		c.create(u)
+		c.expire("t", "u")
+		u.PasswordExpired = true
+		c.wantUser(u)
+	}},
+	{"SetPasswordClearsIt", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		c.expire("t", "u")
+		c.setPassword("t", "u", hashOf("new"), base, 3)
+		u.PasswordHistory = []string{u.PasswordHash}
+		u.PasswordHash, u.PasswordChangedAt = hashOf("new"), base
+		c.wantUser(u)
+	}},
+	{"OtherUpdatesKeepIt", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		c.expire("t", "u")
+		c.rehash("t", "u", u.PasswordHash, hashOf("rehashed"))
+		c.setStatus("t", "u", auth.StatusDeactivated)
+		c.setEmail("t", "u", "moved@example.com")
+		got := c.recordLogin("t", "u", base)
+		u.PasswordHash, u.Status, u.Email, u.LastLoginAt = hashOf("rehashed"), auth.StatusDeactivated, "moved@example.com", base
+		u.PasswordExpired = true
+		if d := diffUser(got, u); d != "" {
+			t.Errorf("RecordLogin returned %s", d)
+		}
+		c.wantUser(u)
+	}},
+}
+
 // updaters calls each method that must return ErrNotFound for a missing
 // user, by name.
 var updaters = []struct {
@@ -683,6 +739,9 @@ var updaters = []struct {
 	}},
 	{"SetEmail", func(c *userChecker, tenant, id string) error {
 		return c.st.SetEmail(c.t.Context(), tenant, id, "new@example.com")
+	}},
+	{"ExpirePassword", func(c *userChecker, tenant, id string) error {
+		return c.st.ExpirePassword(c.t.Context(), tenant, id)
 	}},
 	{"DeleteUser", func(c *userChecker, tenant, id string) error {
 		return c.st.DeleteUser(c.t.Context(), tenant, id)
@@ -796,6 +855,7 @@ var userTenantTests = []test[*userChecker]{
 		c.rehash("acme", "42", hashOf("new"), hashOf("rehashed"))
 		c.recordLogin("acme", "42", base.Add(time.Minute))
 		c.setEmail("acme", "42", "moved@example.com")
+		c.expire("acme", "42")
 		c.wantUser(g)
 		c.delete("acme", "42")
 		c.wantUser(g)
@@ -892,6 +952,13 @@ func (c *userChecker) setEmailErr(tenant, id, email string, want error) {
 	c.t.Helper()
 	if err := c.st.SetEmail(c.t.Context(), tenant, id, email); !errors.Is(err, want) {
 		c.t.Errorf("SetEmail(%q, %q, %q) = %v, want %v", tenant, id, email, err, want)
+	}
+}
+
+func (c *userChecker) expire(tenant, id string) {
+	c.t.Helper()
+	if err := c.st.ExpirePassword(c.t.Context(), tenant, id); err != nil {
+		c.t.Fatalf("ExpirePassword(%q, %q): %v", tenant, id, err)
 	}
 }
 
@@ -1024,6 +1091,9 @@ func diffUser(got, want auth.User) string {
 	}
 	if !slices.Equal(got.PasswordHistory, want.PasswordHistory) {
 		add("PasswordHistory", hashLabels(got.PasswordHistory), hashLabels(want.PasswordHistory))
+	}
+	if got.PasswordExpired != want.PasswordExpired {
+		add("PasswordExpired", got.PasswordExpired, want.PasswordExpired)
 	}
 	for _, f := range []struct {
 		name string

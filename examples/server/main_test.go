@@ -477,10 +477,23 @@ func TestAdminActions(t *testing.T) {
 	if code := samIn(); code != http.StatusSeeOther {
 		t.Fatalf("sign-in after the unlock: %d", code)
 	}
+	// A role change ends the user's sessions (SECURITY-CHECKLIST SE-3).
 	ok(user+"/grant", url.Values{"role": {"manager"}}, "Granted the role manager")
+	if code, _ := sam.whoami(); code != http.StatusUnauthorized {
+		t.Fatalf("Sam's session after a grant: %d, want 401", code)
+	}
+	if code := samIn(); code != http.StatusSeeOther {
+		t.Fatalf("sign-in after the grant: %d", code)
+	}
 	ok(user+"/revoke", url.Values{"role": {"member"}}, "Took away the role member")
+	if code, _ := sam.whoami(); code != http.StatusUnauthorized {
+		t.Fatalf("Sam's session after a revocation: %d, want 401", code)
+	}
 	if _, body := owner.get(user); !strings.Contains(body, `<span class="badge">manager</span>`) || strings.Contains(body, `<span class="badge">member</span>`) {
 		t.Fatal("roles not shown as changed")
+	}
+	if code := samIn(); code != http.StatusSeeOther {
+		t.Fatalf("sign-in after the revocation: %d", code)
 	}
 	ok(user+"/sessions", url.Values{}, "Ended 1 session(s)")
 	if code, _ := sam.whoami(); code != http.StatusUnauthorized {
@@ -490,6 +503,33 @@ func TestAdminActions(t *testing.T) {
 	ok(user+"/reactivate", url.Values{}, "Reactivated")
 	if code := samIn(); code != http.StatusSeeOther {
 		t.Fatalf("sign-in after reactivation: %d", code)
+	}
+	// Require password change (SECURITY-CHECKLIST PW-9): Sam's session
+	// ends, and the next sign-in goes to My account to choose a new one.
+	ok(user+"/expire-password", url.Values{}, "must choose a new password at their next sign-in")
+	if code, _ := sam.whoami(); code != http.StatusUnauthorized {
+		t.Fatalf("Sam's session after Require password change: %d, want 401", code)
+	}
+	if _, body := owner.get(user); !strings.Contains(body, "must be changed at next sign-in") || !regexp.MustCompile(`id="expire-password"[^>]*disabled`).MatchString(body) {
+		t.Fatal("the user's page does not show the password to change")
+	}
+	samForm := url.Values{"tenant": {demoTenant}, "email": {"sam@demo.example"}, "password": {"plum tree on the hill 42"}, "captcha": {standinToken}}
+	if resp, _ := sam.post("/login", samForm); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/account" {
+		t.Fatalf("sign-in with a password to change: %d to %q, want /account", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if _, body := sam.get("/account"); !strings.Contains(body, "Your password has expired") {
+		t.Fatal("My account does not ask for a new password")
+	}
+	const samPW = "a fresh passphrase 2027"
+	if resp, _ := sam.post("/account/password", url.Values{"current": {"plum tree on the hill 42"}, "new": {samPW}, "confirm": {samPW}, "captcha": {standinToken}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("change password: %d", resp.StatusCode)
+	}
+	samForm.Set("password", samPW)
+	if resp, _ := sam.post("/login", samForm); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") == "/account" {
+		t.Fatalf("sign-in after the change: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if _, body := owner.get(user); strings.Contains(body, "must be changed at next sign-in") {
+		t.Fatal("the password still shown as to change after the change")
 	}
 	// A manager cannot manage users (Require users:manage refuses).
 	me := strings.TrimPrefix(user, "/users/")

@@ -144,16 +144,18 @@ func (a *app) userAction(w http.ResponseWriter, r *http.Request) {
 		err, msg = a.g.ReactivateUser(ctx, p, p.Tenant, id), "Reactivated."
 	case "unlock":
 		err, msg = a.g.UnlockUser(ctx, p, p.Tenant, id), "Sign-in lock lifted."
+	case "expire-password":
+		err, msg = a.g.ExpirePassword(ctx, p, p.Tenant, id), "Password marked as compromised: every session of the user ended, and they must choose a new password at their next sign-in."
 	case "sessions":
 		var n int
 		n, err = a.g.RevokeUserSessions(ctx, p, p.Tenant, id)
 		msg = "Ended " + itoa(n) + " session(s)."
 	case "grant":
 		role := r.PostForm.Get("role")
-		err, msg = a.g.GrantRole(ctx, p, p.Tenant, "user:"+id, role), "Granted the role "+role+"."
+		err, msg = a.g.GrantRole(ctx, p, p.Tenant, "user:"+id, role), "Granted the role "+role+": the user's sessions ended, and they sign in again."
 	case "revoke":
 		role := r.PostForm.Get("role")
-		err, msg = a.g.RevokeRole(ctx, p, p.Tenant, "user:"+id, role), "Took away the role "+role+"."
+		err, msg = a.g.RevokeRole(ctx, p, p.Tenant, "user:"+id, role), "Took away the role "+role+": the user's sessions ended, and they sign in again."
 	case "factor":
 		err, msg = a.g.RemoveFactor(ctx, p, p.Tenant, id, r.PostForm.Get("factor")), "Second factor removed."
 	default:

@@ -22,6 +22,7 @@ import (
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/internal/testenv"
+	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/store/pgstore"
 	"github.com/guardhq/guard/store/redisstore"
 )
@@ -256,6 +257,41 @@ func TestDeactivationReachesTheOtherReplica(t *testing.T) {
 	}
 	if _, err := b.Authenticate(context.Background(), res.Token); !errors.Is(err, guard.ErrUnauthenticated) {
 		t.Errorf("next request on the other replica: %v, want ErrUnauthenticated", err)
+	}
+}
+
+// An admin on one replica marks a password compromised and, for another
+// user, changes a role (SECURITY-CHECKLIST PW-9, SE-3): the sessions end
+// on the other replica at once (sessions in Redis), and its next sign-in
+// asks for the password change (users in PostgreSQL).
+func TestExpiryAndRoleChangeReachTheOtherReplica(t *testing.T) {
+	c := newCluster(t, false)
+	a, b := c.replica(), c.replica()
+	ctx := context.Background()
+	sys := guard.System("e2e")
+	ada, bob := setup(t, a, "ada@example.test"), setup(t, a, "bob@example.test")
+	var tokens []string
+	for _, email := range []string{"ada@example.test", "bob@example.test"} {
+		res, err := login(b, email, password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens = append(tokens, res.Token)
+	}
+	if err := a.ExpirePassword(ctx, sys, tenantID, ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.GrantRole(ctx, sys, tenantID, "user:"+bob.ID, rbac.Manager); err != nil {
+		t.Fatal(err)
+	}
+	for i, tok := range tokens {
+		if _, err := b.Authenticate(ctx, tok); !errors.Is(err, guard.ErrUnauthenticated) {
+			t.Errorf("session %d on the other replica: %v, want ErrUnauthenticated", i, err)
+		}
+	}
+	res, err := login(b, "ada@example.test", password)
+	if err != nil || !res.PasswordExpired {
+		t.Errorf("sign-in on the other replica: PasswordExpired %v, %v; want the change asked for", res.PasswordExpired, err)
 	}
 }
 

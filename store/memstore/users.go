@@ -157,8 +157,15 @@ func (s *Users) SetPassword(_ context.Context, tenant, id, hash string, at time.
 		u.PasswordHistory = hist[:min(len(hist), max(keep, 0))]
 		u.PasswordHash = hash
 		u.PasswordChangedAt = at
+		u.PasswordExpired = false
 		return nil
 	})
+	return err
+}
+
+// ExpirePassword implements auth.UserUpdater.
+func (s *Users) ExpirePassword(_ context.Context, tenant, id string) error {
+	_, err := s.update(tenant, id, func(u *auth.User) error { u.PasswordExpired = true; return nil })
 	return err
 }
 

@@ -64,6 +64,12 @@
 // next SSO sign-in. Before Migrate has run, the subject methods fail with
 // an error that names Migrate.
 //
+// Schema version 10 adds auth.User.PasswordExpired (a password an
+// administrator marked for change, auth.UserUpdater.ExpirePassword). The
+// user store reads and writes it, so it needs the upgrade: before Migrate
+// has run, the user methods fail with an error that names Migrate. Every
+// user starts unmarked.
+//
 // # Round trips
 //
 // Each store method is one statement, hence one round trip once pgx has

@@ -27,6 +27,7 @@ var migrations = [...]migration{
 	{name: "version notifications", sql: migration7},
 	{name: "throttle batches", sql: migration8},
 	{name: "sso subjects", sql: migration9},
+	{name: "expired passwords", sql: migration10},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -753,6 +754,12 @@ CREATE TABLE {s}.sso_subjects (
 -- Serves SubjectsByNameID: one tenant's subjects of one NameID, in user order.
 CREATE INDEX sso_subjects_name_id ON {s}.sso_subjects (tenant, name_id, user_id);
 CREATE INDEX sso_subjects_expires ON {s}.sso_subjects (expires_us);
+`
+
+const migration10 = `
+-- True when an administrator marked the user's password as one to change
+-- at the next sign-in (auth.User.PasswordExpired).
+ALTER TABLE {s}.users ADD COLUMN password_expired boolean NOT NULL DEFAULT false;
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

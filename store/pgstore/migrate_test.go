@@ -21,6 +21,7 @@ import (
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/sso"
+	"github.com/guardhq/guard/store/memstore"
 	"github.com/guardhq/guard/store/pgstore"
 )
 
@@ -365,8 +366,14 @@ func TestMigrateUpgrades(t *testing.T) {
 					t.Errorf("Subject at version %d = %v, want an error naming Migrate", from, err)
 				}
 			}
+			// A user written as that release would: this code's user
+			// store needs version 10 (and says so until Migrate).
 			u := auth.User{ID: "u1", Tenant: "acme", Email: "a@example.com", Status: auth.StatusActive}
-			if err := st.Users.CreateUser(ctx, u); err != nil {
+			if _, err := st.Users.User(ctx, "acme", "u1"); err == nil || !strings.Contains(err.Error(), "has Migrate been run") {
+				t.Errorf("User at version %d = %v, want an error naming Migrate", from, err)
+			}
+			if _, err := testPool(t).Exec(ctx, `INSERT INTO `+pgx.Identifier{st.Schema(), "users"}.Sanitize()+`
+				(tenant, id, email, name, status, password_hash) VALUES ('acme', 'u1', 'a@example.com', '', 'active', '')`); err != nil {
 				t.Fatal(err)
 			}
 			if err := st.Tenants.CreateTenant(ctx, tenantFixture("acme")); err != nil {
@@ -376,8 +383,11 @@ func TestMigrateUpgrades(t *testing.T) {
 				t.Fatalf("Migrate from version %d: %v", from, err)
 			}
 			wantVersions(t, schema)
-			if _, err := st.Users.User(ctx, "acme", "u1"); err != nil {
-				t.Errorf("user stored at version %d: %v", from, err)
+			if got, err := st.Users.User(ctx, "acme", "u1"); err != nil || got.Email != u.Email || got.PasswordExpired {
+				t.Errorf("user stored at version %d = %+v, %v", from, got, err)
+			}
+			if err := st.Users.ExpirePassword(ctx, "acme", "u1"); err != nil {
+				t.Errorf("ExpirePassword after the upgrade: %v", err)
 			}
 			if _, err := st.Tenants.Tenant(ctx, "acme"); err != nil {
 				t.Errorf("tenant stored at version %d: %v", from, err)
@@ -440,6 +450,10 @@ func TestMigrateUpgradeFromVersion4(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := st.Stores()
+	// Users are kept in memory, before and after: this code's user store
+	// needs schema version 10, and what is upgraded here is the rest.
+	users := memstore.NewUsers()
+	old.Users, old.UserUpdates = users, users
 	old.Policies, old.Approvals = nil, nil // what version 4 offered
 	// Nor the multi-key throttle calls, which need version 8.
 	old.Throttle = struct{ auth.ThrottleStore }{st.Throttle}
@@ -462,7 +476,9 @@ func TestMigrateUpgradeFromVersion4(t *testing.T) {
 		t.Fatalf("Migrate from version 4: %v", err)
 	}
 	wantVersions(t, schema)
-	g5 := newFacade(t, st.Stores(), c)
+	now := st.Stores()
+	now.Users, now.UserUpdates = users, users
+	g5 := newFacade(t, now, c)
 	p5, err := g5.Authenticate(ctx, res.Token)
 	if err != nil || p5.UserID != p.UserID {
 		t.Fatalf("session of version 4 after the upgrade = %+v, %v", p5, err)
@@ -506,6 +522,10 @@ func TestMigrateUpgradeFromVersion5(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := st.Stores()
+	// Users are kept in memory, before and after: this code's user store
+	// needs schema version 10, and what is upgraded here is the rest.
+	users := memstore.NewUsers()
+	old.Users, old.UserUpdates = users, users
 	old.SSO = sso.Stores{} // what version 5 offered
 	// Nor the multi-key throttle calls, which need version 8.
 	old.Throttle = struct{ auth.ThrottleStore }{st.Throttle}
@@ -538,7 +558,9 @@ func TestMigrateUpgradeFromVersion5(t *testing.T) {
 		t.Fatalf("Migrate from version 5: %v", err)
 	}
 	wantVersions(t, schema)
-	g6 := newFacade(t, st.Stores(), c)
+	now := st.Stores()
+	now.Users, now.UserUpdates = users, users
+	g6 := newFacade(t, now, c)
 	if p6, err := g6.Authenticate(ctx, res.Token); err != nil || p6.UserID != p.UserID {
 		t.Fatalf("session of version 5 after the upgrade = %+v, %v", p6, err)
 	}

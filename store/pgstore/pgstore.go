@@ -145,6 +145,7 @@ const (
 	codeDeadlock        = "40P01"
 	codeUndefinedTable  = "42P01"
 	codeUndefinedFunc   = "42883"
+	codeUndefinedColumn = "42703"
 	codeSessionLimit    = "GD001" // raised by session_create for RefuseNew
 	codeFactorLimit     = "GD002" // raised by mfa_create_factor for the limit of confirmed factors
 )
@@ -162,7 +163,7 @@ func pgCode(err error) (code, constraint string) {
 // wrap prefixes a store error with the package, store and operation, and
 // adds a hint when the schema has not been migrated.
 func wrap(op string, err error) error {
-	if code, _ := pgCode(err); code == codeUndefinedTable || code == codeUndefinedFunc {
+	if code, _ := pgCode(err); code == codeUndefinedTable || code == codeUndefinedFunc || code == codeUndefinedColumn {
 		return fmt.Errorf("pgstore: %s (has Migrate been run on this schema?): %w", op, err)
 	}
 	return fmt.Errorf("pgstore: %s: %w", op, err)

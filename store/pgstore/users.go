@@ -26,14 +26,15 @@ var (
 type userSQL struct {
 	create, byID, byEmail, list, summaries, delete        string
 	setStatus, setPassword, rehash, recordLogin, setEmail string
+	expirePassword                                        string
 }
 
-const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at`
+const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at, password_expired`
 
 func newUserSQL(q string) userSQL {
 	s := func(sql string) string { return schemaSQL(q, sql) }
 	return userSQL{
-		create:  s(`INSERT INTO {s}.users (` + userCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`),
+		create:  s(`INSERT INTO {s}.users (` + userCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`),
 		byID:    s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND id = $2`),
 		byEmail: s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND email = $2`),
 		list:    s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`),
@@ -49,7 +50,8 @@ func newUserSQL(q string) userSQL {
 				password_history = (CASE WHEN password_hash <> '' THEN array_prepend(password_hash, password_history)
 					ELSE password_history END)[1:$5],
 				password_hash = $3,
-				password_changed_at = $4
+				password_changed_at = $4,
+				password_expired = false
 			WHERE tenant = $1 AND id = $2`),
 		// Compare-and-set; the second column tells ErrConflict from
 		// ErrNotFound when nothing was updated.
@@ -62,7 +64,8 @@ func newUserSQL(q string) userSQL {
 		// users_email_key refuses an email another user of the tenant
 		// has; the user's own email again matches its row and conflicts
 		// with nothing.
-		setEmail: s(`UPDATE {s}.users SET email = $3 WHERE tenant = $1 AND id = $2`),
+		setEmail:       s(`UPDATE {s}.users SET email = $3 WHERE tenant = $1 AND id = $2`),
+		expirePassword: s(`UPDATE {s}.users SET password_expired = true WHERE tenant = $1 AND id = $2`),
 	}
 }
 
@@ -82,7 +85,7 @@ func scanUser(row pgx.Row) (auth.User, error) {
 	var status string
 	var changed, created, lastLogin *time.Time
 	err := row.Scan(&u.Tenant, &u.ID, &u.Email, &u.Name, &status, &u.PasswordHash, &u.PasswordHistory,
-		&changed, &created, &lastLogin)
+		&changed, &created, &lastLogin, &u.PasswordExpired)
 	if err != nil {
 		return auth.User{}, err
 	}
@@ -112,7 +115,7 @@ func (s *Users) CreateUser(ctx context.Context, u auth.User) error {
 		hist = []string{}
 	}
 	_, err := s.pool.Exec(ctx, s.sql.create, u.Tenant, u.ID, u.Email, u.Name, string(u.Status), u.PasswordHash, hist,
-		nullTime(u.PasswordChangedAt), nullTime(u.CreatedAt), nullTime(u.LastLoginAt))
+		nullTime(u.PasswordChangedAt), nullTime(u.CreatedAt), nullTime(u.LastLoginAt), u.PasswordExpired)
 	if code, constraint := pgCode(err); code == codeUniqueViolation {
 		if constraint == "users_email_key" {
 			return auth.ErrDuplicateEmail
@@ -287,4 +290,9 @@ func (s *Users) SetEmail(ctx context.Context, tenant, id, email string) error {
 		return auth.ErrDuplicateEmail
 	}
 	return err
+}
+
+// ExpirePassword implements auth.UserUpdater in one UPDATE.
+func (s *Users) ExpirePassword(ctx context.Context, tenant, id string) error {
+	return s.exec(ctx, "expire password", s.sql.expirePassword, tenant, id)
 }

@@ -68,7 +68,9 @@
 // nil in the guard.Stores given to the facade to keep every user an
 // administrator of its tenant. Upgrading to schema version 8 (SSO
 // subjects): the new table starts empty, so single logout finds by NameID
-// only the users who signed in through SSO after the upgrade.
+// only the users who signed in through SSO after the upgrade. Upgrading to
+// schema version 9 (auth.User.PasswordExpired): every user starts with a
+// password nobody marked for change.
 //
 // Times are stored as Unix microseconds (UTC), the precision of every Guard
 // package, so they come back exactly. A tenant's policy is stored as JSON,

@@ -365,6 +365,12 @@ var migrations = []migration{
 		`CREATE INDEX guard_sso_subjects_name_id ON guard_sso_subjects (tenant, name_id, user_id)`,
 		`CREATE INDEX guard_sso_subjects_expires ON guard_sso_subjects (expires)`,
 	}},
+
+	{9, "expired passwords", []string{
+		// 1 when an administrator marked the user's password as one to
+		// change at the next sign-in (auth.User.PasswordExpired).
+		`ALTER TABLE guard_users ADD COLUMN password_expired INTEGER NOT NULL DEFAULT 0 CHECK (password_expired IN (0, 1))`,
+	}},
 }
 
 // ownNames are the tables and indexes this package creates. A database

@@ -41,6 +41,7 @@ const (
 	userPwGet
 	userPwSet
 	userSetEmail
+	userExpirePw
 
 	thrGet
 	thrRelease
@@ -148,7 +149,7 @@ const (
 
 const sessionCols = `tenant, user_id, created_at, last_seen, expires_at, idle_timeout, ip, user_agent, flags`
 
-const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at`
+const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at, password_expired`
 
 const throttleCols = `failures, last, locked_until, lockouts, permanent`
 
@@ -205,12 +206,13 @@ var queries = func() (q [numStmts]string) {
 	q[userStatus] = `UPDATE guard_users SET status = ? WHERE tenant = ? AND id = ?`
 	q[userRehash] = `UPDATE guard_users SET password_hash = ?4 WHERE tenant = ?1 AND id = ?2 AND password_hash = ?3`
 	q[userLogin] = `UPDATE guard_users SET last_login_at = ?3 WHERE tenant = ?1 AND id = ?2 RETURNING ` + userCols
-	q[userInsert] = `INSERT INTO guard_users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	q[userInsert] = `INSERT INTO guard_users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	q[userEmailIn] = `SELECT 1 FROM guard_users WHERE tenant = ? AND email = ?`
 	q[userPwGet] = `SELECT password_hash, password_history FROM guard_users WHERE tenant = ? AND id = ?`
-	q[userPwSet] = `UPDATE guard_users SET password_hash = ?, password_history = ?, password_changed_at = ?
+	q[userPwSet] = `UPDATE guard_users SET password_hash = ?, password_history = ?, password_changed_at = ?, password_expired = 0
 		WHERE tenant = ? AND id = ?`
 	q[userSetEmail] = `UPDATE guard_users SET email = ?3 WHERE tenant = ?1 AND id = ?2`
+	q[userExpirePw] = `UPDATE guard_users SET password_expired = 1 WHERE tenant = ?1 AND id = ?2`
 
 	q[thrGet] = `SELECT ` + throttleCols + ` FROM guard_throttle WHERE key = ?`
 	q[thrRelease] = `UPDATE guard_throttle SET failures = failures - 1 WHERE key = ? AND failures > 0`

@@ -19,7 +19,7 @@ import (
 // deletes it.
 //
 // Each updater is one statement (SetStatus, RehashPassword, RecordLogin,
-// SetEmail) or one write transaction (SetPassword, which rewrites the
+// SetEmail, ExpirePassword) or one write transaction (SetPassword, which rewrites the
 // history).
 type Users struct {
 	s *Store
@@ -38,7 +38,8 @@ func scanUser(r scanner) (auth.User, error) {
 	var status, hist string
 	var changed, login sql.NullInt64
 	var created int64
-	if err := r.Scan(&u.Tenant, &u.ID, &u.Email, &u.Name, &status, &u.PasswordHash, &hist, &changed, &created, &login); err != nil {
+	if err := r.Scan(&u.Tenant, &u.ID, &u.Email, &u.Name, &status, &u.PasswordHash, &hist, &changed, &created, &login,
+		&u.PasswordExpired); err != nil {
 		return auth.User{}, err
 	}
 	u.Status = auth.Status(status)
@@ -83,7 +84,7 @@ func (us *Users) CreateUser(ctx context.Context, u auth.User) error {
 	}
 	return us.s.write(ctx, func(w *wtx) error {
 		_, err := w.exec(userInsert, u.Tenant, u.ID, u.Email, u.Name, string(u.Status), u.PasswordHash, hist,
-			nullMicros(u.PasswordChangedAt), micros(u.CreatedAt), nullMicros(u.LastLoginAt))
+			nullMicros(u.PasswordChangedAt), micros(u.CreatedAt), nullMicros(u.LastLoginAt), u.PasswordExpired)
 		if err == nil {
 			return nil
 		}
@@ -261,6 +262,11 @@ func (us *Users) DeleteUser(ctx context.Context, tenant, id string) error {
 // SetStatus implements auth.UserUpdater.
 func (us *Users) SetStatus(ctx context.Context, tenant, id string, s auth.Status) error {
 	return us.oneRow(ctx, "set user status", func(w *wtx) (sql.Result, error) { return w.exec(userStatus, string(s), tenant, id) })
+}
+
+// ExpirePassword implements auth.UserUpdater.
+func (us *Users) ExpirePassword(ctx context.Context, tenant, id string) error {
+	return us.oneRow(ctx, "expire password", func(w *wtx) (sql.Result, error) { return w.exec(userExpirePw, tenant, id) })
 }
 
 // oneRow runs the UPDATE or DELETE of one user that f executes and turns
