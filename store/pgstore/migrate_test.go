@@ -20,6 +20,7 @@ import (
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/sso"
 	"github.com/guardhq/guard/store/pgstore"
 )
@@ -441,8 +442,10 @@ func TestMigrateUpgradeFromVersion4(t *testing.T) {
 	}
 	old := st.Stores()
 	old.Policies, old.Approvals = nil, nil // what version 4 offered
-	// Nor the multi-key throttle calls, which need version 8.
+	// Nor the multi-key throttle calls, which need version 8, nor the
+	// one-statement session check, which needs version 10.
 	old.Throttle = struct{ auth.ThrottleStore }{st.Throttle}
+	old.Sessions = struct{ session.Store }{st.Sessions}
 	c := &clock{t: facadeNow}
 	g4 := newFacade(t, old, c)
 	res := login(t, g4)
@@ -507,8 +510,10 @@ func TestMigrateUpgradeFromVersion5(t *testing.T) {
 	}
 	old := st.Stores()
 	old.SSO = sso.Stores{} // what version 5 offered
-	// Nor the multi-key throttle calls, which need version 8.
+	// Nor the multi-key throttle calls, which need version 8, nor the
+	// one-statement session check, which needs version 10.
 	old.Throttle = struct{ auth.ThrottleStore }{st.Throttle}
+	old.Sessions = struct{ session.Store }{st.Sessions}
 	c := &clock{t: facadeNow}
 	g5 := newFacade(t, old, c)
 	res := login(t, g5)

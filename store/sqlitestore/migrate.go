@@ -365,6 +365,20 @@ var migrations = []migration{
 		`CREATE INDEX guard_sso_subjects_name_id ON guard_sso_subjects (tenant, name_id, user_id)`,
 		`CREATE INDEX guard_sso_subjects_expires ON guard_sso_subjects (expires)`,
 	}},
+
+	{9, "session evictions", []string{
+		// The tombstone of each session that the session limit evicted:
+		// its hash, user and ends_at as it was, kept until then so that
+		// its token is refused as evicted rather than unknown.
+		`CREATE TABLE guard_session_evictions (
+			hash    BLOB    NOT NULL PRIMARY KEY,
+			tenant  TEXT    NOT NULL,
+			user_id TEXT    NOT NULL,
+			ends_at INTEGER NOT NULL
+		) STRICT, WITHOUT ROWID`,
+		`CREATE INDEX guard_session_evictions_user ON guard_session_evictions (tenant, user_id, ends_at)`,
+		`CREATE INDEX guard_session_evictions_ends ON guard_session_evictions (ends_at)`,
+	}},
 }
 
 // ownNames are the tables and indexes this package creates. A database
@@ -379,6 +393,9 @@ var ownNames = map[string]bool{
 	"guard_sessions":                 true,
 	"guard_sessions_user":            true,
 	"guard_sessions_ends":            true,
+	"guard_session_evictions":        true,
+	"guard_session_evictions_user":   true,
+	"guard_session_evictions_ends":   true,
 	"guard_audit_heads":              true,
 	"guard_audit_events":             true,
 	"guard_audit_time":               true,
