@@ -138,7 +138,8 @@
 // codes, rate windows and pending logins by PutCode, Hit and
 // CreateTransaction, up to GCBatch at a time (so those tables are bounded
 // by the rate of events, and MFA.Hit never returns mfa.ErrFull); sessions
-// that are no longer live are deleted when their user signs in again, and
+// that are no longer live, and the tombstones of evicted sessions once
+// those would have ended, are deleted when their user signs in again, and
 // Sessions.DeleteExpired removes the rest in bounded batches. Tracked SAML
 // requests, replay records and subjects are deleted by
 // SSO.RememberRequest, SSO.InsertID and SSO.PutSubject, up to GCBatch at a

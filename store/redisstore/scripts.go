@@ -128,7 +128,7 @@ for _, m in ipairs(dead) do
   redis.call('DEL', skey(m))
   redis.call('ZREM', KEYS[2], m)
 end
-for _, m in ipairs(redis.call('ZRANGE', KEYS[3], '-inf', ARGV[3], 'BYSCORE')) do
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[3])) do
   redis.call('DEL', xkey(m))
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[3])
@@ -138,7 +138,8 @@ for i = 1, cut do
   out[#out + 1] = v
   local f = redis.call('HMGET', skey(m), 'ic')
   local ends = num(math.min(tonumber(v[5]), tonumber(v[4]) + tonumber(f[1])))
-  redis.call('SET', xkey(m), ends, 'PXAT', num(math.floor(tonumber(ends) / 1000) + 1))
+  redis.call('SET', xkey(m), ends)
+  redis.call('PEXPIREAT', xkey(m), num(math.floor(tonumber(ends) / 1000) + 1))
   redis.call('ZADD', KEYS[3], ends, m)
   redis.call('DEL', skey(m))
   redis.call('ZREM', KEYS[2], m)
