@@ -20,7 +20,8 @@ func (s *Store) sessionKey(h session.Hash) string {
 	return s.prefix + string(b[:])
 }
 
-// tombKey is the key of the tombstone of evicted session h.
+// tombKey is the key of the tombstone of evicted session h: sessionKey
+// with "se:" for "s:", which lookupTouchScript builds from a session key.
 func (s *Store) tombKey(h session.Hash) string {
 	var b [3 + 2*len(h)]byte
 	b[0], b[1], b[2] = 's', 'e', ':'

@@ -200,7 +200,7 @@ func (s *Store) LookupTouch(ctx context.Context, h session.Hash, now time.Time, 
 	if err != nil {
 		return session.Session{}, err
 	}
-	res, err := lookupTouchScript.Run(ctx, s.rdb, []string{s.sessionKey(h), s.tombKey(h)}, itoa(at), itoa(ceilMicros(interval))).Result()
+	res, err := lookupTouchScript.Run(ctx, s.rdb, []string{s.sessionKey(h)}, itoa(at), itoa(ceilMicros(interval))).Result()
 	if errors.Is(err, redis.Nil) {
 		return session.Session{}, session.ErrNotFound
 	}
