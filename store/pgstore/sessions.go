@@ -23,9 +23,9 @@ import (
 //
 // A session that session_create evicts leaves, in the same call, a row in
 // session_evictions (hash, user, ends_us), which Lookup and LookupTouch
-// read only when the hash names no session. Those rows
-// go like dead sessions: the user's next Create and DeleteExpired delete
-// them once ended.
+// read only when the hash names no session. Those rows go like dead
+// sessions: the user's next Create and DeleteExpired delete them once
+// ended.
 type Sessions struct {
 	pool *pgxpool.Pool
 	sql  sessionSQL
@@ -57,10 +57,10 @@ func newSessionSQL(q string) sessionSQL {
 		tomb:   s(`SELECT ends_us FROM {s}.session_evictions WHERE hash = $1`),
 		// The session as stored before the touch (or else its tombstone:
 		// PostgreSQL stops at the first row, so a session costs no second
-		// index probe), and in the same
-		// statement the touch if the session is live at $2 and its
-		// LastSeen is min($3, IdleTimeout/2) or more before $2 (rounded
-		// up to the microsecond). The UPDATE re-checks its condition on
+		// index probe), and in the same statement the touch if the
+		// session is live at $2 and its LastSeen is min($3,
+		// IdleTimeout/2) or more before $2 (rounded up to the
+		// microsecond). The UPDATE re-checks its condition on
 		// the row as it is once locked, so LastSeen never moves back.
 		lookupTouch: s(`WITH cur AS (
 				SELECT ` + sessionCols + ` FROM {s}.sessions WHERE hash = $1
