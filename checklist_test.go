@@ -29,7 +29,7 @@ import (
 
 // Black-box tests of SECURITY-CHECKLIST items that are implemented but
 // were not covered elsewhere: RS-2, RS-4, RS-7, PW-8, PW-9, PW-13, AU-11,
-// RB-9, IP-19, RL-5 and SE-3.
+// RB-9, IP-19, RL-5, SE-3 and SE-7.
 
 // resetTo builds the ResetPassword request for a mailed reset link.
 func resetTo(link url.Values, newPassword string) guard.ResetRequest {
@@ -607,4 +607,91 @@ func TestStepUpRotatesIdentifier(t *testing.T) {
 	if w := serveHandler(h, "/", tok, client); w.Code != 204 {
 		t.Errorf("the identifier after the step-up: %d, want 204", w.Code)
 	}
+}
+
+// SE-7: one concurrent session per user. Log in on client A, then B: A's
+// next request gets 401 with the reason "signed_in_elsewhere", under the
+// default policy (newest wins). With "refuse new", B's login is refused
+// instead. Either way exactly one session is valid.
+func TestOneSessionSignedInElsewhere(t *testing.T) {
+	protected := func(g *guard.Guard) http.Handler {
+		return g.Middleware(guard.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })))
+	}
+	// oneSession checks that the user has exactly one valid session, tok's.
+	oneSession := func(t *testing.T, f *fixture, u guard.User, tok string) {
+		t.Helper()
+		ss, err := f.g.UserSessions(f.ctx, guard.System("test"), tenantID, u.ID)
+		p, aerr := f.g.Authenticate(f.ctx, tok)
+		if err != nil || aerr != nil || len(ss) != 1 || ss[0].ID() != p.SessionID() {
+			t.Errorf("sessions %v, %v; Authenticate: %v; want exactly one session, the last one", ss, err, aerr)
+		}
+	}
+	t.Run("NewestWins", func(t *testing.T) {
+		f := newFixture(t)
+		u := f.createUser(t, adaEmail, ownerPW)
+		a, err := f.login(adaEmail, ownerPW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := f.login(adaEmail, ownerPW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Evicted != 1 {
+			t.Errorf("B's login evicted %d sessions, want 1", b.Evicted)
+		}
+		evicted := len(f.events(t, audit.SessionEvicted))
+		for range 2 { // every later request of A, not only the first
+			w := serveHandler(protected(f.g), "/", a.Token, client)
+			if w.Code != 401 || w.Header().Get(guard.ReasonHeader) != guard.ReasonSignedInElsewhere {
+				t.Errorf("A's request: %d, %s %q; want 401 with the reason %q", w.Code, guard.ReasonHeader,
+					w.Header().Get(guard.ReasonHeader), guard.ReasonSignedInElsewhere)
+			}
+			if c := w.Result().Cookies(); len(c) != 1 || c[0].Name != "__Host-guard" || c[0].MaxAge >= 0 {
+				t.Errorf("A's request sets cookies %v, want its session cookie cleared", c)
+			}
+		}
+		if _, err := f.g.Authenticate(f.ctx, a.Token); !errors.Is(err, guard.ErrSignedInElsewhere) || !errors.Is(err, guard.ErrUnauthenticated) {
+			t.Errorf("Authenticate(A) = %v, want ErrSignedInElsewhere (and ErrUnauthenticated)", err)
+		}
+		// The eviction was recorded once, by B's login; A's refused
+		// requests record nothing more.
+		if evicted != 1 || len(f.events(t, audit.SessionEvicted)) != 1 {
+			t.Errorf("session.evicted events: %d after B's login, %d after A's requests; want 1 and 1",
+				evicted, len(f.events(t, audit.SessionEvicted)))
+		}
+		if w := serveHandler(protected(f.g), "/", b.Token, client); w.Code != 204 || w.Header().Get(guard.ReasonHeader) != "" {
+			t.Errorf("B's request: %d, reason %q; want 204 without a reason", w.Code, w.Header().Get(guard.ReasonHeader))
+		}
+		oneSession(t, f, u, b.Token)
+		// Signing out gives no reason: only an eviction does.
+		pb, _ := f.g.Authenticate(f.ctx, b.Token)
+		if err := f.g.Logout(f.ctx, pb); err != nil {
+			t.Fatal(err)
+		}
+		if w := serveHandler(protected(f.g), "/", b.Token, client); w.Code != 401 || w.Header().Get(guard.ReasonHeader) != "" {
+			t.Errorf("request after logout: %d, reason %q; want 401 without a reason", w.Code, w.Header().Get(guard.ReasonHeader))
+		}
+		// Once A's session would have ended anyway (its idle timeout),
+		// its token is simply unknown.
+		f.clock.Advance(24 * time.Hour)
+		if w := serveHandler(protected(f.g), "/", a.Token, client); w.Code != 401 || w.Header().Get(guard.ReasonHeader) != "" {
+			t.Errorf("A's request a day later: %d, reason %q; want 401 without a reason", w.Code, w.Header().Get(guard.ReasonHeader))
+		}
+	})
+	t.Run("RefuseNew", func(t *testing.T) {
+		f := newFixture(t, func(c *guard.Config) { c.Defaults.OnSessionLimit = guard.RefuseNewSession })
+		u := f.createUser(t, adaEmail, ownerPW)
+		a, err := f.login(adaEmail, ownerPW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.login(adaEmail, ownerPW); !errors.Is(err, guard.ErrSessionLimit) {
+			t.Fatalf("B's login: %v, want ErrSessionLimit", err)
+		}
+		if w := serveHandler(protected(f.g), "/", a.Token, client); w.Code != 204 {
+			t.Errorf("A's request after B was refused: %d, want 204", w.Code)
+		}
+		oneSession(t, f, u, a.Token)
+	})
 }

@@ -21,6 +21,10 @@ var (
 	ErrUserNotFound       = errors.New("guard: user not found")
 	ErrEmailTaken         = errors.New("guard: email already in use")
 	ErrConflict           = errors.New("guard: changed concurrently, reload and retry")
+	// ErrSignedInElsewhere: the session was ended because its user signed
+	// in on another client (the session limit, newest wins). It is also
+	// ErrUnauthenticated.
+	ErrSignedInElsewhere = fmt.Errorf("%w: the account signed in elsewhere", ErrUnauthenticated)
 	// ErrStepUpRequired: the action needs a recent authentication; call
 	// Reauthenticate and retry.
 	ErrStepUpRequired = errors.New("guard: please confirm your identity again")

@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -80,14 +81,37 @@ func (g *Guard) unidentified(r *http.Request, p Principal, cause error) error {
 	return ErrIPNotAllowed
 }
 
+// ReasonHeader is the response header in which Middleware says why it
+// refused a request's session cookie, when the reason is one the user
+// should be told (so far only ReasonSignedInElsewhere). The same reason
+// is in the request's context (SignedOutReason).
+const ReasonHeader = "Guard-Reason"
+
+// ReasonSignedInElsewhere (a value of ReasonHeader): the session was ended
+// because its user signed in on another client (ErrSignedInElsewhere).
+const ReasonSignedInElsewhere = "signed_in_elsewhere"
+
+type signedOutKey struct{}
+
+// SignedOutReason returns why Middleware refused the session cookie of
+// the request whose context is ctx (ReasonSignedInElsewhere), or "" if it
+// did not or gave no reason.
+func SignedOutReason(ctx context.Context) string {
+	r, _ := ctx.Value(signedOutKey{}).(string)
+	return r
+}
+
 // Middleware authenticates every request that carries a session cookie or
 // an API key and puts the principal in the request context (see
 // PrincipalFrom). A request without a credential goes on anonymously (a
-// stale cookie is cleared); a bad API key answers 401, a client IP outside
+// stale cookie is cleared; if its session was ended by a sign-in
+// elsewhere, the answer carries "Guard-Reason: signed_in_elsewhere" and
+// SignedOutReason says so); a bad API key answers 401, a client IP outside
 // the tenant's allow-list 403, too many bad keys 429, and a store failure
 // 503 — none of these goes further: Middleware never lets a request
 // through as authenticated on an error. Use RequireSession to refuse
-// anonymous requests, and Require for role checks.
+// anonymous requests (401, with that Guard-Reason), and Require for role
+// checks.
 func (g *Guard) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := g.AuthenticateRequest(r)
@@ -111,6 +135,12 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			}
 			if _, had := g.SessionToken(r); had {
 				g.ClearSessionCookie(w)
+				if errors.Is(err, ErrSignedInElsewhere) {
+					// Recorded as session.evicted by the sign-in that
+					// ended it: only the client is told.
+					w.Header().Set(ReasonHeader, ReasonSignedInElsewhere)
+					r = r.WithContext(context.WithValue(r.Context(), signedOutKey{}, ReasonSignedInElsewhere))
+				}
 			}
 		}
 		next.ServeHTTP(w, r)
@@ -134,7 +164,8 @@ func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, status int, msg s
 }
 
 // RequireSession answers 401 to requests that Middleware did not
-// authenticate. Mount it inside Middleware.
+// authenticate (with the Guard-Reason header Middleware set, if any).
+// Mount it inside Middleware.
 func RequireSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := PrincipalFrom(r.Context()); !ok {

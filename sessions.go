@@ -15,9 +15,12 @@ import (
 // Authenticate checks a session token and returns its principal. It costs
 // one session-store lookup (plus, at most once a minute per session, a
 // last-seen write). A malformed, unknown, revoked or expired token gives
-// ErrUnauthenticated; a store failure gives ErrUnavailable, never a
-// principal. The request that finds a session expired records it
-// (session.expired), once.
+// ErrUnauthenticated; the token of a session that a newer sign-in of its
+// user ended (until that session would have ended anyway) gives
+// ErrSignedInElsewhere, which is also ErrUnauthenticated; a store failure
+// gives ErrUnavailable, never a principal. The request that finds a
+// session expired records it (session.expired), once; an eviction was
+// recorded (session.evicted) by the sign-in that caused it.
 func (g *Guard) Authenticate(ctx context.Context, token string) (Principal, error) {
 	h, err := session.ParseToken(token)
 	if err != nil {
@@ -43,6 +46,9 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal
 		}
 	}
 	if err != nil {
+		if errors.Is(err, session.ErrEvicted) {
+			return Principal{}, ErrSignedInElsewhere
+		}
 		if errors.Is(err, session.ErrNotFound) || errors.Is(err, session.ErrExpired) || errors.Is(err, session.ErrInvalidToken) {
 			return Principal{}, ErrUnauthenticated
 		}

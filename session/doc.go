@@ -33,6 +33,10 @@
 // session evicts the oldest (EvictOldest) or is refused (RefuseNew). The
 // Store enforces the limit in the same atomic step that stores the new
 // session, so it holds under concurrent sign-ins and across replicas.
+// An evicted session leaves a tombstone of its hash, user and end, so
+// that its token is refused as ErrEvicted ("signed in elsewhere"), not as
+// unknown, until the session would have ended anyway; the tombstone then
+// goes the way of expired sessions.
 //
 // # Concurrency
 //
@@ -46,6 +50,9 @@
 //   - ErrInvalidToken: a token or session ID that is not well formed.
 //   - ErrNotFound: no such session (never issued, revoked, evicted, or, for
 //     RevokeID, not one of that user's).
+//   - ErrEvicted (an *EvictedError, also ErrNotFound): from Authenticate,
+//     Rotate and Reauthenticate, the session was ended by the session
+//     limit because its user signed in elsewhere.
 //   - ErrExpired: the session has passed its idle timeout or lifetime.
 //   - ErrLimit: RefuseNew and the user is at the session limit.
 //   - ErrDuplicate: a store already holds that hash (a broken Rand).

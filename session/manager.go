@@ -283,7 +283,9 @@ func (m *Manager) Create(ctx context.Context, o Options) (token string, s Sessio
 
 // Authenticate returns the live session behind token. It returns
 // ErrInvalidToken for a malformed token, ErrNotFound for one that names no
-// session, and ErrExpired for a session past its idle timeout or lifetime,
+// session, an *EvictedError (ErrEvicted, which is also ErrNotFound) for a
+// session the session limit ended, until it would have ended anyway, and
+// ErrExpired for a session past its idle timeout or lifetime,
 // which it then deletes, best effort: for the call whose delete removed
 // it, the error is an *ExpiredError carrying the session (so that the
 // expiry can be recorded once). Any other error is a store failure
@@ -327,7 +329,7 @@ func (m *Manager) lookupTouch(ctx context.Context, h Hash) (Session, error) {
 	seen := now.UTC().Truncate(time.Microsecond)
 	s, err := m.lt.LookupTouch(ctx, h, seen, m.touchEach)
 	if err != nil {
-		return Session{}, storeErr("lookup", err)
+		return Session{}, m.lookupErr(err)
 	}
 	if !s.LiveAt(now) {
 		return Session{}, m.expired(ctx, h, s)
@@ -349,13 +351,27 @@ func touchEvery(interval, idle time.Duration) time.Duration {
 func (m *Manager) lookupLive(ctx context.Context, h Hash) (Session, time.Time, error) {
 	s, err := m.store.Lookup(ctx, h)
 	if err != nil {
-		return Session{}, time.Time{}, storeErr("lookup", err)
+		return Session{}, time.Time{}, m.lookupErr(err)
 	}
 	now := m.now()
 	if !s.LiveAt(now) {
 		return Session{}, time.Time{}, m.expired(ctx, h, s)
 	}
 	return s, now, nil
+}
+
+// lookupErr is storeErr for a failed lookup of a session to authenticate:
+// a tombstone the store reports is ErrEvicted (the store's *EvictedError)
+// until the evicted session would have ended anyway, and ErrNotFound
+// afterwards.
+func (m *Manager) lookupErr(err error) error {
+	if ev := (*EvictedError)(nil); errors.As(err, &ev) {
+		if m.now().Before(ev.EndsAt) {
+			return ev
+		}
+		return ErrNotFound
+	}
+	return storeErr("lookup", err)
 }
 
 // expired deletes the expired session s (h) and returns ErrExpired, as an

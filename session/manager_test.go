@@ -618,7 +618,7 @@ func TestOneSessionPerUser(t *testing.T) {
 		if len(evicted) != 1 || evicted[0] != sa {
 			t.Errorf("evicted %v, want the first session", evicted)
 		}
-		f.wantErr(t, a, session.ErrNotFound)
+		f.wantErr(t, a, session.ErrEvicted)
 		f.wantLive(t, b)
 		// Another user and the same user ID in another tenant are unaffected.
 		c, _ := f.create(t, session.Options{UserID: "u2"})
@@ -672,12 +672,72 @@ func TestConcurrentSignIns(t *testing.T) {
 	wg.Wait()
 	live := 0
 	for _, tok := range tokens {
-		if _, err := f.m.Authenticate(t.Context(), tok); err == nil {
+		_, err := f.m.Authenticate(t.Context(), tok)
+		switch {
+		case err == nil:
 			live++
+		case !errors.Is(err, session.ErrEvicted):
+			t.Errorf("Authenticate of a session that lost: %v, want ErrEvicted", err)
 		}
 	}
 	if live != 1 {
 		t.Errorf("%d sessions live after %d concurrent sign-ins, want 1", live, n)
+	}
+}
+
+// An evicted session is reported as such (SE-7: "signed in elsewhere")
+// until it would have ended anyway; every other way of ending a session
+// still gives a plain ErrNotFound or ErrExpired.
+func TestEvictedSession(t *testing.T) {
+	f := newFixture(t, func(c *session.Config) { c.IdleTimeout = time.Hour })
+	a, sa := f.create(t, session.Options{})
+	f.clock.Advance(10 * time.Minute)
+	f.wantLive(t, a) // touched: a now ends an hour after t0+10m
+	f.clock.Advance(time.Minute)
+	b, _ := f.create(t, session.Options{})
+	f.wantErr(t, a, session.ErrEvicted)
+	f.wantErr(t, a, session.ErrNotFound) // for callers that know only ErrNotFound
+	var ev *session.EvictedError
+	if _, err := f.m.Authenticate(t.Context(), a); !errors.As(err, &ev) || !ev.EndsAt.Equal(t0.Add(70*time.Minute)) {
+		t.Errorf("Authenticate of the evicted session: %v (%+v), want an *EvictedError ending at +70m", err, ev)
+	}
+	if _, _, err := f.m.Rotate(t.Context(), a, 0); !errors.Is(err, session.ErrEvicted) {
+		t.Errorf("Rotate of the evicted session: %v, want ErrEvicted", err)
+	}
+	if _, _, err := f.m.Reauthenticate(t.Context(), a, 0); !errors.Is(err, session.ErrEvicted) {
+		t.Errorf("Reauthenticate of the evicted session: %v, want ErrEvicted", err)
+	}
+	// Signing out with it, or ending it by ID, finds no session.
+	if _, err := f.m.Revoke(t.Context(), a); !errors.Is(err, session.ErrNotFound) || errors.Is(err, session.ErrEvicted) {
+		t.Errorf("Revoke of the evicted session: %v, want plain ErrNotFound", err)
+	}
+	if _, err := f.m.RevokeID(t.Context(), "acme", "u1", sa.ID()); !errors.Is(err, session.ErrNotFound) || errors.Is(err, session.ErrEvicted) {
+		t.Errorf("RevokeID of the evicted session: %v, want plain ErrNotFound", err)
+	}
+	f.wantErr(t, a, session.ErrEvicted)
+	// Until a would have ended anyway, then it is just unknown.
+	f.clock.Advance(70*time.Minute - 11*time.Minute - time.Microsecond)
+	f.wantErr(t, a, session.ErrEvicted)
+	f.clock.Advance(time.Microsecond)
+	wantPlain(t, f, a, session.ErrNotFound)
+	f.wantLive(t, b)
+	// Signed out, expired: not evicted.
+	if _, err := f.m.Revoke(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
+	wantPlain(t, f, b, session.ErrNotFound)
+	c, _ := f.create(t, session.Options{})
+	f.clock.Advance(time.Hour)
+	wantPlain(t, f, c, session.ErrExpired)
+	wantPlain(t, f, c, session.ErrNotFound)
+}
+
+// wantPlain checks that Authenticate fails with want and not ErrEvicted.
+func wantPlain(t *testing.T, f *fixture, token string, want error) {
+	t.Helper()
+	s, err := f.m.Authenticate(t.Context(), token)
+	if !errors.Is(err, want) || errors.Is(err, session.ErrEvicted) || s != (session.Session{}) {
+		t.Errorf("Authenticate at +%v = %s, %v; want plain %v", f.clock.Now().Sub(t0), s.ID(), err, want)
 	}
 }
 
@@ -880,15 +940,16 @@ func Example() {
 	// Every request.
 	s, err := m.Authenticate(ctx, token)
 	fmt.Println(s.Tenant, s.UserID, err)
-	// Signing in again ends the first session (one session per user).
+	// Signing in again ends the first session (one session per user),
+	// whose token is then refused with ErrEvicted: "signed in elsewhere".
 	_, _, evicted, _ := m.Create(ctx, session.Options{Tenant: "acme", UserID: "ada"})
 	fmt.Println(len(evicted))
 	_, err = m.Authenticate(ctx, token)
-	fmt.Println(err)
+	fmt.Println(errors.Is(err, session.ErrEvicted), err)
 	// Output:
 	// acme ada <nil>
 	// 1
-	// session: not found
+	// true session: ended by a newer sign-in of its user
 }
 
 // ltStore is a spy store with the optional LookupToucher capability,

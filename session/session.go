@@ -86,4 +86,22 @@ var (
 	ErrInvalidToken = errors.New("session: malformed token")
 	ErrLimit        = errors.New("session: session limit reached")
 	ErrDuplicate    = errors.New("session: duplicate session hash")
+	// ErrEvicted: the session was ended by the session limit (EvictOldest)
+	// because its user signed in again elsewhere. An error that is
+	// ErrEvicted is also ErrNotFound, so that code written before it
+	// existed still treats the token as unknown.
+	ErrEvicted = errors.New("session: ended by a newer sign-in of its user")
 )
+
+// EvictedError is how a Store reports the hash of a session that Create
+// evicted, instead of the session: errors.Is(err, ErrEvicted) and
+// errors.Is(err, ErrNotFound) hold. EndsAt is when the evicted session
+// would have stopped being live had it seen no further request (its
+// EndsAt when it was evicted, rounded up to the microsecond at most);
+// from then on the eviction is forgotten and the hash is simply unknown.
+type EvictedError struct{ EndsAt time.Time }
+
+func (e *EvictedError) Error() string { return ErrEvicted.Error() }
+
+// Is reports whether target is ErrEvicted or ErrNotFound.
+func (e *EvictedError) Is(target error) bool { return target == ErrEvicted || target == ErrNotFound }

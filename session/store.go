@@ -18,10 +18,23 @@ type Store interface {
 	//   - with EvictOldest, the oldest (by CreatedAt, then by Hash) are
 	//     deleted so that exactly lim.Max remain with s, and are returned;
 	//   - with RefuseNew, ErrLimit is returned and nothing changes.
-	// Create returns ErrDuplicate, and changes nothing, if s.Hash exists.
+	// Create returns ErrDuplicate, and changes nothing, if s.Hash exists,
+	// as a session or as a tombstone.
+	//
+	// Each session that EvictOldest deletes leaves, in the same step, a
+	// tombstone that keeps only its hash, user and end: e.EndsAt() at
+	// eviction, rounded up to the microsecond at most. A tombstone is not a
+	// session: it does not count toward any limit, Touch, Delete and Rotate
+	// answer ErrNotFound for it and change nothing, and ListByUser and
+	// DeleteByUser do not see it. Create removes the user's tombstones that
+	// have ended at s.CreatedAt, and a store drops ended tombstones as it
+	// drops sessions that are no longer live. Sessions removed in any other
+	// way (not live, Delete, Rotate, DeleteByUser) leave none.
 	Create(ctx context.Context, s Session, lim Limit) (evicted []Session, err error)
 	// Lookup returns the session with token hash h, or ErrNotFound. It may
-	// return a session that is no longer live; the caller checks.
+	// return a session that is no longer live; the caller checks. For a
+	// tombstone it returns an *EvictedError with the tombstone's end (also
+	// after that end, until the tombstone is dropped), never a session.
 	Lookup(ctx context.Context, h Hash) (Session, error)
 	// Touch sets LastSeen of session h to seen if seen is later than the
 	// stored LastSeen (set if newer). ErrNotFound if there is no session h.
@@ -54,8 +67,8 @@ type LookupToucher interface {
 	// LookupTouch is Lookup followed, in the same atomic step, by
 	// Touch(h, now) when the session is live at now (see Session.LiveAt)
 	// and its LastSeen is at least min(interval, IdleTimeout/2) before now.
-	// It returns the session as stored before the touch, or ErrNotFound. A
-	// session that is not live at now is returned unchanged and not
-	// touched.
+	// It returns the session as stored before the touch, or ErrNotFound, or
+	// for a tombstone an *EvictedError as Lookup does. A session that is
+	// not live at now is returned unchanged and not touched.
 	LookupTouch(ctx context.Context, h Hash, now time.Time, interval time.Duration) (Session, error)
 }

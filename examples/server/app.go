@@ -147,7 +147,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /api/whoami", a.api(guard.RequireSession(http.HandlerFunc(a.whoami))))
 	mux.Handle("GET /api/reports", a.api(a.g.Require(rbac.Reports, rbac.Read)(http.HandlerFunc(a.apiReports))))
 
-	var h http.Handler = a.guarded(a.g.Middleware, mux)
+	var h http.Handler = a.guarded(a.g.Middleware, a.signedOutNotice(mux))
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.logf("refused a cross-origin %s %s (Origin %q, Sec-Fetch-Site %q)", r.Method, r.URL.Path, r.Header.Get("Origin"), r.Header.Get("Sec-Fetch-Site"))
@@ -247,6 +247,9 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 		}
 		switch iw.code {
 		case http.StatusUnauthorized:
+			if iw.Header().Get(guard.ReasonHeader) == guard.ReasonSignedInElsewhere {
+				a.signedOutElsewhere(w)
+			}
 			next := "/"
 			if r.Method == http.MethodGet {
 				next = r.URL.RequestURI()
@@ -269,6 +272,29 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 				Data: errorView{Status: iw.code, Message: "The service cannot answer right now. Please try again shortly.", Ref: ref}})
 		}
 	})
+}
+
+// signedOutNotice tells a user whose session Guard's Middleware refused
+// because their account signed in elsewhere (SignedOutReason): a page
+// request is sent back to its own address, now without the session
+// cookie, with a flash that the page it ends on (the sign-in page, for a
+// page that needs a session) shows. Other requests go on: one that needs
+// a session gets the flash from guarded.
+func (a *app) signedOutNotice(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if guard.SignedOutReason(r.Context()) == guard.ReasonSignedInElsewhere && !isAPI(r) &&
+			(r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			a.signedOutElsewhere(w)
+			http.Redirect(w, r, r.URL.RequestURI(), http.StatusSeeOther)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// signedOutElsewhere sets the flash that says why the session ended.
+func (a *app) signedOutElsewhere(w http.ResponseWriter) {
+	a.setFlash(w, "error", "You were signed out because your account signed in elsewhere.")
 }
 
 // isAPI reports whether r is a request of the JSON API (or carries an API

@@ -610,3 +610,30 @@ func TestBrowserSSO(t *testing.T) {
 	alice.open("/account")
 	must(strings.HasPrefix(alice.path(), "/login"), "Alice's session outlived the sign-out (%s)", alice.path())
 }
+
+// TestBrowserSignedInElsewhere signs the owner in on two browsers: the
+// first one's next page is the sign-in page, saying why (SECURITY-CHECKLIST
+// SE-7).
+func TestBrowserSignedInElsewhere(t *testing.T) {
+	b := newChrome(t)
+	c, base := serveConsole(t, nil)
+	first, second := b.user(base), b.user(base)
+	first.signIn(ownerEmail, c.password)
+	first.waitPath("/")
+	second.signIn(ownerEmail, c.password)
+	second.waitPath("/")
+	if f := second.flash(); !strings.Contains(f, "Your other session was ended") {
+		t.Errorf("the second sign-in says %q", f)
+	}
+	first.open("/account")
+	if p := first.path(); !strings.HasPrefix(p, "/login") {
+		t.Fatalf("the first browser opening /account is at %s, want the sign-in page", p)
+	}
+	if f := first.flash(); f != "You were signed out because your account signed in elsewhere." {
+		t.Errorf("the sign-in page says %q", f)
+	}
+	second.open("/account")
+	if p := second.path(); p != "/account" {
+		t.Errorf("the second browser opening /account is at %s", p)
+	}
+}

@@ -326,3 +326,64 @@ func TestBreachAPIFlag(t *testing.T) {
 		t.Errorf("the old password after the refusal: %d", resp.StatusCode)
 	}
 }
+
+// One session per user (SECURITY-CHECKLIST SE-7): signing in on a second
+// client ends the first one's session, whose next request is refused with
+// the reason: "Guard-Reason: signed_in_elsewhere" for the API, and for a
+// page the sign-in page saying why, whether the page was opened (GET) or
+// a form was sent (POST).
+func TestSignedInElsewhere(t *testing.T) {
+	a, password := newClient(t)
+	b := newClientOf(t, a.srv, a.con)
+	const notice = "You were signed out because your account signed in elsewhere."
+	signIn := func(c *client) {
+		t.Helper()
+		if resp := c.signIn(ownerEmail, password); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sign-in: %d", resp.StatusCode)
+		}
+	}
+	// follow takes c through the console's redirects from resp and
+	// returns the address and body of the page it ends on.
+	follow := func(c *client, resp *http.Response, body string) (string, string) {
+		t.Helper()
+		for range 5 {
+			if resp.StatusCode != http.StatusSeeOther {
+				return resp.Request.URL.RequestURI(), body
+			}
+			resp, body = c.get(resp.Header.Get("Location"))
+		}
+		t.Fatalf("too many redirects, at %s", resp.Request.URL)
+		return "", ""
+	}
+
+	signIn(a)
+	signIn(b)
+	resp, _ := a.get("/api/whoami")
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Guard-Reason") != "signed_in_elsewhere" {
+		t.Errorf("A's API request: %d, Guard-Reason %q; want 401, signed_in_elsewhere", resp.StatusCode, resp.Header.Get("Guard-Reason"))
+	}
+
+	signIn(a) // now B's session is the one ended
+	resp, body := b.get("/account")
+	at, page := follow(b, resp, body)
+	if !strings.HasPrefix(at, "/login?next=") || !strings.Contains(page, notice) {
+		t.Errorf("B opening /account ends on %s without the notice %q", at, notice)
+	}
+	if _, page := b.get("/login"); strings.Contains(page, notice) {
+		t.Error("the notice is shown again on the next page")
+	}
+
+	signIn(b) // and now A's
+	resp, body = a.post("/account/password", url.Values{"current": {password}, "new": {"x"}, "confirm": {"x"}})
+	if at, page := follow(a, resp, body); !strings.HasPrefix(at, "/login") || !strings.Contains(page, notice) {
+		t.Errorf("A sending a form ends on %s without the notice", at)
+	}
+
+	// Exactly one session is valid: B's.
+	if code, _ := b.whoami(); code != http.StatusOK {
+		t.Errorf("B's whoami: %d, want 200", code)
+	}
+	if code, _ := a.whoami(); code != http.StatusUnauthorized {
+		t.Errorf("A's whoami: %d, want 401", code)
+	}
+}

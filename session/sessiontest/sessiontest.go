@@ -87,6 +87,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"DeleteByUser", deleteByUserTests},
 		{"Tenants", tenantTests},
 		{"LookupTouch", lookupTouchTests},
+		{"Evicted", evictedTests},
 	} {
 		t.Run(g.name, func(t *testing.T) {
 			for _, tc := range g.tests {
@@ -733,6 +734,127 @@ var lookupTouchTests = []test{
 	}},
 }
 
+// evictedTests check the tombstones that EvictOldest leaves.
+var evictedTests = []test{
+	{"ReportedWithItsEnd", func(t *testing.T, c *checker) {
+		// a ends by its idle timeout (touched, so a day after base+1h),
+		// b by its absolute expiry, which comes first.
+		a := mk("a", "t", "u", base)
+		b := mk("b", "t", "v", base)
+		b.ExpiresAt = base.Add(2 * time.Hour)
+		c.create(a, unlimited)
+		c.create(b, unlimited)
+		c.touch(a.Hash, base.Add(time.Hour))
+		a.LastSeen = base.Add(time.Hour)
+		na := mk("na", "t", "u", base.Add(90*time.Minute))
+		nb := mk("nb", "t", "v", base.Add(90*time.Minute))
+		c.wantSessions("evicted", c.create(na, evict(1)), []session.Session{a})
+		c.wantSessions("evicted", c.create(nb, evict(1)), []session.Session{b})
+		c.wantEvicted(a.Hash, base.Add(time.Hour+day))
+		c.wantEvicted(b.Hash, base.Add(2*time.Hour))
+		c.wantStored(na)
+		c.wantStored(nb)
+	}},
+	{"EndRoundedUpToTheMicrosecond", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		a.IdleTimeout = time.Hour + 1 // a nanosecond over the hour
+		c.create(a, unlimited)
+		c.create(mk("n", "t", "u", base.Add(time.Minute)), evict(1))
+		c.wantEvicted(a.Hash, a.EndsAt())
+	}},
+	{"NotASession", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		b := mk("b", "t", "u", base.Add(time.Minute))
+		c.create(a, unlimited)
+		c.create(b, evict(1))
+		if err := c.st.Touch(t.Context(), a.Hash, base.Add(time.Hour)); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("Touch of a tombstone: %v, want ErrNotFound", err)
+		}
+		if s, err := c.st.Delete(t.Context(), a.Hash); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("Delete of a tombstone = %s, %v; want ErrNotFound", label(s), err)
+		}
+		n := a
+		n.Hash = hashOf("rotated")
+		if err := c.st.Rotate(t.Context(), a.Hash, n); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("Rotate of a tombstone: %v, want ErrNotFound", err)
+		}
+		c.wantUnknown(n.Hash)
+		// Its hash cannot come back as a session.
+		again := mk("a", "t", "u", base.Add(2*time.Minute))
+		c.createErr(again, unlimited, session.ErrDuplicate)
+		c.wantList("t", "u", []session.Session{b})
+		c.wantEvicted(a.Hash, a.EndsAt())
+		// DeleteByUser does not see it, and leaves it.
+		c.wantRemoved(c.deleteByUser("t", "u", session.Hash{}), []session.Session{b})
+		c.wantEvicted(a.Hash, a.EndsAt())
+		c.wantList("t", "u", nil)
+	}},
+	{"NotCounted", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		b := mk("b", "t", "u", base.Add(time.Minute))
+		c.create(a, unlimited)
+		c.create(b, evict(1))
+		// One live session (b) and a tombstone (a): a limit of 2 admits
+		// one more, and evicting then picks b, never the tombstone.
+		d := mk("d", "t", "u", base.Add(2*time.Minute))
+		c.create(d, refuse(2))
+		c.createErr(mk("refused", "t", "u", base.Add(3*time.Minute)), refuse(2), session.ErrLimit)
+		e := mk("e", "t", "u", base.Add(4*time.Minute))
+		c.wantSessions("evicted", c.create(e, evict(2)), []session.Session{b})
+		c.wantList("t", "u", []session.Session{d, e})
+		c.wantEvicted(a.Hash, a.EndsAt())
+		c.wantEvicted(b.Hash, b.EndsAt())
+	}},
+	{"Expires", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		c.create(mk("b", "t", "u", base.Add(time.Minute)), evict(1))
+		// A Create of the user a microsecond before a's end keeps the
+		// tombstone; one at its end removes it, as it would a.
+		c.create(mk("c", "t", "u", a.EndsAt().Add(-time.Microsecond)), unlimited)
+		c.wantEvicted(a.Hash, a.EndsAt())
+		c.create(mk("d", "t", "u", a.EndsAt()), unlimited)
+		c.wantUnknown(a.Hash)
+		// Forgotten, the hash is free like any unknown one.
+		c.create(mk("a", "t", "u", a.EndsAt().Add(time.Minute)), unlimited)
+	}},
+	{"OnlyEvictionLeavesOne", func(t *testing.T, c *checker) {
+		now := base.Add(2 * day)
+		deleted := mk("deleted", "t", "u", now)
+		rotated := mk("rotated", "t", "u", now)
+		byUser := mk("by-user", "t", "v", now)
+		dead := mk("dead", "t", "w", base) // not live at now
+		refused := mk("refused", "t", "x", now.Add(time.Minute))
+		for _, s := range []session.Session{deleted, rotated, byUser, dead} {
+			c.create(s, unlimited)
+		}
+		c.create(mk("x", "t", "x", now), unlimited)
+		c.delete(deleted.Hash)
+		n := rotated
+		n.Hash = hashOf("rotated-new")
+		c.rotate(rotated.Hash, n)
+		c.deleteByUser("t", "v", session.Hash{})
+		c.create(mk("w-new", "t", "w", now), evict(1))
+		c.createErr(refused, refuse(1), session.ErrLimit)
+		for _, s := range []session.Session{deleted, rotated, byUser, dead, refused} {
+			c.wantUnknown(s.Hash)
+		}
+	}},
+	{"LookupTouchReportsEvicted", func(t *testing.T, c *checker) {
+		lt := c.lookupToucher()
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		c.create(mk("b", "t", "u", base.Add(time.Minute)), evict(1))
+		for _, now := range []time.Time{base.Add(time.Hour), a.EndsAt().Add(time.Hour)} {
+			s, err := lt.LookupTouch(t.Context(), a.Hash, now, time.Minute)
+			c.checkEvicted("LookupTouch", a.Hash, s, err, a.EndsAt())
+		}
+		// Nothing was revived.
+		c.wantEvicted(a.Hash, a.EndsAt())
+		c.wantList("t", "u", []session.Session{mk("b", "t", "u", base.Add(time.Minute))})
+	}},
+}
+
 // lookupToucher returns the store as a session.LookupToucher, or skips
 // the test for a store without that optional capability.
 func (c *checker) lookupToucher() session.LookupToucher {
@@ -820,6 +942,40 @@ func (c *checker) wantGone(h session.Hash) {
 	c.t.Helper()
 	if s, err := c.st.Lookup(c.t.Context(), h); !errors.Is(err, session.ErrNotFound) {
 		c.t.Errorf("Lookup(%s) = %s, %v; want ErrNotFound", h, label(s), err)
+	}
+}
+
+// wantUnknown checks that Lookup returns ErrNotFound and not ErrEvicted.
+func (c *checker) wantUnknown(h session.Hash) {
+	c.t.Helper()
+	s, err := c.st.Lookup(c.t.Context(), h)
+	if !errors.Is(err, session.ErrNotFound) || errors.Is(err, session.ErrEvicted) {
+		c.t.Errorf("Lookup(%s) = %s, %v; want plain ErrNotFound", h, label(s), err)
+	}
+}
+
+// wantEvicted checks that Lookup reports h as evicted, ending at end (or
+// up to a microsecond later).
+func (c *checker) wantEvicted(h session.Hash, end time.Time) {
+	c.t.Helper()
+	s, err := c.st.Lookup(c.t.Context(), h)
+	c.checkEvicted("Lookup", h, s, err, end)
+}
+
+func (c *checker) checkEvicted(what string, h session.Hash, s session.Session, err error, end time.Time) {
+	c.t.Helper()
+	var ev *session.EvictedError
+	switch {
+	case !errors.As(err, &ev):
+		c.t.Errorf("%s(%s) = %s, %v; want an *EvictedError", what, h, label(s), err)
+		return
+	case !errors.Is(err, session.ErrEvicted) || !errors.Is(err, session.ErrNotFound):
+		c.t.Errorf("%s(%s): %v is not both ErrEvicted and ErrNotFound", what, h, err)
+	case s != (session.Session{}):
+		c.t.Errorf("%s(%s) reported an eviction with session %s", what, h, label(s))
+	}
+	if ev.EndsAt.Before(end) || !ev.EndsAt.Before(end.Add(time.Microsecond)) {
+		c.t.Errorf("%s(%s): evicted session ends at %v, want %v", what, h, ev.EndsAt, end)
 	}
 }
 
@@ -979,6 +1135,33 @@ func RunConcurrent(t *testing.T, newStore func(t *testing.T) Store) {
 			}
 		})
 	}
+	t.Run("CreateEvictOldestLeavesTombstones", func(t *testing.T) {
+		// The same user signs in from n clients at once: exactly one
+		// session is live, and every other one is reported evicted.
+		st := newStore(t)
+		created := make([]session.Session, n)
+		parallel(n, func(i int) {
+			created[i] = mk(fmt.Sprint("e", i), "t", "u", base.Add(time.Duration(i%7)*time.Millisecond))
+			if _, err := st.Create(t.Context(), created[i], evict(1)); err != nil {
+				t.Errorf("Create %d: %v", i, err)
+			}
+		})
+		list, err := st.ListByUser(t.Context(), "t", "u")
+		if err != nil || len(list) != 1 {
+			t.Fatalf("ListByUser = %s, %v; want exactly one session", ids(list), err)
+		}
+		for _, s := range created {
+			_, err := st.Lookup(t.Context(), s.Hash)
+			switch {
+			case s.Hash == list[0].Hash:
+				if err != nil {
+					t.Errorf("Lookup of the live session %s: %v", label(s), err)
+				}
+			case !errors.Is(err, session.ErrEvicted):
+				t.Errorf("Lookup(%s) = %v, want ErrEvicted", label(s), err)
+			}
+		}
+	})
 	t.Run("CreateRefuseNew", func(t *testing.T) {
 		st := newStore(t)
 		var mu sync.Mutex

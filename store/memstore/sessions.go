@@ -18,10 +18,14 @@ import (
 // user's own sessions, and by the session.Manager, which deletes a session
 // it finds expired. A session that is never presented again after it
 // expires stays in memory until its user signs in again or is revoked.
+// The tombstones of evicted sessions go the same way: Create removes the
+// user's ended ones.
 type Sessions struct {
-	mu     sync.RWMutex
-	byHash map[session.Hash]session.Session
-	byUser map[userKey][]session.Hash // in no particular order
+	mu      sync.RWMutex
+	byHash  map[session.Hash]session.Session
+	byUser  map[userKey][]session.Hash // in no particular order
+	tombs   map[session.Hash]time.Time // evicted session → when it would have ended
+	tombsOf map[userKey][]session.Hash // the user's tombstones, in no particular order
 }
 
 // userKey names a user across tenants.
@@ -35,8 +39,10 @@ var (
 // NewSessions returns an empty session store.
 func NewSessions() *Sessions {
 	return &Sessions{
-		byHash: make(map[session.Hash]session.Session),
-		byUser: make(map[userKey][]session.Hash),
+		byHash:  make(map[session.Hash]session.Session),
+		byUser:  make(map[userKey][]session.Hash),
+		tombs:   make(map[session.Hash]time.Time),
+		tombsOf: make(map[userKey][]session.Hash),
 	}
 }
 
@@ -51,7 +57,7 @@ func (s *Sessions) Len() int {
 func (s *Sessions) Create(_ context.Context, n session.Session, lim session.Limit) ([]session.Session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.byHash[n.Hash]; ok {
+	if s.exists(n.Hash) {
 		return nil, session.ErrDuplicate
 	}
 	k := userKey{n.Tenant, n.UserID}
@@ -75,8 +81,22 @@ func (s *Sessions) Create(_ context.Context, n session.Session, lim session.Limi
 	for _, d := range dead {
 		delete(s.byHash, d.Hash)
 	}
+	tombs := slices.DeleteFunc(s.tombsOf[k], func(h session.Hash) bool {
+		if s.tombs[h].After(n.CreatedAt) {
+			return false
+		}
+		delete(s.tombs, h)
+		return true
+	})
 	for _, e := range evicted {
 		delete(s.byHash, e.Hash)
+		s.tombs[e.Hash] = e.EndsAt()
+		tombs = append(tombs, e.Hash)
+	}
+	if len(tombs) == 0 {
+		delete(s.tombsOf, k)
+	} else {
+		s.tombsOf[k] = tombs
 	}
 	hashes := make([]session.Hash, 0, len(live)+1)
 	for _, l := range live {
@@ -91,10 +111,15 @@ func (s *Sessions) Create(_ context.Context, n session.Session, lim session.Limi
 func (s *Sessions) Lookup(_ context.Context, h session.Hash) (session.Session, error) {
 	s.mu.RLock()
 	v, ok := s.byHash[h]
-	s.mu.RUnlock()
 	if !ok {
+		end, evicted := s.tombs[h]
+		s.mu.RUnlock()
+		if evicted {
+			return session.Session{}, &session.EvictedError{EndsAt: end}
+		}
 		return session.Session{}, session.ErrNotFound
 	}
+	s.mu.RUnlock()
 	return v, nil
 }
 
@@ -133,7 +158,7 @@ func (s *Sessions) Rotate(_ context.Context, old session.Hash, n session.Session
 	if !ok {
 		return session.ErrNotFound
 	}
-	if _, ok := s.byHash[n.Hash]; ok {
+	if s.exists(n.Hash) {
 		return session.ErrDuplicate
 	}
 	s.remove(v)
@@ -178,6 +203,14 @@ func (s *Sessions) DeleteByUser(_ context.Context, tenant, userID string, except
 	}
 	slices.SortFunc(removed, oldestFirst)
 	return removed, nil
+}
+
+// exists reports whether h is stored, as a session or a tombstone. The
+// caller holds the lock.
+func (s *Sessions) exists(h session.Hash) bool {
+	_, live := s.byHash[h]
+	_, evicted := s.tombs[h]
+	return live || evicted
 }
 
 // remove deletes v from both maps. The caller holds the write lock.

@@ -70,6 +70,13 @@
 // has run, the user methods fail with an error that names Migrate. Every
 // user starts unmarked.
 //
+// Schema version 11 keeps the tombstones of sessions evicted by the
+// session limit (session.ErrEvicted, "signed in elsewhere") and replaces
+// session_create. The per-request session check reads them, so it needs
+// the upgrade: before Migrate has run it fails, and requests are denied
+// (503), never allowed. Sessions evicted before the upgrade are simply
+// unknown.
+//
 // # Round trips
 //
 // Each store method is one statement, hence one round trip once pgx has
@@ -144,7 +151,8 @@
 // codes, rate windows and pending logins by PutCode, Hit and
 // CreateTransaction, up to GCBatch at a time (so those tables are bounded
 // by the rate of events, and MFA.Hit never returns mfa.ErrFull); sessions
-// that are no longer live are deleted when their user signs in again, and
+// that are no longer live, and the tombstones of evicted sessions once
+// those would have ended, are deleted when their user signs in again, and
 // Sessions.DeleteExpired removes the rest in bounded batches. Tracked SAML
 // requests, replay records and subjects are deleted by
 // SSO.RememberRequest, SSO.InsertID and SSO.PutSubject, up to GCBatch at a

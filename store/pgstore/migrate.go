@@ -28,6 +28,7 @@ var migrations = [...]migration{
 	{name: "throttle batches", sql: migration8},
 	{name: "sso subjects", sql: migration9},
 	{name: "expired passwords", sql: migration10},
+	{name: "session evictions", sql: migration11},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -760,6 +761,67 @@ const migration10 = `
 -- True when an administrator marked the user's password as one to change
 -- at the next sign-in (auth.User.PasswordExpired).
 ALTER TABLE {s}.users ADD COLUMN password_expired boolean NOT NULL DEFAULT false;
+`
+
+// migration11 keeps a tombstone of every session that session_create
+// evicts, until the session would have ended anyway (its ends_us), so that
+// its token is refused as evicted ("signed in elsewhere") rather than as
+// unknown. session_create is replaced: it refuses a tombstone's hash, drops
+// the user's ended tombstones with the user's dead sessions, and writes the
+// tombstones in the statement that evicts.
+const migration11 = `
+CREATE TABLE {s}.session_evictions (
+	hash    bytea PRIMARY KEY,
+	tenant  bytea NOT NULL,
+	user_id bytea NOT NULL,
+	ends_us bigint NOT NULL
+);
+CREATE INDEX session_evictions_user ON {s}.session_evictions (tenant, user_id, ends_us);
+CREATE INDEX session_evictions_ends ON {s}.session_evictions (ends_us);
+
+CREATE OR REPLACE FUNCTION {s}.session_create(
+	p_hash bytea, p_tenant bytea, p_user bytea, p_created_us bigint, p_last_seen_us bigint,
+	p_expires_us bigint, p_idle_ns bigint, p_ip bytea, p_user_agent bytea, p_flags bigint,
+	p_max integer, p_refuse boolean)
+RETURNS SETOF {s}.sessions
+LANGUAGE plpgsql AS $$
+DECLARE
+	n integer;
+BEGIN
+	INSERT INTO {s}.session_users AS u (tenant, user_id) VALUES (p_tenant, p_user)
+		ON CONFLICT (tenant, user_id) DO UPDATE SET tenant = u.tenant;
+	IF EXISTS (SELECT 1 FROM {s}.sessions WHERE hash = p_hash)
+			OR EXISTS (SELECT 1 FROM {s}.session_evictions WHERE hash = p_hash) THEN
+		RAISE EXCEPTION 'duplicate session hash' USING ERRCODE = 'unique_violation', CONSTRAINT = 'sessions_pkey';
+	END IF;
+	DELETE FROM {s}.sessions
+		WHERE tenant = p_tenant AND user_id = p_user AND ends_us <= p_created_us;
+	DELETE FROM {s}.session_evictions
+		WHERE tenant = p_tenant AND user_id = p_user AND ends_us <= p_created_us;
+	IF p_max > 0 THEN
+		SELECT count(*) INTO n FROM {s}.sessions WHERE tenant = p_tenant AND user_id = p_user;
+		IF n >= p_max THEN
+			IF p_refuse THEN
+				RAISE EXCEPTION 'session limit reached' USING ERRCODE = 'GD001';
+			END IF;
+			RETURN QUERY
+				WITH d AS (
+					DELETE FROM {s}.sessions WHERE hash IN (
+						SELECT hash FROM {s}.sessions
+						WHERE tenant = p_tenant AND user_id = p_user
+						ORDER BY created_us, hash
+						LIMIT n - p_max + 1)
+					RETURNING *),
+				t AS (
+					INSERT INTO {s}.session_evictions (hash, tenant, user_id, ends_us)
+					SELECT hash, tenant, user_id, ends_us FROM d)
+				SELECT * FROM d ORDER BY created_us, hash;
+		END IF;
+	END IF;
+	INSERT INTO {s}.sessions (hash, tenant, user_id, created_us, last_seen_us, expires_us, idle_ns, ip, user_agent, flags)
+		VALUES (p_hash, p_tenant, p_user, p_created_us, p_last_seen_us, p_expires_us, p_idle_ns, p_ip, p_user_agent, p_flags);
+END
+$$;
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

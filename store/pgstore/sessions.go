@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/guardhq/guard/session"
@@ -19,6 +20,12 @@ import (
 // session limit holds exactly across replicas. LookupTouch is one
 // statement: the per-request check is one round trip, and it writes only
 // when LastSeen is due to move.
+//
+// A session that session_create evicts leaves, in the same call, a row in
+// session_evictions (hash, user, ends_us), which Lookup and LookupTouch
+// read only when the hash names no session. Those rows go like dead
+// sessions: the user's next Create and DeleteExpired delete them once
+// ended.
 type Sessions struct {
 	pool *pgxpool.Pool
 	sql  sessionSQL
@@ -31,21 +38,29 @@ var (
 )
 
 type sessionSQL struct {
-	create, lookup, lookupTouch, touch, delete, rotate, sameHash string
-	listByUser, deleteByUser, deleteExpired, count               string
+	create, lookup, lookupTouch, touch, delete, rotate, sameHash, tomb string
+	listByUser, deleteByUser, deleteExpired, count                     string
 }
 
 const sessionCols = `hash, tenant, user_id, created_us, last_seen_us, expires_us, idle_ns, ip, user_agent, flags`
+
+// tombArm is the tombstone of session $1 as a row of sessionCols (empty
+// but for the hash) followed by its end, which is NULL in a session's row.
+const tombArm = `SELECT hash, ''::bytea, ''::bytea, 0::bigint, 0::bigint, 0::bigint, 0::bigint, ''::bytea, ''::bytea, 0::bigint, ends_us
+	FROM {s}.session_evictions WHERE hash = $1`
 
 func newSessionSQL(q string) sessionSQL {
 	s := func(sql string) string { return schemaSQL(q, sql) }
 	return sessionSQL{
 		create: s(`SELECT ` + sessionCols + ` FROM {s}.session_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`),
 		lookup: s(`SELECT ` + sessionCols + ` FROM {s}.sessions WHERE hash = $1`),
-		// The session as stored before the touch, and in the same
-		// statement the touch if the session is live at $2 and its
-		// LastSeen is min($3, IdleTimeout/2) or more before $2 (rounded
-		// up to the microsecond). The UPDATE re-checks its condition on
+		tomb:   s(`SELECT ends_us FROM {s}.session_evictions WHERE hash = $1`),
+		// The session as stored before the touch (or else its tombstone:
+		// PostgreSQL stops at the first row, so a session costs no second
+		// index probe), and in the same statement the touch if the
+		// session is live at $2 and its LastSeen is min($3,
+		// IdleTimeout/2) or more before $2 (rounded up to the
+		// microsecond). The UPDATE re-checks its condition on
 		// the row as it is once locked, so LastSeen never moves back.
 		lookupTouch: s(`WITH cur AS (
 				SELECT ` + sessionCols + ` FROM {s}.sessions WHERE hash = $1
@@ -54,12 +69,18 @@ func newSessionSQL(q string) sessionSQL {
 				WHERE hash = $1 AND $2 < ends_us AND $2 > last_seen_us
 					AND $2 - last_seen_us >= (LEAST($3::bigint, idle_ns / 2) + 999) / 1000
 			)
-			SELECT * FROM cur`),
+			SELECT cur.*, NULL::bigint FROM cur
+			UNION ALL ` + tombArm + `
+			LIMIT 1`),
 		touch: s(`WITH upd AS (
 				UPDATE {s}.sessions SET last_seen_us = $2 WHERE hash = $1 AND last_seen_us < $2 RETURNING 1)
 			SELECT EXISTS (SELECT 1 FROM upd) OR EXISTS (SELECT 1 FROM {s}.sessions WHERE hash = $1)`),
 		delete: s(`DELETE FROM {s}.sessions WHERE hash = $1 RETURNING ` + sessionCols),
-		rotate: s(`WITH d AS (DELETE FROM {s}.sessions WHERE hash = $1 RETURNING 1)
+		// Changes nothing when $2 is a tombstone's hash.
+		rotate: s(`WITH d AS (
+				DELETE FROM {s}.sessions WHERE hash = $1
+					AND NOT EXISTS (SELECT 1 FROM {s}.session_evictions WHERE hash = $2)
+				RETURNING 1)
 			INSERT INTO {s}.sessions (` + sessionCols + `)
 			SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM d`),
 		sameHash:   s(`SELECT EXISTS (SELECT 1 FROM {s}.sessions WHERE hash = $1)`),
@@ -68,8 +89,16 @@ func newSessionSQL(q string) sessionSQL {
 				DELETE FROM {s}.sessions WHERE tenant = $1 AND user_id = $2 AND ($3::bytea IS NULL OR hash <> $3)
 				RETURNING ` + sessionCols + `)
 			SELECT * FROM d ORDER BY created_us, hash`),
-		deleteExpired: s(`DELETE FROM {s}.sessions WHERE hash IN (
-				SELECT hash FROM {s}.sessions WHERE ends_us <= $1 ORDER BY ends_us LIMIT $2 FOR UPDATE SKIP LOCKED)`),
+		deleteExpired: s(`WITH d AS (
+				DELETE FROM {s}.sessions WHERE hash IN (
+					SELECT hash FROM {s}.sessions WHERE ends_us <= $1 ORDER BY ends_us LIMIT $2 FOR UPDATE SKIP LOCKED)
+				RETURNING 1
+			), t AS (
+				DELETE FROM {s}.session_evictions WHERE hash IN (
+					SELECT hash FROM {s}.session_evictions WHERE ends_us <= $1 ORDER BY ends_us LIMIT $2 FOR UPDATE SKIP LOCKED)
+				RETURNING 1
+			)
+			SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM t)`),
 		count: s(`SELECT count(*) FROM {s}.sessions`),
 	}
 }
@@ -81,15 +110,34 @@ func sessionArgs(sess *session.Session) []any {
 }
 
 // scanSession reads one row of sessionCols.
-func scanSession(row pgx.Row) (session.Session, error) {
+func scanSession(row pgx.Row) (session.Session, error) { return scanRow(row, nil) }
+
+// scanLookup reads one row of lookup or lookupTouch: a session, or a
+// tombstone, which it returns as an *session.EvictedError.
+func scanLookup(row pgx.Row) (session.Session, error) {
+	var end pgtype.Int8
+	s, err := scanRow(row, &end)
+	if err == nil && end.Valid {
+		return session.Session{}, &session.EvictedError{EndsAt: fromMicros(end.Int64)}
+	}
+	return s, err
+}
+
+// scanRow reads one row of sessionCols, followed by one more column into
+// extra if it is not nil.
+func scanRow(row pgx.Row, extra any) (session.Session, error) {
 	var (
 		s                            session.Session
 		created, seen, expires, idle int64
 		flags                        int64
 	)
-	err := row.Scan((*byteaHash)(&s.Hash), (*byteaString)(&s.Tenant), (*byteaString)(&s.UserID), &created, &seen, &expires,
-		&idle, (*byteaString)(&s.IP), (*byteaString)(&s.UserAgent), &flags)
-	if err != nil {
+	dest := [...]any{(*byteaHash)(&s.Hash), (*byteaString)(&s.Tenant), (*byteaString)(&s.UserID), &created, &seen, &expires,
+		&idle, (*byteaString)(&s.IP), (*byteaString)(&s.UserAgent), &flags, extra}
+	n := len(dest)
+	if extra == nil {
+		n--
+	}
+	if err := row.Scan(dest[:n]...); err != nil {
 		return session.Session{}, err
 	}
 	s.CreatedAt = fromMicros(created)
@@ -128,11 +176,13 @@ func (s *Sessions) createErr(err error) error {
 	return wrap("sessions: create", err)
 }
 
-// Lookup implements session.Store.
+// Lookup implements session.Store: a SELECT by primary key and, only when
+// it finds no session, a second one for the tombstone. (LookupTouch, the
+// per-request check, is one statement.)
 func (s *Sessions) Lookup(ctx context.Context, h session.Hash) (session.Session, error) {
 	sess, err := scanSession(s.pool.QueryRow(ctx, s.sql.lookup, h[:]))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return session.Session{}, session.ErrNotFound
+		return session.Session{}, s.tombstone(ctx, h, "sessions: lookup")
 	}
 	if err != nil {
 		return session.Session{}, wrap("sessions: lookup", err)
@@ -142,7 +192,7 @@ func (s *Sessions) Lookup(ctx context.Context, h session.Hash) (session.Session,
 
 // LookupTouch implements session.LookupToucher in one statement.
 func (s *Sessions) LookupTouch(ctx context.Context, h session.Hash, now time.Time, interval time.Duration) (session.Session, error) {
-	sess, err := scanSession(s.pool.QueryRow(ctx, s.sql.lookupTouch, h[:], micros(now), int64(interval)))
+	sess, err := scanLookup(s.pool.QueryRow(ctx, s.sql.lookupTouch, h[:], micros(now), int64(interval)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return session.Session{}, session.ErrNotFound
 	}
@@ -200,9 +250,28 @@ func (s *Sessions) Rotate(ctx context.Context, old session.Hash, n session.Sessi
 		return wrap("sessions: rotate", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return session.ErrNotFound
+		// Nothing changed: old is absent, or n.Hash is a tombstone's.
+		err := s.tombstone(ctx, n.Hash, "sessions: rotate")
+		if errors.Is(err, session.ErrEvicted) {
+			return session.ErrDuplicate
+		}
+		return err
 	}
 	return nil
+}
+
+// tombstone returns an *session.EvictedError if h is the hash of a
+// tombstone, else session.ErrNotFound.
+func (s *Sessions) tombstone(ctx context.Context, h session.Hash, op string) error {
+	var end int64
+	err := s.pool.QueryRow(ctx, s.sql.tomb, h[:]).Scan(&end)
+	switch {
+	case err == nil:
+		return &session.EvictedError{EndsAt: fromMicros(end)}
+	case errors.Is(err, pgx.ErrNoRows):
+		return session.ErrNotFound
+	}
+	return wrap(op, err)
 }
 
 // ListByUser implements session.UserIndex.
@@ -236,9 +305,10 @@ func (s *Sessions) DeleteByUser(ctx context.Context, tenant, userID string, exce
 	return out, nil
 }
 
-// DeleteExpired deletes at most limit sessions that are not live at now
-// (skipping rows that other transactions hold) and returns how many it
-// deleted. Create already removes a user's own dead sessions; a host calls
+// DeleteExpired deletes at most limit sessions that are not live at now,
+// and at most limit tombstones of evicted sessions that ended by now
+// (skipping rows that other transactions hold), in one statement, and
+// returns how many rows it deleted. Create already removes a user's own dead sessions; a host calls
 // DeleteExpired periodically (for example every minute with a limit of a
 // few thousand) so that sessions of users who never sign in again do not
 // stay in the table.
@@ -246,11 +316,11 @@ func (s *Sessions) DeleteExpired(ctx context.Context, now time.Time, limit int) 
 	if limit <= 0 {
 		return 0, nil
 	}
-	tag, err := s.pool.Exec(ctx, s.sql.deleteExpired, micros(now), limit)
-	if err != nil {
+	var sessions, tombs int
+	if err := s.pool.QueryRow(ctx, s.sql.deleteExpired, micros(now), limit).Scan(&sessions, &tombs); err != nil {
 		return 0, wrap("sessions: delete expired", err)
 	}
-	return int(tag.RowsAffected()), nil
+	return sessions + tombs, nil
 }
 
 // Len returns the number of sessions stored, live or not (for tests and

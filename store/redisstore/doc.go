@@ -48,6 +48,9 @@
 //
 //	guard:s:<hex token hash>                 a session (a hash)
 //	guard:u:<len(tenant)>:<tenant>:<user>    a user's sessions (a sorted set)
+//	guard:se:<hex token hash>                the tombstone of an evicted session
+//	                                         (a string: its end, microseconds)
+//	guard:ue:<len(tenant)>:<tenant>:<user>   a user's tombstones (a sorted set)
 //	guard:t:<throttle key>                   a throttle record (a hash)
 //	guard:mc:<len(tenant)>:<tenant>:<txn>    an MFA one-time code (a hash)
 //	guard:mr:<rate key>                      an MFA send counter (a hash)
@@ -73,8 +76,10 @@
 // kept to the microsecond, in UTC. Memory is bounded by key expiry, which
 // does use the Redis clock: a session key expires at its ExpiresAt, a
 // user's sorted set with its last session (members whose session is gone
-// are dropped whenever the set is used), and a throttle record when
-// auth.Record.ExpiresAt says it is forgotten; a permanent lock never
+// are dropped whenever the set is used), the tombstone of an evicted
+// session when that session would have ended (the user's set of them with
+// the last; the user's next Create drops the ended ones), and a throttle
+// record when auth.Record.ExpiresAt says it is forgotten; a permanent lock never
 // expires (until Reset). A one-time code expires at its ExpiresAt (a new
 // code of the transaction replaces it and its expiry), a send counter at
 // the end of its window, and a pending login at its ExpiresAt; so a check

@@ -20,6 +20,21 @@ func (s *Store) sessionKey(h session.Hash) string {
 	return s.prefix + string(b[:])
 }
 
+// tombKey is the key of the tombstone of evicted session h: sessionKey
+// with "se:" for "s:", which lookupTouchScript builds from a session key.
+func (s *Store) tombKey(h session.Hash) string {
+	var b [3 + 2*len(h)]byte
+	b[0], b[1], b[2] = 's', 'e', ':'
+	hex.Encode(b[3:], h[:])
+	return s.prefix + string(b[:])
+}
+
+// tombIndexKey is the key of the sorted set of a user's tombstones, named
+// like indexKey.
+func (s *Store) tombIndexKey(tenant, userID string) string {
+	return s.prefix + "ue:" + strconv.Itoa(len(tenant)) + ":" + tenant + ":" + userID
+}
+
 // indexKey is the key of the sorted set of a user's sessions. The tenant
 // is written with its length first, so that no two (tenant, user) pairs
 // share a key: ("a:b", "c") is "u:3:a:b:c" and ("a", "b:c") is

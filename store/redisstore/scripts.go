@@ -16,6 +16,11 @@ import (
 //	P s: <hex hash>                       a session: a hash with the fields below
 //	P u: <len(tenant)>:<tenant>:<user>    a user's sessions: a sorted set of
 //	                                      hex hashes scored by CreatedAt
+//	P se: <hex hash>                      the tombstone of an evicted session:
+//	                                      a string, its end (microseconds),
+//	                                      expiring just after it
+//	P ue: <len(tenant)>:<tenant>:<user>   a user's tombstones: a sorted set of
+//	                                      hex hashes scored by their end
 //	P t: <key>                            a throttle record: a hash
 //	P mc: <len(tenant)>:<tenant>:<txn>    a one-time MFA code: a hash
 //	P mr: <key>                           an MFA rate counter: a hash
@@ -70,6 +75,7 @@ local P = ARGV[1]
 local function num(n) return string.format('%.0f', n) end
 local function skey(m) return P .. 's:' .. m end
 local function ukey(t, u) return P .. 'u:' .. #t .. ':' .. t .. ':' .. u end
+local function xkey(m) return P .. 'se:' .. m end
 -- get returns the fields of session m, then m; v[1] is false if m is gone.
 local function get(m)
   local v = redis.call('HMGET', skey(m), ` + sessionFields + `)
@@ -98,12 +104,15 @@ local function fix(idx)
 end
 `
 
-// createScript: KEYS[1] the new session, KEYS[2] its user's index. ARGV:
-// prefix, hex hash, CreatedAt, lim.Max, "1" for RefuseNew, PEXPIREAT of
-// the session, then the session's field/value pairs. Returns {1} for a
-// duplicate, {2} for the limit, else {0, evicted sessions...}.
+// createScript: KEYS[1] the new session, KEYS[2] its user's index,
+// KEYS[3] the user's tombstones. ARGV: prefix, hex hash, CreatedAt,
+// lim.Max, "1" for RefuseNew, PEXPIREAT of the session, then the session's
+// field/value pairs. Returns {1} for a duplicate (a session or a
+// tombstone), {2} for the limit, else {0, evicted sessions...}. Each
+// evicted session leaves a tombstone until its end, min(e, l + ic); the
+// user's tombstones that ended at CreatedAt are deleted.
 var createScript = redis.NewScript(luaCommon + `
-if redis.call('EXISTS', KEYS[1]) == 1 then return {1} end
+if redis.call('EXISTS', KEYS[1], xkey(ARGV[2])) > 0 then return {1} end
 local now, max = tonumber(ARGV[3]), tonumber(ARGV[4])
 local alive, dead = {}, {}
 for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
@@ -119,10 +128,25 @@ for _, m in ipairs(dead) do
   redis.call('DEL', skey(m))
   redis.call('ZREM', KEYS[2], m)
 end
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[3])) do
+  redis.call('DEL', xkey(m))
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[3])
 for i = 1, cut do
-  out[#out + 1] = get(alive[i])
-  redis.call('DEL', skey(alive[i]))
-  redis.call('ZREM', KEYS[2], alive[i])
+  local m = alive[i]
+  local v = get(m)
+  out[#out + 1] = v
+  local f = redis.call('HMGET', skey(m), 'ic')
+  local ends = num(math.min(tonumber(v[5]), tonumber(v[4]) + tonumber(f[1])))
+  redis.call('SET', xkey(m), ends)
+  redis.call('PEXPIREAT', xkey(m), num(math.floor(tonumber(ends) / 1000) + 1))
+  redis.call('ZADD', KEYS[3], ends, m)
+  redis.call('DEL', skey(m))
+  redis.call('ZREM', KEYS[2], m)
+end
+if cut > 0 then
+  local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', KEYS[3], num(math.floor(tonumber(last[2]) / 1000) + 1))
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 redis.call('PEXPIREAT', KEYS[1], ARGV[6])
@@ -142,12 +166,19 @@ return 1
 
 // lookupTouchScript: KEYS[1] the session; ARGV now and the touch interval
 // (microseconds, rounded up). Returns the session's fields as stored
-// before the touch, or nil if absent. It sets
+// before the touch, else the end of its tombstone (a string), or nil if
+// neither exists. The tombstone's key is made from KEYS[1] (the same
+// prefix and hash, 'se:' for 's:') only when there is no session, so that
+// the per-request call costs Go no more than it did without tombstones.
+// It sets
 // LastSeen to now when the session is live at now and LastSeen is at least
 // min(interval, IdleTimeout/2) before now.
 var lookupTouchScript = redis.NewScript(`
 local v = redis.call('HMGET', KEYS[1], ` + sessionFields + `, 'ic', 'ih')
-if not v[1] then return false end
+if not v[1] then
+  local k = KEYS[1]
+  return redis.call('GET', string.sub(k, 1, -67) .. 'se:' .. string.sub(k, -64))
+end
 local now, l = tonumber(ARGV[1]), tonumber(v[4])
 if now > l and now < tonumber(v[5]) and now - l < tonumber(v[10])
     and now - l >= math.min(tonumber(ARGV[2]), tonumber(v[11])) then
@@ -173,11 +204,12 @@ return v
 // rotateScript: KEYS[1] the old session, KEYS[2] the new one, KEYS[3] the
 // new one's user index. ARGV prefix, old hex hash, new hex hash, new
 // CreatedAt, PEXPIREAT of the new session, then its field/value pairs.
-// Returns 1 if the old session is absent, 2 if the new hash exists, else 0.
+// Returns 1 if the old session is absent, 2 if the new hash exists (as a
+// session or a tombstone), else 0.
 var rotateScript = redis.NewScript(luaCommon + `
 local v = redis.call('HMGET', KEYS[1], 't', 'u')
 if not v[1] then return 1 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
+if redis.call('EXISTS', KEYS[2], xkey(ARGV[3])) > 0 then return 2 end
 redis.call('DEL', KEYS[1])
 local old = ukey(v[1], v[2])
 redis.call('ZREM', old, ARGV[2])

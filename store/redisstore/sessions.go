@@ -163,17 +163,26 @@ func (s *Store) createArgs(n session.Session, lim session.Limit) (keys []string,
 	args = make([]any, 0, 6+len(fields))
 	args = append(args, s.prefix, member(n.Hash), itoa(created), strconv.Itoa(max(lim.Max, 0)), refuse, itoa(expireMillis(expires)))
 	args = append(args, fields...)
-	return []string{s.sessionKey(n.Hash), s.indexKey(n.Tenant, n.UserID)}, args, nil
+	return []string{s.sessionKey(n.Hash), s.indexKey(n.Tenant, n.UserID), s.tombIndexKey(n.Tenant, n.UserID)}, args, nil
 }
 
-// Lookup implements session.Store with one HMGET.
+// Lookup implements session.Store with one HMGET and, only when it finds
+// no session, a GET of the tombstone. (LookupTouch, the per-request check,
+// is one command.)
 func (s *Store) Lookup(ctx context.Context, h session.Hash) (session.Session, error) {
 	v, err := s.rdb.HMGet(ctx, s.sessionKey(h), sessionFieldNames...).Result()
 	if err != nil {
 		return session.Session{}, redisErr("lookup session", err)
 	}
 	if len(v) == 0 || v[0] == nil {
-		return session.Session{}, session.ErrNotFound
+		end, err := s.rdb.Get(ctx, s.tombKey(h)).Result()
+		if errors.Is(err, redis.Nil) {
+			return session.Session{}, session.ErrNotFound
+		}
+		if err != nil {
+			return session.Session{}, redisErr("lookup session", err)
+		}
+		return session.Session{}, evicted(end)
 	}
 	out, err := decodeSession(v, &h)
 	if err != nil {
@@ -191,18 +200,34 @@ func (s *Store) LookupTouch(ctx context.Context, h session.Hash, now time.Time, 
 	if err != nil {
 		return session.Session{}, err
 	}
-	v, err := lookupTouchScript.Run(ctx, s.rdb, []string{s.sessionKey(h)}, itoa(at), itoa(ceilMicros(interval))).Slice()
+	res, err := lookupTouchScript.Run(ctx, s.rdb, []string{s.sessionKey(h)}, itoa(at), itoa(ceilMicros(interval))).Result()
 	if errors.Is(err, redis.Nil) {
 		return session.Session{}, session.ErrNotFound
 	}
 	if err != nil {
 		return session.Session{}, redisErr("lookup session", err)
 	}
+	if end, ok := res.(string); ok {
+		return session.Session{}, evicted(end)
+	}
+	v, ok := res.([]any)
+	if !ok {
+		return session.Session{}, redisErr("lookup session", ErrCorrupt)
+	}
 	out, err := decodeSession(v, &h)
 	if err != nil {
 		return session.Session{}, redisErr("lookup session", err)
 	}
 	return out, nil
+}
+
+// evicted returns the *session.EvictedError of a tombstone that holds end.
+func evicted(end string) error {
+	us, err := strconv.ParseInt(end, 10, 64)
+	if err != nil {
+		return redisErr("lookup session", ErrCorrupt)
+	}
+	return &session.EvictedError{EndsAt: fromMicros(us)}
 }
 
 // Touch implements session.Store. It returns an *InputError when seen lies

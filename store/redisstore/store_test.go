@@ -202,6 +202,34 @@ func expiryAt(tm time.Time) time.Duration {
 	return time.Duration(tm.UnixMilli()+1) * time.Millisecond
 }
 
+// TestTombstoneExpiry checks that the tombstone of an evicted session, and
+// the user's set of tombstones, expire when the session would have ended.
+func TestTombstoneExpiry(t *testing.T) {
+	st, c, prefix := open(t)
+	ctx := t.Context()
+	a := mk("a", "t", "u", base)
+	b := mk("b", "t", "u", base.Add(time.Minute))
+	b.IdleTimeout = 3 * 24 * time.Hour
+	for _, s := range []session.Session{a, b, mk("c", "t", "u", base.Add(2*time.Minute))} {
+		if _, err := st.Create(ctx, s, session.Limit{Max: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idx := keys(t, c, prefix+"ue:*")
+	for _, tc := range []struct {
+		key  string
+		want time.Time
+	}{
+		{prefix + "se:" + hexOf(a.Hash), a.EndsAt()},
+		{prefix + "se:" + hexOf(b.Hash), b.EndsAt()},
+		{idx, b.EndsAt()}, // the later of the two
+	} {
+		if got, want := keyExpiry(t, c, tc.key), expiryAt(tc.want); got != want {
+			t.Errorf("%s expires at %v, want %v", strings.TrimPrefix(tc.key, prefix), got, want)
+		}
+	}
+}
+
 // TestKeyExpiry checks that every key has an expiry, at the time when
 // its data stops mattering, so that Redis memory stays bounded.
 func TestKeyExpiry(t *testing.T) {

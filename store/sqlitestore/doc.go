@@ -70,7 +70,9 @@
 // subjects): the new table starts empty, so single logout finds by NameID
 // only the users who signed in through SSO after the upgrade. Upgrading to
 // schema version 9 (auth.User.PasswordExpired): every user starts with a
-// password nobody marked for change.
+// password nobody marked for change. Upgrading to schema version 10
+// (tombstones of evicted sessions): sessions evicted before it are simply
+// unknown, not "signed in elsewhere".
 //
 // Times are stored as Unix microseconds (UTC), the precision of every Guard
 // package, so they come back exactly. A tenant's policy is stored as JSON,
@@ -122,8 +124,10 @@
 // pool and never wait for writers (WAL).
 //
 // Rows that are no longer needed are deleted as the stores go: expired
-// sessions of a user when that user signs in; up to 2048 sessions (of any
-// user) that are no longer live in every 1024th Sessions.Create of a Store;
+// sessions of a user, and the ended tombstones of its evicted sessions,
+// when that user signs in; up to 2048 sessions (of any user) that are no
+// longer live, and as many ended tombstones, in every 1024th
+// Sessions.Create of a Store;
 // up to 2048 forgotten throttle records in every 1024th Throttle.Reserve
 // that counts an attempt; up to 2048 expired one-time codes, ended send-rate
 // windows or expired pending logins in every 1024th MFA.PutCode, MFA.Hit or

@@ -371,6 +371,19 @@ var migrations = []migration{
 		// change at the next sign-in (auth.User.PasswordExpired).
 		`ALTER TABLE guard_users ADD COLUMN password_expired INTEGER NOT NULL DEFAULT 0 CHECK (password_expired IN (0, 1))`,
 	}},
+	{10, "session evictions", []string{
+		// The tombstone of each session that the session limit evicted:
+		// its hash, user and ends_at as it was, kept until then so that
+		// its token is refused as evicted rather than unknown.
+		`CREATE TABLE guard_session_evictions (
+			hash    BLOB    NOT NULL PRIMARY KEY,
+			tenant  TEXT    NOT NULL,
+			user_id TEXT    NOT NULL,
+			ends_at INTEGER NOT NULL
+		) STRICT, WITHOUT ROWID`,
+		`CREATE INDEX guard_session_evictions_user ON guard_session_evictions (tenant, user_id, ends_at)`,
+		`CREATE INDEX guard_session_evictions_ends ON guard_session_evictions (ends_at)`,
+	}},
 }
 
 // ownNames are the tables and indexes this package creates. A database
@@ -385,6 +398,9 @@ var ownNames = map[string]bool{
 	"guard_sessions":                 true,
 	"guard_sessions_user":            true,
 	"guard_sessions_ends":            true,
+	"guard_session_evictions":        true,
+	"guard_session_evictions_user":   true,
+	"guard_session_evictions_ends":   true,
 	"guard_audit_heads":              true,
 	"guard_audit_events":             true,
 	"guard_audit_time":               true,

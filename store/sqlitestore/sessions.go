@@ -22,6 +22,12 @@ import (
 // deleted when their user signs in again (Create), when they are presented
 // (by session.Manager), by a sweep in every 1024th Create, and by
 // DeleteExpired.
+//
+// A session that Create evicts leaves a row in guard_session_evictions
+// (hash, user, ends_at), written in the same transaction, which Lookup
+// reads only when the hash names no session. Those rows are deleted like
+// sessions that are no longer live: by the user's next Create, the sweep
+// and DeleteExpired, once ends_at has passed.
 type Sessions struct {
 	s          *Store
 	sweepEvery uint64
@@ -95,14 +101,14 @@ func (ss *Sessions) Create(ctx context.Context, n session.Session, lim session.L
 	err := ss.s.write(ctx, func(w *wtx) error {
 		evicted = nil
 		if sweep {
-			if _, err := w.exec(sessExpire, micros(n.CreatedAt), sweepBatch); err != nil {
+			if err := deleteEnded(w, n.CreatedAt, sweepBatch, nil); err != nil {
 				return fmt.Errorf("sqlitestore: create session: sweep: %w", err)
 			}
 		}
-		if _, err := w.exec(sessInsert, sessionArgs(&n)...); err != nil {
-			if isConstraint(err) {
-				return session.ErrDuplicate
-			}
+		if err := insertSession(w, &n); err != nil {
+			return fmt.Errorf("sqlitestore: create session: %w", err)
+		}
+		if _, err := w.exec(sessTombDrop, n.Tenant, n.UserID, micros(n.CreatedAt)); err != nil {
 			return fmt.Errorf("sqlitestore: create session: %w", err)
 		}
 		rows, err := w.query(sessOthers, n.Tenant, n.UserID, n.Hash[:])
@@ -129,6 +135,11 @@ func (ss *Sessions) Create(ctx context.Context, n session.Session, lim session.L
 			cut := len(live) - lim.Max + 1
 			evicted = live[:cut:cut]
 		}
+		for i := range evicted {
+			if _, err := w.exec(sessEvict, evicted[i].Hash[:]); err != nil {
+				return fmt.Errorf("sqlitestore: create session: %w", err)
+			}
+		}
 		for _, group := range [][]session.Session{dead, evicted} {
 			for i := range group {
 				if _, err := w.exec(sessDelOne, group[i].Hash[:]); err != nil {
@@ -145,7 +156,8 @@ func (ss *Sessions) Create(ctx context.Context, n session.Session, lim session.L
 }
 
 // Lookup implements session.Store: one prepared SELECT by primary key, on
-// a connection set aside for it (see lookup.go) unless all are busy.
+// a connection set aside for it (see lookup.go) unless all are busy. Only
+// when the hash names no session, a second SELECT looks for its tombstone.
 func (ss *Sessions) Lookup(ctx context.Context, h session.Hash) (session.Session, error) {
 	if err := ss.s.ready(ctx); err != nil {
 		return session.Session{}, err
@@ -158,17 +170,62 @@ func (ss *Sessions) Lookup(ctx context.Context, h session.Hash) (session.Session
 		case err == nil:
 			return s, nil
 		case isNoRows(err):
-			return session.Session{}, session.ErrNotFound
+			return session.Session{}, ss.evicted(ctx, h)
 		}
 		return session.Session{}, fmt.Errorf("sqlitestore: lookup session: %w", err)
 	}
 	if err := scanSession(ss.s.reads.queryRow(ctx, sessLookup, h[:]), &s, false); err != nil {
 		if isNoRows(err) {
-			return session.Session{}, session.ErrNotFound
+			return session.Session{}, ss.evicted(ctx, h)
 		}
 		return session.Session{}, fmt.Errorf("sqlitestore: lookup session: %w", err)
 	}
 	return s, nil
+}
+
+// evicted is the answer to the Lookup of h when it names no session: an
+// *session.EvictedError if h is a tombstone's, else session.ErrNotFound.
+func (ss *Sessions) evicted(ctx context.Context, h session.Hash) error {
+	var end int64
+	err := ss.s.reads.queryRow(ctx, sessEvicted, h[:]).Scan(&end)
+	switch {
+	case err == nil:
+		return &session.EvictedError{EndsAt: fromMicros(end)}
+	case isNoRows(err):
+		return session.ErrNotFound
+	}
+	return fmt.Errorf("sqlitestore: lookup session: %w", err)
+}
+
+// insertSession inserts n, or returns session.ErrDuplicate if its hash is
+// a session's or a tombstone's.
+func insertSession(w *wtx, n *session.Session) error {
+	ok, err := affected(w.exec(sessInsert, sessionArgs(n)...))
+	switch {
+	case isConstraint(err), err == nil && !ok:
+		return session.ErrDuplicate
+	}
+	return err
+}
+
+// deleteEnded deletes up to limit (-1: all) sessions that are not live at
+// now and as many tombstones that ended by now, and adds to n, if not nil,
+// how many rows it deleted.
+func deleteEnded(w *wtx, now time.Time, limit int, n *int64) error {
+	for _, id := range [...]stmtID{sessExpire, sessTombExpire} {
+		res, err := w.exec(id, micros(now), limit)
+		if err != nil {
+			return err
+		}
+		if n != nil {
+			k, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			*n += k
+		}
+	}
+	return nil
 }
 
 // LookupTouch implements session.LookupToucher: the SELECT of Lookup and,
@@ -239,10 +296,7 @@ func (ss *Sessions) Rotate(ctx context.Context, old session.Hash, n session.Sess
 		if n.Hash == old {
 			return session.ErrDuplicate
 		}
-		if _, err := w.exec(sessInsert, sessionArgs(&n)...); err != nil {
-			if isConstraint(err) {
-				return session.ErrDuplicate
-			}
+		if err := insertSession(w, &n); err != nil {
 			return fmt.Errorf("sqlitestore: rotate session: %w", err)
 		}
 		return nil
@@ -287,18 +341,15 @@ func (ss *Sessions) DeleteByUser(ctx context.Context, tenant, userID string, exc
 	return out, nil
 }
 
-// DeleteExpired deletes every session that is not live at now and returns
-// how many it deleted, in one statement. Create deletes some now and then;
-// a host may also call DeleteExpired periodically.
+// DeleteExpired deletes every session that is not live at now, and every
+// tombstone of an evicted session that ended by now, and returns how many
+// rows it deleted, in one transaction. Create deletes some now and then; a
+// host may also call DeleteExpired periodically.
 func (ss *Sessions) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
-	err := ss.s.writeOne(ctx, func(w *wtx) error {
-		res, err := w.exec(sessExpire, micros(now), -1)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
+	err := ss.s.write(ctx, func(w *wtx) error {
+		n = 0
+		return deleteEnded(w, now, -1, &n)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlitestore: delete expired sessions: %w", err)

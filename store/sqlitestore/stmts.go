@@ -27,6 +27,10 @@ const (
 	sessOthers
 	sessDelOne
 	sessExpire
+	sessEvict
+	sessEvicted
+	sessTombDrop
+	sessTombExpire
 
 	userByID
 	userByEmail
@@ -179,13 +183,23 @@ var queries = func() (q [numStmts]string) {
 	q[sessDelete] = `DELETE FROM guard_sessions WHERE hash = ? RETURNING ` + sessionCols
 	q[sessByUser] = `SELECT hash, ` + sessionCols + ` FROM guard_sessions WHERE tenant = ? AND user_id = ? ORDER BY created_at, hash`
 	q[sessDelAll] = `DELETE FROM guard_sessions WHERE tenant = ?1 AND user_id = ?2 AND (?3 IS NULL OR hash <> ?3) RETURNING hash, ` + sessionCols
-	q[sessInsert] = `INSERT INTO guard_sessions (hash, ` + sessionCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// Inserts nothing if the hash is a tombstone's.
+	q[sessInsert] = `INSERT INTO guard_sessions (hash, ` + sessionCols + `)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+		WHERE NOT EXISTS (SELECT 1 FROM guard_session_evictions WHERE hash = ?1)`
 	q[sessOthers] = `SELECT hash, ` + sessionCols + ` FROM guard_sessions
 		WHERE tenant = ? AND user_id = ? AND hash <> ? ORDER BY created_at, hash`
 	q[sessDelOne] = `DELETE FROM guard_sessions WHERE hash = ?`
 	// Not live at now: now >= ends_at (see the schema), through its index.
 	q[sessExpire] = `DELETE FROM guard_sessions WHERE hash IN (
 		SELECT hash FROM guard_sessions WHERE ends_at <= ?1 LIMIT ?2)`
+	// The tombstone of a session about to be evicted.
+	q[sessEvict] = `INSERT INTO guard_session_evictions (hash, tenant, user_id, ends_at)
+		SELECT hash, tenant, user_id, ends_at FROM guard_sessions WHERE hash = ?`
+	q[sessEvicted] = `SELECT ends_at FROM guard_session_evictions WHERE hash = ?`
+	q[sessTombDrop] = `DELETE FROM guard_session_evictions WHERE tenant = ?1 AND user_id = ?2 AND ends_at <= ?3`
+	q[sessTombExpire] = `DELETE FROM guard_session_evictions WHERE hash IN (
+		SELECT hash FROM guard_session_evictions WHERE ends_at <= ?1 LIMIT ?2)`
 
 	q[userByID] = `SELECT ` + userCols + ` FROM guard_users WHERE tenant = ? AND id = ?`
 	q[userByEmail] = `SELECT ` + userCols + ` FROM guard_users WHERE tenant = ? AND email = ?`

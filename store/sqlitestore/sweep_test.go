@@ -94,6 +94,53 @@ func TestThrottleSweepsWhileReserving(t *testing.T) {
 	}
 }
 
+// The tombstone of an evicted session goes when the session would have
+// ended: by DeleteExpired, and by the sweep of an unrelated Create.
+func TestSessionTombstonesDeleted(t *testing.T) {
+	for _, sweep := range []bool{false, true} {
+		t.Run(fmt.Sprint("sweep=", sweep), func(t *testing.T) {
+			s := openStore(t)
+			sqlitestore.SetSweepEvery(s, 0)
+			ctx := context.Background()
+			a := mkSession(1, "a", t0, time.Hour)
+			if _, err := s.Sessions.Create(ctx, a, session.Limit{}); err != nil {
+				t.Fatal(err)
+			}
+			if ev, err := s.Sessions.Create(ctx, mkSession(2, "a", t0.Add(time.Minute), time.Hour), session.Limit{Max: 1}); err != nil || len(ev) != 1 {
+				t.Fatalf("Create = %d evicted, %v; want 1", len(ev), err)
+			}
+			gc := func(at time.Time, i int) int64 {
+				t.Helper()
+				if !sweep {
+					n, err := s.Sessions.DeleteExpired(ctx, at)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return n
+				}
+				sqlitestore.SetSweepEvery(s, 1)
+				defer sqlitestore.SetSweepEvery(s, 0)
+				if _, err := s.Sessions.Create(ctx, mkSession(10+i, "other", at, 24*time.Hour), session.Limit{}); err != nil {
+					t.Fatal(err)
+				}
+				return -1
+			}
+			gc(a.EndsAt().Add(-time.Microsecond), 0)
+			if _, err := s.Sessions.Lookup(ctx, a.Hash); !errors.Is(err, session.ErrEvicted) {
+				t.Fatalf("Lookup before the tombstone ends: %v, want ErrEvicted", err)
+			}
+			// At a's end only the tombstone goes: b, created at +1m, is
+			// live until +61m.
+			if n := gc(a.EndsAt(), 1); !sweep && n != 1 {
+				t.Errorf("DeleteExpired deleted %d rows, want 1 (the tombstone)", n)
+			}
+			if _, err := s.Sessions.Lookup(ctx, a.Hash); !errors.Is(err, session.ErrNotFound) || errors.Is(err, session.ErrEvicted) {
+				t.Errorf("Lookup after the tombstone ended: %v, want plain ErrNotFound", err)
+			}
+		})
+	}
+}
+
 func mkSession(i int, user string, at time.Time, idle time.Duration) session.Session {
 	return session.Session{Hash: session.Hash{byte(i), 1}, Tenant: "acme", UserID: user, CreatedAt: at, LastSeen: at,
 		ExpiresAt: at.Add(7 * 24 * time.Hour), IdleTimeout: idle}
