@@ -452,8 +452,8 @@ func TestBreachedPasswordRefused(t *testing.T) {
 // PW-9: passwords do not expire with age (no PasswordMaxAge by default,
 // as NIST SP 800-63B asks): 400 days on, the password signs in with no
 // change asked for. Once an admin marks it compromised (ExpirePassword)
-// the user's session ends, the user is told, and the next sign-in asks for
-// a change; a reset clears the mark.
+// the user's session ends, outstanding reset links are void, the user is
+// told, and the next sign-in asks for a change; a reset clears the mark.
 func TestPasswordExpiresOnlyWhenMarked(t *testing.T) {
 	const newPW = "an entirely new passphrase"
 	f := newMFAFixture(t)
@@ -464,8 +464,13 @@ func TestPasswordExpiresOnlyWhenMarked(t *testing.T) {
 		t.Fatalf("sign-in 400 days on: PasswordExpired %v, flags %b, %v; want no change asked", res.PasswordExpired, res.Session.Flags, err)
 	}
 
+	// A reset link asked for before the mark is void after it.
+	early := f.forgot(t, adaEmail)
 	if err := f.g.ExpirePassword(f.ctx, guard.System("security"), tenantID, ada.ID); err != nil {
 		t.Fatal(err)
+	}
+	if err := f.g.ResetPassword(f.ctx, resetTo(early, newPW)); !errors.Is(err, guard.ErrInvalidResetToken) {
+		t.Errorf("a reset link from before ExpirePassword = %v, want ErrInvalidResetToken", err)
 	}
 	if _, err := f.g.Authenticate(f.ctx, res.Token); !errors.Is(err, guard.ErrUnauthenticated) {
 		t.Errorf("the session after ExpirePassword: %v, want ErrUnauthenticated", err)
@@ -474,7 +479,7 @@ func TestPasswordExpiresOnlyWhenMarked(t *testing.T) {
 	if err != nil || !res.PasswordExpired || res.Session.Flags&guard.FlagPasswordExpired == 0 {
 		t.Fatalf("sign-in after ExpirePassword: PasswordExpired %v, flags %b, %v; want the change asked for", res.PasswordExpired, res.Session.Flags, err)
 	}
-	if m := f.mailTo(adaEmail); len(m) != 1 || m[0].Subject != "Please change your password" {
+	if m := f.mailTo(adaEmail); len(m) != 2 || m[1].Subject != "Please change your password" {
 		t.Errorf("mail to the user %+v, want the notice", m)
 	}
 

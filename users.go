@@ -273,8 +273,9 @@ func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string)
 // session carries FlagPasswordExpired, and the host sends the user to
 // change it) until the password is changed (ChangePassword) or reset
 // (ResetPassword). Every session of the user ends at once, so the change
-// is asked for now, not at the user's next voluntary sign-in, and the user
-// is mailed a notice. Passwords have no maximum age by default (NIST SP
+// is asked for now, not at the user's next voluntary sign-in; outstanding
+// reset and email-change links are void; and the user is mailed a notice
+// (a new reset link can be asked for). Passwords have no maximum age by default (NIST SP
 // 800-63B): this is how an administrator asks for a change when a password
 // is known or suspected to be compromised.
 //
@@ -301,6 +302,10 @@ func (g *Guard) ExpirePassword(ctx context.Context, by Principal, tenant, id str
 	ended, err := g.sessions.RevokeUser(ctx, tenant, id, session.Hash{})
 	if err != nil {
 		return unavailable("end sessions", err)
+	}
+	// A link asked for before the mark may be in the wrong hands too.
+	if err := g.voidLinks(ctx, tenant, id); err != nil {
+		return err
 	}
 	e := g.adminEvent(by, tenant, audit.PasswordExpired, id)
 	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
