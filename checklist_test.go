@@ -472,6 +472,9 @@ func TestPasswordExpiresOnlyWhenMarked(t *testing.T) {
 	if err := f.g.ResetPassword(f.ctx, resetTo(early, newPW)); !errors.Is(err, guard.ErrInvalidResetToken) {
 		t.Errorf("a reset link from before ExpirePassword = %v, want ErrInvalidResetToken", err)
 	}
+	if evs := f.events(t, audit.PasswordExpired); len(evs) != 1 || evs[0].Meta["sessions_ended"] != "1" {
+		t.Errorf("password.expired events %+v, want one with sessions_ended 1", evs)
+	}
 	if _, err := f.g.Authenticate(f.ctx, res.Token); !errors.Is(err, guard.ErrUnauthenticated) {
 		t.Errorf("the session after ExpirePassword: %v, want ErrUnauthenticated", err)
 	}

@@ -202,7 +202,7 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 		return unavailable("end sessions", err)
 	}
 	e := g.adminEvent(by, tenant, audit.UserDeactivated, id)
-	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
+	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(liveCount(ended, g.now()))}
 	return g.record(ctx, e)
 }
 
@@ -275,9 +275,9 @@ func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string)
 // (ResetPassword). Every session of the user ends at once, so the change
 // is asked for now, not at the user's next voluntary sign-in; outstanding
 // reset and email-change links are void; and the user is mailed a notice
-// (a new reset link can be asked for). Passwords have no maximum age by default (NIST SP
-// 800-63B): this is how an administrator asks for a change when a password
-// is known or suspected to be compromised.
+// (a new reset link can be asked for). Passwords have no maximum age by
+// default (NIST SP 800-63B): this is how an administrator asks for a
+// change when a password is known or suspected to be compromised.
 //
 // It needs users:manage in the user's tenant. A user cannot expire their
 // own password (ErrForbidden: ChangePassword is for that); a user without
@@ -308,7 +308,7 @@ func (g *Guard) ExpirePassword(ctx context.Context, by Principal, tenant, id str
 		return err
 	}
 	e := g.adminEvent(by, tenant, audit.PasswordExpired, id)
-	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
+	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(liveCount(ended, g.now()))}
 	if err := g.record(ctx, e); err != nil {
 		return err
 	}

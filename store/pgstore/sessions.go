@@ -308,10 +308,10 @@ func (s *Sessions) DeleteByUser(ctx context.Context, tenant, userID string, exce
 // DeleteExpired deletes at most limit sessions that are not live at now,
 // and at most limit tombstones of evicted sessions that ended by now
 // (skipping rows that other transactions hold), in one statement, and
-// returns how many rows it deleted. Create already removes a user's own dead sessions; a host calls
-// DeleteExpired periodically (for example every minute with a limit of a
-// few thousand) so that sessions of users who never sign in again do not
-// stay in the table.
+// returns how many rows it deleted. Create already removes a user's own
+// dead sessions; a host calls DeleteExpired periodically (for example
+// every minute with a limit of a few thousand) so that sessions of users
+// who never sign in again do not stay in the table.
 func (s *Sessions) DeleteExpired(ctx context.Context, now time.Time, limit int) (int, error) {
 	if limit <= 0 {
 		return 0, nil
