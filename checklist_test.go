@@ -687,6 +687,46 @@ func TestOneSessionSignedInElsewhere(t *testing.T) {
 			t.Errorf("A's request a day later: %d, reason %q; want 401 without a reason", w.Code, w.Header().Get(guard.ReasonHeader))
 		}
 	})
+	// Once all the user's sessions have been ended, by a password change
+	// on B or by a deactivation, A's token no longer says "signed in
+	// elsewhere": it was ended like the others.
+	for _, end := range []string{"PasswordChange", "Deactivation"} {
+		t.Run("NoReasonAfter"+end, func(t *testing.T) {
+			f := newFixture(t)
+			u := f.createUser(t, adaEmail, ownerPW)
+			a, err := f.login(adaEmail, ownerPW)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := f.login(adaEmail, ownerPW)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := serveHandler(protected(f.g), "/", a.Token, client); w.Header().Get(guard.ReasonHeader) != guard.ReasonSignedInElsewhere {
+				t.Fatalf("A's request before: reason %q, want %q", w.Header().Get(guard.ReasonHeader), guard.ReasonSignedInElsewhere)
+			}
+			switch end {
+			case "PasswordChange":
+				pb, err := f.g.Authenticate(f.ctx, b.Token)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := f.g.ChangePassword(f.ctx, pb, guard.PasswordChange{Current: ownerPW, New: "a brand new passphrase"}); err != nil {
+					t.Fatal(err)
+				}
+			case "Deactivation":
+				if err := f.g.DeactivateUser(f.ctx, guard.System("admin"), tenantID, u.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if w := serveHandler(protected(f.g), "/", a.Token, client); w.Code != 401 || w.Header().Get(guard.ReasonHeader) != "" {
+				t.Errorf("A's request after the %s: %d, reason %q; want 401 without a reason", end, w.Code, w.Header().Get(guard.ReasonHeader))
+			}
+			if _, err := f.g.Authenticate(f.ctx, a.Token); !errors.Is(err, guard.ErrUnauthenticated) || errors.Is(err, guard.ErrSignedInElsewhere) {
+				t.Errorf("Authenticate(A) after the %s = %v, want ErrUnauthenticated, not ErrSignedInElsewhere", end, err)
+			}
+		})
+	}
 	t.Run("RefuseNew", func(t *testing.T) {
 		f := newFixture(t, func(c *guard.Config) { c.Defaults.OnSessionLimit = guard.RefuseNewSession })
 		u := f.createUser(t, adaEmail, ownerPW)

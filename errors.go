@@ -23,7 +23,9 @@ var (
 	ErrConflict           = errors.New("guard: changed concurrently, reload and retry")
 	// ErrSignedInElsewhere: the session was ended because its user signed
 	// in on another client (the session limit, newest wins). It is also
-	// ErrUnauthenticated.
+	// ErrUnauthenticated. The token says so until the session would have
+	// ended, or until all the user's sessions are ended (a password
+	// change, a deactivation): it is then simply unknown.
 	ErrSignedInElsewhere = fmt.Errorf("%w: the account signed in elsewhere", ErrUnauthenticated)
 	// ErrStepUpRequired: the action needs a recent authentication; call
 	// Reauthenticate and retry.

@@ -36,7 +36,10 @@
 // An evicted session leaves a tombstone of its hash, user and end, so
 // that its token is refused as ErrEvicted ("signed in elsewhere"), not as
 // unknown, until the session would have ended anyway; the tombstone then
-// goes the way of expired sessions.
+// goes the way of expired sessions. RevokeUser (with or without an
+// exception) removes the user's tombstones too: their tokens are then
+// refused as unknown, since what ended them is no longer a sign-in
+// elsewhere.
 //
 // # Concurrency
 //

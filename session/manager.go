@@ -485,7 +485,8 @@ func (m *Manager) RevokeID(ctx context.Context, tenant, userID, id string) (Sess
 
 // RevokeUser ends every session of the user except the one with hash
 // except (the zero Hash spares none), as after a password change or a
-// deactivation, and returns the ended sessions.
+// deactivation, and returns the ended sessions. The user's evicted
+// sessions are forgotten too: their tokens are no longer ErrEvicted.
 func (m *Manager) RevokeUser(ctx context.Context, tenant, userID string, except Hash) ([]Session, error) {
 	if err := checkUser(tenant, userID); err != nil {
 		return nil, err

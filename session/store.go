@@ -25,11 +25,12 @@ type Store interface {
 	// tombstone that keeps only its hash, user and end: e.EndsAt() at
 	// eviction, rounded up to the microsecond at most. A tombstone is not a
 	// session: it does not count toward any limit, Touch, Delete and Rotate
-	// answer ErrNotFound for it and change nothing, and ListByUser and
-	// DeleteByUser do not see it. Create removes the user's tombstones that
-	// have ended at s.CreatedAt, and a store drops ended tombstones as it
-	// drops sessions that are no longer live. Sessions removed in any other
-	// way (not live, Delete, Rotate, DeleteByUser) leave none.
+	// answer ErrNotFound for it and change nothing, ListByUser does not
+	// list it, and DeleteByUser removes it without returning it. Create
+	// removes the user's tombstones that have ended at s.CreatedAt, and a
+	// store drops ended tombstones as it drops sessions that are no longer
+	// live. Sessions removed in any other way (not live, Delete, Rotate,
+	// DeleteByUser) leave none.
 	Create(ctx context.Context, s Session, lim Limit) (evicted []Session, err error)
 	// Lookup returns the session with token hash h, or ErrNotFound. It may
 	// return a session that is no longer live; the caller checks. For a
@@ -55,7 +56,10 @@ type UserIndex interface {
 	ListByUser(ctx context.Context, tenant, userID string) ([]Session, error)
 	// DeleteByUser removes every session of the user except the one whose
 	// hash is except (the zero Hash excepts none) and returns the removed
-	// sessions.
+	// sessions. In the same step it removes all the user's tombstones
+	// (see Store.Create), except or not: once every other session of the
+	// user has been ended, an evicted one is no longer "signed in
+	// elsewhere" but ended like them.
 	DeleteByUser(ctx context.Context, tenant, userID string, except Hash) ([]Session, error)
 }
 

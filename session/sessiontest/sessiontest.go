@@ -784,10 +784,49 @@ var evictedTests = []test{
 		c.createErr(again, unlimited, session.ErrDuplicate)
 		c.wantList("t", "u", []session.Session{b})
 		c.wantEvicted(a.Hash, a.EndsAt())
-		// DeleteByUser does not see it, and leaves it.
+		// DeleteByUser does not return it (it removes it: see
+		// DeleteByUserForgetsThem).
 		c.wantRemoved(c.deleteByUser("t", "u", session.Hash{}), []session.Session{b})
-		c.wantEvicted(a.Hash, a.EndsAt())
 		c.wantList("t", "u", nil)
+	}},
+	{"DeleteByUserForgetsThem", func(t *testing.T, c *checker) {
+		// Ending all of a user's sessions (a password change, a
+		// deactivation) also ends what "signed in elsewhere" said about
+		// the user's evicted ones: they are then unknown, like the
+		// sessions just removed. Excepting a session does not spare
+		// them, and other users' tombstones stay.
+		a := mk("a", "t", "u", base)
+		b := mk("b", "t", "u", base.Add(time.Minute))
+		cur := mk("cur", "t", "u", base.Add(2*time.Minute))
+		c.create(a, unlimited)
+		c.create(b, evict(1))
+		c.create(cur, evict(1))
+		other := mk("other", "t", "v", base)
+		c.create(other, unlimited)
+		c.create(mk("other-new", "t", "v", base.Add(time.Minute)), evict(1))
+		sameUserElsewhere := mk("elsewhere", "t2", "u", base)
+		c.create(sameUserElsewhere, unlimited)
+		c.create(mk("elsewhere-new", "t2", "u", base.Add(time.Minute)), evict(1))
+		c.wantEvicted(a.Hash, a.EndsAt())
+		c.wantEvicted(b.Hash, b.EndsAt())
+
+		c.wantRemoved(c.deleteByUser("t", "u", cur.Hash), nil)
+		c.wantUnknown(a.Hash)
+		c.wantUnknown(b.Hash)
+		c.wantStored(cur)
+		c.wantEvicted(other.Hash, other.EndsAt())
+		c.wantEvicted(sameUserElsewhere.Hash, sameUserElsewhere.EndsAt())
+		// The hashes are free like any unknown one.
+		c.create(mk("a", "t", "w", base.Add(3*time.Minute)), unlimited)
+
+		// Without an exception too.
+		d := mk("d", "t", "u", base.Add(4*time.Minute))
+		c.create(d, evict(1))
+		c.wantEvicted(cur.Hash, cur.EndsAt())
+		c.wantRemoved(c.deleteByUser("t", "u", session.Hash{}), []session.Session{d})
+		c.wantUnknown(cur.Hash)
+		c.wantUnknown(d.Hash)
+		c.wantEvicted(other.Hash, other.EndsAt())
 	}},
 	{"NotCounted", func(t *testing.T, c *checker) {
 		a := mk("a", "t", "u", base)

@@ -19,7 +19,7 @@ import (
 // it finds expired. A session that is never presented again after it
 // expires stays in memory until its user signs in again or is revoked.
 // The tombstones of evicted sessions go the same way: Create removes the
-// user's ended ones.
+// user's ended ones, DeleteByUser all of them.
 type Sessions struct {
 	mu      sync.RWMutex
 	byHash  map[session.Hash]session.Session
@@ -201,6 +201,10 @@ func (s *Sessions) DeleteByUser(_ context.Context, tenant, userID string, except
 	} else {
 		s.byUser[k] = kept
 	}
+	for _, h := range s.tombsOf[k] {
+		delete(s.tombs, h)
+	}
+	delete(s.tombsOf, k)
 	slices.SortFunc(removed, oldestFirst)
 	return removed, nil
 }

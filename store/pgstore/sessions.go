@@ -25,7 +25,7 @@ import (
 // session_evictions (hash, user, ends_us), which Lookup and LookupTouch
 // read only when the hash names no session. Those rows go like dead
 // sessions: the user's next Create and DeleteExpired delete them once
-// ended.
+// ended, and DeleteByUser deletes all of the user's.
 type Sessions struct {
 	pool *pgxpool.Pool
 	sql  sessionSQL
@@ -85,9 +85,14 @@ func newSessionSQL(q string) sessionSQL {
 			SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM d`),
 		sameHash:   s(`SELECT EXISTS (SELECT 1 FROM {s}.sessions WHERE hash = $1)`),
 		listByUser: s(`SELECT ` + sessionCols + ` FROM {s}.sessions WHERE tenant = $1 AND user_id = $2 ORDER BY created_us, hash`),
+		// The user's tombstones go too (a data-modifying WITH runs
+		// whether or not the SELECT reads it).
 		deleteByUser: s(`WITH d AS (
 				DELETE FROM {s}.sessions WHERE tenant = $1 AND user_id = $2 AND ($3::bytea IS NULL OR hash <> $3)
-				RETURNING ` + sessionCols + `)
+				RETURNING ` + sessionCols + `
+			), t AS (
+				DELETE FROM {s}.session_evictions WHERE tenant = $1 AND user_id = $2
+			)
 			SELECT * FROM d ORDER BY created_us, hash`),
 		deleteExpired: s(`WITH d AS (
 				DELETE FROM {s}.sessions WHERE hash IN (

@@ -233,8 +233,9 @@ end
 return out
 `)
 
-// deleteByUserScript: KEYS[1] a user index; ARGV prefix, the hex hash to
-// spare ("" spares none). Returns the deleted sessions.
+// deleteByUserScript: KEYS[1] a user index, KEYS[2] the user's
+// tombstones; ARGV prefix, the hex hash to spare ("" spares none).
+// Returns the deleted sessions; deletes every tombstone of the user.
 var deleteByUserScript = redis.NewScript(luaCommon + `
 local out = {}
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -247,6 +248,10 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     redis.call('ZREM', KEYS[1], m)
   end
 end
+for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  redis.call('DEL', xkey(m))
+end
+redis.call('DEL', KEYS[2])
 return out
 `)
 

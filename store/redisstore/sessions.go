@@ -310,7 +310,7 @@ func (s *Store) DeleteByUser(ctx context.Context, tenant, userID string, except 
 	if !except.IsZero() {
 		spare = member(except)
 	}
-	v, err := deleteByUserScript.Run(ctx, s.rdb, []string{s.indexKey(tenant, userID)}, s.prefix, spare).Result()
+	v, err := deleteByUserScript.Run(ctx, s.rdb, []string{s.indexKey(tenant, userID), s.tombIndexKey(tenant, userID)}, s.prefix, spare).Result()
 	if err != nil {
 		return nil, redisErr("delete sessions", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -319,7 +320,8 @@ func (ss *Sessions) ListByUser(ctx context.Context, tenant, userID string) ([]se
 	return out, nil
 }
 
-// DeleteByUser implements session.UserIndex with one DELETE … RETURNING.
+// DeleteByUser implements session.UserIndex with one DELETE … RETURNING
+// and one DELETE of the user's tombstones, in one transaction.
 func (ss *Sessions) DeleteByUser(ctx context.Context, tenant, userID string, except session.Hash) ([]session.Session, error) {
 	var exc any
 	if !except.IsZero() {
@@ -331,7 +333,11 @@ func (ss *Sessions) DeleteByUser(ctx context.Context, tenant, userID string, exc
 		if err != nil {
 			return err
 		}
-		out, err = collectSessions(rows)
+		if out, err = collectSessions(rows); err != nil {
+			return err
+		}
+		// The user's tombstones, ended or not.
+		_, err = w.exec(sessTombDrop, tenant, userID, int64(math.MaxInt64))
 		return err
 	})
 	if err != nil {
