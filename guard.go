@@ -201,12 +201,23 @@ type Config struct {
 	// ErrStepUpRequired and must call Reauthenticate.
 	StepUpWindow time.Duration
 	// Captcha verifies CAPTCHA tokens on forgot-password and reset, on
-	// change-password, and on login once an account or client IP has
-	// CaptchaAfter recent failures. Nil: no CAPTCHA.
+	// change-password, and on login once an account has CaptchaAfter or
+	// a client IP CaptchaAfterIP recent failures. Nil: no CAPTCHA.
+	//
+	// A login refused only because it carried no CAPTCHA token does not
+	// count as a failure (its password was not evaluated; the client is
+	// being asked for the first time); one with a refused token does.
 	Captcha auth.CaptchaVerifier
-	// CaptchaAfter is the number of recent failed logins of an account or
-	// client IP after which a login needs a CAPTCHA token (default 3).
+	// CaptchaAfter is the number of recent failed logins of an account
+	// after which a login of it needs a CAPTCHA token (default 3).
 	CaptchaAfter int
+	// CaptchaAfterIP is the number of recent failed logins from a client
+	// IP, across accounts, after which every login from it needs a
+	// CAPTCHA token (default 10). It is higher than CaptchaAfter because
+	// many people may share an address (an office behind NAT), and
+	// because an attempt counts from its start: sign-ins from one address
+	// that are still being checked count until they succeed.
+	CaptchaAfterIP int
 	// Recovery configures forgotten-password emails; without
 	// Recovery.Email, ForgotPassword is unavailable.
 	Recovery RecoveryConfig
@@ -252,7 +263,7 @@ type Guard struct {
 	sso          *sso.Provider // nil when SSO is off
 	stepUp       time.Duration
 	captcha      auth.CaptchaVerifier
-	captchaAfter int
+	captchaAfter, captchaAfterIP int
 	recovery     RecoveryConfig
 	product      string
 	breach       auth.BreachChecker
@@ -398,6 +409,12 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.CaptchaAfter == 0 {
 		cfg.CaptchaAfter = 3
 	}
+	if cfg.CaptchaAfterIP < 0 {
+		return nil, &PolicyError{Field: "CaptchaAfterIP", Reason: "must not be negative"}
+	}
+	if cfg.CaptchaAfterIP == 0 {
+		cfg.CaptchaAfterIP = 10
+	}
 	if err := cfg.Recovery.fill(cfg.Stores.MFA.Codes, cfg.Stores.MFA.Rates); err != nil {
 		return nil, err
 	}
@@ -433,7 +450,7 @@ func New(cfg Config) (*Guard, error) {
 		sso:          sp,
 		stepUp:       cfg.StepUpWindow,
 		captcha:      cfg.Captcha,
-		captchaAfter: cfg.CaptchaAfter,
+		captchaAfter: cfg.CaptchaAfter, captchaAfterIP: cfg.CaptchaAfterIP,
 		recovery:     cfg.Recovery,
 		product:      product,
 		breach:       cfg.BreachCheck,

@@ -171,9 +171,9 @@ func (g *Guard) reserve(ctx context.Context, tenant, email, ip string, known boo
 }
 
 // needsCaptcha reports whether the attempt behind gt comes after enough
-// recent failures to need a CAPTCHA.
+// recent failures of its account or client IP to need a CAPTCHA.
 func (g *Guard) needsCaptcha(gt gate) bool {
-	return g.captcha != nil && (gt.acct.Failures > g.captchaAfter || gt.ip.Failures > g.captchaAfter)
+	return g.captcha != nil && (gt.acct.Failures > g.captchaAfter || gt.ip.Failures > g.captchaAfterIP)
 }
 
 // settle ends a successful attempt, in one call of the throttle store:
@@ -286,6 +286,16 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 	}
 	if g.needsCaptcha(gt) {
 		if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
+			if req.Captcha == "" {
+				// Not a guess: the password was not evaluated, and the
+				// client is only now asked for a CAPTCHA. The attempt
+				// gives its reservations back, so that a burst of
+				// sign-ins from one address (each counts until it ends)
+				// cannot turn into failures, then a lock.
+				if serr := g.settle(ctx, gt, false); serr != nil {
+					return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, serr)
+				}
+			}
 			return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonCaptcha, err)
 		}
 	}

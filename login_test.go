@@ -1,6 +1,7 @@
 package guard_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -449,5 +450,74 @@ func TestDeactivationRacingLogin(t *testing.T) {
 				t.Fatalf("run %d: deactivated user kept a live session", i)
 			}
 		}
+	}
+}
+
+// TestCaptchaPerAddress: a client IP needs a CAPTCHA after CaptchaAfterIP
+// failures (default 10, above the account's 3: many people may share an
+// address), and logins refused only for a missing CAPTCHA token give their
+// reservations back, so that they never add up to a lock of the address
+// (LG-13 with a CAPTCHA; RL-1's burst of sign-ins from one office).
+func TestCaptchaPerAddress(t *testing.T) {
+	captcha := auth.CaptchaFunc(func(_ context.Context, token, _ string) error {
+		if token != "human" {
+			return errors.New("captcha refused")
+		}
+		return nil
+	})
+	f := newFixture(t, func(c *guard.Config) { c.Captcha = captcha })
+	f.createUser(t, "alice@example.com", ownerPW)
+	const office = "198.51.100.7"
+	login := func(email, password, token string) error {
+		_, err := f.g.Login(f.ctx, guard.LoginRequest{Tenant: tenantID, Email: email, Password: password, IP: office,
+			UserAgent: "test", Captcha: token})
+		return err
+	}
+	spray := func(n int, from int) {
+		for i := range n {
+			if err := login(fmt.Sprintf("user%d@example.com", from+i), "a wrong password", ""); !errors.Is(err, guard.ErrInvalidCredentials) {
+				t.Fatalf("failure %d: %v, want ErrInvalidCredentials", from+i, err)
+			}
+		}
+	}
+	// Three failures from the address (each on another account): no
+	// CAPTCHA yet for the next person behind it.
+	spray(3, 0)
+	if err := login("alice@example.com", ownerPW, ""); err != nil {
+		t.Fatalf("a login after 3 failures from the address: %v, want no CAPTCHA yet", err)
+	}
+	// Ten: from now on, every login from it needs one.
+	spray(7, 3)
+	if err := login("alice@example.com", ownerPW, ""); !errors.Is(err, guard.ErrCaptchaRequired) {
+		t.Fatalf("a login after 10 failures from the address: %v, want ErrCaptchaRequired", err)
+	}
+	// Many more without a token are refused, audited, and not counted: a
+	// login with a solved CAPTCHA still gets in (the address is not
+	// locked, although 100 refusals are over its limit of 50).
+	before := reasons(f.events(t, audit.LoginFailed))[guard.ReasonCaptcha]
+	for i := range 100 {
+		if err := login(fmt.Sprintf("user%d@example.com", i), "a wrong password", ""); !errors.Is(err, guard.ErrCaptchaRequired) {
+			t.Fatalf("login %d without a token: %v, want ErrCaptchaRequired", i, err)
+		}
+	}
+	if n := reasons(f.events(t, audit.LoginFailed))[guard.ReasonCaptcha] - before; n != 100 {
+		t.Errorf("%d login.failed events with reason %q, want 100", n, guard.ReasonCaptcha)
+	}
+	if err := login("alice@example.com", ownerPW, "human"); err != nil {
+		t.Fatalf("a login with a solved CAPTCHA after 100 refusals without a token: %v", err)
+	}
+	// A refused token is a failure like a wrong password: 40 of them bring
+	// the address (10 failures so far) to its limit of 50, and it is
+	// locked, even for a right password with a solved CAPTCHA.
+	for i := range 40 {
+		if err := login(fmt.Sprintf("user%d@example.com", i), "a wrong password", "bot"); !errors.Is(err, guard.ErrCaptchaRequired) {
+			t.Fatalf("login %d with a refused token: %v, want ErrCaptchaRequired", i, err)
+		}
+	}
+	if err := login("alice@example.com", ownerPW, "human"); !errors.Is(err, guard.ErrInvalidCredentials) {
+		t.Fatalf("a login from the address after 50 failures: %v, want ErrInvalidCredentials (throttled)", err)
+	}
+	if r := reasons(f.events(t, audit.LoginFailed)); r[guard.ReasonIPThrottled] != 1 {
+		t.Errorf("reasons %v, want one %q", r, guard.ReasonIPThrottled)
 	}
 }
