@@ -255,19 +255,20 @@ type Guard struct {
 	policies *policyCache
 	fence    *fence // nil unless tenants are ring-fenced
 
-	mfa          *mfa.Manager // nil when MFA is off
-	resolver     *ipfilter.Resolver
-	ipf          *ipfilter.Filter // nil without Stores.IPLists
-	rbac         *rbac.Enforcer   // nil without Stores.Policies
-	approvals    *rbac.Approvals
-	sso          *sso.Provider // nil when SSO is off
-	stepUp       time.Duration
-	captcha      auth.CaptchaVerifier
-	captchaAfter, captchaAfterIP int
-	recovery     RecoveryConfig
-	product      string
-	breach       auth.BreachChecker
-	onRefuse     func(http.ResponseWriter, *http.Request, int, error)
+	mfa            *mfa.Manager // nil when MFA is off
+	resolver       *ipfilter.Resolver
+	ipf            *ipfilter.Filter // nil without Stores.IPLists
+	rbac           *rbac.Enforcer   // nil without Stores.Policies
+	approvals      *rbac.Approvals
+	sso            *sso.Provider // nil when SSO is off
+	stepUp         time.Duration
+	captcha        auth.CaptchaVerifier
+	captchaAfter   int
+	captchaAfterIP int
+	recovery       RecoveryConfig
+	product        string
+	breach         auth.BreachChecker
+	onRefuse       func(http.ResponseWriter, *http.Request, int, error)
 
 	bg sync.WaitGroup // background work (reset emails) that Close waits for
 }
@@ -451,9 +452,9 @@ func New(cfg Config) (*Guard, error) {
 		stepUp:       cfg.StepUpWindow,
 		captcha:      cfg.Captcha,
 		captchaAfter: cfg.CaptchaAfter, captchaAfterIP: cfg.CaptchaAfterIP,
-		recovery:     cfg.Recovery,
-		product:      product,
-		breach:       cfg.BreachCheck,
-		onRefuse:     cfg.OnRefuse,
+		recovery: cfg.Recovery,
+		product:  product,
+		breach:   cfg.BreachCheck,
+		onRefuse: cfg.OnRefuse,
 	}, nil
 }
