@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/rbac"
 )
 
@@ -434,8 +435,10 @@ func (g *Guard) RolesOf(ctx context.Context, by Principal, tenant, subject strin
 	return rs, rbacErr("roles", err)
 }
 
-// AdminWarning returns a warning to show when the tenant has more owners
-// and admins than recommended (Config.MaxAdmins, default 1), or nil.
+// AdminWarning returns a warning to show when the tenant has more active
+// owners and admins than recommended (Config.MaxAdmins, default 1), or
+// nil. Deactivated users who still hold those roles are not counted:
+// they are listed in the warning's Excluded.
 func (g *Guard) AdminWarning(ctx context.Context, by Principal, tenant string) (*rbac.AdminWarning, error) {
 	if err := g.needRBAC(); err != nil {
 		return nil, err
@@ -444,7 +447,27 @@ func (g *Guard) AdminWarning(ctx context.Context, by Principal, tenant string) (
 		return nil, err
 	}
 	w, err := g.rbac.AdminWarning(ctx, tenant)
-	return w, rbacErr("admin warning", err)
+	if err != nil || w == nil {
+		return nil, rbacErr("admin warning", err)
+	}
+	// Few subjects (more than MaxAdmins, but admins are few): one read
+	// each.
+	inactive := map[rbac.Subject]bool{}
+	for _, s := range slices.Concat(w.Owners, w.Admins) {
+		if s.Kind != rbac.KindUser {
+			continue
+		}
+		u, err := g.stores.Users.User(ctx, tenant, s.ID)
+		switch {
+		case errors.Is(err, auth.ErrNotFound):
+			inactive[s] = true
+		case err != nil:
+			return nil, unavailable("load user", err)
+		default:
+			inactive[s] = u.Status != auth.StatusActive
+		}
+	}
+	return w.Excluding(func(s rbac.Subject) bool { return inactive[s] }), nil
 }
 
 // SetApprovalRequired puts an action (such as campaigns:send) under

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -209,6 +210,23 @@ func TestNoPrivilegeEscalation(t *testing.T) {
 	}
 	if w, err = f.g.AdminWarning(f.ctx, guard.System("t"), tenantID); err != nil || w == nil || w.Count() != 2 {
 		t.Errorf("two admins: warning %+v, %v", w, err)
+	}
+	// A deactivated owner still holds the role but is not counted: listed
+	// apart, and one active admin is within the recommendation.
+	if err := f.g.DeactivateUser(f.ctx, guard.System("t"), tenantID, target.UserID); err != nil {
+		t.Fatal(err)
+	}
+	if w, err = f.g.AdminWarning(f.ctx, guard.System("t"), tenantID); err != nil || w != nil {
+		t.Errorf("one active admin and a deactivated owner: warning %+v, %v; want none", w, err)
+	}
+	third, _ := f.userWithRoles(t, "thea@example.test")
+	if err := f.g.GrantRole(f.ctx, guard.System("t"), tenantID, "user:"+third.UserID, rbac.Admin); err != nil {
+		t.Fatal(err)
+	}
+	w, err = f.g.AdminWarning(f.ctx, guard.System("t"), tenantID)
+	if err != nil || w == nil || w.Count() != 2 || len(w.Excluded) != 1 || w.Excluded[0] != rbac.User(target.UserID) ||
+		!strings.HasPrefix(w.Message, "2 owners and admins") {
+		t.Errorf("two active admins and a deactivated owner: warning %+v, %v; want 2 counted, the owner excluded", w, err)
 	}
 	if evs := f.events(t, audit.RoleGranted); len(evs) < 3 {
 		t.Errorf("%d role.granted events", len(evs))

@@ -100,7 +100,7 @@ type ReviewTotals struct {
 	WithMFA     int // a second factor that satisfies the policy
 	WithSSO     int
 	Neither     int // neither MFA nor SSO
-	Admins      int // owners and holders of users:manage (users only)
+	Admins      int // owners and holders of users:manage (users only, deactivated ones too)
 	NoRoles     int // active users without any role (with RBAC)
 }
 
@@ -119,7 +119,8 @@ type Review struct {
 	// filters them.
 	Users []UserAccess
 	// AdminWarning is set when the tenant has more owners and admins
-	// (users and API keys) than recommended (Config.MaxAdmins).
+	// (active users and API keys) than recommended (Config.MaxAdmins);
+	// deactivated users who hold those roles are in its Excluded.
 	AdminWarning *rbac.AdminWarning
 	// UnusedKeys lists the usable API keys that were never used or not
 	// for DormantAfter, oldest first. KeysShown is false when the reviewer
@@ -188,14 +189,17 @@ func (g *Guard) AccessReview(ctx context.Context, by Principal, tenant string) (
 	if err != nil {
 		return Review{}, err
 	}
-	rv.AdminWarning = warn
 	rv.Users = make([]UserAccess, 0, users.n)
+	active := make(map[string]bool, users.n)
 	for _, batch := range users.batches {
 		for _, u := range batch {
 			rv.Users = append(rv.Users, ix.row(u, now, pol.DormantAfter, ix.usesSSO(u)))
 			rv.Totals.add(&rv.Users[len(rv.Users)-1], g.rbac != nil)
+			active[u.ID] = u.Status == auth.StatusActive
 		}
 	}
+	// Deactivated (or deleted) users holding admin roles are not counted.
+	rv.AdminWarning = warn.Excluding(func(s rbac.Subject) bool { return s.Kind == rbac.KindUser && !active[s.ID] })
 	if keys {
 		rv.KeysShown = true
 		if rv.UnusedKeys, err = g.unusedKeys(ctx, tenant, now, pol.DormantAfter, ix); err != nil {

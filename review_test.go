@@ -541,3 +541,24 @@ func TestAccessReviewFailsClosed(t *testing.T) {
 		t.Errorf("a review was recorded while its report could not be made: %d", n)
 	}
 }
+
+// The review's admin warning counts active owners and admins only; a
+// deactivated user who still holds the admin role is listed apart (and
+// still in Totals.Admins and the admins filter, to be cleaned up).
+func TestAccessReviewAdminWarningSkipsDeactivated(t *testing.T) {
+	f := newReviewFixture(t)
+	if err := f.g.GrantRole(f.ctx, guard.System("t"), tenantID, "user:"+f.gone.ID, rbac.Admin); err != nil {
+		t.Fatal(err)
+	}
+	rv, err := f.g.AccessReview(f.ctx, f.owner, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := rv.AdminWarning
+	if w == nil || w.Count() != 2 || !slices.Equal(w.Excluded, []rbac.Subject{rbac.User(f.gone.ID)}) {
+		t.Errorf("admin warning %+v, want olga and adam counted, the deactivated admin excluded", w)
+	}
+	if rv.Totals.Admins != 3 || rv.Count(guard.ReviewAdmins) != 3 {
+		t.Errorf("Totals.Admins %d, admins filter %d; want 3 (the deactivated one included)", rv.Totals.Admins, rv.Count(guard.ReviewAdmins))
+	}
+}

@@ -418,6 +418,9 @@ type AdminWarning struct {
 	Admins      []Subject // hold users:manage (the admin role or a custom role) but not owner
 	Recommended int       // Config.MaxAdmins
 	Message     string    // for the console, e.g. "3 owners and admins; the recommendation is at most 1"
+	// Excluded are holders left out of the count by Excluding (for
+	// example deactivated users, who still hold their roles), sorted.
+	Excluded []Subject
 }
 
 // Count returns the number of owners and admins.
@@ -447,9 +450,43 @@ func (e *Enforcer) AdminWarning(ctx context.Context, tenant string) (*AdminWarni
 	if w.Count() <= e.maxAdmins {
 		return nil, nil
 	}
-	bySubject := func(a, b Subject) int { return strings.Compare(a.String(), b.String()) }
 	slices.SortFunc(w.Owners, bySubject)
 	slices.SortFunc(w.Admins, bySubject)
-	w.Message = fmt.Sprintf("%d owners and admins; the recommendation is at most %d", w.Count(), e.maxAdmins)
+	w.Message = w.message()
 	return w, nil
+}
+
+func bySubject(a, b Subject) int { return strings.Compare(a.String(), b.String()) }
+
+func (w *AdminWarning) message() string {
+	return fmt.Sprintf("%d owners and admins; the recommendation is at most %d", w.Count(), w.Recommended)
+}
+
+// Excluding returns the warning without the owners and admins for which
+// skip is true, which it lists in Excluded instead, or nil when those
+// left are no more than Recommended. w is not changed; Excluding of nil
+// is nil.
+func (w *AdminWarning) Excluding(skip func(Subject) bool) *AdminWarning {
+	if w == nil {
+		return nil
+	}
+	out := &AdminWarning{Tenant: w.Tenant, Recommended: w.Recommended, Excluded: slices.Clone(w.Excluded)}
+	keep := func(from []Subject) []Subject {
+		var kept []Subject
+		for _, s := range from {
+			if skip(s) {
+				out.Excluded = append(out.Excluded, s)
+			} else {
+				kept = append(kept, s)
+			}
+		}
+		return kept
+	}
+	out.Owners, out.Admins = keep(w.Owners), keep(w.Admins)
+	if out.Count() <= out.Recommended {
+		return nil
+	}
+	slices.SortFunc(out.Excluded, bySubject)
+	out.Message = out.message()
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/guardhq/guard/rbac"
@@ -351,6 +352,21 @@ func TestAdminWarning(t *testing.T) {
 	if w.Count() != 3 || w.Recommended != 1 || fmt.Sprint(w.Owners) != fmt.Sprint([]rbac.Subject{ada}) ||
 		fmt.Sprint(w.Admins) != fmt.Sprint([]rbac.Subject{key1, bob}) || w.Message == "" || w.Tenant != "acme" {
 		t.Errorf("AdminWarning = %+v", w)
+	}
+	// Excluding (deactivated users, say) leaves them out of the count.
+	notBob := w.Excluding(func(s rbac.Subject) bool { return s == bob })
+	if notBob == nil || notBob.Count() != 2 || fmt.Sprint(notBob.Excluded) != fmt.Sprint([]rbac.Subject{bob}) ||
+		fmt.Sprint(notBob.Admins) != fmt.Sprint([]rbac.Subject{key1}) || !strings.HasPrefix(notBob.Message, "2 owners and admins") {
+		t.Errorf("Excluding(bob) = %+v", notBob)
+	}
+	if w.Count() != 3 || w.Excluded != nil {
+		t.Errorf("Excluding changed the warning: %+v", w)
+	}
+	if got := notBob.Excluding(func(s rbac.Subject) bool { return s == key1 }); got != nil {
+		t.Errorf("one owner left: %+v, want no warning", got)
+	}
+	if got := (*rbac.AdminWarning)(nil).Excluding(func(rbac.Subject) bool { return false }); got != nil {
+		t.Errorf("Excluding of nil = %+v", got)
 	}
 	e3, _ := rbac.New(rbac.Config{Store: memstore.NewPolicies(), MaxAdmins: 3})
 	grant(t, e3, "acme", ada, rbac.Owner)
