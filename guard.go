@@ -57,8 +57,10 @@ type Stores struct {
 }
 
 // Shared returns s without its tenant-data stores (Users, UserUpdates,
-// Audit and the MFA factor, enrolment and recovery stores): the stores
-// that stay shared when tenants are ring-fenced (Config.OpenTenant).
+// Audit, IPLists, Policies, Approvals, the MFA factor, enrolment and
+// recovery stores, and SSO.Connections): the stores that stay shared
+// when tenants are ring-fenced (see Config.OpenTenant for what they
+// hold).
 func (s Stores) Shared() Stores {
 	s.Users, s.UserUpdates, s.Audit, s.IPLists, s.Policies, s.Approvals = nil, nil, nil, nil, nil, nil
 	s.MFA.Factors, s.MFA.FactorUpdates, s.MFA.Enrolments, s.MFA.Recovery = nil, nil, nil, nil
@@ -111,11 +113,18 @@ type Config struct {
 	// credentials and audit chain live in stores of its own (its own SQLite
 	// file, its own PostgreSQL database or schema), opened by OpenTenant
 	// on first use, and Stores.Users, Stores.UserUpdates and Stores.Audit
-	// must then be nil. Stores.Tenants (the registry of tenants and their
-	// policies) and the short-lived security state — Stores.Sessions,
-	// Stores.SessionIndex and Stores.Throttle, which hold token hashes, user
-	// IDs and counters keyed by hashes, never a password or an audit
-	// record — stay shared.
+	// must then be nil (Stores.Shared). What stays shared, and holds no
+	// password, secret or audit record:
+	//   - Stores.Tenants: the registry of tenants and their policies;
+	//   - Stores.Sessions and Stores.SessionIndex: token hashes, user IDs,
+	//     times, and each session's client IP and user agent;
+	//   - Stores.Throttle: counters keyed by hashes and client IPs;
+	//   - Stores.APIKeys: key hashes and prefixes, names, creators'
+	//     user IDs, expiry and last use (a key is found by its hash
+	//     before its tenant is known);
+	//   - the short-lived MFA and SSO stores (see Stores.MFA and
+	//     Stores.SSO), SSO.Subjects holding each signed-in user's NameID
+	//     at the IdP, often an email address.
 	OpenTenant TenantOpener
 	// MaxOpenTenants caps how many tenants' stores are open at once when
 	// OpenTenant is set (default 64): the least recently used are closed
