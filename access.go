@@ -170,12 +170,14 @@ type approvalKey struct{}
 // RequireMFA returns middleware for routes that need a second factor
 // (authenticator assurance level 2): it lets a request through only for a
 // user session whose sign-in, or latest Reauthenticate, included one
-// (FlagMFA). Mount it inside Middleware, alone or with Require. Without a
-// principal it answers 401; any other principal (a password-only session,
-// an SSO session, an API key) gets 403 with the header
+// (FlagMFA; a sign-in with an email code alone does not count). Mount it
+// inside Middleware, alone or with Require. Without a principal it answers
+// 401; any other principal (a password-only session, one signed in with an
+// email code, an SSO session, an API key) gets 403 with the header
 // "Guard-Step-Up: mfa", and an access.denied event with reason
-// mfa_required: send a user to Reauthenticate with their second factor
-// and retry (one without a factor must enrol first). A store failure
+// mfa_required: send a user to Reauthenticate with their authenticator
+// app (the second factor it checks) and retry; one without an
+// authenticator app must enrol one first. A store failure
 // recording the refusal answers 503.
 func (g *Guard) RequireMFA(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

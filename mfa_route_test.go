@@ -3,11 +3,13 @@ package guard_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/mfa"
 )
 
 // SECURITY-CHECKLIST SE-16: a route that needs a second factor refuses a
@@ -72,4 +74,75 @@ func TestRequireMFA(t *testing.T) {
 	if w := call("", "Authorization", "Bearer "+key); w.Code != http.StatusForbidden {
 		t.Errorf("an API key: %d, want 403", w.Code)
 	}
+}
+
+// An email one-time code is a lower-assurance factor (NIST SP 800-63B
+// §5.1.3.1; SECURITY-CHECKLIST, "Email one-time codes"): a sign-in
+// completed with one is not a session that passed a second factor for
+// RequireMFA (SE-16, RB-11). An SMS code is.
+func TestRequireMFAEmailCodeIsNotEnough(t *testing.T) {
+	f := newMFAFixture(t, manySessions)
+	f.createUser(t, adaEmail, ownerPW)
+	h := f.g.Middleware(f.g.RequireMFA(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })))
+	call := func(token string) *httptest.ResponseRecorder { return serveHandler(h, "/admin/users", token, client) }
+
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	email, err := f.g.BeginOOB(f.ctx, p, mfa.KindEmail, "ada.codes@example.test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.ConfirmFactor(f.ctx, p, email.ID, digits6.FindString(f.out.lastMail(t).Text)); err != nil {
+		t.Fatal(err)
+	}
+	sms, err := f.g.BeginOOB(f.ctx, p, mfa.KindSMS, "+447700900123", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.ConfirmFactor(f.ctx, p, sms.ID, f.out.lastSMSCode(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	pend := f.pending(t, adaEmail, ownerPW)
+	if err := f.g.SendLoginCode(f.ctx, pend.Token, email.ID, "203.0.113.5", "test"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.complete(guard.MethodCode, pend.Token, digits6.FindString(f.out.lastMail(t).Text))
+	if err != nil {
+		t.Fatalf("sign-in with the email code: %v", err)
+	}
+	pe, err := f.g.Authenticate(f.ctx, res.Token)
+	if err != nil || pe.HasMFA() {
+		t.Errorf("session signed in with an email code: HasMFA %v (%v), want false", pe.HasMFA(), err)
+	}
+	if w := call(res.Token); w.Code != http.StatusForbidden || w.Header().Get("Guard-Step-Up") != "mfa" {
+		t.Errorf("session signed in with an email code: %d, step-up %q; want 403 asking for mfa", w.Code, w.Header().Get("Guard-Step-Up"))
+	}
+	if evs := f.events(t, audit.LoginSucceeded); len(evs) == 0 || evs[len(evs)-1].Meta["mfa"] != string(mfa.KindEmail) {
+		t.Errorf("login.succeeded events %+v, the last with mfa=email", evs)
+	}
+
+	f.clock.Advance(time.Minute) // past the resend cool-down
+	pend = f.pending(t, adaEmail, ownerPW)
+	if err := f.g.SendLoginCode(f.ctx, pend.Token, sms.ID, "203.0.113.5", "test"); err != nil {
+		t.Fatal(err)
+	}
+	res, err = f.complete(guard.MethodCode, pend.Token, f.out.lastSMSCode(t))
+	if err != nil {
+		t.Fatalf("sign-in with the SMS code: %v", err)
+	}
+	if w := call(res.Token); w.Code != 204 {
+		t.Errorf("session signed in with an SMS code: %d, want 204", w.Code)
+	}
+}
+
+// lastSMSCode returns the code of the last SMS sent.
+func (o *outbox) lastSMSCode(t testing.TB) string {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.sms) == 0 {
+		t.Fatal("no SMS sent")
+	}
+	_, text, _ := strings.Cut(o.sms[len(o.sms)-1], "|")
+	return digits6.FindString(text)
 }

@@ -50,7 +50,11 @@ const (
 	// than the tenant's PasswordMaxAge, or one on the blocklist of common
 	// passwords: the host should send the user to change it.
 	FlagPasswordExpired uint32 = 1 << iota
-	// FlagMFA marks a session whose sign-in included a second factor.
+	// FlagMFA marks a session whose sign-in, or latest Reauthenticate,
+	// included a second factor: an authenticator app, an SMS code or a
+	// recovery code. An email code does not count (it is of lower
+	// assurance: NIST SP 800-63B §5.1.3.1 does not accept email as an
+	// out-of-band authenticator).
 	FlagMFA
 	// FlagMustEnrol marks a session of a user who has no second factor
 	// while the tenant requires one, inside the tenant's MFAGrace: the host
@@ -122,8 +126,8 @@ func (p Principal) actor() audit.Actor {
 type principalKey struct{}
 
 // HasMFA reports whether p is a user session whose sign-in, or latest
-// Reauthenticate, included a second factor (FlagMFA): authenticator
-// assurance level 2. See RequireMFA.
+// Reauthenticate, included a second factor other than an email code
+// (FlagMFA): authenticator assurance level 2. See RequireMFA.
 func (p Principal) HasMFA() bool { return p.Kind == KindUser && p.Flags&FlagMFA != 0 }
 
 // PrincipalFrom returns the principal that Middleware stored in ctx.
