@@ -3,7 +3,7 @@ package main
 import (
 	"errors"
 	"net/http"
-	"slices"
+	"net/url"
 	"strings"
 
 	guard "github.com/guardhq/guard"
@@ -19,12 +19,36 @@ type accountView struct {
 	Current      string
 	Roles        []string
 	MFAAvailable bool
+	// AdminMFA: an Administration page sent the user here to set up an
+	// authenticator app (needMFA); Next is that page, where they go back
+	// once they confirmed it is them with the app (StepUp).
+	AdminMFA bool
+	Next     string
+}
+
+// StepUp is the step-up that comes back to Next.
+func (v accountView) StepUp() string { return stepUpURL(v.Next) }
+
+// stepUpURL is the step-up page for the Administration pages, coming back
+// to next.
+func stepUpURL(next string) string { return "/reauth?mfa=1&next=" + url.QueryEscape(localPath(next)) }
+
+// accountURL is the account page asking to set up an authenticator app
+// for the Administration page next, or the plain account page.
+func accountURL(next string) string {
+	if next == "" {
+		return "/account"
+	}
+	return "/account?mfa=1&next=" + url.QueryEscape(localPath(next))
 }
 
 func (a *app) account(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	ctx := r.Context()
 	v := accountView{Current: p.SessionID(), MFAAvailable: true}
+	if q := r.URL.Query(); q.Get("mfa") == "1" {
+		v.AdminMFA, v.Next = true, localPath(q.Get("next"))
+	}
 	fs, err := a.g.Factors(ctx, p, p.Tenant, p.UserID)
 	switch {
 	case errors.Is(err, guard.ErrMFANotConfigured):
@@ -140,13 +164,26 @@ func (a *app) confirmEmail(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
+// beginTOTP shows the QR code of a new authenticator app. A form sent
+// from the account page that an Administration page sent the user to
+// carries that page (next): the confirmation goes on to the step-up that
+// comes back to it.
 func (a *app) beginTOTP(w http.ResponseWriter, r *http.Request) {
-	en, err := a.g.BeginTOTP(r.Context(), principal(r), "Authenticator app")
-	if err != nil {
-		a.failOr(w, r, err, "/account")
+	if !a.form(w, r) {
 		return
 	}
-	a.page(w, r, "enrol.html", view{Title: "Set up an authenticator app", Nav: "account", Data: totpView(en, "/account/mfa/confirm")})
+	next := r.PostForm.Get("next")
+	if next != "" {
+		next = localPath(next)
+	}
+	en, err := a.g.BeginTOTP(r.Context(), principal(r), "Authenticator app")
+	if err != nil {
+		a.failOr(w, r, err, accountURL(next))
+		return
+	}
+	v := totpView(en, "/account/mfa/confirm")
+	v.Next = next
+	a.page(w, r, "enrol.html", view{Title: "Set up an authenticator app", Nav: "account", Data: v})
 }
 
 func (a *app) beginOOB(w http.ResponseWriter, r *http.Request) {
@@ -178,20 +215,26 @@ func (a *app) confirmFactor(w http.ResponseWriter, r *http.Request) {
 	}
 	codes, err := a.g.ConfirmFactor(r.Context(), principal(r), r.PostForm.Get("factor"), r.PostForm.Get("code"))
 	a.forget(principal(r).Tenant)
+	next, then := r.PostForm.Get("next"), "/account"
+	if next != "" {
+		// An Administration page is waiting: the new app is not yet a
+		// second factor this session passed; the step-up makes it one.
+		then = stepUpURL(next)
+	}
 	if errors.Is(err, guard.ErrInvalidCode) {
 		a.setFlash(w, "error", "That code was not accepted: set the factor up again.")
-		http.Redirect(w, r, "/account", http.StatusSeeOther)
+		http.Redirect(w, r, accountURL(next), http.StatusSeeOther)
 		return
 	}
 	if err != nil {
-		a.failOr(w, r, err, "/account")
+		a.failOr(w, r, err, accountURL(next))
 		return
 	}
 	if len(codes) > 0 {
-		a.page(w, r, "codes.html", view{Title: "Your recovery codes", Nav: "account", Data: codesView{Codes: codes, Next: "/account"}})
+		a.page(w, r, "codes.html", view{Title: "Your recovery codes", Nav: "account", Data: codesView{Codes: codes, Next: then}})
 		return
 	}
-	a.ok(w, r, "/account", "Second factor added.")
+	a.ok(w, r, then, "Second factor added.")
 }
 
 func (a *app) removeOwnFactor(w http.ResponseWriter, r *http.Request) {
@@ -251,6 +294,11 @@ func (a *app) revokeOtherSessions(w http.ResponseWriter, r *http.Request) {
 
 type reauthView struct {
 	NeedTOTP bool
+	// AdminMFA: an Administration page sent the user here because the
+	// session has not passed a second factor (needMFA): the step-up with
+	// the authenticator app makes it one. A new SSO sign-in would not, so
+	// it is not offered.
+	AdminMFA bool
 	// SSO: the session was opened by single sign-on; a new sign-in at
 	// the IdP is a recent authentication too (the only one for a user
 	// without a password).
@@ -270,9 +318,17 @@ func (a *app) reauthForm(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "/")
 		return
 	}
-	need := slices.ContainsFunc(fs, func(f mfa.Factor) bool { return f.Kind == mfa.KindTOTP && f.Confirmed() })
-	a.page(w, r, "reauth.html", view{Title: "Confirm your identity", Next: localPath(r.URL.Query().Get("next")), Me: &u,
-		Data: reauthView{NeedTOTP: need, SSO: p.Flags&guard.FlagSSO != 0, NoPassword: !u.HasPassword}})
+	v := reauthView{NeedTOTP: hasTOTP(fs), SSO: p.Flags&guard.FlagSSO != 0, NoPassword: !u.HasPassword, AdminMFA: r.URL.Query().Get("mfa") == "1"}
+	next := localPath(r.URL.Query().Get("next"))
+	if v.AdminMFA && v.NoPassword {
+		v.AdminMFA = false // needMFA says why this cannot help; the plain step-up stays
+	}
+	if v.AdminMFA && !v.NeedTOTP {
+		// No authenticator app (any more): set one up first.
+		http.Redirect(w, r, accountURL(next)+"#mfa", http.StatusSeeOther)
+		return
+	}
+	a.page(w, r, "reauth.html", view{Title: "Confirm your identity", Next: next, Me: &u, Data: v})
 }
 
 func (a *app) reauth(w http.ResponseWriter, r *http.Request) {
@@ -282,12 +338,12 @@ func (a *app) reauth(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	next := localPath(r.PostForm.Get("next"))
 	tok, _ := a.g.SessionToken(r)
+	adminMFA := r.PostForm.Get("mfa") == "1"
 	nt, s, err := a.g.Reauthenticate(r.Context(), p, tok, guard.Proof{Password: r.PostForm.Get("password"), TOTP: r.PostForm.Get("totp")})
 	if errors.Is(err, guard.ErrInvalidCredentials) {
 		fs, _ := a.g.Factors(r.Context(), p, p.Tenant, p.UserID)
-		need := slices.ContainsFunc(fs, func(f mfa.Factor) bool { return f.Kind == mfa.KindTOTP && f.Confirmed() })
 		a.renderStatus(w, r, http.StatusUnauthorized, "reauth.html", view{Title: "Confirm your identity", Next: next,
-			Error: "That was not right. Please try again.", Data: reauthView{NeedTOTP: need}})
+			Error: "That was not right. Please try again.", Data: reauthView{NeedTOTP: hasTOTP(fs), AdminMFA: adminMFA}})
 		return
 	}
 	if err != nil {
@@ -295,5 +351,9 @@ func (a *app) reauth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.g.SetSessionCookie(w, nt, s)
+	if s.Flags&guard.FlagMFA != 0 && adminMFA {
+		a.ok(w, r, next, "Identity confirmed with your authenticator app: Administration is open for this session.")
+		return
+	}
 	a.ok(w, r, next, "Identity confirmed: you can go on for the next 15 minutes.")
 }

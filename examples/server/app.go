@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,6 +48,10 @@ type app struct {
 	// insecureMetadata: IdP metadata may come over plain http from local
 	// addresses (-idp-metadata on loopback).
 	insecureMetadata bool
+	// adminMFA: the Administration pages need a session that passed a
+	// second factor (guard.RequireMFA; SECURITY-CHECKLIST RB-11). On
+	// unless the console runs with -admin-mfa=false.
+	adminMFA bool
 }
 
 // forget drops what the console keeps of a tenant's users (the access
@@ -65,7 +70,8 @@ const maxBody = 64 << 10
 // SAML ACS, where the IdP posts the user's answer from its own site), and
 // Guard's Middleware, which authenticates the session cookie or API key,
 // applies the IP allow-list and puts the principal in the context. Pages
-// then use RequireSession and Require(section, action).
+// then use RequireSession and Require(section, action), and the
+// Administration pages RequireMFA too (see admin).
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(staticFS, "static")
@@ -109,7 +115,8 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /reauth", a.signedIn(a.reauthForm))
 	mux.Handle("POST /reauth", a.signedIn(a.reauth))
 
-	// Administration: each page needs its section's permission.
+	// Administration: each page needs its section's permission and a
+	// session that passed a second factor (admin).
 	mux.Handle("GET /users", a.admin(rbac.Users, rbac.Read, a.users))
 	mux.Handle("POST /users", a.admin(rbac.Users, rbac.Manage, a.createUser))
 	mux.Handle("GET /users/{id}", a.admin(rbac.Users, rbac.Read, a.userDetail))
@@ -142,8 +149,8 @@ func (a *app) routes() http.Handler {
 	// The host application's own pages, to try roles and four-eyes
 	// approval on: a campaigns section and a small JSON API that accepts
 	// a session or an API key.
-	mux.Handle("GET /campaigns", a.admin(rbac.Campaigns, rbac.Read, a.campaigns))
-	mux.Handle("POST /campaigns/send", a.admin(rbac.Campaigns, rbac.Send, a.sendCampaign))
+	mux.Handle("GET /campaigns", a.permitted(rbac.Campaigns, rbac.Read, a.campaigns))
+	mux.Handle("POST /campaigns/send", a.permitted(rbac.Campaigns, rbac.Send, a.sendCampaign))
 	mux.Handle("GET /api/whoami", a.api(guard.RequireSession(http.HandlerFunc(a.whoami))))
 	mux.Handle("GET /api/reports", a.api(a.g.Require(rbac.Reports, rbac.Read)(http.HandlerFunc(a.apiReports))))
 
@@ -218,11 +225,87 @@ func (a *app) signedIn(h http.HandlerFunc) http.Handler {
 	return a.guarded(guard.RequireSession, h)
 }
 
-// admin is a page that needs a permission: RequireSession, then
+// permitted is a page that needs a permission: RequireSession, then
 // Require(section, action).
-func (a *app) admin(s rbac.Section, act rbac.Action, h http.HandlerFunc) http.Handler {
+func (a *app) permitted(s rbac.Section, act rbac.Action, h http.HandlerFunc) http.Handler {
 	req := a.g.Require(s, act)
 	return a.guarded(func(next http.Handler) http.Handler { return guard.RequireSession(req(next)) }, h)
+}
+
+// admin is a page of the Administration block: permitted, and then,
+// unless -admin-mfa=false, RequireMFA: the session must have passed a
+// second factor (SECURITY-CHECKLIST RB-11; a password-only or email-code
+// session gets 403 with Guard-Step-Up, which guarded turns into the
+// step-up, see needMFA). The permission is checked first, so a user
+// whose role does not allow the page is refused as before and is not
+// asked for a second factor.
+func (a *app) admin(s rbac.Section, act rbac.Action, h http.HandlerFunc) http.Handler {
+	if !a.adminMFA {
+		return a.permitted(s, act, h)
+	}
+	req := a.g.Require(s, act)
+	return a.guarded(func(next http.Handler) http.Handler { return guard.RequireSession(req(a.g.RequireMFA(next))) }, h)
+}
+
+// stepUpHeader is the header with which guard.RequireMFA asks for a
+// second factor ("mfa").
+const stepUpHeader = "Guard-Step-Up"
+
+// needMFA answers a page request that RequireMFA refused: the session is
+// signed in without a second factor (SECURITY-CHECKLIST RB-11). Nothing
+// was done. A user with an authenticator app confirms it is them with it
+// (the step-up, /reauth), which makes the session one that passed a
+// second factor; one without sets an app up first (My account), then
+// steps up. Either way they come back to the page they asked for (for a
+// form, to its section's page). A user without a password cannot step up
+// here (Reauthenticate checks the password): they get a page that says
+// so.
+func (a *app) needMFA(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	next := r.URL.RequestURI()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		next = sectionPage(r.URL.Path)
+	}
+	u, err := a.g.User(r.Context(), p, p.Tenant, p.UserID)
+	if err != nil {
+		a.fail(w, r, err, "/")
+		return
+	}
+	fs, err := a.g.Factors(r.Context(), p, p.Tenant, p.UserID)
+	if err != nil {
+		a.fail(w, r, err, "/")
+		return
+	}
+	if !u.HasPassword {
+		a.errorPage(w, r, http.StatusForbidden, "Two-step verification needed", adminMFAWhy+
+			" Your account signs in through single sign-on and has no password, so it cannot confirm it is you here with an authenticator app;"+
+			" Guard does not count a sign-in at your identity provider as a second factor.")
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		a.setFlash(w, "error", "Nothing was changed: "+strings.ToLower(adminMFAWhy[:1])+adminMFAWhy[1:])
+	}
+	if hasTOTP(fs) {
+		http.Redirect(w, r, stepUpURL(next), http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, accountURL(next)+"#mfa", http.StatusSeeOther)
+}
+
+// adminMFAWhy says why the Administration pages ask for a second factor.
+const adminMFAWhy = "Administration needs two-step verification."
+
+// sectionPage is the page of the section of an Administration form's path
+// ("/users/x/deactivate" → "/users").
+func sectionPage(path string) string {
+	section, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	return localPath("/" + section)
+}
+
+// hasTOTP reports whether fs holds a confirmed authenticator app: the
+// second factor a step-up (Reauthenticate) checks.
+func hasTOTP(fs []mfa.Factor) bool {
+	return slices.ContainsFunc(fs, func(f mfa.Factor) bool { return f.Kind == mfa.KindTOTP && f.Confirmed() })
 }
 
 // api keeps Guard's plain answers (401, 403, 503) for the JSON API.
@@ -256,6 +339,10 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 			}
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)
 		case http.StatusForbidden:
+			if iw.Header().Get(stepUpHeader) == "mfa" {
+				a.needMFA(w, r)
+				return
+			}
 			a.errorPage(w, r, http.StatusForbidden, "Access denied",
 				"Your role does not allow this, or your network address is not on your organisation's allow-list. The refusal is in the audit log.")
 		case http.StatusTooManyRequests:

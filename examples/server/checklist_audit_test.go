@@ -200,7 +200,7 @@ func TestResetTokenNotLogged(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("reset: %d", resp.StatusCode)
 	}
-	if resp := c.signIn(ownerEmail, "a brand new passphrase"); resp.StatusCode != http.StatusSeeOther {
+	if resp := c.signInAdmin(ownerEmail, "a brand new passphrase"); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-in: %d", resp.StatusCode)
 	}
 	resp, export := c.get("/audit/export?format=jsonl")
@@ -223,7 +223,7 @@ func TestResetTokenNotLogged(t *testing.T) {
 func TestSessionTokenNotEchoed(t *testing.T) {
 	con, c, out := newLoggedConsole(t)
 	tr := watch(c)
-	c.signIn(ownerEmail, con.password)
+	c.signInAdmin(ownerEmail, con.password)
 	tok := c.cookie(sessionCookie)
 	if tok == "" {
 		t.Fatal("no session cookie after sign-in")
@@ -348,7 +348,7 @@ func checkSameSite(t *testing.T, resp *http.Response, want string) {
 // (the page fetched again with the old cookie) leads to the sign-in page.
 func TestBackAfterSignOut(t *testing.T) {
 	c, password := newClient(t)
-	c.signIn(ownerEmail, password)
+	c.signInAdmin(ownerEmail, password)
 	old := c.cookie(sessionCookie)
 	for _, p := range []string{"/", "/account", "/users", "/api/whoami"} {
 		if resp, _ := c.get(p); resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" {

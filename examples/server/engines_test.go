@@ -59,7 +59,7 @@ func TestConsoleOnPostgresAndRedis(t *testing.T) {
 	}
 	srv.Config.Handler = con.app.routes()
 	owner, sam := newClientOf(t, srv, con), newClientOf(t, srv, con)
-	if resp := owner.signIn(ownerEmail, con.password); resp.StatusCode != http.StatusSeeOther {
+	if resp := owner.signInAdmin(ownerEmail, con.password); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-in: %d", resp.StatusCode)
 	}
 	resp, _ := owner.post("/users", url.Values{"email": {"sam@demo.example"}, "name": {"Sam Staff"}, "role": {"member"}, "password": {"plum tree on the hill 42"}})

@@ -23,6 +23,15 @@
 //	                       and -captcha-sitekey) instead of the local stand-in
 //	-breach-api URL        refuse new passwords known from breaches, asking a
 //	                       Pwned Passwords range API (k-anonymity)
+//	-admin-mfa=false       let a session signed in without a second factor
+//	                       open the Administration pages (default true: they
+//	                       need one, SECURITY-CHECKLIST RB-11)
+//
+// The Administration pages (users, roles, security, single sign-on, IP
+// allow-lists, API keys, audit log, access review) need a session that
+// passed a second factor (Guard's RequireMFA): the first time, the demo
+// owner is asked to set up an authenticator app and to confirm it is them
+// with a code from it. An email code alone does not count.
 //
 // Single sign-on is always on: each tenant's service provider is at
 // {base}/saml/{tenant}/metadata (entity ID and metadata), /acs and /slo,
@@ -85,6 +94,10 @@ type options struct {
 	// tests share one, as RSA key generation is slow under the race
 	// detector.
 	newSPKey func() (key, cert []byte, err error)
+	// noAdminMFA (-admin-mfa=false): the Administration pages take a
+	// session without a second factor. The zero value keeps them behind
+	// RequireMFA.
+	noAdminMFA bool
 }
 
 func main() {
@@ -123,6 +136,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.captchaSiteKey, "captcha-sitekey", "", "the CAPTCHA provider's site key")
 	fs.StringVar(&o.breachAPI, "breach-api", "", "refuse new passwords known from breaches, asking this Pwned Passwords range API with k-anonymity (e.g. "+auth.DefaultRangeAPIURL+")")
 	fs.BoolVar(&o.seed, "seed", true, "add a few invited demo users to a new tenant")
+	adminMFA := fs.Bool("admin-mfa", true, "the Administration pages need a session that passed a second factor (an authenticator app): false lets a password-only session in, for a quick look")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return options{}, err
@@ -134,6 +148,7 @@ func parseFlags(args []string) (options, error) {
 		fs.Usage()
 		return options{}, errUsage
 	}
+	o.noAdminMFA = !*adminMFA
 	return o, nil
 }
 
@@ -169,6 +184,11 @@ func serve(ctx context.Context, o options, out io.Writer) error {
 	} else {
 		fmt.Fprintf(out, "Tenant %q exists: sign in as %s with the password printed when it was created,\n"+
 			"or use \"Forgot your password?\": the reset link is printed here.\n", demoTenant, ownerEmail)
+	}
+	if c.app.adminMFA {
+		fmt.Fprintf(out, "Administration pages need two-step verification: the console asks you to set up an authenticator app the first time (-admin-mfa=false turns this off).\n")
+	} else {
+		fmt.Fprintf(out, "-admin-mfa=false: Administration pages open without two-step verification (SECURITY-CHECKLIST RB-11 is off).\n")
 	}
 	fmt.Fprintf(out, "Single sign-on: give the IdP the metadata %s/saml/%s/metadata; sign in at %s/saml/%s/login\n", base, demoTenant, base, demoTenant)
 	srv := &http.Server{Handler: c.app.routes(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
@@ -313,7 +333,8 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 		return nil, err
 	}
 	a := &app{g: g, tenant: demoTenant, base: base, mail: mail, captcha: captcha, now: o.now, logf: logger.Printf,
-		pages: pages, csp: contentSecurityPolicy(captcha), mfaConfigured: true, insecureMetadata: src.insecure()}
+		pages: pages, csp: contentSecurityPolicy(captcha), mfaConfigured: true, insecureMetadata: src.insecure(),
+		adminMFA: !o.noAdminMFA}
 	c := &console{app: a, g: g, backend: b, password: password}
 	if src.raw != "" {
 		if c.idp, err = connectIdP(ctx, g, src, logger.Printf); err != nil {

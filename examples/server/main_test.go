@@ -75,6 +75,9 @@ type client struct {
 	srv *httptest.Server
 	c   *http.Client
 	con *console
+	// clock is the console's clock when the client knows it (newClient):
+	// signInAdmin moves it on to the next TOTP step instead of waiting.
+	clock *testClock
 }
 
 func newClient(t testing.TB) (*client, string) {
@@ -82,9 +85,12 @@ func newClient(t testing.TB) (*client, string) {
 	srv := httptest.NewUnstartedServer(nil)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	con := newTestConsole(t, srv.URL, nil, nil)
+	clock := &testClock{}
+	con := newTestConsole(t, srv.URL, clock, nil)
 	srv.Config.Handler = con.app.routes()
-	return newClientOf(t, srv, con), con.password
+	c := newClientOf(t, srv, con)
+	c.clock = clock
+	return c, con.password
 }
 
 func newClientOf(t testing.TB, srv *httptest.Server, con *console) *client {
@@ -189,7 +195,7 @@ func TestCrossSiteRefused(t *testing.T) {
 	if code, _ := c.whoami(); code != http.StatusUnauthorized {
 		t.Fatal("a cross-site sign-in created a session")
 	}
-	c.signIn(ownerEmail, password)
+	c.signInAdmin(ownerEmail, password)
 	for _, path := range []string{"/logout", "/account/password", "/account/mfa/totp", "/users", "/users/x/deactivate", "/roles",
 		"/security", "/security/sso", "/security/sso/delete", "/security/sso/require", "/ip", "/keys", "/keys/revoke", "/review", "/approvals/x/approve",
 		"/campaigns/send", "/audit/verify"} {
@@ -242,7 +248,7 @@ func TestSecurityHeaders(t *testing.T) {
 		}
 	}
 	check("/login")
-	c.signIn(ownerEmail, password)
+	c.signInAdmin(ownerEmail, password)
 	for _, p := range []string{"/", "/account", "/users", "/roles", "/security", "/security/sso", "/ip", "/keys", "/audit", "/approvals", "/review", "/campaigns"} {
 		check(p)
 	}
@@ -354,7 +360,7 @@ func TestSignInRedirectStaysOnSite(t *testing.T) {
 // the failure itself; the request is refused, never let through.
 func TestStoreFailurePage(t *testing.T) {
 	c, password := newClient(t)
-	c.signIn(ownerEmail, password)
+	c.signInAdmin(ownerEmail, password)
 	c.con.backend.Close() // the SQLite file is closed under the console
 	for _, path := range []string{"/users", "/account", "/api/whoami"} {
 		resp, body := c.get(path)
@@ -446,7 +452,7 @@ func smsCode(t *testing.T, c *console, phone string) string {
 // The buttons of a user's page and of the roles and keys pages.
 func TestAdminActions(t *testing.T) {
 	owner, password := newClient(t)
-	owner.signIn(ownerEmail, password)
+	owner.signInAdmin(ownerEmail, password)
 	resp, _ := owner.post("/users", url.Values{"email": {"sam@demo.example"}, "name": {"Sam Staff"}, "role": {"member"}, "password": {"plum tree on the hill 42"}})
 	user := resp.Header.Get("Location")
 	sam := newClientOf(t, owner.srv, owner.con)

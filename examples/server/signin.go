@@ -255,6 +255,9 @@ type enrolView struct {
 	URI      string
 	Kind     mfa.Kind
 	Dest     string
+	// Next is the Administration page the enrolment was started for
+	// (accountView.Next), sent on with the confirmation.
+	Next string
 }
 
 func (a *app) enrolBegin(w http.ResponseWriter, r *http.Request) {

@@ -386,7 +386,7 @@ func TestSSOSignOut(t *testing.T) {
 // SECURITY-CHECKLIST WEB-7.
 func TestSSOCrossOrigin(t *testing.T) {
 	c, idp, password := newSSOClient(t, nil)
-	c.signIn(ownerEmail, password)
+	c.signInAdmin(ownerEmail, password)
 	for _, site := range []string{"cross-site", "same-site", ""} { // "": a browser that sends Origin only
 		resp, body := c.postFrom(idp.url, site, c.srv.URL+"/saml/demo/acs", url.Values{"SAMLResponse": {"x"}})
 		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Single sign-on failed") {
@@ -410,7 +410,7 @@ func TestSSOCrossOrigin(t *testing.T) {
 // and its refusals.
 func TestRequireSSO(t *testing.T) {
 	clock := &testClock{}
-	c, idp, password := newSSOClient(t, clock)
+	c, idp, password := newSSOClientAdminMFAOff(t, clock)
 	c.signIn(ownerEmail, password)
 	_, who := c.whoami()
 	resp, _ := c.post("/users", url.Values{"email": {"sam@demo.example"}, "name": {"Sam Staff"}, "role": {"member"}, "password": {"plum tree on the hill 42"}})
@@ -730,7 +730,7 @@ func TestSSOWithoutIdP(t *testing.T) {
 // lets it (and only it) post to the IdP.
 func TestSSOPostBindingIdP(t *testing.T) {
 	c, idp, password := newSSOClient(t, nil)
-	c.signIn(ownerEmail, password)
+	c.signInAdmin(ownerEmail, password)
 	md := regexp.MustCompile(`<SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"[^>]*>(</SingleSignOnService>)?`).ReplaceAllString(idp.metadata(), "")
 	if !strings.Contains(md, "HTTP-POST") || strings.Contains(md, `SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"`) {
 		t.Fatalf("metadata:\n%s", md)
