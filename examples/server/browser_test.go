@@ -340,6 +340,14 @@ func TestBrowserConsole(t *testing.T) {
 	must(strings.Contains(owner.text(".who"), ownerEmail), "header %q", owner.text(".who"))
 	owner.screenshot("02-overview")
 
+	// Administration needs two-step verification (SECURITY-CHECKLIST
+	// RB-11): signed in with a password only and without a second
+	// factor, the owner opening Users is sent to set up an authenticator
+	// app, and told why.
+	owner.open("/users")
+	must(owner.path() == "/account?mfa=1&next=%2Fusers#mfa", "a password-only session opening /users is at %s", owner.path())
+	must(strings.Contains(owner.text("#admin-mfa"), "Administration needs two-step verification."), "the set-up page says %q", owner.text("#admin-mfa"))
+
 	// Enrol an authenticator app from the QR page's secret.
 	owner.open("/account")
 	owner.submit("#add-totp")
@@ -354,6 +362,17 @@ func TestBrowserConsole(t *testing.T) {
 	must(owner.path() == "/account", "after the codes at %s", owner.path())
 	must(owner.text("#codes-left") == "10", "codes left %q", owner.text("#codes-left"))
 	owner.screenshot("04-my-account")
+
+	// Enrolling is not passing the factor: Users asks for the step-up
+	// with the new app, then opens.
+	owner.open("/users")
+	must(owner.path() == "/reauth?mfa=1&next=%2Fusers", "a session that enrolled but did not use the app opening /users is at %s", owner.path())
+	must(strings.Contains(owner.text("#admin-mfa"), "Administration needs two-step verification."), "the step-up page says %q", owner.text("#admin-mfa"))
+	must(owner.count("#reauth-sso") == 0, "the step-up for Administration offers SSO, which is no second factor here")
+	owner.fill("#reauth-password", c.password, "#reauth-totp", totpCode(t, clock, secret))
+	owner.submit("#reauth")
+	must(owner.path() == "/users", "after the step-up at %s", owner.path())
+	must(owner.count("#users tbody tr") == 4, "%d users listed", owner.count("#users tbody tr"))
 
 	// Sign out, and in again with a code from the app.
 	owner.submit("#sign-out")
@@ -564,7 +583,8 @@ func TestBrowserConsole(t *testing.T) {
 func TestBrowserSSO(t *testing.T) {
 	b := newChrome(t)
 	idp := newTestIdP(t)
-	c, base := serveConsoleIdP(t, nil, idp.url+"/metadata")
+	clock := &testClock{}
+	c, base := serveConsoleIdP(t, clock, idp.url+"/metadata")
 	must := func(ok bool, format string, args ...any) {
 		t.Helper()
 		if !ok {
@@ -589,6 +609,22 @@ func TestBrowserSSO(t *testing.T) {
 
 	owner := b.user(base)
 	owner.signIn(ownerEmail, c.password)
+	owner.open("/security/sso")
+	// Administration needs two-step verification (SECURITY-CHECKLIST
+	// RB-11): the owner sets up an authenticator app, confirms it is them
+	// with it, and is back on the page.
+	must(owner.path() == "/account?mfa=1&next=%2Fsecurity%2Fsso#mfa", "a password-only session opening the SSO page is at %s", owner.path())
+	owner.submit("#add-totp")
+	secret := owner.text("#totp-secret")
+	owner.fill("#totp-code", totpCode(t, clock, secret))
+	owner.submit("#confirm")
+	must(owner.count("#recovery-codes li") == 10, "%d recovery codes shown", owner.count("#recovery-codes li"))
+	owner.submit("#continue")
+	must(owner.path() == "/reauth?mfa=1&next=%2Fsecurity%2Fsso", "after the recovery codes at %s", owner.path())
+	owner.fill("#reauth-password", c.password, "#reauth-totp", totpCode(t, clock, secret))
+	owner.submit("#reauth")
+	must(owner.path() == "/security/sso", "after the step-up at %s", owner.path())
+	must(strings.Contains(owner.flash(), "Administration is open for this session"), "flash %q", owner.flash())
 	owner.open("/security/sso")
 	must(owner.text("#idp-entity-id") == idp.url+"/metadata", "IdP %q", owner.text("#idp-entity-id"))
 	must(owner.text("#count-sso") == "4", "SSO users %q", owner.text("#count-sso")) // Alice, and Max, Mia and Rita, invited without a password
