@@ -27,6 +27,11 @@ var (
 	// ended, or until all the user's sessions are ended (a password
 	// change, a deactivation): it is then simply unknown.
 	ErrSignedInElsewhere = fmt.Errorf("%w: the account signed in elsewhere", ErrUnauthenticated)
+	// ErrPolicyChanged: the session was ended because the tenant's
+	// security policy, changed since the sign-in, no longer allows it (MFA
+	// or SSO now required); signing in again meets the policy. It is also
+	// ErrUnauthenticated.
+	ErrPolicyChanged = fmt.Errorf("%w: the organisation's security policy changed", ErrUnauthenticated)
 	// ErrStepUpRequired: the action needs a recent authentication; call
 	// Reauthenticate and retry.
 	ErrStepUpRequired = errors.New("guard: please confirm your identity again")

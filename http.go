@@ -83,19 +83,24 @@ func (g *Guard) unidentified(r *http.Request, p Principal, cause error) error {
 
 // ReasonHeader is the response header in which Middleware says why it
 // refused a request's session cookie, when the reason is one the user
-// should be told (so far only ReasonSignedInElsewhere). The same reason
-// is in the request's context (SignedOutReason).
+// should be told (ReasonSignedInElsewhere, ReasonPolicyChanged). The same
+// reason is in the request's context (SignedOutReason).
 const ReasonHeader = "Guard-Reason"
 
 // ReasonSignedInElsewhere (a value of ReasonHeader): the session was ended
 // because its user signed in on another client (ErrSignedInElsewhere).
 const ReasonSignedInElsewhere = "signed_in_elsewhere"
 
+// ReasonPolicyChanged (a value of ReasonHeader): the session was ended
+// because the tenant now requires MFA or SSO, which its sign-in did not
+// have (ErrPolicyChanged); signing in again meets the policy.
+const ReasonPolicyChanged = "policy_changed"
+
 type signedOutKey struct{}
 
 // SignedOutReason returns why Middleware refused the session cookie of
-// the request whose context is ctx (ReasonSignedInElsewhere), or "" if it
-// did not or gave no reason.
+// the request whose context is ctx (ReasonSignedInElsewhere,
+// ReasonPolicyChanged), or "" if it did not or gave no reason.
 func SignedOutReason(ctx context.Context) string {
 	r, _ := ctx.Value(signedOutKey{}).(string)
 	return r
@@ -135,11 +140,18 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			}
 			if _, had := g.SessionToken(r); had {
 				g.ClearSessionCookie(w)
-				if errors.Is(err, ErrSignedInElsewhere) {
+				reason := ""
+				switch {
+				case errors.Is(err, ErrSignedInElsewhere):
 					// Recorded as session.evicted by the sign-in that
 					// ended it: only the client is told.
-					w.Header().Set(ReasonHeader, ReasonSignedInElsewhere)
-					r = r.WithContext(context.WithValue(r.Context(), signedOutKey{}, ReasonSignedInElsewhere))
+					reason = ReasonSignedInElsewhere
+				case errors.Is(err, ErrPolicyChanged):
+					reason = ReasonPolicyChanged
+				}
+				if reason != "" {
+					w.Header().Set(ReasonHeader, reason)
+					r = r.WithContext(context.WithValue(r.Context(), signedOutKey{}, reason))
 				}
 			}
 		}

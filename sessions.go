@@ -29,8 +29,23 @@ func (g *Guard) Authenticate(ctx context.Context, token string) (Principal, erro
 	return g.authenticateHash(ctx, h)
 }
 
+// authenticateHash authenticates the session h under the tenant's policy
+// as it is now (cached, Config.PolicyCacheTTL): a session is held to the
+// lower of its own idle timeout and lifetime and the policy's, and one that
+// no longer meets a requirement switched on after it was created (MFA past
+// its grace period, SSO) is ended: sessionAllowed.
 func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal, error) {
-	s, err := g.sessions.AuthenticateHash(ctx, h)
+	var pol Policy
+	s, err := g.sessions.AuthenticateHashWithin(ctx, h, func(s session.Session) (session.Limits, error) {
+		var err error
+		if pol, err = g.EffectivePolicy(ctx, s.Tenant); err != nil {
+			if errors.Is(err, ErrTenantNotFound) {
+				return session.Limits{}, ErrUnauthenticated
+			}
+			return session.Limits{}, err
+		}
+		return session.Limits{IdleTimeout: pol.IdleTimeout, Lifetime: pol.SessionLifetime}, nil
+	})
 	if ee := (*session.ExpiredError)(nil); errors.As(err, &ee) {
 		// The request that found the session expired (and removed it)
 		// records the expiry, once.
@@ -45,6 +60,9 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal
 			return Principal{}, rerr
 		}
 	}
+	if errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrUnavailable) {
+		return Principal{}, err
+	}
 	if err != nil {
 		if errors.Is(err, session.ErrEvicted) {
 			return Principal{}, ErrSignedInElsewhere
@@ -54,7 +72,49 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal
 		}
 		return Principal{}, unavailable("session", err)
 	}
+	if reason := sessionAllowed(s, pol, g.now()); reason != "" {
+		return Principal{}, g.endForPolicy(ctx, s, reason)
+	}
 	return Principal{Kind: KindUser, Tenant: s.Tenant, UserID: s.UserID, Session: s.Hash, Flags: s.Flags, AuthAt: s.CreatedAt}, nil
+}
+
+// sessionAllowed returns "" if the tenant's policy pol allows session s
+// at now, else why not:
+//   - "sso_required": RequireSSO is on and s is neither an SSO session
+//     nor the break-glass owner's (who may sign in with a password, and
+//     is typically the admin who just switched SSO on);
+//   - "mfa_required": RequireMFA is on, its grace period is over, s has
+//     no second factor (FlagMFA; nor FlagSSO, the IdP's to ask), and s
+//     was opened before RequireMFA was switched on, or inside the grace
+//     period without a factor (FlagMustEnrol). Sessions opened since are
+//     the sign-in's to judge.
+func sessionAllowed(s session.Session, pol Policy, now time.Time) string {
+	switch {
+	case pol.RequireSSO && s.Flags&(FlagSSO|FlagBreakGlass) == 0 && s.UserID != pol.BreakGlassUser:
+		return "sso_required"
+	case pol.RequireMFA && s.Flags&(FlagMFA|FlagSSO) == 0 && !now.Before(pol.MFARequiredSince.Add(pol.MFAGrace)) &&
+		(s.CreatedAt.Before(pol.MFARequiredSince) || s.Flags&FlagMustEnrol != 0):
+		return "mfa_required"
+	}
+	return ""
+}
+
+// endForPolicy ends session s, which the tenant's policy no longer allows
+// (reason from sessionAllowed), records it (by the request whose delete
+// removed it, once) and returns ErrPolicyChanged.
+func (g *Guard) endForPolicy(ctx context.Context, s session.Session, reason string) error {
+	if _, err := g.sessions.RevokeID(ctx, s.Tenant, s.UserID, s.ID()); err != nil {
+		if errors.Is(err, session.ErrNotFound) {
+			return ErrPolicyChanged // another request ended it
+		}
+		return unavailable("end session", err)
+	}
+	e := audit.Event{Tenant: s.Tenant, Actor: audit.Actor{Kind: audit.ActorSystem, ID: "policy"}, Action: audit.SessionRevoked,
+		Target: s.ID(), Outcome: audit.Success, Reason: reason, Meta: map[string]string{"user": s.UserID}}
+	if err := g.record(ctx, e); err != nil {
+		return err
+	}
+	return ErrPolicyChanged
 }
 
 // Logout ends the principal's session.

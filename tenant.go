@@ -31,9 +31,12 @@ type Policy struct {
 	// (RefuseNewSession). "" takes the default.
 	OnSessionLimit string `json:"on_session_limit,omitempty"`
 	// IdleTimeout ends a session after this long without a request
-	// (default 24 h). Applies to sessions created after the change.
+	// (default 24 h). Lowering it applies to open sessions too (at their
+	// next request, within PolicyCacheTTL); raising it applies to
+	// sessions created after the change.
 	IdleTimeout time.Duration `json:"idle_timeout,omitempty"`
 	// SessionLifetime is the absolute life of a session (default 7 days).
+	// Like IdleTimeout, lowering it applies to open sessions too.
 	SessionLifetime time.Duration `json:"session_lifetime,omitempty"`
 	// PasswordMinLength in code points (at least 8; default 8).
 	PasswordMinLength int `json:"password_min_length,omitempty"`
@@ -46,7 +49,10 @@ type Policy struct {
 
 	// RequireMFA makes a second factor mandatory: a user without one must
 	// enrol one at their next login before they get a session (after
-	// MFAGrace, if set). Needs Config.MFA.
+	// MFAGrace, if set). Needs Config.MFA. Once MFAGrace is over,
+	// sessions without a second factor (FlagMFA; nor SSO) that were opened
+	// before it was switched on, or inside the grace period, end at their
+	// next request (ErrPolicyChanged).
 	RequireMFA bool `json:"require_mfa,omitempty"`
 	// MFAAllowEmail lets email codes satisfy RequireMFA. Off by default:
 	// email is of lower assurance (NIST SP 800-63B does not accept it as an
@@ -63,7 +69,9 @@ type Policy struct {
 	// RequireSSO refuses password sign-in to the tenant's users, except
 	// the break-glass owner (BreakGlassUser), who must then pass a second
 	// factor; every such sign-in is recorded (login.break_glass) and the
-	// session flagged. Needs Config.SSO and an IdP connection.
+	// session flagged. Needs Config.SSO and an IdP connection. Open
+	// sessions that are not SSO ones end at their next request
+	// (ErrPolicyChanged), except the break-glass owner's.
 	RequireSSO bool `json:"require_sso,omitempty"`
 	// BreakGlassUser is the ID of the owner who may still sign in with a
 	// password (and MFA) when RequireSSO is on, in case the IdP fails.

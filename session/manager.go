@@ -304,10 +304,41 @@ func (m *Manager) Authenticate(ctx context.Context, token string) (Session, erro
 // ParseToken. When the Store implements LookupToucher it costs exactly one
 // store call.
 func (m *Manager) AuthenticateHash(ctx context.Context, h Hash) (Session, error) {
-	if m.lt != nil {
-		return m.lookupTouch(ctx, h)
+	return m.AuthenticateHashWithin(ctx, h, nil)
+}
+
+// Limits are an idle timeout and a lifetime tighter than a session's own
+// (for example a tenant's policy, lowered after the session was created).
+// A zero field leaves the session's own.
+type Limits struct {
+	IdleTimeout time.Duration
+	Lifetime    time.Duration // from CreatedAt
+}
+
+// within returns s with its idle timeout and end tightened to l.
+func (l Limits) within(s Session) Session {
+	if l.IdleTimeout > 0 && l.IdleTimeout < s.IdleTimeout {
+		s.IdleTimeout = l.IdleTimeout
 	}
-	s, now, err := m.lookupLive(ctx, h)
+	if end := s.CreatedAt.Add(l.Lifetime); l.Lifetime > 0 && end.Before(s.ExpiresAt) {
+		s.ExpiresAt = end
+	}
+	return s
+}
+
+// AuthenticateHashWithin is AuthenticateHash under the tighter of the
+// session's own limits and the Limits that limits (if not nil) returns for
+// it. limits is called once, with the session as stored before this call
+// touched it; an error from it is returned as it is. A session live by its
+// own limits but not by these is expired like any other: deleted, and
+// reported as ErrExpired (an *ExpiredError whose Session carries the
+// tightened IdleTimeout and ExpiresAt). The session returned keeps its
+// own limits.
+func (m *Manager) AuthenticateHashWithin(ctx context.Context, h Hash, limits func(Session) (Limits, error)) (Session, error) {
+	if m.lt != nil {
+		return m.lookupTouch(ctx, h, limits)
+	}
+	s, now, err := m.lookupLive(ctx, h, limits)
 	if err != nil {
 		return Session{}, err
 	}
@@ -323,16 +354,18 @@ func (m *Manager) AuthenticateHash(ctx context.Context, h Hash) (Session, error)
 	return s, nil
 }
 
-// lookupTouch is AuthenticateHash on a LookupToucher: one store call.
-func (m *Manager) lookupTouch(ctx context.Context, h Hash) (Session, error) {
+// lookupTouch is AuthenticateHashWithin on a LookupToucher: one store
+// call (the touch, if due, is made before limits are known: a session
+// they end is then deleted).
+func (m *Manager) lookupTouch(ctx context.Context, h Hash, limits func(Session) (Limits, error)) (Session, error) {
 	now := m.now()
 	seen := now.UTC().Truncate(time.Microsecond)
 	s, err := m.lt.LookupTouch(ctx, h, seen, m.touchEach)
 	if err != nil {
 		return Session{}, m.lookupErr(err)
 	}
-	if !s.LiveAt(now) {
-		return Session{}, m.expired(ctx, h, s)
+	if err := m.live(ctx, h, s, now, limits); err != nil {
+		return Session{}, err
 	}
 	if seen.Sub(s.LastSeen) >= touchEvery(m.touchEach, s.IdleTimeout) {
 		s.LastSeen = seen
@@ -347,17 +380,37 @@ func touchEvery(interval, idle time.Duration) time.Duration {
 	return min(interval, idle/2)
 }
 
-// lookupLive returns the session h if it is live now, and now.
-func (m *Manager) lookupLive(ctx context.Context, h Hash) (Session, time.Time, error) {
+// lookupLive returns the session h if it is live now (within limits, if
+// not nil), and now.
+func (m *Manager) lookupLive(ctx context.Context, h Hash, limits func(Session) (Limits, error)) (Session, time.Time, error) {
 	s, err := m.store.Lookup(ctx, h)
 	if err != nil {
 		return Session{}, time.Time{}, m.lookupErr(err)
 	}
 	now := m.now()
-	if !s.LiveAt(now) {
-		return Session{}, time.Time{}, m.expired(ctx, h, s)
+	if err := m.live(ctx, h, s, now, limits); err != nil {
+		return Session{}, time.Time{}, err
 	}
 	return s, now, nil
+}
+
+// live returns nil if s (h), as stored, is live at now by its own limits
+// and by limits, if not nil; otherwise it expires s.
+func (m *Manager) live(ctx context.Context, h Hash, s Session, now time.Time, limits func(Session) (Limits, error)) error {
+	if !s.LiveAt(now) {
+		return m.expired(ctx, h, s)
+	}
+	if limits == nil {
+		return nil
+	}
+	l, err := limits(s)
+	if err != nil {
+		return err
+	}
+	if t := l.within(s); !t.LiveAt(now) {
+		return m.expired(ctx, h, t)
+	}
+	return nil
 }
 
 // lookupErr is storeErr for a failed lookup of a session to authenticate:
@@ -417,7 +470,7 @@ func (m *Manager) rotate(ctx context.Context, token string, flags uint32, reauth
 	if err != nil {
 		return "", Session{}, err
 	}
-	s, _, err = m.lookupLive(ctx, h)
+	s, _, err = m.lookupLive(ctx, h, nil)
 	if err != nil {
 		return "", Session{}, err
 	}

@@ -1060,3 +1060,89 @@ func TestReauthenticate(t *testing.T) {
 	}
 	f.wantLive(t, other)
 }
+
+// AuthenticateHashWithin: limits tighter than the session's own (a tenant
+// policy lowered after sign-in) end it like its own would, judged on
+// LastSeen before this call's touch, on both store paths; looser ones
+// change nothing; an error from limits is returned and denies.
+func TestAuthenticateHashWithin(t *testing.T) {
+	for _, lt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("LookupToucher=%v", lt), func(t *testing.T) {
+			c := newClock()
+			var st interface {
+				session.Store
+				session.UserIndex
+			} = newSpy()
+			if lt {
+				st = &ltStore{spyStore: newSpy()}
+			}
+			m, err := session.New(session.Config{Store: st, Index: st, Now: c.Now, Unlimited: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			create := func() (string, session.Hash) {
+				token, s, _, err := m.Create(t.Context(), session.Options{Tenant: "t", UserID: "u"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return token, s.Hash
+			}
+			auth := func(token string, l session.Limits) (session.Session, error) {
+				h, err := session.ParseToken(token)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var seen []session.Session
+				s, err := m.AuthenticateHashWithin(t.Context(), h, func(s session.Session) (session.Limits, error) {
+					seen = append(seen, s)
+					return l, nil
+				})
+				if len(seen) > 1 {
+					t.Errorf("limits called %d times", len(seen))
+				}
+				return s, err
+			}
+			idle, life := session.Limits{IdleTimeout: time.Hour}, session.Limits{Lifetime: 3 * time.Hour}
+
+			a, _ := create()
+			c.Advance(59 * time.Minute)
+			if s, err := auth(a, idle); err != nil || s.IdleTimeout != 24*time.Hour {
+				t.Fatalf("idle 59 min under a 1 h limit: %+v, %v; want live, with its own 24 h", s, err)
+			}
+			c.Advance(61 * time.Minute) // 61 min since the last request, which touched it
+			var ee *session.ExpiredError
+			if _, err := auth(a, idle); !errors.As(err, &ee) || ee.Session.IdleTimeout != time.Hour {
+				t.Fatalf("idle 61 min under a 1 h limit: %v; want an *ExpiredError with the 1 h idle timeout", err)
+			}
+			if _, err := m.Authenticate(t.Context(), a); !errors.Is(err, session.ErrNotFound) {
+				t.Errorf("after: %v, want ErrNotFound (deleted)", err)
+			}
+
+			b, _ := create()
+			for age := 50 * time.Minute; age <= 200*time.Minute; age += 50 * time.Minute { // busy, until past a 3 h lifetime
+				c.Advance(50 * time.Minute)
+				if _, err := auth(b, life); (err == nil) != (age < 3*time.Hour) {
+					t.Fatalf("a session %v old under a 3 h lifetime: %v", age, err)
+				}
+			}
+			if _, err := m.Authenticate(t.Context(), b); !errors.Is(err, session.ErrNotFound) {
+				t.Errorf("a session 200 min old under a 3 h lifetime: %v, want ended", err)
+			}
+
+			// Looser limits are no limit; an error denies.
+			d, _ := create()
+			c.Advance(23 * time.Hour)
+			if _, err := auth(d, session.Limits{IdleTimeout: 48 * time.Hour, Lifetime: 30 * 24 * time.Hour}); err != nil {
+				t.Errorf("looser limits: %v", err)
+			}
+			boom := errors.New("policy store down")
+			h, _ := session.ParseToken(d)
+			if s, err := m.AuthenticateHashWithin(t.Context(), h, func(session.Session) (session.Limits, error) { return session.Limits{}, boom }); !errors.Is(err, boom) || s != (session.Session{}) {
+				t.Errorf("limits failing: %+v, %v; want the error", s, err)
+			}
+			if _, err := m.Authenticate(t.Context(), d); err != nil {
+				t.Errorf("after limits failed, the session itself: %v, want live", err)
+			}
+		})
+	}
+}

@@ -330,8 +330,8 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 		}
 		switch iw.code {
 		case http.StatusUnauthorized:
-			if iw.Header().Get(guard.ReasonHeader) == guard.ReasonSignedInElsewhere {
-				a.signedOutElsewhere(w)
+			if reason := iw.Header().Get(guard.ReasonHeader); reason != "" {
+				a.signedOutBecause(w, reason)
 			}
 			next := "/"
 			if r.Method == http.MethodGet {
@@ -362,16 +362,16 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 }
 
 // signedOutNotice tells a user whose session Guard's Middleware refused
-// because their account signed in elsewhere (SignedOutReason): a page
+// with a reason (SignedOutReason: signed in elsewhere, policy changed): a page
 // request is sent back to its own address, now without the session
 // cookie, with a flash that the page it ends on (the sign-in page, for a
 // page that needs a session) shows. Other requests go on: one that needs
 // a session gets the flash from guarded.
 func (a *app) signedOutNotice(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if guard.SignedOutReason(r.Context()) == guard.ReasonSignedInElsewhere && !isAPI(r) &&
+		if reason := guard.SignedOutReason(r.Context()); reason != "" && !isAPI(r) &&
 			(r.Method == http.MethodGet || r.Method == http.MethodHead) {
-			a.signedOutElsewhere(w)
+			a.signedOutBecause(w, reason)
 			http.Redirect(w, r, r.URL.RequestURI(), http.StatusSeeOther)
 			return
 		}
@@ -379,9 +379,15 @@ func (a *app) signedOutNotice(next http.Handler) http.Handler {
 	})
 }
 
-// signedOutElsewhere sets the flash that says why the session ended.
-func (a *app) signedOutElsewhere(w http.ResponseWriter) {
-	a.setFlash(w, "error", "You were signed out because your account signed in elsewhere.")
+// signedOutBecause sets the flash that says why the session ended
+// (Guard's reason: guard.ReasonSignedInElsewhere, ReasonPolicyChanged).
+func (a *app) signedOutBecause(w http.ResponseWriter, reason string) {
+	switch reason {
+	case guard.ReasonSignedInElsewhere:
+		a.setFlash(w, "error", "You were signed out because your account signed in elsewhere.")
+	case guard.ReasonPolicyChanged:
+		a.setFlash(w, "error", "You were signed out because your organisation's security policy changed: sign in again.")
+	}
 }
 
 // isAPI reports whether r is a request of the JSON API (or carries an API

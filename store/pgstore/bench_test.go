@@ -68,6 +68,10 @@ func BenchmarkAuthenticate(b *testing.B) {
 		b.Fatal(err)
 	}
 	tokens := seedSessions(b, st, now, liveSessions)
+	// The sessions' tenant, whose policy Authenticate applies.
+	if _, err := g.CreateTenant(context.Background(), guard.System("bench"), "acme", "Acme", guard.Policy{}); err != nil {
+		b.Fatal(err)
+	}
 	ctx := context.Background()
 	b.Run("Serial", func(b *testing.B) {
 		b.ReportAllocs()

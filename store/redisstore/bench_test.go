@@ -146,6 +146,10 @@ func BenchmarkAuthenticate(b *testing.B) {
 		b.Fatal(err)
 	}
 	tokens := seed(b, rs, start, liveSessions)
+	// The sessions' tenant, whose policy Authenticate applies.
+	if _, err := g.CreateTenant(context.Background(), guard.System("bench"), "acme", "Acme", guard.Policy{}); err != nil {
+		b.Fatal(err)
+	}
 	ctx := context.Background()
 	h, _ := session.ParseToken(tokens[0])
 	mem := c.MemoryUsage(ctx, rs.sessionKey(h)).Val() + c.MemoryUsage(ctx, rs.indexKey("acme", "u000000")).Val()

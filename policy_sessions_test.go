@@ -1,0 +1,238 @@
+package guard_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/rbac"
+	"github.com/pquerna/otp/totp"
+)
+
+// A tenant's policy, changed after a sign-in, reaches the open session at
+// its next request: a lowered idle timeout or lifetime ends it like its
+// own would (recorded as session.expired), and MFA or SSO required since
+// ends a session whose sign-in lacked it (session.revoked, reason
+// mfa_required or sso_required; Guard-Reason policy_changed). Before,
+// open sessions kept the limits and requirements of their sign-in for up
+// to the 7-day lifetime.
+func TestPolicyChangeReachesOpenSessions(t *testing.T) {
+	sys := guard.System("test")
+	protected := func(g *guard.Guard) http.Handler {
+		return g.Middleware(guard.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })))
+	}
+	setPolicy := func(t *testing.T, f *mfaFixture, p guard.Policy) {
+		t.Helper()
+		tn, err := f.g.Tenant(f.ctx, tenantID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.g.SetPolicy(f.ctx, sys, tenantID, p, tn.Version); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(time.Second) // past the policy cache
+	}
+	t.Run("IdleTimeoutLowered", func(t *testing.T) {
+		f := newMFAFixture(t)
+		f.createUser(t, adaEmail, ownerPW)
+		res, _ := f.signIn(t, adaEmail, ownerPW)
+		f.clock.Advance(2 * time.Hour) // idle, within the 24 h it was created with
+		setPolicy(t, f, guard.Policy{IdleTimeout: time.Hour})
+		if _, err := f.g.Authenticate(f.ctx, res.Token); !errors.Is(err, guard.ErrUnauthenticated) {
+			t.Fatalf("idle 2 h under a 1 h policy: %v, want ErrUnauthenticated", err)
+		}
+		if r := reasons(f.events(t, audit.SessionExpired)); r["idle_timeout"] != 1 {
+			t.Errorf("session.expired reasons %v, want one idle_timeout", r)
+		}
+		// A session in use is not affected.
+		res, _ = f.signIn(t, adaEmail, ownerPW)
+		for range 4 {
+			f.clock.Advance(50 * time.Minute)
+			if _, err := f.g.Authenticate(f.ctx, res.Token); err != nil {
+				t.Fatalf("a request every 50 min under a 1 h idle timeout: %v", err)
+			}
+		}
+	})
+	t.Run("LifetimeLowered", func(t *testing.T) {
+		f := newMFAFixture(t)
+		f.createUser(t, adaEmail, ownerPW)
+		res, _ := f.signIn(t, adaEmail, ownerPW)
+		setPolicy(t, f, guard.Policy{SessionLifetime: 2 * time.Hour})
+		for age := 30 * time.Minute; age <= 150*time.Minute; age += 30 * time.Minute {
+			f.clock.Advance(30 * time.Minute)
+			_, err := f.g.Authenticate(f.ctx, res.Token)
+			if (err == nil) != (age < 2*time.Hour) {
+				t.Fatalf("a busy session %v old under a 2 h lifetime: %v", age, err)
+			}
+		}
+		if r := reasons(f.events(t, audit.SessionExpired)); r["lifetime"] != 1 {
+			t.Errorf("session.expired reasons %v, want one lifetime", r)
+		}
+	})
+	t.Run("MFARequired", func(t *testing.T) {
+		f := newMFAFixture(t)
+		f.createUser(t, adaEmail, ownerPW)
+		f.createUser(t, "bob@example.test", ownerPW)
+		plain, _ := f.signIn(t, adaEmail, ownerPW)
+		_, bobP := f.signIn(t, "bob@example.test", ownerPW)
+		secret, _ := f.enrolTOTP(t, bobP)
+		f.clock.Advance(30 * time.Second) // the next TOTP step: a code is used once
+		pend := f.pending(t, "bob@example.test", ownerPW)
+		withMFA, err := f.complete(guard.MethodTOTP, pend.Token, f.code(t, secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// With a grace period, the password-only session goes on until it
+		// ends, and so does one opened inside it.
+		setPolicy(t, f, guard.Policy{RequireMFA: true, MFAGrace: time.Hour})
+		if _, err := f.g.Authenticate(f.ctx, plain.Token); err != nil {
+			t.Fatalf("inside the grace period: %v", err)
+		}
+		f.createUser(t, "cy@example.test", ownerPW)
+		inGrace, cyP := f.signIn(t, "cy@example.test", ownerPW)
+		if !cyP.MustEnrol() {
+			t.Fatalf("a sign-in inside the grace period: flags %b, want FlagMustEnrol", cyP.Flags)
+		}
+		f.clock.Advance(time.Hour)
+		if _, err := f.g.Authenticate(f.ctx, inGrace.Token); !errors.Is(err, guard.ErrPolicyChanged) {
+			t.Errorf("a session opened inside the grace period, after it: %v, want ErrPolicyChanged", err)
+		}
+		w := serveHandler(protected(f.g), "/", plain.Token, client)
+		if w.Code != 401 || w.Header().Get(guard.ReasonHeader) != guard.ReasonPolicyChanged {
+			t.Errorf("a password-only session after the grace period: %d, reason %q; want 401, %q",
+				w.Code, w.Header().Get(guard.ReasonHeader), guard.ReasonPolicyChanged)
+		}
+		if _, err := f.g.Authenticate(f.ctx, plain.Token); !errors.Is(err, guard.ErrUnauthenticated) {
+			t.Errorf("the same session again: %v, want ErrUnauthenticated", err)
+		}
+		if evs := f.events(t, audit.SessionRevoked); len(evs) != 2 || evs[1].Reason != "mfa_required" || evs[1].Actor.Kind != audit.ActorSystem {
+			t.Errorf("session.revoked events %+v, want two by the system, reason mfa_required", evs)
+		}
+		if _, err := f.g.Authenticate(f.ctx, withMFA.Token); err != nil {
+			t.Errorf("a session signed in with a second factor: %v, want it kept", err)
+		}
+		// Signing in again meets the policy: the user is sent to enrol.
+		if pend := f.pending(t, adaEmail, ownerPW); !pend.Enrol {
+			t.Error("signing in again: not sent to enrol")
+		}
+	})
+	t.Run("StoreFailureDenies", func(t *testing.T) {
+		tenants := &flakyTenants{}
+		f := newMFAFixture(t, func(c *guard.Config) {
+			tenants.TenantStore = c.Stores.Tenants
+			c.Stores.Tenants = tenants
+		})
+		f.createUser(t, adaEmail, ownerPW)
+		res, _ := f.signIn(t, adaEmail, ownerPW)
+		f.clock.Advance(time.Second) // past the policy cache
+		tenants.fail.Store(true)
+		if _, err := f.g.Authenticate(f.ctx, res.Token); !errors.Is(err, guard.ErrUnavailable) {
+			t.Errorf("with the tenant store down: %v, want ErrUnavailable", err)
+		}
+	})
+}
+
+// flakyTenants fails Tenant while fail is set.
+type flakyTenants struct {
+	guard.TenantStore
+	fail atomic.Bool
+}
+
+func (s *flakyTenants) Tenant(ctx context.Context, id string) (guard.Tenant, error) {
+	if s.fail.Load() {
+		return guard.Tenant{}, errors.New("tenant store down")
+	}
+	return s.TenantStore.Tenant(ctx, id)
+}
+
+// SSO required since the sign-in: a password session ends at its next
+// request; SSO sessions and the break-glass owner's go on.
+func TestRequireSSOReachesOpenSessions(t *testing.T) {
+	s := newSSOSite(t)
+	ctx := t.Context()
+	sys := guard.System("test")
+	owner, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "owner@corp.example", Password: ownerPW, Roles: []string{rbac.Owner}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "bob@corp.example", Password: ownerPW}); err != nil {
+		t.Fatal(err)
+	}
+	login := func(email string) string {
+		res, err := s.g.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: email, Password: ownerPW, IP: "203.0.113.5", UserAgent: "test"})
+		if err != nil || res.Token == "" {
+			t.Fatalf("password login of %s: %+v, %v", email, res, err)
+		}
+		return res.Token
+	}
+	bob, ownerTok := login("bob@corp.example"), login("owner@corp.example")
+	// The owner enrols an authenticator app and signs in again with it:
+	// that session is the break-glass one.
+	op, err := s.g.Authenticate(ctx, ownerTok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	en, err := s.g.BeginTOTP(ctx, op, "Phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, err := s.g.ConfirmFactor(ctx, op, en.Factor.ID, totpAt(t, en.Secret, now)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.g.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: "owner@corp.example", Password: ownerPW, IP: "203.0.113.5", UserAgent: "test"})
+	if err != nil || res.Pending == nil {
+		t.Fatalf("owner's login with a factor: %+v, %v; want a pending sign-in", res, err)
+	}
+	done, err := s.g.CompleteLogin(ctx, guard.SecondFactor{Pending: res.Pending.Token, Method: guard.MethodTOTP,
+		Code: totpAt(t, en.Secret, now.Add(30*time.Second)), IP: "203.0.113.5", UserAgent: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownerMFA := done.Token
+	s.idpPut(t, "/users/alice", `{"name":"alice","password":"correct horse","email":"alice@corp.example","groups":["Staff"]}`)
+	alice, _, _, resp := s.signIn(t, "alice", "correct horse")
+	resp.Body.Close()
+	whoami := func() int {
+		r, err := alice.Get(s.srv.URL + "/api/whoami")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		return r.StatusCode
+	}
+	if code := whoami(); code != 200 {
+		t.Fatalf("the SSO session before: %d", code)
+	}
+	tn, _ := s.g.Tenant(ctx, tenantID)
+	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: owner.ID}, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.g.Authenticate(ctx, bob); !errors.Is(err, guard.ErrPolicyChanged) {
+		t.Errorf("a password session after SSO became required: %v, want ErrPolicyChanged", err)
+	}
+	if code := whoami(); code != 200 {
+		t.Errorf("the SSO session after: %d, want 200", code)
+	}
+	if _, err := s.g.Authenticate(ctx, ownerMFA); err != nil {
+		t.Errorf("the break-glass owner's session with a second factor: %v, want it kept", err)
+	}
+	page, err := s.g.QueryAudit(ctx, sys, tenantID, audit.Query{Action: string(audit.SessionRevoked)})
+	if err != nil || len(page.Events) != 1 || page.Events[0].Reason != "sso_required" {
+		t.Errorf("session.revoked events %+v, %v; want one, reason sso_required", page.Events, err)
+	}
+}
+
+func totpAt(t *testing.T, secret string, at time.Time) string {
+	t.Helper()
+	c, err := totp.GenerateCode(secret, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
