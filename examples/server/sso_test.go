@@ -829,7 +829,8 @@ func TestSSOMetadataSigningCertificate(t *testing.T) {
 	ok(url.Values{"metadata_xml": {tampered}, "metadata_signing_certs": {certPEM}}, "The metadata has a signature that does not verify")
 
 	page = ok(url.Values{"metadata_xml": {signed}, "metadata_signing_certs": {"\r\n" + certPEM + "\n"}, "jit": {"on"}}, "Connected to "+idp.url+"/metadata.")
-	if !strings.Contains(page, `id="metadata-signature"><span class="badge ok">required`) || !strings.Contains(page, certPEM[:60]) {
+	if !strings.Contains(page, `id="metadata-signature"><span class="badge ok">required`) || !strings.Contains(page, certPEM[:60]) ||
+		!strings.Contains(page, `id="idp-entity-id">`+idp.url+`/metadata<`) {
 		t.Errorf("after requiring signed metadata, the SSO page:\n%.4000s", page)
 	}
 	conn, err := c.con.g.SSOConnection(t.Context(), guard.System("test"), demoTenant)

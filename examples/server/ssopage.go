@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/pem"
 	"encoding/xml"
 	"errors"
@@ -78,7 +79,7 @@ func (a *app) ssoData(r *http.Request, fresh bool) (ssoView, error) {
 	case err == nil:
 		v.Conn, v.Mapping = &c, mappingOf(c)
 		var ie *sso.InputError
-		if v.IdP, err = sso.ParseMetadata([]byte(c.Metadata), a.now()); errors.As(err, &ie) {
+		if v.IdP, err = connectionIdP(c, a.now()); errors.As(err, &ie) {
 			v.IdP, v.IdPError = nil, ssoInputSentence(ie)
 		}
 	case !errors.Is(err, sso.ErrNotFound):
@@ -120,6 +121,30 @@ func (a *app) ssoData(r *http.Request, fresh bool) (ssoView, error) {
 		}
 	})
 	return v, err
+}
+
+// connectionIdP reads the IdP from a connection's metadata as Guard uses
+// it: through ParseSignedMetadata when the connection requires signed
+// metadata, so the page never shows as usable what sign-in refuses.
+func connectionIdP(c sso.Connection, now time.Time) (*sso.IdP, error) {
+	if len(c.MetadataSigningCertificates) == 0 {
+		return sso.ParseMetadata([]byte(c.Metadata), now)
+	}
+	var certs []*x509.Certificate
+	for _, p := range c.MetadataSigningCertificates {
+		b, _ := pem.Decode([]byte(p))
+		if b == nil {
+			return nil, &sso.InputError{Field: "MetadataSigningCertificates", Reason: "has an entry that is not one PEM certificate"}
+		}
+		cert, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, &sso.InputError{Field: "MetadataSigningCertificates", Reason: "has a certificate that cannot be parsed"}
+		}
+		certs = append(certs, cert)
+	}
+	return sso.ParseSignedMetadata([]byte(c.Metadata), now, sso.MetadataSignature{
+		Certificates: certs, AllowSHA1: c.AllowSHA1, RequireValidCertificates: c.RequireValidCertificates,
+	})
 }
 
 // eachUser calls f with every user of the viewer's tenant, a page at a
