@@ -129,8 +129,9 @@ type Connection struct {
 // Validate checks c at now: the tenant, the metadata source (Metadata
 // must parse with ParseMetadata, or with ParseSignedMetadata when
 // MetadataSigningCertificates is set, or be empty with a MetadataURL
-// set), the metadata signing and extra certificates, the skew, the attribute names, role names and
-// domains. It returns an *InputError naming the first unacceptable field.
+// set), the metadata signing and extra certificates, the skew, the
+// attribute names, role names and domains. It returns an *InputError
+// naming the first unacceptable field.
 func (c *Connection) Validate(now time.Time) error {
 	if err := checkTenant(c.Tenant); err != nil {
 		return err
