@@ -87,6 +87,11 @@ func verifyMetadata(data []byte, now time.Time, sig MetadataSignature) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
+	// etree reads elements after the root as more top-level elements;
+	// only the root is signed, so a signed document has nothing else.
+	if len(doc.ChildElements()) != 1 {
+		return nil, metaErr("has more than one top-level element")
+	}
 	root := doc.Root()
 	if root.Tag != "EntityDescriptor" && root.Tag != "EntitiesDescriptor" {
 		return nil, metaErr("is not an EntityDescriptor or EntitiesDescriptor")

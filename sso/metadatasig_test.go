@@ -229,6 +229,8 @@ func TestParseSignedMetadata(t *testing.T) {
 			{"unsigned root with the signed copy inside", signedCopyInside, trust, "is not signed"},
 			{"genuine signature moved onto an evil root", movedSignature, trust, "does not verify"},
 			{"two signatures on the root", twoSignatures, trust, "more than one Signature"},
+			{"an unsigned element after the signed root", good + evilMD, trust, "more than one top-level element"},
+			{"an unsigned element before the signed root", evilMD + good, trust, "more than one top-level element"},
 			{"entity added to a signed aggregate", aggPlus, trust, "does not verify"},
 			{"SHA-1 by default", signedMDWith(md, "_md1", fed, "http://www.w3.org/2000/09/xmldsig#rsa-sha1"), trust, "SHA-1"},
 			{"XPath transform", strings.Replace(good, `<ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>`,
