@@ -2,10 +2,14 @@ package guard
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/guardhq/guard/audit"
@@ -48,7 +52,11 @@ func (g *Guard) SSOConnection(ctx context.Context, by Principal, tenant string) 
 }
 
 // SetSSOConnection configures the tenant's IdP (metadata XML or URL,
-// attribute and role mapping, just-in-time provisioning, allowed domains).
+// the certificates its metadata must be signed with, if any, attribute
+// and role mapping, just-in-time provisioning, allowed domains). The
+// sso.configured audit event records whether metadata signatures are
+// required (metadata_signed) and the SHA-256 fingerprints of the
+// certificates (metadata_signers).
 // Whoever controls the IdP can sign in as any user of the tenant, so only
 // an owner may do it, with a recent authentication.
 func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connection) (sso.Connection, error) {
@@ -78,8 +86,27 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 	}
 	e := g.adminEvent(by, c.Tenant, audit.SSOConfigured, c.Tenant)
 	e.Meta = map[string]string{"jit": boolString(c.JIT), "idp_initiated": boolString(c.IdPInitiated), "metadata_url": clip(c.MetadataURL, 500),
-		"allow_sha1": boolString(c.AllowSHA1), "allow_cbc": boolString(c.AllowCBC)}
+		"allow_sha1": boolString(c.AllowSHA1), "allow_cbc": boolString(c.AllowCBC),
+		"metadata_signed": boolString(len(out.MetadataSigningCertificates) > 0)}
+	if fp := certFingerprints(out.MetadataSigningCertificates); fp != "" {
+		e.Meta["metadata_signers"] = fp
+	}
 	return out, g.record(ctx, e)
+}
+
+// certFingerprints returns the SHA-256 fingerprints (hex of the DER) of
+// PEM certificates, comma-separated: what an audit event names them by,
+// never their PEM. At most 10 certificates (sso.Connection's limit) fit
+// an audit field.
+func certFingerprints(pems []string) string {
+	var fps []string
+	for _, p := range pems {
+		if b, _ := pem.Decode([]byte(p)); b != nil {
+			sum := sha256.Sum256(b.Bytes)
+			fps = append(fps, hex.EncodeToString(sum[:]))
+		}
+	}
+	return strings.Join(fps, ",")
 }
 
 // DeleteSSOConnection removes the tenant's IdP (owners only). A tenant

@@ -106,7 +106,9 @@ func (p *Provider) FetchMetadata(ctx context.Context, rawURL string) ([]byte, er
 }
 
 // RefreshMetadata fetches tenant's metadata again from its MetadataURL
-// and, if it parses and names the same IdP entity ID, stores it with
+// and, if it parses (and, when the connection has
+// MetadataSigningCertificates, carries a valid signature by one of them:
+// see ParseSignedMetadata) and names the same IdP entity ID, stores it with
 // ConnectionStore.UpdateMetadata (set if newer, and only while the URL is
 // unchanged). It reports whether the stored connection changed. On any
 // failure the stored metadata, the last good copy, is left as it is. A
@@ -127,7 +129,7 @@ func (p *Provider) RefreshMetadata(ctx context.Context, tenant string) (bool, er
 		return false, err
 	}
 	now := p.cfg.Now()
-	idp, err := ParseMetadata(data, now)
+	idp, err := c.parseMetadata(data, now)
 	if err != nil {
 		return false, err
 	}

@@ -52,6 +52,18 @@ type Connection struct {
 	// besides those in the metadata, for a key rollover the metadata does
 	// not announce yet. At most 10.
 	ExtraCertificates []string
+	// MetadataSigningCertificates, if not empty, are PEM-encoded
+	// certificates of the keys the IdP's metadata must be signed with (a
+	// federation's or the IdP's metadata signing key; SAML-48). Every
+	// metadata document accepted for the connection, put as Metadata,
+	// fetched when the connection is put, or refreshed from MetadataURL,
+	// must then carry a valid enveloped signature by one of them (see
+	// ParseSignedMetadata; AllowSHA1 and RequireValidCertificates apply to
+	// it too), and only the signed content is used. A refresh that is
+	// unsigned or badly signed is refused, keeping the last good copy.
+	// Empty: the metadata's own signature is not checked (ParseMetadata).
+	// At most 10.
+	MetadataSigningCertificates []string
 
 	// ClockSkew is the clock difference allowed between the IdP and Guard
 	// when checking NotBefore, NotOnOrAfter and IssueInstant: 0 means
@@ -115,9 +127,11 @@ type Connection struct {
 }
 
 // Validate checks c at now: the tenant, the metadata source (Metadata
-// must parse with ParseMetadata, or be empty with a MetadataURL set), the
-// extra certificates, the skew, the attribute names, role names and
-// domains. It returns an *InputError naming the first unacceptable field.
+// must parse with ParseMetadata, or with ParseSignedMetadata when
+// MetadataSigningCertificates is set, or be empty with a MetadataURL
+// set), the metadata signing and extra certificates, the skew, the
+// attribute names, role names and domains. It returns an *InputError
+// naming the first unacceptable field.
 func (c *Connection) Validate(now time.Time) error {
 	if err := checkTenant(c.Tenant); err != nil {
 		return err
@@ -127,11 +141,14 @@ func (c *Connection) Validate(now time.Time) error {
 			return err
 		}
 	}
+	if _, err := c.metadataSigningCerts(); err != nil {
+		return err
+	}
 	if c.Metadata == "" {
 		if c.MetadataURL == "" {
 			return &InputError{Field: "Metadata", Reason: "is required (or MetadataURL)"}
 		}
-	} else if _, err := ParseMetadata([]byte(c.Metadata), now); err != nil {
+	} else if _, err := c.parseMetadata([]byte(c.Metadata), now); err != nil {
 		return err
 	}
 	if _, err := c.extraCerts(); err != nil {
@@ -174,25 +191,52 @@ func (c *Connection) Validate(now time.Time) error {
 
 // extraCerts parses ExtraCertificates.
 func (c *Connection) extraCerts() ([]*x509.Certificate, error) {
-	if len(c.ExtraCertificates) > maxExtraCerts {
-		return nil, &InputError{Field: "ExtraCertificates", Reason: "has more than 10 entries"}
+	return parsePEMCerts("ExtraCertificates", c.ExtraCertificates)
+}
+
+// metadataSigningCerts parses MetadataSigningCertificates.
+func (c *Connection) metadataSigningCerts() ([]*x509.Certificate, error) {
+	return parsePEMCerts("MetadataSigningCertificates", c.MetadataSigningCertificates)
+}
+
+// parsePEMCerts parses the PEM certificates of a Connection field: at
+// most 10, each one PEM CERTIFICATE block of an RSA key of at least 2048
+// bits or an ECDSA key.
+func parsePEMCerts(field string, pems []string) ([]*x509.Certificate, error) {
+	if len(pems) > maxExtraCerts {
+		return nil, &InputError{Field: field, Reason: "has more than 10 entries"}
 	}
 	var certs []*x509.Certificate
-	for _, p := range c.ExtraCertificates {
+	for _, p := range pems {
 		block, rest := pem.Decode([]byte(p))
 		if block == nil || block.Type != "CERTIFICATE" || strings.TrimSpace(string(rest)) != "" {
-			return nil, &InputError{Field: "ExtraCertificates", Reason: "has an entry that is not one PEM certificate"}
+			return nil, &InputError{Field: field, Reason: "has an entry that is not one PEM certificate"}
 		}
 		cert, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, &InputError{Field: "ExtraCertificates", Reason: "has a certificate that cannot be parsed"}
+			return nil, &InputError{Field: field, Reason: "has a certificate that cannot be parsed"}
 		}
 		if err := checkKey(cert); err != nil {
-			return nil, &InputError{Field: "ExtraCertificates", Reason: err.Error()}
+			return nil, &InputError{Field: field, Reason: err.Error()}
 		}
 		certs = appendCert(certs, cert)
 	}
 	return certs, nil
+}
+
+// parseMetadata parses a metadata document for c at now: with
+// ParseSignedMetadata if c requires signed metadata, else ParseMetadata.
+func (c *Connection) parseMetadata(data []byte, now time.Time) (*IdP, error) {
+	if len(c.MetadataSigningCertificates) == 0 {
+		return ParseMetadata(data, now)
+	}
+	certs, err := c.metadataSigningCerts()
+	if err != nil {
+		return nil, err
+	}
+	return ParseSignedMetadata(data, now, MetadataSignature{
+		Certificates: certs, AllowSHA1: c.AllowSHA1, RequireValidCertificates: c.RequireValidCertificates,
+	})
 }
 
 // skew returns the effective clock skew.
@@ -207,6 +251,7 @@ func (c *Connection) skew() time.Duration {
 func (c *Connection) equal(o *Connection) bool {
 	return c.Tenant == o.Tenant && c.MetadataURL == o.MetadataURL && c.Metadata == o.Metadata &&
 		c.MetadataFetchedAt.Equal(o.MetadataFetchedAt) && slices.Equal(c.ExtraCertificates, o.ExtraCertificates) &&
+		slices.Equal(c.MetadataSigningCertificates, o.MetadataSigningCertificates) &&
 		c.ClockSkew == o.ClockSkew && c.EmailAttribute == o.EmailAttribute && c.NameAttribute == o.NameAttribute &&
 		c.GroupsAttribute == o.GroupsAttribute && maps.Equal(c.GroupRoles, o.GroupRoles) && c.DefaultRole == o.DefaultRole &&
 		c.SyncRoles == o.SyncRoles && c.JIT == o.JIT && slices.Equal(c.AllowedDomains, o.AllowedDomains) &&
@@ -217,6 +262,7 @@ func (c *Connection) equal(o *Connection) bool {
 // clone returns a deep copy of c.
 func (c Connection) clone() Connection {
 	c.ExtraCertificates = slices.Clone(c.ExtraCertificates)
+	c.MetadataSigningCertificates = slices.Clone(c.MetadataSigningCertificates)
 	c.GroupRoles = maps.Clone(c.GroupRoles)
 	c.AllowedDomains = slices.Clone(c.AllowedDomains)
 	return c

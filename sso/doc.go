@@ -16,12 +16,14 @@
 //     PutConnection, Connection, DeleteConnection, FetchMetadata,
 //     RefreshMetadata.
 //   - Connection is a tenant's IdP connection: metadata (XML, or a URL
-//     refreshed by a Refresher that keeps the last good copy), extra
+//     refreshed by a Refresher that keeps the last good copy), optionally
+//     the certificates the metadata must be signed with, extra
 //     certificates for key rollover, clock skew, attribute mapping
 //     (email, name, groups → role names), just-in-time provisioning and
 //     allowed email domains, IdP-initiated login (off by default), SHA-1
 //     and CBC-encrypted assertions (both refused by default).
-//   - ParseMetadata reads an IdP's metadata; SafeRedirect decides whether
+//   - ParseMetadata reads an IdP's metadata, ParseSignedMetadata metadata
+//     that must carry a valid signature; SafeRedirect decides whether
 //     a return path may be redirected to.
 //   - store.go holds the storage contracts (ConnectionStore, RequestStore,
 //     ReplayCache, and SubjectStore, which the facade uses for single

@@ -1,12 +1,14 @@
 package sso
 
 import (
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/beevik/etree"
@@ -174,6 +176,58 @@ func FuzzDecryptedPlaintext(f *testing.F) {
 			a.SelectAttrValue("ID", "") == "" || a.SelectAttrValue("ID", "") == "id-response-0001" ||
 			a.SelectElement("Signature") == nil || len(a.FindElements(".//Assertion")) != 0 {
 			t.Fatalf("accepted %q", plain)
+		}
+	})
+}
+
+// FuzzVerifyMetadataSignature: the signed-metadata path (SAML-48) never
+// panics, and whatever it accepts really verified: the signed content it
+// returns is exactly one that the key holder signed (one of the seeds'),
+// however the rest of the input was changed, and that content parses as
+// the IdP the key holder described. The keys are the fixed ones in
+// testdata/keys, so every worker and every saved input agree.
+func FuzzVerifyMetadataSignature(f *testing.F) {
+	k := loadKeys(f)
+	signer, other := asSigner(k.idp2), asSigner(k.attacker)
+	trust := MetadataSignature{Certificates: []*x509.Certificate{signer.cert}}
+	md := idpMetadata(time.Time{}, k.idp.cert)
+	genuine := []string{
+		signedMD(md, "_md1", signer),
+		signedMD(md, "", signer),
+		signedMD(entitiesMD("_agg", md), "_agg", signer),
+	}
+	signedContent := map[string]bool{}
+	for _, doc := range genuine {
+		out, err := verifyMetadata([]byte(doc), t0, trust)
+		if err != nil {
+			f.Fatalf("seed does not verify: %v", err)
+		}
+		signedContent[string(out)] = true
+		f.Add([]byte(doc))
+	}
+	f.Add([]byte(md))
+	f.Add([]byte(signedMD(md, "_md1", other)))
+	f.Add([]byte(strings.Replace(genuine[0], idpSSOURL, "https://evil.example/sso", 1)))
+	f.Add([]byte(entitiesMD("", genuine[0])))
+	f.Add([]byte(signedMDWith(md, "_md1", signer, "http://www.w3.org/2000/09/xmldsig#rsa-sha1")))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		out, err := verifyMetadata(b, t0, trust)
+		idp, perr := ParseSignedMetadata(b, t0, trust)
+		if err != nil && perr == nil {
+			t.Fatalf("ParseSignedMetadata accepted what verifyMetadata refused: %v", err)
+		}
+		if err != nil {
+			var in *InputError
+			if !errors.As(err, &in) || in.Field != "Metadata" {
+				t.Fatalf("refused with %v, want an *InputError for Metadata", err)
+			}
+			return
+		}
+		if !signedContent[string(out)] {
+			t.Fatalf("accepted content the key holder never signed:\n%s", out)
+		}
+		if perr == nil && (idp.EntityID != idpEntityID || idp.SSORedirectURL != idpSSOURL || len(idp.Certificates) != 1 || !idp.Certificates[0].Equal(k.idp.cert)) {
+			t.Fatalf("accepted another IdP: %+v", idp)
 		}
 	})
 }

@@ -59,7 +59,10 @@ type IdP struct {
 //
 // The metadata's own signature, if any, is not checked: its trust comes
 // from how it was obtained (uploaded by an administrator, or fetched over
-// HTTPS from a URL the administrator gave).
+// HTTPS from a URL the administrator gave). This is what the Provider does
+// for a Connection without MetadataSigningCertificates, as it always has;
+// for one with them it uses ParseSignedMetadata, which requires a valid
+// signature by one of them and reads only the signed content.
 func ParseMetadata(data []byte, now time.Time) (*IdP, error) {
 	ed, validUntil, err := parseEntity(data)
 	if err != nil {
@@ -145,24 +148,25 @@ func ParseMetadata(data []byte, now time.Time) (*IdP, error) {
 
 func metaErr(reason string) error { return &InputError{Field: "Metadata", Reason: reason} }
 
-// parseEntity decodes data into the one IdP EntityDescriptor it holds and
-// the earliest validUntil of its enclosing EntitiesDescriptors.
-func parseEntity(data []byte) (*saml.EntityDescriptor, time.Time, error) {
+// readMetadata reads a metadata document: at most MaxMetadataBytes of
+// well-formed XML without any directive, whose root is in the SAML
+// metadata namespace.
+func readMetadata(data []byte) (*etree.Document, error) {
 	if len(data) > MaxMetadataBytes {
-		return nil, time.Time{}, metaErr("is too large")
+		return nil, metaErr("is too large")
 	}
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(data); err != nil {
-		return nil, time.Time{}, metaErr("is not well-formed XML")
+		return nil, metaErr("is not well-formed XML")
 	}
 	for _, tok := range doc.Child {
 		if _, ok := tok.(*etree.Directive); ok {
-			return nil, time.Time{}, metaErr("has a DOCTYPE or other directive")
+			return nil, metaErr("has a DOCTYPE or other directive")
 		}
 	}
 	root := doc.Root()
 	if root == nil {
-		return nil, time.Time{}, metaErr("has no root element")
+		return nil, metaErr("has no root element")
 	}
 	var directive bool
 	walk(root, func(el *etree.Element) bool {
@@ -174,11 +178,22 @@ func parseEntity(data []byte) (*saml.EntityDescriptor, time.Time, error) {
 		return !directive
 	})
 	if directive {
-		return nil, time.Time{}, metaErr("has a DOCTYPE or other directive")
+		return nil, metaErr("has a DOCTYPE or other directive")
 	}
 	if root.NamespaceURI() != nsMetadata {
-		return nil, time.Time{}, metaErr("is not SAML metadata")
+		return nil, metaErr("is not SAML metadata")
 	}
+	return doc, nil
+}
+
+// parseEntity decodes data into the one IdP EntityDescriptor it holds and
+// the earliest validUntil of its enclosing EntitiesDescriptors.
+func parseEntity(data []byte) (*saml.EntityDescriptor, time.Time, error) {
+	doc, err := readMetadata(data)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	root := doc.Root()
 	switch root.Tag {
 	case "EntityDescriptor":
 		var ed saml.EntityDescriptor

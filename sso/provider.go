@@ -341,7 +341,7 @@ func (p *Provider) compile(c Connection) (*compiled, error) {
 	}
 	comp := &compiled{conn: c, skew: c.skew(), acsURL: sp.AcsURL}
 	comp.urls, _ = p.SP(c.Tenant)
-	idp, err := parseIdP([]byte(c.Metadata))
+	idp, err := c.parseStored()
 	if err == nil && c.Metadata == "" {
 		err = metaErr("has not been fetched yet")
 	}
@@ -377,6 +377,23 @@ func parseIdP(data []byte) (*IdP, error) {
 		return &IdP{}, nil
 	}
 	return ParseMetadata(data, time.Time{})
+}
+
+// parseStored is parseIdP of c's stored metadata, through
+// ParseSignedMetadata if c requires signed metadata: its signature was
+// checked when it was accepted, and is checked again here (without the
+// validity periods of the certificates, judged on acceptance), so that
+// metadata that reached the store unsigned, for example from a refresh
+// that raced with a change of the connection, is never used.
+func (c *Connection) parseStored() (*IdP, error) {
+	if len(c.Metadata) == 0 || len(c.MetadataSigningCertificates) == 0 {
+		return parseIdP([]byte(c.Metadata))
+	}
+	certs, err := c.metadataSigningCerts()
+	if err != nil {
+		return nil, err
+	}
+	return ParseSignedMetadata([]byte(c.Metadata), time.Time{}, MetadataSignature{Certificates: certs, AllowSHA1: c.AllowSHA1})
 }
 
 // spAt returns a copy of comp's ServiceProvider whose clock reads now.

@@ -65,7 +65,7 @@ func (a *app) securityData(r *http.Request, fresh bool) (securityView, error) {
 	switch c, err := a.g.SSOConnection(ctx, p, p.Tenant); {
 	case err == nil:
 		v.IdPEntity = "an identity provider whose metadata cannot be used"
-		if idp, err := sso.ParseMetadata([]byte(c.Metadata), a.now()); err == nil {
+		if idp, err := connectionIdP(c, a.now()); err == nil {
 			v.IdPEntity = idp.EntityID
 		}
 	case !errors.Is(err, sso.ErrNotFound):

@@ -370,5 +370,8 @@ func describe(c sso.Connection) string {
 	if len(c.AllowedDomains) > 0 {
 		parts = append(parts, "domains "+strings.Join(c.AllowedDomains, ", "))
 	}
+	if n := len(c.MetadataSigningCertificates); n > 0 {
+		parts = append(parts, fmt.Sprintf("metadata must be signed (%d certificate(s))", n))
+	}
 	return strings.Join(parts, "; ")
 }

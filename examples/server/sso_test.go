@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"html"
 	"io"
@@ -24,7 +26,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/crewjam/saml/samlidp"
+	dsig "github.com/russellhaering/goxmldsig"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
@@ -762,5 +766,106 @@ func TestSSOPostBindingIdP(t *testing.T) {
 	}
 	if code, who := anon.whoami(); code != 200 || who.Email != "bob@example.com" {
 		t.Fatalf("whoami: %d %+v", code, who)
+	}
+}
+
+// SAML-48: the connection form takes the certificate the IdP's metadata
+// must be signed with. Unsigned metadata, pasted or fetched, is then
+// refused with a sentence the owner can act on; signed metadata is
+// accepted and the page says signatures are required; emptying the field
+// turns the check off again. The audit event records the choice.
+func TestSSOMetadataSigningCertificate(t *testing.T) {
+	clock := &testClock{}
+	c, idp, password := newSSOClient(t, clock)
+	c.signIn(ownerEmail, password)
+	_, page := c.get("/security/sso")
+	if !strings.Contains(page, `id="metadata-signing-certs"`) || !strings.Contains(page, `id="metadata-signature"><span class="badge off">not checked`) {
+		t.Fatalf("the SSO page lacks the metadata signing certificate field or state:\n%.3000s", page)
+	}
+
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "federation metadata signer"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	md := idp.metadata()
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString(md); err != nil {
+		t.Fatal(err)
+	}
+	sc := dsig.NewDefaultSigningContext(dsig.TLSCertKeyStore(tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}))
+	sc.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+	root, err := sc.SignEnveloped(doc.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc.SetRoot(root)
+	signed, _ := doc.WriteToString()
+
+	ok := func(form url.Values, want string) string {
+		t.Helper()
+		resp, _ := c.post("/security/sso", form)
+		_, body := c.get(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusSeeOther || !strings.Contains(body, html.EscapeString(want)) {
+			t.Errorf("POST /security/sso: %d, the page lacks %q", resp.StatusCode, want)
+		}
+		return body
+	}
+	ok(url.Values{"metadata_xml": {md}, "metadata_signing_certs": {certPEM}, "jit": {"on"}},
+		"The metadata is not signed, and the connection requires signed metadata.")
+	ok(url.Values{"metadata_url": {idp.url + "/metadata"}, "metadata_signing_certs": {certPEM}, "jit": {"on"}},
+		"The metadata is not signed, and the connection requires signed metadata.")
+	ok(url.Values{"metadata_xml": {signed}, "metadata_signing_certs": {"not a certificate"}}, "Paste the metadata signing certificate as PEM")
+	ok(url.Values{"metadata_xml": {signed}, "metadata_signing_certs": {strings.Replace(certPEM, "MII", "MIX", 1)}},
+		"The metadata signing certificate has a certificate that cannot be parsed.")
+	tampered := strings.Replace(signed, idp.url+"/sso", "https://evil.example/sso", 1)
+	ok(url.Values{"metadata_xml": {tampered}, "metadata_signing_certs": {certPEM}}, "The metadata has a signature that does not verify")
+
+	page = ok(url.Values{"metadata_xml": {signed}, "metadata_signing_certs": {"\r\n" + certPEM + "\n"}, "jit": {"on"}}, "Connected to "+idp.url+"/metadata.")
+	if !strings.Contains(page, `id="metadata-signature"><span class="badge ok">required`) || !strings.Contains(page, certPEM[:60]) ||
+		!strings.Contains(page, `id="idp-entity-id">`+idp.url+`/metadata<`) {
+		t.Errorf("after requiring signed metadata, the SSO page:\n%.4000s", page)
+	}
+	conn, err := c.con.g.SSOConnection(t.Context(), guard.System("test"), demoTenant)
+	if err != nil || len(conn.MetadataSigningCertificates) != 1 || conn.MetadataSigningCertificates[0] != certPEM {
+		t.Errorf("stored MetadataSigningCertificates = %q, %v", conn.MetadataSigningCertificates, err)
+	}
+	// Saving the form as shown (the certificate field prefilled) keeps
+	// the requirement and the metadata.
+	_, page = c.get("/security/sso")
+	prefilled := html.UnescapeString(regexp.MustCompile(`(?s)id="metadata-signing-certs"[^>]*>(.*?)</textarea>`).FindStringSubmatch(page)[1])
+	ok(url.Values{"metadata_signing_certs": {prefilled}, "jit": {"on"}}, "Connected to "+idp.url+"/metadata.")
+	if conn, _ := c.con.g.SSOConnection(t.Context(), guard.System("test"), demoTenant); len(conn.MetadataSigningCertificates) != 1 || conn.Metadata != signed {
+		t.Errorf("saving the form as shown changed the connection: %d certificates", len(conn.MetadataSigningCertificates))
+	}
+
+	// Emptied, the check is off: unsigned metadata is accepted again.
+	page = ok(url.Values{"metadata_xml": {md}, "jit": {"on"}}, "Connected to "+idp.url+"/metadata.")
+	if !strings.Contains(page, `id="metadata-signature"><span class="badge off">not checked`) {
+		t.Error("after emptying the certificate field, signatures are still shown as required")
+	}
+
+	ev, err := c.con.g.QueryAudit(t.Context(), guard.System("test"), demoTenant, audit.Query{Action: string(audit.SSOConfigured)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var signedEvents, unsignedEvents int
+	for _, e := range ev.Events {
+		switch e.Meta["metadata_signed"] {
+		case "true":
+			signedEvents++
+		case "false":
+			unsignedEvents++
+		}
+	}
+	if signedEvents != 2 || unsignedEvents < 1 {
+		t.Errorf("sso.configured events: %d with metadata_signed=true, %d false", signedEvents, unsignedEvents)
 	}
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
 	"encoding/xml"
 	"errors"
 	"maps"
@@ -76,7 +79,7 @@ func (a *app) ssoData(r *http.Request, fresh bool) (ssoView, error) {
 	case err == nil:
 		v.Conn, v.Mapping = &c, mappingOf(c)
 		var ie *sso.InputError
-		if v.IdP, err = sso.ParseMetadata([]byte(c.Metadata), a.now()); errors.As(err, &ie) {
+		if v.IdP, err = connectionIdP(c, a.now()); errors.As(err, &ie) {
 			v.IdP, v.IdPError = nil, ssoInputSentence(ie)
 		}
 	case !errors.Is(err, sso.ErrNotFound):
@@ -118,6 +121,30 @@ func (a *app) ssoData(r *http.Request, fresh bool) (ssoView, error) {
 		}
 	})
 	return v, err
+}
+
+// connectionIdP reads the IdP from a connection's metadata as Guard uses
+// it: through ParseSignedMetadata when the connection requires signed
+// metadata, so the page never shows as usable what sign-in refuses.
+func connectionIdP(c sso.Connection, now time.Time) (*sso.IdP, error) {
+	if len(c.MetadataSigningCertificates) == 0 {
+		return sso.ParseMetadata([]byte(c.Metadata), now)
+	}
+	var certs []*x509.Certificate
+	for _, p := range c.MetadataSigningCertificates {
+		b, _ := pem.Decode([]byte(p))
+		if b == nil {
+			return nil, &sso.InputError{Field: "MetadataSigningCertificates", Reason: "has an entry that is not one PEM certificate"}
+		}
+		cert, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, &sso.InputError{Field: "MetadataSigningCertificates", Reason: "has a certificate that cannot be parsed"}
+		}
+		certs = append(certs, cert)
+	}
+	return sso.ParseSignedMetadata([]byte(c.Metadata), now, sso.MetadataSignature{
+		Certificates: certs, AllowSHA1: c.AllowSHA1, RequireValidCertificates: c.RequireValidCertificates,
+	})
 }
 
 // eachUser calls f with every user of the viewer's tenant, a page at a
@@ -186,6 +213,7 @@ func mappingOf(c sso.Connection) []groupRole {
 
 // setSSOConnection saves the connection form: the IdP's metadata (a URL,
 // fetched now, or pasted XML; neither keeps the current metadata), the
+// certificates the metadata must be signed with (none: not checked), the
 // group → role mapping, just-in-time users and the allowed domains.
 func (a *app) setSSOConnection(w http.ResponseWriter, r *http.Request) {
 	if !a.form(w, r) {
@@ -217,6 +245,12 @@ func (a *app) setSSOConnection(w http.ResponseWriter, r *http.Request) {
 		a.flashBack(w, r, back, "Give your identity provider's metadata URL, or paste its metadata XML.")
 		return
 	}
+	signers, ok := splitPEM(r.PostForm.Get("metadata_signing_certs"))
+	if !ok {
+		a.flashBack(w, r, back, "Paste the metadata signing certificate as PEM (-----BEGIN CERTIFICATE----- …), or leave it empty.")
+		return
+	}
+	c.MetadataSigningCertificates = signers
 	c.JIT = r.PostForm.Get("jit") == "on"
 	c.SyncRoles = r.PostForm.Get("sync_roles") == "on"
 	c.AllowedDomains = nil
@@ -252,6 +286,26 @@ func (a *app) setSSOConnection(w http.ResponseWriter, r *http.Request) {
 		entity = idp.EntityID
 	}
 	a.ok(w, r, back, "Connected to %s. Your users can now sign in with SSO.", entity)
+}
+
+// splitPEM reads the PEM blocks pasted in s, one certificate each (Guard
+// checks them), and reports false if s holds anything else besides white
+// space. Empty s gives none: metadata signatures are then not required.
+func splitPEM(s string) ([]string, bool) {
+	var out []string
+	rest := bytes.TrimSpace([]byte(s))
+	for len(rest) > 0 {
+		if !bytes.HasPrefix(rest, []byte("-----BEGIN ")) {
+			return nil, false
+		}
+		b, r := pem.Decode(rest)
+		if b == nil {
+			return nil, false
+		}
+		out = append(out, string(pem.EncodeToMemory(b)))
+		rest = bytes.TrimSpace(r)
+	}
+	return out, true
 }
 
 // parseMapping reads "group = role" lines (a group may itself contain
@@ -389,6 +443,7 @@ func ssoInputSentence(ie *sso.InputError) string {
 	name, ok := map[string]string{
 		"Metadata": "The metadata", "MetadataURL": "The metadata URL", "AllowedDomains": "The list of allowed domains",
 		"GroupRoles": "The group mapping", "DefaultRole": "The default role", "ExtraCertificates": "The extra certificates",
+		"MetadataSigningCertificates": "The metadata signing certificate",
 	}[ie.Field]
 	if !ok {
 		return sentence(ie.Error())

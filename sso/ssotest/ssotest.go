@@ -93,24 +93,25 @@ func Run(t *testing.T, newStores func(t *testing.T) sso.Stores) {
 // conn returns a connection of tenant with every field set.
 func conn(tenant string) sso.Connection {
 	return sso.Connection{
-		Tenant:                   tenant,
-		MetadataURL:              "https://idp.example.com/" + tenant + "/metadata",
-		Metadata:                 `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.example.com/` + tenant + `">é ☃</md:EntityDescriptor>`,
-		MetadataFetchedAt:        base.Add(-time.Hour),
-		ExtraCertificates:        []string{"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "second"},
-		ClockSkew:                90*time.Second + 250*time.Millisecond,
-		EmailAttribute:           "mail",
-		NameAttribute:            "displayName",
-		GroupsAttribute:          "groups",
-		GroupRoles:               map[string]string{"Admins": "admin", "Sales Team": "member", "Ünïcode": "reports-only"},
-		DefaultRole:              "member",
-		SyncRoles:                true,
-		JIT:                      true,
-		AllowedDomains:           []string{"example.com", "example.org"},
-		IdPInitiated:             true,
-		AllowSHA1:                true,
-		AllowCBC:                 true,
-		RequireValidCertificates: true,
+		Tenant:                      tenant,
+		MetadataURL:                 "https://idp.example.com/" + tenant + "/metadata",
+		Metadata:                    `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.example.com/` + tenant + `">é ☃</md:EntityDescriptor>`,
+		MetadataFetchedAt:           base.Add(-time.Hour),
+		ExtraCertificates:           []string{"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "second"},
+		MetadataSigningCertificates: []string{"-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n", "signer ☃"},
+		ClockSkew:                   90*time.Second + 250*time.Millisecond,
+		EmailAttribute:              "mail",
+		NameAttribute:               "displayName",
+		GroupsAttribute:             "groups",
+		GroupRoles:                  map[string]string{"Admins": "admin", "Sales Team": "member", "Ünïcode": "reports-only"},
+		DefaultRole:                 "member",
+		SyncRoles:                   true,
+		JIT:                         true,
+		AllowedDomains:              []string{"example.com", "example.org"},
+		IdPInitiated:                true,
+		AllowSHA1:                   true,
+		AllowCBC:                    true,
+		RequireValidCertificates:    true,
 	}
 }
 
@@ -132,6 +133,9 @@ func diffConn(got, want sso.Connection) string {
 	}
 	if !slices.Equal(got.ExtraCertificates, want.ExtraCertificates) {
 		add("ExtraCertificates", got.ExtraCertificates, want.ExtraCertificates)
+	}
+	if !slices.Equal(got.MetadataSigningCertificates, want.MetadataSigningCertificates) {
+		add("MetadataSigningCertificates", got.MetadataSigningCertificates, want.MetadataSigningCertificates)
 	}
 	if got.ClockSkew != want.ClockSkew {
 		add("ClockSkew", got.ClockSkew, want.ClockSkew)
@@ -219,6 +223,7 @@ var putTests = []test{
 		put(t, st, c)
 		c.GroupRoles["Admins"] = "owner"
 		c.ExtraCertificates[0] = "changed"
+		c.MetadataSigningCertificates[0] = "changed"
 		c.AllowedDomains[0] = "evil.test"
 		wantConn(t, st, want)
 		got, err := st.Connections.Connection(t.Context(), "t1")
@@ -228,6 +233,7 @@ var putTests = []test{
 		got.GroupRoles["Admins"] = "owner"
 		got.AllowedDomains[1] = "evil.test"
 		got.ExtraCertificates[1] = "changed"
+		got.MetadataSigningCertificates[1] = "changed"
 		wantConn(t, st, want)
 	}},
 }

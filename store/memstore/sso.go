@@ -103,6 +103,7 @@ func (s *SSO) SubjectLen() (subjects, nameIDs int) {
 
 func cloneConnection(c sso.Connection) sso.Connection {
 	c.ExtraCertificates = slices.Clone(c.ExtraCertificates)
+	c.MetadataSigningCertificates = slices.Clone(c.MetadataSigningCertificates)
 	c.GroupRoles = maps.Clone(c.GroupRoles)
 	c.AllowedDomains = slices.Clone(c.AllowedDomains)
 	return c
