@@ -777,7 +777,7 @@ func TestSSOPostBindingIdP(t *testing.T) {
 func TestSSOMetadataSigningCertificate(t *testing.T) {
 	clock := &testClock{}
 	c, idp, password := newSSOClient(t, clock)
-	c.signIn(ownerEmail, password)
+	c.signInAdmin(ownerEmail, password)
 	_, page := c.get("/security/sso")
 	if !strings.Contains(page, `id="metadata-signing-certs"`) || !strings.Contains(page, `id="metadata-signature"><span class="badge off">not checked`) {
 		t.Fatalf("the SSO page lacks the metadata signing certificate field or state:\n%.3000s", page)
