@@ -518,15 +518,58 @@ func (g *Guard) SSOServiceProvider(tenant string) (sso.SP, error) {
 }
 
 // RefreshSSOMetadata fetches the tenant's IdP metadata again from its URL
-// (for example from a scheduled job, or see sso.Refresher), keeping the
-// last good copy when the IdP does not answer with usable metadata. It
-// reports whether the metadata changed.
+// (for example from a scheduled job), keeping the last good copy when the
+// IdP does not answer with usable metadata. It reports whether the
+// stored connection changed (a new document, or the same one fetched
+// again: sso.Provider.RefreshMetadata); a new document is recorded
+// (sso.metadata_refreshed, by the
+// system, with the SHA-256 fingerprints of the IdP's signing certificates
+// before and after, and certificates_changed), since the certificates
+// decide whose assertions are accepted. A host running sso.Refresher on
+// its own Provider records nothing in Guard's log: call this instead.
 func (g *Guard) RefreshSSOMetadata(ctx context.Context, tenant string) (bool, error) {
 	if err := g.needSSO(); err != nil {
 		return false, err
 	}
+	before, err := g.sso.Connection(ctx, tenant)
+	if err != nil {
+		return false, ssoErr("refresh sso metadata", err)
+	}
 	changed, err := g.sso.RefreshMetadata(ctx, tenant)
-	return changed, ssoErr("refresh sso metadata", err)
+	if err != nil || !changed {
+		return changed, ssoErr("refresh sso metadata", err)
+	}
+	after, err := g.sso.Connection(ctx, tenant)
+	if err != nil {
+		return changed, ssoErr("refresh sso metadata", err)
+	}
+	if after.Metadata == before.Metadata {
+		return changed, nil // fetched again, the same document
+	}
+	old, now := idpSigners(before.Metadata), idpSigners(after.Metadata)
+	e := audit.Event{Tenant: tenant, Actor: audit.Actor{Kind: audit.ActorSystem, ID: "sso-refresh"}, Action: audit.SSOMetadataRefreshed,
+		Target: tenant, Outcome: audit.Success, Meta: map[string]string{"metadata_url": clip(after.MetadataURL, 500),
+			"signing_certificates": now, "certificates_changed": boolString(old != now)}}
+	if old != now {
+		e.Meta["previous_signing_certificates"] = old
+	}
+	return changed, g.record(ctx, e)
+}
+
+// idpSigners returns the SHA-256 fingerprints of the signing certificates
+// in IdP metadata, comma-separated, or "" if it names none or does not
+// parse.
+func idpSigners(metadata string) string {
+	idp, err := sso.ParseMetadata([]byte(metadata), time.Time{})
+	if err != nil {
+		return ""
+	}
+	fps := make([]string, len(idp.Certificates))
+	for i, c := range idp.Certificates {
+		sum := sha256.Sum256(c.Raw)
+		fps[i] = hex.EncodeToString(sum[:])
+	}
+	return strings.Join(fps, ",")
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -51,10 +51,13 @@ const (
 
 // Single sign-on.
 const (
-	SSOSucceeded    Action = "sso.succeeded"     // Meta: idp, name_id
-	SSOFailed       Action = "sso.failed"        // Reason: the precise rejection (audience_mismatch, replayed…)
-	SSOConfigured   Action = "sso.configured"    // the tenant's IdP connection changed
-	LoginBreakGlass Action = "login.break_glass" // the break-glass owner signed in with a password while SSO is required
+	SSOSucceeded  Action = "sso.succeeded"  // Meta: idp, name_id
+	SSOFailed     Action = "sso.failed"     // Reason: the precise rejection (audience_mismatch, replayed…)
+	SSOConfigured Action = "sso.configured" // the tenant's IdP connection changed
+	// SSOMetadataRefreshed: the IdP's metadata, fetched again from its
+	// URL, changed (Meta: signing_certificates, certificates_changed).
+	SSOMetadataRefreshed Action = "sso.metadata_refreshed"
+	LoginBreakGlass      Action = "login.break_glass" // the break-glass owner signed in with a password while SSO is required
 )
 
 // Access reviews.
@@ -107,7 +110,7 @@ var Actions = []Action{
 	IPDenied, IPListChanged, APIKeyCreated, APIKeyRevoked, APIKeyDenied,
 	RoleGranted, RoleRevoked, RoleDefined, RoleDeleted, ApprovalRuleChanged,
 	ApprovalRequested, ApprovalApproved, ApprovalRejected, ApprovalConsumed, ReviewCompleted,
-	SSOSucceeded, SSOFailed, SSOConfigured, LoginBreakGlass,
+	SSOSucceeded, SSOFailed, SSOConfigured, SSOMetadataRefreshed, LoginBreakGlass,
 	SessionCreated, SessionRotated, SessionEvicted, SessionRevoked, SessionExpired,
 	UserCreated, UserDeactivated, UserReactivated, UserDeleted, UserUnlocked, UserInvited, UserEmailChanged,
 	UserEmailChangeRequested, PasswordChanged, PasswordRejected, PasswordRehashed, PasswordExpired,
