@@ -128,6 +128,44 @@ func (g *Guard) RevokeAPIKey(ctx context.Context, by Principal, tenant, id strin
 	return g.record(ctx, g.adminEvent(by, tenant, audit.APIKeyRevoked, id))
 }
 
+// revokeKeysOf revokes every API key of tenant that user id created and
+// that is not revoked yet, in one store step, because a key must not
+// outlive its creator's access (the user is being deactivated or deleted),
+// records each as apikey.revoked (Target the key, Meta reason and
+// created_by), then takes each key's roles away, as RevokeAPIKey does. It
+// returns how many keys it revoked. The events are recorded before any
+// other step can fail, so that a revocation is never left off the record
+// (a second call finds nothing left to revoke). Without an API key store
+// there is nothing to revoke. A store failure gives ErrUnavailable.
+func (g *Guard) revokeKeysOf(ctx context.Context, by Principal, tenant, id, reason string) (int, error) {
+	if g.stores.APIKeys == nil || id == "" {
+		return 0, nil
+	}
+	ks, err := g.stores.APIKeys.RevokeByCreator(ctx, tenant, id, g.now().UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return 0, unavailable("revoke api keys", err)
+	}
+	if len(ks) == 0 {
+		return 0, nil
+	}
+	evs := make([]audit.Event, len(ks))
+	for i, k := range ks {
+		evs[i] = g.adminEvent(by, tenant, audit.APIKeyRevoked, k.ID)
+		evs[i].Meta = map[string]string{"reason": reason, "created_by": id}
+	}
+	if err := g.record(ctx, evs...); err != nil {
+		return len(ks), err
+	}
+	if g.rbac != nil {
+		for _, k := range ks {
+			if err := g.rbac.RevokeAll(ctx, g.rbac.AllPerms(), tenant, rbac.Key(k.ID)); err != nil {
+				return len(ks), rbacErr("revoke roles", err)
+			}
+		}
+	}
+	return len(ks), nil
+}
+
 // apiKeyLimit throttles invalid API keys per client IP: 20 in a minute,
 // then a lock of a minute doubling to an hour.
 var apiKeyLimit = auth.Limit{Max: 20, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Hour}
