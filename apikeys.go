@@ -28,7 +28,9 @@ type NewAPIKey struct {
 
 // CreateAPIKey creates an API key for a tenant and returns it once, in
 // clear: show it to the administrator and forget it; Guard keeps only its
-// hash. It needs a recent authentication.
+// hash. It needs a recent authentication. A user deactivated or deleted
+// while the call was under way gets ErrUnauthenticated, and the key is
+// revoked at once.
 func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (string, auth.APIKey, error) {
 	if err := g.may(ctx, by, nk.Tenant, rbac.APIKeys, rbac.Manage); err != nil {
 		return "", auth.APIKey{}, err
@@ -67,6 +69,9 @@ func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (s
 	}
 	if err := g.stores.APIKeys.CreateAPIKey(ctx, k); err != nil {
 		return "", auth.APIKey{}, unavailable("create api key", err)
+	}
+	if err := g.creatorStillActive(ctx, by, k); err != nil {
+		return "", auth.APIKey{}, err
 	}
 	e := g.adminEvent(by, nk.Tenant, audit.APIKeyCreated, k.ID)
 	e.Meta = map[string]string{"name": k.Name, "prefix": k.Prefix}
@@ -126,6 +131,30 @@ func (g *Guard) RevokeAPIKey(ctx context.Context, by Principal, tenant, id strin
 		}
 	}
 	return g.record(ctx, g.adminEvent(by, tenant, audit.APIKeyRevoked, id))
+}
+
+// creatorStillActive checks, once k is stored, that the user creating it
+// is still active, and revokes k when they are not: a deactivation (or
+// deletion) that ran while the request was under way, after the creator
+// was authenticated, may have revoked the creator's keys before k was
+// stored. It changes the status first and revokes the keys after, so
+// either its revocation finds k or this check finds the new status. A
+// creator deactivated or gone gives ErrUnauthenticated.
+func (g *Guard) creatorStillActive(ctx context.Context, by Principal, k auth.APIKey) error {
+	if by.Kind != KindUser {
+		return nil
+	}
+	u, err := g.stores.Users.User(ctx, k.Tenant, by.UserID)
+	switch {
+	case err == nil && u.Status == auth.StatusActive:
+		return nil
+	case err == nil || errors.Is(err, auth.ErrNotFound):
+		err = ErrUnauthenticated
+	default:
+		err = unavailable("load user", err)
+	}
+	_ = g.stores.APIKeys.RevokeAPIKey(context.WithoutCancel(ctx), k.Tenant, k.ID, k.CreatedAt)
+	return err
 }
 
 // revokeKeysOf revokes every API key of tenant that user id created and

@@ -252,3 +252,60 @@ func TestCreatorKeysStoreFailure(t *testing.T) {
 		})
 	}
 }
+
+// racingKeys runs before, once, when a key is about to be stored.
+type racingKeys struct {
+	*memstore.APIKeys
+	before func()
+}
+
+func (k *racingKeys) CreateAPIKey(ctx context.Context, key auth.APIKey) error {
+	if f := k.before; f != nil {
+		k.before = nil
+		f()
+	}
+	return k.APIKeys.CreateAPIKey(ctx, key)
+}
+
+// A key whose creation was under way while its creator was deactivated or
+// deleted (their revocation ran before the key was stored) is revoked, and
+// the creation fails.
+func TestCreatorLeavingWhileCreatingAKey(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		leave func(f *keysFixture) error
+	}{
+		{"DeactivateUser", func(f *keysFixture) error {
+			return f.g.DeactivateUser(f.ctx, f.owner, tenantID, f.adam.UserID)
+		}},
+		{"DeleteUser", func(f *keysFixture) error {
+			return f.g.DeleteUser(f.ctx, f.owner, tenantID, f.adam.UserID)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			keys := &racingKeys{APIKeys: memstore.NewAPIKeys()}
+			f := newKeysFixture(t, func(c *guard.Config) { c.Stores.APIKeys = keys })
+			keys.before = func() {
+				if err := tc.leave(f); err != nil {
+					t.Error(err)
+				}
+			}
+			_, _, err := f.g.CreateAPIKey(f.ctx, f.adam, guard.NewAPIKey{Tenant: tenantID, Name: "last minute"})
+			if !errors.Is(err, guard.ErrUnauthenticated) {
+				t.Errorf("CreateAPIKey by a creator who left meanwhile: %v, want ErrUnauthenticated", err)
+			}
+			ks, err := f.g.ListAPIKeys(f.ctx, f.owner, tenantID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range ks {
+				if k.CreatedBy == f.adam.UserID && k.RevokedAt.IsZero() {
+					t.Errorf("key %s (%s) of a creator who left is not revoked", k.ID, k.Name)
+				}
+			}
+			if code := f.call(f.annBearer); code != 204 {
+				t.Errorf("the key of another admin: %d, want 204", code)
+			}
+		})
+	}
+}
