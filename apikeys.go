@@ -28,7 +28,9 @@ type NewAPIKey struct {
 
 // CreateAPIKey creates an API key for a tenant and returns it once, in
 // clear: show it to the administrator and forget it; Guard keeps only its
-// hash. It needs a recent authentication.
+// hash. It needs a recent authentication. A user deactivated or deleted
+// while the call was under way gets ErrUnauthenticated, and the key is
+// revoked at once.
 func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (string, auth.APIKey, error) {
 	if err := g.may(ctx, by, nk.Tenant, rbac.APIKeys, rbac.Manage); err != nil {
 		return "", auth.APIKey{}, err
@@ -67,6 +69,9 @@ func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (s
 	}
 	if err := g.stores.APIKeys.CreateAPIKey(ctx, k); err != nil {
 		return "", auth.APIKey{}, unavailable("create api key", err)
+	}
+	if err := g.creatorStillActive(ctx, by, k); err != nil {
+		return "", auth.APIKey{}, err
 	}
 	e := g.adminEvent(by, nk.Tenant, audit.APIKeyCreated, k.ID)
 	e.Meta = map[string]string{"name": k.Name, "prefix": k.Prefix}
@@ -126,6 +131,68 @@ func (g *Guard) RevokeAPIKey(ctx context.Context, by Principal, tenant, id strin
 		}
 	}
 	return g.record(ctx, g.adminEvent(by, tenant, audit.APIKeyRevoked, id))
+}
+
+// creatorStillActive checks, once k is stored, that the user creating it
+// is still active, and revokes k when they are not: a deactivation (or
+// deletion) that ran while the request was under way, after the creator
+// was authenticated, may have revoked the creator's keys before k was
+// stored. It changes the status first and revokes the keys after, so
+// either its revocation finds k or this check finds the new status. A
+// creator deactivated or gone gives ErrUnauthenticated.
+func (g *Guard) creatorStillActive(ctx context.Context, by Principal, k auth.APIKey) error {
+	if by.Kind != KindUser {
+		return nil
+	}
+	u, err := g.stores.Users.User(ctx, k.Tenant, by.UserID)
+	switch {
+	case err == nil && u.Status == auth.StatusActive:
+		return nil
+	case err == nil || errors.Is(err, auth.ErrNotFound):
+		err = ErrUnauthenticated
+	default:
+		err = unavailable("load user", err)
+	}
+	_ = g.stores.APIKeys.RevokeAPIKey(context.WithoutCancel(ctx), k.Tenant, k.ID, k.CreatedAt)
+	return err
+}
+
+// revokeKeysOf revokes every API key of tenant that user id created and
+// that is not revoked yet, in one store step, because a key must not
+// outlive its creator's access (the user is being deactivated or deleted),
+// records each as apikey.revoked (Target the key, Meta reason and
+// created_by), then takes each key's roles away, as RevokeAPIKey does. It
+// returns how many keys it revoked. The events are recorded before any
+// other step can fail, so that a revocation is never left off the record
+// (a second call finds nothing left to revoke). Without an API key store
+// there is nothing to revoke. A store failure gives ErrUnavailable.
+func (g *Guard) revokeKeysOf(ctx context.Context, by Principal, tenant, id, reason string) (int, error) {
+	if g.stores.APIKeys == nil || id == "" {
+		return 0, nil
+	}
+	ks, err := g.stores.APIKeys.RevokeByCreator(ctx, tenant, id, g.now().UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return 0, unavailable("revoke api keys", err)
+	}
+	if len(ks) == 0 {
+		return 0, nil
+	}
+	evs := make([]audit.Event, len(ks))
+	for i, k := range ks {
+		evs[i] = g.adminEvent(by, tenant, audit.APIKeyRevoked, k.ID)
+		evs[i].Meta = map[string]string{"reason": reason, "created_by": id}
+	}
+	if err := g.record(ctx, evs...); err != nil {
+		return len(ks), err
+	}
+	if g.rbac != nil {
+		for _, k := range ks {
+			if err := g.rbac.RevokeAll(ctx, g.rbac.AllPerms(), tenant, rbac.Key(k.ID)); err != nil {
+				return len(ks), rbacErr("revoke roles", err)
+			}
+		}
+	}
+	return len(ks), nil
 }
 
 // apiKeyLimit throttles invalid API keys per client IP: 20 in a minute,

@@ -613,7 +613,8 @@ func (g *Guard) allowed(ctx context.Context, by Principal, tenant string, s rbac
 type Decision struct {
 	// UserID names the user decided on.
 	UserID string
-	// Deactivate deactivates the user (every session ends at once).
+	// Deactivate deactivates the user: every session ends and every API
+	// key they created is revoked at once (as DeactivateUser does).
 	Deactivate bool
 	// DowngradeTo replaces every role of the user by this one role (for
 	// example admin → reports-only).
@@ -627,8 +628,10 @@ type Decision struct {
 
 // ReviewResult says what ApplyReview did.
 type ReviewResult struct {
-	Deactivated   int // users deactivated
-	RolesChanged  int // users whose roles changed (downgraded or roles revoked)
+	Deactivated  int // users deactivated
+	RolesChanged int // users whose roles changed (downgraded or roles revoked)
+	// KeysRevoked counts the API keys revoked: by key decisions, and with
+	// the users deactivated (the keys they created).
 	KeysRevoked   int
 	SessionsEnded int
 	// Recorded is the access_review.completed event.
@@ -646,7 +649,8 @@ type ReviewResult struct {
 // the reviewer could not grant (ErrForbidden), or decisions that would
 // leave the tenant without an active owner (rbac.ErrLastOwner) change
 // nothing. Then each decision is applied in order: a deactivation ends the
-// user's sessions at once, and so does any change of the user's roles, so
+// user's sessions and revokes the API keys they created at once, and any
+// change of the user's roles ends the user's sessions too, so
 // a downgraded user signs in again with their new roles. Each change is
 // audited as it happens (user.deactivated, role.granted, role.revoked,
 // session.revoked, apikey.revoked). Should a store fail midway, the
@@ -933,12 +937,13 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 	}
 	switch {
 	case p.d.Deactivate:
-		n, err := g.deactivate(ctx, by, tenant, id, "access_review")
+		n, keys, err := g.deactivate(ctx, by, tenant, id, "access_review")
+		res.SessionsEnded += n
+		res.KeysRevoked += keys
 		if err != nil {
 			return err
 		}
 		res.Deactivated++
-		res.SessionsEnded += n
 	case changed:
 		// New roles, new sign-in: the user's sessions end now.
 		n, err := g.endSessions(ctx, by, tenant, id, "access_review")
@@ -950,20 +955,32 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 	return nil
 }
 
-// deactivate deactivates a user, ends their sessions and records why; it
-// returns the number of sessions ended.
-func (g *Guard) deactivate(ctx context.Context, by Principal, tenant, id, reason string) (int, error) {
+// deactivate deactivates a user, ends their sessions, revokes the API keys
+// they created (revokeKeysOf) and records it all: user.deactivated has
+// Meta sessions_ended, api_keys_revoked and, unless empty, reason. It is
+// what DeactivateUser, the review's deactivations and DeactivateDormant
+// do, and returns the number of live sessions ended and of keys revoked,
+// so far when it fails. A failure leaves the user deactivated: the status
+// changes first, so that a login racing the deactivation cannot make a
+// session, and a second call does the rest.
+func (g *Guard) deactivate(ctx context.Context, by Principal, tenant, id, reason string) (sessions, keys int, err error) {
 	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusDeactivated); err != nil {
-		return 0, g.userErr("deactivate user", err)
+		return 0, 0, g.userErr("deactivate user", err)
 	}
 	ended, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{})
 	if err != nil {
-		return 0, unavailable("end sessions", err)
+		return 0, 0, unavailable("end sessions", err)
 	}
-	n := liveCount(ended, g.now())
+	sessions = liveCount(ended, g.now())
+	if keys, err = g.revokeKeysOf(ctx, by, tenant, id, "creator_deactivated"); err != nil {
+		return sessions, keys, err
+	}
 	e := g.adminEvent(by, tenant, audit.UserDeactivated, id)
-	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(n), "reason": reason}
-	return n, g.record(ctx, e)
+	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(sessions), "api_keys_revoked": strconv.Itoa(keys)}
+	if reason != "" {
+		e.Meta["reason"] = reason
+	}
+	return sessions, keys, g.record(ctx, e)
 }
 
 // endSessions ends every session of a user whose privileges changed (new
@@ -998,15 +1015,20 @@ func liveCount(ended []session.Session, now time.Time) int {
 }
 
 // DeactivateDormant deactivates the tenant's dormant users (active, no
-// sign-in for Policy.DormantAfter) and ends their sessions, when the
-// tenant turned on Policy.AutoDeactivateDormant; otherwise it does nothing.
+// sign-in for Policy.DormantAfter), ends their sessions and revokes the
+// API keys they created (as DeactivateUser does), when the tenant turned
+// on Policy.AutoDeactivateDormant; otherwise it does nothing.
 // It is meant for a host's scheduled job (by = System("cron")), and
 // returns the IDs of the users it deactivated, each recorded as
 // user.deactivated with reason "dormant". Holders of the owner role are
 // never deactivated automatically (a break-glass owner is rarely used by
 // design): the access review lists them as dormant for a person to decide.
 // A principal other than the system needs users:manage and is never
-// deactivated itself.
+// deactivated itself. A store failure stops the run with the error
+// (ErrUnavailable); the users deactivated before it stay deactivated. A
+// user whose sessions or keys the failure left is deactivated, so no
+// longer dormant: the next run passes over them, and DeactivateUser on
+// them (the access review lists deactivated users) finishes the job.
 func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant string) ([]string, error) {
 	if err := g.may(ctx, by, tenant, rbac.Users, rbac.Manage); err != nil {
 		return nil, err
@@ -1038,7 +1060,7 @@ func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant stri
 	}
 	done := make([]string, 0, len(dormant))
 	for _, id := range dormant {
-		if _, err := g.deactivate(ctx, by, tenant, id, "dormant"); err != nil {
+		if _, _, err := g.deactivate(ctx, by, tenant, id, "dormant"); err != nil {
 			if errors.Is(err, ErrUserNotFound) {
 				continue // deleted meanwhile
 			}

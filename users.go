@@ -185,8 +185,16 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 	return out, nil
 }
 
-// DeactivateUser deactivates a user and ends every one of their sessions
-// at once. A user cannot deactivate themselves.
+// DeactivateUser deactivates a user, ends every one of their sessions and
+// revokes every API key they created, at once: the next request with any
+// of them fails. Each key is recorded as apikey.revoked (Meta reason
+// creator_deactivated, created_by), then the deactivation as
+// user.deactivated (Meta sessions_ended, api_keys_revoked). A user cannot
+// deactivate themselves.
+//
+// A store failure gives ErrUnavailable, and what was done stays done: the
+// user stays deactivated (so cannot sign in), with the sessions ended and
+// the keys revoked so far. Calling DeactivateUser again finishes the job.
 func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id string) error {
 	if by.Kind == KindUser && by.UserID == id {
 		return ErrForbidden
@@ -194,19 +202,13 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 	if _, err := g.loadUser(ctx, by, tenant, id, rbac.Manage); err != nil {
 		return err
 	}
-	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusDeactivated); err != nil {
-		return g.userErr("deactivate user", err)
-	}
-	ended, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{})
-	if err != nil {
-		return unavailable("end sessions", err)
-	}
-	e := g.adminEvent(by, tenant, audit.UserDeactivated, id)
-	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(liveCount(ended, g.now()))}
-	return g.record(ctx, e)
+	_, _, err := g.deactivate(ctx, by, tenant, id, "")
+	return err
 }
 
-// ReactivateUser makes a deactivated user active again.
+// ReactivateUser makes a deactivated user active again. The API keys
+// revoked when the user was deactivated stay revoked: a revoked key never
+// comes back, and the user creates new ones.
 func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id string) error {
 	if _, err := g.loadUser(ctx, by, tenant, id, rbac.Manage); err != nil {
 		return err
@@ -217,8 +219,12 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 	return g.record(ctx, g.adminEvent(by, tenant, audit.UserReactivated, id))
 }
 
-// DeleteUser ends a user's sessions, removes the user and clears their
-// throttle state. A user cannot delete themselves.
+// DeleteUser ends a user's sessions, revokes every API key they created
+// (each recorded as apikey.revoked, Meta reason creator_deleted), removes
+// the user and clears their throttle state; user.deleted has Meta email
+// and api_keys_revoked. A user cannot delete themselves. A store failure
+// gives ErrUnavailable and leaves the user deactivated, with what was
+// done so far: calling DeleteUser again finishes the job.
 func (g *Guard) DeleteUser(ctx context.Context, by Principal, tenant, id string) error {
 	if by.Kind == KindUser && by.UserID == id {
 		return ErrForbidden
@@ -233,6 +239,10 @@ func (g *Guard) DeleteUser(ctx context.Context, by Principal, tenant, id string)
 	}
 	if _, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{}); err != nil {
 		return unavailable("end sessions", err)
+	}
+	keys, err := g.revokeKeysOf(ctx, by, tenant, id, "creator_deleted")
+	if err != nil {
+		return err
 	}
 	if err := g.stores.Users.DeleteUser(ctx, tenant, id); err != nil {
 		return g.userErr("delete user", err)
@@ -251,7 +261,7 @@ func (g *Guard) DeleteUser(ctx context.Context, by Principal, tenant, id string)
 		return unavailable("throttle", err)
 	}
 	e := g.adminEvent(by, tenant, audit.UserDeleted, id)
-	e.Meta = map[string]string{"email": u.Email}
+	e.Meta = map[string]string{"email": u.Email, "api_keys_revoked": strconv.Itoa(keys)}
 	return g.record(ctx, e)
 }
 

@@ -32,8 +32,8 @@ const (
 	IPDenied      Action = "ip.denied"            // IP is the resolved client address; Target the scope; Reason report_only when not blocked
 	IPListChanged Action = "ip.allowlist_changed" // Target: the scope; Meta: version, entries
 	APIKeyCreated Action = "apikey.created"       // Meta: name, prefix
-	APIKeyRevoked Action = "apikey.revoked"
-	APIKeyDenied  Action = "apikey.denied" // Reason: revoked, expired
+	APIKeyRevoked Action = "apikey.revoked"       // with its creator: Meta reason (creator_deactivated, creator_deleted), created_by
+	APIKeyDenied  Action = "apikey.denied"        // Reason: revoked, expired
 )
 
 // Roles and four-eyes approvals.
@@ -83,9 +83,9 @@ const (
 // User administration and credentials.
 const (
 	UserCreated      Action = "user.created"
-	UserDeactivated  Action = "user.deactivated"
+	UserDeactivated  Action = "user.deactivated" // Meta: sessions_ended, api_keys_revoked, reason (access_review, dormant) unless by an admin directly
 	UserReactivated  Action = "user.reactivated"
-	UserDeleted      Action = "user.deleted"
+	UserDeleted      Action = "user.deleted" // Meta: email, api_keys_revoked
 	UserUnlocked     Action = "user.unlocked"
 	UserInvited      Action = "user.invited"       // a set-password link was sent
 	UserEmailChanged Action = "user.email_changed" // Meta: old_email, new_email, sessions_ended; Reason email_taken, invalid_token or deactivated when refused

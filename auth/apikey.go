@@ -95,4 +95,13 @@ type APIKeyStore interface {
 	// TouchAPIKey sets LastUsedAt to at if at is later than the stored
 	// LastUsedAt (set if newer); ErrNotFound if the tenant has no key id.
 	TouchAPIKey(ctx context.Context, tenant, id string, at time.Time) error
+	// RevokeByCreator sets RevokedAt to at, in one atomic step, on every
+	// key of tenant whose CreatedBy is userID and that is not revoked yet,
+	// expired ones included, and returns those keys as stored after the
+	// change, ordered by CreatedAt then ID. Keys already revoked keep
+	// their time and are not returned, so a second call returns none; of
+	// concurrent calls, each key is returned by exactly one. Keys of
+	// other creators, and keys of other tenants created by the same user
+	// ID, are untouched. No key to revoke is no error.
+	RevokeByCreator(ctx context.Context, tenant, userID string, at time.Time) ([]APIKey, error)
 }

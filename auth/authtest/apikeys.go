@@ -212,8 +212,113 @@ var apiKeyTests = []test[*keyChecker]{
 	}},
 }
 
+// keyBy returns mkKey(tenant, id) created by creator.
+func keyBy(tenant, id, creator string) auth.APIKey {
+	k := mkKey(tenant, id)
+	k.CreatedBy = creator
+	return k
+}
+
+// revokeByCreator calls RevokeByCreator and checks that it returned want,
+// in order, every field as stored after the call, and that the store
+// agrees.
+func (c *keyChecker) revokeByCreator(tenant, userID string, at time.Time, want ...auth.APIKey) {
+	c.t.Helper()
+	got, err := c.st.RevokeByCreator(c.t.Context(), tenant, userID, at)
+	if err != nil {
+		c.t.Fatalf("RevokeByCreator(%s, %s): %v", tenant, userID, err)
+	}
+	if len(got) != len(want) {
+		c.t.Fatalf("RevokeByCreator(%s, %s) returned %d keys %v, want %d", tenant, userID, len(got), keyIDs(got), len(want))
+	}
+	for i := range want {
+		if d := diffKey(got[i], want[i]); d != "" {
+			c.t.Errorf("RevokeByCreator(%s, %s)[%d]: %s", tenant, userID, i, d)
+		}
+		c.want(want[i])
+	}
+}
+
+func keyIDs(ks []auth.APIKey) []string {
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = k.Tenant + "/" + k.ID
+	}
+	return out
+}
+
+var revokeByCreatorTests = []test[*keyChecker]{
+	{"RevokesOnlyTheCreatorsKeysInTheTenant", func(t *testing.T, c *keyChecker) {
+		mine := keyBy("acme", "k1", "alice")
+		theirs := keyBy("acme", "k2", "bob")
+		elsewhere := keyBy("globex", "k1", "alice") // the same user ID in another tenant
+		for _, k := range []auth.APIKey{mine, theirs, elsewhere} {
+			c.create(k)
+		}
+		at := base.Add(time.Hour)
+		mine.RevokedAt = at
+		c.revokeByCreator("acme", "alice", at, mine)
+		c.want(theirs)
+		c.want(elsewhere)
+	}},
+	{"ReturnsThemOrderedAsStored", func(t *testing.T, c *keyChecker) {
+		// CreatedAt grows with len(id), then ID: a, b, dd, ccc.
+		var keys []auth.APIKey
+		for _, id := range []string{"b", "ccc", "a", "dd"} {
+			k := keyBy("acme", id, "alice")
+			if id == "dd" {
+				k.ExpiresAt = base.Add(-day) // expired keys are revoked too
+				k.LastUsedAt = base.Add(-2 * day)
+			}
+			c.create(k)
+			keys = append(keys, k)
+		}
+		at := base.Add(time.Hour + 7*time.Microsecond)
+		for i := range keys {
+			keys[i].RevokedAt = at
+		}
+		b, ccc, a, dd := keys[0], keys[1], keys[2], keys[3]
+		c.revokeByCreator("acme", "alice", at, a, b, dd, ccc)
+	}},
+	{"KeepsRevokedKeys", func(t *testing.T, c *keyChecker) {
+		old, live := keyBy("acme", "old", "alice"), keyBy("acme", "live", "alice")
+		c.create(old)
+		c.create(live)
+		if err := c.st.RevokeAPIKey(t.Context(), "acme", "old", base); err != nil {
+			t.Fatal(err)
+		}
+		old.RevokedAt = base
+		at := base.Add(time.Hour)
+		live.RevokedAt = at
+		c.revokeByCreator("acme", "alice", at, live)
+		c.want(old)
+	}},
+	{"SecondCallRevokesNothing", func(t *testing.T, c *keyChecker) {
+		k := keyBy("acme", "k1", "alice")
+		c.create(k)
+		k.RevokedAt = base.Add(time.Hour)
+		c.revokeByCreator("acme", "alice", k.RevokedAt, k)
+		c.revokeByCreator("acme", "alice", base.Add(2*time.Hour))
+		c.want(k)
+		// A key created since is revoked by the next call.
+		next := keyBy("acme", "k2", "alice")
+		c.create(next)
+		next.RevokedAt = base.Add(3 * time.Hour)
+		c.revokeByCreator("acme", "alice", next.RevokedAt, next)
+		c.want(k)
+	}},
+	{"NoKeysNoError", func(t *testing.T, c *keyChecker) {
+		k := keyBy("acme", "k1", "alice")
+		c.create(k)
+		c.revokeByCreator("acme", "nobody", base)
+		c.revokeByCreator("nowhere", "alice", base)
+		c.revokeByCreator("acme", "", base)
+		c.want(k)
+	}},
+}
+
 func runAPIKeys(t *testing.T, newStore func(t *testing.T) auth.APIKeyStore) {
-	runGroups(t, []group[*keyChecker]{{"APIKey", apiKeyTests}}, func(t *testing.T) *keyChecker {
+	runGroups(t, []group[*keyChecker]{{"APIKey", apiKeyTests}, {"RevokeByCreator", revokeByCreatorTests}}, func(t *testing.T) *keyChecker {
 		return &keyChecker{t: t, st: newStore(t)}
 	})
 }
@@ -234,6 +339,78 @@ func runAPIKeysConcurrent(t *testing.T, newStore func(t *testing.T) auth.APIKeyS
 		})
 		if n := won.Load(); n != 1 {
 			t.Errorf("%d concurrent creations of one ID succeeded, want 1", n)
+		}
+	})
+	// Calls of RevokeByCreator race with each other, with creations of
+	// the creator's keys and with revocations of single keys: each key is
+	// revoked once, by the call that returned it (its RevokedAt is that
+	// call's) or by RevokeAPIKey, and never returned twice.
+	t.Run("RevokeByCreatorEachKeyOnce", func(t *testing.T) {
+		st := newStore(t)
+		const before, calls, created, single = 40, 20, 20, 10
+		id := func(i int) string { return fmt.Sprintf("k%03d", i) }
+		for i := range before {
+			if err := st.CreateAPIKey(t.Context(), keyBy("acme", id(i), "alice")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		callAt := func(i int) time.Time { return base.Add(time.Duration(i+1) * time.Second) }
+		singleAt := func(i int) time.Time { return base.Add(time.Hour + time.Duration(i)*time.Second) }
+		returned := make([][]auth.APIKey, calls+1)
+		parallel(calls+created+single, func(i int) {
+			switch {
+			case i < calls:
+				ks, err := st.RevokeByCreator(t.Context(), "acme", "alice", callAt(i))
+				if err != nil {
+					t.Errorf("RevokeByCreator: %v", err)
+				}
+				returned[i] = ks
+			case i < calls+created:
+				if err := st.CreateAPIKey(t.Context(), keyBy("acme", id(before+i-calls), "alice")); err != nil {
+					t.Errorf("CreateAPIKey: %v", err)
+				}
+			default:
+				j := i - calls - created
+				if err := st.RevokeAPIKey(t.Context(), "acme", id(j*3), singleAt(j)); err != nil {
+					t.Errorf("RevokeAPIKey: %v", err)
+				}
+			}
+		})
+		// A last call revokes what was created after every other one.
+		last, err := st.RevokeByCreator(t.Context(), "acme", "alice", callAt(calls))
+		if err != nil {
+			t.Fatal(err)
+		}
+		returned[calls] = last
+		by := map[string]time.Time{} // key ID → the time of the call that returned it
+		for i, ks := range returned {
+			for _, k := range ks {
+				if _, dup := by[k.ID]; dup {
+					t.Errorf("key %s returned by two calls", k.ID)
+				}
+				if !k.RevokedAt.Equal(callAt(i)) {
+					t.Errorf("key %s returned with RevokedAt %v by the call at %v", k.ID, k.RevokedAt, callAt(i))
+				}
+				by[k.ID] = callAt(i)
+			}
+		}
+		ks, err := st.ListAPIKeys(t.Context(), "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ks) != before+created {
+			t.Fatalf("%d keys stored, want %d", len(ks), before+created)
+		}
+		for _, k := range ks {
+			at, ok := by[k.ID]
+			switch {
+			case k.RevokedAt.IsZero():
+				t.Errorf("key %s not revoked", k.ID)
+			case ok && !k.RevokedAt.Equal(at):
+				t.Errorf("key %s returned by the call at %v but revoked at %v", k.ID, at, k.RevokedAt)
+			case !ok && k.RevokedAt.Before(singleAt(0)):
+				t.Errorf("key %s revoked at %v by a call that did not return it", k.ID, k.RevokedAt)
+			}
 		}
 	})
 	t.Run("RevokeRacesTouch", func(t *testing.T) {

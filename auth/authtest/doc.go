@@ -1,5 +1,6 @@
 // Package authtest checks that a backend keeps the contracts of
-// auth.UserStore, auth.UserUpdater and auth.ThrottleStore. Every backend's
+// auth.UserStore, auth.UserUpdater, auth.ThrottleStore and
+// auth.APIKeyStore. Every backend's
 // tests call Run and RunConcurrent with the stores it provides; a nil field
 // of Stores is not tested, so a backend that keeps only throttle counters
 // (Redis) runs only that half:
@@ -84,6 +85,7 @@
 // neither fail (a SQL deadlock is an error) nor lose a count, emails and
 // ids stay unique (users racing with SetEmail, or with SetEmail and
 // CreateUser, to one email: exactly one gets it), a rehash wins once,
-// concurrent updates of a user (ExpirePassword included) lose nothing, and RecordLogin returns the
-// user as its own update left it.
+// concurrent updates of a user (ExpirePassword included) lose nothing, RecordLogin returns the
+// user as its own update left it, and RevokeByCreator, racing with itself, with new keys of the
+// creator and with RevokeAPIKey, returns each key it revoked once, with the time it set.
 package authtest

@@ -139,7 +139,7 @@ func (a *app) userAction(w http.ResponseWriter, r *http.Request) {
 	)
 	switch r.PathValue("op") {
 	case "deactivate":
-		err, msg = a.g.DeactivateUser(ctx, p, p.Tenant, id), "Deactivated: every session of the user ended at once."
+		err, msg = a.g.DeactivateUser(ctx, p, p.Tenant, id), "Deactivated: every session of the user ended and every API key they created was revoked, at once."
 	case "reactivate":
 		err, msg = a.g.ReactivateUser(ctx, p, p.Tenant, id), "Reactivated."
 	case "unlock":

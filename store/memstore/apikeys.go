@@ -86,6 +86,29 @@ func (s *APIKeys) TouchAPIKey(_ context.Context, tenant, id string, at time.Time
 	})
 }
 
+// RevokeByCreator implements auth.APIKeyStore under one lock.
+func (s *APIKeys) RevokeByCreator(_ context.Context, tenant, userID string, at time.Time) ([]auth.APIKey, error) {
+	s.mu.Lock()
+	var out []auth.APIKey
+	for ref, h := range s.byID {
+		if ref.tenant != tenant {
+			continue
+		}
+		k := s.byHash[h]
+		if k.CreatedBy != userID || !k.RevokedAt.IsZero() {
+			continue
+		}
+		k.RevokedAt = at
+		s.byHash[h] = k
+		out = append(out, k)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b auth.APIKey) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
 func (s *APIKeys) update(tenant, id string, f func(*auth.APIKey)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,8 +1,10 @@
 package pgstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,8 +15,9 @@ import (
 
 // APIKeys is the PostgreSQL auth.APIKeyStore. The primary key (tenant, id)
 // and a unique index on the hash refuse a duplicate in the same statement
-// that stores the key; revocation and touches are one conditional UPDATE
-// each, so they hold across replicas.
+// that stores the key; revocation (of a key, or of every key of a
+// creator) and touches are one conditional UPDATE each, so they hold
+// across replicas.
 type APIKeys struct {
 	pool *pgxpool.Pool
 	sql  apiKeySQL
@@ -23,7 +26,7 @@ type APIKeys struct {
 var _ auth.APIKeyStore = (*APIKeys)(nil)
 
 type apiKeySQL struct {
-	create, byHash, list, revoke, touch string
+	create, byHash, list, revoke, touch, revokeBy string
 }
 
 const apiKeyCols = `tenant, id, hash, name, prefix, created_by, created_at, expires_at, last_used_at, revoked_at`
@@ -36,6 +39,12 @@ func newAPIKeySQL(q string) apiKeySQL {
 		list:   s(`SELECT ` + apiKeyCols + ` FROM {s}.api_keys WHERE tenant = $1 ORDER BY created_at NULLS FIRST, id`),
 		// The first revocation time stays: COALESCE keeps a stored one.
 		revoke: s(`UPDATE {s}.api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant = $1 AND id = $2`),
+		// Every live key of a creator, in one statement: a concurrent
+		// call waits for the row lock, then finds revoked_at set and
+		// skips the row, so each key is returned once. The primary key's
+		// tenant prefix finds the rows; a tenant has few keys.
+		revokeBy: s(`UPDATE {s}.api_keys SET revoked_at = $3
+			WHERE tenant = $1 AND created_by = $2 AND revoked_at IS NULL RETURNING ` + apiKeyCols),
 		// Set if newer, checked on the locked row; the row is written only
 		// when the time moves. The second operand tells an older time
 		// (nothing to do) from a missing key.
@@ -127,6 +136,26 @@ func (s *APIKeys) RevokeAPIKey(ctx context.Context, tenant, id string, at time.T
 		return auth.ErrNotFound
 	}
 	return nil
+}
+
+// RevokeByCreator implements auth.APIKeyStore in one UPDATE … RETURNING
+// of the creator's keys that are not revoked yet.
+func (s *APIKeys) RevokeByCreator(ctx context.Context, tenant, userID string, at time.Time) ([]auth.APIKey, error) {
+	if checkUserText("tenant", tenant, "user id", userID) != nil {
+		return nil, nil // no key can be stored under them
+	}
+	rows, err := s.pool.Query(ctx, s.sql.revokeBy, tenant, userID, nullTime(at))
+	if err != nil {
+		return nil, wrap("api keys: revoke by creator", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (auth.APIKey, error) { return scanAPIKey(r) })
+	if err != nil {
+		return nil, wrap("api keys: revoke by creator", err)
+	}
+	slices.SortFunc(out, func(a, b auth.APIKey) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
 }
 
 // TouchAPIKey implements auth.APIKeyStore in one statement that writes

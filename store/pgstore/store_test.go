@@ -210,6 +210,11 @@ func TestUnstorableText(t *testing.T) {
 	if err := st.APIKeys.RevokeAPIKey(ctx, "acme", "k\x001", t0); !errors.Is(err, auth.ErrNotFound) {
 		t.Errorf("RevokeAPIKey(id with a NUL) = %v, want ErrNotFound", err)
 	}
+	for _, args := range [][2]string{{"a\x00", "u1"}, {"acme", "u\xfe"}} {
+		if ks, err := st.APIKeys.RevokeByCreator(ctx, args[0], args[1], t0); err != nil || len(ks) != 0 {
+			t.Errorf("RevokeByCreator(%q, %q) = %v, %v; want none", args[0], args[1], ks, err)
+		}
+	}
 
 	f := mfa.Factor{Tenant: "acme", UserID: "u1", ID: "f1", Kind: mfa.KindTOTP, Label: "app", CreatedAt: t0}
 	for name, mutate := range map[string]func(*mfa.Factor){
@@ -378,8 +383,12 @@ func TestErrorsAreReturned(t *testing.T) {
 		"ListAPIKeys":  func() error { _, err := st.APIKeys.ListAPIKeys(ctx, "t"); return err },
 		"RevokeAPIKey": func() error { return st.APIKeys.RevokeAPIKey(ctx, "t", "k", t0) },
 		"TouchAPIKey":  func() error { return st.APIKeys.TouchAPIKey(ctx, "t", "k", t0) },
-		"Lists":        func() error { _, err := st.IPLists.Lists(ctx, "t"); return err },
-		"Version":      func() error { _, err := st.IPLists.Version(ctx, "t"); return err },
+		"RevokeByCreator": func() error {
+			_, err := st.APIKeys.RevokeByCreator(ctx, "t", "u", t0)
+			return err
+		},
+		"Lists":   func() error { _, err := st.IPLists.Lists(ctx, "t"); return err },
+		"Version": func() error { _, err := st.IPLists.Version(ctx, "t"); return err },
 		"Replace": func() error {
 			_, err := st.IPLists.Replace(ctx, "t", ipfilter.Users, ipfilter.Rules{Entries: []string{"10.0.0.0/8"}}, 0)
 			return err

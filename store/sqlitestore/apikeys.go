@@ -1,9 +1,11 @@
 package sqlitestore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/guardhq/guard/auth"
@@ -13,9 +15,9 @@ import (
 // (tenant, id), with a unique index on the key's hash across tenants.
 //
 // CreateAPIKey is one INSERT: the primary key and the unique index refuse
-// a duplicate in the statement that stores the key. RevokeAPIKey and
-// TouchAPIKey are one conditional UPDATE each (keep the first revocation;
-// set if newer), so they hold across processes. APIKeyByHash, the check
+// a duplicate in the statement that stores the key. RevokeAPIKey,
+// RevokeByCreator and TouchAPIKey are one conditional UPDATE each (keep
+// the first revocation; set if newer), so they hold across processes. APIKeyByHash, the check
 // of every request made with a key, is one SELECT through the hash index.
 type APIKeys struct{ s *Store }
 
@@ -96,6 +98,24 @@ func (ks *APIKeys) RevokeAPIKey(ctx context.Context, tenant, id string, at time.
 		return auth.ErrNotFound
 	}
 	return nil
+}
+
+// RevokeByCreator implements auth.APIKeyStore with one UPDATE … RETURNING
+// of the creator's keys that are not revoked yet.
+func (ks *APIKeys) RevokeByCreator(ctx context.Context, tenant, userID string, at time.Time) ([]auth.APIKey, error) {
+	var out []auth.APIKey
+	err := ks.s.writeOne(ctx, func(w *wtx) error {
+		var err error
+		out, err = queryAll(ctx, w.st, keyRevokeBy, scanAPIKey, tenant, userID, nullMicros(at))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: revoke api keys of creator: %w", err)
+	}
+	slices.SortFunc(out, func(a, b auth.APIKey) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
 }
 
 // TouchAPIKey implements auth.APIKeyStore with one UPDATE that writes only

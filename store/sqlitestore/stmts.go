@@ -78,6 +78,7 @@ const (
 	keyRevoke
 	keyTouch
 	keyExists
+	keyRevokeBy
 
 	mfaDup
 	mfaCount
@@ -280,6 +281,10 @@ var queries = func() (q [numStmts]string) {
 	q[keyTouch] = `UPDATE guard_api_keys SET last_used_at = ?3
 		WHERE tenant = ?1 AND id = ?2 AND ?3 IS NOT NULL AND (last_used_at IS NULL OR last_used_at < ?3)`
 	q[keyExists] = `SELECT 1 FROM guard_api_keys WHERE tenant = ? AND id = ?`
+	// Every live key of a creator: a range of the tenant's rows (the
+	// primary key), filtered; a tenant has few keys.
+	q[keyRevokeBy] = `UPDATE guard_api_keys SET revoked_at = ?3
+		WHERE tenant = ?1 AND created_by = ?2 AND revoked_at IS NULL RETURNING ` + apiKeyCols
 
 	q[mfaDup] = `SELECT 1 FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND id = ?`
 	q[mfaCount] = `SELECT count(*) FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND confirmed_at IS NOT NULL`
