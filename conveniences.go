@@ -64,10 +64,11 @@ func (g *Guard) UserByEmail(ctx context.Context, by Principal, tenant, email str
 	return userView(u), nil
 }
 
-// SendInvitation emails an active user a link to set their password: the
-// same single-use, hashed, Recovery.TokenTTL link as a password reset,
-// sent by an administrator (users:manage) instead of asked for by the
-// user, so no CAPTCHA. A newer link voids the older one.
+// SendInvitation emails an active user a link to set their password: a
+// single-use, hashed link like a password reset's, but living
+// Recovery.InviteTTL (default 3 days), sent by an administrator
+// (users:manage) instead of asked for by the user, so no CAPTCHA. A newer
+// invitation or reset link voids the older one.
 func (g *Guard) SendInvitation(ctx context.Context, by Principal, tenant, userID string) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
@@ -85,15 +86,14 @@ func (g *Guard) SendInvitation(ctx context.Context, by Principal, tenant, userID
 	}
 	now := g.now().UTC().Truncate(time.Microsecond)
 	if err := g.recovery.codes.PutCode(ctx, mfa.Code{Tenant: u.Tenant, Txn: resetTxn(u.ID), UserID: u.ID,
-		Kind: mfa.KindEmail, Hash: h, CreatedAt: now, ExpiresAt: now.Add(g.recovery.TokenTTL), TriesLeft: 3}); err != nil {
+		Kind: mfa.KindEmail, Hash: h, CreatedAt: now, ExpiresAt: now.Add(g.recovery.InviteTTL), TriesLeft: 3}); err != nil {
 		return unavailable("store invitation", err)
 	}
 	if err := g.record(ctx, g.adminEvent(by, tenant, audit.UserInvited, u.ID)); err != nil {
 		_ = g.recovery.codes.DeleteCode(context.WithoutCancel(ctx), u.Tenant, resetTxn(u.ID))
 		return err
 	}
-	subject, text := "You are invited", "An administrator invited you. Set your password within "+
-		g.recovery.TokenTTL.Round(time.Minute).String()+" with this link:\n\n"+g.resetLink(u.Tenant, u.ID, token)+"\n"
+	subject, text := g.recovery.ComposeInvite(g.resetLink(u.Tenant, u.ID, token), g.recovery.InviteTTL)
 	if err := g.recovery.Email.SendEmail(ctx, mfa.Message{To: u.Email, Subject: subject, Text: text}); err != nil {
 		return unavailable("send invitation", err)
 	}

@@ -660,3 +660,47 @@ func TestInvitationAndConveniences(t *testing.T) {
 		t.Errorf("ApprovalRules = %v, %v", rules, err)
 	}
 }
+
+// An invitation lives Recovery.InviteTTL (default 3 days), not the 30
+// minutes of a reset link: an invited person may read it days later. Its
+// email says how long.
+func TestInvitationLinkLivesDays(t *testing.T) {
+	f := newMFAFixture(t)
+	sys := guard.System("test")
+	invite := func(email string) url.Values {
+		t.Helper()
+		u, err := f.g.CreateUser(f.ctx, sys, guard.NewUser{Tenant: tenantID, Email: email, Name: "New"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.g.SendInvitation(f.ctx, sys, tenantID, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		m := f.out.lastMailWith(t, resetPrefix)
+		if !strings.Contains(m.Text, "within 3 days") {
+			t.Errorf("invitation text %q does not say 3 days", m.Text)
+		}
+		return resetLink(t, m)
+	}
+	set := func(q url.Values) error {
+		return f.g.ResetPassword(f.ctx, guard.ResetRequest{Tenant: q.Get("tenant"), UserID: q.Get("user"), Token: q.Get("token"),
+			NewPassword: "an invited user's passphrase"})
+	}
+	early, late := invite("early@example.test"), invite("late@example.test")
+	f.clock.Advance(3*24*time.Hour - time.Minute)
+	if err := set(early); err != nil {
+		t.Errorf("the invitation a minute before 3 days: %v", err)
+	}
+	f.clock.Advance(2 * time.Minute)
+	if err := set(late); err == nil {
+		t.Error("the invitation a minute after 3 days was accepted")
+	}
+	for _, ttl := range []time.Duration{-time.Hour, 8 * 24 * time.Hour} {
+		var pe *guard.PolicyError
+		_, err := guard.New(guard.Config{Stores: newMem(), AuditKey: auditKey, Recovery: guard.RecoveryConfig{Email: f.out,
+			BaseURL: "https://app.example.test", InviteTTL: ttl}})
+		if !errors.As(err, &pe) || pe.Field != "Recovery.InviteTTL" {
+			t.Errorf("InviteTTL %v: %v, want a PolicyError on Recovery.InviteTTL", ttl, err)
+		}
+	}
+}

@@ -37,6 +37,14 @@ type RecoveryConfig struct {
 	TokenTTL time.Duration
 	// Compose writes the email (default: a short English text).
 	Compose func(link string, ttl time.Duration) (subject, text string)
+	// InviteTTL is the life of the link SendInvitation mails (default 3
+	// days, at most 7): an invited person may read it days later. It is
+	// single-use and hashed like a reset link, and a newer invitation or
+	// reset link voids it.
+	InviteTTL time.Duration
+	// ComposeInvite writes the invitation email (default: a short English
+	// text).
+	ComposeInvite func(link string, ttl time.Duration) (subject, text string)
 	// EmailChangePath is the page of the site that takes the link
 	// RequestEmailChange mails to a new address (default "/email/confirm").
 	// The link carries tenant, user, email and token as query parameters;
@@ -110,8 +118,17 @@ func (c *RecoveryConfig) fill(codes mfa.CodeStore, rates mfa.RateStore) error {
 	case c.TokenTTL == 0:
 		c.TokenTTL = 30 * time.Minute
 	}
+	switch {
+	case c.InviteTTL < 0 || c.InviteTTL > 7*24*time.Hour:
+		return &PolicyError{Field: "Recovery.InviteTTL", Reason: "must be between 0 and 7 days"}
+	case c.InviteTTL == 0:
+		c.InviteTTL = 3 * 24 * time.Hour
+	}
 	if c.Compose == nil {
 		c.Compose = defaultResetMail
+	}
+	if c.ComposeInvite == nil {
+		c.ComposeInvite = defaultInviteMail
 	}
 	if c.ComposeEmailChange == nil {
 		c.ComposeEmailChange = defaultEmailChangeMail
@@ -164,6 +181,26 @@ func defaultResetMail(link string, ttl time.Duration) (string, string) {
 	return "Reset your password", fmt.Sprintf("Someone asked to reset the password of your account. "+
 		"If it was you, open this link within %d minutes:\n\n%s\n\n"+
 		"If it was not you, ignore this email: your password stays as it is.\n", int(ttl.Minutes()), link)
+}
+
+func defaultInviteMail(link string, ttl time.Duration) (string, string) {
+	return "You are invited", fmt.Sprintf("An administrator invited you. Set your password within %s with this link:\n\n%s\n",
+		humanDuration(ttl), link)
+}
+
+// humanDuration writes d for an email: "3 days", "12 hours", "30 minutes".
+func humanDuration(d time.Duration) string {
+	n, unit := int(d/time.Minute), "minute"
+	switch {
+	case d >= 24*time.Hour && d%(24*time.Hour) == 0:
+		n, unit = int(d/(24*time.Hour)), "day"
+	case d >= time.Hour && d%time.Hour == 0:
+		n, unit = int(d/time.Hour), "hour"
+	}
+	if n != 1 {
+		unit += "s"
+	}
+	return fmt.Sprintf("%d %s", n, unit)
 }
 
 // ForgotRequest asks for a password reset link.

@@ -47,6 +47,10 @@ func (a *app) users(w http.ResponseWriter, r *http.Request) {
 	a.page(w, r, "users.html", view{Title: "Users", Nav: "users", Data: v})
 }
 
+// inviteTTL is how long an invitation link works: Guard's default
+// Recovery.InviteTTL, which the console keeps.
+const inviteTTL = "3 days"
+
 func (a *app) createUser(w http.ResponseWriter, r *http.Request) {
 	if !a.form(w, r) {
 		return
@@ -63,7 +67,11 @@ func (a *app) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if nu.Password == "" {
-		a.ok(w, r, "/users/"+u.ID, "Invited %s. They have no password yet: they set one with \"Forgot your password?\" on the sign-in page (the link is printed by the console).", u.Email)
+		if err := a.g.SendInvitation(r.Context(), p, p.Tenant, u.ID); err != nil {
+			a.failOr(w, r, err, "/users/"+u.ID)
+			return
+		}
+		a.ok(w, r, "/users/"+u.ID, "Invited %s: a link to set their password was mailed (the console prints it); it works once, for %s.", u.Email, inviteTTL)
 		return
 	}
 	a.ok(w, r, "/users/"+u.ID, "Created %s.", u.Email)
@@ -158,6 +166,19 @@ func (a *app) userAction(w http.ResponseWriter, r *http.Request) {
 		err, msg = a.g.RevokeRole(ctx, p, p.Tenant, "user:"+id, role), "Took away the role "+role+": the user's sessions ended, and they sign in again."
 	case "factor":
 		err, msg = a.g.RemoveFactor(ctx, p, p.Tenant, id, r.PostForm.Get("factor")), "Second factor removed."
+	case "invite":
+		err, msg = a.g.SendInvitation(ctx, p, p.Tenant, id), "Invitation mailed again (the console prints it): the link sets a password, works once, for "+inviteTTL+", and the earlier one no longer works."
+	case "delete":
+		if r.PostForm.Get("confirm") != "yes" {
+			a.setFlash(w, "error", "Tick the box to confirm: deleting a user cannot be undone.")
+			http.Redirect(w, r, back, http.StatusSeeOther)
+			return
+		}
+		if err = a.g.DeleteUser(ctx, p, p.Tenant, id); err == nil {
+			a.forget(p.Tenant)
+			a.ok(w, r, "/users", "%s", "Deleted: the user's sessions ended, the API keys they created were revoked, and their sign-in is gone. The audit log keeps their history.")
+			return
+		}
 	default:
 		a.errorPage(w, r, http.StatusNotFound, "Not found", "No such action.")
 		return
