@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
 
@@ -107,5 +108,32 @@ func TestRefreshSSOMetadataIsAudited(t *testing.T) {
 	}
 	if evs := events(); len(evs) != 2 || evs[1].Meta["certificates_changed"] != "false" || evs[1].Meta["previous_signing_certificates"] != "" {
 		t.Errorf("events %+v, want a second one with certificates_changed=false", evs)
+	}
+}
+
+// Maintain refreshes an IdP's metadata fetched from a URL once it is
+// older than MetadataMaxAge, and not before.
+func TestMaintainRefreshesMetadata(t *testing.T) {
+	s := newSSOSite(t)
+	ctx := t.Context()
+	sys := guard.System("cron")
+	c, err := s.g.SSOConnection(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.MetadataURL, c.Metadata = s.idpURL+"/metadata", ""
+	if _, err := s.g.SetSSOConnection(ctx, sys, c); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s.g.Maintain(ctx, sys, guard.MaintainOptions{}); err != nil || len(rep.MetadataRefreshed) != 0 {
+		t.Errorf("metadata fetched just now: %+v, %v; want no refresh", rep, err)
+	}
+	before, _ := s.g.SSOConnection(ctx, sys, tenantID)
+	rep, err := s.g.Maintain(ctx, sys, guard.MaintainOptions{MetadataMaxAge: time.Nanosecond})
+	if err != nil || len(rep.MetadataRefreshed) != 1 || rep.MetadataRefreshed[0] != tenantID {
+		t.Fatalf("metadata due: %+v, %v; want the tenant refreshed", rep, err)
+	}
+	if after, _ := s.g.SSOConnection(ctx, sys, tenantID); !after.MetadataFetchedAt.After(before.MetadataFetchedAt) {
+		t.Errorf("fetched at %v, then %v: not fetched again", before.MetadataFetchedAt, after.MetadataFetchedAt)
 	}
 }

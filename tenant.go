@@ -83,8 +83,12 @@ type Policy struct {
 	// in access reviews (default 30 days).
 	DormantAfter time.Duration `json:"dormant_after,omitempty"`
 	// AutoDeactivateDormant lets DeactivateDormant (run by the host on a
-	// schedule) deactivate dormant users.
+	// schedule, or by Maintain) deactivate dormant users.
 	AutoDeactivateDormant bool `json:"auto_deactivate_dormant,omitempty"`
+	// AuditRetention is how long audit events are kept: Maintain purges
+	// older ones, leaving a checkpoint so the chain still verifies. 0 (the
+	// default) keeps them for ever; otherwise at least 30 days.
+	AuditRetention time.Duration `json:"audit_retention,omitempty"`
 }
 
 // Values of Policy.OnSessionLimit.
@@ -128,6 +132,8 @@ func (p Policy) Validate() error {
 		return &PolicyError{Field: "ReviewEvery", Reason: "must be between a day and a year"}
 	case p.DormantAfter != 0 && (p.DormantAfter < 24*time.Hour || p.DormantAfter > 5*366*24*time.Hour):
 		return &PolicyError{Field: "DormantAfter", Reason: "must be between a day and five years"}
+	case p.AuditRetention != 0 && (p.AuditRetention < 30*24*time.Hour || p.AuditRetention > 100*366*24*time.Hour):
+		return &PolicyError{Field: "AuditRetention", Reason: "must be 0 (for ever) or between 30 days and 100 years"}
 	}
 	return nil
 }
@@ -179,6 +185,9 @@ func (p Policy) withDefaults(d Policy) Policy {
 	}
 	if p.DormantAfter == 0 {
 		p.DormantAfter = d.DormantAfter
+	}
+	if p.AuditRetention == 0 {
+		p.AuditRetention = d.AuditRetention
 	}
 	return p
 }

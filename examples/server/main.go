@@ -191,6 +191,14 @@ func serve(ctx context.Context, o options, out io.Writer) error {
 		fmt.Fprintf(out, "-admin-mfa=false: Administration pages open without two-step verification (SECURITY-CHECKLIST RB-11 is off).\n")
 	}
 	fmt.Fprintf(out, "Single sign-on: give the IdP the metadata %s/saml/%s/metadata; sign in at %s/saml/%s/login\n", base, demoTenant, base, demoTenant)
+	// Guard's scheduled chores, hourly; stopped before the console closes.
+	mctx, stopMaintenance := context.WithCancel(ctx)
+	maintained := make(chan struct{})
+	go func() {
+		defer close(maintained)
+		maintain(mctx, c.g, time.Hour, c.app.logf)
+	}()
+	defer func() { stopMaintenance(); <-maintained }()
 	srv := &http.Server{Handler: c.app.routes(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10}
 	go func() {
@@ -203,6 +211,38 @@ func serve(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// maintain runs Guard's scheduled chores (Guard.Maintain: dormant users
+// deactivated where a tenant's policy asks, audit events past its
+// retention purged, IdP metadata fetched again from its URL) at once and
+// then every period, until ctx is done, and logs what they did.
+func maintain(ctx context.Context, g *guard.Guard, every time.Duration, logf func(string, ...any)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		rep, err := g.Maintain(ctx, guard.System("console-maintenance"), guard.MaintainOptions{})
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			logf("maintenance: %v", err)
+		}
+		for tenant, ids := range rep.Deactivated {
+			logf("maintenance: tenant %q: %d dormant user(s) deactivated", tenant, len(ids))
+		}
+		for tenant, n := range rep.Purged {
+			logf("maintenance: tenant %q: %d audit event(s) past retention purged", tenant, n)
+		}
+		for _, tenant := range rep.MetadataRefreshed {
+			logf("maintenance: tenant %q: IdP metadata fetched again", tenant)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // publicAddr is the listen address as a browser reaches it: a console

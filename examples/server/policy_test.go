@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -49,5 +51,51 @@ func TestPolicyChangeSignsOut(t *testing.T) {
 	// Signing in again meets the policy: Sam is sent to enrol a factor.
 	if resp := sam.signIn("sam@demo.example", "plum tree on the hill 42"); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login/enrol" {
 		t.Errorf("signing in again: %d to %q, want /login/enrol", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// The console's maintenance loop runs Guard.Maintain at once and logs
+// what it did: here the dormant users deactivated (Dora and the demo's
+// three invited users, none signed in for 31 days), as the tenant's
+// policy asks.
+func TestMaintenanceLoop(t *testing.T) {
+	clock := &testClock{}
+	con := newTestConsoleWith(t, testOptions(t, "https://console.example", clock, ""), nil)
+	g, ctx, sys := con.g, t.Context(), guard.System("test")
+	tn, err := g.Tenant(ctx, demoTenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := tn.Policy
+	pol.AutoDeactivateDormant = true
+	if _, err := g.SetPolicy(ctx, sys, demoTenant, pol, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	u, err := g.CreateUser(ctx, sys, guard.NewUser{Tenant: demoTenant, Email: "dora@demo.example", Password: "plum tree on the hill 42"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(31 * 24 * time.Hour)
+	mctx, cancel := context.WithCancel(ctx)
+	var logged []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		maintain(mctx, g, time.Hour, func(format string, args ...any) {
+			logged = append(logged, fmt.Sprintf(format, args...))
+			cancel()
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("the maintenance loop logged nothing in 10 s")
+	}
+	if len(logged) == 0 || !strings.Contains(logged[0], `tenant "demo": 4 dormant user(s) deactivated`) {
+		t.Errorf("logged %q", logged)
+	}
+	if got, _ := g.User(ctx, sys, demoTenant, u.ID); got.Status == "active" {
+		t.Error("the dormant user is still active")
 	}
 }

@@ -1,0 +1,131 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/sso"
+)
+
+// MaintainOptions tune Maintain. Zero fields take the defaults.
+type MaintainOptions struct {
+	// MetadataMaxAge is the age from which an IdP's metadata, fetched
+	// from its URL, is fetched again (default 1 hour).
+	MetadataMaxAge time.Duration
+}
+
+// MaintenanceReport is what one Maintain run did.
+type MaintenanceReport struct {
+	Tenants int // tenants looked at
+	// Deactivated are the users deactivated as dormant, by tenant.
+	Deactivated map[string][]string
+	// Purged is the number of audit events purged, by tenant.
+	Purged map[string]int
+	// MetadataRefreshed lists the tenants whose IdP metadata was fetched
+	// again.
+	MetadataRefreshed []string
+	// Failed is the error of each tenant whose chores stopped on one.
+	Failed map[string]error
+}
+
+// tenantPage is how many tenants Maintain reads at a time.
+const tenantPage = 100
+
+// Maintain runs every tenant's scheduled chores, for a host's job (every
+// hour, say, on one replica or several: each chore is safe to repeat):
+//   - DeactivateDormant, where the tenant's policy turns it on
+//     (Policy.AutoDeactivateDormant);
+//   - PurgeAudit of the events older than Policy.AuditRetention, where
+//     one is set;
+//   - RefreshSSOMetadata of an IdP connection fetched from a URL more
+//     than MetadataMaxAge ago (a failed fetch keeps the last good copy).
+//
+// Only the system may run it (by = System("cron")); each chore is
+// recorded as it is when called alone. A tenant whose chores fail does
+// not stop the others: Maintain goes on, and returns the report with the
+// failures joined in its error (each also in Failed). A failure to list
+// the tenants stops it.
+func (g *Guard) Maintain(ctx context.Context, by Principal, o MaintainOptions) (MaintenanceReport, error) {
+	if by.Kind != KindSystem {
+		return MaintenanceReport{}, ErrForbidden
+	}
+	if o.MetadataMaxAge <= 0 {
+		o.MetadataMaxAge = time.Hour
+	}
+	rep := MaintenanceReport{Deactivated: map[string][]string{}, Purged: map[string]int{}, Failed: map[string]error{}}
+	var errs []error
+	after := ""
+	for {
+		ts, err := g.stores.Tenants.ListTenants(ctx, after, tenantPage)
+		if err != nil {
+			return rep, errors.Join(append(errs, unavailable("list tenants", err))...)
+		}
+		for _, t := range ts {
+			rep.Tenants++
+			if err := g.maintainTenant(ctx, by, t.ID, o, &rep); err != nil {
+				rep.Failed[t.ID] = err
+				errs = append(errs, fmt.Errorf("tenant %s: %w", t.ID, err))
+			}
+			if ctx.Err() != nil {
+				return rep, errors.Join(append(errs, ctx.Err())...)
+			}
+		}
+		if len(ts) < tenantPage {
+			return rep, errors.Join(errs...)
+		}
+		after = ts[len(ts)-1].ID
+	}
+}
+
+// maintainTenant runs the chores of one tenant (see Maintain).
+func (g *Guard) maintainTenant(ctx context.Context, by Principal, tenant string, o MaintainOptions, rep *MaintenanceReport) error {
+	pol, err := g.EffectivePolicy(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	if pol.AutoDeactivateDormant {
+		ids, err := g.DeactivateDormant(ctx, by, tenant)
+		if len(ids) > 0 {
+			rep.Deactivated[tenant] = ids
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if pol.AuditRetention > 0 {
+		// Only when there is something to purge: a purge is recorded,
+		// and an hourly job would fill the log with empty ones.
+		cut := g.now().Add(-pol.AuditRetention)
+		old, err := g.audit.Query(ctx, tenant, audit.Query{To: cut, Limit: 1})
+		if err != nil {
+			return auditErr(err)
+		}
+		if len(old.Events) > 0 {
+			n, err := g.PurgeAudit(ctx, by, tenant, cut)
+			if err != nil {
+				return err
+			}
+			rep.Purged[tenant] = n
+		}
+	}
+	if g.sso == nil {
+		return nil
+	}
+	c, err := g.sso.Connection(ctx, tenant)
+	switch {
+	case errors.Is(err, sso.ErrNotFound):
+		return nil
+	case err != nil:
+		return ssoErr("sso connection", err)
+	case c.MetadataURL == "" || g.now().Sub(c.MetadataFetchedAt) < o.MetadataMaxAge:
+		return nil
+	}
+	if _, err := g.RefreshSSOMetadata(ctx, tenant); err != nil {
+		return err
+	}
+	rep.MetadataRefreshed = append(rep.MetadataRefreshed, tenant)
+	return nil
+}

@@ -1,0 +1,82 @@
+package guard_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+)
+
+// Maintain runs each tenant's scheduled chores as its policy asks, and
+// only those: dormant users deactivated, audit events past retention
+// purged (the chain still verifies), nothing recorded when there is
+// nothing to do; a failing tenant is reported, the others go on.
+func TestMaintain(t *testing.T) {
+	tenants := &flakyTenants{}
+	f := newFixture(t, func(c *guard.Config) {
+		tenants.TenantStore = c.Stores.Tenants
+		c.Stores.Tenants = tenants
+	})
+	sys := guard.System("cron")
+	tn, err := f.g.Tenant(f.ctx, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := tn.Policy
+	pol.AutoDeactivateDormant, pol.AuditRetention = true, 30*24*time.Hour
+	if _, err := f.g.SetPolicy(f.ctx, guard.System("admin"), tenantID, pol, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.CreateTenant(f.ctx, guard.System("admin"), "globex", "Globex", guard.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	dormant := f.createUser(t, "dora@example.test", ownerPW)
+	other, err := f.g.CreateUser(f.ctx, guard.System("admin"), guard.NewUser{Tenant: "globex", Email: "gus@globex.example", Password: ownerPW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := f.userWithRoles(t, "ada@example.test", "owner")
+	if _, err := f.g.Maintain(f.ctx, admin, guard.MaintainOptions{}); !errors.Is(err, guard.ErrForbidden) {
+		t.Errorf("Maintain by a user: %v, want ErrForbidden", err)
+	}
+
+	f.clock.Advance(31 * 24 * time.Hour)
+	rep, err := f.g.Maintain(f.ctx, sys, guard.MaintainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Tenants != 2 || !slices.Equal(rep.Deactivated[tenantID], []string{dormant.ID}) || len(rep.Deactivated["globex"]) != 0 ||
+		rep.Purged[tenantID] == 0 || rep.Purged["globex"] != 0 || len(rep.Failed) != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	if u, _ := f.g.User(f.ctx, sys, "globex", other.ID); u.Status != "active" {
+		t.Errorf("a dormant user of a tenant without AutoDeactivateDormant: %v", u.Status)
+	}
+	if rp, err := f.g.VerifyAudit(f.ctx, sys, tenantID); err != nil || !rp.OK {
+		t.Errorf("the chain after the purge: %+v, %v", rp, err)
+	}
+	count := func() int {
+		page, err := f.g.QueryAudit(f.ctx, sys, tenantID, audit.Query{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(page.Events)
+	}
+	before := count()
+	if rep, err := f.g.Maintain(f.ctx, sys, guard.MaintainOptions{}); err != nil || len(rep.Deactivated) != 0 || len(rep.Purged) != 0 {
+		t.Errorf("a second run: %+v, %v; want nothing to do", rep, err)
+	}
+	if n := count(); n != before {
+		t.Errorf("a run with nothing to do recorded %d events", n-before)
+	}
+
+	f.clock.Advance(time.Second) // past the policy cache
+	tenants.fail.Store(true)
+	rep, err = f.g.Maintain(f.ctx, sys, guard.MaintainOptions{})
+	if !errors.Is(err, guard.ErrUnavailable) || rep.Tenants != 2 || len(rep.Failed) != 2 {
+		t.Errorf("with the tenant store failing: %+v, %v; want both tenants reported failed", rep, err)
+	}
+}
