@@ -286,7 +286,9 @@ func (g *Guard) GrantRole(ctx context.Context, by Principal, tenant, subject, ro
 
 // RevokeRole takes a role away; in force on the subject's next request,
 // and the user's sessions end as for GrantRole. The last owner cannot
-// lose the owner role (rbac.ErrLastOwner).
+// lose the owner role (rbac.ErrLastOwner), nor can the break-glass owner
+// while the tenant requires SSO (ErrBreakGlassUser: name another
+// break-glass owner, or stop requiring SSO, first).
 func (g *Guard) RevokeRole(ctx context.Context, by Principal, tenant, subject, role string) error {
 	return g.changeGrant(ctx, by, tenant, subject, role, false)
 }
@@ -318,6 +320,11 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 	perms, err := g.permsOf(ctx, by, tenant)
 	if err != nil {
 		return rbac.Subject{}, false, err
+	}
+	if !grant && role == rbac.Owner && sub.Kind == rbac.KindUser {
+		if err := g.keepBreakGlass(ctx, by, tenant, sub.ID, audit.RoleRevoked, sub.String()); err != nil {
+			return rbac.Subject{}, false, err
+		}
 	}
 	// Whether the subject held the role before, to undo exactly this
 	// change if it cannot be recorded.

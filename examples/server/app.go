@@ -563,6 +563,8 @@ func problem(err error) (string, bool) {
 		return "You cannot give or take away a role with permissions you do not hold yourself.", true
 	case errors.Is(err, rbac.ErrLastOwner):
 		return "The organisation must keep at least one owner.", true
+	case errors.Is(err, guard.ErrBreakGlassUser):
+		return "This user is the break-glass owner while single sign-on is required: name another break-glass owner, or stop requiring single sign-on, first (Single sign-on page).", true
 	case errors.Is(err, rbac.ErrSelfApproval):
 		return "You cannot approve your own request: someone else must.", true
 	case errors.Is(err, rbac.ErrDenied):
