@@ -32,6 +32,13 @@ var (
 	// or SSO now required); signing in again meets the policy. It is also
 	// ErrUnauthenticated.
 	ErrPolicyChanged = fmt.Errorf("%w: the organisation's security policy changed", ErrUnauthenticated)
+	// ErrPasswordChangeRequired: the session signed in with a password
+	// that must be changed (FlagPasswordExpired: marked compromised by
+	// ExpirePassword, older than the tenant's PasswordMaxAge, or on the
+	// list of common passwords), and every permission check refuses it
+	// until the user changes it (ChangePasswordAndRotate or
+	// ChangePassword) or resets it. It is also ErrForbidden.
+	ErrPasswordChangeRequired = fmt.Errorf("%w: your password must be changed first", ErrForbidden)
 	// ErrStepUpRequired: the action needs a recent authentication; call
 	// Reauthenticate and retry.
 	ErrStepUpRequired = errors.New("guard: please confirm your identity again")

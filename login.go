@@ -60,7 +60,8 @@ type LoginResult struct {
 	// administrator marked it compromised (ExpirePassword), it is older
 	// than the tenant's PasswordMaxAge, or it is on the blocklist of common
 	// passwords (one set before the list held it, or imported); the
-	// session carries FlagPasswordExpired.
+	// session carries FlagPasswordExpired, and may do nothing but change
+	// it (ChangePasswordAndRotate), sign out and see its own account.
 	PasswordExpired bool
 	// RecoveryCodes are the user's new recovery codes, set once, when the
 	// sign-in enrolled their first factor: show them once.

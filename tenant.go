@@ -43,7 +43,8 @@ type Policy struct {
 	// PasswordHistory refuses a new password equal to one of the last N.
 	PasswordHistory int `json:"password_history,omitempty"`
 	// PasswordMaxAge flags a login whose password is older than this as
-	// needing a change (LoginResult.PasswordExpired). 0: no maximum age,
+	// needing a change (LoginResult.PasswordExpired): its session may do
+	// nothing but change it (see FlagPasswordExpired). 0: no maximum age,
 	// which is what NIST SP 800-63B recommends.
 	PasswordMaxAge time.Duration `json:"password_max_age,omitempty"`
 

@@ -288,10 +288,12 @@ func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string)
 }
 
 // ExpirePassword marks a user's password as compromised: the user's next
-// password sign-in succeeds but reports LoginResult.PasswordExpired (the
-// session carries FlagPasswordExpired, and the host sends the user to
-// change it) until the password is changed (ChangePassword) or reset
-// (ResetPassword). Every session of the user ends at once, so the change
+// password sign-in succeeds but reports LoginResult.PasswordExpired, and
+// its session carries FlagPasswordExpired, which every permission check
+// refuses (ErrPasswordChangeRequired; Require answers 403 with
+// "Guard-Reason: password_expired") until the user changes the password
+// (ChangePasswordAndRotate, ChangePassword) or resets it (ResetPassword):
+// the host sends them to do so. Every session of the user ends at once, so the change
 // is asked for now, not at the user's next voluntary sign-in; outstanding
 // reset and email-change links are void; and the user is mailed a notice
 // (a new reset link can be asked for). Passwords have no maximum age by

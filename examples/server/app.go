@@ -339,6 +339,13 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 			}
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)
 		case http.StatusForbidden:
+			if iw.Header().Get(guard.ReasonHeader) == guard.ReasonPasswordExpired {
+				// The session signed in with a password that must
+				// be changed: nothing else until it is.
+				a.setFlash(w, "error", "Your password must be changed before you can do anything else: choose a new one here.")
+				http.Redirect(w, r, "/account#change-password", http.StatusSeeOther)
+				return
+			}
 			if iw.Header().Get(stepUpHeader) == "mfa" {
 				a.needMFA(w, r)
 				return
