@@ -30,8 +30,10 @@ func (p Principal) subject() rbac.Subject {
 // ErrForbidden (recorded as access.denied) or, when the decision cannot be
 // made, ErrUnavailable: it never allows on an error. The tenant of the
 // decision is the principal's own; a principal of another tenant is always
-// refused. The system may do anything. Without RBAC (no Stores.Policies),
-// every user of a tenant may administer it and API keys may not.
+// refused, and so is a session whose password must be changed
+// (ErrPasswordChangeRequired, see passwordGate). The system may do
+// anything. Without RBAC (no Stores.Policies), every user of a tenant may
+// administer it and API keys may not.
 func (g *Guard) may(ctx context.Context, by Principal, tenant string, s rbac.Section, a rbac.Action) error {
 	switch by.Kind {
 	case KindSystem:
@@ -42,6 +44,9 @@ func (g *Guard) may(ctx context.Context, by Principal, tenant string, s rbac.Sec
 	}
 	if by.Tenant != tenant {
 		return g.denied(ctx, by, s, a, "other_tenant")
+	}
+	if err := g.passwordGate(ctx, by, s, a); err != nil {
+		return err
 	}
 	if g.rbac == nil {
 		if by.Kind == KindAPIKey {
@@ -80,10 +85,33 @@ func isSelf(by Principal, tenant, userID string) bool {
 	return by.Kind == KindUser && by.Tenant == tenant && by.UserID == userID
 }
 
+// passwordGate refuses a user session that signed in with a password that
+// must be changed (FlagPasswordExpired: marked compromised, past the
+// tenant's PasswordMaxAge, or a common one). Such a session still
+// authenticates (Middleware, RequireSession, Authenticate), and may change
+// its password, sign out and read and look after its own account, which
+// need no permission; every permission check refuses it, recorded as
+// access.denied with reason password_expired, with
+// ErrPasswordChangeRequired (ErrUnavailable if the refusal cannot be
+// recorded). s and a name what was asked for (s may be "").
+func (g *Guard) passwordGate(ctx context.Context, by Principal, s rbac.Section, a rbac.Action) error {
+	if by.Kind != KindUser || by.Flags&FlagPasswordExpired == 0 {
+		return nil
+	}
+	if err := g.denied(ctx, by, s, a, ReasonPasswordExpired); !errors.Is(err, ErrForbidden) {
+		return err
+	}
+	return ErrPasswordChangeRequired
+}
+
 // denied records an access.denied event in the principal's own tenant and
 // returns ErrForbidden.
 func (g *Guard) denied(ctx context.Context, by Principal, s rbac.Section, a rbac.Action, reason string) error {
-	e := g.adminEvent(by, by.Tenant, audit.AccessDenied, string(s)+":"+string(a))
+	target := string(s) + ":" + string(a)
+	if s == "" {
+		target = string(a)
+	}
+	e := g.adminEvent(by, by.Tenant, audit.AccessDenied, target)
 	e.Outcome, e.Reason = audit.Failure, reason
 	e.Meta = map[string]string{"section": string(s), "action": string(a), "subject": by.subject().String()}
 	if err := g.record(ctx, e); err != nil {
@@ -96,10 +124,16 @@ func (g *Guard) denied(ctx context.Context, by Principal, s rbac.Section, a rbac
 // action on section, in the principal's own tenant. It returns the
 // decision (Decision.NeedsApproval: the action is one the tenant put under
 // four-eyes approval, see ConsumeApproval) or ErrForbidden (recorded as
-// access.denied) or ErrUnavailable. Enforcer errors deny.
+// access.denied) or ErrUnavailable. Enforcer errors deny. A session that
+// signed in with a password that must be changed (FlagPasswordExpired) is
+// refused whatever its roles, with ErrPasswordChangeRequired (also
+// ErrForbidden).
 func (g *Guard) Authorize(ctx context.Context, p Principal, s rbac.Section, a rbac.Action) (rbac.Decision, error) {
 	if p.Kind == KindSystem {
 		return rbac.Decision{Allowed: true}, nil
+	}
+	if err := g.passwordGate(ctx, p, s, a); err != nil {
+		return rbac.Decision{}, err
 	}
 	if g.rbac == nil {
 		if err := g.may(ctx, p, p.Tenant, s, a); err != nil {
@@ -131,7 +165,11 @@ func (g *Guard) Authorize(ctx context.Context, p Principal, s rbac.Section, a rb
 // Require returns middleware that lets a request through only if the
 // principal Middleware put in its context may take action on section:
 // 401 without a principal, 403 when refused (and an access.denied event),
-// 503 when the decision cannot be made. It panics at start-up, not per
+// 503 when the decision cannot be made. A session that signed in with a
+// password that must be changed gets 403 with "Guard-Reason:
+// password_expired" (ReasonPasswordExpired; the cause given to
+// Config.OnRefuse is ErrPasswordChangeRequired), whatever its roles, until
+// the user changes it: send them to do so. It panics at start-up, not per
 // request, on an unknown section or action. For an action under four-eyes
 // approval the handler must call ConsumeApproval before acting
 // (NeedsApproval reports it).
@@ -150,6 +188,9 @@ func (g *Guard) Require(s rbac.Section, a rbac.Action) func(http.Handler) http.H
 			}
 			d, err := g.Authorize(r.Context(), p, s, a)
 			switch {
+			case errors.Is(err, ErrPasswordChangeRequired):
+				g.refusePasswordExpired(w, r)
+				return
 			case errors.Is(err, ErrForbidden):
 				g.refuse(w, r, http.StatusForbidden, "", err)
 				return
@@ -177,13 +218,23 @@ type approvalKey struct{}
 // "Guard-Step-Up: mfa", and an access.denied event with reason
 // mfa_required: send a user to Reauthenticate with their authenticator
 // app (the second factor it checks) and retry; one without an
-// authenticator app must enrol one first. A store failure
+// authenticator app must enrol one first. A session that signed in with a
+// password that must be changed gets 403 with "Guard-Reason:
+// password_expired" first, as for Require. A store failure
 // recording the refusal answers 503.
 func (g *Guard) RequireMFA(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := PrincipalFrom(r.Context())
 		if !ok {
 			g.refuse(w, r, http.StatusUnauthorized, "", ErrUnauthenticated)
+			return
+		}
+		if err := g.passwordGate(r.Context(), p, "", "mfa"); err != nil {
+			if errors.Is(err, ErrPasswordChangeRequired) {
+				g.refusePasswordExpired(w, r)
+				return
+			}
+			g.refuse(w, r, http.StatusServiceUnavailable, unavailableText, err)
 			return
 		}
 		if p.HasMFA() {
@@ -202,6 +253,13 @@ func (g *Guard) RequireMFA(next http.Handler) http.Handler {
 	})
 }
 
+// refusePasswordExpired answers 403 with "Guard-Reason: password_expired"
+// to a request of a session whose password must be changed.
+func (g *Guard) refusePasswordExpired(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(ReasonHeader, ReasonPasswordExpired)
+	g.refuse(w, r, http.StatusForbidden, "Forbidden: your password must be changed first", ErrPasswordChangeRequired)
+}
+
 // NeedsApproval reports whether Require found that the request's action is
 // under four-eyes approval: the handler must call ConsumeApproval first.
 func NeedsApproval(ctx context.Context) bool {
@@ -209,13 +267,18 @@ func NeedsApproval(ctx context.Context) bool {
 	return v
 }
 
-// permsOf returns the permissions by acts with when changing the policy.
+// permsOf returns the permissions by acts with when changing the policy
+// (roles, grants, approval rules): none for a session whose password must
+// be changed (ErrPasswordChangeRequired).
 func (g *Guard) permsOf(ctx context.Context, by Principal, tenant string) (rbac.Perms, error) {
 	if by.Kind == KindSystem {
 		return g.rbac.AllPerms(), nil
 	}
 	if by.Tenant != tenant {
 		return rbac.Perms{}, ErrForbidden
+	}
+	if err := g.passwordGate(ctx, by, rbac.Users, rbac.Manage); err != nil {
+		return rbac.Perms{}, err
 	}
 	perms, err := g.rbac.Permissions(ctx, tenant, by.subject())
 	if err != nil {
@@ -286,7 +349,9 @@ func (g *Guard) GrantRole(ctx context.Context, by Principal, tenant, subject, ro
 
 // RevokeRole takes a role away; in force on the subject's next request,
 // and the user's sessions end as for GrantRole. The last owner cannot
-// lose the owner role (rbac.ErrLastOwner).
+// lose the owner role (rbac.ErrLastOwner), nor can the break-glass owner
+// while the tenant requires SSO (ErrBreakGlassUser: name another
+// break-glass owner, or stop requiring SSO, first).
 func (g *Guard) RevokeRole(ctx context.Context, by Principal, tenant, subject, role string) error {
 	return g.changeGrant(ctx, by, tenant, subject, role, false)
 }
@@ -318,6 +383,11 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 	perms, err := g.permsOf(ctx, by, tenant)
 	if err != nil {
 		return rbac.Subject{}, false, err
+	}
+	if !grant && role == rbac.Owner && sub.Kind == rbac.KindUser {
+		if err := g.keepBreakGlass(ctx, by, tenant, sub.ID, audit.RoleRevoked, sub.String()); err != nil {
+			return rbac.Subject{}, false, err
+		}
 	}
 	// Whether the subject held the role before, to undo exactly this
 	// change if it cannot be recorded.
@@ -520,6 +590,9 @@ func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, t
 	if by.Kind != KindUser && by.Kind != KindAPIKey {
 		return rbac.Approval{}, ErrForbidden
 	}
+	if err := g.passwordGate(ctx, by, p.Section, p.Action); err != nil {
+		return rbac.Approval{}, err
+	}
 	ap, err := g.approvals.Request(ctx, by.Tenant, by.subject(), p, target, PayloadHash(payload), ttl)
 	if err != nil {
 		return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalRequested, "", err)
@@ -547,6 +620,9 @@ func (g *Guard) decideApproval(ctx context.Context, by Principal, id string, app
 	}
 	if by.Kind != KindUser {
 		return rbac.Approval{}, ErrForbidden
+	}
+	if err := g.passwordGate(ctx, by, "", rbac.Approve); err != nil {
+		return rbac.Approval{}, err
 	}
 	action := audit.ApprovalApproved
 	var (
@@ -578,6 +654,9 @@ func (g *Guard) ConsumeApproval(ctx context.Context, by Principal, id, permissio
 	if err != nil {
 		return rbac.Approval{}, err
 	}
+	if err := g.passwordGate(ctx, by, p.Section, p.Action); err != nil {
+		return rbac.Approval{}, err
+	}
 	ap, err := g.approvals.Consume(ctx, by.Tenant, id, rbac.Claim{Requester: by.subject(), Permission: p, Target: target, PayloadHash: PayloadHash(payload)})
 	if err != nil {
 		return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalConsumed, id, err)
@@ -594,6 +673,9 @@ func (g *Guard) Approvals(ctx context.Context, by Principal, q rbac.ApprovalQuer
 	}
 	if by.Kind != KindUser && by.Kind != KindAPIKey {
 		return nil, ErrForbidden
+	}
+	if err := g.passwordGate(ctx, by, "", rbac.Read); err != nil {
+		return nil, err
 	}
 	as, err := g.approvals.List(ctx, by.Tenant, q)
 	return as, rbacErr("approvals", err)

@@ -14,13 +14,18 @@ import (
 // Can reports whether p may take action on section in its own tenant,
 // without recording a denial: for deciding what to show (a navigation
 // link, a button). Enforce with Require or Authorize, which record denials.
-// An error means the decision could not be made; treat it as "no".
+// An error means the decision could not be made; treat it as "no". A
+// session whose password must be changed (FlagPasswordExpired) gets false
+// and ErrPasswordChangeRequired: it may do nothing its roles allow until
+// the user changes it.
 func (g *Guard) Can(ctx context.Context, p Principal, s rbac.Section, a rbac.Action) (bool, error) {
 	switch {
 	case p.Kind == KindSystem:
 		return true, nil
 	case p.Kind != KindUser && p.Kind != KindAPIKey:
 		return false, nil
+	case p.Flags&FlagPasswordExpired != 0 && p.Kind == KindUser:
+		return false, ErrPasswordChangeRequired
 	case g.rbac == nil:
 		return p.Kind == KindUser, nil
 	}

@@ -10,10 +10,11 @@
 //     optionally ring-fenced in their own databases (Config.OpenTenant);
 //   - user administration: CreateUser, DeactivateUser (ends every session
 //     at once), ReactivateUser, DeleteUser, UnlockUser, ExpirePassword
-//     (a compromised password must be changed at the next sign-in);
+//     (a compromised password must be changed at the next sign-in: until
+//     it is, the session may do nothing else, ErrPasswordChangeRequired);
 //   - password sign-in with argon2id, a NIST SP 800-63B password policy,
 //     per-account and per-IP throttling with growing locks, CAPTCHA after
-//     failures, and no user enumeration (Login, ChangePassword,
+//     failures, and no user enumeration (Login, ChangePasswordAndRotate,
 //     ForgotPassword, ResetPassword); a signed-in user changes their own
 //     email after a step-up, proving it by a link mailed to the new
 //     address (RequestEmailChange, ConfirmEmailChange) or not (ChangeEmail);
@@ -62,5 +63,7 @@
 // (fail closed). Bad input returns an *InputError, *auth.InputError or
 // *auth.PolicyError naming the field or rule, never the value. Actions the
 // principal may not take return ErrForbidden (recorded as access.denied),
-// and sensitive ones on an old session ErrStepUpRequired.
+// any permission of a session whose password must be changed
+// ErrPasswordChangeRequired (also ErrForbidden), and sensitive ones on an
+// old session ErrStepUpRequired.
 package guard

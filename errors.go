@@ -32,6 +32,13 @@ var (
 	// or SSO now required); signing in again meets the policy. It is also
 	// ErrUnauthenticated.
 	ErrPolicyChanged = fmt.Errorf("%w: the organisation's security policy changed", ErrUnauthenticated)
+	// ErrPasswordChangeRequired: the session signed in with a password
+	// that must be changed (FlagPasswordExpired: marked compromised by
+	// ExpirePassword, older than the tenant's PasswordMaxAge, or on the
+	// list of common passwords), and every permission check refuses it
+	// until the user changes it (ChangePasswordAndRotate or
+	// ChangePassword) or resets it. It is also ErrForbidden.
+	ErrPasswordChangeRequired = fmt.Errorf("%w: your password must be changed first", ErrForbidden)
 	// ErrStepUpRequired: the action needs a recent authentication; call
 	// Reauthenticate and retry.
 	ErrStepUpRequired = errors.New("guard: please confirm your identity again")
@@ -75,6 +82,13 @@ var (
 	// ErrSSORequired: the tenant requires single sign-on; password sign-in
 	// is only for the break-glass owner.
 	ErrSSORequired = errors.New("guard: your organisation requires single sign-on")
+	// ErrBreakGlassUser: the change would take the owner role or the
+	// account from the tenant's break-glass owner (Policy.BreakGlassUser)
+	// while the tenant requires SSO, leaving nobody who can sign in if the
+	// IdP fails. Name another break-glass owner, or stop requiring SSO,
+	// first.
+	ErrBreakGlassUser = errors.New("guard: this user is the break-glass owner while single sign-on is required: " +
+		"name another break-glass owner, or stop requiring single sign-on, first")
 )
 
 // unavailable wraps a store failure: callers see ErrUnavailable (and can

@@ -81,15 +81,26 @@ func (g *Guard) unidentified(r *http.Request, p Principal, cause error) error {
 	return ErrIPNotAllowed
 }
 
-// ReasonHeader is the response header in which Middleware says why it
-// refused a request's session cookie, when the reason is one the user
-// should be told (ReasonSignedInElsewhere, ReasonPolicyChanged). The same
-// reason is in the request's context (SignedOutReason).
+// ReasonHeader is the response header in which Guard says why it
+// refused a request, when the reason is one the user should be told:
+// Middleware, why it refused the session cookie (ReasonSignedInElsewhere,
+// ReasonPolicyChanged; also in the request's context: SignedOutReason);
+// Require and RequireMFA, why a signed-in session may not go on
+// (ReasonPasswordExpired).
 const ReasonHeader = "Guard-Reason"
 
-// ReasonSignedInElsewhere (a value of ReasonHeader): the session was ended
-// because its user signed in on another client (ErrSignedInElsewhere).
-const ReasonSignedInElsewhere = "signed_in_elsewhere"
+// Values of ReasonHeader.
+const (
+	// ReasonSignedInElsewhere: the session was ended because its user
+	// signed in on another client (ErrSignedInElsewhere); answered with
+	// 401.
+	ReasonSignedInElsewhere = "signed_in_elsewhere"
+	// ReasonPasswordExpired: the session signed in with a password that
+	// must be changed (FlagPasswordExpired); answered with 403 until the
+	// user changes it (ErrPasswordChangeRequired). It is also the reason
+	// of the access.denied event.
+	ReasonPasswordExpired = "password_expired"
+)
 
 // ReasonPolicyChanged (a value of ReasonHeader): the session was ended
 // because the tenant now requires MFA or SSO, which its sign-in did not

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/sso"
 )
@@ -58,7 +60,8 @@ type LoginResult struct {
 	// administrator marked it compromised (ExpirePassword), it is older
 	// than the tenant's PasswordMaxAge, or it is on the blocklist of common
 	// passwords (one set before the list held it, or imported); the
-	// session carries FlagPasswordExpired.
+	// session carries FlagPasswordExpired, and may do nothing but change
+	// it (ChangePasswordAndRotate), sign out and see its own account.
 	PasswordExpired bool
 	// RecoveryCodes are the user's new recovery codes, set once, when the
 	// sign-in enrolled their first factor: show them once.
@@ -99,6 +102,14 @@ const (
 	ReasonCodeReuse    = "reuse"
 	ReasonCodeExpired  = "expired"
 	ReasonTooManyTries = "too_many_tries"
+	// ReasonSSORequired: a password sign-in while the tenant requires SSO.
+	ReasonSSORequired = "sso_required"
+	// ReasonBreakGlassNotOwner: the tenant's break-glass user no longer
+	// holds the owner role.
+	ReasonBreakGlassNotOwner = "break_glass_not_owner"
+	// ReasonBreakGlassNoFactor: the break-glass owner has no confirmed
+	// second factor (a password alone never signs in, nor enrols one).
+	ReasonBreakGlassNoFactor = "break_glass_no_factor"
 )
 
 // attempt carries what the failure and success paths of a login record.
@@ -337,20 +348,9 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 	}
 	if pol.RequireSSO {
 		if a.user.ID != pol.BreakGlassUser || g.mfa == nil {
-			return LoginResult{}, g.loginFailedAt(ctx, a, gt, "sso_required", ErrSSORequired)
+			return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonSSORequired, ErrSSORequired)
 		}
-		// The break-glass owner: password and a second factor, flagged
-		// and recorded at every use.
-		si.flags |= FlagBreakGlass
-		if si.meta == nil {
-			si.meta = map[string]string{}
-		}
-		si.meta["break_glass"] = "true"
-		e := a.event(audit.LoginBreakGlass, audit.Success, "")
-		if err := g.record(ctx, e); err != nil {
-			return LoginResult{}, err
-		}
-		return g.breakGlass(ctx, a, pol, gt, si)
+		return g.breakGlass(ctx, a, gt, si)
 	}
 	return g.proceed(ctx, a, pol, gt, si)
 }
@@ -592,10 +592,26 @@ func (g *Guard) record(ctx context.Context, events ...audit.Event) error {
 
 func ptr[T any](v T) *T { return &v }
 
-// breakGlass sends the break-glass owner to a second factor, or to enrol
-// one: a password alone never opens a session while SSO is required.
-func (g *Guard) breakGlass(ctx context.Context, a attempt, pol Policy, gt gate, si signIn) (LoginResult, error) {
+// breakGlass signs in the break-glass user while the tenant requires SSO,
+// after their password was right: only while they still hold the owner
+// role (one role lookup on this rare path; RBAC off: no role to check),
+// and only through a second factor they already have. A password alone
+// never opens a session, nor lets whoever holds it enrol a factor of
+// their own. Any other case is refused like a non-break-glass user
+// (ErrSSORequired), with its own reason in the login.failed event; a
+// store failure is ErrUnavailable. A sign-in let through to its second
+// factor is recorded (login.break_glass) and its session flagged.
+func (g *Guard) breakGlass(ctx context.Context, a attempt, gt gate, si signIn) (LoginResult, error) {
 	u := *a.user
+	if g.rbac != nil {
+		roles, err := g.rbac.RolesOf(ctx, u.Tenant, rbac.User(u.ID))
+		if err != nil {
+			return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("load roles", err))
+		}
+		if !slices.Contains(roles, rbac.Owner) {
+			return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonBreakGlassNotOwner, ErrSSORequired)
+		}
+	}
 	factors, err := g.mfa.Factors(ctx, u.Tenant, u.ID)
 	if err != nil {
 		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("load factors", err))
@@ -607,7 +623,15 @@ func (g *Guard) breakGlass(ctx context.Context, a attempt, pol Policy, gt gate, 
 		}
 	}
 	if len(confirmed) == 0 {
-		return g.pend(ctx, a, gt, si, purposeEnrol, nil)
+		return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonBreakGlassNoFactor, ErrSSORequired)
+	}
+	si.flags |= FlagBreakGlass
+	if si.meta == nil {
+		si.meta = map[string]string{}
+	}
+	si.meta["break_glass"] = "true"
+	if err := g.record(ctx, a.event(audit.LoginBreakGlass, audit.Success, "")); err != nil {
+		return LoginResult{}, err
 	}
 	return g.pend(ctx, a, gt, si, purposeLogin, confirmed)
 }

@@ -48,7 +48,15 @@ const (
 	// FlagPasswordExpired marks a session whose login used a password
 	// that an administrator marked compromised (ExpirePassword), one older
 	// than the tenant's PasswordMaxAge, or one on the blocklist of common
-	// passwords: the host should send the user to change it.
+	// passwords. Such a session authenticates (so the host can show a
+	// change-password page), may change its password, sign out and read
+	// and look after its own account, but every permission check refuses
+	// it: Require and RequireMFA answer 403 with "Guard-Reason:
+	// password_expired", Authorize and the admin functions return
+	// ErrPasswordChangeRequired, Can false with that error. The host sends
+	// the user to change it: ChangePasswordAndRotate gives the session a
+	// new token without the flag (ChangePassword ends it, and the user
+	// signs in again); a reset ends it too.
 	FlagPasswordExpired uint32 = 1 << iota
 	// FlagMFA marks a session whose sign-in, or latest Reauthenticate,
 	// included a second factor: an authenticator app, an SMS code or a
@@ -88,7 +96,9 @@ func (p Principal) SessionID() string {
 	return p.Session.String()
 }
 
-// PasswordExpired reports whether the principal's login used an expired password.
+// PasswordExpired reports whether the principal's login used a password
+// that must be changed (FlagPasswordExpired): until it is, every
+// permission check refuses the principal (ErrPasswordChangeRequired).
 func (p Principal) PasswordExpired() bool { return p.Flags&FlagPasswordExpired != 0 }
 
 // MustEnrol reports whether the principal should be sent to enrol a second

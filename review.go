@@ -646,8 +646,10 @@ type ReviewResult struct {
 // Every decision is checked before any is applied: a malformed one, an
 // unknown user, role or key, a role the user does not hold, a decision
 // about the reviewer's own account (ErrForbidden), a downgrade to a role
-// the reviewer could not grant (ErrForbidden), or decisions that would
-// leave the tenant without an active owner (rbac.ErrLastOwner) change
+// the reviewer could not grant (ErrForbidden), decisions that would
+// leave the tenant without an active owner (rbac.ErrLastOwner), or one
+// that would deactivate the break-glass owner of a tenant that requires
+// SSO, or take the owner role from them (ErrBreakGlassUser), change
 // nothing. Then each decision is applied in order: a deactivation ends the
 // user's sessions and revokes the API keys they created at once, and any
 // change of the user's roles ends the user's sessions too, so
@@ -722,6 +724,9 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 		perms    rbac.Perms
 		keys     map[string]auth.APIKey
 		owners   = map[string]bool{} // decided user → an active owner after the decisions
+		// breakGlass is the break-glass owner while SSO is required,
+		// read at the first decision that could take it away.
+		breakGlass *string
 	)
 	needRoles := false
 	for _, d := range ds {
@@ -840,6 +845,18 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 		for _, r := range p.revoke {
 			if info, ok := roleInfo[r]; ok && !holds(info) {
 				return nil, ErrForbidden
+			}
+		}
+		if d.Deactivate || slices.Contains(p.revoke, rbac.Owner) {
+			if breakGlass == nil {
+				bg, err := g.breakGlassUser(ctx, tenant)
+				if err != nil {
+					return nil, err
+				}
+				breakGlass = &bg
+			}
+			if *breakGlass != "" && *breakGlass == d.UserID {
+				return nil, ErrBreakGlassUser
 			}
 		}
 		keepsOwner := slices.Contains(held, rbac.Owner) && !slices.Contains(p.revoke, rbac.Owner) || p.grant == rbac.Owner
@@ -1021,8 +1038,9 @@ func liveCount(ended []session.Session, now time.Time) int {
 // It is meant for a host's scheduled job (by = System("cron")), and
 // returns the IDs of the users it deactivated, each recorded as
 // user.deactivated with reason "dormant". Holders of the owner role are
-// never deactivated automatically (a break-glass owner is rarely used by
-// design): the access review lists them as dormant for a person to decide.
+// never deactivated automatically, nor is the break-glass owner of a
+// tenant that requires SSO (rarely used by design): the access review
+// lists them as dormant for a person to decide.
 // A principal other than the system needs users:manage and is never
 // deactivated itself. A store failure stops the run with the error
 // (ErrUnavailable); the users deactivated before it stay deactivated. A
@@ -1051,7 +1069,7 @@ func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant stri
 	if err := g.scanUsers(ctx, tenant, func(batch []auth.UserSummary) {
 		for _, u := range batch {
 			ua := ix.row(u, now, pol.DormantAfter, false)
-			if ua.Dormant && !ua.Owner && !(by.Kind == KindUser && by.UserID == u.ID) {
+			if ua.Dormant && !ua.Owner && !(by.Kind == KindUser && by.UserID == u.ID) && !(pol.RequireSSO && u.ID == pol.BreakGlassUser) {
 				dormant = append(dormant, u.ID)
 			}
 		}

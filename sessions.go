@@ -229,7 +229,45 @@ type PasswordChange struct {
 // user ends, and so do the reset and email-change links mailed for the
 // account; a notice goes to the user's address when Config.Recovery.Email
 // is set.
+//
+// A session that signed in with a password that had to be changed
+// (FlagPasswordExpired) keeps that flag as long as it lives, and so it
+// ends with the change too: the user signs in again with the new
+// password. ChangePasswordAndRotate keeps them signed in instead.
 func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordChange) error {
+	keep := p.Session
+	if p.Flags&FlagPasswordExpired != 0 {
+		keep = session.Hash{}
+	}
+	return g.changePassword(ctx, p, req, keep)
+}
+
+// ChangePasswordAndRotate is ChangePassword for the session behind token,
+// which must be p's own (ErrUnauthenticated otherwise, and nothing
+// changes): after the change that session is rotated as after any change
+// of privilege (RotateSession) — a new token, returned with the session
+// for SetSessionCookie, the old one void at once — and without
+// FlagPasswordExpired, so that a user whose password had to be changed
+// may use their roles again from the next request. Should the rotation
+// fail, the password change stands, the session keeps its old token and
+// flags, and the error is returned (ErrUnauthenticated if the session
+// ended meanwhile, else ErrUnavailable).
+func (g *Guard) ChangePasswordAndRotate(ctx context.Context, p Principal, token string, req PasswordChange) (string, session.Session, error) {
+	if p.Kind != KindUser {
+		return "", session.Session{}, ErrUnauthenticated
+	}
+	if h, err := session.ParseToken(token); err != nil || h != p.Session {
+		return "", session.Session{}, ErrUnauthenticated
+	}
+	if err := g.changePassword(ctx, p, req, p.Session); err != nil {
+		return "", session.Session{}, err
+	}
+	return g.RotateSession(ctx, token, p.Flags&^FlagPasswordExpired)
+}
+
+// changePassword is ChangePassword, ending every session of the user but
+// keep (the zero Hash keeps none).
+func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordChange, keep session.Hash) error {
 	if p.Kind != KindUser {
 		return ErrUnauthenticated
 	}
@@ -295,7 +333,7 @@ func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordCha
 	if err := g.stores.UserUpdates.SetPassword(ctx, p.Tenant, p.UserID, h, now, pol.PasswordHistory); err != nil {
 		return g.userErr("set password", err)
 	}
-	ended, err := g.sessions.RevokeUser(ctx, p.Tenant, p.UserID, p.Session)
+	ended, err := g.sessions.RevokeUser(ctx, p.Tenant, p.UserID, keep)
 	if err != nil {
 		return unavailable("end sessions", err)
 	}

@@ -1,6 +1,7 @@
 package guard_test
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -16,6 +17,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,9 +25,11 @@ import (
 
 	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/samlidp"
+	"github.com/pquerna/otp/totp"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/sso"
@@ -310,6 +314,35 @@ func TestSSOSignInThroughTheFacade(t *testing.T) {
 	}
 }
 
+// enrolTOTP gives the user an authenticator app, signed in with their
+// password (before the tenant requires SSO), and returns its secret. The
+// app is confirmed with the code of the previous time step, so a sign-in
+// may use the current one.
+func (s *ssoSite) enrolTOTP(t *testing.T, email, pw string) string {
+	t.Helper()
+	ctx := t.Context()
+	res, err := s.g.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: email, Password: pw, IP: "203.0.113.5", UserAgent: "test"})
+	if err != nil || res.Token == "" {
+		t.Fatalf("sign-in to enrol: %+v, %v", res, err)
+	}
+	p, err := s.g.Authenticate(ctx, res.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	en, err := s.g.BeginTOTP(ctx, p, "Phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := totp.GenerateCode(en.Secret, time.Now().Add(-30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.g.ConfirmFactor(ctx, p, en.Factor.ID, code); err != nil {
+		t.Fatal(err)
+	}
+	return en.Secret
+}
+
 func TestRequireSSOWithBreakGlass(t *testing.T) {
 	s := newSSOSite(t)
 	ctx := t.Context()
@@ -326,6 +359,7 @@ func TestRequireSSOWithBreakGlass(t *testing.T) {
 	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: "nobody"}, tn.Version); !errors.As(err, &pe) {
 		t.Fatalf("break-glass user that does not exist: %v", err)
 	}
+	secret := s.enrolTOTP(t, "owner@corp.example", ownerPW)
 	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: owner.ID}, tn.Version); err != nil {
 		t.Fatal(err)
 	}
@@ -335,17 +369,14 @@ func TestRequireSSOWithBreakGlass(t *testing.T) {
 	if _, err := login("bob@corp.example"); !errors.Is(err, guard.ErrSSORequired) {
 		t.Errorf("password login while SSO is required: %v, want ErrSSORequired", err)
 	}
-	// The break-glass owner gets no session from the password alone.
+	// The break-glass owner gets no session from the password alone: the
+	// factor they have is asked for.
 	res, err := login("owner@corp.example")
-	if err != nil || res.Pending == nil || !res.Pending.Enrol || res.Token != "" {
-		t.Fatalf("break-glass password login: %+v, %v; want a pending enrolment", res, err)
+	if err != nil || res.Pending == nil || res.Pending.Enrol || len(res.Pending.Factors) != 1 || res.Token != "" {
+		t.Fatalf("break-glass password login: %+v, %v; want a pending sign-in asking for the app", res, err)
 	}
-	en, err := s.g.BeginPendingTOTP(ctx, res.Pending.Token, "203.0.113.5", "test", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done, err := s.g.CompletePendingEnrolment(ctx, guard.SecondFactor{Pending: res.Pending.Token, FactorID: en.Factor.ID,
-		Code: totpCode(t, en.Secret), IP: "203.0.113.5", UserAgent: "test"})
+	done, err := s.g.CompleteLogin(ctx, guard.SecondFactor{Pending: res.Pending.Token, Method: guard.MethodTOTP,
+		Code: totpCode(t, secret), IP: "203.0.113.5", UserAgent: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,5 +393,221 @@ func TestRequireSSOWithBreakGlass(t *testing.T) {
 	// In a tenant with an IdP, addresses are the IdP's.
 	if err := s.g.ChangeEmail(ctx, p, "someone.else@corp.example"); !errors.As(err, &pe) {
 		t.Errorf("ChangeEmail in an SSO tenant: %v, want a PolicyError", err)
+	}
+}
+
+// loginFailures returns the reasons of the tenant's login.failed events.
+func (s *ssoSite) loginFailures(t *testing.T) map[string]int {
+	t.Helper()
+	page, err := s.g.QueryAudit(t.Context(), guard.System("test"), tenantID, audit.Query{Action: string(audit.LoginFailed), Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reasons(page.Events)
+}
+
+// secondGuard is another replica of s's Guard, on s's stores as given
+// (or changed by edit), with a policy cache of its own.
+func (s *ssoSite) secondGuard(t *testing.T, edit func(*guard.Stores)) *guard.Guard {
+	t.Helper()
+	st := s.stores
+	if edit != nil {
+		edit(&st)
+	}
+	g, err := guard.New(guard.Config{Stores: st, AuditKey: auditKey, Hasher: fastHasher,
+		MFA: &mfa.Config{Keyring: s.kr, Issuer: "Acme", Email: s.out}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// failingVersion fails the role store's Version while fail is set.
+type failingVersion struct {
+	rbac.PolicyStore
+	fail bool
+}
+
+func (p *failingVersion) Version(ctx context.Context, tenant string) (uint64, error) {
+	if p.fail {
+		return 0, errDown
+	}
+	return p.PolicyStore.Version(ctx, tenant)
+}
+
+// The break-glass user signs in with a password only while they hold the
+// owner role: a tenant whose break-glass user is not (or no longer) an
+// owner refuses them like anyone else, ErrSSORequired after the right
+// password, recorded as break_glass_not_owner; when the role cannot be
+// read, the sign-in is ErrUnavailable.
+func TestBreakGlassSignInNeedsOwner(t *testing.T) {
+	s := newSSOSite(t)
+	ctx := t.Context()
+	sys := guard.System("test")
+	owner, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "owner@corp.example", Password: ownerPW, Roles: []string{rbac.Owner}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "bob@corp.example", Password: ownerPW, Roles: []string{rbac.Admin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.enrolTOTP(t, "owner@corp.example", ownerPW)
+	s.enrolTOTP(t, "bob@corp.example", ownerPW)
+	var pe *guard.PolicyError
+	tn, _ := s.g.Tenant(ctx, tenantID)
+	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: bob.ID}, tn.Version); !errors.As(err, &pe) {
+		t.Fatalf("an admin as the break-glass user: %v, want a PolicyError", err)
+	}
+	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: owner.ID}, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	// A policy naming a user who is not an owner, as a demotion racing
+	// the policy change (or one from before the role was checked) leaves
+	// it; a second replica reads it at once.
+	tn, _ = s.g.Tenant(ctx, tenantID)
+	if _, err := s.stores.Tenants.SetPolicy(ctx, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: bob.ID}, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	g2 := s.secondGuard(t, nil)
+	res, err := g2.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: "bob@corp.example", Password: ownerPW, IP: "203.0.113.5", UserAgent: "test"})
+	if !errors.Is(err, guard.ErrSSORequired) || res.Pending != nil || res.Token != "" {
+		t.Errorf("break-glass user who is not an owner: %+v, %v; want ErrSSORequired", res, err)
+	}
+	if r := s.loginFailures(t); r[guard.ReasonBreakGlassNotOwner] != 1 {
+		t.Errorf("login.failed reasons %v, want one %s", r, guard.ReasonBreakGlassNotOwner)
+	}
+	if page, _ := s.g.QueryAudit(ctx, sys, tenantID, audit.Query{Action: string(audit.LoginBreakGlass)}); len(page.Events) != 0 {
+		t.Errorf("%d login.break_glass events for a refused sign-in, want none", len(page.Events))
+	}
+
+	// Back to the owner: with the role store down, no sign-in.
+	tn, _ = s.g.Tenant(ctx, tenantID)
+	if _, err := s.stores.Tenants.SetPolicy(ctx, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: owner.ID}, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	down := &failingVersion{PolicyStore: s.stores.Policies}
+	g3 := s.secondGuard(t, func(st *guard.Stores) { st.Policies = down })
+	down.fail = true
+	res, err = g3.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: "owner@corp.example", Password: ownerPW, IP: "203.0.113.5", UserAgent: "test"})
+	if !errors.Is(err, guard.ErrUnavailable) || res.Pending != nil || res.Token != "" {
+		t.Errorf("break-glass sign-in with the role store down: %+v, %v; want ErrUnavailable", res, err)
+	}
+	down.fail = false
+	res, err = g3.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: "owner@corp.example", Password: ownerPW, IP: "203.0.113.5", UserAgent: "test"})
+	if err != nil || res.Pending == nil || res.Pending.Enrol {
+		t.Errorf("break-glass owner with the store back: %+v, %v; want a pending sign-in", res, err)
+	}
+}
+
+// The break-glass owner keeps the owner role and the account while the
+// tenant requires SSO: revoking the role, deactivating or deleting the
+// user, and an access review that would do either are refused with
+// ErrBreakGlassUser, change nothing, and the refusal is on record. Once
+// another owner is named, the role can go.
+func TestBreakGlassOwnerKept(t *testing.T) {
+	s := newSSOSite(t)
+	ctx := t.Context()
+	sys := guard.System("test")
+	owner, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "owner@corp.example", Password: ownerPW, Roles: []string{rbac.Owner}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "second@corp.example", Password: ownerPW, Roles: []string{rbac.Owner}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.enrolTOTP(t, "owner@corp.example", ownerPW)
+	s.enrolTOTP(t, "second@corp.example", ownerPW)
+	tn, _ := s.g.Tenant(ctx, tenantID)
+	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: owner.ID}, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	subject := "user:" + owner.ID
+	for name, f := range map[string]func() error{
+		"RevokeRole":     func() error { return s.g.RevokeRole(ctx, sys, tenantID, subject, rbac.Owner) },
+		"DeactivateUser": func() error { return s.g.DeactivateUser(ctx, sys, tenantID, owner.ID) },
+		"DeleteUser":     func() error { return s.g.DeleteUser(ctx, sys, tenantID, owner.ID) },
+		"review downgrade": func() error {
+			_, err := s.g.ApplyReview(ctx, sys, tenantID, []guard.Decision{{UserID: owner.ID, DowngradeTo: rbac.Admin}})
+			return err
+		},
+		"review revoke": func() error {
+			_, err := s.g.ApplyReview(ctx, sys, tenantID, []guard.Decision{{UserID: owner.ID, RevokeRoles: []string{rbac.Owner}}})
+			return err
+		},
+		"review deactivate": func() error {
+			_, err := s.g.ApplyReview(ctx, sys, tenantID, []guard.Decision{{UserID: owner.ID, Deactivate: true}})
+			return err
+		},
+	} {
+		if err := f(); !errors.Is(err, guard.ErrBreakGlassUser) {
+			t.Errorf("%s of the break-glass owner: %v, want ErrBreakGlassUser", name, err)
+		}
+	}
+	if roles, _ := s.g.RolesOf(ctx, sys, tenantID, subject); !slices.Contains(roles, rbac.Owner) {
+		t.Errorf("the break-glass owner's roles after the refusals: %v", roles)
+	}
+	if u, err := s.g.User(ctx, sys, tenantID, owner.ID); err != nil || u.Status != auth.StatusActive {
+		t.Errorf("the break-glass owner after the refusals: %+v, %v", u, err)
+	}
+	page, _ := s.g.QueryAudit(ctx, sys, tenantID, audit.Query{Limit: 1000})
+	refused := 0
+	for _, e := range page.Events {
+		if e.Reason == "break_glass_user" && e.Outcome == audit.Failure {
+			refused++
+		}
+	}
+	if refused != 3 {
+		t.Errorf("%d refusals on record, want 3 (RevokeRole, DeactivateUser, DeleteUser)", refused)
+	}
+	// Another break-glass owner named: the first one's role can go.
+	tn, _ = s.g.Tenant(ctx, tenantID)
+	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: second.ID}, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.g.RevokeRole(ctx, sys, tenantID, subject, rbac.Owner); err != nil {
+		t.Errorf("RevokeRole once another owner is the break-glass one: %v", err)
+	}
+}
+
+// Break-glass sign-in takes a second factor the owner already has: one
+// without (who removed theirs) is refused, ErrSSORequired and no pending
+// enrolment, recorded as break_glass_no_factor; and SetPolicy refuses to
+// name an owner without one (a PolicyError the console shows).
+func TestBreakGlassNeedsAFactor(t *testing.T) {
+	s := newSSOSite(t)
+	ctx := t.Context()
+	sys := guard.System("test")
+	owner, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "owner@corp.example", Password: ownerPW, Roles: []string{rbac.Owner}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn, _ := s.g.Tenant(ctx, tenantID)
+	var pe *guard.PolicyError
+	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: owner.ID}, tn.Version); !errors.As(err, &pe) ||
+		pe.Field != "BreakGlassUser" || !strings.Contains(pe.Reason, "second factor") {
+		t.Fatalf("an owner without a second factor as the break-glass owner: %v, want a PolicyError", err)
+	}
+	s.enrolTOTP(t, "owner@corp.example", ownerPW)
+	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: owner.ID}, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := s.g.Factors(ctx, sys, tenantID, owner.ID)
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("factors %v, %v", fs, err)
+	}
+	if err := s.g.RemoveFactor(ctx, sys, tenantID, owner.ID, fs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.g.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: "owner@corp.example", Password: ownerPW, IP: "203.0.113.5", UserAgent: "test"})
+	if !errors.Is(err, guard.ErrSSORequired) || res.Pending != nil || res.Token != "" {
+		t.Errorf("break-glass owner without a factor: %+v, %v; want ErrSSORequired, no enrolment", res, err)
+	}
+	if r := s.loginFailures(t); r[guard.ReasonBreakGlassNoFactor] != 1 {
+		t.Errorf("login.failed reasons %v, want one %s", r, guard.ReasonBreakGlassNoFactor)
+	}
+	if page, _ := s.g.QueryAudit(ctx, sys, tenantID, audit.Query{Action: string(audit.LoginBreakGlass)}); len(page.Events) != 0 {
+		t.Errorf("%d login.break_glass events for a refused sign-in, want none", len(page.Events))
 	}
 }

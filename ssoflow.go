@@ -15,6 +15,7 @@ import (
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/ipfilter"
+	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/sso"
 )
@@ -575,7 +576,8 @@ func idpSigners(metadata string) string {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // checkSSOPolicy refuses a policy that requires SSO without an IdP or
-// without a usable break-glass owner.
+// without a usable break-glass owner: an active owner of the tenant with
+// a confirmed second factor (*PolicyError, Field BreakGlassUser).
 func (g *Guard) checkSSOPolicy(ctx context.Context, tenant string, p Policy) error {
 	if !p.RequireSSO {
 		return nil
@@ -611,5 +613,48 @@ func (g *Guard) checkSSOPolicy(ctx context.Context, tenant string, p Policy) err
 			return &PolicyError{Field: "BreakGlassUser", Reason: "must be an owner"}
 		}
 	}
+	// Break-glass sign-in takes a factor the owner already has: one
+	// enrolled with the password alone would prove nothing.
+	fs, err := g.mfa.Factors(ctx, tenant, u.ID)
+	if err != nil {
+		return unavailable("load factors", err)
+	}
+	if !slices.ContainsFunc(fs, mfa.Factor.Confirmed) {
+		return &PolicyError{Field: "BreakGlassUser", Reason: "has no second factor yet: break-glass sign-in takes one, so they must set one up first"}
+	}
 	return nil
+}
+
+// keepBreakGlass refuses, with ErrBreakGlassUser recorded as a failed
+// action (reason break_glass_user), a change that would take the owner
+// role or the account (deactivation, deletion) from the tenant's
+// break-glass owner while the tenant requires SSO: the admin names another
+// break-glass owner, or stops requiring SSO, first. The policy is read
+// from the store, not the cache. It is a guard rail for the admin; the
+// rule itself is enforced at sign-in, where a break-glass user who is no
+// longer an owner is refused.
+func (g *Guard) keepBreakGlass(ctx context.Context, by Principal, tenant, userID string, action audit.Action, target string) error {
+	bg, err := g.breakGlassUser(ctx, tenant)
+	if err != nil || bg == "" || bg != userID {
+		return err
+	}
+	e := g.adminEvent(by, tenant, action, target)
+	e.Outcome, e.Reason = audit.Failure, "break_glass_user"
+	if err := g.record(ctx, e); err != nil {
+		return err
+	}
+	return ErrBreakGlassUser
+}
+
+// breakGlassUser returns the ID of the tenant's break-glass owner while
+// the tenant requires SSO, else "", read from the store (not the cache).
+func (g *Guard) breakGlassUser(ctx context.Context, tenant string) (string, error) {
+	t, err := g.Tenant(ctx, tenant)
+	if err != nil {
+		return "", err
+	}
+	if !t.Policy.RequireSSO {
+		return "", nil
+	}
+	return t.Policy.BreakGlassUser, nil
 }

@@ -43,7 +43,8 @@ type Policy struct {
 	// PasswordHistory refuses a new password equal to one of the last N.
 	PasswordHistory int `json:"password_history,omitempty"`
 	// PasswordMaxAge flags a login whose password is older than this as
-	// needing a change (LoginResult.PasswordExpired). 0: no maximum age,
+	// needing a change (LoginResult.PasswordExpired): its session may do
+	// nothing but change it (see FlagPasswordExpired). 0: no maximum age,
 	// which is what NIST SP 800-63B recommends.
 	PasswordMaxAge time.Duration `json:"password_max_age,omitempty"`
 
@@ -74,7 +75,13 @@ type Policy struct {
 	// (ErrPolicyChanged), except the break-glass owner's.
 	RequireSSO bool `json:"require_sso,omitempty"`
 	// BreakGlassUser is the ID of the owner who may still sign in with a
-	// password (and MFA) when RequireSSO is on, in case the IdP fails.
+	// password (and MFA) when RequireSSO is on, in case the IdP fails. It
+	// must be an active owner with a confirmed second factor when the
+	// policy is set, and at sign-in still an owner with one (else the
+	// sign-in is refused like any other, ErrSSORequired: a password
+	// never enrols a factor here). While RequireSSO is on, the user
+	// cannot lose the owner role, be deactivated or deleted
+	// (ErrBreakGlassUser).
 	BreakGlassUser string `json:"break_glass_user,omitempty"`
 
 	// ReviewEvery is how often an access review is due (default 14 days).

@@ -190,7 +190,8 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 // of them fails. Each key is recorded as apikey.revoked (Meta reason
 // creator_deactivated, created_by), then the deactivation as
 // user.deactivated (Meta sessions_ended, api_keys_revoked). A user cannot
-// deactivate themselves.
+// deactivate themselves; the break-glass owner of a tenant that requires
+// SSO cannot be deactivated (ErrBreakGlassUser).
 //
 // A store failure gives ErrUnavailable, and what was done stays done: the
 // user stays deactivated (so cannot sign in), with the sessions ended and
@@ -200,6 +201,9 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 		return ErrForbidden
 	}
 	if _, err := g.loadUser(ctx, by, tenant, id, rbac.Manage); err != nil {
+		return err
+	}
+	if err := g.keepBreakGlass(ctx, by, tenant, id, audit.UserDeactivated, id); err != nil {
 		return err
 	}
 	_, _, err := g.deactivate(ctx, by, tenant, id, "")
@@ -222,15 +226,20 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 // DeleteUser ends a user's sessions, revokes every API key they created
 // (each recorded as apikey.revoked, Meta reason creator_deleted), removes
 // the user and clears their throttle state; user.deleted has Meta email
-// and api_keys_revoked. A user cannot delete themselves. A store failure
-// gives ErrUnavailable and leaves the user deactivated, with what was
-// done so far: calling DeleteUser again finishes the job.
+// and api_keys_revoked. A user cannot delete themselves; the break-glass
+// owner of a tenant that requires SSO cannot be deleted
+// (ErrBreakGlassUser). A store failure gives ErrUnavailable and leaves the
+// user deactivated, with what was done so far: calling DeleteUser again
+// finishes the job.
 func (g *Guard) DeleteUser(ctx context.Context, by Principal, tenant, id string) error {
 	if by.Kind == KindUser && by.UserID == id {
 		return ErrForbidden
 	}
 	u, err := g.loadUser(ctx, by, tenant, id, rbac.Manage)
 	if err != nil {
+		return err
+	}
+	if err := g.keepBreakGlass(ctx, by, tenant, id, audit.UserDeleted, id); err != nil {
 		return err
 	}
 	// Deactivate first so a login racing the deletion cannot keep a session.
@@ -279,10 +288,12 @@ func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string)
 }
 
 // ExpirePassword marks a user's password as compromised: the user's next
-// password sign-in succeeds but reports LoginResult.PasswordExpired (the
-// session carries FlagPasswordExpired, and the host sends the user to
-// change it) until the password is changed (ChangePassword) or reset
-// (ResetPassword). Every session of the user ends at once, so the change
+// password sign-in succeeds but reports LoginResult.PasswordExpired, and
+// its session carries FlagPasswordExpired, which every permission check
+// refuses (ErrPasswordChangeRequired; Require answers 403 with
+// "Guard-Reason: password_expired") until the user changes the password
+// (ChangePasswordAndRotate, ChangePassword) or resets it (ResetPassword):
+// the host sends them to do so. Every session of the user ends at once, so the change
 // is asked for now, not at the user's next voluntary sign-in; outstanding
 // reset and email-change links are void; and the user is mailed a notice
 // (a new reset link can be asked for). Passwords have no maximum age by

@@ -92,7 +92,10 @@ func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/account", http.StatusSeeOther)
 		return
 	}
-	err := a.g.ChangePassword(r.Context(), p, guard.PasswordChange{Current: r.PostForm.Get("current"), New: r.PostForm.Get("new"),
+	// The session gets a new token, and loses FlagPasswordExpired if
+	// it had it.
+	tok, _ := a.g.SessionToken(r)
+	nt, s, err := a.g.ChangePasswordAndRotate(r.Context(), p, tok, guard.PasswordChange{Current: r.PostForm.Get("current"), New: r.PostForm.Get("new"),
 		Captcha: r.PostForm.Get(a.captcha.Field)})
 	if errors.Is(err, guard.ErrInvalidCredentials) {
 		a.setFlash(w, "error", "Your current password is not right.")
@@ -103,6 +106,7 @@ func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.failOr(w, r, err, "/account")
 		return
 	}
+	a.g.SetSessionCookie(w, nt, s)
 	a.ok(w, r, "/account", "Password changed. Your other sessions were ended.")
 }
 

@@ -339,6 +339,13 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 			}
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)
 		case http.StatusForbidden:
+			if iw.Header().Get(guard.ReasonHeader) == guard.ReasonPasswordExpired {
+				// The session signed in with a password that must
+				// be changed: nothing else until it is.
+				a.setFlash(w, "error", "Your password must be changed before you can do anything else: choose a new one here.")
+				http.Redirect(w, r, "/account#change-password", http.StatusSeeOther)
+				return
+			}
 			if iw.Header().Get(stepUpHeader) == "mfa" {
 				a.needMFA(w, r)
 				return
@@ -563,6 +570,8 @@ func problem(err error) (string, bool) {
 		return "You cannot give or take away a role with permissions you do not hold yourself.", true
 	case errors.Is(err, rbac.ErrLastOwner):
 		return "The organisation must keep at least one owner.", true
+	case errors.Is(err, guard.ErrBreakGlassUser):
+		return "This user is the break-glass owner while single sign-on is required: name another break-glass owner, or stop requiring single sign-on, first (Single sign-on page).", true
 	case errors.Is(err, rbac.ErrSelfApproval):
 		return "You cannot approve your own request: someone else must.", true
 	case errors.Is(err, rbac.ErrDenied):

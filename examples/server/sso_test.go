@@ -449,6 +449,17 @@ func TestRequireSSO(t *testing.T) {
 		t.Errorf("confirmation step:\n%s", page)
 	}
 	form.Set("confirm", "yes")
+	// Break-glass sign-in takes a second factor the owner already has:
+	// none yet, so the switch is refused, and the page says why.
+	resp, _ = c.post("/security/sso/require", form)
+	if _, page = c.get(resp.Header.Get("Location")); !strings.Contains(page, "The break-glass owner has no second factor yet") {
+		t.Fatalf("require SSO with a break-glass owner without a second factor: the page does not say why:\n%s", page)
+	}
+	const phone = "+447700900123"
+	_, body := c.post("/account/mfa/oob", url.Values{"kind": {"sms"}, "destination": {phone}})
+	if resp, _ := c.post("/account/mfa/confirm", url.Values{"factor": {field(t, body, "factor")}, "code": {smsCode(t, c.con, phone)}}); resp.StatusCode != 200 {
+		t.Fatalf("the owner's SMS factor: %d", resp.StatusCode)
+	}
 	resp, _ = c.post("/security/sso/require", form)
 	if _, page = c.get(resp.Header.Get("Location")); !strings.Contains(page, "Single sign-on is required") {
 		t.Fatal("require SSO not confirmed")
@@ -466,11 +477,11 @@ func TestRequireSSO(t *testing.T) {
 	if _, page := sam.post("/login", url.Values{"tenant": {demoTenant}, "email": {"sam@demo.example"}, "password": {"wrong wrong wrong"}}); strings.Contains(page, "single sign-on") {
 		t.Error("a wrong password learns that SSO is required")
 	}
-	// The break-glass owner signs in with a password and a second factor
-	// (to set up now: the owner has none).
+	// The break-glass owner signs in with a password and the second
+	// factor they have.
 	owner2 := newClientOf(t, c.srv, c.con)
-	if resp := owner2.signIn(ownerEmail, password); resp.Header.Get("Location") != "/login/enrol" {
-		t.Errorf("break-glass sign-in went to %q, want /login/enrol", resp.Header.Get("Location"))
+	if resp := owner2.signIn(ownerEmail, password); resp.Header.Get("Location") != "/login/mfa" {
+		t.Errorf("break-glass sign-in went to %q, want /login/mfa", resp.Header.Get("Location"))
 	}
 
 	ok := func(path string, form url.Values, want string) {
