@@ -170,10 +170,27 @@ func (g *Guard) Authorize(ctx context.Context, p Principal, s rbac.Section, a rb
 // password_expired" (ReasonPasswordExpired; the cause given to
 // Config.OnRefuse is ErrPasswordChangeRequired), whatever its roles, until
 // the user changes it: send them to do so. It panics at start-up, not per
-// request, on an unknown section or action. For an action under four-eyes
-// approval the handler must call ConsumeApproval before acting
-// (NeedsApproval reports it).
+// request, on an unknown section or action.
+//
+// An action the tenant put under four-eyes approval is refused too (403,
+// "Guard-Reason: approval_required", ErrApprovalRequired, an access.denied
+// event with that reason): a handler that does not know about approvals
+// never acts without one. Mount the routes that take approvals with
+// RequireApprovable instead.
 func (g *Guard) Require(s rbac.Section, a rbac.Action) func(http.Handler) http.Handler {
+	return g.require(s, a, false)
+}
+
+// RequireApprovable is Require for a route whose handler takes part in
+// four-eyes approval: an action under approval is let through, with
+// NeedsApproval(ctx) true, and the handler must then call ConsumeApproval
+// (with an approval someone else gave) before acting, or ask for one
+// (RequestApproval).
+func (g *Guard) RequireApprovable(s rbac.Section, a rbac.Action) func(http.Handler) http.Handler {
+	return g.require(s, a, true)
+}
+
+func (g *Guard) require(s rbac.Section, a rbac.Action, approvable bool) func(http.Handler) http.Handler {
 	if g.rbac != nil {
 		if err := g.rbac.CheckPermission(rbac.P(s, a)); err != nil {
 			panic("guard: Require: " + err.Error())
@@ -199,6 +216,15 @@ func (g *Guard) Require(s rbac.Section, a rbac.Action) func(http.Handler) http.H
 				return
 			}
 			if d.NeedsApproval {
+				if !approvable {
+					if err := g.denied(r.Context(), p, s, a, ReasonApprovalRequired); !errors.Is(err, ErrForbidden) {
+						g.refuse(w, r, http.StatusServiceUnavailable, unavailableText, err)
+						return
+					}
+					w.Header().Set(ReasonHeader, ReasonApprovalRequired)
+					g.refuse(w, r, http.StatusForbidden, "Forbidden: this action needs another person's approval", ErrApprovalRequired)
+					return
+				}
 				r = r.WithContext(context.WithValue(r.Context(), approvalKey{}, true))
 			}
 			next.ServeHTTP(w, r)
@@ -260,8 +286,9 @@ func (g *Guard) refusePasswordExpired(w http.ResponseWriter, r *http.Request) {
 	g.refuse(w, r, http.StatusForbidden, "Forbidden: your password must be changed first", ErrPasswordChangeRequired)
 }
 
-// NeedsApproval reports whether Require found that the request's action is
-// under four-eyes approval: the handler must call ConsumeApproval first.
+// NeedsApproval reports whether RequireApprovable found that the
+// request's action is under four-eyes approval: the handler must call
+// ConsumeApproval first.
 func NeedsApproval(ctx context.Context) bool {
 	v, _ := ctx.Value(approvalKey{}).(bool)
 	return v

@@ -242,9 +242,9 @@ func TestFourEyesApproval(t *testing.T) {
 	if err := f.g.SetApprovalRequired(f.ctx, sys, tenantID, "campaigns:send", true); err != nil {
 		t.Fatal(err)
 	}
-	// The middleware lets the request through but marks it.
-	var marked bool
-	h := f.g.Middleware(f.g.Require(rbac.Campaigns, rbac.Send)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// RequireApprovable lets the request through but marks it.
+	var marked, reached bool
+	h := f.g.Middleware(f.g.RequireApprovable(rbac.Campaigns, rbac.Send)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		marked = guard.NeedsApproval(r.Context())
 	})))
 	r := httptest.NewRequest("POST", "/send", nil)
@@ -252,7 +252,32 @@ func TestFourEyesApproval(t *testing.T) {
 	r.Header.Set("Cookie", "__Host-guard="+tokReq)
 	h.ServeHTTP(httptest.NewRecorder(), r)
 	if !marked {
-		t.Error("Require did not report that campaigns:send needs approval")
+		t.Error("RequireApprovable did not report that campaigns:send needs approval")
+	}
+	// Require, on a route whose handler knows nothing of approvals,
+	// refuses it: the handler never acts without one.
+	plain := f.g.Middleware(f.g.Require(rbac.Campaigns, rbac.Send)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached = true
+	})))
+	w := httptest.NewRecorder()
+	plain.ServeHTTP(w, r)
+	if reached || w.Code != http.StatusForbidden || w.Header().Get(guard.ReasonHeader) != guard.ReasonApprovalRequired {
+		t.Errorf("Require on an action under approval: reached %v, %d, reason %q; want 403, %q", reached, w.Code,
+			w.Header().Get(guard.ReasonHeader), guard.ReasonApprovalRequired)
+	}
+	if r := reasons(f.events(t, audit.AccessDenied)); r[guard.ReasonApprovalRequired] != 1 {
+		t.Errorf("access.denied reasons %v, want one %q", r, guard.ReasonApprovalRequired)
+	}
+	// An action not under approval goes through Require as before.
+	w = httptest.NewRecorder()
+	r = httptest.NewRequest("GET", "/campaigns", nil)
+	r.RemoteAddr = client
+	r.Header.Set("Cookie", "__Host-guard="+tokReq)
+	f.g.Middleware(f.g.Require(rbac.Campaigns, rbac.Read)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))).ServeHTTP(w, r)
+	if w.Code != http.StatusNoContent {
+		t.Errorf("Require on campaigns:read: %d, want 204", w.Code)
 	}
 
 	payload := []byte(`{"campaign":"c1","list":"all"}`)

@@ -24,9 +24,10 @@
 //     adoption counts (MFAAdoption) and step-up (Reauthenticate);
 //   - SAML single sign-on as service provider (Config.SSO: StartSSO,
 //     CompleteSSO, LogoutSSO) and "require SSO" with a break-glass owner;
-//   - roles and four-eyes approvals on casbin (Require, Authorize,
-//     GrantRole, DefineRole, RequestApproval, ApproveRequest,
-//     ConsumeApproval; a grant or revocation ends the user's sessions), IP allow-lists for people and for API keys
+//   - roles and four-eyes approvals on casbin (Require, which refuses an
+//     action under approval, RequireApprovable, Authorize, GrantRole,
+//     DefineRole, RequestApproval, ApproveRequest, ConsumeApproval; a
+//     grant or revocation ends the user's sessions), IP allow-lists for people and for API keys
 //     (SetIPAllowList, Config.Proxies), API keys (CreateAPIKey);
 //   - opaque server-side sessions with one concurrent session per user by
 //     default, idle and absolute timeouts (Authenticate, Logout,

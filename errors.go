@@ -39,6 +39,11 @@ var (
 	// until the user changes it (ChangePasswordAndRotate or
 	// ChangePassword) or resets it. It is also ErrForbidden.
 	ErrPasswordChangeRequired = fmt.Errorf("%w: your password must be changed first", ErrForbidden)
+	// ErrApprovalRequired: the action is under four-eyes approval, and the
+	// route does not take approvals (Require refuses it; mount the route
+	// with RequireApprovable and call ConsumeApproval). It is also
+	// ErrForbidden.
+	ErrApprovalRequired = fmt.Errorf("%w: this action needs another person's approval", ErrForbidden)
 	// ErrStepUpRequired: the action needs a recent authentication; call
 	// Reauthenticate and retry.
 	ErrStepUpRequired = errors.New("guard: please confirm your identity again")

@@ -86,7 +86,7 @@ func (g *Guard) unidentified(r *http.Request, p Principal, cause error) error {
 // Middleware, why it refused the session cookie (ReasonSignedInElsewhere,
 // ReasonPolicyChanged; also in the request's context: SignedOutReason);
 // Require and RequireMFA, why a signed-in session may not go on
-// (ReasonPasswordExpired).
+// (ReasonPasswordExpired, ReasonApprovalRequired).
 const ReasonHeader = "Guard-Reason"
 
 // Values of ReasonHeader.
@@ -100,12 +100,17 @@ const (
 	// user changes it (ErrPasswordChangeRequired). It is also the reason
 	// of the access.denied event.
 	ReasonPasswordExpired = "password_expired"
+	// ReasonPolicyChanged: the session was ended because the tenant now
+	// requires MFA or SSO, which its sign-in did not have
+	// (ErrPolicyChanged); answered with 401. Signing in again meets the
+	// policy.
+	ReasonPolicyChanged = "policy_changed"
+	// ReasonApprovalRequired: the action is under four-eyes approval and
+	// the route was mounted with Require, not RequireApprovable
+	// (ErrApprovalRequired); answered with 403.
+	ReasonApprovalRequired = "approval_required"
 )
 
-// ReasonPolicyChanged (a value of ReasonHeader): the session was ended
-// because the tenant now requires MFA or SSO, which its sign-in did not
-// have (ErrPolicyChanged); signing in again meets the policy.
-const ReasonPolicyChanged = "policy_changed"
 
 type signedOutKey struct{}
 

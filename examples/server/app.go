@@ -150,7 +150,7 @@ func (a *app) routes() http.Handler {
 	// approval on: a campaigns section and a small JSON API that accepts
 	// a session or an API key.
 	mux.Handle("GET /campaigns", a.permitted(rbac.Campaigns, rbac.Read, a.campaigns))
-	mux.Handle("POST /campaigns/send", a.permitted(rbac.Campaigns, rbac.Send, a.sendCampaign))
+	mux.Handle("POST /campaigns/send", a.approvable(rbac.Campaigns, rbac.Send, a.sendCampaign))
 	mux.Handle("GET /api/whoami", a.api(guard.RequireSession(http.HandlerFunc(a.whoami))))
 	mux.Handle("GET /api/reports", a.api(a.g.Require(rbac.Reports, rbac.Read)(http.HandlerFunc(a.apiReports))))
 
@@ -229,6 +229,14 @@ func (a *app) signedIn(h http.HandlerFunc) http.Handler {
 // Require(section, action).
 func (a *app) permitted(s rbac.Section, act rbac.Action, h http.HandlerFunc) http.Handler {
 	req := a.g.Require(s, act)
+	return a.guarded(func(next http.Handler) http.Handler { return guard.RequireSession(req(next)) }, h)
+}
+
+// approvable is permitted for a page whose handler takes part in
+// four-eyes approval (Guard's RequireApprovable): an action under
+// approval reaches it, and it consumes an approval before acting.
+func (a *app) approvable(s rbac.Section, act rbac.Action, h http.HandlerFunc) http.Handler {
+	req := a.g.RequireApprovable(s, act)
 	return a.guarded(func(next http.Handler) http.Handler { return guard.RequireSession(req(next)) }, h)
 }
 
@@ -348,6 +356,11 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 			}
 			if iw.Header().Get(stepUpHeader) == "mfa" {
 				a.needMFA(w, r)
+				return
+			}
+			if iw.Header().Get(guard.ReasonHeader) == guard.ReasonApprovalRequired {
+				a.errorPage(w, r, http.StatusForbidden, "Approval needed",
+					"Your organisation requires another person's approval for this action, and this page cannot ask for one. Nothing was done.")
 				return
 			}
 			a.errorPage(w, r, http.StatusForbidden, "Access denied",

@@ -99,3 +99,22 @@ func TestMaintenanceLoop(t *testing.T) {
 		t.Error("the dormant user is still active")
 	}
 }
+
+// An action under four-eyes approval on a page that cannot ask for one
+// (here adding users, once the tenant puts users:manage under approval)
+// is refused, and the page says why: Guard's Require fails closed.
+func TestApprovalNeededPage(t *testing.T) {
+	owner, password := newClient(t)
+	owner.signInAdmin(ownerEmail, password)
+	g, ctx := owner.con.g, t.Context()
+	if err := g.SetApprovalRequired(ctx, guard.System("test"), demoTenant, "users:manage", true); err != nil {
+		t.Fatal(err)
+	}
+	resp, page := owner.post("/users", url.Values{"email": {"zed@demo.example"}, "name": {"Zed"}, "role": {"member"}})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "Approval needed") {
+		t.Errorf("adding a user under approval: %d\n%.1500s", resp.StatusCode, page)
+	}
+	if _, err := g.UserByEmail(ctx, guard.System("test"), demoTenant, "zed@demo.example"); err == nil {
+		t.Error("the user was created without an approval")
+	}
+}
