@@ -111,7 +111,6 @@ const (
 	ReasonApprovalRequired = "approval_required"
 )
 
-
 type signedOutKey struct{}
 
 // SignedOutReason returns why Middleware refused the session cookie of
