@@ -87,10 +87,10 @@ var (
 	// ErrSSORequired: the tenant requires single sign-on; password sign-in
 	// is only for the break-glass owner.
 	ErrSSORequired = errors.New("guard: your organisation requires single sign-on")
-	// ErrBreakGlassUser: the change would take the owner role or the
-	// account from the tenant's break-glass owner (Policy.BreakGlassUser)
-	// while the tenant requires SSO, leaving nobody who can sign in if the
-	// IdP fails. Name another break-glass owner, or stop requiring SSO,
+	// ErrBreakGlassUser: the change would take the owner role, the
+	// account or the last second factor from the tenant's break-glass
+	// owner (Policy.BreakGlassUser) while the tenant requires SSO, leaving
+	// nobody who can sign in if the IdP fails. Name another break-glass owner, or stop requiring SSO,
 	// first.
 	ErrBreakGlassUser = errors.New("guard: this user is the break-glass owner while single sign-on is required: " +
 		"name another break-glass owner, or stop requiring single sign-on, first")

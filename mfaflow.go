@@ -490,6 +490,9 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	if err := g.requireRecentAuth(by); err != nil {
 		return err
 	}
+	if err := g.keepBreakGlassFactor(ctx, by, tenant, userID, factorID); err != nil {
+		return err
+	}
 	f, left, err := g.mfa.RemoveFactor(ctx, tenant, userID, factorID)
 	if err != nil {
 		return mfaErr("remove factor", err)

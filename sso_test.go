@@ -597,7 +597,26 @@ func TestBreakGlassNeedsAFactor(t *testing.T) {
 	if err != nil || len(fs) != 1 {
 		t.Fatalf("factors %v, %v", fs, err)
 	}
+	// Guard refuses to remove the owner's last factor while SSO is
+	// required …
+	if err := s.g.RemoveFactor(ctx, sys, tenantID, owner.ID, fs[0].ID); !errors.Is(err, guard.ErrBreakGlassUser) {
+		t.Fatalf("removing the break-glass owner's last factor: %v, want ErrBreakGlassUser", err)
+	}
+	// … but one of two, yes.
+	second := mfa.Factor{ID: "secondFactorId0123456a", Tenant: tenantID, UserID: owner.ID, Kind: mfa.KindSMS, Label: "Phone",
+		Destination: "+15555550100", CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	if err := s.stores.MFA.Factors.CreateFactor(ctx, second, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.stores.MFA.FactorUpdates.ConfirmFactor(ctx, tenantID, owner.ID, second.ID, second.CreatedAt, 1); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.g.RemoveFactor(ctx, sys, tenantID, owner.ID, fs[0].ID); err != nil {
+		t.Fatalf("removing one of the break-glass owner's two factors: %v", err)
+	}
+	// Take the last one away behind Guard's back (two removals at once
+	// can): sign-in still refuses the owner.
+	if _, err := s.stores.MFA.Factors.DeleteFactor(ctx, tenantID, owner.ID, second.ID); err != nil {
 		t.Fatal(err)
 	}
 	res, err := s.g.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: "owner@corp.example", Password: ownerPW, IP: "203.0.113.5", UserAgent: "test"})

@@ -646,6 +646,27 @@ func (g *Guard) keepBreakGlass(ctx context.Context, by Principal, tenant, userID
 	return ErrBreakGlassUser
 }
 
+// keepBreakGlassFactor refuses (as keepBreakGlass does) to remove the
+// last confirmed second factor of the tenant's break-glass owner while the
+// tenant requires SSO: break-glass sign-in takes one, so removing it would
+// leave nobody who can sign in if the IdP fails. Removing one of several
+// is allowed. (Two removals at once can still take the last one; sign-in
+// then refuses the owner, which is the rule itself.)
+func (g *Guard) keepBreakGlassFactor(ctx context.Context, by Principal, tenant, userID, factorID string) error {
+	bg, err := g.breakGlassUser(ctx, tenant)
+	if err != nil || bg == "" || bg != userID {
+		return err
+	}
+	fs, err := g.mfa.Factors(ctx, tenant, userID)
+	if err != nil {
+		return unavailable("load factors", err)
+	}
+	if slices.ContainsFunc(fs, func(f mfa.Factor) bool { return f.ID != factorID && f.Confirmed() }) {
+		return nil
+	}
+	return g.keepBreakGlass(ctx, by, tenant, userID, audit.MFARemoved, userID)
+}
+
 // breakGlassUser returns the ID of the tenant's break-glass owner while
 // the tenant requires SSO, else "", read from the store (not the cache).
 func (g *Guard) breakGlassUser(ctx context.Context, tenant string) (string, error) {
