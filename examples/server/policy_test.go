@@ -118,3 +118,33 @@ func TestApprovalNeededPage(t *testing.T) {
 		t.Error("the user was created without an approval")
 	}
 }
+
+// The security page sets the tenant's audit retention (Maintain purges
+// past it): at least 30 days, or 0 for ever.
+func TestAuditRetentionSetting(t *testing.T) {
+	owner, password := newClient(t)
+	owner.signInAdmin(ownerEmail, password)
+	g, ctx := owner.con.g, t.Context()
+	save := func(days string) string {
+		t.Helper()
+		_, page := owner.get("/security")
+		if !strings.Contains(page, `id="audit-retention"`) {
+			t.Fatal("the security page has no audit retention field")
+		}
+		resp, _ := owner.post("/security", url.Values{"version": {field(t, page, "version")}, "audit_retention_days": {days}})
+		_, page = owner.get(resp.Header.Get("Location"))
+		return page
+	}
+	if page := save("20"); !strings.Contains(page, "AuditRetention") && !strings.Contains(page, "30 days") {
+		t.Errorf("20 days accepted, or refused without saying why:\n%.1500s", page)
+	}
+	if tn, err := g.Tenant(ctx, demoTenant); err != nil || tn.Policy.AuditRetention != 0 {
+		t.Errorf("stored retention after 20 days was refused: %v, %v; want 0", tn.Policy.AuditRetention, err)
+	}
+	if page := save("365"); !strings.Contains(page, "Security settings saved") {
+		t.Fatalf("365 days:\n%.1500s", page)
+	}
+	if tn, err := g.Tenant(ctx, demoTenant); err != nil || tn.Policy.AuditRetention != 365*24*time.Hour {
+		t.Errorf("stored retention %v, %v; want 365 days", tn.Policy.AuditRetention, err)
+	}
+}

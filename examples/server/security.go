@@ -212,6 +212,7 @@ func policyFromForm(f url.Values, cur guard.Policy) (guard.Policy, string) {
 		num("mfa_grace_days", 24*time.Hour, &p.MFAGrace),
 		num("review_every_days", 24*time.Hour, &p.ReviewEvery),
 		num("dormant_after_days", 24*time.Hour, &p.DormantAfter),
+		num("audit_retention_days", 24*time.Hour, &p.AuditRetention),
 	} {
 		if msg != "" {
 			return guard.Policy{}, msg
