@@ -146,3 +146,80 @@ func (o *outbox) lastSMSCode(t testing.TB) string {
 	_, text, _ := strings.Cut(o.sms[len(o.sms)-1], "|")
 	return digits6.FindString(text)
 }
+
+// With "require MFA" and email codes not accepted for it
+// (Policy.MFAAllowEmail off), a user whose only factor is email proves
+// it, then must enrol an authenticator app before getting a session:
+// before, the email code alone gave a session, so such a user never met
+// the policy. Inside the grace period the session comes, flagged to
+// enrol; with MFAAllowEmail it comes as it is.
+func TestEmailOnlyUserUnderRequireMFA(t *testing.T) {
+	f := newMFAFixture(t, manySessions)
+	f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	email, err := f.g.BeginOOB(f.ctx, p, mfa.KindEmail, "ada.codes@example.test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.ConfirmFactor(f.ctx, p, email.ID, digits6.FindString(f.out.lastMail(t).Text)); err != nil {
+		t.Fatal(err)
+	}
+	sys := guard.System("test")
+	setPolicy := func(pol guard.Policy) {
+		t.Helper()
+		tn, err := f.g.Tenant(f.ctx, tenantID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.g.SetPolicy(f.ctx, sys, tenantID, pol, tn.Version); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(time.Minute) // past the policy cache and the resend cool-down
+	}
+	withEmailCode := func() guard.LoginResult {
+		t.Helper()
+		pend := f.pending(t, adaEmail, ownerPW)
+		if err := f.g.SendLoginCode(f.ctx, pend.Token, email.ID, "203.0.113.5", "test"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.complete(guard.MethodCode, pend.Token, digits6.FindString(f.out.lastMail(t).Text))
+		if err != nil {
+			t.Fatalf("the email code: %v", err)
+		}
+		return res
+	}
+
+	setPolicy(guard.Policy{RequireMFA: true, MFAGrace: time.Hour})
+	res := withEmailCode()
+	if pe, err := f.g.Authenticate(f.ctx, res.Token); err != nil || !pe.MustEnrol() {
+		t.Errorf("inside the grace period: %+v, %v; want a session flagged to enrol", res, err)
+	}
+
+	f.clock.Advance(time.Hour)
+	res = withEmailCode()
+	if res.Token != "" || res.Pending == nil || !res.Pending.Enrol {
+		t.Fatalf("after the grace period: %+v; want no session, a pending enrolment", res)
+	}
+	en, err := f.g.BeginPendingTOTP(f.ctx, res.Pending.Token, "203.0.113.5", "test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := f.g.CompletePendingEnrolment(f.ctx, guard.SecondFactor{Pending: res.Pending.Token, FactorID: en.Factor.ID,
+		Code: f.code(t, en.Secret), IP: "203.0.113.5", UserAgent: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pe, err := f.g.Authenticate(f.ctx, done.Token); err != nil || !pe.HasMFA() {
+		t.Errorf("after enrolling an app: %v, HasMFA %v; want a session with a second factor", err, pe.HasMFA())
+	}
+
+	setPolicy(guard.Policy{RequireMFA: true, MFAAllowEmail: true})
+	f.clock.Advance(30 * time.Second)
+	pend := f.pending(t, adaEmail, ownerPW)
+	if err := f.g.SendLoginCode(f.ctx, pend.Token, email.ID, "203.0.113.5", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := f.complete(guard.MethodCode, pend.Token, digits6.FindString(f.out.lastMail(t).Text)); err != nil || res.Token == "" {
+		t.Errorf("email codes accepted by the policy: %+v, %v; want a session", res, err)
+	}
+}

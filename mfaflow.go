@@ -190,7 +190,18 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	if err := g.settle(ctx, gt, true); err != nil {
 		return LoginResult{}, err
 	}
-	res, err := g.createSession(ctx, p.a, p.pol, signIn{password: p.txn.Flags&FlagSSO == 0, flags: p.txn.Flags, mfa: kind})
+	si := signIn{password: p.txn.Flags&FlagSSO == 0, flags: p.txn.Flags, mfa: kind}
+	if kind == mfa.KindEmail && p.pol.RequireMFA && !p.pol.MFAAllowEmail {
+		// An email code does not meet the tenant's "require MFA" on its
+		// own (Policy.MFAAllowEmail is off): having proved it, the user
+		// enrols an authenticator app before getting a session, or,
+		// inside the grace period, gets one to be sent to enrol.
+		if !g.now().Before(p.pol.MFARequiredSince.Add(p.pol.MFAGrace)) {
+			return g.pend(ctx, p.a, gate{}, si, purposeEnrol, nil)
+		}
+		si.flags |= FlagMustEnrol
+	}
+	res, err := g.createSession(ctx, p.a, p.pol, si)
 	res.RecoveryLeft = recovery
 	return res, err
 }

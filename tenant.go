@@ -57,7 +57,9 @@ type Policy struct {
 	RequireMFA bool `json:"require_mfa,omitempty"`
 	// MFAAllowEmail lets email codes satisfy RequireMFA. Off by default:
 	// email is of lower assurance (NIST SP 800-63B does not accept it as an
-	// out-of-band authenticator).
+	// out-of-band authenticator). Off, a user who signs in with an email
+	// code is then asked to enrol an authenticator app before getting a
+	// session (inside MFAGrace: a session flagged FlagMustEnrol).
 	MFAAllowEmail bool `json:"mfa_allow_email,omitempty"`
 	// MFAGrace lets users without a factor keep signing in without one, and
 	// be prompted to enrol (FlagMustEnrol), for this long after RequireMFA
