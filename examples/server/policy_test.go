@@ -10,6 +10,7 @@ import (
 	"time"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/mfa"
 )
 
 // A session whose sign-in no longer meets the tenant's policy (MFA
@@ -146,5 +147,49 @@ func TestAuditRetentionSetting(t *testing.T) {
 	}
 	if tn, err := g.Tenant(ctx, demoTenant); err != nil || tn.Policy.AuditRetention != 365*24*time.Hour {
 		t.Errorf("stored retention %v, %v; want 365 days", tn.Policy.AuditRetention, err)
+	}
+}
+
+// With "require MFA" on and email codes not accepted for it, a user whose
+// only factor is email is sent, after the email code, to set up an
+// authenticator app.
+func TestEmailCodeThenEnrol(t *testing.T) {
+	c, _ := newClient(t)
+	g, ctx, sys := c.con.g, t.Context(), guard.System("test")
+	if _, err := g.CreateUser(ctx, sys, guard.NewUser{Tenant: demoTenant, Email: "eve@demo.example", Password: "plum tree on the hill 42"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := g.Login(ctx, guard.LoginRequest{Tenant: demoTenant, Email: "eve@demo.example", Password: "plum tree on the hill 42", IP: "203.0.113.5", UserAgent: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := g.Authenticate(ctx, res.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := g.BeginOOB(ctx, p, mfa.KindEmail, "eve.codes@demo.example", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.ConfirmFactor(ctx, p, f.ID, emailCode(t, c.con, "eve.codes@demo.example")); err != nil {
+		t.Fatal(err)
+	}
+	tn, _ := g.Tenant(ctx, demoTenant)
+	pol := tn.Policy
+	pol.RequireMFA = true
+	if _, err := g.SetPolicy(ctx, sys, demoTenant, pol, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	eve := newClientOf(t, c.srv, c.con)
+	if resp := eve.signIn("eve@demo.example", "plum tree on the hill 42"); resp.Header.Get("Location") != "/login/mfa" {
+		t.Fatalf("sign-in: %d to %q, want /login/mfa", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	eve.post("/login/mfa/send", url.Values{"factor": {f.ID}})
+	resp, _ := eve.post("/login/mfa", url.Values{"method": {guard.MethodCode}, "code": {emailCode(t, c.con, "eve.codes@demo.example")}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login/enrol" {
+		t.Errorf("the email code under require-MFA: %d to %q, want /login/enrol", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if code, _ := eve.whoami(); code != http.StatusUnauthorized {
+		t.Errorf("Eve has a session before enrolling an app: %d", code)
 	}
 }

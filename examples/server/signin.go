@@ -206,6 +206,13 @@ func (a *app) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "/login")
 		return
 	}
+	if res.Pending != nil && res.Pending.Enrol {
+		// The code was an email one, which the organisation's "require
+		// MFA" does not accept alone: an authenticator app comes next.
+		a.setPending(w, res.Pending, st.Next)
+		http.Redirect(w, r, "/login/enrol", http.StatusSeeOther)
+		return
+	}
 	clearPending(w)
 	a.signedInAs(w, r, res, localPath(st.Next))
 }
