@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/sso"
 )
 
@@ -27,6 +28,9 @@ type MaintenanceReport struct {
 	// MetadataRefreshed lists the tenants whose IdP metadata was fetched
 	// again.
 	MetadataRefreshed []string
+	// KeysRevoked is the number of API keys revoked because their
+	// creator is deactivated, by tenant.
+	KeysRevoked map[string]int
 	// Failed is the error of each tenant whose chores stopped on one.
 	Failed map[string]error
 }
@@ -41,7 +45,11 @@ const tenantPage = 100
 //   - PurgeAudit of the events older than Policy.AuditRetention, where
 //     one is set;
 //   - RefreshSSOMetadata of an IdP connection fetched from a URL more
-//     than MetadataMaxAge ago (a failed fetch keeps the last good copy).
+//     than MetadataMaxAge ago (a failed fetch keeps the last good copy);
+//   - the API keys of deactivated users revoked (DeactivateUser does it,
+//     but keys created before it did, or by a call that raced with it,
+//     may be left), each recorded as apikey.revoked with reason
+//     creator_deactivated.
 //
 // Only the system may run it (by = System("cron")); each chore is
 // recorded as it is when called alone. A tenant whose chores fail does
@@ -55,7 +63,8 @@ func (g *Guard) Maintain(ctx context.Context, by Principal, o MaintainOptions) (
 	if o.MetadataMaxAge <= 0 {
 		o.MetadataMaxAge = time.Hour
 	}
-	rep := MaintenanceReport{Deactivated: map[string][]string{}, Purged: map[string]int{}, Failed: map[string]error{}}
+	rep := MaintenanceReport{Deactivated: map[string][]string{}, Purged: map[string]int{}, KeysRevoked: map[string]int{},
+		Failed: map[string]error{}}
 	var errs []error
 	after := ""
 	for {
@@ -111,6 +120,11 @@ func (g *Guard) maintainTenant(ctx context.Context, by Principal, tenant string,
 			rep.Purged[tenant] = n
 		}
 	}
+	if n, err := g.revokeKeysOfDeactivated(ctx, by, tenant); err != nil {
+		return err
+	} else if n > 0 {
+		rep.KeysRevoked[tenant] = n
+	}
 	if g.sso == nil {
 		return nil
 	}
@@ -128,4 +142,41 @@ func (g *Guard) maintainTenant(ctx context.Context, by Principal, tenant string,
 	}
 	rep.MetadataRefreshed = append(rep.MetadataRefreshed, tenant)
 	return nil
+}
+
+// revokeKeysOfDeactivated revokes the live API keys of the tenant whose
+// creator is a deactivated user, and returns how many. A creator that is
+// not a user (a system label) or no longer exists is left alone: keys
+// made by the host have no person to follow.
+func (g *Guard) revokeKeysOfDeactivated(ctx context.Context, by Principal, tenant string) (int, error) {
+	if g.stores.APIKeys == nil {
+		return 0, nil
+	}
+	ks, err := g.stores.APIKeys.ListAPIKeys(ctx, tenant)
+	if err != nil {
+		return 0, unavailable("list api keys", err)
+	}
+	seen := map[string]bool{}
+	total := 0
+	for _, k := range ks {
+		if !k.RevokedAt.IsZero() || k.CreatedBy == "" || seen[k.CreatedBy] {
+			continue
+		}
+		seen[k.CreatedBy] = true
+		u, err := g.stores.Users.User(ctx, tenant, k.CreatedBy)
+		switch {
+		case errors.Is(err, auth.ErrNotFound):
+			continue
+		case err != nil:
+			return total, unavailable("load user", err)
+		case u.Status == auth.StatusActive:
+			continue
+		}
+		n, err := g.revokeKeysOf(ctx, by, tenant, k.CreatedBy, "creator_deactivated")
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }

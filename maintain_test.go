@@ -8,6 +8,7 @@ import (
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
 )
 
 // Maintain runs each tenant's scheduled chores as its policy asks, and
@@ -39,6 +40,20 @@ func TestMaintain(t *testing.T) {
 		t.Fatal(err)
 	}
 	admin, _ := f.userWithRoles(t, "ada@example.test", "owner")
+	// A key of a user deactivated before DeactivateUser revoked keys (set
+	// in the store here), and one the host made: the first goes.
+	kim, _ := f.userWithRoles(t, "kim@example.test", "admin")
+	_, kimKey, err := f.g.CreateAPIKey(f.ctx, kim, guard.NewAPIKey{Tenant: tenantID, Name: "kim's export"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, hostKey, err := f.g.CreateAPIKey(f.ctx, guard.System("bootstrap"), guard.NewAPIKey{Tenant: tenantID, Name: "host"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.mem.Users.SetStatus(f.ctx, tenantID, kim.UserID, auth.StatusDeactivated); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.g.Maintain(f.ctx, admin, guard.MaintainOptions{}); !errors.Is(err, guard.ErrForbidden) {
 		t.Errorf("Maintain by a user: %v, want ErrForbidden", err)
 	}
@@ -49,8 +64,17 @@ func TestMaintain(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rep.Tenants != 2 || !slices.Equal(rep.Deactivated[tenantID], []string{dormant.ID}) || len(rep.Deactivated["globex"]) != 0 ||
-		rep.Purged[tenantID] == 0 || rep.Purged["globex"] != 0 || len(rep.Failed) != 0 {
+		rep.Purged[tenantID] == 0 || rep.Purged["globex"] != 0 || rep.KeysRevoked[tenantID] != 1 || len(rep.Failed) != 0 {
 		t.Fatalf("report %+v", rep)
+	}
+	keys, err := f.g.ListAPIKeys(f.ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if revoked := !k.RevokedAt.IsZero(); revoked != (k.ID == kimKey.ID) {
+			t.Errorf("key %s (kim's %v, the host's %v) revoked %v", k.Name, k.ID == kimKey.ID, k.ID == hostKey.ID, revoked)
+		}
 	}
 	if u, _ := f.g.User(f.ctx, sys, "globex", other.ID); u.Status != "active" {
 		t.Errorf("a dormant user of a tenant without AutoDeactivateDormant: %v", u.Status)
