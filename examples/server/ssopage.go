@@ -39,8 +39,8 @@ type ssoView struct {
 	Adoption guard.Adoption
 	At       time.Time
 	// The confirmation step of requiring SSO.
-	Confirm       bool
-	Form          url.Values
+	Confirm    bool
+	Form       url.Values
 	BreakGlass *guard.UserAccess
 	// PasswordUsers are the active users not on SSO, who would lose access
 	// (Adoption.WouldNeedSSO for the break-glass owner of the form).
