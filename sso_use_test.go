@@ -1,13 +1,17 @@
 package guard_test
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/sso"
 )
@@ -142,4 +146,42 @@ func TestSSOUseFollowsSignIns(t *testing.T) {
 	}
 	check("DormantAfter later", g2, want{sso: []string{alice.ID}, neither: 5,
 		wouldNeed: []string{ivy.ID, dan.ID, pat.ID}, wouldNeedOf: 3})
+}
+
+// failingSSOLogins is a user updater whose RecordSSOLogin fails.
+type failingSSOLogins struct{ auth.UserUpdater }
+
+func (failingSSOLogins) RecordSSOLogin(context.Context, string, string, time.Time) (auth.User, error) {
+	return auth.User{}, errors.New("store down")
+}
+
+// A sign-in through the IdP whose time cannot be recorded still succeeds:
+// the session exists and login.succeeded is recorded. The user then counts
+// as not on SSO, and so among those who would lose access, rather than
+// the other way round.
+func TestSSOSignInWhenLastSSOAtFails(t *testing.T) {
+	st := newMem()
+	st.UserUpdates = failingSSOLogins{st.UserUpdates}
+	s := newSSOSiteOn(t, st)
+	ctx := t.Context()
+	sys := guard.System("test")
+	pat, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "pat@corp.example", Password: ownerPW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.idpPut(t, "/users/pat", `{"name":"pat","password":"correct horse","email":"pat@corp.example","groups":["Staff"]}`)
+	_, _, _, resp := s.signIn(t, "pat", "correct horse")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"sso":true`) {
+		t.Fatalf("SSO sign-in with LastSSOAt failing: %s %s", resp.Status, b)
+	}
+	u, err := s.g.User(ctx, sys, tenantID, pat.ID)
+	if err != nil || u.LastLoginAt.IsZero() || !u.LastSSOAt.IsZero() {
+		t.Fatalf("Pat = %+v, %v; want the login recorded and no LastSSOAt", u, err)
+	}
+	ad, err := s.g.MFAAdoption(ctx, sys, tenantID)
+	if err != nil || ad.WithSSO != 0 || ad.WouldNeedSSOTotal != 1 || len(ad.WouldNeedSSO) != 1 || ad.WouldNeedSSO[0].ID != pat.ID {
+		t.Errorf("adoption = %+v, %v; want Pat not on SSO, and listed", ad, err)
+	}
 }
