@@ -8,14 +8,18 @@ import (
 	"github.com/guardhq/guard/rbac"
 )
 
-// Adoption is what a tenant admin sees before requiring MFA: how many
-// users use a second factor, and who would have to enrol.
+// Adoption is what a tenant admin sees before requiring MFA or SSO: how
+// many users use a second factor or single sign-on, who would have to
+// enrol a factor, and who would have to sign in through the IdP.
 type Adoption struct {
 	Users int // users of the tenant (active and deactivated)
 	// WithMFA counts users with a confirmed factor that satisfies the
 	// tenant's MFA policy (email counts only if the policy allows it).
 	WithMFA int
-	// WithSSO counts users who sign in by single sign-on.
+	// WithSSO counts users on single sign-on: the tenant has an IdP
+	// connection and the user signed in through it within
+	// Policy.DormantAfter, or has no password and signed in through it at
+	// least once (see UserAccess.SSO).
 	WithSSO int
 	// Neither counts users with neither.
 	Neither int
@@ -24,14 +28,25 @@ type Adoption struct {
 	// MaxWouldEnrol of them; WouldEnrolTotal counts all).
 	WouldEnrol      []User
 	WouldEnrolTotal int
+	// WouldNeedSSO lists the active users who are not on SSO, and so would
+	// lose access if SSO were required now, the break-glass owner
+	// (Policy.BreakGlassUser) aside (at most MaxWouldNeedSSO of them;
+	// WouldNeedSSOTotal counts all). With no break-glass owner named, it
+	// lists every active user not on SSO.
+	WouldNeedSSO      []User
+	WouldNeedSSOTotal int
 }
 
 // MaxWouldEnrol bounds Adoption.WouldEnrol.
 const MaxWouldEnrol = 1000
 
+// MaxWouldNeedSSO bounds Adoption.WouldNeedSSO.
+const MaxWouldNeedSSO = 1000
+
 // MFAAdoption counts a tenant's users on MFA, on SSO and on neither, and
-// lists who would be forced to enrol if the tenant required MFA: what the
-// security page shows before the switch is thrown.
+// lists who would be forced to enrol if the tenant required MFA, and who
+// would lose access if it required SSO: what the security page shows
+// before either switch is thrown.
 //
 // Every user of the tenant is read, with their second factors beside
 // them, as for an access review (see AccessReview): 15 to 25 ms for 10,000
@@ -49,11 +64,11 @@ func (g *Guard) MFAAdoption(ctx context.Context, by Principal, tenant string) (A
 		return Adoption{}, err
 	}
 	var ad Adoption
+	now := g.now()
 	for _, batch := range users.batches {
 		for _, u := range batch {
 			ad.Users++
-			// On SSO: no password, in a tenant with an IdP.
-			sso := ix.usesSSO(u)
+			sso := ix.usesSSO(u, now)
 			enrolled := mfa.Satisfies(ix.mfa.get(u.ID).Kinds, pol.MFAAllowEmail)
 			switch {
 			case enrolled:
@@ -69,6 +84,12 @@ func (g *Guard) MFAAdoption(ctx context.Context, by Principal, tenant string) (A
 				ad.WouldEnrolTotal++
 				if len(ad.WouldEnrol) < MaxWouldEnrol {
 					ad.WouldEnrol = append(ad.WouldEnrol, summaryView(tenant, u))
+				}
+			}
+			if !sso && u.Status == auth.StatusActive && u.ID != pol.BreakGlassUser {
+				ad.WouldNeedSSOTotal++
+				if len(ad.WouldNeedSSO) < MaxWouldNeedSSO {
+					ad.WouldNeedSSO = append(ad.WouldNeedSSO, summaryView(tenant, u))
 				}
 			}
 		}

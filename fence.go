@@ -297,6 +297,10 @@ func (r routedUsers) RecordLogin(ctx context.Context, tenant, id string, at time
 	return with(ctx, r.f, tenant, func(s Stores) (auth.User, error) { return s.UserUpdates.RecordLogin(ctx, tenant, id, at) })
 }
 
+func (r routedUsers) RecordSSOLogin(ctx context.Context, tenant, id string, at time.Time) (auth.User, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (auth.User, error) { return s.UserUpdates.RecordSSOLogin(ctx, tenant, id, at) })
+}
+
 func (r routedUsers) SetEmail(ctx context.Context, tenant, id, email string) error {
 	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
 		return struct{}{}, s.UserUpdates.SetEmail(ctx, tenant, id, email)

@@ -118,6 +118,10 @@ func (h *handle) RecordLogin(ctx context.Context, t, id string, at time.Time) (a
 	h.check()
 	return h.users.RecordLogin(ctx, t, id, at)
 }
+func (h *handle) RecordSSOLogin(ctx context.Context, t, id string, at time.Time) (auth.User, error) {
+	h.check()
+	return h.users.RecordSSOLogin(ctx, t, id, at)
+}
 func (h *handle) SetEmail(ctx context.Context, t, id, e string) error {
 	h.check()
 	return h.users.SetEmail(ctx, t, id, e)

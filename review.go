@@ -73,7 +73,13 @@ type UserAccess struct {
 	// (see mfa.Satisfies).
 	MFA   []mfa.Kind
 	MFAOK bool
-	// SSO reports whether the user signs in by single sign-on.
+	// SSO reports whether the user is on single sign-on: the tenant has
+	// an IdP connection, and the user signed in through it (LastSSOAt)
+	// within Policy.DormantAfter, or has no password (as users provisioned
+	// just in time) and signed in through it at least once. A user with a
+	// password who has not signed in through the IdP for DormantAfter is
+	// not on SSO, nor is a user invited without a password who never
+	// signed in: nothing shows that either can.
 	SSO bool
 	// LastActive is the user's last sign-in, or their creation if they
 	// never signed in.
@@ -98,7 +104,7 @@ type ReviewTotals struct {
 	Deactivated int
 	Dormant     int // active and dormant
 	WithMFA     int // a second factor that satisfies the policy
-	WithSSO     int
+	WithSSO     int // on SSO (see UserAccess.SSO)
 	Neither     int // neither MFA nor SSO
 	Admins      int // owners and holders of users:manage (users only, deactivated ones too)
 	NoRoles     int // active users without any role (with RBAC)
@@ -193,7 +199,7 @@ func (g *Guard) AccessReview(ctx context.Context, by Principal, tenant string) (
 	active := make(map[string]bool, users.n)
 	for _, batch := range users.batches {
 		for _, u := range batch {
-			rv.Users = append(rv.Users, ix.row(u, now, pol.DormantAfter, ix.usesSSO(u)))
+			rv.Users = append(rv.Users, ix.row(u, now, pol.DormantAfter, ix.usesSSO(u, now)))
 			rv.Totals.add(&rv.Users[len(rv.Users)-1], g.rbac != nil)
 			active[u.ID] = u.Status == auth.StatusActive
 		}
@@ -301,7 +307,7 @@ func (g *Guard) ListUserAccess(ctx context.Context, by Principal, tenant, after 
 	now := g.now()
 	out := make([]UserAccess, len(us))
 	for i, u := range us {
-		out[i] = ix.row(u, now, pol.DormantAfter, ix.usesSSO(u))
+		out[i] = ix.row(u, now, pol.DormantAfter, ix.usesSSO(u, now))
 	}
 	return out, nil
 }
@@ -317,11 +323,13 @@ type accessIndex struct {
 	roles      idList[rbac.Assignment] // of users, by user ID
 	keyRoles   idList[rbac.Assignment] // of API keys, by key ID
 	manages    map[string]bool         // role → grants users:manage
+
+	dormantAfter time.Duration // the tenant's Policy.DormantAfter (see usesSSO)
 }
 
 func newAccessIndex(tenant string, pol Policy, noRBAC bool) *accessIndex {
 	userID := func(a *rbac.Assignment) string { return a.Subject.ID }
-	return &accessIndex{tenant: tenant, allowEmail: pol.MFAAllowEmail, noRBAC: noRBAC,
+	return &accessIndex{tenant: tenant, dormantAfter: pol.DormantAfter, allowEmail: pol.MFAAllowEmail, noRBAC: noRBAC,
 		mfa:   idList[mfa.Enrolment]{id: func(e *mfa.Enrolment) string { return e.UserID }},
 		roles: idList[rbac.Assignment]{id: userID}, keyRoles: idList[rbac.Assignment]{id: userID}}
 }
@@ -542,7 +550,7 @@ func (g *Guard) scanUsers(ctx context.Context, tenant string, f func([]auth.User
 // summaryView is the User of a summary.
 func summaryView(tenant string, u auth.UserSummary) User {
 	return User{ID: u.ID, Tenant: tenant, Email: u.Email, Name: u.Name, Status: u.Status, HasPassword: u.HasPassword,
-		PasswordChangedAt: u.PasswordChangedAt, CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt}
+		PasswordChangedAt: u.PasswordChangedAt, CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt, LastSSOAt: u.LastSSOAt}
 }
 
 // unusedKeys lists the tenant's usable API keys that were never used or
@@ -686,7 +694,7 @@ func (g *Guard) ApplyReview(ctx context.Context, by Principal, tenant string, ds
 	now := g.now()
 	for _, batch := range users.batches {
 		for _, u := range batch {
-			ua := ix.row(u, now, pol.DormantAfter, ix.usesSSO(u))
+			ua := ix.row(u, now, pol.DormantAfter, ix.usesSSO(u, now))
 			tot.add(&ua, g.rbac != nil)
 		}
 	}
@@ -1089,10 +1097,15 @@ func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant stri
 	return done, nil
 }
 
-// usesSSO reports whether u signs in only through SSO: a user without a
-// password in a tenant with an IdP (users provisioned just in time have
-// none).
-func (ix *accessIndex) usesSSO(u auth.UserSummary) bool { return ix.idp && !u.HasPassword }
+// usesSSO reports whether u is on single sign-on at now (see
+// UserAccess.SSO): the one rule of the access review, ListUserAccess and
+// MFAAdoption.
+func (ix *accessIndex) usesSSO(u auth.UserSummary, now time.Time) bool {
+	if !ix.idp || u.LastSSOAt.IsZero() {
+		return false
+	}
+	return !u.HasPassword || now.Sub(u.LastSSOAt) < ix.dormantAfter
+}
 
 // idList is a list of items sorted by ID (what id returns), as stores
 // list users, second factors and role grants (addAll sorts a list out of

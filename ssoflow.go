@@ -210,7 +210,7 @@ type SSOResponse struct {
 // mapped roles, never owner). The session ends no later than the IdP
 // asked. Every refusal is ErrSSOFailed for the browser; the precise reason
 // is in the sso.failed event. On success, LoginResult.ReturnTo is where to
-// send the browser.
+// send the browser, and the user's LastSSOAt is set (see UserAccess.SSO).
 func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult, string, error) {
 	if err := g.needSSO(); err != nil {
 		return LoginResult{}, "", err
@@ -288,6 +288,9 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 		si.meta["authn_stale"] = "true"
 	}
 	lr, err := g.proceed(ctx, a, pol, gate{}, si)
+	if err == nil {
+		g.recordSSOLogin(ctx, &lr)
+	}
 	return lr, res.ReturnTo, err
 }
 

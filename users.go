@@ -30,12 +30,15 @@ type User struct {
 	PasswordExpired bool
 	CreatedAt       time.Time
 	LastLoginAt     time.Time
+	// LastSSOAt is the user's last sign-in through single sign-on (zero
+	// if never).
+	LastSSOAt time.Time
 }
 
 func userView(u auth.User) User {
 	return User{ID: u.ID, Tenant: u.Tenant, Email: u.Email, Name: u.Name, Status: u.Status,
 		HasPassword: u.PasswordHash != "", PasswordChangedAt: u.PasswordChangedAt, PasswordExpired: u.PasswordExpired,
-		CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt}
+		CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt, LastSSOAt: u.LastSSOAt}
 }
 
 // NewUser describes a user to create.

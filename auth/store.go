@@ -50,9 +50,15 @@ type UserUpdater interface {
 	// user must change the password at the next sign-in. Expiring an
 	// expired password is a no-op that succeeds.
 	ExpirePassword(ctx context.Context, tenant, id string) error
-	// RecordLogin sets LastLoginAt to at and returns the user as stored
-	// after the update (so the caller sees a status changed concurrently).
+	// RecordLogin sets LastLoginAt to at, and changes no other field, and
+	// returns the user as stored after the update (so the caller sees a
+	// status changed concurrently).
 	RecordLogin(ctx context.Context, tenant, id string, at time.Time) (User, error)
+	// RecordSSOLogin records a sign-in through single sign-on: it sets
+	// both LastLoginAt and LastSSOAt to at, in one step, and returns the
+	// user as stored after the update, as RecordLogin does. No other
+	// method changes LastSSOAt.
+	RecordSSOLogin(ctx context.Context, tenant, id string, at time.Time) (User, error)
 	// SetEmail sets the user's email to email, a canonical email, and
 	// changes no other field. The user's previous email is free at once:
 	// UserByEmail no longer finds it, and another user may take it. When

@@ -41,6 +41,10 @@ type User struct {
 	PasswordExpired bool
 	CreatedAt       time.Time
 	LastLoginAt     time.Time // zero if never
+	// LastSSOAt is the user's last sign-in through single sign-on (zero if
+	// never): set with LastLoginAt by UserUpdater.RecordSSOLogin, never by
+	// RecordLogin.
+	LastSSOAt time.Time
 }
 
 // UserSummary is a user without the password hash and history: what a
@@ -56,12 +60,13 @@ type UserSummary struct {
 	PasswordChangedAt time.Time
 	CreatedAt         time.Time
 	LastLoginAt       time.Time // zero if never
+	LastSSOAt         time.Time // zero if never (see User.LastSSOAt)
 }
 
 // Summary returns the summary of u.
 func (u User) Summary() UserSummary {
 	return UserSummary{ID: u.ID, Email: u.Email, Name: u.Name, Status: u.Status, HasPassword: u.PasswordHash != "",
-		PasswordChangedAt: u.PasswordChangedAt, CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt}
+		PasswordChangedAt: u.PasswordChangedAt, CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt, LastSSOAt: u.LastSSOAt}
 }
 
 // Errors returned by stores and by this package. Compare with errors.Is.

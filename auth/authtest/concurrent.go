@@ -489,6 +489,73 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 		u.LastLoginAt, u.PasswordExpired = base.Add((rounds-1)*mn), true
 		c.wantUser(u)
 	})
+	t.Run("SSOLoginLosesNothing", func(t *testing.T) {
+		// RecordSSOLogin racing the updates of other fields: every one
+		// survives, and each call returns its own times.
+		c := &userChecker{t: t, st: newStore(t)}
+		u := mkUser("t", "u")
+		c.create(u)
+		const rounds = 30
+		ssoAt := func(i int) time.Time { return base.Add(time.Duration(i) * mn) }
+		parallel(4, func(g int) {
+			for i := range rounds {
+				var err error
+				switch g {
+				case 0:
+					err = c.st.SetStatus(t.Context(), "t", "u", auth.StatusDeactivated)
+				case 1:
+					var got auth.User
+					got, err = c.st.RecordSSOLogin(t.Context(), "t", "u", ssoAt(i))
+					if err == nil && (!got.LastLoginAt.Equal(ssoAt(i)) || !got.LastSSOAt.Equal(ssoAt(i))) {
+						t.Errorf("RecordSSOLogin(%v) returned LastLoginAt %v, LastSSOAt %v", ssoAt(i), got.LastLoginAt, got.LastSSOAt)
+					}
+				case 2:
+					err = c.st.SetEmail(t.Context(), "t", "u", fmt.Sprintf("e%d@example.com", i))
+				case 3:
+					err = c.st.ExpirePassword(t.Context(), "t", "u")
+				}
+				if err != nil {
+					t.Errorf("goroutine %d, round %d: %v", g, i, err)
+					return
+				}
+			}
+		})
+		u.Status, u.Email, u.PasswordExpired = auth.StatusDeactivated, fmt.Sprintf("e%d@example.com", rounds-1), true
+		u.LastLoginAt, u.LastSSOAt = ssoAt(rounds-1), ssoAt(rounds-1)
+		c.wantUser(u)
+	})
+	t.Run("RecordLoginLeavesLastSSOAt", func(t *testing.T) {
+		// Password and SSO sign-ins racing: LastSSOAt is the last SSO
+		// sign-in's, whatever the password sign-ins did, and LastLoginAt
+		// is the last of either.
+		c := &userChecker{t: t, st: newStore(t)}
+		u := mkUser("t", "u")
+		c.create(u)
+		const rounds = 50
+		loginAt := func(i int) time.Time { return base.Add(time.Duration(2*i) * sec) }
+		ssoAt := func(i int) time.Time { return base.Add(time.Duration(2*i+1) * sec) }
+		parallel(2, func(g int) {
+			for i := range rounds {
+				var err error
+				if g == 0 {
+					_, err = c.st.RecordLogin(t.Context(), "t", "u", loginAt(i))
+				} else {
+					_, err = c.st.RecordSSOLogin(t.Context(), "t", "u", ssoAt(i))
+				}
+				if err != nil {
+					t.Errorf("goroutine %d, round %d: %v", g, i, err)
+					return
+				}
+			}
+		})
+		got := c.get("t", "u")
+		if !got.LastSSOAt.Equal(ssoAt(rounds - 1)) {
+			t.Errorf("LastSSOAt = %v, want %v", got.LastSSOAt, ssoAt(rounds-1))
+		}
+		if !got.LastLoginAt.Equal(loginAt(rounds-1)) && !got.LastLoginAt.Equal(ssoAt(rounds-1)) {
+			t.Errorf("LastLoginAt = %v, want %v or %v", got.LastLoginAt, loginAt(rounds-1), ssoAt(rounds-1))
+		}
+	})
 	t.Run("RecordLoginReturnsStateAfterIt", func(t *testing.T) {
 		// One goroutine records logins one after another while another
 		// changes the password one version after another and reads the

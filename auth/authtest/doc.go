@@ -65,6 +65,9 @@
 //     either ErrDuplicateEmail or ErrDuplicateID; it stores nothing.
 //   - RecordLogin sets LastLoginAt to at even when at is earlier than the
 //     stored value.
+//   - RecordSSOLogin, like RecordLogin, sets its times to at even when at
+//     is earlier than the stored values; no other method changes
+//     LastSSOAt, and ListUserSummaries returns it.
 //   - Release keeps the time of the last counted reservation (Record.Last):
 //     giving back an attempt does not make the key be forgotten sooner.
 //   - A store may forget a record by the ResetAfter of its last write (a
@@ -85,7 +88,8 @@
 // neither fail (a SQL deadlock is an error) nor lose a count, emails and
 // ids stay unique (users racing with SetEmail, or with SetEmail and
 // CreateUser, to one email: exactly one gets it), a rehash wins once,
-// concurrent updates of a user (ExpirePassword included) lose nothing, RecordLogin returns the
+// concurrent updates of a user (ExpirePassword and RecordSSOLogin included) lose nothing,
+// RecordLogin racing RecordSSOLogin never changes LastSSOAt, RecordLogin returns the
 // user as its own update left it, and RevokeByCreator, racing with itself, with new keys of the
 // creator and with RevokeAPIKey, returns each key it revoked once, with the time it set.
 package authtest

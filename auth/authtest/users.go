@@ -63,6 +63,7 @@ func runUsers(t *testing.T, newStore func(t *testing.T) Users) {
 		{"SetPassword", setPasswordTests},
 		{"RehashPassword", rehashTests},
 		{"RecordLogin", recordLoginTests},
+		{"RecordSSOLogin", recordSSOLoginTests},
 		{"SetEmail", setEmailTests},
 		{"ExpirePassword", expireTests},
 		{"MissingUser", missingTests},
@@ -87,6 +88,7 @@ var createTests = []test[*userChecker]{
 			PasswordExpired:   true,
 			CreatedAt:         base.Add(-30*day + 123*time.Microsecond),
 			LastLoginAt:       base.Add(-time.Hour + 999*time.Microsecond),
+			LastSSOAt:         base.Add(-3*day + 5*time.Microsecond),
 		}
 		c.create(u)
 		c.wantUser(u)
@@ -105,8 +107,8 @@ var createTests = []test[*userChecker]{
 		c.create(u)
 		c.wantUser(u)
 		got := c.get(u.Tenant, u.ID)
-		if !got.LastLoginAt.IsZero() || !got.PasswordChangedAt.IsZero() {
-			t.Errorf("zero times came back as LastLoginAt %v, PasswordChangedAt %v", got.LastLoginAt, got.PasswordChangedAt)
+		if !got.LastLoginAt.IsZero() || !got.PasswordChangedAt.IsZero() || !got.LastSSOAt.IsZero() {
+			t.Errorf("zero times came back as LastLoginAt %v, PasswordChangedAt %v, LastSSOAt %v", got.LastLoginAt, got.PasswordChangedAt, got.LastSSOAt)
 		}
 	}},
 	{"LongestFieldsRoundTrip", func(t *testing.T, c *userChecker) {
@@ -311,6 +313,7 @@ var summaryTests = []test[*userChecker]{
 		sso.Email, sso.Name = "zoë.o'brien+guard@exämple.com", "Zoë O'Brien-Łukasiewicz 山田"
 		sso.Status, sso.PasswordHash, sso.PasswordChangedAt = auth.StatusDeactivated, "", time.Time{}
 		sso.LastLoginAt = base.Add(-time.Microsecond)
+		sso.LastSSOAt = base.Add(-day - 3*time.Microsecond)
 		pw := mkUser("t", "b")
 		pw.PasswordHistory = hashes("old-2", "old-1")
 		fresh := mkUser("t", "c")
@@ -323,6 +326,9 @@ var summaryTests = []test[*userChecker]{
 		}
 		if got[0].HasPassword || !got[1].HasPassword || !got[2].HasPassword {
 			t.Errorf("HasPassword = %v, %v, %v; want false, true, true", got[0].HasPassword, got[1].HasPassword, got[2].HasPassword)
+		}
+		if !got[0].LastSSOAt.Equal(sso.LastSSOAt) || !got[1].LastSSOAt.IsZero() || !got[2].LastSSOAt.IsZero() {
+			t.Errorf("LastSSOAt = %v, %v, %v; want %v, zero, zero", got[0].LastSSOAt, got[1].LastSSOAt, got[2].LastSSOAt, sso.LastSSOAt)
 		}
 	}},
 	{"LimitZeroReturnsNone", func(t *testing.T, c *userChecker) {
@@ -561,6 +567,81 @@ var recordLoginTests = []test[*userChecker]{
 	}},
 }
 
+var recordSSOLoginTests = []test[*userChecker]{
+	{"SetsBothTimesAndReturnsUser", func(t *testing.T, c *userChecker) {
+		u, v := mkUser("t", "u"), mkUser("t", "v")
+		u.PasswordHistory = hashes("h1")
+		c.create(u, v)
+		at := base.Add(time.Minute + 3*time.Microsecond)
+		got := c.recordSSOLogin("t", "u", at)
+		u.LastLoginAt, u.LastSSOAt = at, at
+		if d := diffUser(got, u); d != "" {
+			t.Errorf("RecordSSOLogin returned %s", d)
+		}
+		c.wantUser(u)
+		c.wantUser(v)
+		c.wantList("t", "", 10, []auth.User{u, v})
+	}},
+	{"RecordLoginLeavesLastSSOAt", func(t *testing.T, c *userChecker) {
+		// A password sign-in after an SSO one moves LastLoginAt only; a
+		// user who only ever signed in with a password has no LastSSOAt.
+		u, v := mkUser("t", "u"), mkUser("t", "v")
+		c.create(u, v)
+		sso := base.Add(time.Minute)
+		c.recordSSOLogin("t", "u", sso)
+		got := c.recordLogin("t", "u", base.Add(time.Hour))
+		u.LastLoginAt, u.LastSSOAt = base.Add(time.Hour), sso
+		if d := diffUser(got, u); d != "" {
+			t.Errorf("RecordLogin returned %s", d)
+		}
+		c.recordLogin("t", "v", base.Add(time.Hour))
+		v.LastLoginAt = base.Add(time.Hour)
+		c.wantUser(u)
+		c.wantUser(v)
+		c.wantList("t", "", 10, []auth.User{u, v})
+	}},
+	{"ReturnsChangedStatus", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		c.setStatus("t", "u", auth.StatusDeactivated)
+		got := c.recordSSOLogin("t", "u", base.Add(time.Minute))
+		u.Status = auth.StatusDeactivated
+		u.LastLoginAt, u.LastSSOAt = base.Add(time.Minute), base.Add(time.Minute)
+		if d := diffUser(got, u); d != "" {
+			t.Errorf("RecordSSOLogin returned %s", d)
+		}
+		c.wantUser(u)
+	}},
+	{"SetsEarlierTime", func(t *testing.T, c *userChecker) {
+		// As RecordLogin: the time given, even if earlier than the
+		// stored one.
+		u := mkUser("t", "u")
+		c.create(u)
+		c.recordSSOLogin("t", "u", base.Add(time.Hour))
+		got := c.recordSSOLogin("t", "u", base)
+		u.LastLoginAt, u.LastSSOAt = base, base
+		if d := diffUser(got, u); d != "" {
+			t.Errorf("RecordSSOLogin returned %s", d)
+		}
+		c.wantUser(u)
+	}},
+	{"OtherUpdatesKeepIt", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		c.recordSSOLogin("t", "u", base)
+		c.rehash("t", "u", u.PasswordHash, hashOf("rehashed"))
+		c.setPassword("t", "u", hashOf("new"), base.Add(time.Minute), 1)
+		c.expire("t", "u")
+		c.setStatus("t", "u", auth.StatusDeactivated)
+		c.setEmail("t", "u", "moved@example.com")
+		u.PasswordHash, u.PasswordHistory, u.PasswordChangedAt = hashOf("new"), hashes("rehashed"), base.Add(time.Minute)
+		u.PasswordExpired, u.Status, u.Email = true, auth.StatusDeactivated, "moved@example.com"
+		u.LastLoginAt, u.LastSSOAt = base, base
+		c.wantUser(u)
+		c.wantList("t", "", 10, []auth.User{u})
+	}},
+}
+
 var setEmailTests = []test[*userChecker]{
 	{"SetsEmailOnly", func(t *testing.T, c *userChecker) {
 		a, b := mkUser("t", "a"), mkUser("t", "b")
@@ -737,6 +818,10 @@ var updaters = []struct {
 		_, err := c.st.RecordLogin(c.t.Context(), tenant, id, base)
 		return err
 	}},
+	{"RecordSSOLogin", func(c *userChecker, tenant, id string) error {
+		_, err := c.st.RecordSSOLogin(c.t.Context(), tenant, id, base)
+		return err
+	}},
 	{"SetEmail", func(c *userChecker, tenant, id string) error {
 		return c.st.SetEmail(c.t.Context(), tenant, id, "new@example.com")
 	}},
@@ -807,6 +892,16 @@ var copyTests = []test[*userChecker]{
 		got[0].PasswordHistory[0] = "mutated"
 		c.wantUser(u)
 	}},
+	{"RecordSSOLoginReturnsCopy", func(t *testing.T, c *userChecker) {
+		u := c.withHistory()
+		got := c.recordSSOLogin("t", "u", base)
+		u.LastLoginAt, u.LastSSOAt = base, base
+		if len(got.PasswordHistory) == 0 {
+			t.Fatalf("RecordSSOLogin returned no history")
+		}
+		got.PasswordHistory[0] = "mutated"
+		c.wantUser(u)
+	}},
 	{"RecordLoginReturnsCopy", func(t *testing.T, c *userChecker) {
 		u := c.withHistory()
 		got := c.recordLogin("t", "u", base)
@@ -854,6 +949,7 @@ var userTenantTests = []test[*userChecker]{
 		c.setPassword("acme", "42", hashOf("new"), base, 3)
 		c.rehash("acme", "42", hashOf("new"), hashOf("rehashed"))
 		c.recordLogin("acme", "42", base.Add(time.Minute))
+		c.recordSSOLogin("acme", "42", base.Add(time.Hour))
 		c.setEmail("acme", "42", "moved@example.com")
 		c.expire("acme", "42")
 		c.wantUser(g)
@@ -971,6 +1067,15 @@ func (c *userChecker) recordLogin(tenant, id string, at time.Time) auth.User {
 	return u
 }
 
+func (c *userChecker) recordSSOLogin(tenant, id string, at time.Time) auth.User {
+	c.t.Helper()
+	u, err := c.st.RecordSSOLogin(c.t.Context(), tenant, id, at)
+	if err != nil {
+		c.t.Fatalf("RecordSSOLogin(%q, %q): %v", tenant, id, err)
+	}
+	return u
+}
+
 // wantUser checks that User and UserByEmail both return u exactly.
 func (c *userChecker) wantUser(u auth.User) {
 	c.t.Helper()
@@ -1042,7 +1147,7 @@ func (c *userChecker) wantList(tenant, after string, limit int, want []auth.User
 // stands for HasPassword.
 func summaryUser(s auth.UserSummary) auth.User {
 	u := auth.User{ID: s.ID, Email: s.Email, Name: s.Name, Status: s.Status,
-		PasswordChangedAt: s.PasswordChangedAt, CreatedAt: s.CreatedAt, LastLoginAt: s.LastLoginAt}
+		PasswordChangedAt: s.PasswordChangedAt, CreatedAt: s.CreatedAt, LastLoginAt: s.LastLoginAt, LastSSOAt: s.LastSSOAt}
 	if s.HasPassword {
 		u.PasswordHash = "(a password)"
 	}
@@ -1102,6 +1207,7 @@ func diffUser(got, want auth.User) string {
 		{"PasswordChangedAt", got.PasswordChangedAt, want.PasswordChangedAt},
 		{"CreatedAt", got.CreatedAt, want.CreatedAt},
 		{"LastLoginAt", got.LastLoginAt, want.LastLoginAt},
+		{"LastSSOAt", got.LastSSOAt, want.LastSSOAt},
 	} {
 		if !f.g.Equal(f.w) {
 			add(f.name, f.g, f.w)

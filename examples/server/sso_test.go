@@ -443,9 +443,11 @@ func TestRequireSSO(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(page, `id="confirm-sso"`) {
 		t.Fatalf("require SSO: %d, no confirmation step", resp.StatusCode)
 	}
-	// The owner is the break-glass owner; the invited users have no
-	// password (Guard counts them as SSO users): Sam is the one.
-	if !strings.Contains(page, `id="password-users">1<`) || !strings.Contains(page, "sam@demo.example") || !strings.Contains(page, `id="break-glass-named"`) {
+	// The owner is the break-glass owner. Sam, who has a password, and the
+	// demo's invited users (no password, but they never signed in through
+	// the IdP, so they are not on SSO) would lose access.
+	if !strings.Contains(page, `id="password-users">4<`) || !strings.Contains(page, "sam@demo.example") ||
+		!strings.Contains(page, "max@demo.example") || strings.Contains(page, ownerEmail+"</span></li>") || !strings.Contains(page, `id="break-glass-named"`) {
 		t.Errorf("confirmation step:\n%s", page)
 	}
 	form.Set("confirm", "yes")

@@ -39,10 +39,12 @@ type ssoView struct {
 	Adoption guard.Adoption
 	At       time.Time
 	// The confirmation step of requiring SSO.
-	Confirm       bool
-	Form          url.Values
-	BreakGlass    *guard.UserAccess
-	PasswordUsers []guard.UserAccess // active users who sign in with a password (break-glass owner aside)
+	Confirm    bool
+	Form       url.Values
+	BreakGlass *guard.UserAccess
+	// PasswordUsers are the active users not on SSO, who would lose access
+	// (Adoption.WouldNeedSSO for the break-glass owner of the form).
+	PasswordUsers []guard.User
 	PasswordTotal int
 }
 
@@ -54,7 +56,7 @@ type spInfo struct {
 
 type groupRole struct{ Group, Role string }
 
-// maxPasswordUsersShown bounds the list of users who would have to use SSO.
+// maxPasswordUsersShown bounds the list of users who would lose access.
 const maxPasswordUsersShown = 50
 
 func (a *app) ssoPage(w http.ResponseWriter, r *http.Request) {
@@ -351,7 +353,7 @@ func (a *app) deleteSSOConnection(w http.ResponseWriter, r *http.Request) {
 
 // setRequireSSO turns "require SSO" on or off and names the break-glass
 // owner. Turning it on first shows the confirmation step: how many users
-// use SSO, MFA or neither, and who signs in with a password today.
+// use SSO, MFA or neither, and who would lose access (not on SSO).
 func (a *app) setRequireSSO(w http.ResponseWriter, r *http.Request) {
 	if !a.form(w, r) {
 		return
@@ -378,20 +380,40 @@ func (a *app) setRequireSSO(w http.ResponseWriter, r *http.Request) {
 			a.flashBack(w, r, back, "Connect your identity provider before requiring single sign-on.")
 			return
 		}
+		// Who would lose access is Guard's list (Adoption.WouldNeedSSO),
+		// which leaves out the break-glass owner of the saved policy: the
+		// form may name another one.
+		saved := v.Pol.BreakGlassUser
+		var savedRow *guard.UserAccess
 		err = a.eachUser(r, func(u guard.UserAccess) {
-			switch {
-			case u.ID == pol.BreakGlassUser:
+			switch u.ID {
+			case pol.BreakGlassUser:
 				v.BreakGlass = &u
-			case u.Status == auth.StatusActive && !u.SSO:
-				v.PasswordTotal++
-				if len(v.PasswordUsers) < maxPasswordUsersShown {
-					v.PasswordUsers = append(v.PasswordUsers, u)
-				}
+			case saved:
+				savedRow = &u
 			}
 		})
 		if err != nil {
 			a.fail(w, r, err, back)
 			return
+		}
+		loses := func(u *guard.UserAccess) bool { return u != nil && u.Status == auth.StatusActive && !u.SSO }
+		v.PasswordTotal = v.Adoption.WouldNeedSSOTotal
+		for _, u := range v.Adoption.WouldNeedSSO {
+			if u.ID != pol.BreakGlassUser && len(v.PasswordUsers) < maxPasswordUsersShown {
+				v.PasswordUsers = append(v.PasswordUsers, u)
+			}
+		}
+		if pol.BreakGlassUser != saved {
+			if loses(v.BreakGlass) {
+				v.PasswordTotal-- // listed by Guard, spared by the form
+			}
+			if loses(savedRow) {
+				v.PasswordTotal++ // spared by Guard, not by the form
+				if len(v.PasswordUsers) < maxPasswordUsersShown {
+					v.PasswordUsers = append(v.PasswordUsers, savedRow.User)
+				}
+			}
 		}
 		v.Confirm, v.Form = true, r.PostForm
 		a.page(w, r, "sso.html", view{Title: "Require single sign-on?", Nav: "sso", Data: v})

@@ -186,6 +186,11 @@ func (s *Users) RecordLogin(_ context.Context, tenant, id string, at time.Time) 
 	return s.update(tenant, id, func(u *auth.User) error { u.LastLoginAt = at; return nil })
 }
 
+// RecordSSOLogin implements auth.UserUpdater.
+func (s *Users) RecordSSOLogin(_ context.Context, tenant, id string, at time.Time) (auth.User, error) {
+	return s.update(tenant, id, func(u *auth.User) error { u.LastLoginAt, u.LastSSOAt = at, at; return nil })
+}
+
 // SetEmail implements auth.UserUpdater: the user and the email index
 // change together under the write lock.
 func (s *Users) SetEmail(_ context.Context, tenant, id, email string) error {

@@ -77,6 +77,12 @@
 // (503), never allowed. Sessions evicted before the upgrade are simply
 // unknown.
 //
+// Schema version 12 adds auth.User.LastSSOAt (the last sign-in through
+// single sign-on, auth.UserUpdater.RecordSSOLogin). The user store reads
+// and writes it, so it needs the upgrade: before Migrate has run, the
+// user methods fail with an error that names Migrate. No user has signed
+// in through SSO yet after the upgrade.
+//
 // # Round trips
 //
 // Each store method is one statement, hence one round trip once pgx has

@@ -29,6 +29,7 @@ var migrations = [...]migration{
 	{name: "sso subjects", sql: migration9},
 	{name: "expired passwords", sql: migration10},
 	{name: "session evictions", sql: migration11},
+	{name: "last sso sign-in", sql: migration12},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -822,6 +823,12 @@ BEGIN
 		VALUES (p_hash, p_tenant, p_user, p_created_us, p_last_seen_us, p_expires_us, p_idle_ns, p_ip, p_user_agent, p_flags);
 END
 $$;
+`
+
+// migration12 adds the user's last sign-in through single sign-on
+// (auth.User.LastSSOAt), NULL if never.
+const migration12 = `
+ALTER TABLE {s}.users ADD COLUMN last_sso_at timestamptz;
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

@@ -26,20 +26,20 @@ var (
 type userSQL struct {
 	create, byID, byEmail, list, summaries, delete        string
 	setStatus, setPassword, rehash, recordLogin, setEmail string
-	expirePassword                                        string
+	expirePassword, recordSSOLogin                        string
 }
 
-const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at, password_expired`
+const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at, password_expired, last_sso_at`
 
 func newUserSQL(q string) userSQL {
 	s := func(sql string) string { return schemaSQL(q, sql) }
 	return userSQL{
-		create:  s(`INSERT INTO {s}.users (` + userCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`),
+		create:  s(`INSERT INTO {s}.users (` + userCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`),
 		byID:    s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND id = $2`),
 		byEmail: s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND email = $2`),
 		list:    s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`),
 		delete:  s(`DELETE FROM {s}.users WHERE tenant = $1 AND id = $2`),
-		summaries: s(`SELECT id, email, name, status, password_hash <> '', password_changed_at, created_at, last_login_at
+		summaries: s(`SELECT id, email, name, status, password_hash <> '', password_changed_at, created_at, last_login_at, last_sso_at
 			FROM {s}.users WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`),
 
 		setStatus: s(`UPDATE {s}.users SET status = $3 WHERE tenant = $1 AND id = $2`),
@@ -61,6 +61,8 @@ func newUserSQL(q string) userSQL {
 				RETURNING 1)
 			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.users WHERE tenant = $1 AND id = $2)`),
 		recordLogin: s(`UPDATE {s}.users SET last_login_at = $3 WHERE tenant = $1 AND id = $2 RETURNING ` + userCols),
+		recordSSOLogin: s(`UPDATE {s}.users SET last_login_at = $3, last_sso_at = $3 WHERE tenant = $1 AND id = $2
+			RETURNING ` + userCols),
 		// users_email_key refuses an email another user of the tenant
 		// has; the user's own email again matches its row and conflicts
 		// with nothing.
@@ -83,9 +85,9 @@ func checkUserText(fields ...string) error {
 func scanUser(row pgx.Row) (auth.User, error) {
 	var u auth.User
 	var status string
-	var changed, created, lastLogin *time.Time
+	var changed, created, lastLogin, lastSSO *time.Time
 	err := row.Scan(&u.Tenant, &u.ID, &u.Email, &u.Name, &status, &u.PasswordHash, &u.PasswordHistory,
-		&changed, &created, &lastLogin, &u.PasswordExpired)
+		&changed, &created, &lastLogin, &u.PasswordExpired, &lastSSO)
 	if err != nil {
 		return auth.User{}, err
 	}
@@ -93,6 +95,7 @@ func scanUser(row pgx.Row) (auth.User, error) {
 	u.PasswordChangedAt = fromNullTime(changed)
 	u.CreatedAt = fromNullTime(created)
 	u.LastLoginAt = fromNullTime(lastLogin)
+	u.LastSSOAt = fromNullTime(lastSSO)
 	if len(u.PasswordHistory) == 0 {
 		u.PasswordHistory = nil
 	}
@@ -115,7 +118,8 @@ func (s *Users) CreateUser(ctx context.Context, u auth.User) error {
 		hist = []string{}
 	}
 	_, err := s.pool.Exec(ctx, s.sql.create, u.Tenant, u.ID, u.Email, u.Name, string(u.Status), u.PasswordHash, hist,
-		nullTime(u.PasswordChangedAt), nullTime(u.CreatedAt), nullTime(u.LastLoginAt), u.PasswordExpired)
+		nullTime(u.PasswordChangedAt), nullTime(u.CreatedAt), nullTime(u.LastLoginAt), u.PasswordExpired,
+		nullTime(u.LastSSOAt))
 	if code, constraint := pgCode(err); code == codeUniqueViolation {
 		if constraint == "users_email_key" {
 			return auth.ErrDuplicateEmail
@@ -168,14 +172,15 @@ func (s *Users) ListUserSummaries(ctx context.Context, tenant, after string, lim
 	return listUsers(ctx, s, "users: list summaries", s.sql.summaries, tenant, after, limit, func(r pgx.CollectableRow) (auth.UserSummary, error) {
 		var u auth.UserSummary
 		var status string
-		var changed, created, lastLogin *time.Time
-		if err := r.Scan(&u.ID, &u.Email, &u.Name, &status, &u.HasPassword, &changed, &created, &lastLogin); err != nil {
+		var changed, created, lastLogin, lastSSO *time.Time
+		if err := r.Scan(&u.ID, &u.Email, &u.Name, &status, &u.HasPassword, &changed, &created, &lastLogin, &lastSSO); err != nil {
 			return auth.UserSummary{}, err
 		}
 		u.Status = auth.Status(status)
 		u.PasswordChangedAt = fromNullTime(changed)
 		u.CreatedAt = fromNullTime(created)
 		u.LastLoginAt = fromNullTime(lastLogin)
+		u.LastSSOAt = fromNullTime(lastSSO)
 		return u, nil
 	})
 }
@@ -275,6 +280,15 @@ func (s *Users) RecordLogin(ctx context.Context, tenant, id string, at time.Time
 		return auth.User{}, auth.ErrNotFound
 	}
 	return s.get(ctx, "record login", s.sql.recordLogin, tenant, id, nullTime(at))
+}
+
+// RecordSSOLogin implements auth.UserUpdater with UPDATE … RETURNING, as
+// RecordLogin does.
+func (s *Users) RecordSSOLogin(ctx context.Context, tenant, id string, at time.Time) (auth.User, error) {
+	if checkUserText("tenant", tenant, "id", id) != nil {
+		return auth.User{}, auth.ErrNotFound
+	}
+	return s.get(ctx, "record sso login", s.sql.recordSSOLogin, tenant, id, nullTime(at))
 }
 
 // SetEmail implements auth.UserUpdater in one UPDATE: the unique

@@ -72,7 +72,9 @@
 // schema version 9 (auth.User.PasswordExpired): every user starts with a
 // password nobody marked for change. Upgrading to schema version 10
 // (tombstones of evicted sessions): sessions evicted before it are simply
-// unknown, not "signed in elsewhere".
+// unknown, not "signed in elsewhere". Upgrading to schema version 11
+// (auth.User.LastSSOAt): no user has signed in through SSO yet, so the
+// facade counts as on SSO only those who do so after the upgrade.
 //
 // Times are stored as Unix microseconds (UTC), the precision of every Guard
 // package, so they come back exactly. A tenant's policy is stored as JSON,

@@ -384,6 +384,11 @@ var migrations = []migration{
 		`CREATE INDEX guard_session_evictions_user ON guard_session_evictions (tenant, user_id, ends_at)`,
 		`CREATE INDEX guard_session_evictions_ends ON guard_session_evictions (ends_at)`,
 	}},
+	{11, "last sso sign-in", []string{
+		// The user's last sign-in through single sign-on, in Unix
+		// microseconds, NULL if never (auth.User.LastSSOAt).
+		`ALTER TABLE guard_users ADD COLUMN last_sso_at INTEGER`,
+	}},
 }
 
 // ownNames are the tables and indexes this package creates. A database

@@ -46,6 +46,7 @@ const (
 	userPwSet
 	userSetEmail
 	userExpirePw
+	userSSOLogin
 
 	thrGet
 	thrRelease
@@ -154,7 +155,7 @@ const (
 
 const sessionCols = `tenant, user_id, created_at, last_seen, expires_at, idle_timeout, ip, user_agent, flags`
 
-const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at, password_expired`
+const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at, password_expired, last_sso_at`
 
 const throttleCols = `failures, last, locked_until, lockouts, permanent`
 
@@ -213,6 +214,7 @@ var queries = func() (q [numStmts]string) {
 			ifnull(group_concat(octet_length(name), ','), ''), ifnull(group_concat(octet_length(status), ','), ''),
 			ifnull(group_concat(password_hash <> '', ','), ''), ifnull(group_concat(ifnull(password_changed_at, ''), ','), ''),
 			ifnull(group_concat(created_at, ','), ''), ifnull(group_concat(ifnull(last_login_at, ''), ','), ''),
+			ifnull(group_concat(ifnull(last_sso_at, ''), ','), ''),
 			ifnull(group_concat(id || email || name || status, ''), '')
 		FROM guard_users WHERE tenant = ?1 AND id > ?2 AND id <= coalesce(
 			(SELECT id FROM guard_users WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT 1 OFFSET ?3 - 1),
@@ -221,7 +223,8 @@ var queries = func() (q [numStmts]string) {
 	q[userStatus] = `UPDATE guard_users SET status = ? WHERE tenant = ? AND id = ?`
 	q[userRehash] = `UPDATE guard_users SET password_hash = ?4 WHERE tenant = ?1 AND id = ?2 AND password_hash = ?3`
 	q[userLogin] = `UPDATE guard_users SET last_login_at = ?3 WHERE tenant = ?1 AND id = ?2 RETURNING ` + userCols
-	q[userInsert] = `INSERT INTO guard_users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	q[userSSOLogin] = `UPDATE guard_users SET last_login_at = ?3, last_sso_at = ?3 WHERE tenant = ?1 AND id = ?2 RETURNING ` + userCols
+	q[userInsert] = `INSERT INTO guard_users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	q[userEmailIn] = `SELECT 1 FROM guard_users WHERE tenant = ? AND email = ?`
 	q[userPwGet] = `SELECT password_hash, password_history FROM guard_users WHERE tenant = ? AND id = ?`
 	q[userPwSet] = `UPDATE guard_users SET password_hash = ?, password_history = ?, password_changed_at = ?, password_expired = 0

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/store/sqlitestore"
@@ -65,5 +66,48 @@ func TestUpgradeFromEveryVersion(t *testing.T) {
 				t.Errorf("schema migrated from version %d:\n%s\nwant the schema of a new file:\n%s", v, got, want)
 			}
 		})
+	}
+}
+
+// A user written at schema version 10, as that release would, comes back
+// after the upgrade to version 11 (auth.User.LastSSOAt) without an SSO
+// sign-in, and RecordSSOLogin then records one.
+func TestUpgradeKeepsUsersWithoutSSOSignIn(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v10.db")
+	old, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitestore.MigrateTo(ctx, old, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.DB().Exec(`INSERT INTO guard_users (tenant, id, email, name, status, password_hash, password_history,
+		password_changed_at, created_at, last_login_at, password_expired) VALUES ('acme', 'u1', 'a@example.com', 'A', 'active', '', '[]',
+		NULL, 1000, 2000, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.Users.User(ctx, "acme", "u1")
+	if err != nil || u.Email != "a@example.com" || u.LastLoginAt.UnixMicro() != 2000 || !u.LastSSOAt.IsZero() {
+		t.Fatalf("user stored at version 10 = %+v, %v", u, err)
+	}
+	at := time.Date(2099, 1, 1, 0, 0, 0, 1000, time.UTC)
+	if u, err = s.Users.RecordSSOLogin(ctx, "acme", "u1", at); err != nil || !u.LastSSOAt.Equal(at) || !u.LastLoginAt.Equal(at) {
+		t.Errorf("RecordSSOLogin after the upgrade = %+v, %v", u, err)
+	}
+	sums, err := s.Users.ListUserSummaries(ctx, "acme", "", 10)
+	if err != nil || len(sums) != 1 || !sums[0].LastSSOAt.Equal(at) {
+		t.Errorf("ListUserSummaries after the upgrade = %+v, %v", sums, err)
 	}
 }
