@@ -479,10 +479,15 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 	if err != nil {
 		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("create session", err))
 	}
-	// Re-read the status in the same step that records the login: a
-	// deactivation that raced this login either ended the new session
-	// already or is seen here.
-	cur, err := g.stores.UserUpdates.RecordLogin(ctx, u.Tenant, u.ID, now.UTC().Truncate(time.Microsecond))
+	// Re-read the status in the same step that records the login (and,
+	// for SSO, that the user signed in through the IdP: what puts them on
+	// SSO, see UserAccess.SSO): a deactivation that raced this login
+	// either ended the new session already or is seen here.
+	record := g.stores.UserUpdates.RecordLogin
+	if si.flags&FlagSSO != 0 {
+		record = g.stores.UserUpdates.RecordSSOLogin
+	}
+	cur, err := record(ctx, u.Tenant, u.ID, now.UTC().Truncate(time.Microsecond))
 	if err != nil || cur.Status != auth.StatusActive {
 		g.dropSession(ctx, s)
 		if err != nil && !errors.Is(err, auth.ErrNotFound) {

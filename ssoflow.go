@@ -288,9 +288,6 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 		si.meta["authn_stale"] = "true"
 	}
 	lr, err := g.proceed(ctx, a, pol, gate{}, si)
-	if err == nil {
-		g.recordSSOLogin(ctx, &lr)
-	}
 	return lr, res.ReturnTo, err
 }
 
