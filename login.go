@@ -606,6 +606,32 @@ func ptr[T any](v T) *T { return &v }
 // (ErrSSORequired), with its own reason in the login.failed event; a
 // store failure is ErrUnavailable. A sign-in let through to its second
 // factor is recorded (login.break_glass) and its session flagged.
+// stillBreakGlass is the break-glass check again, when the second factor
+// of a break-glass sign-in completes: while the tenant still requires SSO
+// (pol, read for this step), the user must still be its break-glass owner
+// and hold the owner role; otherwise the sign-in is refused like any
+// password sign-in under SSO (ErrSSORequired, recorded).
+func (g *Guard) stillBreakGlass(ctx context.Context, a attempt, pol Policy) error {
+	if !pol.RequireSSO {
+		return nil // password sign-in is allowed again
+	}
+	u := *a.user
+	if u.ID != pol.BreakGlassUser {
+		return g.loginFailed(ctx, a, ReasonBreakGlassNotOwner, ErrSSORequired)
+	}
+	if g.rbac == nil {
+		return nil
+	}
+	roles, err := g.rbac.RolesOf(ctx, u.Tenant, rbac.User(u.ID))
+	if err != nil {
+		return g.loginFailed(ctx, a, ReasonUnavailable, unavailable("load roles", err))
+	}
+	if !slices.Contains(roles, rbac.Owner) {
+		return g.loginFailed(ctx, a, ReasonBreakGlassNotOwner, ErrSSORequired)
+	}
+	return nil
+}
+
 func (g *Guard) breakGlass(ctx context.Context, a attempt, gt gate, si signIn) (LoginResult, error) {
 	u := *a.user
 	if g.rbac != nil {

@@ -190,6 +190,13 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	if err := g.settle(ctx, gt, true); err != nil {
 		return LoginResult{}, err
 	}
+	if p.txn.Flags&FlagBreakGlass != 0 {
+		// The password step found the user to be the break-glass owner;
+		// the policy or the roles may have changed since.
+		if err := g.stillBreakGlass(ctx, p.a, p.pol); err != nil {
+			return LoginResult{}, err
+		}
+	}
 	si := signIn{password: p.txn.Flags&FlagSSO == 0, flags: p.txn.Flags, mfa: kind}
 	if kind == mfa.KindEmail && p.pol.RequireMFA && !p.pol.MFAAllowEmail {
 		// An email code does not meet the tenant's "require MFA" on its

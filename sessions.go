@@ -81,8 +81,9 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal
 // sessionAllowed returns "" if the tenant's policy pol allows session s
 // at now, else why not:
 //   - "sso_required": RequireSSO is on and s is neither an SSO session
-//     nor the break-glass owner's (who may sign in with a password, and
-//     is typically the admin who just switched SSO on);
+//     nor the current break-glass owner's (who may sign in with a
+//     password, and is typically the admin who just switched SSO on; a
+//     former one's break-glass sessions end when another is named);
 //   - "mfa_required": RequireMFA is on, its grace period is over, s has
 //     no second factor (FlagMFA; nor FlagSSO, the IdP's to ask), and s
 //     was opened before RequireMFA was switched on, or inside the grace
@@ -90,7 +91,7 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal
 //     the sign-in's to judge.
 func sessionAllowed(s session.Session, pol Policy, now time.Time) string {
 	switch {
-	case pol.RequireSSO && s.Flags&(FlagSSO|FlagBreakGlass) == 0 && s.UserID != pol.BreakGlassUser:
+	case pol.RequireSSO && s.Flags&FlagSSO == 0 && s.UserID != pol.BreakGlassUser:
 		return "sso_required"
 	case pol.RequireMFA && s.Flags&(FlagMFA|FlagSSO) == 0 && !now.Before(pol.MFARequiredSince.Add(pol.MFAGrace)) &&
 		(s.CreatedAt.Before(pol.MFARequiredSince) || s.Flags&FlagMustEnrol != 0):
