@@ -531,6 +531,11 @@ func (a *app) fail(w http.ResponseWriter, r *http.Request, err error, next strin
 	case errors.Is(err, guard.ErrUnauthenticated):
 		a.g.ClearSessionCookie(w)
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
+	case errors.Is(err, guard.ErrPasswordChangeRequired):
+		// As guarded does for Require's refusal: nothing else until the
+		// password is changed.
+		a.setFlash(w, "error", "Your password must be changed before you can do anything else: choose a new one here.")
+		http.Redirect(w, r, "/account#change-password", http.StatusSeeOther)
 	case errors.Is(err, guard.ErrForbidden):
 		a.errorPage(w, r, http.StatusForbidden, "Access denied", "Your role does not allow this. The refusal is in the audit log.")
 	case errors.Is(err, guard.ErrUnavailable):

@@ -31,7 +31,7 @@ func TestExpiredPasswordSendsToChange(t *testing.T) {
 		t.Fatalf("sign-in with an expired password went to %q, want /account", resp.Header.Get("Location"))
 	}
 	const why = "Your password must be changed before you can do anything else"
-	for _, path := range []string{"/campaigns", "/users"} {
+	for _, path := range []string{"/campaigns", "/users", "/approvals"} {
 		resp, _ := sam.get(path)
 		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/account#change-password" {
 			t.Errorf("GET %s with an expired password: %d to %q, want the change-password form", path, resp.StatusCode, resp.Header.Get("Location"))
