@@ -122,9 +122,12 @@ func (g *Guard) denied(ctx context.Context, by Principal, s rbac.Section, a rbac
 
 // Authorize is the per-request decision: whether the principal may take
 // action on section, in the principal's own tenant. It returns the
-// decision (Decision.NeedsApproval: the action is one the tenant put under
-// four-eyes approval, see ConsumeApproval) or ErrForbidden (recorded as
-// access.denied) or ErrUnavailable. Enforcer errors deny. A session that
+// decision or ErrForbidden (recorded as access.denied) or ErrUnavailable.
+// A decision with NeedsApproval (the tenant put the action under
+// four-eyes approval) is Allowed only once an approval is consumed:
+// a caller must check NeedsApproval and call ConsumeApproval before
+// acting (the HTTP Require refuses such an action; RequireApprovable
+// lets it through for a handler that does this). Enforcer errors deny. A session that
 // signed in with a password that must be changed (FlagPasswordExpired) is
 // refused whatever its roles, with ErrPasswordChangeRequired (also
 // ErrForbidden).
