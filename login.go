@@ -443,9 +443,12 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 		flags |= FlagPasswordExpired
 	}
 	expired = expired || flags&FlagPasswordExpired != 0
-	if si.mfa != "" && si.mfa != mfa.KindEmail {
+	switch {
+	case si.mfa == mfa.KindEmail:
 		// An email code is a lower-assurance factor (NIST SP 800-63B
 		// §5.1.3.1): never a second factor for RequireMFA on its own.
+		flags |= FlagEmailCode
+	case si.mfa != "":
 		flags |= FlagMFA
 	}
 	lifetime := pol.SessionLifetime

@@ -10,6 +10,7 @@ import (
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
 	"github.com/pquerna/otp/totp"
 )
@@ -119,6 +120,41 @@ func TestPolicyChangeReachesOpenSessions(t *testing.T) {
 		// Signing in again meets the policy: the user is sent to enrol.
 		if pend := f.pending(t, adaEmail, ownerPW); !pend.Enrol {
 			t.Error("signing in again: not sent to enrol")
+		}
+	})
+	t.Run("EmailCode", func(t *testing.T) {
+		// A session signed in with an email code meets RequireMFA while
+		// the tenant accepts email codes for it, and not once it stops.
+		f := newMFAFixture(t)
+		f.createUser(t, adaEmail, ownerPW)
+		_, p := f.signIn(t, adaEmail, ownerPW)
+		email, err := f.g.BeginOOB(f.ctx, p, mfa.KindEmail, "ada.codes@example.test", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.g.ConfirmFactor(f.ctx, p, email.ID, digits6.FindString(f.out.lastMail(t).Text)); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(time.Minute) // past the resend cool-down
+		pend := f.pending(t, adaEmail, ownerPW)
+		if err := f.g.SendLoginCode(f.ctx, pend.Token, email.ID, "203.0.113.5", "test"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.complete(guard.MethodCode, pend.Token, digits6.FindString(f.out.lastMail(t).Text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pe, err := f.g.Authenticate(f.ctx, res.Token); err != nil || pe.Flags&guard.FlagEmailCode == 0 || pe.HasMFA() {
+			t.Fatalf("an email-code session: %+v, %v; want FlagEmailCode and no FlagMFA", pe, err)
+		}
+		f.clock.Advance(time.Second) // the session is older than the switch
+		setPolicy(t, f, guard.Policy{RequireMFA: true, MFAAllowEmail: true})
+		if _, err := f.g.Authenticate(f.ctx, res.Token); err != nil {
+			t.Errorf("with email codes accepted: %v, want the session kept", err)
+		}
+		setPolicy(t, f, guard.Policy{RequireMFA: true})
+		if _, err := f.g.Authenticate(f.ctx, res.Token); !errors.Is(err, guard.ErrPolicyChanged) {
+			t.Errorf("once email codes are not accepted: %v, want ErrPolicyChanged", err)
 		}
 	})
 	t.Run("StoreFailureDenies", func(t *testing.T) {

@@ -80,6 +80,10 @@ const (
 	// again with SSOStart.ForceAuthn or Reauthenticate (SECURITY-CHECKLIST
 	// SAML-50).
 	FlagStaleAuthn
+	// FlagEmailCode marks a session whose sign-in's second factor was an
+	// email code (which sets no FlagMFA): it meets a tenant's RequireMFA
+	// only while the tenant's MFAAllowEmail is on.
+	FlagEmailCode
 )
 
 // System returns the principal of the host application, with a label that

@@ -85,7 +85,8 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal
 //     password, and is typically the admin who just switched SSO on; a
 //     former one's break-glass sessions end when another is named);
 //   - "mfa_required": RequireMFA is on, its grace period is over, s has
-//     no second factor (FlagMFA; nor FlagSSO, the IdP's to ask), and s
+//     no second factor (FlagMFA; nor FlagSSO, the IdP's to ask; nor
+//     FlagEmailCode while the tenant's MFAAllowEmail is on), and s
 //     was opened before RequireMFA was switched on, or inside the grace
 //     period without a factor (FlagMustEnrol). Sessions opened since are
 //     the sign-in's to judge.
@@ -93,7 +94,8 @@ func sessionAllowed(s session.Session, pol Policy, now time.Time) string {
 	switch {
 	case pol.RequireSSO && s.Flags&FlagSSO == 0 && s.UserID != pol.BreakGlassUser:
 		return "sso_required"
-	case pol.RequireMFA && s.Flags&(FlagMFA|FlagSSO) == 0 && !now.Before(pol.MFARequiredSince.Add(pol.MFAGrace)) &&
+	case pol.RequireMFA && s.Flags&(FlagMFA|FlagSSO) == 0 && !(pol.MFAAllowEmail && s.Flags&FlagEmailCode != 0) &&
+		!now.Before(pol.MFARequiredSince.Add(pol.MFAGrace)) &&
 		(s.CreatedAt.Before(pol.MFARequiredSince) || s.Flags&FlagMustEnrol != 0):
 		return "mfa_required"
 	}
