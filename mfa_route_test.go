@@ -87,13 +87,7 @@ func TestRequireMFAEmailCodeIsNotEnough(t *testing.T) {
 	call := func(token string) *httptest.ResponseRecorder { return serveHandler(h, "/admin/users", token, client) }
 
 	_, p := f.signIn(t, adaEmail, ownerPW)
-	email, err := f.g.BeginOOB(f.ctx, p, mfa.KindEmail, "ada.codes@example.test", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.g.ConfirmFactor(f.ctx, p, email.ID, digits6.FindString(f.out.lastMail(t).Text)); err != nil {
-		t.Fatal(err)
-	}
+	email := f.enrolEmail(t, p, "ada.codes@example.test")
 	sms, err := f.g.BeginOOB(f.ctx, p, mfa.KindSMS, "+447700900123", "")
 	if err != nil {
 		t.Fatal(err)
@@ -102,11 +96,7 @@ func TestRequireMFAEmailCodeIsNotEnough(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	pend := f.pending(t, adaEmail, ownerPW)
-	if err := f.g.SendLoginCode(f.ctx, pend.Token, email.ID, "203.0.113.5", "test"); err != nil {
-		t.Fatal(err)
-	}
-	res, err := f.complete(guard.MethodCode, pend.Token, digits6.FindString(f.out.lastMail(t).Text))
+	res, err := f.withEmailCode(t, adaEmail, ownerPW, email)
 	if err != nil {
 		t.Fatalf("sign-in with the email code: %v", err)
 	}
@@ -122,7 +112,7 @@ func TestRequireMFAEmailCodeIsNotEnough(t *testing.T) {
 	}
 
 	f.clock.Advance(time.Minute) // past the resend cool-down
-	pend = f.pending(t, adaEmail, ownerPW)
+	pend := f.pending(t, adaEmail, ownerPW)
 	if err := f.g.SendLoginCode(f.ctx, pend.Token, sms.ID, "203.0.113.5", "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -157,13 +147,7 @@ func TestEmailOnlyUserUnderRequireMFA(t *testing.T) {
 	f := newMFAFixture(t, manySessions)
 	f.createUser(t, adaEmail, ownerPW)
 	_, p := f.signIn(t, adaEmail, ownerPW)
-	email, err := f.g.BeginOOB(f.ctx, p, mfa.KindEmail, "ada.codes@example.test", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.g.ConfirmFactor(f.ctx, p, email.ID, digits6.FindString(f.out.lastMail(t).Text)); err != nil {
-		t.Fatal(err)
-	}
+	email := f.enrolEmail(t, p, "ada.codes@example.test")
 	sys := guard.System("test")
 	setPolicy := func(pol guard.Policy) {
 		t.Helper()
@@ -178,11 +162,7 @@ func TestEmailOnlyUserUnderRequireMFA(t *testing.T) {
 	}
 	withEmailCode := func() guard.LoginResult {
 		t.Helper()
-		pend := f.pending(t, adaEmail, ownerPW)
-		if err := f.g.SendLoginCode(f.ctx, pend.Token, email.ID, "203.0.113.5", "test"); err != nil {
-			t.Fatal(err)
-		}
-		res, err := f.complete(guard.MethodCode, pend.Token, digits6.FindString(f.out.lastMail(t).Text))
+		res, err := f.withEmailCode(t, adaEmail, ownerPW, email)
 		if err != nil {
 			t.Fatalf("the email code: %v", err)
 		}
@@ -215,11 +195,7 @@ func TestEmailOnlyUserUnderRequireMFA(t *testing.T) {
 
 	setPolicy(guard.Policy{RequireMFA: true, MFAAllowEmail: true})
 	f.clock.Advance(30 * time.Second)
-	pend := f.pending(t, adaEmail, ownerPW)
-	if err := f.g.SendLoginCode(f.ctx, pend.Token, email.ID, "203.0.113.5", "test"); err != nil {
-		t.Fatal(err)
-	}
-	if res, err := f.complete(guard.MethodCode, pend.Token, digits6.FindString(f.out.lastMail(t).Text)); err != nil || res.Token == "" {
+	if res, err := f.withEmailCode(t, adaEmail, ownerPW, email); err != nil || res.Token == "" {
 		t.Errorf("email codes accepted by the policy: %+v, %v; want a session", res, err)
 	}
 }

@@ -129,6 +129,31 @@ func (f *mfaFixture) enrolTOTP(t testing.TB, p guard.Principal) (secret string, 
 	return en.Secret, codes
 }
 
+// enrolEmail adds a confirmed email factor sending to addr for the
+// signed-in user p.
+func (f *mfaFixture) enrolEmail(t testing.TB, p guard.Principal, addr string) mfa.Factor {
+	t.Helper()
+	fa, err := f.g.BeginOOB(f.ctx, p, mfa.KindEmail, addr, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.ConfirmFactor(f.ctx, p, fa.ID, digits6.FindString(f.out.lastMail(t).Text)); err != nil {
+		t.Fatal(err)
+	}
+	return fa
+}
+
+// withEmailCode signs in with the password, then the code sent by the
+// email factor fa, and returns CompleteLogin's answer.
+func (f *mfaFixture) withEmailCode(t testing.TB, email, pw string, fa mfa.Factor) (guard.LoginResult, error) {
+	t.Helper()
+	pend := f.pending(t, email, pw)
+	if err := f.g.SendLoginCode(f.ctx, pend.Token, fa.ID, "203.0.113.5", "test"); err != nil {
+		t.Fatal(err)
+	}
+	return f.complete(guard.MethodCode, pend.Token, digits6.FindString(f.out.lastMail(t).Text))
+}
+
 func (f *mfaFixture) code(t testing.TB, secret string) string {
 	t.Helper()
 	c, err := totp.GenerateCode(secret, f.clock.Now())

@@ -10,7 +10,6 @@ import (
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
-	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
 	"github.com/pquerna/otp/totp"
 )
@@ -128,19 +127,9 @@ func TestPolicyChangeReachesOpenSessions(t *testing.T) {
 		f := newMFAFixture(t)
 		f.createUser(t, adaEmail, ownerPW)
 		_, p := f.signIn(t, adaEmail, ownerPW)
-		email, err := f.g.BeginOOB(f.ctx, p, mfa.KindEmail, "ada.codes@example.test", "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.g.ConfirmFactor(f.ctx, p, email.ID, digits6.FindString(f.out.lastMail(t).Text)); err != nil {
-			t.Fatal(err)
-		}
+		email := f.enrolEmail(t, p, "ada.codes@example.test")
 		f.clock.Advance(time.Minute) // past the resend cool-down
-		pend := f.pending(t, adaEmail, ownerPW)
-		if err := f.g.SendLoginCode(f.ctx, pend.Token, email.ID, "203.0.113.5", "test"); err != nil {
-			t.Fatal(err)
-		}
-		res, err := f.complete(guard.MethodCode, pend.Token, digits6.FindString(f.out.lastMail(t).Text))
+		res, err := f.withEmailCode(t, adaEmail, ownerPW, email)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -100,12 +100,22 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 // never their PEM. At most 10 certificates (sso.Connection's limit) fit
 // an audit field.
 func certFingerprints(pems []string) string {
-	var fps []string
+	var ders [][]byte
 	for _, p := range pems {
 		if b, _ := pem.Decode([]byte(p)); b != nil {
-			sum := sha256.Sum256(b.Bytes)
-			fps = append(fps, hex.EncodeToString(sum[:]))
+			ders = append(ders, b.Bytes)
 		}
+	}
+	return fingerprints(ders)
+}
+
+// fingerprints returns the SHA-256 fingerprints (hex) of DER
+// certificates, comma-separated.
+func fingerprints(ders [][]byte) string {
+	fps := make([]string, len(ders))
+	for i, d := range ders {
+		sum := sha256.Sum256(d)
+		fps[i] = hex.EncodeToString(sum[:])
 	}
 	return strings.Join(fps, ",")
 }
@@ -565,12 +575,11 @@ func idpSigners(metadata string) string {
 	if err != nil {
 		return ""
 	}
-	fps := make([]string, len(idp.Certificates))
+	ders := make([][]byte, len(idp.Certificates))
 	for i, c := range idp.Certificates {
-		sum := sha256.Sum256(c.Raw)
-		fps[i] = hex.EncodeToString(sum[:])
+		ders[i] = c.Raw
 	}
-	return strings.Join(fps, ",")
+	return fingerprints(ders)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
