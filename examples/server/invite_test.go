@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Adding a user without a password mails them an invitation, which sets
@@ -58,5 +59,35 @@ func TestInviteAndDeleteUser(t *testing.T) {
 	}
 	if resp := ivy.signIn("ivy@demo.example", "lantern harbour quiet steps"); resp.StatusCode == http.StatusSeeOther {
 		t.Error("the deleted user signed in")
+	}
+}
+
+// The invitation works for as long as the page says it does (the console
+// sets Recovery.InviteTTL from the same constant), and not after.
+func TestInvitationLivesAsSaid(t *testing.T) {
+	owner, password := newClient(t)
+	owner.signInAdmin(ownerEmail, password)
+	invite := func(email string) string {
+		resp, _ := owner.post("/users", url.Values{"email": {email}, "role": {"member"}})
+		if _, page := owner.get(resp.Header.Get("Location")); !strings.Contains(page, "it works once, for "+inviteTTLText) {
+			t.Fatalf("after inviting %s:\n%.2000s", email, page)
+		}
+		return waitLink(t, owner.con, email)
+	}
+	early, late := invite("una@demo.example"), invite("vic@demo.example")
+	use := func(link string) int {
+		c := newClientOf(t, owner.srv, owner.con)
+		u, _ := url.Parse(link)
+		c.get(u.RequestURI())
+		resp, _ := c.post("/reset", url.Values{"password": {"lantern harbour quiet steps"}, "confirm": {"lantern harbour quiet steps"}, "captcha": {standinToken}})
+		return resp.StatusCode
+	}
+	owner.clock.Advance(inviteTTL - time.Minute)
+	if code := use(early); code != http.StatusSeeOther {
+		t.Fatalf("an invitation a minute before it ends: %d, want 303", code)
+	}
+	owner.clock.Advance(2 * time.Minute)
+	if code := use(late); code != http.StatusBadRequest {
+		t.Fatalf("an invitation a minute after it ended: %d, want 400", code)
 	}
 }

@@ -343,7 +343,7 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 		AuditKey: keys.Audit,
 		MFA:      &mfa.Config{Keyring: kr, Issuer: "Guard demo", Email: mail, SMS: mail},
 		Captcha:  verifier,
-		Recovery: guard.RecoveryConfig{Email: mail, BaseURL: strings.TrimSuffix(base.String(), "/")},
+		Recovery: guard.RecoveryConfig{Email: mail, BaseURL: strings.TrimSuffix(base.String(), "/"), InviteTTL: inviteTTL},
 		// SAML: the SP's URLs are built from the base URL, never from a
 		// request's Host.
 		SSO: &sso.Config{BaseURL: strings.TrimSuffix(base.String(), "/"), Key: spKey, Certificate: spCert,

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/auth"
@@ -47,9 +48,11 @@ func (a *app) users(w http.ResponseWriter, r *http.Request) {
 	a.page(w, r, "users.html", view{Title: "Users", Nav: "users", Data: v})
 }
 
-// inviteTTL is how long an invitation link works: Guard's default
-// Recovery.InviteTTL, which the console keeps.
-const inviteTTL = "3 days"
+// inviteTTL is how long an invitation link works: the console's
+// Recovery.InviteTTL (main.go), said in whole days on its pages.
+const inviteTTL = 3 * 24 * time.Hour
+
+var inviteTTLText = itoa(int(inviteTTL/(24*time.Hour))) + " days"
 
 func (a *app) createUser(w http.ResponseWriter, r *http.Request) {
 	if !a.form(w, r) {
@@ -71,7 +74,7 @@ func (a *app) createUser(w http.ResponseWriter, r *http.Request) {
 			a.failOr(w, r, err, "/users/"+u.ID)
 			return
 		}
-		a.ok(w, r, "/users/"+u.ID, "Invited %s: a link to set their password was mailed (the console prints it); it works once, for %s.", u.Email, inviteTTL)
+		a.ok(w, r, "/users/"+u.ID, "Invited %s: a link to set their password was mailed (the console prints it); it works once, for %s.", u.Email, inviteTTLText)
 		return
 	}
 	a.ok(w, r, "/users/"+u.ID, "Created %s.", u.Email)
@@ -167,7 +170,7 @@ func (a *app) userAction(w http.ResponseWriter, r *http.Request) {
 	case "factor":
 		err, msg = a.g.RemoveFactor(ctx, p, p.Tenant, id, r.PostForm.Get("factor")), "Second factor removed."
 	case "invite":
-		err, msg = a.g.SendInvitation(ctx, p, p.Tenant, id), "Invitation mailed again (the console prints it): the link sets a password, works once, for "+inviteTTL+", and the earlier one no longer works."
+		err, msg = a.g.SendInvitation(ctx, p, p.Tenant, id), "Invitation mailed again (the console prints it): the link sets a password, works once, for "+inviteTTLText+", and the earlier one no longer works."
 	case "delete":
 		if r.PostForm.Get("confirm") != "yes" {
 			a.setFlash(w, "error", "Tick the box to confirm: deleting a user cannot be undone.")
