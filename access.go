@@ -123,11 +123,15 @@ func (g *Guard) denied(ctx context.Context, by Principal, s rbac.Section, a rbac
 // Authorize is the per-request decision: whether the principal may take
 // action on section, in the principal's own tenant. It returns the
 // decision or ErrForbidden (recorded as access.denied) or ErrUnavailable.
-// A decision with NeedsApproval (the tenant put the action under
-// four-eyes approval) is Allowed only once an approval is consumed:
-// a caller must check NeedsApproval and call ConsumeApproval before
-// acting (the HTTP Require refuses such an action; RequireApprovable
-// lets it through for a handler that does this). Enforcer errors deny. A session that
+// An action the tenant put under four-eyes approval fails closed: for a
+// principal whose roles allow it, Authorize returns a Decision with
+// NeedsApproval (and not Allowed) and ErrApprovalRequired (an
+// ErrForbidden, not recorded: the caller decides whether this is a
+// refusal), so that a caller who checks only the error never acts
+// unapproved. A caller who takes approvals goes on only after a
+// ConsumeApproval for the action succeeds (the HTTP Require refuses such
+// an action; RequireApprovable lets it through for a handler that does
+// this). Enforcer errors deny. A session that
 // signed in with a password that must be changed (FlagPasswordExpired) is
 // refused whatever its roles, with ErrPasswordChangeRequired (also
 // ErrForbidden).
@@ -161,6 +165,9 @@ func (g *Guard) Authorize(ctx context.Context, p Principal, s rbac.Section, a rb
 	}
 	if !d.Allowed {
 		return rbac.Decision{}, g.denied(ctx, p, s, a, "no_permission")
+	}
+	if d.NeedsApproval {
+		return rbac.Decision{NeedsApproval: true, Version: d.Version}, ErrApprovalRequired
 	}
 	return d, nil
 }
@@ -206,10 +213,20 @@ func (g *Guard) require(s rbac.Section, a rbac.Action, approvable bool) func(htt
 				g.refuse(w, r, http.StatusUnauthorized, "", ErrUnauthenticated)
 				return
 			}
-			d, err := g.Authorize(r.Context(), p, s, a)
+			_, err := g.Authorize(r.Context(), p, s, a)
 			switch {
 			case errors.Is(err, ErrPasswordChangeRequired):
 				g.refusePasswordExpired(w, r)
+				return
+			case errors.Is(err, ErrApprovalRequired) && approvable:
+				r = r.WithContext(context.WithValue(r.Context(), approvalKey{}, true))
+			case errors.Is(err, ErrApprovalRequired):
+				if err := g.denied(r.Context(), p, s, a, ReasonApprovalRequired); !errors.Is(err, ErrForbidden) {
+					g.refuse(w, r, http.StatusServiceUnavailable, unavailableText, err)
+					return
+				}
+				w.Header().Set(ReasonHeader, ReasonApprovalRequired)
+				g.refuse(w, r, http.StatusForbidden, "Forbidden: this action needs another person's approval", ErrApprovalRequired)
 				return
 			case errors.Is(err, ErrForbidden):
 				g.refuse(w, r, http.StatusForbidden, "", err)
@@ -217,18 +234,6 @@ func (g *Guard) require(s rbac.Section, a rbac.Action, approvable bool) func(htt
 			case err != nil:
 				g.refuse(w, r, http.StatusServiceUnavailable, unavailableText, err)
 				return
-			}
-			if d.NeedsApproval {
-				if !approvable {
-					if err := g.denied(r.Context(), p, s, a, ReasonApprovalRequired); !errors.Is(err, ErrForbidden) {
-						g.refuse(w, r, http.StatusServiceUnavailable, unavailableText, err)
-						return
-					}
-					w.Header().Set(ReasonHeader, ReasonApprovalRequired)
-					g.refuse(w, r, http.StatusForbidden, "Forbidden: this action needs another person's approval", ErrApprovalRequired)
-					return
-				}
-				r = r.WithContext(context.WithValue(r.Context(), approvalKey{}, true))
 			}
 			next.ServeHTTP(w, r)
 		})

@@ -268,6 +268,25 @@ func TestFourEyesApproval(t *testing.T) {
 	if r := reasons(f.events(t, audit.AccessDenied)); r[guard.ReasonApprovalRequired] != 1 {
 		t.Errorf("access.denied reasons %v, want one %q", r, guard.ReasonApprovalRequired)
 	}
+	// Authorize fails closed as well: a caller who checks only the error
+	// never acts unapproved. It records nothing (the caller may go on to
+	// take an approval); a reports-only user, whose roles do not allow the
+	// action at all, gets a plain ErrForbidden.
+	denied := len(f.events(t, audit.AccessDenied))
+	d, err := f.g.Authorize(f.ctx, req, rbac.Campaigns, rbac.Send)
+	if !errors.Is(err, guard.ErrApprovalRequired) || !errors.Is(err, guard.ErrForbidden) || d.Allowed || !d.NeedsApproval {
+		t.Errorf("Authorize of an action under approval = %+v, %v; want not Allowed, NeedsApproval, ErrApprovalRequired", d, err)
+	}
+	if n := len(f.events(t, audit.AccessDenied)); n != denied {
+		t.Errorf("Authorize of an action under approval recorded %d access.denied events, want none", n-denied)
+	}
+	reader, _ := f.userWithRoles(t, "rea@example.test", rbac.ReportsOnly)
+	if d, err := f.g.Authorize(f.ctx, reader, rbac.Campaigns, rbac.Send); errors.Is(err, guard.ErrApprovalRequired) || !errors.Is(err, guard.ErrForbidden) || d.Allowed || d.NeedsApproval {
+		t.Errorf("Authorize for a reports-only user = %+v, %v; want a plain ErrForbidden", d, err)
+	}
+	if d, err := f.g.Authorize(f.ctx, req, rbac.Campaigns, rbac.Read); err != nil || !d.Allowed || d.NeedsApproval {
+		t.Errorf("Authorize of campaigns:read = %+v, %v; want allowed", d, err)
+	}
 	// An action not under approval goes through Require as before.
 	w = httptest.NewRecorder()
 	r = httptest.NewRequest("GET", "/campaigns", nil)

@@ -25,7 +25,8 @@
 //   - SAML single sign-on as service provider (Config.SSO: StartSSO,
 //     CompleteSSO, LogoutSSO) and "require SSO" with a break-glass owner;
 //   - roles and four-eyes approvals on casbin (Require, which refuses an
-//     action under approval, RequireApprovable, Authorize, GrantRole,
+//     action under approval, RequireApprovable, Authorize, which returns
+//     ErrApprovalRequired for one, GrantRole,
 //     DefineRole, RequestApproval, ApproveRequest, ConsumeApproval; a
 //     grant or revocation ends the user's sessions), IP allow-lists for people and for API keys
 //     (SetIPAllowList, Config.Proxies), API keys (CreateAPIKey);

@@ -56,9 +56,12 @@ func (a *app) campaigns(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	ctx := r.Context()
 	v := campaignsView{}
-	if d, err := a.g.Authorize(ctx, p, rbac.Campaigns, rbac.Send); err == nil {
-		v.CanSend, v.NeedsApproval = true, d.NeedsApproval
-	} else if !errors.Is(err, guard.ErrForbidden) {
+	switch _, err := a.g.Authorize(ctx, p, rbac.Campaigns, rbac.Send); {
+	case err == nil:
+		v.CanSend = true
+	case errors.Is(err, guard.ErrApprovalRequired):
+		v.CanSend, v.NeedsApproval = true, true
+	case !errors.Is(err, guard.ErrForbidden):
 		a.fail(w, r, err, "/")
 		return
 	}

@@ -72,9 +72,12 @@ func (a *app) securityData(r *http.Request, fresh bool) (securityView, error) {
 		return securityView{}, err
 	}
 	// Only those who may send campaigns see (and change) the rule.
-	if d, err := a.g.Authorize(ctx, p, rbac.Campaigns, rbac.Send); err == nil {
-		v.CanFourEyes, v.FourEyes = true, d.NeedsApproval
-	} else if !errors.Is(err, guard.ErrForbidden) {
+	switch _, err := a.g.Authorize(ctx, p, rbac.Campaigns, rbac.Send); {
+	case err == nil:
+		v.CanFourEyes = true
+	case errors.Is(err, guard.ErrApprovalRequired):
+		v.CanFourEyes, v.FourEyes = true, true
+	case !errors.Is(err, guard.ErrForbidden):
 		return securityView{}, err
 	}
 	return v, nil

@@ -133,8 +133,8 @@ func TestFacadeFourEyes(t *testing.T) {
 	rob, _ := signIn(t, g1, "rob@example.com", rbac.Manager)
 	ann, _ := signIn(t, g2, "ann@example.com", rbac.Manager)
 	d, err := g2.Authorize(ctx, rob, rbac.Campaigns, rbac.Send)
-	if err != nil || !d.Allowed || !d.NeedsApproval {
-		t.Fatalf("Authorize campaigns:send on the other replica = %+v, %v; want allowed, needing approval", d, err)
+	if !errors.Is(err, guard.ErrApprovalRequired) || d.Allowed || !d.NeedsApproval {
+		t.Fatalf("Authorize campaigns:send on the other replica = %+v, %v; want ErrApprovalRequired, needing approval", d, err)
 	}
 	payload := []byte(`{"campaign":"c1"}`)
 	ap, err := g1.RequestApproval(ctx, rob, "campaigns:send", "c1", payload, time.Hour)
