@@ -39,9 +39,11 @@ var (
 	// until the user changes it (ChangePasswordAndRotate or
 	// ChangePassword) or resets it. It is also ErrForbidden.
 	ErrPasswordChangeRequired = fmt.Errorf("%w: your password must be changed first", ErrForbidden)
-	// ErrApprovalRequired: the action is under four-eyes approval, and the
-	// route does not take approvals (Require refuses it; mount the route
-	// with RequireApprovable and call ConsumeApproval). It is also
+	// ErrApprovalRequired: the action is under four-eyes approval.
+	// Authorize returns it for a principal whose roles allow the action
+	// (go on only after ConsumeApproval succeeds); Require refuses such a
+	// route with it (mount a route that takes approvals with
+	// RequireApprovable and call ConsumeApproval). It is also
 	// ErrForbidden.
 	ErrApprovalRequired = fmt.Errorf("%w: this action needs another person's approval", ErrForbidden)
 	// ErrStepUpRequired: the action needs a recent authentication; call
