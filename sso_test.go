@@ -2,21 +2,16 @@ package guard_test
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
-	"html"
 	"io"
 	"log"
-	"math/big"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -30,6 +25,7 @@ import (
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/internal/ssosite"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/sso"
@@ -61,21 +57,7 @@ func keyPair(t testing.TB, cn string) (*rsa.PrivateKey, *x509.Certificate) {
 }
 
 func newKeyPair(t testing.TB, cn string) (*rsa.PrivateKey, *x509.Certificate) {
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k, c
+	return ssosite.KeyPair(t, cn)
 }
 
 // ssoSite is a host application wired the way the README says: Guard's
@@ -138,31 +120,7 @@ func newSSOSiteOn(t *testing.T, stores guard.Stores) *ssoSite {
 		t.Fatal(err)
 	}
 	g := s.g
-	mux.HandleFunc("GET /saml/{tenant}/metadata", func(w http.ResponseWriter, r *http.Request) {
-		b, err := g.SSOMetadata(r.PathValue("tenant"))
-		if err != nil {
-			http.NotFound(w, r)
-			return
-		}
-		w.Write(b)
-	})
-	mux.HandleFunc("GET /saml/{tenant}/login", func(w http.ResponseWriter, r *http.Request) {
-		l, err := g.StartSSO(r.Context(), guard.SSOStart{Tenant: r.PathValue("tenant"), ReturnTo: "/api/whoami", IP: g.ClientIP(r)})
-		if err != nil {
-			http.Error(w, "sso unavailable", http.StatusBadRequest)
-			return
-		}
-		http.Redirect(w, r, l.RedirectURL, http.StatusSeeOther)
-	})
-	mux.HandleFunc("POST /saml/{tenant}/acs", func(w http.ResponseWriter, r *http.Request) {
-		res, to, err := g.CompleteSSO(r.Context(), guard.SSOResponse{Tenant: r.PathValue("tenant"), Request: r, IP: g.ClientIP(r), UserAgent: r.UserAgent()})
-		if err != nil {
-			http.Error(w, guard.ErrSSOFailed.Error(), http.StatusForbidden)
-			return
-		}
-		g.SetSessionCookie(w, res.Token, res.Session)
-		http.Redirect(w, r, to, http.StatusSeeOther)
-	})
+	ssosite.Routes(mux, g, "/api/whoami", nil)
 	mux.Handle("GET /api/whoami", guard.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := guard.PrincipalFrom(r.Context())
 		u, _ := g.User(r.Context(), p, p.Tenant, p.UserID)
@@ -219,22 +177,10 @@ func (s *ssoSite) get(t *testing.T, c *http.Client, u string) string {
 	return string(b)
 }
 
-var (
-	inputRE  = regexp.MustCompile(`<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"`)
-	actionRE = regexp.MustCompile(`<form[^>]*action="([^"]+)"`)
-)
-
+// formOf returns the action and fields of the first form in page.
 func formOf(t *testing.T, page string) (string, url.Values) {
 	t.Helper()
-	m := actionRE.FindStringSubmatch(page)
-	if m == nil {
-		t.Fatalf("no form in page:\n%s", page)
-	}
-	v := url.Values{}
-	for _, in := range inputRE.FindAllStringSubmatch(page, -1) {
-		v.Set(in[1], html.UnescapeString(in[2]))
-	}
-	return html.UnescapeString(m[1]), v
+	return ssosite.FormOf(t, page)
 }
 
 // signIn runs an SP-initiated login in a fresh browser and returns the
