@@ -22,12 +22,22 @@ func (g *Guard) ClientAddr(r *http.Request) (netip.Addr, error) {
 	return g.resolver.ClientIP(r)
 }
 
-// ClientIP returns the resolved client IP of r as a string, or "" when it
-// cannot be identified (see ClientAddr).
+// UnidentifiedIP is what ClientIP returns for a request whose client IP
+// cannot be identified (ClientAddr's error: a trusted proxy sent a
+// garbled X-Forwarded-For, say). It is not an address, so it matches no
+// allow-list, and every per-IP limit (login throttling and its CAPTCHA,
+// reset links, one-time codes, SSO starts) counts all such requests in
+// one shared bucket. An empty IP would skip those limits, which are meant
+// for callers with no network client at all.
+const UnidentifiedIP = "unidentified"
+
+// ClientIP returns the resolved client IP of r as a string, for the IP of
+// a LoginRequest, ForgotRequest and the like, or UnidentifiedIP when it
+// cannot be identified (see ClientAddr). It never returns "".
 func (g *Guard) ClientIP(r *http.Request) string {
 	a, err := g.resolver.ClientIP(r)
 	if err != nil {
-		return ""
+		return UnidentifiedIP
 	}
 	return a.String()
 }

@@ -29,7 +29,8 @@ type LoginRequest struct {
 	Email    string
 	Password string
 	// IP and UserAgent of the client, for throttling and audit. An empty IP
-	// skips per-IP throttling (for logins that do not come over a network).
+	// skips per-IP throttling (for logins that do not come over a network);
+	// for an HTTP request pass ClientIP(r), which is never empty.
 	// A pending login (second factor) is bound to the UserAgent.
 	IP        string
 	UserAgent string
