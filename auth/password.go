@@ -217,8 +217,13 @@ func (h *Hasher) verifyBcrypt(ctx context.Context, password, hash string) (ok, r
 	if err := checkBcrypt(hash); err != nil {
 		return false, false, err
 	}
-	if len(password) > bcryptMaxPassword {
-		return false, true, nil
+	// A password longer than bcrypt reads never matches (bcrypt alone
+	// would accept any password sharing its first 72 bytes), but it costs
+	// a whole compare all the same: an answer without one would tell an
+	// imported bcrypt account apart by its speed (LG-3).
+	overlong := len(password) > bcryptMaxPassword
+	if overlong {
+		password = password[:bcryptMaxPassword]
 	}
 	if err := h.acquire(ctx); err != nil {
 		return false, false, err
@@ -227,7 +232,7 @@ func (h *Hasher) verifyBcrypt(ctx context.Context, password, hash string) (ok, r
 	h.release()
 	switch {
 	case err == nil:
-		return true, true, nil
+		return !overlong, true, nil
 	case errors.Is(err, bcrypt.ErrMismatchedHashAndPassword):
 		return false, true, nil
 	}

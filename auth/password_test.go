@@ -533,6 +533,15 @@ func TestContextWhileWaiting(t *testing.T) {
 			}
 			return err
 		}},
+		// A password too long for bcrypt never matches, but waits for
+		// its compare like any other (no answer by speed, LG-3).
+		{"VerifyBcryptOverlong", func(ctx context.Context) error {
+			ok, rehash, err := h.Verify(ctx, strings.Repeat("pw-in-wait", 10), bcryptH)
+			if ok || rehash {
+				return errors.New("Verify returned ok or rehash with an error")
+			}
+			return err
+		}},
 		{"MatchesAny", func(ctx context.Context) error {
 			ok, err := h.MatchesAny(ctx, "pw-in-wait", []string{"junk", argonHash})
 			if ok {
