@@ -2,6 +2,7 @@ package guard_test
 
 import (
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -34,6 +35,84 @@ func TestImportRules(t *testing.T) {
 	for _, d := range deps(mod) {
 		if strings.HasPrefix(d, mod+"/store/") || strings.HasPrefix(d, mod+"/examples/") {
 			t.Errorf("the facade imports %s", d)
+		}
+	}
+}
+
+// SAML-51: the module graph holds the dependency floors the SAML code
+// relies on: goxmldsig v1.6.1 or later (GO-2026-4753, a signature
+// validated against one element and content read from another, and
+// GHSA-qhrp-hfff-vphr, canonicalisation without node limits) and
+// crewjam/saml v0.4.14 or later (its advisories; since v0.6 it checks
+// every document's XML round trip itself, internal/xmlroundtrip, in place
+// of mattermost/xml-roundtrip-validator). The versions are the ones the
+// module graph selects (go list -m), replacements included.
+func TestDependencyFloors(t *testing.T) {
+	floors := map[string]string{
+		"github.com/russellhaering/goxmldsig": "v1.6.1",
+		"github.com/crewjam/saml":             "v0.6.0",
+	}
+	args := []string{"list", "-m", "-f", "{{.Path}} {{.Version}}{{with .Replace}} {{.Version}}{{end}}"}
+	for path := range floors {
+		args = append(args, path)
+	}
+	out, err := exec.Command("go", args...).Output()
+	if err != nil {
+		t.Fatalf("go list -m: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			t.Fatalf("go list -m printed %q", line)
+		}
+		path, version := f[0], f[len(f)-1] // a replacement's version comes last
+		seen[path] = true
+		if !versionAtLeast(version, floors[path]) {
+			t.Errorf("the module graph selects %s %s; want %s or later", path, version, floors[path])
+		}
+	}
+	for path := range floors {
+		if !seen[path] {
+			t.Errorf("go list -m did not list %s", path)
+		}
+	}
+}
+
+// versionAtLeast compares two semantic versions vMAJOR.MINOR.PATCH
+// (anything after the patch number, a pre-release, counts as below it).
+func versionAtLeast(v, floor string) bool {
+	parse := func(s string) (n [3]int, pre bool) {
+		s = strings.TrimPrefix(s, "v")
+		if i := strings.IndexAny(s, "-+"); i >= 0 {
+			pre, s = s[i] == '-', s[:i]
+		}
+		for i, part := range strings.SplitN(s, ".", 3) {
+			n[i], _ = strconv.Atoi(part)
+		}
+		return n, pre
+	}
+	a, apre := parse(v)
+	b, _ := parse(floor)
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] > b[i]
+		}
+	}
+	return !apre
+}
+
+func TestVersionAtLeast(t *testing.T) {
+	for _, c := range []struct {
+		v, floor string
+		want     bool
+	}{
+		{"v1.6.1", "v1.6.1", true}, {"v1.6.0", "v1.6.1", false}, {"v1.10.0", "v1.6.1", true},
+		{"v2.0.0", "v1.6.1", true}, {"v1.6.1-rc.1", "v1.6.1", false}, {"v0.4.14", "v0.6.0", false},
+		{"v1.6.2-0.20260101000000-abcdef123456", "v1.6.1", true},
+	} {
+		if got := versionAtLeast(c.v, c.floor); got != c.want {
+			t.Errorf("versionAtLeast(%q, %q) = %v, want %v", c.v, c.floor, got, c.want)
 		}
 	}
 }
