@@ -189,11 +189,8 @@ func TestLoweredSessionLimitEndsOldestSessions(t *testing.T) {
 		if _, err := setSessionLimit(t, f.g, f.clock, 2, ""); err != nil {
 			t.Fatal(err)
 		}
-		var emails []string
 		for i := range 230 {
-			e := fmt.Sprintf("user%03d@example.test", i)
-			f.createUser(t, e, ownerPW)
-			emails = append(emails, e)
+			f.createUser(t, fmt.Sprintf("user%03d@example.test", i), ownerPW)
 		}
 		all, err := f.g.ListUsers(f.ctx, guard.System("test"), tenantID, "", 1000)
 		if err != nil || len(all) != 230 {

@@ -131,8 +131,11 @@ const trimPage = 100
 // sessionAllowed — so that one about to end at its next request does not
 // take the place of one kept. Users are read page by page. Each session
 // ended is recorded as session.revoked by the system, reason
-// session_limit. It returns how many it ended; on a failure, how many it
-// ended before it (each recorded) and the error (ErrUnavailable).
+// session_limit, the sessions of one user in one append after the
+// store ended them (as the other revocations are: should that append fail,
+// they stay ended, unrecorded, and the error is returned). It returns how
+// many it ended and recorded; on a failure, those ended before it and the
+// error (ErrUnavailable, or the context's).
 func (g *Guard) trimSessions(ctx context.Context, tenant string, pol Policy) (int, error) {
 	if pol.SessionLimit <= 0 {
 		return 0, nil

@@ -561,20 +561,22 @@ const trimPasses = 3
 // weighed: those live now and, if counts is not nil, for which counts
 // reports true; the others are left alone. Of those, the newest keep are
 // kept — newest by CreatedAt, then by Hash, the order in which Create
-// evicts, so that a Trim and a concurrent Create never disagree on which
-// sessions are the extra ones — and the others are deleted, oldest first.
-// A keep of 0 means no limit: nothing ends.
+// evicts, so that a Trim and a concurrent Create agree on which sessions
+// are the oldest — and the others are deleted, oldest first. A keep of 0
+// means no limit: nothing ends. A bad tenant, user ID or a negative keep
+// is an *InputError.
 //
 // Trim is not one atomic step: it lists the user's sessions (UserIndex)
 // and deletes the extra ones one at a time (Store.Delete, each atomic).
-// A session created after the listing is not in it, so Trim never ends a
-// sign-in that raced it. When a delete finds a session already gone
-// (ended, evicted by a new sign-in, rotated meanwhile), Trim lists again
-// and goes on, at most three times in all: a session rotated or
-// reauthenticated meanwhile is weighed under its new hash and CreatedAt.
-// A session that another call deletes first is not returned: that call
-// ended it. On a store error Trim stops and returns the sessions it ended
-// so far with the error; the others are untouched.
+// A session created after a listing is not in it, and is among the newest
+// in the next, so Trim does not end a sign-in that raced it. When a
+// delete finds a session already gone (ended, evicted by a new sign-in,
+// rotated meanwhile), Trim lists again and goes on, at most three
+// listings in all: a session rotated or reauthenticated meanwhile is
+// weighed under its new hash and CreatedAt. A session that another call
+// deletes first is not returned: that call ended it. On a store error
+// Trim stops and returns the sessions it ended so far with the error;
+// the others are untouched.
 func (m *Manager) Trim(ctx context.Context, tenant, userID string, keep int, counts func(Session) bool) ([]Session, error) {
 	if err := checkUser(tenant, userID); err != nil {
 		return nil, err
