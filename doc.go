@@ -31,8 +31,9 @@
 //     grant or revocation ends the user's sessions), IP allow-lists for people and for API keys
 //     (SetIPAllowList, Config.Proxies), API keys (CreateAPIKey);
 //   - opaque server-side sessions with one concurrent session per user by
-//     default, idle and absolute timeouts (Authenticate, Logout,
-//     RotateSession, UserSessions, RevokeSession);
+//     default (a lowered limit ends each user's oldest extra sessions,
+//     SetPolicy and Maintain), idle and absolute timeouts (Authenticate,
+//     Logout, RotateSession, UserSessions, RevokeSession);
 //   - HTTP middleware that authenticates sessions and API keys and puts the
 //     Principal in the request context (Middleware, RequireSession,
 //     PrincipalFrom), and routes that need a second factor (RequireMFA);

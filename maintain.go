@@ -31,6 +31,9 @@ type MaintenanceReport struct {
 	// KeysRevoked is the number of API keys revoked because their
 	// creator is deactivated, by tenant.
 	KeysRevoked map[string]int
+	// SessionsTrimmed is the number of sessions ended because their user
+	// had more than the tenant's session limit, by tenant.
+	SessionsTrimmed map[string]int
 	// Failed is the error of each tenant whose chores stopped on one.
 	Failed map[string]error
 }
@@ -49,7 +52,16 @@ const tenantPage = 100
 //   - the API keys of deactivated users revoked (DeactivateUser does it,
 //     but keys created before it did, or by a call that raced with it,
 //     may be left), each recorded as apikey.revoked with reason
-//     creator_deactivated.
+//     creator_deactivated;
+//   - the sessions of each user beyond the tenant's session limit
+//     ended, the newest kept, each recorded as session.revoked with
+//     reason session_limit: SetPolicy does it when it lowers the limit,
+//     but a failure may have stopped it part way, a sign-in on a replica
+//     that had not yet seen the change may have opened one under the old
+//     limit, and a lowered Config.Defaults lowers the limit of tenants
+//     that take the default without any SetPolicy. This lists the
+//     sessions of every user of the tenant: one session-store call per
+//     user.
 //
 // Only the system may run it (by = System("cron")); each chore is
 // recorded as it is when called alone. A tenant whose chores fail does
@@ -64,7 +76,7 @@ func (g *Guard) Maintain(ctx context.Context, by Principal, o MaintainOptions) (
 		o.MetadataMaxAge = time.Hour
 	}
 	rep := MaintenanceReport{Deactivated: map[string][]string{}, Purged: map[string]int{}, KeysRevoked: map[string]int{},
-		Failed: map[string]error{}}
+		SessionsTrimmed: map[string]int{}, Failed: map[string]error{}}
 	var errs []error
 	after := ""
 	for {
@@ -124,6 +136,13 @@ func (g *Guard) maintainTenant(ctx context.Context, by Principal, tenant string,
 		return err
 	} else if n > 0 {
 		rep.KeysRevoked[tenant] = n
+	}
+	n, err := g.trimSessions(ctx, tenant, pol)
+	if n > 0 {
+		rep.SessionsTrimmed[tenant] = n
+	}
+	if err != nil {
+		return err
 	}
 	if g.sso == nil {
 		return nil

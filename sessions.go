@@ -120,6 +120,70 @@ func (g *Guard) endForPolicy(ctx context.Context, s session.Session, reason stri
 	return ErrPolicyChanged
 }
 
+// trimPage is how many users trimSessions reads at a time.
+const trimPage = 100
+
+// trimSessions ends, for each user of the tenant, the sessions beyond the
+// session limit of pol (the tenant's effective policy), keeping the
+// user's newest (session.Manager.Trim): what a lowered limit asks of the
+// sessions opened before it. Only the sessions pol still allows are
+// weighed — live under its idle timeout and lifetime, and meeting
+// sessionAllowed — so that one about to end at its next request does not
+// take the place of one kept. Users are read page by page. Each session
+// ended is recorded as session.revoked by the system, reason
+// session_limit, the sessions of one user in one append after the
+// store ended them (as the other revocations are: should that append fail,
+// they stay ended, unrecorded, and the error is returned). It returns how
+// many it ended and recorded; on a failure, those ended before it and the
+// error (ErrUnavailable, or the context's).
+func (g *Guard) trimSessions(ctx context.Context, tenant string, pol Policy) (int, error) {
+	if pol.SessionLimit <= 0 {
+		return 0, nil
+	}
+	counts := func(s session.Session) bool {
+		now := g.now()
+		switch {
+		case pol.IdleTimeout > 0 && now.Sub(s.LastSeen) >= pol.IdleTimeout,
+			pol.SessionLifetime > 0 && !now.Before(s.CreatedAt.Add(pol.SessionLifetime)):
+			return false
+		}
+		return sessionAllowed(s, pol, now) == ""
+	}
+	n := 0
+	after := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		us, err := g.stores.Users.ListUserSummaries(ctx, tenant, after, trimPage)
+		if err != nil {
+			return n, unavailable("list users", err)
+		}
+		for _, u := range us {
+			ended, err := g.sessions.Trim(ctx, tenant, u.ID, pol.SessionLimit, counts)
+			if len(ended) > 0 {
+				evs := make([]audit.Event, len(ended))
+				for i, s := range ended {
+					evs[i] = audit.Event{Tenant: tenant, Actor: audit.Actor{Kind: audit.ActorSystem, ID: "policy"},
+						Action: audit.SessionRevoked, Target: s.ID(), Outcome: audit.Success, Reason: ReasonSessionLimit,
+						Meta: map[string]string{"user": s.UserID}}
+				}
+				if rerr := g.record(ctx, evs...); rerr != nil {
+					return n, rerr
+				}
+				n += len(ended)
+			}
+			if err != nil {
+				return n, unavailable("end sessions beyond the limit", err)
+			}
+		}
+		if len(us) < trimPage {
+			return n, nil
+		}
+		after = us[len(us)-1].ID
+	}
+}
+
 // Logout ends the principal's session.
 func (g *Guard) Logout(ctx context.Context, p Principal) error {
 	if p.Kind != KindUser || p.Session.IsZero() {

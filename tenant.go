@@ -24,7 +24,11 @@ type Tenant struct {
 type Policy struct {
 	// SessionLimit is the number of concurrent sessions a user may have
 	// (the seeds' "one concurrent login session per user" is 1, the
-	// default). 0 takes the default.
+	// default). 0 takes the default. Lowering it applies to open sessions
+	// too: SetPolicy ends each user's oldest sessions beyond the new
+	// limit (by creation time; the newest are kept), whatever
+	// OnSessionLimit says, and Maintain ends any it missed. Raising it
+	// ends nothing.
 	SessionLimit int `json:"session_limit,omitempty"`
 	// OnSessionLimit says what a login beyond the limit does: end the
 	// user's oldest session (EndOldestSession, the default) or be refused

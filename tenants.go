@@ -90,6 +90,16 @@ func (g *Guard) EffectivePolicy(ctx context.Context, tenant string) (Policy, err
 // overwrite each other (ErrConflict). It returns the new version. A user
 // changing the policy needs a recent authentication (ErrStepUpRequired);
 // requiring MFA needs Config.MFA.
+//
+// When the change lowers the effective session limit (Policy.SessionLimit
+// and its default), SetPolicy then ends, for every user of the tenant,
+// the sessions beyond the new limit, keeping each user's newest by
+// creation time, each recorded as session.revoked by the system with
+// reason session_limit. Should that fail part way (a store failure), the
+// policy change stands, stored and recorded: SetPolicy returns the new
+// version together with the error (ErrUnavailable; or the context's
+// error, if it ended), the sessions ended so far stay ended (and
+// recorded), and Maintain ends the rest at its next run.
 func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Policy, version int64) (int64, error) {
 	if err := g.may(ctx, by, tenant, rbac.Settings, rbac.Manage); err != nil {
 		return 0, err
@@ -118,6 +128,7 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 	default:
 		p.MFARequiredSince = g.now().UTC().Truncate(time.Microsecond)
 	}
+	lowered := p.withDefaults(g.defaults).SessionLimit < cur.Policy.withDefaults(g.defaults).SessionLimit
 	v, err := g.stores.Tenants.SetPolicy(ctx, tenant, p, version)
 	switch {
 	case errors.Is(err, ErrConflict):
@@ -135,6 +146,11 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 	if err := g.record(ctx, audit.Event{Tenant: tenant, Actor: by.actor(), Action: audit.TenantPolicySet,
 		Target: tenant, IP: by.IP, UserAgent: by.UserAgent, Outcome: audit.Success, Meta: meta}); err != nil {
 		return 0, err
+	}
+	if lowered {
+		if _, err := g.trimSessions(ctx, tenant, p.withDefaults(g.defaults)); err != nil {
+			return v, err
+		}
 	}
 	return v, nil
 }

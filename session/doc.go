@@ -8,7 +8,8 @@
 //   - Manager (built with New) is what an application uses: Create at
 //     sign-in, Authenticate on every request, Rotate after a sign-in step or
 //     a change of privilege, Revoke at sign-out, RevokeID, RevokeUser and
-//     List for "your sessions" pages and for administrators.
+//     List for "your sessions" pages and for administrators, and Trim
+//     when a user's limit was lowered after their sessions were created.
 //   - Store and UserIndex are the storage contracts. store/memstore
 //     implements them in memory; other backends live under store/. Package
 //     sessiontest is the conformance suite every backend runs.
@@ -45,6 +46,9 @@
 //
 // A Manager is safe for concurrent use. It keeps no state of its own
 // beyond its configuration; every invariant is one atomic Store method.
+// Trim alone is a sequence of them (a listing, then one Delete per extra
+// session): it never ends a session created after its listing, and it
+// lists again when it finds a session changed meanwhile.
 //
 // # Errors
 //

@@ -551,6 +551,78 @@ func (m *Manager) RevokeUser(ctx context.Context, tenant, userID string, except 
 	return ended, nil
 }
 
+// trimPasses bounds how many times Trim lists a user's sessions again
+// after finding one of them gone.
+const trimPasses = 3
+
+// Trim ends the user's sessions beyond the newest keep, as when the limit
+// on sessions was lowered after they were created, and returns the
+// sessions it ended, oldest first. Only the sessions that count are
+// weighed: those live now and, if counts is not nil, for which counts
+// reports true; the others are left alone. Of those, the newest keep are
+// kept — newest by CreatedAt, then by Hash, the order in which Create
+// evicts, so that a Trim and a concurrent Create agree on which sessions
+// are the oldest — and the others are deleted, oldest first. A keep of 0
+// means no limit: nothing ends. A bad tenant, user ID or a negative keep
+// is an *InputError.
+//
+// Trim is not one atomic step: it lists the user's sessions (UserIndex)
+// and deletes the extra ones one at a time (Store.Delete, each atomic).
+// A session created after a listing is not in it, and is among the newest
+// in the next, so Trim does not end a sign-in that raced it. When a
+// delete finds a session already gone (ended, evicted by a new sign-in,
+// rotated meanwhile), Trim lists again and goes on, at most three
+// listings in all: a session rotated or reauthenticated meanwhile is
+// weighed under its new hash and CreatedAt. A session that another call
+// deletes first is not returned: that call ended it. On a store error
+// Trim stops and returns the sessions it ended so far with the error;
+// the others are untouched.
+func (m *Manager) Trim(ctx context.Context, tenant, userID string, keep int, counts func(Session) bool) ([]Session, error) {
+	if err := checkUser(tenant, userID); err != nil {
+		return nil, err
+	}
+	if keep < 0 {
+		return nil, &InputError{Field: "keep", Reason: "must not be negative"}
+	}
+	if keep == 0 {
+		return nil, nil
+	}
+	var ended []Session
+	for range trimPasses {
+		all, err := m.index.ListByUser(ctx, tenant, userID)
+		if err != nil {
+			return ended, storeErr("list by user", err)
+		}
+		now := m.now()
+		weighed := all[:0]
+		for _, s := range all {
+			if s.LiveAt(now) && (counts == nil || counts(s)) {
+				weighed = append(weighed, s)
+			}
+		}
+		if len(weighed) <= keep {
+			return ended, nil
+		}
+		raced := false
+		// ListByUser lists oldest first: the extra ones lead.
+		for _, s := range weighed[:len(weighed)-keep] {
+			d, err := m.store.Delete(ctx, s.Hash)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				raced = true
+			case err != nil:
+				return ended, storeErr("delete", err)
+			default:
+				ended = append(ended, d)
+			}
+		}
+		if !raced {
+			return ended, nil
+		}
+	}
+	return ended, nil
+}
+
 // List returns the user's live sessions, oldest first.
 func (m *Manager) List(ctx context.Context, tenant, userID string) ([]Session, error) {
 	if err := checkUser(tenant, userID); err != nil {
