@@ -215,7 +215,8 @@ func serve(ctx context.Context, o options, out io.Writer) error {
 
 // maintain runs Guard's scheduled chores (Guard.Maintain: dormant users
 // deactivated where a tenant's policy asks, audit events past its
-// retention purged, IdP metadata fetched again from its URL) at once and
+// retention purged, IdP metadata fetched again from its URL, keys of
+// deactivated users revoked, sessions beyond a lowered limit ended) at once and
 // then every period, until ctx is done, and logs what they did.
 func maintain(ctx context.Context, g *guard.Guard, every time.Duration, logf func(string, ...any)) {
 	t := time.NewTicker(every)
@@ -236,6 +237,12 @@ func maintain(ctx context.Context, g *guard.Guard, every time.Duration, logf fun
 		}
 		for _, tenant := range rep.MetadataRefreshed {
 			logf("maintenance: tenant %q: IdP metadata fetched again", tenant)
+		}
+		for tenant, n := range rep.KeysRevoked {
+			logf("maintenance: tenant %q: %d API key(s) of deactivated users revoked", tenant, n)
+		}
+		for tenant, n := range rep.SessionsTrimmed {
+			logf("maintenance: tenant %q: %d session(s) beyond the session limit ended", tenant, n)
 		}
 		select {
 		case <-ctx.Done():
