@@ -112,9 +112,10 @@ type Connection struct {
 	// around it aside) gives a Result with MFA set, and the facade counts
 	// the sign-in as one with a second factor. LoginOptions.RequireMFA
 	// asks the IdP for one of them. Empty (the default): the IdP's
-	// multi-factor login is never trusted. At most 20, each 1 to 256
-	// bytes without control characters or surrounding white space, no
-	// duplicates.
+	// multi-factor login is never trusted. A change applies to the
+	// sign-ins after it; a session already open keeps what its sign-in
+	// was given. At most 20, each 1 to 256 bytes without control
+	// characters or surrounding white space, no duplicates.
 	MFAAuthnContexts []string
 
 	// IdPInitiated accepts unsolicited responses (IdP-initiated login).
