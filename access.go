@@ -245,14 +245,19 @@ type approvalKey struct{}
 // RequireMFA returns middleware for routes that need a second factor
 // (authenticator assurance level 2): it lets a request through only for a
 // user session whose sign-in, or latest Reauthenticate, included one
-// (FlagMFA; a sign-in with an email code alone does not count). Mount it
-// inside Middleware, alone or with Require. Without a principal it answers
-// 401; any other principal (a password-only session, one signed in with an
-// email code, an SSO session, an API key) gets 403 with the header
+// (FlagMFA; a sign-in with an email code alone does not count). A single
+// sign-on counts when the IdP asserted a multi-factor login with an
+// AuthnContextClassRef in the tenant's sso.Connection.MFAAuthnContexts.
+// Mount it inside Middleware, alone or with Require. Without a principal
+// it answers 401; any other principal (a password-only session, one
+// signed in with an email code, an SSO session whose IdP did not assert a
+// trusted multi-factor login, an API key) gets 403 with the header
 // "Guard-Step-Up: mfa", and an access.denied event with reason
 // mfa_required: send a user to Reauthenticate with their authenticator
 // app (the second factor it checks) and retry; one without an
-// authenticator app must enrol one first. A session that signed in with a
+// authenticator app must enrol one first; an SSO user may sign in again
+// with SSOStart{RequireMFA: true, ForceAuthn: true} when the tenant's
+// connection lists MFAAuthnContexts. A session that signed in with a
 // password that must be changed gets 403 with "Guard-Reason:
 // password_expired" first, as for Require. A store failure
 // recording the refusal answers 503.

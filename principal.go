@@ -60,9 +60,13 @@ const (
 	FlagPasswordExpired uint32 = 1 << iota
 	// FlagMFA marks a session whose sign-in, or latest Reauthenticate,
 	// included a second factor: an authenticator app, an SMS code or a
-	// recovery code. An email code does not count (it is of lower
-	// assurance: NIST SP 800-63B §5.1.3.1 does not accept email as an
-	// out-of-band authenticator).
+	// recovery code; or a single sign-on whose IdP asserted a multi-factor
+	// login the tenant trusts (an AuthnContextClassRef listed in
+	// sso.Connection.MFAAuthnContexts). An email code does not count (it
+	// is of lower assurance: NIST SP 800-63B §5.1.3.1 does not accept
+	// email as an out-of-band authenticator). The flag says how the user
+	// signed in, not when: a single sign-on may carry both FlagMFA and
+	// FlagStaleAuthn.
 	FlagMFA
 	// FlagMustEnrol marks a session of a user who has no second factor
 	// while the tenant requires one, inside the tenant's MFAGrace: the host
@@ -140,8 +144,10 @@ func (p Principal) actor() audit.Actor {
 type principalKey struct{}
 
 // HasMFA reports whether p is a user session whose sign-in, or latest
-// Reauthenticate, included a second factor other than an email code
-// (FlagMFA): authenticator assurance level 2. See RequireMFA.
+// Reauthenticate, included a second factor other than an email code, or
+// whose single sign-on the IdP asserted as multi-factor with a context
+// the tenant trusts (FlagMFA): authenticator assurance level 2. See
+// RequireMFA.
 func (p Principal) HasMFA() bool { return p.Kind == KindUser && p.Flags&FlagMFA != 0 }
 
 // PrincipalFrom returns the principal that Middleware stored in ctx.

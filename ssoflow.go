@@ -54,10 +54,12 @@ func (g *Guard) SSOConnection(ctx context.Context, by Principal, tenant string) 
 
 // SetSSOConnection configures the tenant's IdP (metadata XML or URL,
 // the certificates its metadata must be signed with, if any, attribute
-// and role mapping, just-in-time provisioning, allowed domains). The
+// and role mapping, just-in-time provisioning, allowed domains, the
+// AuthnContextClassRefs trusted as a multi-factor login). The
 // sso.configured audit event records whether metadata signatures are
-// required (metadata_signed) and the SHA-256 fingerprints of the
-// certificates (metadata_signers).
+// required (metadata_signed), the SHA-256 fingerprints of the
+// certificates (metadata_signers) and the trusted multi-factor contexts
+// (mfa_authn_contexts, space-separated).
 // Whoever controls the IdP can sign in as any user of the tenant, so only
 // an owner may do it, with a recent authentication.
 func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connection) (sso.Connection, error) {
@@ -89,6 +91,9 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 	e.Meta = map[string]string{"jit": boolString(c.JIT), "idp_initiated": boolString(c.IdPInitiated), "metadata_url": clip(c.MetadataURL, 500),
 		"allow_sha1": boolString(c.AllowSHA1), "allow_cbc": boolString(c.AllowCBC),
 		"metadata_signed": boolString(len(out.MetadataSigningCertificates) > 0)}
+	if len(out.MFAAuthnContexts) > 0 {
+		e.Meta["mfa_authn_contexts"] = clip(strings.Join(out.MFAAuthnContexts, " "), 1000)
+	}
 	if fp := certFingerprints(out.MetadataSigningCertificates); fp != "" {
 		e.Meta["metadata_signers"] = fp
 	}
@@ -178,11 +183,22 @@ type SSOStart struct {
 	// ForceAuthn asks the IdP to authenticate the user again even if it
 	// has a session (a step-up by single sign-on).
 	ForceAuthn bool
+	// RequireMFA asks the IdP for a multi-factor login: the AuthnRequest
+	// names the connection's MFAAuthnContexts (a RequestedAuthnContext,
+	// Comparison exact), for a user RequireMFA refused. With ForceAuthn, so
+	// that the IdP does not answer from a session it opened with one
+	// factor. The session gets FlagMFA only if the IdP's answer asserts
+	// one of them. A connection without MFAAuthnContexts gives
+	// sso.ErrNoMFAContexts.
+	RequireMFA bool
 }
 
 // StartSSO starts an SP-initiated login at the tenant's IdP: send the
 // browser to the returned Login's RedirectURL, or serve its Form. The
 // AuthnRequest is tracked server-side, so the response must answer it.
+// It returns sso.ErrNotFound if the tenant has no IdP, and
+// sso.ErrNoMFAContexts for RequireMFA when its connection lists no
+// MFAAuthnContexts.
 func (g *Guard) StartSSO(ctx context.Context, req SSOStart) (*sso.Login, error) {
 	if err := g.needSSO(); err != nil {
 		return nil, err
@@ -199,7 +215,8 @@ func (g *Guard) StartSSO(ctx context.Context, req SSOStart) (*sso.Login, error) 
 			return nil, ErrTooManyAttempts
 		}
 	}
-	l, err := g.sso.StartLogin(ctx, req.Tenant, sso.LoginOptions{ReturnTo: req.ReturnTo, Binding: req.Binding, ForceAuthn: req.ForceAuthn})
+	l, err := g.sso.StartLogin(ctx, req.Tenant, sso.LoginOptions{ReturnTo: req.ReturnTo, Binding: req.Binding,
+		ForceAuthn: req.ForceAuthn, RequireMFA: req.RequireMFA})
 	return l, ssoErr("start sso", err)
 }
 
@@ -221,6 +238,15 @@ type SSOResponse struct {
 // asked. Every refusal is ErrSSOFailed for the browser; the precise reason
 // is in the sso.failed event. On success, LoginResult.ReturnTo is where to
 // send the browser, and the user's LastSSOAt is set (see UserAccess.SSO).
+//
+// The session has FlagMFA when the assertion's AuthnContextClassRef is
+// one of the connection's MFAAuthnContexts: the IdP says the user signed
+// in with more than one factor. That is about how the user signed in, not
+// when: an IdP that answered from an older session of its own (a stale
+// AuthnInstant) still gives FlagMFA, beside FlagStaleAuthn, which makes
+// step-up checks ask for a new sign-in. The sso.succeeded and
+// login.succeeded events record the class reference (authn_context) and
+// whether it counted (sso.succeeded idp_mfa; login.succeeded mfa=idp).
 func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult, string, error) {
 	if err := g.needSSO(); err != nil {
 		return LoginResult{}, "", err
@@ -281,9 +307,13 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 		return LoginResult{}, "", fail(ReasonDeactivated, "", ErrSSOFailed)
 	}
 	ok := a.event(audit.SSOSucceeded, audit.Success, "")
-	ok.Meta = map[string]string{"idp": clip(res.IdPEntityID, 300), "name_id": clip(res.NameID, 300), "assertion": clip(res.AssertionID, 200)}
+	ok.Meta = map[string]string{"idp": clip(res.IdPEntityID, 300), "name_id": clip(res.NameID, 300), "assertion": clip(res.AssertionID, 200),
+		"idp_mfa": boolString(res.MFA)}
 	if res.IdPInitiated {
 		ok.Meta["idp_initiated"] = "true"
+	}
+	if res.AuthnContext != "" {
+		ok.Meta["authn_context"] = clip(res.AuthnContext, 256)
 	}
 	if err := g.record(ctx, ok); err != nil {
 		return LoginResult{}, "", err
@@ -293,6 +323,16 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 		sub.NameIDFormat = res.NameIDFormat
 	}
 	si := signIn{flags: FlagSSO, endBy: res.SessionNotOnOrAfter, subject: sub, meta: map[string]string{"method": "sso"}}
+	if res.AuthnContext != "" {
+		si.meta["authn_context"] = clip(res.AuthnContext, 256)
+	}
+	if res.MFA {
+		// The IdP's multi-factor login, trusted by the tenant's connection
+		// (sso.Connection.MFAAuthnContexts). Kept apart from freshness:
+		// FlagStaleAuthn below says when, this says how.
+		si.flags |= FlagMFA
+		si.meta["mfa"] = "idp"
+	}
 	if !g.freshAuthn(res.AuthnInstant) {
 		si.flags |= FlagStaleAuthn
 		si.meta["authn_stale"] = "true"
@@ -498,7 +538,7 @@ func ssoErr(op string, err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &ie), errors.As(err, &fe), errors.As(err, &re), errors.Is(err, sso.ErrNotFound),
-		errors.Is(err, sso.ErrNoLogout), errors.Is(err, sso.ErrFull):
+		errors.Is(err, sso.ErrNoLogout), errors.Is(err, sso.ErrFull), errors.Is(err, sso.ErrNoMFAContexts):
 		return err
 	}
 	return unavailable(op, err)

@@ -33,10 +33,16 @@ type Result struct {
 	// to end: Guard's session must not outlive it.
 	SessionNotOnOrAfter time.Time
 	// AuthnInstant is when the user authenticated at the IdP, and
-	// AuthnContext how (the AuthnContextClassRef).
+	// AuthnContext how (the AuthnContextClassRef, at most 256 bytes,
+	// control characters replaced: for the audit event).
 	AuthnInstant time.Time
 	AuthnContext string
-	AssertionID  string
+	// MFA reports whether the AuthnContextClassRef is one of the
+	// connection's MFAAuthnContexts: the IdP says the user signed in with
+	// more than one factor. It says how the user authenticated, not when
+	// (see AuthnInstant).
+	MFA         bool
+	AssertionID string
 
 	// Email is the canonical email (trimmed, lower case, a plain
 	// addr-spec), always set. Name is the display name, or "" if the IdP
@@ -330,7 +336,9 @@ func (comp *compiled) check(a *saml.Assertion, now time.Time) (*Result, []string
 			res.SessionNotOnOrAfter = *s.SessionNotOnOrAfter
 		}
 		if s.AuthnContext.AuthnContextClassRef != nil {
-			res.AuthnContext = clean(s.AuthnContext.AuthnContextClassRef.Value, 256)
+			ref := s.AuthnContext.AuthnContextClassRef.Value
+			res.AuthnContext = clean(ref, 256)
+			res.MFA = comp.conn.mfaContext(ref)
 		}
 	}
 	return res, irts, nil

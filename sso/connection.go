@@ -27,6 +27,8 @@ const (
 	maxGroupRoles    = 1000
 	maxDomains       = 100
 	maxExtraCerts    = 10
+	maxMFAContexts   = 20
+	maxClassRefBytes = 256
 )
 
 // Connection is a tenant's connection to its identity provider: where its
@@ -101,6 +103,21 @@ type Connection struct {
 	// An email of another domain is rejected (ReasonEmailDomain).
 	AllowedDomains []string
 
+	// MFAAuthnContexts are the AuthnContextClassRef values with which the
+	// tenant's IdP reports a multi-factor login, for example
+	// http://schemas.microsoft.com/claims/multipleauthn (Entra ID),
+	// urn:oasis:names:tc:SAML:2.0:ac:classes:MultiFactor or
+	// https://refeds.org/profile/mfa. An assertion whose class reference
+	// is one of them (exactly, case-sensitively; the XML white space
+	// around it aside) gives a Result with MFA set, and the facade counts
+	// the sign-in as one with a second factor. LoginOptions.RequireMFA
+	// asks the IdP for one of them. Empty (the default): the IdP's
+	// multi-factor login is never trusted. A change applies to the
+	// sign-ins after it; a session already open keeps what its sign-in
+	// was given. At most 20, each 1 to 256 bytes without control
+	// characters or surrounding white space, no duplicates.
+	MFAAuthnContexts []string
+
 	// IdPInitiated accepts unsolicited responses (IdP-initiated login).
 	// Off by default: there is no request to bind the response to, which
 	// allows login CSRF. A response that carries an InResponseTo is still
@@ -130,7 +147,7 @@ type Connection struct {
 // must parse with ParseMetadata, or with ParseSignedMetadata when
 // MetadataSigningCertificates is set, or be empty with a MetadataURL
 // set), the metadata signing and extra certificates, the skew, the
-// attribute names, role names and domains. It returns an *InputError
+// attribute names, role names, domains and multi-factor contexts. It returns an *InputError
 // naming the first unacceptable field.
 func (c *Connection) Validate(now time.Time) error {
 	if err := checkTenant(c.Tenant); err != nil {
@@ -186,7 +203,29 @@ func (c *Connection) Validate(now time.Time) error {
 			return &InputError{Field: "AllowedDomains", Reason: "has an entry that is not a domain name"}
 		}
 	}
+	if len(c.MFAAuthnContexts) > maxMFAContexts {
+		return &InputError{Field: "MFAAuthnContexts", Reason: "has more than 20 entries"}
+	}
+	for i, ref := range c.MFAAuthnContexts {
+		if ref == "" {
+			return &InputError{Field: "MFAAuthnContexts", Reason: "has an empty entry"}
+		}
+		if r := checkText(ref, maxClassRefBytes); r != "" {
+			return &InputError{Field: "MFAAuthnContexts", Reason: "has an entry that " + r}
+		}
+		if slices.Contains(c.MFAAuthnContexts[:i], ref) {
+			return &InputError{Field: "MFAAuthnContexts", Reason: "has a duplicate entry"}
+		}
+	}
 	return nil
+}
+
+// mfaContext reports whether the AuthnContextClassRef ref (as it stands
+// in the assertion) is one of MFAAuthnContexts: exactly, once the XML
+// white space around it is trimmed (an xs:anyURI collapses it).
+func (c *Connection) mfaContext(ref string) bool {
+	ref = strings.Trim(ref, " \t\r\n")
+	return ref != "" && slices.Contains(c.MFAAuthnContexts, ref)
 }
 
 // extraCerts parses ExtraCertificates.
@@ -255,6 +294,7 @@ func (c *Connection) equal(o *Connection) bool {
 		c.ClockSkew == o.ClockSkew && c.EmailAttribute == o.EmailAttribute && c.NameAttribute == o.NameAttribute &&
 		c.GroupsAttribute == o.GroupsAttribute && maps.Equal(c.GroupRoles, o.GroupRoles) && c.DefaultRole == o.DefaultRole &&
 		c.SyncRoles == o.SyncRoles && c.JIT == o.JIT && slices.Equal(c.AllowedDomains, o.AllowedDomains) &&
+		slices.Equal(c.MFAAuthnContexts, o.MFAAuthnContexts) &&
 		c.IdPInitiated == o.IdPInitiated && c.AllowSHA1 == o.AllowSHA1 && c.AllowCBC == o.AllowCBC &&
 		c.RequireValidCertificates == o.RequireValidCertificates
 }
@@ -265,6 +305,7 @@ func (c Connection) clone() Connection {
 	c.MetadataSigningCertificates = slices.Clone(c.MetadataSigningCertificates)
 	c.GroupRoles = maps.Clone(c.GroupRoles)
 	c.AllowedDomains = slices.Clone(c.AllowedDomains)
+	c.MFAAuthnContexts = slices.Clone(c.MFAAuthnContexts)
 	return c
 }
 

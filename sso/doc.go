@@ -20,8 +20,10 @@
 //     the certificates the metadata must be signed with, extra
 //     certificates for key rollover, clock skew, attribute mapping
 //     (email, name, groups → role names), just-in-time provisioning and
-//     allowed email domains, IdP-initiated login (off by default), SHA-1
-//     and CBC-encrypted assertions (both refused by default).
+//     allowed email domains, the AuthnContextClassRefs that mean a
+//     multi-factor login at the IdP (none trusted by default),
+//     IdP-initiated login (off by default), SHA-1 and CBC-encrypted
+//     assertions (both refused by default).
 //   - ParseMetadata reads an IdP's metadata, ParseSignedMetadata metadata
 //     that must carry a valid signature; SafeRedirect decides whether
 //     a return path may be redirected to.
@@ -87,7 +89,8 @@
 // allow-list and the session limit as for a password login, audit
 // sso.succeeded, keep Result.NameID, NameIDFormat and SessionIndex in
 // Stores.Subjects (for single logout), cap the session at
-// Result.SessionNotOnOrAfter, and redirect to Result.ReturnTo. For a
+// Result.SessionNotOnOrAfter, count the sign-in as one with a second
+// factor only if Result.MFA, and redirect to Result.ReturnTo. For a
 // logout, end Guard's session first, then call StartLogout.
 //
 // # Concurrency
@@ -107,6 +110,9 @@
 //   - ErrNotFound: the tenant has no connection (StartLogin,
 //     StartLogout, Connection, DeleteConnection).
 //   - ErrNoLogout: the IdP has no single logout endpoint.
+//   - ErrNoMFAContexts: StartLogin was asked for a multi-factor login
+//     (LoginOptions.RequireMFA) and the connection lists no
+//     MFAAuthnContexts.
 //   - ErrDuplicate, ErrFull: a store refused a request (a broken Rand, a
 //     store at its memory bound). Deny.
 //   - *InputError: an unacceptable tenant, return path, Connection field

@@ -25,6 +25,10 @@ var (
 	// ErrNoLogout: the IdP's metadata has no single logout endpoint with
 	// the HTTP-Redirect binding. Guard's session is ended all the same.
 	ErrNoLogout = errors.New("sso: the IdP has no single logout endpoint")
+	// ErrNoMFAContexts: a login asked the IdP for a multi-factor login
+	// (LoginOptions.RequireMFA), and the tenant's connection lists no
+	// MFAAuthnContexts, so no answer could count as one.
+	ErrNoMFAContexts = errors.New("sso: the connection lists no multi-factor authentication contexts")
 	// ErrFull: a store has reached its memory bound and cannot take a new
 	// request or replay record. Callers deny (fail closed).
 	ErrFull = errors.New("sso: store full")

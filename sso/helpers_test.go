@@ -408,6 +408,8 @@ type spec struct {
 	editPlain                     func([]byte) []byte // with encrypt: changes the plaintext after signing
 	extraConfirmation             *saml.SubjectConfirmation
 	noAssertionID, emptySubjectCD bool
+	classRef                      string // the AuthnContextClassRef; "": PasswordProtectedTransport
+	noClassRef                    bool   // an AuthnContext without AuthnContextClassRef
 }
 
 // valid returns the spec of a valid SP-initiated response with a signed
@@ -534,6 +536,12 @@ func (s spec) assertion(k testKeys) *etree.Element {
 				Value: "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"}},
 		}},
 		AttributeStatements: []saml.AttributeStatement{{Attributes: s.attributes}},
+	}
+	if s.classRef != "" {
+		a.AuthnStatements[0].AuthnContext.AuthnContextClassRef.Value = s.classRef
+	}
+	if s.noClassRef {
+		a.AuthnStatements[0].AuthnContext.AuthnContextClassRef = nil
 	}
 	if s.extraConfirmation != nil {
 		a.Subject.SubjectConfirmations = append(a.Subject.SubjectConfirmations, *s.extraConfirmation)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +34,12 @@ type LoginOptions struct {
 	// ForceAuthn asks the IdP to authenticate the user again even if it
 	// has a session (for a step-up or a break-glass check).
 	ForceAuthn bool
+	// RequireMFA asks the IdP for a multi-factor login: the AuthnRequest
+	// carries a RequestedAuthnContext, Comparison exact, listing the
+	// connection's MFAAuthnContexts. A connection without any gives
+	// ErrNoMFAContexts. Whether the login counts as multi-factor is still
+	// decided by the answer (Result.MFA): an IdP may ignore the request.
+	RequireMFA bool
 }
 
 // Login is a started SP-initiated login: send the browser to RedirectURL
@@ -82,7 +89,8 @@ func (f *PostForm) HTML(nonce string) []byte {
 // server), and returns where to send the browser.
 //
 // It returns an *InputError for an unacceptable tenant or ReturnTo,
-// ErrNotFound if the tenant has no connection, a *RejectError
+// ErrNotFound if the tenant has no connection, ErrNoMFAContexts for
+// RequireMFA when the connection lists no MFAAuthnContexts, a *RejectError
 // (ReasonMetadataUnavailable or ReasonMetadataExpired) if the stored IdP
 // metadata cannot be used, and a wrapped error if a store fails.
 func (p *Provider) StartLogin(ctx context.Context, tenant string, opts LoginOptions) (*Login, error) {
@@ -102,6 +110,9 @@ func (p *Provider) StartLogin(ctx context.Context, tenant string, opts LoginOpti
 	comp, err := p.connection(ctx, tenant)
 	if err != nil {
 		return nil, err
+	}
+	if opts.RequireMFA && len(comp.conn.MFAAuthnContexts) == 0 {
+		return nil, ErrNoMFAContexts
 	}
 	now := p.cfg.Now()
 	if rej := comp.usable(now); rej != nil {
@@ -134,6 +145,10 @@ func (p *Provider) StartLogin(ctx context.Context, tenant string, opts LoginOpti
 	if opts.ForceAuthn {
 		t := true
 		req.ForceAuthn = &t
+	}
+	if opts.RequireMFA {
+		req.RequestedAuthnContext = &saml.RequestedAuthnContext{Comparison: "exact",
+			AuthnContextClassRefs: slices.Clone(comp.conn.MFAAuthnContexts)}
 	}
 	login := &Login{RequestID: id, RelayState: relay, Expires: now.Add(p.cfg.RequestTTL)}
 	switch {

@@ -300,9 +300,13 @@ type reauthView struct {
 	NeedTOTP bool
 	// AdminMFA: an Administration page sent the user here because the
 	// session has not passed a second factor (needMFA): the step-up with
-	// the authenticator app makes it one. A new SSO sign-in would not, so
-	// it is not offered.
+	// the authenticator app makes it one, and so does a new SSO sign-in
+	// with two steps at the IdP when the tenant's connection trusts them
+	// (SSOMFA); a plain SSO sign-in would not, so it is not offered.
 	AdminMFA bool
+	// SSOMFA: the session was opened by single sign-on, and the tenant's
+	// IdP connection lists its multi-factor contexts.
+	SSOMFA bool
 	// SSO: the session was opened by single sign-on; a new sign-in at
 	// the IdP is a recent authentication too (the only one for a user
 	// without a password).
@@ -323,11 +327,17 @@ func (a *app) reauthForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := reauthView{NeedTOTP: hasTOTP(fs), SSO: p.Flags&guard.FlagSSO != 0, NoPassword: !u.HasPassword, AdminMFA: r.URL.Query().Get("mfa") == "1"}
+	if v.SSO && v.AdminMFA {
+		if v.SSOMFA, err = a.ssoMFA(r.Context(), p.Tenant); err != nil {
+			a.fail(w, r, err, "/")
+			return
+		}
+	}
 	next := localPath(r.URL.Query().Get("next"))
-	if v.AdminMFA && v.NoPassword {
+	if v.AdminMFA && v.NoPassword && !v.SSOMFA {
 		v.AdminMFA = false // needMFA says why this cannot help; the plain step-up stays
 	}
-	if v.AdminMFA && !v.NeedTOTP {
+	if v.AdminMFA && !v.NeedTOTP && !v.SSOMFA {
 		// No authenticator app (any more): set one up first.
 		http.Redirect(w, r, accountURL(next)+"#mfa", http.StatusSeeOther)
 		return

@@ -265,9 +265,14 @@ const stepUpHeader = "Guard-Step-Up"
 // (the step-up, /reauth), which makes the session one that passed a
 // second factor; one without sets an app up first (My account), then
 // steps up. Either way they come back to the page they asked for (for a
-// form, to its section's page). A user without a password cannot step up
-// here (Reauthenticate checks the password): they get a page that says
-// so.
+// form, to its section's page). A user signed in through single sign-on,
+// when the tenant's IdP connection trusts some multi-factor contexts
+// (sso.Connection.MFAAuthnContexts), is offered on the step-up page to
+// sign in again at the IdP with two factors (SSOStart RequireMFA and
+// ForceAuthn): an offer, not a redirect, so an IdP that answers without
+// them sends nobody round in a loop. Otherwise a user without a password
+// cannot step up here (Reauthenticate checks the password): they get a
+// page that says so.
 func (a *app) needMFA(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	next := r.URL.RequestURI()
@@ -284,16 +289,23 @@ func (a *app) needMFA(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "/")
 		return
 	}
-	if !u.HasPassword {
+	ssoMFA := false
+	if p.Flags&guard.FlagSSO != 0 {
+		if ssoMFA, err = a.ssoMFA(r.Context(), p.Tenant); err != nil {
+			a.fail(w, r, err, "/")
+			return
+		}
+	}
+	if !u.HasPassword && !ssoMFA {
 		a.errorPage(w, r, http.StatusForbidden, "Two-step verification needed", adminMFAWhy+
 			" Your account signs in through single sign-on and has no password, so it cannot confirm it is you here with an authenticator app;"+
-			" Guard does not count a sign-in at your identity provider as a second factor.")
+			" and your organisation has not told Guard how your identity provider reports a sign-in with two steps, so a sign-in there does not count as one.")
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		a.setFlash(w, "error", "Nothing was changed: "+strings.ToLower(adminMFAWhy[:1])+adminMFAWhy[1:])
 	}
-	if hasTOTP(fs) {
+	if hasTOTP(fs) || ssoMFA {
 		http.Redirect(w, r, stepUpURL(next), http.StatusSeeOther)
 		return
 	}

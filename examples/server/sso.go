@@ -98,8 +98,11 @@ func (a *app) samlLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	// force=1 is the step-up: the IdP must authenticate the user again,
 	// not reuse its session (or the sign-in does not count as recent).
+	// mfa=1 asks it for a sign-in with two steps, which the Administration
+	// pages need (needMFA offers it).
+	q := r.URL.Query()
 	l, err := a.g.StartSSO(r.Context(), guard.SSOStart{Tenant: r.PathValue("tenant"), ReturnTo: next, Binding: binding, IP: a.g.ClientIP(r),
-		ForceAuthn: r.URL.Query().Get("force") == "1"})
+		ForceAuthn: q.Get("force") == "1" || q.Get("mfa") == "1", RequireMFA: q.Get("mfa") == "1"})
 	if err != nil {
 		a.ssoStartFailed(w, r, err)
 		return
@@ -129,6 +132,9 @@ func (a *app) ssoStartFailed(w http.ResponseWriter, r *http.Request, err error) 
 		re *sso.RejectError
 	)
 	switch {
+	case errors.Is(err, sso.ErrNoMFAContexts):
+		a.errorPage(w, r, http.StatusConflict, "Two-step sign-in is not set up",
+			"Your organisation has not told Guard how its identity provider reports a sign-in with two steps, so one cannot be asked for. An owner can list them under Security › Single sign-on.")
 	case errors.Is(err, sso.ErrNotFound), errors.Is(err, guard.ErrTenantNotFound), errors.Is(err, guard.ErrSSONotConfigured), errors.As(err, &ie):
 		a.errorPage(w, r, http.StatusNotFound, "Single sign-on is not set up",
 			"This organisation has not connected an identity provider. Sign in with your password, or ask an owner to connect one under Security › Single sign-on.")
@@ -141,6 +147,22 @@ func (a *app) ssoStartFailed(w http.ResponseWriter, r *http.Request, err error) 
 	default:
 		a.fail(w, r, err, "/login")
 	}
+}
+
+// ssoMFA reports whether the tenant's IdP connection lists the
+// AuthnContextClassRefs with which its IdP reports a sign-in with two
+// steps: a user signed in through it can then step up there for the
+// Administration pages. The console reads it as the host, not as the
+// user, who may not see the security settings.
+func (a *app) ssoMFA(ctx context.Context, tenant string) (bool, error) {
+	c, err := a.g.SSOConnection(ctx, guard.System("console"), tenant)
+	switch {
+	case errors.Is(err, sso.ErrNotFound), errors.Is(err, guard.ErrSSONotConfigured):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return len(c.MFAAuthnContexts) > 0, nil
 }
 
 // samlACS receives the IdP's answer: Guard checks it, signs the user in

@@ -216,7 +216,9 @@ func mappingOf(c sso.Connection) []groupRole {
 // setSSOConnection saves the connection form: the IdP's metadata (a URL,
 // fetched now, or pasted XML; neither keeps the current metadata), the
 // certificates the metadata must be signed with (none: not checked), the
-// group → role mapping, just-in-time users and the allowed domains.
+// group → role mapping, just-in-time users, the allowed domains and the
+// AuthnContextClassRefs with which the IdP reports a sign-in with two
+// steps (one per line; none: an SSO sign-in never counts as one).
 func (a *app) setSSOConnection(w http.ResponseWriter, r *http.Request) {
 	if !a.form(w, r) {
 		return
@@ -259,6 +261,7 @@ func (a *app) setSSOConnection(w http.ResponseWriter, r *http.Request) {
 	for _, d := range splitEntries(r.PostForm.Get("domains")) {
 		c.AllowedDomains = append(c.AllowedDomains, strings.ToLower(d))
 	}
+	c.MFAAuthnContexts = nonEmptyLines(r.PostForm.Get("mfa_contexts"))
 	roles, err := a.g.Roles(ctx, p, p.Tenant)
 	if err != nil && !errors.Is(err, guard.ErrRolesNotConfigured) {
 		a.failOr(w, r, err, back)
@@ -288,6 +291,17 @@ func (a *app) setSSOConnection(w http.ResponseWriter, r *http.Request) {
 		entity = idp.EntityID
 	}
 	a.ok(w, r, back, "Connected to %s. Your users can now sign in with SSO.", entity)
+}
+
+// nonEmptyLines returns the lines of s, trimmed, without the empty ones.
+func nonEmptyLines(s string) []string {
+	var out []string
+	for line := range strings.Lines(s) {
+		if line = strings.TrimSpace(line); line != "" {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 // splitPEM reads the PEM blocks pasted in s, one certificate each (Guard
@@ -465,7 +479,7 @@ func ssoInputSentence(ie *sso.InputError) string {
 	name, ok := map[string]string{
 		"Metadata": "The metadata", "MetadataURL": "The metadata URL", "AllowedDomains": "The list of allowed domains",
 		"GroupRoles": "The group mapping", "DefaultRole": "The default role", "ExtraCertificates": "The extra certificates",
-		"MetadataSigningCertificates": "The metadata signing certificate",
+		"MetadataSigningCertificates": "The metadata signing certificate", "MFAAuthnContexts": "The list of two-step sign-in contexts",
 	}[ie.Field]
 	if !ok {
 		return sentence(ie.Error())

@@ -108,6 +108,7 @@ func conn(tenant string) sso.Connection {
 		SyncRoles:                   true,
 		JIT:                         true,
 		AllowedDomains:              []string{"example.com", "example.org"},
+		MFAAuthnContexts:            []string{"http://schemas.microsoft.com/claims/multipleauthn", "https://refeds.org/profile/mfa ☃"},
 		IdPInitiated:                true,
 		AllowSHA1:                   true,
 		AllowCBC:                    true,
@@ -152,6 +153,9 @@ func diffConn(got, want sso.Connection) string {
 	}
 	if !slices.Equal(got.AllowedDomains, want.AllowedDomains) {
 		add("AllowedDomains", got.AllowedDomains, want.AllowedDomains)
+	}
+	if !slices.Equal(got.MFAAuthnContexts, want.MFAAuthnContexts) {
+		add("MFAAuthnContexts", got.MFAAuthnContexts, want.MFAAuthnContexts)
 	}
 	if got.SyncRoles != want.SyncRoles || got.JIT != want.JIT || got.IdPInitiated != want.IdPInitiated ||
 		got.AllowSHA1 != want.AllowSHA1 || got.AllowCBC != want.AllowCBC || got.RequireValidCertificates != want.RequireValidCertificates {
@@ -225,6 +229,7 @@ var putTests = []test{
 		c.ExtraCertificates[0] = "changed"
 		c.MetadataSigningCertificates[0] = "changed"
 		c.AllowedDomains[0] = "evil.test"
+		c.MFAAuthnContexts[0] = "urn:evil"
 		wantConn(t, st, want)
 		got, err := st.Connections.Connection(t.Context(), "t1")
 		if err != nil {
@@ -232,6 +237,7 @@ var putTests = []test{
 		}
 		got.GroupRoles["Admins"] = "owner"
 		got.AllowedDomains[1] = "evil.test"
+		got.MFAAuthnContexts[1] = "urn:evil"
 		got.ExtraCertificates[1] = "changed"
 		got.MetadataSigningCertificates[1] = "changed"
 		wantConn(t, st, want)

@@ -106,6 +106,7 @@ func cloneConnection(c sso.Connection) sso.Connection {
 	c.MetadataSigningCertificates = slices.Clone(c.MetadataSigningCertificates)
 	c.GroupRoles = maps.Clone(c.GroupRoles)
 	c.AllowedDomains = slices.Clone(c.AllowedDomains)
+	c.MFAAuthnContexts = slices.Clone(c.MFAAuthnContexts)
 	return c
 }
 

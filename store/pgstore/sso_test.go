@@ -295,6 +295,7 @@ func TestSSOUnstorable(t *testing.T) {
 		{"GroupRoles", func(c *sso.Connection) { c.GroupRoles = map[string]string{"g": "m\x00"} }},
 		{"AllowedDomains", func(c *sso.Connection) { c.AllowedDomains = []string{"example.com", "\xffexample.com"} }},
 		{"ExtraCertificates", func(c *sso.Connection) { c.ExtraCertificates = []string{"-----BEGIN CERTIFICATE-----\x00"} }},
+		{"MFAAuthnContexts", func(c *sso.Connection) { c.MFAAuthnContexts = []string{"urn:mfa", "urn:\x00"} }},
 		{"MetadataFetchedAt", func(c *sso.Connection) { c.MetadataFetchedAt = time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC) }},
 		{"MetadataFetchedAt", func(c *sso.Connection) { c.MetadataFetchedAt = time.Date(-5000, 1, 1, 0, 0, 0, 0, time.UTC) }},
 	} {

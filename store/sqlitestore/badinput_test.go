@@ -254,6 +254,7 @@ func TestPutConnectionNotUTF8(t *testing.T) {
 		"GroupRoles value":  {Tenant: "acme", Metadata: "<m/>", GroupRoles: map[string]string{"Admins": "\x80"}},
 		"AllowedDomains":    {Tenant: "acme", Metadata: "<m/>", AllowedDomains: []string{"example.com", "\xfe"}},
 		"ExtraCertificates": {Tenant: "acme", Metadata: "<m/>", ExtraCertificates: []string{"\xff"}},
+		"MFAAuthnContexts":  {Tenant: "acme", Metadata: "<m/>", MFAAuthnContexts: []string{"urn:mfa", "urn:\xfe"}},
 	} {
 		var ie *sso.InputError
 		if err := s.SSO.PutConnection(ctx, c); !errors.As(err, &ie) {
