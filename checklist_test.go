@@ -491,7 +491,7 @@ func TestPasswordExpiresOnlyWhenMarked(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := f.mailTo(adaEmail)
-	if err := f.g.ResetPassword(f.ctx, resetTo(resetLink(t, m[len(m)-1]), newPW)); err != nil {
+	if err := f.g.ResetPassword(f.ctx, resetTo(lastResetLink(t, m), newPW)); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := f.login(adaEmail, newPW); err != nil || res.PasswordExpired {

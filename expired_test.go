@@ -226,7 +226,7 @@ func TestExpiredPasswordChangedOrReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := s.mailTo(adamEmail)
-	if err := s.g.ResetPassword(s.ctx, resetTo(resetLink(t, m[len(m)-1]), "yet another new passphrase")); err != nil {
+	if err := s.g.ResetPassword(s.ctx, resetTo(lastResetLink(t, m), "yet another new passphrase")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.g.Authenticate(s.ctx, res.Token); !errors.Is(err, guard.ErrUnauthenticated) {

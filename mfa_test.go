@@ -515,6 +515,20 @@ func resetLink(t testing.TB, m mfa.Message) url.Values {
 	return mailLink(t, m, resetPrefix)
 }
 
+// lastResetLink returns the reset link of the newest mail among ms that
+// holds one: notices go out in the background, so a "password changed"
+// notice of an earlier step may come after the reset mail.
+func lastResetLink(t testing.TB, ms []mfa.Message) url.Values {
+	t.Helper()
+	for i := len(ms) - 1; i >= 0; i-- {
+		if strings.Contains(ms[i].Text, resetPrefix) {
+			return resetLink(t, ms[i])
+		}
+	}
+	t.Fatalf("no reset link among %d mails", len(ms))
+	return nil
+}
+
 // mailLink returns the query of the link in m that starts with prefix.
 func mailLink(t testing.TB, m mfa.Message, prefix string) url.Values {
 	t.Helper()
