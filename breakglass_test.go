@@ -1,13 +1,18 @@
 package guard_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/pquerna/otp/totp"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
 )
 
@@ -68,4 +73,115 @@ func TestBreakGlassHandedOver(t *testing.T) {
 	if _, err := s.g.Authenticate(ctx, done.Token); !errors.Is(err, guard.ErrPolicyChanged) {
 		t.Errorf("Ann's break-glass session after Ben was named: %v, want ErrPolicyChanged", err)
 	}
+}
+
+// Removals of the break-glass owner's factors made at once never take the
+// last one: round after round, the owner's two confirmed factors are
+// removed from many goroutines at once; one goes, the other stays, and
+// exactly the refused removals are on record as failed mfa.removed events
+// (reason break_glass_user), beside one success per round.
+func TestBreakGlassFactorsRemovedAtOnce(t *testing.T) {
+	st := newMem()
+	st.MFA.Factors = latentFactors{st.MFA.Factors}
+	s := newSSOSiteOn(t, st)
+	ctx := t.Context()
+	sys := guard.System("test")
+	owner, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "owner@corp.example", Password: ownerPW, Roles: []string{rbac.Owner}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.enrolTOTP(t, "owner@corp.example", ownerPW)
+	tn, _ := s.g.Tenant(ctx, tenantID)
+	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: owner.ID}, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	const rounds, n = 25, 12
+	refused := 0
+	for round := range rounds {
+		fs, err := s.g.Factors(ctx, sys, tenantID, owner.ID)
+		if err != nil || len(fs) != 1 {
+			t.Fatalf("round %d: the owner's factors %v, %v; want one", round, fs, err)
+		}
+		// A second confirmed factor beside the one the last round left,
+		// an email factor every other round (they count too).
+		kind, dest := mfa.KindSMS, "+15555550100"
+		if round%2 == 1 {
+			kind, dest = mfa.KindEmail, "owner@corp.example"
+		}
+		add := mfa.Factor{ID: fmt.Sprintf("roundFactor%02d", round), Tenant: tenantID, UserID: owner.ID, Kind: kind,
+			Label: "Second", Destination: dest, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+		if err := s.stores.MFA.Factors.CreateFactor(ctx, add, 10); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.stores.MFA.FactorUpdates.ConfirmFactor(ctx, tenantID, owner.ID, add.ID, add.CreatedAt, 1); err != nil {
+			t.Fatal(err)
+		}
+		ids := [2]string{fs[0].ID, add.ID}
+		var mu sync.Mutex
+		var start, done sync.WaitGroup
+		removed := 0
+		start.Add(1)
+		for i := range n {
+			done.Go(func() {
+				start.Wait()
+				err := s.g.RemoveFactor(ctx, sys, tenantID, owner.ID, ids[i%2])
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					removed++
+				case errors.Is(err, guard.ErrBreakGlassUser):
+					refused++
+				case !errors.Is(err, mfa.ErrNotFound):
+					t.Errorf("round %d: RemoveFactor(%s): %v", round, ids[i%2], err)
+				}
+			})
+		}
+		start.Done()
+		done.Wait()
+		left, err := s.g.Factors(ctx, sys, tenantID, owner.ID)
+		if err != nil || len(left) != 1 || !left[0].Confirmed() || removed != 1 {
+			t.Fatalf("round %d: %d removals left the break-glass owner %v, %v; want 1 removal and one confirmed factor", round, removed, left, err)
+		}
+	}
+	page, err := s.g.QueryAudit(ctx, sys, tenantID, audit.Query{Action: string(audit.MFARemoved), Limit: audit.MaxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ok, failed int
+	for _, e := range page.Events {
+		switch {
+		case e.Outcome == audit.Success:
+			ok++
+		case e.Outcome == audit.Failure && e.Reason == "break_glass_user" && e.Target == owner.ID:
+			failed++
+		default:
+			t.Errorf("unexpected mfa.removed event %+v", e)
+		}
+	}
+	if ok != rounds || failed != refused || refused == 0 {
+		t.Errorf("mfa.removed on record: %d successes and %d refusals; want %d and the %d refusals returned", ok, failed, rounds, refused)
+	}
+}
+
+// latentFactors gives each read and removal of factors the latency of a
+// round trip to a database, so that requests made at once overlap as they
+// do in production.
+type latentFactors struct{ mfa.FactorStore }
+
+const roundTrip = time.Millisecond
+
+func (l latentFactors) Factors(ctx context.Context, tenant, userID string) ([]mfa.Factor, error) {
+	time.Sleep(roundTrip)
+	return l.FactorStore.Factors(ctx, tenant, userID)
+}
+
+func (l latentFactors) DeleteFactor(ctx context.Context, tenant, userID, id string) (mfa.Factor, error) {
+	time.Sleep(roundTrip)
+	return l.FactorStore.DeleteFactor(ctx, tenant, userID, id)
+}
+
+func (l latentFactors) DeleteFactorKeeping(ctx context.Context, tenant, userID, id string, keep int) (mfa.Factor, error) {
+	time.Sleep(roundTrip)
+	return l.FactorStore.DeleteFactorKeeping(ctx, tenant, userID, id, keep)
 }

@@ -365,6 +365,12 @@ func (r routedMFA) DeleteFactor(ctx context.Context, tenant, userID, id string) 
 	return with(ctx, r.f, tenant, func(s Stores) (mfa.Factor, error) { return s.MFA.Factors.DeleteFactor(ctx, tenant, userID, id) })
 }
 
+func (r routedMFA) DeleteFactorKeeping(ctx context.Context, tenant, userID, id string, keep int) (mfa.Factor, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (mfa.Factor, error) {
+		return s.MFA.Factors.DeleteFactorKeeping(ctx, tenant, userID, id, keep)
+	})
+}
+
 func (r routedMFA) ConfirmFactor(ctx context.Context, tenant, userID, id string, at time.Time, step int64) error {
 	return r.do(ctx, tenant, func(s mfa.Stores) error { return s.FactorUpdates.ConfirmFactor(ctx, tenant, userID, id, at, step) })
 }

@@ -497,7 +497,10 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // of the tenant), which needs a recent authentication. Removing the last
 // one also voids the user's recovery codes. The user's other sessions end
 // (all of them when an admin removes it) and the user is mailed a notice,
-// as is the address of a removed email factor.
+// as is the address of a removed email factor. While the tenant requires
+// SSO, the break-glass owner keeps at least one confirmed factor: a
+// removal that would leave none is refused (ErrBreakGlassUser, recorded
+// as a failed mfa.removed), also when several removals run at once.
 func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, factorID string) error {
 	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
 		return err
@@ -508,10 +511,14 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	if err := g.requireRecentAuth(by); err != nil {
 		return err
 	}
-	if err := g.keepBreakGlassFactor(ctx, by, tenant, userID, factorID); err != nil {
+	floor, err := g.breakGlassFactors(ctx, tenant, userID)
+	if err != nil {
 		return err
 	}
-	f, left, err := g.mfa.RemoveFactor(ctx, tenant, userID, factorID)
+	f, left, err := g.mfa.RemoveFactorKeeping(ctx, tenant, userID, factorID, floor)
+	if errors.Is(err, mfa.ErrLastFactor) {
+		return g.refuseBreakGlass(ctx, by, tenant, audit.MFARemoved, userID)
+	}
 	if err != nil {
 		return mfaErr("remove factor", err)
 	}

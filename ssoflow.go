@@ -687,6 +687,12 @@ func (g *Guard) keepBreakGlass(ctx context.Context, by Principal, tenant, userID
 	if err != nil || bg == "" || bg != userID {
 		return err
 	}
+	return g.refuseBreakGlass(ctx, by, tenant, action, target)
+}
+
+// refuseBreakGlass records action on target as failed (reason
+// break_glass_user) and returns ErrBreakGlassUser.
+func (g *Guard) refuseBreakGlass(ctx context.Context, by Principal, tenant string, action audit.Action, target string) error {
 	e := g.adminEvent(by, tenant, action, target)
 	e.Outcome, e.Reason = audit.Failure, "break_glass_user"
 	if err := g.record(ctx, e); err != nil {
@@ -695,25 +701,20 @@ func (g *Guard) keepBreakGlass(ctx context.Context, by Principal, tenant, userID
 	return ErrBreakGlassUser
 }
 
-// keepBreakGlassFactor refuses (as keepBreakGlass does) to remove the
-// last confirmed second factor of the tenant's break-glass owner while the
-// tenant requires SSO: break-glass sign-in takes one, so removing it would
-// leave nobody who can sign in if the IdP fails. Removing one of several
-// is allowed. (Two removals at once can still take the last one; sign-in
-// then refuses the owner, which is the rule itself.)
-func (g *Guard) keepBreakGlassFactor(ctx context.Context, by Principal, tenant, userID, factorID string) error {
+// breakGlassFactors returns how many confirmed second factors userID must
+// keep: 1 while they are the tenant's break-glass owner and the tenant
+// requires SSO (break-glass sign-in takes one, so removing the last would
+// leave nobody who can sign in if the IdP fails), else 0. The policy is
+// read from the store, not the cache. RemoveFactor removes with this floor
+// in one atomic store step (mfa.Manager.RemoveFactorKeeping), so two
+// removals at once cannot take the last factor either; any confirmed
+// factor counts, as at break-glass sign-in.
+func (g *Guard) breakGlassFactors(ctx context.Context, tenant, userID string) (int, error) {
 	bg, err := g.breakGlassUser(ctx, tenant)
 	if err != nil || bg == "" || bg != userID {
-		return err
+		return 0, err
 	}
-	fs, err := g.mfa.Factors(ctx, tenant, userID)
-	if err != nil {
-		return unavailable("load factors", err)
-	}
-	if slices.ContainsFunc(fs, func(f mfa.Factor) bool { return f.ID != factorID && f.Confirmed() }) {
-		return nil
-	}
-	return g.keepBreakGlass(ctx, by, tenant, userID, audit.MFARemoved, userID)
+	return 1, nil
 }
 
 // breakGlassUser returns the ID of the tenant's break-glass owner while

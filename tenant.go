@@ -86,7 +86,8 @@ type Policy struct {
 	// policy is set, and at sign-in still an owner with one (else the
 	// sign-in is refused like any other, ErrSSORequired: a password
 	// never enrols a factor here). While RequireSSO is on, the user
-	// cannot lose the owner role, be deactivated or deleted
+	// cannot lose the owner role, be deactivated or deleted, nor lose
+	// their last confirmed second factor, even to removals made at once
 	// (ErrBreakGlassUser).
 	BreakGlassUser string `json:"break_glass_user,omitempty"`
 

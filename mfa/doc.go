@@ -11,8 +11,10 @@
 //     control becomes a factor), SendCode and VerifyCode. Recovery codes:
 //     GenerateRecoveryCodes, UseRecoveryCode, RecoveryCodesLeft. Pending
 //     logins: StartTransaction, LookupTransaction, ConsumeTransaction.
-//     Administration: Factors, RemoveFactor, DeleteUser, Enrolments (the
-//     adoption counts before MFA is enforced), Reseal (key rotation).
+//     Administration: Factors, RemoveFactor, RemoveFactorKeeping (never
+//     below a number of confirmed factors, even under concurrency),
+//     DeleteUser, Enrolments (the adoption counts before MFA is enforced),
+//     Reseal (key rotation).
 //   - Keyring seals TOTP secrets at rest with AES-256-GCM under keys the
 //     host provides, by key id; the ciphertext is bound to tenant, user and
 //     factor, so it cannot be copied to another factor.
@@ -104,6 +106,8 @@
 //     transaction of another client).
 //   - ErrConflict: the factor is already confirmed (or changed meanwhile).
 //   - ErrLimit: the user has Config.MaxFactors factors.
+//   - ErrLastFactor: RemoveFactorKeeping refused to take a factor that
+//     would leave the user fewer confirmed factors than asked to keep.
 //   - ErrUnavailable: no sender for the channel.
 //   - ErrUnseal, ErrUnknownKey: a sealed secret cannot be opened (tampered,
 //     copied, or its key is gone). Deny and alert.

@@ -28,6 +28,10 @@ var (
 	ErrDuplicate = errors.New("mfa: duplicate id")
 	// ErrLimit: the user already has Config.MaxFactors confirmed factors.
 	ErrLimit = errors.New("mfa: too many factors")
+	// ErrLastFactor: removing the factor would leave the user fewer
+	// confirmed factors than the caller asked to keep (see
+	// FactorStore.DeleteFactorKeeping); nothing was removed.
+	ErrLastFactor = errors.New("mfa: the user must keep a confirmed factor")
 	// ErrUnseal: a sealed TOTP secret cannot be opened: it was tampered
 	// with, or copied to another tenant, user or factor.
 	ErrUnseal = errors.New("mfa: sealed secret cannot be opened")
@@ -116,7 +120,7 @@ func (e *SendError) Unwrap() error { return e.Err }
 // answer such as ErrNotFound.
 func storeErr(op string, err error) error {
 	for _, e := range [...]error{ErrNotFound, ErrInvalidCode, ErrReplay, ErrExpired, ErrTooManyTries,
-		ErrConflict, ErrDuplicate, ErrLimit, ErrFull} {
+		ErrConflict, ErrDuplicate, ErrLimit, ErrLastFactor, ErrFull} {
 		if errors.Is(err, e) {
 			return e
 		}

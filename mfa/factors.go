@@ -47,13 +47,29 @@ func ConfirmedKinds(fs []Factor) []Kind {
 // tenant that requires MFA) is the caller's decision. ErrNotFound if there
 // is no such factor.
 func (m *Manager) RemoveFactor(ctx context.Context, tenant, userID, factorID string) (removed Factor, left int, err error) {
+	return m.RemoveFactorKeeping(ctx, tenant, userID, factorID, 0)
+}
+
+// RemoveFactorKeeping is RemoveFactor for a user who must keep at least
+// keep confirmed factors: if the user has fewer than keep confirmed
+// factors besides factorID, it returns ErrLastFactor and removes nothing.
+// The count and the removal are one atomic store step
+// (FactorStore.DeleteFactorKeeping), so concurrent removals of a user's
+// factors never leave fewer than keep. A keep of zero or less is
+// RemoveFactor.
+func (m *Manager) RemoveFactorKeeping(ctx context.Context, tenant, userID, factorID string, keep int) (removed Factor, left int, err error) {
 	if err := checkUser(tenant, userID); err != nil {
 		return Factor{}, 0, err
 	}
 	if err := checkFactorID(factorID); err != nil {
 		return Factor{}, 0, err
 	}
-	f, err := m.st.Factors.DeleteFactor(ctx, tenant, userID, factorID)
+	var f Factor
+	if keep > 0 {
+		f, err = m.st.Factors.DeleteFactorKeeping(ctx, tenant, userID, factorID, keep)
+	} else {
+		f, err = m.st.Factors.DeleteFactor(ctx, tenant, userID, factorID)
+	}
 	if err != nil {
 		return Factor{}, 0, storeErr("delete factor", err)
 	}

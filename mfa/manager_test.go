@@ -86,6 +86,38 @@ func TestRemoveFactor(t *testing.T) {
 	wantErr(t, "RemoveFactor twice", err, mfa.ErrNotFound)
 }
 
+// RemoveFactorKeeping removes a factor only while the user keeps keep
+// confirmed factors besides it; a refusal (ErrLastFactor) removes nothing
+// and leaves the recovery codes.
+func TestRemoveFactorKeeping(t *testing.T) {
+	ctx := t.Context()
+	f := newFixture(t)
+	a, _ := f.enrolTOTP(t, "u")
+	e := f.enrolOOB(t, "u", mfa.KindEmail, "ada@example.com")
+	_, _ = f.m.GenerateRecoveryCodes(ctx, "t", "u")
+	_, _, err := f.m.RemoveFactorKeeping(ctx, "t", "u", a.ID, 2)
+	wantErr(t, "RemoveFactorKeeping(keep 2 of 2)", err, mfa.ErrLastFactor)
+	removed, left, err := f.m.RemoveFactorKeeping(ctx, "t", "u", a.ID, 1)
+	if err != nil || removed.ID != a.ID || removed.Secret != nil || left != 1 {
+		t.Fatalf("RemoveFactorKeeping(keep 1 of 2) = %+v, %d, %v", removed, left, err)
+	}
+	_, _, err = f.m.RemoveFactorKeeping(ctx, "t", "u", e.ID, 1)
+	wantErr(t, "RemoveFactorKeeping(the last, keep 1)", err, mfa.ErrLastFactor)
+	if fs, _ := f.m.Factors(ctx, "t", "u"); len(fs) != 1 || fs[0].ID != e.ID {
+		t.Errorf("factors after the refusal: %v, want the email factor", fs)
+	}
+	if r, _ := f.m.RecoveryCodesLeft(ctx, "t", "u"); r.Left != 10 {
+		t.Errorf("recovery codes left %d after the refusal, want 10", r.Left)
+	}
+	_, _, err = f.m.RemoveFactorKeeping(ctx, "t", "u", a.ID, 1)
+	wantErr(t, "RemoveFactorKeeping(a removed factor)", err, mfa.ErrNotFound)
+	_, _, err = f.m.RemoveFactorKeeping(ctx, "t", "u", "", 1)
+	wantInputError(t, "RemoveFactorKeeping(no id)", err)
+	if _, left, err := f.m.RemoveFactorKeeping(ctx, "t", "u", e.ID, 0); err != nil || left != 0 {
+		t.Errorf("RemoveFactorKeeping(the last, keep 0) = %d, %v", left, err)
+	}
+}
+
 func TestDeleteUser(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)

@@ -39,6 +39,16 @@ type FactorStore interface {
 	// DeleteFactor removes the user's factor with the given id and returns
 	// it, or returns ErrNotFound.
 	DeleteFactor(ctx context.Context, tenant, userID, id string) (Factor, error)
+	// DeleteFactorKeeping removes the user's factor with the given id and
+	// returns it, as DeleteFactor does, unless the user has fewer than
+	// keep confirmed factors besides it, of any kind: then it returns
+	// ErrLastFactor and changes nothing, whether the factor is confirmed
+	// or pending. It returns ErrNotFound, and changes nothing, if the user
+	// has no factor with id. The count and the deletion are one atomic
+	// step: of concurrent calls deleting different confirmed factors of
+	// one user, exactly as many succeed as leave keep confirmed factors.
+	// A keep of zero or less keeps nothing.
+	DeleteFactorKeeping(ctx context.Context, tenant, userID, id string, keep int) (Factor, error)
 }
 
 // FactorUpdater changes one stored factor in one atomic step. Every method

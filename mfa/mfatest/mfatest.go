@@ -63,6 +63,7 @@ var groups = []group{
 	{"Factor", hasFactors, factorTests},
 	{"Factors", hasFactors, factorsTests},
 	{"DeleteFactor", hasFactors, deleteFactorTests},
+	{"DeleteFactorKeeping", hasFactors, deleteKeepingTests},
 	{"ConfirmFactor", hasFactors, confirmTests},
 	{"AdvanceStep", hasFactors, advanceTests},
 	{"ResealSecret", hasFactors, resealTests},
@@ -427,6 +428,129 @@ var deleteFactorTests = []test{
 		if _, err := st.Factors.DeleteFactor(t.Context(), "t", "u", "a"); !errors.Is(err, mfa.ErrNotFound) {
 			t.Errorf("second DeleteFactor = %v, want ErrNotFound", err)
 		}
+	}},
+}
+
+// deleteKeeping calls DeleteFactorKeeping and checks its error (nil: it
+// must return the factor want).
+func deleteKeeping(t *testing.T, st mfa.Stores, want mfa.Factor, keep int, wantErr error) {
+	t.Helper()
+	got, err := st.Factors.DeleteFactorKeeping(t.Context(), want.Tenant, want.UserID, want.ID, keep)
+	switch {
+	case wantErr != nil && !errors.Is(err, wantErr):
+		t.Errorf("DeleteFactorKeeping(%s, keep %d) = %v, want %v", want.ID, keep, err, wantErr)
+	case wantErr == nil && err != nil:
+		t.Errorf("DeleteFactorKeeping(%s, keep %d): %v", want.ID, keep, err)
+	case wantErr == nil:
+		if d := diffFactor(got, want); d != "" {
+			t.Errorf("DeleteFactorKeeping(%s, keep %d) returned %s", want.ID, keep, d)
+		}
+	}
+}
+
+var deleteKeepingTests = []test{
+	{"ReturnsAndRemoves", func(t *testing.T, st mfa.Stores) {
+		a := confirmed(totp("t", "u", "a", 0), 9)
+		b := confirmed(oob(mfa.KindSMS, "t", "u", "b", time.Second), 0)
+		p := totp("t", "u", "p", 2*time.Second)
+		for _, f := range []mfa.Factor{a, b, p} {
+			create(t, st, f, 0)
+		}
+		deleteKeeping(t, st, a, 1, nil)
+		wantNoFactor(t, st, "t", "u", "a")
+		wantFactors(t, st, "t", "u", b, p)
+		deleteKeeping(t, st, p, 1, nil)
+		wantFactors(t, st, "t", "u", b)
+	}},
+	{"RefusesTheLast", func(t *testing.T, st mfa.Stores) {
+		a := confirmed(totp("t", "u", "a", 0), 9)
+		p := totp("t", "u", "p", time.Second)
+		create(t, st, a, 0)
+		create(t, st, p, 0)
+		deleteKeeping(t, st, a, 1, mfa.ErrLastFactor)
+		wantFactors(t, st, "t", "u", a, p)
+	}},
+	{"RefusesBelowKeep", func(t *testing.T, st mfa.Stores) {
+		a := confirmed(totp("t", "u", "a", 0), 9)
+		b := confirmed(oob(mfa.KindSMS, "t", "u", "b", time.Second), 0)
+		c := confirmed(oob(mfa.KindEmail, "t", "u", "c", 2*time.Second), 0)
+		for _, f := range []mfa.Factor{a, b, c} {
+			create(t, st, f, 0)
+		}
+		deleteKeeping(t, st, a, 3, mfa.ErrLastFactor)
+		wantFactors(t, st, "t", "u", a, b, c)
+		deleteKeeping(t, st, a, 2, nil)
+		deleteKeeping(t, st, b, 2, mfa.ErrLastFactor)
+		wantFactors(t, st, "t", "u", b, c)
+	}},
+	{"RefusesAPendingFactorBelowKeep", func(t *testing.T, st mfa.Stores) {
+		// The user has fewer than keep confirmed factors besides it, so
+		// even a pending factor stays.
+		p := totp("t", "u", "p", 0)
+		create(t, st, p, 0)
+		deleteKeeping(t, st, p, 1, mfa.ErrLastFactor)
+		wantFactors(t, st, "t", "u", p)
+		a := confirmed(oob(mfa.KindSMS, "t", "u", "a", time.Second), 0)
+		create(t, st, a, 0)
+		deleteKeeping(t, st, p, 1, nil)
+		wantFactors(t, st, "t", "u", a)
+	}},
+	{"PendingFactorsDoNotCount", func(t *testing.T, st mfa.Stores) {
+		a := confirmed(totp("t", "u", "a", 0), 9)
+		p := oob(mfa.KindSMS, "t", "u", "p", time.Second)
+		q := oob(mfa.KindEmail, "t", "u", "q", 2*time.Second)
+		for _, f := range []mfa.Factor{a, p, q} {
+			create(t, st, f, 0)
+		}
+		deleteKeeping(t, st, a, 1, mfa.ErrLastFactor)
+		wantFactors(t, st, "t", "u", a, p, q)
+	}},
+	{"EveryKindCounts", func(t *testing.T, st mfa.Stores) {
+		for _, k := range []mfa.Kind{mfa.KindTOTP, mfa.KindSMS, mfa.KindEmail} {
+			u := "u-" + string(k)
+			a := confirmed(totp("t", u, "a", 0), 9)
+			o := confirmed(oob(k, "t", u, "o", time.Second), 0)
+			if k == mfa.KindTOTP {
+				o = confirmed(totp("t", u, "o", time.Second), 0)
+			}
+			create(t, st, a, 0)
+			create(t, st, o, 0)
+			deleteKeeping(t, st, a, 1, nil)
+			deleteKeeping(t, st, o, 1, mfa.ErrLastFactor)
+			wantFactors(t, st, "t", u, o)
+		}
+	}},
+	{"CountsOnlyTheUser", func(t *testing.T, st mfa.Stores) {
+		a := confirmed(totp("t", "u", "a", 0), 9)
+		create(t, st, a, 0)
+		for _, k := range [][2]string{{"t", "v"}, {"t2", "u"}} {
+			create(t, st, confirmed(totp(k[0], k[1], "b", 0), 0), 0)
+		}
+		deleteKeeping(t, st, a, 1, mfa.ErrLastFactor)
+		wantFactors(t, st, "t", "u", a)
+	}},
+	{"NotFound", func(t *testing.T, st mfa.Stores) {
+		a := confirmed(totp("t", "u", "a", 0), 9)
+		b := confirmed(totp("t", "u", "b", time.Second), 0)
+		create(t, st, a, 0)
+		create(t, st, b, 0)
+		for _, k := range [][3]string{{"t", "u", "c"}, {"t", "v", "a"}, {"t2", "u", "a"}} {
+			if _, err := st.Factors.DeleteFactorKeeping(t.Context(), k[0], k[1], k[2], 1); !errors.Is(err, mfa.ErrNotFound) {
+				t.Errorf("DeleteFactorKeeping(%q, keep 1) = %v, want ErrNotFound", k, err)
+			}
+		}
+		wantFactors(t, st, "t", "u", a, b)
+		deleteKeeping(t, st, a, 1, nil)
+		deleteKeeping(t, st, a, 1, mfa.ErrNotFound)
+	}},
+	{"KeepZeroKeepsNothing", func(t *testing.T, st mfa.Stores) {
+		a := confirmed(totp("t", "u", "a", 0), 9)
+		b := confirmed(totp("t", "u", "b", time.Second), 0)
+		create(t, st, a, 0)
+		create(t, st, b, 0)
+		deleteKeeping(t, st, a, 0, nil)
+		deleteKeeping(t, st, b, -1, nil)
+		wantFactors(t, st, "t", "u")
 	}},
 }
 
@@ -1191,6 +1315,68 @@ func RunConcurrent(t *testing.T, newStores func(t *testing.T) mfa.Stores) {
 		got, err := st.Factors.Factor(t.Context(), "t", "u", "f")
 		if err != nil || got.LastStep != top || top != 10 {
 			t.Errorf("LastStep = %d, %v; want the highest accepted step %d (10)", got.LastStep, err, top)
+		}
+	})
+	// n goroutines delete n different confirmed factors of one user with
+	// keep 1 (then 2, then 3): exactly keep factors are left, and every
+	// other call deleted its factor.
+	run("DeleteKeeping", hasFactors, func(t *testing.T, st mfa.Stores) {
+		for keep := 1; keep <= 3; keep++ {
+			u := fmt.Sprintf("u%d", keep)
+			var fs []mfa.Factor
+			for i := range n {
+				f := confirmed(oob(mfa.KindEmail, "t", u, fmt.Sprintf("f%02d", i), time.Duration(i)*time.Second), 0)
+				create(t, st, f, 0)
+				fs = append(fs, f)
+			}
+			var ok, refused int
+			var mu sync.Mutex
+			parallel(n, func(i int) {
+				_, err := st.Factors.DeleteFactorKeeping(t.Context(), "t", u, fs[i].ID, keep)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					ok++
+				case errors.Is(err, mfa.ErrLastFactor):
+					refused++
+				default:
+					t.Errorf("DeleteFactorKeeping(%s): %v", fs[i].ID, err)
+				}
+			})
+			left, err := st.Factors.Factors(t.Context(), "t", u)
+			if err != nil || len(left) != keep || ok != n-keep || refused != keep {
+				t.Errorf("keep %d: %d deletions and %d refusals left %s, %v; want %d, %d and %d factors",
+					keep, ok, refused, ids(left), err, n-keep, keep, keep)
+			}
+		}
+	})
+	// Pairs of goroutines delete the two confirmed factors of one user
+	// with keep 1, many times over: one is always left.
+	run("DeleteKeepingPairs", hasFactors, func(t *testing.T, st mfa.Stores) {
+		for round := range n {
+			u := fmt.Sprintf("u%d", round)
+			a := confirmed(totp("t", u, "a", 0), 1)
+			b := confirmed(oob(mfa.KindSMS, "t", u, "b", time.Second), 0)
+			create(t, st, a, 0)
+			create(t, st, b, 0)
+			var ok int
+			var mu sync.Mutex
+			parallel(4, func(i int) {
+				id := []string{"a", "b"}[i%2]
+				_, err := st.Factors.DeleteFactorKeeping(t.Context(), "t", u, id, 1)
+				switch {
+				case err == nil:
+					mu.Lock()
+					ok++
+					mu.Unlock()
+				case !errors.Is(err, mfa.ErrLastFactor) && !errors.Is(err, mfa.ErrNotFound):
+					t.Errorf("DeleteFactorKeeping(%s): %v", id, err)
+				}
+			})
+			if left, err := st.Factors.Factors(t.Context(), "t", u); err != nil || len(left) != 1 || ok != 1 {
+				t.Fatalf("round %d: %d deletions left %s, %v; want 1 and one factor", round, ok, ids(left), err)
+			}
 		}
 	})
 	run("ConfirmOnce", hasFactors, func(t *testing.T, st mfa.Stores) {

@@ -175,13 +175,30 @@ func (s *MFA) Factors(_ context.Context, tenant, userID string) ([]mfa.Factor, e
 }
 
 // DeleteFactor implements mfa.FactorStore.
-func (s *MFA) DeleteFactor(_ context.Context, tenant, userID, id string) (mfa.Factor, error) {
+func (s *MFA) DeleteFactor(ctx context.Context, tenant, userID, id string) (mfa.Factor, error) {
+	return s.DeleteFactorKeeping(ctx, tenant, userID, id, 0)
+}
+
+// DeleteFactorKeeping implements mfa.FactorStore: the count and the
+// deletion are under one hold of the write lock.
+func (s *MFA) DeleteFactorKeeping(_ context.Context, tenant, userID, id string, keep int) (mfa.Factor, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := mfaUser{tenant, userID}
 	f, ok := s.factors[k][id]
 	if !ok {
 		return mfa.Factor{}, mfa.ErrNotFound
+	}
+	if keep > 0 {
+		others := 0
+		for oid, o := range s.factors[k] {
+			if oid != id && o.Confirmed() {
+				others++
+			}
+		}
+		if others < keep {
+			return mfa.Factor{}, mfa.ErrLastFactor
+		}
 	}
 	delete(s.factors[k], id)
 	if len(s.factors[k]) == 0 {

@@ -22,6 +22,9 @@ import (
 //   - CreateFactor calls mfa_create_factor, which locks the user's row in
 //     mfa_users before it checks the id and the limit of confirmed
 //     factors, voids the pending factors of the kind and inserts;
+//   - DeleteFactorKeeping calls mfa_delete_factor_keeping, which locks the
+//     user's confirmed factors FOR UPDATE before it counts them and
+//     deletes, so concurrent removals never go below the number to keep;
 //   - ConfirmFactor, AdvanceStep and ResealSecret are one conditional
 //     UPDATE each (confirmed_at IS NULL; last_step < step; secret = old),
 //     which PostgreSQL re-checks on the row as it is once locked, so of
@@ -70,6 +73,7 @@ func (s *MFA) Stores() mfa.Stores {
 
 type mfaSQL struct {
 	createFactor, factor, factors, deleteFactor string
+	deleteKeeping                               string
 	confirm, advance, reseal, enrolments        string
 	replaceRecovery, clearRecovery, useRecovery string
 	recoveryLeft                                string
@@ -91,7 +95,8 @@ func newMFASQL(q string) mfaSQL {
 		factor:       s(`SELECT ` + factorCols + ` FROM {s}.mfa_factors WHERE tenant = $1 AND user_id = $2 AND id = $3`),
 		factors: s(`SELECT ` + factorCols + ` FROM {s}.mfa_factors WHERE tenant = $1 AND user_id = $2
 			ORDER BY created_at NULLS FIRST, id`),
-		deleteFactor: s(`DELETE FROM {s}.mfa_factors WHERE tenant = $1 AND user_id = $2 AND id = $3 RETURNING ` + factorCols),
+		deleteFactor:  s(`DELETE FROM {s}.mfa_factors WHERE tenant = $1 AND user_id = $2 AND id = $3 RETURNING ` + factorCols),
+		deleteKeeping: s(`SELECT ` + factorCols + ` FROM {s}.mfa_delete_factor_keeping($1, $2, $3, $4)`),
 		confirm: s(`WITH u AS (
 				UPDATE {s}.mfa_factors SET confirmed_at = $4, last_step = $5
 				WHERE tenant = $1 AND user_id = $2 AND id = $3 AND confirmed_at IS NULL
@@ -258,6 +263,29 @@ func (s *MFA) DeleteFactor(ctx context.Context, tenant, userID, id string) (mfa.
 	f, err := scanFactor(s.pool.QueryRow(ctx, s.sql.deleteFactor, tenant, userID, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return mfa.Factor{}, mfa.ErrNotFound
+	}
+	if err != nil {
+		return mfa.Factor{}, wrap("mfa: delete factor", err)
+	}
+	return f, nil
+}
+
+// DeleteFactorKeeping implements mfa.FactorStore with one call of the SQL
+// function mfa_delete_factor_keeping, which holds the user's confirmed
+// factors locked while it counts them and deletes.
+func (s *MFA) DeleteFactorKeeping(ctx context.Context, tenant, userID, id string, keep int) (mfa.Factor, error) {
+	if keep <= 0 {
+		return s.DeleteFactor(ctx, tenant, userID, id)
+	}
+	if checkMFAText("tenant", tenant, "user", userID, "factor id", id) != nil {
+		return mfa.Factor{}, mfa.ErrNotFound
+	}
+	f, err := scanFactor(s.pool.QueryRow(ctx, s.sql.deleteKeeping, tenant, userID, id, clampInt32(keep)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return mfa.Factor{}, mfa.ErrNotFound
+	}
+	if code, _ := pgCode(err); code == codeLastFactor {
+		return mfa.Factor{}, mfa.ErrLastFactor
 	}
 	if err != nil {
 		return mfa.Factor{}, wrap("mfa: delete factor", err)

@@ -30,6 +30,7 @@ var migrations = [...]migration{
 	{name: "expired passwords", sql: migration10},
 	{name: "session evictions", sql: migration11},
 	{name: "last sso sign-in", sql: migration12},
+	{name: "mfa delete keeping", sql: migration13},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -829,6 +830,38 @@ $$;
 // (auth.User.LastSSOAt), NULL if never.
 const migration12 = `
 ALTER TABLE {s}.users ADD COLUMN last_sso_at timestamptz;
+`
+
+// migration13 adds mfa_delete_factor_keeping, the one call of
+// MFA.DeleteFactorKeeping.
+const migration13 = `
+-- mfa_delete_factor_keeping is mfa.FactorStore.DeleteFactorKeeping in one
+-- call. It locks the user's confirmed factors (in id order, so that two
+-- calls never wait for each other in a cycle): a concurrent deletion of
+-- any of them waits until this call commits, and this call waits for one
+-- in progress. Then, with the rows held (each statement sees every change
+-- committed before), it returns no row if the user has no factor p_id,
+-- refuses (SQLSTATE GD003) if the user has fewer than p_keep confirmed
+-- factors besides it, and otherwise deletes it and returns it.
+CREATE FUNCTION {s}.mfa_delete_factor_keeping(p_tenant text, p_user text, p_id text, p_keep integer)
+RETURNS SETOF {s}.mfa_factors
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM 1 FROM {s}.mfa_factors
+		WHERE tenant = p_tenant AND user_id = p_user AND confirmed_at IS NOT NULL
+		ORDER BY id FOR UPDATE;
+	IF NOT EXISTS (SELECT 1 FROM {s}.mfa_factors WHERE tenant = p_tenant AND user_id = p_user AND id = p_id) THEN
+		RETURN;
+	END IF;
+	IF (SELECT count(*) FROM {s}.mfa_factors
+			WHERE tenant = p_tenant AND user_id = p_user AND confirmed_at IS NOT NULL AND id <> p_id) < p_keep THEN
+		RAISE EXCEPTION 'the user must keep a confirmed factor' USING ERRCODE = 'GD003';
+	END IF;
+	RETURN QUERY WITH d AS (
+			DELETE FROM {s}.mfa_factors WHERE tenant = p_tenant AND user_id = p_user AND id = p_id RETURNING *)
+		SELECT * FROM d;
+END
+$$;
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

@@ -370,8 +370,12 @@ func TestMigrateUpgrades(t *testing.T) {
 			// A user written as that release would: this code's user
 			// store needs version 12 (and says so until Migrate).
 			u := auth.User{ID: "u1", Tenant: "acme", Email: "a@example.com", Status: auth.StatusActive}
-			if _, err := st.Users.User(ctx, "acme", "u1"); err == nil || !strings.Contains(err.Error(), "has Migrate been run") {
+			if _, err := st.Users.User(ctx, "acme", "u1"); from < 12 && (err == nil || !strings.Contains(err.Error(), "has Migrate been run")) {
 				t.Errorf("User at version %d = %v, want an error naming Migrate", from, err)
+			}
+			// DeleteFactorKeeping needs version 13.
+			if _, err := st.MFA.DeleteFactorKeeping(ctx, "acme", "u1", "f1", 1); from < 13 && (err == nil || !strings.Contains(err.Error(), "has Migrate been run")) {
+				t.Errorf("DeleteFactorKeeping at version %d = %v, want an error naming Migrate", from, err)
 			}
 			if _, err := testPool(t).Exec(ctx, `INSERT INTO `+pgx.Identifier{st.Schema(), "users"}.Sanitize()+`
 				(tenant, id, email, name, status, password_hash) VALUES ('acme', 'u1', 'a@example.com', '', 'active', '')`); err != nil {
@@ -405,6 +409,9 @@ func TestMigrateUpgrades(t *testing.T) {
 			}
 			if err := st.MFA.CreateFactor(ctx, mfa.Factor{Tenant: "acme", UserID: "u1", ID: "f1", Kind: mfa.KindTOTP}, 1); err != nil {
 				t.Errorf("CreateFactor after the upgrade: %v", err)
+			}
+			if _, err := st.MFA.DeleteFactorKeeping(ctx, "acme", "u1", "f1", 1); !errors.Is(err, mfa.ErrLastFactor) {
+				t.Errorf("DeleteFactorKeeping after the upgrade = %v, want ErrLastFactor", err)
 			}
 			grant := rbac.Rule{Type: rbac.RuleGrant, Role: rbac.Owner, Subject: "user:u1"}
 			if err := st.Policies.Update(ctx, "acme", 0, nil, []rbac.Rule{grant}); err != nil {

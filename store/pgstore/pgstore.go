@@ -148,6 +148,7 @@ const (
 	codeUndefinedColumn = "42703"
 	codeSessionLimit    = "GD001" // raised by session_create for RefuseNew
 	codeFactorLimit     = "GD002" // raised by mfa_create_factor for the limit of confirmed factors
+	codeLastFactor      = "GD003" // raised by mfa_delete_factor_keeping for too few confirmed factors left
 )
 
 // pgCode returns the SQLSTATE of err and the constraint it names, if err

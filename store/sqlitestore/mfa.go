@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -25,7 +26,9 @@ import (
 // commits), so it holds across processes:
 //   - CreateFactor checks the id and the limit of confirmed factors,
 //     voids the user's pending factors of the kind and inserts, in one
-//     write transaction;
+//     write transaction; DeleteFactorKeeping counts the user's other
+//     confirmed factors and deletes in one write transaction, so
+//     concurrent removals never go below the number to keep;
 //   - ConfirmFactor, AdvanceStep and ResealSecret are one conditional
 //     UPDATE each (confirmed_at IS NULL; last_step < step; secret IS old):
 //     of concurrent AdvanceStep calls with one step exactly one changes
@@ -173,6 +176,43 @@ func (m *MFA) DeleteFactor(ctx context.Context, tenant, userID, id string) (mfa.
 		return mfa.Factor{}, fmt.Errorf("sqlitestore: delete factor: %w", err)
 	}
 	return f, nil
+}
+
+// DeleteFactorKeeping implements mfa.FactorStore in one write transaction:
+// it finds the factor, counts the user's other confirmed factors and
+// deletes, all under the database write lock.
+func (m *MFA) DeleteFactorKeeping(ctx context.Context, tenant, userID, id string, keep int) (mfa.Factor, error) {
+	if keep <= 0 {
+		return m.DeleteFactor(ctx, tenant, userID, id)
+	}
+	var f mfa.Factor
+	err := m.s.write(ctx, func(w *wtx) error {
+		var one, others int
+		switch err := w.queryRow(mfaDup, tenant, userID, id).Scan(&one); {
+		case isNoRows(err):
+			return mfa.ErrNotFound
+		case err != nil:
+			return err
+		}
+		if err := w.queryRow(mfaOthers, tenant, userID, id).Scan(&others); err != nil {
+			return err
+		}
+		if others < keep {
+			return mfa.ErrLastFactor
+		}
+		var err error
+		f, err = scanFactor(w.queryRow(mfaDelete, tenant, userID, id))
+		return err
+	})
+	switch {
+	case err == nil:
+		return f, nil
+	case errors.Is(err, mfa.ErrNotFound), isNoRows(err):
+		return mfa.Factor{}, mfa.ErrNotFound
+	case errors.Is(err, mfa.ErrLastFactor):
+		return mfa.Factor{}, mfa.ErrLastFactor
+	}
+	return mfa.Factor{}, fmt.Errorf("sqlitestore: delete factor: %w", err)
 }
 
 // Factor states told apart when a conditional update changed nothing.

@@ -83,6 +83,7 @@ const (
 
 	mfaDup
 	mfaCount
+	mfaOthers
 	mfaVoid
 	mfaInsert
 	mfaFactor
@@ -291,6 +292,7 @@ var queries = func() (q [numStmts]string) {
 
 	q[mfaDup] = `SELECT 1 FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND id = ?`
 	q[mfaCount] = `SELECT count(*) FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND confirmed_at IS NOT NULL`
+	q[mfaOthers] = `SELECT count(*) FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND confirmed_at IS NOT NULL AND id <> ?`
 	q[mfaVoid] = `DELETE FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND kind = ? AND confirmed_at IS NULL`
 	q[mfaInsert] = `INSERT INTO guard_mfa_factors (` + factorCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	q[mfaFactor] = `SELECT ` + factorCols + ` FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND id = ?`
