@@ -560,8 +560,9 @@ func TestBreakGlassNeedsAFactor(t *testing.T) {
 	if err := s.g.RemoveFactor(ctx, sys, tenantID, owner.ID, fs[0].ID); err != nil {
 		t.Fatalf("removing one of the break-glass owner's two factors: %v", err)
 	}
-	// Take the last one away behind Guard's back (two removals at once
-	// can): sign-in still refuses the owner.
+	// Take the last one away behind Guard's back (as a removal racing
+	// the naming of the break-glass owner still can): sign-in still
+	// refuses the owner.
 	if _, err := s.stores.MFA.Factors.DeleteFactor(ctx, tenantID, owner.ID, second.ID); err != nil {
 		t.Fatal(err)
 	}
