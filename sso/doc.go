@@ -38,7 +38,8 @@
 // directive, no comment, no processing instruction (exclusive C14N leaves
 // comments out of the signed content, so refusing them stops NameID
 // comment injection); only qualified names (no empty prefix or local
-// part, which parsers read differently); a depth and size limit; exactly
+// part, which parsers read differently); limits of depth, elements and
+// attributes per element, the last two counted before parsing; exactly
 // one Assertion or
 // EncryptedAssertion, directly under the Response (an assertion anywhere
 // else, even in an Advice, is refused), and no two elements with the same
