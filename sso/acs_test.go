@@ -285,6 +285,57 @@ func TestClockSkew(t *testing.T) {
 	wantReason(t, err, ReasonNotYetValid)
 }
 
+// TestTimeBoundaries checks each time limit at its edge with the frozen
+// clock (SECURITY-CHECKLIST SAML-39): accepted exactly at the limit,
+// refused one second beyond it. The limits are crewjam's MaxIssueDelay
+// (90 s) for IssueInstant, and the connection's skew (DefaultClockSkew, 2
+// minutes, or the largest, MaxClockSkew, 3 minutes, which is crewjam's
+// own) for NotBefore, NotOnOrAfter (exclusive: refused at NotOnOrAfter
+// plus the skew) and an IssueInstant in the future.
+func TestTimeBoundaries(t *testing.T) {
+	k := loadKeys(t)
+	if saml.MaxIssueDelay != 90*time.Second || DefaultClockSkew != 2*time.Minute || MaxClockSkew != saml.MaxClockSkew {
+		t.Fatalf("limits changed (MaxIssueDelay %v, skews %v, %v): update the cases", saml.MaxIssueDelay, DefaultClockSkew, MaxClockSkew)
+	}
+	now := t0.Add(2 * time.Second) // newEnv's clock
+	const sec = time.Second
+	for _, skew := range []time.Duration{DefaultClockSkew, MaxClockSkew} {
+		for _, tc := range []struct {
+			name string
+			s    spec
+			want Reason // "" accepted
+		}{
+			{"IssueInstant at the maximum issue delay", spec{issueInstant: now.Add(-saml.MaxIssueDelay)}, ""},
+			{"IssueInstant one second older", spec{issueInstant: now.Add(-saml.MaxIssueDelay - sec)}, ReasonExpired},
+			{"IssueInstant ahead by the skew", spec{issueInstant: now.Add(skew)}, ""},
+			{"IssueInstant ahead by one second more", spec{issueInstant: now.Add(skew + sec)}, ReasonNotYetValid},
+			{"NotBefore ahead by the skew", spec{notBefore: now.Add(skew)}, ""},
+			{"NotBefore ahead by one second more", spec{notBefore: now.Add(skew + sec)}, ReasonNotYetValid},
+			{"NotOnOrAfter one second inside the skew", spec{notOnOrAfter: now.Add(-skew + sec)}, ""},
+			{"NotOnOrAfter at the skew", spec{notOnOrAfter: now.Add(-skew)}, ReasonExpired},
+			{"confirmation NotOnOrAfter one second inside the skew", spec{scdNotOnOrAfter: now.Add(-skew + sec)}, ""},
+			{"confirmation NotOnOrAfter at the skew", spec{scdNotOnOrAfter: now.Add(-skew)}, ReasonExpired},
+		} {
+			t.Run(fmt.Sprintf("%v/%s", skew, tc.name), func(t *testing.T) {
+				e := newEnv(t, func(c *Connection) { c.ClockSkew = skew })
+				e.track(requestID, relayState)
+				if !e.clock.Now().Equal(now) {
+					t.Fatalf("clock %v, want %v", e.clock.Now(), now)
+				}
+				tc.s.signAssertion = true
+				res, err := e.post(tc.s.build(k), relayState)
+				if tc.want == "" {
+					if err != nil || res.Email != "alice@corp.example" {
+						t.Fatalf("ACS = %+v, %v", res, err)
+					}
+					return
+				}
+				wantReason(t, err, tc.want)
+			})
+		}
+	}
+}
+
 func TestReplayUntil(t *testing.T) {
 	k := loadKeys(t)
 	e := newEnv(t, func(c *Connection) { c.IdPInitiated = true })

@@ -40,7 +40,8 @@
 // directive, no comment, no processing instruction (exclusive C14N leaves
 // comments out of the signed content, so refusing them stops NameID
 // comment injection); only qualified names (no empty prefix or local
-// part, which parsers read differently); a depth and size limit; exactly
+// part, which parsers read differently); limits of depth, elements and
+// attributes per element, the last two counted before parsing; exactly
 // one Assertion or
 // EncryptedAssertion, directly under the Response (an assertion anywhere
 // else, even in an Advice, is refused), and no two elements with the same
@@ -73,6 +74,22 @@
 // path stays in the tracked request. After an IdP-initiated login a
 // RelayState is followed only if SafeRedirect accepts it (a relative path
 // on this site); otherwise Config.DefaultReturnTo.
+//
+// # NameID and email: the case rule
+//
+// A NameID is kept and compared exactly as the IdP sent it, byte for
+// byte, case included: persistent and transient NameIDs are opaque
+// strings, and Result.NameID, the Subject kept for single logout and the
+// NameID a LogoutRequest names must be equal to match
+// (SubjectStore.SubjectsByNameID). A NameID that is empty, over 512
+// bytes, or has control characters (CR and LF included) or surrounding
+// white space is refused (nameid_invalid at the ACS, logout_not_addressed
+// in a LogoutRequest), never cleaned up. The email a user is found by
+// (the email attribute, or an emailAddress NameID) is another thing:
+// trimmed and lower-cased (Result.Email), so "Alice@Corp.Example" and
+// "alice@corp.example" are one user of the tenant. When no kept subject
+// has a LogoutRequest's NameID (or there is no subject store), the facade
+// reads the NameID as an email, lower-cased the same way.
 //
 // # What the facade must do
 //

@@ -42,7 +42,7 @@ type Reason string
 // document failing for exactly that reason.
 const (
 	// The request and its encoding.
-	ReasonBodyTooLarge       Reason = "body_too_large"      // the POST body is over Config.MaxBodyBytes
+	ReasonBodyTooLarge       Reason = "body_too_large"      // the POST body is over Config.MaxBodyBytes, or a Redirect-binding logout message inflates past 1 MiB
 	ReasonMalformed          Reason = "malformed"           // no or duplicate SAMLResponse, bad base64, not well-formed XML
 	ReasonUnsupportedBinding Reason = "unsupported_binding" // artifact or SimpleSign: only HTTP-POST is accepted
 	ReasonNotConfigured      Reason = "not_configured"      // the tenant has no IdP connection

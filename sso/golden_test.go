@@ -213,6 +213,17 @@ var goldenCases = []goldenCase{
 		b := replaceOnce(valid().build(k), ">alice@corp.example<", ">&xxe;<")
 		return append([]byte(`<?xml version="1.0"?><!DOCTYPE r [<!ENTITY xxe SYSTEM "http://127.0.0.1:1/canary">]>`), b...)
 	}},
+	{name: "doctype_file_entity", want: ReasonDoctype, build: func(k testKeys) []byte {
+		// SAML-27: an external entity naming a local file.
+		b := replaceOnce(valid().build(k), ">alice@corp.example<", ">&xxe;<")
+		return append([]byte(`<?xml version="1.0"?><!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>`), b...)
+	}},
+	{name: "doctype_internal_entity", want: ReasonDoctype, build: func(k testKeys) []byte {
+		// SAML-27: an internal entity in the Response (the signed
+		// assertion's NameID would read "admin@corp.example").
+		b := replaceOnce(valid().build(k), ">alice@corp.example<", ">&who;<")
+		return append([]byte(`<!DOCTYPE samlp:Response [<!ENTITY who "admin@corp.example">]>`), b...)
+	}},
 	{name: "comment_in_nameid", want: ReasonComment, build: func(k testKeys) []byte {
 		// DUO18: a genuine assertion for alice@corp.example.attacker.test,
 		// with a comment that exclusive C14N ignores (the signature still
@@ -368,6 +379,12 @@ var goldenCases = []goldenCase{
 		build: spec{signAssertion: true, noInResponseTo: true}.build, edit: func(c *Connection) { c.IdPInitiated = true }},
 	{name: "assertion_without_id", want: ReasonAssertionIDMissing, build: spec{signResponse: true, noAssertionID: true}.build},
 	{name: "nameid_with_newline", want: ReasonNameIDInvalid, build: spec{signAssertion: true, nameID: "alice@corp.example\nadmin"}.build},
+	{name: "nameid_with_cr", want: ReasonNameIDInvalid, build: func(k testKeys) []byte {
+		// SAML-45: a carriage return, which only a character reference
+		// can carry (a raw one is read as a line feed), signed as such.
+		b := spec{signAssertion: true, nameID: "alice@corp.example\radmin"}.build(k)
+		return replaceOnce(b, "\r", "&#13;")
+	}},
 	{name: "nameid_10kb", want: ReasonNameIDInvalid, build: spec{signAssertion: true,
 		nameID: strings.Repeat("a", 10<<10-len("@corp.example")) + "@corp.example"}.build},
 	{name: "nameid_surrounding_space", want: ReasonNameIDInvalid, build: spec{signAssertion: true, nameID: " alice@corp.example "}.build},

@@ -268,18 +268,27 @@ func peekLogout(msg string, deflated bool, relay string) (irt, relayState string
 	return irt, relay, nil
 }
 
+// maxInflated is the most a logout message in the HTTP-Redirect binding
+// may inflate to, as in crewjam/saml: a real one is a few kilobytes.
+const maxInflated = 1 << 20
+
 // decodeMessage decodes the logout message of form field (base64, and
-// inflated for the HTTP-Redirect binding, at most 1 MiB) and applies the
-// lexical rules (see lexical).
+// inflated for the HTTP-Redirect binding) and applies the lexical rules
+// (see lexical). A message that inflates past maxInflated is refused
+// (body_too_large, SECURITY-CHECKLIST SAML-29) once that much is read:
+// never cut short and read on.
 func decodeMessage(field, msg string, deflated bool) ([]byte, *RejectError) {
 	raw, err := base64.StdEncoding.DecodeString(msg)
 	if err != nil {
 		return nil, reject(ReasonMalformed, field+" is not base64", err)
 	}
 	if deflated {
-		raw, err = io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(raw)), 1<<20))
+		raw, err = io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(raw)), maxInflated+1))
 		if err != nil {
 			return nil, reject(ReasonMalformed, field+" cannot be inflated", err)
+		}
+		if len(raw) > maxInflated {
+			return nil, reject(ReasonBodyTooLarge, field+" inflates past 1 MiB", nil)
 		}
 	}
 	if rej := lexical(raw); rej != nil {

@@ -2,6 +2,7 @@ package sso
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,9 +12,11 @@ import (
 	"github.com/crewjam/saml/xmlenc"
 )
 
-// Limits of a response document, checked before crewjam/saml sees it. A
-// real response is about ten levels deep and has a few dozen elements
-// (one more per group value).
+// Limits of a response document, checked before crewjam/saml sees it:
+// the elements and attributes are counted before the document is parsed
+// (lexical), the parser stops at the depth, and the walk checks all three
+// on the tree. A real response is about ten levels deep and has a few
+// dozen elements (one more per group value).
 const (
 	maxDepth        = 48
 	maxElements     = 20_000
@@ -225,13 +228,18 @@ func (sc *scan) assertion(a *etree.Element) *RejectError {
 	return nil
 }
 
-// parseChecked applies lexical to data and parses it.
+// parseChecked applies lexical to data and parses it, no deeper than
+// maxDepth.
 func parseChecked(data []byte) (*etree.Document, *RejectError) {
 	if rej := lexical(data); rej != nil {
 		return nil, rej
 	}
 	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(data); err != nil {
+	doc.ReadSettings.MaxDepth = maxDepth
+	switch err := doc.ReadFromBytes(data); {
+	case errors.Is(err, etree.ErrMaxDepth):
+		return nil, reject(ReasonTooComplex, fmt.Sprintf("over %d levels", maxDepth), err)
+	case err != nil:
 		return nil, reject(ReasonMalformed, "not well-formed XML", err)
 	}
 	if doc.Root() == nil {
@@ -354,10 +362,20 @@ func checkSignatures(sigs []*etree.Element, allowSHA1 bool, signable ...*etree.E
 // signed content: an attacker may add them at will, and a reader that
 // stops at one reads a truncated value (the NameID comment-injection
 // attack).
+//
+// It also counts the start tags and the attributes of each (its "="
+// outside quoted values), and refuses more than maxElements, or more
+// than maxAttrsPerElem on one element (reason too_complex), before the
+// parser builds a tree: a body of the largest size allowed
+// (Config.MaxBodyBytes, 16 MiB) made of empty elements or attributes
+// would otherwise cost the tree's memory, several hundred megabytes,
+// before the walk refused it (SECURITY-CHECKLIST SAML-28). The walk
+// checks the limits again on the tree.
 func lexical(data []byte) *RejectError {
 	if !utf8.Valid(data) || bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
 		return reject(ReasonMalformed, "not UTF-8", nil)
 	}
+	elements := 0
 	rest := data
 	for {
 		i := bytes.IndexByte(rest, '<')
@@ -385,9 +403,50 @@ func lexical(data []byte) *RejectError {
 			if start != 0 || !bytes.HasPrefix(rest[i:], []byte("<?xml ")) {
 				return reject(ReasonComment, "a processing instruction", nil)
 			}
+		case '/':
+		default:
+			if elements++; elements > maxElements {
+				return reject(ReasonTooComplex, fmt.Sprintf("over %d elements", maxElements), nil)
+			}
+			n, attrs := startTag(rest[i+1:])
+			if n < 0 {
+				return reject(ReasonMalformed, "unterminated start tag", nil)
+			}
+			if attrs > maxAttrsPerElem {
+				return reject(ReasonTooComplex, fmt.Sprintf("over %d attributes on an element", maxAttrsPerElem), nil)
+			}
+			rest = rest[i+1+n:]
+			continue
 		}
 		rest = rest[i+1:]
 	}
+}
+
+// startTag returns the length of the start tag at the beginning of b
+// (after its "<"), up to and including its ">", and the number of "="
+// outside quoted values in it: one per attribute in a well-formed tag. A
+// "<", even quoted, is not part of a tag: the length then stops before it,
+// so that lexical looks at what follows it. The length is -1 if the tag
+// does not end.
+func startTag(b []byte) (n, attrs int) {
+	var quote byte
+	for i, c := range b {
+		switch {
+		case c == '<':
+			return i, attrs
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '=':
+			attrs++
+		case c == '>':
+			return i + 1, attrs
+		}
+	}
+	return -1, attrs
 }
 
 // statusCode returns the top-level StatusCode Value of a Response, with
