@@ -199,6 +199,22 @@ var goldenCases = []goldenCase{
 		root.InsertChildAt(child(root, "Status").Index(), ext)
 		return serialize(root)
 	}},
+	{name: "duplicate_prefixed_id", want: ReasonDuplicateID, build: func(k testKeys) []byte {
+		// The assertion's ID again, as x:ID: etree's SelectAttr("ID"),
+		// which goxmldsig resolves references with, would find it.
+		root := parse(valid().build(k))
+		ext := etree.NewElement("samlp:Extensions")
+		note := ext.CreateElement("x:Note")
+		note.CreateAttr("xmlns:x", "urn:example:evil")
+		note.CreateAttr("x:ID", "id-assertion-0001")
+		root.InsertChildAt(child(root, "Status").Index(), ext)
+		return serialize(root)
+	}},
+	{name: "two_id_attributes", want: ReasonMalformed, build: func(k testKeys) []byte {
+		// ID and x:ID on one element: etree reads the first, encoding/xml
+		// the last.
+		return replaceOnce(valid().build(k), "<samlp:Status>", `<samlp:Status xmlns:x="urn:example:evil" x:ID="id-a" ID="id-b">`)
+	}},
 	{name: "second_assertion", want: ReasonAssertionCount, build: func(k testKeys) []byte {
 		first := valid().assertion(k)
 		second := spec{signAssertion: true, assertionID: "id-assertion-0002", nameID: "admin@corp.example"}.assertion(k)

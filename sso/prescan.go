@@ -288,16 +288,27 @@ func (w *walker) elements(depth int, tops ...*etree.Element) (found, *RejectErro
 		if strings.Contains(fr.el.Tag, ":") {
 			return f, reject(ReasonMalformed, "an element name that is not a qualified name", nil)
 		}
+		ids := 0
 		for _, a := range fr.el.Attr {
 			if strings.Contains(a.Key, ":") {
 				return f, reject(ReasonMalformed, "an attribute name that is not a qualified name", nil)
 			}
-			if (a.Space == "" && (a.Key == "ID" || a.Key == "Id" || a.Key == "id")) || (a.Space == "xml" && a.Key == "id") {
+			// An ID in any namespace: etree's SelectAttr (which goxmldsig
+			// resolves references with) matches "ID" whatever its prefix,
+			// and encoding/xml (crewjam's structs) takes the last
+			// attribute of that local name.
+			if a.Key == "ID" || a.Key == "Id" || a.Key == "id" {
+				ids++
 				if _, dup := w.ids[a.Value]; dup {
 					w.duplicate = true
 				}
 				w.ids[a.Value] = struct{}{}
 			}
+		}
+		if ids > 1 {
+			// ID and x:ID (or Id) on one element: which one is "the" ID
+			// depends on the parser.
+			return f, reject(ReasonMalformed, "more than one ID attribute on an element", nil)
 		}
 		switch fr.el.Tag {
 		case "Assertion", "EncryptedAssertion":
