@@ -46,7 +46,10 @@
 // or this package. The facade orchestrates them and is the one place that
 // writes audit events. Every sign-in, whatever its first factor, goes
 // through one pipeline: allow-list, status, second factor or enrolment,
-// session limit, audit.
+// session limit, audit. A session is created by Login, CompleteLogin,
+// CompletePendingEnrolment and CompleteSSO, and by nothing else;
+// Reauthenticate, RotateSession and ChangePasswordAndRotate give an
+// existing session a new token.
 //
 // # Concurrency
 //
