@@ -23,22 +23,13 @@ import (
 
 	"github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/internal/ssosite"
 	"github.com/guardhq/guard/sso"
 )
 
 // principalOf returns the principal of browser b's Guard session on s.
 func (s *ssoSite) principalOf(t *testing.T, b *http.Client) (guard.Principal, error) {
-	t.Helper()
-	u, _ := url.Parse(s.srv.URL)
-	err := guard.ErrUnauthenticated
-	for _, c := range b.Jar.Cookies(u) {
-		p, perr := s.g.Authenticate(t.Context(), c.Value)
-		if perr == nil {
-			return p, nil
-		}
-		err = perr
-	}
-	return guard.Principal{}, err
+	return ssosite.Principal(t.Context(), s.g, s.srv.URL, b)
 }
 
 // ssoUser signs user (created at the IdP with email) in by SSO in a new

@@ -108,15 +108,7 @@ func newTenantsSite(t *testing.T) *tenantsSite {
 
 func (s *tenantsSite) idpPut(t *testing.T, tenant, path, body string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPut, s.idps[tenant].url+path, strings.NewReader(body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("PUT %s: %s", path, resp.Status)
-	}
+	ssosite.IdPPut(t, s.idps[tenant].url, path, body)
 }
 
 // get returns the body of a GET of u by client c.
@@ -196,17 +188,7 @@ func postACS(t *testing.T, b *http.Client, action string, fields url.Values) (in
 
 // principal returns the principal of browser b's session.
 func (s *tenantsSite) principal(t *testing.T, b *http.Client) (guard.Principal, error) {
-	t.Helper()
-	u, _ := url.Parse(s.srv.URL)
-	err := guard.ErrUnauthenticated
-	for _, c := range b.Jar.Cookies(u) {
-		p, perr := s.g.Authenticate(t.Context(), c.Value)
-		if perr == nil {
-			return p, nil
-		}
-		err = perr
-	}
-	return guard.Principal{}, err
+	return ssosite.Principal(t.Context(), s.g, s.srv.URL, b)
 }
 
 // signIn signs user in to tenant through the tenant's own IdP and returns

@@ -155,15 +155,7 @@ func newSSOSiteOn(t *testing.T, stores guard.Stores) *ssoSite {
 
 func (s *ssoSite) idpPut(t *testing.T, path, body string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPut, s.idpURL+path, strings.NewReader(body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("PUT %s: %s", path, resp.Status)
-	}
+	ssosite.IdPPut(t, s.idpURL, path, body)
 }
 
 func (s *ssoSite) get(t *testing.T, c *http.Client, u string) string {

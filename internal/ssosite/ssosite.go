@@ -6,6 +6,7 @@
 package ssosite
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -191,15 +192,37 @@ func Routes(mux *http.ServeMux, g *guard.Guard, returnTo string, served *atomic.
 // shortcut).
 func (s *Site) IdPPut(path, doc string) {
 	s.t.Helper()
-	req, _ := http.NewRequest(http.MethodPut, s.IdPURL+path, strings.NewReader(doc))
+	IdPPut(s.t, s.IdPURL, path, doc)
+}
+
+// IdPPut PUTs doc to the admin API of the samlidp at idpURL, at path.
+func IdPPut(t testing.TB, idpURL, path, doc string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, idpURL+path, strings.NewReader(doc))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		s.t.Fatalf("PUT %s: %s", path, resp.Status)
+		t.Fatalf("PUT %s: %s", path, resp.Status)
 	}
+}
+
+// Principal returns the principal of the Guard session browser b holds
+// for siteURL: the first of its cookies g authenticates, or the last
+// error.
+func Principal(ctx context.Context, g *guard.Guard, siteURL string, b *http.Client) (guard.Principal, error) {
+	u, _ := url.Parse(siteURL)
+	err := guard.ErrUnauthenticated
+	for _, c := range b.Jar.Cookies(u) {
+		p, perr := g.Authenticate(ctx, c.Value)
+		if perr == nil {
+			return p, nil
+		}
+		err = perr
+	}
+	return guard.Principal{}, err
 }
 
 // Body reads a response's body whole, failing the test on any error.
