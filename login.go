@@ -88,21 +88,25 @@ type Pending struct {
 
 // Failure reasons recorded in login.failed and mfa.failed audit events.
 const (
-	ReasonUnknownUser  = "unknown_user"
-	ReasonBadPassword  = "bad_password"
-	ReasonDeactivated  = "deactivated"
-	ReasonLocked       = "locked"
-	ReasonIPThrottled  = "ip_throttled"
-	ReasonBadInput     = "bad_input"
-	ReasonUnavailable  = "unavailable"
-	ReasonSessionLimit = "session_limit"
-	ReasonNoPassword   = "no_password"
-	ReasonCaptcha      = "captcha"
-	ReasonIPDenied     = "ip_denied"
-	ReasonBadCode      = "bad_code"
-	ReasonCodeReuse    = "reuse"
-	ReasonCodeExpired  = "expired"
-	ReasonTooManyTries = "too_many_tries"
+	ReasonUnknownUser = "unknown_user"
+	ReasonBadPassword = "bad_password"
+	ReasonDeactivated = "deactivated"
+	// ReasonPasswordChanged: the password was changed, reset or marked
+	// compromised while the sign-in that proved the old one was under way
+	// (or pending its second factor).
+	ReasonPasswordChanged = "password_changed"
+	ReasonLocked          = "locked"
+	ReasonIPThrottled     = "ip_throttled"
+	ReasonBadInput        = "bad_input"
+	ReasonUnavailable     = "unavailable"
+	ReasonSessionLimit    = "session_limit"
+	ReasonNoPassword      = "no_password"
+	ReasonCaptcha         = "captcha"
+	ReasonIPDenied        = "ip_denied"
+	ReasonBadCode         = "bad_code"
+	ReasonCodeReuse       = "reuse"
+	ReasonCodeExpired     = "expired"
+	ReasonTooManyTries    = "too_many_tries"
 	// ReasonSSORequired: a password sign-in while the tenant requires SSO.
 	ReasonSSORequired = "sso_required"
 	// ReasonBreakGlassNotOwner: the tenant's break-glass user no longer
@@ -424,6 +428,20 @@ func (g *Guard) pend(ctx context.Context, a attempt, gt gate, si signIn, purpose
 	if err != nil {
 		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("start pending sign-in", err))
 	}
+	if si.password {
+		// A password changed, reset or marked compromised since it was
+		// read is seen here, or it is stamped after the pending sign-in
+		// started and loadPending refuses it.
+		cur, err := g.stores.Users.User(ctx, u.Tenant, u.ID)
+		switch {
+		case err != nil && !errors.Is(err, auth.ErrNotFound):
+			return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("load user", err))
+		case err != nil || cur.Status != auth.StatusActive:
+			return LoginResult{}, g.loginFailed(ctx, a, ReasonDeactivated, ErrInvalidCredentials)
+		case passwordMoved(u, cur):
+			return LoginResult{}, g.loginFailed(ctx, a, ReasonPasswordChanged, ErrInvalidCredentials)
+		}
+	}
 	e := a.event(audit.LoginPending, audit.Success, "")
 	e.Meta = map[string]string{"purpose": purpose}
 	if err := g.record(ctx, e); err != nil {
@@ -431,6 +449,13 @@ func (g *Guard) pend(ctx context.Context, a attempt, gt gate, si signIn, purpose
 	}
 	return LoginResult{User: userView(u), Pending: &Pending{Token: token, ExpiresAt: txn.ExpiresAt,
 		Enrol: purpose == purposeEnrol, Factors: factors}}, nil
+}
+
+// passwordMoved reports whether the user's password was changed, reset
+// or marked compromised between the reads was and cur (a rehash of the
+// same password changes neither field).
+func passwordMoved(was, cur auth.User) bool {
+	return !cur.PasswordChangedAt.Equal(was.PasswordChangedAt) || cur.PasswordExpired != was.PasswordExpired
 }
 
 // createSession creates the session of a complete sign-in, under the
@@ -498,6 +523,13 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 			return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("record login", err))
 		}
 		return LoginResult{}, g.loginFailed(ctx, a, ReasonDeactivated, ErrInvalidCredentials)
+	}
+	// Likewise a password changed, reset or marked compromised while this
+	// sign-in proved the old one: the change ended the user's sessions
+	// before this one existed, or it is seen here.
+	if si.password && passwordMoved(u, cur) {
+		g.dropSession(ctx, s)
+		return LoginResult{}, g.loginFailed(ctx, a, ReasonPasswordChanged, ErrInvalidCredentials)
 	}
 	events := make([]audit.Event, 0, 1+len(evicted))
 	ok := a.event(audit.LoginSucceeded, audit.Success, "")

@@ -75,6 +75,13 @@ func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) 
 	if u.Status != auth.StatusActive {
 		return pending{}, g.mfaFailed(ctx, p.a, ReasonDeactivated, "", gate{}, ErrLoginExpired)
 	}
+	// A pending sign-in started with a password ends when the password
+	// is changed or reset after it started (Login saw a change made
+	// before); one marked compromised meanwhile goes on and gets a
+	// session that must change it (createSession reads the mark).
+	if txn.Flags&FlagSSO == 0 && u.PasswordChangedAt.After(txn.CreatedAt) {
+		return pending{}, g.mfaFailed(ctx, p.a, ReasonPasswordChanged, "", gate{}, ErrLoginExpired)
+	}
 	if err := g.checkIPString(ctx, u.Tenant, ipfilter.Users, ip, p.a.actor(), ua); err != nil {
 		return pending{}, err
 	}
