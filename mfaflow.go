@@ -691,6 +691,18 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 			flags |= FlagMFA
 		}
 	}
+	if flags&(FlagMFA|FlagSSO) == 0 {
+		// A step-up restarts the session's clock: without a second factor
+		// under RequireMFA it must still enrol by the end of the grace
+		// period, as a sign-in inside it must (sessionAllowed).
+		pol, err := g.EffectivePolicy(ctx, p.Tenant)
+		if err != nil {
+			return "", session.Session{}, err
+		}
+		if pol.RequireMFA {
+			flags |= FlagMustEnrol
+		}
+	}
 	if err := g.settle(ctx, gt, true); err != nil {
 		return "", session.Session{}, err
 	}

@@ -89,6 +89,8 @@ func TestPolicyChangeReachesOpenSessions(t *testing.T) {
 		}
 		// With a grace period, the password-only session goes on until it
 		// ends, and so does one opened inside it.
+		f.createUser(t, "dee@example.test", ownerPW)
+		before, deeP := f.signIn(t, "dee@example.test", ownerPW)
 		setPolicy(t, f, guard.Policy{RequireMFA: true, MFAGrace: time.Hour})
 		if _, err := f.g.Authenticate(f.ctx, plain.Token); err != nil {
 			t.Fatalf("inside the grace period: %v", err)
@@ -98,9 +100,21 @@ func TestPolicyChangeReachesOpenSessions(t *testing.T) {
 		if !cyP.MustEnrol() {
 			t.Fatalf("a sign-in inside the grace period: flags %b, want FlagMustEnrol", cyP.Flags)
 		}
+		// A password-only step-up inside the grace period, of a session
+		// opened before the switch, restarts the session's clock but not
+		// its deadline (it was an escape: the session looked as if opened
+		// after the switch, needing nothing).
+		f.clock.Advance(time.Minute)
+		stepped, _, err := f.g.Reauthenticate(f.ctx, deeP, before.Token, guard.Proof{Password: ownerPW})
+		if err != nil {
+			t.Fatal(err)
+		}
 		f.clock.Advance(time.Hour)
 		if _, err := f.g.Authenticate(f.ctx, inGrace.Token); !errors.Is(err, guard.ErrPolicyChanged) {
 			t.Errorf("a session opened inside the grace period, after it: %v, want ErrPolicyChanged", err)
+		}
+		if _, err := f.g.Authenticate(f.ctx, stepped); !errors.Is(err, guard.ErrPolicyChanged) {
+			t.Errorf("a session stepped up with a password inside the grace period, after it: %v, want ErrPolicyChanged", err)
 		}
 		w := serveHandler(protected(f.g), "/", plain.Token, client)
 		if w.Code != 401 || w.Header().Get(guard.ReasonHeader) != guard.ReasonPolicyChanged {
@@ -110,8 +124,14 @@ func TestPolicyChangeReachesOpenSessions(t *testing.T) {
 		if _, err := f.g.Authenticate(f.ctx, plain.Token); !errors.Is(err, guard.ErrUnauthenticated) {
 			t.Errorf("the same session again: %v, want ErrUnauthenticated", err)
 		}
-		if evs := f.events(t, audit.SessionRevoked); len(evs) != 2 || evs[1].Reason != "mfa_required" || evs[1].Actor.Kind != audit.ActorSystem {
-			t.Errorf("session.revoked events %+v, want two by the system, reason mfa_required", evs)
+		evs := f.events(t, audit.SessionRevoked)
+		if len(evs) != 3 {
+			t.Errorf("%d session.revoked events, want three", len(evs))
+		}
+		for _, e := range evs {
+			if e.Reason != "mfa_required" || e.Actor.Kind != audit.ActorSystem {
+				t.Errorf("session.revoked by %s, reason %q; want the system, mfa_required", e.Actor.Kind, e.Reason)
+			}
 		}
 		if _, err := f.g.Authenticate(f.ctx, withMFA.Token); err != nil {
 			t.Errorf("a session signed in with a second factor: %v, want it kept", err)
