@@ -37,9 +37,30 @@ func (g *Guard) VerifyAudit(ctx context.Context, by Principal, tenant string) (a
 }
 
 // ExportAudit writes a tenant's audit events matching q's filters to w as
-// JSON Lines or CSV (see audit.Log.Export).
+// JSON Lines or CSV (see audit.Log.Export). The export is itself recorded
+// first (audit.exported, with the format and the filters), so a bulk copy
+// of the log leaves a trace in it; when that fails, nothing is exported.
 func (g *Guard) ExportAudit(ctx context.Context, by Principal, tenant string, q audit.Query, w io.Writer, f audit.Format) error {
 	if err := g.may(ctx, by, tenant, rbac.Audit, rbac.Read); err != nil {
+		return err
+	}
+	e := g.adminEvent(by, tenant, audit.AuditExported, tenant)
+	format := map[audit.Format]string{audit.JSONLines: "jsonl", audit.CSV: "csv"}[f]
+	if format == "" {
+		return auditErr(g.audit.Export(ctx, tenant, q, w, f)) // refused: an unknown format
+	}
+	e.Meta = map[string]string{"format": format}
+	for k, v := range map[string]string{"actor": q.Actor, "action": q.Action, "outcome": string(q.Outcome)} {
+		if v != "" {
+			e.Meta[k] = clip(v, 300)
+		}
+	}
+	for k, t := range map[string]time.Time{"from": q.From, "to": q.To} {
+		if !t.IsZero() {
+			e.Meta[k] = t.UTC().Format(time.RFC3339)
+		}
+	}
+	if err := g.record(ctx, e); err != nil {
 		return err
 	}
 	return auditErr(g.audit.Export(ctx, tenant, q, w, f))

@@ -299,3 +299,40 @@ func TestEverySignInPathKnown(t *testing.T) {
 		}
 	}
 }
+
+// An export of the audit log is itself in the log (audit.exported, by
+// whom, the format and the filters), recorded before the events are
+// written; a refused export (another tenant, an unknown format) records
+// no export.
+func TestAuditExportRecorded(t *testing.T) {
+	f := newFixture(t)
+	owner, _ := f.userWithRoles(t, "ada@example.test", rbac.Owner)
+	var sb strings.Builder
+	q := audit.Query{Action: string(audit.LoginSucceeded), Outcome: audit.Success}
+	if err := f.g.ExportAudit(f.ctx, owner, tenantID, q, &sb, audit.CSV); err != nil {
+		t.Fatal(err)
+	}
+	evs := f.events(t, audit.AuditExported)
+	if len(evs) != 1 {
+		t.Fatalf("%d audit.exported events, want 1", len(evs))
+	}
+	e := evs[0]
+	if e.Actor.ID != owner.UserID || e.Meta["format"] != "csv" || e.Meta["action"] != string(audit.LoginSucceeded) || e.Meta["outcome"] != string(audit.Success) {
+		t.Errorf("audit.exported = actor %+v meta %v", e.Actor, e.Meta)
+	}
+	if strings.Contains(sb.String(), string(audit.AuditExported)) {
+		t.Error("the filtered export holds the audit.exported event, which its filter excludes")
+	}
+	if err := f.g.ExportAudit(f.ctx, owner, tenantID, audit.Query{}, &sb, audit.Format(7)); err == nil {
+		t.Error("an unknown format was exported")
+	}
+	if _, err := f.g.CreateTenant(f.ctx, guard.System("t"), "globex", "Globex", guard.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.ExportAudit(f.ctx, owner, "globex", audit.Query{}, &sb, audit.JSONLines); !errors.Is(err, guard.ErrForbidden) {
+		t.Errorf("exporting another tenant's log: %v, want ErrForbidden", err)
+	}
+	if n := len(f.events(t, audit.AuditExported)); n != 1 {
+		t.Errorf("%d audit.exported events after two refused exports, want 1", n)
+	}
+}

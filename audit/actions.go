@@ -99,6 +99,7 @@ const (
 	TenantCreated            Action = "tenant.created"
 	TenantPolicySet          Action = "tenant.policy_changed"
 	AuditPurged              Action = "audit.purged"
+	AuditExported            Action = "audit.exported" // Meta: format and the query's filters
 	AccessDenied             Action = "access.denied"
 )
 
@@ -114,5 +115,5 @@ var Actions = []Action{
 	SessionCreated, SessionRotated, SessionEvicted, SessionRevoked, SessionExpired,
 	UserCreated, UserDeactivated, UserReactivated, UserDeleted, UserUnlocked, UserInvited, UserEmailChanged,
 	UserEmailChangeRequested, PasswordChanged, PasswordRejected, PasswordRehashed, PasswordExpired,
-	TenantCreated, TenantPolicySet, AuditPurged, AccessDenied,
+	TenantCreated, TenantPolicySet, AuditPurged, AuditExported, AccessDenied,
 }
