@@ -336,3 +336,45 @@ func TestAuditExportRecorded(t *testing.T) {
 		t.Errorf("%d audit.exported events after two refused exports, want 1", n)
 	}
 }
+
+// RB-2 at creation: an admin adding a user with a role they may not give
+// (owner) is refused before anything is stored: no user, not even for a
+// moment (the user used to be created, then deleted by a rollback), and a
+// failed user.created names the address and the role. An unknown role is
+// refused the same way, unrecorded.
+func TestCreateUserWithRoleBeyondCreator(t *testing.T) {
+	f := newFixture(t)
+	admin, _ := f.userWithRoles(t, "eve@example.test", rbac.Admin)
+	_, err := f.g.CreateUser(f.ctx, admin, guard.NewUser{Tenant: tenantID, Email: "Zed@Example.test", Password: ownerPW, Roles: []string{rbac.Member, rbac.Owner}})
+	if !errors.Is(err, guard.ErrForbidden) || !errors.Is(err, rbac.ErrEscalation) {
+		t.Fatalf("an admin adding an owner: %v, want ErrForbidden (escalation)", err)
+	}
+	if _, err := f.g.CreateUser(f.ctx, admin, guard.NewUser{Tenant: tenantID, Email: "yan@example.test", Roles: []string{"no-such-role"}}); !errors.Is(err, rbac.ErrRoleNotFound) {
+		t.Fatalf("adding a user with an unknown role: %v, want ErrRoleNotFound", err)
+	}
+	us, err := f.g.ListUsers(f.ctx, guard.System("t"), tenantID, "", 10)
+	if err != nil || len(us) != 1 {
+		t.Fatalf("users after the refusals: %+v, %v; want only the admin", us, err)
+	}
+	var created, failed int
+	for _, e := range f.events(t, audit.UserCreated) {
+		if e.Outcome == audit.Success {
+			created++
+			continue
+		}
+		failed++
+		if e.Reason != "escalation" || e.Target != "zed@example.test" || e.Meta["role"] != rbac.Owner {
+			t.Errorf("failed user.created %+v, want escalation for zed@example.test, role owner", e)
+		}
+	}
+	if created != 1 || failed != 1 {
+		t.Errorf("user.created: %d successes and %d failures, want the admin's and one failure", created, failed)
+	}
+	if evs := f.events(t, audit.UserDeleted); len(evs) != 0 {
+		t.Errorf("%d user.deleted events: a user was created and rolled back", len(evs))
+	}
+	// Roles the admin holds go through.
+	if _, err := f.g.CreateUser(f.ctx, admin, guard.NewUser{Tenant: tenantID, Email: "wes@example.test", Roles: []string{rbac.Member}}); err != nil {
+		t.Errorf("an admin adding a member: %v", err)
+	}
+}

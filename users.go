@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -74,6 +75,9 @@ func (g *Guard) CreateUser(ctx context.Context, by Principal, nu NewUser) (User,
 	if err := auth.CheckName(nu.Name); err != nil {
 		return User{}, err
 	}
+	if err := g.mayGrantAll(ctx, by, nu.Tenant, email, nu.Roles); err != nil {
+		return User{}, err
+	}
 	now := g.now().UTC().Truncate(time.Microsecond)
 	u := auth.User{Tenant: nu.Tenant, Email: email, Name: nu.Name, Status: auth.StatusActive, CreatedAt: now}
 	if u.ID, err = newID(g.rand); err != nil {
@@ -101,12 +105,49 @@ func (g *Guard) CreateUser(ctx context.Context, by Principal, nu NewUser) (User,
 	}
 	for _, role := range nu.Roles {
 		if err := g.GrantRole(ctx, by, nu.Tenant, "user:"+u.ID, role); err != nil {
-			// A role the creator may not give: the user is not created.
+			// The creator's roles changed since mayGrantAll, or the store
+			// failed: the user is not created.
 			_ = g.DeleteUser(context.WithoutCancel(ctx), System("rollback"), u.Tenant, u.ID)
 			return User{}, err
 		}
 	}
 	return userView(u), nil
+}
+
+// mayGrantAll refuses, before a user is created, roles the creator may not
+// give (an unknown role, or one with a permission the creator lacks: see
+// GrantRole), so that a refused creation leaves nothing behind, not even
+// for a moment; an escalation is recorded as a failed user.created naming
+// the address and the role.
+func (g *Guard) mayGrantAll(ctx context.Context, by Principal, tenant, email string, roles []string) error {
+	if len(roles) == 0 || g.rbac == nil {
+		return nil
+	}
+	perms, err := g.permsOf(ctx, by, tenant)
+	if err != nil {
+		return err
+	}
+	defined, err := g.rbac.Roles(ctx, tenant)
+	if err != nil {
+		return rbacErr("load roles", err)
+	}
+	for _, role := range roles {
+		i := slices.IndexFunc(defined, func(r rbac.RoleInfo) bool { return r.Name == role })
+		if i < 0 {
+			return rbac.ErrRoleNotFound
+		}
+		for _, p := range defined[i].Permissions {
+			if !perms.Has(p.Section, p.Action) {
+				e := g.adminEvent(by, tenant, audit.UserCreated, clip(email, 320))
+				e.Outcome, e.Reason, e.Meta = audit.Failure, "escalation", map[string]string{"role": role}
+				if err := g.record(ctx, e); err != nil {
+					return err
+				}
+				return rbacErr("change role", rbac.ErrEscalation)
+			}
+		}
+	}
+	return nil
 }
 
 // checkPassword applies the tenant's password policy to a new password of
