@@ -1124,7 +1124,9 @@ func ids(ss []session.Session) string {
 // goroutines and checks that each method is one atomic step: the session
 // limit holds exactly, every evicted session is reported once, RefuseNew
 // admits exactly up to the limit, Touch never moves LastSeen backwards,
-// and a session is rotated or deleted exactly once.
+// a session is rotated or deleted exactly once, a session rotated while
+// DeleteByUser ends every session of its user does not survive, and a
+// rotation racing a sign-in at the limit leaves the user at the limit.
 func RunConcurrent(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Helper()
 	const n = 100
@@ -1353,6 +1355,106 @@ func RunConcurrent(t *testing.T, newStore func(t *testing.T) Store) {
 		})
 		if wins != 1 {
 			t.Errorf("the session was deleted %d times, want exactly once", wins)
+		}
+	})
+	t.Run("RotateDeleteByUser", func(t *testing.T) {
+		// Each round, one user's session is rotated while DeleteByUser
+		// ends every session of that user. Either DeleteByUser went
+		// first (it ended the old session, and Rotate found it gone) or
+		// Rotate did (DeleteByUser ended the new session); either way
+		// no session of the user remains, under either token.
+		st := newStore(t)
+		for r := range n {
+			user := fmt.Sprint("u", r)
+			old := mk(fmt.Sprint("old", r), "t", user, base)
+			if _, err := st.Create(t.Context(), old, unlimited); err != nil {
+				t.Fatalf("round %d: Create: %v", r, err)
+			}
+			nw := old
+			nw.Hash = hashOf(fmt.Sprint("new", r))
+			nw.LastSeen = base.Add(time.Second)
+			nw.UserAgent = fmt.Sprint("sessiontest new", r)
+			var rotErr, delErr error
+			var ended []session.Session
+			parallel(2, func(i int) {
+				if i == 0 {
+					rotErr = st.Rotate(t.Context(), old.Hash, nw)
+				} else {
+					ended, delErr = st.DeleteByUser(t.Context(), "t", user, session.Hash{})
+				}
+			})
+			if delErr != nil {
+				t.Fatalf("round %d: DeleteByUser: %v", r, delErr)
+			}
+			switch {
+			case rotErr == nil:
+				// Rotate first: DeleteByUser ended the new session.
+				if len(ended) != 1 || ended[0].Hash != nw.Hash {
+					t.Errorf("round %d: Rotate succeeded, then DeleteByUser ended %s, want only the rotated %s", r, ids(ended), label(nw))
+				}
+			case errors.Is(rotErr, session.ErrNotFound):
+				// DeleteByUser first: it ended the old session.
+				if len(ended) != 1 || ended[0].Hash != old.Hash {
+					t.Errorf("round %d: Rotate found the session gone, yet DeleteByUser ended %s, want only %s", r, ids(ended), label(old))
+				}
+			default:
+				t.Fatalf("round %d: Rotate: %v, want nil or ErrNotFound", r, rotErr)
+			}
+			for _, s := range []session.Session{old, nw} {
+				if got, err := st.Lookup(t.Context(), s.Hash); !errors.Is(err, session.ErrNotFound) || errors.Is(err, session.ErrEvicted) {
+					t.Errorf("round %d (Rotate: %v): Lookup(%s) after DeleteByUser = %s, %v; want ErrNotFound", r, rotErr, label(s), label(got), err)
+				}
+			}
+			if list, err := st.ListByUser(t.Context(), "t", user); err != nil || len(list) != 0 {
+				t.Errorf("round %d (Rotate: %v): ListByUser after DeleteByUser = %s, %v; want none", r, rotErr, ids(list), err)
+			}
+		}
+	})
+	t.Run("RotateCreateAtLimit", func(t *testing.T) {
+		// Each round, a user at the limit of one session (EvictOldest)
+		// signs in again while the session is rotated. Either Create went
+		// first (it evicted the old session, and Rotate found it gone)
+		// or Rotate did (Create evicted the rotated session); either way
+		// the user is left with exactly the new sign-in.
+		st := newStore(t)
+		for r := range n {
+			user := fmt.Sprint("u", r)
+			old := mk(fmt.Sprint("old", r), "t", user, base)
+			if _, err := st.Create(t.Context(), old, evict(1)); err != nil {
+				t.Fatalf("round %d: Create: %v", r, err)
+			}
+			nw := old
+			nw.Hash = hashOf(fmt.Sprint("new", r))
+			nw.LastSeen = base.Add(time.Second)
+			nw.UserAgent = fmt.Sprint("sessiontest new", r)
+			second := mk(fmt.Sprint("second", r), "t", user, base.Add(2*time.Second))
+			var rotErr, createErr error
+			var evicted []session.Session
+			parallel(2, func(i int) {
+				if i == 0 {
+					rotErr = st.Rotate(t.Context(), old.Hash, nw)
+				} else {
+					evicted, createErr = st.Create(t.Context(), second, evict(1))
+				}
+			})
+			if createErr != nil {
+				t.Fatalf("round %d: Create: %v", r, createErr)
+			}
+			switch {
+			case rotErr == nil:
+				if len(evicted) != 1 || evicted[0].Hash != nw.Hash {
+					t.Errorf("round %d: Rotate succeeded, and Create evicted %s, want only the rotated %s", r, ids(evicted), label(nw))
+				}
+			case errors.Is(rotErr, session.ErrNotFound):
+				if len(evicted) != 1 || evicted[0].Hash != old.Hash {
+					t.Errorf("round %d: Rotate found the session gone, and Create evicted %s, want only %s", r, ids(evicted), label(old))
+				}
+			default:
+				t.Fatalf("round %d: Rotate: %v, want nil or ErrNotFound", r, rotErr)
+			}
+			if list, err := st.ListByUser(t.Context(), "t", user); err != nil || len(list) != 1 || list[0].Hash != second.Hash {
+				t.Errorf("round %d (Rotate: %v): ListByUser = %s, %v; want only %s (limit 1)", r, rotErr, ids(list), err, label(second))
+			}
 		}
 	})
 }

@@ -5,15 +5,16 @@
 // the rbac stores (policies and four-eyes approvals) and the SAML stores
 // (IdP connections, tracked requests, the assertion replay cache and each
 // user's subject at the IdP, for single logout). Every invariant of the
-// store interfaces (one session per user, throttle limits, the audit
-// chain's compare-and-set, the versions of tenant policies, allow-lists
-// and rbac policies, unique API keys, a TOTP step or a recovery code, a
-// one-time code or a pending login used once, the limit of confirmed
-// factors, an approval decided once and consumed once, IdP metadata set if
-// newer, a SAML request consumed once, an assertion accepted once, a
-// user's SAML subject replaced whole) is enforced by the database in one
-// atomic statement or one SQL function call, never by a read-modify-write
-// in Go, so it holds across any number of replicas.
+// store interfaces (the session limit of each user, every session of a
+// user ended at once, throttle limits, the audit chain's compare-and-set,
+// the versions of tenant policies, allow-lists and rbac policies, unique
+// API keys, a TOTP step or a recovery code, a one-time code or a pending
+// login used once, the limit of confirmed factors, an approval decided
+// once and consumed once, IdP metadata set if newer, a SAML request
+// consumed once, an assertion accepted once, a user's SAML subject
+// replaced whole) is enforced by the database in one atomic statement or
+// one SQL function call, never by a read-modify-write in Go, so it holds
+// across any number of replicas.
 //
 // # Opening and migrating
 //
@@ -83,16 +84,34 @@
 // user methods fail with an error that names Migrate. No user has signed
 // in through SSO yet after the upgrade.
 //
+// Schema version 14 adds session_rotate and session_delete_by_user, the
+// calls of Sessions.Rotate and Sessions.DeleteByUser. Like
+// session_create, they lock the user's row in session_users before they
+// touch the user's sessions, so that a rotation, a sign-in and an "end
+// every session" of one user (session.Manager.RevokeUser: deactivation,
+// password, role or MFA change, single logout) run one at a time, on
+// every replica: a session rotated meanwhile is ended with the others,
+// and a rotation racing a sign-in at the limit never leaves the user over
+// it. (Before, each was one statement that took no lock: at READ
+// COMMITTED, a DELETE by user that waited for a rotation skipped the old
+// row and never saw the new one.) Before Migrate has run, Rotate and
+// DeleteByUser change nothing and fail with an error that names Migrate,
+// which session.Manager.Rotate and RevokeUser return.
+//
 // # Round trips
 //
 // Each store method is one statement, hence one round trip once pgx has
-// prepared it on the connection, and one commit: Sessions.Create calls the
-// function session_create; Sessions.LookupTouch (the per-request check)
-// reads and, at most once per touch interval, writes in one statement;
-// Audit.Append moves the chain head and inserts the whole batch in one
-// statement; Throttle.Reserve is one INSERT … ON CONFLICT DO UPDATE, and
-// Throttle.ReserveAll and Throttle.Settle (a login's client IP and
-// account together) one call each of throttle_reserve and throttle_settle.
+// prepared it on the connection, and one commit: Sessions.Create,
+// Sessions.Rotate and Sessions.DeleteByUser call the functions
+// session_create, session_rotate and session_delete_by_user, which lock
+// the user's row in session_users first (Sessions.Delete, of one session,
+// is one DELETE and locks no user); Sessions.LookupTouch (the per-request
+// check) reads and, at most once per touch interval, writes in one
+// statement; Audit.Append moves the chain head and inserts the whole batch
+// in one statement; Throttle.Reserve is one INSERT … ON CONFLICT DO
+// UPDATE, and Throttle.ReserveAll and Throttle.Settle (a login's client IP
+// and account together) one call each of throttle_reserve and
+// throttle_settle.
 // IPLists.Version, read by the allow-list check, is one primary-key read
 // of one bigint, and so is Policies.Version, read by every authorization
 // decision (none while Store.Watch runs, below). MFA.CreateFactor, MFA.DeleteFactorKeeping and MFA.CheckCode

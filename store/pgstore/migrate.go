@@ -31,6 +31,7 @@ var migrations = [...]migration{
 	{name: "session evictions", sql: migration11},
 	{name: "last sso sign-in", sql: migration12},
 	{name: "mfa delete keeping", sql: migration13},
+	{name: "session rotate and delete by user", sql: migration14},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -860,6 +861,79 @@ BEGIN
 	RETURN QUERY WITH d AS (
 			DELETE FROM {s}.mfa_factors WHERE tenant = p_tenant AND user_id = p_user AND id = p_id RETURNING *)
 		SELECT * FROM d;
+END
+$$;
+`
+
+// migration14 adds session_rotate and session_delete_by_user, the one call
+// each of Sessions.Rotate and Sessions.DeleteByUser. Both take the user's
+// row in session_users, as session_create does, before they touch the
+// user's sessions: a rotation, an "end every session" and a sign-in of
+// one user run one at a time, on every replica. (Before, at READ
+// COMMITTED, a DELETE by user that waited for a rotation's delete of the
+// old row skipped it and never saw the new one, so the rotated session
+// survived; and session_create at the limit could count and evict
+// without seeing a rotation's new row, leaving the user over the limit.)
+const migration14 = `
+-- session_rotate is session.Store.Rotate (old and new hashes differ) in
+-- one call: it locks the users of session p_old and of the new session,
+-- in (tenant, user_id) order, as session_create locks one, then, each
+-- statement seeing every change committed before the locks, deletes
+-- p_old and inserts the new session. It returns false, and changes
+-- nothing, if p_old is no session or p_hash is a tombstone's; a p_hash
+-- that is a session's fails with unique_violation and changes nothing.
+CREATE FUNCTION {s}.session_rotate(
+	p_old bytea, p_hash bytea, p_tenant bytea, p_user bytea, p_created_us bigint, p_last_seen_us bigint,
+	p_expires_us bigint, p_idle_ns bigint, p_ip bytea, p_user_agent bytea, p_flags bigint)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+	o_tenant bytea;
+	o_user bytea;
+BEGIN
+	-- A session's user never changes, so reading it unlocked is safe: if
+	-- p_old goes meanwhile, the DELETE below finds nothing.
+	SELECT tenant, user_id INTO o_tenant, o_user FROM {s}.sessions WHERE hash = p_old;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+	-- One row per user, inserted in (tenant, user_id) order: two
+	-- rotations across the same two users never wait for each other in a
+	-- cycle, and session_create and session_delete_by_user lock one user.
+	INSERT INTO {s}.session_users AS u (tenant, user_id)
+		SELECT DISTINCT v.tenant, v.user_id FROM (VALUES (o_tenant, o_user), (p_tenant, p_user)) v (tenant, user_id)
+		ORDER BY v.tenant, v.user_id
+		ON CONFLICT (tenant, user_id) DO UPDATE SET tenant = u.tenant;
+	DELETE FROM {s}.sessions WHERE hash = p_old
+		AND NOT EXISTS (SELECT 1 FROM {s}.session_evictions WHERE hash = p_hash);
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+	INSERT INTO {s}.sessions (hash, tenant, user_id, created_us, last_seen_us, expires_us, idle_ns, ip, user_agent, flags)
+		VALUES (p_hash, p_tenant, p_user, p_created_us, p_last_seen_us, p_expires_us, p_idle_ns, p_ip, p_user_agent, p_flags);
+	RETURN true;
+END
+$$;
+
+-- session_delete_by_user is session.UserIndex.DeleteByUser in one call: it
+-- locks the user's row in session_users, as session_create does, then,
+-- seeing every change committed before the lock (a rotation's new
+-- session, a sign-in's evictions and their tombstones), deletes the
+-- user's sessions but p_except (NULL: none) and all the user's
+-- tombstones. It returns the deleted sessions, oldest first.
+CREATE FUNCTION {s}.session_delete_by_user(p_tenant bytea, p_user bytea, p_except bytea)
+RETURNS SETOF {s}.sessions
+LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO {s}.session_users AS u (tenant, user_id) VALUES (p_tenant, p_user)
+		ON CONFLICT (tenant, user_id) DO UPDATE SET tenant = u.tenant;
+	RETURN QUERY
+		WITH d AS (
+			DELETE FROM {s}.sessions WHERE tenant = p_tenant AND user_id = p_user AND (p_except IS NULL OR hash <> p_except)
+			RETURNING *),
+		t AS (
+			DELETE FROM {s}.session_evictions WHERE tenant = p_tenant AND user_id = p_user)
+		SELECT * FROM d ORDER BY created_us, hash;
 END
 $$;
 `

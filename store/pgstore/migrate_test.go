@@ -377,6 +377,17 @@ func TestMigrateUpgrades(t *testing.T) {
 			if _, err := st.MFA.DeleteFactorKeeping(ctx, "acme", "u1", "f1", 1); from < 13 && (err == nil || !strings.Contains(err.Error(), "has Migrate been run")) {
 				t.Errorf("DeleteFactorKeeping at version %d = %v, want an error naming Migrate", from, err)
 			}
+			// Sessions.Rotate and Sessions.DeleteByUser need version 14.
+			sess := session.Session{Hash: [32]byte{7}, Tenant: "acme", UserID: "u1", CreatedAt: subj.Expires.Add(-time.Hour),
+				LastSeen: subj.Expires.Add(-time.Hour), ExpiresAt: subj.Expires, IdleTimeout: time.Hour}
+			rotated := sess
+			rotated.Hash = [32]byte{8}
+			if err := st.Sessions.Rotate(ctx, sess.Hash, rotated); from < 14 && (err == nil || !strings.Contains(err.Error(), "has Migrate been run")) {
+				t.Errorf("Sessions.Rotate at version %d = %v, want an error naming Migrate", from, err)
+			}
+			if _, err := st.Sessions.DeleteByUser(ctx, "acme", "u1", session.Hash{}); from < 14 && (err == nil || !strings.Contains(err.Error(), "has Migrate been run")) {
+				t.Errorf("Sessions.DeleteByUser at version %d = %v, want an error naming Migrate", from, err)
+			}
 			if _, err := testPool(t).Exec(ctx, `INSERT INTO `+pgx.Identifier{st.Schema(), "users"}.Sanitize()+`
 				(tenant, id, email, name, status, password_hash) VALUES ('acme', 'u1', 'a@example.com', '', 'active', '')`); err != nil {
 				t.Fatal(err)
@@ -412,6 +423,15 @@ func TestMigrateUpgrades(t *testing.T) {
 			}
 			if _, err := st.MFA.DeleteFactorKeeping(ctx, "acme", "u1", "f1", 1); !errors.Is(err, mfa.ErrLastFactor) {
 				t.Errorf("DeleteFactorKeeping after the upgrade = %v, want ErrLastFactor", err)
+			}
+			if _, err := st.Sessions.Create(ctx, sess, session.Limit{Max: 1}); err != nil {
+				t.Errorf("Sessions.Create after the upgrade: %v", err)
+			}
+			if err := st.Sessions.Rotate(ctx, sess.Hash, rotated); err != nil {
+				t.Errorf("Sessions.Rotate after the upgrade: %v", err)
+			}
+			if ended, err := st.Sessions.DeleteByUser(ctx, "acme", "u1", session.Hash{}); err != nil || len(ended) != 1 || ended[0].Hash != rotated.Hash {
+				t.Errorf("Sessions.DeleteByUser after the upgrade = %d sessions, %v; want the rotated one", len(ended), err)
 			}
 			grant := rbac.Rule{Type: rbac.RuleGrant, Role: rbac.Owner, Subject: "user:u1"}
 			if err := st.Policies.Update(ctx, "acme", 0, nil, []rbac.Rule{grant}); err != nil {

@@ -17,7 +17,13 @@ import (
 //
 // Create is one call of the SQL function session_create, which locks the
 // user's row in session_users before it counts, evicts or refuses, so the
-// session limit holds exactly across replicas. LookupTouch is one
+// session limit holds exactly across replicas. Rotate and DeleteByUser are
+// one call each of session_rotate and session_delete_by_user, which take
+// the same lock first: a rotation, a sign-in and an "end every session"
+// of one user run one at a time, so a session rotated meanwhile never
+// survives DeleteByUser and never leaves its user over the limit, and
+// each sees the tombstones a sign-in left. Delete, of one session by its
+// hash, only removes, and takes no user lock. LookupTouch is one
 // statement: the per-request check is one round trip, and it writes only
 // when LastSeen is due to move.
 //
@@ -76,24 +82,13 @@ func newSessionSQL(q string) sessionSQL {
 				UPDATE {s}.sessions SET last_seen_us = $2 WHERE hash = $1 AND last_seen_us < $2 RETURNING 1)
 			SELECT EXISTS (SELECT 1 FROM upd) OR EXISTS (SELECT 1 FROM {s}.sessions WHERE hash = $1)`),
 		delete: s(`DELETE FROM {s}.sessions WHERE hash = $1 RETURNING ` + sessionCols),
-		// Changes nothing when $2 is a tombstone's hash.
-		rotate: s(`WITH d AS (
-				DELETE FROM {s}.sessions WHERE hash = $1
-					AND NOT EXISTS (SELECT 1 FROM {s}.session_evictions WHERE hash = $2)
-				RETURNING 1)
-			INSERT INTO {s}.sessions (` + sessionCols + `)
-			SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM d`),
+		// False, changing nothing, when $1 is no session or $2 is a
+		// tombstone's hash.
+		rotate:     s(`SELECT {s}.session_rotate($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`),
 		sameHash:   s(`SELECT EXISTS (SELECT 1 FROM {s}.sessions WHERE hash = $1)`),
 		listByUser: s(`SELECT ` + sessionCols + ` FROM {s}.sessions WHERE tenant = $1 AND user_id = $2 ORDER BY created_us, hash`),
-		// The user's tombstones go too (a data-modifying WITH runs
-		// whether or not the SELECT reads it).
-		deleteByUser: s(`WITH d AS (
-				DELETE FROM {s}.sessions WHERE tenant = $1 AND user_id = $2 AND ($3::bytea IS NULL OR hash <> $3)
-				RETURNING ` + sessionCols + `
-			), t AS (
-				DELETE FROM {s}.session_evictions WHERE tenant = $1 AND user_id = $2
-			)
-			SELECT * FROM d ORDER BY created_us, hash`),
+		// The user's tombstones go too.
+		deleteByUser: s(`SELECT ` + sessionCols + ` FROM {s}.session_delete_by_user($1, $2, $3)`),
 		deleteExpired: s(`WITH d AS (
 				DELETE FROM {s}.sessions WHERE hash IN (
 					SELECT hash FROM {s}.sessions WHERE ends_us <= $1 ORDER BY ends_us LIMIT $2 FOR UPDATE SKIP LOCKED)
@@ -231,9 +226,10 @@ func (s *Sessions) Delete(ctx context.Context, h session.Hash) (session.Session,
 	return sess, nil
 }
 
-// Rotate implements session.Store: the delete of old and the insert of n
-// are one statement, which inserts nothing if old was absent and fails as
-// a whole if n.Hash exists.
+// Rotate implements session.Store in one call of the SQL function
+// session_rotate, which locks the user as session_create does, then
+// deletes old and inserts n: it inserts nothing if old was absent and
+// fails as a whole if n.Hash exists.
 func (s *Sessions) Rotate(ctx context.Context, old session.Hash, n session.Session) error {
 	if old == n.Hash {
 		// A statement would delete and re-insert the row; the contract
@@ -247,14 +243,15 @@ func (s *Sessions) Rotate(ctx context.Context, old session.Hash, n session.Sessi
 		}
 		return session.ErrNotFound
 	}
-	tag, err := s.pool.Exec(ctx, s.sql.rotate, append([]any{old[:]}, sessionArgs(&n)...)...)
+	var rotated bool
+	err := s.pool.QueryRow(ctx, s.sql.rotate, append([]any{old[:]}, sessionArgs(&n)...)...).Scan(&rotated)
 	if code, _ := pgCode(err); code == codeUniqueViolation {
 		return session.ErrDuplicate
 	}
 	if err != nil {
 		return wrap("sessions: rotate", err)
 	}
-	if tag.RowsAffected() == 0 {
+	if !rotated {
 		// Nothing changed: old is absent, or n.Hash is a tombstone's.
 		err := s.tombstone(ctx, n.Hash, "sessions: rotate")
 		if errors.Is(err, session.ErrEvicted) {
@@ -292,8 +289,9 @@ func (s *Sessions) ListByUser(ctx context.Context, tenant, userID string) ([]ses
 	return out, nil
 }
 
-// DeleteByUser implements session.UserIndex in one statement; the removed
-// sessions come back oldest first.
+// DeleteByUser implements session.UserIndex in one call of the SQL
+// function session_delete_by_user, which locks the user as session_create
+// does; the removed sessions come back oldest first.
 func (s *Sessions) DeleteByUser(ctx context.Context, tenant, userID string, except session.Hash) ([]session.Session, error) {
 	var exceptArg []byte // NULL: the zero Hash excepts none
 	if !except.IsZero() {
