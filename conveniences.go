@@ -3,7 +3,6 @@ package guard
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
@@ -73,7 +72,9 @@ func (g *Guard) UserByEmail(ctx context.Context, by Principal, tenant, email str
 // single-use, hashed link like a password reset's, but living
 // Recovery.InviteTTL (default 3 days), sent by an administrator
 // (users:manage) instead of asked for by the user, so no CAPTCHA. A newer
-// invitation or reset link voids the older one.
+// invitation or reset link voids the older one. Like a reset link it is
+// bound to the address it was mailed to: it stops working if the user's
+// email changes (ResetPassword takes it).
 func (g *Guard) SendInvitation(ctx context.Context, by Principal, tenant, userID string) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
@@ -89,9 +90,7 @@ func (g *Guard) SendInvitation(ctx context.Context, by Principal, tenant, userID
 	if err != nil {
 		return err
 	}
-	now := g.now().UTC().Truncate(time.Microsecond)
-	if err := g.recovery.codes.PutCode(ctx, mfa.Code{Tenant: u.Tenant, Txn: resetTxn(u.ID), UserID: u.ID,
-		Kind: mfa.KindEmail, Hash: h, CreatedAt: now, ExpiresAt: now.Add(g.recovery.InviteTTL), TriesLeft: 3}); err != nil {
+	if err := g.putResetCode(ctx, u, h, g.recovery.InviteTTL); err != nil {
 		return unavailable("store invitation", err)
 	}
 	if err := g.record(ctx, g.adminEvent(by, tenant, audit.UserInvited, u.ID)); err != nil {

@@ -30,12 +30,13 @@ const ReasonEmailTaken = "email_taken"
 // succeeds.
 //
 // On success the user signs in with the new address only, every other
-// session of the user ends, a password-reset link already mailed to the old
-// address stops working, a user.email_changed event records the old and
-// the new address, and, when Config.Recovery.Email is set, a notice goes to
-// the old address. The login throttle state of the old address (keys are
-// per email) stays where it is. If ending the sessions or recording the
-// event fails, the old address is put back and the error returned.
+// session of the user ends, a password-reset or invitation link mailed to
+// the old address stops working (even one sent while the change is made),
+// a user.email_changed event records the old and the new address, and,
+// when Config.Recovery.Email is set, a notice goes to the old address.
+// The login throttle state of the old address (keys are per email) stays
+// where it is. If ending the sessions or recording the event fails, the
+// old address is put back and the error returned.
 //
 // The new address is not verified: the user is trusted to own it. Use
 // RequestEmailChange and ConfirmEmailChange to have the user prove it by

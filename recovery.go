@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/guardhq/guard/audit"
@@ -173,6 +174,11 @@ func linkRateKey(scope string, fields ...string) string {
 	return mfa.RateKey("link-"+scope, fields...)
 }
 
+// ReasonEmailChanged is the Reason of a refused password.reset event: the
+// link (a reset link or an invitation) was mailed to an address that is no
+// longer the user's.
+const ReasonEmailChanged = "email_changed"
+
 // ReasonRateLimited is the Reason of a refused password.reset_requested or
 // user.email_change_requested event: a send limit held the link back.
 const ReasonRateLimited = "rate_limited"
@@ -219,7 +225,9 @@ type ForgotRequest struct {
 // (ErrCaptchaRequired) or a missing configuration is reported.
 //
 // A link is single-use, lives Recovery.TokenTTL, is stored only as a hash,
-// and a newer request voids the older link. Recovery.Limits bound the
+// and a newer request voids the older link. It is bound to the address it
+// was mailed to: once the user's email changes it no longer works, even
+// if it was sent while the change was being made. Recovery.Limits bound the
 // links mailed per account, address and client IP in an hour: beyond
 // them no mail goes out (and the last link stays valid), so the form
 // cannot be used to flood an inbox.
@@ -282,9 +290,7 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 	}
 	token, h, err := newResetToken(g.rand)
 	if err == nil {
-		now := g.now().UTC().Truncate(time.Microsecond)
-		err = g.recovery.codes.PutCode(ctx, mfa.Code{Tenant: u.Tenant, Txn: resetTxn(u.ID), UserID: u.ID,
-			Kind: mfa.KindEmail, Hash: h, CreatedAt: now, ExpiresAt: now.Add(g.recovery.TokenTTL), TriesLeft: 3})
+		err = g.putResetCode(ctx, u, h, g.recovery.TokenTTL)
 	}
 	if err != nil {
 		ev.Outcome, ev.Reason = audit.Failure, ReasonUnavailable
@@ -314,6 +320,28 @@ func (g *Guard) resetLink(tenant, userID, token string) string {
 
 func resetTxn(userID string) string { return "reset:" + userID }
 
+// putResetCode stores the code of a reset or invitation link with token
+// hash h, living ttl, that is about to be mailed to u.Email. The code
+// keeps that address (see linkAddress): the user's address may change
+// between the read of u and this write, after the change voided the
+// links, and the link must not work then.
+func (g *Guard) putResetCode(ctx context.Context, u auth.User, h mfa.Hash, ttl time.Duration) error {
+	now := g.now().UTC().Truncate(time.Microsecond)
+	return g.recovery.codes.PutCode(ctx, mfa.Code{Tenant: u.Tenant, Txn: resetTxn(u.ID), UserID: u.ID,
+		FactorID: linkAddress(u.Email), Kind: mfa.KindEmail, Hash: h, CreatedAt: now, ExpiresAt: now.Add(ttl), TriesLeft: 3})
+}
+
+// linkAddress is what the code of a reset or invitation link keeps, in
+// its FactorID (a mailed link has no factor), of the address it was
+// mailed to: a hash of the address in canonical form (trimmed, lower
+// case, as auth.CanonicalEmail makes it), so that the code store never
+// holds the address itself. ResetPassword compares it with the user's
+// current address.
+func linkAddress(email string) string {
+	h := sha256.Sum256([]byte("guard link address\x00" + strings.ToLower(strings.TrimSpace(email))))
+	return "to:" + base64.RawURLEncoding.EncodeToString(h[:])
+}
+
 // newResetToken returns 256 random bits in base64url and their hash.
 func newResetToken(r io.Reader) (string, mfa.Hash, error) {
 	var raw [32]byte
@@ -340,7 +368,10 @@ type ResetRequest struct {
 // ResetPassword sets a new password from a reset link. The new password
 // must pass the tenant's policy (an *auth.PolicyError, and the link stays
 // usable). The link is consumed once; any problem with it is
-// ErrInvalidResetToken. On success every session of the user ends, so
+// ErrInvalidResetToken, recorded as a refused password.reset event. That
+// includes a link mailed to an address that is no longer the user's
+// (reason email_changed, ReasonEmailChanged): the link is spent and
+// nothing changes. On success every session of the user ends, so
 // does a pending email change, the account's login lock is lifted and a
 // notice is mailed; second factors stay as they are, so the next login
 // still asks for one (a reset never disables MFA).
@@ -365,17 +396,26 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if err := g.checkPassword(ctx, actor, pol, u, req.NewPassword); err != nil {
 		return err
 	}
-	_, err = g.recovery.codes.CheckCode(ctx, u.Tenant, resetTxn(u.ID), resetHash(req.Token), g.now())
-	if err != nil {
-		if isMFAClean(err) {
-			e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
-			e.Outcome, e.Reason = audit.Failure, "invalid_token"
-			if rerr := g.record(ctx, e); rerr != nil {
-				return rerr
-			}
-			return ErrInvalidResetToken
-		}
+	c, err := g.recovery.codes.CheckCode(ctx, u.Tenant, resetTxn(u.ID), resetHash(req.Token), g.now())
+	reason := ""
+	switch {
+	case err != nil && !isMFAClean(err):
 		return unavailable("check reset token", err)
+	case err != nil:
+		reason = "invalid_token"
+	case c.FactorID != linkAddress(u.Email):
+		// Mailed to an address that is no longer the user's (the link
+		// was stored while the address changed): it is spent, and
+		// changes nothing.
+		reason = ReasonEmailChanged
+	}
+	if reason != "" {
+		e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
+		e.Outcome, e.Reason = audit.Failure, reason
+		if rerr := g.record(ctx, e); rerr != nil {
+			return rerr
+		}
+		return ErrInvalidResetToken
 	}
 	h, err := g.hasher.Hash(ctx, req.NewPassword)
 	if err != nil {

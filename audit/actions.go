@@ -68,7 +68,7 @@ const (
 // Password recovery.
 const (
 	PasswordResetRequested Action = "password.reset_requested" // Reason: unknown_user, deactivated when no email went out
-	PasswordReset          Action = "password.reset"
+	PasswordReset          Action = "password.reset"           // Reason: invalid_token, email_changed when refused
 )
 
 // Sessions.

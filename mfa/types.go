@@ -109,7 +109,7 @@ type Code struct {
 	Tenant   string
 	Txn      string // the transaction: Transaction.ID() or "enrol:"+factor ID
 	UserID   string
-	FactorID string
+	FactorID string // the factor the code was sent by, if any; opaque to a store
 	Kind     Kind
 	Hash     Hash // HMAC-SHA256 of the code, bound to Tenant and Txn
 	// CreatedAt is when the code was issued; ExpiresAt ends it.
