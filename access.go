@@ -389,8 +389,10 @@ func (g *Guard) GrantRole(ctx context.Context, by Principal, tenant, subject, ro
 
 // RevokeRole takes a role away; in force on the subject's next request,
 // and the user's sessions end as for GrantRole. The last owner cannot
-// lose the owner role (rbac.ErrLastOwner), nor can the break-glass owner
-// while the tenant requires SSO (ErrBreakGlassUser: name another
+// lose the owner role (rbac.ErrLastOwner), nor can the last active owner
+// (rbac.ErrLastOwner: the other holders are deactivated; recorded as a
+// failed role.revoked with reason last_owner), nor can the break-glass
+// owner while the tenant requires SSO (ErrBreakGlassUser: name another
 // break-glass owner, or stop requiring SSO, first).
 func (g *Guard) RevokeRole(ctx context.Context, by Principal, tenant, subject, role string) error {
 	return g.changeGrant(ctx, by, tenant, subject, role, false)
@@ -424,8 +426,14 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 	if err != nil {
 		return rbac.Subject{}, false, err
 	}
+	// Taking the owner role from an active owner may leave the tenant
+	// without one: counted again once it is done (see keepOwner).
+	activeOwner := false
 	if !grant && role == rbac.Owner && sub.Kind == rbac.KindUser {
 		if err := g.keepBreakGlass(ctx, by, tenant, sub.ID, audit.RoleRevoked, sub.String()); err != nil {
+			return rbac.Subject{}, false, err
+		}
+		if activeOwner, err = g.activeOwner(ctx, tenant, sub.ID); err != nil {
 			return rbac.Subject{}, false, err
 		}
 	}
@@ -453,6 +461,13 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 			}
 		}
 		return rbac.Subject{}, false, err
+	}
+	if activeOwner && had {
+		if err := g.keepOwner(ctx, by, tenant, action, sub.String(), map[string]string{"role": role}, func(ctx context.Context) error {
+			return g.rbac.Grant(ctx, g.rbac.AllPerms(), tenant, sub, role)
+		}); err != nil {
+			return rbac.Subject{}, false, err
+		}
 	}
 	e := g.adminEvent(by, tenant, action, sub.String())
 	e.Meta = map[string]string{"role": role}
@@ -643,8 +658,11 @@ func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, t
 }
 
 // ApproveRequest approves a pending request of another user; the approver
-// must hold the section's approve permission and can never be the
-// requester (rbac.ErrSelfApproval).
+// must be a user (an API key never approves: ErrForbidden), must hold the
+// section's approve permission and can never be the requester
+// (rbac.ErrSelfApproval). A request filed by an API key counts as filed by
+// the user who created the key too: that user cannot approve it either
+// (rbac.ErrSelfApproval), or one person would be both pairs of eyes.
 func (g *Guard) ApproveRequest(ctx context.Context, by Principal, id string) (rbac.Approval, error) {
 	return g.decideApproval(ctx, by, id, true)
 }
@@ -658,13 +676,24 @@ func (g *Guard) decideApproval(ctx context.Context, by Principal, id string, app
 	if err := g.needRBAC(); err != nil {
 		return rbac.Approval{}, err
 	}
-	if by.Kind != KindUser {
+	action := audit.ApprovalApproved
+	if !approve {
+		action = audit.ApprovalRejected
+	}
+	switch by.Kind {
+	case KindUser:
+	case KindAPIKey:
+		// Approval is a person's act; the refusal is on record.
+		return rbac.Approval{}, g.approvalFailed(ctx, by, action, id, rbac.ErrDenied)
+	default:
 		return rbac.Approval{}, ErrForbidden
 	}
 	if err := g.passwordGate(ctx, by, "", rbac.Approve); err != nil {
 		return rbac.Approval{}, err
 	}
-	action := audit.ApprovalApproved
+	if err := g.notOwnKeysRequest(ctx, by, id); err != nil {
+		return rbac.Approval{}, g.approvalFailed(ctx, by, action, id, err)
+	}
 	var (
 		ap  rbac.Approval
 		err error
@@ -672,7 +701,6 @@ func (g *Guard) decideApproval(ctx context.Context, by Principal, id string, app
 	if approve {
 		ap, err = g.approvals.Approve(ctx, by.Tenant, id, by.subject())
 	} else {
-		action = audit.ApprovalRejected
 		ap, err = g.approvals.Reject(ctx, by.Tenant, id, by.subject())
 	}
 	if err != nil {
@@ -681,6 +709,32 @@ func (g *Guard) decideApproval(ctx context.Context, by Principal, id string, app
 	e := g.adminEvent(by, by.Tenant, action, id)
 	e.Meta = map[string]string{"permission": ap.Permission.String(), "requester": ap.Requester.String()}
 	return ap, g.record(ctx, e)
+}
+
+// notOwnKeysRequest returns rbac.ErrSelfApproval when approval id was
+// requested by an API key that the user by created. The check is made
+// before the store's atomic decision, and it is as good as part of it:
+// an approval's requester and a key's creator never change, so nothing
+// can make the answer different by the time the decision is stored. A key
+// unknown to the tenant (none is ever deleted) has no creator to refuse.
+func (g *Guard) notOwnKeysRequest(ctx context.Context, by Principal, id string) error {
+	if g.stores.APIKeys == nil {
+		return nil // no key can have filed a request
+	}
+	ap, err := g.approvals.Get(ctx, by.Tenant, id)
+	if err != nil || ap.Requester.Kind != rbac.KindKey {
+		return err
+	}
+	ks, err := g.stores.APIKeys.ListAPIKeys(ctx, by.Tenant)
+	if err != nil {
+		return unavailable("list api keys", err)
+	}
+	for _, k := range ks {
+		if k.ID == ap.Requester.ID && k.CreatedBy != "" && k.CreatedBy == by.UserID {
+			return rbac.ErrSelfApproval
+		}
+	}
+	return nil
 }
 
 // ConsumeApproval uses an approved request, once, to carry out the action

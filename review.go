@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -658,14 +659,23 @@ type ReviewResult struct {
 // leave the tenant without an active owner (rbac.ErrLastOwner), or one
 // that would deactivate the break-glass owner of a tenant that requires
 // SSO, or take the owner role from them (ErrBreakGlassUser), change
-// nothing. Then each decision is applied in order: a deactivation ends the
-// user's sessions and revokes the API keys they created at once, and any
-// change of the user's roles ends the user's sessions too, so
-// a downgraded user signs in again with their new roles. Each change is
-// audited as it happens (user.deactivated, role.granted, role.revoked,
-// session.revoked, apikey.revoked). Should a store fail midway, the
-// decisions applied so far stay applied, the result counts them, the
-// error is returned, and the review is not recorded as done.
+// nothing. Then each decision is applied in order, those that make a user
+// an owner first (so that a review can hand the role over): a
+// deactivation ends the user's sessions and revokes the API keys they
+// created at once, and any change of the user's roles ends the user's
+// sessions too, so a downgraded user signs in again with their new roles.
+// Each change is audited as it happens (user.deactivated, role.granted,
+// role.revoked, session.revoked, apikey.revoked). Should a store fail
+// midway, the decisions applied so far stay applied, the result counts
+// them, the error is returned, and the review is not recorded as done.
+//
+// The active owners are counted again as each deactivation, or removal of
+// the owner role, is applied, so that reviews (or DeactivateUser calls)
+// running at once cannot together take away every active owner, each
+// having checked before the others applied theirs: a decision after which
+// no active owner is left is undone, recorded as failed (user.deactivated
+// or role.revoked, reason last_owner), and ends the review with
+// rbac.ErrLastOwner, as a store failure would.
 //
 // The reviewer needs users:manage, and api-keys:manage for key decisions.
 func (g *Guard) ApplyReview(ctx context.Context, by Principal, tenant string, ds []Decision) (ReviewResult, error) {
@@ -680,10 +690,20 @@ func (g *Guard) ApplyReview(ctx context.Context, by Principal, tenant string, ds
 	if err != nil {
 		return ReviewResult{}, err
 	}
+	// The decisions that make a user an owner come first, so that a review
+	// can hand the owner role over: the active owners counted again after
+	// the deactivation of the previous owner then include the new one.
+	ownerFirst := func(p plannedDecision) int {
+		if p.grant == rbac.Owner {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(plan, func(a, b plannedDecision) int { return cmp.Compare(ownerFirst(a), ownerFirst(b)) })
 	var res ReviewResult
-	for i, p := range plan {
+	for _, p := range plan {
 		if err := g.applyDecision(ctx, by, tenant, p, &res); err != nil {
-			return res, fmt.Errorf("guard: access review decision %d: %w", i, err)
+			return res, fmt.Errorf("guard: access review decision %d: %w", p.i, err)
 		}
 	}
 	ix, users, err := g.readTenant(ctx, tenant, pol, true, nil)
@@ -714,6 +734,7 @@ func (g *Guard) ApplyReview(ctx context.Context, by Principal, tenant string, ds
 
 // plannedDecision is a checked decision with what applying it takes.
 type plannedDecision struct {
+	i      int // the decision's index in the review
 	d      Decision
 	grant  string   // role to grant first ("" for none)
 	revoke []string // roles to take away
@@ -795,7 +816,7 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 			if _, ok := keys[d.KeyID]; !ok {
 				return nil, ErrNotFound
 			}
-			plan = append(plan, plannedDecision{d: d})
+			plan = append(plan, plannedDecision{i: i, d: d})
 			continue
 		}
 		switch {
@@ -815,7 +836,7 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 		if err != nil {
 			return nil, g.userErr("load user", err)
 		}
-		p := plannedDecision{d: d}
+		p := plannedDecision{i: i, d: d}
 		var held []string
 		if needRoles {
 			if held, err = g.rbac.RolesOf(ctx, tenant, rbac.User(d.UserID)); err != nil {
@@ -987,10 +1008,17 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 // do, and returns the number of live sessions ended and of keys revoked,
 // so far when it fails. A failure leaves the user deactivated: the status
 // changes first, so that a login racing the deactivation cannot make a
-// session, and a second call does the rest.
+// session, and a second call does the rest. The tenant's last active owner
+// is the exception: their deactivation is undone before anything else is
+// done, recorded as a failed user.deactivated (reason last_owner) and
+// refused with rbac.ErrLastOwner (see setDeactivated).
 func (g *Guard) deactivate(ctx context.Context, by Principal, tenant, id, reason string) (sessions, keys int, err error) {
-	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusDeactivated); err != nil {
-		return 0, 0, g.userErr("deactivate user", err)
+	var meta map[string]string
+	if reason != "" {
+		meta = map[string]string{"reason": reason}
+	}
+	if err := g.setDeactivated(ctx, by, tenant, id, audit.UserDeactivated, meta); err != nil {
+		return 0, 0, err
 	}
 	ended, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{})
 	if err != nil {

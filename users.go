@@ -107,7 +107,7 @@ func (g *Guard) CreateUser(ctx context.Context, by Principal, nu NewUser) (User,
 		if err := g.GrantRole(ctx, by, nu.Tenant, "user:"+u.ID, role); err != nil {
 			// The creator's roles changed since mayGrantAll, or the store
 			// failed: the user is not created.
-			_ = g.DeleteUser(context.WithoutCancel(ctx), System("rollback"), u.Tenant, u.ID)
+			_ = g.deleteUser(context.WithoutCancel(ctx), System("rollback"), u.Tenant, u.ID, false)
 			return User{}, err
 		}
 	}
@@ -235,11 +235,17 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 // creator_deactivated, created_by), then the deactivation as
 // user.deactivated (Meta sessions_ended, api_keys_revoked). A user cannot
 // deactivate themselves; the break-glass owner of a tenant that requires
-// SSO cannot be deactivated (ErrBreakGlassUser).
+// SSO cannot be deactivated (ErrBreakGlassUser), nor can the tenant's last
+// active owner (rbac.ErrLastOwner, recorded as a failed user.deactivated
+// with reason last_owner; nothing else changes): make another user an
+// owner first. The last rule holds under concurrency: of two owners
+// deactivated at once, each by the other, at least one stays active (one
+// call is refused, or both when they overlap closely).
 //
 // A store failure gives ErrUnavailable, and what was done stays done: the
 // user stays deactivated (so cannot sign in), with the sessions ended and
 // the keys revoked so far. Calling DeactivateUser again finishes the job.
+// A failure while the owners are counted undoes the deactivation instead.
 func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id string) error {
 	if by.Kind == KindUser && by.UserID == id {
 		return ErrForbidden
@@ -274,8 +280,18 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 // owner of a tenant that requires SSO cannot be deleted
 // (ErrBreakGlassUser). A store failure gives ErrUnavailable and leaves the
 // user deactivated, with what was done so far: calling DeleteUser again
-// finishes the job.
+// finishes the job. The tenant's last active owner cannot be deleted
+// (rbac.ErrLastOwner, recorded as a failed user.deleted with reason
+// last_owner): make another user an owner first. As for DeactivateUser,
+// this holds when the owners are deactivated or deleted concurrently.
 func (g *Guard) DeleteUser(ctx context.Context, by Principal, tenant, id string) error {
+	return g.deleteUser(ctx, by, tenant, id, true)
+}
+
+// deleteUser is DeleteUser; keepOwner false lets the last active owner be
+// deleted (the rollback of the creation of a user who was given the owner
+// role).
+func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string, keepOwner bool) error {
 	if by.Kind == KindUser && by.UserID == id {
 		return ErrForbidden
 	}
@@ -286,8 +302,14 @@ func (g *Guard) DeleteUser(ctx context.Context, by Principal, tenant, id string)
 	if err := g.keepBreakGlass(ctx, by, tenant, id, audit.UserDeleted, id); err != nil {
 		return err
 	}
-	// Deactivate first so a login racing the deletion cannot keep a session.
-	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusDeactivated); err != nil {
+	// Deactivate first so a login racing the deletion cannot keep a
+	// session, and, unless the last active owner may go, check that one is
+	// left before anything that cannot be undone.
+	if keepOwner {
+		if err := g.setDeactivated(ctx, by, tenant, id, audit.UserDeleted, nil); err != nil {
+			return err
+		}
+	} else if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusDeactivated); err != nil {
 		return g.userErr("delete user", err)
 	}
 	if _, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{}); err != nil {
