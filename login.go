@@ -35,9 +35,10 @@ type LoginRequest struct {
 	IP        string
 	UserAgent string
 	// Captcha is the client's CAPTCHA token. It is needed (when
-	// Config.Captcha is set) once the account or the client IP has
-	// Config.CaptchaAfter recent failures; without a valid one the attempt
-	// fails with ErrCaptchaRequired and counts as a failure.
+	// Config.Captcha is set) once the account has Config.CaptchaAfter, or
+	// the client IP Config.CaptchaAfterIP, recent failures: without one the
+	// attempt fails with ErrCaptchaRequired and is not counted; with a
+	// token the provider refuses it fails so and counts as a failure.
 	Captcha string
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/guardhq/guard/audit"
@@ -374,7 +375,7 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, kind mfa.
 		return nil, err
 	}
 	g.notify(u.Email, "A second factor was added to your account",
-		"A "+factorNoun(f.Kind)+" was just added to your account as a second sign-in step. "+
+		article(factorNoun(f.Kind))+" was just added to your account as a second sign-in step. "+
 			"If it was not you, contact your administrator now.")
 	return codes, nil
 }
@@ -545,7 +546,7 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 		return err
 	}
 	if u, err := g.stores.Users.User(ctx, tenant, userID); err == nil {
-		text := "A " + factorNoun(f.Kind) + " was just removed from your account's sign-in steps, and your other sessions were ended. " +
+		text := article(factorNoun(f.Kind)) + " was just removed from your account's sign-in steps, and your other sessions were ended. " +
 			"If it was not you or your administrator, contact your administrator now."
 		g.notify(u.Email, "A second factor was removed from your account", text)
 		if f.Kind == mfa.KindEmail && f.Destination != "" && f.Destination != u.Email {
@@ -568,6 +569,14 @@ func factorNoun(k mfa.Kind) string {
 		return "phone number for sign-in codes"
 	}
 	return "second factor"
+}
+
+// article puts "A" or "An" before noun, for the start of a sentence.
+func article(noun string) string {
+	if noun != "" && strings.ContainsRune("aeiou", rune(noun[0])) {
+		return "An " + noun
+	}
+	return "A " + noun
 }
 
 // RegenerateRecoveryCodes gives the signed-in user a new set of recovery

@@ -78,7 +78,9 @@ func TestSecurityNotices(t *testing.T) {
 		f.createUser(t, adaEmail, ownerPW)
 		_, p := f.signIn(t, adaEmail, ownerPW)
 		f.enrolTOTP(t, p)
-		f.notice(t, adaEmail, "second factor was added")
+		if m := f.notice(t, adaEmail, "second factor was added"); !strings.HasPrefix(m.Text, "An authenticator app was just added") {
+			t.Errorf("added notice %q, want it to start \"An authenticator app was just added\"", m.Text)
+		}
 		fs, err := f.g.Factors(f.ctx, p, tenantID, p.UserID)
 		if err != nil || len(fs) != 1 {
 			t.Fatalf("Factors = %v, %v", fs, err)
@@ -86,7 +88,7 @@ func TestSecurityNotices(t *testing.T) {
 		if err := f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, fs[0].ID); err != nil {
 			t.Fatal(err)
 		}
-		if m := f.notice(t, adaEmail, "second factor was removed"); !strings.Contains(m.Text, "authenticator app") {
+		if m := f.notice(t, adaEmail, "second factor was removed"); !strings.HasPrefix(m.Text, "An authenticator app was just removed") {
 			t.Errorf("removal notice %q does not say which factor", m.Text)
 		}
 	})
