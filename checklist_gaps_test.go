@@ -378,3 +378,49 @@ func TestCreateUserWithRoleBeyondCreator(t *testing.T) {
 		t.Errorf("an admin adding a member: %v", err)
 	}
 }
+
+// While the tenant requires MFA a user cannot remove their own last
+// factor (their session would keep its second-factor standing with no
+// factor behind it): ErrFactorRequired, recorded, nothing removed. With
+// a second factor the first can go; an administrator may remove the last
+// one, which ends the user's sessions.
+func TestOwnLastFactorKeptUnderRequireMFA(t *testing.T) {
+	f := newMFAFixture(t)
+	admin, _ := f.userWithRoles(t, "adam@example.test", rbac.Admin)
+	f.createUser(t, adaEmail, ownerPW)
+	res, p := f.signIn(t, adaEmail, ownerPW)
+	f.enrolTOTP(t, p)
+	tn, err := f.g.Tenant(f.ctx, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.SetPolicy(f.ctx, guard.System("t"), tenantID, guard.Policy{RequireMFA: true}, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := f.g.Factors(f.ctx, p, tenantID, p.UserID)
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("Factors = %v, %v", fs, err)
+	}
+	if err := f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, fs[0].ID); !errors.Is(err, guard.ErrFactorRequired) || !errors.Is(err, guard.ErrForbidden) {
+		t.Fatalf("removing one's own last factor under RequireMFA: %v, want ErrFactorRequired", err)
+	}
+	if r := reasons(f.events(t, audit.MFARemoved)); r["mfa_required"] != 1 {
+		t.Errorf("mfa.removed reasons %v, want one mfa_required", r)
+	}
+	if fs2, _ := f.g.Factors(f.ctx, p, tenantID, p.UserID); len(fs2) != 1 {
+		t.Fatalf("factors after the refusal: %v", fs2)
+	}
+	email := f.enrolEmail(t, p, "ada.codes@example.test")
+	if err := f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, fs[0].ID); err != nil {
+		t.Fatalf("removing one of two factors: %v", err)
+	}
+	if _, err := f.g.Authenticate(f.ctx, res.Token); err != nil {
+		t.Fatalf("the user's session before an administrator removes the last factor: %v", err)
+	}
+	if err := f.g.RemoveFactor(f.ctx, admin, tenantID, p.UserID, email.ID); err != nil {
+		t.Fatalf("an administrator removing the last factor: %v", err)
+	}
+	if _, err := f.g.Authenticate(f.ctx, res.Token); err == nil {
+		t.Error("the user's session after an administrator removed the last factor is still live")
+	}
+}

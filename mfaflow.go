@@ -508,7 +508,12 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // as is the address of a removed email factor. While the tenant requires
 // SSO, the break-glass owner keeps at least one confirmed factor: a
 // removal that would leave none is refused (ErrBreakGlassUser, recorded
-// as a failed mfa.removed), also when several removals run at once.
+// as a failed mfa.removed), also when several removals run at once. While
+// the tenant requires MFA, a user may not remove their own last confirmed
+// factor (ErrFactorRequired, recorded with reason mfa_required): their
+// session would keep its second-factor standing with no factor behind it.
+// An administrator may (the user's sessions all end, and the next sign-in
+// enrols one).
 func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, factorID string) error {
 	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
 		return err
@@ -523,9 +528,29 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	if err != nil {
 		return err
 	}
-	f, left, err := g.mfa.RemoveFactorKeeping(ctx, tenant, userID, factorID, floor)
-	if errors.Is(err, mfa.ErrLastFactor) {
+	keepOne := false
+	if floor == 0 && isSelf(by, tenant, userID) {
+		pol, err := g.EffectivePolicy(ctx, tenant)
+		if err != nil {
+			return err
+		}
+		keepOne = pol.RequireMFA
+	}
+	must := floor
+	if keepOne {
+		must = 1
+	}
+	f, left, err := g.mfa.RemoveFactorKeeping(ctx, tenant, userID, factorID, must)
+	switch {
+	case errors.Is(err, mfa.ErrLastFactor) && floor > 0:
 		return g.refuseBreakGlass(ctx, by, tenant, audit.MFARemoved, userID)
+	case errors.Is(err, mfa.ErrLastFactor):
+		e := g.adminEvent(by, tenant, audit.MFARemoved, userID)
+		e.Outcome, e.Reason = audit.Failure, "mfa_required"
+		if err := g.record(ctx, e); err != nil {
+			return err
+		}
+		return ErrFactorRequired
 	}
 	if err != nil {
 		return mfaErr("remove factor", err)
