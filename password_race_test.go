@@ -162,3 +162,55 @@ func signInTOTP(t *testing.T, f *mfaFixture, secret string) guard.Principal {
 	p.IP, p.UserAgent = "203.0.113.5", "test"
 	return p
 }
+
+// hookedDelete runs before, once, when DeleteUser reaches the user store:
+// between the deletion's first ending of the sessions and the record's
+// removal.
+type hookedDelete struct {
+	auth.UserStore
+	before func()
+}
+
+func (h *hookedDelete) DeleteUser(ctx context.Context, tenant, id string) error {
+	if f := h.before; f != nil {
+		h.before = nil
+		f()
+	}
+	return h.UserStore.DeleteUser(ctx, tenant, id)
+}
+
+// A user reactivated, and signed in, while they were being deleted keeps
+// no session: the deletion ends the user's sessions again once the record
+// is gone (found by a check-then-act audit: the session outlived its
+// user).
+func TestDeleteRacingReactivation(t *testing.T) {
+	users := &hookedDelete{}
+	f := newFixture(t, func(c *guard.Config) {
+		users.UserStore = c.Stores.Users
+		c.Stores.Users = users
+	})
+	u := f.createUser(t, adaEmail, ownerPW)
+	sys := guard.System("admin")
+	var token string
+	users.before = func() {
+		if err := f.g.ReactivateUser(f.ctx, sys, tenantID, u.ID); err != nil {
+			t.Error(err)
+			return
+		}
+		res, err := f.login(adaEmail, ownerPW)
+		if err != nil {
+			t.Errorf("the sign-in between the steps of the deletion: %v", err)
+			return
+		}
+		token = res.Token
+	}
+	if err := f.g.DeleteUser(f.ctx, sys, tenantID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if token == "" {
+		t.Fatal("the racing sign-in did not happen")
+	}
+	if _, err := f.g.Authenticate(f.ctx, token); !errors.Is(err, guard.ErrUnauthenticated) {
+		t.Errorf("the session of a user signed in while being deleted: %v, want ErrUnauthenticated", err)
+	}
+}

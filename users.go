@@ -322,6 +322,13 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 	if err := g.stores.Users.DeleteUser(ctx, tenant, id); err != nil {
 		return g.userErr("delete user", err)
 	}
+	// Once more now the record is gone: a reactivation between the two
+	// steps could have let a sign-in through, whose session would outlive
+	// its user (a sign-in now finds no user, and one under way drops its
+	// session when RecordLogin finds none).
+	if _, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{}); err != nil {
+		return unavailable("end sessions", err)
+	}
 	if g.mfa != nil {
 		if err := g.mfa.DeleteUser(ctx, tenant, id); err != nil {
 			return unavailable("delete factors", err)
