@@ -510,7 +510,7 @@ func (a *app) renderStatus(w http.ResponseWriter, r *http.Request, status int, n
 		v.Tenant = a.tenant
 	}
 	v.Captcha = a.captcha
-	if v.Flash == nil {
+	if v.Flash == nil && !flashSet(w) {
 		v.Flash = a.takeFlash(w, r)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -688,6 +688,18 @@ func (a *app) setFlash(w http.ResponseWriter, kind, msg string) {
 	b, _ := json.Marshal(flash{Kind: kind, Message: msg})
 	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: base64.RawURLEncoding.EncodeToString(b), Path: "/", MaxAge: 60,
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
+// flashSet reports whether the response already sets a flash, for the
+// next page (the recovery codes shown at the end of a sign-in): the page
+// rendered now must not take, and so clear, the cookie after it.
+func flashSet(w http.ResponseWriter) bool {
+	for _, c := range w.Header().Values("Set-Cookie") {
+		if strings.HasPrefix(c, flashCookie+"=") && !strings.Contains(c, "Max-Age=0") {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *app) takeFlash(w http.ResponseWriter, r *http.Request) *flash {
