@@ -265,6 +265,12 @@ type ipSection struct {
 }
 
 func (a *app) ipLists(w http.ResponseWriter, r *http.Request) {
+	a.renderIPLists(w, r, http.StatusOK, "", nil)
+}
+
+// renderIPLists shows the lists; a form that was refused (typed, not
+// nil) is shown as it was submitted, with the error msg.
+func (a *app) renderIPLists(w http.ResponseWriter, r *http.Request, status int, msg string, typed *ipSection) {
 	p := principal(r)
 	l, err := a.g.IPAllowLists(r.Context(), p, p.Tenant)
 	if err != nil {
@@ -276,10 +282,20 @@ func (a *app) ipLists(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := a.g.ClientIP(r)
-	a.page(w, r, "ip.html", view{Title: "IP allow-lists", Nav: "ip", Data: ipView{ClientIP: ip, Sections: []ipSection{
+	sections := []ipSection{
 		{Scope: "users", Title: "People: sign-in and every request", Entries: strings.Join(l.Users.Entries, "\n"), ReportOnly: l.Users.ReportOnly, Version: l.Version, Mine: ip},
 		{Scope: "api_keys", Title: "API keys", Entries: strings.Join(l.APIKeys.Entries, "\n"), ReportOnly: l.APIKeys.ReportOnly, Version: l.Version},
-	}}})
+	}
+	for i := range sections {
+		if typed != nil && sections[i].Scope == typed.Scope {
+			typed.Title = sections[i].Title
+			if typed.Mine == "" {
+				typed.Mine = sections[i].Mine
+			}
+			sections[i] = *typed
+		}
+	}
+	a.renderStatus(w, r, status, "ip.html", view{Title: "IP allow-lists", Nav: "ip", Error: msg, Data: ipView{ClientIP: ip, Sections: sections}})
 }
 
 func scopeOf(s string) (ipfilter.Scope, bool) {
@@ -302,8 +318,16 @@ func (a *app) setIPList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	version, _ := strconv.ParseUint(r.PostForm.Get("version"), 10, 64)
-	a.saveIPList(w, r, guard.IPListChange{Scope: scope, Entries: splitEntries(r.PostForm.Get("entries")),
-		ReportOnly: r.PostForm.Get("report_only") == "on", Version: version})
+	typed := r.PostForm.Get("entries")
+	entries, lines := splitEntries(typed)
+	c := guard.IPListChange{Scope: scope, Entries: entries, ReportOnly: r.PostForm.Get("report_only") == "on", Version: version}
+	where := func(i int) string {
+		if i >= 0 && i < len(lines) {
+			return "line " + itoa(lines[i])
+		}
+		return "entry " + itoa(i+1)
+	}
+	a.saveIPList(w, r, c, where, &ipSection{Scope: r.PostForm.Get("scope"), Entries: typed, ReportOnly: c.ReportOnly, Version: version})
 }
 
 // addIP adds one entry to a list, keeping the others.
@@ -323,31 +347,71 @@ func (a *app) addIP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rules := l.Rules(scope)
-	entries := append(slices.Clone(rules.Entries), splitEntries(r.PostForm.Get("entry"))...)
-	a.saveIPList(w, r, guard.IPListChange{Scope: scope, Entries: entries, ReportOnly: rules.ReportOnly, Version: l.Version})
+	added, _ := splitEntries(r.PostForm.Get("entry"))
+	entries := append(slices.Clone(rules.Entries), added...)
+	where := func(i int) string {
+		if i >= len(rules.Entries) {
+			return "the entry added"
+		}
+		return "line " + itoa(i+1) + " of the list"
+	}
+	a.saveIPList(w, r, guard.IPListChange{Scope: scope, Entries: entries, ReportOnly: rules.ReportOnly, Version: l.Version}, where,
+		&ipSection{Scope: r.PostForm.Get("scope"), Entries: strings.Join(rules.Entries, "\n"), ReportOnly: rules.ReportOnly,
+			Version: l.Version, Mine: r.PostForm.Get("entry")})
 }
 
-func (a *app) saveIPList(w http.ResponseWriter, r *http.Request, c guard.IPListChange) {
+// saveIPList saves the change; where names the entry at an index of
+// c.Entries as the administrator sees it (a line of the textarea, from
+// 1). A refused change is shown again as typed, with the reason.
+func (a *app) saveIPList(w http.ResponseWriter, r *http.Request, c guard.IPListChange, where func(int) string, typed *ipSection) {
 	p := principal(r)
 	ap, err := a.g.SetIPAllowList(r.Context(), p, p.Tenant, c)
 	if err != nil {
-		a.failOr(w, r, err, "/ip")
+		var pe *ipfilter.ParseError
+		msg, ok := problem(err)
+		switch {
+		case errors.Is(err, guard.ErrConflict) || !ok:
+			a.failOr(w, r, err, "/ip")
+			return
+		case errors.As(err, &pe) && pe.Index >= 0:
+			msg = "Not a valid IP address or range, " + where(pe.Index) + " " + strconv.Quote(pe.Entry) + ": " + strings.TrimPrefix(pe.Err.Error(), "ipfilter: ")
+			if pe.Detail != "" {
+				msg += " (" + pe.Detail + ")"
+			}
+			msg += "."
+		}
+		a.renderIPLists(w, r, http.StatusBadRequest, msg, typed)
 		return
 	}
-	msg := "Saved the list (" + itoa(len(ap.Entries)) + " entries)."
+	msg := "Saved the list (" + plural(len(ap.Entries), "entry", "entries") + ")."
 	if len(ap.Entries) == 0 {
 		msg = "Saved: the list is empty, so there is no restriction."
 	}
 	for _, wa := range ap.Warnings {
-		msg += " Note: " + strings.TrimPrefix(wa.String(), "entry ") + "."
+		msg += " Note: " + where(wa.Index) + " " + strconv.Quote(wa.Entry) + " read as " + wa.Canonical + ": " + wa.Adjusted.String() + "."
 	}
 	a.ok(w, r, "/ip", "%s", msg)
 }
 
+// plural returns n with the singular or plural noun: "1 entry", "2 entries".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return itoa(n) + " " + many
+}
+
 // splitEntries splits a textarea into entries: one per line or separated
-// by commas or spaces; blank ones are dropped.
-func splitEntries(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' || r == ',' || r == ' ' || r == '\t' })
+// by commas or spaces; blank ones are dropped. lines holds the line (from
+// 1) of each entry, for messages.
+func splitEntries(s string) (entries []string, lines []int) {
+	for i, line := range strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n") {
+		for _, e := range strings.FieldsFunc(line, func(r rune) bool { return r == '\r' || r == ',' || r == ' ' || r == '\t' }) {
+			entries = append(entries, e)
+			lines = append(lines, i+1)
+		}
+	}
+	return entries, lines
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
