@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -32,6 +33,51 @@ type securityView struct {
 	Form        url.Values
 	Shown       int    // users listed of Adoption.WouldEnrol
 	IdPEntity   string // the entity ID of the tenant's IdP ("" for none)
+	// Typed is the policy form as submitted when it was refused: the
+	// form shows it again instead of the policy in force.
+	Typed url.Values
+}
+
+// Val returns the value of the policy form's field name: as typed, when
+// the form was refused, else cur (the value in force).
+func (v securityView) Val(name string, cur any) string {
+	if v.Typed != nil {
+		return v.Typed.Get(name)
+	}
+	return fmt.Sprint(cur)
+}
+
+// On reports whether the policy form's checkbox name is ticked: as
+// submitted, when the form was refused, else cur.
+func (v securityView) On(name string, cur bool) bool {
+	if v.Typed != nil {
+		return v.Typed.Get(name) == "on"
+	}
+	return cur
+}
+
+// policyLabels names the policy's fields as the form labels them, by
+// guard.PolicyError.Field and by form field.
+var policyLabels = map[string]string{
+	"SessionLimit": "Sessions per user", "session_limit": "Sessions per user",
+	"OnSessionLimit": "At the limit", "on_session_limit": "At the limit",
+	"IdleTimeout": "Sign out after inactivity", "idle_minutes": "Sign out after inactivity (minutes)",
+	"SessionLifetime": "Sign out after", "lifetime_hours": "Sign out after (hours)",
+	"PasswordMinLength": "Minimum password length", "password_min_length": "Minimum password length",
+	"PasswordHistory": "Refuse the last N passwords", "password_history": "Refuse the last N passwords",
+	"PasswordMaxAge": "Expire passwords after", "password_max_age_days": "Expire passwords after (days)",
+	"MFAGrace": "MFA grace period", "mfa_grace_days": "MFA grace period (days)",
+	"ReviewEvery": "Review every", "review_every_days": "Review every (days)",
+	"DormantAfter": "Dormant after", "dormant_after_days": "Dormant after (days)",
+	"AuditRetention": "Keep audit events", "audit_retention_days": "Keep audit events (days)",
+}
+
+// policyLabel returns the form's label of a policy field, or the field.
+func policyLabel(field string) string {
+	if l, ok := policyLabels[field]; ok {
+		return l
+	}
+	return field
 }
 
 // maxWouldEnrolShown bounds the list of users shown on the page.
@@ -151,9 +197,11 @@ func (a *app) setPolicy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pol, bad := policyFromForm(r.PostForm, t.Policy)
+	if bad == "" {
+		bad = a.sessionTimes(r, pol, t.Policy)
+	}
 	if bad != "" {
-		a.setFlash(w, "error", bad)
-		http.Redirect(w, r, "/security", http.StatusSeeOther)
+		a.refusePolicy(w, r, bad)
 		return
 	}
 	version, _ := strconv.ParseInt(r.PostForm.Get("version"), 10, 64)
@@ -171,10 +219,54 @@ func (a *app) setPolicy(w http.ResponseWriter, r *http.Request) {
 	}
 	a.forget(p.Tenant)
 	if _, err := a.g.SetPolicy(ctx, p, p.Tenant, pol, version); err != nil {
+		var pe *guard.PolicyError
+		if errors.As(err, &pe) {
+			a.refusePolicy(w, r, policyLabel(pe.Field)+": "+pe.Reason+".")
+			return
+		}
 		a.failOr(w, r, err, "/security")
 		return
 	}
 	a.ok(w, r, "/security", "Security settings saved.")
+}
+
+// refusePolicy shows the policy form again as it was submitted, with why
+// it was refused.
+func (a *app) refusePolicy(w http.ResponseWriter, r *http.Request, msg string) {
+	v, err := a.securityData(r, false)
+	if err != nil {
+		a.fail(w, r, err, "/security")
+		return
+	}
+	v.Typed = r.PostForm
+	a.renderStatus(w, r, http.StatusBadRequest, "security.html", view{Title: "Security settings", Nav: "security", Error: msg, Data: v})
+}
+
+// sessionTimes refuses an inactivity timeout longer than the session
+// lifetime. Guard accepts it (session.Config: the lifetime "may be
+// shorter than IdleTimeout"), but then every session ends at the
+// lifetime and the inactivity setting does nothing, which the form would
+// not show. A field left empty (0) is the Guard's default, known here
+// only while the tenant's policy also leaves it to the default.
+func (a *app) sessionTimes(r *http.Request, pol, cur guard.Policy) string {
+	idle, life := pol.IdleTimeout, pol.SessionLifetime
+	if idle == 0 || life == 0 {
+		eff, err := a.g.EffectivePolicy(r.Context(), principal(r).Tenant)
+		if err != nil {
+			return ""
+		}
+		if idle == 0 && cur.IdleTimeout == 0 {
+			idle = eff.IdleTimeout
+		}
+		if life == 0 && cur.SessionLifetime == 0 {
+			life = eff.SessionLifetime
+		}
+	}
+	if idle == 0 || life == 0 || idle <= life {
+		return ""
+	}
+	return fmt.Sprintf("Sign out after inactivity (%d minutes) is longer than Sign out after (%d hours): every session would end at %d hours, before the inactivity limit could apply. Choose an inactivity limit of at most %d minutes, or a longer session.",
+		int(idle/time.Minute), int(life/time.Hour), int(life/time.Hour), int(life/time.Minute))
 }
 
 // policyFromForm reads the policy form over the tenant's current policy,
@@ -188,7 +280,7 @@ func policyFromForm(f url.Values, cur guard.Policy) (guard.Policy, string) {
 		}
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
-			return "Please enter a whole number for " + strings.ReplaceAll(name, "_", " ") + "."
+			return "Please enter a whole number for " + policyLabel(name) + "."
 		}
 		*dst = time.Duration(n) * unit
 		return ""
@@ -200,7 +292,7 @@ func policyFromForm(f url.Values, cur guard.Policy) (guard.Policy, string) {
 		}
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
-			return "Please enter a whole number for " + strings.ReplaceAll(name, "_", " ") + "."
+			return "Please enter a whole number for " + policyLabel(name) + "."
 		}
 		*dst = n
 		return ""
