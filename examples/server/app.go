@@ -43,8 +43,11 @@ type app struct {
 	csp     string
 	// mfaConfigured: the Guard has Config.MFA.
 	mfaConfigured bool
-	reviews       reviewCache
-	adoptions     adoptionCache
+	// breachCheck: new passwords are checked against breaches
+	// (-breach-api, Config.BreachCheck); the pages say so only then.
+	breachCheck bool
+	reviews     reviewCache
+	adoptions   adoptionCache
 	// insecureMetadata: IdP metadata may come over plain http from local
 	// addresses (-idp-metadata on loopback).
 	insecureMetadata bool
@@ -483,6 +486,9 @@ type view struct {
 	Captcha captchaUI
 	Next    string
 	Data    any
+	// BreachCheck: new passwords known from breaches are refused
+	// (-breach-api); set by the renderer for every page.
+	BreachCheck bool
 	// SignedOut: the page answers a sign-out, so it shows no one as
 	// signed in (the request still carries the ended session).
 	SignedOut bool
@@ -510,6 +516,7 @@ func (a *app) renderStatus(w http.ResponseWriter, r *http.Request, status int, n
 		v.Tenant = a.tenant
 	}
 	v.Captcha = a.captcha
+	v.BreachCheck = a.breachCheck
 	if v.Flash == nil && !flashSet(w) {
 		v.Flash = a.takeFlash(w, r)
 	}

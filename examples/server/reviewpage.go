@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -106,7 +105,7 @@ func (a *app) review(w http.ResponseWriter, r *http.Request) {
 	v := reviewView{Review: rv, Filter: filter, After: q.Get("after"), Self: p.UserID}
 	v.Rows, v.Next = rv.Rows(filter, v.After, reviewPage)
 	var err error
-	if v.Roles, err = a.g.Roles(ctx, p, p.Tenant); err != nil && !errors.Is(err, guard.ErrRolesNotConfigured) {
+	if v.Roles, err = a.grantableRoles(r); err != nil {
 		a.fail(w, r, err, "/")
 		return
 	}

@@ -428,14 +428,24 @@ func (a *app) forgot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) resetForm(w http.ResponseWriter, r *http.Request) {
-	if linkToCookie(w, r, resetCookie, "/reset", "tenant", "user", "token") {
+	if linkToCookie(w, r, resetCookie, "/reset", "tenant", "user", "token", "invite") {
 		return
 	}
-	if _, ok := resetParams(r); !ok {
+	v, ok := resetParams(r)
+	if !ok {
 		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: "Reset your password", Error: "This reset link is invalid or has expired: ask for a new one."})
 		return
 	}
-	a.page(w, r, "reset.html", view{Title: "Choose a new password", Data: true})
+	a.page(w, r, "reset.html", view{Title: resetTitle(v), Data: true})
+}
+
+// resetTitle is the heading of the reset page: an invitation (its link
+// carries invite=1, inviteMail) sets a first password.
+func resetTitle(v url.Values) string {
+	if v.Get("invite") == "1" {
+		return "Choose your password"
+	}
+	return "Choose a new password"
 }
 
 func resetParams(r *http.Request) (url.Values, bool) { return cookieParams(r, resetCookie) }
@@ -486,7 +496,7 @@ func (a *app) reset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.PostForm.Get("password") != r.PostForm.Get("confirm") {
-		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: "Choose a new password", Error: "The two passwords differ.", Data: true})
+		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: resetTitle(v), Error: "The two passwords differ.", Data: true})
 		return
 	}
 	err := a.g.ResetPassword(r.Context(), guard.ResetRequest{Tenant: v.Get("tenant"), UserID: v.Get("user"), Token: v.Get("token"),
@@ -502,10 +512,14 @@ func (a *app) reset(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, err, "/reset")
 			return
 		}
-		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: "Choose a new password", Error: msg, Data: true})
+		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: resetTitle(v), Error: msg, Data: true})
 		return
 	}
 	clearCookie(w, resetCookie)
-	a.setFlash(w, "ok", "Your password was changed and your other sessions were ended. Sign in with the new password.")
+	if v.Get("invite") == "1" {
+		a.setFlash(w, "ok", "Your password is set. Sign in with it.")
+	} else {
+		a.setFlash(w, "ok", "Your password was changed and your other sessions were ended. Sign in with the new password.")
+	}
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
