@@ -199,17 +199,18 @@ func (a *app) beginOOB(w http.ResponseWriter, r *http.Request) {
 		a.errorPage(w, r, http.StatusBadRequest, "Bad request", "Unknown kind of factor.")
 		return
 	}
-	dest := r.PostForm.Get("destination")
-	label := "Email " + dest
+	dest := strings.TrimSpace(r.PostForm.Get("destination"))
+	label, name := "Email "+dest, "email"
 	if kind == mfa.KindSMS {
-		label = "Phone " + dest
+		dest = phoneNumber(dest)
+		label, name = "Phone "+dest, "SMS"
 	}
 	f, err := a.g.BeginOOB(r.Context(), principal(r), kind, dest, label)
 	if err != nil {
 		a.failOr(w, r, err, "/account")
 		return
 	}
-	a.page(w, r, "enrol.html", view{Title: "Confirm your " + string(kind) + " factor", Nav: "account",
+	a.page(w, r, "enrol.html", view{Title: "Confirm your " + name + " factor", Nav: "account",
 		Data: enrolView{Confirm: "/account/mfa/confirm", FactorID: f.ID, Kind: kind, Dest: dest}})
 }
 
@@ -370,4 +371,18 @@ func (a *app) reauth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.ok(w, r, next, "Identity confirmed: you can go on for the next 15 minutes.")
+}
+
+// phoneNumber drops what people type to group the digits of a phone
+// number (spaces, dashes, dots, parentheses), so that "+44 7700 900123",
+// as the form's placeholder shows it, is the E.164 number the library
+// takes. Anything else is left for the library to refuse.
+func phoneNumber(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '\t', '-', '.', '(', ')', '\u00a0':
+			return -1
+		}
+		return r
+	}, s)
 }

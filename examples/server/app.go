@@ -43,8 +43,11 @@ type app struct {
 	csp     string
 	// mfaConfigured: the Guard has Config.MFA.
 	mfaConfigured bool
-	reviews       reviewCache
-	adoptions     adoptionCache
+	// breachCheck: new passwords are checked against breaches
+	// (-breach-api, Config.BreachCheck); the pages say so only then.
+	breachCheck bool
+	reviews     reviewCache
+	adoptions   adoptionCache
 	// insecureMetadata: IdP metadata may come over plain http from local
 	// addresses (-idp-metadata on loopback).
 	insecureMetadata bool
@@ -483,6 +486,9 @@ type view struct {
 	Captcha captchaUI
 	Next    string
 	Data    any
+	// BreachCheck: new passwords known from breaches are refused
+	// (-breach-api); set by the renderer for every page.
+	BreachCheck bool
 	// SignedOut: the page answers a sign-out, so it shows no one as
 	// signed in (the request still carries the ended session).
 	SignedOut bool
@@ -510,7 +516,8 @@ func (a *app) renderStatus(w http.ResponseWriter, r *http.Request, status int, n
 		v.Tenant = a.tenant
 	}
 	v.Captcha = a.captcha
-	if v.Flash == nil {
+	v.BreachCheck = a.breachCheck
+	if v.Flash == nil && !flashSet(w) {
 		v.Flash = a.takeFlash(w, r)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -688,6 +695,18 @@ func (a *app) setFlash(w http.ResponseWriter, kind, msg string) {
 	b, _ := json.Marshal(flash{Kind: kind, Message: msg})
 	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: base64.RawURLEncoding.EncodeToString(b), Path: "/", MaxAge: 60,
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
+// flashSet reports whether the response already sets a flash, for the
+// next page (the recovery codes shown at the end of a sign-in): the page
+// rendered now must not take, and so clear, the cookie after it.
+func flashSet(w http.ResponseWriter) bool {
+	for _, c := range w.Header().Values("Set-Cookie") {
+		if strings.HasPrefix(c, flashCookie+"=") && !strings.Contains(c, "Max-Age=0") {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *app) takeFlash(w http.ResponseWriter, r *http.Request) *flash {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"errors"
 	"net/http"
 	"time"
@@ -105,14 +106,21 @@ func (a *app) sendCampaign(w http.ResponseWriter, r *http.Request) {
 		a.ok(w, r, "/campaigns", "%s was sent (demo: nothing left the building).", c.Name)
 		return
 	}
-	as, err := a.g.Approvals(ctx, p, rbac.ApprovalQuery{Status: rbac.StatusApproved, Limit: 100})
+	as, err := a.g.Approvals(ctx, p, rbac.ApprovalQuery{Limit: 100})
 	if err != nil {
 		a.fail(w, r, err, "/campaigns")
 		return
 	}
-	now := a.now()
+	now, hash := a.now(), sha256.Sum256(c.payload())
+	pending := false
 	for _, ap := range as {
-		if ap.Requester != rbac.User(p.UserID) || ap.Target != c.ID || ap.StatusAt(now) != rbac.StatusApproved {
+		if ap.Requester != rbac.User(p.UserID) || ap.Target != c.ID || ap.Permission != rbac.P(rbac.Campaigns, rbac.Send) {
+			continue
+		}
+		if ap.StatusAt(now) == rbac.StatusPending && ap.PayloadHash == hash {
+			pending = true
+		}
+		if ap.StatusAt(now) != rbac.StatusApproved {
 			continue
 		}
 		if _, err := a.g.ConsumeApproval(ctx, p, ap.ID, "campaigns:send", c.ID, c.payload()); err != nil {
@@ -123,6 +131,11 @@ func (a *app) sendCampaign(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		a.ok(w, r, "/campaigns", "%s was sent with the approval of a second person (demo: nothing left the building).", c.Name)
+		return
+	}
+	if pending {
+		// A second click of Send files no second request.
+		a.ok(w, r, "/campaigns", "Sending %s already waits for a second person's approval: no new request was filed (see the Approvals page).", c.Name)
 		return
 	}
 	if _, err := a.g.RequestApproval(ctx, p, "campaigns:send", c.ID, c.payload(), 24*time.Hour); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -16,14 +17,17 @@ import (
 const auditPage = 50
 
 type auditView struct {
-	Events  []auditRow
-	Filter  auditFilter
-	Query   string // the filters as a query string, for the export links and paging
-	Next    uint64 // cursor of the next (older) page, 0 for none
-	After   uint64
-	Actions []audit.Action
-	Verify  *audit.Report
-	Error   string
+	Events []auditRow
+	Filter auditFilter
+	// The links that keep the filters: the two exports, the first page
+	// and the next (older) one. Built from url.Values, so the template
+	// does not escape their separators.
+	ExportCSV, ExportJSONL, Newest, Older template.URL
+	Next                                  uint64 // cursor of the next (older) page, 0 for none
+	After                                 uint64
+	Actions                               []audit.Action
+	Verify                                *audit.Report
+	Error                                 string
 }
 
 // auditRow is an event with the people it names shown by email.
@@ -38,11 +42,17 @@ type auditFilter struct {
 
 // auditQuery reads the filters of the audit page from a query string. A
 // day "YYYY-MM-DD" (from the date inputs) means that day in UTC; To
-// includes its whole day.
+// includes its whole day. The store matches the user exactly, and Guard
+// stores emails lower-cased (auth.CanonicalEmail), so an email is
+// lower-cased here as sign-in does; an ID is left as given.
 func auditQuery(v url.Values) (audit.Query, auditFilter, string) {
 	f := auditFilter{From: v.Get("from"), To: v.Get("to"), Actor: strings.TrimSpace(v.Get("actor")),
 		Action: v.Get("action"), Outcome: v.Get("outcome")}
-	q := audit.Query{Actor: f.Actor, Action: f.Action, Outcome: audit.Outcome(f.Outcome), Desc: true}
+	actor := f.Actor
+	if strings.Contains(actor, "@") {
+		actor = strings.ToLower(actor)
+	}
+	q := audit.Query{Actor: actor, Action: f.Action, Outcome: audit.Outcome(f.Outcome), Desc: true}
 	if f.Outcome != "" && f.Outcome != string(audit.Success) && f.Outcome != string(audit.Failure) {
 		return q, f, "Unknown outcome."
 	}
@@ -63,14 +73,28 @@ func auditQuery(v url.Values) (audit.Query, auditFilter, string) {
 	return q, f, ""
 }
 
-func (f auditFilter) encode() string {
+// values returns the filters as query parameters, the empty ones left out.
+func (f auditFilter) values() url.Values {
 	v := url.Values{}
 	for k, s := range map[string]string{"from": f.From, "to": f.To, "actor": f.Actor, "action": f.Action, "outcome": f.Outcome} {
 		if s != "" {
 			v.Set(k, s)
 		}
 	}
-	return v.Encode()
+	return v
+}
+
+// link returns path with the filters and the extra parameters (key,
+// value pairs) as its query.
+func (f auditFilter) link(path string, extra ...string) template.URL {
+	v := f.values()
+	for i := 0; i+1 < len(extra); i += 2 {
+		v.Set(extra[i], extra[i+1])
+	}
+	if len(v) == 0 {
+		return template.URL(path)
+	}
+	return template.URL(path + "?" + v.Encode())
 }
 
 func (a *app) auditLog(w http.ResponseWriter, r *http.Request) {
@@ -80,7 +104,9 @@ func (a *app) auditLog(w http.ResponseWriter, r *http.Request) {
 func (a *app) renderAudit(w http.ResponseWriter, r *http.Request, rep *audit.Report) {
 	p := principal(r)
 	q, f, bad := auditQuery(r.URL.Query())
-	v := auditView{Filter: f, Query: f.encode(), Actions: audit.Actions, Verify: rep, Error: bad}
+	v := auditView{Filter: f, Actions: audit.Actions, Verify: rep, Error: bad,
+		ExportCSV: f.link("/audit/export", "format", "csv"), ExportJSONL: f.link("/audit/export", "format", "jsonl"),
+		Newest: f.link("/audit")}
 	if bad == "" {
 		q.Limit = auditPage
 		if after, err := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64); err == nil {
@@ -96,6 +122,9 @@ func (a *app) renderAudit(w http.ResponseWriter, r *http.Request, rep *audit.Rep
 			}
 		}
 		v.Events, v.Next = a.auditRows(r, page.Events), page.Next
+		if v.Next != 0 {
+			v.Older = f.link("/audit", "after", strconv.FormatUint(v.Next, 10))
+		}
 	}
 	a.page(w, r, "audit.html", view{Title: "Audit log", Nav: "audit", Data: v})
 }
@@ -170,9 +199,16 @@ func (a *app) auditExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q.Desc = false
-	format, ext, ctype := audit.CSV, "csv", "text/csv; charset=utf-8"
-	if r.URL.Query().Get("format") == "jsonl" {
+	var format audit.Format
+	var ext, ctype string
+	switch f := r.URL.Query().Get("format"); f {
+	case "", "csv":
+		format, ext, ctype = audit.CSV, "csv", "text/csv; charset=utf-8"
+	case "jsonl":
 		format, ext, ctype = audit.JSONLines, "jsonl", "application/jsonl; charset=utf-8"
+	default:
+		a.errorPage(w, r, http.StatusBadRequest, "Bad request", "Unknown export format: choose csv or jsonl.")
+		return
 	}
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Content-Disposition", `attachment; filename="audit-`+p.Tenant+`-`+a.now().UTC().Format("20060102-150405")+`.`+ext+`"`)

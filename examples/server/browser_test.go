@@ -418,10 +418,12 @@ func TestBrowserConsole(t *testing.T) {
 	owner.open("/ip")
 	must(owner.text("#client-ip") == "127.0.0.1", "current IP %q", owner.text("#client-ip"))
 	owner.submit("#add-button-users")
-	must(strings.Contains(owner.flash(), "Saved the list (1 entries)"), "flash %q", owner.flash())
+	must(strings.Contains(owner.flash(), "Saved the list (1 entry)"), "flash %q", owner.flash())
 	owner.fill("#entries-users", "10.0.0.0/8\n192.0.2.0/24")
 	owner.submit("#save-users")
 	must(strings.Contains(owner.flash(), "lock you out"), "self-lockout: %q", owner.flash())
+	must(owner.value("#entries-users") == "10.0.0.0/8\n192.0.2.0/24", "the form after the refusal: %q", owner.value("#entries-users"))
+	owner.open("/ip")
 	must(owner.value("#entries-users") == "127.0.0.1", "list after the refusal: %q", owner.value("#entries-users"))
 	owner.screenshot("08-ip-allow-lists")
 

@@ -325,6 +325,15 @@ func TestBreachAPIFlag(t *testing.T) {
 	if resp := c.signIn(ownerEmail, con.password); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("the old password after the refusal: %d", resp.StatusCode)
 	}
+	// With the check on, the reset page says breached passwords are
+	// refused (without it, TestTextsMatchBehaviour: it does not).
+	c.post("/logout", url.Values{})
+	c.post("/forgot", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "captcha": {standinToken}})
+	u, _ := url.Parse(waitLink(t, con, ownerEmail))
+	resp, _ = c.get(u.RequestURI())
+	if _, page := c.get(resp.Header.Get("Location")); !strings.Contains(page, "common and breached passwords are refused") {
+		t.Error("with -breach-api, the reset page does not say breached passwords are refused")
+	}
 }
 
 // One session per user (SECURITY-CHECKLIST SE-7): signing in on a second

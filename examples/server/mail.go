@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/mfa"
@@ -136,4 +137,14 @@ func newCaptcha(provider, secret, siteKey string, hostnames []string) (auth.Capt
 		return nil, captchaUI{}, err
 	}
 	return v, ui, nil
+}
+
+// inviteMail writes the invitation (Recovery.ComposeInvite). Its link is
+// the reset page's with "invite=1" added, so that the page says "Choose
+// your password" and "Your password is set" rather than words about a
+// new password; the mark changes only those words, nothing that is
+// checked.
+func inviteMail(link string, ttl time.Duration) (string, string) {
+	return "You are invited", fmt.Sprintf("An administrator invited you to the Guard console. Set your password within %d days with this link:\n\n%s\n",
+		int(ttl/(24*time.Hour)), link+"&invite=1")
 }

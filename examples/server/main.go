@@ -350,7 +350,8 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 		AuditKey: keys.Audit,
 		MFA:      &mfa.Config{Keyring: kr, Issuer: "Guard demo", Email: mail, SMS: mail},
 		Captcha:  verifier,
-		Recovery: guard.RecoveryConfig{Email: mail, BaseURL: strings.TrimSuffix(base.String(), "/"), InviteTTL: inviteTTL},
+		Recovery: guard.RecoveryConfig{Email: mail, BaseURL: strings.TrimSuffix(base.String(), "/"), InviteTTL: inviteTTL,
+			ComposeInvite: inviteMail},
 		// SAML: the SP's URLs are built from the base URL, never from a
 		// request's Host.
 		SSO: &sso.Config{BaseURL: strings.TrimSuffix(base.String(), "/"), Key: spKey, Certificate: spCert,
@@ -381,7 +382,7 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 	}
 	a := &app{g: g, tenant: demoTenant, base: base, mail: mail, captcha: captcha, now: o.now, logf: logger.Printf,
 		pages: pages, csp: contentSecurityPolicy(captcha), mfaConfigured: true, insecureMetadata: src.insecure(),
-		adminMFA: !o.noAdminMFA}
+		adminMFA: !o.noAdminMFA, breachCheck: breach != nil}
 	c := &console{app: a, g: g, backend: b, password: password}
 	if src.raw != "" {
 		if c.idp, err = connectIdP(ctx, g, src, logger.Printf); err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -24,6 +23,12 @@ type reviewView struct {
 	Self      string
 	Filters   []reviewTab
 	CanDecide bool
+	// Reviewer names who recorded the last review: the email the event
+	// carries, else the user's current one, else a short ID.
+	Reviewer string
+	// Keys is the number of usable API keys (shown with KeysShown), so
+	// that "every key is in use" is not said of none.
+	Keys int
 }
 
 type reviewTab struct {
@@ -100,9 +105,33 @@ func (a *app) review(w http.ResponseWriter, r *http.Request) {
 	v := reviewView{Review: rv, Filter: filter, After: q.Get("after"), Self: p.UserID}
 	v.Rows, v.Next = rv.Rows(filter, v.After, reviewPage)
 	var err error
-	if v.Roles, err = a.g.Roles(ctx, p, p.Tenant); err != nil && !errors.Is(err, guard.ErrRolesNotConfigured) {
+	if v.Roles, err = a.grantableRoles(r); err != nil {
 		a.fail(w, r, err, "/")
 		return
+	}
+	if !rv.LastReview.IsZero() {
+		v.Reviewer = rv.LastReviewer.Email
+		if v.Reviewer == "" && isUserID(rv.LastReviewer.ID) {
+			if u, err := a.g.User(ctx, p, p.Tenant, rv.LastReviewer.ID); err == nil {
+				v.Reviewer = u.Email
+			}
+		}
+		if v.Reviewer == "" {
+			v.Reviewer = string(rv.LastReviewer.Kind) + " " + short(rv.LastReviewer.ID)
+		}
+	}
+	if rv.KeysShown {
+		ks, err := a.g.ListAPIKeys(ctx, p, p.Tenant)
+		if err != nil {
+			a.fail(w, r, err, "/")
+			return
+		}
+		now := a.now()
+		for _, k := range ks {
+			if k.UsableAt(now) {
+				v.Keys++
+			}
+		}
 	}
 	for _, f := range []struct {
 		f     guard.ReviewFilter

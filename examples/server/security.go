@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -32,6 +33,51 @@ type securityView struct {
 	Form        url.Values
 	Shown       int    // users listed of Adoption.WouldEnrol
 	IdPEntity   string // the entity ID of the tenant's IdP ("" for none)
+	// Typed is the policy form as submitted when it was refused: the
+	// form shows it again instead of the policy in force.
+	Typed url.Values
+}
+
+// Val returns the value of the policy form's field name: as typed, when
+// the form was refused, else cur (the value in force).
+func (v securityView) Val(name string, cur any) string {
+	if v.Typed != nil {
+		return v.Typed.Get(name)
+	}
+	return fmt.Sprint(cur)
+}
+
+// On reports whether the policy form's checkbox name is ticked: as
+// submitted, when the form was refused, else cur.
+func (v securityView) On(name string, cur bool) bool {
+	if v.Typed != nil {
+		return v.Typed.Get(name) == "on"
+	}
+	return cur
+}
+
+// policyLabels names the policy's fields as the form labels them, by
+// guard.PolicyError.Field and by form field.
+var policyLabels = map[string]string{
+	"SessionLimit": "Sessions per user", "session_limit": "Sessions per user",
+	"OnSessionLimit": "At the limit", "on_session_limit": "At the limit",
+	"IdleTimeout": "Sign out after inactivity", "idle_minutes": "Sign out after inactivity (minutes)",
+	"SessionLifetime": "Sign out after", "lifetime_hours": "Sign out after (hours)",
+	"PasswordMinLength": "Minimum password length", "password_min_length": "Minimum password length",
+	"PasswordHistory": "Refuse the last N passwords", "password_history": "Refuse the last N passwords",
+	"PasswordMaxAge": "Expire passwords after", "password_max_age_days": "Expire passwords after (days)",
+	"MFAGrace": "MFA grace period", "mfa_grace_days": "MFA grace period (days)",
+	"ReviewEvery": "Review every", "review_every_days": "Review every (days)",
+	"DormantAfter": "Dormant after", "dormant_after_days": "Dormant after (days)",
+	"AuditRetention": "Keep audit events", "audit_retention_days": "Keep audit events (days)",
+}
+
+// policyLabel returns the form's label of a policy field, or the field.
+func policyLabel(field string) string {
+	if l, ok := policyLabels[field]; ok {
+		return l
+	}
+	return field
 }
 
 // maxWouldEnrolShown bounds the list of users shown on the page.
@@ -151,9 +197,11 @@ func (a *app) setPolicy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pol, bad := policyFromForm(r.PostForm, t.Policy)
+	if bad == "" {
+		bad = a.sessionTimes(r, pol, t.Policy)
+	}
 	if bad != "" {
-		a.setFlash(w, "error", bad)
-		http.Redirect(w, r, "/security", http.StatusSeeOther)
+		a.refusePolicy(w, r, bad)
 		return
 	}
 	version, _ := strconv.ParseInt(r.PostForm.Get("version"), 10, 64)
@@ -171,10 +219,54 @@ func (a *app) setPolicy(w http.ResponseWriter, r *http.Request) {
 	}
 	a.forget(p.Tenant)
 	if _, err := a.g.SetPolicy(ctx, p, p.Tenant, pol, version); err != nil {
+		var pe *guard.PolicyError
+		if errors.As(err, &pe) {
+			a.refusePolicy(w, r, policyLabel(pe.Field)+": "+pe.Reason+".")
+			return
+		}
 		a.failOr(w, r, err, "/security")
 		return
 	}
 	a.ok(w, r, "/security", "Security settings saved.")
+}
+
+// refusePolicy shows the policy form again as it was submitted, with why
+// it was refused.
+func (a *app) refusePolicy(w http.ResponseWriter, r *http.Request, msg string) {
+	v, err := a.securityData(r, false)
+	if err != nil {
+		a.fail(w, r, err, "/security")
+		return
+	}
+	v.Typed = r.PostForm
+	a.renderStatus(w, r, http.StatusBadRequest, "security.html", view{Title: "Security settings", Nav: "security", Error: msg, Data: v})
+}
+
+// sessionTimes refuses an inactivity timeout longer than the session
+// lifetime. Guard accepts it (session.Config: the lifetime "may be
+// shorter than IdleTimeout"), but then every session ends at the
+// lifetime and the inactivity setting does nothing, which the form would
+// not show. A field left empty (0) is the Guard's default, known here
+// only while the tenant's policy also leaves it to the default.
+func (a *app) sessionTimes(r *http.Request, pol, cur guard.Policy) string {
+	idle, life := pol.IdleTimeout, pol.SessionLifetime
+	if idle == 0 || life == 0 {
+		eff, err := a.g.EffectivePolicy(r.Context(), principal(r).Tenant)
+		if err != nil {
+			return ""
+		}
+		if idle == 0 && cur.IdleTimeout == 0 {
+			idle = eff.IdleTimeout
+		}
+		if life == 0 && cur.SessionLifetime == 0 {
+			life = eff.SessionLifetime
+		}
+	}
+	if idle == 0 || life == 0 || idle <= life {
+		return ""
+	}
+	return fmt.Sprintf("Sign out after inactivity (%d minutes) is longer than Sign out after (%d hours): every session would end at %d hours, before the inactivity limit could apply. Choose an inactivity limit of at most %d minutes, or a longer session.",
+		int(idle/time.Minute), int(life/time.Hour), int(life/time.Hour), int(life/time.Minute))
 }
 
 // policyFromForm reads the policy form over the tenant's current policy,
@@ -188,7 +280,7 @@ func policyFromForm(f url.Values, cur guard.Policy) (guard.Policy, string) {
 		}
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
-			return "Please enter a whole number for " + strings.ReplaceAll(name, "_", " ") + "."
+			return "Please enter a whole number for " + policyLabel(name) + "."
 		}
 		*dst = time.Duration(n) * unit
 		return ""
@@ -200,7 +292,7 @@ func policyFromForm(f url.Values, cur guard.Policy) (guard.Policy, string) {
 		}
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
-			return "Please enter a whole number for " + strings.ReplaceAll(name, "_", " ") + "."
+			return "Please enter a whole number for " + policyLabel(name) + "."
 		}
 		*dst = n
 		return ""
@@ -265,6 +357,12 @@ type ipSection struct {
 }
 
 func (a *app) ipLists(w http.ResponseWriter, r *http.Request) {
+	a.renderIPLists(w, r, http.StatusOK, "", nil)
+}
+
+// renderIPLists shows the lists; a form that was refused (typed, not
+// nil) is shown as it was submitted, with the error msg.
+func (a *app) renderIPLists(w http.ResponseWriter, r *http.Request, status int, msg string, typed *ipSection) {
 	p := principal(r)
 	l, err := a.g.IPAllowLists(r.Context(), p, p.Tenant)
 	if err != nil {
@@ -276,10 +374,20 @@ func (a *app) ipLists(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := a.g.ClientIP(r)
-	a.page(w, r, "ip.html", view{Title: "IP allow-lists", Nav: "ip", Data: ipView{ClientIP: ip, Sections: []ipSection{
+	sections := []ipSection{
 		{Scope: "users", Title: "People: sign-in and every request", Entries: strings.Join(l.Users.Entries, "\n"), ReportOnly: l.Users.ReportOnly, Version: l.Version, Mine: ip},
 		{Scope: "api_keys", Title: "API keys", Entries: strings.Join(l.APIKeys.Entries, "\n"), ReportOnly: l.APIKeys.ReportOnly, Version: l.Version},
-	}}})
+	}
+	for i := range sections {
+		if typed != nil && sections[i].Scope == typed.Scope {
+			typed.Title = sections[i].Title
+			if typed.Mine == "" {
+				typed.Mine = sections[i].Mine
+			}
+			sections[i] = *typed
+		}
+	}
+	a.renderStatus(w, r, status, "ip.html", view{Title: "IP allow-lists", Nav: "ip", Error: msg, Data: ipView{ClientIP: ip, Sections: sections}})
 }
 
 func scopeOf(s string) (ipfilter.Scope, bool) {
@@ -302,8 +410,16 @@ func (a *app) setIPList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	version, _ := strconv.ParseUint(r.PostForm.Get("version"), 10, 64)
-	a.saveIPList(w, r, guard.IPListChange{Scope: scope, Entries: splitEntries(r.PostForm.Get("entries")),
-		ReportOnly: r.PostForm.Get("report_only") == "on", Version: version})
+	typed := r.PostForm.Get("entries")
+	entries, lines := splitEntries(typed)
+	c := guard.IPListChange{Scope: scope, Entries: entries, ReportOnly: r.PostForm.Get("report_only") == "on", Version: version}
+	where := func(i int) string {
+		if i >= 0 && i < len(lines) {
+			return "line " + itoa(lines[i])
+		}
+		return "entry " + itoa(i+1)
+	}
+	a.saveIPList(w, r, c, where, &ipSection{Scope: r.PostForm.Get("scope"), Entries: typed, ReportOnly: c.ReportOnly, Version: version})
 }
 
 // addIP adds one entry to a list, keeping the others.
@@ -323,31 +439,71 @@ func (a *app) addIP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rules := l.Rules(scope)
-	entries := append(slices.Clone(rules.Entries), splitEntries(r.PostForm.Get("entry"))...)
-	a.saveIPList(w, r, guard.IPListChange{Scope: scope, Entries: entries, ReportOnly: rules.ReportOnly, Version: l.Version})
+	added, _ := splitEntries(r.PostForm.Get("entry"))
+	entries := append(slices.Clone(rules.Entries), added...)
+	where := func(i int) string {
+		if i >= len(rules.Entries) {
+			return "the entry added"
+		}
+		return "line " + itoa(i+1) + " of the list"
+	}
+	a.saveIPList(w, r, guard.IPListChange{Scope: scope, Entries: entries, ReportOnly: rules.ReportOnly, Version: l.Version}, where,
+		&ipSection{Scope: r.PostForm.Get("scope"), Entries: strings.Join(rules.Entries, "\n"), ReportOnly: rules.ReportOnly,
+			Version: l.Version, Mine: r.PostForm.Get("entry")})
 }
 
-func (a *app) saveIPList(w http.ResponseWriter, r *http.Request, c guard.IPListChange) {
+// saveIPList saves the change; where names the entry at an index of
+// c.Entries as the administrator sees it (a line of the textarea, from
+// 1). A refused change is shown again as typed, with the reason.
+func (a *app) saveIPList(w http.ResponseWriter, r *http.Request, c guard.IPListChange, where func(int) string, typed *ipSection) {
 	p := principal(r)
 	ap, err := a.g.SetIPAllowList(r.Context(), p, p.Tenant, c)
 	if err != nil {
-		a.failOr(w, r, err, "/ip")
+		var pe *ipfilter.ParseError
+		msg, ok := problem(err)
+		switch {
+		case errors.Is(err, guard.ErrConflict) || !ok:
+			a.failOr(w, r, err, "/ip")
+			return
+		case errors.As(err, &pe) && pe.Index >= 0:
+			msg = "Not a valid IP address or range, " + where(pe.Index) + " " + strconv.Quote(pe.Entry) + ": " + strings.TrimPrefix(pe.Err.Error(), "ipfilter: ")
+			if pe.Detail != "" {
+				msg += " (" + pe.Detail + ")"
+			}
+			msg += "."
+		}
+		a.renderIPLists(w, r, http.StatusBadRequest, msg, typed)
 		return
 	}
-	msg := "Saved the list (" + itoa(len(ap.Entries)) + " entries)."
+	msg := "Saved the list (" + plural(len(ap.Entries), "entry", "entries") + ")."
 	if len(ap.Entries) == 0 {
 		msg = "Saved: the list is empty, so there is no restriction."
 	}
 	for _, wa := range ap.Warnings {
-		msg += " Note: " + strings.TrimPrefix(wa.String(), "entry ") + "."
+		msg += " Note: " + where(wa.Index) + " " + strconv.Quote(wa.Entry) + " read as " + wa.Canonical + ": " + wa.Adjusted.String() + "."
 	}
 	a.ok(w, r, "/ip", "%s", msg)
 }
 
+// plural returns n with the singular or plural noun: "1 entry", "2 entries".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return itoa(n) + " " + many
+}
+
 // splitEntries splits a textarea into entries: one per line or separated
-// by commas or spaces; blank ones are dropped.
-func splitEntries(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' || r == ',' || r == ' ' || r == '\t' })
+// by commas or spaces; blank ones are dropped. lines holds the line (from
+// 1) of each entry, for messages.
+func splitEntries(s string) (entries []string, lines []int) {
+	for i, line := range strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n") {
+		for _, e := range strings.FieldsFunc(line, func(r rune) bool { return r == '\r' || r == ',' || r == ' ' || r == '\t' }) {
+			entries = append(entries, e)
+			lines = append(lines, i+1)
+		}
+	}
+	return entries, lines
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -102,7 +102,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, guard.ErrUnavailable):
 			status, msg = http.StatusServiceUnavailable, "Sign-in is unavailable right now. Please try again shortly."
 		case errors.Is(err, guard.ErrSessionLimit):
-			status, msg = http.StatusConflict, "You are already signed in elsewhere, and your organisation allows one session: sign out there first."
+			status, msg = http.StatusConflict, limitRefusedText(a.sessionLimit(r, tenant))
 		case errors.Is(err, guard.ErrIPNotAllowed):
 			status, msg = http.StatusForbidden, "Sign-in from your network address is not allowed by your organisation."
 		case errors.Is(err, guard.ErrSSORequired):
@@ -132,8 +132,17 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 // signedInAs hands the new session to the browser and sends it on.
 func (a *app) signedInAs(w http.ResponseWriter, r *http.Request, res guard.LoginResult, next string) {
 	a.g.SetSessionCookie(w, res.Token, res.Session)
+	http.Redirect(w, r, a.afterSignIn(w, r, res, next), http.StatusSeeOther)
+}
+
+// afterSignIn sets the flash a new session calls for and returns where
+// the user goes next: a password to change (PasswordExpired, which is the
+// session's FlagPasswordExpired) or a factor to set up comes before next.
+// Every way a sign-in ends (password, second factor, enrolment at
+// sign-in, SSO) goes through here.
+func (a *app) afterSignIn(w http.ResponseWriter, r *http.Request, res guard.LoginResult, next string) string {
 	switch {
-	case res.PasswordExpired:
+	case res.PasswordExpired || res.Session.Flags&guard.FlagPasswordExpired != 0:
 		a.setFlash(w, "error", "Your password has expired: please choose a new one.")
 		next = "/account"
 	case res.Session.Flags&guard.FlagMustEnrol != 0:
@@ -142,9 +151,49 @@ func (a *app) signedInAs(w http.ResponseWriter, r *http.Request, res guard.Login
 	case res.RecoveryLeft != nil && res.RecoveryLeft.Low:
 		a.setFlash(w, "error", "You used a recovery code and have few left: generate a new set in My account.")
 	case res.Evicted > 0:
-		a.setFlash(w, "ok", "Signed in. Your other session was ended: one session per user.")
+		a.setFlash(w, "ok", "Signed in. "+evictedText(res.Evicted, a.sessionLimit(r, res.User.Tenant)))
 	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	return next
+}
+
+// sessionLimit returns the tenant's session limit in force, 0 if unknown.
+func (a *app) sessionLimit(r *http.Request, tenant string) int {
+	pol, err := a.g.EffectivePolicy(r.Context(), tenant)
+	if err != nil {
+		return 0
+	}
+	return pol.SessionLimit
+}
+
+// evictedText says that n older sessions were ended for a new one, under
+// a session limit of limit (0: not known).
+func evictedText(n, limit int) string {
+	ended := "Your oldest session was ended"
+	if n > 1 {
+		ended = "Your " + itoa(n) + " oldest sessions were ended"
+	}
+	switch limit {
+	case 0:
+		return ended + ": your organisation limits how many sessions a user may have."
+	case 1:
+		if n == 1 {
+			ended = "Your other session was ended"
+		}
+		return ended + ": your organisation allows one session per user."
+	}
+	return ended + ": your organisation allows " + itoa(limit) + " sessions per user."
+}
+
+// limitRefusedText says why a sign-in beyond the session limit (under
+// "refuse new sessions") was refused.
+func limitRefusedText(limit int) string {
+	switch limit {
+	case 0:
+		return "You have as many sessions open elsewhere as your organisation allows: sign out of one first."
+	case 1:
+		return "You are already signed in elsewhere, and your organisation allows one session per user: sign out there first."
+	}
+	return "You already have " + itoa(limit) + " sessions open elsewhere, the most your organisation allows: sign out of one first."
 }
 
 type mfaView struct {
@@ -315,7 +364,10 @@ func (a *app) enrolConfirm(w http.ResponseWriter, r *http.Request) {
 	clearPending(w)
 	a.forget(res.User.Tenant)
 	a.g.SetSessionCookie(w, res.Token, res.Session)
-	a.page(w, r, "codes.html", view{Title: "Your recovery codes", Data: codesView{Codes: res.RecoveryCodes, Next: localPath(st.Next)}})
+	// The codes first; the continue button then goes where any other
+	// sign-in would (a password to change comes first).
+	next := a.afterSignIn(w, r, res, localPath(st.Next))
+	a.page(w, r, "codes.html", view{Title: "Your recovery codes", Data: codesView{Codes: res.RecoveryCodes, Next: next}})
 }
 
 type codesView struct {
@@ -376,14 +428,24 @@ func (a *app) forgot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) resetForm(w http.ResponseWriter, r *http.Request) {
-	if linkToCookie(w, r, resetCookie, "/reset", "tenant", "user", "token") {
+	if linkToCookie(w, r, resetCookie, "/reset", "tenant", "user", "token", "invite") {
 		return
 	}
-	if _, ok := resetParams(r); !ok {
+	v, ok := resetParams(r)
+	if !ok {
 		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: "Reset your password", Error: "This reset link is invalid or has expired: ask for a new one."})
 		return
 	}
-	a.page(w, r, "reset.html", view{Title: "Choose a new password", Data: true})
+	a.page(w, r, "reset.html", view{Title: resetTitle(v), Data: true})
+}
+
+// resetTitle is the heading of the reset page: an invitation (its link
+// carries invite=1, inviteMail) sets a first password.
+func resetTitle(v url.Values) string {
+	if v.Get("invite") == "1" {
+		return "Choose your password"
+	}
+	return "Choose a new password"
 }
 
 func resetParams(r *http.Request) (url.Values, bool) { return cookieParams(r, resetCookie) }
@@ -434,7 +496,7 @@ func (a *app) reset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.PostForm.Get("password") != r.PostForm.Get("confirm") {
-		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: "Choose a new password", Error: "The two passwords differ.", Data: true})
+		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: resetTitle(v), Error: "The two passwords differ.", Data: true})
 		return
 	}
 	err := a.g.ResetPassword(r.Context(), guard.ResetRequest{Tenant: v.Get("tenant"), UserID: v.Get("user"), Token: v.Get("token"),
@@ -450,10 +512,14 @@ func (a *app) reset(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, err, "/reset")
 			return
 		}
-		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: "Choose a new password", Error: msg, Data: true})
+		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: resetTitle(v), Error: msg, Data: true})
 		return
 	}
 	clearCookie(w, resetCookie)
-	a.setFlash(w, "ok", "Your password was changed and your other sessions were ended. Sign in with the new password.")
+	if v.Get("invite") == "1" {
+		a.setFlash(w, "ok", "Your password is set. Sign in with it.")
+	} else {
+		a.setFlash(w, "ok", "Your password was changed and your other sessions were ended. Sign in with the new password.")
+	}
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }

@@ -181,8 +181,7 @@ func (a *app) samlACS(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, guard.ErrUnavailable):
 			a.fail(w, r, err, "/login")
 		case errors.Is(err, guard.ErrSessionLimit):
-			a.errorPage(w, r, http.StatusConflict, "Already signed in elsewhere",
-				"Your organisation allows one session per user: sign out there first.")
+			a.errorPage(w, r, http.StatusConflict, "Already signed in elsewhere", limitRefusedText(a.sessionLimit(r, tenant)))
 		case errors.Is(err, guard.ErrIPNotAllowed):
 			a.errorPage(w, r, http.StatusForbidden, "Sign-in refused", "Sign-in from your network address is not allowed by your organisation.")
 		default:

@@ -258,7 +258,8 @@ func (a *app) setSSOConnection(w http.ResponseWriter, r *http.Request) {
 	c.JIT = r.PostForm.Get("jit") == "on"
 	c.SyncRoles = r.PostForm.Get("sync_roles") == "on"
 	c.AllowedDomains = nil
-	for _, d := range splitEntries(r.PostForm.Get("domains")) {
+	domains, _ := splitEntries(r.PostForm.Get("domains"))
+	for _, d := range domains {
 		c.AllowedDomains = append(c.AllowedDomains, strings.ToLower(d))
 	}
 	c.MFAAuthnContexts = nonEmptyLines(r.PostForm.Get("mfa_contexts"))

@@ -22,6 +22,8 @@ type usersView struct {
 	After string // this page's cursor ("" for the first)
 	Next  string // the next page's cursor ("" for the last)
 	Roles []rbac.RoleInfo
+	// InviteTTL is how long an invitation works, in words.
+	InviteTTL string
 }
 
 func (a *app) users(w http.ResponseWriter, r *http.Request) {
@@ -35,17 +37,56 @@ func (a *app) users(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "/")
 		return
 	}
-	v := usersView{After: after}
+	v := usersView{After: after, InviteTTL: inviteTTLText}
 	if len(rows) > usersPage {
 		rows = rows[:usersPage]
 		v.Next = rows[usersPage-1].ID
 	}
 	v.Users = rows
-	if v.Roles, err = a.g.Roles(r.Context(), p, p.Tenant); err != nil && !errors.Is(err, guard.ErrRolesNotConfigured) {
+	if v.Roles, err = a.grantableRoles(r); err != nil {
 		a.fail(w, r, err, "/")
 		return
 	}
 	a.page(w, r, "users.html", view{Title: "Users", Nav: "users", Data: v})
+}
+
+// grantableRoles lists the roles of the tenant the signed-in user may
+// grant: those whose every permission they hold themselves (rbac.Grant
+// refuses the others with ErrEscalation), so that an admin is not
+// offered "owner" only to be refused. Guard has no call for this; Can
+// (which records no denial) answers it permission by permission. Without
+// roles (ErrRolesNotConfigured) the list is empty.
+func (a *app) grantableRoles(r *http.Request) ([]rbac.RoleInfo, error) {
+	p := principal(r)
+	rs, err := a.g.Roles(r.Context(), p, p.Tenant)
+	if errors.Is(err, guard.ErrRolesNotConfigured) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	held := map[rbac.Permission]bool{}
+	out := rs[:0:0]
+	for _, role := range rs {
+		ok := true
+		for _, perm := range role.Permissions {
+			h, seen := held[perm]
+			if !seen {
+				if h, err = a.g.Can(r.Context(), p, perm.Section, perm.Action); err != nil {
+					return nil, err
+				}
+				held[perm] = h
+			}
+			if !h {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, role)
+		}
+	}
+	return out, nil
 }
 
 // inviteTTL is how long an invitation link works: the console's
@@ -83,7 +124,7 @@ func (a *app) createUser(w http.ResponseWriter, r *http.Request) {
 type userView struct {
 	User     guard.User
 	Roles    []string
-	AllRoles []rbac.RoleInfo
+	AllRoles []rbac.RoleInfo // the roles the viewer may grant
 	Factors  []mfa.Factor
 	Sessions []session.Session
 	Lock     auth.State
@@ -109,7 +150,7 @@ func (a *app) userDetail(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "/users")
 		return
 	}
-	if v.AllRoles, err = a.g.Roles(ctx, p, p.Tenant); err != nil && !errors.Is(err, guard.ErrRolesNotConfigured) {
+	if v.AllRoles, err = a.grantableRoles(r); err != nil {
 		a.fail(w, r, err, "/users")
 		return
 	}
