@@ -609,6 +609,8 @@ func problem(err error) (string, bool) {
 		return "The organisation must keep at least one owner.", true
 	case errors.Is(err, guard.ErrBreakGlassUser):
 		return "This user is the break-glass owner while single sign-on is required: name another break-glass owner, or stop requiring single sign-on, first (Single sign-on page).", true
+	case errors.Is(err, guard.ErrFactorRequired):
+		return "Your organisation requires two-step verification: add another second factor before you remove your last one.", true
 	case errors.Is(err, rbac.ErrSelfApproval):
 		return "You cannot approve your own request: someone else must.", true
 	case errors.Is(err, rbac.ErrDenied):
