@@ -65,7 +65,8 @@ func echo(s string) string {
 // ErrZone, ErrMatchesAll or ErrMappedRange; Unwrap returns it.
 type ParseError struct {
 	// Index is the position of the entry in the list given to ParseList
-	// (from 0), or -1 for ParsePrefix.
+	// (from 0), or -1 for ParsePrefix. The message counts from 1, as a
+	// person reading a list does ("entry 1" is Index 0).
 	Index int
 	// Entry is the offending entry as given, cut to MaxEntryLen bytes.
 	Entry string
@@ -79,7 +80,7 @@ type ParseError struct {
 func (e *ParseError) Error() string {
 	s := "ipfilter: "
 	if e.Index >= 0 {
-		s += "entry " + strconv.Itoa(e.Index) + " "
+		s += "entry " + strconv.Itoa(e.Index+1) + " "
 	}
 	s += echo(e.Entry) + ": " + trimPrefix(e.Err.Error())
 	if e.Detail != "" {

@@ -32,9 +32,9 @@ func ExampleParseList() {
 	fmt.Println(errors.Is(err, ipfilter.ErrMatchesAll))
 	// Output:
 	// [203.0.113.0/24 192.0.2.0/24 2001:db8::/32 198.51.100.7]
-	// entry 0 "203.0.113.77/24" read as 203.0.113.0/24: host bits cleared
-	// entry 1 "::ffff:192.0.2.0/120" read as 192.0.2.0/24: IPv4-mapped form rewritten as IPv4
-	// ipfilter: entry 1 "010.1.2.3": not an IP address or CIDR prefix (leading zero)
+	// entry 1 "203.0.113.77/24" read as 203.0.113.0/24: host bits cleared
+	// entry 2 "::ffff:192.0.2.0/120" read as 192.0.2.0/24: IPv4-mapped form rewritten as IPv4
+	// ipfilter: entry 2 "010.1.2.3": not an IP address or CIDR prefix (leading zero)
 	// true
 }
 

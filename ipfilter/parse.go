@@ -69,14 +69,14 @@ func (a Adjustment) String() string {
 
 // Warning tells the administrator that ParseList changed an entry.
 type Warning struct {
-	Index     int        // position of the entry in the list, from 0
+	Index     int        // position of the entry in the list, from 0 (String counts from 1)
 	Entry     string     // the entry as given, without surrounding blanks
 	Canonical string     // what it became
 	Adjusted  Adjustment // how
 }
 
 func (w Warning) String() string {
-	return "entry " + itoa(w.Index) + " " + echo(w.Entry) + " read as " + w.Canonical + ": " + w.Adjusted.String()
+	return "entry " + itoa(w.Index+1) + " " + echo(w.Entry) + " read as " + w.Canonical + ": " + w.Adjusted.String()
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

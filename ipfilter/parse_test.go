@@ -190,9 +190,9 @@ func TestParseListErrors(t *testing.T) {
 		_, _, err := ipfilter.ParseList([]string{"10.0.0.0/8", "192.0.2.1", "010.0.0.1", "garbage"}, ipfilter.ParseOptions{})
 		var pe *ipfilter.ParseError
 		if !errors.As(err, &pe) || pe.Index != 2 || pe.Entry != "010.0.0.1" || !errors.Is(err, ipfilter.ErrSyntax) {
-			t.Fatalf("err = %v, want a *ipfilter.ParseError for entry 2", err)
+			t.Fatalf("err = %v, want a *ipfilter.ParseError at index 2", err)
 		}
-		if msg := err.Error(); !strings.Contains(msg, `entry 2 "010.0.0.1"`) || !strings.Contains(msg, "leading zero") {
+		if msg := err.Error(); !strings.Contains(msg, `entry 3 "010.0.0.1"`) || !strings.Contains(msg, "leading zero") {
 			t.Errorf("message %q does not name the entry and the rule", msg)
 		}
 	})
