@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto/rsa"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
@@ -60,6 +62,14 @@ func (s *ssoSite) idpLogout(t *testing.T, id, nameID, format string) *http.Reque
 	lr := &saml.LogoutRequest{ID: id, Version: "2.0", IssueInstant: time.Now().UTC(), Destination: sp.SLOURL,
 		Issuer: &saml.Issuer{Value: s.idpURL + "/metadata"}, NameID: &saml.NameID{Value: nameID, Format: format}}
 	key, cert := keyPair(t, "idp")
+	return signedLogoutPost(t, lr, key, cert)
+}
+
+// signedLogoutPost returns a POST of lr, signed (enveloped, RSA-SHA256,
+// exclusive C14N) with key and cert, to its Destination, as an IdP's
+// HTTP-POST binding sends it.
+func signedLogoutPost(t *testing.T, lr *saml.LogoutRequest, key *rsa.PrivateKey, cert *x509.Certificate) *http.Request {
+	t.Helper()
 	sc := dsig.NewDefaultSigningContext(dsig.TLSCertKeyStore(tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}))
 	sc.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
 	if err := sc.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
@@ -80,7 +90,7 @@ func (s *ssoSite) idpLogout(t *testing.T, id, nameID, format string) *http.Reque
 		t.Fatal(err)
 	}
 	body := url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(raw)}, "RelayState": {"idp-relay"}}.Encode()
-	r := httptest.NewRequest(http.MethodPost, sp.SLOURL, strings.NewReader(body))
+	r := httptest.NewRequest(http.MethodPost, lr.Destination, strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return r
 }

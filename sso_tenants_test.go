@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/flate"
 	"crypto/rsa"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
@@ -19,10 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/samlidp"
-	dsig "github.com/russellhaering/goxmldsig"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
@@ -276,28 +273,7 @@ func (s *tenantsSite) logoutRequest(t *testing.T, tenant string, idp *tenantIdP,
 		Issuer:       &saml.Issuer{Value: idp.entityID},
 		NameID:       &saml.NameID{Value: nameID, Format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"},
 		SessionIndex: &saml.SessionIndex{Value: sessionIndex}}
-	sc := dsig.NewDefaultSigningContext(dsig.TLSCertKeyStore(tls.Certificate{Certificate: [][]byte{idp.cert.Raw}, PrivateKey: idp.key, Leaf: idp.cert}))
-	sc.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
-	if err := sc.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
-		t.Fatal(err)
-	}
-	el, err := sc.SignEnveloped(lr.Element())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := el.Child[len(el.Child)-1].(*etree.Element)
-	el.Child = el.Child[:len(el.Child)-1]
-	el.InsertChildAt(1, sig) // after the Issuer, as the schema wants
-	doc := etree.NewDocument()
-	doc.SetRoot(el)
-	raw, err := doc.WriteToBytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(raw)}, "RelayState": {"idp-relay"}}.Encode()
-	r := httptest.NewRequest(http.MethodPost, sp.SLOURL, strings.NewReader(body))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return r
+	return signedLogoutPost(t, lr, idp.key, idp.cert)
 }
 
 // TestSSOTenantsKeepTheirIdPs: with several tenants, each with its own
