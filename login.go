@@ -96,18 +96,21 @@ const (
 	// compromised while the sign-in that proved the old one was under way
 	// (or pending its second factor).
 	ReasonPasswordChanged = "password_changed"
-	ReasonLocked          = "locked"
-	ReasonIPThrottled     = "ip_throttled"
-	ReasonBadInput        = "bad_input"
-	ReasonUnavailable     = "unavailable"
-	ReasonSessionLimit    = "session_limit"
-	ReasonNoPassword      = "no_password"
-	ReasonCaptcha         = "captcha"
-	ReasonIPDenied        = "ip_denied"
-	ReasonBadCode         = "bad_code"
-	ReasonCodeReuse       = "reuse"
-	ReasonCodeExpired     = "expired"
-	ReasonTooManyTries    = "too_many_tries"
+	// ReasonFactorAdded: a second factor was confirmed while a sign-in
+	// without one was under way.
+	ReasonFactorAdded  = "factor_added"
+	ReasonLocked       = "locked"
+	ReasonIPThrottled  = "ip_throttled"
+	ReasonBadInput     = "bad_input"
+	ReasonUnavailable  = "unavailable"
+	ReasonSessionLimit = "session_limit"
+	ReasonNoPassword   = "no_password"
+	ReasonCaptcha      = "captcha"
+	ReasonIPDenied     = "ip_denied"
+	ReasonBadCode      = "bad_code"
+	ReasonCodeReuse    = "reuse"
+	ReasonCodeExpired  = "expired"
+	ReasonTooManyTries = "too_many_tries"
 	// ReasonSSORequired: a password sign-in while the tenant requires SSO.
 	ReasonSSORequired = "sso_required"
 	// ReasonBreakGlassNotOwner: the tenant's break-glass user no longer
@@ -372,6 +375,9 @@ type signIn struct {
 	subject *sso.Subject
 	// meta is added to the login.succeeded event.
 	meta map[string]string
+	// noFactor: the user had no confirmed second factor when the sign-in
+	// looked (so none was asked for).
+	noFactor bool
 }
 
 // Purposes of pending sign-ins.
@@ -398,6 +404,7 @@ func (g *Guard) proceed(ctx context.Context, a attempt, pol Policy, gt gate, si 
 				confirmed = append(confirmed, f)
 			}
 		}
+		si.noFactor = len(confirmed) == 0
 		purpose := ""
 		switch {
 		case len(confirmed) > 0:
@@ -531,6 +538,21 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 	if si.password && passwordMoved(u, cur) {
 		g.dropSession(ctx, s)
 		return LoginResult{}, g.loginFailed(ctx, a, ReasonPasswordChanged, ErrInvalidCredentials)
+	}
+	// And a second factor confirmed while this sign-in went on without
+	// one: the enrolment ended the user's other sessions before this one
+	// existed, or the factor is seen here (one more read, only for users
+	// who had none).
+	if si.noFactor {
+		fs, err := g.mfa.Factors(ctx, u.Tenant, u.ID)
+		if err != nil {
+			g.dropSession(ctx, s)
+			return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("load factors", err))
+		}
+		if slices.ContainsFunc(fs, mfa.Factor.Confirmed) {
+			g.dropSession(ctx, s)
+			return LoginResult{}, g.loginFailed(ctx, a, ReasonFactorAdded, ErrInvalidCredentials)
+		}
 	}
 	events := make([]audit.Event, 0, 1+len(evicted))
 	ok := a.event(audit.LoginSucceeded, audit.Success, "")

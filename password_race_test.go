@@ -10,6 +10,7 @@ import (
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/session"
 )
 
 // pausingUsers holds the next UserByEmail, once armed, after its read and
@@ -212,5 +213,45 @@ func TestDeleteRacingReactivation(t *testing.T) {
 	}
 	if _, err := f.g.Authenticate(f.ctx, token); !errors.Is(err, guard.ErrUnauthenticated) {
 		t.Errorf("the session of a user signed in while being deleted: %v, want ErrUnauthenticated", err)
+	}
+}
+
+// hookedCreate runs before, once, when a session is about to be created.
+type hookedCreate struct {
+	session.Store
+	before func()
+}
+
+func (h *hookedCreate) Create(ctx context.Context, s session.Session, lim session.Limit) ([]session.Session, error) {
+	if f := h.before; f != nil {
+		h.before = nil
+		f()
+	}
+	return h.Store.Create(ctx, s, lim)
+}
+
+// A password-only sign-in during which the user confirmed their first
+// second factor gets no session: confirming a factor ends the user's
+// other sessions, and this one, not yet created then, must not outlive
+// it (login.failed, reason factor_added). Signing in again asks for the
+// factor.
+func TestSignInRacingFactorEnrolment(t *testing.T) {
+	sessions := &hookedCreate{}
+	f := newMFAFixture(t, manySessions, func(c *guard.Config) {
+		sessions.Store = c.Stores.Sessions
+		c.Stores.Sessions = sessions
+	})
+	f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	sessions.before = func() { f.enrolTOTP(t, p) }
+	res, err := f.login(adaEmail, ownerPW)
+	if !errors.Is(err, guard.ErrInvalidCredentials) || res.Token != "" {
+		t.Fatalf("a password-only sign-in while the first factor was confirmed: %+v, %v; want ErrInvalidCredentials", res, err)
+	}
+	if r := reasons(f.events(t, audit.LoginFailed)); r[guard.ReasonFactorAdded] != 1 {
+		t.Errorf("login.failed reasons %v, want one %s", r, guard.ReasonFactorAdded)
+	}
+	if pend := f.pending(t, adaEmail, ownerPW); pend.Enrol {
+		t.Error("signing in again: sent to enrol, want the second factor asked for")
 	}
 }
