@@ -24,15 +24,8 @@ func TestBreakGlassHandedOver(t *testing.T) {
 	s := newSSOSite(t)
 	ctx := t.Context()
 	sys := guard.System("test")
-	mk := func(email string) (guard.User, string) {
-		u, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: email, Password: ownerPW, Roles: []string{rbac.Owner}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u, s.enrolTOTP(t, email, ownerPW)
-	}
-	ann, annSecret := mk("ann@corp.example")
-	ben, _ := mk("ben@corp.example")
+	ann, annSecret := s.userWithTOTP(t, "ann@corp.example", rbac.Owner)
+	ben, _ := s.userWithTOTP(t, "ben@corp.example", rbac.Owner)
 	setBreakGlass := func(id string) {
 		t.Helper()
 		tn, _ := s.g.Tenant(ctx, tenantID)
@@ -86,11 +79,7 @@ func TestBreakGlassFactorsRemovedAtOnce(t *testing.T) {
 	s := newSSOSiteOn(t, st)
 	ctx := t.Context()
 	sys := guard.System("test")
-	owner, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "owner@corp.example", Password: ownerPW, Roles: []string{rbac.Owner}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.enrolTOTP(t, "owner@corp.example", ownerPW)
+	owner, _ := s.userWithTOTP(t, "owner@corp.example", rbac.Owner)
 	tn, _ := s.g.Tenant(ctx, tenantID)
 	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: owner.ID}, tn.Version); err != nil {
 		t.Fatal(err)

@@ -256,6 +256,18 @@ func TestSSOSignInThroughTheFacade(t *testing.T) {
 // password (before the tenant requires SSO), and returns its secret. The
 // app is confirmed with the code of the previous time step, so a sign-in
 // may use the current one.
+// userWithTOTP creates a user of the tenant with the password ownerPW
+// and role, enrols an authenticator app for them, and returns the user
+// and the app's secret.
+func (s *ssoSite) userWithTOTP(t *testing.T, email, role string) (guard.User, string) {
+	t.Helper()
+	u, err := s.g.CreateUser(t.Context(), guard.System("test"), guard.NewUser{Tenant: tenantID, Email: email, Password: ownerPW, Roles: []string{role}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, s.enrolTOTP(t, email, ownerPW)
+}
+
 func (s *ssoSite) enrolTOTP(t *testing.T, email, pw string) string {
 	t.Helper()
 	ctx := t.Context()
@@ -382,16 +394,8 @@ func TestBreakGlassSignInNeedsOwner(t *testing.T) {
 	s := newSSOSite(t)
 	ctx := t.Context()
 	sys := guard.System("test")
-	owner, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "owner@corp.example", Password: ownerPW, Roles: []string{rbac.Owner}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "bob@corp.example", Password: ownerPW, Roles: []string{rbac.Admin}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.enrolTOTP(t, "owner@corp.example", ownerPW)
-	s.enrolTOTP(t, "bob@corp.example", ownerPW)
+	owner, _ := s.userWithTOTP(t, "owner@corp.example", rbac.Owner)
+	bob, _ := s.userWithTOTP(t, "bob@corp.example", rbac.Admin)
 	var pe *guard.PolicyError
 	tn, _ := s.g.Tenant(ctx, tenantID)
 	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: bob.ID}, tn.Version); !errors.As(err, &pe) {
@@ -447,16 +451,8 @@ func TestBreakGlassOwnerKept(t *testing.T) {
 	s := newSSOSite(t)
 	ctx := t.Context()
 	sys := guard.System("test")
-	owner, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "owner@corp.example", Password: ownerPW, Roles: []string{rbac.Owner}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	second, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "second@corp.example", Password: ownerPW, Roles: []string{rbac.Owner}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.enrolTOTP(t, "owner@corp.example", ownerPW)
-	s.enrolTOTP(t, "second@corp.example", ownerPW)
+	owner, _ := s.userWithTOTP(t, "owner@corp.example", rbac.Owner)
+	second, _ := s.userWithTOTP(t, "second@corp.example", rbac.Owner)
 	tn, _ := s.g.Tenant(ctx, tenantID)
 	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: owner.ID}, tn.Version); err != nil {
 		t.Fatal(err)

@@ -15,16 +15,8 @@ import (
 func TestOwnLastFactorRefused(t *testing.T) {
 	c, password := newClient(t)
 	c.signInAdmin(ownerEmail, password)
+	setPolicy(t, c.con, func(p *guard.Policy) { p.RequireMFA = true })
 	g, ctx, sys := c.con.g, t.Context(), guard.System("test")
-	tn, err := g.Tenant(ctx, demoTenant)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol := tn.Policy
-	pol.RequireMFA = true
-	if _, err := g.SetPolicy(ctx, sys, demoTenant, pol, tn.Version); err != nil {
-		t.Fatal(err)
-	}
 	owner, err := g.UserByEmail(ctx, sys, demoTenant, ownerEmail)
 	if err != nil {
 		t.Fatal(err)

@@ -27,17 +27,7 @@ func TestPolicyChangeSignsOut(t *testing.T) {
 	if code, _ := sam.whoami(); code != http.StatusOK {
 		t.Fatalf("Sam's session: %d", code)
 	}
-	g, ctx, sys := owner.con.g, t.Context(), guard.System("test")
-	tn, err := g.Tenant(ctx, demoTenant)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol := tn.Policy
-	pol.RequireMFA = true
-	if _, err := g.SetPolicy(ctx, sys, demoTenant, pol, tn.Version); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(600 * time.Millisecond) // past the policy cache (500 ms)
+	setPolicy(t, owner.con, func(p *guard.Policy) { p.RequireMFA = true })
 	resp, body := sam.get("/account")
 	for range 5 {
 		if resp.StatusCode != http.StatusSeeOther {
