@@ -393,7 +393,9 @@ func (g *Guard) GrantRole(ctx context.Context, by Principal, tenant, subject, ro
 // (rbac.ErrLastOwner: the other holders are deactivated; recorded as a
 // failed role.revoked with reason last_owner), nor can the break-glass
 // owner while the tenant requires SSO (ErrBreakGlassUser: name another
-// break-glass owner, or stop requiring SSO, first).
+// break-glass owner, or stop requiring SSO, first). A removal of the owner
+// role from an active owner that is given back meanwhile (another
+// caller's undo) is refused with ErrConflict (reason conflict).
 func (g *Guard) RevokeRole(ctx context.Context, by Principal, tenant, subject, role string) error {
 	return g.changeGrant(ctx, by, tenant, subject, role, false)
 }
@@ -465,6 +467,12 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 	if activeOwner && had {
 		if err := g.keepOwner(ctx, by, tenant, action, sub.String(), map[string]string{"role": role}, func(ctx context.Context) error {
 			return g.rbac.Grant(ctx, g.rbac.AllPerms(), tenant, sub, role)
+		}, func(ctx context.Context) (bool, error) {
+			rs, err := g.rbac.RolesOf(ctx, tenant, sub)
+			if err != nil {
+				return false, rbacErr("load roles", err)
+			}
+			return !slices.Contains(rs, role), nil
 		}); err != nil {
 			return rbac.Subject{}, false, err
 		}

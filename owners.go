@@ -27,32 +27,43 @@ import (
 // other was undone meanwhile. One is refused, or both when both count
 // before either undoes; an active owner is left either way. The count comes
 // before the sessions end and the keys are revoked, which cannot be undone.
+// Neither reports done a change that another's undo took back (see
+// keepOwner and setDeactivated). Three callers can still interleave so
+// that one reports its deactivation done while a second's undo, counted
+// before a third's write, reactivates the user; an active owner is left.
 
-// activeOwner reports whether user id of tenant is an active user holding
-// the owner role: taking them away may leave the tenant without one. It
-// is false without RBAC.
-func (g *Guard) activeOwner(ctx context.Context, tenant, id string) (bool, error) {
+// ownerStatus reports whether user id of tenant holds the owner role and,
+// if so, whether they are an active user: taking them away may leave the
+// tenant without an active owner. Both are false without RBAC.
+func (g *Guard) ownerStatus(ctx context.Context, tenant, id string) (owner, active bool, err error) {
 	if g.rbac == nil {
-		return false, nil
+		return false, false, nil
 	}
 	rs, err := g.rbac.RolesOf(ctx, tenant, rbac.User(id))
 	var ie *rbac.InputError
 	switch {
 	case errors.As(err, &ie):
-		return false, nil // an ID no role can be granted to
+		return false, false, nil // an ID no role can be granted to
 	case err != nil:
-		return false, rbacErr("roles", err)
+		return false, false, rbacErr("roles", err)
 	case !slices.Contains(rs, rbac.Owner):
-		return false, nil
+		return false, false, nil
 	}
 	u, err := g.stores.Users.User(ctx, tenant, id)
 	switch {
 	case errors.Is(err, auth.ErrNotFound):
-		return false, nil
+		return false, false, nil
 	case err != nil:
-		return false, unavailable("load user", err)
+		return false, false, unavailable("load user", err)
 	}
-	return u.Status == auth.StatusActive, nil
+	return true, u.Status == auth.StatusActive, nil
+}
+
+// activeOwner reports whether user id of tenant is an active user holding
+// the owner role (see ownerStatus).
+func (g *Guard) activeOwner(ctx context.Context, tenant, id string) (bool, error) {
+	owner, active, err := g.ownerStatus(ctx, tenant, id)
+	return owner && active, err
 }
 
 // hasActiveOwner reports whether tenant has an active user holding the
@@ -86,42 +97,88 @@ func (g *Guard) hasActiveOwner(ctx context.Context, tenant string) (bool, error)
 // rbac.ErrLastOwner. When the owners cannot be counted the change is
 // undone too, and the error returned: the rule could not be checked. An
 // undo that fails is returned as ErrUnavailable, the change then stands.
+// A nil undo undoes nothing: the change changed nothing.
+//
+// An owner left may be the very one this change took away, put back by
+// another caller's undo meanwhile: two callers deactivating the same last
+// owner both write, one counts none and reactivates, and the other then
+// counts the owner it deactivated. So once the count passes, stands reads
+// whether the change still holds; if it does not, the change is recorded
+// as failed (reason conflict) and ErrConflict returned rather than
+// reported done.
 func (g *Guard) keepOwner(ctx context.Context, by Principal, tenant string, action audit.Action, target string,
-	meta map[string]string, undo func(context.Context) error) error {
+	meta map[string]string, undo func(context.Context) error, stands func(context.Context) (bool, error)) error {
 	ok, err := g.hasActiveOwner(ctx, tenant)
 	if err == nil && ok {
-		return nil
+		held, err := stands(ctx)
+		switch {
+		case err != nil:
+			return err
+		case held:
+			return nil
+		}
+		return g.ownerRefused(ctx, by, tenant, action, target, "conflict", meta, ErrConflict)
 	}
-	if uerr := undo(context.WithoutCancel(ctx)); uerr != nil {
-		return unavailable("undo", uerr)
+	if undo != nil {
+		if uerr := undo(context.WithoutCancel(ctx)); uerr != nil {
+			return unavailable("undo", uerr)
+		}
 	}
 	if err != nil {
 		return err
 	}
+	return g.ownerRefused(ctx, by, tenant, action, target, "last_owner", meta, rbac.ErrLastOwner)
+}
+
+// ownerRefused records action on target as failed for reason, with meta,
+// and returns refusal once that is on record.
+func (g *Guard) ownerRefused(ctx context.Context, by Principal, tenant string, action audit.Action, target, reason string,
+	meta map[string]string, refusal error) error {
 	e := g.adminEvent(by, tenant, action, target)
-	e.Outcome, e.Reason, e.Meta = audit.Failure, "last_owner", meta
+	e.Outcome, e.Reason, e.Meta = audit.Failure, reason, meta
 	if err := g.record(ctx, e); err != nil {
 		return err
 	}
-	return rbac.ErrLastOwner
+	return refusal
 }
 
 // setDeactivated sets user id's status to deactivated, the first step of
 // a deactivation or a deletion (action, recorded as failed with meta when
 // refused), and keeps the tenant's last active owner (keepOwner): only
 // then may the sessions end and the keys be revoked.
+//
+// An owner found deactivated may be so only for a moment: another caller
+// deactivating the same last owner has written and not yet counted, and
+// will reactivate them. A deactivation must not report that as done, so it
+// counts the owners too; with none active it is refused (ErrLastOwner) and
+// undoes nothing, the user having been deactivated before. A deletion goes
+// ahead: a deactivated owner of a tenant without an active one can always
+// be deleted.
 func (g *Guard) setDeactivated(ctx context.Context, by Principal, tenant, id string, action audit.Action, meta map[string]string) error {
-	owner, err := g.activeOwner(ctx, tenant, id)
+	owner, active, err := g.ownerStatus(ctx, tenant, id)
 	if err != nil {
 		return err
 	}
 	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusDeactivated); err != nil {
 		return g.userErr("deactivate user", err)
 	}
-	if !owner {
+	if !owner || (!active && action == audit.UserDeleted) {
 		return nil
 	}
-	return g.keepOwner(ctx, by, tenant, action, id, meta, func(ctx context.Context) error {
+	undo := func(ctx context.Context) error {
 		return g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusActive)
+	}
+	if !active {
+		undo = nil
+	}
+	return g.keepOwner(ctx, by, tenant, action, id, meta, undo, func(ctx context.Context) (bool, error) {
+		u, err := g.stores.Users.User(ctx, tenant, id)
+		switch {
+		case errors.Is(err, auth.ErrNotFound):
+			return true, nil // deleted meanwhile: not active either
+		case err != nil:
+			return false, unavailable("load user", err)
+		}
+		return u.Status != auth.StatusActive, nil
 	})
 }

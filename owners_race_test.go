@@ -432,3 +432,126 @@ func TestLastActiveOwnerIsKept(t *testing.T) {
 		t.Errorf("deleting a deactivated owner: %v", err)
 	}
 }
+
+// Two callers deactivate the last active owner at once: whatever the
+// interleaving, neither reports a deactivation that does not hold. The
+// owner stays active and signed in, no user.deactivated of theirs is
+// recorded as done, and each refusal is on record.
+func TestRacingDeactivationsOfTheLastOwner(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		race     func(of *ownersFixture, deactivate func() error) (errA, errB error)
+		wantB    error
+		conflict int
+	}{{
+		// B has written and not yet counted when A comes: A finds the
+		// owner deactivated, a state B is about to undo.
+		name: "the second finds the first's write",
+		race: func(of *ownersFixture, deactivate func() error) (errA, errB error) {
+			hB := newHoldFirst()
+			of.status.after = hB.wait
+			done := make(chan struct{})
+			go func() { defer close(done); errB = deactivate() }()
+			<-hB.arrived
+			errA = deactivate()
+			close(hB.release)
+			<-done
+			return errA, errB
+		},
+		wantB: rbac.ErrLastOwner,
+	}, {
+		// Both read the owner active; B writes, then A writes, counts no
+		// owner and reactivates; B then counts the owner it deactivated.
+		name: "the first counts after the second's undo",
+		race: func(of *ownersFixture, deactivate func() error) (errA, errB error) {
+			hA, hB := newHoldFirst(), newHoldFirst()
+			of.status.before, of.status.after = hA.wait, hB.wait
+			doneA, doneB := make(chan struct{}), make(chan struct{})
+			go func() { defer close(doneA); errA = deactivate() }()
+			<-hA.arrived
+			go func() { defer close(doneB); errB = deactivate() }()
+			<-hB.arrived
+			close(hA.release)
+			<-doneA
+			close(hB.release)
+			<-doneB
+			return errA, errB
+		},
+		wantB:    guard.ErrConflict,
+		conflict: 1,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			of := newOwnersFixture(t)
+			sys := guard.System("test")
+			if err := of.g.DeactivateUser(of.ctx, sys, tenantID, of.o2User); err != nil {
+				t.Fatal(err)
+			}
+			errA, errB := tc.race(of, func() error { return of.g.DeactivateUser(of.ctx, sys, tenantID, of.o1User) })
+			if !errors.Is(errA, rbac.ErrLastOwner) || !errors.Is(errB, tc.wantB) {
+				t.Fatalf("racing deactivations: %v / %v; want ErrLastOwner, %v", errA, errB, tc.wantB)
+			}
+			if got := of.activeOwners(t); len(got) != 1 || got[0] != of.o1User {
+				t.Errorf("active owners %v, want o1", got)
+			}
+			if _, err := of.g.Authenticate(of.ctx, of.o1Tok); err != nil {
+				t.Errorf("o1's session after the refusals: %v", err)
+			}
+			conflicts, lastOwner := 0, 0
+			for _, e := range of.events(t, audit.UserDeactivated) {
+				switch {
+				case e.Target == of.o1User && e.Outcome == audit.Success:
+					t.Errorf("o1's deactivation recorded as done: %+v", e)
+				case e.Reason == "conflict":
+					conflicts++
+				case e.Reason == "last_owner":
+					lastOwner++
+				}
+			}
+			if conflicts != tc.conflict || lastOwner != 2-tc.conflict {
+				t.Errorf("user.deactivated refusals: %d conflict, %d last_owner; want %d, %d", conflicts, lastOwner, tc.conflict, 2-tc.conflict)
+			}
+		})
+	}
+}
+
+// regrantingPolicies puts back the first owner grant taken away, right
+// after it is gone: another caller's undo, coming between a revocation's
+// write and its count.
+type regrantingPolicies struct {
+	rbac.PolicyStore
+	once sync.Once
+}
+
+func (p *regrantingPolicies) Update(ctx context.Context, tenant string, expect uint64, remove, add []rbac.Rule) error {
+	if err := p.PolicyStore.Update(ctx, tenant, expect, remove, add); err != nil {
+		return err
+	}
+	for _, r := range remove {
+		if r.Type == rbac.RuleGrant && r.Role == rbac.Owner {
+			var err error
+			p.once.Do(func() { err = p.PolicyStore.Update(ctx, tenant, expect+1, nil, remove) })
+			return err
+		}
+	}
+	return nil
+}
+
+// RevokeRole taking the owner role from an active owner, whose grant is
+// put back before it counts the owners, reports ErrConflict, not done.
+func TestOwnerRoleRevocationUndoneMeanwhile(t *testing.T) {
+	of := newOwnersFixture(t, func(c *guard.Config) {
+		c.Stores.Policies = &regrantingPolicies{PolicyStore: c.Stores.Policies}
+	})
+	err := of.g.RevokeRole(of.ctx, guard.System("test"), tenantID, "user:"+of.o1User, rbac.Owner)
+	if !errors.Is(err, guard.ErrConflict) {
+		t.Fatalf("RevokeRole undone meanwhile: %v, want ErrConflict", err)
+	}
+	if got := of.activeOwners(t); len(got) != 2 {
+		t.Errorf("active owners %v, want both", got)
+	}
+	for _, e := range of.events(t, audit.RoleRevoked) {
+		if e.Outcome == audit.Success || e.Reason != "conflict" {
+			t.Errorf("role.revoked %+v, want one refusal for conflict", e)
+		}
+	}
+}

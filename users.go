@@ -240,7 +240,10 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 // with reason last_owner; nothing else changes): make another user an
 // owner first. The last rule holds under concurrency: of two owners
 // deactivated at once, each by the other, at least one stays active (one
-// call is refused, or both when they overlap closely).
+// call is refused, or both when they overlap closely). A call whose
+// deactivation another caller undid meanwhile (both deactivating the last
+// owner) is refused with ErrConflict (recorded with reason conflict),
+// never reported done.
 //
 // A store failure gives ErrUnavailable, and what was done stays done: the
 // user stays deactivated (so cannot sign in), with the sessions ended and
