@@ -210,22 +210,22 @@ func (g *Guard) ConfirmEmailChange(ctx context.Context, req EmailChangeConfirm) 
 	if g.recovery.codes == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
 	}
-	email, err := auth.CanonicalEmail(req.Email)
-	if err != nil {
-		return ErrInvalidEmailChange
-	}
-	_, u, err := g.linkUser(ctx, req.Tenant, req.UserID, req.Token, ErrInvalidEmailChange)
+	_, u, err := g.linkUser(ctx, req.Tenant, req.UserID, ErrInvalidEmailChange)
 	if err != nil {
 		return err
 	}
 	p := Principal{Kind: KindUser, Tenant: u.Tenant, UserID: u.ID, IP: clip(req.IP, 64), UserAgent: clip(req.UserAgent, 512)}
+	email, eerr := auth.CanonicalEmail(req.Email)
 	refuse := func(reason string) error {
 		if rerr := g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, reason)); rerr != nil {
 			return rerr
 		}
 		return ErrInvalidEmailChange
 	}
-	if u.Status != auth.StatusActive {
+	switch {
+	case eerr != nil || len(req.Token) != 43:
+		return refuse("invalid_token") // no link carries them
+	case u.Status != auth.StatusActive:
 		return refuse(ReasonDeactivated)
 	}
 	_, err = g.recovery.codes.CheckCode(ctx, u.Tenant, emailChangeTxn(u.ID), emailChangeHash(req.Token, email), g.now())

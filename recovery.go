@@ -365,16 +365,20 @@ type ResetRequest struct {
 	Captcha               string // required when Config.Captcha is set
 }
 
-// ResetPassword sets a new password from a reset link. The new password
-// must pass the tenant's policy (an *auth.PolicyError, and the link stays
-// usable). The link is consumed once; any problem with it is
-// ErrInvalidResetToken, recorded as a refused password.reset event. That
-// includes a link mailed to an address that is no longer the user's
-// (reason email_changed, ReasonEmailChanged): the link is spent and
-// nothing changes. On success every session of the user ends, so
-// does a pending email change, the account's login lock is lifted and a
-// notice is mailed; second factors stay as they are, so the next login
-// still asks for one (a reset never disables MFA).
+// ResetPassword sets a new password from a reset link. The link is
+// checked first, and consumed once; any problem with it is
+// ErrInvalidResetToken, recorded as a refused password.reset event when
+// the user exists (reasons invalid_token, deactivated, bad_input for an
+// over-long password, and email_changed, ReasonEmailChanged, for a link
+// mailed to an address that is no longer the user's: the link is spent
+// and nothing changes). Only then must the new password pass the tenant's
+// policy (an *auth.PolicyError): the link is put back, usable again. The
+// policy is not asked before the link holds, or the password history
+// would tell whoever asks whether a guess is the user's password. On
+// success every session of the user ends, so does a pending email
+// change, the account's login lock is lifted and a notice is mailed;
+// second factors stay as they are, so the next login still asks for one
+// (a reset never disables MFA).
 func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
 		return err
@@ -382,40 +386,50 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if g.recovery.codes == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
 	}
-	if len(req.NewPassword) > MaxPasswordBytes {
-		return auth.ErrPasswordTooLong
-	}
-	pol, u, err := g.linkUser(ctx, req.Tenant, req.UserID, req.Token, ErrInvalidResetToken)
+	pol, u, err := g.linkUser(ctx, req.Tenant, req.UserID, ErrInvalidResetToken)
 	if err != nil {
 		return err
 	}
-	if u.Status != auth.StatusActive {
-		return ErrInvalidResetToken
-	}
-	actor := Principal{Kind: KindUser, Tenant: u.Tenant, UserID: u.ID, IP: req.IP, UserAgent: req.UserAgent}
-	if err := g.checkPassword(ctx, actor, pol, u, req.NewPassword); err != nil {
-		return err
-	}
-	c, err := g.recovery.codes.CheckCode(ctx, u.Tenant, resetTxn(u.ID), resetHash(req.Token), g.now())
-	reason := ""
-	switch {
-	case err != nil && !isMFAClean(err):
-		return unavailable("check reset token", err)
-	case err != nil:
-		reason = "invalid_token"
-	case c.FactorID != linkAddress(u.Email):
-		// Mailed to an address that is no longer the user's (the link
-		// was stored while the address changed): it is spent, and
-		// changes nothing.
-		reason = ReasonEmailChanged
-	}
-	if reason != "" {
+	actor := Principal{Kind: KindUser, Tenant: u.Tenant, UserID: u.ID, IP: clip(req.IP, 64), UserAgent: clip(req.UserAgent, 512)}
+	refuse := func(reason string) error {
 		e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
 		e.Outcome, e.Reason = audit.Failure, reason
 		if rerr := g.record(ctx, e); rerr != nil {
 			return rerr
 		}
 		return ErrInvalidResetToken
+	}
+	switch {
+	case len(req.Token) != 43:
+		return refuse("invalid_token")
+	case u.Status != auth.StatusActive:
+		return refuse(ReasonDeactivated)
+	case len(req.NewPassword) > MaxPasswordBytes:
+		if err := refuse(ReasonBadInput); !errors.Is(err, ErrInvalidResetToken) {
+			return err
+		}
+		return auth.ErrPasswordTooLong
+	}
+	c, err := g.recovery.codes.CheckCode(ctx, u.Tenant, resetTxn(u.ID), resetHash(req.Token), g.now())
+	switch {
+	case err != nil && !isMFAClean(err):
+		return unavailable("check reset token", err)
+	case err != nil:
+		return refuse("invalid_token")
+	case c.FactorID != linkAddress(u.Email):
+		// Mailed to an address that is no longer the user's (the link
+		// was stored while the address changed): it is spent, and
+		// changes nothing.
+		return refuse(ReasonEmailChanged)
+	}
+	if err := g.checkPassword(ctx, actor, pol, u, req.NewPassword); err != nil {
+		// The link holds, the password does not: the link is usable
+		// again (unless a newer one was mailed meanwhile, which this
+		// replaces: the one the user just used keeps working).
+		if perr := g.recovery.codes.PutCode(context.WithoutCancel(ctx), c); perr != nil {
+			return unavailable("restore reset token", perr)
+		}
+		return err
 	}
 	h, err := g.hasher.Hash(ctx, req.NewPassword)
 	if err != nil {
@@ -449,10 +463,12 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 }
 
 // linkUser finds the tenant's policy and the user a mailed link
-// (reset or email change) names. Parameters that no link carries, an
-// unknown tenant or user give invalid; a store failure ErrUnavailable.
-func (g *Guard) linkUser(ctx context.Context, tenant, userID, token string, invalid error) (Policy, auth.User, error) {
-	if CheckTenantID(tenant) != nil || len(userID) > auth.MaxIDBytes || len(token) != 43 {
+// (reset or email change) names. A tenant or user ID that no link
+// carries, an unknown tenant or user give invalid; a store failure
+// ErrUnavailable. The link's token is the caller's to check, and to
+// record as refused: the user is known then.
+func (g *Guard) linkUser(ctx context.Context, tenant, userID string, invalid error) (Policy, auth.User, error) {
+	if CheckTenantID(tenant) != nil || userID == "" || len(userID) > auth.MaxIDBytes {
 		return Policy{}, auth.User{}, invalid
 	}
 	pol, err := g.EffectivePolicy(ctx, tenant)

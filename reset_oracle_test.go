@@ -1,0 +1,107 @@
+package guard_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
+)
+
+// bogusToken has the shape of a link's token (43 base64url characters)
+// and is no link's.
+const bogusToken = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+// The reset form is no password oracle: without a valid link, the new
+// password is never put to the tenant's policy, whose password history
+// would otherwise answer "reused" for the user's current password (and
+// "invalid link" for anything else), a guess the login throttle never
+// sees. Both answers are the same, and no password.rejected names the
+// user.
+func TestResetPasswordIsNoPasswordOracle(t *testing.T) {
+	f := newMFAFixture(t)
+	u := f.createUser(t, adaEmail, ownerPW)
+	if _, err := f.g.SetPolicy(f.ctx, guard.System("test"), tenantID, guard.Policy{PasswordHistory: 3}, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, guess := range []string{"a completely different passphrase 42", ownerPW} {
+		err := f.g.ResetPassword(f.ctx, guard.ResetRequest{Tenant: tenantID, UserID: u.ID, Token: bogusToken,
+			NewPassword: guess, IP: "198.51.100.7"})
+		if !errors.Is(err, guard.ErrInvalidResetToken) {
+			t.Errorf("bogus link, new password %q: %v, want ErrInvalidResetToken", guess, err)
+		}
+	}
+	if ev := f.events(t, audit.PasswordRejected); len(ev) != 0 {
+		t.Errorf("password.rejected events %+v for a caller without a link", ev)
+	}
+	if got := f.resetRefusals(t, u.ID); len(got) != 2 || got[0] != "invalid_token" || got[1] != "invalid_token" {
+		t.Errorf("refused password.reset reasons %q, want two invalid_token", got)
+	}
+	// With the link, the history applies, and the link stays usable.
+	link := f.forgot(t, adaEmail)
+	var pe *auth.PolicyError
+	if err := f.g.ResetPassword(f.ctx, resetTo(link, ownerPW)); !errors.As(err, &pe) || pe.Rule != auth.RuleReused {
+		t.Fatalf("reset to the current password with the link: %v, want PolicyError reused", err)
+	}
+	if err := f.g.ResetPassword(f.ctx, resetTo(link, "a completely different passphrase 42")); err != nil {
+		t.Fatalf("the link after a refused password: %v", err)
+	}
+}
+
+// Every refusal of a reset link for a user who exists is on record, with
+// its reason, and changes nothing: a token no link has the shape of, a
+// deactivated user, an over-long password.
+func TestResetPasswordRefusalsRecorded(t *testing.T) {
+	f := newMFAFixture(t)
+	u := f.createUser(t, adaEmail, ownerPW)
+	link := f.forgot(t, adaEmail)
+	short := resetTo(link, "a completely different passphrase 42")
+	short.Token = "short-token"
+	if err := f.g.ResetPassword(f.ctx, short); !errors.Is(err, guard.ErrInvalidResetToken) {
+		t.Errorf("short token: %v, want ErrInvalidResetToken", err)
+	}
+	long := resetTo(link, strings.Repeat("x", guard.MaxPasswordBytes+1))
+	if err := f.g.ResetPassword(f.ctx, long); !errors.Is(err, auth.ErrPasswordTooLong) {
+		t.Errorf("over-long password: %v, want ErrPasswordTooLong", err)
+	}
+	if err := f.g.DeactivateUser(f.ctx, guard.System("test"), tenantID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.ResetPassword(f.ctx, resetTo(link, "a completely different passphrase 42")); !errors.Is(err, guard.ErrInvalidResetToken) {
+		t.Errorf("deactivated user: %v, want ErrInvalidResetToken", err)
+	}
+	want := []string{"invalid_token", guard.ReasonBadInput, guard.ReasonDeactivated}
+	if got := f.resetRefusals(t, u.ID); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("refused password.reset reasons %q, want %q", got, want)
+	}
+	// None of them spent the link: reactivated, the user resets with it.
+	if err := f.g.ReactivateUser(f.ctx, guard.System("test"), tenantID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.ResetPassword(f.ctx, resetTo(link, "a completely different passphrase 42")); err != nil {
+		t.Errorf("the link after the refusals: %v", err)
+	}
+}
+
+// An email-change link of a user who exists, refused because no link
+// carries its token or its address, is on record.
+func TestConfirmEmailChangeMalformedLinkRecorded(t *testing.T) {
+	f := newMFAFixture(t)
+	u := f.createUser(t, adaEmail, ownerPW)
+	for name, req := range map[string]guard.EmailChangeConfirm{
+		"short token": {Tenant: tenantID, UserID: u.ID, Email: "new@example.test", Token: "x", IP: "198.51.100.7"},
+		"bad address": {Tenant: tenantID, UserID: u.ID, Email: "not an address", Token: bogusToken, IP: "198.51.100.7"},
+	} {
+		before := len(f.events(t, audit.UserEmailChanged))
+		if err := f.g.ConfirmEmailChange(f.ctx, req); !errors.Is(err, guard.ErrInvalidEmailChange) {
+			t.Fatalf("%s: %v, want ErrInvalidEmailChange", name, err)
+		}
+		ev := f.events(t, audit.UserEmailChanged)
+		if len(ev) != before+1 || ev[len(ev)-1].Outcome != audit.Failure || ev[len(ev)-1].Reason != "invalid_token" {
+			t.Errorf("%s: user.email_changed events %+v, want one more refusal for invalid_token", name, ev[before:])
+		}
+	}
+	f.wantEmail(t, u.ID, adaEmail)
+}
