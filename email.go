@@ -168,8 +168,12 @@ func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail st
 	}
 	now := g.now().UTC().Truncate(time.Microsecond)
 	txn := emailChangeTxn(u.ID)
+	// FactorID keeps the address the change is from: a change of address
+	// after the user was read (another session's ChangeEmail, whose
+	// voiding of the links this store may come after) spends the link.
 	if err := g.recovery.codes.PutCode(ctx, mfa.Code{Tenant: u.Tenant, Txn: txn, UserID: u.ID, Kind: mfa.KindEmail,
-		Hash: emailChangeHash(token, email), CreatedAt: now, ExpiresAt: now.Add(g.recovery.TokenTTL), TriesLeft: 3}); err != nil {
+		FactorID: linkAddress(u.Email), Hash: emailChangeHash(token, email), CreatedAt: now,
+		ExpiresAt: now.Add(g.recovery.TokenTTL), TriesLeft: 3}); err != nil {
 		return unavailable("store email change link", err)
 	}
 	e := emailChangeEvent(p, u, email, audit.Success, "")
@@ -196,7 +200,8 @@ type EmailChangeConfirm struct {
 // ConfirmEmailChange completes a change started by RequestEmailChange from
 // its link: the user's address becomes the one the link was sent to. Any
 // problem with the link (unknown, used, expired, voided by a newer
-// request, its address or token altered, the user deactivated) is
+// request, its address or token altered, the user deactivated, the
+// user's address changed since it was asked for: reason email_changed) is
 // ErrInvalidEmailChange, recorded as a refused user.email_changed event
 // when the user exists. The address may have been taken by another user
 // since the request: ErrEmailTaken, and nothing changes.
@@ -228,12 +233,16 @@ func (g *Guard) ConfirmEmailChange(ctx context.Context, req EmailChangeConfirm) 
 	case u.Status != auth.StatusActive:
 		return refuse(ReasonDeactivated)
 	}
-	_, err = g.recovery.codes.CheckCode(ctx, u.Tenant, emailChangeTxn(u.ID), emailChangeHash(req.Token, email), g.now())
-	if err != nil {
-		if isMFAClean(err) {
-			return refuse("invalid_token")
-		}
+	c, err := g.recovery.codes.CheckCode(ctx, u.Tenant, emailChangeTxn(u.ID), emailChangeHash(req.Token, email), g.now())
+	switch {
+	case err != nil && !isMFAClean(err):
 		return unavailable("check email change link", err)
+	case err != nil:
+		return refuse("invalid_token")
+	case c.FactorID != linkAddress(u.Email):
+		// Asked for from an address that is no longer the user's: it is
+		// spent, and changes nothing.
+		return refuse(ReasonEmailChanged)
 	}
 	if email == u.Email {
 		return nil

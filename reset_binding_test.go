@@ -221,3 +221,40 @@ func TestResetLinkToCurrentAddress(t *testing.T) {
 		t.Errorf("refused password.reset events %q, want none", got)
 	}
 }
+
+// An email change asked for just as another session changed the address
+// (the request read the user before the change, and stored its link after
+// the change voided the links) does not go through: the link is bound to
+// the address it was asked from, and is spent, refused with
+// email_changed.
+func TestEmailChangeLinkBoundToAddress(t *testing.T) {
+	f, ru := newRacingFixture(t)
+	ada := f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	const other = "ada.other@example.test"
+	ru.race(ada.ID, func() {
+		if err := f.g.ChangeEmail(f.ctx, p, other); err != nil {
+			t.Errorf("ChangeEmail: %v", err)
+		}
+	})
+	change := f.requestChange(t, p, newAdaEmail)
+	f.wantEmail(t, ada.ID, other)
+	if err := f.g.ConfirmEmailChange(f.ctx, confirmOf(change)); !errors.Is(err, guard.ErrInvalidEmailChange) {
+		t.Fatalf("ConfirmEmailChange of a link asked for from the old address: %v, want ErrInvalidEmailChange", err)
+	}
+	f.wantEmail(t, ada.ID, other)
+	var got []string
+	for _, e := range f.events(t, audit.UserEmailChanged) {
+		if e.Outcome == audit.Failure {
+			got = append(got, e.Reason)
+		}
+	}
+	if len(got) != 1 || got[0] != guard.ReasonEmailChanged {
+		t.Errorf("refused user.email_changed reasons %q, want one email_changed", got)
+	}
+	// Spent: a second try finds no link.
+	if err := f.g.ConfirmEmailChange(f.ctx, confirmOf(change)); !errors.Is(err, guard.ErrInvalidEmailChange) {
+		t.Errorf("the link again: %v", err)
+	}
+	f.wantEmail(t, ada.ID, other)
+}
