@@ -173,7 +173,7 @@ func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail st
 	// voiding of the links this store may come after) spends the link.
 	if err := g.recovery.codes.PutCode(ctx, mfa.Code{Tenant: u.Tenant, Txn: txn, UserID: u.ID, Kind: mfa.KindEmail,
 		FactorID: linkAddress(u.Email), Hash: emailChangeHash(token, email), CreatedAt: now,
-		ExpiresAt: now.Add(g.recovery.TokenTTL), TriesLeft: 3}); err != nil {
+		ExpiresAt: now.Add(g.recovery.TokenTTL), TriesLeft: linkTries}); err != nil {
 		return unavailable("store email change link", err)
 	}
 	e := emailChangeEvent(p, u, email, audit.Success, "")

@@ -328,8 +328,15 @@ func resetTxn(userID string) string { return "reset:" + userID }
 func (g *Guard) putResetCode(ctx context.Context, u auth.User, h mfa.Hash, ttl time.Duration) error {
 	now := g.now().UTC().Truncate(time.Microsecond)
 	return g.recovery.codes.PutCode(ctx, mfa.Code{Tenant: u.Tenant, Txn: resetTxn(u.ID), UserID: u.ID,
-		FactorID: linkAddress(u.Email), Kind: mfa.KindEmail, Hash: h, CreatedAt: now, ExpiresAt: now.Add(ttl), TriesLeft: 3})
+		FactorID: linkAddress(u.Email), Kind: mfa.KindEmail, Hash: h, CreatedAt: now, ExpiresAt: now.Add(ttl), TriesLeft: linkTries})
 }
+
+// linkTries is the wrong tries a mailed link's code allows: as good as
+// unlimited. Its token carries 256 random bits, which no number of
+// guesses finds, and a limit would only let a stranger who knows a user's
+// ID spend the user's reset link or invitation with made-up tokens (it
+// fits the SQL stores' 32-bit counters).
+const linkTries = 1 << 30
 
 // linkAddress is what the code of a reset or invitation link keeps, in
 // its FactorID (a mailed link has no factor), of the address it was

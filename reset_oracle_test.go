@@ -105,3 +105,41 @@ func TestConfirmEmailChangeMalformedLinkRecorded(t *testing.T) {
 	}
 	f.wantEmail(t, u.ID, adaEmail)
 }
+
+// A stranger who knows a user's ID cannot spend the user's invitation,
+// reset or email-change link with made-up tokens: a link's 256-bit token
+// needs no limit on wrong tries, and has none that matters.
+func TestMadeUpTokensDoNotSpendLinks(t *testing.T) {
+	f := newMFAFixture(t)
+	sys := guard.System("test")
+	u, err := f.g.CreateUser(f.ctx, sys, guard.NewUser{Tenant: tenantID, Email: "newhire@example.test", Name: "New Hire"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.SendInvitation(f.ctx, sys, tenantID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	link := lastResetLink(t, f.mailTo("newhire@example.test"))
+	ada := f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	change := f.requestChange(t, p, newAdaEmail)
+	for i := range 10 {
+		bogus := strings.Repeat(string(rune('A'+i)), 43)
+		if err := f.g.ResetPassword(f.ctx, guard.ResetRequest{Tenant: tenantID, UserID: u.ID, Token: bogus,
+			NewPassword: "a stranger's long passphrase", IP: "198.51.100.7"}); !errors.Is(err, guard.ErrInvalidResetToken) {
+			t.Fatalf("made-up reset token: %v", err)
+		}
+		c := confirmOf(change)
+		c.Token = bogus
+		if err := f.g.ConfirmEmailChange(f.ctx, c); !errors.Is(err, guard.ErrInvalidEmailChange) {
+			t.Fatalf("made-up email-change token: %v", err)
+		}
+	}
+	if err := f.g.ResetPassword(f.ctx, resetTo(link, "purple elephants dance at dawn")); err != nil {
+		t.Errorf("the invitation after ten made-up tokens: %v", err)
+	}
+	if err := f.g.ConfirmEmailChange(f.ctx, confirmOf(change)); err != nil {
+		t.Errorf("the email-change link after ten made-up tokens: %v", err)
+	}
+	f.wantEmail(t, ada.ID, newAdaEmail)
+}
