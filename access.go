@@ -552,6 +552,53 @@ func (g *Guard) Roles(ctx context.Context, by Principal, tenant string) ([]rbac.
 	return rs, rbacErr("roles", err)
 }
 
+// GrantableRoles lists the tenant's roles that by may give a user, with
+// GrantRole or in NewUser.Roles, in the order of Roles: those whose every
+// permission by holds, so that a menu offers no role only to have it
+// refused. by must be of the tenant and hold users:manage (ErrForbidden
+// otherwise, as from GrantRole); the system may give every role. It
+// changes nothing, and like Can records no denial for being asked. A
+// store failure is ErrUnavailable, never a list. The answer is as of the
+// call; GrantRole judges again. (Giving an API key a role needs
+// api-keys:manage instead of users:manage.)
+func (g *Guard) GrantableRoles(ctx context.Context, by Principal, tenant string) ([]rbac.RoleInfo, error) {
+	if err := g.needRBAC(); err != nil {
+		return nil, err
+	}
+	if _, err := g.EffectivePolicy(ctx, tenant); err != nil {
+		return nil, err
+	}
+	perms, err := g.permsOf(ctx, by, tenant)
+	if err != nil {
+		return nil, err
+	}
+	if !perms.Has(rbac.Users, rbac.Manage) {
+		return nil, rbacErr("grantable roles", rbac.ErrDenied)
+	}
+	rs, err := g.rbac.Roles(ctx, tenant)
+	if err != nil {
+		return nil, rbacErr("roles", err)
+	}
+	out := rs[:0]
+	for _, r := range rs {
+		if holdsAll(perms, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// holdsAll reports whether perms holds every permission of role r: what
+// giving r takes, besides the right to give roles at all (rbac.Grant).
+func holdsAll(perms rbac.Perms, r rbac.RoleInfo) bool {
+	for _, p := range r.Permissions {
+		if !perms.Has(p.Section, p.Action) {
+			return false
+		}
+	}
+	return true
+}
+
 // RolesOf lists the roles of a user ("user:<id>") or API key ("key:<id>").
 func (g *Guard) RolesOf(ctx context.Context, by Principal, tenant, subject string) ([]string, error) {
 	if err := g.needRBAC(); err != nil {

@@ -26,7 +26,7 @@
 //     CompleteSSO, LogoutSSO) and "require SSO" with a break-glass owner;
 //   - roles and four-eyes approvals on casbin (Require, which refuses an
 //     action under approval, RequireApprovable, Authorize, which returns
-//     ErrApprovalRequired for one, GrantRole,
+//     ErrApprovalRequired for one, GrantRole, GrantableRoles,
 //     DefineRole, RequestApproval, ApproveRequest, ConsumeApproval; a
 //     grant or revocation ends the user's sessions), IP allow-lists for people and for API keys
 //     (SetIPAllowList, Config.Proxies), API keys (CreateAPIKey);

@@ -137,7 +137,10 @@ type Config struct {
 	// Defaults is the policy of every tenant for the fields its own policy
 	// leaves zero. Its zero fields default to: SessionLimit 1, IdleTimeout
 	// 24 h, SessionLifetime 7 days, PasswordMinLength 8, no history, no
-	// maximum age.
+	// maximum age. Its IdleTimeout, so filled in, may not be longer than
+	// its SessionLifetime (*PolicyError). A tenant policy stored before a
+	// change of Defaults is not checked again: its sessions end at the
+	// lifetime.
 	Defaults Policy
 	// Hasher configures password hashing (argon2id m=19 MiB, t=2, p=1 and
 	// at most GOMAXPROCS hashes at once by default).
@@ -302,7 +305,7 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	if err := cfg.Defaults.Validate(); err != nil {
+	if err := cfg.Defaults.validateWith(defaultPolicy); err != nil {
 		return nil, err
 	}
 	defaults := cfg.Defaults.withDefaults(defaultPolicy)

@@ -27,6 +27,9 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"short audit key", guard.Config{Stores: mem, AuditKey: []byte("short")}, "AuditKey"},
 		{"min length below NIST floor", guard.Config{Stores: mem, AuditKey: auditKey, Defaults: guard.Policy{PasswordMinLength: 6}}, "PasswordMinLength"},
 		{"negative session limit", guard.Config{Stores: mem, AuditKey: auditKey, Defaults: guard.Policy{SessionLimit: -1}}, "SessionLimit"},
+		{"idle beyond lifetime", guard.Config{Stores: mem, AuditKey: auditKey, Defaults: guard.Policy{IdleTimeout: 3 * time.Hour, SessionLifetime: 2 * time.Hour}}, "IdleTimeout"},
+		{"idle beyond the built-in lifetime", guard.Config{Stores: mem, AuditKey: auditKey, Defaults: guard.Policy{IdleTimeout: 8 * 24 * time.Hour}}, "IdleTimeout"},
+		{"lifetime below the built-in idle timeout", guard.Config{Stores: mem, AuditKey: auditKey, Defaults: guard.Policy{SessionLifetime: 2 * time.Hour}}, "SessionLifetime"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

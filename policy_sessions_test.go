@@ -62,7 +62,7 @@ func TestPolicyChangeReachesOpenSessions(t *testing.T) {
 		f := newMFAFixture(t)
 		f.createUser(t, adaEmail, ownerPW)
 		res, _ := f.signIn(t, adaEmail, ownerPW)
-		setPolicy(t, f, guard.Policy{SessionLifetime: 2 * time.Hour})
+		setPolicy(t, f, guard.Policy{IdleTimeout: time.Hour, SessionLifetime: 2 * time.Hour}) // the idle timeout may not exceed it
 		for age := 30 * time.Minute; age <= 150*time.Minute; age += 30 * time.Minute {
 			f.clock.Advance(30 * time.Minute)
 			_, err := f.g.Authenticate(f.ctx, res.Token)

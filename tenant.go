@@ -37,7 +37,8 @@ type Policy struct {
 	// IdleTimeout ends a session after this long without a request
 	// (default 24 h). Lowering it applies to open sessions too (at their
 	// next request, within PolicyCacheTTL); raising it applies to
-	// sessions created after the change.
+	// sessions created after the change. It may not be longer than
+	// SessionLifetime, either being a default (see Validate).
 	IdleTimeout time.Duration `json:"idle_timeout,omitempty"`
 	// SessionLifetime is the absolute life of a session (default 7 days).
 	// Like IdleTimeout, lowering it applies to open sessions too.
@@ -120,6 +121,13 @@ const (
 
 // Validate reports whether p is acceptable, as a *PolicyError naming the
 // first field that is not.
+//
+// An IdleTimeout longer than the SessionLifetime is refused (every session
+// would end at the lifetime before the idle timeout could apply). A zero
+// field takes a default Validate does not know, so Validate compares the
+// two only when both are set; SetPolicy, CreateTenant and New compare them
+// again with the defaults filled in, naming IdleTimeout, or SessionLifetime
+// when the idle timeout is the default one.
 func (p Policy) Validate() error {
 	switch {
 	case p.SessionLimit < 0 || p.SessionLimit > MaxSessionLimit:
@@ -130,6 +138,8 @@ func (p Policy) Validate() error {
 		return &PolicyError{Field: "IdleTimeout", Reason: "must be at least one minute"}
 	case p.SessionLifetime != 0 && p.SessionLifetime < minIdleTimeout:
 		return &PolicyError{Field: "SessionLifetime", Reason: "must be at least one minute"}
+	case p.IdleTimeout != 0 && p.SessionLifetime != 0 && p.IdleTimeout > p.SessionLifetime:
+		return &PolicyError{Field: "IdleTimeout", Reason: "must not be longer than the session lifetime"}
 	case p.PasswordMinLength != 0 && p.PasswordMinLength < 8:
 		return &PolicyError{Field: "PasswordMinLength", Reason: "must be at least 8 (NIST SP 800-63B)"}
 	case p.PasswordMinLength > 64:
@@ -148,6 +158,21 @@ func (p Policy) Validate() error {
 		return &PolicyError{Field: "DormantAfter", Reason: "must be between a day and five years"}
 	case p.AuditRetention != 0 && (p.AuditRetention < 30*24*time.Hour || p.AuditRetention > 100*366*24*time.Hour):
 		return &PolicyError{Field: "AuditRetention", Reason: "must be 0 (for ever) or between 30 days and 100 years"}
+	}
+	return nil
+}
+
+// validateWith is Validate, then the comparison of IdleTimeout with
+// SessionLifetime with p's zero fields taken from the defaults d.
+func (p Policy) validateWith(d Policy) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	if e := p.withDefaults(d); e.IdleTimeout > e.SessionLifetime {
+		if p.IdleTimeout == 0 {
+			return &PolicyError{Field: "SessionLifetime", Reason: "must not be shorter than the idle timeout"}
+		}
+		return &PolicyError{Field: "IdleTimeout", Reason: "must not be longer than the session lifetime"}
 	}
 	return nil
 }

@@ -43,7 +43,7 @@ func (g *Guard) CreateTenant(ctx context.Context, by Principal, id, name string,
 	if err := checkText("name", name, 200); err != nil {
 		return Tenant{}, err
 	}
-	if err := p.Validate(); err != nil {
+	if err := p.validateWith(g.defaults); err != nil {
 		return Tenant{}, err
 	}
 	t := Tenant{ID: id, Name: name, Policy: p, Version: 1, CreatedAt: g.now().UTC().Truncate(time.Microsecond)}
@@ -107,7 +107,7 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 	if err := g.requireRecentAuth(by); err != nil {
 		return 0, err
 	}
-	if err := p.Validate(); err != nil {
+	if err := p.validateWith(g.defaults); err != nil {
 		return 0, err
 	}
 	if p.RequireMFA && g.mfa == nil {

@@ -136,15 +136,13 @@ func (g *Guard) mayGrantAll(ctx context.Context, by Principal, tenant, email str
 		if i < 0 {
 			return rbac.ErrRoleNotFound
 		}
-		for _, p := range defined[i].Permissions {
-			if !perms.Has(p.Section, p.Action) {
-				e := g.adminEvent(by, tenant, audit.UserCreated, clip(email, 320))
-				e.Outcome, e.Reason, e.Meta = audit.Failure, "escalation", map[string]string{"role": role}
-				if err := g.record(ctx, e); err != nil {
-					return err
-				}
-				return rbacErr("change role", rbac.ErrEscalation)
+		if !holdsAll(perms, defined[i]) {
+			e := g.adminEvent(by, tenant, audit.UserCreated, clip(email, 320))
+			e.Outcome, e.Reason, e.Meta = audit.Failure, "escalation", map[string]string{"role": role}
+			if err := g.record(ctx, e); err != nil {
+				return err
 			}
+			return rbacErr("change role", rbac.ErrEscalation)
 		}
 	}
 	return nil

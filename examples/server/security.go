@@ -197,9 +197,6 @@ func (a *app) setPolicy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pol, bad := policyFromForm(r.PostForm, t.Policy)
-	if bad == "" {
-		bad = a.sessionTimes(r, pol, t.Policy)
-	}
 	if bad != "" {
 		a.refusePolicy(w, r, bad)
 		return
@@ -240,33 +237,6 @@ func (a *app) refusePolicy(w http.ResponseWriter, r *http.Request, msg string) {
 	}
 	v.Typed = r.PostForm
 	a.renderStatus(w, r, http.StatusBadRequest, "security.html", view{Title: "Security settings", Nav: "security", Error: msg, Data: v})
-}
-
-// sessionTimes refuses an inactivity timeout longer than the session
-// lifetime. Guard accepts it (session.Config: the lifetime "may be
-// shorter than IdleTimeout"), but then every session ends at the
-// lifetime and the inactivity setting does nothing, which the form would
-// not show. A field left empty (0) is the Guard's default, known here
-// only while the tenant's policy also leaves it to the default.
-func (a *app) sessionTimes(r *http.Request, pol, cur guard.Policy) string {
-	idle, life := pol.IdleTimeout, pol.SessionLifetime
-	if idle == 0 || life == 0 {
-		eff, err := a.g.EffectivePolicy(r.Context(), principal(r).Tenant)
-		if err != nil {
-			return ""
-		}
-		if idle == 0 && cur.IdleTimeout == 0 {
-			idle = eff.IdleTimeout
-		}
-		if life == 0 && cur.SessionLifetime == 0 {
-			life = eff.SessionLifetime
-		}
-	}
-	if idle == 0 || life == 0 || idle <= life {
-		return ""
-	}
-	return fmt.Sprintf("Sign out after inactivity (%d minutes) is longer than Sign out after (%d hours): every session would end at %d hours, before the inactivity limit could apply. Choose an inactivity limit of at most %d minutes, or a longer session.",
-		int(idle/time.Minute), int(life/time.Hour), int(life/time.Hour), int(life/time.Minute))
 }
 
 // policyFromForm reads the policy form over the tenant's current policy,

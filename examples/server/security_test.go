@@ -11,7 +11,8 @@ import (
 
 // The security settings form: a refused value is named by its label, not
 // by its Go field, and the form comes back as typed; an inactivity limit
-// longer than the session lifetime is refused with the reason.
+// longer than the session lifetime, either being Guard's default (24
+// hours, 7 days), is refused with the reason (guard.PolicyError).
 func TestSecurityFormErrors(t *testing.T) {
 	c, password := newClient(t)
 	c.signInAdmin(ownerEmail, password)
@@ -39,7 +40,9 @@ func TestSecurityFormErrors(t *testing.T) {
 		{"retention", url.Values{"audit_retention_days": {"5"}, "session_limit": {"3"}}, "Keep audit events", "AuditRetention"},
 		{"min length", url.Values{"password_min_length": {"4"}, "session_limit": {"3"}}, "Minimum password length", "PasswordMinLength"},
 		{"not a number", url.Values{"idle_minutes": {"ten"}, "session_limit": {"3"}}, "Sign out after inactivity", "idle minutes"},
-		{"idle beyond lifetime", url.Values{"idle_minutes": {"600"}, "lifetime_hours": {"2"}, "session_limit": {"3"}}, "every session would end at 2 hours", ""},
+		{"idle beyond lifetime", url.Values{"idle_minutes": {"600"}, "lifetime_hours": {"2"}, "session_limit": {"3"}}, "Sign out after inactivity: must not be longer than the session lifetime.", "IdleTimeout"},
+		{"idle beyond the default lifetime", url.Values{"idle_minutes": {"20160"}, "session_limit": {"3"}}, "Sign out after inactivity: must not be longer than the session lifetime.", "IdleTimeout"},
+		{"lifetime below the default idle", url.Values{"lifetime_hours": {"2"}, "session_limit": {"3"}}, "Sign out after: must not be shorter than the idle timeout.", "SessionLifetime"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.form.Set("version", version)

@@ -88,5 +88,16 @@ func TestTextsMatchBehaviour(t *testing.T) {
 		if grant := regexp.MustCompile(`(?s)<select name="role">.*?</select>`).FindString(page); !strings.Contains(grant, "<option>owner</option>") {
 			t.Errorf("the grant menu of the owner: %s", grant)
 		}
+		// A manager sees the users (users:read) but may grant nothing
+		// (no users:manage): no role is offered, not even their own.
+		const manager, managerPW = "meg@demo.example", "copper kettle evening rain 89"
+		owner.post("/users", url.Values{"email": {manager}, "name": {"Meg Manager"}, "role": {"manager"}, "password": {managerPW}})
+		meg := newClientOf(t, owner.srv, owner.con)
+		meg.clock = owner.clock
+		meg.signInAdmin(manager, managerPW)
+		resp, page = meg.get(tom)
+		if grant := regexp.MustCompile(`(?s)<select name="role">.*?</select>`).FindString(page); resp.StatusCode != 200 || strings.Contains(grant, "<option>") {
+			t.Errorf("the grant menu of a manager: %d %s", resp.StatusCode, grant)
+		}
 	})
 }

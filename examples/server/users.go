@@ -51,42 +51,16 @@ func (a *app) users(w http.ResponseWriter, r *http.Request) {
 }
 
 // grantableRoles lists the roles of the tenant the signed-in user may
-// grant: those whose every permission they hold themselves (rbac.Grant
-// refuses the others with ErrEscalation), so that an admin is not
-// offered "owner" only to be refused. Guard has no call for this; Can
-// (which records no denial) answers it permission by permission. Without
-// roles (ErrRolesNotConfigured) the list is empty.
+// grant (guard's GrantableRoles), so that an admin is not offered "owner"
+// only to be refused. Without the right to grant roles (ErrForbidden) or
+// without roles (ErrRolesNotConfigured) the list is empty.
 func (a *app) grantableRoles(r *http.Request) ([]rbac.RoleInfo, error) {
 	p := principal(r)
-	rs, err := a.g.Roles(r.Context(), p, p.Tenant)
-	if errors.Is(err, guard.ErrRolesNotConfigured) {
+	rs, err := a.g.GrantableRoles(r.Context(), p, p.Tenant)
+	if errors.Is(err, guard.ErrForbidden) || errors.Is(err, guard.ErrRolesNotConfigured) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	held := map[rbac.Permission]bool{}
-	out := rs[:0:0]
-	for _, role := range rs {
-		ok := true
-		for _, perm := range role.Permissions {
-			h, seen := held[perm]
-			if !seen {
-				if h, err = a.g.Can(r.Context(), p, perm.Section, perm.Action); err != nil {
-					return nil, err
-				}
-				held[perm] = h
-			}
-			if !h {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			out = append(out, role)
-		}
-	}
-	return out, nil
+	return rs, err
 }
 
 // inviteTTL is how long an invitation link works: the console's
