@@ -117,7 +117,11 @@ type Config struct {
 
 // SendLimits bound the one-time codes sent in each Window: to one
 // destination, from one client IP and for one account. Over a limit the
-// sender is not called. Zero fields take the defaults.
+// sender is not called. Zero fields take the defaults. A destination has
+// two counts of PerDestination, across tenants: one for the codes of
+// enrolments, which anyone can start for any address, and one for the
+// codes to confirmed factors, so that strangers' enrolments never stop
+// the codes its owner signs in with.
 type SendLimits struct {
 	Window         time.Duration // default one hour
 	PerDestination int           // default 5

@@ -229,13 +229,22 @@ func (m *Manager) send(ctx context.Context, f Factor, txn, ip string) (SendResul
 		}
 		return res, err
 	}
+	// The destination counts across tenants, kept apart for confirmed
+	// factors: anyone can start an enrolment to any address and so spend
+	// its unconfirmed count, but only who receives there can confirm a
+	// factor, so codes that sign its owner in never wait on a stranger's
+	// enrolments.
+	destScope := "destination"
+	if f.Confirmed() {
+		destScope = "destination-confirmed"
+	}
 	for _, l := range []struct {
 		scope, key string
 		max        int
 	}{
 		{"ip", RateKey("ip", ip), m.limits.PerIP},
 		{"account", RateKey("account", f.Tenant, f.UserID), m.limits.PerAccount},
-		{"destination", RateKey("destination", string(f.Kind), f.Destination), m.limits.PerDestination},
+		{"destination", RateKey(destScope, string(f.Kind), f.Destination), m.limits.PerDestination},
 	} {
 		if l.scope == "ip" && ip == "" {
 			continue

@@ -487,3 +487,37 @@ type failingRates struct{ err error }
 func (r failingRates) Hit(context.Context, string, time.Time, time.Duration) (int, error) {
 	return 0, r.err
 }
+
+// Anyone can start an enrolment to any address, in any tenant, and so
+// use up that address's count of enrolment codes; the codes that sign in
+// the address's owner, whose factor is confirmed, count apart and are
+// still sent (a stranger cannot lock an email or SMS user out by
+// enrolling their address). Enrolments stay bounded.
+func TestStrangersEnrolmentsDoNotStopSignInCodes(t *testing.T) {
+	const victim = "+447700900123"
+	f := newFixture(t, func(c *mfa.Config) { c.Limits = mfa.SendLimits{PerDestination: 2, PerIP: 1 << 30, PerAccount: 1 << 30} })
+	fac := f.enrolOOB(t, "victim", mfa.KindSMS, victim)
+	f.clk.Add(2 * time.Hour)
+	enrolled := 0
+	for i := range 5 {
+		_, res, err := f.m.BeginOOB(t.Context(), mfa.OOBRequest{Tenant: fmt.Sprint("evil", i), UserID: "mallory", Kind: mfa.KindSMS, Destination: victim})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Sent {
+			enrolled++
+		}
+	}
+	if enrolled != 2 {
+		t.Errorf("%d enrolment codes sent to one address, want the limit, 2", enrolled)
+	}
+	for i := range 2 {
+		if res := f.send(t, "victim", fac.ID, f.login(t, "victim"), fmt.Sprint("198.51.100.", i)); !res.Sent {
+			t.Errorf("sign-in code %d after strangers' enrolments: %+v", i, res.Suppressed)
+		}
+	}
+	var rl *mfa.RateLimitError
+	if res := f.send(t, "victim", fac.ID, f.login(t, "victim"), "198.51.100.9"); res.Sent || !errors.As(res.Suppressed, &rl) || rl.Scope != "destination" {
+		t.Errorf("a third sign-in code = %+v, want suppressed for destination", res)
+	}
+}
