@@ -34,6 +34,9 @@ type MaintenanceReport struct {
 	// SessionsTrimmed is the number of sessions ended because their user
 	// had more than the tenant's session limit, by tenant.
 	SessionsTrimmed map[string]int
+	// SessionsOfDeactivated is the number of live sessions ended because
+	// their user is deactivated, by tenant.
+	SessionsOfDeactivated map[string]int
 	// Failed is the error of each tenant whose chores stopped on one.
 	Failed map[string]error
 }
@@ -53,6 +56,11 @@ const tenantPage = 100
 //     but keys created before it did, or by a call that raced with it,
 //     may be left), each recorded as apikey.revoked with reason
 //     creator_deactivated;
+//   - the sessions of deactivated users ended, each user's recorded as
+//     session.revoked with reason deactivated (DeactivateUser,
+//     DeleteUser and ApplyReview end them, but a store failure may have
+//     stopped one after the user was deactivated: it returned the error,
+//     and the sessions lived on);
 //   - the sessions of each user beyond the tenant's session limit
 //     ended, the newest kept, each recorded as session.revoked with
 //     reason session_limit: SetPolicy does it when it lowers the limit,
@@ -76,7 +84,7 @@ func (g *Guard) Maintain(ctx context.Context, by Principal, o MaintainOptions) (
 		o.MetadataMaxAge = time.Hour
 	}
 	rep := MaintenanceReport{Deactivated: map[string][]string{}, Purged: map[string]int{}, KeysRevoked: map[string]int{},
-		SessionsTrimmed: map[string]int{}, Failed: map[string]error{}}
+		SessionsTrimmed: map[string]int{}, SessionsOfDeactivated: map[string]int{}, Failed: map[string]error{}}
 	var errs []error
 	after := ""
 	for {
@@ -137,7 +145,14 @@ func (g *Guard) maintainTenant(ctx context.Context, by Principal, tenant string,
 	} else if n > 0 {
 		rep.KeysRevoked[tenant] = n
 	}
-	n, err := g.trimSessions(ctx, tenant, pol)
+	n, err := g.endSessionsOfDeactivated(ctx, by, tenant)
+	if n > 0 {
+		rep.SessionsOfDeactivated[tenant] = n
+	}
+	if err != nil {
+		return err
+	}
+	n, err = g.trimSessions(ctx, tenant, pol)
 	if n > 0 {
 		rep.SessionsTrimmed[tenant] = n
 	}
@@ -161,6 +176,39 @@ func (g *Guard) maintainTenant(ctx context.Context, by Principal, tenant string,
 	}
 	rep.MetadataRefreshed = append(rep.MetadataRefreshed, tenant)
 	return nil
+}
+
+// endSessionsOfDeactivated ends the sessions of the tenant's users who
+// are not active, each user's recorded as one session.revoked (Meta
+// reason deactivated, sessions_ended), and returns how many live ones it
+// ended. Users are read page by page; only a user who is not active costs
+// a session-store call.
+func (g *Guard) endSessionsOfDeactivated(ctx context.Context, by Principal, tenant string) (int, error) {
+	n := 0
+	after := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		us, err := g.stores.Users.ListUserSummaries(ctx, tenant, after, trimPage)
+		if err != nil {
+			return n, unavailable("list users", err)
+		}
+		for _, u := range us {
+			if u.Status == auth.StatusActive {
+				continue
+			}
+			ended, err := g.endSessions(ctx, by, tenant, u.ID, ReasonDeactivated)
+			n += ended
+			if err != nil {
+				return n, err
+			}
+		}
+		if len(us) < trimPage {
+			return n, nil
+		}
+		after = us[len(us)-1].ID
+	}
 }
 
 // revokeKeysOfDeactivated revokes the live API keys of the tenant whose

@@ -1,14 +1,17 @@
 package guard_test
 
 import (
+	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/session"
 )
 
 // Maintain runs each tenant's scheduled chores as its policy asks, and
@@ -102,5 +105,71 @@ func TestMaintain(t *testing.T) {
 	rep, err = f.g.Maintain(f.ctx, sys, guard.MaintainOptions{})
 	if !errors.Is(err, guard.ErrUnavailable) || rep.Tenants != 2 || len(rep.Failed) != 2 {
 		t.Errorf("with the tenant store failing: %+v, %v; want both tenants reported failed", rep, err)
+	}
+}
+
+// failingDeleteByUser fails the UserIndex's DeleteByUser while fail is
+// set.
+type failingDeleteByUser struct {
+	session.UserIndex
+	fail atomic.Bool
+}
+
+func (f *failingDeleteByUser) DeleteByUser(ctx context.Context, tenant, userID string, except session.Hash) ([]session.Session, error) {
+	if f.fail.Load() {
+		return nil, errors.New("injected")
+	}
+	return f.UserIndex.DeleteByUser(ctx, tenant, userID, except)
+}
+
+// A deactivation stopped by a store failure after the user was
+// deactivated (their sessions not yet ended) returns ErrUnavailable and
+// leaves the session live; the next Maintain ends it, on record.
+func TestMaintainEndsSessionsOfDeactivated(t *testing.T) {
+	idx := &failingDeleteByUser{}
+	f := newFixture(t, func(c *guard.Config) {
+		idx.UserIndex = c.Stores.SessionIndex
+		c.Stores.SessionIndex = idx
+	})
+	sys := guard.System("cron")
+	bob, tok := f.userWithRoles(t, "bob@example.test")
+	_, annTok := f.userWithRoles(t, "ann@example.test") // active: her session stays
+	idx.fail.Store(true)
+	if err := f.g.DeactivateUser(f.ctx, guard.System("admin"), tenantID, bob.UserID); !errors.Is(err, guard.ErrUnavailable) {
+		t.Fatalf("DeactivateUser with the session store failing: %v, want ErrUnavailable", err)
+	}
+	idx.fail.Store(false)
+	if _, err := f.g.Authenticate(f.ctx, tok); err != nil {
+		t.Fatalf("precondition: the session lives on after the failed deactivation (%v)", err)
+	}
+	rep, err := f.g.Maintain(f.ctx, sys, guard.MaintainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.SessionsOfDeactivated[tenantID] != 1 {
+		t.Errorf("SessionsOfDeactivated %v, want 1 in %s", rep.SessionsOfDeactivated, tenantID)
+	}
+	if _, err := f.g.Authenticate(f.ctx, tok); err == nil {
+		t.Error("the deactivated user's session still authenticates after Maintain")
+	}
+	if _, err := f.g.Authenticate(f.ctx, annTok); err != nil {
+		t.Errorf("an active user's session after Maintain: %v", err)
+	}
+	var got []audit.Event
+	for _, e := range f.events(t, audit.SessionRevoked) {
+		if e.Target == bob.UserID && e.Meta["reason"] == guard.ReasonDeactivated {
+			got = append(got, e)
+		}
+	}
+	if len(got) != 1 || got[0].Meta["sessions_ended"] != "1" || got[0].Actor.Kind != audit.ActorSystem {
+		t.Errorf("session.revoked for bob: %+v, want one by the system, reason deactivated, 1 ended", got)
+	}
+	// Nothing more to do: the next run ends nothing and records nothing.
+	before := len(f.events(t, audit.SessionRevoked))
+	if rep, err := f.g.Maintain(f.ctx, sys, guard.MaintainOptions{}); err != nil || len(rep.SessionsOfDeactivated) != 0 {
+		t.Errorf("second Maintain: %v, %v", rep.SessionsOfDeactivated, err)
+	}
+	if n := len(f.events(t, audit.SessionRevoked)); n != before {
+		t.Errorf("%d more session.revoked events from a Maintain with nothing to do", n-before)
 	}
 }

@@ -245,7 +245,8 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 //
 // A store failure gives ErrUnavailable, and what was done stays done: the
 // user stays deactivated (so cannot sign in), with the sessions ended and
-// the keys revoked so far. Calling DeactivateUser again finishes the job.
+// the keys revoked so far. Calling DeactivateUser again finishes the job;
+// so does Maintain, at its next run, for sessions and keys alike.
 // A failure while the owners are counted undoes the deactivation instead.
 func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id string) error {
 	if by.Kind == KindUser && by.UserID == id {
