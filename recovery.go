@@ -385,7 +385,9 @@ type ResetRequest struct {
 // success every session of the user ends, so does a pending email
 // change, the account's login lock is lifted and a notice is mailed;
 // second factors stay as they are, so the next login still asks for one
-// (a reset never disables MFA).
+// (a reset never disables MFA). A store failure before the new password
+// is set returns ErrUnavailable and gives the link back, the password
+// unchanged (the user's sessions may have ended): try again with it.
 func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
 		return err
@@ -442,26 +444,37 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if err != nil {
 		return err
 	}
+	// Until the password is set, a failure gives the link back: the user
+	// tries again with it. The sessions end before the password is set,
+	// so that a failure never leaves the new password beside the old
+	// sessions (a sign-in with the old password in between drops its
+	// session once it sees the change: see Login).
+	restore := func(err error) error {
+		_ = g.recovery.codes.PutCode(context.WithoutCancel(ctx), c)
+		return err
+	}
 	// An email change asked for before the reset (perhaps by whoever
 	// made the reset necessary) ends with it.
 	if err := g.voidLinks(ctx, u.Tenant, u.ID); err != nil {
-		return err
-	}
-	now := g.now().UTC().Truncate(time.Microsecond)
-	if err := g.stores.UserUpdates.SetPassword(ctx, u.Tenant, u.ID, h, now, pol.PasswordHistory); err != nil {
-		return g.userErr("set password", err)
+		return restore(err)
 	}
 	ended, err := g.sessions.RevokeUser(ctx, u.Tenant, u.ID, [32]byte{})
 	if err != nil {
-		return unavailable("end sessions", err)
+		return restore(unavailable("end sessions", err))
 	}
-	if err := g.stores.Throttle.Reset(ctx, accountKey(u.Tenant, u.Email)); err != nil {
-		return unavailable("throttle", err)
+	now := g.now().UTC().Truncate(time.Microsecond)
+	if err := g.stores.UserUpdates.SetPassword(ctx, u.Tenant, u.ID, h, now, pol.PasswordHistory); err != nil {
+		return restore(g.userErr("set password", err))
 	}
 	e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
 	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
 	if err := g.record(ctx, e); err != nil {
 		return err
+	}
+	// Last: a failure leaves the account's lock (if any) in place, the
+	// reset done and on record.
+	if err := g.stores.Throttle.Reset(ctx, accountKey(u.Tenant, u.Email)); err != nil {
+		return unavailable("throttle", err)
 	}
 	g.notify(u.Email, "Your password was reset",
 		"The password of your account was just reset with a link sent to this address, and every session was ended. "+

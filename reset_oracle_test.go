@@ -1,9 +1,12 @@
 package guard_test
 
 import (
+	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
@@ -142,4 +145,66 @@ func TestMadeUpTokensDoNotSpendLinks(t *testing.T) {
 		t.Errorf("the email-change link after ten made-up tokens: %v", err)
 	}
 	f.wantEmail(t, ada.ID, newAdaEmail)
+}
+
+// failingSetPassword fails SetPassword while fail is set.
+type failingSetPassword struct {
+	auth.UserUpdater
+	fail atomic.Bool
+}
+
+func (f *failingSetPassword) SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error {
+	if f.fail.Load() {
+		return errors.New("injected")
+	}
+	return f.UserUpdater.SetPassword(ctx, tenant, id, hash, at, keep)
+}
+
+// A reset stopped by a store failure never leaves the new password beside
+// the old sessions, and never spends the link: ending the sessions
+// failing changes nothing; setting the password failing leaves the
+// sessions ended and the password as it was. Either way the link works
+// afterwards, and its reset ends every session.
+func TestResetPasswordStoreFailures(t *testing.T) {
+	idx, upd := &failingDeleteByUser{}, &failingSetPassword{}
+	f := newMFAFixture(t, manySessions, func(c *guard.Config) {
+		idx.UserIndex, upd.UserUpdater = c.Stores.SessionIndex, c.Stores.UserUpdates
+		c.Stores.SessionIndex, c.Stores.UserUpdates = idx, upd
+	})
+	f.createUser(t, adaEmail, ownerPW)
+	old, _ := f.signIn(t, adaEmail, ownerPW)
+	link := f.forgot(t, adaEmail)
+	const newPW = "a completely different passphrase 42"
+
+	idx.fail.Store(true)
+	if err := f.g.ResetPassword(f.ctx, resetTo(link, newPW)); !errors.Is(err, guard.ErrUnavailable) {
+		t.Fatalf("reset with the session store failing: %v, want ErrUnavailable", err)
+	}
+	idx.fail.Store(false)
+	if _, err := f.g.Authenticate(f.ctx, old.Token); err != nil {
+		t.Errorf("the session after a reset that changed nothing: %v", err)
+	}
+	if _, err := f.login(adaEmail, newPW); err == nil {
+		t.Error("the new password signs in after a failed reset")
+	}
+
+	upd.fail.Store(true)
+	if err := f.g.ResetPassword(f.ctx, resetTo(link, newPW)); !errors.Is(err, guard.ErrUnavailable) {
+		t.Fatalf("reset with SetPassword failing: %v, want ErrUnavailable", err)
+	}
+	upd.fail.Store(false)
+	if _, err := f.g.Authenticate(f.ctx, old.Token); err == nil {
+		t.Error("a session survived a reset stopped after the sessions ended")
+	}
+	again, _ := f.signIn(t, adaEmail, ownerPW) // the password is as it was
+
+	if err := f.g.ResetPassword(f.ctx, resetTo(link, newPW)); err != nil {
+		t.Fatalf("the link after two failed resets: %v", err)
+	}
+	if _, err := f.g.Authenticate(f.ctx, again.Token); err == nil {
+		t.Error("a session survived the reset")
+	}
+	if _, err := f.login(adaEmail, newPW); err != nil {
+		t.Errorf("the new password after the reset: %v", err)
+	}
 }
