@@ -73,6 +73,9 @@ func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) 
 		return pending{}, unavailable("load user", err)
 	}
 	p := pending{txn: txn, pol: pol, a: attempt{req: LoginRequest{Tenant: txn.Tenant, IP: ip, UserAgent: ua}, email: u.Email, user: &u}}
+	if err := checkClientIP(ip); err != nil {
+		return pending{}, g.mfaFailed(ctx, p.a, ReasonBadInput, "", gate{}, err)
+	}
 	if u.Status != auth.StatusActive {
 		return pending{}, g.mfaFailed(ctx, p.a, ReasonDeactivated, "", gate{}, ErrLoginExpired)
 	}
