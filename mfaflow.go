@@ -665,16 +665,15 @@ type Proof struct {
 // app — and the session behind token is renewed with a new token and a
 // fresh authentication time, so sensitive actions are allowed for
 // Config.StepUpWindow. A wrong proof is ErrInvalidCredentials and counts in
-// the lockout.
+// the lockout. Every attempt is recorded (reauthenticated): an over-long
+// password, not evaluated nor counted, as auth.ErrPasswordTooLong with
+// reason bad_input, as Login records it.
 func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, proof Proof) (string, session.Session, error) {
 	if p.Kind != KindUser {
 		return "", session.Session{}, ErrUnauthenticated
 	}
 	if h, err := session.ParseToken(token); err != nil || h != p.Session {
 		return "", session.Session{}, ErrUnauthenticated
-	}
-	if len(proof.Password) > MaxPasswordBytes {
-		return "", session.Session{}, auth.ErrPasswordTooLong
 	}
 	u, err := g.stores.Users.User(ctx, p.Tenant, p.UserID)
 	if err != nil {
@@ -687,6 +686,10 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 			return rerr
 		}
 		return err
+	}
+	if len(proof.Password) > MaxPasswordBytes {
+		// Not evaluated, nor counted; recorded as Login records it.
+		return "", session.Session{}, fail(ReasonBadInput, gate{}, auth.ErrPasswordTooLong)
 	}
 	gt, reason, err := g.reserve(ctx, p.Tenant, u.Email, p.IP, true)
 	if err != nil {
