@@ -40,7 +40,7 @@ func (g *Guard) may(ctx context.Context, by Principal, tenant string, s rbac.Sec
 		return nil
 	case KindUser, KindAPIKey:
 	default:
-		return ErrForbidden
+		return g.refused(ctx, by, s, a, reasonInvalidPrincipal)
 	}
 	if by.Tenant != tenant {
 		return g.denied(ctx, by, s, a, "other_tenant")
@@ -104,6 +104,27 @@ func (g *Guard) passwordGate(ctx context.Context, by Principal, s rbac.Section, 
 	return ErrPasswordChangeRequired
 }
 
+// refused is denied for the refusals that are not a permission check: an
+// action only the system may take (reason system_only), one a user may not
+// take on their own account (own_account), a caller that is no principal
+// Guard knows (invalid_principal). A caller without a tenant (the system,
+// the zero Principal) has no audit log to be recorded in: it gets
+// ErrForbidden alone.
+func (g *Guard) refused(ctx context.Context, by Principal, s rbac.Section, a rbac.Action, reason string) error {
+	if by.Tenant == "" {
+		return ErrForbidden
+	}
+	return g.denied(ctx, by, s, a, reason)
+}
+
+// Reasons of access.denied events for refusals that are not a permission
+// check (see refused).
+const (
+	reasonSystemOnly       = "system_only"
+	reasonOwnAccount       = "own_account"
+	reasonInvalidPrincipal = "invalid_principal"
+)
+
 // denied records an access.denied event in the principal's own tenant and
 // returns ErrForbidden.
 func (g *Guard) denied(ctx context.Context, by Principal, s rbac.Section, a rbac.Action, reason string) error {
@@ -112,6 +133,11 @@ func (g *Guard) denied(ctx context.Context, by Principal, s rbac.Section, a rbac
 		target = string(a)
 	}
 	e := g.adminEvent(by, by.Tenant, audit.AccessDenied, target)
+	if by.Kind != KindUser && by.Kind != KindAPIKey && by.Kind != KindSystem {
+		// Not a principal Guard made: whoever it claims to be is not
+		// recorded as a user.
+		e.Actor = audit.Actor{Kind: audit.ActorAnonymous}
+	}
 	e.Outcome, e.Reason = audit.Failure, reason
 	e.Meta = map[string]string{"section": string(s), "action": string(a), "subject": by.subject().String()}
 	if err := g.record(ctx, e); err != nil {
@@ -149,7 +175,7 @@ func (g *Guard) Authorize(ctx context.Context, p Principal, s rbac.Section, a rb
 		return rbac.Decision{Allowed: true}, nil
 	}
 	if p.Kind != KindUser && p.Kind != KindAPIKey {
-		return rbac.Decision{}, ErrForbidden
+		return rbac.Decision{}, g.refused(ctx, p, s, a, reasonInvalidPrincipal)
 	}
 	d, err := g.rbac.Decide(ctx, p.Tenant, p.subject(), s, a)
 	if err != nil {
@@ -314,8 +340,11 @@ func (g *Guard) permsOf(ctx context.Context, by Principal, tenant string) (rbac.
 	if by.Kind == KindSystem {
 		return g.rbac.AllPerms(), nil
 	}
-	if by.Tenant != tenant {
-		return rbac.Perms{}, ErrForbidden
+	switch {
+	case by.Kind != KindUser && by.Kind != KindAPIKey:
+		return rbac.Perms{}, g.refused(ctx, by, rbac.Users, rbac.Manage, reasonInvalidPrincipal)
+	case by.Tenant != tenant:
+		return rbac.Perms{}, g.denied(ctx, by, rbac.Users, rbac.Manage, "other_tenant")
 	}
 	if err := g.passwordGate(ctx, by, rbac.Users, rbac.Manage); err != nil {
 		return rbac.Perms{}, err
@@ -495,6 +524,27 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 	return sub, grant != had, nil
 }
 
+// policyRefused records a change of roles or approval rules that the
+// rbac package refused as beyond the changer's permissions (err matches
+// ErrForbidden) as a failed event of the change, with reason escalation
+// (rbac.ErrEscalation) or no_permission (rbac.ErrDenied), as GrantRole
+// records its refusals; it returns err, or ErrUnavailable if the refusal
+// cannot be recorded. Any other err is returned as it is.
+func (g *Guard) policyRefused(ctx context.Context, by Principal, tenant string, action audit.Action, target string, err error) error {
+	if !errors.Is(err, ErrForbidden) {
+		return err
+	}
+	e := g.adminEvent(by, tenant, action, target)
+	e.Outcome, e.Reason = audit.Failure, "no_permission"
+	if errors.Is(err, rbac.ErrEscalation) {
+		e.Reason = "escalation"
+	}
+	if rerr := g.record(ctx, e); rerr != nil {
+		return rerr
+	}
+	return err
+}
+
 // DefineRole creates or replaces a custom role of the tenant with the
 // given permissions ("section:action"). The definer must hold them all.
 func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name string, perms []string) error {
@@ -517,7 +567,7 @@ func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name strin
 		return err
 	}
 	if err := g.rbac.DefineRole(ctx, by2, tenant, name, ps); err != nil {
-		return rbacErr("define role", err)
+		return g.policyRefused(ctx, by, tenant, audit.RoleDefined, clip(name, 200), rbacErr("define role", err))
 	}
 	e := g.adminEvent(by, tenant, audit.RoleDefined, name)
 	e.Meta = map[string]string{"permissions": clip(strings.Join(perms, " "), 1000)}
@@ -534,7 +584,7 @@ func (g *Guard) DeleteRole(ctx context.Context, by Principal, tenant, name strin
 		return err
 	}
 	if err := g.rbac.DeleteRole(ctx, by2, tenant, name); err != nil {
-		return rbacErr("delete role", err)
+		return g.policyRefused(ctx, by, tenant, audit.RoleDeleted, clip(name, 200), rbacErr("delete role", err))
 	}
 	return g.record(ctx, g.adminEvent(by, tenant, audit.RoleDeleted, name))
 }
@@ -667,7 +717,7 @@ func (g *Guard) SetApprovalRequired(ctx context.Context, by Principal, tenant, p
 		return err
 	}
 	if err := g.rbac.SetApprovalRequired(ctx, perms, tenant, p, required); err != nil {
-		return rbacErr("approval rule", err)
+		return g.policyRefused(ctx, by, tenant, audit.ApprovalRuleChanged, permission, rbacErr("approval rule", err))
 	}
 	e := g.adminEvent(by, tenant, audit.ApprovalRuleChanged, permission)
 	e.Meta = map[string]string{"required": boolString(required)}
@@ -698,7 +748,8 @@ func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, t
 		return rbac.Approval{}, err
 	}
 	if by.Kind != KindUser && by.Kind != KindAPIKey {
-		return rbac.Approval{}, ErrForbidden
+		// Only a user or a key asks: the system has nobody to be approved.
+		return rbac.Approval{}, g.refused(ctx, by, p.Section, p.Action, reasonInvalidPrincipal)
 	}
 	if err := g.passwordGate(ctx, by, p.Section, p.Action); err != nil {
 		return rbac.Approval{}, err
@@ -741,7 +792,7 @@ func (g *Guard) decideApproval(ctx context.Context, by Principal, id string, app
 		// Approval is a person's act; the refusal is on record.
 		return rbac.Approval{}, g.approvalFailed(ctx, by, action, id, rbac.ErrDenied)
 	default:
-		return rbac.Approval{}, ErrForbidden
+		return rbac.Approval{}, g.refused(ctx, by, "", rbac.Approve, reasonInvalidPrincipal)
 	}
 	if err := g.passwordGate(ctx, by, "", rbac.Approve); err != nil {
 		return rbac.Approval{}, err
@@ -821,7 +872,7 @@ func (g *Guard) Approvals(ctx context.Context, by Principal, q rbac.ApprovalQuer
 		return nil, err
 	}
 	if by.Kind != KindUser && by.Kind != KindAPIKey {
-		return nil, ErrForbidden
+		return nil, g.refused(ctx, by, "", rbac.Read, reasonInvalidPrincipal)
 	}
 	if err := g.passwordGate(ctx, by, "", rbac.Read); err != nil {
 		return nil, err

@@ -199,6 +199,11 @@ func (g *Guard) revokeKeysOf(ctx context.Context, by Principal, tenant, id, reas
 // then a lock of a minute doubling to an hour.
 var apiKeyLimit = auth.Limit{Max: 20, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Hour}
 
+// apiKeyDeniedLimit bounds the apikey.denied events of a revoked or
+// expired key used from an address locked by apiKeyLimit: one a minute
+// for each key and address.
+var apiKeyDeniedLimit = auth.Limit{Max: 1, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Minute}
+
 // AuthenticateAPIKey checks an API key presented from client address addr
 // and returns its principal: the key must exist, be neither revoked nor
 // expired, and addr must pass the tenant's API-key allow-list. Invalid keys
@@ -206,7 +211,10 @@ var apiKeyLimit = auth.Limit{Max: 20, ResetAfter: time.Minute, LockFor: time.Min
 // or expired key is audited in its tenant (apikey.denied) and a key denied
 // by the allow-list too (ip.denied); a malformed or unknown key belongs to
 // no tenant, so no tenant's log records it: it is only counted against
-// the IP, and a flood of them writes nothing. Every other failure is
+// the IP, and a flood of them writes nothing. A revoked or expired key
+// used from a locked IP is recorded too (Meta throttled), at most once a
+// minute for each key and IP: junk keys cannot hide the use of a leaked
+// one, nor can one key used in a loop flood its tenant's log. Every other failure is
 // ErrUnauthenticated (a bad key) or ErrIPNotAllowed; store failures are
 // ErrUnavailable.
 func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.Addr) (Principal, error) {
@@ -227,8 +235,23 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 	now := g.now()
 	actor := audit.Actor{Kind: audit.ActorAPIKey, ID: k.ID}
 	if !k.UsableAt(now) {
-		if err := g.badAPIKey(ctx, addr); !errors.Is(err, ErrUnauthenticated) {
-			return Principal{}, err
+		refusal := g.badAPIKey(ctx, addr)
+		throttled := errors.Is(refusal, ErrTooManyAttempts)
+		if !throttled && !errors.Is(refusal, ErrUnauthenticated) {
+			return Principal{}, refusal
+		}
+		if throttled {
+			// Recorded all the same, or whoever holds a leaked key could
+			// hide its use behind a burst of junk keys; at most once a
+			// minute for each key and address, so that a key used in a
+			// loop does not flood its tenant's log.
+			r, err := g.stores.Throttle.Reserve(ctx, "apikey-denied:"+k.ID+"|"+addrString(addr), now, apiKeyDeniedLimit)
+			if err != nil {
+				return Principal{}, unavailable("throttle", err)
+			}
+			if !r.Allowed {
+				return Principal{}, refusal
+			}
 		}
 		reason := "revoked"
 		if k.RevokedAt.IsZero() {
@@ -236,10 +259,13 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 		}
 		e := audit.Event{Tenant: k.Tenant, Actor: actor, Action: audit.APIKeyDenied, Target: k.ID,
 			IP: addrString(addr), Outcome: audit.Failure, Reason: reason}
+		if throttled {
+			e.Meta = map[string]string{"throttled": "true"}
+		}
 		if err := g.record(ctx, e); err != nil {
 			return Principal{}, err
 		}
-		return Principal{}, ErrUnauthenticated
+		return Principal{}, refusal
 	}
 	if err := g.checkIP(ctx, k.Tenant, ipfilter.APIKeys, addr, actor, ""); err != nil {
 		return Principal{}, err

@@ -68,11 +68,12 @@ func (g *Guard) ExportAudit(ctx context.Context, by Principal, tenant string, q 
 
 // PurgeAudit applies retention: it deletes a tenant's events older than
 // before and leaves a checkpoint so the chain still verifies (see
-// audit.Log.Purge). Only the system may purge (a retention job), and the
-// purge is itself recorded.
+// audit.Log.Purge). Only the system may purge (a retention job): anyone
+// else gets ErrForbidden, recorded as access.denied with reason
+// system_only. The purge is itself recorded.
 func (g *Guard) PurgeAudit(ctx context.Context, by Principal, tenant string, before time.Time) (int, error) {
 	if by.Kind != KindSystem {
-		return 0, ErrForbidden
+		return 0, g.refused(ctx, by, rbac.Audit, rbac.Delete, reasonSystemOnly)
 	}
 	n, err := g.audit.Purge(ctx, tenant, before)
 	if err != nil {

@@ -228,12 +228,20 @@ func TestPurgeAuditOnlyBySystem(t *testing.T) {
 			t.Errorf("PurgeAudit by the %s = %d, %v; want 0, ErrForbidden", name, got, err)
 		}
 	}
-	if left := len(all()); left != n {
-		t.Fatalf("%d events after refused purges, want %d", left, n)
+	// Nothing is purged, and each refusal is on record.
+	evs := all()
+	if len(evs) != n+2 {
+		t.Fatalf("%d events after refused purges, want %d and two access.denied", len(evs), n)
 	}
-	got, err := f.g.PurgeAudit(f.ctx, guard.System("retention"), tenantID, before)
-	if err != nil || got != n {
-		t.Fatalf("PurgeAudit by the system = %d, %v; want %d", got, err, n)
+	for _, e := range evs[n:] {
+		if e.Action != audit.AccessDenied || e.Reason != "system_only" {
+			t.Errorf("refused purge recorded as %s (reason %q), want access.denied (system_only)", e.Action, e.Reason)
+		}
+	}
+	f.clock.Advance(time.Second)
+	got, err := f.g.PurgeAudit(f.ctx, guard.System("retention"), tenantID, f.clock.Now())
+	if err != nil || got != n+2 {
+		t.Fatalf("PurgeAudit by the system = %d, %v; want %d", got, err, n+2)
 	}
 	if evs := all(); len(evs) != 1 || evs[0].Action != audit.AuditPurged || evs[0].Actor.Kind != audit.ActorSystem {
 		t.Errorf("events after the purge: %+v, want only the audit.purged event", evs)

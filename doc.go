@@ -68,7 +68,10 @@
 // errors that match ErrUnavailable: requests are denied, never allowed
 // (fail closed). Bad input returns an *InputError, *auth.InputError or
 // *auth.PolicyError naming the field or rule, never the value. Actions the
-// principal may not take return ErrForbidden (recorded as access.denied),
+// principal may not take return ErrForbidden (recorded as access.denied,
+// or as a failed event of the change for roles and approval rules the
+// changer could not grant, with reason escalation or no_permission; a
+// caller with no tenant, such as the system, has no log to be recorded in),
 // any permission of a session whose password must be changed
 // ErrPasswordChangeRequired (also ErrForbidden), and sensitive ones on an
 // old session ErrStepUpRequired.

@@ -105,6 +105,19 @@ func addrString(a netip.Addr) string {
 }
 
 // clip cuts s to at most n bytes (for values from the request).
+// maxIPBytes is the longest client IP a request may give (LoginRequest.IP
+// and the like): room for any address as text, with an IPv6 zone, and
+// for UnidentifiedIP.
+const maxIPBytes = 64
+
+// checkClientIP validates the client IP a request gives (LoginRequest.IP,
+// SecondFactor.IP, SSOResponse.IP, SSOStart.IP and the like): text of at
+// most maxIPBytes, as an *InputError for field IP. It does not parse it:
+// the host may pass UnidentifiedIP, or a label of its own for a client
+// that has no address. Check it before anything is evaluated or counted;
+// an event recording the refusal carries the IP clipped to maxIPBytes.
+func checkClientIP(ip string) error { return checkText("IP", ip, maxIPBytes) }
+
 func clip(s string, n int) string {
 	if len(s) > n {
 		return strings.ToValidUTF8(s[:n], "")

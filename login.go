@@ -136,8 +136,10 @@ func (a attempt) actor() audit.Actor {
 }
 
 func (a attempt) event(action audit.Action, outcome audit.Outcome, reason string) audit.Event {
-	return audit.Event{Tenant: a.req.Tenant, Actor: a.actor(), Action: action, IP: a.req.IP,
-		UserAgent: a.req.UserAgent, Outcome: outcome, Reason: reason}
+	// Clipped, so that the record of a request refused for an over-long
+	// IP or user agent is never refused itself.
+	return audit.Event{Tenant: a.req.Tenant, Actor: a.actor(), Action: action, IP: clip(a.req.IP, maxIPBytes),
+		UserAgent: clip(a.req.UserAgent, 1024), Outcome: outcome, Reason: reason}
 }
 
 // gate is one credential attempt reserved in the throttle store, per
@@ -251,8 +253,9 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 // deactivated, locked, throttled) returns ErrInvalidCredentials after the
 // same amount of hashing work, so neither the message nor the timing tells
 // whether an account exists; the cause is recorded in the login.failed
-// audit event. Malformed input returns an *InputError or
-// auth.ErrPasswordTooLong without hashing. A store failure returns
+// audit event. Malformed input (the IP and user agent included) returns an
+// *InputError or auth.ErrPasswordTooLong without hashing, recorded as
+// login.failed with reason bad_input. A store failure returns
 // ErrUnavailable: the login is denied, never allowed.
 //
 // Each attempt is reserved in the throttle store before the password is
@@ -278,6 +281,9 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 	}
 	a.email = email
 	if err := checkText("user agent", req.UserAgent, 1024); err != nil {
+		return LoginResult{}, g.loginFailed(ctx, a, ReasonBadInput, err)
+	}
+	if err := checkClientIP(req.IP); err != nil {
 		return LoginResult{}, g.loginFailed(ctx, a, ReasonBadInput, err)
 	}
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/sso"
 )
 
@@ -71,14 +72,15 @@ const tenantPage = 100
 //     sessions of every user of the tenant: one session-store call per
 //     user.
 //
-// Only the system may run it (by = System("cron")); each chore is
+// Only the system may run it (by = System("cron"); anyone else gets
+// ErrForbidden, recorded as access.denied with reason system_only); each chore is
 // recorded as it is when called alone. A tenant whose chores fail does
 // not stop the others: Maintain goes on, and returns the report with the
 // failures joined in its error (each also in Failed). A failure to list
 // the tenants stops it.
 func (g *Guard) Maintain(ctx context.Context, by Principal, o MaintainOptions) (MaintenanceReport, error) {
 	if by.Kind != KindSystem {
-		return MaintenanceReport{}, ErrForbidden
+		return MaintenanceReport{}, g.refused(ctx, by, rbac.Settings, rbac.Manage, reasonSystemOnly)
 	}
 	if o.MetadataMaxAge <= 0 {
 		o.MetadataMaxAge = time.Hour

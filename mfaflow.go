@@ -73,6 +73,9 @@ func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) 
 		return pending{}, unavailable("load user", err)
 	}
 	p := pending{txn: txn, pol: pol, a: attempt{req: LoginRequest{Tenant: txn.Tenant, IP: ip, UserAgent: ua}, email: u.Email, user: &u}}
+	if err := checkClientIP(ip); err != nil {
+		return pending{}, g.mfaFailed(ctx, p.a, ReasonBadInput, "", gate{}, err)
+	}
 	if u.Status != auth.StatusActive {
 		return pending{}, g.mfaFailed(ctx, p.a, ReasonDeactivated, "", gate{}, ErrLoginExpired)
 	}
@@ -127,7 +130,12 @@ func codeReason(err error) (reason string, ok bool) {
 // lockout as wrong passwords; an unknown, expired or used pending sign-in,
 // or one started by another client, is ErrLoginExpired. A TOTP code is
 // accepted once; two concurrent requests with one right code get one
-// session.
+// session. A recovery code is used up when it is checked: one used on a
+// sign-in that another request completed meanwhile is recorded as a
+// failed mfa.recovery_used (reason login_expired) and the user is told.
+// A throttle-store failure is ErrUnavailable, recorded (mfa.failed, or
+// login.failed once the code was right, reason unavailable) as Login
+// records it.
 func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult, error) {
 	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeLogin)
 	if err != nil {
@@ -136,7 +144,7 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	u := *p.a.user
 	gt, reason, err := g.reserve(ctx, u.Tenant, u.Email, sf.IP, true)
 	if err != nil {
-		return LoginResult{}, err
+		return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, "", gate{}, err)
 	}
 	if reason != "" {
 		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, "", gate{}, ErrInvalidCode)
@@ -176,27 +184,31 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	}
 	// Exactly one completion per pending sign-in, however many right codes race.
 	if _, err := g.mfa.ConsumeTransaction(ctx, sf.Pending, sf.UserAgent); err != nil {
-		if isMFAClean(err) {
-			return LoginResult{}, ErrLoginExpired
+		reason, cerr := "login_expired", ErrLoginExpired
+		if !isMFAClean(err) {
+			reason, cerr = ReasonUnavailable, unavailable("consume pending sign-in", err)
 		}
-		return LoginResult{}, unavailable("consume pending sign-in", err)
+		if recovery == nil {
+			return LoginResult{}, cerr
+		}
+		// The recovery code is used up though this sign-in ends here
+		// (another request completed it first, say): on record all the
+		// same, as a failed recovery_used, and the user is told.
+		if err := g.record(ctx, g.recoveryUsed(p.a, *recovery, audit.Failure, reason)); err != nil {
+			return LoginResult{}, err
+		}
+		return LoginResult{}, cerr
 	}
 	events := []audit.Event{p.a.event(audit.MFASucceeded, audit.Success, "")}
 	events[0].Meta = map[string]string{"kind": string(kind)}
 	if recovery != nil {
-		g.notify(u.Email, "A recovery code was used to sign in",
-			fmt.Sprintf("One of your recovery codes was just used to sign in to your account; %d are left. "+
-				"If it was not you, change your password and generate new recovery codes now.", recovery.Left))
-		e := p.a.event(audit.RecoveryUsed, audit.Success, "")
-		e.Target = u.ID
-		e.Meta = map[string]string{"left": strconv.Itoa(recovery.Left)}
-		events = append(events, e)
+		events = append(events, g.recoveryUsed(p.a, *recovery, audit.Success, ""))
 	}
 	if err := g.record(ctx, events...); err != nil {
 		return LoginResult{}, err
 	}
 	if err := g.settle(ctx, gt, true); err != nil {
-		return LoginResult{}, err
+		return LoginResult{}, g.loginFailed(ctx, p.a, ReasonUnavailable, err)
 	}
 	if p.txn.Flags&FlagBreakGlass != 0 {
 		// The password step found the user to be the break-glass owner;
@@ -219,6 +231,19 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	res, err := g.createSession(ctx, p.a, p.pol, si)
 	res.RecoveryLeft = recovery
 	return res, err
+}
+
+// recoveryUsed is the mfa.recovery_used event of a's use of a recovery
+// code, with r.Left codes left, and mails the user a notice of it.
+func (g *Guard) recoveryUsed(a attempt, r mfa.RecoveryResult, outcome audit.Outcome, reason string) audit.Event {
+	u := *a.user
+	g.notify(u.Email, "A recovery code was used to sign in",
+		fmt.Sprintf("One of your recovery codes was just used to sign in to your account; %d are left. "+
+			"If it was not you, change your password and generate new recovery codes now.", r.Left))
+	e := a.event(audit.RecoveryUsed, outcome, reason)
+	e.Target = u.ID
+	e.Meta = map[string]string{"left": strconv.Itoa(r.Left)}
+	return e
 }
 
 // SendLoginCode sends an email or SMS code for a pending sign-in to one of
@@ -305,7 +330,7 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 	u := *p.a.user
 	gt, reason, err := g.reserve(ctx, u.Tenant, u.Email, sf.IP, true)
 	if err != nil {
-		return LoginResult{}, err
+		return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, mfa.KindTOTP, gate{}, err)
 	}
 	if reason != "" {
 		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, mfa.KindTOTP, gate{}, ErrInvalidCode)
@@ -321,7 +346,7 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 		return LoginResult{}, unavailable("consume pending sign-in", err)
 	}
 	if err := g.settle(ctx, gt, true); err != nil {
-		return LoginResult{}, err
+		return LoginResult{}, g.loginFailed(ctx, p.a, ReasonUnavailable, err)
 	}
 	res, err := g.createSession(ctx, p.a, p.pol, signIn{password: p.txn.Flags&FlagSSO == 0, flags: p.txn.Flags, mfa: mfa.KindTOTP})
 	res.RecoveryCodes = codes
@@ -463,7 +488,7 @@ func (g *Guard) ConfirmFactor(ctx context.Context, p Principal, factorID, code s
 	}
 	gt, reason, err := g.reserve(ctx, p.Tenant, a.email, p.IP, true)
 	if err != nil {
-		return nil, err
+		return nil, g.mfaFailed(ctx, a, ReasonUnavailable, f.Kind, gate{}, err)
 	}
 	if reason != "" {
 		return nil, g.mfaFailed(ctx, a, reason, f.Kind, gate{}, ErrInvalidCode)
@@ -662,16 +687,15 @@ type Proof struct {
 // app — and the session behind token is renewed with a new token and a
 // fresh authentication time, so sensitive actions are allowed for
 // Config.StepUpWindow. A wrong proof is ErrInvalidCredentials and counts in
-// the lockout.
+// the lockout. Every attempt is recorded (reauthenticated): an over-long
+// password, not evaluated nor counted, as auth.ErrPasswordTooLong with
+// reason bad_input, as Login records it.
 func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, proof Proof) (string, session.Session, error) {
 	if p.Kind != KindUser {
 		return "", session.Session{}, ErrUnauthenticated
 	}
 	if h, err := session.ParseToken(token); err != nil || h != p.Session {
 		return "", session.Session{}, ErrUnauthenticated
-	}
-	if len(proof.Password) > MaxPasswordBytes {
-		return "", session.Session{}, auth.ErrPasswordTooLong
 	}
 	u, err := g.stores.Users.User(ctx, p.Tenant, p.UserID)
 	if err != nil {
@@ -685,9 +709,13 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 		}
 		return err
 	}
+	if len(proof.Password) > MaxPasswordBytes {
+		// Not evaluated, nor counted; recorded as Login records it.
+		return "", session.Session{}, fail(ReasonBadInput, gate{}, auth.ErrPasswordTooLong)
+	}
 	gt, reason, err := g.reserve(ctx, p.Tenant, u.Email, p.IP, true)
 	if err != nil {
-		return "", session.Session{}, err
+		return "", session.Session{}, fail(ReasonUnavailable, gate{}, err)
 	}
 	if reason != "" {
 		g.hasher.VerifyDummy(ctx, proof.Password)
@@ -738,7 +766,7 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 		}
 	}
 	if err := g.settle(ctx, gt, true); err != nil {
-		return "", session.Session{}, err
+		return "", session.Session{}, fail(ReasonUnavailable, gate{}, err)
 	}
 	nt, s, err := g.sessions.Reauthenticate(ctx, token, flags)
 	switch {

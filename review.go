@@ -654,8 +654,11 @@ type ReviewResult struct {
 //
 // Every decision is checked before any is applied: a malformed one, an
 // unknown user, role or key, a role the user does not hold, a decision
-// about the reviewer's own account (ErrForbidden), a downgrade to a role
-// the reviewer could not grant (ErrForbidden), decisions that would
+// about the reviewer's own account (ErrForbidden, recorded as
+// access.denied with reason own_account), a downgrade to a role the
+// reviewer could not grant or the removal of one (ErrForbidden, recorded
+// as GrantRole and RevokeRole record it: a failed role.granted or
+// role.revoked with reason escalation), decisions that would
 // leave the tenant without an active owner (rbac.ErrLastOwner), or one
 // that would deactivate the break-glass owner of a tenant that requires
 // SSO, or take the owner role from them (ErrBreakGlassUser), change
@@ -730,6 +733,20 @@ func (g *Guard) ApplyReview(ctx context.Context, by Principal, tenant string, ds
 	}
 	res.Recorded = evs[0]
 	return res, nil
+}
+
+// escalation records a decision of a review that would grant or take
+// away a role the reviewer could not grant, as GrantRole and RevokeRole
+// record theirs (role.granted or role.revoked, failed, reason escalation,
+// Meta role), and returns ErrForbidden (ErrUnavailable if the refusal
+// cannot be recorded).
+func (g *Guard) escalation(ctx context.Context, by Principal, tenant string, action audit.Action, userID, role string) error {
+	e := g.adminEvent(by, tenant, action, rbac.User(userID).String())
+	e.Outcome, e.Reason, e.Meta = audit.Failure, "escalation", map[string]string{"role": role}
+	if err := g.record(ctx, e); err != nil {
+		return err
+	}
+	return errors.Join(ErrForbidden, rbac.ErrEscalation)
 }
 
 // plannedDecision is a checked decision with what applying it takes.
@@ -827,7 +844,7 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 		case seen["user:"+d.UserID]:
 			return nil, &InputError{Field: field, Reason: "decides on the same user twice"}
 		case by.Kind == KindUser && by.UserID == d.UserID:
-			return nil, ErrForbidden
+			return nil, g.refused(ctx, by, rbac.Users, rbac.Manage, reasonOwnAccount)
 		case len(d.UserID) > auth.MaxIDBytes:
 			return nil, ErrUserNotFound
 		}
@@ -849,7 +866,7 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 				return nil, &InputError{Field: field, Reason: "downgrades to an unknown role"}
 			}
 			if !holds(r) {
-				return nil, ErrForbidden
+				return nil, g.escalation(ctx, by, tenant, audit.RoleGranted, d.UserID, d.DowngradeTo)
 			}
 			if !slices.Contains(held, d.DowngradeTo) {
 				p.grant = d.DowngradeTo
@@ -873,7 +890,7 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 		}
 		for _, r := range p.revoke {
 			if info, ok := roleInfo[r]; ok && !holds(info) {
-				return nil, ErrForbidden
+				return nil, g.escalation(ctx, by, tenant, audit.RoleRevoked, d.UserID, r)
 			}
 		}
 		if d.Deactivate || slices.Contains(p.revoke, rbac.Owner) {

@@ -342,9 +342,6 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 	if err := g.checkCaptcha(ctx, req.Captcha, p.IP); err != nil {
 		return err
 	}
-	if len(current) > MaxPasswordBytes || len(next) > MaxPasswordBytes {
-		return auth.ErrPasswordTooLong
-	}
 	pol, err := g.EffectivePolicy(ctx, p.Tenant)
 	if err != nil {
 		return err
@@ -359,6 +356,9 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 			return rerr
 		}
 		return err
+	}
+	if len(current) > MaxPasswordBytes || len(next) > MaxPasswordBytes {
+		return fail(ReasonBadInput, gate{}, auth.ErrPasswordTooLong)
 	}
 	key := accountKey(p.Tenant, u.Email)
 	res, err := g.stores.Throttle.Reserve(ctx, key, g.now(), g.acctLim)

@@ -206,6 +206,9 @@ func (g *Guard) StartSSO(ctx context.Context, req SSOStart) (*sso.Login, error) 
 	if _, err := g.EffectivePolicy(ctx, req.Tenant); err != nil {
 		return nil, err
 	}
+	if err := checkClientIP(req.IP); err != nil {
+		return nil, err
+	}
 	if req.IP != "" {
 		r, err := g.stores.Throttle.Reserve(ctx, "sso-start:"+req.IP, g.now(), ssoStartLimit)
 		if err != nil {
@@ -265,6 +268,10 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 			return rerr
 		}
 		return err
+	}
+	// Before the response is checked (and its request used up).
+	if err := checkClientIP(resp.IP); err != nil {
+		return LoginResult{}, "", fail(ReasonBadInput, "", err)
 	}
 	res, err := g.sso.ACS(ctx, resp.Tenant, resp.Request, resp.Binding)
 	if err != nil {

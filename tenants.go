@@ -32,10 +32,11 @@ func CheckTenantID(id string) error {
 }
 
 // CreateTenant creates a tenant with the given id, name and policy. Only
-// the system may create tenants.
+// the system may create tenants (ErrForbidden otherwise, recorded as
+// access.denied with reason system_only in the caller's tenant).
 func (g *Guard) CreateTenant(ctx context.Context, by Principal, id, name string, p Policy) (Tenant, error) {
 	if by.Kind != KindSystem {
-		return Tenant{}, ErrForbidden
+		return Tenant{}, g.refused(ctx, by, rbac.Settings, rbac.Manage, reasonSystemOnly)
 	}
 	if err := CheckTenantID(id); err != nil {
 		return Tenant{}, err

@@ -232,7 +232,8 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 // of them fails. Each key is recorded as apikey.revoked (Meta reason
 // creator_deactivated, created_by), then the deactivation as
 // user.deactivated (Meta sessions_ended, api_keys_revoked). A user cannot
-// deactivate themselves; the break-glass owner of a tenant that requires
+// deactivate themselves (ErrForbidden, recorded as access.denied with
+// reason own_account); the break-glass owner of a tenant that requires
 // SSO cannot be deactivated (ErrBreakGlassUser), nor can the tenant's last
 // active owner (rbac.ErrLastOwner, recorded as a failed user.deactivated
 // with reason last_owner; nothing else changes): make another user an
@@ -250,7 +251,7 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 // A failure while the owners are counted undoes the deactivation instead.
 func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id string) error {
 	if by.Kind == KindUser && by.UserID == id {
-		return ErrForbidden
+		return g.refused(ctx, by, rbac.Users, rbac.Manage, reasonOwnAccount)
 	}
 	if _, err := g.loadUser(ctx, by, tenant, id, rbac.Manage); err != nil {
 		return err
@@ -278,7 +279,8 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 // DeleteUser ends a user's sessions, revokes every API key they created
 // (each recorded as apikey.revoked, Meta reason creator_deleted), removes
 // the user and clears their throttle state; user.deleted has Meta email
-// and api_keys_revoked. A user cannot delete themselves; the break-glass
+// and api_keys_revoked. A user cannot delete themselves (ErrForbidden,
+// recorded as access.denied with reason own_account); the break-glass
 // owner of a tenant that requires SSO cannot be deleted
 // (ErrBreakGlassUser). A store failure gives ErrUnavailable and leaves the
 // user deactivated, with what was done so far: calling DeleteUser again
@@ -295,7 +297,7 @@ func (g *Guard) DeleteUser(ctx context.Context, by Principal, tenant, id string)
 // role).
 func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string, keepOwner bool) error {
 	if by.Kind == KindUser && by.UserID == id {
-		return ErrForbidden
+		return g.refused(ctx, by, rbac.Users, rbac.Manage, reasonOwnAccount)
 	}
 	u, err := g.loadUser(ctx, by, tenant, id, rbac.Manage)
 	if err != nil {
@@ -376,14 +378,15 @@ func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string)
 // change when a password is known or suspected to be compromised.
 //
 // It needs users:manage in the user's tenant. A user cannot expire their
-// own password (ErrForbidden: ChangePassword is for that); a user without
+// own password (ErrForbidden, recorded as access.denied with reason
+// own_account: ChangePassword is for that); a user without
 // a password gives an *InputError, an unknown user ErrUserNotFound, and
 // nothing changes. A store failure gives ErrUnavailable. It is recorded as
 // password.expired (Meta sessions_ended); if the event cannot be recorded
 // the error is returned and the mark and the ended sessions stay.
 func (g *Guard) ExpirePassword(ctx context.Context, by Principal, tenant, id string) error {
 	if isSelf(by, tenant, id) {
-		return ErrForbidden
+		return g.refused(ctx, by, rbac.Users, rbac.Manage, reasonOwnAccount)
 	}
 	u, err := g.loadUser(ctx, by, tenant, id, rbac.Manage)
 	if err != nil {

@@ -23,7 +23,7 @@ const (
 	MFARemoved        Action = "mfa.removed"         // Meta: kind, left
 	MFACodeSent       Action = "mfa.code_sent"       // Meta: kind
 	MFACodeSuppressed Action = "mfa.code_suppressed" // Reason: cool_down, rate_limited, destination_not_allowed
-	RecoveryUsed      Action = "mfa.recovery_used"   // Meta: left
+	RecoveryUsed      Action = "mfa.recovery_used"   // Meta: left; failed when the sign-in it was for did not complete
 	RecoveryReset     Action = "mfa.recovery_regenerated"
 )
 
@@ -33,7 +33,7 @@ const (
 	IPListChanged Action = "ip.allowlist_changed" // Target: the scope; Meta: version, entries
 	APIKeyCreated Action = "apikey.created"       // Meta: name, prefix
 	APIKeyRevoked Action = "apikey.revoked"       // with its creator: Meta reason (creator_deactivated, creator_deleted), created_by
-	APIKeyDenied  Action = "apikey.denied"        // Reason: revoked, expired
+	APIKeyDenied  Action = "apikey.denied"        // Reason: revoked, expired; Meta: throttled (the client IP was locked)
 )
 
 // Roles and four-eyes approvals.
@@ -100,7 +100,10 @@ const (
 	TenantPolicySet          Action = "tenant.policy_changed"
 	AuditPurged              Action = "audit.purged"
 	AuditExported            Action = "audit.exported" // Meta: format and the query's filters
-	AccessDenied             Action = "access.denied"
+	// Reason: no_permission, other_tenant, owner_only, password_expired,
+	// approval_required, bad_input, error, system_only, own_account,
+	// invalid_principal.
+	AccessDenied Action = "access.denied"
 )
 
 // Actions lists every action above, for documentation and validation.

@@ -1,0 +1,63 @@
+package guard_test
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+)
+
+// AuthenticateAPIKey documents "A revoked or expired key is audited in its
+// tenant (apikey.denied)". Once the client IP is locked for junk keys, a
+// revoked key used from it is still refused with ErrTooManyAttempts, and
+// still recorded (Meta throttled): whoever holds a leaked, revoked key
+// cannot hide its use behind a burst of junk keys. So that one key used
+// in a loop cannot flood the tenant's log, such uses are recorded at most
+// once a minute for each key and IP; junk keys, of no tenant, stay
+// unrecorded.
+func TestRevokedAPIKeyRecordedWhileIPThrottled(t *testing.T) {
+	f := newFixture(t)
+	sys := guard.System("test")
+	key, k, err := f.g.CreateAPIKey(f.ctx, sys, guard.NewAPIKey{Tenant: tenantID, Name: "reporting"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.RevokeAPIKey(f.ctx, sys, tenantID, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.MustParseAddr("198.51.100.9")
+	for range 25 {
+		_, _ = f.g.AuthenticateAPIKey(f.ctx, "gk_junk", addr)
+	}
+	all := len(f.events(t, ""))
+	before := len(f.events(t, audit.APIKeyDenied))
+	for i := range 5 {
+		if _, err := f.g.AuthenticateAPIKey(f.ctx, key, addr); !errors.Is(err, guard.ErrTooManyAttempts) {
+			t.Fatalf("use %d of the revoked key from a locked IP: %v, want ErrTooManyAttempts", i, err)
+		}
+	}
+	evs := f.events(t, audit.APIKeyDenied)[before:]
+	if len(evs) != 1 {
+		t.Fatalf("5 uses of revoked key %s from a locked IP within a minute: %d apikey.denied events, want 1", k.ID, len(evs))
+	}
+	if e := evs[0]; e.Target != k.ID || e.Reason != "revoked" || e.Meta["throttled"] != "true" || e.IP != addr.String() {
+		t.Errorf("apikey.denied = %+v, want the key, reason revoked, Meta throttled, the IP", e)
+	}
+	if _, err := f.g.AuthenticateAPIKey(f.ctx, "gk_junk", addr); !errors.Is(err, guard.ErrTooManyAttempts) {
+		t.Fatalf("junk key from a locked IP: %v", err)
+	}
+	if n := len(f.events(t, "")); n != all+1 {
+		t.Errorf("%d events written for the refused keys, want only the revoked key's one", n-all)
+	}
+	// A minute later the key's next use is on record again.
+	f.clock.Advance(time.Minute + time.Second)
+	if _, err := f.g.AuthenticateAPIKey(f.ctx, key, addr); err == nil {
+		t.Fatal("revoked key accepted")
+	}
+	if n := len(f.events(t, audit.APIKeyDenied)) - before; n != 2 {
+		t.Errorf("a minute later: %d apikey.denied events in all, want 2", n)
+	}
+}
