@@ -607,7 +607,9 @@ func (g *Guard) Roles(ctx context.Context, by Principal, tenant string) ([]rbac.
 // permission by holds, so that a menu offers no role only to have it
 // refused. by must be of the tenant and hold users:manage (ErrForbidden
 // otherwise, as from GrantRole); the system may give every role. It
-// changes nothing, and like Can records no denial for being asked. A
+// changes nothing, and like Can records no denial for being asked by a
+// user of the tenant without users:manage; a principal of another tenant
+// is recorded (access.denied, reason other_tenant), as everywhere. A
 // store failure is ErrUnavailable, never a list. The answer is as of the
 // call; GrantRole judges again. (Giving an API key a role needs
 // api-keys:manage instead of users:manage.)
