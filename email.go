@@ -215,11 +215,14 @@ func (g *Guard) ConfirmEmailChange(ctx context.Context, req EmailChangeConfirm) 
 	if g.recovery.codes == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
 	}
+	if err := checkClientIP(req.IP); err != nil {
+		return err
+	}
 	_, u, err := g.linkUser(ctx, req.Tenant, req.UserID, ErrInvalidEmailChange)
 	if err != nil {
 		return err
 	}
-	p := Principal{Kind: KindUser, Tenant: u.Tenant, UserID: u.ID, IP: clip(req.IP, 64), UserAgent: clip(req.UserAgent, 512)}
+	p := Principal{Kind: KindUser, Tenant: u.Tenant, UserID: u.ID, IP: req.IP, UserAgent: clip(req.UserAgent, 512)}
 	email, eerr := auth.CanonicalEmail(req.Email)
 	refuse := func(reason string) error {
 		if rerr := g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, reason)); rerr != nil {

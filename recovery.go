@@ -235,6 +235,9 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
 	}
+	if err := checkClientIP(req.IP); err != nil {
+		return err
+	}
 	if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
 		return err
 	}
@@ -261,7 +264,7 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 		return
 	}
 	ev := audit.Event{Tenant: req.Tenant, Actor: audit.Actor{Kind: audit.ActorAnonymous, Email: email},
-		Action: audit.PasswordResetRequested, IP: req.IP, UserAgent: req.UserAgent, Outcome: audit.Success}
+		Action: audit.PasswordResetRequested, IP: req.IP, UserAgent: clip(req.UserAgent, 512), Outcome: audit.Success}
 	u, err := g.stores.Users.UserByEmail(ctx, req.Tenant, email)
 	switch {
 	case errors.Is(err, auth.ErrNotFound):
@@ -389,6 +392,9 @@ type ResetRequest struct {
 // is set returns ErrUnavailable and gives the link back, the password
 // unchanged (the user's sessions may have ended): try again with it.
 func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
+	if err := checkClientIP(req.IP); err != nil {
+		return err
+	}
 	if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
 		return err
 	}
@@ -399,7 +405,7 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if err != nil {
 		return err
 	}
-	actor := Principal{Kind: KindUser, Tenant: u.Tenant, UserID: u.ID, IP: clip(req.IP, 64), UserAgent: clip(req.UserAgent, 512)}
+	actor := Principal{Kind: KindUser, Tenant: u.Tenant, UserID: u.ID, IP: req.IP, UserAgent: clip(req.UserAgent, 512)}
 	refuse := func(reason string) error {
 		e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
 		e.Outcome, e.Reason = audit.Failure, reason

@@ -208,3 +208,26 @@ func TestResetPasswordStoreFailures(t *testing.T) {
 		t.Errorf("the new password after the reset: %v", err)
 	}
 }
+
+// The links' calls take the client IP as the sign-in calls do: over 64
+// bytes it is bad input (*guard.InputError), refused before anything is
+// looked at, not an audit write failing on it later.
+func TestLinkCallsCheckClientIP(t *testing.T) {
+	f := newMFAFixture(t)
+	u := f.createUser(t, adaEmail, ownerPW)
+	long := strings.Repeat("1", 65)
+	var ie *guard.InputError
+	if err := f.g.ForgotPassword(f.ctx, guard.ForgotRequest{Tenant: tenantID, Email: adaEmail, IP: long}); !errors.As(err, &ie) || ie.Field != "IP" {
+		t.Errorf("ForgotPassword with a long IP: %v, want an InputError on IP", err)
+	}
+	if err := f.g.ResetPassword(f.ctx, guard.ResetRequest{Tenant: tenantID, UserID: u.ID, Token: bogusToken, NewPassword: "x", IP: long}); !errors.As(err, &ie) || ie.Field != "IP" {
+		t.Errorf("ResetPassword with a long IP: %v, want an InputError on IP", err)
+	}
+	if err := f.g.ConfirmEmailChange(f.ctx, guard.EmailChangeConfirm{Tenant: tenantID, UserID: u.ID, Email: newAdaEmail, Token: bogusToken, IP: long}); !errors.As(err, &ie) || ie.Field != "IP" {
+		t.Errorf("ConfirmEmailChange with a long IP: %v, want an InputError on IP", err)
+	}
+	f.g.Close()
+	if n := len(f.mailTo(adaEmail)); n != 0 {
+		t.Errorf("%d mails sent", n)
+	}
+}
