@@ -1,0 +1,76 @@
+package guard_test
+
+// "A tamper-evident audit log per tenant, written before any action is
+// reported as done" (doc.go): with the audit store down, a change that
+// lowers security or changes trust must not stand unrecorded. It is either
+// undone when its record fails (the previous value put back), or recorded
+// before it is made. Revocations go the other way: they stand, unrecorded,
+// and the call says so with ErrUnavailable.
+
+import (
+	"errors"
+	"testing"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/store/memstore"
+)
+
+// withFailingAudit wraps the audit store of a config in a failingAudit,
+// stored in *fa, to take the audit log down and up during a test.
+func withFailingAudit(fa **failingAudit) func(*guard.Config) {
+	return func(c *guard.Config) {
+		*fa = &failingAudit{Audit: c.Stores.Audit.(*memstore.Audit)}
+		c.Stores.Audit = *fa
+	}
+}
+
+// wantUnavailable fails the test unless err is ErrUnavailable.
+func wantUnavailable(t *testing.T, call string, err error) {
+	t.Helper()
+	if !errors.Is(err, guard.ErrUnavailable) {
+		t.Fatalf("%s with the audit log down: %v, want ErrUnavailable", call, err)
+	}
+}
+
+// A policy change that cannot be recorded is undone: RequireMFA, switched
+// off with the audit log down, is on again, and the policy can be edited
+// from its new version once the log is back.
+func TestSetPolicyUnrecordedIsUndone(t *testing.T) {
+	var fa *failingAudit
+	f := newMFAFixture(t, withFailingAudit(&fa))
+	sys := guard.System("test")
+	v, err := f.g.SetPolicy(f.ctx, sys, tenantID, guard.Policy{RequireMFA: true}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := f.g.Tenant(f.ctx, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	_, err = f.g.SetPolicy(f.ctx, sys, tenantID, guard.Policy{RequireMFA: false, PasswordMinLength: 20}, v)
+	fa.set(false)
+	wantUnavailable(t, "SetPolicy", err)
+	pol, err := f.g.EffectivePolicy(f.ctx, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pol.RequireMFA || pol.PasswordMinLength == 20 {
+		t.Errorf("policy changed although the change could not be recorded: RequireMFA %v, PasswordMinLength %d",
+			pol.RequireMFA, pol.PasswordMinLength)
+	}
+	after, err := f.g.Tenant(f.ctx, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.Policy.MFARequiredSince.Equal(before.Policy.MFARequiredSince) {
+		t.Errorf("MFARequiredSince %v, want %v as before", after.Policy.MFARequiredSince, before.Policy.MFARequiredSince)
+	}
+	if n := len(f.events(t, audit.TenantPolicySet)); n != 1 {
+		t.Errorf("%d tenant.policy_set events, want 1 (the first change)", n)
+	}
+	if _, err := f.g.SetPolicy(f.ctx, sys, tenantID, guard.Policy{}, after.Version); err != nil {
+		t.Errorf("SetPolicy at the version after the undo: %v", err)
+	}
+}
