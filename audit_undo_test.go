@@ -9,10 +9,12 @@ package guard_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/store/memstore"
 )
 
@@ -72,5 +74,36 @@ func TestSetPolicyUnrecordedIsUndone(t *testing.T) {
 	}
 	if _, err := f.g.SetPolicy(f.ctx, sys, tenantID, guard.Policy{}, after.Version); err != nil {
 		t.Errorf("SetPolicy at the version after the undo: %v", err)
+	}
+}
+
+// A change of the IP allow-list that cannot be recorded is undone: the
+// previous list is back (under a new version).
+func TestSetIPAllowListUnrecordedIsUndone(t *testing.T) {
+	var fa *failingAudit
+	f := newFixture(t, withFailingAudit(&fa))
+	sys := guard.System("test")
+	ap, err := f.g.SetIPAllowList(f.ctx, sys, tenantID, guard.IPListChange{Scope: ipfilter.Users,
+		Entries: []string{"192.0.2.0/24"}, ReportOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	_, err = f.g.SetIPAllowList(f.ctx, sys, tenantID, guard.IPListChange{Scope: ipfilter.Users,
+		Entries: []string{"198.51.100.0/24"}, Version: ap.Version})
+	fa.set(false)
+	wantUnavailable(t, "SetIPAllowList", err)
+	after, err := f.g.IPAllowLists(f.ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(after.Users.Entries, []string{"192.0.2.0/24"}) || !after.Users.ReportOnly {
+		t.Errorf("allow-list %+v although the change could not be recorded, want 192.0.2.0/24 report-only", after.Users)
+	}
+	if n := len(f.events(t, audit.IPListChanged)); n != 1 {
+		t.Errorf("%d ip_list.changed events, want 1 (the first change)", n)
+	}
+	if _, err := f.g.SetIPAllowList(f.ctx, sys, tenantID, guard.IPListChange{Scope: ipfilter.Users, Version: after.Version}); err != nil {
+		t.Errorf("SetIPAllowList at the version after the undo: %v", err)
 	}
 }
