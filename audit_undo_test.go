@@ -15,6 +15,7 @@ import (
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/ipfilter"
+	"github.com/guardhq/guard/sso"
 	"github.com/guardhq/guard/store/memstore"
 )
 
@@ -105,5 +106,69 @@ func TestSetIPAllowListUnrecordedIsUndone(t *testing.T) {
 	}
 	if _, err := f.g.SetIPAllowList(f.ctx, sys, tenantID, guard.IPListChange{Scope: ipfilter.Users, Version: after.Version}); err != nil {
 		t.Errorf("SetIPAllowList at the version after the undo: %v", err)
+	}
+}
+
+// A new IdP connection that cannot be recorded is undone: the previous
+// one is back as stored; for a tenant that had none, there is none again.
+func TestSetSSOConnectionUnrecordedIsUndone(t *testing.T) {
+	stores := newMem()
+	fa := &failingAudit{Audit: stores.Audit.(*memstore.Audit)}
+	stores.Audit = fa
+	s := newSSOSiteOn(t, stores)
+	ctx, sys := t.Context(), guard.System("test")
+	before, err := s.g.SSOConnection(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := before
+	c.JIT, c.IdPInitiated = false, true
+	fa.set(true)
+	_, err = s.g.SetSSOConnection(ctx, sys, c)
+	fa.set(false)
+	wantUnavailable(t, "SetSSOConnection", err)
+	got, err := s.g.SSOConnection(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.IdPInitiated || !got.JIT || got.Metadata != before.Metadata || !got.MetadataFetchedAt.Equal(before.MetadataFetchedAt) {
+		t.Errorf("SSO connection changed (JIT %v, IdP-initiated %v) although the change could not be recorded", got.JIT, got.IdPInitiated)
+	}
+
+	if _, err := s.g.CreateTenant(ctx, sys, "beta", "Beta", guard.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Tenant = "beta"
+	fa.set(true)
+	_, err = s.g.SetSSOConnection(ctx, sys, c)
+	fa.set(false)
+	wantUnavailable(t, "SetSSOConnection (first connection)", err)
+	if _, err := s.g.SSOConnection(ctx, sys, "beta"); !errors.Is(err, sso.ErrNotFound) {
+		t.Errorf("SSOConnection of a tenant whose first connection could not be recorded: %v, want sso.ErrNotFound", err)
+	}
+}
+
+// A removal of the IdP that cannot be recorded is undone: the connection
+// is back as stored.
+func TestDeleteSSOConnectionUnrecordedIsUndone(t *testing.T) {
+	stores := newMem()
+	fa := &failingAudit{Audit: stores.Audit.(*memstore.Audit)}
+	stores.Audit = fa
+	s := newSSOSiteOn(t, stores)
+	ctx, sys := t.Context(), guard.System("test")
+	before, err := s.g.SSOConnection(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	err = s.g.DeleteSSOConnection(ctx, sys, tenantID)
+	fa.set(false)
+	wantUnavailable(t, "DeleteSSOConnection", err)
+	got, err := s.g.SSOConnection(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatalf("SSOConnection after a removal that could not be recorded: %v", err)
+	}
+	if got.Metadata != before.Metadata || got.MetadataURL != before.MetadataURL || got.JIT != before.JIT {
+		t.Errorf("connection %+v not put back as it was", got)
 	}
 }
