@@ -14,6 +14,7 @@ import (
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/sso"
 	"github.com/guardhq/guard/store/memstore"
@@ -106,6 +107,32 @@ func TestSetIPAllowListUnrecordedIsUndone(t *testing.T) {
 	}
 	if _, err := f.g.SetIPAllowList(f.ctx, sys, tenantID, guard.IPListChange{Scope: ipfilter.Users, Version: after.Version}); err != nil {
 		t.Errorf("SetIPAllowList at the version after the undo: %v", err)
+	}
+}
+
+// A reactivation that cannot be recorded is undone: the user stays
+// deactivated and cannot sign in.
+func TestReactivateUserUnrecordedIsUndone(t *testing.T) {
+	var fa *failingAudit
+	f := newFixture(t, withFailingAudit(&fa))
+	sys := guard.System("test")
+	u := f.createUser(t, adaEmail, ownerPW)
+	if err := f.g.DeactivateUser(f.ctx, sys, tenantID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	err := f.g.ReactivateUser(f.ctx, sys, tenantID, u.ID)
+	fa.set(false)
+	wantUnavailable(t, "ReactivateUser", err)
+	got, err := f.g.User(f.ctx, sys, tenantID, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != auth.StatusDeactivated {
+		t.Errorf("status %v although the reactivation could not be recorded, want deactivated", got.Status)
+	}
+	if _, err := f.login(adaEmail, ownerPW); err == nil {
+		t.Error("the deactivated user signed in")
 	}
 }
 

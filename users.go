@@ -265,15 +265,23 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 
 // ReactivateUser makes a deactivated user active again. The API keys
 // revoked when the user was deactivated stay revoked: a revoked key never
-// comes back, and the user creates new ones.
+// comes back, and the user creates new ones. A reactivation that cannot
+// be recorded in the audit log does not stand: the user's previous status
+// is set back and ErrUnavailable returned (if that fails too, the user
+// stays active, unrecorded, and ErrUnavailable is returned).
 func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id string) error {
-	if _, err := g.loadUser(ctx, by, tenant, id, rbac.Manage); err != nil {
+	u, err := g.loadUser(ctx, by, tenant, id, rbac.Manage)
+	if err != nil {
 		return err
 	}
 	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusActive); err != nil {
 		return g.userErr("reactivate user", err)
 	}
-	return g.record(ctx, g.adminEvent(by, tenant, audit.UserReactivated, id))
+	if err := g.record(ctx, g.adminEvent(by, tenant, audit.UserReactivated, id)); err != nil {
+		_ = g.stores.UserUpdates.SetStatus(context.WithoutCancel(ctx), tenant, id, u.Status)
+		return err
+	}
+	return nil
 }
 
 // DeleteUser ends a user's sessions, revokes every API key they created
