@@ -539,6 +539,14 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // session would keep its second-factor standing with no factor behind it.
 // An administrator may (the user's sessions all end, and the next sign-in
 // enrols one).
+//
+// A removal that cannot be recorded in the audit log does not stand: the
+// factor is stored again as it was (secret and last step included), no
+// notice is sent, and ErrUnavailable is returned. Putting it back voids a
+// pending enrolment of the same kind begun meanwhile; the sessions ended
+// stay ended, and the recovery codes voided with a last factor stay void
+// (RegenerateRecoveryCodes makes new ones). If the factor cannot be put
+// back, ErrUnavailable is returned too and the removal stays, unrecorded.
 func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, factorID string) error {
 	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
 		return err
@@ -564,6 +572,11 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	must := floor
 	if keepOne {
 		must = 1
+	}
+	// The factor as stored, to put back if the removal cannot be recorded.
+	prev, err := g.stores.MFA.Factors.Factor(ctx, tenant, userID, factorID)
+	if err != nil && !errors.Is(err, mfa.ErrNotFound) {
+		return unavailable("load factor", err)
 	}
 	f, left, err := g.mfa.RemoveFactorKeeping(ctx, tenant, userID, factorID, must)
 	switch {
@@ -593,6 +606,7 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	e := g.adminEvent(by, tenant, audit.MFARemoved, userID)
 	e.Meta = map[string]string{"kind": string(f.Kind), "factor": f.ID, "left": strconv.Itoa(left), "sessions_ended": strconv.Itoa(len(ended))}
 	if err := g.record(ctx, e); err != nil {
+		_ = g.stores.MFA.Factors.CreateFactor(context.WithoutCancel(ctx), prev, 0)
 		return err
 	}
 	if u, err := g.stores.Users.User(ctx, tenant, userID); err == nil {
