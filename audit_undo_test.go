@@ -70,3 +70,36 @@ func TestRemoveFactorUnrecordedIsUndone(t *testing.T) {
 		}
 	}
 }
+
+// An enrolment that cannot be recorded is undone: the factor is pending
+// again, the recovery codes made with it are gone, and the enrolment can
+// be confirmed once the log is back.
+func TestConfirmFactorUnrecordedIsUndone(t *testing.T) {
+	var fa *failingAudit
+	f := newMFAFixture(t, withFailingAudit(&fa))
+	f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	en, err := f.g.BeginTOTP(f.ctx, p, "Phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	_, err = f.g.ConfirmFactor(f.ctx, p, en.Factor.ID, f.code(t, en.Secret))
+	fa.set(false)
+	wantUnavailable(t, "ConfirmFactor", err)
+	fs, err := f.g.Factors(f.ctx, guard.System("test"), tenantID, p.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 1 || fs[0].ID != en.Factor.ID || fs[0].Confirmed() {
+		t.Errorf("factors %+v although the enrolment could not be recorded, want %s pending", fs, en.Factor.ID)
+	}
+	_, p = f.signIn(t, adaEmail, ownerPW) // the confirmation ended the session
+	if left, err := f.g.RecoveryCodesLeft(f.ctx, p); err != nil || left.Left != 0 {
+		t.Errorf("RecoveryCodesLeft = %+v, %v; want none", left, err)
+	}
+	codes, err := f.g.ConfirmFactor(f.ctx, p, en.Factor.ID, f.code(t, en.Secret))
+	if err != nil || len(codes) == 0 {
+		t.Errorf("ConfirmFactor with the log back = %d codes, %v", len(codes), err)
+	}
+}

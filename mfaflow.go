@@ -321,7 +321,8 @@ func (g *Guard) beginTOTP(ctx context.Context, a attempt, label string) (mfa.TOT
 // CompletePendingEnrolment confirms the factor begun with BeginPendingTOTP
 // with its first code and creates the session, returning the user's first
 // set of recovery codes (LoginResult.RecoveryCodes). A wrong code is
-// ErrInvalidCode and counts in the lockout.
+// ErrInvalidCode and counts in the lockout. An enrolment that cannot be
+// recorded is undone as for ConfirmFactor, and no session is created.
 func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (LoginResult, error) {
 	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeEnrol)
 	if err != nil {
@@ -361,10 +362,13 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 // but keep ends (SECURITY-CHECKLIST SE-9).
 func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, kind mfa.Kind, factorID, code string, keep session.Hash) ([]string, error) {
 	u := *a.user
-	var (
-		f   mfa.Factor
-		err error
-	)
+	// The pending factor as stored, to put back if the enrolment cannot
+	// be recorded.
+	pending, err := g.stores.MFA.Factors.Factor(ctx, u.Tenant, u.ID, factorID)
+	if err != nil && !errors.Is(err, mfa.ErrNotFound) {
+		return nil, g.mfaFailed(ctx, a, ReasonUnavailable, kind, gate{}, unavailable("load factor", err))
+	}
+	var f mfa.Factor
 	if kind == mfa.KindTOTP {
 		f, err = g.mfa.ConfirmTOTP(ctx, u.Tenant, u.ID, factorID, code)
 	} else {
@@ -397,12 +401,28 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, kind mfa.
 		events = append(events, e)
 	}
 	if err := g.record(ctx, events...); err != nil {
+		g.undoEnrolment(context.WithoutCancel(ctx), pending, codes != nil)
 		return nil, err
 	}
 	g.notify(u.Email, "A second factor was added to your account",
 		article(factorNoun(f.Kind))+" was just added to your account as a second sign-in step. "+
 			"If it was not you, contact your administrator now.")
 	return codes, nil
+}
+
+// undoEnrolment puts back as it was a factor whose confirmation cannot be
+// recorded: pending again (its confirmed copy deleted, the pending one
+// stored anew) and, when the confirmation made the user's first set of
+// recovery codes (codes), without recovery codes, as before. Best effort:
+// the caller is already failing.
+func (g *Guard) undoEnrolment(ctx context.Context, pending mfa.Factor, codes bool) {
+	if _, err := g.stores.MFA.Factors.DeleteFactor(ctx, pending.Tenant, pending.UserID, pending.ID); err != nil {
+		return
+	}
+	_ = g.stores.MFA.Factors.CreateFactor(ctx, pending, 0)
+	if codes {
+		_ = g.stores.MFA.Recovery.ReplaceRecoveryCodes(ctx, pending.Tenant, pending.UserID, nil)
+	}
 }
 
 // mfaErr keeps the mfa package's answers about input and state as they are
@@ -477,6 +497,13 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 // its first code, and returns a first set of recovery codes when it is the
 // user's first factor (show them once). A wrong code is ErrInvalidCode and
 // counts in the lockout.
+//
+// An enrolment that cannot be recorded in the audit log does not stand:
+// the factor is put back pending, as it was stored, the recovery codes it
+// made (for a first factor) are removed, and ErrUnavailable is returned;
+// the user's sessions ended by the confirmation stay ended. The undo is
+// best effort: if it fails, the factor stays active, unrecorded, and
+// ErrUnavailable is returned all the same.
 func (g *Guard) ConfirmFactor(ctx context.Context, p Principal, factorID, code string) ([]string, error) {
 	a, err := g.self(ctx, p)
 	if err != nil {
