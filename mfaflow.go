@@ -672,7 +672,12 @@ func article(noun string) string {
 
 // RegenerateRecoveryCodes gives the signed-in user a new set of recovery
 // codes (the old set stops working) and returns them once. It needs a
-// recent authentication.
+// recent authentication. The old set cannot be put back (only its hashes
+// were kept, and those are replaced), so the new set is recorded
+// (recovery.reset) before it is made: if it cannot be recorded,
+// ErrUnavailable is returned and the old set keeps working. A failure
+// after the record returns the error with the reset on record but not
+// done: the old set keeps working.
 func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]string, error) {
 	a, err := g.self(ctx, p)
 	if err != nil {
@@ -681,14 +686,14 @@ func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]str
 	if err := g.requireRecentAuth(p); err != nil {
 		return nil, err
 	}
-	codes, err := g.mfa.GenerateRecoveryCodes(ctx, p.Tenant, p.UserID)
-	if err != nil {
-		return nil, mfaErr("recovery codes", err)
-	}
 	e := a.event(audit.RecoveryReset, audit.Success, "")
 	e.Target = p.UserID
 	if err := g.record(ctx, e); err != nil {
 		return nil, err
+	}
+	codes, err := g.mfa.GenerateRecoveryCodes(ctx, p.Tenant, p.UserID)
+	if err != nil {
+		return nil, mfaErr("recovery codes", err)
 	}
 	g.notify(a.user.Email, "New recovery codes for your account",
 		"A new set of recovery codes was just made for your account; the old ones no longer work. "+
