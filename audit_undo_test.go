@@ -9,6 +9,7 @@ package guard_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	guard "github.com/guardhq/guard"
@@ -32,20 +33,32 @@ func wantUnavailable(t *testing.T, call string, err error) {
 	}
 }
 
-// RegenerateRecoveryCodes cannot put the old set back, so it records
-// first: with the audit log down the old codes keep working.
-func TestRegenerateRecoveryCodesUnrecordedKeepsTheOldSet(t *testing.T) {
+// UnlockUser cannot put back the failures it clears, so it records first:
+// with the audit log down the lock stays.
+func TestUnlockUserUnrecordedKeepsTheLock(t *testing.T) {
 	var fa *failingAudit
-	f := newMFAFixture(t, withFailingAudit(&fa))
-	f.createUser(t, adaEmail, ownerPW)
-	_, p := f.signIn(t, adaEmail, ownerPW)
-	_, codes := f.enrolTOTP(t, p)
+	f := newFixture(t, withFailingAudit(&fa))
+	sys := guard.System("test")
+	u := f.createUser(t, adaEmail, ownerPW)
+	for i := range guard.DefaultAccountLimit.Max {
+		f.login(adaEmail, fmt.Sprint("wrong password ", i))
+	}
+	locked := func() bool {
+		t.Helper()
+		st, err := f.g.LockState(f.ctx, sys, tenantID, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Locked(f.clock.Now())
+	}
+	if !locked() {
+		t.Fatal("the user is not locked")
+	}
 	fa.set(true)
-	_, err := f.g.RegenerateRecoveryCodes(f.ctx, p)
+	err := f.g.UnlockUser(f.ctx, sys, tenantID, u.ID)
 	fa.set(false)
-	wantUnavailable(t, "RegenerateRecoveryCodes", err)
-	pend := f.pending(t, adaEmail, ownerPW)
-	if _, err := f.complete(guard.MethodRecovery, pend.Token, codes[0]); err != nil {
-		t.Errorf("an old recovery code after a regeneration that could not be recorded: %v", err)
+	wantUnavailable(t, "UnlockUser", err)
+	if !locked() {
+		t.Error("the lock was lifted although the unlock could not be recorded")
 	}
 }

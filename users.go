@@ -360,16 +360,23 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 }
 
 // UnlockUser lifts a user's login lock (temporary or permanent) and clears
-// their failure count.
+// their failure count. The failures cleared cannot be put back, so the
+// unlock is recorded (user.unlocked) before it is done: if it cannot be
+// recorded, ErrUnavailable is returned and the lock stays. A store failure
+// after the record returns ErrUnavailable with the unlock on record but
+// not done (the lock stays): call UnlockUser again.
 func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string) error {
 	u, err := g.loadUser(ctx, by, tenant, id, rbac.Manage)
 	if err != nil {
 		return err
 	}
+	if err := g.record(ctx, g.adminEvent(by, tenant, audit.UserUnlocked, id)); err != nil {
+		return err
+	}
 	if err := g.stores.Throttle.Reset(ctx, accountKey(tenant, u.Email)); err != nil {
 		return unavailable("throttle", err)
 	}
-	return g.record(ctx, g.adminEvent(by, tenant, audit.UserUnlocked, id))
+	return nil
 }
 
 // ExpirePassword marks a user's password as compromised: the user's next
