@@ -9,10 +9,10 @@ package guard_test
 
 import (
 	"errors"
-	"fmt"
 	"testing"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/store/memstore"
 )
 
@@ -33,32 +33,51 @@ func wantUnavailable(t *testing.T, call string, err error) {
 	}
 }
 
-// UnlockUser cannot put back the failures it clears, so it records first:
-// with the audit log down the lock stays.
-func TestUnlockUserUnrecordedKeepsTheLock(t *testing.T) {
+// ChangePassword cannot put the old password back as it was, so it
+// records first: with the audit log down the password stays as it was.
+// The sessions it ends are recorded after, as session.revoked.
+func TestChangePasswordUnrecordedChangesNothing(t *testing.T) {
 	var fa *failingAudit
 	f := newFixture(t, withFailingAudit(&fa))
-	sys := guard.System("test")
-	u := f.createUser(t, adaEmail, ownerPW)
-	for i := range guard.DefaultAccountLimit.Max {
-		f.login(adaEmail, fmt.Sprint("wrong password ", i))
+	if _, err := f.g.SetPolicy(f.ctx, guard.System("test"), tenantID, guard.Policy{SessionLimit: 5}, 1); err != nil {
+		t.Fatal(err)
 	}
-	locked := func() bool {
-		t.Helper()
-		st, err := f.g.LockState(f.ctx, sys, tenantID, u.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.Locked(f.clock.Now())
+	f.createUser(t, adaEmail, ownerPW)
+	res, err := f.login(adaEmail, ownerPW)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !locked() {
-		t.Fatal("the user is not locked")
+	other, err := f.login(adaEmail, ownerPW)
+	if err != nil {
+		t.Fatal(err)
 	}
+	p, err := f.g.Authenticate(f.ctx, res.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const next = "a brand new passphrase"
 	fa.set(true)
-	err := f.g.UnlockUser(f.ctx, sys, tenantID, u.ID)
+	err = f.g.ChangePassword(f.ctx, p, guard.PasswordChange{Current: ownerPW, New: next})
 	fa.set(false)
-	wantUnavailable(t, "UnlockUser", err)
-	if !locked() {
-		t.Error("the lock was lifted although the unlock could not be recorded")
+	wantUnavailable(t, "ChangePassword", err)
+	if _, err := f.g.Authenticate(f.ctx, other.Token); err != nil {
+		t.Errorf("another session ended by a change not made: %v", err)
+	}
+	if _, err := f.login(adaEmail, next); err == nil {
+		t.Error("the new password signs in although the change could not be recorded")
+	}
+	if _, err := f.login(adaEmail, ownerPW); err != nil {
+		t.Errorf("the old password: %v", err)
+	}
+
+	if err := f.g.ChangePassword(f.ctx, p, guard.PasswordChange{Current: ownerPW, New: next}); err != nil {
+		t.Fatalf("ChangePassword with the log back: %v", err)
+	}
+	if n := len(f.events(t, audit.PasswordChanged)); n != 1 {
+		t.Errorf("%d password.changed events, want 1", n)
+	}
+	evs := f.events(t, audit.SessionRevoked)
+	if len(evs) != 1 || evs[0].Meta["reason"] != "password_changed" || evs[0].Meta["sessions_ended"] != "2" {
+		t.Errorf("session.revoked events %+v, want one with reason password_changed, sessions_ended 2", evs)
 	}
 }
