@@ -9,10 +9,18 @@ package guard_test
 
 import (
 	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/ipfilter"
+	"github.com/guardhq/guard/sso"
 	"github.com/guardhq/guard/store/memstore"
 )
 
@@ -30,6 +38,269 @@ func wantUnavailable(t *testing.T, call string, err error) {
 	t.Helper()
 	if !errors.Is(err, guard.ErrUnavailable) {
 		t.Fatalf("%s with the audit log down: %v, want ErrUnavailable", call, err)
+	}
+}
+
+// A policy change that cannot be recorded is undone: RequireMFA, switched
+// off with the audit log down, is on again, and the policy can be edited
+// from its new version once the log is back.
+func TestSetPolicyUnrecordedIsUndone(t *testing.T) {
+	var fa *failingAudit
+	f := newMFAFixture(t, withFailingAudit(&fa))
+	sys := guard.System("test")
+	v, err := f.g.SetPolicy(f.ctx, sys, tenantID, guard.Policy{RequireMFA: true}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := f.g.Tenant(f.ctx, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	_, err = f.g.SetPolicy(f.ctx, sys, tenantID, guard.Policy{RequireMFA: false, PasswordMinLength: 20}, v)
+	fa.set(false)
+	wantUnavailable(t, "SetPolicy", err)
+	pol, err := f.g.EffectivePolicy(f.ctx, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pol.RequireMFA || pol.PasswordMinLength == 20 {
+		t.Errorf("policy changed although the change could not be recorded: RequireMFA %v, PasswordMinLength %d",
+			pol.RequireMFA, pol.PasswordMinLength)
+	}
+	after, err := f.g.Tenant(f.ctx, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.Policy.MFARequiredSince.Equal(before.Policy.MFARequiredSince) {
+		t.Errorf("MFARequiredSince %v, want %v as before", after.Policy.MFARequiredSince, before.Policy.MFARequiredSince)
+	}
+	if n := len(f.events(t, audit.TenantPolicySet)); n != 1 {
+		t.Errorf("%d tenant.policy_set events, want 1 (the first change)", n)
+	}
+	if _, err := f.g.SetPolicy(f.ctx, sys, tenantID, guard.Policy{}, after.Version); err != nil {
+		t.Errorf("SetPolicy at the version after the undo: %v", err)
+	}
+}
+
+// A change of the IP allow-list that cannot be recorded is undone: the
+// previous list is back (under a new version).
+func TestSetIPAllowListUnrecordedIsUndone(t *testing.T) {
+	var fa *failingAudit
+	f := newFixture(t, withFailingAudit(&fa))
+	sys := guard.System("test")
+	ap, err := f.g.SetIPAllowList(f.ctx, sys, tenantID, guard.IPListChange{Scope: ipfilter.Users,
+		Entries: []string{"192.0.2.0/24"}, ReportOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	_, err = f.g.SetIPAllowList(f.ctx, sys, tenantID, guard.IPListChange{Scope: ipfilter.Users,
+		Entries: []string{"198.51.100.0/24"}, Version: ap.Version})
+	fa.set(false)
+	wantUnavailable(t, "SetIPAllowList", err)
+	after, err := f.g.IPAllowLists(f.ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(after.Users.Entries, []string{"192.0.2.0/24"}) || !after.Users.ReportOnly {
+		t.Errorf("allow-list %+v although the change could not be recorded, want 192.0.2.0/24 report-only", after.Users)
+	}
+	if n := len(f.events(t, audit.IPListChanged)); n != 1 {
+		t.Errorf("%d ip_list.changed events, want 1 (the first change)", n)
+	}
+	if _, err := f.g.SetIPAllowList(f.ctx, sys, tenantID, guard.IPListChange{Scope: ipfilter.Users, Version: after.Version}); err != nil {
+		t.Errorf("SetIPAllowList at the version after the undo: %v", err)
+	}
+}
+
+// A reactivation that cannot be recorded is undone: the user stays
+// deactivated and cannot sign in.
+func TestReactivateUserUnrecordedIsUndone(t *testing.T) {
+	var fa *failingAudit
+	f := newFixture(t, withFailingAudit(&fa))
+	sys := guard.System("test")
+	u := f.createUser(t, adaEmail, ownerPW)
+	if err := f.g.DeactivateUser(f.ctx, sys, tenantID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	err := f.g.ReactivateUser(f.ctx, sys, tenantID, u.ID)
+	fa.set(false)
+	wantUnavailable(t, "ReactivateUser", err)
+	got, err := f.g.User(f.ctx, sys, tenantID, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != auth.StatusDeactivated {
+		t.Errorf("status %v although the reactivation could not be recorded, want deactivated", got.Status)
+	}
+	if _, err := f.login(adaEmail, ownerPW); err == nil {
+		t.Error("the deactivated user signed in")
+	}
+}
+
+// A removal of a second factor that cannot be recorded is undone: the
+// factor is back, confirmed, with the same secret (its codes still sign
+// in), and no notice went out.
+func TestRemoveFactorUnrecordedIsUndone(t *testing.T) {
+	var fa *failingAudit
+	f := newMFAFixture(t, withFailingAudit(&fa))
+	f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	secret, _ := f.enrolTOTP(t, p)
+	fs, err := f.g.Factors(f.ctx, p, tenantID, p.UserID)
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("Factors: %v %v", fs, err)
+	}
+	fa.set(true)
+	err = f.g.RemoveFactor(f.ctx, guard.System("test"), tenantID, p.UserID, fs[0].ID)
+	fa.set(false)
+	wantUnavailable(t, "RemoveFactor", err)
+	after, err := f.g.Factors(f.ctx, guard.System("test"), tenantID, p.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != 1 || after[0].ID != fs[0].ID || !after[0].Confirmed() {
+		t.Fatalf("factors %+v although the removal could not be recorded, want %s back, confirmed", after, fs[0].ID)
+	}
+	f.clock.Advance(30 * time.Second) // a new TOTP step
+	pend := f.pending(t, adaEmail, ownerPW)
+	if _, err := f.complete(guard.MethodTOTP, pend.Token, f.code(t, secret)); err != nil {
+		t.Errorf("sign-in with the restored factor: %v", err)
+	}
+	f.g.Close() // waits for notices
+	for _, m := range f.out.mail {
+		if strings.Contains(m.Subject, "removed") {
+			t.Errorf("notice sent for a removal that was undone: %+v", m)
+		}
+	}
+}
+
+// An enrolment that cannot be recorded is undone: the factor is pending
+// again, the recovery codes made with it are gone, and the enrolment can
+// be confirmed once the log is back.
+func TestConfirmFactorUnrecordedIsUndone(t *testing.T) {
+	var fa *failingAudit
+	f := newMFAFixture(t, withFailingAudit(&fa))
+	f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	en, err := f.g.BeginTOTP(f.ctx, p, "Phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	_, err = f.g.ConfirmFactor(f.ctx, p, en.Factor.ID, f.code(t, en.Secret))
+	fa.set(false)
+	wantUnavailable(t, "ConfirmFactor", err)
+	fs, err := f.g.Factors(f.ctx, guard.System("test"), tenantID, p.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 1 || fs[0].ID != en.Factor.ID || fs[0].Confirmed() {
+		t.Errorf("factors %+v although the enrolment could not be recorded, want %s pending", fs, en.Factor.ID)
+	}
+	_, p = f.signIn(t, adaEmail, ownerPW) // the confirmation ended the session
+	if left, err := f.g.RecoveryCodesLeft(f.ctx, p); err != nil || left.Left != 0 {
+		t.Errorf("RecoveryCodesLeft = %+v, %v; want none", left, err)
+	}
+	codes, err := f.g.ConfirmFactor(f.ctx, p, en.Factor.ID, f.code(t, en.Secret))
+	if err != nil || len(codes) == 0 {
+		t.Errorf("ConfirmFactor with the log back = %d codes, %v", len(codes), err)
+	}
+}
+
+// A new IdP connection that cannot be recorded is undone: the previous
+// one is back as stored; for a tenant that had none, there is none again.
+func TestSetSSOConnectionUnrecordedIsUndone(t *testing.T) {
+	stores := newMem()
+	fa := &failingAudit{Audit: stores.Audit.(*memstore.Audit)}
+	stores.Audit = fa
+	s := newSSOSiteOn(t, stores)
+	ctx, sys := t.Context(), guard.System("test")
+	before, err := s.g.SSOConnection(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := before
+	c.JIT, c.IdPInitiated = false, true
+	fa.set(true)
+	_, err = s.g.SetSSOConnection(ctx, sys, c)
+	fa.set(false)
+	wantUnavailable(t, "SetSSOConnection", err)
+	got, err := s.g.SSOConnection(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.IdPInitiated || !got.JIT || got.Metadata != before.Metadata || !got.MetadataFetchedAt.Equal(before.MetadataFetchedAt) {
+		t.Errorf("SSO connection changed (JIT %v, IdP-initiated %v) although the change could not be recorded", got.JIT, got.IdPInitiated)
+	}
+
+	if _, err := s.g.CreateTenant(ctx, sys, "beta", "Beta", guard.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Tenant = "beta"
+	fa.set(true)
+	_, err = s.g.SetSSOConnection(ctx, sys, c)
+	fa.set(false)
+	wantUnavailable(t, "SetSSOConnection (first connection)", err)
+	if _, err := s.g.SSOConnection(ctx, sys, "beta"); !errors.Is(err, sso.ErrNotFound) {
+		t.Errorf("SSOConnection of a tenant whose first connection could not be recorded: %v, want sso.ErrNotFound", err)
+	}
+}
+
+// A removal of the IdP that cannot be recorded is undone: the connection
+// is back as stored.
+func TestDeleteSSOConnectionUnrecordedIsUndone(t *testing.T) {
+	stores := newMem()
+	fa := &failingAudit{Audit: stores.Audit.(*memstore.Audit)}
+	stores.Audit = fa
+	s := newSSOSiteOn(t, stores)
+	ctx, sys := t.Context(), guard.System("test")
+	before, err := s.g.SSOConnection(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	err = s.g.DeleteSSOConnection(ctx, sys, tenantID)
+	fa.set(false)
+	wantUnavailable(t, "DeleteSSOConnection", err)
+	got, err := s.g.SSOConnection(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatalf("SSOConnection after a removal that could not be recorded: %v", err)
+	}
+	if got.Metadata != before.Metadata || got.MetadataURL != before.MetadataURL || got.JIT != before.JIT {
+		t.Errorf("connection %+v not put back as it was", got)
+	}
+}
+
+// UnlockUser cannot put back the failures it clears, so it records first:
+// with the audit log down the lock stays.
+func TestUnlockUserUnrecordedKeepsTheLock(t *testing.T) {
+	var fa *failingAudit
+	f := newFixture(t, withFailingAudit(&fa))
+	sys := guard.System("test")
+	u := f.createUser(t, adaEmail, ownerPW)
+	for i := range guard.DefaultAccountLimit.Max {
+		f.login(adaEmail, fmt.Sprint("wrong password ", i))
+	}
+	locked := func() bool {
+		t.Helper()
+		st, err := f.g.LockState(f.ctx, sys, tenantID, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Locked(f.clock.Now())
+	}
+	if !locked() {
+		t.Fatal("the user is not locked")
+	}
+	fa.set(true)
+	err := f.g.UnlockUser(f.ctx, sys, tenantID, u.ID)
+	fa.set(false)
+	wantUnavailable(t, "UnlockUser", err)
+	if !locked() {
+		t.Error("the lock was lifted although the unlock could not be recorded")
 	}
 }
 
@@ -80,4 +351,110 @@ func TestChangePasswordUnrecordedChangesNothing(t *testing.T) {
 	if len(evs) != 1 || evs[0].Meta["reason"] != "password_changed" || evs[0].Meta["sessions_ended"] != "2" {
 		t.Errorf("session.revoked events %+v, want one with reason password_changed, sessions_ended 2", evs)
 	}
+}
+
+// RegenerateRecoveryCodes cannot put the old set back, so it records
+// first: with the audit log down the old codes keep working.
+func TestRegenerateRecoveryCodesUnrecordedKeepsTheOldSet(t *testing.T) {
+	var fa *failingAudit
+	f := newMFAFixture(t, withFailingAudit(&fa))
+	f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	_, codes := f.enrolTOTP(t, p)
+	fa.set(true)
+	_, err := f.g.RegenerateRecoveryCodes(f.ctx, p)
+	fa.set(false)
+	wantUnavailable(t, "RegenerateRecoveryCodes", err)
+	pend := f.pending(t, adaEmail, ownerPW)
+	if _, err := f.complete(guard.MethodRecovery, pend.Token, codes[0]); err != nil {
+		t.Errorf("an old recovery code after a regeneration that could not be recorded: %v", err)
+	}
+}
+
+// Revocations move toward the safer state: one that cannot be recorded
+// stands (rolling it back would be worse), and the call returns
+// ErrUnavailable.
+func TestRevocationsUnrecordedStand(t *testing.T) {
+	sys := guard.System("test")
+	type setup struct {
+		f     *fixture
+		fa    *failingAudit
+		user  guard.User
+		token string
+		p     guard.Principal
+	}
+	newSetup := func(t *testing.T) *setup {
+		s := &setup{}
+		s.f = newFixture(t, withFailingAudit(&s.fa))
+		s.user = s.f.createUser(t, adaEmail, ownerPW)
+		res, err := s.f.login(adaEmail, ownerPW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.token = res.Token
+		if s.p, err = s.f.g.Authenticate(s.f.ctx, res.Token); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	sessionEnded := func(t *testing.T, s *setup) {
+		t.Helper()
+		if _, err := s.f.g.Authenticate(s.f.ctx, s.token); !errors.Is(err, guard.ErrUnauthenticated) {
+			t.Errorf("Authenticate after the revocation: %v, want ErrUnauthenticated", err)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		revoke func(*setup) error
+		after  func(*testing.T, *setup)
+	}{
+		{"Logout", func(s *setup) error { return s.f.g.Logout(s.f.ctx, s.p) }, sessionEnded},
+		{"RevokeSession", func(s *setup) error {
+			return s.f.g.RevokeSession(s.f.ctx, sys, tenantID, s.user.ID, s.p.SessionID())
+		}, sessionEnded},
+		{"RevokeUserSessions", func(s *setup) error {
+			_, err := s.f.g.RevokeUserSessions(s.f.ctx, sys, tenantID, s.user.ID)
+			return err
+		}, sessionEnded},
+		{"DeactivateUser", func(s *setup) error {
+			return s.f.g.DeactivateUser(s.f.ctx, sys, tenantID, s.user.ID)
+		}, func(t *testing.T, s *setup) {
+			sessionEnded(t, s)
+			if u, err := s.f.g.User(s.f.ctx, sys, tenantID, s.user.ID); err != nil || u.Status != auth.StatusDeactivated {
+				t.Errorf("User = %v, %v; want deactivated", u.Status, err)
+			}
+		}},
+		{"DeleteUser", func(s *setup) error {
+			return s.f.g.DeleteUser(s.f.ctx, sys, tenantID, s.user.ID)
+		}, func(t *testing.T, s *setup) {
+			sessionEnded(t, s)
+			if _, err := s.f.g.User(s.f.ctx, sys, tenantID, s.user.ID); !errors.Is(err, guard.ErrUserNotFound) {
+				t.Errorf("User after the deletion: %v, want ErrUserNotFound", err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSetup(t)
+			s.fa.set(true)
+			err := tc.revoke(s)
+			s.fa.set(false)
+			wantUnavailable(t, tc.name, err)
+			tc.after(t, s)
+		})
+	}
+
+	t.Run("RevokeAPIKey", func(t *testing.T) {
+		s := newSetup(t)
+		key, k, err := s.f.g.CreateAPIKey(s.f.ctx, sys, guard.NewAPIKey{Tenant: tenantID, Name: "reporting"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.fa.set(true)
+		err = s.f.g.RevokeAPIKey(s.f.ctx, sys, tenantID, k.ID)
+		s.fa.set(false)
+		wantUnavailable(t, "RevokeAPIKey", err)
+		if _, err := s.f.g.AuthenticateAPIKey(s.f.ctx, key, netip.MustParseAddr("203.0.113.5")); err == nil {
+			t.Error("the key still authenticates after its revocation")
+		}
+	})
 }

@@ -184,7 +184,9 @@ func (g *Guard) trimSessions(ctx context.Context, tenant string, pol Policy) (in
 	}
 }
 
-// Logout ends the principal's session.
+// Logout ends the principal's session. A revocation stands even when it
+// cannot be recorded in the audit log: a failure to record leaves the
+// session ended and returns ErrUnavailable.
 func (g *Guard) Logout(ctx context.Context, p Principal) error {
 	if p.Kind != KindUser || p.Session.IsZero() {
 		return ErrUnauthenticated
@@ -237,6 +239,8 @@ func (g *Guard) UserSessions(ctx context.Context, by Principal, tenant, userID s
 // ending another session of their own needs a recent authentication
 // (ErrStepUpRequired; ending the current one is a logout and does not),
 // so that a stolen session cannot sign its owner out everywhere else.
+// A revocation stands even when it cannot be recorded in the audit log: a
+// failure to record leaves the session ended and returns ErrUnavailable.
 func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID, sessionID string) error {
 	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
 		return err
@@ -259,7 +263,8 @@ func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID,
 // RevokeUserSessions ends every session of a user except the principal's
 // own current session, and returns how many ended. A user ending their
 // own other sessions needs a recent authentication (ErrStepUpRequired),
-// as for RevokeSession.
+// as for RevokeSession. A failure to record leaves the sessions ended and
+// returns ErrUnavailable with their number.
 func (g *Guard) RevokeUserSessions(ctx context.Context, by Principal, tenant, userID string) (int, error) {
 	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
 		return 0, err

@@ -249,6 +249,9 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 // the keys revoked so far. Calling DeactivateUser again finishes the job;
 // so does Maintain, at its next run, for sessions and keys alike.
 // A failure while the owners are counted undoes the deactivation instead.
+// A deactivation moves toward the safer state, so it stands even when it
+// cannot be recorded: a failure to record leaves the user deactivated, the
+// sessions ended and the keys revoked, and returns ErrUnavailable.
 func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id string) error {
 	if by.Kind == KindUser && by.UserID == id {
 		return g.refused(ctx, by, rbac.Users, rbac.Manage, reasonOwnAccount)
@@ -296,6 +299,9 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 // (rbac.ErrLastOwner, recorded as a failed user.deleted with reason
 // last_owner): make another user an owner first. As for DeactivateUser,
 // this holds when the owners are deactivated or deleted concurrently.
+// A deletion revokes, so it stands even when it cannot be recorded: a
+// failure to record leaves the user deleted, their sessions ended and keys
+// revoked, and returns ErrUnavailable.
 func (g *Guard) DeleteUser(ctx context.Context, by Principal, tenant, id string) error {
 	return g.deleteUser(ctx, by, tenant, id, true)
 }
