@@ -547,6 +547,11 @@ func (g *Guard) policyRefused(ctx context.Context, by Principal, tenant string, 
 
 // DefineRole creates or replaces a custom role of the tenant with the
 // given permissions ("section:action"). The definer must hold them all.
+// A definition that cannot be recorded in the audit log does not stand:
+// the role's previous permissions are put back (a new role is deleted,
+// with any grant of it made meanwhile) and ErrUnavailable returned. If
+// that fails too, the definition stays, unrecorded, and ErrUnavailable is
+// returned.
 func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name string, perms []string) error {
 	if err := g.needRBAC(); err != nil {
 		return err
@@ -566,15 +571,38 @@ func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name strin
 	if err != nil {
 		return err
 	}
+	// The role as it was, to put back if the change cannot be recorded.
+	roles, err := g.rbac.Roles(ctx, tenant)
+	if err != nil {
+		return rbacErr("roles", err)
+	}
+	var prev []rbac.Permission
+	for _, r := range roles {
+		if r.Name == name && !r.BuiltIn {
+			prev = r.Permissions
+		}
+	}
 	if err := g.rbac.DefineRole(ctx, by2, tenant, name, ps); err != nil {
 		return g.policyRefused(ctx, by, tenant, audit.RoleDefined, clip(name, 200), rbacErr("define role", err))
 	}
 	e := g.adminEvent(by, tenant, audit.RoleDefined, name)
 	e.Meta = map[string]string{"permissions": clip(strings.Join(perms, " "), 1000)}
-	return g.record(ctx, e)
+	if err := g.record(ctx, e); err != nil {
+		uctx := context.WithoutCancel(ctx)
+		if prev == nil {
+			_ = g.rbac.DeleteRole(uctx, g.rbac.AllPerms(), tenant, name)
+		} else {
+			_ = g.rbac.DefineRole(uctx, g.rbac.AllPerms(), tenant, name, prev)
+		}
+		return err
+	}
+	return nil
 }
 
 // DeleteRole deletes a custom role of the tenant (and every grant of it).
+// Its holders lose permissions, so the deletion stands even when it cannot
+// be recorded in the audit log: a failure to record leaves the role and
+// its grants deleted and returns ErrUnavailable.
 func (g *Guard) DeleteRole(ctx context.Context, by Principal, tenant, name string) error {
 	if err := g.needRBAC(); err != nil {
 		return err
@@ -705,7 +733,10 @@ func (g *Guard) AdminWarning(ctx context.Context, by Principal, tenant string) (
 }
 
 // SetApprovalRequired puts an action (such as campaigns:send) under
-// four-eyes approval in the tenant, or takes it out.
+// four-eyes approval in the tenant, or takes it out. A change that cannot
+// be recorded in the audit log does not stand: the rule is set back as it
+// was and ErrUnavailable returned (if that fails too, the change stays,
+// unrecorded, and ErrUnavailable is returned).
 func (g *Guard) SetApprovalRequired(ctx context.Context, by Principal, tenant, permission string, required bool) error {
 	if err := g.needRBAC(); err != nil {
 		return err
@@ -718,12 +749,24 @@ func (g *Guard) SetApprovalRequired(ctx context.Context, by Principal, tenant, p
 	if err != nil {
 		return err
 	}
+	// The rule as it was, to set back if the change cannot be recorded.
+	rules, err := g.rbac.ApprovalRequired(ctx, tenant)
+	if err != nil {
+		return rbacErr("approval rules", err)
+	}
+	was := slices.Contains(rules, p)
 	if err := g.rbac.SetApprovalRequired(ctx, perms, tenant, p, required); err != nil {
 		return g.policyRefused(ctx, by, tenant, audit.ApprovalRuleChanged, permission, rbacErr("approval rule", err))
 	}
 	e := g.adminEvent(by, tenant, audit.ApprovalRuleChanged, permission)
 	e.Meta = map[string]string{"required": boolString(required)}
-	return g.record(ctx, e)
+	if err := g.record(ctx, e); err != nil {
+		if was != required {
+			_ = g.rbac.SetApprovalRequired(context.WithoutCancel(ctx), g.rbac.AllPerms(), tenant, p, was)
+		}
+		return err
+	}
+	return nil
 }
 
 func boolString(b bool) string {
