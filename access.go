@@ -814,11 +814,22 @@ func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, t
 // (rbac.ErrSelfApproval). A request filed by an API key counts as filed by
 // the user who created the key too: that user cannot approve it either
 // (rbac.ErrSelfApproval), or one person would be both pairs of eyes.
+//
+// An approval that cannot be recorded in the audit log must not carry out
+// the action with its approver off the record, and it cannot be made
+// pending again: it is used up at once (consumed, with no action carried
+// out; ConsumeApproval then refuses it with rbac.ErrConsumed) and
+// ErrUnavailable returned. The requester asks again. If it cannot be used
+// up either, ErrUnavailable is returned all the same and the approval
+// stands, unrecorded.
 func (g *Guard) ApproveRequest(ctx context.Context, by Principal, id string) (rbac.Approval, error) {
 	return g.decideApproval(ctx, by, id, true)
 }
 
 // RejectRequest rejects a pending request (same rules as ApproveRequest).
+// A rejection moves toward the safer state, so it stands even when it
+// cannot be recorded: a failure to record leaves the request rejected and
+// returns ErrUnavailable.
 func (g *Guard) RejectRequest(ctx context.Context, by Principal, id string) (rbac.Approval, error) {
 	return g.decideApproval(ctx, by, id, false)
 }
@@ -859,7 +870,15 @@ func (g *Guard) decideApproval(ctx context.Context, by Principal, id string, app
 	}
 	e := g.adminEvent(by, by.Tenant, action, id)
 	e.Meta = map[string]string{"permission": ap.Permission.String(), "requester": ap.Requester.String()}
-	return ap, g.record(ctx, e)
+	if err := g.record(ctx, e); err != nil {
+		if approve {
+			_, _ = g.stores.Approvals.ConsumeApproval(context.WithoutCancel(ctx), ap.Tenant, ap.ID,
+				rbac.Claim{Requester: ap.Requester, Permission: ap.Permission, Target: ap.Target, PayloadHash: ap.PayloadHash},
+				g.now().UTC().Truncate(time.Microsecond))
+		}
+		return rbac.Approval{}, err
+	}
+	return ap, nil
 }
 
 // notOwnKeysRequest returns rbac.ErrSelfApproval when approval id was
@@ -890,7 +909,10 @@ func (g *Guard) notOwnKeysRequest(ctx context.Context, by Principal, id string) 
 
 // ConsumeApproval uses an approved request, once, to carry out the action
 // it approved: by must be the requester, and permission, target and
-// payload must be exactly those approved.
+// payload must be exactly those approved. A consumption that cannot be
+// recorded in the audit log stands (the approval is used up, and no
+// rolled-back approval could be used twice): it returns ErrUnavailable,
+// and the host must not carry out the action.
 func (g *Guard) ConsumeApproval(ctx context.Context, by Principal, id, permission, target string, payload []byte) (rbac.Approval, error) {
 	if err := g.needRBAC(); err != nil {
 		return rbac.Approval{}, err

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/auth"
@@ -178,6 +179,49 @@ func TestDefineRoleUnrecordedIsUndone(t *testing.T) {
 		case "payer":
 			t.Errorf("role payer exists although its definition could not be recorded: %v", r.Permissions)
 		}
+	}
+}
+
+// An approval that cannot be recorded is used up at once: the requester
+// cannot carry out the action with it.
+func TestApproveRequestUnrecordedIsUsedUp(t *testing.T) {
+	var fa *failingAudit
+	f := newFixture(t, withFailingAudit(&fa))
+	req, _ := f.userWithRoles(t, "rob@example.test", rbac.Manager)
+	appr, _ := f.userWithRoles(t, "ann@example.test", rbac.Manager)
+	if err := f.g.SetApprovalRequired(f.ctx, guard.System("test"), tenantID, "campaigns:send", true); err != nil {
+		t.Fatal(err)
+	}
+	payload := []byte(`{"campaign":"c1"}`)
+	ap, err := f.g.RequestApproval(f.ctx, req, "campaigns:send", "c1", payload, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	_, err = f.g.ApproveRequest(f.ctx, appr, ap.ID)
+	fa.set(false)
+	wantUnavailable(t, "ApproveRequest", err)
+	if _, err := f.g.ConsumeApproval(f.ctx, req, ap.ID, "campaigns:send", "c1", payload); !errors.Is(err, rbac.ErrConsumed) {
+		t.Errorf("ConsumeApproval of an approval that could not be recorded: %v, want rbac.ErrConsumed", err)
+	}
+}
+
+// A rejection stands even when it cannot be recorded.
+func TestRejectRequestUnrecordedStands(t *testing.T) {
+	var fa *failingAudit
+	f := newFixture(t, withFailingAudit(&fa))
+	req, _ := f.userWithRoles(t, "rob@example.test", rbac.Manager)
+	appr, _ := f.userWithRoles(t, "ann@example.test", rbac.Manager)
+	ap, err := f.g.RequestApproval(f.ctx, req, "campaigns:send", "c1", nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	_, err = f.g.RejectRequest(f.ctx, appr, ap.ID)
+	fa.set(false)
+	wantUnavailable(t, "RejectRequest", err)
+	if _, err := f.g.ApproveRequest(f.ctx, appr, ap.ID); !errors.Is(err, rbac.ErrNotPending) {
+		t.Errorf("ApproveRequest after the rejection: %v, want rbac.ErrNotPending", err)
 	}
 }
 
