@@ -9,14 +9,22 @@ package guard_test
 
 import (
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/sso"
 	"github.com/guardhq/guard/store/memstore"
 )
 
@@ -34,6 +42,336 @@ func wantUnavailable(t *testing.T, call string, err error) {
 	t.Helper()
 	if !errors.Is(err, guard.ErrUnavailable) {
 		t.Fatalf("%s with the audit log down: %v, want ErrUnavailable", call, err)
+	}
+}
+
+// A policy change that cannot be recorded is undone: RequireMFA, switched
+// off with the audit log down, is on again, and the policy can be edited
+// from its new version once the log is back.
+func TestSetPolicyUnrecordedIsUndone(t *testing.T) {
+	var fa *failingAudit
+	f := newMFAFixture(t, withFailingAudit(&fa))
+	sys := guard.System("test")
+	v, err := f.g.SetPolicy(f.ctx, sys, tenantID, guard.Policy{RequireMFA: true}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := f.g.Tenant(f.ctx, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	_, err = f.g.SetPolicy(f.ctx, sys, tenantID, guard.Policy{RequireMFA: false, PasswordMinLength: 20}, v)
+	fa.set(false)
+	wantUnavailable(t, "SetPolicy", err)
+	pol, err := f.g.EffectivePolicy(f.ctx, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pol.RequireMFA || pol.PasswordMinLength == 20 {
+		t.Errorf("policy changed although the change could not be recorded: RequireMFA %v, PasswordMinLength %d",
+			pol.RequireMFA, pol.PasswordMinLength)
+	}
+	after, err := f.g.Tenant(f.ctx, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.Policy.MFARequiredSince.Equal(before.Policy.MFARequiredSince) {
+		t.Errorf("MFARequiredSince %v, want %v as before", after.Policy.MFARequiredSince, before.Policy.MFARequiredSince)
+	}
+	if n := len(f.events(t, audit.TenantPolicySet)); n != 1 {
+		t.Errorf("%d tenant.policy_set events, want 1 (the first change)", n)
+	}
+	if _, err := f.g.SetPolicy(f.ctx, sys, tenantID, guard.Policy{}, after.Version); err != nil {
+		t.Errorf("SetPolicy at the version after the undo: %v", err)
+	}
+}
+
+// A change of the IP allow-list that cannot be recorded is undone: the
+// previous list is back (under a new version).
+func TestSetIPAllowListUnrecordedIsUndone(t *testing.T) {
+	var fa *failingAudit
+	f := newFixture(t, withFailingAudit(&fa))
+	sys := guard.System("test")
+	ap, err := f.g.SetIPAllowList(f.ctx, sys, tenantID, guard.IPListChange{Scope: ipfilter.Users,
+		Entries: []string{"192.0.2.0/24"}, ReportOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	_, err = f.g.SetIPAllowList(f.ctx, sys, tenantID, guard.IPListChange{Scope: ipfilter.Users,
+		Entries: []string{"198.51.100.0/24"}, Version: ap.Version})
+	fa.set(false)
+	wantUnavailable(t, "SetIPAllowList", err)
+	after, err := f.g.IPAllowLists(f.ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(after.Users.Entries, []string{"192.0.2.0/24"}) || !after.Users.ReportOnly {
+		t.Errorf("allow-list %+v although the change could not be recorded, want 192.0.2.0/24 report-only", after.Users)
+	}
+	if n := len(f.events(t, audit.IPListChanged)); n != 1 {
+		t.Errorf("%d ip_list.changed events, want 1 (the first change)", n)
+	}
+	if _, err := f.g.SetIPAllowList(f.ctx, sys, tenantID, guard.IPListChange{Scope: ipfilter.Users, Version: after.Version}); err != nil {
+		t.Errorf("SetIPAllowList at the version after the undo: %v", err)
+	}
+}
+
+// A reactivation that cannot be recorded is undone: the user stays
+// deactivated and cannot sign in.
+func TestReactivateUserUnrecordedIsUndone(t *testing.T) {
+	var fa *failingAudit
+	f := newFixture(t, withFailingAudit(&fa))
+	sys := guard.System("test")
+	u := f.createUser(t, adaEmail, ownerPW)
+	if err := f.g.DeactivateUser(f.ctx, sys, tenantID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	err := f.g.ReactivateUser(f.ctx, sys, tenantID, u.ID)
+	fa.set(false)
+	wantUnavailable(t, "ReactivateUser", err)
+	got, err := f.g.User(f.ctx, sys, tenantID, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != auth.StatusDeactivated {
+		t.Errorf("status %v although the reactivation could not be recorded, want deactivated", got.Status)
+	}
+	if _, err := f.login(adaEmail, ownerPW); err == nil {
+		t.Error("the deactivated user signed in")
+	}
+}
+
+// A removal of a second factor that cannot be recorded is undone: the
+// factor is back, confirmed, with the same secret (its codes still sign
+// in), and no notice went out.
+func TestRemoveFactorUnrecordedIsUndone(t *testing.T) {
+	var fa *failingAudit
+	f := newMFAFixture(t, withFailingAudit(&fa))
+	f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	secret, _ := f.enrolTOTP(t, p)
+	fs, err := f.g.Factors(f.ctx, p, tenantID, p.UserID)
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("Factors: %v %v", fs, err)
+	}
+	fa.set(true)
+	err = f.g.RemoveFactor(f.ctx, guard.System("test"), tenantID, p.UserID, fs[0].ID)
+	fa.set(false)
+	wantUnavailable(t, "RemoveFactor", err)
+	after, err := f.g.Factors(f.ctx, guard.System("test"), tenantID, p.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != 1 || after[0].ID != fs[0].ID || !after[0].Confirmed() {
+		t.Fatalf("factors %+v although the removal could not be recorded, want %s back, confirmed", after, fs[0].ID)
+	}
+	f.clock.Advance(30 * time.Second) // a new TOTP step
+	pend := f.pending(t, adaEmail, ownerPW)
+	if _, err := f.complete(guard.MethodTOTP, pend.Token, f.code(t, secret)); err != nil {
+		t.Errorf("sign-in with the restored factor: %v", err)
+	}
+	f.g.Close() // waits for notices
+	for _, m := range f.out.mail {
+		if strings.Contains(m.Subject, "removed") {
+			t.Errorf("notice sent for a removal that was undone: %+v", m)
+		}
+	}
+}
+
+// An enrolment that cannot be recorded is undone: the factor is pending
+// again, the recovery codes made with it are gone, and the enrolment can
+// be confirmed once the log is back.
+func TestConfirmFactorUnrecordedIsUndone(t *testing.T) {
+	var fa *failingAudit
+	f := newMFAFixture(t, withFailingAudit(&fa))
+	f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	en, err := f.g.BeginTOTP(f.ctx, p, "Phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	_, err = f.g.ConfirmFactor(f.ctx, p, en.Factor.ID, f.code(t, en.Secret))
+	fa.set(false)
+	wantUnavailable(t, "ConfirmFactor", err)
+	fs, err := f.g.Factors(f.ctx, guard.System("test"), tenantID, p.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 1 || fs[0].ID != en.Factor.ID || fs[0].Confirmed() {
+		t.Errorf("factors %+v although the enrolment could not be recorded, want %s pending", fs, en.Factor.ID)
+	}
+	_, p = f.signIn(t, adaEmail, ownerPW) // the confirmation ended the session
+	if left, err := f.g.RecoveryCodesLeft(f.ctx, p); err != nil || left.Left != 0 {
+		t.Errorf("RecoveryCodesLeft = %+v, %v; want none", left, err)
+	}
+	codes, err := f.g.ConfirmFactor(f.ctx, p, en.Factor.ID, f.code(t, en.Secret))
+	if err != nil || len(codes) == 0 {
+		t.Errorf("ConfirmFactor with the log back = %d codes, %v", len(codes), err)
+	}
+}
+
+// A new IdP connection that cannot be recorded is undone: the previous
+// one is back as stored; for a tenant that had none, there is none again.
+func TestSetSSOConnectionUnrecordedIsUndone(t *testing.T) {
+	stores := newMem()
+	fa := &failingAudit{Audit: stores.Audit.(*memstore.Audit)}
+	stores.Audit = fa
+	s := newSSOSiteOn(t, stores)
+	ctx, sys := t.Context(), guard.System("test")
+	before, err := s.g.SSOConnection(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := before
+	c.JIT, c.IdPInitiated = false, true
+	fa.set(true)
+	_, err = s.g.SetSSOConnection(ctx, sys, c)
+	fa.set(false)
+	wantUnavailable(t, "SetSSOConnection", err)
+	got, err := s.g.SSOConnection(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.IdPInitiated || !got.JIT || got.Metadata != before.Metadata || !got.MetadataFetchedAt.Equal(before.MetadataFetchedAt) {
+		t.Errorf("SSO connection changed (JIT %v, IdP-initiated %v) although the change could not be recorded", got.JIT, got.IdPInitiated)
+	}
+
+	if _, err := s.g.CreateTenant(ctx, sys, "beta", "Beta", guard.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Tenant = "beta"
+	fa.set(true)
+	_, err = s.g.SetSSOConnection(ctx, sys, c)
+	fa.set(false)
+	wantUnavailable(t, "SetSSOConnection (first connection)", err)
+	if _, err := s.g.SSOConnection(ctx, sys, "beta"); !errors.Is(err, sso.ErrNotFound) {
+		t.Errorf("SSOConnection of a tenant whose first connection could not be recorded: %v, want sso.ErrNotFound", err)
+	}
+}
+
+// A removal of the IdP that cannot be recorded is undone: the connection
+// is back as stored.
+func TestDeleteSSOConnectionUnrecordedIsUndone(t *testing.T) {
+	stores := newMem()
+	fa := &failingAudit{Audit: stores.Audit.(*memstore.Audit)}
+	stores.Audit = fa
+	s := newSSOSiteOn(t, stores)
+	ctx, sys := t.Context(), guard.System("test")
+	before, err := s.g.SSOConnection(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.set(true)
+	err = s.g.DeleteSSOConnection(ctx, sys, tenantID)
+	fa.set(false)
+	wantUnavailable(t, "DeleteSSOConnection", err)
+	got, err := s.g.SSOConnection(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatalf("SSOConnection after a removal that could not be recorded: %v", err)
+	}
+	if got.Metadata != before.Metadata || got.MetadataURL != before.MetadataURL || got.JIT != before.JIT {
+		t.Errorf("connection %+v not put back as it was", got)
+	}
+}
+
+// UnlockUser cannot put back the failures it clears, so it records first:
+// with the audit log down the lock stays.
+func TestUnlockUserUnrecordedKeepsTheLock(t *testing.T) {
+	var fa *failingAudit
+	f := newFixture(t, withFailingAudit(&fa))
+	sys := guard.System("test")
+	u := f.createUser(t, adaEmail, ownerPW)
+	for i := range guard.DefaultAccountLimit.Max {
+		f.login(adaEmail, fmt.Sprint("wrong password ", i))
+	}
+	locked := func() bool {
+		t.Helper()
+		st, err := f.g.LockState(f.ctx, sys, tenantID, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Locked(f.clock.Now())
+	}
+	if !locked() {
+		t.Fatal("the user is not locked")
+	}
+	fa.set(true)
+	err := f.g.UnlockUser(f.ctx, sys, tenantID, u.ID)
+	fa.set(false)
+	wantUnavailable(t, "UnlockUser", err)
+	if !locked() {
+		t.Error("the lock was lifted although the unlock could not be recorded")
+	}
+}
+
+// ChangePassword cannot put the old password back as it was, so it
+// records first: with the audit log down the password stays as it was.
+// The sessions it ends are recorded after, as session.revoked.
+func TestChangePasswordUnrecordedChangesNothing(t *testing.T) {
+	var fa *failingAudit
+	f := newFixture(t, withFailingAudit(&fa))
+	if _, err := f.g.SetPolicy(f.ctx, guard.System("test"), tenantID, guard.Policy{SessionLimit: 5}, 1); err != nil {
+		t.Fatal(err)
+	}
+	f.createUser(t, adaEmail, ownerPW)
+	res, err := f.login(adaEmail, ownerPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := f.login(adaEmail, ownerPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.g.Authenticate(f.ctx, res.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const next = "a brand new passphrase"
+	fa.set(true)
+	err = f.g.ChangePassword(f.ctx, p, guard.PasswordChange{Current: ownerPW, New: next})
+	fa.set(false)
+	wantUnavailable(t, "ChangePassword", err)
+	if _, err := f.g.Authenticate(f.ctx, other.Token); err != nil {
+		t.Errorf("another session ended by a change not made: %v", err)
+	}
+	if _, err := f.login(adaEmail, next); err == nil {
+		t.Error("the new password signs in although the change could not be recorded")
+	}
+	if _, err := f.login(adaEmail, ownerPW); err != nil {
+		t.Errorf("the old password: %v", err)
+	}
+
+	if err := f.g.ChangePassword(f.ctx, p, guard.PasswordChange{Current: ownerPW, New: next}); err != nil {
+		t.Fatalf("ChangePassword with the log back: %v", err)
+	}
+	if n := len(f.events(t, audit.PasswordChanged)); n != 1 {
+		t.Errorf("%d password.changed events, want 1", n)
+	}
+	evs := f.events(t, audit.SessionRevoked)
+	if len(evs) != 1 || evs[0].Meta["reason"] != "password_changed" || evs[0].Meta["sessions_ended"] != "2" {
+		t.Errorf("session.revoked events %+v, want one with reason password_changed, sessions_ended 2", evs)
+	}
+}
+
+// RegenerateRecoveryCodes cannot put the old set back, so it records
+// first: with the audit log down the old codes keep working.
+func TestRegenerateRecoveryCodesUnrecordedKeepsTheOldSet(t *testing.T) {
+	var fa *failingAudit
+	f := newMFAFixture(t, withFailingAudit(&fa))
+	f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	_, codes := f.enrolTOTP(t, p)
+	fa.set(true)
+	_, err := f.g.RegenerateRecoveryCodes(f.ctx, p)
+	fa.set(false)
+	wantUnavailable(t, "RegenerateRecoveryCodes", err)
+	pend := f.pending(t, adaEmail, ownerPW)
+	if _, err := f.complete(guard.MethodRecovery, pend.Token, codes[0]); err != nil {
+		t.Errorf("an old recovery code after a regeneration that could not be recorded: %v", err)
 	}
 }
 
@@ -246,5 +584,59 @@ func TestDeleteRoleUnrecordedStands(t *testing.T) {
 		if r.Name == "support" {
 			t.Errorf("role support still defined: %v", r.Permissions)
 		}
+	}
+}
+
+// A refreshed IdP metadata document that cannot be recorded is undone:
+// the connection keeps the document it had, and the next refresh, with
+// the log back, brings the new one in, recorded.
+func TestRefreshSSOMetadataUnrecordedIsUndone(t *testing.T) {
+	stores := newMem()
+	fa := &failingAudit{Audit: stores.Audit.(*memstore.Audit)}
+	stores.Audit = fa
+	s := newSSOSiteOn(t, stores)
+	ctx, sys := t.Context(), guard.System("test")
+	md := s.get(t, http.DefaultClient, s.idpURL+"/metadata")
+	var mu sync.Mutex
+	served := md
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.Header().Set("Content-Type", "application/samlmetadata+xml")
+		w.Write([]byte(served))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := s.g.SSOConnection(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.MetadataURL, c.Metadata = srv.URL+"/metadata", ""
+	if _, err := s.g.SetSSOConnection(ctx, sys, c); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.g.SSOConnection(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	served = strings.Replace(md, "<EntityDescriptor ", `<EntityDescriptor cacheDuration="PT1H" `, 1)
+	mu.Unlock()
+	if served == md {
+		t.Fatal("the new document is the old one")
+	}
+
+	fa.set(true)
+	_, err = s.g.RefreshSSOMetadata(ctx, tenantID)
+	fa.set(false)
+	wantUnavailable(t, "RefreshSSOMetadata", err)
+	got, err := s.g.SSOConnection(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Metadata != before.Metadata || !got.MetadataFetchedAt.Equal(before.MetadataFetchedAt) {
+		t.Error("the new metadata stands although it could not be recorded")
+	}
+	if changed, err := s.g.RefreshSSOMetadata(ctx, tenantID); err != nil || !changed {
+		t.Errorf("RefreshSSOMetadata with the log back: %v, %v; want changed", changed, err)
 	}
 }

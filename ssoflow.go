@@ -631,6 +631,12 @@ func (g *Guard) SSOServiceProvider(tenant string) (sso.SP, error) {
 // before and after, and certificates_changed), since the certificates
 // decide whose assertions are accepted. A host running sso.Refresher on
 // its own Provider records nothing in Guard's log: call this instead.
+//
+// A new document that cannot be recorded does not stand: the connection
+// is put back as it was before the fetch (overwriting any change made
+// meanwhile), ErrUnavailable returned, and the next refresh tries again.
+// If that fails too, the new document stays, unrecorded, and
+// ErrUnavailable is returned.
 func (g *Guard) RefreshSSOMetadata(ctx context.Context, tenant string) (bool, error) {
 	if err := g.needSSO(); err != nil {
 		return false, err
@@ -657,7 +663,11 @@ func (g *Guard) RefreshSSOMetadata(ctx context.Context, tenant string) (bool, er
 	if old != now {
 		e.Meta["previous_signing_certificates"] = old
 	}
-	return changed, g.record(ctx, e)
+	if err := g.record(ctx, e); err != nil {
+		_ = g.stores.SSO.Connections.PutConnection(context.WithoutCancel(ctx), before)
+		return false, err
+	}
+	return changed, nil
 }
 
 // idpSigners returns the SHA-256 fingerprints of the signing certificates
