@@ -428,6 +428,9 @@ func TestRevocationsUnrecordedStand(t *testing.T) {
 				t.Errorf("User = %v, %v; want deactivated", u.Status, err)
 			}
 		}},
+		{"ExpirePassword", func(s *setup) error {
+			return s.f.g.ExpirePassword(s.f.ctx, sys, tenantID, s.user.ID)
+		}, sessionEnded},
 		{"DeleteUser", func(s *setup) error {
 			return s.f.g.DeleteUser(s.f.ctx, sys, tenantID, s.user.ID)
 		}, func(t *testing.T, s *setup) {
