@@ -547,6 +547,11 @@ func (g *Guard) policyRefused(ctx context.Context, by Principal, tenant string, 
 
 // DefineRole creates or replaces a custom role of the tenant with the
 // given permissions ("section:action"). The definer must hold them all.
+// A definition that cannot be recorded in the audit log does not stand:
+// the role's previous permissions are put back (a new role is deleted,
+// with any grant of it made meanwhile) and ErrUnavailable returned. If
+// that fails too, the definition stays, unrecorded, and ErrUnavailable is
+// returned.
 func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name string, perms []string) error {
 	if err := g.needRBAC(); err != nil {
 		return err
@@ -566,15 +571,38 @@ func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name strin
 	if err != nil {
 		return err
 	}
+	// The role as it was, to put back if the change cannot be recorded.
+	roles, err := g.rbac.Roles(ctx, tenant)
+	if err != nil {
+		return rbacErr("roles", err)
+	}
+	var prev []rbac.Permission
+	for _, r := range roles {
+		if r.Name == name && !r.BuiltIn {
+			prev = r.Permissions
+		}
+	}
 	if err := g.rbac.DefineRole(ctx, by2, tenant, name, ps); err != nil {
 		return g.policyRefused(ctx, by, tenant, audit.RoleDefined, clip(name, 200), rbacErr("define role", err))
 	}
 	e := g.adminEvent(by, tenant, audit.RoleDefined, name)
 	e.Meta = map[string]string{"permissions": clip(strings.Join(perms, " "), 1000)}
-	return g.record(ctx, e)
+	if err := g.record(ctx, e); err != nil {
+		uctx := context.WithoutCancel(ctx)
+		if prev == nil {
+			_ = g.rbac.DeleteRole(uctx, g.rbac.AllPerms(), tenant, name)
+		} else {
+			_ = g.rbac.DefineRole(uctx, g.rbac.AllPerms(), tenant, name, prev)
+		}
+		return err
+	}
+	return nil
 }
 
 // DeleteRole deletes a custom role of the tenant (and every grant of it).
+// Its holders lose permissions, so the deletion stands even when it cannot
+// be recorded in the audit log: a failure to record leaves the role and
+// its grants deleted and returns ErrUnavailable.
 func (g *Guard) DeleteRole(ctx context.Context, by Principal, tenant, name string) error {
 	if err := g.needRBAC(); err != nil {
 		return err
@@ -705,7 +733,10 @@ func (g *Guard) AdminWarning(ctx context.Context, by Principal, tenant string) (
 }
 
 // SetApprovalRequired puts an action (such as campaigns:send) under
-// four-eyes approval in the tenant, or takes it out.
+// four-eyes approval in the tenant, or takes it out. A change that cannot
+// be recorded in the audit log does not stand: the rule is set back as it
+// was and ErrUnavailable returned (if that fails too, the change stays,
+// unrecorded, and ErrUnavailable is returned).
 func (g *Guard) SetApprovalRequired(ctx context.Context, by Principal, tenant, permission string, required bool) error {
 	if err := g.needRBAC(); err != nil {
 		return err
@@ -718,12 +749,24 @@ func (g *Guard) SetApprovalRequired(ctx context.Context, by Principal, tenant, p
 	if err != nil {
 		return err
 	}
+	// The rule as it was, to set back if the change cannot be recorded.
+	rules, err := g.rbac.ApprovalRequired(ctx, tenant)
+	if err != nil {
+		return rbacErr("approval rules", err)
+	}
+	was := slices.Contains(rules, p)
 	if err := g.rbac.SetApprovalRequired(ctx, perms, tenant, p, required); err != nil {
 		return g.policyRefused(ctx, by, tenant, audit.ApprovalRuleChanged, permission, rbacErr("approval rule", err))
 	}
 	e := g.adminEvent(by, tenant, audit.ApprovalRuleChanged, permission)
 	e.Meta = map[string]string{"required": boolString(required)}
-	return g.record(ctx, e)
+	if err := g.record(ctx, e); err != nil {
+		if was != required {
+			_ = g.rbac.SetApprovalRequired(context.WithoutCancel(ctx), g.rbac.AllPerms(), tenant, p, was)
+		}
+		return err
+	}
+	return nil
 }
 
 func boolString(b bool) string {
@@ -771,11 +814,22 @@ func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, t
 // (rbac.ErrSelfApproval). A request filed by an API key counts as filed by
 // the user who created the key too: that user cannot approve it either
 // (rbac.ErrSelfApproval), or one person would be both pairs of eyes.
+//
+// An approval that cannot be recorded in the audit log must not carry out
+// the action with its approver off the record, and it cannot be made
+// pending again: it is used up at once (consumed, with no action carried
+// out; ConsumeApproval then refuses it with rbac.ErrConsumed) and
+// ErrUnavailable returned. The requester asks again. If it cannot be used
+// up either, ErrUnavailable is returned all the same and the approval
+// stands, unrecorded.
 func (g *Guard) ApproveRequest(ctx context.Context, by Principal, id string) (rbac.Approval, error) {
 	return g.decideApproval(ctx, by, id, true)
 }
 
 // RejectRequest rejects a pending request (same rules as ApproveRequest).
+// A rejection moves toward the safer state, so it stands even when it
+// cannot be recorded: a failure to record leaves the request rejected and
+// returns ErrUnavailable.
 func (g *Guard) RejectRequest(ctx context.Context, by Principal, id string) (rbac.Approval, error) {
 	return g.decideApproval(ctx, by, id, false)
 }
@@ -816,7 +870,15 @@ func (g *Guard) decideApproval(ctx context.Context, by Principal, id string, app
 	}
 	e := g.adminEvent(by, by.Tenant, action, id)
 	e.Meta = map[string]string{"permission": ap.Permission.String(), "requester": ap.Requester.String()}
-	return ap, g.record(ctx, e)
+	if err := g.record(ctx, e); err != nil {
+		if approve {
+			_, _ = g.stores.Approvals.ConsumeApproval(context.WithoutCancel(ctx), ap.Tenant, ap.ID,
+				rbac.Claim{Requester: ap.Requester, Permission: ap.Permission, Target: ap.Target, PayloadHash: ap.PayloadHash},
+				g.now().UTC().Truncate(time.Microsecond))
+		}
+		return rbac.Approval{}, err
+	}
+	return ap, nil
 }
 
 // notOwnKeysRequest returns rbac.ErrSelfApproval when approval id was
@@ -847,7 +909,10 @@ func (g *Guard) notOwnKeysRequest(ctx context.Context, by Principal, id string) 
 
 // ConsumeApproval uses an approved request, once, to carry out the action
 // it approved: by must be the requester, and permission, target and
-// payload must be exactly those approved.
+// payload must be exactly those approved. A consumption that cannot be
+// recorded in the audit log stands (the approval is used up, and no
+// rolled-back approval could be used twice): it returns ErrUnavailable,
+// and the host must not carry out the action.
 func (g *Guard) ConsumeApproval(ctx context.Context, by Principal, id, permission, target string, payload []byte) (rbac.Approval, error) {
 	if err := g.needRBAC(); err != nil {
 		return rbac.Approval{}, err

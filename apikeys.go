@@ -109,6 +109,9 @@ func (g *Guard) ListAPIKeys(ctx context.Context, by Principal, tenant string) ([
 }
 
 // RevokeAPIKey revokes one of a tenant's API keys: its next request fails.
+// A revocation stands even when it cannot be recorded in the audit log
+// (one rolled back would be worse): a failure to record leaves the key
+// revoked and returns ErrUnavailable.
 func (g *Guard) RevokeAPIKey(ctx context.Context, by Principal, tenant, id string) error {
 	if err := g.may(ctx, by, tenant, rbac.APIKeys, rbac.Manage); err != nil {
 		return err

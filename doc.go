@@ -75,4 +75,11 @@
 // any permission of a session whose password must be changed
 // ErrPasswordChangeRequired (also ErrForbidden), and sensitive ones on an
 // old session ErrStepUpRequired.
+//
+// An action whose audit record cannot be written returns ErrUnavailable
+// and is not left in force off the record: a change that grants access,
+// lowers security or changes whom the tenant trusts is undone (or, where
+// it cannot be undone exactly, was recorded before it was made), while a
+// revocation (a logout, a revoked key, a deactivation) stands, since
+// rolling it back would be worse. Each method's documentation says which.
 package guard

@@ -160,6 +160,12 @@ type IPListChange struct {
 // ipfilter.ErrSelfLockout unless it is report-only; a malformed entry is an
 // *ipfilter.ParseError naming it. The change is in force on the next
 // request on every replica.
+//
+// A change that cannot be recorded in the audit log does not stand: the
+// scope's previous list is put back (a new version), and ErrUnavailable
+// returned. If that fails (a store failure, or another change made
+// meanwhile, which is not overwritten), ErrUnavailable is returned too and
+// the new list stays, unrecorded.
 func (g *Guard) SetIPAllowList(ctx context.Context, by Principal, tenant string, c IPListChange) (ipfilter.Applied, error) {
 	if err := g.may(ctx, by, tenant, rbac.Settings, rbac.Manage); err != nil {
 		return ipfilter.Applied{}, err
@@ -172,6 +178,14 @@ func (g *Guard) SetIPAllowList(ctx context.Context, by Principal, tenant string,
 	}
 	if _, err := g.EffectivePolicy(ctx, tenant); err != nil {
 		return ipfilter.Applied{}, err
+	}
+	// The list replaced, to put back if the change cannot be recorded.
+	prev, err := g.ipf.Lists(ctx, tenant)
+	if err != nil {
+		return ipfilter.Applied{}, unavailable("ip allow-lists", err)
+	}
+	if prev.Version != c.Version {
+		return ipfilter.Applied{}, ErrConflict
 	}
 	ch := ipfilter.Change{Tenant: tenant, Scope: c.Scope, Entries: c.Entries, ReportOnly: c.ReportOnly,
 		AdminIP: by.Addr, Version: c.Version}
@@ -194,7 +208,13 @@ func (g *Guard) SetIPAllowList(ctx context.Context, by Principal, tenant string,
 	e := g.adminEvent(by, tenant, audit.IPListChanged, c.Scope.String())
 	e.Meta = map[string]string{"version": strconv.FormatUint(ap.Version, 10), "entries": strconv.Itoa(len(ap.Entries)),
 		"report_only": strconv.FormatBool(c.ReportOnly), "list": clip(strings.Join(ap.Entries, " "), 1000)}
-	return ap, g.record(ctx, e)
+	if err := g.record(ctx, e); err != nil {
+		old := prev.Rules(c.Scope)
+		_, _ = g.ipf.Replace(context.WithoutCancel(ctx), ipfilter.Change{Tenant: tenant, Scope: c.Scope, Entries: old.Entries,
+			ReportOnly: old.ReportOnly, NoLockoutCheck: true, AllowAll: true, Version: ap.Version})
+		return ipfilter.Applied{}, err
+	}
+	return ap, nil
 }
 
 // apiKeyIdle is how often a key's LastUsedAt is written at most.

@@ -321,7 +321,8 @@ func (g *Guard) beginTOTP(ctx context.Context, a attempt, label string) (mfa.TOT
 // CompletePendingEnrolment confirms the factor begun with BeginPendingTOTP
 // with its first code and creates the session, returning the user's first
 // set of recovery codes (LoginResult.RecoveryCodes). A wrong code is
-// ErrInvalidCode and counts in the lockout.
+// ErrInvalidCode and counts in the lockout. An enrolment that cannot be
+// recorded is undone as for ConfirmFactor, and no session is created.
 func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (LoginResult, error) {
 	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeEnrol)
 	if err != nil {
@@ -361,10 +362,13 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 // but keep ends (SECURITY-CHECKLIST SE-9).
 func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, kind mfa.Kind, factorID, code string, keep session.Hash) ([]string, error) {
 	u := *a.user
-	var (
-		f   mfa.Factor
-		err error
-	)
+	// The pending factor as stored, to put back if the enrolment cannot
+	// be recorded.
+	pending, err := g.stores.MFA.Factors.Factor(ctx, u.Tenant, u.ID, factorID)
+	if err != nil && !errors.Is(err, mfa.ErrNotFound) {
+		return nil, g.mfaFailed(ctx, a, ReasonUnavailable, kind, gate{}, unavailable("load factor", err))
+	}
+	var f mfa.Factor
 	if kind == mfa.KindTOTP {
 		f, err = g.mfa.ConfirmTOTP(ctx, u.Tenant, u.ID, factorID, code)
 	} else {
@@ -397,12 +401,28 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, kind mfa.
 		events = append(events, e)
 	}
 	if err := g.record(ctx, events...); err != nil {
+		g.undoEnrolment(context.WithoutCancel(ctx), pending, codes != nil)
 		return nil, err
 	}
 	g.notify(u.Email, "A second factor was added to your account",
 		article(factorNoun(f.Kind))+" was just added to your account as a second sign-in step. "+
 			"If it was not you, contact your administrator now.")
 	return codes, nil
+}
+
+// undoEnrolment puts back as it was a factor whose confirmation cannot be
+// recorded: pending again (its confirmed copy deleted, the pending one
+// stored anew) and, when the confirmation made the user's first set of
+// recovery codes (codes), without recovery codes, as before. Best effort:
+// the caller is already failing.
+func (g *Guard) undoEnrolment(ctx context.Context, pending mfa.Factor, codes bool) {
+	if _, err := g.stores.MFA.Factors.DeleteFactor(ctx, pending.Tenant, pending.UserID, pending.ID); err != nil {
+		return
+	}
+	_ = g.stores.MFA.Factors.CreateFactor(ctx, pending, 0)
+	if codes {
+		_ = g.stores.MFA.Recovery.ReplaceRecoveryCodes(ctx, pending.Tenant, pending.UserID, nil)
+	}
 }
 
 // mfaErr keeps the mfa package's answers about input and state as they are
@@ -477,6 +497,13 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 // its first code, and returns a first set of recovery codes when it is the
 // user's first factor (show them once). A wrong code is ErrInvalidCode and
 // counts in the lockout.
+//
+// An enrolment that cannot be recorded in the audit log does not stand:
+// the factor is put back pending, as it was stored, the recovery codes it
+// made (for a first factor) are removed, and ErrUnavailable is returned;
+// the user's sessions ended by the confirmation stay ended. The undo is
+// best effort: if it fails, the factor stays active, unrecorded, and
+// ErrUnavailable is returned all the same.
 func (g *Guard) ConfirmFactor(ctx context.Context, p Principal, factorID, code string) ([]string, error) {
 	a, err := g.self(ctx, p)
 	if err != nil {
@@ -539,6 +566,14 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // session would keep its second-factor standing with no factor behind it.
 // An administrator may (the user's sessions all end, and the next sign-in
 // enrols one).
+//
+// A removal that cannot be recorded in the audit log does not stand: the
+// factor is stored again as it was (secret and last step included), no
+// notice is sent, and ErrUnavailable is returned. Putting it back voids a
+// pending enrolment of the same kind begun meanwhile; the sessions ended
+// stay ended, and the recovery codes voided with a last factor stay void
+// (RegenerateRecoveryCodes makes new ones). If the factor cannot be put
+// back, ErrUnavailable is returned too and the removal stays, unrecorded.
 func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, factorID string) error {
 	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
 		return err
@@ -564,6 +599,11 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	must := floor
 	if keepOne {
 		must = 1
+	}
+	// The factor as stored, to put back if the removal cannot be recorded.
+	prev, err := g.stores.MFA.Factors.Factor(ctx, tenant, userID, factorID)
+	if err != nil && !errors.Is(err, mfa.ErrNotFound) {
+		return unavailable("load factor", err)
 	}
 	f, left, err := g.mfa.RemoveFactorKeeping(ctx, tenant, userID, factorID, must)
 	switch {
@@ -593,6 +633,7 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	e := g.adminEvent(by, tenant, audit.MFARemoved, userID)
 	e.Meta = map[string]string{"kind": string(f.Kind), "factor": f.ID, "left": strconv.Itoa(left), "sessions_ended": strconv.Itoa(len(ended))}
 	if err := g.record(ctx, e); err != nil {
+		_ = g.stores.MFA.Factors.CreateFactor(context.WithoutCancel(ctx), prev, 0)
 		return err
 	}
 	if u, err := g.stores.Users.User(ctx, tenant, userID); err == nil {
@@ -631,7 +672,12 @@ func article(noun string) string {
 
 // RegenerateRecoveryCodes gives the signed-in user a new set of recovery
 // codes (the old set stops working) and returns them once. It needs a
-// recent authentication.
+// recent authentication. The old set cannot be put back (only its hashes
+// were kept, and those are replaced), so the new set is recorded
+// (recovery.reset) before it is made: if it cannot be recorded,
+// ErrUnavailable is returned and the old set keeps working. A failure
+// after the record returns the error with the reset on record but not
+// done: the old set keeps working.
 func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]string, error) {
 	a, err := g.self(ctx, p)
 	if err != nil {
@@ -640,14 +686,14 @@ func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]str
 	if err := g.requireRecentAuth(p); err != nil {
 		return nil, err
 	}
-	codes, err := g.mfa.GenerateRecoveryCodes(ctx, p.Tenant, p.UserID)
-	if err != nil {
-		return nil, mfaErr("recovery codes", err)
-	}
 	e := a.event(audit.RecoveryReset, audit.Success, "")
 	e.Target = p.UserID
 	if err := g.record(ctx, e); err != nil {
 		return nil, err
+	}
+	codes, err := g.mfa.GenerateRecoveryCodes(ctx, p.Tenant, p.UserID)
+	if err != nil {
+		return nil, mfaErr("recovery codes", err)
 	}
 	g.notify(a.user.Email, "New recovery codes for your account",
 		"A new set of recovery codes was just made for your account; the old ones no longer work. "+

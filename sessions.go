@@ -184,7 +184,9 @@ func (g *Guard) trimSessions(ctx context.Context, tenant string, pol Policy) (in
 	}
 }
 
-// Logout ends the principal's session.
+// Logout ends the principal's session. A revocation stands even when it
+// cannot be recorded in the audit log: a failure to record leaves the
+// session ended and returns ErrUnavailable.
 func (g *Guard) Logout(ctx context.Context, p Principal) error {
 	if p.Kind != KindUser || p.Session.IsZero() {
 		return ErrUnauthenticated
@@ -237,6 +239,8 @@ func (g *Guard) UserSessions(ctx context.Context, by Principal, tenant, userID s
 // ending another session of their own needs a recent authentication
 // (ErrStepUpRequired; ending the current one is a logout and does not),
 // so that a stolen session cannot sign its owner out everywhere else.
+// A revocation stands even when it cannot be recorded in the audit log: a
+// failure to record leaves the session ended and returns ErrUnavailable.
 func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID, sessionID string) error {
 	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
 		return err
@@ -259,7 +263,8 @@ func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID,
 // RevokeUserSessions ends every session of a user except the principal's
 // own current session, and returns how many ended. A user ending their
 // own other sessions needs a recent authentication (ErrStepUpRequired),
-// as for RevokeSession.
+// as for RevokeSession. A failure to record leaves the sessions ended and
+// returns ErrUnavailable with their number.
 func (g *Guard) RevokeUserSessions(ctx context.Context, by Principal, tenant, userID string) (int, error) {
 	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
 		return 0, err
@@ -301,6 +306,16 @@ type PasswordChange struct {
 // (FlagPasswordExpired) keeps that flag as long as it lives, and so it
 // ends with the change too: the user signs in again with the new
 // password. ChangePasswordAndRotate keeps them signed in instead.
+//
+// The replaced password cannot be put back as it was (its place in the
+// history, its age), so the change is recorded (password.changed) before
+// it is made: if it cannot be recorded, ErrUnavailable is returned and
+// the password stays as it was. A store failure after the record returns
+// ErrUnavailable with the change on record but not made. The sessions
+// ended are recorded after, as session.revoked (Meta reason
+// password_changed, sessions_ended) when any live one ended; a failure to
+// record that leaves the password changed and the sessions ended, and
+// returns ErrUnavailable.
 func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordChange) error {
 	keep := p.Session
 	if p.Flags&FlagPasswordExpired != 0 {
@@ -396,6 +411,9 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 	if err := g.voidLinks(ctx, p.Tenant, p.UserID); err != nil {
 		return err
 	}
+	if err := g.record(ctx, g.adminEvent(p, p.Tenant, audit.PasswordChanged, p.UserID)); err != nil {
+		return err
+	}
 	now := g.now().UTC().Truncate(time.Microsecond)
 	if err := g.stores.UserUpdates.SetPassword(ctx, p.Tenant, p.UserID, h, now, pol.PasswordHistory); err != nil {
 		return g.userErr("set password", err)
@@ -404,13 +422,13 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 	if err != nil {
 		return unavailable("end sessions", err)
 	}
-	e := g.adminEvent(p, p.Tenant, audit.PasswordChanged, p.UserID)
-	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
-	if err := g.record(ctx, e); err != nil {
-		return err
-	}
 	g.notify(u.Email, "Your password was changed",
 		"The password of your account was just changed, and your other sessions were ended. "+
 			"If it was not you, reset your password now and contact your administrator.")
+	if n := liveCount(ended, g.now()); n > 0 {
+		e := g.adminEvent(p, p.Tenant, audit.SessionRevoked, p.UserID)
+		e.Meta = map[string]string{"reason": "password_changed", "sessions_ended": strconv.Itoa(n)}
+		return g.record(ctx, e)
+	}
 	return nil
 }

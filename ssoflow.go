@@ -62,6 +62,13 @@ func (g *Guard) SSOConnection(ctx context.Context, by Principal, tenant string) 
 // (mfa_authn_contexts, space-separated).
 // Whoever controls the IdP can sign in as any user of the tenant, so only
 // an owner may do it, with a recent authentication.
+//
+// A connection that cannot be recorded in the audit log does not stand:
+// the tenant's previous connection is put back as it was stored (or, for a
+// tenant that had none, the new one removed), and ErrUnavailable returned.
+// A change made meanwhile by another owner is overwritten by that undo. If
+// the undo fails, ErrUnavailable is returned too and the new connection
+// stays, unrecorded.
 func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connection) (sso.Connection, error) {
 	if err := g.needSSO(); err != nil {
 		return sso.Connection{}, err
@@ -83,6 +90,10 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 	if c.DefaultRole == rbac.Owner {
 		return sso.Connection{}, &InputError{Field: "default role", Reason: "may not be owner"}
 	}
+	undo, err := g.ssoUndo(ctx, c.Tenant)
+	if err != nil {
+		return sso.Connection{}, err
+	}
 	out, err := g.sso.PutConnection(ctx, c)
 	if err != nil {
 		return sso.Connection{}, ssoErr("set sso connection", err)
@@ -97,7 +108,31 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 	if fp := certFingerprints(out.MetadataSigningCertificates); fp != "" {
 		e.Meta["metadata_signers"] = fp
 	}
-	return out, g.record(ctx, e)
+	if err := g.record(ctx, e); err != nil {
+		_ = undo(context.WithoutCancel(ctx))
+		return sso.Connection{}, err
+	}
+	return out, nil
+}
+
+// ssoUndo reads the tenant's IdP connection and returns what puts it back
+// as stored, whatever replaces or removes it meanwhile: the undo of a
+// change that cannot be recorded. For a tenant without a connection, the
+// undo removes the one stored since, if any.
+func (g *Guard) ssoUndo(ctx context.Context, tenant string) (func(context.Context) error, error) {
+	prev, err := g.sso.Connection(ctx, tenant)
+	switch {
+	case errors.Is(err, sso.ErrNotFound):
+		return func(ctx context.Context) error {
+			if err := g.stores.SSO.Connections.DeleteConnection(ctx, tenant); err != nil && !errors.Is(err, sso.ErrNotFound) {
+				return err
+			}
+			return nil
+		}, nil
+	case err != nil:
+		return nil, ssoErr("sso connection", err)
+	}
+	return func(ctx context.Context) error { return g.stores.SSO.Connections.PutConnection(ctx, prev) }, nil
 }
 
 // certFingerprints returns the SHA-256 fingerprints (hex of the DER) of
@@ -126,7 +161,10 @@ func fingerprints(ders [][]byte) string {
 }
 
 // DeleteSSOConnection removes the tenant's IdP (owners only). A tenant
-// that requires SSO must turn that off first.
+// that requires SSO must turn that off first. A removal that cannot be
+// recorded in the audit log does not stand: the connection is put back as
+// it was stored, and ErrUnavailable returned (if that fails too, the
+// connection stays removed, unrecorded, and ErrUnavailable is returned).
 func (g *Guard) DeleteSSOConnection(ctx context.Context, by Principal, tenant string) error {
 	if err := g.needSSO(); err != nil {
 		return err
@@ -141,12 +179,20 @@ func (g *Guard) DeleteSSOConnection(ctx context.Context, by Principal, tenant st
 	if pol.RequireSSO {
 		return &PolicyError{Field: "RequireSSO", Reason: "is on: turn it off before removing the IdP"}
 	}
+	undo, err := g.ssoUndo(ctx, tenant)
+	if err != nil {
+		return err
+	}
 	if err := g.sso.DeleteConnection(ctx, tenant); err != nil {
 		return ssoErr("delete sso connection", err)
 	}
 	e := g.adminEvent(by, tenant, audit.SSOConfigured, tenant)
 	e.Meta = map[string]string{"deleted": "true"}
-	return g.record(ctx, e)
+	if err := g.record(ctx, e); err != nil {
+		_ = undo(context.WithoutCancel(ctx))
+		return err
+	}
+	return nil
 }
 
 // requireOwner allows the system, and users holding the owner role (any
@@ -585,6 +631,12 @@ func (g *Guard) SSOServiceProvider(tenant string) (sso.SP, error) {
 // before and after, and certificates_changed), since the certificates
 // decide whose assertions are accepted. A host running sso.Refresher on
 // its own Provider records nothing in Guard's log: call this instead.
+//
+// A new document that cannot be recorded does not stand: the connection
+// is put back as it was before the fetch (overwriting any change made
+// meanwhile), ErrUnavailable returned, and the next refresh tries again.
+// If that fails too, the new document stays, unrecorded, and
+// ErrUnavailable is returned.
 func (g *Guard) RefreshSSOMetadata(ctx context.Context, tenant string) (bool, error) {
 	if err := g.needSSO(); err != nil {
 		return false, err
@@ -611,7 +663,11 @@ func (g *Guard) RefreshSSOMetadata(ctx context.Context, tenant string) (bool, er
 	if old != now {
 		e.Meta["previous_signing_certificates"] = old
 	}
-	return changed, g.record(ctx, e)
+	if err := g.record(ctx, e); err != nil {
+		_ = g.stores.SSO.Connections.PutConnection(context.WithoutCancel(ctx), before)
+		return false, err
+	}
+	return changed, nil
 }
 
 // idpSigners returns the SHA-256 fingerprints of the signing certificates

@@ -101,6 +101,13 @@ func (g *Guard) EffectivePolicy(ctx context.Context, tenant string) (Policy, err
 // version together with the error (ErrUnavailable; or the context's
 // error, if it ended), the sessions ended so far stay ended (and
 // recorded), and Maintain ends the rest at its next run.
+//
+// A policy change that cannot be recorded in the audit log does not stand:
+// the previous policy is put back (a new version, so that every replica's
+// cache sees it), and ErrUnavailable returned. If the previous policy
+// cannot be put back (a store failure, or another change made meanwhile:
+// that one is not overwritten), ErrUnavailable is returned too and the
+// change stays, unrecorded.
 func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Policy, version int64) (int64, error) {
 	if err := g.may(ctx, by, tenant, rbac.Settings, rbac.Manage); err != nil {
 		return 0, err
@@ -120,6 +127,12 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 	cur, err := g.Tenant(ctx, tenant)
 	if err != nil {
 		return 0, err
+	}
+	if cur.Version != version {
+		// The store would refuse it; checked here so that cur is the
+		// policy replaced, the one to put back if the change cannot be
+		// recorded.
+		return 0, ErrConflict
 	}
 	switch {
 	case !p.RequireMFA:
@@ -146,6 +159,11 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 	}
 	if err := g.record(ctx, audit.Event{Tenant: tenant, Actor: by.actor(), Action: audit.TenantPolicySet,
 		Target: tenant, IP: by.IP, UserAgent: by.UserAgent, Outcome: audit.Success, Meta: meta}); err != nil {
+		// Not on record: put the replaced policy back, unless someone
+		// changed it again meanwhile.
+		if _, uerr := g.stores.Tenants.SetPolicy(context.WithoutCancel(ctx), tenant, cur.Policy, v); uerr == nil {
+			g.policies.forget(tenant)
+		}
 		return 0, err
 	}
 	if lowered {

@@ -249,6 +249,9 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 // the keys revoked so far. Calling DeactivateUser again finishes the job;
 // so does Maintain, at its next run, for sessions and keys alike.
 // A failure while the owners are counted undoes the deactivation instead.
+// A deactivation moves toward the safer state, so it stands even when it
+// cannot be recorded: a failure to record leaves the user deactivated, the
+// sessions ended and the keys revoked, and returns ErrUnavailable.
 func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id string) error {
 	if by.Kind == KindUser && by.UserID == id {
 		return g.refused(ctx, by, rbac.Users, rbac.Manage, reasonOwnAccount)
@@ -265,15 +268,23 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 
 // ReactivateUser makes a deactivated user active again. The API keys
 // revoked when the user was deactivated stay revoked: a revoked key never
-// comes back, and the user creates new ones.
+// comes back, and the user creates new ones. A reactivation that cannot
+// be recorded in the audit log does not stand: the user's previous status
+// is set back and ErrUnavailable returned (if that fails too, the user
+// stays active, unrecorded, and ErrUnavailable is returned).
 func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id string) error {
-	if _, err := g.loadUser(ctx, by, tenant, id, rbac.Manage); err != nil {
+	u, err := g.loadUser(ctx, by, tenant, id, rbac.Manage)
+	if err != nil {
 		return err
 	}
 	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusActive); err != nil {
 		return g.userErr("reactivate user", err)
 	}
-	return g.record(ctx, g.adminEvent(by, tenant, audit.UserReactivated, id))
+	if err := g.record(ctx, g.adminEvent(by, tenant, audit.UserReactivated, id)); err != nil {
+		_ = g.stores.UserUpdates.SetStatus(context.WithoutCancel(ctx), tenant, id, u.Status)
+		return err
+	}
+	return nil
 }
 
 // DeleteUser ends a user's sessions, revokes every API key they created
@@ -288,6 +299,9 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 // (rbac.ErrLastOwner, recorded as a failed user.deleted with reason
 // last_owner): make another user an owner first. As for DeactivateUser,
 // this holds when the owners are deactivated or deleted concurrently.
+// A deletion revokes, so it stands even when it cannot be recorded: a
+// failure to record leaves the user deleted, their sessions ended and keys
+// revoked, and returns ErrUnavailable.
 func (g *Guard) DeleteUser(ctx context.Context, by Principal, tenant, id string) error {
 	return g.deleteUser(ctx, by, tenant, id, true)
 }
@@ -352,16 +366,23 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 }
 
 // UnlockUser lifts a user's login lock (temporary or permanent) and clears
-// their failure count.
+// their failure count. The failures cleared cannot be put back, so the
+// unlock is recorded (user.unlocked) before it is done: if it cannot be
+// recorded, ErrUnavailable is returned and the lock stays. A store failure
+// after the record returns ErrUnavailable with the unlock on record but
+// not done (the lock stays): call UnlockUser again.
 func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string) error {
 	u, err := g.loadUser(ctx, by, tenant, id, rbac.Manage)
 	if err != nil {
 		return err
 	}
+	if err := g.record(ctx, g.adminEvent(by, tenant, audit.UserUnlocked, id)); err != nil {
+		return err
+	}
 	if err := g.stores.Throttle.Reset(ctx, accountKey(tenant, u.Email)); err != nil {
 		return unavailable("throttle", err)
 	}
-	return g.record(ctx, g.adminEvent(by, tenant, audit.UserUnlocked, id))
+	return nil
 }
 
 // ExpirePassword marks a user's password as compromised: the user's next
