@@ -76,7 +76,7 @@ const (
 	SessionCreated Action = "session.created" // not recorded by Guard: login.succeeded names the new session (Target)
 	SessionRotated Action = "session.rotated"
 	SessionEvicted Action = "session.evicted" // ended by the concurrent-session limit
-	SessionRevoked Action = "session.revoked" // ended by a user, an admin or the tenant's policy; Meta reason (role_changed, access_review, password_changed, deactivated, session_limit), sessions_ended
+	SessionRevoked Action = "session.revoked" // ended by a user, an admin or the tenant's policy; Meta reason (role_changed, access_review, password_changed, deactivated) and sessions_ended; Reason session_limit for a lowered limit, Meta user
 	SessionExpired Action = "session.expired" // found past its idle timeout or lifetime (Reason idle_timeout, lifetime), once
 )
 
