@@ -397,17 +397,19 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 }
 
 // signedOutNotice tells a user whose session Guard's Middleware refused
-// with a reason (SignedOutReason: signed in elsewhere, policy changed): a page
-// request is sent back to its own address, now without the session
+// with a reason (SignedOutReason: signed in elsewhere, policy changed): a
+// page request is sent back to its own address, now without the session
 // cookie, with a flash that the page it ends on (the sign-in page, for a
-// page that needs a session) shows. Other requests go on: one that needs
-// a session gets the flash from guarded.
+// page that needs a session) shows. The address is the raw one the mux
+// has not cleaned yet, so it goes through localPath: "//evil.test/x"
+// goes to "/", never off-site. Other requests go on: one that needs a
+// session gets the flash from guarded.
 func (a *app) signedOutNotice(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if reason := guard.SignedOutReason(r.Context()); reason != "" && !isAPI(r) &&
 			(r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			a.signedOutBecause(w, reason)
-			http.Redirect(w, r, r.URL.RequestURI(), http.StatusSeeOther)
+			http.Redirect(w, r, localPath(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -396,3 +396,22 @@ func TestSignedInElsewhere(t *testing.T) {
 		t.Errorf("A's whoami: %d, want 401", code)
 	}
 }
+
+// The page a browser is sent back to when Guard ended its session with a
+// reason is the address it asked for, taken before the mux cleans the
+// path: it stays on the site, so a link to https://console//evil.test/x
+// does not become a scheme-relative redirect off-site (SECURITY-CHECKLIST
+// WEB-9, ASVS5 3.7.2).
+func TestSignedOutNoticeRedirectStaysOnSite(t *testing.T) {
+	a, password := newClient(t)
+	b := newClientOf(t, a.srv, a.con)
+	if resp := a.signIn(ownerEmail, password); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in A: %d", resp.StatusCode)
+	}
+	if resp := b.signIn(ownerEmail, password); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in B: %d", resp.StatusCode)
+	}
+	// A's browser still holds its ended session cookie.
+	resp, _ := a.get("//evil.test/x")
+	checkSameSite(t, resp, "/")
+}
