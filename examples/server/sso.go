@@ -193,11 +193,8 @@ func (a *app) samlACS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setBinding(w, "", -1)
-	if p, ok := guard.PrincipalFrom(ctx); ok && p.Kind == guard.KindUser {
-		// The session this browser had (perhaps of someone else) ends.
-		a.g.Logout(ctx, p)
-	}
 	a.forget(tenant) // a user may have been created
+	// signedInAs ends the session this browser had (perhaps someone else's).
 	a.signedInAs(w, r, res, localPath(to))
 }
 
