@@ -34,11 +34,14 @@ const acsPattern = "POST /saml/{tenant}/acs"
 const maxSAMLBody = sso.DefaultMaxBodyBytes
 
 // The binding cookie ties an SP-initiated login to the browser that
-// started it (no login CSRF): a random value, in a cookie only the SAML
-// routes see, sent with the IdP's cross-site POST (SameSite=None, so
-// Secure), living as long as Guard tracks the request.
+// started it (no login CSRF): a random value, fresh at every login start,
+// sent with the IdP's cross-site POST (SameSite=None, so Secure), living
+// as long as Guard tracks the request. It is a __Host- cookie (Path=/, no
+// Domain), so a host on a sibling subdomain cannot plant its own value
+// in the browser; and a value the browser presents is never adopted at
+// login start.
 const (
-	bindingCookie = "__Secure-guard-sso"
+	bindingCookie = "__Host-guard-sso"
 	bindingTTL    = sso.DefaultRequestTTL
 )
 
@@ -49,14 +52,8 @@ func newBinding() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// validBinding reports whether s has the form newBinding gives.
-func validBinding(s string) bool {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	return err == nil && len(b) == 32
-}
-
 func setBinding(w http.ResponseWriter, v string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{Name: bindingCookie, Value: v, Path: "/saml/", MaxAge: maxAge,
+	http.SetCookie(w, &http.Cookie{Name: bindingCookie, Value: v, Path: "/", MaxAge: maxAge,
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteNoneMode})
 }
 
@@ -86,12 +83,12 @@ func (a *app) samlMetadata(w http.ResponseWriter, r *http.Request) {
 }
 
 // samlLogin starts an SP-initiated login: a tracked AuthnRequest, bound
-// to this browser by the binding cookie, and the browser sent to the IdP.
+// to this browser by a new binding cookie, and the browser sent to the
+// IdP. The binding is new even when the browser presents one: adopting
+// it would let whoever planted it deliver an answer of their own (only
+// the latest login started in a browser can complete).
 func (a *app) samlLogin(w http.ResponseWriter, r *http.Request) {
 	binding := newBinding()
-	if c, err := r.Cookie(bindingCookie); err == nil && validBinding(c.Value) {
-		binding = c.Value // another login under way in this browser keeps working
-	}
 	next := localPath(r.URL.Query().Get("next"))
 	if !sso.SafeRedirect(next) {
 		next = "/"

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"html"
@@ -281,7 +282,7 @@ func TestSSOSignIn(t *testing.T) {
 	alice := newClientOf(t, c.srv, c.con)
 	resp, _ = alice.get("/saml/demo/login?next=%2Faccount")
 	b := cookieNamed(resp, bindingCookie)
-	if b == nil || !b.Secure || !b.HttpOnly || b.SameSite != http.SameSiteNoneMode || b.Path != "/saml/" || b.MaxAge <= 0 || b.MaxAge > 600 || !validBinding(b.Value) {
+	if b == nil || !b.Secure || !b.HttpOnly || b.SameSite != http.SameSiteNoneMode || b.Path != "/" || b.MaxAge <= 0 || b.MaxAge > 600 || !validBinding(b.Value) {
 		t.Fatalf("binding cookie %+v", b)
 	}
 	acs, answer := alice.ssoAnswer(idp, "alice", "correct horse battery", "/account")
@@ -342,6 +343,46 @@ func TestSSOSignIn(t *testing.T) {
 	acs, answer = eve.ssoAnswer(idp, "eve", "correct horse battery", "")
 	if resp, _ := eve.postFrom(idp.url, "cross-site", acs, answer); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("a user of another domain: %d", resp.StatusCode)
+	}
+}
+
+// validBinding reports whether s has the form newBinding gives.
+func validBinding(s string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil && len(b) == 32
+}
+
+// The binding cookie cannot be planted by another site (SAML login
+// CSRF): it is a __Host- cookie, which browsers accept only from the
+// console's own host (Path=/, no Domain), so a sibling subdomain cannot
+// set it; and a login started in a browser always binds a new value,
+// never one the browser presents. Here the victim's browser holds the
+// attacker's binding value (as a sibling could plant a cookie without
+// the prefix, or a browser blind to prefixes would keep it), starts a
+// sign-in with SSO, and is then sent the attacker's own IdP answer
+// cross-site: it is refused. SECURITY-CHECKLIST WEB-2, WEB-7.
+func TestSSOBindingCookieNotPlantable(t *testing.T) {
+	c, idp, _ := newSSOClient(t, nil)
+	idp.addUser("mallory", "mallory@example.com", "correct horse battery", "staff")
+	mal := newClientOf(t, c.srv, c.con)
+	resp, _ := mal.get("/saml/demo/login")
+	b := cookieNamed(resp, bindingCookie)
+	if b == nil || !strings.HasPrefix(b.Name, "__Host-") || b.Path != "/" || b.Domain != "" || !b.Secure {
+		t.Fatalf("binding cookie %+v: want __Host-, Path=/, no Domain, Secure", b)
+	}
+	acs, answer := mal.ssoAnswer(idp, "mallory", "correct horse battery", "")
+	planted := mal.cookie(bindingCookie)
+
+	vic := newClientOf(t, c.srv, c.con)
+	u, _ := url.Parse(c.srv.URL)
+	vic.c.Jar.SetCookies(u, []*http.Cookie{{Name: bindingCookie, Value: planted, Path: "/", Secure: true, HttpOnly: true}})
+	resp, _ = vic.get("/saml/demo/login")
+	if k := cookieNamed(resp, bindingCookie); k == nil || k.Value == planted || !validBinding(k.Value) {
+		t.Errorf("a login started with a binding value presented keeps it: %+v", k)
+	}
+	resp, _ = vic.postFrom("https://evil.test", "cross-site", acs, answer)
+	if code, w := vic.whoami(); code == http.StatusOK || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("the attacker's answer to the victim's ACS: %d; the victim is signed in as %q", resp.StatusCode, w.Email)
 	}
 }
 
