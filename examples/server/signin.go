@@ -391,17 +391,20 @@ type codesView struct {
 // logout ends the session. A session opened by single sign-on ends at
 // the IdP too, when it has a single logout endpoint: Guard's session ends
 // first, then the browser goes to the IdP, which comes back to
-// /saml/{tenant}/slo. That step is a page (a link, followed at once), not
-// a redirect: the sign-out form may only post to this site (CSP
-// form-action 'self'), which browsers also apply to its redirects.
+// /saml/{tenant}/slo (an answer bound to this browser by sloCookie).
+// That step is a page (a link, followed at once), not a redirect: the
+// sign-out form may only post to this site (CSP form-action 'self'),
+// which browsers also apply to its redirects.
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
-	idp, err := a.g.LogoutSSO(r.Context(), principal(r), "/login")
+	binding := newBinding() // ties the IdP's answer to this browser (sloCookie)
+	idp, err := a.g.LogoutSSO(r.Context(), principal(r), sloReturn("/login", binding))
 	if err != nil && !errors.Is(err, guard.ErrUnauthenticated) {
 		a.fail(w, r, err, "/")
 		return
 	}
 	a.g.ClearSessionCookie(w)
 	if idp != "" {
+		setSLOBinding(w, binding, int(bindingTTL/time.Second))
 		a.page(w, r, "leaving.html", view{Title: "Signing out", SignedOut: true, Data: idp}) // html/template filters the URL
 		return
 	}

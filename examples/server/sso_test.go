@@ -426,6 +426,46 @@ func TestSSOSignOut(t *testing.T) {
 	}
 }
 
+// The IdP's answer to a sign-out (its LogoutResponse, a GET of
+// /saml/{tenant}/slo) is bound to the browser that signed out: a user who
+// signs out of their own SSO session and sends the IdP's answer to
+// someone else, as a link opened cross-site, does not sign that browser
+// out (logout CSRF; SECURITY-CHECKLIST WEB-5, WEB-6).
+func TestSSOSignOutAnswerBoundToBrowser(t *testing.T) {
+	c, idp, password := newSSOClient(t, nil)
+	if resp := c.signIn(ownerEmail, password); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("owner's sign-in: %d", resp.StatusCode)
+	}
+	idp.addUser("bob", "bob@example.com", "correct horse battery", "staff")
+	bob := newClientOf(t, c.srv, c.con)
+	acs, answer := bob.ssoAnswer(idp, "bob", "correct horse battery", "")
+	if resp, _ := bob.postFrom(idp.url, "same-site", acs, answer); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ACS: %d", resp.StatusCode)
+	}
+	_, page := bob.post("/logout", url.Values{})
+	m := regexp.MustCompile(`<meta http-equiv="refresh" content="0; url=([^"]+)">`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no step to the IdP after signing out")
+	}
+	resp, _ := bob.visit("GET", html.UnescapeString(m[1]), nil)
+	back := resp.Header.Get("Location")
+	if !strings.HasPrefix(back, c.srv.URL+"/saml/demo/slo?") {
+		t.Fatalf("the IdP's answer goes to %q", back)
+	}
+	// Bob sends it to the owner, whose browser opens it.
+	resp, _ = c.do("GET", strings.TrimPrefix(back, c.srv.URL), nil, "cross-site")
+	if k := cookieNamed(resp, sessionCookie); k != nil {
+		t.Errorf("the answer to Bob's sign-out, opened by the owner's browser, sets its session cookie: %v", k)
+	}
+	if code, _ := c.whoami(); code != http.StatusOK {
+		t.Errorf("the answer to Bob's sign-out, opened by the owner's browser (%d to %q), signed the owner out: whoami %d",
+			resp.StatusCode, resp.Header.Get("Location"), code)
+	}
+	if f := flashAfter(c, resp); strings.Contains(f, "Signed out") {
+		t.Errorf("the owner's browser is told %q", f)
+	}
+}
+
 // The ACS takes the IdP's cross-site POST; every other POST, the SAML
 // routes included, still refuses one.
 // SECURITY-CHECKLIST WEB-7.
