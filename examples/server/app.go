@@ -40,7 +40,10 @@ type app struct {
 	now     func() time.Time
 	logf    func(string, ...any)
 	pages   map[string]*template.Template
-	csp     string
+	// csp is the Content-Security-Policy of every answer; captchaCSP,
+	// which allows the CAPTCHA provider's widget, replaces it on the
+	// captchaPages.
+	csp, captchaCSP string
 	// mfaConfigured: the Guard has Config.MFA.
 	mfaConfigured bool
 	// breachCheck: new passwords are checked against breaches
@@ -212,8 +215,13 @@ func (a *app) headers(next http.Handler) http.Handler {
 }
 
 // contentSecurityPolicy allows the console's own stylesheet and images
-// (the QR code is a data: image), no script at all unless a CAPTCHA
-// provider's widget is configured, and no framing.
+// (the QR code is a data: image), no script at all unless c is a CAPTCHA
+// provider's widget, and no framing.
+//
+// The console's policy is that of captchaUI{} on every page but the
+// captchaPages: the provider's script runs only on a page that shows its
+// widget, never on one that shows a secret (a new authenticator key,
+// recovery codes, a new API key).
 func contentSecurityPolicy(c captchaUI) string {
 	script, frame := "'none'", "'none'"
 	if c.ScriptOrigin != "" {
@@ -222,6 +230,11 @@ func contentSecurityPolicy(c captchaUI) string {
 	return "default-src 'none'; script-src " + script + "; style-src 'self'; img-src 'self' data:; frame-src " + frame +
 		"; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'; object-src 'none'"
 }
+
+// captchaPages are the page templates whose forms carry a CAPTCHA
+// (captchaUI.Widget): only they load the provider's script, under
+// captchaCSP.
+var captchaPages = map[string]bool{"login.html": true, "forgot.html": true, "reset.html": true, "account.html": true}
 
 // signedIn is a page for signed-in users.
 func (a *app) signedIn(h http.HandlerFunc) http.Handler {
@@ -397,17 +410,19 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 }
 
 // signedOutNotice tells a user whose session Guard's Middleware refused
-// with a reason (SignedOutReason: signed in elsewhere, policy changed): a page
-// request is sent back to its own address, now without the session
+// with a reason (SignedOutReason: signed in elsewhere, policy changed): a
+// page request is sent back to its own address, now without the session
 // cookie, with a flash that the page it ends on (the sign-in page, for a
-// page that needs a session) shows. Other requests go on: one that needs
-// a session gets the flash from guarded.
+// page that needs a session) shows. The address is the raw one the mux
+// has not cleaned yet, so it goes through localPath: "//evil.test/x"
+// goes to "/", never off-site. Other requests go on: one that needs a
+// session gets the flash from guarded.
 func (a *app) signedOutNotice(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if reason := guard.SignedOutReason(r.Context()); reason != "" && !isAPI(r) &&
 			(r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			a.signedOutBecause(w, reason)
-			http.Redirect(w, r, r.URL.RequestURI(), http.StatusSeeOther)
+			http.Redirect(w, r, localPath(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -483,7 +498,7 @@ type view struct {
 	Flash   *flash
 	Error   string
 	Tenant  string
-	Captcha captchaUI
+	Captcha captchaUI // the CAPTCHA's widget and script: set on the captchaPages only
 	Next    string
 	Data    any
 	// BreachCheck: new passwords known from breaches are refused
@@ -515,7 +530,10 @@ func (a *app) renderStatus(w http.ResponseWriter, r *http.Request, status int, n
 	if v.Tenant == "" {
 		v.Tenant = a.tenant
 	}
-	v.Captcha = a.captcha
+	if captchaPages[name] {
+		v.Captcha = a.captcha
+		w.Header().Set("Content-Security-Policy", a.captchaCSP)
+	}
 	v.BreachCheck = a.breachCheck
 	if v.Flash == nil && !flashSet(w) {
 		v.Flash = a.takeFlash(w, r)

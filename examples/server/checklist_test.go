@@ -14,6 +14,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/rbac"
 )
 
 // sessionCookie is the name of Guard's session cookie: the default of
@@ -113,6 +116,107 @@ func TestPlantedSessionCookieNotAdopted(t *testing.T) {
 	resp, _ = other.get("/account")
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/login") {
 		t.Errorf("GET /account with the planted cookie: %d to %q, want a redirect to /login", resp.StatusCode, loc)
+	}
+}
+
+// A sign-in in a browser that already holds a live session (perhaps
+// someone else's: a shared computer, or a login form posted over it)
+// ends that session, however the sign-in completes: with a password,
+// with a second factor, by enrolling one at sign-in, or through the IdP.
+// The replaced cookie value is then no session (SECURITY-CHECKLIST SE-1).
+func TestSignInEndsPreviousSession(t *testing.T) {
+	const samEmail, samPW = "sam@demo.example", "plum tree on the hill 42"
+	// site is a console with an IdP, the owner's password, and Sam (a
+	// member, password only).
+	type site struct {
+		idp     *testIdP
+		ownerPW string
+	}
+	// sibling is another browser of c's console, which knows its clock.
+	sibling := func(t *testing.T, c *client) *client {
+		o := newClientOf(t, c.srv, c.con)
+		o.clock = c.clock
+		return o
+	}
+	asSam := func(t *testing.T, c *client, _ site) {
+		if resp := c.signIn(samEmail, samPW); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("Sam's sign-in: %d", resp.StatusCode)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		// first signs the browser in; again signs it in again, through
+		// the completion tested.
+		first func(t *testing.T, c *client, s site)
+		again func(t *testing.T, c *client, s site) *http.Response
+	}{
+		{"password", asSam, func(t *testing.T, c *client, s site) *http.Response {
+			return c.signIn(ownerEmail, s.ownerPW)
+		}},
+		{"second factor", func(t *testing.T, c *client, s site) {
+			sibling(t, c).signInAdmin(ownerEmail, s.ownerPW) // the owner sets up an app
+			asSam(t, c, s)
+		}, func(t *testing.T, c *client, s site) *http.Response {
+			if resp := c.signIn(ownerEmail, s.ownerPW); resp.Header.Get("Location") != "/login/mfa" {
+				t.Fatalf("owner's sign-in: %d to %q, want /login/mfa", resp.StatusCode, resp.Header.Get("Location"))
+			}
+			resp, _ := c.post("/login/mfa", url.Values{"method": {"totp"}, "code": {c.totp(c.app(ownerEmail))}})
+			return resp
+		}},
+		{"enrolment at sign-in", func(t *testing.T, c *client, s site) {
+			sibling(t, c).signInAdmin(ownerEmail, s.ownerPW)
+			setPolicy(t, c.con, func(p *guard.Policy) { p.RequireMFA = true })
+			c.signInAdmin(ownerEmail, s.ownerPW) // a session that meets the policy
+		}, func(t *testing.T, c *client, _ site) *http.Response {
+			if resp := c.signIn(samEmail, samPW); resp.Header.Get("Location") != "/login/enrol" {
+				t.Fatalf("Sam's sign-in: %d to %q, want /login/enrol", resp.StatusCode, resp.Header.Get("Location"))
+			}
+			_, page := c.post("/login/enrol/begin", url.Values{})
+			m := totpSecretRE.FindStringSubmatch(page)
+			if m == nil {
+				t.Fatalf("no key on the enrolment page:\n%s", page)
+			}
+			resp, _ := c.post("/login/enrol/confirm", url.Values{"factor": {field(t, page, "factor")},
+				"code": {c.totp(&authenticatorApp{secret: m[1]})}})
+			return resp
+		}},
+		{"single sign-on", asSam, func(t *testing.T, c *client, s site) *http.Response {
+			s.idp.addUser("bob", "bob@example.com", "correct horse battery", "staff")
+			acs, answer := c.ssoAnswer(s.idp, "bob", "correct horse battery", "")
+			resp, _ := c.postFrom(s.idp.url, "same-site", acs, answer)
+			return resp
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := &testClock{}
+			c, idp, password := newSSOClient(t, clock)
+			c.clock = clock
+			if _, err := c.con.g.CreateUser(t.Context(), guard.System("test"), guard.NewUser{Tenant: demoTenant, Email: samEmail,
+				Name: "Sam Staff", Password: samPW, Roles: []string{rbac.Member}}); err != nil {
+				t.Fatal(err)
+			}
+			s := site{idp, password}
+			tc.first(t, c, s)
+			old := c.cookie(sessionCookie)
+			if code, _ := c.whoami(); code != http.StatusOK || old == "" {
+				t.Fatalf("the first session: whoami %d", code)
+			}
+			if resp := tc.again(t, c, s); resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusOK {
+				t.Fatalf("the second sign-in: %d", resp.StatusCode)
+			}
+			if v := c.cookie(sessionCookie); v == old || v == "" {
+				t.Fatalf("the session cookie was not replaced")
+			}
+			if code, _ := c.whoami(); code != http.StatusOK {
+				t.Fatalf("the new session: whoami %d", code)
+			}
+			o := sibling(t, c)
+			u, _ := url.Parse(c.srv.URL)
+			o.c.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: old, Path: "/", Secure: true, HttpOnly: true}})
+			if code, w := o.whoami(); code != http.StatusUnauthorized {
+				t.Errorf("the session the sign-in replaced still works: whoami %d as %s, want 401", code, w.Email)
+			}
+		})
 	}
 }
 
@@ -395,4 +499,23 @@ func TestSignedInElsewhere(t *testing.T) {
 	if code, _ := a.whoami(); code != http.StatusUnauthorized {
 		t.Errorf("A's whoami: %d, want 401", code)
 	}
+}
+
+// The page a browser is sent back to when Guard ended its session with a
+// reason is the address it asked for, taken before the mux cleans the
+// path: it stays on the site, so a link to https://console//evil.test/x
+// does not become a scheme-relative redirect off-site (SECURITY-CHECKLIST
+// WEB-9, ASVS5 3.7.2).
+func TestSignedOutNoticeRedirectStaysOnSite(t *testing.T) {
+	a, password := newClient(t)
+	b := newClientOf(t, a.srv, a.con)
+	if resp := a.signIn(ownerEmail, password); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in A: %d", resp.StatusCode)
+	}
+	if resp := b.signIn(ownerEmail, password); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in B: %d", resp.StatusCode)
+	}
+	// A's browser still holds its ended session cookie.
+	resp, _ := a.get("//evil.test/x")
+	checkSameSite(t, resp, "/")
 }

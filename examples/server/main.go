@@ -381,7 +381,7 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 		return nil, err
 	}
 	a := &app{g: g, tenant: demoTenant, base: base, mail: mail, captcha: captcha, now: o.now, logf: logger.Printf,
-		pages: pages, csp: contentSecurityPolicy(captcha), mfaConfigured: true, insecureMetadata: src.insecure(),
+		pages: pages, csp: contentSecurityPolicy(captchaUI{}), captchaCSP: contentSecurityPolicy(captcha), mfaConfigured: true, insecureMetadata: src.insecure(),
 		adminMFA: !o.noAdminMFA, breachCheck: breach != nil}
 	c := &console{app: a, g: g, backend: b, password: password}
 	if src.raw != "" {

@@ -254,6 +254,72 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 }
 
+// With a real CAPTCHA provider (-captcha-provider), its script loads,
+// and the Content-Security-Policy allows it, only on the pages whose forms
+// carry its widget (captchaPages): never on the pages that show a new
+// authenticator key, recovery codes or a new API key, which third-party
+// code could otherwise read (SECURITY-CHECKLIST WEB-12).
+func TestCaptchaScriptOnlyOnCaptchaPages(t *testing.T) {
+	srv := httptest.NewUnstartedServer(nil)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	clock := &testClock{}
+	o := testOptions(t, srv.URL, clock, "")
+	o.captchaProvider, o.captchaSecret, o.captchaSiteKey = "turnstile", "test-secret", "test-sitekey"
+	con := newTestConsoleWith(t, o, nil)
+	srv.Config.Handler = con.app.routes()
+	const script, origin = `<script src="https://challenges.cloudflare.com`, "https://challenges.cloudflare.com"
+	check := func(name string, resp *http.Response, body, marker string, captcha bool) {
+		t.Helper()
+		if !strings.Contains(body, marker) {
+			t.Fatalf("%s: not the page expected (%d):\n%.1500s", name, resp.StatusCode, body)
+		}
+		csp := resp.Header.Get("Content-Security-Policy")
+		if got := strings.Contains(body, script); got != captcha {
+			t.Errorf("%s: loads the CAPTCHA provider's script: %v, want %v", name, got, captcha)
+		}
+		if got := strings.Contains(csp, "script-src "+origin); got != captcha || !captcha && !strings.Contains(csp, "script-src 'none'") {
+			t.Errorf("%s: CSP %q", name, csp)
+		}
+	}
+
+	anon := newClientOf(t, srv, con)
+	resp, body := anon.get("/login")
+	check("sign-in (GET /login)", resp, body, `action="/login"`, true)
+	resp, body = anon.get("/forgot")
+	check("forgotten password (GET /forgot)", resp, body, `action="/forgot"`, true)
+
+	c := newClientOf(t, srv, con)
+	c.clock = clock
+	c.signInAdmin(ownerEmail, con.password)
+	resp, body = c.get("/account")
+	check("My account (GET /account)", resp, body, `action="/account/password"`, true)
+	resp, body = c.post("/account/mfa/totp", url.Values{})
+	check("new authenticator key (POST /account/mfa/totp)", resp, body, `id="totp-secret"`, false)
+	resp, body = c.post("/account/recovery", url.Values{})
+	check("recovery codes (POST /account/recovery)", resp, body, `id="recovery-codes"`, false)
+	resp, body = c.post("/keys", url.Values{"name": {"x"}, "role": {"reports-only"}, "days": {"30"}})
+	check("new API key (POST /keys)", resp, body, `id="api-key"`, false)
+}
+
+// captchaPages lists exactly the page templates that show the CAPTCHA
+// widget.
+func TestCaptchaPagesList(t *testing.T) {
+	names, err := templateNames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		b, err := templateFS.ReadFile("templates/" + n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uses := strings.Contains(string(b), ".Captcha.Widget"); uses != captchaPages[n] {
+			t.Errorf("%s: shows the CAPTCHA widget: %v; in captchaPages: %v", n, uses, captchaPages[n])
+		}
+	}
+}
+
 // The request body is bounded: a larger form gets 413 (SECURITY-CHECKLIST
 // RL-3), and nothing is done.
 // SECURITY-CHECKLIST PW-12.

@@ -131,8 +131,21 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 
 // signedInAs hands the new session to the browser and sends it on.
 func (a *app) signedInAs(w http.ResponseWriter, r *http.Request, res guard.LoginResult, next string) {
-	a.g.SetSessionCookie(w, res.Token, res.Session)
+	a.newSession(w, r, res)
 	http.Redirect(w, r, a.afterSignIn(w, r, res, next), http.StatusSeeOther)
+}
+
+// newSession hands the new session to the browser, first ending the one
+// the browser had (perhaps someone else's): the cookie value it replaces
+// is then no session (SECURITY-CHECKLIST SE-1). Every way a sign-in ends
+// (password, second factor, enrolment at sign-in, SSO) goes through here.
+func (a *app) newSession(w http.ResponseWriter, r *http.Request, res guard.LoginResult) {
+	if p, ok := guard.PrincipalFrom(r.Context()); ok && p.Kind == guard.KindUser {
+		if err := a.g.Logout(r.Context(), p); err != nil && !errors.Is(err, guard.ErrUnauthenticated) {
+			a.logf("sign-in: the browser's earlier session could not be ended: %v", err)
+		}
+	}
+	a.g.SetSessionCookie(w, res.Token, res.Session)
 }
 
 // afterSignIn sets the flash a new session calls for and returns where
@@ -363,7 +376,7 @@ func (a *app) enrolConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	clearPending(w)
 	a.forget(res.User.Tenant)
-	a.g.SetSessionCookie(w, res.Token, res.Session)
+	a.newSession(w, r, res)
 	// The codes first; the continue button then goes where any other
 	// sign-in would (a password to change comes first).
 	next := a.afterSignIn(w, r, res, localPath(st.Next))
@@ -378,17 +391,20 @@ type codesView struct {
 // logout ends the session. A session opened by single sign-on ends at
 // the IdP too, when it has a single logout endpoint: Guard's session ends
 // first, then the browser goes to the IdP, which comes back to
-// /saml/{tenant}/slo. That step is a page (a link, followed at once), not
-// a redirect: the sign-out form may only post to this site (CSP
-// form-action 'self'), which browsers also apply to its redirects.
+// /saml/{tenant}/slo (an answer bound to this browser by sloCookie).
+// That step is a page (a link, followed at once), not a redirect: the
+// sign-out form may only post to this site (CSP form-action 'self'),
+// which browsers also apply to its redirects.
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
-	idp, err := a.g.LogoutSSO(r.Context(), principal(r), "/login")
+	binding := newBinding() // ties the IdP's answer to this browser (sloCookie)
+	idp, err := a.g.LogoutSSO(r.Context(), principal(r), sloReturn("/login", binding))
 	if err != nil && !errors.Is(err, guard.ErrUnauthenticated) {
 		a.fail(w, r, err, "/")
 		return
 	}
 	a.g.ClearSessionCookie(w)
 	if idp != "" {
+		setSLOBinding(w, binding, int(bindingTTL/time.Second))
 		a.page(w, r, "leaving.html", view{Title: "Signing out", SignedOut: true, Data: idp}) // html/template filters the URL
 		return
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -34,12 +35,26 @@ const acsPattern = "POST /saml/{tenant}/acs"
 const maxSAMLBody = sso.DefaultMaxBodyBytes
 
 // The binding cookie ties an SP-initiated login to the browser that
-// started it (no login CSRF): a random value, in a cookie only the SAML
-// routes see, sent with the IdP's cross-site POST (SameSite=None, so
-// Secure), living as long as Guard tracks the request.
+// started it (no login CSRF): a random value, fresh at every login start,
+// sent with the IdP's cross-site POST (SameSite=None, so Secure), living
+// as long as Guard tracks the request. It is a __Host- cookie (Path=/, no
+// Domain), so a host on a sibling subdomain cannot plant its own value
+// in the browser; and a value the browser presents is never adopted at
+// login start.
 const (
-	bindingCookie = "__Secure-guard-sso"
+	bindingCookie = "__Host-guard-sso"
 	bindingTTL    = sso.DefaultRequestTTL
+)
+
+// The single logout binding cookie ties the IdP's LogoutResponse to the
+// browser that signed out (no logout CSRF), as the binding cookie does a
+// login: a random value set with the step to the IdP, which the console
+// also puts in the sign-out's return address (kept by Guard with the
+// tracked LogoutRequest, never sent to the IdP). The IdP comes back by a
+// top-level GET, so SameSite=Lax is enough.
+const (
+	sloCookie = "__Host-guard-slo"
+	sloParam  = "slo" // the binding's query parameter in the return address
 )
 
 // newBinding returns 256 random bits, base64url.
@@ -49,15 +64,33 @@ func newBinding() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// validBinding reports whether s has the form newBinding gives.
-func validBinding(s string) bool {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	return err == nil && len(b) == 32
+func setBinding(w http.ResponseWriter, v string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: bindingCookie, Value: v, Path: "/", MaxAge: maxAge,
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteNoneMode})
 }
 
-func setBinding(w http.ResponseWriter, v string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{Name: bindingCookie, Value: v, Path: "/saml/", MaxAge: maxAge,
-		Secure: true, HttpOnly: true, SameSite: http.SameSiteNoneMode})
+func setSLOBinding(w http.ResponseWriter, v string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: sloCookie, Value: v, Path: "/", MaxAge: maxAge,
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
+// sloReturn is the return address of a sign-out that goes on to the IdP:
+// back, bound to binding.
+func sloReturn(back, binding string) string {
+	return back + "?" + url.Values{sloParam: {binding}}.Encode()
+}
+
+// sloBound reports whether r comes from the browser that started the
+// single logout whose return address is to (sloReturn), and returns the
+// address without the binding.
+func sloBound(r *http.Request, to string) (string, bool) {
+	u, err := url.Parse(to)
+	if err != nil {
+		return "/", false
+	}
+	binding := u.Query().Get(sloParam)
+	c, err := r.Cookie(sloCookie)
+	return u.Path, err == nil && binding != "" && subtle.ConstantTimeCompare([]byte(c.Value), []byte(binding)) == 1
 }
 
 // samlMetadata serves a tenant's SP metadata, for its IdP.
@@ -86,12 +119,12 @@ func (a *app) samlMetadata(w http.ResponseWriter, r *http.Request) {
 }
 
 // samlLogin starts an SP-initiated login: a tracked AuthnRequest, bound
-// to this browser by the binding cookie, and the browser sent to the IdP.
+// to this browser by a new binding cookie, and the browser sent to the
+// IdP. The binding is new even when the browser presents one: adopting
+// it would let whoever planted it deliver an answer of their own (only
+// the latest login started in a browser can complete).
 func (a *app) samlLogin(w http.ResponseWriter, r *http.Request) {
 	binding := newBinding()
-	if c, err := r.Cookie(bindingCookie); err == nil && validBinding(c.Value) {
-		binding = c.Value // another login under way in this browser keeps working
-	}
 	next := localPath(r.URL.Query().Get("next"))
 	if !sso.SafeRedirect(next) {
 		next = "/"
@@ -193,18 +226,18 @@ func (a *app) samlACS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setBinding(w, "", -1)
-	if p, ok := guard.PrincipalFrom(ctx); ok && p.Kind == guard.KindUser {
-		// The session this browser had (perhaps of someone else) ends.
-		a.g.Logout(ctx, p)
-	}
 	a.forget(tenant) // a user may have been created
+	// signedInAs ends the session this browser had (perhaps someone else's).
 	a.signedInAs(w, r, res, localPath(to))
 }
 
 // samlSLO is the single logout URL: the IdP's answer to a sign-out
 // started here, or the IdP asking to end a user's sessions. Only the
 // HTTP-Redirect binding (GET) is published; a POST meets the cross-origin
-// protection like any other.
+// protection like any other. The IdP's answer signs out only the browser
+// that started the sign-out (its binding cookie): another browser sent
+// there by a link, cross-site, keeps its session and hears nothing of it
+// (SECURITY-CHECKLIST WEB-5, WEB-6).
 func (a *app) samlSLO(w http.ResponseWriter, r *http.Request) {
 	to, err := a.g.HandleSLO(r.Context(), r.PathValue("tenant"), r)
 	switch {
@@ -219,13 +252,22 @@ func (a *app) samlSLO(w http.ResponseWriter, r *http.Request) {
 			"The identity provider's logout message was not accepted. If you are still signed in here, use Sign out.")
 		return
 	}
-	a.g.ClearSessionCookie(w)
 	switch {
 	case to == "":
+		a.g.ClearSessionCookie(w)
 		a.ok(w, r, "/login", "Signed out.")
-	case localPath(to) == to:
-		a.ok(w, r, to, "Signed out, at your identity provider too.")
+	case localPath(to) == to: // the answer to a sign-out started here
+		back, ok := sloBound(r, to)
+		if !ok {
+			a.logf("single logout: the IdP's answer came from a browser that did not sign out: its session is left alone")
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+		setSLOBinding(w, "", -1)
+		a.g.ClearSessionCookie(w)
+		a.ok(w, r, back, "Signed out, at your identity provider too.")
 	default:
+		a.g.ClearSessionCookie(w)
 		http.Redirect(w, r, to, http.StatusSeeOther) // the answer to the IdP's request
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"html"
@@ -281,7 +282,7 @@ func TestSSOSignIn(t *testing.T) {
 	alice := newClientOf(t, c.srv, c.con)
 	resp, _ = alice.get("/saml/demo/login?next=%2Faccount")
 	b := cookieNamed(resp, bindingCookie)
-	if b == nil || !b.Secure || !b.HttpOnly || b.SameSite != http.SameSiteNoneMode || b.Path != "/saml/" || b.MaxAge <= 0 || b.MaxAge > 600 || !validBinding(b.Value) {
+	if b == nil || !b.Secure || !b.HttpOnly || b.SameSite != http.SameSiteNoneMode || b.Path != "/" || b.MaxAge <= 0 || b.MaxAge > 600 || !validBinding(b.Value) {
 		t.Fatalf("binding cookie %+v", b)
 	}
 	acs, answer := alice.ssoAnswer(idp, "alice", "correct horse battery", "/account")
@@ -345,6 +346,46 @@ func TestSSOSignIn(t *testing.T) {
 	}
 }
 
+// validBinding reports whether s has the form newBinding gives.
+func validBinding(s string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil && len(b) == 32
+}
+
+// The binding cookie cannot be planted by another site (SAML login
+// CSRF): it is a __Host- cookie, which browsers accept only from the
+// console's own host (Path=/, no Domain), so a sibling subdomain cannot
+// set it; and a login started in a browser always binds a new value,
+// never one the browser presents. Here the victim's browser holds the
+// attacker's binding value (as a sibling could plant a cookie without
+// the prefix, or a browser blind to prefixes would keep it), starts a
+// sign-in with SSO, and is then sent the attacker's own IdP answer
+// cross-site: it is refused. SECURITY-CHECKLIST WEB-2, WEB-7.
+func TestSSOBindingCookieNotPlantable(t *testing.T) {
+	c, idp, _ := newSSOClient(t, nil)
+	idp.addUser("mallory", "mallory@example.com", "correct horse battery", "staff")
+	mal := newClientOf(t, c.srv, c.con)
+	resp, _ := mal.get("/saml/demo/login")
+	b := cookieNamed(resp, bindingCookie)
+	if b == nil || !strings.HasPrefix(b.Name, "__Host-") || b.Path != "/" || b.Domain != "" || !b.Secure {
+		t.Fatalf("binding cookie %+v: want __Host-, Path=/, no Domain, Secure", b)
+	}
+	acs, answer := mal.ssoAnswer(idp, "mallory", "correct horse battery", "")
+	planted := mal.cookie(bindingCookie)
+
+	vic := newClientOf(t, c.srv, c.con)
+	u, _ := url.Parse(c.srv.URL)
+	vic.c.Jar.SetCookies(u, []*http.Cookie{{Name: bindingCookie, Value: planted, Path: "/", Secure: true, HttpOnly: true}})
+	resp, _ = vic.get("/saml/demo/login")
+	if k := cookieNamed(resp, bindingCookie); k == nil || k.Value == planted || !validBinding(k.Value) {
+		t.Errorf("a login started with a binding value presented keeps it: %+v", k)
+	}
+	resp, _ = vic.postFrom("https://evil.test", "cross-site", acs, answer)
+	if code, w := vic.whoami(); code == http.StatusOK || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("the attacker's answer to the victim's ACS: %d; the victim is signed in as %q", resp.StatusCode, w.Email)
+	}
+}
+
 // Signing out of an SSO session ends it here, then at the IdP, which
 // comes back to the console's single logout URL.
 func TestSSOSignOut(t *testing.T) {
@@ -382,6 +423,46 @@ func TestSSOSignOut(t *testing.T) {
 	// The answer is accepted once.
 	if resp, _ := bob.visit("GET", back, nil); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("the IdP's logout answer again: %d", resp.StatusCode)
+	}
+}
+
+// The IdP's answer to a sign-out (its LogoutResponse, a GET of
+// /saml/{tenant}/slo) is bound to the browser that signed out: a user who
+// signs out of their own SSO session and sends the IdP's answer to
+// someone else, as a link opened cross-site, does not sign that browser
+// out (logout CSRF; SECURITY-CHECKLIST WEB-5, WEB-6).
+func TestSSOSignOutAnswerBoundToBrowser(t *testing.T) {
+	c, idp, password := newSSOClient(t, nil)
+	if resp := c.signIn(ownerEmail, password); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("owner's sign-in: %d", resp.StatusCode)
+	}
+	idp.addUser("bob", "bob@example.com", "correct horse battery", "staff")
+	bob := newClientOf(t, c.srv, c.con)
+	acs, answer := bob.ssoAnswer(idp, "bob", "correct horse battery", "")
+	if resp, _ := bob.postFrom(idp.url, "same-site", acs, answer); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ACS: %d", resp.StatusCode)
+	}
+	_, page := bob.post("/logout", url.Values{})
+	m := regexp.MustCompile(`<meta http-equiv="refresh" content="0; url=([^"]+)">`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no step to the IdP after signing out")
+	}
+	resp, _ := bob.visit("GET", html.UnescapeString(m[1]), nil)
+	back := resp.Header.Get("Location")
+	if !strings.HasPrefix(back, c.srv.URL+"/saml/demo/slo?") {
+		t.Fatalf("the IdP's answer goes to %q", back)
+	}
+	// Bob sends it to the owner, whose browser opens it.
+	resp, _ = c.do("GET", strings.TrimPrefix(back, c.srv.URL), nil, "cross-site")
+	if k := cookieNamed(resp, sessionCookie); k != nil {
+		t.Errorf("the answer to Bob's sign-out, opened by the owner's browser, sets its session cookie: %v", k)
+	}
+	if code, _ := c.whoami(); code != http.StatusOK {
+		t.Errorf("the answer to Bob's sign-out, opened by the owner's browser (%d to %q), signed the owner out: whoami %d",
+			resp.StatusCode, resp.Header.Get("Location"), code)
+	}
+	if f := flashAfter(c, resp); strings.Contains(f, "Signed out") {
+		t.Errorf("the owner's browser is told %q", f)
 	}
 }
 
