@@ -254,7 +254,7 @@ func (a *app) samlSLO(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case to == "":
-		a.g.ClearSessionCookie(w)
+		a.clearEndedSession(w, r)
 		a.ok(w, r, "/login", "Signed out.")
 	case localPath(to) == to: // the answer to a sign-out started here
 		back, ok := sloBound(r, to)
@@ -267,9 +267,22 @@ func (a *app) samlSLO(w http.ResponseWriter, r *http.Request) {
 		a.g.ClearSessionCookie(w)
 		a.ok(w, r, back, "Signed out, at your identity provider too.")
 	default:
-		a.g.ClearSessionCookie(w)
+		a.clearEndedSession(w, r)
 		http.Redirect(w, r, to, http.StatusSeeOther) // the answer to the IdP's request
 	}
+}
+
+// clearEndedSession clears the browser's session cookie after the IdP's
+// LogoutRequest, only if the session it holds no longer works: the
+// request named the user of another browser (anyone may bring a signed
+// request here), whose sign-out must not reach this one.
+func (a *app) clearEndedSession(w http.ResponseWriter, r *http.Request) {
+	if tok, ok := a.g.SessionToken(r); ok {
+		if _, err := a.g.Authenticate(r.Context(), tok); err == nil {
+			return
+		}
+	}
+	a.g.ClearSessionCookie(w)
 }
 
 // The demo tenant's IdP from -idp-metadata.

@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"compress/flate"
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -28,6 +31,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/samlidp"
 	dsig "github.com/russellhaering/goxmldsig"
 
@@ -961,5 +965,63 @@ func TestSSOMetadataSigningCertificate(t *testing.T) {
 	}
 	if signedEvents != 2 || unsignedEvents < 1 {
 		t.Errorf("sso.configured events: %d with metadata_signed=true, %d false", signedEvents, unsignedEvents)
+	}
+}
+
+// signedRedirectLogout returns the URL of an IdP's LogoutRequest for
+// nameID to the console's single-logout route, in the HTTP-Redirect
+// binding, signed with the test IdP's key.
+func signedRedirectLogout(t *testing.T, c *client, idp *testIdP, nameID string) string {
+	t.Helper()
+	lr := &saml.LogoutRequest{ID: "id-" + strings.Repeat("a", 32), Version: "2.0", IssueInstant: time.Now().UTC(),
+		Destination: c.srv.URL + "/saml/demo/slo", Issuer: &saml.Issuer{Value: idp.url + "/metadata"},
+		NameID: &saml.NameID{Value: nameID, Format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"}}
+	doc := etree.NewDocument()
+	doc.SetRoot(lr.Element())
+	raw, err := doc.WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	w, _ := flate.NewWriter(&b, flate.DefaultCompression)
+	w.Write(raw)
+	w.Close()
+	signed := "SAMLRequest=" + url.QueryEscape(base64.StdEncoding.EncodeToString(b.Bytes())) +
+		"&SigAlg=" + url.QueryEscape("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
+	sum := sha256.Sum256([]byte(signed))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, testKeys.idpKey, crypto.SHA256, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "/saml/demo/slo?" + signed + "&Signature=" + url.QueryEscape(base64.StdEncoding.EncodeToString(sig))
+}
+
+// The IdP's own LogoutRequest ends the sessions of the user it names; a
+// browser that brings one naming another user (anyone may forward a
+// signed request they received) keeps its session and its cookie.
+// SECURITY-CHECKLIST WEB-6.
+func TestIdPLogoutRequestLeavesOtherBrowsers(t *testing.T) {
+	c, idp, password := newSSOClient(t, nil)
+	if resp := c.signIn(ownerEmail, password); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("owner's sign-in: %d", resp.StatusCode)
+	}
+	idp.addUser("bob", "bob@example.com", "correct horse battery", "staff")
+	bob := newClientOf(t, c.srv, c.con)
+	acs, answer := bob.ssoAnswer(idp, "bob", "correct horse battery", "")
+	if resp, _ := bob.postFrom(idp.url, "same-site", acs, answer); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ACS: %d", resp.StatusCode)
+	}
+	resp, body := c.do("GET", signedRedirectLogout(t, c, idp, "bob@example.com"), nil, "cross-site")
+	if resp.StatusCode/100 != 3 {
+		t.Fatalf("the IdP's LogoutRequest: %d\n%.500s", resp.StatusCode, body)
+	}
+	if k := cookieNamed(resp, sessionCookie); k != nil {
+		t.Errorf("a LogoutRequest naming Bob, brought by the owner's browser, sets its session cookie: %v", k)
+	}
+	if code, _ := c.whoami(); code != http.StatusOK {
+		t.Errorf("the owner's browser, bringing a LogoutRequest naming Bob: whoami %d", code)
+	}
+	if code, _ := bob.whoami(); code != http.StatusUnauthorized {
+		t.Errorf("Bob's browser after the IdP's LogoutRequest naming him: whoami %d, want 401", code)
 	}
 }
