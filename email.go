@@ -47,7 +47,7 @@ func (g *Guard) ChangeEmail(ctx context.Context, p Principal, newEmail string) e
 	if err != nil || email == u.Email {
 		return err
 	}
-	return g.applyEmailChange(ctx, p, u, email)
+	return g.applyEmailChange(ctx, p, u, email, true)
 }
 
 // prepareEmailChange checks that the principal may change their address
@@ -92,11 +92,11 @@ func emailChangeEvent(p Principal, u auth.User, email string, outcome audit.Outc
 	return e
 }
 
-// applyEmailChange sets u's address to email, ends the user's sessions
-// but p's, records it and notifies the old address; it puts the old
-// address back if the change cannot be completed.
-func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, email string) error {
-	switch err := g.stores.UserUpdates.SetEmail(ctx, u.Tenant, u.ID, email); {
+// applyEmailChange sets u's address to email, unverified or not, ends the
+// user's sessions but p's, records it and notifies the old address; it
+// puts the old address back if the change cannot be completed.
+func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, email string, unverified bool) error {
+	switch err := g.stores.UserUpdates.SetEmail(ctx, u.Tenant, u.ID, email, unverified); {
 	case errors.Is(err, auth.ErrDuplicateEmail):
 		if rerr := g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, ReasonEmailTaken)); rerr != nil {
 			return rerr
@@ -107,7 +107,7 @@ func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, 
 	}
 	if err := g.afterEmailChange(ctx, p, u, emailChangeEvent(p, u, email, audit.Success, "")); err != nil {
 		// Not done, or not on record: put the old address back.
-		_ = g.stores.UserUpdates.SetEmail(context.WithoutCancel(ctx), u.Tenant, u.ID, u.Email)
+		_ = g.stores.UserUpdates.SetEmail(context.WithoutCancel(ctx), u.Tenant, u.ID, u.Email, u.EmailUnverified)
 		return err
 	}
 	g.notify(u.Email, "The email address of your account was changed",
@@ -247,7 +247,7 @@ func (g *Guard) ConfirmEmailChange(ctx context.Context, req EmailChangeConfirm) 
 	if email == u.Email {
 		return nil
 	}
-	return g.applyEmailChange(ctx, p, u, email)
+	return g.applyEmailChange(ctx, p, u, email, false)
 }
 
 // emailChangeLink builds the link of an email-change email.
