@@ -17,7 +17,8 @@
 //     failures, and no user enumeration (Login, ChangePasswordAndRotate,
 //     ForgotPassword, ResetPassword); a signed-in user changes their own
 //     email after a step-up, proving it by a link mailed to the new
-//     address (RequestEmailChange, ConfirmEmailChange) or not (ChangeEmail);
+//     address (RequestEmailChange, ConfirmEmailChange) or not (ChangeEmail:
+//     the address stays unverified, and single sign-on never matches it);
 //   - second factors (Config.MFA): TOTP, email and SMS codes, recovery
 //     codes, a pending sign-in between the steps (CompleteLogin,
 //     SendLoginCode, BeginTOTP, ConfirmFactor…), "require MFA" with

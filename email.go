@@ -12,7 +12,6 @@ import (
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/mfa"
-	"github.com/guardhq/guard/sso"
 )
 
 // ReasonEmailTaken is the Reason of a refused user.email_changed event:
@@ -38,16 +37,26 @@ const ReasonEmailTaken = "email_taken"
 // where it is. If ending the sessions or recording the event fails, the
 // old address is put back and the error returned.
 //
-// The new address is not verified: the user is trusted to own it. Use
-// RequestEmailChange and ConfirmEmailChange to have the user prove it by
-// a link sent there first. In a tenant with a single sign-on connection
-// the IdP owns addresses, and ChangeEmail is refused with a *PolicyError.
+// The new address is not verified: the user is trusted to own it, and it
+// is stored unverified (User.EmailUnverified). Single sign-on never
+// matches the account by an unverified address (CompleteSSO refuses,
+// reason email_unverified): a user who claims a colleague's address
+// before the tenant connects an IdP does not receive the colleague's
+// sign-ins and roles. The address is verified when the user proves they
+// receive mail there: a link for it from RequestEmailChange (allowed for
+// the user's own unverified address even in a tenant with an IdP) and
+// ConfirmEmailChange, or a reset link (ForgotPassword, or an
+// administrator's SendInvitation) and ResetPassword. An administrator who
+// finds the claim false deletes the account. RequestEmailChange and
+// ConfirmEmailChange change an address verified from the start. In a
+// tenant with a single sign-on connection the IdP owns addresses, and
+// ChangeEmail is refused with a *PolicyError.
 func (g *Guard) ChangeEmail(ctx context.Context, p Principal, newEmail string) error {
 	u, email, err := g.prepareEmailChange(ctx, p, newEmail)
 	if err != nil || email == u.Email {
 		return err
 	}
-	return g.applyEmailChange(ctx, p, u, email)
+	return g.applyEmailChange(ctx, p, u, email, true)
 }
 
 // prepareEmailChange checks that the principal may change their address
@@ -60,17 +69,9 @@ func (g *Guard) prepareEmailChange(ctx context.Context, p Principal, newEmail st
 	if err := g.requireRecentAuth(p); err != nil {
 		return auth.User{}, "", err
 	}
-	// Single sign-on finds users by email: in a tenant with an IdP, the
-	// address belongs to the IdP, or a user could claim a colleague's
-	// address and receive their sign-ins (and roles).
-	if g.sso != nil {
-		_, err := g.sso.Connection(ctx, p.Tenant)
-		switch {
-		case err == nil:
-			return auth.User{}, "", &PolicyError{Field: "email", Reason: "is managed by the tenant's identity provider"}
-		case !errors.Is(err, sso.ErrNotFound):
-			return auth.User{}, "", ssoErr("sso connection", err)
-		}
+	idp, err := g.hasIdP(ctx, p.Tenant)
+	if err != nil {
+		return auth.User{}, "", err
 	}
 	email, err := auth.CanonicalEmail(newEmail)
 	if err != nil {
@@ -79,6 +80,13 @@ func (g *Guard) prepareEmailChange(ctx context.Context, p Principal, newEmail st
 	u, err := g.stores.Users.User(ctx, p.Tenant, p.UserID)
 	if err != nil {
 		return auth.User{}, "", g.userErr("load user", err)
+	}
+	// Single sign-on finds users by email: in a tenant with an IdP, the
+	// address belongs to the IdP, or a user could claim a colleague's
+	// address and receive their sign-ins (and roles). The user's own
+	// unverified address is no new claim: a link sent there verifies it.
+	if idp && (email != u.Email || !u.EmailUnverified) {
+		return auth.User{}, "", &PolicyError{Field: "email", Reason: "is managed by the tenant's identity provider"}
 	}
 	return u, email, nil
 }
@@ -92,11 +100,11 @@ func emailChangeEvent(p Principal, u auth.User, email string, outcome audit.Outc
 	return e
 }
 
-// applyEmailChange sets u's address to email, ends the user's sessions
-// but p's, records it and notifies the old address; it puts the old
-// address back if the change cannot be completed.
-func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, email string) error {
-	switch err := g.stores.UserUpdates.SetEmail(ctx, u.Tenant, u.ID, email); {
+// applyEmailChange sets u's address to email, unverified or not, ends the
+// user's sessions but p's, records it and notifies the old address; it
+// puts the old address back if the change cannot be completed.
+func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, email string, unverified bool) error {
+	switch err := g.stores.UserUpdates.SetEmail(ctx, u.Tenant, u.ID, email, unverified); {
 	case errors.Is(err, auth.ErrDuplicateEmail):
 		if rerr := g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, ReasonEmailTaken)); rerr != nil {
 			return rerr
@@ -105,9 +113,11 @@ func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, 
 	case err != nil:
 		return g.userErr("set email", err)
 	}
-	if err := g.afterEmailChange(ctx, p, u, emailChangeEvent(p, u, email, audit.Success, "")); err != nil {
+	e := emailChangeEvent(p, u, email, audit.Success, "")
+	e.Meta["email_verified"] = boolString(!unverified)
+	if err := g.afterEmailChange(ctx, p, u, e); err != nil {
 		// Not done, or not on record: put the old address back.
-		_ = g.stores.UserUpdates.SetEmail(context.WithoutCancel(ctx), u.Tenant, u.ID, u.Email)
+		_ = g.stores.UserUpdates.SetEmail(context.WithoutCancel(ctx), u.Tenant, u.ID, u.Email, u.EmailUnverified)
 		return err
 	}
 	g.notify(u.Email, "The email address of your account was changed",
@@ -128,21 +138,25 @@ func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, 
 // (ErrStepUpRequired), no single sign-on connection (*PolicyError), a
 // well-formed address (*auth.InputError) that no other user of the tenant
 // has (ErrEmailTaken). The user's current address changes nothing and
-// sends nothing. The link is single-use, stored only as a hash bound to
-// the new address, and a newer request voids the older link; the request
-// is recorded (user.email_change_requested) before the link leaves.
-// Recovery.Limits bound the links sent (ErrTooManyAttempts beyond them,
-// the last link staying valid). A store or mail failure is ErrUnavailable
-// and leaves no usable link.
+// sends nothing, unless it is unverified (User.EmailUnverified): then the
+// link goes there, even in a tenant with an IdP, and verifies it. The
+// link is single-use, stored only as a hash bound to the new address, and
+// a newer request voids the older link; the request is recorded
+// (user.email_change_requested) before the link leaves. Recovery.Limits
+// bound the links sent (ErrTooManyAttempts beyond them, the last link
+// staying valid). A store or mail failure is ErrUnavailable and leaves no
+// usable link.
 func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail string) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
 	}
 	u, email, err := g.prepareEmailChange(ctx, p, newEmail)
-	if err != nil || email == u.Email {
+	if err != nil || (email == u.Email && !u.EmailUnverified) {
 		return err
 	}
-	switch _, err := g.stores.Users.UserByEmail(ctx, u.Tenant, email); {
+	switch o, err := g.stores.Users.UserByEmail(ctx, u.Tenant, email); {
+	case err == nil && o.ID == u.ID:
+		// The user's own unverified address: the link verifies it.
 	case err == nil:
 		if rerr := g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, ReasonEmailTaken)); rerr != nil {
 			return rerr
@@ -204,7 +218,11 @@ type EmailChangeConfirm struct {
 // user's address changed since it was asked for: reason email_changed) is
 // ErrInvalidEmailChange, recorded as a refused user.email_changed event
 // when the user exists. The address may have been taken by another user
-// since the request: ErrEmailTaken, and nothing changes.
+// since the request: ErrEmailTaken, and nothing changes. The address it
+// changes to is verified (User.EmailUnverified false). A link for the
+// user's own unverified address changes nothing but that: the address is
+// verified, recorded as user.email_changed with email_verified, and no
+// session ends.
 //
 // The link needs no session: it may be opened in another browser. On
 // success every session of the user ends (they sign in again with the new
@@ -248,9 +266,26 @@ func (g *Guard) ConfirmEmailChange(ctx context.Context, req EmailChangeConfirm) 
 		return refuse(ReasonEmailChanged)
 	}
 	if email == u.Email {
+		return g.verifyOwnEmail(ctx, p, u, refuse)
+	}
+	return g.applyEmailChange(ctx, p, u, email, false)
+}
+
+// verifyOwnEmail marks u's address, proved by a link mailed to it,
+// verified and records it; refuse answers an address changed meanwhile.
+func (g *Guard) verifyOwnEmail(ctx context.Context, p Principal, u auth.User, refuse func(string) error) error {
+	if !u.EmailUnverified {
 		return nil
 	}
-	return g.applyEmailChange(ctx, p, u, email)
+	switch err := g.stores.UserUpdates.VerifyEmail(ctx, u.Tenant, u.ID, u.Email); {
+	case errors.Is(err, auth.ErrConflict):
+		return refuse(ReasonEmailChanged)
+	case err != nil:
+		return g.userErr("verify email", err)
+	}
+	e := emailChangeEvent(p, u, u.Email, audit.Success, "")
+	e.Meta["email_verified"] = "true"
+	return g.record(ctx, e)
 }
 
 // emailChangeLink builds the link of an email-change email.

@@ -133,7 +133,7 @@ func TestChangeEmail(t *testing.T) {
 			t.Fatalf("%d user.email_changed events, want 1", len(evs))
 		}
 		e := evs[0]
-		want := map[string]string{"old_email": adaEmail, "new_email": newAdaEmail, "sessions_ended": "2"}
+		want := map[string]string{"old_email": adaEmail, "new_email": newAdaEmail, "sessions_ended": "2", "email_verified": "false"}
 		if e.Outcome != audit.Success || e.Target != ada.ID || e.Actor.Kind != audit.ActorUser || e.Actor.ID != ada.ID ||
 			e.IP != "203.0.113.5" || len(e.Meta) != len(want) {
 			t.Errorf("event = %+v", e)

@@ -301,9 +301,16 @@ func (r routedUsers) RecordSSOLogin(ctx context.Context, tenant, id string, at t
 	return with(ctx, r.f, tenant, func(s Stores) (auth.User, error) { return s.UserUpdates.RecordSSOLogin(ctx, tenant, id, at) })
 }
 
-func (r routedUsers) SetEmail(ctx context.Context, tenant, id, email string) error {
+func (r routedUsers) SetEmail(ctx context.Context, tenant, id, email string, unverified bool) error {
 	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
-		return struct{}{}, s.UserUpdates.SetEmail(ctx, tenant, id, email)
+		return struct{}{}, s.UserUpdates.SetEmail(ctx, tenant, id, email, unverified)
+	})
+	return err
+}
+
+func (r routedUsers) VerifyEmail(ctx context.Context, tenant, id, email string) error {
+	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
+		return struct{}{}, s.UserUpdates.VerifyEmail(ctx, tenant, id, email)
 	})
 	return err
 }

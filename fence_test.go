@@ -122,9 +122,13 @@ func (h *handle) RecordSSOLogin(ctx context.Context, t, id string, at time.Time)
 	h.check()
 	return h.users.RecordSSOLogin(ctx, t, id, at)
 }
-func (h *handle) SetEmail(ctx context.Context, t, id, e string) error {
+func (h *handle) SetEmail(ctx context.Context, t, id, e string, unverified bool) error {
 	h.check()
-	return h.users.SetEmail(ctx, t, id, e)
+	return h.users.SetEmail(ctx, t, id, e, unverified)
+}
+func (h *handle) VerifyEmail(ctx context.Context, t, id, e string) error {
+	h.check()
+	return h.users.VerifyEmail(ctx, t, id, e)
 }
 func (h *handle) Append(ctx context.Context, t string, evs []audit.Event) error {
 	h.check()

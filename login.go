@@ -119,6 +119,11 @@ const (
 	// ReasonBreakGlassNoFactor: the break-glass owner has no confirmed
 	// second factor (a password alone never signs in, nor enrols one).
 	ReasonBreakGlassNoFactor = "break_glass_no_factor"
+	// ReasonEmailUnverified (sso.failed): the IdP asserted the address of
+	// an account that holds it unverified (User.EmailUnverified: the user
+	// set it with ChangeEmail and never proved it). The account may not be
+	// the IdP's user, so single sign-on refuses it (see CompleteSSO).
+	ReasonEmailUnverified = "email_unverified"
 )
 
 // attempt carries what the failure and success paths of a login record.

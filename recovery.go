@@ -388,9 +388,12 @@ type ResetRequest struct {
 // success every session of the user ends, so does a pending email
 // change, the account's login lock is lifted and a notice is mailed;
 // second factors stay as they are, so the next login still asks for one
-// (a reset never disables MFA). A store failure before the new password
-// is set returns ErrUnavailable and gives the link back, the password
-// unchanged (the user's sessions may have ended): try again with it.
+// (a reset never disables MFA). The link went to the user's address, so
+// an unverified address (User.EmailUnverified) is verified, unless it
+// changed meanwhile (the password.reset event says email_verified). A
+// store failure before the new password is set returns ErrUnavailable
+// and gives the link back, the password unchanged (the user's sessions
+// may have ended): try again with it.
 func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if err := checkClientIP(req.IP); err != nil {
 		return err
@@ -474,6 +477,16 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	}
 	e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
 	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
+	if u.EmailUnverified {
+		// The link was bound to u.Email (FactorID above): verified if it
+		// is still the user's address.
+		switch err := g.stores.UserUpdates.VerifyEmail(ctx, u.Tenant, u.ID, u.Email); {
+		case err == nil:
+			e.Meta["email_verified"] = "true"
+		case !errors.Is(err, auth.ErrConflict):
+			return g.userErr("verify email", err)
+		}
+	}
 	if err := g.record(ctx, e); err != nil {
 		return err
 	}

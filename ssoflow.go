@@ -285,8 +285,22 @@ type SSOResponse struct {
 // created when the connection allows just-in-time provisioning (with the
 // mapped roles, never owner). The session ends no later than the IdP
 // asked. Every refusal is ErrSSOFailed for the browser; the precise reason
-// is in the sso.failed event. On success, LoginResult.ReturnTo is where to
-// send the browser, and the user's LastSSOAt is set (see UserAccess.SSO).
+// is in the sso.failed event.
+//
+// An account whose address is unverified (User.EmailUnverified: set by
+// the user's own ChangeEmail, perhaps to a colleague's address before the
+// tenant had an IdP) is never matched: the sign-in is refused
+// (ReasonEmailUnverified, the account as the event's actor) and nothing,
+// roles included, is synced onto it. It is resolved when the address is
+// proved, by whoever receives its mail: through RequestEmailChange and
+// ConfirmEmailChange of that same address, or a password-reset link
+// (ForgotPassword, or an administrator's SendInvitation) used with
+// ResetPassword. Or an administrator who finds the claim false deletes
+// the account (the refused event names it), which frees the address for
+// the IdP's user, provisioned just in time if the connection allows it.
+//
+// On success, LoginResult.ReturnTo is where to send the browser, and the
+// user's LastSSOAt is set (see UserAccess.SSO).
 //
 // The session has FlagMFA when the assertion's AuthnContextClassRef is
 // one of the connection's MFAAuthnContexts: the IdP says the user signed
@@ -350,6 +364,11 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 		}
 	case err != nil:
 		return LoginResult{}, "", fail(ReasonUnavailable, "", unavailable("load user", err))
+	case u.EmailUnverified:
+		// Whoever set the address never proved it is theirs: the IdP's
+		// user may be someone else. Nothing is synced onto the account.
+		a.user = &u
+		return LoginResult{}, "", fail(ReasonEmailUnverified, "", ErrSSOFailed)
 	case res.SyncRoles && g.rbac != nil:
 		if err := g.syncRoles(ctx, u, res.Roles); err != nil {
 			return LoginResult{}, "", fail("role_sync", err.Error(), ErrSSOFailed)
@@ -506,9 +525,10 @@ func (g *Guard) ssoSubject(ctx context.Context, tenant, userID string) (sso.Subj
 // IdP asking to end a user's sessions (returns the URL that answers the
 // IdP). The user is the one whose last SSO sign-in had the request's
 // NameID (Stores.SSO.Subjects); when none is kept, the user whose email is
-// the NameID. Every session of that user ends, whatever SessionIndex the
-// request names: a logout from the IdP never leaves a Guard session of
-// the person behind. A store failure answers nothing to the IdP
+// the NameID, unless that address is unverified (as CompleteSSO, which
+// never signs such an account in). Every session of that user ends,
+// whatever SessionIndex the request names: a logout from the IdP never
+// leaves a Guard session of the person behind. A store failure answers nothing to the IdP
 // (ErrUnavailable), so it does not take the logout as done.
 func (g *Guard) HandleSLO(ctx context.Context, tenant string, r *http.Request) (string, error) {
 	if err := g.needSSO(); err != nil {
@@ -571,7 +591,7 @@ func (g *Guard) sloUsers(ctx context.Context, tenant, nameID string) ([]string, 
 	}
 	u, err := g.stores.Users.UserByEmail(ctx, tenant, email)
 	switch {
-	case errors.Is(err, auth.ErrNotFound):
+	case errors.Is(err, auth.ErrNotFound), err == nil && u.EmailUnverified:
 		return nil, nil
 	case err != nil:
 		return nil, unavailable("load user", err)

@@ -19,9 +19,15 @@ import (
 
 // User is a user as the facade shows it: no password hashes.
 type User struct {
-	ID                string
-	Tenant            string
-	Email             string
+	ID     string
+	Tenant string
+	Email  string
+	// EmailUnverified reports that the user set Email with ChangeEmail
+	// and has not proved they receive mail there (a link mailed to it:
+	// ConfirmEmailChange, ResetPassword). Single sign-on never matches the
+	// user by it (see CompleteSSO). Addresses given by an administrator or
+	// an IdP are verified.
+	EmailUnverified   bool
 	Name              string
 	Status            auth.Status
 	HasPassword       bool
@@ -37,7 +43,7 @@ type User struct {
 }
 
 func userView(u auth.User) User {
-	return User{ID: u.ID, Tenant: u.Tenant, Email: u.Email, Name: u.Name, Status: u.Status,
+	return User{ID: u.ID, Tenant: u.Tenant, Email: u.Email, EmailUnverified: u.EmailUnverified, Name: u.Name, Status: u.Status,
 		HasPassword: u.PasswordHash != "", PasswordChangedAt: u.PasswordChangedAt, PasswordExpired: u.PasswordExpired,
 		CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt, LastSSOAt: u.LastSSOAt}
 }

@@ -60,14 +60,21 @@ type UserUpdater interface {
 	// method changes LastSSOAt.
 	RecordSSOLogin(ctx context.Context, tenant, id string, at time.Time) (User, error)
 	// SetEmail sets the user's email to email, a canonical email, and
-	// changes no other field. The user's previous email is free at once:
-	// UserByEmail no longer finds it, and another user may take it. When
-	// another user of the tenant has email, SetEmail returns
-	// ErrDuplicateEmail and changes nothing; users of other tenants do not
-	// count. Setting the user's current email is a no-op that succeeds.
-	// When the user does not exist it returns ErrNotFound, whether or not
-	// email is taken.
-	SetEmail(ctx context.Context, tenant, id, email string) error
+	// EmailUnverified to unverified, in one step, and changes no other
+	// field. The user's previous email is free at once: UserByEmail no
+	// longer finds it, and another user may take it. When another user of
+	// the tenant has email, SetEmail returns ErrDuplicateEmail and changes
+	// nothing; users of other tenants do not count. Setting the user's
+	// current email succeeds and sets EmailUnverified only. When the user
+	// does not exist it returns ErrNotFound, whether or not email is
+	// taken.
+	SetEmail(ctx context.Context, tenant, id, email string, unverified bool) error
+	// VerifyEmail clears EmailUnverified if the user's email is email (the
+	// user proved they receive mail there), and changes no other field.
+	// When the user's email is another, it returns ErrConflict and changes
+	// nothing: the proof was for an address the user no longer has.
+	// Verifying a verified email is a no-op that succeeds.
+	VerifyEmail(ctx context.Context, tenant, id, email string) error
 }
 
 // ThrottleStore counts authentication attempts per key (an account, a client

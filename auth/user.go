@@ -26,9 +26,16 @@ type User struct {
 	ID     string
 	Tenant string
 	// Email is canonical (see CanonicalEmail) and unique within the tenant.
-	Email  string
-	Name   string
-	Status Status
+	Email string
+	// EmailUnverified reports that the user set Email themselves without
+	// proving they receive mail there (UserUpdater.SetEmail with
+	// unverified): it may be someone else's address. The zero value is a
+	// verified address: one an administrator gave, an identity provider
+	// asserted, or the user proved (UserUpdater.VerifyEmail). Single
+	// sign-on never matches a user by an unverified address.
+	EmailUnverified bool
+	Name            string
+	Status          Status
 	// PasswordHash is a PHC string ("" for a user without a password, e.g.
 	// one who signs in only through SSO).
 	PasswordHash string
@@ -51,10 +58,12 @@ type User struct {
 // pass over a whole tenant needs (an access review, the MFA adoption
 // counts), and less for a store to read (see UserStore.ListUserSummaries).
 type UserSummary struct {
-	ID     string
-	Email  string
-	Name   string
-	Status Status
+	ID    string
+	Email string
+	// EmailUnverified is User.EmailUnverified.
+	EmailUnverified bool
+	Name            string
+	Status          Status
 	// HasPassword reports whether the user's PasswordHash is not "".
 	HasPassword       bool
 	PasswordChangedAt time.Time
@@ -65,7 +74,7 @@ type UserSummary struct {
 
 // Summary returns the summary of u.
 func (u User) Summary() UserSummary {
-	return UserSummary{ID: u.ID, Email: u.Email, Name: u.Name, Status: u.Status, HasPassword: u.PasswordHash != "",
+	return UserSummary{ID: u.ID, Email: u.Email, EmailUnverified: u.EmailUnverified, Name: u.Name, Status: u.Status, HasPassword: u.PasswordHash != "",
 		PasswordChangedAt: u.PasswordChangedAt, CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt, LastSSOAt: u.LastSSOAt}
 }
 

@@ -260,7 +260,7 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 		var mu sync.Mutex
 		var won []int
 		parallel(n, func(i int) {
-			err := c.st.SetEmail(t.Context(), "t", us[i].ID, target)
+			err := c.st.SetEmail(t.Context(), "t", us[i].ID, target, false)
 			switch {
 			case err == nil:
 				mu.Lock()
@@ -304,7 +304,7 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 		parallel(n, func(i int) {
 			var err error
 			if i%2 == 0 {
-				err = c.st.SetEmail(t.Context(), "t", movers[i/2].ID, target)
+				err = c.st.SetEmail(t.Context(), "t", movers[i/2].ID, target, false)
 			} else {
 				u := mkUser("t", fmt.Sprint("c", i))
 				u.Email = target
@@ -438,7 +438,7 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 				case 2:
 					err = c.st.SetPassword(t.Context(), "t", "u", hashOf(fmt.Sprint("p", i)), pwAt(i), rounds+1)
 				case 3:
-					err = c.st.SetEmail(t.Context(), "t", "u", email(i))
+					err = c.st.SetEmail(t.Context(), "t", "u", email(i), false)
 				}
 				if err != nil {
 					t.Errorf("goroutine %d, round %d: %v", g, i, err)
@@ -475,7 +475,7 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 				case 1:
 					_, err = c.st.RecordLogin(t.Context(), "t", "u", base.Add(time.Duration(i)*mn))
 				case 2:
-					err = c.st.SetEmail(t.Context(), "t", "u", fmt.Sprintf("e%d@example.com", i))
+					err = c.st.SetEmail(t.Context(), "t", "u", fmt.Sprintf("e%d@example.com", i), false)
 				case 3:
 					err = c.st.ExpirePassword(t.Context(), "t", "u")
 				}
@@ -510,7 +510,7 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 						t.Errorf("RecordSSOLogin(%v) returned LastLoginAt %v, LastSSOAt %v", ssoAt(i), got.LastLoginAt, got.LastSSOAt)
 					}
 				case 2:
-					err = c.st.SetEmail(t.Context(), "t", "u", fmt.Sprintf("e%d@example.com", i))
+					err = c.st.SetEmail(t.Context(), "t", "u", fmt.Sprintf("e%d@example.com", i), false)
 				case 3:
 					err = c.st.ExpirePassword(t.Context(), "t", "u")
 				}
@@ -522,6 +522,35 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 		})
 		u.Status, u.Email, u.PasswordExpired = auth.StatusDeactivated, fmt.Sprintf("e%d@example.com", rounds-1), true
 		u.LastLoginAt, u.LastSSOAt = ssoAt(rounds-1), ssoAt(rounds-1)
+		c.wantUser(u)
+	})
+	t.Run("VerifyEmailRacesSetEmail", func(t *testing.T) {
+		// The user moves through unverified addresses while VerifyEmail
+		// proves the first one again and again: a proof only clears the
+		// flag while the email is the one proved, so the last address,
+		// set after every proof that succeeded, stays unverified (a read
+		// of the email and a later write of the flag would clear it).
+		c := &userChecker{t: t, st: newStore(t)}
+		u := mkUser("t", "u")
+		c.create(u)
+		const rounds = 50
+		email := func(i int) string { return fmt.Sprintf("e%d@example.com", i) }
+		c.setUnverified("t", "u", email(0))
+		parallel(2, func(g int) {
+			for i := range rounds {
+				var err error
+				if g == 0 {
+					err = c.st.SetEmail(t.Context(), "t", "u", email(i%2), true)
+				} else if err = c.st.VerifyEmail(t.Context(), "t", "u", email(0)); errors.Is(err, auth.ErrConflict) {
+					err = nil
+				}
+				if err != nil {
+					t.Errorf("goroutine %d, round %d: %v", g, i, err)
+					return
+				}
+			}
+		})
+		u.Email, u.EmailUnverified = email((rounds-1)%2), true
 		c.wantUser(u)
 	})
 	t.Run("RecordLoginLeavesLastSSOAt", func(t *testing.T) {

@@ -68,6 +68,10 @@
 //   - RecordSSOLogin, like RecordLogin, sets its times to at even when at
 //     is earlier than the stored values; no other method changes
 //     LastSSOAt, and ListUserSummaries returns it.
+//   - EmailUnverified changes only through SetEmail and VerifyEmail, and
+//     comes back from every read, ListUserSummaries included; VerifyEmail
+//     compares emails exactly (as UserByEmail does) and, for a user who
+//     does not exist, returns ErrNotFound whatever email it is given.
 //   - Release keeps the time of the last counted reservation (Record.Last):
 //     giving back an attempt does not make the key be forgotten sooner.
 //   - A store may forget a record by the ResetAfter of its last write (a
@@ -89,7 +93,8 @@
 // ids stay unique (users racing with SetEmail, or with SetEmail and
 // CreateUser, to one email: exactly one gets it), a rehash wins once,
 // concurrent updates of a user (ExpirePassword and RecordSSOLogin included) lose nothing,
-// RecordLogin racing RecordSSOLogin never changes LastSSOAt, RecordLogin returns the
+// RecordLogin racing RecordSSOLogin never changes LastSSOAt, VerifyEmail racing SetEmail
+// clears the flag only of the address it proves, RecordLogin returns the
 // user as its own update left it, and RevokeByCreator, racing with itself, with new keys of the
 // creator and with RevokeAPIKey, returns each key it revoked once, with the time it set.
 package authtest

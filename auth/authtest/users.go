@@ -65,6 +65,7 @@ func runUsers(t *testing.T, newStore func(t *testing.T) Users) {
 		{"RecordLogin", recordLoginTests},
 		{"RecordSSOLogin", recordSSOLoginTests},
 		{"SetEmail", setEmailTests},
+		{"EmailVerification", verifyTests},
 		{"ExpirePassword", expireTests},
 		{"MissingUser", missingTests},
 		{"Copies", copyTests},
@@ -86,6 +87,7 @@ var createTests = []test[*userChecker]{
 			PasswordHistory:   []string{hashOf("third"), "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy", hashOf("first")},
 			PasswordChangedAt: base.Add(-2*day + 7*time.Microsecond),
 			PasswordExpired:   true,
+			EmailUnverified:   true,
 			CreatedAt:         base.Add(-30*day + 123*time.Microsecond),
 			LastLoginAt:       base.Add(-time.Hour + 999*time.Microsecond),
 			LastSSOAt:         base.Add(-3*day + 5*time.Microsecond),
@@ -314,6 +316,7 @@ var summaryTests = []test[*userChecker]{
 		sso.Status, sso.PasswordHash, sso.PasswordChangedAt = auth.StatusDeactivated, "", time.Time{}
 		sso.LastLoginAt = base.Add(-time.Microsecond)
 		sso.LastSSOAt = base.Add(-day - 3*time.Microsecond)
+		sso.EmailUnverified = true
 		pw := mkUser("t", "b")
 		pw.PasswordHistory = hashes("old-2", "old-1")
 		fresh := mkUser("t", "c")
@@ -329,6 +332,9 @@ var summaryTests = []test[*userChecker]{
 		}
 		if !got[0].LastSSOAt.Equal(sso.LastSSOAt) || !got[1].LastSSOAt.IsZero() || !got[2].LastSSOAt.IsZero() {
 			t.Errorf("LastSSOAt = %v, %v, %v; want %v, zero, zero", got[0].LastSSOAt, got[1].LastSSOAt, got[2].LastSSOAt, sso.LastSSOAt)
+		}
+		if !got[0].EmailUnverified || got[1].EmailUnverified || got[2].EmailUnverified {
+			t.Errorf("EmailUnverified = %v, %v, %v; want true, false, false", got[0].EmailUnverified, got[1].EmailUnverified, got[2].EmailUnverified)
 		}
 	}},
 	{"LimitZeroReturnsNone", func(t *testing.T, c *userChecker) {
@@ -731,6 +737,21 @@ var setEmailTests = []test[*userChecker]{
 		c.wantUser(b)
 		c.wantAll("t", a, b)
 	}},
+	{"CurrentEmailSetsUnverifiedOnly", func(t *testing.T, c *userChecker) {
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		a.PasswordHistory = hashes("h1")
+		c.create(a, b)
+		c.setUnverified("t", "a", a.Email)
+		a.EmailUnverified = true
+		c.wantUser(a)
+		c.setUnverified("t", "a", a.Email)
+		c.wantUser(a)
+		c.setEmail("t", "a", a.Email)
+		a.EmailUnverified = false
+		c.wantUser(a)
+		c.wantUser(b)
+		c.wantAll("t", a, b)
+	}},
 	{"NotFoundEvenIfEmailTaken", func(t *testing.T, c *userChecker) {
 		a := mkUser("t", "a")
 		c.create(a)
@@ -742,6 +763,120 @@ var setEmailTests = []test[*userChecker]{
 		c.wantNoID("other", "a")
 		c.wantUser(a)
 		c.wantAll("t", a)
+	}},
+}
+
+// verifyTests check EmailUnverified: SetEmail's flag and VerifyEmail.
+var verifyTests = []test[*userChecker]{
+	{"SetEmailUnverifiedSetsBoth", func(t *testing.T, c *userChecker) {
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		a.PasswordHistory = hashes("h2", "h1")
+		a.LastLoginAt = base.Add(-time.Hour + 7*time.Microsecond)
+		c.create(a, b)
+		old := a.Email
+		c.setUnverified("t", "a", "claimed@example.com")
+		a.Email, a.EmailUnverified = "claimed@example.com", true
+		c.wantUser(a)
+		c.wantNoEmail("t", old)
+		c.wantUser(b)
+		c.wantAll("t", a, b)
+	}},
+	{"SetEmailVerifiedClearsIt", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		c.setUnverified("t", "u", "claimed@example.com")
+		c.setEmail("t", "u", "proved@example.com")
+		u.Email = "proved@example.com"
+		c.wantUser(u)
+		c.wantAll("t", u)
+	}},
+	{"NewUserUnverifiedRoundTrips", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		u.EmailUnverified = true
+		c.create(u)
+		c.wantUser(u)
+		c.wantAll("t", u)
+	}},
+	{"DuplicateLeavesFlag", func(t *testing.T, c *userChecker) {
+		// A refused change, verified or not, changes neither the email
+		// nor the flag.
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		c.create(a, b)
+		c.setUnverified("t", "a", "claimed@example.com")
+		a.Email, a.EmailUnverified = "claimed@example.com", true
+		c.setEmailErr("t", "a", b.Email, auth.ErrDuplicateEmail)
+		c.setEmailErr("t", "b", a.Email, auth.ErrDuplicateEmail)
+		c.wantUser(a)
+		c.wantUser(b)
+		c.wantAll("t", a, b)
+	}},
+	{"VerifyEmailClearsItOnly", func(t *testing.T, c *userChecker) {
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		a.PasswordHistory = hashes("h1")
+		a.LastLoginAt, a.LastSSOAt = base.Add(-time.Hour), base.Add(-day)
+		c.create(a, b)
+		c.setUnverified("t", "a", "claimed@example.com")
+		c.setUnverified("t", "b", "other@example.com")
+		c.verify("t", "a", "claimed@example.com")
+		a.Email = "claimed@example.com"
+		b.Email, b.EmailUnverified = "other@example.com", true
+		c.wantUser(a)
+		c.wantUser(b)
+		c.wantAll("t", a, b)
+	}},
+	{"VerifyVerifiedIsNoOp", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		c.verify("t", "u", u.Email)
+		c.verify("t", "u", u.Email)
+		c.wantUser(u)
+	}},
+	{"VerifyAnotherEmailConflicts", func(t *testing.T, c *userChecker) {
+		// The proof was for an address the user no longer has (their
+		// previous one, another user's, one never theirs): ErrConflict,
+		// and the flag stays.
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		c.create(a, b)
+		old := a.Email
+		c.setUnverified("t", "a", "claimed@example.com")
+		a.Email, a.EmailUnverified = "claimed@example.com", true
+		for _, e := range []string{old, b.Email, "never@example.com", "Claimed@example.com", ""} {
+			c.verifyErr("t", "a", e, auth.ErrConflict)
+		}
+		c.wantUser(a)
+		c.wantUser(b)
+		c.wantNoEmail("t", old)
+		c.wantAll("t", a, b)
+	}},
+	{"VerifyStaysInTenant", func(t *testing.T, c *userChecker) {
+		a, g := mkUser("acme", "42"), mkUser("globex", "42")
+		c.create(a, g)
+		c.setUnverified("acme", "42", "same@example.com")
+		c.setUnverified("globex", "42", "same@example.com")
+		c.verify("acme", "42", "same@example.com")
+		a.Email = "same@example.com"
+		g.Email, g.EmailUnverified = "same@example.com", true
+		c.wantUser(a)
+		c.wantUser(g)
+	}},
+	{"OtherUpdatesKeepIt", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		c.setUnverified("t", "u", "claimed@example.com")
+		c.rehash("t", "u", u.PasswordHash, hashOf("rehashed"))
+		c.setPassword("t", "u", hashOf("new"), base.Add(time.Minute), 1)
+		c.expire("t", "u")
+		c.setStatus("t", "u", auth.StatusDeactivated)
+		c.recordLogin("t", "u", base)
+		got := c.recordSSOLogin("t", "u", base)
+		u.PasswordHash, u.PasswordHistory, u.PasswordChangedAt = hashOf("new"), hashes("rehashed"), base.Add(time.Minute)
+		u.PasswordExpired, u.Status, u.Email, u.EmailUnverified = true, auth.StatusDeactivated, "claimed@example.com", true
+		u.LastLoginAt, u.LastSSOAt = base, base
+		if d := diffUser(got, u); d != "" {
+			t.Errorf("RecordSSOLogin returned %s", d)
+		}
+		c.wantUser(u)
+		c.wantAll("t", u)
 	}},
 }
 
@@ -823,7 +958,13 @@ var updaters = []struct {
 		return err
 	}},
 	{"SetEmail", func(c *userChecker, tenant, id string) error {
-		return c.st.SetEmail(c.t.Context(), tenant, id, "new@example.com")
+		return c.st.SetEmail(c.t.Context(), tenant, id, "new@example.com", false)
+	}},
+	{"SetEmailUnverified", func(c *userChecker, tenant, id string) error {
+		return c.st.SetEmail(c.t.Context(), tenant, id, "new@example.com", true)
+	}},
+	{"VerifyEmail", func(c *userChecker, tenant, id string) error {
+		return c.st.VerifyEmail(c.t.Context(), tenant, id, id+"@example.com")
 	}},
 	{"ExpirePassword", func(c *userChecker, tenant, id string) error {
 		return c.st.ExpirePassword(c.t.Context(), tenant, id)
@@ -951,6 +1092,9 @@ var userTenantTests = []test[*userChecker]{
 		c.recordLogin("acme", "42", base.Add(time.Minute))
 		c.recordSSOLogin("acme", "42", base.Add(time.Hour))
 		c.setEmail("acme", "42", "moved@example.com")
+		c.setUnverified("acme", "42", "42@example.com")
+		c.verify("acme", "42", "42@example.com")
+		c.setUnverified("acme", "42", "moved@example.com")
 		c.expire("acme", "42")
 		c.wantUser(g)
 		c.delete("acme", "42")
@@ -1037,17 +1181,42 @@ func (c *userChecker) rehashErr(tenant, id, oldHash, newHash string, want error)
 	}
 }
 
+// setEmail sets a verified email.
 func (c *userChecker) setEmail(tenant, id, email string) {
 	c.t.Helper()
-	if err := c.st.SetEmail(c.t.Context(), tenant, id, email); err != nil {
-		c.t.Fatalf("SetEmail(%q, %q, %q): %v", tenant, id, email, err)
+	if err := c.st.SetEmail(c.t.Context(), tenant, id, email, false); err != nil {
+		c.t.Fatalf("SetEmail(%q, %q, %q, false): %v", tenant, id, email, err)
+	}
+}
+
+// setUnverified sets an unverified email.
+func (c *userChecker) setUnverified(tenant, id, email string) {
+	c.t.Helper()
+	if err := c.st.SetEmail(c.t.Context(), tenant, id, email, true); err != nil {
+		c.t.Fatalf("SetEmail(%q, %q, %q, true): %v", tenant, id, email, err)
 	}
 }
 
 func (c *userChecker) setEmailErr(tenant, id, email string, want error) {
 	c.t.Helper()
-	if err := c.st.SetEmail(c.t.Context(), tenant, id, email); !errors.Is(err, want) {
-		c.t.Errorf("SetEmail(%q, %q, %q) = %v, want %v", tenant, id, email, err, want)
+	for _, unverified := range []bool{false, true} {
+		if err := c.st.SetEmail(c.t.Context(), tenant, id, email, unverified); !errors.Is(err, want) {
+			c.t.Errorf("SetEmail(%q, %q, %q, %v) = %v, want %v", tenant, id, email, unverified, err, want)
+		}
+	}
+}
+
+func (c *userChecker) verify(tenant, id, email string) {
+	c.t.Helper()
+	if err := c.st.VerifyEmail(c.t.Context(), tenant, id, email); err != nil {
+		c.t.Fatalf("VerifyEmail(%q, %q, %q): %v", tenant, id, email, err)
+	}
+}
+
+func (c *userChecker) verifyErr(tenant, id, email string, want error) {
+	c.t.Helper()
+	if err := c.st.VerifyEmail(c.t.Context(), tenant, id, email); !errors.Is(err, want) {
+		c.t.Errorf("VerifyEmail(%q, %q, %q) = %v, want %v", tenant, id, email, err, want)
 	}
 }
 
@@ -1146,7 +1315,7 @@ func (c *userChecker) wantList(tenant, after string, limit int, want []auth.User
 // summaryUser is s as a user for diffUser, with a PasswordHash that
 // stands for HasPassword.
 func summaryUser(s auth.UserSummary) auth.User {
-	u := auth.User{ID: s.ID, Email: s.Email, Name: s.Name, Status: s.Status,
+	u := auth.User{ID: s.ID, Email: s.Email, EmailUnverified: s.EmailUnverified, Name: s.Name, Status: s.Status,
 		PasswordChangedAt: s.PasswordChangedAt, CreatedAt: s.CreatedAt, LastLoginAt: s.LastLoginAt, LastSSOAt: s.LastSSOAt}
 	if s.HasPassword {
 		u.PasswordHash = "(a password)"
@@ -1199,6 +1368,9 @@ func diffUser(got, want auth.User) string {
 	}
 	if got.PasswordExpired != want.PasswordExpired {
 		add("PasswordExpired", got.PasswordExpired, want.PasswordExpired)
+	}
+	if got.EmailUnverified != want.EmailUnverified {
+		add("EmailUnverified", got.EmailUnverified, want.EmailUnverified)
 	}
 	for _, f := range []struct {
 		name string

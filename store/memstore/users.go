@@ -193,17 +193,29 @@ func (s *Users) RecordSSOLogin(_ context.Context, tenant, id string, at time.Tim
 
 // SetEmail implements auth.UserUpdater: the user and the email index
 // change together under the write lock.
-func (s *Users) SetEmail(_ context.Context, tenant, id, email string) error {
+func (s *Users) SetEmail(_ context.Context, tenant, id, email string, unverified bool) error {
 	_, err := s.update(tenant, id, func(u *auth.User) error {
-		if u.Email == email {
-			return nil
+		if u.Email != email {
+			if _, ok := s.byEmail[userRef{tenant, email}]; ok {
+				return auth.ErrDuplicateEmail
+			}
+			delete(s.byEmail, userRef{tenant, u.Email})
+			s.byEmail[userRef{tenant, email}] = id
+			u.Email = email
 		}
-		if _, ok := s.byEmail[userRef{tenant, email}]; ok {
-			return auth.ErrDuplicateEmail
+		u.EmailUnverified = unverified
+		return nil
+	})
+	return err
+}
+
+// VerifyEmail implements auth.UserUpdater.
+func (s *Users) VerifyEmail(_ context.Context, tenant, id, email string) error {
+	_, err := s.update(tenant, id, func(u *auth.User) error {
+		if u.Email != email {
+			return auth.ErrConflict
 		}
-		delete(s.byEmail, userRef{tenant, u.Email})
-		s.byEmail[userRef{tenant, email}] = id
-		u.Email = email
+		u.EmailUnverified = false
 		return nil
 	})
 	return err

@@ -98,6 +98,12 @@
 // DeleteByUser change nothing and fail with an error that names Migrate,
 // which session.Manager.Rotate and RevokeUser return.
 //
+// Schema version 15 adds auth.User.EmailUnverified (an address the user
+// set without proving it, auth.UserUpdater.SetEmail and VerifyEmail). The
+// user store reads and writes it, so it needs the upgrade: before Migrate
+// has run, the user methods fail with an error that names Migrate. Every
+// user's address counts as verified after the upgrade, as it did before.
+//
 // # Round trips
 //
 // Each store method is one statement, hence one round trip once pgx has

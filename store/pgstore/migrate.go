@@ -32,6 +32,7 @@ var migrations = [...]migration{
 	{name: "last sso sign-in", sql: migration12},
 	{name: "mfa delete keeping", sql: migration13},
 	{name: "session rotate and delete by user", sql: migration14},
+	{name: "unverified emails", sql: migration15},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -936,6 +937,14 @@ BEGIN
 		SELECT * FROM d ORDER BY created_us, hash;
 END
 $$;
+`
+
+// migration15 adds whether the user's email is unverified
+// (auth.User.EmailUnverified): set by the user's own change of address,
+// cleared when they prove the mailbox. Every existing user keeps a
+// verified address, as before.
+const migration15 = `
+ALTER TABLE {s}.users ADD COLUMN email_unverified boolean NOT NULL DEFAULT false;
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

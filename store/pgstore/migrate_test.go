@@ -368,9 +368,9 @@ func TestMigrateUpgrades(t *testing.T) {
 				}
 			}
 			// A user written as that release would: this code's user
-			// store needs version 12 (and says so until Migrate).
+			// store needs version 15 (and says so until Migrate).
 			u := auth.User{ID: "u1", Tenant: "acme", Email: "a@example.com", Status: auth.StatusActive}
-			if _, err := st.Users.User(ctx, "acme", "u1"); from < 12 && (err == nil || !strings.Contains(err.Error(), "has Migrate been run")) {
+			if _, err := st.Users.User(ctx, "acme", "u1"); from < 15 && (err == nil || !strings.Contains(err.Error(), "has Migrate been run")) {
 				t.Errorf("User at version %d = %v, want an error naming Migrate", from, err)
 			}
 			// DeleteFactorKeeping needs version 13.
@@ -399,7 +399,7 @@ func TestMigrateUpgrades(t *testing.T) {
 				t.Fatalf("Migrate from version %d: %v", from, err)
 			}
 			wantVersions(t, schema)
-			if got, err := st.Users.User(ctx, "acme", "u1"); err != nil || got.Email != u.Email || got.PasswordExpired || !got.LastSSOAt.IsZero() {
+			if got, err := st.Users.User(ctx, "acme", "u1"); err != nil || got.Email != u.Email || got.PasswordExpired || !got.LastSSOAt.IsZero() || got.EmailUnverified {
 				t.Errorf("user stored at version %d = %+v, %v", from, got, err)
 			}
 			if err := st.Users.ExpirePassword(ctx, "acme", "u1"); err != nil {
@@ -408,6 +408,12 @@ func TestMigrateUpgrades(t *testing.T) {
 			ssoAt := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
 			if got, err := st.Users.RecordSSOLogin(ctx, "acme", "u1", ssoAt); err != nil || !got.LastSSOAt.Equal(ssoAt) {
 				t.Errorf("RecordSSOLogin after the upgrade = %+v, %v", got, err)
+			}
+			if err := st.Users.SetEmail(ctx, "acme", "u1", "b@example.com", true); err != nil {
+				t.Errorf("SetEmail after the upgrade: %v", err)
+			}
+			if got, err := st.Users.User(ctx, "acme", "u1"); err != nil || got.Email != "b@example.com" || !got.EmailUnverified {
+				t.Errorf("user after SetEmail unverified = %+v, %v", got, err)
 			}
 			if _, err := st.Tenants.Tenant(ctx, "acme"); err != nil {
 				t.Errorf("tenant stored at version %d: %v", from, err)
@@ -483,7 +489,7 @@ func TestMigrateUpgradeFromVersion4(t *testing.T) {
 	}
 	old := st.Stores()
 	// Users are kept in memory, before and after: this code's user store
-	// needs schema version 12, and what is upgraded here is the rest.
+	// needs schema version 15, and what is upgraded here is the rest.
 	users := memstore.NewUsers()
 	old.Users, old.UserUpdates = users, users
 	old.Policies, old.Approvals = nil, nil // what version 4 offered
@@ -557,7 +563,7 @@ func TestMigrateUpgradeFromVersion5(t *testing.T) {
 	}
 	old := st.Stores()
 	// Users are kept in memory, before and after: this code's user store
-	// needs schema version 12, and what is upgraded here is the rest.
+	// needs schema version 15, and what is upgraded here is the rest.
 	users := memstore.NewUsers()
 	old.Users, old.UserUpdates = users, users
 	old.SSO = sso.Stores{} // what version 5 offered

@@ -336,7 +336,7 @@ func TestReplicasSetEmail(t *testing.T) {
 		},
 		func(st *pgstore.Store) error {
 			id := fmt.Sprint("u", next.Add(1)-1)
-			return st.Users.SetEmail(t.Context(), "acme", id, "same@example.com")
+			return st.Users.SetEmail(t.Context(), "acme", id, "same@example.com", false)
 		})
 }
 

@@ -175,7 +175,7 @@ func TestUnstorableText(t *testing.T) {
 		t.Errorf("SetPassword with a NUL = %v, want *auth.InputError", err)
 	}
 	for _, e := range []string{"a\x00@example.com", "\xffa@example.com"} {
-		if err := st.Users.SetEmail(ctx, "acme", "u1", e); !errors.As(err, &ie) {
+		if err := st.Users.SetEmail(ctx, "acme", "u1", e, false); !errors.As(err, &ie) {
 			t.Errorf("SetEmail(%q) = %v, want *auth.InputError", e, err)
 		}
 	}
@@ -358,7 +358,8 @@ func TestErrorsAreReturned(t *testing.T) {
 		"CreateUser":  func() error { return st.Users.CreateUser(ctx, auth.User{ID: "u", Tenant: "t", Email: "a@b"}) },
 		"RecordLogin": func() error { _, err := st.Users.RecordLogin(ctx, "t", "u", t0); return err },
 		"Rehash":      func() error { return st.Users.RehashPassword(ctx, "t", "u", "a", "b") },
-		"SetEmail":    func() error { return st.Users.SetEmail(ctx, "t", "u", "a@b") },
+		"SetEmail":    func() error { return st.Users.SetEmail(ctx, "t", "u", "a@b", false) },
+		"VerifyEmail": func() error { return st.Users.VerifyEmail(ctx, "t", "u", "a@b") },
 		"Reserve":     func() error { _, err := st.Throttle.Reserve(ctx, "k", t0, lim); return err },
 		"Peek":        func() error { _, err := st.Throttle.Peek(ctx, "k", t0, lim); return err },
 		"Reset":       func() error { return st.Throttle.Reset(ctx, "k") },

@@ -26,20 +26,21 @@ var (
 type userSQL struct {
 	create, byID, byEmail, list, summaries, delete        string
 	setStatus, setPassword, rehash, recordLogin, setEmail string
-	expirePassword, recordSSOLogin                        string
+	expirePassword, recordSSOLogin, verifyEmail           string
 }
 
-const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at, password_expired, last_sso_at`
+const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at, password_expired, last_sso_at, email_unverified`
 
 func newUserSQL(q string) userSQL {
 	s := func(sql string) string { return schemaSQL(q, sql) }
 	return userSQL{
-		create:  s(`INSERT INTO {s}.users (` + userCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`),
+		create:  s(`INSERT INTO {s}.users (` + userCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`),
 		byID:    s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND id = $2`),
 		byEmail: s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND email = $2`),
 		list:    s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`),
 		delete:  s(`DELETE FROM {s}.users WHERE tenant = $1 AND id = $2`),
-		summaries: s(`SELECT id, email, name, status, password_hash <> '', password_changed_at, created_at, last_login_at, last_sso_at
+		summaries: s(`SELECT id, email, name, status, password_hash <> '', password_changed_at, created_at, last_login_at, last_sso_at,
+				email_unverified
 			FROM {s}.users WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`),
 
 		setStatus: s(`UPDATE {s}.users SET status = $3 WHERE tenant = $1 AND id = $2`),
@@ -66,8 +67,14 @@ func newUserSQL(q string) userSQL {
 		// users_email_key refuses an email another user of the tenant
 		// has; the user's own email again matches its row and conflicts
 		// with nothing.
-		setEmail:       s(`UPDATE {s}.users SET email = $3 WHERE tenant = $1 AND id = $2`),
+		setEmail:       s(`UPDATE {s}.users SET email = $3, email_unverified = $4 WHERE tenant = $1 AND id = $2`),
 		expirePassword: s(`UPDATE {s}.users SET password_expired = true WHERE tenant = $1 AND id = $2`),
+		// Compare-and-set on the row as it is when the row lock is held:
+		// the flag is cleared only while the email is still $3, and the
+		// returned column tells ErrConflict from success (no row:
+		// ErrNotFound).
+		verifyEmail: s(`UPDATE {s}.users SET email_unverified = email_unverified AND email IS DISTINCT FROM $3
+			WHERE tenant = $1 AND id = $2 RETURNING email IS NOT DISTINCT FROM $3`),
 	}
 }
 
@@ -87,7 +94,7 @@ func scanUser(row pgx.Row) (auth.User, error) {
 	var status string
 	var changed, created, lastLogin, lastSSO *time.Time
 	err := row.Scan(&u.Tenant, &u.ID, &u.Email, &u.Name, &status, &u.PasswordHash, &u.PasswordHistory,
-		&changed, &created, &lastLogin, &u.PasswordExpired, &lastSSO)
+		&changed, &created, &lastLogin, &u.PasswordExpired, &lastSSO, &u.EmailUnverified)
 	if err != nil {
 		return auth.User{}, err
 	}
@@ -119,7 +126,7 @@ func (s *Users) CreateUser(ctx context.Context, u auth.User) error {
 	}
 	_, err := s.pool.Exec(ctx, s.sql.create, u.Tenant, u.ID, u.Email, u.Name, string(u.Status), u.PasswordHash, hist,
 		nullTime(u.PasswordChangedAt), nullTime(u.CreatedAt), nullTime(u.LastLoginAt), u.PasswordExpired,
-		nullTime(u.LastSSOAt))
+		nullTime(u.LastSSOAt), u.EmailUnverified)
 	if code, constraint := pgCode(err); code == codeUniqueViolation {
 		if constraint == "users_email_key" {
 			return auth.ErrDuplicateEmail
@@ -173,7 +180,8 @@ func (s *Users) ListUserSummaries(ctx context.Context, tenant, after string, lim
 		var u auth.UserSummary
 		var status string
 		var changed, created, lastLogin, lastSSO *time.Time
-		if err := r.Scan(&u.ID, &u.Email, &u.Name, &status, &u.HasPassword, &changed, &created, &lastLogin, &lastSSO); err != nil {
+		if err := r.Scan(&u.ID, &u.Email, &u.Name, &status, &u.HasPassword, &changed, &created, &lastLogin, &lastSSO,
+			&u.EmailUnverified); err != nil {
 			return auth.UserSummary{}, err
 		}
 		u.Status = auth.Status(status)
@@ -295,15 +303,38 @@ func (s *Users) RecordSSOLogin(ctx context.Context, tenant, id string, at time.T
 // constraint on (tenant, email) makes it ErrDuplicateEmail, checked and
 // applied atomically however many replicas race, and no matched row makes
 // it ErrNotFound.
-func (s *Users) SetEmail(ctx context.Context, tenant, id, email string) error {
+func (s *Users) SetEmail(ctx context.Context, tenant, id, email string, unverified bool) error {
 	if err := checkUserText("email", email); err != nil {
 		return err
 	}
-	err := s.exec(ctx, "set email", s.sql.setEmail, tenant, id, email)
+	err := s.exec(ctx, "set email", s.sql.setEmail, tenant, id, email, unverified)
 	if code, constraint := pgCode(err); code == codeUniqueViolation && constraint == "users_email_key" {
 		return auth.ErrDuplicateEmail
 	}
 	return err
+}
+
+// VerifyEmail implements auth.UserUpdater in one UPDATE … RETURNING,
+// which clears the flag only if the email is still email.
+func (s *Users) VerifyEmail(ctx context.Context, tenant, id, email string) error {
+	if checkUserText("tenant", tenant, "id", id) != nil {
+		return auth.ErrNotFound
+	}
+	e := &email
+	if checkUserText("email", email) != nil {
+		e = nil // no stored email can equal it; NULL matches none
+	}
+	var same bool
+	err := s.pool.QueryRow(ctx, s.sql.verifyEmail, tenant, id, e).Scan(&same)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return auth.ErrNotFound
+	case err != nil:
+		return wrap("users: verify email", err)
+	case !same:
+		return auth.ErrConflict
+	}
+	return nil
 }
 
 // ExpirePassword implements auth.UserUpdater in one UPDATE.

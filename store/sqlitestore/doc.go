@@ -75,6 +75,8 @@
 // unknown, not "signed in elsewhere". Upgrading to schema version 11
 // (auth.User.LastSSOAt): no user has signed in through SSO yet, so the
 // facade counts as on SSO only those who do so after the upgrade.
+// Upgrading to schema version 12 (auth.User.EmailUnverified): every
+// user's address counts as verified, as it did before.
 //
 // Times are stored as Unix microseconds (UTC), the precision of every Guard
 // package, so they come back exactly. A tenant's policy is stored as JSON,

@@ -389,6 +389,12 @@ var migrations = []migration{
 		// microseconds, NULL if never (auth.User.LastSSOAt).
 		`ALTER TABLE guard_users ADD COLUMN last_sso_at INTEGER`,
 	}},
+	{12, "unverified emails", []string{
+		// 1 when the user set the email without proving they receive mail
+		// there (auth.User.EmailUnverified); every existing user keeps a
+		// verified address.
+		`ALTER TABLE guard_users ADD COLUMN email_unverified INTEGER NOT NULL DEFAULT 0 CHECK (email_unverified IN (0, 1))`,
+	}},
 }
 
 // ownNames are the tables and indexes this package creates. A database

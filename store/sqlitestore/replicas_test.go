@@ -284,7 +284,7 @@ func TestReplicasSetEmailOnce(t *testing.T) {
 		}
 	}
 	raceOnce(t, rs, n, func(i int, s *sqlitestore.Store) error {
-		return s.Users.SetEmail(ctx, "acme", fmt.Sprint("u", i), "same@example.com")
+		return s.Users.SetEmail(ctx, "acme", fmt.Sprint("u", i), "same@example.com", false)
 	}, func(err error) bool { return errors.Is(err, auth.ErrDuplicateEmail) })
 	won, err := rs[1].Users.UserByEmail(ctx, "acme", "same@example.com")
 	if err != nil {

@@ -47,6 +47,7 @@ const (
 	userSetEmail
 	userExpirePw
 	userSSOLogin
+	userVerifyEmail
 
 	thrGet
 	thrRelease
@@ -156,7 +157,7 @@ const (
 
 const sessionCols = `tenant, user_id, created_at, last_seen, expires_at, idle_timeout, ip, user_agent, flags`
 
-const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at, password_expired, last_sso_at`
+const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at, password_expired, last_sso_at, email_unverified`
 
 const throttleCols = `failures, last, locked_until, lockouts, permanent`
 
@@ -215,7 +216,7 @@ var queries = func() (q [numStmts]string) {
 			ifnull(group_concat(octet_length(name), ','), ''), ifnull(group_concat(octet_length(status), ','), ''),
 			ifnull(group_concat(password_hash <> '', ','), ''), ifnull(group_concat(ifnull(password_changed_at, ''), ','), ''),
 			ifnull(group_concat(created_at, ','), ''), ifnull(group_concat(ifnull(last_login_at, ''), ','), ''),
-			ifnull(group_concat(ifnull(last_sso_at, ''), ','), ''),
+			ifnull(group_concat(ifnull(last_sso_at, ''), ','), ''), ifnull(group_concat(email_unverified, ','), ''),
 			ifnull(group_concat(id || email || name || status, ''), '')
 		FROM guard_users WHERE tenant = ?1 AND id > ?2 AND id <= coalesce(
 			(SELECT id FROM guard_users WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT 1 OFFSET ?3 - 1),
@@ -225,12 +226,16 @@ var queries = func() (q [numStmts]string) {
 	q[userRehash] = `UPDATE guard_users SET password_hash = ?4 WHERE tenant = ?1 AND id = ?2 AND password_hash = ?3`
 	q[userLogin] = `UPDATE guard_users SET last_login_at = ?3 WHERE tenant = ?1 AND id = ?2 RETURNING ` + userCols
 	q[userSSOLogin] = `UPDATE guard_users SET last_login_at = ?3, last_sso_at = ?3 WHERE tenant = ?1 AND id = ?2 RETURNING ` + userCols
-	q[userInsert] = `INSERT INTO guard_users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	q[userInsert] = `INSERT INTO guard_users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	q[userEmailIn] = `SELECT 1 FROM guard_users WHERE tenant = ? AND email = ?`
 	q[userPwGet] = `SELECT password_hash, password_history FROM guard_users WHERE tenant = ? AND id = ?`
 	q[userPwSet] = `UPDATE guard_users SET password_hash = ?, password_history = ?, password_changed_at = ?, password_expired = 0
 		WHERE tenant = ? AND id = ?`
-	q[userSetEmail] = `UPDATE guard_users SET email = ?3 WHERE tenant = ?1 AND id = ?2`
+	q[userSetEmail] = `UPDATE guard_users SET email = ?3, email_unverified = ?4 WHERE tenant = ?1 AND id = ?2`
+	// Clears the flag only while the email is ?3; the returned column
+	// tells ErrConflict from success (no row: ErrNotFound).
+	q[userVerifyEmail] = `UPDATE guard_users SET email_unverified = email_unverified AND email IS NOT ?3
+		WHERE tenant = ?1 AND id = ?2 RETURNING email IS ?3`
 	q[userExpirePw] = `UPDATE guard_users SET password_expired = 1 WHERE tenant = ?1 AND id = ?2`
 
 	q[thrGet] = `SELECT ` + throttleCols + ` FROM guard_throttle WHERE key = ?`

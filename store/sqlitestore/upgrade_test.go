@@ -111,3 +111,51 @@ func TestUpgradeKeepsUsersWithoutSSOSignIn(t *testing.T) {
 		t.Errorf("ListUserSummaries after the upgrade = %+v, %v", sums, err)
 	}
 }
+
+// A user written at schema version 11, as that release would, comes back
+// after the upgrade to version 12 (auth.User.EmailUnverified) with a
+// verified address, and SetEmail and VerifyEmail then keep the flag.
+func TestUpgradeKeepsEmailsVerified(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v11.db")
+	old, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitestore.MigrateTo(ctx, old, 11); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.DB().Exec(`INSERT INTO guard_users (tenant, id, email, name, status, password_hash, password_history,
+		password_changed_at, created_at, last_login_at, password_expired, last_sso_at) VALUES ('acme', 'u1', 'a@example.com', 'A',
+		'active', '', '[]', NULL, 1000, 2000, 0, 3000)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.Users.User(ctx, "acme", "u1")
+	if err != nil || u.Email != "a@example.com" || u.EmailUnverified || u.LastSSOAt.UnixMicro() != 3000 {
+		t.Fatalf("user stored at version 11 = %+v, %v", u, err)
+	}
+	if err := s.Users.SetEmail(ctx, "acme", "u1", "b@example.com", true); err != nil {
+		t.Fatal(err)
+	}
+	sums, err := s.Users.ListUserSummaries(ctx, "acme", "", 10)
+	if err != nil || len(sums) != 1 || !sums[0].EmailUnverified {
+		t.Errorf("ListUserSummaries after SetEmail unverified = %+v, %v", sums, err)
+	}
+	if err := s.Users.VerifyEmail(ctx, "acme", "u1", "b@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if u, err = s.Users.User(ctx, "acme", "u1"); err != nil || u.Email != "b@example.com" || u.EmailUnverified {
+		t.Errorf("user after VerifyEmail = %+v, %v", u, err)
+	}
+}
