@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestImportRules enforces the dependency direction of DESIGN.md: the
+// TestImportRules enforces the dependency direction of the design: the
 // mechanism packages never import each other, the facade, or a backend;
 // the facade never imports a backend.
 func TestImportRules(t *testing.T) {

@@ -81,6 +81,8 @@
 // and is not left in force off the record: a change that grants access,
 // lowers security or changes whom the tenant trusts is undone (or, where
 // it cannot be undone exactly, was recorded before it was made), while a
-// revocation (a logout, a revoked key, a deactivation) stands, since
-// rolling it back would be worse. Each method's documentation says which.
+// revocation (a logout, a revoked session or key, a deactivation or
+// deletion, a deleted custom role) stands, since rolling it back would be
+// worse; a role taken from a subject is undone like a grant. Each
+// method's documentation says which.
 package guard

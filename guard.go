@@ -112,8 +112,10 @@ type Config struct {
 	// OpenTenant, when set, ring-fences tenants: each tenant's users,
 	// credentials and audit chain live in stores of its own (its own SQLite
 	// file, its own PostgreSQL database or schema), opened by OpenTenant
-	// on first use, and Stores.Users, Stores.UserUpdates and Stores.Audit
-	// must then be nil (Stores.Shared). What stays shared, and holds no
+	// on first use, and the tenant-data stores (Users, UserUpdates, Audit,
+	// IPLists, Policies, Approvals, the MFA factor, enrolment and recovery
+	// stores, SSO.Connections) must then be nil: use Stores.Shared. What
+	// stays shared, and holds no
 	// password, secret or audit record:
 	//   - Stores.Tenants: the registry of tenants and their policies;
 	//   - Stores.Sessions and Stores.SessionIndex: token hashes, user IDs,

@@ -125,8 +125,10 @@ func codeReason(err error) (reason string, ok bool) {
 }
 
 // CompleteLogin checks the second factor of a pending sign-in and, when it
-// is right, creates the session. Every refusal is ErrInvalidCode (the cause
-// is in the mfa.failed event) and counts as a failed attempt in the same
+// is right, creates the session. Every refusal of the code is
+// ErrInvalidCode (the cause is in the mfa.failed event; a client IP over
+// 64 bytes is an *InputError, recorded as bad_input) and counts as a
+// failed attempt in the same
 // lockout as wrong passwords; an unknown, expired or used pending sign-in,
 // or one started by another client, is ErrLoginExpired. A TOTP code is
 // accepted once; two concurrent requests with one right code get one
@@ -674,7 +676,7 @@ func article(noun string) string {
 // codes (the old set stops working) and returns them once. It needs a
 // recent authentication. The old set cannot be put back (only its hashes
 // were kept, and those are replaced), so the new set is recorded
-// (recovery.reset) before it is made: if it cannot be recorded,
+// (mfa.recovery_regenerated) before it is made: if it cannot be recorded,
 // ErrUnavailable is returned and the old set keeps working. A failure
 // after the record returns the error with the reset on record but not
 // done: the old set keeps working.
@@ -733,7 +735,7 @@ type Proof struct {
 // app — and the session behind token is renewed with a new token and a
 // fresh authentication time, so sensitive actions are allowed for
 // Config.StepUpWindow. A wrong proof is ErrInvalidCredentials and counts in
-// the lockout. Every attempt is recorded (reauthenticated): an over-long
+// the lockout. Every attempt is recorded (session.reauthenticated): an over-long
 // password, not evaluated nor counted, as auth.ErrPasswordTooLong with
 // reason bad_input, as Login records it.
 func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, proof Proof) (string, session.Session, error) {

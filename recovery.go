@@ -221,8 +221,9 @@ type ForgotRequest struct {
 // is one and it is active. The answer is the same, and takes the same time,
 // whether the account exists or not: the lookup and the email happen in the
 // background after ForgotPassword returns (Close waits for them). Only a
-// malformed email (*auth.InputError), a refused CAPTCHA
-// (ErrCaptchaRequired) or a missing configuration is reported.
+// malformed email (*auth.InputError), a client IP over 64 bytes
+// (*InputError), a refused CAPTCHA (ErrCaptchaRequired) or a missing
+// configuration is reported.
 //
 // A link is single-use, lives Recovery.TokenTTL, is stored only as a hash,
 // and a newer request voids the older link. It is bound to the address it
@@ -378,13 +379,15 @@ type ResetRequest struct {
 // ResetPassword sets a new password from a reset link. The link is
 // checked first, and consumed once; any problem with it is
 // ErrInvalidResetToken, recorded as a refused password.reset event when
-// the user exists (reasons invalid_token, deactivated, bad_input for an
-// over-long password, and email_changed, ReasonEmailChanged, for a link
-// mailed to an address that is no longer the user's: the link is spent
-// and nothing changes). Only then must the new password pass the tenant's
-// policy (an *auth.PolicyError): the link is put back, usable again. The
-// policy is not asked before the link holds, or the password history
-// would tell whoever asks whether a guess is the user's password. On
+// the user exists (reasons invalid_token, deactivated, and email_changed,
+// ReasonEmailChanged, for a link mailed to an address that is no longer
+// the user's: the link is spent and nothing changes). A new password
+// over MaxPasswordBytes is auth.ErrPasswordTooLong, recorded (bad_input)
+// before the link is tried, which stays usable. Only then must the new
+// password pass the tenant's policy (an *auth.PolicyError): the link is
+// put back, usable again. The policy is not asked before the link
+// holds, or the password history would tell whoever asks whether a
+// guess is the user's password. On
 // success every session of the user ends, so does a pending email
 // change, the account's login lock is lifted and a notice is mailed;
 // second factors stay as they are, so the next login still asks for one

@@ -42,7 +42,7 @@ const (
 // ReviewFilter selects the user rows of an access review.
 type ReviewFilter string
 
-// The filters of ReviewQuery.Filter.
+// The filters of an access review's rows (Review.Rows, Review.Count).
 const (
 	ReviewAll         ReviewFilter = ""            // every user
 	ReviewDormant     ReviewFilter = "dormant"     // active users without a sign-in for Policy.DormantAfter
@@ -1099,7 +1099,8 @@ func liveCount(ended []session.Session, now time.Time) int {
 // (ErrUnavailable); the users deactivated before it stay deactivated. A
 // user whose sessions or keys the failure left is deactivated, so no
 // longer dormant: the next run passes over them, and DeactivateUser on
-// them (the access review lists deactivated users) finishes the job.
+// them (the access review lists deactivated users), or Maintain at its
+// next run, finishes the job.
 func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant string) ([]string, error) {
 	if err := g.may(ctx, by, tenant, rbac.Users, rbac.Manage); err != nil {
 		return nil, err

@@ -220,9 +220,11 @@ type SSOStart struct {
 	// ReturnTo is the relative path to go to after the login ("" for the
 	// default); anything that is not a safe local path is refused.
 	ReturnTo string
-	// Binding is a random value the host also puts in a short-lived
-	// cookie (Secure, HttpOnly, SameSite=None) and passes again to
-	// CompleteSSO: it ties the login to this browser (no login CSRF).
+	// Binding is a new random value for every login start, which the
+	// host also puts in a short-lived __Host- cookie (Secure, HttpOnly,
+	// Path=/, SameSite=None; never adopting a value the browser brings)
+	// and passes again to CompleteSSO: it ties the login to this browser
+	// (no login CSRF).
 	Binding string
 	// IP of the client: logins started are limited per IP.
 	IP string

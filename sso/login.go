@@ -25,9 +25,11 @@ type LoginOptions struct {
 	// "" means Config.DefaultReturnTo. It must pass SafeRedirect.
 	ReturnTo string
 	// Binding, if not empty, ties the login to the browser that started
-	// it: the facade sets it to a random value it also puts in a short
-	// cookie (Secure, HttpOnly, SameSite=None, since the IdP's POST to the
-	// ACS is cross-site), and passes the cookie's value to ACS. Only its
+	// it: the host sets it to a new random value at every login start,
+	// which it also puts in a short __Host- cookie (Secure, HttpOnly,
+	// Path=/, SameSite=None, since the IdP's POST to the ACS is
+	// cross-site; never adopting a value the browser brings), and passes
+	// the cookie's value to ACS (through the facade). Only its
 	// SHA-256 is stored. Without it, a response could be delivered to
 	// another browser (login CSRF).
 	Binding string
