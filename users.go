@@ -501,10 +501,8 @@ func checkText(field, s string, max int) error {
 	if !utf8.ValidString(s) {
 		return &InputError{Field: field, Reason: "not valid UTF-8"}
 	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return &InputError{Field: field, Reason: "contains control characters"}
-		}
+	if !auth.Printable(s) {
+		return &InputError{Field: field, Reason: "contains control characters"}
 	}
 	return nil
 }

@@ -148,11 +148,23 @@ func CheckName(name string) error {
 	if !utf8.ValidString(name) {
 		return &InputError{Field: "name", Reason: "not valid UTF-8"}
 	}
-	for _, r := range name {
-		if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp) ||
-			'\u202a' <= r && r <= '\u202e' || '\u2066' <= r && r <= '\u2069' {
-			return &InputError{Field: "name", Reason: "contains control characters"}
-		}
+	if !Printable(name) {
+		return &InputError{Field: "name", Reason: "contains control characters"}
 	}
 	return nil
+}
+
+// Printable reports whether s holds no character that changes how text
+// around it is shown: no control character (C0, DEL or C1, such as NEL
+// and CSI), no line or paragraph separator, no bidirectional embedding,
+// override or isolate. Names and other short texts kept and shown by
+// Guard (in pages, logs and audit exports) must be (see CheckName).
+func Printable(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp) ||
+			'\u202a' <= r && r <= '\u202e' || '\u2066' <= r && r <= '\u2069' {
+			return false
+		}
+	}
+	return true
 }

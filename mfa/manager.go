@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -358,6 +359,13 @@ func checkLabel(label, def string) (string, error) {
 	}
 	if r := checkID(label); r != "" {
 		return "", &InputError{Field: "label", Reason: r}
+	}
+	// A label is shown: no line or paragraph separator, no bidirectional
+	// embedding, override or isolate either.
+	if strings.ContainsFunc(label, func(r rune) bool {
+		return unicode.In(r, unicode.Zl, unicode.Zp) || '\u202a' <= r && r <= '\u202e' || '\u2066' <= r && r <= '\u2069'
+	}) {
+		return "", &InputError{Field: "label", Reason: "contains a control character"}
 	}
 	return label, nil
 }
