@@ -1,0 +1,43 @@
+package guard_test
+
+import (
+	"errors"
+	"testing"
+
+	guard "github.com/guardhq/guard"
+)
+
+// TestZZTenantNameRefusesC1Controls: checkText, which guards tenant names,
+// API key names and the user agent and IP of a sign-in, documents "no
+// control characters", but only refuses C0 and DEL: the C1 controls
+// U+0080..U+009F (U+0085 NEL is a line break to many log readers, U+009B
+// CSI starts a terminal escape) pass, where auth.CheckName refuses them.
+// Bad input should get an *InputError and create nothing.
+func TestZZTenantNameRefusesC1Controls(t *testing.T) {
+	f := newFixture(t)
+	sys := guard.System("test")
+	for i, name := range []string{"Globex\u0085forged line", "Globex\u009b2J"} {
+		id := []string{"globex-a", "globex-b"}[i]
+		_, err := f.g.CreateTenant(f.ctx, sys, id, name, guard.Policy{})
+		var ie *guard.InputError
+		if !errors.As(err, &ie) {
+			t.Errorf("CreateTenant(name %q) = %v; want an *InputError", name, err)
+		}
+		if _, err := f.g.Tenant(f.ctx, id); !errors.Is(err, guard.ErrTenantNotFound) {
+			t.Errorf("tenant %s was created from bad input (err %v)", id, err)
+		}
+	}
+}
+
+// TestZZLoginUserAgentRefusesC1Controls: the same gap for the user agent
+// of a sign-in (shown in session lists, recorded in audit events).
+func TestZZLoginUserAgentRefusesC1Controls(t *testing.T) {
+	f := newFixture(t)
+	f.createUser(t, "bob@example.com", ownerPW)
+	_, err := f.g.Login(f.ctx, guard.LoginRequest{Tenant: "acme", Email: "bob@example.com", Password: ownerPW,
+		IP: "203.0.113.5", UserAgent: "curl\u0085forged"})
+	var ie *guard.InputError
+	if !errors.As(err, &ie) {
+		t.Errorf("Login(user agent with U+0085) = %v; want an *InputError", err)
+	}
+}
