@@ -88,10 +88,14 @@ func toExport(e *Event) exportEvent {
 // Export writes every event of tenant that matches q's filters to w in
 // format f, in ascending Seq order, or descending when q.Desc. It pages
 // through the store and ignores q.Limit; q.After, if set, is where it
-// starts. An unknown format or invalid tenant gives an *InputError; a store
+// starts. An unknown format, an invalid tenant or a filter no event can
+// hold (see Log.Query) gives an *InputError; a store
 // or write error is returned wrapped, and w may then hold a partial export.
 func (l *Log) Export(ctx context.Context, tenant string, q Query, w io.Writer, f Format) error {
 	if err := checkTenant(tenant); err != nil {
+		return err
+	}
+	if err := checkQuery(q); err != nil {
 		return err
 	}
 	var enc exporter

@@ -510,6 +510,24 @@ func copyMeta(m map[string]string) map[string]string {
 	return c
 }
 
+// checkQuery refuses a query no event could answer (a filter no event
+// can hold, a window that ends before it starts) with an *InputError
+// naming the field: an empty page would read as "no such events".
+func checkQuery(q Query) error {
+	switch {
+	case q.Limit < 0:
+		return &InputError{Field: "Limit", Rule: "negative"}
+	case q.Outcome != "" && q.Outcome != Success && q.Outcome != Failure:
+		return &InputError{Field: "Outcome", Rule: "neither success nor failure"}
+	case !q.From.IsZero() && !q.To.IsZero() && q.From.After(q.To):
+		return &InputError{Field: "From", Rule: "after To"}
+	}
+	if err := checkField("Actor", q.Actor); err != nil {
+		return err
+	}
+	return checkField("Action", q.Action)
+}
+
 func checkField(name, v string) error {
 	if len(v) > MaxFieldSize {
 		return &InputError{Field: name, Rule: "longer than " + strconv.Itoa(MaxFieldSize) + " bytes"}
@@ -675,14 +693,16 @@ type Page struct {
 
 // Query returns one page of tenant's events matching q (see Query for the
 // filters): at most q.Limit events, DefaultLimit when q.Limit is zero, capped
-// at MaxLimit. A negative Limit gives an *InputError. To read the next page,
+// at MaxLimit. A negative Limit, an Outcome that is neither Success nor
+// Failure, an Actor or Action no event can hold (longer than MaxFieldSize,
+// not UTF-8) or a From after To gives an *InputError. To read the next page,
 // set q.After to Page.Next. Query does not verify the chain; Verify does.
 func (l *Log) Query(ctx context.Context, tenant string, q Query) (Page, error) {
 	if err := checkTenant(tenant); err != nil {
 		return Page{}, err
 	}
-	if q.Limit < 0 {
-		return Page{}, &InputError{Field: "Limit", Rule: "negative"}
+	if err := checkQuery(q); err != nil {
+		return Page{}, err
 	}
 	limit := q.Limit
 	if limit == 0 {

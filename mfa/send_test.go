@@ -521,3 +521,21 @@ func TestStrangersEnrolmentsDoNotStopSignInCodes(t *testing.T) {
 		t.Errorf("a third sign-in code = %+v, want suppressed for destination", res)
 	}
 }
+
+// A factor's label is shown to the user and to administrators: besides
+// control characters, it may hold no line separator and no bidirectional
+// override (what auth.CheckName refuses in a name). Refused, nothing is
+// stored and nothing sent.
+func TestLabelRefusesSeparatorsAndBidi(t *testing.T) {
+	f := newFixture(t)
+	for _, label := range []string{"Work\u2028phone", "Work\u202ephone", "Work\u0085phone"} {
+		_, _, err := f.m.BeginOOB(t.Context(), mfa.OOBRequest{Tenant: "t", UserID: "u", Kind: mfa.KindSMS, Destination: "+447700900123", Label: label})
+		var ie *mfa.InputError
+		if !errors.As(err, &ie) || ie.Field != "label" {
+			t.Errorf("BeginOOB with label %q = %v; want an InputError on label", label, err)
+		}
+	}
+	if fs, _ := f.m.Factors(t.Context(), "t", "u"); len(fs) != 0 || f.sms.count() != 0 {
+		t.Errorf("%d factors stored, %d codes sent", len(fs), f.sms.count())
+	}
+}

@@ -7,17 +7,17 @@ import (
 	guard "github.com/guardhq/guard"
 )
 
-// TestZZTenantNameRefusesC1Controls: checkText, which guards tenant names,
-// API key names and the user agent and IP of a sign-in, documents "no
-// control characters", but only refuses C0 and DEL: the C1 controls
-// U+0080..U+009F (U+0085 NEL is a line break to many log readers, U+009B
-// CSI starts a terminal escape) pass, where auth.CheckName refuses them.
-// Bad input should get an *InputError and create nothing.
-func TestZZTenantNameRefusesC1Controls(t *testing.T) {
+// The free texts Guard keeps and shows (tenant names, API key names, the
+// user agent and IP of a sign-in) refuse what auth.CheckName refuses in a
+// person's name: C1 controls (U+0085 NEL is a line break to many log
+// readers, U+009B CSI starts a terminal escape), line separators and
+// bidirectional overrides, as well as C0 and DEL. Bad input gets an
+// *InputError and creates nothing.
+func TestTenantNameRefusesControls(t *testing.T) {
 	f := newFixture(t)
 	sys := guard.System("test")
-	for i, name := range []string{"Globex\u0085forged line", "Globex\u009b2J"} {
-		id := []string{"globex-a", "globex-b"}[i]
+	for i, name := range []string{"Globex\u0085forged line", "Globex\u009b2J", "Globex\u2028two", "Globex\u202eevil"} {
+		id := []string{"globex-a", "globex-b", "globex-c", "globex-d"}[i]
 		_, err := f.g.CreateTenant(f.ctx, sys, id, name, guard.Policy{})
 		var ie *guard.InputError
 		if !errors.As(err, &ie) {
@@ -29,9 +29,9 @@ func TestZZTenantNameRefusesC1Controls(t *testing.T) {
 	}
 }
 
-// TestZZLoginUserAgentRefusesC1Controls: the same gap for the user agent
-// of a sign-in (shown in session lists, recorded in audit events).
-func TestZZLoginUserAgentRefusesC1Controls(t *testing.T) {
+// The same for the user agent of a sign-in (shown in session lists,
+// recorded in audit events): bad input, before the password is weighed.
+func TestLoginUserAgentRefusesControls(t *testing.T) {
 	f := newFixture(t)
 	f.createUser(t, "bob@example.com", ownerPW)
 	_, err := f.g.Login(f.ctx, guard.LoginRequest{Tenant: "acme", Email: "bob@example.com", Password: ownerPW,

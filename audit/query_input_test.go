@@ -1,0 +1,56 @@
+package audit_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/store/memstore"
+)
+
+// The filters of an audit query come from an admin's request
+// (Guard.QueryAudit and ExportAudit pass them through). A filter no event
+// can hold — invalid UTF-8, longer than MaxFieldSize, an Outcome that is
+// neither success nor failure — is bad input: an *audit.InputError naming
+// the field, as for a negative Limit, never an empty page that reads as
+// "no such events". Export refuses it the same way.
+func TestQueryBadFilterIsTyped(t *testing.T) {
+	l := newLog(t, memstore.NewAudit())
+	record(t, l, loginEvent("acme"))
+	for name, q := range map[string]audit.Query{
+		"actor not UTF-8":  {Actor: "\xff\xfe"},
+		"action not UTF-8": {Action: "login.\xc3"},
+		"actor too long":   {Actor: strings.Repeat("a", audit.MaxFieldSize+1)},
+		"unknown outcome":  {Outcome: "succes"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := l.Query(context.Background(), "acme", q)
+			var ie *audit.InputError
+			if !errors.As(err, &ie) {
+				t.Errorf("Query(%s) = %v; want an *audit.InputError", name, err)
+			}
+			var b strings.Builder
+			if err := l.Export(context.Background(), "acme", q, &b, audit.JSONLines); !errors.As(err, &ie) || b.Len() != 0 {
+				t.Errorf("Export(%s) = %v, %d bytes; want an *audit.InputError and nothing written", name, err, b.Len())
+			}
+		})
+	}
+}
+
+// A time window that ends before it starts is bad input, not an empty
+// result; one that starts where it ends is empty, and fine.
+func TestQueryFromAfterToIsTyped(t *testing.T) {
+	l := newLog(t, memstore.NewAudit())
+	e := record(t, l, loginEvent("acme"))
+	q := audit.Query{From: e.Time.Add(1), To: e.Time.Add(-1)}
+	_, err := l.Query(context.Background(), "acme", q)
+	var ie *audit.InputError
+	if !errors.As(err, &ie) || ie.Field != "From" {
+		t.Errorf("Query(From after To) = %v; want an *audit.InputError on From", err)
+	}
+	if p, err := l.Query(context.Background(), "acme", audit.Query{From: e.Time, To: e.Time}); err != nil || len(p.Events) != 0 {
+		t.Errorf("Query(From == To) = %v, %v; want an empty page", p.Events, err)
+	}
+}
