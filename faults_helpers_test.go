@@ -34,18 +34,27 @@ import (
 var errInjected = errors.New("injected")
 
 // faultCounter counts the store calls made while it is armed and fails
-// the failAt-th (1-based; 0 fails none).
+// the failAt-th (1-based; 0 fails none), or the first call named
+// failName.
 type faultCounter struct {
-	mu     sync.Mutex
-	armed  bool
-	failAt int
-	calls  []string
-	fired  string // the call that failed, "" if none
+	mu       sync.Mutex
+	armed    bool
+	failAt   int
+	failName string
+	calls    []string
+	fired    string // the call that failed, "" if none
 }
 
 func (c *faultCounter) arm(failAt int) {
 	c.mu.Lock()
-	c.armed, c.failAt, c.calls, c.fired = true, failAt, nil, ""
+	c.armed, c.failAt, c.failName, c.calls, c.fired = true, failAt, "", nil, ""
+	c.mu.Unlock()
+}
+
+// armName arms c to fail the first call named name (Store.Method).
+func (c *faultCounter) armName(name string) {
+	c.mu.Lock()
+	c.armed, c.failAt, c.failName, c.calls, c.fired = true, 0, name, nil, ""
 	c.mu.Unlock()
 }
 
@@ -65,7 +74,7 @@ func (c *faultCounter) hit(name string) error {
 		return nil
 	}
 	c.calls = append(c.calls, name)
-	if len(c.calls) == c.failAt {
+	if len(c.calls) == c.failAt || (c.failName == name && c.fired == "") {
 		c.fired = name
 		return errInjected
 	}
