@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/rbac"
 )
 
@@ -38,5 +39,30 @@ func TestChangePasswordSessionsFailKeepsPassword(t *testing.T) {
 	})
 	if u, _ := fx.memUser(t, p.UserID); u.PasswordHash != before.PasswordHash {
 		t.Fatalf("password changed with the other session (works: %v) not ended", fx.tokenWorks(other))
+	}
+}
+
+// ResetPassword records the reset before it sets the password: a reset
+// that cannot be recorded leaves the password as it was, and the link
+// usable.
+func TestResetPasswordUnrecordedKeepsPassword(t *testing.T) {
+	fx := newFaultFix(t, true)
+	u := fx.createUser(t, adaEmail, ownerPW)
+	before, _ := fx.memUser(t, u.ID)
+	if err := fx.g.ForgotPassword(fx.ctx, guard.ForgotRequest{Tenant: tenantID, Email: adaEmail, IP: "203.0.113.5", UserAgent: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	fx.g.Close() // the link is mailed in the background
+	link := lastResetLink(t, fx.mailTo(adaEmail))
+	req := guard.ResetRequest{Tenant: link.Get("tenant"), UserID: link.Get("user"), Token: link.Get("token"), NewPassword: "an entirely new passphrase"}
+	fx.failing(t, "Audit.Append", func() error { return fx.g.ResetPassword(fx.ctx, req) })
+	if cur, _ := fx.memUser(t, u.ID); cur.PasswordHash != before.PasswordHash {
+		t.Fatal("password reset without password.reset")
+	}
+	if err := fx.g.ResetPassword(fx.ctx, req); err != nil {
+		t.Fatalf("the link again: %v", err)
+	}
+	if !fx.recorded(t, audit.PasswordReset, u.ID) {
+		t.Error("reset without password.reset")
 	}
 }

@@ -388,9 +388,13 @@ type ResetRequest struct {
 // success every session of the user ends, so does a pending email
 // change, the account's login lock is lifted and a notice is mailed;
 // second factors stay as they are, so the next login still asks for one
-// (a reset never disables MFA). A store failure before the new password
-// is set returns ErrUnavailable and gives the link back, the password
-// unchanged (the user's sessions may have ended): try again with it.
+// (a reset never disables MFA). The replaced password cannot be put back
+// as it was, so the reset is recorded (password.reset) before the new
+// password is set. A store failure before the new password is set, the
+// record's included, returns ErrUnavailable and gives the link back, the
+// password unchanged (the user's sessions may have ended, and a failure
+// after the record leaves the reset on record but not made): try again
+// with it.
 func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if err := checkClientIP(req.IP); err != nil {
 		return err
@@ -468,14 +472,16 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if err != nil {
 		return restore(unavailable("end sessions", err))
 	}
-	now := g.now().UTC().Truncate(time.Microsecond)
-	if err := g.stores.UserUpdates.SetPassword(ctx, u.Tenant, u.ID, h, now, pol.PasswordHistory); err != nil {
-		return restore(g.userErr("set password", err))
-	}
+	// The replaced password cannot be put back as it was: the reset is
+	// recorded before it is made.
 	e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
 	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
 	if err := g.record(ctx, e); err != nil {
-		return err
+		return restore(err)
+	}
+	now := g.now().UTC().Truncate(time.Microsecond)
+	if err := g.stores.UserUpdates.SetPassword(ctx, u.Tenant, u.ID, h, now, pol.PasswordHistory); err != nil {
+		return restore(g.userErr("set password", err))
 	}
 	// Last: a failure leaves the account's lock (if any) in place, the
 	// reset done and on record.
