@@ -6,6 +6,7 @@ package guard_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
@@ -64,5 +65,38 @@ func TestResetPasswordUnrecordedKeepsPassword(t *testing.T) {
 	}
 	if !fx.recorded(t, audit.PasswordReset, u.ID) {
 		t.Error("reset without password.reset")
+	}
+}
+
+// ConfirmFactor undoes an enrolment stopped by a store failure after the
+// code was accepted: the factor is pending again and no recovery codes
+// are left, none returned.
+func TestConfirmFactorStoppedIsUndone(t *testing.T) {
+	for _, call := range []string{"Throttle.Settle", "SessionIndex.DeleteByUser", "MFA.Recovery.RecoveryCodesLeft", "MFA.Recovery.ReplaceRecoveryCodes"} {
+		t.Run(call, func(t *testing.T) {
+			fx := newFaultFix(t, true)
+			u := fx.createUser(t, adaEmail, ownerPW)
+			_, p := fx.signIn(t, adaEmail, ownerPW)
+			en, err := fx.g.BeginTOTP(fx.ctx, p, "Phone")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var codes []string
+			fx.failing(t, call, func() (err error) {
+				codes, err = fx.g.ConfirmFactor(fx.ctx, p, en.Factor.ID, fx.code(t, en.Secret))
+				return err
+			})
+			if n := len(fx.confirmedFactors(t, u.ID)); n != 0 || len(codes) != 0 {
+				t.Fatalf("%d confirmed factors, %d codes returned", n, len(codes))
+			}
+			if n := fx.recoveryLeft(t, u.ID); n != 0 {
+				t.Fatalf("%d recovery codes stored", n)
+			}
+			// Pending again: the next code confirms it.
+			fx.clock.Advance(time.Minute)
+			if _, err := fx.g.ConfirmFactor(fx.ctx, p, en.Factor.ID, fx.code(t, en.Secret)); err != nil {
+				t.Fatalf("ConfirmFactor again: %v", err)
+			}
+		})
 	}
 }

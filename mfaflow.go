@@ -322,7 +322,8 @@ func (g *Guard) beginTOTP(ctx context.Context, a attempt, label string) (mfa.TOT
 // with its first code and creates the session, returning the user's first
 // set of recovery codes (LoginResult.RecoveryCodes). A wrong code is
 // ErrInvalidCode and counts in the lockout. An enrolment that cannot be
-// recorded is undone as for ConfirmFactor, and no session is created.
+// recorded, or that a store failure stops before it is, is undone as for
+// ConfirmFactor, and no session is created.
 func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (LoginResult, error) {
 	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeEnrol)
 	if err != nil {
@@ -336,7 +337,7 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 	if reason != "" {
 		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, mfa.KindTOTP, gate{}, ErrInvalidCode)
 	}
-	codes, err := g.confirmFactor(ctx, p.a, gt, mfa.KindTOTP, sf.FactorID, sf.Code, session.Hash{})
+	codes, err := g.confirmFactor(ctx, p.a, gt, false, mfa.KindTOTP, sf.FactorID, sf.Code, session.Hash{})
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -357,10 +358,14 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 // confirmFactor confirms a pending factor with its first code, records
 // the enrolment, and returns a first set of recovery codes when it is the
 // user's first factor. A wrong code is recorded and gives ErrInvalidCode.
+// With settle, the attempt gt is settled once the code is accepted (its
+// failure recorded as mfa.failed); without, it is the caller's to settle.
+// A failure after the code was accepted, up to the record, undoes the
+// enrolment (undoEnrolment).
 //
 // A new factor changes how the user signs in: every session of the user
 // but keep ends (SECURITY-CHECKLIST SE-9).
-func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, kind mfa.Kind, factorID, code string, keep session.Hash) ([]string, error) {
+func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bool, kind mfa.Kind, factorID, code string, keep session.Hash) ([]string, error) {
 	u := *a.user
 	// The pending factor as stored, to put back if the enrolment cannot
 	// be recorded.
@@ -381,28 +386,41 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, kind mfa.
 		}
 		return nil, g.mfaFailed(ctx, a, reason, kind, gt, ErrInvalidCode)
 	}
+	// The factor is active: until the enrolment is on record, a failure
+	// puts it back pending (and removes the first recovery codes, once
+	// they may have been made).
+	firstCodes := false
+	undo := func(err error) ([]string, error) {
+		g.undoEnrolment(context.WithoutCancel(ctx), pending, firstCodes)
+		return nil, err
+	}
+	if settle {
+		if err := g.settle(ctx, gt, true); err != nil {
+			return undo(g.mfaFailed(ctx, a, ReasonUnavailable, kind, gate{}, err))
+		}
+	}
 	ended, err := g.sessions.RevokeUser(ctx, u.Tenant, u.ID, keep)
 	if err != nil {
-		return nil, unavailable("end sessions", err)
+		return undo(unavailable("end sessions", err))
 	}
 	events := []audit.Event{a.event(audit.MFAEnrolled, audit.Success, "")}
 	events[0].Target, events[0].Meta = f.ID, map[string]string{"kind": string(f.Kind), "sessions_ended": strconv.Itoa(len(ended))}
 	var codes []string
 	left, err := g.mfa.RecoveryCodesLeft(ctx, u.Tenant, u.ID)
 	if err != nil {
-		return nil, mfaErr("recovery codes", err)
+		return undo(mfaErr("recovery codes", err))
 	}
 	if left.Left == 0 {
+		firstCodes = true
 		if codes, err = g.mfa.GenerateRecoveryCodes(ctx, u.Tenant, u.ID); err != nil {
-			return nil, mfaErr("recovery codes", err)
+			return undo(mfaErr("recovery codes", err))
 		}
 		e := a.event(audit.RecoveryReset, audit.Success, "")
 		e.Target = u.ID
 		events = append(events, e)
 	}
 	if err := g.record(ctx, events...); err != nil {
-		g.undoEnrolment(context.WithoutCancel(ctx), pending, codes != nil)
-		return nil, err
+		return undo(err)
 	}
 	g.notify(u.Email, "A second factor was added to your account",
 		article(factorNoun(f.Kind))+" was just added to your account as a second sign-in step. "+
@@ -498,12 +516,15 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 // user's first factor (show them once). A wrong code is ErrInvalidCode and
 // counts in the lockout.
 //
-// An enrolment that cannot be recorded in the audit log does not stand:
-// the factor is put back pending, as it was stored, the recovery codes it
-// made (for a first factor) are removed, and ErrUnavailable is returned;
-// the user's sessions ended by the confirmation stay ended. The undo is
-// best effort: if it fails, the factor stays active, unrecorded, and
-// ErrUnavailable is returned all the same.
+// An enrolment that cannot be recorded in the audit log does not stand,
+// nor does one stopped by a store failure after the code was accepted
+// (settling the lockout, ending the other sessions, making the recovery
+// codes): the factor is put back pending, as it was stored, the recovery
+// codes it made (for a first factor) are removed, and ErrUnavailable is
+// returned, with no recovery codes; the user's sessions ended by the
+// confirmation stay ended. The undo is best effort: if it fails, the
+// factor stays active, unrecorded, and ErrUnavailable is returned all the
+// same.
 func (g *Guard) ConfirmFactor(ctx context.Context, p Principal, factorID, code string) ([]string, error) {
 	a, err := g.self(ctx, p)
 	if err != nil {
@@ -520,11 +541,7 @@ func (g *Guard) ConfirmFactor(ctx context.Context, p Principal, factorID, code s
 	if reason != "" {
 		return nil, g.mfaFailed(ctx, a, reason, f.Kind, gate{}, ErrInvalidCode)
 	}
-	codes, err := g.confirmFactor(ctx, a, gt, f.Kind, factorID, code, p.Session)
-	if err != nil {
-		return nil, err
-	}
-	return codes, g.settle(ctx, gt, true)
+	return g.confirmFactor(ctx, a, gt, true, f.Kind, factorID, code, p.Session)
 }
 
 func (g *Guard) findFactor(ctx context.Context, tenant, userID, id string) (mfa.Factor, error) {
