@@ -100,3 +100,25 @@ func TestConfirmFactorStoppedIsUndone(t *testing.T) {
 		})
 	}
 }
+
+// RemoveFactor puts the factor back when a store failure stops it after
+// the factor was deleted: the factor signs in again, and the user's other
+// session lives on.
+func TestRemoveFactorStoppedIsUndone(t *testing.T) {
+	for _, call := range []string{"MFA.Factors.Factors", "MFA.Recovery.ReplaceRecoveryCodes", "SessionIndex.DeleteByUser"} {
+		t.Run(call, func(t *testing.T) {
+			fx := newFaultFix(t, true)
+			u := fx.createUser(t, adaEmail, ownerPW)
+			_, p := fx.signIn(t, adaEmail, ownerPW)
+			fx.enrolTOTP(t, p)
+			fid := fx.confirmedFactors(t, u.ID)[0].ID
+			fx.failing(t, call, func() error { return fx.g.RemoveFactor(fx.ctx, p, tenantID, u.ID, fid) })
+			if n := len(fx.confirmedFactors(t, u.ID)); n != 1 {
+				t.Fatalf("%d confirmed factors after the failed removal, want it back", n)
+			}
+			if fx.recorded(t, audit.MFARemoved, u.ID) {
+				t.Error("mfa.removed recorded for a removal that failed")
+			}
+		})
+	}
+}

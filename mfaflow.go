@@ -584,11 +584,13 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // An administrator may (the user's sessions all end, and the next sign-in
 // enrols one).
 //
-// A removal that cannot be recorded in the audit log does not stand: the
-// factor is stored again as it was (secret and last step included), no
-// notice is sent, and ErrUnavailable is returned. Putting it back voids a
-// pending enrolment of the same kind begun meanwhile; the sessions ended
-// stay ended, and the recovery codes voided with a last factor stay void
+// A removal that cannot be recorded in the audit log does not stand, nor
+// does one stopped by a store failure after the factor was deleted
+// (voiding the recovery codes, ending the sessions): the factor is stored
+// again as it was (secret and last step included), no notice is sent, and
+// ErrUnavailable is returned. Putting it back voids a pending enrolment of
+// the same kind begun meanwhile; the sessions ended stay ended, and the
+// recovery codes voided with a last factor stay void
 // (RegenerateRecoveryCodes makes new ones). If the factor cannot be put
 // back, ErrUnavailable is returned too and the removal stays, unrecorded.
 func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, factorID string) error {
@@ -634,7 +636,19 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 		}
 		return ErrFactorRequired
 	}
+	// Until the removal is on record, a failure once the factor is
+	// deleted puts it back.
+	putBack := func(err error) error {
+		if prev.ID != "" {
+			_ = g.stores.MFA.Factors.CreateFactor(context.WithoutCancel(ctx), prev, 0)
+		}
+		return err
+	}
 	if err != nil {
+		if f.ID != "" {
+			// Deleted, and a later step (the recovery codes) failed.
+			return putBack(mfaErr("remove factor", err))
+		}
 		return mfaErr("remove factor", err)
 	}
 	// How the user signs in changed: their other sessions end (the
@@ -645,13 +659,12 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	}
 	ended, err := g.sessions.RevokeUser(ctx, tenant, userID, keep)
 	if err != nil {
-		return unavailable("end sessions", err)
+		return putBack(unavailable("end sessions", err))
 	}
 	e := g.adminEvent(by, tenant, audit.MFARemoved, userID)
 	e.Meta = map[string]string{"kind": string(f.Kind), "factor": f.ID, "left": strconv.Itoa(left), "sessions_ended": strconv.Itoa(len(ended))}
 	if err := g.record(ctx, e); err != nil {
-		_ = g.stores.MFA.Factors.CreateFactor(context.WithoutCancel(ctx), prev, 0)
-		return err
+		return putBack(err)
 	}
 	if u, err := g.stores.Users.User(ctx, tenant, userID); err == nil {
 		text := article(factorNoun(f.Kind)) + " was just removed from your account's sign-in steps, and your other sessions were ended. " +
