@@ -122,3 +122,28 @@ func TestRemoveFactorStoppedIsUndone(t *testing.T) {
 		})
 	}
 }
+
+// RequestApproval rejects a request that cannot be recorded: nobody can
+// approve it.
+func TestRequestApprovalUnrecordedIsRejected(t *testing.T) {
+	fx := newFaultFix(t, false)
+	rob, _ := fx.user(t, "rob@example.test", rbac.Manager)
+	ann, _ := fx.user(t, "ann@example.test", rbac.Manager)
+	if err := fx.g.SetApprovalRequired(fx.ctx, guard.System("t"), tenantID, "campaigns:send", true); err != nil {
+		t.Fatal(err)
+	}
+	fx.failing(t, "Audit.Append", func() error {
+		_, err := fx.g.RequestApproval(fx.ctx, rob, "campaigns:send", "c1", []byte("p"), time.Hour)
+		return err
+	})
+	aps, err := fx.mem.Approvals.ListApprovals(fx.ctx, tenantID, rbac.ApprovalQuery{})
+	if err != nil || len(aps) != 1 {
+		t.Fatalf("%d approvals stored, %v", len(aps), err)
+	}
+	if aps[0].Status != rbac.StatusRejected {
+		t.Errorf("unrecorded request is %s, want rejected", aps[0].Status)
+	}
+	if _, err := fx.g.ApproveRequest(fx.ctx, ann, aps[0].ID); !errors.Is(err, rbac.ErrNotPending) {
+		t.Errorf("approving the unrecorded request: %v, want rbac.ErrNotPending", err)
+	}
+}
