@@ -10,6 +10,7 @@ import (
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/rbac"
 )
 
@@ -145,5 +146,45 @@ func TestRequestApprovalUnrecordedIsRejected(t *testing.T) {
 	}
 	if _, err := fx.g.ApproveRequest(fx.ctx, ann, aps[0].ID); !errors.Is(err, rbac.ErrNotPending) {
 		t.Errorf("approving the unrecorded request: %v, want rbac.ErrNotPending", err)
+	}
+}
+
+// DeleteUser takes the roles while the user can still be found, and
+// records the deletion as soon as the user record is gone: a failure
+// before leaves a deactivated user that a call again deletes, one after
+// a deletion on record with no grant left.
+func TestDeleteUserStopped(t *testing.T) {
+	for _, tc := range []struct {
+		call    string
+		deleted bool // the user record is gone after the failure
+	}{
+		{"Policies.Update", false},
+		{"Users.DeleteUser", false},
+		{"Throttle.Reset", true},
+	} {
+		t.Run(tc.call, func(t *testing.T) {
+			fx := newFaultFix(t, false)
+			admin, _ := fx.user(t, "adam@example.test", rbac.Owner)
+			bob, _ := fx.user(t, "bob@example.test", rbac.Admin)
+			fx.failing(t, tc.call, func() error { return fx.g.DeleteUser(fx.ctx, admin, tenantID, bob.UserID) })
+			u, exists := fx.memUser(t, bob.UserID)
+			if exists == tc.deleted {
+				t.Fatalf("user exists: %v, want %v", exists, !tc.deleted)
+			}
+			if exists {
+				if u.Status != auth.StatusDeactivated {
+					t.Fatalf("half-deleted user is %s", u.Status)
+				}
+				if err := fx.g.DeleteUser(fx.ctx, admin, tenantID, bob.UserID); err != nil {
+					t.Fatalf("DeleteUser again: %v", err)
+				}
+			}
+			if !fx.recorded(t, audit.UserDeleted, bob.UserID) {
+				t.Error("user deleted without user.deleted")
+			}
+			if fx.holds(t, "user:"+bob.UserID, rbac.Admin) {
+				t.Error("user deleted, its admin grant stays")
+			}
+		})
 	}
 }
