@@ -130,12 +130,17 @@ func codeReason(err error) (reason string, ok bool) {
 // lockout as wrong passwords; an unknown, expired or used pending sign-in,
 // or one started by another client, is ErrLoginExpired. A TOTP code is
 // accepted once; two concurrent requests with one right code get one
-// session. A recovery code is used up when it is checked: one used on a
-// sign-in that another request completed meanwhile is recorded as a
-// failed mfa.recovery_used (reason login_expired) and the user is told.
-// A throttle-store failure is ErrUnavailable, recorded (mfa.failed, or
-// login.failed once the code was right, reason unavailable) as Login
-// records it.
+// session. A recovery code is used up when it is checked, and never given
+// back, whatever ends the sign-in after (another request completed it
+// meanwhile, ErrLoginExpired, or a store failure, ErrUnavailable); the
+// user is told. Its use is recorded as mfa.recovery_used: failed (reason
+// login_expired or unavailable) when the pending sign-in cannot be
+// consumed, else a success with mfa.succeeded, before the rest of the
+// sign-in (whose failure then leaves it spent and on record). If that
+// record cannot be written, the code stays spent, off the record, and
+// ErrUnavailable is returned. A throttle-store failure is ErrUnavailable,
+// recorded (mfa.failed, or login.failed once the code was right, reason
+// unavailable) as Login records it.
 func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult, error) {
 	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeLogin)
 	if err != nil {
