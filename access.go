@@ -784,6 +784,12 @@ func PayloadHash(payload []byte) [32]byte { return sha256.Sum256(payload) }
 // approval: the requester (by) must hold the permission; target names
 // what the action applies to and payload is what will be done (its hash
 // binds the approval). ttl 0 takes the default (24 hours).
+//
+// A request that cannot be recorded in the audit log does not stand: it
+// is rejected at once (with no Decider), so that no one can approve it,
+// and ErrUnavailable is returned. If it cannot be rejected either,
+// ErrUnavailable is returned all the same and the request stays pending,
+// unrecorded.
 func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, target string, payload []byte, ttl time.Duration) (rbac.Approval, error) {
 	if err := g.needRBAC(); err != nil {
 		return rbac.Approval{}, err
@@ -805,7 +811,14 @@ func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, t
 	}
 	e := g.adminEvent(by, by.Tenant, audit.ApprovalRequested, ap.ID)
 	e.Meta = map[string]string{"permission": permission, "target": clip(target, 200)}
-	return ap, g.record(ctx, e)
+	if err := g.record(ctx, e); err != nil {
+		// Not on record: no one may approve it. Rejected by the system
+		// (no Decider), as a store keeps no way to delete one.
+		_, _ = g.stores.Approvals.DecideApproval(context.WithoutCancel(ctx), ap.Tenant, ap.ID, rbac.Subject{},
+			rbac.StatusRejected, g.now().UTC().Truncate(time.Microsecond))
+		return rbac.Approval{}, err
+	}
+	return ap, nil
 }
 
 // ApproveRequest approves a pending request of another user; the approver

@@ -132,12 +132,17 @@ func codeReason(err error) (reason string, ok bool) {
 // lockout as wrong passwords; an unknown, expired or used pending sign-in,
 // or one started by another client, is ErrLoginExpired. A TOTP code is
 // accepted once; two concurrent requests with one right code get one
-// session. A recovery code is used up when it is checked: one used on a
-// sign-in that another request completed meanwhile is recorded as a
-// failed mfa.recovery_used (reason login_expired) and the user is told.
-// A throttle-store failure is ErrUnavailable, recorded (mfa.failed, or
-// login.failed once the code was right, reason unavailable) as Login
-// records it.
+// session. A recovery code is used up when it is checked, and never given
+// back, whatever ends the sign-in after (another request completed it
+// meanwhile, ErrLoginExpired, or a store failure, ErrUnavailable); the
+// user is told. Its use is recorded as mfa.recovery_used: failed (reason
+// login_expired or unavailable) when the pending sign-in cannot be
+// consumed, else a success with mfa.succeeded, before the rest of the
+// sign-in (whose failure then leaves it spent and on record). If that
+// record cannot be written, the code stays spent, off the record, and
+// ErrUnavailable is returned. A throttle-store failure is ErrUnavailable,
+// recorded (mfa.failed, or login.failed once the code was right, reason
+// unavailable) as Login records it.
 func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult, error) {
 	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeLogin)
 	if err != nil {
@@ -324,7 +329,8 @@ func (g *Guard) beginTOTP(ctx context.Context, a attempt, label string) (mfa.TOT
 // with its first code and creates the session, returning the user's first
 // set of recovery codes (LoginResult.RecoveryCodes). A wrong code is
 // ErrInvalidCode and counts in the lockout. An enrolment that cannot be
-// recorded is undone as for ConfirmFactor, and no session is created.
+// recorded, or that a store failure stops before it is, is undone as for
+// ConfirmFactor, and no session is created.
 func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (LoginResult, error) {
 	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeEnrol)
 	if err != nil {
@@ -338,7 +344,7 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 	if reason != "" {
 		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, mfa.KindTOTP, gate{}, ErrInvalidCode)
 	}
-	codes, err := g.confirmFactor(ctx, p.a, gt, mfa.KindTOTP, sf.FactorID, sf.Code, session.Hash{})
+	codes, err := g.confirmFactor(ctx, p.a, gt, false, mfa.KindTOTP, sf.FactorID, sf.Code, session.Hash{})
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -359,10 +365,14 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 // confirmFactor confirms a pending factor with its first code, records
 // the enrolment, and returns a first set of recovery codes when it is the
 // user's first factor. A wrong code is recorded and gives ErrInvalidCode.
+// With settle, the attempt gt is settled once the code is accepted (its
+// failure recorded as mfa.failed); without, it is the caller's to settle.
+// A failure after the code was accepted, up to the record, undoes the
+// enrolment (undoEnrolment).
 //
 // A new factor changes how the user signs in: every session of the user
 // but keep ends (SECURITY-CHECKLIST SE-9).
-func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, kind mfa.Kind, factorID, code string, keep session.Hash) ([]string, error) {
+func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bool, kind mfa.Kind, factorID, code string, keep session.Hash) ([]string, error) {
 	u := *a.user
 	// The pending factor as stored, to put back if the enrolment cannot
 	// be recorded.
@@ -383,28 +393,41 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, kind mfa.
 		}
 		return nil, g.mfaFailed(ctx, a, reason, kind, gt, ErrInvalidCode)
 	}
+	// The factor is active: until the enrolment is on record, a failure
+	// puts it back pending (and removes the first recovery codes, once
+	// they may have been made).
+	firstCodes := false
+	undo := func(err error) ([]string, error) {
+		g.undoEnrolment(context.WithoutCancel(ctx), pending, firstCodes)
+		return nil, err
+	}
+	if settle {
+		if err := g.settle(ctx, gt, true); err != nil {
+			return undo(g.mfaFailed(ctx, a, ReasonUnavailable, kind, gate{}, err))
+		}
+	}
 	ended, err := g.sessions.RevokeUser(ctx, u.Tenant, u.ID, keep)
 	if err != nil {
-		return nil, unavailable("end sessions", err)
+		return undo(unavailable("end sessions", err))
 	}
 	events := []audit.Event{a.event(audit.MFAEnrolled, audit.Success, "")}
 	events[0].Target, events[0].Meta = f.ID, map[string]string{"kind": string(f.Kind), "sessions_ended": strconv.Itoa(len(ended))}
 	var codes []string
 	left, err := g.mfa.RecoveryCodesLeft(ctx, u.Tenant, u.ID)
 	if err != nil {
-		return nil, mfaErr("recovery codes", err)
+		return undo(mfaErr("recovery codes", err))
 	}
 	if left.Left == 0 {
+		firstCodes = true
 		if codes, err = g.mfa.GenerateRecoveryCodes(ctx, u.Tenant, u.ID); err != nil {
-			return nil, mfaErr("recovery codes", err)
+			return undo(mfaErr("recovery codes", err))
 		}
 		e := a.event(audit.RecoveryReset, audit.Success, "")
 		e.Target = u.ID
 		events = append(events, e)
 	}
 	if err := g.record(ctx, events...); err != nil {
-		g.undoEnrolment(context.WithoutCancel(ctx), pending, codes != nil)
-		return nil, err
+		return undo(err)
 	}
 	g.notify(u.Email, "A second factor was added to your account",
 		article(factorNoun(f.Kind))+" was just added to your account as a second sign-in step. "+
@@ -500,12 +523,15 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 // user's first factor (show them once). A wrong code is ErrInvalidCode and
 // counts in the lockout.
 //
-// An enrolment that cannot be recorded in the audit log does not stand:
-// the factor is put back pending, as it was stored, the recovery codes it
-// made (for a first factor) are removed, and ErrUnavailable is returned;
-// the user's sessions ended by the confirmation stay ended. The undo is
-// best effort: if it fails, the factor stays active, unrecorded, and
-// ErrUnavailable is returned all the same.
+// An enrolment that cannot be recorded in the audit log does not stand,
+// nor does one stopped by a store failure after the code was accepted
+// (settling the lockout, ending the other sessions, making the recovery
+// codes): the factor is put back pending, as it was stored, the recovery
+// codes it made (for a first factor) are removed, and ErrUnavailable is
+// returned, with no recovery codes; the user's sessions ended by the
+// confirmation stay ended. The undo is best effort: if it fails, the
+// factor stays active, unrecorded, and ErrUnavailable is returned all the
+// same.
 func (g *Guard) ConfirmFactor(ctx context.Context, p Principal, factorID, code string) ([]string, error) {
 	a, err := g.self(ctx, p)
 	if err != nil {
@@ -522,11 +548,7 @@ func (g *Guard) ConfirmFactor(ctx context.Context, p Principal, factorID, code s
 	if reason != "" {
 		return nil, g.mfaFailed(ctx, a, reason, f.Kind, gate{}, ErrInvalidCode)
 	}
-	codes, err := g.confirmFactor(ctx, a, gt, f.Kind, factorID, code, p.Session)
-	if err != nil {
-		return nil, err
-	}
-	return codes, g.settle(ctx, gt, true)
+	return g.confirmFactor(ctx, a, gt, true, f.Kind, factorID, code, p.Session)
 }
 
 func (g *Guard) findFactor(ctx context.Context, tenant, userID, id string) (mfa.Factor, error) {
@@ -569,11 +591,13 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // An administrator may (the user's sessions all end, and the next sign-in
 // enrols one).
 //
-// A removal that cannot be recorded in the audit log does not stand: the
-// factor is stored again as it was (secret and last step included), no
-// notice is sent, and ErrUnavailable is returned. Putting it back voids a
-// pending enrolment of the same kind begun meanwhile; the sessions ended
-// stay ended, and the recovery codes voided with a last factor stay void
+// A removal that cannot be recorded in the audit log does not stand, nor
+// does one stopped by a store failure after the factor was deleted
+// (voiding the recovery codes, ending the sessions): the factor is stored
+// again as it was (secret and last step included), no notice is sent, and
+// ErrUnavailable is returned. Putting it back voids a pending enrolment of
+// the same kind begun meanwhile; the sessions ended stay ended, and the
+// recovery codes voided with a last factor stay void
 // (RegenerateRecoveryCodes makes new ones). If the factor cannot be put
 // back, ErrUnavailable is returned too and the removal stays, unrecorded.
 func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, factorID string) error {
@@ -619,7 +643,19 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 		}
 		return ErrFactorRequired
 	}
+	// Until the removal is on record, a failure once the factor is
+	// deleted puts it back.
+	putBack := func(err error) error {
+		if prev.ID != "" {
+			_ = g.stores.MFA.Factors.CreateFactor(context.WithoutCancel(ctx), prev, 0)
+		}
+		return err
+	}
 	if err != nil {
+		if f.ID != "" {
+			// Deleted, and a later step (the recovery codes) failed.
+			return putBack(mfaErr("remove factor", err))
+		}
 		return mfaErr("remove factor", err)
 	}
 	// How the user signs in changed: their other sessions end (the
@@ -630,13 +666,12 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	}
 	ended, err := g.sessions.RevokeUser(ctx, tenant, userID, keep)
 	if err != nil {
-		return unavailable("end sessions", err)
+		return putBack(unavailable("end sessions", err))
 	}
 	e := g.adminEvent(by, tenant, audit.MFARemoved, userID)
 	e.Meta = map[string]string{"kind": string(f.Kind), "factor": f.ID, "left": strconv.Itoa(left), "sessions_ended": strconv.Itoa(len(ended))}
 	if err := g.record(ctx, e); err != nil {
-		_ = g.stores.MFA.Factors.CreateFactor(context.WithoutCancel(ctx), prev, 0)
-		return err
+		return putBack(err)
 	}
 	if u, err := g.stores.Users.User(ctx, tenant, userID); err == nil {
 		text := article(factorNoun(f.Kind)) + " was just removed from your account's sign-in steps, and your other sessions were ended. " +

@@ -393,10 +393,13 @@ type ResetRequest struct {
 // second factors stay as they are, so the next login still asks for one
 // (a reset never disables MFA). The link went to the user's address, so
 // an unverified address (User.EmailUnverified) is verified, unless it
-// changed meanwhile (the password.reset event says email_verified). A
-// store failure before the new password is set returns ErrUnavailable
-// and gives the link back, the password unchanged (the user's sessions
-// may have ended): try again with it.
+// changed meanwhile (the password.reset event says email_verified). The
+// replaced password cannot be put back as it was, so the reset is
+// recorded (password.reset) before the new password is set. A store
+// failure before the new password is set, the record's included, returns
+// ErrUnavailable and gives the link back, the password unchanged (the
+// user's sessions may have ended, and a failure after the record leaves
+// the reset on record but not made): try again with it.
 func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if err := checkClientIP(req.IP); err != nil {
 		return err
@@ -474,10 +477,8 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if err != nil {
 		return restore(unavailable("end sessions", err))
 	}
-	now := g.now().UTC().Truncate(time.Microsecond)
-	if err := g.stores.UserUpdates.SetPassword(ctx, u.Tenant, u.ID, h, now, pol.PasswordHistory); err != nil {
-		return restore(g.userErr("set password", err))
-	}
+	// The replaced password cannot be put back as it was: the reset is
+	// recorded before it is made.
 	e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
 	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
 	if u.EmailUnverified {
@@ -487,11 +488,15 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 		case err == nil:
 			e.Meta["email_verified"] = "true"
 		case !errors.Is(err, auth.ErrConflict):
-			return g.userErr("verify email", err)
+			return restore(g.userErr("verify email", err))
 		}
 	}
 	if err := g.record(ctx, e); err != nil {
-		return err
+		return restore(err)
+	}
+	now := g.now().UTC().Truncate(time.Microsecond)
+	if err := g.stores.UserUpdates.SetPassword(ctx, u.Tenant, u.ID, h, now, pol.PasswordHistory); err != nil {
+		return restore(g.userErr("set password", err))
 	}
 	// Last: a failure leaves the account's lock (if any) in place, the
 	// reset done and on record.

@@ -670,7 +670,10 @@ type ReviewResult struct {
 // Each change is audited as it happens (user.deactivated, role.granted,
 // role.revoked, session.revoked, apikey.revoked). Should a store fail
 // midway, the decisions applied so far stay applied, the result counts
-// them, the error is returned, and the review is not recorded as done.
+// them, the error is returned, and the review is not recorded as done; a
+// deactivation stopped part way is left as DeactivateUser leaves one (the
+// user deactivated, and Maintain ends the sessions and revokes the keys
+// left at its next run).
 //
 // The active owners are counted again as each deactivation, or removal of
 // the owner role, is applied, so that reviews (or DeactivateUser calls)

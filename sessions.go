@@ -310,12 +310,14 @@ type PasswordChange struct {
 // The replaced password cannot be put back as it was (its place in the
 // history, its age), so the change is recorded (password.changed) before
 // it is made: if it cannot be recorded, ErrUnavailable is returned and
-// the password stays as it was. A store failure after the record returns
-// ErrUnavailable with the change on record but not made. The sessions
-// ended are recorded after, as session.revoked (Meta reason
-// password_changed, sessions_ended) when any live one ended; a failure to
-// record that leaves the password changed and the sessions ended, and
-// returns ErrUnavailable.
+// the password stays as it was. The other sessions end next, before the
+// password is set, so that the new password never stands beside them: a
+// store failure after the record returns ErrUnavailable with the change
+// on record but not made (the other sessions may have ended). The
+// sessions ended are recorded after the change, as session.revoked (Meta
+// reason password_changed, sessions_ended) when any live one ended; a
+// failure to record that leaves the password changed and the sessions
+// ended, and returns ErrUnavailable.
 func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordChange) error {
 	keep := p.Session
 	if p.Flags&FlagPasswordExpired != 0 {
@@ -414,13 +416,17 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 	if err := g.record(ctx, g.adminEvent(p, p.Tenant, audit.PasswordChanged, p.UserID)); err != nil {
 		return err
 	}
-	now := g.now().UTC().Truncate(time.Microsecond)
-	if err := g.stores.UserUpdates.SetPassword(ctx, p.Tenant, p.UserID, h, now, pol.PasswordHistory); err != nil {
-		return g.userErr("set password", err)
-	}
+	// The other sessions end before the password is set, so that a
+	// failure never leaves the new password beside the old sessions (a
+	// sign-in with the old password in between drops its session once it
+	// sees the change: see Login).
 	ended, err := g.sessions.RevokeUser(ctx, p.Tenant, p.UserID, keep)
 	if err != nil {
 		return unavailable("end sessions", err)
+	}
+	now := g.now().UTC().Truncate(time.Microsecond)
+	if err := g.stores.UserUpdates.SetPassword(ctx, p.Tenant, p.UserID, h, now, pol.PasswordHistory); err != nil {
+		return g.userErr("set password", err)
 	}
 	g.notify(u.Email, "Your password was changed",
 		"The password of your account was just changed, and your other sessions were ended. "+

@@ -100,7 +100,8 @@ func (g *Guard) EffectivePolicy(ctx context.Context, tenant string) (Policy, err
 // policy change stands, stored and recorded: SetPolicy returns the new
 // version together with the error (ErrUnavailable; or the context's
 // error, if it ended), the sessions ended so far stay ended (and
-// recorded), and Maintain ends the rest at its next run.
+// recorded, but for those whose record failed: a revocation stands
+// unrecorded), and Maintain ends the rest at its next run.
 //
 // A policy change that cannot be recorded in the audit log does not stand:
 // the previous policy is put back (a new version, so that every replica's

@@ -300,14 +300,21 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 // recorded as access.denied with reason own_account); the break-glass
 // owner of a tenant that requires SSO cannot be deleted
 // (ErrBreakGlassUser). A store failure gives ErrUnavailable and leaves the
-// user deactivated, with what was done so far: calling DeleteUser again
-// finishes the job. The tenant's last active owner cannot be deleted
-// (rbac.ErrLastOwner, recorded as a failed user.deleted with reason
-// last_owner): make another user an owner first. As for DeactivateUser,
-// this holds when the owners are deactivated or deleted concurrently.
+// user deactivated, with what was done so far (sessions ended, keys
+// revoked, roles taken, in that order): calling DeleteUser again finishes
+// the job. Once the user's record is removed, the deletion is recorded
+// before the rest is cleared (the sessions of a sign-in that raced with
+// it, the second factors, the login throttle state of the address): a
+// failure there returns ErrUnavailable with the user deleted and on
+// record, and that rest left behind. The tenant's last active owner
+// cannot be deleted (rbac.ErrLastOwner, recorded as a failed user.deleted
+// with reason last_owner): make another user an owner first. As for
+// DeactivateUser, this holds when the owners are deactivated or deleted
+// concurrently.
 // A deletion revokes, so it stands even when it cannot be recorded: a
-// failure to record leaves the user deleted, their sessions ended and keys
-// revoked, and returns ErrUnavailable.
+// failure to record leaves the user deleted, their sessions ended, keys
+// revoked and roles taken (the rest not cleared), and returns
+// ErrUnavailable.
 func (g *Guard) DeleteUser(ctx context.Context, by Principal, tenant, id string) error {
 	return g.deleteUser(ctx, by, tenant, id, true)
 }
@@ -343,8 +350,21 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 	if err != nil {
 		return err
 	}
+	// The roles go while the user can still be found: a failure leaves
+	// the user deactivated, without them, for a call again to finish.
+	if g.rbac != nil {
+		if err := g.rbac.RevokeAll(ctx, g.rbac.AllPerms(), tenant, rbac.User(id)); err != nil && !errors.Is(err, rbac.ErrLastOwner) {
+			return rbacErr("revoke roles", err)
+		}
+	}
 	if err := g.stores.Users.DeleteUser(ctx, tenant, id); err != nil {
 		return g.userErr("delete user", err)
+	}
+	// No call again can find the user now: on record before the rest.
+	e := g.adminEvent(by, tenant, audit.UserDeleted, id)
+	e.Meta = map[string]string{"email": u.Email, "api_keys_revoked": strconv.Itoa(keys)}
+	if err := g.record(ctx, e); err != nil {
+		return err
 	}
 	// Once more now the record is gone: a reactivation between the two
 	// steps could have let a sign-in through, whose session would outlive
@@ -358,17 +378,10 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 			return unavailable("delete factors", err)
 		}
 	}
-	if g.rbac != nil {
-		if err := g.rbac.RevokeAll(ctx, g.rbac.AllPerms(), tenant, rbac.User(id)); err != nil && !errors.Is(err, rbac.ErrLastOwner) {
-			return rbacErr("revoke roles", err)
-		}
-	}
 	if err := g.stores.Throttle.Reset(ctx, accountKey(tenant, u.Email)); err != nil {
 		return unavailable("throttle", err)
 	}
-	e := g.adminEvent(by, tenant, audit.UserDeleted, id)
-	e.Meta = map[string]string{"email": u.Email, "api_keys_revoked": strconv.Itoa(keys)}
-	return g.record(ctx, e)
+	return nil
 }
 
 // UnlockUser lifts a user's login lock (temporary or permanent) and clears
