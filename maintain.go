@@ -187,30 +187,15 @@ func (g *Guard) maintainTenant(ctx context.Context, by Principal, tenant string,
 // a session-store call.
 func (g *Guard) endSessionsOfDeactivated(ctx context.Context, by Principal, tenant string) (int, error) {
 	n := 0
-	after := ""
-	for {
-		if err := ctx.Err(); err != nil {
-			return n, err
+	err := g.eachUser(ctx, tenant, func(u auth.UserSummary) error {
+		if u.Status == auth.StatusActive {
+			return nil
 		}
-		us, err := g.stores.Users.ListUserSummaries(ctx, tenant, after, trimPage)
-		if err != nil {
-			return n, unavailable("list users", err)
-		}
-		for _, u := range us {
-			if u.Status == auth.StatusActive {
-				continue
-			}
-			ended, err := g.endSessions(ctx, by, tenant, u.ID, ReasonDeactivated)
-			n += ended
-			if err != nil {
-				return n, err
-			}
-		}
-		if len(us) < trimPage {
-			return n, nil
-		}
-		after = us[len(us)-1].ID
-	}
+		ended, err := g.endSessions(ctx, by, tenant, u.ID, ReasonDeactivated)
+		n += ended
+		return err
+	})
+	return n, err
 }
 
 // revokeKeysOfDeactivated revokes the live API keys of the tenant whose

@@ -120,7 +120,7 @@ func (g *Guard) endForPolicy(ctx context.Context, s session.Session, reason stri
 	return ErrPolicyChanged
 }
 
-// trimPage is how many users trimSessions reads at a time.
+// trimPage is how many users eachUser reads at a time.
 const trimPage = 100
 
 // trimSessions ends, for each user of the tenant, the sessions beyond the
@@ -150,35 +150,48 @@ func (g *Guard) trimSessions(ctx context.Context, tenant string, pol Policy) (in
 		return sessionAllowed(s, pol, now) == ""
 	}
 	n := 0
+	err := g.eachUser(ctx, tenant, func(u auth.UserSummary) error {
+		ended, err := g.sessions.Trim(ctx, tenant, u.ID, pol.SessionLimit, counts)
+		if len(ended) > 0 {
+			evs := make([]audit.Event, len(ended))
+			for i, s := range ended {
+				evs[i] = audit.Event{Tenant: tenant, Actor: audit.Actor{Kind: audit.ActorSystem, ID: "policy"},
+					Action: audit.SessionRevoked, Target: s.ID(), Outcome: audit.Success, Reason: ReasonSessionLimit,
+					Meta: map[string]string{"user": s.UserID}}
+			}
+			if rerr := g.record(ctx, evs...); rerr != nil {
+				return rerr
+			}
+			n += len(ended)
+		}
+		if err != nil {
+			return unavailable("end sessions beyond the limit", err)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// eachUser calls fn with each user of the tenant, read page by page
+// (trimPage at a time), until fn returns an error, which it returns; or
+// the context's error, or ErrUnavailable if a page cannot be read.
+func (g *Guard) eachUser(ctx context.Context, tenant string, fn func(auth.UserSummary) error) error {
 	after := ""
 	for {
 		if err := ctx.Err(); err != nil {
-			return n, err
+			return err
 		}
 		us, err := g.stores.Users.ListUserSummaries(ctx, tenant, after, trimPage)
 		if err != nil {
-			return n, unavailable("list users", err)
+			return unavailable("list users", err)
 		}
 		for _, u := range us {
-			ended, err := g.sessions.Trim(ctx, tenant, u.ID, pol.SessionLimit, counts)
-			if len(ended) > 0 {
-				evs := make([]audit.Event, len(ended))
-				for i, s := range ended {
-					evs[i] = audit.Event{Tenant: tenant, Actor: audit.Actor{Kind: audit.ActorSystem, ID: "policy"},
-						Action: audit.SessionRevoked, Target: s.ID(), Outcome: audit.Success, Reason: ReasonSessionLimit,
-						Meta: map[string]string{"user": s.UserID}}
-				}
-				if rerr := g.record(ctx, evs...); rerr != nil {
-					return n, rerr
-				}
-				n += len(ended)
-			}
-			if err != nil {
-				return n, unavailable("end sessions beyond the limit", err)
+			if err := fn(u); err != nil {
+				return err
 			}
 		}
 		if len(us) < trimPage {
-			return n, nil
+			return nil
 		}
 		after = us[len(us)-1].ID
 	}

@@ -436,16 +436,7 @@ func TestSSOSignOut(t *testing.T) {
 // someone else, as a link opened cross-site, does not sign that browser
 // out (logout CSRF; SECURITY-CHECKLIST WEB-5, WEB-6).
 func TestSSOSignOutAnswerBoundToBrowser(t *testing.T) {
-	c, idp, password := newSSOClient(t, nil)
-	if resp := c.signIn(ownerEmail, password); resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("owner's sign-in: %d", resp.StatusCode)
-	}
-	idp.addUser("bob", "bob@example.com", "correct horse battery", "staff")
-	bob := newClientOf(t, c.srv, c.con)
-	acs, answer := bob.ssoAnswer(idp, "bob", "correct horse battery", "")
-	if resp, _ := bob.postFrom(idp.url, "same-site", acs, answer); resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("ACS: %d", resp.StatusCode)
-	}
+	c, _, bob := ownerAndSSOBob(t)
 	_, page := bob.post("/logout", url.Values{})
 	m := regexp.MustCompile(`<meta http-equiv="refresh" content="0; url=([^"]+)">`).FindStringSubmatch(page)
 	if m == nil {
@@ -968,6 +959,23 @@ func TestSSOMetadataSigningCertificate(t *testing.T) {
 	}
 }
 
+// ownerAndSSOBob returns the owner's browser, signed in with the password,
+// the IdP, and Bob's browser, signed in through the IdP.
+func ownerAndSSOBob(t *testing.T) (c *client, idp *testIdP, bob *client) {
+	t.Helper()
+	c, idp, password := newSSOClient(t, nil)
+	if resp := c.signIn(ownerEmail, password); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("owner's sign-in: %d", resp.StatusCode)
+	}
+	idp.addUser("bob", "bob@example.com", "correct horse battery", "staff")
+	bob = newClientOf(t, c.srv, c.con)
+	acs, answer := bob.ssoAnswer(idp, "bob", "correct horse battery", "")
+	if resp, _ := bob.postFrom(idp.url, "same-site", acs, answer); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ACS: %d", resp.StatusCode)
+	}
+	return c, idp, bob
+}
+
 // signedRedirectLogout returns the URL of an IdP's LogoutRequest for
 // nameID to the console's single-logout route, in the HTTP-Redirect
 // binding, signed with the test IdP's key.
@@ -1001,16 +1009,7 @@ func signedRedirectLogout(t *testing.T, c *client, idp *testIdP, nameID string) 
 // signed request they received) keeps its session and its cookie.
 // SECURITY-CHECKLIST WEB-6.
 func TestIdPLogoutRequestLeavesOtherBrowsers(t *testing.T) {
-	c, idp, password := newSSOClient(t, nil)
-	if resp := c.signIn(ownerEmail, password); resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("owner's sign-in: %d", resp.StatusCode)
-	}
-	idp.addUser("bob", "bob@example.com", "correct horse battery", "staff")
-	bob := newClientOf(t, c.srv, c.con)
-	acs, answer := bob.ssoAnswer(idp, "bob", "correct horse battery", "")
-	if resp, _ := bob.postFrom(idp.url, "same-site", acs, answer); resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("ACS: %d", resp.StatusCode)
-	}
+	c, idp, bob := ownerAndSSOBob(t)
 	resp, body := c.do("GET", signedRedirectLogout(t, c, idp, "bob@example.com"), nil, "cross-site")
 	if resp.StatusCode/100 != 3 {
 		t.Fatalf("the IdP's LogoutRequest: %d\n%.500s", resp.StatusCode, body)
