@@ -42,7 +42,7 @@ func (g *Guard) AuthenticateRequest(r *http.Request) (Principal, error) {
 		if err != nil {
 			return Principal{}, err
 		}
-		p.IP, p.UserAgent = addr.String(), r.UserAgent()
+		p.IP, p.UserAgent = addr.String(), clip(r.UserAgent(), 512)
 		return p, nil
 	}
 	tok, ok := g.SessionToken(r)
@@ -57,11 +57,11 @@ func (g *Guard) AuthenticateRequest(r *http.Request) (Principal, error) {
 		return Principal{}, g.unidentified(r, p, aerr)
 	}
 	if g.ipf != nil {
-		if err := g.checkIP(r.Context(), p.Tenant, ipfilter.Users, addr, p.actor(), r.UserAgent()); err != nil {
+		if err := g.checkIP(r.Context(), p.Tenant, ipfilter.Users, addr, p.actor(), clip(r.UserAgent(), 512)); err != nil {
 			return Principal{}, err
 		}
 	}
-	p.Addr, p.IP, p.UserAgent = addr, addr.String(), r.UserAgent()
+	p.Addr, p.IP, p.UserAgent = addr, addr.String(), clip(r.UserAgent(), 512)
 	return p, nil
 }
 

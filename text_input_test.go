@@ -2,9 +2,11 @@ package guard_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
 )
 
 // The free texts Guard keeps and shows (tenant names, API key names, the
@@ -39,5 +41,24 @@ func TestLoginUserAgentRefusesControls(t *testing.T) {
 	var ie *guard.InputError
 	if !errors.As(err, &ie) {
 		t.Errorf("Login(user agent with U+0085) = %v; want an *InputError", err)
+	}
+}
+
+// An administrator whose principal carries a long User-Agent (a request's
+// header, or a principal the host builds) still acts, on record: the
+// event keeps the first 512 bytes, and an over-long IP its first 64,
+// rather than every record of their actions failing.
+func TestAdminEventsClipPrincipalText(t *testing.T) {
+	f := newFixture(t)
+	admin, _ := f.userWithRoles(t, "adam@example.test", "admin")
+	u := f.createUser(t, "bob@example.test", ownerPW)
+	admin.UserAgent = strings.Repeat("M", 5000)
+	admin.IP = strings.Repeat("1", 100)
+	if err := f.g.DeactivateUser(f.ctx, admin, tenantID, u.ID); err != nil {
+		t.Fatalf("DeactivateUser by a principal with a long user agent: %v", err)
+	}
+	ev := f.events(t, audit.UserDeactivated)
+	if len(ev) != 1 || len(ev[0].UserAgent) != 512 || len(ev[0].IP) != 64 {
+		t.Errorf("user.deactivated events %d, user agent %d bytes, IP %d bytes; want one, 512, 64", len(ev), len(ev[0].UserAgent), len(ev[0].IP))
 	}
 }

@@ -492,8 +492,10 @@ func (g *Guard) userErr(op string, err error) error {
 }
 
 func (g *Guard) adminEvent(by Principal, tenant string, action audit.Action, target string) audit.Event {
+	// Clipped: a principal the host builds, or a request's long User-Agent,
+	// must not make every record of its actions fail.
 	return audit.Event{Tenant: tenant, Actor: by.actor(), Action: action, Target: target,
-		IP: by.IP, UserAgent: by.UserAgent, Outcome: audit.Success}
+		IP: clip(by.IP, maxIPBytes), UserAgent: clip(by.UserAgent, 512), Outcome: audit.Success}
 }
 
 // newID returns 16 random bytes in hex.
