@@ -89,6 +89,22 @@ func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) 
 	if err := g.checkIPString(ctx, u.Tenant, ipfilter.Users, ip, p.a.actor(), ua); err != nil {
 		return pending{}, err
 	}
+	if purpose == purposeEnrol {
+		// An enrolment is what a sign-in without a second factor the
+		// policy accepts must do first. Once the user has confirmed a
+		// factor since it started (elsewhere: their own enrolment), it
+		// is over: whoever holds it has proved only the password, and
+		// must now sign in with that factor, not add one of their own.
+		fs, err := g.mfa.Factors(ctx, u.Tenant, u.ID)
+		if err != nil {
+			return pending{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, "", gate{}, unavailable("load factors", err))
+		}
+		for _, f := range fs {
+			if f.Confirmed() && f.ConfirmedAt.After(txn.CreatedAt) {
+				return pending{}, g.mfaFailed(ctx, p.a, ReasonFactorAdded, "", gate{}, ErrLoginExpired)
+			}
+		}
+	}
 	return p, nil
 }
 
@@ -330,7 +346,11 @@ func (g *Guard) beginTOTP(ctx context.Context, a attempt, label string) (mfa.TOT
 // set of recovery codes (LoginResult.RecoveryCodes). A wrong code is
 // ErrInvalidCode and counts in the lockout. An enrolment that cannot be
 // recorded, or that a store failure stops before it is, is undone as for
-// ConfirmFactor, and no session is created.
+// ConfirmFactor, and no session is created. A pending enrolment ends once
+// the user has confirmed a second factor since it started (their own
+// enrolment elsewhere): this and BeginPendingTOTP then give
+// ErrLoginExpired (mfa.failed, reason factor_added), so that someone with
+// the password alone cannot add an authenticator of their own.
 func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (LoginResult, error) {
 	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeEnrol)
 	if err != nil {
