@@ -1,6 +1,7 @@
 package guard_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -137,4 +138,48 @@ func TestRecoveryCodeCountsOnlyAsFarAsUsersFactors(t *testing.T) {
 			t.Errorf("flags %b, %v; want FlagMFA", p.Flags, err)
 		}
 	})
+}
+
+// Under RequireMFA without MFAAllowEmail, an email-code session (FlagEmailCode
+// without FlagMFA) ends at its next request whenever it was opened, once
+// any grace period is over (sessionAllowed). Before, one opened after
+// RequireMFA was switched on, while MFAAllowEmail was on, outlived
+// MFAAllowEmail being switched off: sessionAllowed ended only sessions
+// older than MFARequiredSince or flagged FlagMustEnrol, though new
+// email-code sign-ins were sent to enrol.
+func TestEmailCodeSessionEndsWhenEmailNoLongerAllowed(t *testing.T) {
+	for _, grace := range []time.Duration{0, time.Hour} {
+		t.Run("Grace"+grace.String(), func(t *testing.T) {
+			f := newMFAFixture(t)
+			f.createUser(t, adaEmail, ownerPW)
+			_, p := f.signIn(t, adaEmail, ownerPW)
+			email := f.enrolEmail(t, p, "ada.codes@example.test")
+			setPolicyAsSystem(t, f, guard.Policy{RequireMFA: true, MFAAllowEmail: true, MFAGrace: grace})
+			f.clock.Advance(time.Minute) // past the resend cool-down
+			res, err := f.withEmailCode(t, adaEmail, ownerPW, email)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pe, err := f.g.Authenticate(f.ctx, res.Token); err != nil || pe.Flags&guard.FlagEmailCode == 0 || pe.HasMFA() || pe.MustEnrol() {
+				t.Fatalf("an email-code session: %+v, %v; want FlagEmailCode only", pe, err)
+			}
+			setPolicyAsSystem(t, f, guard.Policy{RequireMFA: true, MFAGrace: grace}) // email codes no longer count
+			if grace > 0 {
+				// Inside the grace period (from when RequireMFA was
+				// switched on) the session goes on, as one without a
+				// factor would.
+				if _, err := f.g.Authenticate(f.ctx, res.Token); err != nil {
+					t.Fatalf("inside the grace period: %v, want the session kept", err)
+				}
+				f.clock.Advance(grace)
+			}
+			f.clock.Advance(time.Minute)
+			if r, err := f.withEmailCode(t, adaEmail, ownerPW, email); err != nil || r.Pending == nil || !r.Pending.Enrol {
+				t.Fatalf("a new email-code sign-in: %+v, %v; want a pending enrolment", r, err)
+			}
+			if _, err := f.g.Authenticate(f.ctx, res.Token); !errors.Is(err, guard.ErrPolicyChanged) {
+				t.Fatalf("an email-code session opened after RequireMFA, once MFAAllowEmail is off: %v, want ErrPolicyChanged", err)
+			}
+		})
+	}
 }
