@@ -381,6 +381,10 @@ type signIn struct {
 	password bool      // the first factor was a password
 	flags    uint32    // session flags the first factor brings (FlagSSO, FlagBreakGlass)
 	mfa      mfa.Kind  // the second factor, once passed ("" before)
+	// emailCode: the second factor counts as an email code (an email
+	// code, or a recovery code of a user with no stronger factor): the
+	// session gets FlagEmailCode, not FlagMFA.
+	emailCode bool
 	// subject is who the user is at the IdP (an SSO sign-in), kept for
 	// single logout before the session is created; nil otherwise.
 	subject *sso.Subject
@@ -489,9 +493,10 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 	}
 	expired = expired || flags&FlagPasswordExpired != 0
 	switch {
-	case si.mfa == mfa.KindEmail:
+	case si.mfa == mfa.KindEmail || si.emailCode:
 		// An email code is a lower-assurance factor (NIST SP 800-63B
 		// §5.1.3.1): never a second factor for RequireMFA on its own.
+		// Nor is a recovery code that stands in for one.
 		flags |= FlagEmailCode
 	case si.mfa != "":
 		flags |= FlagMFA

@@ -159,6 +159,15 @@ func codeReason(err error) (reason string, ok bool) {
 // ErrUnavailable is returned. A throttle-store failure is ErrUnavailable,
 // recorded (mfa.failed, or login.failed once the code was right, reason
 // unavailable) as Login records it.
+//
+// A recovery code stands in for the user's confirmed factors, and its
+// sign-in counts as MFA only as far as they would: with an authenticator
+// app or an SMS factor the session gets FlagMFA; with an email factor
+// alone (whose confirmation made the codes) the sign-in is taken as an
+// email code's — FlagEmailCode, no FlagMFA, and under the tenant's
+// RequireMFA without MFAAllowEmail the user must enrol an authenticator
+// app (LoginResult.Pending with Enrol; inside MFAGrace, a session flagged
+// FlagMustEnrol). The code is spent all the same.
 func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult, error) {
 	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeLogin)
 	if err != nil {
@@ -175,6 +184,7 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	var (
 		kind     mfa.Kind
 		recovery *mfa.RecoveryResult
+		strong   bool // a recovery code's user has a factor that counts as MFA on its own
 	)
 	switch sf.Method {
 	case MethodTOTP:
@@ -189,6 +199,13 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 		f, err = g.mfa.VerifyCode(ctx, u.Tenant, u.ID, p.txn.ID(), sf.Code)
 		kind = f.Kind
 	case MethodRecovery:
+		// What the code stands in for, read before it is spent: a store
+		// failure here leaves it unused.
+		fs, ferr := g.mfa.Factors(ctx, u.Tenant, u.ID)
+		if ferr != nil {
+			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, "recovery", gate{}, unavailable("load factors", ferr))
+		}
+		strong = strongFactor(fs)
 		var r mfa.RecoveryResult
 		r, err = g.mfa.UseRecoveryCode(ctx, u.Tenant, u.ID, sf.Code)
 		kind, recovery = "recovery", &r
@@ -241,19 +258,39 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 		}
 	}
 	si := signIn{password: p.txn.Flags&FlagSSO == 0, flags: p.txn.Flags, mfa: kind}
-	if kind == mfa.KindEmail && p.pol.RequireMFA && !p.pol.MFAAllowEmail {
+	// A recovery code stands in for the user's confirmed factors: it
+	// counts as MFA only as far as they would. Without an authenticator
+	// app or SMS factor (an email address alone, say) it is taken as an
+	// email code.
+	si.emailCode = kind == mfa.KindEmail || recovery != nil && !strong
+	if si.emailCode && p.pol.RequireMFA && !p.pol.MFAAllowEmail {
 		// An email code does not meet the tenant's "require MFA" on its
 		// own (Policy.MFAAllowEmail is off): having proved it, the user
 		// enrols an authenticator app before getting a session, or,
 		// inside the grace period, gets one to be sent to enrol.
 		if !g.now().Before(p.pol.MFARequiredSince.Add(p.pol.MFAGrace)) {
-			return g.pend(ctx, p.a, gate{}, si, purposeEnrol, nil)
+			res, err := g.pend(ctx, p.a, gate{}, si, purposeEnrol, nil)
+			res.RecoveryLeft = recovery
+			return res, err
 		}
 		si.flags |= FlagMustEnrol
 	}
 	res, err := g.createSession(ctx, p.a, p.pol, si)
 	res.RecoveryLeft = recovery
 	return res, err
+}
+
+// strongFactor reports whether fs holds a confirmed factor that meets a
+// "require MFA" policy on its own, email codes not allowed (mfa.Satisfies):
+// what a recovery code of the user counts as.
+func strongFactor(fs []mfa.Factor) bool {
+	kinds := make([]mfa.Kind, 0, len(fs))
+	for _, f := range fs {
+		if f.Confirmed() {
+			kinds = append(kinds, f.Kind)
+		}
+	}
+	return mfa.Satisfies(kinds, false)
 }
 
 // recoveryUsed is the mfa.recovery_used event of a's use of a recovery

@@ -60,11 +60,14 @@ const (
 	FlagPasswordExpired uint32 = 1 << iota
 	// FlagMFA marks a session whose sign-in, or latest Reauthenticate,
 	// included a second factor: an authenticator app, an SMS code or a
-	// recovery code; or a single sign-on whose IdP asserted a multi-factor
-	// login the tenant trusts (an AuthnContextClassRef listed in
-	// sso.Connection.MFAAuthnContexts). An email code does not count (it
-	// is of lower assurance: NIST SP 800-63B §5.1.3.1 does not accept
-	// email as an out-of-band authenticator). The flag says how the user
+	// recovery code of a user with one of those; or a single sign-on
+	// whose IdP asserted a multi-factor login the tenant trusts (an
+	// AuthnContextClassRef listed in sso.Connection.MFAAuthnContexts).
+	// An email code does not count (it is of lower assurance: NIST SP
+	// 800-63B §5.1.3.1 does not accept email as an out-of-band
+	// authenticator), nor does a recovery code of a user whose only
+	// factors are email ones (it counts as far as the user's factors
+	// would: see CompleteLogin). The flag says how the user
 	// signed in, not when: a single sign-on may carry both FlagMFA and
 	// FlagStaleAuthn.
 	FlagMFA
@@ -85,7 +88,8 @@ const (
 	// SAML-50).
 	FlagStaleAuthn
 	// FlagEmailCode marks a session whose sign-in's second factor was an
-	// email code (which sets no FlagMFA): it meets a tenant's RequireMFA
+	// email code (which sets no FlagMFA), or a recovery code of a user
+	// whose only factors are email ones: it meets a tenant's RequireMFA
 	// only while the tenant's MFAAllowEmail is on.
 	FlagEmailCode
 )

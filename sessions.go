@@ -88,15 +88,17 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal
 //     no second factor (FlagMFA; nor FlagSSO, the IdP's to ask; nor
 //     FlagEmailCode while the tenant's MFAAllowEmail is on), and s
 //     was opened before RequireMFA was switched on, or inside the grace
-//     period without a factor (FlagMustEnrol). Sessions opened since are
-//     the sign-in's to judge.
+//     period without a factor (FlagMustEnrol), or is an email-code one
+//     (FlagEmailCode) whenever it was opened: it met the policy only
+//     while MFAAllowEmail was on, and a sign-in like it now is sent to
+//     enrol. Other sessions opened since are the sign-in's to judge.
 func sessionAllowed(s session.Session, pol Policy, now time.Time) string {
 	switch {
 	case pol.RequireSSO && s.Flags&FlagSSO == 0 && s.UserID != pol.BreakGlassUser:
 		return "sso_required"
 	case pol.RequireMFA && s.Flags&(FlagMFA|FlagSSO) == 0 && !(pol.MFAAllowEmail && s.Flags&FlagEmailCode != 0) &&
 		!now.Before(pol.MFARequiredSince.Add(pol.MFAGrace)) &&
-		(s.CreatedAt.Before(pol.MFARequiredSince) || s.Flags&FlagMustEnrol != 0):
+		(s.CreatedAt.Before(pol.MFARequiredSince) || s.Flags&(FlagMustEnrol|FlagEmailCode) != 0):
 		return "mfa_required"
 	}
 	return ""

@@ -58,7 +58,9 @@ type Policy struct {
 	// MFAGrace, if set). Needs Config.MFA. Once MFAGrace is over,
 	// sessions without a second factor (FlagMFA; nor SSO) that were opened
 	// before it was switched on, or inside the grace period, end at their
-	// next request (ErrPolicyChanged).
+	// next request (ErrPolicyChanged), and so do email-code sessions
+	// (FlagEmailCode) whenever they were opened, unless MFAAllowEmail is
+	// on.
 	RequireMFA bool `json:"require_mfa,omitempty"`
 	// MFAAllowEmail lets email codes satisfy RequireMFA. Off by default:
 	// email is of lower assurance (NIST SP 800-63B does not accept it as an

@@ -269,8 +269,9 @@ func (a *app) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if res.Pending != nil && res.Pending.Enrol {
-		// The code was an email one, which the organisation's "require
-		// MFA" does not accept alone: an authenticator app comes next.
+		// The code was an email one (or a recovery code of a user whose
+		// only factor is email), which the organisation's "require MFA"
+		// does not accept alone: an authenticator app comes next.
 		a.setPending(w, res.Pending, st.Next)
 		http.Redirect(w, r, "/login/enrol", http.StatusSeeOther)
 		return
