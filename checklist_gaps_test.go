@@ -388,8 +388,8 @@ func TestOwnLastFactorKeptUnderRequireMFA(t *testing.T) {
 	f := newMFAFixture(t)
 	admin, _ := f.userWithRoles(t, "adam@example.test", rbac.Admin)
 	f.createUser(t, adaEmail, ownerPW)
-	res, p := f.signIn(t, adaEmail, ownerPW)
-	f.enrolTOTP(t, p)
+	_, first := f.signIn(t, adaEmail, ownerPW)
+	secret, _ := f.enrolTOTP(t, first)
 	tn, err := f.g.Tenant(f.ctx, tenantID)
 	if err != nil {
 		t.Fatal(err)
@@ -397,6 +397,18 @@ func TestOwnLastFactorKeptUnderRequireMFA(t *testing.T) {
 	if _, err := f.g.SetPolicy(f.ctx, guard.System("t"), tenantID, guard.Policy{RequireMFA: true}, tn.Version); err != nil {
 		t.Fatal(err)
 	}
+	// Under RequireMFA the user signs in with the app (the session that
+	// enrolled it, opened with the password alone, has ended).
+	f.clock.Advance(30 * time.Second)
+	res, err := f.complete(guard.MethodTOTP, f.pending(t, adaEmail, ownerPW).Token, f.code(t, secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.g.Authenticate(f.ctx, res.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.IP, p.UserAgent = "203.0.113.5", "test"
 	fs, err := f.g.Factors(f.ctx, p, tenantID, p.UserID)
 	if err != nil || len(fs) != 1 {
 		t.Fatalf("Factors = %v, %v", fs, err)

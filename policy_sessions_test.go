@@ -10,6 +10,7 @@ import (
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
 	"github.com/pquerna/otp/totp"
 )
@@ -280,4 +281,42 @@ func totpAt(t *testing.T, secret string, at time.Time) string {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// A password-only sign-in judged under the policy from before RequireMFA
+// was switched on (here another replica's cached policy, as a sign-in
+// racing SetPolicy would) opens a session with no second factor and no
+// FlagMustEnrol; once the policy is in force everywhere, that session
+// ends at its next request like one opened before the switch.
+func TestSessionRacingRequireMFAEnds(t *testing.T) {
+	f := newMFAFixture(t)
+	f.createUser(t, adaEmail, ownerPW)
+	kr, err := mfa.NewKeyring(mfa.KeyringConfig{Keys: map[string][]byte{"k1": []byte("0123456789abcdef0123456789abcdef")}, Current: "k1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := guard.New(guard.Config{Stores: f.mem.Stores(), AuditKey: auditKey, Hasher: fastHasher, Now: f.clock.Now,
+		MFA: &mfa.Config{Keyring: kr, Issuer: "Acme", Email: f.out, SMS: f.out}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g2.EffectivePolicy(f.ctx, tenantID); err != nil { // replica 2 caches the policy
+		t.Fatal(err)
+	}
+	tn, err := f.g.Tenant(f.ctx, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.SetPolicy(f.ctx, guard.System("test"), tenantID, guard.Policy{RequireMFA: true}, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(100 * time.Millisecond) // within replica 2's cache
+	res, err := g2.Login(f.ctx, guard.LoginRequest{Tenant: tenantID, Email: adaEmail, Password: ownerPW, IP: "203.0.113.5", UserAgent: "test"})
+	if err != nil || res.Token == "" {
+		t.Fatalf("precondition: replica 2, with the old policy cached, signs in with the password alone: %+v, %v", res, err)
+	}
+	f.clock.Advance(time.Minute)
+	if _, err := f.g.Authenticate(f.ctx, res.Token); !errors.Is(err, guard.ErrPolicyChanged) {
+		t.Errorf("the raced password-only session under RequireMFA: %v, want ErrPolicyChanged", err)
+	}
 }

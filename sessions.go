@@ -84,21 +84,19 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal
 //     nor the current break-glass owner's (who may sign in with a
 //     password, and is typically the admin who just switched SSO on; a
 //     former one's break-glass sessions end when another is named);
-//   - "mfa_required": RequireMFA is on, its grace period is over, s has
-//     no second factor (FlagMFA; nor FlagSSO, the IdP's to ask; nor
-//     FlagEmailCode while the tenant's MFAAllowEmail is on), and s
-//     was opened before RequireMFA was switched on, or inside the grace
-//     period without a factor (FlagMustEnrol), or is an email-code one
-//     (FlagEmailCode) whenever it was opened: it met the policy only
-//     while MFAAllowEmail was on, and a sign-in like it now is sent to
-//     enrol. Other sessions opened since are the sign-in's to judge.
+//   - "mfa_required": RequireMFA is on, its grace period is over, and s
+//     has no second factor (FlagMFA; nor FlagSSO, the IdP's to ask; nor
+//     FlagEmailCode while the tenant's MFAAllowEmail is on), whenever it
+//     was opened: before RequireMFA was switched on, inside the grace
+//     period (FlagMustEnrol), with an email code once MFAAllowEmail is
+//     off, or by a sign-in that judged under the policy before the switch
+//     (another replica's cached policy, a sign-in racing SetPolicy).
 func sessionAllowed(s session.Session, pol Policy, now time.Time) string {
 	switch {
 	case pol.RequireSSO && s.Flags&FlagSSO == 0 && s.UserID != pol.BreakGlassUser:
 		return "sso_required"
 	case pol.RequireMFA && s.Flags&(FlagMFA|FlagSSO) == 0 && !(pol.MFAAllowEmail && s.Flags&FlagEmailCode != 0) &&
-		!now.Before(pol.MFARequiredSince.Add(pol.MFAGrace)) &&
-		(s.CreatedAt.Before(pol.MFARequiredSince) || s.Flags&(FlagMustEnrol|FlagEmailCode) != 0):
+		!now.Before(pol.MFARequiredSince.Add(pol.MFAGrace)):
 		return "mfa_required"
 	}
 	return ""
