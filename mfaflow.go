@@ -773,6 +773,13 @@ type Proof struct {
 // the lockout. Every attempt is recorded (session.reauthenticated): an over-long
 // password, not evaluated nor counted, as auth.ErrPasswordTooLong with
 // reason bad_input, as Login records it.
+//
+// While the tenant requires SSO (Policy.RequireSSO), a password is no
+// proof, as it is no sign-in: Reauthenticate refuses every user but the
+// break-glass owner with ErrSSORequired, recorded with reason sso_required,
+// without looking at the proof (not evaluated, not counted in the
+// lockout). Such a user steps up through the IdP instead, signing in again
+// with SSOStart.ForceAuthn.
 func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, proof Proof) (string, session.Session, error) {
 	if p.Kind != KindUser {
 		return "", session.Session{}, ErrUnauthenticated
@@ -791,6 +798,16 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 			return rerr
 		}
 		return err
+	}
+	pol, err := g.EffectivePolicy(ctx, p.Tenant)
+	if err != nil {
+		return "", session.Session{}, err
+	}
+	if pol.RequireSSO && u.ID != pol.BreakGlassUser {
+		// The password is no credential of this tenant's any more: the
+		// step-up is the IdP's (SSOStart.ForceAuthn). Refused before the
+		// proof is looked at, so it is neither evaluated nor counted.
+		return "", session.Session{}, fail(ReasonSSORequired, gate{}, ErrSSORequired)
 	}
 	if len(proof.Password) > MaxPasswordBytes {
 		// Not evaluated, nor counted; recorded as Login records it.
@@ -840,10 +857,6 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 		// A step-up restarts the session's clock: without a second factor
 		// under RequireMFA it must still enrol by the end of the grace
 		// period, as a sign-in inside it must (sessionAllowed).
-		pol, err := g.EffectivePolicy(ctx, p.Tenant)
-		if err != nil {
-			return "", session.Session{}, err
-		}
 		if pol.RequireMFA {
 			flags |= FlagMustEnrol
 		}
