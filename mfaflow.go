@@ -780,6 +780,13 @@ type Proof struct {
 // without looking at the proof (not evaluated, not counted in the
 // lockout). Such a user steps up through the IdP instead, signing in again
 // with SSOStart.ForceAuthn.
+//
+// The step-up renews the authentication, not the session's life: the
+// session keeps its absolute end, and the tenant's Policy.SessionLifetime,
+// measured from the last full authentication, still ends it when it would
+// have ended it without the step-up (the end that lifetime set becomes
+// the session's own). A lifetime lowered after the step-up is measured
+// from the step-up.
 func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, proof Proof) (string, session.Session, error) {
 	if p.Kind != KindUser {
 		return "", session.Session{}, ErrUnauthenticated
@@ -864,7 +871,8 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 	if err := g.settle(ctx, gt, true); err != nil {
 		return "", session.Session{}, fail(ReasonUnavailable, gate{}, err)
 	}
-	nt, s, err := g.sessions.Reauthenticate(ctx, token, flags)
+	nt, s, err := g.sessions.ReauthenticateWithin(ctx, token, flags,
+		session.Limits{IdleTimeout: pol.IdleTimeout, Lifetime: pol.SessionLifetime})
 	switch {
 	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrExpired), errors.Is(err, session.ErrInvalidToken):
 		return "", session.Session{}, ErrUnauthenticated

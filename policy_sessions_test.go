@@ -281,3 +281,64 @@ func totpAt(t *testing.T, secret string, at time.Time) string {
 	}
 	return c
 }
+
+// setTenantPolicy sets the tenant's policy as the system and moves the
+// fixture's clock past the policy cache.
+func setTenantPolicy(t *testing.T, f *mfaFixture, p guard.Policy) {
+	t.Helper()
+	tn, err := f.g.Tenant(f.ctx, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.SetPolicy(f.ctx, guard.System("test"), tenantID, p, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Second)
+}
+
+// Policy.SessionLifetime, lowered, applies to open sessions, measured from
+// the last full authentication (the session's CreatedAt), which a step-up
+// moves. Reauthenticate renews the authentication, not the session's
+// life: a session kept busy and stepped up at 100 minutes under a 2-hour
+// lifetime still ends at 2 hours, where before the step-up gave it 2 hours
+// more.
+func TestReauthenticateKeepsLoweredLifetime(t *testing.T) {
+	f := newMFAFixture(t)
+	f.createUser(t, adaEmail, ownerPW)
+	res, _ := f.signIn(t, adaEmail, ownerPW)
+	start := f.clock.Now()
+	setTenantPolicy(t, f, guard.Policy{IdleTimeout: time.Hour, SessionLifetime: 2 * time.Hour})
+	tok := res.Token
+	// Busy: a request every 50 minutes; a step-up at 100 minutes.
+	var p guard.Principal
+	for range 2 {
+		f.clock.Advance(50 * time.Minute)
+		var err error
+		if p, err = f.g.Authenticate(f.ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.IP, p.UserAgent = "203.0.113.5", "test"
+	tok, s, err := f.g.Reauthenticate(f.ctx, p, tok, guard.Proof{Password: ownerPW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := start.Add(2 * time.Hour); !s.ExpiresAt.Equal(want) {
+		t.Errorf("after the step-up ExpiresAt = %v, want %v (sign-in + the policy's 2 h)", s.ExpiresAt, want)
+	}
+	if p, err := f.g.Authenticate(f.ctx, tok); err != nil || f.clock.Now().Sub(p.AuthAt) > time.Second {
+		t.Fatalf("right after the step-up: AuthAt %v (now %v), %v; want a recent authentication", p.AuthAt, f.clock.Now(), err)
+	}
+	f.clock.Advance(19 * time.Minute) // 1 h 59 min 1 s after the sign-in
+	if _, err := f.g.Authenticate(f.ctx, tok); err != nil {
+		t.Fatalf("before the 2 h lifetime: %v", err)
+	}
+	f.clock.Advance(time.Minute)
+	if _, err := f.g.Authenticate(f.ctx, tok); !errors.Is(err, guard.ErrUnauthenticated) {
+		t.Fatalf("%v after the sign-in under a 2 h SessionLifetime, stepped up at 100 min: %v, want ErrUnauthenticated",
+			f.clock.Now().Sub(start), err)
+	}
+	if r := reasons(f.events(t, audit.SessionExpired)); r["lifetime"] != 1 {
+		t.Errorf("session.expired reasons %v, want one lifetime", r)
+	}
+}
