@@ -342,3 +342,57 @@ func TestReauthenticateKeepsLoweredLifetime(t *testing.T) {
 		t.Errorf("session.expired reasons %v, want one lifetime", r)
 	}
 }
+
+// Policy limits and requirements reach RotateSession as they reach
+// Authenticate: a session idle past a lowered IdleTimeout, or one a
+// requirement switched on since its sign-in no longer allows, is ended and
+// refused with what Authenticate would return, never given a new token
+// (and a fresh LastSeen) that would bring it back to life.
+func TestRotateSessionUnderPolicy(t *testing.T) {
+	t.Run("IdleTimeoutLowered", func(t *testing.T) {
+		f := newMFAFixture(t)
+		f.createUser(t, adaEmail, ownerPW)
+		res, p := f.signIn(t, adaEmail, ownerPW)
+		setTenantPolicy(t, f, guard.Policy{IdleTimeout: time.Hour})
+		f.clock.Advance(2 * time.Hour) // idle 2 h under a 1 h idle timeout: ended
+		if nt, _, err := f.g.RotateSession(f.ctx, res.Token, p.Flags); !errors.Is(err, guard.ErrUnauthenticated) || nt != "" {
+			t.Fatalf("RotateSession of a session idle 2 h under a 1 h policy: %q, %v; want ErrUnauthenticated", nt, err)
+		}
+		if r := reasons(f.events(t, audit.SessionExpired)); r["idle_timeout"] != 1 {
+			t.Errorf("session.expired reasons %v, want one idle_timeout", r)
+		}
+		if _, err := f.g.Authenticate(f.ctx, res.Token); !errors.Is(err, guard.ErrUnauthenticated) {
+			t.Errorf("Authenticate afterwards: %v, want ErrUnauthenticated", err)
+		}
+	})
+	t.Run("MFARequired", func(t *testing.T) {
+		f := newMFAFixture(t)
+		f.createUser(t, adaEmail, ownerPW)
+		res, p := f.signIn(t, adaEmail, ownerPW) // a password alone
+		f.clock.Advance(time.Second)             // opened before the switch
+		setTenantPolicy(t, f, guard.Policy{RequireMFA: true})
+		if nt, _, err := f.g.RotateSession(f.ctx, res.Token, p.Flags); !errors.Is(err, guard.ErrPolicyChanged) || nt != "" {
+			t.Fatalf("RotateSession of a password session under RequireMFA (no grace): %q, %v; want ErrPolicyChanged", nt, err)
+		}
+		if r := reasons(f.events(t, audit.SessionRevoked)); r["mfa_required"] != 1 {
+			t.Errorf("session.revoked reasons %v, want one mfa_required", r)
+		}
+	})
+	t.Run("Allowed", func(t *testing.T) {
+		f := newMFAFixture(t)
+		f.createUser(t, adaEmail, ownerPW)
+		res, p := f.signIn(t, adaEmail, ownerPW)
+		setTenantPolicy(t, f, guard.Policy{IdleTimeout: time.Hour})
+		f.clock.Advance(50 * time.Minute)
+		nt, _, err := f.g.RotateSession(f.ctx, res.Token, p.Flags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.g.Authenticate(f.ctx, nt); err != nil {
+			t.Fatalf("the rotated token: %v", err)
+		}
+		if _, err := f.g.Authenticate(f.ctx, res.Token); !errors.Is(err, guard.ErrUnauthenticated) {
+			t.Errorf("the old token: %v, want ErrUnauthenticated", err)
+		}
+	})
+}
