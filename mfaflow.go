@@ -830,6 +830,20 @@ type Proof struct {
 // the lockout. Every attempt is recorded (session.reauthenticated): an over-long
 // password, not evaluated nor counted, as auth.ErrPasswordTooLong with
 // reason bad_input, as Login records it.
+//
+// While the tenant requires SSO (Policy.RequireSSO), a password is no
+// proof, as it is no sign-in: Reauthenticate refuses every user but the
+// break-glass owner with ErrSSORequired, recorded with reason sso_required,
+// without looking at the proof (not evaluated, not counted in the
+// lockout). Such a user steps up through the IdP instead, signing in again
+// with SSOStart.ForceAuthn.
+//
+// The step-up renews the authentication, not the session's life: the
+// session keeps its absolute end, and the tenant's Policy.SessionLifetime,
+// measured from the last full authentication, still ends it when it would
+// have ended it without the step-up (the end that lifetime set becomes
+// the session's own). A lifetime lowered after the step-up is measured
+// from the step-up.
 func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, proof Proof) (string, session.Session, error) {
 	if p.Kind != KindUser {
 		return "", session.Session{}, ErrUnauthenticated
@@ -848,6 +862,16 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 			return rerr
 		}
 		return err
+	}
+	pol, err := g.EffectivePolicy(ctx, p.Tenant)
+	if err != nil {
+		return "", session.Session{}, err
+	}
+	if pol.RequireSSO && u.ID != pol.BreakGlassUser {
+		// The password is no credential of this tenant's any more: the
+		// step-up is the IdP's (SSOStart.ForceAuthn). Refused before the
+		// proof is looked at, so it is neither evaluated nor counted.
+		return "", session.Session{}, fail(ReasonSSORequired, gate{}, ErrSSORequired)
 	}
 	if len(proof.Password) > MaxPasswordBytes {
 		// Not evaluated, nor counted; recorded as Login records it.
@@ -897,10 +921,6 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 		// A step-up restarts the session's clock: without a second factor
 		// under RequireMFA it must still enrol by the end of the grace
 		// period, as a sign-in inside it must (sessionAllowed).
-		pol, err := g.EffectivePolicy(ctx, p.Tenant)
-		if err != nil {
-			return "", session.Session{}, err
-		}
 		if pol.RequireMFA {
 			flags |= FlagMustEnrol
 		}
@@ -908,7 +928,8 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 	if err := g.settle(ctx, gt, true); err != nil {
 		return "", session.Session{}, fail(ReasonUnavailable, gate{}, err)
 	}
-	nt, s, err := g.sessions.Reauthenticate(ctx, token, flags)
+	nt, s, err := g.sessions.ReauthenticateWithin(ctx, token, flags,
+		session.Limits{IdleTimeout: pol.IdleTimeout, Lifetime: pol.SessionLifetime})
 	switch {
 	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrExpired), errors.Is(err, session.ErrInvalidToken):
 		return "", session.Session{}, ErrUnauthenticated

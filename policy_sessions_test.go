@@ -320,3 +320,118 @@ func TestSessionRacingRequireMFAEnds(t *testing.T) {
 		t.Errorf("the raced password-only session under RequireMFA: %v, want ErrPolicyChanged", err)
 	}
 }
+
+// setTenantPolicy sets the tenant's policy as the system and moves the
+// fixture's clock past the policy cache.
+func setTenantPolicy(t *testing.T, f *mfaFixture, p guard.Policy) {
+	t.Helper()
+	tn, err := f.g.Tenant(f.ctx, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.SetPolicy(f.ctx, guard.System("test"), tenantID, p, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Second)
+}
+
+// Policy.SessionLifetime, lowered, applies to open sessions, measured from
+// the last full authentication (the session's CreatedAt), which a step-up
+// moves. Reauthenticate renews the authentication, not the session's
+// life: a session kept busy and stepped up at 100 minutes under a 2-hour
+// lifetime still ends at 2 hours, where before the step-up gave it 2 hours
+// more.
+func TestReauthenticateKeepsLoweredLifetime(t *testing.T) {
+	f := newMFAFixture(t)
+	f.createUser(t, adaEmail, ownerPW)
+	res, _ := f.signIn(t, adaEmail, ownerPW)
+	start := f.clock.Now()
+	setTenantPolicy(t, f, guard.Policy{IdleTimeout: time.Hour, SessionLifetime: 2 * time.Hour})
+	tok := res.Token
+	// Busy: a request every 50 minutes; a step-up at 100 minutes.
+	var p guard.Principal
+	for range 2 {
+		f.clock.Advance(50 * time.Minute)
+		var err error
+		if p, err = f.g.Authenticate(f.ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.IP, p.UserAgent = "203.0.113.5", "test"
+	tok, s, err := f.g.Reauthenticate(f.ctx, p, tok, guard.Proof{Password: ownerPW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := start.Add(2 * time.Hour); !s.ExpiresAt.Equal(want) {
+		t.Errorf("after the step-up ExpiresAt = %v, want %v (sign-in + the policy's 2 h)", s.ExpiresAt, want)
+	}
+	if p, err := f.g.Authenticate(f.ctx, tok); err != nil || f.clock.Now().Sub(p.AuthAt) > time.Second {
+		t.Fatalf("right after the step-up: AuthAt %v (now %v), %v; want a recent authentication", p.AuthAt, f.clock.Now(), err)
+	}
+	f.clock.Advance(19 * time.Minute) // 1 h 59 min 1 s after the sign-in
+	if _, err := f.g.Authenticate(f.ctx, tok); err != nil {
+		t.Fatalf("before the 2 h lifetime: %v", err)
+	}
+	f.clock.Advance(time.Minute)
+	if _, err := f.g.Authenticate(f.ctx, tok); !errors.Is(err, guard.ErrUnauthenticated) {
+		t.Fatalf("%v after the sign-in under a 2 h SessionLifetime, stepped up at 100 min: %v, want ErrUnauthenticated",
+			f.clock.Now().Sub(start), err)
+	}
+	if r := reasons(f.events(t, audit.SessionExpired)); r["lifetime"] != 1 {
+		t.Errorf("session.expired reasons %v, want one lifetime", r)
+	}
+}
+
+// Policy limits and requirements reach RotateSession as they reach
+// Authenticate: a session idle past a lowered IdleTimeout, or one a
+// requirement switched on since its sign-in no longer allows, is ended and
+// refused with what Authenticate would return, never given a new token
+// (and a fresh LastSeen) that would bring it back to life.
+func TestRotateSessionUnderPolicy(t *testing.T) {
+	t.Run("IdleTimeoutLowered", func(t *testing.T) {
+		f := newMFAFixture(t)
+		f.createUser(t, adaEmail, ownerPW)
+		res, p := f.signIn(t, adaEmail, ownerPW)
+		setTenantPolicy(t, f, guard.Policy{IdleTimeout: time.Hour})
+		f.clock.Advance(2 * time.Hour) // idle 2 h under a 1 h idle timeout: ended
+		if nt, _, err := f.g.RotateSession(f.ctx, res.Token, p.Flags); !errors.Is(err, guard.ErrUnauthenticated) || nt != "" {
+			t.Fatalf("RotateSession of a session idle 2 h under a 1 h policy: %q, %v; want ErrUnauthenticated", nt, err)
+		}
+		if r := reasons(f.events(t, audit.SessionExpired)); r["idle_timeout"] != 1 {
+			t.Errorf("session.expired reasons %v, want one idle_timeout", r)
+		}
+		if _, err := f.g.Authenticate(f.ctx, res.Token); !errors.Is(err, guard.ErrUnauthenticated) {
+			t.Errorf("Authenticate afterwards: %v, want ErrUnauthenticated", err)
+		}
+	})
+	t.Run("MFARequired", func(t *testing.T) {
+		f := newMFAFixture(t)
+		f.createUser(t, adaEmail, ownerPW)
+		res, p := f.signIn(t, adaEmail, ownerPW) // a password alone
+		f.clock.Advance(time.Second)             // opened before the switch
+		setTenantPolicy(t, f, guard.Policy{RequireMFA: true})
+		if nt, _, err := f.g.RotateSession(f.ctx, res.Token, p.Flags); !errors.Is(err, guard.ErrPolicyChanged) || nt != "" {
+			t.Fatalf("RotateSession of a password session under RequireMFA (no grace): %q, %v; want ErrPolicyChanged", nt, err)
+		}
+		if r := reasons(f.events(t, audit.SessionRevoked)); r["mfa_required"] != 1 {
+			t.Errorf("session.revoked reasons %v, want one mfa_required", r)
+		}
+	})
+	t.Run("Allowed", func(t *testing.T) {
+		f := newMFAFixture(t)
+		f.createUser(t, adaEmail, ownerPW)
+		res, p := f.signIn(t, adaEmail, ownerPW)
+		setTenantPolicy(t, f, guard.Policy{IdleTimeout: time.Hour})
+		f.clock.Advance(50 * time.Minute)
+		nt, _, err := f.g.RotateSession(f.ctx, res.Token, p.Flags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.g.Authenticate(f.ctx, nt); err != nil {
+			t.Fatalf("the rotated token: %v", err)
+		}
+		if _, err := f.g.Authenticate(f.ctx, res.Token); !errors.Is(err, guard.ErrUnauthenticated) {
+			t.Errorf("the old token: %v, want ErrUnauthenticated", err)
+		}
+	})
+}

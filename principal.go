@@ -85,7 +85,9 @@ const (
 	// sign-in, reusing a session of its own: the sign-in is not a recent
 	// authentication, so step-up checks refuse it until the user signs in
 	// again with SSOStart.ForceAuthn or Reauthenticate (SECURITY-CHECKLIST
-	// SAML-50).
+	// SAML-50). While the tenant requires SSO, Reauthenticate refuses the
+	// password of all but the break-glass owner (ErrSSORequired): ForceAuthn
+	// is then the only way.
 	FlagStaleAuthn
 	// FlagEmailCode marks a session whose sign-in's second factor was an
 	// email code (which sets no FlagMFA), or a recovery code of a user

@@ -217,8 +217,21 @@ func (g *Guard) Logout(ctx context.Context, p Principal) error {
 
 // RotateSession gives the session behind token a new token (the old one
 // stops working at once), keeping its user and lifetimes and setting flags.
-// Call it whenever the session's privileges change.
+// Call it whenever the session's privileges change. The session is first
+// checked as Authenticate checks it, under the tenant's policy as it is
+// now: one the policy no longer allows (past a lowered idle timeout or
+// lifetime, or lacking MFA or SSO required since) is ended and recorded
+// as Authenticate ends it, and RotateSession returns what Authenticate
+// would (ErrUnauthenticated, ErrSignedInElsewhere, ErrPolicyChanged,
+// ErrUnavailable), never a new token.
 func (g *Guard) RotateSession(ctx context.Context, token string, flags uint32) (string, session.Session, error) {
+	h, err := session.ParseToken(token)
+	if err != nil {
+		return "", session.Session{}, ErrUnauthenticated
+	}
+	if _, err := g.authenticateHash(ctx, h); err != nil {
+		return "", session.Session{}, err
+	}
 	nt, s, err := g.sessions.Rotate(ctx, token, flags)
 	switch {
 	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrExpired), errors.Is(err, session.ErrInvalidToken):

@@ -10,6 +10,7 @@ import (
 
 	"github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/rbac"
 )
 
 // SECURITY-CHECKLIST SAML-50: an SSO sign-in counts as a recent
@@ -82,4 +83,56 @@ func TestSSOAuthnInstantAndSessionNotOnOrAfter(t *testing.T) {
 			t.Errorf("the refused sign-in left a session: %v", err)
 		}
 	})
+}
+
+// Policy.RequireSSO refuses password sign-in to all but the break-glass
+// owner, so Reauthenticate refuses a password step-up too: otherwise an SSO
+// session the IdP answered from a stale sign-in of its own
+// (FlagStaleAuthn, refused by step-up checks) would become a recent
+// authentication on the strength of a password the tenant no longer
+// accepts, never asking the IdP. The refusal is ErrSSORequired, recorded
+// as Login records it (reason sso_required); the session is left as it
+// was, still stale: the user steps up with SSOStart.ForceAuthn.
+func TestReauthenticateRefusesPasswordUnderRequireSSO(t *testing.T) {
+	s := newSSOSite(t)
+	ctx := t.Context()
+	sys := guard.System("test")
+	owner, _ := s.userWithTOTP(t, "owner@corp.example", rbac.Owner)
+	// Bob had a password before the tenant moved to SSO.
+	if _, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "bob@corp.example", Password: ownerPW}); err != nil {
+		t.Fatal(err)
+	}
+	tn, _ := s.g.Tenant(ctx, tenantID)
+	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: owner.ID}, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.g.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: "bob@corp.example", Password: ownerPW, IP: "203.0.113.5", UserAgent: "test"}); !errors.Is(err, guard.ErrSSORequired) {
+		t.Fatalf("bob's password login under RequireSSO: %v, want ErrSSORequired", err)
+	}
+	// The IdP answers from an old session of its own: a stale sign-in.
+	s.edit.set(func(a *saml.Assertion) { a.AuthnStatements[0].AuthnInstant = time.Now().Add(-time.Hour) })
+	t.Cleanup(func() { s.edit.set(nil) })
+	b, p := s.ssoUser(t, "bob", "bob@corp.example")
+	if p.Flags&guard.FlagStaleAuthn == 0 {
+		t.Fatalf("flags %b, want FlagStaleAuthn", p.Flags)
+	}
+	p.IP, p.UserAgent = "203.0.113.5", "test"
+	tok := s.tokenOf(t, b)
+	before := len(s.events(t, audit.Reauthenticated))
+	if _, _, err := s.g.Reauthenticate(ctx, p, tok, guard.Proof{Password: ownerPW}); !errors.Is(err, guard.ErrSSORequired) {
+		t.Fatalf("Reauthenticate with the password under RequireSSO: %v, want ErrSSORequired", err)
+	}
+	evs := s.events(t, audit.Reauthenticated)
+	if len(evs) != before+1 || evs[0].Outcome != audit.Failure || evs[0].Reason != guard.ReasonSSORequired {
+		t.Fatalf("session.reauthenticated events %+v; want one more, a failure with reason %q", evs, guard.ReasonSSORequired)
+	}
+	// The session is untouched: same token, still stale.
+	np, err := s.g.Authenticate(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	np.IP, np.UserAgent = "203.0.113.5", "test"
+	if _, err := s.g.BeginTOTP(ctx, np, "x"); !errors.Is(err, guard.ErrStepUpRequired) {
+		t.Fatalf("BeginTOTP after the refused step-up: %v, want ErrStepUpRequired", err)
+	}
 }

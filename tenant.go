@@ -41,7 +41,9 @@ type Policy struct {
 	// SessionLifetime, either being a default (see Validate).
 	IdleTimeout time.Duration `json:"idle_timeout,omitempty"`
 	// SessionLifetime is the absolute life of a session (default 7 days).
-	// Like IdleTimeout, lowering it applies to open sessions too.
+	// Like IdleTimeout, lowering it applies to open sessions too. A
+	// step-up (Reauthenticate) does not restart it; a lifetime lowered
+	// after a step-up is measured from the step-up.
 	SessionLifetime time.Duration `json:"session_lifetime,omitempty"`
 	// PasswordMinLength in code points (at least 8; default 8).
 	PasswordMinLength int `json:"password_min_length,omitempty"`

@@ -454,7 +454,7 @@ func (e *ExpiredError) Is(target error) bool { return target == ErrExpired }
 // step. Errors are those of Authenticate, plus ErrNotFound if the session
 // ended meanwhile.
 func (m *Manager) Rotate(ctx context.Context, token string, flags uint32) (newToken string, s Session, err error) {
-	return m.rotate(ctx, token, flags, false)
+	return m.rotate(ctx, token, flags, false, Limits{})
 }
 
 // Reauthenticate is Rotate after the user proved their identity again
@@ -462,17 +462,37 @@ func (m *Manager) Rotate(ctx context.Context, token string, flags uint32) (newTo
 // authentication, becomes now as well. The absolute expiry is kept, and the
 // session now counts as the user's newest for the session limit.
 func (m *Manager) Reauthenticate(ctx context.Context, token string, flags uint32) (newToken string, s Session, err error) {
-	return m.rotate(ctx, token, flags, true)
+	return m.rotate(ctx, token, flags, true, Limits{})
 }
 
-func (m *Manager) rotate(ctx context.Context, token string, flags uint32, reauth bool) (newToken string, s Session, err error) {
+// ReauthenticateWithin is Reauthenticate under the tighter of the
+// session's own limits and l (for example a tenant's policy, lowered after
+// the sign-in). A session live by its own limits but not by l is expired
+// as AuthenticateHashWithin expires it (ErrExpired, an *ExpiredError for
+// the call that removed it). Since l.Lifetime is measured from CreatedAt,
+// which the step-up moves, the end it sets from the CreatedAt being
+// replaced becomes the session's ExpiresAt when that is earlier: a
+// step-up never extends the life that l had shortened. (A Lifetime
+// lowered after the step-up is measured from the step-up.)
+func (m *Manager) ReauthenticateWithin(ctx context.Context, token string, flags uint32, l Limits) (newToken string, s Session, err error) {
+	return m.rotate(ctx, token, flags, true, l)
+}
+
+func (m *Manager) rotate(ctx context.Context, token string, flags uint32, reauth bool, l Limits) (newToken string, s Session, err error) {
 	h, err := ParseToken(token)
 	if err != nil {
 		return "", Session{}, err
 	}
-	s, _, err = m.lookupLive(ctx, h, nil)
+	var limits func(Session) (Limits, error)
+	if l != (Limits{}) {
+		limits = func(Session) (Limits, error) { return l, nil }
+	}
+	s, _, err = m.lookupLive(ctx, h, limits)
 	if err != nil {
 		return "", Session{}, err
+	}
+	if reauth {
+		s.ExpiresAt = l.within(s).ExpiresAt // before CreatedAt moves
 	}
 	newToken, nh, err := generateToken(m.rand)
 	if err != nil {

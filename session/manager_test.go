@@ -1061,6 +1061,49 @@ func TestReauthenticate(t *testing.T) {
 	f.wantLive(t, other)
 }
 
+// ReauthenticateWithin: Limits.Lifetime is measured from CreatedAt, which
+// a step-up moves, so the end it set from the CreatedAt being replaced
+// becomes the session's ExpiresAt (the step-up does not restart a lowered
+// lifetime); a looser lifetime leaves ExpiresAt alone; a session the
+// limits have already ended is expired, not renewed.
+func TestReauthenticateWithin(t *testing.T) {
+	t.Run("lowered lifetime kept", func(t *testing.T) {
+		f := newFixture(t, nil)
+		old, s := f.create(t, session.Options{})
+		f.clock.Advance(100 * time.Minute)
+		token, r, err := f.m.ReauthenticateWithin(t.Context(), old, 0, session.Limits{Lifetime: 2 * time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := s.CreatedAt.Add(2 * time.Hour); !r.ExpiresAt.Equal(want) || !r.CreatedAt.Equal(f.clock.Now()) {
+			t.Errorf("ExpiresAt %v, CreatedAt %v; want %v, now", r.ExpiresAt, r.CreatedAt, want)
+		}
+		f.clock.Advance(20 * time.Minute)
+		f.wantErr(t, token, session.ErrExpired)
+	})
+	t.Run("looser lifetime", func(t *testing.T) {
+		f := newFixture(t, nil)
+		old, s := f.create(t, session.Options{Lifetime: time.Hour})
+		f.clock.Advance(30 * time.Minute)
+		_, r, err := f.m.ReauthenticateWithin(t.Context(), old, 0, session.Limits{Lifetime: 2 * time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.ExpiresAt.Equal(s.ExpiresAt) || r.IdleTimeout != s.IdleTimeout {
+			t.Errorf("ExpiresAt %v, IdleTimeout %v; want %v, %v", r.ExpiresAt, r.IdleTimeout, s.ExpiresAt, s.IdleTimeout)
+		}
+	})
+	t.Run("ended by the limits", func(t *testing.T) {
+		f := newFixture(t, nil)
+		old, _ := f.create(t, session.Options{})
+		f.clock.Advance(2 * time.Hour)
+		if _, _, err := f.m.ReauthenticateWithin(t.Context(), old, 0, session.Limits{IdleTimeout: time.Hour}); !errors.Is(err, session.ErrExpired) {
+			t.Fatalf("ReauthenticateWithin of a session idle 2 h under a 1 h limit: %v, want ErrExpired", err)
+		}
+		f.wantErr(t, old, session.ErrNotFound)
+	})
+}
+
 // AuthenticateHashWithin: limits tighter than the session's own (a tenant
 // policy lowered after sign-in) end it like its own would, judged on
 // LastSeen before this call's touch, on both store paths; looser ones
