@@ -321,20 +321,6 @@ func TestSessionRacingRequireMFAEnds(t *testing.T) {
 	}
 }
 
-// setTenantPolicy sets the tenant's policy as the system and moves the
-// fixture's clock past the policy cache.
-func setTenantPolicy(t *testing.T, f *mfaFixture, p guard.Policy) {
-	t.Helper()
-	tn, err := f.g.Tenant(f.ctx, tenantID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.g.SetPolicy(f.ctx, guard.System("test"), tenantID, p, tn.Version); err != nil {
-		t.Fatal(err)
-	}
-	f.clock.Advance(time.Second)
-}
-
 // Policy.SessionLifetime, lowered, applies to open sessions, measured from
 // the last full authentication (the session's CreatedAt), which a step-up
 // moves. Reauthenticate renews the authentication, not the session's
@@ -346,7 +332,7 @@ func TestReauthenticateKeepsLoweredLifetime(t *testing.T) {
 	f.createUser(t, adaEmail, ownerPW)
 	res, _ := f.signIn(t, adaEmail, ownerPW)
 	start := f.clock.Now()
-	setTenantPolicy(t, f, guard.Policy{IdleTimeout: time.Hour, SessionLifetime: 2 * time.Hour})
+	setPolicyAsSystem(t, f, guard.Policy{IdleTimeout: time.Hour, SessionLifetime: 2 * time.Hour})
 	tok := res.Token
 	// Busy: a request every 50 minutes; a step-up at 100 minutes.
 	var p guard.Principal
@@ -392,7 +378,7 @@ func TestRotateSessionUnderPolicy(t *testing.T) {
 		f := newMFAFixture(t)
 		f.createUser(t, adaEmail, ownerPW)
 		res, p := f.signIn(t, adaEmail, ownerPW)
-		setTenantPolicy(t, f, guard.Policy{IdleTimeout: time.Hour})
+		setPolicyAsSystem(t, f, guard.Policy{IdleTimeout: time.Hour})
 		f.clock.Advance(2 * time.Hour) // idle 2 h under a 1 h idle timeout: ended
 		if nt, _, err := f.g.RotateSession(f.ctx, res.Token, p.Flags); !errors.Is(err, guard.ErrUnauthenticated) || nt != "" {
 			t.Fatalf("RotateSession of a session idle 2 h under a 1 h policy: %q, %v; want ErrUnauthenticated", nt, err)
@@ -409,7 +395,7 @@ func TestRotateSessionUnderPolicy(t *testing.T) {
 		f.createUser(t, adaEmail, ownerPW)
 		res, p := f.signIn(t, adaEmail, ownerPW) // a password alone
 		f.clock.Advance(time.Second)             // opened before the switch
-		setTenantPolicy(t, f, guard.Policy{RequireMFA: true})
+		setPolicyAsSystem(t, f, guard.Policy{RequireMFA: true})
 		if nt, _, err := f.g.RotateSession(f.ctx, res.Token, p.Flags); !errors.Is(err, guard.ErrPolicyChanged) || nt != "" {
 			t.Fatalf("RotateSession of a password session under RequireMFA (no grace): %q, %v; want ErrPolicyChanged", nt, err)
 		}
@@ -421,7 +407,7 @@ func TestRotateSessionUnderPolicy(t *testing.T) {
 		f := newMFAFixture(t)
 		f.createUser(t, adaEmail, ownerPW)
 		res, p := f.signIn(t, adaEmail, ownerPW)
-		setTenantPolicy(t, f, guard.Policy{IdleTimeout: time.Hour})
+		setPolicyAsSystem(t, f, guard.Policy{IdleTimeout: time.Hour})
 		f.clock.Advance(50 * time.Minute)
 		nt, _, err := f.g.RotateSession(f.ctx, res.Token, p.Flags)
 		if err != nil {
