@@ -31,7 +31,7 @@ const (
 	CaptchaHostname      = "wrong_hostname"  // solved on a site not in Hostnames
 	CaptchaAction        = "wrong_action"    // reCAPTCHA v3 / Turnstile action differs
 	CaptchaScore         = "low_score"       // reCAPTCHA v3 score below MinScore, or missing
-	CaptchaStale         = "stale"           // challenge_ts older than MaxAge, or missing
+	CaptchaStale         = "stale"           // challenge_ts older than MaxAge, as far in the future, or missing
 )
 
 // CaptchaError is a CAPTCHA refusal. It wraps ErrCaptcha and, for
@@ -124,7 +124,8 @@ type SiteverifyConfig struct {
 	// run the other way (higher is riskier): do not set MinScore for it.
 	MinScore float64
 	// MaxAge, when above zero, refuses a challenge solved longer ago than
-	// this (by challenge_ts), or a reply without challenge_ts. The
+	// this (by challenge_ts), or dated further than this in the future, or
+	// a reply without challenge_ts. The
 	// providers already refuse tokens older than a few minutes.
 	MaxAge time.Duration
 	// MaxTokenBytes bounds the token (default 4096); a longer one is
@@ -289,8 +290,10 @@ func (s *Siteverify) judge(body []byte) error {
 		return &CaptchaError{Reason: CaptchaScore}
 	}
 	if s.cfg.MaxAge > 0 {
+		// Solved longer ago than MaxAge, or further ahead of this clock
+		// than MaxAge: no clock skew explains a challenge from the future.
 		ts, err := time.Parse(time.RFC3339Nano, r.ChallengeTS)
-		if err != nil || s.cfg.Now().Sub(ts) > s.cfg.MaxAge {
+		if age := s.cfg.Now().Sub(ts); err != nil || age > s.cfg.MaxAge || -age > s.cfg.MaxAge {
 			return &CaptchaError{Reason: CaptchaStale}
 		}
 	}

@@ -151,6 +151,7 @@ func TestSiteverifyFailsClosed(t *testing.T) {
 		{"LowScore", 200, strings.Replace(recaptchaV3OK, "0.9", "0.3", 1), func(c *auth.SiteverifyConfig) { c.MinScore = 0.5 }, "", auth.CaptchaScore},
 		{"NoScore", 200, hcaptchaOK, func(c *auth.SiteverifyConfig) { c.MinScore = 0.5 }, "", auth.CaptchaScore},
 		{"Stale", 200, recaptchaV3OK, func(c *auth.SiteverifyConfig) { c.MaxAge = 10 * time.Second }, "", auth.CaptchaStale},
+		{"FromTheFuture", 200, strings.Replace(recaptchaV3OK, "2026-03-01T11:59:30Z", "2026-03-01T13:00:00Z", 1), func(c *auth.SiteverifyConfig) { c.MaxAge = time.Minute }, "", auth.CaptchaStale},
 		{"NoChallengeTS", 200, `{"success": true, "hostname": "app.example.com"}`, func(c *auth.SiteverifyConfig) { c.MaxAge = time.Minute }, "", auth.CaptchaStale},
 		{"EmptyToken", 200, hcaptchaOK, nil, " ", auth.CaptchaMissing},
 		{"OversizedToken", 200, hcaptchaOK, nil, strings.Repeat("t", 4097), auth.CaptchaTooLong},
