@@ -21,6 +21,11 @@ func TestValidateIdleTimeoutWithinLifetime(t *testing.T) {
 		{"idle within lifetime", guard.Policy{IdleTimeout: time.Hour, SessionLifetime: 2 * time.Hour}, ""},
 		{"lifetime left to the default", guard.Policy{IdleTimeout: 30 * 24 * time.Hour}, ""},
 		{"idle left to the default", guard.Policy{SessionLifetime: time.Hour}, ""},
+		// Bounded far from where a time added to them would overflow.
+		{"lifetime of five years", guard.Policy{SessionLifetime: 5 * 366 * 24 * time.Hour}, ""},
+		{"lifetime over five years", guard.Policy{SessionLifetime: 290 * 365 * 24 * time.Hour}, "SessionLifetime"},
+		{"idle over five years", guard.Policy{IdleTimeout: 6 * 366 * 24 * time.Hour}, "IdleTimeout"},
+		{"password age over five years", guard.Policy{PasswordMaxAge: 6 * 366 * 24 * time.Hour}, "PasswordMaxAge"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.p.Validate()

@@ -121,6 +121,10 @@ const (
 	MaxSessionLimit    = 100
 	MaxPasswordHistory = 24
 	minIdleTimeout     = time.Minute
+	// maxSessionTime bounds the idle timeout, the session lifetime and
+	// the password's maximum age: five years, far from where a time
+	// added to it would overflow.
+	maxSessionTime = 5 * 366 * 24 * time.Hour
 )
 
 // Validate reports whether p is acceptable, as a *PolicyError naming the
@@ -138,6 +142,12 @@ func (p Policy) Validate() error {
 		return &PolicyError{Field: "SessionLimit", Reason: fmt.Sprintf("must be between 0 and %d", MaxSessionLimit)}
 	case p.OnSessionLimit != "" && p.OnSessionLimit != EndOldestSession && p.OnSessionLimit != RefuseNewSession:
 		return &PolicyError{Field: "OnSessionLimit", Reason: `must be "", "end_oldest" or "refuse_new"`}
+	case p.IdleTimeout > maxSessionTime:
+		return &PolicyError{Field: "IdleTimeout", Reason: "must be at most five years"}
+	case p.SessionLifetime > maxSessionTime:
+		return &PolicyError{Field: "SessionLifetime", Reason: "must be at most five years"}
+	case p.PasswordMaxAge > maxSessionTime:
+		return &PolicyError{Field: "PasswordMaxAge", Reason: "must be at most five years"}
 	case p.IdleTimeout != 0 && p.IdleTimeout < minIdleTimeout:
 		return &PolicyError{Field: "IdleTimeout", Reason: "must be at least one minute"}
 	case p.SessionLifetime != 0 && p.SessionLifetime < minIdleTimeout:
