@@ -641,7 +641,9 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // as is the address of a removed email factor. While the tenant requires
 // SSO, the break-glass owner keeps at least one confirmed factor: a
 // removal that would leave none is refused (ErrBreakGlassUser, recorded
-// as a failed mfa.removed), also when several removals run at once. While
+// as a failed mfa.removed), also when several removals run at once, or
+// when SetPolicy names the owner while their last factor is being removed
+// (the factor is put back). While
 // the tenant requires MFA, a user may not remove their own last confirmed
 // factor (ErrFactorRequired, recorded with reason mfa_required): their
 // session would keep its second-factor standing with no factor behind it.
@@ -714,6 +716,20 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 			return putBack(mfaErr("remove factor", err))
 		}
 		return mfaErr("remove factor", err)
+	}
+	if floor == 0 && left == 0 && f.Confirmed() {
+		// The last factor went, the user not being the break-glass owner
+		// when the policy was read. A SetPolicy naming them may have come
+		// between, having checked their factors before this removal: read
+		// again now the factor is gone (each side writes, then reads the
+		// other's), and put it back if they are the break-glass owner now.
+		bg, err := g.breakGlassFactors(ctx, tenant, userID)
+		if err != nil {
+			return putBack(err)
+		}
+		if bg > 0 {
+			return putBack(g.refuseBreakGlass(ctx, by, tenant, audit.MFARemoved, userID))
+		}
 	}
 	// How the user signs in changed: their other sessions end (the
 	// remover's own session stays when it is theirs).

@@ -103,6 +103,11 @@ func (g *Guard) EffectivePolicy(ctx context.Context, tenant string) (Policy, err
 // recorded, but for those whose record failed: a revocation stands
 // unrecorded), and Maintain ends the rest at its next run.
 //
+// A policy that names a break-glass owner is checked again once written:
+// if the owner lost their last factor, their owner role or their account
+// meanwhile (a removal that read the policy before this change), the
+// previous policy is put back and the *PolicyError returned.
+//
 // A policy change that cannot be recorded in the audit log does not stand:
 // the previous policy is put back (a new version, so that every replica's
 // cache sees it), and ErrUnavailable returned. If the previous policy
@@ -154,6 +159,20 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 		return 0, unavailable("set policy", err)
 	}
 	g.policies.forget(tenant)
+	if p.RequireSSO && p.BreakGlassUser != "" && (!cur.Policy.RequireSSO || cur.Policy.BreakGlassUser != p.BreakGlassUser) {
+		// The break-glass owner was checked before the write; a removal
+		// of their last factor, their owner role or their account may
+		// have come between, having read the policy before it named them.
+		// Checked again now the policy is written (each side writes, then
+		// reads the other's), and put back if they no longer qualify.
+		if err := g.checkSSOPolicy(ctx, tenant, p); err != nil {
+			if _, uerr := g.stores.Tenants.SetPolicy(context.WithoutCancel(ctx), tenant, cur.Policy, v); uerr != nil {
+				return 0, unavailable("undo policy", uerr)
+			}
+			g.policies.forget(tenant)
+			return 0, err
+		}
+	}
 	meta := map[string]string{"version": strconv.FormatInt(v, 10)}
 	for _, c := range policyChanges(cur.Policy, p) {
 		meta[c[0]] = c[1]
