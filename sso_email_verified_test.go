@@ -64,6 +64,19 @@ func (s *ssoSite) passwordUser(t *testing.T, email string) (guard.User, guard.Pr
 	return u, s.passwordSignIn(t, email)
 }
 
+// unverifiedUser disconnects the tenant's IdP and makes a member with a
+// password who then changes their address to newEmail with ChangeEmail
+// (unverified); the IdP stays disconnected.
+func (s *ssoSite) unverifiedUser(t *testing.T, email, newEmail string) (guard.User, guard.Principal) {
+	t.Helper()
+	s.disconnect(t)
+	u, p := s.passwordUser(t, email)
+	if err := s.g.ChangeEmail(t.Context(), p, newEmail); err != nil {
+		t.Fatalf("ChangeEmail: %v", err)
+	}
+	return u, p
+}
+
 func (s *ssoSite) passwordSignIn(t *testing.T, email string) guard.Principal {
 	t.Helper()
 	res, err := s.g.Login(t.Context(), guard.LoginRequest{Tenant: tenantID, Email: email, Password: ownerPW, IP: "203.0.113.9", UserAgent: "test"})
@@ -126,11 +139,7 @@ func TestSSORefusesUnverifiedEmail(t *testing.T) {
 	s := newSSOSite(t)
 	ctx := t.Context()
 	sys := guard.System("test")
-	s.disconnect(t)
-	mallory, p := s.passwordUser(t, "mallory@corp.example")
-	if err := s.g.ChangeEmail(ctx, p, "ceo@corp.example"); err != nil {
-		t.Fatalf("ChangeEmail: %v", err)
-	}
+	mallory, p := s.unverifiedUser(t, "mallory@corp.example", "ceo@corp.example")
 	s.connect(t)
 	s.idpUser(t, "ceo", "ceo@corp.example", `"Admins"`)
 	if status, _ := s.ssoStatus(t, "ceo"); status != http.StatusForbidden {
@@ -177,11 +186,7 @@ func TestSSOAfterEmailChangeConfirmed(t *testing.T) {
 	sys := guard.System("test")
 	out := &outbox{}
 	rg := s.recoveryGuard(t, out)
-	s.disconnect(t)
-	carol, p := s.passwordUser(t, "carol@corp.example")
-	if err := s.g.ChangeEmail(ctx, p, "carol.new@corp.example"); err != nil {
-		t.Fatal(err)
-	}
+	carol, p := s.unverifiedUser(t, "carol@corp.example", "carol.new@corp.example")
 	s.connect(t)
 	s.idpUser(t, "carol", "carol.new@corp.example", `"Admins"`)
 	if status, _ := s.ssoStatus(t, "carol"); status != http.StatusForbidden {
@@ -230,11 +235,7 @@ func TestResetLinkVerifiesEmail(t *testing.T) {
 			sys := guard.System("test")
 			out := &outbox{}
 			rg := s.recoveryGuard(t, out)
-			s.disconnect(t)
-			erin, p := s.passwordUser(t, "erin@corp.example")
-			if err := s.g.ChangeEmail(ctx, p, "erin.new@corp.example"); err != nil {
-				t.Fatal(err)
-			}
+			erin, _ := s.unverifiedUser(t, "erin@corp.example", "erin.new@corp.example")
 			if how == "ForgotPassword" {
 				if err := rg.ForgotPassword(ctx, guard.ForgotRequest{Tenant: tenantID, Email: "erin.new@corp.example", IP: "203.0.113.9"}); err != nil {
 					t.Fatal(err)
@@ -296,11 +297,7 @@ func TestChangeEmailMarksUnverified(t *testing.T) {
 	sys := guard.System("test")
 	out := &outbox{}
 	rg := s.recoveryGuard(t, out)
-	s.disconnect(t)
-	u, p := s.passwordUser(t, "gina@corp.example")
-	if err := s.g.ChangeEmail(ctx, p, "gina.new@corp.example"); err != nil {
-		t.Fatal(err)
-	}
+	u, p := s.unverifiedUser(t, "gina@corp.example", "gina.new@corp.example")
 	if got := s.user(t, u.ID); got.Email != "gina.new@corp.example" || !got.EmailUnverified {
 		t.Errorf("User after ChangeEmail = %+v, want the new address unverified", got)
 	}
