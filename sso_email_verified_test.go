@@ -139,7 +139,7 @@ func TestSSORefusesUnverifiedEmail(t *testing.T) {
 	s := newSSOSite(t)
 	ctx := t.Context()
 	sys := guard.System("test")
-	mallory, p := s.unverifiedUser(t, "mallory@corp.example", "ceo@corp.example")
+	mallory, _ := s.unverifiedUser(t, "mallory@corp.example", "ceo@corp.example")
 	s.connect(t)
 	s.idpUser(t, "ceo", "ceo@corp.example", `"Admins"`)
 	if status, _ := s.ssoStatus(t, "ceo"); status != http.StatusForbidden {
@@ -155,7 +155,7 @@ func TestSSORefusesUnverifiedEmail(t *testing.T) {
 	if roles, err := s.g.RolesOf(ctx, sys, tenantID, "user:"+mallory.ID); err != nil || !slices.Equal(roles, []string{rbac.Member}) {
 		t.Errorf("Mallory's roles = %v, %v; want [member] (nothing synced from the IdP)", roles, err)
 	}
-	p = s.passwordSignIn(t, "ceo@corp.example")
+	p := s.passwordSignIn(t, "ceo@corp.example")
 	if d, err := s.g.Authorize(ctx, p, rbac.Users, rbac.Manage); err == nil || d.Allowed {
 		t.Errorf("Mallory's users:manage = %+v, %v; want denied", d, err)
 	}
