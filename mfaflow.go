@@ -86,6 +86,14 @@ func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) 
 	if txn.Flags&FlagSSO == 0 && u.PasswordChangedAt.After(txn.CreatedAt) {
 		return pending{}, g.mfaFailed(ctx, p.a, ReasonPasswordChanged, "", gate{}, ErrLoginExpired)
 	}
+	// Under RequireSSO only the break-glass owner signs in with a
+	// password, and the password step marked them (stillBreakGlass checks
+	// again once the code is right). A password sign-in started before the
+	// tenant required SSO ends here, rather than give a session the
+	// policy would end at its first request.
+	if pol.RequireSSO && txn.Flags&(FlagSSO|FlagBreakGlass) == 0 {
+		return pending{}, g.mfaFailed(ctx, p.a, ReasonSSORequired, "", gate{}, ErrSSORequired)
+	}
 	if err := g.checkIPString(ctx, u.Tenant, ipfilter.Users, ip, p.a.actor(), ua); err != nil {
 		return pending{}, err
 	}
@@ -144,21 +152,24 @@ func codeReason(err error) (reason string, ok bool) {
 // is right, creates the session. Every refusal of the code is
 // ErrInvalidCode (the cause is in the mfa.failed event; a client IP over
 // 64 bytes is an *InputError, recorded as bad_input) and counts as a
-// failed attempt in the same
-// lockout as wrong passwords; an unknown, expired or used pending sign-in,
-// or one started by another client, is ErrLoginExpired. A TOTP code is
-// accepted once; two concurrent requests with one right code get one
-// session. A recovery code is used up when it is checked, and never given
-// back, whatever ends the sign-in after (another request completed it
-// meanwhile, ErrLoginExpired, or a store failure, ErrUnavailable); the
-// user is told. Its use is recorded as mfa.recovery_used: failed (reason
-// login_expired or unavailable) when the pending sign-in cannot be
-// consumed, else a success with mfa.succeeded, before the rest of the
-// sign-in (whose failure then leaves it spent and on record). If that
-// record cannot be written, the code stays spent, off the record, and
-// ErrUnavailable is returned. A throttle-store failure is ErrUnavailable,
-// recorded (mfa.failed, or login.failed once the code was right, reason
-// unavailable) as Login records it.
+// failed attempt in the same lockout as wrong passwords; an unknown,
+// expired or used pending sign-in, or one started by another client, is
+// ErrLoginExpired. A password sign-in started before the tenant required
+// SSO (Policy.RequireSSO) ends at its next step with ErrSSORequired
+// (mfa.failed, reason sso_required), as this and every other step of a
+// pending sign-in or enrolment do; the break-glass owner's, started under
+// the policy, goes on. A TOTP code is accepted once; two concurrent
+// requests with one right code get one session. A recovery code is used up
+// when it is checked, and never given back, whatever ends the sign-in
+// after (another request completed it meanwhile, ErrLoginExpired, or a
+// store failure, ErrUnavailable); the user is told. Its use is recorded as
+// mfa.recovery_used: failed (reason login_expired or unavailable) when the
+// pending sign-in cannot be consumed, else a success with mfa.succeeded,
+// before the rest of the sign-in (whose failure then leaves it spent and
+// on record). If that record cannot be written, the code stays spent, off
+// the record, and ErrUnavailable is returned. A throttle-store failure is
+// ErrUnavailable, recorded (mfa.failed, or login.failed once the code was
+// right, reason unavailable) as Login records it.
 //
 // A recovery code stands in for the user's confirmed factors, and its
 // sign-in counts as MFA only as far as they would: with an authenticator

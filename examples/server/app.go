@@ -575,6 +575,12 @@ func (a *app) fail(w http.ResponseWriter, r *http.Request, err error, next strin
 		http.Redirect(w, r, "/account#change-password", http.StatusSeeOther)
 	case errors.Is(err, guard.ErrForbidden):
 		a.errorPage(w, r, http.StatusForbidden, "Access denied", "Your role does not allow this. The refusal is in the audit log.")
+	case errors.Is(err, guard.ErrSSORequired):
+		// A sign-in waiting for its second factor when the organisation
+		// turned on "require SSO", or a password step-up under it.
+		clearPending(w)
+		a.errorPage(w, r, http.StatusForbidden, "Single sign-on required",
+			"Your organisation requires single sign-on: use \"Sign in with SSO\" on the sign-in page.")
 	case errors.Is(err, guard.ErrUnavailable):
 		ref := a.ref(err)
 		a.renderStatus(w, r, http.StatusServiceUnavailable, "error.html", view{Title: "Temporarily unavailable",

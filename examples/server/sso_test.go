@@ -538,9 +538,30 @@ func TestRequireSSO(t *testing.T) {
 	if resp, _ := c.post("/account/mfa/confirm", url.Values{"factor": {field(t, body, "factor")}, "code": {smsCode(t, c.con, phone)}}); resp.StatusCode != 200 {
 		t.Fatalf("the owner's SMS factor: %d", resp.StatusCode)
 	}
+	// A sign-in waiting for its second factor when SSO becomes required
+	// (started before, so not as the break-glass owner) ends there.
+	early := newClientOf(t, c.srv, c.con)
+	if resp := early.signIn(ownerEmail, password); resp.Header.Get("Location") != "/login/mfa" {
+		t.Fatalf("a sign-in before SSO is required went to %q", resp.Header.Get("Location"))
+	}
+	smsFactor := field(t, body, "factor")
+	clock.Advance(time.Minute) // past the resend cool-down
+	if resp, _ := early.post("/login/mfa/send", url.Values{"factor": {smsFactor}}); resp.StatusCode != 200 {
+		t.Fatalf("send: %d", resp.StatusCode)
+	}
 	resp, _ = c.post("/security/sso/require", form)
 	if _, page = c.get(resp.Header.Get("Location")); !strings.Contains(page, "Single sign-on is required") {
 		t.Fatal("require SSO not confirmed")
+	}
+	resp, page = early.post("/login/mfa", url.Values{"method": {"code"}, "code": {smsCode(t, c.con, phone)}})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, html.EscapeString(`requires single sign-on: use "Sign in with SSO"`)) {
+		t.Errorf("the second factor of a sign-in started before SSO was required: %d\n%s", resp.StatusCode, page)
+	}
+	if code, _ := early.whoami(); code != http.StatusUnauthorized {
+		t.Error("the sign-in started before SSO was required got a session")
+	}
+	if k := cookieNamed(resp, pendingCookie); k == nil || k.MaxAge >= 0 {
+		t.Error("the pending sign-in's cookie was not cleared")
 	}
 
 	sam := newClientOf(t, c.srv, c.con)
