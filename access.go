@@ -639,9 +639,33 @@ func (g *Guard) Roles(ctx context.Context, by Principal, tenant string) ([]rbac.
 // user of the tenant without users:manage; a principal of another tenant
 // is recorded (access.denied, reason other_tenant), as everywhere. A
 // store failure is ErrUnavailable, never a list. The answer is as of the
-// call; GrantRole judges again. (Giving an API key a role needs
-// api-keys:manage instead of users:manage.)
+// call; GrantRole judges again. (GrantableKeyRoles answers for API keys.)
 func (g *Guard) GrantableRoles(ctx context.Context, by Principal, tenant string) ([]rbac.RoleInfo, error) {
+	return g.grantableRoles(ctx, by, tenant, rbac.KindUser)
+}
+
+// GrantableKeyRoles lists the tenant's roles that by may give an API key,
+// in NewAPIKey.Roles or with GrantRole, in the order of Roles: those whose
+// every permission by holds. It is GrantableRoles for API keys: by must
+// hold api-keys:manage instead of users:manage (ErrForbidden otherwise, as
+// from CreateAPIKey), and it changes, records and fails as GrantableRoles
+// does. Without an API key store (ErrAPIKeysNotConfigured) no key can be
+// given a role. The answer is as of the call; CreateAPIKey and GrantRole
+// judge again, and CreateAPIKey takes a user who signed in recently (or
+// the system).
+func (g *Guard) GrantableKeyRoles(ctx context.Context, by Principal, tenant string) ([]rbac.RoleInfo, error) {
+	if g.stores.APIKeys == nil {
+		return nil, ErrAPIKeysNotConfigured
+	}
+	return g.grantableRoles(ctx, by, tenant, rbac.KindKey)
+}
+
+// grantableRoles lists the tenant's roles that by may give a subject of
+// kind k: by must hold the permission to give roles to such subjects
+// (rbac.GrantPermission, what rbac.Grant requires), and each role listed
+// only permissions that by holds (holdsAll). It records and fails as
+// GrantableRoles says.
+func (g *Guard) grantableRoles(ctx context.Context, by Principal, tenant string, k rbac.SubjectKind) ([]rbac.RoleInfo, error) {
 	if err := g.needRBAC(); err != nil {
 		return nil, err
 	}
@@ -652,7 +676,7 @@ func (g *Guard) GrantableRoles(ctx context.Context, by Principal, tenant string)
 	if err != nil {
 		return nil, err
 	}
-	if !perms.Has(rbac.Users, rbac.Manage) {
+	if p := rbac.GrantPermission(k); !perms.Has(p.Section, p.Action) {
 		return nil, rbacErr("grantable roles", rbac.ErrDenied)
 	}
 	rs, err := g.rbac.Roles(ctx, tenant)

@@ -22,7 +22,7 @@ type NewAPIKey struct {
 	// ExpiresAt ends the key's life (zero: it does not expire).
 	ExpiresAt time.Time
 	// Roles are granted to the key (with RBAC); the creator must hold
-	// every permission of each.
+	// every permission of each (GrantableKeyRoles lists those roles).
 	Roles []string
 }
 

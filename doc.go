@@ -28,7 +28,7 @@
 //   - roles and four-eyes approvals on casbin (Require, which refuses an
 //     action under approval, RequireApprovable, Authorize, which returns
 //     ErrApprovalRequired for one, GrantRole, GrantableRoles,
-//     DefineRole, RequestApproval, ApproveRequest, ConsumeApproval; a
+//     GrantableKeyRoles, DefineRole, RequestApproval, ApproveRequest, ConsumeApproval; a
 //     grant or revocation ends the user's sessions), IP allow-lists for people and for API keys
 //     (SetIPAllowList, Config.Proxies), API keys (CreateAPIKey);
 //   - opaque server-side sessions with one concurrent session per user by

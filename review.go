@@ -21,8 +21,9 @@ import (
 // Access reviews: the periodic check, every Policy.ReviewEvery (14 days by
 // default), of who has access to a tenant. AccessReview reports every user
 // with their roles, status, last sign-in, MFA and SSO status, flags dormant
-// accounts (no sign-in for Policy.DormantAfter, 30 days by default), excess
-// admins and unused API keys, and says when the last review was done and
+// accounts (no sign-in for Policy.DormantAfter, 30 days by default),
+// addresses their users set without proving they receive mail there
+// (User.EmailUnverified), excess admins and unused API keys, and says when the last review was done and
 // when the next is due. ApplyReview applies the reviewer's decisions
 // (deactivate, downgrade, revoke roles or keys) in one step, ending the
 // sessions of every user it changes at once, and records the review as
@@ -49,12 +50,13 @@ const (
 	ReviewAdmins      ReviewFilter = "admins"      // owners and holders of users:manage
 	ReviewNoMFA       ReviewFilter = "no_mfa"      // active users with neither a second factor that satisfies the policy nor SSO
 	ReviewDeactivated ReviewFilter = "deactivated" // deactivated users
+	ReviewUnverified  ReviewFilter = "unverified"  // active users whose address is unverified (User.EmailUnverified)
 )
 
 // Valid reports whether f is one of the filters above.
 func (f ReviewFilter) Valid() bool {
 	switch f {
-	case ReviewAll, ReviewDormant, ReviewAdmins, ReviewNoMFA, ReviewDeactivated:
+	case ReviewAll, ReviewDormant, ReviewAdmins, ReviewNoMFA, ReviewDeactivated, ReviewUnverified:
 		return true
 	}
 	return false
@@ -109,6 +111,7 @@ type ReviewTotals struct {
 	Neither     int // neither MFA nor SSO
 	Admins      int // owners and holders of users:manage (users only, deactivated ones too)
 	NoRoles     int // active users without any role (with RBAC)
+	Unverified  int // active users whose address is unverified (User.EmailUnverified)
 }
 
 // Review is an access review of a tenant at a point in time.
@@ -499,6 +502,8 @@ func (ua *UserAccess) matches(f ReviewFilter) bool {
 		return active && !ua.MFAOK && !ua.SSO
 	case ReviewDeactivated:
 		return !active
+	case ReviewUnverified:
+		return active && ua.EmailUnverified
 	}
 	return true
 }
@@ -509,6 +514,9 @@ func (t *ReviewTotals) add(ua *UserAccess, withRoles bool) {
 		t.Active++
 		if withRoles && len(ua.Roles) == 0 {
 			t.NoRoles++
+		}
+		if ua.EmailUnverified {
+			t.Unverified++
 		}
 	} else {
 		t.Deactivated++

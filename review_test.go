@@ -138,7 +138,7 @@ func TestAccessReviewReport(t *testing.T) {
 	for _, c := range []struct {
 		filter guard.ReviewFilter
 		want   int
-	}{{guard.ReviewAll, 6}, {guard.ReviewDormant, 2}, {guard.ReviewAdmins, 2}, {guard.ReviewNoMFA, 4}, {guard.ReviewDeactivated, 1}} {
+	}{{guard.ReviewAll, 6}, {guard.ReviewDormant, 2}, {guard.ReviewAdmins, 2}, {guard.ReviewNoMFA, 4}, {guard.ReviewDeactivated, 1}, {guard.ReviewUnverified, 0}} {
 		rows, next := rv.Rows(c.filter, "", 10)
 		if len(rows) != c.want || next != "" || rv.Count(c.filter) != c.want {
 			t.Errorf("filter %q: rows %v next %q count %d, want %d", c.filter, ids(rows), next, rv.Count(c.filter), c.want)
@@ -169,6 +169,69 @@ func TestAccessReviewReport(t *testing.T) {
 	// Reading a review records nothing.
 	if n := len(f.events(t, audit.ReviewCompleted)); n != 0 {
 		t.Errorf("%d review events after reading", n)
+	}
+}
+
+// The review flags the active users whose address is unverified (set with
+// ChangeEmail, not proved by a link): the unverified filter, its count and
+// the totals. A verified address, an administrator's, is not flagged, nor
+// is a deactivated user's unverified one.
+func TestAccessReviewUnverified(t *testing.T) {
+	f := newFixture(t)
+	sys := guard.System("test")
+	owner, _ := f.userWithRoles(t, "olga@example.test", rbac.Owner)
+	vera, _ := f.userWithRoles(t, "vera@example.test", rbac.Member)
+	claim := func(email, newEmail string) string {
+		t.Helper()
+		p, _ := f.userWithRoles(t, email, rbac.Member)
+		if err := f.g.ChangeEmail(f.ctx, p, newEmail); err != nil {
+			t.Fatalf("ChangeEmail: %v", err)
+		}
+		return p.UserID
+	}
+	una := claim("una@example.test", "una.new@example.test")
+	ulla := claim("ulla@example.test", "ulla.new@example.test")
+	gone := claim("gus@example.test", "gus.new@example.test")
+	if err := f.g.DeactivateUser(f.ctx, sys, tenantID, gone); err != nil {
+		t.Fatal(err)
+	}
+
+	rv, err := f.g.AccessReview(f.ctx, owner, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := guard.ReviewTotals{Users: 5, Active: 4, Deactivated: 1, Neither: 5, Admins: 1, Unverified: 2}
+	if rv.Totals != want {
+		t.Errorf("totals %+v, want %+v", rv.Totals, want)
+	}
+	if u, _ := rowOf(rv, una); !u.EmailUnverified || u.Email != "una.new@example.test" {
+		t.Errorf("row of a user who set their address: %+v, want it unverified", u)
+	}
+	if v, _ := rowOf(rv, vera.UserID); v.EmailUnverified {
+		t.Errorf("row of a user whose address an administrator gave: %+v, want it verified", v)
+	}
+	if g, _ := rowOf(rv, gone); !g.EmailUnverified || g.Status != auth.StatusDeactivated {
+		t.Errorf("row of a deactivated user who set their address: %+v", g)
+	}
+	wantIDs := []string{una, ulla}
+	slices.Sort(wantIDs)
+	if n := rv.Count(guard.ReviewUnverified); n != 2 {
+		t.Errorf("Count(unverified) = %d, want 2", n)
+	}
+	rows, next := rv.Rows(guard.ReviewUnverified, "", 10)
+	if len(rows) != 2 || rows[0].ID != wantIDs[0] || rows[1].ID != wantIDs[1] || next != "" {
+		t.Errorf("Rows(unverified) = %v, %q; want una and ulla", ids(rows), next)
+	}
+	// One row a page.
+	first, next := rv.Rows(guard.ReviewUnverified, "", 1)
+	if len(first) != 1 || first[0].ID != wantIDs[0] || next != wantIDs[0] {
+		t.Fatalf("first page: %v, %q", ids(first), next)
+	}
+	if second, last := rv.Rows(guard.ReviewUnverified, next, 1); len(second) != 1 || second[0].ID != wantIDs[1] || last != "" {
+		t.Errorf("second page: %v, %q", ids(second), last)
+	}
+	if !guard.ReviewUnverified.Valid() || !guard.ReviewFilter("unverified").Valid() {
+		t.Error("the unverified filter is not valid")
 	}
 }
 

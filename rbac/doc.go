@@ -88,7 +88,7 @@
 // The changing methods take by, the effective permissions of whoever acts
 // (Permissions of the acting principal; AllPerms for the host
 // application). Granting a role to a user needs users:manage, to an API
-// key api-keys:manage; defining or deleting roles needs users:manage;
+// key api-keys:manage (GrantPermission); defining or deleting roles needs users:manage;
 // approval rules need settings:manage. Whoever grants, revokes, defines or
 // deletes a role must hold every permission of the role (before and after
 // a redefinition), so nobody grants more than they hold, and an admin

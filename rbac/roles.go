@@ -8,8 +8,10 @@ import (
 	"strings"
 )
 
-// grantPerm is the permission needed to grant roles to subjects of kind k.
-func grantPerm(k SubjectKind) Permission {
+// GrantPermission is the permission needed to grant roles to, or revoke
+// them from, subjects of kind k (Grant, Revoke, RevokeAll): api-keys:manage
+// for an API key, users:manage for a user.
+func GrantPermission(k SubjectKind) Permission {
 	if k == KindKey {
 		return Permission{APIKeys, Manage}
 	}
@@ -123,7 +125,7 @@ func (e *Enforcer) RevokeAll(ctx context.Context, by Perms, tenant string, sub S
 }
 
 func (e *Enforcer) mayChangeGrants(by Perms, k SubjectKind) error {
-	if p := grantPerm(k); !by.Has(p.Section, p.Action) {
+	if p := GrantPermission(k); !by.Has(p.Section, p.Action) {
 		return ErrDenied
 	}
 	return nil

@@ -82,7 +82,11 @@ func TestNoPrivilegeEscalation(t *testing.T) {
 	}
 	wantAllowed(t, e, "acme", u, rbac.Billing, rbac.Read, true) // the owner's grant
 	wantAllowed(t, e, "acme", ada, rbac.Billing, rbac.Manage, true)
-	// Granting to an API key needs api-keys:manage, to a user users:manage.
+	// Granting to an API key needs api-keys:manage, to a user users:manage,
+	// as GrantPermission says.
+	if pu, pk := rbac.GrantPermission(rbac.KindUser), rbac.GrantPermission(rbac.KindKey); pu != rbac.P(rbac.Users, rbac.Manage) || pk != rbac.P(rbac.APIKeys, rbac.Manage) {
+		t.Errorf("GrantPermission: %v for a user, %v for a key", pu, pk)
+	}
 	onlyUsers := newEnforcer(t, nil)
 	define(t, onlyUsers, "acme", "user-admin", rbac.P(rbac.Users, rbac.Manage), rbac.P(rbac.Reports, rbac.Read))
 	define(t, onlyUsers, "acme", "key-admin", rbac.P(rbac.APIKeys, rbac.Manage), rbac.P(rbac.Reports, rbac.Read))

@@ -18,8 +18,8 @@ import (
 
 type keysView struct {
 	Keys    []keyRow
-	Roles   []rbac.RoleInfo
-	New     string // the key just created, shown once
+	Roles   []rbac.RoleInfo // the roles the viewer may give a key
+	New     string          // the key just created, shown once
 	NewName string
 	BaseURL string
 	Now     time.Time
@@ -67,7 +67,11 @@ func (a *app) keysData(r *http.Request) (keysView, error) {
 		}
 		v.Keys = append(v.Keys, row)
 	}
-	if v.Roles, err = a.g.Roles(ctx, p, p.Tenant); err != nil && !errors.Is(err, guard.ErrRolesNotConfigured) {
+	// Only the roles the viewer may give a key (guard's GrantableKeyRoles),
+	// so that "owner" is not offered to an admin only to be refused;
+	// none without the right to (ErrForbidden) or without roles.
+	v.Roles, err = a.g.GrantableKeyRoles(ctx, p, p.Tenant)
+	if err != nil && !errors.Is(err, guard.ErrForbidden) && !errors.Is(err, guard.ErrRolesNotConfigured) {
 		return keysView{}, err
 	}
 	return v, nil

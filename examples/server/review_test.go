@@ -42,3 +42,38 @@ func TestReviewPageTexts(t *testing.T) {
 		t.Error("the admin tile does not say what it counts")
 	}
 }
+
+// A user who set their address with guard's ChangeEmail is counted and
+// flagged "unverified" on the review page, and listed under its own tab;
+// a user whose address an administrator gave is not.
+func TestReviewPageUnverified(t *testing.T) {
+	owner, password := newClient(t)
+	owner.signInAdmin(ownerEmail, password)
+	for _, u := range []string{"sam", "vic"} {
+		if resp, _ := owner.post("/users", url.Values{"email": {u + "@demo.example"}, "name": {u}, "role": {"member"},
+			"password": {"plum tree on the hill 42"}}); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("creating %s: %d", u, resp.StatusCode)
+		}
+	}
+	changeOwnEmail(t, owner.con.g, "sam@demo.example", "plum tree on the hill 42", "sam.new@demo.example")
+	const badge = `>unverified</span>`
+	resp, body := owner.get("/review?refresh=1")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("review page: %d", resp.StatusCode)
+	}
+	if !strings.Contains(body, `id="count-unverified">1<`) {
+		t.Errorf("the unverified tile does not count Sam:\n%s", regexp.MustCompile(`.*count-unverified.*`).FindString(body))
+	}
+	if !regexp.MustCompile(`<a href="/review\?filter=unverified"[^>]*>Unverified address <span class="count">1</span></a>`).MatchString(body) {
+		t.Errorf("no unverified tab counting Sam:\n%s", regexp.MustCompile(`<nav class="tabs">.*</nav>`).FindString(body))
+	}
+	sam := regexp.MustCompile(`(?s)sam.new@demo.example</span>.*?</td>`).FindString(body)
+	vic := regexp.MustCompile(`(?s)vic@demo.example</span>.*?</td>`).FindString(body)
+	if !strings.Contains(sam, badge) || vic == "" || strings.Contains(vic, badge) || strings.Count(body, badge) != 1 {
+		t.Errorf("Sam's row %q, Vic's %q: want only Sam's address flagged unverified", sam, vic)
+	}
+	_, body = owner.get("/review?filter=unverified")
+	if !strings.Contains(body, "sam.new@demo.example") || strings.Contains(body, "vic@demo.example") || strings.Contains(body, ownerEmail+"</span>") {
+		t.Error("the unverified tab does not list Sam alone")
+	}
+}

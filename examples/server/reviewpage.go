@@ -83,7 +83,8 @@ func (c *reviewCache) forget(tenant string) {
 }
 
 // review shows the access review: every user with roles, last sign-in,
-// MFA and SSO status, dormant accounts, excess admins and unused API keys,
+// MFA and SSO status, dormant accounts, addresses users set without
+// confirming them, excess admins and unused API keys,
 // with a decision to take for each, and when the review is due.
 func (a *app) review(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
@@ -137,7 +138,7 @@ func (a *app) review(w http.ResponseWriter, r *http.Request) {
 		f     guard.ReviewFilter
 		label string
 	}{{guard.ReviewAll, "Everyone"}, {guard.ReviewDormant, "Dormant"}, {guard.ReviewAdmins, "Admins"},
-		{guard.ReviewNoMFA, "No MFA or SSO"}, {guard.ReviewDeactivated, "Deactivated"}} {
+		{guard.ReviewNoMFA, "No MFA or SSO"}, {guard.ReviewUnverified, "Unverified address"}, {guard.ReviewDeactivated, "Deactivated"}} {
 		v.Filters = append(v.Filters, reviewTab{f.f, f.label, rv.Count(f.f)})
 	}
 	a.page(w, r, "review.html", view{Title: "Access review", Nav: "review", Data: v})

@@ -88,6 +88,21 @@ func TestTextsMatchBehaviour(t *testing.T) {
 		if grant := regexp.MustCompile(`(?s)<select name="role">.*?</select>`).FindString(page); !strings.Contains(grant, "<option>owner</option>") {
 			t.Errorf("the grant menu of the owner: %s", grant)
 		}
+		// The same for an API key (guard's GrantableKeyRoles): no owner
+		// for an admin (who lacks billing), and a role offered is given.
+		_, page = ada.get("/keys")
+		if give := regexp.MustCompile(`(?s)<select name="role">.*?</select>`).FindString(page); strings.Contains(give, ">owner</option>") ||
+			!strings.Contains(give, ">admin</option>") || !strings.Contains(give, ">reports-only</option>") {
+			t.Errorf("the key role menu of an admin: %s", give)
+		}
+		if resp, page := ada.post("/keys", url.Values{"name": {"ada's export"}, "role": {"admin"}, "days": {"30"}}); resp.StatusCode != http.StatusOK ||
+			!strings.Contains(page, `id="api-key"`) {
+			t.Errorf("an admin creating a key with a role offered: %d", resp.StatusCode)
+		}
+		_, page = owner.get("/keys")
+		if give := regexp.MustCompile(`(?s)<select name="role">.*?</select>`).FindString(page); !strings.Contains(give, ">owner</option>") {
+			t.Errorf("the key role menu of the owner: %s", give)
+		}
 		// A manager sees the users (users:read) but may grant nothing
 		// (no users:manage): no role is offered, not even their own.
 		const manager, managerPW = "meg@demo.example", "copper kettle evening rain 89"

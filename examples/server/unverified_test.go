@@ -25,24 +25,30 @@ func TestUsersShowUnverifiedEmail(t *testing.T) {
 	if _, list := owner.get("/users"); strings.Contains(list, badge) {
 		t.Fatal("an administrator's user shown unverified")
 	}
-	ctx := t.Context()
-	g := owner.con.g
-	res, err := g.Login(ctx, guard.LoginRequest{Tenant: demoTenant, Email: "sam@demo.example", Password: "plum tree on the hill 42",
-		IP: "203.0.113.9", UserAgent: "test"})
-	if err != nil || res.Token == "" {
-		t.Fatalf("Sam's sign-in: %+v, %v", res, err)
-	}
-	p, err := g.Authenticate(ctx, res.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.ChangeEmail(ctx, p, "sam.new@demo.example"); err != nil {
-		t.Fatal(err)
-	}
+	changeOwnEmail(t, owner.con.g, "sam@demo.example", "plum tree on the hill 42", "sam.new@demo.example")
 	if _, list := owner.get("/users"); !strings.Contains(list, "sam.new@demo.example</span> <span class=\"badge warn\"") || strings.Count(list, badge) != 1 {
 		t.Error("the users list does not show Sam's address unverified")
 	}
 	if _, page := owner.get(user); !strings.Contains(page, badge) {
 		t.Error("Sam's page does not show the address unverified")
+	}
+}
+
+// changeOwnEmail signs in as email with password and changes the user's
+// own address to newEmail with guard's ChangeEmail: it is stored
+// unverified.
+func changeOwnEmail(t *testing.T, g *guard.Guard, email, password, newEmail string) {
+	t.Helper()
+	ctx := t.Context()
+	res, err := g.Login(ctx, guard.LoginRequest{Tenant: demoTenant, Email: email, Password: password, IP: "203.0.113.9", UserAgent: "test"})
+	if err != nil || res.Token == "" {
+		t.Fatalf("sign-in as %s: %+v, %v", email, res, err)
+	}
+	p, err := g.Authenticate(ctx, res.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.ChangeEmail(ctx, p, newEmail); err != nil {
+		t.Fatal(err)
 	}
 }
