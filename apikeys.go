@@ -30,7 +30,11 @@ type NewAPIKey struct {
 // clear: show it to the administrator and forget it; Guard keeps only its
 // hash. It needs a recent authentication. A user deactivated or deleted
 // while the call was under way gets ErrUnauthenticated, and the key is
-// revoked at once.
+// revoked at once. A role the creator may not give (an unknown one, or
+// one with a permission the creator lacks) is refused before anything is
+// created (ErrForbidden, recorded as a failed apikey.created, reason
+// escalation); one taken from the creator while the key is being made is
+// refused by the grant itself, and the key is then revoked.
 func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (string, auth.APIKey, error) {
 	if err := g.may(ctx, by, nk.Tenant, rbac.APIKeys, rbac.Manage); err != nil {
 		return "", auth.APIKey{}, err
@@ -53,6 +57,9 @@ func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (s
 	now := g.now().UTC().Truncate(time.Microsecond)
 	if !nk.ExpiresAt.IsZero() && !nk.ExpiresAt.After(now) {
 		return "", auth.APIKey{}, &InputError{Field: "expiry", Reason: "must be in the future"}
+	}
+	if err := g.mayGrantAll(ctx, by, nk.Tenant, audit.APIKeyCreated, clip(nk.Name, 100), nk.Roles); err != nil {
+		return "", auth.APIKey{}, err
 	}
 	id, err := newID(g.rand)
 	if err != nil {

@@ -81,7 +81,7 @@ func (g *Guard) CreateUser(ctx context.Context, by Principal, nu NewUser) (User,
 	if err := auth.CheckName(nu.Name); err != nil {
 		return User{}, err
 	}
-	if err := g.mayGrantAll(ctx, by, nu.Tenant, email, nu.Roles); err != nil {
+	if err := g.mayGrantAll(ctx, by, nu.Tenant, audit.UserCreated, clip(email, 320), nu.Roles); err != nil {
 		return User{}, err
 	}
 	now := g.now().UTC().Truncate(time.Microsecond)
@@ -120,12 +120,13 @@ func (g *Guard) CreateUser(ctx context.Context, by Principal, nu NewUser) (User,
 	return userView(u), nil
 }
 
-// mayGrantAll refuses, before a user is created, roles the creator may not
-// give (an unknown role, or one with a permission the creator lacks: see
-// GrantRole), so that a refused creation leaves nothing behind, not even
-// for a moment; an escalation is recorded as a failed user.created naming
-// the address and the role.
-func (g *Guard) mayGrantAll(ctx context.Context, by Principal, tenant, email string, roles []string) error {
+// mayGrantAll refuses, before a user or an API key is created, roles the
+// creator may not give (an unknown role, or one with a permission the
+// creator lacks: see GrantRole), so that a refused creation leaves nothing
+// behind, not even for a moment; an escalation is recorded as a failed
+// action (user.created naming the address, apikey.created naming the
+// key's name) with the role.
+func (g *Guard) mayGrantAll(ctx context.Context, by Principal, tenant string, action audit.Action, target string, roles []string) error {
 	if len(roles) == 0 || g.rbac == nil {
 		return nil
 	}
@@ -143,7 +144,7 @@ func (g *Guard) mayGrantAll(ctx context.Context, by Principal, tenant, email str
 			return rbac.ErrRoleNotFound
 		}
 		if !holdsAll(perms, defined[i]) {
-			e := g.adminEvent(by, tenant, audit.UserCreated, clip(email, 320))
+			e := g.adminEvent(by, tenant, action, target)
 			e.Outcome, e.Reason, e.Meta = audit.Failure, "escalation", map[string]string{"role": role}
 			if err := g.record(ctx, e); err != nil {
 				return err
