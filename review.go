@@ -559,7 +559,8 @@ func (g *Guard) scanUsers(ctx context.Context, tenant string, f func([]auth.User
 // summaryView is the User of a summary.
 func summaryView(tenant string, u auth.UserSummary) User {
 	return User{ID: u.ID, Tenant: tenant, Email: u.Email, EmailUnverified: u.EmailUnverified, Name: u.Name, Status: u.Status, HasPassword: u.HasPassword,
-		PasswordChangedAt: u.PasswordChangedAt, CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt, LastSSOAt: u.LastSSOAt}
+		PasswordChangedAt: u.PasswordChangedAt, PasswordExpired: u.PasswordExpired, CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt,
+		LastSSOAt: u.LastSSOAt}
 }
 
 // unusedKeys lists the tenant's usable API keys that were never used or

@@ -625,3 +625,27 @@ func TestAccessReviewAdminWarningSkipsDeactivated(t *testing.T) {
 		t.Errorf("Totals.Admins %d, admins filter %d; want 3 (the deactivated one included)", rv.Totals.Admins, rv.Count(guard.ReviewAdmins))
 	}
 }
+
+// A review row says when a user's password must be changed at the next
+// sign-in (an administrator marked it compromised): the rows come from the
+// stores' user summaries, which used to leave PasswordExpired out, so every
+// row said false.
+func TestAccessReviewPasswordExpired(t *testing.T) {
+	f := newFixture(t)
+	owner, _ := f.userWithRoles(t, "olga@example.test", rbac.Owner)
+	mark, _ := f.userWithRoles(t, "mark@example.test", rbac.Member)
+	kept, _ := f.userWithRoles(t, "kim@example.test", rbac.Member)
+	if err := f.g.ExpirePassword(f.ctx, guard.System("test"), tenantID, mark.UserID); err != nil {
+		t.Fatal(err)
+	}
+	rv, err := f.g.AccessReview(f.ctx, owner, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := rowOf(rv, mark.UserID); !u.PasswordExpired {
+		t.Errorf("row of a user whose password was marked compromised: %+v, want PasswordExpired", u)
+	}
+	if u, _ := rowOf(rv, kept.UserID); u.PasswordExpired {
+		t.Errorf("row of a user whose password stands: %+v, want no PasswordExpired", u)
+	}
+}

@@ -67,15 +67,20 @@ type UserSummary struct {
 	// HasPassword reports whether the user's PasswordHash is not "".
 	HasPassword       bool
 	PasswordChangedAt time.Time
-	CreatedAt         time.Time
-	LastLoginAt       time.Time // zero if never
-	LastSSOAt         time.Time // zero if never (see User.LastSSOAt)
+	// PasswordExpired is User.PasswordExpired: the password must be
+	// changed at the next sign-in (an administrator marked it
+	// compromised).
+	PasswordExpired bool
+	CreatedAt       time.Time
+	LastLoginAt     time.Time // zero if never
+	LastSSOAt       time.Time // zero if never (see User.LastSSOAt)
 }
 
 // Summary returns the summary of u.
 func (u User) Summary() UserSummary {
 	return UserSummary{ID: u.ID, Email: u.Email, EmailUnverified: u.EmailUnverified, Name: u.Name, Status: u.Status, HasPassword: u.PasswordHash != "",
-		PasswordChangedAt: u.PasswordChangedAt, CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt, LastSSOAt: u.LastSSOAt}
+		PasswordChangedAt: u.PasswordChangedAt, PasswordExpired: u.PasswordExpired, CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt,
+		LastSSOAt: u.LastSSOAt}
 }
 
 // Errors returned by stores and by this package. Compare with errors.Is.

@@ -319,6 +319,7 @@ var summaryTests = []test[*userChecker]{
 		sso.EmailUnverified = true
 		pw := mkUser("t", "b")
 		pw.PasswordHistory = hashes("old-2", "old-1")
+		pw.PasswordExpired = true
 		fresh := mkUser("t", "c")
 		fresh.PasswordChangedAt = time.Time{}
 		c.create(sso, pw, fresh)
@@ -335,6 +336,9 @@ var summaryTests = []test[*userChecker]{
 		}
 		if !got[0].EmailUnverified || got[1].EmailUnverified || got[2].EmailUnverified {
 			t.Errorf("EmailUnverified = %v, %v, %v; want true, false, false", got[0].EmailUnverified, got[1].EmailUnverified, got[2].EmailUnverified)
+		}
+		if got[0].PasswordExpired || !got[1].PasswordExpired || got[2].PasswordExpired {
+			t.Errorf("PasswordExpired = %v, %v, %v; want false, true, false", got[0].PasswordExpired, got[1].PasswordExpired, got[2].PasswordExpired)
 		}
 	}},
 	{"LimitZeroReturnsNone", func(t *testing.T, c *userChecker) {
@@ -1316,7 +1320,8 @@ func (c *userChecker) wantList(tenant, after string, limit int, want []auth.User
 // stands for HasPassword.
 func summaryUser(s auth.UserSummary) auth.User {
 	u := auth.User{ID: s.ID, Email: s.Email, EmailUnverified: s.EmailUnverified, Name: s.Name, Status: s.Status,
-		PasswordChangedAt: s.PasswordChangedAt, CreatedAt: s.CreatedAt, LastLoginAt: s.LastLoginAt, LastSSOAt: s.LastSSOAt}
+		PasswordChangedAt: s.PasswordChangedAt, PasswordExpired: s.PasswordExpired, CreatedAt: s.CreatedAt, LastLoginAt: s.LastLoginAt,
+		LastSSOAt: s.LastSSOAt}
 	if s.HasPassword {
 		u.PasswordHash = "(a password)"
 	}

@@ -40,7 +40,7 @@ func newUserSQL(q string) userSQL {
 		list:    s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`),
 		delete:  s(`DELETE FROM {s}.users WHERE tenant = $1 AND id = $2`),
 		summaries: s(`SELECT id, email, name, status, password_hash <> '', password_changed_at, created_at, last_login_at, last_sso_at,
-				email_unverified
+				email_unverified, password_expired
 			FROM {s}.users WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`),
 
 		setStatus: s(`UPDATE {s}.users SET status = $3 WHERE tenant = $1 AND id = $2`),
@@ -181,7 +181,7 @@ func (s *Users) ListUserSummaries(ctx context.Context, tenant, after string, lim
 		var status string
 		var changed, created, lastLogin, lastSSO *time.Time
 		if err := r.Scan(&u.ID, &u.Email, &u.Name, &status, &u.HasPassword, &changed, &created, &lastLogin, &lastSSO,
-			&u.EmailUnverified); err != nil {
+			&u.EmailUnverified, &u.PasswordExpired); err != nil {
 			return auth.UserSummary{}, err
 		}
 		u.Status = auth.Status(status)

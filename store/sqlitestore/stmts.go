@@ -216,7 +216,7 @@ var queries = func() (q [numStmts]string) {
 			ifnull(group_concat(octet_length(name), ','), ''), ifnull(group_concat(octet_length(status), ','), ''),
 			ifnull(group_concat(password_hash <> '', ','), ''), ifnull(group_concat(ifnull(password_changed_at, ''), ','), ''),
 			ifnull(group_concat(created_at, ','), ''), ifnull(group_concat(ifnull(last_login_at, ''), ','), ''),
-			ifnull(group_concat(ifnull(last_sso_at, ''), ','), ''), ifnull(group_concat(email_unverified, ','), ''),
+			ifnull(group_concat(ifnull(last_sso_at, ''), ','), ''), ifnull(group_concat(email_unverified + 2 * password_expired, ','), ''),
 			ifnull(group_concat(id || email || name || status, ''), '')
 		FROM guard_users WHERE tenant = ?1 AND id > ?2 AND id <= coalesce(
 			(SELECT id FROM guard_users WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT 1 OFFSET ?3 - 1),
