@@ -92,11 +92,19 @@ func (g *Guard) UserByEmail(ctx context.Context, by Principal, tenant, email str
 // invitation or reset link voids the older one. Like a reset link it is
 // bound to the address it was mailed to: it stops working if the user's
 // email changes (ResetPassword takes it).
+//
+// A caller who could not grant every role the user holds is refused
+// (ErrForbidden, recorded as a failed user.invited with reason
+// escalation, nothing sent: the link sets the password without the
+// current one; see "Acting on a more privileged user"). A deactivated
+// user gives an *InputError, an unknown one ErrUserNotFound, a store
+// failure ErrUnavailable (an invitation stored but not recorded is
+// deleted again).
 func (g *Guard) SendInvitation(ctx context.Context, by Principal, tenant, userID string) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
 	}
-	u, err := g.loadUser(ctx, by, tenant, userID, rbac.Manage)
+	u, _, err := g.loadTarget(ctx, by, tenant, userID, audit.UserInvited)
 	if err != nil {
 		return err
 	}
