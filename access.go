@@ -441,7 +441,10 @@ func (g *Guard) changeGrant(ctx context.Context, by Principal, tenant, subject, 
 }
 
 // changeRole changes one grant and records it (undoing it if it cannot be
-// recorded); it reports whether the subject's roles changed.
+// recorded); it reports whether the subject's roles changed. A refusal is
+// recorded as a failed event of the change with reason escalation (a role
+// the changer could not grant), or no_permission (no right to change
+// grants at all, rbac.ErrDenied).
 func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, role string, grant bool) (rbac.Subject, bool, error) {
 	if err := g.needRBAC(); err != nil {
 		return rbac.Subject{}, false, err
@@ -485,8 +488,14 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 	if err != nil {
 		err = rbacErr("change role", err)
 		if errors.Is(err, ErrForbidden) {
+			// As policyRefused: no right to change roles at all is no
+			// escalation.
+			reason := "escalation"
+			if errors.Is(err, rbac.ErrDenied) {
+				reason = "no_permission"
+			}
 			e := g.adminEvent(by, tenant, action, sub.String())
-			e.Outcome, e.Reason, e.Meta = audit.Failure, "escalation", map[string]string{"role": role}
+			e.Outcome, e.Reason, e.Meta = audit.Failure, reason, map[string]string{"role": role}
 			if rerr := g.record(ctx, e); rerr != nil {
 				return rbac.Subject{}, false, rerr
 			}

@@ -40,13 +40,30 @@ func (g *Guard) Can(ctx context.Context, p Principal, s rbac.Section, a rbac.Act
 }
 
 // ApprovalRules lists the actions of the tenant that need four-eyes
-// approval.
+// approval. Any user or API key of the tenant may read them, as any may
+// list its approval requests (Approvals): a user needs to know which of
+// their actions wait for a second person, and Authorize tells them
+// action by action anyway; so no permission is needed (settings:read,
+// which the refusals name, included). The system reads any tenant's. A
+// principal of another tenant is refused (ErrForbidden, recorded as
+// access.denied with reason other_tenant), as is one Guard did not make
+// (invalid_principal) and a session whose password must be changed
+// (ErrPasswordChangeRequired, reason password_expired). A store failure
+// is ErrUnavailable.
 func (g *Guard) ApprovalRules(ctx context.Context, by Principal, tenant string) ([]rbac.Permission, error) {
 	if err := g.needRBAC(); err != nil {
 		return nil, err
 	}
-	if by.Kind != KindSystem && by.Tenant != tenant {
+	switch {
+	case by.Kind == KindSystem:
+	case by.Kind != KindUser && by.Kind != KindAPIKey:
+		return nil, g.refused(ctx, by, rbac.Settings, rbac.Read, reasonInvalidPrincipal)
+	case by.Tenant != tenant:
 		return nil, g.denied(ctx, by, rbac.Settings, rbac.Read, "other_tenant")
+	default:
+		if err := g.passwordGate(ctx, by, rbac.Settings, rbac.Read); err != nil {
+			return nil, err
+		}
 	}
 	ps, err := g.rbac.ApprovalRequired(ctx, tenant)
 	return ps, rbacErr("approval rules", err)
@@ -75,11 +92,19 @@ func (g *Guard) UserByEmail(ctx context.Context, by Principal, tenant, email str
 // invitation or reset link voids the older one. Like a reset link it is
 // bound to the address it was mailed to: it stops working if the user's
 // email changes (ResetPassword takes it).
+//
+// A caller who could not grant every role the user holds is refused
+// (ErrForbidden, recorded as a failed user.invited with reason
+// escalation, nothing sent: the link sets the password without the
+// current one; see "Acting on a more privileged user"). A deactivated
+// user gives an *InputError, an unknown one ErrUserNotFound, a store
+// failure ErrUnavailable (an invitation stored but not recorded is
+// deleted again).
 func (g *Guard) SendInvitation(ctx context.Context, by Principal, tenant, userID string) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
 	}
-	u, err := g.loadUser(ctx, by, tenant, userID, rbac.Manage)
+	u, _, err := g.loadTarget(ctx, by, tenant, userID, audit.UserInvited)
 	if err != nil {
 		return err
 	}

@@ -61,6 +61,43 @@
 // stores. Role and allow-list changes are in force on the next request on
 // every replica: each decision reads the tenant's current version.
 //
+// # Acting on a more privileged user
+//
+// Nobody grants a role whose permissions they do not all hold (GrantRole),
+// nor takes one away (RevokeRole: an admin cannot demote an owner). The
+// same rule holds for what an administrator does to another user's
+// account: a call that removes the user, locks them out, or could help
+// take the account over may be made on user U only by a principal that
+// holds every permission of every role U holds; the system may do
+// anything, and without RBAC every user of a tenant may. Otherwise it is
+// refused with ErrForbidden (matching rbac.ErrEscalation), recorded as a
+// failed event of the call (user.deleted, user.deactivated…) with reason
+// escalation and Meta role naming a role the caller could not grant, as
+// GrantRole records its refusals, and nothing changes. So an admin cannot
+// touch an owner's account in these ways; an owner can touch an admin's.
+// The calls under the rule:
+//
+//   - DeleteUser, DeactivateUser and the deactivations of ApplyReview
+//     (removal, lock-out); DeactivateDormant passes over such users;
+//   - ReactivateUser: an admin cannot bring back an owner the owners
+//     deactivated;
+//   - UnlockUser: lifting a login lock undoes the throttle that guards the
+//     user's password against guessing;
+//   - ExpirePassword: it ends the user's sessions and stops their every
+//     permission until they change the password, at the caller's will;
+//   - SendInvitation: a fresh link that sets the user's password without
+//     the current one, which also voids the user's own reset link.
+//
+// Left to any administrator, because they only end access and cannot
+// lead to a take-over: ending another user's sessions (RevokeSession,
+// RevokeUserSessions), and reading a user's account, factors, sessions or
+// lock state. An administrator changes no other user's email or name
+// (ChangeEmail and RequestEmailChange act on the caller's own account).
+// Role changes follow GrantRole's rule (ApplyReview's downgrades and
+// revocations too). Not yet under the rule: RemoveFactor, by which an
+// administrator removes another user's second factor (and, with the last,
+// their recovery codes) whatever that user's roles.
+//
 // # Errors
 //
 // Failed sign-ins return ErrInvalidCredentials whatever the cause (a wrong

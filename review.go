@@ -667,7 +667,10 @@ type ReviewResult struct {
 // access.denied with reason own_account), a downgrade to a role the
 // reviewer could not grant or the removal of one (ErrForbidden, recorded
 // as GrantRole and RevokeRole record it: a failed role.granted or
-// role.revoked with reason escalation), decisions that would
+// role.revoked with reason escalation), the deactivation of a user holding
+// a role the reviewer could not grant (ErrForbidden, recorded as a failed
+// user.deactivated with reason escalation: see "Acting on a more
+// privileged user"), decisions that would
 // leave the tenant without an active owner (rbac.ErrLastOwner), or one
 // that would deactivate the break-glass owner of a tenant that requires
 // SSO, or take the owner role from them (ErrBreakGlassUser), change
@@ -747,20 +750,6 @@ func (g *Guard) ApplyReview(ctx context.Context, by Principal, tenant string, ds
 	return res, nil
 }
 
-// escalation records a decision of a review that would grant or take
-// away a role the reviewer could not grant, as GrantRole and RevokeRole
-// record theirs (role.granted or role.revoked, failed, reason escalation,
-// Meta role), and returns ErrForbidden (ErrUnavailable if the refusal
-// cannot be recorded).
-func (g *Guard) escalation(ctx context.Context, by Principal, tenant string, action audit.Action, userID, role string) error {
-	e := g.adminEvent(by, tenant, action, rbac.User(userID).String())
-	e.Outcome, e.Reason, e.Meta = audit.Failure, "escalation", map[string]string{"role": role}
-	if err := g.record(ctx, e); err != nil {
-		return err
-	}
-	return errors.Join(ErrForbidden, rbac.ErrEscalation)
-}
-
 // plannedDecision is a checked decision with what applying it takes.
 type plannedDecision struct {
 	i      int // the decision's index in the review
@@ -779,6 +768,7 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 		plan     = make([]plannedDecision, 0, len(ds))
 		seen     = map[string]bool{}
 		roleInfo map[string]rbac.RoleInfo
+		defined  []rbac.RoleInfo
 		perms    rbac.Perms
 		keys     map[string]auth.APIKey
 		owners   = map[string]bool{} // decided user → an active owner after the decisions
@@ -786,9 +776,11 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 		// read at the first decision that could take it away.
 		breakGlass *string
 	)
+	// The roles are needed to change them, and to check that the
+	// reviewer outranks a user they deactivate (see outranks).
 	needRoles := false
 	for _, d := range ds {
-		if d.DowngradeTo != "" || len(d.RevokeRoles) > 0 {
+		if d.DowngradeTo != "" || len(d.RevokeRoles) > 0 || d.Deactivate && g.rbac != nil {
 			needRoles = true
 		}
 	}
@@ -800,6 +792,7 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 		if err != nil {
 			return nil, rbacErr("roles", err)
 		}
+		defined = rs
 		roleInfo = make(map[string]rbac.RoleInfo, len(rs))
 		for _, r := range rs {
 			roleInfo[r.Name] = r
@@ -807,14 +800,6 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 		if perms, err = g.permsOf(ctx, by, tenant); err != nil {
 			return nil, err
 		}
-	}
-	holds := func(r rbac.RoleInfo) bool {
-		for _, p := range r.Permissions {
-			if !perms.Has(p.Section, p.Action) {
-				return false
-			}
-		}
-		return true
 	}
 	for i, d := range ds {
 		field := "decisions[" + strconv.Itoa(i) + "]"
@@ -868,7 +853,12 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 		p := plannedDecision{i: i, d: d}
 		var held []string
 		if needRoles {
-			if held, err = g.rbac.RolesOf(ctx, tenant, rbac.User(d.UserID)); err != nil {
+			var ie *rbac.InputError
+			held, err = g.rbac.RolesOf(ctx, tenant, rbac.User(d.UserID))
+			switch {
+			case errors.As(err, &ie) && d.DowngradeTo == "" && len(d.RevokeRoles) == 0:
+				// A deactivation of an ID no role can be granted to.
+			case err != nil:
 				return nil, rbacErr("roles", err)
 			}
 		}
@@ -877,8 +867,8 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 			if !ok {
 				return nil, &InputError{Field: field, Reason: "downgrades to an unknown role"}
 			}
-			if !holds(r) {
-				return nil, g.escalation(ctx, by, tenant, audit.RoleGranted, d.UserID, d.DowngradeTo)
+			if !holdsAll(perms, r) {
+				return nil, g.escalation(ctx, by, tenant, audit.RoleGranted, rbac.User(d.UserID).String(), d.DowngradeTo)
 			}
 			if !slices.Contains(held, d.DowngradeTo) {
 				p.grant = d.DowngradeTo
@@ -901,9 +891,14 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 			}
 		}
 		for _, r := range p.revoke {
-			if info, ok := roleInfo[r]; ok && !holds(info) {
-				return nil, g.escalation(ctx, by, tenant, audit.RoleRevoked, d.UserID, r)
+			if info, ok := roleInfo[r]; ok && !holdsAll(perms, info) {
+				return nil, g.escalation(ctx, by, tenant, audit.RoleRevoked, rbac.User(d.UserID).String(), r)
 			}
+		}
+		// Only a reviewer who outranks the user deactivates them, as for
+		// DeactivateUser.
+		if role, ok := beyond(perms, held, defined); ok && d.Deactivate && by.Kind != KindSystem {
+			return nil, g.escalation(ctx, by, tenant, audit.UserDeactivated, d.UserID, role)
 		}
 		if d.Deactivate || slices.Contains(p.revoke, rbac.Owner) {
 			if breakGlass == nil {
@@ -1106,9 +1101,12 @@ func liveCount(ended []session.Session, now time.Time) int {
 // never deactivated automatically, nor is the break-glass owner of a
 // tenant that requires SSO (rarely used by design): the access review
 // lists them as dormant for a person to decide.
-// A principal other than the system needs users:manage and is never
-// deactivated itself. A store failure stops the run with the error
-// (ErrUnavailable); the users deactivated before it stay deactivated. A
+// A principal other than the system needs users:manage, is never
+// deactivated itself, and passes over the users it does not outrank, who
+// hold a role it could not grant (see "Acting on a more privileged user"
+// in the package documentation), as it passes over owners. A store
+// failure stops the run with the error (ErrUnavailable); the users
+// deactivated before it stay deactivated. A
 // user whose sessions or keys the failure left is deactivated, so no
 // longer dormant: the next run passes over them, and DeactivateUser on
 // them (the access review lists deactivated users), or Maintain at its
@@ -1125,9 +1123,25 @@ func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant stri
 		return nil, nil
 	}
 	ix := newAccessIndex(tenant, pol, g.rbac == nil)
+	// outranked reports whether by could not grant one of roles.
+	outranked := func([]string) bool { return false }
 	if g.rbac != nil {
 		if err := ix.loadRoles(ctx, g.rbac, tenant); err != nil {
 			return nil, err
+		}
+		if by.Kind != KindSystem {
+			perms, err := g.permsOf(ctx, by, tenant)
+			if err != nil {
+				return nil, err
+			}
+			defined, err := g.rbac.Roles(ctx, tenant)
+			if err != nil {
+				return nil, rbacErr("roles", err)
+			}
+			outranked = func(roles []string) bool {
+				_, ok := beyond(perms, roles, defined)
+				return ok
+			}
 		}
 	}
 	now := g.now()
@@ -1135,7 +1149,8 @@ func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant stri
 	if err := g.scanUsers(ctx, tenant, func(batch []auth.UserSummary) {
 		for _, u := range batch {
 			ua := ix.row(u, now, pol.DormantAfter, false)
-			if ua.Dormant && !ua.Owner && !(by.Kind == KindUser && by.UserID == u.ID) && !(pol.RequireSSO && u.ID == pol.BreakGlassUser) {
+			if ua.Dormant && !ua.Owner && !(by.Kind == KindUser && by.UserID == u.ID) && !(pol.RequireSSO && u.ID == pol.BreakGlassUser) &&
+				!outranked(ua.Roles) {
 				dormant = append(dormant, u.ID)
 			}
 		}

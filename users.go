@@ -144,12 +144,7 @@ func (g *Guard) mayGrantAll(ctx context.Context, by Principal, tenant string, ac
 			return rbac.ErrRoleNotFound
 		}
 		if !holdsAll(perms, defined[i]) {
-			e := g.adminEvent(by, tenant, action, target)
-			e.Outcome, e.Reason, e.Meta = audit.Failure, "escalation", map[string]string{"role": role}
-			if err := g.record(ctx, e); err != nil {
-				return err
-			}
-			return rbacErr("change role", rbac.ErrEscalation)
+			return g.escalation(ctx, by, tenant, action, target, role)
 		}
 	}
 	return nil
@@ -240,13 +235,16 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 // creator_deactivated, created_by), then the deactivation as
 // user.deactivated (Meta sessions_ended, api_keys_revoked). A user cannot
 // deactivate themselves (ErrForbidden, recorded as access.denied with
-// reason own_account); the break-glass owner of a tenant that requires
-// SSO cannot be deactivated (ErrBreakGlassUser), nor can the tenant's last
-// active owner (rbac.ErrLastOwner, recorded as a failed user.deactivated
-// with reason last_owner; nothing else changes): make another user an
-// owner first. The last rule holds under concurrency: of two owners
-// deactivated at once, each by the other, at least one stays active (one
-// call is refused, or both when they overlap closely). A call whose
+// reason own_account), nor anyone a user holding a role they could not
+// grant (ErrForbidden, recorded as a failed user.deactivated with reason
+// escalation, nothing changed: see "Acting on a more privileged user");
+// the break-glass owner of a tenant that requires SSO cannot be
+// deactivated (ErrBreakGlassUser), nor can the tenant's last active owner
+// (rbac.ErrLastOwner, recorded as a failed user.deactivated with reason
+// last_owner; nothing else changes): make another user an owner first.
+// The last rule holds under concurrency: of two owners deactivated at
+// once, each by the other, at least one stays active (one call is
+// refused, or both when they overlap closely). A call whose
 // deactivation another caller undid meanwhile (both deactivating the last
 // owner) is refused with ErrConflict (recorded with reason conflict),
 // never reported done.
@@ -263,7 +261,7 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 	if by.Kind == KindUser && by.UserID == id {
 		return g.refused(ctx, by, rbac.Users, rbac.Manage, reasonOwnAccount)
 	}
-	if _, err := g.loadUser(ctx, by, tenant, id, rbac.Manage); err != nil {
+	if _, _, err := g.loadTarget(ctx, by, tenant, id, audit.UserDeactivated); err != nil {
 		return err
 	}
 	if err := g.keepBreakGlass(ctx, by, tenant, id, audit.UserDeactivated, id); err != nil {
@@ -275,12 +273,18 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 
 // ReactivateUser makes a deactivated user active again. The API keys
 // revoked when the user was deactivated stay revoked: a revoked key never
-// comes back, and the user creates new ones. A reactivation that cannot
-// be recorded in the audit log does not stand: the user's previous status
-// is set back and ErrUnavailable returned (if that fails too, the user
-// stays active, unrecorded, and ErrUnavailable is returned).
+// comes back, and the user creates new ones. It needs users:manage, and
+// a caller who could not grant every role the user holds is refused
+// (ErrForbidden, recorded as a failed user.reactivated with reason
+// escalation: an admin does not bring back an owner the owners
+// deactivated; see "Acting on a more privileged user"), nothing changed.
+// An unknown user gives ErrUserNotFound, a store failure ErrUnavailable.
+// A reactivation that cannot be recorded in the audit log does not stand:
+// the user's previous status is set back and ErrUnavailable returned (if
+// that fails too, the user stays active, unrecorded, and ErrUnavailable is
+// returned).
 func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id string) error {
-	u, err := g.loadUser(ctx, by, tenant, id, rbac.Manage)
+	u, _, err := g.loadTarget(ctx, by, tenant, id, audit.UserReactivated)
 	if err != nil {
 		return err
 	}
@@ -298,20 +302,26 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 // (each recorded as apikey.revoked, Meta reason creator_deleted), removes
 // the user and clears their throttle state; user.deleted has Meta email
 // and api_keys_revoked. A user cannot delete themselves (ErrForbidden,
-// recorded as access.denied with reason own_account); the break-glass
-// owner of a tenant that requires SSO cannot be deleted
-// (ErrBreakGlassUser). A store failure gives ErrUnavailable and leaves the
-// user deactivated, with what was done so far (sessions ended, keys
-// revoked, roles taken, in that order): calling DeleteUser again finishes
-// the job. Once the user's record is removed, the deletion is recorded
-// before the rest is cleared (the sessions of a sign-in that raced with
-// it, the second factors, the login throttle state of the address): a
-// failure there returns ErrUnavailable with the user deleted and on
-// record, and that rest left behind. The tenant's last active owner
-// cannot be deleted (rbac.ErrLastOwner, recorded as a failed user.deleted
-// with reason last_owner): make another user an owner first. As for
-// DeactivateUser, this holds when the owners are deactivated or deleted
-// concurrently.
+// recorded as access.denied with reason own_account), nor anyone a user
+// holding a role they could not grant (ErrForbidden, recorded as a
+// failed user.deleted with reason escalation, nothing changed: an admin
+// cannot delete an owner; see "Acting on a more privileged user"); the
+// roles are taken with the deleter's permissions, so a role of that kind
+// granted to the user meanwhile stops the deletion there (ErrForbidden,
+// recorded the same way), the user deactivated, sessions ended and keys
+// revoked, for someone who may to finish. The break-glass owner of a
+// tenant that requires SSO cannot be deleted (ErrBreakGlassUser). A store
+// failure gives ErrUnavailable and leaves the user deactivated, with what
+// was done so far (sessions ended, keys revoked, roles taken, in that
+// order): calling DeleteUser again finishes the job. Once the user's
+// record is removed, the deletion is recorded before the rest is cleared
+// (the sessions of a sign-in that raced with it, the second factors, the
+// login throttle state of the address): a failure there returns
+// ErrUnavailable with the user deleted and on record, and that rest left
+// behind. The tenant's last active owner cannot be deleted
+// (rbac.ErrLastOwner, recorded as a failed user.deleted with reason
+// last_owner): make another user an owner first. As for DeactivateUser,
+// this holds when the owners are deactivated or deleted concurrently.
 // A deletion revokes, so it stands even when it cannot be recorded: a
 // failure to record leaves the user deleted, their sessions ended, keys
 // revoked and roles taken (the rest not cleared), and returns
@@ -327,7 +337,7 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 	if by.Kind == KindUser && by.UserID == id {
 		return g.refused(ctx, by, rbac.Users, rbac.Manage, reasonOwnAccount)
 	}
-	u, err := g.loadUser(ctx, by, tenant, id, rbac.Manage)
+	u, perms, err := g.loadTarget(ctx, by, tenant, id, audit.UserDeleted)
 	if err != nil {
 		return err
 	}
@@ -352,10 +362,12 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 		return err
 	}
 	// The roles go while the user can still be found: a failure leaves
-	// the user deactivated, without them, for a call again to finish.
+	// the user deactivated, without them, for a call again to finish. They
+	// go with the deleter's permissions: a role the deleter could not
+	// grant, given to the user since loadTarget, stops the deletion.
 	if g.rbac != nil {
-		if err := g.rbac.RevokeAll(ctx, g.rbac.AllPerms(), tenant, rbac.User(id)); err != nil && !errors.Is(err, rbac.ErrLastOwner) {
-			return rbacErr("revoke roles", err)
+		if err := g.rbac.RevokeAll(ctx, perms, tenant, rbac.User(id)); err != nil && !errors.Is(err, rbac.ErrLastOwner) {
+			return g.policyRefused(ctx, by, tenant, audit.UserDeleted, id, rbacErr("revoke roles", err))
 		}
 	}
 	if err := g.stores.Users.DeleteUser(ctx, tenant, id); err != nil {
@@ -386,13 +398,17 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 }
 
 // UnlockUser lifts a user's login lock (temporary or permanent) and clears
-// their failure count. The failures cleared cannot be put back, so the
-// unlock is recorded (user.unlocked) before it is done: if it cannot be
+// their failure count. It needs users:manage, and a caller who could not
+// grant every role the user holds is refused (ErrForbidden, recorded as a
+// failed user.unlocked with reason escalation: the lock guards the user's
+// password against guessing; see "Acting on a more privileged user"),
+// the lock kept. The failures cleared cannot be put back, so the unlock
+// is recorded (user.unlocked) before it is done: if it cannot be
 // recorded, ErrUnavailable is returned and the lock stays. A store failure
 // after the record returns ErrUnavailable with the unlock on record but
 // not done (the lock stays): call UnlockUser again.
 func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string) error {
-	u, err := g.loadUser(ctx, by, tenant, id, rbac.Manage)
+	u, _, err := g.loadTarget(ctx, by, tenant, id, audit.UserUnlocked)
 	if err != nil {
 		return err
 	}
@@ -418,18 +434,21 @@ func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string)
 // default (NIST SP 800-63B): this is how an administrator asks for a
 // change when a password is known or suspected to be compromised.
 //
-// It needs users:manage in the user's tenant. A user cannot expire their
-// own password (ErrForbidden, recorded as access.denied with reason
-// own_account: ChangePassword is for that); a user without
-// a password gives an *InputError, an unknown user ErrUserNotFound, and
-// nothing changes. A store failure gives ErrUnavailable. It is recorded as
+// It needs users:manage in the user's tenant, and holding every
+// permission of every role the user holds (ErrForbidden otherwise,
+// recorded as a failed password.expired with reason escalation, nothing
+// changed: see "Acting on a more privileged user"). A user cannot expire
+// their own password (ErrForbidden, recorded as access.denied with reason
+// own_account: ChangePassword is for that); a user without a password
+// gives an *InputError, an unknown user ErrUserNotFound, and nothing
+// changes. A store failure gives ErrUnavailable. It is recorded as
 // password.expired (Meta sessions_ended); if the event cannot be recorded
 // the error is returned and the mark and the ended sessions stay.
 func (g *Guard) ExpirePassword(ctx context.Context, by Principal, tenant, id string) error {
 	if isSelf(by, tenant, id) {
 		return g.refused(ctx, by, rbac.Users, rbac.Manage, reasonOwnAccount)
 	}
-	u, err := g.loadUser(ctx, by, tenant, id, rbac.Manage)
+	u, _, err := g.loadTarget(ctx, by, tenant, id, audit.PasswordExpired)
 	if err != nil {
 		return err
 	}
@@ -469,6 +488,85 @@ func (g *Guard) LockState(ctx context.Context, by Principal, tenant, id string) 
 		return auth.State{}, unavailable("throttle", err)
 	}
 	return st, nil
+}
+
+// loadTarget is loadUser for an action (recorded as action when refused)
+// that needs users:manage and may only be taken on a user by someone who
+// outranks them: see "Acting on a more privileged user" in the package
+// documentation. It returns the user and by's permissions (none without
+// RBAC).
+func (g *Guard) loadTarget(ctx context.Context, by Principal, tenant, id string, action audit.Action) (auth.User, rbac.Perms, error) {
+	u, err := g.loadUser(ctx, by, tenant, id, rbac.Manage)
+	if err != nil {
+		return auth.User{}, rbac.Perms{}, err
+	}
+	perms, err := g.outranks(ctx, by, tenant, id, action)
+	if err != nil {
+		return auth.User{}, rbac.Perms{}, err
+	}
+	return u, perms, nil
+}
+
+// outranks returns by's permissions if by holds every permission of every
+// role user id of tenant holds (the system does; without RBAC every user
+// does, and the permissions are none). Otherwise it records action on id
+// as failed with reason escalation, naming the first role by could not
+// grant (Meta role), as GrantRole records its refusals, and returns
+// ErrForbidden (ErrUnavailable if the refusal cannot be recorded). A
+// store failure is ErrUnavailable: nothing is allowed unchecked.
+func (g *Guard) outranks(ctx context.Context, by Principal, tenant, id string, action audit.Action) (rbac.Perms, error) {
+	if g.rbac == nil {
+		return rbac.Perms{}, nil
+	}
+	perms, err := g.permsOf(ctx, by, tenant)
+	if err != nil || by.Kind == KindSystem {
+		return perms, err
+	}
+	held, err := g.rbac.RolesOf(ctx, tenant, rbac.User(id))
+	var ie *rbac.InputError
+	switch {
+	case errors.As(err, &ie):
+		return perms, nil // an ID no role can be granted to
+	case err != nil:
+		return rbac.Perms{}, rbacErr("roles", err)
+	case len(held) == 0:
+		return perms, nil
+	}
+	defined, err := g.rbac.Roles(ctx, tenant)
+	if err != nil {
+		return rbac.Perms{}, rbacErr("roles", err)
+	}
+	if role, ok := beyond(perms, held, defined); ok {
+		return rbac.Perms{}, g.escalation(ctx, by, tenant, action, id, role)
+	}
+	return perms, nil
+}
+
+// beyond returns the first of roles that perms does not hold every
+// permission of, and whether there is one. A role missing from defined
+// (deleted meanwhile) counts as one: the check fails closed.
+func beyond(perms rbac.Perms, roles []string, defined []rbac.RoleInfo) (string, bool) {
+	for _, role := range roles {
+		i := slices.IndexFunc(defined, func(r rbac.RoleInfo) bool { return r.Name == role })
+		if i < 0 || !holdsAll(perms, defined[i]) {
+			return role, true
+		}
+	}
+	return "", false
+}
+
+// escalation records action on target as failed with reason escalation,
+// naming the role the actor could not grant (Meta role), as GrantRole and
+// RevokeRole record theirs, and returns ErrForbidden (matching
+// rbac.ErrEscalation), or ErrUnavailable if the refusal cannot be
+// recorded.
+func (g *Guard) escalation(ctx context.Context, by Principal, tenant string, action audit.Action, target, role string) error {
+	e := g.adminEvent(by, tenant, action, target)
+	e.Outcome, e.Reason, e.Meta = audit.Failure, "escalation", map[string]string{"role": role}
+	if err := g.record(ctx, e); err != nil {
+		return err
+	}
+	return rbacErr("change role", rbac.ErrEscalation)
 }
 
 func (g *Guard) loadUser(ctx context.Context, by Principal, tenant, id string, a rbac.Action) (auth.User, error) {
