@@ -25,6 +25,7 @@ const (
 	reasonPrevMismatch   = "prev mac mismatch"
 	reasonMACMismatch    = "mac mismatch"
 	reasonMissingEvents  = "missing events"
+	reasonReplaced       = "replaced event"
 )
 
 // chainTime is the form of a time that is MACed and stored: UTC, truncated

@@ -1,0 +1,37 @@
+package sqlitestore_test
+
+import (
+	"testing"
+
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/audit/audittest"
+)
+
+func TestAuditTamperConformance(t *testing.T) {
+	audittest.RunTamper(t, func(t *testing.T) (audit.Store, audittest.Tamper) {
+		s := openStore(t)
+		db := s.DB()
+		exec := func(stmts []string, args ...any) error {
+			for _, stmt := range stmts {
+				if _, err := db.Exec(stmt, args...); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		return s.Audit, audittest.Tamper{
+			Truncate: func(tenant string, seq uint64) error {
+				stmts := []string{
+					`DELETE FROM guard_audit_tail WHERE tenant = ?1 AND seq > ?2`,
+					`DELETE FROM guard_audit_events WHERE tenant = ?1 AND seq > ?2`,
+					`UPDATE guard_audit_heads SET seq = ?2, mac = (SELECT mac FROM guard_audit_tail WHERE tenant = ?1 AND seq = ?2
+						UNION ALL SELECT mac FROM guard_audit_events WHERE tenant = ?1 AND seq = ?2) WHERE tenant = ?1`,
+				}
+				if seq == 0 {
+					stmts[2] = `DELETE FROM guard_audit_heads WHERE tenant = ?1 AND ?2 = 0`
+				}
+				return exec(stmts, tenant, int64(seq))
+			},
+		}
+	})
+}
