@@ -67,7 +67,10 @@
 // with the same key, holding the Seq and MAC of the last purged event, so the
 // remaining events still verify. Purge verifies the events it deletes first
 // and refuses to delete a broken chain (ErrTampered), so retention never
-// launders tampering. The facade records an [AuditPurged] event.
+// launders tampering. The facade records an [AuditPurged] event. An event
+// stored at or below the checkpoint's Seq was not left there by Purge:
+// Verify reports it ("event below checkpoint"), and Query and Export never
+// show it.
 //
 // # Concurrency
 //

@@ -639,21 +639,25 @@ type Report struct {
 	OK       bool
 	Checked  int    // events verified
 	FirstBad uint64 // Seq of the first broken event (0 if OK)
-	// Reason says why FirstBad is broken: "bad checkpoint", "sequence gap"
-	// (an event is missing or out of place), "tenant mismatch", "prev mac
-	// mismatch", "mac mismatch", "missing events" (the chain ends before the
-	// last event this Log appended) or "replaced event" (FirstBad is not the
-	// event this Log appended there). Empty if OK.
+	// Reason says why FirstBad is broken: "bad checkpoint", "event below
+	// checkpoint" (a stored event has a Seq the checkpoint says was purged),
+	// "sequence gap" (an event is missing or out of place), "tenant
+	// mismatch", "prev mac mismatch", "mac mismatch", "missing events" (the
+	// chain ends before the last event this Log appended) or "replaced
+	// event" (FirstBad is not the event this Log appended there). Empty if
+	// OK.
 	Reason string
 	// Head is the last link verified: the newest event when OK, otherwise
 	// the one before FirstBad (the checkpoint's link, or the zero Link, when
-	// there is none).
+	// there is none; the checkpoint's link for an event below checkpoint).
 	Head Link
 }
 
-// Verify walks tenant's chain from its checkpoint to its newest event,
-// paging through Store.Query, and checks the checkpoint's MAC and every
-// event's Seq, tenant, PrevMAC and MAC. It reports the first broken Seq in the Report; it
+// Verify walks tenant's whole stored chain, paging through Store.Query from
+// its first stored event to its newest, and checks the checkpoint's MAC,
+// that no event is stored at or below the checkpoint's Seq (those are
+// purged, and Query and Export never show them), and every event's Seq,
+// tenant, PrevMAC and MAC. It reports the first broken Seq in the Report; it
 // returns an error only when the store fails or tenant is invalid. Against
 // the last event this Log appended for tenant (kept for the Log's lifetime,
 // whatever Record errors came since), it also reports "missing events" when
@@ -689,8 +693,11 @@ func (l *Log) Verify(ctx context.Context, tenant string) (Report, error) {
 	}
 }
 
-// walk verifies tenant's chain from its checkpoint, which it returns. The
-// event at appended.Seq must carry appended.MAC.
+// walk verifies tenant's stored chain and returns its checkpoint. It reads
+// from the first stored event, not from the checkpoint, so that an event
+// stored at or below the checkpoint's Seq is found (the first event of an
+// untampered chain is the checkpoint's Seq+1, which the store finds with
+// one index range). The event at appended.Seq must carry appended.MAC.
 // When stop is not nil, the walk ends, successfully, before the first event
 // for which stop returns true.
 func (l *Log) walk(ctx context.Context, tenant string, appended Link, stop func(*Event) bool) (Report, Checkpoint, error) {
@@ -704,13 +711,18 @@ func (l *Log) walk(ctx context.Context, tenant string, appended Link, stop func(
 		return Report{FirstBad: max(cp.Seq, 1), Reason: reasonBadCheckpoint}, cp, nil
 	}
 	rep := Report{Head: Link{Seq: cp.Seq, MAC: cp.MAC}}
+	var after uint64 // the first page starts at the beginning: see above
 	for {
-		events, err := l.store.Query(ctx, tenant, Query{After: rep.Head.Seq, Limit: MaxLimit})
+		events, err := l.store.Query(ctx, tenant, Query{After: after, Limit: MaxLimit})
 		if err != nil {
 			return Report{}, cp, fmt.Errorf("audit: reading events: %w", err)
 		}
 		for i := range events {
 			e := &events[i]
+			if e.Seq <= cp.Seq {
+				rep.FirstBad, rep.Reason = e.Seq, reasonBelowCheckpoint
+				return rep, cp, nil
+			}
 			if stop != nil && stop(e) {
 				rep.OK = true
 				return rep, cp, nil
@@ -730,6 +742,7 @@ func (l *Log) walk(ctx context.Context, tenant string, appended Link, stop func(
 			rep.OK = true
 			return rep, cp, nil
 		}
+		after = rep.Head.Seq
 	}
 }
 
@@ -746,12 +759,19 @@ type Page struct {
 // Failure, an Actor or Action no event can hold (longer than MaxFieldSize,
 // not UTF-8) or a From after To gives an *InputError. To read the next page,
 // set q.After to Page.Next. Query does not verify the chain; Verify does.
+// Query never returns an event at or below the Seq of tenant's checkpoint:
+// those events were purged, and one stored there anyway is tampering, which
+// Verify reports. A store error is returned wrapped.
 func (l *Log) Query(ctx context.Context, tenant string, q Query) (Page, error) {
 	if err := checkTenant(tenant); err != nil {
 		return Page{}, err
 	}
 	if err := checkQuery(q); err != nil {
 		return Page{}, err
+	}
+	purged, err := l.afterCheckpoint(ctx, tenant, &q)
+	if err != nil {
+		return Page{}, fmt.Errorf("audit: querying events: %w", err)
 	}
 	limit := q.Limit
 	if limit == 0 {
@@ -765,8 +785,10 @@ func (l *Log) Query(ctx context.Context, tenant string, q Query) (Page, error) {
 	if err != nil {
 		return Page{}, fmt.Errorf("audit: querying events: %w", err)
 	}
+	events, end := abovePurged(events, purged)
 	var page Page
 	switch {
+	case end: // the checkpoint ends a descending page: nothing follows
 	case len(events) > limit:
 		events = events[:limit]
 		page.Next = events[limit-1].Seq
@@ -776,12 +798,39 @@ func (l *Log) Query(ctx context.Context, tenant string, q Query) (Page, error) {
 		if err != nil {
 			return Page{}, fmt.Errorf("audit: querying events: %w", err)
 		}
-		if len(more) > 0 {
+		if more, _ = abovePurged(more, purged); len(more) > 0 {
 			page.Next = q.After
 		}
 	}
 	page.Events = events
 	return page, nil
+}
+
+// afterCheckpoint reads tenant's checkpoint and returns its Seq: the events
+// at or below it were purged, and Query and Export do not show an event
+// stored there anyway. An ascending q is moved past it here (q.After); a
+// descending page is cut with abovePurged.
+func (l *Log) afterCheckpoint(ctx context.Context, tenant string, q *Query) (uint64, error) {
+	cp, err := l.store.Checkpoint(ctx, tenant)
+	if err != nil {
+		return 0, err
+	}
+	if !q.Desc {
+		q.After = max(q.After, cp.Seq)
+	}
+	return cp.Seq, nil
+}
+
+// abovePurged returns the events of a page, in either order, up to the first
+// one at or below purged (a checkpoint's Seq), and reports whether it met
+// one: in a descending page every later event is below it too.
+func abovePurged(events []Event, purged uint64) ([]Event, bool) {
+	for i := range events {
+		if events[i].Seq <= purged {
+			return events[:i], true
+		}
+	}
+	return events, false
 }
 
 // Purge applies retention to tenant: it deletes the oldest events, up to but
@@ -791,8 +840,8 @@ func (l *Log) Query(ctx context.Context, tenant string, q Query) (Page, error) {
 // none is older than before).
 //
 // Purge first verifies the events it deletes, as Verify does (an event
-// other than this Log appended fails too), and refuses with ErrTampered if
-// they fail. A store error is returned wrapped; ErrConflict means another
+// stored at or below the current checkpoint, or one other than this Log
+// appended, fails too), and refuses with ErrTampered if they fail. A store error is returned wrapped; ErrConflict means another
 // replica purged further meanwhile.
 func (l *Log) Purge(ctx context.Context, tenant string, before time.Time) (int, error) {
 	if err := checkTenant(tenant); err != nil {

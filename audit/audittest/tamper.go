@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +22,9 @@ type Tamper struct {
 	// tenant's head to the event at seq; with seq 0 it also deletes the
 	// head and the checkpoint, as if the tenant never had events.
 	Truncate func(tenant string, seq uint64) error
+	// Insert stores e under e.Tenant as it is, whatever its Seq, PrevMAC
+	// and MAC, and leaves the head and the checkpoint as they are.
+	Insert func(e audit.Event) error
 }
 
 var tamperKey = bytes.Repeat([]byte{0x5a}, audit.MinKeySize)
@@ -26,8 +32,9 @@ var tamperKey = bytes.Repeat([]byte{0x5a}, audit.MinKeySize)
 // RunTamper checks that an audit.Log over the store finds what Tamper does
 // to it: Record refuses (audit.ErrTampered) to continue a chain cut below
 // the last event the Log appended, even after a failed Append, while
-// another replica's appends are no tampering; Verify reports the cut.
-// newStore must return a fresh, empty store and its Tamper on every
+// another replica's appends are no tampering; Verify reports the cut, and
+// an event stored at or below the checkpoint, which Query and Export do not
+// show. newStore must return a fresh, empty store and its Tamper on every
 // call.
 func RunTamper(t *testing.T, newStore func(t *testing.T) (audit.Store, Tamper)) {
 	// A Log that appended Seq 1…5 finds the chain cut back to 3: Verify
@@ -95,6 +102,65 @@ func RunTamper(t *testing.T, newStore func(t *testing.T) (audit.Store, Tamper)) 
 			t.Errorf("Head.Seq = %d, want 15", h.Seq)
 		}
 	})
+	// After a purge to Seq 3, a made-up event is stored at Seq 2 (or 3):
+	// Verify reports it, Purge refuses, and Query and Export, which show
+	// only what Verify checks, do not show it.
+	for _, seq := range []uint64{2, 3} {
+		t.Run(fmt.Sprintf("ForgedEventAtSeq%dBelowCheckpoint", seq), func(t *testing.T) {
+			s, tp := newStore(t)
+			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			l := tamperLog(t, s, func() time.Time { return now })
+			for range 5 {
+				now = now.Add(time.Hour)
+				recordEvents(t, l, "acme", 1)
+			}
+			if n, err := l.Purge(bg(), "acme", now.Add(-90*time.Minute)); err != nil || n != 3 {
+				t.Fatalf("Purge = %d, %v; want 3", n, err)
+			}
+			wantReport(t, l, "acme", 0, "")
+			evs := mustQuery(t, s, "acme", audit.Query{})
+			forged := evs[0] // Seq 4
+			forged.Seq, forged.ID, forged.IP = seq, "forged", "203.0.113.66"
+			forged.Actor = audit.Actor{Kind: audit.ActorUser, ID: "alice", Email: "alice@example.com"}
+			mustTamper(t, tp.Insert(forged))
+			wantReport(t, l, "acme", seq, "event below checkpoint")
+			for _, q := range []audit.Query{{}, {Desc: true}, {Actor: "alice"}, {Desc: true, After: 5}, {Limit: 1}} {
+				p, err := l.Query(bg(), "acme", q)
+				if err != nil {
+					t.Fatalf("Query(%+v): %v", q, err)
+				}
+				want := []uint64{4, 5}
+				switch {
+				case q.Actor != "":
+					want = nil
+				case q.After == 5:
+					want = []uint64{4}
+				case q.Limit == 1:
+					want = []uint64{4}
+				case q.Desc:
+					want = []uint64{5, 4}
+				}
+				if got := seqs(p.Events); !slices.Equal(got, want) {
+					t.Errorf("Query(%+v) = Seqs %v, want %v", q, got, want)
+				}
+				if q.Desc && p.Next != 0 {
+					t.Errorf("Query(%+v).Next = %d, want 0: nothing follows above the checkpoint", q, p.Next)
+				}
+			}
+			for _, q := range []audit.Query{{}, {Desc: true}} {
+				var buf bytes.Buffer
+				if err := l.Export(bg(), "acme", q, &buf, audit.JSONLines); err != nil {
+					t.Fatalf("Export: %v", err)
+				}
+				if strings.Contains(buf.String(), "forged") || strings.Count(buf.String(), "\n") != 2 {
+					t.Errorf("Export(%+v) =\n%s\nwant Seq 4 and 5 only", q, buf.String())
+				}
+			}
+			if _, err := l.Purge(bg(), "acme", now.Add(time.Hour)); !errors.Is(err, audit.ErrTampered) {
+				t.Errorf("Purge over a forged event = %v, want ErrTampered", err)
+			}
+		})
+	}
 }
 
 var errInjected = errors.New("audittest: injected store failure")

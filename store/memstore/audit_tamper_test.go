@@ -23,6 +23,16 @@ func TestAuditTamperConformance(t *testing.T) {
 				c.events = slices.DeleteFunc(c.events, func(e audit.Event) bool { return e.Seq > seq })
 				return nil
 			},
+			Insert: func(e audit.Event) error {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				c := s.tenants[e.Tenant]
+				i, _ := slices.BinarySearchFunc(c.events, e.Seq, func(x audit.Event, seq uint64) int {
+					return int(x.Seq) - int(seq)
+				})
+				c.events = slices.Insert(c.events, i, cloneAuditEvent(&e))
+				return nil
+			},
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package pgstore_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -37,6 +38,23 @@ func TestAuditTamperConformance(t *testing.T) {
 						`DELETE FROM {audit_checkpoints} WHERE tenant = $1 AND $2 = 0`)
 				}
 				return exec(stmts, tenant, int64(seq))
+			},
+			Insert: func(e audit.Event) error {
+				var meta *string
+				if len(e.Meta) > 0 {
+					b, err := json.Marshal(e.Meta)
+					if err != nil {
+						return err
+					}
+					m := string(b)
+					meta = &m
+				}
+				return exec([]string{`INSERT INTO {audit_events} (tenant, seq, id, time, actor_kind, actor_id, actor_email,
+					action, target, ip, user_agent, outcome, reason, meta, prev_mac, mac)
+					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`},
+					e.Tenant, int64(e.Seq), []byte(e.ID), e.Time, []byte(e.Actor.Kind), []byte(e.Actor.ID), []byte(e.Actor.Email),
+					[]byte(e.Action), []byte(e.Target), []byte(e.IP), []byte(e.UserAgent), []byte(e.Outcome), []byte(e.Reason),
+					meta, e.PrevMAC, e.MAC)
 			},
 		}
 	})

@@ -1,6 +1,7 @@
 package sqlitestore_test
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/guardhq/guard/audit"
@@ -31,6 +32,20 @@ func TestAuditTamperConformance(t *testing.T) {
 					stmts[2] = `DELETE FROM guard_audit_heads WHERE tenant = ?1 AND ?2 = 0`
 				}
 				return exec(stmts, tenant, int64(seq))
+			},
+			Insert: func(e audit.Event) error {
+				var meta any
+				if len(e.Meta) > 0 {
+					b, err := json.Marshal(e.Meta)
+					if err != nil {
+						return err
+					}
+					meta = string(b)
+				}
+				return exec([]string{`INSERT INTO guard_audit_tail (` + eventColsForTest + `)
+					VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`},
+					e.Tenant, int64(e.Seq), e.ID, e.Time.UnixMicro(), string(e.Actor.Kind), e.Actor.ID, e.Actor.Email,
+					string(e.Action), e.Target, e.IP, e.UserAgent, string(e.Outcome), e.Reason, meta, e.PrevMAC, e.MAC)
 			},
 		}
 	})
