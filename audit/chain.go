@@ -19,12 +19,14 @@ const (
 
 // Reasons a chain fails verification, as reported in Report.Reason.
 const (
-	reasonBadCheckpoint  = "bad checkpoint"
-	reasonSeqGap         = "sequence gap"
-	reasonTenantMismatch = "tenant mismatch"
-	reasonPrevMismatch   = "prev mac mismatch"
-	reasonMACMismatch    = "mac mismatch"
-	reasonMissingEvents  = "missing events"
+	reasonBadCheckpoint   = "bad checkpoint"
+	reasonSeqGap          = "sequence gap"
+	reasonTenantMismatch  = "tenant mismatch"
+	reasonPrevMismatch    = "prev mac mismatch"
+	reasonMACMismatch     = "mac mismatch"
+	reasonMissingEvents   = "missing events"
+	reasonBelowCheckpoint = "event below checkpoint"
+	reasonReplaced        = "replaced event"
 )
 
 // chainTime is the form of a time that is MACed and stored: UTC, truncated

@@ -28,9 +28,13 @@
 // [Log.Verify] reports its Seq. The key is provided by the host and never
 // stored; whoever holds it can forge events, so keep it out of the database
 // that holds the log. Deleting the newest events of a chain (truncation) is
-// only detectable against a head remembered elsewhere: Verify compares with
-// the head this Log appended last, and [Report.Head] can be published or
-// kept for later comparison.
+// only detectable against a head remembered elsewhere: a Log remembers, for
+// its lifetime, the last event it appended to each tenant's chain. Verify
+// reports a chain that ends before it or holds another event at its Seq,
+// and Record refuses to continue such a chain (ErrTampered) rather than
+// reuse the deleted Seqs. Another replica's appends move the chain past it,
+// which is no tampering. [Report.Head] can be published or kept for
+// comparison across restarts.
 //
 // The canonical encoding, for verifiers written in other languages, is the
 // concatenation of, in this order:
@@ -63,7 +67,10 @@
 // with the same key, holding the Seq and MAC of the last purged event, so the
 // remaining events still verify. Purge verifies the events it deletes first
 // and refuses to delete a broken chain (ErrTampered), so retention never
-// launders tampering. The facade records an [AuditPurged] event.
+// launders tampering. The facade records an [AuditPurged] event. An event
+// stored at or below the checkpoint's Seq was not left there by Purge:
+// Verify reports it ("event below checkpoint"), and Query and Export never
+// show it.
 //
 // # Concurrency
 //
@@ -83,8 +90,11 @@
 //     after repeated conflicts; or Purge asked for a checkpoint below the
 //     current one.
 //   - [ErrTampered]: Purge found the events it would delete fail
-//     verification. Verify reports tampering in its [Report] instead, and
-//     returns an error only when the store fails.
+//     verification, or Record found the stored chain ending before the last
+//     event this Log appended to it (events were deleted; nothing was
+//     stored, and the caller must not report its action as done). Verify
+//     reports tampering in its [Report] instead, and returns an error only
+//     when the store fails.
 //   - A store error is returned wrapped; Record then reports that the event
 //     was not recorded, and the caller must not report its action as done.
 //     A Record whose context ends first returns the context's error; its

@@ -88,9 +88,10 @@ func toExport(e *Event) exportEvent {
 // Export writes every event of tenant that matches q's filters to w in
 // format f, in ascending Seq order, or descending when q.Desc. It pages
 // through the store and ignores q.Limit; q.After, if set, is where it
-// starts. An unknown format, an invalid tenant or a filter no event can
-// hold (see Log.Query) gives an *InputError; a store
-// or write error is returned wrapped, and w may then hold a partial export.
+// starts. Like Log.Query, it never writes an event at or below the Seq of
+// tenant's checkpoint. An unknown format, an invalid tenant or a filter no
+// event can hold (see Log.Query) gives an *InputError; a store or write
+// error is returned wrapped, and w may then hold a partial export.
 func (l *Log) Export(ctx context.Context, tenant string, q Query, w io.Writer, f Format) error {
 	if err := checkTenant(tenant); err != nil {
 		return err
@@ -107,18 +108,23 @@ func (l *Log) Export(ctx context.Context, tenant string, q Query, w io.Writer, f
 	default:
 		return &InputError{Field: "format", Rule: "unknown"}
 	}
+	purged, err := l.afterCheckpoint(ctx, tenant, &q)
+	if err != nil {
+		return fmt.Errorf("audit: exporting events: %w", err)
+	}
 	q.Limit = MaxLimit
 	for {
 		events, err := l.store.Query(ctx, tenant, q)
 		if err != nil {
 			return fmt.Errorf("audit: exporting events: %w", err)
 		}
+		events, end := abovePurged(events, purged)
 		for i := range events {
 			if err := enc.write(&events[i]); err != nil {
 				return fmt.Errorf("audit: exporting events: %w", err)
 			}
 		}
-		if len(events) == 0 {
+		if len(events) == 0 || end {
 			break
 		}
 		q.After = events[len(events)-1].Seq

@@ -42,7 +42,9 @@ const (
 )
 
 // ErrTampered is returned by Purge when the events it would delete fail
-// verification.
+// verification, and by Record when the stored chain ends before the last
+// event this Log appended to it, or holds another event at its Seq (events
+// were deleted). The error that wraps it says which Seq.
 var ErrTampered = errors.New("audit: chain fails verification")
 
 // InputError reports an invalid event, query or Config. It names the field
@@ -129,7 +131,12 @@ type tenantState struct {
 	busy      bool       // a goroutine is committing the queue
 	head      Link       // last link this Log appended or read; valid if headKnown
 	headKnown bool
-	lastTime  time.Time // latest Time this Log gave an event of the tenant
+	// appended is the last link this Log appended (zero if none). Unlike
+	// head it is never dropped: the stored chain may move past it (other
+	// replicas append), but a stored head below it, or at its Seq with
+	// another MAC, proves that events were deleted.
+	appended Link
+	lastTime time.Time // latest Time this Log gave an event of the tenant
 }
 
 // request is one Record call waiting in a tenant's queue.
@@ -181,6 +188,14 @@ func (l *Log) state(tenant string) *tenantState {
 // When another replica has appended meanwhile, the batch is rebuilt on the
 // new head and retried a bounded number of times; after that, or on any
 // other store error, every event of the batch fails with the error wrapped.
+// When the stored head is behind the last event this Log appended to the
+// tenant's chain (or at its Seq with another MAC), events were deleted:
+// Record refuses with an error wrapping ErrTampered, stores nothing, and
+// refuses every later Record of the tenant the same way, rather than reuse
+// the deleted Seqs and hide the deletion from Verify. A store that lost
+// commits it had acknowledged (a database server crash with asynchronous
+// commit) looks the same and is refused the same way; a new Log (after a
+// restart) has no memory of the lost events and continues the stored chain.
 // If ctx ends first, Record returns ctx's error and the event may or may not
 // have been stored.
 func (l *Log) Record(ctx context.Context, e Event) (Event, error) {
@@ -357,7 +372,6 @@ func (l *Log) commit(ts *tenantState, batch []*request, m *macer) {
 		var head Link
 		head, err = l.head(ctx, ts, tenant)
 		if err != nil {
-			err = fmt.Errorf("audit: reading chain head: %w", err)
 			break
 		}
 		t := l.stamp(ts)
@@ -376,6 +390,7 @@ func (l *Log) commit(ts *tenantState, batch []*request, m *macer) {
 			last := events[len(events)-1]
 			ts.mu.Lock()
 			ts.head, ts.headKnown = Link{Seq: last.Seq, MAC: bytes.Clone(last.MAC)}, true
+			ts.appended = ts.head
 			ts.lastTime = t
 			ts.mu.Unlock()
 			for i, r := range live {
@@ -423,7 +438,10 @@ func backoff(ctx context.Context, attempt int) error {
 	}
 }
 
-// head returns the tenant's chain head, from the cache or the store.
+// head returns the tenant's chain head, from the cache or the store. A
+// stored head behind the last link this Log appended (ts.appended), or at
+// its Seq with another MAC, is refused with ErrTampered and not cached: a
+// head never goes back (Purge only raises it), so events were deleted.
 func (l *Log) head(ctx context.Context, ts *tenantState, tenant string) (Link, error) {
 	ts.mu.Lock()
 	head, ok := ts.head, ts.headKnown
@@ -433,12 +451,43 @@ func (l *Log) head(ctx context.Context, ts *tenantState, tenant string) (Link, e
 	}
 	head, err := l.store.Head(ctx, tenant)
 	if err != nil {
-		return Link{}, err
+		return Link{}, fmt.Errorf("audit: reading chain head: %w", err)
 	}
 	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if err := behind(head, ts.appended); err != nil {
+		return Link{}, err
+	}
 	ts.head, ts.headKnown = Link{Seq: head.Seq, MAC: bytes.Clone(head.MAC)}, true
-	ts.mu.Unlock()
 	return head, nil
+}
+
+// behind returns an error wrapping ErrTampered if head, a stored chain
+// head, is behind appended, the last link this Log appended to the chain, or
+// at its Seq with another MAC, and nil otherwise.
+func behind(head, appended Link) error {
+	switch {
+	case head.Seq < appended.Seq:
+		return fmt.Errorf("%w: the stored chain ends at Seq %d, before Seq %d, which this Log appended "+
+			"(events were deleted); event not recorded", ErrTampered, head.Seq, appended.Seq)
+	case head.Seq == appended.Seq && !bytes.Equal(head.MAC, appended.MAC):
+		return fmt.Errorf("%w: the stored chain ends at Seq %d with another event than this Log appended there "+
+			"(events were replaced); event not recorded", ErrTampered, head.Seq)
+	}
+	return nil
+}
+
+// appended returns the last link this Log appended to tenant's chain, the
+// zero Link if none.
+func (l *Log) appended(tenant string) Link {
+	v, ok := l.tenants.Load(tenant)
+	if !ok {
+		return Link{}
+	}
+	ts := v.(*tenantState)
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.appended
 }
 
 // stamp returns the Time for the next batch of ts: now, in chain form, but
@@ -590,23 +639,30 @@ type Report struct {
 	OK       bool
 	Checked  int    // events verified
 	FirstBad uint64 // Seq of the first broken event (0 if OK)
-	// Reason says why FirstBad is broken: "bad checkpoint", "sequence gap"
-	// (an event is missing or out of place), "tenant mismatch", "prev mac
-	// mismatch", "mac mismatch", or "missing events" (the chain ends before
-	// the head this Log appended). Empty if OK.
+	// Reason says why FirstBad is broken: "bad checkpoint", "event below
+	// checkpoint" (a stored event has a Seq the checkpoint says was purged),
+	// "sequence gap" (an event is missing or out of place), "tenant
+	// mismatch", "prev mac mismatch", "mac mismatch", "missing events" (the
+	// chain ends before the last event this Log appended) or "replaced
+	// event" (FirstBad is not the event this Log appended there). Empty if
+	// OK.
 	Reason string
 	// Head is the last link verified: the newest event when OK, otherwise
 	// the one before FirstBad (the checkpoint's link, or the zero Link, when
-	// there is none).
+	// there is none; the checkpoint's link for an event below checkpoint).
 	Head Link
 }
 
-// Verify walks tenant's chain from its checkpoint to its newest event,
-// paging through Store.Query, and checks the checkpoint's MAC and every
-// event's Seq, tenant, PrevMAC and MAC. It reports the first broken Seq in
-// the Report; it returns an error only when the store fails or tenant is
-// invalid. It also reports "missing events" when the chain ends before the
-// last event this Log appended for tenant (truncation).
+// Verify walks tenant's whole stored chain, paging through Store.Query from
+// its first stored event to its newest, and checks the checkpoint's MAC,
+// that no event is stored at or below the checkpoint's Seq (those are
+// purged, and Query and Export never show them), and every event's Seq,
+// tenant, PrevMAC and MAC. It reports the first broken Seq in the Report; it
+// returns an error only when the store fails or tenant is invalid. Against
+// the last event this Log appended for tenant (kept for the Log's lifetime,
+// whatever Record errors came since), it also reports "missing events" when
+// the chain ends before it (truncation) and "replaced event" when the chain
+// holds another event at its Seq.
 //
 // A Purge running at the same time moves the checkpoint; when the walk
 // fails and the checkpoint has moved, Verify starts over, a bounded number of
@@ -615,17 +671,9 @@ func (l *Log) Verify(ctx context.Context, tenant string) (Report, error) {
 	if err := checkTenant(tenant); err != nil {
 		return Report{}, err
 	}
-	var known uint64 // events up to known were stored by this Log
-	if v, ok := l.tenants.Load(tenant); ok {
-		ts := v.(*tenantState)
-		ts.mu.Lock()
-		if ts.headKnown {
-			known = ts.head.Seq
-		}
-		ts.mu.Unlock()
-	}
+	appended := l.appended(tenant)
 	for attempt := 1; ; attempt++ {
-		rep, cp, err := l.walk(ctx, tenant, nil)
+		rep, cp, err := l.walk(ctx, tenant, appended, nil)
 		if err != nil {
 			return Report{}, err
 		}
@@ -638,17 +686,21 @@ func (l *Log) Verify(ctx context.Context, tenant string) (Report, error) {
 				continue // purged meanwhile: start again from the new checkpoint
 			}
 		}
-		if rep.OK && rep.Head.Seq < known {
+		if rep.OK && rep.Head.Seq < appended.Seq {
 			rep.OK, rep.FirstBad, rep.Reason = false, rep.Head.Seq+1, reasonMissingEvents
 		}
 		return rep, nil
 	}
 }
 
-// walk verifies tenant's chain from its checkpoint, which it returns. When
-// stop is not nil, the walk ends, successfully, before the first event for
-// which stop returns true.
-func (l *Log) walk(ctx context.Context, tenant string, stop func(*Event) bool) (Report, Checkpoint, error) {
+// walk verifies tenant's stored chain and returns its checkpoint. It reads
+// from the first stored event, not from the checkpoint, so that an event
+// stored at or below the checkpoint's Seq is found (the first event of an
+// untampered chain is the checkpoint's Seq+1, which the store finds with
+// one index range). The event at appended.Seq must carry appended.MAC.
+// When stop is not nil, the walk ends, successfully, before the first event
+// for which stop returns true.
+func (l *Log) walk(ctx context.Context, tenant string, appended Link, stop func(*Event) bool) (Report, Checkpoint, error) {
 	m := l.macers.Get().(*macer)
 	defer l.macers.Put(m)
 	cp, err := l.store.Checkpoint(ctx, tenant)
@@ -659,19 +711,28 @@ func (l *Log) walk(ctx context.Context, tenant string, stop func(*Event) bool) (
 		return Report{FirstBad: max(cp.Seq, 1), Reason: reasonBadCheckpoint}, cp, nil
 	}
 	rep := Report{Head: Link{Seq: cp.Seq, MAC: cp.MAC}}
+	var after uint64 // the first page starts at the beginning: see above
 	for {
-		events, err := l.store.Query(ctx, tenant, Query{After: rep.Head.Seq, Limit: MaxLimit})
+		events, err := l.store.Query(ctx, tenant, Query{After: after, Limit: MaxLimit})
 		if err != nil {
 			return Report{}, cp, fmt.Errorf("audit: reading events: %w", err)
 		}
 		for i := range events {
 			e := &events[i]
+			if e.Seq <= cp.Seq {
+				rep.FirstBad, rep.Reason = e.Seq, reasonBelowCheckpoint
+				return rep, cp, nil
+			}
 			if stop != nil && stop(e) {
 				rep.OK = true
 				return rep, cp, nil
 			}
 			if reason := m.checkLink(tenant, rep.Head, e); reason != "" {
 				rep.FirstBad, rep.Reason = rep.Head.Seq+1, reason
+				return rep, cp, nil
+			}
+			if e.Seq == appended.Seq && !bytes.Equal(e.MAC, appended.MAC) {
+				rep.FirstBad, rep.Reason = e.Seq, reasonReplaced
 				return rep, cp, nil
 			}
 			rep.Head = Link{Seq: e.Seq, MAC: e.MAC}
@@ -681,6 +742,7 @@ func (l *Log) walk(ctx context.Context, tenant string, stop func(*Event) bool) (
 			rep.OK = true
 			return rep, cp, nil
 		}
+		after = rep.Head.Seq
 	}
 }
 
@@ -697,12 +759,19 @@ type Page struct {
 // Failure, an Actor or Action no event can hold (longer than MaxFieldSize,
 // not UTF-8) or a From after To gives an *InputError. To read the next page,
 // set q.After to Page.Next. Query does not verify the chain; Verify does.
+// Query never returns an event at or below the Seq of tenant's checkpoint:
+// those events were purged, and one stored there anyway is tampering, which
+// Verify reports. A store error is returned wrapped.
 func (l *Log) Query(ctx context.Context, tenant string, q Query) (Page, error) {
 	if err := checkTenant(tenant); err != nil {
 		return Page{}, err
 	}
 	if err := checkQuery(q); err != nil {
 		return Page{}, err
+	}
+	purged, err := l.afterCheckpoint(ctx, tenant, &q)
+	if err != nil {
+		return Page{}, fmt.Errorf("audit: querying events: %w", err)
 	}
 	limit := q.Limit
 	if limit == 0 {
@@ -716,8 +785,10 @@ func (l *Log) Query(ctx context.Context, tenant string, q Query) (Page, error) {
 	if err != nil {
 		return Page{}, fmt.Errorf("audit: querying events: %w", err)
 	}
+	events, end := abovePurged(events, purged)
 	var page Page
 	switch {
+	case end: // the checkpoint ends a descending page: nothing follows
 	case len(events) > limit:
 		events = events[:limit]
 		page.Next = events[limit-1].Seq
@@ -727,12 +798,39 @@ func (l *Log) Query(ctx context.Context, tenant string, q Query) (Page, error) {
 		if err != nil {
 			return Page{}, fmt.Errorf("audit: querying events: %w", err)
 		}
-		if len(more) > 0 {
+		if more, _ = abovePurged(more, purged); len(more) > 0 {
 			page.Next = q.After
 		}
 	}
 	page.Events = events
 	return page, nil
+}
+
+// afterCheckpoint reads tenant's checkpoint and returns its Seq: the events
+// at or below it were purged, and Query and Export do not show an event
+// stored there anyway. An ascending q is moved past it here (q.After); a
+// descending page is cut with abovePurged.
+func (l *Log) afterCheckpoint(ctx context.Context, tenant string, q *Query) (uint64, error) {
+	cp, err := l.store.Checkpoint(ctx, tenant)
+	if err != nil {
+		return 0, err
+	}
+	if !q.Desc {
+		q.After = max(q.After, cp.Seq)
+	}
+	return cp.Seq, nil
+}
+
+// abovePurged returns the events of a page, in either order, up to the first
+// one at or below purged (a checkpoint's Seq), and reports whether it met
+// one: in a descending page every later event is below it too.
+func abovePurged(events []Event, purged uint64) ([]Event, bool) {
+	for i := range events {
+		if events[i].Seq <= purged {
+			return events[:i], true
+		}
+	}
+	return events, false
 }
 
 // Purge applies retention to tenant: it deletes the oldest events, up to but
@@ -741,14 +839,15 @@ func (l *Log) Query(ctx context.Context, tenant string, q Query) (Page, error) {
 // passes. It returns the number of events purged (0, and no change, when
 // none is older than before).
 //
-// Purge first verifies the events it deletes and refuses with ErrTampered
-// if they fail. A store error is returned wrapped; ErrConflict means another
+// Purge first verifies the events it deletes, as Verify does (an event
+// stored at or below the current checkpoint, or one other than this Log
+// appended, fails too), and refuses with ErrTampered if they fail. A store error is returned wrapped; ErrConflict means another
 // replica purged further meanwhile.
 func (l *Log) Purge(ctx context.Context, tenant string, before time.Time) (int, error) {
 	if err := checkTenant(tenant); err != nil {
 		return 0, err
 	}
-	rep, old, err := l.walk(ctx, tenant, func(e *Event) bool { return !e.Time.Before(before) })
+	rep, old, err := l.walk(ctx, tenant, l.appended(tenant), func(e *Event) bool { return !e.Time.Before(before) })
 	if err != nil {
 		return 0, err
 	}
