@@ -55,7 +55,12 @@ type Options struct {
 	// and the chain stays whole (the lost events are its end). This is
 	// SQLite's synchronous=NORMAL, which sqlitestore uses, in PostgreSQL
 	// terms. Any later durable commit on the server flushes them too.
-	// Off by default: an audit event is on disk before its action is
+	// An audit.Log that appended events such a crash lost finds the
+	// chain shorter than it wrote, which it cannot tell from tampering:
+	// it refuses to record for that tenant (audit.ErrTampered, so every
+	// guarded action of the tenant fails closed) until the application
+	// restarts. Restart the application after the database server
+	// crashes. Off by default: an audit event is on disk before its action is
 	// reported done.
 	AuditAsyncCommit bool
 }
