@@ -86,7 +86,9 @@
 //   - ExpirePassword: it ends the user's sessions and stops their every
 //     permission until they change the password, at the caller's will;
 //   - SendInvitation: a fresh link that sets the user's password without
-//     the current one, which also voids the user's own reset link.
+//     the current one, which also voids the user's own reset link;
+//   - RemoveFactor of another user's factor: it lowers the user's
+//     protection (and with the last factor voids their recovery codes).
 //
 // Left to any administrator, because they only end access and cannot
 // lead to a take-over: ending another user's sessions (RevokeSession,
@@ -94,9 +96,7 @@
 // lock state. An administrator changes no other user's email or name
 // (ChangeEmail and RequestEmailChange act on the caller's own account).
 // Role changes follow GrantRole's rule (ApplyReview's downgrades and
-// revocations too). Not yet under the rule: RemoveFactor, by which an
-// administrator removes another user's second factor (and, with the last,
-// their recovery codes) whatever that user's roles.
+// revocations too).
 //
 // # Errors
 //

@@ -659,7 +659,10 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // factor (ErrFactorRequired, recorded with reason mfa_required): their
 // session would keep its second-factor standing with no factor behind it.
 // An administrator may (the user's sessions all end, and the next sign-in
-// enrols one).
+// enrols one), but only of a user they outrank: one whose every role's
+// permissions they hold (ErrForbidden otherwise, recorded as a failed
+// mfa.removed with reason escalation; see "Acting on a more privileged
+// user" in the package doc).
 //
 // A removal that cannot be recorded in the audit log does not stand, nor
 // does one stopped by a store failure after the factor was deleted
@@ -679,6 +682,13 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	}
 	if err := g.requireRecentAuth(by); err != nil {
 		return err
+	}
+	if !isSelf(by, tenant, userID) {
+		// An admin's removal lowers the user's protection: acting on a
+		// more privileged user (doc.go).
+		if _, err := g.outranks(ctx, by, tenant, userID, audit.MFARemoved); err != nil {
+			return err
+		}
 	}
 	floor, err := g.breakGlassFactors(ctx, tenant, userID)
 	if err != nil {

@@ -3,6 +3,7 @@ package guard_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -110,6 +111,28 @@ func targetCases() []targetCase {
 				t.Errorf("%d emails sent after the refusal, want none", n)
 			}
 			active(t, f, id, token)
+		},
+	}, {
+		name: "RemoveFactor", action: audit.MFARemoved,
+		prep: func(t *testing.T, f *mfaFixture, id string) {
+			u, err := f.g.User(f.ctx, sys, tenantID, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, p := f.signIn(t, u.Email, ownerPW)
+			f.enrolTOTP(t, p)
+		},
+		call: func(f *mfaFixture, by guard.Principal, id string) error {
+			fs, err := f.g.Factors(f.ctx, sys, tenantID, id)
+			if err != nil || len(fs) != 1 {
+				return fmt.Errorf("the target's factors: %d, %w", len(fs), err)
+			}
+			return f.g.RemoveFactor(f.ctx, by, tenantID, id, fs[0].ID)
+		},
+		unchanged: func(t *testing.T, f *mfaFixture, id, _ string) {
+			if fs, err := f.g.Factors(f.ctx, sys, tenantID, id); err != nil || len(fs) != 1 || !fs[0].Confirmed() {
+				t.Errorf("the target's factors after the refusal: %+v, %v; want their app", fs, err)
+			}
 		},
 	}}
 }
