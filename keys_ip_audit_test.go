@@ -1,0 +1,117 @@
+package guard_test
+
+// Audit of API keys and IP allow-lists (branch audit-keysip): each test
+// fails on the code as audited, because of the defect it is named after.
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/ipfilter"
+	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/store/sqlitestore"
+)
+
+// RevokeAPIKey documents that "a revocation stands even when it cannot be
+// recorded in the audit log", a failure to record returning ErrUnavailable;
+// revokeKeysOf records its revocations "before any other step can fail, so
+// that a revocation is never left off the record". RevokeAPIKey revokes the
+// key in the store, then takes its roles away, then records: when the role
+// store fails, the key is revoked (in force) and apikey.revoked is never
+// written.
+func TestAuditRevokeAPIKey_RoleStoreFailureLeavesRevocationUnrecorded(t *testing.T) {
+	fx := newFaultFix(t, false)
+	admin, _ := fx.user(t, "adam@example.test", rbac.Owner)
+	key, k, err := fx.g.CreateAPIKey(fx.ctx, admin, guard.NewAPIKey{Tenant: tenantID, Name: "reporting", Roles: []string{rbac.ReportsOnly}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.failing(t, "Policies.Update", func() error { return fx.g.RevokeAPIKey(fx.ctx, admin, tenantID, k.ID) })
+	if _, err := fx.g.AuthenticateAPIKey(fx.ctx, key, netip.MustParseAddr("198.51.100.7")); err == nil {
+		t.Fatal("the key still works: the revocation did not stand")
+	}
+	if !fx.recorded(t, audit.APIKeyRevoked, k.ID) {
+		t.Errorf("key %s is revoked, but no apikey.revoked event records it", k.ID)
+	}
+}
+
+// A request whose client IP cannot be identified (a trusted proxy sent no
+// or a garbled X-Forwarded-For) is refused with 403. With a session cookie
+// the refusal is recorded (ip.denied, reason unidentified, the raw header
+// labelled untrusted); with an API key it is refused before the key is
+// even looked up, and nothing is recorded in the key's tenant: neither
+// ip.denied nor, for a revoked key, apikey.denied, which AuthenticateAPIKey
+// promises for every use of a revoked key (SECURITY-CHECKLIST IP-18, IP-19:
+// a refusal has an audit entry).
+func TestAuditAPIKeyUnidentifiedClientNotRecorded(t *testing.T) {
+	f := newFixture(t, func(c *guard.Config) {
+		c.Proxies = ipfilter.ResolverConfig{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	})
+	sys := guard.System("test")
+	key, k, err := f.g.CreateAPIKey(f.ctx, sys, guard.NewAPIKey{Tenant: tenantID, Name: "reporting"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.RevokeAPIKey(f.ctx, sys, tenantID, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	h := f.g.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	before := len(f.events(t, ""))
+	w := serveHandler(h, "/", "", "10.0.0.1:443", "Authorization", "Bearer "+key, "X-Forwarded-For", "203.0.113.5, garbage")
+	if w.Code != http.StatusForbidden {
+		t.Fatalf("revoked key through a trusted proxy with a garbled X-Forwarded-For: %d, want 403", w.Code)
+	}
+	if n := len(f.events(t, "")) - before; n == 0 {
+		t.Errorf("use of revoked key %s refused (unidentified client) and nothing recorded: want ip.denied or apikey.denied", k.ID)
+	}
+}
+
+// CreateAPIKey checks only that ExpiresAt is in the future. An expiry
+// beyond what the store can hold (sqlitestore keeps Unix microseconds,
+// which overflow after year 294246) is accepted: CreateAPIKey reports
+// success and returns the key with the expiry asked for, but the stored
+// expiry wraps to a date in the distant past, so the key never works (and
+// each use is counted against the caller's IP and recorded as expired).
+// A bad input must be refused (*InputError), never turned into a key that
+// silently does not work. (On pgstore the same expiry is beyond
+// timestamptz and gives ErrUnavailable, a bad input reported as an
+// outage.)
+func TestAuditCreateAPIKey_ExpiryBeyondStoreRangeAccepted(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "guard.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g, err := guard.New(guard.Config{Stores: st.Stores(), AuditKey: auditKey, Hasher: fastHasher, Rand: rand.Reader, Now: newClock().Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := guard.System("test")
+	if _, err := g.CreateTenant(ctx, sys, tenantID, "Acme", guard.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC)
+	key, k, err := g.CreateAPIKey(ctx, sys, guard.NewAPIKey{Tenant: tenantID, Name: "forever", ExpiresAt: exp})
+	var ie *guard.InputError
+	if errors.As(err, &ie) {
+		return // refused as bad input: what is expected
+	}
+	if err != nil {
+		t.Fatalf("CreateAPIKey with expiry %v: %v, want success or an *InputError", exp, err)
+	}
+	if _, err := g.AuthenticateAPIKey(ctx, key, netip.MustParseAddr("198.51.100.7")); err != nil {
+		t.Errorf("key %s created with expiry %v (returned %v) is refused at once: %v", k.ID, exp, k.ExpiresAt, err)
+	}
+}
