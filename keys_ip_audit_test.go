@@ -115,3 +115,38 @@ func TestAuditCreateAPIKey_ExpiryBeyondStoreRangeAccepted(t *testing.T) {
 		t.Errorf("key %s created with expiry %v (returned %v) is refused at once: %v", k.ID, exp, k.ExpiresAt, err)
 	}
 }
+
+// AuthenticateAPIKey bounds what one key used in a loop writes to its
+// tenant's log ("nor can one key used in a loop flood its tenant's log":
+// a revoked key is recorded at most once a minute per key and address once
+// the address is locked). A valid key used from outside the tenant's
+// API-key allow-list is neither throttled nor bounded: whoever holds a
+// leaked key writes one ip.denied event per request, without limit, from
+// any address the list refuses.
+func TestAuditAPIKeyAllowListDenialFloodsAuditLog(t *testing.T) {
+	f := newFixture(t)
+	sys := guard.System("test")
+	lists, err := f.g.IPAllowLists(f.ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.SetIPAllowList(f.ctx, sys, tenantID, guard.IPListChange{Scope: ipfilter.APIKeys, Entries: []string{"198.51.100.7"}, Version: lists.Version}); err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := f.g.CreateAPIKey(f.ctx, sys, guard.NewAPIKey{Tenant: tenantID, Name: "reporting"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := netip.MustParseAddr("203.0.113.66")
+	before := len(f.events(t, ""))
+	const uses = 200
+	for range uses {
+		if _, err := f.g.AuthenticateAPIKey(f.ctx, key, outside); err == nil {
+			t.Fatal("key accepted from outside the allow-list")
+		}
+	}
+	// The revoked-key rule allows 20 (the IP throttle) plus one a minute.
+	if n := len(f.events(t, "")) - before; n > 25 {
+		t.Errorf("%d uses of one key from one refused address within a second wrote %d audit events, want a bounded number", uses, n)
+	}
+}
