@@ -150,3 +150,25 @@ func TestAuditAPIKeyAllowListDenialFloodsAuditLog(t *testing.T) {
 		t.Errorf("%d uses of one key from one refused address within a second wrote %d audit events, want a bounded number", uses, n)
 	}
 }
+
+// AuthenticateAPIKey throttles invalid keys "per client IP" and records
+// refusals with the client's address, but it uses the address as given:
+// an IPv4-mapped address (what a dual-stack listener reports for an IPv4
+// client) is a bucket, and an audit IP, of its own. The allow-list treats
+// ::ffff:198.51.100.9 as 198.51.100.9 (ipfilter unmaps clients), and so
+// does checkIPString for a LoginRequest.IP; the key throttle and the
+// ip.denied event do not, so one client has two lock budgets and its
+// refusals are recorded under two spellings.
+func TestAuditAPIKeyThrottle_IPv4MappedAddressIsAnotherClient(t *testing.T) {
+	f := newFixture(t)
+	mapped := netip.MustParseAddr("::ffff:198.51.100.9")
+	for range 25 {
+		_, _ = f.g.AuthenticateAPIKey(f.ctx, "gk_junk", mapped)
+	}
+	if _, err := f.g.AuthenticateAPIKey(f.ctx, "gk_junk", mapped); !errors.Is(err, guard.ErrTooManyAttempts) {
+		t.Fatalf("after 25 junk keys from %v: %v, want ErrTooManyAttempts", mapped, err)
+	}
+	if _, err := f.g.AuthenticateAPIKey(f.ctx, "gk_junk", mapped.Unmap()); !errors.Is(err, guard.ErrTooManyAttempts) {
+		t.Errorf("junk key from %v, the same client as the locked %v: %v, want ErrTooManyAttempts", mapped.Unmap(), mapped, err)
+	}
+}
