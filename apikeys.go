@@ -116,9 +116,14 @@ func (g *Guard) ListAPIKeys(ctx context.Context, by Principal, tenant string) ([
 }
 
 // RevokeAPIKey revokes one of a tenant's API keys: its next request fails.
-// A revocation stands even when it cannot be recorded in the audit log
-// (one rolled back would be worse): a failure to record leaves the key
-// revoked and returns ErrUnavailable.
+// It records apikey.revoked as soon as the key is revoked, then takes the
+// key's roles away, so that a revocation in force is on the record
+// whatever fails after it. A revocation stands even when it cannot be
+// recorded in the audit log (one rolled back would be worse): a failure to
+// record leaves the key revoked, its roles in place, and returns
+// ErrUnavailable; a failure to take the roles away leaves the key revoked
+// and recorded, and returns ErrUnavailable. Either way a second call, which
+// finds the key revoked, records it again and finishes the job.
 func (g *Guard) RevokeAPIKey(ctx context.Context, by Principal, tenant, id string) error {
 	if err := g.may(ctx, by, tenant, rbac.APIKeys, rbac.Manage); err != nil {
 		return err
@@ -135,12 +140,15 @@ func (g *Guard) RevokeAPIKey(ctx context.Context, by Principal, tenant, id strin
 	case err != nil:
 		return unavailable("revoke api key", err)
 	}
+	if err := g.record(ctx, g.adminEvent(by, tenant, audit.APIKeyRevoked, id)); err != nil {
+		return err
+	}
 	if g.rbac != nil {
 		if err := g.rbac.RevokeAll(ctx, g.rbac.AllPerms(), tenant, rbac.Key(id)); err != nil {
 			return rbacErr("revoke roles", err)
 		}
 	}
-	return g.record(ctx, g.adminEvent(by, tenant, audit.APIKeyRevoked, id))
+	return nil
 }
 
 // creatorStillActive checks, once k is stored, that the user creating it
