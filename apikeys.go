@@ -19,12 +19,18 @@ type NewAPIKey struct {
 	Tenant string
 	// Name says what the key is for (required, at most 100 bytes).
 	Name string
-	// ExpiresAt ends the key's life (zero: it does not expire).
+	// ExpiresAt ends the key's life (zero: it does not expire). It must be
+	// in the future and at most a hundred years ahead.
 	ExpiresAt time.Time
 	// Roles are granted to the key (with RBAC); the creator must hold
 	// every permission of each (GrantableKeyRoles lists those roles).
 	Roles []string
 }
+
+// maxAPIKeyYears bounds how far ahead NewAPIKey.ExpiresAt may be: a
+// hundred years, far within what every store can hold (a key meant never
+// to expire has no expiry).
+const maxAPIKeyYears = 100
 
 // CreateAPIKey creates an API key for a tenant and returns it once, in
 // clear: show it to the administrator and forget it; Guard keeps only its
@@ -34,7 +40,9 @@ type NewAPIKey struct {
 // one with a permission the creator lacks) is refused before anything is
 // created (ErrForbidden, recorded as a failed apikey.created, reason
 // escalation); one taken from the creator while the key is being made is
-// refused by the grant itself, and the key is then revoked.
+// refused by the grant itself, and the key is then revoked. An empty or
+// overlong name, and an expiry not in the future or more than a hundred
+// years ahead, are refused with an *InputError.
 func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (string, auth.APIKey, error) {
 	if err := g.may(ctx, by, nk.Tenant, rbac.APIKeys, rbac.Manage); err != nil {
 		return "", auth.APIKey{}, err
@@ -57,6 +65,9 @@ func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (s
 	now := g.now().UTC().Truncate(time.Microsecond)
 	if !nk.ExpiresAt.IsZero() && !nk.ExpiresAt.After(now) {
 		return "", auth.APIKey{}, &InputError{Field: "expiry", Reason: "must be in the future"}
+	}
+	if nk.ExpiresAt.After(now.AddDate(maxAPIKeyYears, 0, 0)) {
+		return "", auth.APIKey{}, &InputError{Field: "expiry", Reason: "must be at most a hundred years ahead"}
 	}
 	if err := g.mayGrantAll(ctx, by, nk.Tenant, audit.APIKeyCreated, clip(nk.Name, 100), nk.Roles); err != nil {
 		return "", auth.APIKey{}, err
