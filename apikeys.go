@@ -235,7 +235,9 @@ var apiKeyDeniedLimit = auth.Limit{Max: 1, ResetAfter: time.Minute, LockFor: tim
 
 // AuthenticateAPIKey checks an API key presented from client address addr
 // and returns its principal: the key must exist, be neither revoked nor
-// expired, and addr must pass the tenant's API-key allow-list. Invalid keys
+// expired, and addr must pass the tenant's API-key allow-list. An
+// IPv4-mapped addr (::ffff:a.b.c.d) is taken as the IPv4 address it holds,
+// for the throttle and the audit log as for the allow-list. Invalid keys
 // are throttled per client IP (ErrTooManyAttempts once locked). A revoked
 // or expired key is audited in its tenant (apikey.denied) and a key denied
 // by the allow-list too (ip.denied); a malformed or unknown key belongs to
@@ -250,6 +252,7 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 	if g.stores.APIKeys == nil {
 		return Principal{}, ErrUnauthenticated
 	}
+	addr = addr.Unmap()
 	h, err := auth.ParseAPIKey(key)
 	if err != nil {
 		return Principal{}, g.badAPIKey(ctx, addr)
