@@ -228,44 +228,42 @@ func (g *Guard) revokeKeysOf(ctx context.Context, by Principal, tenant, id, reas
 // then a lock of a minute doubling to an hour.
 var apiKeyLimit = auth.Limit{Max: 20, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Hour}
 
-// apiKeyDeniedLimit bounds the apikey.denied events of a revoked or
-// expired key used from an address locked by apiKeyLimit: one a minute
-// for each key and address.
+// apiKeyDeniedLimit bounds the refusals of one API key recorded in its
+// tenant's log (see keyRefusalDue): one a minute for each key, address
+// and action.
 var apiKeyDeniedLimit = auth.Limit{Max: 1, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Minute}
 
 // AuthenticateAPIKey checks an API key presented from client address addr
 // and returns its principal: the key must exist, be neither revoked nor
 // expired, and addr must pass the tenant's API-key allow-list. An
-// IPv4-mapped addr (::ffff:a.b.c.d) is taken as the IPv4 address it holds,
-// for the throttle and the audit log as for the allow-list. Invalid keys
-// are throttled per client IP (ErrTooManyAttempts once locked). A revoked
-// or expired key is audited in its tenant (apikey.denied) and a key denied
-// by the allow-list too (ip.denied); a malformed or unknown key belongs to
-// no tenant, so no tenant's log records it: it is only counted against
-// the IP, and a flood of them writes nothing. A revoked or expired key
-// used from a locked IP is recorded too (Meta throttled), at most once a
-// minute for each key and IP: junk keys cannot hide the use of a leaked
-// one, nor can one key used in a loop flood its tenant's log. Every other failure is
-// ErrUnauthenticated (a bad key) or ErrIPNotAllowed; store failures are
-// ErrUnavailable.
+// IPv4-mapped addr (::ffff:a.b.c.d) is taken as the IPv4 address it
+// holds, for the throttle and the audit log as for the allow-list. Invalid
+// keys are throttled per client IP (ErrTooManyAttempts once locked). A
+// revoked or expired key is audited in its tenant (apikey.denied) and a
+// key denied by the allow-list too (ip.denied); a malformed or unknown key
+// belongs to no tenant, so no tenant's log records it: it is only counted
+// against the IP, and a flood of them writes nothing. A revoked or
+// expired key used from a locked IP is recorded too (Meta throttled), at
+// most once a minute for each key and IP: junk keys cannot hide the use of
+// a leaked one. A valid key denied by the allow-list is recorded at most
+// once a minute for each key and IP, and refused all the same when not
+// recorded: one key used in a loop cannot flood its tenant's log. Every
+// other failure is ErrUnauthenticated (a bad key) or ErrIPNotAllowed;
+// store failures are ErrUnavailable.
 func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.Addr) (Principal, error) {
 	if g.stores.APIKeys == nil {
 		return Principal{}, ErrUnauthenticated
 	}
 	addr = addr.Unmap()
-	h, err := auth.ParseAPIKey(key)
-	if err != nil {
-		return Principal{}, g.badAPIKey(ctx, addr)
-	}
-	k, err := g.stores.APIKeys.APIKeyByHash(ctx, h)
+	k, found, err := g.lookUpAPIKey(ctx, key)
 	switch {
-	case errors.Is(err, auth.ErrNotFound):
-		return Principal{}, g.badAPIKey(ctx, addr)
 	case err != nil:
-		return Principal{}, unavailable("api key", err)
+		return Principal{}, err
+	case !found:
+		return Principal{}, g.badAPIKey(ctx, addr)
 	}
 	now := g.now()
-	actor := audit.Actor{Kind: audit.ActorAPIKey, ID: k.ID}
+	ip := addrString(addr)
 	if !k.UsableAt(now) {
 		refusal := g.badAPIKey(ctx, addr)
 		throttled := errors.Is(refusal, ErrTooManyAttempts)
@@ -277,20 +275,15 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 			// hide its use behind a burst of junk keys; at most once a
 			// minute for each key and address, so that a key used in a
 			// loop does not flood its tenant's log.
-			r, err := g.stores.Throttle.Reserve(ctx, "apikey-denied:"+k.ID+"|"+addrString(addr), now, apiKeyDeniedLimit)
+			due, err := g.keyRefusalDue(ctx, audit.APIKeyDenied, k.ID, ip, now)
 			if err != nil {
-				return Principal{}, unavailable("throttle", err)
+				return Principal{}, err
 			}
-			if !r.Allowed {
+			if !due {
 				return Principal{}, refusal
 			}
 		}
-		reason := "revoked"
-		if k.RevokedAt.IsZero() {
-			reason = "expired"
-		}
-		e := audit.Event{Tenant: k.Tenant, Actor: actor, Action: audit.APIKeyDenied, Target: k.ID,
-			IP: addrString(addr), Outcome: audit.Failure, Reason: reason}
+		e := unusableKeyEvent(k, ip)
 		if throttled {
 			e.Meta = map[string]string{"throttled": "true"}
 		}
@@ -299,7 +292,9 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 		}
 		return Principal{}, refusal
 	}
-	if err := g.checkIP(ctx, k.Tenant, ipfilter.APIKeys, addr, actor, ""); err != nil {
+	actor := audit.Actor{Kind: audit.ActorAPIKey, ID: k.ID}
+	due := func() (bool, error) { return g.keyRefusalDue(ctx, audit.IPDenied, k.ID, ip, now) }
+	if err := g.applyIPList(ctx, k.Tenant, ipfilter.APIKeys, addr, actor, "", due); err != nil {
 		return Principal{}, err
 	}
 	if now.Sub(k.LastUsedAt) >= apiKeyTouchEvery {
@@ -308,6 +303,47 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 		}
 	}
 	return Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID, Addr: addr, AuthAt: k.CreatedAt}, nil
+}
+
+// lookUpAPIKey returns the stored key for key, and false if key is
+// malformed or unknown; a store failure is ErrUnavailable.
+func (g *Guard) lookUpAPIKey(ctx context.Context, key string) (auth.APIKey, bool, error) {
+	h, err := auth.ParseAPIKey(key)
+	if err != nil {
+		return auth.APIKey{}, false, nil
+	}
+	k, err := g.stores.APIKeys.APIKeyByHash(ctx, h)
+	switch {
+	case errors.Is(err, auth.ErrNotFound):
+		return auth.APIKey{}, false, nil
+	case err != nil:
+		return auth.APIKey{}, false, unavailable("api key", err)
+	}
+	return k, true, nil
+}
+
+// unusableKeyEvent is the apikey.denied event of key k, revoked or
+// expired, used from ip.
+func unusableKeyEvent(k auth.APIKey, ip string) audit.Event {
+	reason := "revoked"
+	if k.RevokedAt.IsZero() {
+		reason = "expired"
+	}
+	return audit.Event{Tenant: k.Tenant, Actor: audit.Actor{Kind: audit.ActorAPIKey, ID: k.ID}, Action: audit.APIKeyDenied,
+		Target: k.ID, IP: ip, Outcome: audit.Failure, Reason: reason}
+}
+
+// keyRefusalDue reports whether a refusal of API key id used from ip may
+// be recorded as action: the first such refusal in a minute is
+// (apiKeyDeniedLimit), so that one key used in a loop does not flood its
+// tenant's log. A refusal that is not due is refused all the same, without
+// a record. A store failure is ErrUnavailable.
+func (g *Guard) keyRefusalDue(ctx context.Context, action audit.Action, id, ip string, now time.Time) (bool, error) {
+	r, err := g.stores.Throttle.Reserve(ctx, "apikey-denied:"+string(action)+"|"+id+"|"+ip, now, apiKeyDeniedLimit)
+	if err != nil {
+		return false, unavailable("throttle", err)
+	}
+	return r.Allowed, nil
 }
 
 // badAPIKey counts an invalid key against the client IP and returns
