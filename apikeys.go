@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -303,6 +304,44 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 		}
 	}
 	return Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID, Addr: addr, AuthAt: k.CreatedAt}, nil
+}
+
+// unidentifiedAPIKey refuses an API key presented in request r, whose
+// client IP cannot be identified (cause, ClientAddr's error), with
+// ErrIPNotAllowed whatever the key. A key that exists is recorded in its
+// tenant, as AuthenticateAPIKey records a refusal: apikey.denied (reason
+// revoked or expired, IP UnidentifiedIP) for a key no longer usable, else
+// ip.denied (reason unidentified, as for a session); either carries the
+// offending value labelled untrusted (Meta untrusted_<source>), and is
+// recorded at most once a minute for each key, all unidentified clients
+// counting as one address. A malformed or unknown key belongs to no tenant
+// and is not recorded. Store failures give ErrUnavailable.
+func (g *Guard) unidentifiedAPIKey(r *http.Request, key string, cause error) error {
+	ctx := r.Context()
+	if g.stores.APIKeys == nil {
+		return ErrIPNotAllowed
+	}
+	k, found, err := g.lookUpAPIKey(ctx, key)
+	if err != nil || !found {
+		return cmp.Or(err, ErrIPNotAllowed)
+	}
+	now := g.now()
+	var e audit.Event
+	if k.UsableAt(now) {
+		e = unidentifiedEvent(r, Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID}, cause)
+		e.Target = ipfilter.APIKeys.String()
+	} else {
+		e = unusableKeyEvent(k, UnidentifiedIP)
+		e.UserAgent, e.Meta = clip(r.UserAgent(), 512), untrustedMeta(cause)
+	}
+	due, err := g.keyRefusalDue(ctx, e.Action, k.ID, UnidentifiedIP, now)
+	if err != nil || !due {
+		return cmp.Or(err, ErrIPNotAllowed)
+	}
+	if err := g.record(ctx, e); err != nil {
+		return err
+	}
+	return ErrIPNotAllowed
 }
 
 // lookUpAPIKey returns the stored key for key, and false if key is
