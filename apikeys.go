@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -19,12 +20,18 @@ type NewAPIKey struct {
 	Tenant string
 	// Name says what the key is for (required, at most 100 bytes).
 	Name string
-	// ExpiresAt ends the key's life (zero: it does not expire).
+	// ExpiresAt ends the key's life (zero: it does not expire). It must be
+	// in the future and at most a hundred years ahead.
 	ExpiresAt time.Time
 	// Roles are granted to the key (with RBAC); the creator must hold
 	// every permission of each (GrantableKeyRoles lists those roles).
 	Roles []string
 }
+
+// maxAPIKeyYears bounds how far ahead NewAPIKey.ExpiresAt may be: a
+// hundred years, far within what every store can hold (a key meant never
+// to expire has no expiry).
+const maxAPIKeyYears = 100
 
 // CreateAPIKey creates an API key for a tenant and returns it once, in
 // clear: show it to the administrator and forget it; Guard keeps only its
@@ -34,7 +41,9 @@ type NewAPIKey struct {
 // one with a permission the creator lacks) is refused before anything is
 // created (ErrForbidden, recorded as a failed apikey.created, reason
 // escalation); one taken from the creator while the key is being made is
-// refused by the grant itself, and the key is then revoked.
+// refused by the grant itself, and the key is then revoked. An empty or
+// overlong name, and an expiry not in the future or more than a hundred
+// years ahead, are refused with an *InputError.
 func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (string, auth.APIKey, error) {
 	if err := g.may(ctx, by, nk.Tenant, rbac.APIKeys, rbac.Manage); err != nil {
 		return "", auth.APIKey{}, err
@@ -57,6 +66,9 @@ func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (s
 	now := g.now().UTC().Truncate(time.Microsecond)
 	if !nk.ExpiresAt.IsZero() && !nk.ExpiresAt.After(now) {
 		return "", auth.APIKey{}, &InputError{Field: "expiry", Reason: "must be in the future"}
+	}
+	if nk.ExpiresAt.After(now.AddDate(maxAPIKeyYears, 0, 0)) {
+		return "", auth.APIKey{}, &InputError{Field: "expiry", Reason: "must be at most a hundred years ahead"}
 	}
 	if err := g.mayGrantAll(ctx, by, nk.Tenant, audit.APIKeyCreated, clip(nk.Name, 100), nk.Roles); err != nil {
 		return "", auth.APIKey{}, err
@@ -116,9 +128,14 @@ func (g *Guard) ListAPIKeys(ctx context.Context, by Principal, tenant string) ([
 }
 
 // RevokeAPIKey revokes one of a tenant's API keys: its next request fails.
-// A revocation stands even when it cannot be recorded in the audit log
-// (one rolled back would be worse): a failure to record leaves the key
-// revoked and returns ErrUnavailable.
+// It records apikey.revoked as soon as the key is revoked, then takes the
+// key's roles away, so that a revocation in force is on the record
+// whatever fails after it. A revocation stands even when it cannot be
+// recorded in the audit log (one rolled back would be worse): a failure to
+// record leaves the key revoked, its roles in place, and returns
+// ErrUnavailable; a failure to take the roles away leaves the key revoked
+// and recorded, and returns ErrUnavailable. Either way a second call, which
+// finds the key revoked, records it again and finishes the job.
 func (g *Guard) RevokeAPIKey(ctx context.Context, by Principal, tenant, id string) error {
 	if err := g.may(ctx, by, tenant, rbac.APIKeys, rbac.Manage); err != nil {
 		return err
@@ -135,12 +152,15 @@ func (g *Guard) RevokeAPIKey(ctx context.Context, by Principal, tenant, id strin
 	case err != nil:
 		return unavailable("revoke api key", err)
 	}
+	if err := g.record(ctx, g.adminEvent(by, tenant, audit.APIKeyRevoked, id)); err != nil {
+		return err
+	}
 	if g.rbac != nil {
 		if err := g.rbac.RevokeAll(ctx, g.rbac.AllPerms(), tenant, rbac.Key(id)); err != nil {
 			return rbacErr("revoke roles", err)
 		}
 	}
-	return g.record(ctx, g.adminEvent(by, tenant, audit.APIKeyRevoked, id))
+	return nil
 }
 
 // creatorStillActive checks, once k is stored, that the user creating it
@@ -209,41 +229,42 @@ func (g *Guard) revokeKeysOf(ctx context.Context, by Principal, tenant, id, reas
 // then a lock of a minute doubling to an hour.
 var apiKeyLimit = auth.Limit{Max: 20, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Hour}
 
-// apiKeyDeniedLimit bounds the apikey.denied events of a revoked or
-// expired key used from an address locked by apiKeyLimit: one a minute
-// for each key and address.
+// apiKeyDeniedLimit bounds the refusals of one API key recorded in its
+// tenant's log (see keyRefusalDue): one a minute for each key, address
+// and action.
 var apiKeyDeniedLimit = auth.Limit{Max: 1, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Minute}
 
 // AuthenticateAPIKey checks an API key presented from client address addr
 // and returns its principal: the key must exist, be neither revoked nor
-// expired, and addr must pass the tenant's API-key allow-list. Invalid keys
-// are throttled per client IP (ErrTooManyAttempts once locked). A revoked
-// or expired key is audited in its tenant (apikey.denied) and a key denied
-// by the allow-list too (ip.denied); a malformed or unknown key belongs to
-// no tenant, so no tenant's log records it: it is only counted against
-// the IP, and a flood of them writes nothing. A revoked or expired key
-// used from a locked IP is recorded too (Meta throttled), at most once a
-// minute for each key and IP: junk keys cannot hide the use of a leaked
-// one, nor can one key used in a loop flood its tenant's log. Every other failure is
-// ErrUnauthenticated (a bad key) or ErrIPNotAllowed; store failures are
-// ErrUnavailable.
+// expired, and addr must pass the tenant's API-key allow-list. An
+// IPv4-mapped addr (::ffff:a.b.c.d) is taken as the IPv4 address it
+// holds, for the throttle and the audit log as for the allow-list. Invalid
+// keys are throttled per client IP (ErrTooManyAttempts once locked). A
+// revoked or expired key is audited in its tenant (apikey.denied) and a
+// key denied by the allow-list too (ip.denied); a malformed or unknown key
+// belongs to no tenant, so no tenant's log records it: it is only counted
+// against the IP, and a flood of them writes nothing. A revoked or
+// expired key used from a locked IP is recorded too (Meta throttled), at
+// most once a minute for each key and IP: junk keys cannot hide the use of
+// a leaked one. A valid key denied by the allow-list is recorded at most
+// once a minute for each key and IP, and refused all the same when not
+// recorded: one key used in a loop cannot flood its tenant's log. Every
+// other failure is ErrUnauthenticated (a bad key) or ErrIPNotAllowed;
+// store failures are ErrUnavailable.
 func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.Addr) (Principal, error) {
 	if g.stores.APIKeys == nil {
 		return Principal{}, ErrUnauthenticated
 	}
-	h, err := auth.ParseAPIKey(key)
-	if err != nil {
-		return Principal{}, g.badAPIKey(ctx, addr)
-	}
-	k, err := g.stores.APIKeys.APIKeyByHash(ctx, h)
+	addr = addr.Unmap()
+	k, found, err := g.lookUpAPIKey(ctx, key)
 	switch {
-	case errors.Is(err, auth.ErrNotFound):
-		return Principal{}, g.badAPIKey(ctx, addr)
 	case err != nil:
-		return Principal{}, unavailable("api key", err)
+		return Principal{}, err
+	case !found:
+		return Principal{}, g.badAPIKey(ctx, addr)
 	}
 	now := g.now()
-	actor := audit.Actor{Kind: audit.ActorAPIKey, ID: k.ID}
+	ip := addrString(addr)
 	if !k.UsableAt(now) {
 		refusal := g.badAPIKey(ctx, addr)
 		throttled := errors.Is(refusal, ErrTooManyAttempts)
@@ -255,20 +276,15 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 			// hide its use behind a burst of junk keys; at most once a
 			// minute for each key and address, so that a key used in a
 			// loop does not flood its tenant's log.
-			r, err := g.stores.Throttle.Reserve(ctx, "apikey-denied:"+k.ID+"|"+addrString(addr), now, apiKeyDeniedLimit)
+			due, err := g.keyRefusalDue(ctx, audit.APIKeyDenied, k.ID, ip, now)
 			if err != nil {
-				return Principal{}, unavailable("throttle", err)
+				return Principal{}, err
 			}
-			if !r.Allowed {
+			if !due {
 				return Principal{}, refusal
 			}
 		}
-		reason := "revoked"
-		if k.RevokedAt.IsZero() {
-			reason = "expired"
-		}
-		e := audit.Event{Tenant: k.Tenant, Actor: actor, Action: audit.APIKeyDenied, Target: k.ID,
-			IP: addrString(addr), Outcome: audit.Failure, Reason: reason}
+		e := unusableKeyEvent(k, ip)
 		if throttled {
 			e.Meta = map[string]string{"throttled": "true"}
 		}
@@ -277,7 +293,9 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 		}
 		return Principal{}, refusal
 	}
-	if err := g.checkIP(ctx, k.Tenant, ipfilter.APIKeys, addr, actor, ""); err != nil {
+	actor := audit.Actor{Kind: audit.ActorAPIKey, ID: k.ID}
+	due := func() (bool, error) { return g.keyRefusalDue(ctx, audit.IPDenied, k.ID, ip, now) }
+	if err := g.applyIPList(ctx, k.Tenant, ipfilter.APIKeys, addr, actor, "", due); err != nil {
 		return Principal{}, err
 	}
 	if now.Sub(k.LastUsedAt) >= apiKeyTouchEvery {
@@ -286,6 +304,85 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 		}
 	}
 	return Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID, Addr: addr, AuthAt: k.CreatedAt}, nil
+}
+
+// unidentifiedAPIKey refuses an API key presented in request r, whose
+// client IP cannot be identified (cause, ClientAddr's error), with
+// ErrIPNotAllowed whatever the key. A key that exists is recorded in its
+// tenant, as AuthenticateAPIKey records a refusal: apikey.denied (reason
+// revoked or expired, IP UnidentifiedIP) for a key no longer usable, else
+// ip.denied (reason unidentified, as for a session); either carries the
+// offending value labelled untrusted (Meta untrusted_<source>), and is
+// recorded at most once a minute for each key, all unidentified clients
+// counting as one address. A malformed or unknown key belongs to no tenant
+// and is not recorded. Store failures give ErrUnavailable.
+func (g *Guard) unidentifiedAPIKey(r *http.Request, key string, cause error) error {
+	ctx := r.Context()
+	if g.stores.APIKeys == nil {
+		return ErrIPNotAllowed
+	}
+	k, found, err := g.lookUpAPIKey(ctx, key)
+	if err != nil || !found {
+		return cmp.Or(err, ErrIPNotAllowed)
+	}
+	now := g.now()
+	var e audit.Event
+	if k.UsableAt(now) {
+		e = unidentifiedEvent(r, Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID}, cause)
+		e.Target = ipfilter.APIKeys.String()
+	} else {
+		e = unusableKeyEvent(k, UnidentifiedIP)
+		e.UserAgent, e.Meta = clip(r.UserAgent(), 512), untrustedMeta(cause)
+	}
+	due, err := g.keyRefusalDue(ctx, e.Action, k.ID, UnidentifiedIP, now)
+	if err != nil || !due {
+		return cmp.Or(err, ErrIPNotAllowed)
+	}
+	if err := g.record(ctx, e); err != nil {
+		return err
+	}
+	return ErrIPNotAllowed
+}
+
+// lookUpAPIKey returns the stored key for key, and false if key is
+// malformed or unknown; a store failure is ErrUnavailable.
+func (g *Guard) lookUpAPIKey(ctx context.Context, key string) (auth.APIKey, bool, error) {
+	h, err := auth.ParseAPIKey(key)
+	if err != nil {
+		return auth.APIKey{}, false, nil
+	}
+	k, err := g.stores.APIKeys.APIKeyByHash(ctx, h)
+	switch {
+	case errors.Is(err, auth.ErrNotFound):
+		return auth.APIKey{}, false, nil
+	case err != nil:
+		return auth.APIKey{}, false, unavailable("api key", err)
+	}
+	return k, true, nil
+}
+
+// unusableKeyEvent is the apikey.denied event of key k, revoked or
+// expired, used from ip.
+func unusableKeyEvent(k auth.APIKey, ip string) audit.Event {
+	reason := "revoked"
+	if k.RevokedAt.IsZero() {
+		reason = "expired"
+	}
+	return audit.Event{Tenant: k.Tenant, Actor: audit.Actor{Kind: audit.ActorAPIKey, ID: k.ID}, Action: audit.APIKeyDenied,
+		Target: k.ID, IP: ip, Outcome: audit.Failure, Reason: reason}
+}
+
+// keyRefusalDue reports whether a refusal of API key id used from ip may
+// be recorded as action: the first such refusal in a minute is
+// (apiKeyDeniedLimit), so that one key used in a loop does not flood its
+// tenant's log. A refusal that is not due is refused all the same, without
+// a record. A store failure is ErrUnavailable.
+func (g *Guard) keyRefusalDue(ctx context.Context, action audit.Action, id, ip string, now time.Time) (bool, error) {
+	r, err := g.stores.Throttle.Reserve(ctx, "apikey-denied:"+string(action)+"|"+id+"|"+ip, now, apiKeyDeniedLimit)
+	if err != nil {
+		return false, unavailable("throttle", err)
+	}
+	return r.Allowed, nil
 }
 
 // badAPIKey counts an invalid key against the client IP and returns

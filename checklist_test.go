@@ -312,6 +312,9 @@ func TestAPIKeyAllowListDenialAudited(t *testing.T) {
 		if w := serveHandler(h, "/", "", "198.51.100.8:1", c.header...); w.Code != 403 || w.Body.String() != "Forbidden\n" {
 			t.Errorf("key from 198.51.100.8 (%s): %d %q, want 403 Forbidden", c.name, w.Code, w.Body)
 		}
+		// A refusal of one key from one address is recorded once a
+		// minute at most.
+		f.clock.Advance(time.Minute)
 	}
 	evs := f.events(t, audit.IPDenied)
 	if len(evs) != 2 {

@@ -29,6 +29,13 @@ func (g *Guard) SessionToken(r *http.Request) (string, bool) {
 // applies the tenant's allow-list for people or for API keys. The returned
 // principal carries the client IP and user agent.
 //
+// A request whose client IP cannot be identified is refused with
+// ErrIPNotAllowed when it carries a valid session (recorded in its tenant:
+// ip.denied, reason unidentified) or any API key. A key that exists is
+// recorded in its tenant, at most once a minute for each key: ip.denied,
+// reason unidentified, or apikey.denied when it is revoked or expired. A
+// malformed or unknown key is recorded nowhere.
+//
 // Errors: ErrUnauthenticated (no or bad credential), ErrIPNotAllowed (the
 // client IP is not allowed or cannot be identified), ErrTooManyAttempts
 // (too many bad API keys from this IP), ErrUnavailable (a store failed).
@@ -36,7 +43,7 @@ func (g *Guard) AuthenticateRequest(r *http.Request) (Principal, error) {
 	addr, aerr := g.resolver.ClientIP(r)
 	if key, ok := bearer(r); ok {
 		if aerr != nil {
-			return Principal{}, ErrIPNotAllowed
+			return Principal{}, g.unidentifiedAPIKey(r, key, aerr)
 		}
 		p, err := g.AuthenticateAPIKey(r.Context(), key, addr)
 		if err != nil {
@@ -68,17 +75,29 @@ func (g *Guard) AuthenticateRequest(r *http.Request) (Principal, error) {
 // unidentified records a request whose client IP cannot be resolved and
 // returns ErrIPNotAllowed.
 func (g *Guard) unidentified(r *http.Request, p Principal, cause error) error {
-	e := audit.Event{Tenant: p.Tenant, Actor: p.actor(), Action: audit.IPDenied, IP: "", UserAgent: clip(r.UserAgent(), 512),
-		Outcome: audit.Failure, Reason: "unidentified"}
-	var re *ipfilter.ResolveError
-	if errors.As(cause, &re) {
-		// The value came from the request: recorded as untrusted input.
-		e.Meta = map[string]string{"untrusted_" + strings.ToLower(re.Source): clip(re.Value, 200)}
-	}
-	if err := g.record(r.Context(), e); err != nil {
+	if err := g.record(r.Context(), unidentifiedEvent(r, p, cause)); err != nil {
 		return err
 	}
 	return ErrIPNotAllowed
+}
+
+// unidentifiedEvent is the ip.denied event (reason unidentified) of
+// principal p's request r, whose client IP cannot be resolved (cause).
+func unidentifiedEvent(r *http.Request, p Principal, cause error) audit.Event {
+	return audit.Event{Tenant: p.Tenant, Actor: p.actor(), Action: audit.IPDenied, IP: "", UserAgent: clip(r.UserAgent(), 512),
+		Outcome: audit.Failure, Reason: "unidentified", Meta: untrustedMeta(cause)}
+}
+
+// untrustedMeta is the Meta of an event recording a request whose client
+// IP cannot be resolved (cause): the offending value, which came from the
+// request, recorded as untrusted input (untrusted_<source>); nil when
+// cause carries none.
+func untrustedMeta(cause error) map[string]string {
+	var re *ipfilter.ResolveError
+	if !errors.As(cause, &re) {
+		return nil
+	}
+	return map[string]string{"untrusted_" + strings.ToLower(re.Source): clip(re.Value, 200)}
 }
 
 // ReasonHeader is the response header in which Guard says why it

@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -47,6 +48,13 @@ func (g *Guard) ClientIP(r *http.Request) string {
 // as ErrIPNotAllowed; a report-only list records the would-be denial and
 // lets the request through. Store failures deny.
 func (g *Guard) checkIP(ctx context.Context, tenant string, scope ipfilter.Scope, addr netip.Addr, actor audit.Actor, ua string) error {
+	return g.applyIPList(ctx, tenant, scope, addr, actor, ua, nil)
+}
+
+// applyIPList is checkIP, except that a denial is recorded only if due,
+// when not nil, says it is (a refusal not due is returned all the same,
+// without a record); an error from due is returned.
+func (g *Guard) applyIPList(ctx context.Context, tenant string, scope ipfilter.Scope, addr netip.Addr, actor audit.Actor, ua string, due func() (bool, error)) error {
 	if g.ipf == nil {
 		return nil
 	}
@@ -74,6 +82,10 @@ func (g *Guard) checkIP(ctx context.Context, tenant string, scope ipfilter.Scope
 		IP: addrString(addr), UserAgent: clip(ua, 512), Outcome: audit.Failure, Reason: "not_in_allow_list"}
 	if d == ipfilter.WouldDeny {
 		e.Outcome, e.Reason = audit.Success, "report_only"
+	} else if due != nil {
+		if ok, err := due(); err != nil || !ok {
+			return cmp.Or(err, ErrIPNotAllowed)
+		}
 	}
 	if err := g.record(ctx, e); err != nil {
 		return err

@@ -42,7 +42,9 @@
 // are cleared, with a Warning (203.0.113.77/24 becomes 203.0.113.0/24).
 // IPv4-mapped IPv6 entries are rewritten in IPv4 form; IPv6 prefixes
 // shorter than /96 that cover the mapped range are refused. 0.0.0.0/0 and
-// ::/0 are refused unless ParseOptions.AllowAll. A list holds at most
+// ::/0 are refused unless ParseOptions.AllowAll (an empty list is how to
+// allow every address), and so are the unspecified addresses 0.0.0.0 and
+// ::, which no client has (ErrUnspecified). A list holds at most
 // DefaultMaxEntries entries by default, each at most MaxEntryLen bytes.
 //
 // Clients are unmapped (::ffff:203.0.113.5 is 203.0.113.5) before
@@ -94,10 +96,10 @@
 //
 // Compare errors with errors.Is and errors.As:
 //
-//   - *ParseError (wrapping ErrSyntax, ErrZone, ErrMatchesAll or
-//     ErrMappedRange) and ErrTooManyEntries: a bad allow-list. The error
-//     names the entry (IP addresses are not secrets); show it to the
-//     administrator.
+//   - *ParseError (wrapping ErrSyntax, ErrZone, ErrMatchesAll,
+//     ErrUnspecified or ErrMappedRange) and ErrTooManyEntries: a bad
+//     allow-list. The error names the entry (IP addresses are not
+//     secrets); show it to the administrator.
 //   - ErrUnidentified, as a *ResolveError: the client IP of a request
 //     cannot be established. Deny the request; the Value it carries came
 //     from the request and is untrusted.

@@ -17,8 +17,16 @@ var (
 	// local to one host and never belong in an allow-list.
 	ErrZone = errors.New("ipfilter: IPv6 zone not allowed")
 	// ErrMatchesAll: an entry matches every address of its family
-	// (0.0.0.0/0, ::/0) and the caller did not set AllowAll.
-	ErrMatchesAll = errors.New("ipfilter: entry matches every address; set AllowAll to permit it")
+	// (0.0.0.0/0, ::/0) and the caller did not set ParseOptions.AllowAll
+	// (or Change.AllowAll). The message speaks to the administrator who
+	// typed the entry: to let every address in, clear the list (an empty
+	// list restricts nothing).
+	ErrMatchesAll = errors.New("ipfilter: entry matches every address; to allow every address, leave the list empty")
+	// ErrUnspecified: an entry is an unspecified address (0.0.0.0, ::,
+	// with or without /32 or /128), which no client ever has: the entry
+	// would match nothing. It is usually "any" written as in a bind
+	// address; an empty list is what allows every address.
+	ErrUnspecified = errors.New("ipfilter: entry is an unspecified address, which matches no client; to allow every address, leave the list empty")
 	// ErrMappedRange: an IPv6 entry shorter than /96 that covers the
 	// IPv4-mapped range ::ffff:0:0/96 (for example ::/64). Clients are
 	// unmapped before matching, so such an entry would silently not match
@@ -62,7 +70,8 @@ func echo(s string) string {
 // ParseError reports an allow-list entry or trusted-proxy prefix that
 // cannot be used. IP addresses are not secrets, so the entry is kept (cut
 // to MaxEntryLen bytes) and shown quoted. Err is one of ErrSyntax,
-// ErrZone, ErrMatchesAll or ErrMappedRange; Unwrap returns it.
+// ErrZone, ErrMatchesAll, ErrUnspecified or ErrMappedRange; Unwrap
+// returns it.
 type ParseError struct {
 	// Index is the position of the entry in the list given to ParseList
 	// (from 0), or -1 for ParsePrefix. The message counts from 1, as a

@@ -105,13 +105,15 @@ func (p *Policy) Check(s Scope, a netip.Addr) Decision { return p.Rule(s).Check(
 
 // Compile parses stored lists into a Policy. Entries are parsed as
 // ParseList does, with AllowAll (the check was made when the list was
-// written) and no length limit; an entry that no longer parses makes the
-// whole Lists unusable: the error wraps ErrCorrupt and the *ParseError.
+// written), unspecified addresses let through (a list written before
+// ErrUnspecified existed keeps working; such an entry matches nothing) and
+// no length limit; an entry that no longer parses makes the whole Lists
+// unusable: the error wraps ErrCorrupt and the *ParseError.
 func Compile(l Lists) (*Policy, error) {
 	p := &Policy{version: l.Version}
 	for _, s := range Scopes {
 		r := l.Rules(s)
-		set, _, err := ParseList(r.Entries, ParseOptions{AllowAll: true, MaxEntries: -1})
+		set, _, err := parseList(r.Entries, ParseOptions{AllowAll: true, MaxEntries: -1}, true)
 		if err != nil {
 			return nil, fmt.Errorf("%w: scope %s: %w", ErrCorrupt, s, err)
 		}

@@ -100,6 +100,10 @@ var mappedRange = netip.AddrFrom16([16]byte{10: 0xff, 11: 0xff})
 //     the mapped range (::/64) is refused with ErrMappedRange.
 //   - 0.0.0.0/0 and ::/0 are refused with ErrMatchesAll unless
 //     opt.AllowAll.
+//   - The unspecified addresses 0.0.0.0 and :: (/32, /128, or
+//     ::ffff:0.0.0.0) are refused with ErrUnspecified: no client has
+//     them (Resolver refuses them), so the entry would match nothing.
+//     A prefix that starts there (0.0.0.0/8) is accepted.
 //
 // NAT64 (64:ff9b::/96), 6to4 (2002::/16) and IPv4-compatible (::a.b.c.d)
 // entries are IPv6 prefixes like any other: they match IPv6 clients only,
@@ -107,10 +111,22 @@ var mappedRange = netip.AddrFrom16([16]byte{10: 0xff, 11: 0xff})
 //
 // Errors are *ParseError with Index -1. opt.MaxEntries is ignored.
 func ParsePrefix(s string, opt ParseOptions) (netip.Prefix, Adjustment, error) {
-	return parsePrefix(s, -1, opt.AllowAll)
+	return parsePrefix(s, -1, rules{allowAll: opt.AllowAll})
 }
 
-func parsePrefix(raw string, index int, allowAll bool) (netip.Prefix, Adjustment, error) {
+// rules are what parsePrefix accepts beyond the strict default.
+type rules struct {
+	// allowAll: 0.0.0.0/0 and ::/0 (ParseOptions.AllowAll).
+	allowAll bool
+	// allowUnspecified: 0.0.0.0 and :: too, for a list read back from
+	// the Store (Compile; one written before ErrUnspecified existed must
+	// not make its tenant's lists corrupt, which would deny every request
+	// of the tenant) and for trusted proxies (NewResolver, where such a
+	// prefix is as harmless as it is useless, and always was accepted).
+	allowUnspecified bool
+}
+
+func parsePrefix(raw string, index int, r rules) (netip.Prefix, Adjustment, error) {
 	fail := func(err error, detail string) (netip.Prefix, Adjustment, error) {
 		e := raw
 		if len(e) > MaxEntryLen {
@@ -141,7 +157,7 @@ func parsePrefix(raw string, index int, allowAll bool) (netip.Prefix, Adjustment
 		}
 		p = netip.PrefixFrom(a, a.BitLen())
 	}
-	p, adj, err := normalize(p, allowAll)
+	p, adj, err := normalize(p, r)
 	if err != nil {
 		return fail(err, "")
 	}
@@ -165,9 +181,10 @@ func syntaxDetail(addr, bits string, err error) string {
 }
 
 // normalize applies the allow-list rules to a parsed prefix: unmap,
-// mask, refuse /0 (unless allowAll) and IPv6 prefixes shorter than /96
-// that cover the mapped range. (A netip.Prefix never holds a zone.)
-func normalize(p netip.Prefix, allowAll bool) (netip.Prefix, Adjustment, error) {
+// mask, refuse /0 (unless r.allowAll), IPv6 prefixes shorter than /96
+// that cover the mapped range, and unspecified addresses (unless
+// r.allowUnspecified). (A netip.Prefix never holds a zone.)
+func normalize(p netip.Prefix, r rules) (netip.Prefix, Adjustment, error) {
 	if !p.IsValid() {
 		return netip.Prefix{}, 0, ErrSyntax
 	}
@@ -183,12 +200,17 @@ func normalize(p netip.Prefix, allowAll bool) (netip.Prefix, Adjustment, error) 
 	if m.Addr().Is6() && bits > 0 && bits < 96 && m.Contains(mappedRange) {
 		return netip.Prefix{}, 0, ErrMappedRange
 	}
-	return checkAll(m, adj, allowAll)
+	return checkAll(m, adj, r)
 }
 
-func checkAll(p netip.Prefix, adj Adjustment, allowAll bool) (netip.Prefix, Adjustment, error) {
-	if p.Bits() == 0 && !allowAll {
+// checkAll refuses an entry that matches every address (ErrMatchesAll)
+// or none (ErrUnspecified), as r says.
+func checkAll(p netip.Prefix, adj Adjustment, r rules) (netip.Prefix, Adjustment, error) {
+	switch {
+	case p.Bits() == 0 && !r.allowAll:
 		return netip.Prefix{}, 0, ErrMatchesAll
+	case p.IsSingleIP() && p.Addr().IsUnspecified() && !r.allowUnspecified:
+		return netip.Prefix{}, 0, ErrUnspecified
 	}
 	return p, adj, nil
 }
@@ -227,6 +249,12 @@ func SplitList(text string) []string {
 // An empty list gives an empty Set, which restricts nothing (see Set).
 // Set.Entries returns the canonical entries to store.
 func ParseList(entries []string, opt ParseOptions) (*Set, []Warning, error) {
+	return parseList(entries, opt, false)
+}
+
+// parseList is ParseList; allowUnspecified lets unspecified addresses
+// through (see rules).
+func parseList(entries []string, opt ParseOptions, allowUnspecified bool) (*Set, []Warning, error) {
 	limit := opt.MaxEntries
 	if limit == 0 {
 		limit = DefaultMaxEntries
@@ -238,7 +266,7 @@ func ParseList(entries []string, opt ParseOptions) (*Set, []Warning, error) {
 	seen := make(map[netip.Prefix]struct{}, len(entries))
 	var warnings []Warning
 	for i, e := range entries {
-		p, adj, err := parsePrefix(e, i, opt.AllowAll)
+		p, adj, err := parsePrefix(e, i, rules{allowAll: opt.AllowAll, allowUnspecified: allowUnspecified})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -130,7 +130,7 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 	}
 	ps := make([]netip.Prefix, 0, len(cfg.TrustedProxies))
 	for i, p := range cfg.TrustedProxies {
-		n, _, err := normalize(p, false)
+		n, _, err := normalize(p, rules{allowUnspecified: true})
 		if err != nil {
 			return nil, &ConfigError{Field: "TrustedProxies[" + itoa(i) + "]", Reason: trimPrefix(err.Error())}
 		}

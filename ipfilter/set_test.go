@@ -22,7 +22,7 @@ func TestContains(t *testing.T) {
 	set := mustList(t, ipfilter.ParseOptions{},
 		"203.0.113.0/24", "198.51.100.7", "10.0.0.0/8", "10.1.0.0/16", // nested
 		"192.0.2.0/25", "192.0.2.128/25", // adjacent
-		"255.255.255.255", "0.0.0.0/32",
+		"255.255.255.255", "0.0.0.1/32",
 		"2001:db8::/32", "2001:db8:1::1", "fe80::/10", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127", "::1",
 	)
 	for _, tc := range []struct {
@@ -34,7 +34,7 @@ func TestContains(t *testing.T) {
 		{"198.51.100.7", true}, {"198.51.100.6", false}, {"198.51.100.8", false},
 		{"10.255.255.255", true}, {"11.0.0.0", false}, {"9.255.255.255", false},
 		{"192.0.2.0", true}, {"192.0.2.127", true}, {"192.0.2.128", true}, {"192.0.2.255", true}, {"192.0.3.0", false},
-		{"255.255.255.255", true}, {"255.255.255.254", false}, {"0.0.0.0", true}, {"0.0.0.1", false},
+		{"255.255.255.255", true}, {"255.255.255.254", false}, {"0.0.0.1", true}, {"0.0.0.0", false}, {"0.0.0.2", false},
 		{"2001:db8::", true}, {"2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", true}, {"2001:db9::", false}, {"2001:db7:ffff::", false},
 		{"2001:db8:1::1", true}, {"fe80::1", true}, {"fe80::1%eth0", true}, {"fec0::", false},
 		{"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true}, {"ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffd", false},

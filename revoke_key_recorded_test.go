@@ -1,0 +1,47 @@
+package guard_test
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/rbac"
+)
+
+// RevokeAPIKey records the revocation before it takes the key's roles
+// away. Whichever step after the revocation fails, the key stays revoked
+// and a second call, which finds it so, records it and takes the roles
+// away: the log then holds the revocation, once per successful record.
+func TestRevokeAPIKeyRecordsBeforeRoles(t *testing.T) {
+	for _, c := range []struct {
+		call     string
+		recorded int // apikey.revoked events after the failed call
+	}{
+		{"Audit.Append", 0},
+		{"Policies.Update", 1},
+	} {
+		t.Run(c.call, func(t *testing.T) {
+			fx := newFaultFix(t, false)
+			owner, _ := fx.user(t, "olga@example.test", rbac.Owner)
+			key, k, err := fx.g.CreateAPIKey(fx.ctx, owner, guard.NewAPIKey{Tenant: tenantID, Name: "exports", Roles: []string{rbac.ReportsOnly}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fx.failing(t, c.call, func() error { return fx.g.RevokeAPIKey(fx.ctx, owner, tenantID, k.ID) })
+			if _, err := fx.g.AuthenticateAPIKey(fx.ctx, key, netip.MustParseAddr("198.51.100.7")); !errors.Is(err, guard.ErrUnauthenticated) {
+				t.Errorf("key after the failed revocation: %v, want ErrUnauthenticated", err)
+			}
+			if n := len(fx.events(t, audit.APIKeyRevoked)); n != c.recorded {
+				t.Errorf("%d apikey.revoked events after %s failed, want %d", n, c.call, c.recorded)
+			}
+			if err := fx.g.RevokeAPIKey(fx.ctx, owner, tenantID, k.ID); err != nil {
+				t.Fatalf("second RevokeAPIKey: %v", err)
+			}
+			if n := len(fx.events(t, audit.APIKeyRevoked)); n != c.recorded+1 {
+				t.Errorf("%d apikey.revoked events after the second call, want %d", n, c.recorded+1)
+			}
+		})
+	}
+}
