@@ -26,14 +26,82 @@ func (p Principal) subject() rbac.Subject {
 	return rbac.Subject{}
 }
 
+// keyBound returns the subject whose permissions bound those of by: for
+// an API key created by a user, that user (rbac.User of the key's
+// CreatedBy), since a key never does more than its creator may do now,
+// however the creator lost a permission (RevokeRole, a narrower or
+// deleted custom role, an access review's downgrade, SSO role sync); the
+// zero Subject for a user, for a key the host created (its CreatedBy is
+// the System label, not a user ID: it keeps its own roles) and for the
+// system. A creator deactivated or deleted has had the key revoked
+// (revokeKeysOf), so a key that authenticates has a creator still active.
+// known is false for a key the tenant does not have (a Principal not
+// made by AuthenticateAPIKey): it may do nothing. The creator comes from
+// the Principal when AuthenticateAPIKey put it there, else from one read
+// of the tenant's keys.
+func (g *Guard) keyBound(ctx context.Context, by Principal) (within rbac.Subject, known bool, err error) {
+	if by.Kind != KindAPIKey {
+		return rbac.Subject{}, true, nil
+	}
+	creator := by.keyCreator
+	if creator == "" {
+		if g.stores.APIKeys == nil {
+			return rbac.Subject{}, false, nil
+		}
+		ks, err := g.stores.APIKeys.ListAPIKeys(ctx, by.Tenant)
+		if err != nil {
+			return rbac.Subject{}, false, unavailable("list api keys", err)
+		}
+		i := slices.IndexFunc(ks, func(k auth.APIKey) bool { return k.ID == by.KeyID })
+		if i < 0 {
+			return rbac.Subject{}, false, nil
+		}
+		creator = ks[i].CreatedBy
+	}
+	if !isUserID(creator) {
+		return rbac.Subject{}, true, nil
+	}
+	return rbac.User(creator), true, nil
+}
+
+// isUserID reports whether s has the form of the IDs Guard gives users
+// (newID: 32 lower-case hex digits), which no System label of a key's
+// creator is expected to have. A label that has it names no user, so the
+// key it created is bounded by a subject holding nothing: it fails
+// closed.
+func isUserID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// decide is the RBAC decision for by, a user or an API key of tenant: an
+// API key created by a user is allowed only what its roles and its
+// creator's both allow (keyBound), at one policy version, in memory. The
+// zero Decision, without error, for a key the tenant does not have.
+func (g *Guard) decide(ctx context.Context, by Principal, tenant string, s rbac.Section, a rbac.Action) (rbac.Decision, error) {
+	within, known, err := g.keyBound(ctx, by)
+	if err != nil || !known {
+		return rbac.Decision{}, err
+	}
+	return g.rbac.DecideWithin(ctx, tenant, by.subject(), within, s, a)
+}
+
 // may returns nil if by may take action on section in tenant, else
 // ErrForbidden (recorded as access.denied) or, when the decision cannot be
 // made, ErrUnavailable: it never allows on an error. The tenant of the
 // decision is the principal's own; a principal of another tenant is always
 // refused, and so is a session whose password must be changed
 // (ErrPasswordChangeRequired, see passwordGate). The system may do
-// anything. Without RBAC (no Stores.Policies), every user of a tenant may
-// administer it and API keys may not.
+// anything. An API key created by a user may do only what its creator
+// may do too (see decide). Without RBAC (no Stores.Policies), every user
+// of a tenant may administer it and API keys may not.
 func (g *Guard) may(ctx context.Context, by Principal, tenant string, s rbac.Section, a rbac.Action) error {
 	switch by.Kind {
 	case KindSystem:
@@ -54,7 +122,7 @@ func (g *Guard) may(ctx context.Context, by Principal, tenant string, s rbac.Sec
 		}
 		return nil
 	}
-	d, err := g.rbac.Decide(ctx, by.Tenant, by.subject(), s, a)
+	d, err := g.decide(ctx, by, by.Tenant, s, a)
 	if err != nil {
 		var ie *rbac.InputError
 		if errors.As(err, &ie) {
@@ -160,7 +228,8 @@ func (g *Guard) denied(ctx context.Context, by Principal, s rbac.Section, a rbac
 // this). Enforcer errors deny. A session that
 // signed in with a password that must be changed (FlagPasswordExpired) is
 // refused whatever its roles, with ErrPasswordChangeRequired (also
-// ErrForbidden).
+// ErrForbidden). An API key created by a user is allowed only what its
+// roles and its creator's current roles both allow.
 func (g *Guard) Authorize(ctx context.Context, p Principal, s rbac.Section, a rbac.Action) (rbac.Decision, error) {
 	if p.Kind == KindSystem {
 		return rbac.Decision{Allowed: true}, nil
@@ -177,7 +246,7 @@ func (g *Guard) Authorize(ctx context.Context, p Principal, s rbac.Section, a rb
 	if p.Kind != KindUser && p.Kind != KindAPIKey {
 		return rbac.Decision{}, g.refused(ctx, p, s, a, reasonInvalidPrincipal)
 	}
-	d, err := g.rbac.Decide(ctx, p.Tenant, p.subject(), s, a)
+	d, err := g.decide(ctx, p, p.Tenant, s, a)
 	if err != nil {
 		var ie *rbac.InputError
 		reason := "error"
@@ -335,7 +404,10 @@ func NeedsApproval(ctx context.Context) bool {
 
 // permsOf returns the permissions by acts with when changing the policy
 // (roles, grants, approval rules): none for a session whose password must
-// be changed (ErrPasswordChangeRequired).
+// be changed (ErrPasswordChangeRequired). For an API key created by a user
+// they are those its creator holds too (as decide judges), and the rbac
+// package re-reads both when the change lands; a key the tenant does not
+// have holds none.
 func (g *Guard) permsOf(ctx context.Context, by Principal, tenant string) (rbac.Perms, error) {
 	if by.Kind == KindSystem {
 		return g.rbac.AllPerms(), nil
@@ -349,7 +421,11 @@ func (g *Guard) permsOf(ctx context.Context, by Principal, tenant string) (rbac.
 	if err := g.passwordGate(ctx, by, rbac.Users, rbac.Manage); err != nil {
 		return rbac.Perms{}, err
 	}
-	perms, err := g.rbac.Permissions(ctx, tenant, by.subject())
+	within, known, err := g.keyBound(ctx, by)
+	if err != nil || !known {
+		return rbac.Perms{}, err
+	}
+	perms, err := g.rbac.PermissionsWithin(ctx, tenant, by.subject(), within)
 	if err != nil {
 		return rbac.Perms{}, rbacErr("permissions", err)
 	}

@@ -77,6 +77,9 @@
 // decision of every Enforcer; no cache can answer from an older policy.
 // DecideAt takes the version from the caller instead, for a caller that
 // reads it together with other per-request data.
+// DecideWithin and PermissionsWithin bound a subject by another's
+// permissions at the same version (Guard bounds an API key by its
+// creator's: a key never does more than its creator may do now).
 //
 // Changes (Grant, Revoke, …) are checked against the current table and
 // written with a compare-and-set on the version (PolicyStore.Update), so
