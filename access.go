@@ -628,6 +628,15 @@ func (g *Guard) policyRefused(ctx context.Context, by Principal, tenant string, 
 // with any grant of it made meanwhile) and ErrUnavailable returned. If
 // that fails too, the definition stays, unrecorded, and ErrUnavailable is
 // returned.
+//
+// A redefinition changes the privileges of every holder, so, as for
+// GrantRole (SECURITY-CHECKLIST SE-3), once it is on record every session
+// of every user holding the role (as read before the change) ends,
+// recorded as session.revoked (Meta reason role_changed, sessions_ended);
+// API keys holding it have no sessions. If the sessions cannot all be
+// ended, ErrUnavailable is returned and the definition stands (it is on
+// record; end the sessions with RevokeUserSessions). A definition that
+// changes no permission, or creates the role, ends no session.
 func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name string, perms []string) error {
 	if err := g.needRBAC(); err != nil {
 		return err
@@ -658,6 +667,13 @@ func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name strin
 			prev = r.Permissions
 		}
 	}
+	// Whose sessions end if the role's permissions change.
+	var holders []string
+	if prev != nil && !samePermissions(prev, ps) {
+		if holders, err = g.roleHolders(ctx, tenant, name); err != nil {
+			return err
+		}
+	}
 	if err := g.rbac.DefineRole(ctx, by2, tenant, name, ps); err != nil {
 		return g.policyRefused(ctx, by, tenant, audit.RoleDefined, clip(name, 200), rbacErr("define role", err))
 	}
@@ -672,13 +688,57 @@ func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name strin
 		}
 		return err
 	}
-	return nil
+	return g.endHoldersSessions(ctx, by, tenant, holders)
+}
+
+// samePermissions reports whether a and b hold the same permissions.
+func samePermissions(a, b []rbac.Permission) bool {
+	return !slices.ContainsFunc(a, func(p rbac.Permission) bool { return !slices.Contains(b, p) }) &&
+		!slices.ContainsFunc(b, func(p rbac.Permission) bool { return !slices.Contains(a, p) })
+}
+
+// roleHolders returns the IDs of the tenant's users holding role name
+// (API keys hold no session to end).
+func (g *Guard) roleHolders(ctx context.Context, tenant, name string) ([]string, error) {
+	as, err := g.rbac.Assignments(ctx, tenant)
+	if err != nil {
+		return nil, rbacErr("assignments", err)
+	}
+	var ids []string
+	for _, a := range as {
+		if a.Subject.Kind == rbac.KindUser && slices.Contains(a.Roles, name) {
+			ids = append(ids, a.Subject.ID)
+		}
+	}
+	return ids, nil
+}
+
+// endHoldersSessions ends the sessions of users whose role changed under
+// them (DefineRole, DeleteRole), as changeGrant does for one user (reason
+// role_changed). It goes on past a failure, so that as few sessions as
+// possible outlive the change, and returns the first error.
+func (g *Guard) endHoldersSessions(ctx context.Context, by Principal, tenant string, users []string) error {
+	var first error
+	for _, id := range users {
+		if _, err := g.endSessions(ctx, by, tenant, id, "role_changed"); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // DeleteRole deletes a custom role of the tenant (and every grant of it).
 // Its holders lose permissions, so the deletion stands even when it cannot
 // be recorded in the audit log: a failure to record leaves the role and
 // its grants deleted and returns ErrUnavailable.
+//
+// As for RevokeRole (SECURITY-CHECKLIST SE-3), every session of every
+// user who held the role (read before the deletion; a failure to read
+// them changes nothing and is ErrUnavailable) then ends, recorded as
+// session.revoked (Meta reason role_changed, sessions_ended), even when
+// the deletion could not be recorded; API keys have no sessions. If the
+// sessions cannot all be ended, ErrUnavailable is returned and the
+// deletion stands (end them with RevokeUserSessions).
 func (g *Guard) DeleteRole(ctx context.Context, by Principal, tenant, name string) error {
 	if err := g.needRBAC(); err != nil {
 		return err
@@ -687,10 +747,20 @@ func (g *Guard) DeleteRole(ctx context.Context, by Principal, tenant, name strin
 	if err != nil {
 		return err
 	}
+	holders, err := g.roleHolders(ctx, tenant, name)
+	if err != nil {
+		return err
+	}
 	if err := g.rbac.DeleteRole(ctx, by2, tenant, name); err != nil {
 		return g.policyRefused(ctx, by, tenant, audit.RoleDeleted, clip(name, 200), rbacErr("delete role", err))
 	}
-	return g.record(ctx, g.adminEvent(by, tenant, audit.RoleDeleted, name))
+	err = g.record(ctx, g.adminEvent(by, tenant, audit.RoleDeleted, name))
+	// The deletion stands, recorded or not: so does the end of the
+	// holders' sessions.
+	if serr := g.endHoldersSessions(ctx, by, tenant, holders); err == nil {
+		err = serr
+	}
+	return err
 }
 
 // Roles lists the tenant's roles (built-in and custom) with their
