@@ -448,7 +448,7 @@ func rbacErr(op string, err error) error {
 		return ErrConflict
 	}
 	for _, e := range []error{rbac.ErrNotFound, rbac.ErrDuplicate, rbac.ErrSelfApproval, rbac.ErrNotPending,
-		rbac.ErrExpired, rbac.ErrNotApproved, rbac.ErrConsumed, rbac.ErrMismatch} {
+		rbac.ErrExpired, rbac.ErrNotApproved, rbac.ErrConsumed, rbac.ErrMismatch, rbac.ErrApproverRevoked} {
 		if errors.Is(err, e) {
 			return err
 		}
@@ -1066,12 +1066,45 @@ func (g *Guard) notOwnKeysRequest(ctx context.Context, by Principal, id string) 
 	return nil
 }
 
+// approverActive returns rbac.ErrApproverRevoked when approval id is
+// approved for claim c by a user who is no longer active (deactivated or
+// deleted). Any other state is left to Consume to report, so that nothing
+// is told about an approval to whoever does not present its claim.
+func (g *Guard) approverActive(ctx context.Context, tenant, id string, c rbac.Claim) error {
+	ap, err := g.approvals.Get(ctx, tenant, id)
+	switch {
+	case errors.Is(err, rbac.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case ap.Status != rbac.StatusApproved || !c.Matches(ap) || ap.Decider.Kind != rbac.KindUser:
+		return nil
+	}
+	u, err := g.stores.Users.User(ctx, tenant, ap.Decider.ID)
+	switch {
+	case errors.Is(err, auth.ErrNotFound) || err == nil && u.Status != auth.StatusActive:
+		return rbac.ErrApproverRevoked
+	case err != nil:
+		return unavailable("load user", err)
+	}
+	return nil
+}
+
 // ConsumeApproval uses an approved request, once, to carry out the action
 // it approved: by must be the requester, and permission, target and
-// payload must be exactly those approved. A consumption that cannot be
+// payload must be exactly those approved. The requester must still hold
+// the permission (an API key within its creator's permissions, as for
+// Authorize: ErrForbidden), and the approver must still be an active user
+// holding the section's approve permission: an approval given by a user
+// since deactivated, deleted or stripped of that permission no longer
+// stands (rbac.ErrApproverRevoked; the approval is left unconsumed). Each
+// refusal is recorded as a failed approval.consumed (reasons
+// no_permission, approver_revoked, as for the other refusals). A
+// consumption that cannot be
 // recorded in the audit log stands (the approval is used up, and no
 // rolled-back approval could be used twice): it returns ErrUnavailable,
-// and the host must not carry out the action.
+// and the host must not carry out the action. A store failure before the
+// consumption is ErrUnavailable and leaves the approval unconsumed.
 func (g *Guard) ConsumeApproval(ctx context.Context, by Principal, id, permission, target string, payload []byte) (rbac.Approval, error) {
 	if err := g.needRBAC(); err != nil {
 		return rbac.Approval{}, err
@@ -1083,7 +1116,21 @@ func (g *Guard) ConsumeApproval(ctx context.Context, by Principal, id, permissio
 	if err := g.passwordGate(ctx, by, p.Section, p.Action); err != nil {
 		return rbac.Approval{}, err
 	}
-	ap, err := g.approvals.Consume(ctx, by.Tenant, id, rbac.Claim{Requester: by.subject(), Permission: p, Target: target, PayloadHash: PayloadHash(payload)})
+	c := rbac.Claim{Requester: by.subject(), Permission: p, Target: target, PayloadHash: PayloadHash(payload)}
+	if by.Kind == KindAPIKey {
+		// The rbac package checks the key's own roles; its creator's too.
+		d, err := g.decide(ctx, by, by.Tenant, p.Section, p.Action)
+		if err == nil && !d.Allowed {
+			err = rbac.ErrDenied
+		}
+		if err != nil {
+			return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalConsumed, id, err)
+		}
+	}
+	if err := g.approverActive(ctx, by.Tenant, id, c); err != nil {
+		return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalConsumed, id, err)
+	}
+	ap, err := g.approvals.Consume(ctx, by.Tenant, id, c)
 	if err != nil {
 		return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalConsumed, id, err)
 	}
@@ -1127,7 +1174,7 @@ func approvalReason(err error) string {
 		reason string
 	}{{rbac.ErrSelfApproval, "self_approval"}, {rbac.ErrNotPending, "not_pending"}, {rbac.ErrExpired, "expired"},
 		{rbac.ErrNotApproved, "not_approved"}, {rbac.ErrConsumed, "consumed"}, {rbac.ErrMismatch, "mismatch"},
-		{rbac.ErrNotFound, "not_found"}, {ErrForbidden, "no_permission"}} {
+		{rbac.ErrNotFound, "not_found"}, {rbac.ErrApproverRevoked, "approver_revoked"}, {ErrForbidden, "no_permission"}} {
 		if errors.Is(err, c.err) {
 			return c.reason
 		}

@@ -109,7 +109,9 @@
 // payload; a user other than the requester holding the approve
 // permission of the section approves or rejects it; the requester
 // consumes the approval once, for the same action, target and payload,
-// before it expires. Each step is one atomic store operation.
+// before it expires, while the requester still holds the permission and
+// the approver still holds the approve permission (ErrApproverRevoked
+// otherwise). Each step is one atomic store operation.
 //
 // # Concurrency
 //
@@ -130,7 +132,8 @@
 //     change is refused as named. ErrConflict: the tenant's policy kept
 //     changing under the change (try again).
 //   - ErrNotFound, ErrSelfApproval, ErrNotPending, ErrExpired,
-//     ErrNotApproved, ErrConsumed, ErrMismatch: approval steps refused.
+//     ErrNotApproved, ErrConsumed, ErrMismatch, ErrApproverRevoked:
+//     approval steps refused.
 //   - *RuleError: the store holds a rule this package cannot use; the
 //     tenant's decisions fail until it is fixed.
 //   - *ConfigError: New or NewApprovals was given an unacceptable Config.
