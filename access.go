@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -1139,7 +1140,19 @@ func (g *Guard) ConsumeApproval(ctx context.Context, by Principal, id, permissio
 	return ap, g.record(ctx, e)
 }
 
-// Approvals lists the tenant's approval requests (see rbac.ApprovalQuery).
+// Approvals lists the approval requests of by's tenant that by may see,
+// selected by q (see rbac.ApprovalQuery), newest first: those by asked
+// for, and, for a user, those of every section whose approve permission
+// the user holds now (the requests ApproveRequest lets them decide, and
+// the history of those). Nothing else is listed (SECURITY-CHECKLIST RB-1:
+// the default is deny): a caller with neither gets an empty list, which
+// is not a refusal and records nothing. An API key lists only its own
+// requests (keys never approve). The store is read page by page until
+// q.Limit visible requests (100 if 0, at most 1000) are found or it has
+// no more, so paging with Before works as on the store. The caller must be
+// a user or a key (ErrForbidden, recorded, otherwise); a session whose
+// password must be changed gets ErrPasswordChangeRequired. A store failure
+// is ErrUnavailable, never a partial list.
 func (g *Guard) Approvals(ctx context.Context, by Principal, q rbac.ApprovalQuery) ([]rbac.Approval, error) {
 	if err := g.needRBAC(); err != nil {
 		return nil, err
@@ -1150,8 +1163,38 @@ func (g *Guard) Approvals(ctx context.Context, by Principal, q rbac.ApprovalQuer
 	if err := g.passwordGate(ctx, by, "", rbac.Read); err != nil {
 		return nil, err
 	}
-	as, err := g.approvals.List(ctx, by.Tenant, q)
-	return as, rbacErr("approvals", err)
+	var perms rbac.Perms // what by may approve: nothing for a key
+	if by.Kind == KindUser {
+		var err error
+		if perms, err = g.rbac.Permissions(ctx, by.Tenant, by.subject()); err != nil {
+			return nil, rbacErr("permissions", err)
+		}
+	}
+	visible := func(ap rbac.Approval) bool {
+		return ap.Requester == by.subject() || perms.Has(ap.Permission.Section, rbac.Approve)
+	}
+	limit := min(cmp.Or(q.Limit, 100), 1000)
+	page := q
+	page.Limit = limit
+	var out []rbac.Approval
+	for {
+		as, err := g.approvals.List(ctx, by.Tenant, page)
+		if err != nil {
+			return nil, rbacErr("approvals", err)
+		}
+		for _, ap := range as {
+			if visible(ap) {
+				out = append(out, ap)
+				if len(out) == limit {
+					return out, nil
+				}
+			}
+		}
+		if len(as) < page.Limit {
+			return out, nil
+		}
+		page.Before = as[len(as)-1].ID
+	}
 }
 
 // approvalFailed records a refused approval step and returns the error.
