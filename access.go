@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -26,14 +27,82 @@ func (p Principal) subject() rbac.Subject {
 	return rbac.Subject{}
 }
 
+// keyBound returns the subject whose permissions bound those of by: for
+// an API key created by a user, that user (rbac.User of the key's
+// CreatedBy), since a key never does more than its creator may do now,
+// however the creator lost a permission (RevokeRole, a narrower or
+// deleted custom role, an access review's downgrade, SSO role sync); the
+// zero Subject for a user, for a key the host created (its CreatedBy is
+// the System label, not a user ID: it keeps its own roles) and for the
+// system. A creator deactivated or deleted has had the key revoked
+// (revokeKeysOf), so a key that authenticates has a creator still active.
+// known is false for a key the tenant does not have (a Principal not
+// made by AuthenticateAPIKey): it may do nothing. The creator comes from
+// the Principal when AuthenticateAPIKey put it there, else from one read
+// of the tenant's keys.
+func (g *Guard) keyBound(ctx context.Context, by Principal) (within rbac.Subject, known bool, err error) {
+	if by.Kind != KindAPIKey {
+		return rbac.Subject{}, true, nil
+	}
+	creator := by.keyCreator
+	if creator == "" {
+		if g.stores.APIKeys == nil {
+			return rbac.Subject{}, false, nil
+		}
+		ks, err := g.stores.APIKeys.ListAPIKeys(ctx, by.Tenant)
+		if err != nil {
+			return rbac.Subject{}, false, unavailable("list api keys", err)
+		}
+		i := slices.IndexFunc(ks, func(k auth.APIKey) bool { return k.ID == by.KeyID })
+		if i < 0 {
+			return rbac.Subject{}, false, nil
+		}
+		creator = ks[i].CreatedBy
+	}
+	if !isUserID(creator) {
+		return rbac.Subject{}, true, nil
+	}
+	return rbac.User(creator), true, nil
+}
+
+// isUserID reports whether s has the form of the IDs Guard gives users
+// (newID: 32 lower-case hex digits), which no System label of a key's
+// creator is expected to have. A label that has it names no user, so the
+// key it created is bounded by a subject holding nothing: it fails
+// closed.
+func isUserID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// decide is the RBAC decision for by, a user or an API key of tenant: an
+// API key created by a user is allowed only what its roles and its
+// creator's both allow (keyBound), at one policy version, in memory. The
+// zero Decision, without error, for a key the tenant does not have.
+func (g *Guard) decide(ctx context.Context, by Principal, tenant string, s rbac.Section, a rbac.Action) (rbac.Decision, error) {
+	within, known, err := g.keyBound(ctx, by)
+	if err != nil || !known {
+		return rbac.Decision{}, err
+	}
+	return g.rbac.DecideWithin(ctx, tenant, by.subject(), within, s, a)
+}
+
 // may returns nil if by may take action on section in tenant, else
 // ErrForbidden (recorded as access.denied) or, when the decision cannot be
 // made, ErrUnavailable: it never allows on an error. The tenant of the
 // decision is the principal's own; a principal of another tenant is always
 // refused, and so is a session whose password must be changed
 // (ErrPasswordChangeRequired, see passwordGate). The system may do
-// anything. Without RBAC (no Stores.Policies), every user of a tenant may
-// administer it and API keys may not.
+// anything. An API key created by a user may do only what its creator
+// may do too (see decide). Without RBAC (no Stores.Policies), every user
+// of a tenant may administer it and API keys may not.
 func (g *Guard) may(ctx context.Context, by Principal, tenant string, s rbac.Section, a rbac.Action) error {
 	switch by.Kind {
 	case KindSystem:
@@ -54,7 +123,7 @@ func (g *Guard) may(ctx context.Context, by Principal, tenant string, s rbac.Sec
 		}
 		return nil
 	}
-	d, err := g.rbac.Decide(ctx, by.Tenant, by.subject(), s, a)
+	d, err := g.decide(ctx, by, by.Tenant, s, a)
 	if err != nil {
 		var ie *rbac.InputError
 		if errors.As(err, &ie) {
@@ -160,7 +229,8 @@ func (g *Guard) denied(ctx context.Context, by Principal, s rbac.Section, a rbac
 // this). Enforcer errors deny. A session that
 // signed in with a password that must be changed (FlagPasswordExpired) is
 // refused whatever its roles, with ErrPasswordChangeRequired (also
-// ErrForbidden).
+// ErrForbidden). An API key created by a user is allowed only what its
+// roles and its creator's current roles both allow.
 func (g *Guard) Authorize(ctx context.Context, p Principal, s rbac.Section, a rbac.Action) (rbac.Decision, error) {
 	if p.Kind == KindSystem {
 		return rbac.Decision{Allowed: true}, nil
@@ -177,7 +247,7 @@ func (g *Guard) Authorize(ctx context.Context, p Principal, s rbac.Section, a rb
 	if p.Kind != KindUser && p.Kind != KindAPIKey {
 		return rbac.Decision{}, g.refused(ctx, p, s, a, reasonInvalidPrincipal)
 	}
-	d, err := g.rbac.Decide(ctx, p.Tenant, p.subject(), s, a)
+	d, err := g.decide(ctx, p, p.Tenant, s, a)
 	if err != nil {
 		var ie *rbac.InputError
 		reason := "error"
@@ -335,7 +405,10 @@ func NeedsApproval(ctx context.Context) bool {
 
 // permsOf returns the permissions by acts with when changing the policy
 // (roles, grants, approval rules): none for a session whose password must
-// be changed (ErrPasswordChangeRequired).
+// be changed (ErrPasswordChangeRequired). For an API key created by a user
+// they are those its creator holds too (as decide judges), and the rbac
+// package re-reads both when the change lands; a key the tenant does not
+// have holds none.
 func (g *Guard) permsOf(ctx context.Context, by Principal, tenant string) (rbac.Perms, error) {
 	if by.Kind == KindSystem {
 		return g.rbac.AllPerms(), nil
@@ -349,7 +422,11 @@ func (g *Guard) permsOf(ctx context.Context, by Principal, tenant string) (rbac.
 	if err := g.passwordGate(ctx, by, rbac.Users, rbac.Manage); err != nil {
 		return rbac.Perms{}, err
 	}
-	perms, err := g.rbac.Permissions(ctx, tenant, by.subject())
+	within, known, err := g.keyBound(ctx, by)
+	if err != nil || !known {
+		return rbac.Perms{}, err
+	}
+	perms, err := g.rbac.PermissionsWithin(ctx, tenant, by.subject(), within)
 	if err != nil {
 		return rbac.Perms{}, rbacErr("permissions", err)
 	}
@@ -372,7 +449,7 @@ func rbacErr(op string, err error) error {
 		return ErrConflict
 	}
 	for _, e := range []error{rbac.ErrNotFound, rbac.ErrDuplicate, rbac.ErrSelfApproval, rbac.ErrNotPending,
-		rbac.ErrExpired, rbac.ErrNotApproved, rbac.ErrConsumed, rbac.ErrMismatch} {
+		rbac.ErrExpired, rbac.ErrNotApproved, rbac.ErrConsumed, rbac.ErrMismatch, rbac.ErrApproverRevoked} {
 		if errors.Is(err, e) {
 			return err
 		}
@@ -561,6 +638,15 @@ func (g *Guard) policyRefused(ctx context.Context, by Principal, tenant string, 
 // with any grant of it made meanwhile) and ErrUnavailable returned. If
 // that fails too, the definition stays, unrecorded, and ErrUnavailable is
 // returned.
+//
+// A redefinition changes the privileges of every holder, so, as for
+// GrantRole (SECURITY-CHECKLIST SE-3), once it is on record every session
+// of every user holding the role (as read before the change) ends,
+// recorded as session.revoked (Meta reason role_changed, sessions_ended);
+// API keys holding it have no sessions. If the sessions cannot all be
+// ended, ErrUnavailable is returned and the definition stands (it is on
+// record; end the sessions with RevokeUserSessions). A definition that
+// changes no permission, or creates the role, ends no session.
 func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name string, perms []string) error {
 	if err := g.needRBAC(); err != nil {
 		return err
@@ -591,6 +677,13 @@ func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name strin
 			prev = r.Permissions
 		}
 	}
+	// Whose sessions end if the role's permissions change.
+	var holders []string
+	if prev != nil && !samePermissions(prev, ps) {
+		if holders, err = g.roleHolders(ctx, tenant, name); err != nil {
+			return err
+		}
+	}
 	if err := g.rbac.DefineRole(ctx, by2, tenant, name, ps); err != nil {
 		return g.policyRefused(ctx, by, tenant, audit.RoleDefined, clip(name, 200), rbacErr("define role", err))
 	}
@@ -605,13 +698,57 @@ func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name strin
 		}
 		return err
 	}
-	return nil
+	return g.endHoldersSessions(ctx, by, tenant, holders)
+}
+
+// samePermissions reports whether a and b hold the same permissions.
+func samePermissions(a, b []rbac.Permission) bool {
+	return !slices.ContainsFunc(a, func(p rbac.Permission) bool { return !slices.Contains(b, p) }) &&
+		!slices.ContainsFunc(b, func(p rbac.Permission) bool { return !slices.Contains(a, p) })
+}
+
+// roleHolders returns the IDs of the tenant's users holding role name
+// (API keys hold no session to end).
+func (g *Guard) roleHolders(ctx context.Context, tenant, name string) ([]string, error) {
+	as, err := g.rbac.Assignments(ctx, tenant)
+	if err != nil {
+		return nil, rbacErr("assignments", err)
+	}
+	var ids []string
+	for _, a := range as {
+		if a.Subject.Kind == rbac.KindUser && slices.Contains(a.Roles, name) {
+			ids = append(ids, a.Subject.ID)
+		}
+	}
+	return ids, nil
+}
+
+// endHoldersSessions ends the sessions of users whose role changed under
+// them (DefineRole, DeleteRole), as changeGrant does for one user (reason
+// role_changed). It goes on past a failure, so that as few sessions as
+// possible outlive the change, and returns the first error.
+func (g *Guard) endHoldersSessions(ctx context.Context, by Principal, tenant string, users []string) error {
+	var first error
+	for _, id := range users {
+		if _, err := g.endSessions(ctx, by, tenant, id, "role_changed"); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // DeleteRole deletes a custom role of the tenant (and every grant of it).
 // Its holders lose permissions, so the deletion stands even when it cannot
 // be recorded in the audit log: a failure to record leaves the role and
 // its grants deleted and returns ErrUnavailable.
+//
+// As for RevokeRole (SECURITY-CHECKLIST SE-3), every session of every
+// user who held the role (read before the deletion; a failure to read
+// them changes nothing and is ErrUnavailable) then ends, recorded as
+// session.revoked (Meta reason role_changed, sessions_ended), even when
+// the deletion could not be recorded; API keys have no sessions. If the
+// sessions cannot all be ended, ErrUnavailable is returned and the
+// deletion stands (end them with RevokeUserSessions).
 func (g *Guard) DeleteRole(ctx context.Context, by Principal, tenant, name string) error {
 	if err := g.needRBAC(); err != nil {
 		return err
@@ -620,10 +757,20 @@ func (g *Guard) DeleteRole(ctx context.Context, by Principal, tenant, name strin
 	if err != nil {
 		return err
 	}
+	holders, err := g.roleHolders(ctx, tenant, name)
+	if err != nil {
+		return err
+	}
 	if err := g.rbac.DeleteRole(ctx, by2, tenant, name); err != nil {
 		return g.policyRefused(ctx, by, tenant, audit.RoleDeleted, clip(name, 200), rbacErr("delete role", err))
 	}
-	return g.record(ctx, g.adminEvent(by, tenant, audit.RoleDeleted, name))
+	err = g.record(ctx, g.adminEvent(by, tenant, audit.RoleDeleted, name))
+	// The deletion stands, recorded or not: so does the end of the
+	// holders' sessions.
+	if serr := g.endHoldersSessions(ctx, by, tenant, holders); err == nil {
+		err = serr
+	}
+	return err
 }
 
 // Roles lists the tenant's roles (built-in and custom) with their
@@ -953,12 +1100,45 @@ func (g *Guard) notOwnKeysRequest(ctx context.Context, by Principal, id string) 
 	return nil
 }
 
+// approverActive returns rbac.ErrApproverRevoked when approval id is
+// approved for claim c by a user who is no longer active (deactivated or
+// deleted). Any other state is left to Consume to report, so that nothing
+// is told about an approval to whoever does not present its claim.
+func (g *Guard) approverActive(ctx context.Context, tenant, id string, c rbac.Claim) error {
+	ap, err := g.approvals.Get(ctx, tenant, id)
+	switch {
+	case errors.Is(err, rbac.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case ap.Status != rbac.StatusApproved || !c.Matches(ap) || ap.Decider.Kind != rbac.KindUser:
+		return nil
+	}
+	u, err := g.stores.Users.User(ctx, tenant, ap.Decider.ID)
+	switch {
+	case errors.Is(err, auth.ErrNotFound) || err == nil && u.Status != auth.StatusActive:
+		return rbac.ErrApproverRevoked
+	case err != nil:
+		return unavailable("load user", err)
+	}
+	return nil
+}
+
 // ConsumeApproval uses an approved request, once, to carry out the action
 // it approved: by must be the requester, and permission, target and
-// payload must be exactly those approved. A consumption that cannot be
+// payload must be exactly those approved. The requester must still hold
+// the permission (an API key within its creator's permissions, as for
+// Authorize: ErrForbidden), and the approver must still be an active user
+// holding the section's approve permission: an approval given by a user
+// since deactivated, deleted or stripped of that permission no longer
+// stands (rbac.ErrApproverRevoked; the approval is left unconsumed). Each
+// refusal is recorded as a failed approval.consumed (reasons
+// no_permission, approver_revoked, as for the other refusals). A
+// consumption that cannot be
 // recorded in the audit log stands (the approval is used up, and no
 // rolled-back approval could be used twice): it returns ErrUnavailable,
-// and the host must not carry out the action.
+// and the host must not carry out the action. A store failure before the
+// consumption is ErrUnavailable and leaves the approval unconsumed.
 func (g *Guard) ConsumeApproval(ctx context.Context, by Principal, id, permission, target string, payload []byte) (rbac.Approval, error) {
 	if err := g.needRBAC(); err != nil {
 		return rbac.Approval{}, err
@@ -970,7 +1150,21 @@ func (g *Guard) ConsumeApproval(ctx context.Context, by Principal, id, permissio
 	if err := g.passwordGate(ctx, by, p.Section, p.Action); err != nil {
 		return rbac.Approval{}, err
 	}
-	ap, err := g.approvals.Consume(ctx, by.Tenant, id, rbac.Claim{Requester: by.subject(), Permission: p, Target: target, PayloadHash: PayloadHash(payload)})
+	c := rbac.Claim{Requester: by.subject(), Permission: p, Target: target, PayloadHash: PayloadHash(payload)}
+	if by.Kind == KindAPIKey {
+		// The rbac package checks the key's own roles; its creator's too.
+		d, err := g.decide(ctx, by, by.Tenant, p.Section, p.Action)
+		if err == nil && !d.Allowed {
+			err = rbac.ErrDenied
+		}
+		if err != nil {
+			return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalConsumed, id, err)
+		}
+	}
+	if err := g.approverActive(ctx, by.Tenant, id, c); err != nil {
+		return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalConsumed, id, err)
+	}
+	ap, err := g.approvals.Consume(ctx, by.Tenant, id, c)
 	if err != nil {
 		return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalConsumed, id, err)
 	}
@@ -979,7 +1173,19 @@ func (g *Guard) ConsumeApproval(ctx context.Context, by Principal, id, permissio
 	return ap, g.record(ctx, e)
 }
 
-// Approvals lists the tenant's approval requests (see rbac.ApprovalQuery).
+// Approvals lists the approval requests of by's tenant that by may see,
+// selected by q (see rbac.ApprovalQuery), newest first: those by asked
+// for, and, for a user, those of every section whose approve permission
+// the user holds now (the requests ApproveRequest lets them decide, and
+// the history of those). Nothing else is listed (SECURITY-CHECKLIST RB-1:
+// the default is deny): a caller with neither gets an empty list, which
+// is not a refusal and records nothing. An API key lists only its own
+// requests (keys never approve). The store is read page by page until
+// q.Limit visible requests (100 if 0, at most 1000) are found or it has
+// no more, so paging with Before works as on the store. The caller must be
+// a user or a key (ErrForbidden, recorded, otherwise); a session whose
+// password must be changed gets ErrPasswordChangeRequired. A store failure
+// is ErrUnavailable, never a partial list.
 func (g *Guard) Approvals(ctx context.Context, by Principal, q rbac.ApprovalQuery) ([]rbac.Approval, error) {
 	if err := g.needRBAC(); err != nil {
 		return nil, err
@@ -990,8 +1196,38 @@ func (g *Guard) Approvals(ctx context.Context, by Principal, q rbac.ApprovalQuer
 	if err := g.passwordGate(ctx, by, "", rbac.Read); err != nil {
 		return nil, err
 	}
-	as, err := g.approvals.List(ctx, by.Tenant, q)
-	return as, rbacErr("approvals", err)
+	var perms rbac.Perms // what by may approve: nothing for a key
+	if by.Kind == KindUser {
+		var err error
+		if perms, err = g.rbac.Permissions(ctx, by.Tenant, by.subject()); err != nil {
+			return nil, rbacErr("permissions", err)
+		}
+	}
+	visible := func(ap rbac.Approval) bool {
+		return ap.Requester == by.subject() || perms.Has(ap.Permission.Section, rbac.Approve)
+	}
+	limit := min(cmp.Or(q.Limit, 100), 1000)
+	page := q
+	page.Limit = limit
+	var out []rbac.Approval
+	for {
+		as, err := g.approvals.List(ctx, by.Tenant, page)
+		if err != nil {
+			return nil, rbacErr("approvals", err)
+		}
+		for _, ap := range as {
+			if visible(ap) {
+				out = append(out, ap)
+				if len(out) == limit {
+					return out, nil
+				}
+			}
+		}
+		if len(as) < page.Limit {
+			return out, nil
+		}
+		page.Before = as[len(as)-1].ID
+	}
 }
 
 // approvalFailed records a refused approval step and returns the error.
@@ -1014,7 +1250,7 @@ func approvalReason(err error) string {
 		reason string
 	}{{rbac.ErrSelfApproval, "self_approval"}, {rbac.ErrNotPending, "not_pending"}, {rbac.ErrExpired, "expired"},
 		{rbac.ErrNotApproved, "not_approved"}, {rbac.ErrConsumed, "consumed"}, {rbac.ErrMismatch, "mismatch"},
-		{rbac.ErrNotFound, "not_found"}, {ErrForbidden, "no_permission"}} {
+		{rbac.ErrNotFound, "not_found"}, {rbac.ErrApproverRevoked, "approver_revoked"}, {ErrForbidden, "no_permission"}} {
 		if errors.Is(err, c.err) {
 			return c.reason
 		}

@@ -28,7 +28,7 @@ func (g *Guard) Can(ctx context.Context, p Principal, s rbac.Section, a rbac.Act
 	case g.rbac == nil:
 		return p.Kind == KindUser, nil
 	}
-	d, err := g.rbac.Decide(ctx, p.Tenant, p.subject(), s, a)
+	d, err := g.decide(ctx, p, p.Tenant, s, a)
 	if err != nil {
 		var ie *rbac.InputError
 		if errors.As(err, &ie) {

@@ -29,8 +29,10 @@
 //     action under approval, RequireApprovable, Authorize, which returns
 //     ErrApprovalRequired for one, GrantRole, GrantableRoles,
 //     GrantableKeyRoles, DefineRole, RequestApproval, ApproveRequest, ConsumeApproval; a
-//     grant or revocation ends the user's sessions), IP allow-lists for people and for API keys
-//     (SetIPAllowList, Config.Proxies), API keys (CreateAPIKey);
+//     grant or revocation ends the user's sessions, and so does a
+//     redefinition or deletion of a role they hold), IP allow-lists for people and for API keys
+//     (SetIPAllowList, Config.Proxies), API keys (CreateAPIKey; a key
+//     created by a user never does more than that user may do now);
 //   - opaque server-side sessions with one concurrent session per user by
 //     default (a lowered limit ends each user's oldest extra sessions,
 //     SetPolicy and Maintain), idle and absolute timeouts (Authenticate,

@@ -615,7 +615,7 @@ func (g *Guard) allowed(ctx context.Context, by Principal, tenant string, s rbac
 	if g.rbac == nil {
 		return by.Kind == KindUser, nil
 	}
-	d, err := g.rbac.Decide(ctx, tenant, by.subject(), s, a)
+	d, err := g.decide(ctx, by, tenant, s, a)
 	if err != nil {
 		var ie *rbac.InputError
 		if errors.As(err, &ie) {

@@ -223,9 +223,11 @@ func (a *Approvals) decide(ctx context.Context, tenant, id string, by Subject, s
 // Consume uses the tenant's approved approval id, once: the claim
 // (requester, permission, target, payload hash) must match the approval
 // exactly (ErrMismatch), it must be approved (ErrNotApproved), unexpired
-// (ErrExpired) and not yet consumed (ErrConsumed); and the requester must
-// still hold the permission (ErrDenied). On success the caller performs
-// the action.
+// (ErrExpired) and not yet consumed (ErrConsumed); the requester must
+// still hold the permission (ErrDenied), and the approver must still hold
+// the approve permission of its section (ErrApproverRevoked, and the
+// approval is left as it is: an approval stands only while its approver
+// may still give it). On success the caller performs the action.
 func (a *Approvals) Consume(ctx context.Context, tenant, id string, c Claim) (Approval, error) {
 	if err := CheckTenant(tenant); err != nil {
 		return Approval{}, err
@@ -242,11 +244,43 @@ func (a *Approvals) Consume(ctx context.Context, tenant, id string, c Claim) (Ap
 	if err := a.allowed(ctx, tenant, c.Requester, c.Permission); err != nil {
 		return Approval{}, err
 	}
+	if err := a.approverStands(ctx, tenant, id, c); err != nil {
+		return Approval{}, err
+	}
 	ap, err := a.store.ConsumeApproval(ctx, tenant, id, c, a.now().UTC().Truncate(time.Microsecond))
 	if err != nil {
 		return Approval{}, approvalErr("consuming", err)
 	}
 	return ap, nil
+}
+
+// approverStands returns ErrApproverRevoked when approval id is approved
+// for claim c and its decider no longer holds the approve permission of
+// its section. Any other state is left to the store's atomic consumption
+// to report (ErrNotFound, ErrMismatch, ErrNotApproved…), so that nothing
+// is told about an approval to whoever does not present its claim.
+func (a *Approvals) approverStands(ctx context.Context, tenant, id string, c Claim) error {
+	ap, err := a.store.Approval(ctx, tenant, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil
+	case err != nil:
+		return approvalErr("reading", err)
+	case ap.Status != StatusApproved || !c.Matches(ap):
+		return nil
+	}
+	err = a.allowed(ctx, tenant, ap.Decider, Permission{ap.Permission.Section, Approve})
+	switch {
+	case errors.Is(err, ErrDenied):
+		return ErrApproverRevoked
+	case err != nil:
+		var ie *InputError
+		if errors.As(err, &ie) {
+			return ErrApproverRevoked // a decider no subject can be: no approval
+		}
+		return err
+	}
+	return nil
 }
 
 // Get returns the tenant's approval id.

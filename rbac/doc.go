@@ -77,6 +77,9 @@
 // decision of every Enforcer; no cache can answer from an older policy.
 // DecideAt takes the version from the caller instead, for a caller that
 // reads it together with other per-request data.
+// DecideWithin and PermissionsWithin bound a subject by another's
+// permissions at the same version (Guard bounds an API key by its
+// creator's: a key never does more than its creator may do now).
 //
 // Changes (Grant, Revoke, …) are checked against the current table and
 // written with a compare-and-set on the version (PolicyStore.Update), so
@@ -106,7 +109,9 @@
 // payload; a user other than the requester holding the approve
 // permission of the section approves or rejects it; the requester
 // consumes the approval once, for the same action, target and payload,
-// before it expires. Each step is one atomic store operation.
+// before it expires, while the requester still holds the permission and
+// the approver still holds the approve permission (ErrApproverRevoked
+// otherwise). Each step is one atomic store operation.
 //
 // # Concurrency
 //
@@ -127,7 +132,8 @@
 //     change is refused as named. ErrConflict: the tenant's policy kept
 //     changing under the change (try again).
 //   - ErrNotFound, ErrSelfApproval, ErrNotPending, ErrExpired,
-//     ErrNotApproved, ErrConsumed, ErrMismatch: approval steps refused.
+//     ErrNotApproved, ErrConsumed, ErrMismatch, ErrApproverRevoked:
+//     approval steps refused.
 //   - *RuleError: the store holds a rule this package cannot use; the
 //     tenant's decisions fail until it is fixed.
 //   - *ConfigError: New or NewApprovals was given an unacceptable Config.

@@ -54,6 +54,11 @@ var (
 	// ErrMismatch: the approval was given for another requester, action,
 	// target or payload.
 	ErrMismatch = errors.New("rbac: approval does not match the request")
+	// ErrApproverRevoked: the approval's decider no longer holds the
+	// approve permission of its section (or, at Guard's facade, is no
+	// longer an active user), so the approval no longer stands. Returned
+	// by Approvals.Consume only, never by an ApprovalStore.
+	ErrApproverRevoked = errors.New("rbac: the approver no longer may approve")
 )
 
 // InputError reports an unacceptable argument: a tenant, role or subject

@@ -85,11 +85,14 @@ func (r *registry) check(p Permission) error {
 // they are the by of a change, the change is checked against that
 // subject's permissions at the policy version it lands on, not against
 // the copy, so that a granter demoted in the meantime is refused, and
-// permissions read in one tenant are worth nothing in another.
+// permissions read in one tenant are worth nothing in another. Perms
+// from PermissionsWithin are re-read the same way, both subjects' at the
+// version the change lands on.
 type Perms struct {
 	reg    *registry
 	bits   []uint64 // may be shorter than reg.words: missing words are zero
 	holder Subject  // whose permissions these are (zero: a fixed set)
+	within Subject  // whose permissions bound holder's (zero: none)
 	tenant string   // where holder holds them
 }
 

@@ -286,6 +286,28 @@ func (e *Enforcer) Permissions(ctx context.Context, tenant string, sub Subject) 
 	return t.perms(sub), nil
 }
 
+// PermissionsWithin returns the permissions of sub in tenant that within
+// holds too, at the store's current version: the effective permissions
+// of a subject acting within another's (an API key within its creator's;
+// see DecideWithin). As the by of a changing method they are re-read, for
+// both subjects, at the version the change lands on. A zero within is
+// Permissions.
+func (e *Enforcer) PermissionsWithin(ctx context.Context, tenant string, sub, within Subject) (Perms, error) {
+	if err := sub.Check(); err != nil {
+		return Perms{}, err
+	}
+	if within != (Subject{}) {
+		if err := within.Check(); err != nil {
+			return Perms{}, err
+		}
+	}
+	_, t, err := e.fresh(ctx, tenant)
+	if err != nil {
+		return Perms{}, err
+	}
+	return t.permsWithin(sub, within), nil
+}
+
 // RolesOf returns the names of the roles sub holds in tenant, sorted.
 func (e *Enforcer) RolesOf(ctx context.Context, tenant string, sub Subject) ([]string, error) {
 	if err := sub.Check(); err != nil {

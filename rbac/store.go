@@ -161,6 +161,12 @@ type Claim struct {
 	PayloadHash [32]byte
 }
 
+// Matches reports whether c is the claim of approval a: the same
+// requester, permission, target and payload hash.
+func (c Claim) Matches(a Approval) bool {
+	return c.Requester == a.Requester && c.Permission == a.Permission && c.Target == a.Target && c.PayloadHash == a.PayloadHash
+}
+
 // ApprovalQuery selects approvals for ListApprovals.
 type ApprovalQuery struct {
 	Status Status // only approvals with this stored status; "" for any

@@ -56,9 +56,29 @@ func (t *table) perms(sub Subject) Perms {
 	return Perms{reg: t.reg, bits: trimWords(b), holder: sub, tenant: t.tenant}
 }
 
+// permsWithin returns the permissions of sub that within holds too (all
+// of sub's for a zero within), remembering both.
+func (t *table) permsWithin(sub, within Subject) Perms {
+	p := t.perms(sub)
+	if within == (Subject{}) {
+		return p
+	}
+	w := t.perms(within)
+	b := slices.Clone(p.bits)
+	for i := range b {
+		if i < len(w.bits) {
+			b[i] &= w.bits[i]
+		} else {
+			b[i] = 0
+		}
+	}
+	p.bits, p.within = trimWords(b), within
+	return p
+}
+
 // actor returns the permissions by stands for at t: by itself if it is a
-// fixed set, else its holder's permissions in t (none if by was read in
-// another tenant).
+// fixed set, else its holder's permissions in t, within those of by's
+// within subject if any (none if by was read in another tenant).
 func (t *table) actor(by Perms) Perms {
 	switch {
 	case by.tenant == "":
@@ -66,7 +86,7 @@ func (t *table) actor(by Perms) Perms {
 	case by.tenant != t.tenant:
 		return Perms{reg: t.reg}
 	}
-	return t.perms(by.holder)
+	return t.permsWithin(by.holder, by.within)
 }
 
 // roleID returns the ID of the role called name, or -1.
