@@ -77,8 +77,8 @@ type EnrolmentIndex interface {
 	// Enrolments returns the users of tenant that have at least one
 	// confirmed factor, each with the distinct kinds of its confirmed
 	// factors in ascending order; pending factors do not count. It returns
-	// at most limit users (limit ≥ 1) ordered by user ID, starting after
-	// the user ID after ("" starts at the beginning).
+	// at most limit users ordered by user ID, starting after the user ID
+	// after ("" starts at the beginning); none if limit is below 1.
 	Enrolments(ctx context.Context, tenant, after string, limit int) ([]Enrolment, error)
 }
 
