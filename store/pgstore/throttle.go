@@ -45,8 +45,8 @@ import (
 // the comparisons are exact) and, when that drops digits, lengthens
 // ResetAfter, LockFor and MaxLockFor by the microsecond dropped, so that
 // neither a count nor a lock ends before now plus its length. Such a lock
-// may end a few microseconds late: the added microsecond doubles with it
-// (at most 2^(n-1) µs for lock number n).
+// may end a few microseconds late, as what was added doubles with it
+// (less than 2^n µs late for lock number n, 2 µs once at MaxLockFor).
 type Throttle struct {
 	pool *pgxpool.Pool
 	sql  throttleSQL
