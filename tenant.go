@@ -258,6 +258,7 @@ type TenantStore interface {
 	// ErrTenantNotFound.
 	SetPolicy(ctx context.Context, id string, p Policy, version int64) (int64, error)
 	// ListTenants returns at most limit tenants ordered by id, after the id
-	// given in after ("" starts at the beginning).
+	// given in after ("" starts at the beginning); a limit of zero or less
+	// returns none.
 	ListTenants(ctx context.Context, after string, limit int) ([]Tenant, error)
 }

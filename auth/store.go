@@ -90,7 +90,10 @@ type ThrottleStore interface {
 	// Reserve records one attempt for key at now, under lim, before the
 	// caller evaluates the credential. See Reservation for the result and
 	// Limit for the rules. A locked key is not counted again: attempts made
-	// during a lock never extend it.
+	// during a lock never extend it. A store that keeps times to the
+	// microsecond rounds the time an attempt and a lock are counted from
+	// up, never down: a lock or a count may end a few microseconds late,
+	// never early.
 	Reserve(ctx context.Context, key string, now time.Time, lim Limit) (Reservation, error)
 	// Release gives back one reservation of key (the attempt succeeded and
 	// should not count as a failure); it never goes below zero and does not

@@ -31,6 +31,7 @@ func equal(a, b guard.Tenant) bool {
 // Run checks every contract of guard.TenantStore on fresh stores.
 func Run(t *testing.T, newStore func(t *testing.T) guard.TenantStore) {
 	ctx := context.Background()
+	runParityAudit(t, newStore)
 	t.Run("CreateAndGetRoundTrip", func(t *testing.T) {
 		s := newStore(t)
 		want := tenant("acme")

@@ -77,8 +77,8 @@ type EnrolmentIndex interface {
 	// Enrolments returns the users of tenant that have at least one
 	// confirmed factor, each with the distinct kinds of its confirmed
 	// factors in ascending order; pending factors do not count. It returns
-	// at most limit users (limit ≥ 1) ordered by user ID, starting after
-	// the user ID after ("" starts at the beginning).
+	// at most limit users ordered by user ID, starting after the user ID
+	// after ("" starts at the beginning); none if limit is below 1.
 	Enrolments(ctx context.Context, tenant, after string, limit int) ([]Enrolment, error)
 }
 
@@ -133,10 +133,13 @@ type RateStore interface {
 	// key's current window, this event included. A window opens at the
 	// first event of a key, or at the first event at or after the end of
 	// the key's previous window, and lasts window: its first event counts
-	// 1 and each later event before its end one more. Keys are counted
-	// independently. A record whose window has ended may be dropped, so
-	// memory is bounded by the rate of events, not by the number of keys
-	// ever seen; a store that cannot take a new key returns ErrFull.
+	// 1 and each later event before its end one more. A store that keeps
+	// times to the microsecond rounds the window's start and length up,
+	// never down: its window may end up to 2 µs late, never early. Keys
+	// are counted independently. A record whose window has ended may be
+	// dropped, so memory is bounded by the rate of events, not by the
+	// number of keys ever seen; a store that cannot take a new key returns
+	// ErrFull.
 	Hit(ctx context.Context, key string, now time.Time, window time.Duration) (int, error)
 }
 

@@ -104,7 +104,7 @@ type ApprovalStore interface {
 	// ListApprovals returns the tenant's approvals that have q.Status (any
 	// status if empty), in descending ID order, starting strictly below
 	// q.Before if it is not empty: min(q.Limit, 1000) of them (100 if
-	// q.Limit is 0), or fewer when no more match.
+	// q.Limit is 0, none if it is negative), or fewer when no more match.
 	ListApprovals(ctx context.Context, tenant string, q ApprovalQuery) ([]Approval, error)
 }
 
@@ -171,5 +171,5 @@ func (c Claim) Matches(a Approval) bool {
 type ApprovalQuery struct {
 	Status Status // only approvals with this stored status; "" for any
 	Before string // cursor: only IDs below this one; "" to start at the top
-	Limit  int    // 0 means 100; stores cap it at 1000
+	Limit  int    // 0 means 100; stores cap it at 1000 and list none below 0 (List refuses it)
 }

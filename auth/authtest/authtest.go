@@ -35,6 +35,7 @@ func Run(t *testing.T, s Stores) {
 	if s.Users == nil && s.Throttle == nil && s.APIKeys == nil {
 		t.Fatal("authtest.Run: Stores provides no store")
 	}
+	runParityAudit(t, s)
 	if s.Users != nil {
 		t.Run("Users", func(t *testing.T) { runUsers(t, s.Users) })
 	}

@@ -79,6 +79,7 @@ var groups = []group{
 // fresh set of empty stores per subtest.
 func Run(t *testing.T, newStores func(t *testing.T) mfa.Stores) {
 	t.Helper()
+	runParityAudit(t, newStores)
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
 			for _, tc := range g.tests {

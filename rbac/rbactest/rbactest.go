@@ -80,6 +80,7 @@ func runGroups[S any](t *testing.T, newStore func(*testing.T) S, groups []group[
 // empty store per subtest.
 func Run(t *testing.T, s Stores) {
 	t.Helper()
+	runParityAudit(t, s)
 	if s.Policies != nil {
 		t.Run("PolicyStore", func(t *testing.T) { runGroups(t, s.Policies, policyGroups) })
 	}

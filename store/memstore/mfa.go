@@ -259,8 +259,12 @@ func (s *MFA) ResealSecret(_ context.Context, tenant, userID, id string, old []b
 	})
 }
 
-// Enrolments implements mfa.EnrolmentIndex.
+// Enrolments implements mfa.EnrolmentIndex. A limit below 1 returns no
+// users.
 func (s *MFA) Enrolments(_ context.Context, tenant, after string, limit int) ([]mfa.Enrolment, error) {
+	if limit < 1 {
+		return nil, nil
+	}
 	s.mu.RLock()
 	var all []mfa.Enrolment
 	for k, fs := range s.factors {

@@ -199,9 +199,13 @@ func (s *Approvals) ConsumeApproval(_ context.Context, tenant, id string, c rbac
 	return a, nil
 }
 
-// ListApprovals implements rbac.ApprovalStore.
+// ListApprovals implements rbac.ApprovalStore. A negative Limit returns no
+// approvals.
 func (s *Approvals) ListApprovals(_ context.Context, tenant string, q rbac.ApprovalQuery) ([]rbac.Approval, error) {
 	limit := q.Limit
+	if limit < 0 {
+		return nil, nil
+	}
 	if limit == 0 {
 		limit = 100
 	}

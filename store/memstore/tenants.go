@@ -60,8 +60,12 @@ func (s *Tenants) SetPolicy(_ context.Context, id string, p guard.Policy, versio
 	return t.Version, nil
 }
 
-// ListTenants implements guard.TenantStore.
+// ListTenants implements guard.TenantStore. A limit of zero or less returns
+// no tenants.
 func (s *Tenants) ListTenants(_ context.Context, after string, limit int) ([]guard.Tenant, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
 	s.mu.RLock()
 	out := make([]guard.Tenant, 0, len(s.m))
 	for id, t := range s.m {
@@ -71,7 +75,7 @@ func (s *Tenants) ListTenants(_ context.Context, after string, limit int) ([]gua
 	}
 	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b guard.Tenant) int { return strings.Compare(a.ID, b.ID) })
-	if limit > 0 && len(out) > limit {
+	if len(out) > limit {
 		out = out[:limit]
 	}
 	return out, nil

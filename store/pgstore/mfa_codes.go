@@ -86,10 +86,13 @@ func (s *MFA) DeleteCode(ctx context.Context, tenant, txn string) error {
 
 // Hit implements mfa.RateStore in one INSERT … ON CONFLICT DO UPDATE on
 // the key's row, which also deletes up to GCBatch other windows that
-// ended at now. The window is kept to the microsecond (rounded up); it
-// never returns mfa.ErrFull.
+// ended at now. The window is kept to the microsecond, rounded up: a
+// window opening at now starts at now rounded up and lasts window rounded
+// up, so it never ends before now+window (up to 2 µs after it); now is
+// compared with the ends truncated, which is exact. It never returns
+// mfa.ErrFull.
 func (s *MFA) Hit(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
-	start := micros(now)
+	at, start := micros(now), microsUp(now)
 	end := start
 	if w := ceilMicros(window); w > 0 {
 		if start > math.MaxInt64-w {
@@ -99,7 +102,7 @@ func (s *MFA) Hit(ctx context.Context, key string, now time.Time, window time.Du
 		}
 	}
 	var n int64
-	if err := s.pool.QueryRow(ctx, s.sql.hit, []byte(key), start, end).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, s.sql.hit, []byte(key), at, end).Scan(&n); err != nil {
 		return 0, wrap("mfa: hit", err)
 	}
 	return int(n), nil

@@ -3,6 +3,7 @@ package pgstore
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strings"
 	"time"
@@ -189,6 +190,18 @@ func textProblem(s string) string {
 
 // micros returns t as Unix microseconds, for the bigint time columns.
 func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// microsUp is micros rounded up to the microsecond: for the time a window
+// or a lock is counted from, which must not end early. Compared with a
+// stored time, micros (truncated) is exact: for whole microseconds x,
+// micros(t) < x exactly when t is before x.
+func microsUp(t time.Time) int64 {
+	us := micros(t)
+	if t.Nanosecond()%1000 != 0 && us < math.MaxInt64 {
+		us++
+	}
+	return us
+}
 
 // fromMicros is the inverse of micros, in UTC.
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }

@@ -404,10 +404,13 @@ func (s *Approvals) ConsumeApproval(ctx context.Context, tenant, id string, c rb
 // ListApprovals implements rbac.ApprovalStore in one statement, over the
 // primary key (tenant, id) or, with a status, the index (tenant, status,
 // id), read backwards from the cursor. IDs compare byte by byte. A
-// negative Limit is taken as 0 (100).
+// negative Limit returns no approvals.
 func (s *Approvals) ListApprovals(ctx context.Context, tenant string, q rbac.ApprovalQuery) ([]rbac.Approval, error) {
 	limit := q.Limit
-	if limit <= 0 {
+	if limit < 0 {
+		return nil, nil
+	}
+	if limit == 0 {
 		limit = 100
 	}
 	limit = min(limit, 1000)

@@ -201,11 +201,10 @@ func ssoMicros(field string, t time.Time) (int64, error) {
 // ssoMicrosUp is ssoMicros rounded up to the microsecond: for an expiry
 // that must not come early.
 func ssoMicrosUp(field string, t time.Time) (int64, error) {
-	us, err := ssoMicros(field, t)
-	if err == nil && t.Nanosecond()%1000 != 0 && us < math.MaxInt64 {
-		us++
+	if _, err := ssoMicros(field, t); err != nil {
+		return 0, err
 	}
-	return us, err
+	return microsUp(t), nil
 }
 
 // The times a timestamptz column holds: from 4714-11-24 BC (Go year

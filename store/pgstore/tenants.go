@@ -129,16 +129,15 @@ func (s *Tenants) SetPolicy(ctx context.Context, id string, p guard.Policy, vers
 }
 
 // ListTenants implements guard.TenantStore. Ids are ordered byte by byte;
-// a limit of 0 or less returns every tenant after after.
+// a limit of zero or less returns no tenants.
 func (s *Tenants) ListTenants(ctx context.Context, after string, limit int) ([]guard.Tenant, error) {
 	if err := checkTenantText("after", after); err != nil {
 		return nil, err
 	}
-	var lim *int
-	if limit > 0 {
-		lim = &limit
+	if limit <= 0 {
+		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, s.sql.list, after, lim)
+	rows, err := s.pool.Query(ctx, s.sql.list, after, limit)
 	if err != nil {
 		return nil, wrap("tenants: list", err)
 	}

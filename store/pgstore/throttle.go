@@ -38,8 +38,15 @@ import (
 // forgotten records do not pile up: every call adds at most one row per
 // key and removes up to GCBatch.
 //
-// Times are kept to the microsecond: a now with finer digits is truncated,
-// ResetAfter is rounded up and lock durations down to the microsecond.
+// Times are kept to the microsecond, erring on the side of remembering:
+// ResetAfter, LockFor and MaxLockFor are rounded up to the microsecond.
+// throttle_apply takes one now, which it compares with the stored times
+// and counts an attempt and a lock from; the store passes it truncated (so
+// the comparisons are exact) and, when that drops digits, lengthens
+// ResetAfter, LockFor and MaxLockFor by the microsecond dropped, so that
+// neither a count nor a lock ends before now plus its length. Such a lock
+// may end a few microseconds late, as what was added doubles with it
+// (less than 2^n µs late for lock number n, 2 µs once at MaxLockFor).
 type Throttle struct {
 	pool *pgxpool.Pool
 	sql  throttleSQL
@@ -95,6 +102,19 @@ func ceilMicros(d time.Duration) int64 {
 	return us
 }
 
+// applyArgs returns the now, ResetAfter (µs), LockFor and MaxLockFor (ns)
+// that throttle_apply takes for an attempt at now under lim: now truncated
+// to the microsecond, which throttle_apply compares with the stored times
+// exactly, and the durations rounded up to the microsecond plus the part
+// of a microsecond truncated from now, if any, so that what throttle_apply
+// counts from now never ends before the exact now plus its length.
+func applyArgs(now time.Time, lim auth.Limit) (nowUs, resetUs, lockForNs, maxLockNs int64) {
+	nowUs = micros(now)
+	pad := microsUp(now) - nowUs
+	ns := func(d time.Duration) int64 { return min(ceilMicros(d)+pad, math.MaxInt64/1000) * 1000 }
+	return nowUs, ceilMicros(lim.ResetAfter) + pad, ns(lim.LockFor), ns(lim.MaxLockFor)
+}
+
 // clampInt32 returns n within the range of a PostgreSQL integer.
 func clampInt32(n int) int32 {
 	return int32(max(math.MinInt32, min(n, math.MaxInt32)))
@@ -125,9 +145,10 @@ func (r *reservation) get() auth.Reservation {
 // Reserve implements auth.ThrottleStore in one statement.
 func (s *Throttle) Reserve(ctx context.Context, key string, now time.Time, lim auth.Limit) (auth.Reservation, error) {
 	var r reservation
+	at, reset, lockFor, maxLock := applyArgs(now, lim)
 	err := retryDeadlock(func() error {
-		return s.pool.QueryRow(ctx, s.sql.reserve, []byte(key), micros(now),
-			clampInt32(lim.Max), ceilMicros(lim.ResetAfter), int64(lim.LockFor), int64(lim.MaxLockFor), clampInt32(lim.PermanentAfter),
+		return s.pool.QueryRow(ctx, s.sql.reserve, []byte(key), at,
+			clampInt32(lim.Max), reset, lockFor, maxLock, clampInt32(lim.PermanentAfter),
 		).Scan(r.dest()...)
 	})
 	if err != nil {
@@ -148,14 +169,15 @@ func (s *Throttle) ReserveAll(ctx context.Context, now time.Time, keys []auth.Th
 		maxes, permanentAfter     = make([]int32, n), make([]int32, n)
 		resetUs, lockFor, maxLock = make([]int64, n), make([]int64, n), make([]int64, n)
 	)
+	var at int64
 	for i, k := range keys {
 		names[i] = []byte(k.Key)
 		maxes[i], permanentAfter[i] = clampInt32(k.Limit.Max), clampInt32(k.Limit.PermanentAfter)
-		resetUs[i], lockFor[i], maxLock[i] = ceilMicros(k.Limit.ResetAfter), int64(k.Limit.LockFor), int64(k.Limit.MaxLockFor)
+		at, resetUs[i], lockFor[i], maxLock[i] = applyArgs(now, k.Limit)
 	}
 	var out []auth.Reservation
 	err := retryDeadlock(func() error {
-		rows, err := s.pool.Query(ctx, s.sql.reserveAll, names, micros(now), maxes, resetUs, lockFor, maxLock, permanentAfter)
+		rows, err := s.pool.Query(ctx, s.sql.reserveAll, names, at, maxes, resetUs, lockFor, maxLock, permanentAfter)
 		if err != nil {
 			return err
 		}

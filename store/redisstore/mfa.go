@@ -180,7 +180,9 @@ func (s *Store) DeleteCode(ctx context.Context, tenant, txn string) error {
 }
 
 // Hit implements mfa.RateStore in one script. A window's end is now plus
-// window (rounded up to the microsecond), and its key expires then. It
+// window, each rounded up to the microsecond, so that it never comes
+// before the exact one (up to 2 µs after it); now is compared with the
+// ends truncated, which is exact. The key expires at the end. It
 // returns an *InputError, and changes nothing, when window is not
 // positive, or when now or the end of a window opening at now lies outside
 // the years 1970 to 2255.
@@ -192,11 +194,11 @@ func (s *Store) Hit(ctx context.Context, key string, now time.Time, window time.
 	if err != nil {
 		return 0, err
 	}
-	w := ceilMicros(window)
-	if at > maxMicros-w {
+	w, up := ceilMicros(window), microsUp(at, now)
+	if up > maxMicros-w {
 		return 0, &InputError{Field: "window", Reason: "would end after 2255"}
 	}
-	end := at + w
+	end := up + w
 	n, err := hitScript.Run(ctx, s.rdb, []string{s.rateKey(key)}, itoa(at), itoa(end), itoa(expireMillis(end))).Int64()
 	if err != nil {
 		return 0, redisErr("rate hit", err)

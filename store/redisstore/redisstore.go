@@ -156,6 +156,17 @@ func micros(field string, t time.Time) (int64, error) {
 	return t.UnixMicro(), nil
 }
 
+// microsUp returns us, the microseconds of t truncated (micros), rounded
+// up: for the time a window or a lock is counted from, which must not end
+// early. Compared with a stored time, us is exact: for whole microseconds
+// x, us < x exactly when t is before x.
+func microsUp(us int64, t time.Time) int64 {
+	if t.Nanosecond()%1000 != 0 {
+		us++
+	}
+	return us
+}
+
 // fromMicros is the inverse of micros, in UTC.
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 

@@ -257,17 +257,20 @@ return out
 
 // reserveScript is auth.BatchThrottleStore.ReserveAll: auth.Limit.Apply
 // on each throttle record of KEYS in order, up to the first that is
-// refused. ARGV: now, then for each key its lim.Max, lim.ResetAfter
-// (microseconds, rounded up), lim.PermanentAfter, the number m of lock
-// lengths that follow, and the length of lock number 1, 2, … m, the first
-// that reaches lim.MaxLockFor being number m (microseconds, truncated).
+// refused. ARGV: now truncated to the microsecond (compared with the
+// stored times, which is exact), now rounded up (the time an attempt and
+// a lock are counted from, so that neither ends early), then for each key
+// its lim.Max, lim.ResetAfter (microseconds, rounded up),
+// lim.PermanentAfter, the number m of lock lengths that follow, and the
+// length of lock number 1, 2, … m, the first that reaches lim.MaxLockFor
+// being number m (microseconds, rounded up).
 // Returns one {allowed, failures, locks, lockedUntil ("" if none),
 // permanent, lockouts} per key up to the first refused one, with 0/1 for
 // the booleans.
 var reserveScript = redis.NewScript(`
 local function num(n) return string.format('%.0f', n) end
-local function reserve(k, nowArg, max, reset, perm, locks)
-  local now = tonumber(nowArg)
+local function reserve(k, now, atArg, max, reset, perm, locks)
+  local at = tonumber(atArg)
   local f, last, lu, n, p = 0, nil, '', 0, false
   local v = redis.call('HMGET', k, 'f', 'l', 'lu', 'n', 'p')
   if v[2] then
@@ -289,26 +292,26 @@ local function reserve(k, nowArg, max, reset, perm, locks)
       lu = ''
       res[5] = 1
     else
-      lu = num(now + tonumber(locks[math.min(n, #locks)]))
+      lu = num(at + tonumber(locks[math.min(n, #locks)]))
       res[4] = lu
     end
     res[3] = 1
   end
   res[6] = n
-  redis.call('HSET', k, 'f', num(f), 'l', nowArg, 'lu', lu, 'n', num(n), 'p', p and '1' or '0')
+  redis.call('HSET', k, 'f', num(f), 'l', atArg, 'lu', lu, 'n', num(n), 'p', p and '1' or '0')
   if p then
     redis.call('PERSIST', k)
   else
-    local until_ = now + reset
+    local until_ = at + reset
     if lu ~= '' and tonumber(lu) > until_ then until_ = tonumber(lu) end
     redis.call('PEXPIREAT', k, num(math.floor(until_ / 1000) + 1))
   end
   return res
 end
-local out, a = {}, 2
+local out, a = {}, 3
 for i, k in ipairs(KEYS) do
   local m = tonumber(ARGV[a + 3])
-  local r = reserve(k, ARGV[1], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]),
+  local r = reserve(k, tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]),
     {unpack(ARGV, a + 4, a + 3 + m)})
   out[i] = r
   if r[1] == 0 then break end

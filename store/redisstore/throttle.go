@@ -12,16 +12,16 @@ import (
 var _ auth.BatchThrottleStore = (*Store)(nil)
 
 // lockTable returns the length of lock number 1, 2, … of l in
-// microseconds (truncated), up to and including the first that reaches
+// microseconds (rounded up), up to and including the first that reaches
 // l.MaxLockFor: lock number n lasts entry min(n, len) — LockFor·2^(n-1)
 // capped at MaxLockFor, the rule of auth.Limit. l must be valid.
 func lockTable(l auth.Limit) []string {
 	var out []string
 	for d := l.LockFor; ; {
 		if d >= l.MaxLockFor {
-			return append(out, itoa(int64(l.MaxLockFor/time.Microsecond)))
+			return append(out, itoa(ceilMicros(l.MaxLockFor)))
 		}
-		out = append(out, itoa(int64(d/time.Microsecond)))
+		out = append(out, itoa(ceilMicros(d)))
 		if d > l.MaxLockFor/2 {
 			d = l.MaxLockFor
 		} else {
@@ -31,7 +31,11 @@ func lockTable(l auth.Limit) []string {
 }
 
 // Reserve implements auth.ThrottleStore: auth.Limit.Apply in one Lua
-// script. now is kept to the microsecond. It returns lim's
+// script. now is kept to the microsecond: compared with the stored times
+// truncated, which is exact, and rounded up as the time the attempt, and a
+// lock it starts, are counted from, as are ResetAfter and the lock
+// lengths, so that neither a count nor a lock ends early (each may end up
+// to 2 µs late). It returns lim's
 // *auth.InvalidLimitError for a limit that does not validate, and an
 // *InputError when now, or the end of a lock starting at now, lies outside
 // the years 1970 to 2255; nothing is changed then.
@@ -56,15 +60,16 @@ func (s *Store) ReserveAll(ctx context.Context, now time.Time, keys []auth.Throt
 	if err != nil {
 		return nil, err
 	}
+	up := microsUp(at, now)
 	names := make([]string, len(keys))
-	args := make([]any, 1, 1+5*len(keys))
-	args[0] = itoa(at)
+	args := make([]any, 2, 2+5*len(keys))
+	args[0], args[1] = itoa(at), itoa(up)
 	for i, k := range keys {
 		lim := k.Limit
 		if err := lim.Validate(); err != nil {
 			return nil, err
 		}
-		if at > maxMicros-int64(lim.MaxLockFor/time.Microsecond) {
+		if up > maxMicros-ceilMicros(lim.MaxLockFor) {
 			return nil, &InputError{Field: "lim.MaxLockFor", Reason: "would end a lock after 2255"}
 		}
 		table := lockTable(lim)

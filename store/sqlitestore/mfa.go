@@ -501,13 +501,16 @@ func windowEnd(start int64, d time.Duration) int64 {
 // Hit implements mfa.RateStore with one INSERT … ON CONFLICT DO UPDATE …
 // RETURNING on the key's row. Every defaultSweepEvery-th Hit of a Store
 // also deletes, in the same transaction, up to sweepBatch windows that
-// ended SweepGrace or more before now. The window is kept to the microsecond (rounded up); Hit
-// never returns mfa.ErrFull.
+// ended SweepGrace or more before now. The window is kept to the
+// microsecond, rounded up: a window opening at now starts at now rounded
+// up and lasts window rounded up, so it never ends before now+window (up
+// to 2 µs after it); now is compared with the ends truncated, which is
+// exact. Hit never returns mfa.ErrFull.
 func (m *MFA) Hit(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
-	start := micros(now)
-	end := windowEnd(start, window)
+	at := micros(now)
+	end := windowEnd(ceilMicros(now), window)
 	var n int
-	hit := func(w *wtx) error { return w.queryRow(rateHit, key, start, end).Scan(&n) }
+	hit := func(w *wtx) error { return w.queryRow(rateHit, key, at, end).Scan(&n) }
 	var err error
 	if m.sweepNow(&m.hits) {
 		err = m.s.write(ctx, func(w *wtx) error {

@@ -25,6 +25,11 @@ import (
 // which it is forgotten (under the limit of its last write; a permanent
 // lock never is), and every defaultSweepEvery-th Reserve of a Store also
 // deletes up to sweepBatch forgotten rows. Sweep deletes them all.
+//
+// Times are kept to the microsecond, rounded up: the time of the last
+// counted attempt, the end of a lock and the time a row is forgotten never
+// come before the exact times Limit.Apply gives, so neither a lock nor a
+// count ends early (each may end up to a microsecond late).
 type Throttle struct {
 	s          *Store
 	sweepEvery uint64
@@ -128,9 +133,11 @@ func reserve(w *wtx, key string, now time.Time, lim auth.Limit) (auth.Reservatio
 	if !res.Allowed {
 		return res, nil
 	}
+	rec.Last, rec.LockedUntil = microUp(rec.Last), microUp(rec.LockedUntil)
+	res.LockedUntil = microUp(res.LockedUntil)
 	var expires any
 	if !rec.Permanent {
-		expires = micros(rec.ExpiresAt(lim))
+		expires = ceilMicros(rec.ExpiresAt(lim))
 	}
 	permanent := 0
 	if rec.Permanent {
@@ -139,6 +146,15 @@ func reserve(w *wtx, key string, now time.Time, lim auth.Limit) (auth.Reservatio
 	_, err = w.exec(thrUpsert, key, rec.Failures, nullMicros(rec.Last), nullMicros(rec.LockedUntil),
 		rec.Lockouts, permanent, expires)
 	return res, err
+}
+
+// microUp returns t rounded up to the microsecond; the zero time stays
+// zero.
+func microUp(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return fromMicros(ceilMicros(t))
 }
 
 // Release implements auth.ThrottleStore with one conditional UPDATE.
