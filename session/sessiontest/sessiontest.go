@@ -74,6 +74,7 @@ func mk(label, tenant, user string, created time.Time) session.Session {
 // subtest.
 func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Helper()
+	runParityAudit(t, newStore)
 	for _, g := range []struct {
 		name  string
 		tests []test

@@ -1,0 +1,111 @@
+package sessiontest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/guardhq/guard/session"
+)
+
+// runParityAudit runs the cases the store-parity audit added: points on
+// which the backends were found to behave differently. They drive a
+// session.Manager over the store, because the difference is in how the
+// Manager uses the optional session.LookupToucher (pgstore, sqlitestore
+// and redisstore have it; memstore does not).
+func runParityAudit(t *testing.T, newStore func(t *testing.T) Store) {
+	t.Helper()
+	t.Run("AuditParity", func(t *testing.T) {
+		t.Run("TightenedIdleExpiryNotUndoneByAFailedDelete", func(t *testing.T) {
+			auditTightenedIdle(t, newStore(t), false)
+		})
+		t.Run("TightenedIdleExpiryNotUndoneByAConcurrentRequest", func(t *testing.T) {
+			auditTightenedIdle(t, newStore(t), true)
+		})
+	})
+}
+
+// hookStore calls onDelete (once) before each Delete it forwards, and
+// returns its error instead when it is not nil.
+type hookStore struct {
+	Store
+	onDelete func() error
+}
+
+func (h *hookStore) Delete(ctx context.Context, x session.Hash) (session.Session, error) {
+	if f := h.onDelete; f != nil {
+		h.onDelete = nil
+		if err := f(); err != nil {
+			return session.Session{}, err
+		}
+	}
+	return h.Store.Delete(ctx, x)
+}
+
+// hookToucher is a hookStore whose store has LookupTouch, which it
+// forwards, so that the Manager uses it as it would the store itself.
+type hookToucher struct {
+	*hookStore
+	lt session.LookupToucher
+}
+
+func (h hookToucher) LookupTouch(ctx context.Context, x session.Hash, now time.Time, interval time.Duration) (session.Session, error) {
+	return h.lt.LookupTouch(ctx, x, now, interval)
+}
+
+// auditTightenedIdle: a session with a day's idle timeout has been idle
+// for 30 minutes when the tenant's policy (the Limits the facade passes)
+// says 10. AuthenticateHashWithin must expire it; so must every later
+// request, since no request was served in between. With a LookupToucher
+// the Manager touches the session (LastSeen = now) before it applies the
+// Limits, and relies on the Delete that follows: if that Delete fails
+// (a store error, ignored by Manager.expired), or if another request of
+// the session runs between the touch and the Delete (a page's parallel
+// requests), the refreshed LastSeen makes the session live again under
+// the tightened idle timeout.
+func auditTightenedIdle(t *testing.T, st Store, concurrent bool) {
+	ctx := t.Context()
+	s := mk("idle", "t", "u", base)
+	if _, err := st.Create(ctx, s, unlimited); err != nil {
+		t.Fatal(err)
+	}
+	now := base.Add(30 * time.Minute)
+	hs := &hookStore{Store: st}
+	var managed session.Store = hs
+	if lt, ok := st.(session.LookupToucher); ok {
+		managed = hookToucher{hs, lt}
+	}
+	m, err := session.New(session.Config{Store: managed, Index: st, Now: func() time.Time { return now },
+		Unlimited: true, TouchInterval: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := func(session.Session) (session.Limits, error) {
+		return session.Limits{IdleTimeout: 10 * time.Minute}, nil
+	}
+	var other error
+	if concurrent {
+		// Another request of the session arrives while the first is
+		// about to delete it.
+		hs.onDelete = func() error {
+			_, other = m.AuthenticateHashWithin(ctx, s.Hash, policy)
+			return nil
+		}
+	} else {
+		hs.onDelete = func() error { return errors.New("store unavailable") }
+	}
+	if _, err := m.AuthenticateHashWithin(ctx, s.Hash, policy); !errors.Is(err, session.ErrExpired) {
+		t.Fatalf("first request after 30 idle minutes under a 10-minute policy: %v, want ErrExpired", err)
+	}
+	if concurrent {
+		if other == nil {
+			t.Errorf("a request made while the expired session was being deleted was authenticated")
+		}
+		return
+	}
+	now = now.Add(time.Second)
+	if got, err := m.AuthenticateHashWithin(ctx, s.Hash, policy); err == nil {
+		t.Errorf("the request after a failed delete was authenticated: the expired session lives on (LastSeen %v)", got.LastSeen)
+	}
+}
