@@ -18,13 +18,25 @@ func runParityAudit(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Helper()
 	t.Run("AuditParity", func(t *testing.T) {
 		t.Run("TightenedIdleExpiryNotUndoneByAFailedDelete", func(t *testing.T) {
-			auditTightenedIdle(t, newStore(t), false)
+			auditTightenedIdle(t, newStore(t), failedDelete)
 		})
 		t.Run("TightenedIdleExpiryNotUndoneByAConcurrentRequest", func(t *testing.T) {
-			auditTightenedIdle(t, newStore(t), true)
+			auditTightenedIdle(t, newStore(t), concurrentRequest)
+		})
+		t.Run("TightenedIdleExpiryNotUndoneByAFailedPolicyRead", func(t *testing.T) {
+			auditTightenedIdle(t, newStore(t), failedLimits)
 		})
 	})
 }
+
+// How the first request of auditTightenedIdle goes wrong.
+type idleMishap int
+
+const (
+	failedDelete      idleMishap = iota // the Delete of the expired session fails
+	concurrentRequest                   // another request runs just before that Delete
+	failedLimits                        // the Limits cannot be read (the facade's policy read fails)
+)
 
 // hookStore calls onDelete (once) before each Delete it forwards, and
 // returns its error instead when it is not nil.
@@ -63,8 +75,10 @@ func (h hookToucher) LookupTouch(ctx context.Context, x session.Hash, now time.T
 // (a store error, ignored by Manager.expired), or if another request of
 // the session runs between the touch and the Delete (a page's parallel
 // requests), the refreshed LastSeen makes the session live again under
-// the tightened idle timeout.
-func auditTightenedIdle(t *testing.T, st Store, concurrent bool) {
+// the tightened idle timeout. So does a first request refused because
+// the Limits could not be read (the facade's limits read the tenant's
+// policy): it was refused, yet it touched the session.
+func auditTightenedIdle(t *testing.T, st Store, mishap idleMishap) {
 	ctx := t.Context()
 	s := mk("idle", "t", "u", base)
 	if _, err := st.Create(ctx, s, unlimited); err != nil {
@@ -84,21 +98,26 @@ func auditTightenedIdle(t *testing.T, st Store, concurrent bool) {
 	policy := func(session.Session) (session.Limits, error) {
 		return session.Limits{IdleTimeout: 10 * time.Minute}, nil
 	}
+	first, want := policy, session.ErrExpired
 	var other error
-	if concurrent {
+	switch mishap {
+	case concurrentRequest:
 		// Another request of the session arrives while the first is
 		// about to delete it.
 		hs.onDelete = func() error {
 			_, other = m.AuthenticateHashWithin(ctx, s.Hash, policy)
 			return nil
 		}
-	} else {
+	case failedDelete:
 		hs.onDelete = func() error { return errors.New("store unavailable") }
+	case failedLimits:
+		errPolicy := errors.New("policy unavailable")
+		first, want = func(session.Session) (session.Limits, error) { return session.Limits{}, errPolicy }, errPolicy
 	}
-	if _, err := m.AuthenticateHashWithin(ctx, s.Hash, policy); !errors.Is(err, session.ErrExpired) {
-		t.Fatalf("first request after 30 idle minutes under a 10-minute policy: %v, want ErrExpired", err)
+	if _, err := m.AuthenticateHashWithin(ctx, s.Hash, first); !errors.Is(err, want) {
+		t.Fatalf("first request after 30 idle minutes under a 10-minute policy: %v, want %v", err, want)
 	}
-	if concurrent {
+	if mishap == concurrentRequest {
 		if other == nil {
 			t.Errorf("a request made while the expired session was being deleted was authenticated")
 		}
@@ -106,6 +125,6 @@ func auditTightenedIdle(t *testing.T, st Store, concurrent bool) {
 	}
 	now = now.Add(time.Second)
 	if got, err := m.AuthenticateHashWithin(ctx, s.Hash, policy); err == nil {
-		t.Errorf("the request after a failed delete was authenticated: the expired session lives on (LastSeen %v)", got.LastSeen)
+		t.Errorf("the request after the first (refused) one was authenticated: the expired session lives on (LastSeen %v)", got.LastSeen)
 	}
 }
