@@ -62,22 +62,24 @@ type hookToucher struct {
 	lt session.LookupToucher
 }
 
-func (h hookToucher) LookupTouch(ctx context.Context, x session.Hash, now time.Time, interval time.Duration) (session.Session, error) {
-	return h.lt.LookupTouch(ctx, x, now, interval)
+func (h hookToucher) LookupTouch(ctx context.Context, x session.Hash, now time.Time, interval, maxGap time.Duration) (session.Session, error) {
+	return h.lt.LookupTouch(ctx, x, now, interval, maxGap)
 }
 
 // auditTightenedIdle: a session with a day's idle timeout has been idle
 // for 30 minutes when the tenant's policy (the Limits the facade passes)
 // says 10. AuthenticateHashWithin must expire it; so must every later
-// request, since no request was served in between. With a LookupToucher
-// the Manager touches the session (LastSeen = now) before it applies the
-// Limits, and relies on the Delete that follows: if that Delete fails
-// (a store error, ignored by Manager.expired), or if another request of
-// the session runs between the touch and the Delete (a page's parallel
-// requests), the refreshed LastSeen makes the session live again under
-// the tightened idle timeout. So does a first request refused because
-// the Limits could not be read (the facade's limits read the tenant's
-// policy): it was refused, yet it touched the session.
+// request, since no request was served in between. The audit found that
+// with a LookupToucher the Manager touched the session (LastSeen = now)
+// before it applied the Limits, and relied on the Delete that followed:
+// if that Delete failed (a store error, which Manager.expired ignored),
+// or if another request of the session ran between the touch and the
+// Delete (a page's parallel requests), the refreshed LastSeen made the
+// session live again under the tightened idle timeout. So did a first
+// request refused because the Limits could not be read (the facade's
+// limits read the tenant's policy): it was refused, yet it touched the
+// session. (LookupTouch now leaves a session idle for Config.MaxTouchGap
+// or more alone, and the Manager touches it only once the Limits pass.)
 func auditTightenedIdle(t *testing.T, st Store, mishap idleMishap) {
 	ctx := t.Context()
 	s := mk("idle", "t", "u", base)
