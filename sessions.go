@@ -24,8 +24,9 @@ import (
 // expired token gives ErrUnauthenticated; the token of a session that a
 // newer sign-in of its user ended (until that session would have ended
 // anyway) gives ErrSignedInElsewhere, which is also ErrUnauthenticated; a
-// store failure gives ErrUnavailable, never a principal. The request that
-// finds a session expired records it (session.expired), once; an eviction
+// store failure (the delete of an expired session included) gives
+// ErrUnavailable, never a principal. The request that finds a session
+// expired and deletes it records it (session.expired), once; an eviction
 // was recorded (session.evicted) by the sign-in that caused it.
 func (g *Guard) Authenticate(ctx context.Context, token string) (Principal, error) {
 	h, err := session.ParseToken(token)

@@ -87,6 +87,8 @@
 //     Rotate and Reauthenticate, the session was ended by the session
 //     limit because its user signed in elsewhere.
 //   - ErrExpired: the session has passed its idle timeout or lifetime.
+//     (When the delete of the expired session fails, Authenticate returns
+//     that store failure instead, and the next request deletes it.)
 //   - ErrLimit: RefuseNew and the user is at the session limit.
 //   - ErrDuplicate: a store already holds that hash (a broken Rand).
 //   - *ConfigError: New was given an unacceptable Config.

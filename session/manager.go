@@ -303,13 +303,14 @@ func (m *Manager) Create(ctx context.Context, o Options) (token string, s Sessio
 // session, an *EvictedError (ErrEvicted, which is also ErrNotFound) for a
 // session the session limit ended, until it would have ended anyway, and
 // ErrExpired for a session past its idle timeout or lifetime, which it
-// then deletes, best effort: for the call whose delete removed it, the
-// error is an *ExpiredError carrying the session (so that the expiry can
-// be recorded once). Any other error is a store failure and the request
-// must be denied. When the session was last written TouchInterval ago or
-// more, its LastSeen is advanced to now; an expired session is never
-// touched. Without that write, Authenticate allocates nothing beyond what
-// the Store does.
+// then deletes: for the call whose delete removed it, the error is an
+// *ExpiredError carrying the session (so that the expiry can be recorded
+// once); a call that finds it already deleted gets plain ErrExpired. A
+// failed delete is a store error, not ErrExpired. Any other error is a
+// store failure and the request must be denied. When the session was last
+// written TouchInterval ago or more, its LastSeen is advanced to now; an
+// expired session is never touched. Without that write, Authenticate
+// allocates nothing beyond what the Store does.
 func (m *Manager) Authenticate(ctx context.Context, token string) (Session, error) {
 	h, err := ParseToken(token)
 	if err != nil {
@@ -457,10 +458,17 @@ func (m *Manager) lookupErr(err error) error {
 }
 
 // expired deletes the expired session s (h) and returns ErrExpired, as an
-// *ExpiredError with s if this call's delete removed it.
+// *ExpiredError with s if this call's delete removed it (plain ErrExpired
+// if another call had). A failed delete is returned as a store error, so
+// that the request is denied as on any store failure and the expiry is
+// recorded by the next request, whose delete succeeds.
 func (m *Manager) expired(ctx context.Context, h Hash, s Session) error {
-	if _, err := m.store.Delete(ctx, h); err != nil {
+	_, err := m.store.Delete(ctx, h)
+	switch {
+	case errors.Is(err, ErrNotFound):
 		return ErrExpired
+	case err != nil:
+		return storeErr("delete", err)
 	}
 	return &ExpiredError{Session: s}
 }

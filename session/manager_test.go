@@ -830,12 +830,24 @@ func TestStoreErrorsFailClosed(t *testing.T) {
 	}
 }
 
-func TestExpiredDeleteFailureStillExpired(t *testing.T) {
+// An expired session whose delete fails is a store failure (fail closed:
+// the request is denied, and the error says the store failed, not that the
+// token is merely expired); the next request deletes it and gets the
+// *ExpiredError that records the expiry.
+func TestExpiredDeleteFailureFailsClosed(t *testing.T) {
 	f := newFixture(t, func(c *session.Config) { c.IdleTimeout = time.Hour })
 	token, _ := f.create(t, session.Options{})
 	f.clock.Advance(2 * time.Hour)
-	f.store.setFail("Delete", errors.New("down"))
-	f.wantErr(t, token, session.ErrExpired)
+	down := errors.New("down")
+	f.store.setFail("Delete", down)
+	if s, err := f.m.Authenticate(t.Context(), token); !errors.Is(err, down) || errors.Is(err, session.ErrExpired) || s != (session.Session{}) {
+		t.Errorf("Authenticate of an expired session whose delete fails = %+v, %v; want the store error", s, err)
+	}
+	f.store.setFail("Delete", nil)
+	var ee *session.ExpiredError
+	if _, err := f.m.Authenticate(t.Context(), token); !errors.As(err, &ee) {
+		t.Errorf("the next Authenticate = %v, want an *ExpiredError", err)
+	}
 }
 
 func TestMalformedTokenNeverReachesStore(t *testing.T) {

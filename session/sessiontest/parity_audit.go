@@ -111,7 +111,12 @@ func auditTightenedIdle(t *testing.T, st Store, mishap idleMishap) {
 			return nil
 		}
 	case failedDelete:
-		hs.onDelete = func() error { return errors.New("store unavailable") }
+		// The Manager reports a failed Delete as the store error it is
+		// (the request is denied as on any store failure), not as
+		// ErrExpired.
+		errDelete := errors.New("store unavailable")
+		hs.onDelete = func() error { return errDelete }
+		want = errDelete
 	case failedLimits:
 		errPolicy := errors.New("policy unavailable")
 		first, want = func(session.Session) (session.Limits, error) { return session.Limits{}, errPolicy }, errPolicy
