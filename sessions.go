@@ -12,15 +12,22 @@ import (
 	"github.com/guardhq/guard/session"
 )
 
-// Authenticate checks a session token and returns its principal. It costs
-// one session-store lookup (plus, at most once a minute per session, a
-// last-seen write). A malformed, unknown, revoked or expired token gives
-// ErrUnauthenticated; the token of a session that a newer sign-in of its
-// user ended (until that session would have ended anyway) gives
-// ErrSignedInElsewhere, which is also ErrUnauthenticated; a store failure
-// gives ErrUnavailable, never a principal. The request that finds a
-// session expired records it (session.expired), once; an eviction was
-// recorded (session.evicted) by the sign-in that caused it.
+// Authenticate checks a session token and returns its principal. On a
+// session store with session.LookupToucher (PostgreSQL, Redis, SQLite) it
+// costs one call, which also writes the session's last-seen time when a
+// write is due (Config.TouchInterval after the last, 30 s by default);
+// when last-seen is a minute old or more (the first request after a
+// pause), that write is a second call, made only once the tenant's policy
+// has allowed the session, so that a session the policy's idle timeout
+// ends is never touched (session.Config.MaxTouchGap). Other stores: a
+// lookup, plus the write when due. A malformed, unknown, revoked or
+// expired token gives ErrUnauthenticated; the token of a session that a
+// newer sign-in of its user ended (until that session would have ended
+// anyway) gives ErrSignedInElsewhere, which is also ErrUnauthenticated; a
+// store failure (the delete of an expired session included) gives
+// ErrUnavailable, never a principal. The request that finds a session
+// expired and deletes it records it (session.expired), once; an eviction
+// was recorded (session.evicted) by the sign-in that caused it.
 func (g *Guard) Authenticate(ctx context.Context, token string) (Principal, error) {
 	h, err := session.ParseToken(token)
 	if err != nil {

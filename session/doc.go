@@ -28,9 +28,10 @@
 //
 // A session is live until the earlier of ExpiresAt (CreatedAt plus the
 // lifetime, whatever the activity) and LastSeen plus its idle timeout.
-// Authenticate writes LastSeen at most once per TouchInterval (default one
-// minute), so the idle timeout is exact to within that interval. A user
-// may hold Config.Limit live sessions (one by default); at the limit a new
+// Authenticate writes LastSeen at most once per TouchInterval (default 30
+// seconds), so the idle timeout is exact to within that interval. A
+// session found expired is never touched. A user may hold Config.Limit
+// live sessions (one by default); at the limit a new
 // session evicts the oldest (EvictOldest) or is refused (RefuseNew). The
 // Store enforces the limit in the same atomic step that stores the new
 // session, so it holds under concurrent sign-ins and across replicas.
@@ -41,6 +42,31 @@
 // exception) removes the user's tombstones too: their tokens are then
 // refused as unknown, since what ended them is no longer a sign-in
 // elsewhere.
+//
+// # Store round trips per request
+//
+// On a Store that implements LookupToucher (the network backends),
+// Authenticate and AuthenticateHash cost one store call: LookupTouch reads
+// the session and, when a touch is due, writes LastSeen in the same atomic
+// step. AuthenticateHashWithin (the facade's, under the tenant's policy)
+// costs one call too, with one exception: when a touch is due and LastSeen
+// is Config.MaxTouchGap (default one minute) or more old, LookupTouch
+// leaves the session alone and, once the limits have let it through, a
+// second call (Touch) writes LastSeen. Limits learnt only from the session
+// (a lowered idle timeout) are thus applied before a session idle for that
+// long is touched: one they end is never touched, so neither a failed
+// delete nor a concurrent request can revive it. So a request costs two
+// calls exactly when it passes, a touch is due and LastSeen was written
+// MaxTouchGap or more before it (with the default TouchInterval a touch
+// is always due by then). A request touches a session whose LastSeen is
+// TouchInterval (30 s) old, so a request that comes less than 30 s after
+// the previous one always costs one call, as does every request of a
+// stream evenly spaced less than a minute apart; the first request after
+// a pause of a minute or more costs two (and so may one that comes 30 s
+// or more after a request that did not touch). A refused request (the
+// session expired, the limits failing) makes no second call; deleting an
+// expired session is a call of its own. On a Store without LookupToucher
+// the check is Lookup, then Touch when one is due.
 //
 // # Concurrency
 //
@@ -61,11 +87,14 @@
 //     Rotate and Reauthenticate, the session was ended by the session
 //     limit because its user signed in elsewhere.
 //   - ErrExpired: the session has passed its idle timeout or lifetime.
+//     (When the delete of the expired session fails, Authenticate returns
+//     that store failure instead, and the next request deletes it.)
 //   - ErrLimit: RefuseNew and the user is at the session limit.
 //   - ErrDuplicate: a store already holds that hash (a broken Rand).
 //   - *ConfigError: New was given an unacceptable Config.
-//   - *InputError: a tenant, user ID or Options field is unacceptable. It
-//     names the field and never echoes the value.
+//   - *InputError: a tenant, user ID or Options field is unacceptable, or
+//     AuthenticateHashWithin's limits set an IdleTimeout shorter than
+//     Config.MaxTouchGap. It names the field and never echoes the value.
 //
 // Any other error from a Manager wraps a Store failure. It is never one of
 // the sentinels above, so a request that meets it must be denied (fail

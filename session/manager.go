@@ -16,7 +16,8 @@ import (
 const (
 	DefaultIdleTimeout   = 24 * time.Hour
 	DefaultLifetime      = 7 * 24 * time.Hour
-	DefaultTouchInterval = time.Minute
+	DefaultTouchInterval = 30 * time.Second
+	DefaultMaxTouchGap   = time.Minute
 )
 
 // Bounds on the strings of a session.
@@ -52,11 +53,22 @@ type Config struct {
 	// sessions. Limit.Max must then be 0.
 	Unlimited bool
 	// TouchInterval: a session's LastSeen is written at most this often
-	// (default one minute, or IdleTimeout/2 if that is shorter). It must be
-	// shorter than IdleTimeout. A session whose own idle timeout is shorter
-	// than twice TouchInterval is touched every IdleTimeout/2 instead, so
-	// that activity always keeps it alive.
+	// (default 30 seconds, or IdleTimeout/2 or MaxTouchGap/2 if that is
+	// shorter). It must be shorter than IdleTimeout. A session whose own
+	// idle timeout is shorter than twice TouchInterval is touched every
+	// IdleTimeout/2 instead, so that activity always keeps it alive.
 	TouchInterval time.Duration
+	// MaxTouchGap bounds what AuthenticateHashWithin lets a LookupToucher
+	// touch before the limits are applied (default one minute, the
+	// shortest idle timeout guard's tenant policies allow). The one store
+	// call that looks a session up also writes its LastSeen only when that
+	// is less than MaxTouchGap old; a session idle for MaxTouchGap or more
+	// is touched by a second store call (Touch), made only once the limits
+	// have let it through, so that a session they end is never touched.
+	// Limits whose IdleTimeout is shorter than MaxTouchGap are refused. A
+	// TouchInterval of MaxTouchGap or more makes every touch under limits
+	// that second call.
+	MaxTouchGap time.Duration
 }
 
 // ConfigError reports an unacceptable Config field.
@@ -80,6 +92,7 @@ func (e *InputError) Error() string { return "session: invalid " + e.Field + ": 
 type Manager struct {
 	store     Store
 	lt        LookupToucher // store's optional one-round-trip check, or nil
+	maxGap    time.Duration // Config.MaxTouchGap
 	index     UserIndex
 	now       func() time.Time
 	rand      io.Reader
@@ -103,6 +116,8 @@ func New(cfg Config) (*Manager, error) {
 		return nil, &ConfigError{Field: "Lifetime", Reason: "must not be negative"}
 	case cfg.TouchInterval < 0:
 		return nil, &ConfigError{Field: "TouchInterval", Reason: "must not be negative"}
+	case cfg.MaxTouchGap < 0:
+		return nil, &ConfigError{Field: "MaxTouchGap", Reason: "must not be negative"}
 	case cfg.Unlimited && cfg.Limit.Max != 0:
 		return nil, &ConfigError{Field: "Limit.Max", Reason: "must be 0 when Unlimited is set"}
 	}
@@ -120,8 +135,9 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Limit.Max == 0 && !cfg.Unlimited {
 		cfg.Limit.Max = 1
 	}
+	cfg.MaxTouchGap = cmp.Or(cfg.MaxTouchGap, DefaultMaxTouchGap)
 	if cfg.TouchInterval == 0 {
-		cfg.TouchInterval = min(DefaultTouchInterval, cfg.IdleTimeout/2)
+		cfg.TouchInterval = min(DefaultTouchInterval, cfg.IdleTimeout/2, cfg.MaxTouchGap/2)
 	}
 	if cfg.TouchInterval >= cfg.IdleTimeout {
 		return nil, &ConfigError{Field: "TouchInterval", Reason: "must be shorter than IdleTimeout"}
@@ -130,6 +146,7 @@ func New(cfg Config) (*Manager, error) {
 	return &Manager{
 		store:     cfg.Store,
 		lt:        lt,
+		maxGap:    cfg.MaxTouchGap,
 		index:     cfg.Index,
 		now:       cfg.Now,
 		rand:      cfg.Rand,
@@ -285,13 +302,15 @@ func (m *Manager) Create(ctx context.Context, o Options) (token string, s Sessio
 // ErrInvalidToken for a malformed token, ErrNotFound for one that names no
 // session, an *EvictedError (ErrEvicted, which is also ErrNotFound) for a
 // session the session limit ended, until it would have ended anyway, and
-// ErrExpired for a session past its idle timeout or lifetime,
-// which it then deletes, best effort: for the call whose delete removed
-// it, the error is an *ExpiredError carrying the session (so that the
-// expiry can be recorded once). Any other error is a store failure
-// and the request must be denied. When the session was last written
-// TouchInterval ago or more, its LastSeen is advanced to now first. Without
-// that write, Authenticate allocates nothing beyond what the Store does.
+// ErrExpired for a session past its idle timeout or lifetime, which it
+// then deletes: for the call whose delete removed it, the error is an
+// *ExpiredError carrying the session (so that the expiry can be recorded
+// once); a call that finds it already deleted gets plain ErrExpired. A
+// failed delete is a store error, not ErrExpired. Any other error is a
+// store failure and the request must be denied. When the session was last
+// written TouchInterval ago or more, its LastSeen is advanced to now; an
+// expired session is never touched. Without that write, Authenticate
+// allocates nothing beyond what the Store does.
 func (m *Manager) Authenticate(ctx context.Context, token string) (Session, error) {
 	h, err := ParseToken(token)
 	if err != nil {
@@ -302,7 +321,7 @@ func (m *Manager) Authenticate(ctx context.Context, token string) (Session, erro
 
 // AuthenticateHash is Authenticate for a token already parsed with
 // ParseToken. When the Store implements LookupToucher it costs exactly one
-// store call.
+// store call (LookupTouch, which also makes the touch when one is due).
 func (m *Manager) AuthenticateHash(ctx context.Context, h Hash) (Session, error) {
 	return m.AuthenticateHashWithin(ctx, h, nil)
 }
@@ -329,46 +348,53 @@ func (l Limits) within(s Session) Session {
 // AuthenticateHashWithin is AuthenticateHash under the tighter of the
 // session's own limits and the Limits that limits (if not nil) returns for
 // it. limits is called once, with the session as stored before this call
-// touched it; an error from it is returned as it is. A session live by its
+// touched it; an error from it is returned as it is, and the session is
+// then not touched by a second call (see below). A session live by its
 // own limits but not by these is expired like any other: deleted, and
 // reported as ErrExpired (an *ExpiredError whose Session carries the
-// tightened IdleTimeout and ExpiresAt). The session returned keeps its
-// own limits.
+// tightened IdleTimeout and ExpiresAt), and never touched. Limits whose
+// IdleTimeout is set and shorter than Config.MaxTouchGap are refused with
+// an *InputError (Field "Limits.IdleTimeout"): the store may have touched
+// the session before they were known. The session returned keeps its own
+// limits.
+//
+// On a LookupToucher with limits, the request costs one store call
+// (LookupTouch, which also writes LastSeen when a touch is due) unless a
+// touch is due and LastSeen is Config.MaxTouchGap or more old: LookupTouch
+// then leaves the session alone, and once the limits have let it through,
+// a second call (Touch) writes LastSeen. A failed Touch is a store error
+// and the request is denied. Without limits, LookupTouch touches whenever
+// a touch is due: one store call.
 func (m *Manager) AuthenticateHashWithin(ctx context.Context, h Hash, limits func(Session) (Limits, error)) (Session, error) {
+	now := m.timestamp()
+	var (
+		s       Session
+		err     error
+		touched bool // the call that found s also made the touch, if one was due
+	)
 	if m.lt != nil {
-		return m.lookupTouch(ctx, h, limits)
-	}
-	s, now, err := m.lookupLive(ctx, h, limits)
-	if err != nil {
-		return Session{}, err
-	}
-	if now.Sub(s.LastSeen) >= touchEvery(m.touchEach, s.IdleTimeout) {
-		seen := now.UTC().Truncate(time.Microsecond)
-		if err := m.store.Touch(ctx, h, seen); err != nil {
-			return Session{}, storeErr("touch", err)
+		var gap time.Duration // no bound without limits: the store checks the session's own
+		if limits != nil {
+			gap = m.maxGap
 		}
-		if seen.After(s.LastSeen) {
-			s.LastSeen = seen
-		}
+		s, err = m.lt.LookupTouch(ctx, h, now, m.touchEach, gap)
+		touched = gap == 0 || now.Sub(s.LastSeen) < gap
+	} else {
+		s, err = m.store.Lookup(ctx, h)
 	}
-	return s, nil
-}
-
-// lookupTouch is AuthenticateHashWithin on a LookupToucher: one store
-// call (the touch, if due, is made before limits are known: a session
-// they end is then deleted).
-func (m *Manager) lookupTouch(ctx context.Context, h Hash, limits func(Session) (Limits, error)) (Session, error) {
-	now := m.now()
-	seen := now.UTC().Truncate(time.Microsecond)
-	s, err := m.lt.LookupTouch(ctx, h, seen, m.touchEach)
 	if err != nil {
 		return Session{}, m.lookupErr(err)
 	}
-	if err := m.live(ctx, h, s, now, limits); err != nil {
+	if err := m.live(ctx, h, s, now, limits, m.maxGap); err != nil {
 		return Session{}, err
 	}
-	if seen.Sub(s.LastSeen) >= touchEvery(m.touchEach, s.IdleTimeout) {
-		s.LastSeen = seen
+	if now.Sub(s.LastSeen) >= touchEvery(m.touchEach, s.IdleTimeout) {
+		if !touched {
+			if err := m.store.Touch(ctx, h, now); err != nil {
+				return Session{}, storeErr("touch", err)
+			}
+		}
+		s.LastSeen = now
 	}
 	return s, nil
 }
@@ -388,15 +414,16 @@ func (m *Manager) lookupLive(ctx context.Context, h Hash, limits func(Session) (
 		return Session{}, time.Time{}, m.lookupErr(err)
 	}
 	now := m.now()
-	if err := m.live(ctx, h, s, now, limits); err != nil {
+	if err := m.live(ctx, h, s, now, limits, 0); err != nil {
 		return Session{}, time.Time{}, err
 	}
 	return s, now, nil
 }
 
 // live returns nil if s (h), as stored, is live at now by its own limits
-// and by limits, if not nil; otherwise it expires s.
-func (m *Manager) live(ctx context.Context, h Hash, s Session, now time.Time, limits func(Session) (Limits, error)) error {
+// and by limits, if not nil; otherwise it expires s. Limits with an
+// IdleTimeout shorter than minIdle are refused (an *InputError).
+func (m *Manager) live(ctx context.Context, h Hash, s Session, now time.Time, limits func(Session) (Limits, error), minIdle time.Duration) error {
 	if !s.LiveAt(now) {
 		return m.expired(ctx, h, s)
 	}
@@ -406,6 +433,9 @@ func (m *Manager) live(ctx context.Context, h Hash, s Session, now time.Time, li
 	l, err := limits(s)
 	if err != nil {
 		return err
+	}
+	if l.IdleTimeout > 0 && l.IdleTimeout < minIdle {
+		return &InputError{Field: "Limits.IdleTimeout", Reason: "is shorter than Config.MaxTouchGap"}
 	}
 	if t := l.within(s); !t.LiveAt(now) {
 		return m.expired(ctx, h, t)
@@ -428,10 +458,17 @@ func (m *Manager) lookupErr(err error) error {
 }
 
 // expired deletes the expired session s (h) and returns ErrExpired, as an
-// *ExpiredError with s if this call's delete removed it.
+// *ExpiredError with s if this call's delete removed it (plain ErrExpired
+// if another call had). A failed delete is returned as a store error, so
+// that the request is denied as on any store failure and the expiry is
+// recorded by the next request, whose delete succeeds.
 func (m *Manager) expired(ctx context.Context, h Hash, s Session) error {
-	if _, err := m.store.Delete(ctx, h); err != nil {
+	_, err := m.store.Delete(ctx, h)
+	switch {
+	case errors.Is(err, ErrNotFound):
 		return ErrExpired
+	case err != nil:
+		return storeErr("delete", err)
 	}
 	return &ExpiredError{Session: s}
 }

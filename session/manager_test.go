@@ -196,6 +196,7 @@ func TestNewValidates(t *testing.T) {
 		{"NegativeTouch", session.Config{Store: store, Index: store, TouchInterval: -time.Second}, "TouchInterval"},
 		{"TouchEqualsIdle", session.Config{Store: store, Index: store, IdleTimeout: time.Hour, TouchInterval: time.Hour}, "TouchInterval"},
 		{"TouchAboveDefaultIdle", session.Config{Store: store, Index: store, TouchInterval: 25 * time.Hour}, "TouchInterval"},
+		{"NegativeMaxTouchGap", session.Config{Store: store, Index: store, MaxTouchGap: -time.Minute}, "MaxTouchGap"},
 		{"NegativeMax", session.Config{Store: store, Index: store, Limit: session.Limit{Max: -1}}, "Limit.Max"},
 		{"UnknownPolicy", session.Config{Store: store, Index: store, Limit: session.Limit{Max: 1, Policy: 7}}, "Limit.Policy"},
 		{"UnlimitedWithMax", session.Config{Store: store, Index: store, Unlimited: true, Limit: session.Limit{Max: 2}}, "Limit.Max"},
@@ -243,16 +244,16 @@ func TestDefaults(t *testing.T) {
 	if len(token) != 43 {
 		t.Errorf("token length %d, want 43", len(token))
 	}
-	// Default touch interval: one minute.
-	f.clock.Advance(59 * time.Second)
+	// Default touch interval: 30 seconds (half the default MaxTouchGap).
+	f.clock.Advance(29 * time.Second)
 	f.wantLive(t, token)
 	if n := f.store.count("Touch"); n != 0 {
-		t.Errorf("%d Touch calls within the first minute", n)
+		t.Errorf("%d Touch calls within the first 30 s", n)
 	}
 	f.clock.Advance(time.Second)
 	f.wantLive(t, token)
 	if n := f.store.count("Touch"); n != 1 {
-		t.Errorf("%d Touch calls after a minute, want 1", n)
+		t.Errorf("%d Touch calls after 30 s, want 1", n)
 	}
 }
 
@@ -829,12 +830,24 @@ func TestStoreErrorsFailClosed(t *testing.T) {
 	}
 }
 
-func TestExpiredDeleteFailureStillExpired(t *testing.T) {
+// An expired session whose delete fails is a store failure (fail closed:
+// the request is denied, and the error says the store failed, not that the
+// token is merely expired); the next request deletes it and gets the
+// *ExpiredError that records the expiry.
+func TestExpiredDeleteFailureFailsClosed(t *testing.T) {
 	f := newFixture(t, func(c *session.Config) { c.IdleTimeout = time.Hour })
 	token, _ := f.create(t, session.Options{})
 	f.clock.Advance(2 * time.Hour)
-	f.store.setFail("Delete", errors.New("down"))
-	f.wantErr(t, token, session.ErrExpired)
+	down := errors.New("down")
+	f.store.setFail("Delete", down)
+	if s, err := f.m.Authenticate(t.Context(), token); !errors.Is(err, down) || errors.Is(err, session.ErrExpired) || s != (session.Session{}) {
+		t.Errorf("Authenticate of an expired session whose delete fails = %+v, %v; want the store error", s, err)
+	}
+	f.store.setFail("Delete", nil)
+	var ee *session.ExpiredError
+	if _, err := f.m.Authenticate(t.Context(), token); !errors.As(err, &ee) {
+		t.Errorf("the next Authenticate = %v, want an *ExpiredError", err)
+	}
 }
 
 func TestMalformedTokenNeverReachesStore(t *testing.T) {
@@ -959,7 +972,9 @@ type ltStore struct {
 	ltMu sync.Mutex
 }
 
-func (s *ltStore) LookupTouch(ctx context.Context, h session.Hash, now time.Time, interval time.Duration) (session.Session, error) {
+var _ session.LookupToucher = (*ltStore)(nil)
+
+func (s *ltStore) LookupTouch(ctx context.Context, h session.Hash, now time.Time, interval, maxGap time.Duration) (session.Session, error) {
 	if err := s.call("LookupTouch"); err != nil {
 		return session.Session{}, err
 	}
@@ -969,7 +984,7 @@ func (s *ltStore) LookupTouch(ctx context.Context, h session.Hash, now time.Time
 	if err != nil {
 		return session.Session{}, err
 	}
-	if got.LiveAt(now) && now.Sub(got.LastSeen) >= min(interval, got.IdleTimeout/2) {
+	if gap := now.Sub(got.LastSeen); got.LiveAt(now) && gap >= min(interval, got.IdleTimeout/2) && (maxGap <= 0 || gap < maxGap) {
 		s.mu.Lock()
 		s.touched = append(s.touched, now)
 		s.mu.Unlock()
@@ -1036,6 +1051,118 @@ func TestLookupToucherIsOneCall(t *testing.T) {
 	if s, err := m.Authenticate(t.Context(), token); !errors.Is(err, boom) || errors.Is(err, session.ErrNotFound) || s != (session.Session{}) {
 		t.Errorf("Authenticate with the store down = %+v, %v; want a wrapped store error", s, err)
 	}
+}
+
+// Under limits (AuthenticateHashWithin), a LookupToucher touches in its
+// one call only a session whose LastSeen is less than Config.MaxTouchGap
+// old; a session idle for longer is touched by a second call (Touch) once
+// the limits have let it through, and never when they end it or cannot
+// be read. Limits shorter than MaxTouchGap are refused on either store
+// path.
+func TestLookupToucherUnderLimits(t *testing.T) {
+	st := &ltStore{spyStore: newSpy()}
+	c := newClock()
+	m, err := session.New(session.Config{Store: st, Index: st, Now: c.Now, Unlimited: true}) // 30 s, 1 min
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s, _, err := m.Create(t.Context(), session.Options{Tenant: "t", UserID: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		limitsErr error
+		policy    = session.Limits{IdleTimeout: 10 * time.Minute}
+	)
+	limits := func(session.Session) (session.Limits, error) { return policy, limitsErr }
+	type counts struct{ lookupTouch, touch, touches int }
+	count := func() counts {
+		st.mu.Lock()
+		n := len(st.touched)
+		st.mu.Unlock()
+		return counts{st.count("LookupTouch"), st.count("Touch"), n}
+	}
+	request := func(what string, pause time.Duration, want counts, wantErr error) {
+		t.Helper()
+		c.Advance(pause)
+		before := count()
+		got, err := m.AuthenticateHashWithin(t.Context(), s.Hash, limits)
+		if !errors.Is(err, wantErr) {
+			t.Fatalf("%s: AuthenticateHashWithin = %+v, %v; want %v", what, got, err, wantErr)
+		}
+		after := count()
+		if d := (counts{after.lookupTouch - before.lookupTouch, after.touch - before.touch, after.touches - before.touches}); d != want {
+			t.Errorf("%s: %d LookupTouch, %d Touch calls, %d touches; want %+v", what, d.lookupTouch, d.touch, d.touches, want)
+		}
+		if err == nil && !got.LastSeen.Equal(stored(t, st, s.Hash).LastSeen) {
+			t.Errorf("%s: returned LastSeen %v, stored %v", what, got.LastSeen, stored(t, st, s.Hash).LastSeen)
+		}
+	}
+	one, oneTouch := counts{1, 0, 0}, counts{1, 0, 1}
+	for i := range 12 { // a request every 10 s: one call each, a touch every 30 s
+		want := one
+		if i%3 == 2 {
+			want = oneTouch
+		}
+		request(fmt.Sprintf("request %d, 10 s apart", i), 10*time.Second, want, nil)
+	}
+	for i := range 3 { // 59 s apart: every request touches, in its one call
+		request(fmt.Sprintf("request %d, 59 s apart", i), 59*time.Second, oneTouch, nil)
+	}
+	request("after a pause of a minute", time.Minute, counts{1, 1, 1}, nil)
+	request("right after", time.Second, one, nil)
+
+	// The limits fail after a pause: refused, and not touched.
+	limitsErr = errors.New("policy store down")
+	seen := stored(t, st, s.Hash).LastSeen
+	request("limits failing after a pause", 2*time.Minute, one, limitsErr)
+	limitsErr = nil
+	if got := stored(t, st, s.Hash); !got.LastSeen.Equal(seen) {
+		t.Errorf("a refused request touched the session: LastSeen %v, was %v", got.LastSeen, seen)
+	}
+	// A failed Touch denies.
+	boom := errors.New("connection refused")
+	st.setFail("Touch", boom)
+	request("the Touch failing", 0, counts{1, 1, 0}, boom)
+	st.setFail("Touch", nil)
+	// Idle past the limits (within its own day): expired, never touched.
+	request("idle past the limits", 9*time.Minute, counts{1, 0, 0}, session.ErrExpired)
+	if _, err := st.Store.Lookup(t.Context(), s.Hash); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("the expired session: %v, want deleted", err)
+	}
+
+	// Limits shorter than MaxTouchGap are refused, whatever the store.
+	for _, lt := range []bool{false, true} {
+		var st sessiontest.Store = newSpy()
+		if lt {
+			st = &ltStore{spyStore: newSpy()}
+		}
+		m, err := session.New(session.Config{Store: st, Index: st, Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, s, _, err := m.Create(t.Context(), session.Options{Tenant: "t", UserID: "u"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		short := func(session.Session) (session.Limits, error) {
+			return session.Limits{IdleTimeout: 59 * time.Second}, nil
+		}
+		var ie *session.InputError
+		if _, err := m.AuthenticateHashWithin(t.Context(), s.Hash, short); !errors.As(err, &ie) || ie.Field != "Limits.IdleTimeout" {
+			t.Errorf("LookupToucher=%v: limits of 59 s under a 1 min MaxTouchGap: %v, want an *InputError", lt, err)
+		}
+	}
+}
+
+// stored returns the session h as st holds it.
+func stored(t *testing.T, st *ltStore, h session.Hash) session.Session {
+	t.Helper()
+	s, err := st.Store.Lookup(t.Context(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func TestReauthenticate(t *testing.T) {

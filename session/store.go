@@ -66,13 +66,22 @@ type UserIndex interface {
 // LookupToucher is an optional capability of a Store, probed once by New.
 // A store that answers over the network implements it so that the
 // per-request check is one round trip; Manager then calls LookupTouch
-// instead of Lookup and Touch.
+// instead of Lookup and Touch (and Touch as well on the request that
+// finds LastSeen Config.MaxTouchGap old under limits: see
+// Manager.AuthenticateHashWithin).
 type LookupToucher interface {
 	// LookupTouch is Lookup followed, in the same atomic step, by
-	// Touch(h, now) when the session is live at now (see Session.LiveAt)
-	// and its LastSeen is at least min(interval, IdleTimeout/2) before now.
-	// It returns the session as stored before the touch, or ErrNotFound, or
-	// for a tombstone an *EvictedError as Lookup does. A session that is
-	// not live at now is returned unchanged and not touched.
-	LookupTouch(ctx context.Context, h Hash, now time.Time, interval time.Duration) (Session, error)
+	// Touch(h, now) when the session is live at now (see Session.LiveAt),
+	// its LastSeen is at least min(interval, IdleTimeout/2) before now and,
+	// if maxGap > 0, less than maxGap before now. (A maxGap of 0 or less
+	// sets no such bound.) It returns the session as stored before the
+	// touch, or ErrNotFound, or for a tombstone an *EvictedError as Lookup
+	// does. A session that is not live at now, or whose LastSeen is maxGap
+	// or more before now, is returned unchanged and not touched.
+	//
+	// The bound lets Manager check limits that it learns only from the
+	// session (a tenant's lowered idle timeout, Manager.AuthenticateHashWithin)
+	// before a session idle for that long is touched: a session that
+	// limits of at least maxGap end is never touched by this call.
+	LookupTouch(ctx context.Context, h Hash, now time.Time, interval, maxGap time.Duration) (Session, error)
 }

@@ -74,6 +74,7 @@ func mk(label, tenant, user string, created time.Time) session.Session {
 // subtest.
 func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Helper()
+	runParityAudit(t, newStore)
 	for _, g := range []struct {
 		name  string
 		tests []test
@@ -640,7 +641,7 @@ var lookupTouchTests = []test{
 		s := mk("a", "t", "u", base)
 		c.create(s, unlimited)
 		now := base.Add(5 * time.Minute)
-		got, err := lt.LookupTouch(t.Context(), s.Hash, now, time.Minute)
+		got, err := lt.LookupTouch(t.Context(), s.Hash, now, time.Minute, 0)
 		if err != nil {
 			t.Fatalf("LookupTouch: %v", err)
 		}
@@ -654,7 +655,7 @@ var lookupTouchTests = []test{
 		lt := c.lookupToucher()
 		s := mk("a", "t", "u", base)
 		c.create(s, unlimited)
-		if _, err := lt.LookupTouch(t.Context(), s.Hash, base.Add(59*time.Second), time.Minute); err != nil {
+		if _, err := lt.LookupTouch(t.Context(), s.Hash, base.Add(59*time.Second), time.Minute, 0); err != nil {
 			t.Fatalf("LookupTouch: %v", err)
 		}
 		c.wantStored(s)
@@ -664,7 +665,7 @@ var lookupTouchTests = []test{
 		s := mk("a", "t", "u", base)
 		c.create(s, unlimited)
 		now := base.Add(time.Minute)
-		if _, err := lt.LookupTouch(t.Context(), s.Hash, now, time.Minute); err != nil {
+		if _, err := lt.LookupTouch(t.Context(), s.Hash, now, time.Minute, 0); err != nil {
 			t.Fatalf("LookupTouch: %v", err)
 		}
 		s.LastSeen = now
@@ -677,12 +678,12 @@ var lookupTouchTests = []test{
 		s := mk("a", "t", "u", base)
 		s.IdleTimeout = 10 * time.Minute
 		c.create(s, unlimited)
-		if _, err := lt.LookupTouch(t.Context(), s.Hash, base.Add(4*time.Minute), time.Hour); err != nil {
+		if _, err := lt.LookupTouch(t.Context(), s.Hash, base.Add(4*time.Minute), time.Hour, 0); err != nil {
 			t.Fatalf("LookupTouch: %v", err)
 		}
 		c.wantStored(s)
 		now := base.Add(5 * time.Minute)
-		if _, err := lt.LookupTouch(t.Context(), s.Hash, now, time.Hour); err != nil {
+		if _, err := lt.LookupTouch(t.Context(), s.Hash, now, time.Hour, 0); err != nil {
 			t.Fatalf("LookupTouch: %v", err)
 		}
 		s.LastSeen = now
@@ -703,7 +704,7 @@ var lookupTouchTests = []test{
 			{old, base.Add(week)},                    // absolute expiry reached
 			{old, base.Add(week + time.Microsecond)}, // and beyond
 		} {
-			got, err := lt.LookupTouch(t.Context(), tc.s.Hash, tc.now, time.Minute)
+			got, err := lt.LookupTouch(t.Context(), tc.s.Hash, tc.now, time.Minute, 0)
 			if err != nil {
 				t.Fatalf("LookupTouch(%s) at +%v: %v", label(tc.s), tc.now.Sub(base), err)
 			}
@@ -716,7 +717,7 @@ var lookupTouchTests = []test{
 	{"NotFound", func(t *testing.T, c *checker) {
 		lt := c.lookupToucher()
 		c.create(mk("a", "t", "u", base), unlimited)
-		if s, err := lt.LookupTouch(t.Context(), hashOf("absent"), base, time.Minute); !errors.Is(err, session.ErrNotFound) {
+		if s, err := lt.LookupTouch(t.Context(), hashOf("absent"), base, time.Minute, 0); !errors.Is(err, session.ErrNotFound) {
 			t.Errorf("LookupTouch(absent) = %s, %v; want ErrNotFound", label(s), err)
 		}
 	}},
@@ -726,11 +727,56 @@ var lookupTouchTests = []test{
 		c.create(s, unlimited)
 		later := base.Add(10 * time.Minute)
 		c.touch(s.Hash, later)
-		if _, err := lt.LookupTouch(t.Context(), s.Hash, base.Add(5*time.Minute), time.Nanosecond); err != nil {
+		if _, err := lt.LookupTouch(t.Context(), s.Hash, base.Add(5*time.Minute), time.Nanosecond, 0); err != nil {
 			t.Fatalf("LookupTouch: %v", err)
 		}
 		s.LastSeen = later
 		c.wantStored(s)
+	}},
+	{"MaxGapBoundsTouch", func(t *testing.T, c *checker) {
+		// A touch is made only when LastSeen is less than maxGap before
+		// now (and the touch is due): a session that limits of maxGap or
+		// more would end is never touched before they are applied.
+		// maxGap is compared to the nanosecond: 2 min + 1 ns lets a gap
+		// of exactly 2 min through, 2 min does not.
+		lt := c.lookupToucher()
+		for i, tc := range []struct {
+			name          string
+			gap           time.Duration // now - LastSeen
+			interval, max time.Duration
+			touched       bool
+			idle          time.Duration // 0: a day
+		}{
+			{"JustBelowMaxGap", 2*time.Minute - time.Microsecond, time.Minute, 2 * time.Minute, true, 0},
+			{"AtMaxGap", 2 * time.Minute, time.Minute, 2 * time.Minute, false, 0},
+			{"BeyondMaxGap", 3 * time.Hour, time.Minute, 2 * time.Minute, false, 0},
+			{"AtMaxGapAboveByANanosecond", 2 * time.Minute, time.Minute, 2*time.Minute + time.Nanosecond, true, 0},
+			{"AboveMaxGapByAMicrosecond", 2*time.Minute + time.Microsecond, time.Minute, 2*time.Minute + time.Nanosecond, false, 0},
+			{"DueAtIntervalWithinGap", time.Minute, time.Minute, 2 * time.Minute, true, 0},
+			{"NotDueWithinGap", time.Minute - time.Microsecond, time.Minute, 2 * time.Minute, false, 0},
+			{"IntervalAtMaxGapNeverTouches", time.Minute, time.Minute, time.Minute, false, 0},
+			{"HalfIdleDueWithinGap", 5 * time.Minute, time.Hour, 6 * time.Minute, true, 10 * time.Minute},
+			{"NoBoundAtZero", 20 * time.Hour, time.Minute, 0, true, 0},
+			{"NoBoundBelowZero", 20 * time.Hour, time.Minute, -time.Minute, true, 0},
+		} {
+			s := mk(fmt.Sprintf("gap-%d", i), "t", fmt.Sprintf("u%d", i), base)
+			if tc.idle != 0 {
+				s.IdleTimeout = tc.idle
+			}
+			c.create(s, unlimited)
+			now := base.Add(tc.gap)
+			got, err := lt.LookupTouch(t.Context(), s.Hash, now, tc.interval, tc.max)
+			if err != nil {
+				t.Fatalf("%s: LookupTouch: %v", tc.name, err)
+			}
+			if d := diff(got, s); d != "" {
+				t.Errorf("%s: LookupTouch returned %s; want the session as stored before the touch", tc.name, d)
+			}
+			if tc.touched {
+				s.LastSeen = now
+			}
+			c.wantStored(s)
+		}
 	}},
 }
 
@@ -885,7 +931,7 @@ var evictedTests = []test{
 		c.create(a, unlimited)
 		c.create(mk("b", "t", "u", base.Add(time.Minute)), evict(1))
 		for _, now := range []time.Time{base.Add(time.Hour), a.EndsAt().Add(time.Hour)} {
-			s, err := lt.LookupTouch(t.Context(), a.Hash, now, time.Minute)
+			s, err := lt.LookupTouch(t.Context(), a.Hash, now, time.Minute, 0)
 			c.checkEvicted("LookupTouch", a.Hash, s, err, a.EndsAt())
 		}
 		// Nothing was revived.

@@ -73,6 +73,7 @@ func label(sql string) string {
 		{"SET last_login_at", "Users.RecordLogin"},
 		{"session_create", "Sessions.Create"},
 		{"UPDATE {s}.sessions SET last_seen_us = $2\n\t\t\t\tWHERE hash = $1 AND $2 < ends_us", "Sessions.LookupTouch"},
+		{"UPDATE {s}.sessions SET last_seen_us = $2 WHERE hash = $1 AND last_seen_us < $2", "Sessions.Touch"},
 		{"INSERT INTO {s}.audit_events", "Audit.Append"},
 		{"FROM {s}.audit_heads WHERE", "Audit.Head"},
 		{"FROM {s}.tenants WHERE id = $1", "Tenants.Tenant"},
@@ -296,12 +297,13 @@ func TestFacadeRoundTrips(t *testing.T) {
 			if tc.name != "EverythingInPostgres" && len(calls) != 0 {
 				t.Errorf("a guarded request with sessions elsewhere took %v PostgreSQL round trips, want none", calls)
 			}
-			// Two minutes later LastSeen is due to move: still one session
+			// 45 seconds later LastSeen is due to move (TouchInterval, 30 s)
+			// and less than a minute old (MaxTouchGap): still one session
 			// round trip, which writes it. This replica's copy of the
 			// tenant's policy (which Authenticate applies to the session)
 			// is older than PolicyCacheTTL by then: one read of it too,
 			// as once per PolicyCacheTTL for each tenant in use.
-			later := facadeNow.Add(2 * time.Minute)
+			later := facadeNow.Add(45 * time.Second)
 			c.Set(later)
 			p, err = cold.Authenticate(t.Context(), res.Token)
 			if err != nil {
@@ -322,6 +324,21 @@ func TestFacadeRoundTrips(t *testing.T) {
 				s, err := st.Sessions.Lookup(t.Context(), p.Session)
 				if err != nil || !s.LastSeen.Equal(later) {
 					t.Errorf("LastSeen after the touch = %v, %v; want %v", s.LastSeen, err, later)
+				}
+				// After a pause of a minute or more, LookupTouch leaves
+				// the session alone and a second round trip writes
+				// LastSeen once the tenant's policy has let it through.
+				paused := later.Add(time.Minute)
+				c.Set(paused)
+				rt.take() // the Lookup above
+				if _, err := cold.Authenticate(t.Context(), res.Token); err != nil {
+					t.Fatal(err)
+				}
+				if calls := rt.take(); !slices.Equal(calls, []string{"Sessions.LookupTouch", "Tenants.Tenant", "Sessions.Touch"}) {
+					t.Errorf("a request check after a pause took %v, want Sessions.LookupTouch, Tenants.Tenant, Sessions.Touch", calls)
+				}
+				if s, err := st.Sessions.Lookup(t.Context(), p.Session); err != nil || !s.LastSeen.Equal(paused) {
+					t.Errorf("LastSeen after the pause = %v, %v; want %v", s.LastSeen, err, paused)
 				}
 			}
 		})

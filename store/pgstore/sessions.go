@@ -25,7 +25,9 @@ import (
 // each sees the tombstones a sign-in left. Delete, of one session by its
 // hash, only removes, and takes no user lock. LookupTouch is one
 // statement: the per-request check is one round trip, and it writes only
-// when LastSeen is due to move.
+// when LastSeen is due to move and, under a tenant's policy, less than
+// session.Config.MaxTouchGap old (an older one is touched by a second
+// round trip, Touch, once the policy has let the session through).
 //
 // A session that session_create evicts leaves, in the same call, a row in
 // session_evictions (hash, user, ends_us), which Lookup and LookupTouch
@@ -64,16 +66,19 @@ func newSessionSQL(q string) sessionSQL {
 		// The session as stored before the touch (or else its tombstone:
 		// PostgreSQL stops at the first row, so a session costs no second
 		// index probe), and in the same statement the touch if the
-		// session is live at $2 and its LastSeen is min($3,
+		// session is live at $2, its LastSeen is min($3,
 		// IdleTimeout/2) or more before $2 (rounded up to the
-		// microsecond). The UPDATE re-checks its condition on
-		// the row as it is once locked, so LastSeen never moves back.
+		// microsecond) and, when $4 > 0, less than $4 microseconds
+		// (maxGap, rounded up) before $2. The UPDATE re-checks its
+		// condition on the row as it is once locked, so LastSeen never
+		// moves back.
 		lookupTouch: s(`WITH cur AS (
 				SELECT ` + sessionCols + ` FROM {s}.sessions WHERE hash = $1
 			), upd AS (
 				UPDATE {s}.sessions SET last_seen_us = $2
 				WHERE hash = $1 AND $2 < ends_us AND $2 > last_seen_us
 					AND $2 - last_seen_us >= (LEAST($3::bigint, idle_ns / 2) + 999) / 1000
+					AND ($4::bigint <= 0 OR $2 - last_seen_us < $4::bigint)
 			)
 			SELECT cur.*, NULL::bigint FROM cur
 			UNION ALL ` + tombArm + `
@@ -191,8 +196,14 @@ func (s *Sessions) Lookup(ctx context.Context, h session.Hash) (session.Session,
 }
 
 // LookupTouch implements session.LookupToucher in one statement.
-func (s *Sessions) LookupTouch(ctx context.Context, h session.Hash, now time.Time, interval time.Duration) (session.Session, error) {
-	sess, err := scanLookup(s.pool.QueryRow(ctx, s.sql.lookupTouch, h[:], micros(now), int64(interval)))
+func (s *Sessions) LookupTouch(ctx context.Context, h session.Hash, now time.Time, interval, maxGap time.Duration) (session.Session, error) {
+	// maxGap in microseconds, rounded up: for the integer microseconds
+	// of a gap g, g < gapUS exactly when g < maxGap.
+	gapUS := int64(maxGap / time.Microsecond)
+	if maxGap%time.Microsecond > 0 {
+		gapUS++
+	}
+	sess, err := scanLookup(s.pool.QueryRow(ctx, s.sql.lookupTouch, h[:], micros(now), int64(interval), gapUS))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return session.Session{}, session.ErrNotFound
 	}

@@ -369,7 +369,7 @@ func TestErrorsAreReturned(t *testing.T) {
 			return err
 		},
 		"Lookup":      func() error { _, err := st.Sessions.Lookup(ctx, h); return err },
-		"LookupTouch": func() error { _, err := st.Sessions.LookupTouch(ctx, h, t0, time.Minute); return err },
+		"LookupTouch": func() error { _, err := st.Sessions.LookupTouch(ctx, h, t0, time.Minute, time.Minute); return err },
 		"Touch":       func() error { return st.Sessions.Touch(ctx, h, t0) },
 		"Append": func() error {
 			return st.Audit.Append(ctx, "t", []audit.Event{{Tenant: "t", Seq: 1, MAC: []byte{1}}})

@@ -164,24 +164,26 @@ if tonumber(ARGV[1]) > tonumber(l) then redis.call('HSET', KEYS[1], 'l', ARGV[1]
 return 1
 `)
 
-// lookupTouchScript: KEYS[1] the session; ARGV now and the touch interval
-// (microseconds, rounded up). Returns the session's fields as stored
-// before the touch, else the end of its tombstone (a string), or nil if
-// neither exists. The tombstone's key is made from KEYS[1] (the same
-// prefix and hash, 'se:' for 's:') only when there is no session, so that
-// the per-request call costs Go no more than it did without tombstones.
-// It sets
-// LastSeen to now when the session is live at now and LastSeen is at least
-// min(interval, IdleTimeout/2) before now.
+// lookupTouchScript: KEYS[1] the session; ARGV now, the touch interval
+// and the bound on the gap, maxGap, 0 for none (microseconds, rounded
+// up). Returns the session's fields as stored before the touch, else the
+// end of its tombstone (a string), or nil if neither exists. The
+// tombstone's key is made from KEYS[1] (the same prefix and hash, 'se:'
+// for 's:') only when there is no session, so that the per-request call
+// costs Go no more than it did without tombstones. It sets LastSeen to
+// now when the session is live at now, LastSeen is at least
+// min(interval, IdleTimeout/2) before now and, if maxGap > 0, less than
+// maxGap before now.
 var lookupTouchScript = redis.NewScript(`
 local v = redis.call('HMGET', KEYS[1], ` + sessionFields + `, 'ic', 'ih')
 if not v[1] then
   local k = KEYS[1]
   return redis.call('GET', string.sub(k, 1, -67) .. 'se:' .. string.sub(k, -64))
 end
-local now, l = tonumber(ARGV[1]), tonumber(v[4])
+local now, l, gap = tonumber(ARGV[1]), tonumber(v[4]), tonumber(ARGV[3])
 if now > l and now < tonumber(v[5]) and now - l < tonumber(v[10])
-    and now - l >= math.min(tonumber(ARGV[2]), tonumber(v[11])) then
+    and now - l >= math.min(tonumber(ARGV[2]), tonumber(v[11]))
+    and (gap <= 0 or now - l < gap) then
   redis.call('HSET', KEYS[1], 'l', ARGV[1])
 end
 v[11] = nil

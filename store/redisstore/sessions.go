@@ -192,15 +192,15 @@ func (s *Store) Lookup(ctx context.Context, h session.Hash) (session.Session, er
 }
 
 // LookupTouch implements session.LookupToucher: one EVALSHA, which
-// returns the session and, when it is live at now and due, sets its
-// LastSeen to now. It returns an *InputError when now lies outside the
-// years 1970 to 2255.
-func (s *Store) LookupTouch(ctx context.Context, h session.Hash, now time.Time, interval time.Duration) (session.Session, error) {
+// returns the session and, when it is live at now, due and (if maxGap > 0)
+// last seen less than maxGap before now, sets its LastSeen to now. It
+// returns an *InputError when now lies outside the years 1970 to 2255.
+func (s *Store) LookupTouch(ctx context.Context, h session.Hash, now time.Time, interval, maxGap time.Duration) (session.Session, error) {
 	at, err := micros("now", now)
 	if err != nil {
 		return session.Session{}, err
 	}
-	res, err := lookupTouchScript.Run(ctx, s.rdb, []string{s.sessionKey(h)}, itoa(at), itoa(ceilMicros(interval))).Result()
+	res, err := lookupTouchScript.Run(ctx, s.rdb, []string{s.sessionKey(h)}, itoa(at), itoa(ceilMicros(interval)), itoa(ceilMicros(maxGap))).Result()
 	if errors.Is(err, redis.Nil) {
 		return session.Session{}, session.ErrNotFound
 	}

@@ -415,7 +415,7 @@ func TestRedisDown(t *testing.T) {
 	check("Create", err, ev)
 	got, err := st.Lookup(ctx, s.Hash)
 	check("Lookup", err, got)
-	got, err = st.LookupTouch(ctx, s.Hash, base, time.Minute)
+	got, err = st.LookupTouch(ctx, s.Hash, base, time.Minute, 0)
 	check("LookupTouch", err, got)
 	check("Touch", st.Touch(ctx, s.Hash, base), nil)
 	got, err = st.Delete(ctx, s.Hash)
@@ -449,7 +449,7 @@ func TestForeignData(t *testing.T) {
 	if s, err := st.Lookup(ctx, a.Hash); err == nil || errors.Is(err, session.ErrNotFound) {
 		t.Errorf("Lookup of a string key = %+v, %v; want an error", s, err)
 	}
-	if s, err := st.LookupTouch(ctx, a.Hash, base, time.Minute); err == nil || errors.Is(err, session.ErrNotFound) {
+	if s, err := st.LookupTouch(ctx, a.Hash, base, time.Minute, 0); err == nil || errors.Is(err, session.ErrNotFound) {
 		t.Errorf("LookupTouch of a string key = %+v, %v; want an error", s, err)
 	}
 	b := mk("b", "t", "u", base)
@@ -514,7 +514,7 @@ func TestBadInput(t *testing.T) {
 	if err := st.Touch(ctx, a.Hash, past); !errors.As(err, &inputErr) {
 		t.Errorf("Touch(1900): %v, want *InputError", err)
 	}
-	if _, err := st.LookupTouch(ctx, a.Hash, past, time.Minute); !errors.As(err, &inputErr) {
+	if _, err := st.LookupTouch(ctx, a.Hash, past, time.Minute, 0); !errors.As(err, &inputErr) {
 		t.Errorf("LookupTouch(1900): %v, want *InputError", err)
 	}
 	if got, err := st.Lookup(ctx, a.Hash); err != nil || !got.LastSeen.Equal(a.LastSeen) {

@@ -230,15 +230,16 @@ func deleteEnded(w *wtx, now time.Time, limit int, n *int64) error {
 }
 
 // LookupTouch implements session.LookupToucher: the SELECT of Lookup and,
-// only when the session is due a touch, an UPDATE that sets LastSeen if
-// newer. The UPDATE cannot move LastSeen back, so a Touch by another
-// request in between loses nothing.
-func (ss *Sessions) LookupTouch(ctx context.Context, h session.Hash, now time.Time, interval time.Duration) (session.Session, error) {
+// only when the session is live, due a touch and (if maxGap > 0) last seen
+// less than maxGap before now, an UPDATE that sets LastSeen if newer. The
+// UPDATE cannot move LastSeen back, so a Touch by another request in
+// between loses nothing.
+func (ss *Sessions) LookupTouch(ctx context.Context, h session.Hash, now time.Time, interval, maxGap time.Duration) (session.Session, error) {
 	s, err := ss.Lookup(ctx, h)
 	if err != nil {
 		return s, err
 	}
-	if s.LiveAt(now) && now.Sub(s.LastSeen) >= min(interval, s.IdleTimeout/2) {
+	if gap := now.Sub(s.LastSeen); s.LiveAt(now) && gap >= min(interval, s.IdleTimeout/2) && (maxGap <= 0 || gap < maxGap) {
 		err := ss.s.writeOne(ctx, func(w *wtx) error {
 			_, err := w.exec(sessTouch, h[:], micros(now))
 			return err
