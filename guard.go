@@ -158,7 +158,9 @@ type Config struct {
 	// forgotten an hour after the last one.
 	IPLimit auth.Limit
 	// TouchInterval: a session's last-seen time is written at most this
-	// often (default one minute).
+	// often (default 30 seconds; see session.Config.TouchInterval: at most
+	// half a minute keeps continuous activity at one store round trip per
+	// request).
 	TouchInterval time.Duration
 	// PolicyCacheTTL is how long a tenant's policy is cached per Guard
 	// (default 500 ms, so a change made on one replica is in force on all

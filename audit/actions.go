@@ -33,7 +33,7 @@ const (
 	IPListChanged Action = "ip.allowlist_changed" // Target: the scope; Meta: version, entries
 	APIKeyCreated Action = "apikey.created"       // Meta: name, prefix
 	APIKeyRevoked Action = "apikey.revoked"       // with its creator: Meta reason (creator_deactivated, creator_deleted), created_by
-	APIKeyDenied  Action = "apikey.denied"        // Reason: revoked, expired; Meta: throttled (the client IP was locked)
+	APIKeyDenied  Action = "apikey.denied"        // Reason: revoked, expired; Meta: throttled (the client IP was locked), untrusted_<source> (the unusable client IP header, for an unidentified client)
 )
 
 // Roles and four-eyes approvals.

@@ -113,7 +113,9 @@
 // the user's row in session_users first (Sessions.Delete, of one session,
 // is one DELETE and locks no user); Sessions.LookupTouch (the per-request
 // check) reads and, at most once per touch interval, writes in one
-// statement; Audit.Append moves the chain head and inserts the whole batch
+// statement (the first request after a pause of a minute or more is
+// touched by a second statement once the tenant's limits pass, see
+// session's doc); Audit.Append moves the chain head and inserts the whole batch
 // in one statement; Throttle.Reserve is one INSERT … ON CONFLICT DO
 // UPDATE, and Throttle.ReserveAll and Throttle.Settle (a login's client IP
 // and account together) one call each of throttle_reserve and

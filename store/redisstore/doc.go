@@ -11,7 +11,8 @@
 //
 // Store implements session.Store, session.UserIndex, the optional
 // session.LookupToucher (the per-request check is one round trip: one
-// EVALSHA), auth.ThrottleStore with the optional auth.BatchThrottleStore
+// EVALSHA; the first request after a pause of a minute or more adds a
+// Touch once the tenant's limits pass, see session's doc), auth.ThrottleStore with the optional auth.BatchThrottleStore
 // (a login reserves, and settles, its client IP and account in one
 // EVALSHA each), and the MFA records that live minutes:
 // mfa.CodeStore (one-time codes sent by email or SMS, as HMACs),
