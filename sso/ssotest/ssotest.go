@@ -487,6 +487,21 @@ var insertTests = []test{
 			}
 		}
 	}},
+	{"SubMicrosecondUntilNotShortened", func(t *testing.T, st sso.Stores) {
+		// An until between two microseconds (assertion times carry
+		// nanoseconds) is kept to the next one, never the one before:
+		// a record that ends early lets a replay in.
+		until := base.Add(5*time.Minute + 900*time.Nanosecond)
+		insert(t, st, "t1", "id-a", until, base)
+		for _, now := range []time.Time{until.Add(-900 * time.Nanosecond), until.Add(-400 * time.Nanosecond)} {
+			if insert(t, st, "t1", "id-a", until, now) {
+				t.Errorf("InsertID of a recorded ID at %v, before its until %v, was new", now, until)
+			}
+		}
+		if !insert(t, st, "t1", "id-a", until, until.Add(100*time.Nanosecond)) {
+			t.Errorf("InsertID after the record's until was not new")
+		}
+	}},
 	{"ExpiredCountsAsAbsent", func(t *testing.T, st sso.Stores) {
 		until := base.Add(5 * time.Minute)
 		insert(t, st, "t1", "id-a", until, base)

@@ -172,6 +172,7 @@ func (s *Store) InsertID(ctx context.Context, tenant, id string, until, now time
 	if err != nil {
 		return false, err
 	}
+	u = microsUp(u, until) // a record never ends before until
 	at, err := micros("now", now)
 	if err != nil {
 		return false, err

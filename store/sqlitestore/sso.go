@@ -254,7 +254,7 @@ func (s *SSO) InsertID(ctx context.Context, tenant, id string, until, now time.T
 	var inserted bool
 	err := s.writeSweeping(ctx, &s.inserts, replaySweep, sweepCutoff(now), func(w *wtx) error {
 		var err error
-		inserted, err = affected(w.exec(replayInsert, tenant, id, micros(until), micros(now)))
+		inserted, err = affected(w.exec(replayInsert, tenant, id, ceilMicros(until), micros(now)))
 		return err
 	})
 	if err != nil {
