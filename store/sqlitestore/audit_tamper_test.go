@@ -50,3 +50,6 @@ func TestAuditTamperConformance(t *testing.T) {
 		}
 	})
 }
+
+// eventColsForTest are the columns of an audit event row, for Insert.
+const eventColsForTest = `tenant, seq, id, time, actor_kind, actor_id, actor_email, action, target, ip, user_agent, outcome, reason, meta, prev_mac, mac`
