@@ -84,6 +84,18 @@ func TestTextsMatchBehaviour(t *testing.T) {
 		if strings.Contains(grant, "<option>owner</option>") || !strings.Contains(grant, "<option>manager</option>") {
 			t.Errorf("the grant menu of an admin: %s", grant)
 		}
+		// The owner's page offers the admin no action but ending sessions
+		// (guard refuses the others: acting on a more privileged user).
+		_, me := owner.whoami()
+		_, page = ada.get("/users/" + me.UserID)
+		if !strings.Contains(page, `id="outranked"`) || !strings.Contains(page, `id="end-sessions"`) ||
+			strings.Contains(page, `id="deactivate"`) || strings.Contains(page, `id="delete"`) || strings.Contains(page, `id="expire-password"`) {
+			t.Errorf("an admin's view of the owner's page: outranked note %v, buttons deactivate %v, delete %v",
+				strings.Contains(page, `id="outranked"`), strings.Contains(page, `id="deactivate"`), strings.Contains(page, `id="delete"`))
+		}
+		if _, page = ada.get(tom); strings.Contains(page, `id="outranked"`) || !strings.Contains(page, `id="deactivate"`) {
+			t.Error("an admin's view of a member's page lacks the actions")
+		}
 		_, page = owner.get(tom)
 		if grant := regexp.MustCompile(`(?s)<select name="role">.*?</select>`).FindString(page); !strings.Contains(grant, "<option>owner</option>") {
 			t.Errorf("the grant menu of the owner: %s", grant)

@@ -104,6 +104,11 @@ type userView struct {
 	Lock     auth.State
 	Locked   bool
 	Self     bool
+	// Beyond are the user's roles the viewer may not grant: then the
+	// viewer may not deactivate, delete, reactivate, unlock, invite or
+	// expire the password of the user, nor remove their factors (guard's
+	// rule for acting on a more privileged user), only end their sessions.
+	Beyond []string
 }
 
 func (a *app) userDetail(w http.ResponseWriter, r *http.Request) {
@@ -127,6 +132,11 @@ func (a *app) userDetail(w http.ResponseWriter, r *http.Request) {
 	if v.AllRoles, err = a.grantableRoles(r); err != nil {
 		a.fail(w, r, err, "/users")
 		return
+	}
+	for _, role := range v.Roles {
+		if !slices.ContainsFunc(v.AllRoles, func(ri rbac.RoleInfo) bool { return ri.Name == role }) {
+			v.Beyond = append(v.Beyond, role)
+		}
 	}
 	fs, err := a.g.Factors(ctx, p, p.Tenant, id)
 	if err != nil && !errors.Is(err, guard.ErrMFANotConfigured) {
