@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,19 @@ type reviewView struct {
 	// Keys is the number of usable API keys (shown with KeysShown), so
 	// that "every key is in use" is not said of none.
 	Keys int
+}
+
+// Outranks reports whether the viewer may give every one of roles: only
+// then may they deactivate the user or change their roles (guard's rule
+// for acting on a more privileged user, which ApplyReview applies to the
+// whole review).
+func (v reviewView) Outranks(roles []string) bool {
+	for _, role := range roles {
+		if !slices.ContainsFunc(v.Roles, func(ri rbac.RoleInfo) bool { return ri.Name == role }) {
+			return false
+		}
+	}
+	return true
 }
 
 type reviewTab struct {

@@ -96,6 +96,12 @@ func TestTextsMatchBehaviour(t *testing.T) {
 		if _, page = ada.get(tom); strings.Contains(page, `id="outranked"`) || !strings.Contains(page, `id="deactivate"`) {
 			t.Error("an admin's view of a member's page lacks the actions")
 		}
+		// So does the access review: no decision on the owner's row.
+		_, page = ada.get("/review")
+		if strings.Contains(page, `name="user:`+me.UserID+`"`) || !strings.Contains(page, "holds a role you cannot grant") ||
+			!strings.Contains(page, `name="user:`+strings.TrimPrefix(tom, "/users/")+`"`) {
+			t.Errorf("an admin's review offers a decision on the owner, or none on a member")
+		}
 		_, page = owner.get(tom)
 		if grant := regexp.MustCompile(`(?s)<select name="role">.*?</select>`).FindString(page); !strings.Contains(grant, "<option>owner</option>") {
 			t.Errorf("the grant menu of the owner: %s", grant)
