@@ -69,22 +69,32 @@ func TestResetPasswordRefusalsRecorded(t *testing.T) {
 	if err := f.g.ResetPassword(f.ctx, long); !errors.Is(err, auth.ErrPasswordTooLong) {
 		t.Errorf("over-long password: %v, want ErrPasswordTooLong", err)
 	}
+	// Neither spent the link.
+	if err := f.g.ResetPassword(f.ctx, resetTo(link, "a completely different passphrase 42")); err != nil {
+		t.Errorf("the link after the refusals: %v", err)
+	}
+	// A link of a deactivated user is refused, and the deactivation voids
+	// it: a reactivation does not bring it back.
+	f.clock.Advance(time.Minute)
+	if err := f.g.ForgotPassword(f.ctx, guard.ForgotRequest{Tenant: tenantID, Email: adaEmail, IP: "203.0.113.5"}); err != nil {
+		t.Fatal(err)
+	}
+	link = lastResetLink(t, f.mailTo(adaEmail))
 	if err := f.g.DeactivateUser(f.ctx, guard.System("test"), tenantID, u.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.g.ResetPassword(f.ctx, resetTo(link, "a completely different passphrase 42")); !errors.Is(err, guard.ErrInvalidResetToken) {
+	if err := f.g.ResetPassword(f.ctx, resetTo(link, "another different passphrase 43")); !errors.Is(err, guard.ErrInvalidResetToken) {
 		t.Errorf("deactivated user: %v, want ErrInvalidResetToken", err)
 	}
 	want := []string{"invalid_token", guard.ReasonBadInput, guard.ReasonDeactivated}
 	if got := f.resetRefusals(t, u.ID); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("refused password.reset reasons %q, want %q", got, want)
 	}
-	// None of them spent the link: reactivated, the user resets with it.
 	if err := f.g.ReactivateUser(f.ctx, guard.System("test"), tenantID, u.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.g.ResetPassword(f.ctx, resetTo(link, "a completely different passphrase 42")); err != nil {
-		t.Errorf("the link after the refusals: %v", err)
+	if err := f.g.ResetPassword(f.ctx, resetTo(link, "another different passphrase 43")); !errors.Is(err, guard.ErrInvalidResetToken) {
+		t.Errorf("the link mailed before the deactivation, after the reactivation: %v, want ErrInvalidResetToken", err)
 	}
 }
 

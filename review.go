@@ -1049,6 +1049,11 @@ func (g *Guard) deactivate(ctx context.Context, by Principal, tenant, id, reason
 		return 0, 0, unavailable("end sessions", err)
 	}
 	sessions = liveCount(ended, g.now())
+	// The user's mailed links (reset, invitation, email change) end too:
+	// a reactivation must not bring back a link sent before.
+	if err := g.voidLinks(ctx, tenant, id); err != nil {
+		return sessions, 0, err
+	}
 	if keys, err = g.revokeKeysOf(ctx, by, tenant, id, "creator_deactivated"); err != nil {
 		return sessions, keys, err
 	}

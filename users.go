@@ -229,9 +229,10 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 	return out, nil
 }
 
-// DeactivateUser deactivates a user, ends every one of their sessions and
-// revokes every API key they created, at once: the next request with any
-// of them fails. Each key is recorded as apikey.revoked (Meta reason
+// DeactivateUser deactivates a user, ends every one of their sessions,
+// voids their mailed links (reset, invitation, email change: a
+// reactivation does not bring them back) and revokes every API key they
+// created, at once: the next request with any of them fails. Each key is recorded as apikey.revoked (Meta reason
 // creator_deactivated, created_by), then the deactivation as
 // user.deactivated (Meta sessions_ended, api_keys_revoked). A user cannot
 // deactivate themselves (ErrForbidden, recorded as access.denied with
@@ -356,6 +357,9 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 	}
 	if _, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{}); err != nil {
 		return unavailable("end sessions", err)
+	}
+	if err := g.voidLinks(ctx, tenant, id); err != nil {
+		return err
 	}
 	keys, err := g.revokeKeysOf(ctx, by, tenant, id, "creator_deleted")
 	if err != nil {
