@@ -45,7 +45,7 @@ func (g *Guard) keyBound(ctx context.Context, by Principal) (within rbac.Subject
 		return rbac.Subject{}, true, nil
 	}
 	creator := by.keyCreator
-	if creator == "" {
+	if !by.keyKnown {
 		if g.stores.APIKeys == nil {
 			return rbac.Subject{}, false, nil
 		}
@@ -80,6 +80,21 @@ func isUserID(s string) bool {
 		}
 	}
 	return true
+}
+
+// keyHolds returns nil unless by is an API key whose creator's
+// permissions do not hold p (rbac.ErrDenied): the rbac package's approval
+// calls check the key's own roles, and a key never does more than its
+// creator may do now (keyBound). A store failure is returned.
+func (g *Guard) keyHolds(ctx context.Context, by Principal, p rbac.Permission) error {
+	if by.Kind != KindAPIKey {
+		return nil
+	}
+	d, err := g.decide(ctx, by, by.Tenant, p.Section, p.Action)
+	if err == nil && !d.Allowed {
+		err = rbac.ErrDenied
+	}
+	return err
 }
 
 // decide is the RBAC decision for by, a user or an API key of tenant: an
@@ -961,7 +976,8 @@ func boolString(b bool) string {
 func PayloadHash(payload []byte) [32]byte { return sha256.Sum256(payload) }
 
 // RequestApproval asks another user to approve an action under four-eyes
-// approval: the requester (by) must hold the permission; target names
+// approval: the requester (by) must hold the permission (an API key: its
+// creator too, as everywhere a key is decided on); target names
 // what the action applies to and payload is what will be done (its hash
 // binds the approval). ttl 0 takes the default (24 hours).
 //
@@ -984,6 +1000,9 @@ func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, t
 	}
 	if err := g.passwordGate(ctx, by, p.Section, p.Action); err != nil {
 		return rbac.Approval{}, err
+	}
+	if err := g.keyHolds(ctx, by, p); err != nil {
+		return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalRequested, "", err)
 	}
 	ap, err := g.approvals.Request(ctx, by.Tenant, by.subject(), p, target, PayloadHash(payload), ttl)
 	if err != nil {
@@ -1151,15 +1170,8 @@ func (g *Guard) ConsumeApproval(ctx context.Context, by Principal, id, permissio
 		return rbac.Approval{}, err
 	}
 	c := rbac.Claim{Requester: by.subject(), Permission: p, Target: target, PayloadHash: PayloadHash(payload)}
-	if by.Kind == KindAPIKey {
-		// The rbac package checks the key's own roles; its creator's too.
-		d, err := g.decide(ctx, by, by.Tenant, p.Section, p.Action)
-		if err == nil && !d.Allowed {
-			err = rbac.ErrDenied
-		}
-		if err != nil {
-			return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalConsumed, id, err)
-		}
+	if err := g.keyHolds(ctx, by, p); err != nil {
+		return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalConsumed, id, err)
 	}
 	if err := g.approverActive(ctx, by.Tenant, id, c); err != nil {
 		return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalConsumed, id, err)

@@ -303,7 +303,7 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 			return Principal{}, unavailable("api key", err)
 		}
 	}
-	return Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID, keyCreator: k.CreatedBy, Addr: addr, AuthAt: k.CreatedAt}, nil
+	return Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID, keyCreator: k.CreatedBy, keyKnown: true, Addr: addr, AuthAt: k.CreatedAt}, nil
 }
 
 // unidentifiedAPIKey refuses an API key presented in request r, whose

@@ -37,9 +37,10 @@ type Principal struct {
 	// KeyID is the API key's ID (KindAPIKey only).
 	KeyID string
 	// keyCreator is the CreatedBy of the API key (KindAPIKey only), as
-	// read when the key was authenticated: "" when not known, to be read
-	// from the store when needed (see keyBound).
+	// read when the key was authenticated, if keyKnown; otherwise it is
+	// read from the store when needed (see keyBound).
 	keyCreator string
+	keyKnown   bool
 	// Addr is the resolved client address of the request; IP is the same
 	// as text, for audit events, with the request's UserAgent.
 	Addr      netip.Addr

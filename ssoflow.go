@@ -196,13 +196,18 @@ func (g *Guard) DeleteSSOConnection(ctx context.Context, by Principal, tenant st
 }
 
 // requireOwner allows the system, and users holding the owner role (any
-// tenant user when RBAC is off).
+// tenant user when RBAC is off). An API key is refused (reason
+// owner_only) whatever its roles: these are people's decisions, and a
+// key's own owner role would outlast its creator's.
 func (g *Guard) requireOwner(ctx context.Context, by Principal, tenant string) error {
 	if err := g.may(ctx, by, tenant, rbac.Settings, rbac.Manage); err != nil {
 		return err
 	}
 	if by.Kind == KindSystem || g.rbac == nil {
 		return nil
+	}
+	if by.Kind != KindUser {
+		return g.denied(ctx, by, rbac.Settings, rbac.Manage, "owner_only")
 	}
 	roles, err := g.rbac.RolesOf(ctx, tenant, by.subject())
 	if err != nil {

@@ -54,8 +54,10 @@
 // leaves the session alone and, once the limits have let it through, a
 // second call (Touch) writes LastSeen. Limits learnt only from the session
 // (a lowered idle timeout) are thus applied before a session idle for that
-// long is touched: one they end is never touched, so neither a failed
-// delete nor a concurrent request can revive it. So a request costs two
+// long is touched: one their idle timeout ends is never touched, so
+// neither a failed delete nor a concurrent request can revive it (a
+// session ended only by a lowered lifetime may be touched first, which
+// cannot revive it: its lifetime does not move). So a request costs two
 // calls exactly when it passes, a touch is due and LastSeen was written
 // MaxTouchGap or more before it (with the default TouchInterval a touch
 // is always due by then). A request touches a session whose LastSeen is

@@ -64,7 +64,9 @@ type Config struct {
 	// call that looks a session up also writes its LastSeen only when that
 	// is less than MaxTouchGap old; a session idle for MaxTouchGap or more
 	// is touched by a second store call (Touch), made only once the limits
-	// have let it through, so that a session they end is never touched.
+	// have let it through, so that a session their idle timeout ends is
+	// never touched. (One that only their lifetime ends may have been
+	// touched by the first call; the lifetime ends it all the same.)
 	// Limits whose IdleTimeout is shorter than MaxTouchGap are refused. A
 	// TouchInterval of MaxTouchGap or more makes every touch under limits
 	// that second call.
@@ -352,7 +354,9 @@ func (l Limits) within(s Session) Session {
 // then not touched by a second call (see below). A session live by its
 // own limits but not by these is expired like any other: deleted, and
 // reported as ErrExpired (an *ExpiredError whose Session carries the
-// tightened IdleTimeout and ExpiresAt), and never touched. Limits whose
+// tightened IdleTimeout and ExpiresAt); one their idle timeout ends is
+// never touched (one only their lifetime ends may have been, harmlessly:
+// the lifetime ends it whatever its LastSeen). Limits whose
 // IdleTimeout is set and shorter than Config.MaxTouchGap are refused with
 // an *InputError (Field "Limits.IdleTimeout"): the store may have touched
 // the session before they were known. The session returned keeps its own
