@@ -369,6 +369,15 @@ func TestIPAllowListPerRequest(t *testing.T) {
 	if code := serve(f.g, tok, "198.51.100.7:1", rbac.Reports, rbac.Read); code != 403 {
 		t.Errorf("address outside the list: %d, want 403", code)
 	}
+	// Refused again within the minute: refused, not recorded again (one
+	// event a minute for the user and address).
+	if code := serve(f.g, tok, "198.51.100.7:1", rbac.Reports, rbac.Read); code != 403 {
+		t.Errorf("address outside the list, again: %d, want 403", code)
+	}
+	if n := len(f.events(t, audit.IPDenied)); n != 1 {
+		t.Errorf("%d ip.denied events after two refusals in a minute, want 1", n)
+	}
+	f.clock.Advance(time.Minute)
 	// A spoofed X-Forwarded-For from an untrusted peer changes nothing.
 	if code := serve(f.g, tok, "198.51.100.7:1", rbac.Reports, rbac.Read, "X-Forwarded-For", "203.0.113.5"); code != 403 {
 		t.Errorf("spoofed X-Forwarded-For: %d, want 403", code)

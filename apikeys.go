@@ -294,7 +294,7 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 		return Principal{}, refusal
 	}
 	actor := audit.Actor{Kind: audit.ActorAPIKey, ID: k.ID}
-	due := func() (bool, error) { return g.keyRefusalDue(ctx, audit.IPDenied, k.ID, ip, now) }
+	due := func(audit.Event) (bool, error) { return g.keyRefusalDue(ctx, audit.IPDenied, k.ID, ip, now) }
 	if err := g.applyIPList(ctx, k.Tenant, ipfilter.APIKeys, addr, actor, "", due); err != nil {
 		return Principal{}, err
 	}

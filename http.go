@@ -27,7 +27,9 @@ func (g *Guard) SessionToken(r *http.Request) (string, bool) {
 // "Authorization: Bearer" header (the only place a key is accepted), else
 // by its session cookie. It resolves the client IP (Config.Proxies) and
 // applies the tenant's allow-list for people or for API keys. The returned
-// principal carries the client IP and user agent.
+// principal carries the client IP and user agent. A session refused by the
+// allow-list, or let through by a report-only one, is recorded (ip.denied)
+// at most once a minute for each user and address, not at every request.
 //
 // A request whose client IP cannot be identified is refused with
 // ErrIPNotAllowed when it carries a valid session (recorded in its tenant:
@@ -64,7 +66,10 @@ func (g *Guard) AuthenticateRequest(r *http.Request) (Principal, error) {
 		return Principal{}, g.unidentified(r, p, aerr)
 	}
 	if g.ipf != nil {
-		if err := g.checkIP(r.Context(), p.Tenant, ipfilter.Users, addr, p.actor(), clip(r.UserAgent(), 512)); err != nil {
+		// Refused at each request of the session: recorded once a minute
+		// for the user and address (ipRecordDue), not once a request.
+		if err := g.applyIPList(r.Context(), p.Tenant, ipfilter.Users, addr, p.actor(), clip(r.UserAgent(), 512),
+			func(e audit.Event) (bool, error) { return g.ipRecordDue(r.Context(), e) }); err != nil {
 			return Principal{}, err
 		}
 	}

@@ -3,6 +3,8 @@ package guard
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/netip"
@@ -52,9 +54,9 @@ func (g *Guard) checkIP(ctx context.Context, tenant string, scope ipfilter.Scope
 }
 
 // applyIPList is checkIP, except that a denial is recorded only if due,
-// when not nil, says it is (a refusal not due is returned all the same,
-// without a record); an error from due is returned.
-func (g *Guard) applyIPList(ctx context.Context, tenant string, scope ipfilter.Scope, addr netip.Addr, actor audit.Actor, ua string, due func() (bool, error)) error {
+// when not nil, says its event is (a refusal not due is returned all the
+// same, without a record); an error from due is returned.
+func (g *Guard) applyIPList(ctx context.Context, tenant string, scope ipfilter.Scope, addr netip.Addr, actor audit.Actor, ua string, due func(audit.Event) (bool, error)) error {
 	if g.ipf == nil {
 		return nil
 	}
@@ -82,8 +84,14 @@ func (g *Guard) applyIPList(ctx context.Context, tenant string, scope ipfilter.S
 		IP: addrString(addr), UserAgent: clip(ua, 512), Outcome: audit.Failure, Reason: "not_in_allow_list"}
 	if d == ipfilter.WouldDeny {
 		e.Outcome, e.Reason = audit.Success, "report_only"
+		// A report-only list is checked on every request of a session:
+		// its would-be denials are recorded once a minute for each
+		// actor and address, not once a request.
+		if ok, err := g.ipRecordDue(ctx, e); err != nil || !ok {
+			return err
+		}
 	} else if due != nil {
-		if ok, err := due(); err != nil || !ok {
+		if ok, err := due(e); err != nil || !ok {
 			return cmp.Or(err, ErrIPNotAllowed)
 		}
 	}
@@ -94,6 +102,20 @@ func (g *Guard) applyIPList(ctx context.Context, tenant string, scope ipfilter.S
 		return nil
 	}
 	return ErrIPNotAllowed
+}
+
+// ipRecordDue reports whether e, an ip.denied event, may be recorded: the
+// first of its kind (tenant, scope, actor, address, reason) in a minute is
+// (apiKeyDeniedLimit), so that a session refused, or let through by a
+// report-only list, at each of its requests does not write an event per
+// request. A store failure is ErrUnavailable.
+func (g *Guard) ipRecordDue(ctx context.Context, e audit.Event) (bool, error) {
+	k := sha256.Sum256([]byte(strings.Join([]string{e.Tenant, e.Target, string(e.Actor.Kind), e.Actor.ID, e.IP, e.Reason}, "\x00")))
+	r, err := g.stores.Throttle.Reserve(ctx, "ip-denied:"+hex.EncodeToString(k[:16]), g.now(), apiKeyDeniedLimit)
+	if err != nil {
+		return false, unavailable("throttle", err)
+	}
+	return r.Allowed, nil
 }
 
 // checkIPString is checkIP for an address given as text (LoginRequest.IP).
@@ -159,7 +181,9 @@ type IPListChange struct {
 	// Entries are IPs and CIDR ranges, IPv4 or IPv6 (see ipfilter.ParseList
 	// for the strict rules). Empty lifts the restriction.
 	Entries []string
-	// ReportOnly records would-be denials without blocking, for rollout.
+	// ReportOnly records would-be denials without blocking, for rollout:
+	// ip.denied with reason report_only, once a minute for each actor and
+	// address (the list is checked at every request of a session).
 	ReportOnly bool
 	// Version is the version read with IPAllowLists (ErrConflict if it
 	// moved).
