@@ -74,6 +74,11 @@ func benchAuthenticate(b *testing.B, auth func(*guard.Guard, *http.Request) erro
 	if err != nil {
 		b.Fatal(err)
 	}
+	// Authenticate applies the tenant's policy to each session (from the
+	// policy cache): the tenant must exist.
+	if _, err := g.CreateTenant(context.Background(), guard.System("b"), tenantID, "Acme", guard.Policy{}); err != nil {
+		b.Fatal(err)
+	}
 	tokens := seedSessions(b, mem.Sessions, now, liveSessions)
 	headers := make([][]string, len(tokens))
 	for i, tok := range tokens {
