@@ -12,14 +12,6 @@ import (
 	"github.com/guardhq/guard/rbac"
 )
 
-// "A key created by a user never does more than that user may do now"
-// (doc.go), and RequestApproval's requester "must hold the permission".
-// ConsumeApproval and Authorize bound a key by its creator, but
-// RequestApproval asks rbac.Approvals.Request, which decides on the key's
-// own roles: the key of an admin demoted to reports-only still files a
-// four-eyes request for contacts:delete, which approvers are then asked to
-// decide, though neither the key (Authorize) nor its creator may do it.
-
 // grantOnDeactivate runs hook once, armed, in the first SetStatus to
 // deactivated, before the status is written: a grant landing between
 // the checks of a deactivation and its write.
