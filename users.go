@@ -328,7 +328,9 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 // roles are taken with the deleter's permissions, so a role of that kind
 // granted to the user meanwhile stops the deletion there (ErrForbidden,
 // recorded the same way), the user deactivated, sessions ended and keys
-// revoked, for someone who may to finish. The break-glass owner of a
+// revoked, for someone who may to finish; the role recorded is read again
+// then (when it cannot be, or is gone again, the refusal is recorded
+// without it). The break-glass owner of a
 // tenant that requires SSO cannot be deleted (ErrBreakGlassUser). A store
 // failure gives ErrUnavailable and leaves the user deactivated, with what
 // was done so far (sessions ended, keys revoked, roles taken, in that
@@ -389,7 +391,7 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 	// grant, given to the user since loadTarget, stops the deletion.
 	if g.rbac != nil {
 		if err := g.rbac.RevokeAll(ctx, perms, tenant, rbac.User(id)); err != nil && !errors.Is(err, rbac.ErrLastOwner) {
-			return g.policyRefused(ctx, by, tenant, audit.UserDeleted, id, rbacErr("revoke roles", err))
+			return g.deleteRefused(ctx, by, tenant, id, perms, err)
 		}
 	}
 	if err := g.stores.Users.DeleteUser(ctx, tenant, id); err != nil {
@@ -417,6 +419,23 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 		return unavailable("throttle", err)
 	}
 	return nil
+}
+
+// deleteRefused records and returns err, the refusal of RevokeAll with
+// perms to take user id's roles in a deletion. An escalation (a role
+// perms does not cover, granted since loadTarget) is recorded as the
+// refusal up front is (escalation: reason escalation, Meta role naming
+// the role, read again now; without it when it is gone again or the roles
+// cannot be read); other errors as policyRefused records them.
+func (g *Guard) deleteRefused(ctx context.Context, by Principal, tenant, id string, perms rbac.Perms, err error) error {
+	if errors.Is(err, rbac.ErrEscalation) {
+		if role, rerr := g.roleBeyond(ctx, perms, tenant, id); rerr == nil && role != "" {
+			return g.escalation(ctx, by, tenant, audit.UserDeleted, id, role)
+		}
+		// The role is gone again, or the roles cannot be read: refused
+		// all the same, without a role to name.
+	}
+	return g.policyRefused(ctx, by, tenant, audit.UserDeleted, id, rbacErr("revoke roles", err))
 }
 
 // UnlockUser lifts a user's login lock (temporary or permanent) and clears
