@@ -148,11 +148,12 @@ func (g *Guard) ownerRefused(ctx context.Context, by Principal, tenant string, a
 // active owner (keepOwner): only then may the sessions end and the keys be
 // revoked.
 //
-// A deactivation checks again, once written, that by outranks the user
-// (outranksStill): a role by could not grant, given to the user since the
-// check before, undoes it and refuses it (ErrForbidden, reason
-// escalation), as does a failure to read the roles (the error returned).
-// A deletion checks when it takes the roles instead (see deleteUser).
+// A deactivation checks again, once written, that by, with perms (as
+// outranks returned them), outranks the user (outranksStill): a role by
+// could not grant, given to the user since, undoes it and refuses it
+// (ErrForbidden, reason escalation), as does a failure to read the roles
+// (the error returned). A deletion checks when it takes the roles instead
+// (see deleteUser).
 //
 // An owner found deactivated may be so only for a moment: another caller
 // deactivating the same last owner has written and not yet counted, and
@@ -161,7 +162,7 @@ func (g *Guard) ownerRefused(ctx context.Context, by Principal, tenant string, a
 // undoes nothing, the user having been deactivated before. A deletion goes
 // ahead: a deactivated owner of a tenant without an active one can always
 // be deleted.
-func (g *Guard) setDeactivated(ctx context.Context, by Principal, tenant, id string, was auth.Status,
+func (g *Guard) setDeactivated(ctx context.Context, by Principal, perms rbac.Perms, tenant, id string, was auth.Status,
 	action audit.Action, meta map[string]string) error {
 	owner, active, err := g.ownerStatus(ctx, tenant, id)
 	if err != nil {
@@ -178,7 +179,7 @@ func (g *Guard) setDeactivated(ctx context.Context, by Principal, tenant, id str
 		if was != auth.StatusActive {
 			reactivate = nil
 		}
-		if err := g.outranksStill(ctx, by, tenant, id, action, reactivate); err != nil {
+		if err := g.outranksStill(ctx, by, perms, tenant, id, action, reactivate); err != nil {
 			return err
 		}
 	}

@@ -762,6 +762,7 @@ type plannedDecision struct {
 	grant  string      // role to grant first ("" for none)
 	revoke []string    // roles to take away
 	status auth.Status // the user's status when checked
+	perms  rbac.Perms  // the reviewer's permissions it was checked with
 }
 
 // planReview checks every decision against the tenant's current state and
@@ -856,7 +857,7 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 		if err != nil {
 			return nil, g.userErr("load user", err)
 		}
-		p := plannedDecision{i: i, d: d, status: u.Status}
+		p := plannedDecision{i: i, d: d, status: u.Status, perms: perms}
 		var held []string
 		if needRoles {
 			var ie *rbac.InputError
@@ -1013,7 +1014,7 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 	}
 	switch {
 	case p.d.Deactivate:
-		n, keys, err := g.deactivate(ctx, by, tenant, id, p.status, "access_review")
+		n, keys, err := g.deactivate(ctx, by, p.perms, tenant, id, p.status, "access_review")
 		res.SessionsEnded += n
 		res.KeysRevoked += keys
 		if err != nil {
@@ -1042,17 +1043,19 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 // is the exception: their deactivation is undone before anything else is
 // done, recorded as a failed user.deactivated (reason last_owner) and
 // refused with rbac.ErrLastOwner (see setDeactivated). So is a user given,
-// since by was found to outrank them, a role by could not grant: the
+// since by was found to outrank them (with perms, as outranks returned
+// them), a role by could not grant: the
 // deactivation is undone (the user set back to was), recorded as a failed
 // user.deactivated (reason escalation, Meta role) and refused with
 // ErrForbidden, nothing else done; a failure to read the roles then undoes
 // it too (see setDeactivated).
-func (g *Guard) deactivate(ctx context.Context, by Principal, tenant, id string, was auth.Status, reason string) (sessions, keys int, err error) {
+func (g *Guard) deactivate(ctx context.Context, by Principal, perms rbac.Perms, tenant, id string, was auth.Status,
+	reason string) (sessions, keys int, err error) {
 	var meta map[string]string
 	if reason != "" {
 		meta = map[string]string{"reason": reason}
 	}
-	if err := g.setDeactivated(ctx, by, tenant, id, was, audit.UserDeactivated, meta); err != nil {
+	if err := g.setDeactivated(ctx, by, perms, tenant, id, was, audit.UserDeactivated, meta); err != nil {
 		return 0, 0, err
 	}
 	ended, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{})
@@ -1144,13 +1147,13 @@ func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant stri
 	ix := newAccessIndex(tenant, pol, g.rbac == nil)
 	// outranked reports whether by could not grant one of roles.
 	outranked := func([]string) bool { return false }
+	var perms rbac.Perms // by's, checked again at each deactivation
 	if g.rbac != nil {
 		if err := ix.loadRoles(ctx, g.rbac, tenant); err != nil {
 			return nil, err
 		}
 		if by.Kind != KindSystem {
-			perms, err := g.permsOf(ctx, by, tenant)
-			if err != nil {
+			if perms, err = g.permsOf(ctx, by, tenant); err != nil {
 				return nil, err
 			}
 			defined, err := g.rbac.Roles(ctx, tenant)
@@ -1179,7 +1182,7 @@ func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant stri
 	done := make([]string, 0, len(dormant))
 	for _, id := range dormant {
 		// Dormant users are active ones.
-		if _, _, err := g.deactivate(ctx, by, tenant, id, auth.StatusActive, "dormant"); err != nil {
+		if _, _, err := g.deactivate(ctx, by, perms, tenant, id, auth.StatusActive, "dormant"); err != nil {
 			switch {
 			case errors.Is(err, ErrUserNotFound):
 				continue // deleted meanwhile

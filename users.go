@@ -268,14 +268,14 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 	if by.Kind == KindUser && by.UserID == id {
 		return g.refused(ctx, by, rbac.Users, rbac.Manage, reasonOwnAccount)
 	}
-	u, _, err := g.loadTarget(ctx, by, tenant, id, audit.UserDeactivated)
+	u, perms, err := g.loadTarget(ctx, by, tenant, id, audit.UserDeactivated)
 	if err != nil {
 		return err
 	}
 	if err := g.keepBreakGlass(ctx, by, tenant, id, audit.UserDeactivated, id); err != nil {
 		return err
 	}
-	_, _, err = g.deactivate(ctx, by, tenant, id, u.Status, "")
+	_, _, err = g.deactivate(ctx, by, perms, tenant, id, u.Status, "")
 	return err
 }
 
@@ -297,7 +297,7 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 // that fails too, the user stays active, unrecorded, and ErrUnavailable is
 // returned).
 func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id string) error {
-	u, _, err := g.loadTarget(ctx, by, tenant, id, audit.UserReactivated)
+	u, perms, err := g.loadTarget(ctx, by, tenant, id, audit.UserReactivated)
 	if err != nil {
 		return err
 	}
@@ -305,7 +305,7 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 		return g.userErr("reactivate user", err)
 	}
 	// A role granted to the user since loadTarget is checked now.
-	if err := g.outranksStill(ctx, by, tenant, id, audit.UserReactivated, func(ctx context.Context) error {
+	if err := g.outranksStill(ctx, by, perms, tenant, id, audit.UserReactivated, func(ctx context.Context) error {
 		return g.stores.UserUpdates.SetStatus(ctx, tenant, id, u.Status)
 	}); err != nil {
 		return err
@@ -369,7 +369,7 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 	// session, and, unless the last active owner may go, check that one is
 	// left before anything that cannot be undone.
 	if keepOwner {
-		if err := g.setDeactivated(ctx, by, tenant, id, u.Status, audit.UserDeleted, nil); err != nil {
+		if err := g.setDeactivated(ctx, by, perms, tenant, id, u.Status, audit.UserDeleted, nil); err != nil {
 			return err
 		}
 	} else if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusDeactivated); err != nil {
@@ -495,7 +495,7 @@ func (g *Guard) ExpirePassword(ctx context.Context, by Principal, tenant, id str
 	if isSelf(by, tenant, id) {
 		return g.refused(ctx, by, rbac.Users, rbac.Manage, reasonOwnAccount)
 	}
-	u, _, err := g.loadTarget(ctx, by, tenant, id, audit.PasswordExpired)
+	u, perms, err := g.loadTarget(ctx, by, tenant, id, audit.PasswordExpired)
 	if err != nil {
 		return err
 	}
@@ -507,7 +507,7 @@ func (g *Guard) ExpirePassword(ctx context.Context, by Principal, tenant, id str
 	}
 	// A role granted to the user since loadTarget is checked now, before
 	// the sessions end. No store call takes the mark back: it stays.
-	if err := g.outranksStill(ctx, by, tenant, id, audit.PasswordExpired, nil); err != nil {
+	if err := g.outranksStill(ctx, by, perms, tenant, id, audit.PasswordExpired, nil); err != nil {
 		return err
 	}
 	ended, err := g.sessions.RevokeUser(ctx, tenant, id, session.Hash{})
@@ -567,7 +567,14 @@ func (g *Guard) loadTarget(ctx context.Context, by Principal, tenant, id string,
 // ErrForbidden (ErrUnavailable if the refusal cannot be recorded). A
 // store failure is ErrUnavailable: nothing is allowed unchecked.
 func (g *Guard) outranks(ctx context.Context, by Principal, tenant, id string, action audit.Action) (rbac.Perms, error) {
-	role, perms, err := g.outranked(ctx, by, tenant, id)
+	if g.rbac == nil {
+		return rbac.Perms{}, nil
+	}
+	perms, err := g.permsOf(ctx, by, tenant)
+	if err != nil || by.Kind == KindSystem {
+		return perms, err
+	}
+	role, err := g.roleBeyond(ctx, perms, tenant, id)
 	switch {
 	case err != nil:
 		return rbac.Perms{}, err
@@ -575,21 +582,6 @@ func (g *Guard) outranks(ctx context.Context, by Principal, tenant, id string, a
 		return rbac.Perms{}, g.escalation(ctx, by, tenant, action, id, role)
 	}
 	return perms, nil
-}
-
-// outranked returns the first role user id of tenant holds now that by
-// could not grant ("" when by outranks them: see outranks), with by's
-// permissions. It records nothing.
-func (g *Guard) outranked(ctx context.Context, by Principal, tenant, id string) (string, rbac.Perms, error) {
-	if g.rbac == nil {
-		return "", rbac.Perms{}, nil
-	}
-	perms, err := g.permsOf(ctx, by, tenant)
-	if err != nil || by.Kind == KindSystem {
-		return "", perms, err
-	}
-	role, err := g.roleBeyond(ctx, perms, tenant, id)
-	return role, perms, err
 }
 
 // roleBeyond returns the first role user id of tenant holds now whose
@@ -614,18 +606,22 @@ func (g *Guard) roleBeyond(ctx context.Context, perms rbac.Perms, tenant, id str
 }
 
 // outranksStill checks the rule of outranks again after a change to user
-// id (action) was written: a role granted to the user between the check
-// before the change and its write would otherwise let it stand. If by no
-// longer outranks the user, the change is undone, recorded as outranks
-// records a refusal (reason escalation, Meta role) and ErrForbidden
-// returned. When the roles cannot be read the change is undone too and
-// the error returned: the rule could not be checked. An undo that fails is
-// returned as ErrUnavailable, the change then stands. A nil undo undoes
-// nothing. Written first, checked after: a grant after the check came
-// after the change too.
-func (g *Guard) outranksStill(ctx context.Context, by Principal, tenant, id string, action audit.Action,
+// id (action) was written, with perms, by's permissions outranks
+// returned: a role granted to the user between that check and the write
+// would otherwise let the change stand. It reads the user's roles alone.
+// If perms no longer cover them, the change is undone, recorded as
+// outranks records a refusal (reason escalation, Meta role) and
+// ErrForbidden returned. When the roles cannot be read the change is
+// undone too and the error returned: the rule could not be checked. An
+// undo that fails is returned as ErrUnavailable, the change then stands.
+// A nil undo undoes nothing. Written first, checked after: a grant after
+// this check came after the change too.
+func (g *Guard) outranksStill(ctx context.Context, by Principal, perms rbac.Perms, tenant, id string, action audit.Action,
 	undo func(context.Context) error) error {
-	role, _, err := g.outranked(ctx, by, tenant, id)
+	if g.rbac == nil || by.Kind == KindSystem {
+		return nil
+	}
+	role, err := g.roleBeyond(ctx, perms, tenant, id)
 	if err == nil && role == "" {
 		return nil
 	}
