@@ -92,6 +92,19 @@
 //   - RemoveFactor of another user's factor: it lowers the user's
 //     protection (and with the last factor voids their recovery codes).
 //
+// The rule is checked before the call changes anything and, as the last
+// active owner is (written first, checked after), once more after a
+// change of U's status is written (a deactivation, also by ApplyReview or
+// DeactivateDormant, and a reactivation): a role granted to U in between,
+// by an owner promoting U at that moment, undoes the change, and the call
+// is refused and recorded as above (DeactivateDormant records it and
+// passes over U). A failure to read the roles then
+// undoes it too (ErrUnavailable); an undo that fails returns
+// ErrUnavailable and leaves the change (each call's documentation says
+// what stays). DeleteUser checks again when it takes U's roles, and
+// ExpirePassword once the password is marked, before the sessions end
+// (the mark stays: no store call takes it back).
+//
 // Left to any administrator, because they only end access and cannot
 // lead to a take-over: ending another user's sessions (RevokeSession,
 // RevokeUserSessions), and reading a user's account, factors, sessions or

@@ -142,10 +142,18 @@ func (g *Guard) ownerRefused(ctx context.Context, by Principal, tenant string, a
 	return refusal
 }
 
-// setDeactivated sets user id's status to deactivated, the first step of
-// a deactivation or a deletion (action, recorded as failed with meta when
-// refused), and keeps the tenant's last active owner (keepOwner): only
-// then may the sessions end and the keys be revoked.
+// setDeactivated sets user id's status (was before: put back by an undo)
+// to deactivated, the first step of a deactivation or a deletion (action,
+// recorded as failed with meta when refused), and keeps the tenant's last
+// active owner (keepOwner): only then may the sessions end and the keys be
+// revoked.
+//
+// A deactivation checks again, once written, that by, with perms (as
+// outranks returned them), outranks the user (outranksStill): a role by
+// could not grant, given to the user since, undoes it and refuses it
+// (ErrForbidden, reason escalation), as does a failure to read the roles
+// (the error returned). A deletion checks when it takes the roles instead
+// (see deleteUser).
 //
 // An owner found deactivated may be so only for a moment: another caller
 // deactivating the same last owner has written and not yet counted, and
@@ -154,7 +162,8 @@ func (g *Guard) ownerRefused(ctx context.Context, by Principal, tenant string, a
 // undoes nothing, the user having been deactivated before. A deletion goes
 // ahead: a deactivated owner of a tenant without an active one can always
 // be deleted.
-func (g *Guard) setDeactivated(ctx context.Context, by Principal, tenant, id string, action audit.Action, meta map[string]string) error {
+func (g *Guard) setDeactivated(ctx context.Context, by Principal, perms rbac.Perms, tenant, id string, was auth.Status,
+	action audit.Action, meta map[string]string) error {
 	owner, active, err := g.ownerStatus(ctx, tenant, id)
 	if err != nil {
 		return err
@@ -162,11 +171,20 @@ func (g *Guard) setDeactivated(ctx context.Context, by Principal, tenant, id str
 	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusDeactivated); err != nil {
 		return g.userErr("deactivate user", err)
 	}
-	if !owner || (!active && action == audit.UserDeleted) {
-		return nil
-	}
 	undo := func(ctx context.Context) error {
 		return g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusActive)
+	}
+	if action == audit.UserDeactivated {
+		reactivate := undo
+		if was != auth.StatusActive {
+			reactivate = nil
+		}
+		if err := g.outranksStill(ctx, by, perms, tenant, id, action, reactivate); err != nil {
+			return err
+		}
+	}
+	if !owner || (!active && action == audit.UserDeleted) {
+		return nil
 	}
 	if !active {
 		undo = nil

@@ -693,7 +693,12 @@ type ReviewResult struct {
 // having checked before the others applied theirs: a decision after which
 // no active owner is left is undone, recorded as failed (user.deactivated
 // or role.revoked, reason last_owner), and ends the review with
-// rbac.ErrLastOwner, as a store failure would.
+// rbac.ErrLastOwner, as a store failure would. Likewise, each deactivation
+// checks again, once written, that the reviewer outranks the user: a role
+// the reviewer could not grant, given to the user since the review was
+// checked, undoes it (or a failure to read the roles then: ErrUnavailable),
+// records it as a failed user.deactivated (reason escalation, Meta role)
+// and ends the review with ErrForbidden.
 //
 // The reviewer needs users:manage, and api-keys:manage for key decisions.
 func (g *Guard) ApplyReview(ctx context.Context, by Principal, tenant string, ds []Decision) (ReviewResult, error) {
@@ -754,8 +759,10 @@ func (g *Guard) ApplyReview(ctx context.Context, by Principal, tenant string, ds
 type plannedDecision struct {
 	i      int // the decision's index in the review
 	d      Decision
-	grant  string   // role to grant first ("" for none)
-	revoke []string // roles to take away
+	grant  string      // role to grant first ("" for none)
+	revoke []string    // roles to take away
+	status auth.Status // the user's status when checked
+	perms  rbac.Perms  // the reviewer's permissions it was checked with
 }
 
 // planReview checks every decision against the tenant's current state and
@@ -850,7 +857,7 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 		if err != nil {
 			return nil, g.userErr("load user", err)
 		}
-		p := plannedDecision{i: i, d: d}
+		p := plannedDecision{i: i, d: d, status: u.Status, perms: perms}
 		var held []string
 		if needRoles {
 			var ie *rbac.InputError
@@ -1007,7 +1014,7 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 	}
 	switch {
 	case p.d.Deactivate:
-		n, keys, err := g.deactivate(ctx, by, tenant, id, "access_review")
+		n, keys, err := g.deactivate(ctx, by, p.perms, tenant, id, p.status, "access_review")
 		res.SessionsEnded += n
 		res.KeysRevoked += keys
 		if err != nil {
@@ -1035,13 +1042,20 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 // session, and a second call does the rest. The tenant's last active owner
 // is the exception: their deactivation is undone before anything else is
 // done, recorded as a failed user.deactivated (reason last_owner) and
-// refused with rbac.ErrLastOwner (see setDeactivated).
-func (g *Guard) deactivate(ctx context.Context, by Principal, tenant, id, reason string) (sessions, keys int, err error) {
+// refused with rbac.ErrLastOwner (see setDeactivated). So is a user given,
+// since by was found to outrank them (with perms, as outranks returned
+// them), a role by could not grant: the
+// deactivation is undone (the user set back to was), recorded as a failed
+// user.deactivated (reason escalation, Meta role) and refused with
+// ErrForbidden, nothing else done; a failure to read the roles then undoes
+// it too (see setDeactivated).
+func (g *Guard) deactivate(ctx context.Context, by Principal, perms rbac.Perms, tenant, id string, was auth.Status,
+	reason string) (sessions, keys int, err error) {
 	var meta map[string]string
 	if reason != "" {
 		meta = map[string]string{"reason": reason}
 	}
-	if err := g.setDeactivated(ctx, by, tenant, id, audit.UserDeactivated, meta); err != nil {
+	if err := g.setDeactivated(ctx, by, perms, tenant, id, was, audit.UserDeactivated, meta); err != nil {
 		return 0, 0, err
 	}
 	ended, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{})
@@ -1109,7 +1123,10 @@ func liveCount(ended []session.Session, now time.Time) int {
 // A principal other than the system needs users:manage, is never
 // deactivated itself, and passes over the users it does not outrank, who
 // hold a role it could not grant (see "Acting on a more privileged user"
-// in the package documentation), as it passes over owners. A store
+// in the package documentation), as it passes over owners; a user given
+// such a role during the run is passed over too, their deactivation
+// undone and recorded as a failed user.deactivated with reason escalation
+// (see DeactivateUser). A store
 // failure stops the run with the error (ErrUnavailable); the users
 // deactivated before it stay deactivated. A
 // user whose sessions or keys the failure left is deactivated, so no
@@ -1130,13 +1147,13 @@ func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant stri
 	ix := newAccessIndex(tenant, pol, g.rbac == nil)
 	// outranked reports whether by could not grant one of roles.
 	outranked := func([]string) bool { return false }
+	var perms rbac.Perms // by's, checked again at each deactivation
 	if g.rbac != nil {
 		if err := ix.loadRoles(ctx, g.rbac, tenant); err != nil {
 			return nil, err
 		}
 		if by.Kind != KindSystem {
-			perms, err := g.permsOf(ctx, by, tenant)
-			if err != nil {
+			if perms, err = g.permsOf(ctx, by, tenant); err != nil {
 				return nil, err
 			}
 			defined, err := g.rbac.Roles(ctx, tenant)
@@ -1164,9 +1181,13 @@ func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant stri
 	}
 	done := make([]string, 0, len(dormant))
 	for _, id := range dormant {
-		if _, _, err := g.deactivate(ctx, by, tenant, id, "dormant"); err != nil {
-			if errors.Is(err, ErrUserNotFound) {
+		// Dormant users are active ones.
+		if _, _, err := g.deactivate(ctx, by, perms, tenant, id, auth.StatusActive, "dormant"); err != nil {
+			switch {
+			case errors.Is(err, ErrUserNotFound):
 				continue // deleted meanwhile
+			case errors.Is(err, rbac.ErrEscalation):
+				continue // given a role by could not grant meanwhile: undone, on record
 			}
 			return done, err
 		}

@@ -248,13 +248,19 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 // refused, or both when they overlap closely). A call whose
 // deactivation another caller undid meanwhile (both deactivating the last
 // owner) is refused with ErrConflict (recorded with reason conflict),
-// never reported done.
+// never reported done. The rule on more privileged users is checked again
+// once the status is written: a role the caller could not grant, given to
+// the user meanwhile (an owner promoting them at that moment), undoes the
+// deactivation, which is refused and recorded as above (reason escalation,
+// Meta role), nothing else done; if the undo fails, ErrUnavailable is
+// returned and the user stays deactivated, with nothing else done.
 //
 // A store failure gives ErrUnavailable, and what was done stays done: the
 // user stays deactivated (so cannot sign in), with the sessions ended and
 // the keys revoked so far. Calling DeactivateUser again finishes the job;
 // so does Maintain, at its next run, for sessions and keys alike.
-// A failure while the owners are counted undoes the deactivation instead.
+// A failure while the owners are counted, or while the roles are read
+// again, undoes the deactivation instead.
 // A deactivation moves toward the safer state, so it stands even when it
 // cannot be recorded: a failure to record leaves the user deactivated, the
 // sessions ended and the keys revoked, and returns ErrUnavailable.
@@ -262,13 +268,14 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 	if by.Kind == KindUser && by.UserID == id {
 		return g.refused(ctx, by, rbac.Users, rbac.Manage, reasonOwnAccount)
 	}
-	if _, _, err := g.loadTarget(ctx, by, tenant, id, audit.UserDeactivated); err != nil {
+	u, perms, err := g.loadTarget(ctx, by, tenant, id, audit.UserDeactivated)
+	if err != nil {
 		return err
 	}
 	if err := g.keepBreakGlass(ctx, by, tenant, id, audit.UserDeactivated, id); err != nil {
 		return err
 	}
-	_, _, err := g.deactivate(ctx, by, tenant, id, "")
+	_, _, err = g.deactivate(ctx, by, perms, tenant, id, u.Status, "")
 	return err
 }
 
@@ -279,18 +286,29 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 // (ErrForbidden, recorded as a failed user.reactivated with reason
 // escalation: an admin does not bring back an owner the owners
 // deactivated; see "Acting on a more privileged user"), nothing changed.
+// The rule is checked again once the status is written: a role the caller
+// could not grant, given to the user meanwhile, sets the user's previous
+// status back and refuses the call the same way; so does a failure to read
+// the roles then (ErrUnavailable). If setting it back fails, the user
+// stays active, unrecorded, and ErrUnavailable is returned.
 // An unknown user gives ErrUserNotFound, a store failure ErrUnavailable.
 // A reactivation that cannot be recorded in the audit log does not stand:
 // the user's previous status is set back and ErrUnavailable returned (if
 // that fails too, the user stays active, unrecorded, and ErrUnavailable is
 // returned).
 func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id string) error {
-	u, _, err := g.loadTarget(ctx, by, tenant, id, audit.UserReactivated)
+	u, perms, err := g.loadTarget(ctx, by, tenant, id, audit.UserReactivated)
 	if err != nil {
 		return err
 	}
 	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusActive); err != nil {
 		return g.userErr("reactivate user", err)
+	}
+	// A role granted to the user since loadTarget is checked now.
+	if err := g.outranksStill(ctx, by, perms, tenant, id, audit.UserReactivated, func(ctx context.Context) error {
+		return g.stores.UserUpdates.SetStatus(ctx, tenant, id, u.Status)
+	}); err != nil {
+		return err
 	}
 	if err := g.record(ctx, g.adminEvent(by, tenant, audit.UserReactivated, id)); err != nil {
 		_ = g.stores.UserUpdates.SetStatus(context.WithoutCancel(ctx), tenant, id, u.Status)
@@ -310,7 +328,9 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 // roles are taken with the deleter's permissions, so a role of that kind
 // granted to the user meanwhile stops the deletion there (ErrForbidden,
 // recorded the same way), the user deactivated, sessions ended and keys
-// revoked, for someone who may to finish. The break-glass owner of a
+// revoked, for someone who may to finish; the role recorded is read again
+// then (when it cannot be, or is gone again, the refusal is recorded
+// without it). The break-glass owner of a
 // tenant that requires SSO cannot be deleted (ErrBreakGlassUser). A store
 // failure gives ErrUnavailable and leaves the user deactivated, with what
 // was done so far (sessions ended, keys revoked, roles taken, in that
@@ -349,7 +369,7 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 	// session, and, unless the last active owner may go, check that one is
 	// left before anything that cannot be undone.
 	if keepOwner {
-		if err := g.setDeactivated(ctx, by, tenant, id, audit.UserDeleted, nil); err != nil {
+		if err := g.setDeactivated(ctx, by, perms, tenant, id, u.Status, audit.UserDeleted, nil); err != nil {
 			return err
 		}
 	} else if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusDeactivated); err != nil {
@@ -371,7 +391,7 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 	// grant, given to the user since loadTarget, stops the deletion.
 	if g.rbac != nil {
 		if err := g.rbac.RevokeAll(ctx, perms, tenant, rbac.User(id)); err != nil && !errors.Is(err, rbac.ErrLastOwner) {
-			return g.policyRefused(ctx, by, tenant, audit.UserDeleted, id, rbacErr("revoke roles", err))
+			return g.deleteRefused(ctx, by, tenant, id, perms, err)
 		}
 	}
 	if err := g.stores.Users.DeleteUser(ctx, tenant, id); err != nil {
@@ -399,6 +419,23 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 		return unavailable("throttle", err)
 	}
 	return nil
+}
+
+// deleteRefused records and returns err, the refusal of RevokeAll with
+// perms to take user id's roles in a deletion. An escalation (a role
+// perms does not cover, granted since loadTarget) is recorded as the
+// refusal up front is (escalation: reason escalation, Meta role naming
+// the role, read again now; without it when it is gone again or the roles
+// cannot be read); other errors as policyRefused records them.
+func (g *Guard) deleteRefused(ctx context.Context, by Principal, tenant, id string, perms rbac.Perms, err error) error {
+	if errors.Is(err, rbac.ErrEscalation) {
+		if role, rerr := g.roleBeyond(ctx, perms, tenant, id); rerr == nil && role != "" {
+			return g.escalation(ctx, by, tenant, audit.UserDeleted, id, role)
+		}
+		// The role is gone again, or the roles cannot be read: refused
+		// all the same, without a role to name.
+	}
+	return g.policyRefused(ctx, by, tenant, audit.UserDeleted, id, rbacErr("revoke roles", err))
 }
 
 // UnlockUser lifts a user's login lock (temporary or permanent) and clears
@@ -441,7 +478,13 @@ func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string)
 // It needs users:manage in the user's tenant, and holding every
 // permission of every role the user holds (ErrForbidden otherwise,
 // recorded as a failed password.expired with reason escalation, nothing
-// changed: see "Acting on a more privileged user"). A user cannot expire
+// changed: see "Acting on a more privileged user"). The rule is checked
+// again once the password is marked, before the sessions end: a role the
+// caller could not grant, given to the user meanwhile, refuses the call
+// the same way (a failure to read the roles then gives ErrUnavailable),
+// the sessions and links left and no notice sent; the mark stays, as no
+// store call takes it back (the user chooses a new password at their next
+// sign-in). A user cannot expire
 // their own password (ErrForbidden, recorded as access.denied with reason
 // own_account: ChangePassword is for that); a user without a password
 // gives an *InputError, an unknown user ErrUserNotFound, and nothing
@@ -452,7 +495,7 @@ func (g *Guard) ExpirePassword(ctx context.Context, by Principal, tenant, id str
 	if isSelf(by, tenant, id) {
 		return g.refused(ctx, by, rbac.Users, rbac.Manage, reasonOwnAccount)
 	}
-	u, _, err := g.loadTarget(ctx, by, tenant, id, audit.PasswordExpired)
+	u, perms, err := g.loadTarget(ctx, by, tenant, id, audit.PasswordExpired)
 	if err != nil {
 		return err
 	}
@@ -461,6 +504,11 @@ func (g *Guard) ExpirePassword(ctx context.Context, by Principal, tenant, id str
 	}
 	if err := g.stores.UserUpdates.ExpirePassword(ctx, tenant, id); err != nil {
 		return g.userErr("expire password", err)
+	}
+	// A role granted to the user since loadTarget is checked now, before
+	// the sessions end. No store call takes the mark back: it stays.
+	if err := g.outranksStill(ctx, by, perms, tenant, id, audit.PasswordExpired, nil); err != nil {
+		return err
 	}
 	ended, err := g.sessions.RevokeUser(ctx, tenant, id, session.Hash{})
 	if err != nil {
@@ -526,24 +574,66 @@ func (g *Guard) outranks(ctx context.Context, by Principal, tenant, id string, a
 	if err != nil || by.Kind == KindSystem {
 		return perms, err
 	}
+	role, err := g.roleBeyond(ctx, perms, tenant, id)
+	switch {
+	case err != nil:
+		return rbac.Perms{}, err
+	case role != "":
+		return rbac.Perms{}, g.escalation(ctx, by, tenant, action, id, role)
+	}
+	return perms, nil
+}
+
+// roleBeyond returns the first role user id of tenant holds now whose
+// permissions perms does not all hold, or "" (see beyond).
+func (g *Guard) roleBeyond(ctx context.Context, perms rbac.Perms, tenant, id string) (string, error) {
 	held, err := g.rbac.RolesOf(ctx, tenant, rbac.User(id))
 	var ie *rbac.InputError
 	switch {
 	case errors.As(err, &ie):
-		return perms, nil // an ID no role can be granted to
+		return "", nil // an ID no role can be granted to
 	case err != nil:
-		return rbac.Perms{}, rbacErr("roles", err)
+		return "", rbacErr("roles", err)
 	case len(held) == 0:
-		return perms, nil
+		return "", nil
 	}
 	defined, err := g.rbac.Roles(ctx, tenant)
 	if err != nil {
-		return rbac.Perms{}, rbacErr("roles", err)
+		return "", rbacErr("roles", err)
 	}
-	if role, ok := beyond(perms, held, defined); ok {
-		return rbac.Perms{}, g.escalation(ctx, by, tenant, action, id, role)
+	role, _ := beyond(perms, held, defined)
+	return role, nil
+}
+
+// outranksStill checks the rule of outranks again after a change to user
+// id (action) was written, with perms, by's permissions outranks
+// returned: a role granted to the user between that check and the write
+// would otherwise let the change stand. It reads the user's roles alone.
+// If perms no longer cover them, the change is undone, recorded as
+// outranks records a refusal (reason escalation, Meta role) and
+// ErrForbidden returned. When the roles cannot be read the change is
+// undone too and the error returned: the rule could not be checked. An
+// undo that fails is returned as ErrUnavailable, the change then stands.
+// A nil undo undoes nothing. Written first, checked after: a grant after
+// this check came after the change too.
+func (g *Guard) outranksStill(ctx context.Context, by Principal, perms rbac.Perms, tenant, id string, action audit.Action,
+	undo func(context.Context) error) error {
+	if g.rbac == nil || by.Kind == KindSystem {
+		return nil
 	}
-	return perms, nil
+	role, err := g.roleBeyond(ctx, perms, tenant, id)
+	if err == nil && role == "" {
+		return nil
+	}
+	if undo != nil {
+		if uerr := undo(context.WithoutCancel(ctx)); uerr != nil {
+			return unavailable("undo", uerr)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return g.escalation(ctx, by, tenant, action, id, role)
 }
 
 // beyond returns the first of roles that perms does not hold every

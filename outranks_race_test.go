@@ -1,0 +1,242 @@
+package guard_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/rbac"
+)
+
+// raceUpdates runs hook once, armed, before the first write it names (a
+// SetStatus to status, or ExpirePassword when status is ""): a change
+// landing between a call's checks and its write. failUndo fails every
+// SetStatus to active after the hook ran.
+type raceUpdates struct {
+	auth.UserUpdater
+	mu       sync.Mutex
+	status   auth.Status
+	hook     func(id string)
+	failUndo bool
+	ran      bool
+}
+
+func (u *raceUpdates) arm(status auth.Status, hook func(id string)) {
+	u.mu.Lock()
+	u.status, u.hook, u.ran = status, hook, false
+	u.mu.Unlock()
+}
+
+func (u *raceUpdates) take(status auth.Status) func(string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.hook == nil || status != u.status {
+		return nil
+	}
+	h := u.hook
+	u.hook, u.ran = nil, true
+	return h
+}
+
+func (u *raceUpdates) SetStatus(ctx context.Context, tenant, id string, s auth.Status) error {
+	u.mu.Lock()
+	fail := u.failUndo && u.ran && s == auth.StatusActive
+	u.mu.Unlock()
+	if fail {
+		return errDown
+	}
+	if h := u.take(s); h != nil {
+		h(id)
+	}
+	return u.UserUpdater.SetStatus(ctx, tenant, id, s)
+}
+
+func (u *raceUpdates) ExpirePassword(ctx context.Context, tenant, id string) error {
+	if h := u.take(""); h != nil {
+		h(id)
+	}
+	return u.UserUpdater.ExpirePassword(ctx, tenant, id)
+}
+
+// raceFixture has an owner (olga), a member (mia) and an admin; the user
+// updates behind a raceUpdates.
+type raceFixture struct {
+	*fixture
+	up               *raceUpdates
+	olga, mia, admin guard.Principal
+}
+
+func newRaceFixture(t *testing.T, mutate ...func(*guard.Config)) *raceFixture {
+	t.Helper()
+	rf := &raceFixture{}
+	rf.fixture = newFixture(t, append(mutate, func(c *guard.Config) {
+		rf.up = &raceUpdates{UserUpdater: c.Stores.UserUpdates}
+		c.Stores.UserUpdates = rf.up
+	})...)
+	rf.olga, _ = rf.userWithRoles(t, "olga@example.test", rbac.Owner)
+	rf.mia, _ = rf.userWithRoles(t, "mia@example.test", rbac.Member)
+	rf.admin, _ = rf.userWithRoles(t, "adam@example.test", rbac.Admin)
+	return rf
+}
+
+// promote returns a hook by which the owner makes the user an owner.
+func (rf *raceFixture) promote(t *testing.T) func(id string) {
+	return func(id string) {
+		if err := rf.g.GrantRole(rf.ctx, rf.olga, tenantID, "user:"+id, rbac.Owner); err != nil {
+			t.Errorf("the owner's grant: %v", err)
+		}
+	}
+}
+
+// wantRefused checks that err is ErrForbidden, that the last action
+// event on mia is a failure with reason escalation naming the owner
+// role, and that mia's status is want.
+func (rf *raceFixture) wantRefused(t *testing.T, err error, action audit.Action, want auth.Status) {
+	t.Helper()
+	if !errors.Is(err, guard.ErrForbidden) || !errors.Is(err, rbac.ErrEscalation) {
+		t.Errorf("%s of a user made owner meanwhile: %v, want ErrForbidden", action, err)
+	}
+	evs := rf.events(t, action)
+	if n := len(evs); n == 0 || evs[n-1].Outcome != audit.Failure || evs[n-1].Reason != "escalation" ||
+		evs[n-1].Meta["role"] != rbac.Owner || evs[n-1].Target != rf.mia.UserID {
+		t.Errorf("%s events %+v; want the last a failure on mia, reason escalation, Meta role owner", action, evs)
+	}
+	for _, e := range evs {
+		if e.Outcome == audit.Success && e.Target == rf.mia.UserID {
+			t.Errorf("%s recorded done: %+v", action, e)
+		}
+	}
+	if u, err := rf.g.User(rf.ctx, guard.System("test"), tenantID, rf.mia.UserID); err != nil || u.Status != want {
+		t.Errorf("mia after the refusal: %+v, %v; want %s", u, err, want)
+	}
+}
+
+// A deactivation of a user made owner between the check and the write is
+// undone and refused (see "Acting on a more privileged user").
+func TestDeactivateUserRacingAGrantRefused(t *testing.T) {
+	rf := newRaceFixture(t)
+	rf.up.arm(auth.StatusDeactivated, rf.promote(t))
+	err := rf.g.DeactivateUser(rf.ctx, rf.admin, tenantID, rf.mia.UserID)
+	rf.wantRefused(t, err, audit.UserDeactivated, auth.StatusActive)
+	// The owner, who outranks her, still may.
+	if err := rf.g.DeactivateUser(rf.ctx, rf.olga, tenantID, rf.mia.UserID); err != nil {
+		t.Errorf("the owner's deactivation: %v", err)
+	}
+}
+
+// So is an access review's deactivation: the review ends with the error.
+func TestApplyReviewDeactivationRacingAGrantRefused(t *testing.T) {
+	rf := newRaceFixture(t)
+	rf.up.arm(auth.StatusDeactivated, rf.promote(t))
+	res, err := rf.g.ApplyReview(rf.ctx, rf.admin, tenantID, []guard.Decision{{UserID: rf.mia.UserID, Deactivate: true}})
+	rf.wantRefused(t, err, audit.UserDeactivated, auth.StatusActive)
+	if res.Deactivated != 0 {
+		t.Errorf("review result %+v: counts a refused deactivation", res)
+	}
+	if evs := rf.events(t, audit.ReviewCompleted); len(evs) != 0 {
+		t.Errorf("the review recorded as done: %+v", evs)
+	}
+}
+
+// DeactivateDormant passes over a user made owner meanwhile (undone, on
+// record) and goes on with the others.
+func TestDeactivateDormantRacingAGrantPassesOver(t *testing.T) {
+	rf := newRaceFixture(t)
+	bob, _ := rf.userWithRoles(t, "bob@example.test", rbac.Member)
+	tn, err := rf.g.Tenant(rf.ctx, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := tn.Policy
+	pol.AutoDeactivateDormant, pol.DormantAfter = true, 30*24*time.Hour
+	if _, err := rf.g.SetPolicy(rf.ctx, guard.System("test"), tenantID, pol, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	rf.clock.Advance(31 * 24 * time.Hour)
+	first, other := rf.mia.UserID, bob.UserID
+	if other < first {
+		first, other = other, first
+	}
+	rf.up.arm(auth.StatusDeactivated, rf.promote(t))
+	got, err := rf.g.DeactivateDormant(rf.ctx, rf.admin, tenantID)
+	if err != nil || len(got) != 1 || got[0] != other {
+		t.Fatalf("DeactivateDormant = %v, %v; want only %s (the other made owner meanwhile)", got, err, other)
+	}
+	if u, err := rf.g.User(rf.ctx, guard.System("test"), tenantID, first); err != nil || u.Status != auth.StatusActive {
+		t.Errorf("the user made owner: %+v, %v; want active", u, err)
+	}
+}
+
+// A reactivation of a user made owner between the check and the write is
+// undone and refused: the user stays deactivated.
+func TestReactivateUserRacingAGrantRefused(t *testing.T) {
+	rf := newRaceFixture(t)
+	if err := rf.g.DeactivateUser(rf.ctx, rf.olga, tenantID, rf.mia.UserID); err != nil {
+		t.Fatal(err)
+	}
+	rf.up.arm(auth.StatusActive, rf.promote(t))
+	err := rf.g.ReactivateUser(rf.ctx, rf.admin, tenantID, rf.mia.UserID)
+	rf.wantRefused(t, err, audit.UserReactivated, auth.StatusDeactivated)
+}
+
+// ExpirePassword on a user made owner between the check and the mark is
+// refused before the sessions end (the mark itself stays: no store call
+// takes it back).
+func TestExpirePasswordRacingAGrantRefused(t *testing.T) {
+	rf := newRaceFixture(t)
+	rf.up.arm("", rf.promote(t))
+	err := rf.g.ExpirePassword(rf.ctx, rf.admin, tenantID, rf.mia.UserID)
+	rf.wantRefused(t, err, audit.PasswordExpired, auth.StatusActive)
+}
+
+// An undo that fails returns ErrUnavailable and the deactivation stands
+// (the safer state), unrecorded as done.
+func TestDeactivateUserRacingAGrantUndoFails(t *testing.T) {
+	rf := newRaceFixture(t)
+	rf.up.mu.Lock()
+	rf.up.failUndo = true
+	rf.up.mu.Unlock()
+	rf.up.arm(auth.StatusDeactivated, rf.promote(t))
+	err := rf.g.DeactivateUser(rf.ctx, rf.admin, tenantID, rf.mia.UserID)
+	if !errors.Is(err, guard.ErrUnavailable) {
+		t.Errorf("DeactivateUser with the undo failing: %v, want ErrUnavailable", err)
+	}
+	if u, err := rf.g.User(rf.ctx, guard.System("test"), tenantID, rf.mia.UserID); err != nil || u.Status != auth.StatusDeactivated {
+		t.Errorf("mia: %+v, %v; want deactivated (the undo failed)", u, err)
+	}
+	for _, e := range rf.events(t, audit.UserDeactivated) {
+		if e.Outcome == audit.Success {
+			t.Errorf("recorded done: %+v", e)
+		}
+	}
+}
+
+// Unable to read the roles again after the write, the deactivation is
+// undone and ErrUnavailable returned: the rule is not left unchecked.
+func TestDeactivateUserRecheckFailsClosed(t *testing.T) {
+	var down *versionDownAfter
+	rf := newRaceFixture(t, func(c *guard.Config) {
+		down = &versionDownAfter{PolicyStore: c.Stores.Policies}
+		c.Stores.Policies = down
+	})
+	rf.up.arm(auth.StatusDeactivated, func(string) {
+		down.mu.Lock()
+		down.armed, down.ok = true, 0
+		down.mu.Unlock()
+	})
+	err := rf.g.DeactivateUser(rf.ctx, rf.admin, tenantID, rf.mia.UserID)
+	down.mu.Lock()
+	down.armed = false
+	down.mu.Unlock()
+	if !errors.Is(err, guard.ErrUnavailable) {
+		t.Errorf("DeactivateUser with the roles unreadable after the write: %v, want ErrUnavailable", err)
+	}
+	if u, err := rf.g.User(rf.ctx, guard.System("test"), tenantID, rf.mia.UserID); err != nil || u.Status != auth.StatusActive {
+		t.Errorf("mia: %+v, %v; want active (undone)", u, err)
+	}
+}
