@@ -362,3 +362,48 @@ func TestAuditEnum_PermanentLockCaptchaOracle(t *testing.T) {
 			answers[adaEmail], answers["nobody@example.test"])
 	}
 }
+
+// The link send limits leak across tenants which tenant an address has an
+// account in. ForgotPassword answers the same for any address, but counts
+// a hit on the address's per-destination limit (a key without the
+// tenant) only when the address has an active account in the tenant
+// asked; RequestEmailChange, in any other tenant, answers
+// ErrTooManyAttempts once that limit is over. So anyone with an account
+// anywhere on the service asks for PerDestination reset links for the
+// address in tenant X, then asks to move their own address to it: "too
+// many attempts" means the address has an account in X, a link sent
+// means it has not.
+func TestAuditEnum_SendLimitsRevealTenantOfAddress(t *testing.T) {
+	f := newMFAFixture(t, withLimits(guard.LinkLimits{PerAccount: 5, PerDestination: 5, PerIP: 100}))
+	f.createUser(t, adaEmail, ownerPW) // in acme
+	if _, err := f.g.CreateTenant(f.ctx, guard.System("test"), "other", "Other", guard.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	const malloryEmail = "mallory@example.test"
+	if _, err := f.g.CreateUser(f.ctx, guard.System("test"), guard.NewUser{Tenant: "other", Email: malloryEmail, Name: "Mallory", Password: ownerPW}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.g.Login(f.ctx, guard.LoginRequest{Tenant: "other", Email: malloryEmail, Password: ownerPW, IP: "203.0.113.7", UserAgent: "test"})
+	if err != nil || res.Token == "" {
+		t.Fatalf("Mallory's sign-in: %v", err)
+	}
+	p, err := f.g.Authenticate(f.ctx, res.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.IP, p.UserAgent = "203.0.113.7", "test"
+	probe := func(addr string) error {
+		for range 5 {
+			if err := f.g.ForgotPassword(f.ctx, guard.ForgotRequest{Tenant: tenantID, Email: addr, IP: "198.51.100.9"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.g.Close()
+		return f.g.RequestEmailChange(f.ctx, p, addr)
+	}
+	hasAccount, hasNone := probe(adaEmail), probe("nobody@example.test")
+	if errors.Is(hasAccount, guard.ErrTooManyAttempts) != errors.Is(hasNone, guard.ErrTooManyAttempts) {
+		t.Errorf("after 5 reset requests in %q, RequestEmailChange from tenant \"other\" to an address with an account there = %v, to one without = %v",
+			tenantID, hasAccount, hasNone)
+	}
+}
