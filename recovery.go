@@ -381,12 +381,13 @@ type ResetRequest struct {
 // ErrInvalidResetToken, recorded as a refused password.reset event when
 // the user exists (reasons invalid_token, deactivated, and email_changed,
 // ReasonEmailChanged, for a link mailed to an address that is no longer
-// the user's: the link is spent and nothing changes). A new password
-// over MaxPasswordBytes is auth.ErrPasswordTooLong, recorded (bad_input)
-// before the link is tried, which stays usable. Only then must the new
-// password pass the tenant's policy (an *auth.PolicyError): the link is
-// put back, usable again. The policy is not asked before the link
-// holds, or the password history would tell whoever asks whether a
+// the user's: the link is spent and nothing changes). Only once the link
+// holds is the new password checked: one over MaxPasswordBytes is
+// auth.ErrPasswordTooLong (recorded, bad_input), one the tenant's policy
+// refuses an *auth.PolicyError, and either way the link is put back,
+// usable again. Neither is asked before the link holds: the length
+// refusal would tell whoever holds a user ID (every link carries one)
+// that the user exists and is active, and the password history whether a
 // guess is the user's password. On
 // success every session of the user ends, so does a pending email
 // change, the account's login lock is lifted and a notice is mailed;
@@ -428,11 +429,6 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 		return refuse("invalid_token")
 	case u.Status != auth.StatusActive:
 		return refuse(ReasonDeactivated)
-	case len(req.NewPassword) > MaxPasswordBytes:
-		if err := refuse(ReasonBadInput); !errors.Is(err, ErrInvalidResetToken) {
-			return err
-		}
-		return auth.ErrPasswordTooLong
 	}
 	c, err := g.recovery.codes.CheckCode(ctx, u.Tenant, resetTxn(u.ID), resetHash(req.Token), g.now())
 	switch {
@@ -446,14 +442,25 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 		// changes nothing.
 		return refuse(ReasonEmailChanged)
 	}
-	if err := g.checkPassword(ctx, actor, pol, u, req.NewPassword); err != nil {
-		// The link holds, the password does not: the link is usable
-		// again (unless a newer one was mailed meanwhile, which this
-		// replaces: the one the user just used keeps working).
+	// The link holds. A new password refused now (too long, or by the
+	// policy) gives it back, usable again (unless a newer one was mailed
+	// meanwhile, which this replaces: the one the user just used keeps
+	// working). Not before: the answer to a made-up link must not depend
+	// on whether the user exists and is active.
+	giveBack := func(err error) error {
 		if perr := g.recovery.codes.PutCode(context.WithoutCancel(ctx), c); perr != nil {
 			return unavailable("restore reset token", perr)
 		}
 		return err
+	}
+	if len(req.NewPassword) > MaxPasswordBytes {
+		if err := refuse(ReasonBadInput); !errors.Is(err, ErrInvalidResetToken) {
+			return giveBack(err)
+		}
+		return giveBack(auth.ErrPasswordTooLong)
+	}
+	if err := g.checkPassword(ctx, actor, pol, u, req.NewPassword); err != nil {
+		return giveBack(err)
 	}
 	h, err := g.hasher.Hash(ctx, req.NewPassword)
 	if err != nil {
