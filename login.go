@@ -259,8 +259,10 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 // same amount of hashing work, so neither the message nor the timing tells
 // whether an account exists; the cause is recorded in the login.failed
 // audit event. Malformed input (the IP and user agent included) returns an
-// *InputError or auth.ErrPasswordTooLong without hashing, recorded as
-// login.failed with reason bad_input. A store failure returns
+// *InputError or auth.ErrPasswordTooLong without hashing, in any tenant,
+// so that it tells nothing of which tenants exist; in a tenant that
+// exists it is recorded as login.failed with reason bad_input (an unknown
+// tenant has no log to record it in). A store failure returns
 // ErrUnavailable: the login is denied, never allowed.
 //
 // Each attempt is reserved in the throttle store before the password is
@@ -268,28 +270,22 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 // get more evaluations than the limit. A completed sign-in resets the
 // account's failures.
 func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error) {
+	// The input is checked before the tenant is looked up, so that a
+	// malformed request gets the same answer in any tenant, real or not.
+	email, inputErr := loginInput(req)
 	pol, err := g.EffectivePolicy(ctx, req.Tenant)
-	if errors.Is(err, ErrTenantNotFound) {
+	switch {
+	case errors.Is(err, ErrTenantNotFound) && inputErr != nil:
+		return LoginResult{}, inputErr // no tenant to record it in
+	case errors.Is(err, ErrTenantNotFound):
 		g.hasher.VerifyDummy(ctx, req.Password)
 		return LoginResult{}, ErrInvalidCredentials
-	}
-	if err != nil {
+	case err != nil:
 		return LoginResult{}, err
 	}
-	a := attempt{req: req}
-	if len(req.Password) > MaxPasswordBytes {
-		return LoginResult{}, g.loginFailed(ctx, a, ReasonBadInput, auth.ErrPasswordTooLong)
-	}
-	email, err := auth.CanonicalEmail(req.Email)
-	if err != nil {
-		return LoginResult{}, g.loginFailed(ctx, a, ReasonBadInput, err)
-	}
-	a.email = email
-	if err := checkText("user agent", req.UserAgent, 1024); err != nil {
-		return LoginResult{}, g.loginFailed(ctx, a, ReasonBadInput, err)
-	}
-	if err := checkClientIP(req.IP); err != nil {
-		return LoginResult{}, g.loginFailed(ctx, a, ReasonBadInput, err)
+	a := attempt{req: req, email: email}
+	if inputErr != nil {
+		return LoginResult{}, g.loginFailed(ctx, a, ReasonBadInput, inputErr)
 	}
 
 	u, err := g.stores.Users.UserByEmail(ctx, req.Tenant, email)
@@ -373,6 +369,23 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 		return g.breakGlass(ctx, a, gt, si)
 	}
 	return g.proceed(ctx, a, pol, gt, si)
+}
+
+// loginInput checks a login request's password length, email, user agent
+// and client IP, and returns the email in canonical form ("" if it is
+// malformed).
+func loginInput(req LoginRequest) (string, error) {
+	if len(req.Password) > MaxPasswordBytes {
+		return "", auth.ErrPasswordTooLong
+	}
+	email, err := auth.CanonicalEmail(req.Email)
+	if err != nil {
+		return "", err
+	}
+	if err := checkText("user agent", req.UserAgent, 1024); err != nil {
+		return email, err
+	}
+	return email, checkClientIP(req.IP)
 }
 
 // signIn says how the user proved who they are so far.
