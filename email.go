@@ -182,11 +182,12 @@ func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail st
 	}
 	now := g.now().UTC().Truncate(time.Microsecond)
 	txn := emailChangeTxn(u.ID)
-	// FactorID keeps the address the change is from: a change of address
-	// after the user was read (another session's ChangeEmail, whose
-	// voiding of the links this store may come after) spends the link.
+	// FactorID keeps the address the change is from and the password: a
+	// change of either after the user was read (another session's
+	// ChangeEmail or ChangePassword, whose voiding of the links this
+	// store may come after) spends the link.
 	if err := g.recovery.codes.PutCode(ctx, mfa.Code{Tenant: u.Tenant, Txn: txn, UserID: u.ID, Kind: mfa.KindEmail,
-		FactorID: linkAddress(u.Email), Hash: emailChangeHash(token, email), CreatedAt: now,
+		FactorID: linkBinding(u), Hash: emailChangeHash(token, email), CreatedAt: now,
 		ExpiresAt: now.Add(g.recovery.TokenTTL), TriesLeft: linkTries}); err != nil {
 		return unavailable("store email change link", err)
 	}
@@ -215,7 +216,9 @@ type EmailChangeConfirm struct {
 // its link: the user's address becomes the one the link was sent to. Any
 // problem with the link (unknown, used, expired, voided by a newer
 // request, its address or token altered, the user deactivated, the
-// user's address changed since it was asked for: reason email_changed) is
+// user's address changed since it was asked for: reason email_changed,
+// or the password set since, even by a change under way when it was
+// asked for: reason password_changed) is
 // ErrInvalidEmailChange, recorded as a refused user.email_changed event
 // when the user exists. The address may have been taken by another user
 // since the request: ErrEmailTaken, and nothing changes. The address it
@@ -260,10 +263,12 @@ func (g *Guard) ConfirmEmailChange(ctx context.Context, req EmailChangeConfirm) 
 		return unavailable("check email change link", err)
 	case err != nil:
 		return refuse("invalid_token")
-	case c.FactorID != linkAddress(u.Email):
-		// Asked for from an address that is no longer the user's: it is
-		// spent, and changes nothing.
-		return refuse(ReasonEmailChanged)
+	}
+	if reason := linkMoved(c, u); reason != "" {
+		// Asked for from an address that is no longer the user's, or
+		// before the password was last set: it is spent, and changes
+		// nothing.
+		return refuse(reason)
 	}
 	if email == u.Email {
 		return g.verifyOwnEmail(ctx, p, u, refuse)

@@ -94,7 +94,9 @@ const (
 	ReasonDeactivated = "deactivated"
 	// ReasonPasswordChanged: the password was changed, reset or marked
 	// compromised while the sign-in that proved the old one was under way
-	// (or pending its second factor).
+	// (or pending its second factor). Also the reason of a refused
+	// password.reset or user.email_changed event: the link was made
+	// before the user's password was last set.
 	ReasonPasswordChanged = "password_changed"
 	// ReasonFactorAdded: a second factor was confirmed while a sign-in
 	// without one was under way.

@@ -227,8 +227,9 @@ type ForgotRequest struct {
 //
 // A link is single-use, lives Recovery.TokenTTL, is stored only as a hash,
 // and a newer request voids the older link. It is bound to the address it
-// was mailed to: once the user's email changes it no longer works, even
-// if it was sent while the change was being made. Recovery.Limits bound the
+// was mailed to and to the user's password: once the user's email or
+// password changes (a password change, another reset) it no longer works,
+// even if it was asked for while the change was being made. Recovery.Limits bound the
 // links mailed per account, address and client IP in an hour: beyond
 // them no mail goes out (and the last link stays valid), so the form
 // cannot be used to flood an inbox.
@@ -325,14 +326,14 @@ func (g *Guard) resetLink(tenant, userID, token string) string {
 func resetTxn(userID string) string { return "reset:" + userID }
 
 // putResetCode stores the code of a reset or invitation link with token
-// hash h, living ttl, that is about to be mailed to u.Email. The code
-// keeps that address (see linkAddress): the user's address may change
-// between the read of u and this write, after the change voided the
-// links, and the link must not work then.
+// hash h, living ttl, that is about to be mailed to u.Email. The code is
+// bound to that address and to u's password (see linkBinding): either may
+// change between the read of u and this write, after the change voided
+// the links, and the link must not work then.
 func (g *Guard) putResetCode(ctx context.Context, u auth.User, h mfa.Hash, ttl time.Duration) error {
 	now := g.now().UTC().Truncate(time.Microsecond)
 	return g.recovery.codes.PutCode(ctx, mfa.Code{Tenant: u.Tenant, Txn: resetTxn(u.ID), UserID: u.ID,
-		FactorID: linkAddress(u.Email), Kind: mfa.KindEmail, Hash: h, CreatedAt: now, ExpiresAt: now.Add(ttl), TriesLeft: linkTries})
+		FactorID: linkBinding(u), Kind: mfa.KindEmail, Hash: h, CreatedAt: now, ExpiresAt: now.Add(ttl), TriesLeft: linkTries})
 }
 
 // linkTries is the wrong tries a mailed link's code allows: as good as
@@ -342,15 +343,48 @@ func (g *Guard) putResetCode(ctx context.Context, u auth.User, h mfa.Hash, ttl t
 // fits the SQL stores' 32-bit counters).
 const linkTries = 1 << 30
 
-// linkAddress is what the code of a reset or invitation link keeps, in
-// its FactorID (a mailed link has no factor), of the address it was
-// mailed to: a hash of the address in canonical form (trimmed, lower
-// case, as auth.CanonicalEmail makes it), so that the code store never
-// holds the address itself. ResetPassword compares it with the user's
-// current address.
+// linkBinding is what the code of a mailed link (a reset link, an
+// invitation, an email-change link) keeps, in its FactorID (a mailed link
+// has no factor), of the account as it was read when the link was made:
+// its address (linkAddress) and its password (linkPassword). ResetPassword
+// and ConfirmEmailChange compare them with the account's now (linkMoved).
+// A change of address or password voids the links outstanding, but a link
+// stored after that (asked for while the change was under way) would
+// survive it: the binding spends it.
+func linkBinding(u auth.User) string {
+	return linkAddress(u.Email) + " " + linkPassword(u.PasswordHash)
+}
+
+// linkMoved returns why the link whose code is c no longer fits the
+// account u (ReasonEmailChanged, ReasonPasswordChanged), or "" if it
+// does.
+func linkMoved(c mfa.Code, u auth.User) string {
+	addr, pw, _ := strings.Cut(c.FactorID, " ")
+	switch {
+	case addr != linkAddress(u.Email):
+		return ReasonEmailChanged
+	case pw != linkPassword(u.PasswordHash):
+		return ReasonPasswordChanged
+	}
+	return ""
+}
+
+// linkAddress is a hash of the address a link was mailed to, in canonical
+// form (trimmed, lower case, as auth.CanonicalEmail makes it), so that the
+// code store never holds the address itself.
 func linkAddress(email string) string {
 	h := sha256.Sum256([]byte("guard link address\x00" + strings.ToLower(strings.TrimSpace(email))))
 	return "to:" + base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+// linkPassword is a hash of the user's password hash ("" for none) when a
+// link was made: every password set (a change, a reset, an
+// administrator's) makes a new hash, with a new salt, and so spends the
+// links made before it. So does a rehash after a sign-in (a new hash of
+// the same password), which is rare and only costs a new link.
+func linkPassword(hash string) string {
+	h := sha256.Sum256([]byte("guard link password\x00" + hash))
+	return "pw:" + base64.RawURLEncoding.EncodeToString(h[:16])
 }
 
 // newResetToken returns 256 random bits in base64url and their hash.
@@ -379,9 +413,11 @@ type ResetRequest struct {
 // ResetPassword sets a new password from a reset link. The link is
 // checked first, and consumed once; any problem with it is
 // ErrInvalidResetToken, recorded as a refused password.reset event when
-// the user exists (reasons invalid_token, deactivated, and email_changed,
+// the user exists (reasons invalid_token, deactivated; email_changed,
 // ReasonEmailChanged, for a link mailed to an address that is no longer
-// the user's: the link is spent and nothing changes). Only once the link
+// the user's, and password_changed, ReasonPasswordChanged, for one made
+// before the user's password was last set, even while that change was
+// under way: the link is spent and nothing changes). Only once the link
 // holds is the new password checked: one over MaxPasswordBytes is
 // auth.ErrPasswordTooLong (recorded, bad_input), one the tenant's policy
 // refuses an *auth.PolicyError, and either way the link is put back,
@@ -436,11 +472,12 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 		return unavailable("check reset token", err)
 	case err != nil:
 		return refuse("invalid_token")
-	case c.FactorID != linkAddress(u.Email):
-		// Mailed to an address that is no longer the user's (the link
-		// was stored while the address changed): it is spent, and
-		// changes nothing.
-		return refuse(ReasonEmailChanged)
+	}
+	if reason := linkMoved(c, u); reason != "" {
+		// Mailed to an address that is no longer the user's, or made
+		// before the password last set (perhaps stored while a change
+		// was under way): it is spent, and changes nothing.
+		return refuse(reason)
 	}
 	// The link holds. A new password refused now (too long, or by the
 	// policy) gives it back, usable again (unless a newer one was mailed
