@@ -143,8 +143,11 @@ func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, 
 // link is single-use, stored only as a hash bound to the new address, and
 // a newer request voids the older link; the request is recorded
 // (user.email_change_requested) before the link leaves. Recovery.Limits
-// bound the links sent (ErrTooManyAttempts beyond them, the last link
-// staying valid). A store or mail failure is ErrUnavailable and leaves no
+// bound the links sent: beyond them no link is made or sent, the last one
+// stays valid, the request is recorded as refused (rate_limited), and
+// the answer is nil as if the link had gone out, because the limit of an
+// address counts the requests for it from every tenant (ForgotPassword's
+// included), which a refusal would tell. A store or mail failure is ErrUnavailable and leaves no
 // usable link.
 func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail string) error {
 	if g.recovery.Email == nil {
@@ -169,12 +172,11 @@ func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail st
 	case err != nil:
 		return err
 	case over:
+		// Answered as if sent: the address's limit counts requests
+		// from every tenant, ForgotPassword's too.
 		e := emailChangeEvent(p, u, email, audit.Failure, ReasonRateLimited)
 		e.Action = audit.UserEmailChangeRequested
-		if err := g.record(ctx, e); err != nil {
-			return err
-		}
-		return ErrTooManyAttempts
+		return g.record(ctx, e)
 	}
 	token, _, err := newResetToken(g.rand)
 	if err != nil {

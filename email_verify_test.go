@@ -420,19 +420,17 @@ func TestForgotPasswordSendLimitPerIP(t *testing.T) {
 }
 
 // Email-change links to one address are bounded whoever asks: an account
-// cannot be used to flood someone else's inbox.
+// cannot be used to flood someone else's inbox. A request over the limit
+// is answered as if the link went out (the limit counts requests from
+// every tenant, which a refusal would tell).
 func TestEmailChangeSendLimit(t *testing.T) {
 	f := newMFAFixture(t, withLimits(guard.LinkLimits{PerDestination: 2, PerAccount: 100, PerIP: 100}))
 	victim := "victim@elsewhere.test"
 	for i, e := range []string{"a@example.test", "b@example.test", "c@example.test"} {
 		f.createUser(t, e, ownerPW)
 		_, p := f.signIn(t, e, ownerPW)
-		err := f.g.RequestEmailChange(f.ctx, p, victim)
-		if i < 2 && err != nil {
+		if err := f.g.RequestEmailChange(f.ctx, p, victim); err != nil {
 			t.Fatalf("request %d: %v", i, err)
-		}
-		if i == 2 && !errors.Is(err, guard.ErrTooManyAttempts) {
-			t.Fatalf("request beyond the limit = %v, want ErrTooManyAttempts", err)
 		}
 	}
 	if n := len(f.mailTo(victim)); n != 2 {

@@ -64,11 +64,15 @@ type RecoveryConfig struct {
 }
 
 // LinkLimits bound the reset and email-change links sent in any hour: for
-// one account, to one address and from one client IP. Over a limit no
-// link is made or mailed, the last one sent stays valid, and the request
-// is recorded as refused with reason rate_limited; ForgotPassword answers
-// as always, RequestEmailChange returns ErrTooManyAttempts. Zero fields
-// take the defaults.
+// one account, to one address and from one client IP. The limit of an
+// address holds across tenants (one inbox), and it and the client IP's
+// count every request, ForgotPassword's for an address without an
+// account (or in a tenant that does not exist) too: so the limits never
+// tell anyone, in any tenant, whether an address has an account
+// somewhere. Over a limit no link is made or mailed, the last one sent
+// stays valid, and the request is recorded as refused with reason
+// rate_limited; ForgotPassword and RequestEmailChange answer as if the
+// link had gone out. Zero fields take the defaults.
 type LinkLimits struct {
 	PerAccount     int // default 5
 	PerDestination int // default 5
@@ -139,9 +143,10 @@ func (c *RecoveryConfig) fill(codes mfa.CodeStore, rates mfa.RateStore) error {
 }
 
 // linkLimited counts a link about to be mailed for account (tenant and
-// user ID) to the address to, asked from ip ("" for none), and reports
-// whether any of the hour's limits is now exceeded. A store failure is
-// returned: no link goes out then either.
+// user ID) to the address to, asked from ip, and reports whether any of
+// the hour's limits is now exceeded. An empty tenant, to or ip counts
+// nothing for the account, the address or the client IP. A store failure
+// is returned: no link goes out then either.
 func (g *Guard) linkLimited(ctx context.Context, tenant, userID, to, ip string) (bool, error) {
 	now := g.now()
 	over := false
@@ -232,7 +237,8 @@ type ForgotRequest struct {
 // even if it was asked for while the change was being made. Recovery.Limits bound the
 // links mailed per account, address and client IP in an hour: beyond
 // them no mail goes out (and the last link stays valid), so the form
-// cannot be used to flood an inbox.
+// cannot be used to flood an inbox. The limits of an address and a client
+// IP count every request, for an account or not.
 func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
@@ -262,6 +268,10 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 
 // sendReset does the work of ForgotPassword; failures end in the audit log.
 func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) {
+	// The address's and the client IP's limits count every request,
+	// whether the tenant and the account exist or not: RequestEmailChange
+	// shares them, in any tenant.
+	over, lerr := g.linkLimited(ctx, "", "", email, req.IP)
 	if _, err := g.EffectivePolicy(ctx, req.Tenant); err != nil {
 		return
 	}
@@ -283,8 +293,13 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 	}
 	ev.Actor = audit.Actor{Kind: audit.ActorUser, ID: u.ID, Email: u.Email}
 	ev.Target = u.ID
-	switch over, err := g.linkLimited(ctx, u.Tenant, u.ID, u.Email, req.IP); {
-	case err != nil:
+	if lerr == nil {
+		var acct bool
+		acct, lerr = g.linkLimited(ctx, u.Tenant, u.ID, "", "")
+		over = over || acct
+	}
+	switch {
+	case lerr != nil:
 		ev.Outcome, ev.Reason = audit.Failure, ReasonUnavailable
 	case over:
 		ev.Outcome, ev.Reason = audit.Failure, ReasonRateLimited

@@ -121,7 +121,10 @@ func (a *app) requestEmailChange(w http.ResponseWriter, r *http.Request) {
 		a.failOr(w, r, err, "/account")
 		return
 	}
-	a.ok(w, r, "/account", "We sent a link to %s: open it to confirm the new address. Until then, sign in with the current one.", strings.TrimSpace(email))
+	// Guard answers the same when it held the link back (too many sent
+	// to the address this hour): the page cannot promise it went out.
+	a.ok(w, r, "/account", "We sent a link to %s: open it to confirm the new address. Until then, sign in with the current one. "+
+		"If none arrives, too many links may have gone to that address in the last hour: try again later.", strings.TrimSpace(email))
 }
 
 const emailCookie = "__Host-email-change"
