@@ -136,19 +136,28 @@ func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, 
 //
 // The checks are ChangeEmail's, made now: a recent authentication
 // (ErrStepUpRequired), no single sign-on connection (*PolicyError), a
-// well-formed address (*auth.InputError) that no other user of the tenant
-// has (ErrEmailTaken). The user's current address changes nothing and
-// sends nothing, unless it is unverified (User.EmailUnverified): then the
-// link goes there, even in a tenant with an IdP, and verifies it. The
-// link is single-use, stored only as a hash bound to the new address, and
-// a newer request voids the older link; the request is recorded
-// (user.email_change_requested) before the link leaves. Recovery.Limits
-// bound the links sent: beyond them no link is made or sent, the last one
-// stays valid, the request is recorded as refused (rate_limited), and
-// the answer is nil as if the link had gone out, because the limit of an
-// address counts the requests for it from every tenant (ForgotPassword's
-// included), which a refusal would tell. A store or mail failure is ErrUnavailable and leaves no
-// usable link.
+// well-formed address (*auth.InputError). The user's current address
+// changes nothing and sends nothing, unless it is unverified
+// (User.EmailUnverified): then the link goes there, even in a tenant with
+// an IdP, and verifies it. The link is single-use, stored only as a hash
+// bound to the new address (and to the user's address and password now:
+// see ConfirmEmailChange), and a newer request voids the older link; the
+// request is recorded (user.email_change_requested) before the link
+// leaves.
+//
+// Two refusals answer nil, as if the link had gone out, so that the
+// answer tells nothing about other accounts. An address another user of
+// the tenant has (ChangeEmail reports it, ErrEmailTaken) gets no link but
+// a short notice, mailed as the link would be (so the answer takes about
+// as long), and the request is recorded as a refused user.email_changed
+// event (reason email_taken): no member learns from it who has an
+// account. And Recovery.Limits bound the links and notices sent, every
+// request counted whether the address is free or not: beyond them nothing
+// is made or sent, the last link stays valid, and the request is recorded
+// as a refused user.email_change_requested (rate_limited); the limit of
+// an address counts the requests for it from every tenant,
+// ForgotPassword's included, which an error would tell. A store or mail
+// failure is ErrUnavailable and leaves no usable link.
 func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail string) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
@@ -157,17 +166,7 @@ func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail st
 	if err != nil || (email == u.Email && !u.EmailUnverified) {
 		return err
 	}
-	switch o, err := g.stores.Users.UserByEmail(ctx, u.Tenant, email); {
-	case err == nil && o.ID == u.ID:
-		// The user's own unverified address: the link verifies it.
-	case err == nil:
-		if rerr := g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, ReasonEmailTaken)); rerr != nil {
-			return rerr
-		}
-		return ErrEmailTaken
-	case !errors.Is(err, auth.ErrNotFound):
-		return unavailable("load user", err)
-	}
+	// Every request counts, whether the address is free or not.
 	switch over, err := g.linkLimited(ctx, u.Tenant, u.ID, email, p.IP); {
 	case err != nil:
 		return err
@@ -177,6 +176,22 @@ func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail st
 		e := emailChangeEvent(p, u, email, audit.Failure, ReasonRateLimited)
 		e.Action = audit.UserEmailChangeRequested
 		return g.record(ctx, e)
+	}
+	switch o, err := g.stores.Users.UserByEmail(ctx, u.Tenant, email); {
+	case err == nil && o.ID == u.ID:
+		// The user's own unverified address: the link verifies it.
+	case err == nil:
+		// Answered as if sent, or any member would learn who has an
+		// account: the address's owner is told instead.
+		if rerr := g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, ReasonEmailTaken)); rerr != nil {
+			return rerr
+		}
+		if err := g.recovery.Email.SendEmail(ctx, mfa.Message{To: email, Subject: emailTakenSubject, Text: emailTakenText}); err != nil {
+			return unavailable("send email change notice", err)
+		}
+		return nil
+	case !errors.Is(err, auth.ErrNotFound):
+		return unavailable("load user", err)
 	}
 	token, _, err := newResetToken(g.rand)
 	if err != nil {
@@ -304,6 +319,15 @@ func (g *Guard) emailChangeLink(tenant, userID, email, token string) string {
 }
 
 func emailChangeTxn(userID string) string { return "email:" + userID }
+
+// The notice RequestEmailChange mails, instead of a link, to an address
+// another user of the tenant has.
+const (
+	emailTakenSubject = "Someone asked to use your email address"
+	emailTakenText    = "Someone signed in to another account asked to make this address the email address of that account. " +
+		"It is already the address of your account, so nothing changed and no link was sent. " +
+		"If it was you, sign in with this address instead. Otherwise you can ignore this email.\n"
+)
 
 // emailChangeHash binds a link's token to the address it was sent to.
 func emailChangeHash(token, email string) mfa.Hash {
