@@ -293,10 +293,12 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 	}
 	ev.Actor = audit.Actor{Kind: audit.ActorUser, ID: u.ID, Email: u.Email}
 	ev.Target = u.ID
-	if lerr == nil {
-		var acct bool
-		acct, lerr = g.linkLimited(ctx, u.Tenant, u.ID, "", "")
-		over = over || acct
+	// The account's limit counts the requests the others let through:
+	// the hits of one request on its keys are apart (the lookup comes
+	// between), and a request held back by the address's limit must not
+	// take the account's place from a concurrent one it let through.
+	if lerr == nil && !over {
+		over, lerr = g.linkLimited(ctx, u.Tenant, u.ID, "", "")
 	}
 	switch {
 	case lerr != nil:
