@@ -20,8 +20,10 @@ import (
 // RecoveryConfig configures forgotten-password emails (Config.Recovery).
 type RecoveryConfig struct {
 	// Email delivers the reset links and the security notices Guard sends
-	// a user (a recovery code used, a one-time code reused). Nil:
-	// ForgotPassword is unavailable and no notice is sent.
+	// a user (a recovery code used, a one-time code reused, the account
+	// locked: at most one lock notice an hour per account, counted in
+	// Stores.MFA.Rates). Nil: ForgotPassword is unavailable and no notice
+	// is sent.
 	Email mfa.EmailSender
 	// BaseURL is the public address of the site, such as
 	// "https://app.example.com": reset links are built from it, never from
