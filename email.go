@@ -136,16 +136,28 @@ func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, 
 //
 // The checks are ChangeEmail's, made now: a recent authentication
 // (ErrStepUpRequired), no single sign-on connection (*PolicyError), a
-// well-formed address (*auth.InputError) that no other user of the tenant
-// has (ErrEmailTaken). The user's current address changes nothing and
-// sends nothing, unless it is unverified (User.EmailUnverified): then the
-// link goes there, even in a tenant with an IdP, and verifies it. The
-// link is single-use, stored only as a hash bound to the new address, and
-// a newer request voids the older link; the request is recorded
-// (user.email_change_requested) before the link leaves. Recovery.Limits
-// bound the links sent (ErrTooManyAttempts beyond them, the last link
-// staying valid). A store or mail failure is ErrUnavailable and leaves no
-// usable link.
+// well-formed address (*auth.InputError). The user's current address
+// changes nothing and sends nothing, unless it is unverified
+// (User.EmailUnverified): then the link goes there, even in a tenant with
+// an IdP, and verifies it. The link is single-use, stored only as a hash
+// bound to the new address (and to the user's address and password now:
+// see ConfirmEmailChange), and a newer request voids the older link; the
+// request is recorded (user.email_change_requested) before the link
+// leaves.
+//
+// Two refusals answer nil, as if the link had gone out, so that the
+// answer tells nothing about other accounts. An address another user of
+// the tenant has (ChangeEmail reports it, ErrEmailTaken) gets no link but
+// a short notice, mailed as the link would be (so the answer takes about
+// as long), and the request is recorded as a refused user.email_changed
+// event (reason email_taken): no member learns from it who has an
+// account. And Recovery.Limits bound the links and notices sent, every
+// request counted whether the address is free or not: beyond them nothing
+// is made or sent, the last link stays valid, and the request is recorded
+// as a refused user.email_change_requested (rate_limited); the limit of
+// an address counts the requests for it from every tenant,
+// ForgotPassword's included, which an error would tell. A store or mail
+// failure is ErrUnavailable and leaves no usable link.
 func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail string) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
@@ -154,27 +166,32 @@ func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail st
 	if err != nil || (email == u.Email && !u.EmailUnverified) {
 		return err
 	}
-	switch o, err := g.stores.Users.UserByEmail(ctx, u.Tenant, email); {
-	case err == nil && o.ID == u.ID:
-		// The user's own unverified address: the link verifies it.
-	case err == nil:
-		if rerr := g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, ReasonEmailTaken)); rerr != nil {
-			return rerr
-		}
-		return ErrEmailTaken
-	case !errors.Is(err, auth.ErrNotFound):
-		return unavailable("load user", err)
-	}
+	// Every request counts, whether the address is free or not.
 	switch over, err := g.linkLimited(ctx, u.Tenant, u.ID, email, p.IP); {
 	case err != nil:
 		return err
 	case over:
+		// Answered as if sent: the address's limit counts requests
+		// from every tenant, ForgotPassword's too.
 		e := emailChangeEvent(p, u, email, audit.Failure, ReasonRateLimited)
 		e.Action = audit.UserEmailChangeRequested
-		if err := g.record(ctx, e); err != nil {
-			return err
+		return g.record(ctx, e)
+	}
+	switch o, err := g.stores.Users.UserByEmail(ctx, u.Tenant, email); {
+	case err == nil && o.ID == u.ID:
+		// The user's own unverified address: the link verifies it.
+	case err == nil:
+		// Answered as if sent, or any member would learn who has an
+		// account: the address's owner is told instead.
+		if rerr := g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, ReasonEmailTaken)); rerr != nil {
+			return rerr
 		}
-		return ErrTooManyAttempts
+		if err := g.recovery.Email.SendEmail(ctx, mfa.Message{To: email, Subject: emailTakenSubject, Text: emailTakenText}); err != nil {
+			return unavailable("send email change notice", err)
+		}
+		return nil
+	case !errors.Is(err, auth.ErrNotFound):
+		return unavailable("load user", err)
 	}
 	token, _, err := newResetToken(g.rand)
 	if err != nil {
@@ -182,11 +199,12 @@ func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail st
 	}
 	now := g.now().UTC().Truncate(time.Microsecond)
 	txn := emailChangeTxn(u.ID)
-	// FactorID keeps the address the change is from: a change of address
-	// after the user was read (another session's ChangeEmail, whose
-	// voiding of the links this store may come after) spends the link.
+	// FactorID keeps the address the change is from and the password: a
+	// change of either after the user was read (another session's
+	// ChangeEmail or ChangePassword, whose voiding of the links this
+	// store may come after) spends the link.
 	if err := g.recovery.codes.PutCode(ctx, mfa.Code{Tenant: u.Tenant, Txn: txn, UserID: u.ID, Kind: mfa.KindEmail,
-		FactorID: linkAddress(u.Email), Hash: emailChangeHash(token, email), CreatedAt: now,
+		FactorID: linkBinding(u), Hash: emailChangeHash(token, email), CreatedAt: now,
 		ExpiresAt: now.Add(g.recovery.TokenTTL), TriesLeft: linkTries}); err != nil {
 		return unavailable("store email change link", err)
 	}
@@ -215,7 +233,9 @@ type EmailChangeConfirm struct {
 // its link: the user's address becomes the one the link was sent to. Any
 // problem with the link (unknown, used, expired, voided by a newer
 // request, its address or token altered, the user deactivated, the
-// user's address changed since it was asked for: reason email_changed) is
+// user's address changed since it was asked for: reason email_changed,
+// or the password set since, even by a change under way when it was
+// asked for: reason password_changed) is
 // ErrInvalidEmailChange, recorded as a refused user.email_changed event
 // when the user exists. The address may have been taken by another user
 // since the request: ErrEmailTaken, and nothing changes. The address it
@@ -260,10 +280,12 @@ func (g *Guard) ConfirmEmailChange(ctx context.Context, req EmailChangeConfirm) 
 		return unavailable("check email change link", err)
 	case err != nil:
 		return refuse("invalid_token")
-	case c.FactorID != linkAddress(u.Email):
-		// Asked for from an address that is no longer the user's: it is
-		// spent, and changes nothing.
-		return refuse(ReasonEmailChanged)
+	}
+	if reason := linkMoved(c, u); reason != "" {
+		// Asked for from an address that is no longer the user's, or
+		// before the password was last set: it is spent, and changes
+		// nothing.
+		return refuse(reason)
 	}
 	if email == u.Email {
 		return g.verifyOwnEmail(ctx, p, u, refuse)
@@ -297,6 +319,15 @@ func (g *Guard) emailChangeLink(tenant, userID, email, token string) string {
 }
 
 func emailChangeTxn(userID string) string { return "email:" + userID }
+
+// The notice RequestEmailChange mails, instead of a link, to an address
+// another user of the tenant has.
+const (
+	emailTakenSubject = "Someone asked to use your email address"
+	emailTakenText    = "Someone signed in to another account asked to make this address the email address of that account. " +
+		"It is already the address of your account, so nothing changed and no link was sent. " +
+		"If it was you, sign in with this address instead. Otherwise you can ignore this email.\n"
+)
 
 // emailChangeHash binds a link's token to the address it was sent to.
 func emailChangeHash(token, email string) mfa.Hash {

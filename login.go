@@ -94,7 +94,9 @@ const (
 	ReasonDeactivated = "deactivated"
 	// ReasonPasswordChanged: the password was changed, reset or marked
 	// compromised while the sign-in that proved the old one was under way
-	// (or pending its second factor).
+	// (or pending its second factor). Also the reason of a refused
+	// password.reset or user.email_changed event: the link was made
+	// before the user's password was last set.
 	ReasonPasswordChanged = "password_changed"
 	// ReasonFactorAdded: a second factor was confirmed while a sign-in
 	// without one was under way.
@@ -229,8 +231,12 @@ func (g *Guard) settle(ctx context.Context, gt gate, done bool) error {
 // recordFailure records e, the failure event of attempt a, together with
 // a login.locked event when a's reservation gt started a lock; once that
 // is on record, the user (if the account exists) is mailed a notice
-// (SECURITY-CHECKLIST LG-16). gt is the zero gate for a failure that
-// reserved nothing.
+// (SECURITY-CHECKLIST LG-16), at most one an hour per account: anyone who
+// knows the address can lock the account again and again, and must not
+// flood its inbox (every lock stays on record). The notice, and the count
+// that limits it, are done in the background, so that the answer takes
+// no longer for an account than for an invented name. gt is the zero
+// gate for a failure that reserved nothing.
 func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.Event) error {
 	if !gt.acct.Locks {
 		return g.record(ctx, e)
@@ -245,8 +251,9 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 		if gt.acct.Permanent {
 			text += ", until an administrator unlocks it"
 		}
-		g.notify(a.user.Email, "Your account was locked", text+". If it was not you, someone may be guessing your password: "+
-			"change it once you can sign in again, and tell your administrator.")
+		g.notifyOnce(linkRateKey("lock-notice", a.user.Tenant, a.user.ID), a.user.Email, "Your account was locked",
+			text+". If it was not you, someone may be guessing your password: "+
+				"change it once you can sign in again, and tell your administrator.")
 	}
 	return nil
 }
@@ -259,8 +266,10 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 // same amount of hashing work, so neither the message nor the timing tells
 // whether an account exists; the cause is recorded in the login.failed
 // audit event. Malformed input (the IP and user agent included) returns an
-// *InputError or auth.ErrPasswordTooLong without hashing, recorded as
-// login.failed with reason bad_input. A store failure returns
+// *InputError or auth.ErrPasswordTooLong without hashing, in any tenant,
+// so that it tells nothing of which tenants exist; in a tenant that
+// exists it is recorded as login.failed with reason bad_input (an unknown
+// tenant has no log to record it in). A store failure returns
 // ErrUnavailable: the login is denied, never allowed.
 //
 // Each attempt is reserved in the throttle store before the password is
@@ -268,28 +277,22 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 // get more evaluations than the limit. A completed sign-in resets the
 // account's failures.
 func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error) {
+	// The input is checked before the tenant is looked up, so that a
+	// malformed request gets the same answer in any tenant, real or not.
+	email, inputErr := loginInput(req)
 	pol, err := g.EffectivePolicy(ctx, req.Tenant)
-	if errors.Is(err, ErrTenantNotFound) {
+	switch {
+	case errors.Is(err, ErrTenantNotFound) && inputErr != nil:
+		return LoginResult{}, inputErr // no tenant to record it in
+	case errors.Is(err, ErrTenantNotFound):
 		g.hasher.VerifyDummy(ctx, req.Password)
 		return LoginResult{}, ErrInvalidCredentials
-	}
-	if err != nil {
+	case err != nil:
 		return LoginResult{}, err
 	}
-	a := attempt{req: req}
-	if len(req.Password) > MaxPasswordBytes {
-		return LoginResult{}, g.loginFailed(ctx, a, ReasonBadInput, auth.ErrPasswordTooLong)
-	}
-	email, err := auth.CanonicalEmail(req.Email)
-	if err != nil {
-		return LoginResult{}, g.loginFailed(ctx, a, ReasonBadInput, err)
-	}
-	a.email = email
-	if err := checkText("user agent", req.UserAgent, 1024); err != nil {
-		return LoginResult{}, g.loginFailed(ctx, a, ReasonBadInput, err)
-	}
-	if err := checkClientIP(req.IP); err != nil {
-		return LoginResult{}, g.loginFailed(ctx, a, ReasonBadInput, err)
+	a := attempt{req: req, email: email}
+	if inputErr != nil {
+		return LoginResult{}, g.loginFailed(ctx, a, ReasonBadInput, inputErr)
 	}
 
 	u, err := g.stores.Users.UserByEmail(ctx, req.Tenant, email)
@@ -373,6 +376,23 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 		return g.breakGlass(ctx, a, gt, si)
 	}
 	return g.proceed(ctx, a, pol, gt, si)
+}
+
+// loginInput checks a login request's password length, email, user agent
+// and client IP, and returns the email in canonical form ("" if it is
+// malformed).
+func loginInput(req LoginRequest) (string, error) {
+	if len(req.Password) > MaxPasswordBytes {
+		return "", auth.ErrPasswordTooLong
+	}
+	email, err := auth.CanonicalEmail(req.Email)
+	if err != nil {
+		return "", err
+	}
+	if err := checkText("user agent", req.UserAgent, 1024); err != nil {
+		return email, err
+	}
+	return email, checkClientIP(req.IP)
 }
 
 // signIn says how the user proved who they are so far.

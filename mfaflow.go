@@ -993,7 +993,13 @@ func hasConfirmed(fs []mfa.Factor, k mfa.Kind) bool {
 
 // notify emails a security notice to the address to, in the background, when
 // Recovery.Email is configured. A failure to send is not the sign-in's.
-func (g *Guard) notify(to, subject, text string) {
+func (g *Guard) notify(to, subject, text string) { g.notifyOnce("", to, subject, text) }
+
+// notifyOnce is notify for a notice sent at most once an hour per key
+// ("" for no limit): the background send first counts a hit on key in the
+// link limits' store (Recovery.Limits), and sends only the hour's first.
+// A store failure sends nothing.
+func (g *Guard) notifyOnce(key, to, subject, text string) {
 	if g.recovery.Email == nil {
 		return
 	}
@@ -1002,6 +1008,11 @@ func (g *Guard) notify(to, subject, text string) {
 		defer g.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		if key != "" {
+			if n, err := g.recovery.rates.Hit(ctx, key, g.now(), time.Hour); err != nil || n > 1 {
+				return
+			}
+		}
 		_ = g.recovery.Email.SendEmail(ctx, mfa.Message{To: to, Subject: subject, Text: text})
 	}()
 }

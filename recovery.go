@@ -20,8 +20,10 @@ import (
 // RecoveryConfig configures forgotten-password emails (Config.Recovery).
 type RecoveryConfig struct {
 	// Email delivers the reset links and the security notices Guard sends
-	// a user (a recovery code used, a one-time code reused). Nil:
-	// ForgotPassword is unavailable and no notice is sent.
+	// a user (a recovery code used, a one-time code reused, the account
+	// locked: at most one lock notice an hour per account, counted in
+	// Stores.MFA.Rates). Nil: ForgotPassword is unavailable and no notice
+	// is sent.
 	Email mfa.EmailSender
 	// BaseURL is the public address of the site, such as
 	// "https://app.example.com": reset links are built from it, never from
@@ -64,11 +66,15 @@ type RecoveryConfig struct {
 }
 
 // LinkLimits bound the reset and email-change links sent in any hour: for
-// one account, to one address and from one client IP. Over a limit no
-// link is made or mailed, the last one sent stays valid, and the request
-// is recorded as refused with reason rate_limited; ForgotPassword answers
-// as always, RequestEmailChange returns ErrTooManyAttempts. Zero fields
-// take the defaults.
+// one account, to one address and from one client IP. The limit of an
+// address holds across tenants (one inbox), and it and the client IP's
+// count every request, ForgotPassword's for an address without an
+// account (or in a tenant that does not exist) too: so the limits never
+// tell anyone, in any tenant, whether an address has an account
+// somewhere. Over a limit no link is made or mailed, the last one sent
+// stays valid, and the request is recorded as refused with reason
+// rate_limited; ForgotPassword and RequestEmailChange answer as if the
+// link had gone out. Zero fields take the defaults.
 type LinkLimits struct {
 	PerAccount     int // default 5
 	PerDestination int // default 5
@@ -139,9 +145,10 @@ func (c *RecoveryConfig) fill(codes mfa.CodeStore, rates mfa.RateStore) error {
 }
 
 // linkLimited counts a link about to be mailed for account (tenant and
-// user ID) to the address to, asked from ip ("" for none), and reports
-// whether any of the hour's limits is now exceeded. A store failure is
-// returned: no link goes out then either.
+// user ID) to the address to, asked from ip, and reports whether any of
+// the hour's limits is now exceeded. An empty tenant, to or ip counts
+// nothing for the account, the address or the client IP. A store failure
+// is returned: no link goes out then either.
 func (g *Guard) linkLimited(ctx context.Context, tenant, userID, to, ip string) (bool, error) {
 	now := g.now()
 	over := false
@@ -227,11 +234,13 @@ type ForgotRequest struct {
 //
 // A link is single-use, lives Recovery.TokenTTL, is stored only as a hash,
 // and a newer request voids the older link. It is bound to the address it
-// was mailed to: once the user's email changes it no longer works, even
-// if it was sent while the change was being made. Recovery.Limits bound the
+// was mailed to and to the user's password: once the user's email or
+// password changes (a password change, another reset) it no longer works,
+// even if it was asked for while the change was being made. Recovery.Limits bound the
 // links mailed per account, address and client IP in an hour: beyond
 // them no mail goes out (and the last link stays valid), so the form
-// cannot be used to flood an inbox.
+// cannot be used to flood an inbox. The limits of an address and a client
+// IP count every request, for an account or not.
 func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
@@ -261,6 +270,10 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 
 // sendReset does the work of ForgotPassword; failures end in the audit log.
 func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) {
+	// The address's and the client IP's limits count every request,
+	// whether the tenant and the account exist or not: RequestEmailChange
+	// shares them, in any tenant.
+	over, lerr := g.linkLimited(ctx, "", "", email, req.IP)
 	if _, err := g.EffectivePolicy(ctx, req.Tenant); err != nil {
 		return
 	}
@@ -282,8 +295,15 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 	}
 	ev.Actor = audit.Actor{Kind: audit.ActorUser, ID: u.ID, Email: u.Email}
 	ev.Target = u.ID
-	switch over, err := g.linkLimited(ctx, u.Tenant, u.ID, u.Email, req.IP); {
-	case err != nil:
+	// The account's limit counts the requests the others let through:
+	// the hits of one request on its keys are apart (the lookup comes
+	// between), and a request held back by the address's limit must not
+	// take the account's place from a concurrent one it let through.
+	if lerr == nil && !over {
+		over, lerr = g.linkLimited(ctx, u.Tenant, u.ID, "", "")
+	}
+	switch {
+	case lerr != nil:
 		ev.Outcome, ev.Reason = audit.Failure, ReasonUnavailable
 	case over:
 		ev.Outcome, ev.Reason = audit.Failure, ReasonRateLimited
@@ -325,14 +345,14 @@ func (g *Guard) resetLink(tenant, userID, token string) string {
 func resetTxn(userID string) string { return "reset:" + userID }
 
 // putResetCode stores the code of a reset or invitation link with token
-// hash h, living ttl, that is about to be mailed to u.Email. The code
-// keeps that address (see linkAddress): the user's address may change
-// between the read of u and this write, after the change voided the
-// links, and the link must not work then.
+// hash h, living ttl, that is about to be mailed to u.Email. The code is
+// bound to that address and to u's password (see linkBinding): either may
+// change between the read of u and this write, after the change voided
+// the links, and the link must not work then.
 func (g *Guard) putResetCode(ctx context.Context, u auth.User, h mfa.Hash, ttl time.Duration) error {
 	now := g.now().UTC().Truncate(time.Microsecond)
 	return g.recovery.codes.PutCode(ctx, mfa.Code{Tenant: u.Tenant, Txn: resetTxn(u.ID), UserID: u.ID,
-		FactorID: linkAddress(u.Email), Kind: mfa.KindEmail, Hash: h, CreatedAt: now, ExpiresAt: now.Add(ttl), TriesLeft: linkTries})
+		FactorID: linkBinding(u), Kind: mfa.KindEmail, Hash: h, CreatedAt: now, ExpiresAt: now.Add(ttl), TriesLeft: linkTries})
 }
 
 // linkTries is the wrong tries a mailed link's code allows: as good as
@@ -342,15 +362,48 @@ func (g *Guard) putResetCode(ctx context.Context, u auth.User, h mfa.Hash, ttl t
 // fits the SQL stores' 32-bit counters).
 const linkTries = 1 << 30
 
-// linkAddress is what the code of a reset or invitation link keeps, in
-// its FactorID (a mailed link has no factor), of the address it was
-// mailed to: a hash of the address in canonical form (trimmed, lower
-// case, as auth.CanonicalEmail makes it), so that the code store never
-// holds the address itself. ResetPassword compares it with the user's
-// current address.
+// linkBinding is what the code of a mailed link (a reset link, an
+// invitation, an email-change link) keeps, in its FactorID (a mailed link
+// has no factor), of the account as it was read when the link was made:
+// its address (linkAddress) and its password (linkPassword). ResetPassword
+// and ConfirmEmailChange compare them with the account's now (linkMoved).
+// A change of address or password voids the links outstanding, but a link
+// stored after that (asked for while the change was under way) would
+// survive it: the binding spends it.
+func linkBinding(u auth.User) string {
+	return linkAddress(u.Email) + " " + linkPassword(u.PasswordHash)
+}
+
+// linkMoved returns why the link whose code is c no longer fits the
+// account u (ReasonEmailChanged, ReasonPasswordChanged), or "" if it
+// does.
+func linkMoved(c mfa.Code, u auth.User) string {
+	addr, pw, _ := strings.Cut(c.FactorID, " ")
+	switch {
+	case addr != linkAddress(u.Email):
+		return ReasonEmailChanged
+	case pw != linkPassword(u.PasswordHash):
+		return ReasonPasswordChanged
+	}
+	return ""
+}
+
+// linkAddress is a hash of the address a link was mailed to, in canonical
+// form (trimmed, lower case, as auth.CanonicalEmail makes it), so that the
+// code store never holds the address itself.
 func linkAddress(email string) string {
 	h := sha256.Sum256([]byte("guard link address\x00" + strings.ToLower(strings.TrimSpace(email))))
 	return "to:" + base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+// linkPassword is a hash of the user's password hash ("" for none) when a
+// link was made: every password set (a change, a reset, an
+// administrator's) makes a new hash, with a new salt, and so spends the
+// links made before it. So does a rehash after a sign-in (a new hash of
+// the same password), which is rare and only costs a new link.
+func linkPassword(hash string) string {
+	h := sha256.Sum256([]byte("guard link password\x00" + hash))
+	return "pw:" + base64.RawURLEncoding.EncodeToString(h[:16])
 }
 
 // newResetToken returns 256 random bits in base64url and their hash.
@@ -379,14 +432,17 @@ type ResetRequest struct {
 // ResetPassword sets a new password from a reset link. The link is
 // checked first, and consumed once; any problem with it is
 // ErrInvalidResetToken, recorded as a refused password.reset event when
-// the user exists (reasons invalid_token, deactivated, and email_changed,
+// the user exists (reasons invalid_token, deactivated; email_changed,
 // ReasonEmailChanged, for a link mailed to an address that is no longer
-// the user's: the link is spent and nothing changes). A new password
-// over MaxPasswordBytes is auth.ErrPasswordTooLong, recorded (bad_input)
-// before the link is tried, which stays usable. Only then must the new
-// password pass the tenant's policy (an *auth.PolicyError): the link is
-// put back, usable again. The policy is not asked before the link
-// holds, or the password history would tell whoever asks whether a
+// the user's, and password_changed, ReasonPasswordChanged, for one made
+// before the user's password was last set, even while that change was
+// under way: the link is spent and nothing changes). Only once the link
+// holds is the new password checked: one over MaxPasswordBytes is
+// auth.ErrPasswordTooLong (recorded, bad_input), one the tenant's policy
+// refuses an *auth.PolicyError, and either way the link is put back,
+// usable again. Neither is asked before the link holds: the length
+// refusal would tell whoever holds a user ID (every link carries one)
+// that the user exists and is active, and the password history whether a
 // guess is the user's password. On
 // success every session of the user ends, so does a pending email
 // change, the account's login lock is lifted and a notice is mailed;
@@ -428,11 +484,6 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 		return refuse("invalid_token")
 	case u.Status != auth.StatusActive:
 		return refuse(ReasonDeactivated)
-	case len(req.NewPassword) > MaxPasswordBytes:
-		if err := refuse(ReasonBadInput); !errors.Is(err, ErrInvalidResetToken) {
-			return err
-		}
-		return auth.ErrPasswordTooLong
 	}
 	c, err := g.recovery.codes.CheckCode(ctx, u.Tenant, resetTxn(u.ID), resetHash(req.Token), g.now())
 	switch {
@@ -440,20 +491,32 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 		return unavailable("check reset token", err)
 	case err != nil:
 		return refuse("invalid_token")
-	case c.FactorID != linkAddress(u.Email):
-		// Mailed to an address that is no longer the user's (the link
-		// was stored while the address changed): it is spent, and
-		// changes nothing.
-		return refuse(ReasonEmailChanged)
 	}
-	if err := g.checkPassword(ctx, actor, pol, u, req.NewPassword); err != nil {
-		// The link holds, the password does not: the link is usable
-		// again (unless a newer one was mailed meanwhile, which this
-		// replaces: the one the user just used keeps working).
+	if reason := linkMoved(c, u); reason != "" {
+		// Mailed to an address that is no longer the user's, or made
+		// before the password last set (perhaps stored while a change
+		// was under way): it is spent, and changes nothing.
+		return refuse(reason)
+	}
+	// The link holds. A new password refused now (too long, or by the
+	// policy) gives it back, usable again (unless a newer one was mailed
+	// meanwhile, which this replaces: the one the user just used keeps
+	// working). Not before: the answer to a made-up link must not depend
+	// on whether the user exists and is active.
+	giveBack := func(err error) error {
 		if perr := g.recovery.codes.PutCode(context.WithoutCancel(ctx), c); perr != nil {
 			return unavailable("restore reset token", perr)
 		}
 		return err
+	}
+	if len(req.NewPassword) > MaxPasswordBytes {
+		if err := refuse(ReasonBadInput); !errors.Is(err, ErrInvalidResetToken) {
+			return giveBack(err)
+		}
+		return giveBack(auth.ErrPasswordTooLong)
+	}
+	if err := g.checkPassword(ctx, actor, pol, u, req.NewPassword); err != nil {
+		return giveBack(err)
 	}
 	h, err := g.hasher.Hash(ctx, req.NewPassword)
 	if err != nil {

@@ -332,7 +332,8 @@ type PasswordChange struct {
 // CAPTCHA when one is configured; the new one must pass the tenant's
 // policy, including its history. On success every other session of the
 // user ends, and so do the reset and email-change links mailed for the
-// account; a notice goes to the user's address when Config.Recovery.Email
+// account (even one asked for while the change is made: a link is bound
+// to the password it was made under); a notice goes to the user's address when Config.Recovery.Email
 // is set.
 //
 // A session that signed in with a password that had to be changed

@@ -121,7 +121,11 @@ func (a *app) requestEmailChange(w http.ResponseWriter, r *http.Request) {
 		a.failOr(w, r, err, "/account")
 		return
 	}
-	a.ok(w, r, "/account", "We sent a link to %s: open it to confirm the new address. Until then, sign in with the current one.", strings.TrimSpace(email))
+	// Guard answers the same when it sent no link (the address is another
+	// user's, who gets a notice instead, or too many went to it this
+	// hour): the page cannot promise one went out.
+	a.ok(w, r, "/account", "We sent a link to %s: open it to confirm the new address. Until then, sign in with the current one. "+
+		"If none arrives, the address may already be in use, or too many links may have gone to it in the last hour.", strings.TrimSpace(email))
 }
 
 const emailCookie = "__Host-email-change"
