@@ -235,8 +235,9 @@ type EmailChangeConfirm struct {
 // request, its address or token altered, the user deactivated, the
 // user's address changed since it was asked for: reason email_changed,
 // or the password set since, even by a change under way when it was
-// asked for: reason password_changed) is
-// ErrInvalidEmailChange, recorded as a refused user.email_changed event
+// asked for: reason password_changed; the tenant has connected an
+// identity provider since, which owns the addresses: reason idp_managed)
+// is ErrInvalidEmailChange, recorded as a refused user.email_changed event
 // when the user exists. The address may have been taken by another user
 // since the request: ErrEmailTaken, and nothing changes. The address it
 // changes to is verified (User.EmailUnverified false). A link for the
@@ -289,6 +290,14 @@ func (g *Guard) ConfirmEmailChange(ctx context.Context, req EmailChangeConfirm) 
 	}
 	if email == u.Email {
 		return g.verifyOwnEmail(ctx, p, u, refuse)
+	}
+	// The tenant may have connected an IdP since the link was asked for:
+	// the IdP owns the addresses now (see prepareEmailChange).
+	switch idp, err := g.hasIdP(ctx, u.Tenant); {
+	case err != nil:
+		return err
+	case idp:
+		return refuse(ReasonIdPManaged)
 	}
 	return g.applyEmailChange(ctx, p, u, email, false)
 }

@@ -186,6 +186,11 @@ func linkRateKey(scope string, fields ...string) string {
 // longer the user's.
 const ReasonEmailChanged = "email_changed"
 
+// ReasonIdPManaged is the Reason of a refused user.email_changed event: an
+// email-change link confirmed after the tenant connected an identity
+// provider, which owns the addresses from then on.
+const ReasonIdPManaged = "idp_managed"
+
 // ReasonRateLimited is the Reason of a refused password.reset_requested or
 // user.email_change_requested event: a send limit held the link back.
 const ReasonRateLimited = "rate_limited"

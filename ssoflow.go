@@ -367,6 +367,9 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 			return LoginResult{}, "", fail(ReasonUnknownUser, "", ErrSSOFailed)
 		}
 		if u, err = g.provision(ctx, resp.Tenant, res); err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				return LoginResult{}, "", fail(ReasonUnavailable, "", err)
+			}
 			return LoginResult{}, "", fail("provisioning", err.Error(), ErrSSOFailed)
 		}
 	case err != nil:
@@ -376,8 +379,17 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 		// user may be someone else. Nothing is synced onto the account.
 		a.user = &u
 		return LoginResult{}, "", fail(ReasonEmailUnverified, "", ErrSSOFailed)
+	case u.Status != auth.StatusActive:
+		// Refused before anything is synced onto the account.
+		a.user = &u
+		return LoginResult{}, "", fail(ReasonDeactivated, "", ErrSSOFailed)
 	case res.SyncRoles && g.rbac != nil:
 		if err := g.syncRoles(ctx, u, res.Roles); err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				// A store failure, not the IdP's answer: 503, as the
+				// other store failures of a sign-in.
+				return LoginResult{}, "", fail(ReasonUnavailable, "", err)
+			}
 			return LoginResult{}, "", fail("role_sync", err.Error(), ErrSSOFailed)
 		}
 	}
@@ -458,7 +470,7 @@ func (g *Guard) syncRoles(ctx context.Context, u auth.User, want []string) error
 	sub := rbac.User(u.ID)
 	have, err := g.rbac.RolesOf(ctx, u.Tenant, sub)
 	if err != nil {
-		return err
+		return rbacErr("roles", err)
 	}
 	sys := System("sso")
 	for _, r := range want {

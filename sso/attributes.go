@@ -78,7 +78,10 @@ func (comp *compiled) mapAttributes(a *saml.Assertion, res *Result) *RejectError
 	}
 	if len(c.AllowedDomains) > 0 {
 		domain := email[strings.LastIndexByte(email, '@')+1:]
-		if !slices.ContainsFunc(c.AllowedDomains, func(d string) bool { return strings.EqualFold(d, domain) }) {
+		// Lower case, then byte for byte: strings.EqualFold would take
+		// "ſ" (U+017F) for "s", and so another (internationalised)
+		// domain for an allowed one.
+		if !slices.ContainsFunc(c.AllowedDomains, func(d string) bool { return strings.ToLower(d) == domain }) {
 			return reject(ReasonEmailDomain, "", nil)
 		}
 	}
