@@ -36,6 +36,20 @@ func (g *Guard) Authenticate(ctx context.Context, token string) (Principal, erro
 	return g.authenticateHash(ctx, h)
 }
 
+// expiredSession returns the session of an *session.ExpiredError in err.
+// The target of errors.As escapes to the heap: kept out of the path of a
+// request that succeeds, which allocates nothing here.
+func expiredSession(err error) (session.Session, bool) {
+	if err == nil {
+		return session.Session{}, false
+	}
+	var ee *session.ExpiredError
+	if !errors.As(err, &ee) {
+		return session.Session{}, false
+	}
+	return ee.Session, true
+}
+
 // authenticateHash authenticates the session h under the tenant's policy
 // as it is now (cached, Config.PolicyCacheTTL): a session is held to the
 // lower of its own idle timeout and lifetime and the policy's, and one that
@@ -53,10 +67,9 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal
 		}
 		return session.Limits{IdleTimeout: pol.IdleTimeout, Lifetime: pol.SessionLifetime}, nil
 	})
-	if ee := (*session.ExpiredError)(nil); errors.As(err, &ee) {
+	if x, ok := expiredSession(err); ok {
 		// The request that found the session expired (and removed it)
 		// records the expiry, once.
-		x := ee.Session
 		reason := "idle_timeout"
 		if !g.now().Before(x.ExpiresAt) {
 			reason = "lifetime"
