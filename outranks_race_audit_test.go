@@ -43,21 +43,7 @@ func (u *grantOnDeactivate) SetStatus(ctx context.Context, tenant, id string, s 
 // roles (RevokeAll with the deleter's permissions); DeactivateUser,
 // ApplyReview and DeactivateDormant do not.
 func TestAuditOutranks_DeactivationRacesARoleGrant(t *testing.T) {
-	var hooked *grantOnDeactivate
-	f := newFixture(t, func(c *guard.Config) {
-		hooked = &grantOnDeactivate{UserUpdater: c.Stores.UserUpdates}
-		c.Stores.UserUpdates = hooked
-	})
-	olga, _ := f.userWithRoles(t, "olga@example.test", rbac.Owner)
-	mia, _ := f.userWithRoles(t, "mia@example.test", rbac.Member)
-	admin, _ := f.userWithRoles(t, "adam@example.test", rbac.Admin)
-	hooked.mu.Lock()
-	hooked.hook = func() {
-		if err := f.g.GrantRole(f.ctx, olga, tenantID, "user:"+mia.UserID, rbac.Owner); err != nil {
-			t.Errorf("the owner's grant: %v", err)
-		}
-	}
-	hooked.mu.Unlock()
+	f, mia, admin := ownerGrantedMeanwhile(t)
 	err := f.g.DeactivateUser(f.ctx, admin, tenantID, mia.UserID)
 	u, uerr := f.g.User(f.ctx, guard.System("test"), tenantID, mia.UserID)
 	if uerr != nil {
@@ -78,21 +64,7 @@ func TestAuditOutranks_DeactivationRacesARoleGrant(t *testing.T) {
 // policyRefused, which records no Meta role: the record does not say which
 // role stopped the deletion.
 func TestAuditOutranks_DeletionStoppedByAGrantRecordsNoRole(t *testing.T) {
-	var hooked *grantOnDeactivate
-	f := newFixture(t, func(c *guard.Config) {
-		hooked = &grantOnDeactivate{UserUpdater: c.Stores.UserUpdates}
-		c.Stores.UserUpdates = hooked
-	})
-	olga, _ := f.userWithRoles(t, "olga@example.test", rbac.Owner)
-	mia, _ := f.userWithRoles(t, "mia@example.test", rbac.Member)
-	admin, _ := f.userWithRoles(t, "adam@example.test", rbac.Admin)
-	hooked.mu.Lock()
-	hooked.hook = func() {
-		if err := f.g.GrantRole(f.ctx, olga, tenantID, "user:"+mia.UserID, rbac.Owner); err != nil {
-			t.Errorf("the owner's grant: %v", err)
-		}
-	}
-	hooked.mu.Unlock()
+	f, mia, admin := ownerGrantedMeanwhile(t)
 	if err := f.g.DeleteUser(f.ctx, admin, tenantID, mia.UserID); !errors.Is(err, guard.ErrForbidden) {
 		t.Fatalf("an admin's DeleteUser of a user made owner meanwhile: %v, want ErrForbidden", err)
 	}
@@ -100,4 +72,27 @@ func TestAuditOutranks_DeletionStoppedByAGrantRecordsNoRole(t *testing.T) {
 	if len(evs) != 1 || evs[0].Outcome != audit.Failure || evs[0].Reason != "escalation" || evs[0].Meta["role"] != rbac.Owner {
 		t.Errorf("user.deleted events %+v; want one failure, reason escalation, Meta role owner", evs)
 	}
+}
+
+// ownerGrantedMeanwhile returns a fixture with an owner (olga), a member
+// (mia) and an admin, whose user store makes olga grant mia the owner role
+// during the first write of a deactivated status (grantOnDeactivate).
+func ownerGrantedMeanwhile(t *testing.T) (f *fixture, mia, admin guard.Principal) {
+	t.Helper()
+	var hooked *grantOnDeactivate
+	f = newFixture(t, func(c *guard.Config) {
+		hooked = &grantOnDeactivate{UserUpdater: c.Stores.UserUpdates}
+		c.Stores.UserUpdates = hooked
+	})
+	olga, _ := f.userWithRoles(t, "olga@example.test", rbac.Owner)
+	mia, _ = f.userWithRoles(t, "mia@example.test", rbac.Member)
+	admin, _ = f.userWithRoles(t, "adam@example.test", rbac.Admin)
+	hooked.mu.Lock()
+	hooked.hook = func() {
+		if err := f.g.GrantRole(f.ctx, olga, tenantID, "user:"+mia.UserID, rbac.Owner); err != nil {
+			t.Errorf("the owner's grant: %v", err)
+		}
+	}
+	hooked.mu.Unlock()
+	return f, mia, admin
 }
