@@ -229,10 +229,9 @@ func (g *Guard) revokeKeysOf(ctx context.Context, by Principal, tenant, id, reas
 // then a lock of a minute doubling to an hour.
 var apiKeyLimit = auth.Limit{Max: 20, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Hour}
 
-// apiKeyDeniedLimit bounds the refusals of one API key recorded in its
-// tenant's log (see keyRefusalDue): one a minute for each key, address
-// and action.
-var apiKeyDeniedLimit = auth.Limit{Max: 1, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Minute}
+// refusalRecordLimit bounds the refusals of one kind recorded in a
+// tenant's log (see recordDue): one a minute for each key.
+var refusalRecordLimit = auth.Limit{Max: 1, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Minute}
 
 // AuthenticateAPIKey checks an API key presented from client address addr
 // and returns its principal: the key must exist, be neither revoked nor
@@ -374,11 +373,18 @@ func unusableKeyEvent(k auth.APIKey, ip string) audit.Event {
 
 // keyRefusalDue reports whether a refusal of API key id used from ip may
 // be recorded as action: the first such refusal in a minute is
-// (apiKeyDeniedLimit), so that one key used in a loop does not flood its
-// tenant's log. A refusal that is not due is refused all the same, without
-// a record. A store failure is ErrUnavailable.
+// (recordDue), so that one key used in a loop does not flood its tenant's
+// log. A refusal that is not due is refused all the same, without a
+// record. A store failure is ErrUnavailable.
 func (g *Guard) keyRefusalDue(ctx context.Context, action audit.Action, id, ip string, now time.Time) (bool, error) {
-	r, err := g.stores.Throttle.Reserve(ctx, "apikey-denied:"+string(action)+"|"+id+"|"+ip, now, apiKeyDeniedLimit)
+	return g.recordDue(ctx, "apikey-denied:"+string(action)+"|"+id+"|"+ip, now)
+}
+
+// recordDue reports whether a refusal counted under key may be recorded:
+// the first in a minute is (refusalRecordLimit). A store failure is
+// ErrUnavailable.
+func (g *Guard) recordDue(ctx context.Context, key string, now time.Time) (bool, error) {
+	r, err := g.stores.Throttle.Reserve(ctx, key, now, refusalRecordLimit)
 	if err != nil {
 		return false, unavailable("throttle", err)
 	}

@@ -106,16 +106,12 @@ func (g *Guard) applyIPList(ctx context.Context, tenant string, scope ipfilter.S
 
 // ipRecordDue reports whether e, an ip.denied event, may be recorded: the
 // first of its kind (tenant, scope, actor, address, reason) in a minute is
-// (apiKeyDeniedLimit), so that a session refused, or let through by a
-// report-only list, at each of its requests does not write an event per
-// request. A store failure is ErrUnavailable.
+// (recordDue), so that a session refused, or let through by a report-only
+// list, at each of its requests does not write an event per request. A
+// store failure is ErrUnavailable.
 func (g *Guard) ipRecordDue(ctx context.Context, e audit.Event) (bool, error) {
 	k := sha256.Sum256([]byte(strings.Join([]string{e.Tenant, e.Target, string(e.Actor.Kind), e.Actor.ID, e.IP, e.Reason}, "\x00")))
-	r, err := g.stores.Throttle.Reserve(ctx, "ip-denied:"+hex.EncodeToString(k[:16]), g.now(), apiKeyDeniedLimit)
-	if err != nil {
-		return false, unavailable("throttle", err)
-	}
-	return r.Allowed, nil
+	return g.recordDue(ctx, "ip-denied:"+hex.EncodeToString(k[:16]), g.now())
 }
 
 // checkIPString is checkIP for an address given as text (LoginRequest.IP).
