@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -1119,28 +1120,24 @@ func (g *Guard) notOwnKeysRequest(ctx context.Context, by Principal, id string) 
 	return nil
 }
 
-// approverActive returns rbac.ErrApproverRevoked when approval id is
-// approved for claim c by a user who is no longer active (deactivated or
-// deleted). Any other state is left to Consume to report, so that nothing
-// is told about an approval to whoever does not present its claim.
-func (g *Guard) approverActive(ctx context.Context, tenant, id string, c rbac.Claim) error {
-	ap, err := g.approvals.Get(ctx, tenant, id)
-	switch {
-	case errors.Is(err, rbac.ErrNotFound):
-		return nil
-	case err != nil:
-		return err
-	case ap.Status != rbac.StatusApproved || !c.Matches(ap) || ap.Decider.Kind != rbac.KindUser:
+// deciderActive is rbac.ApprovalConfig.DeciderActive for users: an
+// approval given by a user since deactivated or deleted no longer stands
+// (rbac.ErrApproverRevoked). A store failure is returned as it is (Consume
+// returns it; ConsumeApproval makes it ErrUnavailable).
+func deciderActive(users auth.UserStore) func(context.Context, string, rbac.Subject) error {
+	return func(ctx context.Context, tenant string, d rbac.Subject) error {
+		if d.Kind != rbac.KindUser {
+			return nil
+		}
+		u, err := users.User(ctx, tenant, d.ID)
+		switch {
+		case errors.Is(err, auth.ErrNotFound) || err == nil && u.Status != auth.StatusActive:
+			return rbac.ErrApproverRevoked
+		case err != nil:
+			return fmt.Errorf("load approver: %w", err)
+		}
 		return nil
 	}
-	u, err := g.stores.Users.User(ctx, tenant, ap.Decider.ID)
-	switch {
-	case errors.Is(err, auth.ErrNotFound) || err == nil && u.Status != auth.StatusActive:
-		return rbac.ErrApproverRevoked
-	case err != nil:
-		return unavailable("load user", err)
-	}
-	return nil
 }
 
 // ConsumeApproval uses an approved request, once, to carry out the action
@@ -1171,9 +1168,6 @@ func (g *Guard) ConsumeApproval(ctx context.Context, by Principal, id, permissio
 	}
 	c := rbac.Claim{Requester: by.subject(), Permission: p, Target: target, PayloadHash: PayloadHash(payload)}
 	if err := g.keyHolds(ctx, by, p); err != nil {
-		return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalConsumed, id, err)
-	}
-	if err := g.approverActive(ctx, by.Tenant, id, c); err != nil {
 		return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalConsumed, id, err)
 	}
 	ap, err := g.approvals.Consume(ctx, by.Tenant, id, c)

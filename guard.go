@@ -388,7 +388,8 @@ func New(cfg Config) (*Guard, error) {
 		if cfg.Stores.Approvals == nil {
 			return nil, &PolicyError{Field: "Stores.Approvals", Reason: "is required with Stores.Policies"}
 		}
-		if aps, err = rbac.NewApprovals(rbac.ApprovalConfig{Store: cfg.Stores.Approvals, Enforcer: enf, Now: cfg.Now, Rand: cfg.Rand}); err != nil {
+		if aps, err = rbac.NewApprovals(rbac.ApprovalConfig{Store: cfg.Stores.Approvals, Enforcer: enf, Now: cfg.Now, Rand: cfg.Rand,
+			DeciderActive: deciderActive(cfg.Stores.Users)}); err != nil {
 			return nil, err
 		}
 	}

@@ -37,6 +37,11 @@ type ApprovalConfig struct {
 	TTL time.Duration
 	// MaxTTL bounds the ttl of Request (default 7 days).
 	MaxTTL time.Duration
+	// DeciderActive, if not nil, is asked by Consume whether the decider
+	// of an approval still stands behind it beyond its permissions (a user
+	// account deactivated or deleted meanwhile: return ErrApproverRevoked);
+	// any other error it returns is a store failure and Consume returns it.
+	DeciderActive func(ctx context.Context, tenant string, decider Subject) error
 }
 
 // Approvals runs four-eyes approvals: a requester asks to do an action on
@@ -46,12 +51,13 @@ type ApprovalConfig struct {
 // expires. Every step that changes an approval is one atomic store step.
 // Approvals is safe for concurrent use.
 type Approvals struct {
-	store  ApprovalStore
-	enf    *Enforcer
-	now    func() time.Time
-	rand   io.Reader
-	ttl    time.Duration
-	maxTTL time.Duration
+	store         ApprovalStore
+	enf           *Enforcer
+	now           func() time.Time
+	rand          io.Reader
+	ttl           time.Duration
+	maxTTL        time.Duration
+	deciderActive func(context.Context, string, Subject) error
 }
 
 // NewApprovals validates cfg, fills its defaults and returns Approvals. A
@@ -78,7 +84,8 @@ func NewApprovals(cfg ApprovalConfig) (*Approvals, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return &Approvals{store: cfg.Store, enf: cfg.Enforcer, now: cfg.Now, rand: cfg.Rand, ttl: cfg.TTL, maxTTL: cfg.MaxTTL}, nil
+	return &Approvals{store: cfg.Store, enf: cfg.Enforcer, now: cfg.Now, rand: cfg.Rand, ttl: cfg.TTL, maxTTL: cfg.MaxTTL,
+		deciderActive: cfg.DeciderActive}, nil
 }
 
 func checkTarget(target string) error {
@@ -256,7 +263,8 @@ func (a *Approvals) Consume(ctx context.Context, tenant, id string, c Claim) (Ap
 
 // approverStands returns ErrApproverRevoked when approval id is approved
 // for claim c and its decider no longer holds the approve permission of
-// its section. Any other state is left to the store's atomic consumption
+// its section, or no longer stands behind it (ApprovalConfig.DeciderActive).
+// Any other state is left to the store's atomic consumption
 // to report (ErrNotFound, ErrMismatch, ErrNotApproved…), so that nothing
 // is told about an approval to whoever does not present its claim.
 func (a *Approvals) approverStands(ctx context.Context, tenant, id string, c Claim) error {
@@ -279,6 +287,9 @@ func (a *Approvals) approverStands(ctx context.Context, tenant, id string, c Cla
 			return ErrApproverRevoked // a decider no subject can be: no approval
 		}
 		return err
+	}
+	if a.deciderActive != nil {
+		return a.deciderActive(ctx, tenant, ap.Decider)
 	}
 	return nil
 }

@@ -1,8 +1,10 @@
 package rbac_test
 
 import (
+	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/guardhq/guard/rbac"
 )
@@ -26,5 +28,43 @@ func TestApprovalConsumeNeedsApproverStill(t *testing.T) {
 	grant(t, r.e, "acme", cleo, rbac.Manager)
 	if got, err := r.ap.Consume(ctx, "acme", a.ID, claim("campaign-spring", campaignSum)); err != nil || got.Status != rbac.StatusConsumed {
 		t.Errorf("Consume with the approver's role back = %+v, %v", got, err)
+	}
+}
+
+// ApprovalConfig.DeciderActive is asked by Consume about the decider of a
+// matching approved approval: ErrApproverRevoked refuses it and leaves it
+// unconsumed; another error is returned as it is (a store failure).
+func TestApprovalConsumeAsksDeciderActive(t *testing.T) {
+	r := newApprovalRig(t)
+	var answer error
+	var asked []rbac.Subject
+	ap, err := rbac.NewApprovals(rbac.ApprovalConfig{Store: r.store, Enforcer: r.e, Now: r.clock.Now, TTL: time.Hour,
+		DeciderActive: func(_ context.Context, tenant string, d rbac.Subject) error {
+			asked = append(asked, d)
+			return answer
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ap = ap
+	a := r.request(t)
+	if _, err := r.ap.Approve(ctx, "acme", a.ID, cleo); err != nil {
+		t.Fatal(err)
+	}
+	answer = rbac.ErrApproverRevoked
+	if _, err := r.ap.Consume(ctx, "acme", a.ID, claim("campaign-spring", campaignSum)); !errors.Is(err, rbac.ErrApproverRevoked) {
+		t.Fatalf("Consume with the decider no longer active = %v, want ErrApproverRevoked", err)
+	}
+	injected := errors.New("user store down")
+	answer = injected
+	if _, err := r.ap.Consume(ctx, "acme", a.ID, claim("campaign-spring", campaignSum)); !errors.Is(err, injected) {
+		t.Fatalf("Consume with the decider check failing = %v, want its error", err)
+	}
+	answer = nil
+	if got, err := r.ap.Consume(ctx, "acme", a.ID, claim("campaign-spring", campaignSum)); err != nil || got.Status != rbac.StatusConsumed {
+		t.Errorf("Consume with the decider active = %+v, %v", got, err)
+	}
+	if len(asked) != 3 || asked[0] != cleo {
+		t.Errorf("DeciderActive asked about %v, want cleo three times", asked)
 	}
 }
