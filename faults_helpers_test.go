@@ -613,6 +613,8 @@ func (w fSubjects) Subject(ctx context.Context, tenant, userID string, now time.
 	return do1(w.c, "SSO.Subjects.Subject", func() (sso.Subject, error) { return w.SubjectStore.Subject(ctx, tenant, userID, now) })
 }
 
-func (w fSubjects) SubjectsByNameID(ctx context.Context, tenant, nameID string, now time.Time) ([]sso.Subject, error) {
-	return do1(w.c, "SSO.Subjects.SubjectsByNameID", func() ([]sso.Subject, error) { return w.SubjectStore.SubjectsByNameID(ctx, tenant, nameID, now) })
+func (w fSubjects) SubjectsByNameID(ctx context.Context, tenant, idp, nameID string, now time.Time) ([]sso.Subject, error) {
+	return do1(w.c, "SSO.Subjects.SubjectsByNameID", func() ([]sso.Subject, error) {
+		return w.SubjectStore.SubjectsByNameID(ctx, tenant, idp, nameID, now)
+	})
 }

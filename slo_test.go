@@ -124,12 +124,13 @@ func TestSingleLogoutNamesTheIdPSubject(t *testing.T) {
 	ctx := t.Context()
 	b, p := s.ssoUser(t, "alice", "Alice@Corp.Example")
 
-	// The sign-in kept who Alice is at the IdP, exactly as it said.
+	// The sign-in kept who Alice is at the IdP, exactly as it said, and
+	// which IdP said it.
 	sub, err := s.stores.SSO.Subjects.Subject(ctx, tenantID, p.UserID, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sub.NameID != "Alice@Corp.Example" || sub.NameIDFormat == "" || sub.SessionIndex == "" {
+	if sub.NameID != "Alice@Corp.Example" || sub.NameIDFormat == "" || sub.SessionIndex == "" || sub.IdP != s.idpURL+"/metadata" {
 		t.Fatalf("kept subject %+v", sub)
 	}
 
@@ -157,7 +158,7 @@ func TestIdPLogoutByOpaqueNameID(t *testing.T) {
 	carolB, carol := s.ssoUser(t, "carol", "carol@corp.example")
 	// Carol's IdP identifies her by an opaque persistent NameID, which no
 	// email lookup can match.
-	if err := s.stores.SSO.Subjects.PutSubject(ctx, sso.Subject{Tenant: tenantID, UserID: carol.UserID, NameID: "00u8f3kq2ZCAROL",
+	if err := s.stores.SSO.Subjects.PutSubject(ctx, sso.Subject{Tenant: tenantID, UserID: carol.UserID, IdP: s.idpURL + "/metadata", NameID: "00u8f3kq2ZCAROL",
 		NameIDFormat: persistentFormat, SessionIndex: "_s1", Expires: time.Now().Add(time.Hour)}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -232,11 +233,11 @@ func (f *failingSubjects) PutSubject(ctx context.Context, s sso.Subject, now tim
 	return f.SubjectStore.PutSubject(ctx, s, now)
 }
 
-func (f *failingSubjects) SubjectsByNameID(ctx context.Context, tenant, nameID string, now time.Time) ([]sso.Subject, error) {
+func (f *failingSubjects) SubjectsByNameID(ctx context.Context, tenant, idp, nameID string, now time.Time) ([]sso.Subject, error) {
 	if f.down() {
 		return nil, errSubjectsDown
 	}
-	return f.SubjectStore.SubjectsByNameID(ctx, tenant, nameID, now)
+	return f.SubjectStore.SubjectsByNameID(ctx, tenant, idp, nameID, now)
 }
 
 func TestSubjectStoreFailuresDeny(t *testing.T) {

@@ -356,7 +356,7 @@ func TestSSOTenantsKeepTheirIdPs(t *testing.T) {
 	if subA.NameID != "alice@corp.example" || subG.NameID != subA.NameID {
 		t.Fatalf("kept subjects %+v and %+v, want the same NameID", subA, subG)
 	}
-	if subs, err := s.stores.SSO.Subjects.SubjectsByNameID(ctx, "acme", subA.NameID, time.Now()); err != nil || len(subs) != 1 || subs[0].UserID != pA.UserID {
+	if subs, err := s.stores.SSO.Subjects.SubjectsByNameID(ctx, "acme", subA.IdP, subA.NameID, time.Now()); err != nil || len(subs) != 1 || subs[0].UserID != pA.UserID {
 		t.Errorf("acme's subjects of %s: %+v, %v", subA.NameID, subs, err)
 	}
 

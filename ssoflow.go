@@ -409,7 +409,7 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 	if err := g.record(ctx, ok); err != nil {
 		return LoginResult{}, "", err
 	}
-	sub := &sso.Subject{Tenant: u.Tenant, UserID: u.ID, NameID: res.NameID, SessionIndex: res.SessionIndex}
+	sub := &sso.Subject{Tenant: u.Tenant, UserID: u.ID, IdP: res.IdPEntityID, NameID: res.NameID, SessionIndex: res.SessionIndex}
 	if len(res.NameIDFormat) <= maxNameIDFormat {
 		sub.NameIDFormat = res.NameIDFormat
 	}
@@ -499,6 +499,12 @@ func (g *Guard) syncRoles(ctx context.Context, u auth.User, want []string) error
 // sign-in (NameID, its format and the IdP's SessionIndex, kept in
 // Stores.SSO.Subjects); without a kept subject, by email address, which
 // only an IdP that identifies users by email can match.
+//
+// A kept subject is named only to the IdP that issued it (sso.Subject.IdP):
+// when the tenant has replaced its IdP since the user signed in, the new
+// IdP never learns the old one's NameID or session, and the logout is
+// local only ("" returned), as it is for a subject kept before Guard
+// recorded its IdP (which IdP issued it is unknown).
 func (g *Guard) LogoutSSO(ctx context.Context, p Principal, returnTo string) (string, error) {
 	if err := g.Logout(ctx, p); err != nil {
 		return "", err
@@ -508,7 +514,12 @@ func (g *Guard) LogoutSSO(ctx context.Context, p Principal, returnTo string) (st
 	}
 	opts := sso.LogoutOptions{ReturnTo: returnTo}
 	if sub, err := g.ssoSubject(ctx, p.Tenant, p.UserID); err == nil {
-		opts.NameID, opts.NameIDFormat, opts.SessionIndex = sub.NameID, sub.NameIDFormat, sub.SessionIndex
+		if sub.IdP == "" {
+			return "", nil // whose it is is unknown: named to no IdP
+		}
+		// StartLogout sends nothing (sso.ErrOtherIdP) unless sub.IdP is
+		// the tenant's IdP, judged on the connection it would send to.
+		opts.NameID, opts.NameIDFormat, opts.SessionIndex, opts.IdP = sub.NameID, sub.NameIDFormat, sub.SessionIndex, sub.IdP
 	} else {
 		u, err := g.stores.Users.User(ctx, p.Tenant, p.UserID)
 		if err != nil {
@@ -542,10 +553,15 @@ func (g *Guard) ssoSubject(ctx context.Context, tenant, userID string) (sso.Subj
 // HandleSLO processes a request to the tenant's single logout URL: the
 // IdP's answer to LogoutSSO (returns where to send the browser), or the
 // IdP asking to end a user's sessions (returns the URL that answers the
-// IdP). The user is the one whose last SSO sign-in had the request's
-// NameID (Stores.SSO.Subjects); when none is kept, the user whose email is
-// the NameID, unless that address is unverified (as CompleteSSO, which
-// never signs such an account in). Every session of that user ends,
+// IdP). The user is the one whose last SSO sign-in, through the IdP that
+// sent the request (its verified Issuer), had the request's NameID
+// (Stores.SSO.Subjects): a NameID another IdP issued (one the tenant has
+// since replaced, or an unknown one: a subject kept before Guard recorded
+// its IdP) names nobody to this one. When no subject of this IdP has the
+// NameID, the user is the one whose email is the NameID, unless that
+// address is unverified (as CompleteSSO, which never signs such an
+// account in): the tenant's IdP signs users in by email, so an email
+// names the same user whichever IdP sends it. Every session of that user ends,
 // whatever SessionIndex the request names: a logout from the IdP never
 // leaves a Guard session of the person behind. A store failure answers nothing to the IdP
 // (ErrUnavailable), so it does not take the logout as done.
@@ -569,7 +585,7 @@ func (g *Guard) HandleSLO(ctx context.Context, tenant string, r *http.Request) (
 	if res.Request == nil {
 		return res.ReturnTo, nil
 	}
-	users, err := g.sloUsers(ctx, tenant, res.Request.NameID)
+	users, err := g.sloUsers(ctx, tenant, res.Request.IdP, res.Request.NameID)
 	if err != nil {
 		return "", err
 	}
@@ -588,11 +604,11 @@ func (g *Guard) HandleSLO(ctx context.Context, tenant string, r *http.Request) (
 }
 
 // sloUsers returns the IDs of the users a LogoutRequest from the tenant's
-// IdP names by nameID: those whose kept subject has it, or else the user
-// whose email it is.
-func (g *Guard) sloUsers(ctx context.Context, tenant, nameID string) ([]string, error) {
+// IdP, idp, names by nameID: those whose kept subject is idp's and has
+// it, or else the user whose email it is.
+func (g *Guard) sloUsers(ctx context.Context, tenant, idp, nameID string) ([]string, error) {
 	if st := g.stores.SSO.Subjects; st != nil {
-		subs, err := st.SubjectsByNameID(ctx, tenant, nameID, g.now())
+		subs, err := st.SubjectsByNameID(ctx, tenant, idp, nameID, g.now())
 		if err != nil {
 			return nil, unavailable("sso subjects", err)
 		}

@@ -87,9 +87,11 @@
 // in a LogoutRequest), never cleaned up. The email a user is found by
 // (the email attribute, or an emailAddress NameID) is another thing:
 // trimmed and lower-cased (Result.Email), so "Alice@Corp.Example" and
-// "alice@corp.example" are one user of the tenant. When no kept subject
-// has a LogoutRequest's NameID (or there is no subject store), the facade
-// reads the NameID as an email, lower-cased the same way.
+// "alice@corp.example" are one user of the tenant. When no subject kept
+// from the requesting IdP has a LogoutRequest's NameID (or there is no
+// subject store), the facade reads the NameID as an email, lower-cased
+// the same way: the tenant's IdP signs users in by email, so it may log
+// them out by email.
 //
 // # What the facade must do
 //
@@ -105,10 +107,16 @@
 // (creating it only if Result.JIT), refuse deactivated users, apply the IP
 // allow-list and the session limit as for a password login, audit
 // sso.succeeded, keep Result.NameID, NameIDFormat and SessionIndex in
-// Stores.Subjects (for single logout), cap the session at
+// Stores.Subjects with the IdP that issued them (Result.IdPEntityID as
+// Subject.IdP, for single logout), cap the session at
 // Result.SessionNotOnOrAfter, count the sign-in as one with a second
 // factor only if Result.MFA, and redirect to Result.ReturnTo. For a
-// logout, end Guard's session first, then call StartLogout.
+// logout, end Guard's session first, then call StartLogout with the kept
+// subject's IdP (LogoutOptions.IdP), so that a subject is named only to
+// the IdP that issued it. For a LogoutRequest from the IdP
+// (SLOResult.Request), end the sessions of the subjects SubjectsByNameID
+// finds for IdPLogoutRequest.IdP and its NameID: never those another IdP
+// (a replaced one) issued.
 //
 // # Concurrency
 //
@@ -127,6 +135,8 @@
 //   - ErrNotFound: the tenant has no connection (StartLogin,
 //     StartLogout, Connection, DeleteConnection).
 //   - ErrNoLogout: the IdP has no single logout endpoint.
+//   - ErrOtherIdP: StartLogout was asked to name a subject another IdP
+//     issued than the tenant's (LogoutOptions.IdP); nothing was sent.
 //   - ErrNoMFAContexts: StartLogin was asked for a multi-factor login
 //     (LoginOptions.RequireMFA) and the connection lists no
 //     MFAAuthnContexts.

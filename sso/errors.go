@@ -25,6 +25,10 @@ var (
 	// ErrNoLogout: the IdP's metadata has no single logout endpoint with
 	// the HTTP-Redirect binding. Guard's session is ended all the same.
 	ErrNoLogout = errors.New("sso: the IdP has no single logout endpoint")
+	// ErrOtherIdP: StartLogout was asked to name a subject that another
+	// IdP issued (LogoutOptions.IdP) than the tenant's IdP now: nothing
+	// is sent to it. Guard's session is ended all the same.
+	ErrOtherIdP = errors.New("sso: the subject was issued by another IdP than the tenant's")
 	// ErrNoMFAContexts: a login asked the IdP for a multi-factor login
 	// (LoginOptions.RequireMFA), and the tenant's connection lists no
 	// MFAAuthnContexts, so no answer could count as one.

@@ -22,6 +22,14 @@ type LogoutOptions struct {
 	NameID       string
 	NameIDFormat string
 	SessionIndex string
+	// IdP is the entity ID of the IdP that issued NameID and
+	// SessionIndex (Result.IdPEntityID, Subject.IdP). StartLogout then
+	// names them only to that IdP: if the tenant's IdP now has another
+	// entity ID (the tenant replaced it), it sends nothing and returns
+	// ErrOtherIdP. Leave it empty only for a NameID that is not an IdP's
+	// own, such as the email address Guard knows the user by. At most
+	// MaxEntityIDBytes.
+	IdP string
 	// ReturnTo is where to go once the IdP answers; "" means
 	// Config.DefaultReturnTo. It must pass SafeRedirect.
 	ReturnTo string
@@ -43,6 +51,7 @@ type Logout struct {
 // The facade must end Guard's own session first, whatever happens next:
 // the IdP may never answer. It returns ErrNoLogout if the IdP has no
 // single logout endpoint (the local logout is then all there is),
+// ErrOtherIdP if opts.IdP is not the tenant's IdP (nothing is sent),
 // ErrNotFound if the tenant has no connection, an *InputError for an
 // unacceptable argument, a *RejectError if the stored metadata cannot be
 // used, and a wrapped error if a store fails.
@@ -55,6 +64,9 @@ func (p *Provider) StartLogout(ctx context.Context, tenant string, opts LogoutOp
 	}
 	if checkText(opts.NameIDFormat, 256) != "" || checkText(opts.SessionIndex, 256) != "" {
 		return nil, &InputError{Field: "SessionIndex", Reason: "is too long or has control characters"}
+	}
+	if len(opts.IdP) > MaxEntityIDBytes {
+		return nil, &InputError{Field: "IdP", Reason: "is longer than 1024 bytes"}
 	}
 	returnTo := opts.ReturnTo
 	if returnTo == "" {
@@ -70,6 +82,9 @@ func (p *Provider) StartLogout(ctx context.Context, tenant string, opts LogoutOp
 	now := p.cfg.Now()
 	if rej := comp.usable(now); rej != nil {
 		return nil, rej
+	}
+	if opts.IdP != "" && opts.IdP != comp.idp.EntityID {
+		return nil, ErrOtherIdP
 	}
 	if comp.idp.SLORedirectURL == "" {
 		return nil, ErrNoLogout
@@ -119,7 +134,13 @@ type SLOResult struct {
 
 // IdPLogoutRequest is a verified LogoutRequest from the IdP.
 type IdPLogoutRequest struct {
-	ID             string
+	ID string
+	// IdP is the entity ID of the IdP that sent and signed the request:
+	// its Issuer, which must be the entity ID of the tenant's IdP
+	// metadata, whose certificates verified the signature. NameID is that
+	// IdP's: look its subjects up with SubjectStore.SubjectsByNameID(…,
+	// IdP, NameID, …).
+	IdP            string
 	NameID         string
 	NameIDFormat   string
 	SessionIndexes []string
@@ -206,7 +227,12 @@ func (p *Provider) SLO(ctx context.Context, tenant string, r *http.Request) (*SL
 		if lr.NameID == nil || checkNameID(lr.NameID.Value) != "" {
 			return nil, reject(ReasonLogoutNotAddressed, "LogoutRequest without a usable NameID", nil)
 		}
-		res := &SLOResult{Request: &IdPLogoutRequest{ID: lr.ID, NameID: lr.NameID.Value, NameIDFormat: lr.NameID.Format}}
+		if lr.Issuer == nil || lr.Issuer.Value != comp.idp.EntityID {
+			// crewjam checks it too; the IdP the facade matches subjects
+			// of must be the one whose key signed the request.
+			return nil, reject(ReasonIssuer, "LogoutRequest Issuer is not the IdP entity ID", nil)
+		}
+		res := &SLOResult{Request: &IdPLogoutRequest{ID: lr.ID, IdP: comp.idp.EntityID, NameID: lr.NameID.Value, NameIDFormat: lr.NameID.Format}}
 		for _, si := range lr.AllSessionIndexes() {
 			res.Request.SessionIndexes = append(res.Request.SessionIndexes, si.Value)
 		}

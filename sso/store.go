@@ -88,14 +88,40 @@ type ReplayCache interface {
 // whose sessions a LogoutRequest from the IdP ends. NameID, NameIDFormat
 // and SessionIndex are the assertion's (Result), exactly as sent.
 type Subject struct {
-	Tenant       string
-	UserID       string
+	Tenant string
+	UserID string
+	// IdP is the entity ID of the IdP that issued NameID and SessionIndex
+	// (Result.IdPEntityID, the verified assertion's Issuer): a NameID
+	// means something only to the IdP that gave it, so a tenant that
+	// replaces its IdP must neither name it to the new one nor let the
+	// new one's LogoutRequests reach it. At most MaxEntityIDBytes.
+	//
+	// A record written before Guard kept the IdP has none (""): which IdP
+	// issued it is unknown, so it belongs to none: SubjectsByNameID
+	// finds it for no IdP, and the facade names it to no IdP. It is gone
+	// at its Expires, at the latest the end of the session its sign-in
+	// created.
+	IdP          string
 	NameID       string
 	NameIDFormat string
 	SessionIndex string
 	// Expires is when the record is no longer needed: the end of the
 	// session the sign-in created.
 	Expires time.Time
+}
+
+// MaxEntityIDBytes is the longest IdP entity ID accepted: in metadata
+// (ParseMetadata), and so in a Subject.
+const MaxEntityIDBytes = 1024
+
+// Validate returns an *InputError for a Subject that no sign-in produces
+// and no SubjectStore keeps: an IdP longer than MaxEntityIDBytes. Every
+// backend's PutSubject calls it first, and stores nothing when it fails.
+func (s Subject) Validate() error {
+	if len(s.IdP) > MaxEntityIDBytes {
+		return &InputError{Field: "Subject.IdP", Reason: "is longer than 1024 bytes"}
+	}
+	return nil
 }
 
 // SubjectStore keeps at most one Subject per user (tenant and user ID):
@@ -106,15 +132,19 @@ type Subject struct {
 type SubjectStore interface {
 	// PutSubject stores s as the subject of (s.Tenant, s.UserID),
 	// replacing the user's previous one, if any, whole. now is the
-	// caller's time, for dropping expired records.
+	// caller's time, for dropping expired records. A Subject that
+	// Validate refuses gives its *InputError, and nothing changes.
 	PutSubject(ctx context.Context, s Subject, now time.Time) error
 	// Subject returns the subject of the tenant's user userID if now is
 	// before its Expires, or ErrNotFound.
 	Subject(ctx context.Context, tenant, userID string, now time.Time) (Subject, error)
-	// SubjectsByNameID returns the tenant's subjects whose NameID equals
-	// nameID (exactly, case included) and whose Expires is after now,
-	// sorted by UserID; none is an empty result, not an error.
-	SubjectsByNameID(ctx context.Context, tenant, nameID string, now time.Time) ([]Subject, error)
+	// SubjectsByNameID returns the tenant's subjects whose IdP equals idp
+	// and whose NameID equals nameID (both exactly, case included) and
+	// whose Expires is after now, sorted by UserID; none is an empty
+	// result, not an error. A NameID another IdP issued is another
+	// identity: its subjects are not returned. An empty idp matches
+	// nothing, not even the subjects without an IdP.
+	SubjectsByNameID(ctx context.Context, tenant, idp, nameID string, now time.Time) ([]Subject, error)
 }
 
 // Request is an AuthnRequest or LogoutRequest the SP sent and expects an

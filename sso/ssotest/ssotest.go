@@ -542,11 +542,19 @@ var insertTests = []test{
 // ---------------------------------------------------------------------------
 // Subjects
 
-// subject returns a subject of tenant's user with every field set.
+// The entity IDs of two IdPs: a tenant's, and the one that replaced it.
+const (
+	idpA = "https://idp-a.example/saml/metadata"
+	idpB = "https://idp-b.example/saml/metadata"
+)
+
+// subject returns a subject of tenant's user, issued by idpA, with every
+// field set.
 func subject(tenant, user, nameID string, expires time.Time) sso.Subject {
 	return sso.Subject{
 		Tenant:       tenant,
 		UserID:       user,
+		IdP:          idpA,
 		NameID:       nameID,
 		NameIDFormat: "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
 		SessionIndex: "_idx-" + user + "-" + nameID,
@@ -592,18 +600,18 @@ func wantNoSubject(t *testing.T, st sso.Stores, tenant, user string, now time.Ti
 }
 
 // wantByNameID checks SubjectsByNameID against want, in order.
-func wantByNameID(t *testing.T, st sso.Stores, tenant, nameID string, now time.Time, want ...sso.Subject) {
+func wantByNameID(t *testing.T, st sso.Stores, tenant, idp, nameID string, now time.Time, want ...sso.Subject) {
 	t.Helper()
-	got, err := st.Subjects.SubjectsByNameID(t.Context(), tenant, nameID, now)
+	got, err := st.Subjects.SubjectsByNameID(t.Context(), tenant, idp, nameID, now)
 	if err != nil {
-		t.Fatalf("SubjectsByNameID(%s, %q): %v", tenant, nameID, err)
+		t.Fatalf("SubjectsByNameID(%s, %q, %q): %v", tenant, idp, nameID, err)
 	}
 	if len(got) != len(want) {
-		t.Fatalf("SubjectsByNameID(%s, %q) at %v = %+v, want %d subjects %+v", tenant, nameID, now, got, len(want), want)
+		t.Fatalf("SubjectsByNameID(%s, %q, %q) at %v = %+v, want %d subjects %+v", tenant, idp, nameID, now, got, len(want), want)
 	}
 	for i := range want {
 		if d := diffSubject(got[i], want[i]); d != "" {
-			t.Errorf("SubjectsByNameID(%s, %q)[%d]: %s", tenant, nameID, i, d)
+			t.Errorf("SubjectsByNameID(%s, %q, %q)[%d]: %s", tenant, idp, nameID, i, d)
 		}
 	}
 }
@@ -614,7 +622,7 @@ var putSubjectTests = []test{
 		s.Expires = s.Expires.In(time.FixedZone("UTC+05:30", 5*3600+1800))
 		putSubject(t, st, s, base)
 		wantSubject(t, st, s, base)
-		wantByNameID(t, st, "t1", s.NameID, base, s)
+		wantByNameID(t, st, "t1", idpA, s.NameID, base, s)
 	}},
 	{"AnyText", func(t *testing.T, st sso.Stores) {
 		// NameIDs are the IdP's: any XML text, long, with spaces, quotes,
@@ -622,34 +630,73 @@ var putSubjectTests = []test{
 		s := subject("t1", "u1", "CN=Zoë O'Brien, OU=Ventes \"EU\", DC=exemple, DC=fr "+strings.Repeat("x", 400), base.Add(time.Hour))
 		s.NameIDFormat = "urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName"
 		s.SessionIndex = strings.Repeat("é", 100)
+		// Entity IDs are URIs or any other name, up to MaxEntityIDBytes.
+		s.IdP = "urn:Zoë:idp \"EU\" " + strings.Repeat("y", sso.MaxEntityIDBytes-len("urn:Zoë:idp \"EU\" "))
 		putSubject(t, st, s, base)
 		wantSubject(t, st, s, base)
-		wantByNameID(t, st, "t1", s.NameID, base, s)
+		wantByNameID(t, st, s.Tenant, s.IdP, s.NameID, base, s)
 	}},
 	{"ZeroValues", func(t *testing.T, st sso.Stores) {
+		// No IdP: a record kept before the IdP was; it belongs to none.
 		s := sso.Subject{Tenant: "t1", UserID: "u1", NameID: "alice@example.com", Expires: base.Add(time.Hour)}
 		putSubject(t, st, s, base)
 		wantSubject(t, st, s, base)
-		wantByNameID(t, st, "t1", "alice@example.com", base, s)
+		wantByNameID(t, st, "t1", "", "alice@example.com", base)
+		wantByNameID(t, st, "t1", idpA, "alice@example.com", base)
 	}},
 	{"ReplacesWhole", func(t *testing.T, st sso.Stores) {
 		old := subject("t1", "u1", "old-id", base.Add(48*time.Hour))
 		putSubject(t, st, old, base)
-		s := sso.Subject{Tenant: "t1", UserID: "u1", NameID: "new-id", Expires: base.Add(time.Hour)}
+		s := sso.Subject{Tenant: "t1", UserID: "u1", IdP: idpB, NameID: "new-id", Expires: base.Add(time.Hour)}
 		putSubject(t, st, s, base)
 		wantSubject(t, st, s, base)
-		wantByNameID(t, st, "t1", "old-id", base)
-		wantByNameID(t, st, "t1", "new-id", base, s)
+		wantByNameID(t, st, "t1", idpA, "old-id", base)
+		wantByNameID(t, st, "t1", idpA, "new-id", base)
+		wantByNameID(t, st, "t1", idpB, "new-id", base, s)
 		// Past the new Expires, the old record does not come back.
 		wantNoSubject(t, st, "t1", "u1", base.Add(2*time.Hour))
-		wantByNameID(t, st, "t1", "old-id", base.Add(2*time.Hour))
+		wantByNameID(t, st, "t1", idpA, "old-id", base.Add(2*time.Hour))
+	}},
+	{"ReplacesIdP", func(t *testing.T, st sso.Stores) {
+		// The same NameID from the IdP that replaced the tenant's: the
+		// user is found under the new IdP only.
+		old := subject("t1", "u1", "n1", base.Add(time.Hour))
+		putSubject(t, st, old, base)
+		s := old
+		s.IdP, s.SessionIndex = idpB, "_b"
+		putSubject(t, st, s, base)
+		wantSubject(t, st, s, base)
+		wantByNameID(t, st, "t1", idpA, "n1", base)
+		wantByNameID(t, st, "t1", idpB, "n1", base, s)
+	}},
+	{"IdPTooLong", func(t *testing.T, st sso.Stores) {
+		// An IdP over MaxEntityIDBytes is bad input: an *InputError,
+		// and the user's subject is left as it was.
+		old := subject("t1", "u1", "n1", base.Add(time.Hour))
+		putSubject(t, st, old, base)
+		s := subject("t1", "u1", "n2", base.Add(2*time.Hour))
+		s.IdP = "https://idp.example/" + strings.Repeat("x", sso.MaxEntityIDBytes)
+		err := st.Subjects.PutSubject(t.Context(), s, base)
+		var ie *sso.InputError
+		if !errors.As(err, &ie) {
+			t.Errorf("PutSubject with an IdP of %d bytes = %v, want an *sso.InputError", len(s.IdP), err)
+		}
+		wantSubject(t, st, old, base)
+		wantByNameID(t, st, "t1", idpA, "n1", base, old)
+		wantByNameID(t, st, "t1", s.IdP, "n2", base)
+		fresh := subject("t1", "u2", "n3", base.Add(time.Hour))
+		fresh.IdP = s.IdP
+		if err := st.Subjects.PutSubject(t.Context(), fresh, base); !errors.As(err, &ie) {
+			t.Errorf("PutSubject of a new user with an IdP of %d bytes = %v, want an *sso.InputError", len(s.IdP), err)
+		}
+		wantNoSubject(t, st, "t1", "u2", base)
 	}},
 	{"SameNameIDKeepsIndex", func(t *testing.T, st sso.Stores) {
 		s := subject("t1", "u1", "n1", base.Add(time.Hour))
 		putSubject(t, st, s, base)
 		s.SessionIndex, s.Expires = "_second", base.Add(3*time.Hour)
 		putSubject(t, st, s, base.Add(time.Minute))
-		wantByNameID(t, st, "t1", "n1", base.Add(2*time.Hour), s)
+		wantByNameID(t, st, "t1", idpA, "n1", base.Add(2*time.Hour), s)
 	}},
 	{"ReplacesExpired", func(t *testing.T, st sso.Stores) {
 		old := subject("t1", "u1", "n1", base.Add(time.Minute))
@@ -657,7 +704,7 @@ var putSubjectTests = []test{
 		s := subject("t1", "u1", "n2", base.Add(3*time.Hour))
 		putSubject(t, st, s, base.Add(time.Hour))
 		wantSubject(t, st, s, base.Add(time.Hour))
-		wantByNameID(t, st, "t1", "n1", base)
+		wantByNameID(t, st, "t1", idpA, "n1", base)
 	}},
 	{"OthersUntouched", func(t *testing.T, st sso.Stores) {
 		a := subject("t1", "u1", "n1", base.Add(time.Hour))
@@ -669,7 +716,7 @@ var putSubjectTests = []test{
 		putSubject(t, st, subject("t1", "u1", "n3", base.Add(2*time.Hour)), base)
 		wantSubject(t, st, b, base)
 		wantSubject(t, st, c, base)
-		wantByNameID(t, st, "t2", "n1", base, c)
+		wantByNameID(t, st, "t2", idpA, "n1", base, c)
 	}},
 }
 
@@ -694,7 +741,7 @@ var subjectTests = []test{
 		// A record already expired when stored is never returned.
 		putSubject(t, st, subject("t1", "u1", "n1", base), base.Add(time.Second))
 		wantNoSubject(t, st, "t1", "u1", base.Add(time.Second))
-		wantByNameID(t, st, "t1", "n1", base.Add(time.Second))
+		wantByNameID(t, st, "t1", idpA, "n1", base.Add(time.Second))
 	}},
 }
 
@@ -709,14 +756,14 @@ var byNameIDTests = []test{
 		slices.SortFunc(want, func(a, b sso.Subject) int { return strings.Compare(a.UserID, b.UserID) })
 		putSubject(t, st, subject("t1", "u9", "other", base.Add(time.Hour)), base)
 		putSubject(t, st, subject("t2", "u0", "shared", base.Add(time.Hour)), base)
-		wantByNameID(t, st, "t1", "shared", base, want...)
+		wantByNameID(t, st, "t1", idpA, "shared", base, want...)
 	}},
 	{"ExactMatch", func(t *testing.T, st sso.Stores) {
 		s := subject("t1", "u1", "Alice@Example.com", base.Add(time.Hour))
 		putSubject(t, st, s, base)
-		wantByNameID(t, st, "t1", "Alice@Example.com", base, s)
+		wantByNameID(t, st, "t1", idpA, "Alice@Example.com", base, s)
 		for _, other := range []string{"alice@example.com", "Alice@Example.com ", "Alice@Example", "", "%", "Alice@Example.co_"} {
-			wantByNameID(t, st, "t1", other, base)
+			wantByNameID(t, st, "t1", idpA, other, base)
 		}
 	}},
 	{"OnlyLive", func(t *testing.T, st sso.Stores) {
@@ -724,16 +771,39 @@ var byNameIDTests = []test{
 		b := subject("t1", "u2", "n", base.Add(2*time.Hour))
 		putSubject(t, st, a, base)
 		putSubject(t, st, b, base)
-		wantByNameID(t, st, "t1", "n", base.Add(time.Hour-time.Microsecond), a, b)
-		wantByNameID(t, st, "t1", "n", base.Add(time.Hour), b)
-		wantByNameID(t, st, "t1", "n", base.Add(2*time.Hour))
+		wantByNameID(t, st, "t1", idpA, "n", base.Add(time.Hour-time.Microsecond), a, b)
+		wantByNameID(t, st, "t1", idpA, "n", base.Add(time.Hour), b)
+		wantByNameID(t, st, "t1", idpA, "n", base.Add(2*time.Hour))
+	}},
+	{"OnlyTheIdP", func(t *testing.T, st sso.Stores) {
+		// One NameID from two IdPs is two identities: each IdP's
+		// lookup finds its own subjects only, matched exactly.
+		a := subject("t1", "u1", "00u1", base.Add(time.Hour))
+		b := subject("t1", "u2", "00u1", base.Add(time.Hour))
+		b.IdP = idpB
+		putSubject(t, st, a, base)
+		putSubject(t, st, b, base)
+		wantByNameID(t, st, "t1", idpA, "00u1", base, a)
+		wantByNameID(t, st, "t1", idpB, "00u1", base, b)
+		for _, other := range []string{strings.ToUpper(idpA), idpA + " ", idpA[:len(idpA)-1], "https://idp-%.example/saml/metadata", "https://idp-_.example/saml/metadata"} {
+			wantByNameID(t, st, "t1", other, "00u1", base)
+		}
+	}},
+	{"EmptyIdPMatchesNothing", func(t *testing.T, st sso.Stores) {
+		// Not even the subjects without an IdP.
+		a := subject("t1", "u1", "n", base.Add(time.Hour))
+		none := sso.Subject{Tenant: "t1", UserID: "u2", NameID: "n", Expires: base.Add(time.Hour)}
+		putSubject(t, st, a, base)
+		putSubject(t, st, none, base)
+		wantByNameID(t, st, "t1", "", "n", base)
+		wantByNameID(t, st, "t1", idpA, "n", base, a)
 	}},
 	{"TenantsIndependent", func(t *testing.T, st sso.Stores) {
 		a := subject("a", "u1", "n", base.Add(time.Hour))
 		putSubject(t, st, a, base)
-		wantByNameID(t, st, "a", "n", base, a)
-		wantByNameID(t, st, "b", "n", base)
-		wantByNameID(t, st, "", "n", base)
+		wantByNameID(t, st, "a", idpA, "n", base, a)
+		wantByNameID(t, st, "b", idpA, "n", base)
+		wantByNameID(t, st, "", idpA, "n", base)
 	}},
 }
 
@@ -889,9 +959,9 @@ func RunConcurrent(t *testing.T, newStores func(t *testing.T) sso.Stores) {
 			for j := range n {
 				nameID := fmt.Sprint("n-", round, "-", j)
 				if nameID == got.NameID {
-					wantByNameID(t, st, "t1", nameID, base, want)
+					wantByNameID(t, st, "t1", idpA, nameID, base, want)
 				} else {
-					wantByNameID(t, st, "t1", nameID, base)
+					wantByNameID(t, st, "t1", idpA, nameID, base)
 				}
 			}
 		}
@@ -903,7 +973,7 @@ func RunConcurrent(t *testing.T, newStores func(t *testing.T) sso.Stores) {
 				t.Errorf("PutSubject: %v", err)
 			}
 		})
-		got, err := st.Subjects.SubjectsByNameID(t.Context(), "t1", "shared", base)
+		got, err := st.Subjects.SubjectsByNameID(t.Context(), "t1", idpA, "shared", base)
 		if err != nil {
 			t.Fatal(err)
 		}

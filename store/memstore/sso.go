@@ -35,14 +35,17 @@ type SSO struct {
 	replaySweepAt int
 
 	subjMu      sync.RWMutex
-	subjects    map[ssoKey]sso.Subject         // by tenant and user ID
-	byNameID    map[ssoKey]map[string]struct{} // tenant and NameID → user IDs
+	subjects    map[ssoKey]sso.Subject            // by tenant and user ID
+	byNameID    map[nameIDKey]map[string]struct{} // tenant, IdP and NameID → user IDs
 	subjSweepAt int
 
 	maxKeys int
 }
 
 type ssoKey struct{ tenant, id string }
+
+// nameIDKey names a NameID of an IdP in a tenant.
+type nameIDKey struct{ tenant, idp, nameID string }
 
 const ssoMinSweep = 1024
 
@@ -70,7 +73,7 @@ func NewSSOBounded(maxKeys int) *SSO {
 		replay:        make(map[ssoKey]time.Time),
 		replaySweepAt: ssoMinSweep,
 		subjects:      make(map[ssoKey]sso.Subject),
-		byNameID:      make(map[ssoKey]map[string]struct{}),
+		byNameID:      make(map[nameIDKey]map[string]struct{}),
 		subjSweepAt:   ssoMinSweep,
 		maxKeys:       maxKeys,
 	}
@@ -228,6 +231,9 @@ func (s *SSO) InsertID(_ context.Context, tenant, id string, until, now time.Tim
 
 // PutSubject implements sso.SubjectStore.
 func (s *SSO) PutSubject(_ context.Context, sub sso.Subject, now time.Time) error {
+	if err := sub.Validate(); err != nil {
+		return err
+	}
 	s.subjMu.Lock()
 	defer s.subjMu.Unlock()
 	k := ssoKey{sub.Tenant, sub.UserID}
@@ -244,7 +250,7 @@ func (s *SSO) PutSubject(_ context.Context, sub sso.Subject, now time.Time) erro
 		s.subjSweepAt = max(ssoMinSweep, 2*len(s.subjects))
 	}
 	s.subjects[k] = sub
-	nk := ssoKey{sub.Tenant, sub.NameID}
+	nk := nameIDKey{sub.Tenant, sub.IdP, sub.NameID}
 	users := s.byNameID[nk]
 	if users == nil {
 		users = make(map[string]struct{})
@@ -254,10 +260,10 @@ func (s *SSO) PutSubject(_ context.Context, sub sso.Subject, now time.Time) erro
 	return nil
 }
 
-// unindexSubject removes sub's user from its NameID's index. Called with
-// s.subjMu held.
+// unindexSubject removes sub's user from its IdP's NameID's index. Called
+// with s.subjMu held.
 func (s *SSO) unindexSubject(sub sso.Subject) {
-	nk := ssoKey{sub.Tenant, sub.NameID}
+	nk := nameIDKey{sub.Tenant, sub.IdP, sub.NameID}
 	delete(s.byNameID[nk], sub.UserID)
 	if len(s.byNameID[nk]) == 0 {
 		delete(s.byNameID, nk)
@@ -276,11 +282,14 @@ func (s *SSO) Subject(_ context.Context, tenant, userID string, now time.Time) (
 }
 
 // SubjectsByNameID implements sso.SubjectStore.
-func (s *SSO) SubjectsByNameID(_ context.Context, tenant, nameID string, now time.Time) ([]sso.Subject, error) {
+func (s *SSO) SubjectsByNameID(_ context.Context, tenant, idp, nameID string, now time.Time) ([]sso.Subject, error) {
+	if idp == "" {
+		return nil, nil // a subject without an IdP belongs to none
+	}
 	s.subjMu.RLock()
 	defer s.subjMu.RUnlock()
 	var out []sso.Subject
-	for user := range s.byNameID[ssoKey{tenant, nameID}] {
+	for user := range s.byNameID[nameIDKey{tenant, idp, nameID}] {
 		if sub := s.subjects[ssoKey{tenant, user}]; now.Before(sub.Expires) {
 			out = append(out, sub)
 		}

@@ -104,6 +104,18 @@
 // has run, the user methods fail with an error that names Migrate. Every
 // user's address counts as verified after the upgrade, as it did before.
 //
+// Schema version 16 adds sso.Subject.IdP (the entity ID of the IdP that
+// issued a subject's NameID) and indexes the subjects by IdP and NameID.
+// The subject methods read and write it, so they need the upgrade: before
+// Migrate has run, they fail with an error that names Migrate. A subject
+// kept before the upgrade has no IdP, so it belongs to none: single
+// logout neither finds it for an IdP's LogoutRequest (the user is then
+// found by email only, when the NameID is one) nor names it to the IdP,
+// until the user's next SSO sign-in replaces it, or it expires with the
+// session of its sign-in. Which IdP issued it is unknown, and naming a
+// NameID to, or taking a logout from, an IdP that did not issue it is
+// what the field prevents.
+//
 // # Round trips
 //
 // Each store method is one statement, hence one round trip once pgx has

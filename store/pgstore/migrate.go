@@ -33,6 +33,7 @@ var migrations = [...]migration{
 	{name: "mfa delete keeping", sql: migration13},
 	{name: "session rotate and delete by user", sql: migration14},
 	{name: "unverified emails", sql: migration15},
+	{name: "sso subjects of an idp", sql: migration16},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -945,6 +946,18 @@ $$;
 // verified address, as before.
 const migration15 = `
 ALTER TABLE {s}.users ADD COLUMN email_unverified boolean NOT NULL DEFAULT false;
+`
+
+// migration16 adds the entity ID of the IdP that issued each subject's
+// NameID (sso.Subject.IdP), and indexes the subjects by IdP and NameID. A
+// row written before has an empty IdP: it belongs to none, so no IdP's
+// LogoutRequest finds it and it is named to none, until it expires with
+// the session of its sign-in.
+const migration16 = `
+ALTER TABLE {s}.sso_subjects ADD COLUMN idp text COLLATE "C" NOT NULL DEFAULT '';
+DROP INDEX {s}.sso_subjects_name_id;
+-- Serves SubjectsByNameID: one tenant's subjects of one IdP's NameID, in user order.
+CREATE INDEX sso_subjects_idp_name_id ON {s}.sso_subjects (tenant, idp, name_id, user_id);
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

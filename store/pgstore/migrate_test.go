@@ -356,15 +356,29 @@ func TestMigrateUpgrades(t *testing.T) {
 			if from < 9 && slices.Contains(tables(t, schema), "sso_subjects") {
 				t.Fatalf("sso_subjects exists at version %d", from)
 			}
-			subj := sso.Subject{Tenant: "acme", UserID: "u1", NameID: "alice@example.com", Expires: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)}
-			if from < 9 {
-				// Before the upgrade the subjects fail with an error that
-				// names Migrate (the facade denies), never a contract error.
-				if err := st.SSO.PutSubject(ctx, subj, subj.Expires.Add(-time.Hour)); err == nil || !strings.Contains(err.Error(), "has Migrate been run") {
+			subj := sso.Subject{Tenant: "acme", UserID: "u1", IdP: "https://idp.example/metadata", NameID: "alice@example.com",
+				Expires: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)}
+			subjAt := subj.Expires.Add(-time.Hour)
+			if from < 16 {
+				// Before the upgrade (to the subjects, then to their IdP)
+				// the subjects fail with an error that names Migrate (the
+				// facade denies), never a contract error.
+				if err := st.SSO.PutSubject(ctx, subj, subjAt); err == nil || !strings.Contains(err.Error(), "has Migrate been run") {
 					t.Errorf("PutSubject at version %d = %v, want an error naming Migrate", from, err)
 				}
-				if _, err := st.SSO.Subject(ctx, "acme", "u1", subj.Expires.Add(-time.Hour)); err == nil || !strings.Contains(err.Error(), "has Migrate been run") {
+				if _, err := st.SSO.Subject(ctx, "acme", "u1", subjAt); err == nil || !strings.Contains(err.Error(), "has Migrate been run") {
 					t.Errorf("Subject at version %d = %v, want an error naming Migrate", from, err)
+				}
+				if _, err := st.SSO.SubjectsByNameID(ctx, "acme", subj.IdP, subj.NameID, subjAt); err == nil || !strings.Contains(err.Error(), "has Migrate been run") {
+					t.Errorf("SubjectsByNameID at version %d = %v, want an error naming Migrate", from, err)
+				}
+			}
+			if from >= 9 {
+				// A subject written as that release would: no IdP.
+				if _, err := testPool(t).Exec(ctx, `INSERT INTO `+pgx.Identifier{st.Schema(), "sso_subjects"}.Sanitize()+`
+					(tenant, user_id, name_id, name_id_format, session_index, expires_us) VALUES ('acme', 'u0', '00u0', 'urn:f', '_s0', $1)`,
+					subj.Expires.UnixMicro()); err != nil {
+					t.Fatal(err)
 				}
 			}
 			// A user written as that release would: this code's user
@@ -460,11 +474,23 @@ func TestMigrateUpgrades(t *testing.T) {
 			if ok, err := st.SSO.InsertID(ctx, "acme", "_a1", ap.ExpiresAt, ap.ExpiresAt.Add(-time.Hour)); err != nil || !ok {
 				t.Errorf("InsertID after the upgrade = %v, %v; want new", ok, err)
 			}
-			if err := st.SSO.PutSubject(ctx, subj, subj.Expires.Add(-time.Hour)); err != nil {
+			if err := st.SSO.PutSubject(ctx, subj, subjAt); err != nil {
 				t.Errorf("PutSubject after the upgrade: %v", err)
 			}
-			if got, err := st.SSO.SubjectsByNameID(ctx, "acme", subj.NameID, subj.Expires.Add(-time.Hour)); err != nil || len(got) != 1 || got[0].UserID != "u1" {
-				t.Errorf("SubjectsByNameID after the upgrade = %+v, %v; want u1", got, err)
+			if got, err := st.SSO.SubjectsByNameID(ctx, "acme", subj.IdP, subj.NameID, subjAt); err != nil || len(got) != 1 || got[0] != subj {
+				t.Errorf("SubjectsByNameID after the upgrade = %+v, %v; want %+v", got, err, subj)
+			}
+			if from >= 9 {
+				// The subject kept before the upgrade has no IdP, and so
+				// belongs to none: no IdP's lookup finds it.
+				if got, err := st.SSO.Subject(ctx, "acme", "u0", subjAt); err != nil || got.IdP != "" || got.NameID != "00u0" || got.SessionIndex != "_s0" {
+					t.Errorf("subject stored at version %d = %+v, %v; want it without an IdP", from, got, err)
+				}
+				for _, idp := range []string{"", subj.IdP} {
+					if got, err := st.SSO.SubjectsByNameID(ctx, "acme", idp, "00u0", subjAt); err != nil || len(got) != 0 {
+						t.Errorf("SubjectsByNameID(%q) of the subject stored at version %d = %+v, %v; want none", idp, from, got, err)
+					}
+				}
 			}
 		})
 	}

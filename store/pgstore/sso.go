@@ -78,7 +78,7 @@ type ssoSQL struct {
 
 const requestCols = `kind, relay_state, return_to, binding, created_us, expires_us`
 
-const subjectCols = `name_id, name_id_format, session_index, expires_us`
+const subjectCols = `idp, name_id, name_id_format, session_index, expires_us`
 
 func newSSOSQL(q string) ssoSQL {
 	s := func(sql string) string { return schemaSQL(q, sql) }
@@ -130,7 +130,7 @@ func newSSOSQL(q string) ssoSQL {
 			ON CONFLICT (tenant, id) DO UPDATE SET until_us = EXCLUDED.until_us WHERE r.until_us <= $4
 			RETURNING true`),
 
-		// The subject replaces the user's row whole. $7 is now less
+		// The subject replaces the user's row whole. $8 is now less
 		// SSOGCGrace. The deletion of expired rows never waits for a
 		// lock: it skips rows other transactions hold and deletes by
 		// ctid exactly the row versions it has locked (see
@@ -140,19 +140,19 @@ func newSSOSQL(q string) ssoSQL {
 		putSubject: s(`WITH gc AS (
 				DELETE FROM {s}.sso_subjects WHERE ctid = ANY (ARRAY(
 					SELECT ctid FROM {s}.sso_subjects
-					WHERE expires_us <= $7 AND NOT (tenant = $1 AND user_id = $2)
+					WHERE expires_us <= $8 AND NOT (tenant = $1 AND user_id = $2)
 					ORDER BY expires_us
 					LIMIT ` + gcBatch + `
 					FOR UPDATE SKIP LOCKED)))
-			INSERT INTO {s}.sso_subjects (tenant, user_id, ` + subjectCols + `) VALUES ($1, $2, $3, $4, $5, $6)
-			ON CONFLICT (tenant, user_id) DO UPDATE SET name_id = EXCLUDED.name_id,
+			INSERT INTO {s}.sso_subjects (tenant, user_id, ` + subjectCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (tenant, user_id) DO UPDATE SET idp = EXCLUDED.idp, name_id = EXCLUDED.name_id,
 				name_id_format = EXCLUDED.name_id_format, session_index = EXCLUDED.session_index,
 				expires_us = EXCLUDED.expires_us`),
 		// Live iff now ($3) is before the expiry.
 		subject: s(`SELECT ` + subjectCols + ` FROM {s}.sso_subjects
 			WHERE tenant = $1 AND user_id = $2 AND expires_us > $3`),
 		subjectsByNameID: s(`SELECT user_id, ` + subjectCols + ` FROM {s}.sso_subjects
-			WHERE tenant = $1 AND name_id = $2 AND expires_us > $3
+			WHERE tenant = $1 AND idp = $2 AND name_id = $3 AND expires_us > $4
 			ORDER BY user_id`),
 	}
 }
@@ -470,14 +470,18 @@ func checkSubjectText(fields ...string) error {
 // PutSubject implements sso.SubjectStore in one INSERT … ON CONFLICT DO
 // UPDATE that replaces the user's row whole, which also deletes up to
 // GCBatch other subjects whose Expires is SSOGCGrace or more before now.
-// The strings are text: one that is not valid UTF-8 or holds a NUL byte
-// (which a NameID, XML text, never does) is an *sso.InputError, and
-// nothing is stored. Times are kept to the microsecond, erring on the
+// A Subject that sso.Subject.Validate refuses gives its *sso.InputError,
+// and nothing is stored. The strings are text: one that is not valid
+// UTF-8 or holds a NUL byte (which a NameID, XML text, never does) is an
+// *sso.InputError, and nothing is stored. Times are kept to the microsecond, erring on the
 // side of keeping: Expires is rounded up and now truncated, so a subject
 // is found at every now before its Expires. An Expires or now outside the
 // range of Unix microseconds is an *sso.InputError, and changes nothing.
 func (s *SSO) PutSubject(ctx context.Context, sub sso.Subject, now time.Time) error {
-	if err := checkSubjectText("Subject.Tenant", sub.Tenant, "Subject.UserID", sub.UserID, "Subject.NameID", sub.NameID,
+	if err := sub.Validate(); err != nil {
+		return err
+	}
+	if err := checkSubjectText("Subject.Tenant", sub.Tenant, "Subject.UserID", sub.UserID, "Subject.IdP", sub.IdP, "Subject.NameID", sub.NameID,
 		"Subject.NameIDFormat", sub.NameIDFormat, "Subject.SessionIndex", sub.SessionIndex); err != nil {
 		return err
 	}
@@ -489,7 +493,7 @@ func (s *SSO) PutSubject(ctx context.Context, sub sso.Subject, now time.Time) er
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, s.sql.putSubject, sub.Tenant, sub.UserID, sub.NameID, sub.NameIDFormat, sub.SessionIndex,
+	_, err = s.pool.Exec(ctx, s.sql.putSubject, sub.Tenant, sub.UserID, sub.IdP, sub.NameID, sub.NameIDFormat, sub.SessionIndex,
 		expires, gcCutoff(at))
 	if err != nil {
 		return wrap("sso: put subject", err)
@@ -513,7 +517,7 @@ func (s *SSO) Subject(ctx context.Context, tenant, userID string, now time.Time)
 	sub := sso.Subject{Tenant: tenant, UserID: userID}
 	var expires int64
 	err = s.pool.QueryRow(ctx, s.sql.subject, tenant, userID, at).
-		Scan(&sub.NameID, &sub.NameIDFormat, &sub.SessionIndex, &expires)
+		Scan(&sub.IdP, &sub.NameID, &sub.NameIDFormat, &sub.SessionIndex, &expires)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sso.Subject{}, sso.ErrNotFound
 	}
@@ -525,28 +529,29 @@ func (s *SSO) Subject(ctx context.Context, tenant, userID string, now time.Time)
 }
 
 // SubjectsByNameID implements sso.SubjectStore in one read of the index
-// on (tenant, NameID, user ID): the NameID matches exactly (the "C"
-// collation compares bytes) and the subjects come sorted by UserID byte
-// by byte, as strings.Compare orders them, with Expires in UTC. now is
-// truncated to the microsecond. A tenant or NameID that PostgreSQL text
-// cannot hold gives no subjects (none can be stored under it); a now
-// outside the range of Unix microseconds is an *sso.InputError.
-func (s *SSO) SubjectsByNameID(ctx context.Context, tenant, nameID string, now time.Time) ([]sso.Subject, error) {
+// on (tenant, IdP, NameID, user ID): the IdP and the NameID match exactly
+// (the "C" collation compares bytes) and the subjects come sorted by
+// UserID byte by byte, as strings.Compare orders them, with Expires in
+// UTC. now is truncated to the microsecond. An empty idp, or a tenant, idp
+// or NameID that PostgreSQL text cannot hold, gives no subjects (none can
+// be found under it); a now outside the range of Unix microseconds is an
+// *sso.InputError.
+func (s *SSO) SubjectsByNameID(ctx context.Context, tenant, idp, nameID string, now time.Time) ([]sso.Subject, error) {
 	at, err := ssoMicros("now", now)
 	if err != nil {
 		return nil, err
 	}
-	if checkSubjectText("tenant", tenant, "nameID", nameID) != nil {
+	if idp == "" || checkSubjectText("tenant", tenant, "idp", idp, "nameID", nameID) != nil {
 		return []sso.Subject{}, nil
 	}
-	rows, err := s.pool.Query(ctx, s.sql.subjectsByNameID, tenant, nameID, at)
+	rows, err := s.pool.Query(ctx, s.sql.subjectsByNameID, tenant, idp, nameID, at)
 	if err != nil {
 		return nil, wrap("sso: subjects by name id", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sso.Subject, error) {
 		sub := sso.Subject{Tenant: tenant}
 		var expires int64
-		err := r.Scan(&sub.UserID, &sub.NameID, &sub.NameIDFormat, &sub.SessionIndex, &expires)
+		err := r.Scan(&sub.UserID, &sub.IdP, &sub.NameID, &sub.NameIDFormat, &sub.SessionIndex, &expires)
 		sub.Expires = fromMicros(expires)
 		return sub, err
 	})

@@ -352,7 +352,7 @@ func TestSSOUnstorable(t *testing.T) {
 		t.Errorf("%d replay records stored after refused ones", n)
 	}
 
-	subj := sso.Subject{Tenant: "acme", UserID: "u1", NameID: "alice@example.com", NameIDFormat: "f", SessionIndex: "_i",
+	subj := sso.Subject{Tenant: "acme", UserID: "u1", IdP: "https://idp.example/metadata", NameID: "alice@example.com", NameIDFormat: "f", SessionIndex: "_i",
 		Expires: replicaNow.Add(time.Hour)}
 	for _, tc := range []struct {
 		field  string
@@ -360,6 +360,8 @@ func TestSSOUnstorable(t *testing.T) {
 	}{
 		{"Subject.Tenant", func(s *sso.Subject) { s.Tenant = "a\x00" }},
 		{"Subject.UserID", func(s *sso.Subject) { s.UserID = "u\xff" }},
+		{"Subject.IdP", func(s *sso.Subject) { s.IdP = "https://idp\x00.example" }},
+		{"Subject.IdP", func(s *sso.Subject) { s.IdP = "https://idp.example/" + strings.Repeat("m", sso.MaxEntityIDBytes) }},
 		{"Subject.NameID", func(s *sso.Subject) { s.NameID = "alice\x00@example.com" }},
 		{"Subject.NameIDFormat", func(s *sso.Subject) { s.NameIDFormat = "\xfe" }},
 		{"Subject.SessionIndex", func(s *sso.Subject) { s.SessionIndex = "_i\x00" }},
@@ -380,15 +382,18 @@ func TestSSOUnstorable(t *testing.T) {
 	if _, err := st.SSO.Subject(ctx, "acme", "u1", far); !errors.As(err, &ie) || ie.Field != "now" {
 		t.Errorf("Subject at year 300000 = %v, want *sso.InputError for now", err)
 	}
-	if _, err := st.SSO.SubjectsByNameID(ctx, "acme", "n", far); !errors.As(err, &ie) || ie.Field != "now" {
+	if _, err := st.SSO.SubjectsByNameID(ctx, "acme", subj.IdP, "n", far); !errors.As(err, &ie) || ie.Field != "now" {
 		t.Errorf("SubjectsByNameID at year 300000 = %v, want *sso.InputError for now", err)
 	}
 	// What cannot be stored is not found.
 	if _, err := st.SSO.Subject(ctx, "a\x00", "u\xff", replicaNow); !errors.Is(err, sso.ErrNotFound) {
 		t.Errorf("Subject of an unstorable user = %v, want ErrNotFound", err)
 	}
-	if got, err := st.SSO.SubjectsByNameID(ctx, "acme", "alice\x00@example.com", replicaNow); err != nil || len(got) != 0 {
+	if got, err := st.SSO.SubjectsByNameID(ctx, "acme", subj.IdP, "alice\x00@example.com", replicaNow); err != nil || len(got) != 0 {
 		t.Errorf("SubjectsByNameID of an unstorable NameID = %+v, %v; want none", got, err)
+	}
+	if got, err := st.SSO.SubjectsByNameID(ctx, "acme", "https://idp\x00.example", subj.NameID, replicaNow); err != nil || len(got) != 0 {
+		t.Errorf("SubjectsByNameID of an unstorable IdP = %+v, %v; want none", got, err)
 	}
 }
 
@@ -399,14 +404,14 @@ func TestSSOSubjectSubMicrosecond(t *testing.T) {
 	st := newStore(t)
 	ctx := t.Context()
 	exp := t0.Add(500) // 500 ns past a microsecond
-	if err := st.SSO.PutSubject(ctx, sso.Subject{Tenant: "acme", UserID: "u1", NameID: "n", Expires: exp}, t0); err != nil {
+	if err := st.SSO.PutSubject(ctx, sso.Subject{Tenant: "acme", UserID: "u1", IdP: "i", NameID: "n", Expires: exp}, t0); err != nil {
 		t.Fatal(err)
 	}
 	got, err := st.SSO.Subject(ctx, "acme", "u1", t0.Add(400))
 	if err != nil || !got.Expires.Equal(t0.Add(time.Microsecond)) || got.Expires.Location() != time.UTC {
 		t.Errorf("Subject 100 ns before Expires = %+v, %v; want found, Expires rounded up, in UTC", got, err)
 	}
-	if subs, err := st.SSO.SubjectsByNameID(ctx, "acme", "n", t0.Add(400)); err != nil || len(subs) != 1 {
+	if subs, err := st.SSO.SubjectsByNameID(ctx, "acme", "i", "n", t0.Add(400)); err != nil || len(subs) != 1 {
 		t.Errorf("SubjectsByNameID 100 ns before Expires = %+v, %v; want the subject", subs, err)
 	}
 	if _, err := st.SSO.Subject(ctx, "acme", "u1", t0.Add(time.Microsecond)); !errors.Is(err, sso.ErrNotFound) {
@@ -427,16 +432,16 @@ func TestSSOSubjectsByteOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil || !slices.Equal(cols, []string{"name_id", "tenant", "user_id"}) {
-		t.Errorf("columns of sso_subjects in the C collation = %v, %v; want name_id, tenant, user_id", cols, err)
+	if err != nil || !slices.Equal(cols, []string{"idp", "name_id", "tenant", "user_id"}) {
+		t.Errorf("columns of sso_subjects in the C collation = %v, %v; want idp, name_id, tenant, user_id", cols, err)
 	}
 	users := []string{"b", "B", "a", "A", "é", "e\u0301", "z", "_", "10", "9", "ü", "\U0001F600", "a b", "ab"}
 	for _, u := range users {
-		if err := st.SSO.PutSubject(ctx, sso.Subject{Tenant: "acme", UserID: u, NameID: "Zoë", Expires: t0.Add(time.Hour)}, t0); err != nil {
+		if err := st.SSO.PutSubject(ctx, sso.Subject{Tenant: "acme", UserID: u, IdP: "Idp", NameID: "Zoë", Expires: t0.Add(time.Hour)}, t0); err != nil {
 			t.Fatalf("PutSubject(%q): %v", u, err)
 		}
 	}
-	got, err := st.SSO.SubjectsByNameID(ctx, "acme", "Zoë", t0)
+	got, err := st.SSO.SubjectsByNameID(ctx, "acme", "Idp", "Zoë", t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,8 +455,13 @@ func TestSSOSubjectsByteOrder(t *testing.T) {
 		t.Errorf("SubjectsByNameID user order = %q, want %q", ids, want)
 	}
 	for _, other := range []string{"zoë", "ZOË", "Zoe\u0308", "Zo", "Zoë\u200b"} {
-		if got, err := st.SSO.SubjectsByNameID(ctx, "acme", other, t0); err != nil || len(got) != 0 {
+		if got, err := st.SSO.SubjectsByNameID(ctx, "acme", "Idp", other, t0); err != nil || len(got) != 0 {
 			t.Errorf("SubjectsByNameID(%q) = %d subjects, %v; want none", other, len(got), err)
+		}
+	}
+	for _, other := range []string{"idp", "IDP", "Idp ", "Id"} {
+		if got, err := st.SSO.SubjectsByNameID(ctx, "acme", other, "Zoë", t0); err != nil || len(got) != 0 {
+			t.Errorf("SubjectsByNameID(%q, Zoë) = %d subjects, %v; want none", other, len(got), err)
 		}
 	}
 	if _, err := st.SSO.Subject(ctx, "acme", "e\u0301", t0); err != nil {
@@ -468,7 +478,7 @@ func TestReplicasSSOPutSubject(t *testing.T) {
 	a, b := twoReplicas(t)
 	const n = 50
 	subject := func(i int) sso.Subject {
-		return sso.Subject{Tenant: "acme", UserID: "u1", NameID: fmt.Sprint("n", i), NameIDFormat: fmt.Sprint("f", i),
+		return sso.Subject{Tenant: "acme", UserID: "u1", IdP: fmt.Sprint("i", i%2), NameID: fmt.Sprint("n", i), NameIDFormat: fmt.Sprint("f", i),
 			SessionIndex: fmt.Sprint("_s", i), Expires: replicaNow.Add(time.Duration(i+1) * time.Minute)}
 	}
 	parallel(n, func(i int) {
@@ -488,14 +498,14 @@ func TestReplicasSSOPutSubject(t *testing.T) {
 	if _, err := fmt.Sscanf(got.NameID, "n%d", &i); err != nil || i < 0 || i >= n {
 		t.Fatalf("Subject = %+v, not one of the puts", got)
 	}
-	if want := subject(i); got.NameIDFormat != want.NameIDFormat || got.SessionIndex != want.SessionIndex || !got.Expires.Equal(want.Expires) {
+	if want := subject(i); got.IdP != want.IdP || got.NameIDFormat != want.NameIDFormat || got.SessionIndex != want.SessionIndex || !got.Expires.Equal(want.Expires) {
 		t.Errorf("Subject = %+v, a mix of puts; want %+v", got, want)
 	}
 	if n := rowCount(t, a, "sso_subjects"); n != 1 {
 		t.Errorf("%d rows for one user, want 1", n)
 	}
 	for j := range n {
-		subs, err := a.SSO.SubjectsByNameID(t.Context(), "acme", fmt.Sprint("n", j), replicaNow)
+		subs, err := a.SSO.SubjectsByNameID(t.Context(), "acme", fmt.Sprint("i", j%2), fmt.Sprint("n", j), replicaNow)
 		want := 0
 		if j == i {
 			want = 1
@@ -601,7 +611,7 @@ func TestSSORoundTrips(t *testing.T) {
 		},
 		"Subject": func(i int) error { _, err := st.SSO.Subject(ctx, "acme", fmt.Sprint("u", i), replicaNow); return err },
 		"SubjectsByNameID": func(int) error {
-			_, err := st.SSO.SubjectsByNameID(ctx, "acme", "n", replicaNow)
+			_, err := st.SSO.SubjectsByNameID(ctx, "acme", "i", "n", replicaNow)
 			return err
 		},
 	}

@@ -442,7 +442,7 @@ func TestErrorsAreReturned(t *testing.T) {
 			return st.SSO.PutSubject(ctx, sso.Subject{Tenant: "t", UserID: "u", NameID: "n", Expires: t0.Add(time.Hour)}, t0)
 		},
 		"Subject":          func() error { _, err := st.SSO.Subject(ctx, "t", "u", t0); return err },
-		"SubjectsByNameID": func() error { _, err := st.SSO.SubjectsByNameID(ctx, "t", "n", t0); return err },
+		"SubjectsByNameID": func() error { _, err := st.SSO.SubjectsByNameID(ctx, "t", "i", "n", t0); return err },
 	}
 	sentinels := []error{auth.ErrNotFound, auth.ErrConflict, auth.ErrDuplicateID, session.ErrNotFound, audit.ErrConflict,
 		guard.ErrTenantNotFound, guard.ErrConflict, ipfilter.ErrConflict, mfa.ErrNotFound, mfa.ErrConflict, mfa.ErrReplay,

@@ -102,7 +102,13 @@
 // Expires by the Redis clock) may linger in its old index until that
 // index expires or is next written; SubjectsByNameID reads the subject
 // of each user it lists and returns only those that still have the
-// NameID and are live at now.
+// NameID, are of the IdP asked for and are live at now. A subject written
+// before this package kept its IdP (sso.Subject.IdP, the hash field p)
+// has none and belongs to none: SubjectsByNameID finds it for no IdP,
+// and the facade names it to no IdP, until the user's next SSO sign-in
+// replaces it or it expires. Which IdP issued it is unknown, and naming
+// a NameID to, or taking a logout from, an IdP that did not issue it is
+// what the field prevents.
 // Keep the clocks of the Redis server and of the hosts in sync (NTP): a
 // server clock far ahead ends sessions and locks early, and opens that
 // window for replays. Times must lie between 1970 and 2255 (Lua's

@@ -480,9 +480,11 @@ return 1
 `)
 
 // subjectFieldNames are the fields of a SAML subject that Go decodes, in
-// order; subjectFields is the same list in Lua.
+// order; subjectFields is the same list in Lua. The last, p (the IdP), is
+// absent from a subject written before this package kept it: it has no
+// IdP.
 var (
-	subjectFieldNames = []string{"n", "f", "i", "e"}
+	subjectFieldNames = []string{"n", "f", "i", "e", "p"}
 	subjectFields     = "'" + strings.Join(subjectFieldNames, "', '") + "'"
 )
 
@@ -501,7 +503,7 @@ local function isa(k, typ)
   return ty == 'none' or ty == typ
 end
 -- subject returns the fields of subject key k, nil if k is gone, or false
--- if it is malformed.
+-- if it is malformed. The IdP (v[5]) is false when the subject has none.
 local function subject(k)
   local v = redis.call('HMGET', k, ` + subjectFields + `)
   if not (v[1] or v[2] or v[3] or v[4]) then return nil end
@@ -513,7 +515,7 @@ end
 // putSubjectScript is sso.SubjectStore.PutSubject. KEYS[1] the user's
 // subject, KEYS[2] the index of its new NameID. ARGV: prefix, tenant,
 // user ID, now, Expires, the subject's PEXPIREAT, then NameID,
-// NameIDFormat and SessionIndex. It takes the user out of the index of
+// NameIDFormat, SessionIndex and IdP. It takes the user out of the index of
 // its previous NameID, replaces the subject whole, adds the user to the
 // new index scored by Expires, drops from each index it changes the users
 // expired at now, and makes that index expire with its last user. Returns
@@ -540,7 +542,7 @@ if oldIdx then
   tidy(oldIdx)
 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'n', ARGV[7], 'f', ARGV[8], 'i', ARGV[9], 'e', ARGV[5])
+redis.call('HSET', KEYS[1], 'n', ARGV[7], 'f', ARGV[8], 'i', ARGV[9], 'e', ARGV[5], 'p', ARGV[10])
 redis.call('PEXPIREAT', KEYS[1], ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
 tidy(KEYS[2])
@@ -548,11 +550,12 @@ return 0
 `)
 
 // subjectsByNameIDScript is sso.SubjectStore.SubjectsByNameID. KEYS[1]
-// the index of the NameID. ARGV: prefix, tenant, now, NameID. Returns
-// {9} if a subject of the index is malformed, else {0, {user ID, then
-// NameIDFormat, SessionIndex, Expires}...} for the users whose score is
-// after now and whose subject still has that NameID and an Expires after
-// now, in no particular order. It changes nothing: users the index keeps
+// the index of the NameID. ARGV: prefix, tenant, now, NameID, IdP.
+// Returns {9} if a subject of the index is malformed, else {0, {user ID,
+// then NameIDFormat, SessionIndex, Expires}...} for the users whose score
+// is after now and whose subject still has that NameID, that IdP and an
+// Expires after now, in no particular order (a subject without an IdP
+// has none: it matches no IdP). It changes nothing: users the index keeps
 // after their subject expired in Redis, or moved to another NameID, are
 // skipped here and dropped by PutSubject or by the index's expiry.
 var subjectsByNameIDScript = redis.NewScript(luaSubjects + `
@@ -561,7 +564,7 @@ local out = {0}
 for _, u in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[3], '+inf')) do
   local v = subject(sukey(u))
   if v == false then return {9} end
-  if v and v[1] == ARGV[4] and now < tonumber(v[4]) then
+  if v and v[1] == ARGV[4] and v[5] == ARGV[5] and now < tonumber(v[4]) then
     out[#out + 1] = {u, v[2], v[3], v[4]}
   end
 end

@@ -199,8 +199,12 @@ func (s *Store) InsertID(ctx context.Context, tenant, id string, until, now time
 // an *InputError, and changes nothing, when sub.Expires or now lies
 // outside the years 1970 to 2255, and an error wrapping ErrCorrupt, and
 // changes nothing, when a key it would change holds data this package did
-// not write.
+// not write. A Subject that sso.Subject.Validate refuses gives its
+// *sso.InputError, and changes nothing.
 func (s *Store) PutSubject(ctx context.Context, sub sso.Subject, now time.Time) error {
+	if err := sub.Validate(); err != nil {
+		return err
+	}
 	expires, err := micros("Subject.Expires", sub.Expires)
 	if err != nil {
 		return err
@@ -212,7 +216,7 @@ func (s *Store) PutSubject(ctx context.Context, sub sso.Subject, now time.Time) 
 	keys := []string{s.subjectKey(sub.Tenant, sub.UserID), s.nameIDKey(sub.Tenant, sub.NameID)}
 	args := []any{
 		s.prefix, sub.Tenant, sub.UserID, itoa(at), itoa(expires), itoa(expireMillis(expires)),
-		sub.NameID, sub.NameIDFormat, sub.SessionIndex,
+		sub.NameID, sub.NameIDFormat, sub.SessionIndex, sub.IdP,
 	}
 	n, err := putSubjectScript.Run(ctx, s.rdb, keys, args...).Int64()
 	if err != nil {
@@ -250,15 +254,19 @@ func (s *Store) Subject(ctx context.Context, tenant, userID string, now time.Tim
 }
 
 // SubjectsByNameID implements sso.SubjectStore in one script, which reads
-// the index of nameID and the subjects of its users; expiry is judged at
-// now, kept to the microsecond. It returns an *InputError when now lies
-// outside the years 1970 to 2255.
-func (s *Store) SubjectsByNameID(ctx context.Context, tenant, nameID string, now time.Time) ([]sso.Subject, error) {
+// the index of nameID and the subjects of its users, keeping those of idp;
+// expiry is judged at now, kept to the microsecond. An empty idp reads
+// nothing. It returns an *InputError when now lies outside the years 1970
+// to 2255.
+func (s *Store) SubjectsByNameID(ctx context.Context, tenant, idp, nameID string, now time.Time) ([]sso.Subject, error) {
 	at, err := micros("now", now)
 	if err != nil {
 		return nil, err
 	}
-	v, err := subjectsByNameIDScript.Run(ctx, s.rdb, []string{s.nameIDKey(tenant, nameID)}, s.prefix, tenant, itoa(at), nameID).Slice()
+	if idp == "" {
+		return nil, nil // a subject without an IdP belongs to none
+	}
+	v, err := subjectsByNameIDScript.Run(ctx, s.rdb, []string{s.nameIDKey(tenant, nameID)}, s.prefix, tenant, itoa(at), nameID, idp).Slice()
 	if err != nil {
 		return nil, redisErr("list subjects", err)
 	}
@@ -276,7 +284,7 @@ func (s *Store) SubjectsByNameID(ctx context.Context, tenant, nameID string, now
 		if !ok {
 			return nil, redisErr("list subjects", ErrCorrupt)
 		}
-		sub, _, err := decodeSubject(tenant, userID, []any{nameID, f[1], f[2], f[3]})
+		sub, _, err := decodeSubject(tenant, userID, []any{nameID, f[1], f[2], f[3], idp})
 		if err != nil {
 			return nil, redisErr("list subjects", err)
 		}
@@ -288,15 +296,16 @@ func (s *Store) SubjectsByNameID(ctx context.Context, tenant, nameID string, now
 
 // decodeSubject decodes the subject of (tenant, userID) from its fields
 // in the order of subjectFieldNames, and returns it with its Expires in
-// microseconds.
+// microseconds. The IdP, last, may be absent (nil): a subject written
+// before this package kept it has none.
 func decodeSubject(tenant, userID string, v []any) (sso.Subject, int64, error) {
 	if len(v) != len(subjectFieldNames) {
 		return sso.Subject{}, 0, ErrCorrupt
 	}
-	var str [4]string
+	var str [5]string
 	for i := range str {
 		s, ok := v[i].(string)
-		if !ok {
+		if !ok && !(i == 4 && v[i] == nil) {
 			return sso.Subject{}, 0, fmt.Errorf("%w: subject field %s", ErrCorrupt, subjectFieldNames[i])
 		}
 		str[i] = s
@@ -306,7 +315,7 @@ func decodeSubject(tenant, userID string, v []any) (sso.Subject, int64, error) {
 		return sso.Subject{}, 0, fmt.Errorf("%w: subject field e", ErrCorrupt)
 	}
 	sub := sso.Subject{
-		Tenant: tenant, UserID: userID, NameID: str[0],
+		Tenant: tenant, UserID: userID, IdP: str[4], NameID: str[0],
 		NameIDFormat: str[1], SessionIndex: str[2], Expires: fromMicros(expires),
 	}
 	return sub, expires, nil

@@ -64,9 +64,12 @@ func TestSSOStores(t *testing.T) {
 	}
 }
 
+// testIdP is the IdP of ssoSubject's subjects.
+const testIdP = "https://idp.example/metadata"
+
 func ssoSubject(tenant, user, nameID string, expires time.Time) sso.Subject {
 	return sso.Subject{
-		Tenant: tenant, UserID: user, NameID: nameID,
+		Tenant: tenant, UserID: user, IdP: testIdP, NameID: nameID,
 		NameIDFormat: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress", SessionIndex: "_s-" + user,
 		Expires: expires,
 	}
@@ -166,7 +169,7 @@ func TestSSOSubjectsGoneFromRedis(t *testing.T) {
 	}
 	check := func(nameID string, want ...string) {
 		t.Helper()
-		got, err := st.SubjectsByNameID(ctx, "t", nameID, base)
+		got, err := st.SubjectsByNameID(ctx, "t", testIdP, nameID, base)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -497,7 +500,7 @@ func TestSSORedisDown(t *testing.T) {
 	check("PutSubject", st.PutSubject(ctx, ssoSubject("t", "u", "n", base.Add(time.Hour)), base), nil)
 	sub, err := st.Subject(ctx, "t", "u", base)
 	check("Subject", err, sub)
-	subs, err := st.SubjectsByNameID(ctx, "t", "n", base)
+	subs, err := st.SubjectsByNameID(ctx, "t", testIdP, "n", base)
 	check("SubjectsByNameID", err, subs)
 }
 
@@ -598,7 +601,7 @@ func TestSSOForeignData(t *testing.T) {
 			t.Errorf("the malformed subject (%s) was changed: HLEN = %d, %v", name, n, err)
 		}
 	}
-	if s, err := st.SubjectsByNameID(ctx, "t", "n-bad", base); !errors.Is(err, redisstore.ErrCorrupt) {
+	if s, err := st.SubjectsByNameID(ctx, "t", testIdP, "n-bad", base); !errors.Is(err, redisstore.ErrCorrupt) {
 		t.Errorf("SubjectsByNameID over malformed subjects = %+v, %v; want ErrCorrupt", s, err)
 	}
 	if err := c.Set(ctx, prefix+"su:1:t:str", "not a hash", 0).Err(); err != nil {
@@ -609,7 +612,7 @@ func TestSSOForeignData(t *testing.T) {
 	}
 	_, err = st.Subject(ctx, "t", "str", base)
 	notAnswer("Subject", err)
-	_, err = st.SubjectsByNameID(ctx, "t", "n-str", base)
+	_, err = st.SubjectsByNameID(ctx, "t", testIdP, "n-str", base)
 	notAnswer("SubjectsByNameID", err)
 	for _, s := range []sso.Subject{
 		ssoSubject("t", "str", "n-new", base.Add(time.Hour)),  // the subject is not a hash
@@ -684,7 +687,7 @@ func TestSSOBadInput(t *testing.T) {
 	if got, err := st.Subject(ctx, "t", "u", late); !errors.As(err, &inputErr) {
 		t.Errorf("Subject(2300) = %+v, %v; want *InputError", got, err)
 	}
-	if got, err := st.SubjectsByNameID(ctx, "t", "n", past); !errors.As(err, &inputErr) || got != nil {
+	if got, err := st.SubjectsByNameID(ctx, "t", testIdP, "n", past); !errors.As(err, &inputErr) || got != nil {
 		t.Errorf("SubjectsByNameID(1900) = %+v, %v; want *InputError", got, err)
 	}
 	// A refused ConsumeRequest consumes nothing.
@@ -721,7 +724,7 @@ func TestSSOOneRoundTrip(t *testing.T) {
 		{"PutSubject", func() error { return st.PutSubject(ctx, ssoSubject("t", "u1", "n1", base.Add(time.Hour)), base) }, "evalsha"},
 		{"PutSubjectMoving", func() error { return st.PutSubject(ctx, ssoSubject("t", "u1", "n2", base.Add(time.Hour)), base) }, "evalsha"},
 		{"Subject", func() error { _, err := st.Subject(ctx, "t", "u1", base); return err }, "hmget"},
-		{"SubjectsByNameID", func() error { _, err := st.SubjectsByNameID(ctx, "t", "n2", base); return err }, "evalsha"},
+		{"SubjectsByNameID", func() error { _, err := st.SubjectsByNameID(ctx, "t", testIdP, "n2", base); return err }, "evalsha"},
 	} {
 		cnt.reset()
 		if err := tc.call(); err != nil {
@@ -730,5 +733,50 @@ func TestSSOOneRoundTrip(t *testing.T) {
 		if trips, cmds := cnt.counted(); trips != 1 || len(cmds) != 1 || cmds[0] != tc.cmd {
 			t.Errorf("%s cost %d round trips, commands %v; want one %s", tc.name, trips, cmds, tc.cmd)
 		}
+	}
+}
+
+// TestSSOSubjectWithoutIdP checks a subject written before this package
+// kept the IdP (no field p): Subject returns it without an IdP, it
+// belongs to none (SubjectsByNameID finds it for no IdP, even the empty
+// one, while finding the subjects of the IdP asked for beside it), and
+// the user's next sign-in replaces it whole, IdP included.
+func TestSSOSubjectWithoutIdP(t *testing.T) {
+	st, c, prefix := open(t)
+	ctx := t.Context()
+	expires := base.Add(time.Hour)
+	if err := c.HSet(ctx, prefix+"su:1:t:old", "n", "n1", "f", "urn:f", "i", "_s-old", "e", fmt.Sprint(expires.UnixMicro())).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ZAdd(ctx, prefix+"sn:1:t:n1", redis.Z{Score: float64(expires.UnixMicro()), Member: "old"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	now := ssoSubject("t", "new", "n1", expires)
+	if err := st.PutSubject(ctx, now, base); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Subject(ctx, "t", "old", base)
+	if want := (sso.Subject{Tenant: "t", UserID: "old", NameID: "n1", NameIDFormat: "urn:f", SessionIndex: "_s-old", Expires: expires}); err != nil || got != want {
+		t.Errorf("Subject of a subject without p = %+v, %v; want %+v", got, err, want)
+	}
+	for _, idp := range []string{testIdP, ""} {
+		var ids []string
+		subs, err := st.SubjectsByNameID(ctx, "t", idp, "n1", base)
+		for _, s := range subs {
+			ids = append(ids, s.UserID)
+		}
+		if want := map[string]string{testIdP: "[new]", "": "[]"}[idp]; err != nil || fmt.Sprint(ids) != want {
+			t.Errorf("SubjectsByNameID(%q, n1) = %q, %v; want %s", idp, ids, err, want)
+		}
+	}
+	again := ssoSubject("t", "old", "n1", expires)
+	if err := st.PutSubject(ctx, again, base); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Subject(ctx, "t", "old", base); err != nil || got.IdP != testIdP {
+		t.Errorf("Subject after a new sign-in = %+v, %v; want IdP %s", got, err, testIdP)
+	}
+	if subs, err := st.SubjectsByNameID(ctx, "t", testIdP, "n1", base); err != nil || len(subs) != 2 {
+		t.Errorf("SubjectsByNameID after a new sign-in = %+v, %v; want new and old", subs, err)
 	}
 }

@@ -279,7 +279,7 @@ func TestPutConnectionNotUTF8(t *testing.T) {
 func TestSubjectBytes(t *testing.T) {
 	s := openStore(t)
 	ctx := context.Background()
-	sub := sso.Subject{Tenant: "t\xff", UserID: "u\x00\xfe", NameID: "a\x00b\xc3", NameIDFormat: "\x80", SessionIndex: "\x00", Expires: t0.Add(time.Hour)}
+	sub := sso.Subject{Tenant: "t\xff", UserID: "u\x00\xfe", IdP: "i\x00\xfd", NameID: "a\x00b\xc3", NameIDFormat: "\x80", SessionIndex: "\x00", Expires: t0.Add(time.Hour)}
 	if err := s.SSO.PutSubject(ctx, sub, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -290,11 +290,16 @@ func TestSubjectBytes(t *testing.T) {
 		t.Errorf("Subject of the user ID cut at its NUL: %v, want ErrNotFound", err)
 	}
 	for _, nameID := range []string{"a", "a\x00", "a\x00b", "a\x00b\xc3\x00", "A\x00B\xc3"} {
-		if got, err := s.SSO.SubjectsByNameID(ctx, sub.Tenant, nameID, t0); err != nil || len(got) != 0 {
+		if got, err := s.SSO.SubjectsByNameID(ctx, sub.Tenant, sub.IdP, nameID, t0); err != nil || len(got) != 0 {
 			t.Errorf("SubjectsByNameID(%q) = %+q, %v; want none", nameID, got, err)
 		}
 	}
-	if got, err := s.SSO.SubjectsByNameID(ctx, sub.Tenant, sub.NameID, t0); err != nil || len(got) != 1 || got[0] != sub {
+	for _, idp := range []string{"i", "i\x00", "i\x00\xfd\x00", "I\x00\xfd"} {
+		if got, err := s.SSO.SubjectsByNameID(ctx, sub.Tenant, idp, sub.NameID, t0); err != nil || len(got) != 0 {
+			t.Errorf("SubjectsByNameID(%q, %q) = %+q, %v; want none", idp, sub.NameID, got, err)
+		}
+	}
+	if got, err := s.SSO.SubjectsByNameID(ctx, sub.Tenant, sub.IdP, sub.NameID, t0); err != nil || len(got) != 1 || got[0] != sub {
 		t.Errorf("SubjectsByNameID(%q) = %+q, %v; want %+q", sub.NameID, got, err, sub)
 	}
 }

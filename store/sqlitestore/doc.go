@@ -30,7 +30,7 @@
 //   - SSO: every role of sso.Stores (SSO.Stores): IdP connections, tracked
 //     requests, the assertion replay cache and the users' subjects at the
 //     IdP for single logout (sso.SubjectStore: one row per user, found by
-//     NameID through an index, exactly, byte for byte).
+//     IdP and NameID through an index, exactly, byte for byte).
 //
 // Use it as
 //
@@ -77,7 +77,14 @@
 // (auth.User.LastSSOAt): no user has signed in through SSO yet, so the
 // facade counts as on SSO only those who do so after the upgrade.
 // Upgrading to schema version 12 (auth.User.EmailUnverified): every
-// user's address counts as verified, as it did before.
+// user's address counts as verified, as it did before. Upgrading to schema
+// version 13 (sso.Subject.IdP): the subjects kept before name no IdP, so
+// they belong to none: single logout neither finds them for an IdP's
+// LogoutRequest (the user is then found by email only, when the NameID
+// is one) nor names them to the IdP, until each user's next SSO sign-in
+// replaces the record, or it expires with the session of its sign-in.
+// Which IdP issued them is unknown, and naming a NameID to, or taking a
+// logout from, an IdP that did not issue it is what the field prevents.
 //
 // Times are stored as Unix microseconds (UTC), the precision of every Guard
 // package, so they come back exactly. A tenant's policy is stored as JSON,

@@ -395,6 +395,18 @@ var migrations = []migration{
 		// verified address.
 		`ALTER TABLE guard_users ADD COLUMN email_unverified INTEGER NOT NULL DEFAULT 0 CHECK (email_unverified IN (0, 1))`,
 	}},
+	{13, "sso subjects of an idp", []string{
+		// The entity ID of the IdP that issued the subject's NameID
+		// (sso.Subject.IdP), byte for byte. A row written before has ''
+		// (no IdP): it belongs to none, so no IdP's LogoutRequest finds it
+		// and it is named to none, until it expires with the session of
+		// its sign-in.
+		`ALTER TABLE guard_sso_subjects ADD COLUMN idp TEXT NOT NULL DEFAULT ''`,
+		// SubjectsByNameID: one range of one IdP's NameID, in user_id
+		// order.
+		`DROP INDEX guard_sso_subjects_name_id`,
+		`CREATE INDEX guard_sso_subjects_idp_name_id ON guard_sso_subjects (tenant, idp, name_id, user_id)`,
+	}},
 }
 
 // ownNames are the tables and indexes this package creates. A database
@@ -445,6 +457,7 @@ var ownNames = map[string]bool{
 	"guard_sso_replay_until":         true,
 	"guard_sso_subjects":             true,
 	"guard_sso_subjects_name_id":     true,
+	"guard_sso_subjects_idp_name_id": true,
 	"guard_sso_subjects_expires":     true,
 }
 

@@ -105,7 +105,7 @@ func TestQueryMatchesMemstore(t *testing.T) {
 	t.Logf("%d queries agree", queries)
 }
 
-// SubjectsByNameID reads one range of the index on (tenant, name_id,
+// SubjectsByNameID reads one range of the index on (tenant, idp, name_id,
 // user_id), already in order: no scan of the table, no sort.
 // queryPlan returns the details of SQLite's plan for query with args.
 func queryPlan(t *testing.T, s *sqlitestore.Store, query string, args ...any) []string {
@@ -131,9 +131,9 @@ func queryPlan(t *testing.T, s *sqlitestore.Store, query string, args ...any) []
 }
 
 func TestSubjectsByNameIDPlan(t *testing.T) {
-	plan := queryPlan(t, openStore(t), sqlitestore.SubjectsByNameIDQuery, "acme", "n", 0)
-	if len(plan) != 1 || !strings.Contains(plan[0], "USING INDEX guard_sso_subjects_name_id (tenant=? AND name_id=?)") {
-		t.Errorf("query plan %q, want one search of guard_sso_subjects_name_id by tenant and name_id", plan)
+	plan := queryPlan(t, openStore(t), sqlitestore.SubjectsByNameIDQuery, "acme", "https://idp.example/metadata", "n", 0)
+	if len(plan) != 1 || !strings.Contains(plan[0], "USING INDEX guard_sso_subjects_idp_name_id (tenant=? AND idp=? AND name_id=?)") {
+		t.Errorf("query plan %q, want one search of guard_sso_subjects_idp_name_id by tenant, idp and name_id", plan)
 	}
 }
 

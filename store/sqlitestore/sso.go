@@ -293,12 +293,17 @@ func (s *SSO) Sweep(ctx context.Context, now time.Time) (int64, error) {
 // UPDATE of the user's row, which replaces every field: of concurrent puts
 // for one user, in any process, the last to commit is stored whole. Every
 // field is kept byte for byte (like the tenant and ID of a request), and
-// Expires to the microsecond. Every defaultSweepEvery-th PutSubject of a
-// Store also deletes, in the same transaction, up to sweepBatch subjects
-// that expired SweepGrace or more before now.
+// Expires to the microsecond. A Subject that sso.Subject.Validate refuses
+// gives its *sso.InputError, and nothing is written. Every
+// defaultSweepEvery-th PutSubject of a Store also deletes, in the same
+// transaction, up to sweepBatch subjects that expired SweepGrace or more
+// before now.
 func (s *SSO) PutSubject(ctx context.Context, sub sso.Subject, now time.Time) error {
+	if err := sub.Validate(); err != nil {
+		return err
+	}
 	err := s.writeSweeping(ctx, &s.puts, subjSweep, sweepCutoff(now), func(w *wtx) error {
-		_, err := w.exec(subjPut, sub.Tenant, sub.UserID, sub.NameID, sub.NameIDFormat, sub.SessionIndex, micros(sub.Expires))
+		_, err := w.exec(subjPut, sub.Tenant, sub.UserID, sub.IdP, sub.NameID, sub.NameIDFormat, sub.SessionIndex, micros(sub.Expires))
 		return err
 	})
 	if err != nil {
@@ -324,14 +329,17 @@ func (s *SSO) Subject(ctx context.Context, tenant, userID string, now time.Time)
 }
 
 // SubjectsByNameID implements sso.SubjectStore with one SELECT of a range
-// of the index on (tenant, name_id, user_id): NameIDs are compared byte
-// for byte, and the subjects come in the byte order of their user IDs,
-// the order of strings.Compare.
-func (s *SSO) SubjectsByNameID(ctx context.Context, tenant, nameID string, now time.Time) ([]sso.Subject, error) {
+// of the index on (tenant, idp, name_id, user_id): IdPs and NameIDs are
+// compared byte for byte, and the subjects come in the byte order of their
+// user IDs, the order of strings.Compare. An empty idp reads nothing.
+func (s *SSO) SubjectsByNameID(ctx context.Context, tenant, idp, nameID string, now time.Time) ([]sso.Subject, error) {
 	if err := s.s.ready(ctx); err != nil {
 		return nil, err
 	}
-	out, err := queryAll(ctx, s.s.reads, subjByNameID, scanSubject, tenant, nameID, micros(now))
+	if idp == "" {
+		return nil, nil // a subject without an IdP belongs to none
+	}
+	out, err := queryAll(ctx, s.s.reads, subjByNameID, scanSubject, tenant, idp, nameID, micros(now))
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: list sso subjects: %w", err)
 	}
@@ -342,7 +350,7 @@ func (s *SSO) SubjectsByNameID(ctx context.Context, tenant, nameID string, now t
 func scanSubject(r scanner) (sso.Subject, error) {
 	var sub sso.Subject
 	var expires int64
-	if err := r.Scan(&sub.Tenant, &sub.UserID, &sub.NameID, &sub.NameIDFormat, &sub.SessionIndex, &expires); err != nil {
+	if err := r.Scan(&sub.Tenant, &sub.UserID, &sub.IdP, &sub.NameID, &sub.NameIDFormat, &sub.SessionIndex, &expires); err != nil {
 		return sso.Subject{}, err
 	}
 	sub.Expires = fromMicros(expires)

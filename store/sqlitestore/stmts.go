@@ -171,7 +171,7 @@ const codeCols = `tenant, txn, user_id, factor_id, kind, hash, created_at, expir
 
 const txnCols = `hash, tenant, user_id, binding, purpose, flags, created_at, expires_at`
 
-const subjectCols = `tenant, user_id, name_id, name_id_format, session_index, expires`
+const subjectCols = `tenant, user_id, idp, name_id, name_id_format, session_index, expires`
 
 const approvalCols = `tenant, id, requester_kind, requester_id, section, action, target, payload_hash,
 	created_at, expires_at, status, decider_kind, decider_id, decided_at, consumed_at`
@@ -431,8 +431,8 @@ var queries = func() (q [numStmts]string) {
 		ON CONFLICT (tenant, id) DO UPDATE SET until = excluded.until WHERE until <= ?4`
 	q[replaySweep] = `DELETE FROM guard_sso_replay WHERE (tenant, id) IN (
 		SELECT tenant, id FROM guard_sso_replay WHERE until <= ?1 LIMIT ?2)`
-	q[subjPut] = `INSERT INTO guard_sso_subjects (` + subjectCols + `) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (tenant, user_id) DO UPDATE SET name_id = excluded.name_id,
+	q[subjPut] = `INSERT INTO guard_sso_subjects (` + subjectCols + `) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (tenant, user_id) DO UPDATE SET idp = excluded.idp, name_id = excluded.name_id,
 			name_id_format = excluded.name_id_format, session_index = excluded.session_index,
 			expires = excluded.expires`
 	// Live at ?3: ?3 before expires.
@@ -442,8 +442,8 @@ var queries = func() (q [numStmts]string) {
 	// byte order, as the index keeps it. The index is named: the planner,
 	// which has no statistics, would rather read the tenant's every user
 	// through the primary key.
-	q[subjByNameID] = `SELECT ` + subjectCols + ` FROM guard_sso_subjects INDEXED BY guard_sso_subjects_name_id
-		WHERE tenant = ?1 AND name_id = ?2 AND expires > ?3 ORDER BY user_id`
+	q[subjByNameID] = `SELECT ` + subjectCols + ` FROM guard_sso_subjects INDEXED BY guard_sso_subjects_idp_name_id
+		WHERE tenant = ?1 AND idp = ?2 AND name_id = ?3 AND expires > ?4 ORDER BY user_id`
 	q[subjSweep] = `DELETE FROM guard_sso_subjects WHERE (tenant, user_id) IN (
 		SELECT tenant, user_id FROM guard_sso_subjects WHERE expires <= ?1 LIMIT ?2)`
 	return q

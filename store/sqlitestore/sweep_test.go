@@ -342,7 +342,7 @@ func TestSSOSweeps(t *testing.T) {
 			if ok, err := s.SSO.InsertID(ctx, "acme", "_"+id, at.Add(10*time.Minute), at); err != nil || !ok {
 				t.Fatalf("InsertID = %v, %v", ok, err)
 			}
-			sub := sso.Subject{Tenant: "acme", UserID: "u-" + id, NameID: "n", Expires: at.Add(10 * time.Minute)}
+			sub := sso.Subject{Tenant: "acme", UserID: "u-" + id, IdP: "idp", NameID: "n", Expires: at.Add(10 * time.Minute)}
 			if err := s.SSO.PutSubject(ctx, sub, at); err != nil {
 				t.Fatal(err)
 			}
@@ -356,7 +356,7 @@ func TestSSOSweeps(t *testing.T) {
 	if ok, err := s.SSO.InsertID(ctx, "acme", "_id-3-9", t0.Add(4*time.Hour), t0.Add(3*time.Hour+time.Minute)); err != nil || ok {
 		t.Errorf("InsertID of a live ID after sweeps = %v, %v; want not new", ok, err)
 	}
-	subs, err := s.SSO.SubjectsByNameID(ctx, "acme", "n", t0.Add(3*time.Hour+time.Minute))
+	subs, err := s.SSO.SubjectsByNameID(ctx, "acme", "idp", "n", t0.Add(3*time.Hour+time.Minute))
 	mustLen(t, "live subjects after sweeps", len(subs), err, 10)
 	// Records that expired less than SweepGrace ago are kept, though a
 	// subject is no longer found.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/sso"
 	"github.com/guardhq/guard/store/sqlitestore"
 )
 
@@ -157,5 +158,55 @@ func TestUpgradeKeepsEmailsVerified(t *testing.T) {
 	}
 	if u, err = s.Users.User(ctx, "acme", "u1"); err != nil || u.Email != "b@example.com" || u.EmailUnverified {
 		t.Errorf("user after VerifyEmail = %+v, %v", u, err)
+	}
+}
+
+// A subject written at schema version 12, as that release would, comes
+// back after the upgrade to version 13 (sso.Subject.IdP) without an IdP,
+// and so belongs to none: SubjectsByNameID finds it for no IdP, even
+// the empty one. The user's next sign-in replaces it with one that the
+// IdP's lookups find.
+func TestUpgradeKeepsSubjectsWithoutIdP(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v12.db")
+	old, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitestore.MigrateTo(ctx, old, 12); err != nil {
+		t.Fatal(err)
+	}
+	expires := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := old.DB().Exec(`INSERT INTO guard_sso_subjects (tenant, user_id, name_id, name_id_format, session_index, expires)
+		VALUES ('acme', 'u1', '00u1', 'urn:f', '_s1', ?)`, expires.UnixMicro()); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := expires.Add(-time.Hour)
+	want := sso.Subject{Tenant: "acme", UserID: "u1", NameID: "00u1", NameIDFormat: "urn:f", SessionIndex: "_s1", Expires: expires}
+	if got, err := s.SSO.Subject(ctx, "acme", "u1", now); err != nil || got.IdP != "" || !got.Expires.Equal(expires) {
+		t.Fatalf("subject stored at version 12 = %+v, %v; want %+v", got, err, want)
+	}
+	for _, idp := range []string{"", "https://idp.example/metadata"} {
+		if got, err := s.SSO.SubjectsByNameID(ctx, "acme", idp, "00u1", now); err != nil || len(got) != 0 {
+			t.Errorf("SubjectsByNameID(%q) of a subject stored at version 12 = %+v, %v; want none", idp, got, err)
+		}
+	}
+	want.IdP = "https://idp.example/metadata"
+	if err := s.SSO.PutSubject(ctx, want, now); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.SSO.SubjectsByNameID(ctx, "acme", want.IdP, "00u1", now); err != nil || len(got) != 1 || got[0].UserID != "u1" || got[0].IdP != want.IdP {
+		t.Errorf("SubjectsByNameID after a new sign-in = %+v, %v; want u1 of %s", got, err, want.IdP)
 	}
 }
