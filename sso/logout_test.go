@@ -89,10 +89,32 @@ func TestStartLogoutErrors(t *testing.T) {
 		t.Errorf("no SLO endpoint: %v", err)
 	}
 	var in *InputError
-	for _, o := range []LogoutOptions{{}, {NameID: " a"}, {NameID: "a", ReturnTo: "//evil"}, {NameID: "a", SessionIndex: "x\ny"}} {
+	for _, o := range []LogoutOptions{{}, {NameID: " a"}, {NameID: "a", ReturnTo: "//evil"}, {NameID: "a", SessionIndex: "x\ny"},
+		{NameID: "a", IdP: idpEntityID + strings.Repeat("x", MaxEntityIDBytes)}} {
 		if _, err := e.p.StartLogout(t.Context(), tenant, o); !errors.As(err, &in) {
 			t.Errorf("StartLogout(%+v) = %v, want an *InputError", o, err)
 		}
+	}
+}
+
+// A subject is named only to the IdP that issued it: StartLogout with
+// another IdP than the tenant's (one it has replaced) returns ErrOtherIdP
+// and no redirect; with the tenant's own, it sends and tracks the
+// request.
+func TestStartLogoutOtherIdP(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, other := range []string{"https://old-idp.example/metadata", strings.ToUpper(idpEntityID), idpEntityID + "/"} {
+		lo, err := e.p.StartLogout(t.Context(), tenant, LogoutOptions{NameID: "00u-alice", SessionIndex: "_s1", IdP: other})
+		if !errors.Is(err, ErrOtherIdP) || lo != nil {
+			t.Errorf("StartLogout for a subject of %s = %+v, %v; want ErrOtherIdP", other, lo, err)
+		}
+	}
+	lo, err := e.p.StartLogout(t.Context(), tenant, LogoutOptions{NameID: "00u-alice", SessionIndex: "_s1", IdP: idpEntityID})
+	if err != nil || lo.RedirectURL == "" {
+		t.Fatalf("StartLogout for a subject of the tenant's IdP = %+v, %v", lo, err)
+	}
+	if _, err := e.st.ConsumeRequest(t.Context(), tenant, lo.RequestID, t0); err != nil {
+		t.Errorf("the LogoutRequest sent is not tracked: %v", err)
 	}
 }
 
@@ -118,7 +140,7 @@ func TestIdPInitiatedLogout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Request == nil || res.Request.NameID != "alice@corp.example" || len(res.Request.SessionIndexes) != 1 ||
+	if res.Request == nil || res.Request.IdP != idpEntityID || res.Request.NameID != "alice@corp.example" || len(res.Request.SessionIndexes) != 1 ||
 		res.Request.SessionIndexes[0] != "session-index-0001" || res.ReturnTo != "" {
 		t.Fatalf("SLO = %+v", res)
 	}
