@@ -70,22 +70,21 @@ func TestUpgradeFromEveryVersion(t *testing.T) {
 	}
 }
 
-// A user written at schema version 10, as that release would, comes back
-// after the upgrade to version 11 (auth.User.LastSSOAt) without an SSO
-// sign-in, and RecordSSOLogin then records one.
-func TestUpgradeKeepsUsersWithoutSSOSignIn(t *testing.T) {
+// upgradedFrom returns a store on a new file that was at schema version v,
+// where stmt (with args) wrote data as that release would, and that
+// Migrate then brought to the current version.
+func upgradedFrom(t *testing.T, v int, stmt string, args ...any) *sqlitestore.Store {
+	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "v10.db")
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("v%d.db", v))
 	old, err := sqlitestore.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sqlitestore.MigrateTo(ctx, old, 10); err != nil {
+	if err := sqlitestore.MigrateTo(ctx, old, v); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := old.DB().Exec(`INSERT INTO guard_users (tenant, id, email, name, status, password_hash, password_history,
-		password_changed_at, created_at, last_login_at, password_expired) VALUES ('acme', 'u1', 'a@example.com', 'A', 'active', '', '[]',
-		NULL, 1000, 2000, 0)`); err != nil {
+	if _, err := old.DB().Exec(stmt, args...); err != nil {
 		t.Fatal(err)
 	}
 	if err := old.Close(); err != nil {
@@ -95,10 +94,21 @@ func TestUpgradeKeepsUsersWithoutSSOSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// A user written at schema version 10, as that release would, comes back
+// after the upgrade to version 11 (auth.User.LastSSOAt) without an SSO
+// sign-in, and RecordSSOLogin then records one.
+func TestUpgradeKeepsUsersWithoutSSOSignIn(t *testing.T) {
+	ctx := context.Background()
+	s := upgradedFrom(t, 10, `INSERT INTO guard_users (tenant, id, email, name, status, password_hash, password_history,
+		password_changed_at, created_at, last_login_at, password_expired) VALUES ('acme', 'u1', 'a@example.com', 'A', 'active', '', '[]',
+		NULL, 1000, 2000, 0)`)
 	u, err := s.Users.User(ctx, "acme", "u1")
 	if err != nil || u.Email != "a@example.com" || u.LastLoginAt.UnixMicro() != 2000 || !u.LastSSOAt.IsZero() {
 		t.Fatalf("user stored at version 10 = %+v, %v", u, err)
@@ -118,30 +128,9 @@ func TestUpgradeKeepsUsersWithoutSSOSignIn(t *testing.T) {
 // verified address, and SetEmail and VerifyEmail then keep the flag.
 func TestUpgradeKeepsEmailsVerified(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "v11.db")
-	old, err := sqlitestore.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sqlitestore.MigrateTo(ctx, old, 11); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := old.DB().Exec(`INSERT INTO guard_users (tenant, id, email, name, status, password_hash, password_history,
+	s := upgradedFrom(t, 11, `INSERT INTO guard_users (tenant, id, email, name, status, password_hash, password_history,
 		password_changed_at, created_at, last_login_at, password_expired, last_sso_at) VALUES ('acme', 'u1', 'a@example.com', 'A',
-		'active', '', '[]', NULL, 1000, 2000, 0, 3000)`); err != nil {
-		t.Fatal(err)
-	}
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err := sqlitestore.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+		'active', '', '[]', NULL, 1000, 2000, 0, 3000)`)
 	u, err := s.Users.User(ctx, "acme", "u1")
 	if err != nil || u.Email != "a@example.com" || u.EmailUnverified || u.LastSSOAt.UnixMicro() != 3000 {
 		t.Fatalf("user stored at version 11 = %+v, %v", u, err)
@@ -168,30 +157,9 @@ func TestUpgradeKeepsEmailsVerified(t *testing.T) {
 // IdP's lookups find.
 func TestUpgradeKeepsSubjectsWithoutIdP(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "v12.db")
-	old, err := sqlitestore.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sqlitestore.MigrateTo(ctx, old, 12); err != nil {
-		t.Fatal(err)
-	}
 	expires := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
-	if _, err := old.DB().Exec(`INSERT INTO guard_sso_subjects (tenant, user_id, name_id, name_id_format, session_index, expires)
-		VALUES ('acme', 'u1', '00u1', 'urn:f', '_s1', ?)`, expires.UnixMicro()); err != nil {
-		t.Fatal(err)
-	}
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err := sqlitestore.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := upgradedFrom(t, 12, `INSERT INTO guard_sso_subjects (tenant, user_id, name_id, name_id_format, session_index, expires)
+		VALUES ('acme', 'u1', '00u1', 'urn:f', '_s1', ?)`, expires.UnixMicro())
 	now := expires.Add(-time.Hour)
 	want := sso.Subject{Tenant: "acme", UserID: "u1", NameID: "00u1", NameIDFormat: "urn:f", SessionIndex: "_s1", Expires: expires}
 	if got, err := s.SSO.Subject(ctx, "acme", "u1", now); err != nil || got.IdP != "" || !got.Expires.Equal(expires) {
