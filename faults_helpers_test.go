@@ -214,6 +214,10 @@ func (w fUserUpdates) SetStatus(ctx context.Context, tenant, id string, s auth.S
 	return do0(w.c, "UserUpdates.SetStatus", func() error { return w.UserUpdater.SetStatus(ctx, tenant, id, s) })
 }
 
+func (w fUserUpdates) DeactivateIdle(ctx context.Context, tenant, id string, idleSince time.Time) error {
+	return do0(w.c, "UserUpdates.DeactivateIdle", func() error { return w.UserUpdater.DeactivateIdle(ctx, tenant, id, idleSince) })
+}
+
 func (w fUserUpdates) SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error {
 	return do0(w.c, "UserUpdates.SetPassword", func() error { return w.UserUpdater.SetPassword(ctx, tenant, id, hash, at, keep) })
 }

@@ -349,6 +349,13 @@ func (r routedUsers) SetStatus(ctx context.Context, tenant, id string, st auth.S
 	return err
 }
 
+func (r routedUsers) DeactivateIdle(ctx context.Context, tenant, id string, idleSince time.Time) error {
+	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
+		return struct{}{}, s.UserUpdates.DeactivateIdle(ctx, tenant, id, idleSince)
+	})
+	return err
+}
+
 func (r routedUsers) SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error {
 	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
 		return struct{}{}, s.UserUpdates.SetPassword(ctx, tenant, id, hash, at, keep)

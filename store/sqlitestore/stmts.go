@@ -38,6 +38,7 @@ const (
 	userSummaries
 	userDelete
 	userStatus
+	userIdleOff
 	userRehash
 	userLogin
 	userInsert
@@ -223,6 +224,9 @@ var queries = func() (q [numStmts]string) {
 			(SELECT max(id) FROM guard_users WHERE tenant = ?1))`
 	q[userDelete] = `DELETE FROM guard_users WHERE tenant = ? AND id = ?`
 	q[userStatus] = `UPDATE guard_users SET status = ? WHERE tenant = ? AND id = ?`
+	// ?4 active, ?5 deactivated.
+	q[userIdleOff] = `UPDATE guard_users SET status = ?5
+		WHERE tenant = ?1 AND id = ?2 AND status = ?4 AND coalesce(last_login_at, created_at) <= ?3`
 	q[userRehash] = `UPDATE guard_users SET password_hash = ?4 WHERE tenant = ?1 AND id = ?2 AND password_hash = ?3`
 	q[userLogin] = `UPDATE guard_users SET last_login_at = ?3 WHERE tenant = ?1 AND id = ?2 RETURNING ` + userCols
 	q[userSSOLogin] = `UPDATE guard_users SET last_login_at = ?3, last_sso_at = ?3 WHERE tenant = ?1 AND id = ?2 RETURNING ` + userCols
