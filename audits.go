@@ -70,7 +70,10 @@ func (g *Guard) ExportAudit(ctx context.Context, by Principal, tenant string, q 
 // before and leaves a checkpoint so the chain still verifies (see
 // audit.Log.Purge). Only the system may purge (a retention job): anyone
 // else gets ErrForbidden, recorded as access.denied with reason
-// system_only. The purge is itself recorded.
+// system_only. The purge is itself recorded (audit.purged, Meta events:
+// the number deleted). A purge that another replica made meanwhile, as far
+// or further, leaves this one nothing to do: it returns 0, and records
+// events 0, rather than failing or counting the events again.
 func (g *Guard) PurgeAudit(ctx context.Context, by Principal, tenant string, before time.Time) (int, error) {
 	if by.Kind != KindSystem {
 		return 0, g.refused(ctx, by, rbac.Audit, rbac.Delete, reasonSystemOnly)
