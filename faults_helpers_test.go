@@ -383,6 +383,10 @@ func (w fTenants) SetPolicy(ctx context.Context, id string, p guard.Policy, vers
 	return do1(w.c, "Tenants.SetPolicy", func() (int64, error) { return w.TenantStore.SetPolicy(ctx, id, p, version) })
 }
 
+func (w fTenants) MarkReviewed(ctx context.Context, id string, at time.Time) error {
+	return do0(w.c, "Tenants.MarkReviewed", func() error { return w.TenantStore.MarkReviewed(ctx, id, at) })
+}
+
 func (w fTenants) ListTenants(ctx context.Context, after string, limit int) ([]guard.Tenant, error) {
 	return do1(w.c, "Tenants.ListTenants", func() ([]guard.Tenant, error) { return w.TenantStore.ListTenants(ctx, after, limit) })
 }

@@ -140,8 +140,11 @@ type Review struct {
 	KeysShown  bool
 
 	// LastReview is when a review was last recorded (zero if never), by
-	// LastReviewer. Due is when the next review is due: LastReview (or the
-	// tenant's creation) plus Every. Overdue reports that At is past Due.
+	// LastReviewer: a purge of the review's record keeps its time with
+	// the tenant (Tenant.LastReview), so audit retention does not make a
+	// review overdue, and LastReviewer is then zero. Due is when the
+	// next review is due: LastReview (or the tenant's creation) plus
+	// Every. Overdue reports that At is past Due.
 	LastReview   time.Time
 	LastReviewer audit.Actor
 	Due          time.Time
@@ -216,10 +219,15 @@ func (g *Guard) AccessReview(ctx context.Context, by Principal, tenant string) (
 			return Review{}, err
 		}
 	}
-	rv.Due = t.CreatedAt.Add(pol.ReviewEvery)
-	if last != nil {
+	// The newest review on record, or, once retention purged it, its time
+	// as PurgeAudit kept it with the tenant (the reviewer is then unknown).
+	rv.LastReview = t.LastReview
+	if last != nil && !last.Time.Before(rv.LastReview) {
 		rv.LastReview, rv.LastReviewer = last.Time, last.Actor
-		rv.Due = last.Time.Add(pol.ReviewEvery)
+	}
+	rv.Due = t.CreatedAt.Add(pol.ReviewEvery)
+	if !rv.LastReview.IsZero() {
+		rv.Due = rv.LastReview.Add(pol.ReviewEvery)
 	}
 	rv.Overdue = !now.Before(rv.Due)
 	return rv, nil
@@ -660,6 +668,8 @@ type ReviewResult struct {
 // records the review as done (access_review.completed, with the number of
 // users, dormant users and decisions): the next review is then due
 // Policy.ReviewEvery later. Deciding nothing still records the review.
+// The record gives the schedule (see Review.LastReview); before
+// retention purges it, PurgeAudit keeps its time with the tenant.
 //
 // Every decision is checked before any is applied: a malformed one, an
 // unknown user, role or key, a role the user does not hold, a decision

@@ -104,6 +104,12 @@
 // has run, the user methods fail with an error that names Migrate. Every
 // user's address counts as verified after the upgrade, as it did before.
 //
+// Schema version 17 (16 is reserved) adds guard.Tenant.LastReview (the
+// last access review, kept by the purge of its record). The tenant store
+// reads and writes it, so it needs the upgrade. No tenant has one kept
+// after the upgrade: the review schedule follows the audit log's record
+// until a purge keeps it, as it did before.
+//
 // # Round trips
 //
 // Each store method is one statement, hence one round trip once pgx has

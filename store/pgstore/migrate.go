@@ -33,6 +33,12 @@ var migrations = [...]migration{
 	{name: "mfa delete keeping", sql: migration13},
 	{name: "session rotate and delete by user", sql: migration14},
 	{name: "unverified emails", sql: migration15},
+	// PLACEHOLDER for migration 16, reserved by another change: drop this
+	// entry when that change (with its migration 16) is merged, or, if it
+	// lands without one, drop it and renumber 17 to 16. Never release
+	// with it: a schema that recorded it would skip the real 16.
+	{name: "reserved", sql: `SELECT 1;`},
+	{name: "tenant last review", sql: migration17},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -945,6 +951,13 @@ $$;
 // verified address, as before.
 const migration15 = `
 ALTER TABLE {s}.users ADD COLUMN email_unverified boolean NOT NULL DEFAULT false;
+`
+
+// migration17 adds when an access review of the tenant was last recorded
+// (guard.Tenant.LastReview), NULL if none since: the review schedule then
+// follows the audit log's record, as before.
+const migration17 = `
+ALTER TABLE {s}.tenants ADD COLUMN last_review timestamptz;
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

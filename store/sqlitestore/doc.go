@@ -77,7 +77,10 @@
 // (auth.User.LastSSOAt): no user has signed in through SSO yet, so the
 // facade counts as on SSO only those who do so after the upgrade.
 // Upgrading to schema version 12 (auth.User.EmailUnverified): every
-// user's address counts as verified, as it did before.
+// user's address counts as verified, as it did before. Upgrading to
+// schema version 14 (guard.Tenant.LastReview; 13 is reserved): no tenant
+// has one kept yet, so the review schedule follows the audit log's record
+// until a purge keeps it, as it did before.
 //
 // Times are stored as Unix microseconds (UTC), the precision of every Guard
 // package, so they come back exactly. A tenant's policy is stored as JSON,
