@@ -153,11 +153,10 @@ func TestApplyReviewDeactivationRacingAGrantRefused(t *testing.T) {
 	}
 }
 
-// DeactivateDormant passes over a user made owner meanwhile (undone, on
-// record) and goes on with the others.
-func TestDeactivateDormantRacingAGrantPassesOver(t *testing.T) {
-	rf := newRaceFixture(t)
-	bob, _ := rf.userWithRoles(t, "bob@example.test", rbac.Member)
+// allDormant turns on the tenant's AutoDeactivateDormant (after 30 days)
+// and moves the clock 31 days on: every user is dormant.
+func (rf *raceFixture) allDormant(t *testing.T) {
+	t.Helper()
 	tn, err := rf.g.Tenant(rf.ctx, tenantID)
 	if err != nil {
 		t.Fatal(err)
@@ -168,6 +167,14 @@ func TestDeactivateDormantRacingAGrantPassesOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	rf.clock.Advance(31 * 24 * time.Hour)
+}
+
+// DeactivateDormant passes over a user made owner meanwhile (undone, on
+// record) and goes on with the others.
+func TestDeactivateDormantRacingAGrantPassesOver(t *testing.T) {
+	rf := newRaceFixture(t)
+	bob, _ := rf.userWithRoles(t, "bob@example.test", rbac.Member)
+	rf.allDormant(t)
 	first, other := rf.mia.UserID, bob.UserID
 	if other < first {
 		first, other = other, first
@@ -187,16 +194,7 @@ func TestDeactivateDormantRacingAGrantPassesOver(t *testing.T) {
 // record (a failed user.deactivated, reason owner), and the run goes on.
 func TestDeactivateDormantBySystemRacingAnOwnerGrantPassesOver(t *testing.T) {
 	rf := newRaceFixture(t)
-	tn, err := rf.g.Tenant(rf.ctx, tenantID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol := tn.Policy
-	pol.AutoDeactivateDormant, pol.DormantAfter = true, 30*24*time.Hour
-	if _, err := rf.g.SetPolicy(rf.ctx, guard.System("test"), tenantID, pol, tn.Version); err != nil {
-		t.Fatal(err)
-	}
-	rf.clock.Advance(31 * 24 * time.Hour)
+	rf.allDormant(t)
 	var promoted string
 	rf.up.arm(auth.StatusDeactivated, func(id string) { promoted = id; rf.promote(t)(id) })
 	got, err := rf.g.DeactivateDormant(rf.ctx, guard.System("cron"), tenantID)

@@ -266,14 +266,7 @@ func (s *Users) DeactivateIdle(ctx context.Context, tenant, id string, idleSince
 	if err != nil {
 		return wrap("users: deactivate idle user", err)
 	}
-	switch {
-	case updated:
-		return nil
-	case exists:
-		return auth.ErrConflict
-	default:
-		return auth.ErrNotFound
-	}
+	return casResult(updated, exists)
 }
 
 // SetPassword implements auth.UserUpdater in one UPDATE: the replaced hash
@@ -304,6 +297,12 @@ func (s *Users) RehashPassword(ctx context.Context, tenant, id, oldHash, newHash
 	if err := s.pool.QueryRow(ctx, s.sql.rehash, tenant, id, old, newHash).Scan(&updated, &exists); err != nil {
 		return wrap("users: rehash password", err)
 	}
+	return casResult(updated, exists)
+}
+
+// casResult is the error of a compare-and-set on a user that returned
+// whether it updated the row and whether the row exists.
+func casResult(updated, exists bool) error {
 	switch {
 	case updated:
 		return nil
