@@ -70,10 +70,18 @@ func (g *Guard) ExportAudit(ctx context.Context, by Principal, tenant string, q 
 // before and leaves a checkpoint so the chain still verifies (see
 // audit.Log.Purge). Only the system may purge (a retention job): anyone
 // else gets ErrForbidden, recorded as access.denied with reason
-// system_only. The purge is itself recorded.
+// system_only. The time of the newest access review on record is first
+// kept with the tenant (Tenant.LastReview), so that the review schedule
+// does not lose it. The purge is itself recorded (audit.purged, Meta events:
+// the number deleted). A purge that another replica made meanwhile, as far
+// or further, leaves this one nothing to do: it returns 0, and records
+// events 0, rather than failing or counting the events again.
 func (g *Guard) PurgeAudit(ctx context.Context, by Principal, tenant string, before time.Time) (int, error) {
 	if by.Kind != KindSystem {
 		return 0, g.refused(ctx, by, rbac.Audit, rbac.Delete, reasonSystemOnly)
+	}
+	if err := g.keepLastReview(ctx, tenant); err != nil {
+		return 0, err
 	}
 	n, err := g.audit.Purge(ctx, tenant, before)
 	if err != nil {
@@ -82,6 +90,26 @@ func (g *Guard) PurgeAudit(ctx context.Context, by Principal, tenant string, bef
 	e := g.adminEvent(by, tenant, audit.AuditPurged, tenant)
 	e.Meta = map[string]string{"events": strconv.Itoa(n), "before": before.UTC().Format(time.RFC3339)}
 	return n, g.record(ctx, e)
+}
+
+// keepLastReview keeps the time of tenant's newest access review on record
+// with the tenant (TenantStore.MarkReviewed, set if newer) before a purge
+// may delete the record: the review schedule (AccessReview) then outlives
+// the audit retention. A failure stops the purge.
+func (g *Guard) keepLastReview(ctx context.Context, tenant string) error {
+	last, err := g.lastReview(ctx, tenant)
+	if err != nil || last == nil {
+		return err
+	}
+	err = g.stores.Tenants.MarkReviewed(ctx, tenant, last.Time)
+	g.policies.forget(tenant)
+	switch {
+	case errors.Is(err, ErrTenantNotFound):
+		return ErrTenantNotFound
+	case err != nil:
+		return unavailable("keep the last review", err)
+	}
+	return nil
 }
 
 // auditErr keeps bad input and a missing tenant as they are and reports

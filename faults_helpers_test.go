@@ -214,6 +214,10 @@ func (w fUserUpdates) SetStatus(ctx context.Context, tenant, id string, s auth.S
 	return do0(w.c, "UserUpdates.SetStatus", func() error { return w.UserUpdater.SetStatus(ctx, tenant, id, s) })
 }
 
+func (w fUserUpdates) DeactivateIdle(ctx context.Context, tenant, id string, idleSince time.Time) error {
+	return do0(w.c, "UserUpdates.DeactivateIdle", func() error { return w.UserUpdater.DeactivateIdle(ctx, tenant, id, idleSince) })
+}
+
 func (w fUserUpdates) SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error {
 	return do0(w.c, "UserUpdates.SetPassword", func() error { return w.UserUpdater.SetPassword(ctx, tenant, id, hash, at, keep) })
 }
@@ -377,6 +381,10 @@ func (w fTenants) Tenant(ctx context.Context, id string) (guard.Tenant, error) {
 
 func (w fTenants) SetPolicy(ctx context.Context, id string, p guard.Policy, version int64) (int64, error) {
 	return do1(w.c, "Tenants.SetPolicy", func() (int64, error) { return w.TenantStore.SetPolicy(ctx, id, p, version) })
+}
+
+func (w fTenants) MarkReviewed(ctx context.Context, id string, at time.Time) error {
+	return do0(w.c, "Tenants.MarkReviewed", func() error { return w.TenantStore.MarkReviewed(ctx, id, at) })
 }
 
 func (w fTenants) ListTenants(ctx context.Context, after string, limit int) ([]guard.Tenant, error) {

@@ -3,6 +3,7 @@ package guard
 import (
 	"container/list"
 	"context"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -40,10 +41,17 @@ type tenantData struct {
 	refs    int  // acquisitions not yet released
 	evicted bool // out of the fence's map; closed when refs reaches 0
 	elem    *list.Element
+	closed  chan struct{} // closed once the stores are closed (evicted, refs 0)
 }
 
 // fence keeps the open stores of ring-fenced tenants: at most max of them
 // open at once (least recently used closed first, once nobody uses them).
+//
+// A tenant evicted while calls still use it waits in out until the last
+// of them releases it and its stores are closed: an acquire meanwhile
+// takes it back into the map (or, once its close has begun, waits for the
+// close to end), so the opener never runs for a tenant whose stores are
+// still open.
 type fence struct {
 	open    TenantOpener
 	max     int
@@ -52,11 +60,13 @@ type fence struct {
 
 	mu  sync.Mutex
 	m   map[string]*tenantData
-	lru *list.List // of *tenantData, most recent first
+	out map[string]*tenantData // evicted, not yet closed
+	lru *list.List             // of *tenantData in m, most recent first
 }
 
 func newFence(open TenantOpener, max int, exists func(context.Context, string) error) *fence {
-	return &fence{open: open, max: max, exists: exists, m: make(map[string]*tenantData), lru: list.New()}
+	return &fence{open: open, max: max, exists: exists,
+		m: make(map[string]*tenantData), out: make(map[string]*tenantData), lru: list.New()}
 }
 
 // acquire returns tenant's stores, opening them if needed. The tenant must
@@ -67,9 +77,36 @@ func (f *fence) acquire(ctx context.Context, tenant string) (*tenantData, error)
 		return nil, err
 	}
 	f.mu.Lock()
-	d, ok := f.m[tenant]
+	var d *tenantData
+	ok, back := false, false
+	for {
+		if d, ok = f.m[tenant]; ok {
+			break
+		}
+		e, isOut := f.out[tenant]
+		if !isOut {
+			break
+		}
+		if e.refs > 0 {
+			// Evicted but still in use, so still open: take it back.
+			delete(f.out, tenant)
+			e.evicted = false
+			e.elem = f.lru.PushFront(e)
+			f.m[tenant] = e
+			d, ok, back = e, true, true
+			break
+		}
+		// Being closed: open again only once the close is done.
+		f.mu.Unlock()
+		select {
+		case <-e.closed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		f.mu.Lock()
+	}
 	if !ok {
-		d = &tenantData{tenant: tenant, ready: make(chan struct{})}
+		d = &tenantData{tenant: tenant, ready: make(chan struct{}), closed: make(chan struct{})}
 		d.elem = f.lru.PushFront(d)
 		f.m[tenant] = d
 	} else {
@@ -77,6 +114,9 @@ func (f *fence) acquire(ctx context.Context, tenant string) (*tenantData, error)
 	}
 	d.refs++
 	f.mu.Unlock()
+	if back {
+		f.evict()
+	}
 
 	if !ok {
 		f.fill(ctx, d)
@@ -97,9 +137,18 @@ func (f *fence) acquire(ctx context.Context, tenant string) (*tenantData, error)
 }
 
 // fill opens d's stores and marks d ready; on failure d leaves the map so
-// that the next acquire tries again.
+// that the next acquire tries again. An opener that panics fails the open
+// the same way (those waiting for it get the error), and the panic goes on
+// in the caller, whose acquisition is released.
 func (f *fence) fill(ctx context.Context, d *tenantData) {
 	defer close(d.ready)
+	defer func() {
+		if p := recover(); p != nil {
+			f.failed(d, fmt.Errorf("opener panicked: %v", p))
+			f.release(d)
+			panic(p)
+		}
+	}()
 	// Not the caller's cancellation: others may be waiting for this open.
 	st, closer, err := f.open(context.WithoutCancel(ctx), d.tenant)
 	if err == nil {
@@ -118,17 +167,26 @@ func (f *fence) fill(ctx context.Context, d *tenantData) {
 		if closer != nil {
 			_ = closer.Close()
 		}
-		d.err = unavailable("open tenant stores", err)
-		f.mu.Lock()
-		if f.m[d.tenant] == d {
-			delete(f.m, d.tenant)
-			f.lru.Remove(d.elem)
-		}
-		d.evicted = true
-		f.mu.Unlock()
+		f.failed(d, err)
 		return
 	}
 	d.stores, d.closer = st, closer
+}
+
+// failed records that d's open failed with err and takes d out of the map
+// (it has nothing to close).
+func (f *fence) failed(d *tenantData, err error) {
+	f.mu.Lock()
+	d.err = unavailable("open tenant stores", err)
+	if f.m[d.tenant] == d {
+		delete(f.m, d.tenant)
+		f.lru.Remove(d.elem)
+	}
+	if f.out[d.tenant] == d {
+		delete(f.out, d.tenant)
+	}
+	d.evicted = true
+	f.mu.Unlock()
 }
 
 // evict takes the least recently used tenants out of the map until at most
@@ -141,15 +199,25 @@ func (f *fence) evict() {
 		d := e.Value.(*tenantData)
 		f.lru.Remove(e)
 		delete(f.m, d.tenant)
-		d.evicted = true
-		if d.refs == 0 {
+		if f.putOut(d) {
 			closeNow = append(closeNow, d)
 		}
 	}
 	f.mu.Unlock()
 	for _, d := range closeNow {
-		d.close()
+		f.close(d)
 	}
+}
+
+// putOut marks d, just taken out of the map, evicted and keeps it in out
+// until it is closed. It reports whether d is unused, to be closed now.
+// f.mu must be held.
+func (f *fence) putOut(d *tenantData) bool {
+	d.evicted = true
+	if d.err == nil {
+		f.out[d.tenant] = d
+	}
+	return d.refs == 0
 }
 
 func (f *fence) release(d *tenantData) {
@@ -158,11 +226,21 @@ func (f *fence) release(d *tenantData) {
 	last := d.refs == 0 && d.evicted
 	f.mu.Unlock()
 	if last {
-		d.close()
+		f.close(d)
 	}
 }
 
-func (d *tenantData) close() {
+// close closes the stores of d (evicted, unused), then lets an acquire
+// waiting for the close open the tenant again.
+func (f *fence) close(d *tenantData) {
+	defer func() {
+		f.mu.Lock()
+		if f.out[d.tenant] == d {
+			delete(f.out, d.tenant)
+		}
+		f.mu.Unlock()
+		close(d.closed)
+	}()
 	if d.closer != nil {
 		_ = d.closer.Close()
 	}
@@ -172,7 +250,7 @@ func (d *tenantData) close() {
 func (f *fence) len() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.m)
+	return len(f.m) + len(f.out)
 }
 
 // closeAll closes every open tenant's stores (Guard.Close).
@@ -182,14 +260,13 @@ func (f *fence) closeAll() {
 	for t, d := range f.m {
 		delete(f.m, t)
 		f.lru.Remove(d.elem)
-		d.evicted = true
-		if d.refs == 0 {
+		if f.putOut(d) {
 			closeNow = append(closeNow, d)
 		}
 	}
 	f.mu.Unlock()
 	for _, d := range closeNow {
-		d.close()
+		f.close(d)
 	}
 }
 
@@ -268,6 +345,13 @@ func (r routedUsers) DeleteUser(ctx context.Context, tenant, id string) error {
 func (r routedUsers) SetStatus(ctx context.Context, tenant, id string, st auth.Status) error {
 	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
 		return struct{}{}, s.UserUpdates.SetStatus(ctx, tenant, id, st)
+	})
+	return err
+}
+
+func (r routedUsers) DeactivateIdle(ctx context.Context, tenant, id string, idleSince time.Time) error {
+	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
+		return struct{}{}, s.UserUpdates.DeactivateIdle(ctx, tenant, id, idleSince)
 	})
 	return err
 }

@@ -3,6 +3,7 @@ package guard_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -54,6 +55,15 @@ func (u *raceUpdates) SetStatus(ctx context.Context, tenant, id string, s auth.S
 		h(id)
 	}
 	return u.UserUpdater.SetStatus(ctx, tenant, id, s)
+}
+
+// DeactivateIdle is the status write of DeactivateDormant: armed for a
+// deactivation, it runs the hook as SetStatus does.
+func (u *raceUpdates) DeactivateIdle(ctx context.Context, tenant, id string, idleSince time.Time) error {
+	if h := u.take(auth.StatusDeactivated); h != nil {
+		h(id)
+	}
+	return u.UserUpdater.DeactivateIdle(ctx, tenant, id, idleSince)
 }
 
 func (u *raceUpdates) ExpirePassword(ctx context.Context, tenant, id string) error {
@@ -143,11 +153,10 @@ func TestApplyReviewDeactivationRacingAGrantRefused(t *testing.T) {
 	}
 }
 
-// DeactivateDormant passes over a user made owner meanwhile (undone, on
-// record) and goes on with the others.
-func TestDeactivateDormantRacingAGrantPassesOver(t *testing.T) {
-	rf := newRaceFixture(t)
-	bob, _ := rf.userWithRoles(t, "bob@example.test", rbac.Member)
+// allDormant turns on the tenant's AutoDeactivateDormant (after 30 days)
+// and moves the clock 31 days on: every user is dormant.
+func (rf *raceFixture) allDormant(t *testing.T) {
+	t.Helper()
 	tn, err := rf.g.Tenant(rf.ctx, tenantID)
 	if err != nil {
 		t.Fatal(err)
@@ -158,6 +167,14 @@ func TestDeactivateDormantRacingAGrantPassesOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	rf.clock.Advance(31 * 24 * time.Hour)
+}
+
+// DeactivateDormant passes over a user made owner meanwhile (undone, on
+// record) and goes on with the others.
+func TestDeactivateDormantRacingAGrantPassesOver(t *testing.T) {
+	rf := newRaceFixture(t)
+	bob, _ := rf.userWithRoles(t, "bob@example.test", rbac.Member)
+	rf.allDormant(t)
 	first, other := rf.mia.UserID, bob.UserID
 	if other < first {
 		first, other = other, first
@@ -169,6 +186,36 @@ func TestDeactivateDormantRacingAGrantPassesOver(t *testing.T) {
 	}
 	if u, err := rf.g.User(rf.ctx, guard.System("test"), tenantID, first); err != nil || u.Status != auth.StatusActive {
 		t.Errorf("the user made owner: %+v, %v; want active", u, err)
+	}
+}
+
+// So does the system's run: a user made owner between the check of the
+// roles and the write is set back to active, the undone deactivation on
+// record (a failed user.deactivated, reason owner), and the run goes on.
+func TestDeactivateDormantBySystemRacingAnOwnerGrantPassesOver(t *testing.T) {
+	rf := newRaceFixture(t)
+	rf.allDormant(t)
+	var promoted string
+	rf.up.arm(auth.StatusDeactivated, func(id string) { promoted = id; rf.promote(t)(id) })
+	got, err := rf.g.DeactivateDormant(rf.ctx, guard.System("cron"), tenantID)
+	if err != nil || slices.Contains(got, promoted) || len(got) != 1 {
+		t.Fatalf("DeactivateDormant = %v, %v; want the admin or mia, not %s (made owner meanwhile)", got, err, promoted)
+	}
+	if u, err := rf.g.User(rf.ctx, guard.System("test"), tenantID, promoted); err != nil || u.Status != auth.StatusActive {
+		t.Errorf("the user made owner: %+v, %v; want active", u, err)
+	}
+	var refused, done int
+	for _, e := range rf.events(t, audit.UserDeactivated) {
+		switch {
+		case e.Target != promoted:
+		case e.Outcome == audit.Failure && e.Reason == "owner" && e.Meta["reason"] == "dormant":
+			refused++
+		case e.Outcome == audit.Success:
+			done++
+		}
+	}
+	if refused != 1 || done != 0 {
+		t.Errorf("user.deactivated of the user made owner: %d refused (reason owner), %d done; want 1 and 0", refused, done)
 	}
 }
 

@@ -1,9 +1,11 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
@@ -199,4 +201,51 @@ func (g *Guard) setDeactivated(ctx context.Context, by Principal, perms rbac.Per
 		}
 		return u.Status != auth.StatusActive, nil
 	})
+}
+
+// errPassedOver is setIdleDeactivated's answer for a user it leaves alone.
+var errPassedOver = errors.New("guard: user passed over")
+
+// setIdleDeactivated is setDeactivated for a dormant user (meta as
+// there): it deactivates user id only if still active and not signed in
+// after idleSince, in one store step (auth.UserUpdater.DeactivateIdle),
+// so that a user who signs in, or is deactivated by another replica or an
+// admin, meanwhile is passed over (errPassedOver) and deactivated once at
+// most. An owner is never deactivated this way: one found before the
+// write is passed over, and one found after it (the owner role granted
+// meanwhile) has the deactivation undone, recorded as a failed
+// user.deactivated with reason owner, and is passed over too; a failure
+// to read the roles then undoes it as well and is returned. As
+// setDeactivated, it checks again that by outranks the user (with perms).
+func (g *Guard) setIdleDeactivated(ctx context.Context, by Principal, perms rbac.Perms, tenant, id string,
+	idleSince time.Time, meta map[string]string) error {
+	if owner, _, err := g.ownerStatus(ctx, tenant, id); err != nil || owner {
+		return cmp.Or(err, errPassedOver)
+	}
+	err := g.stores.UserUpdates.DeactivateIdle(ctx, tenant, id, idleSince)
+	switch {
+	case errors.Is(err, auth.ErrConflict):
+		return errPassedOver
+	case err != nil:
+		return g.userErr("deactivate user", err)
+	}
+	reactivate := func(ctx context.Context) error {
+		return g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusActive)
+	}
+	if err := g.outranksStill(ctx, by, perms, tenant, id, audit.UserDeactivated, reactivate); err != nil {
+		return err
+	}
+	// Written first, checked after: a grant after this read came after
+	// the deactivation too.
+	owner, _, err := g.ownerStatus(ctx, tenant, id)
+	if err == nil && !owner {
+		return nil
+	}
+	if uerr := reactivate(context.WithoutCancel(ctx)); uerr != nil {
+		return unavailable("undo", uerr)
+	}
+	if err != nil {
+		return err
+	}
+	return g.ownerRefused(ctx, by, tenant, audit.UserDeactivated, id, "owner", meta, errPassedOver)
 }

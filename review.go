@@ -140,8 +140,11 @@ type Review struct {
 	KeysShown  bool
 
 	// LastReview is when a review was last recorded (zero if never), by
-	// LastReviewer. Due is when the next review is due: LastReview (or the
-	// tenant's creation) plus Every. Overdue reports that At is past Due.
+	// LastReviewer: a purge of the review's record keeps its time with
+	// the tenant (Tenant.LastReview), so audit retention does not make a
+	// review overdue, and LastReviewer is then zero. Due is when the
+	// next review is due: LastReview (or the tenant's creation) plus
+	// Every. Overdue reports that At is past Due.
 	LastReview   time.Time
 	LastReviewer audit.Actor
 	Due          time.Time
@@ -216,10 +219,15 @@ func (g *Guard) AccessReview(ctx context.Context, by Principal, tenant string) (
 			return Review{}, err
 		}
 	}
-	rv.Due = t.CreatedAt.Add(pol.ReviewEvery)
-	if last != nil {
+	// The newest review on record, or, once retention purged it, its time
+	// as PurgeAudit kept it with the tenant (the reviewer is then unknown).
+	rv.LastReview = t.LastReview
+	if last != nil && !last.Time.Before(rv.LastReview) {
 		rv.LastReview, rv.LastReviewer = last.Time, last.Actor
-		rv.Due = last.Time.Add(pol.ReviewEvery)
+	}
+	rv.Due = t.CreatedAt.Add(pol.ReviewEvery)
+	if !rv.LastReview.IsZero() {
+		rv.Due = rv.LastReview.Add(pol.ReviewEvery)
 	}
 	rv.Overdue = !now.Before(rv.Due)
 	return rv, nil
@@ -660,6 +668,8 @@ type ReviewResult struct {
 // records the review as done (access_review.completed, with the number of
 // users, dormant users and decisions): the next review is then due
 // Policy.ReviewEvery later. Deciding nothing still records the review.
+// The record gives the schedule (see Review.LastReview); before
+// retention purges it, PurgeAudit keeps its time with the tenant.
 //
 // Every decision is checked before any is applied: a malformed one, an
 // unknown user, role or key, a role the user does not hold, a decision
@@ -1014,7 +1024,7 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 	}
 	switch {
 	case p.d.Deactivate:
-		n, keys, err := g.deactivate(ctx, by, p.perms, tenant, id, p.status, "access_review")
+		n, keys, err := g.deactivate(ctx, by, p.perms, tenant, id, p.status, "access_review", time.Time{})
 		res.SessionsEnded += n
 		res.KeysRevoked += keys
 		if err != nil {
@@ -1049,13 +1059,23 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 // user.deactivated (reason escalation, Meta role) and refused with
 // ErrForbidden, nothing else done; a failure to read the roles then undoes
 // it too (see setDeactivated).
+//
+// A non-zero idleSince makes it the deactivation of a dormant user (was
+// is then active): the user is deactivated only if still active and not
+// signed in after idleSince, and never if an owner (see setIdleDeactivated);
+// otherwise it returns errPassedOver, nothing done.
 func (g *Guard) deactivate(ctx context.Context, by Principal, perms rbac.Perms, tenant, id string, was auth.Status,
-	reason string) (sessions, keys int, err error) {
+	reason string, idleSince time.Time) (sessions, keys int, err error) {
 	var meta map[string]string
 	if reason != "" {
 		meta = map[string]string{"reason": reason}
 	}
-	if err := g.setDeactivated(ctx, by, perms, tenant, id, was, audit.UserDeactivated, meta); err != nil {
+	if idleSince.IsZero() {
+		err = g.setDeactivated(ctx, by, perms, tenant, id, was, audit.UserDeactivated, meta)
+	} else {
+		err = g.setIdleDeactivated(ctx, by, perms, tenant, id, idleSince, meta)
+	}
+	if err != nil {
 		return 0, 0, err
 	}
 	ended, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{})
@@ -1116,8 +1136,16 @@ func liveCount(ended []session.Session, now time.Time) int {
 // on Policy.AutoDeactivateDormant; otherwise it does nothing.
 // It is meant for a host's scheduled job (by = System("cron")), and
 // returns the IDs of the users it deactivated, each recorded as
-// user.deactivated with reason "dormant". Holders of the owner role are
-// never deactivated automatically, nor is the break-glass owner of a
+// user.deactivated with reason "dormant". A user is deactivated only if,
+// at the deactivation, still active and not signed in for DormantAfter
+// (one store step: auth.UserUpdater.DeactivateIdle), so a user who signs
+// in while the run goes through the tenant, or whom an admin or another
+// replica's run deactivates meanwhile, is passed over: runs on several
+// replicas at once deactivate and record each user once. Holders of the
+// owner role are never deactivated automatically, found at the scan or at
+// the deactivation (a user made owner just before the status is written
+// has it set back, recorded as a failed user.deactivated with reason
+// owner, and is passed over), nor is the break-glass owner of a
 // tenant that requires SSO (rarely used by design): the access review
 // lists them as dormant for a person to decide.
 // A principal other than the system needs users:manage, is never
@@ -1180,12 +1208,14 @@ func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant stri
 		return nil, err
 	}
 	done := make([]string, 0, len(dormant))
+	idleSince := now.Add(-pol.DormantAfter)
 	for _, id := range dormant {
-		// Dormant users are active ones.
-		if _, _, err := g.deactivate(ctx, by, perms, tenant, id, auth.StatusActive, "dormant"); err != nil {
+		if _, _, err := g.deactivate(ctx, by, perms, tenant, id, auth.StatusActive, "dormant", idleSince); err != nil {
 			switch {
 			case errors.Is(err, ErrUserNotFound):
 				continue // deleted meanwhile
+			case errors.Is(err, errPassedOver):
+				continue // deactivated, signed in or made owner meanwhile
 			case errors.Is(err, rbac.ErrEscalation):
 				continue // given a role by could not grant meanwhile: undone, on record
 			}

@@ -16,6 +16,11 @@ type Tenant struct {
 	Policy    Policy
 	Version   int64 // incremented by every policy change; 1 at creation
 	CreatedAt time.Time
+	// LastReview is when an access review of the tenant was recorded,
+	// kept here (TenantStore.MarkReviewed) by PurgeAudit before it purges
+	// the newest review's record, so that the review schedule survives
+	// audit retention; zero if no purge has had to.
+	LastReview time.Time
 }
 
 // Policy is a tenant's security policy. Zero fields take the defaults of
@@ -247,8 +252,9 @@ func (p Policy) withDefaults(d Policy) Policy {
 
 // TenantStore keeps tenants and their policies.
 type TenantStore interface {
-	// CreateTenant stores t (with t.Version 1); ErrTenantExists, and nothing
-	// stored, if a tenant with t.ID exists.
+	// CreateTenant stores t (with t.Version 1, and t.LastReview as
+	// given); ErrTenantExists, and nothing stored, if a tenant with t.ID
+	// exists.
 	CreateTenant(ctx context.Context, t Tenant) error
 	// Tenant returns the tenant with the given id, or ErrTenantNotFound.
 	Tenant(ctx context.Context, id string) (Tenant, error)
@@ -261,4 +267,9 @@ type TenantStore interface {
 	// given in after ("" starts at the beginning); a limit of zero or less
 	// returns none.
 	ListTenants(ctx context.Context, after string, limit int) ([]Tenant, error)
+	// MarkReviewed sets the tenant's LastReview to at if at is after it
+	// (set if newer: an older or equal at changes nothing and is no
+	// error), in one step, and changes nothing else (not Version). An
+	// unknown tenant gives ErrTenantNotFound.
+	MarkReviewed(ctx context.Context, id string, at time.Time) error
 }

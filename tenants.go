@@ -195,7 +195,9 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 }
 
 // policyChanges lists the fields that differ between two policies, as
-// audit metadata: name and new value.
+// audit metadata: name (the field's JSON name) and new value. Every field
+// is listed but MFARequiredSince, which follows RequireMFA
+// (TestPolicyChangesListsEveryField).
 func policyChanges(old, cur Policy) [][2]string {
 	var out [][2]string
 	add := func(name string, changed bool, v any) {
@@ -218,6 +220,7 @@ func policyChanges(old, cur Policy) [][2]string {
 	add("review_every", old.ReviewEvery != cur.ReviewEvery, cur.ReviewEvery)
 	add("dormant_after", old.DormantAfter != cur.DormantAfter, cur.DormantAfter)
 	add("auto_deactivate_dormant", old.AutoDeactivateDormant != cur.AutoDeactivateDormant, cur.AutoDeactivateDormant)
+	add("audit_retention", old.AuditRetention != cur.AuditRetention, cur.AuditRetention)
 	return out
 }
 

@@ -275,7 +275,7 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 	if err := g.keepBreakGlass(ctx, by, tenant, id, audit.UserDeactivated, id); err != nil {
 		return err
 	}
-	_, _, err = g.deactivate(ctx, by, perms, tenant, id, u.Status, "")
+	_, _, err = g.deactivate(ctx, by, perms, tenant, id, u.Status, "", time.Time{})
 	return err
 }
 

@@ -841,8 +841,13 @@ func abovePurged(events []Event, purged uint64) ([]Event, bool) {
 //
 // Purge first verifies the events it deletes, as Verify does (an event
 // stored at or below the current checkpoint, or one other than this Log
-// appended, fails too), and refuses with ErrTampered if they fail. A store error is returned wrapped; ErrConflict means another
-// replica purged further meanwhile.
+// appended, fails too), and refuses with ErrTampered if they fail. A store
+// error is returned wrapped. A purge that another (a replica's) overtook
+// meanwhile, the checkpoint now at or past the one this purge would leave,
+// has nothing left to do: it returns 0 and no error, so the same purge made
+// on several replicas at once counts each event once. One overtaken only
+// part way (the other stopped at an older event) deletes the rest and
+// counts from where it began: events the other deleted are counted by both.
 func (l *Log) Purge(ctx context.Context, tenant string, before time.Time) (int, error) {
 	if err := checkTenant(tenant); err != nil {
 		return 0, err
@@ -862,6 +867,11 @@ func (l *Log) Purge(ctx context.Context, tenant string, before time.Time) (int, 
 	cp.CheckpointMAC = m.checkpointMAC(tenant, &cp)
 	l.macers.Put(m)
 	if err := l.store.Purge(ctx, tenant, cp); err != nil {
+		if errors.Is(err, ErrConflict) {
+			if cur, cerr := l.store.Checkpoint(ctx, tenant); cerr == nil && cur.Seq >= cp.Seq {
+				return 0, nil // overtaken: purged already
+			}
+		}
 		return 0, fmt.Errorf("audit: purging events: %w", err)
 	}
 	return int(cp.Seq - old.Seq), nil

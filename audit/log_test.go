@@ -981,6 +981,52 @@ func TestPurgeStoreErrors(t *testing.T) {
 	verifyOK(t, l, "acme", 2)
 }
 
+// A purge overtaken by another replica's, which reached as far or further
+// between the walk and the write, has nothing left to do: 0, no error, and
+// the events counted once over the two.
+func TestPurgeOvertaken(t *testing.T) {
+	for _, further := range []bool{false, true} {
+		c := newClock()
+		inner := memstore.NewAudit()
+		l := newLog(t, inner, withClock(c))
+		evs := recordDaily(t, l, c, "acme", 5)
+		other := newLog(t, inner, withClock(c))
+		cut := evs[3].Time
+		if further {
+			cut = evs[4].Time
+		}
+		var otherN int
+		s := overtake{Store: inner, first: func() {
+			n, err := other.Purge(context.Background(), "acme", cut)
+			if err != nil {
+				t.Errorf("the other replica's Purge: %v", err)
+			}
+			otherN = n
+		}}
+		n, err := newLog(t, &s, withClock(c)).Purge(context.Background(), "acme", evs[3].Time)
+		if err != nil || n != 0 {
+			t.Errorf("Purge overtaken (further %v) = %d, %v; want 0, nil", further, n, err)
+		}
+		if cp, _ := inner.Checkpoint(context.Background(), "acme"); n+otherN != int(cp.Seq) {
+			t.Errorf("further %v: %d + %d events counted, %d purged", further, n, otherN, cp.Seq)
+		}
+	}
+}
+
+// overtake runs first once before the first Purge reaches the store.
+type overtake struct {
+	audit.Store
+	first func()
+}
+
+func (o *overtake) Purge(ctx context.Context, tenant string, cp audit.Checkpoint) error {
+	if f := o.first; f != nil {
+		o.first = nil
+		f()
+	}
+	return o.Store.Purge(ctx, tenant, cp)
+}
+
 type purgeStore struct {
 	audit.Store
 	err error

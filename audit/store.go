@@ -27,8 +27,11 @@ type Store interface {
 	// Checkpoint returns tenant's checkpoint, the zero Checkpoint if none.
 	Checkpoint(ctx context.Context, tenant string) (Checkpoint, error)
 	// Purge deletes tenant's events with Seq <= cp.Seq and stores cp as the
-	// tenant's checkpoint, in one step. cp.Seq must not be below the current
-	// checkpoint's Seq (ErrConflict otherwise, nothing changed).
+	// tenant's checkpoint, in one step. cp.Seq must be above the current
+	// checkpoint's Seq (0 for a tenant without one): otherwise it returns
+	// ErrConflict and changes nothing, so that of two replicas making the
+	// same purge one deletes the events and the other learns it has
+	// nothing left to do.
 	Purge(ctx context.Context, tenant string, cp Checkpoint) error
 }
 

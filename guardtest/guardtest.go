@@ -25,7 +25,8 @@ func tenant(id string) guard.Tenant {
 }
 
 func equal(a, b guard.Tenant) bool {
-	return a.ID == b.ID && a.Name == b.Name && a.Version == b.Version && a.CreatedAt.Equal(b.CreatedAt) && a.Policy == b.Policy
+	return a.ID == b.ID && a.Name == b.Name && a.Version == b.Version && a.CreatedAt.Equal(b.CreatedAt) && a.Policy == b.Policy &&
+		a.LastReview.Equal(b.LastReview)
 }
 
 // Run checks every contract of guard.TenantStore on fresh stores.
@@ -101,6 +102,75 @@ func Run(t *testing.T, newStore func(t *testing.T) guard.TenantStore) {
 			t.Fatalf("stale SetPolicy changed the tenant: %+v", got)
 		}
 	})
+	t.Run("CreateKeepsLastReview", func(t *testing.T) {
+		s := newStore(t)
+		want := tenant("acme")
+		want.LastReview = t0.Add(time.Hour + 7*time.Microsecond)
+		if err := s.CreateTenant(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Tenant(ctx, "acme")
+		if err != nil || !equal(got, want) {
+			t.Fatalf("got %+v, %v; want %+v", got, err, want)
+		}
+		list, err := s.ListTenants(ctx, "", 10)
+		if err != nil || len(list) != 1 || !equal(list[0], want) {
+			t.Fatalf("ListTenants = %+v, %v; want %+v", list, err, want)
+		}
+	})
+	// "MarkReviewed sets the tenant's LastReview to at if at is after it
+	// (set if newer: an older or equal at changes nothing and is no
+	// error), in one step, and changes nothing else (not Version). An
+	// unknown tenant gives ErrTenantNotFound."
+	t.Run("MarkReviewedSetsIfNewer", func(t *testing.T) {
+		s := newStore(t)
+		want := tenant("acme")
+		other := tenant("other")
+		for _, tn := range []guard.Tenant{want, other} {
+			if err := s.CreateTenant(ctx, tn); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mark := func(at time.Time) {
+			t.Helper()
+			if err := s.MarkReviewed(ctx, "acme", at); err != nil {
+				t.Fatalf("MarkReviewed(%v): %v", at, err)
+			}
+		}
+		check := func(step string) {
+			t.Helper()
+			if got, err := s.Tenant(ctx, "acme"); err != nil || !equal(got, want) {
+				t.Fatalf("%s: got %+v, %v; want %+v", step, got, err, want)
+			}
+		}
+		later := t0.Add(24*time.Hour + 3*time.Microsecond)
+		mark(later)
+		want.LastReview = later
+		check("first mark")
+		mark(later.Add(-time.Hour))
+		check("older mark")
+		mark(later)
+		check("equal mark")
+		mark(later.Add(time.Microsecond))
+		want.LastReview = later.Add(time.Microsecond)
+		check("newer mark")
+		if got, err := s.Tenant(ctx, "other"); err != nil || !equal(got, other) {
+			t.Fatalf("other tenant: %+v, %v", got, err)
+		}
+		if err := s.MarkReviewed(ctx, "nope", later); !errors.Is(err, guard.ErrTenantNotFound) {
+			t.Fatalf("MarkReviewed of an unknown tenant: %v, want ErrTenantNotFound", err)
+		}
+		if _, err := s.Tenant(ctx, "nope"); !errors.Is(err, guard.ErrTenantNotFound) {
+			t.Fatalf("MarkReviewed created a tenant: %v", err)
+		}
+		// A policy change keeps the mark, and the mark keeps the version.
+		v, err := s.SetPolicy(ctx, "acme", guard.Policy{SessionLimit: 9}, 1)
+		if err != nil || v != 2 {
+			t.Fatalf("SetPolicy = %d, %v", v, err)
+		}
+		want.Policy, want.Version = guard.Policy{SessionLimit: 9}, 2
+		check("after SetPolicy")
+	})
 	t.Run("ListTenantsOrderedAndPaged", func(t *testing.T) {
 		s := newStore(t)
 		for _, id := range []string{"c", "a", "e", "b", "d"} {
@@ -157,6 +227,32 @@ func RunConcurrent(t *testing.T, newStore func(t *testing.T) guard.TenantStore) 
 		got, _ := s.Tenant(ctx, "acme")
 		if got.Version != 2 {
 			t.Fatalf("version %d, want 2", got.Version)
+		}
+	})
+	t.Run("ConcurrentMarkReviewedNewestWins", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.CreateTenant(ctx, tenant("acme")); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Each also races a policy change of its own version.
+				if err := s.MarkReviewed(ctx, "acme", t0.Add(time.Duration((i*37)%50)*time.Minute)); err != nil {
+					t.Error(err)
+				}
+				if _, err := s.SetPolicy(ctx, "acme", guard.Policy{SessionLimit: i + 1}, int64(i+1)); err != nil &&
+					!errors.Is(err, guard.ErrConflict) {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		got, err := s.Tenant(ctx, "acme")
+		if err != nil || !got.LastReview.Equal(t0.Add(49*time.Minute)) {
+			t.Fatalf("LastReview %v, %v; want the newest mark, %v", got.LastReview, err, t0.Add(49*time.Minute))
 		}
 	})
 	t.Run("ConcurrentCreateOneWinner", func(t *testing.T) {

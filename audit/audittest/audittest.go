@@ -814,19 +814,30 @@ func runPurge(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		checkCheckpoint(t, mustCheckpoint(t, s, "t1"), cp)
 		checkEvents(t, queryAll(t, s, "t1"), evs[5:])
 	})
-	t.Run("EqualToCurrentCheckpointAllowed", func(t *testing.T) {
+	// "cp.Seq must be above the current checkpoint's Seq": the same purge
+	// made twice (two replicas) changes nothing the second time.
+	t.Run("EqualToCurrentCheckpointConflicts", func(t *testing.T) {
 		s := newStore(t)
 		evs := fill(t, s, "t1", 4)
-		if err := s.Purge(bg(), "t1", checkpointAfter(evs[1])); err != nil {
+		cp := checkpointAfter(evs[1])
+		if err := s.Purge(bg(), "t1", cp); err != nil {
 			t.Fatalf("Purge: %v", err)
 		}
-		cp := checkpointAfter(evs[1])
-		cp.At = cp.At.Add(time.Minute)
-		if err := s.Purge(bg(), "t1", cp); err != nil {
-			t.Fatalf("Purge at the current checkpoint's Seq: %v", err)
-		}
+		again := checkpointAfter(evs[1])
+		again.At = again.At.Add(time.Minute)
+		wantConflict(t, s.Purge(bg(), "t1", again))
 		checkCheckpoint(t, mustCheckpoint(t, s, "t1"), cp)
 		checkEvents(t, queryAll(t, s, "t1"), evs[2:])
+	})
+	// "(0 for a tenant without one)"
+	t.Run("ZeroSeqConflicts", func(t *testing.T) {
+		s := newStore(t)
+		evs := fill(t, s, "t1", 2)
+		wantConflict(t, s.Purge(bg(), "t1", audit.Checkpoint{At: time.Unix(1, 0).UTC(), MAC: []byte{1}, CheckpointMAC: []byte{2}}))
+		checkCheckpoint(t, mustCheckpoint(t, s, "t1"), audit.Checkpoint{})
+		checkEvents(t, queryAll(t, s, "t1"), evs)
+		wantConflict(t, s.Purge(bg(), "empty", audit.Checkpoint{At: time.Unix(1, 0).UTC()}))
+		checkCheckpoint(t, mustCheckpoint(t, s, "empty"), audit.Checkpoint{})
 	})
 	t.Run("OtherTenantsUntouched", func(t *testing.T) {
 		s := newStore(t)

@@ -643,6 +643,52 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 			}
 		}
 	})
+	t.Run("DeactivateIdleOnce", func(t *testing.T) {
+		// Replicas deactivating the same idle user: one does.
+		c := &userChecker{t: t, st: newStore(t)}
+		c.create(mkUser("t", "u"))
+		var wins atomic.Int32
+		parallel(n, func(i int) {
+			err := c.st.DeactivateIdle(t.Context(), "t", "u", base)
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case !errors.Is(err, auth.ErrConflict):
+				t.Errorf("DeactivateIdle %d: %v, want nil or ErrConflict", i, err)
+			}
+		})
+		if w := wins.Load(); w != 1 {
+			t.Errorf("the user was deactivated %d times, want exactly once", w)
+		}
+	})
+	t.Run("DeactivateIdleRacesRecordLogin", func(t *testing.T) {
+		// A sign-in racing the deactivation: either it comes first and
+		// the user stays active, or it comes after and sees the user
+		// deactivated; never both a sign-in before and a deactivation.
+		for round := range 20 {
+			c := &userChecker{t: t, st: newStore(t)}
+			c.create(mkUser("t", "u"))
+			var derr, lerr error
+			var got auth.User
+			parallel(2, func(i int) {
+				if i == 0 {
+					derr = c.st.DeactivateIdle(t.Context(), "t", "u", base)
+					return
+				}
+				got, lerr = c.st.RecordLogin(t.Context(), "t", "u", base.Add(time.Second))
+			})
+			if lerr != nil || (derr != nil && !errors.Is(derr, auth.ErrConflict)) {
+				t.Fatalf("round %d: DeactivateIdle %v, RecordLogin %v", round, derr, lerr)
+			}
+			final := c.get("t", "u")
+			switch {
+			case derr == nil && got.Status != auth.StatusDeactivated:
+				t.Fatalf("round %d: deactivated as idle, yet a sign-in before it returned %q", round, got.Status)
+			case derr != nil && (final.Status != auth.StatusActive || got.Status != auth.StatusActive):
+				t.Fatalf("round %d: refused, yet the user is %q (sign-in saw %q)", round, final.Status, got.Status)
+			}
+		}
+	})
 	t.Run("RecordLoginSeesStatus", func(t *testing.T) {
 		// A RecordLogin that starts after SetStatus returned sees the new
 		// status, and each returns the user as its own update left it.

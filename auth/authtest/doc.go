@@ -92,6 +92,8 @@
 // neither fail (a SQL deadlock is an error) nor lose a count, emails and
 // ids stay unique (users racing with SetEmail, or with SetEmail and
 // CreateUser, to one email: exactly one gets it), a rehash wins once,
+// DeactivateIdle wins once, and racing RecordLogin either sees the user
+// deactivated or is seen (the user stays active),
 // concurrent updates of a user (ExpirePassword and RecordSSOLogin included) lose nothing,
 // RecordLogin racing RecordSSOLogin never changes LastSSOAt, VerifyEmail racing SetEmail
 // clears the flag only of the address it proves, RecordLogin returns the

@@ -60,6 +60,7 @@ func runUsers(t *testing.T, newStore func(t *testing.T) Users) {
 		{"ListUserSummaries", summaryTests},
 		{"DeleteUser", deleteTests},
 		{"SetStatus", statusTests},
+		{"DeactivateIdle", deactivateIdleTests},
 		{"SetPassword", setPasswordTests},
 		{"RehashPassword", rehashTests},
 		{"RecordLogin", recordLoginTests},
@@ -407,6 +408,95 @@ var deleteTests = []test[*userChecker]{
 		c.wantUser(a)
 		c.delete("acme", "a")
 		c.deleteErr("acme", "a")
+	}},
+}
+
+// deactivateIdleTests checks DeactivateIdle's condition: active, and no
+// activity (LastLoginAt, else CreatedAt) after idleSince; the bound
+// itself is idle. Every other field is kept.
+var deactivateIdleTests = []test[*userChecker]{
+	{"DeactivatesOnlyIdleActiveUsers", func(t *testing.T, c *userChecker) {
+		cut := base.Add(-10 * day)
+		type row struct {
+			u    auth.User
+			idle bool
+		}
+		rows := []row{}
+		add := func(id string, idle bool, f func(*auth.User)) {
+			u := mkUser("t", id)
+			f(&u)
+			rows = append(rows, row{u, idle})
+		}
+		add("login-before", true, func(u *auth.User) { u.CreatedAt, u.LastLoginAt = cut.Add(-day), cut.Add(-time.Microsecond) })
+		add("login-at", true, func(u *auth.User) { u.CreatedAt, u.LastLoginAt = cut.Add(-day), cut })
+		add("login-after", false, func(u *auth.User) { u.CreatedAt, u.LastLoginAt = cut.Add(-day), cut.Add(time.Microsecond) })
+		add("new-after", false, func(u *auth.User) { u.CreatedAt = cut.Add(time.Microsecond) })
+		add("new-at", true, func(u *auth.User) { u.CreatedAt = cut })
+		add("old-login-new", false, func(u *auth.User) { u.CreatedAt, u.LastLoginAt = cut.Add(-day), cut.Add(day) })
+		add("sso-before", true, func(u *auth.User) {
+			u.CreatedAt, u.LastLoginAt, u.LastSSOAt = cut.Add(-day), cut.Add(-time.Hour), cut.Add(-time.Hour)
+			u.PasswordHistory, u.PasswordExpired = hashes("old"), true
+		})
+		add("never", true, func(u *auth.User) { u.CreatedAt = time.Time{} })
+		add("deactivated", false, func(u *auth.User) { u.CreatedAt, u.Status = cut.Add(-day), auth.StatusDeactivated })
+		var all []auth.User
+		for _, r := range rows {
+			c.create(r.u)
+		}
+		for _, r := range rows {
+			err := c.st.DeactivateIdle(t.Context(), "t", r.u.ID, cut)
+			switch {
+			case r.idle && err != nil:
+				t.Errorf("DeactivateIdle(%s) = %v, want nil", r.u.ID, err)
+			case !r.idle && !errors.Is(err, auth.ErrConflict):
+				t.Errorf("DeactivateIdle(%s) = %v, want ErrConflict", r.u.ID, err)
+			}
+			if r.idle {
+				r.u.Status = auth.StatusDeactivated
+			}
+			c.wantUser(r.u)
+			all = append(all, r.u)
+		}
+		slices.SortFunc(all, func(a, b auth.User) int { return strings.Compare(a.ID, b.ID) })
+		c.wantAll("t", all...)
+	}},
+	{"OnceThenConflict", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		if err := c.st.DeactivateIdle(t.Context(), "t", "u", base); err != nil {
+			t.Fatalf("DeactivateIdle: %v", err)
+		}
+		if err := c.st.DeactivateIdle(t.Context(), "t", "u", base); !errors.Is(err, auth.ErrConflict) {
+			t.Errorf("DeactivateIdle of a deactivated user = %v, want ErrConflict", err)
+		}
+		u.Status = auth.StatusDeactivated
+		c.wantUser(u)
+		// Reactivated, the user is idle again.
+		c.setStatus("t", "u", auth.StatusActive)
+		if err := c.st.DeactivateIdle(t.Context(), "t", "u", base); err != nil {
+			t.Errorf("DeactivateIdle of the reactivated user: %v", err)
+		}
+		c.wantUser(u)
+	}},
+	{"SeesRecordLogin", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		c.recordLogin("t", "u", base.Add(time.Second))
+		if err := c.st.DeactivateIdle(t.Context(), "t", "u", base); !errors.Is(err, auth.ErrConflict) {
+			t.Errorf("DeactivateIdle after a sign-in past idleSince = %v, want ErrConflict", err)
+		}
+		u.LastLoginAt = base.Add(time.Second)
+		c.wantUser(u)
+	}},
+	{"OtherTenant", func(t *testing.T, c *userChecker) {
+		a, b := mkUser("t", "u"), mkUser("other", "u")
+		c.create(a, b)
+		if err := c.st.DeactivateIdle(t.Context(), "t", "u", base); err != nil {
+			t.Fatalf("DeactivateIdle: %v", err)
+		}
+		a.Status = auth.StatusDeactivated
+		c.wantUser(a)
+		c.wantUser(b)
 	}},
 }
 
@@ -946,6 +1036,9 @@ var updaters = []struct {
 }{
 	{"SetStatus", func(c *userChecker, tenant, id string) error {
 		return c.st.SetStatus(c.t.Context(), tenant, id, auth.StatusDeactivated)
+	}},
+	{"DeactivateIdle", func(c *userChecker, tenant, id string) error {
+		return c.st.DeactivateIdle(c.t.Context(), tenant, id, base)
 	}},
 	{"SetPassword", func(c *userChecker, tenant, id string) error {
 		return c.st.SetPassword(c.t.Context(), tenant, id, hashOf("new"), base, 3)

@@ -154,7 +154,7 @@ func (s *Audit) Purge(ctx context.Context, tenant string, cp audit.Checkpoint) e
 		c = new(auditChain)
 		s.tenants[tenant] = c
 	}
-	if cp.Seq < c.cp.Seq {
+	if cp.Seq <= c.cp.Seq {
 		return audit.ErrConflict
 	}
 	n := sort.Search(len(c.events), func(i int) bool { return c.events[i].Seq > cp.Seq })

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	guard "github.com/guardhq/guard"
 )
@@ -79,4 +80,19 @@ func (s *Tenants) ListTenants(_ context.Context, after string, limit int) ([]gua
 		out = out[:limit]
 	}
 	return out, nil
+}
+
+// MarkReviewed implements guard.TenantStore.
+func (s *Tenants) MarkReviewed(_ context.Context, id string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.m[id]
+	if !ok {
+		return guard.ErrTenantNotFound
+	}
+	if at.After(t.LastReview) {
+		t.LastReview = at
+		s.m[id] = t
+	}
+	return nil
 }

@@ -147,6 +147,22 @@ func (s *Users) SetStatus(_ context.Context, tenant, id string, st auth.Status) 
 	return err
 }
 
+// DeactivateIdle implements auth.UserUpdater.
+func (s *Users) DeactivateIdle(_ context.Context, tenant, id string, idleSince time.Time) error {
+	_, err := s.update(tenant, id, func(u *auth.User) error {
+		last := u.LastLoginAt
+		if last.IsZero() {
+			last = u.CreatedAt
+		}
+		if u.Status != auth.StatusActive || last.After(idleSince) {
+			return auth.ErrConflict
+		}
+		u.Status = auth.StatusDeactivated
+		return nil
+	})
+	return err
+}
+
 // SetPassword implements auth.UserUpdater.
 func (s *Users) SetPassword(_ context.Context, tenant, id, hash string, at time.Time, keep int) error {
 	_, err := s.update(tenant, id, func(u *auth.User) error {

@@ -70,14 +70,14 @@ func newAuditSQL(q string, async bool) auditSQL {
 				RETURNING 1)` + insert),
 		head:       s(`SELECT seq, mac FROM {s}.audit_heads WHERE tenant = $1`),
 		checkpoint: s(`SELECT seq, mac, at, checkpoint_mac FROM {s}.audit_checkpoints WHERE tenant = $1`),
-		// The checkpoint moves only forward (the upsert's WHERE, checked on
-		// the locked row); the events up to it go, and the head is raised
-		// to it if it was behind, all or nothing.
+		// The checkpoint moves only forward, strictly (the upsert's WHERE,
+		// checked on the locked row); the events up to it go, and the
+		// head is raised to it if it was behind, all or nothing.
 		purge: s(`WITH cp AS (
 				INSERT INTO {s}.audit_checkpoints AS c (tenant, seq, mac, at, checkpoint_mac) VALUES ($1, $2, $3, $4, $5)
 				ON CONFLICT (tenant) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac, at = EXCLUDED.at,
 					checkpoint_mac = EXCLUDED.checkpoint_mac
-				WHERE c.seq <= EXCLUDED.seq
+				WHERE c.seq < EXCLUDED.seq
 				RETURNING seq
 			), del AS (
 				DELETE FROM {s}.audit_events WHERE tenant = $1 AND seq <= (SELECT seq FROM cp)
@@ -333,6 +333,9 @@ func (s *Audit) Purge(ctx context.Context, tenant string, cp audit.Checkpoint) e
 	}
 	if cp.Seq > math.MaxInt64 {
 		return &audit.InputError{Field: "Checkpoint.Seq", Rule: "out of range"}
+	}
+	if cp.Seq == 0 {
+		return audit.ErrConflict // not above any checkpoint, 0 included
 	}
 	var n int
 	err := s.pool.QueryRow(ctx, s.sql.purge, tenant, int64(cp.Seq), nonNil(cp.MAC), nullTime(cp.At),

@@ -116,6 +116,12 @@
 // NameID to, or taking a logout from, an IdP that did not issue it is
 // what the field prevents.
 //
+// Schema version 17 adds guard.Tenant.LastReview (the
+// last access review, kept by the purge of its record). The tenant store
+// reads and writes it, so it needs the upgrade. No tenant has one kept
+// after the upgrade: the review schedule follows the audit log's record
+// until a purge keeps it, as it did before.
+//
 // # Round trips
 //
 // Each store method is one statement, hence one round trip once pgx has

@@ -34,6 +34,7 @@ var migrations = [...]migration{
 	{name: "session rotate and delete by user", sql: migration14},
 	{name: "unverified emails", sql: migration15},
 	{name: "sso subjects of an idp", sql: migration16},
+	{name: "tenant last review", sql: migration17},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -958,6 +959,13 @@ ALTER TABLE {s}.sso_subjects ADD COLUMN idp text COLLATE "C" NOT NULL DEFAULT ''
 DROP INDEX {s}.sso_subjects_name_id;
 -- Serves SubjectsByNameID: one tenant's subjects of one IdP's NameID, in user order.
 CREATE INDEX sso_subjects_idp_name_id ON {s}.sso_subjects (tenant, idp, name_id, user_id);
+`
+
+// migration17 adds when an access review of the tenant was last recorded
+// (guard.Tenant.LastReview), NULL if none since: the review schedule then
+// follows the audit log's record, as before.
+const migration17 = `
+ALTER TABLE {s}.tenants ADD COLUMN last_review timestamptz;
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

@@ -406,7 +406,9 @@ func TestMigrateUpgrades(t *testing.T) {
 				(tenant, id, email, name, status, password_hash) VALUES ('acme', 'u1', 'a@example.com', '', 'active', '')`); err != nil {
 				t.Fatal(err)
 			}
-			if err := st.Tenants.CreateTenant(ctx, tenantFixture("acme")); err != nil {
+			// As the code of that version wrote it (no last_review before 17).
+			if _, err := testPool(t).Exec(ctx, `INSERT INTO `+pgx.Identifier{st.Schema(), "tenants"}.Sanitize()+`
+				(id, name, policy, version, created_at) VALUES ('acme', 'Tenant acme', '{}', 1, now())`); err != nil {
 				t.Fatal(err)
 			}
 			if err := st.Migrate(ctx); err != nil {
@@ -429,8 +431,14 @@ func TestMigrateUpgrades(t *testing.T) {
 			if got, err := st.Users.User(ctx, "acme", "u1"); err != nil || got.Email != "b@example.com" || !got.EmailUnverified {
 				t.Errorf("user after SetEmail unverified = %+v, %v", got, err)
 			}
-			if _, err := st.Tenants.Tenant(ctx, "acme"); err != nil {
-				t.Errorf("tenant stored at version %d: %v", from, err)
+			if got, err := st.Tenants.Tenant(ctx, "acme"); err != nil || !got.LastReview.IsZero() {
+				t.Errorf("tenant stored at version %d: %+v, %v; want no last review", from, got, err)
+			}
+			reviewed := time.Date(2099, 1, 2, 0, 0, 0, 0, time.UTC)
+			if err := st.Tenants.MarkReviewed(ctx, "acme", reviewed); err != nil {
+				t.Errorf("MarkReviewed after the upgrade: %v", err)
+			} else if got, err := st.Tenants.Tenant(ctx, "acme"); err != nil || !got.LastReview.Equal(reviewed) {
+				t.Errorf("tenant after MarkReviewed: %+v, %v", got, err)
 			}
 			if err := st.APIKeys.CreateAPIKey(ctx, auth.APIKey{Tenant: "acme", ID: "k1", Hash: [32]byte{1}}); err != nil {
 				t.Errorf("CreateAPIKey after the upgrade: %v", err)
@@ -514,10 +522,11 @@ func TestMigrateUpgradeFromVersion4(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := st.Stores()
-	// Users are kept in memory, before and after: this code's user store
-	// needs schema version 15, and what is upgraded here is the rest.
-	users := memstore.NewUsers()
-	old.Users, old.UserUpdates = users, users
+	// Users and tenants are kept in memory, before and after: this code's
+	// user store needs schema version 15, its tenant store 17, and what is
+	// upgraded here is the rest.
+	users, tenants := memstore.NewUsers(), memstore.NewTenants()
+	old.Users, old.UserUpdates, old.Tenants = users, users, tenants
 	old.Policies, old.Approvals = nil, nil // what version 4 offered
 	// Nor the multi-key throttle calls, which need version 8, nor the
 	// one-statement session check, which needs version 11.
@@ -543,7 +552,7 @@ func TestMigrateUpgradeFromVersion4(t *testing.T) {
 	}
 	wantVersions(t, schema)
 	now := st.Stores()
-	now.Users, now.UserUpdates = users, users
+	now.Users, now.UserUpdates, now.Tenants = users, users, tenants
 	g5 := newFacade(t, now, c)
 	p5, err := g5.Authenticate(ctx, res.Token)
 	if err != nil || p5.UserID != p.UserID {
@@ -588,10 +597,11 @@ func TestMigrateUpgradeFromVersion5(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := st.Stores()
-	// Users are kept in memory, before and after: this code's user store
-	// needs schema version 15, and what is upgraded here is the rest.
-	users := memstore.NewUsers()
-	old.Users, old.UserUpdates = users, users
+	// Users and tenants are kept in memory, before and after: this code's
+	// user store needs schema version 15, its tenant store 17, and what is
+	// upgraded here is the rest.
+	users, tenants := memstore.NewUsers(), memstore.NewTenants()
+	old.Users, old.UserUpdates, old.Tenants = users, users, tenants
 	old.SSO = sso.Stores{} // what version 5 offered
 	// Nor the multi-key throttle calls, which need version 8, nor the
 	// one-statement session check, which needs version 11.
@@ -627,7 +637,7 @@ func TestMigrateUpgradeFromVersion5(t *testing.T) {
 	}
 	wantVersions(t, schema)
 	now := st.Stores()
-	now.Users, now.UserUpdates = users, users
+	now.Users, now.UserUpdates, now.Tenants = users, users, tenants
 	g6 := newFacade(t, now, c)
 	if p6, err := g6.Authenticate(ctx, res.Token); err != nil || p6.UserID != p.UserID {
 		t.Fatalf("session of version 5 after the upgrade = %+v, %v", p6, err)

@@ -26,16 +26,18 @@ type Tenants struct {
 var _ guard.TenantStore = (*Tenants)(nil)
 
 type tenantSQL struct {
-	create, get, setPolicy, list string
+	create, get, setPolicy, list, reviewed string
 }
 
-const tenantCols = `id, name, policy, version, created_at`
+const tenantCols = `id, name, policy, version, created_at, last_review`
 
 func newTenantSQL(q string) tenantSQL {
 	s := func(sql string) string { return schemaSQL(q, sql) }
 	return tenantSQL{
-		create: s(`INSERT INTO {s}.tenants (` + tenantCols + `) VALUES ($1, $2, $3, 1, $4) ON CONFLICT (id) DO NOTHING`),
-		get:    s(`SELECT ` + tenantCols + ` FROM {s}.tenants WHERE id = $1`),
+		create: s(`INSERT INTO {s}.tenants (` + tenantCols + `) VALUES ($1, $2, $3, 1, $4, $5) ON CONFLICT (id) DO NOTHING`),
+		// Set if newer, on the locked row (greatest ignores a NULL).
+		reviewed: s(`UPDATE {s}.tenants SET last_review = greatest(last_review, $2) WHERE id = $1`),
+		get:      s(`SELECT ` + tenantCols + ` FROM {s}.tenants WHERE id = $1`),
 		// Compare-and-set on the version; the second column tells
 		// ErrConflict from ErrTenantNotFound when nothing was updated.
 		setPolicy: s(`WITH u AS (
@@ -59,10 +61,11 @@ func checkTenantText(fields ...string) error {
 func scanTenant(row pgx.Row) (guard.Tenant, error) {
 	var t guard.Tenant
 	var policy []byte
-	var created *time.Time
-	if err := row.Scan(&t.ID, &t.Name, &policy, &t.Version, &created); err != nil {
+	var created, reviewed *time.Time
+	if err := row.Scan(&t.ID, &t.Name, &policy, &t.Version, &created, &reviewed); err != nil {
 		return guard.Tenant{}, err
 	}
+	t.LastReview = fromNullTime(reviewed)
 	if err := json.Unmarshal(policy, &t.Policy); err != nil {
 		return guard.Tenant{}, fmt.Errorf("decoding the policy of tenant %q: %w", t.ID, err)
 	}
@@ -79,7 +82,7 @@ func (s *Tenants) CreateTenant(ctx context.Context, t guard.Tenant) error {
 	if err != nil {
 		return fmt.Errorf("pgstore: tenants: encoding the policy: %w", err)
 	}
-	tag, err := s.pool.Exec(ctx, s.sql.create, t.ID, t.Name, policy, nullTime(t.CreatedAt))
+	tag, err := s.pool.Exec(ctx, s.sql.create, t.ID, t.Name, policy, nullTime(t.CreatedAt), nullTime(t.LastReview))
 	if err != nil {
 		return wrap("tenants: create", err)
 	}
@@ -146,4 +149,19 @@ func (s *Tenants) ListTenants(ctx context.Context, after string, limit int) ([]g
 		return nil, wrap("tenants: list", err)
 	}
 	return out, nil
+}
+
+// MarkReviewed implements guard.TenantStore with one UPDATE (set if newer).
+func (s *Tenants) MarkReviewed(ctx context.Context, id string, at time.Time) error {
+	if checkTenantText("tenant id", id) != nil {
+		return guard.ErrTenantNotFound
+	}
+	tag, err := s.pool.Exec(ctx, s.sql.reviewed, id, nullTime(at))
+	if err != nil {
+		return wrap("tenants: mark reviewed", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return guard.ErrTenantNotFound
+	}
+	return nil
 }

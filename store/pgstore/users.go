@@ -26,6 +26,7 @@ var (
 type userSQL struct {
 	create, byID, byEmail, list, summaries, delete        string
 	setStatus, setPassword, rehash, recordLogin, setEmail string
+	deactivateIdle                                        string
 	expirePassword, recordSSOLogin, verifyEmail           string
 }
 
@@ -44,6 +45,15 @@ func newUserSQL(q string) userSQL {
 			FROM {s}.users WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`),
 
 		setStatus: s(`UPDATE {s}.users SET status = $3 WHERE tenant = $1 AND id = $2`),
+		// Compare-and-set on the row as it is when the row lock is held
+		// ($4 active, $5 deactivated); the second column tells
+		// ErrConflict from ErrNotFound when nothing was updated.
+		deactivateIdle: s(`WITH u AS (
+				UPDATE {s}.users SET status = $5
+				WHERE tenant = $1 AND id = $2 AND status = $4
+					AND (coalesce(last_login_at, created_at) IS NULL OR coalesce(last_login_at, created_at) <= $3)
+				RETURNING 1)
+			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.users WHERE tenant = $1 AND id = $2)`),
 		// The replaced hash (if any) goes in front of the history, which
 		// is then cut to $5 entries: all in one statement, on the row as
 		// it is when the row lock is held.
@@ -243,6 +253,22 @@ func (s *Users) SetStatus(ctx context.Context, tenant, id string, st auth.Status
 	return s.exec(ctx, "set status", s.sql.setStatus, tenant, id, string(st))
 }
 
+// DeactivateIdle implements auth.UserUpdater as a compare-and-set on the
+// status and the last activity.
+func (s *Users) DeactivateIdle(ctx context.Context, tenant, id string, idleSince time.Time) error {
+	if checkUserText("tenant", tenant, "id", id) != nil {
+		return auth.ErrNotFound
+	}
+	var updated, exists bool
+	// Microseconds, rounded down as the stored times are.
+	err := s.pool.QueryRow(ctx, s.sql.deactivateIdle, tenant, id, nullTime(idleSince.Truncate(time.Microsecond)),
+		string(auth.StatusActive), string(auth.StatusDeactivated)).Scan(&updated, &exists)
+	if err != nil {
+		return wrap("users: deactivate idle user", err)
+	}
+	return casResult(updated, exists)
+}
+
 // SetPassword implements auth.UserUpdater in one UPDATE: the replaced hash
 // is pushed to the front of the history and the history cut to keep
 // entries with array operations on the locked row.
@@ -271,6 +297,12 @@ func (s *Users) RehashPassword(ctx context.Context, tenant, id, oldHash, newHash
 	if err := s.pool.QueryRow(ctx, s.sql.rehash, tenant, id, old, newHash).Scan(&updated, &exists); err != nil {
 		return wrap("users: rehash password", err)
 	}
+	return casResult(updated, exists)
+}
+
+// casResult is the error of a compare-and-set on a user that returned
+// whether it updated the row and whether the row exists.
+func casResult(updated, exists bool) error {
 	switch {
 	case updated:
 		return nil

@@ -207,6 +207,8 @@ func (a *Audit) Purge(ctx context.Context, tenant string, cp audit.Checkpoint) e
 		var cpSeq int64
 		err := w.queryRow(audCpSeq, tenant).Scan(&cpSeq)
 		switch {
+		case isNoRows(err) && cp.Seq == 0:
+			return audit.ErrConflict
 		case isNoRows(err):
 			if _, err := w.exec(audPurgeNew, tenant, int64(cp.Seq), nullBytes(cp.MAC), nullMicros(cp.At), nullBytes(cp.CheckpointMAC)); err != nil {
 				return fmt.Errorf("sqlitestore: purge audit events: %w", err)
@@ -214,7 +216,7 @@ func (a *Audit) Purge(ctx context.Context, tenant string, cp audit.Checkpoint) e
 			return nil
 		case err != nil:
 			return fmt.Errorf("sqlitestore: purge audit events: %w", err)
-		case cp.Seq < uint64(cpSeq):
+		case cp.Seq <= uint64(cpSeq):
 			return audit.ErrConflict
 		}
 		for _, st := range []stmtID{audPurge, audPurgeTail} {

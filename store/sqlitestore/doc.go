@@ -85,6 +85,9 @@
 // replaces the record, or it expires with the session of its sign-in.
 // Which IdP issued them is unknown, and naming a NameID to, or taking a
 // logout from, an IdP that did not issue it is what the field prevents.
+// Upgrading to schema version 14 (guard.Tenant.LastReview): no tenant
+// has one kept yet, so the review schedule follows the audit log's record
+// until a purge keeps it, as it did before.
 //
 // Times are stored as Unix microseconds (UTC), the precision of every Guard
 // package, so they come back exactly. A tenant's policy is stored as JSON,

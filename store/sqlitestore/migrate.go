@@ -407,6 +407,13 @@ var migrations = []migration{
 		`DROP INDEX guard_sso_subjects_name_id`,
 		`CREATE INDEX guard_sso_subjects_idp_name_id ON guard_sso_subjects (tenant, idp, name_id, user_id)`,
 	}},
+	{14, "tenant last review", []string{
+		// When an access review of the tenant was last recorded, in Unix
+		// microseconds, NULL if none since this column was added
+		// (guard.Tenant.LastReview): the review schedule then follows the
+		// audit log's record, as before.
+		`ALTER TABLE guard_tenants ADD COLUMN last_review INTEGER`,
+	}},
 }
 
 // ownNames are the tables and indexes this package creates. A database

@@ -38,6 +38,7 @@ const (
 	userSummaries
 	userDelete
 	userStatus
+	userIdleOff
 	userRehash
 	userLogin
 	userInsert
@@ -72,6 +73,7 @@ const (
 	tenList
 	tenCreate
 	tenSet
+	tenReviewed
 	tenExists
 
 	keyCreate
@@ -161,7 +163,7 @@ const userCols = `tenant, id, email, name, status, password_hash, password_histo
 
 const throttleCols = `failures, last, locked_until, lockouts, permanent`
 
-const tenantCols = `id, name, policy, version, created_at`
+const tenantCols = `id, name, policy, version, created_at, last_review`
 
 const apiKeyCols = `tenant, id, hash, name, prefix, created_by, created_at, expires_at, last_used_at, revoked_at`
 
@@ -223,6 +225,9 @@ var queries = func() (q [numStmts]string) {
 			(SELECT max(id) FROM guard_users WHERE tenant = ?1))`
 	q[userDelete] = `DELETE FROM guard_users WHERE tenant = ? AND id = ?`
 	q[userStatus] = `UPDATE guard_users SET status = ? WHERE tenant = ? AND id = ?`
+	// ?4 active, ?5 deactivated.
+	q[userIdleOff] = `UPDATE guard_users SET status = ?5
+		WHERE tenant = ?1 AND id = ?2 AND status = ?4 AND coalesce(last_login_at, created_at) <= ?3`
 	q[userRehash] = `UPDATE guard_users SET password_hash = ?4 WHERE tenant = ?1 AND id = ?2 AND password_hash = ?3`
 	q[userLogin] = `UPDATE guard_users SET last_login_at = ?3 WHERE tenant = ?1 AND id = ?2 RETURNING ` + userCols
 	q[userSSOLogin] = `UPDATE guard_users SET last_login_at = ?3, last_sso_at = ?3 WHERE tenant = ?1 AND id = ?2 RETURNING ` + userCols
@@ -277,7 +282,9 @@ var queries = func() (q [numStmts]string) {
 
 	q[tenGet] = `SELECT ` + tenantCols + ` FROM guard_tenants WHERE id = ?`
 	q[tenList] = `SELECT ` + tenantCols + ` FROM guard_tenants WHERE id > ? ORDER BY id LIMIT ?`
-	q[tenCreate] = `INSERT INTO guard_tenants (` + tenantCols + `) VALUES (?, ?, ?, 1, ?) ON CONFLICT (id) DO NOTHING`
+	q[tenCreate] = `INSERT INTO guard_tenants (` + tenantCols + `) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (id) DO NOTHING`
+	// Set if newer: max() of SQLite is NULL if an argument is.
+	q[tenReviewed] = `UPDATE guard_tenants SET last_review = max(ifnull(last_review, ?2), ?2) WHERE id = ?1`
 	q[tenSet] = `UPDATE guard_tenants SET policy = ?, version = version + 1 WHERE id = ? AND version = ? RETURNING version`
 	q[tenExists] = `SELECT 1 FROM guard_tenants WHERE id = ?`
 

@@ -2,13 +2,16 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	guard "github.com/guardhq/guard"
 )
 
-// Tenants is the guard.TenantStore of a Store: one row per tenant. The
+// Tenants is the guard.TenantStore of a Store: one row per tenant, its
+// last review in a column of its own (migration 14). The
 // policy is stored as JSON (guard.Policy's json tags), so fields added to
 // Policy need no migration: a policy stored before they existed reads them
 // as zero, which means "the default".
@@ -20,9 +23,11 @@ func scanTenant(r scanner) (guard.Tenant, error) {
 	var t guard.Tenant
 	var policy string
 	var created int64
-	if err := r.Scan(&t.ID, &t.Name, &policy, &t.Version, &created); err != nil {
+	var reviewed sql.NullInt64
+	if err := r.Scan(&t.ID, &t.Name, &policy, &t.Version, &created, &reviewed); err != nil {
 		return guard.Tenant{}, err
 	}
+	t.LastReview = fromNullMicros(reviewed)
 	if err := json.Unmarshal([]byte(policy), &t.Policy); err != nil {
 		return guard.Tenant{}, fmt.Errorf("sqlitestore: stored policy of tenant: %w", err)
 	}
@@ -47,7 +52,7 @@ func (ts *Tenants) CreateTenant(ctx context.Context, t guard.Tenant) error {
 	var created bool
 	err = ts.s.writeOne(ctx, func(w *wtx) error {
 		var err error
-		created, err = affected(w.exec(tenCreate, t.ID, t.Name, policy, micros(t.CreatedAt)))
+		created, err = affected(w.exec(tenCreate, t.ID, t.Name, policy, micros(t.CreatedAt), nullMicros(t.LastReview)))
 		return err
 	})
 	if err != nil {
@@ -119,4 +124,21 @@ func (ts *Tenants) ListTenants(ctx context.Context, after string, limit int) ([]
 		return nil, fmt.Errorf("sqlitestore: list tenants: %w", err)
 	}
 	return out, nil
+}
+
+// MarkReviewed implements guard.TenantStore with one UPDATE (set if newer).
+func (ts *Tenants) MarkReviewed(ctx context.Context, id string, at time.Time) error {
+	var found bool
+	err := ts.s.writeOne(ctx, func(w *wtx) error {
+		var err error
+		found, err = affected(w.exec(tenReviewed, id, micros(at)))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: mark tenant reviewed: %w", err)
+	}
+	if !found {
+		return guard.ErrTenantNotFound
+	}
+	return nil
 }

@@ -18,7 +18,7 @@ import (
 // password history is a JSON array in the user's row, so deleting the user
 // deletes it.
 //
-// Each updater is one statement (SetStatus, RehashPassword, RecordLogin,
+// Each updater is one statement (SetStatus, DeactivateIdle, RehashPassword, RecordLogin,
 // RecordSSOLogin, SetEmail, VerifyEmail, ExpirePassword) or one write transaction (SetPassword, which rewrites the
 // history).
 type Users struct {
@@ -273,6 +273,21 @@ func (us *Users) DeleteUser(ctx context.Context, tenant, id string) error {
 // SetStatus implements auth.UserUpdater.
 func (us *Users) SetStatus(ctx context.Context, tenant, id string, s auth.Status) error {
 	return us.oneRow(ctx, "set user status", func(w *wtx) (sql.Result, error) { return w.exec(userStatus, string(s), tenant, id) })
+}
+
+// DeactivateIdle implements auth.UserUpdater with one conditional UPDATE.
+func (us *Users) DeactivateIdle(ctx context.Context, tenant, id string, idleSince time.Time) error {
+	err := us.oneRow(ctx, "deactivate idle user", func(w *wtx) (sql.Result, error) {
+		return w.exec(userIdleOff, tenant, id, micros(idleSince), string(auth.StatusActive), string(auth.StatusDeactivated))
+	})
+	if !errors.Is(err, auth.ErrNotFound) {
+		return err
+	}
+	// Nothing changed: no such user, or not active, or active since.
+	if _, err := us.User(ctx, tenant, id); err != nil {
+		return err
+	}
+	return auth.ErrConflict
 }
 
 // ExpirePassword implements auth.UserUpdater.
