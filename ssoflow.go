@@ -74,8 +74,9 @@ func (g *Guard) SSOConnection(ctx context.Context, by Principal, tenant string) 
 // Replacing the IdP (a connection whose metadata names another entity ID
 // than the stored one's) ends the sessions the old IdP vouched for: once
 // the new connection is on record, every single sign-on session (FlagSSO)
-// of the tenant created before the change ends, and password sessions
-// stay, as do sign-ins through the new IdP after the change; see
+// of the tenant created before the change ends (the caller's own
+// included, if the old IdP signed it in), while password sessions stay,
+// as do sign-ins through the new IdP after the change; see
 // DeleteSSOConnection for how they are ended and recorded (reason
 // idp_replaced). A sign-in through the old IdP still under way ends too:
 // one that completes after the change is refused (login.failed, reason
@@ -83,8 +84,8 @@ func (g *Guard) SSOConnection(ctx context.Context, by Principal, tenant string) 
 // nothing. Revocations stand: if the sessions cannot all be ended, the new
 // connection stays (it is on record, and returned with the error), those
 // ended so far stay ended (and recorded), and ErrUnavailable is returned;
-// end the rest with
-// RevokeUserSessions, or they end at their idle timeout or lifetime.
+// end the rest with RevokeUserSessions, or they end at their idle timeout
+// or lifetime.
 func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connection) (sso.Connection, error) {
 	if err := g.needSSO(); err != nil {
 		return sso.Connection{}, err
