@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,26 +14,14 @@ import (
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/sso"
-	"github.com/guardhq/guard/store/sqlitestore"
 )
 
 // idpStoreKinds are the backends the IdP-sessions tests run on: the
 // in-memory stores and SQLite.
-func idpStoreKinds(t *testing.T) map[string]func(t *testing.T) guard.Stores {
+func idpStoreKinds() map[string]func(t *testing.T) guard.Stores {
 	return map[string]func(t *testing.T) guard.Stores{
-		"memstore": func(*testing.T) guard.Stores { return newMem() },
-		"sqlitestore": func(t *testing.T) guard.Stores {
-			ctx := context.Background()
-			st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "guard.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = st.Close() })
-			if err := st.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
-			return st.Stores()
-		},
+		"memstore":    func(*testing.T) guard.Stores { return newMem() },
+		"sqlitestore": newSQLite,
 	}
 }
 
@@ -61,7 +48,7 @@ func (s *ssoSite) idpRevocations(t *testing.T, reason string) map[string]string 
 // IdP's settings ends nothing; removing the IdP ends the SSO sessions
 // left, and the password session still stays.
 func TestReplacingOrRemovingIdPEndsItsSessions(t *testing.T) {
-	for name, stores := range idpStoreKinds(t) {
+	for name, stores := range idpStoreKinds() {
 		t.Run(name, func(t *testing.T) {
 			s := newSSOSiteOn(t, stores(t))
 			ctx := t.Context()
@@ -142,7 +129,7 @@ func (f listFailingIndex) ListByUser(ctx context.Context, tenant, userID string)
 // IdP from then on), and ErrUnavailable says the sessions did not all
 // end. Removing the IdP again finishes the job.
 func TestIdPSessionsEndFailsClosed(t *testing.T) {
-	for name, stores := range idpStoreKinds(t) {
+	for name, stores := range idpStoreKinds() {
 		t.Run(name, func(t *testing.T) {
 			st := stores(t)
 			fail := &atomic.Bool{}
