@@ -9,7 +9,6 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/rbac"
-	"github.com/guardhq/guard/store/sqlitestore"
 )
 
 // RevokeAPIKey documents that "a revocation stands even when it cannot be
@@ -86,15 +84,7 @@ func TestAuditAPIKeyUnidentifiedClientNotRecorded(t *testing.T) {
 // outage.)
 func TestAuditCreateAPIKey_ExpiryBeyondStoreRangeAccepted(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "guard.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	g, err := guard.New(guard.Config{Stores: st.Stores(), AuditKey: auditKey, Hasher: fastHasher, Rand: rand.Reader, Now: newClock().Now})
+	g, err := guard.New(guard.Config{Stores: newSQLite(t), AuditKey: auditKey, Hasher: fastHasher, Rand: rand.Reader, Now: newClock().Now})
 	if err != nil {
 		t.Fatal(err)
 	}

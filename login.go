@@ -126,6 +126,10 @@ const (
 	// set it with ChangeEmail and never proved it). The account may not be
 	// the IdP's user, so single sign-on refuses it (see CompleteSSO).
 	ReasonEmailUnverified = "email_unverified"
+	// ReasonIdPChanged (login.failed): the tenant's IdP was replaced or
+	// removed while a single sign-on through it was under way; the
+	// session it had just created is ended (see SetSSOConnection).
+	ReasonIdPChanged = "idp_changed"
 )
 
 // attempt carries what the failure and success paths of a login record.
@@ -567,6 +571,15 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 			return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("record login", err))
 		}
 		return LoginResult{}, g.loginFailed(ctx, a, ReasonDeactivated, ErrInvalidCredentials)
+	}
+	// Likewise the tenant's IdP replaced or removed while this single
+	// sign-on went on (an assertion the old IdP signed): the change ended
+	// the SSO sessions created before it, or it is seen here.
+	if si.subject != nil {
+		if reason, err := g.idpStill(ctx, u.Tenant, si.subject.IdP); reason != "" {
+			g.dropSession(ctx, s)
+			return LoginResult{}, g.loginFailed(ctx, a, reason, err)
+		}
 	}
 	// Likewise a password changed, reset or marked compromised while this
 	// sign-in proved the old one: the change ended the user's sessions

@@ -1109,6 +1109,14 @@ func (g *Guard) endSessions(ctx context.Context, by Principal, tenant, id, reaso
 	if err != nil {
 		return 0, unavailable("end sessions", err)
 	}
+	return g.recordEnded(ctx, by, tenant, id, reason, ended)
+}
+
+// recordEnded records the end of the sessions ended of user id as
+// session.revoked by by (Meta reason, and sessions_ended, the number of
+// those still live until then); nothing is recorded when none was live.
+// It returns that number, and the error of the record.
+func (g *Guard) recordEnded(ctx context.Context, by Principal, tenant, id, reason string, ended []session.Session) (int, error) {
 	n := liveCount(ended, g.now())
 	if n == 0 {
 		return 0, nil

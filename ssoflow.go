@@ -17,6 +17,7 @@ import (
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/sso"
 )
 
@@ -69,6 +70,22 @@ func (g *Guard) SSOConnection(ctx context.Context, by Principal, tenant string) 
 // A change made meanwhile by another owner is overwritten by that undo. If
 // the undo fails, ErrUnavailable is returned too and the new connection
 // stays, unrecorded.
+//
+// Replacing the IdP (a connection whose metadata names another entity ID
+// than the stored one's) ends the sessions the old IdP vouched for: once
+// the new connection is on record, every single sign-on session (FlagSSO)
+// of the tenant created before the change ends (the caller's own
+// included, if the old IdP signed it in), while password sessions stay,
+// as do sign-ins through the new IdP after the change; see
+// DeleteSSOConnection for how they are ended and recorded (reason
+// idp_replaced). A sign-in through the old IdP still under way ends too:
+// one that completes after the change is refused (login.failed, reason
+// idp_changed). A change of the same IdP's settings or metadata ends
+// nothing. Revocations stand: if the sessions cannot all be ended, the new
+// connection stays (it is on record, and returned with the error), those
+// ended so far stay ended (and recorded), and ErrUnavailable is returned;
+// end the rest with RevokeUserSessions, or they end at their idle timeout
+// or lifetime.
 func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connection) (sso.Connection, error) {
 	if err := g.needSSO(); err != nil {
 		return sso.Connection{}, err
@@ -90,7 +107,7 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 	if c.DefaultRole == rbac.Owner {
 		return sso.Connection{}, &InputError{Field: "default role", Reason: "may not be owner"}
 	}
-	undo, err := g.ssoUndo(ctx, c.Tenant)
+	undo, prev, err := g.ssoUndo(ctx, c.Tenant)
 	if err != nil {
 		return sso.Connection{}, err
 	}
@@ -98,6 +115,9 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 	if err != nil {
 		return sso.Connection{}, ssoErr("set sso connection", err)
 	}
+	// Read after the change is stored: every session created before it
+	// (by the old IdP) was created at or before cutoff.
+	cutoff := g.now()
 	e := g.adminEvent(by, c.Tenant, audit.SSOConfigured, c.Tenant)
 	e.Meta = map[string]string{"jit": boolString(c.JIT), "idp_initiated": boolString(c.IdPInitiated), "metadata_url": clip(c.MetadataURL, 500),
 		"allow_sha1": boolString(c.AllowSHA1), "allow_cbc": boolString(c.AllowCBC),
@@ -112,14 +132,76 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 		_ = undo(context.WithoutCancel(ctx))
 		return sso.Connection{}, err
 	}
+	if prev != nil && idpEntityID(*prev) != idpEntityID(out) {
+		if _, err := g.endIdPSessions(ctx, by, c.Tenant, cutoff, "idp_replaced"); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
+}
+
+// idpEntityID returns the entity ID of the IdP a connection's metadata
+// names, or "" if it does not parse.
+func idpEntityID(c sso.Connection) string {
+	idp, err := sso.ParseMetadata([]byte(c.Metadata), time.Time{})
+	if err != nil {
+		return ""
+	}
+	return idp.EntityID
+}
+
+// idpStill returns "" if the tenant's IdP is still the one with entity ID
+// idp, else why not: the reason and error of a refused sign-in (reason
+// idp_changed if it was replaced or removed, unavailable if the
+// connection cannot be read).
+func (g *Guard) idpStill(ctx context.Context, tenant, idp string) (string, error) {
+	c, err := g.sso.Connection(ctx, tenant)
+	switch {
+	case errors.Is(err, sso.ErrNotFound):
+		return ReasonIdPChanged, ErrSSOFailed
+	case err != nil:
+		return ReasonUnavailable, ssoErr("sso connection", err)
+	case idpEntityID(c) != idp:
+		return ReasonIdPChanged, ErrSSOFailed
+	}
+	return "", nil
+}
+
+// endIdPSessions ends the tenant's single sign-on sessions (FlagSSO)
+// created at or before cutoff, when the tenant's IdP was replaced or
+// removed: the sessions it vouched for. A tenant has one IdP at a time,
+// so every such session came from the IdP in place until cutoff; those
+// created after it (through a new IdP) and password sessions are left
+// alone. Users are read page by page, and each user's matching sessions
+// are ended (session.Manager.RevokeUserWhere) and recorded as
+// session.revoked by by (Target the user, Meta reason, sessions_ended)
+// when any live one ended. It returns how many live sessions it ended;
+// on a failure, those so far and the error (ErrUnavailable, or the
+// context's): the sessions ended stay ended.
+func (g *Guard) endIdPSessions(ctx context.Context, by Principal, tenant string, cutoff time.Time, reason string) (int, error) {
+	vouched := func(s session.Session) bool { return s.Flags&FlagSSO != 0 && !s.CreatedAt.After(cutoff) }
+	n := 0
+	err := g.eachUser(ctx, tenant, func(u auth.UserSummary) error {
+		ended, err := g.sessions.RevokeUserWhere(ctx, tenant, u.ID, vouched)
+		k, rerr := g.recordEnded(ctx, by, tenant, u.ID, reason, ended)
+		n += k
+		switch {
+		case err != nil:
+			return unavailable("end sso sessions", err)
+		case rerr != nil:
+			return rerr
+		}
+		return nil
+	})
+	return n, err
 }
 
 // ssoUndo reads the tenant's IdP connection and returns what puts it back
 // as stored, whatever replaces or removes it meanwhile: the undo of a
-// change that cannot be recorded. For a tenant without a connection, the
-// undo removes the one stored since, if any.
-func (g *Guard) ssoUndo(ctx context.Context, tenant string) (func(context.Context) error, error) {
+// change that cannot be recorded; and the connection read (nil if none).
+// For a tenant without a connection, the undo removes the one stored
+// since, if any.
+func (g *Guard) ssoUndo(ctx context.Context, tenant string) (func(context.Context) error, *sso.Connection, error) {
 	prev, err := g.sso.Connection(ctx, tenant)
 	switch {
 	case errors.Is(err, sso.ErrNotFound):
@@ -128,11 +210,11 @@ func (g *Guard) ssoUndo(ctx context.Context, tenant string) (func(context.Contex
 				return err
 			}
 			return nil
-		}, nil
+		}, nil, nil
 	case err != nil:
-		return nil, ssoErr("sso connection", err)
+		return nil, nil, ssoErr("sso connection", err)
 	}
-	return func(ctx context.Context) error { return g.stores.SSO.Connections.PutConnection(ctx, prev) }, nil
+	return func(ctx context.Context) error { return g.stores.SSO.Connections.PutConnection(ctx, prev) }, &prev, nil
 }
 
 // certFingerprints returns the SHA-256 fingerprints (hex of the DER) of
@@ -165,6 +247,17 @@ func fingerprints(ders [][]byte) string {
 // recorded in the audit log does not stand: the connection is put back as
 // it was stored, and ErrUnavailable returned (if that fails too, the
 // connection stays removed, unrecorded, and ErrUnavailable is returned).
+//
+// Once the removal is on record, the sessions the IdP vouched for end:
+// every single sign-on session (FlagSSO) of the tenant created before the
+// removal, user by user, each user's recorded as session.revoked (Meta
+// reason idp_removed, sessions_ended) when any live one ended; password
+// sessions stay. A sign-in through the IdP still under way is refused
+// when it completes (login.failed, reason idp_changed). Revocations stand:
+// if the sessions cannot all be ended, the IdP stays removed, those ended
+// so far stay ended, and ErrUnavailable is returned. Calling
+// DeleteSSOConnection again finishes the job: for a tenant without an IdP
+// it ends every single sign-on session left and returns sso.ErrNotFound.
 func (g *Guard) DeleteSSOConnection(ctx context.Context, by Principal, tenant string) error {
 	if err := g.needSSO(); err != nil {
 		return err
@@ -179,20 +272,28 @@ func (g *Guard) DeleteSSOConnection(ctx context.Context, by Principal, tenant st
 	if pol.RequireSSO {
 		return &PolicyError{Field: "RequireSSO", Reason: "is on: turn it off before removing the IdP"}
 	}
-	undo, err := g.ssoUndo(ctx, tenant)
+	undo, _, err := g.ssoUndo(ctx, tenant)
 	if err != nil {
 		return err
 	}
 	if err := g.sso.DeleteConnection(ctx, tenant); err != nil {
+		if errors.Is(err, sso.ErrNotFound) {
+			// No IdP: no single sign-on session is vouched for any more.
+			if _, err := g.endIdPSessions(ctx, by, tenant, g.now(), "idp_removed"); err != nil {
+				return err
+			}
+		}
 		return ssoErr("delete sso connection", err)
 	}
+	cutoff := g.now()
 	e := g.adminEvent(by, tenant, audit.SSOConfigured, tenant)
 	e.Meta = map[string]string{"deleted": "true"}
 	if err := g.record(ctx, e); err != nil {
 		_ = undo(context.WithoutCancel(ctx))
 		return err
 	}
-	return nil
+	_, err = g.endIdPSessions(ctx, by, tenant, cutoff, "idp_removed")
+	return err
 }
 
 // requireOwner allows the system, and users holding the owner role (any

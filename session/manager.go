@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -648,13 +649,7 @@ func (m *Manager) Trim(ctx context.Context, tenant, userID string, keep int, cou
 	if keep == 0 {
 		return nil, nil
 	}
-	var ended []Session
-	for range trimPasses {
-		all, err := m.index.ListByUser(ctx, tenant, userID)
-		if err != nil {
-			return ended, storeErr("list by user", err)
-		}
-		now := m.now()
+	return m.deleteListed(ctx, tenant, userID, func(all []Session, now time.Time) []Session {
 		weighed := all[:0]
 		for _, s := range all {
 			if s.LiveAt(now) && (counts == nil || counts(s)) {
@@ -662,11 +657,55 @@ func (m *Manager) Trim(ctx context.Context, tenant, userID string, keep int, cou
 			}
 		}
 		if len(weighed) <= keep {
-			return ended, nil
+			return nil
+		}
+		// ListByUser lists oldest first: the extra ones lead.
+		return weighed[:len(weighed)-keep]
+	})
+}
+
+// RevokeUserWhere ends the sessions of the user for which match reports
+// true, live or not, and returns those it ended, in the order it ended
+// them (oldest first within each listing): as when
+// the IdP that vouched for the user's single sign-on sessions is removed,
+// and those sessions, not the others, end. A nil match matches nothing.
+// A bad tenant or user ID is an *InputError.
+//
+// It is not one atomic step, as Trim is not: it lists the user's
+// sessions (UserIndex) and deletes the matching ones one at a time
+// (Store.Delete, each atomic), listing again (at most three listings in
+// all) when a delete finds one gone, so that a session rotated meanwhile
+// is judged under its new hash. A session created after the last listing
+// is not looked at. On a store error it stops and returns the sessions it
+// ended so far with the error.
+func (m *Manager) RevokeUserWhere(ctx context.Context, tenant, userID string, match func(Session) bool) ([]Session, error) {
+	if err := checkUser(tenant, userID); err != nil {
+		return nil, err
+	}
+	if match == nil {
+		return nil, nil
+	}
+	return m.deleteListed(ctx, tenant, userID, func(all []Session, _ time.Time) []Session {
+		return slices.DeleteFunc(all, func(s Session) bool { return !match(s) })
+	})
+}
+
+// deleteListed lists the user's sessions and deletes, oldest first, those
+// that pick chooses from the listing (given the time of the listing); when
+// a delete finds a session gone (ended, evicted or rotated meanwhile), it
+// lists again and picks again, at most trimPasses listings in all. It
+// returns the sessions it deleted; a session another call deleted first
+// is not among them. On a store error it stops and returns those deleted
+// so far with the error.
+func (m *Manager) deleteListed(ctx context.Context, tenant, userID string, pick func(all []Session, now time.Time) []Session) ([]Session, error) {
+	var ended []Session
+	for range trimPasses {
+		all, err := m.index.ListByUser(ctx, tenant, userID)
+		if err != nil {
+			return ended, storeErr("list by user", err)
 		}
 		raced := false
-		// ListByUser lists oldest first: the extra ones lead.
-		for _, s := range weighed[:len(weighed)-keep] {
+		for _, s := range pick(all, m.now()) {
 			d, err := m.store.Delete(ctx, s.Hash)
 			switch {
 			case errors.Is(err, ErrNotFound):

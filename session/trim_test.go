@@ -314,3 +314,59 @@ func TestTrimRacesCreate(t *testing.T) {
 		}
 	}
 }
+
+// RevokeUserWhere ends the user's sessions that match, oldest first, and
+// leaves the others, and other users', alone; a session rotated between
+// its listing and its delete is judged again under its new hash; a nil
+// match ends nothing; bad input is an *InputError; a store failure is
+// returned with the sessions ended so far.
+func TestRevokeUserWhere(t *testing.T) {
+	const mark = 1 << 4
+	marked := func(s session.Session) bool { return s.Flags&mark != 0 }
+	f := newTrimFixture(t)
+	var toks []string
+	var ss []session.Session
+	for i := range 4 {
+		tok, s := f.create(t, session.Options{Flags: uint32(i%2) * mark})
+		toks, ss = append(toks, tok), append(ss, s)
+		f.clock.Advance(time.Second)
+	}
+	other, _ := f.create(t, session.Options{UserID: "u2", Flags: mark})
+	var ie *session.InputError
+	if _, err := f.m.RevokeUserWhere(t.Context(), "", "u1", marked); !errors.As(err, &ie) || ie.Field != "tenant" {
+		t.Errorf("RevokeUserWhere without a tenant = %v, want an *InputError for tenant", err)
+	}
+	if ended, err := f.m.RevokeUserWhere(t.Context(), "acme", "u1", nil); err != nil || len(ended) != 0 {
+		t.Errorf("RevokeUserWhere(nil) = %v, %v; want nothing ended", ids(ended), err)
+	}
+	// The first marked session is rotated (keeping its flags) just before
+	// its delete: the listing again finds it under its new hash.
+	var rotated string
+	f.hooks.beforeDelete = func(n int, h session.Hash) error {
+		if n == 1 && h == ss[1].Hash {
+			var err error
+			if rotated, _, err = f.m.Rotate(t.Context(), toks[1], mark); err != nil {
+				t.Errorf("Rotate: %v", err)
+			}
+		}
+		return nil
+	}
+	ended, err := f.m.RevokeUserWhere(t.Context(), "acme", "u1", marked)
+	f.hooks.beforeDelete = nil
+	if err != nil || len(ended) != 2 || ended[0].Hash != ss[3].Hash || ended[1].CreatedAt != ss[1].CreatedAt || ended[1].Hash == ss[1].Hash {
+		t.Fatalf("RevokeUserWhere = %v, %v; want the two marked sessions", ids(ended), err)
+	}
+	f.wantErr(t, rotated, session.ErrNotFound)
+	f.wantErr(t, toks[3], session.ErrNotFound)
+	f.wantLive(t, toks[0])
+	f.wantLive(t, toks[2])
+	f.wantLive(t, other)
+
+	boom := errors.New("boom")
+	f.store.setFail("ListByUser", boom)
+	if ended, err := f.m.RevokeUserWhere(t.Context(), "acme", "u2", marked); !errors.Is(err, boom) || errors.Is(err, session.ErrNotFound) || len(ended) != 0 {
+		t.Errorf("RevokeUserWhere with ListByUser failing = %v, %v; want the failure, nothing ended", ids(ended), err)
+	}
+	f.store.setFail("ListByUser", nil)
+	f.wantLive(t, other)
+}

@@ -116,7 +116,10 @@
 // the IdP that issued it. For a LogoutRequest from the IdP
 // (SLOResult.Request), end the sessions of the subjects SubjectsByNameID
 // finds for IdPLogoutRequest.IdP and its NameID: never those another IdP
-// (a replaced one) issued.
+// (a replaced one) issued. When the tenant's connection is removed, or put
+// again naming another entity ID (IdP.EntityID of ParseMetadata), end the
+// sessions the old IdP's sign-ins created, and refuse a sign-in through it
+// that completes after the change (the guard facade does both).
 //
 // # Concurrency
 //

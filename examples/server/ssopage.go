@@ -363,7 +363,7 @@ func (a *app) deleteSSOConnection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.forget(p.Tenant)
-	a.ok(w, r, "/security/sso", "The identity provider is disconnected: single sign-on is off.")
+	a.ok(w, r, "/security/sso", "The identity provider is disconnected: single sign-on is off, and the sessions it signed in have ended.")
 }
 
 // setRequireSSO turns "require SSO" on or off and names the break-glass
