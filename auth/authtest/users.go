@@ -68,6 +68,7 @@ func runUsers(t *testing.T, newStore func(t *testing.T) Users) {
 		{"SetEmail", setEmailTests},
 		{"EmailVerification", verifyTests},
 		{"ExpirePassword", expireTests},
+		{"ClearPasswordExpired", clearExpiredTests},
 		{"MissingUser", missingTests},
 		{"Copies", copyTests},
 		{"Tenants", userTenantTests},
@@ -1028,6 +1029,39 @@ var expireTests = []test[*userChecker]{
 	}},
 }
 
+var clearExpiredTests = []test[*userChecker]{
+	{"ClearsPasswordExpiredOnly", func(t *testing.T, c *userChecker) {
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		a.PasswordHistory = hashes("h2", "h1")
+		a.LastLoginAt = base.Add(-time.Hour + 7*time.Microsecond)
+		a.PasswordExpired, b.PasswordExpired = true, true
+		c.create(a, b)
+		c.clearExpired("t", "a")
+		a.PasswordExpired = false
+		c.wantUser(a)
+		c.wantUser(b)
+		c.wantAll("t", a, b)
+	}},
+	{"ClearedAgainIsNoOp", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		c.clearExpired("t", "u")
+		c.expire("t", "u")
+		c.clearExpired("t", "u")
+		c.clearExpired("t", "u")
+		c.wantUser(u)
+	}},
+	{"ExpireAgainSetsIt", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		c.expire("t", "u")
+		c.clearExpired("t", "u")
+		c.expire("t", "u")
+		u.PasswordExpired = true
+		c.wantUser(u)
+	}},
+}
+
 // updaters calls each method that must return ErrNotFound for a missing
 // user, by name.
 var updaters = []struct {
@@ -1065,6 +1099,9 @@ var updaters = []struct {
 	}},
 	{"ExpirePassword", func(c *userChecker, tenant, id string) error {
 		return c.st.ExpirePassword(c.t.Context(), tenant, id)
+	}},
+	{"ClearPasswordExpired", func(c *userChecker, tenant, id string) error {
+		return c.st.ClearPasswordExpired(c.t.Context(), tenant, id)
 	}},
 	{"DeleteUser", func(c *userChecker, tenant, id string) error {
 		return c.st.DeleteUser(c.t.Context(), tenant, id)
@@ -1321,6 +1358,13 @@ func (c *userChecker) expire(tenant, id string) {
 	c.t.Helper()
 	if err := c.st.ExpirePassword(c.t.Context(), tenant, id); err != nil {
 		c.t.Fatalf("ExpirePassword(%q, %q): %v", tenant, id, err)
+	}
+}
+
+func (c *userChecker) clearExpired(tenant, id string) {
+	c.t.Helper()
+	if err := c.st.ClearPasswordExpired(c.t.Context(), tenant, id); err != nil {
+		c.t.Fatalf("ClearPasswordExpired(%q, %q): %v", tenant, id, err)
 	}
 }
 
