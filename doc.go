@@ -103,7 +103,7 @@
 // ErrUnavailable and leaves the change (each call's documentation says
 // what stays). DeleteUser checks again when it takes U's roles, and
 // ExpirePassword once the password is marked, before the sessions end
-// (the mark stays: no store call takes it back).
+// (the mark is taken back, unless U's password was marked already).
 //
 // Left to any administrator, because they only end access and cannot
 // lead to a take-over: ending another user's sessions (RevokeSession,

@@ -17,7 +17,7 @@ import (
 // raceUpdates runs hook once, armed, before the first write it names (a
 // SetStatus to status, or ExpirePassword when status is ""): a change
 // landing between a call's checks and its write. failUndo fails every
-// SetStatus to active after the hook ran.
+// SetStatus to active and every ClearPasswordExpired after the hook ran.
 type raceUpdates struct {
 	auth.UserUpdater
 	mu       sync.Mutex
@@ -71,6 +71,18 @@ func (u *raceUpdates) ExpirePassword(ctx context.Context, tenant, id string) err
 		h(id)
 	}
 	return u.UserUpdater.ExpirePassword(ctx, tenant, id)
+}
+
+// ClearPasswordExpired is the undo of ExpirePassword: failUndo fails it
+// once the hook ran.
+func (u *raceUpdates) ClearPasswordExpired(ctx context.Context, tenant, id string) error {
+	u.mu.Lock()
+	fail := u.failUndo && u.ran
+	u.mu.Unlock()
+	if fail {
+		return errDown
+	}
+	return u.UserUpdater.ClearPasswordExpired(ctx, tenant, id)
 }
 
 // raceFixture has an owner (olga), a member (mia) and an admin; the user
@@ -232,13 +244,55 @@ func TestReactivateUserRacingAGrantRefused(t *testing.T) {
 }
 
 // ExpirePassword on a user made owner between the check and the mark is
-// refused before the sessions end (the mark itself stays: no store call
-// takes it back).
+// refused, and the mark is taken back: the admin does not make an owner
+// change their password.
 func TestExpirePasswordRacingAGrantRefused(t *testing.T) {
 	rf := newRaceFixture(t)
 	rf.up.arm("", rf.promote(t))
 	err := rf.g.ExpirePassword(rf.ctx, rf.admin, tenantID, rf.mia.UserID)
 	rf.wantRefused(t, err, audit.PasswordExpired, auth.StatusActive)
+	rf.wantExpired(t, false)
+}
+
+// A mark set before the call is not the call's to take back: refused the
+// same way, the password stays marked.
+func TestExpirePasswordRacingAGrantKeepsAnEarlierMark(t *testing.T) {
+	rf := newRaceFixture(t)
+	if err := rf.up.UserUpdater.ExpirePassword(rf.ctx, tenantID, rf.mia.UserID); err != nil {
+		t.Fatal(err)
+	}
+	rf.up.arm("", rf.promote(t))
+	err := rf.g.ExpirePassword(rf.ctx, rf.admin, tenantID, rf.mia.UserID)
+	rf.wantRefused(t, err, audit.PasswordExpired, auth.StatusActive)
+	rf.wantExpired(t, true)
+}
+
+// A mark that cannot be taken back returns ErrUnavailable: it stays,
+// unrecorded as done.
+func TestExpirePasswordRacingAGrantUndoFails(t *testing.T) {
+	rf := newRaceFixture(t)
+	rf.up.mu.Lock()
+	rf.up.failUndo = true
+	rf.up.mu.Unlock()
+	rf.up.arm("", rf.promote(t))
+	err := rf.g.ExpirePassword(rf.ctx, rf.admin, tenantID, rf.mia.UserID)
+	if !errors.Is(err, guard.ErrUnavailable) {
+		t.Errorf("ExpirePassword with the undo failing: %v, want ErrUnavailable", err)
+	}
+	rf.wantExpired(t, true)
+	for _, e := range rf.events(t, audit.PasswordExpired) {
+		if e.Outcome == audit.Success {
+			t.Errorf("recorded done: %+v", e)
+		}
+	}
+}
+
+// wantExpired checks that mia's password is marked for change or not.
+func (rf *raceFixture) wantExpired(t *testing.T, want bool) {
+	t.Helper()
+	if u, err := rf.g.User(rf.ctx, guard.System("test"), tenantID, rf.mia.UserID); err != nil || u.PasswordExpired != want {
+		t.Errorf("mia: %+v, %v; want PasswordExpired %v", u, err, want)
+	}
 }
 
 // An undo that fails returns ErrUnavailable and the deactivation stands
