@@ -341,3 +341,42 @@ func TestDeactivateUserRecheckFailsClosed(t *testing.T) {
 		t.Errorf("mia: %+v, %v; want active (undone)", u, err)
 	}
 }
+
+// RemoveFactor of the factor of a user made owner between the check and
+// the removal is refused, and the factor put back: the admin does not
+// lower an owner's protection.
+func TestRemoveFactorRacingAGrantRefused(t *testing.T) {
+	var fs *hookedFactorDelete
+	f := newMFAFixture(t, func(c *guard.Config) {
+		fs = &hookedFactorDelete{FactorStore: c.Stores.MFA.Factors}
+		c.Stores.MFA.Factors = fs
+	})
+	sys := guard.System("test")
+	olga, _ := f.userWithRoles(t, "olga@example.test", rbac.Owner)
+	mia, _ := f.userWithRoles(t, "mia@example.test", rbac.Member)
+	admin, _ := f.userWithRoles(t, "adam@example.test", rbac.Admin)
+	_, p := f.signIn(t, "mia@example.test", ownerPW)
+	f.enrolTOTP(t, p)
+	before, err := f.g.Factors(f.ctx, sys, tenantID, mia.UserID)
+	if err != nil || len(before) != 1 {
+		t.Fatalf("mia's factors %+v, %v", before, err)
+	}
+	fs.hook = func() {
+		if err := f.g.GrantRole(f.ctx, olga, tenantID, "user:"+mia.UserID, rbac.Owner); err != nil {
+			t.Errorf("the owner's grant: %v", err)
+		}
+	}
+	err = f.g.RemoveFactor(f.ctx, admin, tenantID, mia.UserID, before[0].ID)
+	if !errors.Is(err, guard.ErrForbidden) || !errors.Is(err, rbac.ErrEscalation) {
+		t.Errorf("RemoveFactor of a user made owner meanwhile: %v, want ErrForbidden", err)
+	}
+	if after, err := f.g.Factors(f.ctx, sys, tenantID, mia.UserID); err != nil || len(after) != 1 ||
+		after[0].ID != before[0].ID || !after[0].Confirmed() {
+		t.Errorf("mia's factors after the refusal: %+v, %v; want her app back", after, err)
+	}
+	evs := f.events(t, audit.MFARemoved)
+	if n := len(evs); n != 1 || evs[0].Outcome != audit.Failure || evs[0].Reason != "escalation" ||
+		evs[0].Meta["role"] != rbac.Owner || evs[0].Target != mia.UserID || evs[0].Actor.ID != admin.UserID {
+		t.Errorf("mfa.removed events %+v; want one failure on mia, reason escalation, Meta role owner", evs)
+	}
+}
