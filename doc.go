@@ -101,9 +101,11 @@
 // passes over U). A failure to read the roles then
 // undoes it too (ErrUnavailable); an undo that fails returns
 // ErrUnavailable and leaves the change (each call's documentation says
-// what stays). DeleteUser checks again when it takes U's roles, and
+// what stays). DeleteUser checks again when it takes U's roles,
 // ExpirePassword once the password is marked, before the sessions end
-// (the mark stays: no store call takes it back).
+// (the mark is taken back, unless U's password was marked already), and
+// RemoveFactor of another user's factor once it is removed, before the
+// sessions end (the factor is put back).
 //
 // Left to any administrator, because they only end access and cannot
 // lead to a take-over: ending another user's sessions (RevokeSession,

@@ -230,6 +230,10 @@ func (w fUserUpdates) ExpirePassword(ctx context.Context, tenant, id string) err
 	return do0(w.c, "UserUpdates.ExpirePassword", func() error { return w.UserUpdater.ExpirePassword(ctx, tenant, id) })
 }
 
+func (w fUserUpdates) ClearPasswordExpired(ctx context.Context, tenant, id string) error {
+	return do0(w.c, "UserUpdates.ClearPasswordExpired", func() error { return w.UserUpdater.ClearPasswordExpired(ctx, tenant, id) })
+}
+
 func (w fUserUpdates) RecordLogin(ctx context.Context, tenant, id string, at time.Time) (auth.User, error) {
 	return do1(w.c, "UserUpdates.RecordLogin", func() (auth.User, error) { return w.UserUpdater.RecordLogin(ctx, tenant, id, at) })
 }

@@ -377,6 +377,13 @@ func (r routedUsers) ExpirePassword(ctx context.Context, tenant, id string) erro
 	return err
 }
 
+func (r routedUsers) ClearPasswordExpired(ctx context.Context, tenant, id string) error {
+	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
+		return struct{}{}, s.UserUpdates.ClearPasswordExpired(ctx, tenant, id)
+	})
+	return err
+}
+
 func (r routedUsers) RecordLogin(ctx context.Context, tenant, id string, at time.Time) (auth.User, error) {
 	return with(ctx, r.f, tenant, func(s Stores) (auth.User, error) { return s.UserUpdates.RecordLogin(ctx, tenant, id, at) })
 }

@@ -118,6 +118,10 @@ func (h *handle) ExpirePassword(ctx context.Context, t, id string) error {
 	h.check()
 	return h.users.ExpirePassword(ctx, t, id)
 }
+func (h *handle) ClearPasswordExpired(ctx context.Context, t, id string) error {
+	h.check()
+	return h.users.ClearPasswordExpired(ctx, t, id)
+}
 func (h *handle) RecordLogin(ctx context.Context, t, id string, at time.Time) (auth.User, error) {
 	h.check()
 	return h.users.RecordLogin(ctx, t, id, at)

@@ -662,7 +662,11 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // enrols one), but only of a user they outrank: one whose every role's
 // permissions they hold (ErrForbidden otherwise, recorded as a failed
 // mfa.removed with reason escalation; see "Acting on a more privileged
-// user" in the package doc).
+// user" in the package doc). The rule is checked again once the factor
+// is removed, before the sessions end: a role the administrator could not
+// grant, given to the user meanwhile, refuses the call the same way (a
+// failure to read the roles then gives ErrUnavailable), the factor put
+// back as below and no notice sent.
 //
 // A removal that cannot be recorded in the audit log does not stand, nor
 // does one stopped by a store failure after the factor was deleted
@@ -683,12 +687,15 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	if err := g.requireRecentAuth(by); err != nil {
 		return err
 	}
+	var perms rbac.Perms
 	if !isSelf(by, tenant, userID) {
 		// An admin's removal lowers the user's protection: acting on a
 		// more privileged user (doc.go).
-		if _, err := g.outranks(ctx, by, tenant, userID, audit.MFARemoved); err != nil {
+		p, err := g.outranks(ctx, by, tenant, userID, audit.MFARemoved)
+		if err != nil {
 			return err
 		}
+		perms = p
 	}
 	floor, err := g.breakGlassFactors(ctx, tenant, userID)
 	if err != nil {
@@ -725,10 +732,14 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	}
 	// Until the removal is on record, a failure once the factor is
 	// deleted puts it back.
-	putBack := func(err error) error {
-		if prev.ID != "" {
-			_ = g.stores.MFA.Factors.CreateFactor(context.WithoutCancel(ctx), prev, 0)
+	restore := func(ctx context.Context) error {
+		if prev.ID == "" {
+			return nil
 		}
+		return g.stores.MFA.Factors.CreateFactor(ctx, prev, 0)
+	}
+	putBack := func(err error) error {
+		_ = restore(context.WithoutCancel(ctx))
 		return err
 	}
 	if err != nil {
@@ -750,6 +761,14 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 		}
 		if bg > 0 {
 			return putBack(g.refuseBreakGlass(ctx, by, tenant, audit.MFARemoved, userID))
+		}
+	}
+	if !isSelf(by, tenant, userID) {
+		// A role granted to the user since outranks is checked now, before
+		// the sessions end: refused, the factor goes back (written first,
+		// checked after, as for a deactivation).
+		if err := g.outranksStill(ctx, by, perms, tenant, userID, audit.MFARemoved, restore); err != nil {
+			return err
 		}
 	}
 	// How the user signs in changed: their other sessions end (the

@@ -17,7 +17,7 @@ import (
 // raceUpdates runs hook once, armed, before the first write it names (a
 // SetStatus to status, or ExpirePassword when status is ""): a change
 // landing between a call's checks and its write. failUndo fails every
-// SetStatus to active after the hook ran.
+// SetStatus to active and every ClearPasswordExpired after the hook ran.
 type raceUpdates struct {
 	auth.UserUpdater
 	mu       sync.Mutex
@@ -71,6 +71,18 @@ func (u *raceUpdates) ExpirePassword(ctx context.Context, tenant, id string) err
 		h(id)
 	}
 	return u.UserUpdater.ExpirePassword(ctx, tenant, id)
+}
+
+// ClearPasswordExpired is the undo of ExpirePassword: failUndo fails it
+// once the hook ran.
+func (u *raceUpdates) ClearPasswordExpired(ctx context.Context, tenant, id string) error {
+	u.mu.Lock()
+	fail := u.failUndo && u.ran
+	u.mu.Unlock()
+	if fail {
+		return errDown
+	}
+	return u.UserUpdater.ClearPasswordExpired(ctx, tenant, id)
 }
 
 // raceFixture has an owner (olga), a member (mia) and an admin; the user
@@ -232,13 +244,52 @@ func TestReactivateUserRacingAGrantRefused(t *testing.T) {
 }
 
 // ExpirePassword on a user made owner between the check and the mark is
-// refused before the sessions end (the mark itself stays: no store call
-// takes it back).
+// refused, and the mark is taken back: the admin does not make an owner
+// change their password. A mark there before the call is not the call's
+// to take back: it stays.
 func TestExpirePasswordRacingAGrantRefused(t *testing.T) {
+	for _, markedBefore := range []bool{false, true} {
+		t.Run(map[bool]string{false: "unmarked", true: "marked before"}[markedBefore], func(t *testing.T) {
+			rf := newRaceFixture(t)
+			if markedBefore {
+				if err := rf.up.UserUpdater.ExpirePassword(rf.ctx, tenantID, rf.mia.UserID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rf.up.arm("", rf.promote(t))
+			err := rf.g.ExpirePassword(rf.ctx, rf.admin, tenantID, rf.mia.UserID)
+			rf.wantRefused(t, err, audit.PasswordExpired, auth.StatusActive)
+			rf.wantExpired(t, markedBefore)
+		})
+	}
+}
+
+// A mark that cannot be taken back returns ErrUnavailable: it stays,
+// unrecorded as done.
+func TestExpirePasswordRacingAGrantUndoFails(t *testing.T) {
 	rf := newRaceFixture(t)
+	rf.up.mu.Lock()
+	rf.up.failUndo = true
+	rf.up.mu.Unlock()
 	rf.up.arm("", rf.promote(t))
 	err := rf.g.ExpirePassword(rf.ctx, rf.admin, tenantID, rf.mia.UserID)
-	rf.wantRefused(t, err, audit.PasswordExpired, auth.StatusActive)
+	if !errors.Is(err, guard.ErrUnavailable) {
+		t.Errorf("ExpirePassword with the undo failing: %v, want ErrUnavailable", err)
+	}
+	rf.wantExpired(t, true)
+	for _, e := range rf.events(t, audit.PasswordExpired) {
+		if e.Outcome == audit.Success {
+			t.Errorf("recorded done: %+v", e)
+		}
+	}
+}
+
+// wantExpired checks that mia's password is marked for change or not.
+func (rf *raceFixture) wantExpired(t *testing.T, want bool) {
+	t.Helper()
+	if u, err := rf.g.User(rf.ctx, guard.System("test"), tenantID, rf.mia.UserID); err != nil || u.PasswordExpired != want {
+		t.Errorf("mia: %+v, %v; want PasswordExpired %v", u, err, want)
+	}
 }
 
 // An undo that fails returns ErrUnavailable and the deactivation stands
@@ -285,5 +336,44 @@ func TestDeactivateUserRecheckFailsClosed(t *testing.T) {
 	}
 	if u, err := rf.g.User(rf.ctx, guard.System("test"), tenantID, rf.mia.UserID); err != nil || u.Status != auth.StatusActive {
 		t.Errorf("mia: %+v, %v; want active (undone)", u, err)
+	}
+}
+
+// RemoveFactor of the factor of a user made owner between the check and
+// the removal is refused, and the factor put back: the admin does not
+// lower an owner's protection.
+func TestRemoveFactorRacingAGrantRefused(t *testing.T) {
+	var fs *hookedFactorDelete
+	f := newMFAFixture(t, func(c *guard.Config) {
+		fs = &hookedFactorDelete{FactorStore: c.Stores.MFA.Factors}
+		c.Stores.MFA.Factors = fs
+	})
+	sys := guard.System("test")
+	olga, _ := f.userWithRoles(t, "olga@example.test", rbac.Owner)
+	mia, _ := f.userWithRoles(t, "mia@example.test", rbac.Member)
+	admin, _ := f.userWithRoles(t, "adam@example.test", rbac.Admin)
+	_, p := f.signIn(t, "mia@example.test", ownerPW)
+	f.enrolTOTP(t, p)
+	before, err := f.g.Factors(f.ctx, sys, tenantID, mia.UserID)
+	if err != nil || len(before) != 1 {
+		t.Fatalf("mia's factors %+v, %v", before, err)
+	}
+	fs.hook = func() {
+		if err := f.g.GrantRole(f.ctx, olga, tenantID, "user:"+mia.UserID, rbac.Owner); err != nil {
+			t.Errorf("the owner's grant: %v", err)
+		}
+	}
+	err = f.g.RemoveFactor(f.ctx, admin, tenantID, mia.UserID, before[0].ID)
+	if !errors.Is(err, guard.ErrForbidden) || !errors.Is(err, rbac.ErrEscalation) {
+		t.Errorf("RemoveFactor of a user made owner meanwhile: %v, want ErrForbidden", err)
+	}
+	if after, err := f.g.Factors(f.ctx, sys, tenantID, mia.UserID); err != nil || len(after) != 1 ||
+		after[0].ID != before[0].ID || !after[0].Confirmed() {
+		t.Errorf("mia's factors after the refusal: %+v, %v; want her app back", after, err)
+	}
+	evs := f.events(t, audit.MFARemoved)
+	if n := len(evs); n != 1 || evs[0].Outcome != audit.Failure || evs[0].Reason != "escalation" ||
+		evs[0].Meta["role"] != rbac.Owner || evs[0].Target != mia.UserID || evs[0].Actor.ID != admin.UserID {
+		t.Errorf("mfa.removed events %+v; want one failure on mia, reason escalation, Meta role owner", evs)
 	}
 }

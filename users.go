@@ -482,8 +482,10 @@ func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string)
 // again once the password is marked, before the sessions end: a role the
 // caller could not grant, given to the user meanwhile, refuses the call
 // the same way (a failure to read the roles then gives ErrUnavailable),
-// the sessions and links left and no notice sent; the mark stays, as no
-// store call takes it back (the user chooses a new password at their next
+// the sessions and links left and no notice sent, and the mark is taken
+// back unless the password was marked already when the call read the
+// user. If taking it back fails, ErrUnavailable is returned and the mark
+// stays, unrecorded (the user chooses a new password at their next
 // sign-in). A user cannot expire
 // their own password (ErrForbidden, recorded as access.denied with reason
 // own_account: ChangePassword is for that); a user without a password
@@ -506,8 +508,13 @@ func (g *Guard) ExpirePassword(ctx context.Context, by Principal, tenant, id str
 		return g.userErr("expire password", err)
 	}
 	// A role granted to the user since loadTarget is checked now, before
-	// the sessions end. No store call takes the mark back: it stays.
-	if err := g.outranksStill(ctx, by, perms, tenant, id, audit.PasswordExpired, nil); err != nil {
+	// the sessions end; refused, the mark this call set is taken back (a
+	// mark already there when the user was read was not this call's).
+	var undo func(context.Context) error
+	if !u.PasswordExpired {
+		undo = func(ctx context.Context) error { return g.stores.UserUpdates.ClearPasswordExpired(ctx, tenant, id) }
+	}
+	if err := g.outranksStill(ctx, by, perms, tenant, id, audit.PasswordExpired, undo); err != nil {
 		return err
 	}
 	ended, err := g.sessions.RevokeUser(ctx, tenant, id, session.Hash{})

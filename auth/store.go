@@ -59,6 +59,10 @@ type UserUpdater interface {
 	// user must change the password at the next sign-in. Expiring an
 	// expired password is a no-op that succeeds.
 	ExpirePassword(ctx context.Context, tenant, id string) error
+	// ClearPasswordExpired clears PasswordExpired, and changes no other
+	// field: it takes back an ExpirePassword that must not stand.
+	// Clearing a clear flag is a no-op that succeeds.
+	ClearPasswordExpired(ctx context.Context, tenant, id string) error
 	// RecordLogin sets LastLoginAt to at, and changes no other field, and
 	// returns the user as stored after the update (so the caller sees a
 	// status changed concurrently).

@@ -68,6 +68,7 @@ func runUsers(t *testing.T, newStore func(t *testing.T) Users) {
 		{"SetEmail", setEmailTests},
 		{"EmailVerification", verifyTests},
 		{"ExpirePassword", expireTests},
+		{"ClearPasswordExpired", clearExpiredTests},
 		{"MissingUser", missingTests},
 		{"Copies", copyTests},
 		{"Tenants", userTenantTests},
@@ -975,17 +976,7 @@ var verifyTests = []test[*userChecker]{
 }
 
 var expireTests = []test[*userChecker]{
-	{"SetsPasswordExpiredOnly", func(t *testing.T, c *userChecker) {
-		a, b := mkUser("t", "a"), mkUser("t", "b")
-		a.PasswordHistory = hashes("h2", "h1")
-		a.LastLoginAt = base.Add(-time.Hour + 7*time.Microsecond)
-		c.create(a, b)
-		c.expire("t", "a")
-		a.PasswordExpired = true
-		c.wantUser(a)
-		c.wantUser(b)
-		c.wantAll("t", a, b)
-	}},
+	{"SetsPasswordExpiredOnly", func(t *testing.T, c *userChecker) { c.flagOnly(false, c.expire) }},
 	{"ExpiredAgainIsNoOp", func(t *testing.T, c *userChecker) {
 		u := mkUser("t", "u")
 		u.PasswordExpired = true
@@ -1028,6 +1019,22 @@ var expireTests = []test[*userChecker]{
 	}},
 }
 
+var clearExpiredTests = []test[*userChecker]{
+	{"ClearsPasswordExpiredOnly", func(t *testing.T, c *userChecker) { c.flagOnly(true, c.clearExpired) }},
+	{"ClearedAgainIsNoOp", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		c.clearExpired("t", "u")
+		c.expire("t", "u")
+		c.clearExpired("t", "u")
+		c.clearExpired("t", "u")
+		c.wantUser(u)
+		c.expire("t", "u") // and it can be set again
+		u.PasswordExpired = true
+		c.wantUser(u)
+	}},
+}
+
 // updaters calls each method that must return ErrNotFound for a missing
 // user, by name.
 var updaters = []struct {
@@ -1065,6 +1072,9 @@ var updaters = []struct {
 	}},
 	{"ExpirePassword", func(c *userChecker, tenant, id string) error {
 		return c.st.ExpirePassword(c.t.Context(), tenant, id)
+	}},
+	{"ClearPasswordExpired", func(c *userChecker, tenant, id string) error {
+		return c.st.ClearPasswordExpired(c.t.Context(), tenant, id)
 	}},
 	{"DeleteUser", func(c *userChecker, tenant, id string) error {
 		return c.st.DeleteUser(c.t.Context(), tenant, id)
@@ -1321,6 +1331,30 @@ func (c *userChecker) expire(tenant, id string) {
 	c.t.Helper()
 	if err := c.st.ExpirePassword(c.t.Context(), tenant, id); err != nil {
 		c.t.Fatalf("ExpirePassword(%q, %q): %v", tenant, id, err)
+	}
+}
+
+// flagOnly creates users a and b of tenant t, their passwords marked if
+// marked, calls op on a, and checks that it turned a's PasswordExpired
+// over and changed nothing else.
+func (c *userChecker) flagOnly(marked bool, op func(tenant, id string)) {
+	c.t.Helper()
+	a, b := mkUser("t", "a"), mkUser("t", "b")
+	a.PasswordHistory = hashes("h2", "h1")
+	a.LastLoginAt = base.Add(-time.Hour + 7*time.Microsecond)
+	a.PasswordExpired, b.PasswordExpired = marked, marked
+	c.create(a, b)
+	op("t", "a")
+	a.PasswordExpired = !marked
+	c.wantUser(a)
+	c.wantUser(b)
+	c.wantAll("t", a, b)
+}
+
+func (c *userChecker) clearExpired(tenant, id string) {
+	c.t.Helper()
+	if err := c.st.ClearPasswordExpired(c.t.Context(), tenant, id); err != nil {
+		c.t.Fatalf("ClearPasswordExpired(%q, %q): %v", tenant, id, err)
 	}
 }
 

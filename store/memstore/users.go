@@ -185,6 +185,12 @@ func (s *Users) ExpirePassword(_ context.Context, tenant, id string) error {
 	return err
 }
 
+// ClearPasswordExpired implements auth.UserUpdater.
+func (s *Users) ClearPasswordExpired(_ context.Context, tenant, id string) error {
+	_, err := s.update(tenant, id, func(u *auth.User) error { u.PasswordExpired = false; return nil })
+	return err
+}
+
 // RehashPassword implements auth.UserUpdater.
 func (s *Users) RehashPassword(_ context.Context, tenant, id, oldHash, newHash string) error {
 	_, err := s.update(tenant, id, func(u *auth.User) error {

@@ -26,8 +26,8 @@ var (
 type userSQL struct {
 	create, byID, byEmail, list, summaries, delete        string
 	setStatus, setPassword, rehash, recordLogin, setEmail string
-	deactivateIdle                                        string
-	expirePassword, recordSSOLogin, verifyEmail           string
+	deactivateIdle, verifyEmail                           string
+	expirePassword, unexpirePassword, recordSSOLogin      string
 }
 
 const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at, password_expired, last_sso_at, email_unverified`
@@ -77,8 +77,9 @@ func newUserSQL(q string) userSQL {
 		// users_email_key refuses an email another user of the tenant
 		// has; the user's own email again matches its row and conflicts
 		// with nothing.
-		setEmail:       s(`UPDATE {s}.users SET email = $3, email_unverified = $4 WHERE tenant = $1 AND id = $2`),
-		expirePassword: s(`UPDATE {s}.users SET password_expired = true WHERE tenant = $1 AND id = $2`),
+		setEmail:         s(`UPDATE {s}.users SET email = $3, email_unverified = $4 WHERE tenant = $1 AND id = $2`),
+		expirePassword:   s(`UPDATE {s}.users SET password_expired = true WHERE tenant = $1 AND id = $2`),
+		unexpirePassword: s(`UPDATE {s}.users SET password_expired = false WHERE tenant = $1 AND id = $2`),
 		// Compare-and-set on the row as it is when the row lock is held:
 		// the flag is cleared only while the email is still $3, and the
 		// returned column tells ErrConflict from success (no row:
@@ -372,4 +373,9 @@ func (s *Users) VerifyEmail(ctx context.Context, tenant, id, email string) error
 // ExpirePassword implements auth.UserUpdater in one UPDATE.
 func (s *Users) ExpirePassword(ctx context.Context, tenant, id string) error {
 	return s.exec(ctx, "expire password", s.sql.expirePassword, tenant, id)
+}
+
+// ClearPasswordExpired implements auth.UserUpdater in one UPDATE.
+func (s *Users) ClearPasswordExpired(ctx context.Context, tenant, id string) error {
+	return s.exec(ctx, "clear password expired", s.sql.unexpirePassword, tenant, id)
 }

@@ -47,6 +47,7 @@ const (
 	userPwSet
 	userSetEmail
 	userExpirePw
+	userUnexpirePw
 	userSSOLogin
 	userVerifyEmail
 
@@ -242,6 +243,7 @@ var queries = func() (q [numStmts]string) {
 	q[userVerifyEmail] = `UPDATE guard_users SET email_unverified = email_unverified AND email IS NOT ?3
 		WHERE tenant = ?1 AND id = ?2 RETURNING email IS ?3`
 	q[userExpirePw] = `UPDATE guard_users SET password_expired = 1 WHERE tenant = ?1 AND id = ?2`
+	q[userUnexpirePw] = `UPDATE guard_users SET password_expired = 0 WHERE tenant = ?1 AND id = ?2`
 
 	q[thrGet] = `SELECT ` + throttleCols + ` FROM guard_throttle WHERE key = ?`
 	q[thrRelease] = `UPDATE guard_throttle SET failures = failures - 1 WHERE key = ? AND failures > 0`

@@ -19,7 +19,7 @@ import (
 // deletes it.
 //
 // Each updater is one statement (SetStatus, DeactivateIdle, RehashPassword, RecordLogin,
-// RecordSSOLogin, SetEmail, VerifyEmail, ExpirePassword) or one write transaction (SetPassword, which rewrites the
+// RecordSSOLogin, SetEmail, VerifyEmail, ExpirePassword, ClearPasswordExpired) or one write transaction (SetPassword, which rewrites the
 // history).
 type Users struct {
 	s *Store
@@ -293,6 +293,11 @@ func (us *Users) DeactivateIdle(ctx context.Context, tenant, id string, idleSinc
 // ExpirePassword implements auth.UserUpdater.
 func (us *Users) ExpirePassword(ctx context.Context, tenant, id string) error {
 	return us.oneRow(ctx, "expire password", func(w *wtx) (sql.Result, error) { return w.exec(userExpirePw, tenant, id) })
+}
+
+// ClearPasswordExpired implements auth.UserUpdater.
+func (us *Users) ClearPasswordExpired(ctx context.Context, tenant, id string) error {
+	return us.oneRow(ctx, "clear password expired", func(w *wtx) (sql.Result, error) { return w.exec(userUnexpirePw, tenant, id) })
 }
 
 // oneRow runs the UPDATE or DELETE of one user that f executes and turns
