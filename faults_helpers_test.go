@@ -391,6 +391,10 @@ func (w fTenants) MarkReviewed(ctx context.Context, id string, at time.Time) err
 	return do0(w.c, "Tenants.MarkReviewed", func() error { return w.TenantStore.MarkReviewed(ctx, id, at) })
 }
 
+func (w fTenants) MarkIdPChanged(ctx context.Context, id string, at time.Time) error {
+	return do0(w.c, "Tenants.MarkIdPChanged", func() error { return w.TenantStore.MarkIdPChanged(ctx, id, at) })
+}
+
 func (w fTenants) ListTenants(ctx context.Context, after string, limit int) ([]guard.Tenant, error) {
 	return do1(w.c, "Tenants.ListTenants", func() ([]guard.Tenant, error) { return w.TenantStore.ListTenants(ctx, after, limit) })
 }

@@ -21,6 +21,12 @@ type Tenant struct {
 	// the newest review's record, so that the review schedule survives
 	// audit retention; zero if no purge has had to.
 	LastReview time.Time
+	// IdPChangedAt is when the tenant's IdP was last replaced (another
+	// entity ID) or removed, kept here (TenantStore.MarkIdPChanged) by
+	// SetSSOConnection and DeleteSSOConnection; zero if never. The
+	// session check ends every single sign-on session (FlagSSO) created
+	// at or before it: the old IdP vouched for those.
+	IdPChangedAt time.Time
 }
 
 // Policy is a tenant's security policy. Zero fields take the defaults of
@@ -252,9 +258,9 @@ func (p Policy) withDefaults(d Policy) Policy {
 
 // TenantStore keeps tenants and their policies.
 type TenantStore interface {
-	// CreateTenant stores t (with t.Version 1, and t.LastReview as
-	// given); ErrTenantExists, and nothing stored, if a tenant with t.ID
-	// exists.
+	// CreateTenant stores t (with t.Version 1, and t.LastReview and
+	// t.IdPChangedAt as given); ErrTenantExists, and nothing stored, if a
+	// tenant with t.ID exists.
 	CreateTenant(ctx context.Context, t Tenant) error
 	// Tenant returns the tenant with the given id, or ErrTenantNotFound.
 	Tenant(ctx context.Context, id string) (Tenant, error)
@@ -272,4 +278,9 @@ type TenantStore interface {
 	// error), in one step, and changes nothing else (not Version). An
 	// unknown tenant gives ErrTenantNotFound.
 	MarkReviewed(ctx context.Context, id string, at time.Time) error
+	// MarkIdPChanged sets the tenant's IdPChangedAt to at if at is after
+	// it (set if newer: an older or equal at changes nothing and is no
+	// error), in one step, and changes nothing else (not Version). An
+	// unknown tenant gives ErrTenantNotFound.
+	MarkIdPChanged(ctx context.Context, id string, at time.Time) error
 }

@@ -26,7 +26,20 @@ func tenant(id string) guard.Tenant {
 
 func equal(a, b guard.Tenant) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.Version == b.Version && a.CreatedAt.Equal(b.CreatedAt) && a.Policy == b.Policy &&
-		a.LastReview.Equal(b.LastReview)
+		a.LastReview.Equal(b.LastReview) && a.IdPChangedAt.Equal(b.IdPChangedAt)
+}
+
+// mark is one of guard.TenantStore's set-if-newer methods and the field it
+// sets.
+type mark struct {
+	name  string
+	set   func(s guard.TenantStore, ctx context.Context, id string, at time.Time) error
+	field func(t *guard.Tenant) *time.Time
+}
+
+var marks = []mark{
+	{"MarkReviewed", guard.TenantStore.MarkReviewed, func(t *guard.Tenant) *time.Time { return &t.LastReview }},
+	{"MarkIdPChanged", guard.TenantStore.MarkIdPChanged, func(t *guard.Tenant) *time.Time { return &t.IdPChangedAt }},
 }
 
 // Run checks every contract of guard.TenantStore on fresh stores.
@@ -106,6 +119,7 @@ func Run(t *testing.T, newStore func(t *testing.T) guard.TenantStore) {
 		s := newStore(t)
 		want := tenant("acme")
 		want.LastReview = t0.Add(time.Hour + 7*time.Microsecond)
+		want.IdPChangedAt = t0.Add(2*time.Hour + 9*time.Microsecond)
 		if err := s.CreateTenant(ctx, want); err != nil {
 			t.Fatal(err)
 		}
@@ -121,56 +135,59 @@ func Run(t *testing.T, newStore func(t *testing.T) guard.TenantStore) {
 	// "MarkReviewed sets the tenant's LastReview to at if at is after it
 	// (set if newer: an older or equal at changes nothing and is no
 	// error), in one step, and changes nothing else (not Version). An
-	// unknown tenant gives ErrTenantNotFound."
-	t.Run("MarkReviewedSetsIfNewer", func(t *testing.T) {
-		s := newStore(t)
-		want := tenant("acme")
-		other := tenant("other")
-		for _, tn := range []guard.Tenant{want, other} {
-			if err := s.CreateTenant(ctx, tn); err != nil {
-				t.Fatal(err)
+	// unknown tenant gives ErrTenantNotFound." And MarkIdPChanged the
+	// same of IdPChangedAt.
+	for _, m := range marks {
+		t.Run(m.name+"SetsIfNewer", func(t *testing.T) {
+			s := newStore(t)
+			want := tenant("acme")
+			other := tenant("other")
+			for _, tn := range []guard.Tenant{want, other} {
+				if err := s.CreateTenant(ctx, tn); err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
-		mark := func(at time.Time) {
-			t.Helper()
-			if err := s.MarkReviewed(ctx, "acme", at); err != nil {
-				t.Fatalf("MarkReviewed(%v): %v", at, err)
+			set := func(at time.Time) {
+				t.Helper()
+				if err := m.set(s, ctx, "acme", at); err != nil {
+					t.Fatalf("%s(%v): %v", m.name, at, err)
+				}
 			}
-		}
-		check := func(step string) {
-			t.Helper()
-			if got, err := s.Tenant(ctx, "acme"); err != nil || !equal(got, want) {
-				t.Fatalf("%s: got %+v, %v; want %+v", step, got, err, want)
+			check := func(step string) {
+				t.Helper()
+				if got, err := s.Tenant(ctx, "acme"); err != nil || !equal(got, want) {
+					t.Fatalf("%s: got %+v, %v; want %+v", step, got, err, want)
+				}
 			}
-		}
-		later := t0.Add(24*time.Hour + 3*time.Microsecond)
-		mark(later)
-		want.LastReview = later
-		check("first mark")
-		mark(later.Add(-time.Hour))
-		check("older mark")
-		mark(later)
-		check("equal mark")
-		mark(later.Add(time.Microsecond))
-		want.LastReview = later.Add(time.Microsecond)
-		check("newer mark")
-		if got, err := s.Tenant(ctx, "other"); err != nil || !equal(got, other) {
-			t.Fatalf("other tenant: %+v, %v", got, err)
-		}
-		if err := s.MarkReviewed(ctx, "nope", later); !errors.Is(err, guard.ErrTenantNotFound) {
-			t.Fatalf("MarkReviewed of an unknown tenant: %v, want ErrTenantNotFound", err)
-		}
-		if _, err := s.Tenant(ctx, "nope"); !errors.Is(err, guard.ErrTenantNotFound) {
-			t.Fatalf("MarkReviewed created a tenant: %v", err)
-		}
-		// A policy change keeps the mark, and the mark keeps the version.
-		v, err := s.SetPolicy(ctx, "acme", guard.Policy{SessionLimit: 9}, 1)
-		if err != nil || v != 2 {
-			t.Fatalf("SetPolicy = %d, %v", v, err)
-		}
-		want.Policy, want.Version = guard.Policy{SessionLimit: 9}, 2
-		check("after SetPolicy")
-	})
+			later := t0.Add(24*time.Hour + 3*time.Microsecond)
+			set(later)
+			*m.field(&want) = later
+			check("first mark")
+			set(later.Add(-time.Hour))
+			check("older mark")
+			set(later)
+			check("equal mark")
+			set(later.Add(time.Microsecond))
+			*m.field(&want) = later.Add(time.Microsecond)
+			check("newer mark")
+			if got, err := s.Tenant(ctx, "other"); err != nil || !equal(got, other) {
+				t.Fatalf("other tenant: %+v, %v", got, err)
+			}
+			if err := m.set(s, ctx, "nope", later); !errors.Is(err, guard.ErrTenantNotFound) {
+				t.Fatalf("%s of an unknown tenant: %v, want ErrTenantNotFound", m.name, err)
+			}
+			if _, err := s.Tenant(ctx, "nope"); !errors.Is(err, guard.ErrTenantNotFound) {
+				t.Fatalf("%s created a tenant: %v", m.name, err)
+			}
+			// A policy change keeps the mark, and the mark keeps the version.
+			v, err := s.SetPolicy(ctx, "acme", guard.Policy{SessionLimit: 9}, 1)
+			if err != nil || v != 2 {
+				t.Fatalf("SetPolicy = %d, %v", v, err)
+			}
+			want.Policy, want.Version = guard.Policy{SessionLimit: 9}, 2
+			check("after SetPolicy")
+		})
+	}
 	t.Run("ListTenantsOrderedAndPaged", func(t *testing.T) {
 		s := newStore(t)
 		for _, id := range []string{"c", "a", "e", "b", "d"} {
@@ -229,32 +246,34 @@ func RunConcurrent(t *testing.T, newStore func(t *testing.T) guard.TenantStore) 
 			t.Fatalf("version %d, want 2", got.Version)
 		}
 	})
-	t.Run("ConcurrentMarkReviewedNewestWins", func(t *testing.T) {
-		s := newStore(t)
-		if err := s.CreateTenant(ctx, tenant("acme")); err != nil {
-			t.Fatal(err)
-		}
-		var wg sync.WaitGroup
-		for i := range 50 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				// Each also races a policy change of its own version.
-				if err := s.MarkReviewed(ctx, "acme", t0.Add(time.Duration((i*37)%50)*time.Minute)); err != nil {
-					t.Error(err)
-				}
-				if _, err := s.SetPolicy(ctx, "acme", guard.Policy{SessionLimit: i + 1}, int64(i+1)); err != nil &&
-					!errors.Is(err, guard.ErrConflict) {
-					t.Error(err)
-				}
-			}()
-		}
-		wg.Wait()
-		got, err := s.Tenant(ctx, "acme")
-		if err != nil || !got.LastReview.Equal(t0.Add(49*time.Minute)) {
-			t.Fatalf("LastReview %v, %v; want the newest mark, %v", got.LastReview, err, t0.Add(49*time.Minute))
-		}
-	})
+	for _, m := range marks {
+		t.Run("Concurrent"+m.name+"NewestWins", func(t *testing.T) {
+			s := newStore(t)
+			if err := s.CreateTenant(ctx, tenant("acme")); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			for i := range 50 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					// Each also races a policy change of its own version.
+					if err := m.set(s, ctx, "acme", t0.Add(time.Duration((i*37)%50)*time.Minute)); err != nil {
+						t.Error(err)
+					}
+					if _, err := s.SetPolicy(ctx, "acme", guard.Policy{SessionLimit: i + 1}, int64(i+1)); err != nil &&
+						!errors.Is(err, guard.ErrConflict) {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			got, err := s.Tenant(ctx, "acme")
+			if err != nil || !m.field(&got).Equal(t0.Add(49*time.Minute)) {
+				t.Fatalf("%s: %v, %v; want the newest mark, %v", m.name, *m.field(&got), err, t0.Add(49*time.Minute))
+			}
+		})
+	}
 	t.Run("ConcurrentCreateOneWinner", func(t *testing.T) {
 		s := newStore(t)
 		var wins atomic.Int32

@@ -84,14 +84,24 @@ func (s *Tenants) ListTenants(_ context.Context, after string, limit int) ([]gua
 
 // MarkReviewed implements guard.TenantStore.
 func (s *Tenants) MarkReviewed(_ context.Context, id string, at time.Time) error {
+	return s.setIfNewer(id, at, func(t *guard.Tenant) *time.Time { return &t.LastReview })
+}
+
+// MarkIdPChanged implements guard.TenantStore.
+func (s *Tenants) MarkIdPChanged(_ context.Context, id string, at time.Time) error {
+	return s.setIfNewer(id, at, func(t *guard.Tenant) *time.Time { return &t.IdPChangedAt })
+}
+
+// setIfNewer sets the time field of tenant id to at if at is after it.
+func (s *Tenants) setIfNewer(id string, at time.Time, field func(*guard.Tenant) *time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.m[id]
 	if !ok {
 		return guard.ErrTenantNotFound
 	}
-	if at.After(t.LastReview) {
-		t.LastReview = at
+	if f := field(&t); at.After(*f) {
+		*f = at
 		s.m[id] = t
 	}
 	return nil

@@ -122,6 +122,11 @@
 // after the upgrade: the review schedule follows the audit log's record
 // until a purge keeps it, as it did before.
 //
+// Schema version 18 adds guard.Tenant.IdPChangedAt (when the tenant's IdP
+// was last replaced or removed). The tenant store reads and writes it, so
+// it needs the upgrade. No tenant has one after the upgrade: the session
+// check ends single sign-on sessions for a change of IdP made after it.
+//
 // # Round trips
 //
 // Each store method is one statement, hence one round trip once pgx has

@@ -35,6 +35,7 @@ var migrations = [...]migration{
 	{name: "unverified emails", sql: migration15},
 	{name: "sso subjects of an idp", sql: migration16},
 	{name: "tenant last review", sql: migration17},
+	{name: "tenant idp changed", sql: migration18},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -966,6 +967,13 @@ CREATE INDEX sso_subjects_idp_name_id ON {s}.sso_subjects (tenant, idp, name_id,
 // follows the audit log's record, as before.
 const migration17 = `
 ALTER TABLE {s}.tenants ADD COLUMN last_review timestamptz;
+`
+
+// migration18 adds when the tenant's IdP was last replaced or removed
+// (guard.Tenant.IdPChangedAt), NULL if never since: the session check
+// then ends no single sign-on session for it, as before.
+const migration18 = `
+ALTER TABLE {s}.tenants ADD COLUMN idp_changed_at timestamptz;
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

@@ -406,7 +406,8 @@ func TestMigrateUpgrades(t *testing.T) {
 				(tenant, id, email, name, status, password_hash) VALUES ('acme', 'u1', 'a@example.com', '', 'active', '')`); err != nil {
 				t.Fatal(err)
 			}
-			// As the code of that version wrote it (no last_review before 17).
+			// As the code of that version wrote it (no last_review before
+			// 17, no idp_changed_at before 18).
 			if _, err := testPool(t).Exec(ctx, `INSERT INTO `+pgx.Identifier{st.Schema(), "tenants"}.Sanitize()+`
 				(id, name, policy, version, created_at) VALUES ('acme', 'Tenant acme', '{}', 1, now())`); err != nil {
 				t.Fatal(err)
@@ -431,8 +432,14 @@ func TestMigrateUpgrades(t *testing.T) {
 			if got, err := st.Users.User(ctx, "acme", "u1"); err != nil || got.Email != "b@example.com" || !got.EmailUnverified {
 				t.Errorf("user after SetEmail unverified = %+v, %v", got, err)
 			}
-			if got, err := st.Tenants.Tenant(ctx, "acme"); err != nil || !got.LastReview.IsZero() {
-				t.Errorf("tenant stored at version %d: %+v, %v; want no last review", from, got, err)
+			if got, err := st.Tenants.Tenant(ctx, "acme"); err != nil || !got.LastReview.IsZero() || !got.IdPChangedAt.IsZero() {
+				t.Errorf("tenant stored at version %d: %+v, %v; want no last review, no change of IdP", from, got, err)
+			}
+			idpChanged := time.Date(2099, 1, 3, 0, 0, 0, 0, time.UTC)
+			if err := st.Tenants.MarkIdPChanged(ctx, "acme", idpChanged); err != nil {
+				t.Errorf("MarkIdPChanged after the upgrade: %v", err)
+			} else if got, err := st.Tenants.Tenant(ctx, "acme"); err != nil || !got.IdPChangedAt.Equal(idpChanged) {
+				t.Errorf("tenant after MarkIdPChanged: %+v, %v", got, err)
 			}
 			reviewed := time.Date(2099, 1, 2, 0, 0, 0, 0, time.UTC)
 			if err := st.Tenants.MarkReviewed(ctx, "acme", reviewed); err != nil {
@@ -523,7 +530,7 @@ func TestMigrateUpgradeFromVersion4(t *testing.T) {
 	}
 	old := st.Stores()
 	// Users and tenants are kept in memory, before and after: this code's
-	// user store needs schema version 15, its tenant store 17, and what is
+	// user store needs schema version 15, its tenant store 18, and what is
 	// upgraded here is the rest.
 	users, tenants := memstore.NewUsers(), memstore.NewTenants()
 	old.Users, old.UserUpdates, old.Tenants = users, users, tenants
@@ -598,7 +605,7 @@ func TestMigrateUpgradeFromVersion5(t *testing.T) {
 	}
 	old := st.Stores()
 	// Users and tenants are kept in memory, before and after: this code's
-	// user store needs schema version 15, its tenant store 17, and what is
+	// user store needs schema version 15, its tenant store 18, and what is
 	// upgraded here is the rest.
 	users, tenants := memstore.NewUsers(), memstore.NewTenants()
 	old.Users, old.UserUpdates, old.Tenants = users, users, tenants

@@ -26,18 +26,19 @@ type Tenants struct {
 var _ guard.TenantStore = (*Tenants)(nil)
 
 type tenantSQL struct {
-	create, get, setPolicy, list, reviewed string
+	create, get, setPolicy, list, reviewed, idpChanged string
 }
 
-const tenantCols = `id, name, policy, version, created_at, last_review`
+const tenantCols = `id, name, policy, version, created_at, last_review, idp_changed_at`
 
 func newTenantSQL(q string) tenantSQL {
 	s := func(sql string) string { return schemaSQL(q, sql) }
 	return tenantSQL{
-		create: s(`INSERT INTO {s}.tenants (` + tenantCols + `) VALUES ($1, $2, $3, 1, $4, $5) ON CONFLICT (id) DO NOTHING`),
+		create: s(`INSERT INTO {s}.tenants (` + tenantCols + `) VALUES ($1, $2, $3, 1, $4, $5, $6) ON CONFLICT (id) DO NOTHING`),
 		// Set if newer, on the locked row (greatest ignores a NULL).
-		reviewed: s(`UPDATE {s}.tenants SET last_review = greatest(last_review, $2) WHERE id = $1`),
-		get:      s(`SELECT ` + tenantCols + ` FROM {s}.tenants WHERE id = $1`),
+		reviewed:   s(`UPDATE {s}.tenants SET last_review = greatest(last_review, $2) WHERE id = $1`),
+		idpChanged: s(`UPDATE {s}.tenants SET idp_changed_at = greatest(idp_changed_at, $2) WHERE id = $1`),
+		get:        s(`SELECT ` + tenantCols + ` FROM {s}.tenants WHERE id = $1`),
 		// Compare-and-set on the version; the second column tells
 		// ErrConflict from ErrTenantNotFound when nothing was updated.
 		setPolicy: s(`WITH u AS (
@@ -61,11 +62,11 @@ func checkTenantText(fields ...string) error {
 func scanTenant(row pgx.Row) (guard.Tenant, error) {
 	var t guard.Tenant
 	var policy []byte
-	var created, reviewed *time.Time
-	if err := row.Scan(&t.ID, &t.Name, &policy, &t.Version, &created, &reviewed); err != nil {
+	var created, reviewed, idpChanged *time.Time
+	if err := row.Scan(&t.ID, &t.Name, &policy, &t.Version, &created, &reviewed, &idpChanged); err != nil {
 		return guard.Tenant{}, err
 	}
-	t.LastReview = fromNullTime(reviewed)
+	t.LastReview, t.IdPChangedAt = fromNullTime(reviewed), fromNullTime(idpChanged)
 	if err := json.Unmarshal(policy, &t.Policy); err != nil {
 		return guard.Tenant{}, fmt.Errorf("decoding the policy of tenant %q: %w", t.ID, err)
 	}
@@ -82,7 +83,7 @@ func (s *Tenants) CreateTenant(ctx context.Context, t guard.Tenant) error {
 	if err != nil {
 		return fmt.Errorf("pgstore: tenants: encoding the policy: %w", err)
 	}
-	tag, err := s.pool.Exec(ctx, s.sql.create, t.ID, t.Name, policy, nullTime(t.CreatedAt), nullTime(t.LastReview))
+	tag, err := s.pool.Exec(ctx, s.sql.create, t.ID, t.Name, policy, nullTime(t.CreatedAt), nullTime(t.LastReview), nullTime(t.IdPChangedAt))
 	if err != nil {
 		return wrap("tenants: create", err)
 	}
@@ -153,12 +154,23 @@ func (s *Tenants) ListTenants(ctx context.Context, after string, limit int) ([]g
 
 // MarkReviewed implements guard.TenantStore with one UPDATE (set if newer).
 func (s *Tenants) MarkReviewed(ctx context.Context, id string, at time.Time) error {
+	return s.setIfNewer(ctx, s.sql.reviewed, "tenants: mark reviewed", id, at)
+}
+
+// MarkIdPChanged implements guard.TenantStore with one UPDATE (set if
+// newer).
+func (s *Tenants) MarkIdPChanged(ctx context.Context, id string, at time.Time) error {
+	return s.setIfNewer(ctx, s.sql.idpChanged, "tenants: mark idp changed", id, at)
+}
+
+// setIfNewer runs the set-if-newer UPDATE q of a time column of tenant id.
+func (s *Tenants) setIfNewer(ctx context.Context, q, what, id string, at time.Time) error {
 	if checkTenantText("tenant id", id) != nil {
 		return guard.ErrTenantNotFound
 	}
-	tag, err := s.pool.Exec(ctx, s.sql.reviewed, id, nullTime(at))
+	tag, err := s.pool.Exec(ctx, q, id, nullTime(at))
 	if err != nil {
-		return wrap("tenants: mark reviewed", err)
+		return wrap(what, err)
 	}
 	if tag.RowsAffected() == 0 {
 		return guard.ErrTenantNotFound

@@ -87,7 +87,10 @@
 // logout from, an IdP that did not issue it is what the field prevents.
 // Upgrading to schema version 14 (guard.Tenant.LastReview): no tenant
 // has one kept yet, so the review schedule follows the audit log's record
-// until a purge keeps it, as it did before.
+// until a purge keeps it, as it did before. Upgrading to schema version
+// 15 (guard.Tenant.IdPChangedAt): no tenant has one yet, so the session
+// check ends single sign-on sessions for a change of IdP made after the
+// upgrade.
 //
 // Times are stored as Unix microseconds (UTC), the precision of every Guard
 // package, so they come back exactly. A tenant's policy is stored as JSON,

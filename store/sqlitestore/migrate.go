@@ -414,6 +414,13 @@ var migrations = []migration{
 		// audit log's record, as before.
 		`ALTER TABLE guard_tenants ADD COLUMN last_review INTEGER`,
 	}},
+	{15, "tenant idp changed", []string{
+		// When the tenant's IdP was last replaced or removed, in Unix
+		// microseconds, NULL if never since this column was added
+		// (guard.Tenant.IdPChangedAt): the session check then ends no
+		// single sign-on session for it, as before.
+		`ALTER TABLE guard_tenants ADD COLUMN idp_changed_at INTEGER`,
+	}},
 }
 
 // ownNames are the tables and indexes this package creates. A database

@@ -75,6 +75,7 @@ const (
 	tenCreate
 	tenSet
 	tenReviewed
+	tenIdPChanged
 	tenExists
 
 	keyCreate
@@ -164,7 +165,7 @@ const userCols = `tenant, id, email, name, status, password_hash, password_histo
 
 const throttleCols = `failures, last, locked_until, lockouts, permanent`
 
-const tenantCols = `id, name, policy, version, created_at, last_review`
+const tenantCols = `id, name, policy, version, created_at, last_review, idp_changed_at`
 
 const apiKeyCols = `tenant, id, hash, name, prefix, created_by, created_at, expires_at, last_used_at, revoked_at`
 
@@ -284,9 +285,10 @@ var queries = func() (q [numStmts]string) {
 
 	q[tenGet] = `SELECT ` + tenantCols + ` FROM guard_tenants WHERE id = ?`
 	q[tenList] = `SELECT ` + tenantCols + ` FROM guard_tenants WHERE id > ? ORDER BY id LIMIT ?`
-	q[tenCreate] = `INSERT INTO guard_tenants (` + tenantCols + `) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (id) DO NOTHING`
+	q[tenCreate] = `INSERT INTO guard_tenants (` + tenantCols + `) VALUES (?, ?, ?, 1, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
 	// Set if newer: max() of SQLite is NULL if an argument is.
 	q[tenReviewed] = `UPDATE guard_tenants SET last_review = max(ifnull(last_review, ?2), ?2) WHERE id = ?1`
+	q[tenIdPChanged] = `UPDATE guard_tenants SET idp_changed_at = max(ifnull(idp_changed_at, ?2), ?2) WHERE id = ?1`
 	q[tenSet] = `UPDATE guard_tenants SET policy = ?, version = version + 1 WHERE id = ? AND version = ? RETURNING version`
 	q[tenExists] = `SELECT 1 FROM guard_tenants WHERE id = ?`
 

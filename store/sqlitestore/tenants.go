@@ -11,7 +11,8 @@ import (
 )
 
 // Tenants is the guard.TenantStore of a Store: one row per tenant, its
-// last review in a column of its own (migration 14). The
+// last review and the last change of its IdP in columns of their own
+// (migrations 14 and 15). The
 // policy is stored as JSON (guard.Policy's json tags), so fields added to
 // Policy need no migration: a policy stored before they existed reads them
 // as zero, which means "the default".
@@ -23,11 +24,11 @@ func scanTenant(r scanner) (guard.Tenant, error) {
 	var t guard.Tenant
 	var policy string
 	var created int64
-	var reviewed sql.NullInt64
-	if err := r.Scan(&t.ID, &t.Name, &policy, &t.Version, &created, &reviewed); err != nil {
+	var reviewed, idpChanged sql.NullInt64
+	if err := r.Scan(&t.ID, &t.Name, &policy, &t.Version, &created, &reviewed, &idpChanged); err != nil {
 		return guard.Tenant{}, err
 	}
-	t.LastReview = fromNullMicros(reviewed)
+	t.LastReview, t.IdPChangedAt = fromNullMicros(reviewed), fromNullMicros(idpChanged)
 	if err := json.Unmarshal([]byte(policy), &t.Policy); err != nil {
 		return guard.Tenant{}, fmt.Errorf("sqlitestore: stored policy of tenant: %w", err)
 	}
@@ -52,7 +53,7 @@ func (ts *Tenants) CreateTenant(ctx context.Context, t guard.Tenant) error {
 	var created bool
 	err = ts.s.writeOne(ctx, func(w *wtx) error {
 		var err error
-		created, err = affected(w.exec(tenCreate, t.ID, t.Name, policy, micros(t.CreatedAt), nullMicros(t.LastReview)))
+		created, err = affected(w.exec(tenCreate, t.ID, t.Name, policy, micros(t.CreatedAt), nullMicros(t.LastReview), nullMicros(t.IdPChangedAt)))
 		return err
 	})
 	if err != nil {
@@ -128,14 +129,25 @@ func (ts *Tenants) ListTenants(ctx context.Context, after string, limit int) ([]
 
 // MarkReviewed implements guard.TenantStore with one UPDATE (set if newer).
 func (ts *Tenants) MarkReviewed(ctx context.Context, id string, at time.Time) error {
+	return ts.setIfNewer(ctx, tenReviewed, "mark tenant reviewed", id, at)
+}
+
+// MarkIdPChanged implements guard.TenantStore with one UPDATE (set if
+// newer).
+func (ts *Tenants) MarkIdPChanged(ctx context.Context, id string, at time.Time) error {
+	return ts.setIfNewer(ctx, tenIdPChanged, "mark tenant idp changed", id, at)
+}
+
+// setIfNewer runs the set-if-newer UPDATE q of a time column of tenant id.
+func (ts *Tenants) setIfNewer(ctx context.Context, q stmtID, what, id string, at time.Time) error {
 	var found bool
 	err := ts.s.writeOne(ctx, func(w *wtx) error {
 		var err error
-		found, err = affected(w.exec(tenReviewed, id, micros(at)))
+		found, err = affected(w.exec(q, id, micros(at)))
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("sqlitestore: mark tenant reviewed: %w", err)
+		return fmt.Errorf("sqlitestore: %s: %w", what, err)
 	}
 	if !found {
 		return guard.ErrTenantNotFound

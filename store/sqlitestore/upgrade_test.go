@@ -178,3 +178,24 @@ func TestUpgradeKeepsSubjectsWithoutIdP(t *testing.T) {
 		t.Errorf("SubjectsByNameID after a new sign-in = %+v, %v; want u1 of %s", got, err, want.IdP)
 	}
 }
+
+// A tenant written at schema version 14, as that release would, comes
+// back after the upgrade to version 15 (guard.Tenant.IdPChangedAt) with
+// no change of IdP, its last review kept, and MarkIdPChanged then
+// records one.
+func TestUpgradeKeepsTenantsWithoutIdPChange(t *testing.T) {
+	ctx := context.Background()
+	s := upgradedFrom(t, 14, `INSERT INTO guard_tenants (id, name, policy, version, created_at, last_review)
+		VALUES ('acme', 'Acme', '{}', 3, 1000, 2000)`)
+	tn, err := s.Tenants.Tenant(ctx, "acme")
+	if err != nil || tn.Name != "Acme" || tn.Version != 3 || tn.LastReview.UnixMicro() != 2000 || !tn.IdPChangedAt.IsZero() {
+		t.Fatalf("tenant stored at version 14 = %+v, %v", tn, err)
+	}
+	at := time.Date(2099, 1, 1, 0, 0, 0, 1000, time.UTC)
+	if err := s.Tenants.MarkIdPChanged(ctx, "acme", at); err != nil {
+		t.Fatal(err)
+	}
+	if tn, err = s.Tenants.Tenant(ctx, "acme"); err != nil || !tn.IdPChangedAt.Equal(at) || tn.Version != 3 {
+		t.Errorf("tenant after MarkIdPChanged = %+v, %v", tn, err)
+	}
+}
