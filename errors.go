@@ -29,7 +29,8 @@ var (
 	ErrSignedInElsewhere = fmt.Errorf("%w: the account signed in elsewhere", ErrUnauthenticated)
 	// ErrPolicyChanged: the session was ended because the tenant's
 	// security policy, changed since the sign-in, no longer allows it (MFA
-	// or SSO now required); signing in again meets the policy. It is also
+	// or SSO now required, or the IdP that signed the session in replaced
+	// or removed); signing in again meets the policy. It is also
 	// ErrUnauthenticated.
 	ErrPolicyChanged = fmt.Errorf("%w: the organisation's security policy changed", ErrUnauthenticated)
 	// ErrPasswordChangeRequired: the session signed in with a password

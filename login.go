@@ -128,7 +128,10 @@ const (
 	ReasonEmailUnverified = "email_unverified"
 	// ReasonIdPChanged (login.failed): the tenant's IdP was replaced or
 	// removed while a single sign-on through it was under way; the
-	// session it had just created is ended (see SetSSOConnection).
+	// session it had just created is ended (see SetSSOConnection). Also
+	// (session.revoked, by the system) the session check's end of a
+	// single sign-on session created at or before the change
+	// (Tenant.IdPChangedAt) that the change itself did not end.
 	ReasonIdPChanged = "idp_changed"
 )
 

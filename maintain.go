@@ -113,10 +113,11 @@ func (g *Guard) Maintain(ctx context.Context, by Principal, o MaintainOptions) (
 
 // maintainTenant runs the chores of one tenant (see Maintain).
 func (g *Guard) maintainTenant(ctx context.Context, by Principal, tenant string, o MaintainOptions, rep *MaintenanceReport) error {
-	pol, err := g.EffectivePolicy(ctx, tenant)
+	t, err := g.policies.get(ctx, tenant)
 	if err != nil {
 		return err
 	}
+	pol := t.Policy.withDefaults(g.defaults)
 	if pol.AutoDeactivateDormant {
 		ids, err := g.DeactivateDormant(ctx, by, tenant)
 		if len(ids) > 0 {
@@ -154,7 +155,7 @@ func (g *Guard) maintainTenant(ctx context.Context, by Principal, tenant string,
 	if err != nil {
 		return err
 	}
-	n, err = g.trimSessions(ctx, tenant, pol)
+	n, err = g.trimSessions(ctx, tenant, pol, t.IdPChangedAt)
 	if n > 0 {
 		rep.SessionsTrimmed[tenant] = n
 	}

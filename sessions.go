@@ -54,17 +54,20 @@ func expiredSession(err error) (session.Session, bool) {
 // as it is now (cached, Config.PolicyCacheTTL): a session is held to the
 // lower of its own idle timeout and lifetime and the policy's, and one that
 // no longer meets a requirement switched on after it was created (MFA past
-// its grace period, SSO) is ended: sessionAllowed.
+// its grace period, SSO), or whose IdP was replaced or removed since
+// (Tenant.IdPChangedAt, cached alike), is ended: sessionAllowed.
 func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal, error) {
 	var pol Policy
+	var idpChanged time.Time
 	s, err := g.sessions.AuthenticateHashWithin(ctx, h, func(s session.Session) (session.Limits, error) {
-		var err error
-		if pol, err = g.EffectivePolicy(ctx, s.Tenant); err != nil {
+		t, err := g.policies.get(ctx, s.Tenant)
+		if err != nil {
 			if errors.Is(err, ErrTenantNotFound) {
 				return session.Limits{}, ErrUnauthenticated
 			}
 			return session.Limits{}, err
 		}
+		pol, idpChanged = t.Policy.withDefaults(g.defaults), t.IdPChangedAt
 		return session.Limits{IdleTimeout: pol.IdleTimeout, Lifetime: pol.SessionLifetime}, nil
 	})
 	if x, ok := expiredSession(err); ok {
@@ -92,14 +95,19 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal
 		}
 		return Principal{}, unavailable("session", err)
 	}
-	if reason := sessionAllowed(s, pol, g.now()); reason != "" {
+	if reason := sessionAllowed(s, pol, idpChanged, g.now()); reason != "" {
 		return Principal{}, g.endForPolicy(ctx, s, reason)
 	}
 	return Principal{Kind: KindUser, Tenant: s.Tenant, UserID: s.UserID, Session: s.Hash, Flags: s.Flags, AuthAt: s.CreatedAt}, nil
 }
 
 // sessionAllowed returns "" if the tenant's policy pol allows session s
-// at now, else why not:
+// at now, its IdP last replaced or removed at idpChanged (zero if never),
+// else why not:
+//   - "idp_changed" (ReasonIdPChanged): s is a single sign-on session
+//     (FlagSSO) created at or before idpChanged, which the old IdP
+//     vouched for; SetSSOConnection and DeleteSSOConnection end those
+//     too, and this ends any they could not;
 //   - "sso_required": RequireSSO is on and s is neither an SSO session
 //     nor the current break-glass owner's (who may sign in with a
 //     password, and is typically the admin who just switched SSO on; a
@@ -111,8 +119,10 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal
 //     period (FlagMustEnrol), with an email code once MFAAllowEmail is
 //     off, or by a sign-in that judged under the policy before the switch
 //     (another replica's cached policy, a sign-in racing SetPolicy).
-func sessionAllowed(s session.Session, pol Policy, now time.Time) string {
+func sessionAllowed(s session.Session, pol Policy, idpChanged, now time.Time) string {
 	switch {
+	case s.Flags&FlagSSO != 0 && !idpChanged.IsZero() && !s.CreatedAt.After(idpChanged):
+		return ReasonIdPChanged
 	case pol.RequireSSO && s.Flags&FlagSSO == 0 && s.UserID != pol.BreakGlassUser:
 		return "sso_required"
 	case pol.RequireMFA && s.Flags&(FlagMFA|FlagSSO) == 0 && !(pol.MFAAllowEmail && s.Flags&FlagEmailCode != 0) &&
@@ -144,7 +154,8 @@ func (g *Guard) endForPolicy(ctx context.Context, s session.Session, reason stri
 const trimPage = 100
 
 // trimSessions ends, for each user of the tenant, the sessions beyond the
-// session limit of pol (the tenant's effective policy), keeping the
+// session limit of pol (the tenant's effective policy; idpChanged its
+// Tenant.IdPChangedAt), keeping the
 // user's newest (session.Manager.Trim): what a lowered limit asks of the
 // sessions opened before it. Only the sessions pol still allows are
 // weighed — live under its idle timeout and lifetime, and meeting
@@ -156,7 +167,7 @@ const trimPage = 100
 // they stay ended, unrecorded, and the error is returned). It returns how
 // many it ended and recorded; on a failure, those ended before it and the
 // error (ErrUnavailable, or the context's).
-func (g *Guard) trimSessions(ctx context.Context, tenant string, pol Policy) (int, error) {
+func (g *Guard) trimSessions(ctx context.Context, tenant string, pol Policy, idpChanged time.Time) (int, error) {
 	if pol.SessionLimit <= 0 {
 		return 0, nil
 	}
@@ -167,7 +178,7 @@ func (g *Guard) trimSessions(ctx context.Context, tenant string, pol Policy) (in
 			pol.SessionLifetime > 0 && !now.Before(s.CreatedAt.Add(pol.SessionLifetime)):
 			return false
 		}
-		return sessionAllowed(s, pol, now) == ""
+		return sessionAllowed(s, pol, idpChanged, now) == ""
 	}
 	n := 0
 	err := g.eachUser(ctx, tenant, func(u auth.UserSummary) error {

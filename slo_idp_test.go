@@ -28,6 +28,18 @@ import (
 // ID, key and certificate.
 func (s *ssoSite) replaceIdP(t *testing.T) (string, *rsa.PrivateKey, *x509.Certificate) {
 	t.Helper()
+	md, key, cert := s.serveNewIdP(t)
+	s.connect(t)
+	s.idpPut(t, "/services/acme", s.get(t, http.DefaultClient, s.srv.URL+"/saml/acme/metadata"))
+	return md, key, cert
+}
+
+// serveNewIdP starts another test IdP and makes it the one s's helpers
+// talk to (s.idpURL), leaving the tenant's connection as it is; it
+// returns the new IdP's metadata URL (its entity ID), key and
+// certificate.
+func (s *ssoSite) serveNewIdP(t *testing.T) (string, *rsa.PrivateKey, *x509.Certificate) {
+	t.Helper()
 	key, cert := keyPair(t, "idp-new")
 	srv := httptest.NewUnstartedServer(nil)
 	u, _ := url.Parse("http://" + srv.Listener.Addr().String())
@@ -40,8 +52,6 @@ func (s *ssoSite) replaceIdP(t *testing.T) (string, *rsa.PrivateKey, *x509.Certi
 	srv.Start()
 	t.Cleanup(srv.Close)
 	s.idpURL = u.String()
-	s.connect(t)
-	s.idpPut(t, "/services/acme", s.get(t, http.DefaultClient, s.srv.URL+"/saml/acme/metadata"))
 	return idp.IDP.MetadataURL.String(), key, cert
 }
 

@@ -37,11 +37,17 @@ func (s *ssoSite) recoveryGuard(t *testing.T, out *outbox) *guard.Guard {
 // Admins to admin, with SyncRoles.
 func (s *ssoSite) connect(t *testing.T) {
 	t.Helper()
-	if _, err := s.g.SetSSOConnection(t.Context(), guard.System("test"), sso.Connection{Tenant: tenantID, MetadataURL: s.idpURL + "/metadata",
-		JIT: true, AllowedDomains: []string{"corp.example"}, SyncRoles: true,
-		GroupRoles: map[string]string{"Staff": rbac.Member, "Admins": rbac.Admin}}); err != nil {
+	if err := s.connectErr(t); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// connectErr is connect returning SetSSOConnection's error.
+func (s *ssoSite) connectErr(t *testing.T) error {
+	_, err := s.g.SetSSOConnection(t.Context(), guard.System("test"), sso.Connection{Tenant: tenantID, MetadataURL: s.idpURL + "/metadata",
+		JIT: true, AllowedDomains: []string{"corp.example"}, SyncRoles: true,
+		GroupRoles: map[string]string{"Staff": rbac.Member, "Admins": rbac.Admin}})
+	return err
 }
 
 // disconnect removes the tenant's IdP.

@@ -81,11 +81,17 @@ func (g *Guard) SSOConnection(ctx context.Context, by Principal, tenant string) 
 // idp_replaced). A sign-in through the old IdP still under way ends too:
 // one that completes after the change is refused (login.failed, reason
 // idp_changed). A change of the same IdP's settings or metadata ends
-// nothing. Revocations stand: if the sessions cannot all be ended, the new
-// connection stays (it is on record, and returned with the error), those
-// ended so far stay ended (and recorded), and ErrUnavailable is returned;
-// end the rest with RevokeUserSessions, or they end at their idle timeout
-// or lifetime.
+// nothing. Before the sessions are ended, the time of the change is kept
+// with the tenant (Tenant.IdPChangedAt): the session check (Authenticate)
+// ends any single sign-on session created at or before it at its next
+// request (session.revoked by the system, reason idp_changed), on this
+// Guard at once and on others within Config.PolicyCacheTTL. Revocations
+// stand: if that time cannot be kept or the sessions cannot all be ended,
+// the new connection stays (it is on record, and returned with the
+// error), those ended so far stay ended (and recorded), and
+// ErrUnavailable is returned; the session check ends the rest anyway,
+// once the time is kept (it is kept unless ErrUnavailable came of that:
+// call SetSSOConnection again, or DeleteSSOConnection, to keep it).
 func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connection) (sso.Connection, error) {
 	if err := g.needSSO(); err != nil {
 		return sso.Connection{}, err
@@ -133,11 +139,30 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 		return sso.Connection{}, err
 	}
 	if prev != nil && idpEntityID(*prev) != idpEntityID(out) {
-		if _, err := g.endIdPSessions(ctx, by, c.Tenant, cutoff, "idp_replaced"); err != nil {
+		if err := g.idpChanged(ctx, by, c.Tenant, cutoff, "idp_replaced"); err != nil {
 			return out, err
 		}
 	}
 	return out, nil
+}
+
+// idpChanged ends the sessions the tenant's IdP vouched for until cutoff,
+// once its replacement or removal is on record: first it keeps cutoff
+// with the tenant (TenantStore.MarkIdPChanged, to the microsecond, as
+// sessions are timed), so that the session check ends each such session
+// at its next request whatever happens next, and drops this Guard's
+// cached copy of the tenant so that it does so at once (other replicas
+// within Config.PolicyCacheTTL); then it ends them now (endIdPSessions,
+// recorded with reason). A mark that fails does not stop the sweep; the
+// first error is returned (ErrUnavailable, or the context's).
+func (g *Guard) idpChanged(ctx context.Context, by Principal, tenant string, cutoff time.Time, reason string) error {
+	merr := g.stores.Tenants.MarkIdPChanged(ctx, tenant, cutoff.UTC().Truncate(time.Microsecond))
+	g.policies.forget(tenant)
+	_, err := g.endIdPSessions(ctx, by, tenant, cutoff, reason)
+	if merr != nil {
+		return unavailable("mark idp changed", merr)
+	}
+	return err
 }
 
 // idpEntityID returns the entity ID of the IdP a connection's metadata
@@ -253,11 +278,16 @@ func fingerprints(ders [][]byte) string {
 // removal, user by user, each user's recorded as session.revoked (Meta
 // reason idp_removed, sessions_ended) when any live one ended; password
 // sessions stay. A sign-in through the IdP still under way is refused
-// when it completes (login.failed, reason idp_changed). Revocations stand:
-// if the sessions cannot all be ended, the IdP stays removed, those ended
-// so far stay ended, and ErrUnavailable is returned. Calling
-// DeleteSSOConnection again finishes the job: for a tenant without an IdP
-// it ends every single sign-on session left and returns sso.ErrNotFound.
+// when it completes (login.failed, reason idp_changed). Before the
+// sessions are ended, the time of the removal is kept with the tenant, so
+// that the session check ends any left, as for a replacement (see
+// SetSSOConnection). Revocations stand: if that time cannot be kept or
+// the sessions cannot all be ended, the IdP stays removed, those ended so
+// far stay ended, and ErrUnavailable is returned; the session check ends
+// the rest anyway once the time is kept. Calling DeleteSSOConnection
+// again finishes the job: for a tenant without an IdP it keeps the time
+// again, ends every single sign-on session left and returns
+// sso.ErrNotFound.
 func (g *Guard) DeleteSSOConnection(ctx context.Context, by Principal, tenant string) error {
 	if err := g.needSSO(); err != nil {
 		return err
@@ -279,7 +309,7 @@ func (g *Guard) DeleteSSOConnection(ctx context.Context, by Principal, tenant st
 	if err := g.sso.DeleteConnection(ctx, tenant); err != nil {
 		if errors.Is(err, sso.ErrNotFound) {
 			// No IdP: no single sign-on session is vouched for any more.
-			if _, err := g.endIdPSessions(ctx, by, tenant, g.now(), "idp_removed"); err != nil {
+			if err := g.idpChanged(ctx, by, tenant, g.now(), "idp_removed"); err != nil {
 				return err
 			}
 		}
@@ -292,8 +322,7 @@ func (g *Guard) DeleteSSOConnection(ctx context.Context, by Principal, tenant st
 		_ = undo(context.WithoutCancel(ctx))
 		return err
 	}
-	_, err = g.endIdPSessions(ctx, by, tenant, cutoff, "idp_removed")
-	return err
+	return g.idpChanged(ctx, by, tenant, cutoff, "idp_removed")
 }
 
 // requireOwner allows the system, and users holding the owner role (any

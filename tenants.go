@@ -187,7 +187,7 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 		return 0, err
 	}
 	if lowered {
-		if _, err := g.trimSessions(ctx, tenant, p.withDefaults(g.defaults)); err != nil {
+		if _, err := g.trimSessions(ctx, tenant, p.withDefaults(g.defaults), cur.IdPChangedAt); err != nil {
 			return v, err
 		}
 	}
