@@ -900,6 +900,11 @@ type Proof struct {
 // have ended it without the step-up (the end that lifetime set becomes
 // the session's own). A lifetime lowered after the step-up is measured
 // from the step-up.
+//
+// Nor does it outlast a change of the tenant's IdP: a single sign-on
+// session signed in by an IdP replaced or removed since (p authenticated
+// before the change) is ended, not renewed (ErrPolicyChanged, as the
+// session check ends it; see SetSSOConnection).
 func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, proof Proof) (string, session.Session, error) {
 	if p.Kind != KindUser {
 		return "", session.Session{}, ErrUnauthenticated
@@ -992,6 +997,9 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 	case err != nil:
 		return "", session.Session{}, unavailable("renew session", err)
 	}
+	if err := g.stepUpVouched(ctx, p, s); err != nil {
+		return "", session.Session{}, err
+	}
 	e := a.event(audit.Reauthenticated, audit.Success, "")
 	e.Target = s.ID()
 	if err := g.record(ctx, e); err != nil {
@@ -999,6 +1007,30 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 		return "", session.Session{}, err
 	}
 	return nt, s, nil
+}
+
+// stepUpVouched returns nil unless s, the session of p just renewed by a
+// step-up, is a single sign-on session that the tenant's IdP vouched for
+// before a change of IdP: p was authenticated before the change, the
+// step-up came after it. The step-up moved the session's CreatedAt past
+// the change (Tenant.IdPChangedAt), out of the session check's reach, so
+// the change is read again (from the store: the step-up wrote, then
+// reads, as the change marks, then sweeps) and such a session is ended
+// as the session check ends it (ErrPolicyChanged, session.revoked reason
+// idp_changed). A tenant that cannot be read drops s (ErrUnavailable).
+func (g *Guard) stepUpVouched(ctx context.Context, p Principal, s session.Session) error {
+	if s.Flags&FlagSSO == 0 {
+		return nil
+	}
+	t, err := g.Tenant(ctx, p.Tenant)
+	if err != nil {
+		g.dropSession(ctx, s)
+		return err
+	}
+	if !t.IdPChangedAt.IsZero() && !p.AuthAt.After(t.IdPChangedAt) {
+		return g.endForPolicy(ctx, s, ReasonIdPChanged)
+	}
+	return nil
 }
 
 func hasConfirmed(fs []mfa.Factor, k mfa.Kind) bool {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/session"
 )
 
 // A change of IdP whose end of sessions failed (the session store down
@@ -134,5 +136,57 @@ func TestIdPChangeMarkFailsClosed(t *testing.T) {
 	}
 	if s.hasSession(t, carol) {
 		t.Error("the IdP's session outlived a removal whose mark failed")
+	}
+}
+
+// A step-up racing a change of IdP: the request was authenticated before
+// the change (its principal in hand), the step-up comes after it, and the
+// change's sweep failed. The step-up renews the session's authentication
+// time past the change, out of the session check's reach, so it checks
+// the change itself: the old IdP's session ends (ErrPolicyChanged)
+// instead of getting a new token.
+func TestStepUpOfOldIdPSessionAfterChangeRefused(t *testing.T) {
+	for name, stores := range idpStoreKinds() {
+		t.Run(name, func(t *testing.T) {
+			st := stores(t)
+			fail := &atomic.Bool{}
+			st.SessionIndex = listFailingIndex{UserIndex: st.SessionIndex, fail: fail}
+			s := newSSOSiteOn(t, st)
+			ctx := t.Context()
+			s.passwordUser(t, "bob@corp.example")
+			bobB, bob := s.ssoUser(t, "bob", "bob@corp.example")
+			if bob.Flags&guard.FlagSSO == 0 {
+				t.Fatalf("Bob's sign-in through the IdP: flags %b, want FlagSSO", bob.Flags)
+			}
+			token := ""
+			u, _ := url.Parse(s.srv.URL)
+			for _, c := range bobB.Jar.Cookies(u) {
+				if h, err := session.ParseToken(c.Value); err == nil && h == bob.Session {
+					token = c.Value
+				}
+			}
+			if token == "" {
+				t.Fatal("no session cookie for Bob's principal")
+			}
+
+			fail.Store(true)
+			s.serveNewIdP(t)
+			if err := s.connectErr(t); !errors.Is(err, guard.ErrUnavailable) {
+				t.Fatalf("SetSSOConnection replacing the IdP with the session store down: %v, want ErrUnavailable", err)
+			}
+			fail.Store(false)
+			nt, _, err := s.g.Reauthenticate(ctx, bob, token, guard.Proof{Password: ownerPW})
+			if !errors.Is(err, guard.ErrPolicyChanged) {
+				t.Errorf("step-up of the old IdP's session after the change: %v, want ErrPolicyChanged", err)
+			}
+			if nt != "" {
+				if p, err := s.g.Authenticate(ctx, nt); err == nil {
+					t.Errorf("the old IdP's session, stepped up after the change, authenticates: %+v", p)
+				}
+			}
+			if s.hasSession(t, bob) {
+				t.Error("the old IdP's session outlived a step-up after the change")
+			}
+		})
 	}
 }
