@@ -25,10 +25,7 @@ import (
 func TestIdPChangeEnforcedWhenTheSweepFails(t *testing.T) {
 	for name, stores := range idpStoreKinds() {
 		t.Run(name, func(t *testing.T) {
-			st := stores(t)
-			fail := &atomic.Bool{}
-			st.SessionIndex = listFailingIndex{UserIndex: st.SessionIndex, fail: fail}
-			s := newSSOSiteOn(t, st)
+			s, fail := newListFailingSite(t, stores(t))
 			ctx, sys := t.Context(), guard.System("test")
 			aliceB, alice := s.ssoUser(t, "alice", "alice@corp.example")
 			bob, _ := s.passwordUser(t, "bob@corp.example")
@@ -148,10 +145,7 @@ func TestIdPChangeMarkFailsClosed(t *testing.T) {
 func TestStepUpOfOldIdPSessionAfterChangeRefused(t *testing.T) {
 	for name, stores := range idpStoreKinds() {
 		t.Run(name, func(t *testing.T) {
-			st := stores(t)
-			fail := &atomic.Bool{}
-			st.SessionIndex = listFailingIndex{UserIndex: st.SessionIndex, fail: fail}
-			s := newSSOSiteOn(t, st)
+			s, fail := newListFailingSite(t, stores(t))
 			ctx := t.Context()
 			s.passwordUser(t, "bob@corp.example")
 			bobB, bob := s.ssoUser(t, "bob", "bob@corp.example")

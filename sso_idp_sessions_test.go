@@ -124,6 +124,15 @@ func (f listFailingIndex) ListByUser(ctx context.Context, tenant, userID string)
 	return f.UserIndex.ListByUser(ctx, tenant, userID)
 }
 
+// newListFailingSite returns an SSO site on st whose session index fails
+// ListByUser (the end of an IdP's sessions) while the flag returned is
+// set.
+func newListFailingSite(t *testing.T, st guard.Stores) (*ssoSite, *atomic.Bool) {
+	fail := &atomic.Bool{}
+	st.SessionIndex = listFailingIndex{UserIndex: st.SessionIndex, fail: fail}
+	return newSSOSiteOn(t, st), fail
+}
+
 // A session store that fails while the IdP's sessions are ended: the
 // change of IdP stands (it is a revocation: no sign-in through the old
 // IdP from then on), and ErrUnavailable says the sessions did not all
@@ -131,10 +140,7 @@ func (f listFailingIndex) ListByUser(ctx context.Context, tenant, userID string)
 func TestIdPSessionsEndFailsClosed(t *testing.T) {
 	for name, stores := range idpStoreKinds() {
 		t.Run(name, func(t *testing.T) {
-			st := stores(t)
-			fail := &atomic.Bool{}
-			st.SessionIndex = listFailingIndex{UserIndex: st.SessionIndex, fail: fail}
-			s := newSSOSiteOn(t, st)
+			s, fail := newListFailingSite(t, stores(t))
 			ctx, sys := t.Context(), guard.System("test")
 			aliceB, _ := s.ssoUser(t, "alice", "alice@corp.example")
 			_, bobP := s.passwordUser(t, "bob@corp.example")
