@@ -358,7 +358,7 @@ func New(cfg Config) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	policies := newPolicyCache(cfg.Stores.Tenants, cfg.PolicyCacheTTL, cfg.Now)
+	policies := newPolicyCache(cfg.Stores.Tenants, cfg.PolicyCacheTTL, cfg.Now, defaults)
 	var f *fence
 	if cfg.OpenTenant != nil {
 		f = newFence(cfg.OpenTenant, cfg.MaxOpenTenants, func(ctx context.Context, tenant string) error {

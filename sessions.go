@@ -57,18 +57,16 @@ func expiredSession(err error) (session.Session, bool) {
 // its grace period, SSO), or whose IdP was replaced or removed since
 // (Tenant.IdPChangedAt, cached alike), is ended: sessionAllowed.
 func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal, error) {
-	var pol Policy
-	var idpChanged time.Time
+	var t *cachedTenant
 	s, err := g.sessions.AuthenticateHashWithin(ctx, h, func(s session.Session) (session.Limits, error) {
-		t, err := g.policies.get(ctx, s.Tenant)
-		if err != nil {
+		var err error
+		if t, err = g.policies.entry(ctx, s.Tenant); err != nil {
 			if errors.Is(err, ErrTenantNotFound) {
 				return session.Limits{}, ErrUnauthenticated
 			}
 			return session.Limits{}, err
 		}
-		pol, idpChanged = t.Policy.withDefaults(g.defaults), t.IdPChangedAt
-		return session.Limits{IdleTimeout: pol.IdleTimeout, Lifetime: pol.SessionLifetime}, nil
+		return session.Limits{IdleTimeout: t.eff.IdleTimeout, Lifetime: t.eff.SessionLifetime}, nil
 	})
 	if x, ok := expiredSession(err); ok {
 		// The request that found the session expired (and removed it)
@@ -95,7 +93,7 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal
 		}
 		return Principal{}, unavailable("session", err)
 	}
-	if reason := sessionAllowed(s, pol, idpChanged, g.now()); reason != "" {
+	if reason := sessionAllowed(&s, &t.eff, t.t.IdPChangedAt, g.now()); reason != "" {
 		return Principal{}, g.endForPolicy(ctx, s, reason)
 	}
 	return Principal{Kind: KindUser, Tenant: s.Tenant, UserID: s.UserID, Session: s.Hash, Flags: s.Flags, AuthAt: s.CreatedAt}, nil
@@ -119,7 +117,7 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal
 //     period (FlagMustEnrol), with an email code once MFAAllowEmail is
 //     off, or by a sign-in that judged under the policy before the switch
 //     (another replica's cached policy, a sign-in racing SetPolicy).
-func sessionAllowed(s session.Session, pol Policy, idpChanged, now time.Time) string {
+func sessionAllowed(s *session.Session, pol *Policy, idpChanged, now time.Time) string {
 	switch {
 	case s.Flags&FlagSSO != 0 && !idpChanged.IsZero() && !s.CreatedAt.After(idpChanged):
 		return ReasonIdPChanged
@@ -178,7 +176,7 @@ func (g *Guard) trimSessions(ctx context.Context, tenant string, pol Policy, idp
 			pol.SessionLifetime > 0 && !now.Before(s.CreatedAt.Add(pol.SessionLifetime)):
 			return false
 		}
-		return sessionAllowed(s, pol, idpChanged, now) == ""
+		return sessionAllowed(&s, &pol, idpChanged, now) == ""
 	}
 	n := 0
 	err := g.eachUser(ctx, tenant, func(u auth.UserSummary) error {

@@ -231,50 +231,67 @@ type policyCache struct {
 	ttl   time.Duration
 	now   func() time.Time
 
+	defaults Policy // applied to each cached tenant's policy once, when fetched
+
 	mu sync.Mutex
-	m  map[string]cachedTenant
+	m  map[string]*cachedTenant // entries are never changed once stored
 }
 
+// cachedTenant is a tenant as fetched, with its effective policy (the
+// tenant's own under the Guard's defaults): the per-request session check
+// reads both through the pointer, copying neither.
 type cachedTenant struct {
 	t       Tenant
+	eff     Policy
 	fetched time.Time
 }
 
 const policyCacheMax = 10000
 
-func newPolicyCache(s TenantStore, ttl time.Duration, now func() time.Time) *policyCache {
-	return &policyCache{store: s, ttl: ttl, now: now, m: make(map[string]cachedTenant)}
+func newPolicyCache(s TenantStore, ttl time.Duration, now func() time.Time, defaults Policy) *policyCache {
+	return &policyCache{store: s, ttl: ttl, now: now, defaults: defaults, m: make(map[string]*cachedTenant)}
 }
 
 func (c *policyCache) get(ctx context.Context, id string) (Tenant, error) {
+	e, err := c.entry(ctx, id)
+	if err != nil {
+		return Tenant{}, err
+	}
+	return e.t, nil
+}
+
+// entry returns tenant id as cached (fetched if missing or older than the
+// TTL); the caller must not change it.
+func (c *policyCache) entry(ctx context.Context, id string) (*cachedTenant, error) {
 	if err := CheckTenantID(id); err != nil {
-		return Tenant{}, ErrTenantNotFound
+		return nil, ErrTenantNotFound
 	}
 	now := c.now()
 	if c.ttl > 0 {
 		c.mu.Lock()
-		e, ok := c.m[id]
+		e := c.m[id]
 		c.mu.Unlock()
-		if ok && now.Sub(e.fetched) < c.ttl && !now.Before(e.fetched) {
-			return e.t, nil
+		if e != nil && now.Sub(e.fetched) < c.ttl && !now.Before(e.fetched) {
+			return e, nil
 		}
 	}
 	t, err := c.store.Tenant(ctx, id)
 	switch {
 	case errors.Is(err, ErrTenantNotFound):
-		return Tenant{}, ErrTenantNotFound
+		return nil, ErrTenantNotFound
 	case err != nil:
-		return Tenant{}, unavailable("load tenant", err)
+		return nil, unavailable("load tenant", err)
 	}
+	e := &cachedTenant{t: t, eff: t.Policy.withDefaults(c.defaults), fetched: now}
 	if c.ttl > 0 {
 		c.mu.Lock()
 		if len(c.m) >= policyCacheMax {
 			clear(c.m)
 		}
-		c.m[id] = cachedTenant{t: t, fetched: now}
+		c.m[id] = e
 		c.mu.Unlock()
 	}
-	return t, nil
+	return e, nil
 }
 
 func (c *policyCache) forget(id string) {

@@ -339,13 +339,20 @@ type Limits struct {
 
 // within returns s with its idle timeout and end tightened to l.
 func (l Limits) within(s Session) Session {
-	if l.IdleTimeout > 0 && l.IdleTimeout < s.IdleTimeout {
-		s.IdleTimeout = l.IdleTimeout
-	}
-	if end := s.CreatedAt.Add(l.Lifetime); l.Lifetime > 0 && end.Before(s.ExpiresAt) {
-		s.ExpiresAt = end
-	}
+	s.IdleTimeout, s.ExpiresAt = l.bounds(&s)
 	return s
+}
+
+// bounds returns the idle timeout and absolute end of s tightened to l.
+func (l Limits) bounds(s *Session) (idle time.Duration, end time.Time) {
+	idle, end = s.IdleTimeout, s.ExpiresAt
+	if l.IdleTimeout > 0 && l.IdleTimeout < idle {
+		idle = l.IdleTimeout
+	}
+	if e := s.CreatedAt.Add(l.Lifetime); l.Lifetime > 0 && e.Before(end) {
+		end = e
+	}
+	return idle, end
 }
 
 // AuthenticateHashWithin is AuthenticateHash under the tighter of the
@@ -390,7 +397,7 @@ func (m *Manager) AuthenticateHashWithin(ctx context.Context, h Hash, limits fun
 	if err != nil {
 		return Session{}, m.lookupErr(err)
 	}
-	if err := m.live(ctx, h, s, now, limits, m.maxGap); err != nil {
+	if err := m.live(ctx, h, &s, now, limits, m.maxGap); err != nil {
 		return Session{}, err
 	}
 	if now.Sub(s.LastSeen) >= touchEvery(m.touchEach, s.IdleTimeout) {
@@ -419,7 +426,7 @@ func (m *Manager) lookupLive(ctx context.Context, h Hash, limits func(Session) (
 		return Session{}, time.Time{}, m.lookupErr(err)
 	}
 	now := m.now()
-	if err := m.live(ctx, h, s, now, limits, 0); err != nil {
+	if err := m.live(ctx, h, &s, now, limits, 0); err != nil {
 		return Session{}, time.Time{}, err
 	}
 	return s, now, nil
@@ -428,22 +435,24 @@ func (m *Manager) lookupLive(ctx context.Context, h Hash, limits func(Session) (
 // live returns nil if s (h), as stored, is live at now by its own limits
 // and by limits, if not nil; otherwise it expires s. Limits with an
 // IdleTimeout shorter than minIdle are refused (an *InputError).
-func (m *Manager) live(ctx context.Context, h Hash, s Session, now time.Time, limits func(Session) (Limits, error), minIdle time.Duration) error {
+// (s is read through a pointer: the per-request path copies it as
+// little as it can.)
+func (m *Manager) live(ctx context.Context, h Hash, s *Session, now time.Time, limits func(Session) (Limits, error), minIdle time.Duration) error {
 	if !s.LiveAt(now) {
-		return m.expired(ctx, h, s)
+		return m.expired(ctx, h, *s)
 	}
 	if limits == nil {
 		return nil
 	}
-	l, err := limits(s)
+	l, err := limits(*s)
 	if err != nil {
 		return err
 	}
 	if l.IdleTimeout > 0 && l.IdleTimeout < minIdle {
 		return &InputError{Field: "Limits.IdleTimeout", Reason: "is shorter than Config.MaxTouchGap"}
 	}
-	if t := l.within(s); !t.LiveAt(now) {
-		return m.expired(ctx, h, t)
+	if idle, end := l.bounds(s); !liveAt(s.LastSeen, idle, end, now) {
+		return m.expired(ctx, h, l.within(*s))
 	}
 	return nil
 }

@@ -51,7 +51,13 @@ func (s Session) ID() string { return s.Hash.String() }
 // LiveAt reports whether s is live at t: before its absolute expiry and
 // within its idle timeout.
 func (s Session) LiveAt(t time.Time) bool {
-	return t.Before(s.ExpiresAt) && t.Before(s.LastSeen.Add(s.IdleTimeout))
+	return liveAt(s.LastSeen, s.IdleTimeout, s.ExpiresAt, t)
+}
+
+// liveAt reports whether a session last seen at lastSeen, with idle
+// timeout idle and absolute end end, is live at t.
+func liveAt(lastSeen time.Time, idle time.Duration, end, t time.Time) bool {
+	return t.Before(end) && t.Before(lastSeen.Add(idle))
 }
 
 // EndsAt is the time at which s stops being live if it sees no request.
