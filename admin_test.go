@@ -450,9 +450,9 @@ type failingUpdates struct {
 	fail atomic.Bool
 }
 
-func (u *failingUpdates) ExpirePassword(ctx context.Context, tenant, id string) error {
+func (u *failingUpdates) ExpirePassword(ctx context.Context, tenant, id string) (bool, error) {
 	if u.fail.Load() {
-		return errDown
+		return false, errDown
 	}
 	return u.Users.ExpirePassword(ctx, tenant, id)
 }

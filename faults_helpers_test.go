@@ -226,8 +226,8 @@ func (w fUserUpdates) RehashPassword(ctx context.Context, tenant, id, oldHash, n
 	return do0(w.c, "UserUpdates.RehashPassword", func() error { return w.UserUpdater.RehashPassword(ctx, tenant, id, oldHash, newHash) })
 }
 
-func (w fUserUpdates) ExpirePassword(ctx context.Context, tenant, id string) error {
-	return do0(w.c, "UserUpdates.ExpirePassword", func() error { return w.UserUpdater.ExpirePassword(ctx, tenant, id) })
+func (w fUserUpdates) ExpirePassword(ctx context.Context, tenant, id string) (bool, error) {
+	return do1(w.c, "UserUpdates.ExpirePassword", func() (bool, error) { return w.UserUpdater.ExpirePassword(ctx, tenant, id) })
 }
 
 func (w fUserUpdates) ClearPasswordExpired(ctx context.Context, tenant, id string) error {

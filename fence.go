@@ -370,11 +370,10 @@ func (r routedUsers) RehashPassword(ctx context.Context, tenant, id, oldHash, ne
 	return err
 }
 
-func (r routedUsers) ExpirePassword(ctx context.Context, tenant, id string) error {
-	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
-		return struct{}{}, s.UserUpdates.ExpirePassword(ctx, tenant, id)
+func (r routedUsers) ExpirePassword(ctx context.Context, tenant, id string) (bool, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (bool, error) {
+		return s.UserUpdates.ExpirePassword(ctx, tenant, id)
 	})
-	return err
 }
 
 func (r routedUsers) ClearPasswordExpired(ctx context.Context, tenant, id string) error {

@@ -114,7 +114,7 @@ func (h *handle) RehashPassword(ctx context.Context, t, id, o, n string) error {
 	h.check()
 	return h.users.RehashPassword(ctx, t, id, o, n)
 }
-func (h *handle) ExpirePassword(ctx context.Context, t, id string) error {
+func (h *handle) ExpirePassword(ctx context.Context, t, id string) (bool, error) {
 	h.check()
 	return h.users.ExpirePassword(ctx, t, id)
 }

@@ -66,7 +66,7 @@ func (u *raceUpdates) DeactivateIdle(ctx context.Context, tenant, id string, idl
 	return u.UserUpdater.DeactivateIdle(ctx, tenant, id, idleSince)
 }
 
-func (u *raceUpdates) ExpirePassword(ctx context.Context, tenant, id string) error {
+func (u *raceUpdates) ExpirePassword(ctx context.Context, tenant, id string) (bool, error) {
 	if h := u.take(""); h != nil {
 		h(id)
 	}
@@ -245,21 +245,30 @@ func TestReactivateUserRacingAGrantRefused(t *testing.T) {
 
 // ExpirePassword on a user made owner between the check and the mark is
 // refused, and the mark is taken back: the admin does not make an owner
-// change their password. A mark there before the call is not the call's
-// to take back: it stays.
+// change their password. A mark there before the call, or set by
+// another (the owner) after the call read the user, is not the call's to
+// take back: it stays.
 func TestExpirePasswordRacingAGrantRefused(t *testing.T) {
-	for _, markedBefore := range []bool{false, true} {
-		t.Run(map[bool]string{false: "unmarked", true: "marked before"}[markedBefore], func(t *testing.T) {
+	for _, marked := range []string{"unmarked", "marked before", "marked meanwhile"} {
+		t.Run(marked, func(t *testing.T) {
 			rf := newRaceFixture(t)
-			if markedBefore {
-				if err := rf.up.UserUpdater.ExpirePassword(rf.ctx, tenantID, rf.mia.UserID); err != nil {
+			mark := func() {
+				if _, err := rf.up.UserUpdater.ExpirePassword(rf.ctx, tenantID, rf.mia.UserID); err != nil {
 					t.Fatal(err)
 				}
 			}
-			rf.up.arm("", rf.promote(t))
+			hook := rf.promote(t)
+			switch marked {
+			case "marked before":
+				mark()
+			case "marked meanwhile":
+				promote := hook
+				hook = func(id string) { mark(); promote(id) }
+			}
+			rf.up.arm("", hook)
 			err := rf.g.ExpirePassword(rf.ctx, rf.admin, tenantID, rf.mia.UserID)
 			rf.wantRefused(t, err, audit.PasswordExpired, auth.StatusActive)
-			rf.wantExpired(t, markedBefore)
+			rf.wantExpired(t, marked != "unmarked")
 		})
 	}
 }

@@ -504,14 +504,16 @@ func (g *Guard) ExpirePassword(ctx context.Context, by Principal, tenant, id str
 	if u.PasswordHash == "" {
 		return &InputError{Field: "user", Reason: "has no password to expire"}
 	}
-	if err := g.stores.UserUpdates.ExpirePassword(ctx, tenant, id); err != nil {
+	set, err := g.stores.UserUpdates.ExpirePassword(ctx, tenant, id)
+	if err != nil {
 		return g.userErr("expire password", err)
 	}
 	// A role granted to the user since loadTarget is checked now, before
 	// the sessions end; refused, the mark this call set is taken back (a
-	// mark already there when the user was read was not this call's).
+	// mark already there, set before this call or by another at the same
+	// time, is not this call's: the store says which).
 	var undo func(context.Context) error
-	if !u.PasswordExpired {
+	if set {
 		undo = func(ctx context.Context) error { return g.stores.UserUpdates.ClearPasswordExpired(ctx, tenant, id) }
 	}
 	if err := g.outranksStill(ctx, by, perms, tenant, id, audit.PasswordExpired, undo); err != nil {

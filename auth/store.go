@@ -56,9 +56,10 @@ type UserUpdater interface {
 	// left alone.
 	RehashPassword(ctx context.Context, tenant, id, oldHash, newHash string) error
 	// ExpirePassword sets PasswordExpired, and changes no other field: the
-	// user must change the password at the next sign-in. Expiring an
-	// expired password is a no-op that succeeds.
-	ExpirePassword(ctx context.Context, tenant, id string) error
+	// user must change the password at the next sign-in. set reports
+	// whether this call set it: false if it was set already (a no-op that
+	// succeeds). Of concurrent calls on a clear flag, exactly one sets it.
+	ExpirePassword(ctx context.Context, tenant, id string) (set bool, err error)
 	// ClearPasswordExpired clears PasswordExpired, and changes no other
 	// field: it takes back an ExpirePassword that must not stand.
 	// Clearing a clear flag is a no-op that succeeds.

@@ -477,7 +477,7 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 				case 2:
 					err = c.st.SetEmail(t.Context(), "t", "u", fmt.Sprintf("e%d@example.com", i), false)
 				case 3:
-					err = c.st.ExpirePassword(t.Context(), "t", "u")
+					_, err = c.st.ExpirePassword(t.Context(), "t", "u")
 				}
 				if err != nil {
 					t.Errorf("goroutine %d, round %d: %v", g, i, err)
@@ -512,7 +512,7 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 				case 2:
 					err = c.st.SetEmail(t.Context(), "t", "u", fmt.Sprintf("e%d@example.com", i), false)
 				case 3:
-					err = c.st.ExpirePassword(t.Context(), "t", "u")
+					_, err = c.st.ExpirePassword(t.Context(), "t", "u")
 				}
 				if err != nil {
 					t.Errorf("goroutine %d, round %d: %v", g, i, err)
@@ -641,6 +641,25 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 			if k := seen[j] + 1; k < logins && returned[k] < j {
 				t.Fatalf("RecordLogin %d was applied after password version %d was set and read back, but returned version %d", k, j, returned[k])
 			}
+		}
+	})
+	t.Run("ExpirePasswordSetOnce", func(t *testing.T) {
+		// Admins expiring the same password at once: exactly one call
+		// says it set the flag (only that one may take it back).
+		c := &userChecker{t: t, st: newStore(t)}
+		c.create(mkUser("t", "u"))
+		var sets atomic.Int32
+		parallel(n, func(i int) {
+			set, err := c.st.ExpirePassword(t.Context(), "t", "u")
+			if err != nil {
+				t.Errorf("ExpirePassword %d: %v", i, err)
+			}
+			if set {
+				sets.Add(1)
+			}
+		})
+		if s := sets.Load(); s != 1 {
+			t.Errorf("%d calls said they set the flag, want exactly 1", s)
 		}
 	})
 	t.Run("DeactivateIdleOnce", func(t *testing.T) {

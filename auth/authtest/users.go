@@ -981,8 +981,18 @@ var expireTests = []test[*userChecker]{
 		u := mkUser("t", "u")
 		u.PasswordExpired = true
 		c.create(u)
-		c.expire("t", "u")
-		c.expire("t", "u")
+		c.expireSets("t", "u", false)
+		c.expireSets("t", "u", false)
+		c.wantUser(u)
+	}},
+	{"SaysWhetherItSetTheFlag", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		c.expireSets("t", "u", true)
+		c.expireSets("t", "u", false)
+		c.clearExpired("t", "u")
+		c.expireSets("t", "u", true)
+		u.PasswordExpired = true
 		c.wantUser(u)
 	}},
 	{"NoPasswordToo", func(t *testing.T, c *userChecker) {
@@ -1071,7 +1081,8 @@ var updaters = []struct {
 		return c.st.VerifyEmail(c.t.Context(), tenant, id, id+"@example.com")
 	}},
 	{"ExpirePassword", func(c *userChecker, tenant, id string) error {
-		return c.st.ExpirePassword(c.t.Context(), tenant, id)
+		_, err := c.st.ExpirePassword(c.t.Context(), tenant, id)
+		return err
 	}},
 	{"ClearPasswordExpired", func(c *userChecker, tenant, id string) error {
 		return c.st.ClearPasswordExpired(c.t.Context(), tenant, id)
@@ -1329,8 +1340,17 @@ func (c *userChecker) verifyErr(tenant, id, email string, want error) {
 
 func (c *userChecker) expire(tenant, id string) {
 	c.t.Helper()
-	if err := c.st.ExpirePassword(c.t.Context(), tenant, id); err != nil {
+	if _, err := c.st.ExpirePassword(c.t.Context(), tenant, id); err != nil {
 		c.t.Fatalf("ExpirePassword(%q, %q): %v", tenant, id, err)
+	}
+}
+
+// expireSets expires tenant/id's password and checks what ExpirePassword
+// says of the flag: set by this call (want) or already set.
+func (c *userChecker) expireSets(tenant, id string, want bool) {
+	c.t.Helper()
+	if set, err := c.st.ExpirePassword(c.t.Context(), tenant, id); err != nil || set != want {
+		c.t.Errorf("ExpirePassword(%q, %q) = %v, %v; want set %v", tenant, id, set, err, want)
 	}
 }
 

@@ -180,9 +180,13 @@ func (s *Users) SetPassword(_ context.Context, tenant, id, hash string, at time.
 }
 
 // ExpirePassword implements auth.UserUpdater.
-func (s *Users) ExpirePassword(_ context.Context, tenant, id string) error {
-	_, err := s.update(tenant, id, func(u *auth.User) error { u.PasswordExpired = true; return nil })
-	return err
+func (s *Users) ExpirePassword(_ context.Context, tenant, id string) (bool, error) {
+	var set bool
+	_, err := s.update(tenant, id, func(u *auth.User) error {
+		set, u.PasswordExpired = !u.PasswordExpired, true
+		return nil
+	})
+	return set, err
 }
 
 // ClearPasswordExpired implements auth.UserUpdater.

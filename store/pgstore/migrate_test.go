@@ -419,7 +419,7 @@ func TestMigrateUpgrades(t *testing.T) {
 			if got, err := st.Users.User(ctx, "acme", "u1"); err != nil || got.Email != u.Email || got.PasswordExpired || !got.LastSSOAt.IsZero() || got.EmailUnverified {
 				t.Errorf("user stored at version %d = %+v, %v", from, got, err)
 			}
-			if err := st.Users.ExpirePassword(ctx, "acme", "u1"); err != nil {
+			if _, err := st.Users.ExpirePassword(ctx, "acme", "u1"); err != nil {
 				t.Errorf("ExpirePassword after the upgrade: %v", err)
 			}
 			ssoAt := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -77,8 +77,13 @@ func newUserSQL(q string) userSQL {
 		// users_email_key refuses an email another user of the tenant
 		// has; the user's own email again matches its row and conflicts
 		// with nothing.
-		setEmail:         s(`UPDATE {s}.users SET email = $3, email_unverified = $4 WHERE tenant = $1 AND id = $2`),
-		expirePassword:   s(`UPDATE {s}.users SET password_expired = true WHERE tenant = $1 AND id = $2`),
+		setEmail: s(`UPDATE {s}.users SET email = $3, email_unverified = $4 WHERE tenant = $1 AND id = $2`),
+		// set: this statement set the flag (it was clear); known: the user
+		// exists (in the statement's snapshot).
+		expirePassword: s(`WITH u AS (
+				UPDATE {s}.users SET password_expired = true WHERE tenant = $1 AND id = $2 AND NOT password_expired
+				RETURNING 1)
+			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.users WHERE tenant = $1 AND id = $2)`),
 		unexpirePassword: s(`UPDATE {s}.users SET password_expired = false WHERE tenant = $1 AND id = $2`),
 		// Compare-and-set on the row as it is when the row lock is held:
 		// the flag is cleared only while the email is still $3, and the
@@ -370,9 +375,20 @@ func (s *Users) VerifyEmail(ctx context.Context, tenant, id, email string) error
 	return nil
 }
 
-// ExpirePassword implements auth.UserUpdater in one UPDATE.
-func (s *Users) ExpirePassword(ctx context.Context, tenant, id string) error {
-	return s.exec(ctx, "expire password", s.sql.expirePassword, tenant, id)
+// ExpirePassword implements auth.UserUpdater in one statement.
+// It sets the flag only if it is clear, so set is whether this call set it.
+func (s *Users) ExpirePassword(ctx context.Context, tenant, id string) (bool, error) {
+	if checkUserText("tenant", tenant, "id", id) != nil {
+		return false, auth.ErrNotFound // cannot be stored, so is not
+	}
+	var set, known bool
+	if err := s.pool.QueryRow(ctx, s.sql.expirePassword, tenant, id).Scan(&set, &known); err != nil {
+		return false, wrap("users: expire password", err)
+	}
+	if !set && !known {
+		return false, auth.ErrNotFound
+	}
+	return set, nil
 }
 
 // ClearPasswordExpired implements auth.UserUpdater in one UPDATE.

@@ -48,6 +48,7 @@ const (
 	userSetEmail
 	userExpirePw
 	userUnexpirePw
+	userExists
 	userSSOLogin
 	userVerifyEmail
 
@@ -243,7 +244,8 @@ var queries = func() (q [numStmts]string) {
 	// tells ErrConflict from success (no row: ErrNotFound).
 	q[userVerifyEmail] = `UPDATE guard_users SET email_unverified = email_unverified AND email IS NOT ?3
 		WHERE tenant = ?1 AND id = ?2 RETURNING email IS ?3`
-	q[userExpirePw] = `UPDATE guard_users SET password_expired = 1 WHERE tenant = ?1 AND id = ?2`
+	q[userExpirePw] = `UPDATE guard_users SET password_expired = 1 WHERE tenant = ?1 AND id = ?2 AND password_expired = 0`
+	q[userExists] = `SELECT 1 FROM guard_users WHERE tenant = ?1 AND id = ?2`
 	q[userUnexpirePw] = `UPDATE guard_users SET password_expired = 0 WHERE tenant = ?1 AND id = ?2`
 
 	q[thrGet] = `SELECT ` + throttleCols + ` FROM guard_throttle WHERE key = ?`

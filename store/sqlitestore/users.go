@@ -290,9 +290,27 @@ func (us *Users) DeactivateIdle(ctx context.Context, tenant, id string, idleSinc
 	return auth.ErrConflict
 }
 
-// ExpirePassword implements auth.UserUpdater.
-func (us *Users) ExpirePassword(ctx context.Context, tenant, id string) error {
-	return us.oneRow(ctx, "expire password", func(w *wtx) (sql.Result, error) { return w.exec(userExpirePw, tenant, id) })
+// ExpirePassword implements auth.UserUpdater: the UPDATE sets the flag
+// only if it is clear, so whether it changed a row is whether this call
+// set it; if it did not, a read tells a set flag from a missing user.
+func (us *Users) ExpirePassword(ctx context.Context, tenant, id string) (bool, error) {
+	var set bool
+	err := us.s.writeOne(ctx, func(w *wtx) error {
+		var err error
+		if set, err = affected(w.exec(userExpirePw, tenant, id)); err != nil || set {
+			return err
+		}
+		var one int
+		err = w.queryRow(userExists, tenant, id).Scan(&one)
+		if isNoRows(err) {
+			return auth.ErrNotFound
+		}
+		return err
+	})
+	if err != nil && !errors.Is(err, auth.ErrNotFound) {
+		return false, fmt.Errorf("sqlitestore: expire password: %w", err)
+	}
+	return set, err
 }
 
 // ClearPasswordExpired implements auth.UserUpdater.
