@@ -564,7 +564,9 @@ func (g *Guard) BeginTOTP(ctx context.Context, p Principal, label string) (mfa.T
 // mfa.KindEmail or mfa.KindSMS) for the signed-in user, who must have
 // authenticated recently: a code is sent there, and ConfirmFactor with it
 // makes the factor active. Sent or held back by a limit, the answer is the
-// same.
+// same. An email address is kept in canonical form (auth.CanonicalEmail:
+// trimmed, case-folded), so that each capitalisation of one mailbox counts
+// in its one send limit (mfa.SendLimits.PerDestination).
 func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destination, label string) (mfa.Factor, error) {
 	a, err := g.self(ctx, p)
 	if err != nil {
@@ -572,6 +574,12 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 	}
 	if err := g.requireRecentAuth(p); err != nil {
 		return mfa.Factor{}, err
+	}
+	if kind == mfa.KindEmail {
+		// What is not an address is left as typed, for mfa to refuse.
+		if email, err := auth.CanonicalEmail(destination); err == nil {
+			destination = email
+		}
 	}
 	f, res, err := g.mfa.BeginOOB(ctx, mfa.OOBRequest{Tenant: p.Tenant, UserID: p.UserID, Kind: kind, Destination: destination, Label: label, IP: p.IP})
 	if err != nil {
