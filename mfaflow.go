@@ -893,7 +893,9 @@ type Proof struct {
 // Config.StepUpWindow. A wrong proof is ErrInvalidCredentials and counts in
 // the lockout. Every attempt is recorded (session.reauthenticated): an over-long
 // password, not evaluated nor counted, as auth.ErrPasswordTooLong with
-// reason bad_input, as Login records it.
+// reason bad_input, as Login records it; a failure of the throttle or MFA
+// stores (loading the factors, checking the TOTP code) as ErrUnavailable
+// with reason unavailable, as CompleteLogin records it.
 //
 // While the tenant requires SSO (Policy.RequireSSO), a password is no
 // proof, as it is no sign-in: Reauthenticate refuses every user but the
@@ -970,13 +972,13 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 	if g.mfa != nil {
 		fs, err := g.mfa.Factors(ctx, p.Tenant, p.UserID)
 		if err != nil {
-			return "", session.Session{}, mfaErr("load factors", err)
+			return "", session.Session{}, fail(ReasonUnavailable, gate{}, unavailable("load factors", err))
 		}
 		if hasConfirmed(fs, mfa.KindTOTP) {
 			if _, err := g.mfa.VerifyTOTP(ctx, p.Tenant, p.UserID, "", proof.TOTP); err != nil {
 				reason, ok := codeReason(err)
 				if !ok {
-					return "", session.Session{}, unavailable("second factor", err)
+					return "", session.Session{}, fail(ReasonUnavailable, gate{}, unavailable("second factor", err))
 				}
 				if reason == ReasonCodeReuse {
 					g.noticeReuse(*a.user)
