@@ -398,7 +398,9 @@ func (g *Guard) beginTOTP(ctx context.Context, a attempt, label string) (mfa.TOT
 // the user has confirmed a second factor since it started (their own
 // enrolment elsewhere): this and BeginPendingTOTP then give
 // ErrLoginExpired (mfa.failed, reason factor_added), so that someone with
-// the password alone cannot add an authenticator of their own.
+// the password alone cannot add an authenticator of their own; so does a
+// second submission of the same code racing the first, which confirmed
+// the factor.
 func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (LoginResult, error) {
 	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeEnrol)
 	if err != nil {
@@ -413,6 +415,12 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, mfa.KindTOTP, gate{}, ErrInvalidCode)
 	}
 	codes, err := g.confirmFactor(ctx, p.a, gt, false, mfa.KindTOTP, sf.FactorID, sf.Code, session.Hash{})
+	if errors.Is(err, ErrConflict) {
+		// The factor was confirmed meanwhile (this form submitted twice
+		// at once): the pending enrolment is over, as loadPending finds
+		// it once a factor is confirmed.
+		return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonFactorAdded, mfa.KindTOTP, gate{}, ErrLoginExpired)
+	}
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -453,6 +461,14 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bo
 		f, err = g.mfa.ConfirmTOTP(ctx, u.Tenant, u.ID, factorID, code)
 	} else {
 		f, err = g.mfa.ConfirmOOB(ctx, u.Tenant, u.ID, factorID, code)
+	}
+	if errors.Is(err, mfa.ErrConflict) {
+		// Confirmed already: the form submitted twice, one after the
+		// other or at once. No guess, nor an outage: the attempt's
+		// reservation is given back (a failure to give it back leaves it
+		// counted, the safe side) and nothing is recorded.
+		_ = g.settle(ctx, gt, false)
+		return nil, ErrConflict
 	}
 	if err != nil {
 		reason, ok := codeReason(err)
@@ -597,7 +613,8 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 // ConfirmFactor makes a factor begun with BeginTOTP or BeginOOB active with
 // its first code, and returns a first set of recovery codes when it is the
 // user's first factor (show them once). A wrong code is ErrInvalidCode and
-// counts in the lockout.
+// counts in the lockout. A factor confirmed already (the form submitted
+// twice) gives ErrConflict, neither recorded nor counted.
 //
 // An enrolment that cannot be recorded in the audit log does not stand,
 // nor does one stopped by a store failure after the code was accepted
