@@ -322,13 +322,25 @@ func (g *Guard) recoveryUsed(a attempt, r mfa.RecoveryResult, outcome audit.Outc
 // a code went out or a limit held it back (resend cool-down, send limits
 // per destination, IP and account); which one is in the audit log. A
 // provider failure is returned (ErrUnavailable): the sign-in is not
-// bypassed.
+// bypassed. Any other factor, a pending one (an enrolment not yet
+// confirmed) included, is an *InputError, recorded as mfa.failed with
+// reason bad_input, and nothing is sent.
 func (g *Guard) SendLoginCode(ctx context.Context, pendingToken, factorID, ip, ua string) error {
 	p, err := g.loadPending(ctx, pendingToken, ip, ua, purposeLogin)
 	if err != nil {
 		return err
 	}
 	u := *p.a.user
+	// mfa sends a pending factor its enrolment code: a sign-in, proved by
+	// the password alone, must not mail an address the user never proved
+	// (nor replace the code the enrolment waits for).
+	f, err := g.findFactor(ctx, u.Tenant, u.ID, factorID)
+	switch {
+	case errors.Is(err, mfa.ErrNotFound), err == nil && !f.Confirmed():
+		return g.recordSend(ctx, p.a, mfa.SendResult{}, mfa.ErrNotFound)
+	case err != nil:
+		return g.mfaFailed(ctx, p.a, ReasonUnavailable, "", gate{}, err)
+	}
 	res, err := g.mfa.SendCode(ctx, mfa.SendRequest{Tenant: u.Tenant, UserID: u.ID, FactorID: factorID, Txn: p.txn.ID(), IP: ip})
 	return g.recordSend(ctx, p.a, res, err)
 }
