@@ -592,9 +592,12 @@ func (g *Guard) BeginTOTP(ctx context.Context, p Principal, label string) (mfa.T
 // mfa.KindEmail or mfa.KindSMS) for the signed-in user, who must have
 // authenticated recently: a code is sent there, and ConfirmFactor with it
 // makes the factor active. Sent or held back by a limit, the answer is the
-// same. An email address is kept in canonical form (auth.CanonicalEmail:
-// trimmed, case-folded), so that each capitalisation of one mailbox counts
-// in its one send limit (mfa.SendLimits.PerDestination).
+// same. A phone number outside mfa.Config.SMSPrefixes is refused: nothing
+// is enrolled, and an *InputError is returned (recorded as a failed
+// mfa.enrol_started, reason destination_not_allowed). An email address is
+// kept in canonical form (auth.CanonicalEmail: trimmed, case-folded), so
+// that each capitalisation of one mailbox counts in its one send limit
+// (mfa.SendLimits.PerDestination).
 func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destination, label string) (mfa.Factor, error) {
 	a, err := g.self(ctx, p)
 	if err != nil {
@@ -612,6 +615,16 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 	f, res, err := g.mfa.BeginOOB(ctx, mfa.OOBRequest{Tenant: p.Tenant, UserID: p.UserID, Kind: kind, Destination: destination, Label: label, IP: p.IP})
 	if err != nil {
 		return mfa.Factor{}, mfaErr("begin enrolment", err)
+	}
+	if f.ID == "" {
+		// A number outside mfa.Config.SMSPrefixes: no factor was made.
+		// The user is signed in, and is told.
+		e := a.event(audit.MFAEnrolStarted, audit.Failure, suppressReason(res.Suppressed))
+		e.Meta = map[string]string{"kind": string(kind)}
+		if err := g.record(ctx, e); err != nil {
+			return mfa.Factor{}, err
+		}
+		return mfa.Factor{}, &InputError{Field: "destination", Reason: "is not a number sign-in codes may be sent to"}
 	}
 	e := a.event(audit.MFAEnrolStarted, audit.Success, "")
 	e.Target, e.Meta = f.ID, map[string]string{"kind": string(kind)}

@@ -1,0 +1,34 @@
+package guard_test
+
+import (
+	"errors"
+	"testing"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/mfa"
+)
+
+// BeginOOB to a number outside mfa.Config.SMSPrefixes enrols nothing: the
+// signed-in user is told (*InputError) and the refusal is on record as a
+// failed mfa.enrol_started, reason destination_not_allowed.
+func TestBeginOOBRefusedNumberRecorded(t *testing.T) {
+	f := newMFAFixture(t, func(c *guard.Config) { c.MFA.SMSPrefixes = []string{"+44"} })
+	f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	fa, err := f.g.BeginOOB(f.ctx, p, mfa.KindSMS, "+15555550123", "")
+	var ie *guard.InputError
+	if !errors.As(err, &ie) || ie.Field != "destination" || fa.ID != "" {
+		t.Errorf("BeginOOB to a number outside SMSPrefixes: factor %q, %v; want an InputError for the destination", fa.ID, err)
+	}
+	evs := f.events(t, audit.MFAEnrolStarted)
+	if len(evs) != 1 || evs[0].Outcome != audit.Failure || evs[0].Reason != "destination_not_allowed" || evs[0].Meta["kind"] != "sms" {
+		t.Errorf("mfa.enrol_started events %+v, want one failed, reason destination_not_allowed", evs)
+	}
+	if fs, err := f.g.Factors(f.ctx, p, tenantID, p.UserID); err != nil || len(fs) != 0 {
+		t.Errorf("factors after the refusal: %v, %v", fs, err)
+	}
+	if _, err := f.g.BeginOOB(f.ctx, p, mfa.KindSMS, "+447700900123", ""); err != nil {
+		t.Errorf("BeginOOB to a number inside SMSPrefixes: %v", err)
+	}
+}
