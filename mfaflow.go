@@ -58,7 +58,8 @@ func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) 
 		}
 		return pending{}, unavailable("load pending sign-in", err)
 	}
-	if txn.Purpose != purpose {
+	txnPurpose, stamp, stamped := strings.Cut(txn.Purpose, ":")
+	if txnPurpose != purpose {
 		return pending{}, ErrLoginExpired
 	}
 	pol, err := g.EffectivePolicy(ctx, txn.Tenant)
@@ -82,8 +83,16 @@ func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) 
 	// A pending sign-in started with a password ends when the password
 	// is changed or reset after it started (Login saw a change made
 	// before); one marked compromised meanwhile goes on and gets a
-	// session that must change it (createSession reads the mark).
-	if txn.Flags&FlagSSO == 0 && u.PasswordChangedAt.After(txn.CreatedAt) {
+	// session that must change it (createSession reads the mark). The
+	// transaction keeps the password's state as the sign-in read it
+	// (pendPurpose): any other state now is a change, whatever the clocks
+	// of the replicas that stamped the two. One kept without it (begun by
+	// an older Guard) is compared by time.
+	moved := stamp != passwordStamp(u)
+	if !stamped {
+		moved = u.PasswordChangedAt.After(txn.CreatedAt)
+	}
+	if txn.Flags&FlagSSO == 0 && moved {
 		return pending{}, g.mfaFailed(ctx, p.a, ReasonPasswordChanged, "", gate{}, ErrLoginExpired)
 	}
 	// Under RequireSSO only the break-glass owner signs in with a
