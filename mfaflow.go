@@ -730,8 +730,9 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // A removal that cannot be recorded in the audit log does not stand, nor
 // does one stopped by a store failure after the factor was deleted
 // (voiding the recovery codes, ending the sessions): the factor is stored
-// again as it was (secret and last step included), no notice is sent, and
-// ErrUnavailable is returned. Putting it back voids a pending enrolment of
+// again as it was deleted (secret and last step included: a TOTP code used
+// meanwhile is not accepted again), no notice is sent, and ErrUnavailable
+// is returned. Putting it back voids a pending enrolment of
 // the same kind begun meanwhile; the sessions ended stay ended, and the
 // recovery codes voided with a last factor stay void
 // (RegenerateRecoveryCodes makes new ones). If the factor cannot be put
@@ -790,12 +791,17 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 		return ErrFactorRequired
 	}
 	// Until the removal is on record, a failure once the factor is
-	// deleted puts it back.
+	// deleted puts it back as it was deleted, not as first read: a sign-in
+	// in between moved its last step, and the older one would accept the
+	// code it used again. Only its sealed secret (which the deletion does
+	// not return) comes from the first read.
 	restore := func(ctx context.Context) error {
-		if prev.ID == "" {
+		if prev.ID == "" || f.ID != prev.ID {
 			return nil
 		}
-		return g.stores.MFA.Factors.CreateFactor(ctx, prev, 0)
+		back := f
+		back.KeyID, back.Secret = prev.KeyID, prev.Secret
+		return g.stores.MFA.Factors.CreateFactor(ctx, back, 0)
 	}
 	putBack := func(err error) error {
 		_ = restore(context.WithoutCancel(ctx))
