@@ -713,11 +713,18 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // removal that would leave none is refused (ErrBreakGlassUser, recorded
 // as a failed mfa.removed), also when several removals run at once, or
 // when SetPolicy names the owner while their last factor is being removed
-// (the factor is put back). While
-// the tenant requires MFA, a user may not remove their own last confirmed
-// factor (ErrFactorRequired, recorded with reason mfa_required): their
-// session would keep its second-factor standing with no factor behind it.
-// An administrator may (the user's sessions all end, and the next sign-in
+// (the factor is put back).
+//
+// While the tenant requires MFA, a user may not remove their own last
+// confirmed factor, nor the last one that meets the policy (an
+// authenticator app or SMS; an email factor only with
+// Policy.MFAAllowEmail) while others that do not are left
+// (ErrFactorRequired, recorded with reason mfa_required): their session
+// would keep its second-factor standing with no factor behind it that the
+// policy accepts. The policy is read again (from the store) once the
+// factor is removed, and the factor put back, as below, if it forbids the
+// removal now (switched on meanwhile, or two removals at once). An
+// administrator may (the user's sessions all end, and the next sign-in
 // enrols one), but only of a user they outrank: one whose every role's
 // permissions they hold (ErrForbidden otherwise, recorded as a failed
 // mfa.removed with reason escalation; see "Acting on a more privileged
@@ -761,34 +768,43 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	if err != nil {
 		return err
 	}
-	keepOne := false
-	if floor == 0 && isSelf(by, tenant, userID) {
+	// The user's factors as stored: the one to remove (to put back if the
+	// removal cannot stand) and those the user keeps.
+	fs, err := g.stores.MFA.Factors.Factors(ctx, tenant, userID)
+	if err != nil {
+		return unavailable("load factors", err)
+	}
+	var prev mfa.Factor
+	var kept []mfa.Factor
+	for _, x := range fs {
+		if x.ID == factorID {
+			prev = x
+		} else {
+			kept = append(kept, x)
+		}
+	}
+	must := floor
+	if isSelf(by, tenant, userID) {
 		pol, err := g.EffectivePolicy(ctx, tenant)
 		if err != nil {
 			return err
 		}
-		keepOne = pol.RequireMFA
-	}
-	must := floor
-	if keepOne {
-		must = 1
-	}
-	// The factor as stored, to put back if the removal cannot be recorded.
-	prev, err := g.stores.MFA.Factors.Factor(ctx, tenant, userID, factorID)
-	if err != nil && !errors.Is(err, mfa.ErrNotFound) {
-		return unavailable("load factor", err)
+		if pol.RequireMFA {
+			// The last factor is kept by the store's atomic count below;
+			// the last one that meets the policy, of factors that do not
+			// (email codes, unless allowed), here.
+			if kinds := mfa.ConfirmedKinds(kept); prev.Confirmed() && len(kinds) > 0 && unmetWithout(kinds, prev.Kind, pol.MFAAllowEmail) {
+				return g.refuseFactorRequired(ctx, by, tenant, userID)
+			}
+			must = max(must, 1)
+		}
 	}
 	f, left, err := g.mfa.RemoveFactorKeeping(ctx, tenant, userID, factorID, must)
 	switch {
 	case errors.Is(err, mfa.ErrLastFactor) && floor > 0:
 		return g.refuseBreakGlass(ctx, by, tenant, audit.MFARemoved, userID)
 	case errors.Is(err, mfa.ErrLastFactor):
-		e := g.adminEvent(by, tenant, audit.MFARemoved, userID)
-		e.Outcome, e.Reason = audit.Failure, "mfa_required"
-		if err := g.record(ctx, e); err != nil {
-			return err
-		}
-		return ErrFactorRequired
+		return g.refuseFactorRequired(ctx, by, tenant, userID)
 	}
 	// Until the removal is on record, a failure once the factor is
 	// deleted puts it back as it was deleted, not as first read: a sign-in
@@ -828,6 +844,16 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 			return putBack(g.refuseBreakGlass(ctx, by, tenant, audit.MFARemoved, userID))
 		}
 	}
+	if isSelf(by, tenant, userID) && f.Confirmed() {
+		// Likewise for the tenant's RequireMFA, which the policy read
+		// above (perhaps a replica's cached copy) may not show yet: read
+		// from the store now the factor is gone, and put it back if the
+		// user kept nothing that meets it. Two own removals at once each
+		// read after their own deletion, so they never both stand.
+		if err := g.keepsRequiredFactor(ctx, by, tenant, userID, f.Kind); err != nil {
+			return putBack(err)
+		}
+	}
 	if !isSelf(by, tenant, userID) {
 		// A role granted to the user since outranks is checked now, before
 		// the sessions end: refused, the factor goes back (written first,
@@ -862,6 +888,50 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 		}
 	}
 	return nil
+}
+
+// unmetWithout reports whether a user left with confirmed factors of kinds
+// (ConfirmedKinds), once a confirmed factor of kind k is removed, goes
+// against a "require MFA" policy: nothing left, or nothing left that meets
+// it though k did (allowEmail as Policy.MFAAllowEmail).
+func unmetWithout(kinds []mfa.Kind, k mfa.Kind, allowEmail bool) bool {
+	return len(kinds) == 0 || !mfa.Satisfies(kinds, allowEmail) && mfa.Satisfies([]mfa.Kind{k}, allowEmail)
+}
+
+// keepsRequiredFactor returns nil unless the tenant, read from the store
+// (not the cache), requires MFA and the user, who has just removed their
+// own confirmed factor of kind k, is left with no factor, or none that
+// meets the policy though k did: then the removal is refused
+// (refuseFactorRequired), for the caller to put the factor back. A store
+// failure is ErrUnavailable.
+func (g *Guard) keepsRequiredFactor(ctx context.Context, by Principal, tenant, userID string, k mfa.Kind) error {
+	t, err := g.Tenant(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	pol := t.Policy.withDefaults(g.defaults)
+	if !pol.RequireMFA {
+		return nil
+	}
+	fs, err := g.mfa.Factors(ctx, tenant, userID)
+	if err != nil {
+		return unavailable("load factors", err)
+	}
+	if unmetWithout(mfa.ConfirmedKinds(fs), k, pol.MFAAllowEmail) {
+		return g.refuseFactorRequired(ctx, by, tenant, userID)
+	}
+	return nil
+}
+
+// refuseFactorRequired records a user's removal of their own factor as
+// failed (reason mfa_required) and returns ErrFactorRequired.
+func (g *Guard) refuseFactorRequired(ctx context.Context, by Principal, tenant, userID string) error {
+	e := g.adminEvent(by, tenant, audit.MFARemoved, userID)
+	e.Outcome, e.Reason = audit.Failure, "mfa_required"
+	if err := g.record(ctx, e); err != nil {
+		return err
+	}
+	return ErrFactorRequired
 }
 
 // factorNoun names a kind of second factor in a notice.

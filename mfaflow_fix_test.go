@@ -68,3 +68,65 @@ func TestPendingWithoutPasswordStampComparedByTime(t *testing.T) {
 		t.Errorf("completing an older Guard's pending sign-in after a password change: session %t, %v; want ErrLoginExpired", res.Token != "", err)
 	}
 }
+
+// Under RequireMFA (email codes not allowed) a user with an authenticator
+// app, an SMS factor and an email factor removes the app and the SMS
+// factor at once: each removal checked the other factor still there
+// before its deletion, and the store's count keeps one factor (the email
+// one), so only the facade's check after each deletion keeps one that
+// meets the policy. Here the SMS factor's removal runs whole between the
+// app's check and its deletion: it stands, and the app's is refused, the
+// app put back.
+func TestOwnStrongFactorsRemovedAtOnceUnderRequireMFA(t *testing.T) {
+	hooked := &hookedFactors{}
+	f := newMFAFixture(t, withHookedFactors(hooked))
+	p, secret, app := f.adaWithApp(t)
+	sms, err := f.g.BeginOOB(f.ctx, p, mfa.KindSMS, "+447700900123", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.ConfirmFactor(f.ctx, p, sms.ID, f.out.lastSMSCode(t)); err != nil {
+		t.Fatal(err)
+	}
+	f.enrolEmail(t, p, "ada.codes@example.test")
+	f.requireMFA(t, 0)
+	f.clock.Advance(31 * time.Second)
+	p, _ = f.totpSignIn(t, secret)
+	var smsErr error
+	hooked.before = func() { smsErr = f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, sms.ID) }
+	appErr := f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, app)
+	fs, err := f.g.Factors(f.ctx, p, tenantID, p.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kinds := mfa.ConfirmedKinds(fs); smsErr != nil || !errors.Is(appErr, guard.ErrFactorRequired) || !mfa.Satisfies(kinds, false) {
+		t.Errorf("removing the SMS factor (%v) while the app was removed (%v) left kinds %v; want the first to stand, "+
+			"the second refused (ErrFactorRequired) and the app kept", smsErr, appErr, kinds)
+	}
+}
+
+// RequireMFA switched on (email codes not allowed) while a user removes
+// their authenticator app, an email factor beside it: the policy read
+// again once the app is gone refuses the removal and puts the app back,
+// as for the last factor of all.
+func TestOwnStrongFactorRemovalRacesRequireMFA(t *testing.T) {
+	hooked := &hookedFactors{}
+	f := newMFAFixture(t, withHookedFactors(hooked))
+	p, secret, app := f.adaWithApp(t)
+	f.enrolEmail(t, p, "ada.codes@example.test")
+	f.clock.Advance(31 * time.Second)
+	p, _ = f.totpSignIn(t, secret)
+	hooked.before = func() { f.requireMFA(t, 0) }
+	err := f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, app)
+	fs, _ := f.g.Factors(f.ctx, p, tenantID, p.UserID)
+	if !errors.Is(err, guard.ErrFactorRequired) || !mfa.Satisfies(mfa.ConfirmedKinds(fs), false) {
+		t.Errorf("own app removed while RequireMFA was switched on: %v, kinds left %v; want ErrFactorRequired and the app kept",
+			err, mfa.ConfirmedKinds(fs))
+	}
+	if r := reasons(f.events(t, audit.MFARemoved)); r["mfa_required"] != 1 {
+		t.Errorf("mfa.removed reasons %v, want one mfa_required", r)
+	}
+	// The app put back signs in with a later code.
+	f.clock.Advance(31 * time.Second)
+	f.totpSignIn(t, secret)
+}
