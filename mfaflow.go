@@ -716,7 +716,8 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // (the factor is put back).
 //
 // While the tenant requires MFA, a user may not remove their own last
-// confirmed factor, nor the last one that meets the policy (an
+// confirmed factor (a pending one, an enrolment not yet confirmed, they
+// may), nor the last one that meets the policy (an
 // authenticator app or SMS; an email factor only with
 // Policy.MFAAllowEmail) while others that do not are left
 // (ErrFactorRequired, recorded with reason mfa_required): their session
@@ -784,7 +785,10 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 		}
 	}
 	must := floor
-	if isSelf(by, tenant, userID) {
+	if isSelf(by, tenant, userID) && prev.Confirmed() {
+		// A pending factor (an enrolment the user cancels) is no factor:
+		// removed whatever the policy. One confirmed meanwhile is caught
+		// by the check after the deletion.
 		pol, err := g.EffectivePolicy(ctx, tenant)
 		if err != nil {
 			return err
@@ -793,7 +797,7 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 			// The last factor is kept by the store's atomic count below;
 			// the last one that meets the policy, of factors that do not
 			// (email codes, unless allowed), here.
-			if kinds := mfa.ConfirmedKinds(kept); prev.Confirmed() && len(kinds) > 0 && unmetWithout(kinds, prev.Kind, pol.MFAAllowEmail) {
+			if kinds := mfa.ConfirmedKinds(kept); len(kinds) > 0 && unmetWithout(kinds, prev.Kind, pol.MFAAllowEmail) {
 				return g.refuseFactorRequired(ctx, by, tenant, userID)
 			}
 			must = max(must, 1)

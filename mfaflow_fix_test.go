@@ -130,3 +130,31 @@ func TestOwnStrongFactorRemovalRacesRequireMFA(t *testing.T) {
 	f.clock.Advance(31 * time.Second)
 	f.totpSignIn(t, secret)
 }
+
+// Inside the grace period of RequireMFA a user cancels their pending
+// enrolment while it is being confirmed (another tab): the removal, begun
+// for a pending factor, deletes a confirmed one, their only factor. The
+// check after the deletion refuses it and puts the factor back.
+func TestPendingFactorRemovalRacesItsConfirmation(t *testing.T) {
+	hooked := &hookedFactors{}
+	f := newMFAFixture(t, withHookedFactors(hooked))
+	f.createUser(t, adaEmail, ownerPW)
+	f.requireMFA(t, 24*time.Hour)
+	f.clock.Advance(time.Second)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	en, err := f.g.BeginTOTP(f.ctx, p, "Phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooked.before = func() {
+		if _, err := f.g.ConfirmFactor(f.ctx, p, en.Factor.ID, f.code(t, en.Secret)); err != nil {
+			t.Errorf("ConfirmFactor during the removal: %v", err)
+		}
+	}
+	err = f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, en.Factor.ID)
+	fs, _ := f.g.Factors(f.ctx, p, tenantID, p.UserID)
+	if !errors.Is(err, guard.ErrFactorRequired) || len(fs) != 1 || !fs[0].Confirmed() {
+		t.Errorf("removing a pending factor confirmed meanwhile, the only one, under RequireMFA: %v, factors %+v; "+
+			"want ErrFactorRequired and the factor kept, confirmed", err, fs)
+	}
+}
