@@ -381,9 +381,14 @@ func TestCreateUserWithRoleBeyondCreator(t *testing.T) {
 
 // While the tenant requires MFA a user cannot remove their own last
 // factor (their session would keep its second-factor standing with no
-// factor behind it): ErrFactorRequired, recorded, nothing removed. With
-// a second factor the first can go; an administrator may remove the last
-// one, which ends the user's sessions.
+// factor behind it): ErrFactorRequired, recorded, nothing removed. Nor
+// the last one that meets the policy: an email factor does not
+// (MFAAllowEmail off), so with the app and an email factor the app still
+// cannot go (this test asserted it could, before the audit "mfaflow",
+// TestAuditMfaflow_LastStrongFactorRemovableUnderRequireMFA). With a
+// second factor that meets it (SMS) the first can go, and so can the
+// email factor; an administrator may remove the last one, which ends the
+// user's sessions.
 func TestOwnLastFactorKeptUnderRequireMFA(t *testing.T) {
 	f := newMFAFixture(t)
 	admin, _ := f.userWithRoles(t, "adam@example.test", rbac.Admin)
@@ -423,13 +428,26 @@ func TestOwnLastFactorKeptUnderRequireMFA(t *testing.T) {
 		t.Fatalf("factors after the refusal: %v", fs2)
 	}
 	email := f.enrolEmail(t, p, "ada.codes@example.test")
+	if err := f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, fs[0].ID); !errors.Is(err, guard.ErrFactorRequired) {
+		t.Fatalf("removing one's own app with only an email factor left: %v, want ErrFactorRequired", err)
+	}
+	sms, err := f.g.BeginOOB(f.ctx, p, mfa.KindSMS, "+447700900123", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.ConfirmFactor(f.ctx, p, sms.ID, f.out.lastSMSCode(t)); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, fs[0].ID); err != nil {
-		t.Fatalf("removing one of two factors: %v", err)
+		t.Fatalf("removing one of two factors that meet the policy: %v", err)
+	}
+	if err := f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, email.ID); err != nil {
+		t.Fatalf("removing an email factor beside an SMS factor: %v", err)
 	}
 	if _, err := f.g.Authenticate(f.ctx, res.Token); err != nil {
 		t.Fatalf("the user's session before an administrator removes the last factor: %v", err)
 	}
-	if err := f.g.RemoveFactor(f.ctx, admin, tenantID, p.UserID, email.ID); err != nil {
+	if err := f.g.RemoveFactor(f.ctx, admin, tenantID, p.UserID, sms.ID); err != nil {
 		t.Fatalf("an administrator removing the last factor: %v", err)
 	}
 	if _, err := f.g.Authenticate(f.ctx, res.Token); err == nil {

@@ -98,9 +98,9 @@ var (
 	ErrBreakGlassUser = errors.New("guard: this user is the break-glass owner while single sign-on is required: " +
 		"name another break-glass owner, or stop requiring single sign-on, first")
 	// ErrFactorRequired: a user may not remove their own last second
-	// factor while the tenant requires MFA (add another first; an
-	// administrator may still remove it, which ends the user's sessions).
-	// It is also ErrForbidden.
+	// factor while the tenant requires MFA, nor the last one that meets
+	// the policy (add another first; an administrator may still remove
+	// it, which ends the user's sessions). It is also ErrForbidden.
 	ErrFactorRequired = fmt.Errorf("%w: your organisation requires a second factor: add another before removing the last", ErrForbidden)
 )
 

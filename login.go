@@ -473,7 +473,7 @@ func (g *Guard) pend(ctx context.Context, a attempt, gt gate, si signIn, purpose
 		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, err)
 	}
 	token, txn, err := g.mfa.StartTransaction(ctx, mfa.TransactionOptions{
-		Tenant: u.Tenant, UserID: u.ID, Binding: a.req.UserAgent, Purpose: purpose, Flags: si.flags,
+		Tenant: u.Tenant, UserID: u.ID, Binding: a.req.UserAgent, Purpose: pendPurpose(purpose, si, u), Flags: si.flags,
 	})
 	if err != nil {
 		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("start pending sign-in", err))
@@ -499,6 +499,24 @@ func (g *Guard) pend(ctx context.Context, a attempt, gt gate, si signIn, purpose
 	}
 	return LoginResult{User: userView(u), Pending: &Pending{Token: token, ExpiresAt: txn.ExpiresAt,
 		Enrol: purpose == purposeEnrol, Factors: factors}}, nil
+}
+
+// pendPurpose is the Purpose stored with a pending sign-in for purpose:
+// after a password, followed by the state of the password that the
+// sign-in read (passwordStamp), which loadPending requires unchanged. No
+// store keeps more for it: mfa stores Purpose as it is.
+func pendPurpose(purpose string, si signIn, u auth.User) string {
+	if !si.password {
+		return purpose
+	}
+	return purpose + ":" + passwordStamp(u)
+}
+
+// passwordStamp names the state of u's password: its PasswordChangedAt,
+// to the microsecond (as stores keep it), which every change and reset
+// sets, and a rehash of the same password leaves alone.
+func passwordStamp(u auth.User) string {
+	return strconv.FormatInt(u.PasswordChangedAt.UnixMicro(), 10)
 }
 
 // passwordMoved reports whether the user's password was changed, reset

@@ -58,7 +58,8 @@ func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) 
 		}
 		return pending{}, unavailable("load pending sign-in", err)
 	}
-	if txn.Purpose != purpose {
+	txnPurpose, stamp, stamped := strings.Cut(txn.Purpose, ":")
+	if txnPurpose != purpose {
 		return pending{}, ErrLoginExpired
 	}
 	pol, err := g.EffectivePolicy(ctx, txn.Tenant)
@@ -82,8 +83,16 @@ func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) 
 	// A pending sign-in started with a password ends when the password
 	// is changed or reset after it started (Login saw a change made
 	// before); one marked compromised meanwhile goes on and gets a
-	// session that must change it (createSession reads the mark).
-	if txn.Flags&FlagSSO == 0 && u.PasswordChangedAt.After(txn.CreatedAt) {
+	// session that must change it (createSession reads the mark). The
+	// transaction keeps the password's state as the sign-in read it
+	// (pendPurpose): any other state now is a change, whatever the clocks
+	// of the replicas that stamped the two. One kept without it (begun by
+	// an older Guard) is compared by time.
+	moved := stamp != passwordStamp(u)
+	if !stamped {
+		moved = u.PasswordChangedAt.After(txn.CreatedAt)
+	}
+	if txn.Flags&FlagSSO == 0 && moved {
 		return pending{}, g.mfaFailed(ctx, p.a, ReasonPasswordChanged, "", gate{}, ErrLoginExpired)
 	}
 	// Under RequireSSO only the break-glass owner signs in with a
@@ -322,13 +331,25 @@ func (g *Guard) recoveryUsed(a attempt, r mfa.RecoveryResult, outcome audit.Outc
 // a code went out or a limit held it back (resend cool-down, send limits
 // per destination, IP and account); which one is in the audit log. A
 // provider failure is returned (ErrUnavailable): the sign-in is not
-// bypassed.
+// bypassed. Any other factor, a pending one (an enrolment not yet
+// confirmed) included, is an *InputError, recorded as mfa.failed with
+// reason bad_input, and nothing is sent.
 func (g *Guard) SendLoginCode(ctx context.Context, pendingToken, factorID, ip, ua string) error {
 	p, err := g.loadPending(ctx, pendingToken, ip, ua, purposeLogin)
 	if err != nil {
 		return err
 	}
 	u := *p.a.user
+	// mfa sends a pending factor its enrolment code: a sign-in, proved by
+	// the password alone, must not mail an address the user never proved
+	// (nor replace the code the enrolment waits for).
+	f, err := g.findFactor(ctx, u.Tenant, u.ID, factorID)
+	switch {
+	case errors.Is(err, mfa.ErrNotFound), err == nil && !f.Confirmed():
+		return g.recordSend(ctx, p.a, mfa.SendResult{}, mfa.ErrNotFound)
+	case err != nil:
+		return g.mfaFailed(ctx, p.a, ReasonUnavailable, "", gate{}, err)
+	}
 	res, err := g.mfa.SendCode(ctx, mfa.SendRequest{Tenant: u.Tenant, UserID: u.ID, FactorID: factorID, Txn: p.txn.ID(), IP: ip})
 	return g.recordSend(ctx, p.a, res, err)
 }
@@ -398,7 +419,9 @@ func (g *Guard) beginTOTP(ctx context.Context, a attempt, label string) (mfa.TOT
 // the user has confirmed a second factor since it started (their own
 // enrolment elsewhere): this and BeginPendingTOTP then give
 // ErrLoginExpired (mfa.failed, reason factor_added), so that someone with
-// the password alone cannot add an authenticator of their own.
+// the password alone cannot add an authenticator of their own; so does a
+// second submission of the same code racing the first, which confirmed
+// the factor.
 func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (LoginResult, error) {
 	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeEnrol)
 	if err != nil {
@@ -413,6 +436,12 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, mfa.KindTOTP, gate{}, ErrInvalidCode)
 	}
 	codes, err := g.confirmFactor(ctx, p.a, gt, false, mfa.KindTOTP, sf.FactorID, sf.Code, session.Hash{})
+	if errors.Is(err, ErrConflict) {
+		// The factor was confirmed meanwhile (this form submitted twice
+		// at once): the pending enrolment is over, as loadPending finds
+		// it once a factor is confirmed.
+		return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonFactorAdded, mfa.KindTOTP, gate{}, ErrLoginExpired)
+	}
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -453,6 +482,14 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bo
 		f, err = g.mfa.ConfirmTOTP(ctx, u.Tenant, u.ID, factorID, code)
 	} else {
 		f, err = g.mfa.ConfirmOOB(ctx, u.Tenant, u.ID, factorID, code)
+	}
+	if errors.Is(err, mfa.ErrConflict) {
+		// Confirmed already: the form submitted twice, one after the
+		// other or at once. No guess, nor an outage: the attempt's
+		// reservation is given back (a failure to give it back leaves it
+		// counted, the safe side) and nothing is recorded.
+		_ = g.settle(ctx, gt, false)
+		return nil, ErrConflict
 	}
 	if err != nil {
 		reason, ok := codeReason(err)
@@ -564,7 +601,12 @@ func (g *Guard) BeginTOTP(ctx context.Context, p Principal, label string) (mfa.T
 // mfa.KindEmail or mfa.KindSMS) for the signed-in user, who must have
 // authenticated recently: a code is sent there, and ConfirmFactor with it
 // makes the factor active. Sent or held back by a limit, the answer is the
-// same.
+// same. A phone number outside mfa.Config.SMSPrefixes is refused: nothing
+// is enrolled, and an *InputError is returned (recorded as a failed
+// mfa.enrol_started, reason destination_not_allowed). An email address is
+// kept in canonical form (auth.CanonicalEmail: trimmed, case-folded), so
+// that each capitalisation of one mailbox counts in its one send limit
+// (mfa.SendLimits.PerDestination).
 func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destination, label string) (mfa.Factor, error) {
 	a, err := g.self(ctx, p)
 	if err != nil {
@@ -573,9 +615,25 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 	if err := g.requireRecentAuth(p); err != nil {
 		return mfa.Factor{}, err
 	}
+	if kind == mfa.KindEmail {
+		// What is not an address is left as typed, for mfa to refuse.
+		if email, err := auth.CanonicalEmail(destination); err == nil {
+			destination = email
+		}
+	}
 	f, res, err := g.mfa.BeginOOB(ctx, mfa.OOBRequest{Tenant: p.Tenant, UserID: p.UserID, Kind: kind, Destination: destination, Label: label, IP: p.IP})
 	if err != nil {
 		return mfa.Factor{}, mfaErr("begin enrolment", err)
+	}
+	if f.ID == "" {
+		// A number outside mfa.Config.SMSPrefixes: no factor was made.
+		// The user is signed in, and is told.
+		e := a.event(audit.MFAEnrolStarted, audit.Failure, suppressReason(res.Suppressed))
+		e.Meta = map[string]string{"kind": string(kind)}
+		if err := g.record(ctx, e); err != nil {
+			return mfa.Factor{}, err
+		}
+		return mfa.Factor{}, &InputError{Field: "destination", Reason: "is not a number sign-in codes may be sent to"}
 	}
 	e := a.event(audit.MFAEnrolStarted, audit.Success, "")
 	e.Target, e.Meta = f.ID, map[string]string{"kind": string(kind)}
@@ -589,7 +647,8 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 // ConfirmFactor makes a factor begun with BeginTOTP or BeginOOB active with
 // its first code, and returns a first set of recovery codes when it is the
 // user's first factor (show them once). A wrong code is ErrInvalidCode and
-// counts in the lockout.
+// counts in the lockout. A factor confirmed already (the form submitted
+// twice) gives ErrConflict, neither recorded nor counted.
 //
 // An enrolment that cannot be recorded in the audit log does not stand,
 // nor does one stopped by a store failure after the code was accepted
@@ -654,11 +713,19 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // removal that would leave none is refused (ErrBreakGlassUser, recorded
 // as a failed mfa.removed), also when several removals run at once, or
 // when SetPolicy names the owner while their last factor is being removed
-// (the factor is put back). While
-// the tenant requires MFA, a user may not remove their own last confirmed
-// factor (ErrFactorRequired, recorded with reason mfa_required): their
-// session would keep its second-factor standing with no factor behind it.
-// An administrator may (the user's sessions all end, and the next sign-in
+// (the factor is put back).
+//
+// While the tenant requires MFA, a user may not remove their own last
+// confirmed factor (a pending one, an enrolment not yet confirmed, they
+// may), nor the last one that meets the policy (an
+// authenticator app or SMS; an email factor only with
+// Policy.MFAAllowEmail) while others that do not are left
+// (ErrFactorRequired, recorded with reason mfa_required): their session
+// would keep its second-factor standing with no factor behind it that the
+// policy accepts. The policy is read again (from the store) once the
+// factor is removed, and the factor put back, as below, if it forbids the
+// removal now (switched on meanwhile, or two removals at once). An
+// administrator may (the user's sessions all end, and the next sign-in
 // enrols one), but only of a user they outrank: one whose every role's
 // permissions they hold (ErrForbidden otherwise, recorded as a failed
 // mfa.removed with reason escalation; see "Acting on a more privileged
@@ -671,8 +738,9 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // A removal that cannot be recorded in the audit log does not stand, nor
 // does one stopped by a store failure after the factor was deleted
 // (voiding the recovery codes, ending the sessions): the factor is stored
-// again as it was (secret and last step included), no notice is sent, and
-// ErrUnavailable is returned. Putting it back voids a pending enrolment of
+// again as it was deleted (secret and last step included: a TOTP code used
+// meanwhile is not accepted again), no notice is sent, and ErrUnavailable
+// is returned. Putting it back voids a pending enrolment of
 // the same kind begun meanwhile; the sessions ended stay ended, and the
 // recovery codes voided with a last factor stay void
 // (RegenerateRecoveryCodes makes new ones). If the factor cannot be put
@@ -701,42 +769,59 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	if err != nil {
 		return err
 	}
-	keepOne := false
-	if floor == 0 && isSelf(by, tenant, userID) {
+	// The user's factors as stored: the one to remove (to put back if the
+	// removal cannot stand) and those the user keeps.
+	fs, err := g.stores.MFA.Factors.Factors(ctx, tenant, userID)
+	if err != nil {
+		return unavailable("load factors", err)
+	}
+	var prev mfa.Factor
+	var kept []mfa.Factor
+	for _, x := range fs {
+		if x.ID == factorID {
+			prev = x
+		} else {
+			kept = append(kept, x)
+		}
+	}
+	must := floor
+	if isSelf(by, tenant, userID) && prev.Confirmed() {
+		// A pending factor (an enrolment the user cancels) is no factor:
+		// removed whatever the policy. One confirmed meanwhile is caught
+		// by the check after the deletion.
 		pol, err := g.EffectivePolicy(ctx, tenant)
 		if err != nil {
 			return err
 		}
-		keepOne = pol.RequireMFA
-	}
-	must := floor
-	if keepOne {
-		must = 1
-	}
-	// The factor as stored, to put back if the removal cannot be recorded.
-	prev, err := g.stores.MFA.Factors.Factor(ctx, tenant, userID, factorID)
-	if err != nil && !errors.Is(err, mfa.ErrNotFound) {
-		return unavailable("load factor", err)
+		if pol.RequireMFA {
+			// The last factor is kept by the store's atomic count below;
+			// the last one that meets the policy, of factors that do not
+			// (email codes, unless allowed), here.
+			if kinds := mfa.ConfirmedKinds(kept); len(kinds) > 0 && unmetWithout(kinds, prev.Kind, pol.MFAAllowEmail) {
+				return g.refuseFactorRequired(ctx, by, tenant, userID)
+			}
+			must = max(must, 1)
+		}
 	}
 	f, left, err := g.mfa.RemoveFactorKeeping(ctx, tenant, userID, factorID, must)
 	switch {
 	case errors.Is(err, mfa.ErrLastFactor) && floor > 0:
 		return g.refuseBreakGlass(ctx, by, tenant, audit.MFARemoved, userID)
 	case errors.Is(err, mfa.ErrLastFactor):
-		e := g.adminEvent(by, tenant, audit.MFARemoved, userID)
-		e.Outcome, e.Reason = audit.Failure, "mfa_required"
-		if err := g.record(ctx, e); err != nil {
-			return err
-		}
-		return ErrFactorRequired
+		return g.refuseFactorRequired(ctx, by, tenant, userID)
 	}
 	// Until the removal is on record, a failure once the factor is
-	// deleted puts it back.
+	// deleted puts it back as it was deleted, not as first read: a sign-in
+	// in between moved its last step, and the older one would accept the
+	// code it used again. Only its sealed secret (which the deletion does
+	// not return) comes from the first read.
 	restore := func(ctx context.Context) error {
-		if prev.ID == "" {
+		if prev.ID == "" || f.ID != prev.ID {
 			return nil
 		}
-		return g.stores.MFA.Factors.CreateFactor(ctx, prev, 0)
+		back := f
+		back.KeyID, back.Secret = prev.KeyID, prev.Secret
+		return g.stores.MFA.Factors.CreateFactor(ctx, back, 0)
 	}
 	putBack := func(err error) error {
 		_ = restore(context.WithoutCancel(ctx))
@@ -761,6 +846,16 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 		}
 		if bg > 0 {
 			return putBack(g.refuseBreakGlass(ctx, by, tenant, audit.MFARemoved, userID))
+		}
+	}
+	if isSelf(by, tenant, userID) && f.Confirmed() {
+		// Likewise for the tenant's RequireMFA, which the policy read
+		// above (perhaps a replica's cached copy) may not show yet: read
+		// from the store now the factor is gone, and put it back if the
+		// user kept nothing that meets it. Two own removals at once each
+		// read after their own deletion, so they never both stand.
+		if err := g.keepsRequiredFactor(ctx, by, tenant, userID, f.Kind); err != nil {
+			return putBack(err)
 		}
 	}
 	if !isSelf(by, tenant, userID) {
@@ -797,6 +892,50 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 		}
 	}
 	return nil
+}
+
+// unmetWithout reports whether a user left with confirmed factors of kinds
+// (ConfirmedKinds), once a confirmed factor of kind k is removed, goes
+// against a "require MFA" policy: nothing left, or nothing left that meets
+// it though k did (allowEmail as Policy.MFAAllowEmail).
+func unmetWithout(kinds []mfa.Kind, k mfa.Kind, allowEmail bool) bool {
+	return len(kinds) == 0 || !mfa.Satisfies(kinds, allowEmail) && mfa.Satisfies([]mfa.Kind{k}, allowEmail)
+}
+
+// keepsRequiredFactor returns nil unless the tenant, read from the store
+// (not the cache), requires MFA and the user, who has just removed their
+// own confirmed factor of kind k, is left with no factor, or none that
+// meets the policy though k did: then the removal is refused
+// (refuseFactorRequired), for the caller to put the factor back. A store
+// failure is ErrUnavailable.
+func (g *Guard) keepsRequiredFactor(ctx context.Context, by Principal, tenant, userID string, k mfa.Kind) error {
+	t, err := g.Tenant(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	pol := t.Policy.withDefaults(g.defaults)
+	if !pol.RequireMFA {
+		return nil
+	}
+	fs, err := g.mfa.Factors(ctx, tenant, userID)
+	if err != nil {
+		return unavailable("load factors", err)
+	}
+	if unmetWithout(mfa.ConfirmedKinds(fs), k, pol.MFAAllowEmail) {
+		return g.refuseFactorRequired(ctx, by, tenant, userID)
+	}
+	return nil
+}
+
+// refuseFactorRequired records a user's removal of their own factor as
+// failed (reason mfa_required) and returns ErrFactorRequired.
+func (g *Guard) refuseFactorRequired(ctx context.Context, by Principal, tenant, userID string) error {
+	e := g.adminEvent(by, tenant, audit.MFARemoved, userID)
+	e.Outcome, e.Reason = audit.Failure, "mfa_required"
+	if err := g.record(ctx, e); err != nil {
+		return err
+	}
+	return ErrFactorRequired
 }
 
 // factorNoun names a kind of second factor in a notice.
@@ -885,7 +1024,9 @@ type Proof struct {
 // Config.StepUpWindow. A wrong proof is ErrInvalidCredentials and counts in
 // the lockout. Every attempt is recorded (session.reauthenticated): an over-long
 // password, not evaluated nor counted, as auth.ErrPasswordTooLong with
-// reason bad_input, as Login records it.
+// reason bad_input, as Login records it; a failure of the throttle or MFA
+// stores (loading the factors, checking the TOTP code) as ErrUnavailable
+// with reason unavailable, as CompleteLogin records it.
 //
 // While the tenant requires SSO (Policy.RequireSSO), a password is no
 // proof, as it is no sign-in: Reauthenticate refuses every user but the
@@ -962,13 +1103,13 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 	if g.mfa != nil {
 		fs, err := g.mfa.Factors(ctx, p.Tenant, p.UserID)
 		if err != nil {
-			return "", session.Session{}, mfaErr("load factors", err)
+			return "", session.Session{}, fail(ReasonUnavailable, gate{}, unavailable("load factors", err))
 		}
 		if hasConfirmed(fs, mfa.KindTOTP) {
 			if _, err := g.mfa.VerifyTOTP(ctx, p.Tenant, p.UserID, "", proof.TOTP); err != nil {
 				reason, ok := codeReason(err)
 				if !ok {
-					return "", session.Session{}, unavailable("second factor", err)
+					return "", session.Session{}, fail(ReasonUnavailable, gate{}, unavailable("second factor", err))
 				}
 				if reason == ReasonCodeReuse {
 					g.noticeReuse(*a.user)

@@ -2,6 +2,7 @@ package guard_test
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,5 +70,42 @@ func TestPendingEnrolmentEndsOnceUserEnrolled(t *testing.T) {
 	}
 	if r := reasons(f.events(t, audit.MFAFailed)); r[guard.ReasonFactorAdded] != 2 {
 		t.Errorf("mfa.failed reasons %v, want two factor_added", r)
+	}
+}
+
+// A pending enrolment's form submitted several times at once with the
+// right code completes once; the other submissions find the factor
+// confirmed (by loadPending, or by the confirmation itself when they
+// raced past it) and get ErrLoginExpired, recorded as factor_added, never
+// ErrUnavailable nor an "unavailable" record.
+func TestPendingEnrolmentSubmittedTwiceAtOnce(t *testing.T) {
+	f := newMFAFixture(t)
+	f.createUser(t, adaEmail, ownerPW)
+	if _, err := f.g.SetPolicy(f.ctx, guard.System("test"), tenantID, guard.Policy{RequireMFA: true}, 1); err != nil {
+		t.Fatal(err)
+	}
+	pend := f.pending(t, adaEmail, ownerPW)
+	en, err := f.g.BeginPendingTOTP(f.ctx, pend.Token, "203.0.113.5", "test", "Phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf := guard.SecondFactor{Pending: pend.Token, FactorID: en.Factor.ID, Code: f.code(t, en.Secret), IP: "203.0.113.5", UserAgent: "test"}
+	errs := make([]error, 4)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = f.g.CompletePendingEnrolment(f.ctx, sf) })
+	}
+	wg.Wait()
+	done := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			done++
+		case !errors.Is(err, guard.ErrLoginExpired):
+			t.Errorf("a second submission: %v, want ErrLoginExpired", err)
+		}
+	}
+	if r := reasons(f.events(t, audit.MFAFailed)); done != 1 || r[guard.ReasonUnavailable] != 0 {
+		t.Errorf("%d enrolments completed (want 1), mfa.failed reasons %v (want none unavailable)", done, r)
 	}
 }

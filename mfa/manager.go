@@ -122,7 +122,8 @@ type Config struct {
 // two counts of PerDestination, across tenants: one for the codes of
 // enrolments, which anyone can start for any address, and one for the
 // codes to confirmed factors, so that strangers' enrolments never stop
-// the codes its owner signs in with.
+// the codes its owner signs in with. An email address counts whatever its
+// case.
 type SendLimits struct {
 	Window         time.Duration // default one hour
 	PerDestination int           // default 5

@@ -244,7 +244,7 @@ func (m *Manager) send(ctx context.Context, f Factor, txn, ip string) (SendResul
 	}{
 		{"ip", RateKey("ip", ip), m.limits.PerIP},
 		{"account", RateKey("account", f.Tenant, f.UserID), m.limits.PerAccount},
-		{"destination", RateKey(destScope, string(f.Kind), f.Destination), m.limits.PerDestination},
+		{"destination", RateKey(destScope, string(f.Kind), destKey(f)), m.limits.PerDestination},
 	} {
 		if l.scope == "ip" && ip == "" {
 			continue
@@ -416,6 +416,16 @@ func clipIP(ip string) string {
 		ip = ip[:maxIPLen]
 	}
 	return ip
+}
+
+// destKey is f's destination as its send limit counts it: an email
+// address case-folded, so that no capitalisation of a mailbox has a count
+// of its own; a phone number as it is.
+func destKey(f Factor) string {
+	if f.Kind == KindEmail {
+		return strings.ToLower(f.Destination)
+	}
+	return f.Destination
 }
 
 // checkTxn refuses what cannot name a transaction.

@@ -522,6 +522,26 @@ func TestStrangersEnrolmentsDoNotStopSignInCodes(t *testing.T) {
 	}
 }
 
+// The per-destination limit counts an email address whatever its case:
+// a caller that passes addresses as typed does not give each
+// capitalisation of one mailbox a count of its own.
+func TestDestinationLimitIgnoresCase(t *testing.T) {
+	f := newFixture(t, func(c *mfa.Config) { c.Limits = mfa.SendLimits{PerDestination: 2, PerIP: 1 << 30, PerAccount: 1 << 30} })
+	sent := 0
+	for i, d := range []string{"victim@example.test", "Victim@example.test", "VICTIM@example.test", "victim@EXAMPLE.test"} {
+		_, res, err := f.m.BeginOOB(t.Context(), mfa.OOBRequest{Tenant: "t", UserID: fmt.Sprint("u", i), Kind: mfa.KindEmail, Destination: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Sent {
+			sent++
+		}
+	}
+	if sent != 2 || f.email.count() != 2 {
+		t.Errorf("%d enrolment codes sent (%d mails) to one mailbox spelt four ways, want the limit, 2", sent, f.email.count())
+	}
+}
+
 // A factor's label is shown to the user and to administrators: besides
 // control characters, it may hold no line separator and no bidirectional
 // override (what auth.CheckName refuses in a name). Refused, nothing is
