@@ -233,9 +233,10 @@ type ForgotRequest struct {
 // is one and it is active. The answer is the same, and takes the same time,
 // whether the account exists or not: the lookup and the email happen in the
 // background after ForgotPassword returns (Close waits for them). Only a
-// malformed email (*auth.InputError), a client IP over 64 bytes
-// (*InputError), a refused CAPTCHA (ErrCaptchaRequired) or a missing
-// configuration is reported.
+// malformed email (*auth.InputError), a client IP over 64 bytes or a
+// malformed user agent (*InputError: as Login, over 1024 bytes, not
+// UTF-8 or with control characters), a refused CAPTCHA
+// (ErrCaptchaRequired) or a missing configuration is reported.
 //
 // A link is single-use, lives Recovery.TokenTTL, is stored only as a hash,
 // and a newer request voids the older link. It is bound to the address it
@@ -250,7 +251,7 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
 	}
-	if err := checkClientIP(req.IP); err != nil {
+	if err := linkInput(req.IP, req.UserAgent); err != nil {
 		return err
 	}
 	if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
@@ -434,7 +435,9 @@ type ResetRequest struct {
 	Captcha               string // required when Config.Captcha is set
 }
 
-// ResetPassword sets a new password from a reset link. The link is
+// ResetPassword sets a new password from a reset link. A client IP over
+// 64 bytes or a malformed user agent (as Login refuses it) is an
+// *InputError before anything else, whoever the link names. The link is
 // checked first, and consumed once; any problem with it is
 // ErrInvalidResetToken, recorded as a refused password.reset event when
 // the user exists (reasons invalid_token, deactivated; email_changed,
@@ -462,7 +465,7 @@ type ResetRequest struct {
 // user's sessions may have ended, and a failure after the record leaves
 // the reset on record but not made): try again with it.
 func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
-	if err := checkClientIP(req.IP); err != nil {
+	if err := linkInput(req.IP, req.UserAgent); err != nil {
 		return err
 	}
 	if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
@@ -575,6 +578,20 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 		"The password of your account was just reset with a link sent to this address, and every session was ended. "+
 			"If it was not you, someone can read this mailbox: contact your administrator now.")
 	return nil
+}
+
+// linkInput checks the client IP and user agent of a mailed link's call
+// (ForgotPassword, ResetPassword, ConfirmEmailChange) as Login does
+// (loginInput), before anything is looked at: malformed, they are an
+// *InputError whoever the link names. Taken as they are, the audit log
+// would refuse the refusal of a made-up link for a user who exists (an
+// answer telling that the user exists), and a ForgotPassword would be
+// dropped, unrecorded.
+func linkInput(ip, userAgent string) error {
+	if err := checkText("user agent", userAgent, 1024); err != nil {
+		return err
+	}
+	return checkClientIP(ip)
 }
 
 // linkUser finds the tenant's policy and the user a mailed link
