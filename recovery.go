@@ -236,7 +236,10 @@ type ForgotRequest struct {
 // malformed email (*auth.InputError), a client IP over 64 bytes or a
 // malformed user agent (*InputError: as Login, over 1024 bytes, not
 // UTF-8 or with control characters), a refused CAPTCHA
-// (ErrCaptchaRequired) or a missing configuration is reported.
+// (ErrCaptchaRequired) or a missing configuration is reported. A refused
+// CAPTCHA is recorded in the background too, in a tenant that exists, as a
+// refused password.reset_requested event (reason captcha), of the account
+// with that address if there is one.
 //
 // A link is single-use, lives Recovery.TokenTTL, is stored only as a hash,
 // and a newer request voids the older link. It is bound to the address it
@@ -255,6 +258,12 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 		return err
 	}
 	if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
+		// On record in the background, as the lookup of a request let
+		// through is: the answer is the same whether the tenant exists.
+		if CheckTenantID(req.Tenant) == nil {
+			email, _ := auth.CanonicalEmail(req.Email) // "" if malformed
+			g.forgotBackground(ctx, func(bctx context.Context) { g.forgotRefused(bctx, req, email, ReasonCaptcha) })
+		}
 		return err
 	}
 	email, err := auth.CanonicalEmail(req.Email)
@@ -264,14 +273,40 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 	if CheckTenantID(req.Tenant) != nil {
 		return nil // no such tenant: the same answer
 	}
+	g.forgotBackground(ctx, func(bctx context.Context) { g.sendReset(bctx, req, email) })
+	return nil
+}
+
+// forgotBackground runs f, the work of a ForgotPassword, after the call
+// returns (Close waits for it), with a minute to do it.
+func (g *Guard) forgotBackground(ctx context.Context, f func(context.Context)) {
 	g.bg.Add(1)
 	go func() {
 		defer g.bg.Done()
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		g.sendReset(bctx, req, email)
+		f(bctx)
 	}()
-	return nil
+}
+
+// forgotRefused records a ForgotPassword refused before the account was
+// looked up (reason: a refused CAPTCHA) as a refused
+// password.reset_requested of the account with that address (email, ""
+// for none), or of the address when no user has it; nothing when the
+// tenant does not exist.
+func (g *Guard) forgotRefused(ctx context.Context, req ForgotRequest, email, reason string) {
+	if _, err := g.EffectivePolicy(ctx, req.Tenant); err != nil {
+		return
+	}
+	ev := audit.Event{Tenant: req.Tenant, Actor: audit.Actor{Kind: audit.ActorAnonymous, Email: email},
+		Action: audit.PasswordResetRequested, IP: req.IP, UserAgent: clip(req.UserAgent, 512),
+		Outcome: audit.Failure, Reason: reason}
+	if email != "" {
+		if u, err := g.stores.Users.UserByEmail(ctx, req.Tenant, email); err == nil {
+			ev.Actor, ev.Target = audit.Actor{Kind: audit.ActorUser, ID: u.ID, Email: u.Email}, u.ID
+		}
+	}
+	_ = g.record(ctx, ev)
 }
 
 // sendReset does the work of ForgotPassword; failures end in the audit log.
@@ -437,8 +472,10 @@ type ResetRequest struct {
 
 // ResetPassword sets a new password from a reset link. A client IP over
 // 64 bytes or a malformed user agent (as Login refuses it) is an
-// *InputError before anything else, whoever the link names. The link is
-// checked first, and consumed once; any problem with it is
+// *InputError before anything else, whoever the link names. A refused
+// CAPTCHA is ErrCaptchaRequired, before the link is looked at, recorded
+// as a refused password.reset event (reason captcha) when the user the
+// link names exists. The link is checked first, and consumed once; any problem with it is
 // ErrInvalidResetToken, recorded as a refused password.reset event when
 // the user exists (reasons invalid_token, deactivated; email_changed,
 // ReasonEmailChanged, for a link mailed to an address that is no longer
@@ -469,7 +506,7 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 		return err
 	}
 	if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
-		return err
+		return g.resetCaptchaRefused(ctx, req, err)
 	}
 	if g.recovery.codes == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
@@ -578,6 +615,28 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 		"The password of your account was just reset with a link sent to this address, and every session was ended. "+
 			"If it was not you, someone can read this mailbox: contact your administrator now.")
 	return nil
+}
+
+// resetCaptchaRefused records a ResetPassword whose CAPTCHA was refused
+// (err) as a refused password.reset of the user the link names (reason
+// captcha), when there is one: the link is not looked at. It returns err,
+// the same answer whoever the link names, unless the refusal cannot be
+// recorded (ErrUnavailable, as for a refused link).
+func (g *Guard) resetCaptchaRefused(ctx context.Context, req ResetRequest, err error) error {
+	_, u, lerr := g.linkUser(ctx, req.Tenant, req.UserID, ErrInvalidResetToken)
+	switch {
+	case errors.Is(lerr, ErrInvalidResetToken):
+		return err // no such user
+	case lerr != nil:
+		return lerr
+	}
+	actor := Principal{Kind: KindUser, Tenant: u.Tenant, UserID: u.ID, IP: req.IP, UserAgent: req.UserAgent}
+	e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
+	e.Outcome, e.Reason = audit.Failure, ReasonCaptcha
+	if rerr := g.record(ctx, e); rerr != nil {
+		return rerr
+	}
+	return err
 }
 
 // linkInput checks the client IP and user agent of a mailed link's call

@@ -67,8 +67,8 @@ const (
 
 // Password recovery.
 const (
-	PasswordResetRequested Action = "password.reset_requested" // Reason: unknown_user, deactivated, rate_limited, unavailable, send_failed when no email went out
-	PasswordReset          Action = "password.reset"           // Reason: invalid_token, email_changed, deactivated, bad_input when refused
+	PasswordResetRequested Action = "password.reset_requested" // Reason: unknown_user, deactivated, rate_limited, unavailable, captcha, send_failed when no email went out
+	PasswordReset          Action = "password.reset"           // Reason: invalid_token, email_changed, password_changed, deactivated, bad_input, captcha when refused
 )
 
 // Sessions.
