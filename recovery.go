@@ -497,8 +497,10 @@ type ResetRequest struct {
 // changed meanwhile (the password.reset event says email_verified). The
 // replaced password cannot be put back as it was, so the reset is
 // recorded (password.reset) before the new password is set. A store
-// failure before the new password is set, the record's included, returns
-// ErrUnavailable and gives the link back, the password unchanged (the
+// failure before the new password is set, the record's included, or a
+// failure to hash the new password (the request's context ended while it
+// waited for a hashing slot) returns ErrUnavailable and gives the link
+// back, the password unchanged (the
 // user's sessions may have ended, and a failure after the record leaves
 // the reset on record but not made): try again with it.
 func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
@@ -565,7 +567,9 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	}
 	h, err := g.hasher.Hash(ctx, req.NewPassword)
 	if err != nil {
-		return err
+		// The request's context ended while it waited for a hashing
+		// slot (or randomness failed): nothing changed.
+		return giveBack(unavailable("hash password", err))
 	}
 	// Until the password is set, a failure gives the link back: the user
 	// tries again with it. The sessions end before the password is set,
