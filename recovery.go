@@ -485,7 +485,9 @@ type ResetRequest struct {
 // holds is the new password checked: one over MaxPasswordBytes is
 // auth.ErrPasswordTooLong (recorded, bad_input), one the tenant's policy
 // refuses an *auth.PolicyError, and either way the link is put back,
-// usable again. Neither is asked before the link holds: the length
+// usable again, unless the account changed meanwhile in a way that voids
+// the links (a deactivation, ExpirePassword, a change of password or
+// address: the link given back would outlive the voiding). Neither is asked before the link holds: the length
 // refusal would tell whoever holds a user ID (every link carries one)
 // that the user exists and is active, and the password history whether a
 // guess is the user's password. On
@@ -551,8 +553,8 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	// working). Not before: the answer to a made-up link must not depend
 	// on whether the user exists and is active.
 	giveBack := func(err error) error {
-		if perr := g.recovery.codes.PutCode(context.WithoutCancel(ctx), c); perr != nil {
-			return unavailable("restore reset token", perr)
+		if perr := g.giveBackLink(ctx, u, c); perr != nil {
+			return perr
 		}
 		return err
 	}
@@ -577,7 +579,7 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	// sessions (a sign-in with the old password in between drops its
 	// session once it sees the change: see Login).
 	restore := func(err error) error {
-		_ = g.recovery.codes.PutCode(context.WithoutCancel(ctx), c)
+		_ = g.giveBackLink(ctx, u, c)
 		return err
 	}
 	// An email change asked for before the reset (perhaps by whoever
@@ -641,6 +643,55 @@ func (g *Guard) resetCaptchaRefused(ctx context.Context, req ResetRequest, err e
 		return rerr
 	}
 	return err
+}
+
+// giveBackLink puts back c, the code of u's reset link, which a reset
+// that changed nothing spent, so that the user may try again with it:
+// unless the account moved meanwhile (resetMoved: its address, password,
+// status or expiry changed). A deactivation, an ExpirePassword, a change
+// of password or address voids the links, and one made while the link
+// was out of the store found nothing to void: the link must not come back
+// after it. Put back, then read: a change the read misses comes after the
+// put back, and its voiding deletes the link. A link the read finds moved
+// is spent again (only c: not a newer link that replaced it). A store
+// failure is ErrUnavailable (the user read failing, the link is spent
+// again).
+func (g *Guard) giveBackLink(ctx context.Context, u auth.User, c mfa.Code) error {
+	ctx = context.WithoutCancel(ctx)
+	if err := g.recovery.codes.PutCode(ctx, c); err != nil {
+		return unavailable("restore reset token", err)
+	}
+	now, err := g.stores.Users.User(ctx, u.Tenant, u.ID)
+	if err == nil && resetMoved(u, now) == "" {
+		return nil
+	}
+	if _, cerr := g.recovery.codes.CheckCode(ctx, c.Tenant, c.Txn, c.Hash, g.now()); cerr != nil && !isMFAClean(cerr) {
+		return unavailable("spend reset token", cerr)
+	}
+	if err != nil && !errors.Is(err, auth.ErrNotFound) {
+		return unavailable("load user", err)
+	}
+	return nil
+}
+
+// resetMoved returns why the account now is no longer the account was,
+// as a reset link bound to was (see linkBinding) may set its password,
+// or "" if it is: its address changed (ReasonEmailChanged), its password
+// (ReasonPasswordChanged), its status (ReasonDeactivated) or the mark of
+// an expired password (ReasonPasswordExpired). Each of these changes
+// voids the links.
+func resetMoved(was, now auth.User) string {
+	switch {
+	case now.Email != was.Email:
+		return ReasonEmailChanged
+	case now.PasswordHash != was.PasswordHash:
+		return ReasonPasswordChanged
+	case now.Status != was.Status:
+		return ReasonDeactivated
+	case now.PasswordExpired != was.PasswordExpired:
+		return ReasonPasswordExpired
+	}
+	return ""
 }
 
 // linkInput checks the client IP and user agent of a mailed link's call
