@@ -433,9 +433,13 @@ func linkMoved(c mfa.Code, u auth.User) string {
 // form (trimmed, lower case, as auth.CanonicalEmail makes it), so that the
 // code store never holds the address itself.
 func linkAddress(email string) string {
-	h := sha256.Sum256([]byte("guard link address\x00" + strings.ToLower(strings.TrimSpace(email))))
+	h := sha256.Sum256([]byte("guard link address\x00" + canonicalAddress(email)))
 	return "to:" + base64.RawURLEncoding.EncodeToString(h[:])
 }
+
+// canonicalAddress is email in canonical form (see auth.CanonicalEmail),
+// as the stores keep it, however a store answered it.
+func canonicalAddress(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
 // linkPassword is a hash of the user's password hash ("" for none) when a
 // link was made: every password set (a change, a reset, an
@@ -495,10 +499,19 @@ type ResetRequest struct {
 // change, the account's login lock is lifted and a notice is mailed;
 // second factors stay as they are, so the next login still asks for one
 // (a reset never disables MFA). The link went to the user's address, so
-// an unverified address (User.EmailUnverified) is verified, unless it
-// changed meanwhile (the password.reset event says email_verified). The
-// replaced password cannot be put back as it was, so the reset is
-// recorded (password.reset) before the new password is set. A store
+// an unverified address (User.EmailUnverified) is verified, in the same
+// store step as the password is set (the password.reset event says
+// email_verified). The replaced password cannot be put back as it was, so
+// the reset is recorded (password.reset) before the new password is set,
+// and the password is set only while the account is as the link was
+// checked against (auth.UserUpdater.ResetPassword): a change of password
+// or address, a deactivation or an ExpirePassword made while the reset
+// ran (each voids the links) refuses it, ErrInvalidResetToken recorded
+// after that password.reset as a refused one (reason password_changed,
+// email_changed, deactivated or password_expired). The change stands, the
+// address stays unverified, the link is spent (the change would have
+// voided it, had the reset not taken it out of the store), and the
+// sessions the reset ended stay ended. A store
 // failure before the new password is set, the record's included, or a
 // failure to hash the new password (the request's context ended while it
 // waited for a hashing slot) returns ErrUnavailable and gives the link
@@ -596,20 +609,25 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
 	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
 	if u.EmailUnverified {
-		// The link was bound to u.Email (FactorID above): verified if it
-		// is still the user's address.
-		switch err := g.stores.UserUpdates.VerifyEmail(ctx, u.Tenant, u.ID, u.Email); {
-		case err == nil:
-			e.Meta["email_verified"] = "true"
-		case !errors.Is(err, auth.ErrConflict):
-			return restore(g.userErr("verify email", err))
-		}
+		// The link went to u.Email, which the write below verifies with
+		// the password, in one step: after the record, and only while
+		// the address is still u.Email.
+		e.Meta["email_verified"] = "true"
 	}
 	if err := g.record(ctx, e); err != nil {
 		return restore(err)
 	}
+	// Only while the account is as the link was checked against: a
+	// change of password or address, a deactivation or an ExpirePassword
+	// made since (perhaps during the password checks) voided the links,
+	// this one too had it not been out of the store, and stands.
 	now := g.now().UTC().Truncate(time.Microsecond)
-	if err := g.stores.UserUpdates.SetPassword(ctx, u.Tenant, u.ID, h, now, pol.PasswordHistory); err != nil {
+	was := u
+	was.Email = canonicalAddress(u.Email)
+	switch err := g.stores.UserUpdates.ResetPassword(ctx, u.Tenant, u.ID, was, h, now, pol.PasswordHistory); {
+	case errors.Is(err, auth.ErrConflict):
+		return refuse(g.resetConflict(ctx, u))
+	case err != nil:
 		return restore(g.userErr("set password", err))
 	}
 	// Last: a failure leaves the account's lock (if any) in place, the
@@ -621,6 +639,19 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 		"The password of your account was just reset with a link sent to this address, and every session was ended. "+
 			"If it was not you, someone can read this mailbox: contact your administrator now.")
 	return nil
+}
+
+// resetConflict returns the reason of a reset refused because the
+// account u changed while it ran (see resetMoved), read again now
+// (password_changed when the read fails or finds no change left: a
+// change undone again).
+func (g *Guard) resetConflict(ctx context.Context, u auth.User) string {
+	if now, err := g.stores.Users.User(ctx, u.Tenant, u.ID); err == nil {
+		if reason := resetMoved(u, now); reason != "" {
+			return reason
+		}
+	}
+	return ReasonPasswordChanged
 }
 
 // resetCaptchaRefused records a ResetPassword whose CAPTCHA was refused
@@ -682,7 +713,7 @@ func (g *Guard) giveBackLink(ctx context.Context, u auth.User, c mfa.Code) error
 // voids the links.
 func resetMoved(was, now auth.User) string {
 	switch {
-	case now.Email != was.Email:
+	case canonicalAddress(now.Email) != canonicalAddress(was.Email):
 		return ReasonEmailChanged
 	case now.PasswordHash != was.PasswordHash:
 		return ReasonPasswordChanged

@@ -68,7 +68,7 @@ const (
 // Password recovery.
 const (
 	PasswordResetRequested Action = "password.reset_requested" // Reason: unknown_user, deactivated, rate_limited, unavailable, captcha, send_failed when no email went out
-	PasswordReset          Action = "password.reset"           // Reason: invalid_token, email_changed, password_changed, deactivated, bad_input, captcha when refused
+	PasswordReset          Action = "password.reset"           // Reason: invalid_token, email_changed, password_changed, deactivated, password_expired, bad_input, captcha when refused
 )
 
 // Sessions.
