@@ -99,7 +99,9 @@ func (g *Guard) UserByEmail(ctx context.Context, by Principal, tenant, email str
 // current one; see "Acting on a more privileged user"). A deactivated
 // user gives an *InputError, an unknown one ErrUserNotFound, a store
 // failure ErrUnavailable (an invitation stored but not recorded is
-// deleted again).
+// deleted again). The invitation is recorded (user.invited) before it is
+// mailed; a mail failure is ErrUnavailable, deletes the link and is
+// recorded as a failed user.invited with reason send_failed.
 func (g *Guard) SendInvitation(ctx context.Context, by Principal, tenant, userID string) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
@@ -124,6 +126,12 @@ func (g *Guard) SendInvitation(ctx context.Context, by Principal, tenant, userID
 	}
 	subject, text := g.recovery.ComposeInvite(g.resetLink(u.Tenant, u.ID, token), g.recovery.InviteTTL)
 	if err := g.recovery.Email.SendEmail(ctx, mfa.Message{To: u.Email, Subject: subject, Text: text}); err != nil {
+		// No invitation went out: none stays usable, and the record says
+		// so after the user.invited it follows.
+		_ = g.recovery.codes.DeleteCode(context.WithoutCancel(ctx), u.Tenant, resetTxn(u.ID))
+		e := g.adminEvent(by, tenant, audit.UserInvited, u.ID)
+		e.Outcome, e.Reason = audit.Failure, "send_failed"
+		_ = g.record(context.WithoutCancel(ctx), e)
 		return unavailable("send invitation", err)
 	}
 	return nil

@@ -245,6 +245,9 @@ type EmailChangeConfirm struct {
 // verified, recorded as user.email_changed with email_verified, and no
 // session ends.
 //
+// A client IP over 64 bytes or a malformed user agent (as Login refuses
+// it) is an *InputError before anything else, whoever the link names.
+//
 // The link needs no session: it may be opened in another browser. On
 // success every session of the user ends (they sign in again with the new
 // address), a reset link mailed to the old address stops working, the
@@ -254,7 +257,7 @@ func (g *Guard) ConfirmEmailChange(ctx context.Context, req EmailChangeConfirm) 
 	if g.recovery.codes == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
 	}
-	if err := checkClientIP(req.IP); err != nil {
+	if err := linkInput(req.IP, req.UserAgent); err != nil {
 		return err
 	}
 	_, u, err := g.linkUser(ctx, req.Tenant, req.UserID, ErrInvalidEmailChange)

@@ -76,7 +76,8 @@ func TestAuditEnum_LoginBadInputRevealsTenant(t *testing.T) {
 	}
 }
 
-// hookedUpdates runs a function once, just before the next SetPassword.
+// hookedUpdates runs a function once, just before the next SetPassword
+// or ResetPassword (the write of a password reset).
 type hookedUpdates struct {
 	auth.UserUpdater
 	mu     sync.Mutex
@@ -84,6 +85,17 @@ type hookedUpdates struct {
 }
 
 func (h *hookedUpdates) SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error {
+	h.run()
+	return h.UserUpdater.SetPassword(ctx, tenant, id, hash, at, keep)
+}
+
+func (h *hookedUpdates) ResetPassword(ctx context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
+	h.run()
+	return h.UserUpdater.ResetPassword(ctx, tenant, id, was, hash, at, keep)
+}
+
+// run runs the hook, once.
+func (h *hookedUpdates) run() {
 	h.mu.Lock()
 	fn := h.before
 	h.before = nil
@@ -91,7 +103,6 @@ func (h *hookedUpdates) SetPassword(ctx context.Context, tenant, id, hash string
 	if fn != nil {
 		fn()
 	}
-	return h.UserUpdater.SetPassword(ctx, tenant, id, hash, at, keep)
 }
 
 // A password change voids the reset links mailed for the account (RS-5,

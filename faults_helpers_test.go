@@ -222,6 +222,10 @@ func (w fUserUpdates) SetPassword(ctx context.Context, tenant, id, hash string, 
 	return do0(w.c, "UserUpdates.SetPassword", func() error { return w.UserUpdater.SetPassword(ctx, tenant, id, hash, at, keep) })
 }
 
+func (w fUserUpdates) ResetPassword(ctx context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
+	return do0(w.c, "UserUpdates.ResetPassword", func() error { return w.UserUpdater.ResetPassword(ctx, tenant, id, was, hash, at, keep) })
+}
+
 func (w fUserUpdates) RehashPassword(ctx context.Context, tenant, id, oldHash, newHash string) error {
 	return do0(w.c, "UserUpdates.RehashPassword", func() error { return w.UserUpdater.RehashPassword(ctx, tenant, id, oldHash, newHash) })
 }

@@ -110,6 +110,10 @@ func (h *handle) SetPassword(ctx context.Context, t, id, hash string, at time.Ti
 	h.check()
 	return h.users.SetPassword(ctx, t, id, hash, at, keep)
 }
+func (h *handle) ResetPassword(ctx context.Context, t, id string, was auth.User, hash string, at time.Time, keep int) error {
+	h.check()
+	return h.users.ResetPassword(ctx, t, id, was, hash, at, keep)
+}
 func (h *handle) RehashPassword(ctx context.Context, t, id, o, n string) error {
 	h.check()
 	return h.users.RehashPassword(ctx, t, id, o, n)

@@ -233,9 +233,13 @@ type ForgotRequest struct {
 // is one and it is active. The answer is the same, and takes the same time,
 // whether the account exists or not: the lookup and the email happen in the
 // background after ForgotPassword returns (Close waits for them). Only a
-// malformed email (*auth.InputError), a client IP over 64 bytes
-// (*InputError), a refused CAPTCHA (ErrCaptchaRequired) or a missing
-// configuration is reported.
+// malformed email (*auth.InputError), a client IP over 64 bytes or a
+// malformed user agent (*InputError: as Login, over 1024 bytes, not
+// UTF-8 or with control characters), a refused CAPTCHA
+// (ErrCaptchaRequired) or a missing configuration is reported. A refused
+// CAPTCHA is recorded in the background too, in a tenant that exists, as a
+// refused password.reset_requested event (reason captcha), of the account
+// with that address if there is one.
 //
 // A link is single-use, lives Recovery.TokenTTL, is stored only as a hash,
 // and a newer request voids the older link. It is bound to the address it
@@ -250,10 +254,16 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
 	}
-	if err := checkClientIP(req.IP); err != nil {
+	if err := linkInput(req.IP, req.UserAgent); err != nil {
 		return err
 	}
 	if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
+		// On record in the background, as the lookup of a request let
+		// through is: the answer is the same whether the tenant exists.
+		if CheckTenantID(req.Tenant) == nil {
+			email, _ := auth.CanonicalEmail(req.Email) // "" if malformed
+			g.forgotBackground(ctx, func(bctx context.Context) { g.forgotRefused(bctx, req, email, ReasonCaptcha) })
+		}
 		return err
 	}
 	email, err := auth.CanonicalEmail(req.Email)
@@ -263,14 +273,40 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 	if CheckTenantID(req.Tenant) != nil {
 		return nil // no such tenant: the same answer
 	}
+	g.forgotBackground(ctx, func(bctx context.Context) { g.sendReset(bctx, req, email) })
+	return nil
+}
+
+// forgotBackground runs f, the work of a ForgotPassword, after the call
+// returns (Close waits for it), with a minute to do it.
+func (g *Guard) forgotBackground(ctx context.Context, f func(context.Context)) {
 	g.bg.Add(1)
 	go func() {
 		defer g.bg.Done()
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		g.sendReset(bctx, req, email)
+		f(bctx)
 	}()
-	return nil
+}
+
+// forgotRefused records a ForgotPassword refused before the account was
+// looked up (reason: a refused CAPTCHA) as a refused
+// password.reset_requested of the account with that address (email, ""
+// for none), or of the address when no user has it; nothing when the
+// tenant does not exist.
+func (g *Guard) forgotRefused(ctx context.Context, req ForgotRequest, email, reason string) {
+	if _, err := g.EffectivePolicy(ctx, req.Tenant); err != nil {
+		return
+	}
+	ev := audit.Event{Tenant: req.Tenant, Actor: audit.Actor{Kind: audit.ActorAnonymous, Email: email},
+		Action: audit.PasswordResetRequested, IP: req.IP, UserAgent: clip(req.UserAgent, 512),
+		Outcome: audit.Failure, Reason: reason}
+	if email != "" {
+		if u, err := g.stores.Users.UserByEmail(ctx, req.Tenant, email); err == nil {
+			ev.Actor, ev.Target = audit.Actor{Kind: audit.ActorUser, ID: u.ID, Email: u.Email}, u.ID
+		}
+	}
+	_ = g.record(ctx, ev)
 }
 
 // sendReset does the work of ForgotPassword; failures end in the audit log.
@@ -397,9 +433,13 @@ func linkMoved(c mfa.Code, u auth.User) string {
 // form (trimmed, lower case, as auth.CanonicalEmail makes it), so that the
 // code store never holds the address itself.
 func linkAddress(email string) string {
-	h := sha256.Sum256([]byte("guard link address\x00" + strings.ToLower(strings.TrimSpace(email))))
+	h := sha256.Sum256([]byte("guard link address\x00" + canonicalAddress(email)))
 	return "to:" + base64.RawURLEncoding.EncodeToString(h[:])
 }
+
+// canonicalAddress is email in canonical form (see auth.CanonicalEmail),
+// as the stores keep it, however a store answered it.
+func canonicalAddress(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
 // linkPassword is a hash of the user's password hash ("" for none) when a
 // link was made: every password set (a change, a reset, an
@@ -434,8 +474,12 @@ type ResetRequest struct {
 	Captcha               string // required when Config.Captcha is set
 }
 
-// ResetPassword sets a new password from a reset link. The link is
-// checked first, and consumed once; any problem with it is
+// ResetPassword sets a new password from a reset link. A client IP over
+// 64 bytes or a malformed user agent (as Login refuses it) is an
+// *InputError before anything else, whoever the link names. A refused
+// CAPTCHA is ErrCaptchaRequired, before the link is looked at, recorded
+// as a refused password.reset event (reason captcha) when the user the
+// link names exists. The link is checked first, and consumed once; any problem with it is
 // ErrInvalidResetToken, recorded as a refused password.reset event when
 // the user exists (reasons invalid_token, deactivated; email_changed,
 // ReasonEmailChanged, for a link mailed to an address that is no longer
@@ -445,7 +489,9 @@ type ResetRequest struct {
 // holds is the new password checked: one over MaxPasswordBytes is
 // auth.ErrPasswordTooLong (recorded, bad_input), one the tenant's policy
 // refuses an *auth.PolicyError, and either way the link is put back,
-// usable again. Neither is asked before the link holds: the length
+// usable again, unless the account changed meanwhile in a way that voids
+// the links (a deactivation, ExpirePassword, a change of password or
+// address: the link given back would outlive the voiding). Neither is asked before the link holds: the length
 // refusal would tell whoever holds a user ID (every link carries one)
 // that the user exists and is active, and the password history whether a
 // guess is the user's password. On
@@ -453,20 +499,31 @@ type ResetRequest struct {
 // change, the account's login lock is lifted and a notice is mailed;
 // second factors stay as they are, so the next login still asks for one
 // (a reset never disables MFA). The link went to the user's address, so
-// an unverified address (User.EmailUnverified) is verified, unless it
-// changed meanwhile (the password.reset event says email_verified). The
-// replaced password cannot be put back as it was, so the reset is
-// recorded (password.reset) before the new password is set. A store
-// failure before the new password is set, the record's included, returns
-// ErrUnavailable and gives the link back, the password unchanged (the
+// an unverified address (User.EmailUnverified) is verified, in the same
+// store step as the password is set (the password.reset event says
+// email_verified). The replaced password cannot be put back as it was, so
+// the reset is recorded (password.reset) before the new password is set,
+// and the password is set only while the account is as the link was
+// checked against (auth.UserUpdater.ResetPassword): a change of password
+// or address, a deactivation or an ExpirePassword made while the reset
+// ran (each voids the links) refuses it, ErrInvalidResetToken recorded
+// after that password.reset as a refused one (reason password_changed,
+// email_changed, deactivated or password_expired). The change stands, the
+// address stays unverified, the link is spent (the change would have
+// voided it, had the reset not taken it out of the store), and the
+// sessions the reset ended stay ended. A store
+// failure before the new password is set, the record's included, or a
+// failure to hash the new password (the request's context ended while it
+// waited for a hashing slot) returns ErrUnavailable and gives the link
+// back, the password unchanged (the
 // user's sessions may have ended, and a failure after the record leaves
 // the reset on record but not made): try again with it.
 func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
-	if err := checkClientIP(req.IP); err != nil {
+	if err := linkInput(req.IP, req.UserAgent); err != nil {
 		return err
 	}
 	if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
-		return err
+		return g.resetCaptchaRefused(ctx, req, err)
 	}
 	if g.recovery.codes == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
@@ -509,8 +566,8 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	// working). Not before: the answer to a made-up link must not depend
 	// on whether the user exists and is active.
 	giveBack := func(err error) error {
-		if perr := g.recovery.codes.PutCode(context.WithoutCancel(ctx), c); perr != nil {
-			return unavailable("restore reset token", perr)
+		if perr := g.giveBackLink(ctx, u, c); perr != nil {
+			return perr
 		}
 		return err
 	}
@@ -525,7 +582,9 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	}
 	h, err := g.hasher.Hash(ctx, req.NewPassword)
 	if err != nil {
-		return err
+		// The request's context ended while it waited for a hashing
+		// slot (or randomness failed): nothing changed.
+		return giveBack(unavailable("hash password", err))
 	}
 	// Until the password is set, a failure gives the link back: the user
 	// tries again with it. The sessions end before the password is set,
@@ -533,7 +592,7 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	// sessions (a sign-in with the old password in between drops its
 	// session once it sees the change: see Login).
 	restore := func(err error) error {
-		_ = g.recovery.codes.PutCode(context.WithoutCancel(ctx), c)
+		_ = g.giveBackLink(ctx, u, c)
 		return err
 	}
 	// An email change asked for before the reset (perhaps by whoever
@@ -550,20 +609,25 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
 	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
 	if u.EmailUnverified {
-		// The link was bound to u.Email (FactorID above): verified if it
-		// is still the user's address.
-		switch err := g.stores.UserUpdates.VerifyEmail(ctx, u.Tenant, u.ID, u.Email); {
-		case err == nil:
-			e.Meta["email_verified"] = "true"
-		case !errors.Is(err, auth.ErrConflict):
-			return restore(g.userErr("verify email", err))
-		}
+		// The link went to u.Email, which the write below verifies with
+		// the password, in one step: after the record, and only while
+		// the address is still u.Email.
+		e.Meta["email_verified"] = "true"
 	}
 	if err := g.record(ctx, e); err != nil {
 		return restore(err)
 	}
+	// Only while the account is as the link was checked against: a
+	// change of password or address, a deactivation or an ExpirePassword
+	// made since (perhaps during the password checks) voided the links,
+	// this one too had it not been out of the store, and stands.
 	now := g.now().UTC().Truncate(time.Microsecond)
-	if err := g.stores.UserUpdates.SetPassword(ctx, u.Tenant, u.ID, h, now, pol.PasswordHistory); err != nil {
+	was := u
+	was.Email = canonicalAddress(u.Email)
+	switch err := g.stores.UserUpdates.ResetPassword(ctx, u.Tenant, u.ID, was, h, now, pol.PasswordHistory); {
+	case errors.Is(err, auth.ErrConflict):
+		return refuse(g.resetConflict(ctx, u))
+	case err != nil:
 		return restore(g.userErr("set password", err))
 	}
 	// Last: a failure leaves the account's lock (if any) in place, the
@@ -575,6 +639,104 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 		"The password of your account was just reset with a link sent to this address, and every session was ended. "+
 			"If it was not you, someone can read this mailbox: contact your administrator now.")
 	return nil
+}
+
+// resetConflict returns the reason of a reset refused because the
+// account u changed while it ran (see resetMoved), read again now
+// (password_changed when the read fails or finds no change left: a
+// change undone again).
+func (g *Guard) resetConflict(ctx context.Context, u auth.User) string {
+	if now, err := g.stores.Users.User(ctx, u.Tenant, u.ID); err == nil {
+		if reason := resetMoved(u, now); reason != "" {
+			return reason
+		}
+	}
+	return ReasonPasswordChanged
+}
+
+// resetCaptchaRefused records a ResetPassword whose CAPTCHA was refused
+// (err) as a refused password.reset of the user the link names (reason
+// captcha), when there is one: the link is not looked at. It returns err,
+// the same answer whoever the link names, unless the refusal cannot be
+// recorded (ErrUnavailable, as for a refused link).
+func (g *Guard) resetCaptchaRefused(ctx context.Context, req ResetRequest, err error) error {
+	_, u, lerr := g.linkUser(ctx, req.Tenant, req.UserID, ErrInvalidResetToken)
+	switch {
+	case errors.Is(lerr, ErrInvalidResetToken):
+		return err // no such user
+	case lerr != nil:
+		return lerr
+	}
+	actor := Principal{Kind: KindUser, Tenant: u.Tenant, UserID: u.ID, IP: req.IP, UserAgent: req.UserAgent}
+	e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
+	e.Outcome, e.Reason = audit.Failure, ReasonCaptcha
+	if rerr := g.record(ctx, e); rerr != nil {
+		return rerr
+	}
+	return err
+}
+
+// giveBackLink puts back c, the code of u's reset link, which a reset
+// that changed nothing spent, so that the user may try again with it:
+// unless the account moved meanwhile (resetMoved: its address, password,
+// status or expiry changed). A deactivation, an ExpirePassword, a change
+// of password or address voids the links, and one made while the link
+// was out of the store found nothing to void: the link must not come back
+// after it. Put back, then read: a change the read misses comes after the
+// put back, and its voiding deletes the link. A link the read finds moved
+// is spent again (only c: not a newer link that replaced it). A store
+// failure is ErrUnavailable (the user read failing, the link is spent
+// again).
+func (g *Guard) giveBackLink(ctx context.Context, u auth.User, c mfa.Code) error {
+	ctx = context.WithoutCancel(ctx)
+	if err := g.recovery.codes.PutCode(ctx, c); err != nil {
+		return unavailable("restore reset token", err)
+	}
+	now, err := g.stores.Users.User(ctx, u.Tenant, u.ID)
+	if err == nil && resetMoved(u, now) == "" {
+		return nil
+	}
+	if _, cerr := g.recovery.codes.CheckCode(ctx, c.Tenant, c.Txn, c.Hash, g.now()); cerr != nil && !isMFAClean(cerr) {
+		return unavailable("spend reset token", cerr)
+	}
+	if err != nil && !errors.Is(err, auth.ErrNotFound) {
+		return unavailable("load user", err)
+	}
+	return nil
+}
+
+// resetMoved returns why the account now is no longer the account was,
+// as a reset link bound to was (see linkBinding) may set its password,
+// or "" if it is: its address changed (ReasonEmailChanged), its password
+// (ReasonPasswordChanged), its status (ReasonDeactivated) or the mark of
+// an expired password (ReasonPasswordExpired). Each of these changes
+// voids the links.
+func resetMoved(was, now auth.User) string {
+	switch {
+	case canonicalAddress(now.Email) != canonicalAddress(was.Email):
+		return ReasonEmailChanged
+	case now.PasswordHash != was.PasswordHash:
+		return ReasonPasswordChanged
+	case now.Status != was.Status:
+		return ReasonDeactivated
+	case now.PasswordExpired != was.PasswordExpired:
+		return ReasonPasswordExpired
+	}
+	return ""
+}
+
+// linkInput checks the client IP and user agent of a mailed link's call
+// (ForgotPassword, ResetPassword, ConfirmEmailChange) as Login does
+// (loginInput), before anything is looked at: malformed, they are an
+// *InputError whoever the link names. Taken as they are, the audit log
+// would refuse the refusal of a made-up link for a user who exists (an
+// answer telling that the user exists), and a ForgotPassword would be
+// dropped, unrecorded.
+func linkInput(ip, userAgent string) error {
+	if err := checkText("user agent", userAgent, 1024); err != nil {
+		return err
+	}
+	return checkClientIP(ip)
 }
 
 // linkUser finds the tenant's policy and the user a mailed link

@@ -157,7 +157,8 @@ func TestMadeUpTokensDoNotSpendLinks(t *testing.T) {
 	f.wantEmail(t, ada.ID, newAdaEmail)
 }
 
-// failingSetPassword fails SetPassword while fail is set.
+// failingSetPassword fails SetPassword and ResetPassword (the write of a
+// password reset) while fail is set.
 type failingSetPassword struct {
 	auth.UserUpdater
 	fail atomic.Bool
@@ -168,6 +169,13 @@ func (f *failingSetPassword) SetPassword(ctx context.Context, tenant, id, hash s
 		return errors.New("injected")
 	}
 	return f.UserUpdater.SetPassword(ctx, tenant, id, hash, at, keep)
+}
+
+func (f *failingSetPassword) ResetPassword(ctx context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
+	if f.fail.Load() {
+		return errors.New("injected")
+	}
+	return f.UserUpdater.ResetPassword(ctx, tenant, id, was, hash, at, keep)
 }
 
 // A reset stopped by a store failure never leaves the new password beside

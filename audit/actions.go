@@ -67,8 +67,8 @@ const (
 
 // Password recovery.
 const (
-	PasswordResetRequested Action = "password.reset_requested" // Reason: unknown_user, deactivated, rate_limited, unavailable, send_failed when no email went out
-	PasswordReset          Action = "password.reset"           // Reason: invalid_token, email_changed, deactivated, bad_input when refused
+	PasswordResetRequested Action = "password.reset_requested" // Reason: unknown_user, deactivated, rate_limited, unavailable, captcha, send_failed when no email went out
+	PasswordReset          Action = "password.reset"           // Reason: invalid_token, email_changed, password_changed, deactivated, password_expired, bad_input, captcha when refused
 )
 
 // Sessions.
@@ -87,7 +87,7 @@ const (
 	UserReactivated  Action = "user.reactivated"
 	UserDeleted      Action = "user.deleted" // Meta: email, api_keys_revoked
 	UserUnlocked     Action = "user.unlocked"
-	UserInvited      Action = "user.invited"       // a set-password link was sent
+	UserInvited      Action = "user.invited"       // a set-password link was sent; Reason escalation when refused, send_failed when the mail failed (after the success recorded before it)
 	UserEmailChanged Action = "user.email_changed" // Meta: old_email, new_email, sessions_ended; Reason email_taken, invalid_token or deactivated when refused
 	// UserEmailChangeRequested: a link to confirm a new address was sent
 	// (Meta: old_email, new_email).

@@ -50,6 +50,17 @@ type UserUpdater interface {
 	// hash is pushed to the front of PasswordHistory, which is then cut to
 	// its newest keep entries (keep 0 empties it).
 	SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error
+	// ResetPassword sets the password from a link mailed to the user's
+	// address, bound to the user as the caller read them, was: only if
+	// the user's Email, PasswordHash, Status and PasswordExpired are
+	// still was's, it sets the password as SetPassword does (hash,
+	// PasswordChangedAt at, PasswordExpired cleared, the replaced hash
+	// pushed to the history cut to keep) and clears EmailUnverified (the
+	// link proved the address), in one step, and changes no other field.
+	// Otherwise it returns ErrConflict and changes nothing: the account
+	// changed since the caller read it. The other fields of was are not
+	// looked at.
+	ResetPassword(ctx context.Context, tenant, id string, was User, hash string, at time.Time, keep int) error
 	// RehashPassword replaces the password hash with newHash only if the
 	// stored hash is still oldHash; otherwise it returns ErrConflict and
 	// changes nothing. History, PasswordChangedAt and PasswordExpired are

@@ -363,6 +363,56 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 		u.PasswordHash = won[0]
 		c.wantUser(u)
 	})
+	t.Run("ResetOnce", func(t *testing.T) {
+		// Resets from one read of the user race with changes of the
+		// status and the expiry mark, each undone at once: at most one
+		// reset wins (none if a change was in place each time), and the
+		// user ends active, unmarked, with that reset's password or the
+		// one read.
+		c := &userChecker{t: t, st: newStore(t)}
+		u := mkUser("t", "u")
+		u.PasswordHistory = hashes("h1")
+		u.EmailUnverified = true
+		c.create(u)
+		read := c.get("t", "u")
+		var mu sync.Mutex
+		var won []string
+		parallel(n, func(i int) {
+			var err error
+			switch i % 4 {
+			case 1:
+				if err = c.st.SetStatus(t.Context(), "t", "u", auth.StatusDeactivated); err == nil {
+					err = c.st.SetStatus(t.Context(), "t", "u", auth.StatusActive)
+				}
+			case 3:
+				if err = c.st.ExpirePassword(t.Context(), "t", "u"); err == nil {
+					err = c.st.ClearPasswordExpired(t.Context(), "t", "u")
+				}
+			default:
+				h := hashOf(fmt.Sprint("reset-", i))
+				err = c.st.ResetPassword(t.Context(), "t", "u", read, h, base, 3)
+				switch {
+				case err == nil:
+					mu.Lock()
+					won = append(won, h)
+					mu.Unlock()
+				case errors.Is(err, auth.ErrConflict):
+					err = nil
+				}
+			}
+			if err != nil {
+				t.Errorf("goroutine %d: %v", i, err)
+			}
+		})
+		if len(won) > 1 {
+			t.Fatalf("%d ResetPasswords from one read succeeded, want at most 1", len(won))
+		}
+		if len(won) == 1 {
+			u.PasswordHistory = []string{u.PasswordHash, hashOf("h1")}
+			u.PasswordHash, u.PasswordChangedAt, u.EmailUnverified = won[0], base, false
+		}
+		c.wantUser(u)
+	})
 	for _, keep := range []int{3, n + 1} {
 		t.Run(fmt.Sprintf("SetPasswordHistory/keep%d", keep), func(t *testing.T) {
 			c := &userChecker{t: t, st: newStore(t)}

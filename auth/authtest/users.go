@@ -63,6 +63,7 @@ func runUsers(t *testing.T, newStore func(t *testing.T) Users) {
 		{"DeactivateIdle", deactivateIdleTests},
 		{"SetPassword", setPasswordTests},
 		{"RehashPassword", rehashTests},
+		{"ResetPassword", resetPasswordTests},
 		{"RecordLogin", recordLoginTests},
 		{"RecordSSOLogin", recordSSOLoginTests},
 		{"SetEmail", setEmailTests},
@@ -625,6 +626,119 @@ var rehashTests = []test[*userChecker]{
 	}},
 }
 
+// resetPasswordTests checks ResetPassword: SetPassword and the email
+// verified, only while the email, hash, status and expiry mark are those
+// of the user the caller read.
+var resetPasswordTests = []test[*userChecker]{
+	{"SetsPasswordAndVerifiesEmail", func(t *testing.T, c *userChecker) {
+		u, v := mkUser("t", "u"), mkUser("t", "v")
+		u.PasswordHistory = hashes("h2", "h1")
+		u.EmailUnverified, v.EmailUnverified = true, true
+		u.LastLoginAt = base.Add(-time.Hour + 3*time.Microsecond)
+		c.create(u, v)
+		at := base.Add(time.Hour + 5*time.Microsecond)
+		c.resetPassword(c.get("t", "u"), hashOf("reset"), at, 2)
+		u.PasswordHistory = hashes("u-0", "h2")
+		u.PasswordHash, u.PasswordChangedAt, u.EmailUnverified = hashOf("reset"), at, false
+		c.wantUser(u)
+		c.wantUser(v)
+		c.wantAll("t", u, v)
+	}},
+	{"ClearsPasswordExpired", func(t *testing.T, c *userChecker) {
+		// An expired password read expired is reset, the mark cleared.
+		u := mkUser("t", "u")
+		u.PasswordExpired = true
+		c.create(u)
+		c.resetPassword(u, hashOf("reset"), base, 5)
+		u.PasswordHistory = []string{u.PasswordHash}
+		u.PasswordHash, u.PasswordChangedAt, u.PasswordExpired = hashOf("reset"), base, false
+		c.wantUser(u)
+	}},
+	{"HistoryAsSetPassword", func(t *testing.T, c *userChecker) {
+		// No password pushes nothing; keep 0 empties the history.
+		u := mkUser("t", "u")
+		u.PasswordHash, u.PasswordChangedAt = "", time.Time{}
+		c.create(u)
+		c.resetPassword(u, hashOf("first"), base, 5)
+		u.PasswordHash, u.PasswordChangedAt = hashOf("first"), base
+		c.wantUser(u)
+		c.resetPassword(u, hashOf("second"), base.Add(time.Minute), 0)
+		u.PasswordHash, u.PasswordChangedAt = hashOf("second"), base.Add(time.Minute)
+		c.wantUser(u)
+	}},
+	{"OtherFieldsOfWasIgnored", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		u.PasswordHistory = hashes("h1")
+		c.create(u)
+		was := u
+		was.Name, was.EmailUnverified, was.PasswordHistory = "Someone else", true, nil
+		was.PasswordChangedAt, was.CreatedAt, was.LastLoginAt, was.LastSSOAt = base, base, base, base
+		c.resetPassword(was, hashOf("reset"), base, 3)
+		u.PasswordHistory = hashes("u-0", "h1")
+		u.PasswordHash, u.PasswordChangedAt = hashOf("reset"), base
+		c.wantUser(u)
+	}},
+	{"ConflictWhenChanged", func(t *testing.T, c *userChecker) {
+		// The user read, then changed: each change makes the reset
+		// ErrConflict and leaves the user as the change left them.
+		for _, ch := range []struct {
+			name   string
+			change func(c *userChecker, u *auth.User)
+		}{
+			{"Email", func(c *userChecker, u *auth.User) {
+				c.setUnverified("t", u.ID, "moved@example.com")
+				u.Email, u.EmailUnverified = "moved@example.com", true
+			}},
+			{"Password", func(c *userChecker, u *auth.User) {
+				c.setPassword("t", u.ID, hashOf("changed"), base, 3)
+				u.PasswordHistory = append([]string{u.PasswordHash}, u.PasswordHistory...)
+				u.PasswordHash, u.PasswordChangedAt = hashOf("changed"), base
+			}},
+			{"Rehash", func(c *userChecker, u *auth.User) {
+				c.rehash("t", u.ID, u.PasswordHash, hashOf("rehashed"))
+				u.PasswordHash = hashOf("rehashed")
+			}},
+			{"Status", func(c *userChecker, u *auth.User) {
+				c.setStatus("t", u.ID, auth.StatusDeactivated)
+				u.Status = auth.StatusDeactivated
+			}},
+			{"Expired", func(c *userChecker, u *auth.User) {
+				c.expire("t", u.ID)
+				u.PasswordExpired = true
+			}},
+			{"ExpiryCleared", func(c *userChecker, u *auth.User) {
+				c.clearExpired("t", u.ID)
+				u.PasswordExpired = false
+			}},
+		} {
+			u := mkUser("t", strings.ToLower(ch.name))
+			u.PasswordHistory = hashes("h1")
+			u.EmailUnverified = true
+			u.PasswordExpired = ch.name == "ExpiryCleared"
+			c.create(u)
+			read := c.get("t", u.ID)
+			ch.change(c, &u)
+			if err := c.st.ResetPassword(t.Context(), "t", u.ID, read, hashOf("reset"), base.Add(time.Hour), 3); !errors.Is(err, auth.ErrConflict) {
+				t.Errorf("ResetPassword after a change of %s = %v, want ErrConflict", ch.name, err)
+			}
+			c.wantUser(u)
+		}
+	}},
+	{"ConflictAfterReset", func(t *testing.T, c *userChecker) {
+		// Two resets from one read: the second finds the hash changed.
+		u := mkUser("t", "u")
+		c.create(u)
+		read := c.get("t", "u")
+		c.resetPassword(read, hashOf("first"), base, 3)
+		if err := c.st.ResetPassword(t.Context(), "t", "u", read, hashOf("second"), base.Add(time.Minute), 3); !errors.Is(err, auth.ErrConflict) {
+			t.Errorf("a second ResetPassword from the same read = %v, want ErrConflict", err)
+		}
+		u.PasswordHistory = []string{u.PasswordHash}
+		u.PasswordHash, u.PasswordChangedAt = hashOf("first"), base
+		c.wantUser(u)
+	}},
+}
+
 var recordLoginTests = []test[*userChecker]{
 	{"SetsLastLoginAtAndReturnsUser", func(t *testing.T, c *userChecker) {
 		u, v := mkUser("t", "u"), mkUser("t", "v")
@@ -1063,6 +1177,9 @@ var updaters = []struct {
 	{"RehashPassword", func(c *userChecker, tenant, id string) error {
 		return c.st.RehashPassword(c.t.Context(), tenant, id, hashOf(id+"-0"), hashOf("new"))
 	}},
+	{"ResetPassword", func(c *userChecker, tenant, id string) error {
+		return c.st.ResetPassword(c.t.Context(), tenant, id, mkUser(tenant, id), hashOf("new"), base, 3)
+	}},
 	{"RecordLogin", func(c *userChecker, tenant, id string) error {
 		_, err := c.st.RecordLogin(c.t.Context(), tenant, id, base)
 		return err
@@ -1207,6 +1324,7 @@ var userTenantTests = []test[*userChecker]{
 		c.setStatus("acme", "42", auth.StatusDeactivated)
 		c.setPassword("acme", "42", hashOf("new"), base, 3)
 		c.rehash("acme", "42", hashOf("new"), hashOf("rehashed"))
+		c.resetPassword(c.get("acme", "42"), hashOf("reset"), base, 3)
 		c.recordLogin("acme", "42", base.Add(time.Minute))
 		c.recordSSOLogin("acme", "42", base.Add(time.Hour))
 		c.setEmail("acme", "42", "moved@example.com")
@@ -1296,6 +1414,14 @@ func (c *userChecker) rehashErr(tenant, id, oldHash, newHash string, want error)
 	c.t.Helper()
 	if err := c.st.RehashPassword(c.t.Context(), tenant, id, oldHash, newHash); !errors.Is(err, want) {
 		c.t.Errorf("RehashPassword(%q, %q, %s, %s) = %v, want %v", tenant, id, hashLabel(oldHash), hashLabel(newHash), err, want)
+	}
+}
+
+// resetPassword calls ResetPassword on the user was names, read as was.
+func (c *userChecker) resetPassword(was auth.User, hash string, at time.Time, keep int) {
+	c.t.Helper()
+	if err := c.st.ResetPassword(c.t.Context(), was.Tenant, was.ID, was, hash, at, keep); err != nil {
+		c.t.Fatalf("ResetPassword(%q, %q, %s, keep %d): %v", was.Tenant, was.ID, hashLabel(hash), keep, err)
 	}
 }
 

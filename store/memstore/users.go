@@ -166,17 +166,35 @@ func (s *Users) DeactivateIdle(_ context.Context, tenant, id string, idleSince t
 // SetPassword implements auth.UserUpdater.
 func (s *Users) SetPassword(_ context.Context, tenant, id, hash string, at time.Time, keep int) error {
 	_, err := s.update(tenant, id, func(u *auth.User) error {
-		hist := u.PasswordHistory
-		if u.PasswordHash != "" {
-			hist = append([]string{u.PasswordHash}, hist...)
-		}
-		u.PasswordHistory = hist[:min(len(hist), max(keep, 0))]
-		u.PasswordHash = hash
-		u.PasswordChangedAt = at
-		u.PasswordExpired = false
+		setPassword(u, hash, at, keep)
 		return nil
 	})
 	return err
+}
+
+// ResetPassword implements auth.UserUpdater.
+func (s *Users) ResetPassword(_ context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
+	_, err := s.update(tenant, id, func(u *auth.User) error {
+		if u.Email != was.Email || u.PasswordHash != was.PasswordHash || u.Status != was.Status || u.PasswordExpired != was.PasswordExpired {
+			return auth.ErrConflict
+		}
+		setPassword(u, hash, at, keep)
+		u.EmailUnverified = false
+		return nil
+	})
+	return err
+}
+
+// setPassword sets u's password as UserUpdater.SetPassword does.
+func setPassword(u *auth.User, hash string, at time.Time, keep int) {
+	hist := u.PasswordHistory
+	if u.PasswordHash != "" {
+		hist = append([]string{u.PasswordHash}, hist...)
+	}
+	u.PasswordHistory = hist[:min(len(hist), max(keep, 0))]
+	u.PasswordHash = hash
+	u.PasswordChangedAt = at
+	u.PasswordExpired = false
 }
 
 // ExpirePassword implements auth.UserUpdater.

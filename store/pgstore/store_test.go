@@ -1,6 +1,7 @@
 package pgstore_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -173,6 +174,17 @@ func TestUnstorableText(t *testing.T) {
 	var ie *auth.InputError
 	if err := st.Users.SetPassword(ctx, "acme", "u1", "h\x00", t0, 3); !errors.As(err, &ie) {
 		t.Errorf("SetPassword with a NUL = %v, want *auth.InputError", err)
+	}
+	if err := st.Users.ResetPassword(ctx, "acme", "u1", good, "h\x00", t0, 3); !errors.As(err, &ie) {
+		t.Errorf("ResetPassword with a NUL = %v, want *auth.InputError", err)
+	}
+	// A user read with a field no stored one can hold matches nothing.
+	for _, was := range []auth.User{{Email: "a\x00@example.com"}, {PasswordHash: "\xff"}, {Status: "\x00"}} {
+		w := good
+		w.Email, w.PasswordHash, w.Status = cmp.Or(was.Email, w.Email), cmp.Or(was.PasswordHash, w.PasswordHash), cmp.Or(was.Status, w.Status)
+		if err := st.Users.ResetPassword(ctx, "acme", "u1", w, "h", t0, 3); !errors.Is(err, auth.ErrConflict) {
+			t.Errorf("ResetPassword from a user read as %+v = %v, want ErrConflict", was, err)
+		}
 	}
 	for _, e := range []string{"a\x00@example.com", "\xffa@example.com"} {
 		if err := st.Users.SetEmail(ctx, "acme", "u1", e, false); !errors.As(err, &ie) {
@@ -358,6 +370,9 @@ func TestErrorsAreReturned(t *testing.T) {
 		"CreateUser":  func() error { return st.Users.CreateUser(ctx, auth.User{ID: "u", Tenant: "t", Email: "a@b"}) },
 		"RecordLogin": func() error { _, err := st.Users.RecordLogin(ctx, "t", "u", t0); return err },
 		"Rehash":      func() error { return st.Users.RehashPassword(ctx, "t", "u", "a", "b") },
+		"ResetPassword": func() error {
+			return st.Users.ResetPassword(ctx, "t", "u", auth.User{Email: "a@b", PasswordHash: "a"}, "b", t0, 1)
+		},
 		"SetEmail":    func() error { return st.Users.SetEmail(ctx, "t", "u", "a@b", false) },
 		"VerifyEmail": func() error { return st.Users.VerifyEmail(ctx, "t", "u", "a@b") },
 		"Reserve":     func() error { _, err := st.Throttle.Reserve(ctx, "k", t0, lim); return err },

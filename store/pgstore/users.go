@@ -26,7 +26,7 @@ var (
 type userSQL struct {
 	create, byID, byEmail, list, summaries, delete        string
 	setStatus, setPassword, rehash, recordLogin, setEmail string
-	deactivateIdle, verifyEmail                           string
+	deactivateIdle, verifyEmail, resetPassword            string
 	expirePassword, unexpirePassword, recordSSOLogin      string
 }
 
@@ -64,6 +64,21 @@ func newUserSQL(q string) userSQL {
 				password_changed_at = $4,
 				password_expired = false
 			WHERE tenant = $1 AND id = $2`),
+		// setPassword as a compare-and-set on the row as it is when the
+		// row lock is held ($6 email, $7 hash, $8 status, $9 expired),
+		// verifying the email; the second column tells ErrConflict from
+		// ErrNotFound when nothing was updated.
+		resetPassword: s(`WITH u AS (
+				UPDATE {s}.users SET
+					password_history = (CASE WHEN password_hash <> '' THEN array_prepend(password_hash, password_history)
+						ELSE password_history END)[1:$5],
+					password_hash = $3,
+					password_changed_at = $4,
+					password_expired = false,
+					email_unverified = false
+				WHERE tenant = $1 AND id = $2 AND email = $6 AND password_hash = $7 AND status = $8 AND password_expired = $9
+				RETURNING 1)
+			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.users WHERE tenant = $1 AND id = $2)`),
 		// Compare-and-set; the second column tells ErrConflict from
 		// ErrNotFound when nothing was updated.
 		rehash: s(`WITH u AS (
@@ -284,6 +299,33 @@ func (s *Users) SetPassword(ctx context.Context, tenant, id, hash string, at tim
 	}
 	keep = max(0, min(keep, 1<<30))
 	return s.exec(ctx, "set password", s.sql.setPassword, tenant, id, hash, nullTime(at), keep)
+}
+
+// ResetPassword implements auth.UserUpdater in one UPDATE, SetPassword's
+// made a compare-and-set on the email, hash, status and expiry mark.
+func (s *Users) ResetPassword(ctx context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
+	if err := checkUserText("password hash", hash); err != nil {
+		return err
+	}
+	if checkUserText("tenant", tenant, "id", id) != nil {
+		return auth.ErrNotFound
+	}
+	// A field PostgreSQL text cannot hold matches no stored one: NULL
+	// matches none.
+	var cond [3]*string
+	for i, v := range []string{was.Email, was.PasswordHash, string(was.Status)} {
+		if textProblem(v) == "" {
+			cond[i] = &v
+		}
+	}
+	keep = max(0, min(keep, 1<<30))
+	var updated, exists bool
+	err := s.pool.QueryRow(ctx, s.sql.resetPassword, tenant, id, hash, nullTime(at), keep,
+		cond[0], cond[1], cond[2], was.PasswordExpired).Scan(&updated, &exists)
+	if err != nil {
+		return wrap("users: reset password", err)
+	}
+	return casResult(updated, exists)
 }
 
 // RehashPassword implements auth.UserUpdater as a compare-and-set on the

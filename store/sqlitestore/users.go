@@ -338,9 +338,32 @@ func (us *Users) oneRow(ctx context.Context, op string, f func(w *wtx) (sql.Resu
 
 // SetPassword implements auth.UserUpdater in one write transaction.
 func (us *Users) SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error {
+	return us.setPassword(ctx, tenant, id, hash, at, keep, nil)
+}
+
+// ResetPassword implements auth.UserUpdater in one write transaction: the
+// row is compared with was and written under the writer's lock.
+func (us *Users) ResetPassword(ctx context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
+	return us.setPassword(ctx, tenant, id, hash, at, keep, &was)
+}
+
+// setPassword is SetPassword, or ResetPassword when was is not nil.
+func (us *Users) setPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int, was *auth.User) error {
 	return us.s.write(ctx, func(w *wtx) error {
 		var cur, hist string
-		err := w.queryRow(userPwGet, tenant, id).Scan(&cur, &hist)
+		var err error
+		set := userPwSet
+		if was == nil {
+			err = w.queryRow(userPwGet, tenant, id).Scan(&cur, &hist)
+		} else {
+			var same bool
+			set = userResetSet
+			err = w.queryRow(userResetGet, tenant, id, was.Email, was.PasswordHash, string(was.Status), was.PasswordExpired).
+				Scan(&cur, &hist, &same)
+			if err == nil && !same {
+				return auth.ErrConflict
+			}
+		}
 		if isNoRows(err) {
 			return auth.ErrNotFound
 		}
@@ -359,7 +382,7 @@ func (us *Users) SetPassword(ctx context.Context, tenant, id, hash string, at ti
 		if err != nil {
 			return err
 		}
-		if _, err := w.exec(userPwSet, hash, enc, nullMicros(at), tenant, id); err != nil {
+		if _, err := w.exec(set, hash, enc, nullMicros(at), tenant, id); err != nil {
 			return fmt.Errorf("sqlitestore: set password: %w", err)
 		}
 		return nil
