@@ -385,7 +385,7 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 					err = c.st.SetStatus(t.Context(), "t", "u", auth.StatusActive)
 				}
 			case 3:
-				if err = c.st.ExpirePassword(t.Context(), "t", "u"); err == nil {
+				if _, err = c.st.ExpirePassword(t.Context(), "t", "u"); err == nil {
 					err = c.st.ClearPasswordExpired(t.Context(), "t", "u")
 				}
 			default:
