@@ -3,12 +3,15 @@ package guard_test
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/rbac"
 )
 
@@ -161,5 +164,50 @@ func TestAuditQ_FarTimeBoundsDependOnTheBackend(t *testing.T) {
 		if want, got := answer(mem, q), answer(lite, q); got != want {
 			t.Errorf("%s: sqlite gives %s, memstore %s", name, got, want)
 		}
+	}
+}
+
+// Severity: medium (found beside this axis: it is about writing events).
+// A request whose User-Agent header is not UTF-8 (net/http accepts bytes
+// 0x80-0xFF in header values) cannot be recorded: AuthenticateRequest and
+// the ip.denied event take the header through clip (ipaccess.go), which
+// repairs UTF-8 only when it cuts a string longer than its bound and
+// leaves a short one as it is, and audit.Log.Record refuses the event
+// (invalid UserAgent). So every administrative action of that request
+// fails with ErrUnavailable, and a session refused by the IP allow-list
+// gets ErrUnavailable with no ip.denied event: a client outside the list
+// keeps its attempts out of the audit log by sending such a header.
+// Expected: the header is made valid UTF-8 whatever its length (for
+// example strings.ToValidUTF8 in clip), the action is done and recorded,
+// and the refusal is ErrIPNotAllowed with its ip.denied event.
+func TestAuditQ_NonUTF8UserAgentKeepsRequestsOutOfTheLog(t *testing.T) {
+	f := newFixture(t)
+	admin, tok := f.userWithRoles(t, adaEmail, rbac.Admin)
+	if _, err := f.g.SetIPAllowList(f.ctx, admin, tenantID, guard.IPListChange{Scope: ipfilter.Users, Entries: []string{"203.0.113.0/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	request := func(remote string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = remote + ":40000"
+		r.Header.Set("User-Agent", "Mozilla/5.0 (\xff)")
+		r.AddCookie(&http.Cookie{Name: "__Host-guard", Value: tok})
+		return r
+	}
+
+	p, err := f.g.AuthenticateRequest(request("203.0.113.5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.CreateUser(f.ctx, p, guard.NewUser{Tenant: tenantID, Email: "bob@example.test", Name: "Bob"}); err != nil {
+		t.Errorf("CreateUser from a request with a non-UTF-8 User-Agent = %v; want the user created and recorded", err)
+	}
+
+	before := len(f.events(t, audit.IPDenied))
+	_, err = f.g.AuthenticateRequest(request("198.51.100.9"))
+	if !errors.Is(err, guard.ErrIPNotAllowed) {
+		t.Errorf("a session outside the allow-list, with a non-UTF-8 User-Agent: %v; want ErrIPNotAllowed", err)
+	}
+	if n := len(f.events(t, audit.IPDenied)) - before; n != 1 {
+		t.Errorf("the refusal left %d ip.denied events, want 1", n)
 	}
 }
