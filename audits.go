@@ -40,16 +40,22 @@ func (g *Guard) VerifyAudit(ctx context.Context, by Principal, tenant string) (a
 // JSON Lines or CSV (see audit.Log.Export). The export is itself recorded
 // first (audit.exported, with the format and the filters), so a bulk copy
 // of the log leaves a trace in it; when that fails, nothing is exported.
+// An export Guard refuses is neither recorded nor started, and nothing is
+// written to w: bad input (an empty tenant, a filter no event can hold as
+// for QueryAudit, an unknown format) gives the *audit.InputError, and a
+// tenant that does not exist ErrTenantNotFound.
 func (g *Guard) ExportAudit(ctx context.Context, by Principal, tenant string, q audit.Query, w io.Writer, f audit.Format) error {
 	if err := g.may(ctx, by, tenant, rbac.Audit, rbac.Read); err != nil {
 		return err
 	}
-	e := g.adminEvent(by, tenant, audit.AuditExported, tenant)
-	format := map[audit.Format]string{audit.JSONLines: "jsonl", audit.CSV: "csv"}[f]
-	if format == "" {
-		return auditErr(g.audit.Export(ctx, tenant, q, w, f)) // refused: an unknown format
+	if err := audit.CheckExport(tenant, q, f); err != nil {
+		return err
 	}
-	e.Meta = map[string]string{"format": format}
+	if _, err := g.policies.get(ctx, tenant); err != nil {
+		return err // ErrTenantNotFound: no audit log to start under it
+	}
+	e := g.adminEvent(by, tenant, audit.AuditExported, tenant)
+	e.Meta = map[string]string{"format": map[audit.Format]string{audit.JSONLines: "jsonl", audit.CSV: "csv"}[f]}
 	for k, v := range map[string]string{"actor": q.Actor, "action": q.Action, "outcome": string(q.Outcome)} {
 		if v != "" {
 			e.Meta[k] = clip(v, 300)

@@ -35,6 +35,9 @@ func TestQueryBadFilterIsTyped(t *testing.T) {
 			if err := l.Export(context.Background(), "acme", q, &b, audit.JSONLines); !errors.As(err, &ie) || b.Len() != 0 {
 				t.Errorf("Export(%s) = %v, %d bytes; want an *audit.InputError and nothing written", name, err, b.Len())
 			}
+			if err := audit.CheckExport("acme", q, audit.JSONLines); !errors.As(err, &ie) {
+				t.Errorf("CheckExport(%s) = %v; want the *audit.InputError Export gives", name, err)
+			}
 		})
 	}
 }
@@ -52,5 +55,28 @@ func TestQueryFromAfterToIsTyped(t *testing.T) {
 	}
 	if p, err := l.Query(context.Background(), "acme", audit.Query{From: e.Time, To: e.Time}); err != nil || len(p.Events) != 0 {
 		t.Errorf("Query(From == To) = %v, %v; want an empty page", p.Events, err)
+	}
+}
+
+// CheckExport tells beforehand what Export refuses for its input (the
+// facade records an export only once it knows it will be made), and lets
+// every export Export makes through.
+func TestCheckExport(t *testing.T) {
+	var ie *audit.InputError
+	for name, c := range map[string]struct {
+		tenant string
+		f      audit.Format
+	}{
+		"no tenant":      {"", audit.CSV},
+		"unknown format": {"acme", audit.Format(7)},
+	} {
+		if err := audit.CheckExport(c.tenant, audit.Query{}, c.f); !errors.As(err, &ie) {
+			t.Errorf("CheckExport(%s) = %v; want an *audit.InputError", name, err)
+		}
+	}
+	for _, f := range []audit.Format{audit.JSONLines, audit.CSV} {
+		if err := audit.CheckExport("acme", audit.Query{Actor: "u1", Desc: true, After: 3, Limit: 5}, f); err != nil {
+			t.Errorf("CheckExport(format %d) = %v; want nil", f, err)
+		}
 	}
 }
