@@ -42,7 +42,8 @@ type auditFilter struct {
 
 // auditQuery reads the filters of the audit page from a query string. A
 // day "YYYY-MM-DD" (from the date inputs) means that day in UTC; To
-// includes its whole day. The store matches the user exactly, and Guard
+// includes its whole day. Guard checks the rest (a start after the end,
+// text that is not UTF-8: see auditInputSentence). The store matches the user exactly, and Guard
 // stores emails lower-cased (auth.CanonicalEmail), so an email is
 // lower-cased here as sign-in does; an ID is left as given.
 func auditQuery(v url.Values) (audit.Query, auditFilter, string) {
@@ -68,9 +69,25 @@ func auditQuery(v url.Values) (audit.Query, auditFilter, string) {
 		if err != nil {
 			return q, f, "Please give the end date as YYYY-MM-DD."
 		}
-		q.To = t.Add(24 * time.Hour)
+		// Up to the end of that day; the last one Guard can bound
+		// (9999-12-31) ends with its range, so it sets no end.
+		if end := t.Add(24 * time.Hour); end.Year() < 10000 {
+			q.To = end
+		}
 	}
 	return q, f, ""
+}
+
+// auditInputSentence says what is wrong with the filters of the audit
+// page, or of an export, that Guard refused (QueryAudit, ExportAudit).
+func auditInputSentence(ie *audit.InputError) string {
+	if ie.Field == "From" && ie.Rule == "after To" {
+		return "The start date is after the end date."
+	}
+	return fieldSentence(map[string]string{
+		"From": "The start date", "To": "The end date", "Actor": "The user filter",
+		"Action": "The action filter", "Outcome": "The outcome filter",
+	}, ie.Field, "is "+ie.Rule, ie)
 }
 
 // values returns the filters as query parameters, the empty ones left out.

@@ -156,3 +156,23 @@ func TestAuditShowsReasonOfSuccess(t *testing.T) {
 		t.Fatalf("the report-only denial reads:\n%s", m)
 	}
 }
+
+// A filter Guard refuses is named on the audit page, in words; the last
+// day Guard can bound is a valid end date.
+func TestAuditBadFilterSaysWhy(t *testing.T) {
+	c, password := newClient(t)
+	c.signInAdmin(ownerEmail, password)
+	for filter, want := range map[string]string{
+		"from=2026-05-10&to=2026-05-01": "The start date is after the end date.",
+		"from=0000-06-01":               "The start date is outside the years 1 to 9999.",
+		"actor=%FF":                     "The user filter is not valid UTF-8.",
+	} {
+		resp, body := c.get("/audit?" + filter)
+		if resp.StatusCode != 200 || !strings.Contains(body, html.EscapeString(want)) {
+			t.Errorf("/audit?%s: %d %q; want the page saying %q", filter, resp.StatusCode, between(body, "<main", "</main>"), want)
+		}
+	}
+	if resp, body := c.get("/audit?to=9999-12-31"); resp.StatusCode != 200 || strings.Contains(body, `class="flash error"`) {
+		t.Errorf("/audit?to=9999-12-31: %d %q; want the events", resp.StatusCode, between(body, "<main", "</main>"))
+	}
+}
