@@ -207,7 +207,13 @@ func isUserID(s string) bool {
 }
 
 // auditExport downloads the events matching the filters, as CSV or JSON
-// Lines, streamed from the store.
+// Lines, streamed from the store. The download starts with the export's
+// first bytes: an export Guard refuses (a bad filter, a store that fails
+// before anything is written) gets a page saying why instead of a file.
+// One that fails once part of the file is sent is aborted
+// (http.ErrAbortHandler: the connection or stream is reset), so that the
+// browser reports a failed download rather than saving a truncated file
+// that looks complete.
 func (a *app) auditExport(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	q, _, bad := auditQuery(r.URL.Query())
@@ -227,12 +233,44 @@ func (a *app) auditExport(w http.ResponseWriter, r *http.Request) {
 		a.errorPage(w, r, http.StatusBadRequest, "Bad request", "Unknown export format: choose csv or jsonl.")
 		return
 	}
-	w.Header().Set("Content-Type", ctype)
-	w.Header().Set("Content-Disposition", `attachment; filename="audit-`+p.Tenant+`-`+a.now().UTC().Format("20060102-150405")+`.`+ext+`"`)
-	if err := a.g.ExportAudit(r.Context(), p, p.Tenant, q, w, format); err != nil {
-		// Headers and part of the file may be gone already: log it.
+	d := &download{w: w, ctype: ctype,
+		disposition: `attachment; filename="audit-` + p.Tenant + `-` + a.now().UTC().Format("20060102-150405") + `.` + ext + `"`}
+	err := a.g.ExportAudit(r.Context(), p, p.Tenant, q, d, format)
+	var ie *audit.InputError
+	switch {
+	case err == nil:
+		d.start() // an export of no event is an empty file
+	case d.started:
 		a.ref(err)
+		panic(http.ErrAbortHandler)
+	case errors.As(err, &ie):
+		a.errorPage(w, r, http.StatusBadRequest, "Bad request", auditInputSentence(ie))
+	default:
+		a.fail(w, r, err, "/audit")
 	}
+}
+
+// download is the response of a file download: its headers (200, the
+// type and the file name) are sent with its first bytes, so that a
+// failure before them can still answer with an error page.
+type download struct {
+	w                  http.ResponseWriter
+	ctype, disposition string
+	started            bool
+}
+
+func (d *download) start() {
+	if !d.started {
+		d.started = true
+		d.w.Header().Set("Content-Type", d.ctype)
+		d.w.Header().Set("Content-Disposition", d.disposition)
+		d.w.WriteHeader(http.StatusOK)
+	}
+}
+
+func (d *download) Write(b []byte) (int, error) {
+	d.start()
+	return d.w.Write(b)
 }
 
 // auditVerify checks the tenant's hash chain and shows the result.
