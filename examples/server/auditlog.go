@@ -11,6 +11,7 @@ import (
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/rbac"
 )
 
 // auditPage is the number of events a page of the audit log shows.
@@ -147,24 +148,36 @@ func (a *app) renderAudit(w http.ResponseWriter, r *http.Request, rep *audit.Rep
 }
 
 // auditRows names the users of the events by email where the event does
-// not (admin events carry the actor's ID): one lookup per distinct user,
-// and none at all for a viewer who may not read users.
+// not (admin events carry the actor's ID): one lookup per distinct user.
+// A viewer who may not read users (an auditor with audit:read alone) sees
+// the IDs, except their own: Can is asked first, once, so that viewing
+// the log never records a refusal in the viewer's name.
 func (a *app) auditRows(r *http.Request, evs []audit.Event) []auditRow {
 	p := principal(r)
 	names := map[string]string{}
-	canRead := true
+	asked, canRead := false, false
+	may := func(id string) bool {
+		if id == p.UserID {
+			return true // their own record needs no permission
+		}
+		if !asked {
+			asked = true
+			canRead, _ = a.g.Can(r.Context(), p, rbac.Users, rbac.Read) // an error: no
+		}
+		return canRead
+	}
 	name := func(id string) string {
 		if n, ok := names[id]; ok {
 			return n
 		}
 		n := ""
-		if canRead {
+		if may(id) {
 			u, err := a.g.User(r.Context(), p, p.Tenant, id)
 			switch {
 			case err == nil:
 				n = u.Email
 			case errors.Is(err, guard.ErrForbidden):
-				canRead = false
+				asked, canRead = true, false // refused all the same: ask no more
 			}
 		}
 		names[id] = n
