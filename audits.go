@@ -38,27 +38,43 @@ func (g *Guard) VerifyAudit(ctx context.Context, by Principal, tenant string) (a
 
 // ExportAudit writes a tenant's audit events matching q's filters to w as
 // JSON Lines or CSV (see audit.Log.Export). The export is itself recorded
-// first (audit.exported, with the format and the filters), so a bulk copy
+// first (audit.exported, Meta: format, and the filters that are set —
+// actor, action, outcome, from and to in RFC 3339 with nanoseconds, after
+// the cursor, order "desc" for a descending export), so a bulk copy
 // of the log leaves a trace in it; when that fails, nothing is exported.
+// An export Guard refuses is neither recorded nor started, and nothing is
+// written to w: bad input (an empty tenant, a filter no event can hold as
+// for QueryAudit, an unknown format) gives the *audit.InputError, and a
+// tenant that does not exist ErrTenantNotFound.
 func (g *Guard) ExportAudit(ctx context.Context, by Principal, tenant string, q audit.Query, w io.Writer, f audit.Format) error {
 	if err := g.may(ctx, by, tenant, rbac.Audit, rbac.Read); err != nil {
 		return err
 	}
-	e := g.adminEvent(by, tenant, audit.AuditExported, tenant)
-	format := map[audit.Format]string{audit.JSONLines: "jsonl", audit.CSV: "csv"}[f]
-	if format == "" {
-		return auditErr(g.audit.Export(ctx, tenant, q, w, f)) // refused: an unknown format
+	if err := audit.CheckExport(tenant, q, f); err != nil {
+		return err
 	}
-	e.Meta = map[string]string{"format": format}
+	if _, err := g.policies.get(ctx, tenant); err != nil {
+		return err // ErrTenantNotFound: no audit log to start under it
+	}
+	e := g.adminEvent(by, tenant, audit.AuditExported, tenant)
+	e.Meta = map[string]string{"format": map[audit.Format]string{audit.JSONLines: "jsonl", audit.CSV: "csv"}[f]}
+	// The filters exactly as checked (valid UTF-8, within MaxFieldSize):
+	// the times to the nanosecond, the cursor and the order too.
 	for k, v := range map[string]string{"actor": q.Actor, "action": q.Action, "outcome": string(q.Outcome)} {
 		if v != "" {
-			e.Meta[k] = clip(v, 300)
+			e.Meta[k] = v
 		}
 	}
 	for k, t := range map[string]time.Time{"from": q.From, "to": q.To} {
 		if !t.IsZero() {
-			e.Meta[k] = t.UTC().Format(time.RFC3339)
+			e.Meta[k] = t.UTC().Format(time.RFC3339Nano)
 		}
+	}
+	if q.After != 0 {
+		e.Meta["after"] = strconv.FormatUint(q.After, 10)
+	}
+	if q.Desc {
+		e.Meta["order"] = "desc"
 	}
 	if err := g.record(ctx, e); err != nil {
 		return err

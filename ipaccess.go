@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/ipfilter"
@@ -134,7 +135,6 @@ func addrString(a netip.Addr) string {
 	return a.String()
 }
 
-// clip cuts s to at most n bytes (for values from the request).
 // maxIPBytes is the longest client IP a request may give (LoginRequest.IP
 // and the like): room for any address as text, with an IPv6 zone, and
 // for UnidentifiedIP.
@@ -148,9 +148,21 @@ const maxIPBytes = 64
 // an event recording the refusal carries the IP clipped to maxIPBytes.
 func checkClientIP(ip string) error { return checkText("IP", ip, maxIPBytes) }
 
+// clip makes s, a value from the request or the host, fit an audit
+// event: at most n bytes, and valid UTF-8 whatever its length, so that
+// audit.Log.Record (which refuses invalid UTF-8) never fails on it. A
+// value longer than n is cut and loses its invalid bytes and a character
+// cut through at the end; in a shorter one each invalid byte sequence
+// becomes U+FFFD.
 func clip(s string, n int) string {
 	if len(s) > n {
-		return strings.ToValidUTF8(s[:n], "")
+		s = strings.ToValidUTF8(s[:n], "")
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+		if len(s) > n {
+			s = strings.ToValidUTF8(s[:n], "")
+		}
 	}
 	return s
 }

@@ -54,8 +54,7 @@ func (g *Guard) CreateTenant(ctx context.Context, by Principal, id, name string,
 		}
 		return Tenant{}, unavailable("create tenant", err)
 	}
-	if err := g.record(ctx, audit.Event{Tenant: id, Actor: by.actor(), Action: audit.TenantCreated,
-		Target: id, IP: by.IP, UserAgent: by.UserAgent, Outcome: audit.Success}); err != nil {
+	if err := g.record(ctx, g.adminEvent(by, id, audit.TenantCreated, id)); err != nil {
 		return Tenant{}, err
 	}
 	return t, nil
@@ -177,8 +176,9 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 	for _, c := range policyChanges(cur.Policy, p) {
 		meta[c[0]] = c[1]
 	}
-	if err := g.record(ctx, audit.Event{Tenant: tenant, Actor: by.actor(), Action: audit.TenantPolicySet,
-		Target: tenant, IP: by.IP, UserAgent: by.UserAgent, Outcome: audit.Success, Meta: meta}); err != nil {
+	e := g.adminEvent(by, tenant, audit.TenantPolicySet, tenant)
+	e.Meta = meta
+	if err := g.record(ctx, e); err != nil {
 		// Not on record: put the replaced policy back, unless someone
 		// changed it again meanwhile.
 		if _, uerr := g.stores.Tenants.SetPolicy(context.WithoutCancel(ctx), tenant, cur.Policy, v); uerr == nil {

@@ -99,7 +99,7 @@ const (
 	TenantCreated            Action = "tenant.created"
 	TenantPolicySet          Action = "tenant.policy_changed"
 	AuditPurged              Action = "audit.purged"
-	AuditExported            Action = "audit.exported" // Meta: format and the query's filters
+	AuditExported            Action = "audit.exported" // Meta: format and the query's filters, cursor (after) and order
 	// Reason: no_permission, other_tenant, owner_only, password_expired,
 	// approval_required, bad_input, error, system_only, own_account,
 	// invalid_principal.

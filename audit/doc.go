@@ -9,7 +9,8 @@
 //   - [Log]: the entry point. [Log.Record] validates an event, chains it and
 //     returns once it is durably stored; [Log.Verify] checks a tenant's
 //     chain; [Log.Query] pages through events; [Log.Export] writes them as
-//     JSON Lines or CSV; [Log.Purge] applies retention.
+//     JSON Lines or CSV ([CheckExport] tells beforehand whether it refuses
+//     its input); [Log.Purge] applies retention.
 //   - [Store]: the storage contract a backend implements (store/memstore,
 //     and the SQL backends). The conformance suite audit/audittest checks
 //     it.

@@ -93,20 +93,15 @@ func toExport(e *Event) exportEvent {
 // event can hold (see Log.Query) gives an *InputError; a store or write
 // error is returned wrapped, and w may then hold a partial export.
 func (l *Log) Export(ctx context.Context, tenant string, q Query, w io.Writer, f Format) error {
-	if err := checkTenant(tenant); err != nil {
-		return err
-	}
-	if err := checkQuery(q); err != nil {
+	if err := CheckExport(tenant, q, f); err != nil {
 		return err
 	}
 	var enc exporter
 	switch f {
-	case JSONLines:
-		enc = newJSONExporter(w)
 	case CSV:
 		enc = newCSVExporter(w)
-	default:
-		return &InputError{Field: "format", Rule: "unknown"}
+	default: // JSONLines: CheckExport refuses any other
+		enc = newJSONExporter(w)
 	}
 	purged, err := l.afterCheckpoint(ctx, tenant, &q)
 	if err != nil {
@@ -131,6 +126,25 @@ func (l *Log) Export(ctx context.Context, tenant string, q Query, w io.Writer, f
 	}
 	if err := enc.flush(); err != nil {
 		return fmt.Errorf("audit: exporting events: %w", err)
+	}
+	return nil
+}
+
+// CheckExport returns the *InputError that Log.Export gives for tenant,
+// q and f before it reads or writes anything (an invalid tenant, a filter
+// no event can hold as for Log.Query, an unknown format), or nil when
+// Export would go ahead. A caller that must act before an export (the
+// facade records it) checks with it first, so that an export refused for
+// its input leaves no trace.
+func CheckExport(tenant string, q Query, f Format) error {
+	if err := checkTenant(tenant); err != nil {
+		return err
+	}
+	if err := checkQuery(q); err != nil {
+		return err
+	}
+	if f != JSONLines && f != CSV {
+		return &InputError{Field: "format", Rule: "unknown"}
 	}
 	return nil
 }

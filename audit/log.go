@@ -559,15 +559,29 @@ func copyMeta(m map[string]string) map[string]string {
 	return c
 }
 
+// The times a query bound may hold: the years 1 to 9999, which RFC 3339
+// can write and every store can compare (PostgreSQL's timestamptz ends in
+// the year 294276, SQLite's Unix microseconds wrap in the year 294247).
+var (
+	minBound = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxBound = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) // excluded
+)
+
 // checkQuery refuses a query no event could answer (a filter no event
-// can hold, a window that ends before it starts) with an *InputError
-// naming the field: an empty page would read as "no such events".
+// can hold, a window that ends before it starts) and a time bound outside
+// the years 1 to 9999 with an *InputError naming the field: an empty page
+// would read as "no such events", and each store would answer a far bound
+// its own way.
 func checkQuery(q Query) error {
 	switch {
 	case q.Limit < 0:
 		return &InputError{Field: "Limit", Rule: "negative"}
 	case q.Outcome != "" && q.Outcome != Success && q.Outcome != Failure:
 		return &InputError{Field: "Outcome", Rule: "neither success nor failure"}
+	case outOfBounds(q.From):
+		return &InputError{Field: "From", Rule: "outside the years 1 to 9999"}
+	case outOfBounds(q.To):
+		return &InputError{Field: "To", Rule: "outside the years 1 to 9999"}
 	case !q.From.IsZero() && !q.To.IsZero() && q.From.After(q.To):
 		return &InputError{Field: "From", Rule: "after To"}
 	}
@@ -575,6 +589,11 @@ func checkQuery(q Query) error {
 		return err
 	}
 	return checkField("Action", q.Action)
+}
+
+// outOfBounds reports whether t is set and outside the years 1 to 9999.
+func outOfBounds(t time.Time) bool {
+	return !t.IsZero() && (t.Before(minBound) || !t.Before(maxBound))
 }
 
 func checkField(name, v string) error {
@@ -757,7 +776,8 @@ type Page struct {
 // filters): at most q.Limit events, DefaultLimit when q.Limit is zero, capped
 // at MaxLimit. A negative Limit, an Outcome that is neither Success nor
 // Failure, an Actor or Action no event can hold (longer than MaxFieldSize,
-// not UTF-8) or a From after To gives an *InputError. To read the next page,
+// not UTF-8), a From or To outside the years 1 to 9999 (UTC) or a From
+// after To gives an *InputError. To read the next page,
 // set q.After to Page.Next. Query does not verify the chain; Verify does.
 // Query never returns an event at or below the Seq of tenant's checkpoint:
 // those events were purged, and one stored there anyway is tampering, which

@@ -53,8 +53,10 @@ type Checkpoint struct {
 
 // Query filters events. Zero fields do not filter.
 type Query struct {
-	From, To time.Time // From <= Time < To
-	Actor    string    // matches Actor.ID or Actor.Email exactly
+	// From <= Time < To. Log.Query and Log.Export refuse a bound outside
+	// the years 1 to 9999 (UTC), so a Store is never asked for one.
+	From, To time.Time
+	Actor    string // matches Actor.ID or Actor.Email exactly
 	Action   string
 	Outcome  Outcome
 	After    uint64 // cursor: a Seq

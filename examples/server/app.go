@@ -17,6 +17,7 @@ import (
 	"time"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
@@ -623,6 +624,7 @@ func problem(err error) (string, bool) {
 		cape *auth.CaptchaError
 		sie  *sso.InputError
 		sfe  *sso.FetchError
+		aue  *audit.InputError
 	)
 	switch {
 	case errors.Is(err, guard.ErrStepUpRequired), errors.Is(err, guard.ErrUnavailable), errors.Is(err, guard.ErrUnauthenticated):
@@ -665,6 +667,8 @@ func problem(err error) (string, bool) {
 		return ssoInputSentence(sie), true
 	case errors.As(err, &sfe):
 		return "The identity provider's metadata could not be fetched.", true
+	case errors.As(err, &aue):
+		return auditInputSentence(aue), true
 	case errors.Is(err, rbac.ErrRoleNotFound):
 		return "There is no such role.", true
 	case errors.Is(err, rbac.ErrBuiltInRole):
@@ -683,6 +687,17 @@ func problem(err error) (string, bool) {
 		return sentence(err.Error()), true
 	}
 	return "", false
+}
+
+// fieldSentence says what is wrong with a field of an input error err:
+// "<the field's name in names> <rule>.", or err as a sentence for a field
+// names does not have.
+func fieldSentence(names map[string]string, field, rule string, err error) string {
+	name, ok := names[field]
+	if !ok {
+		return sentence(err.Error())
+	}
+	return name + " " + rule + "."
 }
 
 // sentence turns "pkg: invalid field: reason" into "Invalid field: reason."

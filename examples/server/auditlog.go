@@ -11,6 +11,7 @@ import (
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/rbac"
 )
 
 // auditPage is the number of events a page of the audit log shows.
@@ -42,7 +43,8 @@ type auditFilter struct {
 
 // auditQuery reads the filters of the audit page from a query string. A
 // day "YYYY-MM-DD" (from the date inputs) means that day in UTC; To
-// includes its whole day. The store matches the user exactly, and Guard
+// includes its whole day. Guard checks the rest (a start after the end,
+// text that is not UTF-8: see auditInputSentence). The store matches the user exactly, and Guard
 // stores emails lower-cased (auth.CanonicalEmail), so an email is
 // lower-cased here as sign-in does; an ID is left as given.
 func auditQuery(v url.Values) (audit.Query, auditFilter, string) {
@@ -68,9 +70,25 @@ func auditQuery(v url.Values) (audit.Query, auditFilter, string) {
 		if err != nil {
 			return q, f, "Please give the end date as YYYY-MM-DD."
 		}
-		q.To = t.Add(24 * time.Hour)
+		// Up to the end of that day; the last one Guard can bound
+		// (9999-12-31) ends with its range, so it sets no end.
+		if end := t.Add(24 * time.Hour); end.Year() < 10000 {
+			q.To = end
+		}
 	}
 	return q, f, ""
+}
+
+// auditInputSentence says what is wrong with the filters of the audit
+// page, or of an export, that Guard refused (QueryAudit, ExportAudit).
+func auditInputSentence(ie *audit.InputError) string {
+	if ie.Field == "From" && ie.Rule == "after To" {
+		return "The start date is after the end date."
+	}
+	return fieldSentence(map[string]string{
+		"From": "The start date", "To": "The end date", "Actor": "The user filter",
+		"Action": "The action filter", "Outcome": "The outcome filter",
+	}, ie.Field, "is "+ie.Rule, ie)
 }
 
 // values returns the filters as query parameters, the empty ones left out.
@@ -130,24 +148,36 @@ func (a *app) renderAudit(w http.ResponseWriter, r *http.Request, rep *audit.Rep
 }
 
 // auditRows names the users of the events by email where the event does
-// not (admin events carry the actor's ID): one lookup per distinct user,
-// and none at all for a viewer who may not read users.
+// not (admin events carry the actor's ID): one lookup per distinct user.
+// A viewer who may not read users (an auditor with audit:read alone) sees
+// the IDs, except their own: Can is asked first, once, so that viewing
+// the log never records a refusal in the viewer's name.
 func (a *app) auditRows(r *http.Request, evs []audit.Event) []auditRow {
 	p := principal(r)
 	names := map[string]string{}
-	canRead := true
+	asked, canRead := false, false
+	may := func(id string) bool {
+		if id == p.UserID {
+			return true // their own record needs no permission
+		}
+		if !asked {
+			asked = true
+			canRead, _ = a.g.Can(r.Context(), p, rbac.Users, rbac.Read) // an error: no
+		}
+		return canRead
+	}
 	name := func(id string) string {
 		if n, ok := names[id]; ok {
 			return n
 		}
 		n := ""
-		if canRead {
+		if may(id) {
 			u, err := a.g.User(r.Context(), p, p.Tenant, id)
 			switch {
 			case err == nil:
 				n = u.Email
 			case errors.Is(err, guard.ErrForbidden):
-				canRead = false
+				asked, canRead = true, false // refused all the same: ask no more
 			}
 		}
 		names[id] = n
@@ -190,7 +220,13 @@ func isUserID(s string) bool {
 }
 
 // auditExport downloads the events matching the filters, as CSV or JSON
-// Lines, streamed from the store.
+// Lines, streamed from the store. The download starts with the export's
+// first bytes: an export Guard refuses (a bad filter, a store that fails
+// before anything is written) gets a page saying why instead of a file.
+// One that fails once part of the file is sent is aborted
+// (http.ErrAbortHandler: the connection or stream is reset), so that the
+// browser reports a failed download rather than saving a truncated file
+// that looks complete.
 func (a *app) auditExport(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	q, _, bad := auditQuery(r.URL.Query())
@@ -210,12 +246,44 @@ func (a *app) auditExport(w http.ResponseWriter, r *http.Request) {
 		a.errorPage(w, r, http.StatusBadRequest, "Bad request", "Unknown export format: choose csv or jsonl.")
 		return
 	}
-	w.Header().Set("Content-Type", ctype)
-	w.Header().Set("Content-Disposition", `attachment; filename="audit-`+p.Tenant+`-`+a.now().UTC().Format("20060102-150405")+`.`+ext+`"`)
-	if err := a.g.ExportAudit(r.Context(), p, p.Tenant, q, w, format); err != nil {
-		// Headers and part of the file may be gone already: log it.
+	d := &download{w: w, ctype: ctype,
+		disposition: `attachment; filename="audit-` + p.Tenant + `-` + a.now().UTC().Format("20060102-150405") + `.` + ext + `"`}
+	err := a.g.ExportAudit(r.Context(), p, p.Tenant, q, d, format)
+	var ie *audit.InputError
+	switch {
+	case err == nil:
+		d.start() // an export of no event is an empty file
+	case d.started:
 		a.ref(err)
+		panic(http.ErrAbortHandler)
+	case errors.As(err, &ie):
+		a.errorPage(w, r, http.StatusBadRequest, "Bad request", auditInputSentence(ie))
+	default:
+		a.fail(w, r, err, "/audit")
 	}
+}
+
+// download is the response of a file download: its headers (200, the
+// type and the file name) are sent with its first bytes, so that a
+// failure before them can still answer with an error page.
+type download struct {
+	w                  http.ResponseWriter
+	ctype, disposition string
+	started            bool
+}
+
+func (d *download) start() {
+	if !d.started {
+		d.started = true
+		d.w.Header().Set("Content-Type", d.ctype)
+		d.w.Header().Set("Content-Disposition", d.disposition)
+		d.w.WriteHeader(http.StatusOK)
+	}
+}
+
+func (d *download) Write(b []byte) (int, error) {
+	d.start()
+	return d.w.Write(b)
 }
 
 // auditVerify checks the tenant's hash chain and shows the result.

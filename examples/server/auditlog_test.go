@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/store/sqlitestore"
 )
 
 // failLogins records n login.failed events for email, each from its own
@@ -154,5 +156,51 @@ func TestAuditShowsReasonOfSuccess(t *testing.T) {
 	m := regexp.MustCompile(`(?s)<code>ip.denied</code>.*?</tr>`).FindString(body)
 	if !strings.Contains(m, `badge ok">success`) || !strings.Contains(m, "report_only") {
 		t.Fatalf("the report-only denial reads:\n%s", m)
+	}
+}
+
+// A filter Guard refuses is named on the audit page, in words; the last
+// day Guard can bound is a valid end date.
+func TestAuditBadFilterSaysWhy(t *testing.T) {
+	c, password := newClient(t)
+	c.signInAdmin(ownerEmail, password)
+	for filter, want := range map[string]string{
+		"from=2026-05-10&to=2026-05-01": "The start date is after the end date.",
+		"from=0000-06-01":               "The start date is outside the years 1 to 9999.",
+		"actor=%FF":                     "The user filter is not valid UTF-8.",
+	} {
+		resp, body := c.get("/audit?" + filter)
+		if resp.StatusCode != 200 || !strings.Contains(body, html.EscapeString(want)) {
+			t.Errorf("/audit?%s: %d %q; want the page saying %q", filter, resp.StatusCode, between(body, "<main", "</main>"), want)
+		}
+	}
+	if resp, body := c.get("/audit?to=9999-12-31"); resp.StatusCode != 200 || strings.Contains(body, `class="flash error"`) {
+		t.Errorf("/audit?to=9999-12-31: %d %q; want the events", resp.StatusCode, between(body, "<main", "</main>"))
+	}
+}
+
+// An export that fails before any of the file is written (here the store
+// fails on the first page: the first event no longer reads) is answered
+// with an error page, not with an empty file that reads as "no events".
+func TestAuditExportFailingAtOnceIsAnErrorPage(t *testing.T) {
+	c, password := newClient(t)
+	c.signInAdmin(ownerEmail, password)
+	dbPath, ok := strings.CutPrefix(c.con.backend.name, "SQLite file ")
+	if !ok {
+		t.Fatalf("the test console runs on %s, not a SQLite file", c.con.backend.name)
+	}
+	db, err := sql.Open("sqlite", sqlitestore.DSN(dbPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, table := range []string{"guard_audit_events", "guard_audit_tail"} {
+		if _, err := db.Exec(`UPDATE `+table+` SET meta = '{' WHERE tenant = ? AND seq = 1`, demoTenant); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, body := c.get("/audit/export?format=jsonl")
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Content-Disposition") != "" {
+		t.Errorf("export: %d (%q) %q; want 503 and a page", resp.StatusCode, resp.Header.Get("Content-Disposition"), between(body, "<main", "</main>"))
 	}
 }

@@ -477,15 +477,11 @@ func (a *app) ssoFailOr(w http.ResponseWriter, r *http.Request, err error, back 
 
 // ssoInputSentence says what is wrong with a connection field.
 func ssoInputSentence(ie *sso.InputError) string {
-	name, ok := map[string]string{
+	return fieldSentence(map[string]string{
 		"Metadata": "The metadata", "MetadataURL": "The metadata URL", "AllowedDomains": "The list of allowed domains",
 		"GroupRoles": "The group mapping", "DefaultRole": "The default role", "ExtraCertificates": "The extra certificates",
 		"MetadataSigningCertificates": "The metadata signing certificate", "MFAAuthnContexts": "The list of two-step sign-in contexts",
-	}[ie.Field]
-	if !ok {
-		return sentence(ie.Error())
-	}
-	return name + " " + ie.Reason + "."
+	}, ie.Field, ie.Reason, ie)
 }
 
 // flashBack shows an error on back.
