@@ -85,7 +85,9 @@ type UserAccess struct {
 	// signed in: nothing shows that either can.
 	SSO bool
 	// LastActive is the user's last sign-in, or their creation if they
-	// never signed in.
+	// never signed in, or their last reactivation (User.ReactivatedAt)
+	// if later: a user an administrator reactivated is not dormant
+	// before DormantAfter has passed since.
 	LastActive time.Time
 	// Dormant: the user is active and LastActive is Policy.DormantAfter
 	// ago or more.
@@ -478,6 +480,9 @@ func (ix *accessIndex) row(u auth.UserSummary, now time.Time, dormantAfter time.
 	if ua.LastActive.IsZero() {
 		ua.LastActive = u.CreatedAt
 	}
+	if u.ReactivatedAt.After(ua.LastActive) {
+		ua.LastActive = u.ReactivatedAt
+	}
 	ua.Dormant = u.Status == auth.StatusActive && now.Sub(ua.LastActive) >= dormantAfter
 	if kinds := ix.mfa.get(u.ID).Kinds; len(kinds) > 0 {
 		ua.MFA = kinds
@@ -568,7 +573,7 @@ func (g *Guard) scanUsers(ctx context.Context, tenant string, f func([]auth.User
 func summaryView(tenant string, u auth.UserSummary) User {
 	return User{ID: u.ID, Tenant: tenant, Email: u.Email, EmailUnverified: u.EmailUnverified, Name: u.Name, Status: u.Status, HasPassword: u.HasPassword,
 		PasswordChangedAt: u.PasswordChangedAt, PasswordExpired: u.PasswordExpired, CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt,
-		LastSSOAt: u.LastSSOAt}
+		LastSSOAt: u.LastSSOAt, ReactivatedAt: u.ReactivatedAt}
 }
 
 // unusedKeys lists the tenant's usable API keys that were never used or
@@ -1139,16 +1144,18 @@ func liveCount(ended []session.Session, now time.Time) int {
 }
 
 // DeactivateDormant deactivates the tenant's dormant users (active, no
-// sign-in for Policy.DormantAfter), ends their sessions and revokes the
+// sign-in, nor reactivation, for Policy.DormantAfter: see
+// UserAccess.LastActive), ends their sessions and revokes the
 // API keys they created (as DeactivateUser does), when the tenant turned
 // on Policy.AutoDeactivateDormant; otherwise it does nothing.
 // It is meant for a host's scheduled job (by = System("cron")), and
 // returns the IDs of the users it deactivated, each recorded as
 // user.deactivated with reason "dormant". A user is deactivated only if,
-// at the deactivation, still active and not signed in for DormantAfter
-// (one store step: auth.UserUpdater.DeactivateIdle), so a user who signs
-// in while the run goes through the tenant, or whom an admin or another
-// replica's run deactivates meanwhile, is passed over: runs on several
+// at the deactivation, still active and neither signed in nor reactivated
+// for DormantAfter (one store step: auth.UserUpdater.DeactivateIdle), so a
+// user who signs in, or whom an admin reactivates, while the run goes
+// through the tenant, or whom an admin or another replica's run
+// deactivates meanwhile, is passed over: runs on several
 // replicas at once deactivate and record each user once. Holders of the
 // owner role are never deactivated automatically, found at the scan or at
 // the deactivation (a user made owner just before the status is written

@@ -40,12 +40,16 @@ type User struct {
 	// LastSSOAt is the user's last sign-in through single sign-on (zero
 	// if never).
 	LastSSOAt time.Time
+	// ReactivatedAt is when the user was last reactivated (ReactivateUser;
+	// zero if never): it counts as activity for the dormancy rule (see
+	// UserAccess.LastActive).
+	ReactivatedAt time.Time
 }
 
 func userView(u auth.User) User {
 	return User{ID: u.ID, Tenant: u.Tenant, Email: u.Email, EmailUnverified: u.EmailUnverified, Name: u.Name, Status: u.Status,
 		HasPassword: u.PasswordHash != "", PasswordChangedAt: u.PasswordChangedAt, PasswordExpired: u.PasswordExpired,
-		CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt, LastSSOAt: u.LastSSOAt}
+		CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt, LastSSOAt: u.LastSSOAt, ReactivatedAt: u.ReactivatedAt}
 }
 
 // NewUser describes a user to create.
@@ -296,22 +300,41 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 // the user's previous status is set back and ErrUnavailable returned (if
 // that fails too, the user stays active, unrecorded, and ErrUnavailable is
 // returned).
+//
+// A reactivation counts as activity for the dormancy rule
+// (Policy.AutoDeactivateDormant): its time is kept (User.ReactivatedAt),
+// and a reactivated user is dormant only DormantAfter after it, however
+// long ago they last signed in, so that DeactivateDormant (Maintain) does
+// not deactivate again a user an administrator has just brought back. The
+// time is written before the status, so no run finds the user active and
+// dormant in between; a reactivation that does not stand puts the
+// previous time back with the previous status.
 func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id string) error {
 	u, perms, err := g.loadTarget(ctx, by, tenant, id, audit.UserReactivated)
 	if err != nil {
 		return err
 	}
+	now := g.now().UTC().Truncate(time.Microsecond)
+	if err := g.stores.UserUpdates.SetReactivatedAt(ctx, tenant, id, now); err != nil {
+		return g.userErr("reactivate user", err)
+	}
+	// undo sets the user back as loadTarget found them.
+	undo := func(ctx context.Context) error {
+		if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, u.Status); err != nil {
+			return err
+		}
+		return g.stores.UserUpdates.SetReactivatedAt(ctx, tenant, id, u.ReactivatedAt)
+	}
 	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusActive); err != nil {
+		_ = g.stores.UserUpdates.SetReactivatedAt(context.WithoutCancel(ctx), tenant, id, u.ReactivatedAt)
 		return g.userErr("reactivate user", err)
 	}
 	// A role granted to the user since loadTarget is checked now.
-	if err := g.outranksStill(ctx, by, perms, tenant, id, audit.UserReactivated, func(ctx context.Context) error {
-		return g.stores.UserUpdates.SetStatus(ctx, tenant, id, u.Status)
-	}); err != nil {
+	if err := g.outranksStill(ctx, by, perms, tenant, id, audit.UserReactivated, undo); err != nil {
 		return err
 	}
 	if err := g.record(ctx, g.adminEvent(by, tenant, audit.UserReactivated, id)); err != nil {
-		_ = g.stores.UserUpdates.SetStatus(context.WithoutCancel(ctx), tenant, id, u.Status)
+		_ = undo(context.WithoutCancel(ctx))
 		return err
 	}
 	return nil

@@ -421,6 +421,16 @@ var migrations = []migration{
 		// single sign-on session for it, as before.
 		`ALTER TABLE guard_tenants ADD COLUMN idp_changed_at INTEGER`,
 	}},
+	// Version 16 is kept for a migration of a concurrent change (second
+	// factors); until it lands it changes nothing.
+	{16, "reserved", nil},
+	{17, "user reactivation", []string{
+		// When an administrator last reactivated the user, in Unix
+		// microseconds, NULL if never since this column was added
+		// (auth.User.ReactivatedAt): the dormancy rule then counts the
+		// last sign-in alone, as before.
+		`ALTER TABLE guard_users ADD COLUMN reactivated_at INTEGER`,
+	}},
 }
 
 // ownNames are the tables and indexes this package creates. A database
