@@ -301,6 +301,14 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 // that fails too, the user stays active, unrecorded, and ErrUnavailable is
 // returned).
 //
+// A reactivation that does not stand leaves no way in: a sign-in that
+// landed while the status said active (between the write and the undo)
+// has its session ended when the deactivated status is set back, as
+// DeleteUser ends the session of a sign-in that raced it. If ending them
+// fails, ErrUnavailable is returned with the user deactivated, and such a
+// session lasts until Maintain (at its next run) or DeactivateUser ends
+// the sessions of the deactivated user.
+//
 // A reactivation counts as activity for the dormancy rule
 // (Policy.AutoDeactivateDormant): its time is kept (User.ReactivatedAt),
 // and a reactivated user is dormant only DormantAfter after it, however
@@ -318,10 +326,16 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 	if err := g.stores.UserUpdates.SetReactivatedAt(ctx, tenant, id, now); err != nil {
 		return g.userErr("reactivate user", err)
 	}
-	// undo sets the user back as loadTarget found them.
+	// undo sets the user back as loadTarget found them; a deactivated
+	// user's sessions opened meanwhile end with it.
 	undo := func(ctx context.Context) error {
 		if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, u.Status); err != nil {
 			return err
+		}
+		if u.Status != auth.StatusActive {
+			if _, err := g.sessions.RevokeUser(ctx, tenant, id, session.Hash{}); err != nil {
+				return err
+			}
 		}
 		return g.stores.UserUpdates.SetReactivatedAt(ctx, tenant, id, u.ReactivatedAt)
 	}
@@ -334,7 +348,9 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 		return err
 	}
 	if err := g.record(ctx, g.adminEvent(by, tenant, audit.UserReactivated, id)); err != nil {
-		_ = undo(context.WithoutCancel(ctx))
+		if uerr := undo(context.WithoutCancel(ctx)); uerr != nil {
+			return unavailable("undo", uerr)
+		}
 		return err
 	}
 	return nil
