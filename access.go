@@ -505,6 +505,16 @@ func subjectOf(s string) (rbac.Subject, error) {
 // the role change stands (it is on record; end the sessions with
 // RevokeUserSessions). Granting a role already held, or revoking one not
 // held, changes nothing and ends no session.
+//
+// A role is granted only to a user of the tenant: a user who does not
+// exist, or no longer does, gives ErrUserNotFound, recorded as a failed
+// role.granted with reason unknown_user (Meta role), and no grant stays.
+// The user is looked up before the grant is written and again once it
+// is, so that a deletion racing the grant cannot leave it behind: either
+// the deletion comes after the second look-up and takes the roles (see
+// DeleteUser), or that look-up finds the user gone and the grant is taken
+// back. A store failure of a look-up gives ErrUnavailable, the grant taken
+// back; so does a failure to take it back, the grant then left.
 func (g *Guard) GrantRole(ctx context.Context, by Principal, tenant, subject, role string) error {
 	return g.changeGrant(ctx, by, tenant, subject, role, true)
 }
@@ -564,6 +574,14 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 			return rbac.Subject{}, false, err
 		}
 	}
+	// A grant to a user who is not there is refused before it is
+	// written; one whose user goes meanwhile is taken back after
+	// (granteeExists).
+	if grant && sub.Kind == rbac.KindUser {
+		if err := g.granteeExists(ctx, by, tenant, sub, role, false); err != nil {
+			return rbac.Subject{}, false, err
+		}
+	}
 	// Whether the subject held the role before, to undo exactly this
 	// change if it cannot be recorded.
 	held, err := g.rbac.RolesOf(ctx, tenant, sub)
@@ -595,6 +613,11 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 		}
 		return rbac.Subject{}, false, err
 	}
+	if grant && sub.Kind == rbac.KindUser {
+		if err := g.granteeExists(ctx, by, tenant, sub, role, !had); err != nil {
+			return rbac.Subject{}, false, err
+		}
+	}
 	if activeOwner && had {
 		if err := g.keepOwner(ctx, by, tenant, action, sub.String(), map[string]string{"role": role}, func(ctx context.Context) error {
 			return g.rbac.Grant(ctx, g.rbac.AllPerms(), tenant, sub, role)
@@ -624,6 +647,33 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 		return rbac.Subject{}, false, err
 	}
 	return sub, grant != had, nil
+}
+
+// granteeExists checks that user sub, to be given role (written: the
+// grant is written, by this call), exists in the tenant. If not, a grant
+// written is taken back, the refusal recorded as a failed role.granted
+// with reason unknown_user (Meta role) and ErrUserNotFound returned. A
+// store failure takes a grant written back too and is returned
+// (ErrUnavailable), as is a failure to take it back.
+func (g *Guard) granteeExists(ctx context.Context, by Principal, tenant string, sub rbac.Subject, role string, written bool) error {
+	_, err := g.stores.Users.User(ctx, tenant, sub.ID)
+	if err == nil {
+		return nil
+	}
+	if written {
+		if uerr := g.rbac.Revoke(context.WithoutCancel(ctx), g.rbac.AllPerms(), tenant, sub, role); uerr != nil {
+			return unavailable("undo", uerr)
+		}
+	}
+	if !errors.Is(err, auth.ErrNotFound) {
+		return unavailable("load user", err)
+	}
+	e := g.adminEvent(by, tenant, audit.RoleGranted, sub.String())
+	e.Outcome, e.Reason, e.Meta = audit.Failure, ReasonUnknownUser, map[string]string{"role": role}
+	if rerr := g.record(ctx, e); rerr != nil {
+		return rerr
+	}
+	return ErrUserNotFound
 }
 
 // policyRefused records a change of roles or approval rules that the

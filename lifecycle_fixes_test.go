@@ -4,10 +4,13 @@ package guard_test
 // beyond the audit's own: the other paths of each fix.
 
 import (
+	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/rbac"
 )
@@ -51,6 +54,59 @@ func TestUndoneReactivationEndsSessionOnEscalation(t *testing.T) {
 		}
 		if _, err := f.g.Authenticate(f.ctx, token); err == nil {
 			t.Error("mia is deactivated (the reactivation was undone) but her session opened meanwhile authenticates")
+		}
+	})
+}
+
+// readHook runs hook once, armed, right after the first Users.User read
+// of the user it names: what lands between a read of the user and the
+// next step of the call that read it.
+type readHook struct {
+	auth.UserStore
+	id   atomic.Pointer[string]
+	hook func()
+}
+
+func (u *readHook) User(ctx context.Context, tenant, id string) (auth.User, error) {
+	got, err := u.UserStore.User(ctx, tenant, id)
+	if p := u.id.Load(); p != nil && *p == id && u.id.CompareAndSwap(p, nil) {
+		u.hook()
+	}
+	return got, err
+}
+
+// A deletion that completes between GrantRole's look-up of the user and
+// the write of the grant: the look-up after the write finds the user
+// gone, and the grant is taken back, refused (ErrUserNotFound) and
+// recorded as refused (reason unknown_user).
+func TestGrantRoleRacingDeletionTakenBack(t *testing.T) {
+	admin := guard.System("admin")
+	eachStore(t, func(t *testing.T, st guard.Stores) {
+		users := &readHook{}
+		f := newLifecycleFixture(t, st, func(c *guard.Config) {
+			users.UserStore = c.Stores.Users
+			c.Stores.Users = users
+		})
+		bob := f.createUser(t, "bob@example.test", ownerPW)
+		users.hook = func() {
+			if err := f.g.DeleteUser(f.ctx, admin, tenantID, bob.ID); err != nil {
+				t.Errorf("DeleteUser racing the grant: %v", err)
+			}
+		}
+		users.id.Store(&bob.ID)
+		if err := f.g.GrantRole(f.ctx, admin, tenantID, "user:"+bob.ID, rbac.Admin); !errors.Is(err, guard.ErrUserNotFound) {
+			t.Errorf("GrantRole racing the deletion: %v, want ErrUserNotFound", err)
+		}
+		if users.id.Load() != nil {
+			t.Fatal("the deletion did not run")
+		}
+		if rs, err := f.g.RolesOf(f.ctx, admin, tenantID, "user:"+bob.ID); err != nil || len(rs) != 0 {
+			t.Errorf("roles of the deleted user: %v, %v; want none", rs, err)
+		}
+		evs := f.events(t, audit.RoleGranted)
+		if n := len(evs); n == 0 || evs[n-1].Outcome != audit.Failure || evs[n-1].Reason != guard.ReasonUnknownUser ||
+			evs[n-1].Meta["role"] != rbac.Admin || evs[n-1].Target != "user:"+bob.ID {
+			t.Errorf("role.granted events %+v; want the last refused, reason unknown_user, Meta role admin", evs)
 		}
 	})
 }

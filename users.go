@@ -375,10 +375,10 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 // was done so far (sessions ended, keys revoked, roles taken, in that
 // order): calling DeleteUser again finishes the job. Once the user's
 // record is removed, the deletion is recorded before the rest is cleared
-// (the sessions of a sign-in that raced with it, the second factors, the
-// login throttle state of the address): a failure there returns
-// ErrUnavailable with the user deleted and on record, and that rest left
-// behind. The tenant's last active owner cannot be deleted
+// (the sessions of a sign-in that raced with it, a role granted while
+// the roles were taken, the second factors, the login throttle state of
+// the address): a failure there returns ErrUnavailable with the user
+// deleted and on record, and that rest left behind. The tenant's last active owner cannot be deleted
 // (rbac.ErrLastOwner, recorded as a failed user.deleted with reason
 // last_owner): make another user an owner first. As for DeactivateUser,
 // this holds when the owners are deactivated or deleted concurrently.
@@ -448,6 +448,15 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 	// session when RecordLogin finds none).
 	if _, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{}); err != nil {
 		return unavailable("end sessions", err)
+	}
+	// And the roles: a grant that found the user there (GrantRole looks
+	// once the grant is written) came before this, one after finds the
+	// user gone and takes itself back. The user is gone: whatever the
+	// role, it goes (the last owner's role aside, kept as above).
+	if g.rbac != nil {
+		if err := g.rbac.RevokeAll(ctx, g.rbac.AllPerms(), tenant, rbac.User(id)); err != nil && !errors.Is(err, rbac.ErrLastOwner) {
+			return rbacErr("revoke roles", err)
+		}
 	}
 	if g.mfa != nil {
 		if err := g.mfa.DeleteUser(ctx, tenant, id); err != nil {
