@@ -360,7 +360,7 @@ func (g *Guard) afterEmailChange(ctx context.Context, p Principal, u auth.User, 
 	if err := g.voidLinks(ctx, u.Tenant, u.ID); err != nil {
 		return err
 	}
-	e.Meta["sessions_ended"] = strconv.Itoa(len(ended))
+	e.Meta["sessions_ended"] = strconv.Itoa(liveCount(ended, g.now()))
 	return g.record(ctx, e)
 }
 

@@ -548,7 +548,7 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	// The replaced password cannot be put back as it was: the reset is
 	// recorded before it is made.
 	e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
-	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
+	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(liveCount(ended, g.now()))}
 	if u.EmailUnverified {
 		// The link was bound to u.Email (FactorID above): verified if it
 		// is still the user's address.
