@@ -8,6 +8,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
@@ -108,5 +109,103 @@ func TestGrantRoleRacingDeletionTakenBack(t *testing.T) {
 			evs[n-1].Meta["role"] != rbac.Admin || evs[n-1].Target != "user:"+bob.ID {
 			t.Errorf("role.granted events %+v; want the last refused, reason unknown_user, Meta role admin", evs)
 		}
+	})
+}
+
+// newCodeHookFixture is newLifecycleFixture with the codes of the links
+// (Txn starting with prefix) stored through a putCodeHook.
+func newCodeHookFixture(t *testing.T, st guard.Stores, prefix string) (*mfaFixture, *putCodeHook) {
+	t.Helper()
+	codes := &putCodeHook{prefix: prefix}
+	f := newLifecycleFixture(t, st, func(c *guard.Config) {
+		codes.CodeStore = c.Stores.MFA.Codes
+		c.Stores.MFA.Codes = codes
+	})
+	return f, codes
+}
+
+// The reset link and the invitation are voided as the email-change link
+// is when a deactivation or ExpirePassword lands between the read of the
+// user and the store of the link's code: a reset link asked for
+// (ForgotPassword) while the user is deactivated does not work once they
+// are reactivated, nor does an invitation sent while their password is
+// marked expired; the password stays as it was.
+func TestResetLinkStoredDuringVoidingVoided(t *testing.T) {
+	admin := guard.System("admin")
+	for _, tc := range []struct {
+		name string
+		send func(f *mfaFixture, id string) error
+		void func(f *mfaFixture, id string) error
+	}{
+		{"ForgotPasswordDuringDeactivateUser", func(f *mfaFixture, _ string) error {
+			return f.g.ForgotPassword(f.ctx, guard.ForgotRequest{Tenant: tenantID, Email: adaEmail, IP: "203.0.113.5"})
+		}, func(f *mfaFixture, id string) error {
+			if err := f.g.DeactivateUser(f.ctx, admin, tenantID, id); err != nil {
+				return err
+			}
+			return f.g.ReactivateUser(f.ctx, admin, tenantID, id)
+		}},
+		{"SendInvitationDuringExpirePassword", func(f *mfaFixture, id string) error {
+			return f.g.SendInvitation(f.ctx, admin, tenantID, id)
+		}, func(f *mfaFixture, id string) error {
+			return f.g.ExpirePassword(f.ctx, admin, tenantID, id)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eachStore(t, func(t *testing.T, st guard.Stores) {
+				f, codes := newCodeHookFixture(t, st, "reset:")
+				ada := f.createUser(t, adaEmail, ownerPW)
+				act := func() {
+					if err := tc.void(f, ada.ID); err != nil {
+						t.Errorf("the voiding action: %v", err)
+					}
+				}
+				codes.hook.Store(&act)
+				if err := tc.send(f, ada.ID); err != nil {
+					t.Fatal(err)
+				}
+				link := lastResetLink(t, f.mailTo(adaEmail))
+				if codes.hook.Load() != nil {
+					t.Fatal("the voiding action did not run")
+				}
+				if err := f.g.ResetPassword(f.ctx, resetTo(link, "an entirely new passphrase")); !errors.Is(err, guard.ErrInvalidResetToken) {
+					t.Errorf("ResetPassword with a link made while the action ran: %v, want ErrInvalidResetToken", err)
+				}
+				if _, err := f.login(adaEmail, ownerPW); err != nil {
+					t.Errorf("sign-in with the old password: %v", err)
+				}
+			})
+		})
+	}
+}
+
+// A deactivation and a reactivation that both land between the read of
+// the user and the store of an email-change link's code leave the user as
+// they were read but for the reactivation time (User.ReactivatedAt): the
+// link, whose voiding came before its store, is voided all the same.
+func TestLinkVoidedByDeactivationAndReactivationInBetween(t *testing.T) {
+	admin := guard.System("admin")
+	eachStore(t, func(t *testing.T, st guard.Stores) {
+		f, codes := newCodeHookFixture(t, st, "email:")
+		ada := f.createUser(t, adaEmail, ownerPW)
+		_, p := f.signIn(t, adaEmail, ownerPW)
+		act := func() {
+			if err := f.g.DeactivateUser(f.ctx, admin, tenantID, ada.ID); err != nil {
+				t.Errorf("DeactivateUser: %v", err)
+			}
+			f.clock.Advance(time.Second)
+			if err := f.g.ReactivateUser(f.ctx, admin, tenantID, ada.ID); err != nil {
+				t.Errorf("ReactivateUser: %v", err)
+			}
+		}
+		codes.hook.Store(&act)
+		link := f.requestChange(t, p, "mallory@example.test")
+		if codes.hook.Load() != nil {
+			t.Fatal("the deactivation did not run")
+		}
+		if err := f.g.ConfirmEmailChange(f.ctx, confirmOf(link)); !errors.Is(err, guard.ErrInvalidEmailChange) {
+			t.Errorf("ConfirmEmailChange of a link whose voiding came before its store: %v, want ErrInvalidEmailChange", err)
+		}
+		f.wantEmail(t, ada.ID, adaEmail)
 	})
 }

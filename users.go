@@ -235,7 +235,8 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 
 // DeactivateUser deactivates a user, ends every one of their sessions,
 // voids their mailed links (reset, invitation, email change: a
-// reactivation does not bring them back) and revokes every API key they
+// reactivation does not bring them back, even of a link being made as the
+// deactivation runs) and revokes every API key they
 // created, at once: the next request with any of them fails. Each key is recorded as apikey.revoked (Meta reason
 // creator_deactivated, created_by), then the deactivation as
 // user.deactivated (Meta sessions_ended, api_keys_revoked). A user cannot
