@@ -1037,6 +1037,12 @@ func PayloadHash(payload []byte) [32]byte { return sha256.Sum256(payload) }
 // and ErrUnavailable is returned. If it cannot be rejected either,
 // ErrUnavailable is returned all the same and the request stays pending,
 // unrecorded.
+//
+// Deactivating or deleting a user withdraws the requests they filed (see
+// DeactivateUser): a request filed by a user deactivated or deleted
+// while it was made is rejected the same way, unrecorded, and
+// ErrUnauthenticated returned (ErrUnavailable if the user cannot be
+// read).
 func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, target string, payload []byte, ttl time.Duration) (rbac.Approval, error) {
 	if err := g.needRBAC(); err != nil {
 		return rbac.Approval{}, err
@@ -1058,6 +1064,9 @@ func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, t
 	ap, err := g.approvals.Request(ctx, by.Tenant, by.subject(), p, target, PayloadHash(payload), ttl)
 	if err != nil {
 		return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalRequested, "", err)
+	}
+	if err := g.requesterStillActive(ctx, by, ap); err != nil {
+		return rbac.Approval{}, err
 	}
 	e := g.adminEvent(by, by.Tenant, audit.ApprovalRequested, ap.ID)
 	e.Meta = map[string]string{"permission": permission, "target": clip(target, 200)}
@@ -1142,6 +1151,28 @@ func (g *Guard) decideApproval(ctx context.Context, by Principal, id string, app
 		return rbac.Approval{}, err
 	}
 	return ap, nil
+}
+
+// requesterStillActive checks, once request ap is stored, that the user
+// who filed it (by) is still active, and rejects it (with no Decider,
+// unrecorded) when they are not, as creatorStillActive revokes an API
+// key: a deactivation or deletion that ran while the request was under
+// way may have withdrawn the user's requests (rejectRequestsOf) before ap
+// was stored. It writes the status first and withdraws after, so either
+// its withdrawal finds ap or this check finds the new status. A requester
+// deactivated or gone gives ErrUnauthenticated; a store failure rejects ap
+// too and gives ErrUnavailable. A key's request is left to its key:
+// revoked with its creator, it consumes nothing.
+func (g *Guard) requesterStillActive(ctx context.Context, by Principal, ap rbac.Approval) error {
+	if by.Kind != KindUser {
+		return nil
+	}
+	err := g.stillActive(ctx, by.Tenant, by.UserID)
+	if err != nil {
+		_, _ = g.stores.Approvals.DecideApproval(context.WithoutCancel(ctx), ap.Tenant, ap.ID, rbac.Subject{},
+			rbac.StatusRejected, g.now().UTC().Truncate(time.Microsecond))
+	}
+	return err
 }
 
 // notOwnKeysRequest returns rbac.ErrSelfApproval when approval id was
@@ -1284,6 +1315,69 @@ func (g *Guard) Approvals(ctx context.Context, by Principal, q rbac.ApprovalQuer
 		}
 		page.Before = as[len(as)-1].ID
 	}
+}
+
+// Reasons (Meta reason) of an approval.rejected event by which a
+// deactivation or a deletion withdrew the requests its user filed.
+const (
+	reasonRequesterDeactivated = "requester_deactivated"
+	reasonRequesterDeleted     = "requester_deleted"
+)
+
+// rejectRequestsOf withdraws the four-eyes requests user id filed that
+// are still pending: each is rejected by the system (no Decider, as
+// RequestApproval rejects one it cannot record) and recorded as
+// approval.rejected by by, Meta reason (requesterDeactivated or
+// requesterDeleted), permission and requester. A deactivation and a
+// deletion call it once the user's status is written: no approver is then
+// asked to approve the action of someone removed, and a reactivation
+// brings no request back. A request decided or expired meanwhile is left
+// as it is. It returns the number rejected; a store failure is
+// ErrUnavailable (those rejected so far are recorded first).
+func (g *Guard) rejectRequestsOf(ctx context.Context, by Principal, tenant, id, reason string) (int, error) {
+	if g.approvals == nil {
+		return 0, nil
+	}
+	sub := rbac.User(id)
+	var mine []rbac.Approval
+	q := rbac.ApprovalQuery{Status: rbac.StatusPending, Limit: 1000}
+	for {
+		as, err := g.approvals.List(ctx, tenant, q)
+		if err != nil {
+			return 0, rbacErr("approvals", err)
+		}
+		for _, ap := range as {
+			if ap.Requester == sub {
+				mine = append(mine, ap)
+			}
+		}
+		if len(as) < q.Limit {
+			break
+		}
+		q.Before = as[len(as)-1].ID
+	}
+	now := g.now().UTC().Truncate(time.Microsecond)
+	var evs []audit.Event
+	var ferr error
+	for _, ap := range mine {
+		_, err := g.stores.Approvals.DecideApproval(ctx, tenant, ap.ID, rbac.Subject{}, rbac.StatusRejected, now)
+		if errors.Is(err, rbac.ErrNotPending) || errors.Is(err, rbac.ErrExpired) || errors.Is(err, rbac.ErrNotFound) {
+			continue // decided, or expired, meanwhile
+		}
+		if err != nil {
+			ferr = rbacErr("reject request", err)
+			break
+		}
+		e := g.adminEvent(by, tenant, audit.ApprovalRejected, ap.ID)
+		e.Meta = map[string]string{"reason": reason, "permission": ap.Permission.String(), "requester": sub.String()}
+		evs = append(evs, e)
+	}
+	if len(evs) > 0 {
+		if err := g.record(ctx, evs...); err != nil {
+			return len(evs), err
+		}
+	}
+	return len(evs), ferr
 }
 
 // approvalFailed records a refused approval step and returns the error.

@@ -209,3 +209,83 @@ func TestLinkVoidedByDeactivationAndReactivationInBetween(t *testing.T) {
 		f.wantEmail(t, ada.ID, adaEmail)
 	})
 }
+
+// createApprovalHook runs hook once, armed, in the first CreateApproval,
+// before the request is stored: what lands between RequestApproval's
+// checks and the store.
+type createApprovalHook struct {
+	rbac.ApprovalStore
+	hook atomic.Pointer[func()]
+}
+
+func (a *createApprovalHook) CreateApproval(ctx context.Context, ap rbac.Approval) error {
+	if h := a.hook.Swap(nil); h != nil {
+		(*h)()
+	}
+	return a.ApprovalStore.CreateApproval(ctx, ap)
+}
+
+// Deactivating or deleting a user withdraws the requests they filed,
+// each on record (approval.rejected, Meta reason requester_deactivated or
+// requester_deleted); the requests of others stay. A request stored just
+// after its requester's deactivation withdrew their requests is rejected
+// too, and RequestApproval answers ErrUnauthenticated.
+func TestRequestsWithdrawnWithTheirRequester(t *testing.T) {
+	eachStore(t, func(t *testing.T, st guard.Stores) {
+		aps := &createApprovalHook{}
+		f := newLifecycleFixture(t, st, func(c *guard.Config) {
+			aps.ApprovalStore = c.Stores.Approvals
+			c.Stores.Approvals = aps
+		})
+		owner, _ := f.userWithRoles(t, "olga@example.test", rbac.Owner)
+		rob, _ := f.userWithRoles(t, "rob@example.test", rbac.Manager)
+		dan, _ := f.userWithRoles(t, "dan@example.test", rbac.Manager)
+		ann, _ := f.userWithRoles(t, "ann@example.test", rbac.Manager)
+		request := func(p guard.Principal, target string) rbac.Approval {
+			t.Helper()
+			ap, err := f.g.RequestApproval(f.ctx, p, "campaigns:send", target, []byte("p"), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ap
+		}
+		robs, dans, anns := request(rob, "c1"), request(dan, "c2"), request(ann, "c3")
+		if err := f.g.DeactivateUser(f.ctx, owner, tenantID, rob.UserID); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.g.DeleteUser(f.ctx, owner, tenantID, dan.UserID); err != nil {
+			t.Fatal(err)
+		}
+		listed, err := f.g.Approvals(f.ctx, owner, rbac.ApprovalQuery{Status: rbac.StatusPending})
+		if err != nil || len(listed) != 1 || listed[0].ID != anns.ID {
+			t.Errorf("pending requests after their requesters went: %+v, %v; want ann's alone", listed, err)
+		}
+		withdrawn := map[string]string{}
+		for _, e := range f.events(t, audit.ApprovalRejected) {
+			if e.Actor.ID != owner.UserID || e.Meta["permission"] != "campaigns:send" {
+				t.Errorf("approval.rejected %+v; want by the owner, Meta permission campaigns:send", e)
+			}
+			withdrawn[e.Target] = e.Meta["reason"] + " " + e.Meta["requester"]
+		}
+		want := map[string]string{robs.ID: "requester_deactivated user:" + rob.UserID, dans.ID: "requester_deleted user:" + dan.UserID}
+		if len(withdrawn) != len(want) || withdrawn[robs.ID] != want[robs.ID] || withdrawn[dans.ID] != want[dans.ID] {
+			t.Errorf("approval.rejected events %v, want %v", withdrawn, want)
+		}
+		// Racing: ann is deactivated just before her request is stored.
+		deactivate := func() {
+			if err := f.g.DeactivateUser(f.ctx, owner, tenantID, ann.UserID); err != nil {
+				t.Errorf("DeactivateUser racing the request: %v", err)
+			}
+		}
+		aps.hook.Store(&deactivate)
+		if _, err := f.g.RequestApproval(f.ctx, ann, "campaigns:send", "c4", []byte("p"), 0); !errors.Is(err, guard.ErrUnauthenticated) {
+			t.Errorf("RequestApproval racing the requester's deactivation: %v, want ErrUnauthenticated", err)
+		}
+		if aps.hook.Load() != nil {
+			t.Fatal("the deactivation did not run")
+		}
+		if listed, err := f.g.Approvals(f.ctx, owner, rbac.ApprovalQuery{Status: rbac.StatusPending}); err != nil || len(listed) != 0 {
+			t.Errorf("pending requests after ann went: %+v, %v; want none", listed, err)
+		}
+	})
+}

@@ -1047,8 +1047,9 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 	return nil
 }
 
-// deactivate deactivates a user, ends their sessions, revokes the API keys
-// they created (revokeKeysOf) and records it all: user.deactivated has
+// deactivate deactivates a user, ends their sessions, voids their mailed
+// links, revokes the API keys they created (revokeKeysOf), withdraws the
+// four-eyes requests they filed (rejectRequestsOf) and records it all: user.deactivated has
 // Meta sessions_ended, api_keys_revoked and, unless empty, reason. It is
 // what DeactivateUser, the review's deactivations and DeactivateDormant
 // do, and returns the number of live sessions ended and of keys revoked,
@@ -1094,6 +1095,10 @@ func (g *Guard) deactivate(ctx context.Context, by Principal, perms rbac.Perms, 
 		return sessions, 0, err
 	}
 	if keys, err = g.revokeKeysOf(ctx, by, tenant, id, "creator_deactivated"); err != nil {
+		return sessions, keys, err
+	}
+	// And the four-eyes requests the user filed: withdrawn.
+	if _, err := g.rejectRequestsOf(ctx, by, tenant, id, reasonRequesterDeactivated); err != nil {
 		return sessions, keys, err
 	}
 	e := g.adminEvent(by, tenant, audit.UserDeactivated, id)

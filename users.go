@@ -238,8 +238,13 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 // reactivation does not bring them back, even of a link being made as the
 // deactivation runs) and revokes every API key they
 // created, at once: the next request with any of them fails. Each key is recorded as apikey.revoked (Meta reason
-// creator_deactivated, created_by), then the deactivation as
-// user.deactivated (Meta sessions_ended, api_keys_revoked). A user cannot
+// creator_deactivated, created_by); the four-eyes requests the user filed
+// that are still pending are withdrawn (rejected by the system, each
+// recorded as approval.rejected, Meta reason requester_deactivated,
+// permission, requester), so no approver is asked to approve the action
+// of someone removed and a reactivation brings none back; then the
+// deactivation is recorded as user.deactivated (Meta sessions_ended,
+// api_keys_revoked). A user cannot
 // deactivate themselves (ErrForbidden, recorded as access.denied with
 // reason own_account), nor anyone a user holding a role they could not
 // grant (ErrForbidden, recorded as a failed user.deactivated with reason
@@ -261,9 +266,10 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 // returned and the user stays deactivated, with nothing else done.
 //
 // A store failure gives ErrUnavailable, and what was done stays done: the
-// user stays deactivated (so cannot sign in), with the sessions ended and
-// the keys revoked so far. Calling DeactivateUser again finishes the job;
-// so does Maintain, at its next run, for sessions and keys alike.
+// user stays deactivated (so cannot sign in), with the sessions ended,
+// the keys revoked and the requests withdrawn so far. Calling
+// DeactivateUser again finishes the job; so does Maintain, at its next
+// run, for sessions and keys alike.
 // A failure while the owners are counted, or while the roles are read
 // again, undoes the deactivation instead.
 // A deactivation moves toward the safer state, so it stands even when it
@@ -358,7 +364,9 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 }
 
 // DeleteUser ends a user's sessions, revokes every API key they created
-// (each recorded as apikey.revoked, Meta reason creator_deleted), removes
+// (each recorded as apikey.revoked, Meta reason creator_deleted),
+// withdraws the four-eyes requests they filed that are still pending (as
+// DeactivateUser does, Meta reason requester_deleted), removes
 // the user and clears their throttle state; user.deleted has Meta email
 // and api_keys_revoked. A user cannot delete themselves (ErrForbidden,
 // recorded as access.denied with reason own_account), nor anyone a user
@@ -373,8 +381,8 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 // without it). The break-glass owner of a
 // tenant that requires SSO cannot be deleted (ErrBreakGlassUser). A store
 // failure gives ErrUnavailable and leaves the user deactivated, with what
-// was done so far (sessions ended, keys revoked, roles taken, in that
-// order): calling DeleteUser again finishes the job. Once the user's
+// was done so far (sessions ended, keys revoked, requests withdrawn, roles
+// taken, in that order): calling DeleteUser again finishes the job. Once the user's
 // record is removed, the deletion is recorded before the rest is cleared
 // (the sessions of a sign-in that raced with it, a role granted while
 // the roles were taken, the second factors, the login throttle state of
@@ -423,6 +431,9 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 	}
 	keys, err := g.revokeKeysOf(ctx, by, tenant, id, "creator_deleted")
 	if err != nil {
+		return err
+	}
+	if _, err := g.rejectRequestsOf(ctx, by, tenant, id, reasonRequesterDeleted); err != nil {
 		return err
 	}
 	// The roles go while the user can still be found: a failure leaves

@@ -45,7 +45,7 @@ const (
 	ApprovalRuleChanged Action = "approval_rule.changed"
 	ApprovalRequested   Action = "approval.requested"
 	ApprovalApproved    Action = "approval.approved"
-	ApprovalRejected    Action = "approval.rejected"
+	ApprovalRejected    Action = "approval.rejected" // Meta: permission, requester; reason requester_deactivated or requester_deleted when withdrawn with its requester
 	ApprovalConsumed    Action = "approval.consumed"
 )
 
