@@ -289,3 +289,66 @@ func TestRequestsWithdrawnWithTheirRequester(t *testing.T) {
 		}
 	})
 }
+
+// idleHook runs hook once, armed, right after the first DeactivateIdle
+// that deactivates: what lands between a dormant deactivation's status
+// write and its next step.
+type idleHook struct {
+	auth.UserUpdater
+	hook atomic.Pointer[func()]
+}
+
+func (u *idleHook) DeactivateIdle(ctx context.Context, tenant, id string, idleSince time.Time) error {
+	if err := u.UserUpdater.DeactivateIdle(ctx, tenant, id, idleSince); err != nil {
+		return err
+	}
+	if h := u.hook.Swap(nil); h != nil {
+		(*h)()
+	}
+	return nil
+}
+
+// A deactivation that a reactivation undid just after its status write
+// is refused with ErrConflict and recorded as refused (reason conflict,
+// Meta sessions_ended and api_keys_revoked); so is a dormant
+// deactivation, which DeactivateDormant then passes over.
+func TestDeactivationUndoneByReactivationRefused(t *testing.T) {
+	for _, dormant := range []bool{false, true} {
+		t.Run(map[bool]string{false: "DeactivateUser", true: "DeactivateDormant"}[dormant], func(t *testing.T) {
+			eachStore(t, func(t *testing.T, st guard.Stores) {
+				up := &statusHook{}
+				idle := &idleHook{UserUpdater: up}
+				f := newLifecycleFixture(t, st, func(c *guard.Config) {
+					up.UserUpdater = c.Stores.UserUpdates
+					c.Stores.UserUpdates = idle
+				})
+				ada := f.createUser(t, adaEmail, ownerPW)
+				reactivate := func() {
+					if err := f.g.ReactivateUser(f.ctx, guard.System("other-admin"), tenantID, ada.ID); err != nil {
+						t.Errorf("ReactivateUser racing the deactivation: %v", err)
+					}
+				}
+				if dormant {
+					f.allDormant(t)
+					idle.hook.Store(&reactivate)
+					if done, err := f.g.DeactivateDormant(f.ctx, guard.System("cron"), tenantID); err != nil || len(done) != 0 {
+						t.Errorf("DeactivateDormant = %v, %v; want none deactivated, no error", done, err)
+					}
+				} else {
+					up.arm(auth.StatusDeactivated, reactivate)
+					if err := f.g.DeactivateUser(f.ctx, guard.System("admin"), tenantID, ada.ID); !errors.Is(err, guard.ErrConflict) {
+						t.Errorf("DeactivateUser undone by a reactivation: %v, want ErrConflict", err)
+					}
+				}
+				evs := f.events(t, audit.UserDeactivated)
+				if n := len(evs); n != 1 || evs[0].Outcome != audit.Failure || evs[0].Reason != "conflict" ||
+					evs[0].Meta["sessions_ended"] != "0" || evs[0].Meta["api_keys_revoked"] != "0" {
+					t.Errorf("user.deactivated events %+v; want one, refused, reason conflict, Meta sessions_ended and api_keys_revoked 0", evs)
+				}
+				if u, err := f.g.User(f.ctx, guard.System("test"), tenantID, ada.ID); err != nil || u.Status != auth.StatusActive {
+					t.Errorf("ada: %v, %v; want active", u.Status, err)
+				}
+			})
+		})
+	}
+}

@@ -1064,7 +1064,11 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 // deactivation is undone (the user set back to was), recorded as a failed
 // user.deactivated (reason escalation, Meta role) and refused with
 // ErrForbidden, nothing else done; a failure to read the roles then undoes
-// it too (see setDeactivated).
+// it too (see setDeactivated). A user found active again just before the
+// deactivation is recorded (a reactivation landed after the status was
+// written) makes it ErrConflict, recorded as a failed user.deactivated
+// with reason conflict (Meta as on success), the sessions ended and keys
+// revoked meanwhile staying so.
 //
 // A non-zero idleSince makes it the deactivation of a dormant user (was
 // is then active): the user is deactivated only if still active and not
@@ -1101,12 +1105,35 @@ func (g *Guard) deactivate(ctx context.Context, by Principal, perms rbac.Perms, 
 	if _, err := g.rejectRequestsOf(ctx, by, tenant, id, reasonRequesterDeactivated); err != nil {
 		return sessions, keys, err
 	}
-	e := g.adminEvent(by, tenant, audit.UserDeactivated, id)
-	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(sessions), "api_keys_revoked": strconv.Itoa(keys)}
+	meta = map[string]string{"sessions_ended": strconv.Itoa(sessions), "api_keys_revoked": strconv.Itoa(keys)}
 	if reason != "" {
-		e.Meta["reason"] = reason
+		meta["reason"] = reason
 	}
+	// A reactivation may have landed since the status was written: the
+	// deactivation is then not reported done, nor recorded last.
+	if err := g.stillDeactivated(ctx, tenant, id); err != nil {
+		if errors.Is(err, ErrConflict) {
+			err = g.ownerRefused(ctx, by, tenant, audit.UserDeactivated, id, "conflict", meta, ErrConflict)
+		}
+		return sessions, keys, err
+	}
+	e := g.adminEvent(by, tenant, audit.UserDeactivated, id)
+	e.Meta = meta
 	return sessions, keys, g.record(ctx, e)
+}
+
+// stillDeactivated returns nil if user id of tenant is not active (or
+// gone), ErrConflict if active again, and ErrUnavailable if the user
+// cannot be read.
+func (g *Guard) stillDeactivated(ctx context.Context, tenant, id string) error {
+	u, err := g.stores.Users.User(ctx, tenant, id)
+	switch {
+	case errors.Is(err, auth.ErrNotFound) || err == nil && u.Status != auth.StatusActive:
+		return nil
+	case err != nil:
+		return unavailable("load user", err)
+	}
+	return ErrConflict
 }
 
 // endSessions ends every session of a user whose privileges changed (new
@@ -1160,7 +1187,9 @@ func liveCount(ended []session.Session, now time.Time) int {
 // for DormantAfter (one store step: auth.UserUpdater.DeactivateIdle), so a
 // user who signs in, or whom an admin reactivates, while the run goes
 // through the tenant, or whom an admin or another replica's run
-// deactivates meanwhile, is passed over: runs on several
+// deactivates meanwhile, is passed over (as is one an admin reactivates
+// just after the status is written, the deactivation recorded as refused
+// with reason conflict: see DeactivateUser): runs on several
 // replicas at once deactivate and record each user once. Holders of the
 // owner role are never deactivated automatically, found at the scan or at
 // the deactivation (a user made owner just before the status is written
@@ -1236,6 +1265,8 @@ func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant stri
 				continue // deleted meanwhile
 			case errors.Is(err, errPassedOver):
 				continue // deactivated, signed in or made owner meanwhile
+			case errors.Is(err, ErrConflict):
+				continue // reactivated just after: the refusal is on record
 			case errors.Is(err, rbac.ErrEscalation):
 				continue // given a role by could not grant meanwhile: undone, on record
 			}

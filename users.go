@@ -257,8 +257,12 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 // once, each by the other, at least one stays active (one call is
 // refused, or both when they overlap closely). A call whose
 // deactivation another caller undid meanwhile (both deactivating the last
-// owner) is refused with ErrConflict (recorded with reason conflict),
-// never reported done. The rule on more privileged users is checked again
+// owner, or a ReactivateUser landing just after the status was written)
+// is refused with ErrConflict (recorded as a failed user.deactivated with
+// reason conflict; the sessions ended, links voided, keys revoked and
+// requests withdrawn meanwhile stay so), never reported done: the
+// caller and the audit log never say deactivated of a user who is
+// active. The rule on more privileged users is checked again
 // once the status is written: a role the caller could not grant, given to
 // the user meanwhile (an owner promoting them at that moment), undoes the
 // deactivation, which is refused and recorded as above (reason escalation,
