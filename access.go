@@ -505,6 +505,16 @@ func subjectOf(s string) (rbac.Subject, error) {
 // the role change stands (it is on record; end the sessions with
 // RevokeUserSessions). Granting a role already held, or revoking one not
 // held, changes nothing and ends no session.
+//
+// A role is granted only to a user of the tenant: a user who does not
+// exist, or no longer does, gives ErrUserNotFound, recorded as a failed
+// role.granted with reason unknown_user (Meta role), and no grant stays.
+// The user is looked up before the grant is written and again once it
+// is, so that a deletion racing the grant cannot leave it behind: either
+// the deletion comes after the second look-up and takes the roles (see
+// DeleteUser), or that look-up finds the user gone and the grant is taken
+// back. A store failure of a look-up gives ErrUnavailable, the grant taken
+// back; so does a failure to take it back, the grant then left.
 func (g *Guard) GrantRole(ctx context.Context, by Principal, tenant, subject, role string) error {
 	return g.changeGrant(ctx, by, tenant, subject, role, true)
 }
@@ -564,6 +574,14 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 			return rbac.Subject{}, false, err
 		}
 	}
+	// A grant to a user who is not there is refused before it is
+	// written; one whose user goes meanwhile is taken back after
+	// (granteeExists).
+	if grant && sub.Kind == rbac.KindUser {
+		if err := g.granteeExists(ctx, by, tenant, sub, role, false); err != nil {
+			return rbac.Subject{}, false, err
+		}
+	}
 	// Whether the subject held the role before, to undo exactly this
 	// change if it cannot be recorded.
 	held, err := g.rbac.RolesOf(ctx, tenant, sub)
@@ -595,6 +613,11 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 		}
 		return rbac.Subject{}, false, err
 	}
+	if grant && sub.Kind == rbac.KindUser {
+		if err := g.granteeExists(ctx, by, tenant, sub, role, !had); err != nil {
+			return rbac.Subject{}, false, err
+		}
+	}
 	if activeOwner && had {
 		if err := g.keepOwner(ctx, by, tenant, action, sub.String(), map[string]string{"role": role}, func(ctx context.Context) error {
 			return g.rbac.Grant(ctx, g.rbac.AllPerms(), tenant, sub, role)
@@ -624,6 +647,33 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 		return rbac.Subject{}, false, err
 	}
 	return sub, grant != had, nil
+}
+
+// granteeExists checks that user sub, to be given role (written: the
+// grant is written, by this call), exists in the tenant. If not, a grant
+// written is taken back, the refusal recorded as a failed role.granted
+// with reason unknown_user (Meta role) and ErrUserNotFound returned. A
+// store failure takes a grant written back too and is returned
+// (ErrUnavailable), as is a failure to take it back.
+func (g *Guard) granteeExists(ctx context.Context, by Principal, tenant string, sub rbac.Subject, role string, written bool) error {
+	_, err := g.stores.Users.User(ctx, tenant, sub.ID)
+	if err == nil {
+		return nil
+	}
+	if written {
+		if uerr := g.rbac.Revoke(context.WithoutCancel(ctx), g.rbac.AllPerms(), tenant, sub, role); uerr != nil {
+			return unavailable("undo", uerr)
+		}
+	}
+	if !errors.Is(err, auth.ErrNotFound) {
+		return unavailable("load user", err)
+	}
+	e := g.adminEvent(by, tenant, audit.RoleGranted, sub.String())
+	e.Outcome, e.Reason, e.Meta = audit.Failure, ReasonUnknownUser, map[string]string{"role": role}
+	if rerr := g.record(ctx, e); rerr != nil {
+		return rerr
+	}
+	return ErrUserNotFound
 }
 
 // policyRefused records a change of roles or approval rules that the
@@ -987,6 +1037,12 @@ func PayloadHash(payload []byte) [32]byte { return sha256.Sum256(payload) }
 // and ErrUnavailable is returned. If it cannot be rejected either,
 // ErrUnavailable is returned all the same and the request stays pending,
 // unrecorded.
+//
+// Deactivating or deleting a user withdraws the requests they filed (see
+// DeactivateUser): a request filed by a user deactivated or deleted
+// while it was made is rejected the same way, unrecorded, and
+// ErrUnauthenticated returned (ErrUnavailable if the user cannot be
+// read).
 func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, target string, payload []byte, ttl time.Duration) (rbac.Approval, error) {
 	if err := g.needRBAC(); err != nil {
 		return rbac.Approval{}, err
@@ -1008,6 +1064,9 @@ func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, t
 	ap, err := g.approvals.Request(ctx, by.Tenant, by.subject(), p, target, PayloadHash(payload), ttl)
 	if err != nil {
 		return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalRequested, "", err)
+	}
+	if err := g.requesterStillActive(ctx, by, ap); err != nil {
+		return rbac.Approval{}, err
 	}
 	e := g.adminEvent(by, by.Tenant, audit.ApprovalRequested, ap.ID)
 	e.Meta = map[string]string{"permission": permission, "target": clip(target, 200)}
@@ -1092,6 +1151,28 @@ func (g *Guard) decideApproval(ctx context.Context, by Principal, id string, app
 		return rbac.Approval{}, err
 	}
 	return ap, nil
+}
+
+// requesterStillActive checks, once request ap is stored, that the user
+// who filed it (by) is still active, and rejects it (with no Decider,
+// unrecorded) when they are not, as creatorStillActive revokes an API
+// key: a deactivation or deletion that ran while the request was under
+// way may have withdrawn the user's requests (rejectRequestsOf) before ap
+// was stored. It writes the status first and withdraws after, so either
+// its withdrawal finds ap or this check finds the new status. A requester
+// deactivated or gone gives ErrUnauthenticated; a store failure rejects ap
+// too and gives ErrUnavailable. A key's request is left to its key:
+// revoked with its creator, it consumes nothing.
+func (g *Guard) requesterStillActive(ctx context.Context, by Principal, ap rbac.Approval) error {
+	if by.Kind != KindUser {
+		return nil
+	}
+	err := g.stillActive(ctx, by.Tenant, by.UserID)
+	if err != nil {
+		_, _ = g.stores.Approvals.DecideApproval(context.WithoutCancel(ctx), ap.Tenant, ap.ID, rbac.Subject{},
+			rbac.StatusRejected, g.now().UTC().Truncate(time.Microsecond))
+	}
+	return err
 }
 
 // notOwnKeysRequest returns rbac.ErrSelfApproval when approval id was
@@ -1234,6 +1315,69 @@ func (g *Guard) Approvals(ctx context.Context, by Principal, q rbac.ApprovalQuer
 		}
 		page.Before = as[len(as)-1].ID
 	}
+}
+
+// Reasons (Meta reason) of an approval.rejected event by which a
+// deactivation or a deletion withdrew the requests its user filed.
+const (
+	reasonRequesterDeactivated = "requester_deactivated"
+	reasonRequesterDeleted     = "requester_deleted"
+)
+
+// rejectRequestsOf withdraws the four-eyes requests user id filed that
+// are still pending: each is rejected by the system (no Decider, as
+// RequestApproval rejects one it cannot record) and recorded as
+// approval.rejected by by, Meta reason (requesterDeactivated or
+// requesterDeleted), permission and requester. A deactivation and a
+// deletion call it once the user's status is written: no approver is then
+// asked to approve the action of someone removed, and a reactivation
+// brings no request back. A request decided or expired meanwhile is left
+// as it is. It returns the number rejected; a store failure is
+// ErrUnavailable (those rejected so far are recorded first).
+func (g *Guard) rejectRequestsOf(ctx context.Context, by Principal, tenant, id, reason string) (int, error) {
+	if g.approvals == nil {
+		return 0, nil
+	}
+	sub := rbac.User(id)
+	var mine []rbac.Approval
+	q := rbac.ApprovalQuery{Status: rbac.StatusPending, Limit: 1000}
+	for {
+		as, err := g.approvals.List(ctx, tenant, q)
+		if err != nil {
+			return 0, rbacErr("approvals", err)
+		}
+		for _, ap := range as {
+			if ap.Requester == sub {
+				mine = append(mine, ap)
+			}
+		}
+		if len(as) < q.Limit {
+			break
+		}
+		q.Before = as[len(as)-1].ID
+	}
+	now := g.now().UTC().Truncate(time.Microsecond)
+	var evs []audit.Event
+	var ferr error
+	for _, ap := range mine {
+		_, err := g.stores.Approvals.DecideApproval(ctx, tenant, ap.ID, rbac.Subject{}, rbac.StatusRejected, now)
+		if errors.Is(err, rbac.ErrNotPending) || errors.Is(err, rbac.ErrExpired) || errors.Is(err, rbac.ErrNotFound) {
+			continue // decided, or expired, meanwhile
+		}
+		if err != nil {
+			ferr = rbacErr("reject request", err)
+			break
+		}
+		e := g.adminEvent(by, tenant, audit.ApprovalRejected, ap.ID)
+		e.Meta = map[string]string{"reason": reason, "permission": ap.Permission.String(), "requester": sub.String()}
+		evs = append(evs, e)
+	}
+	if len(evs) > 0 {
+		if err := g.record(ctx, evs...); err != nil {
+			return len(evs), err
+		}
+	}
+	return len(evs), ferr
 }
 
 // approvalFailed records a refused approval step and returns the error.

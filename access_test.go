@@ -13,6 +13,7 @@ import (
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/store/memstore"
@@ -107,6 +108,16 @@ func TestGrantInOneTenantMeansNothingInAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := f.userWithRoles(t, "ada@example.test", rbac.Owner)
+	// GrantRole gives roles only to users of the tenant: a globex user
+	// with the same ID as an acme user (written to the store, as no
+	// facade call chooses an ID).
+	twin := func(id, email string) {
+		t.Helper()
+		if err := f.mem.Users.CreateUser(f.ctx, auth.User{ID: id, Tenant: "globex", Email: email, Status: auth.StatusActive}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	twin(p.UserID, "ada@example.test")
 	// The same user ID given owner in globex by the system grants nothing in acme…
 	if err := f.g.GrantRole(f.ctx, sys, "globex", "user:"+p.UserID, rbac.Owner); err != nil {
 		t.Fatal(err)
@@ -128,6 +139,7 @@ func TestGrantInOneTenantMeansNothingInAnother(t *testing.T) {
 		t.Errorf("acme owner on acme billing: %+v %v", d, err)
 	}
 	other, _ := f.userWithRoles(t, "bob@example.test")
+	twin(other.UserID, "bob@example.test")
 	if err := f.g.GrantRole(f.ctx, sys, "globex", "user:"+other.UserID, rbac.Owner); err != nil {
 		t.Fatal(err)
 	}

@@ -174,17 +174,26 @@ func (g *Guard) creatorStillActive(ctx context.Context, by Principal, k auth.API
 	if by.Kind != KindUser {
 		return nil
 	}
-	u, err := g.stores.Users.User(ctx, k.Tenant, by.UserID)
+	err := g.stillActive(ctx, k.Tenant, by.UserID)
+	if err != nil {
+		_ = g.stores.APIKeys.RevokeAPIKey(context.WithoutCancel(ctx), k.Tenant, k.ID, k.CreatedAt)
+	}
+	return err
+}
+
+// stillActive returns nil if user id of tenant is active,
+// ErrUnauthenticated if deactivated or gone, and ErrUnavailable if the
+// user cannot be read: the check of a signed-in user whose deactivation
+// may have run while their request was under way.
+func (g *Guard) stillActive(ctx context.Context, tenant, id string) error {
+	u, err := g.stores.Users.User(ctx, tenant, id)
 	switch {
 	case err == nil && u.Status == auth.StatusActive:
 		return nil
 	case err == nil || errors.Is(err, auth.ErrNotFound):
-		err = ErrUnauthenticated
-	default:
-		err = unavailable("load user", err)
+		return ErrUnauthenticated
 	}
-	_ = g.stores.APIKeys.RevokeAPIKey(context.WithoutCancel(ctx), k.Tenant, k.ID, k.CreatedAt)
-	return err
+	return unavailable("load user", err)
 }
 
 // revokeKeysOf revokes every API key of tenant that user id created and

@@ -91,7 +91,9 @@ func (g *Guard) UserByEmail(ctx context.Context, by Principal, tenant, email str
 // (users:manage) instead of asked for by the user, so no CAPTCHA. A newer
 // invitation or reset link voids the older one. Like a reset link it is
 // bound to the address it was mailed to: it stops working if the user's
-// email changes (ResetPassword takes it).
+// email changes (ResetPassword takes it). A deactivation, or an
+// ExpirePassword, of the user under way while it is made voids it as it
+// voids one made before: it may still be mailed, but does not work.
 //
 // A caller who could not grant every role the user holds is refused
 // (ErrForbidden, recorded as a failed user.invited with reason
@@ -118,7 +120,7 @@ func (g *Guard) SendInvitation(ctx context.Context, by Principal, tenant, userID
 		return err
 	}
 	if err := g.putResetCode(ctx, u, h, g.recovery.InviteTTL); err != nil {
-		return unavailable("store invitation", err)
+		return err
 	}
 	if err := g.record(ctx, g.adminEvent(by, tenant, audit.UserInvited, u.ID)); err != nil {
 		_ = g.recovery.codes.DeleteCode(context.WithoutCancel(ctx), u.Tenant, resetTxn(u.ID))

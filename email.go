@@ -143,7 +143,10 @@ func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, 
 // bound to the new address (and to the user's address and password now:
 // see ConfirmEmailChange), and a newer request voids the older link; the
 // request is recorded (user.email_change_requested) before the link
-// leaves.
+// leaves. A deactivation, or an ExpirePassword, of the user under way
+// while the link is made (perhaps ending the very session that asks)
+// voids it as it voids a link made before: it may still be mailed, but
+// does not work.
 //
 // Two refusals answer nil, as if the link had gone out, so that the
 // answer tells nothing about other accounts. An address another user of
@@ -207,6 +210,11 @@ func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail st
 		FactorID: linkBinding(u), Hash: emailChangeHash(token, email), CreatedAt: now,
 		ExpiresAt: now.Add(g.recovery.TokenTTL), TriesLeft: linkTries}); err != nil {
 		return unavailable("store email change link", err)
+	}
+	// A deactivation or ExpirePassword under way (perhaps ending the very
+	// session that asks) may have voided the links before this store.
+	if err := g.recheckLink(ctx, u, txn); err != nil {
+		return err
 	}
 	e := emailChangeEvent(p, u, email, audit.Success, "")
 	e.Action = audit.UserEmailChangeRequested
@@ -363,7 +371,7 @@ func (g *Guard) afterEmailChange(ctx context.Context, p Principal, u auth.User, 
 	if err := g.voidLinks(ctx, u.Tenant, u.ID); err != nil {
 		return err
 	}
-	e.Meta["sessions_ended"] = strconv.Itoa(len(ended))
+	e.Meta["sessions_ended"] = strconv.Itoa(liveCount(ended, g.now()))
 	return g.record(ctx, e)
 }
 

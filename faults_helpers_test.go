@@ -218,6 +218,10 @@ func (w fUserUpdates) DeactivateIdle(ctx context.Context, tenant, id string, idl
 	return do0(w.c, "UserUpdates.DeactivateIdle", func() error { return w.UserUpdater.DeactivateIdle(ctx, tenant, id, idleSince) })
 }
 
+func (w fUserUpdates) SetReactivatedAt(ctx context.Context, tenant, id string, at time.Time) error {
+	return do0(w.c, "UserUpdates.SetReactivatedAt", func() error { return w.UserUpdater.SetReactivatedAt(ctx, tenant, id, at) })
+}
+
 func (w fUserUpdates) SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error {
 	return do0(w.c, "UserUpdates.SetPassword", func() error { return w.UserUpdater.SetPassword(ctx, tenant, id, hash, at, keep) })
 }

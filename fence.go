@@ -356,6 +356,13 @@ func (r routedUsers) DeactivateIdle(ctx context.Context, tenant, id string, idle
 	return err
 }
 
+func (r routedUsers) SetReactivatedAt(ctx context.Context, tenant, id string, at time.Time) error {
+	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
+		return struct{}{}, s.UserUpdates.SetReactivatedAt(ctx, tenant, id, at)
+	})
+	return err
+}
+
 func (r routedUsers) SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error {
 	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
 		return struct{}{}, s.UserUpdates.SetPassword(ctx, tenant, id, hash, at, keep)

@@ -106,6 +106,10 @@ func (h *handle) DeactivateIdle(ctx context.Context, t, id string, idleSince tim
 	h.check()
 	return h.users.DeactivateIdle(ctx, t, id, idleSince)
 }
+func (h *handle) SetReactivatedAt(ctx context.Context, t, id string, at time.Time) error {
+	h.check()
+	return h.users.SetReactivatedAt(ctx, t, id, at)
+}
 func (h *handle) SetPassword(ctx context.Context, t, id, hash string, at time.Time, keep int) error {
 	h.check()
 	return h.users.SetPassword(ctx, t, id, hash, at, keep)

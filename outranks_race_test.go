@@ -167,18 +167,18 @@ func TestApplyReviewDeactivationRacingAGrantRefused(t *testing.T) {
 
 // allDormant turns on the tenant's AutoDeactivateDormant (after 30 days)
 // and moves the clock 31 days on: every user is dormant.
-func (rf *raceFixture) allDormant(t *testing.T) {
+func (f *fixture) allDormant(t *testing.T) {
 	t.Helper()
-	tn, err := rf.g.Tenant(rf.ctx, tenantID)
+	tn, err := f.g.Tenant(f.ctx, tenantID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pol := tn.Policy
 	pol.AutoDeactivateDormant, pol.DormantAfter = true, 30*24*time.Hour
-	if _, err := rf.g.SetPolicy(rf.ctx, guard.System("test"), tenantID, pol, tn.Version); err != nil {
+	if _, err := f.g.SetPolicy(f.ctx, guard.System("test"), tenantID, pol, tn.Version); err != nil {
 		t.Fatal(err)
 	}
-	rf.clock.Advance(31 * 24 * time.Hour)
+	f.clock.Advance(31 * 24 * time.Hour)
 }
 
 // DeactivateDormant passes over a user made owner meanwhile (undone, on

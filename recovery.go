@@ -249,7 +249,10 @@ type ForgotRequest struct {
 // links mailed per account, address and client IP in an hour: beyond
 // them no mail goes out (and the last link stays valid), so the form
 // cannot be used to flood an inbox. The limits of an address and a client
-// IP count every request, for an account or not.
+// IP count every request, for an account or not. A deactivation, or an
+// ExpirePassword, of the user under way while the link is made voids it
+// as it voids a link made before: it may still be mailed, but does not
+// work (see DeactivateUser).
 func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
@@ -389,11 +392,47 @@ func resetTxn(userID string) string { return "reset:" + userID }
 // hash h, living ttl, that is about to be mailed to u.Email. The code is
 // bound to that address and to u's password (see linkBinding): either may
 // change between the read of u and this write, after the change voided
-// the links, and the link must not work then.
+// the links, and the link must not work then. So may the user's status or
+// the mark on their password (see recheckLink). A store failure is
+// ErrUnavailable, and leaves no usable link.
 func (g *Guard) putResetCode(ctx context.Context, u auth.User, h mfa.Hash, ttl time.Duration) error {
 	now := g.now().UTC().Truncate(time.Microsecond)
-	return g.recovery.codes.PutCode(ctx, mfa.Code{Tenant: u.Tenant, Txn: resetTxn(u.ID), UserID: u.ID,
-		FactorID: linkBinding(u), Kind: mfa.KindEmail, Hash: h, CreatedAt: now, ExpiresAt: now.Add(ttl), TriesLeft: linkTries})
+	if err := g.recovery.codes.PutCode(ctx, mfa.Code{Tenant: u.Tenant, Txn: resetTxn(u.ID), UserID: u.ID,
+		FactorID: linkBinding(u), Kind: mfa.KindEmail, Hash: h, CreatedAt: now, ExpiresAt: now.Add(ttl), TriesLeft: linkTries}); err != nil {
+		return unavailable("store link", err)
+	}
+	return g.recheckLink(ctx, u, resetTxn(u.ID))
+}
+
+// recheckLink reads user u again once the code of a link for them (txn)
+// is stored, u being the user as read when the link was made. A
+// deactivation, a deletion and ExpirePassword void the user's links
+// (voidLinks) once they have changed the user, and may have done so
+// after u was read and before the code was stored, which would then
+// outlive them (after a reactivation, or at once for ExpirePassword): the
+// binding (linkBinding) does not see them, as they change neither the
+// address nor the password. So the code is deleted when the user is now
+// gone or not active, was reactivated since u was read (a deactivation
+// came and went: User.ReactivatedAt), or has a password marked expired
+// that was not when u was read: the link, mailed or not, does not work,
+// as one made just before the change does not. A change after this read
+// voids the code itself. A store failure deletes the code too and is
+// returned (ErrUnavailable). What remains: a second ExpirePassword of a
+// password already marked when u was read is not seen.
+func (g *Guard) recheckLink(ctx context.Context, u auth.User, txn string) error {
+	now, err := g.stores.Users.User(ctx, u.Tenant, u.ID)
+	switch {
+	case err == nil && now.Status == auth.StatusActive && now.ReactivatedAt.Equal(u.ReactivatedAt) &&
+		(u.PasswordExpired || !now.PasswordExpired):
+		return nil
+	case err != nil && !errors.Is(err, auth.ErrNotFound):
+		_ = g.recovery.codes.DeleteCode(context.WithoutCancel(ctx), u.Tenant, txn)
+		return unavailable("load user", err)
+	}
+	if err := g.recovery.codes.DeleteCode(ctx, u.Tenant, txn); err != nil {
+		return unavailable("void link", err)
+	}
+	return nil
 }
 
 // linkTries is the wrong tries a mailed link's code allows: as good as
@@ -607,7 +646,7 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	// The replaced password cannot be put back as it was: the reset is
 	// recorded before it is made.
 	e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
-	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
+	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(liveCount(ended, g.now()))}
 	if u.EmailUnverified {
 		// The link went to u.Email, which the write below verifies with
 		// the password, in one step: after the record, and only while
@@ -679,7 +718,7 @@ func (g *Guard) resetCaptchaRefused(ctx context.Context, req ResetRequest, err e
 // giveBackLink puts back c, the code of u's reset link, which a reset
 // that changed nothing spent, so that the user may try again with it:
 // unless the account moved meanwhile (resetMoved: its address, password,
-// status or expiry changed). A deactivation, an ExpirePassword, a change
+// status or expiry changed, or it was reactivated). A deactivation, an ExpirePassword, a change
 // of password or address voids the links, and one made while the link
 // was out of the store found nothing to void: the link must not come back
 // after it. Put back, then read: a change the read misses comes after the
@@ -721,6 +760,8 @@ func resetMoved(was, now auth.User) string {
 		return ReasonDeactivated
 	case now.PasswordExpired != was.PasswordExpired:
 		return ReasonPasswordExpired
+	case !now.ReactivatedAt.Equal(was.ReactivatedAt):
+		return ReasonDeactivated // and reactivated since: a deactivation came and went
 	}
 	return ""
 }

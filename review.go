@@ -85,7 +85,9 @@ type UserAccess struct {
 	// signed in: nothing shows that either can.
 	SSO bool
 	// LastActive is the user's last sign-in, or their creation if they
-	// never signed in.
+	// never signed in, or their last reactivation (User.ReactivatedAt)
+	// if later: a user an administrator reactivated is not dormant
+	// before DormantAfter has passed since.
 	LastActive time.Time
 	// Dormant: the user is active and LastActive is Policy.DormantAfter
 	// ago or more.
@@ -478,6 +480,9 @@ func (ix *accessIndex) row(u auth.UserSummary, now time.Time, dormantAfter time.
 	if ua.LastActive.IsZero() {
 		ua.LastActive = u.CreatedAt
 	}
+	if u.ReactivatedAt.After(ua.LastActive) {
+		ua.LastActive = u.ReactivatedAt
+	}
 	ua.Dormant = u.Status == auth.StatusActive && now.Sub(ua.LastActive) >= dormantAfter
 	if kinds := ix.mfa.get(u.ID).Kinds; len(kinds) > 0 {
 		ua.MFA = kinds
@@ -568,7 +573,7 @@ func (g *Guard) scanUsers(ctx context.Context, tenant string, f func([]auth.User
 func summaryView(tenant string, u auth.UserSummary) User {
 	return User{ID: u.ID, Tenant: tenant, Email: u.Email, EmailUnverified: u.EmailUnverified, Name: u.Name, Status: u.Status, HasPassword: u.HasPassword,
 		PasswordChangedAt: u.PasswordChangedAt, PasswordExpired: u.PasswordExpired, CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt,
-		LastSSOAt: u.LastSSOAt}
+		LastSSOAt: u.LastSSOAt, ReactivatedAt: u.ReactivatedAt}
 }
 
 // unusedKeys lists the tenant's usable API keys that were never used or
@@ -1042,8 +1047,9 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 	return nil
 }
 
-// deactivate deactivates a user, ends their sessions, revokes the API keys
-// they created (revokeKeysOf) and records it all: user.deactivated has
+// deactivate deactivates a user, ends their sessions, voids their mailed
+// links, revokes the API keys they created (revokeKeysOf), withdraws the
+// four-eyes requests they filed (rejectRequestsOf) and records it all: user.deactivated has
 // Meta sessions_ended, api_keys_revoked and, unless empty, reason. It is
 // what DeactivateUser, the review's deactivations and DeactivateDormant
 // do, and returns the number of live sessions ended and of keys revoked,
@@ -1058,7 +1064,11 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 // deactivation is undone (the user set back to was), recorded as a failed
 // user.deactivated (reason escalation, Meta role) and refused with
 // ErrForbidden, nothing else done; a failure to read the roles then undoes
-// it too (see setDeactivated).
+// it too (see setDeactivated). A user found active again just before the
+// deactivation is recorded (a reactivation landed after the status was
+// written) makes it ErrConflict, recorded as a failed user.deactivated
+// with reason conflict (Meta as on success), the sessions ended and keys
+// revoked meanwhile staying so.
 //
 // A non-zero idleSince makes it the deactivation of a dormant user (was
 // is then active): the user is deactivated only if still active and not
@@ -1091,12 +1101,39 @@ func (g *Guard) deactivate(ctx context.Context, by Principal, perms rbac.Perms, 
 	if keys, err = g.revokeKeysOf(ctx, by, tenant, id, "creator_deactivated"); err != nil {
 		return sessions, keys, err
 	}
-	e := g.adminEvent(by, tenant, audit.UserDeactivated, id)
-	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(sessions), "api_keys_revoked": strconv.Itoa(keys)}
-	if reason != "" {
-		e.Meta["reason"] = reason
+	// And the four-eyes requests the user filed: withdrawn.
+	if _, err := g.rejectRequestsOf(ctx, by, tenant, id, reasonRequesterDeactivated); err != nil {
+		return sessions, keys, err
 	}
+	meta = map[string]string{"sessions_ended": strconv.Itoa(sessions), "api_keys_revoked": strconv.Itoa(keys)}
+	if reason != "" {
+		meta["reason"] = reason
+	}
+	// A reactivation may have landed since the status was written: the
+	// deactivation is then not reported done, nor recorded last.
+	if err := g.stillDeactivated(ctx, tenant, id); err != nil {
+		if errors.Is(err, ErrConflict) {
+			err = g.ownerRefused(ctx, by, tenant, audit.UserDeactivated, id, "conflict", meta, ErrConflict)
+		}
+		return sessions, keys, err
+	}
+	e := g.adminEvent(by, tenant, audit.UserDeactivated, id)
+	e.Meta = meta
 	return sessions, keys, g.record(ctx, e)
+}
+
+// stillDeactivated returns nil if user id of tenant is not active (or
+// gone), ErrConflict if active again, and ErrUnavailable if the user
+// cannot be read.
+func (g *Guard) stillDeactivated(ctx context.Context, tenant, id string) error {
+	u, err := g.stores.Users.User(ctx, tenant, id)
+	switch {
+	case errors.Is(err, auth.ErrNotFound) || err == nil && u.Status != auth.StatusActive:
+		return nil
+	case err != nil:
+		return unavailable("load user", err)
+	}
+	return ErrConflict
 }
 
 // endSessions ends every session of a user whose privileges changed (new
@@ -1139,16 +1176,20 @@ func liveCount(ended []session.Session, now time.Time) int {
 }
 
 // DeactivateDormant deactivates the tenant's dormant users (active, no
-// sign-in for Policy.DormantAfter), ends their sessions and revokes the
+// sign-in, nor reactivation, for Policy.DormantAfter: see
+// UserAccess.LastActive), ends their sessions and revokes the
 // API keys they created (as DeactivateUser does), when the tenant turned
 // on Policy.AutoDeactivateDormant; otherwise it does nothing.
 // It is meant for a host's scheduled job (by = System("cron")), and
 // returns the IDs of the users it deactivated, each recorded as
 // user.deactivated with reason "dormant". A user is deactivated only if,
-// at the deactivation, still active and not signed in for DormantAfter
-// (one store step: auth.UserUpdater.DeactivateIdle), so a user who signs
-// in while the run goes through the tenant, or whom an admin or another
-// replica's run deactivates meanwhile, is passed over: runs on several
+// at the deactivation, still active and neither signed in nor reactivated
+// for DormantAfter (one store step: auth.UserUpdater.DeactivateIdle), so a
+// user who signs in, or whom an admin reactivates, while the run goes
+// through the tenant, or whom an admin or another replica's run
+// deactivates meanwhile, is passed over (as is one an admin reactivates
+// just after the status is written, the deactivation recorded as refused
+// with reason conflict: see DeactivateUser): runs on several
 // replicas at once deactivate and record each user once. Holders of the
 // owner role are never deactivated automatically, found at the scan or at
 // the deactivation (a user made owner just before the status is written
@@ -1224,6 +1265,8 @@ func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant stri
 				continue // deleted meanwhile
 			case errors.Is(err, errPassedOver):
 				continue // deactivated, signed in or made owner meanwhile
+			case errors.Is(err, ErrConflict):
+				continue // reactivated just after: the refusal is on record
 			case errors.Is(err, rbac.ErrEscalation):
 				continue // given a role by could not grant meanwhile: undone, on record
 			}

@@ -109,8 +109,8 @@ type Policy struct {
 
 	// ReviewEvery is how often an access review is due (default 14 days).
 	ReviewEvery time.Duration `json:"review_every,omitempty"`
-	// DormantAfter: a user who has not signed in for this long is dormant
-	// in access reviews (default 30 days).
+	// DormantAfter: a user who has not signed in for this long, nor been
+	// reactivated, is dormant in access reviews (default 30 days).
 	DormantAfter time.Duration `json:"dormant_after,omitempty"`
 	// AutoDeactivateDormant lets DeactivateDormant (run by the host on a
 	// schedule, or by Maintain) deactivate dormant users.

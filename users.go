@@ -40,12 +40,16 @@ type User struct {
 	// LastSSOAt is the user's last sign-in through single sign-on (zero
 	// if never).
 	LastSSOAt time.Time
+	// ReactivatedAt is when the user was last reactivated (ReactivateUser;
+	// zero if never): it counts as activity for the dormancy rule (see
+	// UserAccess.LastActive).
+	ReactivatedAt time.Time
 }
 
 func userView(u auth.User) User {
 	return User{ID: u.ID, Tenant: u.Tenant, Email: u.Email, EmailUnverified: u.EmailUnverified, Name: u.Name, Status: u.Status,
 		HasPassword: u.PasswordHash != "", PasswordChangedAt: u.PasswordChangedAt, PasswordExpired: u.PasswordExpired,
-		CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt, LastSSOAt: u.LastSSOAt}
+		CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt, LastSSOAt: u.LastSSOAt, ReactivatedAt: u.ReactivatedAt}
 }
 
 // NewUser describes a user to create.
@@ -231,10 +235,16 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 
 // DeactivateUser deactivates a user, ends every one of their sessions,
 // voids their mailed links (reset, invitation, email change: a
-// reactivation does not bring them back) and revokes every API key they
+// reactivation does not bring them back, even of a link being made as the
+// deactivation runs) and revokes every API key they
 // created, at once: the next request with any of them fails. Each key is recorded as apikey.revoked (Meta reason
-// creator_deactivated, created_by), then the deactivation as
-// user.deactivated (Meta sessions_ended, api_keys_revoked). A user cannot
+// creator_deactivated, created_by); the four-eyes requests the user filed
+// that are still pending are withdrawn (rejected by the system, each
+// recorded as approval.rejected, Meta reason requester_deactivated,
+// permission, requester), so no approver is asked to approve the action
+// of someone removed and a reactivation brings none back; then the
+// deactivation is recorded as user.deactivated (Meta sessions_ended,
+// api_keys_revoked). A user cannot
 // deactivate themselves (ErrForbidden, recorded as access.denied with
 // reason own_account), nor anyone a user holding a role they could not
 // grant (ErrForbidden, recorded as a failed user.deactivated with reason
@@ -247,8 +257,12 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 // once, each by the other, at least one stays active (one call is
 // refused, or both when they overlap closely). A call whose
 // deactivation another caller undid meanwhile (both deactivating the last
-// owner) is refused with ErrConflict (recorded with reason conflict),
-// never reported done. The rule on more privileged users is checked again
+// owner, or a ReactivateUser landing just after the status was written)
+// is refused with ErrConflict (recorded as a failed user.deactivated with
+// reason conflict; the sessions ended, links voided, keys revoked and
+// requests withdrawn meanwhile stay so), never reported done: the
+// caller and the audit log never say deactivated of a user who is
+// active. The rule on more privileged users is checked again
 // once the status is written: a role the caller could not grant, given to
 // the user meanwhile (an owner promoting them at that moment), undoes the
 // deactivation, which is refused and recorded as above (reason escalation,
@@ -256,9 +270,10 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 // returned and the user stays deactivated, with nothing else done.
 //
 // A store failure gives ErrUnavailable, and what was done stays done: the
-// user stays deactivated (so cannot sign in), with the sessions ended and
-// the keys revoked so far. Calling DeactivateUser again finishes the job;
-// so does Maintain, at its next run, for sessions and keys alike.
+// user stays deactivated (so cannot sign in), with the sessions ended,
+// the keys revoked and the requests withdrawn so far. Calling
+// DeactivateUser again finishes the job; so does Maintain, at its next
+// run, for sessions and keys alike.
 // A failure while the owners are counted, or while the roles are read
 // again, undoes the deactivation instead.
 // A deactivation moves toward the safer state, so it stands even when it
@@ -296,29 +311,66 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 // the user's previous status is set back and ErrUnavailable returned (if
 // that fails too, the user stays active, unrecorded, and ErrUnavailable is
 // returned).
+//
+// A reactivation that does not stand leaves no way in: a sign-in that
+// landed while the status said active (between the write and the undo)
+// has its session ended when the deactivated status is set back, as
+// DeleteUser ends the session of a sign-in that raced it. If ending them
+// fails, ErrUnavailable is returned with the user deactivated, and such a
+// session lasts until Maintain (at its next run) or DeactivateUser ends
+// the sessions of the deactivated user.
+//
+// A reactivation counts as activity for the dormancy rule
+// (Policy.AutoDeactivateDormant): its time is kept (User.ReactivatedAt),
+// and a reactivated user is dormant only DormantAfter after it, however
+// long ago they last signed in, so that DeactivateDormant (Maintain) does
+// not deactivate again a user an administrator has just brought back. The
+// time is written before the status, so no run finds the user active and
+// dormant in between; a reactivation that does not stand puts the
+// previous time back with the previous status.
 func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id string) error {
 	u, perms, err := g.loadTarget(ctx, by, tenant, id, audit.UserReactivated)
 	if err != nil {
 		return err
 	}
+	now := g.now().UTC().Truncate(time.Microsecond)
+	if err := g.stores.UserUpdates.SetReactivatedAt(ctx, tenant, id, now); err != nil {
+		return g.userErr("reactivate user", err)
+	}
+	// undo sets the user back as loadTarget found them; a deactivated
+	// user's sessions opened meanwhile end with it.
+	undo := func(ctx context.Context) error {
+		if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, u.Status); err != nil {
+			return err
+		}
+		if u.Status != auth.StatusActive {
+			if _, err := g.sessions.RevokeUser(ctx, tenant, id, session.Hash{}); err != nil {
+				return err
+			}
+		}
+		return g.stores.UserUpdates.SetReactivatedAt(ctx, tenant, id, u.ReactivatedAt)
+	}
 	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusActive); err != nil {
+		_ = g.stores.UserUpdates.SetReactivatedAt(context.WithoutCancel(ctx), tenant, id, u.ReactivatedAt)
 		return g.userErr("reactivate user", err)
 	}
 	// A role granted to the user since loadTarget is checked now.
-	if err := g.outranksStill(ctx, by, perms, tenant, id, audit.UserReactivated, func(ctx context.Context) error {
-		return g.stores.UserUpdates.SetStatus(ctx, tenant, id, u.Status)
-	}); err != nil {
+	if err := g.outranksStill(ctx, by, perms, tenant, id, audit.UserReactivated, undo); err != nil {
 		return err
 	}
 	if err := g.record(ctx, g.adminEvent(by, tenant, audit.UserReactivated, id)); err != nil {
-		_ = g.stores.UserUpdates.SetStatus(context.WithoutCancel(ctx), tenant, id, u.Status)
+		if uerr := undo(context.WithoutCancel(ctx)); uerr != nil {
+			return unavailable("undo", uerr)
+		}
 		return err
 	}
 	return nil
 }
 
 // DeleteUser ends a user's sessions, revokes every API key they created
-// (each recorded as apikey.revoked, Meta reason creator_deleted), removes
+// (each recorded as apikey.revoked, Meta reason creator_deleted),
+// withdraws the four-eyes requests they filed that are still pending (as
+// DeactivateUser does, Meta reason requester_deleted), removes
 // the user and clears their throttle state; user.deleted has Meta email
 // and api_keys_revoked. A user cannot delete themselves (ErrForbidden,
 // recorded as access.denied with reason own_account), nor anyone a user
@@ -333,13 +385,13 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 // without it). The break-glass owner of a
 // tenant that requires SSO cannot be deleted (ErrBreakGlassUser). A store
 // failure gives ErrUnavailable and leaves the user deactivated, with what
-// was done so far (sessions ended, keys revoked, roles taken, in that
-// order): calling DeleteUser again finishes the job. Once the user's
+// was done so far (sessions ended, keys revoked, requests withdrawn, roles
+// taken, in that order): calling DeleteUser again finishes the job. Once the user's
 // record is removed, the deletion is recorded before the rest is cleared
-// (the sessions of a sign-in that raced with it, the second factors, the
-// login throttle state of the address): a failure there returns
-// ErrUnavailable with the user deleted and on record, and that rest left
-// behind. The tenant's last active owner cannot be deleted
+// (the sessions of a sign-in that raced with it, a role granted while
+// the roles were taken, the second factors, the login throttle state of
+// the address): a failure there returns ErrUnavailable with the user
+// deleted and on record, and that rest left behind. The tenant's last active owner cannot be deleted
 // (rbac.ErrLastOwner, recorded as a failed user.deleted with reason
 // last_owner): make another user an owner first. As for DeactivateUser,
 // this holds when the owners are deactivated or deleted concurrently.
@@ -385,6 +437,9 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 	if err != nil {
 		return err
 	}
+	if _, err := g.rejectRequestsOf(ctx, by, tenant, id, reasonRequesterDeleted); err != nil {
+		return err
+	}
 	// The roles go while the user can still be found: a failure leaves
 	// the user deactivated, without them, for a call again to finish. They
 	// go with the deleter's permissions: a role the deleter could not
@@ -409,6 +464,15 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 	// session when RecordLogin finds none).
 	if _, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{}); err != nil {
 		return unavailable("end sessions", err)
+	}
+	// And the roles: a grant that found the user there (GrantRole looks
+	// once the grant is written) came before this, one after finds the
+	// user gone and takes itself back. The user is gone: whatever the
+	// role, it goes (the last owner's role aside, kept as above).
+	if g.rbac != nil {
+		if err := g.rbac.RevokeAll(ctx, g.rbac.AllPerms(), tenant, rbac.User(id)); err != nil && !errors.Is(err, rbac.ErrLastOwner) {
+			return rbacErr("revoke roles", err)
+		}
 	}
 	if g.mfa != nil {
 		if err := g.mfa.DeleteUser(ctx, tenant, id); err != nil {

@@ -38,14 +38,14 @@ const (
 
 // Roles and four-eyes approvals.
 const (
-	RoleGranted         Action = "role.granted" // Target: the subject; Meta: role
+	RoleGranted         Action = "role.granted" // Target: the subject; Meta: role; Reason escalation, no_permission or unknown_user when refused
 	RoleRevoked         Action = "role.revoked"
 	RoleDefined         Action = "role.defined" // Target: the role; Meta: permissions
 	RoleDeleted         Action = "role.deleted"
 	ApprovalRuleChanged Action = "approval_rule.changed"
 	ApprovalRequested   Action = "approval.requested"
 	ApprovalApproved    Action = "approval.approved"
-	ApprovalRejected    Action = "approval.rejected"
+	ApprovalRejected    Action = "approval.rejected" // Meta: permission, requester; reason requester_deactivated or requester_deleted when withdrawn with its requester
 	ApprovalConsumed    Action = "approval.consumed"
 )
 

@@ -38,13 +38,18 @@ type UserUpdater interface {
 	SetStatus(ctx context.Context, tenant, id string, s Status) error
 	// DeactivateIdle sets the user's status to StatusDeactivated only if
 	// it is StatusActive and the user has not been active after
-	// idleSince: their last activity, LastLoginAt, or CreatedAt when
+	// idleSince: their last sign-in, LastLoginAt, or CreatedAt when
 	// LastLoginAt is zero, is not after idleSince (both zero: never
-	// active). Otherwise it returns ErrConflict and changes nothing (the
-	// user was deactivated, or signed in, meanwhile). It is one step: a
-	// RecordLogin or RecordSSOLogin either comes before it and keeps the
-	// user active, or after it and returns the user deactivated.
+	// active), and neither is ReactivatedAt (zero: never reactivated).
+	// Otherwise it returns ErrConflict and changes nothing (the user was
+	// deactivated, signed in or was reactivated meanwhile). It is one
+	// step: a RecordLogin, RecordSSOLogin or SetReactivatedAt either comes
+	// before it and keeps the user active, or after it and finds (or, for
+	// RecordLogin and RecordSSOLogin, returns) the user deactivated.
 	DeactivateIdle(ctx context.Context, tenant, id string, idleSince time.Time) error
+	// SetReactivatedAt sets ReactivatedAt to at (zero clears it), and
+	// changes no other field.
+	SetReactivatedAt(ctx context.Context, tenant, id string, at time.Time) error
 	// SetPassword replaces the password hash with hash, sets
 	// PasswordChangedAt to at and clears PasswordExpired. The replaced
 	// hash is pushed to the front of PasswordHistory, which is then cut to

@@ -52,6 +52,12 @@ type User struct {
 	// never): set with LastLoginAt by UserUpdater.RecordSSOLogin, never by
 	// RecordLogin.
 	LastSSOAt time.Time
+	// ReactivatedAt is when an administrator last reactivated the user
+	// (zero if never), set by UserUpdater.SetReactivatedAt: it counts as
+	// activity for the dormancy rule (UserUpdater.DeactivateIdle), so that
+	// a user reactivated after a dormant deactivation has the time to sign
+	// in again.
+	ReactivatedAt time.Time
 }
 
 // UserSummary is a user without the password hash and history: what a
@@ -74,13 +80,14 @@ type UserSummary struct {
 	CreatedAt       time.Time
 	LastLoginAt     time.Time // zero if never
 	LastSSOAt       time.Time // zero if never (see User.LastSSOAt)
+	ReactivatedAt   time.Time // zero if never (see User.ReactivatedAt)
 }
 
 // Summary returns the summary of u.
 func (u User) Summary() UserSummary {
 	return UserSummary{ID: u.ID, Email: u.Email, EmailUnverified: u.EmailUnverified, Name: u.Name, Status: u.Status, HasPassword: u.PasswordHash != "",
 		PasswordChangedAt: u.PasswordChangedAt, PasswordExpired: u.PasswordExpired, CreatedAt: u.CreatedAt, LastLoginAt: u.LastLoginAt,
-		LastSSOAt: u.LastSSOAt}
+		LastSSOAt: u.LastSSOAt, ReactivatedAt: u.ReactivatedAt}
 }
 
 // Errors returned by stores and by this package. Compare with errors.Is.

@@ -473,7 +473,8 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 			return auth.StatusDeactivated
 		}
 		email := func(i int) string { return fmt.Sprintf("e%d@example.com", i) }
-		parallel(4, func(g int) {
+		reactivatedAt := func(i int) time.Time { return base.Add(time.Duration(i) * time.Millisecond) }
+		parallel(5, func(g int) {
 			for i := range rounds {
 				var err error
 				switch g {
@@ -489,6 +490,8 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 					err = c.st.SetPassword(t.Context(), "t", "u", hashOf(fmt.Sprint("p", i)), pwAt(i), rounds+1)
 				case 3:
 					err = c.st.SetEmail(t.Context(), "t", "u", email(i), false)
+				case 4:
+					err = c.st.SetReactivatedAt(t.Context(), "t", "u", reactivatedAt(i))
 				}
 				if err != nil {
 					t.Errorf("goroutine %d, round %d: %v", g, i, err)
@@ -499,6 +502,7 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 		u.Status = status(rounds - 1)
 		u.Email = email(rounds - 1)
 		u.LastLoginAt = loginAt(rounds - 1)
+		u.ReactivatedAt = reactivatedAt(rounds - 1)
 		u.PasswordHash, u.PasswordChangedAt = hashOf(fmt.Sprint("p", rounds-1)), pwAt(rounds-1)
 		u.PasswordHistory = []string{hashOf("u-0")}
 		for i := range rounds - 1 {
@@ -756,6 +760,33 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 			case derr != nil && (final.Status != auth.StatusActive || got.Status != auth.StatusActive):
 				t.Fatalf("round %d: refused, yet the user is %q (sign-in saw %q)", round, final.Status, got.Status)
 			}
+		}
+	})
+	t.Run("DeactivateIdleRacesSetReactivatedAt", func(t *testing.T) {
+		// A reactivation time written while the deactivation runs:
+		// either it comes first and the user stays active, or after
+		// and the user is deactivated; the time is never lost.
+		at := base.Add(time.Second)
+		for round := range 20 {
+			c := &userChecker{t: t, st: newStore(t)}
+			u := mkUser("t", "u")
+			c.create(u)
+			var derr, rerr error
+			parallel(2, func(i int) {
+				if i == 0 {
+					derr = c.st.DeactivateIdle(t.Context(), "t", "u", base)
+					return
+				}
+				rerr = c.st.SetReactivatedAt(t.Context(), "t", "u", at)
+			})
+			if rerr != nil || (derr != nil && !errors.Is(derr, auth.ErrConflict)) {
+				t.Fatalf("round %d: DeactivateIdle %v, SetReactivatedAt %v", round, derr, rerr)
+			}
+			u.ReactivatedAt = at
+			if derr == nil {
+				u.Status = auth.StatusDeactivated
+			}
+			c.wantUser(u)
 		}
 	})
 	t.Run("RecordLoginSeesStatus", func(t *testing.T) {

@@ -93,7 +93,8 @@
 // ids stay unique (users racing with SetEmail, or with SetEmail and
 // CreateUser, to one email: exactly one gets it), a rehash wins once,
 // DeactivateIdle wins once, and racing RecordLogin either sees the user
-// deactivated or is seen (the user stays active),
+// deactivated or is seen (the user stays active), racing SetReactivatedAt
+// either is seen or finds the user deactivated, its time kept,
 // concurrent updates of a user (ExpirePassword and RecordSSOLogin included) lose nothing,
 // RecordLogin racing RecordSSOLogin never changes LastSSOAt, VerifyEmail racing SetEmail
 // clears the flag only of the address it proves, RecordLogin returns the

@@ -61,6 +61,7 @@ func runUsers(t *testing.T, newStore func(t *testing.T) Users) {
 		{"DeleteUser", deleteTests},
 		{"SetStatus", statusTests},
 		{"DeactivateIdle", deactivateIdleTests},
+		{"SetReactivatedAt", reactivatedTests},
 		{"SetPassword", setPasswordTests},
 		{"RehashPassword", rehashTests},
 		{"ResetPassword", resetPasswordTests},
@@ -94,6 +95,7 @@ var createTests = []test[*userChecker]{
 			CreatedAt:         base.Add(-30*day + 123*time.Microsecond),
 			LastLoginAt:       base.Add(-time.Hour + 999*time.Microsecond),
 			LastSSOAt:         base.Add(-3*day + 5*time.Microsecond),
+			ReactivatedAt:     base.Add(-2*time.Hour + 11*time.Microsecond),
 		}
 		c.create(u)
 		c.wantUser(u)
@@ -112,8 +114,9 @@ var createTests = []test[*userChecker]{
 		c.create(u)
 		c.wantUser(u)
 		got := c.get(u.Tenant, u.ID)
-		if !got.LastLoginAt.IsZero() || !got.PasswordChangedAt.IsZero() || !got.LastSSOAt.IsZero() {
-			t.Errorf("zero times came back as LastLoginAt %v, PasswordChangedAt %v, LastSSOAt %v", got.LastLoginAt, got.PasswordChangedAt, got.LastSSOAt)
+		if !got.LastLoginAt.IsZero() || !got.PasswordChangedAt.IsZero() || !got.LastSSOAt.IsZero() || !got.ReactivatedAt.IsZero() {
+			t.Errorf("zero times came back as LastLoginAt %v, PasswordChangedAt %v, LastSSOAt %v, ReactivatedAt %v",
+				got.LastLoginAt, got.PasswordChangedAt, got.LastSSOAt, got.ReactivatedAt)
 		}
 	}},
 	{"LongestFieldsRoundTrip", func(t *testing.T, c *userChecker) {
@@ -323,6 +326,7 @@ var summaryTests = []test[*userChecker]{
 		pw := mkUser("t", "b")
 		pw.PasswordHistory = hashes("old-2", "old-1")
 		pw.PasswordExpired = true
+		pw.ReactivatedAt = base.Add(-time.Hour + 3*time.Microsecond)
 		fresh := mkUser("t", "c")
 		fresh.PasswordChangedAt = time.Time{}
 		c.create(sso, pw, fresh)
@@ -342,6 +346,9 @@ var summaryTests = []test[*userChecker]{
 		}
 		if got[0].PasswordExpired || !got[1].PasswordExpired || got[2].PasswordExpired {
 			t.Errorf("PasswordExpired = %v, %v, %v; want false, true, false", got[0].PasswordExpired, got[1].PasswordExpired, got[2].PasswordExpired)
+		}
+		if !got[0].ReactivatedAt.IsZero() || !got[1].ReactivatedAt.Equal(pw.ReactivatedAt) || !got[2].ReactivatedAt.IsZero() {
+			t.Errorf("ReactivatedAt = %v, %v, %v; want zero, %v, zero", got[0].ReactivatedAt, got[1].ReactivatedAt, got[2].ReactivatedAt, pw.ReactivatedAt)
 		}
 	}},
 	{"LimitZeroReturnsNone", func(t *testing.T, c *userChecker) {
@@ -414,8 +421,8 @@ var deleteTests = []test[*userChecker]{
 }
 
 // deactivateIdleTests checks DeactivateIdle's condition: active, and no
-// activity (LastLoginAt, else CreatedAt) after idleSince; the bound
-// itself is idle. Every other field is kept.
+// activity (LastLoginAt, else CreatedAt, nor ReactivatedAt) after
+// idleSince; the bound itself is idle. Every other field is kept.
 var deactivateIdleTests = []test[*userChecker]{
 	{"DeactivatesOnlyIdleActiveUsers", func(t *testing.T, c *userChecker) {
 		cut := base.Add(-10 * day)
@@ -440,6 +447,14 @@ var deactivateIdleTests = []test[*userChecker]{
 			u.PasswordHistory, u.PasswordExpired = hashes("old"), true
 		})
 		add("never", true, func(u *auth.User) { u.CreatedAt = time.Time{} })
+		add("reactivated-before", true, func(u *auth.User) {
+			u.CreatedAt, u.LastLoginAt, u.ReactivatedAt = cut.Add(-2*day), cut.Add(-2*day), cut.Add(-time.Microsecond)
+		})
+		add("reactivated-at", true, func(u *auth.User) { u.CreatedAt, u.ReactivatedAt = cut.Add(-day), cut })
+		add("reactivated-after", false, func(u *auth.User) {
+			u.CreatedAt, u.LastLoginAt, u.ReactivatedAt = cut.Add(-2*day), cut.Add(-2*day), cut.Add(time.Microsecond)
+		})
+		add("reactivated-never-signed-in", false, func(u *auth.User) { u.CreatedAt, u.ReactivatedAt = time.Time{}, cut.Add(day) })
 		add("deactivated", false, func(u *auth.User) { u.CreatedAt, u.Status = cut.Add(-day), auth.StatusDeactivated })
 		var all []auth.User
 		for _, r := range rows {
@@ -481,14 +496,11 @@ var deactivateIdleTests = []test[*userChecker]{
 		c.wantUser(u)
 	}},
 	{"SeesRecordLogin", func(t *testing.T, c *userChecker) {
-		u := mkUser("t", "u")
-		c.create(u)
-		c.recordLogin("t", "u", base.Add(time.Second))
-		if err := c.st.DeactivateIdle(t.Context(), "t", "u", base); !errors.Is(err, auth.ErrConflict) {
-			t.Errorf("DeactivateIdle after a sign-in past idleSince = %v, want ErrConflict", err)
-		}
-		u.LastLoginAt = base.Add(time.Second)
-		c.wantUser(u)
+		c.idleAfter("a sign-in", func(at time.Time) { c.recordLogin("t", "u", at) }, func(u *auth.User, at time.Time) { u.LastLoginAt = at })
+	}},
+	{"SeesSetReactivatedAt", func(t *testing.T, c *userChecker) {
+		c.idleAfter("a reactivation", func(at time.Time) { c.setReactivatedAt("t", "u", at) },
+			func(u *auth.User, at time.Time) { u.ReactivatedAt = at })
 	}},
 	{"OtherTenant", func(t *testing.T, c *userChecker) {
 		a, b := mkUser("t", "u"), mkUser("other", "u")
@@ -499,6 +511,56 @@ var deactivateIdleTests = []test[*userChecker]{
 		a.Status = auth.StatusDeactivated
 		c.wantUser(a)
 		c.wantUser(b)
+	}},
+}
+
+// reactivatedTests checks that SetReactivatedAt sets ReactivatedAt (zero
+// clears it) and changes no other field.
+var reactivatedTests = []test[*userChecker]{
+	{"SetsReactivatedAtOnly", func(t *testing.T, c *userChecker) {
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		a.PasswordHistory = hashes("h2", "h1")
+		a.LastLoginAt = base.Add(-time.Hour + 7*time.Microsecond)
+		a.Status, a.PasswordExpired, a.EmailUnverified = auth.StatusDeactivated, true, true
+		b.ReactivatedAt = base.Add(-day)
+		c.create(a, b)
+		at := base.Add(-time.Minute + 13*time.Microsecond)
+		c.setReactivatedAt("t", "a", at)
+		a.ReactivatedAt = at
+		c.wantUser(a)
+		c.wantUser(b)
+		c.wantAll("t", a, b)
+		// Set again, earlier: the time given is kept.
+		c.setReactivatedAt("t", "a", base.Add(-day))
+		a.ReactivatedAt = base.Add(-day)
+		c.wantUser(a)
+	}},
+	{"ZeroClears", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		u.ReactivatedAt = base
+		c.create(u)
+		c.setReactivatedAt("t", "u", time.Time{})
+		u.ReactivatedAt = time.Time{}
+		c.wantUser(u)
+		c.wantAll("t", u)
+	}},
+	{"OtherUpdatesKeepIt", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		c.setReactivatedAt("t", "u", base)
+		c.setStatus("t", "u", auth.StatusDeactivated)
+		c.setStatus("t", "u", auth.StatusActive)
+		c.setPassword("t", "u", hashOf("new"), base, 3)
+		c.setEmail("t", "u", "moved@example.com")
+		c.expire("t", "u")
+		got := c.recordSSOLogin("t", "u", base.Add(time.Hour))
+		u.PasswordHistory = []string{u.PasswordHash}
+		u.PasswordHash, u.PasswordChangedAt, u.Email, u.PasswordExpired = hashOf("new"), base, "moved@example.com", true
+		u.LastLoginAt, u.LastSSOAt, u.ReactivatedAt = base.Add(time.Hour), base.Add(time.Hour), base
+		if d := diffUser(got, u); d != "" {
+			t.Errorf("RecordSSOLogin returned %s", d)
+		}
+		c.wantUser(u)
 	}},
 }
 
@@ -1171,6 +1233,9 @@ var updaters = []struct {
 	{"DeactivateIdle", func(c *userChecker, tenant, id string) error {
 		return c.st.DeactivateIdle(c.t.Context(), tenant, id, base)
 	}},
+	{"SetReactivatedAt", func(c *userChecker, tenant, id string) error {
+		return c.st.SetReactivatedAt(c.t.Context(), tenant, id, base)
+	}},
 	{"SetPassword", func(c *userChecker, tenant, id string) error {
 		return c.st.SetPassword(c.t.Context(), tenant, id, hashOf("new"), base, 3)
 	}},
@@ -1396,6 +1461,35 @@ func (c *userChecker) setStatus(tenant, id string, s auth.Status) {
 	}
 }
 
+// idleAfter creates user u of tenant t, records activity of it (what)
+// a second past base with act, and checks that DeactivateIdle(base) then
+// finds u active since (ErrConflict, the fields as mark sets them), and
+// that DeactivateIdle at the time of the activity deactivates u.
+func (c *userChecker) idleAfter(what string, act func(at time.Time), mark func(u *auth.User, at time.Time)) {
+	c.t.Helper()
+	u := mkUser("t", "u")
+	c.create(u)
+	at := base.Add(time.Second)
+	act(at)
+	if err := c.st.DeactivateIdle(c.t.Context(), "t", "u", base); !errors.Is(err, auth.ErrConflict) {
+		c.t.Errorf("DeactivateIdle after %s past idleSince = %v, want ErrConflict", what, err)
+	}
+	mark(&u, at)
+	c.wantUser(u)
+	if err := c.st.DeactivateIdle(c.t.Context(), "t", "u", at); err != nil {
+		c.t.Errorf("DeactivateIdle at the time of %s: %v", what, err)
+	}
+	u.Status = auth.StatusDeactivated
+	c.wantUser(u)
+}
+
+func (c *userChecker) setReactivatedAt(tenant, id string, at time.Time) {
+	c.t.Helper()
+	if err := c.st.SetReactivatedAt(c.t.Context(), tenant, id, at); err != nil {
+		c.t.Fatalf("SetReactivatedAt(%q, %q, %v): %v", tenant, id, at, err)
+	}
+}
+
 func (c *userChecker) setPassword(tenant, id, hash string, at time.Time, keep int) {
 	c.t.Helper()
 	if err := c.st.SetPassword(c.t.Context(), tenant, id, hash, at, keep); err != nil {
@@ -1594,7 +1688,7 @@ func (c *userChecker) wantList(tenant, after string, limit int, want []auth.User
 func summaryUser(s auth.UserSummary) auth.User {
 	u := auth.User{ID: s.ID, Email: s.Email, EmailUnverified: s.EmailUnverified, Name: s.Name, Status: s.Status,
 		PasswordChangedAt: s.PasswordChangedAt, PasswordExpired: s.PasswordExpired, CreatedAt: s.CreatedAt, LastLoginAt: s.LastLoginAt,
-		LastSSOAt: s.LastSSOAt}
+		LastSSOAt: s.LastSSOAt, ReactivatedAt: s.ReactivatedAt}
 	if s.HasPassword {
 		u.PasswordHash = "(a password)"
 	}
@@ -1658,6 +1752,7 @@ func diffUser(got, want auth.User) string {
 		{"CreatedAt", got.CreatedAt, want.CreatedAt},
 		{"LastLoginAt", got.LastLoginAt, want.LastLoginAt},
 		{"LastSSOAt", got.LastSSOAt, want.LastSSOAt},
+		{"ReactivatedAt", got.ReactivatedAt, want.ReactivatedAt},
 	} {
 		if !f.g.Equal(f.w) {
 			add(f.name, f.g, f.w)

@@ -154,12 +154,18 @@ func (s *Users) DeactivateIdle(_ context.Context, tenant, id string, idleSince t
 		if last.IsZero() {
 			last = u.CreatedAt
 		}
-		if u.Status != auth.StatusActive || last.After(idleSince) {
+		if u.Status != auth.StatusActive || last.After(idleSince) || u.ReactivatedAt.After(idleSince) {
 			return auth.ErrConflict
 		}
 		u.Status = auth.StatusDeactivated
 		return nil
 	})
+	return err
+}
+
+// SetReactivatedAt implements auth.UserUpdater.
+func (s *Users) SetReactivatedAt(_ context.Context, tenant, id string, at time.Time) error {
+	_, err := s.update(tenant, id, func(u *auth.User) error { u.ReactivatedAt = at; return nil })
 	return err
 }
 

@@ -127,6 +127,13 @@
 // it needs the upgrade. No tenant has one after the upgrade: the session
 // check ends single sign-on sessions for a change of IdP made after it.
 //
+// Schema version 19 adds auth.User.ReactivatedAt (when an administrator
+// last reactivated the user, auth.UserUpdater.SetReactivatedAt), which
+// the dormancy rule counts as activity. The user store reads and writes
+// it, so it needs the upgrade: before Migrate has run, the user methods
+// fail with an error that names Migrate. No user has a reactivation kept
+// after the upgrade: the rule counts one made after it.
+//
 // # Round trips
 //
 // Each store method is one statement, hence one round trip once pgx has

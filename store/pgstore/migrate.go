@@ -36,6 +36,7 @@ var migrations = [...]migration{
 	{name: "sso subjects of an idp", sql: migration16},
 	{name: "tenant last review", sql: migration17},
 	{name: "tenant idp changed", sql: migration18},
+	{name: "user reactivation", sql: migration19},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -974,6 +975,13 @@ ALTER TABLE {s}.tenants ADD COLUMN last_review timestamptz;
 // then ends no single sign-on session for it, as before.
 const migration18 = `
 ALTER TABLE {s}.tenants ADD COLUMN idp_changed_at timestamptz;
+`
+
+// migration19 adds when an administrator last reactivated the user
+// (auth.User.ReactivatedAt), NULL if never since: the dormancy rule then
+// counts the last sign-in alone, as before.
+const migration19 = `
+ALTER TABLE {s}.users ADD COLUMN reactivated_at timestamptz;
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

@@ -382,9 +382,9 @@ func TestMigrateUpgrades(t *testing.T) {
 				}
 			}
 			// A user written as that release would: this code's user
-			// store needs version 15 (and says so until Migrate).
+			// store needs version 19 (and says so until Migrate).
 			u := auth.User{ID: "u1", Tenant: "acme", Email: "a@example.com", Status: auth.StatusActive}
-			if _, err := st.Users.User(ctx, "acme", "u1"); from < 15 && (err == nil || !strings.Contains(err.Error(), "has Migrate been run")) {
+			if _, err := st.Users.User(ctx, "acme", "u1"); from < 19 && (err == nil || !strings.Contains(err.Error(), "has Migrate been run")) {
 				t.Errorf("User at version %d = %v, want an error naming Migrate", from, err)
 			}
 			// DeleteFactorKeeping needs version 13.
@@ -416,8 +416,19 @@ func TestMigrateUpgrades(t *testing.T) {
 				t.Fatalf("Migrate from version %d: %v", from, err)
 			}
 			wantVersions(t, schema)
-			if got, err := st.Users.User(ctx, "acme", "u1"); err != nil || got.Email != u.Email || got.PasswordExpired || !got.LastSSOAt.IsZero() || got.EmailUnverified {
+			if got, err := st.Users.User(ctx, "acme", "u1"); err != nil || got.Email != u.Email || got.PasswordExpired || !got.LastSSOAt.IsZero() ||
+				got.EmailUnverified || !got.ReactivatedAt.IsZero() {
 				t.Errorf("user stored at version %d = %+v, %v", from, got, err)
+			}
+			// No reactivation kept: the user is idle, and a reactivation
+			// recorded now counts.
+			reactivated := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+			if err := st.Users.SetReactivatedAt(ctx, "acme", "u1", reactivated); err != nil {
+				t.Errorf("SetReactivatedAt after the upgrade: %v", err)
+			} else if err := st.Users.DeactivateIdle(ctx, "acme", "u1", reactivated.Add(-time.Second)); !errors.Is(err, auth.ErrConflict) {
+				t.Errorf("DeactivateIdle before the reactivation = %v, want ErrConflict", err)
+			} else if sums, err := st.Users.ListUserSummaries(ctx, "acme", "", 10); err != nil || len(sums) != 1 || !sums[0].ReactivatedAt.Equal(reactivated) {
+				t.Errorf("ListUserSummaries after SetReactivatedAt = %+v, %v", sums, err)
 			}
 			if _, err := st.Users.ExpirePassword(ctx, "acme", "u1"); err != nil {
 				t.Errorf("ExpirePassword after the upgrade: %v", err)

@@ -28,20 +28,21 @@ type userSQL struct {
 	setStatus, setPassword, rehash, recordLogin, setEmail string
 	deactivateIdle, verifyEmail, resetPassword            string
 	expirePassword, unexpirePassword, recordSSOLogin      string
+	setReactivatedAt                                      string
 }
 
-const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at, password_expired, last_sso_at, email_unverified`
+const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at, password_expired, last_sso_at, email_unverified, reactivated_at`
 
 func newUserSQL(q string) userSQL {
 	s := func(sql string) string { return schemaSQL(q, sql) }
 	return userSQL{
-		create:  s(`INSERT INTO {s}.users (` + userCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`),
+		create:  s(`INSERT INTO {s}.users (` + userCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`),
 		byID:    s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND id = $2`),
 		byEmail: s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND email = $2`),
 		list:    s(`SELECT ` + userCols + ` FROM {s}.users WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`),
 		delete:  s(`DELETE FROM {s}.users WHERE tenant = $1 AND id = $2`),
 		summaries: s(`SELECT id, email, name, status, password_hash <> '', password_changed_at, created_at, last_login_at, last_sso_at,
-				email_unverified, password_expired
+				email_unverified, password_expired, reactivated_at
 			FROM {s}.users WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`),
 
 		setStatus: s(`UPDATE {s}.users SET status = $3 WHERE tenant = $1 AND id = $2`),
@@ -52,6 +53,7 @@ func newUserSQL(q string) userSQL {
 				UPDATE {s}.users SET status = $5
 				WHERE tenant = $1 AND id = $2 AND status = $4
 					AND (coalesce(last_login_at, created_at) IS NULL OR coalesce(last_login_at, created_at) <= $3)
+					AND (reactivated_at IS NULL OR reactivated_at <= $3)
 				RETURNING 1)
 			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.users WHERE tenant = $1 AND id = $2)`),
 		// The replaced hash (if any) goes in front of the history, which
@@ -100,6 +102,7 @@ func newUserSQL(q string) userSQL {
 				RETURNING 1)
 			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.users WHERE tenant = $1 AND id = $2)`),
 		unexpirePassword: s(`UPDATE {s}.users SET password_expired = false WHERE tenant = $1 AND id = $2`),
+		setReactivatedAt: s(`UPDATE {s}.users SET reactivated_at = $3 WHERE tenant = $1 AND id = $2`),
 		// Compare-and-set on the row as it is when the row lock is held:
 		// the flag is cleared only while the email is still $3, and the
 		// returned column tells ErrConflict from success (no row:
@@ -123,9 +126,9 @@ func checkUserText(fields ...string) error {
 func scanUser(row pgx.Row) (auth.User, error) {
 	var u auth.User
 	var status string
-	var changed, created, lastLogin, lastSSO *time.Time
+	var changed, created, lastLogin, lastSSO, reactivated *time.Time
 	err := row.Scan(&u.Tenant, &u.ID, &u.Email, &u.Name, &status, &u.PasswordHash, &u.PasswordHistory,
-		&changed, &created, &lastLogin, &u.PasswordExpired, &lastSSO, &u.EmailUnverified)
+		&changed, &created, &lastLogin, &u.PasswordExpired, &lastSSO, &u.EmailUnverified, &reactivated)
 	if err != nil {
 		return auth.User{}, err
 	}
@@ -134,6 +137,7 @@ func scanUser(row pgx.Row) (auth.User, error) {
 	u.CreatedAt = fromNullTime(created)
 	u.LastLoginAt = fromNullTime(lastLogin)
 	u.LastSSOAt = fromNullTime(lastSSO)
+	u.ReactivatedAt = fromNullTime(reactivated)
 	if len(u.PasswordHistory) == 0 {
 		u.PasswordHistory = nil
 	}
@@ -157,7 +161,7 @@ func (s *Users) CreateUser(ctx context.Context, u auth.User) error {
 	}
 	_, err := s.pool.Exec(ctx, s.sql.create, u.Tenant, u.ID, u.Email, u.Name, string(u.Status), u.PasswordHash, hist,
 		nullTime(u.PasswordChangedAt), nullTime(u.CreatedAt), nullTime(u.LastLoginAt), u.PasswordExpired,
-		nullTime(u.LastSSOAt), u.EmailUnverified)
+		nullTime(u.LastSSOAt), u.EmailUnverified, nullTime(u.ReactivatedAt))
 	if code, constraint := pgCode(err); code == codeUniqueViolation {
 		if constraint == "users_email_key" {
 			return auth.ErrDuplicateEmail
@@ -210,9 +214,9 @@ func (s *Users) ListUserSummaries(ctx context.Context, tenant, after string, lim
 	return listUsers(ctx, s, "users: list summaries", s.sql.summaries, tenant, after, limit, func(r pgx.CollectableRow) (auth.UserSummary, error) {
 		var u auth.UserSummary
 		var status string
-		var changed, created, lastLogin, lastSSO *time.Time
+		var changed, created, lastLogin, lastSSO, reactivated *time.Time
 		if err := r.Scan(&u.ID, &u.Email, &u.Name, &status, &u.HasPassword, &changed, &created, &lastLogin, &lastSSO,
-			&u.EmailUnverified, &u.PasswordExpired); err != nil {
+			&u.EmailUnverified, &u.PasswordExpired, &reactivated); err != nil {
 			return auth.UserSummary{}, err
 		}
 		u.Status = auth.Status(status)
@@ -220,6 +224,7 @@ func (s *Users) ListUserSummaries(ctx context.Context, tenant, after string, lim
 		u.CreatedAt = fromNullTime(created)
 		u.LastLoginAt = fromNullTime(lastLogin)
 		u.LastSSOAt = fromNullTime(lastSSO)
+		u.ReactivatedAt = fromNullTime(reactivated)
 		return u, nil
 	})
 }
@@ -288,6 +293,11 @@ func (s *Users) DeactivateIdle(ctx context.Context, tenant, id string, idleSince
 		return wrap("users: deactivate idle user", err)
 	}
 	return casResult(updated, exists)
+}
+
+// SetReactivatedAt implements auth.UserUpdater in one UPDATE.
+func (s *Users) SetReactivatedAt(ctx context.Context, tenant, id string, at time.Time) error {
+	return s.exec(ctx, "set reactivation", s.sql.setReactivatedAt, tenant, id, nullTime(at))
 }
 
 // SetPassword implements auth.UserUpdater in one UPDATE: the replaced hash

@@ -90,7 +90,10 @@
 // until a purge keeps it, as it did before. Upgrading to schema version
 // 15 (guard.Tenant.IdPChangedAt): no tenant has one yet, so the session
 // check ends single sign-on sessions for a change of IdP made after the
-// upgrade.
+// upgrade. Upgrading to schema version 16 (auth.User.ReactivatedAt): no
+// user has a reactivation kept yet, so the dormancy rule counts a
+// reactivation made after the upgrade, and only the last sign-in (or the
+// creation) for one made before, as it did.
 //
 // Times are stored as Unix microseconds (UTC), the precision of every Guard
 // package, so they come back exactly. A tenant's policy is stored as JSON,

@@ -421,6 +421,13 @@ var migrations = []migration{
 		// single sign-on session for it, as before.
 		`ALTER TABLE guard_tenants ADD COLUMN idp_changed_at INTEGER`,
 	}},
+	{16, "user reactivation", []string{
+		// When an administrator last reactivated the user, in Unix
+		// microseconds, NULL if never since this column was added
+		// (auth.User.ReactivatedAt): the dormancy rule then counts the
+		// last sign-in alone, as before.
+		`ALTER TABLE guard_users ADD COLUMN reactivated_at INTEGER`,
+	}},
 }
 
 // ownNames are the tables and indexes this package creates. A database

@@ -51,6 +51,7 @@ const (
 	userExpirePw
 	userUnexpirePw
 	userExists
+	userReactivated
 	userSSOLogin
 	userVerifyEmail
 
@@ -164,7 +165,7 @@ const (
 
 const sessionCols = `tenant, user_id, created_at, last_seen, expires_at, idle_timeout, ip, user_agent, flags`
 
-const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at, password_expired, last_sso_at, email_unverified`
+const userCols = `tenant, id, email, name, status, password_hash, password_history, password_changed_at, created_at, last_login_at, password_expired, last_sso_at, email_unverified, reactivated_at`
 
 const throttleCols = `failures, last, locked_until, lockouts, permanent`
 
@@ -224,6 +225,7 @@ var queries = func() (q [numStmts]string) {
 			ifnull(group_concat(password_hash <> '', ','), ''), ifnull(group_concat(ifnull(password_changed_at, ''), ','), ''),
 			ifnull(group_concat(created_at, ','), ''), ifnull(group_concat(ifnull(last_login_at, ''), ','), ''),
 			ifnull(group_concat(ifnull(last_sso_at, ''), ','), ''), ifnull(group_concat(email_unverified + 2 * password_expired, ','), ''),
+			ifnull(group_concat(ifnull(reactivated_at, ''), ','), ''),
 			ifnull(group_concat(id || email || name || status, ''), '')
 		FROM guard_users WHERE tenant = ?1 AND id > ?2 AND id <= coalesce(
 			(SELECT id FROM guard_users WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT 1 OFFSET ?3 - 1),
@@ -232,11 +234,12 @@ var queries = func() (q [numStmts]string) {
 	q[userStatus] = `UPDATE guard_users SET status = ? WHERE tenant = ? AND id = ?`
 	// ?4 active, ?5 deactivated.
 	q[userIdleOff] = `UPDATE guard_users SET status = ?5
-		WHERE tenant = ?1 AND id = ?2 AND status = ?4 AND coalesce(last_login_at, created_at) <= ?3`
+		WHERE tenant = ?1 AND id = ?2 AND status = ?4 AND coalesce(last_login_at, created_at) <= ?3
+			AND (reactivated_at IS NULL OR reactivated_at <= ?3)`
 	q[userRehash] = `UPDATE guard_users SET password_hash = ?4 WHERE tenant = ?1 AND id = ?2 AND password_hash = ?3`
 	q[userLogin] = `UPDATE guard_users SET last_login_at = ?3 WHERE tenant = ?1 AND id = ?2 RETURNING ` + userCols
 	q[userSSOLogin] = `UPDATE guard_users SET last_login_at = ?3, last_sso_at = ?3 WHERE tenant = ?1 AND id = ?2 RETURNING ` + userCols
-	q[userInsert] = `INSERT INTO guard_users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	q[userInsert] = `INSERT INTO guard_users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	q[userEmailIn] = `SELECT 1 FROM guard_users WHERE tenant = ? AND email = ?`
 	q[userPwGet] = `SELECT password_hash, password_history FROM guard_users WHERE tenant = ? AND id = ?`
 	q[userPwSet] = `UPDATE guard_users SET password_hash = ?, password_history = ?, password_changed_at = ?, password_expired = 0
@@ -258,6 +261,7 @@ var queries = func() (q [numStmts]string) {
 	q[userExpirePw] = `UPDATE guard_users SET password_expired = 1 WHERE tenant = ?1 AND id = ?2 AND password_expired = 0`
 	q[userExists] = `SELECT 1 FROM guard_users WHERE tenant = ?1 AND id = ?2`
 	q[userUnexpirePw] = `UPDATE guard_users SET password_expired = 0 WHERE tenant = ?1 AND id = ?2`
+	q[userReactivated] = `UPDATE guard_users SET reactivated_at = ?3 WHERE tenant = ?1 AND id = ?2`
 
 	q[thrGet] = `SELECT ` + throttleCols + ` FROM guard_throttle WHERE key = ?`
 	q[thrRelease] = `UPDATE guard_throttle SET failures = failures - 1 WHERE key = ? AND failures > 0`

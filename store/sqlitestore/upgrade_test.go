@@ -199,3 +199,32 @@ func TestUpgradeKeepsTenantsWithoutIdPChange(t *testing.T) {
 		t.Errorf("tenant after MarkIdPChanged = %+v, %v", tn, err)
 	}
 }
+
+// A user written at schema version 15, as that release would, comes back
+// after the upgrade to version 16 (auth.User.ReactivatedAt) without a
+// reactivation, idle by the last sign-in alone, and SetReactivatedAt then
+// records one that DeactivateIdle and ListUserSummaries see.
+func TestUpgradeKeepsUsersWithoutReactivation(t *testing.T) {
+	ctx := context.Background()
+	s := upgradedFrom(t, 15, `INSERT INTO guard_users (tenant, id, email, name, status, password_hash, password_history,
+		password_changed_at, created_at, last_login_at, password_expired, last_sso_at, email_unverified) VALUES ('acme', 'u1',
+		'a@example.com', 'A', 'active', '', '[]', NULL, 1000, 2000, 0, NULL, 0)`)
+	u, err := s.Users.User(ctx, "acme", "u1")
+	if err != nil || u.Email != "a@example.com" || u.LastLoginAt.UnixMicro() != 2000 || !u.ReactivatedAt.IsZero() {
+		t.Fatalf("user stored at version 15 = %+v, %v", u, err)
+	}
+	at := time.Date(2099, 1, 1, 0, 0, 0, 1000, time.UTC)
+	if err := s.Users.SetReactivatedAt(ctx, "acme", "u1", at); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Users.DeactivateIdle(ctx, "acme", "u1", at.Add(-time.Second)); !errors.Is(err, auth.ErrConflict) {
+		t.Errorf("DeactivateIdle before the reactivation = %v, want ErrConflict", err)
+	}
+	sums, err := s.Users.ListUserSummaries(ctx, "acme", "", 10)
+	if err != nil || len(sums) != 1 || !sums[0].ReactivatedAt.Equal(at) || sums[0].Status != auth.StatusActive {
+		t.Errorf("ListUserSummaries after SetReactivatedAt = %+v, %v", sums, err)
+	}
+	if err := s.Users.DeactivateIdle(ctx, "acme", "u1", at); err != nil {
+		t.Errorf("DeactivateIdle at the reactivation: %v", err)
+	}
+}
