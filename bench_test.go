@@ -281,6 +281,12 @@ func BenchmarkAuthorize(b *testing.B) {
 		}
 	}
 	for i := range users {
+		// Roles are granted to users of the tenant only: the users are
+		// stored directly (no password to hash).
+		if err := mem.Users.CreateUser(ctx, auth.User{ID: fmt.Sprintf("u%06d", i), Tenant: tenantID,
+			Email: fmt.Sprintf("u%06d@example.com", i), Status: auth.StatusActive, CreatedAt: now}); err != nil {
+			b.Fatal(err)
+		}
 		if err := g.GrantRole(ctx, sys, tenantID, fmt.Sprintf("user:u%06d", i), fmt.Sprintf("role-%03d", i%roles)); err != nil {
 			b.Fatal(err)
 		}
