@@ -160,7 +160,9 @@ func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, 
 // as a refused user.email_change_requested (rate_limited); the limit of
 // an address counts the requests for it from every tenant,
 // ForgotPassword's included, which an error would tell. A store or mail
-// failure is ErrUnavailable and leaves no usable link.
+// failure is ErrUnavailable and leaves no usable link; a mail failure is
+// recorded as a refused user.email_change_requested (reason send_failed)
+// after the request's own record.
 func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail string) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
@@ -224,7 +226,13 @@ func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail st
 	}
 	subject, text := g.recovery.ComposeEmailChange(g.emailChangeLink(u.Tenant, u.ID, email, token), g.recovery.TokenTTL)
 	if err := g.recovery.Email.SendEmail(ctx, mfa.Message{To: email, Subject: subject, Text: text}); err != nil {
-		_ = g.recovery.codes.DeleteCode(context.WithoutCancel(ctx), u.Tenant, txn)
+		// No link went out: the request's record is followed by a failed
+		// one, as SendInvitation and ForgotPassword record theirs.
+		bctx := context.WithoutCancel(ctx)
+		_ = g.recovery.codes.DeleteCode(bctx, u.Tenant, txn)
+		f := emailChangeEvent(p, u, email, audit.Failure, "send_failed")
+		f.Action = audit.UserEmailChangeRequested
+		_ = g.record(bctx, f)
 		return unavailable("send email change link", err)
 	}
 	return nil

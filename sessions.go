@@ -316,7 +316,9 @@ func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID,
 }
 
 // RevokeUserSessions ends every session of a user except the principal's
-// own current session, and returns how many ended. A user ending their
+// own current session, and returns how many live ones ended (the store
+// also removes expired ones it finds, which are not counted, as no
+// revocation counts them). A user ending their
 // own other sessions needs a recent authentication (ErrStepUpRequired),
 // as for RevokeSession. A failure to record leaves the sessions ended and
 // returns ErrUnavailable with their number.
@@ -335,9 +337,10 @@ func (g *Guard) RevokeUserSessions(ctx context.Context, by Principal, tenant, us
 	if err != nil {
 		return 0, unavailable("end sessions", err)
 	}
+	n := liveCount(ended, g.now())
 	e := g.adminEvent(by, tenant, audit.SessionRevoked, userID)
-	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(len(ended))}
-	return len(ended), g.record(ctx, e)
+	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(n)}
+	return n, g.record(ctx, e)
 }
 
 // PasswordChange is a signed-in user's request to change their password.

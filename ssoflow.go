@@ -725,7 +725,7 @@ func (g *Guard) HandleSLO(ctx context.Context, tenant string, r *http.Request) (
 			return "", unavailable("end sessions", err)
 		}
 		e := audit.Event{Tenant: tenant, Actor: audit.Actor{Kind: audit.ActorSystem, ID: "idp"}, Action: audit.SessionRevoked,
-			Target: userID, Outcome: audit.Success, Reason: "idp_logout", Meta: map[string]string{"sessions_ended": itoa(len(ended))}}
+			Target: userID, Outcome: audit.Success, Reason: "idp_logout", Meta: map[string]string{"sessions_ended": itoa(liveCount(ended, g.now()))}}
 		if err := g.record(ctx, e); err != nil {
 			return "", err
 		}

@@ -90,7 +90,9 @@ const (
 	UserInvited      Action = "user.invited"       // a set-password link was sent; Reason escalation when refused, send_failed when the mail failed (after the success recorded before it)
 	UserEmailChanged Action = "user.email_changed" // Meta: old_email, new_email, sessions_ended; Reason email_taken, invalid_token or deactivated when refused
 	// UserEmailChangeRequested: a link to confirm a new address was sent
-	// (Meta: old_email, new_email).
+	// (Meta: old_email, new_email); Reason rate_limited when refused,
+	// send_failed when the mail failed (after the success recorded before
+	// it).
 	UserEmailChangeRequested Action = "user.email_change_requested"
 	PasswordChanged          Action = "password.changed"
 	PasswordRejected         Action = "password.rejected" // a new password refused by policy (Reason: the rule)
