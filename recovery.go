@@ -412,20 +412,25 @@ func (g *Guard) putResetCode(ctx context.Context, u auth.User, h mfa.Hash, ttl t
 // outlive them (after a reactivation, or at once for ExpirePassword): the
 // binding (linkBinding) does not see them, as they change neither the
 // address nor the password. So the code is deleted when the user is now
-// gone or not active, was reactivated since u was read (a deactivation
-// came and went: User.ReactivatedAt), or has a password marked expired
-// that was not when u was read: the link, mailed or not, does not work,
-// as one made just before the change does not. A change after this read
-// voids the code itself. A store failure deletes the code too and is
-// returned (ErrUnavailable). What remains: a second ExpirePassword of a
-// password already marked when u was read is not seen.
+// gone or no longer the account the link was made for (linkVoided; a
+// change of address or password is left to the binding, which spends the
+// link at its first use and records why): the link, mailed or not, does
+// not work, as one made just before the change does not. A change after this read voids the code itself. A store
+// failure deletes the code too and is returned (ErrUnavailable). What
+// remains: a second ExpirePassword of a password already marked when u
+// was read is not seen.
 func (g *Guard) recheckLink(ctx context.Context, u auth.User, txn string) error {
 	now, err := g.stores.Users.User(ctx, u.Tenant, u.ID)
-	switch {
-	case err == nil && now.Status == auth.StatusActive && now.ReactivatedAt.Equal(u.ReactivatedAt) &&
-		(u.PasswordExpired || !now.PasswordExpired):
-		return nil
-	case err != nil && !errors.Is(err, auth.ErrNotFound):
+	if err == nil {
+		switch linkVoided(u, now) {
+		case "", ReasonEmailChanged, ReasonPasswordChanged:
+			// Kept: its binding spends it at its first use, which is
+			// then on record with the reason (a link mailed to an
+			// address no longer the user's).
+			return nil
+		}
+	}
+	if err != nil && !errors.Is(err, auth.ErrNotFound) {
 		_ = g.recovery.codes.DeleteCode(context.WithoutCancel(ctx), u.Tenant, txn)
 		return unavailable("load user", err)
 	}
@@ -681,12 +686,12 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 }
 
 // resetConflict returns the reason of a reset refused because the
-// account u changed while it ran (see resetMoved), read again now
+// account u changed while it ran (see linkVoided), read again now
 // (password_changed when the read fails or finds no change left: a
 // change undone again).
 func (g *Guard) resetConflict(ctx context.Context, u auth.User) string {
 	if now, err := g.stores.Users.User(ctx, u.Tenant, u.ID); err == nil {
-		if reason := resetMoved(u, now); reason != "" {
+		if reason := linkVoided(u, now); reason != "" {
 			return reason
 		}
 	}
@@ -717,11 +722,10 @@ func (g *Guard) resetCaptchaRefused(ctx context.Context, req ResetRequest, err e
 
 // giveBackLink puts back c, the code of u's reset link, which a reset
 // that changed nothing spent, so that the user may try again with it:
-// unless the account moved meanwhile (resetMoved: its address, password,
-// status or expiry changed, or it was reactivated). A deactivation, an ExpirePassword, a change
-// of password or address voids the links, and one made while the link
-// was out of the store found nothing to void: the link must not come back
-// after it. Put back, then read: a change the read misses comes after the
+// unless the account moved meanwhile (linkVoided). A deactivation, an
+// ExpirePassword, a change of password or address voids the links, and
+// one made while the link was out of the store found nothing to void: the
+// link must not come back after it. Put back, then read: a change the read misses comes after the
 // put back, and its voiding deletes the link. A link the read finds moved
 // is spent again (only c: not a newer link that replaced it). A store
 // failure is ErrUnavailable (the user read failing, the link is spent
@@ -732,7 +736,7 @@ func (g *Guard) giveBackLink(ctx context.Context, u auth.User, c mfa.Code) error
 		return unavailable("restore reset token", err)
 	}
 	now, err := g.stores.Users.User(ctx, u.Tenant, u.ID)
-	if err == nil && resetMoved(u, now) == "" {
+	if err == nil && linkVoided(u, now) == "" {
 		return nil
 	}
 	if _, cerr := g.recovery.codes.CheckCode(ctx, c.Tenant, c.Txn, c.Hash, g.now()); cerr != nil && !isMFAClean(cerr) {
@@ -744,19 +748,24 @@ func (g *Guard) giveBackLink(ctx context.Context, u auth.User, c mfa.Code) error
 	return nil
 }
 
-// resetMoved returns why the account now is no longer the account was,
-// as a reset link bound to was (see linkBinding) may set its password,
-// or "" if it is: its address changed (ReasonEmailChanged), its password
-// (ReasonPasswordChanged), its status (ReasonDeactivated) or the mark of
-// an expired password (ReasonPasswordExpired). Each of these changes
-// voids the links.
-func resetMoved(was, now auth.User) string {
+// linkVoided returns why the account now is no longer the account was,
+// an active account as read when a mailed link was made for it or used
+// (a reset link, an invitation, an email-change link), or "" if it still
+// is. Each of these changes voids the account's links (voidLinks), and a
+// link stored, checked or given back while one was under way must not
+// outlive it: its address changed (ReasonEmailChanged), its password
+// (ReasonPasswordChanged: the link's binding tells these two as well, see
+// linkMoved), it is no longer active (ReasonDeactivated), the mark of an
+// expired password was set or cleared (ReasonPasswordExpired), or it was
+// reactivated since (ReasonDeactivated: a deactivation came and went).
+// recheckLink, giveBackLink and resetConflict share it.
+func linkVoided(was, now auth.User) string {
 	switch {
 	case canonicalAddress(now.Email) != canonicalAddress(was.Email):
 		return ReasonEmailChanged
 	case now.PasswordHash != was.PasswordHash:
 		return ReasonPasswordChanged
-	case now.Status != was.Status:
+	case now.Status != auth.StatusActive || now.Status != was.Status:
 		return ReasonDeactivated
 	case now.PasswordExpired != was.PasswordExpired:
 		return ReasonPasswordExpired
