@@ -465,7 +465,7 @@ func rbacErr(op string, err error) error {
 		return ErrConflict
 	}
 	for _, e := range []error{rbac.ErrNotFound, rbac.ErrDuplicate, rbac.ErrSelfApproval, rbac.ErrNotPending,
-		rbac.ErrExpired, rbac.ErrNotApproved, rbac.ErrConsumed, rbac.ErrMismatch, rbac.ErrApproverRevoked} {
+		rbac.ErrExpired, rbac.ErrNotApproved, rbac.ErrConsumed, rbac.ErrMismatch, rbac.ErrApproverRevoked, rbac.ErrWithdrawn} {
 		if errors.Is(err, e) {
 			return err
 		}
@@ -1221,6 +1221,33 @@ func deciderActive(users auth.UserStore) func(context.Context, string, rbac.Subj
 	}
 }
 
+// requesterStands is rbac.ApprovalConfig.RequesterStands for users: a
+// deactivation rejects its user's pending requests (rejectRequestsOf),
+// not those already approved, which the user could consume once
+// reactivated. So an approved request filed before the requester's last
+// reactivation (User.ReactivatedAt) no longer stands (rbac.ErrWithdrawn),
+// nor does one of a requester no longer active or gone. An API key's
+// requests end with the key (a deactivation revokes its creator's keys).
+// A store failure is returned as it is (ConsumeApproval makes it
+// ErrUnavailable).
+func requesterStands(users auth.UserStore) func(context.Context, string, rbac.Approval) error {
+	return func(ctx context.Context, tenant string, ap rbac.Approval) error {
+		if ap.Requester.Kind != rbac.KindUser {
+			return nil
+		}
+		u, err := users.User(ctx, tenant, ap.Requester.ID)
+		switch {
+		case errors.Is(err, auth.ErrNotFound) || err == nil && u.Status != auth.StatusActive:
+			return rbac.ErrWithdrawn
+		case err != nil:
+			return fmt.Errorf("load requester: %w", err)
+		case !u.ReactivatedAt.IsZero() && !ap.CreatedAt.After(u.ReactivatedAt):
+			return rbac.ErrWithdrawn
+		}
+		return nil
+	}
+}
+
 // ConsumeApproval uses an approved request, once, to carry out the action
 // it approved: by must be the requester, and permission, target and
 // payload must be exactly those approved. The requester must still hold
@@ -1228,9 +1255,12 @@ func deciderActive(users auth.UserStore) func(context.Context, string, rbac.Subj
 // Authorize: ErrForbidden), and the approver must still be an active user
 // holding the section's approve permission: an approval given by a user
 // since deactivated, deleted or stripped of that permission no longer
-// stands (rbac.ErrApproverRevoked; the approval is left unconsumed). Each
+// stands (rbac.ErrApproverRevoked; the approval is left unconsumed). Nor
+// does a request filed before its requester was last reactivated: a
+// deactivation withdraws the user's requests, approved ones too
+// (rbac.ErrWithdrawn, left unconsumed). Each
 // refusal is recorded as a failed approval.consumed (reasons
-// no_permission, approver_revoked, as for the other refusals). A
+// no_permission, approver_revoked, withdrawn, as for the other refusals). A
 // consumption that cannot be
 // recorded in the audit log stands (the approval is used up, and no
 // rolled-back approval could be used twice): it returns ErrUnavailable,
@@ -1400,7 +1430,7 @@ func approvalReason(err error) string {
 		reason string
 	}{{rbac.ErrSelfApproval, "self_approval"}, {rbac.ErrNotPending, "not_pending"}, {rbac.ErrExpired, "expired"},
 		{rbac.ErrNotApproved, "not_approved"}, {rbac.ErrConsumed, "consumed"}, {rbac.ErrMismatch, "mismatch"},
-		{rbac.ErrNotFound, "not_found"}, {rbac.ErrApproverRevoked, "approver_revoked"}, {ErrForbidden, "no_permission"}} {
+		{rbac.ErrNotFound, "not_found"}, {rbac.ErrApproverRevoked, "approver_revoked"}, {rbac.ErrWithdrawn, "withdrawn"}, {ErrForbidden, "no_permission"}} {
 		if errors.Is(err, c.err) {
 			return c.reason
 		}

@@ -389,7 +389,7 @@ func New(cfg Config) (*Guard, error) {
 			return nil, &PolicyError{Field: "Stores.Approvals", Reason: "is required with Stores.Policies"}
 		}
 		if aps, err = rbac.NewApprovals(rbac.ApprovalConfig{Store: cfg.Stores.Approvals, Enforcer: enf, Now: cfg.Now, Rand: cfg.Rand,
-			DeciderActive: deciderActive(cfg.Stores.Users)}); err != nil {
+			DeciderActive: deciderActive(cfg.Stores.Users), RequesterStands: requesterStands(cfg.Stores.Users)}); err != nil {
 			return nil, err
 		}
 	}

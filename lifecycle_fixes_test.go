@@ -290,6 +290,63 @@ func TestRequestsWithdrawnWithTheirRequester(t *testing.T) {
 	})
 }
 
+// A deactivation withdraws its user's requests already approved too: once
+// reactivated, the user cannot consume an approval of a request filed
+// before (rbac.ErrWithdrawn, recorded as a failed approval.consumed with
+// reason withdrawn, the approval left unconsumed). A request filed after
+// the reactivation is consumed as any other.
+func TestApprovedRequestWithdrawnByDeactivation(t *testing.T) {
+	eachStore(t, func(t *testing.T, st guard.Stores) {
+		f := newLifecycleFixture(t, st)
+		owner, _ := f.userWithRoles(t, "olga@example.test", rbac.Owner)
+		rob, _ := f.userWithRoles(t, "rob@example.test", rbac.Manager)
+		ap, err := f.g.RequestApproval(f.ctx, rob, "campaigns:send", "c1", []byte("p"), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.g.ApproveRequest(f.ctx, owner, ap.ID); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(time.Minute)
+		if err := f.g.DeactivateUser(f.ctx, owner, tenantID, rob.UserID); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(time.Minute)
+		if err := f.g.ReactivateUser(f.ctx, owner, tenantID, rob.UserID); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(time.Minute)
+		_, rob2 := f.signIn(t, "rob@example.test", ownerPW)
+		if _, err := f.g.ConsumeApproval(f.ctx, rob2, ap.ID, "campaigns:send", "c1", []byte("p")); !errors.Is(err, rbac.ErrWithdrawn) {
+			t.Errorf("ConsumeApproval of a request approved before its requester's deactivation = %v, want rbac.ErrWithdrawn", err)
+		}
+		var refused []string
+		for _, e := range f.events(t, audit.ApprovalConsumed) {
+			if e.Target == ap.ID && e.Outcome == audit.Failure {
+				refused = append(refused, e.Reason)
+			}
+		}
+		if len(refused) != 1 || refused[0] != "withdrawn" {
+			t.Errorf("refused approval.consumed reasons %q, want [withdrawn]", refused)
+		}
+		if got, err := f.g.Approvals(f.ctx, owner, rbac.ApprovalQuery{Status: rbac.StatusApproved}); err != nil || len(got) != 1 || got[0].ID != ap.ID {
+			t.Errorf("approved requests after the refusal: %+v, %v; want the withdrawn one, unconsumed", got, err)
+		}
+		// A request filed after the reactivation stands.
+		f.clock.Advance(time.Minute)
+		ap2, err := f.g.RequestApproval(f.ctx, rob2, "campaigns:send", "c2", []byte("p"), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.g.ApproveRequest(f.ctx, owner, ap2.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.g.ConsumeApproval(f.ctx, rob2, ap2.ID, "campaigns:send", "c2", []byte("p")); err != nil {
+			t.Errorf("ConsumeApproval of a request filed after the reactivation: %v", err)
+		}
+	})
+}
+
 // idleHook runs hook once, armed, right after the first DeactivateIdle
 // that deactivates: what lands between a dormant deactivation's status
 // write and its next step.

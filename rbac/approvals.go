@@ -42,6 +42,12 @@ type ApprovalConfig struct {
 	// account deactivated or deleted meanwhile: return ErrApproverRevoked);
 	// any other error it returns is a store failure and Consume returns it.
 	DeciderActive func(ctx context.Context, tenant string, decider Subject) error
+	// RequesterStands, if not nil, is asked by Consume whether the
+	// requester of an approved request it is about to consume still
+	// stands behind it beyond its permissions (a user account deactivated
+	// since the request was filed, and reactivated: return ErrWithdrawn);
+	// any other error it returns is a store failure and Consume returns it.
+	RequesterStands func(ctx context.Context, tenant string, ap Approval) error
 }
 
 // Approvals runs four-eyes approvals: a requester asks to do an action on
@@ -58,6 +64,7 @@ type Approvals struct {
 	ttl           time.Duration
 	maxTTL        time.Duration
 	deciderActive func(context.Context, string, Subject) error
+	requesterOK   func(context.Context, string, Approval) error
 }
 
 // NewApprovals validates cfg, fills its defaults and returns Approvals. A
@@ -85,7 +92,7 @@ func NewApprovals(cfg ApprovalConfig) (*Approvals, error) {
 		cfg.Rand = rand.Reader
 	}
 	return &Approvals{store: cfg.Store, enf: cfg.Enforcer, now: cfg.Now, rand: cfg.Rand, ttl: cfg.TTL, maxTTL: cfg.MaxTTL,
-		deciderActive: cfg.DeciderActive}, nil
+		deciderActive: cfg.DeciderActive, requesterOK: cfg.RequesterStands}, nil
 }
 
 func checkTarget(target string) error {
@@ -234,7 +241,9 @@ func (a *Approvals) decide(ctx context.Context, tenant, id string, by Subject, s
 // still hold the permission (ErrDenied), and the approver must still hold
 // the approve permission of its section (ErrApproverRevoked, and the
 // approval is left as it is: an approval stands only while its approver
-// may still give it). On success the caller performs the action.
+// may still give it), nor when ApprovalConfig.RequesterStands refuses it
+// (ErrWithdrawn, left as it is too). On success the caller performs the
+// action.
 func (a *Approvals) Consume(ctx context.Context, tenant, id string, c Claim) (Approval, error) {
 	if err := CheckTenant(tenant); err != nil {
 		return Approval{}, err
@@ -263,7 +272,9 @@ func (a *Approvals) Consume(ctx context.Context, tenant, id string, c Claim) (Ap
 
 // approverStands returns ErrApproverRevoked when approval id is approved
 // for claim c and its decider no longer holds the approve permission of
-// its section, or no longer stands behind it (ApprovalConfig.DeciderActive).
+// its section, or no longer stands behind it (ApprovalConfig.DeciderActive),
+// and what ApprovalConfig.RequesterStands returns (ErrWithdrawn) when its
+// requester no longer does.
 // Any other state is left to the store's atomic consumption
 // to report (ErrNotFound, ErrMismatch, ErrNotApproved…), so that nothing
 // is told about an approval to whoever does not present its claim.
@@ -289,7 +300,12 @@ func (a *Approvals) approverStands(ctx context.Context, tenant, id string, c Cla
 		return err
 	}
 	if a.deciderActive != nil {
-		return a.deciderActive(ctx, tenant, ap.Decider)
+		if err := a.deciderActive(ctx, tenant, ap.Decider); err != nil {
+			return err
+		}
+	}
+	if a.requesterOK != nil {
+		return a.requesterOK(ctx, tenant, ap)
 	}
 	return nil
 }

@@ -68,3 +68,46 @@ func TestApprovalConsumeAsksDeciderActive(t *testing.T) {
 		t.Errorf("DeciderActive asked about %v, want cleo three times", asked)
 	}
 }
+
+// ApprovalConfig.RequesterStands is asked by Consume about a matching
+// approved approval: ErrWithdrawn refuses it and leaves it unconsumed;
+// another error is returned as it is (a store failure). A claim that
+// does not match never reaches it.
+func TestApprovalConsumeAsksRequesterStands(t *testing.T) {
+	r := newApprovalRig(t)
+	var answer error
+	var asked []string
+	ap, err := rbac.NewApprovals(rbac.ApprovalConfig{Store: r.store, Enforcer: r.e, Now: r.clock.Now, TTL: time.Hour,
+		RequesterStands: func(_ context.Context, tenant string, a rbac.Approval) error {
+			asked = append(asked, tenant+" "+a.ID+" "+a.Requester.String())
+			return answer
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ap = ap
+	a := r.request(t)
+	if _, err := r.ap.Approve(ctx, "acme", a.ID, cleo); err != nil {
+		t.Fatal(err)
+	}
+	answer = rbac.ErrWithdrawn
+	if _, err := r.ap.Consume(ctx, "acme", a.ID, claim("other", campaignSum)); !errors.Is(err, rbac.ErrMismatch) {
+		t.Errorf("Consume with another target = %v, want ErrMismatch", err)
+	}
+	if _, err := r.ap.Consume(ctx, "acme", a.ID, claim("campaign-spring", campaignSum)); !errors.Is(err, rbac.ErrWithdrawn) {
+		t.Fatalf("Consume with the request withdrawn = %v, want ErrWithdrawn", err)
+	}
+	injected := errors.New("user store down")
+	answer = injected
+	if _, err := r.ap.Consume(ctx, "acme", a.ID, claim("campaign-spring", campaignSum)); !errors.Is(err, injected) {
+		t.Fatalf("Consume with the requester check failing = %v, want its error", err)
+	}
+	answer = nil
+	if got, err := r.ap.Consume(ctx, "acme", a.ID, claim("campaign-spring", campaignSum)); err != nil || got.Status != rbac.StatusConsumed {
+		t.Errorf("Consume with the request standing = %+v, %v", got, err)
+	}
+	want := "acme " + a.ID + " " + dan.String()
+	if len(asked) != 3 || asked[0] != want {
+		t.Errorf("RequesterStands asked about %q, want %q three times", asked, want)
+	}
+}

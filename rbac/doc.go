@@ -111,7 +111,8 @@
 // consumes the approval once, for the same action, target and payload,
 // before it expires, while the requester still holds the permission and
 // the approver still holds the approve permission (ErrApproverRevoked
-// otherwise). Each step is one atomic store operation.
+// otherwise) and, if the host asks (ApprovalConfig.RequesterStands), the
+// requester still stands behind it (ErrWithdrawn). Each step is one atomic store operation.
 //
 // # Concurrency
 //
@@ -132,8 +133,8 @@
 //     change is refused as named. ErrConflict: the tenant's policy kept
 //     changing under the change (try again).
 //   - ErrNotFound, ErrSelfApproval, ErrNotPending, ErrExpired,
-//     ErrNotApproved, ErrConsumed, ErrMismatch, ErrApproverRevoked:
-//     approval steps refused.
+//     ErrNotApproved, ErrConsumed, ErrMismatch, ErrApproverRevoked,
+//     ErrWithdrawn: approval steps refused.
 //   - *RuleError: the store holds a rule this package cannot use; the
 //     tenant's decisions fail until it is fixed.
 //   - *ConfigError: New or NewApprovals was given an unacceptable Config.

@@ -59,6 +59,11 @@ var (
 	// longer an active user), so the approval no longer stands. Returned
 	// by Approvals.Consume only, never by an ApprovalStore.
 	ErrApproverRevoked = errors.New("rbac: the approver no longer may approve")
+	// ErrWithdrawn: the approval's requester no longer stands behind it
+	// (at Guard's facade: the user was deactivated after filing it, and
+	// reactivated since). Returned by Approvals.Consume only, through
+	// ApprovalConfig.RequesterStands, never by an ApprovalStore.
+	ErrWithdrawn = errors.New("rbac: the approval was withdrawn: its requester was deactivated since it was filed")
 )
 
 // InputError reports an unacceptable argument: a tenant, role or subject
