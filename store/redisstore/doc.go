@@ -87,11 +87,11 @@
 // after ExpiresAt by the Redis clock may find no code (mfa.ErrNotFound)
 // rather than an expired one (mfa.ErrExpired), and a Redis clock ahead of
 // the hosts' ends send windows early. A tracked SAML request expires at
-// its Expires and a replay record at its until, both by the Redis clock.
-// A Redis clock ahead of a host's drops replay records early: within the
-// margin that package sso adds to until (the connection's clock skew once
-// more, for clocks that differ) this is harmless; beyond it, that host
-// could accept a replayed assertion in its last moments of validity. A
+// its Expires, by the Redis clock; a replay record ReplayGrace (5
+// minutes) after its until, by the Redis clock too, so that a host whose
+// clock is behind the Redis server's by up to that much (beyond the
+// margin that package sso adds to until) still finds the record of every
+// assertion valid by its clock, and refuses its replay. A
 // SAML subject expires at its Expires (the end of the session its sign-in
 // created), and a NameID index with the last of its users. PutSubject
 // moves a user from the index of its previous NameID to that of the new

@@ -160,10 +160,19 @@ func decodeRequest(v []any, tenant, id string) (sso.Request, error) {
 	return r, nil
 }
 
+// ReplayGrace is how long a replay record's key outlives its until, by
+// the Redis clock. InsertID judges a record by the caller's now, but
+// Redis drops the key by its own: without the grace, a host whose clock is
+// behind the Redis server's would find the record of an assertion still
+// valid by its clock gone, and accept the assertion again. With it, a
+// replay is refused on hosts up to ReplayGrace behind (pgstore keeps its
+// records as long: SSOGCGrace).
+const ReplayGrace = 5 * time.Minute
+
 // InsertID implements sso.ReplayCache in one script: the record of (tenant,
 // id) is a key holding its until, replaced only if that until is at or
-// before now (kept to the microsecond), and the key expires at until (by
-// the Redis clock: see the package documentation). It returns an
+// before now (kept to the microsecond), and the key expires ReplayGrace
+// after until (by the Redis clock: see the package documentation). It returns an
 // *InputError, and changes nothing, when until or now lies outside the
 // years 1970 to 2255. Redis has no bound of its own besides maxmemory, so
 // it never returns sso.ErrFull; a server out of memory gives an error.
@@ -177,7 +186,7 @@ func (s *Store) InsertID(ctx context.Context, tenant, id string, until, now time
 	if err != nil {
 		return false, err
 	}
-	n, err := insertIDScript.Run(ctx, s.rdb, []string{s.replayKey(tenant, id)}, itoa(at), itoa(u), itoa(expireMillis(u))).Int64()
+	n, err := insertIDScript.Run(ctx, s.rdb, []string{s.replayKey(tenant, id)}, itoa(at), itoa(u), itoa(expireMillis(u+ReplayGrace.Microseconds()))).Int64()
 	if err != nil {
 		return false, redisErr("insert replay id", err)
 	}

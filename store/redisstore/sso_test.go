@@ -256,8 +256,8 @@ func TestSSOKeys(t *testing.T) {
 		t.Errorf("request keys left after consuming (one expired): %q", got)
 	}
 
-	// Replay records: at until; a repeated insert keeps it, replacing an
-	// expired record moves it.
+	// Replay records: ReplayGrace after until; a repeated insert keeps it,
+	// replacing an expired record moves it.
 	until := base.Add(5*time.Minute + 3*time.Microsecond)
 	ak := prefix + "sa:3:a:b:c"
 	for _, tc := range []struct {
@@ -271,21 +271,21 @@ func TestSSOKeys(t *testing.T) {
 	if n, err := c.Exists(ctx, ak, prefix+"sa:1:a:b:c").Result(); err != nil || n != 2 {
 		t.Errorf("EXISTS of the two replay keys = %d, %v; want 2", n, err)
 	}
-	if got, want := expireTime(ak), at(until); got != want {
-		t.Errorf("replay record expires at %v, want %v (until)", got, want)
+	if got, want := expireTime(ak), at(until.Add(redisstore.ReplayGrace)); got != want {
+		t.Errorf("replay record expires at %v, want %v (until and the grace)", got, want)
 	}
 	if isNew, err := st.InsertID(ctx, "a:b", "c", until.Add(time.Hour), base.Add(time.Minute)); err != nil || isNew {
 		t.Fatalf("repeated InsertID = %v, %v", isNew, err)
 	}
-	if got, want := expireTime(ak), at(until); got != want {
+	if got, want := expireTime(ak), at(until.Add(redisstore.ReplayGrace)); got != want {
 		t.Errorf("after a repeated insert the replay record expires at %v, want %v (unchanged)", got, want)
 	}
 	until2 := until.Add(time.Hour)
 	if isNew, err := st.InsertID(ctx, "a:b", "c", until2, until); err != nil || !isNew {
 		t.Fatalf("InsertID at until = %v, %v; want new", isNew, err)
 	}
-	if got, want := expireTime(ak), at(until2); got != want {
-		t.Errorf("a replaced replay record expires at %v, want %v (the new until)", got, want)
+	if got, want := expireTime(ak), at(until2.Add(redisstore.ReplayGrace)); got != want {
+		t.Errorf("a replaced replay record expires at %v, want %v (the new until and the grace)", got, want)
 	}
 }
 
@@ -312,8 +312,10 @@ func TestSSOExpiry(t *testing.T) {
 		t.Errorf("InsertID past until (key still in Redis) = %v, %v; want new", isNew, err)
 	}
 
-	// By the Redis clock, at real times: a replay record and a request
-	// expiring in 50 ms go by themselves, the long ones stay.
+	// By the Redis clock, at real times: a request expiring in 50 ms goes
+	// by itself, the long ones stay, and so does a replay record ending in
+	// 50 ms, for ReplayGrace more (a host whose clock is behind Redis's
+	// still finds it).
 	now := time.Now().UTC()
 	if _, err := st.InsertID(ctx, "t", "id-short", now.Add(50*time.Millisecond), now); err != nil {
 		t.Fatal(err)
@@ -329,19 +331,18 @@ func TestSSOExpiry(t *testing.T) {
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
-	for _, k := range []string{prefix + "sa:1:t:id-short", prefix + "sr:1:t:id-short"} {
-		if n, err := c.Exists(ctx, k).Result(); err != nil || n != 0 {
-			t.Errorf("EXISTS %s after its expiry = %d, %v; want 0 (expired by Redis)", k, n, err)
-		}
+	if n, err := c.Exists(ctx, prefix+"sr:1:t:id-short").Result(); err != nil || n != 0 {
+		t.Errorf("EXISTS of the short request after its expiry = %d, %v; want 0 (expired by Redis)", n, err)
 	}
-	for _, k := range []string{prefix + "sa:1:t:id-long", prefix + "sr:1:t:id-long", prefix + "sa:1:t:id-old"} {
+	for _, k := range []string{prefix + "sa:1:t:id-short", prefix + "sa:1:t:id-long", prefix + "sr:1:t:id-long", prefix + "sa:1:t:id-old"} {
 		if n, err := c.Exists(ctx, k).Result(); err != nil || n != 1 {
 			t.Errorf("EXISTS %s = %d, %v; want 1", k, n, err)
 		}
 	}
-	// The expired record is absent, the live one is not.
+	// The record past its until (judged by the caller's now) is absent
+	// though Redis keeps it, the live one is not.
 	if isNew, err := st.InsertID(ctx, "t", "id-short", now.Add(time.Hour), time.Now()); err != nil || !isNew {
-		t.Errorf("InsertID of an ID expired by Redis = %v, %v; want new", isNew, err)
+		t.Errorf("InsertID of an ID past its until = %v, %v; want new", isNew, err)
 	}
 	if isNew, err := st.InsertID(ctx, "t", "id-long", now.Add(time.Hour), time.Now()); err != nil || isNew {
 		t.Errorf("InsertID of a live ID = %v, %v; want not new", isNew, err)
