@@ -1,6 +1,7 @@
 package guard_test
 
 import (
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -37,5 +38,26 @@ func TestTenantChangesRecordedWithInvalidClientText(t *testing.T) {
 	}
 	if !got[audit.TenantCreated] || !got[audit.TenantPolicySet] {
 		t.Errorf("recorded %v; want tenant.created and tenant.policy_changed", got)
+	}
+}
+
+// The label of guard.System is the host's text too: one that is over long
+// or not UTF-8 is recorded made valid and clipped (at most
+// guard.MaxSystemLabelBytes), and the action is done, rather than every
+// action of that principal failing with ErrUnavailable once done.
+func TestSystemLabelRecordedValid(t *testing.T) {
+	f := newFixture(t)
+	by := guard.System(strings.Repeat("job-", 300) + "\xff")
+	tn, err := f.g.CreateTenant(f.ctx, by, "globex", "Globex", guard.Policy{})
+	if err != nil {
+		t.Fatalf("CreateTenant = %v; want the tenant created and recorded", err)
+	}
+	p, err := f.g.QueryAudit(f.ctx, guard.System("test"), tn.ID, audit.Query{Action: string(audit.TenantCreated)})
+	if err != nil || len(p.Events) != 1 {
+		t.Fatalf("tenant.created events %+v, %v; want one", p.Events, err)
+	}
+	id := p.Events[0].Actor.ID
+	if !utf8.ValidString(id) || len(id) > guard.MaxSystemLabelBytes || !strings.HasPrefix(id, "job-job-") {
+		t.Errorf("actor recorded as %q (%d bytes); want the label made valid, at most %d bytes", id, len(id), guard.MaxSystemLabelBytes)
 	}
 }

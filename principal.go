@@ -101,8 +101,14 @@ const (
 	FlagEmailCode
 )
 
+// MaxSystemLabelBytes is the most of a System label that audit events
+// record.
+const MaxSystemLabelBytes = 256
+
 // System returns the principal of the host application, with a label that
-// is recorded as the actor of audit events (e.g. "bootstrap", "cron").
+// is recorded as the actor of audit events (e.g. "bootstrap", "cron"):
+// made valid UTF-8 and clipped to MaxSystemLabelBytes there, as the
+// other text a host passes is.
 func System(label string) Principal {
 	return Principal{Kind: KindSystem, UserID: label}
 }
@@ -145,7 +151,7 @@ func (g *Guard) requireRecentAuth(p Principal) error {
 func (p Principal) actor() audit.Actor {
 	switch p.Kind {
 	case KindSystem:
-		return audit.Actor{Kind: audit.ActorSystem, ID: p.UserID}
+		return audit.Actor{Kind: audit.ActorSystem, ID: clip(p.UserID, MaxSystemLabelBytes)}
 	case KindAPIKey:
 		return audit.Actor{Kind: audit.ActorAPIKey, ID: p.KeyID}
 	}
