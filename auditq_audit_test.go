@@ -95,8 +95,12 @@ func TestAuditQ_ExportOfUnknownTenantStartsItsLog(t *testing.T) {
 	if !errors.Is(err, guard.ErrTenantNotFound) {
 		t.Errorf("ExportAudit of an unknown tenant = %v, want ErrTenantNotFound", err)
 	}
-	if evs := f.exportedIn(t, ghost); len(evs) != 0 {
-		t.Errorf("the unknown tenant now has an audit log: %d audit.exported event(s), Seq %d", len(evs), evs[0].Seq)
+	// QueryAudit refuses the unknown tenant too: the store tells.
+	if _, err := f.g.QueryAudit(f.ctx, guard.System("test"), ghost, audit.Query{}); !errors.Is(err, guard.ErrTenantNotFound) {
+		t.Errorf("QueryAudit of an unknown tenant = %v, want ErrTenantNotFound", err)
+	}
+	if h, err := f.mem.Stores().Audit.Head(f.ctx, ghost); err != nil || h.Seq != 0 {
+		t.Errorf("the unknown tenant now has an audit log: head %+v, %v", h, err)
 	}
 }
 

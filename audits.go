@@ -17,9 +17,13 @@ import (
 // purge, which leaves a verifiable checkpoint.
 
 // QueryAudit returns one page of a tenant's audit events matching q (see
-// audit.Log.Query).
+// audit.Log.Query). A tenant that does not exist is ErrTenantNotFound,
+// as for ExportAudit, not an empty page.
 func (g *Guard) QueryAudit(ctx context.Context, by Principal, tenant string, q audit.Query) (audit.Page, error) {
 	if err := g.may(ctx, by, tenant, rbac.Audit, rbac.Read); err != nil {
+		return audit.Page{}, err
+	}
+	if _, err := g.policies.get(ctx, tenant); err != nil {
 		return audit.Page{}, err
 	}
 	p, err := g.audit.Query(ctx, tenant, q)
@@ -27,9 +31,13 @@ func (g *Guard) QueryAudit(ctx context.Context, by Principal, tenant string, q a
 }
 
 // VerifyAudit checks a tenant's audit chain and reports the first broken
-// event, if any (see audit.Log.Verify).
+// event, if any (see audit.Log.Verify). A tenant that does not exist is
+// ErrTenantNotFound, not an intact empty chain.
 func (g *Guard) VerifyAudit(ctx context.Context, by Principal, tenant string) (audit.Report, error) {
 	if err := g.may(ctx, by, tenant, rbac.Audit, rbac.Read); err != nil {
+		return audit.Report{}, err
+	}
+	if _, err := g.policies.get(ctx, tenant); err != nil {
 		return audit.Report{}, err
 	}
 	r, err := g.audit.Verify(ctx, tenant)
