@@ -5,6 +5,7 @@ package guard_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -186,5 +187,31 @@ func TestDeleteUserStopped(t *testing.T) {
 				t.Error("user deleted, its admin grant stays")
 			}
 		})
+	}
+}
+
+// A ForgotPassword whose tenant cannot be read sends no link, and says so
+// in the audit log (a failed password.reset_requested, reason
+// unavailable), as its other failures do.
+func TestForgotPasswordTenantReadFailureRecorded(t *testing.T) {
+	fx := newFaultFix(t, true)
+	fx.createUser(t, adaEmail, ownerPW)
+	fx.clock.Advance(time.Hour) // past the policy cache
+	fx.fc.armName("Tenants.Tenant")
+	err := fx.g.ForgotPassword(fx.ctx, guard.ForgotRequest{Tenant: tenantID, Email: adaEmail, IP: "203.0.113.5", UserAgent: "test"})
+	fx.g.Close() // the work is done in the background
+	if _, fired := fx.fc.disarm(); fired != "Tenants.Tenant" {
+		t.Fatalf("Tenants.Tenant never called (err %v)", err)
+	}
+	if err != nil {
+		t.Fatalf("ForgotPassword = %v, want the same answer as ever", err)
+	}
+	if n := len(fx.mailTo(adaEmail)); n != 0 {
+		t.Errorf("%d mails went out", n)
+	}
+	if !slices.ContainsFunc(fx.events(t, audit.PasswordResetRequested), func(e audit.Event) bool {
+		return e.Outcome == audit.Failure && e.Reason == guard.ReasonUnavailable
+	}) {
+		t.Error("no failed password.reset_requested with reason unavailable")
 	}
 }

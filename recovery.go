@@ -318,11 +318,18 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 	// whether the tenant and the account exist or not: RequestEmailChange
 	// shares them, in any tenant.
 	over, lerr := g.linkLimited(ctx, "", "", email, req.IP)
-	if _, err := g.EffectivePolicy(ctx, req.Tenant); err != nil {
-		return
-	}
 	ev := audit.Event{Tenant: req.Tenant, Actor: audit.Actor{Kind: audit.ActorAnonymous, Email: email},
 		Action: audit.PasswordResetRequested, IP: req.IP, UserAgent: clip(req.UserAgent, 512), Outcome: audit.Success}
+	if _, err := g.EffectivePolicy(ctx, req.Tenant); err != nil {
+		// No such tenant: no log to write to. A failure to read it is
+		// on record, as the other failures below are, if the log can
+		// take it (a ring-fenced tenant's log lives apart).
+		if !errors.Is(err, ErrTenantNotFound) {
+			ev.Outcome, ev.Reason = audit.Failure, ReasonUnavailable
+			_ = g.record(ctx, ev)
+		}
+		return
+	}
 	u, err := g.stores.Users.UserByEmail(ctx, req.Tenant, email)
 	switch {
 	case errors.Is(err, auth.ErrNotFound):
