@@ -77,9 +77,9 @@ func (g *Guard) prepareEmailChange(ctx context.Context, p Principal, newEmail st
 	if err != nil {
 		return auth.User{}, "", err
 	}
-	u, err := g.stores.Users.User(ctx, p.Tenant, p.UserID)
+	u, err := g.selfUser(ctx, p)
 	if err != nil {
-		return auth.User{}, "", g.userErr("load user", err)
+		return auth.User{}, "", err
 	}
 	// Single sign-on finds users by email: in a tenant with an IdP, the
 	// address belongs to the IdP, or a user could claim a colleague's

@@ -409,3 +409,45 @@ func TestDeactivationUndoneByReactivationRefused(t *testing.T) {
 		})
 	}
 }
+
+// A user deactivated after their principal was authenticated (the
+// deactivation ended the session a request in flight already holds)
+// cannot change their own account with it: each self-service call is
+// ErrUnauthenticated and changes nothing.
+func TestSelfServiceRefusedAfterDeactivation(t *testing.T) {
+	f := newMFAFixture(t)
+	ada := f.createUser(t, adaEmail, ownerPW)
+	res, p := f.signIn(t, adaEmail, ownerPW)
+	if err := f.g.DeactivateUser(f.ctx, guard.System("admin"), tenantID, ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	for name, call := range map[string]func() error{
+		"ChangeEmail":        func() error { return f.g.ChangeEmail(f.ctx, p, newAdaEmail) },
+		"RequestEmailChange": func() error { return f.g.RequestEmailChange(f.ctx, p, newAdaEmail) },
+		"ChangePassword": func() error {
+			return f.g.ChangePassword(f.ctx, p, guard.PasswordChange{Current: ownerPW, New: "a brand new passphrase"})
+		},
+		"BeginTOTP": func() error { _, err := f.g.BeginTOTP(f.ctx, p, "Phone"); return err },
+		"Reauthenticate": func() error {
+			_, _, err := f.g.Reauthenticate(f.ctx, p, res.Token, guard.Proof{Password: ownerPW})
+			return err
+		},
+	} {
+		if err := call(); !errors.Is(err, guard.ErrUnauthenticated) {
+			t.Errorf("%s after the deactivation = %v, want ErrUnauthenticated", name, err)
+		}
+	}
+	u, err := f.g.User(f.ctx, guard.System("test"), tenantID, ada.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Email != adaEmail || u.PasswordChangedAt != ada.PasswordChangedAt {
+		t.Errorf("the account changed: email %q, password changed at %v", u.Email, u.PasswordChangedAt)
+	}
+	if fs, err := f.g.Factors(f.ctx, guard.System("test"), tenantID, ada.ID); err != nil || len(fs) != 0 {
+		t.Errorf("factors after the refused enrolment: %+v, %v", fs, err)
+	}
+	if n := len(f.mailTo(newAdaEmail)); n != 0 {
+		t.Errorf("%d mails to the new address", n)
+	}
+}

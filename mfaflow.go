@@ -577,9 +577,9 @@ func (g *Guard) self(ctx context.Context, p Principal) (attempt, error) {
 	if g.mfa == nil {
 		return attempt{}, ErrMFANotConfigured
 	}
-	u, err := g.stores.Users.User(ctx, p.Tenant, p.UserID)
+	u, err := g.selfUser(ctx, p)
 	if err != nil {
-		return attempt{}, g.userErr("load user", err)
+		return attempt{}, err
 	}
 	return attempt{req: LoginRequest{Tenant: p.Tenant, IP: p.IP, UserAgent: p.UserAgent}, email: u.Email, user: &u}, nil
 }
@@ -1053,9 +1053,9 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 	if h, err := session.ParseToken(token); err != nil || h != p.Session {
 		return "", session.Session{}, ErrUnauthenticated
 	}
-	u, err := g.stores.Users.User(ctx, p.Tenant, p.UserID)
+	u, err := g.selfUser(ctx, p)
 	if err != nil {
-		return "", session.Session{}, g.userErr("load user", err)
+		return "", session.Session{}, err
 	}
 	a := attempt{req: LoginRequest{Tenant: p.Tenant, IP: p.IP, UserAgent: p.UserAgent}, email: u.Email, user: &u}
 	fail := func(reason string, gt gate, err error) error {

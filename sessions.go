@@ -422,9 +422,9 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 	if err != nil {
 		return err
 	}
-	u, err := g.stores.Users.User(ctx, p.Tenant, p.UserID)
+	u, err := g.selfUser(ctx, p)
 	if err != nil {
-		return g.userErr("load user", err)
+		return err
 	}
 	a := attempt{req: LoginRequest{Tenant: p.Tenant, IP: p.IP, UserAgent: p.UserAgent}, email: u.Email, user: &u}
 	fail := func(reason string, gt gate, err error) error {

@@ -750,6 +750,24 @@ func (g *Guard) loadUser(ctx context.Context, by Principal, tenant, id string, a
 	return u, nil
 }
 
+// selfUser loads the user of p, a user's session, for a call they make
+// on their own account (changing their password or address, their
+// second factors, a step-up). A user no longer active is
+// ErrUnauthenticated: the deactivation ended p's session, and a call made
+// with a principal authenticated just before it must not change the
+// account after it. A user gone is ErrUserNotFound, a store failure
+// ErrUnavailable.
+func (g *Guard) selfUser(ctx context.Context, p Principal) (auth.User, error) {
+	u, err := g.stores.Users.User(ctx, p.Tenant, p.UserID)
+	switch {
+	case err != nil:
+		return auth.User{}, g.userErr("load user", err)
+	case u.Status != auth.StatusActive:
+		return auth.User{}, ErrUnauthenticated
+	}
+	return u, nil
+}
+
 func (g *Guard) userErr(op string, err error) error {
 	if errors.Is(err, auth.ErrNotFound) {
 		return ErrUserNotFound
