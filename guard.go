@@ -167,7 +167,11 @@ type Config struct {
 	// within a second). Negative disables the cache.
 	PolicyCacheTTL time.Duration
 	// CookieName of the session cookie (default "__Host-guard"). The cookie
-	// is always Secure, HttpOnly, SameSite=Lax, Path=/.
+	// is always Secure, HttpOnly, SameSite=Lax, Path=/, without a Domain,
+	// so its name must start with "__Host-": browsers then refuse a cookie
+	// of that name set by a sibling subdomain or over plain HTTP (cookie
+	// tossing). New refuses another name, or one that is not a valid
+	// cookie name, with a *PolicyError.
 	CookieName string
 
 	// Sections are the host application's own sections for role grants,
@@ -334,6 +338,9 @@ func New(cfg Config) (*Guard, error) {
 	}
 	if cfg.CookieName == "" {
 		cfg.CookieName = "__Host-guard"
+	}
+	if err := checkCookieName(cfg.CookieName); err != nil {
+		return nil, err
 	}
 	if cfg.PolicyCacheTTL == 0 {
 		cfg.PolicyCacheTTL = 500 * time.Millisecond

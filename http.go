@@ -244,3 +244,16 @@ func (g *Guard) ClearSessionCookie(w http.ResponseWriter) {
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	})
 }
+
+// checkCookieName refuses a session cookie name (Config.CookieName) that
+// is not a valid cookie name, or lacks the "__Host-" prefix the cookie's
+// attributes are made for.
+func checkCookieName(name string) error {
+	if !strings.HasPrefix(name, "__Host-") {
+		return &PolicyError{Field: "CookieName", Reason: `must start with "__Host-"`}
+	}
+	if err := (&http.Cookie{Name: name, Value: "x"}).Valid(); err != nil || len(name) > 64 {
+		return &PolicyError{Field: "CookieName", Reason: "is not a valid cookie name of at most 64 bytes"}
+	}
+	return nil
+}
