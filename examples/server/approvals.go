@@ -170,7 +170,12 @@ func (a *app) approvals(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "/")
 		return
 	}
+	// Users are named by email to a viewer who may read users, and by
+	// subject to one who may not (a member): Can is asked first, once,
+	// so that viewing the page never records a refusal in the viewer's
+	// name (as auditRows does).
 	names := map[string]string{}
+	asked, canRead := false, false
 	name := func(s rbac.Subject) string {
 		if s.Kind != rbac.KindUser {
 			return s.String()
@@ -178,9 +183,19 @@ func (a *app) approvals(w http.ResponseWriter, r *http.Request) {
 		if n, ok := names[s.ID]; ok {
 			return n
 		}
+		if s.ID != p.UserID && !asked {
+			asked = true
+			canRead, _ = a.g.Can(ctx, p, rbac.Users, rbac.Read) // an error: no
+		}
 		n := s.String()
-		if u, err := a.g.User(ctx, p, p.Tenant, s.ID); err == nil {
-			n = u.Email
+		if s.ID == p.UserID || canRead {
+			u, err := a.g.User(ctx, p, p.Tenant, s.ID)
+			switch {
+			case err == nil:
+				n = u.Email
+			case errors.Is(err, guard.ErrForbidden):
+				asked, canRead = true, false // refused all the same: ask no more
+			}
 		}
 		names[s.ID] = n
 		return n
