@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	guard "github.com/guardhq/guard"
@@ -57,12 +59,8 @@ func (a *app) campaigns(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	ctx := r.Context()
 	v := campaignsView{}
-	switch _, err := a.g.Authorize(ctx, p, rbac.Campaigns, rbac.Send); {
-	case err == nil:
-		v.CanSend = true
-	case errors.Is(err, guard.ErrApprovalRequired):
-		v.CanSend, v.NeedsApproval = true, true
-	case !errors.Is(err, guard.ErrForbidden):
+	var err error
+	if v.CanSend, v.NeedsApproval, err = a.sendRights(ctx, p); err != nil {
 		a.fail(w, r, err, "/")
 		return
 	}
@@ -86,6 +84,31 @@ func (a *app) campaigns(w http.ResponseWriter, r *http.Request) {
 		v.Campaigns = append(v.Campaigns, campaignRow{campaign: c, Pending: mine[c.ID] == rbac.StatusPending, Approved: mine[c.ID] == rbac.StatusApproved})
 	}
 	a.page(w, r, "campaigns.html", view{Title: "Campaigns", Nav: "campaigns", Data: v})
+}
+
+// sendRights reports whether p may send campaigns and whether a send
+// needs a second person's approval, for deciding which controls a page
+// shows. It records nothing: Can, not Authorize (which records a refusal),
+// and the tenant's approval rules, which any of its users may read.
+// Sending itself is enforced by the route (approvable) and sendCampaign.
+// An error means neither could be told.
+func (a *app) sendRights(ctx context.Context, p guard.Principal) (may, needsApproval bool, err error) {
+	switch may, err := a.g.Can(ctx, p, rbac.Campaigns, rbac.Send); {
+	case errors.Is(err, guard.ErrForbidden): // a password to change first
+		return false, false, nil
+	case err != nil:
+		return false, false, err
+	case !may:
+		return false, false, nil
+	}
+	rules, err := a.g.ApprovalRules(ctx, p, p.Tenant)
+	switch {
+	case errors.Is(err, guard.ErrRolesNotConfigured):
+		return true, false, nil // no roles, no approval rules
+	case err != nil:
+		return false, false, err
+	}
+	return true, slices.Contains(rules, rbac.P(rbac.Campaigns, rbac.Send)), nil
 }
 
 // sendCampaign sends a demo campaign (nothing leaves: it is a demo). Under
