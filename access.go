@@ -926,6 +926,11 @@ func holdsAll(perms rbac.Perms, r rbac.RoleInfo) bool {
 }
 
 // RolesOf lists the roles of a user ("user:<id>") or API key ("key:<id>").
+// A user's roles are users data: reading another user's needs users:read
+// (a user reads their own without it). A key's roles are API-key data, as
+// granting them needs api-keys:manage: reading them needs api-keys:read,
+// the permission that lists the keys (ListAPIKeys). A refusal is
+// ErrForbidden, recorded as access.denied.
 func (g *Guard) RolesOf(ctx context.Context, by Principal, tenant, subject string) ([]string, error) {
 	if err := g.needRBAC(); err != nil {
 		return nil, err
@@ -934,8 +939,12 @@ func (g *Guard) RolesOf(ctx context.Context, by Principal, tenant, subject strin
 	if err != nil {
 		return nil, err
 	}
+	section := rbac.Users
+	if sub.Kind == rbac.KindKey {
+		section = rbac.APIKeys
+	}
 	if !(by.Kind == KindUser && sub == by.subject() && by.Tenant == tenant) {
-		if err := g.may(ctx, by, tenant, rbac.Users, rbac.Read); err != nil {
+		if err := g.may(ctx, by, tenant, section, rbac.Read); err != nil {
 			return nil, err
 		}
 	}

@@ -359,10 +359,17 @@ func (a *app) reauth(w http.ResponseWriter, r *http.Request) {
 	tok, _ := a.g.SessionToken(r)
 	adminMFA := r.PostForm.Get("mfa") == "1"
 	nt, s, err := a.g.Reauthenticate(r.Context(), p, tok, guard.Proof{Password: r.PostForm.Get("password"), TOTP: r.PostForm.Get("totp")})
+	// A wrong proof, or bad input (an over-long password) as on the
+	// sign-in form, is said on the form; anything else is the server's.
+	status := http.StatusBadRequest
+	msg, onForm := problem(err) // nil: "", false
 	if errors.Is(err, guard.ErrInvalidCredentials) {
+		status, msg, onForm = http.StatusUnauthorized, "That was not right. Please try again.", true
+	}
+	if onForm {
 		fs, _ := a.g.Factors(r.Context(), p, p.Tenant, p.UserID)
-		a.renderStatus(w, r, http.StatusUnauthorized, "reauth.html", view{Title: "Confirm your identity", Next: next,
-			Error: "That was not right. Please try again.", Data: reauthView{NeedTOTP: hasTOTP(fs), AdminMFA: adminMFA}})
+		a.renderStatus(w, r, status, "reauth.html", view{Title: "Confirm your identity", Next: next,
+			Error: msg, Data: reauthView{NeedTOTP: hasTOTP(fs), AdminMFA: adminMFA}})
 		return
 	}
 	if err != nil {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	guard "github.com/guardhq/guard"
@@ -57,12 +59,8 @@ func (a *app) campaigns(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	ctx := r.Context()
 	v := campaignsView{}
-	switch _, err := a.g.Authorize(ctx, p, rbac.Campaigns, rbac.Send); {
-	case err == nil:
-		v.CanSend = true
-	case errors.Is(err, guard.ErrApprovalRequired):
-		v.CanSend, v.NeedsApproval = true, true
-	case !errors.Is(err, guard.ErrForbidden):
+	var err error
+	if v.CanSend, v.NeedsApproval, err = a.sendRights(ctx, p); err != nil {
 		a.fail(w, r, err, "/")
 		return
 	}
@@ -86,6 +84,31 @@ func (a *app) campaigns(w http.ResponseWriter, r *http.Request) {
 		v.Campaigns = append(v.Campaigns, campaignRow{campaign: c, Pending: mine[c.ID] == rbac.StatusPending, Approved: mine[c.ID] == rbac.StatusApproved})
 	}
 	a.page(w, r, "campaigns.html", view{Title: "Campaigns", Nav: "campaigns", Data: v})
+}
+
+// sendRights reports whether p may send campaigns and whether a send
+// needs a second person's approval, for deciding which controls a page
+// shows. It records nothing: Can, not Authorize (which records a refusal),
+// and the tenant's approval rules, which any of its users may read.
+// Sending itself is enforced by the route (approvable) and sendCampaign.
+// An error means neither could be told.
+func (a *app) sendRights(ctx context.Context, p guard.Principal) (may, needsApproval bool, err error) {
+	switch may, err := a.g.Can(ctx, p, rbac.Campaigns, rbac.Send); {
+	case errors.Is(err, guard.ErrForbidden): // a password to change first
+		return false, false, nil
+	case err != nil:
+		return false, false, err
+	case !may:
+		return false, false, nil
+	}
+	rules, err := a.g.ApprovalRules(ctx, p, p.Tenant)
+	switch {
+	case errors.Is(err, guard.ErrRolesNotConfigured):
+		return true, false, nil // no roles, no approval rules
+	case err != nil:
+		return false, false, err
+	}
+	return true, slices.Contains(rules, rbac.P(rbac.Campaigns, rbac.Send)), nil
 }
 
 // sendCampaign sends a demo campaign (nothing leaves: it is a demo). Under
@@ -170,7 +193,12 @@ func (a *app) approvals(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "/")
 		return
 	}
+	// Users are named by email to a viewer who may read users, and by
+	// subject to one who may not (a member): Can is asked first, once,
+	// so that viewing the page never records a refusal in the viewer's
+	// name (as auditRows does).
 	names := map[string]string{}
+	asked, canRead := false, false
 	name := func(s rbac.Subject) string {
 		if s.Kind != rbac.KindUser {
 			return s.String()
@@ -178,9 +206,19 @@ func (a *app) approvals(w http.ResponseWriter, r *http.Request) {
 		if n, ok := names[s.ID]; ok {
 			return n
 		}
+		if s.ID != p.UserID && !asked {
+			asked = true
+			canRead, _ = a.g.Can(ctx, p, rbac.Users, rbac.Read) // an error: no
+		}
 		n := s.String()
-		if u, err := a.g.User(ctx, p, p.Tenant, s.ID); err == nil {
-			n = u.Email
+		if s.ID == p.UserID || canRead {
+			u, err := a.g.User(ctx, p, p.Tenant, s.ID)
+			switch {
+			case err == nil:
+				n = u.Email
+			case errors.Is(err, guard.ErrForbidden):
+				asked, canRead = true, false // refused all the same: ask no more
+			}
 		}
 		names[s.ID] = n
 		return n

@@ -13,7 +13,6 @@ import (
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/ipfilter"
-	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/sso"
 )
 
@@ -118,12 +117,7 @@ func (a *app) securityData(r *http.Request, fresh bool) (securityView, error) {
 		return securityView{}, err
 	}
 	// Only those who may send campaigns see (and change) the rule.
-	switch _, err := a.g.Authorize(ctx, p, rbac.Campaigns, rbac.Send); {
-	case err == nil:
-		v.CanFourEyes = true
-	case errors.Is(err, guard.ErrApprovalRequired):
-		v.CanFourEyes, v.FourEyes = true, true
-	case !errors.Is(err, guard.ErrForbidden):
+	if v.CanFourEyes, v.FourEyes, err = a.sendRights(ctx, p); err != nil {
 		return securityView{}, err
 	}
 	return v, nil

@@ -93,18 +93,14 @@ func sloBound(r *http.Request, to string) (string, bool) {
 	return u.Path, err == nil && binding != "" && subtle.ConstantTimeCompare([]byte(c.Value), []byte(binding)) == 1
 }
 
-// samlMetadata serves a tenant's SP metadata, for its IdP.
+// samlMetadata serves a tenant's SP metadata, for its IdP. It is served
+// for any well-formed tenant ID, whether or not the organisation exists:
+// it is made of the ID, the base URL and the server's one SP certificate
+// (nothing is made or stored per tenant), and answering 404 for an
+// unknown organisation would tell anyone which IDs exist, as the login
+// and logout endpoints do not. A malformed ID is 404.
 func (a *app) samlMetadata(w http.ResponseWriter, r *http.Request) {
-	tenant := r.PathValue("tenant")
-	if _, err := a.g.Tenant(r.Context(), tenant); err != nil {
-		if errors.Is(err, guard.ErrTenantNotFound) {
-			http.NotFound(w, r)
-			return
-		}
-		a.fail(w, r, err, "/")
-		return
-	}
-	md, err := a.g.SSOMetadata(tenant)
+	md, err := a.g.SSOMetadata(r.PathValue("tenant"))
 	if err != nil {
 		var ie *sso.InputError
 		if errors.As(err, &ie) {

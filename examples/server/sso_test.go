@@ -279,8 +279,14 @@ func TestSSOSignIn(t *testing.T) {
 		!strings.Contains(md, `entityID="`+c.srv.URL+`/saml/demo/metadata"`) || !strings.Contains(md, `Location="`+c.srv.URL+`/saml/demo/acs"`) {
 		t.Fatalf("SP metadata (%s):\n%s", ct, md)
 	}
-	if resp, _ := c.get("/saml/nobody/metadata"); resp.StatusCode != http.StatusNotFound {
+	// Served for any well-formed tenant ID, so that it tells no one which
+	// organisations exist (TestAuditConsole_SAMLMetadataRevealsTenant);
+	// a malformed one is not found.
+	if resp, md := c.get("/saml/nobody/metadata"); resp.StatusCode != http.StatusOK || !strings.Contains(md, `entityID="`+c.srv.URL+`/saml/nobody/metadata"`) {
 		t.Errorf("metadata of a tenant that does not exist: %d", resp.StatusCode)
+	}
+	if resp, _ := c.get("/saml/" + strings.Repeat("x", 64) + "/metadata"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("metadata of a malformed tenant ID: %d", resp.StatusCode)
 	}
 
 	alice := newClientOf(t, c.srv, c.con)
