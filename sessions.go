@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -130,6 +131,31 @@ func sessionAllowed(s *session.Session, pol *Policy, idpChanged, now time.Time) 
 	return ""
 }
 
+// policyKeeps reports whether the tenant's effective policy pol (its IdP
+// last replaced or removed at idpChanged, zero if never) still allows
+// session s at now, as the session check judges it: s is within pol's
+// idle timeout and lifetime, and sessionAllowed lets it through. The
+// session's own limits are not looked at (session.Session.LiveAt).
+func policyKeeps(s *session.Session, pol *Policy, idpChanged, now time.Time) bool {
+	switch {
+	case pol.IdleTimeout > 0 && now.Sub(s.LastSeen) >= pol.IdleTimeout,
+		pol.SessionLifetime > 0 && !now.Before(s.CreatedAt.Add(pol.SessionLifetime)):
+		return false
+	}
+	return sessionAllowed(s, pol, idpChanged, now) == ""
+}
+
+// keptByPolicy returns policyKeeps under the tenant's policy as the
+// session check reads it (cached, Config.PolicyCacheTTL), judged at the
+// time of each call; or ErrTenantNotFound, or ErrUnavailable.
+func (g *Guard) keptByPolicy(ctx context.Context, tenant string) (func(session.Session) bool, error) {
+	t, err := g.policies.entry(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	return func(s session.Session) bool { return policyKeeps(&s, &t.eff, t.t.IdPChangedAt, g.now()) }, nil
+}
+
 // endForPolicy ends session s, which the tenant's policy no longer allows
 // (reason from sessionAllowed), records it (by the request whose delete
 // removed it, once) and returns ErrPolicyChanged.
@@ -156,8 +182,8 @@ const trimPage = 100
 // Tenant.IdPChangedAt), keeping the
 // user's newest (session.Manager.Trim): what a lowered limit asks of the
 // sessions opened before it. Only the sessions pol still allows are
-// weighed — live under its idle timeout and lifetime, and meeting
-// sessionAllowed — so that one about to end at its next request does not
+// weighed (policyKeeps) — live under its idle timeout and lifetime, and
+// meeting sessionAllowed — so that one about to end at its next request does not
 // take the place of one kept. Users are read page by page. Each session
 // ended is recorded as session.revoked by the system, reason
 // session_limit, the sessions of one user in one append after the
@@ -169,15 +195,7 @@ func (g *Guard) trimSessions(ctx context.Context, tenant string, pol Policy, idp
 	if pol.SessionLimit <= 0 {
 		return 0, nil
 	}
-	counts := func(s session.Session) bool {
-		now := g.now()
-		switch {
-		case pol.IdleTimeout > 0 && now.Sub(s.LastSeen) >= pol.IdleTimeout,
-			pol.SessionLifetime > 0 && !now.Before(s.CreatedAt.Add(pol.SessionLifetime)):
-			return false
-		}
-		return sessionAllowed(&s, &pol, idpChanged, now) == ""
-	}
+	counts := func(s session.Session) bool { return policyKeeps(&s, &pol, idpChanged, g.now()) }
 	n := 0
 	err := g.eachUser(ctx, tenant, func(u auth.UserSummary) error {
 		ended, err := g.sessions.Trim(ctx, tenant, u.ID, pol.SessionLimit, counts)
@@ -277,17 +295,24 @@ func (g *Guard) RotateSession(ctx context.Context, token string, flags uint32) (
 	return nt, s, nil
 }
 
-// UserSessions lists a user's live sessions, oldest first. A user may list
-// their own; otherwise the principal must administer the tenant.
+// UserSessions lists a user's live sessions, oldest first: those live by
+// their own limits that the tenant's policy as it is now still allows (as
+// Authenticate judges them: within its idle timeout and lifetime, and
+// meeting its MFA and SSO requirements). A user may list their own;
+// otherwise the principal must administer the tenant.
 func (g *Guard) UserSessions(ctx context.Context, by Principal, tenant, userID string) ([]session.Session, error) {
 	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Read); err != nil {
+		return nil, err
+	}
+	keeps, err := g.keptByPolicy(ctx, tenant)
+	if err != nil {
 		return nil, err
 	}
 	ss, err := g.sessions.List(ctx, tenant, userID)
 	if err != nil {
 		return nil, unavailable("list sessions", err)
 	}
-	return ss, nil
+	return slices.DeleteFunc(ss, func(s session.Session) bool { return !keeps(s) }), nil
 }
 
 // RevokeSession ends one session of a user, by its public ID. A user
@@ -318,7 +343,8 @@ func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID,
 // RevokeUserSessions ends every session of a user except the principal's
 // own current session, and returns how many live ones ended (the store
 // also removes expired ones it finds, which are not counted, as no
-// revocation counts them). A user ending their
+// revocation counts them; nor are those the tenant's policy had ended,
+// as UserSessions does not list them). A user ending their
 // own other sessions needs a recent authentication (ErrStepUpRequired),
 // as for RevokeSession. A failure to record leaves the sessions ended and
 // returns ErrUnavailable with their number.
@@ -333,11 +359,15 @@ func (g *Guard) RevokeUserSessions(ctx context.Context, by Principal, tenant, us
 		}
 		keep = by.Session
 	}
+	keeps, err := g.keptByPolicy(ctx, tenant)
+	if err != nil {
+		return 0, err
+	}
 	ended, err := g.sessions.RevokeUser(ctx, tenant, userID, keep)
 	if err != nil {
 		return 0, unavailable("end sessions", err)
 	}
-	n := liveCount(ended, g.now())
+	n := liveCount(slices.DeleteFunc(ended, func(s session.Session) bool { return !keeps(s) }), g.now())
 	e := g.adminEvent(by, tenant, audit.SessionRevoked, userID)
 	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(n)}
 	return n, g.record(ctx, e)
