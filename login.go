@@ -529,12 +529,19 @@ func passwordMoved(was, cur auth.User) bool {
 // createSession creates the session of a complete sign-in, under the
 // tenant's session limit, and records it.
 //
-// The user's sessions that this sign-in ends (those the limit evicts,
-// session.evicted) stay ended whatever follows, so they are recorded
-// with its outcome: in the login.succeeded append, or in the login.failed
-// one of a sign-in that fails after the session was created (a
-// deactivation, a password change, a factor enrolment or a change of IdP
-// seen, a store failure).
+// At the limit, the user's sessions that the tenant's policy has already
+// ended (past its idle timeout or lifetime, or short of an MFA or SSO
+// requirement: policyKeeps), which a store counts by their own limits,
+// are ended first, as the session check would end them at their next
+// request, and recorded as it records them (session.expired or
+// session.revoked, see policyEnd): such a session neither refuses this
+// sign-in (RefuseNew) nor keeps its place while a live one is evicted
+// (EvictOldest). The user's sessions that this sign-in ends (those, and
+// those the limit evicts, session.evicted) stay ended whatever follows,
+// so they are recorded with its outcome: in the login.succeeded append,
+// or in the login.failed one of a sign-in that fails after the session
+// was created (a deactivation, a password change, a factor enrolment or
+// a change of IdP seen, a store failure).
 func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si signIn) (LoginResult, error) {
 	u := *a.user
 	now := g.now()
@@ -585,11 +592,27 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 		}
 		return err
 	}
+	create := func(lim session.Limit) (string, session.Session, []session.Session, error) {
+		return g.sessions.Create(ctx, session.Options{
+			Tenant: u.Tenant, UserID: u.ID, IP: a.req.IP, UserAgent: a.req.UserAgent,
+			IdleTimeout: pol.IdleTimeout, Lifetime: lifetime, Limit: &lim, Flags: flags,
+		})
+	}
 	lim := pol.sessionLimit()
-	token, s, evicted, err := g.sessions.Create(ctx, session.Options{
-		Tenant: u.Tenant, UserID: u.ID, IP: a.req.IP, UserAgent: a.req.UserAgent,
-		IdleTimeout: pol.IdleTimeout, Lifetime: lifetime, Limit: &lim, Flags: flags,
-	})
+	first := lim
+	if lim.Max > 0 {
+		// At the limit, nothing is evicted before the sessions the
+		// policy ended are out of the way.
+		first.Policy = session.RefuseNew
+	}
+	token, s, evicted, err := create(first)
+	if errors.Is(err, session.ErrLimit) {
+		var perr error
+		if ended, perr = g.endPolicyEnded(ctx, u.Tenant, u.ID); perr != nil {
+			return LoginResult{}, fail(ReasonUnavailable, perr)
+		}
+		token, s, evicted, err = create(lim)
+	}
 	if errors.Is(err, session.ErrLimit) {
 		return LoginResult{}, fail(ReasonSessionLimit, ErrSessionLimit)
 	}

@@ -76,9 +76,7 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal
 		if !g.now().Before(x.ExpiresAt) {
 			reason = "lifetime"
 		}
-		e := audit.Event{Tenant: x.Tenant, Actor: audit.Actor{Kind: audit.ActorUser, ID: x.UserID}, Action: audit.SessionExpired,
-			Target: x.ID(), Outcome: audit.Success, Reason: reason}
-		if rerr := g.record(ctx, e); rerr != nil {
+		if rerr := g.record(ctx, expiredEvent(&x, reason)); rerr != nil {
 			return Principal{}, rerr
 		}
 	}
@@ -166,12 +164,68 @@ func (g *Guard) endForPolicy(ctx context.Context, s session.Session, reason stri
 		}
 		return unavailable("end session", err)
 	}
-	e := audit.Event{Tenant: s.Tenant, Actor: audit.Actor{Kind: audit.ActorSystem, ID: "policy"}, Action: audit.SessionRevoked,
-		Target: s.ID(), Outcome: audit.Success, Reason: reason, Meta: map[string]string{"user": s.UserID}}
-	if err := g.record(ctx, e); err != nil {
+	if err := g.record(ctx, policyRevokedEvent(&s, reason)); err != nil {
 		return err
 	}
 	return ErrPolicyChanged
+}
+
+// expiredEvent is the record of session s found expired (reason
+// idle_timeout or lifetime): session.expired, by its user.
+func expiredEvent(s *session.Session, reason string) audit.Event {
+	return audit.Event{Tenant: s.Tenant, Actor: audit.Actor{Kind: audit.ActorUser, ID: s.UserID}, Action: audit.SessionExpired,
+		Target: s.ID(), Outcome: audit.Success, Reason: reason}
+}
+
+// policyRevokedEvent is the record of session s ended because the
+// tenant's policy no longer allows it (reason from sessionAllowed):
+// session.revoked, by the system.
+func policyRevokedEvent(s *session.Session, reason string) audit.Event {
+	return audit.Event{Tenant: s.Tenant, Actor: audit.Actor{Kind: audit.ActorSystem, ID: "policy"}, Action: audit.SessionRevoked,
+		Target: s.ID(), Outcome: audit.Success, Reason: reason, Meta: map[string]string{"user": s.UserID}}
+}
+
+// policyEnd is the record of session s, which the tenant's policy pol
+// (its IdP last replaced or removed at idpChanged) no longer allowed at
+// now (policyKeeps) and which was ended for it, as the session check
+// records such an end: session.expired, reason lifetime or idle_timeout,
+// when s is past the tighter of its own and pol's lifetime or idle
+// timeout; else session.revoked by the system, reason from
+// sessionAllowed.
+func policyEnd(s *session.Session, pol *Policy, idpChanged, now time.Time) audit.Event {
+	if e := s.CreatedAt.Add(pol.SessionLifetime); !now.Before(s.ExpiresAt) || pol.SessionLifetime > 0 && !now.Before(e) {
+		return expiredEvent(s, "lifetime")
+	}
+	if !s.LiveAt(now) || pol.IdleTimeout > 0 && now.Sub(s.LastSeen) >= pol.IdleTimeout {
+		return expiredEvent(s, "idle_timeout")
+	}
+	return policyRevokedEvent(s, sessionAllowed(s, pol, idpChanged, now))
+}
+
+// endPolicyEnded ends the user's sessions that are live by their own
+// limits but that the tenant's policy as it is now (cached, as the
+// session check reads it) no longer allows (policyKeeps): those the
+// session check would end at their next request. It returns the records
+// of their ends (policyEnd), for the caller to record; on a failure
+// (ErrUnavailable, ErrTenantNotFound), the records of those ended so far
+// and the error.
+func (g *Guard) endPolicyEnded(ctx context.Context, tenant, userID string) ([]audit.Event, error) {
+	t, err := g.policies.entry(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	now := g.now()
+	ss, err := g.sessions.RevokeUserWhere(ctx, tenant, userID, func(s session.Session) bool {
+		return s.LiveAt(now) && !policyKeeps(&s, &t.eff, t.t.IdPChangedAt, now)
+	})
+	evs := make([]audit.Event, len(ss))
+	for i := range ss {
+		evs[i] = policyEnd(&ss[i], &t.eff, t.t.IdPChangedAt, now)
+	}
+	if err != nil {
+		return evs, unavailable("end sessions the policy ended", err)
+	}
+	return evs, nil
 }
 
 // trimPage is how many users eachUser reads at a time.
