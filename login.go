@@ -528,6 +528,20 @@ func passwordMoved(was, cur auth.User) bool {
 
 // createSession creates the session of a complete sign-in, under the
 // tenant's session limit, and records it.
+//
+// At the limit, the user's sessions that the tenant's policy has already
+// ended (past its idle timeout or lifetime, or short of an MFA or SSO
+// requirement: policyKeeps), which a store counts by their own limits,
+// are ended first, as the session check would end them at their next
+// request, and recorded as it records them (session.expired or
+// session.revoked, see policyEnd): such a session neither refuses this
+// sign-in (RefuseNew) nor keeps its place while a live one is evicted
+// (EvictOldest). The user's sessions that this sign-in ends (those, and
+// those the limit evicts, session.evicted) stay ended whatever follows,
+// so they are recorded with its outcome: in the login.succeeded append,
+// or in the login.failed one of a sign-in that fails after the session
+// was created (a deactivation, a password change, a factor enrolment or
+// a change of IdP seen, a store failure).
 func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si signIn) (LoginResult, error) {
 	u := *a.user
 	now := g.now()
@@ -566,16 +580,49 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 			return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("keep sso subject", err))
 		}
 	}
-	token, s, evicted, err := g.sessions.Create(ctx, session.Options{
-		Tenant: u.Tenant, UserID: u.ID, IP: a.req.IP, UserAgent: a.req.UserAgent,
-		IdleTimeout: pol.IdleTimeout, Lifetime: lifetime, Limit: ptr(pol.sessionLimit()),
-		Flags: flags,
-	})
+	// ended are the events of the user's other sessions this sign-in
+	// ended: on record with its outcome, whichever it is.
+	var ended []audit.Event
+	fail := func(reason string, err error) error {
+		if len(ended) == 0 {
+			return g.loginFailed(ctx, a, reason, err)
+		}
+		if rerr := g.record(ctx, append([]audit.Event{a.event(audit.LoginFailed, audit.Failure, reason)}, ended...)...); rerr != nil {
+			return rerr
+		}
+		return err
+	}
+	create := func(lim session.Limit) (string, session.Session, []session.Session, error) {
+		return g.sessions.Create(ctx, session.Options{
+			Tenant: u.Tenant, UserID: u.ID, IP: a.req.IP, UserAgent: a.req.UserAgent,
+			IdleTimeout: pol.IdleTimeout, Lifetime: lifetime, Limit: &lim, Flags: flags,
+		})
+	}
+	lim := pol.sessionLimit()
+	first := lim
+	if lim.Max > 0 {
+		// At the limit, nothing is evicted before the sessions the
+		// policy ended are out of the way.
+		first.Policy = session.RefuseNew
+	}
+	token, s, evicted, err := create(first)
 	if errors.Is(err, session.ErrLimit) {
-		return LoginResult{}, g.loginFailed(ctx, a, ReasonSessionLimit, ErrSessionLimit)
+		var perr error
+		if ended, perr = g.endPolicyEnded(ctx, u.Tenant, u.ID); perr != nil {
+			return LoginResult{}, fail(ReasonUnavailable, perr)
+		}
+		token, s, evicted, err = create(lim)
+	}
+	if errors.Is(err, session.ErrLimit) {
+		return LoginResult{}, fail(ReasonSessionLimit, ErrSessionLimit)
 	}
 	if err != nil {
-		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("create session", err))
+		return LoginResult{}, fail(ReasonUnavailable, unavailable("create session", err))
+	}
+	for _, ev := range evicted {
+		e := a.event(audit.SessionEvicted, audit.Success, "session_limit")
+		e.Target = ev.ID()
+		ended = append(ended, e)
 	}
 	// Re-read the status in the same step that records the login (and,
 	// for SSO, that the user signed in through the IdP: what puts them on
@@ -589,9 +636,9 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 	if err != nil || cur.Status != auth.StatusActive {
 		g.dropSession(ctx, s)
 		if err != nil && !errors.Is(err, auth.ErrNotFound) {
-			return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("record login", err))
+			return LoginResult{}, fail(ReasonUnavailable, unavailable("record login", err))
 		}
-		return LoginResult{}, g.loginFailed(ctx, a, ReasonDeactivated, ErrInvalidCredentials)
+		return LoginResult{}, fail(ReasonDeactivated, ErrInvalidCredentials)
 	}
 	// Likewise the tenant's IdP replaced or removed while this single
 	// sign-on went on (an assertion the old IdP signed): the change ended
@@ -599,7 +646,7 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 	if si.subject != nil {
 		if reason, err := g.idpStill(ctx, u.Tenant, si.subject.IdP); reason != "" {
 			g.dropSession(ctx, s)
-			return LoginResult{}, g.loginFailed(ctx, a, reason, err)
+			return LoginResult{}, fail(reason, err)
 		}
 	}
 	// Likewise a password changed, reset or marked compromised while this
@@ -607,7 +654,7 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 	// before this one existed, or it is seen here.
 	if si.password && passwordMoved(u, cur) {
 		g.dropSession(ctx, s)
-		return LoginResult{}, g.loginFailed(ctx, a, ReasonPasswordChanged, ErrInvalidCredentials)
+		return LoginResult{}, fail(ReasonPasswordChanged, ErrInvalidCredentials)
 	}
 	// And a second factor confirmed while this sign-in went on without
 	// one: the enrolment ended the user's other sessions before this one
@@ -617,14 +664,14 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 		fs, err := g.mfa.Factors(ctx, u.Tenant, u.ID)
 		if err != nil {
 			g.dropSession(ctx, s)
-			return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, unavailable("load factors", err))
+			return LoginResult{}, fail(ReasonUnavailable, unavailable("load factors", err))
 		}
 		if slices.ContainsFunc(fs, mfa.Factor.Confirmed) {
 			g.dropSession(ctx, s)
-			return LoginResult{}, g.loginFailed(ctx, a, ReasonFactorAdded, ErrInvalidCredentials)
+			return LoginResult{}, fail(ReasonFactorAdded, ErrInvalidCredentials)
 		}
 	}
-	events := make([]audit.Event, 0, 1+len(evicted))
+	events := make([]audit.Event, 0, 1+len(ended))
 	ok := a.event(audit.LoginSucceeded, audit.Success, "")
 	ok.Target = s.ID()
 	meta := map[string]string{}
@@ -644,11 +691,7 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 		ok.Meta = meta
 	}
 	events = append(events, ok)
-	for _, ev := range evicted {
-		e := a.event(audit.SessionEvicted, audit.Success, "session_limit")
-		e.Target = ev.ID()
-		events = append(events, e)
-	}
+	events = append(events, ended...)
 	if err := g.record(ctx, events...); err != nil {
 		// No session without its audit event.
 		g.dropSession(ctx, s)
@@ -723,8 +766,6 @@ func (g *Guard) record(ctx context.Context, events ...audit.Event) error {
 	}
 	return nil
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // breakGlass signs in the break-glass user while the tenant requires SSO,
 // after their password was right: only while they still hold the owner

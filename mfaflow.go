@@ -1035,6 +1035,11 @@ type Proof struct {
 // lockout). Such a user steps up through the IdP instead, signing in again
 // with SSOStart.ForceAuthn.
 //
+// The renewed session keeps the old one's flags but FlagStaleAuthn; a
+// step-up with a TOTP code sets FlagMFA and clears FlagMustEnrol (the user
+// has enrolled), one without a second factor while the tenant requires
+// MFA sets FlagMustEnrol.
+//
 // The step-up renews the authentication, not the session's life: the
 // session keeps its absolute end, and the tenant's Policy.SessionLifetime,
 // measured from the last full authentication, still ends it when it would
@@ -1118,6 +1123,11 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 			}
 			flags |= FlagMFA
 		}
+	}
+	if flags&FlagMFA != 0 {
+		// The user proved a second factor: no longer one to send to
+		// enrol (a step-up inside the grace period after enrolling).
+		flags &^= FlagMustEnrol
 	}
 	if flags&(FlagMFA|FlagSSO) == 0 {
 		// A step-up restarts the session's clock: without a second factor

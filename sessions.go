@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -75,9 +76,7 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal
 		if !g.now().Before(x.ExpiresAt) {
 			reason = "lifetime"
 		}
-		e := audit.Event{Tenant: x.Tenant, Actor: audit.Actor{Kind: audit.ActorUser, ID: x.UserID}, Action: audit.SessionExpired,
-			Target: x.ID(), Outcome: audit.Success, Reason: reason}
-		if rerr := g.record(ctx, e); rerr != nil {
+		if rerr := g.record(ctx, expiredEvent(&x, reason)); rerr != nil {
 			return Principal{}, rerr
 		}
 	}
@@ -130,6 +129,31 @@ func sessionAllowed(s *session.Session, pol *Policy, idpChanged, now time.Time) 
 	return ""
 }
 
+// policyKeeps reports whether the tenant's effective policy pol (its IdP
+// last replaced or removed at idpChanged, zero if never) still allows
+// session s at now, as the session check judges it: s is within pol's
+// idle timeout and lifetime, and sessionAllowed lets it through. The
+// session's own limits are not looked at (session.Session.LiveAt).
+func policyKeeps(s *session.Session, pol *Policy, idpChanged, now time.Time) bool {
+	switch {
+	case pol.IdleTimeout > 0 && now.Sub(s.LastSeen) >= pol.IdleTimeout,
+		pol.SessionLifetime > 0 && !now.Before(s.CreatedAt.Add(pol.SessionLifetime)):
+		return false
+	}
+	return sessionAllowed(s, pol, idpChanged, now) == ""
+}
+
+// keptByPolicy returns policyKeeps under the tenant's policy as the
+// session check reads it (cached, Config.PolicyCacheTTL), judged at the
+// time of each call; or ErrTenantNotFound, or ErrUnavailable.
+func (g *Guard) keptByPolicy(ctx context.Context, tenant string) (func(session.Session) bool, error) {
+	t, err := g.policies.entry(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	return func(s session.Session) bool { return policyKeeps(&s, &t.eff, t.t.IdPChangedAt, g.now()) }, nil
+}
+
 // endForPolicy ends session s, which the tenant's policy no longer allows
 // (reason from sessionAllowed), records it (by the request whose delete
 // removed it, once) and returns ErrPolicyChanged.
@@ -140,12 +164,68 @@ func (g *Guard) endForPolicy(ctx context.Context, s session.Session, reason stri
 		}
 		return unavailable("end session", err)
 	}
-	e := audit.Event{Tenant: s.Tenant, Actor: audit.Actor{Kind: audit.ActorSystem, ID: "policy"}, Action: audit.SessionRevoked,
-		Target: s.ID(), Outcome: audit.Success, Reason: reason, Meta: map[string]string{"user": s.UserID}}
-	if err := g.record(ctx, e); err != nil {
+	if err := g.record(ctx, policyRevokedEvent(&s, reason)); err != nil {
 		return err
 	}
 	return ErrPolicyChanged
+}
+
+// expiredEvent is the record of session s found expired (reason
+// idle_timeout or lifetime): session.expired, by its user.
+func expiredEvent(s *session.Session, reason string) audit.Event {
+	return audit.Event{Tenant: s.Tenant, Actor: audit.Actor{Kind: audit.ActorUser, ID: s.UserID}, Action: audit.SessionExpired,
+		Target: s.ID(), Outcome: audit.Success, Reason: reason}
+}
+
+// policyRevokedEvent is the record of session s ended because the
+// tenant's policy no longer allows it (reason from sessionAllowed):
+// session.revoked, by the system.
+func policyRevokedEvent(s *session.Session, reason string) audit.Event {
+	return audit.Event{Tenant: s.Tenant, Actor: audit.Actor{Kind: audit.ActorSystem, ID: "policy"}, Action: audit.SessionRevoked,
+		Target: s.ID(), Outcome: audit.Success, Reason: reason, Meta: map[string]string{"user": s.UserID}}
+}
+
+// policyEnd is the record of session s, which the tenant's policy pol
+// (its IdP last replaced or removed at idpChanged) no longer allowed at
+// now (policyKeeps) and which was ended for it, as the session check
+// records such an end: session.expired, reason lifetime or idle_timeout,
+// when s is past the tighter of its own and pol's lifetime or idle
+// timeout; else session.revoked by the system, reason from
+// sessionAllowed.
+func policyEnd(s *session.Session, pol *Policy, idpChanged, now time.Time) audit.Event {
+	if e := s.CreatedAt.Add(pol.SessionLifetime); !now.Before(s.ExpiresAt) || pol.SessionLifetime > 0 && !now.Before(e) {
+		return expiredEvent(s, "lifetime")
+	}
+	if !s.LiveAt(now) || pol.IdleTimeout > 0 && now.Sub(s.LastSeen) >= pol.IdleTimeout {
+		return expiredEvent(s, "idle_timeout")
+	}
+	return policyRevokedEvent(s, sessionAllowed(s, pol, idpChanged, now))
+}
+
+// endPolicyEnded ends the user's sessions that are live by their own
+// limits but that the tenant's policy as it is now (cached, as the
+// session check reads it) no longer allows (policyKeeps): those the
+// session check would end at their next request. It returns the records
+// of their ends (policyEnd), for the caller to record; on a failure
+// (ErrUnavailable, ErrTenantNotFound), the records of those ended so far
+// and the error.
+func (g *Guard) endPolicyEnded(ctx context.Context, tenant, userID string) ([]audit.Event, error) {
+	t, err := g.policies.entry(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	now := g.now()
+	ss, err := g.sessions.RevokeUserWhere(ctx, tenant, userID, func(s session.Session) bool {
+		return s.LiveAt(now) && !policyKeeps(&s, &t.eff, t.t.IdPChangedAt, now)
+	})
+	evs := make([]audit.Event, len(ss))
+	for i := range ss {
+		evs[i] = policyEnd(&ss[i], &t.eff, t.t.IdPChangedAt, now)
+	}
+	if err != nil {
+		return evs, unavailable("end sessions the policy ended", err)
+	}
+	return evs, nil
 }
 
 // trimPage is how many users eachUser reads at a time.
@@ -156,8 +236,8 @@ const trimPage = 100
 // Tenant.IdPChangedAt), keeping the
 // user's newest (session.Manager.Trim): what a lowered limit asks of the
 // sessions opened before it. Only the sessions pol still allows are
-// weighed — live under its idle timeout and lifetime, and meeting
-// sessionAllowed — so that one about to end at its next request does not
+// weighed (policyKeeps) — live under its idle timeout and lifetime, and
+// meeting sessionAllowed — so that one about to end at its next request does not
 // take the place of one kept. Users are read page by page. Each session
 // ended is recorded as session.revoked by the system, reason
 // session_limit, the sessions of one user in one append after the
@@ -169,15 +249,7 @@ func (g *Guard) trimSessions(ctx context.Context, tenant string, pol Policy, idp
 	if pol.SessionLimit <= 0 {
 		return 0, nil
 	}
-	counts := func(s session.Session) bool {
-		now := g.now()
-		switch {
-		case pol.IdleTimeout > 0 && now.Sub(s.LastSeen) >= pol.IdleTimeout,
-			pol.SessionLifetime > 0 && !now.Before(s.CreatedAt.Add(pol.SessionLifetime)):
-			return false
-		}
-		return sessionAllowed(&s, &pol, idpChanged, now) == ""
-	}
+	counts := func(s session.Session) bool { return policyKeeps(&s, &pol, idpChanged, g.now()) }
 	n := 0
 	err := g.eachUser(ctx, tenant, func(u auth.UserSummary) error {
 		ended, err := g.sessions.Trim(ctx, tenant, u.ID, pol.SessionLimit, counts)
@@ -277,17 +349,24 @@ func (g *Guard) RotateSession(ctx context.Context, token string, flags uint32) (
 	return nt, s, nil
 }
 
-// UserSessions lists a user's live sessions, oldest first. A user may list
-// their own; otherwise the principal must administer the tenant.
+// UserSessions lists a user's live sessions, oldest first: those live by
+// their own limits that the tenant's policy as it is now still allows (as
+// Authenticate judges them: within its idle timeout and lifetime, and
+// meeting its MFA and SSO requirements). A user may list their own;
+// otherwise the principal must administer the tenant.
 func (g *Guard) UserSessions(ctx context.Context, by Principal, tenant, userID string) ([]session.Session, error) {
 	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Read); err != nil {
+		return nil, err
+	}
+	keeps, err := g.keptByPolicy(ctx, tenant)
+	if err != nil {
 		return nil, err
 	}
 	ss, err := g.sessions.List(ctx, tenant, userID)
 	if err != nil {
 		return nil, unavailable("list sessions", err)
 	}
-	return ss, nil
+	return slices.DeleteFunc(ss, func(s session.Session) bool { return !keeps(s) }), nil
 }
 
 // RevokeSession ends one session of a user, by its public ID. A user
@@ -318,7 +397,8 @@ func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID,
 // RevokeUserSessions ends every session of a user except the principal's
 // own current session, and returns how many live ones ended (the store
 // also removes expired ones it finds, which are not counted, as no
-// revocation counts them). A user ending their
+// revocation counts them; nor are those the tenant's policy had ended,
+// as UserSessions does not list them). A user ending their
 // own other sessions needs a recent authentication (ErrStepUpRequired),
 // as for RevokeSession. A failure to record leaves the sessions ended and
 // returns ErrUnavailable with their number.
@@ -333,11 +413,15 @@ func (g *Guard) RevokeUserSessions(ctx context.Context, by Principal, tenant, us
 		}
 		keep = by.Session
 	}
+	keeps, err := g.keptByPolicy(ctx, tenant)
+	if err != nil {
+		return 0, err
+	}
 	ended, err := g.sessions.RevokeUser(ctx, tenant, userID, keep)
 	if err != nil {
 		return 0, unavailable("end sessions", err)
 	}
-	n := liveCount(ended, g.now())
+	n := liveCount(slices.DeleteFunc(ended, func(s session.Session) bool { return !keeps(s) }), g.now())
 	e := g.adminEvent(by, tenant, audit.SessionRevoked, userID)
 	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(n)}
 	return n, g.record(ctx, e)

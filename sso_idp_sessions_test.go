@@ -95,16 +95,18 @@ func TestReplacingOrRemovingIdPEndsItsSessions(t *testing.T) {
 	}
 }
 
-// hasSession reports whether p's session is among its user's live
-// sessions.
+// hasSession reports whether p's session is still stored (not ended),
+// live by its own limits. It reads the session store, not UserSessions,
+// which leaves out a session the tenant's policy no longer allows (one an
+// IdP change ended, among others) whether or not it was ended yet.
 func (s *ssoSite) hasSession(t *testing.T, p guard.Principal) bool {
 	t.Helper()
-	ss, err := s.g.UserSessions(t.Context(), guard.System("test"), p.Tenant, p.UserID)
+	ss, err := s.stores.SessionIndex.ListByUser(t.Context(), p.Tenant, p.UserID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, x := range ss {
-		if x.Hash == p.Session {
+		if x.Hash == p.Session && x.LiveAt(time.Now()) {
 			return true
 		}
 	}

@@ -43,7 +43,12 @@ type Policy struct {
 	SessionLimit int `json:"session_limit,omitempty"`
 	// OnSessionLimit says what a login beyond the limit does: end the
 	// user's oldest session (EndOldestSession, the default) or be refused
-	// (RefuseNewSession). "" takes the default.
+	// (RefuseNewSession). "" takes the default. Either way, a session this
+	// policy has already ended (past a lowered IdleTimeout or
+	// SessionLifetime, short of RequireMFA or RequireSSO, or signed in by
+	// a replaced IdP), which a request would find ended, does not count:
+	// a login at the limit ends it first, recorded as that request would
+	// record it (session.expired, or session.revoked by the system).
 	OnSessionLimit string `json:"on_session_limit,omitempty"`
 	// IdleTimeout ends a session after this long without a request
 	// (default 24 h). Lowering it applies to open sessions too (at their

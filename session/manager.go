@@ -55,9 +55,11 @@ type Config struct {
 	Unlimited bool
 	// TouchInterval: a session's LastSeen is written at most this often
 	// (default 30 seconds, or IdleTimeout/2 or MaxTouchGap/2 if that is
-	// shorter). It must be shorter than IdleTimeout. A session whose own
-	// idle timeout is shorter than twice TouchInterval is touched every
-	// IdleTimeout/2 instead, so that activity always keeps it alive.
+	// shorter). It must be shorter than IdleTimeout. A session whose idle
+	// timeout (its own, or the tighter one of the Limits it is checked
+	// under: AuthenticateHashWithin) is shorter than twice TouchInterval is
+	// touched every half that idle timeout instead, so that activity
+	// always keeps it alive.
 	TouchInterval time.Duration
 	// MaxTouchGap bounds what AuthenticateHashWithin lets a LookupToucher
 	// touch before the limits are applied (default one minute, the
@@ -370,37 +372,46 @@ func (l Limits) bounds(s *Session) (idle time.Duration, end time.Time) {
 // the session before they were known. The session returned keeps its own
 // limits.
 //
+// A touch is due by the tighter idle timeout too (see touchEvery): under
+// limits whose idle timeout is shorter than twice Config.TouchInterval,
+// the session is touched every half of that timeout, so that activity
+// keeps it alive under the limits as under its own.
+//
 // On a LookupToucher with limits, the request costs one store call
 // (LookupTouch, which also writes LastSeen when a touch is due) unless a
 // touch is due and LastSeen is Config.MaxTouchGap or more old: LookupTouch
 // then leaves the session alone, and once the limits have let it through,
-// a second call (Touch) writes LastSeen. A failed Touch is a store error
-// and the request is denied. Without limits, LookupTouch touches whenever
-// a touch is due: one store call.
+// a second call (Touch) writes LastSeen. So too when the touch is due only
+// by the limits' idle timeout (the store judges by the session's own). A
+// failed Touch is a store error and the request is denied. Without
+// limits, LookupTouch touches whenever a touch is due: one store call.
 func (m *Manager) AuthenticateHashWithin(ctx context.Context, h Hash, limits func(Session) (Limits, error)) (Session, error) {
 	now := m.timestamp()
 	var (
-		s       Session
-		err     error
-		touched bool // the call that found s also made the touch, if one was due
+		s   Session
+		err error
+		gap time.Duration // LookupTouch's maxGap: no bound without limits, the store checks the session's own
 	)
 	if m.lt != nil {
-		var gap time.Duration // no bound without limits: the store checks the session's own
 		if limits != nil {
 			gap = m.maxGap
 		}
 		s, err = m.lt.LookupTouch(ctx, h, now, m.touchEach, gap)
-		touched = gap == 0 || now.Sub(s.LastSeen) < gap
 	} else {
 		s, err = m.store.Lookup(ctx, h)
 	}
 	if err != nil {
 		return Session{}, m.lookupErr(err)
 	}
-	if err := m.live(ctx, h, &s, now, limits, m.maxGap); err != nil {
+	idle, err := m.live(ctx, h, &s, now, limits, m.maxGap)
+	if err != nil {
 		return Session{}, err
 	}
-	if now.Sub(s.LastSeen) >= touchEvery(m.touchEach, s.IdleTimeout) {
+	if age := now.Sub(s.LastSeen); age >= touchEvery(m.touchEach, idle) {
+		// Whether the call that found s also made the touch: LookupTouch
+		// does when one is due by s's own idle timeout and LastSeen is
+		// less than gap old.
+		touched := m.lt != nil && age >= touchEvery(m.touchEach, s.IdleTimeout) && (gap == 0 || age < gap)
 		if !touched {
 			if err := m.store.Touch(ctx, h, now); err != nil {
 				return Session{}, storeErr("touch", err)
@@ -412,8 +423,9 @@ func (m *Manager) AuthenticateHashWithin(ctx context.Context, h Hash, limits fun
 }
 
 // touchEvery is how long after LastSeen a request writes LastSeen again:
-// the Manager's TouchInterval, or half the session's idle timeout if that
-// is shorter, so that activity always keeps a session alive.
+// the Manager's TouchInterval, or half the idle timeout the session is
+// held to (its own, or the tighter one of the limits it is checked under)
+// if that is shorter, so that activity always keeps a session alive.
 func touchEvery(interval, idle time.Duration) time.Duration {
 	return min(interval, idle/2)
 }
@@ -426,35 +438,37 @@ func (m *Manager) lookupLive(ctx context.Context, h Hash, limits func(Session) (
 		return Session{}, time.Time{}, m.lookupErr(err)
 	}
 	now := m.now()
-	if err := m.live(ctx, h, &s, now, limits, 0); err != nil {
+	if _, err := m.live(ctx, h, &s, now, limits, 0); err != nil {
 		return Session{}, time.Time{}, err
 	}
 	return s, now, nil
 }
 
-// live returns nil if s (h), as stored, is live at now by its own limits
-// and by limits, if not nil; otherwise it expires s. Limits with an
-// IdleTimeout shorter than minIdle are refused (an *InputError).
-// (s is read through a pointer: the per-request path copies it as
-// little as it can.)
-func (m *Manager) live(ctx context.Context, h Hash, s *Session, now time.Time, limits func(Session) (Limits, error), minIdle time.Duration) error {
+// live returns the idle timeout s (h), as stored, is held to (the
+// tighter of its own and that of limits, if not nil), if s is live at now
+// by its own limits and by limits; otherwise it expires s and returns the
+// error. Limits with an IdleTimeout shorter than minIdle are refused (an
+// *InputError). (s is read through a pointer: the per-request path
+// copies it as little as it can.)
+func (m *Manager) live(ctx context.Context, h Hash, s *Session, now time.Time, limits func(Session) (Limits, error), minIdle time.Duration) (time.Duration, error) {
 	if !s.LiveAt(now) {
-		return m.expired(ctx, h, *s)
+		return 0, m.expired(ctx, h, *s)
 	}
 	if limits == nil {
-		return nil
+		return s.IdleTimeout, nil
 	}
 	l, err := limits(*s)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if l.IdleTimeout > 0 && l.IdleTimeout < minIdle {
-		return &InputError{Field: "Limits.IdleTimeout", Reason: "is shorter than Config.MaxTouchGap"}
+		return 0, &InputError{Field: "Limits.IdleTimeout", Reason: "is shorter than Config.MaxTouchGap"}
 	}
-	if idle, end := l.bounds(s); !liveAt(s.LastSeen, idle, end, now) {
-		return m.expired(ctx, h, l.within(*s))
+	idle, end := l.bounds(s)
+	if !liveAt(s.LastSeen, idle, end, now) {
+		return 0, m.expired(ctx, h, l.within(*s))
 	}
-	return nil
+	return idle, nil
 }
 
 // lookupErr is storeErr for a failed lookup of a session to authenticate:

@@ -1316,3 +1316,46 @@ func TestAuthenticateHashWithin(t *testing.T) {
 		})
 	}
 }
+
+// A touch is due by the tighter idle timeout: under limits whose idle
+// timeout is shorter than twice TouchInterval (a tenant lowering its
+// timeout below the session's own), a session active more often than
+// that timeout stays alive, touched every half of it, on both store paths
+// (on a LookupToucher by a second call: the store judges by the
+// session's own idle timeout).
+func TestTouchDueByLimitsIdleTimeout(t *testing.T) {
+	for _, lt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("LookupToucher=%v", lt), func(t *testing.T) {
+			c := newClock()
+			spy := newSpy()
+			var st sessiontest.Store = spy
+			if lt {
+				st = &ltStore{spyStore: spy}
+			}
+			m, err := session.New(session.Config{Store: st, Index: st, Now: c.Now, TouchInterval: 5 * time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, s, _, err := m.Create(t.Context(), session.Options{Tenant: "t", UserID: "u"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			limits := func(session.Session) (session.Limits, error) {
+				return session.Limits{IdleTimeout: 90 * time.Second}, nil
+			}
+			for i := range 10 { // a request every 50 s under a 90 s idle timeout
+				c.Advance(50 * time.Second)
+				got, err := m.AuthenticateHashWithin(t.Context(), s.Hash, limits)
+				if err != nil {
+					t.Fatalf("request %d, 50 s after the previous one, under a 90 s idle timeout: %v", i, err)
+				}
+				if !got.LastSeen.Equal(c.Now()) {
+					t.Errorf("request %d: LastSeen %v, want now (a touch is due every 45 s)", i, got.LastSeen)
+				}
+			}
+			if n := spy.count("Touch"); n != 10 {
+				t.Errorf("%d Touch calls for 10 requests each due for a touch, want 10", n)
+			}
+		})
+	}
+}

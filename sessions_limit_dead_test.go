@@ -1,0 +1,60 @@
+package guard_test
+
+import (
+	"testing"
+	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+)
+
+// Under end_oldest, a session the tenant's policy has already ended (here
+// idle past a lowered timeout) neither keeps its place at the session
+// limit while a live one is evicted, nor is recorded as evicted: the
+// sign-in ends it as the session check would, recorded as
+// session.expired (idle_timeout), and the user's live session stays.
+func TestSessionLimitEndsPolicyEndedNotLive(t *testing.T) {
+	f := newFixture(t)
+	f.createUser(t, adaEmail, ownerPW)
+	auditSetPolicy(t, f, func(p *guard.Policy) { p.SessionLimit = 2 })
+	live, err := f.login(adaEmail, ownerPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Minute)
+	dead, err := f.login(adaEmail, ownerPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadP, err := f.g.Authenticate(f.ctx, dead.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditSetPolicy(t, f, func(p *guard.Policy) { p.IdleTimeout = time.Hour })
+	f.clock.Advance(50 * time.Minute)
+	if _, err := f.g.Authenticate(f.ctx, live.Token); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(20 * time.Minute) // the newer session is 70 min idle under a 1 h timeout
+
+	res, err := f.login(adaEmail, ownerPW)
+	if err != nil || res.Token == "" {
+		t.Fatalf("sign-in at the limit: %+v, %v", res, err)
+	}
+	if res.Evicted != 0 {
+		t.Errorf("Evicted = %d, want 0: the only session beside the live one had ended under the policy", res.Evicted)
+	}
+	if _, err := f.g.Authenticate(f.ctx, live.Token); err != nil {
+		t.Errorf("the live session after the sign-in: %v, want still signed in", err)
+	}
+	for _, e := range f.events(t, audit.SessionEvicted) {
+		t.Errorf("session.evicted %s recorded; want none", e.Target)
+	}
+	found := false
+	for _, e := range f.events(t, audit.SessionExpired) {
+		found = found || e.Target == deadP.SessionID() && e.Reason == "idle_timeout"
+	}
+	if !found {
+		t.Errorf("the session ended under the policy is not on record as session.expired (idle_timeout)")
+	}
+}
