@@ -600,9 +600,13 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 	}
 	lim := pol.sessionLimit()
 	first := lim
-	if lim.Max > 0 {
+	if lim.Max > 1 || lim.Max == 1 && lim.Policy == session.RefuseNew {
 		// At the limit, nothing is evicted before the sessions the
-		// policy ended are out of the way.
+		// policy ended are out of the way. With one session per user
+		// and the oldest ending (the default), whatever is there goes
+		// either way: no refused first try, no extra round trips, and
+		// an evicted session the policy had ended is recorded as such
+		// below.
 		first.Policy = session.RefuseNew
 	}
 	token, s, evicted, err := create(first)
@@ -619,10 +623,29 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 	if err != nil {
 		return LoginResult{}, fail(ReasonUnavailable, unavailable("create session", err))
 	}
-	for _, ev := range evicted {
+	var keeps func(*session.Session) (bool, audit.Event)
+	if len(evicted) > 0 {
+		if t, err := g.policies.entry(ctx, u.Tenant); err == nil {
+			keeps = func(ev *session.Session) (bool, audit.Event) {
+				if policyKeeps(ev, &t.eff, t.t.IdPChangedAt, now) {
+					return true, audit.Event{}
+				}
+				return false, policyEnd(ev, &t.eff, t.t.IdPChangedAt, now)
+			}
+		}
+	}
+	nEvicted := 0
+	for i := range evicted {
+		if keeps != nil {
+			if ok, e := keeps(&evicted[i]); !ok {
+				ended = append(ended, e) // the policy had ended it
+				continue
+			}
+		}
 		e := a.event(audit.SessionEvicted, audit.Success, "session_limit")
-		e.Target = ev.ID()
+		e.Target = evicted[i].ID()
 		ended = append(ended, e)
+		nEvicted++
 	}
 	// Re-read the status in the same step that records the login (and,
 	// for SSO, that the user signed in through the IdP: what puts them on
@@ -697,7 +720,7 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 		g.dropSession(ctx, s)
 		return LoginResult{}, err
 	}
-	return LoginResult{Token: token, Session: s, User: userView(cur), Evicted: len(evicted), PasswordExpired: expired}, nil
+	return LoginResult{Token: token, Session: s, User: userView(cur), Evicted: nEvicted, PasswordExpired: expired}, nil
 }
 
 // rehash replaces an outdated password hash (bcrypt, or argon2id with old

@@ -58,3 +58,46 @@ func TestSessionLimitEndsPolicyEndedNotLive(t *testing.T) {
 		t.Errorf("the session ended under the policy is not on record as session.expired (idle_timeout)")
 	}
 }
+
+// At the default limit (one session per user, the oldest ending) a
+// sign-in evicts the previous session in the same store step; if the
+// tenant's policy had already ended it (idle past a lowered timeout), it
+// is recorded as session.expired (idle_timeout), not as evicted, and
+// LoginResult.Evicted does not count it.
+func TestSessionLimitOneRecordsPolicyEnded(t *testing.T) {
+	f := newFixture(t)
+	f.createUser(t, adaEmail, ownerPW)
+	auditSetPolicy(t, f, func(p *guard.Policy) { p.SessionLimit = 1 })
+	old, err := f.login(adaEmail, ownerPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldP, err := f.g.Authenticate(f.ctx, old.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditSetPolicy(t, f, func(p *guard.Policy) { p.IdleTimeout = time.Hour })
+	f.clock.Advance(70 * time.Minute)
+	res, err := f.login(adaEmail, ownerPW)
+	if err != nil || res.Evicted != 0 {
+		t.Fatalf("sign-in: Evicted %d, %v; want 0, nil", res.Evicted, err)
+	}
+	for _, e := range f.events(t, audit.SessionEvicted) {
+		t.Errorf("session.evicted %s recorded; want none", e.Target)
+	}
+	found := false
+	for _, e := range f.events(t, audit.SessionExpired) {
+		found = found || e.Target == oldP.SessionID() && e.Reason == "idle_timeout"
+	}
+	if !found {
+		t.Error("the session the policy had ended is not on record as session.expired (idle_timeout)")
+	}
+	// A live previous session is evicted, and recorded so.
+	res2, err := f.login(adaEmail, ownerPW)
+	if err != nil || res2.Evicted != 1 {
+		t.Fatalf("second sign-in: Evicted %d, %v; want 1, nil", res2.Evicted, err)
+	}
+	if evs := f.events(t, audit.SessionEvicted); len(evs) != 1 || evs[0].Target != res.Session.ID() {
+		t.Errorf("session.evicted events %+v, want one for the previous live session", evs)
+	}
+}

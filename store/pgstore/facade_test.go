@@ -394,3 +394,34 @@ func TestFacadeFlow(t *testing.T) {
 		t.Errorf("login.locked events: %d, %v; want 1", len(evs), err)
 	}
 }
+
+// A sign-in at the default session limit (one session per user, the
+// oldest ending) costs no more round trips than one below it: the
+// previous session is evicted in the same Sessions.Create.
+func TestFacadeRoundTripsAtTheSessionLimit(t *testing.T) {
+	rt := new(roundTrips)
+	st := newStoreOn(t, tracedPool(t, rt), "")
+	watching(t, st)
+	g := newFacade(t, st.Stores(), nil)
+	tn, err := g.Tenant(t.Context(), facadeTenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := tn.Policy
+	pol.SessionLimit = 1
+	if _, err := g.SetPolicy(t.Context(), guard.System("test"), facadeTenant, pol, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	login(t, g)
+	login(t, g) // warm: statements prepared, policy and audit head cached
+	rt.take()
+	res := login(t, g)
+	calls := rt.take()
+	t.Logf("login at the limit: %d round trips: %s", len(calls), strings.Join(calls, ", "))
+	if res.Evicted != 1 {
+		t.Errorf("Evicted = %d, want 1", res.Evicted)
+	}
+	if len(calls) > 6 {
+		t.Errorf("a login at the session limit took %d PostgreSQL round trips, want at most 6", len(calls))
+	}
+}
