@@ -210,3 +210,36 @@ func TestIdPLogoutRequestLexical(t *testing.T) {
 		t.Errorf("the signed LogoutRequest after the refused ones: %v", err)
 	}
 }
+
+// On a POST, the lexical rules apply to the LogoutResponse crewjam/saml
+// verifies, which is the URL query's when the query carries one, and
+// not to the form's (TestAuditSAML_SLOPostQueryMessageSkipsLexicalRules
+// has the LogoutRequest). A mixed request whose query message is clean
+// is read as crewjam reads it, with the query's RelayState.
+func TestLogoutResponseLexicalQueryOnPost(t *testing.T) {
+	e := newEnv(t, nil)
+	lo, err := e.p.StartLogout(t.Context(), tenant, LogoutOptions{NameID: "alice@corp.example", ReturnTo: "/bye"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := serialize(logoutResponse(e.k, lo.RequestID, saml.StatusSuccess, true))
+	withComment := bytes.Replace(signed, []byte("</saml:Issuer>"), []byte("</saml:Issuer><!-- x -->"), 1)
+	if bytes.Equal(withComment, signed) {
+		t.Fatal("no Issuer to put the comment after")
+	}
+	mixed := func(query []byte, relay string) *http.Request {
+		var b bytes.Buffer
+		w, _ := flate.NewWriter(&b, flate.DefaultCompression)
+		w.Write(query)
+		w.Close()
+		q := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(b.Bytes())}, "RelayState": {relay}}.Encode()
+		body := formPost("SAMLResponse", base64.StdEncoding.EncodeToString([]byte(`<x InResponseTo="`+lo.RequestID+`"/>`)), "RelayState", lo.RelayState)
+		r := httptest.NewRequest(http.MethodPost, spSLOURL+"?"+q, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return r
+	}
+	_, err = e.p.SLO(t.Context(), tenant, mixed(withComment, lo.RelayState))
+	wantReason(t, err, ReasonComment)
+	_, err = e.p.SLO(t.Context(), tenant, mixed(signed, "other"))
+	wantReason(t, err, ReasonRelayStateMismatch)
+}
