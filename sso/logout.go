@@ -218,7 +218,7 @@ func (p *Provider) SLO(ctx context.Context, tenant string, r *http.Request) (*SL
 			return nil, rej
 		}
 		var storeFailure error
-		sp.ReplayCache = replayAdapter{ctx: ctx, p: p, tenant: tenant, now: now, failed: &storeFailure}
+		sp.ReplayCache = replayAdapter{ctx: ctx, p: p, tenant: tenant, now: now, skew: comp.skew, failed: &storeFailure}
 		lr, err := sp.ValidateLogoutRequest(r)
 		if storeFailure != nil {
 			return nil, storeFailure
@@ -264,11 +264,19 @@ type replayAdapter struct {
 	p      *Provider
 	tenant string
 	now    time.Time
+	skew   time.Duration // the connection's, always positive
 	failed *error
 }
 
+// Consume records id until crewjam's until plus the skew. crewjam gives
+// the last instant it accepts the LogoutRequest (IssueInstant plus
+// MaxIssueDelay, inclusive), while the ReplayCache counts a record whose
+// until is at or before now as absent: recorded until exactly that
+// instant, the request would be accepted twice at it. The skew also
+// covers replicas whose clocks differ, as replayUntil does for
+// assertions.
 func (a replayAdapter) Consume(id string, until time.Time) error {
-	isNew, err := a.p.cfg.Stores.Replay.InsertID(a.ctx, a.tenant, id, until, a.now)
+	isNew, err := a.p.cfg.Stores.Replay.InsertID(a.ctx, a.tenant, id, until.Add(a.skew), a.now)
 	if err != nil {
 		*a.failed = storeErr("insert logout request ID", err)
 		return err

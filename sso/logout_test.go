@@ -243,3 +243,19 @@ func TestLogoutResponseLexicalQueryOnPost(t *testing.T) {
 	_, err = e.p.SLO(t.Context(), tenant, mixed(signed, "other"))
 	wantReason(t, err, ReasonRelayStateMismatch)
 }
+
+// A LogoutRequest's ID is kept one skew past the last instant crewjam
+// accepts it (TestAuditSAML_LogoutRequestReplayAtIssueDeadline replays it
+// at that instant), as an assertion's is (TestReplayUntil).
+func TestLogoutRequestReplayUntil(t *testing.T) {
+	e := newEnv(t, nil)
+	lr := &saml.LogoutRequest{ID: "id-lo-until", Version: "2.0", IssueInstant: t0, Destination: spSLOURL,
+		Issuer: &saml.Issuer{Value: idpEntityID}, NameID: &saml.NameID{Value: "alice@corp.example"}}
+	if _, err := e.p.SLO(t.Context(), tenant, sloPost("SAMLRequest", sign(lr.Element(), &e.k.idp, dsig.RSASHA256SignatureMethod), "r")); err != nil {
+		t.Fatal(err)
+	}
+	until, ok := e.st.replay[[2]string{tenant, "LogoutRequest:id-lo-until"}]
+	if want := t0.Add(saml.MaxIssueDelay + DefaultClockSkew); !ok || !until.Equal(want) {
+		t.Errorf("replay record until %v (recorded %t), want %v", until, ok, want)
+	}
+}
