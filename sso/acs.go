@@ -138,11 +138,14 @@ func (p *Provider) ACS(ctx context.Context, tenant string, r *http.Request, bind
 //     groups and roles;
 //   - InResponseTo: every non-empty one must name the same tracked request,
 //     which is consumed (once, atomically), and whose RelayState and
-//     browser binding must match; without one, only if the tenant allows
-//     IdP-initiated login;
+//     browser binding must match; the Response's counts only if the
+//     Response is signed or the assertion's bearer confirmation carries the
+//     same value (an unsigned Response's alone is refused); without one,
+//     only if the tenant allows IdP-initiated login;
 //   - the assertion ID is inserted in the ReplayCache until the assertion
 //     can no longer be accepted (NotOnOrAfter plus skew): a second
-//     delivery, by anyone, is refused.
+//     delivery, by anyone, is refused. The ID of an assertion refused
+//     because it answers no request (above) is inserted too.
 //
 // Errors are as for ACS.
 func (p *Provider) ParseResponse(ctx context.Context, tenant, samlResponse, relayState, binding string) (*Result, error) {
@@ -190,9 +193,20 @@ func (p *Provider) ParseResponse(ctx context.Context, tenant, samlResponse, rela
 	}
 
 	// InResponseTo: every value carried, in the Response and in the
-	// verified assertion, must name one tracked request.
-	if sc.responseIRT != "" && !slices.Contains(irts, sc.responseIRT) {
-		irts = append(irts, sc.responseIRT)
+	// verified assertion, must name one tracked request. The assertion's
+	// bearer values are signed (by the assertion or the Response around
+	// it), the Response's own only if the Response is: an unsigned
+	// Response's InResponseTo counts only as a copy of the assertion's.
+	// On its own it would let anyone wrap an unsolicited assertion in a
+	// Response naming his own tracked request and sign in as its subject
+	// (SAML profiles §4.1.4.2: the bearer SubjectConfirmationData of a
+	// response to an AuthnRequest carries the request's ID).
+	if irt := sc.responseIRT; irt != "" && !slices.Contains(irts, irt) {
+		if !sc.rootSigned {
+			return nil, p.spend(ctx, tenant, comp, assertion, now,
+				reject(ReasonRequestMismatch, "the unsigned Response's InResponseTo is not the assertion's", nil))
+		}
+		irts = append(irts, irt)
 	}
 	switch {
 	case len(irts) > 1:
@@ -221,7 +235,8 @@ func (p *Provider) ParseResponse(ctx context.Context, tenant, samlResponse, rela
 		}
 	default:
 		if !comp.conn.IdPInitiated {
-			return nil, reject(ReasonUnsolicited, "no InResponseTo, and IdP-initiated login is off", nil)
+			return nil, p.spend(ctx, tenant, comp, assertion, now,
+				reject(ReasonUnsolicited, "no InResponseTo, and IdP-initiated login is off", nil))
 		}
 		res.IdPInitiated = true
 		res.ReturnTo = p.cfg.DefaultReturnTo
@@ -238,6 +253,20 @@ func (p *Provider) ParseResponse(ctx context.Context, tenant, samlResponse, rela
 		return nil, reject(ReasonReplayed, "", nil)
 	}
 	return res, nil
+}
+
+// spend records the ID of a verified assertion that is refused for want
+// of a request it answers in the ReplayCache, as an accepted one's would
+// be, and returns rej: the assertion cannot be accepted later in another
+// wrapper, or once the tenant allows IdP-initiated login. Only the IdP
+// can make a verified assertion, so a refused one spends no ID but its
+// own. A store failure is returned instead of rej (fail closed either
+// way).
+func (p *Provider) spend(ctx context.Context, tenant string, comp *compiled, a *saml.Assertion, now time.Time, rej *RejectError) error {
+	if _, err := p.cfg.Stores.Replay.InsertID(ctx, tenant, a.ID, comp.replayUntil(a), now); err != nil {
+		return storeErr("insert assertion ID", err)
+	}
+	return rej
 }
 
 // scan is what prescan read from the raw response (and the plaintext of

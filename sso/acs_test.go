@@ -252,6 +252,47 @@ func TestIdPInitiated(t *testing.T) {
 	})
 }
 
+// The Response's InResponseTo makes a response the answer to a request
+// only where a signature covers it: in a signed Response, or repeated in
+// the assertion's bearer confirmation (TestAuditSAML_UnsignedResponse…
+// has the unsigned Response around an unsolicited assertion).
+func TestResponseInResponseToSigned(t *testing.T) {
+	k := loadKeys(t)
+	unsolicited := spec{noInResponseTo: true}.assertion(k) // unsigned
+	t.Run("signed Response, assertion without InResponseTo", func(t *testing.T) {
+		e := newEnv(t, nil)
+		e.track(requestID, relayState)
+		res, err := e.post(serialize(spec{signResponse: true}.response(k, unsolicited.Copy())), relayState)
+		if err != nil || res.RequestID != requestID || res.IdPInitiated {
+			t.Fatalf("= %+v, %v; want the answer to %q", res, err, requestID)
+		}
+	})
+	t.Run("unsigned Response, unsolicited assertion, IdP-initiated on", func(t *testing.T) {
+		e := newEnv(t, func(c *Connection) { c.IdPInitiated = true })
+		e.track(requestID, relayState)
+		signed := spec{signAssertion: true, noInResponseTo: true}.assertion(k)
+		_, err := e.post(serialize(spec{}.response(k, signed)), relayState)
+		wantReason(t, err, ReasonRequestMismatch)
+		if _, ok := e.st.replay[[2]string{tenant, "id-assertion-0001"}]; !ok {
+			t.Error("the refused assertion's ID is not in the ReplayCache")
+		}
+	})
+	t.Run("refused unsolicited assertion is spent", func(t *testing.T) {
+		e := newEnv(t, nil)
+		doc := spec{signAssertion: true, noInResponseTo: true}.build(k)
+		_, err := e.post(doc, "")
+		wantReason(t, err, ReasonUnsolicited)
+		// The tenant then allows IdP-initiated login: the assertion
+		// refused before is not accepted now.
+		e.conn.IdPInitiated = true
+		if err := e.st.PutConnection(t.Context(), e.conn); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.post(doc, "")
+		wantReason(t, err, ReasonReplayed)
+	})
+}
+
 func TestClockSkew(t *testing.T) {
 	k := loadKeys(t)
 	// NotOnOrAfter 40 s ago: accepted with a 1-minute skew, refused with

@@ -62,11 +62,14 @@
 // 90 seconds); an assertion ID; a NameID without control characters or
 // surrounding space. Then the InResponseTo values must name one tracked
 // request, which is consumed once (atomically, across replicas), with the
-// same RelayState handle and browser binding; without InResponseTo the
-// response is refused unless the tenant allows IdP-initiated login. Last,
-// the assertion ID is inserted in the ReplayCache until the assertion can
-// no longer be accepted: a captured response posted again, by anyone, is
-// refused.
+// same RelayState handle and browser binding; the Response's InResponseTo
+// counts only if the Response is signed or the assertion carries the same
+// value, so an unsigned Response cannot make an unsolicited assertion
+// answer a request; without InResponseTo the response is refused unless
+// the tenant allows IdP-initiated login. Last, the assertion ID is
+// inserted in the ReplayCache until the assertion can no longer be
+// accepted (also when it is refused for answering no request): a captured
+// response posted again, by anyone, is refused.
 //
 // # Redirects
 //

@@ -151,7 +151,10 @@ type IdPLogoutRequest struct {
 // HTTP-Redirect or HTTP-POST binding. Both must be signed by the IdP; a
 // LogoutResponse must answer a tracked logout request (consumed once) and
 // carry its RelayState; a LogoutRequest's ID goes into the ReplayCache.
-// Every rejection is a *RejectError (errors.Is(err, ErrRejected)); any
+// The message is read where crewjam/saml reads it: from the URL query if
+// it carries one (even on a POST), else from the posted form; it is held
+// to the lexical rules of every other message (no DOCTYPE, directive or
+// comment) before it is parsed. Every rejection is a *RejectError (errors.Is(err, ErrRejected)); any
 // other error is a store failure.
 func (p *Provider) SLO(ctx context.Context, tenant string, r *http.Request) (*SLOResult, error) {
 	if err := checkTenant(tenant); err != nil {
@@ -181,7 +184,8 @@ func (p *Provider) SLO(ctx context.Context, tenant string, r *http.Request) (*SL
 	sp := comp.spAt(now)
 	switch {
 	case values.Get("SAMLResponse") != "":
-		irt, relay, rej := peekLogout(values.Get("SAMLResponse"), r.Method == http.MethodGet, values.Get("RelayState"))
+		msg, relay, deflated := message(r, "SAMLResponse")
+		irt, relay, rej := peekLogout(msg, deflated, relay)
 		if rej != nil {
 			return nil, rej
 		}
@@ -209,11 +213,12 @@ func (p *Provider) SLO(ctx context.Context, tenant string, r *http.Request) (*SL
 	case values.Get("SAMLRequest") != "":
 		// The same lexical rules as for every other message (no DOCTYPE,
 		// directive or comment), before crewjam parses it.
-		if _, rej := decodeMessage("SAMLRequest", values.Get("SAMLRequest"), r.Method == http.MethodGet); rej != nil {
+		msg, relay, deflated := message(r, "SAMLRequest")
+		if _, rej := decodeMessage("SAMLRequest", msg, deflated); rej != nil {
 			return nil, rej
 		}
 		var storeFailure error
-		sp.ReplayCache = replayAdapter{ctx: ctx, p: p, tenant: tenant, now: now, failed: &storeFailure}
+		sp.ReplayCache = replayAdapter{ctx: ctx, p: p, tenant: tenant, now: now, skew: comp.skew, failed: &storeFailure}
 		lr, err := sp.ValidateLogoutRequest(r)
 		if storeFailure != nil {
 			return nil, storeFailure
@@ -237,7 +242,6 @@ func (p *Provider) SLO(ctx context.Context, tenant string, r *http.Request) (*SL
 			res.Request.SessionIndexes = append(res.Request.SessionIndexes, si.Value)
 		}
 		if comp.idp.SLORedirectURL != "" {
-			relay := values.Get("RelayState")
 			if len(relay) > 1024 {
 				relay = ""
 			}
@@ -260,11 +264,19 @@ type replayAdapter struct {
 	p      *Provider
 	tenant string
 	now    time.Time
+	skew   time.Duration // the connection's, always positive
 	failed *error
 }
 
+// Consume records id until crewjam's until plus the skew. crewjam gives
+// the last instant it accepts the LogoutRequest (IssueInstant plus
+// MaxIssueDelay, inclusive), while the ReplayCache counts a record whose
+// until is at or before now as absent: recorded until exactly that
+// instant, the request would be accepted twice at it. The skew also
+// covers replicas whose clocks differ, as replayUntil does for
+// assertions.
 func (a replayAdapter) Consume(id string, until time.Time) error {
-	isNew, err := a.p.cfg.Stores.Replay.InsertID(a.ctx, a.tenant, id, until, a.now)
+	isNew, err := a.p.cfg.Stores.Replay.InsertID(a.ctx, a.tenant, id, until.Add(a.skew), a.now)
 	if err != nil {
 		*a.failed = storeErr("insert logout request ID", err)
 		return err
@@ -273,6 +285,20 @@ func (a replayAdapter) Consume(id string, until time.Time) error {
 		return saml.ErrAssertionReplayed
 	}
 	return nil
+}
+
+// message returns the logout message of field (SAMLRequest or
+// SAMLResponse), its RelayState and whether it is deflated, taken where
+// crewjam/saml's ValidateLogoutRequest and ParseLogoutResponse take them,
+// so that the lexical rules apply to the message crewjam verifies: from
+// the URL query if it carries the field (the HTTP-Redirect binding, even
+// on a POST), else from the posted form (HTTP-POST and
+// HTTP-POST-SimpleSign).
+func message(r *http.Request, field string) (msg, relay string, deflated bool) {
+	if q := r.URL.Query(); q.Get(field) != "" {
+		return q.Get(field), q.Get("RelayState"), true
+	}
+	return r.PostForm.Get(field), r.PostForm.Get("RelayState"), false
 }
 
 // peekLogout reads the InResponseTo of an (unverified) LogoutResponse so

@@ -210,3 +210,52 @@ func TestIdPLogoutRequestLexical(t *testing.T) {
 		t.Errorf("the signed LogoutRequest after the refused ones: %v", err)
 	}
 }
+
+// On a POST, the lexical rules apply to the LogoutResponse crewjam/saml
+// verifies, which is the URL query's when the query carries one, and
+// not to the form's (TestAuditSAML_SLOPostQueryMessageSkipsLexicalRules
+// has the LogoutRequest). A mixed request whose query message is clean
+// is read as crewjam reads it, with the query's RelayState.
+func TestLogoutResponseLexicalQueryOnPost(t *testing.T) {
+	e := newEnv(t, nil)
+	lo, err := e.p.StartLogout(t.Context(), tenant, LogoutOptions{NameID: "alice@corp.example", ReturnTo: "/bye"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := serialize(logoutResponse(e.k, lo.RequestID, saml.StatusSuccess, true))
+	withComment := bytes.Replace(signed, []byte("</saml:Issuer>"), []byte("</saml:Issuer><!-- x -->"), 1)
+	if bytes.Equal(withComment, signed) {
+		t.Fatal("no Issuer to put the comment after")
+	}
+	mixed := func(query []byte, relay string) *http.Request {
+		var b bytes.Buffer
+		w, _ := flate.NewWriter(&b, flate.DefaultCompression)
+		w.Write(query)
+		w.Close()
+		q := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(b.Bytes())}, "RelayState": {relay}}.Encode()
+		body := formPost("SAMLResponse", base64.StdEncoding.EncodeToString([]byte(`<x InResponseTo="`+lo.RequestID+`"/>`)), "RelayState", lo.RelayState)
+		r := httptest.NewRequest(http.MethodPost, spSLOURL+"?"+q, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return r
+	}
+	_, err = e.p.SLO(t.Context(), tenant, mixed(withComment, lo.RelayState))
+	wantReason(t, err, ReasonComment)
+	_, err = e.p.SLO(t.Context(), tenant, mixed(signed, "other"))
+	wantReason(t, err, ReasonRelayStateMismatch)
+}
+
+// A LogoutRequest's ID is kept one skew past the last instant crewjam
+// accepts it (TestAuditSAML_LogoutRequestReplayAtIssueDeadline replays it
+// at that instant), as an assertion's is (TestReplayUntil).
+func TestLogoutRequestReplayUntil(t *testing.T) {
+	e := newEnv(t, nil)
+	lr := &saml.LogoutRequest{ID: "id-lo-until", Version: "2.0", IssueInstant: t0, Destination: spSLOURL,
+		Issuer: &saml.Issuer{Value: idpEntityID}, NameID: &saml.NameID{Value: "alice@corp.example"}}
+	if _, err := e.p.SLO(t.Context(), tenant, sloPost("SAMLRequest", sign(lr.Element(), &e.k.idp, dsig.RSASHA256SignatureMethod), "r")); err != nil {
+		t.Fatal(err)
+	}
+	until, ok := e.st.replay[[2]string{tenant, "LogoutRequest:id-lo-until"}]
+	if want := t0.Add(saml.MaxIssueDelay + DefaultClockSkew); !ok || !until.Equal(want) {
+		t.Errorf("replay record until %v (recorded %t), want %v", until, ok, want)
+	}
+}
