@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
+	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/session"
 )
 
@@ -104,7 +106,9 @@ type Policy struct {
 	// never enrols a factor here). While RequireSSO is on, the user
 	// cannot lose the owner role, be deactivated or deleted, nor lose
 	// their last confirmed second factor, even to removals made at once
-	// (ErrBreakGlassUser).
+	// (ErrBreakGlassUser). Whether or not RequireSSO is on, it must be
+	// valid UTF-8 of at most auth.MaxIDBytes bytes, as user IDs are (see
+	// Validate).
 	BreakGlassUser string `json:"break_glass_user,omitempty"`
 
 	// ReviewEvery is how often an access review is due (default 14 days).
@@ -183,6 +187,10 @@ func (p Policy) Validate() error {
 		return &PolicyError{Field: "DormantAfter", Reason: "must be between a day and five years"}
 	case p.AuditRetention != 0 && (p.AuditRetention < 30*24*time.Hour || p.AuditRetention > 100*366*24*time.Hour):
 		return &PolicyError{Field: "AuditRetention", Reason: "must be 0 (for ever) or between 30 days and 100 years"}
+	case len(p.BreakGlassUser) > auth.MaxIDBytes || !utf8.ValidString(p.BreakGlassUser):
+		// Checked whether or not RequireSSO is on: the policy is
+		// stored, and recorded, either way.
+		return &PolicyError{Field: "BreakGlassUser", Reason: fmt.Sprintf("must be a user ID: valid UTF-8 of at most %d bytes", auth.MaxIDBytes)}
 	}
 	return nil
 }
