@@ -87,8 +87,9 @@ type Policy struct {
 	// be prompted to enrol (FlagMustEnrol), for this long after RequireMFA
 	// was switched on. 0: they must enrol at their next login.
 	MFAGrace time.Duration `json:"mfa_grace,omitempty"`
-	// MFARequiredSince is when RequireMFA was switched on. SetPolicy keeps
-	// it; a value given by the caller is ignored.
+	// MFARequiredSince is when RequireMFA was switched on (at CreateTenant
+	// or by SetPolicy; zero while it is off). CreateTenant and SetPolicy
+	// set it; a value given by the caller is ignored.
 	MFARequiredSince time.Time `json:"mfa_required_since,omitzero"`
 
 	// RequireSSO refuses password sign-in to the tenant's users, except

@@ -33,7 +33,10 @@ func CheckTenantID(id string) error {
 
 // CreateTenant creates a tenant with the given id, name and policy. Only
 // the system may create tenants (ErrForbidden otherwise, recorded as
-// access.denied with reason system_only in the caller's tenant).
+// access.denied with reason system_only in the caller's tenant). The
+// policy's MFARequiredSince is set as SetPolicy sets it: the time of
+// creation if RequireMFA is on (MFAGrace runs from then), else zero; the
+// caller's value is ignored.
 func (g *Guard) CreateTenant(ctx context.Context, by Principal, id, name string, p Policy) (Tenant, error) {
 	if by.Kind != KindSystem {
 		return Tenant{}, g.refused(ctx, by, rbac.Settings, rbac.Manage, reasonSystemOnly)
@@ -47,7 +50,13 @@ func (g *Guard) CreateTenant(ctx context.Context, by Principal, id, name string,
 	if err := p.validateWith(g.defaults); err != nil {
 		return Tenant{}, err
 	}
-	t := Tenant{ID: id, Name: name, Policy: p, Version: 1, CreatedAt: g.now().UTC().Truncate(time.Microsecond)}
+	t := Tenant{ID: id, Name: name, Version: 1, CreatedAt: g.now().UTC().Truncate(time.Microsecond)}
+	// As SetPolicy sets it: the caller's value is ignored.
+	p.MFARequiredSince = time.Time{}
+	if p.RequireMFA {
+		p.MFARequiredSince = t.CreatedAt
+	}
+	t.Policy = p
 	if err := g.stores.Tenants.CreateTenant(ctx, t); err != nil {
 		if errors.Is(err, ErrTenantExists) {
 			return Tenant{}, ErrTenantExists
