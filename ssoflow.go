@@ -884,7 +884,7 @@ func (g *Guard) checkSSOPolicy(ctx context.Context, tenant string, p Policy) err
 	}
 	if _, err := g.sso.Connection(ctx, tenant); err != nil {
 		if errors.Is(err, sso.ErrNotFound) {
-			return &PolicyError{Field: "RequireSSO", Reason: "needs the tenant's IdP to be configured first"}
+			return errNoIdP()
 		}
 		return ssoErr("sso connection", err)
 	}
@@ -920,6 +920,12 @@ func (g *Guard) checkSSOPolicy(ctx context.Context, tenant string, p Policy) err
 		return &PolicyError{Field: "BreakGlassUser", Reason: "has no second factor yet: break-glass sign-in takes one, so they must set one up first"}
 	}
 	return nil
+}
+
+// errNoIdP refuses a policy requiring SSO for a tenant without an IdP
+// connection.
+func errNoIdP() error {
+	return &PolicyError{Field: "RequireSSO", Reason: "needs the tenant's IdP to be configured first"}
 }
 
 // keepBreakGlass refuses, with ErrBreakGlassUser recorded as a failed

@@ -37,6 +37,11 @@ func CheckTenantID(id string) error {
 // policy's MFARequiredSince is set as SetPolicy sets it: the time of
 // creation if RequireMFA is on (MFAGrace runs from then), else zero; the
 // caller's value is ignored.
+//
+// The policy is checked as SetPolicy checks it (*PolicyError): requiring
+// MFA needs Config.MFA, and requiring SSO needs Config.SSO and an IdP
+// connection, which a new tenant does not have yet: create the tenant,
+// set its IdP (SetSSOConnection), then require SSO (SetPolicy).
 func (g *Guard) CreateTenant(ctx context.Context, by Principal, id, name string, p Policy) (Tenant, error) {
 	if by.Kind != KindSystem {
 		return Tenant{}, g.refused(ctx, by, rbac.Settings, rbac.Manage, reasonSystemOnly)
@@ -47,7 +52,7 @@ func (g *Guard) CreateTenant(ctx context.Context, by Principal, id, name string,
 	if err := checkText("name", name, 200); err != nil {
 		return Tenant{}, err
 	}
-	if err := p.validateWith(g.defaults); err != nil {
+	if err := g.checkPolicy(ctx, id, p, true); err != nil {
 		return Tenant{}, err
 	}
 	t := Tenant{ID: id, Name: name, Version: 1, CreatedAt: g.now().UTC().Truncate(time.Microsecond)}
@@ -129,13 +134,7 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 	if err := g.requireRecentAuth(by); err != nil {
 		return 0, err
 	}
-	if err := p.validateWith(g.defaults); err != nil {
-		return 0, err
-	}
-	if p.RequireMFA && g.mfa == nil {
-		return 0, &PolicyError{Field: "RequireMFA", Reason: "needs MFA to be configured (Config.MFA)"}
-	}
-	if err := g.checkSSOPolicy(ctx, tenant, p); err != nil {
+	if err := g.checkPolicy(ctx, tenant, p, false); err != nil {
 		return 0, err
 	}
 	cur, err := g.Tenant(ctx, tenant)
@@ -201,6 +200,26 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 		}
 	}
 	return v, nil
+}
+
+// checkPolicy refuses, with a *PolicyError, a policy that tenant may not
+// have on this Guard, for CreateTenant and SetPolicy alike: one Validate
+// refuses (with the defaults filled in, validateWith), RequireMFA without
+// Config.MFA, and RequireSSO without Config.SSO, an IdP connection or a
+// usable break-glass owner (checkSSOPolicy). A tenant being created
+// (creating) has no IdP connection, nor, ring-fenced, stores to look in.
+// A store failure is ErrUnavailable.
+func (g *Guard) checkPolicy(ctx context.Context, tenant string, p Policy, creating bool) error {
+	if err := p.validateWith(g.defaults); err != nil {
+		return err
+	}
+	if p.RequireMFA && g.mfa == nil {
+		return &PolicyError{Field: "RequireMFA", Reason: "needs MFA to be configured (Config.MFA)"}
+	}
+	if creating && p.RequireSSO && g.sso != nil {
+		return errNoIdP()
+	}
+	return g.checkSSOPolicy(ctx, tenant, p)
 }
 
 // policyChanges lists the fields that differ between two policies, as
