@@ -68,7 +68,16 @@ func (g *Guard) CreateTenant(ctx context.Context, by Principal, id, name string,
 		}
 		return Tenant{}, unavailable("create tenant", err)
 	}
-	if err := g.record(ctx, g.adminEvent(by, id, audit.TenantCreated, id)); err != nil {
+	// The policy set, as tenant.policy_changed lists a change: the
+	// starting point of the tenant's first one.
+	e := g.adminEvent(by, id, audit.TenantCreated, id)
+	if ch := policyChanges(Policy{}, p); len(ch) > 0 {
+		e.Meta = make(map[string]string, len(ch))
+		for _, c := range ch {
+			e.Meta[c[0]] = c[1]
+		}
+	}
+	if err := g.record(ctx, e); err != nil {
 		return Tenant{}, err
 	}
 	return t, nil
