@@ -32,8 +32,9 @@ type Tenant struct {
 }
 
 // Policy is a tenant's security policy. Zero fields take the defaults of
-// the Guard's Config; the effective values are those returned by
-// Guard.EffectivePolicy.
+// the Guard's Config (Config.Defaults), but for the yes/no fields,
+// BreakGlassUser and MFARequiredSince, which no default sets; the
+// effective values are those returned by Guard.EffectivePolicy.
 type Policy struct {
 	// SessionLimit is the number of concurrent sessions a user may have
 	// (the seeds' "one concurrent login session per user" is 1, the
@@ -227,7 +228,30 @@ func (p Policy) sessionLimit() session.Limit {
 	return l
 }
 
-// withDefaults fills p's zero fields from d.
+// tenantOnly returns the name of the first field of p set that a
+// default cannot give (withDefaults does not fill it), "" if none: the
+// yes/no fields, whose zero cannot mean both "the default" and "off",
+// and those naming one tenant's user or time.
+func (p Policy) tenantOnly() string {
+	switch {
+	case p.RequireMFA:
+		return "RequireMFA"
+	case p.MFAAllowEmail:
+		return "MFAAllowEmail"
+	case !p.MFARequiredSince.IsZero():
+		return "MFARequiredSince"
+	case p.RequireSSO:
+		return "RequireSSO"
+	case p.BreakGlassUser != "":
+		return "BreakGlassUser"
+	case p.AutoDeactivateDormant:
+		return "AutoDeactivateDormant"
+	}
+	return ""
+}
+
+// withDefaults fills p's zero fields from d: all but those tenantOnly
+// names.
 func (p Policy) withDefaults(d Policy) Policy {
 	if p.SessionLimit == 0 {
 		p.SessionLimit = d.SessionLimit
