@@ -125,10 +125,13 @@ func (g *Guard) EffectivePolicy(ctx context.Context, tenant string) (Policy, err
 // recorded, but for those whose record failed: a revocation stands
 // unrecorded), and Maintain ends the rest at its next run.
 //
-// A policy that names a break-glass owner is checked again once written:
-// if the owner lost their last factor, their owner role or their account
-// meanwhile (a removal that read the policy before this change), the
-// previous policy is put back and the *PolicyError returned.
+// A policy that switches RequireSSO on, or names another break-glass
+// owner, is checked again once written: if the tenant's IdP was removed
+// meanwhile (DeleteSSOConnection, which reads the policy again once the
+// IdP is removed, refuses a removal that sees this change), or the owner
+// lost their last factor, their owner role or their account meanwhile (a
+// removal that read the policy before this change), the previous policy
+// is put back and the *PolicyError returned.
 //
 // A policy change that cannot be recorded in the audit log does not stand:
 // the previous policy is put back (a new version, so that every replica's
@@ -175,12 +178,14 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 		return 0, unavailable("set policy", err)
 	}
 	g.policies.forget(tenant)
-	if p.RequireSSO && p.BreakGlassUser != "" && (!cur.Policy.RequireSSO || cur.Policy.BreakGlassUser != p.BreakGlassUser) {
-		// The break-glass owner was checked before the write; a removal
-		// of their last factor, their owner role or their account may
-		// have come between, having read the policy before it named them.
-		// Checked again now the policy is written (each side writes, then
-		// reads the other's), and put back if they no longer qualify.
+	if p.RequireSSO && (!cur.Policy.RequireSSO || cur.Policy.BreakGlassUser != p.BreakGlassUser) {
+		// The IdP and the break-glass owner were checked before the
+		// write; a removal of the IdP (DeleteSSOConnection), or of the
+		// owner's last factor, owner role or account, may have come
+		// between, having read the policy before it required SSO or named
+		// them. Checked again now the policy is written (each side
+		// writes, then reads the other's), and put back if the IdP is
+		// gone or the owner no longer qualifies.
 		if err := g.checkSSOPolicy(ctx, tenant, p); err != nil {
 			if _, uerr := g.stores.Tenants.SetPolicy(context.WithoutCancel(ctx), tenant, cur.Policy, v); uerr != nil {
 				return 0, unavailable("undo policy", uerr)
