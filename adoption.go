@@ -19,7 +19,9 @@ type Adoption struct {
 	// WithSSO counts users on single sign-on: the tenant has an IdP
 	// connection and the user signed in through it within
 	// Policy.DormantAfter, or has no password and signed in through it at
-	// least once (see UserAccess.SSO).
+	// least once (see UserAccess.SSO). A sign-in through an IdP since
+	// replaced or removed (at or before Tenant.IdPChangedAt) does not
+	// count.
 	WithSSO int
 	// Neither counts users with neither.
 	Neither int

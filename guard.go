@@ -142,7 +142,12 @@ type Config struct {
 	// maximum age. Its IdleTimeout, so filled in, may not be longer than
 	// its SessionLifetime (*PolicyError). A tenant policy stored before a
 	// change of Defaults is not checked again: its sessions end at the
-	// lifetime.
+	// lifetime. Only the numbers and strings of the sessions, passwords,
+	// grace period, reviews and retention can be defaults: Defaults with
+	// RequireMFA, MFAAllowEmail, RequireSSO or AutoDeactivateDormant on,
+	// or with a BreakGlassUser or MFARequiredSince, is refused
+	// (*PolicyError), since a tenant's policy could not turn a yes/no
+	// default off (its zero means "the default"); set those per tenant.
 	Defaults Policy
 	// Hasher configures password hashing (argon2id m=19 MiB, t=2, p=1 and
 	// at most GOMAXPROCS hashes at once by default).
@@ -315,6 +320,9 @@ func New(cfg Config) (*Guard, error) {
 	}
 	if err := cfg.Defaults.validateWith(defaultPolicy); err != nil {
 		return nil, err
+	}
+	if f := cfg.Defaults.tenantOnly(); f != "" {
+		return nil, &PolicyError{Field: "Defaults." + f, Reason: "cannot be a default: set it in each tenant's policy"}
 	}
 	defaults := cfg.Defaults.withDefaults(defaultPolicy)
 	if cfg.AccountLimit == (auth.Limit{}) {

@@ -30,6 +30,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"idle beyond lifetime", guard.Config{Stores: mem, AuditKey: auditKey, Defaults: guard.Policy{IdleTimeout: 3 * time.Hour, SessionLifetime: 2 * time.Hour}}, "IdleTimeout"},
 		{"idle beyond the built-in lifetime", guard.Config{Stores: mem, AuditKey: auditKey, Defaults: guard.Policy{IdleTimeout: 8 * 24 * time.Hour}}, "IdleTimeout"},
 		{"lifetime below the built-in idle timeout", guard.Config{Stores: mem, AuditKey: auditKey, Defaults: guard.Policy{SessionLifetime: 2 * time.Hour}}, "SessionLifetime"},
+		{"a switch as a default", guard.Config{Stores: mem, AuditKey: auditKey, Defaults: guard.Policy{RequireSSO: true}}, "Defaults.RequireSSO"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

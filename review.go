@@ -82,7 +82,9 @@ type UserAccess struct {
 	// just in time) and signed in through it at least once. A user with a
 	// password who has not signed in through the IdP for DormantAfter is
 	// not on SSO, nor is a user invited without a password who never
-	// signed in: nothing shows that either can.
+	// signed in: nothing shows that either can. Only sign-ins through
+	// the IdP in place count: none at or before Tenant.IdPChangedAt, when
+	// the previous one was replaced or removed.
 	SSO bool
 	// LastActive is the user's last sign-in, or their creation if they
 	// never signed in, or their last reactivation (User.ReactivatedAt)
@@ -286,12 +288,10 @@ func (g *Guard) ListUserAccess(ctx context.Context, by Principal, tenant, after 
 	if err != nil {
 		return nil, unavailable("list users", err)
 	}
-	idp, err := g.hasIdP(ctx, tenant)
-	if err != nil {
+	ix := newAccessIndex(tenant, pol, g.rbac == nil)
+	if err := g.loadIdP(ctx, ix); err != nil {
 		return nil, err
 	}
-	ix := newAccessIndex(tenant, pol, g.rbac == nil)
-	ix.idp = idp
 	if g.mfa != nil && len(us) > 0 {
 		// The users with a factor among the first limit users after after
 		// are among the first limit such users after after.
@@ -330,7 +330,8 @@ func (g *Guard) ListUserAccess(ctx context.Context, by Principal, tenant, after 
 // themselves: second factors and role grants.
 type accessIndex struct {
 	tenant     string
-	idp        bool // the tenant has a single sign-on connection
+	idp        bool      // the tenant has a single sign-on connection
+	idpSince   time.Time // the tenant's IdPChangedAt (see usesSSO)
 	allowEmail bool
 	noRBAC     bool
 	mfa        idList[mfa.Enrolment]   // by user ID
@@ -346,6 +347,22 @@ func newAccessIndex(tenant string, pol Policy, noRBAC bool) *accessIndex {
 	return &accessIndex{tenant: tenant, dormantAfter: pol.DormantAfter, allowEmail: pol.MFAAllowEmail, noRBAC: noRBAC,
 		mfa:   idList[mfa.Enrolment]{id: func(e *mfa.Enrolment) string { return e.UserID }},
 		roles: idList[rbac.Assignment]{id: userID}, keyRoles: idList[rbac.Assignment]{id: userID}}
+}
+
+// loadIdP sets ix.idp, whether ix's tenant has an IdP connection, and
+// ix.idpSince, when its IdP was last replaced or removed
+// (Tenant.IdPChangedAt, as cached: up to Config.PolicyCacheTTL old on a
+// Guard other than the one that made the change).
+func (g *Guard) loadIdP(ctx context.Context, ix *accessIndex) error {
+	t, err := g.policies.get(ctx, ix.tenant)
+	if err != nil {
+		return err
+	}
+	if ix.idp, err = g.hasIdP(ctx, ix.tenant); err != nil {
+		return err
+	}
+	ix.idpSince = t.IdPChangedAt
+	return nil
 }
 
 // tenantUsers are every user of a tenant, in ID order, in the batches
@@ -383,8 +400,7 @@ func (g *Guard) readTenant(ctx context.Context, tenant string, pol Policy, roles
 	ix := newAccessIndex(tenant, pol, g.rbac == nil)
 	wg.Go(func() { fail(ix.loadMFA(ctx, g.mfa, tenant)) })
 	wg.Go(func() {
-		var err error
-		if ix.idp, err = g.hasIdP(ctx, tenant); err != nil {
+		if err := g.loadIdP(ctx, ix); err != nil {
 			fail(err)
 			return
 		}
@@ -1279,9 +1295,10 @@ func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant stri
 
 // usesSSO reports whether u is on single sign-on at now (see
 // UserAccess.SSO): the one rule of the access review, ListUserAccess and
-// MFAAdoption.
+// MFAAdoption. A sign-in at or before the tenant's IdPChangedAt went
+// through an IdP since replaced or removed: it does not count.
 func (ix *accessIndex) usesSSO(u auth.UserSummary, now time.Time) bool {
-	if !ix.idp || u.LastSSOAt.IsZero() {
+	if !ix.idp || u.LastSSOAt.IsZero() || !u.LastSSOAt.After(ix.idpSince) {
 		return false
 	}
 	return !u.HasPassword || now.Sub(u.LastSSOAt) < ix.dormantAfter

@@ -268,7 +268,12 @@ func fingerprints(ders [][]byte) string {
 }
 
 // DeleteSSOConnection removes the tenant's IdP (owners only). A tenant
-// that requires SSO must turn that off first. A removal that cannot be
+// that requires SSO must turn that off first (*PolicyError): the policy
+// is read from the store, not the cache, before the removal and again
+// after it, and if a change requiring SSO came between (SetPolicy, which
+// checks the IdP again once its change is written, refuses one that sees
+// the removal), the connection is put back as it was stored. A removal
+// that cannot be
 // recorded in the audit log does not stand: the connection is put back as
 // it was stored, and ErrUnavailable returned (if that fails too, the
 // connection stays removed, unrecorded, and ErrUnavailable is returned).
@@ -295,12 +300,8 @@ func (g *Guard) DeleteSSOConnection(ctx context.Context, by Principal, tenant st
 	if err := g.requireOwner(ctx, by, tenant); err != nil {
 		return err
 	}
-	pol, err := g.EffectivePolicy(ctx, tenant)
-	if err != nil {
+	if err := g.keepIdP(ctx, tenant); err != nil {
 		return err
-	}
-	if pol.RequireSSO {
-		return &PolicyError{Field: "RequireSSO", Reason: "is on: turn it off before removing the IdP"}
 	}
 	undo, _, err := g.ssoUndo(ctx, tenant)
 	if err != nil {
@@ -315,6 +316,16 @@ func (g *Guard) DeleteSSOConnection(ctx context.Context, by Principal, tenant st
 		}
 		return ssoErr("delete sso connection", err)
 	}
+	// A SetPolicy requiring SSO may have checked the IdP before the
+	// removal and written after the check above: read again now the IdP
+	// is gone (each side writes, then reads the other's), and put it back
+	// if the tenant requires SSO (or that cannot be read).
+	if err := g.keepIdP(ctx, tenant); err != nil {
+		if uerr := undo(context.WithoutCancel(ctx)); uerr != nil {
+			return unavailable("undo sso connection", uerr)
+		}
+		return err
+	}
 	cutoff := g.now()
 	e := g.adminEvent(by, tenant, audit.SSOConfigured, tenant)
 	e.Meta = map[string]string{"deleted": "true"}
@@ -323,6 +334,20 @@ func (g *Guard) DeleteSSOConnection(ctx context.Context, by Principal, tenant st
 		return err
 	}
 	return g.idpChanged(ctx, by, tenant, cutoff, "idp_removed")
+}
+
+// keepIdP refuses the removal of the tenant's IdP while the tenant
+// requires SSO (*PolicyError). The policy is read from the store, not the
+// cache, as keepBreakGlass reads it.
+func (g *Guard) keepIdP(ctx context.Context, tenant string) error {
+	t, err := g.Tenant(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	if t.Policy.RequireSSO {
+		return &PolicyError{Field: "RequireSSO", Reason: "is on: turn it off before removing the IdP"}
+	}
+	return nil
 }
 
 // requireOwner allows the system, and users holding the owner role (any
@@ -884,7 +909,7 @@ func (g *Guard) checkSSOPolicy(ctx context.Context, tenant string, p Policy) err
 	}
 	if _, err := g.sso.Connection(ctx, tenant); err != nil {
 		if errors.Is(err, sso.ErrNotFound) {
-			return &PolicyError{Field: "RequireSSO", Reason: "needs the tenant's IdP to be configured first"}
+			return errNoIdP()
 		}
 		return ssoErr("sso connection", err)
 	}
@@ -920,6 +945,12 @@ func (g *Guard) checkSSOPolicy(ctx context.Context, tenant string, p Policy) err
 		return &PolicyError{Field: "BreakGlassUser", Reason: "has no second factor yet: break-glass sign-in takes one, so they must set one up first"}
 	}
 	return nil
+}
+
+// errNoIdP refuses a policy requiring SSO for a tenant without an IdP
+// connection.
+func errNoIdP() error {
+	return &PolicyError{Field: "RequireSSO", Reason: "needs the tenant's IdP to be configured first"}
 }
 
 // keepBreakGlass refuses, with ErrBreakGlassUser recorded as a failed

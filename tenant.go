@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
+	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/session"
 )
 
@@ -30,8 +32,9 @@ type Tenant struct {
 }
 
 // Policy is a tenant's security policy. Zero fields take the defaults of
-// the Guard's Config; the effective values are those returned by
-// Guard.EffectivePolicy.
+// the Guard's Config (Config.Defaults), but for the yes/no fields,
+// BreakGlassUser and MFARequiredSince, which no default sets; the
+// effective values are those returned by Guard.EffectivePolicy.
 type Policy struct {
 	// SessionLimit is the number of concurrent sessions a user may have
 	// (the seeds' "one concurrent login session per user" is 1, the
@@ -90,8 +93,9 @@ type Policy struct {
 	// be prompted to enrol (FlagMustEnrol), for this long after RequireMFA
 	// was switched on. 0: they must enrol at their next login.
 	MFAGrace time.Duration `json:"mfa_grace,omitempty"`
-	// MFARequiredSince is when RequireMFA was switched on. SetPolicy keeps
-	// it; a value given by the caller is ignored.
+	// MFARequiredSince is when RequireMFA was switched on (at CreateTenant
+	// or by SetPolicy; zero while it is off). CreateTenant and SetPolicy
+	// set it; a value given by the caller is ignored.
 	MFARequiredSince time.Time `json:"mfa_required_since,omitzero"`
 
 	// RequireSSO refuses password sign-in to the tenant's users, except
@@ -109,7 +113,9 @@ type Policy struct {
 	// never enrols a factor here). While RequireSSO is on, the user
 	// cannot lose the owner role, be deactivated or deleted, nor lose
 	// their last confirmed second factor, even to removals made at once
-	// (ErrBreakGlassUser).
+	// (ErrBreakGlassUser). Whether or not RequireSSO is on, it must be
+	// valid UTF-8 of at most auth.MaxIDBytes bytes, as user IDs are (see
+	// Validate).
 	BreakGlassUser string `json:"break_glass_user,omitempty"`
 
 	// ReviewEvery is how often an access review is due (default 14 days).
@@ -188,6 +194,10 @@ func (p Policy) Validate() error {
 		return &PolicyError{Field: "DormantAfter", Reason: "must be between a day and five years"}
 	case p.AuditRetention != 0 && (p.AuditRetention < 30*24*time.Hour || p.AuditRetention > 100*366*24*time.Hour):
 		return &PolicyError{Field: "AuditRetention", Reason: "must be 0 (for ever) or between 30 days and 100 years"}
+	case len(p.BreakGlassUser) > auth.MaxIDBytes || !utf8.ValidString(p.BreakGlassUser):
+		// Checked whether or not RequireSSO is on: the policy is
+		// stored, and recorded, either way.
+		return &PolicyError{Field: "BreakGlassUser", Reason: fmt.Sprintf("must be a user ID: valid UTF-8 of at most %d bytes", auth.MaxIDBytes)}
 	}
 	return nil
 }
@@ -223,7 +233,30 @@ func (p Policy) sessionLimit() session.Limit {
 	return l
 }
 
-// withDefaults fills p's zero fields from d.
+// tenantOnly returns the name of the first field of p set that a
+// default cannot give (withDefaults does not fill it), "" if none: the
+// yes/no fields, whose zero cannot mean both "the default" and "off",
+// and those naming one tenant's user or time.
+func (p Policy) tenantOnly() string {
+	switch {
+	case p.RequireMFA:
+		return "RequireMFA"
+	case p.MFAAllowEmail:
+		return "MFAAllowEmail"
+	case !p.MFARequiredSince.IsZero():
+		return "MFARequiredSince"
+	case p.RequireSSO:
+		return "RequireSSO"
+	case p.BreakGlassUser != "":
+		return "BreakGlassUser"
+	case p.AutoDeactivateDormant:
+		return "AutoDeactivateDormant"
+	}
+	return ""
+}
+
+// withDefaults fills p's zero fields from d: all but those tenantOnly
+// names.
 func (p Policy) withDefaults(d Policy) Policy {
 	if p.SessionLimit == 0 {
 		p.SessionLimit = d.SessionLimit

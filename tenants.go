@@ -33,7 +33,15 @@ func CheckTenantID(id string) error {
 
 // CreateTenant creates a tenant with the given id, name and policy. Only
 // the system may create tenants (ErrForbidden otherwise, recorded as
-// access.denied with reason system_only in the caller's tenant).
+// access.denied with reason system_only in the caller's tenant). The
+// policy's MFARequiredSince is set as SetPolicy sets it: the time of
+// creation if RequireMFA is on (MFAGrace runs from then), else zero; the
+// caller's value is ignored.
+//
+// The policy is checked as SetPolicy checks it (*PolicyError): requiring
+// MFA needs Config.MFA, and requiring SSO needs Config.SSO and an IdP
+// connection, which a new tenant does not have yet: create the tenant,
+// set its IdP (SetSSOConnection), then require SSO (SetPolicy).
 func (g *Guard) CreateTenant(ctx context.Context, by Principal, id, name string, p Policy) (Tenant, error) {
 	if by.Kind != KindSystem {
 		return Tenant{}, g.refused(ctx, by, rbac.Settings, rbac.Manage, reasonSystemOnly)
@@ -44,17 +52,32 @@ func (g *Guard) CreateTenant(ctx context.Context, by Principal, id, name string,
 	if err := checkText("name", name, 200); err != nil {
 		return Tenant{}, err
 	}
-	if err := p.validateWith(g.defaults); err != nil {
+	if err := g.checkPolicy(ctx, id, p, true); err != nil {
 		return Tenant{}, err
 	}
-	t := Tenant{ID: id, Name: name, Policy: p, Version: 1, CreatedAt: g.now().UTC().Truncate(time.Microsecond)}
+	t := Tenant{ID: id, Name: name, Version: 1, CreatedAt: g.now().UTC().Truncate(time.Microsecond)}
+	// As SetPolicy sets it: the caller's value is ignored.
+	p.MFARequiredSince = time.Time{}
+	if p.RequireMFA {
+		p.MFARequiredSince = t.CreatedAt
+	}
+	t.Policy = p
 	if err := g.stores.Tenants.CreateTenant(ctx, t); err != nil {
 		if errors.Is(err, ErrTenantExists) {
 			return Tenant{}, ErrTenantExists
 		}
 		return Tenant{}, unavailable("create tenant", err)
 	}
-	if err := g.record(ctx, g.adminEvent(by, id, audit.TenantCreated, id)); err != nil {
+	// The policy set, as tenant.policy_changed lists a change: the
+	// starting point of the tenant's first one.
+	e := g.adminEvent(by, id, audit.TenantCreated, id)
+	if ch := policyChanges(Policy{}, p); len(ch) > 0 {
+		e.Meta = make(map[string]string, len(ch))
+		for _, c := range ch {
+			e.Meta[c[0]] = c[1]
+		}
+	}
+	if err := g.record(ctx, e); err != nil {
 		return Tenant{}, err
 	}
 	return t, nil
@@ -102,10 +125,13 @@ func (g *Guard) EffectivePolicy(ctx context.Context, tenant string) (Policy, err
 // recorded, but for those whose record failed: a revocation stands
 // unrecorded), and Maintain ends the rest at its next run.
 //
-// A policy that names a break-glass owner is checked again once written:
-// if the owner lost their last factor, their owner role or their account
-// meanwhile (a removal that read the policy before this change), the
-// previous policy is put back and the *PolicyError returned.
+// A policy that switches RequireSSO on, or names another break-glass
+// owner, is checked again once written: if the tenant's IdP was removed
+// meanwhile (DeleteSSOConnection, which reads the policy again once the
+// IdP is removed, refuses a removal that sees this change), or the owner
+// lost their last factor, their owner role or their account meanwhile (a
+// removal that read the policy before this change), the previous policy
+// is put back and the *PolicyError returned.
 //
 // A policy change that cannot be recorded in the audit log does not stand:
 // the previous policy is put back (a new version, so that every replica's
@@ -120,13 +146,7 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 	if err := g.requireRecentAuth(by); err != nil {
 		return 0, err
 	}
-	if err := p.validateWith(g.defaults); err != nil {
-		return 0, err
-	}
-	if p.RequireMFA && g.mfa == nil {
-		return 0, &PolicyError{Field: "RequireMFA", Reason: "needs MFA to be configured (Config.MFA)"}
-	}
-	if err := g.checkSSOPolicy(ctx, tenant, p); err != nil {
+	if err := g.checkPolicy(ctx, tenant, p, false); err != nil {
 		return 0, err
 	}
 	cur, err := g.Tenant(ctx, tenant)
@@ -158,12 +178,14 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 		return 0, unavailable("set policy", err)
 	}
 	g.policies.forget(tenant)
-	if p.RequireSSO && p.BreakGlassUser != "" && (!cur.Policy.RequireSSO || cur.Policy.BreakGlassUser != p.BreakGlassUser) {
-		// The break-glass owner was checked before the write; a removal
-		// of their last factor, their owner role or their account may
-		// have come between, having read the policy before it named them.
-		// Checked again now the policy is written (each side writes, then
-		// reads the other's), and put back if they no longer qualify.
+	if p.RequireSSO && (!cur.Policy.RequireSSO || cur.Policy.BreakGlassUser != p.BreakGlassUser) {
+		// The IdP and the break-glass owner were checked before the
+		// write; a removal of the IdP (DeleteSSOConnection), or of the
+		// owner's last factor, owner role or account, may have come
+		// between, having read the policy before it required SSO or named
+		// them. Checked again now the policy is written (each side
+		// writes, then reads the other's), and put back if the IdP is
+		// gone or the owner no longer qualifies.
 		if err := g.checkSSOPolicy(ctx, tenant, p); err != nil {
 			if _, uerr := g.stores.Tenants.SetPolicy(context.WithoutCancel(ctx), tenant, cur.Policy, v); uerr != nil {
 				return 0, unavailable("undo policy", uerr)
@@ -192,6 +214,26 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 		}
 	}
 	return v, nil
+}
+
+// checkPolicy refuses, with a *PolicyError, a policy that tenant may not
+// have on this Guard, for CreateTenant and SetPolicy alike: one Validate
+// refuses (with the defaults filled in, validateWith), RequireMFA without
+// Config.MFA, and RequireSSO without Config.SSO, an IdP connection or a
+// usable break-glass owner (checkSSOPolicy). A tenant being created
+// (creating) has no IdP connection, nor, ring-fenced, stores to look in.
+// A store failure is ErrUnavailable.
+func (g *Guard) checkPolicy(ctx context.Context, tenant string, p Policy, creating bool) error {
+	if err := p.validateWith(g.defaults); err != nil {
+		return err
+	}
+	if p.RequireMFA && g.mfa == nil {
+		return &PolicyError{Field: "RequireMFA", Reason: "needs MFA to be configured (Config.MFA)"}
+	}
+	if creating && p.RequireSSO && g.sso != nil {
+		return errNoIdP()
+	}
+	return g.checkSSOPolicy(ctx, tenant, p)
 }
 
 // policyChanges lists the fields that differ between two policies, as

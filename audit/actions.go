@@ -98,7 +98,7 @@ const (
 	PasswordRejected         Action = "password.rejected" // a new password refused by policy (Reason: the rule)
 	PasswordRehashed         Action = "password.rehashed"
 	PasswordExpired          Action = "password.expired" // an admin marked the password compromised, to change at the next sign-in (Meta: sessions_ended)
-	TenantCreated            Action = "tenant.created"
+	TenantCreated            Action = "tenant.created"   // Meta: the policy's fields set (not zero), as tenant.policy_changed lists a change
 	TenantPolicySet          Action = "tenant.policy_changed"
 	AuditPurged              Action = "audit.purged"
 	AuditExported            Action = "audit.exported" // Meta: format and the query's filters, cursor (after) and order
