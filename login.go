@@ -100,7 +100,11 @@ const (
 	ReasonPasswordChanged = "password_changed"
 	// ReasonFactorAdded: a second factor was confirmed while a sign-in
 	// without one was under way.
-	ReasonFactorAdded  = "factor_added"
+	ReasonFactorAdded = "factor_added"
+	// ReasonLoginExpired (mfa.failed, mfa.recovery_used): the second step
+	// was right, but its pending sign-in was gone when it came to be
+	// used up (another request completed it first, or it expired).
+	ReasonLoginExpired = "login_expired"
 	ReasonLocked       = "locked"
 	ReasonIPThrottled  = "ip_throttled"
 	ReasonBadInput     = "bad_input"
