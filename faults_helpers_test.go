@@ -266,8 +266,8 @@ func (w fThrottle) Reserve(ctx context.Context, key string, now time.Time, lim a
 	return do1(w.c, "Throttle.Reserve", func() (auth.Reservation, error) { return w.BatchThrottleStore.Reserve(ctx, key, now, lim) })
 }
 
-func (w fThrottle) Release(ctx context.Context, key string) error {
-	return do0(w.c, "Throttle.Release", func() error { return w.BatchThrottleStore.Release(ctx, key) })
+func (w fThrottle) Release(ctx context.Context, key string, res auth.Reservation) error {
+	return do0(w.c, "Throttle.Release", func() error { return w.BatchThrottleStore.Release(ctx, key, res) })
 }
 
 func (w fThrottle) Reset(ctx context.Context, key string) error {

@@ -100,7 +100,11 @@ const (
 	ReasonPasswordChanged = "password_changed"
 	// ReasonFactorAdded: a second factor was confirmed while a sign-in
 	// without one was under way.
-	ReasonFactorAdded  = "factor_added"
+	ReasonFactorAdded = "factor_added"
+	// ReasonLoginExpired (mfa.failed, mfa.recovery_used): the second step
+	// was right, but its pending sign-in was gone when it came to be
+	// used up (another request completed it first, or it expired).
+	ReasonLoginExpired = "login_expired"
 	ReasonLocked       = "locked"
 	ReasonIPThrottled  = "ip_throttled"
 	ReasonBadInput     = "bad_input"
@@ -216,15 +220,17 @@ func (g *Guard) needsCaptcha(gt gate) bool {
 // the client IP gets its reservation back, and the account's failures are
 // forgotten when done (the sign-in is complete) or only this attempt given
 // back when not (a second factor is still due, and its wrong codes must
-// add to the failures before it).
+// add to the failures before it). A reservation given back lifts the lock
+// it started, if any (ThrottleStore.Release): an attempt that fails
+// nothing never locks its account or address, however many are in flight.
 func (g *Guard) settle(ctx context.Context, gt gate, done bool) error {
 	var buf [2]auth.Settlement
 	keys := buf[:0]
 	if gt.ipKey != "" {
-		keys = append(keys, auth.Settlement{Key: gt.ipKey})
+		keys = append(keys, auth.Settlement{Key: gt.ipKey, Reservation: gt.ip})
 	}
 	if gt.acctKey != "" {
-		keys = append(keys, auth.Settlement{Key: gt.acctKey, Reset: done})
+		keys = append(keys, auth.Settlement{Key: gt.acctKey, Reset: done, Reservation: gt.acct})
 	}
 	if len(keys) == 0 {
 		return nil
@@ -330,12 +336,15 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 			if req.Captcha == "" {
 				// Not a guess: the password was not evaluated, and the
 				// client is only now asked for a CAPTCHA. The attempt
-				// gives its reservations back, so that a burst of
-				// sign-ins from one address (each counts until it ends)
-				// cannot turn into failures, then a lock.
+				// gives its reservations back, and with them any lock
+				// they started, so that a burst of sign-ins from one
+				// address (each counts until it ends) cannot turn into
+				// failures, then a lock. A give-back that fails leaves
+				// the attempt counted, and its lock on record.
 				if serr := g.settle(ctx, gt, false); serr != nil {
-					return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, serr)
+					return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonUnavailable, serr)
 				}
+				return LoginResult{}, g.loginFailed(ctx, a, ReasonCaptcha, err)
 			}
 			return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonCaptcha, err)
 		}
@@ -461,7 +470,8 @@ func (g *Guard) proceed(ctx context.Context, a attempt, pol Policy, gt gate, si 
 		}
 	}
 	if err := g.settle(ctx, gt, true); err != nil {
-		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, err)
+		// Still counted, and a lock it started stands: on record.
+		return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonUnavailable, err)
 	}
 	return g.createSession(ctx, a, pol, si)
 }
@@ -469,8 +479,11 @@ func (g *Guard) proceed(ctx context.Context, a attempt, pol Policy, gt gate, si 
 // pend starts a pending sign-in: no session, a token that opens nothing.
 func (g *Guard) pend(ctx context.Context, a attempt, gt gate, si signIn, purpose string, factors []mfa.Factor) (LoginResult, error) {
 	u := *a.user
+	// The password was right: its reservations are given back (and a
+	// lock the account's started, as the Max-th attempt, is lifted: it
+	// has failed one time fewer); the second factor reserves its own.
 	if err := g.settle(ctx, gt, false); err != nil {
-		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, err)
+		return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonUnavailable, err)
 	}
 	token, txn, err := g.mfa.StartTransaction(ctx, mfa.TransactionOptions{
 		Tenant: u.Tenant, UserID: u.ID, Binding: a.req.UserAgent, Purpose: pendPurpose(purpose, si, u), Flags: si.flags,

@@ -168,7 +168,11 @@ func codeReason(err error) (reason string, ok bool) {
 // (mfa.failed, reason sso_required), as this and every other step of a
 // pending sign-in or enrolment do; the break-glass owner's, started under
 // the policy, goes on. A TOTP code is accepted once; two concurrent
-// requests with one right code get one session. A recovery code is used up
+// requests with one right code get one session. A right code whose pending
+// sign-in cannot be used up (another request completed it meanwhile, or it
+// expired: ErrLoginExpired; a store failure: ErrUnavailable) is recorded
+// as mfa.failed (reason login_expired or unavailable) and does not count
+// as a failed attempt. A recovery code is used up
 // when it is checked, and never given back, whatever ends the sign-in
 // after (another request completed it meanwhile, ErrLoginExpired, or a
 // store failure, ErrUnavailable); the user is told. Its use is recorded as
@@ -244,12 +248,12 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	}
 	// Exactly one completion per pending sign-in, however many right codes race.
 	if _, err := g.mfa.ConsumeTransaction(ctx, sf.Pending, sf.UserAgent); err != nil {
-		reason, cerr := "login_expired", ErrLoginExpired
-		if !isMFAClean(err) {
-			reason, cerr = ReasonUnavailable, unavailable("consume pending sign-in", err)
-		}
+		reason, cerr := consumeFailure(err)
+		// The code was right: not a guess, and the attempt is given back
+		// (a failure to give it back leaves it counted, the safe side).
+		_ = g.settle(ctx, gt, false)
 		if recovery == nil {
-			return LoginResult{}, cerr
+			return LoginResult{}, g.mfaFailed(ctx, p.a, reason, kind, gate{}, cerr)
 		}
 		// The recovery code is used up though this sign-in ends here
 		// (another request completed it first, say): on record all the
@@ -298,6 +302,18 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	res, err := g.createSession(ctx, p.a, p.pol, si)
 	res.RecoveryLeft = recovery
 	return res, err
+}
+
+// consumeFailure is the reason to record, and the error to return, when
+// the pending sign-in of a right second factor cannot be consumed:
+// ReasonLoginExpired and ErrLoginExpired when it is gone (completed by a
+// request that raced this one, or expired), ReasonUnavailable and
+// ErrUnavailable when the store failed.
+func consumeFailure(err error) (string, error) {
+	if isMFAClean(err) {
+		return ReasonLoginExpired, ErrLoginExpired
+	}
+	return ReasonUnavailable, unavailable("consume pending sign-in", err)
 }
 
 // strongFactor reports whether fs holds a confirmed factor that meets a
@@ -421,7 +437,12 @@ func (g *Guard) beginTOTP(ctx context.Context, a attempt, label string) (mfa.TOT
 // ErrLoginExpired (mfa.failed, reason factor_added), so that someone with
 // the password alone cannot add an authenticator of their own; so does a
 // second submission of the same code racing the first, which confirmed
-// the factor.
+// the factor. A factor confirmed and recorded whose pending enrolment
+// cannot then be used up (gone: ErrLoginExpired; a store failure:
+// ErrUnavailable) stays enrolled, and no session is created: the refusal
+// is recorded as mfa.failed (reason login_expired or unavailable) and
+// does not count as a failed attempt; the user signs in with the new
+// factor.
 func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (LoginResult, error) {
 	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeEnrol)
 	if err != nil {
@@ -446,10 +467,11 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 		return LoginResult{}, err
 	}
 	if _, err := g.mfa.ConsumeTransaction(ctx, sf.Pending, sf.UserAgent); err != nil {
-		if isMFAClean(err) {
-			return LoginResult{}, ErrLoginExpired
-		}
-		return LoginResult{}, unavailable("consume pending sign-in", err)
+		// The factor is enrolled and on record; this sign-in ends here,
+		// on record too, and its attempt (a right code) is given back.
+		reason, cerr := consumeFailure(err)
+		_ = g.settle(ctx, gt, false)
+		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, mfa.KindTOTP, gate{}, cerr)
 	}
 	if err := g.settle(ctx, gt, true); err != nil {
 		return LoginResult{}, g.loginFailed(ctx, p.a, ReasonUnavailable, err)

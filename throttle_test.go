@@ -56,9 +56,9 @@ func (s singleKeyThrottle) Reserve(ctx context.Context, key string, now time.Tim
 	return s.st.Reserve(ctx, key, now, lim)
 }
 
-func (s singleKeyThrottle) Release(ctx context.Context, key string) error {
+func (s singleKeyThrottle) Release(ctx context.Context, key string, res auth.Reservation) error {
 	s.log.add("Release(%s)", keyName(key))
-	return s.st.Release(ctx, key)
+	return s.st.Release(ctx, key, res)
 }
 
 func (s singleKeyThrottle) Reset(ctx context.Context, key string) error {

@@ -113,8 +113,9 @@ type UserUpdater interface {
 // between two locks, on one replica or many.
 //
 // Keys are opaque strings chosen by the caller. A key's record is forgotten
-// once it is neither locked nor has seen an attempt within Limit.ResetAfter,
-// so memory is bounded by the rate of attempts, not by the number of keys
+// once it is neither locked nor has seen a counted attempt within
+// Limit.ResetAfter (an attempt given back with Release does not count), so
+// memory is bounded by the rate of attempts, not by the number of keys
 // ever seen; a permanently locked key is kept until Reset.
 type ThrottleStore interface {
 	// Reserve records one attempt for key at now, under lim, before the
@@ -125,10 +126,26 @@ type ThrottleStore interface {
 	// up, never down: a lock or a count may end a few microseconds late,
 	// never early.
 	Reserve(ctx context.Context, key string, now time.Time, lim Limit) (Reservation, error)
-	// Release gives back one reservation of key (the attempt succeeded and
-	// should not count as a failure); it never goes below zero and does not
-	// lift a lock. Releasing an unknown key is not an error.
-	Release(ctx context.Context, key string) error
+	// Release gives back res, a reservation of key that Reserve (or
+	// ReserveAll) returned: the attempt succeeded, or was not a guess,
+	// and must not count as a failure. The record becomes
+	// Record.GiveBack(res) of it, in one step: the reservation no longer
+	// counts, the key's time of last attempt goes back to what it was
+	// before it if no attempt was counted since (so successes do not keep
+	// old failures from being forgotten), and a lock it started is lifted
+	// if it is still the key's current lock, with the failures before it
+	// restored. Outside such a lock the count never goes below zero.
+	// Releasing an unknown key, or a reservation that was not Allowed,
+	// changes nothing and is not an error. Each reservation is given back
+	// at most once: a second give-back of one reservation may take off
+	// another's.
+	//
+	// Concurrent reservations of one key leave some residue: when two
+	// are in flight, the second's give-back restores Last to the first's
+	// time, given back or not; a reservation given back after Reset, or
+	// after the key was forgotten, takes one off the count the key has
+	// started again.
+	Release(ctx context.Context, key string, res Reservation) error
 	// Reset forgets key entirely: failures, temporary and permanent lock.
 	// It is the success path for an account and the admin unlock.
 	// Resetting an unknown key is not an error.
@@ -166,7 +183,8 @@ type BatchThrottleStore interface {
 	// before the one that failed may have been counted.
 	ReserveAll(ctx context.Context, now time.Time, keys []ThrottleKey) ([]Reservation, error)
 	// Settle ends the reservations of keys, in order: each key is Reset
-	// when its Settlement says so and Released otherwise, as those
-	// methods would. Unknown keys and no keys are no error.
+	// when its Settlement says so and otherwise its Settlement's
+	// Reservation is Released, as those methods would. Unknown keys and
+	// no keys are no error.
 	Settle(ctx context.Context, keys []Settlement) error
 }

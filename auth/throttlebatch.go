@@ -13,11 +13,12 @@ type ThrottleKey struct {
 }
 
 // Settlement is one key of BatchThrottleStore.Settle: Reset forgets the
-// key (ThrottleStore.Reset), otherwise one reservation is given back
-// (ThrottleStore.Release).
+// key (ThrottleStore.Reset), otherwise Reservation, a reservation of the
+// key, is given back (ThrottleStore.Release).
 type Settlement struct {
-	Key   string
-	Reset bool
+	Key         string
+	Reset       bool
+	Reservation Reservation // given back when Reset is false
 }
 
 // BatchThrottle returns ts as a BatchThrottleStore: ts itself when it is
@@ -66,7 +67,7 @@ func (l throttleLoop) Settle(ctx context.Context, keys []Settlement) error {
 		if k.Reset {
 			err = l.Reset(ctx, k.Key)
 		} else {
-			err = l.Release(ctx, k.Key)
+			err = l.Release(ctx, k.Key, k.Reservation)
 		}
 		if err != nil {
 			return err

@@ -15,8 +15,8 @@ import (
 // auth.BatchThrottle gives it (the store itself when it has them, else the
 // loop of single-key calls that defines them) and checked against the
 // model of throttle.go: ReserveAll is Limit.Apply of each key in order up
-// to the first refused one, Settle is Release or Reset of each key in
-// order.
+// to the first refused one, Settle is Record.GiveBack (Release) or Reset
+// of each key in order.
 
 // batchChecker runs multi-key calls on a throttleChecker and logs them for
 // failure messages.
@@ -82,33 +82,43 @@ func (c *batchChecker) reserveAll(at time.Duration, keys []auth.ThrottleKey, wan
 			c.t.Fatalf("%s: Reservation %d of %.20q = %s (%s), want %s (%s)",
 				where, i, keys[i].Key, describeRes(got[i], now), d, describeRes(model[i], now), c.history())
 		}
+		c.add(keys[i].Key, model[i], got[i])
 	}
 	c.peekAll(where, now, keys)
 }
 
+// settleKey is one key of a Settle: reset, or give back the reservation
+// which names (see latest).
+type settleKey struct {
+	key   string
+	reset bool
+	which int
+}
+
 // settle calls Settle(keys), then Peeks every key of the call at base+at.
-func (c *batchChecker) settle(at time.Duration, keys ...auth.Settlement) {
+func (c *batchChecker) settle(at time.Duration, keys ...settleKey) {
 	c.t.Helper()
 	now := base.Add(at)
 	names := make([]string, len(keys))
+	ss := make([]auth.Settlement, len(keys))
 	for i, k := range keys {
-		names[i] = fmt.Sprintf("release %.20q", k.Key)
-		if k.Reset {
-			names[i] = fmt.Sprintf("reset %.20q", k.Key)
-			delete(c.model, k.Key)
-		} else if r, ok := c.model[k.Key]; ok {
-			r.Failures = max(r.Failures-1, 0)
-			c.model[k.Key] = r
+		ss[i] = auth.Settlement{Key: k.key, Reset: k.reset}
+		if k.reset {
+			names[i] = fmt.Sprintf("reset %.20q", k.key)
+			delete(c.model, k.key)
+		} else {
+			names[i] = fmt.Sprintf("release %.20q #%d", k.key, k.which)
+			ss[i].Reservation = c.giveBack(k.key, c.pick(k.key, k.which))
 		}
 	}
 	where := fmt.Sprintf("Settle(%s) at %s", strings.Join(names, ", "), offset(at))
 	c.log = append(c.log, where)
-	if err := c.batch.Settle(c.t.Context(), keys); err != nil {
+	if err := c.batch.Settle(c.t.Context(), ss); err != nil {
 		c.t.Fatalf("%s: %v", where, err)
 	}
 	tk := make([]auth.ThrottleKey, len(keys))
 	for i, k := range keys {
-		tk[i] = auth.ThrottleKey{Key: k.Key, Limit: c.limit(k.Key)}
+		tk[i] = auth.ThrottleKey{Key: k.key, Limit: c.limit(k.key)}
 	}
 	c.peekAll(where, now, tk)
 }
@@ -146,9 +156,11 @@ func tk(key string, lim auth.Limit) auth.ThrottleKey { return auth.ThrottleKey{K
 // keys lists ThrottleKeys.
 func keys(k ...auth.ThrottleKey) []auth.ThrottleKey { return k }
 
-// release and resetKey are Settlements.
-func releaseKey(key string) auth.Settlement { return auth.Settlement{Key: key} }
-func resetKey(key string) auth.Settlement   { return auth.Settlement{Key: key, Reset: true} }
+// releaseKey, releaseAt and resetKey are settleKeys: give back key's
+// latest reservation, its reservation number which, or reset it.
+func releaseKey(key string) settleKey           { return settleKey{key: key, which: latest} }
+func releaseAt(key string, which int) settleKey { return settleKey{key: key, which: which} }
+func resetKey(key string) settleKey             { return settleKey{key: key, reset: true} }
 
 // batchTest is a subtest on a fresh store through a batchChecker.
 func batchTest(name string, f func(c *batchChecker)) test[*throttleChecker] {
@@ -206,15 +218,18 @@ var settleTests = []test[*throttleChecker]{
 		c.settle(2*sec, resetKey(ipKey), releaseKey(defaultKey))
 		c.reserveAll(3*sec, keys(ip, acct), "ok 1", "ok 1")
 	}),
-	batchTest("ReleaseKeepsLockResetLiftsIt", func(c *batchChecker) {
+	batchTest("ReleaseLiftsOwnLockResetLiftsAny", func(c *batchChecker) {
 		c.reserveAll(0, keys(tk(defaultKey, single)), "ok 1, lock 1 for 30s")
 		c.settle(sec, releaseKey(defaultKey))
-		c.reserveAll(2*sec, keys(tk(defaultKey, single)), "locked, 28s left")
+		c.reserveAll(2*sec, keys(tk(defaultKey, single)), "ok 1, lock 1 for 30s")
+		c.reserveAll(3*sec, keys(tk(defaultKey, single)), "locked, 29s left")
 		c.settle(3*sec, resetKey(defaultKey))
 		c.reserveAll(3*sec, keys(tk(defaultKey, single)), "ok 1, lock 1 for 30s")
 		c.reserveAll(year, keys(tk(ipKey, strict), tk(ipKey, strict)), "ok 1", "ok 2, lock 1 for 1m0s")
-		c.settle(year, releaseKey(ipKey), releaseKey(ipKey))
+		c.settle(year, releaseAt(ipKey, 0))
 		c.reserveAll(year+sec, keys(tk(ipKey, strict)), "locked, 59s left")
+		c.settle(year+sec, releaseAt(ipKey, 1), releaseAt(ipKey, 2))
+		c.reserveAll(year+2*sec, keys(tk(ipKey, strict)), "ok 1")
 	}),
 	batchTest("KeyListedTwice", func(c *batchChecker) {
 		k := tk(defaultKey, growing)
@@ -261,9 +276,9 @@ func batchScenario(name string, seed uint64) test[*throttleChecker] {
 				}
 				c.reserveAll(at, ks)
 			case r < 90:
-				ss := make([]auth.Settlement, n)
+				ss := make([]settleKey, n)
 				for i := range ss {
-					ss[i] = auth.Settlement{Key: names[rng.IntN(len(names))], Reset: rng.IntN(4) == 0}
+					ss[i] = settleKey{key: names[rng.IntN(len(names))], reset: rng.IntN(4) == 0, which: randomPick - rng.IntN(1000)}
 				}
 				c.settle(at, ss...)
 			default:
@@ -369,6 +384,7 @@ func runBatchConcurrent(t *testing.T, newStore func(t *testing.T) auth.ThrottleS
 			})
 		}
 	}
+	runBurstOfSuccesses(t, newStore)
 	t.Run("OverlappingPairs", func(t *testing.T) {
 		// Goroutines reserve and settle pairs of 3 IPs and 3 accounts,
 		// the IP always first, each settling its own reservations (the
@@ -397,7 +413,7 @@ func runBatchConcurrent(t *testing.T, newStore func(t *testing.T) auth.ThrottleS
 					t.Errorf("goroutine %d: ReserveAll(%q, %q) = %+v, %v; want both allowed", i, ip, acct, res, err)
 					return
 				}
-				if err := st.Settle(ctx, []auth.Settlement{{Key: ip}, {Key: acct, Reset: reset}}); err != nil {
+				if err := st.Settle(ctx, []auth.Settlement{{Key: ip, Reservation: res[0]}, {Key: acct, Reset: reset, Reservation: res[1]}}); err != nil {
 					t.Errorf("goroutine %d: Settle(%q, %q): %v", i, ip, acct, err)
 					return
 				}
@@ -416,23 +432,75 @@ func runBatchConcurrent(t *testing.T, newStore func(t *testing.T) auth.ThrottleS
 	})
 }
 
+// runBurstOfSuccesses is n sign-ins from one client IP at once, each
+// with its own account, all reserved before any is settled: the IP's
+// reservation that reaches its Max starts a lock. Each sign-in succeeds:
+// its IP reservation is given back and its account reset, in parallel.
+// The lock is lifted and the IP has no failures.
+func runBurstOfSuccesses(t *testing.T, newStore func(t *testing.T) auth.ThrottleStore) {
+	for _, n := range attempts {
+		t.Run(fmt.Sprintf("BurstOfSuccesses/%d", n), func(t *testing.T) {
+			st := auth.BatchThrottle(newStore(t))
+			ipLim := auth.Limit{Max: n, ResetAfter: hour, LockFor: mn, MaxLockFor: hour}
+			acctLim := auth.Limit{Max: 5, ResetAfter: hour, LockFor: mn, MaxLockFor: hour}
+			acct := func(i int) string { return fmt.Sprintf("acct:acme:u%d@example.com", i) }
+			at := func(i int) time.Time { return base.Add(time.Duration(i) * us) }
+			res := make([][]auth.Reservation, n)
+			parallel(n, func(i int) {
+				r, err := st.ReserveAll(t.Context(), at(i), keys(tk(ipKey, ipLim), tk(acct(i), acctLim)))
+				if err != nil || len(r) != 2 || !r[0].Allowed || !r[1].Allowed {
+					t.Errorf("ReserveAll %d = %+v, %v; want both allowed", i, r, err)
+				}
+				res[i] = r
+			})
+			if t.Failed() {
+				return
+			}
+			lockers := 0
+			for _, r := range res {
+				if r[0].Locks {
+					lockers++
+				}
+			}
+			if lockers != 1 {
+				t.Fatalf("%d of %d reservations of an IP with Max %d started a lock, want 1", lockers, n, n)
+			}
+			parallel(n, func(i int) {
+				if err := st.Settle(t.Context(), []auth.Settlement{{Key: ipKey, Reservation: res[i][0]},
+					{Key: acct(i), Reset: true}}); err != nil {
+					t.Errorf("Settle %d: %v", i, err)
+				}
+			})
+			if s := mustPeek(t, st, ipKey, at(n), ipLim); s != (auth.State{}) {
+				t.Errorf("Peek of the IP after %d successes = %+v, want the zero State", n, s)
+			}
+			if r := mustReserve(t, st, ipKey, at(n), ipLim); !r.Allowed || r.Failures != 1 || r.Lockouts != 0 {
+				t.Errorf("Reserve of the IP after %d successes = %+v, want allowed, Failures 1, no lock", n, r)
+			}
+		})
+	}
+}
+
 // singleCalls reserves ip then acct with Reserve, then releases ip and
 // releases or resets acct; it reports whether every call succeeded.
 func singleCalls(t *testing.T, st auth.ThrottleStore, i int, now time.Time, lim auth.Limit, ip, acct string, reset bool) bool {
 	ctx := t.Context()
-	for _, k := range []string{ip, acct} {
-		if res, err := st.Reserve(ctx, k, now, lim); err != nil || !res.Allowed {
-			t.Errorf("goroutine %d: Reserve(%q) = %+v, %v; want allowed", i, k, res, err)
+	var res [2]auth.Reservation
+	for j, k := range []string{ip, acct} {
+		r, err := st.Reserve(ctx, k, now, lim)
+		if err != nil || !r.Allowed {
+			t.Errorf("goroutine %d: Reserve(%q) = %+v, %v; want allowed", i, k, r, err)
 			return false
 		}
+		res[j] = r
 	}
-	err := st.Release(ctx, ip)
+	err := st.Release(ctx, ip, res[0])
 	switch {
 	case err != nil:
 	case reset:
 		err = st.Reset(ctx, acct)
 	default:
-		err = st.Release(ctx, acct)
+		err = st.Release(ctx, acct, res[1])
 	}
 	if err != nil {
 		t.Errorf("goroutine %d: %v", i, err)

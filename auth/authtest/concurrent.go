@@ -28,18 +28,7 @@ func runThrottleConcurrent(t *testing.T, newStore func(t *testing.T) auth.Thrott
 				// Each attempt has its own now, a microsecond apart, all
 				// well within the lock.
 				at := func(i int) time.Time { return base.Add(time.Duration(i) * us) }
-				res := make([]auth.Reservation, n)
-				parallel(n, func(i int) {
-					r, err := st.Reserve(t.Context(), defaultKey, at(i), lim)
-					if err != nil {
-						t.Errorf("Reserve %d: %v", i, err)
-					}
-					res[i] = r
-				})
-				if t.Failed() {
-					return
-				}
-				checkOneKey(t, st, defaultKey, lim, res, at)
+				checkOneKey(t, st, defaultKey, lim, reserveParallel(t, st, n, at, lim), at)
 			})
 		}
 	}
@@ -71,18 +60,27 @@ func runThrottleConcurrent(t *testing.T, newStore func(t *testing.T) auth.Thrott
 		}
 	})
 	t.Run("ReleaseNeverNegative", func(t *testing.T) {
+		// Reservations made before a Reset, given back with those made
+		// after it, in parallel: the count ends at zero, not below.
 		st := newStore(t)
-		lim := auth.Limit{Max: 10, ResetAfter: hour, LockFor: mn, MaxLockFor: hour}
-		for range 3 {
-			mustReserve(t, st, defaultKey, base, lim)
+		lim := auth.Limit{Max: attempts[0], ResetAfter: hour, LockFor: mn, MaxLockFor: hour}
+		var res []auth.Reservation
+		for range attempts[0] - 1 {
+			res = append(res, mustReserve(t, st, defaultKey, base, lim))
 		}
-		parallel(attempts[0], func(int) {
-			if err := st.Release(t.Context(), defaultKey); err != nil {
+		if err := st.Reset(t.Context(), defaultKey); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			res = append(res, mustReserve(t, st, defaultKey, base, lim))
+		}
+		parallel(len(res), func(i int) {
+			if err := st.Release(t.Context(), defaultKey, res[i]); err != nil {
 				t.Errorf("Release: %v", err)
 			}
 		})
 		if s := mustPeek(t, st, defaultKey, base, lim); s != (auth.State{}) {
-			t.Errorf("Peek after more Releases than Reserves = %+v, want the zero State", s)
+			t.Errorf("Peek after more Releases than Reserves since the Reset = %+v, want the zero State", s)
 		}
 		for i := 1; i <= lim.Max; i++ {
 			r := mustReserve(t, st, defaultKey, base, lim)
@@ -91,6 +89,72 @@ func runThrottleConcurrent(t *testing.T, newStore func(t *testing.T) auth.Thrott
 			}
 		}
 	})
+	for _, n := range attempts {
+		t.Run(fmt.Sprintf("GiveBackLiftsLock/%d", n), func(t *testing.T) {
+			// n attempts at once, Max 5 of them allowed and the last of
+			// those locking; then each allowed one is given back, in
+			// parallel: the key is as it was, unlocked and with no
+			// failures.
+			st := newStore(t)
+			lim := auth.Limit{Max: 5, ResetAfter: hour, LockFor: mn, MaxLockFor: hour}
+			at := func(i int) time.Time { return base.Add(time.Duration(i) * us) }
+			res := reserveParallel(t, st, n, at, lim)
+			checkOneKey(t, st, defaultKey, lim, res, at)
+			parallel(n, func(i int) {
+				if err := st.Release(t.Context(), defaultKey, res[i]); err != nil {
+					t.Errorf("Release %d: %v", i, err)
+				}
+			})
+			if s := mustPeek(t, st, defaultKey, at(n), lim); s != (auth.State{}) {
+				t.Errorf("Peek after every reservation was given back = %+v, want the zero State", s)
+			}
+			if r := mustReserve(t, st, defaultKey, at(n), lim); !r.Allowed || r.Failures != 1 || r.Lockouts != 0 {
+				t.Errorf("Reserve after every reservation was given back = %+v, want allowed, Failures 1, no lock", r)
+			}
+		})
+		for _, keepLocker := range []bool{false, true} {
+			t.Run(fmt.Sprintf("GiveBackSomeDuringLock/%d/KeepLocker%v", n, keepLocker), func(t *testing.T) {
+				// n attempts at once, all allowed, the last counted
+				// locking (its Failures is n, even); then half are given
+				// back in parallel, by the parity of their Failures. If
+				// the lock's is given back, the lock is lifted and the
+				// others kept are the key's failures; if it is kept, the
+				// lock stands, and ends as it was set to.
+				st := newStore(t)
+				lim := auth.Limit{Max: n, ResetAfter: hour, LockFor: mn, MaxLockFor: hour}
+				at := func(i int) time.Time { return base.Add(time.Duration(i) * us) }
+				res := reserveParallel(t, st, n, at, lim)
+				checkOneKey(t, st, defaultKey, lim, res, at)
+				var locker auth.Reservation
+				for _, r := range res {
+					if r.Locks {
+						locker = r
+					}
+				}
+				parallel(n, func(i int) {
+					if (res[i].Failures%2 == 0) == keepLocker {
+						return
+					}
+					if err := st.Release(t.Context(), defaultKey, res[i]); err != nil {
+						t.Errorf("Release %d: %v", i, err)
+					}
+				})
+				s := mustPeek(t, st, defaultKey, at(n), lim)
+				switch {
+				case !keepLocker && (s.Failures != n/2 || s.Lockouts != 0 || s.Locked(at(n))):
+					t.Errorf("Peek = %+v after the lock's reservation and %d others were given back, want %d failures, no lock",
+						s, n/2-1, n/2)
+				case keepLocker && (s.Failures != 0 || s.Lockouts != 1 || !s.LockedUntil.Equal(locker.LockedUntil)):
+					t.Errorf("Peek = %+v after %d reservations counted before the lock were given back, want lock 1 until %v",
+						s, n/2, locker.LockedUntil)
+				case keepLocker:
+					if r := mustReserve(t, st, defaultKey, locker.LockedUntil, lim); !r.Allowed || r.Failures != 1 || r.Lockouts != 1 {
+						t.Errorf("Reserve as the lock ends = %+v, want allowed, Failures 1 after lock 1", r)
+					}
+				}
+			})
+		}
+	}
 	runBatchConcurrent(t, newStore)
 	t.Run("ReserveAndReleaseBalance", func(t *testing.T) {
 		// Each goroutine gives back its own reservation: none is lost.
@@ -102,7 +166,7 @@ func runThrottleConcurrent(t *testing.T, newStore func(t *testing.T) auth.Thrott
 			if err != nil || !r.Allowed || r.Failures < 1 || r.Failures > n {
 				t.Errorf("Reserve %d = %+v, %v; want allowed with Failures 1 to %d", i, r, err, n)
 			}
-			if err := st.Release(t.Context(), defaultKey); err != nil {
+			if err := st.Release(t.Context(), defaultKey, r); err != nil {
 				t.Errorf("Release %d: %v", i, err)
 			}
 		})
@@ -155,6 +219,24 @@ func checkOneKey(t *testing.T, st auth.ThrottleStore, key string, lim auth.Limit
 	if s.Failures != 0 || s.Lockouts != 1 || s.Permanent || !s.LockedUntil.Equal(locker.LockedUntil) {
 		t.Errorf("Peek = %+v, want lock 1 until %v and no failures", s, locker.LockedUntil)
 	}
+}
+
+// reserveParallel makes n parallel Reserves of defaultKey, number i at
+// at(i), and returns their Reservations; it stops the test if one fails.
+func reserveParallel(t *testing.T, st auth.ThrottleStore, n int, at func(i int) time.Time, lim auth.Limit) []auth.Reservation {
+	t.Helper()
+	res := make([]auth.Reservation, n)
+	parallel(n, func(i int) {
+		r, err := st.Reserve(t.Context(), defaultKey, at(i), lim)
+		if err != nil {
+			t.Errorf("Reserve %d: %v", i, err)
+		}
+		res[i] = r
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	return res
 }
 
 func mustReserve(t *testing.T, st auth.ThrottleStore, key string, now time.Time, lim auth.Limit) auth.Reservation {

@@ -32,8 +32,9 @@
 //
 // Reserve, Release, Reset and Peek are checked step by step against a
 // model: auth.Record updated with auth.Limit.Apply for Reserve, with
-// Failures decremented but never below zero for Release, and dropped for
-// Reset; Peek must report auth.StateOf the model. Every Reservation and
+// auth.Record.GiveBack for Release (of a reservation the store returned,
+// the model giving back its own), and dropped for Reset; Peek must report
+// auth.StateOf the model. Every Reservation and
 // State field must be equal, LockedUntil to the microsecond. The limit is
 // an argument of every call and may differ between calls for one key. The
 // suite cannot see how much memory a store holds: each backend tests
@@ -44,7 +45,9 @@
 // them, else its single-key calls one after another): ReserveAll against
 // Limit.Apply of each key in order up to the first refused one, Settle
 // against Release or Reset of each key in order, each followed by a Peek
-// of every key of the call.
+// of every key of the call. The Reservation fields Last and PrevLast are
+// not compared (each store keeps time to its own precision); they are
+// checked through what a Release of the reservation does.
 //
 // # Clarifications
 //
@@ -72,8 +75,10 @@
 //     comes back from every read, ListUserSummaries included; VerifyEmail
 //     compares emails exactly (as UserByEmail does) and, for a user who
 //     does not exist, returns ErrNotFound whatever email it is given.
-//   - Release keeps the time of the last counted reservation (Record.Last):
-//     giving back an attempt does not make the key be forgotten sooner.
+//   - Release gives the key's time of last attempt (Record.Last) back to
+//     what it was before the reservation, when nothing was counted
+//     since: giving back an attempt makes the key be forgotten as if it
+//     had not been made (ForgetsEarlierFailuresOnTime).
 //   - A store may forget a record by the ResetAfter of its last write (a
 //     SQL store deletes forgotten rows during calls on other keys): calls
 //     that give one key different ResetAfters follow each other with no
@@ -85,7 +90,11 @@
 // RunConcurrent hammers one store from many goroutines and checks that each
 // method is one atomic step: N parallel attempts on one key never get more
 // than Limit.Max reservations before the lock, Releases never take a count
-// below zero or lose one, N parallel ReserveAlls of one client IP and one
+// below zero or lose one, giving back every reservation of N parallel
+// attempts lifts the lock one of them started (and giving back some,
+// during the lock, leaves the others' failures once the lock's is given
+// back too, or the lock as it was), a burst of N ReserveAlls of one client
+// IP settled as successes leaves it with no lock and no failures, N parallel ReserveAlls of one client IP and one
 // account never get more than either key's Limit.Max (the account is only
 // counted after the IP was allowed), ReserveAlls and Settles of pairs that
 // share keys, listed in the same order and mixed with single-key calls,

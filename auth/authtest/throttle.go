@@ -57,6 +57,8 @@ type step struct {
 	at  time.Duration // since base; for Release and Reset, the time of the Peek that follows
 	key string        // "" is defaultKey
 	lim *auth.Limit   // nil is the scenario's limit
+	// which is the reservation a Release gives back (see pick).
+	which int
 	// want, if set, is what the model gives (see describeRes and
 	// describeState): a check of the scenario itself, so that each
 	// scenario tests what its name says.
@@ -81,11 +83,33 @@ func fails(at time.Duration, n int, want string) []step {
 	return s
 }
 
-// release is n Releases, followed by a Peek at base+at.
+// Which reservation a Release gives back: which ≥ 0 is the reservation
+// made by the key's Reserve number which (from 0, refused ones included,
+// given back already or not); latest is the key's most recent allowed
+// reservation not given back yet; which ≤ randomPick picks one of those
+// by -which. With none to pick, a Release gives back the zero
+// Reservation, which counted nothing.
+const (
+	latest     = -1
+	randomPick = -2
+)
+
+// release is n Releases, followed by a Peek at base+at, each giving back
+// the key's latest reservation not given back yet.
 func release(at time.Duration, n int) []step {
 	s := make([]step, n)
 	for i := range s {
-		s[i] = step{op: opRelease, at: at}
+		s[i] = step{op: opRelease, at: at, which: latest}
+	}
+	return s
+}
+
+// giveBack is a Release of the reservations made by the key's Reserves
+// number which… (from 0), each followed by a Peek at base+at.
+func giveBack(at time.Duration, which ...int) []step {
+	s := make([]step, len(which))
+	for i, w := range which {
+		s[i] = step{op: opRelease, at: at, which: w}
 	}
 	return s
 }
@@ -248,33 +272,116 @@ var releaseScenarios = []scenario{
 		reserve(3*sec, "ok 3, lock 1 for 1m0s"),
 	}},
 	{"NeverBelowZero", growing, [][]step{
-		reserve(0, "ok 1"),
-		release(sec, 3),
+		// Given back after a Reset: off the count started again, never
+		// below zero.
+		fails(0, 2, "ok 2"),
+		reset(sec),
+		reserve(sec, "ok 1"),
+		giveBack(sec, 0, 1),
 		peek(sec, "zero"),
 		fails(2*sec, 2, "ok 2"),
 		reserve(2*sec, "ok 3, lock 1 for 1m0s"),
 	}},
-	{"DoesNotLiftLock", growing, [][]step{
+	{"LiftsLockItStarted", growing, [][]step{
 		fails(0, 3, "ok 3, lock 1 for 1m0s"),
-		release(sec, 2),
+		release(sec, 1),
+		peek(sec, "2 failures"),
+		reserve(2*sec, "ok 3, lock 1 for 1m0s"),
+	}},
+	{"LiftsLockOfTheKeysLaterLock", growing, [][]step{
+		// The growing wait goes back too.
+		fails(0, 3, "ok 3, lock 1 for 1m0s"),
+		fails(mn, 3, "ok 3, lock 2 for 2m0s"),
+		release(mn+sec, 1),
+		peek(mn+sec, "2 failures, 1 locks"),
+		reserve(mn+2*sec, "ok 3, lock 2 for 2m0s"),
+	}},
+	{"DoesNotLiftLockOfAnother", growing, [][]step{
+		fails(0, 3, "ok 3, lock 1 for 1m0s"),
+		giveBack(sec, 0, 1),
 		peek(sec, "0 failures, 1 locks, locked, 59s left"),
 		reserve(30*sec, "locked, 30s left"),
 		reserve(mn, "ok 1 after 1 locks"),
 	}},
-	{"DoesNotLiftPermanentLock", strict, slices.Concat(toPermanent(), [][]step{
-		release(8*mn, 3),
+	{"LockRestoresFailuresLessThoseGivenBack", growing, [][]step{
+		// Given back during the lock, then the lock's own: as if the
+		// lock's had been given back first.
+		fails(0, 3, "ok 3, lock 1 for 1m0s"),
+		giveBack(sec, 0),
+		peek(sec, "0 failures, 1 locks, locked, 59s left"),
+		giveBack(sec, 2),
+		peek(sec, "1 failures"),
+		giveBack(sec, 1),
+		peek(sec, "zero"),
+		fails(2*sec, 2, "ok 2"),
+		reserve(2*sec, "ok 3, lock 1 for 1m0s"),
+	}},
+	{"AllGivenBackInAnyOrder", growing, [][]step{
+		fails(0, 3, "ok 3, lock 1 for 1m0s"),
+		release(sec, 3),
+		peek(sec, "zero"),
+		fails(2*sec, 3, "ok 3, lock 1 for 1m0s"),
+		giveBack(3*sec, 3, 4),
+		peek(3*sec, "0 failures, 1 locks, locked, 59s left"),
+		giveBack(3*sec, 5),
+		peek(3*sec, "zero"),
+	}},
+	{"LockNoLongerCurrent", growing, [][]step{
+		// A reservation was counted after the lock ended: the lock is
+		// over, and stays on the key's record.
+		fails(0, 3, "ok 3, lock 1 for 1m0s"),
+		reserve(mn, "ok 1 after 1 locks"),
+		giveBack(mn, 2),
+		peek(mn, "1 failures, 1 locks, lock ended 0s ago"),
+		fails(mn+sec, 2, "ok 3, lock 2 for 2m0s"),
+	}},
+	{"LiftsPermanentLockItStarted", strict, slices.Concat(toPermanent(), [][]step{
+		release(8*mn, 1),
+		peek(8*mn, "1 failures, 3 locks"),
+		reserve(9*mn, "ok 2, lock 4 forever"),
+	})},
+	{"DoesNotLiftPermanentLockOfAnother", strict, slices.Concat(toPermanent(), [][]step{
+		giveBack(8*mn, 6),
 		reserve(year, "locked forever"),
 	})},
-	{"KeepsTimeOfLastAttempt", growing, [][]step{
+	{"RefusedReservationChangesNothing", growing, [][]step{
+		fails(0, 3, "ok 3, lock 1 for 1m0s"),
+		reserve(sec, "locked, 59s left"),
+		giveBack(sec, 3),
+		peek(sec, "0 failures, 1 locks, locked, 59s left"),
+	}},
+	{"ForgetsEarlierFailuresOnTime", growing, [][]step{
+		// The time of the last attempt goes back with the reservation:
+		// successes do not keep older failures from being forgotten.
 		reserve(0, "ok 1"),
 		reserve(10*mn, "ok 2"),
 		release(10*mn, 1),
+		peek(60*mn-us, "1 failures"),
+		peek(60*mn, "zero"),
+		reserve(60*mn, "ok 1"),
+	}},
+	{"KeepsTimeOfAttemptCountedAfter", growing, [][]step{
+		reserve(0, "ok 1"),
+		reserve(10*mn, "ok 2"),
+		giveBack(10*mn, 0),
 		peek(70*mn-us, "1 failures"),
-		reserve(70*mn-us, "ok 2"),
+		peek(70*mn, "zero"),
+	}},
+	{"KeepsTimeOfAttemptCountedInSameInstant", growing, [][]step{
+		reserve(10*mn, "ok 1"),
+		reserve(10*mn, "ok 2"),
+		giveBack(10*mn, 0),
+		peek(70*mn-us, "1 failures"),
+		giveBack(10*mn, 1),
+		peek(10*mn, "zero"),
 	}},
 	{"UnknownKeyIsNoError", growing, [][]step{
 		release(0, 2),
 		peek(0, "zero"),
+		on(ipKey, reserve(0, "ok 1")),
+		on(ipKey, reset(0)),
+		on(ipKey, release(0, 1)),
+		on(ipKey, peek(0, "zero")),
 		fails(0, 3, "ok 3, lock 1 for 1m0s"),
 	}},
 	{"ForgottenKey", growing, [][]step{
@@ -402,7 +509,7 @@ func randomScenario(name string, seed uint64, lim auth.Limit) scenario {
 		case r < 70:
 			s.op = opReserve
 		case r < 84:
-			s.op = opRelease
+			s.op, s.which = opRelease, randomPick-rng.IntN(1000)
 		case r < 96:
 			s.op = opPeek
 		default:
@@ -466,18 +573,73 @@ func runThrottle(t *testing.T, newStore func(t *testing.T) auth.ThrottleStore) {
 		{"BatchesFollowApply", batchScenarios},
 	}, func(t *testing.T) *throttleChecker {
 		st := newStore(t)
-		return &throttleChecker{t: t, st: st, batch: auth.BatchThrottle(st), model: make(map[string]auth.Record)}
+		return &throttleChecker{t: t, st: st, batch: auth.BatchThrottle(st), model: make(map[string]auth.Record),
+			made: make(map[string][]*made)}
 	})
 }
 
 // throttleChecker runs scenarios against a store and a model of it: the
-// records that Limit.Apply, Release and Reset make. batch is the store
-// as auth.BatchThrottle gives it.
+// records that Limit.Apply, Record.GiveBack (Release) and Reset make.
+// batch is the store as auth.BatchThrottle gives it. made lists each
+// key's reservations, in the order made.
 type throttleChecker struct {
 	t     *testing.T
 	st    auth.ThrottleStore
 	batch auth.BatchThrottleStore
 	model map[string]auth.Record
+	made  map[string][]*made
+}
+
+// made is one reservation as the model and the store made it; back is
+// set once it is given back.
+type made struct {
+	model, store auth.Reservation
+	back         bool
+}
+
+// add records the reservation of key that the model and the store made.
+func (c *throttleChecker) add(key string, model, store auth.Reservation) {
+	c.made[key] = append(c.made[key], &made{model: model, store: store})
+}
+
+// pick returns the reservation of key that which names (see latest), and
+// marks it given back; nil gives back the zero Reservation.
+func (c *throttleChecker) pick(key string, which int) *made {
+	all := c.made[key]
+	if which >= 0 {
+		if which >= len(all) {
+			c.t.Fatalf("suite bug: %.20q has no reservation %d", key, which)
+		}
+		all[which].back = true
+		return all[which]
+	}
+	var out []*made
+	for _, m := range all {
+		if m.model.Allowed && !m.back {
+			out = append(out, m)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	m := out[len(out)-1]
+	if which <= randomPick {
+		m = out[(randomPick-which)%len(out)]
+	}
+	m.back = true
+	return m
+}
+
+// giveBack applies a give-back of m to the model of key and returns the
+// Reservation the store gives back (both zero for nil).
+func (c *throttleChecker) giveBack(key string, m *made) auth.Reservation {
+	if m == nil {
+		m = &made{}
+	}
+	if r, ok := c.model[key]; ok {
+		c.model[key] = r.GiveBack(m.model)
+	}
+	return m.store
 }
 
 // run runs the steps of sc in order, checks each result against the model,
@@ -507,12 +669,9 @@ func (c *throttleChecker) run(sc scenario) {
 			if d := diffRes(got, want); d != "" {
 				c.t.Fatalf("%s = %s (%s), want %s (%s)", where, describeRes(got, now), d, describeRes(want, now), c.history(sc, i))
 			}
+			c.add(key, want, got)
 		case opRelease:
-			if r, ok := c.model[key]; ok {
-				r.Failures = max(r.Failures-1, 0)
-				c.model[key] = r
-			}
-			if err := c.st.Release(ctx, key); err != nil {
+			if err := c.st.Release(ctx, key, c.giveBack(key, c.pick(key, s.which))); err != nil {
 				c.t.Fatalf("%s: %v", where, err)
 			}
 		case opReset:
@@ -566,6 +725,9 @@ func (c *throttleChecker) history(sc scenario, i int) string {
 		k := ""
 		if s.key != "" {
 			k = fmt.Sprintf(" %.20q", s.key)
+		}
+		if s.op == opRelease {
+			k += fmt.Sprintf(" #%d", s.which)
 		}
 		l = append(l, fmt.Sprintf("%s%s at %s", s.op, k, offset(s.at)))
 	}

@@ -87,18 +87,21 @@ func (t *Throttle) reserve(key string, now time.Time, lim auth.Limit) (auth.Rese
 	return res, nil
 }
 
-// Release implements auth.ThrottleStore.
-func (t *Throttle) Release(_ context.Context, key string) error {
+// Release implements auth.ThrottleStore with auth.Record.GiveBack. The
+// record keeps the time it is dropped at as its last Reserve set it, which
+// GiveBack never makes too early; a permanent lock it lifts leaves the
+// record kept until the key's next Reserve or Reset.
+func (t *Throttle) Release(_ context.Context, key string, res auth.Reservation) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.release(key)
+	t.release(key, res)
 	return nil
 }
 
 // release is Release with t.mu held.
-func (t *Throttle) release(key string) {
-	if e, ok := t.m[key]; ok && e.rec.Failures > 0 {
-		e.rec.Failures--
+func (t *Throttle) release(key string, res auth.Reservation) {
+	if e, ok := t.m[key]; ok {
+		e.rec = e.rec.GiveBack(res)
 		t.m[key] = e
 	}
 }
@@ -119,7 +122,7 @@ func (t *Throttle) Settle(_ context.Context, keys []auth.Settlement) error {
 		if k.Reset {
 			delete(t.m, k.Key)
 		} else {
-			t.release(k.Key)
+			t.release(k.Key, k.Reservation)
 		}
 	}
 	return nil

@@ -147,9 +147,9 @@
 // touched by a second statement once the tenant's limits pass, see
 // session's doc); Audit.Append moves the chain head and inserts the whole batch
 // in one statement; Throttle.Reserve is one INSERT … ON CONFLICT DO
-// UPDATE, and Throttle.ReserveAll and Throttle.Settle (a login's client IP
-// and account together) one call each of throttle_reserve and
-// throttle_settle.
+// UPDATE, Throttle.Release one call of throttle_give_back, and
+// Throttle.ReserveAll and Throttle.Settle (a login's client IP and account
+// together) one call each of throttle_reserve2 and throttle_settle2.
 // IPLists.Version, read by the allow-list check, is one primary-key read
 // of one bigint, and so is Policies.Version, read by every authorization
 // decision (none while Store.Watch runs, below). MFA.CreateFactor, MFA.DeleteFactorKeeping and MFA.CheckCode

@@ -37,6 +37,7 @@ var migrations = [...]migration{
 	{name: "tenant last review", sql: migration17},
 	{name: "tenant idp changed", sql: migration18},
 	{name: "user reactivation", sql: migration19},
+	{name: "throttle give-backs", sql: migration20},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -982,6 +983,192 @@ ALTER TABLE {s}.tenants ADD COLUMN idp_changed_at timestamptz;
 // counts the last sign-in alone, as before.
 const migration19 = `
 ALTER TABLE {s}.users ADD COLUMN reactivated_at timestamptz;
+`
+
+// migration20 lets a reservation be given back exactly
+// (auth.Record.GiveBack): the throttle row keeps the last_us it had
+// before its last Reserve (res_prev_last_us, which RETURNING hands back
+// with last_us), throttle_reserve2 is throttle_reserve returning both,
+// throttle_give_back is Release and throttle_settle2 is Settle taking the
+// reservations given back. throttle_apply counts a negative failures (a
+// give-back during a lock) as zero. The functions of migration 8 stay, for
+// code of an earlier version running beside this one.
+const migration20 = `
+ALTER TABLE {s}.throttle ADD COLUMN res_prev_last_us bigint;
+
+-- throttle_apply as in migration 1, failures below zero counted as zero.
+CREATE OR REPLACE FUNCTION {s}.throttle_apply(
+	p_found boolean, p_failures integer, p_last_us bigint, p_locked_until_us bigint,
+	p_lockouts integer, p_permanent boolean,
+	p_now_us bigint, p_max integer, p_reset_us bigint, p_lock_for_ns bigint,
+	p_max_lock_ns bigint, p_permanent_after integer,
+	OUT failures integer, OUT last_us bigint, OUT locked_until_us bigint,
+	OUT lockouts integer, OUT permanent boolean, OUT expires_us bigint,
+	OUT res_allowed boolean, OUT res_failures integer, OUT res_locks boolean)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+	d bigint;
+	i integer;
+BEGIN
+	failures := p_failures; last_us := p_last_us; locked_until_us := p_locked_until_us;
+	lockouts := p_lockouts; permanent := p_permanent;
+	-- Record.Expired: forgotten, start again from the zero record.
+	IF NOT p_found OR (NOT permanent
+			AND (last_us IS NULL OR p_now_us >= last_us + p_reset_us)
+			AND (locked_until_us IS NULL OR p_now_us >= locked_until_us)) THEN
+		failures := 0; last_us := NULL; locked_until_us := NULL; lockouts := 0; permanent := false;
+	END IF;
+	res_allowed := false; res_failures := 0; res_locks := false;
+	IF permanent THEN
+		NULL; -- permanent lock in force: not counted
+	ELSIF locked_until_us IS NOT NULL AND p_now_us < locked_until_us THEN
+		NULL; -- temporary lock in force: not counted, never extended
+	ELSE
+		res_allowed := true;
+		failures := GREATEST(failures, 0) + 1; -- below zero only while locked (throttle_give_back)
+		last_us := p_now_us;
+		res_failures := failures;
+		IF failures >= p_max THEN
+			failures := 0;
+			lockouts := lockouts + 1;
+			res_locks := true;
+			IF p_permanent_after > 0 AND lockouts > p_permanent_after THEN
+				permanent := true;
+				locked_until_us := NULL;
+			ELSE
+				d := p_lock_for_ns;
+				i := 1;
+				WHILE i < lockouts AND d < p_max_lock_ns LOOP
+					IF d > p_max_lock_ns / 2 THEN
+						d := p_max_lock_ns;
+						EXIT;
+					END IF;
+					d := d * 2;
+					i := i + 1;
+				END LOOP;
+				d := LEAST(d, p_max_lock_ns);
+				locked_until_us := p_now_us + d / 1000;
+			END IF;
+		END IF;
+	END IF;
+	-- Record.ExpiresAt (GREATEST ignores NULL).
+	IF permanent THEN
+		expires_us := NULL;
+	ELSE
+		expires_us := GREATEST(last_us + p_reset_us, locked_until_us);
+	END IF;
+END
+$$;
+
+-- throttle_reserve2 is throttle_reserve (migration 8), each row also
+-- keeping the last_us it had before (res_prev_last_us), and returning
+-- the row's last_us and res_prev_last_us with each reservation.
+CREATE FUNCTION {s}.throttle_reserve2(
+	p_keys bytea[], p_now_us bigint, p_max integer[], p_reset_us bigint[],
+	p_lock_for_ns bigint[], p_max_lock_ns bigint[], p_permanent_after integer[], p_gc integer)
+RETURNS TABLE (r_allowed boolean, r_failures integer, r_locks boolean, r_locked_until_us bigint,
+	r_permanent boolean, r_lockouts integer, r_last_us bigint, r_prev_last_us bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
+		INSERT INTO {s}.throttle AS t (key, failures, last_us, locked_until_us, lockouts, permanent, expires_us,
+			res_allowed, res_failures, res_locks)
+		SELECT p_keys[i], a.* FROM {s}.throttle_apply(false, 0, NULL, NULL, 0, false,
+			p_now_us, p_max[i], p_reset_us[i], p_lock_for_ns[i], p_max_lock_ns[i], p_permanent_after[i]) a
+		ON CONFLICT (key) DO UPDATE SET (failures, last_us, locked_until_us, lockouts, permanent, expires_us,
+			res_allowed, res_failures, res_locks) = (
+			SELECT a.* FROM {s}.throttle_apply(true, t.failures, t.last_us, t.locked_until_us, t.lockouts, t.permanent,
+				p_now_us, p_max[i], p_reset_us[i], p_lock_for_ns[i], p_max_lock_ns[i], p_permanent_after[i]) a),
+			res_prev_last_us = t.last_us
+		RETURNING t.res_allowed, t.res_failures, t.res_locks, t.locked_until_us, t.permanent, t.lockouts,
+			t.last_us, t.res_prev_last_us
+		INTO r_allowed, r_failures, r_locks, r_locked_until_us, r_permanent, r_lockouts, r_last_us, r_prev_last_us;
+		RETURN NEXT;
+		EXIT WHEN NOT r_allowed;
+	END LOOP;
+	-- By ctid: exactly the row versions locked here.
+	DELETE FROM {s}.throttle WHERE ctid = ANY (ARRAY(
+		SELECT g.ctid FROM {s}.throttle g
+		WHERE g.expires_us <= p_now_us AND g.key <> ALL (p_keys)
+		ORDER BY g.expires_us
+		LIMIT p_gc
+		FOR UPDATE SKIP LOCKED));
+END
+$$;
+
+-- throttle_give_back is auth.Record.GiveBack of the reservation p_* on
+-- the record of p_key, which it locks: an absent record stays absent,
+-- and expires_us stays as the last Reserve set it (GiveBack never makes a
+-- record forgotten later; a permanent lock lifted leaves it NULL until
+-- the key's next Reserve or Reset). Times are Unix microseconds, NULL the
+-- zero time.
+CREATE FUNCTION {s}.throttle_give_back(p_key bytea, p_allowed boolean, p_failures integer, p_locks boolean,
+	p_lockouts integer, p_locked_until_us bigint, p_permanent boolean, p_last_us bigint, p_prev_last_us bigint)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+	f integer;
+	l bigint;
+	lu bigint;
+	n integer;
+	p boolean;
+BEGIN
+	IF NOT p_allowed THEN
+		RETURN;
+	END IF;
+	SELECT failures, last_us, locked_until_us, lockouts, permanent INTO f, l, lu, n, p
+		FROM {s}.throttle WHERE key = p_key FOR UPDATE;
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	IF p_locks THEN
+		-- Only the lock this reservation started, with nothing counted since.
+		IF n <> p_lockouts OR p <> p_permanent OR lu IS DISTINCT FROM p_locked_until_us
+				OR l IS DISTINCT FROM p_last_us OR f > 0 THEN
+			RETURN;
+		END IF;
+		f := GREATEST(f + p_failures - 1, 0);
+		n := n - 1;
+		p := false;
+		lu := NULL;
+		IF p_prev_last_us IS NULL OR p_prev_last_us <= l THEN
+			l := p_prev_last_us;
+		END IF;
+	ELSIF n = p_lockouts THEN
+		IF f = p_failures AND l IS NOT DISTINCT FROM p_last_us AND (p_prev_last_us IS NULL OR p_prev_last_us <= l) THEN
+			l := p_prev_last_us;
+		END IF;
+		f := GREATEST(f - 1, 0);
+	ELSIF n = p_lockouts + 1 AND f <= 0 THEN
+		f := f - 1; -- counted before a lock still current
+	ELSE
+		RETURN;
+	END IF;
+	UPDATE {s}.throttle SET failures = f, last_us = l, locked_until_us = lu, lockouts = n, permanent = p
+		WHERE key = p_key;
+END
+$$;
+
+-- throttle_settle2 settles p_keys[1], p_keys[2], … in order: it deletes the
+-- record when p_reset at the same index is true (Reset), and otherwise
+-- gives back the reservation at the same index of the other arrays
+-- (throttle_give_back, Release).
+CREATE FUNCTION {s}.throttle_settle2(p_keys bytea[], p_reset boolean[], p_allowed boolean[], p_failures integer[],
+	p_locks boolean[], p_lockouts integer[], p_locked_until_us bigint[], p_permanent boolean[],
+	p_last_us bigint[], p_prev_last_us bigint[])
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
+		IF p_reset[i] THEN
+			DELETE FROM {s}.throttle WHERE key = p_keys[i];
+		ELSE
+			PERFORM {s}.throttle_give_back(p_keys[i], p_allowed[i], p_failures[i], p_locks[i], p_lockouts[i],
+				p_locked_until_us[i], p_permanent[i], p_last_us[i], p_prev_last_us[i]);
+		END IF;
+	END LOOP;
+END
+$$;
 `
 
 // Migrate creates the schema or brings it up to SchemaVersion. It is the

@@ -542,13 +542,13 @@ func TestMigrateUpgradeFromVersion4(t *testing.T) {
 	old := st.Stores()
 	// Users and tenants are kept in memory, before and after: this code's
 	// user store needs schema version 15, its tenant store 18, and what is
-	// upgraded here is the rest.
+	// upgraded here is the rest. So are throttle counters before the
+	// upgrade: this code's throttle store needs version 20.
 	users, tenants := memstore.NewUsers(), memstore.NewTenants()
 	old.Users, old.UserUpdates, old.Tenants = users, users, tenants
 	old.Policies, old.Approvals = nil, nil // what version 4 offered
-	// Nor the multi-key throttle calls, which need version 8, nor the
-	// one-statement session check, which needs version 11.
-	old.Throttle = struct{ auth.ThrottleStore }{st.Throttle}
+	// Nor the one-statement session check, which needs version 11.
+	old.Throttle = memstore.NewThrottle(0)
 	old.Sessions = struct{ session.Store }{st.Sessions}
 	c := &clock{t: facadeNow}
 	g4 := newFacade(t, old, c)
@@ -617,13 +617,13 @@ func TestMigrateUpgradeFromVersion5(t *testing.T) {
 	old := st.Stores()
 	// Users and tenants are kept in memory, before and after: this code's
 	// user store needs schema version 15, its tenant store 18, and what is
-	// upgraded here is the rest.
+	// upgraded here is the rest. So are throttle counters before the
+	// upgrade: this code's throttle store needs version 20.
 	users, tenants := memstore.NewUsers(), memstore.NewTenants()
 	old.Users, old.UserUpdates, old.Tenants = users, users, tenants
 	old.SSO = sso.Stores{} // what version 5 offered
-	// Nor the multi-key throttle calls, which need version 8, nor the
-	// one-statement session check, which needs version 11.
-	old.Throttle = struct{ auth.ThrottleStore }{st.Throttle}
+	// Nor the one-statement session check, which needs version 11.
+	old.Throttle = memstore.NewThrottle(0)
 	old.Sessions = struct{ session.Store }{st.Sessions}
 	c := &clock{t: facadeNow}
 	g5 := newFacade(t, old, c)

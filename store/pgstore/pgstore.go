@@ -215,6 +215,16 @@ func fromNullMicros(us *int64) time.Time {
 	return fromMicros(*us)
 }
 
+// nullMicros is the inverse of fromNullMicros: nil (NULL) for the zero
+// time, else micros(t).
+func nullMicros(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	us := micros(t)
+	return &us
+}
+
 // nullTime returns t, or nil (NULL) for the zero time, for timestamptz
 // columns.
 func nullTime(t time.Time) *time.Time {

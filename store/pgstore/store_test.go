@@ -378,7 +378,7 @@ func TestErrorsAreReturned(t *testing.T) {
 		"Reserve":     func() error { _, err := st.Throttle.Reserve(ctx, "k", t0, lim); return err },
 		"Peek":        func() error { _, err := st.Throttle.Peek(ctx, "k", t0, lim); return err },
 		"Reset":       func() error { return st.Throttle.Reset(ctx, "k") },
-		"Release":     func() error { return st.Throttle.Release(ctx, "k") },
+		"Release":     func() error { return st.Throttle.Release(ctx, "k", auth.Reservation{Allowed: true, Failures: 1}) },
 		"Create": func() error {
 			_, err := st.Sessions.Create(ctx, session.Session{Hash: h, CreatedAt: t0, LastSeen: t0, ExpiresAt: t0.Add(time.Hour)}, session.Limit{Max: 1})
 			return err

@@ -19,19 +19,27 @@ import (
 // auth.Limit.Apply (as the SQL function throttle_apply) to the row it holds
 // locked, so N concurrent attempts on one key, from any number of
 // replicas, never get more than Limit.Max reservations between two locks.
-// Release is one UPDATE, Reset one DELETE.
+// Release is one call of throttle_give_back (auth.Record.GiveBack on the
+// row it locks), Reset one DELETE.
 //
-// ReserveAll is one call of the SQL function throttle_reserve, which runs
+// ReserveAll is one call of the SQL function throttle_reserve2, which runs
 // that INSERT for each key in the order given; Settle is one call of
-// throttle_settle, an UPDATE (Release) or a DELETE (Reset) per key in the
-// order given. Rows stay locked to the end of the call; callers list the
+// throttle_settle2, a throttle_give_back (Release) or a DELETE (Reset) per
+// key in the order given. Rows stay locked to the end of the call; callers list the
 // keys they share in the same order (the facade lists a client IP before
 // an account). The deletion of forgotten records (below) can still, under
 // extreme churn, let PostgreSQL find a deadlock between two calls and
 // abort one: that call changed nothing and is made again (up to three
 // times; TestThrottleBatchRacesGC provokes it with records forgotten a
-// microsecond after they are written). Both need schema version 8; the
-// single-key methods work on every version.
+// microsecond after they are written). Every method but Peek needs schema
+// version 20 (the row keeps its last_us before its last Reserve, for the
+// give-back); Peek works on every version.
+//
+// A Release leaves the time a row is forgotten at (expires_us) as its
+// last Reserve set it: GiveBack never makes a record forgotten later, so
+// the row may only outlive its record a little; a permanent lock that
+// Release lifts leaves the row kept until the key's next Reserve or
+// Reset.
 //
 // Each Reserve or ReserveAll also deletes up to GCBatch records that are
 // forgotten at its now (skipping rows other transactions hold), so
@@ -66,8 +74,8 @@ type throttleSQL struct {
 func newThrottleSQL(q string) throttleSQL {
 	s := func(sql string) string { return schemaSQL(q, sql) }
 	return throttleSQL{
-		// Reserve is the statement of schema version 1, so that it
-		// needs nothing newer; throttle_reserve runs the same INSERT.
+		// Reserve is the INSERT that throttle_reserve2 runs (schema
+		// version 20).
 		reserve: s(`WITH gc AS (
 				DELETE FROM {s}.throttle WHERE ctid = ANY (ARRAY(
 					SELECT ctid FROM {s}.throttle
@@ -81,12 +89,13 @@ func newThrottleSQL(q string) throttleSQL {
 			ON CONFLICT (key) DO UPDATE SET (failures, last_us, locked_until_us, lockouts, permanent, expires_us,
 				res_allowed, res_failures, res_locks) = (
 				SELECT a.* FROM {s}.throttle_apply(true, t.failures, t.last_us, t.locked_until_us, t.lockouts, t.permanent,
-					$2, $3, $4, $5, $6, $7) a)
-			RETURNING res_allowed, res_failures, res_locks, locked_until_us, permanent, lockouts`),
-		reserveAll: s(`SELECT r_allowed, r_failures, r_locks, r_locked_until_us, r_permanent, r_lockouts
-			FROM {s}.throttle_reserve($1, $2, $3, $4, $5, $6, $7, ` + strconv.Itoa(GCBatch) + `)`),
-		settle:  s(`SELECT {s}.throttle_settle($1, $2)`),
-		release: s(`UPDATE {s}.throttle SET failures = failures - 1 WHERE key = $1 AND failures > 0`),
+					$2, $3, $4, $5, $6, $7) a),
+				res_prev_last_us = t.last_us
+			RETURNING res_allowed, res_failures, res_locks, locked_until_us, permanent, lockouts, last_us, res_prev_last_us`),
+		reserveAll: s(`SELECT r_allowed, r_failures, r_locks, r_locked_until_us, r_permanent, r_lockouts, r_last_us, r_prev_last_us
+			FROM {s}.throttle_reserve2($1, $2, $3, $4, $5, $6, $7, ` + strconv.Itoa(GCBatch) + `)`),
+		settle:  s(`SELECT {s}.throttle_settle2($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`),
+		release: s(`SELECT {s}.throttle_give_back($1, $2, $3, $4, $5, $6, $7, $8, $9)`),
 		reset:   s(`DELETE FROM {s}.throttle WHERE key = $1`),
 		peek:    s(`SELECT failures, last_us, locked_until_us, lockouts, permanent FROM {s}.throttle WHERE key = $1`),
 		count:   s(`SELECT count(*) FROM {s}.throttle`),
@@ -123,17 +132,20 @@ func clampInt32(n int) int32 {
 // reservation is the result of one key of Reserve or ReserveAll as the
 // database returns it.
 type reservation struct {
-	allowed, locks, permanent bool
-	failures, lockouts        int32
-	lockedUntil               *int64
+	allowed, locks, permanent       bool
+	failures, lockouts              int32
+	lockedUntil, lastUs, prevLastUs *int64
 }
 
 func (r *reservation) dest() []any {
-	return []any{&r.allowed, &r.failures, &r.locks, &r.lockedUntil, &r.permanent, &r.lockouts}
+	return []any{&r.allowed, &r.failures, &r.locks, &r.lockedUntil, &r.permanent, &r.lockouts, &r.lastUs, &r.prevLastUs}
 }
 
 func (r *reservation) get() auth.Reservation {
 	res := auth.Reservation{Allowed: r.allowed, Failures: int(r.failures), Locks: r.locks, Permanent: r.permanent, Lockouts: int(r.lockouts)}
+	if r.allowed {
+		res.Last, res.PrevLast = fromNullMicros(r.lastUs), fromNullMicros(r.prevLastUs)
+	}
 	// An attempt that was counted without starting a lock reports no lock,
 	// though the record keeps the end of an earlier one.
 	if !r.permanent && (!r.allowed || r.locks) {
@@ -158,7 +170,7 @@ func (s *Throttle) Reserve(ctx context.Context, key string, now time.Time, lim a
 }
 
 // ReserveAll implements auth.BatchThrottleStore in one statement, a call
-// of throttle_reserve (schema version 8).
+// of throttle_reserve2 (schema version 20).
 func (s *Throttle) ReserveAll(ctx context.Context, now time.Time, keys []auth.ThrottleKey) ([]auth.Reservation, error) {
 	if len(keys) == 0 {
 		return []auth.Reservation{}, nil
@@ -198,12 +210,31 @@ func (s *Throttle) ReserveAll(ctx context.Context, now time.Time, keys []auth.Th
 	return out, nil
 }
 
-// Release implements auth.ThrottleStore.
-func (s *Throttle) Release(ctx context.Context, key string) error {
-	if _, err := s.pool.Exec(ctx, s.sql.release, []byte(key)); err != nil {
+// Release implements auth.ThrottleStore in one statement, a call of
+// throttle_give_back.
+func (s *Throttle) Release(ctx context.Context, key string, res auth.Reservation) error {
+	if !res.Allowed {
+		return nil // nothing was counted
+	}
+	g := giveBackArgs(res)
+	if _, err := s.pool.Exec(ctx, s.sql.release, []byte(key), g.allowed, g.failures, g.locks, g.lockouts,
+		g.lockedUntil, g.permanent, g.last, g.prevLast); err != nil {
 		return wrap("throttle: release", err)
 	}
 	return nil
+}
+
+// giveBack is a reservation as throttle_give_back takes it.
+type giveBack struct {
+	allowed, locks, permanent   bool
+	failures, lockouts          int32
+	lockedUntil, last, prevLast *int64
+}
+
+func giveBackArgs(r auth.Reservation) giveBack {
+	return giveBack{allowed: r.Allowed, locks: r.Locks, permanent: r.Permanent,
+		failures: clampInt32(r.Failures), lockouts: clampInt32(r.Lockouts),
+		lockedUntil: nullMicros(r.LockedUntil), last: nullMicros(r.Last), prevLast: nullMicros(r.PrevLast)}
 }
 
 // Reset implements auth.ThrottleStore.
@@ -219,12 +250,21 @@ func (s *Throttle) Settle(ctx context.Context, keys []auth.Settlement) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	names, reset := make([][]byte, len(keys)), make([]bool, len(keys))
+	n := len(keys)
+	var (
+		names                     = make([][]byte, n)
+		reset, allowed            = make([]bool, n), make([]bool, n)
+		locks, permanent          = make([]bool, n), make([]bool, n)
+		failures, lockouts        = make([]int32, n), make([]int32, n)
+		lockedUntil, last, before = make([]*int64, n), make([]*int64, n), make([]*int64, n)
+	)
 	for i, k := range keys {
-		names[i], reset[i] = []byte(k.Key), k.Reset
+		g := giveBackArgs(k.Reservation)
+		names[i], reset[i], allowed[i], locks[i], permanent[i] = []byte(k.Key), k.Reset, g.allowed, g.locks, g.permanent
+		failures[i], lockouts[i], lockedUntil[i], last[i], before[i] = g.failures, g.lockouts, g.lockedUntil, g.last, g.prevLast
 	}
 	err := retryDeadlock(func() error {
-		_, err := s.pool.Exec(ctx, s.sql.settle, names, reset)
+		_, err := s.pool.Exec(ctx, s.sql.settle, names, reset, allowed, failures, locks, lockouts, lockedUntil, permanent, last, before)
 		return err
 	})
 	if err != nil {

@@ -21,7 +21,8 @@ func BenchmarkThrottleLogin(b *testing.B) {
 		ctx := b.Context()
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := st.Throttle.Reserve(ctx, ip, t0, ipLim); err != nil {
+			res, err := st.Throttle.Reserve(ctx, ip, t0, ipLim)
+			if err != nil {
 				b.Fatal(err)
 			}
 			if _, err := st.Throttle.Reserve(ctx, acct, t0, acctLim); err != nil {
@@ -30,7 +31,7 @@ func BenchmarkThrottleLogin(b *testing.B) {
 			if err := st.Throttle.Reset(ctx, acct); err != nil {
 				b.Fatal(err)
 			}
-			if err := st.Throttle.Release(ctx, ip); err != nil {
+			if err := st.Throttle.Release(ctx, ip, res); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -38,12 +39,13 @@ func BenchmarkThrottleLogin(b *testing.B) {
 	b.Run("Batch", func(b *testing.B) {
 		ctx := b.Context()
 		keys := []auth.ThrottleKey{{Key: ip, Limit: ipLim}, {Key: acct, Limit: acctLim}}
-		settle := []auth.Settlement{{Key: ip}, {Key: acct, Reset: true}}
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := st.Throttle.ReserveAll(ctx, t0, keys); err != nil {
+			res, err := st.Throttle.ReserveAll(ctx, t0, keys)
+			if err != nil {
 				b.Fatal(err)
 			}
+			settle := []auth.Settlement{{Key: ip, Reservation: res[0]}, {Key: acct, Reset: true}}
 			if err := st.Throttle.Settle(ctx, settle); err != nil {
 				b.Fatal(err)
 			}

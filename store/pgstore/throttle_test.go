@@ -6,14 +6,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/store/pgstore"
 )
 
-// ReserveAll and Settle need schema version 8: on an older schema they
-// fail with an error that names Migrate and change nothing. After Migrate
-// they carry on with the records that Reserve wrote.
-func TestThrottleBatchNeedsVersion8(t *testing.T) {
+// Every throttle method but Peek needs schema version 20 (the row keeps
+// its last_us before its last Reserve, for a give-back): on an older
+// schema they fail with an error that names Migrate and change nothing.
+// After Migrate they carry on with the records the code of the older
+// version wrote.
+func TestThrottleNeedsVersion20(t *testing.T) {
 	ctx := t.Context()
 	schema := newSchemaName(t)
 	dropSchemaOnCleanup(t, schema)
@@ -21,29 +25,45 @@ func TestThrottleBatchNeedsVersion8(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pgstore.MigrateTo(ctx, st, 7); err != nil {
+	if err := pgstore.MigrateTo(ctx, st, 19); err != nil {
 		t.Fatal(err)
 	}
 	lim := auth.Limit{Max: 3, ResetAfter: time.Hour, LockFor: time.Minute, MaxLockFor: time.Hour}
-	if r, err := st.Throttle.Reserve(ctx, "ip:192.0.2.1", t0, lim); err != nil || r.Failures != 1 {
-		t.Fatalf("Reserve at version 7 = %+v, %v", r, err)
+	// A record as the code of version 19 reserved it.
+	if _, err := testPool(t).Exec(ctx, `SELECT * FROM `+pgx.Identifier{schema}.Sanitize()+`.throttle_reserve(
+		ARRAY['ip:192.0.2.1'::bytea], $1, ARRAY[3], ARRAY[3600000000::bigint], ARRAY[60000000000::bigint],
+		ARRAY[3600000000000::bigint], ARRAY[0], 8)`, t0.UnixMicro()); err != nil {
+		t.Fatal(err)
 	}
+	wantMigrate := func(what string, err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), "Migrate") {
+			t.Errorf("%s at version 19: %v; want an error naming Migrate", what, err)
+		}
+	}
+	_, err = st.Throttle.Reserve(ctx, "ip:192.0.2.1", t0, lim)
+	wantMigrate("Reserve", err)
 	keys := []auth.ThrottleKey{{Key: "ip:192.0.2.1", Limit: lim}, {Key: "acct", Limit: lim}}
-	if res, err := st.Throttle.ReserveAll(ctx, t0, keys); err == nil || !strings.Contains(err.Error(), "Migrate") {
-		t.Errorf("ReserveAll at version 7 = %+v, %v; want an error naming Migrate", res, err)
-	}
-	if err := st.Throttle.Settle(ctx, []auth.Settlement{{Key: "ip:192.0.2.1", Reset: true}}); err == nil || !strings.Contains(err.Error(), "Migrate") {
-		t.Errorf("Settle at version 7: %v; want an error naming Migrate", err)
-	}
-	if n := throttleLen(t, st); n != 1 {
-		t.Errorf("%d records, want 1", n)
+	_, err = st.Throttle.ReserveAll(ctx, t0, keys)
+	wantMigrate("ReserveAll", err)
+	given := auth.Reservation{Allowed: true, Failures: 1, Last: t0.Truncate(time.Microsecond)}
+	wantMigrate("Release", st.Throttle.Release(ctx, "ip:192.0.2.1", given))
+	wantMigrate("Settle", st.Throttle.Settle(ctx, []auth.Settlement{{Key: "ip:192.0.2.1", Reservation: given}}))
+	if s, err := st.Throttle.Peek(ctx, "ip:192.0.2.1", t0, lim); err != nil || s.Failures != 1 {
+		t.Errorf("Peek at version 19 = %+v, %v; want 1 failure", s, err)
 	}
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	res, err := st.Throttle.ReserveAll(ctx, t0, keys)
 	if err != nil || len(res) != 2 || res[0].Failures != 2 || res[1].Failures != 1 {
-		t.Errorf("ReserveAll after Migrate = %+v, %v; want Failures 2 and 1", res, err)
+		t.Fatalf("ReserveAll after Migrate = %+v, %v; want Failures 2 and 1", res, err)
+	}
+	if err := st.Throttle.Settle(ctx, []auth.Settlement{{Key: "ip:192.0.2.1", Reservation: res[0]}, {Key: "acct", Reservation: res[1]}}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := st.Throttle.Peek(ctx, "ip:192.0.2.1", t0, lim); err != nil || s.Failures != 1 {
+		t.Errorf("Peek after the give-back = %+v, %v; want the 1 failure of before", s, err)
 	}
 }
 
@@ -103,15 +123,17 @@ func TestThrottleBatchRacesGC(t *testing.T) {
 				err = fmt.Errorf("ReserveAll = %+v, want both allowed", res)
 			}
 			if err == nil {
-				err = st.Throttle.Settle(ctx, []auth.Settlement{{Key: ip(i)}, {Key: acct(i), Reset: i%2 == 0}})
+				err = st.Throttle.Settle(ctx, []auth.Settlement{{Key: ip(i), Reservation: res[0]},
+					{Key: acct(i), Reset: i%2 == 0, Reservation: res[1]}})
 			}
 		default:
-			_, err = st.Throttle.Reserve(ctx, ip(i), now, lim)
+			var res auth.Reservation
+			res, err = st.Throttle.Reserve(ctx, ip(i), now, lim)
 			if err == nil {
 				_, err = st.Throttle.Reserve(ctx, acct(i), now, lim)
 			}
 			if err == nil {
-				err = st.Throttle.Release(ctx, ip(i))
+				err = st.Throttle.Release(ctx, ip(i), res)
 			}
 			if err == nil {
 				err = st.Throttle.Reset(ctx, acct(i))

@@ -80,8 +80,10 @@
 // are dropped whenever the set is used), the tombstone of an evicted
 // session when that session would have ended (the user's set of them with
 // the last; the user's next Create drops the ended ones), and a throttle
-// record when auth.Record.ExpiresAt says it is forgotten; a permanent lock never
-// expires (until Reset). A one-time code expires at its ExpiresAt (a new
+// record when auth.Record.ExpiresAt says it is forgotten, as its last
+// Reserve left it (a Release only makes a record forgotten sooner); a
+// permanent lock never expires (until Reset, or until the next Reserve
+// once a Release lifted it). A one-time code expires at its ExpiresAt (a new
 // code of the transaction replaces it and its expiry), a send counter at
 // the end of its window, and a pending login at its ExpiresAt; so a check
 // after ExpiresAt by the Redis clock may find no code (mfa.ErrNotFound)

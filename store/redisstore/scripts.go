@@ -36,9 +36,10 @@ import (
 // round trip), ic IdleTimeout and ih IdleTimeout/2 (microseconds, rounded
 // up, for the liveness and touch rules), ip, ua, f Flags.
 //
-// Throttle fields: f failures, l last counted attempt, lu end of the
-// current or last temporary lock ("" if none), n lockouts, p permanent
-// ("1" or "0").
+// Throttle fields: f failures (below zero during a lock, see
+// auth.Record), l last counted attempt not given back ("" for the zero
+// time), lu end of the current or last temporary lock ("" if none), n
+// lockouts, p permanent ("1" or "0").
 //
 // Code fields (mfa.Code): u UserID, f FactorID, k Kind, h Hash (hex), c
 // CreatedAt, e ExpiresAt (microseconds), n TriesLeft.
@@ -267,25 +268,31 @@ return out
 // length of lock number 1, 2, … m, the first that reaches lim.MaxLockFor
 // being number m (microseconds, rounded up).
 // Returns one {allowed, failures, locks, lockedUntil ("" if none),
-// permanent, lockouts} per key up to the first refused one, with 0/1 for
-// the booleans.
+// permanent, lockouts, last, prevLast} per key up to the first refused
+// one, with 0/1 for the booleans; last is the record's l after an allowed
+// reservation and prevLast its l before ("" if none), for a give-back
+// (settleScript). A record's l may be "" (a give-back restored the zero
+// time): it is then forgotten unless locked, as Record.Expired has it.
 var reserveScript = redis.NewScript(`
 local function num(n) return string.format('%.0f', n) end
 local function reserve(k, now, atArg, max, reset, perm, locks)
   local at = tonumber(atArg)
   local f, last, lu, n, p = 0, nil, '', 0, false
   local v = redis.call('HMGET', k, 'f', 'l', 'lu', 'n', 'p')
+  local prev = v[2] or ''
   if v[2] then
     f, last, lu, n, p = tonumber(v[1]), tonumber(v[2]), v[3] or '', tonumber(v[4]), v[5] == '1'
     -- Record.Expired: forgotten, start again from zero.
-    if not p and now - last >= reset and (lu == '' or now >= tonumber(lu)) then
+    if not p and (last == nil or now - last >= reset) and (lu == '' or now >= tonumber(lu)) then
       f, last, lu, n = 0, nil, '', 0
     end
   end
-  if p then return {0, 0, 0, '', 1, n} end
-  if lu ~= '' and now < tonumber(lu) then return {0, 0, 0, lu, 0, n} end
+  if p then return {0, 0, 0, '', 1, n, '', ''} end
+  if lu ~= '' and now < tonumber(lu) then return {0, 0, 0, lu, 0, n, '', ''} end
+  -- Failures below zero (give-backs during a lock) count as zero.
+  if f < 0 then f = 0 end
   f = f + 1
-  local res = {1, f, 0, '', 0, 0}
+  local res = {1, f, 0, '', 0, 0, atArg, prev}
   if f >= max then
     f = 0
     n = n + 1
@@ -323,16 +330,56 @@ return out
 `)
 
 // settleScript is auth.BatchThrottleStore.Settle: for each throttle record
-// of KEYS in order, ARGV says "1" to delete it (Reset) or "0" to take one
-// off its failures, never below zero (Release; an absent record stays
-// absent).
+// of KEYS in order, 9 ARGV: "1" to delete it (Reset) or "0" to give back
+// the reservation the other 8 describe (Release: auth.Record.GiveBack; an
+// absent record stays absent, and its expiry stays as the last Reserve
+// set it, or none for a permanent lock lifted). The reservation: allowed
+// (0/1), failures, locks (0/1), lockouts, lockedUntil, permanent (0/1),
+// last and prevLast, times in microseconds ("" for the zero time).
 var settleScript = redis.NewScript(`
+local function num(n) return string.format('%.0f', n) end
+-- same reports whether two times ("" or microseconds) are equal.
+local function same(a, b)
+  if a == '' or b == '' then return a == b end
+  return tonumber(a) == tonumber(b)
+end
+-- notAfter reports whether time a is not after time b ("" is the zero time).
+local function notAfter(a, b)
+  if a == '' then return true end
+  if b == '' then return false end
+  return tonumber(a) <= tonumber(b)
+end
+local function giveBack(k, a)
+  if ARGV[a + 1] ~= '1' then return end
+  local v = redis.call('HMGET', k, 'f', 'l', 'lu', 'n', 'p')
+  if not v[2] then return end
+  local f, l, lu, n, p = tonumber(v[1]), v[2], v[3] or '', tonumber(v[4]), v[5] == '1'
+  local rf, rlocks, rn = tonumber(ARGV[a + 2]), ARGV[a + 3] == '1', tonumber(ARGV[a + 4])
+  local rlu, rp, rl, rprev = ARGV[a + 5], ARGV[a + 6] == '1', ARGV[a + 7], ARGV[a + 8]
+  if rlocks then
+    -- Only the lock this reservation started, with nothing counted since.
+    if n ~= rn or p ~= rp or not same(lu, rlu) or not same(l, rl) or f > 0 then return end
+    f = math.max(f + rf - 1, 0)
+    n = n - 1
+    p = false
+    lu = ''
+    if notAfter(rprev, l) then l = rprev end
+  elseif n == rn then
+    if f == rf and same(l, rl) and notAfter(rprev, l) then l = rprev end
+    f = math.max(f - 1, 0)
+  elseif n == rn + 1 and f <= 0 then
+    f = f - 1
+  else
+    return
+  end
+  redis.call('HSET', k, 'f', num(f), 'l', l, 'lu', lu, 'n', num(n), 'p', p and '1' or '0')
+end
 for i, k in ipairs(KEYS) do
-  if ARGV[i] == '1' then
+  local a = 9 * (i - 1) + 1
+  if ARGV[a] == '1' then
     redis.call('DEL', k)
   else
-    local f = redis.call('HGET', k, 'f')
-    if f and tonumber(f) > 0 then redis.call('HINCRBY', k, 'f', -1) end
+    giveBack(k, a)
   end
 end
 return 0

@@ -430,7 +430,7 @@ func TestRedisDown(t *testing.T) {
 	if res.Allowed {
 		t.Error("Reserve with Redis down allowed the attempt")
 	}
-	check("Release", st.Release(ctx, "k"), nil)
+	check("Release", st.Release(ctx, "k", auth.Reservation{Allowed: true, Failures: 1}), nil)
 	check("Reset", st.Reset(ctx, "k"), nil)
 	state, err := st.Peek(ctx, "k", base, lim)
 	check("Peek", err, state)

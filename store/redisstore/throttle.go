@@ -102,8 +102,20 @@ func (s *Store) ReserveAll(ctx context.Context, now time.Time, keys []auth.Throt
 
 // decodeReservation decodes the reply of reserveScript.
 func decodeReservation(v []any) (auth.Reservation, error) {
-	if len(v) != 6 {
+	if len(v) != 8 {
 		return auth.Reservation{}, ErrCorrupt
+	}
+	var times [2]time.Time
+	for i := range times {
+		s, ok := v[6+i].(string)
+		if !ok {
+			return auth.Reservation{}, ErrCorrupt
+		}
+		t, err := parseTime(s)
+		if err != nil {
+			return auth.Reservation{}, err
+		}
+		times[i] = t
 	}
 	var n [5]int64
 	for i, j := range [5]int{0, 1, 2, 4, 5} {
@@ -128,6 +140,8 @@ func decodeReservation(v []any) (auth.Reservation, error) {
 		LockedUntil: until,
 		Permanent:   n[3] == 1,
 		Lockouts:    int(n[4]),
+		Last:        times[0],
+		PrevLast:    times[1],
 	}, nil
 }
 
@@ -143,12 +157,34 @@ func parseTime(s string) (time.Time, error) {
 	return fromMicros(us), nil
 }
 
-// Release implements auth.ThrottleStore with one Lua script.
-func (s *Store) Release(ctx context.Context, key string) error {
-	if err := settleScript.Run(ctx, s.rdb, []string{s.throttleKey(key)}, "0").Err(); err != nil {
+// Release implements auth.ThrottleStore with one Lua script. The
+// record's expiry stays as its last Reserve set it: auth.Record.GiveBack
+// never makes a record forgotten later, so the key may only outlive its
+// record a little; a permanent lock that Release lifts leaves the key
+// without an expiry until its next Reserve or Reset.
+func (s *Store) Release(ctx context.Context, key string, res auth.Reservation) error {
+	if err := settleScript.Run(ctx, s.rdb, []string{s.throttleKey(key)}, settleArgs(nil, false, res)...).Err(); err != nil {
 		return redisErr("release", err)
 	}
 	return nil
+}
+
+// settleArgs appends the 9 ARGV of settleScript for one key to args.
+func settleArgs(args []any, reset bool, r auth.Reservation) []any {
+	b := func(v bool) string {
+		if v {
+			return "1"
+		}
+		return "0"
+	}
+	t := func(v time.Time) string {
+		if v.IsZero() {
+			return ""
+		}
+		return itoa(v.UnixMicro())
+	}
+	return append(args, b(reset), b(r.Allowed), strconv.Itoa(r.Failures), b(r.Locks), strconv.Itoa(r.Lockouts),
+		t(r.LockedUntil), b(r.Permanent), t(r.Last), t(r.PrevLast))
 }
 
 // Reset implements auth.ThrottleStore with one DEL.
@@ -160,19 +196,16 @@ func (s *Store) Reset(ctx context.Context, key string) error {
 }
 
 // Settle implements auth.BatchThrottleStore: Release or Reset of each key
-// in one Lua script.
+// in one Lua script, as Release does.
 func (s *Store) Settle(ctx context.Context, keys []auth.Settlement) error {
 	if len(keys) == 0 {
 		return nil
 	}
 	names := make([]string, len(keys))
-	args := make([]any, len(keys))
+	args := make([]any, 0, 9*len(keys))
 	for i, k := range keys {
 		names[i] = s.throttleKey(k.Key)
-		args[i] = "0"
-		if k.Reset {
-			args[i] = "1"
-		}
+		args = settleArgs(args, k.Reset, k.Reservation)
 	}
 	if err := settleScript.Run(ctx, s.rdb, names, args...).Err(); err != nil {
 		return redisErr("settle", err)

@@ -54,7 +54,7 @@ func TestThrottleBatchOneRoundTrip(t *testing.T) {
 		t.Errorf("ReserveAll took %d round trips %v, want 1", n, cmds)
 	}
 	cnt.reset()
-	if err := st.Settle(ctx, []auth.Settlement{{Key: "ip:192.0.2.1"}, {Key: "acct:acme:a@example.com", Reset: true}}); err != nil {
+	if err := st.Settle(ctx, []auth.Settlement{{Key: "ip:192.0.2.1", Reservation: res[0]}, {Key: "acct:acme:a@example.com", Reset: true}}); err != nil {
 		t.Fatal(err)
 	}
 	if n, cmds := cnt.counted(); n != 1 {

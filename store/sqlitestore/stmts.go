@@ -264,7 +264,10 @@ var queries = func() (q [numStmts]string) {
 	q[userReactivated] = `UPDATE guard_users SET reactivated_at = ?3 WHERE tenant = ?1 AND id = ?2`
 
 	q[thrGet] = `SELECT ` + throttleCols + ` FROM guard_throttle WHERE key = ?`
-	q[thrRelease] = `UPDATE guard_throttle SET failures = failures - 1 WHERE key = ? AND failures > 0`
+	// A give-back (auth.Record.GiveBack, done in Go inside the write
+	// transaction): expires_at stays as the last Reserve set it.
+	q[thrRelease] = `UPDATE guard_throttle SET failures = ?2, last = ?3, locked_until = ?4, lockouts = ?5, permanent = ?6
+		WHERE key = ?1`
 	q[thrReset] = `DELETE FROM guard_throttle WHERE key = ?`
 	q[thrUpsert] = `INSERT INTO guard_throttle (key, ` + throttleCols + `, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last = excluded.last,

@@ -17,14 +17,19 @@ import (
 // (BEGIN IMMEDIATE holds the database write lock, in every process, until
 // it commits), so N concurrent attempts on one key never get more than
 // Limit.Max reservations. A Reserve that finds the key locked changes
-// nothing and takes no lock. Release is one conditional UPDATE, Reset one
-// DELETE, Peek one SELECT. ReserveAll does its keys in one write
-// transaction (none when the first key is locked), and Settle in one.
+// nothing and takes no lock. Release applies auth.Record.GiveBack to the
+// row in one write transaction, Reset is one DELETE, Peek one SELECT.
+// ReserveAll does its keys in one write transaction (none when the first
+// key is locked), and Settle in one.
 //
 // Rows are bounded by the rate of attempts: each row carries the time at
-// which it is forgotten (under the limit of its last write; a permanent
+// which it is forgotten (under the limit of its last Reserve; a permanent
 // lock never is), and every defaultSweepEvery-th Reserve of a Store also
-// deletes up to sweepBatch forgotten rows. Sweep deletes them all.
+// deletes up to sweepBatch forgotten rows. Sweep deletes them all. A
+// Release leaves that time as it is: GiveBack never makes a record
+// forgotten later, only sooner, so the row may outlive its record a
+// little; a permanent lock that Release lifts leaves the row kept until
+// the key's next Reserve or Reset.
 //
 // Times are kept to the microsecond, rounded up: the time of the last
 // counted attempt, the end of a lock and the time a row is forgotten never
@@ -134,7 +139,7 @@ func reserve(w *wtx, key string, now time.Time, lim auth.Limit) (auth.Reservatio
 		return res, nil
 	}
 	rec.Last, rec.LockedUntil = microUp(rec.Last), microUp(rec.LockedUntil)
-	res.LockedUntil = microUp(res.LockedUntil)
+	res.LockedUntil, res.Last = microUp(res.LockedUntil), rec.Last
 	var expires any
 	if !rec.Permanent {
 		expires = ceilMicros(rec.ExpiresAt(lim))
@@ -157,16 +162,39 @@ func microUp(t time.Time) time.Time {
 	return fromMicros(ceilMicros(t))
 }
 
-// Release implements auth.ThrottleStore with one conditional UPDATE.
-func (t *Throttle) Release(ctx context.Context, key string) error {
-	err := t.s.writeOne(ctx, func(w *wtx) error {
-		_, err := w.exec(thrRelease, key)
-		return err
-	})
+// Release implements auth.ThrottleStore in one write transaction: the
+// row is read, given res back (auth.Record.GiveBack) and written back.
+func (t *Throttle) Release(ctx context.Context, key string, res auth.Reservation) error {
+	err := t.s.write(ctx, func(w *wtx) error { return release(w, key, res) })
 	if err != nil {
 		return fmt.Errorf("sqlitestore: release: %w", err)
 	}
 	return nil
+}
+
+// release gives res back to the row of key inside w, if there is one and
+// it changes.
+func release(w *wtx, key string, res auth.Reservation) error {
+	if !res.Allowed {
+		return nil
+	}
+	rec, err := scanRecord(w.queryRow(thrGet, key))
+	if isNoRows(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	back := rec.GiveBack(res)
+	if back == rec {
+		return nil
+	}
+	permanent := 0
+	if back.Permanent {
+		permanent = 1
+	}
+	_, err = w.exec(thrRelease, key, back.Failures, nullMicros(back.Last), nullMicros(back.LockedUntil), back.Lockouts, permanent)
+	return err
 }
 
 // Reset implements auth.ThrottleStore with one DELETE.
@@ -182,18 +210,20 @@ func (t *Throttle) Reset(ctx context.Context, key string) error {
 }
 
 // Settle implements auth.BatchThrottleStore in one write transaction: a
-// conditional UPDATE (Release) or a DELETE (Reset) per key.
+// Release or a DELETE (Reset) per key.
 func (t *Throttle) Settle(ctx context.Context, keys []auth.Settlement) error {
 	if len(keys) == 0 {
 		return nil
 	}
 	err := t.s.write(ctx, func(w *wtx) error {
 		for _, k := range keys {
-			id := thrRelease
+			var err error
 			if k.Reset {
-				id = thrReset
+				_, err = w.exec(thrReset, k.Key)
+			} else {
+				err = release(w, k.Key, k.Reservation)
 			}
-			if _, err := w.exec(id, k.Key); err != nil {
+			if err != nil {
 				return err
 			}
 		}
