@@ -379,7 +379,7 @@ func (g *Guard) afterEmailChange(ctx context.Context, p Principal, u auth.User, 
 	if err := g.voidLinks(ctx, u.Tenant, u.ID); err != nil {
 		return err
 	}
-	e.Meta["sessions_ended"] = strconv.Itoa(liveCount(ended, g.now()))
+	e.Meta["sessions_ended"] = strconv.Itoa(g.endedLive(ctx, u.Tenant, ended))
 	return g.record(ctx, e)
 }
 

@@ -538,7 +538,7 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bo
 		return undo(unavailable("end sessions", err))
 	}
 	events := []audit.Event{a.event(audit.MFAEnrolled, audit.Success, "")}
-	events[0].Target, events[0].Meta = f.ID, map[string]string{"kind": string(f.Kind), "sessions_ended": strconv.Itoa(liveCount(ended, g.now()))}
+	events[0].Target, events[0].Meta = f.ID, map[string]string{"kind": string(f.Kind), "sessions_ended": strconv.Itoa(g.endedLive(ctx, a.user.Tenant, ended))}
 	var codes []string
 	left, err := g.mfa.RecoveryCodesLeft(ctx, u.Tenant, u.ID)
 	if err != nil {
@@ -899,7 +899,7 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 		return putBack(unavailable("end sessions", err))
 	}
 	e := g.adminEvent(by, tenant, audit.MFARemoved, userID)
-	e.Meta = map[string]string{"kind": string(f.Kind), "factor": f.ID, "left": strconv.Itoa(left), "sessions_ended": strconv.Itoa(liveCount(ended, g.now()))}
+	e.Meta = map[string]string{"kind": string(f.Kind), "factor": f.ID, "left": strconv.Itoa(left), "sessions_ended": strconv.Itoa(g.endedLive(ctx, tenant, ended))}
 	if err := g.record(ctx, e); err != nil {
 		return putBack(err)
 	}

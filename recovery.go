@@ -658,7 +658,7 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	// The replaced password cannot be put back as it was: the reset is
 	// recorded before it is made.
 	e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
-	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(liveCount(ended, g.now()))}
+	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(g.endedLive(ctx, u.Tenant, ended))}
 	if u.EmailUnverified {
 		// The link went to u.Email, which the write below verifies with
 		// the password, in one step: after the record, and only while

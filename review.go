@@ -1108,7 +1108,7 @@ func (g *Guard) deactivate(ctx context.Context, by Principal, perms rbac.Perms, 
 	if err != nil {
 		return 0, 0, unavailable("end sessions", err)
 	}
-	sessions = liveCount(ended, g.now())
+	sessions = g.endedLive(ctx, tenant, ended)
 	// The user's mailed links (reset, invitation, email change) end too:
 	// a reactivation must not bring back a link sent before.
 	if err := g.voidLinks(ctx, tenant, id); err != nil {
@@ -1162,15 +1162,13 @@ func (g *Guard) endSessions(ctx context.Context, by Principal, tenant, id, reaso
 	if err != nil {
 		return 0, unavailable("end sessions", err)
 	}
-	return g.recordEnded(ctx, by, tenant, id, reason, ended)
+	return g.recordEnded(ctx, by, tenant, id, reason, g.endedLive(ctx, tenant, ended))
 }
 
-// recordEnded records the end of the sessions ended of user id as
-// session.revoked by by (Meta reason, and sessions_ended, the number of
-// those still live until then); nothing is recorded when none was live.
-// It returns that number, and the error of the record.
-func (g *Guard) recordEnded(ctx context.Context, by Principal, tenant, id, reason string, ended []session.Session) (int, error) {
-	n := liveCount(ended, g.now())
+// recordEnded records the end of n live sessions of user id as
+// session.revoked by by (Meta reason, and sessions_ended n); nothing is
+// recorded when n is 0. It returns n, and the error of the record.
+func (g *Guard) recordEnded(ctx context.Context, by Principal, tenant, id, reason string, n int) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
@@ -1179,8 +1177,32 @@ func (g *Guard) recordEnded(ctx context.Context, by Principal, tenant, id, reaso
 	return n, g.record(ctx, e)
 }
 
-// liveCount counts the sessions of ended that were still live at now (the
-// store also hands back expired ones it deleted).
+// endedLive counts the sessions of ended, the tenant's sessions a call
+// just ended, that were still live: by their own limits (the store also
+// hands back expired ones it deleted) and by the tenant's policy as the
+// session check reads it (policyKeeps: one idle past a lowered timeout,
+// or a password session once SSO is required, had already ended). This is
+// the sessions_ended of the records. A policy that cannot be read counts
+// by the sessions' own limits: a count in a record is no reason to fail.
+func (g *Guard) endedLive(ctx context.Context, tenant string, ended []session.Session) int {
+	if len(ended) == 0 {
+		return 0
+	}
+	keeps, err := g.keptByPolicy(ctx, tenant)
+	if err != nil {
+		return liveCount(ended, g.now())
+	}
+	n := 0
+	for _, s := range ended {
+		if s.LiveAt(g.now()) && keeps(s) {
+			n++
+		}
+	}
+	return n
+}
+
+// liveCount counts the sessions of ended that were still live at now by
+// their own limits (the store also hands back expired ones it deleted).
 func liveCount(ended []session.Session, now time.Time) int {
 	n := 0
 	for _, s := range ended {

@@ -574,7 +574,7 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 	g.notify(u.Email, "Your password was changed",
 		"The password of your account was just changed, and your other sessions were ended. "+
 			"If it was not you, reset your password now and contact your administrator.")
-	if n := liveCount(ended, g.now()); n > 0 {
+	if n := g.endedLive(ctx, p.Tenant, ended); n > 0 {
 		e := g.adminEvent(p, p.Tenant, audit.SessionRevoked, p.UserID)
 		e.Meta = map[string]string{"reason": "password_changed", "sessions_ended": strconv.Itoa(n)}
 		return g.record(ctx, e)

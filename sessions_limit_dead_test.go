@@ -101,3 +101,33 @@ func TestSessionLimitOneRecordsPolicyEnded(t *testing.T) {
 		t.Errorf("session.evicted events %+v, want one for the previous live session", evs)
 	}
 }
+
+// The sessions_ended of a record counts the sessions the call ended that
+// were live under the tenant's policy too: one idle past a lowered
+// timeout had already ended.
+func TestSessionsEndedCountsByPolicy(t *testing.T) {
+	f := newFixture(t)
+	ada := f.createUser(t, adaEmail, ownerPW)
+	auditSetPolicy(t, f, func(p *guard.Policy) { p.SessionLimit = 2 })
+	if _, err := f.login(adaEmail, ownerPW); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Minute)
+	active, err := f.login(adaEmail, ownerPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditSetPolicy(t, f, func(p *guard.Policy) { p.IdleTimeout = time.Hour })
+	f.clock.Advance(50 * time.Minute)
+	if _, err := f.g.Authenticate(f.ctx, active.Token); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(20 * time.Minute) // the first is 71 min idle under a 1 h timeout, the other 20 min
+	if err := f.g.ExpirePassword(f.ctx, guard.System("admin"), tenantID, ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	evs := f.events(t, audit.PasswordExpired)
+	if len(evs) != 1 || evs[0].Meta["sessions_ended"] != "1" {
+		t.Errorf("password.expired events %+v, want one with sessions_ended 1 (the other had ended under the policy)", evs)
+	}
+}

@@ -208,7 +208,9 @@ func (g *Guard) endIdPSessions(ctx context.Context, by Principal, tenant string,
 	n := 0
 	err := g.eachUser(ctx, tenant, func(u auth.UserSummary) error {
 		ended, err := g.sessions.RevokeUserWhere(ctx, tenant, u.ID, vouched)
-		k, rerr := g.recordEnded(ctx, by, tenant, u.ID, reason, ended)
+		// By their own limits: the change of IdP being swept is in the
+		// tenant's policy already (endedLive would count none).
+		k, rerr := g.recordEnded(ctx, by, tenant, u.ID, reason, liveCount(ended, g.now()))
 		n += k
 		switch {
 		case err != nil:
@@ -750,7 +752,7 @@ func (g *Guard) HandleSLO(ctx context.Context, tenant string, r *http.Request) (
 			return "", unavailable("end sessions", err)
 		}
 		e := audit.Event{Tenant: tenant, Actor: audit.Actor{Kind: audit.ActorSystem, ID: "idp"}, Action: audit.SessionRevoked,
-			Target: userID, Outcome: audit.Success, Reason: "idp_logout", Meta: map[string]string{"sessions_ended": itoa(liveCount(ended, g.now()))}}
+			Target: userID, Outcome: audit.Success, Reason: "idp_logout", Meta: map[string]string{"sessions_ended": itoa(g.endedLive(ctx, tenant, ended))}}
 		if err := g.record(ctx, e); err != nil {
 			return "", err
 		}

@@ -592,7 +592,7 @@ func (g *Guard) ExpirePassword(ctx context.Context, by Principal, tenant, id str
 		return err
 	}
 	e := g.adminEvent(by, tenant, audit.PasswordExpired, id)
-	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(liveCount(ended, g.now()))}
+	e.Meta = map[string]string{"sessions_ended": strconv.Itoa(g.endedLive(ctx, tenant, ended))}
 	if err := g.record(ctx, e); err != nil {
 		return err
 	}
