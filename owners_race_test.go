@@ -301,7 +301,7 @@ func TestRacingReviewsKeepAnActiveOwner(t *testing.T) {
 	})
 	t.Run("one after the other", func(t *testing.T) {
 		// Unchanged: the second review is refused when it is planned,
-		// before it changes anything.
+		// before it changes anything, the refusal on record.
 		of := newOwnersFixture(t)
 		if _, err := of.g.ApplyReview(of.ctx, of.o1, tenantID, []guard.Decision{{UserID: of.o2User, Deactivate: true}}); err != nil {
 			t.Fatal(err)
@@ -316,8 +316,8 @@ func TestRacingReviewsKeepAnActiveOwner(t *testing.T) {
 		if got := of.activeOwners(t); len(got) != 1 || got[0] != of.o1User {
 			t.Errorf("active owners %v, want the first reviewer", got)
 		}
-		if n := of.lastOwnerRefusals(t, audit.UserDeactivated); n != 0 {
-			t.Errorf("%d user.deactivated refusals, want none (refused while planned)", n)
+		if n := of.lastOwnerRefusals(t, audit.UserDeactivated); n != 1 {
+			t.Errorf("%d user.deactivated refusals, want 1 (refused while planned, on record)", n)
 		}
 	})
 }
@@ -413,8 +413,9 @@ func TestLastActiveOwnerIsKept(t *testing.T) {
 	if _, err := of.g.AuthenticateAPIKey(of.ctx, key, netip.MustParseAddr("203.0.113.9")); err != nil {
 		t.Errorf("the last owner's API key after the refusals: %v", err)
 	}
-	// The review is refused while planned, before any change: not recorded.
-	for action, want := range map[audit.Action]int{audit.UserDeactivated: 1, audit.UserDeleted: 1, audit.RoleRevoked: 1} {
+	// The review is refused while planned, before any change, and
+	// recorded as DeactivateUser records it.
+	for action, want := range map[audit.Action]int{audit.UserDeactivated: 2, audit.UserDeleted: 1, audit.RoleRevoked: 1} {
 		if n := of.lastOwnerRefusals(t, action); n != want {
 			t.Errorf("%d %s refusals for last_owner, want %d", n, action, want)
 		}

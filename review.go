@@ -702,7 +702,10 @@ type ReviewResult struct {
 // a role the reviewer could not grant (ErrForbidden, recorded as a failed
 // user.deactivated with reason escalation: see "Acting on a more
 // privileged user"), decisions that would
-// leave the tenant without an active owner (rbac.ErrLastOwner), or one
+// leave the tenant without an active owner (rbac.ErrLastOwner, recorded
+// as DeactivateUser and RevokeRole record it: each decision taking an
+// active owner away as a failed user.deactivated or role.revoked with
+// reason last_owner), or one
 // that would deactivate the break-glass owner of a tenant that requires
 // SSO, or take the owner role from them (ErrBreakGlassUser), change
 // nothing. Then each decision is applied in order, those that make a user
@@ -954,7 +957,7 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 		owners[u.ID] = u.Status == auth.StatusActive && !d.Deactivate && keepsOwner
 		plan = append(plan, p)
 	}
-	if err := g.checkOwnersLeft(ctx, tenant, plan, owners); err != nil {
+	if err := g.checkOwnersLeft(ctx, by, tenant, plan, owners); err != nil {
 		return nil, err
 	}
 	return plan, nil
@@ -962,8 +965,11 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 
 // checkOwnersLeft refuses decisions that would leave a tenant that has an
 // active owner without one: owners lists the decided users who stay active
-// owners.
-func (g *Guard) checkOwnersLeft(ctx context.Context, tenant string, plan []plannedDecision, owners map[string]bool) error {
+// owners. The refusal (rbac.ErrLastOwner) is recorded as DeactivateUser
+// and RevokeRole record it: each decision taking an active owner away, as
+// a failed user.deactivated (Meta reason access_review) or role.revoked
+// (Target the subject, Meta role) with reason last_owner.
+func (g *Guard) checkOwnersLeft(ctx context.Context, by Principal, tenant string, plan []plannedDecision, owners map[string]bool) error {
 	if g.rbac == nil {
 		return nil
 	}
@@ -989,7 +995,7 @@ func (g *Guard) checkOwnersLeft(ctx context.Context, tenant string, plan []plann
 	if err != nil {
 		return rbacErr("roles", err)
 	}
-	hadActive := false
+	var taken []string // the decided active owners
 	for _, a := range as {
 		if a.Subject.Kind != rbac.KindUser || !slices.Contains(a.Roles, rbac.Owner) {
 			continue
@@ -1004,15 +1010,34 @@ func (g *Guard) checkOwnersLeft(ctx context.Context, tenant string, plan []plann
 		if u.Status != auth.StatusActive {
 			continue
 		}
-		hadActive = true
 		if !decided[u.ID] {
 			return nil // an active owner nobody decided on
 		}
+		taken = append(taken, u.ID)
 	}
-	if hadActive {
-		return rbac.ErrLastOwner
+	if len(taken) == 0 {
+		return nil
 	}
-	return nil
+	var evs []audit.Event
+	for _, p := range plan {
+		if p.d.UserID == "" || !slices.Contains(taken, p.d.UserID) || !p.d.Deactivate && !slices.Contains(p.revoke, rbac.Owner) {
+			continue
+		}
+		e := g.adminEvent(by, tenant, audit.RoleRevoked, rbac.User(p.d.UserID).String())
+		e.Meta = map[string]string{"role": rbac.Owner}
+		if p.d.Deactivate {
+			e = g.adminEvent(by, tenant, audit.UserDeactivated, p.d.UserID)
+			e.Meta = map[string]string{"reason": "access_review"}
+		}
+		e.Outcome, e.Reason = audit.Failure, "last_owner"
+		evs = append(evs, e)
+	}
+	if len(evs) > 0 {
+		if err := g.record(ctx, evs...); err != nil {
+			return err
+		}
+	}
+	return rbac.ErrLastOwner
 }
 
 // applyDecision carries out one checked decision.
