@@ -707,8 +707,9 @@ type ReviewResult struct {
 // active owner away as a failed user.deactivated or role.revoked with
 // reason last_owner), or one
 // that would deactivate the break-glass owner of a tenant that requires
-// SSO, or take the owner role from them (ErrBreakGlassUser), change
-// nothing. Then each decision is applied in order, those that make a user
+// SSO, or take the owner role from them (ErrBreakGlassUser, recorded as a
+// failed user.deactivated or role.revoked with reason break_glass_user),
+// change nothing. Then each decision is applied in order, those that make a user
 // an owner first (so that a review can hand the role over): a
 // deactivation ends the user's sessions and revokes the API keys they
 // created at once, and any change of the user's roles ends the user's
@@ -950,7 +951,11 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 				breakGlass = &bg
 			}
 			if *breakGlass != "" && *breakGlass == d.UserID {
-				return nil, ErrBreakGlassUser
+				// Refused and recorded as DeactivateUser and RevokeRole do.
+				if d.Deactivate {
+					return nil, g.refuseBreakGlass(ctx, by, tenant, audit.UserDeactivated, d.UserID)
+				}
+				return nil, g.refuseBreakGlass(ctx, by, tenant, audit.RoleRevoked, rbac.User(d.UserID).String())
 			}
 		}
 		keepsOwner := slices.Contains(held, rbac.Owner) && !slices.Contains(p.revoke, rbac.Owner) || p.grant == rbac.Owner

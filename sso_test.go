@@ -492,8 +492,8 @@ func TestBreakGlassOwnerKept(t *testing.T) {
 			refused++
 		}
 	}
-	if refused != 3 {
-		t.Errorf("%d refusals on record, want 3 (RevokeRole, DeactivateUser, DeleteUser)", refused)
+	if refused != 6 {
+		t.Errorf("%d refusals on record, want 6 (RevokeRole, DeactivateUser, DeleteUser and the three review decisions)", refused)
 	}
 	// Another break-glass owner named: the first one's role can go.
 	tn, _ = s.g.Tenant(ctx, tenantID)
