@@ -677,8 +677,11 @@ type Decision struct {
 type ReviewResult struct {
 	Deactivated  int // users deactivated
 	RolesChanged int // users whose roles changed (downgraded or roles revoked)
-	// KeysRevoked counts the API keys revoked: by key decisions, and with
-	// the users deactivated (the keys they created).
+	// KeysRevoked counts the API keys the review revoked: by key
+	// decisions, and with the users deactivated (the keys they created).
+	// A key decided on that was already revoked when the review was
+	// checked, or that the deactivation of its creator earlier in the
+	// review revoked, is not revoked, counted nor recorded again.
 	KeysRevoked   int
 	SessionsEnded int
 	// Recorded is the access_review.completed event.
@@ -759,8 +762,9 @@ func (g *Guard) ApplyReview(ctx context.Context, by Principal, tenant string, ds
 	}
 	slices.SortStableFunc(plan, func(a, b plannedDecision) int { return cmp.Compare(ownerFirst(a), ownerFirst(b)) })
 	var res ReviewResult
+	deactivated := map[string]bool{} // the users deactivated so far
 	for _, p := range plan {
-		if err := g.applyDecision(ctx, by, tenant, p, &res); err != nil {
+		if err := g.applyDecision(ctx, by, tenant, p, &res, deactivated); err != nil {
 			return res, fmt.Errorf("guard: access review decision %d: %w", p.i, err)
 		}
 	}
@@ -798,6 +802,10 @@ type plannedDecision struct {
 	revoke []string    // roles to take away
 	status auth.Status // the user's status when checked
 	perms  rbac.Perms  // the reviewer's permissions it was checked with
+	// key is the decided API key as planned: one already revoked then is
+	// not revoked again, nor one whose creator (CreatedBy) the review
+	// deactivated before.
+	key auth.APIKey
 }
 
 // planReview checks every decision against the tenant's current state and
@@ -869,10 +877,11 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 					keys[k.ID] = k
 				}
 			}
-			if _, ok := keys[d.KeyID]; !ok {
+			k, ok := keys[d.KeyID]
+			if !ok {
 				return nil, ErrNotFound
 			}
-			plan = append(plan, plannedDecision{i: i, d: d})
+			plan = append(plan, plannedDecision{i: i, d: d, key: k})
 			continue
 		}
 		switch {
@@ -1045,9 +1054,17 @@ func (g *Guard) checkOwnersLeft(ctx context.Context, by Principal, tenant string
 	return rbac.ErrLastOwner
 }
 
-// applyDecision carries out one checked decision.
-func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, p plannedDecision, res *ReviewResult) error {
+// applyDecision carries out one checked decision; deactivated holds the
+// users the review deactivated before (and gets the one p deactivates).
+// A key already revoked when planned, or by the deactivation of its
+// creator earlier in the review (which revoked, counted and recorded it),
+// is left alone: neither revoked, counted nor recorded again.
+func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, p plannedDecision, res *ReviewResult,
+	deactivated map[string]bool) error {
 	if p.d.KeyID != "" {
+		if !p.key.RevokedAt.IsZero() || p.key.CreatedBy != "" && deactivated[p.key.CreatedBy] {
+			return nil
+		}
 		if err := g.RevokeAPIKey(ctx, by, tenant, p.d.KeyID); err != nil {
 			return err
 		}
@@ -1081,6 +1098,7 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 		if err != nil {
 			return err
 		}
+		deactivated[id] = true
 		res.Deactivated++
 	case changed:
 		// New roles, new sign-in: the user's sessions end now.
