@@ -675,7 +675,13 @@ type Decision struct {
 
 // ReviewResult says what ApplyReview did.
 type ReviewResult struct {
-	Deactivated  int // users deactivated
+	// Deactivated counts the users the review deactivated. A Deactivate
+	// decision about a user already deactivated when the review was
+	// checked is not counted: it finishes their deactivation as
+	// DeactivateUser does (ending sessions and revoking keys left, counted
+	// in SessionsEnded and KeysRevoked, and recorded as user.deactivated
+	// as DeactivateUser records it).
+	Deactivated  int
 	RolesChanged int // users whose roles changed (downgraded or roles revoked)
 	// KeysRevoked counts the API keys the review revoked: by key
 	// decisions, and with the users deactivated (the keys they created).
@@ -1099,7 +1105,12 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 			return err
 		}
 		deactivated[id] = true
-		res.Deactivated++
+		// A user deactivated before is not counted: the call only
+		// finished their deactivation, as DeactivateUser does (and
+		// recorded it as DeactivateUser records it).
+		if p.status == auth.StatusActive {
+			res.Deactivated++
+		}
 	case changed:
 		// New roles, new sign-in: the user's sessions end now.
 		n, err := g.endSessions(ctx, by, tenant, id, "access_review")
