@@ -954,8 +954,8 @@ func (g *Guard) RolesOf(ctx context.Context, by Principal, tenant, subject strin
 
 // AdminWarning returns a warning to show when the tenant has more active
 // owners and admins than recommended (Config.MaxAdmins, default 1), or
-// nil. Deactivated users who still hold those roles are not counted:
-// they are listed in the warning's Excluded.
+// nil. Deactivated users and API keys revoked or expired that still hold
+// those roles are not counted: they are listed in the warning's Excluded.
 func (g *Guard) AdminWarning(ctx context.Context, by Principal, tenant string) (*rbac.AdminWarning, error) {
 	if err := g.needRBAC(); err != nil {
 		return nil, err
@@ -967,10 +967,23 @@ func (g *Guard) AdminWarning(ctx context.Context, by Principal, tenant string) (
 	if err != nil || w == nil {
 		return nil, rbacErr("admin warning", err)
 	}
+	// The keys, in one read when the warning counts any.
+	var usable map[string]bool
+	if g.stores.APIKeys != nil && warnsOfKeys(w) {
+		ks, err := g.stores.APIKeys.ListAPIKeys(ctx, tenant)
+		if err != nil {
+			return nil, unavailable("list api keys", err)
+		}
+		usable = usableKeys(ks, g.now())
+	}
 	// Few subjects (more than MaxAdmins, but admins are few): one read
 	// each.
 	inactive := map[rbac.Subject]bool{}
 	for _, s := range slices.Concat(w.Owners, w.Admins) {
+		if s.Kind == rbac.KindKey {
+			inactive[s] = usable != nil && !usable[s.ID]
+			continue
+		}
 		if s.Kind != rbac.KindUser {
 			continue
 		}

@@ -133,8 +133,9 @@ type Review struct {
 	// filters them.
 	Users []UserAccess
 	// AdminWarning is set when the tenant has more owners and admins
-	// (active users and API keys) than recommended (Config.MaxAdmins);
-	// deactivated users who hold those roles are in its Excluded.
+	// (active users and usable API keys) than recommended
+	// (Config.MaxAdmins); deactivated users and API keys revoked or
+	// expired who hold those roles are in its Excluded.
 	AdminWarning *rbac.AdminWarning
 	// UnusedKeys lists the usable API keys that were never used or not
 	// for DormantAfter, oldest first. KeysShown is false when the reviewer
@@ -188,6 +189,7 @@ func (g *Guard) AccessReview(ctx context.Context, by Principal, tenant string) (
 		warn *rbac.AdminWarning
 		last *audit.Event
 		keys bool
+		ks   []auth.APIKey // the tenant's API keys, read when needed
 	)
 	ix, users, err := g.readTenant(ctx, tenant, pol, true, func(ctx context.Context) (err error) {
 		if g.rbac != nil {
@@ -198,6 +200,13 @@ func (g *Guard) AccessReview(ctx context.Context, by Principal, tenant string) (
 		if g.stores.APIKeys != nil {
 			if keys, err = g.allowed(ctx, by, tenant, rbac.APIKeys, rbac.Read); err != nil {
 				return err
+			}
+			// For the unused keys, and for the keys of the warning
+			// (whether they can act).
+			if keys || warnsOfKeys(warn) {
+				if ks, err = g.stores.APIKeys.ListAPIKeys(ctx, tenant); err != nil {
+					return unavailable("list api keys", err)
+				}
 			}
 		}
 		last, err = g.lastReview(ctx, tenant)
@@ -215,13 +224,18 @@ func (g *Guard) AccessReview(ctx context.Context, by Principal, tenant string) (
 			active[u.ID] = u.Status == auth.StatusActive
 		}
 	}
-	// Deactivated (or deleted) users holding admin roles are not counted.
-	rv.AdminWarning = warn.Excluding(func(s rbac.Subject) bool { return s.Kind == rbac.KindUser && !active[s.ID] })
+	// Deactivated (or deleted) users holding admin roles are not counted,
+	// nor API keys revoked, expired (or deleted).
+	var usable map[string]bool
+	if g.stores.APIKeys != nil {
+		usable = usableKeys(ks, now)
+	}
+	rv.AdminWarning = warn.Excluding(func(s rbac.Subject) bool {
+		return s.Kind == rbac.KindUser && !active[s.ID] || s.Kind == rbac.KindKey && usable != nil && !usable[s.ID]
+	})
 	if keys {
 		rv.KeysShown = true
-		if rv.UnusedKeys, err = g.unusedKeys(ctx, tenant, now, pol.DormantAfter, ix); err != nil {
-			return Review{}, err
-		}
+		rv.UnusedKeys = unusedKeys(ks, now, pol.DormantAfter, ix)
 	}
 	// The newest review on record, or, once retention purged it, its time
 	// as PurgeAudit kept it with the tenant (the reviewer is then unknown).
@@ -592,13 +606,30 @@ func summaryView(tenant string, u auth.UserSummary) User {
 		LastSSOAt: u.LastSSOAt, ReactivatedAt: u.ReactivatedAt}
 }
 
-// unusedKeys lists the tenant's usable API keys that were never used or
-// not for dormantAfter.
-func (g *Guard) unusedKeys(ctx context.Context, tenant string, now time.Time, dormantAfter time.Duration, ix *accessIndex) ([]UnusedKey, error) {
-	ks, err := g.stores.APIKeys.ListAPIKeys(ctx, tenant)
-	if err != nil {
-		return nil, unavailable("list api keys", err)
+// warnsOfKeys reports whether w counts an API key among the owners and
+// admins.
+func warnsOfKeys(w *rbac.AdminWarning) bool {
+	if w == nil {
+		return false
 	}
+	return slices.ContainsFunc(slices.Concat(w.Owners, w.Admins), func(s rbac.Subject) bool { return s.Kind == rbac.KindKey })
+}
+
+// usableKeys returns, by ID, the keys of ks usable at now (neither revoked
+// nor expired): the API keys that can act. It is never nil.
+func usableKeys(ks []auth.APIKey, now time.Time) map[string]bool {
+	out := make(map[string]bool, len(ks))
+	for _, k := range ks {
+		if k.UsableAt(now) {
+			out[k.ID] = true
+		}
+	}
+	return out
+}
+
+// unusedKeys lists the usable API keys of ks, a tenant's keys, that were
+// never used or not for dormantAfter.
+func unusedKeys(ks []auth.APIKey, now time.Time, dormantAfter time.Duration, ix *accessIndex) []UnusedKey {
 	var out []UnusedKey
 	for _, k := range ks {
 		if !k.UsableAt(now) {
@@ -611,7 +642,7 @@ func (g *Guard) unusedKeys(ctx context.Context, tenant string, now time.Time, do
 		k.Hash = [32]byte{}
 		out = append(out, UnusedKey{Key: k, NeverUsed: never, Roles: ix.keyRoles.get(k.ID).Roles})
 	}
-	return out, nil
+	return out
 }
 
 // lastReview returns the tenant's newest access_review.completed event,
