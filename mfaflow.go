@@ -628,7 +628,11 @@ func (g *Guard) BeginTOTP(ctx context.Context, p Principal, label string) (mfa.T
 // mfa.enrol_started, reason destination_not_allowed). An email address is
 // kept in canonical form (auth.CanonicalEmail: trimmed, case-folded), so
 // that each capitalisation of one mailbox counts in its one send limit
-// (mfa.SendLimits.PerDestination).
+// (mfa.SendLimits.PerDestination). An address CanonicalEmail refuses
+// (white space, control or format characters among others) gives its
+// *auth.InputError, and a number, label or address the mfa package
+// refuses its *mfa.InputError; either refusal is recorded as a failed
+// mfa.enrol_started, reason bad_input, and nothing is enrolled.
 func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destination, label string) (mfa.Factor, error) {
 	a, err := g.self(ctx, p)
 	if err != nil {
@@ -637,13 +641,27 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 	if err := g.requireRecentAuth(p); err != nil {
 		return mfa.Factor{}, err
 	}
-	if kind == mfa.KindEmail {
-		// What is not an address is left as typed, for mfa to refuse.
-		if email, err := auth.CanonicalEmail(destination); err == nil {
-			destination = email
+	refused := func(err error) error {
+		e := a.event(audit.MFAEnrolStarted, audit.Failure, ReasonBadInput)
+		if kind == mfa.KindEmail || kind == mfa.KindSMS {
+			e.Meta = map[string]string{"kind": string(kind)}
 		}
+		if rerr := g.record(ctx, e); rerr != nil {
+			return rerr
+		}
+		return err
+	}
+	if kind == mfa.KindEmail {
+		email, err := auth.CanonicalEmail(destination)
+		if err != nil {
+			return mfa.Factor{}, refused(err)
+		}
+		destination = email
 	}
 	f, res, err := g.mfa.BeginOOB(ctx, mfa.OOBRequest{Tenant: p.Tenant, UserID: p.UserID, Kind: kind, Destination: destination, Label: label, IP: p.IP})
+	if ie := (*mfa.InputError)(nil); errors.As(err, &ie) {
+		return mfa.Factor{}, refused(err)
+	}
 	if err != nil {
 		return mfa.Factor{}, mfaErr("begin enrolment", err)
 	}

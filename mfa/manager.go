@@ -349,11 +349,13 @@ func checkFactorID(id string) error {
 	return nil
 }
 
-// checkLabel returns the label to store, or an *InputError.
+// checkLabel returns the label to store, or an *InputError. An empty
+// label is def, which passes the same checks: a default made from outside
+// input (an email address) is shown as a label given is.
 func checkLabel(label, def string) (string, error) {
 	label = strings.TrimSpace(label)
 	if label == "" {
-		return def, nil
+		label = def
 	}
 	if len(label) > MaxLabelLen {
 		return "", &InputError{Field: "label", Reason: fmt.Sprintf("is longer than %d bytes", MaxLabelLen)}

@@ -12,6 +12,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -437,7 +438,10 @@ func checkTxn(txn string) error {
 }
 
 // checkDestination returns the destination to store for kind: a bare
-// email address (the facade passes it canonical), or an E.164 number.
+// email address (the facade passes it canonical) without white space,
+// control or format characters (Cc, Cf, Zl, Zp: bidirectional overrides
+// and isolates among them), as auth.CanonicalEmail requires, or an E.164
+// number.
 func checkDestination(kind Kind, d string) (string, error) {
 	if kind == KindSMS {
 		if len(d) < 8 || len(d) > 16 || d[0] != '+' || d[1] == '0' {
@@ -450,8 +454,17 @@ func checkDestination(kind Kind, d string) (string, error) {
 		}
 		return d, nil
 	}
-	if len(d) > 254 || strings.ContainsAny(d, "\r\n") {
+	if len(d) > 254 || !utf8.ValidString(d) {
 		return "", &InputError{Field: "destination", Reason: "is not an email address"}
+	}
+	// What auth.CanonicalEmail refuses (mfa may not import auth): net/mail
+	// takes any non-ASCII rune in an atom, but an address is shown, in the
+	// factor and its default label, and must not reorder or break the
+	// text around it.
+	if strings.ContainsFunc(d, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.In(r, unicode.Zl, unicode.Zp)
+	}) {
+		return "", &InputError{Field: "destination", Reason: "contains space or control characters"}
 	}
 	a, err := mail.ParseAddress(d)
 	if err != nil || a.Name != "" || a.Address != d {
