@@ -513,6 +513,14 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bo
 		_ = g.settle(ctx, gt, false)
 		return nil, ErrConflict
 	}
+	if errors.Is(err, mfa.ErrLimit) {
+		// The code was right, but the user has confirmed
+		// mfa.Config.MaxFactors factors since this one was begun: no
+		// guess either; the factor stays pending and, as when it is
+		// begun over the limit, nothing is recorded.
+		_ = g.settle(ctx, gt, false)
+		return nil, mfa.ErrLimit
+	}
 	if err != nil {
 		reason, ok := codeReason(err)
 		if !ok {
@@ -688,7 +696,9 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 // its first code, and returns a first set of recovery codes when it is the
 // user's first factor (show them once). A wrong code is ErrInvalidCode and
 // counts in the lockout. A factor confirmed already (the form submitted
-// twice) gives ErrConflict, neither recorded nor counted.
+// twice) gives ErrConflict, neither recorded nor counted; so does one
+// the user has no room for, having confirmed mfa.Config.MaxFactors
+// factors since it was begun, with mfa.ErrLimit (it stays pending).
 //
 // An enrolment that cannot be recorded in the audit log does not stand,
 // nor does one stopped by a store failure after the code was accepted

@@ -193,3 +193,46 @@ func TestBeginOOBRefusedAddressRecorded(t *testing.T) {
 		f.out.mu.Unlock()
 	}
 }
+
+// With mfa.Config.MaxFactors 1, a user who began two factors confirms one;
+// the other's confirmation, with its right code, is mfa.ErrLimit, counts
+// no failure and is not recorded as an enrolment: the user keeps one
+// confirmed factor.
+func TestConfirmFactorOverLimit(t *testing.T) {
+	f := newMFAFixture(t, func(c *guard.Config) { c.MFA.MaxFactors = 1 })
+	f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	en, err := f.g.BeginTOTP(f.ctx, p, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa, err := f.g.BeginOOB(f.ctx, p, mfa.KindEmail, "ada.second@example.test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.ConfirmFactor(f.ctx, p, fa.ID, f.out.lastCodeTo(t, "ada.second@example.test")); err != nil {
+		t.Fatalf("ConfirmFactor(email): %v", err)
+	}
+	if _, err := f.g.ConfirmFactor(f.ctx, p, en.Factor.ID, f.code(t, en.Secret)); !errors.Is(err, mfa.ErrLimit) {
+		t.Errorf("ConfirmFactor(totp) over MaxFactors = %v, want mfa.ErrLimit", err)
+	}
+	if evs := f.events(t, audit.MFAEnrolled); len(evs) != 1 || evs[0].Target != fa.ID {
+		t.Errorf("mfa.enrolled events %+v, want one, for the email factor", evs)
+	}
+	if evs := f.events(t, audit.MFAFailed); len(evs) != 0 {
+		t.Errorf("mfa.failed events %+v, want none", evs)
+	}
+	fs, err := f.g.Factors(f.ctx, p, tenantID, p.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, x := range fs {
+		if x.Confirmed() {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d confirmed factors, want 1", n)
+	}
+}

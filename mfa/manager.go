@@ -106,7 +106,10 @@ type Config struct {
 	// RecoveryLow: a set with this many codes left or fewer is reported
 	// as low (default 3).
 	RecoveryLow int
-	// MaxFactors bounds the confirmed factors of a user (default 10).
+	// MaxFactors bounds the confirmed factors of a user (default 10): a
+	// factor is neither begun nor confirmed (ErrLimit) while the user has
+	// that many. Pending factors do not count, so a user may begin
+	// several, but only as many are confirmed as the bound leaves room for.
 	MaxFactors int
 	// TransactionTTL is the lifetime of a pending login (default 5
 	// minutes).

@@ -87,7 +87,7 @@ func enrolTxn(factorID string) string { return "enrol:" + factorID }
 // creates nothing and returns a result with Suppressed set to
 // ErrDestinationNotAllowed (the user is signed in: the facade may say
 // so). ErrUnavailable if no sender is configured for the kind; ErrLimit if
-// the user already has Config.MaxFactors factors.
+// the user already has Config.MaxFactors confirmed factors.
 func (m *Manager) BeginOOB(ctx context.Context, req OOBRequest) (Factor, SendResult, error) {
 	if err := checkUser(req.Tenant, req.UserID); err != nil {
 		return Factor{}, SendResult{}, err
@@ -132,7 +132,9 @@ func (m *Manager) BeginOOB(ctx context.Context, req OOBRequest) (Factor, SendRes
 // ConfirmOOB activates the pending email or SMS factor factorID with the
 // code BeginOOB sent. Errors: those of VerifyCode, and ErrConflict if the
 // factor is already confirmed, ErrExpired (the factor is then deleted) if
-// it was begun more than EnrolTTL ago.
+// it was begun more than EnrolTTL ago, ErrLimit if the user has meanwhile
+// confirmed Config.MaxFactors factors (it stays pending; the code is used
+// up).
 func (m *Manager) ConfirmOOB(ctx context.Context, tenant, userID, factorID, code string) (Factor, error) {
 	if err := checkUser(tenant, userID); err != nil {
 		return Factor{}, err
@@ -164,7 +166,7 @@ func (m *Manager) ConfirmOOB(ctx context.Context, tenant, userID, factorID, code
 		return Factor{}, err
 	}
 	at := now.UTC().Truncate(time.Microsecond)
-	if err := m.st.FactorUpdates.ConfirmFactor(ctx, tenant, userID, factorID, at, 0); err != nil {
+	if err := m.st.FactorUpdates.ConfirmFactor(ctx, tenant, userID, factorID, at, 0, m.maxF); err != nil {
 		return Factor{}, storeErr("confirm factor", err)
 	}
 	f.ConfirmedAt = at
