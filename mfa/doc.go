@@ -119,6 +119,7 @@
 //     was given an unacceptable configuration.
 //   - *URIError: ParseURI refused an otpauth URI.
 //
-// Any other error wraps a store failure. It is never one of the sentinels
-// above, so the caller must deny (fail closed).
+// Any other error wraps a store failure, or a failure of Config.Rand (one
+// that cannot be read, or keeps giving the same or unusable values). It is
+// never one of the sentinels above, so the caller must deny (fail closed).
 package mfa

@@ -370,7 +370,9 @@ func (m *Manager) codeHash(tenant, txn, code string) Hash {
 	return h
 }
 
-// newCode returns Config.CodeDigits uniformly random decimal digits.
+// newCode returns Config.CodeDigits uniformly random decimal digits, or
+// errBrokenRand after maxRedraws draws in a row beyond the last multiple
+// of 10^digits.
 func (m *Manager) newCode() (string, error) {
 	n := uint32(1)
 	for range m.digits {
@@ -378,7 +380,7 @@ func (m *Manager) newCode() (string, error) {
 	}
 	limit := (1 << 32) / uint64(n) * uint64(n) // largest multiple of n that fits: no modulo bias
 	var b [4]byte
-	for {
+	for range maxRedraws {
 		if _, err := io.ReadFull(m.rand, b[:]); err != nil {
 			return "", fmt.Errorf("mfa: reading random bytes: %w", err)
 		}
@@ -386,6 +388,7 @@ func (m *Manager) newCode() (string, error) {
 			return fmt.Sprintf("%0*d", m.digits, v%n), nil
 		}
 	}
+	return "", errBrokenRand
 }
 
 func (m *Manager) hasSender(k Kind) bool {
