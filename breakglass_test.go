@@ -102,7 +102,7 @@ func TestBreakGlassFactorsRemovedAtOnce(t *testing.T) {
 		if err := s.stores.MFA.Factors.CreateFactor(ctx, add, 10); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.stores.MFA.FactorUpdates.ConfirmFactor(ctx, tenantID, owner.ID, add.ID, add.CreatedAt, 1); err != nil {
+		if err := s.stores.MFA.FactorUpdates.ConfirmFactor(ctx, tenantID, owner.ID, add.ID, add.CreatedAt, 1, 0); err != nil {
 			t.Fatal(err)
 		}
 		ids := [2]string{fs[0].ID, add.ID}

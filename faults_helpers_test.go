@@ -500,8 +500,8 @@ type fFactorUpdates struct {
 	c *faultCounter
 }
 
-func (w fFactorUpdates) ConfirmFactor(ctx context.Context, tenant, userID, id string, at time.Time, step int64) error {
-	return do0(w.c, "MFA.FactorUpdates.ConfirmFactor", func() error { return w.FactorUpdater.ConfirmFactor(ctx, tenant, userID, id, at, step) })
+func (w fFactorUpdates) ConfirmFactor(ctx context.Context, tenant, userID, id string, at time.Time, step int64, max int) error {
+	return do0(w.c, "MFA.FactorUpdates.ConfirmFactor", func() error { return w.FactorUpdater.ConfirmFactor(ctx, tenant, userID, id, at, step, max) })
 }
 
 func (w fFactorUpdates) AdvanceStep(ctx context.Context, tenant, userID, id string, step int64) error {

@@ -482,8 +482,8 @@ func (r routedMFA) DeleteFactorKeeping(ctx context.Context, tenant, userID, id s
 	})
 }
 
-func (r routedMFA) ConfirmFactor(ctx context.Context, tenant, userID, id string, at time.Time, step int64) error {
-	return r.do(ctx, tenant, func(s mfa.Stores) error { return s.FactorUpdates.ConfirmFactor(ctx, tenant, userID, id, at, step) })
+func (r routedMFA) ConfirmFactor(ctx context.Context, tenant, userID, id string, at time.Time, step int64, max int) error {
+	return r.do(ctx, tenant, func(s mfa.Stores) error { return s.FactorUpdates.ConfirmFactor(ctx, tenant, userID, id, at, step, max) })
 }
 
 func (r routedMFA) AdvanceStep(ctx context.Context, tenant, userID, id string, step int64) error {

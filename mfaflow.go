@@ -513,6 +513,14 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bo
 		_ = g.settle(ctx, gt, false)
 		return nil, ErrConflict
 	}
+	if errors.Is(err, mfa.ErrLimit) {
+		// The code was right, but the user has confirmed
+		// mfa.Config.MaxFactors factors since this one was begun: no
+		// guess either; the factor stays pending and, as when it is
+		// begun over the limit, nothing is recorded.
+		_ = g.settle(ctx, gt, false)
+		return nil, mfa.ErrLimit
+	}
 	if err != nil {
 		reason, ok := codeReason(err)
 		if !ok {
@@ -628,7 +636,11 @@ func (g *Guard) BeginTOTP(ctx context.Context, p Principal, label string) (mfa.T
 // mfa.enrol_started, reason destination_not_allowed). An email address is
 // kept in canonical form (auth.CanonicalEmail: trimmed, case-folded), so
 // that each capitalisation of one mailbox counts in its one send limit
-// (mfa.SendLimits.PerDestination).
+// (mfa.SendLimits.PerDestination). An address CanonicalEmail refuses
+// (white space, control or format characters among others) gives its
+// *auth.InputError, and a number, label or address the mfa package
+// refuses its *mfa.InputError; either refusal is recorded as a failed
+// mfa.enrol_started, reason bad_input, and nothing is enrolled.
 func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destination, label string) (mfa.Factor, error) {
 	a, err := g.self(ctx, p)
 	if err != nil {
@@ -637,13 +649,27 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 	if err := g.requireRecentAuth(p); err != nil {
 		return mfa.Factor{}, err
 	}
-	if kind == mfa.KindEmail {
-		// What is not an address is left as typed, for mfa to refuse.
-		if email, err := auth.CanonicalEmail(destination); err == nil {
-			destination = email
+	refused := func(err error) error {
+		e := a.event(audit.MFAEnrolStarted, audit.Failure, ReasonBadInput)
+		if kind == mfa.KindEmail || kind == mfa.KindSMS {
+			e.Meta = map[string]string{"kind": string(kind)}
 		}
+		if rerr := g.record(ctx, e); rerr != nil {
+			return rerr
+		}
+		return err
+	}
+	if kind == mfa.KindEmail {
+		email, err := auth.CanonicalEmail(destination)
+		if err != nil {
+			return mfa.Factor{}, refused(err)
+		}
+		destination = email
 	}
 	f, res, err := g.mfa.BeginOOB(ctx, mfa.OOBRequest{Tenant: p.Tenant, UserID: p.UserID, Kind: kind, Destination: destination, Label: label, IP: p.IP})
+	if ie := (*mfa.InputError)(nil); errors.As(err, &ie) {
+		return mfa.Factor{}, refused(err)
+	}
 	if err != nil {
 		return mfa.Factor{}, mfaErr("begin enrolment", err)
 	}
@@ -670,7 +696,9 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 // its first code, and returns a first set of recovery codes when it is the
 // user's first factor (show them once). A wrong code is ErrInvalidCode and
 // counts in the lockout. A factor confirmed already (the form submitted
-// twice) gives ErrConflict, neither recorded nor counted.
+// twice) gives ErrConflict, neither recorded nor counted; so does one
+// the user has no room for, having confirmed mfa.Config.MaxFactors
+// factors since it was begun, with mfa.ErrLimit (it stays pending).
 //
 // An enrolment that cannot be recorded in the audit log does not stand,
 // nor does one stopped by a store failure after the code was accepted

@@ -7,6 +7,7 @@ import (
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/mfa"
 )
 
@@ -156,5 +157,82 @@ func TestPendingFactorRemovalRacesItsConfirmation(t *testing.T) {
 	if !errors.Is(err, guard.ErrFactorRequired) || len(fs) != 1 || !fs[0].Confirmed() {
 		t.Errorf("removing a pending factor confirmed meanwhile, the only one, under RequireMFA: %v, factors %+v; "+
 			"want ErrFactorRequired and the factor kept, confirmed", err, fs)
+	}
+}
+
+// BeginOOB with an email address that auth.CanonicalEmail refuses (here
+// with characters that reorder or break the text where it is shown)
+// enrols nothing and sends nothing: the refusal is CanonicalEmail's
+// *auth.InputError, on record as a failed mfa.enrol_started, reason
+// bad_input. (It used to pass the address on as typed, for mfa to refuse,
+// which it did not.)
+func TestBeginOOBRefusedAddressRecorded(t *testing.T) {
+	for _, d := range []string{"ada@ex\u202eelpmaxe.com", "ada@ex\u2028ample.com", "ada@ex\u0085ample.com", "ada@ex\u2067ample.com", "not an address"} {
+		f := newMFAFixture(t)
+		f.createUser(t, adaEmail, ownerPW)
+		_, p := f.signIn(t, adaEmail, ownerPW)
+		fa, err := f.g.BeginOOB(f.ctx, p, mfa.KindEmail, d, "")
+		var ie *auth.InputError
+		if !errors.As(err, &ie) || fa.ID != "" {
+			t.Errorf("BeginOOB(%q): factor %q, %v; want an *auth.InputError", d, fa.ID, err)
+		}
+		evs := f.events(t, audit.MFAEnrolStarted)
+		if len(evs) != 1 || evs[0].Outcome != audit.Failure || evs[0].Reason != guard.ReasonBadInput || evs[0].Meta["kind"] != "email" {
+			t.Errorf("BeginOOB(%q): mfa.enrol_started events %+v, want one failed, reason bad_input", d, evs)
+		}
+		if fs, err := f.g.Factors(f.ctx, p, tenantID, p.UserID); err != nil || len(fs) != 0 {
+			t.Errorf("BeginOOB(%q): factors after the refusal: %v, %v", d, fs, err)
+		}
+		f.g.Close()
+		f.out.mu.Lock()
+		for _, m := range f.out.mail {
+			if m.To != adaEmail {
+				t.Errorf("BeginOOB(%q): a message went to %q", d, m.To)
+			}
+		}
+		f.out.mu.Unlock()
+	}
+}
+
+// With mfa.Config.MaxFactors 1, a user who began two factors confirms one;
+// the other's confirmation, with its right code, is mfa.ErrLimit, counts
+// no failure and is not recorded as an enrolment: the user keeps one
+// confirmed factor.
+func TestConfirmFactorOverLimit(t *testing.T) {
+	f := newMFAFixture(t, func(c *guard.Config) { c.MFA.MaxFactors = 1 })
+	f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	en, err := f.g.BeginTOTP(f.ctx, p, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa, err := f.g.BeginOOB(f.ctx, p, mfa.KindEmail, "ada.second@example.test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.ConfirmFactor(f.ctx, p, fa.ID, f.out.lastCodeTo(t, "ada.second@example.test")); err != nil {
+		t.Fatalf("ConfirmFactor(email): %v", err)
+	}
+	if _, err := f.g.ConfirmFactor(f.ctx, p, en.Factor.ID, f.code(t, en.Secret)); !errors.Is(err, mfa.ErrLimit) {
+		t.Errorf("ConfirmFactor(totp) over MaxFactors = %v, want mfa.ErrLimit", err)
+	}
+	if evs := f.events(t, audit.MFAEnrolled); len(evs) != 1 || evs[0].Target != fa.ID {
+		t.Errorf("mfa.enrolled events %+v, want one, for the email factor", evs)
+	}
+	if evs := f.events(t, audit.MFAFailed); len(evs) != 0 {
+		t.Errorf("mfa.failed events %+v, want none", evs)
+	}
+	fs, err := f.g.Factors(f.ctx, p, tenantID, p.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, x := range fs {
+		if x.Confirmed() {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d confirmed factors, want 1", n)
 	}
 }

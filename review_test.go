@@ -505,7 +505,7 @@ func TestAccessReviewEveryUser(t *testing.T) {
 			if err := st.MFA.Factors.CreateFactor(f.ctx, fa, 10); err != nil {
 				t.Fatal(err)
 			}
-			if err := st.MFA.FactorUpdates.ConfirmFactor(f.ctx, tenantID, id, fa.ID, now, 1); err != nil {
+			if err := st.MFA.FactorUpdates.ConfirmFactor(f.ctx, tenantID, id, fa.ID, now, 1, 0); err != nil {
 				t.Fatal(err)
 			}
 			w.kinds = append(w.kinds, kind)

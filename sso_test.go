@@ -542,7 +542,7 @@ func TestBreakGlassNeedsAFactor(t *testing.T) {
 	if err := s.stores.MFA.Factors.CreateFactor(ctx, second, 10); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.stores.MFA.FactorUpdates.ConfirmFactor(ctx, tenantID, owner.ID, second.ID, second.CreatedAt, 1); err != nil {
+	if err := s.stores.MFA.FactorUpdates.ConfirmFactor(ctx, tenantID, owner.ID, second.ID, second.CreatedAt, 1, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.g.RemoveFactor(ctx, sys, tenantID, owner.ID, fs[0].ID); err != nil {

@@ -105,7 +105,8 @@
 //   - ErrNotFound: no such factor, code or transaction (also for a
 //     transaction of another client).
 //   - ErrConflict: the factor is already confirmed (or changed meanwhile).
-//   - ErrLimit: the user has Config.MaxFactors factors.
+//   - ErrLimit: the user has Config.MaxFactors confirmed factors (when a
+//     factor is begun or confirmed).
 //   - ErrLastFactor: RemoveFactorKeeping refused to take a factor that
 //     would leave the user fewer confirmed factors than asked to keep.
 //   - ErrUnavailable: no sender for the channel.
@@ -118,6 +119,7 @@
 //     was given an unacceptable configuration.
 //   - *URIError: ParseURI refused an otpauth URI.
 //
-// Any other error wraps a store failure. It is never one of the sentinels
-// above, so the caller must deny (fail closed).
+// Any other error wraps a store failure, or a failure of Config.Rand (one
+// that cannot be read, or keeps giving the same or unusable values). It is
+// never one of the sentinels above, so the caller must deny (fail closed).
 package mfa

@@ -45,6 +45,18 @@ var (
 	ErrFull = errors.New("mfa: store full")
 )
 
+// errBrokenRand: Config.Rand gave maxRedraws values in a row that could
+// not be used (a recovery code already in the set, a draw outside the
+// range of one-time codes): with a working source that does not happen.
+var errBrokenRand = errors.New("mfa: Config.Rand repeats itself or gives unusable values: is it broken?")
+
+// maxRedraws bounds the draws from Config.Rand that a broken source can
+// make a loop throw away before it gives up with errBrokenRand. With a
+// working source ten in a row happen with odds below 1e-11 (a one-time
+// code of 9 digits rejects under 7% of draws; a repeated 80-bit recovery
+// code is far rarer).
+const maxRedraws = 10
+
 // Reasons why SendCode did not call the sender. The facade logs them and
 // never shows them: the user sees the same answer as for a real send.
 var (

@@ -48,12 +48,16 @@ func FuzzParseTransactionToken(f *testing.F) {
 // out-of-band factor is refused with an *InputError, or is stored exactly
 // as given: an SMS destination is E.164 ("+" and 7 to 15 digits, no
 // leading 0), an email one a bare address of at most 254 bytes without
-// CR/LF. The default label built from it is valid UTF-8 within
-// MaxLabelLen.
+// white space, control or format characters (bidirectional overrides and
+// isolates, line and paragraph separators among them), as
+// auth.CanonicalEmail requires. The default label built from it passes
+// checkLabel unchanged.
 func FuzzCheckDestination(f *testing.F) {
 	for _, s := range []string{"", "+14155550123", "+0123456789", "+1234567", "+1234567890123456", "14155550123",
 		"+1 415 555", "ada@example.com", "Ada <ada@example.com>", "ada@example.com\r\nBcc: x@y", "\"a b\"@example.com",
-		"ada@[127.0.0.1]", "ü@example.com", "a@b", "(c)ada@example.com", "ada@example.com\x00"} {
+		"ada@[127.0.0.1]", "ü@example.com", "a@b", "(c)ada@example.com", "ada@example.com\x00",
+		"ada@ex\u202eelpmaxe.com", "\u202eada@example.com", "ada@ex\u2028ample.com", "ada@ex\u0085ample.com",
+		"ada@ex\u2067ample.com", "ada@ex\u200bample.com", "ada@ex\u00a0ample.com", "ada@ex\xffample.com"} {
 		f.Add(s, false)
 		f.Add(s, true)
 	}
@@ -77,11 +81,14 @@ func FuzzCheckDestination(f *testing.F) {
 			if len(d) < 8 || len(d) > 16 || d[0] != '+' || d[1] == '0' || strings.Trim(d[1:], "0123456789") != "" {
 				t.Fatalf("accepted SMS destination %q", d)
 			}
-		} else if len(d) > 254 || strings.ContainsAny(d, "\r\n") || !strings.Contains(d, "@") {
+		} else if len(d) > 254 || !utf8.ValidString(d) || !strings.Contains(d, "@") || strings.ContainsFunc(d, func(r rune) bool {
+			return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.In(r, unicode.Zl, unicode.Zp)
+		}) {
 			t.Fatalf("accepted email destination %q", d)
 		}
-		if l := defaultLabel(kind, d); !utf8.ValidString(l) || len(l) > MaxLabelLen {
-			t.Fatalf("defaultLabel(%q) = %q", d, l)
+		def := defaultLabel(kind, d)
+		if l, err := checkLabel("", def); err != nil || l != def {
+			t.Fatalf("defaultLabel(%q) = %q: checkLabel gives %q, %v", d, def, l, err)
 		}
 	})
 }
@@ -114,7 +121,9 @@ func FuzzCheckIDs(f *testing.F) {
 			wantInputError(t, "checkLabel", s, err)
 			return
 		}
-		if l == "" || len(l) > MaxLabelLen || !utf8.ValidString(l) || strings.ContainsFunc(l, unicode.IsControl) {
+		if l == "" || len(l) > MaxLabelLen || !utf8.ValidString(l) || strings.ContainsFunc(l, func(r rune) bool {
+			return unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp) || '\u202a' <= r && r <= '\u202e' || '\u2066' <= r && r <= '\u2069'
+		}) {
 			t.Fatalf("checkLabel(%q) = %q", s, l)
 		}
 		if l2, err := checkLabel(l, "default"); err != nil || l2 != l {

@@ -106,7 +106,10 @@ type Config struct {
 	// RecoveryLow: a set with this many codes left or fewer is reported
 	// as low (default 3).
 	RecoveryLow int
-	// MaxFactors bounds the confirmed factors of a user (default 10).
+	// MaxFactors bounds the confirmed factors of a user (default 10): a
+	// factor is neither begun nor confirmed (ErrLimit) while the user has
+	// that many. Pending factors do not count, so a user may begin
+	// several, but only as many are confirmed as the bound leaves room for.
 	MaxFactors int
 	// TransactionTTL is the lifetime of a pending login (default 5
 	// minutes).
@@ -349,11 +352,13 @@ func checkFactorID(id string) error {
 	return nil
 }
 
-// checkLabel returns the label to store, or an *InputError.
+// checkLabel returns the label to store, or an *InputError. An empty
+// label is def, which passes the same checks: a default made from outside
+// input (an email address) is shown as a label given is.
 func checkLabel(label, def string) (string, error) {
 	label = strings.TrimSpace(label)
 	if label == "" {
-		return def, nil
+		label = def
 	}
 	if len(label) > MaxLabelLen {
 		return "", &InputError{Field: "label", Reason: fmt.Sprintf("is longer than %d bytes", MaxLabelLen)}

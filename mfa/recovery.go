@@ -51,7 +51,8 @@ type RecoveryResult struct {
 // GenerateRecoveryCodes makes a new set of Config.RecoveryCodes recovery
 // codes for the user and returns them in clear: show them once, they are
 // not kept anywhere. The set replaces the user's earlier set in one step,
-// so every earlier code stops working.
+// so every earlier code stops working. A Config.Rand that keeps repeating
+// itself gives an error, and the earlier set is left as it was.
 func (m *Manager) GenerateRecoveryCodes(ctx context.Context, tenant, userID string) ([]string, error) {
 	if err := checkUser(tenant, userID); err != nil {
 		return nil, err
@@ -60,14 +61,18 @@ func (m *Manager) GenerateRecoveryCodes(ctx context.Context, tenant, userID stri
 	hashes := make([]Hash, 0, m.recN)
 	seen := make(map[Hash]bool, m.recN)
 	var raw [recoveryBytes]byte
-	for len(codes) < m.recN {
+	for repeats := 0; len(codes) < m.recN; {
 		if _, err := io.ReadFull(m.rand, raw[:]); err != nil {
 			return nil, fmt.Errorf("mfa: reading random bytes: %w", err)
 		}
 		norm := encodeRecovery(raw)
 		h := recoveryHash(tenant, userID, norm)
 		if seen[h] {
-			continue // a broken Rand; a set never holds a code twice
+			// A broken Rand; a set never holds a code twice.
+			if repeats++; repeats >= maxRedraws {
+				return nil, errBrokenRand
+			}
+			continue
 		}
 		seen[h] = true
 		hashes = append(hashes, h)

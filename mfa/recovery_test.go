@@ -1,11 +1,14 @@
 package mfa_test
 
 import (
+	"crypto/rand"
 	"errors"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/guardhq/guard/mfa"
 )
@@ -146,6 +149,80 @@ func FuzzParseRecoveryCode(f *testing.F) {
 		}
 		if again, err := mfa.ParseRecoveryCode(got); err != nil || again != got {
 			t.Fatalf("canonical form %q does not parse to itself: %q, %v", got, again, err)
+		}
+	})
+}
+
+// constReader is a broken Config.Rand: every byte is b.
+type constReader byte
+
+func (c constReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(c)
+	}
+	return len(p), nil
+}
+
+// breakable is crypto/rand until broken, then constant bytes.
+type breakable struct{ broken atomic.Bool }
+
+func (b *breakable) Read(p []byte) (int, error) {
+	if b.broken.Load() {
+		return constReader(0x42).Read(p)
+	}
+	return rand.Read(p)
+}
+
+// within runs fn and fails the test if it does not return within a few
+// seconds (it would loop forever).
+func within(t *testing.T, fn func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("did not return: retries a broken Config.Rand forever")
+		return nil
+	}
+}
+
+// A Config.Rand that returns constant bytes repeats every recovery code:
+// GenerateRecoveryCodes gives up with an error, in bounded time, and
+// keeps the earlier set; SendCode (through BeginOOB) gives up likewise
+// when every draw for a one-time code is out of range (all 0xFF).
+func TestBrokenRandGivesUp(t *testing.T) {
+	t.Run("RecoveryCodes", func(t *testing.T) {
+		r := new(breakable)
+		f := newFixture(t, func(c *mfa.Config) { c.Rand = r })
+		first, err := f.m.GenerateRecoveryCodes(t.Context(), "t", "u")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.broken.Store(true)
+		err = within(t, func() error {
+			_, err := f.m.GenerateRecoveryCodes(t.Context(), "t", "u")
+			return err
+		})
+		if err == nil {
+			t.Fatal("GenerateRecoveryCodes with a constant Rand: no error")
+		}
+		if left, err := f.m.RecoveryCodesLeft(t.Context(), "t", "u"); err != nil || left.Left != len(first) {
+			t.Errorf("RecoveryCodesLeft after the failure = %d, %v; want the earlier set's %d", left.Left, err, len(first))
+		}
+	})
+	t.Run("OneTimeCode", func(t *testing.T) {
+		f := newFixture(t, func(c *mfa.Config) { c.Rand = constReader(0xff) })
+		err := within(t, func() error {
+			_, _, err := f.m.BeginOOB(t.Context(), mfa.OOBRequest{Tenant: "t", UserID: "u", Kind: mfa.KindEmail, Destination: "ada@example.com"})
+			return err
+		})
+		if err == nil {
+			t.Fatal("BeginOOB with a Rand of 0xFF bytes: no error")
+		}
+		if n := f.email.count(); n != 0 {
+			t.Errorf("%d message(s) sent", n)
 		}
 	})
 }

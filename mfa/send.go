@@ -12,6 +12,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -86,7 +87,7 @@ func enrolTxn(factorID string) string { return "enrol:" + factorID }
 // creates nothing and returns a result with Suppressed set to
 // ErrDestinationNotAllowed (the user is signed in: the facade may say
 // so). ErrUnavailable if no sender is configured for the kind; ErrLimit if
-// the user already has Config.MaxFactors factors.
+// the user already has Config.MaxFactors confirmed factors.
 func (m *Manager) BeginOOB(ctx context.Context, req OOBRequest) (Factor, SendResult, error) {
 	if err := checkUser(req.Tenant, req.UserID); err != nil {
 		return Factor{}, SendResult{}, err
@@ -131,7 +132,9 @@ func (m *Manager) BeginOOB(ctx context.Context, req OOBRequest) (Factor, SendRes
 // ConfirmOOB activates the pending email or SMS factor factorID with the
 // code BeginOOB sent. Errors: those of VerifyCode, and ErrConflict if the
 // factor is already confirmed, ErrExpired (the factor is then deleted) if
-// it was begun more than EnrolTTL ago.
+// it was begun more than EnrolTTL ago, ErrLimit if the user has meanwhile
+// confirmed Config.MaxFactors factors (it stays pending; the code is used
+// up).
 func (m *Manager) ConfirmOOB(ctx context.Context, tenant, userID, factorID, code string) (Factor, error) {
 	if err := checkUser(tenant, userID); err != nil {
 		return Factor{}, err
@@ -163,7 +166,7 @@ func (m *Manager) ConfirmOOB(ctx context.Context, tenant, userID, factorID, code
 		return Factor{}, err
 	}
 	at := now.UTC().Truncate(time.Microsecond)
-	if err := m.st.FactorUpdates.ConfirmFactor(ctx, tenant, userID, factorID, at, 0); err != nil {
+	if err := m.st.FactorUpdates.ConfirmFactor(ctx, tenant, userID, factorID, at, 0, m.maxF); err != nil {
 		return Factor{}, storeErr("confirm factor", err)
 	}
 	f.ConfirmedAt = at
@@ -367,7 +370,9 @@ func (m *Manager) codeHash(tenant, txn, code string) Hash {
 	return h
 }
 
-// newCode returns Config.CodeDigits uniformly random decimal digits.
+// newCode returns Config.CodeDigits uniformly random decimal digits, or
+// errBrokenRand after maxRedraws draws in a row beyond the last multiple
+// of 10^digits.
 func (m *Manager) newCode() (string, error) {
 	n := uint32(1)
 	for range m.digits {
@@ -375,7 +380,7 @@ func (m *Manager) newCode() (string, error) {
 	}
 	limit := (1 << 32) / uint64(n) * uint64(n) // largest multiple of n that fits: no modulo bias
 	var b [4]byte
-	for {
+	for range maxRedraws {
 		if _, err := io.ReadFull(m.rand, b[:]); err != nil {
 			return "", fmt.Errorf("mfa: reading random bytes: %w", err)
 		}
@@ -383,6 +388,7 @@ func (m *Manager) newCode() (string, error) {
 			return fmt.Sprintf("%0*d", m.digits, v%n), nil
 		}
 	}
+	return "", errBrokenRand
 }
 
 func (m *Manager) hasSender(k Kind) bool {
@@ -437,7 +443,10 @@ func checkTxn(txn string) error {
 }
 
 // checkDestination returns the destination to store for kind: a bare
-// email address (the facade passes it canonical), or an E.164 number.
+// email address (the facade passes it canonical) without white space,
+// control or format characters (Cc, Cf, Zl, Zp: bidirectional overrides
+// and isolates among them), as auth.CanonicalEmail requires, or an E.164
+// number.
 func checkDestination(kind Kind, d string) (string, error) {
 	if kind == KindSMS {
 		if len(d) < 8 || len(d) > 16 || d[0] != '+' || d[1] == '0' {
@@ -450,8 +459,17 @@ func checkDestination(kind Kind, d string) (string, error) {
 		}
 		return d, nil
 	}
-	if len(d) > 254 || strings.ContainsAny(d, "\r\n") {
+	if len(d) > 254 || !utf8.ValidString(d) {
 		return "", &InputError{Field: "destination", Reason: "is not an email address"}
+	}
+	// What auth.CanonicalEmail refuses (mfa may not import auth): net/mail
+	// takes any non-ASCII rune in an atom, but an address is shown, in the
+	// factor and its default label, and must not reorder or break the
+	// text around it.
+	if strings.ContainsFunc(d, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.In(r, unicode.Zl, unicode.Zp)
+	}) {
+		return "", &InputError{Field: "destination", Reason: "contains space or control characters"}
 	}
 	a, err := mail.ParseAddress(d)
 	if err != nil || a.Name != "" || a.Address != d {

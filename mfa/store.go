@@ -56,8 +56,13 @@ type FactorStore interface {
 type FactorUpdater interface {
 	// ConfirmFactor makes the user's pending factor id active: it sets
 	// ConfirmedAt to at and LastStep to step. It returns ErrConflict, and
-	// changes nothing, if the factor is already confirmed.
-	ConfirmFactor(ctx context.Context, tenant, userID, id string, at time.Time, step int64) error
+	// changes nothing, if the factor is already confirmed. It returns
+	// ErrLimit, and changes nothing, if max is above zero and the user
+	// already has max or more confirmed factors. The count and the update
+	// are one atomic step: of concurrent confirmations of one user's
+	// pending factors, no more succeed than leave max confirmed factors,
+	// and CreateFactor's count sees them.
+	ConfirmFactor(ctx context.Context, tenant, userID, id string, at time.Time, step int64, max int) error
 	// AdvanceStep sets LastStep of the user's confirmed factor id to step
 	// if step is greater than the stored LastStep (set if newer).
 	// Otherwise it returns ErrReplay and changes nothing: of concurrent

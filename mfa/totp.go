@@ -34,7 +34,7 @@ type TOTPEnrolment struct {
 // the user), and returns the otpauth URI and its QR code. account is the
 // name the app shows under the Issuer (usually the user's email); label
 // is the factor's name for the user (default "Authenticator app").
-// ErrLimit if the user already has Config.MaxFactors factors.
+// ErrLimit if the user already has Config.MaxFactors confirmed factors.
 func (m *Manager) BeginTOTP(ctx context.Context, tenant, userID, account, label string) (TOTPEnrolment, error) {
 	if err := checkUser(tenant, userID); err != nil {
 		return TOTPEnrolment{}, err
@@ -104,7 +104,8 @@ func (m *Manager) BeginTOTP(ctx context.Context, tenant, userID, account, label 
 // *InputError for a malformed code, ErrInvalidCode for a wrong one,
 // ErrNotFound if there is no such pending TOTP factor, ErrConflict if it is
 // already confirmed, ErrExpired if it was begun more than EnrolTTL ago
-// (it is then deleted).
+// (it is then deleted), ErrLimit if the user has meanwhile confirmed
+// Config.MaxFactors factors (it stays pending).
 func (m *Manager) ConfirmTOTP(ctx context.Context, tenant, userID, factorID, code string) (Factor, error) {
 	c, err := m.checkTOTPInput(tenant, userID, factorID, code)
 	if err != nil {
@@ -133,7 +134,7 @@ func (m *Manager) ConfirmTOTP(ctx context.Context, tenant, userID, factorID, cod
 		return Factor{}, ErrInvalidCode
 	}
 	at := now.UTC().Truncate(time.Microsecond)
-	if err := m.st.FactorUpdates.ConfirmFactor(ctx, tenant, userID, factorID, at, step); err != nil {
+	if err := m.st.FactorUpdates.ConfirmFactor(ctx, tenant, userID, factorID, at, step, m.maxF); err != nil {
 		return Factor{}, storeErr("confirm factor", err)
 	}
 	f.ConfirmedAt, f.LastStep, f.Secret = at, step, nil

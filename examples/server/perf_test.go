@@ -290,7 +290,7 @@ func seedUsers(t *testing.T, ctx context.Context, c *console, n int) []string {
 			if err := st.MFA.Factors.CreateFactor(ctx, f, 10); err != nil {
 				t.Fatal(err)
 			}
-			if err := st.MFA.FactorUpdates.ConfirmFactor(ctx, demoTenant, id, f.ID, now, 1); err != nil {
+			if err := st.MFA.FactorUpdates.ConfirmFactor(ctx, demoTenant, id, f.ID, now, 1, 0); err != nil {
 				t.Fatal(err)
 			}
 		}

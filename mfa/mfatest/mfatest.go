@@ -561,7 +561,7 @@ var updaterNotFoundTests = []test{
 		create(t, st, a, 0)
 		for _, k := range [][3]string{{"t", "u", "b"}, {"t", "v", "a"}, {"t2", "u", "a"}} {
 			ctx := t.Context()
-			if err := st.FactorUpdates.ConfirmFactor(ctx, k[0], k[1], k[2], base, 1); !errors.Is(err, mfa.ErrNotFound) {
+			if err := st.FactorUpdates.ConfirmFactor(ctx, k[0], k[1], k[2], base, 1, 0); !errors.Is(err, mfa.ErrNotFound) {
 				t.Errorf("ConfirmFactor(%q) = %v, want ErrNotFound", k, err)
 			}
 			if err := st.FactorUpdates.AdvanceStep(ctx, k[0], k[1], k[2], 99); !errors.Is(err, mfa.ErrNotFound) {
@@ -582,7 +582,7 @@ var confirmTests = []test{
 		create(t, st, p, 0)
 		create(t, st, other, 0)
 		at := base.Add(90*time.Second + 7*time.Microsecond)
-		if err := st.FactorUpdates.ConfirmFactor(t.Context(), "t", "u", "p", at, 136986301); err != nil {
+		if err := st.FactorUpdates.ConfirmFactor(t.Context(), "t", "u", "p", at, 136986301, 0); err != nil {
 			t.Fatalf("ConfirmFactor: %v", err)
 		}
 		want := p
@@ -592,7 +592,7 @@ var confirmTests = []test{
 		// An SMS factor is confirmed with step 0.
 		s := oob(mfa.KindSMS, "t", "u", "s", 0)
 		create(t, st, s, 0)
-		if err := st.FactorUpdates.ConfirmFactor(t.Context(), "t", "u", "s", at, 0); err != nil {
+		if err := st.FactorUpdates.ConfirmFactor(t.Context(), "t", "u", "s", at, 0, 0); err != nil {
 			t.Fatalf("ConfirmFactor: %v", err)
 		}
 		s.ConfirmedAt = at
@@ -601,10 +601,65 @@ var confirmTests = []test{
 	{"AlreadyConfirmed", func(t *testing.T, st mfa.Stores) {
 		c := confirmed(totp("t", "u", "c", 0), 10)
 		create(t, st, c, 0)
-		if err := st.FactorUpdates.ConfirmFactor(t.Context(), "t", "u", "c", base.Add(time.Hour), 20); !errors.Is(err, mfa.ErrConflict) {
+		if err := st.FactorUpdates.ConfirmFactor(t.Context(), "t", "u", "c", base.Add(time.Hour), 20, 0); !errors.Is(err, mfa.ErrConflict) {
 			t.Errorf("ConfirmFactor of a confirmed factor = %v, want ErrConflict", err)
 		}
+		// Already confirmed is a conflict, whatever the limit.
+		if err := st.FactorUpdates.ConfirmFactor(t.Context(), "t", "u", "c", base.Add(time.Hour), 20, 1); !errors.Is(err, mfa.ErrConflict) {
+			t.Errorf("ConfirmFactor of a confirmed factor at the limit = %v, want ErrConflict", err)
+		}
 		wantFactor(t, st, c)
+	}},
+	{"LimitCountsConfirmed", func(t *testing.T, st mfa.Stores) {
+		c1 := confirmed(totp("t", "u", "c1", 0), 1)
+		c2 := confirmed(oob(mfa.KindSMS, "t", "u", "c2", time.Second), 0)
+		p := oob(mfa.KindEmail, "t", "u", "p", 2*time.Second)
+		other := oob(mfa.KindEmail, "t", "v", "p", 2*time.Second)
+		for _, f := range []mfa.Factor{c1, c2, p, other} {
+			create(t, st, f, 0)
+		}
+		at := base.Add(time.Hour)
+		for _, max := range []int{1, 2} {
+			if err := st.FactorUpdates.ConfirmFactor(t.Context(), "t", "u", "p", at, 0, max); !errors.Is(err, mfa.ErrLimit) {
+				t.Errorf("ConfirmFactor with 2 confirmed factors, max %d = %v, want ErrLimit", max, err)
+			}
+		}
+		wantFactors(t, st, "t", "u", c1, c2, p)
+		// Another user's factors are not counted.
+		if err := st.FactorUpdates.ConfirmFactor(t.Context(), "t", "v", "p", at, 0, 1); err != nil {
+			t.Errorf("ConfirmFactor of another user's factor, max 1: %v", err)
+		}
+		// Under the limit (3) it is confirmed.
+		if err := st.FactorUpdates.ConfirmFactor(t.Context(), "t", "u", "p", at, 0, 3); err != nil {
+			t.Errorf("ConfirmFactor with 2 confirmed factors, max 3: %v", err)
+		}
+		p.ConfirmedAt = at
+		wantFactor(t, st, p)
+	}},
+	{"LimitIgnoresPending", func(t *testing.T, st mfa.Stores) {
+		create(t, st, totp("t", "u", "p1", 0), 0)
+		create(t, st, oob(mfa.KindSMS, "t", "u", "p2", time.Second), 0)
+		if err := st.FactorUpdates.ConfirmFactor(t.Context(), "t", "u", "p1", base.Add(time.Hour), 5, 1); err != nil {
+			t.Errorf("ConfirmFactor with no confirmed factor and another pending, max 1: %v", err)
+		}
+		if err := st.FactorUpdates.ConfirmFactor(t.Context(), "t", "u", "p2", base.Add(time.Hour), 0, 1); !errors.Is(err, mfa.ErrLimit) {
+			t.Errorf("ConfirmFactor with 1 confirmed factor, max 1 = %v, want ErrLimit", err)
+		}
+	}},
+	{"ZeroMaxIsNoLimit", func(t *testing.T, st mfa.Stores) {
+		for i := range 12 {
+			create(t, st, confirmed(totp("t", "u", fmt.Sprint("f", i), time.Duration(i)*time.Second), 1), 0)
+		}
+		create(t, st, oob(mfa.KindSMS, "t", "u", "p", time.Minute), 0)
+		if err := st.FactorUpdates.ConfirmFactor(t.Context(), "t", "u", "p", base.Add(time.Hour), 0, 0); err != nil {
+			t.Errorf("ConfirmFactor with 12 confirmed factors, max 0: %v", err)
+		}
+	}},
+	{"LimitNotFound", func(t *testing.T, st mfa.Stores) {
+		create(t, st, confirmed(totp("t", "u", "c", 0), 1), 0)
+		if err := st.FactorUpdates.ConfirmFactor(t.Context(), "t", "u", "x", base.Add(time.Hour), 0, 1); !errors.Is(err, mfa.ErrNotFound) {
+			t.Errorf("ConfirmFactor of no factor at the limit = %v, want ErrNotFound", err)
+		}
 	}},
 }
 
@@ -1385,7 +1440,7 @@ func RunConcurrent(t *testing.T, newStores func(t *testing.T) mfa.Stores) {
 		var ok int
 		var mu sync.Mutex
 		parallel(n, func(i int) {
-			err := st.FactorUpdates.ConfirmFactor(t.Context(), "t", "u", "p", base.Add(time.Duration(i)*time.Second), int64(i+1))
+			err := st.FactorUpdates.ConfirmFactor(t.Context(), "t", "u", "p", base.Add(time.Duration(i)*time.Second), int64(i+1), 0)
 			if err == nil {
 				mu.Lock()
 				ok++
@@ -1572,6 +1627,46 @@ func RunConcurrent(t *testing.T, newStores func(t *testing.T) mfa.Stores) {
 		})
 		if ok != 1 {
 			t.Errorf("%d of %d concurrent creations of one hash succeeded, want exactly 1", ok, n)
+		}
+	})
+	run("ConfirmFactorLimit", hasFactors, func(t *testing.T, st mfa.Stores) {
+		// Each round: a user with two pending factors (SMS and email),
+		// confirmed at once by many callers, and confirmed TOTP factors
+		// (which void no pending one) created at once, under max 2: never
+		// more than 2 confirmed.
+		kinds := []mfa.Kind{mfa.KindSMS, mfa.KindEmail}
+		for round := range 5 {
+			u := fmt.Sprint("u", round)
+			for i, k := range kinds {
+				create(t, st, oob(k, "t", u, string(k), time.Duration(i)*time.Second), 0)
+			}
+			parallel(n, func(i int) {
+				var err error
+				if i%2 == 0 {
+					err = st.FactorUpdates.ConfirmFactor(t.Context(), "t", u, string(kinds[i/2%2]), base.Add(time.Hour), 0, 2)
+					if errors.Is(err, mfa.ErrConflict) {
+						err = nil
+					}
+				} else {
+					err = st.Factors.CreateFactor(t.Context(), confirmed(totp("t", u, fmt.Sprint("c", i), time.Minute), 1), 2)
+				}
+				if err != nil && !errors.Is(err, mfa.ErrLimit) {
+					t.Errorf("round %d: %v", round, err)
+				}
+			})
+			fs, err := st.Factors.Factors(t.Context(), "t", u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := 0
+			for _, f := range fs {
+				if f.Confirmed() {
+					c++
+				}
+			}
+			if c != 2 {
+				t.Errorf("round %d: %d confirmed factors, want exactly 2 (max 2)", round, c)
+			}
 		}
 	})
 	run("CreateFactorLimit", hasFactors, func(t *testing.T, st mfa.Stores) {

@@ -124,16 +124,8 @@ func (s *MFA) CreateFactor(_ context.Context, f mfa.Factor, max int) error {
 	if _, dup := fs[f.ID]; dup {
 		return mfa.ErrDuplicate
 	}
-	if max > 0 {
-		n := 0
-		for _, o := range fs {
-			if o.Confirmed() {
-				n++
-			}
-		}
-		if n >= max {
-			return mfa.ErrLimit
-		}
+	if max > 0 && confirmedFactors(fs) >= max {
+		return mfa.ErrLimit
 	}
 	if fs == nil {
 		fs = make(map[string]mfa.Factor)
@@ -223,11 +215,26 @@ func (s *MFA) update(tenant, userID, id string, fn func(*mfa.Factor) error) erro
 	return nil
 }
 
-// ConfirmFactor implements mfa.FactorUpdater.
-func (s *MFA) ConfirmFactor(_ context.Context, tenant, userID, id string, at time.Time, step int64) error {
+// confirmedFactors counts the confirmed factors among fs.
+func confirmedFactors(fs map[string]mfa.Factor) int {
+	n := 0
+	for _, o := range fs {
+		if o.Confirmed() {
+			n++
+		}
+	}
+	return n
+}
+
+// ConfirmFactor implements mfa.FactorUpdater; the count of the user's
+// confirmed factors is taken under the lock of the update.
+func (s *MFA) ConfirmFactor(_ context.Context, tenant, userID, id string, at time.Time, step int64, max int) error {
 	return s.update(tenant, userID, id, func(f *mfa.Factor) error {
 		if f.Confirmed() {
 			return mfa.ErrConflict
+		}
+		if max > 0 && confirmedFactors(s.factors[mfaUser{tenant, userID}]) >= max {
+			return mfa.ErrLimit
 		}
 		f.ConfirmedAt, f.LastStep = at, step
 		return nil

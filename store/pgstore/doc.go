@@ -152,9 +152,10 @@
 // together) one call each of throttle_reserve2 and throttle_settle2.
 // IPLists.Version, read by the allow-list check, is one primary-key read
 // of one bigint, and so is Policies.Version, read by every authorization
-// decision (none while Store.Watch runs, below). MFA.CreateFactor, MFA.DeleteFactorKeeping and MFA.CheckCode
-// call the functions mfa_create_factor, mfa_delete_factor_keeping and
-// mfa_check_code; Policies.Update,
+// decision (none while Store.Watch runs, below). MFA.CreateFactor,
+// MFA.ConfirmFactor, MFA.DeleteFactorKeeping and MFA.CheckCode call the
+// functions mfa_create_factor, mfa_confirm_factor,
+// mfa_delete_factor_keeping and mfa_check_code; Policies.Update,
 // Approvals.DecideApproval and Approvals.ConsumeApproval call rbac_update,
 // rbac_decide_approval and rbac_consume_approval, which take the row lock
 // their rule needs (the tenant's version row; the approval's row, FOR

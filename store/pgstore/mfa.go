@@ -97,11 +97,7 @@ func newMFASQL(q string) mfaSQL {
 			ORDER BY created_at NULLS FIRST, id`),
 		deleteFactor:  s(`DELETE FROM {s}.mfa_factors WHERE tenant = $1 AND user_id = $2 AND id = $3 RETURNING ` + factorCols),
 		deleteKeeping: s(`SELECT ` + factorCols + ` FROM {s}.mfa_delete_factor_keeping($1, $2, $3, $4)`),
-		confirm: s(`WITH u AS (
-				UPDATE {s}.mfa_factors SET confirmed_at = $4, last_step = $5
-				WHERE tenant = $1 AND user_id = $2 AND id = $3 AND confirmed_at IS NULL
-				RETURNING 1)
-			SELECT EXISTS (SELECT 1 FROM u), ` + factorExists + `)`),
+		confirm:       s(`SELECT o_updated, o_exists FROM {s}.mfa_confirm_factor($1, $2, $3, $4, $5, $6)`),
 		// The TOTP replay check: set if newer, on the confirmed factor.
 		advance: s(`WITH u AS (
 				UPDATE {s}.mfa_factors SET last_step = $4
@@ -314,10 +310,17 @@ func (s *MFA) update(ctx context.Context, op, sql string, refused error, tenant,
 	}
 }
 
-// ConfirmFactor implements mfa.FactorUpdater in one UPDATE of the pending
-// factor.
-func (s *MFA) ConfirmFactor(ctx context.Context, tenant, userID, id string, at time.Time, step int64) error {
-	return s.update(ctx, "confirm factor", s.sql.confirm, mfa.ErrConflict, tenant, userID, id, nullTime(at), step)
+// ConfirmFactor implements mfa.FactorUpdater with one call of the SQL
+// function mfa_confirm_factor, which holds the user locked, as
+// CreateFactor does, while it counts the confirmed factors (for max) and
+// confirms.
+func (s *MFA) ConfirmFactor(ctx context.Context, tenant, userID, id string, at time.Time, step int64, maxConfirmed int) error {
+	err := s.update(ctx, "confirm factor", s.sql.confirm, mfa.ErrConflict, tenant, userID, id, nullTime(at), step,
+		clampInt32(max(maxConfirmed, 0)))
+	if code, _ := pgCode(err); code == codeFactorLimit {
+		return mfa.ErrLimit
+	}
+	return err
 }
 
 // AdvanceStep implements mfa.FactorUpdater in one UPDATE … WHERE last_step

@@ -38,6 +38,12 @@ var migrations = [...]migration{
 	{name: "tenant idp changed", sql: migration18},
 	{name: "user reactivation", sql: migration19},
 	{name: "throttle give-backs", sql: migration20},
+	// PLACEHOLDER for migration 21, reserved by another change: drop this
+	// entry when that change (with its migration 21) is merged, or, if it
+	// lands without one, drop it and renumber 22 to 21. Never release
+	// with it: a schema that recorded it would skip the real 21.
+	{name: "reserved", sql: `SELECT 1;`},
+	{name: "mfa confirm within the limit", sql: migration22},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -1249,3 +1255,45 @@ func (s *Store) Version(ctx context.Context) (int, error) {
 	}
 	return version, nil
 }
+
+// migration22 adds mfa_confirm_factor, the one call of MFA.ConfirmFactor:
+// the limit of confirmed factors (mfa.Config.MaxFactors) is counted when a
+// factor is confirmed too, under the user's lock that mfa_create_factor
+// takes, so that confirming several pending factors cannot go past it.
+const migration22 = `
+-- mfa_confirm_factor is mfa.FactorUpdater.ConfirmFactor in one call. With
+-- p_max above zero it first locks the user's row in mfa_users, as
+-- mfa_create_factor does: confirmations and creations of one user's
+-- factors run one at a time, and each statement after the lock sees every
+-- change committed before it. It confirms the pending factor p_id unless
+-- the user has p_max or more confirmed factors; o_updated tells whether it
+-- did, o_exists whether the factor exists. A pending factor left pending
+-- by the limit raises SQLSTATE GD002, as mfa_create_factor does.
+CREATE FUNCTION {s}.mfa_confirm_factor(p_tenant text, p_user text, p_id text, p_at timestamptz,
+	p_step bigint, p_max integer, OUT o_updated boolean, OUT o_exists boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_pending boolean;
+BEGIN
+	IF p_max > 0 THEN
+		INSERT INTO {s}.mfa_users AS u (tenant, user_id) VALUES (p_tenant, p_user)
+			ON CONFLICT (tenant, user_id) DO UPDATE SET tenant = u.tenant;
+	END IF;
+	UPDATE {s}.mfa_factors SET confirmed_at = p_at, last_step = p_step
+		WHERE tenant = p_tenant AND user_id = p_user AND id = p_id AND confirmed_at IS NULL
+		AND (p_max <= 0 OR (SELECT count(*) FROM {s}.mfa_factors
+			WHERE tenant = p_tenant AND user_id = p_user AND confirmed_at IS NOT NULL) < p_max);
+	o_updated := FOUND;
+	IF o_updated THEN
+		o_exists := true;
+		RETURN;
+	END IF;
+	SELECT confirmed_at IS NULL INTO v_pending FROM {s}.mfa_factors
+		WHERE tenant = p_tenant AND user_id = p_user AND id = p_id;
+	o_exists := FOUND;
+	IF o_exists AND v_pending THEN
+		RAISE EXCEPTION 'factor limit reached' USING ERRCODE = 'GD002';
+	END IF;
+END
+$$;
+`

@@ -153,7 +153,7 @@ const (
 	codeUndefinedFunc   = "42883"
 	codeUndefinedColumn = "42703"
 	codeSessionLimit    = "GD001" // raised by session_create for RefuseNew
-	codeFactorLimit     = "GD002" // raised by mfa_create_factor for the limit of confirmed factors
+	codeFactorLimit     = "GD002" // raised by mfa_create_factor and mfa_confirm_factor for the limit of confirmed factors
 	codeLastFactor      = "GD003" // raised by mfa_delete_factor_keeping for too few confirmed factors left
 )
 

@@ -413,7 +413,7 @@ func TestErrorsAreReturned(t *testing.T) {
 		"Factor":        func() error { _, err := st.MFA.Factor(ctx, "t", "u", "f"); return err },
 		"Factors":       func() error { _, err := st.MFA.Factors(ctx, "t", "u"); return err },
 		"DeleteFactor":  func() error { _, err := st.MFA.DeleteFactor(ctx, "t", "u", "f"); return err },
-		"ConfirmFactor": func() error { return st.MFA.ConfirmFactor(ctx, "t", "u", "f", t0, 1) },
+		"ConfirmFactor": func() error { return st.MFA.ConfirmFactor(ctx, "t", "u", "f", t0, 1, 0) },
 		"AdvanceStep":   func() error { return st.MFA.AdvanceStep(ctx, "t", "u", "f", 1) },
 		"ResealSecret":  func() error { return st.MFA.ResealSecret(ctx, "t", "u", "f", nil, "k", nil) },
 		"Enrolments":    func() error { _, err := st.MFA.Enrolments(ctx, "t", "", 10); return err },

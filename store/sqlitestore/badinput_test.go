@@ -235,7 +235,7 @@ func TestConfirmFactorAtZeroTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ie *mfa.InputError
-	if err := s.MFA.ConfirmFactor(ctx, "acme", "u", "f", time.Time{}, 5); !errors.As(err, &ie) {
+	if err := s.MFA.ConfirmFactor(ctx, "acme", "u", "f", time.Time{}, 5, 0); !errors.As(err, &ie) {
 		t.Fatalf("ConfirmFactor at the zero time: %v, want *mfa.InputError", err)
 	}
 	if got, err := s.MFA.Factor(ctx, "acme", "u", "f"); err != nil || got.Confirmed() || got.LastStep != 0 {

@@ -262,11 +262,19 @@ func conflictUnlessMissing(state int) error {
 // factor.
 // A zero at gives an *mfa.InputError (a factor confirmed at no time would
 // read as pending) and changes nothing.
-func (m *MFA) ConfirmFactor(ctx context.Context, tenant, userID, id string, at time.Time, step int64) error {
+// The count of the user's confirmed factors (for max) is in the same
+// UPDATE, under the database write lock; a pending factor it leaves
+// pending is over the limit (ErrLimit).
+func (m *MFA) ConfirmFactor(ctx context.Context, tenant, userID, id string, at time.Time, step int64, max int) error {
 	if at.IsZero() {
 		return &mfa.InputError{Field: "confirmation time", Reason: "is zero"}
 	}
-	return m.update(ctx, "confirm factor", conflictUnlessMissing, mfaConfirm, tenant, userID, id, nullMicros(at), step)
+	return m.update(ctx, "confirm factor", func(state int) error {
+		if state == factorPending {
+			return mfa.ErrLimit
+		}
+		return conflictUnlessMissing(state)
+	}, mfaConfirm, tenant, userID, id, nullMicros(at), step, max)
 }
 
 // AdvanceStep implements mfa.FactorUpdater with one UPDATE … WHERE

@@ -335,7 +335,9 @@ var queries = func() (q [numStmts]string) {
 	q[mfaFactors] = `SELECT ` + factorCols + ` FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? ORDER BY created_at, id`
 	q[mfaDelete] = `DELETE FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND id = ? RETURNING ` + factorCols
 	q[mfaConfirm] = `UPDATE guard_mfa_factors SET confirmed_at = ?4, last_step = ?5
-		WHERE tenant = ?1 AND user_id = ?2 AND id = ?3 AND confirmed_at IS NULL`
+		WHERE tenant = ?1 AND user_id = ?2 AND id = ?3 AND confirmed_at IS NULL
+		AND (?6 <= 0 OR (SELECT count(*) FROM guard_mfa_factors
+			WHERE tenant = ?1 AND user_id = ?2 AND confirmed_at IS NOT NULL) < ?6)`
 	// The TOTP replay check: set if newer, on a confirmed factor.
 	q[mfaAdvance] = `UPDATE guard_mfa_factors SET last_step = ?4
 		WHERE tenant = ?1 AND user_id = ?2 AND id = ?3 AND confirmed_at IS NOT NULL AND last_step < ?4`
