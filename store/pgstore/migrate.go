@@ -38,12 +38,7 @@ var migrations = [...]migration{
 	{name: "tenant idp changed", sql: migration18},
 	{name: "user reactivation", sql: migration19},
 	{name: "throttle give-backs", sql: migration20},
-	// PLACEHOLDER for migration 21, reserved by another change: drop this
-	// entry when that change (with its migration 21) is merged, or, if it
-	// lands without one, drop it and renumber 22 to 21. Never release
-	// with it: a schema that recorded it would skip the real 21.
-	{name: "reserved", sql: `SELECT 1;`},
-	{name: "mfa confirm within the limit", sql: migration22},
+	{name: "mfa confirm within the limit", sql: migration21},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -1256,11 +1251,11 @@ func (s *Store) Version(ctx context.Context) (int, error) {
 	return version, nil
 }
 
-// migration22 adds mfa_confirm_factor, the one call of MFA.ConfirmFactor:
+// migration21 adds mfa_confirm_factor, the one call of MFA.ConfirmFactor:
 // the limit of confirmed factors (mfa.Config.MaxFactors) is counted when a
 // factor is confirmed too, under the user's lock that mfa_create_factor
 // takes, so that confirming several pending factors cannot go past it.
-const migration22 = `
+const migration21 = `
 -- mfa_confirm_factor is mfa.FactorUpdater.ConfirmFactor in one call. With
 -- p_max above zero it first locks the user's row in mfa_users, as
 -- mfa_create_factor does: confirmations and creations of one user's
