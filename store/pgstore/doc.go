@@ -134,6 +134,19 @@
 // fail with an error that names Migrate. No user has a reactivation kept
 // after the upgrade: the rule counts one made after it.
 //
+// Schema version 20 lets a throttle reservation given back lift the lock
+// it started and give back its time (auth.Record.GiveBack): the column
+// throttle.res_prev_last_us and the functions throttle_reserve2,
+// throttle_give_back and throttle_settle2, and throttle_apply counts a
+// negative failure count as zero. Every throttle method but Peek needs
+// the upgrade; the functions of version 8 stay, so replicas still on the
+// older code keep working once it is applied.
+//
+// Schema version 21 adds mfa_confirm_factor, which confirms a factor
+// only while the user has fewer confirmed factors than the limit
+// (mfa.FactorUpdater.ConfirmFactor's max), locking the user as
+// mfa_create_factor does. MFA.ConfirmFactor needs the upgrade.
+//
 // # Round trips
 //
 // Each store method is one statement, hence one round trip once pgx has
