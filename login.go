@@ -549,7 +549,9 @@ func passwordMoved(was, cur auth.User) bool {
 // request, and recorded as it records them (session.expired or
 // session.revoked, see policyEnd): such a session neither refuses this
 // sign-in (RefuseNew) nor keeps its place while a live one is evicted
-// (EvictOldest). The user's sessions that this sign-in ends (those, and
+// (EvictOldest). At a limit of one under EvictOldest (the default) the
+// other session goes either way: it is evicted in the same store step,
+// and recorded as the policy's end if the policy had ended it. The user's sessions that this sign-in ends (those, and
 // those the limit evicts, session.evicted) stay ended whatever follows,
 // so they are recorded with its outcome: in the login.succeeded append,
 // or in the login.failed one of a sign-in that fails after the session
