@@ -72,6 +72,11 @@ const tenantPage = 100
 //     sessions of every user of the tenant: one session-store call per
 //     user.
 //
+// Each tenant's policy is read from the store when its chores start, not
+// from this replica's cache (Config.PolicyCacheTTL): a retention raised,
+// or AutoDeactivateDormant switched off, on another replica just before
+// is in force.
+//
 // Only the system may run it (by = System("cron"); anyone else gets
 // ErrForbidden, recorded as access.denied with reason system_only); each chore is
 // recorded as it is when called alone. A tenant whose chores fail does
@@ -111,8 +116,13 @@ func (g *Guard) Maintain(ctx context.Context, by Principal, o MaintainOptions) (
 	}
 }
 
-// maintainTenant runs the chores of one tenant (see Maintain).
+// maintainTenant runs the chores of one tenant (see Maintain). The
+// tenant's policy is read from the store, not from this replica's cache
+// (which it then refreshes, for the chores that read it again): a purge
+// cannot be undone, and a retention raised, or AutoDeactivateDormant
+// switched off, on another replica a moment ago must be in force.
 func (g *Guard) maintainTenant(ctx context.Context, by Principal, tenant string, o MaintainOptions, rep *MaintenanceReport) error {
+	g.policies.forget(tenant)
 	t, err := g.policies.get(ctx, tenant)
 	if err != nil {
 		return err

@@ -173,3 +173,42 @@ func TestMaintainEndsSessionsOfDeactivated(t *testing.T) {
 		t.Errorf("%d more session.revoked events from a Maintain with nothing to do", n-before)
 	}
 }
+
+// Maintain's destructive chores (the retention purge, the dormant
+// deactivations) read the tenant's policy from the store, not from the
+// replica's cache: a retention raised on another replica a moment ago
+// is in force, and nothing it keeps is purged.
+func TestMaintainReadsPolicyFresh(t *testing.T) {
+	f := newFixture(t, func(c *guard.Config) { c.PolicyCacheTTL = time.Hour })
+	other, err := guard.New(guard.Config{Stores: f.mem.Stores(), AuditKey: auditKey, Hasher: fastHasher, Now: f.clock.Now,
+		PolicyCacheTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(g *guard.Guard, retention time.Duration) {
+		t.Helper()
+		tn, err := g.Tenant(f.ctx, tenantID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pol := tn.Policy
+		pol.AuditRetention = retention
+		if _, err := g.SetPolicy(f.ctx, guard.System("admin"), tenantID, pol, tn.Version); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(f.g, 30*24*time.Hour)
+	f.createUser(t, adaEmail, ownerPW) // events to keep
+	f.clock.Advance(40 * 24 * time.Hour)
+	if _, err := f.g.EffectivePolicy(f.ctx, tenantID); err != nil { // cached here: 30 days
+		t.Fatal(err)
+	}
+	set(other, 365*24*time.Hour) // raised on another replica
+	rep, err := f.g.Maintain(f.ctx, guard.System("cron"), guard.MaintainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := rep.Purged[tenantID]; n != 0 {
+		t.Errorf("Maintain purged %d events under the retention its cache held; want none (raised to a year)", n)
+	}
+}
