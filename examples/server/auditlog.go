@@ -229,6 +229,17 @@ func isUserID(s string) bool {
 // that looks complete.
 func (a *app) auditExport(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
+	// A GET, so that the browser downloads it: the session cookie
+	// (SameSite=Lax) comes with a top-level navigation from another site
+	// too, which the cross-origin protection of the forms does not
+	// check. Such a link would make a signed-in auditor's browser export
+	// the log, recorded as audit.exported in their name. Browsers say
+	// where a request comes from (Sec-Fetch-Site): only this site, or
+	// the user's own typing or bookmark, may start an export.
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		a.errorPage(w, r, http.StatusForbidden, "Access denied", "Start the export from the audit log page.")
+		return
+	}
 	q, _, bad := auditQuery(r.URL.Query())
 	if bad != "" {
 		a.errorPage(w, r, http.StatusBadRequest, "Bad request", bad)

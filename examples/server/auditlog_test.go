@@ -204,3 +204,33 @@ func TestAuditExportFailingAtOnceIsAnErrorPage(t *testing.T) {
 		t.Errorf("export: %d (%q) %q; want 503 and a page", resp.StatusCode, resp.Header.Get("Content-Disposition"), between(body, "<main", "</main>"))
 	}
 }
+
+// An export is started from this site (or typed, or bookmarked): a link on
+// another site, which the browser follows with the session cookie
+// (SameSite=Lax) and marks Sec-Fetch-Site cross-site or same-site, is
+// refused, and no audit.exported is recorded in the auditor's name.
+func TestAuditExportRefusedFromAnotherSite(t *testing.T) {
+	c, password := newClient(t)
+	c.signInAdmin(ownerEmail, password)
+	exported := func() int {
+		_, body := c.get("/audit?action=audit.exported")
+		return strings.Count(body, "<code>audit.exported</code>")
+	}
+	before := exported()
+	for _, site := range []string{"cross-site", "same-site"} {
+		if resp, _ := c.do("GET", "/audit/export?format=csv", nil, site); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("export with Sec-Fetch-Site %s: %d, want 403", site, resp.StatusCode)
+		}
+	}
+	if n := exported() - before; n != 0 {
+		t.Errorf("%d audit.exported recorded by the refused exports", n)
+	}
+	for _, site := range []string{"same-origin", "none", ""} {
+		if resp, _ := c.do("GET", "/audit/export?format=csv", nil, site); resp.StatusCode != http.StatusOK {
+			t.Errorf("export with Sec-Fetch-Site %q: %d, want 200", site, resp.StatusCode)
+		}
+	}
+	if n := exported() - before; n != 3 {
+		t.Errorf("%d audit.exported recorded by three exports, want 3", n)
+	}
+}
