@@ -375,6 +375,8 @@ func (g *Guard) UserSessions(ctx context.Context, by Principal, tenant, userID s
 // so that a stolen session cannot sign its owner out everywhere else.
 // A revocation stands even when it cannot be recorded in the audit log: a
 // failure to record leaves the session ended and returns ErrUnavailable.
+// A session ID that names no live session of the user (ended already, or
+// another user's) is session.ErrNotFound, and nothing is recorded.
 func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID, sessionID string) error {
 	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
 		return err

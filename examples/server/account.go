@@ -275,7 +275,14 @@ func (a *app) revokeOwnSession(w http.ResponseWriter, r *http.Request) {
 	}
 	p := principal(r)
 	id := r.PostForm.Get("session")
-	if err := a.g.RevokeSession(r.Context(), p, p.Tenant, p.UserID, id); err != nil && !errors.Is(err, session.ErrNotFound) {
+	err := a.g.RevokeSession(r.Context(), p, p.Tenant, p.UserID, id)
+	switch {
+	case errors.Is(err, session.ErrNotFound) && id != p.SessionID():
+		// Ended already (signed out there, expired), or not one of
+		// yours: nothing was ended, and the page says so.
+		a.ok(w, r, "/account", "That session had already ended.")
+		return
+	case err != nil && !errors.Is(err, session.ErrNotFound):
 		a.failOr(w, r, err, "/account")
 		return
 	}

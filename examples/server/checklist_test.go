@@ -521,3 +521,19 @@ func TestSignedOutNoticeRedirectStaysOnSite(t *testing.T) {
 	resp, _ := a.get("//evil.test/x")
 	checkSameSite(t, resp, "/")
 }
+
+// Ending one of your sessions by an ID that names none of yours (ended
+// already, or another user's) says that nothing was ended (it said
+// "Session ended."), and the current session lives on.
+func TestEndingAnUnknownSessionSaysSo(t *testing.T) {
+	c, password := newClient(t)
+	c.signInAdmin(ownerEmail, password)
+	resp, _ := c.post("/account/sessions/revoke", url.Values{"session": {"0123456789abcdef0123456789abcdef"}})
+	_, body := c.get(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(body, "That session had already ended.") || strings.Contains(body, "Session ended.") {
+		t.Errorf("ending an unknown session: %d, page %q", resp.StatusCode, between(body, "<main", "</main>"))
+	}
+	if code, _ := c.whoami(); code != http.StatusOK {
+		t.Errorf("the current session after the refusal: %d, want 200", code)
+	}
+}
