@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -535,5 +536,27 @@ func TestEndingAnUnknownSessionSaysSo(t *testing.T) {
 	}
 	if code, _ := c.whoami(); code != http.StatusOK {
 		t.Errorf("the current session after the refusal: %d, want 200", code)
+	}
+}
+
+// A form that cannot be read is answered once, with the page that says
+// so: the reset page used to append its "invalid link" page to it (and
+// the second-step pages wrote a second status).
+func TestUnreadableFormAnsweredOnce(t *testing.T) {
+	c, _ := newClient(t)
+	c.get("/reset?" + url.Values{"tenant": {demoTenant}, "user": {"0123456789abcdef0123456789abcdef"}, "token": {strings.Repeat("A", 43)}}.Encode())
+	req, _ := http.NewRequest("POST", c.srv.URL+"/reset", strings.NewReader("password=%zz"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err := c.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(b)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "The form could not be read.") ||
+		strings.Contains(body, "invalid or has expired") || strings.Count(body, "</html>") != 1 {
+		t.Errorf("unreadable reset form: %d, %d pages, %q", resp.StatusCode, strings.Count(body, "</html>"), pageError(body))
 	}
 }

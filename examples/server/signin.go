@@ -244,9 +244,12 @@ func (a *app) mfaView(st pendingState, method string) mfaView {
 
 func (a *app) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 	st, ok := a.pending(r)
-	if !ok || !a.form(w, r) {
+	if !ok {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
+	}
+	if !a.form(w, r) {
+		return // answered: an unreadable form
 	}
 	method := r.PostForm.Get("method")
 	res, err := a.g.CompleteLogin(r.Context(), guard.SecondFactor{Pending: st.Token, Method: method, Code: r.PostForm.Get("code"),
@@ -356,9 +359,12 @@ func totpView(en mfa.TOTPEnrolment, confirm string) enrolView {
 
 func (a *app) enrolConfirm(w http.ResponseWriter, r *http.Request) {
 	st, ok := a.pending(r)
-	if !ok || !st.Enrol || !a.form(w, r) {
+	if !ok || !st.Enrol {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
+	}
+	if !a.form(w, r) {
+		return // answered: an unreadable form
 	}
 	res, err := a.g.CompletePendingEnrolment(r.Context(), guard.SecondFactor{Pending: st.Token, FactorID: r.PostForm.Get("factor"),
 		Code: r.PostForm.Get("code"), IP: a.g.ClientIP(r), UserAgent: r.UserAgent()})
@@ -508,9 +514,12 @@ func cookieParams(r *http.Request, name string) (url.Values, bool) {
 
 func (a *app) reset(w http.ResponseWriter, r *http.Request) {
 	v, ok := resetParams(r)
-	if !ok || !a.form(w, r) {
+	if !ok {
 		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: "Reset your password", Error: "This reset link is invalid or has expired: ask for a new one."})
 		return
+	}
+	if !a.form(w, r) {
+		return // answered: an unreadable form
 	}
 	if r.PostForm.Get("password") != r.PostForm.Get("confirm") {
 		a.renderStatus(w, r, http.StatusBadRequest, "reset.html", view{Title: resetTitle(v), Error: "The two passwords differ.", Data: true})
