@@ -156,9 +156,19 @@ func SignedOutReason(ctx context.Context) string {
 // through as authenticated on an error. Use RequireSession to refuse
 // anonymous requests (401, with that Guard-Reason), and Require for role
 // checks.
+//
+// Every answer to a request that carries a credential (a session cookie
+// or an API key), refused or not, is marked "Cache-Control: no-store"
+// before next runs, so that neither the browser (its back button after a
+// sign-out) nor a shared cache keeps what a signed-in user was shown; a
+// handler may set its own Cache-Control over it. Anonymous requests are
+// left as they are.
 func (g *Guard) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := g.AuthenticateRequest(r)
+		if err == nil || !errors.Is(err, ErrUnauthenticated) {
+			noStore(w)
+		}
 		switch {
 		case err == nil:
 			r = r.WithContext(WithPrincipal(r.Context(), p))
@@ -173,12 +183,13 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			return
 		default:
 			if _, isKey := bearer(r); isKey {
+				noStore(w)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="api"`)
 				g.refuse(w, r, http.StatusUnauthorized, "", err)
 				return
 			}
 			if _, had := g.SessionToken(r); had {
-				g.ClearSessionCookie(w)
+				g.ClearSessionCookie(w) // marks the answer no-store
 				reason := ""
 				switch {
 				case errors.Is(err, ErrSignedInElsewhere):
@@ -199,6 +210,9 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 }
 
 const unavailableText = "Service temporarily unavailable"
+
+// noStore marks w's answer as one no cache may keep.
+func noStore(w http.ResponseWriter) { w.Header().Set("Cache-Control", "no-store") }
 
 // refuse answers a request that Middleware, Require or RequireMFA refuse:
 // with Config.OnRefuse when the host set one, else in plain text.
@@ -229,16 +243,21 @@ func RequireSession(next http.Handler) http.Handler {
 
 // SetSessionCookie hands a session token to the client: a __Host- cookie,
 // Secure, HttpOnly, SameSite=Lax, Path=/, expiring with the session's
-// absolute lifetime (the server enforces every timeout itself).
+// absolute lifetime (the server enforces every timeout itself). The
+// answer that carries it is marked "Cache-Control: no-store": a shared
+// cache must not hand the cookie to someone else.
 func (g *Guard) SetSessionCookie(w http.ResponseWriter, token string, s session.Session) {
+	noStore(w)
 	http.SetCookie(w, &http.Cookie{
 		Name: g.cookie, Value: token, Path: "/", Expires: s.ExpiresAt.UTC(),
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	})
 }
 
-// ClearSessionCookie removes the session cookie from the client.
+// ClearSessionCookie removes the session cookie from the client, in an
+// answer marked "Cache-Control: no-store" as SetSessionCookie's.
 func (g *Guard) ClearSessionCookie(w http.ResponseWriter) {
+	noStore(w)
 	http.SetCookie(w, &http.Cookie{
 		Name: g.cookie, Value: "", Path: "/", MaxAge: -1, Expires: time.Unix(0, 0),
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
