@@ -403,7 +403,8 @@ func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID,
 // as UserSessions does not list them). A user ending their
 // own other sessions needs a recent authentication (ErrStepUpRequired),
 // as for RevokeSession. A failure to record leaves the sessions ended and
-// returns ErrUnavailable with their number.
+// returns ErrUnavailable with their number. An ID that names no user of
+// the tenant, and no session, is ErrUserNotFound, unrecorded.
 func (g *Guard) RevokeUserSessions(ctx context.Context, by Principal, tenant, userID string) (int, error) {
 	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
 		return 0, err
@@ -415,6 +416,9 @@ func (g *Guard) RevokeUserSessions(ctx context.Context, by Principal, tenant, us
 		}
 		keep = by.Session
 	}
+	if len(userID) > auth.MaxIDBytes {
+		return 0, ErrUserNotFound // as loadUser: no store holds such an ID
+	}
 	keeps, err := g.keptByPolicy(ctx, tenant)
 	if err != nil {
 		return 0, err
@@ -422,6 +426,15 @@ func (g *Guard) RevokeUserSessions(ctx context.Context, by Principal, tenant, us
 	ended, err := g.sessions.RevokeUser(ctx, tenant, userID, keep)
 	if err != nil {
 		return 0, unavailable("end sessions", err)
+	}
+	if len(ended) == 0 && !isSelf(by, tenant, userID) {
+		// Nothing ended: say so of an ID that names no user, unrecorded,
+		// rather than record a revocation of someone who is not there.
+		// (Sessions left by a failed DeleteUser still end, and are
+		// recorded: the user is gone, its sessions were not.)
+		if _, err := g.stores.Users.User(ctx, tenant, userID); err != nil {
+			return 0, g.userErr("load user", err)
+		}
 	}
 	n := liveCount(slices.DeleteFunc(ended, func(s session.Session) bool { return !keeps(s) }), g.now())
 	e := g.adminEvent(by, tenant, audit.SessionRevoked, userID)
