@@ -250,16 +250,33 @@ func (g *Guard) settle(ctx context.Context, gt gate, done bool) error {
 // that limits it, are done in the background, so that the answer takes
 // no longer for an account than for an invented name. gt is the zero
 // gate for a failure that reserved nothing.
+//
+// A reservation that started a lock of the client IP is recorded too, as
+// login.locked with Meta scope "ip" (an account's lock has scope
+// "account"), in the tenant of the attempt that locked it: the lock holds
+// in every tenant, and this one saw the guessing. No one is mailed.
 func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.Event) error {
-	if !gt.acct.Locks {
+	if !gt.acct.Locks && !gt.ip.Locks {
 		return g.record(ctx, e)
 	}
-	lock := a.event(audit.LoginLocked, audit.Failure, e.Reason)
-	lock.Meta = lockMeta(gt.acct)
-	if err := g.record(ctx, e, lock); err != nil {
+	var buf [3]audit.Event
+	evs := append(buf[:0], e)
+	if gt.ip.Locks {
+		lock := a.event(audit.LoginLocked, audit.Failure, e.Reason)
+		lock.Meta = lockMeta(gt.ip)
+		lock.Meta["scope"] = "ip"
+		evs = append(evs, lock)
+	}
+	if gt.acct.Locks {
+		lock := a.event(audit.LoginLocked, audit.Failure, e.Reason)
+		lock.Meta = lockMeta(gt.acct)
+		lock.Meta["scope"] = "account"
+		evs = append(evs, lock)
+	}
+	if err := g.record(ctx, evs...); err != nil {
 		return err
 	}
-	if a.user != nil {
+	if gt.acct.Locks && a.user != nil {
 		text := "Your account was locked after several failed sign-in attempts"
 		if gt.acct.Permanent {
 			text += ", until an administrator unlocks it"

@@ -8,7 +8,7 @@ type Action string
 const (
 	LoginSucceeded  Action = "login.succeeded" // password verified, session about to be created
 	LoginFailed     Action = "login.failed"    // Reason: unknown_user, bad_password, deactivated, locked, ip_throttled, bad_input, unavailable
-	LoginLocked     Action = "login.locked"    // this failure locked the account (Meta: until, lockouts)
+	LoginLocked     Action = "login.locked"    // this failure locked the account or the client IP (Meta: scope account or ip, until or permanent, lockouts)
 	LoginPending    Action = "login.pending"   // first factor passed; a second factor (or enrolment) is due (Meta: purpose)
 	Logout          Action = "logout"
 	Reauthenticated Action = "session.reauthenticated" // step-up: the user proved their identity again
