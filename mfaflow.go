@@ -415,6 +415,9 @@ func (g *Guard) BeginPendingTOTP(ctx context.Context, pendingToken, ip, ua, labe
 func (g *Guard) beginTOTP(ctx context.Context, a attempt, label string) (mfa.TOTPEnrolment, error) {
 	u := *a.user
 	en, err := g.mfa.BeginTOTP(ctx, u.Tenant, u.ID, u.Email, label)
+	if ie := (*mfa.InputError)(nil); errors.As(err, &ie) {
+		return mfa.TOTPEnrolment{}, g.enrolRefused(ctx, a, mfa.KindTOTP, err)
+	}
 	if err != nil {
 		return mfa.TOTPEnrolment{}, mfaErr("begin enrolment", err)
 	}
@@ -615,7 +618,10 @@ func (g *Guard) self(ctx context.Context, p Principal) (attempt, error) {
 }
 
 // BeginTOTP starts enrolling an authenticator app for the signed-in user,
-// who must have authenticated recently (ErrStepUpRequired otherwise).
+// who must have authenticated recently (ErrStepUpRequired otherwise). A
+// label the mfa package refuses gives its *mfa.InputError, recorded as a
+// failed mfa.enrol_started, reason bad_input (as BeginOOB's refusals), and
+// nothing is enrolled; so in BeginPendingTOTP.
 func (g *Guard) BeginTOTP(ctx context.Context, p Principal, label string) (mfa.TOTPEnrolment, error) {
 	a, err := g.self(ctx, p)
 	if err != nil {
@@ -649,26 +655,16 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 	if err := g.requireRecentAuth(p); err != nil {
 		return mfa.Factor{}, err
 	}
-	refused := func(err error) error {
-		e := a.event(audit.MFAEnrolStarted, audit.Failure, ReasonBadInput)
-		if kind == mfa.KindEmail || kind == mfa.KindSMS {
-			e.Meta = map[string]string{"kind": string(kind)}
-		}
-		if rerr := g.record(ctx, e); rerr != nil {
-			return rerr
-		}
-		return err
-	}
 	if kind == mfa.KindEmail {
 		email, err := auth.CanonicalEmail(destination)
 		if err != nil {
-			return mfa.Factor{}, refused(err)
+			return mfa.Factor{}, g.enrolRefused(ctx, a, kind, err)
 		}
 		destination = email
 	}
 	f, res, err := g.mfa.BeginOOB(ctx, mfa.OOBRequest{Tenant: p.Tenant, UserID: p.UserID, Kind: kind, Destination: destination, Label: label, IP: p.IP})
 	if ie := (*mfa.InputError)(nil); errors.As(err, &ie) {
-		return mfa.Factor{}, refused(err)
+		return mfa.Factor{}, g.enrolRefused(ctx, a, kind, err)
 	}
 	if err != nil {
 		return mfa.Factor{}, mfaErr("begin enrolment", err)
@@ -690,6 +686,20 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 	}
 	res.Factor = f
 	return f, g.recordSend(ctx, a, res, nil)
+}
+
+// enrolRefused records an enrolment refused for its input (a failed
+// mfa.enrol_started, reason bad_input, Meta kind when kind is one) and
+// returns err, the refusal.
+func (g *Guard) enrolRefused(ctx context.Context, a attempt, kind mfa.Kind, err error) error {
+	e := a.event(audit.MFAEnrolStarted, audit.Failure, ReasonBadInput)
+	if kind == mfa.KindTOTP || kind == mfa.KindEmail || kind == mfa.KindSMS {
+		e.Meta = map[string]string{"kind": string(kind)}
+	}
+	if rerr := g.record(ctx, e); rerr != nil {
+		return rerr
+	}
+	return err
 }
 
 // ConfirmFactor makes a factor begun with BeginTOTP or BeginOOB active with
