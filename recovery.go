@@ -253,6 +253,13 @@ type ForgotRequest struct {
 // ExpirePassword, of the user under way while the link is made voids it
 // as it voids a link made before: it may still be mailed, but does not
 // work (see DeactivateUser).
+//
+// While the tenant requires SSO, no link is made for anyone but its
+// break-glass user: the user is mailed that they sign in through single
+// sign-on instead (within the same limits), and the request is recorded
+// as a refused password.reset_requested, reason sso_required. A link
+// mailed before SSO was required still works, but the password it sets
+// signs in only once SSO is no longer required.
 func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
@@ -320,7 +327,8 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 	over, lerr := g.linkLimited(ctx, "", "", email, req.IP)
 	ev := audit.Event{Tenant: req.Tenant, Actor: audit.Actor{Kind: audit.ActorAnonymous, Email: email},
 		Action: audit.PasswordResetRequested, IP: req.IP, UserAgent: clip(req.UserAgent, 512), Outcome: audit.Success}
-	if _, err := g.EffectivePolicy(ctx, req.Tenant); err != nil {
+	pol, err := g.EffectivePolicy(ctx, req.Tenant)
+	if err != nil {
 		// No such tenant: no log to write to. A failure to read it is
 		// on record, as the other failures below are, if the log can
 		// take it (a ring-fenced tenant's log lives apart).
@@ -361,6 +369,19 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 	}
 	if ev.Outcome == audit.Failure {
 		_ = g.record(ctx, ev)
+		return
+	}
+	if pol.RequireSSO && u.ID != pol.BreakGlassUser {
+		// A password would not sign them in: they are told how to,
+		// and no link is made. (Within the same limits: the form must
+		// not flood an inbox with these either.)
+		ev.Outcome, ev.Reason = audit.Failure, ReasonSSORequired
+		if g.record(ctx, ev) == nil {
+			_ = g.recovery.Email.SendEmail(ctx, mfa.Message{To: u.Email, Subject: "Sign in with single sign-on",
+				Text: "Someone asked to reset the password of your account. Your organisation signs in through " +
+					"single sign-on, so there is no password to reset: sign in with your organisation's single " +
+					"sign-on, and ask your administrator if you cannot. If you did not ask, you can ignore this message."})
+		}
 		return
 	}
 	token, h, err := newResetToken(g.rand)
