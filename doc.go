@@ -61,7 +61,13 @@
 // replay cache, the audit chain) is enforced by one atomic store operation,
 // so it holds across goroutines and across replicas that share their
 // stores. Role and allow-list changes are in force on the next request on
-// every replica: each decision reads the tenant's current version.
+// the replica that made them, and on every replica whose stores read the
+// tenant's current version at each decision (memstore, sqlitestore,
+// pgstore without Watch). A replica on a pgstore.Store that runs Watch
+// keeps versions in memory until PostgreSQL notifies a change: it follows
+// within milliseconds (measured: up to ~25 ms), never later than
+// pgstore.WatchFresh; run without Watch where a revocation must hold on
+// the very next request everywhere, at one more round trip per decision.
 //
 // # Acting on a more privileged user
 //

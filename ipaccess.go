@@ -203,7 +203,9 @@ type IPListChange struct {
 // making the change (their current IP, by.Addr) is refused with
 // ipfilter.ErrSelfLockout unless it is report-only; a malformed entry is an
 // *ipfilter.ParseError naming it. The change is in force on the next
-// request on every replica.
+// request on every replica, or within milliseconds on one that keeps
+// versions in memory (pgstore's Watch; see "Concurrency" in the package
+// doc).
 //
 // A change that cannot be recorded in the audit log does not stand: the
 // scope's previous list is put back (a new version), and ErrUnavailable
