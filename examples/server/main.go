@@ -7,7 +7,9 @@
 // It keeps its data in the embedded SQLite store (the file guard.db, and
 // its keys in guard.db.keys, readable by you only), creates a demo tenant
 // and an owner account whose random password it prints once, and serves
-// the console on http://127.0.0.1:8080/. Flags:
+// the console on http://127.0.0.1:8080/. Ctrl-C (or SIGTERM) stops it
+// once the requests in flight are answered (at most 5 s), a second Ctrl-C
+// at once. Flags:
 //
 //	-addr 127.0.0.1:8080   listen address
 //	-base-url URL          public address, for links in emails and the SAML
@@ -103,6 +105,13 @@ type options struct {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal stops the console gracefully (serve waits for the
+	// requests in flight); unregistering then restores the default
+	// handler, so that a second Ctrl-C stops it at once.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	err := run(ctx, os.Args[1:], os.Stdout)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -201,16 +210,38 @@ func serve(ctx context.Context, o options, out io.Writer) error {
 	defer func() { stopMaintenance(); <-maintained }()
 	srv := &http.Server{Handler: c.app.routes(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10}
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(shutdown)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		// The listener failed: the requests it accepted still finish
+		// before the stores close.
+		shutdown(srv, c.app.logf)
 		return err
+	case <-ctx.Done():
 	}
+	c.app.logf("stopping: waiting for the requests in flight (at most %v; Ctrl-C again stops at once)", shutdownGrace)
+	// Serve returns as soon as Shutdown begins: the stores are closed
+	// (serve's deferred Close) only once Shutdown has returned.
+	shutdown(srv, c.app.logf)
+	<-served
 	return nil
+}
+
+// shutdownGrace is how long a stopping console waits for the requests in
+// flight.
+const shutdownGrace = 5 * time.Second
+
+// shutdown stops srv accepting requests and waits, at most shutdownGrace,
+// for those in flight to finish; then it closes the connections of those
+// still running.
+func shutdown(srv *http.Server, logf func(string, ...any)) {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		logf("stopping: requests still running after %v: their connections are closed", shutdownGrace)
+		srv.Close()
+	}
 }
 
 // maintain runs Guard's scheduled chores (Guard.Maintain: dormant users
