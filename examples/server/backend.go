@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"math/big"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -102,6 +103,14 @@ func openBackend(ctx context.Context, o options, logf func(string, ...any)) (*ba
 	return b, nil
 }
 
+// fresh reports whether the stores hold no data yet: no tenant, so no
+// audit chain, sealed secret or IdP connection under the keys of a key
+// file.
+func (b *backend) fresh(ctx context.Context) (bool, error) {
+	ts, err := b.stores.Tenants.ListTenants(ctx, "", 1)
+	return len(ts) == 0, err
+}
+
 // missing names the optional stores s leaves nil.
 func missing(s guard.Stores) []string {
 	var out []string
@@ -135,11 +144,23 @@ type secrets struct {
 	SAMLCert []byte `json:"saml_cert,omitempty"`
 }
 
-// loadSecrets reads the key file at path, creating it with new random
-// keys when it does not exist, and adding an SP key made by newSPKey to a
-// file from before single sign-on; path "" gives new keys kept in memory.
-// It returns what it created, for the log.
-func loadSecrets(path string, newSPKey func() (key, cert []byte, err error)) (secrets, []string, error) {
+// keyFileMissingError: the key file does not exist but the database
+// holds data, which new keys would not open nor verify.
+type keyFileMissingError struct{ path string }
+
+func (e *keyFileMissingError) Error() string {
+	return "key file " + e.path + " is missing, and the database holds data: " +
+		"restore the key file (or name it with -keys), or start on a new database"
+}
+
+// loadSecrets reads the key file at path, and adds an SP key made by
+// newSPKey to a file from before single sign-on. When the file does not
+// exist it makes new random keys and creates it, but only if fresh
+// reports that the database holds no data yet: otherwise it returns a
+// *keyFileMissingError, as the database's audit chain, sealed TOTP secrets
+// and trusted SAML certificate need the keys that were lost. Path "" gives
+// new keys kept in memory. It returns what it created, for the log.
+func loadSecrets(path string, fresh func() (bool, error), newSPKey func() (key, cert []byte, err error)) (secrets, []string, error) {
 	var (
 		s       secrets
 		created []string
@@ -155,6 +176,18 @@ func loadSecrets(path string, newSPKey func() (key, cert []byte, err error)) (se
 			exists = true
 		case !errors.Is(err, fs.ErrNotExist):
 			return secrets{}, nil, err
+		}
+	}
+	if !exists && path != "" {
+		ok, err := fresh()
+		if err != nil {
+			return secrets{}, nil, fmt.Errorf("key file %s is missing, and whether the database holds data could not be checked: %w", path, err)
+		}
+		if !ok {
+			if abs, err := filepath.Abs(path); err == nil {
+				path = abs
+			}
+			return secrets{}, nil, &keyFileMissingError{path}
 		}
 	}
 	if !exists {

@@ -9,13 +9,17 @@
 // and an owner account whose random password it prints once, and serves
 // the console on http://127.0.0.1:8080/. Ctrl-C (or SIGTERM) stops it
 // once the requests in flight are answered (at most 5 s), a second Ctrl-C
-// at once. Flags:
+// at once. The key file is made with a new database and must stay with
+// it: the console refuses to start on a database holding data whose key
+// file is missing (its audit chain, TOTP secrets and SAML certificate need
+// those keys). Flags:
 //
 //	-addr 127.0.0.1:8080   listen address
 //	-base-url URL          public address, for links in emails and the SAML
 //	                       URLs (default from -addr)
 //	-db guard.db           SQLite file
-//	-keys FILE             key file (default: the database file + .keys)
+//	-keys FILE             key file (default: the database file + .keys;
+//	                       guard-postgres.keys with -postgres)
 //	-memory                keep everything in memory instead
 //	-postgres DSN          keep everything in PostgreSQL instead
 //	-redis ADDR            keep sessions, throttling and one-time codes in Redis
@@ -133,7 +137,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (HOST:PORT)")
 	fs.StringVar(&o.baseURL, "base-url", "", "public address of the console, for the links in emails and the SAML URLs (default http://ADDR)")
 	fs.StringVar(&o.db, "db", "guard.db", "SQLite database file")
-	fs.StringVar(&o.keys, "keys", "", "file keeping the audit, MFA and SAML keys (default: the database file + .keys)")
+	fs.StringVar(&o.keys, "keys", "", "file keeping the audit, MFA and SAML keys (default: the database file + .keys; guard-postgres.keys with -postgres); made with a new database, needed by one that holds data")
 	fs.BoolVar(&o.memory, "memory", false, "keep everything in memory (nothing is saved)")
 	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL DSN: keep everything in PostgreSQL instead of SQLite")
 	fs.StringVar(&o.pgSchema, "postgres-schema", "guard", "PostgreSQL schema")
@@ -340,8 +344,15 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 	if o.newSPKey == nil {
 		o.newSPKey = newSPKey
 	}
-	keys, created, err := loadSecrets(keysPath, o.newSPKey)
+	// The stores first: new keys are made (and their file written) only
+	// for a database that opened and holds no data yet.
+	b, err := openBackend(ctx, o, logger.Printf)
 	if err != nil {
+		return nil, err
+	}
+	keys, created, err := loadSecrets(keysPath, func() (bool, error) { return b.fresh(ctx) }, o.newSPKey)
+	if err != nil {
+		b.Close()
 		return nil, err
 	}
 	if len(created) > 0 && keysPath != "" {
@@ -349,14 +360,11 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 	}
 	spKey, spCert, err := keys.serviceProvider()
 	if err != nil {
+		b.Close()
 		return nil, fmt.Errorf("key file %s: %w", keysPath, err)
 	}
 	if src.insecure() {
 		logger.Printf("single sign-on: -idp-metadata is on loopback, so IdP metadata may be fetched over plain http and from local addresses (AllowInsecureMetadata): for a local evaluation only")
-	}
-	b, err := openBackend(ctx, o, logger.Printf)
-	if err != nil {
-		return nil, err
 	}
 	kr, err := mfa.NewKeyring(mfa.KeyringConfig{Keys: map[string][]byte{"k1": keys.MFA}, Current: "k1"})
 	if err != nil {
