@@ -80,6 +80,12 @@ func openBackend(ctx context.Context, o options, logf func(string, ...any)) (*ba
 			b.Close()
 			return nil, err
 		}
+		// sqlitestore.Open creates the file 0600; one from before may be
+		// open to others.
+		if fi, err := os.Stat(o.db); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			logf("note: %s (password hashes, the audit log) is open to other accounts (mode %v): chmod 600 it and its -wal and -shm files",
+				o.db, fi.Mode().Perm())
+		}
 		b.stores, b.name = st.Stores(), "SQLite file "+o.db
 	}
 	if o.redis != "" {
