@@ -22,7 +22,9 @@
 //	                       guard-postgres.keys with -postgres)
 //	-memory                keep everything in memory instead
 //	-postgres DSN          keep everything in PostgreSQL instead
+//	                       (-postgres-schema guard)
 //	-redis ADDR            keep sessions, throttling and one-time codes in Redis
+//	                       (-redis-prefix guard:)
 //	-idp-metadata SRC      connect the demo tenant to a SAML IdP: the URL or
 //	                       file of its metadata (see examples/idp)
 //	-captcha-provider P    turnstile, hcaptcha or recaptcha (with -captcha-secret
@@ -32,6 +34,11 @@
 //	-admin-mfa=false       let a session signed in without a second factor
 //	                       open the Administration pages (default true: they
 //	                       need one, SECURITY-CHECKLIST RB-11)
+//
+// Flags that contradict each other (-memory with -postgres) or that the
+// engine chosen would ignore (-db with -memory or -postgres,
+// -postgres-schema without -postgres, -redis-prefix without -redis) are
+// refused as usage errors (exit status 2).
 //
 // The Administration pages (users, roles, security, single sign-on, IP
 // allow-lists, API keys, audit log, access review) need a session that
@@ -126,8 +133,8 @@ func main() {
 	}
 }
 
-// errUsage: the command line could not be parsed (the flag package said
-// why).
+// errUsage: the command line could not be parsed, or its flags
+// contradict each other (parseFlags said why on the flag set's output).
 var errUsage = errors.New("usage")
 
 // parseFlags reads the command line.
@@ -136,13 +143,13 @@ func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (HOST:PORT)")
 	fs.StringVar(&o.baseURL, "base-url", "", "public address of the console, for the links in emails and the SAML URLs (default http://ADDR)")
-	fs.StringVar(&o.db, "db", "guard.db", "SQLite database file")
+	fs.StringVar(&o.db, "db", "guard.db", "SQLite database file (the default engine: not with -memory or -postgres)")
 	fs.StringVar(&o.keys, "keys", "", "file keeping the audit, MFA and SAML keys (default: the database file + .keys; guard-postgres.keys with -postgres); made with a new database, needed by one that holds data")
-	fs.BoolVar(&o.memory, "memory", false, "keep everything in memory (nothing is saved)")
+	fs.BoolVar(&o.memory, "memory", false, "keep everything in memory (nothing is saved; not with -postgres)")
 	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL DSN: keep everything in PostgreSQL instead of SQLite")
-	fs.StringVar(&o.pgSchema, "postgres-schema", "guard", "PostgreSQL schema")
+	fs.StringVar(&o.pgSchema, "postgres-schema", "guard", "PostgreSQL schema (with -postgres)")
 	fs.StringVar(&o.redis, "redis", "", "Redis address (HOST:PORT): keep sessions, throttling and one-time codes there")
-	fs.StringVar(&o.redisPrefix, "redis-prefix", "guard:", "prefix of the Redis keys")
+	fs.StringVar(&o.redisPrefix, "redis-prefix", "guard:", "prefix of the Redis keys (with -redis)")
 	fs.StringVar(&o.idpMetadata, "idp-metadata", "", "URL or file of a SAML IdP's metadata: connect the demo tenant to it (see examples/idp)")
 	fs.StringVar(&o.captchaProvider, "captcha-provider", "", "turnstile, hcaptcha or recaptcha: verify a real CAPTCHA (default: a local \"I am human\" checkbox)")
 	fs.StringVar(&o.captchaSecret, "captcha-secret", "", "the CAPTCHA provider's secret key")
@@ -162,7 +169,36 @@ func parseFlags(args []string) (options, error) {
 		return options{}, errUsage
 	}
 	o.noAdminMFA = !*adminMFA
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if msg := engineConflict(o, set); msg != "" {
+		fmt.Fprintln(fs.Output(), msg)
+		return options{}, fmt.Errorf("%w: %s", errUsage, msg)
+	}
 	return o, nil
+}
+
+// engineConflict says which engine flags contradict each other, or would
+// be ignored by the engine chosen ("" if none); set holds the flags given.
+func engineConflict(o options, set map[string]bool) string {
+	engine := ""
+	switch {
+	case o.memory && o.postgres != "":
+		return "-memory and -postgres: choose one (-memory keeps nothing, -postgres keeps everything in PostgreSQL)"
+	case o.memory:
+		engine = "-memory"
+	case o.postgres != "":
+		engine = "-postgres"
+	}
+	switch {
+	case set["db"] && engine != "":
+		return "-db names the SQLite file, which " + engine + " does not use"
+	case set["postgres-schema"] && o.postgres == "":
+		return "-postgres-schema is used only with -postgres"
+	case set["redis-prefix"] && o.redis == "":
+		return "-redis-prefix is used only with -redis"
+	}
+	return ""
 }
 
 // run parses the command line and serves the console until ctx is done.

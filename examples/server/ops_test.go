@@ -41,3 +41,35 @@ func TestKeyFileMadeAfterDatabase(t *testing.T) {
 		t.Errorf("the refused start wrote a key file: %v", err)
 	}
 }
+
+// Engine flags that contradict each other, or that the engine chosen
+// would ignore, are usage errors naming them; the README's commands are
+// not.
+func TestEngineFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		bad  string // a flag the error names; "" if the line is fine
+	}{
+		{nil, ""},
+		{[]string{"-postgres", "postgres://h/db", "-redis", "127.0.0.1:6379"}, ""},
+		{[]string{"-postgres", "postgres://h/db", "-postgres-schema", "s", "-redis", "r:6379", "-redis-prefix", "p:"}, ""},
+		{[]string{"-idp-metadata", "http://127.0.0.1:8081/metadata"}, ""},
+		{[]string{"-memory", "-idp-metadata", "http://127.0.0.1:8081/metadata", "-keys", "k"}, ""},
+		{[]string{"-db", "other.db", "-redis", "r:6379"}, ""},
+		{[]string{"-memory=false", "-postgres", "postgres://h/db"}, ""},
+		{[]string{"-memory", "-postgres", "postgres://h/db"}, "-memory and -postgres"},
+		{[]string{"-postgres", "postgres://h/db", "-db", "x.db"}, "-db"},
+		{[]string{"-memory", "-db", "x.db"}, "-db"},
+		{[]string{"-postgres-schema", "s"}, "-postgres-schema"},
+		{[]string{"-memory", "-postgres-schema", "s"}, "-postgres-schema"},
+		{[]string{"-redis-prefix", "p:"}, "-redis-prefix"},
+	} {
+		_, err := parseFlags(tc.args)
+		switch {
+		case tc.bad == "" && err != nil:
+			t.Errorf("parseFlags(%q): %v", tc.args, err)
+		case tc.bad != "" && (!errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.bad)):
+			t.Errorf("parseFlags(%q): %v, want a usage error naming %s", tc.args, err, tc.bad)
+		}
+	}
+}
