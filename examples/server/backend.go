@@ -47,11 +47,19 @@ func openBackend(ctx context.Context, o options, logf func(string, ...any)) (*ba
 	b := &backend{}
 	switch {
 	case o.postgres != "":
-		pool, err := pgxpool.New(ctx, o.postgres)
+		cfg, err := pgPoolConfig(o.postgres)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: %w", err)
 		}
 		b.closers = append(b.closers, func() error { pool.Close(); return nil })
+		if err := firstContact(ctx, o, pool.Ping); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
 		st, err := pgstore.New(pool, pgstore.Options{Schema: o.pgSchema})
 		if err != nil {
 			b.Close()
@@ -91,7 +99,7 @@ func openBackend(ctx context.Context, o options, logf func(string, ...any)) (*ba
 	if o.redis != "" {
 		client := redis.NewClient(&redis.Options{Addr: o.redis})
 		b.closers = append(b.closers, client.Close)
-		if err := client.Ping(ctx).Err(); err != nil {
+		if err := firstContact(ctx, o, func(ctx context.Context) error { return client.Ping(ctx).Err() }); err != nil {
 			b.Close()
 			return nil, fmt.Errorf("redis: %w", err)
 		}
@@ -115,6 +123,45 @@ func openBackend(ctx context.Context, o options, logf func(string, ...any)) (*ba
 func (b *backend) fresh(ctx context.Context) (bool, error) {
 	ts, err := b.stores.Tenants.ListTenants(ctx, "", 1)
 	return len(ts) == 0, err
+}
+
+// pgConnectTimeout bounds each connection to PostgreSQL whose DSN sets no
+// connect_timeout: a host that drops packets fails it then, not after the
+// system's TCP timeout (about two minutes).
+const pgConnectTimeout = 10 * time.Second
+
+// startupTimeout bounds the console's first contact with PostgreSQL or
+// Redis.
+const startupTimeout = 15 * time.Second
+
+// pgPoolConfig parses the DSN, with a connect timeout of pgConnectTimeout
+// unless it sets one.
+func pgPoolConfig(dsn string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = pgConnectTimeout
+	}
+	return cfg, nil
+}
+
+// firstContact pings a server within startupTimeout (o.startupTimeout in
+// tests), so that a start against a host that does not answer fails soon
+// and says so.
+func firstContact(ctx context.Context, o options, ping func(context.Context) error) error {
+	limit := o.startupTimeout
+	if limit == 0 {
+		limit = startupTimeout
+	}
+	pctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	err := ping(pctx)
+	if err != nil && ctx.Err() == nil && pctx.Err() != nil {
+		return fmt.Errorf("no answer within %v: %w", limit, err)
+	}
+	return err
 }
 
 // missing names the optional stores s leaves nil.

@@ -22,7 +22,8 @@
 //	                       guard-postgres.keys with -postgres)
 //	-memory                keep everything in memory instead
 //	-postgres DSN          keep everything in PostgreSQL instead
-//	                       (-postgres-schema guard)
+//	                       (-postgres-schema guard; connect_timeout=10
+//	                       unless the DSN sets one)
 //	-redis ADDR            keep sessions, throttling and one-time codes in Redis
 //	                       (-redis-prefix guard:)
 //	-idp-metadata SRC      connect the demo tenant to a SAML IdP: the URL or
@@ -38,7 +39,8 @@
 // Flags that contradict each other (-memory with -postgres) or that the
 // engine chosen would ignore (-db with -memory or -postgres,
 // -postgres-schema without -postgres, -redis-prefix without -redis) are
-// refused as usage errors (exit status 2).
+// refused as usage errors (exit status 2). A PostgreSQL or Redis server
+// that does not answer within 15 s fails the start.
 //
 // The Administration pages (users, roles, security, single sign-on, IP
 // allow-lists, API keys, audit log, access review) need a session that
@@ -107,6 +109,9 @@ type options struct {
 	// tests share one, as RSA key generation is slow under the race
 	// detector.
 	newSPKey func() (key, cert []byte, err error)
+	// startupTimeout (tests only) bounds the first contact with PostgreSQL and Redis
+	// (default startupTimeout).
+	startupTimeout time.Duration
 	// noAdminMFA (-admin-mfa=false): the Administration pages take a
 	// session without a second factor. The zero value keeps them behind
 	// RequireMFA.
@@ -146,9 +151,9 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.db, "db", "guard.db", "SQLite database file (the default engine: not with -memory or -postgres)")
 	fs.StringVar(&o.keys, "keys", "", "file keeping the audit, MFA and SAML keys (default: the database file + .keys; guard-postgres.keys with -postgres); made with a new database, needed by one that holds data")
 	fs.BoolVar(&o.memory, "memory", false, "keep everything in memory (nothing is saved; not with -postgres)")
-	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL DSN: keep everything in PostgreSQL instead of SQLite")
+	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL DSN: keep everything in PostgreSQL instead of SQLite (connect_timeout=10 unless the DSN sets one; the start fails if the server does not answer within 15 s)")
 	fs.StringVar(&o.pgSchema, "postgres-schema", "guard", "PostgreSQL schema (with -postgres)")
-	fs.StringVar(&o.redis, "redis", "", "Redis address (HOST:PORT): keep sessions, throttling and one-time codes there")
+	fs.StringVar(&o.redis, "redis", "", "Redis address (HOST:PORT): keep sessions, throttling and one-time codes there (the start fails if it does not answer within 15 s)")
 	fs.StringVar(&o.redisPrefix, "redis-prefix", "guard:", "prefix of the Redis keys (with -redis)")
 	fs.StringVar(&o.idpMetadata, "idp-metadata", "", "URL or file of a SAML IdP's metadata: connect the demo tenant to it (see examples/idp)")
 	fs.StringVar(&o.captchaProvider, "captcha-provider", "", "turnstile, hcaptcha or recaptcha: verify a real CAPTCHA (default: a local \"I am human\" checkbox)")

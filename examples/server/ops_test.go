@@ -5,9 +5,12 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // The key file is written only once the database has opened: a start on
@@ -70,6 +73,64 @@ func TestEngineFlags(t *testing.T) {
 			t.Errorf("parseFlags(%q): %v", tc.args, err)
 		case tc.bad != "" && (!errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.bad)):
 			t.Errorf("parseFlags(%q): %v, want a usage error naming %s", tc.args, err, tc.bad)
+		}
+	}
+}
+
+// A PostgreSQL host that accepts the connection and never answers (as one
+// that drops packets) fails the start within the startup deadline, not
+// after minutes; the connect timeout is set unless the DSN sets one.
+func TestPostgresStartBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	o := testOptions(t, "https://console.test", nil, "")
+	o.keys = o.db + ".keys"
+	o.db, o.postgres, o.pgSchema = "", "postgres://guard@"+ln.Addr().String()+"/guard?sslmode=disable", "guard"
+	o.startupTimeout = 300 * time.Millisecond
+	start := time.Now()
+	c, err := newConsole(ctx, o, io.Discard)
+	if err == nil {
+		c.Close()
+		t.Fatal("the console started on a server that never answered")
+	}
+	if d := time.Since(start); d > 5*time.Second || !strings.Contains(err.Error(), "no answer within") {
+		t.Errorf("start on a silent PostgreSQL: %v after %v, want \"no answer within\" at once", err, d)
+	}
+
+	for dsn, want := range map[string]time.Duration{
+		"postgres://guard@db.example/guard":                   pgConnectTimeout,
+		"postgres://guard@db.example/guard?connect_timeout=3": 3 * time.Second,
+	} {
+		cfg, err := pgPoolConfig(dsn)
+		if err != nil || cfg.ConnConfig.ConnectTimeout != want {
+			t.Errorf("pgPoolConfig(%q): connect timeout %v, %v; want %v", dsn, cfg.ConnConfig.ConnectTimeout, err, want)
 		}
 	}
 }
