@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"math/big"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -46,11 +47,19 @@ func openBackend(ctx context.Context, o options, logf func(string, ...any)) (*ba
 	b := &backend{}
 	switch {
 	case o.postgres != "":
-		pool, err := pgxpool.New(ctx, o.postgres)
+		cfg, err := pgPoolConfig(o.postgres)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: %w", err)
 		}
 		b.closers = append(b.closers, func() error { pool.Close(); return nil })
+		if err := firstContact(ctx, o, pool.Ping); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
 		st, err := pgstore.New(pool, pgstore.Options{Schema: o.pgSchema})
 		if err != nil {
 			b.Close()
@@ -79,12 +88,18 @@ func openBackend(ctx context.Context, o options, logf func(string, ...any)) (*ba
 			b.Close()
 			return nil, err
 		}
+		// sqlitestore.Open creates the file 0600; one from before may be
+		// open to others.
+		if fi, err := os.Stat(o.db); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			logf("note: %s (password hashes, the audit log) is open to other accounts (mode %v): chmod 600 it and its -wal and -shm files",
+				o.db, fi.Mode().Perm())
+		}
 		b.stores, b.name = st.Stores(), "SQLite file "+o.db
 	}
 	if o.redis != "" {
 		client := redis.NewClient(&redis.Options{Addr: o.redis})
 		b.closers = append(b.closers, client.Close)
-		if err := client.Ping(ctx).Err(); err != nil {
+		if err := firstContact(ctx, o, func(ctx context.Context) error { return client.Ping(ctx).Err() }); err != nil {
 			b.Close()
 			return nil, fmt.Errorf("redis: %w", err)
 		}
@@ -100,6 +115,53 @@ func openBackend(ctx context.Context, o options, logf func(string, ...any)) (*ba
 		logf("note: the %s backend keeps no %s: the console's pages for it say so", b.name, field)
 	}
 	return b, nil
+}
+
+// fresh reports whether the stores hold no data yet: no tenant, so no
+// audit chain, sealed secret or IdP connection under the keys of a key
+// file.
+func (b *backend) fresh(ctx context.Context) (bool, error) {
+	ts, err := b.stores.Tenants.ListTenants(ctx, "", 1)
+	return len(ts) == 0, err
+}
+
+// pgConnectTimeout bounds each connection to PostgreSQL whose DSN sets no
+// connect_timeout: a host that drops packets fails it then, not after the
+// system's TCP timeout (about two minutes).
+const pgConnectTimeout = 10 * time.Second
+
+// startupTimeout bounds the console's first contact with PostgreSQL or
+// Redis.
+const startupTimeout = 15 * time.Second
+
+// pgPoolConfig parses the DSN, with a connect timeout of pgConnectTimeout
+// unless it sets one.
+func pgPoolConfig(dsn string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = pgConnectTimeout
+	}
+	return cfg, nil
+}
+
+// firstContact pings a server within startupTimeout (o.startupTimeout in
+// tests), so that a start against a host that does not answer fails soon
+// and says so.
+func firstContact(ctx context.Context, o options, ping func(context.Context) error) error {
+	limit := o.startupTimeout
+	if limit == 0 {
+		limit = startupTimeout
+	}
+	pctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	err := ping(pctx)
+	if err != nil && ctx.Err() == nil && pctx.Err() != nil {
+		return fmt.Errorf("no answer within %v: %w", limit, err)
+	}
+	return err
 }
 
 // missing names the optional stores s leaves nil.
@@ -135,11 +197,23 @@ type secrets struct {
 	SAMLCert []byte `json:"saml_cert,omitempty"`
 }
 
-// loadSecrets reads the key file at path, creating it with new random
-// keys when it does not exist, and adding an SP key made by newSPKey to a
-// file from before single sign-on; path "" gives new keys kept in memory.
-// It returns what it created, for the log.
-func loadSecrets(path string, newSPKey func() (key, cert []byte, err error)) (secrets, []string, error) {
+// keyFileMissingError: the key file does not exist but the database
+// holds data, which new keys would not open nor verify.
+type keyFileMissingError struct{ path string }
+
+func (e *keyFileMissingError) Error() string {
+	return "key file " + e.path + " is missing, and the database holds data: " +
+		"restore the key file (or name it with -keys), or start on a new database"
+}
+
+// loadSecrets reads the key file at path, and adds an SP key made by
+// newSPKey to a file from before single sign-on. When the file does not
+// exist it makes new random keys and creates it, but only if fresh
+// reports that the database holds no data yet: otherwise it returns a
+// *keyFileMissingError, as the database's audit chain, sealed TOTP secrets
+// and trusted SAML certificate need the keys that were lost. Path "" gives
+// new keys kept in memory. It returns what it created, for the log.
+func loadSecrets(path string, fresh func() (bool, error), newSPKey func() (key, cert []byte, err error)) (secrets, []string, error) {
 	var (
 		s       secrets
 		created []string
@@ -155,6 +229,18 @@ func loadSecrets(path string, newSPKey func() (key, cert []byte, err error)) (se
 			exists = true
 		case !errors.Is(err, fs.ErrNotExist):
 			return secrets{}, nil, err
+		}
+	}
+	if !exists && path != "" {
+		ok, err := fresh()
+		if err != nil {
+			return secrets{}, nil, fmt.Errorf("key file %s is missing, and whether the database holds data could not be checked: %w", path, err)
+		}
+		if !ok {
+			if abs, err := filepath.Abs(path); err == nil {
+				path = abs
+			}
+			return secrets{}, nil, &keyFileMissingError{path}
 		}
 	}
 	if !exists {

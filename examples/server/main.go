@@ -7,16 +7,25 @@
 // It keeps its data in the embedded SQLite store (the file guard.db, and
 // its keys in guard.db.keys, readable by you only), creates a demo tenant
 // and an owner account whose random password it prints once, and serves
-// the console on http://127.0.0.1:8080/. Flags:
+// the console on http://127.0.0.1:8080/. Ctrl-C (or SIGTERM) stops it
+// once the requests in flight are answered (at most 5 s), a second Ctrl-C
+// at once. The key file is made with a new database and must stay with
+// it: the console refuses to start on a database holding data whose key
+// file is missing (its audit chain, TOTP secrets and SAML certificate need
+// those keys). Flags:
 //
 //	-addr 127.0.0.1:8080   listen address
 //	-base-url URL          public address, for links in emails and the SAML
 //	                       URLs (default from -addr)
 //	-db guard.db           SQLite file
-//	-keys FILE             key file (default: the database file + .keys)
+//	-keys FILE             key file (default: the database file + .keys;
+//	                       guard-postgres.keys with -postgres)
 //	-memory                keep everything in memory instead
 //	-postgres DSN          keep everything in PostgreSQL instead
+//	                       (-postgres-schema guard; connect_timeout=10
+//	                       unless the DSN sets one)
 //	-redis ADDR            keep sessions, throttling and one-time codes in Redis
+//	                       (-redis-prefix guard:)
 //	-idp-metadata SRC      connect the demo tenant to a SAML IdP: the URL or
 //	                       file of its metadata (see examples/idp)
 //	-captcha-provider P    turnstile, hcaptcha or recaptcha (with -captcha-secret
@@ -26,6 +35,12 @@
 //	-admin-mfa=false       let a session signed in without a second factor
 //	                       open the Administration pages (default true: they
 //	                       need one, SECURITY-CHECKLIST RB-11)
+//
+// Flags that contradict each other (-memory with -postgres) or that the
+// engine chosen would ignore (-db with -memory or -postgres,
+// -postgres-schema without -postgres, -redis-prefix without -redis) are
+// refused as usage errors (exit status 2). A PostgreSQL or Redis server
+// that does not answer within 15 s fails the start.
 //
 // The Administration pages (users, roles, security, single sign-on, IP
 // allow-lists, API keys, audit log, access review) need a session that
@@ -94,6 +109,9 @@ type options struct {
 	// tests share one, as RSA key generation is slow under the race
 	// detector.
 	newSPKey func() (key, cert []byte, err error)
+	// startupTimeout (tests only) bounds the first contact with PostgreSQL and Redis
+	// (default startupTimeout).
+	startupTimeout time.Duration
 	// noAdminMFA (-admin-mfa=false): the Administration pages take a
 	// session without a second factor. The zero value keeps them behind
 	// RequireMFA.
@@ -103,6 +121,13 @@ type options struct {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal stops the console gracefully (serve waits for the
+	// requests in flight); unregistering then restores the default
+	// handler, so that a second Ctrl-C stops it at once.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	err := run(ctx, os.Args[1:], os.Stdout)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -113,8 +138,8 @@ func main() {
 	}
 }
 
-// errUsage: the command line could not be parsed (the flag package said
-// why).
+// errUsage: the command line could not be parsed, or its flags
+// contradict each other (parseFlags said why on the flag set's output).
 var errUsage = errors.New("usage")
 
 // parseFlags reads the command line.
@@ -123,13 +148,13 @@ func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (HOST:PORT)")
 	fs.StringVar(&o.baseURL, "base-url", "", "public address of the console, for the links in emails and the SAML URLs (default http://ADDR)")
-	fs.StringVar(&o.db, "db", "guard.db", "SQLite database file")
-	fs.StringVar(&o.keys, "keys", "", "file keeping the audit, MFA and SAML keys (default: the database file + .keys)")
-	fs.BoolVar(&o.memory, "memory", false, "keep everything in memory (nothing is saved)")
-	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL DSN: keep everything in PostgreSQL instead of SQLite")
-	fs.StringVar(&o.pgSchema, "postgres-schema", "guard", "PostgreSQL schema")
-	fs.StringVar(&o.redis, "redis", "", "Redis address (HOST:PORT): keep sessions, throttling and one-time codes there")
-	fs.StringVar(&o.redisPrefix, "redis-prefix", "guard:", "prefix of the Redis keys")
+	fs.StringVar(&o.db, "db", "guard.db", "SQLite database file (the default engine: not with -memory or -postgres)")
+	fs.StringVar(&o.keys, "keys", "", "file keeping the audit, MFA and SAML keys (default: the database file + .keys; guard-postgres.keys with -postgres); made with a new database, needed by one that holds data")
+	fs.BoolVar(&o.memory, "memory", false, "keep everything in memory (nothing is saved; not with -postgres)")
+	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL DSN: keep everything in PostgreSQL instead of SQLite (connect_timeout=10 unless the DSN sets one; the start fails if the server does not answer within 15 s)")
+	fs.StringVar(&o.pgSchema, "postgres-schema", "guard", "PostgreSQL schema (with -postgres)")
+	fs.StringVar(&o.redis, "redis", "", "Redis address (HOST:PORT): keep sessions, throttling and one-time codes there (the start fails if it does not answer within 15 s)")
+	fs.StringVar(&o.redisPrefix, "redis-prefix", "guard:", "prefix of the Redis keys (with -redis)")
 	fs.StringVar(&o.idpMetadata, "idp-metadata", "", "URL or file of a SAML IdP's metadata: connect the demo tenant to it (see examples/idp)")
 	fs.StringVar(&o.captchaProvider, "captcha-provider", "", "turnstile, hcaptcha or recaptcha: verify a real CAPTCHA (default: a local \"I am human\" checkbox)")
 	fs.StringVar(&o.captchaSecret, "captcha-secret", "", "the CAPTCHA provider's secret key")
@@ -149,7 +174,36 @@ func parseFlags(args []string) (options, error) {
 		return options{}, errUsage
 	}
 	o.noAdminMFA = !*adminMFA
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if msg := engineConflict(o, set); msg != "" {
+		fmt.Fprintln(fs.Output(), msg)
+		return options{}, fmt.Errorf("%w: %s", errUsage, msg)
+	}
 	return o, nil
+}
+
+// engineConflict says which engine flags contradict each other, or would
+// be ignored by the engine chosen ("" if none); set holds the flags given.
+func engineConflict(o options, set map[string]bool) string {
+	engine := ""
+	switch {
+	case o.memory && o.postgres != "":
+		return "-memory and -postgres: choose one (-memory keeps nothing, -postgres keeps everything in PostgreSQL)"
+	case o.memory:
+		engine = "-memory"
+	case o.postgres != "":
+		engine = "-postgres"
+	}
+	switch {
+	case set["db"] && engine != "":
+		return "-db names the SQLite file, which " + engine + " does not use"
+	case set["postgres-schema"] && o.postgres == "":
+		return "-postgres-schema is used only with -postgres"
+	case set["redis-prefix"] && o.redis == "":
+		return "-redis-prefix is used only with -redis"
+	}
+	return ""
 }
 
 // run parses the command line and serves the console until ctx is done.
@@ -201,16 +255,38 @@ func serve(ctx context.Context, o options, out io.Writer) error {
 	defer func() { stopMaintenance(); <-maintained }()
 	srv := &http.Server{Handler: c.app.routes(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10}
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(shutdown)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		// The listener failed: the requests it accepted still finish
+		// before the stores close.
+		shutdown(srv, c.app.logf)
 		return err
+	case <-ctx.Done():
 	}
+	c.app.logf("stopping: waiting for the requests in flight (at most %v; Ctrl-C again stops at once)", shutdownGrace)
+	// Serve returns as soon as Shutdown begins: the stores are closed
+	// (serve's deferred Close) only once Shutdown has returned.
+	shutdown(srv, c.app.logf)
+	<-served
 	return nil
+}
+
+// shutdownGrace is how long a stopping console waits for the requests in
+// flight.
+const shutdownGrace = 5 * time.Second
+
+// shutdown stops srv accepting requests and waits, at most shutdownGrace,
+// for those in flight to finish; then it closes the connections of those
+// still running.
+func shutdown(srv *http.Server, logf func(string, ...any)) {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		logf("stopping: requests still running after %v: their connections are closed", shutdownGrace)
+		srv.Close()
+	}
 }
 
 // maintain runs Guard's scheduled chores (Guard.Maintain: dormant users
@@ -309,8 +385,15 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 	if o.newSPKey == nil {
 		o.newSPKey = newSPKey
 	}
-	keys, created, err := loadSecrets(keysPath, o.newSPKey)
+	// The stores first: new keys are made (and their file written) only
+	// for a database that opened and holds no data yet.
+	b, err := openBackend(ctx, o, logger.Printf)
 	if err != nil {
+		return nil, err
+	}
+	keys, created, err := loadSecrets(keysPath, func() (bool, error) { return b.fresh(ctx) }, o.newSPKey)
+	if err != nil {
+		b.Close()
 		return nil, err
 	}
 	if len(created) > 0 && keysPath != "" {
@@ -318,14 +401,11 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 	}
 	spKey, spCert, err := keys.serviceProvider()
 	if err != nil {
+		b.Close()
 		return nil, fmt.Errorf("key file %s: %w", keysPath, err)
 	}
 	if src.insecure() {
 		logger.Printf("single sign-on: -idp-metadata is on loopback, so IdP metadata may be fetched over plain http and from local addresses (AllowInsecureMetadata): for a local evaluation only")
-	}
-	b, err := openBackend(ctx, o, logger.Printf)
-	if err != nil {
-		return nil, err
 	}
 	kr, err := mfa.NewKeyring(mfa.KeyringConfig{Keys: map[string][]byte{"k1": keys.MFA}, Current: "k1"})
 	if err != nil {

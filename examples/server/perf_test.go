@@ -303,7 +303,7 @@ func seedUsers(t *testing.T, ctx context.Context, c *console, n int) []string {
 // 1,000, spread over the last 90 days: mostly sign-ins, some failures,
 // admin changes.
 func seedEvents(t *testing.T, ctx context.Context, c *console, path string, ids []string, n int) {
-	keys, _, err := loadSecrets(path+".keys", testSPKey)
+	keys, _, err := loadSecrets(path+".keys", holdsData, testSPKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -809,11 +809,11 @@ func TestSPKeyKept(t *testing.T) {
 
 	old := filepath.Join(dir, "old.keys")
 	os.WriteFile(old, []byte(`{"audit":"`+strings.Repeat("A", 43)+`=","mfa":"`+strings.Repeat("B", 43)+`="}`), 0o600)
-	s, created, err := loadSecrets(old, testSPKey)
+	s, created, err := loadSecrets(old, holdsData, testSPKey)
 	if err != nil || len(created) != 1 || !strings.Contains(created[0], "SAML") || s.Audit[0] != 0 || s.MFA[0] != 4 {
 		t.Fatalf("upgrade: %v %v %v", s.Audit[:1], created, err)
 	}
-	again, created, err := loadSecrets(old, func() ([]byte, []byte, error) { return nil, nil, errors.New("made again") })
+	again, created, err := loadSecrets(old, holdsData, func() ([]byte, []byte, error) { return nil, nil, errors.New("made again") })
 	if err != nil || len(created) != 0 || !bytes.Equal(again.SAMLCert, s.SAMLCert) || !bytes.Equal(again.Audit, s.Audit) {
 		t.Fatalf("after the upgrade: %v %v", created, err)
 	}
@@ -821,10 +821,14 @@ func TestSPKeyKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(old, []byte(`{"audit":"`+strings.Repeat("A", 43)+`=","mfa":"`+strings.Repeat("B", 43)+`=","saml_key":"AAAA"}`), 0o600)
-	if _, _, err := loadSecrets(old, testSPKey); err == nil {
+	if _, _, err := loadSecrets(old, holdsData, testSPKey); err == nil {
 		t.Error("a key file with a key and no certificate was accepted")
 	}
 }
+
+// holdsData is loadSecrets's fresh for a database that holds data: the
+// key file must exist.
+func holdsData() (bool, error) { return false, nil }
 
 // The SAML routes without an IdP connection, and the sign-in page's link.
 func TestSSOWithoutIdP(t *testing.T) {

@@ -47,7 +47,10 @@
 //
 // # Opening and migrating
 //
-// Open creates the file if needed. Before it changes anything in the file
+// Open creates the file if needed, readable and writable by its owner
+// only (0600; SQLite gives the -wal and -shm files the database file's
+// mode), as it holds password hashes and the audit log; an existing
+// file's mode is left as it is. Before it changes anything in the file
 // (WAL mode is recorded in it) it reads the schema: a file that is not an
 // SQLite database or is corrupt gives ErrNotDatabase, a database holding
 // tables or indexes with this package's names (all start with "guard_")

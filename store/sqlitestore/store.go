@@ -6,6 +6,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -125,7 +127,11 @@ type Store struct {
 }
 
 // Open opens (creating it if needed) the SQLite database file at path with
-// the pragmas of DSN and returns a Store that owns it; Close closes it. It
+// the pragmas of DSN and returns a Store that owns it; Close closes it. A
+// file it creates is readable and writable by its owner only (mode 0600,
+// which SQLite gives its -wal and -shm files too): it holds password
+// hashes and the audit log. The mode of an existing file is left as it
+// is. It
 // does not migrate the schema: call Migrate. Open returns ErrNotDatabase for
 // a file that is not an SQLite database or is corrupt, ErrForeignSchema for
 // a database whose tables conflict with this package's, and ErrSchemaTooNew
@@ -134,6 +140,12 @@ type Store struct {
 func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("sqlitestore: Open needs the path of a file, not %q", path)
+	}
+	// Create a new file before SQLite does, with the umask's mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlitestore: create %s: %w", path, err)
 	}
 	// Inspect the file before the pool's connections set WAL mode, which
 	// is written into the file.
