@@ -49,7 +49,8 @@
 // owner also holds every action of the host sections. Only roles that
 // grant contacts see contact data; reports-only reads reports and nothing
 // else. Custom roles are per tenant: a name (lower-case letters, digits,
-// '-' and '_') and a non-empty set of permissions.
+// '-' and '_', not reading as a built-in role's: see CheckRole) and a
+// non-empty set of permissions.
 //
 // The policy is a casbin model with domains (ModelText): p rows give a
 // role an action in a section of a tenant, g rows give a subject a role in

@@ -158,7 +158,9 @@ func grantRule(sub Subject, role string) Rule {
 // every permission of the role before and after the change
 // (ErrEscalation). perms must not be empty; every permission must name a
 // section of the Enforcer. Built-in roles cannot be defined
-// (ErrBuiltInRole).
+// (ErrBuiltInRole); name must pass CheckRole (*InputError), which also
+// refuses a name that reads as a built-in role's ("reports_only"), even
+// for a role of that name stored before the rule: delete it instead.
 func (e *Enforcer) DefineRole(ctx context.Context, by Perms, tenant, name string, perms []Permission) error {
 	if isBuiltinRole(name) {
 		return ErrBuiltInRole
@@ -206,12 +208,14 @@ func (e *Enforcer) DefineRole(ctx context.Context, by Perms, tenant, name string
 // DeleteRole deletes the custom role name of tenant and every grant of
 // it, in one change. by must hold users:manage (ErrDenied) and every
 // permission of the role (ErrEscalation). ErrRoleNotFound if the tenant
-// has no such role; ErrBuiltInRole for a built-in role.
+// has no such role; ErrBuiltInRole for a built-in role. A stored role
+// whose name CheckRole now refuses (one that reads as a built-in role's)
+// can be deleted.
 func (e *Enforcer) DeleteRole(ctx context.Context, by Perms, tenant, name string) error {
 	if isBuiltinRole(name) {
 		return ErrBuiltInRole
 	}
-	if err := CheckRole(name); err != nil {
+	if err := checkRoleArg(name); err != nil {
 		return err
 	}
 	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
