@@ -504,7 +504,8 @@ func subjectOf(s string) (rbac.Subject, error) {
 // again. If the sessions cannot be ended, ErrUnavailable is returned and
 // the role change stands (it is on record; end the sessions with
 // RevokeUserSessions). Granting a role already held, or revoking one not
-// held, changes nothing and ends no session.
+// held, changes nothing: it is not recorded (no role.granted or
+// role.revoked event) and ends no session.
 //
 // A role is granted only to a user of the tenant: a user who does not
 // exist, or no longer does, gives ErrUserNotFound, recorded as a failed
@@ -544,7 +545,9 @@ func (g *Guard) changeGrant(ctx context.Context, by Principal, tenant, subject, 
 }
 
 // changeRole changes one grant and records it (undoing it if it cannot be
-// recorded); it reports whether the subject's roles changed. A refusal is
+// recorded); it reports whether the subject's roles changed. A grant of a
+// role already held, or a revocation of one not held, changes nothing and
+// is not recorded. A refusal is
 // recorded as a failed event of the change with reason escalation (a role
 // the changer could not grant), or no_permission (no right to change
 // grants at all, rbac.ErrDenied).
@@ -582,20 +585,14 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 			return rbac.Subject{}, false, err
 		}
 	}
-	// Whether the subject held the role before, to undo exactly this
-	// change if it cannot be recorded.
-	held, err := g.rbac.RolesOf(ctx, tenant, sub)
-	if err != nil {
-		return rbac.Subject{}, false, rbacErr("load roles", err)
-	}
-	had := slices.Contains(held, role)
 	action := audit.RoleGranted
-	if grant {
-		err = g.rbac.Grant(ctx, perms, tenant, sub, role)
-	} else {
+	if !grant {
 		action = audit.RoleRevoked
-		err = g.rbac.Revoke(ctx, perms, tenant, sub, role)
 	}
+	// Whether the grant changed (the subject did not hold the role, for a
+	// grant; held it, for a revocation), as the change was decided: only
+	// a change is recorded, and undone if it cannot be.
+	changed, err := g.rbac.SetGrant(ctx, perms, tenant, sub, role, grant)
 	if err != nil {
 		err = rbacErr("change role", err)
 		if errors.Is(err, ErrForbidden) {
@@ -614,11 +611,16 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 		return rbac.Subject{}, false, err
 	}
 	if grant && sub.Kind == rbac.KindUser {
-		if err := g.granteeExists(ctx, by, tenant, sub, role, !had); err != nil {
+		if err := g.granteeExists(ctx, by, tenant, sub, role, changed); err != nil {
 			return rbac.Subject{}, false, err
 		}
 	}
-	if activeOwner && had {
+	if !changed {
+		// A role already held, or not held: nothing done, nothing to
+		// record.
+		return sub, false, nil
+	}
+	if activeOwner {
 		if err := g.keepOwner(ctx, by, tenant, action, sub.String(), map[string]string{"role": role}, func(ctx context.Context) error {
 			return g.rbac.Grant(ctx, g.rbac.AllPerms(), tenant, sub, role)
 		}, func(ctx context.Context) (bool, error) {
@@ -638,15 +640,14 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 		// is the host's own (AllPerms); a change made meanwhile by
 		// someone else to the same grant may be undone with it.
 		uctx := context.WithoutCancel(ctx)
-		switch {
-		case grant && !had:
+		if grant {
 			_ = g.rbac.Revoke(uctx, g.rbac.AllPerms(), tenant, sub, role)
-		case !grant && had:
+		} else {
 			_ = g.rbac.Grant(uctx, g.rbac.AllPerms(), tenant, sub, role)
 		}
 		return rbac.Subject{}, false, err
 	}
-	return sub, grant != had, nil
+	return sub, true, nil
 }
 
 // granteeExists checks that user sub, to be given role (written: the

@@ -7,7 +7,8 @@
 // # What is inside
 //
 //   - Enforcer (built with New) is what an application uses: Decide (or
-//     DecideAt) on every request; Grant, Revoke, RevokeAll, DefineRole,
+//     DecideAt) on every request; Grant, Revoke (or SetGrant, which
+//     reports whether the policy changed), RevokeAll, DefineRole,
 //     DeleteRole and SetApprovalRequired to change a tenant's policy;
 //     Permissions, RolesOf, Roles, Assignments, ApprovalRequired and
 //     AdminWarning to show it.

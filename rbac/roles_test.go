@@ -118,6 +118,32 @@ func TestGrantAndRevokeAreIdempotent(t *testing.T) {
 	}
 }
 
+// SetGrant reports whether the grant or revocation changed the policy.
+func TestSetGrantReportsChange(t *testing.T) {
+	e := tenantWith(t)
+	for _, c := range []struct {
+		role    string
+		held    bool
+		changed bool
+	}{
+		{rbac.Member, true, false}, // dan holds it
+		{rbac.Manager, true, true},
+		{rbac.Manager, true, false},
+		{rbac.Admin, false, false}, // not held
+		{"never-defined", false, false},
+		{rbac.Manager, false, true},
+		{rbac.Manager, false, false},
+	} {
+		changed, err := e.SetGrant(ctx, e.AllPerms(), "acme", dan, c.role, c.held)
+		if err != nil || changed != c.changed {
+			t.Errorf("SetGrant(dan, %s, %v) = %v, %v; want %v", c.role, c.held, changed, err, c.changed)
+		}
+	}
+	if changed, err := e.SetGrant(ctx, e.AllPerms(), "acme", dan, "ghost", true); changed || !errors.Is(err, rbac.ErrRoleNotFound) {
+		t.Errorf("SetGrant of an undefined role = %v, %v; want false, ErrRoleNotFound", changed, err)
+	}
+}
+
 func TestGrantUnknownRole(t *testing.T) {
 	e := tenantWith(t)
 	if err := e.Grant(ctx, e.AllPerms(), "acme", dan, "ghost"); !errors.Is(err, rbac.ErrRoleNotFound) {
