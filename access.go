@@ -516,6 +516,15 @@ func subjectOf(s string) (rbac.Subject, error) {
 // DeleteUser), or that look-up finds the user gone and the grant is taken
 // back. A store failure of a look-up gives ErrUnavailable, the grant taken
 // back; so does a failure to take it back, the grant then left.
+//
+// Likewise a role is granted only to an API key of the tenant that is not
+// revoked: a key the tenant does not have gives ErrNotFound, recorded as
+// a failed role.granted with reason unknown_key, a revoked key
+// ErrNotFound with reason key_revoked, and no grant stays. The key is
+// looked up before the grant is written and again once it is; a
+// revocation racing the grant either comes after that look-up and takes
+// the key's roles (see RevokeAPIKey), or the look-up finds the key
+// revoked and the grant is taken back.
 func (g *Guard) GrantRole(ctx context.Context, by Principal, tenant, subject, role string) error {
 	return g.changeGrant(ctx, by, tenant, subject, role, true)
 }
@@ -577,10 +586,10 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 			return rbac.Subject{}, false, err
 		}
 	}
-	// A grant to a user who is not there is refused before it is
-	// written; one whose user goes meanwhile is taken back after
-	// (granteeExists).
-	if grant && sub.Kind == rbac.KindUser {
+	// A grant to a user or key that is not there (or a key revoked) is
+	// refused before it is written; one whose grantee goes meanwhile is
+	// taken back after (granteeExists).
+	if grant {
 		if err := g.granteeExists(ctx, by, tenant, sub, role, false); err != nil {
 			return rbac.Subject{}, false, err
 		}
@@ -610,7 +619,7 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 		}
 		return rbac.Subject{}, false, err
 	}
-	if grant && sub.Kind == rbac.KindUser {
+	if grant {
 		if err := g.granteeExists(ctx, by, tenant, sub, role, changed); err != nil {
 			return rbac.Subject{}, false, err
 		}
@@ -650,15 +659,25 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 	return sub, true, nil
 }
 
-// granteeExists checks that user sub, to be given role (written: the
-// grant is written, by this call), exists in the tenant. If not, a grant
-// written is taken back, the refusal recorded as a failed role.granted
-// with reason unknown_user (Meta role) and ErrUserNotFound returned. A
-// store failure takes a grant written back too and is returned
-// (ErrUnavailable), as is a failure to take it back.
+// Reasons of a failed role.granted to an API key that cannot hold roles.
+const (
+	// ReasonUnknownKey: the tenant has no API key with the ID.
+	ReasonUnknownKey = "unknown_key"
+	// ReasonKeyRevoked: the tenant's API key with the ID is revoked.
+	ReasonKeyRevoked = "key_revoked"
+)
+
+// granteeExists checks that sub, to be given role (written: the grant is
+// written, by this call), is a user of the tenant, or an API key of the
+// tenant not revoked. If not, a grant written is taken back, the refusal
+// recorded as a failed role.granted with reason unknown_user,
+// unknown_key or key_revoked (Meta role) and ErrUserNotFound (a user) or
+// ErrNotFound (a key) returned. A store failure takes a grant written
+// back too and is returned (ErrUnavailable), as is a failure to take it
+// back.
 func (g *Guard) granteeExists(ctx context.Context, by Principal, tenant string, sub rbac.Subject, role string, written bool) error {
-	_, err := g.stores.Users.User(ctx, tenant, sub.ID)
-	if err == nil {
+	reason, err := g.granteeGone(ctx, tenant, sub)
+	if err == nil && reason == "" {
 		return nil
 	}
 	if written {
@@ -666,15 +685,51 @@ func (g *Guard) granteeExists(ctx context.Context, by Principal, tenant string, 
 			return unavailable("undo", uerr)
 		}
 	}
-	if !errors.Is(err, auth.ErrNotFound) {
-		return unavailable("load user", err)
+	if err != nil {
+		return err
 	}
 	e := g.adminEvent(by, tenant, audit.RoleGranted, sub.String())
-	e.Outcome, e.Reason, e.Meta = audit.Failure, ReasonUnknownUser, map[string]string{"role": role}
+	e.Outcome, e.Reason, e.Meta = audit.Failure, reason, map[string]string{"role": role}
 	if rerr := g.record(ctx, e); rerr != nil {
 		return rerr
 	}
+	if sub.Kind == rbac.KindKey {
+		return ErrNotFound
+	}
 	return ErrUserNotFound
+}
+
+// granteeGone returns why sub cannot hold roles in tenant, read from the
+// stores now: ReasonUnknownUser for a user the tenant does not have,
+// ReasonUnknownKey for an API key it does not have (any key, without an
+// API key store), ReasonKeyRevoked for a revoked key; "" if sub can. A
+// store failure is ErrUnavailable.
+func (g *Guard) granteeGone(ctx context.Context, tenant string, sub rbac.Subject) (string, error) {
+	if sub.Kind == rbac.KindKey {
+		if g.stores.APIKeys == nil {
+			return ReasonUnknownKey, nil
+		}
+		ks, err := g.stores.APIKeys.ListAPIKeys(ctx, tenant)
+		if err != nil {
+			return "", unavailable("list api keys", err)
+		}
+		i := slices.IndexFunc(ks, func(k auth.APIKey) bool { return k.ID == sub.ID })
+		switch {
+		case i < 0:
+			return ReasonUnknownKey, nil
+		case !ks[i].RevokedAt.IsZero():
+			return ReasonKeyRevoked, nil
+		}
+		return "", nil
+	}
+	_, err := g.stores.Users.User(ctx, tenant, sub.ID)
+	switch {
+	case err == nil:
+		return "", nil
+	case errors.Is(err, auth.ErrNotFound):
+		return ReasonUnknownUser, nil
+	}
+	return "", unavailable("load user", err)
 }
 
 // policyRefused records a change of roles or approval rules that the
