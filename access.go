@@ -515,7 +515,11 @@ func subjectOf(s string) (rbac.Subject, error) {
 // the deletion comes after the second look-up and takes the roles (see
 // DeleteUser), or that look-up finds the user gone and the grant is taken
 // back. A store failure of a look-up gives ErrUnavailable, the grant taken
-// back; so does a failure to take it back, the grant then left.
+// back; so does a failure to take it back, the grant then left. Taking
+// back a grant this call wrote puts the policy back as it was: the owner
+// role granted in a tenant that had no owner is taken back all the same
+// (rbac.RemoveGrants, not the last-owner rule of RevokeRole), as it is
+// when the grant cannot be recorded.
 //
 // Likewise a role is granted only to an API key of the tenant that is not
 // revoked: a key the tenant does not have gives ErrNotFound, recorded as
@@ -650,7 +654,9 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 		// someone else to the same grant may be undone with it.
 		uctx := context.WithoutCancel(ctx)
 		if grant {
-			_ = g.rbac.Revoke(uctx, g.rbac.AllPerms(), tenant, sub, role)
+			// The take-back of this call's grant: the last-owner rule
+			// does not hold it (there was no owner before it either).
+			_ = g.rbac.RemoveGrants(uctx, tenant, sub, role)
 		} else {
 			_ = g.rbac.Grant(uctx, g.rbac.AllPerms(), tenant, sub, role)
 		}
@@ -681,7 +687,10 @@ func (g *Guard) granteeExists(ctx context.Context, by Principal, tenant string, 
 		return nil
 	}
 	if written {
-		if uerr := g.rbac.Revoke(context.WithoutCancel(ctx), g.rbac.AllPerms(), tenant, sub, role); uerr != nil {
+		// The take-back of this call's grant, to a grantee gone or
+		// unknown: the last-owner rule does not hold it (an owner grant
+		// to a tenant that had no owner leaves it with none again).
+		if uerr := g.rbac.RemoveGrants(context.WithoutCancel(ctx), tenant, sub, role); uerr != nil {
 			return unavailable("undo", uerr)
 		}
 	}

@@ -9,7 +9,9 @@
 //   - Enforcer (built with New) is what an application uses: Decide (or
 //     DecideAt) on every request; Grant, Revoke (or SetGrant, which
 //     reports whether the policy changed), RevokeAll, DefineRole,
-//     DeleteRole and SetApprovalRequired to change a tenant's policy;
+//     DeleteRole and SetApprovalRequired to change a tenant's policy
+//     (RemoveGrants, unchecked, only for a subject being removed or to
+//     take back a grant just written);
 //     Permissions, RolesOf, Roles, Assignments, ApprovalRequired and
 //     AdminWarning to show it.
 //   - Approvals (built with NewApprovals) runs four-eyes approvals:

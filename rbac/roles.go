@@ -154,6 +154,36 @@ func (e *Enforcer) RevokeAll(ctx context.Context, by Perms, tenant string, sub S
 	})
 }
 
+// RemoveGrants takes the named roles from sub in tenant, or every role
+// sub holds if none is named, in one change, with no permission check
+// and without the last-owner rule. It is not a way to revoke: use it only
+// where sub is being removed and can no longer act (a user deleted, or
+// whose creation is rolled back; an API key the tenant does not have),
+// or to take back a grant the caller itself has just written, which puts
+// the policy back as it was before the grant (an owner grant to a tenant
+// that had no owner leaves it with none again). Roles sub does not hold
+// are skipped. A malformed subject or role name is an *InputError.
+func (e *Enforcer) RemoveGrants(ctx context.Context, tenant string, sub Subject, roles ...string) error {
+	if err := sub.Check(); err != nil {
+		return err
+	}
+	for _, r := range roles {
+		if err := checkRoleArg(r); err != nil {
+			return err
+		}
+	}
+	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		ids, _ := t.subjects.get(t.subjectHash(sub), sub)
+		var remove []Rule
+		for _, id := range ids {
+			if name := t.roles[id].name; len(roles) == 0 || slices.Contains(roles, name) {
+				remove = append(remove, grantRule(sub, name))
+			}
+		}
+		return remove, nil, nil
+	})
+}
+
 func (e *Enforcer) mayChangeGrants(by Perms, k SubjectKind) error {
 	if p := GrantPermission(k); !by.Has(p.Section, p.Action) {
 		return ErrDenied

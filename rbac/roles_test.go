@@ -144,6 +144,33 @@ func TestSetGrantReportsChange(t *testing.T) {
 	}
 }
 
+// RemoveGrants takes the named roles, or all, with no permission check
+// and without the last-owner rule.
+func TestRemoveGrants(t *testing.T) {
+	e := tenantWith(t)
+	grant(t, e, "acme", ada, rbac.Member)
+	if err := e.RevokeAll(ctx, e.AllPerms(), "acme", ada); !errors.Is(err, rbac.ErrLastOwner) {
+		t.Fatalf("RevokeAll of the last owner = %v, want ErrLastOwner", err)
+	}
+	if err := e.RemoveGrants(ctx, "acme", ada, rbac.Owner, rbac.Admin); err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := e.RolesOf(ctx, "acme", ada); err != nil || len(rs) != 1 || rs[0] != rbac.Member {
+		t.Errorf("ada's roles after RemoveGrants(owner, admin) = %v, %v; want [member]", rs, err)
+	}
+	if err := e.RemoveGrants(ctx, "acme", bob); err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := e.RolesOf(ctx, "acme", bob); err != nil || len(rs) != 0 {
+		t.Errorf("bob's roles after RemoveGrants() = %v, %v; want none", rs, err)
+	}
+	var ie *rbac.InputError
+	if err := e.RemoveGrants(ctx, "acme", dan, "a,b"); !errors.As(err, &ie) {
+		t.Errorf("RemoveGrants of a malformed role = %v, want an *InputError", err)
+	}
+	wantAllowed(t, e, "acme", dan, rbac.Contacts, rbac.Read, true)
+}
+
 func TestGrantUnknownRole(t *testing.T) {
 	e := tenantWith(t)
 	if err := e.Grant(ctx, e.AllPerms(), "acme", dan, "ghost"); !errors.Is(err, rbac.ErrRoleNotFound) {
