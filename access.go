@@ -504,7 +504,8 @@ func subjectOf(s string) (rbac.Subject, error) {
 // again. If the sessions cannot be ended, ErrUnavailable is returned and
 // the role change stands (it is on record; end the sessions with
 // RevokeUserSessions). Granting a role already held, or revoking one not
-// held, changes nothing and ends no session.
+// held, changes nothing: it is not recorded (no role.granted or
+// role.revoked event) and ends no session.
 //
 // A role is granted only to a user of the tenant: a user who does not
 // exist, or no longer does, gives ErrUserNotFound, recorded as a failed
@@ -514,7 +515,20 @@ func subjectOf(s string) (rbac.Subject, error) {
 // the deletion comes after the second look-up and takes the roles (see
 // DeleteUser), or that look-up finds the user gone and the grant is taken
 // back. A store failure of a look-up gives ErrUnavailable, the grant taken
-// back; so does a failure to take it back, the grant then left.
+// back; so does a failure to take it back, the grant then left. Taking
+// back a grant this call wrote puts the policy back as it was: the owner
+// role granted in a tenant that had no owner is taken back all the same
+// (rbac.RemoveGrants, not the last-owner rule of RevokeRole), as it is
+// when the grant cannot be recorded.
+//
+// Likewise a role is granted only to an API key of the tenant that is not
+// revoked: a key the tenant does not have gives ErrNotFound, recorded as
+// a failed role.granted with reason unknown_key, a revoked key
+// ErrNotFound with reason key_revoked, and no grant stays. The key is
+// looked up before the grant is written and again once it is; a
+// revocation racing the grant either comes after that look-up and takes
+// the key's roles (see RevokeAPIKey), or the look-up finds the key
+// revoked and the grant is taken back.
 func (g *Guard) GrantRole(ctx context.Context, by Principal, tenant, subject, role string) error {
 	return g.changeGrant(ctx, by, tenant, subject, role, true)
 }
@@ -544,7 +558,9 @@ func (g *Guard) changeGrant(ctx context.Context, by Principal, tenant, subject, 
 }
 
 // changeRole changes one grant and records it (undoing it if it cannot be
-// recorded); it reports whether the subject's roles changed. A refusal is
+// recorded); it reports whether the subject's roles changed. A grant of a
+// role already held, or a revocation of one not held, changes nothing and
+// is not recorded. A refusal is
 // recorded as a failed event of the change with reason escalation (a role
 // the changer could not grant), or no_permission (no right to change
 // grants at all, rbac.ErrDenied).
@@ -574,28 +590,22 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 			return rbac.Subject{}, false, err
 		}
 	}
-	// A grant to a user who is not there is refused before it is
-	// written; one whose user goes meanwhile is taken back after
-	// (granteeExists).
-	if grant && sub.Kind == rbac.KindUser {
+	// A grant to a user or key that is not there (or a key revoked) is
+	// refused before it is written; one whose grantee goes meanwhile is
+	// taken back after (granteeExists).
+	if grant {
 		if err := g.granteeExists(ctx, by, tenant, sub, role, false); err != nil {
 			return rbac.Subject{}, false, err
 		}
 	}
-	// Whether the subject held the role before, to undo exactly this
-	// change if it cannot be recorded.
-	held, err := g.rbac.RolesOf(ctx, tenant, sub)
-	if err != nil {
-		return rbac.Subject{}, false, rbacErr("load roles", err)
-	}
-	had := slices.Contains(held, role)
 	action := audit.RoleGranted
-	if grant {
-		err = g.rbac.Grant(ctx, perms, tenant, sub, role)
-	} else {
+	if !grant {
 		action = audit.RoleRevoked
-		err = g.rbac.Revoke(ctx, perms, tenant, sub, role)
 	}
+	// Whether the grant changed (the subject did not hold the role, for a
+	// grant; held it, for a revocation), as the change was decided: only
+	// a change is recorded, and undone if it cannot be.
+	changed, err := g.rbac.SetGrant(ctx, perms, tenant, sub, role, grant)
 	if err != nil {
 		err = rbacErr("change role", err)
 		if errors.Is(err, ErrForbidden) {
@@ -613,12 +623,17 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 		}
 		return rbac.Subject{}, false, err
 	}
-	if grant && sub.Kind == rbac.KindUser {
-		if err := g.granteeExists(ctx, by, tenant, sub, role, !had); err != nil {
+	if grant {
+		if err := g.granteeExists(ctx, by, tenant, sub, role, changed); err != nil {
 			return rbac.Subject{}, false, err
 		}
 	}
-	if activeOwner && had {
+	if !changed {
+		// A role already held, or not held: nothing done, nothing to
+		// record.
+		return sub, false, nil
+	}
+	if activeOwner {
 		if err := g.keepOwner(ctx, by, tenant, action, sub.String(), map[string]string{"role": role}, func(ctx context.Context) error {
 			return g.rbac.Grant(ctx, g.rbac.AllPerms(), tenant, sub, role)
 		}, func(ctx context.Context) (bool, error) {
@@ -638,42 +653,92 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 		// is the host's own (AllPerms); a change made meanwhile by
 		// someone else to the same grant may be undone with it.
 		uctx := context.WithoutCancel(ctx)
-		switch {
-		case grant && !had:
-			_ = g.rbac.Revoke(uctx, g.rbac.AllPerms(), tenant, sub, role)
-		case !grant && had:
+		if grant {
+			// The take-back of this call's grant: the last-owner rule
+			// does not hold it (there was no owner before it either).
+			_ = g.rbac.RemoveGrants(uctx, tenant, sub, role)
+		} else {
 			_ = g.rbac.Grant(uctx, g.rbac.AllPerms(), tenant, sub, role)
 		}
 		return rbac.Subject{}, false, err
 	}
-	return sub, grant != had, nil
+	return sub, true, nil
 }
 
-// granteeExists checks that user sub, to be given role (written: the
-// grant is written, by this call), exists in the tenant. If not, a grant
-// written is taken back, the refusal recorded as a failed role.granted
-// with reason unknown_user (Meta role) and ErrUserNotFound returned. A
-// store failure takes a grant written back too and is returned
-// (ErrUnavailable), as is a failure to take it back.
+// Reasons of a failed role.granted to an API key that cannot hold roles.
+const (
+	// ReasonUnknownKey: the tenant has no API key with the ID.
+	ReasonUnknownKey = "unknown_key"
+	// ReasonKeyRevoked: the tenant's API key with the ID is revoked.
+	ReasonKeyRevoked = "key_revoked"
+)
+
+// granteeExists checks that sub, to be given role (written: the grant is
+// written, by this call), is a user of the tenant, or an API key of the
+// tenant not revoked. If not, a grant written is taken back, the refusal
+// recorded as a failed role.granted with reason unknown_user,
+// unknown_key or key_revoked (Meta role) and ErrUserNotFound (a user) or
+// ErrNotFound (a key) returned. A store failure takes a grant written
+// back too and is returned (ErrUnavailable), as is a failure to take it
+// back.
 func (g *Guard) granteeExists(ctx context.Context, by Principal, tenant string, sub rbac.Subject, role string, written bool) error {
-	_, err := g.stores.Users.User(ctx, tenant, sub.ID)
-	if err == nil {
+	reason, err := g.granteeGone(ctx, tenant, sub)
+	if err == nil && reason == "" {
 		return nil
 	}
 	if written {
-		if uerr := g.rbac.Revoke(context.WithoutCancel(ctx), g.rbac.AllPerms(), tenant, sub, role); uerr != nil {
+		// The take-back of this call's grant, to a grantee gone or
+		// unknown: the last-owner rule does not hold it (an owner grant
+		// to a tenant that had no owner leaves it with none again).
+		if uerr := g.rbac.RemoveGrants(context.WithoutCancel(ctx), tenant, sub, role); uerr != nil {
 			return unavailable("undo", uerr)
 		}
 	}
-	if !errors.Is(err, auth.ErrNotFound) {
-		return unavailable("load user", err)
+	if err != nil {
+		return err
 	}
 	e := g.adminEvent(by, tenant, audit.RoleGranted, sub.String())
-	e.Outcome, e.Reason, e.Meta = audit.Failure, ReasonUnknownUser, map[string]string{"role": role}
+	e.Outcome, e.Reason, e.Meta = audit.Failure, reason, map[string]string{"role": role}
 	if rerr := g.record(ctx, e); rerr != nil {
 		return rerr
 	}
+	if sub.Kind == rbac.KindKey {
+		return ErrNotFound
+	}
 	return ErrUserNotFound
+}
+
+// granteeGone returns why sub cannot hold roles in tenant, read from the
+// stores now: ReasonUnknownUser for a user the tenant does not have,
+// ReasonUnknownKey for an API key it does not have (any key, without an
+// API key store), ReasonKeyRevoked for a revoked key; "" if sub can. A
+// store failure is ErrUnavailable.
+func (g *Guard) granteeGone(ctx context.Context, tenant string, sub rbac.Subject) (string, error) {
+	if sub.Kind == rbac.KindKey {
+		if g.stores.APIKeys == nil {
+			return ReasonUnknownKey, nil
+		}
+		ks, err := g.stores.APIKeys.ListAPIKeys(ctx, tenant)
+		if err != nil {
+			return "", unavailable("list api keys", err)
+		}
+		i := slices.IndexFunc(ks, func(k auth.APIKey) bool { return k.ID == sub.ID })
+		switch {
+		case i < 0:
+			return ReasonUnknownKey, nil
+		case !ks[i].RevokedAt.IsZero():
+			return ReasonKeyRevoked, nil
+		}
+		return "", nil
+	}
+	_, err := g.stores.Users.User(ctx, tenant, sub.ID)
+	switch {
+	case err == nil:
+		return "", nil
+	case errors.Is(err, auth.ErrNotFound):
+		return ReasonUnknownUser, nil
+	}
+	return "", unavailable("load user", err)
 }
 
 // policyRefused records a change of roles or approval rules that the

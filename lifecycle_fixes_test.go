@@ -79,37 +79,82 @@ func (u *readHook) User(ctx context.Context, tenant, id string) (auth.User, erro
 // A deletion that completes between GrantRole's look-up of the user and
 // the write of the grant: the look-up after the write finds the user
 // gone, and the grant is taken back, refused (ErrUserNotFound) and
-// recorded as refused (reason unknown_user).
+// recorded as refused (reason unknown_user). So for the owner role in a
+// tenant with no owner: the take-back of the grant this call wrote is not
+// refused by the last-owner rule (it was ErrUnavailable, the grant left).
 func TestGrantRoleRacingDeletionTakenBack(t *testing.T) {
 	admin := guard.System("admin")
-	eachStore(t, func(t *testing.T, st guard.Stores) {
-		users := &readHook{}
-		f := newLifecycleFixture(t, st, func(c *guard.Config) {
-			users.UserStore = c.Stores.Users
-			c.Stores.Users = users
+	for _, role := range []string{rbac.Admin, rbac.Owner} {
+		t.Run(role, func(t *testing.T) {
+			eachStore(t, func(t *testing.T, st guard.Stores) {
+				users := &readHook{}
+				f := newLifecycleFixture(t, st, func(c *guard.Config) {
+					users.UserStore = c.Stores.Users
+					c.Stores.Users = users
+				})
+				bob := f.createUser(t, "bob@example.test", ownerPW)
+				users.hook = func() {
+					if err := f.g.DeleteUser(f.ctx, admin, tenantID, bob.ID); err != nil {
+						t.Errorf("DeleteUser racing the grant: %v", err)
+					}
+				}
+				users.id.Store(&bob.ID)
+				if err := f.g.GrantRole(f.ctx, admin, tenantID, "user:"+bob.ID, role); !errors.Is(err, guard.ErrUserNotFound) {
+					t.Errorf("GrantRole racing the deletion: %v, want ErrUserNotFound", err)
+				}
+				if users.id.Load() != nil {
+					t.Fatal("the deletion did not run")
+				}
+				if rs, err := f.g.RolesOf(f.ctx, admin, tenantID, "user:"+bob.ID); err != nil || len(rs) != 0 {
+					t.Errorf("roles of the deleted user: %v, %v; want none", rs, err)
+				}
+				evs := f.events(t, audit.RoleGranted)
+				if n := len(evs); n == 0 || evs[n-1].Outcome != audit.Failure || evs[n-1].Reason != guard.ReasonUnknownUser ||
+					evs[n-1].Meta["role"] != role || evs[n-1].Target != "user:"+bob.ID {
+					t.Errorf("role.granted events %+v; want the last refused, reason unknown_user, Meta role %s", evs, role)
+				}
+			})
 		})
-		bob := f.createUser(t, "bob@example.test", ownerPW)
-		users.hook = func() {
-			if err := f.g.DeleteUser(f.ctx, admin, tenantID, bob.ID); err != nil {
-				t.Errorf("DeleteUser racing the grant: %v", err)
-			}
+	}
+}
+
+// refuseGrantOf fails every policy change that grants role.
+type refuseGrantOf struct {
+	rbac.PolicyStore
+	role string
+}
+
+func (p refuseGrantOf) Update(ctx context.Context, tenant string, expect uint64, remove, add []rbac.Rule) error {
+	for _, r := range add {
+		if r.Type == rbac.RuleGrant && r.Role == p.role {
+			return errInjected
 		}
-		users.id.Store(&bob.ID)
-		if err := f.g.GrantRole(f.ctx, admin, tenantID, "user:"+bob.ID, rbac.Admin); !errors.Is(err, guard.ErrUserNotFound) {
-			t.Errorf("GrantRole racing the deletion: %v, want ErrUserNotFound", err)
-		}
-		if users.id.Load() != nil {
-			t.Fatal("the deletion did not run")
-		}
-		if rs, err := f.g.RolesOf(f.ctx, admin, tenantID, "user:"+bob.ID); err != nil || len(rs) != 0 {
-			t.Errorf("roles of the deleted user: %v, %v; want none", rs, err)
-		}
-		evs := f.events(t, audit.RoleGranted)
-		if n := len(evs); n == 0 || evs[n-1].Outcome != audit.Failure || evs[n-1].Reason != guard.ReasonUnknownUser ||
-			evs[n-1].Meta["role"] != rbac.Admin || evs[n-1].Target != "user:"+bob.ID {
-			t.Errorf("role.granted events %+v; want the last refused, reason unknown_user, Meta role admin", evs)
-		}
+	}
+	return p.PolicyStore.Update(ctx, tenant, expect, remove, add)
+}
+
+// The rollback of a creation whose second grant fails takes every grant
+// of the user, the tenant's only owner grant included (RevokeAll refused
+// it with rbac.ErrLastOwner, and so revoked nothing: the deleted user kept
+// every grant).
+func TestCreateUserRollbackTakesEveryGrant(t *testing.T) {
+	f := newFixture(t, func(c *guard.Config) {
+		c.Stores.Policies = refuseGrantOf{c.Stores.Policies, rbac.Member}
 	})
+	_, err := f.g.CreateUser(f.ctx, guard.System("test"), guard.NewUser{Tenant: tenantID, Email: adaEmail, Name: "Ada",
+		Roles: []string{rbac.Owner, rbac.Admin, rbac.Member}})
+	if !errors.Is(err, guard.ErrUnavailable) {
+		t.Fatalf("CreateUser with the member grant failing = %v, want ErrUnavailable", err)
+	}
+	rules, _, err := f.mem.Policies.Policy(f.ctx, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rules {
+		if r.Type == rbac.RuleGrant {
+			t.Errorf("grant left after the rollback of the creation: %+v", r)
+		}
+	}
 }
 
 // newCodeHookFixture is newLifecycleFixture with the codes of the links

@@ -1111,18 +1111,22 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 	id := p.d.UserID
 	subject := "user:" + id
 	changed := false
-	// The roles change first, then the sessions end once.
+	// The roles change first, then the sessions end once. A grant of a
+	// role held, or a revocation of one not held (changed meanwhile),
+	// changes nothing and is not counted.
 	if p.grant != "" {
-		if _, _, err := g.changeRole(ctx, by, tenant, subject, p.grant, true); err != nil {
+		_, ch, err := g.changeRole(ctx, by, tenant, subject, p.grant, true)
+		if err != nil {
 			return err
 		}
-		changed = true
+		changed = ch
 	}
 	for _, r := range p.revoke {
-		if _, _, err := g.changeRole(ctx, by, tenant, subject, r, false); err != nil {
+		_, ch, err := g.changeRole(ctx, by, tenant, subject, r, false)
+		if err != nil {
 			return err
 		}
-		changed = true
+		changed = changed || ch
 	}
 	if changed {
 		res.RolesChanged++

@@ -45,3 +45,32 @@ func TestRevokeAPIKeyRecordsBeforeRoles(t *testing.T) {
 		})
 	}
 }
+
+// GrantRole to an API key the tenant does not have, or has revoked, is
+// refused with ErrNotFound, recorded as a failed role.granted (reason
+// unknown_key, key_revoked), and leaves no grant.
+func TestGrantToMissingOrRevokedKey(t *testing.T) {
+	f := newFixture(t)
+	owner, _ := f.userWithRoles(t, "olga@example.test", rbac.Owner)
+	revoked := f.keyWithRole(t, rbac.ReportsOnly).KeyID
+	if err := f.g.RevokeAPIKey(f.ctx, owner, tenantID, revoked); err != nil {
+		t.Fatal(err)
+	}
+	for subject, reason := range map[string]string{"key:" + revoked: guard.ReasonKeyRevoked, "key:0123456789abcdef": guard.ReasonUnknownKey} {
+		if err := f.g.GrantRole(f.ctx, owner, tenantID, subject, rbac.Admin); !errors.Is(err, guard.ErrNotFound) {
+			t.Errorf("GrantRole(%s) = %v, want ErrNotFound", subject, err)
+		}
+		if rs, err := f.g.RolesOf(f.ctx, owner, tenantID, subject); err != nil || len(rs) != 0 {
+			t.Errorf("RolesOf(%s) = %v, %v; want none", subject, rs, err)
+		}
+		var found bool
+		for _, e := range f.events(t, audit.RoleGranted) {
+			if e.Target == subject && e.Outcome == audit.Failure && e.Reason == reason && e.Meta["role"] == rbac.Admin {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no failed role.granted for %s with reason %s", subject, reason)
+		}
+	}
+}

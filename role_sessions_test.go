@@ -33,3 +33,21 @@ func TestDeleteRoleEndsHoldersSessions(t *testing.T) {
 		t.Errorf("session.revoked events = %+v, want one with reason role_changed", evs)
 	}
 }
+
+// Granting a role already held changes nothing: no role.granted is
+// recorded for it, and the holder's session goes on.
+func TestGrantHeldRoleNotRecorded(t *testing.T) {
+	f := newFixture(t)
+	admin, _ := f.userWithRoles(t, "adam@example.test", rbac.Admin)
+	bob, bobTok := f.userWithRoles(t, "bob@example.test", rbac.Member)
+	before := len(f.events(t, audit.RoleGranted))
+	if err := f.g.GrantRole(f.ctx, admin, tenantID, "user:"+bob.UserID, rbac.Member); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.events(t, audit.RoleGranted)); n != before {
+		t.Errorf("granting a role held recorded %d role.granted events", n-before)
+	}
+	if _, err := f.g.Authenticate(f.ctx, bobTok); err != nil {
+		t.Errorf("Bob's session after a grant of a role he held: %v", err)
+	}
+}

@@ -69,7 +69,9 @@ type NewUser struct {
 
 // CreateUser creates an active user in a tenant. The password, if any, must
 // pass the tenant's policy: a refusal is an *auth.PolicyError naming the
-// rule (and a password.rejected audit event).
+// rule (and a password.rejected audit event). If a role of NewUser.Roles
+// cannot be granted, the creation is rolled back: the user is deleted and
+// every role granted so far taken back, the owner role included.
 func (g *Guard) CreateUser(ctx context.Context, by Principal, nu NewUser) (User, error) {
 	if err := g.may(ctx, by, nu.Tenant, rbac.Users, rbac.Manage); err != nil {
 		return User{}, err
@@ -405,7 +407,8 @@ func (g *Guard) DeleteUser(ctx context.Context, by Principal, tenant, id string)
 
 // deleteUser is DeleteUser; keepOwner false lets the last active owner be
 // deleted (the rollback of the creation of a user who was given the owner
-// role).
+// role) and takes every role of the user, the tenant's last owner grant
+// included (rbac.RemoveGrants), so that no grant outlives the rollback.
 func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string, keepOwner bool) error {
 	if by.Kind == KindUser && by.UserID == id {
 		return g.refused(ctx, by, rbac.Users, rbac.Manage, reasonOwnAccount)
@@ -443,9 +446,16 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 	// The roles go while the user can still be found: a failure leaves
 	// the user deactivated, without them, for a call again to finish. They
 	// go with the deleter's permissions: a role the deleter could not
-	// grant, given to the user since loadTarget, stops the deletion.
+	// grant, given to the user since loadTarget, stops the deletion. The
+	// rollback of a creation (keepOwner false) takes every role, the
+	// tenant's last owner grant included: the user was never meant to
+	// be there.
 	if g.rbac != nil {
-		if err := g.rbac.RevokeAll(ctx, perms, tenant, rbac.User(id)); err != nil && !errors.Is(err, rbac.ErrLastOwner) {
+		if !keepOwner {
+			if err := g.rbac.RemoveGrants(ctx, tenant, rbac.User(id)); err != nil {
+				return rbacErr("revoke roles", err)
+			}
+		} else if err := g.rbac.RevokeAll(ctx, perms, tenant, rbac.User(id)); err != nil && !errors.Is(err, rbac.ErrLastOwner) {
 			return g.deleteRefused(ctx, by, tenant, id, perms, err)
 		}
 	}
@@ -468,9 +478,16 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 	// And the roles: a grant that found the user there (GrantRole looks
 	// once the grant is written) came before this, one after finds the
 	// user gone and takes itself back. The user is gone: whatever the
-	// role, it goes (the last owner's role aside, kept as above).
+	// role, it goes (the last owner's role aside, kept as above, unless
+	// this is the rollback of a creation).
 	if g.rbac != nil {
-		if err := g.rbac.RevokeAll(ctx, g.rbac.AllPerms(), tenant, rbac.User(id)); err != nil && !errors.Is(err, rbac.ErrLastOwner) {
+		var err error
+		if keepOwner {
+			err = g.rbac.RevokeAll(ctx, g.rbac.AllPerms(), tenant, rbac.User(id))
+		} else {
+			err = g.rbac.RemoveGrants(ctx, tenant, rbac.User(id))
+		}
+		if err != nil && !errors.Is(err, rbac.ErrLastOwner) {
 			return rbacErr("revoke roles", err)
 		}
 	}

@@ -38,7 +38,7 @@ const (
 
 // Roles and four-eyes approvals.
 const (
-	RoleGranted         Action = "role.granted" // Target: the subject; Meta: role; Reason escalation, no_permission or unknown_user when refused
+	RoleGranted         Action = "role.granted" // Target: the subject; Meta: role; Reason escalation, no_permission, unknown_user, unknown_key or key_revoked when refused
 	RoleRevoked         Action = "role.revoked"
 	RoleDefined         Action = "role.defined" // Target: the role; Meta: permissions
 	RoleDeleted         Action = "role.deleted"

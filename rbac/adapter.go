@@ -13,9 +13,14 @@ import (
 // role an action in a section of a tenant, g rows give a subject a role in
 // a tenant, p2 rows mark the actions of a tenant that need four-eyes
 // approval (not part of the matcher: approval is a second step, not a
-// permission). The built-in roles' p rows have the domain "*" and may use
-// "*" for the section or the action; no stored name can contain '*', so
-// the wildcards match only rows written by this package.
+// permission). The built-in roles' p rows have the domain "*" (no tenant
+// can be called "*") and name one section and action each: one row per
+// permission they hold over the sections of the Enforcer whose Adapter
+// loads them, never a wildcard, so a section or an action the Enforcer
+// does not know matches no row. The matcher's "r.sub != p.sub" refuses a
+// role name as the request's subject (casbin's role manager links every
+// name to itself): a role is not a subject and holds nothing by itself.
+// So casbin's Enforce allows exactly what Enforcer.Decide allows.
 const ModelText = `
 [request_definition]
 r = sub, dom, obj, act
@@ -31,7 +36,7 @@ g = _, _, _
 e = some(where (p.eft == allow))
 
 [matchers]
-m = g(r.sub, p.sub, r.dom) && (p.dom == r.dom || p.dom == "*") && (p.obj == r.obj || p.obj == "*") && (p.act == r.act || p.act == "*")
+m = r.sub != p.sub && g(r.sub, p.sub, r.dom) && (p.dom == r.dom || p.dom == "*") && p.obj == r.obj && p.act == r.act
 `
 
 // Filter selects the tenant whose policy LoadFilteredPolicy loads. When
@@ -74,7 +79,7 @@ func (a *Adapter) load(ctx context.Context, m model.Model, tenant string) (uint6
 	if err != nil {
 		return 0, err
 	}
-	for _, row := range builtinRows() {
+	for _, row := range a.reg.builtinRows() {
 		if err := addRow(m, "p", row); err != nil {
 			return 0, err
 		}

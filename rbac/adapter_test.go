@@ -51,7 +51,9 @@ func TestAdapter(t *testing.T) {
 		{"user:bob", "acme", "contacts", "read", true},
 		{"user:bob", "acme", "contacts", "write", false},
 		{"user:cleo", "globex", "billing", "read", false}, // not loaded
-		{"role:admin", "acme", "users", "manage", true},   // roles are casbin subjects too
+		{"role:admin", "acme", "users", "manage", false},  // a role is not a subject, as for Decide
+		{"user:ada", "acme", "users", "*", false},         // no wildcard action
+		{"user:ada", "acme", "no-such", "read", false},    // nor unknown section
 	} {
 		if ok, err := ce.Enforce(c.sub, c.dom, c.obj, c.act); err != nil || ok != c.want {
 			t.Errorf("casbin Enforce%v = %v, %v", c, ok, err)

@@ -7,8 +7,11 @@
 // # What is inside
 //
 //   - Enforcer (built with New) is what an application uses: Decide (or
-//     DecideAt) on every request; Grant, Revoke, RevokeAll, DefineRole,
-//     DeleteRole and SetApprovalRequired to change a tenant's policy;
+//     DecideAt) on every request; Grant, Revoke (or SetGrant, which
+//     reports whether the policy changed), RevokeAll, DefineRole,
+//     DeleteRole and SetApprovalRequired to change a tenant's policy
+//     (RemoveGrants, unchecked, only for a subject being removed or to
+//     take back a grant just written);
 //     Permissions, RolesOf, Roles, Assignments, ApprovalRequired and
 //     AdminWarning to show it.
 //   - Approvals (built with NewApprovals) runs four-eyes approvals:
@@ -49,7 +52,8 @@
 // owner also holds every action of the host sections. Only roles that
 // grant contacts see contact data; reports-only reads reports and nothing
 // else. Custom roles are per tenant: a name (lower-case letters, digits,
-// '-' and '_') and a non-empty set of permissions.
+// '-' and '_', not reading as a built-in role's: see CheckRole) and a
+// non-empty set of permissions.
 //
 // The policy is a casbin model with domains (ModelText): p rows give a
 // role an action in a section of a tenant, g rows give a subject a role in

@@ -121,9 +121,10 @@ func (e *Enforcer) Adapter() *Adapter { return e.adapter }
 
 // Casbin returns a casbin Enforcer of ModelText with the tenant's policy
 // loaded through Adapter, for inspection (EnforceEx, the implicit-roles
-// APIs). It decides as the Enforcer does at the version it loaded. It is
-// built on every call and never used by the Enforcer itself; its
-// auto-save calls fail with ErrReadOnly.
+// APIs). It decides as the Enforcer does at the version it loaded: it
+// denies a section or an action the Enforcer does not know, and a role
+// name given as the subject. It is built on every call and never used by
+// the Enforcer itself; its auto-save calls fail with ErrReadOnly.
 func (e *Enforcer) Casbin(ctx context.Context, tenant string) (*casbin.Enforcer, error) {
 	ce, err := casbin.NewEnforcer(e.model.Copy(), e.adapter)
 	if err != nil {

@@ -238,10 +238,17 @@ func CheckTenant(tenant string) error {
 	return nil
 }
 
-// CheckRole reports whether name is an acceptable name for a custom role,
-// as an *InputError: 1 to 64 bytes of lower-case ASCII letters, digits,
-// '-' and '_', starting with a letter, and not the name of a built-in
-// role. The characters refused are those of CheckTenant.
+// CheckRole reports whether name is an acceptable name for a new custom
+// role, as an *InputError: 1 to 64 bytes of lower-case ASCII letters,
+// digits, '-' and '_', starting with a letter, and neither the name of a
+// built-in role nor one that reads as it once the separators '-' and '_'
+// are set aside ("reports_only", "reportsonly", "own-er"). The characters
+// refused are those of CheckTenant, so case and Unicode look-alikes are
+// refused already.
+//
+// A custom role stored before this rule (a name that reads as a built-in
+// one) still loads, and can still be granted, revoked and deleted; it
+// cannot be defined again.
 func CheckRole(name string) error {
 	if r := checkRoleName(name); r != "" {
 		return &InputError{Field: "role", Reason: r}
@@ -249,7 +256,31 @@ func CheckRole(name string) error {
 	if isBuiltinRole(name) {
 		return &InputError{Field: "role", Reason: "is the name of a built-in role"}
 	}
+	if readsAsBuiltinRole(name) {
+		return &InputError{Field: "role", Reason: "reads as the name of a built-in role"}
+	}
 	return nil
+}
+
+// readsAsBuiltinRole reports whether name, with its separators ('-' and
+// '_') set aside, is a built-in role's name with its separators set aside.
+func readsAsBuiltinRole(name string) bool {
+	folded := dropSeparators(name)
+	for _, d := range builtinRoles {
+		if folded == dropSeparators(d.name) {
+			return true
+		}
+	}
+	return false
+}
+
+func dropSeparators(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 func checkRoleName(name string) string {

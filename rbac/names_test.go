@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/guardhq/guard/rbac"
+	"github.com/guardhq/guard/store/memstore"
 )
 
 // badNames are refused as tenant, role and subject ID alike.
@@ -87,7 +88,8 @@ func TestCheckRole(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{"Campaigners", "1st", "owner", "admin", "manager", "member", "reports-only", strings.Repeat("a", rbac.MaxRoleLen+1)} {
+	for _, bad := range []string{"Campaigners", "1st", "owner", "admin", "manager", "member", "reports-only",
+		"reports_only", "reportsonly", "reports__only", "own-er", "ad_min", strings.Repeat("a", rbac.MaxRoleLen+1)} {
 		if rbac.CheckRole(bad) == nil {
 			t.Errorf("CheckRole(%q) accepted", bad)
 		}
@@ -238,4 +240,30 @@ func isBuiltIn(s rbac.Section) bool {
 		}
 	}
 	return false
+}
+
+// A custom role stored before CheckRole refused names that read as a
+// built-in role's still loads and can be granted, revoked and deleted;
+// it cannot be defined again.
+func TestStoredRoleReadingAsBuiltIn(t *testing.T) {
+	st := memstore.NewPolicies()
+	rules := []rbac.Rule{
+		{Type: rbac.RulePermission, Role: "reports_only", Section: rbac.Reports, Action: rbac.Read},
+		{Type: rbac.RuleGrant, Role: "reports_only", Subject: ada.String()},
+	}
+	if err := st.Update(ctx, "acme", 0, nil, rules); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnforcer(t, st)
+	wantAllowed(t, e, "acme", ada, rbac.Reports, rbac.Read, true)
+	grant(t, e, "acme", bob, "reports_only")
+	revoke(t, e, "acme", bob, "reports_only")
+	var ie *rbac.InputError
+	if err := e.DefineRole(ctx, e.AllPerms(), "acme", "reports_only", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}); !errors.As(err, &ie) {
+		t.Errorf("redefining the stored reports_only = %v, want an *InputError", err)
+	}
+	if err := e.DeleteRole(ctx, e.AllPerms(), "acme", "reports_only"); err != nil {
+		t.Fatalf("DeleteRole(reports_only) = %v", err)
+	}
+	wantAllowed(t, e, "acme", ada, rbac.Reports, rbac.Read, false)
 }

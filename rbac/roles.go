@@ -33,31 +33,11 @@ func checkRoleArg(name string) error {
 // (ErrDenied), and every permission of the role (ErrEscalation), so that
 // nobody grants more than they hold. Granting a role the subject holds is
 // not an error and changes nothing. A custom role must exist
-// (ErrRoleNotFound).
+// (ErrRoleNotFound). SetGrant does the same and reports whether the
+// policy changed.
 func (e *Enforcer) Grant(ctx context.Context, by Perms, tenant string, sub Subject, role string) error {
-	if err := sub.Check(); err != nil {
-		return err
-	}
-	if err := checkRoleArg(role); err != nil {
-		return err
-	}
-	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
-		by := t.actor(by)
-		if err := e.mayChangeGrants(by, sub.Kind); err != nil {
-			return nil, nil, err
-		}
-		id := t.roleID(role)
-		if id < 0 || (id >= numBuiltin && len(t.roles[id].bits) == 0) {
-			return nil, nil, ErrRoleNotFound
-		}
-		if !by.Contains(Perms{reg: e.reg, bits: t.roles[id].bits}) {
-			return nil, nil, ErrEscalation
-		}
-		if ids, _ := t.subjects.get(t.subjectHash(sub), sub); slices.Contains(ids, id) {
-			return nil, nil, nil
-		}
-		return nil, []Rule{grantRule(sub, role)}, nil
-	})
+	_, err := e.SetGrant(ctx, by, tenant, sub, role, true)
+	return err
 }
 
 // Revoke takes the role from sub in tenant. by must hold what Grant
@@ -65,35 +45,85 @@ func (e *Enforcer) Grant(ctx context.Context, by Perms, tenant string, sub Subje
 // take it away either (an admin cannot demote an owner). Revoking the
 // owner role from the tenant's last user holding it returns ErrLastOwner.
 // Revoking a role the subject does not hold is not an error and changes
-// nothing.
+// nothing. SetGrant does the same and reports whether the policy changed.
 func (e *Enforcer) Revoke(ctx context.Context, by Perms, tenant string, sub Subject, role string) error {
+	_, err := e.SetGrant(ctx, by, tenant, sub, role, false)
+	return err
+}
+
+// SetGrant is Grant (held true) or Revoke (held false), with their checks
+// and errors, and reports whether it changed the policy: changed is false
+// when sub already held the role (Grant) or did not hold it (Revoke), as
+// the tenant's policy was when the change was decided, and whenever err
+// is not nil. A caller that records changes can thus record exactly
+// those that were made.
+func (e *Enforcer) SetGrant(ctx context.Context, by Perms, tenant string, sub Subject, role string, held bool) (changed bool, err error) {
 	if err := sub.Check(); err != nil {
-		return err
+		return false, err
 	}
 	if err := checkRoleArg(role); err != nil {
-		return err
+		return false, err
 	}
-	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
-		by := t.actor(by)
-		if err := e.mayChangeGrants(by, sub.Kind); err != nil {
+	plan := e.planRevoke
+	if held {
+		plan = e.planGrant
+	}
+	err = e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		r, err := plan(t, t.actor(by), sub, role)
+		// The plan of the attempt that lands (or finds nothing to do)
+		// is the last one run.
+		changed = r != (Rule{})
+		if err != nil || !changed {
 			return nil, nil, err
 		}
-		id := t.roleID(role)
-		if id < 0 {
-			return nil, nil, nil
+		if held {
+			return nil, []Rule{r}, nil
 		}
-		ids, _ := t.subjects.get(t.subjectHash(sub), sub)
-		if !slices.Contains(ids, id) {
-			return nil, nil, nil
-		}
-		if !by.Contains(Perms{reg: e.reg, bits: t.roles[id].bits}) {
-			return nil, nil, ErrEscalation
-		}
-		if id == ownerID && t.lastOwner(sub) {
-			return nil, nil, ErrLastOwner
-		}
-		return []Rule{grantRule(sub, role)}, nil, nil
+		return []Rule{r}, nil, nil
 	})
+	return changed && err == nil, err
+}
+
+// planGrant returns the rule that gives sub the role at t, by being the
+// granter's permissions at t; the zero Rule if sub holds it.
+func (e *Enforcer) planGrant(t *table, by Perms, sub Subject, role string) (Rule, error) {
+	if err := e.mayChangeGrants(by, sub.Kind); err != nil {
+		return Rule{}, err
+	}
+	id := t.roleID(role)
+	if id < 0 || (id >= numBuiltin && len(t.roles[id].bits) == 0) {
+		return Rule{}, ErrRoleNotFound
+	}
+	if !by.Contains(Perms{reg: e.reg, bits: t.roles[id].bits}) {
+		return Rule{}, ErrEscalation
+	}
+	if ids, _ := t.subjects.get(t.subjectHash(sub), sub); slices.Contains(ids, id) {
+		return Rule{}, nil
+	}
+	return grantRule(sub, role), nil
+}
+
+// planRevoke returns the grant of role to sub to remove at t, by being
+// the revoker's permissions at t; the zero Rule if sub does not hold it.
+func (e *Enforcer) planRevoke(t *table, by Perms, sub Subject, role string) (Rule, error) {
+	if err := e.mayChangeGrants(by, sub.Kind); err != nil {
+		return Rule{}, err
+	}
+	id := t.roleID(role)
+	if id < 0 {
+		return Rule{}, nil
+	}
+	ids, _ := t.subjects.get(t.subjectHash(sub), sub)
+	if !slices.Contains(ids, id) {
+		return Rule{}, nil
+	}
+	if !by.Contains(Perms{reg: e.reg, bits: t.roles[id].bits}) {
+		return Rule{}, ErrEscalation
+	}
+	if id == ownerID && t.lastOwner(sub) {
+		return Rule{}, ErrLastOwner
+	}
+	return grantRule(sub, role), nil
 }
 
 // RevokeAll takes every role from sub in tenant: call it when a user or
@@ -119,6 +149,36 @@ func (e *Enforcer) RevokeAll(ctx context.Context, by Perms, tenant string, sub S
 				return nil, nil, ErrLastOwner
 			}
 			remove = append(remove, grantRule(sub, t.roles[id].name))
+		}
+		return remove, nil, nil
+	})
+}
+
+// RemoveGrants takes the named roles from sub in tenant, or every role
+// sub holds if none is named, in one change, with no permission check
+// and without the last-owner rule. It is not a way to revoke: use it only
+// where sub is being removed and can no longer act (a user deleted, or
+// whose creation is rolled back; an API key the tenant does not have),
+// or to take back a grant the caller itself has just written, which puts
+// the policy back as it was before the grant (an owner grant to a tenant
+// that had no owner leaves it with none again). Roles sub does not hold
+// are skipped. A malformed subject or role name is an *InputError.
+func (e *Enforcer) RemoveGrants(ctx context.Context, tenant string, sub Subject, roles ...string) error {
+	if err := sub.Check(); err != nil {
+		return err
+	}
+	for _, r := range roles {
+		if err := checkRoleArg(r); err != nil {
+			return err
+		}
+	}
+	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		ids, _ := t.subjects.get(t.subjectHash(sub), sub)
+		var remove []Rule
+		for _, id := range ids {
+			if name := t.roles[id].name; len(roles) == 0 || slices.Contains(roles, name) {
+				remove = append(remove, grantRule(sub, name))
+			}
 		}
 		return remove, nil, nil
 	})
@@ -158,7 +218,9 @@ func grantRule(sub Subject, role string) Rule {
 // every permission of the role before and after the change
 // (ErrEscalation). perms must not be empty; every permission must name a
 // section of the Enforcer. Built-in roles cannot be defined
-// (ErrBuiltInRole).
+// (ErrBuiltInRole); name must pass CheckRole (*InputError), which also
+// refuses a name that reads as a built-in role's ("reports_only"), even
+// for a role of that name stored before the rule: delete it instead.
 func (e *Enforcer) DefineRole(ctx context.Context, by Perms, tenant, name string, perms []Permission) error {
 	if isBuiltinRole(name) {
 		return ErrBuiltInRole
@@ -206,12 +268,14 @@ func (e *Enforcer) DefineRole(ctx context.Context, by Perms, tenant, name string
 // DeleteRole deletes the custom role name of tenant and every grant of
 // it, in one change. by must hold users:manage (ErrDenied) and every
 // permission of the role (ErrEscalation). ErrRoleNotFound if the tenant
-// has no such role; ErrBuiltInRole for a built-in role.
+// has no such role; ErrBuiltInRole for a built-in role. A stored role
+// whose name CheckRole now refuses (one that reads as a built-in role's)
+// can be deleted.
 func (e *Enforcer) DeleteRole(ctx context.Context, by Perms, tenant, name string) error {
 	if isBuiltinRole(name) {
 		return ErrBuiltInRole
 	}
-	if err := CheckRole(name); err != nil {
+	if err := checkRoleArg(name); err != nil {
 		return err
 	}
 	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {

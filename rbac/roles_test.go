@@ -118,6 +118,59 @@ func TestGrantAndRevokeAreIdempotent(t *testing.T) {
 	}
 }
 
+// SetGrant reports whether the grant or revocation changed the policy.
+func TestSetGrantReportsChange(t *testing.T) {
+	e := tenantWith(t)
+	for _, c := range []struct {
+		role    string
+		held    bool
+		changed bool
+	}{
+		{rbac.Member, true, false}, // dan holds it
+		{rbac.Manager, true, true},
+		{rbac.Manager, true, false},
+		{rbac.Admin, false, false}, // not held
+		{"never-defined", false, false},
+		{rbac.Manager, false, true},
+		{rbac.Manager, false, false},
+	} {
+		changed, err := e.SetGrant(ctx, e.AllPerms(), "acme", dan, c.role, c.held)
+		if err != nil || changed != c.changed {
+			t.Errorf("SetGrant(dan, %s, %v) = %v, %v; want %v", c.role, c.held, changed, err, c.changed)
+		}
+	}
+	if changed, err := e.SetGrant(ctx, e.AllPerms(), "acme", dan, "ghost", true); changed || !errors.Is(err, rbac.ErrRoleNotFound) {
+		t.Errorf("SetGrant of an undefined role = %v, %v; want false, ErrRoleNotFound", changed, err)
+	}
+}
+
+// RemoveGrants takes the named roles, or all, with no permission check
+// and without the last-owner rule.
+func TestRemoveGrants(t *testing.T) {
+	e := tenantWith(t)
+	grant(t, e, "acme", ada, rbac.Member)
+	if err := e.RevokeAll(ctx, e.AllPerms(), "acme", ada); !errors.Is(err, rbac.ErrLastOwner) {
+		t.Fatalf("RevokeAll of the last owner = %v, want ErrLastOwner", err)
+	}
+	if err := e.RemoveGrants(ctx, "acme", ada, rbac.Owner, rbac.Admin); err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := e.RolesOf(ctx, "acme", ada); err != nil || len(rs) != 1 || rs[0] != rbac.Member {
+		t.Errorf("ada's roles after RemoveGrants(owner, admin) = %v, %v; want [member]", rs, err)
+	}
+	if err := e.RemoveGrants(ctx, "acme", bob); err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := e.RolesOf(ctx, "acme", bob); err != nil || len(rs) != 0 {
+		t.Errorf("bob's roles after RemoveGrants() = %v, %v; want none", rs, err)
+	}
+	var ie *rbac.InputError
+	if err := e.RemoveGrants(ctx, "acme", dan, "a,b"); !errors.As(err, &ie) {
+		t.Errorf("RemoveGrants of a malformed role = %v, want an *InputError", err)
+	}
+	wantAllowed(t, e, "acme", dan, rbac.Contacts, rbac.Read, true)
+}
+
 func TestGrantUnknownRole(t *testing.T) {
 	e := tenantWith(t)
 	if err := e.Grant(ctx, e.AllPerms(), "acme", dan, "ghost"); !errors.Is(err, rbac.ErrRoleNotFound) {

@@ -325,20 +325,15 @@ func rowRule(tenant, ptype string, row []string) (r Rule, ok bool) {
 	return Rule{}, false
 }
 
-// builtinRows returns the casbin rows of the built-in roles: owner holds
-// every action of every section through one wildcard row, admin every
-// action of its sections, the others their listed permissions.
-func builtinRows() [][]string {
+// builtinRows returns the casbin rows of the built-in roles under reg:
+// one row per permission each holds (owner every action of every section
+// of reg, host sections included), never a wildcard, so that casbin knows
+// exactly the sections and actions the Enforcer knows.
+func (reg *registry) builtinRows() [][]string {
 	var rows [][]string
 	for _, d := range builtinRoles {
 		sub := rolePrefix + d.name
-		if d.all {
-			rows = append(rows, []string{sub, builtinDomain, "*", "*"})
-		}
-		for _, s := range d.sections {
-			rows = append(rows, []string{sub, builtinDomain, string(s), "*"})
-		}
-		for _, p := range d.perms {
+		for _, p := range (Perms{reg: reg, bits: reg.builtinBits(d)}).List() {
 			rows = append(rows, []string{sub, builtinDomain, string(p.Section), string(p.Action)})
 		}
 	}
