@@ -767,8 +767,10 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // RemoveFactor removes one of a user's factors (their own, or as an admin
 // of the tenant), which needs a recent authentication. Removing the last
 // one also voids the user's recovery codes. The user's other sessions end
-// (all of them when an admin removes it) and the user is mailed a notice,
-// as is the address of a removed email factor. While the tenant requires
+// (all of them when an admin removes it) and, when the factor was
+// confirmed, the user is mailed a notice, as is the address of a removed
+// email factor; a pending factor's removal (an enrolment never completed,
+// to an address never proved) mails no one. While the tenant requires
 // SSO, the break-glass owner keeps at least one confirmed factor: a
 // removal that would leave none is refused (ErrBreakGlassUser, recorded
 // as a failed mfa.removed), also when several removals run at once, or
@@ -940,6 +942,13 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	e.Meta = map[string]string{"kind": string(f.Kind), "factor": f.ID, "left": strconv.Itoa(left), "sessions_ended": strconv.Itoa(g.endedLive(ctx, tenant, ended))}
 	if err := g.record(ctx, e); err != nil {
 		return putBack(err)
+	}
+	// A pending factor (an enrolment never completed) was no sign-in
+	// step, and its address was never proved: BeginOOB stores one for any
+	// address, so a notice would mail strangers without limit. Only a
+	// confirmed factor's removal is told.
+	if !f.Confirmed() {
+		return nil
 	}
 	if u, err := g.stores.Users.User(ctx, tenant, userID); err == nil {
 		text := article(factorNoun(f.Kind)) + " was just removed from your account's sign-in steps, and your other sessions were ended. " +
