@@ -243,7 +243,8 @@ func (g *Guard) settle(ctx context.Context, gt gate, done bool) error {
 
 // recordFailure records e, the failure event of attempt a, together with
 // a login.locked event when a's reservation gt started a lock; once that
-// is on record, the user (if the account exists) is mailed a notice
+// is on record, the user (if the account exists and is active: a
+// deactivated one hears no notice) is mailed a notice
 // (SECURITY-CHECKLIST LG-16), at most one an hour per account: anyone who
 // knows the address can lock the account again and again, and must not
 // flood its inbox (every lock stays on record). The notice, and the count
@@ -281,7 +282,7 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 		if gt.acct.Permanent {
 			text += ", until an administrator unlocks it"
 		}
-		g.notifyOnce(linkRateKey("lock-notice", a.user.Tenant, a.user.ID), a.user.Email, "Your account was locked",
+		g.notifyOnce(linkRateKey("lock-notice", a.user.Tenant, a.user.ID), *a.user, a.user.Email, "Your account was locked",
 			text+". If it was not you, someone may be guessing your password: "+
 				"change it once you can sign in again, and tell your administrator.")
 	}
