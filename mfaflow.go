@@ -646,7 +646,11 @@ func (g *Guard) BeginTOTP(ctx context.Context, p Principal, label string) (mfa.T
 // (white space, control or format characters among others) gives its
 // *auth.InputError, and a number, label or address the mfa package
 // refuses its *mfa.InputError; either refusal is recorded as a failed
-// mfa.enrol_started, reason bad_input, and nothing is enrolled.
+// mfa.enrol_started, reason bad_input, and nothing is enrolled. A code
+// that cannot be sent (the provider failed, or a store) gives
+// ErrUnavailable, recorded as a failed mfa.enrol_started, reason
+// unavailable; the pending factor it would have confirmed is deleted (an
+// earlier pending factor of the kind was voided all the same).
 func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destination, label string) (mfa.Factor, error) {
 	a, err := g.self(ctx, p)
 	if err != nil {
@@ -667,6 +671,18 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 		return mfa.Factor{}, g.enrolRefused(ctx, a, kind, err)
 	}
 	if err != nil {
+		if f.ID != "" {
+			// Stored pending, but its code was not sent (a *mfa.SendError)
+			// or not stored: it cannot be confirmed, and goes (best effort:
+			// it would expire after mfa.Config.EnrolTTL). The failure is on
+			// record, as SendLoginCode records a send that failed.
+			_, _ = g.stores.MFA.Factors.DeleteFactor(context.WithoutCancel(ctx), p.Tenant, p.UserID, f.ID)
+			e := a.event(audit.MFAEnrolStarted, audit.Failure, ReasonUnavailable)
+			e.Target, e.Meta = f.ID, map[string]string{"kind": string(kind)}
+			if rerr := g.record(ctx, e); rerr != nil {
+				return mfa.Factor{}, rerr
+			}
+		}
 		return mfa.Factor{}, mfaErr("begin enrolment", err)
 	}
 	if f.ID == "" {
