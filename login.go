@@ -83,7 +83,14 @@ type Pending struct {
 	// requires one: the user must enrol one before getting a session.
 	Enrol bool
 	// Factors are the user's confirmed factors to choose from (without
-	// secrets); recovery codes can always be used instead.
+	// secrets); recovery codes can always be used instead. The sign-in has
+	// proved only the password, so an email or SMS factor's Destination is
+	// masked by mfa.MaskDestination ("…0123" for a phone number,
+	// "a…@example.com" for an address): the whole number would tell
+	// whoever has the password which line to take over. Label is the one
+	// the user gave, shown as it is (the default label is masked the same
+	// way): a host that labels factors should not put the destination in
+	// them.
 	Factors []mfa.Factor
 }
 
@@ -529,7 +536,21 @@ func (g *Guard) pend(ctx context.Context, a attempt, gt gate, si signIn, purpose
 		return LoginResult{}, err
 	}
 	return LoginResult{User: userView(u), Pending: &Pending{Token: token, ExpiresAt: txn.ExpiresAt,
-		Enrol: purpose == purposeEnrol, Factors: factors}}, nil
+		Enrol: purpose == purposeEnrol, Factors: maskedFactors(factors)}}, nil
+}
+
+// maskedFactors returns copies of fs with their destinations masked (see
+// Pending.Factors).
+func maskedFactors(fs []mfa.Factor) []mfa.Factor {
+	if len(fs) == 0 {
+		return fs
+	}
+	out := make([]mfa.Factor, len(fs))
+	for i, f := range fs {
+		f.Destination = mfa.MaskDestination(f.Kind, f.Destination)
+		out[i] = f
+	}
+	return out
 }
 
 // pendPurpose is the Purpose stored with a pending sign-in for purpose:

@@ -72,7 +72,7 @@ type OOBRequest struct {
 	Tenant, UserID string
 	Kind           Kind   // KindEmail or KindSMS
 	Destination    string // an email address, or an E.164 number (+447700900123)
-	Label          string // default: the destination, partly masked
+	Label          string // default: the destination, partly masked (see MaskDestination)
 	IP             string // the client's IP address, for the send limits
 }
 
@@ -479,17 +479,38 @@ func checkDestination(kind Kind, d string) (string, error) {
 }
 
 // defaultLabel names an email or SMS factor without showing all of the
-// destination.
+// destination (MaskDestination): "Phone ending 0123", "Email a…@example.com",
+// or "Email" for an address too long for a label.
 func defaultLabel(kind Kind, d string) string {
 	if kind == KindSMS {
 		return "Phone ending " + d[len(d)-4:]
 	}
-	local, domain, _ := strings.Cut(d, "@")
-	if _, n := utf8.DecodeRuneInString(local); n < len(local) {
-		local = local[:n] + "…"
-	}
-	if l := "Email " + local + "@" + domain; len(l) <= MaxLabelLen {
+	if l := "Email " + MaskDestination(kind, d); len(l) <= MaxLabelLen {
 		return l
 	}
 	return "Email"
+}
+
+// MaskDestination returns the destination d of an email or SMS factor
+// (Factor.Destination) with most of it hidden, to name the factor to
+// someone who has not proved it (a sign-in that has passed only the
+// password): a phone number as "…" and its last four digits ("…0123"),
+// an email address as the first character of its local part, "…", "@"
+// and its domain ("a…@example.com"). Any other kind, or an empty d, gives
+// "".
+func MaskDestination(kind Kind, d string) string {
+	switch {
+	case d == "":
+		return ""
+	case kind == KindSMS:
+		return "…" + d[max(len(d)-4, 0):]
+	case kind == KindEmail:
+		at := strings.LastIndexByte(d, '@') // a quoted local part may hold one too
+		_, n := utf8.DecodeRuneInString(d)
+		if at < n {
+			return d[:n] + "…"
+		}
+		return d[:n] + "…" + d[at:]
+	}
+	return ""
 }

@@ -559,3 +559,22 @@ func TestLabelRefusesSeparatorsAndBidi(t *testing.T) {
 		t.Errorf("%d factors stored, %d codes sent", len(fs), f.sms.count())
 	}
 }
+
+func TestMaskDestination(t *testing.T) {
+	for _, tc := range []struct {
+		kind    mfa.Kind
+		d, want string
+	}{
+		{mfa.KindSMS, "+447700900123", "…0123"},
+		{mfa.KindEmail, "ada@example.com", "a…@example.com"},
+		{mfa.KindEmail, "a@example.com", "a…@example.com"},
+		{mfa.KindEmail, "élodie@example.com", "é…@example.com"},
+		{mfa.KindEmail, `"a@b"@example.com`, `"…@example.com`},
+		{mfa.KindEmail, "", ""},
+		{mfa.KindTOTP, "", ""},
+	} {
+		if got := mfa.MaskDestination(tc.kind, tc.d); got != tc.want {
+			t.Errorf("MaskDestination(%s, %q) = %q, want %q", tc.kind, tc.d, got, tc.want)
+		}
+	}
+}
