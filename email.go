@@ -120,7 +120,7 @@ func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, 
 		_ = g.stores.UserUpdates.SetEmail(context.WithoutCancel(ctx), u.Tenant, u.ID, u.Email, u.EmailUnverified)
 		return err
 	}
-	g.notify(u.Email, "The email address of your account was changed",
+	g.notify(u, "The email address of your account was changed",
 		"The email address you sign in with was just changed from "+u.Email+" to "+email+". "+
 			"This address will no longer receive messages about the account. "+
 			"If it was not you, contact your administrator now.")
@@ -152,7 +152,7 @@ func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, 
 // answer tells nothing about other accounts. An address another user of
 // the tenant has (ChangeEmail reports it, ErrEmailTaken) gets no link but
 // a short notice, mailed as the link would be (so the answer takes about
-// as long), and the request is recorded as a refused user.email_changed
+// as long; none to a deactivated account), and the request is recorded as a refused user.email_changed
 // event (reason email_taken): no member learns from it who has an
 // account. And Recovery.Limits bound the links and notices sent, every
 // request counted whether the address is free or not: beyond them nothing
@@ -187,9 +187,13 @@ func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail st
 		// The user's own unverified address: the link verifies it.
 	case err == nil:
 		// Answered as if sent, or any member would learn who has an
-		// account: the address's owner is told instead.
+		// account: the address's owner is told instead (while active:
+		// hearsNotices).
 		if rerr := g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, ReasonEmailTaken)); rerr != nil {
 			return rerr
+		}
+		if !hearsNotices(o) {
+			return nil
 		}
 		if err := g.recovery.Email.SendEmail(ctx, mfa.Message{To: email, Subject: emailTakenSubject, Text: emailTakenText}); err != nil {
 			return unavailable("send email change notice", err)

@@ -83,7 +83,14 @@ type Pending struct {
 	// requires one: the user must enrol one before getting a session.
 	Enrol bool
 	// Factors are the user's confirmed factors to choose from (without
-	// secrets); recovery codes can always be used instead.
+	// secrets); recovery codes can always be used instead. The sign-in has
+	// proved only the password, so an email or SMS factor's Destination is
+	// masked by mfa.MaskDestination ("…0123" for a phone number,
+	// "a…@example.com" for an address): the whole number would tell
+	// whoever has the password which line to take over. Label is the one
+	// the user gave, shown as it is (the default label is masked the same
+	// way): a host that labels factors should not put the destination in
+	// them.
 	Factors []mfa.Factor
 }
 
@@ -243,7 +250,8 @@ func (g *Guard) settle(ctx context.Context, gt gate, done bool) error {
 
 // recordFailure records e, the failure event of attempt a, together with
 // a login.locked event when a's reservation gt started a lock; once that
-// is on record, the user (if the account exists) is mailed a notice
+// is on record, the user (if the account exists and is active: a
+// deactivated one hears no notice) is mailed a notice
 // (SECURITY-CHECKLIST LG-16), at most one an hour per account: anyone who
 // knows the address can lock the account again and again, and must not
 // flood its inbox (every lock stays on record). The notice, and the count
@@ -281,7 +289,7 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 		if gt.acct.Permanent {
 			text += ", until an administrator unlocks it"
 		}
-		g.notifyOnce(linkRateKey("lock-notice", a.user.Tenant, a.user.ID), a.user.Email, "Your account was locked",
+		g.notifyOnce(linkRateKey("lock-notice", a.user.Tenant, a.user.ID), *a.user, a.user.Email, "Your account was locked",
 			text+". If it was not you, someone may be guessing your password: "+
 				"change it once you can sign in again, and tell your administrator.")
 	}
@@ -528,7 +536,21 @@ func (g *Guard) pend(ctx context.Context, a attempt, gt gate, si signIn, purpose
 		return LoginResult{}, err
 	}
 	return LoginResult{User: userView(u), Pending: &Pending{Token: token, ExpiresAt: txn.ExpiresAt,
-		Enrol: purpose == purposeEnrol, Factors: factors}}, nil
+		Enrol: purpose == purposeEnrol, Factors: maskedFactors(factors)}}, nil
+}
+
+// maskedFactors returns copies of fs with their destinations masked (see
+// Pending.Factors).
+func maskedFactors(fs []mfa.Factor) []mfa.Factor {
+	if len(fs) == 0 {
+		return fs
+	}
+	out := make([]mfa.Factor, len(fs))
+	for i, f := range fs {
+		f.Destination = mfa.MaskDestination(f.Kind, f.Destination)
+		out[i] = f
+	}
+	return out
 }
 
 // pendPurpose is the Purpose stored with a pending sign-in for purpose:

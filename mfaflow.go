@@ -333,7 +333,7 @@ func strongFactor(fs []mfa.Factor) bool {
 // code, with r.Left codes left, and mails the user a notice of it.
 func (g *Guard) recoveryUsed(a attempt, r mfa.RecoveryResult, outcome audit.Outcome, reason string) audit.Event {
 	u := *a.user
-	g.notify(u.Email, "A recovery code was used to sign in",
+	g.notify(u, "A recovery code was used to sign in",
 		fmt.Sprintf("One of your recovery codes was just used to sign in to your account; %d are left. "+
 			"If it was not you, change your password and generate new recovery codes now.", r.Left))
 	e := a.event(audit.RecoveryUsed, outcome, reason)
@@ -567,7 +567,7 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bo
 	if err := g.record(ctx, events...); err != nil {
 		return undo(err)
 	}
-	g.notify(u.Email, "A second factor was added to your account",
+	g.notify(u, "A second factor was added to your account",
 		article(factorNoun(f.Kind))+" was just added to your account as a second sign-in step. "+
 			"If it was not you, contact your administrator now.")
 	return codes, nil
@@ -646,7 +646,11 @@ func (g *Guard) BeginTOTP(ctx context.Context, p Principal, label string) (mfa.T
 // (white space, control or format characters among others) gives its
 // *auth.InputError, and a number, label or address the mfa package
 // refuses its *mfa.InputError; either refusal is recorded as a failed
-// mfa.enrol_started, reason bad_input, and nothing is enrolled.
+// mfa.enrol_started, reason bad_input, and nothing is enrolled. A code
+// that cannot be sent (the provider failed, or a store) gives
+// ErrUnavailable, recorded as a failed mfa.enrol_started, reason
+// unavailable; the pending factor it would have confirmed is deleted (an
+// earlier pending factor of the kind was voided all the same).
 func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destination, label string) (mfa.Factor, error) {
 	a, err := g.self(ctx, p)
 	if err != nil {
@@ -667,6 +671,18 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 		return mfa.Factor{}, g.enrolRefused(ctx, a, kind, err)
 	}
 	if err != nil {
+		if f.ID != "" {
+			// Stored pending, but its code was not sent (a *mfa.SendError)
+			// or not stored: it cannot be confirmed, and goes (best effort:
+			// it would expire after mfa.Config.EnrolTTL). The failure is on
+			// record, as SendLoginCode records a send that failed.
+			_, _ = g.stores.MFA.Factors.DeleteFactor(context.WithoutCancel(ctx), p.Tenant, p.UserID, f.ID)
+			e := a.event(audit.MFAEnrolStarted, audit.Failure, ReasonUnavailable)
+			e.Target, e.Meta = f.ID, map[string]string{"kind": string(kind)}
+			if rerr := g.record(ctx, e); rerr != nil {
+				return mfa.Factor{}, rerr
+			}
+		}
 		return mfa.Factor{}, mfaErr("begin enrolment", err)
 	}
 	if f.ID == "" {
@@ -767,8 +783,10 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // RemoveFactor removes one of a user's factors (their own, or as an admin
 // of the tenant), which needs a recent authentication. Removing the last
 // one also voids the user's recovery codes. The user's other sessions end
-// (all of them when an admin removes it) and the user is mailed a notice,
-// as is the address of a removed email factor. While the tenant requires
+// (all of them when an admin removes it) and, when the factor was
+// confirmed, the user is mailed a notice, as is the address of a removed
+// email factor; a pending factor's removal (an enrolment never completed,
+// to an address never proved) mails no one. While the tenant requires
 // SSO, the break-glass owner keeps at least one confirmed factor: a
 // removal that would leave none is refused (ErrBreakGlassUser, recorded
 // as a failed mfa.removed), also when several removals run at once, or
@@ -941,14 +959,21 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	if err := g.record(ctx, e); err != nil {
 		return putBack(err)
 	}
+	// A pending factor (an enrolment never completed) was no sign-in
+	// step, and its address was never proved: BeginOOB stores one for any
+	// address, so a notice would mail strangers without limit. Only a
+	// confirmed factor's removal is told.
+	if !f.Confirmed() {
+		return nil
+	}
 	if u, err := g.stores.Users.User(ctx, tenant, userID); err == nil {
 		text := article(factorNoun(f.Kind)) + " was just removed from your account's sign-in steps, and your other sessions were ended. " +
 			"If it was not you or your administrator, contact your administrator now."
-		g.notify(u.Email, "A second factor was removed from your account", text)
+		g.notify(u, "A second factor was removed from your account", text)
 		if f.Kind == mfa.KindEmail && f.Destination != "" && f.Destination != u.Email {
 			// The address that no longer receives codes hears of it too
 			// (SECURITY-CHECKLIST MF-16).
-			g.notify(f.Destination, "This address no longer receives sign-in codes", text)
+			g.notifyOnce("", u, f.Destination, "This address no longer receives sign-in codes", text)
 		}
 	}
 	return nil
@@ -1044,7 +1069,7 @@ func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]str
 	if err != nil {
 		return nil, mfaErr("recovery codes", err)
 	}
-	g.notify(a.user.Email, "New recovery codes for your account",
+	g.notify(*a.user, "New recovery codes for your account",
 		"A new set of recovery codes was just made for your account; the old ones no longer work. "+
 			"If it was not you, contact your administrator now.")
 	return codes, nil
@@ -1053,7 +1078,7 @@ func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]str
 // noticeReuse tells u that a code of their authenticator app was used
 // again (SECURITY-CHECKLIST MF-5): whoever tried it had their password.
 func (g *Guard) noticeReuse(u auth.User) {
-	g.notify(u.Email, "A sign-in code of yours was used again",
+	g.notify(u, "A sign-in code of yours was used again",
 		"Someone who had your password tried a code from your authenticator app that had already been used. "+
 			"If it was not you, change your password now.")
 }
@@ -1253,16 +1278,22 @@ func hasConfirmed(fs []mfa.Factor, k mfa.Kind) bool {
 	return false
 }
 
-// notify emails a security notice to the address to, in the background, when
-// Recovery.Email is configured. A failure to send is not the sign-in's.
-func (g *Guard) notify(to, subject, text string) { g.notifyOnce("", to, subject, text) }
+// notify emails u a security notice about their account at u.Email (see
+// notifyOnce).
+func (g *Guard) notify(u auth.User, subject, text string) {
+	g.notifyOnce("", u, u.Email, subject, text)
+}
 
-// notifyOnce is notify for a notice sent at most once an hour per key
-// ("" for no limit): the background send first counts a hit on key in the
-// link limits' store (Recovery.Limits), and sends only the hour's first.
-// A store failure sends nothing.
-func (g *Guard) notifyOnce(key, to, subject, text string) {
-	if g.recovery.Email == nil {
+// notifyOnce emails a security notice about u's account to the address to
+// (u.Email, or another address of theirs: a removed email factor's), in
+// the background, when Recovery.Email is configured and u hears notices
+// (hearsNotices: only while active). A failure to send is not the
+// caller's. A key other than "" sends the notice at most once an hour per
+// key: the background send first counts a hit on key in the link limits'
+// store (Recovery.Limits), and sends only the hour's first. A store
+// failure sends nothing.
+func (g *Guard) notifyOnce(key string, u auth.User, to, subject, text string) {
+	if g.recovery.Email == nil || !hearsNotices(u) {
 		return
 	}
 	g.bg.Add(1)
@@ -1278,3 +1309,10 @@ func (g *Guard) notifyOnce(key, to, subject, text string) {
 		_ = g.recovery.Email.SendEmail(ctx, mfa.Message{To: to, Subject: subject, Text: text})
 	}()
 }
+
+// hearsNotices reports whether mail about u's account (a security notice,
+// the notice of an email change to their address) goes to u: only while
+// u is active. A deactivated account cannot sign in to act on a notice,
+// its owner may have left (their mailbox forwarded to someone else), and
+// ForgotPassword mails it no link either.
+func hearsNotices(u auth.User) bool { return u.Status == auth.StatusActive }

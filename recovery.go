@@ -22,8 +22,9 @@ type RecoveryConfig struct {
 	// Email delivers the reset links and the security notices Guard sends
 	// a user (a recovery code used, a one-time code reused, the account
 	// locked: at most one lock notice an hour per account, counted in
-	// Stores.MFA.Rates). Nil: ForgotPassword is unavailable and no notice
-	// is sent.
+	// Stores.MFA.Rates); notices go to active users only, never to a
+	// deactivated account. Nil: ForgotPassword is unavailable and no
+	// notice is sent.
 	Email mfa.EmailSender
 	// BaseURL is the public address of the site, such as
 	// "https://app.example.com": reset links are built from it, never from
@@ -707,7 +708,7 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if err := g.stores.Throttle.Reset(ctx, accountKey(u.Tenant, u.Email)); err != nil {
 		return unavailable("throttle", err)
 	}
-	g.notify(u.Email, "Your password was reset",
+	g.notify(u, "Your password was reset",
 		"The password of your account was just reset with a link sent to this address, and every session was ended. "+
 			"If it was not you, someone can read this mailbox: contact your administrator now.")
 	return nil

@@ -551,8 +551,8 @@ func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string)
 // (ChangePasswordAndRotate, ChangePassword) or resets it (ResetPassword):
 // the host sends them to do so. Every session of the user ends at once, so the change
 // is asked for now, not at the user's next voluntary sign-in; outstanding
-// reset and email-change links are void; and the user is mailed a notice
-// (a new reset link can be asked for). Passwords have no maximum age by
+// reset and email-change links are void; and the user, if active, is
+// mailed a notice (a new reset link can be asked for). Passwords have no maximum age by
 // default (NIST SP 800-63B): this is how an administrator asks for a
 // change when a password is known or suspected to be compromised.
 //
@@ -613,7 +613,7 @@ func (g *Guard) ExpirePassword(ctx context.Context, by Principal, tenant, id str
 	if err := g.record(ctx, e); err != nil {
 		return err
 	}
-	g.notify(u.Email, "Please change your password",
+	g.notify(u, "Please change your password",
 		"An administrator asked you to choose a new password for your account, and your sessions were ended. "+
 			"Sign in with your current password to choose a new one, or reset it with \"Forgot your password?\".")
 	return nil

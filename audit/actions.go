@@ -18,7 +18,7 @@ const (
 const (
 	MFASucceeded      Action = "mfa.succeeded"       // Meta: kind
 	MFAFailed         Action = "mfa.failed"          // Reason: bad_code, reuse, expired, too_many_tries, locked, bad_input, unavailable
-	MFAEnrolStarted   Action = "mfa.enrol_started"   // Meta: kind; Reason (failed): destination_not_allowed, bad_input
+	MFAEnrolStarted   Action = "mfa.enrol_started"   // Meta: kind; Reason (failed): destination_not_allowed, bad_input, unavailable
 	MFAEnrolled       Action = "mfa.enrolled"        // a factor became active (Meta: kind)
 	MFARemoved        Action = "mfa.removed"         // Meta: kind, left
 	MFACodeSent       Action = "mfa.code_sent"       // Meta: kind

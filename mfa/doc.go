@@ -54,6 +54,8 @@
 // destination, client IP and account (and optionally a list of allowed SMS
 // prefixes) against SMS pumping: over a limit the sender is not called and
 // the result says Suppressed, which the facade records and never shows.
+// A send the provider fails gives the cool-down back (a retry is not held
+// back) but counts against the limits.
 // Email codes are of lower assurance (NIST SP 800-63B does not accept
 // email as an out-of-band authenticator): Kind.Strong and
 // Enrolment.Satisfies let a tenant exclude them from "MFA required".

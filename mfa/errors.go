@@ -60,8 +60,8 @@ const maxRedraws = 10
 // Reasons why SendCode did not call the sender. The facade logs them and
 // never shows them: the user sees the same answer as for a real send.
 var (
-	// ErrCoolDown: a code was sent for the same transaction less than
-	// Config.ResendCoolDown ago.
+	// ErrCoolDown: a code was sent (or is being sent) for the same
+	// transaction less than Config.ResendCoolDown ago.
 	ErrCoolDown = errors.New("mfa: resend cool-down")
 	// ErrRateLimited: the destination, the client IP or the account has
 	// reached its send limit for the window.

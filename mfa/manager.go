@@ -93,7 +93,8 @@ type Config struct {
 	// (default 5, at most 10); then even the right code is refused.
 	CodeTries int
 	// ResendCoolDown is the least time between two codes sent for one
-	// transaction (default 30 seconds).
+	// transaction (default 30 seconds). A send that failed does not start
+	// it (see SendCode).
 	ResendCoolDown time.Duration
 	// Limits bound the codes sent per destination, client IP and account.
 	Limits SendLimits

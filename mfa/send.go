@@ -72,7 +72,7 @@ type OOBRequest struct {
 	Tenant, UserID string
 	Kind           Kind   // KindEmail or KindSMS
 	Destination    string // an email address, or an E.164 number (+447700900123)
-	Label          string // default: the destination, partly masked
+	Label          string // default: the destination, partly masked (see MaskDestination)
 	IP             string // the client's IP address, for the send limits
 }
 
@@ -187,6 +187,14 @@ func (m *Manager) ConfirmOOB(ctx context.Context, tenant, userID, factorID, code
 // false and Suppressed set, and a nil error: the facade answers as for a
 // real send.
 //
+// A send that fails (a *SendError, or a store failure once the cool-down
+// let it through) gives the cool-down back: no code went out, so a retry
+// is not held back. It still counts against Config.Limits. After a
+// *SendError the code the transaction had before is gone too (the new
+// code had replaced it, and is deleted): a provider that failed only in
+// appearance, say by timing out, may have delivered a code that does not
+// work, and the retry's code does.
+//
 // Errors: an *InputError for a malformed argument, ErrNotFound if the
 // user has no such email or SMS factor, ErrUnavailable if no sender is
 // configured for it, a *SendError if the sender failed (the new code is
@@ -226,11 +234,20 @@ func (m *Manager) send(ctx context.Context, f Factor, txn, ip string) (SendResul
 		return res, nil
 	}
 	now := m.now()
-	if over, err := m.hit(ctx, RateKey("cool", f.Tenant, txn), now, m.cool, 1); err != nil || over {
+	cool := RateKey("cool", f.Tenant, txn)
+	if over, err := m.hit(ctx, cool, now, m.cool, 1); err != nil || over {
 		if over {
 			res.Suppressed = ErrCoolDown
 		}
 		return res, err
+	}
+	// This call opened the cool-down's window (its limit is one): a
+	// failure from here on, nothing sent, ends it again (best effort), so
+	// that a retry is not held back. A code to delete goes first: the
+	// retry's, stored once the window is gone, must stay.
+	fail := func(err error) (SendResult, error) {
+		_ = m.st.Rates.Forget(context.WithoutCancel(ctx), cool, now, m.cool)
+		return SendResult{}, err
 	}
 	// The destination counts across tenants, kept apart for confirmed
 	// factors: anyone can start an enrolment to any address and so spend
@@ -254,7 +271,7 @@ func (m *Manager) send(ctx context.Context, f Factor, txn, ip string) (SendResul
 		}
 		over, err := m.hit(ctx, l.key, now, m.limits.Window, l.max)
 		if err != nil {
-			return SendResult{}, err
+			return fail(err)
 		}
 		if over {
 			res.Suppressed = &RateLimitError{Scope: l.scope}
@@ -263,7 +280,7 @@ func (m *Manager) send(ctx context.Context, f Factor, txn, ip string) (SendResul
 	}
 	code, err := m.newCode()
 	if err != nil {
-		return SendResult{}, err
+		return fail(err)
 	}
 	created := now.UTC().Truncate(time.Microsecond)
 	c := Code{
@@ -278,7 +295,7 @@ func (m *Manager) send(ctx context.Context, f Factor, txn, ip string) (SendResul
 		TriesLeft: m.tries,
 	}
 	if err := m.st.Codes.PutCode(ctx, c); err != nil {
-		return SendResult{}, storeErr("put code", err)
+		return fail(storeErr("put code", err))
 	}
 	subject, text := m.compose(f.Kind, code, m.codeTTL)
 	if f.Kind == KindEmail {
@@ -287,12 +304,12 @@ func (m *Manager) send(ctx context.Context, f Factor, txn, ip string) (SendResul
 		err = m.sms.SendSMS(ctx, f.Destination, text)
 	}
 	if err != nil {
-		_ = m.st.Codes.DeleteCode(context.WithoutCancel(ctx), f.Tenant, txn)
 		var se *SendError
 		if !errors.As(err, &se) {
 			err = &SendError{Channel: string(f.Kind), Err: err}
 		}
-		return SendResult{}, err
+		_ = m.st.Codes.DeleteCode(context.WithoutCancel(ctx), f.Tenant, txn)
+		return fail(err)
 	}
 	res.Sent, res.ExpiresAt = true, c.ExpiresAt
 	return res, nil
@@ -479,17 +496,38 @@ func checkDestination(kind Kind, d string) (string, error) {
 }
 
 // defaultLabel names an email or SMS factor without showing all of the
-// destination.
+// destination (MaskDestination): "Phone ending 0123", "Email a…@example.com",
+// or "Email" for an address too long for a label.
 func defaultLabel(kind Kind, d string) string {
 	if kind == KindSMS {
 		return "Phone ending " + d[len(d)-4:]
 	}
-	local, domain, _ := strings.Cut(d, "@")
-	if _, n := utf8.DecodeRuneInString(local); n < len(local) {
-		local = local[:n] + "…"
-	}
-	if l := "Email " + local + "@" + domain; len(l) <= MaxLabelLen {
+	if l := "Email " + MaskDestination(kind, d); len(l) <= MaxLabelLen {
 		return l
 	}
 	return "Email"
+}
+
+// MaskDestination returns the destination d of an email or SMS factor
+// (Factor.Destination) with most of it hidden, to name the factor to
+// someone who has not proved it (a sign-in that has passed only the
+// password): a phone number as "…" and its last four digits ("…0123"),
+// an email address as the first character of its local part, "…", "@"
+// and its domain ("a…@example.com"). Any other kind, or an empty d, gives
+// "".
+func MaskDestination(kind Kind, d string) string {
+	switch {
+	case d == "":
+		return ""
+	case kind == KindSMS:
+		return "…" + d[max(len(d)-4, 0):]
+	case kind == KindEmail:
+		at := strings.LastIndexByte(d, '@') // a quoted local part may hold one too
+		_, n := utf8.DecodeRuneInString(d)
+		if at < n {
+			return d[:n] + "…"
+		}
+		return d[:n] + "…" + d[at:]
+	}
+	return ""
 }

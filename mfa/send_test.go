@@ -488,6 +488,8 @@ func (r failingRates) Hit(context.Context, string, time.Time, time.Duration) (in
 	return 0, r.err
 }
 
+func (r failingRates) Forget(context.Context, string, time.Time, time.Duration) error { return r.err }
+
 // Anyone can start an enrolment to any address, in any tenant, and so
 // use up that address's count of enrolment codes; the codes that sign in
 // the address's owner, whose factor is confirmed, count apart and are
@@ -557,5 +559,65 @@ func TestLabelRefusesSeparatorsAndBidi(t *testing.T) {
 	}
 	if fs, _ := f.m.Factors(t.Context(), "t", "u"); len(fs) != 0 || f.sms.count() != 0 {
 		t.Errorf("%d factors stored, %d codes sent", len(fs), f.sms.count())
+	}
+}
+
+func TestMaskDestination(t *testing.T) {
+	for _, tc := range []struct {
+		kind    mfa.Kind
+		d, want string
+	}{
+		{mfa.KindSMS, "+447700900123", "…0123"},
+		{mfa.KindEmail, "ada@example.com", "a…@example.com"},
+		{mfa.KindEmail, "a@example.com", "a…@example.com"},
+		{mfa.KindEmail, "élodie@example.com", "é…@example.com"},
+		{mfa.KindEmail, `"a@b"@example.com`, `"…@example.com`},
+		{mfa.KindEmail, "", ""},
+		{mfa.KindTOTP, "", ""},
+	} {
+		if got := mfa.MaskDestination(tc.kind, tc.d); got != tc.want {
+			t.Errorf("MaskDestination(%s, %q) = %q, want %q", tc.kind, tc.d, got, tc.want)
+		}
+	}
+}
+
+// A send that fails gives the resend cool-down back (a retry goes out at
+// once, and its code works), but still counts against the send limits; a
+// send that succeeds starts the cool-down as before. The code sent before
+// the failed send is gone with it (SendCode's doc).
+func TestFailedSendGivesCoolDownBack(t *testing.T) {
+	f := newFixture(t, func(c *mfa.Config) { c.Limits = mfa.SendLimits{PerAccount: 4} })
+	fac := f.enrolOOB(t, "u", mfa.KindSMS, "+447700900123")
+	txn := f.login(t, "u")
+	if res := f.send(t, "u", fac.ID, txn, ""); !res.Sent {
+		t.Fatalf("first send: %+v", res)
+	}
+	earlier := f.sms.lastCode(t)
+	f.clk.Add(time.Minute)
+	f.sms.fail = errors.New("gateway down")
+	var se *mfa.SendError
+	if _, err := f.m.SendCode(t.Context(), mfa.SendRequest{Tenant: "t", UserID: "u", FactorID: fac.ID, Txn: txn}); !errors.As(err, &se) {
+		t.Fatalf("send with the gateway down = %v, want a *SendError", err)
+	}
+	f.sms.fail = nil
+	if _, err := f.m.VerifyCode(t.Context(), "t", "u", txn, earlier); !errors.Is(err, mfa.ErrNotFound) {
+		t.Errorf("the code before the failed send = %v, want ErrNotFound (replaced, then deleted)", err)
+	}
+	f.clk.Add(time.Second)
+	if res := f.send(t, "u", fac.ID, txn, ""); !res.Sent {
+		t.Fatalf("retry after the failed send: %+v, want it sent", res)
+	}
+	if _, err := f.m.VerifyCode(t.Context(), "t", "u", txn, f.sms.lastCode(t)); err != nil {
+		t.Errorf("the retry's code: %v", err)
+	}
+	if res := f.send(t, "u", fac.ID, txn, ""); !errors.Is(res.Suppressed, mfa.ErrCoolDown) {
+		t.Errorf("a send right after the retry: %+v, want ErrCoolDown", res)
+	}
+	// The enrolment's code, the first, the failed one and the retry: the
+	// account's four of the hour (the send held back by the cool-down
+	// counted in no other limit).
+	f.clk.Add(time.Minute)
+	if res := f.send(t, "u", fac.ID, txn, ""); !errors.Is(res.Suppressed, mfa.ErrRateLimited) {
+		t.Errorf("a send past PerAccount: %+v, want ErrRateLimited", res)
 	}
 }

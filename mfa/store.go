@@ -146,6 +146,17 @@ type RateStore interface {
 	// number of keys ever seen; a store that cannot take a new key returns
 	// ErrFull.
 	Hit(ctx context.Context, key string, now time.Time, window time.Duration) (int, error)
+	// Forget ends the key's window if it is the one a Hit at opened, with
+	// window, opened: the key's next Hit opens a new window and counts 1.
+	// A window that opened at another time (before, or after the one
+	// forgotten had ended), or a key without a window, is left alone, and
+	// is not an error. A store that keeps times to the microsecond rounds
+	// opened and window as Hit does, so that it finds the window Hit
+	// stored. Forget and Hit of one key are atomic with each other: each
+	// Hit counts in the window before the Forget or in one opened after
+	// it. (SendCode gives back a resend cool-down with it, whose limit is
+	// one: the Hit that counted 1 opened the window.)
+	Forget(ctx context.Context, key string, opened time.Time, window time.Duration) error
 }
 
 // TransactionStore keeps the pending logins between the password step and

@@ -58,7 +58,8 @@ type Factor struct {
 	// "Phone ending 1234").
 	Label string
 	// Destination is the email address or E.164 phone number of an email
-	// or SMS factor, empty for TOTP.
+	// or SMS factor, empty for TOTP. MaskDestination hides most of it, to
+	// name the factor to someone who has not proved it.
 	Destination string
 	// KeyID names the Keyring key that sealed Secret (TOTP only).
 	KeyID string

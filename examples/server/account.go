@@ -204,12 +204,16 @@ func (a *app) beginOOB(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dest := strings.TrimSpace(r.PostForm.Get("destination"))
-	label, name := "Email "+dest, "email"
+	name := "email"
 	if kind == mfa.KindSMS {
 		dest = phoneNumber(dest)
-		label, name = "Phone "+dest, "SMS"
+		name = "SMS"
 	}
-	f, err := a.g.BeginOOB(r.Context(), principal(r), kind, dest, label)
+	// The default label ("Phone ending 0123", "Email a…@example.com"):
+	// it is shown at the second step of a sign-in, to whoever has the
+	// password, so it does not hold the whole destination; and it fits
+	// the label's limit however long the address is.
+	f, err := a.g.BeginOOB(r.Context(), principal(r), kind, dest, "")
 	if err != nil {
 		a.failOr(w, r, err, "/account")
 		return

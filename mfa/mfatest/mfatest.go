@@ -1146,6 +1146,13 @@ func hit(t *testing.T, st mfa.Stores, key string, now time.Time, window time.Dur
 	}
 }
 
+func forget(t *testing.T, st mfa.Stores, key string, opened time.Time, window time.Duration) {
+	t.Helper()
+	if err := st.Rates.Forget(t.Context(), key, opened, window); err != nil {
+		t.Errorf("Forget(%q, +%v): %v", key, opened.Sub(base), err)
+	}
+}
+
 var rateTests = []test{
 	{"FirstEventCountsOne", func(t *testing.T, st mfa.Stores) {
 		hit(t, st, "k", base, time.Hour, 1)
@@ -1181,6 +1188,46 @@ var rateTests = []test{
 		// The window is judged by the now given, not the store's clock.
 		hit(t, st, "k", base, time.Second, 1)
 		hit(t, st, "k", base.Add(500*time.Millisecond), time.Second, 2)
+	}},
+	{"ForgetEndsTheWindow", func(t *testing.T, st mfa.Stores) {
+		hit(t, st, "k", base, time.Hour, 1)
+		hit(t, st, "k", base.Add(time.Minute), time.Hour, 2)
+		forget(t, st, "k", base, time.Hour)
+		// The next Hit opens a new window, from its own time.
+		hit(t, st, "k", base.Add(2*time.Minute), time.Hour, 1)
+		hit(t, st, "k", base.Add(2*time.Minute+59*time.Minute), time.Hour, 2)
+		hit(t, st, "k", base.Add(2*time.Minute+time.Hour), time.Hour, 1)
+	}},
+	{"ForgetLeavesWindowOpenedAtAnotherTime", func(t *testing.T, st mfa.Stores) {
+		hit(t, st, "k", base, time.Hour, 1)
+		forget(t, st, "k", base.Add(time.Second), time.Hour)
+		forget(t, st, "k", base.Add(-time.Microsecond), time.Hour)
+		hit(t, st, "k", base.Add(time.Minute), time.Hour, 2)
+		// A window opened once the one named had ended stays.
+		hit(t, st, "a", base, time.Minute, 1)
+		hit(t, st, "a", base.Add(time.Minute), time.Minute, 1)
+		forget(t, st, "a", base, time.Minute)
+		hit(t, st, "a", base.Add(time.Minute+time.Second), time.Minute, 2)
+	}},
+	{"ForgetWithoutWindow", func(t *testing.T, st mfa.Stores) {
+		forget(t, st, "never", base, time.Hour)
+		hit(t, st, "never", base, time.Hour, 1)
+	}},
+	{"ForgetKeysIndependent", func(t *testing.T, st mfa.Stores) {
+		hit(t, st, "a", base, time.Hour, 1)
+		hit(t, st, "b", base, time.Hour, 1)
+		forget(t, st, "a", base, time.Hour)
+		hit(t, st, "b", base, time.Hour, 2)
+		hit(t, st, "a", base, time.Hour, 1)
+	}},
+	{"ForgetRoundsAsHit", func(t *testing.T, st mfa.Stores) {
+		// Times and windows finer than a microsecond: Forget finds the
+		// window where Hit put it.
+		at, w := base.Add(500*time.Nanosecond), time.Hour+500*time.Nanosecond
+		hit(t, st, "k", at, w, 1)
+		hit(t, st, "k", at, w, 2)
+		forget(t, st, "k", at, w)
+		hit(t, st, "k", at, w, 1)
 	}},
 }
 
@@ -1572,22 +1619,21 @@ func RunConcurrent(t *testing.T, newStores func(t *testing.T) mfa.Stores) {
 		}
 	})
 	run("HitCountsEveryEvent", func(s mfa.Stores) bool { return s.Rates != nil }, func(t *testing.T, st mfa.Stores) {
-		var mu sync.Mutex
-		var counts []int
-		parallel(n, func(int) {
-			c, err := st.Rates.Hit(t.Context(), "k", base, time.Hour)
-			if err != nil {
-				t.Errorf("Hit: %v", err)
-				return
-			}
-			mu.Lock()
-			counts = append(counts, c)
-			mu.Unlock()
-		})
+		counts := parallelHits(t, st, "k", n, nil)
 		sort.Ints(counts)
 		for i, c := range counts {
 			if c != i+1 {
 				t.Fatalf("concurrent Hit counts = %v, want 1..%d once each", counts, n)
+			}
+		}
+	})
+	run("ForgetBetweenHits", func(s mfa.Stores) bool { return s.Rates != nil }, func(t *testing.T, st mfa.Stores) {
+		for round := range 5 {
+			key := fmt.Sprint("k", round)
+			hit(t, st, key, base, time.Hour, 1)
+			counts := parallelHits(t, st, key, n, func() { forget(t, st, key, base, time.Hour) })
+			if !splitCounts(counts) {
+				t.Errorf("round %d: Hit counts around a Forget = %v; want 2, 3, … before it and 1, 2, … after it, once each", round, counts)
 			}
 		}
 	})
@@ -1683,6 +1729,52 @@ func RunConcurrent(t *testing.T, newStores func(t *testing.T) mfa.Stores) {
 			t.Errorf("Factors = %d, %v; want exactly 3", len(fs), err)
 		}
 	})
+}
+
+// parallelHits makes n concurrent Hits of key at base, in windows of an
+// hour, with also (unless nil) called at the same time, and returns their
+// counts.
+func parallelHits(t *testing.T, st mfa.Stores, key string, n int, also func()) []int {
+	var mu sync.Mutex
+	var counts []int
+	parallel(n+1, func(i int) {
+		if i == n {
+			if also != nil {
+				also()
+			}
+			return
+		}
+		c, err := st.Rates.Hit(t.Context(), key, base, time.Hour)
+		if err != nil {
+			t.Errorf("Hit: %v", err)
+			return
+		}
+		mu.Lock()
+		counts = append(counts, c)
+		mu.Unlock()
+	})
+	return counts
+}
+
+// splitCounts reports whether counts, sorted, are the counts of Hits
+// made some in a window that had counted one (2, 3, …) and the others in
+// a new window (1, 2, …).
+func splitCounts(counts []int) bool {
+	sort.Ints(counts)
+	for before := range len(counts) + 1 {
+		want := make([]int, 0, len(counts))
+		for v := range before {
+			want = append(want, v+2)
+		}
+		for v := range len(counts) - before {
+			want = append(want, v+1)
+		}
+		sort.Ints(want)
+		if slices.Equal(want, counts) {
+			return true
+		}
+	}
+	return false
 }
 
 // parallel runs fn(0..n-1) in n goroutines released at once.

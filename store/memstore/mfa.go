@@ -406,6 +406,18 @@ func (s *MFA) Hit(_ context.Context, key string, now time.Time, window time.Dura
 	return w.count, nil
 }
 
+// Forget implements mfa.RateStore: it drops the key's window if it ends
+// where a window opened at opened would (a key's windows all have one
+// length, so no other window of it ends there).
+func (s *MFA) Forget(_ context.Context, key string, opened time.Time, window time.Duration) error {
+	s.rateMu.Lock()
+	defer s.rateMu.Unlock()
+	if w, ok := s.rates[key]; ok && w.end.Equal(opened.Add(window)) {
+		delete(s.rates, key)
+	}
+	return nil
+}
+
 // CreateTransaction implements mfa.TransactionStore. It sweeps
 // transactions expired at t.CreatedAt when the map has grown.
 func (s *MFA) CreateTransaction(_ context.Context, t mfa.Transaction) error {

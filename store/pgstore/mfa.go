@@ -78,7 +78,7 @@ type mfaSQL struct {
 	replaceRecovery, clearRecovery, useRecovery string
 	recoveryLeft                                string
 	putCode, checkCode, deleteCode              string
-	hit                                         string
+	hit, forget                                 string
 	createTxn, txn, consumeTxn                  string
 }
 
@@ -152,6 +152,7 @@ func newMFASQL(q string) mfaSQL {
 				count = CASE WHEN $2 < r.ends_us THEN r.count + 1 ELSE 1 END,
 				ends_us = CASE WHEN $2 < r.ends_us THEN r.ends_us ELSE $3 END
 			RETURNING count`),
+		forget: s(`DELETE FROM {s}.mfa_rates WHERE key = $1 AND ends_us = $2`),
 
 		createTxn: s(`WITH gc AS (
 				DELETE FROM {s}.mfa_transactions WHERE hash IN (

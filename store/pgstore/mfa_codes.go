@@ -92,7 +92,19 @@ func (s *MFA) DeleteCode(ctx context.Context, tenant, txn string) error {
 // compared with the ends truncated, which is exact. It never returns
 // mfa.ErrFull.
 func (s *MFA) Hit(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
-	at, start := micros(now), microsUp(now)
+	at, end := micros(now), rateEnd(now, window)
+	var n int64
+	if err := s.pool.QueryRow(ctx, s.sql.hit, []byte(key), at, end).Scan(&n); err != nil {
+		return 0, wrap("mfa: hit", err)
+	}
+	return int(n), nil
+}
+
+// rateEnd is, in Unix microseconds, the end Hit gives a window of length
+// window opening at now: now and window each rounded up, the sum
+// saturating.
+func rateEnd(now time.Time, window time.Duration) int64 {
+	start := microsUp(now)
 	end := start
 	if w := ceilMicros(window); w > 0 {
 		if start > math.MaxInt64-w {
@@ -101,11 +113,17 @@ func (s *MFA) Hit(ctx context.Context, key string, now time.Time, window time.Du
 			end = start + w
 		}
 	}
-	var n int64
-	if err := s.pool.QueryRow(ctx, s.sql.hit, []byte(key), at, end).Scan(&n); err != nil {
-		return 0, wrap("mfa: hit", err)
+	return end
+}
+
+// Forget implements mfa.RateStore in one DELETE of the key's row if it
+// ends where Hit puts the end of a window opened at opened (a key's
+// windows all have one length, so no other window of it ends there).
+func (s *MFA) Forget(ctx context.Context, key string, opened time.Time, window time.Duration) error {
+	if _, err := s.pool.Exec(ctx, s.sql.forget, []byte(key), rateEnd(opened, window)); err != nil {
+		return wrap("mfa: forget", err)
 	}
-	return int(n), nil
+	return nil
 }
 
 const txnCols = `hash, tenant, user_id, binding, purpose, flags, created_us, expires_us`

@@ -426,6 +426,7 @@ func TestErrorsAreReturned(t *testing.T) {
 		"CheckCode":          func() error { _, err := st.MFA.CheckCode(ctx, "t", "x", mfa.Hash{1}, t0); return err },
 		"DeleteCode":         func() error { return st.MFA.DeleteCode(ctx, "t", "x") },
 		"Hit":                func() error { _, err := st.MFA.Hit(ctx, "k", t0, time.Minute); return err },
+		"Forget":             func() error { return st.MFA.Forget(ctx, "k", t0, time.Minute) },
 		"CreateTransaction":  func() error { return st.MFA.CreateTransaction(ctx, mfa.Transaction{Hash: mfa.Hash{1}}) },
 		"Transaction":        func() error { _, err := st.MFA.Transaction(ctx, mfa.Hash{1}); return err },
 		"ConsumeTransaction": func() error { _, err := st.MFA.ConsumeTransaction(ctx, mfa.Hash{1}); return err },

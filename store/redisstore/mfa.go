@@ -187,18 +187,10 @@ func (s *Store) DeleteCode(ctx context.Context, tenant, txn string) error {
 // positive, or when now or the end of a window opening at now lies outside
 // the years 1970 to 2255.
 func (s *Store) Hit(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
-	if window <= 0 {
-		return 0, &InputError{Field: "window", Reason: "must be positive"}
-	}
-	at, err := micros("now", now)
+	at, end, err := rateWindow("now", now, window)
 	if err != nil {
 		return 0, err
 	}
-	w, up := ceilMicros(window), microsUp(at, now)
-	if up > maxMicros-w {
-		return 0, &InputError{Field: "window", Reason: "would end after 2255"}
-	}
-	end := up + w
 	n, err := hitScript.Run(ctx, s.rdb, []string{s.rateKey(key)}, itoa(at), itoa(end), itoa(expireMillis(end))).Int64()
 	if err != nil {
 		return 0, redisErr("rate hit", err)
@@ -207,6 +199,41 @@ func (s *Store) Hit(ctx context.Context, key string, now time.Time, window time.
 		return 0, redisErr("rate hit", ErrCorrupt)
 	}
 	return int(n), nil
+}
+
+// rateWindow returns at, in microseconds, and the end Hit gives a window
+// of length window opening at at: each rounded up to the microsecond. It
+// returns an *InputError when window is not positive, or when at (named
+// field) or the end lies outside the years 1970 to 2255.
+func rateWindow(field string, at time.Time, window time.Duration) (us, end int64, err error) {
+	if window <= 0 {
+		return 0, 0, &InputError{Field: "window", Reason: "must be positive"}
+	}
+	us, err = micros(field, at)
+	if err != nil {
+		return 0, 0, err
+	}
+	w, up := ceilMicros(window), microsUp(us, at)
+	if up > maxMicros-w {
+		return 0, 0, &InputError{Field: "window", Reason: "would end after 2255"}
+	}
+	return us, up + w, nil
+}
+
+// Forget implements mfa.RateStore in one script, which deletes the key
+// if its window ends where Hit puts the end of a window opened at opened
+// (a key's windows all have one length, so no other window of it ends
+// there). It returns an *InputError, and changes nothing, for the
+// arguments Hit refuses.
+func (s *Store) Forget(ctx context.Context, key string, opened time.Time, window time.Duration) error {
+	_, end, err := rateWindow("opened", opened, window)
+	if err != nil {
+		return err
+	}
+	if err := forgetScript.Run(ctx, s.rdb, []string{s.rateKey(key)}, itoa(end)).Err(); err != nil {
+		return redisErr("rate forget", err)
+	}
+	return nil
 }
 
 // CreateTransaction implements mfa.TransactionStore in one script, which

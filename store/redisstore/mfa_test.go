@@ -370,6 +370,7 @@ func TestMFARedisDown(t *testing.T) {
 	check("DeleteCode", st.DeleteCode(ctx, "t", "x"), nil)
 	n, err := st.Hit(ctx, "k", base, time.Minute)
 	check("Hit", err, n)
+	check("Forget", st.Forget(ctx, "k", base, time.Minute), nil)
 	x := mfaTxn("a")
 	check("CreateTransaction", st.CreateTransaction(ctx, x), nil)
 	tx, err := st.Transaction(ctx, x.Hash)
@@ -400,6 +401,7 @@ func TestMFAForeignData(t *testing.T) {
 	notAnswer("CheckCode", err)
 	_, err = st.Hit(ctx, "s", base, time.Minute)
 	notAnswer("Hit", err)
+	notAnswer("Forget", st.Forget(ctx, "s", base, time.Minute))
 	_, err = st.Transaction(ctx, mfaHash("s"))
 	notAnswer("Transaction", err)
 	_, err = st.ConsumeTransaction(ctx, mfaHash("s"))
@@ -491,6 +493,9 @@ func TestMFABadInput(t *testing.T) {
 		if n, err := st.Hit(ctx, "k", tc.now, tc.window); !errors.As(err, &inputErr) {
 			t.Errorf("Hit with %s = %d, %v; want *InputError", tc.name, n, err)
 		}
+		if err := st.Forget(ctx, "k", tc.now, tc.window); !errors.As(err, &inputErr) {
+			t.Errorf("Forget with %s = %v; want *InputError", tc.name, err)
+		}
 	}
 	if got := keysOf(t, c, prefix+"mr:*"); len(got) != 0 {
 		t.Errorf("refused Hits left keys %q", got)
@@ -530,6 +535,7 @@ func TestMFAOneRoundTrip(t *testing.T) {
 		{"CheckCode", func() error { _, err := st.CheckCode(ctx, "t", "x", c.Hash, base); return err }, "evalsha"},
 		{"DeleteCode", func() error { return st.DeleteCode(ctx, "t", "x") }, "del"},
 		{"Hit", func() error { _, err := st.Hit(ctx, "k", base, time.Minute); return err }, "evalsha"},
+		{"Forget", func() error { return st.Forget(ctx, "k", base, time.Minute) }, "evalsha"},
 		{"CreateTransaction", func() error { return st.CreateTransaction(ctx, x) }, "evalsha"},
 		{"Transaction", func() error { _, err := st.Transaction(ctx, x.Hash); return err }, "hmget"},
 		{"ConsumeTransaction", func() error { _, err := st.ConsumeTransaction(ctx, x.Hash); return err }, "evalsha"},

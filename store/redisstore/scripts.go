@@ -448,6 +448,18 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1
 `)
 
+// forgetScript is mfa.RateStore.Forget. KEYS[1] the rate counter. ARGV:
+// the end of the window to forget. Deletes the counter if its window
+// ends there; returns 1 if it did, else 0.
+var forgetScript = redis.NewScript(`
+local e = redis.call('HGET', KEYS[1], 'e')
+if e and tonumber(e) == tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+`)
+
 // txnFieldNames are the fields of a transaction that Go decodes, in
 // order; txnFields is the same list in Lua.
 var (
@@ -621,7 +633,7 @@ return out
 var allScripts = []*redis.Script{
 	createScript, touchScript, lookupTouchScript, deleteScript, rotateScript,
 	listScript, deleteByUserScript, reserveScript, settleScript,
-	putCodeScript, checkCodeScript, hitScript, createTxnScript, consumeTxnScript,
+	putCodeScript, checkCodeScript, hitScript, forgetScript, createTxnScript, consumeTxnScript,
 	rememberRequestScript, consumeRequestScript, insertIDScript,
 	putSubjectScript, subjectsByNameIDScript,
 }

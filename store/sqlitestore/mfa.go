@@ -536,6 +536,21 @@ func (m *MFA) Hit(ctx context.Context, key string, now time.Time, window time.Du
 	return n, nil
 }
 
+// Forget implements mfa.RateStore with one DELETE of the key's row if
+// it ends where Hit puts the end of a window opened at opened (a key's
+// windows all have one length, so no other window of it ends there).
+func (m *MFA) Forget(ctx context.Context, key string, opened time.Time, window time.Duration) error {
+	end := windowEnd(ceilMicros(opened), window)
+	err := m.s.writeOne(ctx, func(w *wtx) error {
+		_, err := w.exec(rateForget, key, end)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: forget: %w", err)
+	}
+	return nil
+}
+
 func scanTxn(r scanner) (mfa.Transaction, error) {
 	var t mfa.Transaction
 	var flags, created, expires int64

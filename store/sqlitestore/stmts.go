@@ -113,6 +113,7 @@ const (
 	codeDel
 	codeSweep
 	rateHit
+	rateForget
 	rateSweep
 	txnCreate
 	txnGet
@@ -373,6 +374,7 @@ var queries = func() (q [numStmts]string) {
 			hits = CASE WHEN ?2 < ends_at THEN hits + 1 ELSE 1 END,
 			ends_at = CASE WHEN ?2 < ends_at THEN ends_at ELSE ?3 END
 		RETURNING hits`
+	q[rateForget] = `DELETE FROM guard_mfa_rates WHERE key = ? AND ends_at = ?`
 	q[rateSweep] = `DELETE FROM guard_mfa_rates WHERE key IN (
 		SELECT key FROM guard_mfa_rates WHERE ends_at <= ?1 LIMIT ?2)`
 	q[txnCreate] = `INSERT INTO guard_mfa_transactions (` + txnCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
