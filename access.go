@@ -492,7 +492,9 @@ func subjectOf(s string) (rbac.Subject, error) {
 // GrantRole gives a user ("user:<id>") or an API key ("key:<id>") a role
 // in the tenant. The granter must hold every permission of the role
 // (ErrForbidden otherwise: nobody grants more than they hold); the change
-// is in force on the subject's next request on every replica. If it cannot
+// is in force on the subject's next request on every replica (within
+// milliseconds on one that keeps versions in memory: see "Concurrency" in
+// the package doc). If it cannot
 // be recorded in the audit log, it is undone and ErrUnavailable returned
 // (so is a RevokeRole).
 //

@@ -78,7 +78,12 @@
 // the size of the policy), or reloads the whole policy when the log no
 // longer reaches back. So a grant or revocation made through any Enforcer
 // on the same store, on any replica, is in force on the very next
-// decision of every Enforcer; no cache can answer from an older policy.
+// decision of every Enforcer whose store reads the version at each
+// decision; no cache of the Enforcer answers from an older policy. A
+// store may keep versions in memory until it is told of a change
+// (pgstore's Watch): an Enforcer on it follows a change made elsewhere
+// once the store is told (milliseconds), never later than the store's
+// bound (pgstore.WatchFresh).
 // DecideAt takes the version from the caller instead, for a caller that
 // reads it together with other per-request data.
 // DecideWithin and PermissionsWithin bound a subject by another's
