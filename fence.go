@@ -26,10 +26,30 @@ import (
 // The opener is called only for tenants that exist in the registry
 // (Config.Stores.Tenants), at most once at a time per tenant, and again
 // after the tenant's stores were closed to respect MaxOpenTenants.
+//
+// The opener runs apart from the call that needed the tenant: its context
+// carries that call's values but neither its cancellation nor its
+// deadline, since other calls for the tenant wait for the same open; it
+// ends when the opener returns, or after TenantOpenTimeout. Each call
+// waits for the open only until its own context ends (its error is then
+// the context's), and the open goes on: the stores it returns are kept
+// for the next calls (or closed, if the tenant was closed to respect
+// MaxOpenTenants meanwhile). Until the opener returns, every call of the
+// tenant waits for it, up to the call's deadline (calls that undo a
+// change do so without the caller's deadline, so up to the open's): an
+// opener should honour its context, connecting and migrating under it.
+// Anything that outlives the open (pgstore's Watch) takes a context of
+// its own, ended by the returned Closer. Schema migrations that may take
+// longer than TenantOpenTimeout are run ahead, not in the opener.
 type TenantOpener func(ctx context.Context, tenant string) (Stores, io.Closer, error)
 
 // DefaultMaxOpenTenants is the default of Config.MaxOpenTenants.
 const DefaultMaxOpenTenants = 64
+
+// TenantOpenTimeout bounds an open of a ring-fenced tenant's stores: the
+// context given to the TenantOpener ends after it, and the calls waiting
+// for the tenant then get ErrUnavailable (the next call opens again).
+const TenantOpenTimeout = time.Minute
 
 // tenantData is one ring-fenced tenant's open stores.
 type tenantData struct {
@@ -38,6 +58,7 @@ type tenantData struct {
 	closer  io.Closer
 	ready   chan struct{} // closed once opened (or failed: err)
 	err     error
+	panic   any  // what the opener panicked with, if it did (err is set)
 	refs    int  // acquisitions not yet released
 	evicted bool // out of the fence's map; closed when refs reaches 0
 	elem    *list.Element
@@ -53,10 +74,11 @@ type tenantData struct {
 // close to end), so the opener never runs for a tenant whose stores are
 // still open.
 type fence struct {
-	open    TenantOpener
-	max     int
-	needMFA bool // the tenant stores must include the MFA tenant-data stores
-	exists  func(ctx context.Context, tenant string) error
+	open        TenantOpener
+	openTimeout time.Duration
+	max         int
+	needMFA     bool // the tenant stores must include the MFA tenant-data stores
+	exists      func(ctx context.Context, tenant string) error
 
 	mu  sync.Mutex
 	m   map[string]*tenantData
@@ -65,7 +87,7 @@ type fence struct {
 }
 
 func newFence(open TenantOpener, max int, exists func(context.Context, string) error) *fence {
-	return &fence{open: open, max: max, exists: exists,
+	return &fence{open: open, openTimeout: TenantOpenTimeout, max: max, exists: exists,
 		m: make(map[string]*tenantData), out: make(map[string]*tenantData), lru: list.New()}
 }
 
@@ -109,6 +131,7 @@ func (f *fence) acquire(ctx context.Context, tenant string) (*tenantData, error)
 		d = &tenantData{tenant: tenant, ready: make(chan struct{}), closed: make(chan struct{})}
 		d.elem = f.lru.PushFront(d)
 		f.m[tenant] = d
+		d.refs++ // the open's own, released when it ends
 	} else {
 		f.lru.MoveToFront(d.elem)
 	}
@@ -117,40 +140,48 @@ func (f *fence) acquire(ctx context.Context, tenant string) (*tenantData, error)
 	if back {
 		f.evict()
 	}
-
 	if !ok {
-		f.fill(ctx, d)
-		f.evict()
-	} else {
-		select {
-		case <-d.ready:
-		case <-ctx.Done():
-			f.release(d)
-			return nil, ctx.Err()
-		}
+		go f.fill(context.WithoutCancel(ctx), d)
+	}
+
+	// The call that started the open waits for it as any other: until its
+	// own context ends.
+	select {
+	case <-d.ready:
+	case <-ctx.Done():
+		f.release(d)
+		return nil, ctx.Err()
 	}
 	if d.err != nil {
 		f.release(d)
+		if !ok && d.panic != nil {
+			panic(d.panic)
+		}
 		return nil, d.err
 	}
 	return d, nil
 }
 
-// fill opens d's stores and marks d ready; on failure d leaves the map so
-// that the next acquire tries again. An opener that panics fails the open
-// the same way (those waiting for it get the error), and the panic goes on
-// in the caller, whose acquisition is released.
+// fill opens d's stores and marks d ready, then lets go of the open's own
+// acquisition of d (so that stores opened after every caller gave up are
+// kept in the map, or closed if d was evicted meanwhile). On failure d
+// leaves the map so that the next acquire tries again. An opener that
+// panics fails the open the same way (those waiting for it get the error),
+// and the panic goes on in the call that started the open, if it still
+// waits. ctx is the starting call's, without its cancellation.
 func (f *fence) fill(ctx context.Context, d *tenantData) {
-	defer close(d.ready)
 	defer func() {
 		if p := recover(); p != nil {
+			d.panic = p
 			f.failed(d, fmt.Errorf("opener panicked: %v", p))
-			f.release(d)
-			panic(p)
 		}
+		close(d.ready)
+		f.release(d)
+		f.evict()
 	}()
-	// Not the caller's cancellation: others may be waiting for this open.
-	st, closer, err := f.open(context.WithoutCancel(ctx), d.tenant)
+	ctx, cancel := context.WithTimeout(ctx, f.openTimeout)
+	defer cancel()
+	st, closer, err := f.open(ctx, d.tenant)
 	if err == nil {
 		switch {
 		case st.Users == nil:
