@@ -721,9 +721,13 @@ func (g *Guard) ssoSubject(ctx context.Context, tenant, userID string) (sso.Subj
 // names the same user whichever IdP sends it. Every session of that user ends,
 // whatever SessionIndex the request names: a logout from the IdP never
 // leaves a Guard session of the person behind. A store failure answers nothing to the IdP
-// (ErrUnavailable), so it does not take the logout as done.
+// (ErrUnavailable), so it does not take the logout as done. A tenant that
+// does not exist is ErrTenantNotFound, and nothing is recorded.
 func (g *Guard) HandleSLO(ctx context.Context, tenant string, r *http.Request) (string, error) {
 	if err := g.needSSO(); err != nil {
+		return "", err
+	}
+	if _, err := g.EffectivePolicy(ctx, tenant); err != nil {
 		return "", err
 	}
 	res, err := g.sso.SLO(ctx, tenant, r)
