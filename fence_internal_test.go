@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -34,5 +35,17 @@ func TestFenceOpenTimeout(t *testing.T) {
 	}
 	if n := f.len(); n != 0 {
 		t.Errorf("%d tenants open after failed opens", n)
+	}
+}
+
+// A routed store's answer for a tenant that does not exist, wrapped by the
+// sso package, stays ErrTenantNotFound: not a store failure (503).
+func TestSSOErrKeepsUnknownTenant(t *testing.T) {
+	err := ssoErr("sso connection", fmt.Errorf("sso: store get connection: %w", ErrTenantNotFound))
+	if !errors.Is(err, ErrTenantNotFound) || errors.Is(err, ErrUnavailable) {
+		t.Errorf("ssoErr of an unknown tenant = %v, want ErrTenantNotFound, not ErrUnavailable", err)
+	}
+	if err := ssoErr("sso connection", errors.New("connection refused")); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("ssoErr of a store failure = %v, want ErrUnavailable", err)
 	}
 }

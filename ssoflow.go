@@ -795,8 +795,10 @@ func (g *Guard) sloUsers(ctx context.Context, tenant, idp, nameID string) ([]str
 	return []string{u.ID}, nil
 }
 
-// ssoErr keeps the sso package's answers about input and state and
-// reports store failures as ErrUnavailable.
+// ssoErr keeps the sso package's answers about input and state, reports
+// a tenant that does not exist as ErrTenantNotFound (ring-fenced, the
+// tenant's connection store is found through the registry) and store
+// failures as ErrUnavailable.
 func ssoErr(op string, err error) error {
 	var (
 		ie *sso.InputError
@@ -809,6 +811,8 @@ func ssoErr(op string, err error) error {
 	case errors.As(err, &ie), errors.As(err, &fe), errors.As(err, &re), errors.Is(err, sso.ErrNotFound),
 		errors.Is(err, sso.ErrNoLogout), errors.Is(err, sso.ErrFull), errors.Is(err, sso.ErrNoMFAContexts):
 		return err
+	case errors.Is(err, ErrTenantNotFound):
+		return ErrTenantNotFound
 	}
 	return unavailable(op, err)
 }
@@ -853,8 +857,14 @@ func (g *Guard) SSOServiceProvider(tenant string) (sso.SP, error) {
 // meanwhile), ErrUnavailable returned, and the next refresh tries again.
 // If that fails too, the new document stays, unrecorded, and
 // ErrUnavailable is returned.
+//
+// A tenant that does not exist is ErrTenantNotFound; one without an IdP
+// connection, sso.ErrNotFound.
 func (g *Guard) RefreshSSOMetadata(ctx context.Context, tenant string) (bool, error) {
 	if err := g.needSSO(); err != nil {
+		return false, err
+	}
+	if _, err := g.EffectivePolicy(ctx, tenant); err != nil {
 		return false, err
 	}
 	before, err := g.sso.Connection(ctx, tenant)
