@@ -3,6 +3,7 @@ package guard
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -19,9 +20,34 @@ import (
 // TenantOpener opens the stores that keep one tenant's data when tenants
 // are ring-fenced (Config.OpenTenant): typically the tenant's own SQLite
 // file or its own PostgreSQL database or schema, migrated and ready. Of the
-// returned Stores only the tenant-data fields are used: Users, UserUpdates,
-// Audit, IPLists, Policies, Approvals, and MFA.Factors, MFA.FactorUpdates, MFA.Enrolments and
-// MFA.Recovery. The Closer releases them (a pool, a file); it may be nil.
+// returned Stores only the tenant-data fields are used, and they must
+// include what the Guard's Config uses (a backend's Stores() has them
+// all):
+//   - Users, UserUpdates and Audit, always;
+//   - MFA.Factors, MFA.FactorUpdates, MFA.Enrolments and MFA.Recovery
+//     when Config.MFA is set (an open without them fails);
+//   - Policies and Approvals: ring-fenced tenants always have roles, and
+//     without them every permission check of the tenant's users and API
+//     keys fails (ErrRolesNotConfigured), never allows;
+//   - SSO.Connections when Config.SSO is set (without it the tenant has
+//     no single sign-on: ErrSSONotConfigured);
+//   - IPLists (nil: the tenant has no IP allow-lists).
+//
+// The Closer releases them (a pool, a file); it may be nil.
+//
+// Two tenants must never share stores: the tenant ID must map to the file,
+// database or schema one-to-one. A tenant ID (CheckTenantID) is a valid
+// SQLite file name as it is ("tenant-" + id + ".db") and a valid
+// PostgreSQL database name once quoted, but a pgstore schema name
+// (pgstore.Options.Schema: lower-case letters, digits and '_', at most 63
+// bytes) cannot hold every tenant ID one-to-one: replacing '-' by '_' or
+// by "__", or clipping to 63 bytes, gives two tenants the same schema
+// ("a-b", "a_b" and "a__b"). Escape instead, with '_' as the escape
+// character: "t_" + the ID with each '_' written "_0" and each '-' "_1"
+// ("a-b" is t_a_1b, "a_b" t_a_0b), which fits tenant IDs of up to 30
+// bytes (refuse longer ones before CreateTenant), or keep a table of your
+// own from tenant ID to a schema name you allocate ("t_" and a sequence
+// number).
 //
 // The opener is called only for tenants that exist in the registry
 // (Config.Stores.Tenants), at most once at a time per tenant, and again
@@ -50,6 +76,10 @@ const DefaultMaxOpenTenants = 64
 // context given to the TenantOpener ends after it, and the calls waiting
 // for the tenant then get ErrUnavailable (the next call opens again).
 const TenantOpenTimeout = time.Minute
+
+// errClosed is the cause of the ErrUnavailable that a call of a
+// ring-fenced tenant gets after Guard.Close.
+var errClosed = errors.New("guard: closed")
 
 // tenantData is one ring-fenced tenant's open stores.
 type tenantData struct {
@@ -80,21 +110,42 @@ type fence struct {
 	needMFA     bool // the tenant stores must include the MFA tenant-data stores
 	exists      func(ctx context.Context, tenant string) error
 
-	mu  sync.Mutex
-	m   map[string]*tenantData
-	out map[string]*tenantData // evicted, not yet closed
-	lru *list.List             // of *tenantData in m, most recent first
+	stop  context.Context    // ended by closeAll: opens in flight end
+	abort context.CancelFunc // ends stop
+	opens sync.WaitGroup     // opens in flight
+
+	mu     sync.Mutex
+	closed bool // closeAll began: nothing is opened any more
+	m      map[string]*tenantData
+	out    map[string]*tenantData // evicted, not yet closed
+	lru    *list.List             // of *tenantData in m, most recent first
 }
 
 func newFence(open TenantOpener, max int, exists func(context.Context, string) error) *fence {
-	return &fence{open: open, openTimeout: TenantOpenTimeout, max: max, exists: exists,
+	stop, abort := context.WithCancel(context.Background())
+	return &fence{open: open, openTimeout: TenantOpenTimeout, max: max, exists: exists, stop: stop, abort: abort,
 		m: make(map[string]*tenantData), out: make(map[string]*tenantData), lru: list.New()}
+}
+
+// refuseClosed returns the error of a call after closeAll began (nil
+// before).
+func (f *fence) refuseClosed() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return unavailable("tenant stores", errClosed)
+	}
+	return nil
 }
 
 // acquire returns tenant's stores, opening them if needed. The tenant must
 // exist in the registry (an error matching ErrTenantNotFound otherwise).
-// The caller must call release(d) when done.
+// After closeAll it opens nothing and fails with ErrUnavailable. The
+// caller must call release(d) when done.
 func (f *fence) acquire(ctx context.Context, tenant string) (*tenantData, error) {
+	if err := f.refuseClosed(); err != nil {
+		return nil, err
+	}
 	if err := f.exists(ctx, tenant); err != nil {
 		return nil, err
 	}
@@ -102,6 +153,10 @@ func (f *fence) acquire(ctx context.Context, tenant string) (*tenantData, error)
 	var d *tenantData
 	ok, back := false, false
 	for {
+		if f.closed {
+			f.mu.Unlock()
+			return nil, unavailable("tenant stores", errClosed)
+		}
 		if d, ok = f.m[tenant]; ok {
 			break
 		}
@@ -132,6 +187,7 @@ func (f *fence) acquire(ctx context.Context, tenant string) (*tenantData, error)
 		d.elem = f.lru.PushFront(d)
 		f.m[tenant] = d
 		d.refs++ // the open's own, released when it ends
+		f.opens.Add(1)
 	} else {
 		f.lru.MoveToFront(d.elem)
 	}
@@ -168,7 +224,8 @@ func (f *fence) acquire(ctx context.Context, tenant string) (*tenantData, error)
 // leaves the map so that the next acquire tries again. An opener that
 // panics fails the open the same way (those waiting for it get the error),
 // and the panic goes on in the call that started the open, if it still
-// waits. ctx is the starting call's, without its cancellation.
+// waits. ctx is the starting call's, without its cancellation; the open's
+// ends at the timeout or when closeAll begins.
 func (f *fence) fill(ctx context.Context, d *tenantData) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -178,9 +235,11 @@ func (f *fence) fill(ctx context.Context, d *tenantData) {
 		close(d.ready)
 		f.release(d)
 		f.evict()
+		f.opens.Done()
 	}()
 	ctx, cancel := context.WithTimeout(ctx, f.openTimeout)
 	defer cancel()
+	defer context.AfterFunc(f.stop, cancel)()
 	st, closer, err := f.open(ctx, d.tenant)
 	if err == nil {
 		switch {
@@ -284,8 +343,17 @@ func (f *fence) len() int {
 	return len(f.m) + len(f.out)
 }
 
-// closeAll closes every open tenant's stores (Guard.Close).
+// closeAll closes every open tenant's stores (Guard.Close): from now on
+// nothing is opened, the opens in flight are ended (their contexts) and
+// waited for, then every tenant's stores are closed, those in use once
+// their last call releases them.
 func (f *fence) closeAll() {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	f.abort()
+	f.opens.Wait()
+
 	f.mu.Lock()
 	var closeNow []*tenantData
 	for t, d := range f.m {
@@ -304,6 +372,14 @@ func (f *fence) closeAll() {
 // Close waits for background work (reset emails) and closes the stores of
 // ring-fenced tenants that the Guard opened. The Config's own Stores are
 // the host's to close.
+//
+// Ring-fenced, Close ends the opens of tenant stores in flight (the
+// contexts given to the TenantOpener) and waits for their openers to
+// return; the stores of a tenant that calls still use are closed when the
+// last of them ends. After Close, a call that needs a ring-fenced
+// tenant's stores opens nothing and fails with ErrUnavailable ("guard:
+// closed"): Close the Guard when it is no longer used. Close may be
+// called more than once.
 func (g *Guard) Close() error {
 	g.bg.Wait()
 	if g.fence != nil {

@@ -79,7 +79,7 @@ func (m *memTenants) Open(ctx context.Context, tenant string) (guard.Stores, io.
 func TestAuditFence_HangingOpenIgnoresTheRequestDeadline(t *testing.T) {
 	m := newMemTenants()
 	g, err := guard.New(guard.Config{Stores: memstore.New().Stores().Shared(), AuditKey: auditKey, Hasher: fastHasher,
-		OpenTenant: m.Open, MaxOpenTenants: 4})
+		OpenTenant: m.Open, MaxOpenTenants: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,9 +96,11 @@ func TestAuditFence_HangingOpenIgnoresTheRequestDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The tenant's stores are closed (as the LRU closes an idle tenant),
-	// and its database stops answering.
-	g.Close()
+	// The tenant's stores are closed (the LRU closes idle acme for
+	// globex), and its database stops answering.
+	if _, err := g.CreateTenant(ctx, sys, "globex", "Globex", guard.Policy{}); err != nil {
+		t.Fatal(err)
+	}
 	hang := make(chan struct{})
 	m.setHang(hang)
 	defer close(hang) // lets the stuck open end after the test

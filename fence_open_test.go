@@ -238,3 +238,48 @@ func TestFencedOpensUnderDeadlines(t *testing.T) {
 	}
 	eventually(t, "no goroutine left behind", func() bool { return runtime.NumGoroutine() <= baseline })
 }
+
+// Close ends the opens in flight and waits for them; after it, a call of
+// a ring-fenced tenant opens nothing and fails with ErrUnavailable, and
+// nothing is left open.
+func TestFencedUseAfterClose(t *testing.T) {
+	g, dbs := newGatedFence(t, 1, "acme", "globex") // acme closed for globex
+	ctx := context.Background()
+	sys := guard.System("test")
+	gate := make(chan struct{})
+	dbs.gate("acme", gate)
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := g.ListUsers(ctx, sys, "acme", "", 10)
+		waiting <- err
+	}()
+	eventually(t, "acme's open started", func() bool { return dbs.inflight.Load() == 1 })
+	if err := quick(t, gate, 2*time.Second, g.Close); err != nil {
+		t.Fatal(err)
+	}
+	if n := dbs.inflight.Load(); n != 0 {
+		t.Errorf("%d opens still in the opener after Close", n)
+	}
+	if err := <-waiting; !errors.Is(err, guard.ErrUnavailable) {
+		t.Errorf("a call waiting for an open that Close ended = %v, want ErrUnavailable", err)
+	}
+	calls := dbs.calls.Load()
+	dbs.gate("acme", nil)
+	for _, tn := range []string{"acme", "globex"} {
+		if _, err := g.ListUsers(ctx, sys, tn, "", 10); !errors.Is(err, guard.ErrUnavailable) {
+			t.Errorf("ListUsers(%s) after Close = %v, want ErrUnavailable", tn, err)
+		}
+	}
+	if n := dbs.calls.Load() - calls; n != 0 {
+		t.Errorf("%d opens after Close", n)
+	}
+	if n := dbs.open.Load(); n != 0 {
+		t.Errorf("%d tenant handles open after Close", n)
+	}
+	if n := g.OpenTenants(); n != 0 {
+		t.Errorf("OpenTenants after Close = %d", n)
+	}
+	if err := g.Close(); err != nil {
+		t.Errorf("Close again: %v", err)
+	}
+}
