@@ -3,6 +3,7 @@ package guard
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -19,17 +20,66 @@ import (
 // TenantOpener opens the stores that keep one tenant's data when tenants
 // are ring-fenced (Config.OpenTenant): typically the tenant's own SQLite
 // file or its own PostgreSQL database or schema, migrated and ready. Of the
-// returned Stores only the tenant-data fields are used: Users, UserUpdates,
-// Audit, IPLists, Policies, Approvals, and MFA.Factors, MFA.FactorUpdates, MFA.Enrolments and
-// MFA.Recovery. The Closer releases them (a pool, a file); it may be nil.
+// returned Stores only the tenant-data fields are used, and they must
+// include what the Guard's Config uses (a backend's Stores() has them
+// all):
+//   - Users, UserUpdates and Audit, always;
+//   - MFA.Factors, MFA.FactorUpdates, MFA.Enrolments and MFA.Recovery
+//     when Config.MFA is set (an open without them fails);
+//   - Policies and Approvals: ring-fenced tenants always have roles, and
+//     without them every permission check of the tenant's users and API
+//     keys fails (ErrRolesNotConfigured), never allows;
+//   - SSO.Connections when Config.SSO is set (without it the tenant has
+//     no single sign-on: ErrSSONotConfigured);
+//   - IPLists (nil: the tenant has no IP allow-lists).
+//
+// The Closer releases them (a pool, a file); it may be nil.
+//
+// Two tenants must never share stores: the tenant ID must map to the file,
+// database or schema one-to-one. A tenant ID (CheckTenantID) is a valid
+// SQLite file name as it is ("tenant-" + id + ".db") and a valid
+// PostgreSQL database name once quoted, but a pgstore schema name
+// (pgstore.Options.Schema: lower-case letters, digits and '_', at most 63
+// bytes) cannot hold every tenant ID one-to-one: replacing '-' by '_' or
+// by "__", or clipping to 63 bytes, gives two tenants the same schema
+// ("a-b", "a_b" and "a__b"). Escape instead, with '_' as the escape
+// character: "t_" + the ID with each '_' written "_0" and each '-' "_1"
+// ("a-b" is t_a_1b, "a_b" t_a_0b), which fits tenant IDs of up to 30
+// bytes (refuse longer ones before CreateTenant), or keep a table of your
+// own from tenant ID to a schema name you allocate ("t_" and a sequence
+// number).
 //
 // The opener is called only for tenants that exist in the registry
 // (Config.Stores.Tenants), at most once at a time per tenant, and again
 // after the tenant's stores were closed to respect MaxOpenTenants.
+//
+// The opener runs apart from the call that needed the tenant: its context
+// carries that call's values but neither its cancellation nor its
+// deadline, since other calls for the tenant wait for the same open; it
+// ends when the opener returns, or after TenantOpenTimeout. Each call
+// waits for the open only until its own context ends (its error is then
+// the context's), and the open goes on: the stores it returns are kept
+// for the next calls (or closed, if the tenant was closed to respect
+// MaxOpenTenants meanwhile). Until the opener returns, every call of the
+// tenant waits for it, up to the call's deadline (calls that undo a
+// change do so without the caller's deadline, so up to the open's): an
+// opener should honour its context, connecting and migrating under it.
+// Anything that outlives the open (pgstore's Watch) takes a context of
+// its own, ended by the returned Closer. Schema migrations that may take
+// longer than TenantOpenTimeout are run ahead, not in the opener.
 type TenantOpener func(ctx context.Context, tenant string) (Stores, io.Closer, error)
 
 // DefaultMaxOpenTenants is the default of Config.MaxOpenTenants.
 const DefaultMaxOpenTenants = 64
+
+// TenantOpenTimeout bounds an open of a ring-fenced tenant's stores: the
+// context given to the TenantOpener ends after it, and the calls waiting
+// for the tenant then get ErrUnavailable (the next call opens again).
+const TenantOpenTimeout = time.Minute
+
+// errClosed is the cause of the ErrUnavailable that a call of a
+// ring-fenced tenant gets after Guard.Close.
+var errClosed = errors.New("guard: closed")
 
 // tenantData is one ring-fenced tenant's open stores.
 type tenantData struct {
@@ -38,6 +88,7 @@ type tenantData struct {
 	closer  io.Closer
 	ready   chan struct{} // closed once opened (or failed: err)
 	err     error
+	panic   any  // what the opener panicked with, if it did (err is set)
 	refs    int  // acquisitions not yet released
 	evicted bool // out of the fence's map; closed when refs reaches 0
 	elem    *list.Element
@@ -53,26 +104,48 @@ type tenantData struct {
 // close to end), so the opener never runs for a tenant whose stores are
 // still open.
 type fence struct {
-	open    TenantOpener
-	max     int
-	needMFA bool // the tenant stores must include the MFA tenant-data stores
-	exists  func(ctx context.Context, tenant string) error
+	open        TenantOpener
+	openTimeout time.Duration
+	max         int
+	needMFA     bool // the tenant stores must include the MFA tenant-data stores
+	exists      func(ctx context.Context, tenant string) error
 
-	mu  sync.Mutex
-	m   map[string]*tenantData
-	out map[string]*tenantData // evicted, not yet closed
-	lru *list.List             // of *tenantData in m, most recent first
+	stop  context.Context    // ended by closeAll: opens in flight end
+	abort context.CancelFunc // ends stop
+	opens sync.WaitGroup     // opens in flight
+
+	mu     sync.Mutex
+	closed bool // closeAll began: nothing is opened any more
+	m      map[string]*tenantData
+	out    map[string]*tenantData // evicted, not yet closed
+	lru    *list.List             // of *tenantData in m, most recent first
 }
 
 func newFence(open TenantOpener, max int, exists func(context.Context, string) error) *fence {
-	return &fence{open: open, max: max, exists: exists,
+	stop, abort := context.WithCancel(context.Background())
+	return &fence{open: open, openTimeout: TenantOpenTimeout, max: max, exists: exists, stop: stop, abort: abort,
 		m: make(map[string]*tenantData), out: make(map[string]*tenantData), lru: list.New()}
+}
+
+// refuseClosed returns the error of a call after closeAll began (nil
+// before).
+func (f *fence) refuseClosed() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return unavailable("tenant stores", errClosed)
+	}
+	return nil
 }
 
 // acquire returns tenant's stores, opening them if needed. The tenant must
 // exist in the registry (an error matching ErrTenantNotFound otherwise).
-// The caller must call release(d) when done.
+// After closeAll it opens nothing and fails with ErrUnavailable. The
+// caller must call release(d) when done.
 func (f *fence) acquire(ctx context.Context, tenant string) (*tenantData, error) {
+	if err := f.refuseClosed(); err != nil {
+		return nil, err
+	}
 	if err := f.exists(ctx, tenant); err != nil {
 		return nil, err
 	}
@@ -80,6 +153,10 @@ func (f *fence) acquire(ctx context.Context, tenant string) (*tenantData, error)
 	var d *tenantData
 	ok, back := false, false
 	for {
+		if f.closed {
+			f.mu.Unlock()
+			return nil, unavailable("tenant stores", errClosed)
+		}
 		if d, ok = f.m[tenant]; ok {
 			break
 		}
@@ -109,6 +186,8 @@ func (f *fence) acquire(ctx context.Context, tenant string) (*tenantData, error)
 		d = &tenantData{tenant: tenant, ready: make(chan struct{}), closed: make(chan struct{})}
 		d.elem = f.lru.PushFront(d)
 		f.m[tenant] = d
+		d.refs++ // the open's own, released when it ends
+		f.opens.Add(1)
 	} else {
 		f.lru.MoveToFront(d.elem)
 	}
@@ -117,40 +196,51 @@ func (f *fence) acquire(ctx context.Context, tenant string) (*tenantData, error)
 	if back {
 		f.evict()
 	}
-
 	if !ok {
-		f.fill(ctx, d)
-		f.evict()
-	} else {
-		select {
-		case <-d.ready:
-		case <-ctx.Done():
-			f.release(d)
-			return nil, ctx.Err()
-		}
+		go f.fill(context.WithoutCancel(ctx), d)
+	}
+
+	// The call that started the open waits for it as any other: until its
+	// own context ends.
+	select {
+	case <-d.ready:
+	case <-ctx.Done():
+		f.release(d)
+		return nil, ctx.Err()
 	}
 	if d.err != nil {
 		f.release(d)
+		if !ok && d.panic != nil {
+			panic(d.panic)
+		}
 		return nil, d.err
 	}
 	return d, nil
 }
 
-// fill opens d's stores and marks d ready; on failure d leaves the map so
-// that the next acquire tries again. An opener that panics fails the open
-// the same way (those waiting for it get the error), and the panic goes on
-// in the caller, whose acquisition is released.
+// fill opens d's stores and marks d ready, then lets go of the open's own
+// acquisition of d (so that stores opened after every caller gave up are
+// kept in the map, or closed if d was evicted meanwhile). On failure d
+// leaves the map so that the next acquire tries again. An opener that
+// panics fails the open the same way (those waiting for it get the error),
+// and the panic goes on in the call that started the open, if it still
+// waits. ctx is the starting call's, without its cancellation; the open's
+// ends at the timeout or when closeAll begins.
 func (f *fence) fill(ctx context.Context, d *tenantData) {
-	defer close(d.ready)
 	defer func() {
 		if p := recover(); p != nil {
+			d.panic = p
 			f.failed(d, fmt.Errorf("opener panicked: %v", p))
-			f.release(d)
-			panic(p)
 		}
+		close(d.ready)
+		f.release(d)
+		f.evict()
+		f.opens.Done()
 	}()
-	// Not the caller's cancellation: others may be waiting for this open.
-	st, closer, err := f.open(context.WithoutCancel(ctx), d.tenant)
+	ctx, cancel := context.WithTimeout(ctx, f.openTimeout)
+	defer cancel()
+	defer context.AfterFunc(f.stop, cancel)()
+	st, closer, err := f.open(ctx, d.tenant)
 	if err == nil {
 		switch {
 		case st.Users == nil:
@@ -253,8 +343,17 @@ func (f *fence) len() int {
 	return len(f.m) + len(f.out)
 }
 
-// closeAll closes every open tenant's stores (Guard.Close).
+// closeAll closes every open tenant's stores (Guard.Close): from now on
+// nothing is opened, the opens in flight are ended (their contexts) and
+// waited for, then every tenant's stores are closed, those in use once
+// their last call releases them.
 func (f *fence) closeAll() {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	f.abort()
+	f.opens.Wait()
+
 	f.mu.Lock()
 	var closeNow []*tenantData
 	for t, d := range f.m {
@@ -273,6 +372,14 @@ func (f *fence) closeAll() {
 // Close waits for background work (reset emails) and closes the stores of
 // ring-fenced tenants that the Guard opened. The Config's own Stores are
 // the host's to close.
+//
+// Ring-fenced, Close ends the opens of tenant stores in flight (the
+// contexts given to the TenantOpener) and waits for their openers to
+// return; the stores of a tenant that calls still use are closed when the
+// last of them ends. After Close, a call that needs a ring-fenced
+// tenant's stores opens nothing and fails with ErrUnavailable ("guard:
+// closed"): Close the Guard when it is no longer used. Close may be
+// called more than once.
 func (g *Guard) Close() error {
 	g.bg.Wait()
 	if g.fence != nil {

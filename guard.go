@@ -127,6 +127,8 @@ type Config struct {
 	//   - the short-lived MFA and SSO stores (see Stores.MFA and
 	//     Stores.SSO), SSO.Subjects holding each signed-in user's NameID
 	//     at the IdP, often an email address.
+	// See TenantOpener for the stores OpenTenant must return and for how
+	// to name each tenant's file, database or schema one-to-one.
 	OpenTenant TenantOpener
 	// MaxOpenTenants caps how many tenants' stores are open at once when
 	// OpenTenant is set (default 64): the least recently used are closed

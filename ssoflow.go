@@ -721,9 +721,13 @@ func (g *Guard) ssoSubject(ctx context.Context, tenant, userID string) (sso.Subj
 // names the same user whichever IdP sends it. Every session of that user ends,
 // whatever SessionIndex the request names: a logout from the IdP never
 // leaves a Guard session of the person behind. A store failure answers nothing to the IdP
-// (ErrUnavailable), so it does not take the logout as done.
+// (ErrUnavailable), so it does not take the logout as done. A tenant that
+// does not exist is ErrTenantNotFound, and nothing is recorded.
 func (g *Guard) HandleSLO(ctx context.Context, tenant string, r *http.Request) (string, error) {
 	if err := g.needSSO(); err != nil {
+		return "", err
+	}
+	if _, err := g.EffectivePolicy(ctx, tenant); err != nil {
 		return "", err
 	}
 	res, err := g.sso.SLO(ctx, tenant, r)
@@ -791,8 +795,10 @@ func (g *Guard) sloUsers(ctx context.Context, tenant, idp, nameID string) ([]str
 	return []string{u.ID}, nil
 }
 
-// ssoErr keeps the sso package's answers about input and state and
-// reports store failures as ErrUnavailable.
+// ssoErr keeps the sso package's answers about input and state, reports
+// a tenant that does not exist as ErrTenantNotFound (ring-fenced, the
+// tenant's connection store is found through the registry) and store
+// failures as ErrUnavailable.
 func ssoErr(op string, err error) error {
 	var (
 		ie *sso.InputError
@@ -805,6 +811,8 @@ func ssoErr(op string, err error) error {
 	case errors.As(err, &ie), errors.As(err, &fe), errors.As(err, &re), errors.Is(err, sso.ErrNotFound),
 		errors.Is(err, sso.ErrNoLogout), errors.Is(err, sso.ErrFull), errors.Is(err, sso.ErrNoMFAContexts):
 		return err
+	case errors.Is(err, ErrTenantNotFound):
+		return ErrTenantNotFound
 	}
 	return unavailable(op, err)
 }
@@ -849,8 +857,14 @@ func (g *Guard) SSOServiceProvider(tenant string) (sso.SP, error) {
 // meanwhile), ErrUnavailable returned, and the next refresh tries again.
 // If that fails too, the new document stays, unrecorded, and
 // ErrUnavailable is returned.
+//
+// A tenant that does not exist is ErrTenantNotFound; one without an IdP
+// connection, sso.ErrNotFound.
 func (g *Guard) RefreshSSOMetadata(ctx context.Context, tenant string) (bool, error) {
 	if err := g.needSSO(); err != nil {
+		return false, err
+	}
+	if _, err := g.EffectivePolicy(ctx, tenant); err != nil {
 		return false, err
 	}
 	before, err := g.sso.Connection(ctx, tenant)

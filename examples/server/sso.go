@@ -244,6 +244,9 @@ func (a *app) samlSLO(w http.ResponseWriter, r *http.Request) {
 		a.errorPage(w, r, http.StatusNotFound, "Single sign-on is not set up", "This organisation has not connected an identity provider.")
 		return
 	case err != nil:
+		// ErrSSOFailed, or ErrTenantNotFound: an organisation that does
+		// not exist is answered as one without an IdP, which tells
+		// nobody which organisations exist.
 		a.errorPage(w, r, http.StatusBadRequest, "Single logout failed",
 			"The identity provider's logout message was not accepted. If you are still signed in here, use Sign out.")
 		return

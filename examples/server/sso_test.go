@@ -847,6 +847,11 @@ func TestSSOWithoutIdP(t *testing.T) {
 	if resp, _ := c.get("/saml/demo/slo?SAMLResponse=x"); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("single logout without an IdP: %d", resp.StatusCode)
 	}
+	// No such organisation: answered as one without an IdP (not a 503,
+	// nor anything that tells which organisations exist).
+	if resp, _ := c.get("/saml/nobody/slo?SAMLResponse=x"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("single logout of no tenant: %d", resp.StatusCode)
+	}
 }
 
 // An IdP that takes AuthnRequests by HTTP-POST only: the console serves

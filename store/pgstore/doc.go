@@ -195,7 +195,8 @@
 // a cached one never used more than WatchFresh (one second) after the
 // last answer. Watching reports whether versions are being kept. With
 // ring-fenced tenants (guard.Config.OpenTenant), start one Watch per
-// tenant Store in the TenantOpener and cancel it in the io.Closer it
+// tenant Store in the TenantOpener, with a context of its own (the
+// opener's ends with the open), and cancel it in the io.Closer it
 // returns: one more connection per open tenant.
 //
 // # Data
