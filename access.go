@@ -47,18 +47,11 @@ func (g *Guard) keyBound(ctx context.Context, by Principal) (within rbac.Subject
 	}
 	creator := by.keyCreator
 	if !by.keyKnown {
-		if g.stores.APIKeys == nil {
-			return rbac.Subject{}, false, nil
+		k, found, err := g.apiKeyByID(ctx, by.Tenant, by.KeyID)
+		if err != nil || !found {
+			return rbac.Subject{}, false, err
 		}
-		ks, err := g.stores.APIKeys.ListAPIKeys(ctx, by.Tenant)
-		if err != nil {
-			return rbac.Subject{}, false, unavailable("list api keys", err)
-		}
-		i := slices.IndexFunc(ks, func(k auth.APIKey) bool { return k.ID == by.KeyID })
-		if i < 0 {
-			return rbac.Subject{}, false, nil
-		}
-		creator = ks[i].CreatedBy
+		creator = k.CreatedBy
 	}
 	if !isUserID(creator) {
 		return rbac.Subject{}, true, nil
@@ -717,18 +710,13 @@ func (g *Guard) granteeExists(ctx context.Context, by Principal, tenant string, 
 // store failure is ErrUnavailable.
 func (g *Guard) granteeGone(ctx context.Context, tenant string, sub rbac.Subject) (string, error) {
 	if sub.Kind == rbac.KindKey {
-		if g.stores.APIKeys == nil {
-			return ReasonUnknownKey, nil
-		}
-		ks, err := g.stores.APIKeys.ListAPIKeys(ctx, tenant)
-		if err != nil {
-			return "", unavailable("list api keys", err)
-		}
-		i := slices.IndexFunc(ks, func(k auth.APIKey) bool { return k.ID == sub.ID })
+		k, found, err := g.apiKeyByID(ctx, tenant, sub.ID)
 		switch {
-		case i < 0:
+		case err != nil:
+			return "", err
+		case !found:
 			return ReasonUnknownKey, nil
-		case !ks[i].RevokedAt.IsZero():
+		case !k.RevokedAt.IsZero():
 			return ReasonKeyRevoked, nil
 		}
 		return "", nil
@@ -1278,16 +1266,33 @@ func (g *Guard) notOwnKeysRequest(ctx context.Context, by Principal, id string) 
 	if err != nil || ap.Requester.Kind != rbac.KindKey {
 		return err
 	}
-	ks, err := g.stores.APIKeys.ListAPIKeys(ctx, by.Tenant)
+	k, found, err := g.apiKeyByID(ctx, by.Tenant, ap.Requester.ID)
 	if err != nil {
-		return unavailable("list api keys", err)
+		return err
 	}
-	for _, k := range ks {
-		if k.ID == ap.Requester.ID && k.CreatedBy != "" && k.CreatedBy == by.UserID {
-			return rbac.ErrSelfApproval
-		}
+	if found && k.CreatedBy != "" && k.CreatedBy == by.UserID {
+		return rbac.ErrSelfApproval
 	}
 	return nil
+}
+
+// apiKeyByID returns the tenant's API key with that ID, from one read of
+// the tenant's keys (the store has no look-up by ID); found is false when
+// the tenant has no such key, or there is no API key store. A store
+// failure is ErrUnavailable.
+func (g *Guard) apiKeyByID(ctx context.Context, tenant, id string) (k auth.APIKey, found bool, err error) {
+	if g.stores.APIKeys == nil {
+		return auth.APIKey{}, false, nil
+	}
+	ks, err := g.stores.APIKeys.ListAPIKeys(ctx, tenant)
+	if err != nil {
+		return auth.APIKey{}, false, unavailable("list api keys", err)
+	}
+	i := slices.IndexFunc(ks, func(k auth.APIKey) bool { return k.ID == id })
+	if i < 0 {
+		return auth.APIKey{}, false, nil
+	}
+	return ks[i], true, nil
 }
 
 // deciderActive is rbac.ApprovalConfig.DeciderActive for users: an
