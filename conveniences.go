@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
@@ -104,6 +105,14 @@ func (g *Guard) UserByEmail(ctx context.Context, by Principal, tenant, email str
 // deleted again). The invitation is recorded (user.invited) before it is
 // mailed; a mail failure is ErrUnavailable, deletes the link and is
 // recorded as a failed user.invited with reason send_failed.
+//
+// Invitations to one user are limited to Recovery.Limits.PerAccount in
+// any hour (default 5), failed sends included, so that an administrator's
+// session or key in a loop cannot flood an inbox: one more is refused with
+// ErrTooManyAttempts, recorded as a failed user.invited with reason
+// rate_limited, nothing sent and the last link still valid. The count is
+// the invitations' own: the requests of ForgotPassword, which anyone can
+// make for the address, cannot hold an invitation back.
 func (g *Guard) SendInvitation(ctx context.Context, by Principal, tenant, userID string) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
@@ -114,6 +123,9 @@ func (g *Guard) SendInvitation(ctx context.Context, by Principal, tenant, userID
 	}
 	if u.Status != auth.StatusActive {
 		return &InputError{Field: "user", Reason: "is deactivated"}
+	}
+	if err := g.inviteLimited(ctx, by, u); err != nil {
+		return err
 	}
 	token, h, err := newResetToken(g.rand)
 	if err != nil {
@@ -137,4 +149,24 @@ func (g *Guard) SendInvitation(ctx context.Context, by Principal, tenant, userID
 		return unavailable("send invitation", err)
 	}
 	return nil
+}
+
+// inviteLimited counts an invitation about to be made for u by by, and
+// refuses it (recorded, ErrTooManyAttempts) when it is over the hour's
+// limit for the user (see SendInvitation). A store failure is
+// ErrUnavailable.
+func (g *Guard) inviteLimited(ctx context.Context, by Principal, u auth.User) error {
+	n, err := g.recovery.rates.Hit(ctx, linkRateKey("invite", u.Tenant, u.ID), g.now(), time.Hour)
+	if err != nil {
+		return unavailable("invitation send limit", err)
+	}
+	if n <= g.recovery.Limits.PerAccount {
+		return nil
+	}
+	e := g.adminEvent(by, u.Tenant, audit.UserInvited, u.ID)
+	e.Outcome, e.Reason = audit.Failure, ReasonRateLimited
+	if err := g.record(ctx, e); err != nil {
+		return err
+	}
+	return ErrTooManyAttempts
 }

@@ -76,6 +76,9 @@ type RecoveryConfig struct {
 // stays valid, and the request is recorded as refused with reason
 // rate_limited; ForgotPassword and RequestEmailChange answer as if the
 // link had gone out. Zero fields take the defaults.
+//
+// PerAccount also bounds an administrator's invitations to one user
+// (SendInvitation), counted apart from the links above.
 type LinkLimits struct {
 	PerAccount     int // default 5
 	PerDestination int // default 5
@@ -192,8 +195,9 @@ const ReasonEmailChanged = "email_changed"
 // provider, which owns the addresses from then on.
 const ReasonIdPManaged = "idp_managed"
 
-// ReasonRateLimited is the Reason of a refused password.reset_requested or
-// user.email_change_requested event: a send limit held the link back.
+// ReasonRateLimited is the Reason of a refused password.reset_requested,
+// user.email_change_requested or user.invited event: a send limit held
+// the link back.
 const ReasonRateLimited = "rate_limited"
 
 func defaultResetMail(link string, ttl time.Duration) (string, string) {
