@@ -80,6 +80,7 @@ import (
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/sso"
@@ -92,17 +93,21 @@ const (
 
 // options are the command's flags.
 type options struct {
-	addr, baseURL        string
-	db, keys             string
-	memory               bool
-	postgres, pgSchema   string
-	redis, redisPrefix   string
-	captchaProvider      string
-	captchaSecret        string
-	captchaSiteKey       string
-	idpMetadata          string // URL or file of the demo tenant's IdP metadata
-	breachAPI            string // Pwned Passwords range API (or a mirror); "" is off
-	seed                 bool
+	addr, baseURL      string
+	db, keys           string
+	memory             bool
+	postgres, pgSchema string
+	redis, redisPrefix string
+	captchaProvider    string
+	captchaSecret      string
+	captchaSiteKey     string
+	idpMetadata        string // URL or file of the demo tenant's IdP metadata
+	breachAPI          string // Pwned Passwords range API (or a mirror); "" is off
+	seed               bool
+	// proxies: the reverse proxies in front of the console, whose
+	// forwarding header gives the client IP (-trusted-proxies,
+	// -trusted-hops, -proxy-header).
+	proxies              ipfilter.ResolverConfig
 	now                  func() time.Time // tests only
 	hasherMemory, hasher uint32           // tests only: cheap argon2id
 	// newSPKey makes the SAML key and certificate (default newSPKey);
@@ -161,6 +166,28 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.captchaSiteKey, "captcha-sitekey", "", "the CAPTCHA provider's site key")
 	fs.StringVar(&o.breachAPI, "breach-api", "", "refuse new passwords known from breaches, asking this Pwned Passwords range API with k-anonymity (e.g. "+auth.DefaultRangeAPIURL+")")
 	fs.BoolVar(&o.seed, "seed", true, "add a few invited demo users to a new tenant")
+	fs.Func("trusted-proxies", "comma-separated addresses or CIDR prefixes of the reverse proxies in front of the console: their forwarding header gives the client IP (default: none, the client IP is the connection's peer and forwarding headers are ignored)", func(v string) error {
+		for _, e := range ipfilter.SplitList(v) {
+			p, _, err := ipfilter.ParsePrefix(e, ipfilter.ParseOptions{})
+			if err != nil {
+				return err
+			}
+			o.proxies.TrustedProxies = append(o.proxies.TrustedProxies, p)
+		}
+		return nil
+	})
+	fs.IntVar(&o.proxies.TrustedHops, "trusted-hops", 0, "the exact number of proxies in front of the console, each adding one value to the header (with -trusted-proxies; default: skip every value inside -trusted-proxies)")
+	fs.Func("proxy-header", "the forwarding header the proxies set: x-forwarded-for (the default) or forwarded (RFC 7239)", func(v string) error {
+		switch strings.ToLower(v) {
+		case "x-forwarded-for":
+			o.proxies.Header = ipfilter.XForwardedFor
+		case "forwarded":
+			o.proxies.Header = ipfilter.Forwarded
+		default:
+			return errors.New("must be x-forwarded-for or forwarded")
+		}
+		return nil
+	})
 	adminMFA := fs.Bool("admin-mfa", true, "the Administration pages need a session that passed a second factor (an authenticator app): false lets a password-only session in, for a quick look")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -176,11 +203,27 @@ func parseFlags(args []string) (options, error) {
 	o.noAdminMFA = !*adminMFA
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if msg := proxyConflict(o, set); msg != "" {
+		fmt.Fprintln(fs.Output(), msg)
+		return options{}, fmt.Errorf("%w: %s", errUsage, msg)
+	}
 	if msg := engineConflict(o, set); msg != "" {
 		fmt.Fprintln(fs.Output(), msg)
 		return options{}, fmt.Errorf("%w: %s", errUsage, msg)
 	}
 	return o, nil
+}
+
+// proxyConflict says which proxy flags are wrong together, or would be
+// ignored ("" if none); set holds the flags given.
+func proxyConflict(o options, set map[string]bool) string {
+	if (set["trusted-hops"] || set["proxy-header"]) && len(o.proxies.TrustedProxies) == 0 {
+		return "-trusted-hops and -proxy-header are used only with -trusted-proxies"
+	}
+	if _, err := ipfilter.NewResolver(o.proxies); err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 // engineConflict says which engine flags contradict each other, or would
@@ -439,6 +482,7 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 		Now:         o.now,
 		OnRefuse:    onRefuse(logger.Printf),
 		BreachCheck: breach,
+		Proxies:     o.proxies,
 	}
 	if o.hasher != 0 {
 		cfg.Hasher.Memory, cfg.Hasher.Time, cfg.Hasher.Threads = o.hasherMemory, o.hasher, 1
