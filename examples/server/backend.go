@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"io/fs"
 	"math/big"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -97,7 +99,12 @@ func openBackend(ctx context.Context, o options, logf func(string, ...any)) (*ba
 		b.stores, b.name = st.Stores(), "SQLite file "+o.db
 	}
 	if o.redis != "" {
-		client := redis.NewClient(&redis.Options{Addr: o.redis})
+		opt, err := redisOptions(o.redis)
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		client := redis.NewClient(opt)
 		b.closers = append(b.closers, client.Close)
 		if err := firstContact(ctx, o, func(ctx context.Context) error { return client.Ping(ctx).Err() }); err != nil {
 			b.Close()
@@ -109,12 +116,32 @@ func openBackend(ctx context.Context, o options, logf func(string, ...any)) (*ba
 			return nil, err
 		}
 		b.stores = rs.Stores(b.stores)
-		b.name += " with Redis at " + o.redis + " for sessions, throttling and one-time codes"
+		b.name += " with Redis at " + opt.Addr + " for sessions, throttling and one-time codes"
 	}
 	for _, field := range missing(b.stores) {
 		logf("note: the %s backend keeps no %s: the console's pages for it say so", b.name, field)
 	}
 	return b, nil
+}
+
+// redisOptions are the client options of -redis: an address (HOST:PORT),
+// or a URL (redis://[USER:PASSWORD@]HOST:PORT[/DB], rediss:// for TLS)
+// for a server that wants a password or TLS. The password is never
+// printed: the console names the server by its address.
+func redisOptions(v string) (*redis.Options, error) {
+	if !strings.Contains(v, "://") {
+		return &redis.Options{Addr: v}, nil
+	}
+	opt, err := redis.ParseURL(v)
+	if err != nil {
+		// url.Parse's errors quote the whole URL, password and all: only
+		// the reason is told.
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("-redis: not a valid Redis URL: %w", err)
+	}
+	return opt, nil
 }
 
 // fresh reports whether the stores hold no data yet: no tenant, so no

@@ -158,7 +158,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.memory, "memory", false, "keep everything in memory (nothing is saved; not with -postgres)")
 	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL DSN: keep everything in PostgreSQL instead of SQLite (connect_timeout=10 unless the DSN sets one; the start fails if the server does not answer within 15 s)")
 	fs.StringVar(&o.pgSchema, "postgres-schema", "guard", "PostgreSQL schema (with -postgres)")
-	fs.StringVar(&o.redis, "redis", "", "Redis address (HOST:PORT): keep sessions, throttling and one-time codes there (the start fails if it does not answer within 15 s)")
+	fs.StringVar(&o.redis, "redis", "", "Redis address (HOST:PORT), or URL for a password or TLS (redis://[USER:PASSWORD@]HOST:PORT[/DB], rediss://…): keep sessions, throttling and one-time codes there (the start fails if it does not answer within 15 s)")
 	fs.StringVar(&o.redisPrefix, "redis-prefix", "guard:", "prefix of the Redis keys (with -redis)")
 	fs.StringVar(&o.idpMetadata, "idp-metadata", "", "URL or file of a SAML IdP's metadata: connect the demo tenant to it (see examples/idp)")
 	fs.StringVar(&o.captchaProvider, "captcha-provider", "", "turnstile, hcaptcha or recaptcha: verify a real CAPTCHA (default: a local \"I am human\" checkbox)")
@@ -245,6 +245,11 @@ func engineConflict(o options, set map[string]bool) string {
 		return "-postgres-schema is used only with -postgres"
 	case set["redis-prefix"] && o.redis == "":
 		return "-redis-prefix is used only with -redis"
+	}
+	if o.redis != "" {
+		if _, err := redisOptions(o.redis); err != nil {
+			return err.Error()
+		}
 	}
 	return ""
 }
