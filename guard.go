@@ -229,7 +229,10 @@ type Config struct {
 	StepUpWindow time.Duration
 	// Captcha verifies CAPTCHA tokens on forgot-password and reset, on
 	// change-password, and on login once an account has CaptchaAfter or
-	// a client IP CaptchaAfterIP recent failures. Nil: no CAPTCHA.
+	// a client IP CaptchaAfterIP recent failures, or has been locked
+	// (AccountLimit, IPLimit) since its failures were last forgotten: a
+	// lock sets the count of failures back to zero, not the need for a
+	// CAPTCHA. Nil: no CAPTCHA.
 	//
 	// A login refused only because it carried no CAPTCHA token does not
 	// count as a failure (its password was not evaluated; the client is

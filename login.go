@@ -36,7 +36,8 @@ type LoginRequest struct {
 	UserAgent string
 	// Captcha is the client's CAPTCHA token. It is needed (when
 	// Config.Captcha is set) once the account has Config.CaptchaAfter, or
-	// the client IP Config.CaptchaAfterIP, recent failures: without one the
+	// the client IP Config.CaptchaAfterIP, recent failures, and once either
+	// has been locked, until its failures are forgotten: without one the
 	// attempt fails with ErrCaptchaRequired and is not counted; with a
 	// token the provider refuses it fails so and counts as a failure.
 	Captcha string
@@ -218,9 +219,24 @@ func (g *Guard) reserve(ctx context.Context, tenant, email, ip string, known boo
 }
 
 // needsCaptcha reports whether the attempt behind gt comes after enough
-// recent failures of its account or client IP to need a CAPTCHA.
+// recent failures of its account or client IP to need a CAPTCHA: more
+// than CaptchaAfter (CaptchaAfterIP) counted since the last lock, or a
+// lock of the key before this attempt, not yet forgotten. A lock sets the
+// count back to zero, but not the need: else each lock would buy another
+// CaptchaAfter guesses without one.
 func (g *Guard) needsCaptcha(gt gate) bool {
-	return g.captcha != nil && (gt.acct.Failures > g.captchaAfter || gt.ip.Failures > g.captchaAfterIP)
+	return g.captcha != nil && (gt.acct.Failures > g.captchaAfter || lockedBefore(gt.acct) ||
+		gt.ip.Failures > g.captchaAfterIP || lockedBefore(gt.ip))
+}
+
+// lockedBefore reports whether the key of r was locked before the
+// attempt r reserved (and is not yet forgotten): r.Lockouts counts the
+// lock r started, if any.
+func lockedBefore(r auth.Reservation) bool {
+	if r.Locks {
+		return r.Lockouts > 1
+	}
+	return r.Lockouts > 0
 }
 
 // settle ends a successful attempt, in one call of the throttle store:
