@@ -70,3 +70,32 @@ func TestCaptchaAfterLock(t *testing.T) {
 		}
 	})
 }
+
+// A login into a made-up tenant counts for its client IP as one of an
+// unknown account does, and is asked for a CAPTCHA under the same rule.
+func TestCaptchaUnknownTenantCounted(t *testing.T) {
+	f := newFixture(t, func(c *guard.Config) { c.Captcha = humanCaptcha })
+	const ip = "198.51.100.30"
+	login := func(tenant, token string) error {
+		_, err := f.g.Login(f.ctx, guard.LoginRequest{Tenant: tenant, Email: "probe@example.com", Password: "a wrong guess",
+			IP: ip, UserAgent: "test", Captcha: token})
+		return err
+	}
+	for i := range 10 {
+		if err := login(fmt.Sprintf("no-such-tenant-%d", i), ""); !errors.Is(err, guard.ErrInvalidCredentials) {
+			t.Fatalf("failure %d: %v", i, err)
+		}
+	}
+	for _, tenant := range []string{tenantID, "no-such-tenant"} {
+		if err := login(tenant, ""); !errors.Is(err, guard.ErrCaptchaRequired) {
+			t.Errorf("login into %q after 10 failures in made-up tenants, no token = %v, want ErrCaptchaRequired", tenant, err)
+		}
+		if err := login(tenant, "human"); !errors.Is(err, guard.ErrInvalidCredentials) {
+			t.Errorf("login into %q with a solved CAPTCHA = %v, want ErrInvalidCredentials", tenant, err)
+		}
+	}
+	// Nothing of the made-up tenants is in the real tenant's log.
+	if n := len(f.events(t, audit.LoginFailed)); n != 2 {
+		t.Errorf("%d login.failed events in the real tenant, want 2 (its own two)", n)
+	}
+}
