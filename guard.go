@@ -228,12 +228,16 @@ type Config struct {
 	// ErrStepUpRequired and must call Reauthenticate.
 	StepUpWindow time.Duration
 	// Captcha verifies CAPTCHA tokens on forgot-password and reset, on
-	// change-password, and on login once an account has CaptchaAfter or
-	// a client IP CaptchaAfterIP recent failures. Nil: no CAPTCHA.
+	// change-password, and on login and step-up (Reauthenticate) once an
+	// account has CaptchaAfter or a client IP CaptchaAfterIP recent
+	// failures, or has been locked (AccountLimit, IPLimit) since its
+	// failures were last forgotten: a lock sets the count of failures
+	// back to zero, not the need for a CAPTCHA. Nil: no CAPTCHA.
 	//
-	// A login refused only because it carried no CAPTCHA token does not
-	// count as a failure (its password was not evaluated; the client is
-	// being asked for the first time); one with a refused token does.
+	// A login or step-up refused only because it carried no CAPTCHA token
+	// does not count as a failure (its password was not evaluated; the
+	// client is being asked for the first time); one with a refused token
+	// does.
 	Captcha auth.CaptchaVerifier
 	// CaptchaAfter is the number of recent failed logins of an account
 	// after which a login of it needs a CAPTCHA token (default 3).

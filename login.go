@@ -36,7 +36,8 @@ type LoginRequest struct {
 	UserAgent string
 	// Captcha is the client's CAPTCHA token. It is needed (when
 	// Config.Captcha is set) once the account has Config.CaptchaAfter, or
-	// the client IP Config.CaptchaAfterIP, recent failures: without one the
+	// the client IP Config.CaptchaAfterIP, recent failures, and once either
+	// has been locked, until its failures are forgotten: without one the
 	// attempt fails with ErrCaptchaRequired and is not counted; with a
 	// token the provider refuses it fails so and counts as a failure.
 	Captcha string
@@ -218,9 +219,52 @@ func (g *Guard) reserve(ctx context.Context, tenant, email, ip string, known boo
 }
 
 // needsCaptcha reports whether the attempt behind gt comes after enough
-// recent failures of its account or client IP to need a CAPTCHA.
+// recent failures of its account or client IP to need a CAPTCHA: more
+// than CaptchaAfter (CaptchaAfterIP) counted since the last lock, or a
+// lock of the key before this attempt, not yet forgotten. A lock sets the
+// count back to zero, but not the need: else each lock would buy another
+// CaptchaAfter guesses without one.
 func (g *Guard) needsCaptcha(gt gate) bool {
-	return g.captcha != nil && (gt.acct.Failures > g.captchaAfter || gt.ip.Failures > g.captchaAfterIP)
+	return g.captcha != nil && (gt.acct.Failures > g.captchaAfter || lockedBefore(gt.acct) ||
+		gt.ip.Failures > g.captchaAfterIP || lockedBefore(gt.ip))
+}
+
+// lockedBefore reports whether the key of r was locked before the
+// attempt r reserved (and is not yet forgotten): r.Lockouts counts the
+// lock r started, if any.
+func lockedBefore(r auth.Reservation) bool {
+	if r.Locks {
+		return r.Lockouts > 1
+	}
+	return r.Lockouts > 0
+}
+
+// captchaGate asks for a CAPTCHA when the attempt reserved as gt needs
+// one (needsCaptcha), and returns nil when it may go on. Otherwise it
+// returns the reason and error to refuse it with, and the gate to record
+// the refusal at: gt for a token the verifier refused (a failure, which
+// may start a lock), the zero gate for a missing token. Without a token
+// the attempt is no guess: its credential was not evaluated, and the
+// client is only now asked for a CAPTCHA. So it gives its reservations
+// back, and with them any lock they started, so that a burst of sign-ins
+// from one address (each counts until it ends) cannot turn into
+// failures, then a lock. A give-back that fails leaves the attempt
+// counted (returned as gt, with ReasonUnavailable), its lock on record.
+func (g *Guard) captchaGate(ctx context.Context, gt gate, token, ip string) (gate, string, error) {
+	if !g.needsCaptcha(gt) {
+		return gate{}, "", nil
+	}
+	err := g.checkCaptcha(ctx, token, ip)
+	switch {
+	case err == nil:
+		return gate{}, "", nil
+	case token != "":
+		return gt, ReasonCaptcha, err
+	}
+	if serr := g.settle(ctx, gt, false); serr != nil {
+		return gt, ReasonUnavailable, serr
+	}
+	return gate{}, ReasonCaptcha, err
 }
 
 // settle ends a successful attempt, in one call of the throttle store:
@@ -307,8 +351,11 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 // *InputError or auth.ErrPasswordTooLong without hashing, in any tenant,
 // so that it tells nothing of which tenants exist; in a tenant that
 // exists it is recorded as login.failed with reason bad_input (an unknown
-// tenant has no log to record it in). A store failure returns
-// ErrUnavailable: the login is denied, never allowed.
+// tenant has no log to record it in). A well-formed login into a tenant
+// that does not exist is answered as one of an unknown account: counted
+// in the throttle, asked for a CAPTCHA under the same rule, then
+// ErrInvalidCredentials after the dummy hash, and not recorded. A store
+// failure returns ErrUnavailable: the login is denied, never allowed.
 //
 // Each attempt is reserved in the throttle store before the password is
 // evaluated, per account and per client IP, so concurrent guesses can never
@@ -323,8 +370,7 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 	case errors.Is(err, ErrTenantNotFound) && inputErr != nil:
 		return LoginResult{}, inputErr // no tenant to record it in
 	case errors.Is(err, ErrTenantNotFound):
-		g.hasher.VerifyDummy(ctx, req.Password)
-		return LoginResult{}, ErrInvalidCredentials
+		return LoginResult{}, g.loginNoTenant(ctx, req, email)
 	case err != nil:
 		return LoginResult{}, err
 	}
@@ -356,23 +402,8 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 		g.hasher.VerifyDummy(ctx, req.Password)
 		return LoginResult{}, g.loginFailed(ctx, a, reason, ErrInvalidCredentials)
 	}
-	if g.needsCaptcha(gt) {
-		if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
-			if req.Captcha == "" {
-				// Not a guess: the password was not evaluated, and the
-				// client is only now asked for a CAPTCHA. The attempt
-				// gives its reservations back, and with them any lock
-				// they started, so that a burst of sign-ins from one
-				// address (each counts until it ends) cannot turn into
-				// failures, then a lock. A give-back that fails leaves
-				// the attempt counted, and its lock on record.
-				if serr := g.settle(ctx, gt, false); serr != nil {
-					return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonUnavailable, serr)
-				}
-				return LoginResult{}, g.loginFailed(ctx, a, ReasonCaptcha, err)
-			}
-			return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonCaptcha, err)
-		}
+	if at, reason, err := g.captchaGate(ctx, gt, req.Captcha, req.IP); err != nil {
+		return LoginResult{}, g.loginFailedAt(ctx, a, at, reason, err)
 	}
 
 	ok, rehash := false, false
@@ -417,6 +448,27 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 		return g.breakGlass(ctx, a, gt, si)
 	}
 	return g.proceed(ctx, a, pol, gt, si)
+}
+
+// loginNoTenant answers a well-formed login into a tenant that does not
+// exist as Login answers an unknown account of a tenant that does: the
+// attempt is reserved per client IP and account key (an invented name
+// never gets a permanent lock), asks for a CAPTCHA under the same rule
+// (captchaGate), and fails with ErrInvalidCredentials after the dummy
+// hash. So neither the answer, nor the CAPTCHA, nor the throttle tells
+// which tenants exist. Nothing is recorded: there is no tenant log.
+func (g *Guard) loginNoTenant(ctx context.Context, req LoginRequest, email string) error {
+	gt, reason, err := g.reserve(ctx, req.Tenant, email, req.IP, false)
+	if err != nil {
+		return err
+	}
+	if reason == "" {
+		if _, _, err := g.captchaGate(ctx, gt, req.Captcha, req.IP); err != nil {
+			return err
+		}
+	}
+	g.hasher.VerifyDummy(ctx, req.Password)
+	return ErrInvalidCredentials
 }
 
 // loginInput checks a login request's password length, email, user agent

@@ -1100,6 +1100,10 @@ type Proof struct {
 	// TOTP is a code from the user's authenticator app, needed when they
 	// have one.
 	TOTP string
+	// Captcha is the client's CAPTCHA token, needed (when Config.Captcha
+	// is set) under the rule of LoginRequest.Captcha: the step-up checks
+	// the password a login checks, in the same throttle.
+	Captcha string
 }
 
 // Reauthenticate is the step-up: the signed-in user proves their identity
@@ -1112,6 +1116,13 @@ type Proof struct {
 // reason bad_input, as Login records it; a failure of the throttle or MFA
 // stores (loading the factors, checking the TOTP code) as ErrUnavailable
 // with reason unavailable, as CompleteLogin records it.
+//
+// The step-up asks for a CAPTCHA (Proof.Captcha) as Login does: once the
+// account or the client IP has had enough recent failures, or a lock
+// (see Config.Captcha), a proof without a solved CAPTCHA is refused with
+// ErrCaptchaRequired, recorded with reason captcha, before it is looked
+// at. One without a token is not counted; one whose token the verifier
+// refused counts as a failure.
 //
 // While the tenant requires SSO (Policy.RequireSSO), a password is no
 // proof, as it is no sign-in: Reauthenticate refuses every user but the
@@ -1176,6 +1187,9 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 	if reason != "" {
 		g.hasher.VerifyDummy(ctx, proof.Password)
 		return "", session.Session{}, fail(reason, gate{}, ErrInvalidCredentials)
+	}
+	if at, reason, err := g.captchaGate(ctx, gt, proof.Captcha, p.IP); err != nil {
+		return "", session.Session{}, fail(reason, at, err)
 	}
 	ok := false
 	if u.PasswordHash != "" {

@@ -453,7 +453,9 @@ type PasswordChange struct {
 // ChangePassword changes the signed-in user's password. It needs the
 // current password, which is throttled and audited like a login (a wrong
 // one gives ErrInvalidCredentials and counts towards the lock), and a
-// CAPTCHA when one is configured; the new one must pass the tenant's
+// CAPTCHA when one is configured (without a solved one it gives
+// ErrCaptchaRequired, recorded as a refused password.changed with reason
+// captcha, before the password is looked at); the new one must pass the tenant's
 // policy, including its history. On success every other session of the
 // user ends, and so do the reset and email-change links mailed for the
 // account (even one asked for while the change is made: a link is bound
@@ -514,9 +516,6 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 		return ErrUnauthenticated
 	}
 	current, next := req.Current, req.New
-	if err := g.checkCaptcha(ctx, req.Captcha, p.IP); err != nil {
-		return err
-	}
 	pol, err := g.EffectivePolicy(ctx, p.Tenant)
 	if err != nil {
 		return err
@@ -531,6 +530,9 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 			return rerr
 		}
 		return err
+	}
+	if err := g.checkCaptcha(ctx, req.Captcha, p.IP); err != nil {
+		return fail(ReasonCaptcha, gate{}, err)
 	}
 	if len(current) > MaxPasswordBytes || len(next) > MaxPasswordBytes {
 		return fail(ReasonBadInput, gate{}, auth.ErrPasswordTooLong)

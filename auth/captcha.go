@@ -143,7 +143,9 @@ type SiteverifyConfig struct {
 // Siteverify is a CaptchaVerifier for the "siteverify" protocol shared by
 // reCAPTCHA v3, hCaptcha and Cloudflare Turnstile: it POSTs secret,
 // response (the token), remoteip and sitekey as a form and reads the JSON
-// reply. It is safe for concurrent use.
+// reply, strictly: one object and nothing after it, no key twice, the
+// protocol's keys spelled exactly as the protocol spells them (anything
+// else is CaptchaMalformed). It is safe for concurrent use.
 type Siteverify struct {
 	cfg      SiteverifyConfig
 	endpoint string
@@ -198,7 +200,7 @@ func NewSiteverify(cfg SiteverifyConfig) (*Siteverify, error) {
 }
 
 // siteverifyReply is the JSON reply of the protocol; providers add fields
-// of their own, which are ignored.
+// of their own, which are ignored (see decodeReply).
 type siteverifyReply struct {
 	Success     *bool    `json:"success"`
 	ChallengeTS string   `json:"challenge_ts"`
@@ -254,14 +256,57 @@ func (s *Siteverify) Verify(ctx context.Context, token, remoteIP string) error {
 	return s.judge(body)
 }
 
+// decodeReply reads body as the siteverify reply: exactly one JSON
+// object with nothing after it but white space, no key twice, and the
+// protocol's keys only as the protocol spells them (a key that differs
+// from one of them only in case is refused; a provider's own keys are
+// skipped). encoding/json alone would stop at the end of the first value
+// (so "{…}]" would pass), match keys without regard to case and let the
+// last of two equal keys win: a reply that says two things ("success":
+// false, then "Success": true) is not an answer. It reports false for
+// anything else.
+func decodeReply(body []byte) (siteverifyReply, bool) {
+	var r siteverifyReply
+	fields := map[string]any{"success": &r.Success, "challenge_ts": &r.ChallengeTS, "hostname": &r.Hostname,
+		"error-codes": &r.ErrorCodes, "action": &r.Action, "score": &r.Score}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return r, false
+	}
+	seen := make(map[string]bool, len(fields))
+	for dec.More() {
+		t, err := dec.Token()
+		key, ok := t.(string)
+		if err != nil || !ok || seen[key] {
+			return r, false
+		}
+		seen[key] = true
+		dst, ok := fields[key]
+		if !ok {
+			for k := range fields {
+				if strings.EqualFold(k, key) {
+					return r, false
+				}
+			}
+			dst = new(json.RawMessage)
+		}
+		if err := dec.Decode(dst); err != nil {
+			return r, false
+		}
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return r, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return r, false
+	}
+	return r, true
+}
+
 // judge decides on a reply body.
 func (s *Siteverify) judge(body []byte) error {
-	var r siteverifyReply
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&r); err != nil {
-		return &CaptchaError{Reason: CaptchaMalformed, Err: errors.New("reply is not the siteverify JSON object")}
-	}
-	if dec.More() || r.Success == nil {
+	r, ok := decodeReply(body)
+	if !ok || r.Success == nil {
 		return &CaptchaError{Reason: CaptchaMalformed, Err: errors.New("reply is not the siteverify JSON object")}
 	}
 	codes := clipCodes(r.ErrorCodes)

@@ -328,6 +328,9 @@ type reauthView struct {
 	// without a password).
 	SSO        bool
 	NoPassword bool
+	// ShowCaptcha: the step-up was refused for want of a CAPTCHA (after
+	// several failures, as on the sign-in form): the form shows it.
+	ShowCaptcha bool
 }
 
 func (a *app) reauthForm(w http.ResponseWriter, r *http.Request) {
@@ -369,18 +372,23 @@ func (a *app) reauth(w http.ResponseWriter, r *http.Request) {
 	next := localPath(r.PostForm.Get("next"))
 	tok, _ := a.g.SessionToken(r)
 	adminMFA := r.PostForm.Get("mfa") == "1"
-	nt, s, err := a.g.Reauthenticate(r.Context(), p, tok, guard.Proof{Password: r.PostForm.Get("password"), TOTP: r.PostForm.Get("totp")})
-	// A wrong proof, or bad input (an over-long password) as on the
-	// sign-in form, is said on the form; anything else is the server's.
-	status := http.StatusBadRequest
+	nt, s, err := a.g.Reauthenticate(r.Context(), p, tok, guard.Proof{Password: r.PostForm.Get("password"),
+		TOTP: r.PostForm.Get("totp"), Captcha: r.PostForm.Get(a.captcha.Field)})
+	// A wrong proof, a missing CAPTCHA, or bad input (an over-long
+	// password) as on the sign-in form, is said on the form; anything else
+	// is the server's.
+	status, captcha := http.StatusBadRequest, false
 	msg, onForm := problem(err) // nil: "", false
-	if errors.Is(err, guard.ErrInvalidCredentials) {
+	switch {
+	case errors.Is(err, guard.ErrInvalidCredentials):
 		status, msg, onForm = http.StatusUnauthorized, "That was not right. Please try again.", true
+	case errors.Is(err, guard.ErrCaptchaRequired):
+		status, msg, onForm, captcha = http.StatusUnauthorized, "Several attempts failed: please confirm you are human, then try again.", true, true
 	}
 	if onForm {
 		fs, _ := a.g.Factors(r.Context(), p, p.Tenant, p.UserID)
 		a.renderStatus(w, r, status, "reauth.html", view{Title: "Confirm your identity", Next: next,
-			Error: msg, Data: reauthView{NeedTOTP: hasTOTP(fs), AdminMFA: adminMFA}})
+			Error: msg, Data: reauthView{NeedTOTP: hasTOTP(fs), AdminMFA: adminMFA, ShowCaptcha: captcha}})
 		return
 	}
 	if err != nil {

@@ -235,7 +235,7 @@ func contentSecurityPolicy(c captchaUI) string {
 // captchaPages are the page templates whose forms carry a CAPTCHA
 // (captchaUI.Widget): only they load the provider's script, under
 // captchaCSP.
-var captchaPages = map[string]bool{"login.html": true, "forgot.html": true, "reset.html": true, "account.html": true}
+var captchaPages = map[string]bool{"login.html": true, "forgot.html": true, "reset.html": true, "account.html": true, "reauth.html": true}
 
 // signedIn is a page for signed-in users.
 func (a *app) signedIn(h http.HandlerFunc) http.Handler {
