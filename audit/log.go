@@ -691,24 +691,41 @@ func (l *Log) Verify(ctx context.Context, tenant string) (Report, error) {
 		return Report{}, err
 	}
 	appended := l.appended(tenant)
+	rep, _, _, err := l.settledWalk(ctx, tenant, appended, nil)
+	if err != nil {
+		return Report{}, err
+	}
+	if rep.OK && rep.Head.Seq < appended.Seq {
+		rep.OK, rep.FirstBad, rep.Reason = false, rep.Head.Seq+1, reasonMissingEvents
+	}
+	return rep, nil
+}
+
+// settledWalk is walk that starts over when a Purge (of this Log or of
+// another replica) moved the checkpoint while it walked: when the walk
+// fails and the checkpoint is no longer the one it read, it walks again from
+// the new one, up to maxVerifyAttempts walks in all. It returns the Report
+// and checkpoint of the last walk, and the checkpoint the first walk read.
+func (l *Log) settledWalk(ctx context.Context, tenant string, appended Link, stop func(*Event) bool) (rep Report, cp, first Checkpoint, err error) {
 	for attempt := 1; ; attempt++ {
-		rep, cp, err := l.walk(ctx, tenant, appended, nil)
+		rep, cp, err = l.walk(ctx, tenant, appended, stop)
 		if err != nil {
-			return Report{}, err
+			return Report{}, cp, first, err
 		}
-		if !rep.OK && attempt < maxVerifyAttempts {
-			now, err := l.store.Checkpoint(ctx, tenant)
-			if err != nil {
-				return Report{}, fmt.Errorf("audit: reading checkpoint: %w", err)
-			}
-			if !now.equal(&cp) {
-				continue // purged meanwhile: start again from the new checkpoint
-			}
+		if attempt == 1 {
+			first = cp
 		}
-		if rep.OK && rep.Head.Seq < appended.Seq {
-			rep.OK, rep.FirstBad, rep.Reason = false, rep.Head.Seq+1, reasonMissingEvents
+		if rep.OK || attempt == maxVerifyAttempts {
+			return rep, cp, first, nil
 		}
-		return rep, nil
+		cur, cerr := l.store.Checkpoint(ctx, tenant)
+		if cerr != nil {
+			return Report{}, cp, first, fmt.Errorf("audit: reading checkpoint: %w", cerr)
+		}
+		if cur.equal(&cp) {
+			return rep, cp, first, nil
+		}
+		// Purged meanwhile: start again from the new checkpoint.
 	}
 }
 
@@ -868,11 +885,14 @@ func abovePurged(events []Event, purged uint64) ([]Event, bool) {
 // on several replicas at once counts each event once. One overtaken only
 // part way (the other stopped at an older event) deletes the rest and
 // counts from where it began: events the other deleted are counted by both.
+// Either holds whenever the other purge lands, also while this one reads
+// the events: as Verify does, the walk starts over from the new checkpoint
+// when it fails and the checkpoint has moved, a bounded number of times.
 func (l *Log) Purge(ctx context.Context, tenant string, before time.Time) (int, error) {
 	if err := checkTenant(tenant); err != nil {
 		return 0, err
 	}
-	rep, old, err := l.walk(ctx, tenant, l.appended(tenant), func(e *Event) bool { return !e.Time.Before(before) })
+	rep, old, began, err := l.settledWalk(ctx, tenant, l.appended(tenant), func(e *Event) bool { return !e.Time.Before(before) })
 	if err != nil {
 		return 0, err
 	}
@@ -894,5 +914,5 @@ func (l *Log) Purge(ctx context.Context, tenant string, before time.Time) (int, 
 		}
 		return 0, fmt.Errorf("audit: purging events: %w", err)
 	}
-	return int(cp.Seq - old.Seq), nil
+	return int(cp.Seq - began.Seq), nil
 }
