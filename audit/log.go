@@ -197,7 +197,9 @@ func (l *Log) state(tenant string) *tenantState {
 // commit) looks the same and is refused the same way; a new Log (after a
 // restart) has no memory of the lost events and continues the stored chain.
 // If ctx ends first, Record returns ctx's error and the event may or may not
-// have been stored.
+// have been stored. A Store that panics fails the events of the batch it was
+// storing with an error; the panic goes on only up the stack of the caller
+// whose goroutine was storing them, never in a goroutine without a caller.
 func (l *Log) Record(ctx context.Context, e Event) (Event, error) {
 	evs, err := l.RecordAll(ctx, e)
 	if err != nil {
@@ -280,8 +282,11 @@ func (l *Log) RecordAll(ctx context.Context, events ...Event) ([]Event, error) {
 // others. own is nil in that goroutine, which drains until the queue is
 // empty. Only one goroutine drains a tenant at a time (ts.busy).
 //
-// If the store panics, the batch in flight fails, another goroutine carries
-// on with the queue, and the panic goes on up the caller's stack.
+// If the store panics, the batch in flight fails with an error holding the
+// panic's value and another goroutine carries on with the queue. In a
+// leader's own goroutine the panic then goes on up its caller's stack; in a
+// goroutine of its own (own nil), which has no caller to recover it, it stops
+// there, so that a store bug fails one batch rather than ending the process.
 func (l *Log) drain(ts *tenantState, own *request) {
 	m := l.macers.Get().(*macer)
 	defer l.macers.Put(m)
@@ -302,7 +307,9 @@ func (l *Log) drain(ts *tenantState, own *request) {
 			if more {
 				go l.drain(ts, nil)
 			}
-			panic(p)
+			if own != nil {
+				panic(p)
+			}
 		}
 	}()
 	for {
