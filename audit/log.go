@@ -196,10 +196,12 @@ func (l *Log) state(tenant string) *tenantState {
 // commits it had acknowledged (a database server crash with asynchronous
 // commit) looks the same and is refused the same way; a new Log (after a
 // restart) has no memory of the lost events and continues the stored chain.
-// If ctx ends first, Record returns ctx's error and the event may or may not
-// have been stored. A Store that panics fails the events of the batch it was
-// storing with an error; the panic goes on only up the stack of the caller
-// whose goroutine was storing them, never in a goroutine without a caller.
+// If ctx ends first, Record returns ctx's error then, even while the Store
+// does not answer, and the event may or may not have been stored. A Store
+// that panics fails the events of the batch it was storing with an error;
+// the panic goes on only up the stack of the caller whose goroutine was
+// storing them (one whose ctx never ends, which may commit in its own
+// goroutine), never in a goroutine without a caller.
 func (l *Log) Record(ctx context.Context, e Event) (Event, error) {
 	evs, err := l.RecordAll(ctx, e)
 	if err != nil {
@@ -254,9 +256,18 @@ func (l *Log) RecordAll(ctx context.Context, events ...Event) ([]Event, error) {
 	lead := !ts.busy
 	ts.busy = true
 	ts.mu.Unlock()
-	last := reqs[len(reqs)-1]
 	if lead {
-		l.drain(ts, last)
+		if ctx.Done() == nil {
+			// ctx never ends, so its caller waits for the commit
+			// either way: commit here, without a goroutine.
+			l.drain(ts, reqs[len(reqs)-1])
+		} else {
+			// Commit in another goroutine and wait like the others,
+			// so that the caller gets ctx's error when ctx ends first
+			// whatever the store does. The goroutine serves the queue
+			// until it is empty, as the leader's hand-off does.
+			go l.drain(ts, nil)
+		}
 	}
 	out := make([]Event, len(reqs))
 	for i, r := range reqs {
@@ -277,9 +288,12 @@ func (l *Log) RecordAll(ctx context.Context, events ...Event) ([]Event, error) {
 }
 
 // drain commits ts's queue batch by batch. The goroutine that finds the queue
-// idle leads: it commits until its own request own is done, then hands what
-// is left to a new goroutine so that its caller is not held up serving
-// others. own is nil in that goroutine, which drains until the queue is
+// idle leads. A leader whose context never ends drains in its own goroutine:
+// it commits until its own request own is done, then hands what is left to a
+// new goroutine so that its caller is not held up serving others. Any other
+// leader hands the queue to a new goroutine at once and waits for its events
+// like the callers queued behind it, so that it can give up when its context
+// ends. own is nil in such a goroutine, which drains until the queue is
 // empty. Only one goroutine drains a tenant at a time (ts.busy).
 //
 // If the store panics, the batch in flight fails with an error holding the
