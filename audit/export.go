@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -28,7 +29,14 @@ const (
 	// object). Values containing commas, quotes, CR or LF are quoted, so CR
 	// and LF stay inside their cell. To defend spreadsheets against formula
 	// injection, a value starting with '=', '+', '-', '@', tab, CR or LF
-	// gets a leading apostrophe (').
+	// gets a leading apostrophe ('). A spreadsheet whose list separator is
+	// ';' (Excel in many locales), or that splits at tabs or line breaks,
+	// starts a cell after each of those characters whatever the quoting, so
+	// an apostrophe is also put after each ';', tab, CR or LF inside a value
+	// that is followed by '=', '+', '-' or '@' (with or without double
+	// quotes between): "Mozilla/5.0;=cmd" is written "Mozilla/5.0;'=cmd",
+	// in meta's JSON too. These values then differ from the events' own;
+	// JSONLines is the exact export, and the one to verify a chain from.
 	CSV
 )
 
@@ -217,15 +225,34 @@ func (x *csvExporter) flush() error {
 	return x.cw.Error()
 }
 
-// csvSafe defends a cell against formula injection: a spreadsheet would
-// evaluate a cell starting with one of these characters.
+// csvSafe defends a cell against formula injection (see CSV): it puts an
+// apostrophe before a formula character at the start of s, and after each
+// ';', tab, CR or LF that a formula character follows, with or without
+// double quotes between.
 func csvSafe(s string) string {
-	if s == "" {
+	var b strings.Builder
+	done := 0 // s[:done] is in b
+	// i is the ';', tab, CR or LF before a cell start, -1 for s's start.
+	for i := -1; i < len(s); i++ {
+		start, formula, j := 0, "=+-@\t\r\n", 0
+		if i >= 0 {
+			if strings.IndexByte(";\t\r\n", s[i]) < 0 {
+				continue
+			}
+			start, formula, j = i+1, "=+-@", i+1
+			for j < len(s) && s[j] == '"' {
+				j++
+			}
+		}
+		if j < len(s) && strings.IndexByte(formula, s[j]) >= 0 {
+			b.WriteString(s[done:start])
+			b.WriteByte('\'')
+			done = start
+		}
+	}
+	if b.Len() == 0 {
 		return s
 	}
-	switch s[0] {
-	case '=', '+', '-', '@', '\t', '\r', '\n':
-		return "'" + s
-	}
-	return s
+	b.WriteString(s[done:])
+	return b.String()
 }
