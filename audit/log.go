@@ -691,6 +691,12 @@ type Report struct {
 	// the one before FirstBad (the checkpoint's link, or the zero Link, when
 	// there is none; the checkpoint's link for an event below checkpoint).
 	Head Link
+	// Checkpoint is the tenant's checkpoint the walk started from, as
+	// stored (the zero Checkpoint if none; its CheckpointMAC checked unless
+	// Reason is "bad checkpoint"). Kept or published with Head, it lets a
+	// verifier of an export (see Export) tell a retention purge from a
+	// deletion of the oldest events.
+	Checkpoint Checkpoint
 }
 
 // Verify walks tenant's whole stored chain, paging through Store.Query from
@@ -712,10 +718,11 @@ func (l *Log) Verify(ctx context.Context, tenant string) (Report, error) {
 		return Report{}, err
 	}
 	appended := l.appended(tenant)
-	rep, _, _, err := l.settledWalk(ctx, tenant, appended, nil)
+	rep, cp, _, err := l.settledWalk(ctx, tenant, appended, nil)
 	if err != nil {
 		return Report{}, err
 	}
+	rep.Checkpoint = cp
 	if rep.OK && rep.Head.Seq < appended.Seq {
 		rep.OK, rep.FirstBad, rep.Reason = false, rep.Head.Seq+1, reasonMissingEvents
 	}
@@ -827,10 +834,11 @@ func (l *Log) Query(ctx context.Context, tenant string, q Query) (Page, error) {
 	if err := checkQuery(q); err != nil {
 		return Page{}, err
 	}
-	purged, err := l.afterCheckpoint(ctx, tenant, &q)
+	cp, err := l.afterCheckpoint(ctx, tenant, &q)
 	if err != nil {
 		return Page{}, fmt.Errorf("audit: querying events: %w", err)
 	}
+	purged := cp.Seq
 	limit := q.Limit
 	if limit == 0 {
 		limit = DefaultLimit
@@ -864,19 +872,19 @@ func (l *Log) Query(ctx context.Context, tenant string, q Query) (Page, error) {
 	return page, nil
 }
 
-// afterCheckpoint reads tenant's checkpoint and returns its Seq: the events
-// at or below it were purged, and Query and Export do not show an event
+// afterCheckpoint reads tenant's checkpoint and returns it: the events at
+// or below its Seq were purged, and Query and Export do not show an event
 // stored there anyway. An ascending q is moved past it here (q.After); a
 // descending page is cut with abovePurged.
-func (l *Log) afterCheckpoint(ctx context.Context, tenant string, q *Query) (uint64, error) {
+func (l *Log) afterCheckpoint(ctx context.Context, tenant string, q *Query) (Checkpoint, error) {
 	cp, err := l.store.Checkpoint(ctx, tenant)
 	if err != nil {
-		return 0, err
+		return Checkpoint{}, err
 	}
 	if !q.Desc {
 		q.After = max(q.After, cp.Seq)
 	}
-	return cp.Seq, nil
+	return cp, nil
 }
 
 // abovePurged returns the events of a page, in either order, up to the first
