@@ -6,7 +6,6 @@ package guard_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"testing"
 	"time"
@@ -43,20 +42,12 @@ func (p purgeThenDown) Purge(ctx context.Context, tenant string, cp audit.Checkp
 // ExportAudit records before it exports, or the unrecorded checkpoint
 // recorded by the next run).
 func TestAuditAuditOps_4_PurgeLeftUnrecordedAfterAStoreBlip(t *testing.T) {
-	mem := memstore.New()
-	c := newClock()
-	st := mem.Stores()
+	st := memstore.New().Stores()
 	fa := &failingAudit{Audit: st.Audit.(*memstore.Audit)}
 	st.Audit = purgeThenDown{fa}
-	g, err := guard.New(guard.Config{Stores: st, AuditKey: auditKey, Hasher: fastHasher, Now: c.Now, Rand: rand.Reader})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, c := retentionTenant(t, st)
 	ctx := context.Background()
 	sys := guard.System("cron")
-	if _, err := g.CreateTenant(ctx, sys, tenantID, "Acme", guard.Policy{AuditRetention: 30 * 24 * time.Hour}); err != nil {
-		t.Fatal(err)
-	}
 	for _, email := range []string{"ada@example.test", "bob@example.test"} {
 		if _, err := g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: email, Name: "Some Body"}); err != nil {
 			t.Fatal(err)

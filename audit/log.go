@@ -810,6 +810,20 @@ func (l *Log) walk(ctx context.Context, tenant string, appended Link, stop func(
 	}
 }
 
+// Checkpoint returns tenant's checkpoint as stored, the zero Checkpoint if
+// it has none. It does not check the CheckpointMAC; Verify does. A store
+// error is returned wrapped.
+func (l *Log) Checkpoint(ctx context.Context, tenant string) (Checkpoint, error) {
+	if err := checkTenant(tenant); err != nil {
+		return Checkpoint{}, err
+	}
+	cp, err := l.store.Checkpoint(ctx, tenant)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("audit: reading checkpoint: %w", err)
+	}
+	return cp, nil
+}
+
 // Page is one page of a Query.
 type Page struct {
 	Events []Event
