@@ -97,14 +97,29 @@ func (g *Guard) ExportAudit(ctx context.Context, by Principal, tenant string, q 
 // system_only. The time of the newest access review on record is first
 // kept with the tenant (Tenant.LastReview), so that the review schedule
 // does not lose it. The purge is itself recorded (audit.purged, Meta events:
-// the number deleted). A purge that another replica made meanwhile, as far
-// or further, leaves this one nothing to do: it returns 0, and records
-// events 0, rather than failing or counting the events again.
+// the number deleted, through: the Seq of the checkpoint it left, before).
+// A purge that another replica made meanwhile, as far or further, leaves
+// this one nothing to do: it returns 0, and records events 0, rather than
+// failing or counting the events again.
+//
+// The record follows the deletion (its count is known only then), so a
+// failure between the two (the audit store down a moment) leaves the
+// deletion unrecorded, and PurgeAudit returns ErrUnavailable. Such a purge
+// is recorded late, once its checkpoint is 10 minutes old, by the next
+// PurgeAudit of the tenant (before it purges anything) or the next
+// Maintain: audit.purged with reason recorded_late, Meta through (the
+// checkpoint's Seq), purged_at (its time) and events, counted from the
+// newest purge still on record, or from the chain's start when none is
+// (their records were purged since). Two replicas finding it at once may
+// both record it.
 func (g *Guard) PurgeAudit(ctx context.Context, by Principal, tenant string, before time.Time) (int, error) {
 	if by.Kind != KindSystem {
 		return 0, g.refused(ctx, by, rbac.Audit, rbac.Delete, reasonSystemOnly)
 	}
 	if err := g.keepLastReview(ctx, tenant); err != nil {
+		return 0, err
+	}
+	if err := g.recordLatePurge(ctx, by, tenant); err != nil {
 		return 0, err
 	}
 	n, err := g.audit.Purge(ctx, tenant, before)
@@ -113,7 +128,69 @@ func (g *Guard) PurgeAudit(ctx context.Context, by Principal, tenant string, bef
 	}
 	e := g.adminEvent(by, tenant, audit.AuditPurged, tenant)
 	e.Meta = map[string]string{"events": strconv.Itoa(n), "before": before.UTC().Format(time.RFC3339)}
+	if n > 0 {
+		// The checkpoint this purge left (or one further, if another
+		// replica purged further a moment after). Without it (a store
+		// failure, which the record most likely meets too), the record
+		// still counts as the purge's.
+		if cp, err := g.audit.Checkpoint(ctx, tenant); err == nil {
+			e.Meta["through"] = strconv.FormatUint(cp.Seq, 10)
+		}
+	}
 	return n, g.record(ctx, e)
+}
+
+// latePurgeAfter is how long after a purge recordLatePurge takes it for
+// unrecorded: the purging replica records it a moment after the deletion,
+// and replicas' clocks differ a little.
+const latePurgeAfter = 10 * time.Minute
+
+// reasonRecordedLate is the Reason of an audit.purged event that
+// recordLatePurge records.
+const reasonRecordedLate = "recorded_late"
+
+// recordLatePurge records a purge of tenant's audit log whose own
+// audit.purged event is missing (the audit store failed between the
+// deletion and its record): a checkpoint left more than latePurgeAfter
+// ago, and no audit.purged event after it, counting events (Meta events
+// not 0), whose Meta through is at or past its Seq (one recorded before
+// through was kept counts as its record). It records audit.purged with
+// reason recorded_late, by, Meta through (the checkpoint's Seq), purged_at
+// (its time) and events: the events from the through of the newest purge
+// on record below it, or from the chain's start when no purge is on record
+// any longer (their records were purged too), to the checkpoint. Two
+// replicas finding the same missing record at once may both record it.
+func (g *Guard) recordLatePurge(ctx context.Context, by Principal, tenant string) error {
+	cp, err := g.audit.Checkpoint(ctx, tenant)
+	if err != nil {
+		return auditErr(err)
+	}
+	if cp.Seq == 0 || g.now().Sub(cp.At) < latePurgeAfter {
+		return nil
+	}
+	// Only events after the checkpoint: Query never returns those it
+	// purged. They are few: the records of the last purges.
+	p, err := g.audit.Query(ctx, tenant, audit.Query{Action: string(audit.AuditPurged), Outcome: audit.Success,
+		Desc: true, Limit: audit.MaxLimit})
+	if err != nil {
+		return auditErr(err)
+	}
+	var from uint64
+	for _, e := range p.Events {
+		if e.Meta["events"] == "0" {
+			continue
+		}
+		through, err := strconv.ParseUint(e.Meta["through"], 10, 64)
+		if err != nil || through >= cp.Seq {
+			return nil // on record
+		}
+		from = max(from, through)
+	}
+	e := g.adminEvent(by, tenant, audit.AuditPurged, tenant)
+	e.Reason = reasonRecordedLate
+	e.Meta = map[string]string{"events": strconv.FormatUint(cp.Seq-from, 10), "through": strconv.FormatUint(cp.Seq, 10),
+		"purged_at": cp.At.UTC().Format(time.RFC3339Nano)}
+	return g.record(ctx, e)
 }
 
 // keepLastReview keeps the time of tenant's newest access review on record

@@ -50,7 +50,9 @@ const tenantPage = 100
 //   - DeactivateDormant, where the tenant's policy turns it on
 //     (Policy.AutoDeactivateDormant);
 //   - PurgeAudit of the events older than Policy.AuditRetention, where
-//     one is set;
+//     one is set; when there are none, a purge left unrecorded (the audit
+//     store failed between its deletion and its audit.purged event) is
+//     recorded, late, as PurgeAudit does before it purges;
 //   - RefreshSSOMetadata of an IdP connection fetched from a URL more
 //     than MetadataMaxAge ago (a failed fetch keeps the last good copy);
 //   - the API keys of deactivated users revoked (DeactivateUser does it,
@@ -151,6 +153,8 @@ func (g *Guard) maintainTenant(ctx context.Context, by Principal, tenant string,
 				return err
 			}
 			rep.Purged[tenant] = n
+		} else if err := g.recordLatePurge(ctx, by, tenant); err != nil {
+			return err
 		}
 	}
 	if n, err := g.revokeKeysOfDeactivated(ctx, by, tenant); err != nil {

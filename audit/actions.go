@@ -100,7 +100,7 @@ const (
 	PasswordExpired          Action = "password.expired" // an admin marked the password compromised, to change at the next sign-in (Meta: sessions_ended)
 	TenantCreated            Action = "tenant.created"   // Meta: the policy's fields set (not zero), as tenant.policy_changed lists a change
 	TenantPolicySet          Action = "tenant.policy_changed"
-	AuditPurged              Action = "audit.purged"
+	AuditPurged              Action = "audit.purged"   // Meta: events, before and, when events were deleted, through (the checkpoint's Seq); Reason recorded_late (Meta purged_at) for a purge whose own record failed
 	AuditExported            Action = "audit.exported" // Meta: format and the query's filters, cursor (after) and order
 	// Reason: no_permission, other_tenant, owner_only, password_expired,
 	// approval_required, bad_input, error, system_only, own_account,

@@ -57,6 +57,19 @@
 // A nil Meta and an empty Meta are equivalent (both encode as a count of
 // zero), and stores may return either.
 //
+// A verifier of an export (the JSON Lines one: CSV neutralises formula
+// characters, see [CSV]) reads each event with these fields and checks that
+// its Seq is one above the previous record's, its PrevMAC is the previous
+// record's MAC and its MAC is right. The first event of a chain never
+// purged has Seq 1 and an empty PrevMAC. After a purge, an export that
+// reaches the chain's start holds the tenant's checkpoint, first, as a
+// record of its own (id [ExportCheckpointID], see [Log.Export]): the
+// verifier checks its CheckpointMAC, and the first event must follow it
+// (Seq one above, PrevMAC its MAC). An export whose first event has no such
+// anchor was cut short: whoever deleted the oldest events cannot make a
+// checkpoint for them without the key. [Report.Checkpoint] gives the
+// checkpoint too, to keep beside [Report.Head].
+//
 // Seq is the authoritative order of a chain. A Log never gives an event a
 // Time earlier than the last one it gave in the same tenant, so timestamps
 // stay monotonic when the wall clock steps back; replicas with skewed clocks
@@ -66,7 +79,8 @@
 //
 // [Log.Purge] deletes the oldest events and leaves a [Checkpoint], signed
 // with the same key, holding the Seq and MAC of the last purged event, so the
-// remaining events still verify. Purge verifies the events it deletes first
+// remaining events still verify, in the store and in an export (which
+// carries the checkpoint). Purge verifies the events it deletes first
 // and refuses to delete a broken chain (ErrTampered), so retention never
 // launders tampering. The facade records an [AuditPurged] event. An event
 // stored at or below the checkpoint's Seq was not left there by Purge:

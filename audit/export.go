@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -28,9 +29,20 @@ const (
 	// object). Values containing commas, quotes, CR or LF are quoted, so CR
 	// and LF stay inside their cell. To defend spreadsheets against formula
 	// injection, a value starting with '=', '+', '-', '@', tab, CR or LF
-	// gets a leading apostrophe (').
+	// gets a leading apostrophe ('). A spreadsheet whose list separator is
+	// ';' (Excel in many locales), or that splits at tabs or line breaks,
+	// starts a cell after each of those characters whatever the quoting, so
+	// an apostrophe is also put after each ';', tab, CR or LF inside a value
+	// that is followed by '=', '+', '-' or '@' (with or without double
+	// quotes between): "Mozilla/5.0;=cmd" is written "Mozilla/5.0;'=cmd",
+	// in meta's JSON too. These values then differ from the events' own;
+	// JSONLines is the exact export, and the one to verify a chain from.
 	CSV
 )
+
+// ExportCheckpointID is the id of the checkpoint record of an export (see
+// Log.Export). Event IDs are 32 hexadecimal digits, so no event has it.
+const ExportCheckpointID = "checkpoint"
 
 // ExportColumns are the keys of a JSONLines export and the header of a CSV
 // export, in CSV column order.
@@ -58,6 +70,19 @@ type exportEvent struct {
 	Meta       map[string]string `json:"meta"`
 	PrevMAC    string            `json:"prev_mac"`
 	MAC        string            `json:"mac"`
+}
+
+// checkpointExport is the export record of tenant's checkpoint cp (see
+// Log.Export).
+func checkpointExport(tenant string, cp *Checkpoint) exportEvent {
+	return exportEvent{
+		ID:     ExportCheckpointID,
+		Tenant: tenant,
+		Seq:    cp.Seq,
+		Time:   cp.At.UTC().Format(time.RFC3339Nano),
+		Meta:   map[string]string{"checkpoint_mac": hex.EncodeToString(cp.CheckpointMAC)},
+		MAC:    hex.EncodeToString(cp.MAC),
+	}
 }
 
 func toExport(e *Event) exportEvent {
@@ -92,6 +117,16 @@ func toExport(e *Event) exportEvent {
 // tenant's checkpoint. An unknown format, an invalid tenant or a filter no
 // event can hold (see Log.Query) gives an *InputError; a store or write
 // error is returned wrapped, and w may then hold a partial export.
+//
+// An export of a purged chain that reaches its start (no filter, and
+// descending or with q.After at most the checkpoint's Seq) also holds the
+// tenant's checkpoint, as stored, where the chain starts: as its first
+// record, or its last when descending. It has the columns of an event: id
+// ExportCheckpointID; tenant; seq and time, the checkpoint's Seq and At;
+// mac, its MAC, which the next event's prev_mac repeats; meta, an object
+// holding only checkpoint_mac, its CheckpointMAC in hex; every other value
+// empty. With it a verifier holding the key checks the export from its
+// first event on (see the package documentation).
 func (l *Log) Export(ctx context.Context, tenant string, q Query, w io.Writer, f Format) error {
 	if err := CheckExport(tenant, q, f); err != nil {
 		return err
@@ -103,9 +138,21 @@ func (l *Log) Export(ctx context.Context, tenant string, q Query, w io.Writer, f
 	default: // JSONLines: CheckExport refuses any other
 		enc = newJSONExporter(w)
 	}
-	purged, err := l.afterCheckpoint(ctx, tenant, &q)
+	cp, err := l.afterCheckpoint(ctx, tenant, &q)
 	if err != nil {
 		return fmt.Errorf("audit: exporting events: %w", err)
+	}
+	// The checkpoint record, if the export reaches the chain's start (an
+	// ascending q.After is at least the checkpoint's Seq by now).
+	var anchor *exportEvent
+	if !cp.isZero() && (q.Desc || q.After == cp.Seq) && unfiltered(q) {
+		v := checkpointExport(tenant, &cp)
+		anchor = &v
+	}
+	if anchor != nil && !q.Desc {
+		if err := enc.write(*anchor); err != nil {
+			return fmt.Errorf("audit: exporting events: %w", err)
+		}
 	}
 	q.Limit = MaxLimit
 	for {
@@ -113,9 +160,9 @@ func (l *Log) Export(ctx context.Context, tenant string, q Query, w io.Writer, f
 		if err != nil {
 			return fmt.Errorf("audit: exporting events: %w", err)
 		}
-		events, end := abovePurged(events, purged)
+		events, end := abovePurged(events, cp.Seq)
 		for i := range events {
-			if err := enc.write(&events[i]); err != nil {
+			if err := enc.write(toExport(&events[i])); err != nil {
 				return fmt.Errorf("audit: exporting events: %w", err)
 			}
 		}
@@ -124,10 +171,21 @@ func (l *Log) Export(ctx context.Context, tenant string, q Query, w io.Writer, f
 		}
 		q.After = events[len(events)-1].Seq
 	}
+	if anchor != nil && q.Desc {
+		if err := enc.write(*anchor); err != nil {
+			return fmt.Errorf("audit: exporting events: %w", err)
+		}
+	}
 	if err := enc.flush(); err != nil {
 		return fmt.Errorf("audit: exporting events: %w", err)
 	}
 	return nil
+}
+
+// unfiltered reports whether q selects every event (cursor and order
+// aside).
+func unfiltered(q Query) bool {
+	return q.From.IsZero() && q.To.IsZero() && q.Actor == "" && q.Action == "" && q.Outcome == ""
 }
 
 // CheckExport returns the *InputError that Log.Export gives for tenant,
@@ -150,7 +208,7 @@ func CheckExport(tenant string, q Query, f Format) error {
 }
 
 type exporter interface {
-	write(e *Event) error
+	write(v exportEvent) error
 	flush() error
 }
 
@@ -164,10 +222,10 @@ func newJSONExporter(w io.Writer) *jsonExporter {
 	return &jsonExporter{bw: bw, enc: json.NewEncoder(bw)}
 }
 
-// write encodes e and a newline. encoding/json escapes control characters
+// write encodes v and a newline. encoding/json escapes control characters
 // and U+2028/U+2029, so the line holds exactly one event.
-func (x *jsonExporter) write(e *Event) error { return x.enc.Encode(toExport(e)) }
-func (x *jsonExporter) flush() error         { return x.bw.Flush() }
+func (x *jsonExporter) write(v exportEvent) error { return x.enc.Encode(v) }
+func (x *jsonExporter) flush() error              { return x.bw.Flush() }
 
 type csvExporter struct {
 	cw     *csv.Writer
@@ -184,13 +242,12 @@ func (x *csvExporter) writeHeader() error {
 	return x.cw.Write(ExportColumns)
 }
 
-func (x *csvExporter) write(e *Event) error {
+func (x *csvExporter) write(v exportEvent) error {
 	if !x.header {
 		if err := x.writeHeader(); err != nil {
 			return err
 		}
 	}
-	v := toExport(e)
 	meta, err := json.Marshal(v.Meta)
 	if err != nil {
 		return err
@@ -217,15 +274,34 @@ func (x *csvExporter) flush() error {
 	return x.cw.Error()
 }
 
-// csvSafe defends a cell against formula injection: a spreadsheet would
-// evaluate a cell starting with one of these characters.
+// csvSafe defends a cell against formula injection (see CSV): it puts an
+// apostrophe before a formula character at the start of s, and after each
+// ';', tab, CR or LF that a formula character follows, with or without
+// double quotes between.
 func csvSafe(s string) string {
-	if s == "" {
+	var b strings.Builder
+	done := 0 // s[:done] is in b
+	// i is the ';', tab, CR or LF before a cell start, -1 for s's start.
+	for i := -1; i < len(s); i++ {
+		start, formula, j := 0, "=+-@\t\r\n", 0
+		if i >= 0 {
+			if strings.IndexByte(";\t\r\n", s[i]) < 0 {
+				continue
+			}
+			start, formula, j = i+1, "=+-@", i+1
+			for j < len(s) && s[j] == '"' {
+				j++
+			}
+		}
+		if j < len(s) && strings.IndexByte(formula, s[j]) >= 0 {
+			b.WriteString(s[done:start])
+			b.WriteByte('\'')
+			done = start
+		}
+	}
+	if b.Len() == 0 {
 		return s
 	}
-	switch s[0] {
-	case '=', '+', '-', '@', '\t', '\r', '\n':
-		return "'" + s
-	}
-	return s
+	b.WriteString(s[done:])
+	return b.String()
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -99,14 +100,21 @@ func readCSV(t *testing.T, out string) [][]string {
 }
 
 // wantCell is the documented CSV cell for value v, as encoding/csv reads
-// it back: a leading formula character gets an apostrophe, and CRLF inside
-// a quoted cell reads as LF.
+// it back: a leading formula character gets an apostrophe, so does each
+// ';', tab, CR or LF followed by '=', '+', '-' or '@' (with or without
+// double quotes between) after it, and CRLF inside a quoted cell reads as
+// LF.
 func wantCell(v string) string {
 	if v != "" && strings.ContainsRune("=+-@\t\r\n", rune(v[0])) {
 		v = "'" + v
 	}
+	v = innerFormula.ReplaceAllString(v, "$1'$2")
 	return strings.ReplaceAll(v, "\r\n", "\n")
 }
+
+// innerFormula is a cell start inside a value, for a spreadsheet that
+// splits at ';', tabs or line breaks, followed by a formula character.
+var innerFormula = regexp.MustCompile(`([;\t\r\n])("*[=+\-@])`)
 
 // wantRow is the documented export form of e.
 func wantRow(e audit.Event) []string {
@@ -238,6 +246,12 @@ func TestCSVFormulaPrefix(t *testing.T) {
 		{"=1+1", "'=1+1"}, {"+1", "'+1"}, {"-1", "'-1"}, {"@x", "'@x"},
 		{"\tx", "'\tx"}, {"\rx", "'\rx"}, {"\nx", "'\nx"},
 		{"a=1", "a=1"}, {"", ""}, {"'=x", "'=x"}, {" =x", " =x"},
+		// A spreadsheet with ';' as list separator, or splitting at tabs
+		// or line breaks, starts a cell after each of them (CRLF inside
+		// a cell reads back as LF).
+		{"a;=1", "a;'=1"}, {"a;+1;-1", "a;'+1;'-1"}, {`a;"=1"`, `a;'"=1"`}, {`a;""@x`, `a;'""@x`},
+		{"a\t=1", "a\t'=1"}, {"a\n-1", "a\n'-1"}, {"a\r\n@x", "a\n'@x"}, {"\t=x", "'\t'=x"},
+		{"a;;=1", "a;;'=1"}, {"a;b", "a;b"}, {"a; =1", "a; =1"}, {"a;'=1", "a;'=1"}, {"a;", "a;"},
 	} {
 		s := memstore.NewAudit()
 		l := newLog(t, s)

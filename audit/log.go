@@ -196,8 +196,12 @@ func (l *Log) state(tenant string) *tenantState {
 // commits it had acknowledged (a database server crash with asynchronous
 // commit) looks the same and is refused the same way; a new Log (after a
 // restart) has no memory of the lost events and continues the stored chain.
-// If ctx ends first, Record returns ctx's error and the event may or may not
-// have been stored.
+// If ctx ends first, Record returns ctx's error then, even while the Store
+// does not answer, and the event may or may not have been stored. A Store
+// that panics fails the events of the batch it was storing with an error;
+// the panic goes on only up the stack of the caller whose goroutine was
+// storing them (one whose ctx never ends, which may commit in its own
+// goroutine), never in a goroutine without a caller.
 func (l *Log) Record(ctx context.Context, e Event) (Event, error) {
 	evs, err := l.RecordAll(ctx, e)
 	if err != nil {
@@ -252,9 +256,18 @@ func (l *Log) RecordAll(ctx context.Context, events ...Event) ([]Event, error) {
 	lead := !ts.busy
 	ts.busy = true
 	ts.mu.Unlock()
-	last := reqs[len(reqs)-1]
 	if lead {
-		l.drain(ts, last)
+		if ctx.Done() == nil {
+			// ctx never ends, so its caller waits for the commit
+			// either way: commit here, without a goroutine.
+			l.drain(ts, reqs[len(reqs)-1])
+		} else {
+			// Commit in another goroutine and wait like the others,
+			// so that the caller gets ctx's error when ctx ends first
+			// whatever the store does. The goroutine serves the queue
+			// until it is empty, as the leader's hand-off does.
+			go l.drain(ts, nil)
+		}
 	}
 	out := make([]Event, len(reqs))
 	for i, r := range reqs {
@@ -275,13 +288,19 @@ func (l *Log) RecordAll(ctx context.Context, events ...Event) ([]Event, error) {
 }
 
 // drain commits ts's queue batch by batch. The goroutine that finds the queue
-// idle leads: it commits until its own request own is done, then hands what
-// is left to a new goroutine so that its caller is not held up serving
-// others. own is nil in that goroutine, which drains until the queue is
+// idle leads. A leader whose context never ends drains in its own goroutine:
+// it commits until its own request own is done, then hands what is left to a
+// new goroutine so that its caller is not held up serving others. Any other
+// leader hands the queue to a new goroutine at once and waits for its events
+// like the callers queued behind it, so that it can give up when its context
+// ends. own is nil in such a goroutine, which drains until the queue is
 // empty. Only one goroutine drains a tenant at a time (ts.busy).
 //
-// If the store panics, the batch in flight fails, another goroutine carries
-// on with the queue, and the panic goes on up the caller's stack.
+// If the store panics, the batch in flight fails with an error holding the
+// panic's value and another goroutine carries on with the queue. In a
+// leader's own goroutine the panic then goes on up its caller's stack; in a
+// goroutine of its own (own nil), which has no caller to recover it, it stops
+// there, so that a store bug fails one batch rather than ending the process.
 func (l *Log) drain(ts *tenantState, own *request) {
 	m := l.macers.Get().(*macer)
 	defer l.macers.Put(m)
@@ -302,7 +321,9 @@ func (l *Log) drain(ts *tenantState, own *request) {
 			if more {
 				go l.drain(ts, nil)
 			}
-			panic(p)
+			if own != nil {
+				panic(p)
+			}
 		}
 	}()
 	for {
@@ -670,6 +691,12 @@ type Report struct {
 	// the one before FirstBad (the checkpoint's link, or the zero Link, when
 	// there is none; the checkpoint's link for an event below checkpoint).
 	Head Link
+	// Checkpoint is the tenant's checkpoint the walk started from, as
+	// stored (the zero Checkpoint if none; its CheckpointMAC checked unless
+	// Reason is "bad checkpoint"). Kept or published with Head, it lets a
+	// verifier of an export (see Export) tell a retention purge from a
+	// deletion of the oldest events.
+	Checkpoint Checkpoint
 }
 
 // Verify walks tenant's whole stored chain, paging through Store.Query from
@@ -691,24 +718,42 @@ func (l *Log) Verify(ctx context.Context, tenant string) (Report, error) {
 		return Report{}, err
 	}
 	appended := l.appended(tenant)
+	rep, cp, _, err := l.settledWalk(ctx, tenant, appended, nil)
+	if err != nil {
+		return Report{}, err
+	}
+	rep.Checkpoint = cp
+	if rep.OK && rep.Head.Seq < appended.Seq {
+		rep.OK, rep.FirstBad, rep.Reason = false, rep.Head.Seq+1, reasonMissingEvents
+	}
+	return rep, nil
+}
+
+// settledWalk is walk that starts over when a Purge (of this Log or of
+// another replica) moved the checkpoint while it walked: when the walk
+// fails and the checkpoint is no longer the one it read, it walks again from
+// the new one, up to maxVerifyAttempts walks in all. It returns the Report
+// and checkpoint of the last walk, and the checkpoint the first walk read.
+func (l *Log) settledWalk(ctx context.Context, tenant string, appended Link, stop func(*Event) bool) (rep Report, cp, first Checkpoint, err error) {
 	for attempt := 1; ; attempt++ {
-		rep, cp, err := l.walk(ctx, tenant, appended, nil)
+		rep, cp, err = l.walk(ctx, tenant, appended, stop)
 		if err != nil {
-			return Report{}, err
+			return Report{}, cp, first, err
 		}
-		if !rep.OK && attempt < maxVerifyAttempts {
-			now, err := l.store.Checkpoint(ctx, tenant)
-			if err != nil {
-				return Report{}, fmt.Errorf("audit: reading checkpoint: %w", err)
-			}
-			if !now.equal(&cp) {
-				continue // purged meanwhile: start again from the new checkpoint
-			}
+		if attempt == 1 {
+			first = cp
 		}
-		if rep.OK && rep.Head.Seq < appended.Seq {
-			rep.OK, rep.FirstBad, rep.Reason = false, rep.Head.Seq+1, reasonMissingEvents
+		if rep.OK || attempt == maxVerifyAttempts {
+			return rep, cp, first, nil
 		}
-		return rep, nil
+		cur, cerr := l.store.Checkpoint(ctx, tenant)
+		if cerr != nil {
+			return Report{}, cp, first, fmt.Errorf("audit: reading checkpoint: %w", cerr)
+		}
+		if cur.equal(&cp) {
+			return rep, cp, first, nil
+		}
+		// Purged meanwhile: start again from the new checkpoint.
 	}
 }
 
@@ -765,6 +810,20 @@ func (l *Log) walk(ctx context.Context, tenant string, appended Link, stop func(
 	}
 }
 
+// Checkpoint returns tenant's checkpoint as stored, the zero Checkpoint if
+// it has none. It does not check the CheckpointMAC; Verify does. A store
+// error is returned wrapped.
+func (l *Log) Checkpoint(ctx context.Context, tenant string) (Checkpoint, error) {
+	if err := checkTenant(tenant); err != nil {
+		return Checkpoint{}, err
+	}
+	cp, err := l.store.Checkpoint(ctx, tenant)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("audit: reading checkpoint: %w", err)
+	}
+	return cp, nil
+}
+
 // Page is one page of a Query.
 type Page struct {
 	Events []Event
@@ -789,10 +848,11 @@ func (l *Log) Query(ctx context.Context, tenant string, q Query) (Page, error) {
 	if err := checkQuery(q); err != nil {
 		return Page{}, err
 	}
-	purged, err := l.afterCheckpoint(ctx, tenant, &q)
+	cp, err := l.afterCheckpoint(ctx, tenant, &q)
 	if err != nil {
 		return Page{}, fmt.Errorf("audit: querying events: %w", err)
 	}
+	purged := cp.Seq
 	limit := q.Limit
 	if limit == 0 {
 		limit = DefaultLimit
@@ -826,19 +886,19 @@ func (l *Log) Query(ctx context.Context, tenant string, q Query) (Page, error) {
 	return page, nil
 }
 
-// afterCheckpoint reads tenant's checkpoint and returns its Seq: the events
-// at or below it were purged, and Query and Export do not show an event
+// afterCheckpoint reads tenant's checkpoint and returns it: the events at
+// or below its Seq were purged, and Query and Export do not show an event
 // stored there anyway. An ascending q is moved past it here (q.After); a
 // descending page is cut with abovePurged.
-func (l *Log) afterCheckpoint(ctx context.Context, tenant string, q *Query) (uint64, error) {
+func (l *Log) afterCheckpoint(ctx context.Context, tenant string, q *Query) (Checkpoint, error) {
 	cp, err := l.store.Checkpoint(ctx, tenant)
 	if err != nil {
-		return 0, err
+		return Checkpoint{}, err
 	}
 	if !q.Desc {
 		q.After = max(q.After, cp.Seq)
 	}
-	return cp.Seq, nil
+	return cp, nil
 }
 
 // abovePurged returns the events of a page, in either order, up to the first
@@ -868,11 +928,14 @@ func abovePurged(events []Event, purged uint64) ([]Event, bool) {
 // on several replicas at once counts each event once. One overtaken only
 // part way (the other stopped at an older event) deletes the rest and
 // counts from where it began: events the other deleted are counted by both.
+// Either holds whenever the other purge lands, also while this one reads
+// the events: as Verify does, the walk starts over from the new checkpoint
+// when it fails and the checkpoint has moved, a bounded number of times.
 func (l *Log) Purge(ctx context.Context, tenant string, before time.Time) (int, error) {
 	if err := checkTenant(tenant); err != nil {
 		return 0, err
 	}
-	rep, old, err := l.walk(ctx, tenant, l.appended(tenant), func(e *Event) bool { return !e.Time.Before(before) })
+	rep, old, began, err := l.settledWalk(ctx, tenant, l.appended(tenant), func(e *Event) bool { return !e.Time.Before(before) })
 	if err != nil {
 		return 0, err
 	}
@@ -894,5 +957,5 @@ func (l *Log) Purge(ctx context.Context, tenant string, before time.Time) (int, 
 		}
 		return 0, fmt.Errorf("audit: purging events: %w", err)
 	}
-	return int(cp.Seq - old.Seq), nil
+	return int(cp.Seq - began.Seq), nil
 }
