@@ -43,7 +43,9 @@ const maxAPIKeyYears = 100
 // escalation); one taken from the creator while the key is being made is
 // refused by the grant itself, and the key is then revoked. An empty or
 // overlong name, and an expiry not in the future or more than a hundred
-// years ahead, are refused with an *InputError.
+// years ahead, are refused with an *InputError; the expiry is kept to the
+// microsecond, and must be in the future as kept (one less than a
+// microsecond ahead is not).
 func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (string, auth.APIKey, error) {
 	if err := g.may(ctx, by, nk.Tenant, rbac.APIKeys, rbac.Manage); err != nil {
 		return "", auth.APIKey{}, err
@@ -64,10 +66,14 @@ func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (s
 		return "", auth.APIKey{}, err
 	}
 	now := g.now().UTC().Truncate(time.Microsecond)
-	if !nk.ExpiresAt.IsZero() && !nk.ExpiresAt.After(now) {
+	// Checked as stored (to the microsecond): an expiry less than a
+	// microsecond ahead would be stored equal to CreatedAt, the key
+	// expired from birth.
+	expires := nk.ExpiresAt.UTC().Truncate(time.Microsecond)
+	if !nk.ExpiresAt.IsZero() && !expires.After(now) {
 		return "", auth.APIKey{}, &InputError{Field: "expiry", Reason: "must be in the future"}
 	}
-	if nk.ExpiresAt.After(now.AddDate(maxAPIKeyYears, 0, 0)) {
+	if expires.After(now.AddDate(maxAPIKeyYears, 0, 0)) {
 		return "", auth.APIKey{}, &InputError{Field: "expiry", Reason: "must be at most a hundred years ahead"}
 	}
 	if err := g.mayGrantAll(ctx, by, nk.Tenant, audit.APIKeyCreated, clip(nk.Name, 100), nk.Roles); err != nil {
@@ -84,7 +90,7 @@ func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (s
 	k := auth.APIKey{ID: id[:16], Tenant: nk.Tenant, Name: nk.Name, Prefix: prefix, Hash: hash,
 		CreatedBy: by.UserID, CreatedAt: now}
 	if !nk.ExpiresAt.IsZero() {
-		k.ExpiresAt = nk.ExpiresAt.UTC().Truncate(time.Microsecond)
+		k.ExpiresAt = expires
 	}
 	if err := g.stores.APIKeys.CreateAPIKey(ctx, k); err != nil {
 		return "", auth.APIKey{}, unavailable("create api key", err)
