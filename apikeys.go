@@ -264,7 +264,9 @@ var refusalRecordLimit = auth.Limit{Max: 1, ResetAfter: time.Minute, LockFor: ti
 // once a minute for each key and IP, and refused all the same when not
 // recorded: one key used in a loop cannot flood its tenant's log. Every
 // other failure is ErrUnauthenticated (a bad key) or ErrIPNotAllowed;
-// store failures are ErrUnavailable.
+// store failures are ErrUnavailable. The principal carries addr, as Addr
+// and as text in IP (as AuthenticateRequest's does), so that the events
+// of the key's actions record it; its UserAgent is left empty.
 func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.Addr) (Principal, error) {
 	if g.stores.APIKeys == nil {
 		return Principal{}, ErrUnauthenticated
@@ -317,7 +319,8 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 			return Principal{}, unavailable("api key", err)
 		}
 	}
-	return Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID, keyCreator: k.CreatedBy, keyKnown: true, Addr: addr, AuthAt: k.CreatedAt}, nil
+	return Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID, keyCreator: k.CreatedBy, keyKnown: true,
+		Addr: addr, IP: ip, AuthAt: k.CreatedAt}, nil
 }
 
 // unidentifiedAPIKey refuses an API key presented in request r, whose

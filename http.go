@@ -51,7 +51,7 @@ func (g *Guard) AuthenticateRequest(r *http.Request) (Principal, error) {
 		if err != nil {
 			return Principal{}, err
 		}
-		p.IP, p.UserAgent = addr.String(), clip(r.UserAgent(), 512)
+		p.UserAgent = clip(r.UserAgent(), 512)
 		return p, nil
 	}
 	tok, ok := g.SessionToken(r)
