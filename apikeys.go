@@ -424,7 +424,15 @@ func (g *Guard) badAPIKey(ctx context.Context, addr netip.Addr) error {
 
 // bearer returns the API key in r's Authorization header ("Bearer gk_…"),
 // the only place a key is accepted (never a query parameter or a cookie).
+// A request with more than one Authorization header, whatever they hold,
+// gives an empty key, refused as a bad one: the header is not a list (RFC
+// 9110 §5.3), and a proxy or firewall in front may have judged another
+// of them than the one Guard would read.
 func bearer(r *http.Request) (string, bool) {
+	hs := r.Header["Authorization"]
+	if len(hs) > 1 {
+		return "", true
+	}
 	h := r.Header.Get("Authorization")
 	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
 		return "", false
