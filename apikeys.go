@@ -45,7 +45,10 @@ const maxAPIKeyYears = 100
 // overlong name, and an expiry not in the future or more than a hundred
 // years ahead, are refused with an *InputError; the expiry is kept to the
 // microsecond, and must be in the future as kept (one less than a
-// microsecond ahead is not).
+// microsecond ahead is not). The key's CreatedBy is the creator's user ID,
+// or for a key the host creates the System label as audit events record
+// it (made valid UTF-8 and clipped to MaxSystemLabelBytes); a label
+// holding a NUL byte is refused with an *InputError.
 func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (string, auth.APIKey, error) {
 	if err := g.may(ctx, by, nk.Tenant, rbac.APIKeys, rbac.Manage); err != nil {
 		return "", auth.APIKey{}, err
@@ -64,6 +67,13 @@ func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (s
 	}
 	if err := checkText("name", nk.Name, 100); err != nil {
 		return "", auth.APIKey{}, err
+	}
+	// A System label is kept as the audit log records it (valid UTF-8,
+	// clipped to MaxSystemLabelBytes), the same on every backend; a NUL
+	// byte, which not every backend can keep, is refused.
+	createdBy := by.actor().ID
+	if strings.IndexByte(createdBy, 0) >= 0 {
+		return "", auth.APIKey{}, &InputError{Field: "creator", Reason: "contains a NUL byte"}
 	}
 	now := g.now().UTC().Truncate(time.Microsecond)
 	// Checked as stored (to the microsecond): an expiry less than a
@@ -88,7 +98,7 @@ func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (s
 		return "", auth.APIKey{}, err
 	}
 	k := auth.APIKey{ID: id[:16], Tenant: nk.Tenant, Name: nk.Name, Prefix: prefix, Hash: hash,
-		CreatedBy: by.UserID, CreatedAt: now}
+		CreatedBy: createdBy, CreatedAt: now}
 	if !nk.ExpiresAt.IsZero() {
 		k.ExpiresAt = expires
 	}
