@@ -196,11 +196,13 @@ func (g *Guard) refused(ctx context.Context, by Principal, s rbac.Section, a rba
 }
 
 // Reasons of access.denied events for refusals that are not a permission
-// check (see refused).
+// check (see refused), and of an API key refused an action that needs a
+// recent authentication (see requireRecentAuth).
 const (
 	reasonSystemOnly       = "system_only"
 	reasonOwnAccount       = "own_account"
 	reasonInvalidPrincipal = "invalid_principal"
+	reasonAPIKey           = "api_key"
 )
 
 // denied records an access.denied event in the principal's own tenant and

@@ -35,7 +35,10 @@ const maxAPIKeyYears = 100
 
 // CreateAPIKey creates an API key for a tenant and returns it once, in
 // clear: show it to the administrator and forget it; Guard keeps only its
-// hash. It needs a recent authentication. A user deactivated or deleted
+// hash. It needs a recent authentication (ErrStepUpRequired), which an
+// API key cannot give: a key, whatever its roles, is refused with
+// ErrForbidden, recorded as access.denied with reason api_key, and makes
+// no key. A user deactivated or deleted
 // while the call was under way gets ErrUnauthenticated, and the key is
 // revoked at once. A role the creator may not give (an unknown one, or
 // one with a permission the creator lacks) is refused before anything is
@@ -56,7 +59,7 @@ func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (s
 	if g.stores.APIKeys == nil {
 		return "", auth.APIKey{}, ErrAPIKeysNotConfigured
 	}
-	if err := g.requireRecentAuth(by); err != nil {
+	if err := g.requireRecentAuth(ctx, by, rbac.APIKeys, rbac.Manage); err != nil {
 		return "", auth.APIKey{}, err
 	}
 	if _, err := g.EffectivePolicy(ctx, nk.Tenant); err != nil {

@@ -135,7 +135,12 @@
 // caller with no tenant, such as the system, has no log to be recorded in),
 // any permission of a session whose password must be changed
 // ErrPasswordChangeRequired (also ErrForbidden), and sensitive ones on an
-// old session ErrStepUpRequired.
+// old session ErrStepUpRequired. An API key never passes a step-up check,
+// which asks for a person's recent authentication (CreateAPIKey,
+// SetIPAllowList, SetPolicy, SetSSOConnection, RemoveFactor, and the
+// calls on the caller's own account: ChangeEmail, RequestEmailChange,
+// BeginTOTP, BeginOOB, RegenerateRecoveryCodes): whatever its roles, it
+// gets ErrForbidden, recorded as access.denied with reason api_key.
 //
 // An action whose audit record cannot be written returns ErrUnavailable
 // and is not left in force off the record: a change that grants access,
