@@ -147,6 +147,19 @@ func (g *Guard) ListAPIKeys(ctx context.Context, by Principal, tenant string) ([
 }
 
 // RevokeAPIKey revokes one of a tenant's API keys: its next request fails.
+// It needs api-keys:manage, and follows "Acting on a more privileged
+// user" (see the package doc): a revoked key cannot be brought back, so
+// revoking one locks its automation out for good. Unless by is the system,
+// the user who created the key or the key itself, by must hold every
+// permission of every role the key holds (an admin cannot revoke an
+// owner's key, as they cannot take its owner role away with RevokeRole):
+// otherwise the call is refused with ErrForbidden (matching
+// rbac.ErrEscalation), recorded as a failed apikey.revoked with reason
+// escalation and Meta role naming a role by could not grant, and the key
+// is left as it is. The rule is checked once, before the revocation (which
+// is not undone): a role granted to the key at the same time does not
+// refuse it.
+//
 // It records apikey.revoked as soon as the key is revoked, then takes the
 // key's roles away, so that a revocation in force is on the record
 // whatever fails after it. A revocation stands even when it cannot be
@@ -165,6 +178,15 @@ func (g *Guard) RevokeAPIKey(ctx context.Context, by Principal, tenant, id strin
 	if len(id) > auth.MaxIDBytes {
 		return ErrNotFound
 	}
+	if g.rbac != nil {
+		perms, err := g.permsOf(ctx, by, tenant)
+		if err != nil {
+			return err
+		}
+		if err := g.outranksKey(ctx, by, perms, tenant, id); err != nil {
+			return err
+		}
+	}
 	switch err := g.stores.APIKeys.RevokeAPIKey(ctx, tenant, id, g.now().UTC().Truncate(time.Microsecond)); {
 	case errors.Is(err, auth.ErrNotFound):
 		return ErrNotFound
@@ -180,6 +202,35 @@ func (g *Guard) RevokeAPIKey(ctx context.Context, by Principal, tenant, id strin
 		}
 	}
 	return nil
+}
+
+// outranksKey returns nil if by, holding perms, may revoke API key id of
+// tenant under "Acting on a more privileged user": the system, the key
+// itself and the user who created it may; anyone else must hold every
+// permission of every role the key holds, or is refused as outranks
+// refuses (a failed apikey.revoked, reason escalation, Meta role;
+// ErrForbidden matching rbac.ErrEscalation). A key the tenant does not
+// have holds no role. A store failure is ErrUnavailable.
+func (g *Guard) outranksKey(ctx context.Context, by Principal, perms rbac.Perms, tenant, id string) error {
+	if by.Kind == KindSystem || by.Kind == KindAPIKey && by.KeyID == id {
+		return nil
+	}
+	role, err := g.roleBeyond(ctx, perms, tenant, rbac.Key(id))
+	if err != nil || role == "" {
+		return err
+	}
+	if by.Kind == KindUser {
+		// Only read when the rule would refuse: the creator may revoke
+		// their own key, whatever they hold now.
+		k, found, err := g.apiKeyByID(ctx, tenant, id)
+		if err != nil {
+			return err
+		}
+		if found && k.CreatedBy == by.UserID {
+			return nil
+		}
+	}
+	return g.escalation(ctx, by, tenant, audit.APIKeyRevoked, id, role)
 }
 
 // creatorStillActive checks, once k is stored, that the user creating it

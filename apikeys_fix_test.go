@@ -90,3 +90,61 @@ func TestAPIKeyRefusedStepUp(t *testing.T) {
 		}
 	}
 }
+
+// RevokeAPIKey follows "Acting on a more privileged user" (APIKEY-2): an
+// admin cannot revoke an owner's key, nor can a key with api-keys:manage,
+// the refusal recorded as a failed apikey.revoked (escalation, Meta role);
+// the key's creator, demoted since, and the key itself still may; an
+// access review refuses such a key decision before applying any.
+func TestAPIKeyRevokeOutranks(t *testing.T) {
+	f := newMFAFixture(t)
+	owner, _ := f.userWithRoles(t, "olga@example.test", rbac.Owner)
+	_, _ = f.userWithRoles(t, "oscar@example.test", rbac.Owner)
+	admin, _ := f.userWithRoles(t, "adam@example.test", rbac.Admin)
+	ownerKey, ok := f.newKey(t, owner, "owner automation", rbac.Owner)
+	adminKey, _ := f.newKey(t, owner, "admin automation", rbac.Admin)
+	kp, err := f.g.AuthenticateAPIKey(f.ctx, adminKey, apikeyAuditAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, by := range map[string]guard.Principal{"admin": admin, "admin key": kp} {
+		if err := f.g.RevokeAPIKey(f.ctx, by, tenantID, ok.ID); !errors.Is(err, guard.ErrForbidden) || !errors.Is(err, rbac.ErrEscalation) {
+			t.Errorf("RevokeAPIKey of the owner key by the %s: %v, want ErrForbidden (rbac.ErrEscalation)", name, err)
+		}
+	}
+	evs := f.events(t, audit.APIKeyRevoked)
+	if len(evs) != 2 {
+		t.Fatalf("apikey.revoked events %+v, want the two refusals", evs)
+	}
+	for _, e := range evs {
+		if e.Outcome != audit.Failure || e.Reason != "escalation" || e.Meta["role"] != rbac.Owner || e.Target != ok.ID {
+			t.Errorf("refusal recorded as %+v, want a failed apikey.revoked of the key, reason escalation, Meta role owner", e)
+		}
+	}
+	_, err = f.g.ApplyReview(f.ctx, admin, tenantID, []guard.Decision{{KeyID: ok.ID}})
+	if !errors.Is(err, rbac.ErrEscalation) {
+		t.Errorf("ApplyReview revoking the owner key by an admin: %v, want ErrForbidden (rbac.ErrEscalation)", err)
+	}
+	if _, err := f.g.AuthenticateAPIKey(f.ctx, ownerKey, apikeyAuditAddr); err != nil {
+		t.Fatalf("the owner key after the refusals: %v", err)
+	}
+	// An admin revokes an admin's key, as before.
+	_, other := f.newKey(t, owner, "reports", rbac.ReportsOnly)
+	if err := f.g.RevokeAPIKey(f.ctx, admin, tenantID, other.ID); err != nil {
+		t.Errorf("an admin revoking a reports-only key: %v", err)
+	}
+	// The key itself may revoke itself; its creator, demoted, their own.
+	if err := f.g.RevokeAPIKey(f.ctx, kp, tenantID, kp.KeyID); err != nil {
+		t.Errorf("a key revoking itself: %v", err)
+	}
+	if err := f.g.GrantRole(f.ctx, guard.System("test"), tenantID, "user:"+owner.UserID, rbac.Admin); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.RevokeRole(f.ctx, guard.System("test"), tenantID, "user:"+owner.UserID, rbac.Owner); err != nil {
+		t.Fatal(err)
+	}
+	_, demoted := f.signIn(t, "olga@example.test", ownerPW)
+	if err := f.g.RevokeAPIKey(f.ctx, demoted, tenantID, ok.ID); err != nil {
+		t.Errorf("the creator, demoted to admin, revoking their own owner key: %v", err)
+	}
+}
