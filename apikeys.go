@@ -35,23 +35,26 @@ const maxAPIKeyYears = 100
 
 // CreateAPIKey creates an API key for a tenant and returns it once, in
 // clear: show it to the administrator and forget it; Guard keeps only its
-// hash. It needs a recent authentication (ErrStepUpRequired), which an
-// API key cannot give: a key, whatever its roles, is refused with
-// ErrForbidden, recorded as access.denied with reason api_key, and makes
-// no key. A user deactivated or deleted
-// while the call was under way gets ErrUnauthenticated, and the key is
-// revoked at once. A role the creator may not give (an unknown one, or
-// one with a permission the creator lacks) is refused before anything is
-// created (ErrForbidden, recorded as a failed apikey.created, reason
-// escalation); one taken from the creator while the key is being made is
-// refused by the grant itself, and the key is then revoked. An empty or
-// overlong name, and an expiry not in the future or more than a hundred
-// years ahead, are refused with an *InputError; the expiry is kept to the
-// microsecond, and must be in the future as kept (one less than a
-// microsecond ahead is not). The key's CreatedBy is the creator's user ID,
-// or for a key the host creates the System label as audit events record
-// it (made valid UTF-8 and clipped to MaxSystemLabelBytes); a label
-// holding a NUL byte is refused with an *InputError.
+// hash. It needs a recent authentication (ErrStepUpRequired), which an API
+// key cannot give: a key, whatever its roles, is refused with ErrForbidden,
+// recorded as access.denied with reason api_key, and makes no key. A user
+// deactivated or deleted while the call was under way gets
+// ErrUnauthenticated, and the key is revoked at once. A role the creator
+// may not give (an unknown one, or one with a permission the creator lacks)
+// is refused before anything is created (ErrForbidden, recorded as a failed
+// apikey.created, reason escalation); one taken from the creator while the
+// key is being made is refused by the grant itself, and the key is then
+// revoked. A key created by a user never does more than that user may do
+// now: it loses what they lose, and does nothing while their password is
+// marked compromised (ExpirePassword) or once they are deactivated or
+// deleted (which revokes it). An empty or overlong name, and an expiry not
+// in the future or more than a hundred years ahead, are refused with an
+// *InputError; the expiry is kept to the microsecond, and must be in the
+// future as kept (one less than a microsecond ahead is not). The key's
+// CreatedBy is the creator's user ID, or for a key the host creates the
+// System label as audit events record it (made valid UTF-8 and clipped to
+// MaxSystemLabelBytes); a label holding a NUL byte is refused with an
+// *InputError.
 func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (string, auth.APIKey, error) {
 	if err := g.may(ctx, by, nk.Tenant, rbac.APIKeys, rbac.Manage); err != nil {
 		return "", auth.APIKey{}, err
@@ -378,12 +381,18 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 	if err := g.applyIPList(ctx, k.Tenant, ipfilter.APIKeys, addr, actor, "", due); err != nil {
 		return Principal{}, err
 	}
+	// The creator's standing now, for every decision the principal is
+	// put to (keyBound): read here once, as a session's flags are.
+	st, err := g.standingOf(ctx, k.Tenant, k.CreatedBy)
+	if err != nil {
+		return Principal{}, err
+	}
 	if now.Sub(k.LastUsedAt) >= apiKeyTouchEvery {
 		if err := g.stores.APIKeys.TouchAPIKey(ctx, k.Tenant, k.ID, now.UTC().Truncate(time.Microsecond)); err != nil {
 			return Principal{}, unavailable("api key", err)
 		}
 	}
-	return Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID, keyCreator: k.CreatedBy, keyKnown: true,
+	return Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID, keyCreator: k.CreatedBy, keyStanding: st, keyKnown: true,
 		Addr: addr, IP: ip, AuthAt: k.CreatedAt}, nil
 }
 

@@ -148,3 +148,70 @@ func TestAPIKeyRevokeOutranks(t *testing.T) {
 		t.Errorf("the creator, demoted to admin, revoking their own owner key: %v", err)
 	}
 }
+
+// A key is bound to its creator's present standing (APIKEY-1): while the
+// creator's password is marked compromised, the key authenticates and is
+// refused every permission as the creator's sessions are
+// (ErrPasswordChangeRequired, access.denied with reason password_expired,
+// the key as actor), also through a Principal the host made and through
+// Can; once the creator chooses a new password it works again.
+func TestAPIKeySuspendedWhileCreatorsPasswordExpired(t *testing.T) {
+	f := newMFAFixture(t)
+	owner, _ := f.userWithRoles(t, "olga@example.test", rbac.Owner)
+	adam, _ := f.userWithRoles(t, "adam@example.test", rbac.Admin)
+	key, k := f.newKey(t, adam, "sync", rbac.Admin)
+	hostKey, _ := f.newKey(t, guard.System("provisioning"), "host", rbac.Admin)
+	if err := f.g.ExpirePassword(f.ctx, owner, tenantID, adam.UserID); err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.g.AuthenticateAPIKey(f.ctx, key, apikeyAuditAddr)
+	if err != nil {
+		t.Fatalf("the key of a creator whose password is expired: %v, want it authenticated (and refused)", err)
+	}
+	made := guard.Principal{Kind: guard.KindAPIKey, Tenant: tenantID, KeyID: k.ID}
+	for name, by := range map[string]guard.Principal{"authenticated": p, "host-made": made} {
+		before := len(f.events(t, audit.AccessDenied))
+		if _, err := f.g.Authorize(f.ctx, by, rbac.Reports, rbac.Read); !errors.Is(err, guard.ErrPasswordChangeRequired) {
+			t.Errorf("%s principal: Authorize = %v, want ErrPasswordChangeRequired", name, err)
+		}
+		if _, err := f.g.ListUsers(f.ctx, by, tenantID, "", 10); !errors.Is(err, guard.ErrPasswordChangeRequired) {
+			t.Errorf("%s principal: ListUsers = %v, want ErrPasswordChangeRequired", name, err)
+		}
+		if ok, err := f.g.Can(f.ctx, by, rbac.Reports, rbac.Read); ok || !errors.Is(err, guard.ErrPasswordChangeRequired) {
+			t.Errorf("%s principal: Can = %v, %v, want false, ErrPasswordChangeRequired", name, ok, err)
+		}
+		evs := f.events(t, audit.AccessDenied)
+		if len(evs) != before+2 {
+			t.Fatalf("%s principal: %d access.denied events, want %d", name, len(evs), before+2)
+		}
+		if e := evs[len(evs)-1]; e.Actor.ID != k.ID || e.Reason != guard.ReasonPasswordExpired {
+			t.Errorf("%s principal: refusal recorded as %+v, want the key refused with reason password_expired", name, e)
+		}
+	}
+	if code := serve(f.g, "", client, rbac.Reports, rbac.Read, "Authorization", "Bearer "+key); code != 403 {
+		t.Errorf("a request with the key: %d, want 403", code)
+	}
+	// Another key, the host's, is not the creator's.
+	if code := serve(f.g, "", client, rbac.Reports, rbac.Read, "Authorization", "Bearer "+hostKey); code != 204 {
+		t.Errorf("a request with the host's key: %d, want 204", code)
+	}
+	_, ap := f.signIn(t, "adam@example.test", ownerPW)
+	if err := f.g.ChangePassword(f.ctx, ap, guard.PasswordChange{Current: ownerPW, New: "a brand new passphrase"}); err != nil {
+		t.Fatal(err)
+	}
+	if code := serve(f.g, "", client, rbac.Reports, rbac.Read, "Authorization", "Bearer "+key); code != 204 {
+		t.Errorf("a request with the key once its creator chose a new password: %d, want 204", code)
+	}
+}
+
+// The creator's standing is read with the key: a store failure refuses it
+// (ErrUnavailable), never lets it through.
+func TestAPIKeyCreatorStandingFailsClosed(t *testing.T) {
+	fx := newFaultFix(t, false)
+	adam, _ := fx.user(t, "adam@example.test", rbac.Owner)
+	key, _ := fx.newKey(t, adam, "sync", rbac.Admin)
+	fx.failing(t, "Users.User", func() error {
+		_, err := fx.g.AuthenticateAPIKey(fx.ctx, key, apikeyAuditAddr)
+		return err
+	})
+}

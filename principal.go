@@ -37,11 +37,13 @@ type Principal struct {
 	AuthAt time.Time
 	// KeyID is the API key's ID (KindAPIKey only).
 	KeyID string
-	// keyCreator is the CreatedBy of the API key (KindAPIKey only), as
-	// read when the key was authenticated, if keyKnown; otherwise it is
-	// read from the store when needed (see keyBound).
-	keyCreator string
-	keyKnown   bool
+	// keyCreator is the CreatedBy of the API key (KindAPIKey only), and
+	// keyStanding its creator's standing, as read when the key was
+	// authenticated, if keyKnown; otherwise they are read from the store
+	// when needed (see keyBound).
+	keyCreator  string
+	keyStanding creatorStanding
+	keyKnown    bool
 	// Addr is the resolved client address of the request; IP is the same
 	// as text, for audit events, with the request's UserAgent.
 	Addr      netip.Addr

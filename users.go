@@ -552,7 +552,14 @@ func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string)
 // the host sends them to do so. Every session of the user ends at once, so the change
 // is asked for now, not at the user's next voluntary sign-in; outstanding
 // reset and email-change links are void; and the user, if active, is
-// mailed a notice (a new reset link can be asked for). Passwords have no maximum age by
+// mailed a notice (a new reset link can be asked for). The API keys the
+// user created are suspended with the password, not revoked: each still
+// authenticates, and every permission check refuses it as it refuses the
+// user's sessions (ErrPasswordChangeRequired, recorded as access.denied
+// with reason password_expired, the key as actor; Require answers 403),
+// until the user chooses a new password, when they work again (see
+// keyBound: a key never does more than its creator may do now). Revoke
+// them (RevokeAPIKey) if they may have been made with the stolen password. Passwords have no maximum age by
 // default (NIST SP 800-63B): this is how an administrator asks for a
 // change when a password is known or suspected to be compromised.
 //
