@@ -35,28 +35,84 @@ func (p Principal) subject() rbac.Subject {
 // deleted custom role, an access review's downgrade, SSO role sync); the
 // zero Subject for a user, for a key the host created (its CreatedBy is
 // the System label, not a user ID: it keeps its own roles) and for the
-// system. A creator deactivated or deleted has had the key revoked
-// (revokeKeysOf), so a key that authenticates has a creator still active.
-// known is false for a key the tenant does not have (a Principal not
-// made by AuthenticateAPIKey): it may do nothing. The creator comes from
-// the Principal when AuthenticateAPIKey put it there, else from one read
-// of the tenant's keys.
+// system. The key is bound to its creator's present standing too (see
+// keyCreatorOf): known is false, and the key may do nothing, while the
+// creator's password is marked compromised (ExpirePassword: the key is
+// suspended, not revoked, until they choose a new one; passwordGate
+// refuses it first where it refuses such a session), and when the
+// creator is deactivated or deleted (whose keys are revoked then: one
+// that still authenticates was made or kept by a failure or a race).
+// known is false too for a key the tenant does not have (a Principal not
+// made by AuthenticateAPIKey): it may do nothing. A store failure is
+// returned (ErrUnavailable): nothing is allowed on it.
 func (g *Guard) keyBound(ctx context.Context, by Principal) (within rbac.Subject, known bool, err error) {
 	if by.Kind != KindAPIKey {
 		return rbac.Subject{}, true, nil
 	}
-	creator := by.keyCreator
-	if !by.keyKnown {
-		k, found, err := g.apiKeyByID(ctx, by.Tenant, by.KeyID)
-		if err != nil || !found {
-			return rbac.Subject{}, false, err
-		}
-		creator = k.CreatedBy
+	creator, st, found, err := g.keyCreatorOf(ctx, by)
+	if err != nil || !found || st != creatorActive {
+		return rbac.Subject{}, false, err
 	}
 	if !isUserID(creator) {
 		return rbac.Subject{}, true, nil
 	}
 	return rbac.User(creator), true, nil
+}
+
+// creatorStanding is what the present state of an API key's creator lets
+// the key do (see keyBound).
+type creatorStanding uint8
+
+const (
+	// creatorActive: an active user whose password is not marked
+	// compromised, or the host (a key the host created).
+	creatorActive creatorStanding = iota
+	// creatorPasswordExpired: the creator's password is marked
+	// compromised (auth.User.PasswordExpired, set by ExpirePassword,
+	// cleared by a new password).
+	creatorPasswordExpired
+	// creatorGone: the creator is deactivated or deleted.
+	creatorGone
+)
+
+// keyCreatorOf returns the CreatedBy of API key by and its creator's
+// standing now: from the Principal when AuthenticateAPIKey put them there
+// (read as the key was authenticated, as a session's flags are read at
+// its request), else from one read of the tenant's keys and one of the
+// creator. found is false for a key the tenant does not have. A key the
+// host created (its CreatedBy is no user ID) has no user to read. A store
+// failure is ErrUnavailable.
+func (g *Guard) keyCreatorOf(ctx context.Context, by Principal) (creator string, st creatorStanding, found bool, err error) {
+	if by.keyKnown {
+		return by.keyCreator, by.keyStanding, true, nil
+	}
+	k, found, err := g.apiKeyByID(ctx, by.Tenant, by.KeyID)
+	if err != nil || !found {
+		return "", creatorActive, false, err
+	}
+	st, err = g.standingOf(ctx, k.Tenant, k.CreatedBy)
+	return k.CreatedBy, st, err == nil, err
+}
+
+// standingOf reads the standing of creator, the CreatedBy of an API key of
+// tenant: creatorActive for a key the host created (no user ID). A store
+// failure is ErrUnavailable.
+func (g *Guard) standingOf(ctx context.Context, tenant, creator string) (creatorStanding, error) {
+	if !isUserID(creator) {
+		return creatorActive, nil
+	}
+	u, err := g.stores.Users.User(ctx, tenant, creator)
+	switch {
+	case errors.Is(err, auth.ErrNotFound):
+		return creatorGone, nil
+	case err != nil:
+		return creatorGone, unavailable("load key creator", err)
+	case u.Status != auth.StatusActive:
+		return creatorGone, nil
+	case u.PasswordExpired:
+		return creatorPasswordExpired, nil
+	}
+	return creatorActive, nil
 }
 
 // isUserID reports whether s has the form of the IDs Guard gives users
@@ -171,15 +227,34 @@ func isSelf(by Principal, tenant, userID string) bool {
 // need no permission; every permission check refuses it, recorded as
 // access.denied with reason password_expired, with
 // ErrPasswordChangeRequired (ErrUnavailable if the refusal cannot be
-// recorded). s and a name what was asked for (s may be "").
+// recorded). So is an API key whose creator's password is marked
+// compromised (ExpirePassword), until the creator chooses a new one: the
+// key still authenticates, and does nothing (see keyBound). s and a name
+// what was asked for (s may be ""). A store failure reading the key's
+// creator is ErrUnavailable.
 func (g *Guard) passwordGate(ctx context.Context, by Principal, s rbac.Section, a rbac.Action) error {
-	if by.Kind != KindUser || by.Flags&FlagPasswordExpired == 0 {
-		return nil
+	if expired, err := g.mustChangePassword(ctx, by); err != nil || !expired {
+		return err
 	}
 	if err := g.denied(ctx, by, s, a, ReasonPasswordExpired); !errors.Is(err, ErrForbidden) {
 		return err
 	}
 	return ErrPasswordChangeRequired
+}
+
+// mustChangePassword reports whether by may do nothing until a password is
+// changed: a session that signed in with one that must be
+// (FlagPasswordExpired), or an API key whose creator's password is marked
+// compromised (see keyBound). A store failure is ErrUnavailable.
+func (g *Guard) mustChangePassword(ctx context.Context, by Principal) (bool, error) {
+	switch by.Kind {
+	case KindUser:
+		return by.Flags&FlagPasswordExpired != 0, nil
+	case KindAPIKey:
+		_, st, _, err := g.keyCreatorOf(ctx, by)
+		return st == creatorPasswordExpired, err
+	}
+	return false, nil
 }
 
 // refused is denied for the refusals that are not a permission check: an
@@ -196,11 +271,13 @@ func (g *Guard) refused(ctx context.Context, by Principal, s rbac.Section, a rba
 }
 
 // Reasons of access.denied events for refusals that are not a permission
-// check (see refused).
+// check (see refused), and of an API key refused an action that needs a
+// recent authentication (see requireRecentAuth).
 const (
 	reasonSystemOnly       = "system_only"
 	reasonOwnAccount       = "own_account"
 	reasonInvalidPrincipal = "invalid_principal"
+	reasonAPIKey           = "api_key"
 )
 
 // denied records an access.denied event in the principal's own tenant and
@@ -284,7 +361,9 @@ func (g *Guard) Authorize(ctx context.Context, p Principal, s rbac.Section, a rb
 // password that must be changed gets 403 with "Guard-Reason:
 // password_expired" (ReasonPasswordExpired; the cause given to
 // Config.OnRefuse is ErrPasswordChangeRequired), whatever its roles, until
-// the user changes it: send them to do so. It panics at start-up, not per
+// the user changes it: send them to do so. So does an API key whose
+// creator's password is marked compromised (ExpirePassword), until the
+// creator changes it. It panics at start-up, not per
 // request, on an unknown section or action.
 //
 // An action the tenant put under four-eyes approval is refused too (403,

@@ -35,15 +35,26 @@ const maxAPIKeyYears = 100
 
 // CreateAPIKey creates an API key for a tenant and returns it once, in
 // clear: show it to the administrator and forget it; Guard keeps only its
-// hash. It needs a recent authentication. A user deactivated or deleted
-// while the call was under way gets ErrUnauthenticated, and the key is
-// revoked at once. A role the creator may not give (an unknown one, or
-// one with a permission the creator lacks) is refused before anything is
-// created (ErrForbidden, recorded as a failed apikey.created, reason
-// escalation); one taken from the creator while the key is being made is
-// refused by the grant itself, and the key is then revoked. An empty or
-// overlong name, and an expiry not in the future or more than a hundred
-// years ahead, are refused with an *InputError.
+// hash. It needs a recent authentication (ErrStepUpRequired), which an API
+// key cannot give: a key, whatever its roles, is refused with ErrForbidden,
+// recorded as access.denied with reason api_key, and makes no key. A user
+// deactivated or deleted while the call was under way gets
+// ErrUnauthenticated, and the key is revoked at once. A role the creator
+// may not give (an unknown one, or one with a permission the creator lacks)
+// is refused before anything is created (ErrForbidden, recorded as a failed
+// apikey.created, reason escalation); one taken from the creator while the
+// key is being made is refused by the grant itself, and the key is then
+// revoked. A key created by a user never does more than that user may do
+// now: it loses what they lose, and does nothing while their password is
+// marked compromised (ExpirePassword) or once they are deactivated or
+// deleted (which revokes it). An empty or overlong name, and an expiry not
+// in the future or more than a hundred years ahead, are refused with an
+// *InputError; the expiry is kept to the microsecond, and must be in the
+// future as kept (one less than a microsecond ahead is not). The key's
+// CreatedBy is the creator's user ID, or for a key the host creates the
+// System label as audit events record it (made valid UTF-8 and clipped to
+// MaxSystemLabelBytes); a label holding a NUL byte is refused with an
+// *InputError.
 func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (string, auth.APIKey, error) {
 	if err := g.may(ctx, by, nk.Tenant, rbac.APIKeys, rbac.Manage); err != nil {
 		return "", auth.APIKey{}, err
@@ -51,7 +62,7 @@ func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (s
 	if g.stores.APIKeys == nil {
 		return "", auth.APIKey{}, ErrAPIKeysNotConfigured
 	}
-	if err := g.requireRecentAuth(by); err != nil {
+	if err := g.requireRecentAuth(ctx, by, rbac.APIKeys, rbac.Manage); err != nil {
 		return "", auth.APIKey{}, err
 	}
 	if _, err := g.EffectivePolicy(ctx, nk.Tenant); err != nil {
@@ -63,11 +74,22 @@ func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (s
 	if err := checkText("name", nk.Name, 100); err != nil {
 		return "", auth.APIKey{}, err
 	}
+	// A System label is kept as the audit log records it (valid UTF-8,
+	// clipped to MaxSystemLabelBytes), the same on every backend; a NUL
+	// byte, which not every backend can keep, is refused.
+	createdBy := by.actor().ID
+	if strings.IndexByte(createdBy, 0) >= 0 {
+		return "", auth.APIKey{}, &InputError{Field: "creator", Reason: "contains a NUL byte"}
+	}
 	now := g.now().UTC().Truncate(time.Microsecond)
-	if !nk.ExpiresAt.IsZero() && !nk.ExpiresAt.After(now) {
+	// Checked as stored (to the microsecond): an expiry less than a
+	// microsecond ahead would be stored equal to CreatedAt, the key
+	// expired from birth.
+	expires := nk.ExpiresAt.UTC().Truncate(time.Microsecond)
+	if !nk.ExpiresAt.IsZero() && !expires.After(now) {
 		return "", auth.APIKey{}, &InputError{Field: "expiry", Reason: "must be in the future"}
 	}
-	if nk.ExpiresAt.After(now.AddDate(maxAPIKeyYears, 0, 0)) {
+	if expires.After(now.AddDate(maxAPIKeyYears, 0, 0)) {
 		return "", auth.APIKey{}, &InputError{Field: "expiry", Reason: "must be at most a hundred years ahead"}
 	}
 	if err := g.mayGrantAll(ctx, by, nk.Tenant, audit.APIKeyCreated, clip(nk.Name, 100), nk.Roles); err != nil {
@@ -82,9 +104,9 @@ func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (s
 		return "", auth.APIKey{}, err
 	}
 	k := auth.APIKey{ID: id[:16], Tenant: nk.Tenant, Name: nk.Name, Prefix: prefix, Hash: hash,
-		CreatedBy: by.UserID, CreatedAt: now}
+		CreatedBy: createdBy, CreatedAt: now}
 	if !nk.ExpiresAt.IsZero() {
-		k.ExpiresAt = nk.ExpiresAt.UTC().Truncate(time.Microsecond)
+		k.ExpiresAt = expires
 	}
 	if err := g.stores.APIKeys.CreateAPIKey(ctx, k); err != nil {
 		return "", auth.APIKey{}, unavailable("create api key", err)
@@ -128,6 +150,19 @@ func (g *Guard) ListAPIKeys(ctx context.Context, by Principal, tenant string) ([
 }
 
 // RevokeAPIKey revokes one of a tenant's API keys: its next request fails.
+// It needs api-keys:manage, and follows "Acting on a more privileged
+// user" (see the package doc): a revoked key cannot be brought back, so
+// revoking one locks its automation out for good. Unless by is the system,
+// the user who created the key or the key itself, by must hold every
+// permission of every role the key holds (an admin cannot revoke an
+// owner's key, as they cannot take its owner role away with RevokeRole):
+// otherwise the call is refused with ErrForbidden (matching
+// rbac.ErrEscalation), recorded as a failed apikey.revoked with reason
+// escalation and Meta role naming a role by could not grant, and the key
+// is left as it is. The rule is checked once, before the revocation (which
+// is not undone): a role granted to the key at the same time does not
+// refuse it.
+//
 // It records apikey.revoked as soon as the key is revoked, then takes the
 // key's roles away, so that a revocation in force is on the record
 // whatever fails after it. A revocation stands even when it cannot be
@@ -146,6 +181,15 @@ func (g *Guard) RevokeAPIKey(ctx context.Context, by Principal, tenant, id strin
 	if len(id) > auth.MaxIDBytes {
 		return ErrNotFound
 	}
+	if g.rbac != nil {
+		perms, err := g.permsOf(ctx, by, tenant)
+		if err != nil {
+			return err
+		}
+		if err := g.outranksKey(ctx, by, perms, tenant, id); err != nil {
+			return err
+		}
+	}
 	switch err := g.stores.APIKeys.RevokeAPIKey(ctx, tenant, id, g.now().UTC().Truncate(time.Microsecond)); {
 	case errors.Is(err, auth.ErrNotFound):
 		return ErrNotFound
@@ -161,6 +205,35 @@ func (g *Guard) RevokeAPIKey(ctx context.Context, by Principal, tenant, id strin
 		}
 	}
 	return nil
+}
+
+// outranksKey returns nil if by, holding perms, may revoke API key id of
+// tenant under "Acting on a more privileged user": the system, the key
+// itself and the user who created it may; anyone else must hold every
+// permission of every role the key holds, or is refused as outranks
+// refuses (a failed apikey.revoked, reason escalation, Meta role;
+// ErrForbidden matching rbac.ErrEscalation). A key the tenant does not
+// have holds no role. A store failure is ErrUnavailable.
+func (g *Guard) outranksKey(ctx context.Context, by Principal, perms rbac.Perms, tenant, id string) error {
+	if by.Kind == KindSystem || by.Kind == KindAPIKey && by.KeyID == id {
+		return nil
+	}
+	role, err := g.roleBeyond(ctx, perms, tenant, rbac.Key(id))
+	if err != nil || role == "" {
+		return err
+	}
+	if by.Kind == KindUser {
+		// Only read when the rule would refuse: the creator may revoke
+		// their own key, whatever they hold now.
+		k, found, err := g.apiKeyByID(ctx, tenant, id)
+		if err != nil {
+			return err
+		}
+		if found && k.CreatedBy == by.UserID {
+			return nil
+		}
+	}
+	return g.escalation(ctx, by, tenant, audit.APIKeyRevoked, id, role)
 }
 
 // creatorStillActive checks, once k is stored, that the user creating it
@@ -258,7 +331,9 @@ var refusalRecordLimit = auth.Limit{Max: 1, ResetAfter: time.Minute, LockFor: ti
 // once a minute for each key and IP, and refused all the same when not
 // recorded: one key used in a loop cannot flood its tenant's log. Every
 // other failure is ErrUnauthenticated (a bad key) or ErrIPNotAllowed;
-// store failures are ErrUnavailable.
+// store failures are ErrUnavailable. The principal carries addr, as Addr
+// and as text in IP (as AuthenticateRequest's does), so that the events
+// of the key's actions record it; its UserAgent is left empty.
 func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.Addr) (Principal, error) {
 	if g.stores.APIKeys == nil {
 		return Principal{}, ErrUnauthenticated
@@ -306,12 +381,19 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 	if err := g.applyIPList(ctx, k.Tenant, ipfilter.APIKeys, addr, actor, "", due); err != nil {
 		return Principal{}, err
 	}
+	// The creator's standing now, for every decision the principal is
+	// put to (keyBound): read here once, as a session's flags are.
+	st, err := g.standingOf(ctx, k.Tenant, k.CreatedBy)
+	if err != nil {
+		return Principal{}, err
+	}
 	if now.Sub(k.LastUsedAt) >= apiKeyTouchEvery {
 		if err := g.stores.APIKeys.TouchAPIKey(ctx, k.Tenant, k.ID, now.UTC().Truncate(time.Microsecond)); err != nil {
 			return Principal{}, unavailable("api key", err)
 		}
 	}
-	return Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID, keyCreator: k.CreatedBy, keyKnown: true, Addr: addr, AuthAt: k.CreatedAt}, nil
+	return Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID, keyCreator: k.CreatedBy, keyStanding: st, keyKnown: true,
+		Addr: addr, IP: ip, AuthAt: k.CreatedAt}, nil
 }
 
 // unidentifiedAPIKey refuses an API key presented in request r, whose
@@ -415,7 +497,15 @@ func (g *Guard) badAPIKey(ctx context.Context, addr netip.Addr) error {
 
 // bearer returns the API key in r's Authorization header ("Bearer gk_…"),
 // the only place a key is accepted (never a query parameter or a cookie).
+// A request with more than one Authorization header, whatever they hold,
+// gives an empty key, refused as a bad one: the header is not a list (RFC
+// 9110 §5.3), and a proxy or firewall in front may have judged another
+// of them than the one Guard would read.
 func bearer(r *http.Request) (string, bool) {
+	hs := r.Header["Authorization"]
+	if len(hs) > 1 {
+		return "", true
+	}
 	h := r.Header.Get("Authorization")
 	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
 		return "", false

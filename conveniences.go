@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -17,16 +18,19 @@ import (
 // An error means the decision could not be made; treat it as "no". A
 // session whose password must be changed (FlagPasswordExpired) gets false
 // and ErrPasswordChangeRequired: it may do nothing its roles allow until
-// the user changes it.
+// the user changes it; so does an API key whose creator's password is
+// marked compromised (ExpirePassword), until the creator changes it.
 func (g *Guard) Can(ctx context.Context, p Principal, s rbac.Section, a rbac.Action) (bool, error) {
 	switch {
 	case p.Kind == KindSystem:
 		return true, nil
 	case p.Kind != KindUser && p.Kind != KindAPIKey:
 		return false, nil
-	case p.Flags&FlagPasswordExpired != 0 && p.Kind == KindUser:
-		return false, ErrPasswordChangeRequired
-	case g.rbac == nil:
+	}
+	if expired, err := g.mustChangePassword(ctx, p); err != nil || expired {
+		return false, cmp.Or(err, ErrPasswordChangeRequired)
+	}
+	if g.rbac == nil {
 		return p.Kind == KindUser, nil
 	}
 	d, err := g.decide(ctx, p, p.Tenant, s, a)

@@ -96,7 +96,13 @@
 //   - SendInvitation: a fresh link that sets the user's password without
 //     the current one, which also voids the user's own reset link;
 //   - RemoveFactor of another user's factor: it lowers the user's
-//     protection (and with the last factor voids their recovery codes).
+//     protection (and with the last factor voids their recovery codes);
+//   - RevokeAPIKey, and the key revocations of ApplyReview, of a key
+//     holding such a role (the rule is then about the key's roles, not its
+//     creator's): a revoked key cannot be brought back, so this locks the
+//     key's automation out for good. The user who created the key, and
+//     the key itself, may revoke it all the same. Revoking the keys of a
+//     user being deactivated or deleted follows the rule of that call.
 //
 // The rule is checked before the call changes anything and, as the last
 // active owner is (written first, checked after), once more after a
@@ -135,7 +141,12 @@
 // caller with no tenant, such as the system, has no log to be recorded in),
 // any permission of a session whose password must be changed
 // ErrPasswordChangeRequired (also ErrForbidden), and sensitive ones on an
-// old session ErrStepUpRequired.
+// old session ErrStepUpRequired. An API key never passes a step-up check,
+// which asks for a person's recent authentication (CreateAPIKey,
+// SetIPAllowList, SetPolicy, SetSSOConnection, RemoveFactor, and the
+// calls on the caller's own account: ChangeEmail, RequestEmailChange,
+// BeginTOTP, BeginOOB, RegenerateRecoveryCodes): whatever its roles, it
+// gets ErrForbidden, recorded as access.denied with reason api_key.
 //
 // An action whose audit record cannot be written returns ErrUnavailable
 // and is not left in force off the record: a change that grants access,

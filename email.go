@@ -22,11 +22,13 @@ const ReasonEmailTaken = "email_taken"
 // sign in with, to newEmail in canonical form (see auth.CanonicalEmail).
 //
 // It needs a recent authentication: on an older session it returns
-// ErrStepUpRequired (call Reauthenticate and retry). A malformed address
-// is an *auth.InputError, and an address another user of the tenant has is
-// ErrEmailTaken (recorded as a refused user.email_changed event); neither
-// changes anything. The user's current address again changes nothing and
-// succeeds.
+// ErrStepUpRequired (call Reauthenticate and retry); an API key is refused
+// with ErrForbidden (recorded as access.denied, reason api_key), any other
+// principal that is not a signed-in user with ErrUnauthenticated. A
+// malformed address is an *auth.InputError, and an address another user of
+// the tenant has is ErrEmailTaken (recorded as a refused user.email_changed
+// event); neither changes anything. The user's current address again
+// changes nothing and succeeds.
 //
 // On success the user signs in with the new address only, every other
 // session of the user ends, a password-reset or invitation link mailed to
@@ -63,11 +65,11 @@ func (g *Guard) ChangeEmail(ctx context.Context, p Principal, newEmail string) e
 // to newEmail now and returns the user and the address in canonical form
 // (the user's own: nothing to do).
 func (g *Guard) prepareEmailChange(ctx context.Context, p Principal, newEmail string) (auth.User, string, error) {
+	if err := g.requireRecentAuth(ctx, p, "", actionEmail); err != nil {
+		return auth.User{}, "", err
+	}
 	if p.Kind != KindUser {
 		return auth.User{}, "", ErrUnauthenticated
-	}
-	if err := g.requireRecentAuth(p); err != nil {
-		return auth.User{}, "", err
 	}
 	idp, err := g.hasIdP(ctx, p.Tenant)
 	if err != nil {

@@ -38,7 +38,9 @@ var (
 	// ExpirePassword, older than the tenant's PasswordMaxAge, or on the
 	// list of common passwords), and every permission check refuses it
 	// until the user changes it (ChangePasswordAndRotate or
-	// ChangePassword) or resets it. It is also ErrForbidden.
+	// ChangePassword) or resets it. An API key whose creator's password
+	// is marked compromised gets it too, until the creator changes it. It
+	// is also ErrForbidden.
 	ErrPasswordChangeRequired = fmt.Errorf("%w: your password must be changed first", ErrForbidden)
 	// ErrApprovalRequired: the action is under four-eyes approval.
 	// Authorize returns it for a principal whose roles allow the action

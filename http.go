@@ -25,7 +25,9 @@ func (g *Guard) SessionToken(r *http.Request) (string, bool) {
 
 // AuthenticateRequest authenticates r: by its API key when it carries an
 // "Authorization: Bearer" header (the only place a key is accepted), else
-// by its session cookie. It resolves the client IP (Config.Proxies) and
+// by its session cookie. A request with more than one Authorization header
+// is refused as one with a bad API key (ErrUnauthenticated, counted
+// against the client IP), whatever they hold. It resolves the client IP (Config.Proxies) and
 // applies the tenant's allow-list for people or for API keys. The returned
 // principal carries the client IP and user agent. A session refused by the
 // allow-list, or let through by a report-only one, is recorded (ip.denied)
@@ -51,7 +53,7 @@ func (g *Guard) AuthenticateRequest(r *http.Request) (Principal, error) {
 		if err != nil {
 			return Principal{}, err
 		}
-		p.IP, p.UserAgent = addr.String(), clip(r.UserAgent(), 512)
+		p.UserAgent = clip(r.UserAgent(), 512)
 		return p, nil
 	}
 	tok, ok := g.SessionToken(r)
@@ -150,10 +152,12 @@ func SignedOutReason(ctx context.Context) string {
 // PrincipalFrom). A request without a credential goes on anonymously (a
 // stale cookie is cleared; if its session was ended by a sign-in
 // elsewhere, the answer carries "Guard-Reason: signed_in_elsewhere" and
-// SignedOutReason says so); a bad API key answers 401, a client IP outside
-// the tenant's allow-list 403, too many bad keys 429, and a store failure
-// 503 — none of these goes further: Middleware never lets a request
-// through as authenticated on an error. Use RequireSession to refuse
+// SignedOutReason says so); a bad API key answers 401, as does a request
+// with more than one Authorization header (whatever they hold, with or
+// without a session cookie); a client IP outside the tenant's allow-list
+// 403, too many bad keys 429, and a store failure 503 — none of these
+// goes further: Middleware never lets a request through as authenticated
+// on an error. Use RequireSession to refuse
 // anonymous requests (401, with that Guard-Reason), and Require for role
 // checks.
 //

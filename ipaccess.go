@@ -219,7 +219,7 @@ func (g *Guard) SetIPAllowList(ctx context.Context, by Principal, tenant string,
 	if g.ipf == nil {
 		return ipfilter.Applied{}, ErrIPListsNotConfigured
 	}
-	if err := g.requireRecentAuth(by); err != nil {
+	if err := g.requireRecentAuth(ctx, by, rbac.Settings, rbac.Manage); err != nil {
 		return ipfilter.Applied{}, err
 	}
 	if _, err := g.EffectivePolicy(ctx, tenant); err != nil {

@@ -623,11 +623,11 @@ func (g *Guard) self(ctx context.Context, p Principal) (attempt, error) {
 // failed mfa.enrol_started, reason bad_input (as BeginOOB's refusals), and
 // nothing is enrolled; so in BeginPendingTOTP.
 func (g *Guard) BeginTOTP(ctx context.Context, p Principal, label string) (mfa.TOTPEnrolment, error) {
-	a, err := g.self(ctx, p)
-	if err != nil {
+	if err := g.requireRecentAuth(ctx, p, "", actionMFA); err != nil {
 		return mfa.TOTPEnrolment{}, err
 	}
-	if err := g.requireRecentAuth(p); err != nil {
+	a, err := g.self(ctx, p)
+	if err != nil {
 		return mfa.TOTPEnrolment{}, err
 	}
 	return g.beginTOTP(ctx, a, label)
@@ -652,11 +652,11 @@ func (g *Guard) BeginTOTP(ctx context.Context, p Principal, label string) (mfa.T
 // unavailable; the pending factor it would have confirmed is deleted (an
 // earlier pending factor of the kind was voided all the same).
 func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destination, label string) (mfa.Factor, error) {
-	a, err := g.self(ctx, p)
-	if err != nil {
+	if err := g.requireRecentAuth(ctx, p, "", actionMFA); err != nil {
 		return mfa.Factor{}, err
 	}
-	if err := g.requireRecentAuth(p); err != nil {
+	a, err := g.self(ctx, p)
+	if err != nil {
 		return mfa.Factor{}, err
 	}
 	if kind == mfa.KindEmail {
@@ -830,7 +830,7 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	if g.mfa == nil {
 		return ErrMFANotConfigured
 	}
-	if err := g.requireRecentAuth(by); err != nil {
+	if err := g.requireRecentAuth(ctx, by, rbac.Users, rbac.Manage); err != nil {
 		return err
 	}
 	var perms rbac.Perms
@@ -1053,11 +1053,11 @@ func article(noun string) string {
 // after the record returns the error with the reset on record but not
 // done: the old set keeps working.
 func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]string, error) {
-	a, err := g.self(ctx, p)
-	if err != nil {
+	if err := g.requireRecentAuth(ctx, p, "", actionMFA); err != nil {
 		return nil, err
 	}
-	if err := g.requireRecentAuth(p); err != nil {
+	a, err := g.self(ctx, p)
+	if err != nil {
 		return nil, err
 	}
 	e := a.event(audit.RecoveryReset, audit.Success, "")

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/session"
 )
 
@@ -36,11 +37,13 @@ type Principal struct {
 	AuthAt time.Time
 	// KeyID is the API key's ID (KindAPIKey only).
 	KeyID string
-	// keyCreator is the CreatedBy of the API key (KindAPIKey only), as
-	// read when the key was authenticated, if keyKnown; otherwise it is
-	// read from the store when needed (see keyBound).
-	keyCreator string
-	keyKnown   bool
+	// keyCreator is the CreatedBy of the API key (KindAPIKey only), and
+	// keyStanding its creator's standing, as read when the key was
+	// authenticated, if keyKnown; otherwise they are read from the store
+	// when needed (see keyBound).
+	keyCreator  string
+	keyStanding creatorStanding
+	keyKnown    bool
 	// Addr is the resolved client address of the request; IP is the same
 	// as text, for audit events, with the request's UserAgent.
 	Addr      netip.Addr
@@ -130,9 +133,15 @@ func (p Principal) PasswordExpired() bool { return p.Flags&FlagPasswordExpired !
 // factor (FlagMustEnrol).
 func (p Principal) MustEnrol() bool { return p.Flags&FlagMustEnrol != 0 }
 
-// requireRecentAuth returns ErrStepUpRequired unless p authenticated
-// within the step-up window (the system always passes).
-func (g *Guard) requireRecentAuth(p Principal) error {
+// requireRecentAuth returns nil if p may take an action that needs a
+// recent authentication (a step-up): the system always may; a user who
+// authenticated within the step-up window may, else ErrStepUpRequired.
+// An API key never may, whatever its roles: a step-up is a person's
+// proof, which a key cannot give. It is refused with ErrForbidden,
+// recorded as access.denied with reason api_key (s and a name the action,
+// as for a permission check; ErrUnavailable if the refusal cannot be
+// recorded). Any other principal is ErrUnauthenticated.
+func (g *Guard) requireRecentAuth(ctx context.Context, p Principal, s rbac.Section, a rbac.Action) error {
 	switch p.Kind {
 	case KindSystem:
 		return nil
@@ -144,9 +153,20 @@ func (g *Guard) requireRecentAuth(p Principal) error {
 			return nil
 		}
 		return ErrStepUpRequired
+	case KindAPIKey:
+		return g.denied(ctx, p, s, a, reasonAPIKey)
 	}
 	return ErrUnauthenticated
 }
+
+// Actions named by the refusals of the step-up-gated calls on the
+// caller's own account, which need no permission (see requireRecentAuth):
+// enrolling a second factor or making recovery codes, changing the email
+// address.
+const (
+	actionMFA   rbac.Action = "mfa"
+	actionEmail rbac.Action = "email"
+)
 
 func (p Principal) actor() audit.Actor {
 	switch p.Kind {

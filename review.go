@@ -741,7 +741,10 @@ type ReviewResult struct {
 // role.revoked with reason escalation), the deactivation of a user holding
 // a role the reviewer could not grant (ErrForbidden, recorded as a failed
 // user.deactivated with reason escalation: see "Acting on a more
-// privileged user"), decisions that would
+// privileged user"), the revocation of an API key holding such a role,
+// unless the reviewer created it (ErrForbidden, recorded as RevokeAPIKey
+// records it: a failed apikey.revoked with reason escalation), decisions
+// that would
 // leave the tenant without an active owner (rbac.ErrLastOwner, recorded
 // as DeactivateUser and RevokeRole record it: each decision taking an
 // active owner away as a failed user.deactivated or role.revoked with
@@ -864,10 +867,11 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 		breakGlass *string
 	)
 	// The roles are needed to change them, and to check that the
-	// reviewer outranks a user they deactivate (see outranks).
+	// reviewer outranks a user they deactivate (see outranks) or a key
+	// they revoke (outranksKey).
 	needRoles := false
 	for _, d := range ds {
-		if d.DowngradeTo != "" || len(d.RevokeRoles) > 0 || d.Deactivate && g.rbac != nil {
+		if d.DowngradeTo != "" || len(d.RevokeRoles) > 0 || (d.Deactivate || d.KeyID != "") && g.rbac != nil {
 			needRoles = true
 		}
 	}
@@ -917,6 +921,11 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 			k, ok := keys[d.KeyID]
 			if !ok {
 				return nil, ErrNotFound
+			}
+			if needRoles && k.RevokedAt.IsZero() {
+				if err := g.outranksKey(ctx, by, perms, tenant, k.ID); err != nil {
+					return nil, err
+				}
 			}
 			plan = append(plan, plannedDecision{i: i, d: d, key: k})
 			continue

@@ -382,7 +382,7 @@ func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID,
 		return err
 	}
 	if isSelf(by, tenant, userID) && sessionID != by.SessionID() {
-		if err := g.requireRecentAuth(by); err != nil {
+		if err := g.requireRecentAuth(ctx, by, rbac.Users, rbac.Manage); err != nil {
 			return err
 		}
 	}
@@ -411,7 +411,7 @@ func (g *Guard) RevokeUserSessions(ctx context.Context, by Principal, tenant, us
 	}
 	var keep session.Hash
 	if isSelf(by, tenant, userID) {
-		if err := g.requireRecentAuth(by); err != nil {
+		if err := g.requireRecentAuth(ctx, by, rbac.Users, rbac.Manage); err != nil {
 			return 0, err
 		}
 		keep = by.Session

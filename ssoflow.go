@@ -99,7 +99,7 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 	if err := g.requireOwner(ctx, by, c.Tenant); err != nil {
 		return sso.Connection{}, err
 	}
-	if err := g.requireRecentAuth(by); err != nil {
+	if err := g.requireRecentAuth(ctx, by, rbac.Settings, rbac.Manage); err != nil {
 		return sso.Connection{}, err
 	}
 	if _, err := g.EffectivePolicy(ctx, c.Tenant); err != nil {

@@ -143,7 +143,7 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 	if err := g.may(ctx, by, tenant, rbac.Settings, rbac.Manage); err != nil {
 		return 0, err
 	}
-	if err := g.requireRecentAuth(by); err != nil {
+	if err := g.requireRecentAuth(ctx, by, rbac.Settings, rbac.Manage); err != nil {
 		return 0, err
 	}
 	if err := g.checkPolicy(ctx, tenant, p, false); err != nil {

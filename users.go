@@ -510,7 +510,7 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 // cannot be read); other errors as policyRefused records them.
 func (g *Guard) deleteRefused(ctx context.Context, by Principal, tenant, id string, perms rbac.Perms, err error) error {
 	if errors.Is(err, rbac.ErrEscalation) {
-		if role, rerr := g.roleBeyond(ctx, perms, tenant, id); rerr == nil && role != "" {
+		if role, rerr := g.roleBeyond(ctx, perms, tenant, rbac.User(id)); rerr == nil && role != "" {
 			return g.escalation(ctx, by, tenant, audit.UserDeleted, id, role)
 		}
 		// The role is gone again, or the roles cannot be read: refused
@@ -552,7 +552,14 @@ func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string)
 // the host sends them to do so. Every session of the user ends at once, so the change
 // is asked for now, not at the user's next voluntary sign-in; outstanding
 // reset and email-change links are void; and the user, if active, is
-// mailed a notice (a new reset link can be asked for). Passwords have no maximum age by
+// mailed a notice (a new reset link can be asked for). The API keys the
+// user created are suspended with the password, not revoked: each still
+// authenticates, and every permission check refuses it as it refuses the
+// user's sessions (ErrPasswordChangeRequired, recorded as access.denied
+// with reason password_expired, the key as actor; Require answers 403),
+// until the user chooses a new password, when they work again (see
+// keyBound: a key never does more than its creator may do now). Revoke
+// them (RevokeAPIKey) if they may have been made with the stolen password. Passwords have no maximum age by
 // default (NIST SP 800-63B): this is how an administrator asks for a
 // change when a password is known or suspected to be compromised.
 //
@@ -664,7 +671,7 @@ func (g *Guard) outranks(ctx context.Context, by Principal, tenant, id string, a
 	if err != nil || by.Kind == KindSystem {
 		return perms, err
 	}
-	role, err := g.roleBeyond(ctx, perms, tenant, id)
+	role, err := g.roleBeyond(ctx, perms, tenant, rbac.User(id))
 	switch {
 	case err != nil:
 		return rbac.Perms{}, err
@@ -674,10 +681,10 @@ func (g *Guard) outranks(ctx context.Context, by Principal, tenant, id string, a
 	return perms, nil
 }
 
-// roleBeyond returns the first role user id of tenant holds now whose
-// permissions perms does not all hold, or "" (see beyond).
-func (g *Guard) roleBeyond(ctx context.Context, perms rbac.Perms, tenant, id string) (string, error) {
-	held, err := g.rbac.RolesOf(ctx, tenant, rbac.User(id))
+// roleBeyond returns the first role sub (a user or an API key) of tenant
+// holds now whose permissions perms does not all hold, or "" (see beyond).
+func (g *Guard) roleBeyond(ctx context.Context, perms rbac.Perms, tenant string, sub rbac.Subject) (string, error) {
+	held, err := g.rbac.RolesOf(ctx, tenant, sub)
 	var ie *rbac.InputError
 	switch {
 	case errors.As(err, &ie):
@@ -711,7 +718,7 @@ func (g *Guard) outranksStill(ctx context.Context, by Principal, perms rbac.Perm
 	if g.rbac == nil || by.Kind == KindSystem {
 		return nil
 	}
-	role, err := g.roleBeyond(ctx, perms, tenant, id)
+	role, err := g.roleBeyond(ctx, perms, tenant, rbac.User(id))
 	if err == nil && role == "" {
 		return nil
 	}

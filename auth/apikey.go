@@ -33,7 +33,7 @@ type APIKey struct {
 	Name       string // what the key is for, set by its creator
 	Prefix     string // the key's first APIKeyShownChars characters
 	Hash       [32]byte
-	CreatedBy  string // user ID of the creator
+	CreatedBy  string // user ID of the creator, or the label of the host (guard.System) that created it
 	CreatedAt  time.Time
 	ExpiresAt  time.Time // zero: never
 	LastUsedAt time.Time // zero: never used
