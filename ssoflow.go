@@ -608,7 +608,8 @@ func (g *Guard) freshAuthn(instant time.Time) bool {
 }
 
 // provision creates a user for a first SSO login (just-in-time), without
-// a password, with the mapped roles.
+// a password, with the mapped roles. A store failure, reading the new
+// user back included, is ErrUnavailable.
 func (g *Guard) provision(ctx context.Context, tenant string, res *sso.Result) (auth.User, error) {
 	roles := slices.DeleteFunc(slices.Clone(res.Roles), func(r string) bool { return r == rbac.Owner })
 	if g.rbac == nil {
@@ -618,7 +619,11 @@ func (g *Guard) provision(ctx context.Context, tenant string, res *sso.Result) (
 	if err != nil {
 		return auth.User{}, err
 	}
-	return g.stores.Users.User(ctx, tenant, nu.ID)
+	u, err := g.stores.Users.User(ctx, tenant, nu.ID)
+	if err != nil {
+		return auth.User{}, unavailable("load user", err)
+	}
+	return u, nil
 }
 
 // syncRoles makes the user's roles those the IdP's groups map to (owner
