@@ -447,7 +447,9 @@ type SSOResponse struct {
 // password login: the tenant's IP allow-list, deactivated users refused,
 // the session limit, audit. The user is found by the asserted email, or
 // created when the connection allows just-in-time provisioning (with the
-// mapped roles, never owner). The session ends no later than the IdP
+// mapped roles, never owner). An account created meanwhile with the same
+// address (two first sign-ins of one user at once, or an administrator's
+// CreateUser) is taken as found, with the checks below. The session ends no later than the IdP
 // asked. Every refusal is ErrSSOFailed for the browser; the precise reason
 // is in the sso.failed event.
 //
@@ -518,17 +520,31 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 		return LoginResult{}, "", fail(reason, "", err)
 	}
 	u, err := g.stores.Users.UserByEmail(ctx, resp.Tenant, res.Email)
-	switch {
-	case errors.Is(err, auth.ErrNotFound):
-		if !res.JIT {
-			return LoginResult{}, "", fail(ReasonUnknownUser, "", ErrSSOFailed)
-		}
-		if u, err = g.provision(ctx, resp.Tenant, res); err != nil {
-			if errors.Is(err, ErrUnavailable) {
-				return LoginResult{}, "", fail(ReasonUnavailable, "", err)
+	provisioned := false
+	if errors.Is(err, auth.ErrNotFound) && res.JIT {
+		u, err = g.provision(ctx, resp.Tenant, res)
+		switch {
+		case err == nil:
+			provisioned = true
+		case errors.Is(err, ErrEmailTaken):
+			// Created since the look-up: by another first sign-in of the
+			// same user (a retried POST, a second tab) or by an
+			// administrator. Taken as found, with the same checks.
+			u, err = g.stores.Users.UserByEmail(ctx, resp.Tenant, res.Email)
+			if errors.Is(err, auth.ErrNotFound) {
+				// And deleted again meanwhile.
+				return LoginResult{}, "", fail("provisioning", ErrEmailTaken.Error(), ErrSSOFailed)
 			}
+		case errors.Is(err, ErrUnavailable):
+			return LoginResult{}, "", fail(ReasonUnavailable, "", err)
+		default:
 			return LoginResult{}, "", fail("provisioning", err.Error(), ErrSSOFailed)
 		}
+	}
+	switch {
+	case provisioned:
+	case errors.Is(err, auth.ErrNotFound):
+		return LoginResult{}, "", fail(ReasonUnknownUser, "", ErrSSOFailed)
 	case err != nil:
 		return LoginResult{}, "", fail(ReasonUnavailable, "", unavailable("load user", err))
 	case u.EmailUnverified:
