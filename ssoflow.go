@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -643,24 +644,39 @@ func (g *Guard) provision(ctx context.Context, tenant string, res *sso.Result) (
 }
 
 // syncRoles makes the user's roles those the IdP's groups map to (owner
-// excepted: it is never given nor taken by the IdP).
+// excepted: it is never given nor taken by the IdP). Nothing changes
+// unless every wanted role is one the tenant defines (a mapped role
+// deleted since gives rbac.ErrRoleNotFound, naming it). Then the roles
+// the IdP no longer gives are taken away first, and only then the new
+// ones granted: removals only lower privilege, so a sync that fails part
+// way (a store failure) never leaves the user a role the IdP took away,
+// at worst fewer roles than the IdP gives, until the next sign-in.
 func (g *Guard) syncRoles(ctx context.Context, u auth.User, want []string) error {
 	sub := rbac.User(u.ID)
 	have, err := g.rbac.RolesOf(ctx, u.Tenant, sub)
 	if err != nil {
 		return rbacErr("roles", err)
 	}
-	sys := System("sso")
+	defined, err := g.rbac.Roles(ctx, u.Tenant)
+	if err != nil {
+		return rbacErr("load roles", err)
+	}
 	for _, r := range want {
-		if r != rbac.Owner && !slices.Contains(have, r) {
-			if err := g.GrantRole(ctx, sys, u.Tenant, sub.String(), r); err != nil {
+		if r != rbac.Owner && !slices.ContainsFunc(defined, func(d rbac.RoleInfo) bool { return d.Name == r }) {
+			return fmt.Errorf("%w: %q", rbac.ErrRoleNotFound, clip(r, 100))
+		}
+	}
+	sys := System("sso")
+	for _, r := range have {
+		if r != rbac.Owner && !slices.Contains(want, r) {
+			if err := g.RevokeRole(ctx, sys, u.Tenant, sub.String(), r); err != nil {
 				return err
 			}
 		}
 	}
-	for _, r := range have {
-		if r != rbac.Owner && !slices.Contains(want, r) {
-			if err := g.RevokeRole(ctx, sys, u.Tenant, sub.String(), r); err != nil {
+	for _, r := range want {
+		if r != rbac.Owner && !slices.Contains(have, r) {
+			if err := g.GrantRole(ctx, sys, u.Tenant, sub.String(), r); err != nil {
 				return err
 			}
 		}
