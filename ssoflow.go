@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -61,7 +62,10 @@ func (g *Guard) SSOConnection(ctx context.Context, by Principal, tenant string) 
 // sso.configured audit event records whether metadata signatures are
 // required (metadata_signed), the SHA-256 fingerprints of the
 // certificates (metadata_signers) and the trusted multi-factor contexts
-// (mfa_authn_contexts, space-separated).
+// (mfa_authn_contexts, space-separated). The role mapping may not name
+// the owner role, nor (with RBAC) a role the tenant does not define
+// (*InputError on group roles or default role); DeleteRole then refuses
+// to delete a role the mapping names.
 // Whoever controls the IdP can sign in as any user of the tenant, so only
 // an owner may do it, with a recent authentication.
 //
@@ -106,13 +110,8 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 	if _, err := g.EffectivePolicy(ctx, c.Tenant); err != nil {
 		return sso.Connection{}, err
 	}
-	for _, role := range c.GroupRoles {
-		if role == rbac.Owner {
-			return sso.Connection{}, &InputError{Field: "group roles", Reason: "may not map a group to owner"}
-		}
-	}
-	if c.DefaultRole == rbac.Owner {
-		return sso.Connection{}, &InputError{Field: "default role", Reason: "may not be owner"}
+	if err := g.checkRoleMapping(ctx, c); err != nil {
+		return sso.Connection{}, err
 	}
 	undo, prev, err := g.ssoUndo(ctx, c.Tenant)
 	if err != nil {
@@ -145,6 +144,51 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 		}
 	}
 	return out, nil
+}
+
+// checkRoleMapping refuses a connection's role mapping (GroupRoles,
+// DefaultRole) that names the owner role, which the IdP never gives, or,
+// with RBAC, a role the tenant does not define, which would refuse every
+// just-in-time sign-in of a user it maps, and every sync (*InputError on
+// the field).
+func (g *Guard) checkRoleMapping(ctx context.Context, c sso.Connection) error {
+	if slices.Contains(slices.Collect(maps.Values(c.GroupRoles)), rbac.Owner) {
+		return &InputError{Field: "group roles", Reason: "may not map a group to owner"}
+	}
+	if c.DefaultRole == rbac.Owner {
+		return &InputError{Field: "default role", Reason: "may not be owner"}
+	}
+	if g.rbac == nil || len(c.GroupRoles) == 0 && c.DefaultRole == "" {
+		return nil
+	}
+	defined, err := g.rbac.Roles(ctx, c.Tenant)
+	if err != nil {
+		return rbacErr("load roles", err)
+	}
+	for _, role := range c.GroupRoles {
+		if !definesRole(defined, role) {
+			return &InputError{Field: "group roles", Reason: "maps a group to a role the tenant does not define"}
+		}
+	}
+	if c.DefaultRole != "" && !definesRole(defined, c.DefaultRole) {
+		return &InputError{Field: "default role", Reason: "is not a role the tenant defines"}
+	}
+	return nil
+}
+
+// definesRole reports whether the roles defined include one named name.
+func definesRole(defined []rbac.RoleInfo, name string) bool {
+	return slices.ContainsFunc(defined, func(r rbac.RoleInfo) bool { return r.Name == name })
+}
+
+// ssoMapsRole reports whether the tenant's IdP connection, if any, maps a
+// group (or its DefaultRole) to role.
+func (g *Guard) ssoMapsRole(ctx context.Context, tenant, role string) (bool, error) {
+	c, err := g.idpConnection(ctx, tenant)
+	if c == nil {
+		return false, err
+	}
+	return c.DefaultRole == role || slices.Contains(slices.Collect(maps.Values(c.GroupRoles)), role), nil
 }
 
 // idpChanged ends the sessions the tenant's IdP vouched for until cutoff,
@@ -662,7 +706,7 @@ func (g *Guard) syncRoles(ctx context.Context, u auth.User, want []string) error
 		return rbacErr("load roles", err)
 	}
 	for _, r := range want {
-		if r != rbac.Owner && !slices.ContainsFunc(defined, func(d rbac.RoleInfo) bool { return d.Name == r }) {
+		if r != rbac.Owner && !definesRole(defined, r) {
 			return fmt.Errorf("%w: %q", rbac.ErrRoleNotFound, clip(r, 100))
 		}
 	}
@@ -856,17 +900,24 @@ func ssoErr(op string, err error) error {
 
 // hasIdP reports whether the tenant has a single sign-on connection.
 func (g *Guard) hasIdP(ctx context.Context, tenant string) (bool, error) {
+	c, err := g.idpConnection(ctx, tenant)
+	return c != nil, err
+}
+
+// idpConnection returns the tenant's IdP connection, or nil if it has
+// none (or SSO is not configured).
+func (g *Guard) idpConnection(ctx context.Context, tenant string) (*sso.Connection, error) {
 	if g.sso == nil {
-		return false, nil
+		return nil, nil
 	}
-	_, err := g.sso.Connection(ctx, tenant)
+	c, err := g.sso.Connection(ctx, tenant)
 	switch {
-	case err == nil:
-		return true, nil
 	case errors.Is(err, sso.ErrNotFound):
-		return false, nil
+		return nil, nil
+	case err != nil:
+		return nil, ssoErr("sso connection", err)
 	}
-	return false, ssoErr("sso connection", err)
+	return &c, nil
 }
 
 // SSOServiceProvider returns the tenant's service-provider URLs (entity

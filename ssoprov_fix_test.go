@@ -4,6 +4,7 @@ package guard_test
 // the audit's tests reach.
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -134,5 +135,42 @@ func TestSSORoleSyncUndefinedRoleChangesNothing(t *testing.T) {
 	}
 	if evs := s.ssoFailures(t); len(evs) != 1 || evs[0].Reason != "role_sync" || !strings.Contains(evs[0].Meta["detail"], "zz-gone") {
 		t.Errorf("sso.failed events %+v, want one, reason role_sync, naming zz-gone", evs)
+	}
+}
+
+// SSOPROV-3: a custom role the connection maps is accepted, and then not
+// deleted (*InputError) while the mapping names it, as group role or as
+// default; once the mapping no longer does, it is.
+func TestSSOMappedRoleNotDeleted(t *testing.T) {
+	s := newSSOSite(t)
+	ctx := t.Context()
+	sys := guard.System("test")
+	for _, name := range []string{"zz-auditor", "zz-guest"} {
+		if err := s.g.DefineRole(ctx, sys, tenantID, name, []string{"audit:read"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.setConn(t, func(c *sso.Connection) {
+		c.GroupRoles = map[string]string{"Staff": rbac.Member, "Auditors": "zz-auditor"}
+		c.DefaultRole = "zz-guest"
+	})
+	for _, name := range []string{"zz-auditor", "zz-guest"} {
+		var ie *guard.InputError
+		if err := s.g.DeleteRole(ctx, sys, tenantID, name); !errors.As(err, &ie) || ie.Field != "role" {
+			t.Errorf("DeleteRole of %s, which the connection maps: %v, want an *InputError on role", name, err)
+		}
+	}
+	if evs, _ := s.g.QueryAudit(ctx, sys, tenantID, audit.Query{Action: string(audit.RoleDeleted)}); len(evs.Events) != 0 {
+		t.Errorf("refused deletions recorded: %+v", evs.Events)
+	}
+	// A built-in role keeps its own refusal.
+	if err := s.g.DeleteRole(ctx, sys, tenantID, rbac.Member); !errors.Is(err, rbac.ErrBuiltInRole) {
+		t.Errorf("DeleteRole of the mapped built-in member: %v, want rbac.ErrBuiltInRole", err)
+	}
+	s.setConn(t, func(c *sso.Connection) { c.GroupRoles, c.DefaultRole = nil, "" })
+	for _, name := range []string{"zz-auditor", "zz-guest"} {
+		if err := s.g.DeleteRole(ctx, sys, tenantID, name); err != nil {
+			t.Errorf("DeleteRole of %s, no longer mapped: %v", name, err)
+		}
 	}
 }
