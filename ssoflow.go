@@ -61,11 +61,13 @@ func (g *Guard) SSOConnection(ctx context.Context, by Principal, tenant string) 
 // AuthnContextClassRefs trusted as a multi-factor login). The
 // sso.configured audit event records whether metadata signatures are
 // required (metadata_signed), the SHA-256 fingerprints of the
-// certificates (metadata_signers) and the trusted multi-factor contexts
-// (mfa_authn_contexts, space-separated). The role mapping may not name
-// the owner role, nor (with RBAC) a role the tenant does not define
-// (*InputError on group roles or default role); DeleteRole then refuses
-// to delete a role the mapping names.
+// certificates (metadata_signers), the trusted multi-factor contexts
+// (mfa_authn_contexts, space-separated), just-in-time provisioning (jit)
+// and who gets in with which roles: the role mapping (group_roles,
+// default_role, sync_roles) and the allowed domains (see mappingMeta).
+// The role mapping may not name the owner role, nor (with RBAC) a role
+// the tenant does not define (*InputError on group roles or default
+// role); DeleteRole then refuses to delete a role the mapping names.
 // Whoever controls the IdP can sign in as any user of the tenant, so only
 // an owner may do it, with a recent authentication.
 //
@@ -134,6 +136,7 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 	if fp := certFingerprints(out.MetadataSigningCertificates); fp != "" {
 		e.Meta["metadata_signers"] = fp
 	}
+	maps.Copy(e.Meta, mappingMeta(out))
 	if err := g.record(ctx, e); err != nil {
 		_ = undo(context.WithoutCancel(ctx))
 		return sso.Connection{}, err
@@ -144,6 +147,25 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 		}
 	}
 	return out, nil
+}
+
+// mappingMeta describes for the sso.configured event who the connection
+// lets in and with which roles: group_roles, the mapping as sorted
+// "group"=role pairs (the group quoted), group_roles_count and
+// group_roles_sha256 (of every pair, one a line: the list is clipped to
+// 1000 bytes, the digest is not), default_role, sync_roles,
+// allowed_domains (sorted, space-separated, clipped likewise) and
+// allowed_domains_count.
+func mappingMeta(c sso.Connection) map[string]string {
+	pairs := make([]string, 0, len(c.GroupRoles))
+	for _, group := range slices.Sorted(maps.Keys(c.GroupRoles)) {
+		pairs = append(pairs, strconv.Quote(group)+"="+c.GroupRoles[group])
+	}
+	sum := sha256.Sum256([]byte(strings.Join(pairs, "\n")))
+	domains := slices.Sorted(slices.Values(c.AllowedDomains))
+	return map[string]string{"group_roles": clip(strings.Join(pairs, " "), 1000), "group_roles_count": itoa(len(pairs)),
+		"group_roles_sha256": hex.EncodeToString(sum[:]), "default_role": clip(c.DefaultRole, 100), "sync_roles": boolString(c.SyncRoles),
+		"allowed_domains": clip(strings.Join(domains, " "), 1000), "allowed_domains_count": itoa(len(domains))}
 }
 
 // checkRoleMapping refuses a connection's role mapping (GroupRoles,

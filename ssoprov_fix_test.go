@@ -5,6 +5,7 @@ package guard_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -172,5 +173,51 @@ func TestSSOMappedRoleNotDeleted(t *testing.T) {
 		if err := s.g.DeleteRole(ctx, sys, tenantID, name); err != nil {
 			t.Errorf("DeleteRole of %s, no longer mapped: %v", name, err)
 		}
+	}
+}
+
+// SSOPROV-5: sso.configured records the role mapping deterministically
+// (sorted, groups quoted), with its count and a digest of all of it, the
+// default role, SyncRoles and the allowed domains; a mapping of 1000
+// groups is clipped in the list, not in the count or digest, and the
+// event is still recorded.
+func TestSSOConfiguredRecordsMapping(t *testing.T) {
+	s := newSSOSite(t)
+	last := func() map[string]string {
+		t.Helper()
+		page, err := s.g.QueryAudit(t.Context(), guard.System("test"), tenantID, audit.Query{Action: string(audit.SSOConfigured), Desc: true, Limit: 1})
+		if err != nil || len(page.Events) != 1 {
+			t.Fatalf("sso.configured: %v %v", page.Events, err)
+		}
+		return page.Events[0].Meta
+	}
+	s.setConn(t, func(c *sso.Connection) {
+		c.GroupRoles = map[string]string{"Sales Team": rbac.Member, "Admins": rbac.Admin}
+		c.DefaultRole, c.SyncRoles = rbac.ReportsOnly, true
+		c.AllowedDomains = []string{"corp.example", "acme.example"}
+	})
+	m := last()
+	want := map[string]string{"group_roles": `"Admins"=admin "Sales Team"=member`, "group_roles_count": "2", "default_role": rbac.ReportsOnly,
+		"sync_roles": "true", "allowed_domains": "acme.example corp.example", "allowed_domains_count": "2"}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("sso.configured %s = %q, want %q", k, m[k], v)
+		}
+	}
+	digest := m["group_roles_sha256"]
+	if len(digest) != 64 {
+		t.Errorf("group_roles_sha256 = %q", digest)
+	}
+	big := map[string]string{}
+	for i := range 1000 {
+		big[fmt.Sprintf("Group number %04d", i)] = rbac.Member
+	}
+	s.setConn(t, func(c *sso.Connection) { c.GroupRoles = big })
+	m = last()
+	if len(m["group_roles"]) > 1000 || m["group_roles_count"] != "1000" || m["group_roles_sha256"] == digest || len(m["group_roles_sha256"]) != 64 {
+		t.Errorf("sso.configured of 1000 groups: list of %d bytes, count %s, digest %s", len(m["group_roles"]), m["group_roles_count"], m["group_roles_sha256"])
+	}
+	if !strings.HasPrefix(m["group_roles"], `"Group number 0000"=member "Group number 0001"=member`) {
+		t.Errorf("group_roles not sorted: %.80s", m["group_roles"])
 	}
 }
