@@ -520,6 +520,18 @@ type SSOResponse struct {
 // asked. Every refusal is ErrSSOFailed for the browser; the precise reason
 // is in the sso.failed event.
 //
+// The email is not all: an assertion whose NameID is persistent (the
+// IdP's stable name for one person) is refused for an account whose kept
+// subject (Stores.SSO.Subjects, from its last SSO sign-in) is another
+// persistent NameID from the same IdP (ReasonSubjectMismatch, the
+// account as the event's actor, the two NameIDs in its detail; nothing
+// synced onto it): another person at the IdP, who may have set their
+// email there to the account's. Other NameID formats are matched by
+// email alone, and so is an account whose subject expired (it lasts the
+// tenant's SessionLifetime after the last SSO sign-in) or was kept
+// before the tenant replaced or removed its IdP (Tenant.IdPChangedAt
+// after User.LastSSOAt): the sign-in links it anew. See otherSubject.
+//
 // An account whose address is unverified (User.EmailUnverified: set by
 // the user's own ChangeEmail, perhaps to a colleague's address before the
 // tenant had an IdP) is never matched: the sign-in is refused
@@ -623,7 +635,16 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 		// Refused before anything is synced onto the account.
 		a.user = &u
 		return LoginResult{}, "", fail(ReasonDeactivated, "", ErrSSOFailed)
-	case res.SyncRoles && g.rbac != nil:
+	}
+	if !provisioned {
+		// Another person at the same IdP with the account's address:
+		// refused before anything is synced onto the account.
+		if reason, detail, err := g.otherSubject(ctx, u, res); reason != "" {
+			a.user = &u
+			return LoginResult{}, "", fail(reason, detail, err)
+		}
+	}
+	if !provisioned && res.SyncRoles && g.rbac != nil {
 		if err := g.syncRoles(ctx, u, res.Roles); err != nil {
 			if errors.Is(err, ErrUnavailable) {
 				// A store failure, not the IdP's answer: 503, as the
@@ -670,6 +691,47 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 	}
 	lr, err := g.proceed(ctx, a, pol, gate{}, si)
 	return lr, res.ReturnTo, err
+}
+
+// otherSubject returns "" if the assertion res may sign in u, an
+// existing user found by the asserted email, as far as who u is at the
+// IdP goes; else why not (reason, detail and error of a refused
+// sign-in). A persistent NameID is the IdP's stable, never reassigned
+// name for one person: when res has one and u's kept subject
+// (Stores.SSO.Subjects) is a persistent NameID from the same IdP
+// (entity ID) and another, the assertion is about another person
+// (reason subject_mismatch, ErrSSOFailed), who may have set their email
+// at the IdP to u's. The address alone decides (the subject is replaced
+// at sign-in, as before) when res's NameID is of another format
+// (transient, unspecified, emailAddress: no stable name to compare),
+// when u has no kept subject (none kept yet, or expired: it lasts the
+// tenant's SessionLifetime after u's last SSO sign-in), when it was kept
+// from another IdP, and when the tenant replaced or removed its IdP
+// (Tenant.IdPChangedAt, read from the store) after u's last SSO sign-in
+// (User.LastSSOAt): the IdP then may name u anew. A store failure is
+// reason unavailable.
+func (g *Guard) otherSubject(ctx context.Context, u auth.User, res *sso.Result) (string, string, error) {
+	if res.NameIDFormat != nameIDPersistent {
+		return "", "", nil
+	}
+	sub, err := g.ssoSubject(ctx, u.Tenant, u.ID)
+	switch {
+	case errors.Is(err, sso.ErrNotFound):
+		return "", "", nil
+	case err != nil:
+		return ReasonUnavailable, "", unavailable("sso subject", err)
+	case sub.IdP != res.IdPEntityID || sub.NameIDFormat != nameIDPersistent || sub.NameID == res.NameID:
+		return "", "", nil
+	}
+	t, err := g.Tenant(ctx, u.Tenant)
+	if err != nil {
+		return ReasonUnavailable, "", err
+	}
+	if !t.IdPChangedAt.IsZero() && !u.LastSSOAt.After(t.IdPChangedAt) {
+		return "", "", nil // kept before the IdP changed
+	}
+	return ReasonSubjectMismatch, "persistent NameID " + strconv.Quote(clip(res.NameID, 200)) + " is not the account's " +
+		strconv.Quote(clip(sub.NameID, 200)), ErrSSOFailed
 }
 
 // maxAuthnAge is how old an IdP's AuthnInstant may be for the sign-in to
@@ -794,8 +856,12 @@ func (g *Guard) LogoutSSO(ctx context.Context, p Principal, returnTo string) (st
 	return lo.RedirectURL, nil
 }
 
-// nameIDEmail is the NameID format of an email address.
-const nameIDEmail = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+// NameID formats: an email address, and the IdP's persistent, opaque
+// name of one person.
+const (
+	nameIDEmail      = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+	nameIDPersistent = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+)
 
 // maxNameIDFormat is the longest NameID format kept for single logout (a
 // URI; a longer one is left out of the LogoutRequest).

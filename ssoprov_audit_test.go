@@ -342,3 +342,55 @@ func TestAuditSSOPROV_6_ProvisionReadBackFailureNotUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// newSSOBob is newSSOSite where Bob signed in (provisioned just in
+// time) through an IdP that names him by the persistent NameID 00u-bob.
+func newSSOBob(t *testing.T) (*ssoSite, guard.Principal) {
+	t.Helper()
+	s := newSSOSite(t)
+	s.opaqueNameID(t, "00u-bob")
+	_, bob := s.ssoUser(t, "bob", "bob@corp.example")
+	return s, bob
+}
+
+// SSOPROV-7. Users are matched by email only: the NameID kept for the
+// user (the IdP's subject, for single logout) is never compared, so an
+// assertion with another persistent NameID but the same email signs into
+// the account. At an IdP where users may edit their own email (the
+// "nOAuth" takeover), Mallory sets hers to Bob's address and signs in as
+// Bob, with his roles. A persistent NameID is the IdP's stable name for
+// one person: when the account already has one kept from the tenant's
+// current IdP and the assertion's differs, the sign-in should be refused
+// (ErrSSOFailed, sso.failed reason subject_mismatch), Bob's kept subject
+// left alone, and Bob still let in.
+func TestAuditSSOPROV_7_OtherPersistentNameIDSignsIntoAccount(t *testing.T) {
+	s, bob := newSSOBob(t)
+	ctx := t.Context()
+	sys := guard.System("test")
+
+	// Mallory, another person at the same IdP (another persistent NameID),
+	// edits her email there to Bob's.
+	s.opaqueNameID(t, "00u-mallory")
+	s.idpPut(t, "/users/mallory", `{"name":"mallory","password":"correct horse","email":"bob@corp.example","groups":["Staff"]}`)
+	b, _, _, resp := s.signIn(t, "mallory", "correct horse")
+	resp.Body.Close()
+	if p, err := s.principalOf(t, b); err == nil {
+		t.Errorf("an assertion of NameID 00u-mallory with Bob's email signed in as %s (Bob is %s)", p.UserID, bob.UserID)
+	}
+	page, err := s.g.QueryAudit(ctx, sys, tenantID, audit.Query{Action: string(audit.SSOFailed)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 1 || page.Events[0].Reason != "subject_mismatch" {
+		t.Errorf("sso.failed events %+v, want one, reason subject_mismatch", page.Events)
+	}
+	if sub, err := s.stores.SSO.Subjects.Subject(ctx, tenantID, bob.UserID, time.Now()); err != nil || sub.NameID != "00u-bob" {
+		t.Errorf("Bob's kept subject after the refused sign-in: %+v, %v; want NameID 00u-bob", sub, err)
+	}
+
+	// Bob himself still signs in.
+	s.opaqueNameID(t, "00u-bob")
+	if _, p := s.ssoUser(t, "bob", "bob@corp.example"); p.UserID != bob.UserID {
+		t.Errorf("Bob signed in as %s, want %s", p.UserID, bob.UserID)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/crewjam/saml"
+
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/rbac"
@@ -219,5 +221,107 @@ func TestSSOConfiguredRecordsMapping(t *testing.T) {
 	}
 	if !strings.HasPrefix(m["group_roles"], `"Group number 0000"=member "Group number 0001"=member`) {
 		t.Errorf("group_roles not sorted: %.80s", m["group_roles"])
+	}
+}
+
+// nameIDAs makes the test IdPs name every user by NameID id of format.
+func (s *ssoSite) nameIDAs(t *testing.T, id, format string) {
+	s.edit.set(func(a *saml.Assertion) { a.Subject.NameID.Value, a.Subject.NameID.Format = id, format })
+	t.Cleanup(func() { s.edit.set(nil) })
+}
+
+// signsInAs reports whether an SSO sign-in at the IdP as user (password
+// "correct horse") gives a session of the tenant's user id.
+func (s *ssoSite) signsInAs(t *testing.T, user, id string) bool {
+	t.Helper()
+	b, _, _, resp := s.signIn(t, user, "correct horse")
+	resp.Body.Close()
+	p, err := s.principalOf(t, b)
+	return err == nil && p.UserID == id
+}
+
+// bobAs signs in at the IdP as bob with the persistent NameID nameID and
+// reports whether that gave a session of the tenant's user id.
+func (s *ssoSite) bobAs(t *testing.T, nameID, id string) bool {
+	t.Helper()
+	s.opaqueNameID(t, nameID)
+	return s.signsInAs(t, "bob", id)
+}
+
+// SSOPROV-7: only a persistent NameID, compared with a persistent one the
+// same IdP gave the account, refuses a sign-in. Transient, unspecified
+// and email NameIDs keep the email match, as does a persistent NameID
+// after a kept subject of another format.
+func TestSSOSubjectMismatchOnlyForPersistent(t *testing.T) {
+	s, bob := newSSOBob(t)
+	const (
+		transient   = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
+		unspecified = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
+		email       = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+	)
+	for i, format := range []string{transient, unspecified, email, ""} {
+		s.nameIDAs(t, fmt.Sprintf("_other-%d", i), format)
+		if !s.signsInAs(t, "bob", bob.UserID) {
+			t.Errorf("NameID of format %q after a persistent one: not signed in as Bob", format)
+		}
+	}
+	// The kept subject is now of another format: a persistent NameID is
+	// matched by email, and kept.
+	if !s.bobAs(t, "00u-bob-2", bob.UserID) {
+		t.Error("persistent NameID after a kept subject of another format: not signed in as Bob")
+	}
+	if s.bobAs(t, "00u-bob", bob.UserID) {
+		t.Error("persistent NameID 00u-bob after 00u-bob-2 was kept: signed in")
+	}
+	if evs := s.ssoFailures(t); len(evs) != 1 || evs[0].Reason != guard.ReasonSubjectMismatch || evs[0].Actor.ID != bob.UserID ||
+		!strings.Contains(evs[0].Meta["detail"], "00u-bob-2") {
+		t.Errorf("sso.failed events %+v, want one, subject_mismatch, Bob's, naming the kept NameID", evs)
+	}
+}
+
+// SSOPROV-7: a subject kept before the tenant changed its IdP does not
+// hold: after the IdP is removed and connected again (same entity ID), or
+// replaced by another, the account is linked anew by email; the new
+// NameID then holds.
+func TestSSOSubjectRelinkedAfterIdPChange(t *testing.T) {
+	s, bob := newSSOBob(t)
+	ctx := t.Context()
+	sys := guard.System("test")
+	if err := s.g.DeleteSSOConnection(ctx, sys, tenantID); err != nil {
+		t.Fatal(err)
+	}
+	s.connect(t)
+	if !s.bobAs(t, "00u-bob-again", bob.UserID) {
+		t.Fatal("another persistent NameID after the IdP was removed and connected again: not signed in as Bob")
+	}
+	if s.bobAs(t, "00u-bob", bob.UserID) {
+		t.Error("the old NameID after the account was linked anew: signed in")
+	}
+
+	s.replaceIdP(t)
+	s.idpPut(t, "/users/bob", `{"name":"bob","password":"correct horse","email":"bob@corp.example","groups":["Staff"]}`)
+	if !s.bobAs(t, "00u-bob-new-idp", bob.UserID) {
+		t.Error("a persistent NameID of the IdP that replaced the one that kept Bob's: not signed in as Bob")
+	}
+}
+
+// SSOPROV-7: the kept subject that cannot be read fails the sign-in
+// closed (ErrUnavailable, reason unavailable).
+func TestSSOSubjectReadFailsClosed(t *testing.T) {
+	fc := &faultCounter{}
+	s := newSSOSiteOn(t, wrapStores(newMem(), fc))
+	s.opaqueNameID(t, "00u-bob")
+	s.ssoUser(t, "bob", "bob@corp.example")
+	_, acs, fields := s.ssoAnswer(t, "bob", "correct horse")
+	fc.armName("SSO.Subjects.Subject")
+	err := s.postAnswer(t, acs, fields)
+	if _, fired := fc.disarm(); fired != "SSO.Subjects.Subject" {
+		t.Fatalf("the kept subject was not read: %v", err)
+	}
+	if !errors.Is(err, guard.ErrUnavailable) {
+		t.Errorf("CompleteSSO with the subject store failing: %v, want ErrUnavailable", err)
+	}
+	if evs := s.ssoFailures(t); len(evs) != 1 || evs[0].Reason != guard.ReasonUnavailable {
+		t.Errorf("sso.failed events %+v, want one, reason unavailable", evs)
 	}
 }

@@ -109,7 +109,9 @@
 // at {prefix}/{tenant}/slo. On a *RejectError, show one generic failure (ErrRejected's
 // message), audit sso.failed with RejectError.Reason; on any other error,
 // fail closed. On success, find the tenant's user by Result.Email
-// (creating it only if Result.JIT), refuse deactivated users, apply the IP
+// (creating it only if Result.JIT), refuse one whose kept subject from
+// the same IdP is another persistent NameID than Result.NameID (another
+// person at the IdP with the same email), refuse deactivated users, apply the IP
 // allow-list and the session limit as for a password login, audit
 // sso.succeeded, keep Result.NameID, NameIDFormat and SessionIndex in
 // Stores.Subjects with the IdP that issued them (Result.IdPEntityID as
