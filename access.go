@@ -949,6 +949,13 @@ func (g *Guard) endHoldersSessions(ctx context.Context, by Principal, tenant str
 // the deletion could not be recorded; API keys have no sessions. If the
 // sessions cannot all be ended, ErrUnavailable is returned and the
 // deletion stands (end them with RevokeUserSessions).
+//
+// A role the tenant's IdP connection gives (sso.Connection.GroupRoles or
+// DefaultRole) is not deleted: *InputError (Field "role"), nothing
+// recorded; change the mapping with SetSSOConnection first. (A deletion
+// racing a SetSSOConnection that maps the role may still leave it mapped:
+// single sign-on then refuses the sign-ins it would give it, reason
+// provisioning or role_sync, changing nothing.)
 func (g *Guard) DeleteRole(ctx context.Context, by Principal, tenant, name string) error {
 	if err := g.needRBAC(); err != nil {
 		return err
@@ -956,6 +963,15 @@ func (g *Guard) DeleteRole(ctx context.Context, by Principal, tenant, name strin
 	by2, err := g.permsOf(ctx, by, tenant)
 	if err != nil {
 		return err
+	}
+	if by2.Has(rbac.Users, rbac.Manage) && !slices.ContainsFunc(rbac.BuiltInRoles(), func(r rbac.RoleInfo) bool { return r.Name == name }) {
+		mapped, err := g.ssoMapsRole(ctx, tenant, name)
+		if err != nil {
+			return err
+		}
+		if mapped {
+			return &InputError{Field: "role", Reason: "is given by the single sign-on connection's role mapping (group roles or default role): change the mapping first"}
+		}
 	}
 	holders, err := g.roleHolders(ctx, tenant, name)
 	if err != nil {

@@ -138,6 +138,11 @@ const (
 	// set it with ChangeEmail and never proved it). The account may not be
 	// the IdP's user, so single sign-on refuses it (see CompleteSSO).
 	ReasonEmailUnverified = "email_unverified"
+	// ReasonSubjectMismatch (sso.failed): the IdP asserted the address of
+	// an account whose kept subject from that same IdP has another
+	// persistent NameID: another person at the IdP, who may have set
+	// their email there to the account's (see CompleteSSO).
+	ReasonSubjectMismatch = "subject_mismatch"
 	// ReasonIdPChanged (login.failed): the tenant's IdP was replaced or
 	// removed while a single sign-on through it was under way; the
 	// session it had just created is ended (see SetSSOConnection). Also

@@ -15,6 +15,7 @@ import (
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/mfa"
+	"golang.org/x/text/unicode/norm"
 )
 
 // RecoveryConfig configures forgotten-password emails (Config.Recovery).
@@ -507,16 +508,19 @@ func linkMoved(c mfa.Code, u auth.User) string {
 }
 
 // linkAddress is a hash of the address a link was mailed to, in canonical
-// form (trimmed, lower case, as auth.CanonicalEmail makes it), so that the
+// form (trimmed, lower case, NFC, as auth.CanonicalEmail makes it), so that the
 // code store never holds the address itself.
 func linkAddress(email string) string {
 	h := sha256.Sum256([]byte("guard link address\x00" + canonicalAddress(email)))
 	return "to:" + base64.RawURLEncoding.EncodeToString(h[:])
 }
 
-// canonicalAddress is email in canonical form (see auth.CanonicalEmail),
-// as the stores keep it, however a store answered it.
-func canonicalAddress(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+// canonicalAddress is email in canonical form (see auth.CanonicalEmail:
+// trimmed, lower case, NFC), as the stores keep it, however a store
+// answered it.
+func canonicalAddress(email string) string {
+	return norm.NFC.String(strings.ToLower(norm.NFC.String(strings.TrimSpace(email))))
+}
 
 // linkPassword is a hash of the user's password hash ("" for none) when a
 // link was made: every password set (a change, a reset, an

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -59,8 +61,13 @@ func (g *Guard) SSOConnection(ctx context.Context, by Principal, tenant string) 
 // AuthnContextClassRefs trusted as a multi-factor login). The
 // sso.configured audit event records whether metadata signatures are
 // required (metadata_signed), the SHA-256 fingerprints of the
-// certificates (metadata_signers) and the trusted multi-factor contexts
-// (mfa_authn_contexts, space-separated).
+// certificates (metadata_signers), the trusted multi-factor contexts
+// (mfa_authn_contexts, space-separated), just-in-time provisioning (jit)
+// and who gets in with which roles: the role mapping (group_roles,
+// default_role, sync_roles) and the allowed domains (see mappingMeta).
+// The role mapping may not name the owner role, nor (with RBAC) a role
+// the tenant does not define (*InputError on group roles or default
+// role); DeleteRole then refuses to delete a role the mapping names.
 // Whoever controls the IdP can sign in as any user of the tenant, so only
 // an owner may do it, with a recent authentication.
 //
@@ -105,13 +112,8 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 	if _, err := g.EffectivePolicy(ctx, c.Tenant); err != nil {
 		return sso.Connection{}, err
 	}
-	for _, role := range c.GroupRoles {
-		if role == rbac.Owner {
-			return sso.Connection{}, &InputError{Field: "group roles", Reason: "may not map a group to owner"}
-		}
-	}
-	if c.DefaultRole == rbac.Owner {
-		return sso.Connection{}, &InputError{Field: "default role", Reason: "may not be owner"}
+	if err := g.checkRoleMapping(ctx, c); err != nil {
+		return sso.Connection{}, err
 	}
 	undo, prev, err := g.ssoUndo(ctx, c.Tenant)
 	if err != nil {
@@ -134,6 +136,7 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 	if fp := certFingerprints(out.MetadataSigningCertificates); fp != "" {
 		e.Meta["metadata_signers"] = fp
 	}
+	maps.Copy(e.Meta, mappingMeta(out))
 	if err := g.record(ctx, e); err != nil {
 		_ = undo(context.WithoutCancel(ctx))
 		return sso.Connection{}, err
@@ -144,6 +147,70 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 		}
 	}
 	return out, nil
+}
+
+// mappingMeta describes for the sso.configured event who the connection
+// lets in and with which roles: group_roles, the mapping as sorted
+// "group"=role pairs (the group quoted), group_roles_count and
+// group_roles_sha256 (of every pair, one a line: the list is clipped to
+// 1000 bytes, the digest is not), default_role, sync_roles,
+// allowed_domains (sorted, space-separated, clipped likewise) and
+// allowed_domains_count.
+func mappingMeta(c sso.Connection) map[string]string {
+	pairs := make([]string, 0, len(c.GroupRoles))
+	for _, group := range slices.Sorted(maps.Keys(c.GroupRoles)) {
+		pairs = append(pairs, strconv.Quote(group)+"="+c.GroupRoles[group])
+	}
+	sum := sha256.Sum256([]byte(strings.Join(pairs, "\n")))
+	domains := slices.Sorted(slices.Values(c.AllowedDomains))
+	return map[string]string{"group_roles": clip(strings.Join(pairs, " "), 1000), "group_roles_count": itoa(len(pairs)),
+		"group_roles_sha256": hex.EncodeToString(sum[:]), "default_role": clip(c.DefaultRole, 100), "sync_roles": boolString(c.SyncRoles),
+		"allowed_domains": clip(strings.Join(domains, " "), 1000), "allowed_domains_count": itoa(len(domains))}
+}
+
+// checkRoleMapping refuses a connection's role mapping (GroupRoles,
+// DefaultRole) that names the owner role, which the IdP never gives, or,
+// with RBAC, a role the tenant does not define, which would refuse every
+// just-in-time sign-in of a user it maps, and every sync (*InputError on
+// the field).
+func (g *Guard) checkRoleMapping(ctx context.Context, c sso.Connection) error {
+	if slices.Contains(slices.Collect(maps.Values(c.GroupRoles)), rbac.Owner) {
+		return &InputError{Field: "group roles", Reason: "may not map a group to owner"}
+	}
+	if c.DefaultRole == rbac.Owner {
+		return &InputError{Field: "default role", Reason: "may not be owner"}
+	}
+	if g.rbac == nil || len(c.GroupRoles) == 0 && c.DefaultRole == "" {
+		return nil
+	}
+	defined, err := g.rbac.Roles(ctx, c.Tenant)
+	if err != nil {
+		return rbacErr("load roles", err)
+	}
+	for _, role := range c.GroupRoles {
+		if !definesRole(defined, role) {
+			return &InputError{Field: "group roles", Reason: "maps a group to a role the tenant does not define"}
+		}
+	}
+	if c.DefaultRole != "" && !definesRole(defined, c.DefaultRole) {
+		return &InputError{Field: "default role", Reason: "is not a role the tenant defines"}
+	}
+	return nil
+}
+
+// definesRole reports whether the roles defined include one named name.
+func definesRole(defined []rbac.RoleInfo, name string) bool {
+	return slices.ContainsFunc(defined, func(r rbac.RoleInfo) bool { return r.Name == name })
+}
+
+// ssoMapsRole reports whether the tenant's IdP connection, if any, maps a
+// group (or its DefaultRole) to role.
+func (g *Guard) ssoMapsRole(ctx context.Context, tenant, role string) (bool, error) {
+	c, err := g.idpConnection(ctx, tenant)
+	if c == nil {
+		return false, err
+	}
+	return c.DefaultRole == role || slices.Contains(slices.Collect(maps.Values(c.GroupRoles)), role), nil
 }
 
 // idpChanged ends the sessions the tenant's IdP vouched for until cutoff,
@@ -447,9 +514,23 @@ type SSOResponse struct {
 // password login: the tenant's IP allow-list, deactivated users refused,
 // the session limit, audit. The user is found by the asserted email, or
 // created when the connection allows just-in-time provisioning (with the
-// mapped roles, never owner). The session ends no later than the IdP
+// mapped roles, never owner). An account created meanwhile with the same
+// address (two first sign-ins of one user at once, or an administrator's
+// CreateUser) is taken as found, with the checks below. The session ends no later than the IdP
 // asked. Every refusal is ErrSSOFailed for the browser; the precise reason
 // is in the sso.failed event.
+//
+// The email is not all: an assertion whose NameID is persistent (the
+// IdP's stable name for one person) is refused for an account whose kept
+// subject (Stores.SSO.Subjects, from its last SSO sign-in) is another
+// persistent NameID from the same IdP (ReasonSubjectMismatch, the
+// account as the event's actor, the two NameIDs in its detail; nothing
+// synced onto it): another person at the IdP, who may have set their
+// email there to the account's. Other NameID formats are matched by
+// email alone, and so is an account whose subject expired (it lasts the
+// tenant's SessionLifetime after the last SSO sign-in) or was kept
+// before the tenant replaced or removed its IdP (Tenant.IdPChangedAt
+// after User.LastSSOAt): the sign-in links it anew. See otherSubject.
 //
 // An account whose address is unverified (User.EmailUnverified: set by
 // the user's own ChangeEmail, perhaps to a colleague's address before the
@@ -518,17 +599,31 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 		return LoginResult{}, "", fail(reason, "", err)
 	}
 	u, err := g.stores.Users.UserByEmail(ctx, resp.Tenant, res.Email)
-	switch {
-	case errors.Is(err, auth.ErrNotFound):
-		if !res.JIT {
-			return LoginResult{}, "", fail(ReasonUnknownUser, "", ErrSSOFailed)
-		}
-		if u, err = g.provision(ctx, resp.Tenant, res); err != nil {
-			if errors.Is(err, ErrUnavailable) {
-				return LoginResult{}, "", fail(ReasonUnavailable, "", err)
+	provisioned := false
+	if errors.Is(err, auth.ErrNotFound) && res.JIT {
+		u, err = g.provision(ctx, resp.Tenant, res)
+		switch {
+		case err == nil:
+			provisioned = true
+		case errors.Is(err, ErrEmailTaken):
+			// Created since the look-up: by another first sign-in of the
+			// same user (a retried POST, a second tab) or by an
+			// administrator. Taken as found, with the same checks.
+			u, err = g.stores.Users.UserByEmail(ctx, resp.Tenant, res.Email)
+			if errors.Is(err, auth.ErrNotFound) {
+				// And deleted again meanwhile.
+				return LoginResult{}, "", fail("provisioning", ErrEmailTaken.Error(), ErrSSOFailed)
 			}
+		case errors.Is(err, ErrUnavailable):
+			return LoginResult{}, "", fail(ReasonUnavailable, "", err)
+		default:
 			return LoginResult{}, "", fail("provisioning", err.Error(), ErrSSOFailed)
 		}
+	}
+	switch {
+	case provisioned:
+	case errors.Is(err, auth.ErrNotFound):
+		return LoginResult{}, "", fail(ReasonUnknownUser, "", ErrSSOFailed)
 	case err != nil:
 		return LoginResult{}, "", fail(ReasonUnavailable, "", unavailable("load user", err))
 	case u.EmailUnverified:
@@ -540,7 +635,16 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 		// Refused before anything is synced onto the account.
 		a.user = &u
 		return LoginResult{}, "", fail(ReasonDeactivated, "", ErrSSOFailed)
-	case res.SyncRoles && g.rbac != nil:
+	}
+	if !provisioned {
+		// Another person at the same IdP with the account's address:
+		// refused before anything is synced onto the account.
+		if reason, detail, err := g.otherSubject(ctx, u, res); reason != "" {
+			a.user = &u
+			return LoginResult{}, "", fail(reason, detail, err)
+		}
+	}
+	if !provisioned && res.SyncRoles && g.rbac != nil {
 		if err := g.syncRoles(ctx, u, res.Roles); err != nil {
 			if errors.Is(err, ErrUnavailable) {
 				// A store failure, not the IdP's answer: 503, as the
@@ -589,6 +693,47 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 	return lr, res.ReturnTo, err
 }
 
+// otherSubject returns "" if the assertion res may sign in u, an
+// existing user found by the asserted email, as far as who u is at the
+// IdP goes; else why not (reason, detail and error of a refused
+// sign-in). A persistent NameID is the IdP's stable, never reassigned
+// name for one person: when res has one and u's kept subject
+// (Stores.SSO.Subjects) is a persistent NameID from the same IdP
+// (entity ID) and another, the assertion is about another person
+// (reason subject_mismatch, ErrSSOFailed), who may have set their email
+// at the IdP to u's. The address alone decides (the subject is replaced
+// at sign-in, as before) when res's NameID is of another format
+// (transient, unspecified, emailAddress: no stable name to compare),
+// when u has no kept subject (none kept yet, or expired: it lasts the
+// tenant's SessionLifetime after u's last SSO sign-in), when it was kept
+// from another IdP, and when the tenant replaced or removed its IdP
+// (Tenant.IdPChangedAt, read from the store) after u's last SSO sign-in
+// (User.LastSSOAt): the IdP then may name u anew. A store failure is
+// reason unavailable.
+func (g *Guard) otherSubject(ctx context.Context, u auth.User, res *sso.Result) (string, string, error) {
+	if res.NameIDFormat != nameIDPersistent {
+		return "", "", nil
+	}
+	sub, err := g.ssoSubject(ctx, u.Tenant, u.ID)
+	switch {
+	case errors.Is(err, sso.ErrNotFound):
+		return "", "", nil
+	case err != nil:
+		return ReasonUnavailable, "", unavailable("sso subject", err)
+	case sub.IdP != res.IdPEntityID || sub.NameIDFormat != nameIDPersistent || sub.NameID == res.NameID:
+		return "", "", nil
+	}
+	t, err := g.Tenant(ctx, u.Tenant)
+	if err != nil {
+		return ReasonUnavailable, "", err
+	}
+	if !t.IdPChangedAt.IsZero() && !u.LastSSOAt.After(t.IdPChangedAt) {
+		return "", "", nil // kept before the IdP changed
+	}
+	return ReasonSubjectMismatch, "persistent NameID " + strconv.Quote(clip(res.NameID, 200)) + " is not the account's " +
+		strconv.Quote(clip(sub.NameID, 200)), ErrSSOFailed
+}
+
 // maxAuthnAge is how old an IdP's AuthnInstant may be for the sign-in to
 // count as a recent authentication: the IdP's own login and the round trip
 // to the ACS, with some clock skew.
@@ -608,7 +753,8 @@ func (g *Guard) freshAuthn(instant time.Time) bool {
 }
 
 // provision creates a user for a first SSO login (just-in-time), without
-// a password, with the mapped roles.
+// a password, with the mapped roles. A store failure, reading the new
+// user back included, is ErrUnavailable.
 func (g *Guard) provision(ctx context.Context, tenant string, res *sso.Result) (auth.User, error) {
 	roles := slices.DeleteFunc(slices.Clone(res.Roles), func(r string) bool { return r == rbac.Owner })
 	if g.rbac == nil {
@@ -618,28 +764,47 @@ func (g *Guard) provision(ctx context.Context, tenant string, res *sso.Result) (
 	if err != nil {
 		return auth.User{}, err
 	}
-	return g.stores.Users.User(ctx, tenant, nu.ID)
+	u, err := g.stores.Users.User(ctx, tenant, nu.ID)
+	if err != nil {
+		return auth.User{}, unavailable("load user", err)
+	}
+	return u, nil
 }
 
 // syncRoles makes the user's roles those the IdP's groups map to (owner
-// excepted: it is never given nor taken by the IdP).
+// excepted: it is never given nor taken by the IdP). Nothing changes
+// unless every wanted role is one the tenant defines (a mapped role
+// deleted since gives rbac.ErrRoleNotFound, naming it). Then the roles
+// the IdP no longer gives are taken away first, and only then the new
+// ones granted: removals only lower privilege, so a sync that fails part
+// way (a store failure) never leaves the user a role the IdP took away,
+// at worst fewer roles than the IdP gives, until the next sign-in.
 func (g *Guard) syncRoles(ctx context.Context, u auth.User, want []string) error {
 	sub := rbac.User(u.ID)
 	have, err := g.rbac.RolesOf(ctx, u.Tenant, sub)
 	if err != nil {
 		return rbacErr("roles", err)
 	}
-	sys := System("sso")
+	defined, err := g.rbac.Roles(ctx, u.Tenant)
+	if err != nil {
+		return rbacErr("load roles", err)
+	}
 	for _, r := range want {
-		if r != rbac.Owner && !slices.Contains(have, r) {
-			if err := g.GrantRole(ctx, sys, u.Tenant, sub.String(), r); err != nil {
+		if r != rbac.Owner && !definesRole(defined, r) {
+			return fmt.Errorf("%w: %q", rbac.ErrRoleNotFound, clip(r, 100))
+		}
+	}
+	sys := System("sso")
+	for _, r := range have {
+		if r != rbac.Owner && !slices.Contains(want, r) {
+			if err := g.RevokeRole(ctx, sys, u.Tenant, sub.String(), r); err != nil {
 				return err
 			}
 		}
 	}
-	for _, r := range have {
-		if r != rbac.Owner && !slices.Contains(want, r) {
-			if err := g.RevokeRole(ctx, sys, u.Tenant, sub.String(), r); err != nil {
+	for _, r := range want {
+		if r != rbac.Owner && !slices.Contains(have, r) {
+			if err := g.GrantRole(ctx, sys, u.Tenant, sub.String(), r); err != nil {
 				return err
 			}
 		}
@@ -691,8 +856,12 @@ func (g *Guard) LogoutSSO(ctx context.Context, p Principal, returnTo string) (st
 	return lo.RedirectURL, nil
 }
 
-// nameIDEmail is the NameID format of an email address.
-const nameIDEmail = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+// NameID formats: an email address, and the IdP's persistent, opaque
+// name of one person.
+const (
+	nameIDEmail      = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+	nameIDPersistent = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+)
 
 // maxNameIDFormat is the longest NameID format kept for single logout (a
 // URI; a longer one is left out of the LogoutRequest).
@@ -819,17 +988,24 @@ func ssoErr(op string, err error) error {
 
 // hasIdP reports whether the tenant has a single sign-on connection.
 func (g *Guard) hasIdP(ctx context.Context, tenant string) (bool, error) {
+	c, err := g.idpConnection(ctx, tenant)
+	return c != nil, err
+}
+
+// idpConnection returns the tenant's IdP connection, or nil if it has
+// none (or SSO is not configured).
+func (g *Guard) idpConnection(ctx context.Context, tenant string) (*sso.Connection, error) {
 	if g.sso == nil {
-		return false, nil
+		return nil, nil
 	}
-	_, err := g.sso.Connection(ctx, tenant)
+	c, err := g.sso.Connection(ctx, tenant)
 	switch {
-	case err == nil:
-		return true, nil
 	case errors.Is(err, sso.ErrNotFound):
-		return false, nil
+		return nil, nil
+	case err != nil:
+		return nil, ssoErr("sso connection", err)
 	}
-	return false, ssoErr("sso connection", err)
+	return &c, nil
 }
 
 // SSOServiceProvider returns the tenant's service-provider URLs (entity

@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Status is the lifecycle state of a user.
@@ -117,7 +119,12 @@ func (e *InputError) Error() string {
 }
 
 // CanonicalEmail returns the canonical form of an email address: trimmed of
-// surrounding white space and case-folded. It returns an *InputError if the
+// surrounding white space, case-folded and in Unicode Normalization Form C
+// (RFC 6532, 3.1), so that an address sent decomposed ("e" and a
+// combining acute accent, as some directories keep it) and the same
+// address composed ("é") are one key. (An address an earlier version
+// stored decomposed is not found by its canonical form until it is
+// rewritten in NFC in the store.) It returns an *InputError if the
 // input is not valid UTF-8, or the result is not a plain addr-spec (no
 // display name, no angle brackets, no comments), is longer than
 // MaxEmailBytes, or contains white space, control or invisible formatting
@@ -128,7 +135,10 @@ func CanonicalEmail(email string) (string, error) {
 	if !utf8.ValidString(email) {
 		return "", &InputError{Field: "email", Reason: "not valid UTF-8"}
 	}
-	e := strings.ToLower(strings.TrimSpace(email))
+	// NFC before case folding too, so that canonically equivalent inputs
+	// fold alike ("İ" composed lowers to "i", decomposed to "i" and
+	// U+0307), and after it, which may leave a composable sequence.
+	e := norm.NFC.String(strings.ToLower(norm.NFC.String(strings.TrimSpace(email))))
 	switch {
 	case e == "":
 		return "", &InputError{Field: "email", Reason: "empty"}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 func TestCanonicalEmail(t *testing.T) {
@@ -22,6 +24,11 @@ func TestCanonicalEmail(t *testing.T) {
 		{"TrimmedNBSPAndNEL", "\u00a0ada@example.test\u0085", "ada@example.test", ""},
 		{"Plus", "Ada+Tag@example.test", "ada+tag@example.test", ""},
 		{"NonASCIIFolded", "ÄDA@BÜRO.TEST", "äda@büro.test", ""},
+		{"DecomposedComposed", "jose\u0301@corp.example", "jos\u00e9@corp.example", ""},
+		{"DecomposedUpperComposed", "JOSE\u0301@B\u0055\u0308RO.TEST", "jos\u00e9@b\u00fcro.test", ""},
+		{"ComposedKept", "jos\u00e9@corp.example", "jos\u00e9@corp.example", ""},
+		{"KelvinSignFolded", "\u212a@x.test", "k@x.test", ""},
+		{"AngstromSignComposed", "\u212b@x.test", "\u00e5@x.test", ""},
 		{"DomainLiteral", "ada@[192.0.2.1]", "ada@[192.0.2.1]", ""},
 		{"Exactly254", long254, long254, ""},
 		{"Exactly254AfterTrim", "  " + strings.ToUpper(long254) + " ", long254, ""},
@@ -107,6 +114,7 @@ func FuzzCanonicalEmail(f *testing.F) {
 		"ada@example.test", " Ada@Example.TEST ", "Ada <ada@example.test>", "<a@b>", "a@b(c)",
 		"ÄDA@BÜRO.TEST", "ada\u200b@x.test", "ada\u202e@x.test", "\xff@x", "a@[1.2.3.4]", `"a b"@x.test`,
 		"İ@x.test", "K@x.test", "ǅ@x.test", "a@" + strings.Repeat("b", 252), "=?utf-8?q?a?=@x.test",
+		"jose\u0301@x.test", "\u212b@x.test", "a\u0323\u0307@x.test", "\u1e9b\u0323@x.test", "a@" + strings.Repeat("e\u0301", 84),
 	} {
 		f.Add(s)
 	}
@@ -128,6 +136,12 @@ func FuzzCanonicalEmail(f *testing.F) {
 		again, err := CanonicalEmail(out)
 		if err != nil || again != out {
 			t.Errorf("CanonicalEmail(%q) = %q, but CanonicalEmail(%q) = %q, %v", in, out, out, again, err)
+		}
+		if !norm.NFC.IsNormalString(out) {
+			t.Errorf("CanonicalEmail(%q) = %q, not in NFC", in, out)
+		}
+		if nfc, err := CanonicalEmail(norm.NFD.String(in)); err == nil && nfc != out {
+			t.Errorf("CanonicalEmail(%q) = %q, but of its NFD form %q", in, out, nfc)
 		}
 		if out == "" || len(out) > MaxEmailBytes || !utf8.ValidString(out) || !strings.Contains(out, "@") {
 			t.Errorf("CanonicalEmail(%q) = %q, not a plausible address", in, out)

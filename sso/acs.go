@@ -44,7 +44,7 @@ type Result struct {
 	MFA         bool
 	AssertionID string
 
-	// Email is the canonical email (trimmed, lower case, a plain
+	// Email is the canonical email (trimmed, lower case, NFC, a plain
 	// addr-spec), always set. Name is the display name, or "" if the IdP
 	// sent none that is acceptable.
 	Email string

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/crewjam/saml"
+	"golang.org/x/text/unicode/norm"
 )
 
 // The attribute names tried when a Connection leaves one empty, in order.
@@ -172,7 +173,7 @@ func all(attrs []saml.Attribute, names []string) []string {
 	return out
 }
 
-// canonicalEmail returns an email trimmed and case-folded, if it is a
+// canonicalEmail returns an email trimmed, case-folded and in NFC, if it is a
 // plain addr-spec (no display name, brackets or comments) of at most 254
 // bytes without white space, control or formatting characters. It follows
 // the rules of auth.CanonicalEmail, so that the facade finds the user by
@@ -181,7 +182,7 @@ func canonicalEmail(s string) (string, bool) {
 	if !utf8.ValidString(s) {
 		return "", false
 	}
-	e := strings.ToLower(strings.TrimSpace(s))
+	e := norm.NFC.String(strings.ToLower(norm.NFC.String(strings.TrimSpace(s))))
 	if e == "" || len(e) > maxEmailBytes {
 		return "", false
 	}

@@ -89,11 +89,13 @@
 // white space is refused (nameid_invalid at the ACS, logout_not_addressed
 // in a LogoutRequest), never cleaned up. The email a user is found by
 // (the email attribute, or an emailAddress NameID) is another thing:
-// trimmed and lower-cased (Result.Email), so "Alice@Corp.Example" and
-// "alice@corp.example" are one user of the tenant. When no subject kept
-// from the requesting IdP has a LogoutRequest's NameID (or there is no
-// subject store), the facade reads the NameID as an email, lower-cased
-// the same way: the tenant's IdP signs users in by email, so it may log
+// trimmed, lower-cased and in Unicode NFC (Result.Email, as
+// auth.CanonicalEmail makes it), so "Alice@Corp.Example" and
+// "alice@corp.example" are one user of the tenant, and so are an address
+// sent decomposed ("e" and a combining accent) and composed ("é"). When
+// no subject kept from the requesting IdP has a LogoutRequest's NameID
+// (or there is no subject store), the facade reads the NameID as an
+// email, canonicalised the same way: the tenant's IdP signs users in by email, so it may log
 // them out by email.
 //
 // # What the facade must do
@@ -107,7 +109,9 @@
 // at {prefix}/{tenant}/slo. On a *RejectError, show one generic failure (ErrRejected's
 // message), audit sso.failed with RejectError.Reason; on any other error,
 // fail closed. On success, find the tenant's user by Result.Email
-// (creating it only if Result.JIT), refuse deactivated users, apply the IP
+// (creating it only if Result.JIT), refuse one whose kept subject from
+// the same IdP is another persistent NameID than Result.NameID (another
+// person at the IdP with the same email), refuse deactivated users, apply the IP
 // allow-list and the session limit as for a password login, audit
 // sso.succeeded, keep Result.NameID, NameIDFormat and SessionIndex in
 // Stores.Subjects with the IdP that issued them (Result.IdPEntityID as

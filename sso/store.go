@@ -16,9 +16,11 @@ type Stores struct {
 	Replay      ReplayCache
 	// Subjects keeps who each user is at the IdP, for single logout. It
 	// is not used by this package; the facade (guard) writes it at every
-	// SSO sign-in and reads it to log out. Nil: single logout names the
-	// user by email, and only an IdP whose NameIDs are email addresses
-	// can match them.
+	// SSO sign-in and reads it to log out, and to refuse a sign-in whose
+	// persistent NameID is not the one kept for the user found by email.
+	// Nil: single logout names the user by email, and only an IdP whose
+	// NameIDs are email addresses can match them; sign-ins are matched by
+	// email alone.
 	Subjects SubjectStore
 }
 

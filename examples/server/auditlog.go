@@ -11,6 +11,7 @@ import (
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/rbac"
 )
 
@@ -45,14 +46,19 @@ type auditFilter struct {
 // day "YYYY-MM-DD" (from the date inputs) means that day in UTC; To
 // includes its whole day. Guard checks the rest (a start after the end,
 // text that is not UTF-8: see auditInputSentence). The store matches the user exactly, and Guard
-// stores emails lower-cased (auth.CanonicalEmail), so an email is
-// lower-cased here as sign-in does; an ID is left as given.
+// stores emails canonical (auth.CanonicalEmail: lower case, NFC), so an
+// email is canonicalised here as sign-in does (lower-cased if it is not
+// one CanonicalEmail takes); an ID is left as given.
 func auditQuery(v url.Values) (audit.Query, auditFilter, string) {
 	f := auditFilter{From: v.Get("from"), To: v.Get("to"), Actor: strings.TrimSpace(v.Get("actor")),
 		Action: v.Get("action"), Outcome: v.Get("outcome")}
 	actor := f.Actor
 	if strings.Contains(actor, "@") {
-		actor = strings.ToLower(actor)
+		if e, err := auth.CanonicalEmail(actor); err == nil {
+			actor = e
+		} else {
+			actor = strings.ToLower(actor)
+		}
 	}
 	q := audit.Query{Actor: actor, Action: f.Action, Outcome: audit.Outcome(f.Outcome), Desc: true}
 	if f.Outcome != "" && f.Outcome != string(audit.Success) && f.Outcome != string(audit.Failure) {
