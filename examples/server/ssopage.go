@@ -307,16 +307,20 @@ func nonEmptyLines(s string) []string {
 
 // splitPEM reads the PEM blocks pasted in s, one certificate each (Guard
 // checks them), and reports false if s holds anything else besides white
-// space. Empty s gives none: metadata signatures are then not required.
+// space, a damaged block included. Empty s gives none: metadata
+// signatures are then not required.
 func splitPEM(s string) ([]string, bool) {
+	begin := []byte("-----BEGIN ")
 	var out []string
 	rest := bytes.TrimSpace([]byte(s))
 	for len(rest) > 0 {
-		if !bytes.HasPrefix(rest, []byte("-----BEGIN ")) {
+		if !bytes.HasPrefix(rest, begin) {
 			return nil, false
 		}
 		b, r := pem.Decode(rest)
-		if b == nil {
+		// pem.Decode skips a block it cannot read to the next one: the
+		// text it went through must hold only the block it returns.
+		if b == nil || bytes.Count(rest[:len(rest)-len(r)], begin) != 1 {
 			return nil, false
 		}
 		out = append(out, string(pem.EncodeToMemory(b)))
