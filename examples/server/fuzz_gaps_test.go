@@ -87,7 +87,8 @@ func FuzzSplitPEM(f *testing.F) {
 
 // FuzzParseMapping: the "group = role" lines of the SSO page. A mapping
 // is accepted only with known roles and never owner; every line of the
-// text is in it (the role after the last '='), none is silently lost.
+// text is in it (the role after the last '='), none is silently lost, and
+// a group named on two lines is refused.
 func FuzzParseMapping(f *testing.F) {
 	for _, s := range []string{"", "admins = admin", "CN=Admins,OU=x = admin\nusers=member", "x = owner", "x =", "= admin",
 		"a = admin\na = member", "a = nosuch", " \n\n", "a=b=c", "a = admin\r\nb = member"} {
@@ -117,6 +118,9 @@ func FuzzParseMapping(f *testing.F) {
 		}
 		if lines == 0 && m != nil {
 			t.Fatalf("parseMapping(%q) = %v from no lines", s, m)
+		}
+		if len(m) != lines {
+			t.Fatalf("parseMapping(%q) = %v from %d lines: a group on two lines was accepted", s, m, lines)
 		}
 		for g, r := range m {
 			if g == "" || r == "" || r == rbac.Owner || !known(r) {

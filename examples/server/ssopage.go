@@ -330,7 +330,8 @@ func splitPEM(s string) ([]string, bool) {
 }
 
 // parseMapping reads "group = role" lines (a group may itself contain
-// '=', as LDAP names do: the role is after the last one).
+// '=', as LDAP names do: the role is after the last one). A group named on
+// two lines is refused, rather than the later line silently winning.
 func parseMapping(s string, known func(string) bool) (map[string]string, string) {
 	m := map[string]string{}
 	for line := range strings.Lines(s) {
@@ -350,6 +351,9 @@ func parseMapping(s string, known func(string) bool) (map[string]string, string)
 			return nil, "No group may be mapped to owner: owners are named here, never by the IdP."
 		case !known(role):
 			return nil, "There is no role " + strconv.Quote(role) + " (group " + strconv.Quote(group) + ")."
+		}
+		if _, dup := m[group]; dup {
+			return nil, "The group " + strconv.Quote(group) + " is on more than one line: map each group to one role."
 		}
 		m[group] = role
 	}
