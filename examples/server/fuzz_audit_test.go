@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/pem"
+	"net/url"
 	"testing"
+
+	guard "github.com/guardhq/guard"
 )
 
 // FUZZ-2: splitPEM is documented to report false "if s holds anything
@@ -16,5 +19,25 @@ func TestAuditFuzz_FUZZ2_SplitPEMDropsMalformedBlock(t *testing.T) {
 	out, ok := splitPEM(damaged + good)
 	if ok {
 		t.Fatalf("splitPEM(damaged block + good block) = %d block(s), true; want false: the damaged block is dropped silently", len(out))
+	}
+}
+
+// FUZZ-3: the security settings form multiplies the number typed by its
+// unit (minutes, hours, days) without checking that the duration can hold
+// it, so a number too large wraps around to another duration, which
+// Guard then finds valid and saves: 9007199254741022 minutes of
+// inactivity (2^53 + 30) is saved as 30 minutes, and the page says
+// "Security settings saved."
+func TestAuditFuzz_FUZZ3_PolicyFormNumberOverflows(t *testing.T) {
+	for _, tc := range []struct{ field, value string }{
+		{"idle_minutes", "9007199254741022"},             // 2^53 + 30: 30 minutes
+		{"audit_retention_days", "281474976711056"},      // 2^48 + 400: 400 days
+		{"lifetime_hours", "153722867280912931"},         // wraps to a negative duration
+		{"password_max_age_days", "9223372036854775807"}, // the largest number Atoi reads
+	} {
+		p, msg := policyFromForm(url.Values{tc.field: {tc.value}}, guard.Policy{})
+		if msg == "" {
+			t.Errorf("policyFromForm(%s=%s) accepted: %+v; want a message (the number is too large)", tc.field, tc.value, p)
+		}
 	}
 }
