@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/pem"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	guard "github.com/guardhq/guard"
 )
@@ -39,5 +42,19 @@ func TestAuditFuzz_FUZZ3_PolicyFormNumberOverflows(t *testing.T) {
 		if msg == "" {
 			t.Errorf("policyFromForm(%s=%s) accepted: %+v; want a message (the number is too large)", tc.field, tc.value, p)
 		}
+	}
+}
+
+// FUZZ-4: setFlash cuts a message longer than 500 bytes at byte 500,
+// which may fall inside a character; JSON then turns the broken bytes into
+// U+FFFD, and the page shows "�" at the end of the message.
+func TestAuditFuzz_FUZZ4_FlashCutsACharacter(t *testing.T) {
+	msg := strings.Repeat("a", 499) + "é and more"
+	w := httptest.NewRecorder()
+	(&app{}).setFlash(w, "error", msg)
+	c, _ := cookieFrom(w, flashCookie)
+	got := (&app{}).takeFlash(httptest.NewRecorder(), withCookie("/", flashCookie, c.Value))
+	if got == nil || !strings.HasPrefix(msg, got.Message) || strings.ContainsRune(got.Message, utf8.RuneError) {
+		t.Fatalf("a %d-byte message came back as %+v; want a prefix of it, cut between characters", len(msg), got)
 	}
 }

@@ -190,6 +190,50 @@ func withCookie(path, name, value string) *http.Request {
 	return r
 }
 
+// FuzzTakeFlash: the flash cookie comes back from the browser, where
+// anyone can have changed it. takeFlash always clears it (when net/http
+// can read it at all) and gives a
+// message of kind "ok" or "error", or none; a flash set by setFlash comes
+// back as it was set, its message cut to at most 500 bytes and still
+// valid UTF-8 (a prefix of the message set).
+func FuzzTakeFlash(f *testing.F) {
+	for _, s := range []string{"", "e30", "eyJLaW5kIjoib2siLCJNZXNzYWdlIjoiaGkifQ", "eyJLaW5kIjoieCJ9", "!!", "bnVsbA"} {
+		f.Add(s, "ok", "Saved.")
+	}
+	f.Add("", "error", strings.Repeat("a", 499)+"é")
+	f.Add("", "ok", strings.Repeat("€", 200))
+	f.Fuzz(func(t *testing.T, raw, kind, msg string) {
+		a := &app{}
+		w := httptest.NewRecorder()
+		r := withCookie("/", flashCookie, raw)
+		_, err := r.Cookie(flashCookie) // a value net/http cannot read is no cookie
+		got := a.takeFlash(w, r)
+		if c, ok := cookieFrom(w, flashCookie); err == nil && (!ok || c.MaxAge >= 0 || c.Value != "") {
+			t.Fatalf("takeFlash(%q) did not clear the cookie: %v", raw, c)
+		}
+		if got != nil && got.Kind != "ok" && got.Kind != "error" {
+			t.Fatalf("takeFlash(%q) = kind %q", raw, got.Kind)
+		}
+		if kind != "ok" && kind != "error" || !utf8.ValidString(msg) {
+			return
+		}
+		w = httptest.NewRecorder()
+		a.setFlash(w, kind, msg)
+		c, ok := cookieFrom(w, flashCookie)
+		if !ok {
+			t.Fatalf("setFlash(%q) set no cookie", msg)
+		}
+		got = a.takeFlash(httptest.NewRecorder(), withCookie("/", flashCookie, c.Value))
+		if got == nil || got.Kind != kind {
+			t.Fatalf("setFlash(%q, %q) came back as %+v", kind, msg, got)
+		}
+		if len(got.Message) > 500 || !strings.HasPrefix(msg, got.Message) || len(msg) <= 500 && got.Message != msg ||
+			len(got.Message) < 500-utf8.UTFMax+1 && len(msg) > 500 {
+			t.Fatalf("setFlash(%q) came back as message %q", msg, got.Message)
+		}
+	})
+}
+
 // FuzzPendingCookie: the pending sign-in cookie comes back from the
 // browser. pending gives a state with a token or nothing; a state set by
 // setPending (IDs, kinds and labels as mfa checks them: valid UTF-8) comes
