@@ -1,11 +1,15 @@
 package auth_test
 
 import (
+	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/guardhq/guard/auth"
 )
@@ -83,3 +87,64 @@ func FuzzPolicyCheck(f *testing.F) {
 // isWordRune: a name's words are separated by "anything that is not a
 // letter or a digit".
 func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+// FuzzVerifyBcrypt: a bcrypt hash imported with a user (the only outside
+// hashes Guard reads besides its own PHC strings) is checked for its shape
+// before bcrypt reads it. A hash of the wrong shape is a *PHCError of
+// part "bcrypt" that does not echo the hash; a hash of the right shape is
+// one bcrypt can read (never "unusable"), matches exactly the passwords
+// bcrypt matches, no longer than 72 bytes, and always asks for a rehash.
+func FuzzVerifyBcrypt(f *testing.F) {
+	for _, prefix := range []string{"$2a$", "$2b$", "$2y$"} {
+		b, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(prefix+string(b[4:]), "pw")
+		f.Add(prefix+string(b[4:59])+"!", "pw")
+	}
+	f.Add("$2a$03$"+strings.Repeat("a", 53), "x")
+	f.Add("$2a$05$"+strings.Repeat("/", 53), "x")
+	f.Add("$2a$4$"+strings.Repeat(".", 54), "x")
+	f.Add("$2x$04$"+strings.Repeat("a", 53), strings.Repeat("p", 73))
+	h, err := auth.NewHasher(auth.HasherConfig{Memory: 64, Time: 1, Threads: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, hash, password string) {
+		if !strings.HasPrefix(hash, "$2") {
+			hash = "$2a$" + hash
+		}
+		// A well-formed hash above cost 6 takes too long to check here
+		// (the cost bounds have a test of their own).
+		if len(hash) > 6 {
+			if cost, err := strconv.Atoi(hash[4:6]); err == nil && cost > 6 {
+				return
+			}
+		}
+		if len(password) > 1024 {
+			return
+		}
+		ok, rehash, err := h.Verify(ctx, password, hash)
+		if err != nil {
+			var pe *auth.PHCError
+			if !errors.As(err, &pe) || ok || rehash {
+				t.Fatalf("Verify(%q) = %v, %v, %v; want a *PHCError", hash, ok, rehash, err)
+			}
+			if strings.HasPrefix(hash, "$2a$") || strings.HasPrefix(hash, "$2b$") || strings.HasPrefix(hash, "$2y$") {
+				if pe.Part != "bcrypt" || pe.Reason == "unusable hash" {
+					t.Fatalf("Verify(%q) = %v: the shape check let through a hash bcrypt cannot read", hash, err)
+				}
+			}
+			if len(hash) >= 20 && strings.Contains(err.Error(), hash[7:]) {
+				t.Fatalf("Verify(%q): error %q echoes the hash", hash, err)
+			}
+			return
+		}
+		want := len(password) <= 72 && bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
+		if ok != want || !rehash {
+			t.Fatalf("Verify(%q, %q) = %v, %v; bcrypt says %v", hash, password, ok, rehash, want)
+		}
+	})
+}

@@ -90,3 +90,64 @@ func FuzzKeyringOpen(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNewKeyring: the key ids and keys of KeyringConfig come from the
+// host's configuration, and a key id is read back from each stored secret.
+// NewKeyring accepts a configuration only when Current names a key, every
+// id is 1 to MaxKeyIDLen bytes of printable ASCII without spaces and every
+// key is KeySize bytes; otherwise a *ConfigError that never holds a key.
+// An accepted Keyring holds every id, seals under Current, and opens what
+// it sealed only under the same id.
+func FuzzNewKeyring(f *testing.F) {
+	key := string(bytes.Repeat([]byte{7}, mfa.KeySize))
+	f.Add("k1", "k2", key, uint8(0))
+	f.Add("", "k2", key, uint8(1))
+	f.Add("k 1", "k2", key, uint8(0))
+	f.Add("k1", "k2", "short-key-material", uint8(0))
+	f.Add(strings.Repeat("k", mfa.MaxKeyIDLen+1), "k2", key, uint8(1))
+	f.Add("k\u00e9", "k~", key, uint8(2))
+	f.Fuzz(func(t *testing.T, id1, id2, key1 string, current uint8) {
+		key2 := bytes.Repeat([]byte{9}, mfa.KeySize)
+		cur := [...]string{id1, id2, "other"}[current%3]
+		kr, err := mfa.NewKeyring(mfa.KeyringConfig{Keys: map[string][]byte{id1: []byte(key1), id2: key2}, Current: cur})
+		okID := func(id string) bool {
+			return id != "" && len(id) <= mfa.MaxKeyIDLen && !strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r > '~' })
+		}
+		keys := map[string]string{id2: string(key2)}
+		if id1 != id2 {
+			keys[id1] = key1
+		}
+		want := cur != "other" || id1 == "other" || id2 == "other"
+		for id, k := range keys {
+			want = want && okID(id) && len(k) == mfa.KeySize
+		}
+		if (err == nil) != want {
+			t.Fatalf("NewKeyring(%q: %d bytes, %q, current %q) = %v", id1, len(key1), id2, cur, err)
+		}
+		if err != nil {
+			var ce *mfa.ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("NewKeyring = %v, not a *ConfigError", err)
+			}
+			for _, k := range keys {
+				if len(k) >= 8 && !strings.Contains(id1+id2, k) && strings.Contains(err.Error(), k) {
+					t.Fatalf("error %q holds a key", err)
+				}
+			}
+			return
+		}
+		if !kr.Has(id1) || !kr.Has(id2) || kr.Current() != cur {
+			t.Fatalf("Keyring of %q and %q: current %q", id1, id2, kr.Current())
+		}
+		got, sealed, err := kr.Seal([]byte("secret"), []byte("aad"))
+		if err != nil || got != cur {
+			t.Fatalf("Seal = %q, %v; want key id %q", got, err, cur)
+		}
+		for id := range keys {
+			plain, err := kr.Open(id, sealed, []byte("aad"))
+			if id == cur && (err != nil || string(plain) != "secret") || id != cur && !errors.Is(err, mfa.ErrUnseal) {
+				t.Fatalf("Open under %q of what %q sealed = %q, %v", id, cur, plain, err)
+			}
+		}
+	})
+}
