@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
@@ -729,9 +730,18 @@ type flash struct {
 
 const flashCookie = "__Host-flash"
 
+// maxFlash bounds a flash message, in bytes, to keep its cookie small.
+const maxFlash = 500
+
+// setFlash sets the flash for the next page: msg, cut between characters
+// to at most maxFlash bytes.
 func (a *app) setFlash(w http.ResponseWriter, kind, msg string) {
-	if len(msg) > 500 {
-		msg = msg[:500]
+	if len(msg) > maxFlash {
+		i := maxFlash
+		for i > maxFlash-utf8.UTFMax+1 && !utf8.RuneStart(msg[i]) {
+			i--
+		}
+		msg = msg[:i]
 	}
 	b, _ := json.Marshal(flash{Kind: kind, Message: msg})
 	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: base64.RawURLEncoding.EncodeToString(b), Path: "/", MaxAge: 60,

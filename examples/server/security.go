@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -234,7 +235,8 @@ func (a *app) refusePolicy(w http.ResponseWriter, r *http.Request, msg string) {
 }
 
 // policyFromForm reads the policy form over the tenant's current policy,
-// or says what is wrong with it.
+// or says what is wrong with it (a number that is not a whole one, or that
+// is too large for a duration).
 func policyFromForm(f url.Values, cur guard.Policy) (guard.Policy, string) {
 	p := cur
 	num := func(name string, unit time.Duration, dst *time.Duration) string {
@@ -245,6 +247,10 @@ func policyFromForm(f url.Values, cur guard.Policy) (guard.Policy, string) {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
 			return "Please enter a whole number for " + policyLabel(name) + "."
+		}
+		// A number no duration can hold would wrap around to another.
+		if int64(n) > math.MaxInt64/int64(unit) {
+			return "The number for " + policyLabel(name) + " is too large."
 		}
 		*dst = time.Duration(n) * unit
 		return ""

@@ -40,6 +40,7 @@ func TestSecurityFormErrors(t *testing.T) {
 		{"retention", url.Values{"audit_retention_days": {"5"}, "session_limit": {"3"}}, "Keep audit events", "AuditRetention"},
 		{"min length", url.Values{"password_min_length": {"4"}, "session_limit": {"3"}}, "Minimum password length", "PasswordMinLength"},
 		{"not a number", url.Values{"idle_minutes": {"ten"}, "session_limit": {"3"}}, "Sign out after inactivity", "idle minutes"},
+		{"too large a number", url.Values{"idle_minutes": {"9007199254741022"}, "session_limit": {"3"}}, "The number for Sign out after inactivity (minutes) is too large.", "idle_minutes"},
 		{"idle beyond lifetime", url.Values{"idle_minutes": {"600"}, "lifetime_hours": {"2"}, "session_limit": {"3"}}, "Sign out after inactivity: must not be longer than the session lifetime.", "IdleTimeout"},
 		{"idle beyond the default lifetime", url.Values{"idle_minutes": {"20160"}, "session_limit": {"3"}}, "Sign out after inactivity: must not be longer than the session lifetime.", "IdleTimeout"},
 		{"lifetime below the default idle", url.Values{"lifetime_hours": {"2"}, "session_limit": {"3"}}, "Sign out after: must not be shorter than the idle timeout.", "SessionLifetime"},

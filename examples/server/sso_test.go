@@ -617,6 +617,7 @@ func TestRequireSSO(t *testing.T) {
 	}
 	ok("/security/sso", url.Values{"group_roles": {"admins = nosuchrole"}}, `There is no role "nosuchrole"`)
 	ok("/security/sso", url.Values{"group_roles": {"admins = owner"}}, "No group may be mapped to owner")
+	ok("/security/sso", url.Values{"group_roles": {"admins = admin\nstaff = member\n admins= member"}}, `The group "admins" is on more than one line`)
 	ok("/security/sso", url.Values{"metadata_xml": {"<nope"}}, "The metadata is not well-formed XML.")
 	ok("/security/sso", url.Values{"metadata_url": {"https://idp.example/md"}, "metadata_xml": {md}}, "not both")
 	ok("/security/sso", url.Values{"metadata_url": {"ftp://idp.example/md"}}, "The metadata URL must be an absolute https URL.")

@@ -307,16 +307,20 @@ func nonEmptyLines(s string) []string {
 
 // splitPEM reads the PEM blocks pasted in s, one certificate each (Guard
 // checks them), and reports false if s holds anything else besides white
-// space. Empty s gives none: metadata signatures are then not required.
+// space, a damaged block included. Empty s gives none: metadata
+// signatures are then not required.
 func splitPEM(s string) ([]string, bool) {
+	begin := []byte("-----BEGIN ")
 	var out []string
 	rest := bytes.TrimSpace([]byte(s))
 	for len(rest) > 0 {
-		if !bytes.HasPrefix(rest, []byte("-----BEGIN ")) {
+		if !bytes.HasPrefix(rest, begin) {
 			return nil, false
 		}
 		b, r := pem.Decode(rest)
-		if b == nil {
+		// pem.Decode skips a block it cannot read to the next one: the
+		// text it went through must hold only the block it returns.
+		if b == nil || bytes.Count(rest[:len(rest)-len(r)], begin) != 1 {
 			return nil, false
 		}
 		out = append(out, string(pem.EncodeToMemory(b)))
@@ -326,7 +330,8 @@ func splitPEM(s string) ([]string, bool) {
 }
 
 // parseMapping reads "group = role" lines (a group may itself contain
-// '=', as LDAP names do: the role is after the last one).
+// '=', as LDAP names do: the role is after the last one). A group named on
+// two lines is refused, rather than the later line silently winning.
 func parseMapping(s string, known func(string) bool) (map[string]string, string) {
 	m := map[string]string{}
 	for line := range strings.Lines(s) {
@@ -346,6 +351,9 @@ func parseMapping(s string, known func(string) bool) (map[string]string, string)
 			return nil, "No group may be mapped to owner: owners are named here, never by the IdP."
 		case !known(role):
 			return nil, "There is no role " + strconv.Quote(role) + " (group " + strconv.Quote(group) + ")."
+		}
+		if _, dup := m[group]; dup {
+			return nil, "The group " + strconv.Quote(group) + " is on more than one line: map each group to one role."
 		}
 		m[group] = role
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -299,11 +300,21 @@ func scanEvent(row pgx.Row, tenant string) (audit.Event, error) {
 	e.Action = audit.Action(action)
 	e.Outcome = audit.Outcome(outc)
 	if meta != nil {
-		if err := json.Unmarshal([]byte(*meta), &e.Meta); err != nil {
-			return audit.Event{}, err
+		var err error
+		if e.Meta, err = decodeMeta(*meta); err != nil {
+			return audit.Event{}, fmt.Errorf("event %d: %w", seq, err)
 		}
 	}
 	return e, nil
+}
+
+// decodeMeta reads a meta column that is not NULL (a JSON object).
+func decodeMeta(s string) (map[string]string, error) {
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("decoding the audit meta: %w", err)
+	}
+	return m, nil
 }
 
 // Checkpoint implements audit.Store.

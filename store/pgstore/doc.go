@@ -259,7 +259,9 @@
 // *mfa.InputError, *sso.InputError) for values the database cannot hold;
 // Approvals.DecideApproval returns an *rbac.InputError for a status other
 // than approved or rejected. Any other failure — the server
-// unreachable, a timeout, a schema not migrated — is returned wrapped with
+// unreachable, a timeout, a schema not migrated, a row this package cannot
+// have written (JSON that does not decode, a session's or MFA
+// transaction's flags that are not a uint32) — is returned wrapped with
 // the prefix "pgstore:" (the pgx error stays reachable with errors.As), and
 // the facade then denies the request. New returns an *OptionsError for bad
 // Options; Migrate returns ErrSchemaTooNew for a schema newer than the

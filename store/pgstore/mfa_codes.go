@@ -138,7 +138,9 @@ func scanTxn(row pgx.Row) (mfa.Transaction, error) {
 	if err != nil {
 		return mfa.Transaction{}, err
 	}
-	t.Flags = uint32(flags)
+	if t.Flags, err = flags32("MFA transaction", flags); err != nil {
+		return mfa.Transaction{}, err
+	}
 	t.CreatedAt, t.ExpiresAt = fromMicros(created), fromMicros(expire)
 	return t, nil
 }

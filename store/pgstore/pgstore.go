@@ -206,6 +206,16 @@ func microsUp(t time.Time) int64 {
 // fromMicros is the inverse of micros, in UTC.
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
+// flags32 reads a flags column (bigint), which holds a uint32 (a
+// session's or an MFA transaction's): any other value was not written by
+// this package.
+func flags32(what string, v int64) (uint32, error) {
+	if v < 0 || v > math.MaxUint32 {
+		return 0, fmt.Errorf("%s flags column holds %d, not a uint32", what, v)
+	}
+	return uint32(v), nil
+}
+
 // fromNullMicros returns the time of a nullable Unix-microseconds column:
 // the zero time for NULL.
 func fromNullMicros(us *int64) time.Time {

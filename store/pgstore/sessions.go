@@ -145,11 +145,14 @@ func scanRow(row pgx.Row, extra any) (session.Session, error) {
 	if err := row.Scan(dest[:n]...); err != nil {
 		return session.Session{}, err
 	}
+	var err error
+	if s.Flags, err = flags32("session", flags); err != nil {
+		return session.Session{}, err
+	}
 	s.CreatedAt = fromMicros(created)
 	s.LastSeen = fromMicros(seen)
 	s.ExpiresAt = fromMicros(expires)
 	s.IdleTimeout = time.Duration(idle)
-	s.Flags = uint32(flags)
 	return s, nil
 }
 

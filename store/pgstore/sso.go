@@ -329,10 +329,19 @@ func (s *SSO) Connection(ctx context.Context, tenant string) (sso.Connection, er
 		return sso.Connection{}, wrap("sso: connection", err)
 	}
 	url, metadata := c.MetadataURL, c.Metadata
-	if err := json.Unmarshal(settings, &c); err != nil {
-		return sso.Connection{}, wrap("sso: connection", fmt.Errorf("decoding the stored connection: %w", err))
+	if c, err = decodeSettings(settings); err != nil {
+		return sso.Connection{}, wrap("sso: connection", err)
 	}
 	c.Tenant, c.MetadataURL, c.Metadata, c.MetadataFetchedAt = tenant, url, metadata, fromNullTime(fetched)
+	return c, nil
+}
+
+// decodeSettings reads the settings column that connSettings wrote.
+func decodeSettings(settings []byte) (sso.Connection, error) {
+	var c sso.Connection
+	if err := json.Unmarshal(settings, &c); err != nil {
+		return sso.Connection{}, fmt.Errorf("decoding the stored connection: %w", err)
+	}
 	return c, nil
 }
 

@@ -67,11 +67,21 @@ func scanTenant(row pgx.Row) (guard.Tenant, error) {
 		return guard.Tenant{}, err
 	}
 	t.LastReview, t.IdPChangedAt = fromNullTime(reviewed), fromNullTime(idpChanged)
-	if err := json.Unmarshal(policy, &t.Policy); err != nil {
-		return guard.Tenant{}, fmt.Errorf("decoding the policy of tenant %q: %w", t.ID, err)
+	var err error
+	if t.Policy, err = decodePolicy(policy); err != nil {
+		return guard.Tenant{}, fmt.Errorf("tenant %q: %w", t.ID, err)
 	}
 	t.CreatedAt = fromNullTime(created)
 	return t, nil
+}
+
+// decodePolicy reads a policy column (guard.Policy as JSON).
+func decodePolicy(b []byte) (guard.Policy, error) {
+	var p guard.Policy
+	if err := json.Unmarshal(b, &p); err != nil {
+		return guard.Policy{}, fmt.Errorf("decoding the policy: %w", err)
+	}
+	return p, nil
 }
 
 // CreateTenant implements guard.TenantStore.

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -66,8 +65,8 @@ func decodeSession(v []any, h *session.Hash) (session.Session, error) {
 	var s session.Session
 	if h != nil {
 		s.Hash = *h
-	} else if n, err := hex.Decode(s.Hash[:], []byte(str[9])); err != nil || n != len(s.Hash) {
-		return session.Session{}, ErrCorrupt
+	} else if err := decodeHash(s.Hash[:], str[9]); err != nil {
+		return session.Session{}, err
 	}
 	var nums [4]int64
 	for i, f := range [4]string{str[2], str[3], str[4], str[5]} {

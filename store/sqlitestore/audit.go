@@ -74,6 +74,15 @@ func encodeMeta(m map[string]string) (any, error) {
 	return string(b), nil
 }
 
+// decodeMeta reverses encodeMeta for a column that is not NULL.
+func decodeMeta(s string) (map[string]string, error) {
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("sqlitestore: stored audit meta: %w", err)
+	}
+	return m, nil
+}
+
 // Append implements audit.Store. An event whose Tenant is not tenant gives
 // an *audit.InputError and stores nothing.
 func (a *Audit) Append(ctx context.Context, tenant string, events []audit.Event) error {
@@ -347,8 +356,8 @@ func (a *Audit) Query(ctx context.Context, tenant string, q audit.Query) ([]audi
 		e.Action = audit.Action(action)
 		e.Outcome = audit.Outcome(outcome)
 		if meta.Valid {
-			if err := json.Unmarshal([]byte(meta.String), &e.Meta); err != nil {
-				return nil, fmt.Errorf("sqlitestore: stored audit meta of Seq %d: %w", seq, err)
+			if e.Meta, err = decodeMeta(meta.String); err != nil {
+				return nil, fmt.Errorf("%w (Seq %d)", err, seq)
 			}
 		}
 		out = append(out, e)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 )
 
@@ -20,6 +21,15 @@ func (c blob32) Scan(src any) error {
 	}
 	copy(c.b[:], b)
 	return nil
+}
+
+// flags32 reads a flags column, which holds a uint32 (a session's or an
+// MFA transaction's): any other value was not written by this package.
+func flags32(what string, v int64) (uint32, error) {
+	if v < 0 || v > math.MaxUint32 {
+		return 0, fmt.Errorf("sqlitestore: %s flags column holds %d, not a uint32", what, v)
+	}
+	return uint32(v), nil
 }
 
 // encodeStrings returns a list of strings as one BLOB: each string's

@@ -180,6 +180,9 @@
 // decided with a status other than approved or rejected, an SSO connection
 // whose settings hold a string that is not UTF-8). Every other error
 // is an engine failure, wrapped with the prefix "sqlitestore:"; the facade
-// then denies the request (it fails closed). Compare with errors.Is and
+// then denies the request (it fails closed). A row this package cannot
+// have written (changed outside it: JSON or a list that does not decode,
+// a session's or MFA transaction's flags that are not a uint32) is such
+// an error too, never read as something else. Compare with errors.Is and
 // errors.As.
 package sqlitestore

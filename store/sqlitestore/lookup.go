@@ -201,10 +201,13 @@ func (lc *lookupConn) decode(s *session.Session) error {
 			return fmt.Errorf("sqlitestore: session column %d holds %T", i, d[i])
 		}
 	}
+	var err error
+	if s.Flags, err = flags32("session", flags); err != nil {
+		return err
+	}
 	s.CreatedAt = fromMicros(created)
 	s.LastSeen = fromMicros(seen)
 	s.ExpiresAt = fromMicros(expires)
 	s.IdleTimeout = time.Duration(idle)
-	s.Flags = uint32(flags)
 	return nil
 }

@@ -558,7 +558,10 @@ func scanTxn(r scanner) (mfa.Transaction, error) {
 		&flags, &created, &expires); err != nil {
 		return mfa.Transaction{}, err
 	}
-	t.Flags = uint32(flags)
+	var err error
+	if t.Flags, err = flags32("MFA transaction", flags); err != nil {
+		return mfa.Transaction{}, err
+	}
 	t.CreatedAt = fromMicros(created)
 	t.ExpiresAt = fromMicros(expires)
 	return t, nil

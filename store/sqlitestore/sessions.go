@@ -79,11 +79,14 @@ func scanSession(r scanner, s *session.Session, withHash bool) error {
 	if err := r.Scan(d...); err != nil {
 		return err
 	}
+	var err error
+	if s.Flags, err = flags32("session", flags); err != nil {
+		return err
+	}
 	s.CreatedAt = fromMicros(created)
 	s.LastSeen = fromMicros(seen)
 	s.ExpiresAt = fromMicros(expires)
 	s.IdleTimeout = time.Duration(idle)
-	s.Flags = uint32(flags)
 	return nil
 }
 

@@ -113,17 +113,12 @@ func notUTF8(v reflect.Value, name string) string {
 // would rewrite) gives an *sso.InputError and stores nothing; the tenant
 // and the metadata source are stored byte for byte.
 func (s *SSO) PutConnection(ctx context.Context, c sso.Connection) error {
-	settings := c
-	settings.Tenant, settings.MetadataURL, settings.Metadata, settings.MetadataFetchedAt = "", "", "", time.Time{}
-	if bad := notUTF8(reflect.ValueOf(settings), "Connection"); bad != "" {
-		return &sso.InputError{Field: bad, Reason: "is not valid UTF-8"}
-	}
-	b, err := json.Marshal(settings)
+	settings, err := encodeSettings(c)
 	if err != nil {
-		return fmt.Errorf("sqlitestore: encode sso connection: %w", err)
+		return err
 	}
 	err = s.s.writeOne(ctx, func(w *wtx) error {
-		_, err := w.exec(ssoPut, c.Tenant, c.MetadataURL, nullMicros(c.MetadataFetchedAt), string(b), c.Metadata)
+		_, err := w.exec(ssoPut, c.Tenant, c.MetadataURL, nullMicros(c.MetadataFetchedAt), settings, c.Metadata)
 		return err
 	})
 	if err != nil {
@@ -147,10 +142,35 @@ func (s *SSO) Connection(ctx context.Context, tenant string) (sso.Connection, er
 	if err != nil {
 		return sso.Connection{}, fmt.Errorf("sqlitestore: read sso connection: %w", err)
 	}
+	if c, err = decodeSettings(settings); err != nil {
+		return sso.Connection{}, err
+	}
+	c.Tenant, c.MetadataURL, c.Metadata, c.MetadataFetchedAt = t, url, metadata, fromNullMicros(fetched)
+	return c, nil
+}
+
+// encodeSettings returns the settings column of c: c as JSON, without the
+// four fields kept in columns of their own. A string that is not valid
+// UTF-8 gives an *sso.InputError naming its field.
+func encodeSettings(c sso.Connection) (string, error) {
+	c.Tenant, c.MetadataURL, c.Metadata, c.MetadataFetchedAt = "", "", "", time.Time{}
+	if bad := notUTF8(reflect.ValueOf(c), "Connection"); bad != "" {
+		return "", &sso.InputError{Field: bad, Reason: "is not valid UTF-8"}
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("sqlitestore: encode sso connection: %w", err)
+	}
+	return string(b), nil
+}
+
+// decodeSettings reads the settings column: the connection without the
+// four fields kept in columns of their own.
+func decodeSettings(settings string) (sso.Connection, error) {
+	var c sso.Connection
 	if err := json.Unmarshal([]byte(settings), &c); err != nil {
 		return sso.Connection{}, fmt.Errorf("sqlitestore: stored sso connection: %w", err)
 	}
-	c.Tenant, c.MetadataURL, c.Metadata, c.MetadataFetchedAt = t, url, metadata, fromNullMicros(fetched)
 	return c, nil
 }
 

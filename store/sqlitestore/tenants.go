@@ -29,11 +29,21 @@ func scanTenant(r scanner) (guard.Tenant, error) {
 		return guard.Tenant{}, err
 	}
 	t.LastReview, t.IdPChangedAt = fromNullMicros(reviewed), fromNullMicros(idpChanged)
-	if err := json.Unmarshal([]byte(policy), &t.Policy); err != nil {
-		return guard.Tenant{}, fmt.Errorf("sqlitestore: stored policy of tenant: %w", err)
+	var err error
+	if t.Policy, err = decodePolicy(policy); err != nil {
+		return guard.Tenant{}, err
 	}
 	t.CreatedAt = fromMicros(created)
 	return t, nil
+}
+
+// decodePolicy reverses encodePolicy.
+func decodePolicy(s string) (guard.Policy, error) {
+	var p guard.Policy
+	if err := json.Unmarshal([]byte(s), &p); err != nil {
+		return guard.Policy{}, fmt.Errorf("sqlitestore: stored policy of tenant: %w", err)
+	}
+	return p, nil
 }
 
 func encodePolicy(p guard.Policy) (string, error) {
