@@ -456,7 +456,8 @@ type PasswordChange struct {
 // CAPTCHA when one is configured (without a solved one it gives
 // ErrCaptchaRequired, recorded as a refused password.changed with reason
 // captcha, before the password is looked at); the new one must pass the tenant's
-// policy, including its history. On success every other session of the
+// policy, including its history, and differ from the current one
+// (auth.RuleReused, even without a history). On success every other session of the
 // user ends, and so do the reset and email-change links mailed for the
 // account (even one asked for while the change is made: a link is bound
 // to the password it was made under); a notice goes to the user's address when Config.Recovery.Email
