@@ -416,11 +416,11 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 		g.hasher.VerifyDummy(ctx, req.Password)
 		reason = ReasonNoPassword
 	default:
-		ok, rehash, err = g.hasher.Verify(ctx, req.Password, a.user.PasswordHash)
+		ok, rehash, err = g.verifyPassword(ctx, req.Password, a.user.PasswordHash)
 		if err != nil && ctx.Err() != nil {
 			return LoginResult{}, ctx.Err()
 		}
-		// Any other error is a corrupt stored hash: a failure like a wrong password.
+		// Any other error is a failure like a wrong password.
 		if err != nil {
 			ok = false
 		}
@@ -827,6 +827,24 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 		return LoginResult{}, err
 	}
 	return LoginResult{Token: token, Session: s, User: userView(cur), Evicted: nEvicted, PasswordExpired: expired}, nil
+}
+
+// verifyPassword checks password against a user's stored hash as
+// auth.Hasher.Verify does, with the same hashing work whatever the hash:
+// one Verify cannot use (an algorithm it does not support, as an import
+// may bring, or a corrupt string: an *auth.PHCError) costs the dummy hash
+// and does not match, so that such an account answers neither faster
+// than others nor for free. An empty hash (no password) does the same.
+func (g *Guard) verifyPassword(ctx context.Context, password, hash string) (ok, rehash bool, err error) {
+	if hash != "" {
+		ok, rehash, err = g.hasher.Verify(ctx, password, hash)
+		var pe *auth.PHCError
+		if !errors.As(err, &pe) {
+			return ok, rehash, err
+		}
+	}
+	g.hasher.VerifyDummy(ctx, password)
+	return false, false, nil
 }
 
 // rehash replaces an outdated password hash (bcrypt, or argon2id with old

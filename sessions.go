@@ -547,14 +547,9 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 		g.hasher.VerifyDummy(ctx, current)
 		return fail(ReasonLocked, gate{}, ErrInvalidCredentials)
 	}
-	ok := false
-	if u.PasswordHash != "" {
-		ok, _, err = g.hasher.Verify(ctx, current, u.PasswordHash)
-		if err != nil && ctx.Err() != nil {
-			return ctx.Err()
-		}
-	} else {
-		g.hasher.VerifyDummy(ctx, current)
+	ok, _, err := g.verifyPassword(ctx, current, u.PasswordHash)
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
 	}
 	if !ok {
 		// The guess counts like a login's: one that starts a lock is
