@@ -7,7 +7,10 @@ import (
 	"time"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/rbac"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // PW-1: a password an administrator marked compromised (ExpirePassword)
@@ -122,4 +125,47 @@ func TestAuditPasswords_PW4_ByteCapsUnderCodePointMax(t *testing.T) {
 			t.Errorf("New accepted PasswordMaxLength 300, then a password of 300 code points: %v", err)
 		}
 	})
+}
+
+// PW-5: while a tenant requires SSO, the password is no credential of its
+// users but the break-glass owner's, and Login refuses it
+// (ErrSSORequired); yet a right password with an outdated hash is rehashed
+// first: a refused sign-in rewrites the account's stored hash (which the
+// mailed links are bound to, so they are voided) and records
+// password.rehashed as a success. Nothing may change for a refused
+// sign-in.
+func TestAuditPasswords_PW5_RehashOnRefusedSignIn(t *testing.T) {
+	s := newSSOSite(t)
+	ctx, sys := t.Context(), guard.System("test")
+	ann, _ := s.userWithTOTP(t, "ann@corp.example", rbac.Owner)
+	pat, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "pat@corp.example", Password: ownerPW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An imported bcrypt hash of the same password: outdated.
+	old, err := bcrypt.GenerateFromPassword([]byte(ownerPW), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := s.stores.Users.User(ctx, tenantID, pat.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.stores.UserUpdates.RehashPassword(ctx, tenantID, pat.ID, cur.PasswordHash, string(old)); err != nil {
+		t.Fatal(err)
+	}
+	tn, _ := s.g.Tenant(ctx, tenantID)
+	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: ann.ID}, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.g.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: pat.Email, Password: ownerPW, IP: "203.0.113.5", UserAgent: "test"})
+	if !errors.Is(err, guard.ErrSSORequired) {
+		t.Fatalf("password sign-in under RequireSSO: %v, want ErrSSORequired", err)
+	}
+	if now, _ := s.stores.Users.User(ctx, tenantID, pat.ID); now.PasswordHash != string(old) {
+		t.Errorf("a refused sign-in rewrote the stored hash")
+	}
+	if evs := s.events(t, audit.PasswordRehashed); len(evs) != 0 {
+		t.Errorf("password.rehashed recorded for a refused sign-in: %+v", evs)
+	}
 }
