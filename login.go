@@ -431,6 +431,11 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 	if !ok {
 		return LoginResult{}, g.loginFailedAt(ctx, a, gt, reason, ErrInvalidCredentials)
 	}
+	if pol.RequireSSO && (a.user.ID != pol.BreakGlassUser || g.mfa == nil) {
+		return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonSSORequired, ErrSSORequired)
+	}
+	// Only a password the tenant still takes is rehashed: a refused
+	// sign-in changes nothing (the mailed links are bound to the hash).
 	if rehash {
 		g.rehash(ctx, *a.user, req.Password)
 	}
@@ -442,9 +447,6 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 		si.meta = map[string]string{"password_common": "true"}
 	}
 	if pol.RequireSSO {
-		if a.user.ID != pol.BreakGlassUser || g.mfa == nil {
-			return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonSSORequired, ErrSSORequired)
-		}
 		return g.breakGlass(ctx, a, gt, si)
 	}
 	return g.proceed(ctx, a, pol, gt, si)
