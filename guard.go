@@ -3,10 +3,12 @@ package guard
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
@@ -152,9 +154,14 @@ type Config struct {
 	// default off (its zero means "the default"); set those per tenant.
 	Defaults Policy
 	// Hasher configures password hashing (argon2id m=19 MiB, t=2, p=1 and
-	// at most GOMAXPROCS hashes at once by default).
+	// at most GOMAXPROCS hashes at once by default). Its MaxPasswordBytes,
+	// if set, must be at least 4·PasswordMaxLength (*PolicyError).
 	Hasher auth.HasherConfig
-	// PasswordMaxLength in code points (default 128, at least 64).
+	// PasswordMaxLength in code points (default 128, at least 64, at
+	// most MaxPasswordBytes/4 = 256: a code point takes up to 4 bytes, and
+	// every password of PasswordMaxLength code points must fit in
+	// MaxPasswordBytes and in Hasher.MaxPasswordBytes, which New refuses
+	// below 4·PasswordMaxLength).
 	PasswordMaxLength int
 	// AccountLimit throttles failed logins per account: default 5 failures,
 	// then locks of 1, 2, 4, 8 and at most 15 minutes; failures are
@@ -349,6 +356,14 @@ func New(cfg Config) (*Guard, error) {
 	}
 	if cfg.PasswordMaxLength == 0 {
 		cfg.PasswordMaxLength = 128
+	}
+	// Length is counted in code points; the byte caps under it must hold
+	// any password of PasswordMaxLength code points (4 bytes each at most).
+	if cfg.PasswordMaxLength > MaxPasswordBytes/utf8.UTFMax {
+		return nil, &PolicyError{Field: "PasswordMaxLength", Reason: fmt.Sprintf("must be at most %d (MaxPasswordBytes / 4)", MaxPasswordBytes/utf8.UTFMax)}
+	}
+	if hb := cfg.Hasher.MaxPasswordBytes; hb != 0 && hb < utf8.UTFMax*cfg.PasswordMaxLength {
+		return nil, &PolicyError{Field: "Hasher.MaxPasswordBytes", Reason: fmt.Sprintf("must be 0 or at least %d (4 × PasswordMaxLength)", utf8.UTFMax*cfg.PasswordMaxLength)}
 	}
 	if cfg.CookieName == "" {
 		cfg.CookieName = "__Host-guard"

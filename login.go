@@ -421,11 +421,11 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 		g.hasher.VerifyDummy(ctx, req.Password)
 		reason = ReasonNoPassword
 	default:
-		ok, rehash, err = g.hasher.Verify(ctx, req.Password, a.user.PasswordHash)
+		ok, rehash, err = g.verifyPassword(ctx, req.Password, a.user.PasswordHash)
 		if err != nil && ctx.Err() != nil {
 			return LoginResult{}, ctx.Err()
 		}
-		// Any other error is a corrupt stored hash: a failure like a wrong password.
+		// Any other error is a failure like a wrong password.
 		if err != nil {
 			ok = false
 		}
@@ -436,6 +436,11 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 	if !ok {
 		return LoginResult{}, g.loginFailedAt(ctx, a, gt, reason, ErrInvalidCredentials)
 	}
+	if pol.RequireSSO && (a.user.ID != pol.BreakGlassUser || g.mfa == nil) {
+		return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonSSORequired, ErrSSORequired)
+	}
+	// Only a password the tenant still takes is rehashed: a refused
+	// sign-in changes nothing (the mailed links are bound to the hash).
 	if rehash {
 		g.rehash(ctx, *a.user, req.Password)
 	}
@@ -447,9 +452,6 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 		si.meta = map[string]string{"password_common": "true"}
 	}
 	if pol.RequireSSO {
-		if a.user.ID != pol.BreakGlassUser || g.mfa == nil {
-			return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonSSORequired, ErrSSORequired)
-		}
 		return g.breakGlass(ctx, a, gt, si)
 	}
 	return g.proceed(ctx, a, pol, gt, si)
@@ -832,6 +834,24 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 		return LoginResult{}, err
 	}
 	return LoginResult{Token: token, Session: s, User: userView(cur), Evicted: nEvicted, PasswordExpired: expired}, nil
+}
+
+// verifyPassword checks password against a user's stored hash as
+// auth.Hasher.Verify does, with the same hashing work whatever the hash:
+// one Verify cannot use (an algorithm it does not support, as an import
+// may bring, or a corrupt string: an *auth.PHCError) costs the dummy hash
+// and does not match, so that such an account answers neither faster
+// than others nor for free. An empty hash (no password) does the same.
+func (g *Guard) verifyPassword(ctx context.Context, password, hash string) (ok, rehash bool, err error) {
+	if hash != "" {
+		ok, rehash, err = g.hasher.Verify(ctx, password, hash)
+		var pe *auth.PHCError
+		if !errors.As(err, &pe) {
+			return ok, rehash, err
+		}
+	}
+	g.hasher.VerifyDummy(ctx, password)
+	return false, false, nil
 }
 
 // rehash replaces an outdated password hash (bcrypt, or argon2id with old

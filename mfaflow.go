@@ -1191,14 +1191,9 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 	if at, reason, err := g.captchaGate(ctx, gt, proof.Captcha, p.IP); err != nil {
 		return "", session.Session{}, fail(reason, at, err)
 	}
-	ok := false
-	if u.PasswordHash != "" {
-		ok, _, err = g.hasher.Verify(ctx, proof.Password, u.PasswordHash)
-		if err != nil && ctx.Err() != nil {
-			return "", session.Session{}, ctx.Err()
-		}
-	} else {
-		g.hasher.VerifyDummy(ctx, proof.Password)
+	ok, _, err := g.verifyPassword(ctx, proof.Password, u.PasswordHash)
+	if err != nil && ctx.Err() != nil {
+		return "", session.Session{}, ctx.Err()
 	}
 	if !ok {
 		return "", session.Session{}, fail(ReasonBadPassword, gt, ErrInvalidCredentials)

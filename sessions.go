@@ -456,7 +456,8 @@ type PasswordChange struct {
 // CAPTCHA when one is configured (without a solved one it gives
 // ErrCaptchaRequired, recorded as a refused password.changed with reason
 // captcha, before the password is looked at); the new one must pass the tenant's
-// policy, including its history. On success every other session of the
+// policy, including its history, and differ from the current one
+// (auth.RuleReused, even without a history). On success every other session of the
 // user ends, and so do the reset and email-change links mailed for the
 // account (even one asked for while the change is made: a link is bound
 // to the password it was made under); a notice goes to the user's address when Config.Recovery.Email
@@ -546,14 +547,9 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 		g.hasher.VerifyDummy(ctx, current)
 		return fail(ReasonLocked, gate{}, ErrInvalidCredentials)
 	}
-	ok := false
-	if u.PasswordHash != "" {
-		ok, _, err = g.hasher.Verify(ctx, current, u.PasswordHash)
-		if err != nil && ctx.Err() != nil {
-			return ctx.Err()
-		}
-	} else {
-		g.hasher.VerifyDummy(ctx, current)
+	ok, _, err := g.verifyPassword(ctx, current, u.PasswordHash)
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
 	}
 	if !ok {
 		// The guess counts like a login's: one that starts a lock is

@@ -67,6 +67,8 @@ type Policy struct {
 	// PasswordMinLength in code points (at least 8; default 8).
 	PasswordMinLength int `json:"password_min_length,omitempty"`
 	// PasswordHistory refuses a new password equal to one of the last N.
+	// The current password is refused whatever N, 0 included: a change
+	// (ChangePassword, ResetPassword) must change it.
 	PasswordHistory int `json:"password_history,omitempty"`
 	// PasswordMaxAge flags a login whose password is older than this as
 	// needing a change (LoginResult.PasswordExpired): its session may do

@@ -158,6 +158,10 @@ func (g *Guard) mayGrantAll(ctx context.Context, by Principal, tenant string, ac
 
 // checkPassword applies the tenant's password policy to a new password of
 // u (including history when the policy keeps one) and records a refusal.
+// The current password is refused whatever the history setting
+// (auth.RuleReused): a change to the same password would clear a mark of
+// ExpirePassword, or restart PasswordMaxAge, and leave the password as it
+// was.
 func (g *Guard) checkPassword(ctx context.Context, by Principal, pol Policy, u auth.User, password string) error {
 	if len(password) > MaxPasswordBytes {
 		return auth.ErrPasswordTooLong
@@ -168,9 +172,9 @@ func (g *Guard) checkPassword(ctx context.Context, by Principal, pol Policy, u a
 	}
 	p := auth.Policy{MinLength: pol.PasswordMinLength, MaxLength: g.maxLen}
 	err = p.Check(password, auth.Context{Email: u.Email, Name: u.Name, Service: []string{g.product, t.Name, t.ID}})
-	if err == nil && pol.PasswordHistory > 0 && u.PasswordHash != "" {
+	if err == nil && u.PasswordHash != "" {
 		hist := append([]string{u.PasswordHash}, u.PasswordHistory...)
-		hist = hist[:min(len(hist), pol.PasswordHistory)]
+		hist = hist[:min(len(hist), max(pol.PasswordHistory, 1))]
 		reused, herr := g.hasher.MatchesAny(ctx, password, hist)
 		if herr != nil {
 			return herr

@@ -128,14 +128,15 @@ func (a *RangeAPI) Breached(ctx context.Context, password string) (bool, error) 
 
 // ParseRange reads a range answer ("SUFFIX:COUNT" lines, 35 hex digits
 // each, CRLF or LF) and returns the count of suffix (0 if absent). An
-// answer over MaxRangeReply bytes, or with a malformed line, is an error
-// wrapping ErrBreachCheck: a broken answer must not pass for "not
-// breached".
+// answer over MaxRangeReply bytes, with a malformed line, or with no line
+// at all (a service never answers a prefix with nothing, padded or not) is
+// an error wrapping ErrBreachCheck: a broken answer must not pass for
+// "not breached".
 func ParseRange(r io.Reader, suffix string) (int, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 128), 128)
 	want := []byte(suffix)
-	n, count := 0, 0
+	n, count, lines := 0, 0, 0
 	for sc.Scan() {
 		line := bytes.TrimSuffix(sc.Bytes(), []byte("\r"))
 		n += len(sc.Bytes()) + 1
@@ -153,12 +154,16 @@ func ParseRange(r io.Reader, suffix string) (int, error) {
 		if err != nil || c < 0 {
 			return 0, fmt.Errorf("%w: malformed answer", ErrBreachCheck)
 		}
+		lines++
 		if bytes.EqualFold(hash, want) {
 			count = c
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrBreachCheck, err)
+	}
+	if lines == 0 {
+		return 0, fmt.Errorf("%w: empty answer", ErrBreachCheck)
 	}
 	return count, nil
 }

@@ -411,6 +411,9 @@ func TestBreachAPIFlag(t *testing.T) {
 		if r.URL.Path == "/range/"+h[:5] {
 			fmt.Fprintf(w, "%s:4200\r\n", h[5:])
 		}
+		// Padding (Add-Padding: true): the service never answers a
+		// prefix with nothing, and an empty answer is a broken one.
+		fmt.Fprintf(w, "%035X:0\r\n", 0)
 	}))
 	t.Cleanup(api.Close)
 	srv := httptest.NewUnstartedServer(nil)
