@@ -46,7 +46,9 @@ type RangeAPIConfig struct {
 	// MinCount is how many times a password must have been seen in
 	// breaches to be refused (default 1).
 	MinCount int
-	// Client makes the requests (default: a client with Timeout).
+	// Client makes the requests (default: a client with Timeout). A copy
+	// is used that follows no redirect: an answer other than 200 is a
+	// failure of the check.
 	Client *http.Client
 	// Timeout bounds one check (default DefaultRangeAPITimeout).
 	Timeout time.Duration
@@ -90,10 +92,16 @@ func NewRangeAPI(cfg RangeAPIConfig) (*RangeAPI, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultRangeAPITimeout
 	}
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: cfg.Timeout}
+	client := &http.Client{Timeout: cfg.Timeout}
+	if cfg.Client != nil {
+		c := *cfg.Client
+		client = &c
 	}
-	return &RangeAPI{base: strings.TrimSuffix(cfg.BaseURL, "/"), minCount: cfg.MinCount, client: cfg.Client, timeout: cfg.Timeout}, nil
+	// A redirect is not followed, and so is a failure: it could lead to
+	// plain http (where anyone on the path could answer "not breached")
+	// or to another service.
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &RangeAPI{base: strings.TrimSuffix(cfg.BaseURL, "/"), minCount: cfg.MinCount, client: client, timeout: cfg.Timeout}, nil
 }
 
 // Breached implements BreachChecker. Any failure to get a well-formed

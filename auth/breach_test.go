@@ -125,7 +125,17 @@ func TestRangeAPIPaddingNeverMatches(t *testing.T) {
 func TestRangeAPIFailures(t *testing.T) {
 	rs := newRangeServer(t, nil)
 	a := newRangeAPI(t, auth.RangeAPIConfig{BaseURL: rs.URL, Timeout: 200 * time.Millisecond})
+	// Another service, which answers "not breached" for every prefix.
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "%035X:0\r\n", 1)
+	}))
+	defer elsewhere.Close()
 	cases := map[string]func(w http.ResponseWriter, prefix string) bool{
+		"redirect": func(w http.ResponseWriter, prefix string) bool {
+			w.Header().Set("Location", elsewhere.URL+"/range/"+prefix)
+			w.WriteHeader(http.StatusFound)
+			return true
+		},
 		"status 503": func(w http.ResponseWriter, _ string) bool { w.WriteHeader(503); return true },
 		"status 429": func(w http.ResponseWriter, _ string) bool { w.WriteHeader(429); return true },
 		"slow":       func(w http.ResponseWriter, _ string) bool { time.Sleep(400 * time.Millisecond); return true },
