@@ -154,7 +154,8 @@ const reasonRecordedLate = "recorded_late"
 // deletion and its record): a checkpoint left more than latePurgeAfter
 // ago, and no audit.purged event after it, counting events (Meta events
 // not 0), whose Meta through is at or past its Seq (one recorded before
-// through was kept counts as its record). It records audit.purged with
+// through was kept counts as its record); only the newest such event is
+// looked at. It records audit.purged with
 // reason recorded_late, by, Meta through (the checkpoint's Seq), purged_at
 // (its time) and events: the events from the through of the newest purge
 // on record below it, or from the chain's start when no purge is on record
@@ -175,6 +176,9 @@ func (g *Guard) recordLatePurge(ctx context.Context, by Principal, tenant string
 	if err != nil {
 		return auditErr(err)
 	}
+	// The newest purge on record (newest first) decides: one below the
+	// checkpoint means the last purge is missing; older records, with or
+	// without through, say nothing of it.
 	var from uint64
 	for _, e := range p.Events {
 		if e.Meta["events"] == "0" {
@@ -184,7 +188,8 @@ func (g *Guard) recordLatePurge(ctx context.Context, by Principal, tenant string
 		if err != nil || through >= cp.Seq {
 			return nil // on record
 		}
-		from = max(from, through)
+		from = through
+		break
 	}
 	e := g.adminEvent(by, tenant, audit.AuditPurged, tenant)
 	e.Reason = reasonRecordedLate

@@ -1,0 +1,95 @@
+package guard_test
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/store/memstore"
+)
+
+// cpAfterPurge is an audit store whose Checkpoint fails once right after
+// a Purge (noThrough), or whose Appends all fail right after one (down).
+type cpAfterPurge struct {
+	*failingAudit
+	mu              sync.Mutex
+	noThrough, down bool
+	cpFails         bool
+}
+
+func (d *cpAfterPurge) Purge(ctx context.Context, tenant string, cp audit.Checkpoint) error {
+	if err := d.failingAudit.Purge(ctx, tenant, cp); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.cpFails = d.noThrough
+	d.mu.Unlock()
+	d.set(d.down)
+	return nil
+}
+
+func (d *cpAfterPurge) Checkpoint(ctx context.Context, tenant string) (audit.Checkpoint, error) {
+	d.mu.Lock()
+	fail := d.cpFails
+	d.cpFails = false
+	d.mu.Unlock()
+	if fail {
+		return audit.Checkpoint{}, errDown
+	}
+	return d.failingAudit.Checkpoint(ctx, tenant)
+}
+
+// The newest purge on record decides whether the last purge is on record:
+// an older record without Meta through (its checkpoint could not be read
+// then) does not hide a purge that is missing its record.
+func TestReviewA_1_LatePurgeBehindOlderRecord(t *testing.T) {
+	st := memstore.New().Stores()
+	fa := &failingAudit{Audit: st.Audit.(*memstore.Audit)}
+	d := &cpAfterPurge{failingAudit: fa}
+	st.Audit = d
+	g, c := retentionTenant(t, st)
+	ctx := context.Background()
+	sys := guard.System("cron")
+	t0 := c.Now()      // Seq 1: the tenant
+	for i := range 3 { // Seq 2, 3, 4: one user a day
+		c.Advance(24 * time.Hour)
+		if _, err := g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "u" + strconv.Itoa(i) + "@example.test", Name: "Some Body"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Advance(24 * time.Hour)
+	purge := func(before time.Time, wantErr bool) {
+		t.Helper()
+		if _, err := g.PurgeAudit(ctx, sys, tenantID, before); (err != nil) != wantErr {
+			t.Fatalf("PurgeAudit = %v, want error %v", err, wantErr)
+		}
+		c.Advance(time.Minute)
+	}
+	// Seq 1 purged, recorded without through (Seq 5).
+	d.noThrough = true
+	purge(t0.Add(12*time.Hour), false)
+	d.noThrough = false
+	// Seq 2 purged, recorded with through 2 (Seq 6).
+	purge(t0.Add(36*time.Hour), false)
+	// Seq 3 purged, unrecorded.
+	d.down = true
+	purge(t0.Add(60*time.Hour), true)
+	d.down = false
+	fa.set(false)
+	c.Advance(15 * time.Minute)
+	purge(t0, false) // nothing to purge: records the missing one first
+	recs := purgeRecords(t, g)
+	var late []audit.Event
+	for _, e := range recs {
+		if e.Reason == "recorded_late" {
+			late = append(late, e)
+		}
+	}
+	if len(late) != 1 || late[0].Meta["through"] != "3" || late[0].Meta["events"] != "1" {
+		t.Fatalf("late records %+v (all: %+v), want one, through 3, events 1", late, recs)
+	}
+}
