@@ -50,9 +50,10 @@ const tenantPage = 100
 //   - DeactivateDormant, where the tenant's policy turns it on
 //     (Policy.AutoDeactivateDormant);
 //   - PurgeAudit of the events older than Policy.AuditRetention, where
-//     one is set; when there are none, a purge left unrecorded (the audit
-//     store failed between its deletion and its audit.purged event) is
-//     recorded, late, as PurgeAudit does before it purges;
+//     one is set; otherwise (none set, or no events to purge) a purge
+//     left unrecorded (the audit store failed between its deletion and
+//     its audit.purged event, in a PurgeAudit of Maintain or of the
+//     host) is recorded, late, as PurgeAudit does before it purges;
 //   - RefreshSSOMetadata of an IdP connection fetched from a URL more
 //     than MetadataMaxAge ago (a failed fetch keeps the last good copy);
 //   - the API keys of deactivated users revoked (DeactivateUser does it,
@@ -139,6 +140,7 @@ func (g *Guard) maintainTenant(ctx context.Context, by Principal, tenant string,
 			return err
 		}
 	}
+	purged := false
 	if pol.AuditRetention > 0 {
 		// Only when there is something to purge: a purge is recorded,
 		// and an hourly job would fill the log with empty ones.
@@ -153,7 +155,14 @@ func (g *Guard) maintainTenant(ctx context.Context, by Principal, tenant string,
 				return err
 			}
 			rep.Purged[tenant] = n
-		} else if err := g.recordLatePurge(ctx, by, tenant); err != nil {
+			purged = true
+		}
+	}
+	if !purged {
+		// PurgeAudit records a purge left unrecorded before it purges;
+		// without it (nothing to purge, or no retention: the host's own
+		// PurgeAudit may have left one), this does.
+		if err := g.recordLatePurge(ctx, by, tenant); err != nil {
 			return err
 		}
 	}

@@ -93,3 +93,38 @@ func TestReviewA_1_LatePurgeBehindOlderRecord(t *testing.T) {
 		t.Fatalf("late records %+v (all: %+v), want one, through 3, events 1", late, recs)
 	}
 }
+
+// A purge the host made (PurgeAudit) in a tenant without an audit
+// retention, whose record failed, is recorded late by the next Maintain,
+// as PurgeAudit's documentation says.
+func TestReviewA_2_LatePurgeWithoutRetention(t *testing.T) {
+	st := memstore.New().Stores()
+	fa := &failingAudit{Audit: st.Audit.(*memstore.Audit)}
+	d := &cpAfterPurge{failingAudit: fa}
+	st.Audit = d
+	c := newClock()
+	g, err := guard.New(guard.Config{Stores: st, AuditKey: auditKey, Hasher: fastHasher, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sys := guard.System("cron")
+	if _, err := g.CreateTenant(ctx, sys, tenantID, "Acme", guard.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(24 * time.Hour)
+	d.down = true
+	if _, err := g.PurgeAudit(ctx, sys, tenantID, c.Now().Add(-time.Hour)); err == nil {
+		t.Fatal("PurgeAudit with its record failing succeeded")
+	}
+	d.down = false
+	fa.set(false)
+	c.Advance(15 * time.Minute)
+	if _, err := g.Maintain(ctx, sys, guard.MaintainOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	recs := purgeRecords(t, g)
+	if len(recs) != 1 || recs[0].Reason != "recorded_late" {
+		t.Fatalf("purge records %+v, want the late one", recs)
+	}
+}
