@@ -439,11 +439,6 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 	if pol.RequireSSO && (a.user.ID != pol.BreakGlassUser || g.mfa == nil) {
 		return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonSSORequired, ErrSSORequired)
 	}
-	// Only a password the tenant still takes is rehashed: a refused
-	// sign-in changes nothing (the mailed links are bound to the hash).
-	if rehash {
-		g.rehash(ctx, *a.user, req.Password)
-	}
 	si := signIn{password: true}
 	if auth.IsCommon(req.Password) {
 		// A password from before the blocklist held it (an import, an
@@ -451,8 +446,18 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 		si.flags |= FlagPasswordExpired
 		si.meta = map[string]string{"password_common": "true"}
 	}
+	// Only a password the tenant still takes is rehashed: a refused
+	// sign-in changes nothing (the mailed links are bound to the hash).
+	// A break-glass sign-in rehashes once breakGlass has let it through.
+	rehashPW := ""
+	if rehash {
+		rehashPW = req.Password
+	}
 	if pol.RequireSSO {
-		return g.breakGlass(ctx, a, gt, si)
+		return g.breakGlass(ctx, a, gt, si, rehashPW)
+	}
+	if rehashPW != "" {
+		g.rehash(ctx, *a.user, rehashPW)
 	}
 	return g.proceed(ctx, a, pol, gt, si)
 }
@@ -929,7 +934,9 @@ func (g *Guard) record(ctx context.Context, events ...audit.Event) error {
 // their own. Any other case is refused like a non-break-glass user
 // (ErrSSORequired), with its own reason in the login.failed event; a
 // store failure is ErrUnavailable. A sign-in let through to its second
-// factor is recorded (login.break_glass) and its session flagged.
+// factor is recorded (login.break_glass) and its session flagged; its
+// password, if rehashPW is not "" (an outdated hash), is rehashed then,
+// never for a refused one.
 // stillBreakGlass is the break-glass check again, when the second factor
 // of a break-glass sign-in completes: while the tenant still requires SSO
 // (pol, read for this step), the user must still be its break-glass owner
@@ -956,7 +963,7 @@ func (g *Guard) stillBreakGlass(ctx context.Context, a attempt, pol Policy) erro
 	return nil
 }
 
-func (g *Guard) breakGlass(ctx context.Context, a attempt, gt gate, si signIn) (LoginResult, error) {
+func (g *Guard) breakGlass(ctx context.Context, a attempt, gt gate, si signIn, rehashPW string) (LoginResult, error) {
 	u := *a.user
 	if g.rbac != nil {
 		roles, err := g.rbac.RolesOf(ctx, u.Tenant, rbac.User(u.ID))
@@ -979,6 +986,9 @@ func (g *Guard) breakGlass(ctx context.Context, a attempt, gt gate, si signIn) (
 	}
 	if len(confirmed) == 0 {
 		return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonBreakGlassNoFactor, ErrSSORequired)
+	}
+	if rehashPW != "" {
+		g.rehash(ctx, u, rehashPW)
 	}
 	si.flags |= FlagBreakGlass
 	if si.meta == nil {

@@ -2,6 +2,7 @@ package guard_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"testing"
@@ -9,7 +10,9 @@ import (
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/store/memstore"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // cpAfterPurge is an audit store whose Checkpoint fails once right after
@@ -126,5 +129,52 @@ func TestReviewA_2_LatePurgeWithoutRetention(t *testing.T) {
 	recs := purgeRecords(t, g)
 	if len(recs) != 1 || recs[0].Reason != "recorded_late" {
 		t.Fatalf("purge records %+v, want the late one", recs)
+	}
+}
+
+// The break-glass owner's password sign-in refused under RequireSSO (no
+// second factor to take it on) changes nothing either: no rehash of an
+// outdated hash, as for any other sign-in RequireSSO refuses (PW-5).
+func TestReviewA_3_BreakGlassRefusedNoRehash(t *testing.T) {
+	s := newSSOSite(t)
+	ctx, sys := t.Context(), guard.System("test")
+	pat, _ := s.userWithTOTP(t, "pat@corp.example", rbac.Owner)
+	if _, err := s.g.CreateUser(ctx, sys, guard.NewUser{Tenant: tenantID, Email: "ann@corp.example", Roles: []string{rbac.Owner}}); err != nil {
+		t.Fatal(err)
+	}
+	old, err := bcrypt.GenerateFromPassword([]byte(ownerPW), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := s.stores.Users.User(ctx, tenantID, pat.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.stores.UserUpdates.RehashPassword(ctx, tenantID, pat.ID, cur.PasswordHash, string(old)); err != nil {
+		t.Fatal(err)
+	}
+	tn, _ := s.g.Tenant(ctx, tenantID)
+	if _, err := s.g.SetPolicy(ctx, sys, tenantID, guard.Policy{RequireSSO: true, BreakGlassUser: pat.ID}, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	// Its last factor gone (Guard refuses to remove it while the user is
+	// the break-glass owner; a race, or the store, may still): the
+	// break-glass sign-in is refused.
+	fs, err := s.g.Factors(ctx, sys, tenantID, pat.ID)
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("factors %+v, %v", fs, err)
+	}
+	if _, err := s.stores.MFA.Factors.DeleteFactor(ctx, tenantID, pat.ID, fs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.g.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: pat.Email, Password: ownerPW, IP: "203.0.113.5", UserAgent: "test"})
+	if !errors.Is(err, guard.ErrSSORequired) {
+		t.Fatalf("break-glass sign-in without a second factor: %v, want ErrSSORequired", err)
+	}
+	if now, _ := s.stores.Users.User(ctx, tenantID, pat.ID); now.PasswordHash != string(old) {
+		t.Errorf("a refused break-glass sign-in rewrote the stored hash")
+	}
+	if evs := s.events(t, audit.PasswordRehashed); len(evs) != 0 {
+		t.Errorf("password.rehashed recorded for a refused sign-in: %+v", evs)
 	}
 }
