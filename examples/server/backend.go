@@ -134,10 +134,11 @@ func redisOptions(v string) (*redis.Options, error) {
 	}
 	opt, err := redis.ParseURL(v)
 	if err != nil {
-		// url.Parse's errors quote the whole URL, password and all: only
-		// the reason is told.
+		// url.Parse's errors quote the URL, or a part of it that may be
+		// the password's (an unencoded '/', '?' or '#' in it ends the
+		// host early, and the rest is quoted as a port): none is told.
 		if ue := (*url.Error)(nil); errors.As(err, &ue) {
-			err = ue.Err
+			return nil, errors.New("-redis: not a valid Redis URL (percent-encode '/', '?', '#', '%' and '@' in the user name and password)")
 		}
 		return nil, fmt.Errorf("-redis: not a valid Redis URL: %w", err)
 	}
