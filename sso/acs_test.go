@@ -633,6 +633,23 @@ func TestAttributeMapping(t *testing.T) {
 		{name: "allowed domain", edit: func(c *Connection) { c.AllowedDomains = []string{"CORP.example"} }, s: valid(),
 			want: Result{Email: "alice@corp.example", Name: "Alice Example", Groups: []string{"Staff", "Admins", "Other"}, Roles: []string{"admin", "member"}}},
 		{name: "subdomain not allowed", edit: func(c *Connection) { c.AllowedDomains = []string{"example"} }, s: valid(), reason: ReasonEmailDomain},
+		{name: "email attribute with two addresses", s: spec{signAssertion: true, attributes: []saml.Attribute{
+			attr("mail", "", "alice@corp.example", "mallory@corp.example")}}, reason: ReasonEmailAmbiguous},
+		{name: "email in two elements of one name", s: spec{signAssertion: true, attributes: []saml.Attribute{
+			attr("mail", "", "alice@corp.example"), attr("mail", "", "mallory@corp.example")}}, reason: ReasonEmailAmbiguous},
+		{name: "email repeated in one case and another", s: spec{signAssertion: true, attributes: []saml.Attribute{
+			attr("mail", "", "", "Alice@Corp.Example"), attr("mail", "", "alice@corp.example ")}},
+			want: Result{Email: "alice@corp.example"}},
+		{name: "second email value invalid", s: spec{signAssertion: true, attributes: []saml.Attribute{
+			attr("mail", "", "alice@corp.example", "Eve <eve@corp.example>")}}, reason: ReasonEmailInvalid},
+		{name: "groups split over two elements", edit: func(c *Connection) {
+			c.GroupsAttribute = "teams"
+			c.GroupRoles = map[string]string{"blue": "manager"}
+		}, s: spec{signAssertion: true, attributes: []saml.Attribute{
+			attr("mail", "", "bob@corp.example"), attr("teams", "", "red"), attr("teams", "", "blue", "red"),
+		}}, want: Result{Email: "bob@corp.example", Groups: []string{"red", "blue"}, Roles: []string{"manager"}}},
+		{name: "email attribute by friendly name in two elements", s: spec{signAssertion: true, attributes: []saml.Attribute{
+			attr("urn:x:1", "mail", "carol@corp.example"), attr("urn:x:2", "mail", "trent@corp.example")}}, reason: ReasonEmailAmbiguous},
 		{name: "bad display name dropped", s: spec{signAssertion: true, attributes: []saml.Attribute{
 			attr("mail", "", "dan@corp.example"), attr("displayName", "", "Dan\u202eevil")}},
 			want: Result{Email: "dan@corp.example"}},

@@ -94,6 +94,7 @@ const (
 	ReasonEmailMissing        Reason = "email_missing"        // no email attribute, and the NameID is not an email address
 	ReasonEmailInvalid        Reason = "email_invalid"        // the email is not a plain address
 	ReasonEmailDomain         Reason = "email_domain"         // the email's domain is not in AllowedDomains
+	ReasonEmailAmbiguous      Reason = "email_ambiguous"      // the email attribute holds two different addresses
 	ReasonLogoutStatus        Reason = "logout_status"        // a LogoutResponse with a status other than Success
 	ReasonLogoutNotAddressed  Reason = "logout_not_addressed" // a LogoutRequest for another SP or without NameID
 	ReasonMetadataUnavailable Reason = "metadata_invalid"     // the stored IdP metadata cannot be used (see Detail)
