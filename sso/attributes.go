@@ -57,25 +57,36 @@ func (comp *compiled) mapAttributes(a *saml.Assertion, res *Result) *RejectError
 		attrs = append(attrs, st.Attributes...)
 	}
 
-	var raw string
-	var found bool
+	var raws []string
 	if c.EmailAttribute != "" {
-		raw, found = first(attrs, []string{c.EmailAttribute})
+		raws, _ = values(attrs, []string{c.EmailAttribute})
+	} else if vs, ok := values(attrs, emailAttributes); ok {
+		raws = vs
 	} else {
-		raw, found = first(attrs, emailAttributes)
-		if !found {
-			switch a.Subject.NameID.Format {
-			case "", string(saml.EmailAddressNameIDFormat), string(saml.UnspecifiedNameIDFormat):
-				raw, found = a.Subject.NameID.Value, true
-			}
+		switch a.Subject.NameID.Format {
+		case "", string(saml.EmailAddressNameIDFormat), string(saml.UnspecifiedNameIDFormat):
+			raws = []string{a.Subject.NameID.Value}
 		}
 	}
-	if !found || strings.TrimSpace(raw) == "" {
-		return reject(ReasonEmailMissing, "", nil)
+	// Every value counts: an attribute naming two people (two values, or
+	// two elements of one name) is refused rather than read as whichever
+	// came first.
+	var email string
+	for _, raw := range raws {
+		if strings.TrimSpace(raw) == "" {
+			continue
+		}
+		e, ok := canonicalEmail(raw)
+		if !ok {
+			return reject(ReasonEmailInvalid, "", nil)
+		}
+		if email != "" && e != email {
+			return reject(ReasonEmailAmbiguous, "", nil)
+		}
+		email = e
 	}
-	email, ok := canonicalEmail(raw)
-	if !ok {
-		return reject(ReasonEmailInvalid, "", nil)
+	if email == "" {
+		return reject(ReasonEmailMissing, "", nil)
 	}
 	if len(c.AllowedDomains) > 0 {
 		domain := email[strings.LastIndexByte(email, '@')+1:]
@@ -92,10 +103,10 @@ func (comp *compiled) mapAttributes(a *saml.Assertion, res *Result) *RejectError
 	if c.NameAttribute != "" {
 		names = []string{c.NameAttribute}
 	}
-	name, _ := first(attrs, names)
+	name := first(attrs, names)
 	if name == "" && c.NameAttribute == "" {
-		given, _ := first(attrs, givenNameAttributes)
-		sur, _ := first(attrs, surnameAttributes)
+		given := first(attrs, givenNameAttributes)
+		sur := first(attrs, surnameAttributes)
 		name = strings.TrimSpace(strings.TrimSpace(given) + " " + strings.TrimSpace(sur))
 	}
 	if name = strings.TrimSpace(name); checkDisplayName(name) {
@@ -106,7 +117,8 @@ func (comp *compiled) mapAttributes(a *saml.Assertion, res *Result) *RejectError
 	if c.GroupsAttribute != "" {
 		groupNames = []string{c.GroupsAttribute}
 	}
-	for _, v := range all(attrs, groupNames) {
+	groups, _ := values(attrs, groupNames)
+	for _, v := range groups {
 		v = strings.TrimSpace(v)
 		if v == "" || len(v) > maxGroupBytes || checkText(v, maxGroupBytes) != "" || slices.Contains(res.Groups, v) {
 			continue
@@ -126,51 +138,45 @@ func (comp *compiled) mapAttributes(a *saml.Assertion, res *Result) *RejectError
 	return nil
 }
 
-// find returns the attribute matching the first of names that matches
-// any, by Name, then by FriendlyName.
-func find(attrs []saml.Attribute, names []string) *saml.Attribute {
-	for _, n := range names {
-		for i := range attrs {
-			if attrs[i].Name == n {
-				return &attrs[i]
+// values returns the values of every attribute element carrying the first
+// of names that any carries, by Name, then by FriendlyName, and whether
+// one does. An IdP may split one attribute over several elements of the
+// same name: all of them count.
+func values(attrs []saml.Attribute, names []string) ([]string, bool) {
+	for _, friendly := range []bool{false, true} {
+		for _, n := range names {
+			var out []string
+			found := false
+			for i := range attrs {
+				name := attrs[i].Name
+				if friendly {
+					name = attrs[i].FriendlyName
+				}
+				if name != n {
+					continue
+				}
+				found = true
+				for _, v := range attrs[i].Values {
+					out = append(out, v.Value)
+				}
+			}
+			if found {
+				return out, true
 			}
 		}
 	}
-	for _, n := range names {
-		for i := range attrs {
-			if attrs[i].FriendlyName == n {
-				return &attrs[i]
-			}
-		}
-	}
-	return nil
+	return nil, false
 }
 
-// first returns the first non-empty value of the attribute find selects.
-func first(attrs []saml.Attribute, names []string) (string, bool) {
-	a := find(attrs, names)
-	if a == nil {
-		return "", false
-	}
-	for _, v := range a.Values {
-		if strings.TrimSpace(v.Value) != "" {
-			return v.Value, true
+// first returns the first non-empty value that values selects.
+func first(attrs []saml.Attribute, names []string) string {
+	vs, _ := values(attrs, names)
+	for _, v := range vs {
+		if strings.TrimSpace(v) != "" {
+			return v
 		}
 	}
-	return "", true
-}
-
-// all returns every value of the attribute find selects.
-func all(attrs []saml.Attribute, names []string) []string {
-	a := find(attrs, names)
-	if a == nil {
-		return nil
-	}
-	out := make([]string, 0, len(a.Values))
-	for _, v := range a.Values {
-		out = append(out, v.Value)
-	}
-	return out
+	return ""
 }
 
 // canonicalEmail returns an email trimmed, case-folded and in NFC, if it is a

@@ -75,7 +75,10 @@ type Connection struct {
 	// EmailAttribute names the attribute holding the user's email (its
 	// Name, or else its FriendlyName). If empty, the usual names are tried
 	// (mail, email, emailaddress and their URIs), then the NameID if its
-	// Format is emailAddress or unspecified.
+	// Format is emailAddress or unspecified. Every value of every element
+	// of the chosen name counts: empty values are skipped, an invalid one
+	// is refused (ReasonEmailInvalid) and so are two different addresses
+	// (ReasonEmailAmbiguous).
 	EmailAttribute string
 	// NameAttribute names the attribute holding the display name. If
 	// empty, the usual names are tried (displayName, cn, name and their
@@ -83,7 +86,8 @@ type Connection struct {
 	NameAttribute string
 	// GroupsAttribute names the attribute listing the user's groups. If
 	// empty, the usual names are tried (groups, memberOf, Role and the
-	// Microsoft group and role claims).
+	// Microsoft group and role claims). The values of every element of
+	// the chosen name count, so an IdP may split the list.
 	GroupsAttribute string
 	// GroupRoles maps an IdP group (exact, case-sensitive value) to the
 	// name of a Guard role.
