@@ -745,6 +745,9 @@ const (
 	ReasonUnknownKey = "unknown_key"
 	// ReasonKeyRevoked: the tenant's API key with the ID is revoked.
 	ReasonKeyRevoked = "key_revoked"
+	// ReasonKeyExpired: the tenant's API key with the ID is past its
+	// ExpiresAt.
+	ReasonKeyExpired = "key_expired"
 )
 
 // granteeExists checks that sub, to be given role (written: the grant is

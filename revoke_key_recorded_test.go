@@ -3,7 +3,9 @@ package guard_test
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
+	"time"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
@@ -72,5 +74,36 @@ func TestGrantToMissingOrRevokedKey(t *testing.T) {
 		if !found {
 			t.Errorf("no failed role.granted for %s with reason %s", subject, reason)
 		}
+	}
+}
+
+// GrantRole to an API key past its ExpiresAt is refused like one to a
+// revoked key: ErrNotFound, a failed role.granted with reason key_expired,
+// and no grant, so that a key that cannot be used holds no role.
+func TestGrantToExpiredKey(t *testing.T) {
+	f := newFixture(t)
+	owner, _ := f.userWithRoles(t, "olga@example.test", rbac.Owner)
+	_, k, err := f.g.CreateAPIKey(f.ctx, owner, guard.NewAPIKey{Tenant: tenantID, Name: "exports",
+		Roles: []string{rbac.ReportsOnly}, ExpiresAt: f.clock.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Hour)
+	subject := "key:" + k.ID
+	if err := f.g.GrantRole(f.ctx, owner, tenantID, subject, rbac.Admin); !errors.Is(err, guard.ErrNotFound) {
+		t.Errorf("GrantRole(expired key) = %v, want ErrNotFound", err)
+	}
+	rs, err := f.g.RolesOf(f.ctx, owner, tenantID, subject)
+	if err != nil || slices.Contains(rs, rbac.Admin) {
+		t.Errorf("RolesOf(expired key) = %v, %v; want no admin", rs, err)
+	}
+	var found bool
+	for _, e := range f.events(t, audit.RoleGranted) {
+		if e.Target == subject && e.Outcome == audit.Failure && e.Reason == guard.ReasonKeyExpired && e.Meta["role"] == rbac.Admin {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no failed role.granted with reason key_expired")
 	}
 }
