@@ -595,10 +595,11 @@ func subjectOf(s string) (rbac.Subject, error) {
 // (rbac.RemoveGrants, not the last-owner rule of RevokeRole), as it is
 // when the grant cannot be recorded.
 //
-// Likewise a role is granted only to an API key of the tenant that is not
-// revoked: a key the tenant does not have gives ErrNotFound, recorded as
-// a failed role.granted with reason unknown_key, a revoked key
-// ErrNotFound with reason key_revoked, and no grant stays. The key is
+// Likewise a role is granted only to an API key of the tenant that is
+// neither revoked nor expired: a key the tenant does not have gives
+// ErrNotFound, recorded as a failed role.granted with reason unknown_key,
+// a revoked key ErrNotFound with reason key_revoked, one past its
+// ExpiresAt ErrNotFound with reason key_expired, and no grant stays. The key is
 // looked up before the grant is written and again once it is; a
 // revocation racing the grant either comes after that look-up and takes
 // the key's roles (see RevokeAPIKey), or the look-up finds the key
@@ -752,12 +753,12 @@ const (
 
 // granteeExists checks that sub, to be given role (written: the grant is
 // written, by this call), is a user of the tenant, or an API key of the
-// tenant not revoked. If not, a grant written is taken back, the refusal
-// recorded as a failed role.granted with reason unknown_user,
-// unknown_key or key_revoked (Meta role) and ErrUserNotFound (a user) or
-// ErrNotFound (a key) returned. A store failure takes a grant written
-// back too and is returned (ErrUnavailable), as is a failure to take it
-// back.
+// tenant neither revoked nor expired. If not, a grant written is taken
+// back, the refusal recorded as a failed role.granted with reason
+// unknown_user, unknown_key, key_revoked or key_expired (Meta role) and
+// ErrUserNotFound (a user) or ErrNotFound (a key) returned. A store
+// failure takes a grant written back too and is returned
+// (ErrUnavailable), as is a failure to take it back.
 func (g *Guard) granteeExists(ctx context.Context, by Principal, tenant string, sub rbac.Subject, role string, written bool) error {
 	reason, err := g.granteeGone(ctx, tenant, sub)
 	if err == nil && reason == "" {
@@ -788,7 +789,8 @@ func (g *Guard) granteeExists(ctx context.Context, by Principal, tenant string, 
 // granteeGone returns why sub cannot hold roles in tenant, read from the
 // stores now: ReasonUnknownUser for a user the tenant does not have,
 // ReasonUnknownKey for an API key it does not have (any key, without an
-// API key store), ReasonKeyRevoked for a revoked key; "" if sub can. A
+// API key store), ReasonKeyRevoked for a revoked key, ReasonKeyExpired
+// for one past its ExpiresAt; "" if sub can. A
 // store failure is ErrUnavailable.
 func (g *Guard) granteeGone(ctx context.Context, tenant string, sub rbac.Subject) (string, error) {
 	if sub.Kind == rbac.KindKey {
@@ -800,6 +802,8 @@ func (g *Guard) granteeGone(ctx context.Context, tenant string, sub rbac.Subject
 			return ReasonUnknownKey, nil
 		case !k.RevokedAt.IsZero():
 			return ReasonKeyRevoked, nil
+		case !k.UsableAt(g.now()):
+			return ReasonKeyExpired, nil
 		}
 		return "", nil
 	}
