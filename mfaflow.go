@@ -3,7 +3,6 @@ package guard
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -330,12 +329,23 @@ func strongFactor(fs []mfa.Factor) bool {
 }
 
 // recoveryUsed is the mfa.recovery_used event of a's use of a recovery
-// code, with r.Left codes left, and mails the user a notice of it.
+// code, with r.Left codes left, and mails the user a notice of it: of a
+// sign-in, or (outcome Failure) of a code spent on one that did not complete.
 func (g *Guard) recoveryUsed(a attempt, r mfa.RecoveryResult, outcome audit.Outcome, reason string) audit.Event {
 	u := *a.user
-	g.notify(u, "A recovery code was used to sign in",
-		fmt.Sprintf("One of your recovery codes was just used to sign in to your account; %d are left. "+
-			"If it was not you, change your password and generate new recovery codes now.", r.Left))
+	subject, what := "A recovery code was used to sign in", "used to sign in to your account"
+	if outcome != audit.Success {
+		subject, what = "A recovery code was used up", "used up in a sign-in to your account that did not complete"
+	}
+	left := "none are left"
+	switch {
+	case r.Left == 1:
+		left = "1 is left"
+	case r.Left > 1:
+		left = strconv.Itoa(r.Left) + " are left"
+	}
+	g.notify(u, subject, "One of your recovery codes was just "+what+"; "+left+". "+
+		"If it was not you, change your password and generate new recovery codes now.")
 	e := a.event(audit.RecoveryUsed, outcome, reason)
 	e.Target = u.ID
 	e.Meta = map[string]string{"left": strconv.Itoa(r.Left)}
