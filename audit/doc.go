@@ -103,13 +103,15 @@
 //     field and the rule broken, never the value. Nothing was stored.
 //   - [ErrConflict]: the chain head moved (from a Store), or a Log gave up
 //     after repeated conflicts; or Purge asked for a checkpoint below the
-//     current one.
+//     current one; or Verify or Purge gave up because other purges moved
+//     the checkpoint during each of its walks of the chain.
 //   - [ErrTampered]: Purge found the events it would delete fail
 //     verification, or Record found the stored chain ending before the last
 //     event this Log appended to it (events were deleted; nothing was
 //     stored, and the caller must not report its action as done). Verify
 //     reports tampering in its [Report] instead, and returns an error only
-//     when the store fails.
+//     when the store fails, the tenant is invalid or purges kept
+//     overtaking it (ErrConflict).
 //   - A store error is returned wrapped; Record then reports that the event
 //     was not recorded, and the caller must not report its action as done.
 //     A Record whose context ends first returns the context's error; its

@@ -704,28 +704,30 @@ type Report struct {
 // that no event is stored at or below the checkpoint's Seq (those are
 // purged, and Query and Export never show them), and every event's Seq,
 // tenant, PrevMAC and MAC. It reports the first broken Seq in the Report; it
-// returns an error only when the store fails or tenant is invalid. Against
-// the last event this Log appended for tenant (kept for the Log's lifetime,
-// whatever Record errors came since), it also reports "missing events" when
-// the chain ends before it (truncation) and "replaced event" when the chain
-// holds another event at its Seq.
+// returns an error only when the store fails, tenant is invalid or purges
+// overtook every walk (below). Against the last event this Log appended for
+// tenant (kept for the Log's lifetime, whatever Record errors came since),
+// it also reports "missing events" when the chain ends before it
+// (truncation) and "replaced event" when the chain holds another event at
+// its Seq.
 //
-// A Purge running at the same time moves the checkpoint; when the walk
-// fails and the checkpoint has moved, Verify starts over, a bounded number of
-// times.
+// A Purge running at the same time (of this Log or another replica, up to
+// every event) moves the checkpoint and deletes events the walk has still to
+// read; when the walk fails (a gap, or the chain ending before the event
+// this Log appended last) and the checkpoint has moved, Verify starts over
+// from the new checkpoint, a bounded number of times. A failure with the
+// checkpoint where the walk read it is reported. When a purge overtook every
+// walk, Verify returns an error wrapping ErrConflict, not a Report: a walk
+// cut short by a purge says nothing about the chain.
 func (l *Log) Verify(ctx context.Context, tenant string) (Report, error) {
 	if err := checkTenant(tenant); err != nil {
 		return Report{}, err
 	}
-	appended := l.appended(tenant)
-	rep, cp, _, err := l.settledWalk(ctx, tenant, appended, nil)
+	rep, cp, _, err := l.settledWalk(ctx, tenant, l.appended(tenant), nil)
 	if err != nil {
 		return Report{}, err
 	}
 	rep.Checkpoint = cp
-	if rep.OK && rep.Head.Seq < appended.Seq {
-		rep.OK, rep.FirstBad, rep.Reason = false, rep.Head.Seq+1, reasonMissingEvents
-	}
 	return rep, nil
 }
 
@@ -734,6 +736,12 @@ func (l *Log) Verify(ctx context.Context, tenant string) (Report, error) {
 // fails and the checkpoint is no longer the one it read, it walks again from
 // the new one, up to maxVerifyAttempts walks in all. It returns the Report
 // and checkpoint of the last walk, and the checkpoint the first walk read.
+//
+// A walk that fails while the checkpoint stays where it read it failed on
+// the stored chain: its Report stands. One that a purge cut short proves
+// nothing (the events it missed were purged, or not), so when every walk
+// was, settledWalk gives up with an error wrapping ErrConflict rather than
+// report the last one's failure as tampering.
 func (l *Log) settledWalk(ctx context.Context, tenant string, appended Link, stop func(*Event) bool) (rep Report, cp, first Checkpoint, err error) {
 	for attempt := 1; ; attempt++ {
 		rep, cp, err = l.walk(ctx, tenant, appended, stop)
@@ -743,7 +751,7 @@ func (l *Log) settledWalk(ctx context.Context, tenant string, appended Link, sto
 		if attempt == 1 {
 			first = cp
 		}
-		if rep.OK || attempt == maxVerifyAttempts {
+		if rep.OK {
 			return rep, cp, first, nil
 		}
 		cur, cerr := l.store.Checkpoint(ctx, tenant)
@@ -752,6 +760,10 @@ func (l *Log) settledWalk(ctx context.Context, tenant string, appended Link, sto
 		}
 		if cur.equal(&cp) {
 			return rep, cp, first, nil
+		}
+		if attempt == maxVerifyAttempts {
+			return Report{}, cp, first, fmt.Errorf("audit: verifying the chain: gave up after %d walks, "+
+				"each overtaken by a purge: %w", attempt, ErrConflict)
 		}
 		// Purged meanwhile: start again from the new checkpoint.
 	}
@@ -763,7 +775,11 @@ func (l *Log) settledWalk(ctx context.Context, tenant string, appended Link, sto
 // untampered chain is the checkpoint's Seq+1, which the store finds with
 // one index range). The event at appended.Seq must carry appended.MAC.
 // When stop is not nil, the walk ends, successfully, before the first event
-// for which stop returns true.
+// for which stop returns true. When stop is nil (Verify), a chain that ends
+// before appended.Seq fails, "missing events": a failure, not a check made
+// after the walk, so that settledWalk walks again when a purge that deleted
+// the events it had still to read (every event, in a full purge) moved the
+// checkpoint past them.
 func (l *Log) walk(ctx context.Context, tenant string, appended Link, stop func(*Event) bool) (Report, Checkpoint, error) {
 	m := l.macers.Get().(*macer)
 	defer l.macers.Put(m)
@@ -803,6 +819,10 @@ func (l *Log) walk(ctx context.Context, tenant string, appended Link, stop func(
 			rep.Checked++
 		}
 		if len(events) == 0 {
+			if stop == nil && rep.Head.Seq < appended.Seq {
+				rep.FirstBad, rep.Reason = rep.Head.Seq+1, reasonMissingEvents
+				return rep, cp, nil
+			}
 			rep.OK = true
 			return rep, cp, nil
 		}
@@ -930,7 +950,9 @@ func abovePurged(events []Event, purged uint64) ([]Event, bool) {
 // counts from where it began: events the other deleted are counted by both.
 // Either holds whenever the other purge lands, also while this one reads
 // the events: as Verify does, the walk starts over from the new checkpoint
-// when it fails and the checkpoint has moved, a bounded number of times.
+// when it fails and the checkpoint has moved, a bounded number of times, and
+// when a purge overtook every walk Purge deletes nothing and returns an error
+// wrapping ErrConflict (not ErrTampered).
 func (l *Log) Purge(ctx context.Context, tenant string, before time.Time) (int, error) {
 	if err := checkTenant(tenant); err != nil {
 		return 0, err
