@@ -1,0 +1,95 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/mfa"
+)
+
+// enrolAtSignIn sets up an authenticator app at the second step of a
+// sign-in the organisation's "require MFA" sent to /login/enrol, and
+// returns the answer to its confirmation.
+func enrolAtSignIn(t *testing.T, c *client) (*http.Response, string) {
+	t.Helper()
+	_, page := c.post("/login/enrol/begin", url.Values{})
+	m := totpSecretRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no key on the enrolment page:\n%s", page)
+	}
+	return c.post("/login/enrol/confirm", url.Values{"factor": {field(t, page, "factor")},
+		"code": {c.totp(&authenticatorApp{secret: m[1]})}})
+}
+
+// The recovery codes of a sign-in that enrols a first factor are shown
+// once, all of them; a user whose email factor already gave them theirs
+// (shown then) is not shown an empty list of "your recovery codes" after
+// setting up the app the organisation requires, but signed in.
+func TestEnrolAtSignInRecoveryCodes(t *testing.T) {
+	c, _ := newClient(t)
+	g, ctx, sys := c.con.g, t.Context(), guard.System("test")
+	const pw = "plum tree on the hill 42"
+	for _, email := range []string{"sam@demo.example", "eve@demo.example"} {
+		if _, err := g.CreateUser(ctx, sys, guard.NewUser{Tenant: demoTenant, Email: email, Password: pw}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Eve sets up an email factor before MFA is required: her recovery
+	// codes come with it.
+	res, err := g.Login(ctx, guard.LoginRequest{Tenant: demoTenant, Email: "eve@demo.example", Password: pw, IP: "203.0.113.5", UserAgent: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := g.Authenticate(ctx, res.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := g.BeginOOB(ctx, p, mfa.KindEmail, "eve.codes@demo.example", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if codes, err := g.ConfirmFactor(ctx, p, f.ID, emailCode(t, c.con, "eve.codes@demo.example")); err != nil || len(codes) == 0 {
+		t.Fatalf("Eve's email factor: %d codes, %v", len(codes), err)
+	}
+	setPolicy(t, c.con, func(p *guard.Policy) { p.RequireMFA = true })
+
+	t.Run("first factor", func(t *testing.T) {
+		sam := newClientOf(t, c.srv, c.con)
+		if resp := sam.signIn("sam@demo.example", pw); resp.Header.Get("Location") != "/login/enrol" {
+			t.Fatalf("sign-in went to %q, want /login/enrol", resp.Header.Get("Location"))
+		}
+		resp, page := enrolAtSignIn(t, sam)
+		if n := strings.Count(page, "<li><code>"); resp.StatusCode != http.StatusOK || !strings.Contains(page, `id="recovery-codes"`) || n != mfa.DefaultRecoveryCodes {
+			t.Fatalf("confirm: %d, %d recovery codes shown, want %d", resp.StatusCode, n, mfa.DefaultRecoveryCodes)
+		}
+		if code, _ := sam.whoami(); code != http.StatusOK {
+			t.Errorf("no session after the enrolment: %d", code)
+		}
+	})
+	t.Run("codes already given", func(t *testing.T) {
+		eve := newClientOf(t, c.srv, c.con)
+		if resp := eve.signIn("eve@demo.example", pw); resp.Header.Get("Location") != "/login/mfa" {
+			t.Fatalf("sign-in went to %q, want /login/mfa", resp.Header.Get("Location"))
+		}
+		eve.post("/login/mfa/send", url.Values{"factor": {f.ID}})
+		resp, _ := eve.post("/login/mfa", url.Values{"method": {guard.MethodCode}, "code": {emailCode(t, c.con, "eve.codes@demo.example")}})
+		if resp.Header.Get("Location") != "/login/enrol" {
+			t.Fatalf("the email code under require-MFA went to %q, want /login/enrol", resp.Header.Get("Location"))
+		}
+		resp, page := enrolAtSignIn(t, eve)
+		if strings.Contains(page, `id="recovery-codes"`) {
+			t.Errorf("confirm: %d, a recovery codes page with %d codes", resp.StatusCode, strings.Count(page, "<li><code>"))
+		}
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+			t.Errorf("confirm: %d to %q, want a redirect to /", resp.StatusCode, resp.Header.Get("Location"))
+		} else if msg := flashAfter(eve, resp); !strings.Contains(msg, "Authenticator app added") {
+			t.Errorf("the page after the enrolment says %q", msg)
+		}
+		if code, _ := eve.whoami(); code != http.StatusOK {
+			t.Errorf("no session after the enrolment: %d", code)
+		}
+	})
+}
