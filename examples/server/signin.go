@@ -387,6 +387,16 @@ func (a *app) enrolConfirm(w http.ResponseWriter, r *http.Request) {
 	// The codes first; the continue button then goes where any other
 	// sign-in would (a password to change comes first).
 	next := a.afterSignIn(w, r, res, localPath(st.Next))
+	if len(res.RecoveryCodes) == 0 {
+		// Not the user's first factor (an email or SMS one came first,
+		// with the codes, shown then): nothing to show, so no empty list
+		// of codes; the sign-in goes on as any other.
+		if !flashSet(w) {
+			a.setFlash(w, "ok", "Authenticator app added: your sign-ins now ask for its code.")
+		}
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
 	a.page(w, r, "codes.html", view{Title: "Your recovery codes", Data: codesView{Codes: res.RecoveryCodes, Next: next}})
 }
 
