@@ -93,3 +93,40 @@ func TestEnrolAtSignInRecoveryCodes(t *testing.T) {
 		}
 	})
 }
+
+// pendingOwner starts a second sign-in of the owner (who signed in on c
+// with their authenticator app) on a client of its own, up to its
+// second step.
+func pendingOwner(t *testing.T, c *client, password string) *client {
+	t.Helper()
+	o := newClientOf(t, c.srv, c.con)
+	o.clock = c.clock
+	if resp := o.signIn(ownerEmail, password); resp.Header.Get("Location") != "/login/mfa" {
+		t.Fatalf("the owner's sign-in: %d to %q, want /login/mfa", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	return o
+}
+
+// A second factor accepted when the user already has the one session
+// the organisation allows, under "refuse new sessions": 409 with the
+// limit of the tenant the sign-in is for, and the sign-in ends (its
+// cookie cleared).
+func TestSecondStepSessionLimit(t *testing.T) {
+	c, password := newClient(t)
+	c.signInAdmin(ownerEmail, password)
+	setPolicy(t, c.con, func(p *guard.Policy) { p.SessionLimit, p.OnSessionLimit = 1, guard.RefuseNewSession })
+	o := pendingOwner(t, c, password)
+	resp, body := o.post("/login/mfa", url.Values{"method": {"totp"}, "code": {o.totp(c.app(ownerEmail))}})
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, "You are already signed in elsewhere, and your organisation allows one session per user") {
+		t.Errorf("the second step beyond the session limit: %d\n%s", resp.StatusCode, body)
+	}
+	if k := cookieNamed(resp, pendingCookie); k == nil || k.MaxAge >= 0 {
+		t.Error("the pending sign-in's cookie was not cleared")
+	}
+	if code, _ := o.whoami(); code != http.StatusUnauthorized {
+		t.Errorf("a session beyond the limit: %d", code)
+	}
+	if code, _ := c.whoami(); code != http.StatusOK {
+		t.Errorf("the session in place: %d", code)
+	}
+}
