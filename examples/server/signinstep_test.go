@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/mfa"
 )
 
@@ -128,5 +129,31 @@ func TestSecondStepSessionLimit(t *testing.T) {
 	}
 	if code, _ := c.whoami(); code != http.StatusOK {
 		t.Errorf("the session in place: %d", code)
+	}
+}
+
+// A second step from an address the organisation's allow-list for people
+// does not hold (a list set after the password step, or another network
+// meanwhile) is refused with 403, as the password step is, not a server
+// error.
+func TestSecondStepIPNotAllowed(t *testing.T) {
+	c, password := newClient(t)
+	c.signInAdmin(ownerEmail, password)
+	o := pendingOwner(t, c, password)
+	g, ctx, sys := c.con.g, t.Context(), guard.System("test")
+	lists, err := g.IPAllowLists(ctx, sys, demoTenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.SetIPAllowList(ctx, sys, demoTenant, guard.IPListChange{Scope: ipfilter.Users,
+		Entries: []string{"198.51.100.0/24"}, Version: lists.Version}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := o.post("/login/mfa", url.Values{"method": {"totp"}, "code": {o.totp(c.app(ownerEmail))}})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "network address is not allowed") {
+		t.Errorf("the second step from an address not allowed: %d\n%s", resp.StatusCode, body)
+	}
+	if code, _ := o.whoami(); code != http.StatusUnauthorized {
+		t.Errorf("a session from an address not allowed: %d", code)
 	}
 }
