@@ -325,43 +325,72 @@ type reauthView struct {
 	SSOMFA bool
 	// SSO: the session was opened by single sign-on; a new sign-in at
 	// the IdP is a recent authentication too (the only one for a user
-	// without a password).
-	SSO        bool
+	// whose password is no proof).
+	SSO bool
+	// NoPassword: the user's password is no proof here (passwordUsable):
+	// they have none, or the tenant requires single sign-on and they are
+	// not its break-glass owner. The page offers no password form.
 	NoPassword bool
 	// ShowCaptcha: the step-up was refused for want of a CAPTCHA (after
 	// several failures, as on the sign-in form): the form shows it.
 	ShowCaptcha bool
 }
 
+// passwordUsable reports whether the password of u proves who they are
+// in a step-up under the tenant's policy pol: they have one, and the
+// tenant does not require single sign-on or u is its break-glass owner
+// (Reauthenticate refuses everyone else's with ErrSSORequired).
+func passwordUsable(u guard.User, pol guard.Policy) bool {
+	return u.HasPassword && (!pol.RequireSSO || u.ID == pol.BreakGlassUser)
+}
+
 func (a *app) reauthForm(w http.ResponseWriter, r *http.Request) {
+	if v, ok := a.reauthPage(w, r, localPath(r.URL.Query().Get("next")), r.URL.Query().Get("mfa") == "1", false); ok {
+		a.page(w, r, "reauth.html", v)
+	}
+}
+
+// reauthPage builds the step-up page of the signed-in user, the one place
+// that decides what it offers (their password, with a code from their
+// authenticator app, or a new sign-in at the IdP): the form and the page
+// a refused proof shows again are the same. adminMFA: an Administration
+// page asked for a second factor (stepUpURL); captcha: the form shows the
+// CAPTCHA. ok is false when it answered instead: a failure, or a user
+// without an authenticator app sent to set one up for adminMFA.
+func (a *app) reauthPage(w http.ResponseWriter, r *http.Request, next string, adminMFA, captcha bool) (view, bool) {
 	p := principal(r)
 	fs, err := a.g.Factors(r.Context(), p, p.Tenant, p.UserID)
 	if err != nil && !errors.Is(err, guard.ErrMFANotConfigured) {
 		a.fail(w, r, err, "/")
-		return
+		return view{}, false
 	}
 	u, err := a.g.User(r.Context(), p, p.Tenant, p.UserID)
 	if err != nil {
 		a.fail(w, r, err, "/")
-		return
+		return view{}, false
 	}
-	v := reauthView{NeedTOTP: hasTOTP(fs), SSO: p.Flags&guard.FlagSSO != 0, NoPassword: !u.HasPassword, AdminMFA: r.URL.Query().Get("mfa") == "1"}
+	pol, err := a.g.EffectivePolicy(r.Context(), p.Tenant)
+	if err != nil {
+		a.fail(w, r, err, "/")
+		return view{}, false
+	}
+	v := reauthView{NeedTOTP: hasTOTP(fs), SSO: p.Flags&guard.FlagSSO != 0, NoPassword: !passwordUsable(u, pol),
+		AdminMFA: adminMFA, ShowCaptcha: captcha}
 	if v.SSO && v.AdminMFA {
 		if v.SSOMFA, err = a.ssoMFA(r.Context(), p.Tenant); err != nil {
 			a.fail(w, r, err, "/")
-			return
+			return view{}, false
 		}
 	}
-	next := localPath(r.URL.Query().Get("next"))
 	if v.AdminMFA && v.NoPassword && !v.SSOMFA {
 		v.AdminMFA = false // needMFA says why this cannot help; the plain step-up stays
 	}
 	if v.AdminMFA && !v.NeedTOTP && !v.SSOMFA {
 		// No authenticator app (any more): set one up first.
 		http.Redirect(w, r, accountURL(next)+"#mfa", http.StatusSeeOther)
-		return
+		return view{}, false
 	}
-	a.page(w, r, "reauth.html", view{Title: "Confirm your identity", Next: next, Me: &u, Data: v})
+	return view{Title: "Confirm your identity", Next: next, Me: &u, Data: v}, true
 }
 
 func (a *app) reauth(w http.ResponseWriter, r *http.Request) {
@@ -374,9 +403,10 @@ func (a *app) reauth(w http.ResponseWriter, r *http.Request) {
 	adminMFA := r.PostForm.Get("mfa") == "1"
 	nt, s, err := a.g.Reauthenticate(r.Context(), p, tok, guard.Proof{Password: r.PostForm.Get("password"),
 		TOTP: r.PostForm.Get("totp"), Captcha: r.PostForm.Get(a.captcha.Field)})
-	// A wrong proof, a missing CAPTCHA, or bad input (an over-long
-	// password) as on the sign-in form, is said on the form; anything else
-	// is the server's.
+	// A wrong proof, a missing CAPTCHA, bad input (an over-long password)
+	// as on the sign-in form, or a password that is no proof any more (a
+	// form shown before the organisation required single sign-on), is
+	// said on the step-up page; anything else is the server's.
 	status, captcha := http.StatusBadRequest, false
 	msg, onForm := problem(err) // nil: "", false
 	switch {
@@ -384,11 +414,14 @@ func (a *app) reauth(w http.ResponseWriter, r *http.Request) {
 		status, msg, onForm = http.StatusUnauthorized, "That was not right. Please try again.", true
 	case errors.Is(err, guard.ErrCaptchaRequired):
 		status, msg, onForm, captcha = http.StatusUnauthorized, "Several attempts failed: please confirm you are human, then try again.", true, true
+	case errors.Is(err, guard.ErrSSORequired):
+		status, msg, onForm = http.StatusForbidden, "Your organisation requires single sign-on: confirm it is you by signing in again with SSO.", true
 	}
 	if onForm {
-		fs, _ := a.g.Factors(r.Context(), p, p.Tenant, p.UserID)
-		a.renderStatus(w, r, status, "reauth.html", view{Title: "Confirm your identity", Next: next,
-			Error: msg, Data: reauthView{NeedTOTP: hasTOTP(fs), AdminMFA: adminMFA, ShowCaptcha: captcha}})
+		if v, ok := a.reauthPage(w, r, next, adminMFA, captcha); ok {
+			v.Error = msg
+			a.renderStatus(w, r, status, "reauth.html", v)
+		}
 		return
 	}
 	if err != nil {

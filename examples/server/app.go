@@ -577,9 +577,16 @@ func (a *app) fail(w http.ResponseWriter, r *http.Request, err error, next strin
 		http.Redirect(w, r, "/account#change-password", http.StatusSeeOther)
 	case errors.Is(err, guard.ErrForbidden):
 		a.errorPage(w, r, http.StatusForbidden, "Access denied", "Your role does not allow this. The refusal is in the audit log.")
+	case errors.Is(err, guard.ErrIPNotAllowed):
+		// The tenant's allow-list for people (a step of a pending
+		// sign-in checks it again): a refusal, recorded as ip.denied,
+		// not a server error.
+		a.errorPage(w, r, http.StatusForbidden, "Access denied",
+			"Access from your network address is not allowed by your organisation.")
 	case errors.Is(err, guard.ErrSSORequired):
 		// A sign-in waiting for its second factor when the organisation
-		// turned on "require SSO", or a password step-up under it.
+		// turned on "require SSO". (A password step-up under it is
+		// answered on the step-up page, reauth.)
 		clearPending(w)
 		a.errorPage(w, r, http.StatusForbidden, "Single sign-on required",
 			"Your organisation requires single sign-on: use \"Sign in with SSO\" on the sign-in page.")

@@ -235,20 +235,21 @@ func FuzzTakeFlash(f *testing.F) {
 }
 
 // FuzzPendingCookie: the pending sign-in cookie comes back from the
-// browser. pending gives a state with a token or nothing; a state set by
-// setPending (IDs, kinds and labels as mfa checks them: valid UTF-8) comes
-// back as it was set.
+// browser. pending gives a state with a token and a tenant or nothing; a
+// state set by setPending (tenant, IDs, kinds and labels as Guard and mfa
+// check them: valid UTF-8) comes back as it was set.
 func FuzzPendingCookie(f *testing.F) {
-	f.Add("", "tok", true, "f1", "totp", "Phone", "/users")
-	f.Add("eyJ0IjoiIn0", "t", false, "", "", "", "")
-	f.Add("eyJ0IjoieCIsImYiOm51bGx9", "x", false, "f2", "sms", "…0123", "//evil.example")
-	f.Add("bnVsbA", "", false, "", "", "", "")
-	f.Fuzz(func(t *testing.T, raw, token string, enrol bool, id, kind, label, next string) {
+	f.Add("", "tok", "demo", true, "f1", "totp", "Phone", "/users")
+	f.Add("eyJ0IjoiIn0", "t", "", false, "", "", "", "")
+	f.Add("eyJ0IjoieCIsImYiOm51bGx9", "x", "acme", false, "f2", "sms", "…0123", "//evil.example")
+	f.Add("eyJ0IjoieCIsInRuIjoiZGVtbyJ9", "", "demo", false, "", "", "", "")
+	f.Add("bnVsbA", "", "", false, "", "", "", "")
+	f.Fuzz(func(t *testing.T, raw, token, tenant string, enrol bool, id, kind, label, next string) {
 		a := &app{}
-		if st, ok := a.pending(withCookie("/login/mfa", pendingCookie, raw)); ok && st.Token == "" || !ok && st.Token != "" {
+		if st, ok := a.pending(withCookie("/login/mfa", pendingCookie, raw)); ok && (st.Token == "" || st.Tenant == "") || !ok && (st.Token != "" || st.Tenant != "") {
 			t.Fatalf("pending(%q) = %+v, %v", raw, st, ok)
 		}
-		for _, s := range []string{token, id, kind, label, next} {
+		for _, s := range []string{token, tenant, id, kind, label, next} {
 			if !utf8.ValidString(s) {
 				return
 			}
@@ -258,20 +259,20 @@ func FuzzPendingCookie(f *testing.F) {
 			p.Factors = []mfa.Factor{{ID: id, Kind: mfa.Kind(kind), Label: label}}
 		}
 		w := httptest.NewRecorder()
-		a.setPending(w, p, next)
+		a.setPending(w, p, tenant, next)
 		c, ok := cookieFrom(w, pendingCookie)
 		if !ok || !c.Secure || !c.HttpOnly {
 			t.Fatalf("setPending set %v", c)
 		}
 		st, ok := a.pending(withCookie("/login/mfa", pendingCookie, c.Value))
-		if ok != (token != "") {
-			t.Fatalf("pending after setPending(%q) = %v", token, ok)
+		if ok != (token != "" && tenant != "") {
+			t.Fatalf("pending after setPending(%q, %q) = %v", token, tenant, ok)
 		}
 		if !ok {
 			return
 		}
-		if st.Token != token || st.Enrol != enrol || st.Next != next || len(st.Factors) != len(p.Factors) {
-			t.Fatalf("setPending(%+v, %q) came back as %+v", p, next, st)
+		if st.Token != token || st.Tenant != tenant || st.Enrol != enrol || st.Next != next || len(st.Factors) != len(p.Factors) {
+			t.Fatalf("setPending(%+v, %q, %q) came back as %+v", p, tenant, next, st)
 		}
 		if len(st.Factors) == 1 && (st.Factors[0].ID != id || string(st.Factors[0].Kind) != kind || st.Factors[0].Label != label) {
 			t.Fatalf("factor came back as %+v", st.Factors[0])

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	guard "github.com/guardhq/guard"
-	"github.com/guardhq/guard/mfa"
 )
 
 // A session whose sign-in no longer meets the tenant's policy (MFA
@@ -152,21 +151,7 @@ func TestEmailCodeThenEnrol(t *testing.T) {
 	if _, err := g.CreateUser(ctx, sys, guard.NewUser{Tenant: demoTenant, Email: "eve@demo.example", Password: "plum tree on the hill 42"}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := g.Login(ctx, guard.LoginRequest{Tenant: demoTenant, Email: "eve@demo.example", Password: "plum tree on the hill 42", IP: "203.0.113.5", UserAgent: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := g.Authenticate(ctx, res.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := g.BeginOOB(ctx, p, mfa.KindEmail, "eve.codes@demo.example", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := g.ConfirmFactor(ctx, p, f.ID, emailCode(t, c.con, "eve.codes@demo.example")); err != nil {
-		t.Fatal(err)
-	}
+	f, _ := emailFactor(t, c.con, "eve@demo.example", "plum tree on the hill 42", "eve.codes@demo.example")
 	tn, _ := g.Tenant(ctx, demoTenant)
 	pol := tn.Policy
 	pol.RequireMFA = true

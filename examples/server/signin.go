@@ -15,12 +15,16 @@ import (
 
 // The half-way state of a sign-in (a second factor or an enrolment is due)
 // is Guard's pending token, which opens nothing by itself, kept in a
-// short-lived cookie with the user's factors (IDs, kinds and labels, no
-// secret) to choose from.
+// short-lived cookie with the tenant the sign-in is for and the user's
+// factors (IDs, kinds and labels, no secret) to choose from. Guard binds
+// the token to its tenant: the cookie's tenant only says whose rules the
+// second step's answers quote (a session limit) and which organisation
+// the sign-in form starts again with, so a state without one is no state.
 const pendingCookie = "__Host-pending"
 
 type pendingState struct {
 	Token   string          `json:"t"`
+	Tenant  string          `json:"tn"`
 	Enrol   bool            `json:"e,omitempty"`
 	Factors []pendingFactor `json:"f,omitempty"`
 	Next    string          `json:"n,omitempty"`
@@ -32,8 +36,8 @@ type pendingFactor struct {
 	Label string   `json:"l"`
 }
 
-func (a *app) setPending(w http.ResponseWriter, p *guard.Pending, next string) {
-	st := pendingState{Token: p.Token, Enrol: p.Enrol, Next: next}
+func (a *app) setPending(w http.ResponseWriter, p *guard.Pending, tenant, next string) {
+	st := pendingState{Token: p.Token, Tenant: tenant, Enrol: p.Enrol, Next: next}
 	for _, f := range p.Factors {
 		st.Factors = append(st.Factors, pendingFactor{ID: f.ID, Kind: f.Kind, Label: f.Label})
 	}
@@ -52,7 +56,7 @@ func (a *app) pending(r *http.Request) (pendingState, bool) {
 		return pendingState{}, false
 	}
 	var st pendingState
-	if json.Unmarshal(b, &st) != nil || st.Token == "" {
+	if json.Unmarshal(b, &st) != nil || st.Token == "" || st.Tenant == "" {
 		return pendingState{}, false
 	}
 	return st, true
@@ -118,7 +122,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if res.Pending != nil {
-		a.setPending(w, res.Pending, next)
+		a.setPending(w, res.Pending, tenant, next)
 		if res.Pending.Enrol {
 			http.Redirect(w, r, "/login/enrol", http.StatusSeeOther)
 			return
@@ -257,7 +261,16 @@ func (a *app) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, guard.ErrLoginExpired):
 		clearPending(w)
-		a.renderStatus(w, r, http.StatusUnauthorized, "login.html", view{Title: "Sign in", Error: "Your sign-in expired: please start again.", Data: loginView{}})
+		a.renderStatus(w, r, http.StatusUnauthorized, "login.html", view{Title: "Sign in", Error: "Your sign-in expired: please start again.",
+			Tenant: st.Tenant, Next: localPath(st.Next), Data: loginView{}})
+		return
+	case errors.Is(err, guard.ErrSessionLimit):
+		// The code was right, but the user has as many sessions as the
+		// organisation allows ("refuse new sessions"): this sign-in ends,
+		// refused as at the password step.
+		clearPending(w)
+		a.renderStatus(w, r, http.StatusConflict, "login.html", view{Title: "Sign in", Error: limitRefusedText(a.sessionLimit(r, st.Tenant)),
+			Tenant: st.Tenant, Next: localPath(st.Next), Data: loginView{}})
 		return
 	case errors.Is(err, guard.ErrInvalidCode):
 		a.renderStatus(w, r, http.StatusUnauthorized, "mfa.html", view{Title: "Second factor", Error: "That code was not accepted. Codes work once; wait for the next one if you just used it.",
@@ -275,7 +288,7 @@ func (a *app) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 		// The code was an email one (or a recovery code of a user whose
 		// only factor is email), which the organisation's "require MFA"
 		// does not accept alone: an authenticator app comes next.
-		a.setPending(w, res.Pending, st.Next)
+		a.setPending(w, res.Pending, st.Tenant, st.Next)
 		http.Redirect(w, r, "/login/enrol", http.StatusSeeOther)
 		return
 	}
@@ -387,6 +400,16 @@ func (a *app) enrolConfirm(w http.ResponseWriter, r *http.Request) {
 	// The codes first; the continue button then goes where any other
 	// sign-in would (a password to change comes first).
 	next := a.afterSignIn(w, r, res, localPath(st.Next))
+	if len(res.RecoveryCodes) == 0 {
+		// Not the user's first factor (an email or SMS one came first,
+		// with the codes, shown then): nothing to show, so no empty list
+		// of codes; the sign-in goes on as any other.
+		if !flashSet(w) {
+			a.setFlash(w, "ok", "Authenticator app added: your sign-ins now ask for its code.")
+		}
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
 	a.page(w, r, "codes.html", view{Title: "Your recovery codes", Data: codesView{Codes: res.RecoveryCodes, Next: next}})
 }
 

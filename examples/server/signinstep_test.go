@@ -1,0 +1,173 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/ipfilter"
+	"github.com/guardhq/guard/mfa"
+)
+
+// enrolAtSignIn sets up an authenticator app at the second step of a
+// sign-in the organisation's "require MFA" sent to /login/enrol, and
+// returns the answer to its confirmation.
+func enrolAtSignIn(t *testing.T, c *client) (*http.Response, string) {
+	t.Helper()
+	_, page := c.post("/login/enrol/begin", url.Values{})
+	m := totpSecretRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no key on the enrolment page:\n%s", page)
+	}
+	return c.post("/login/enrol/confirm", url.Values{"factor": {field(t, page, "factor")},
+		"code": {c.totp(&authenticatorApp{secret: m[1]})}})
+}
+
+// emailFactor signs email in with password (as the demo tenant's user
+// whose password it is) and sets up an email factor sending to addr,
+// returning it and the recovery codes its confirmation gave.
+func emailFactor(t *testing.T, con *console, email, password, addr string) (mfa.Factor, []string) {
+	t.Helper()
+	g, ctx := con.g, t.Context()
+	res, err := g.Login(ctx, guard.LoginRequest{Tenant: demoTenant, Email: email, Password: password, IP: "203.0.113.5", UserAgent: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := g.Authenticate(ctx, res.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := g.BeginOOB(ctx, p, mfa.KindEmail, addr, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes, err := g.ConfirmFactor(ctx, p, f.ID, emailCode(t, con, addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, codes
+}
+
+// The recovery codes of a sign-in that enrols a first factor are shown
+// once, all of them; a user whose email factor already gave them theirs
+// (shown then) is not shown an empty list of "your recovery codes" after
+// setting up the app the organisation requires, but signed in.
+func TestEnrolAtSignInRecoveryCodes(t *testing.T) {
+	c, _ := newClient(t)
+	g, ctx, sys := c.con.g, t.Context(), guard.System("test")
+	const pw = "plum tree on the hill 42"
+	for _, email := range []string{"sam@demo.example", "eve@demo.example"} {
+		if _, err := g.CreateUser(ctx, sys, guard.NewUser{Tenant: demoTenant, Email: email, Password: pw}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Eve sets up an email factor before MFA is required: her recovery
+	// codes come with it.
+	f, codes := emailFactor(t, c.con, "eve@demo.example", pw, "eve.codes@demo.example")
+	if len(codes) == 0 {
+		t.Fatal("Eve's email factor came without recovery codes")
+	}
+	setPolicy(t, c.con, func(p *guard.Policy) { p.RequireMFA = true })
+
+	t.Run("first factor", func(t *testing.T) {
+		sam := newClientOf(t, c.srv, c.con)
+		if resp := sam.signIn("sam@demo.example", pw); resp.Header.Get("Location") != "/login/enrol" {
+			t.Fatalf("sign-in went to %q, want /login/enrol", resp.Header.Get("Location"))
+		}
+		resp, page := enrolAtSignIn(t, sam)
+		if n := strings.Count(page, "<li><code>"); resp.StatusCode != http.StatusOK || !strings.Contains(page, `id="recovery-codes"`) || n != mfa.DefaultRecoveryCodes {
+			t.Fatalf("confirm: %d, %d recovery codes shown, want %d", resp.StatusCode, n, mfa.DefaultRecoveryCodes)
+		}
+		if code, _ := sam.whoami(); code != http.StatusOK {
+			t.Errorf("no session after the enrolment: %d", code)
+		}
+	})
+	t.Run("codes already given", func(t *testing.T) {
+		eve := newClientOf(t, c.srv, c.con)
+		if resp := eve.signIn("eve@demo.example", pw); resp.Header.Get("Location") != "/login/mfa" {
+			t.Fatalf("sign-in went to %q, want /login/mfa", resp.Header.Get("Location"))
+		}
+		eve.post("/login/mfa/send", url.Values{"factor": {f.ID}})
+		resp, _ := eve.post("/login/mfa", url.Values{"method": {guard.MethodCode}, "code": {emailCode(t, c.con, "eve.codes@demo.example")}})
+		if resp.Header.Get("Location") != "/login/enrol" {
+			t.Fatalf("the email code under require-MFA went to %q, want /login/enrol", resp.Header.Get("Location"))
+		}
+		resp, page := enrolAtSignIn(t, eve)
+		if strings.Contains(page, `id="recovery-codes"`) {
+			t.Errorf("confirm: %d, a recovery codes page with %d codes", resp.StatusCode, strings.Count(page, "<li><code>"))
+		}
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+			t.Errorf("confirm: %d to %q, want a redirect to /", resp.StatusCode, resp.Header.Get("Location"))
+		} else if msg := flashAfter(eve, resp); !strings.Contains(msg, "Authenticator app added") {
+			t.Errorf("the page after the enrolment says %q", msg)
+		}
+		if code, _ := eve.whoami(); code != http.StatusOK {
+			t.Errorf("no session after the enrolment: %d", code)
+		}
+	})
+}
+
+// pendingOwner starts a second sign-in of the owner (who signed in on c
+// with their authenticator app) on a client of its own, up to its
+// second step.
+func pendingOwner(t *testing.T, c *client, password string) *client {
+	t.Helper()
+	o := newClientOf(t, c.srv, c.con)
+	o.clock = c.clock
+	if resp := o.signIn(ownerEmail, password); resp.Header.Get("Location") != "/login/mfa" {
+		t.Fatalf("the owner's sign-in: %d to %q, want /login/mfa", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	return o
+}
+
+// A second factor accepted when the user already has the one session
+// the organisation allows, under "refuse new sessions": 409 with the
+// limit of the tenant the sign-in is for, and the sign-in ends (its
+// cookie cleared).
+func TestSecondStepSessionLimit(t *testing.T) {
+	c, password := newClient(t)
+	c.signInAdmin(ownerEmail, password)
+	setPolicy(t, c.con, func(p *guard.Policy) { p.SessionLimit, p.OnSessionLimit = 1, guard.RefuseNewSession })
+	o := pendingOwner(t, c, password)
+	resp, body := o.post("/login/mfa", url.Values{"method": {"totp"}, "code": {o.totp(c.app(ownerEmail))}})
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, "You are already signed in elsewhere, and your organisation allows one session per user") {
+		t.Errorf("the second step beyond the session limit: %d\n%s", resp.StatusCode, body)
+	}
+	if k := cookieNamed(resp, pendingCookie); k == nil || k.MaxAge >= 0 {
+		t.Error("the pending sign-in's cookie was not cleared")
+	}
+	if code, _ := o.whoami(); code != http.StatusUnauthorized {
+		t.Errorf("a session beyond the limit: %d", code)
+	}
+	if code, _ := c.whoami(); code != http.StatusOK {
+		t.Errorf("the session in place: %d", code)
+	}
+}
+
+// A second step from an address the organisation's allow-list for people
+// does not hold (a list set after the password step, or another network
+// meanwhile) is refused with 403, as the password step is, not a server
+// error.
+func TestSecondStepIPNotAllowed(t *testing.T) {
+	c, password := newClient(t)
+	c.signInAdmin(ownerEmail, password)
+	o := pendingOwner(t, c, password)
+	g, ctx, sys := c.con.g, t.Context(), guard.System("test")
+	lists, err := g.IPAllowLists(ctx, sys, demoTenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.SetIPAllowList(ctx, sys, demoTenant, guard.IPListChange{Scope: ipfilter.Users,
+		Entries: []string{"198.51.100.0/24"}, Version: lists.Version}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := o.post("/login/mfa", url.Values{"method": {"totp"}, "code": {o.totp(c.app(ownerEmail))}})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "network address is not allowed") {
+		t.Errorf("the second step from an address not allowed: %d\n%s", resp.StatusCode, body)
+	}
+	if code, _ := o.whoami(); code != http.StatusUnauthorized {
+		t.Errorf("a session from an address not allowed: %d", code)
+	}
+}
