@@ -46,7 +46,7 @@ func (s *gateSender) counts() (in, peak int) {
 // (its context's error) when its context ends, the same answer for an
 // address with an account and one without.
 func TestForgotPasswordBackgroundBounded(t *testing.T) {
-	const maxResets = 64 // the bound asked for
+	const maxResets = guard.MaxBackgroundResets
 	gate := &gateSender{open: make(chan struct{})}
 	f := newFixture(t, func(c *guard.Config) {
 		c.Recovery = guard.RecoveryConfig{Email: gate, BaseURL: "https://app.example.test",

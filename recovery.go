@@ -238,7 +238,9 @@ type ForgotRequest struct {
 // ForgotPassword sends a reset link to the user with that email, if there
 // is one and it is active. The answer is the same, and takes the same time,
 // whether the account exists or not: the lookup and the email happen in the
-// background after ForgotPassword returns (Close waits for them). Only a
+// background after ForgotPassword returns (Close waits for them), at most
+// MaxBackgroundResets at once: beyond them a request waits for one to
+// end, and is ErrUnavailable, nothing done, if ctx ends first. Only that, a
 // malformed email (*auth.InputError), a client IP over 64 bytes or a
 // malformed user agent (*InputError: as Login, over 1024 bytes, not
 // UTF-8 or with control characters), a refused CAPTCHA
@@ -278,7 +280,9 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 		// through is: the answer is the same whether the tenant exists.
 		if CheckTenantID(req.Tenant) == nil {
 			email, _ := auth.CanonicalEmail(req.Email) // "" if malformed
-			g.forgotBackground(ctx, func(bctx context.Context) { g.forgotRefused(bctx, req, email, ReasonCaptcha) })
+			if berr := g.forgotBackground(ctx, func(bctx context.Context) { g.forgotRefused(bctx, req, email, ReasonCaptcha) }); berr != nil {
+				return berr
+			}
 		}
 		return err
 	}
@@ -289,20 +293,44 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 	if CheckTenantID(req.Tenant) != nil {
 		return nil // no such tenant: the same answer
 	}
-	g.forgotBackground(ctx, func(bctx context.Context) { g.sendReset(bctx, req, email) })
-	return nil
+	return g.forgotBackground(ctx, func(bctx context.Context) { g.sendReset(bctx, req, email) })
 }
 
+// MaxBackgroundResets bounds the ForgotPassword requests whose work (the
+// look-up, the record and the email) runs in the background at once. A
+// request beyond it waits, before anything is looked up, for one of them
+// to end, or for its own context to end: then it is ErrUnavailable
+// (wrapping the context's error) and nothing is done. Every request waits
+// alike, for an address with an account or not, so the wait tells
+// nothing about accounts; a flood of requests, or a slow mail server,
+// holds at most this many goroutines and delays the answers instead.
+const MaxBackgroundResets = 64
+
 // forgotBackground runs f, the work of a ForgotPassword, after the call
-// returns (Close waits for it), with a minute to do it.
-func (g *Guard) forgotBackground(ctx context.Context, f func(context.Context)) {
+// returns (Close waits for it), with a minute to do it, once one of the
+// MaxBackgroundResets slots is free. It waits for the slot as long as
+// ctx lasts: when ctx ends first, f is not run and the error is
+// ErrUnavailable, wrapping ctx's error. A ctx already ended takes a free
+// slot all the same (the work never depended on the caller staying).
+func (g *Guard) forgotBackground(ctx context.Context, f func(context.Context)) error {
+	select {
+	case g.resets <- struct{}{}:
+	default:
+		select {
+		case g.resets <- struct{}{}:
+		case <-ctx.Done():
+			return unavailable("wait for a background slot", ctx.Err())
+		}
+	}
 	g.bg.Add(1)
 	go func() {
 		defer g.bg.Done()
+		defer func() { <-g.resets }()
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		f(bctx)
 	}()
+	return nil
 }
 
 // forgotRefused records a ForgotPassword refused before the account was
