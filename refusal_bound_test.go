@@ -1,0 +1,129 @@
+package guard_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
+)
+
+// refusalRecordMax is the refusals of one kind recorded in a minute.
+const refusalRecordMax = 30
+
+// wantRefusalsBounded makes refusalRecordMax+1 refusals with refuse, in
+// one minute of clock c, and expects each refused with want and the
+// first refusalRecordMax recorded (failures counts the refused events
+// recorded so far), the one beyond not; a minute later the next is
+// recorded again.
+func wantRefusalsBounded(t *testing.T, c *clock, want error, refuse func(i int) error, failures func() int) {
+	t.Helper()
+	before := failures()
+	for i := range refusalRecordMax + 1 {
+		if err := refuse(i); !errors.Is(err, want) {
+			t.Fatalf("refusal %d: %v, want %v", i+1, err, want)
+		}
+		if i < refusalRecordMax {
+			c.Advance(time.Second) // all within the minute
+		}
+	}
+	mid := failures()
+	if n := mid - before; n != refusalRecordMax {
+		t.Errorf("%d refusals in a minute left %d records, want %d", refusalRecordMax+1, n, refusalRecordMax)
+	}
+	c.Advance(time.Minute)
+	if err := refuse(refusalRecordMax + 1); !errors.Is(err, want) {
+		t.Fatalf("refusal a minute later: %v, want %v", err, want)
+	}
+	if n := failures() - mid; n != 1 {
+		t.Errorf("a refusal a minute later left %d records, want 1: recording did not resume", n)
+	}
+}
+
+// failed counts the refused events of action in the tenant's log, of
+// target when it is not "".
+func (f *fixture) failed(t *testing.T, action audit.Action, target string) func() int {
+	return func() int {
+		n := 0
+		for _, e := range f.events(t, action) {
+			if e.Outcome == audit.Failure && (target == "" || e.Target == target) {
+				n++
+			}
+		}
+		return n
+	}
+}
+
+// Refused uses of reset links (made-up, spent or voided) are refused
+// every time, but at most 30 a minute are recorded for one user: a loop
+// of made-up links cannot flood the tenant's log. The count is per user
+// and per kind of link, and a good link still works and is recorded.
+func TestResetLinkRefusalsRecordBounded(t *testing.T) {
+	f := newMFAFixture(t)
+	ada := f.createUser(t, "ada@example.test", ownerPW)
+	bob := f.createUser(t, "bob@example.test", ownerPW)
+	link := f.forgot(t, "ada@example.test")
+	bad := func(user string) func(int) error {
+		return func(i int) error {
+			tok := strings.Repeat(string(rune('a'+i%26)), 43)
+			if i%2 == 1 {
+				tok = "short" // refused before the store is asked
+			}
+			return f.g.ResetPassword(f.ctx, guard.ResetRequest{Tenant: tenantID, UserID: user, Token: tok,
+				NewPassword: "an entirely new passphrase", IP: "203.0.113.5"})
+		}
+	}
+	wantRefusalsBounded(t, f.clock, guard.ErrInvalidResetToken, bad(ada.ID), f.failed(t, audit.PasswordReset, ada.ID))
+
+	// Ada's count is full again: Bob's refusals, and Ada's refused
+	// email-change links, are counted apart.
+	for range refusalRecordMax - 1 {
+		_ = bad(ada.ID)(0)
+	}
+	if err := bad(bob.ID)(0); !errors.Is(err, guard.ErrInvalidResetToken) {
+		t.Fatal(err)
+	}
+	if n := f.failed(t, audit.PasswordReset, bob.ID)(); n != 1 {
+		t.Errorf("Bob's refusal left %d records, want 1", n)
+	}
+	err := f.g.ConfirmEmailChange(f.ctx, guard.EmailChangeConfirm{Tenant: tenantID, UserID: ada.ID,
+		Email: "new@example.test", Token: strings.Repeat("x", 43), IP: "203.0.113.5"})
+	if !errors.Is(err, guard.ErrInvalidEmailChange) {
+		t.Fatal(err)
+	}
+	if n := f.failed(t, audit.UserEmailChanged, ada.ID)(); n != 1 {
+		t.Errorf("Ada's refused email-change link left %d records, want 1", n)
+	}
+
+	// The link mailed to Ada still works, and its use is recorded.
+	if err := f.g.ResetPassword(f.ctx, resetTo(link, "an entirely new passphrase")); err != nil {
+		t.Fatalf("ResetPassword with the mailed link: %v", err)
+	}
+	ok := 0
+	for _, e := range f.events(t, audit.PasswordReset) {
+		if e.Outcome == audit.Success && e.Target == ada.ID {
+			ok++
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d successful password.reset events, want 1", ok)
+	}
+}
+
+// Refused uses of email-change links are refused every time, and at most
+// 30 a minute are recorded for one user.
+func TestEmailChangeLinkRefusalsRecordBounded(t *testing.T) {
+	f := newMFAFixture(t)
+	ada := f.createUser(t, "ada@example.test", ownerPW)
+	bad := func(i int) error {
+		tok := strings.Repeat(string(rune('a'+i%26)), 43)
+		if i%2 == 1 {
+			tok = "short"
+		}
+		return f.g.ConfirmEmailChange(f.ctx, guard.EmailChangeConfirm{Tenant: tenantID, UserID: ada.ID,
+			Email: "new@example.test", Token: tok, IP: "203.0.113.5"})
+	}
+	wantRefusalsBounded(t, f.clock, guard.ErrInvalidEmailChange, bad, f.failed(t, audit.UserEmailChanged, ada.ID))
+}
