@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -594,7 +595,10 @@ type ResetRequest struct {
 // ReasonEmailChanged, for a link mailed to an address that is no longer
 // the user's, and password_changed, ReasonPasswordChanged, for one made
 // before the user's password was last set, even while that change was
-// under way: the link is spent and nothing changes). Only once the link
+// under way: the link is spent and nothing changes); these refusals of
+// the link are recorded at most 30 times a minute for one user, so that
+// made-up links in a loop cannot flood the log (the ones beyond are
+// refused all the same, unrecorded). Only once the link
 // holds is the new password checked: one over MaxPasswordBytes is
 // auth.ErrPasswordTooLong (recorded, bad_input), one the tenant's policy
 // refuses an *auth.PolicyError, and either way the link is put back,
@@ -642,32 +646,35 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 		return err
 	}
 	actor := Principal{Kind: KindUser, Tenant: u.Tenant, UserID: u.ID, IP: req.IP, UserAgent: clip(req.UserAgent, 512)}
-	refuse := func(reason string) error {
+	refusal := func(reason string) audit.Event {
 		e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
 		e.Outcome, e.Reason = audit.Failure, reason
-		if rerr := g.record(ctx, e); rerr != nil {
-			return rerr
-		}
-		return ErrInvalidResetToken
+		return e
+	}
+	refuse := func(reason string) error { return cmp.Or(g.record(ctx, refusal(reason)), ErrInvalidResetToken) }
+	// A link that does not hold, which anyone may make up in a loop, is
+	// recorded at most 30 times a minute for the user (recordRefusal).
+	refuseLink := func(reason string) error {
+		return cmp.Or(g.recordRefusal(ctx, refusal(reason)), ErrInvalidResetToken)
 	}
 	switch {
 	case len(req.Token) != 43:
-		return refuse("invalid_token")
+		return refuseLink("invalid_token")
 	case u.Status != auth.StatusActive:
-		return refuse(ReasonDeactivated)
+		return refuseLink(ReasonDeactivated)
 	}
 	c, err := g.recovery.codes.CheckCode(ctx, u.Tenant, resetTxn(u.ID), resetHash(req.Token), g.now())
 	switch {
 	case err != nil && !isMFAClean(err):
 		return unavailable("check reset token", err)
 	case err != nil:
-		return refuse("invalid_token")
+		return refuseLink("invalid_token")
 	}
 	if reason := linkMoved(c, u); reason != "" {
 		// Mailed to an address that is no longer the user's, or made
 		// before the password last set (perhaps stored while a change
 		// was under way): it is spent, and changes nothing.
-		return refuse(reason)
+		return refuseLink(reason)
 	}
 	// The link holds. A new password refused now (too long, or by the
 	// policy) gives it back, usable again (unless a newer one was mailed
