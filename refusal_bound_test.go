@@ -1,7 +1,11 @@
 package guard_test
 
 import (
+	"encoding/base64"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -13,26 +17,27 @@ import (
 // refusalRecordMax is the refusals of one kind recorded in a minute.
 const refusalRecordMax = 30
 
-// wantRefusalsBounded makes refusalRecordMax+1 refusals with refuse, in
-// one minute of clock c, and expects each refused with want and the
-// first refusalRecordMax recorded (failures counts the refused events
-// recorded so far), the one beyond not; a minute later the next is
-// recorded again.
-func wantRefusalsBounded(t *testing.T, c *clock, want error, refuse func(i int) error, failures func() int) {
+// wantRefusalsBounded makes refusalRecordMax+1 refusals with refuse, at
+// one time of clock c, and expects each refused with want and the first
+// refusalRecordMax recorded (failures counts the refused events recorded
+// so far), the one beyond not; then it runs meanwhile, which may record
+// refusals of other kinds; a minute later the next refusal is recorded
+// again.
+func wantRefusalsBounded(t *testing.T, c *clock, want error, refuse func(i int) error, failures func() int, meanwhile ...func()) {
 	t.Helper()
 	before := failures()
 	for i := range refusalRecordMax + 1 {
 		if err := refuse(i); !errors.Is(err, want) {
 			t.Fatalf("refusal %d: %v, want %v", i+1, err, want)
 		}
-		if i < refusalRecordMax {
-			c.Advance(time.Second) // all within the minute
-		}
 	}
-	mid := failures()
-	if n := mid - before; n != refusalRecordMax {
+	if n := failures() - before; n != refusalRecordMax {
 		t.Errorf("%d refusals in a minute left %d records, want %d", refusalRecordMax+1, n, refusalRecordMax)
 	}
+	for _, f := range meanwhile {
+		f()
+	}
+	mid := failures()
 	c.Advance(time.Minute)
 	if err := refuse(refusalRecordMax + 1); !errors.Is(err, want) {
 		t.Fatalf("refusal a minute later: %v, want %v", err, want)
@@ -126,4 +131,83 @@ func TestEmailChangeLinkRefusalsRecordBounded(t *testing.T) {
 			Email: "new@example.test", Token: tok, IP: "203.0.113.5"})
 	}
 	wantRefusalsBounded(t, f.clock, guard.ErrInvalidEmailChange, bad, f.failed(t, audit.UserEmailChanged, ada.ID))
+}
+
+// newClockedSSOSite is newSSOSite on a settable clock, which starts at
+// the time now (the test IdP's assertions carry it).
+func newClockedSSOSite(t *testing.T) (*ssoSite, *clock) {
+	t.Helper()
+	c := &clock{t: time.Now()}
+	return newSSOSiteOn(t, newMem(), func(cfg *guard.Config) { cfg.Now = c.Now }), c
+}
+
+// failedSSO counts the tenant's sso.failed events, of single logout
+// (Meta step logout) when logout is set, of sign-in otherwise.
+func (s *ssoSite) failedSSO(t *testing.T, logout bool) func() int {
+	return func() int {
+		page, err := s.g.QueryAudit(t.Context(), guard.System("test"), tenantID, audit.Query{Action: string(audit.SSOFailed), Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range page.Events {
+			if (e.Meta["step"] == "logout") == logout {
+				n++
+			}
+		}
+		return n
+	}
+}
+
+// postForm is a POST of form to u, as a browser sends it.
+func postForm(u string, form url.Values) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return r
+}
+
+// SAML responses refused before they are accepted (replayed, malformed,
+// not a Response) are refused every time, but at most 30 a minute are
+// recorded for a tenant: anyone can post them in a loop. A sign-in
+// refused once the response was accepted (a deactivated user) is
+// recorded all the same.
+func TestCompleteSSORefusalsRecordBounded(t *testing.T) {
+	s, c := newClockedSSOSite(t)
+	s.idpPut(t, "/users/alice", `{"name":"alice","password":"correct horse","email":"alice@corp.example","groups":["Staff"]}`)
+	_, acs, used, resp := s.signIn(t, "alice", "correct horse")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("SSO sign-in: %s", resp.Status)
+	}
+	refuse := func(i int) error {
+		form := url.Values{"SAMLResponse": {"not base64!"}, "RelayState": {used.Get("RelayState")}}
+		switch i % 3 {
+		case 0:
+			form = used // replayed
+		case 1:
+			form.Set("SAMLResponse", base64.StdEncoding.EncodeToString([]byte("<x/>")))
+		}
+		_, _, err := s.g.CompleteSSO(t.Context(), guard.SSOResponse{Tenant: tenantID, Request: postForm(acs, form), IP: "203.0.113.5"})
+		return err
+	}
+	accepted := func() {
+		// Alice deactivated: her next response is accepted, and the
+		// sign-in refused.
+		ctx, sys := t.Context(), guard.System("test")
+		u, err := s.g.UserByEmail(ctx, sys, tenantID, "alice@corp.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.g.DeactivateUser(ctx, sys, tenantID, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		before := s.failedSSO(t, false)()
+		_, _, _, resp := s.signIn(t, "alice", "correct horse")
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("sign-in of a deactivated user succeeded")
+		}
+		if n := s.failedSSO(t, false)() - before; n != 1 {
+			t.Errorf("a sign-in refused after its response was accepted left %d records, want 1", n)
+		}
+	}
+	wantRefusalsBounded(t, c, guard.ErrSSOFailed, refuse, s.failedSSO(t, false), accepted)
 }
