@@ -3,12 +3,15 @@ package guard_test
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crewjam/saml"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
@@ -210,4 +213,35 @@ func TestCompleteSSORefusalsRecordBounded(t *testing.T) {
 		}
 	}
 	wantRefusalsBounded(t, c, guard.ErrSSOFailed, refuse, s.failedSSO(t, false), accepted)
+}
+
+// Single logout requests the SP refuses (here signed with a key the IdP
+// does not have) are refused every time, but at most 30 a minute are
+// recorded for a tenant, counted apart from the refused sign-ins.
+func TestHandleSLORefusalsRecordBounded(t *testing.T) {
+	s, c := newClockedSSOSite(t)
+	sp, err := s.g.SSOServiceProvider(tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, cert := newKeyPair(t, "mallory")
+	refuse := func(i int) error {
+		lr := &saml.LogoutRequest{ID: fmt.Sprintf("id-forged-%d", i), Version: "2.0", IssueInstant: time.Now().UTC(),
+			Destination: sp.SLOURL, Issuer: &saml.Issuer{Value: s.idpURL + "/metadata"}, NameID: &saml.NameID{Value: "alice@corp.example"}}
+		_, err := s.g.HandleSLO(t.Context(), tenantID, signedLogoutPost(t, lr, key, cert))
+		return err
+	}
+	signIns := s.failedSSO(t, false)
+	meanwhile := func() {
+		// The refused sign-ins have a count of their own.
+		_, _, err := s.g.CompleteSSO(t.Context(), guard.SSOResponse{Tenant: tenantID,
+			Request: postForm(sp.ACSURL, url.Values{"SAMLResponse": {"not base64!"}}), IP: "203.0.113.5"})
+		if !errors.Is(err, guard.ErrSSOFailed) {
+			t.Fatalf("CompleteSSO: %v", err)
+		}
+		if n := signIns(); n != 1 {
+			t.Errorf("a refused sign-in after 31 refused logouts left %d records, want 1", n)
+		}
+	}
+	wantRefusalsBounded(t, c, guard.ErrSSOFailed, refuse, s.failedSSO(t, true), meanwhile)
 }
