@@ -904,7 +904,12 @@ func (g *Guard) ssoSubject(ctx context.Context, tenant, userID string) (sso.Subj
 // whatever SessionIndex the request names: a logout from the IdP never
 // leaves a Guard session of the person behind. A store failure answers nothing to the IdP
 // (ErrUnavailable), so it does not take the logout as done. A tenant that
-// does not exist is ErrTenantNotFound, and nothing is recorded.
+// does not exist is ErrTenantNotFound, and nothing is recorded. A message
+// package sso refuses (a bad signature, an unknown IdP, a replay, ...) is
+// ErrSSOFailed, recorded as a refused sso.failed event (Meta step logout)
+// at most 30 times a minute for the tenant, counted apart from
+// CompleteSSO's: anyone may post them in a loop, and they must not flood
+// the log (the ones beyond are refused all the same, unrecorded).
 func (g *Guard) HandleSLO(ctx context.Context, tenant string, r *http.Request) (string, error) {
 	if err := g.needSSO(); err != nil {
 		return "", err
@@ -916,12 +921,11 @@ func (g *Guard) HandleSLO(ctx context.Context, tenant string, r *http.Request) (
 	if err != nil {
 		var re *sso.RejectError
 		if errors.As(err, &re) {
+			// Anyone may post a refused message in a loop: at most 30
+			// are recorded a minute for the tenant (recordRefusal).
 			e := audit.Event{Tenant: tenant, Actor: audit.Actor{Kind: audit.ActorAnonymous}, Action: audit.SSOFailed,
 				Outcome: audit.Failure, Reason: string(re.Reason), Meta: map[string]string{"step": "logout"}}
-			if rerr := g.record(ctx, e); rerr != nil {
-				return "", rerr
-			}
-			return "", ErrSSOFailed
+			return "", cmp.Or(g.recordRefusal(ctx, e), ErrSSOFailed)
 		}
 		return "", ssoErr("sso logout", err)
 	}
