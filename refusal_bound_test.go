@@ -53,10 +53,16 @@ func wantRefusalsBounded(t *testing.T, c *clock, want error, refuse func(i int) 
 // failed counts the refused events of action in the tenant's log, of
 // target when it is not "".
 func (f *fixture) failed(t *testing.T, action audit.Action, target string) func() int {
+	return f.counter(t, action, target, audit.Failure)
+}
+
+// counter counts the events of action with outcome in the tenant's log,
+// of target when it is not "".
+func (f *fixture) counter(t *testing.T, action audit.Action, target string, outcome audit.Outcome) func() int {
 	return func() int {
 		n := 0
 		for _, e := range f.events(t, action) {
-			if e.Outcome == audit.Failure && (target == "" || e.Target == target) {
+			if e.Outcome == outcome && (target == "" || e.Target == target) {
 				n++
 			}
 		}
@@ -109,13 +115,7 @@ func TestResetLinkRefusalsRecordBounded(t *testing.T) {
 	if err := f.g.ResetPassword(f.ctx, resetTo(link, "an entirely new passphrase")); err != nil {
 		t.Fatalf("ResetPassword with the mailed link: %v", err)
 	}
-	ok := 0
-	for _, e := range f.events(t, audit.PasswordReset) {
-		if e.Outcome == audit.Success && e.Target == ada.ID {
-			ok++
-		}
-	}
-	if ok != 1 {
+	if ok := f.counter(t, audit.PasswordReset, ada.ID, audit.Success)(); ok != 1 {
 		t.Errorf("%d successful password.reset events, want 1", ok)
 	}
 }
