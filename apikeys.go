@@ -3,6 +3,8 @@ package guard
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/netip"
@@ -315,6 +317,10 @@ var apiKeyLimit = auth.Limit{Max: 20, ResetAfter: time.Minute, LockFor: time.Min
 // tenant's log (see recordDue): one a minute for each key.
 var refusalRecordLimit = auth.Limit{Max: 1, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Minute}
 
+// refusalBurstLimit bounds the refusals recorded by recordRefusal: 30 of
+// one kind, then none until a minute after the 30th.
+var refusalBurstLimit = auth.Limit{Max: 30, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Minute}
+
 // AuthenticateAPIKey checks an API key presented from client address addr
 // and returns its principal: the key must exist, be neither revoked nor
 // expired, and addr must pass the tenant's API-key allow-list. An
@@ -468,18 +474,33 @@ func unusableKeyEvent(k auth.APIKey, ip string) audit.Event {
 // log. A refusal that is not due is refused all the same, without a
 // record. A store failure is ErrUnavailable.
 func (g *Guard) keyRefusalDue(ctx context.Context, action audit.Action, id, ip string, now time.Time) (bool, error) {
-	return g.recordDue(ctx, "apikey-denied:"+string(action)+"|"+id+"|"+ip, now)
+	return g.recordDue(ctx, "apikey-denied:"+string(action)+"|"+id+"|"+ip, now, refusalRecordLimit)
 }
 
-// recordDue reports whether a refusal counted under key may be recorded:
-// the first in a minute is (refusalRecordLimit). A store failure is
-// ErrUnavailable.
-func (g *Guard) recordDue(ctx context.Context, key string, now time.Time) (bool, error) {
-	r, err := g.stores.Throttle.Reserve(ctx, key, now, refusalRecordLimit)
+// recordDue reports whether a refusal counted under key may be recorded
+// under lim (refusalRecordLimit: the first in a minute is;
+// refusalBurstLimit: the first 30). A store failure is ErrUnavailable.
+func (g *Guard) recordDue(ctx context.Context, key string, now time.Time, lim auth.Limit) (bool, error) {
+	r, err := g.stores.Throttle.Reserve(ctx, key, now, lim)
 	if err != nil {
 		return false, unavailable("throttle", err)
 	}
 	return r.Allowed, nil
+}
+
+// recordRefusal records e, a refusal anyone can repeat at will (a
+// made-up link, a forged SAML message), unless 30 of its kind were
+// recorded in the last minute (refusalBurstLimit, counted in the
+// throttle store: recordDue): a loop of them cannot flood the tenant's
+// log. Its kind is its tenant, action, target (the user it names; none:
+// the tenant's count) and Meta step. A refusal not recorded is refused
+// all the same. A store failure is ErrUnavailable.
+func (g *Guard) recordRefusal(ctx context.Context, e audit.Event) error {
+	k := sha256.Sum256([]byte(strings.Join([]string{e.Tenant, string(e.Action), e.Target, e.Meta["step"]}, "\x00")))
+	if due, err := g.recordDue(ctx, "refusal:"+hex.EncodeToString(k[:16]), g.now(), refusalBurstLimit); err != nil || !due {
+		return err
+	}
+	return g.record(ctx, e)
 }
 
 // badAPIKey counts an invalid key against the client IP and returns

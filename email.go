@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -260,7 +261,10 @@ type EmailChangeConfirm struct {
 // asked for: reason password_changed; the tenant has connected an
 // identity provider since, which owns the addresses: reason idp_managed)
 // is ErrInvalidEmailChange, recorded as a refused user.email_changed event
-// when the user exists. The address may have been taken by another user
+// when the user exists; a link that does not hold (all but idp_managed) is
+// recorded at most 30 times a minute for one user, so that made-up links
+// in a loop cannot flood the log (the ones beyond are refused all the
+// same, unrecorded). The address may have been taken by another user
 // since the request: ErrEmailTaken, and nothing changes. The address it
 // changes to is verified (User.EmailUnverified false). A link for the
 // user's own unverified address changes nothing but that: the address is
@@ -289,29 +293,31 @@ func (g *Guard) ConfirmEmailChange(ctx context.Context, req EmailChangeConfirm) 
 	p := Principal{Kind: KindUser, Tenant: u.Tenant, UserID: u.ID, IP: req.IP, UserAgent: clip(req.UserAgent, 512)}
 	email, eerr := auth.CanonicalEmail(req.Email)
 	refuse := func(reason string) error {
-		if rerr := g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, reason)); rerr != nil {
-			return rerr
-		}
-		return ErrInvalidEmailChange
+		return cmp.Or(g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, reason)), ErrInvalidEmailChange)
+	}
+	// A link that does not hold, which anyone may make up in a loop, is
+	// recorded at most 30 times a minute for the user (recordRefusal).
+	refuseLink := func(reason string) error {
+		return cmp.Or(g.recordRefusal(ctx, emailChangeEvent(p, u, email, audit.Failure, reason)), ErrInvalidEmailChange)
 	}
 	switch {
 	case eerr != nil || len(req.Token) != 43:
-		return refuse("invalid_token") // no link carries them
+		return refuseLink("invalid_token") // no link carries them
 	case u.Status != auth.StatusActive:
-		return refuse(ReasonDeactivated)
+		return refuseLink(ReasonDeactivated)
 	}
 	c, err := g.recovery.codes.CheckCode(ctx, u.Tenant, emailChangeTxn(u.ID), emailChangeHash(req.Token, email), g.now())
 	switch {
 	case err != nil && !isMFAClean(err):
 		return unavailable("check email change link", err)
 	case err != nil:
-		return refuse("invalid_token")
+		return refuseLink("invalid_token")
 	}
 	if reason := linkMoved(c, u); reason != "" {
 		// Asked for from an address that is no longer the user's, or
 		// before the password was last set: it is spent, and changes
 		// nothing.
-		return refuse(reason)
+		return refuseLink(reason)
 	}
 	if email == u.Email {
 		return g.verifyOwnEmail(ctx, p, u, refuse)

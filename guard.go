@@ -308,7 +308,8 @@ type Guard struct {
 	breach         auth.BreachChecker
 	onRefuse       func(http.ResponseWriter, *http.Request, int, error)
 
-	bg sync.WaitGroup // background work (reset emails) that Close waits for
+	bg     sync.WaitGroup // background work (reset emails) that Close waits for
+	resets chan struct{}  // ForgotPassword's background slots (MaxBackgroundResets)
 }
 
 // New validates cfg, fills its defaults and returns a Guard.
@@ -509,5 +510,6 @@ func New(cfg Config) (*Guard, error) {
 		product:  product,
 		breach:   cfg.BreachCheck,
 		onRefuse: cfg.OnRefuse,
+		resets:   make(chan struct{}, MaxBackgroundResets),
 	}, nil
 }

@@ -112,7 +112,7 @@ func (g *Guard) applyIPList(ctx context.Context, tenant string, scope ipfilter.S
 // store failure is ErrUnavailable.
 func (g *Guard) ipRecordDue(ctx context.Context, e audit.Event) (bool, error) {
 	k := sha256.Sum256([]byte(strings.Join([]string{e.Tenant, e.Target, string(e.Actor.Kind), e.Actor.ID, e.IP, e.Reason}, "\x00")))
-	return g.recordDue(ctx, "ip-denied:"+hex.EncodeToString(k[:16]), g.now())
+	return g.recordDue(ctx, "ip-denied:"+hex.EncodeToString(k[:16]), g.now(), refusalRecordLimit)
 }
 
 // checkIPString is checkIP for an address given as text (LoginRequest.IP).

@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -238,7 +239,9 @@ type ForgotRequest struct {
 // ForgotPassword sends a reset link to the user with that email, if there
 // is one and it is active. The answer is the same, and takes the same time,
 // whether the account exists or not: the lookup and the email happen in the
-// background after ForgotPassword returns (Close waits for them). Only a
+// background after ForgotPassword returns (Close waits for them), at most
+// MaxBackgroundResets at once: beyond them a request waits for one to
+// end, and is ErrUnavailable, nothing done, if ctx ends first. Only that, a
 // malformed email (*auth.InputError), a client IP over 64 bytes or a
 // malformed user agent (*InputError: as Login, over 1024 bytes, not
 // UTF-8 or with control characters), a refused CAPTCHA
@@ -278,7 +281,9 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 		// through is: the answer is the same whether the tenant exists.
 		if CheckTenantID(req.Tenant) == nil {
 			email, _ := auth.CanonicalEmail(req.Email) // "" if malformed
-			g.forgotBackground(ctx, func(bctx context.Context) { g.forgotRefused(bctx, req, email, ReasonCaptcha) })
+			if berr := g.forgotBackground(ctx, func(bctx context.Context) { g.forgotRefused(bctx, req, email, ReasonCaptcha) }); berr != nil {
+				return berr
+			}
 		}
 		return err
 	}
@@ -289,20 +294,44 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 	if CheckTenantID(req.Tenant) != nil {
 		return nil // no such tenant: the same answer
 	}
-	g.forgotBackground(ctx, func(bctx context.Context) { g.sendReset(bctx, req, email) })
-	return nil
+	return g.forgotBackground(ctx, func(bctx context.Context) { g.sendReset(bctx, req, email) })
 }
 
+// MaxBackgroundResets bounds the ForgotPassword requests whose work (the
+// look-up, the record and the email) runs in the background at once. A
+// request beyond it waits, before anything is looked up, for one of them
+// to end, or for its own context to end: then it is ErrUnavailable
+// (wrapping the context's error) and nothing is done. Every request waits
+// alike, for an address with an account or not, so the wait tells
+// nothing about accounts; a flood of requests, or a slow mail server,
+// holds at most this many goroutines and delays the answers instead.
+const MaxBackgroundResets = 64
+
 // forgotBackground runs f, the work of a ForgotPassword, after the call
-// returns (Close waits for it), with a minute to do it.
-func (g *Guard) forgotBackground(ctx context.Context, f func(context.Context)) {
+// returns (Close waits for it), with a minute to do it, once one of the
+// MaxBackgroundResets slots is free. It waits for the slot as long as
+// ctx lasts: when ctx ends first, f is not run and the error is
+// ErrUnavailable, wrapping ctx's error. A ctx already ended takes a free
+// slot all the same (the work never depended on the caller staying).
+func (g *Guard) forgotBackground(ctx context.Context, f func(context.Context)) error {
+	select {
+	case g.resets <- struct{}{}:
+	default:
+		select {
+		case g.resets <- struct{}{}:
+		case <-ctx.Done():
+			return unavailable("wait for a background slot", ctx.Err())
+		}
+	}
 	g.bg.Add(1)
 	go func() {
 		defer g.bg.Done()
+		defer func() { <-g.resets }()
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		f(bctx)
 	}()
+	return nil
 }
 
 // forgotRefused records a ForgotPassword refused before the account was
@@ -566,7 +595,10 @@ type ResetRequest struct {
 // ReasonEmailChanged, for a link mailed to an address that is no longer
 // the user's, and password_changed, ReasonPasswordChanged, for one made
 // before the user's password was last set, even while that change was
-// under way: the link is spent and nothing changes). Only once the link
+// under way: the link is spent and nothing changes); these refusals of
+// the link are recorded at most 30 times a minute for one user, so that
+// made-up links in a loop cannot flood the log (the ones beyond are
+// refused all the same, unrecorded). Only once the link
 // holds is the new password checked: one over MaxPasswordBytes is
 // auth.ErrPasswordTooLong (recorded, bad_input), one the tenant's policy
 // refuses an *auth.PolicyError, and either way the link is put back,
@@ -614,32 +646,35 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 		return err
 	}
 	actor := Principal{Kind: KindUser, Tenant: u.Tenant, UserID: u.ID, IP: req.IP, UserAgent: clip(req.UserAgent, 512)}
-	refuse := func(reason string) error {
+	refusal := func(reason string) audit.Event {
 		e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
 		e.Outcome, e.Reason = audit.Failure, reason
-		if rerr := g.record(ctx, e); rerr != nil {
-			return rerr
-		}
-		return ErrInvalidResetToken
+		return e
+	}
+	refuse := func(reason string) error { return cmp.Or(g.record(ctx, refusal(reason)), ErrInvalidResetToken) }
+	// A link that does not hold, which anyone may make up in a loop, is
+	// recorded at most 30 times a minute for the user (recordRefusal).
+	refuseLink := func(reason string) error {
+		return cmp.Or(g.recordRefusal(ctx, refusal(reason)), ErrInvalidResetToken)
 	}
 	switch {
 	case len(req.Token) != 43:
-		return refuse("invalid_token")
+		return refuseLink("invalid_token")
 	case u.Status != auth.StatusActive:
-		return refuse(ReasonDeactivated)
+		return refuseLink(ReasonDeactivated)
 	}
 	c, err := g.recovery.codes.CheckCode(ctx, u.Tenant, resetTxn(u.ID), resetHash(req.Token), g.now())
 	switch {
 	case err != nil && !isMFAClean(err):
 		return unavailable("check reset token", err)
 	case err != nil:
-		return refuse("invalid_token")
+		return refuseLink("invalid_token")
 	}
 	if reason := linkMoved(c, u); reason != "" {
 		// Mailed to an address that is no longer the user's, or made
 		// before the password last set (perhaps stored while a change
 		// was under way): it is spent, and changes nothing.
-		return refuse(reason)
+		return refuseLink(reason)
 	}
 	// The link holds. A new password refused now (too long, or by the
 	// policy) gives it back, usable again (unless a newer one was mailed

@@ -99,8 +99,9 @@ func newSSOSite(t *testing.T) *ssoSite {
 	return newSSOSiteOn(t, newMem())
 }
 
-// newSSOSiteOn is newSSOSite on the given stores.
-func newSSOSiteOn(t *testing.T, stores guard.Stores) *ssoSite {
+// newSSOSiteOn is newSSOSite on the given stores, its Config changed by
+// mutate.
+func newSSOSiteOn(t *testing.T, stores guard.Stores, mutate ...func(*guard.Config)) *ssoSite {
 	t.Helper()
 	s := &ssoSite{out: &outbox{}, stores: stores}
 	spKey, spCert := keyPair(t, "sp")
@@ -113,9 +114,13 @@ func newSSOSiteOn(t *testing.T, stores guard.Stores) *ssoSite {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.g, err = guard.New(guard.Config{Stores: stores, AuditKey: auditKey, Hasher: fastHasher,
+	cfg := guard.Config{Stores: stores, AuditKey: auditKey, Hasher: fastHasher,
 		MFA: &mfa.Config{Keyring: s.kr, Issuer: "Acme", Email: s.out},
-		SSO: &sso.Config{BaseURL: s.srv.URL, Key: spKey, Certificate: spCert, AllowInsecureMetadata: true}})
+		SSO: &sso.Config{BaseURL: s.srv.URL, Key: spKey, Certificate: spCert, AllowInsecureMetadata: true}}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	s.g, err = guard.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -518,7 +519,13 @@ type SSOResponse struct {
 // address (two first sign-ins of one user at once, or an administrator's
 // CreateUser) is taken as found, with the checks below. The session ends no later than the IdP
 // asked. Every refusal is ErrSSOFailed for the browser; the precise reason
-// is in the sso.failed event.
+// is in the sso.failed event. The refusals of a response before it is
+// accepted (a client IP over 64 bytes, and all of package sso's: a bad
+// signature, an unknown IdP, a replay, ...), which anyone may post in a
+// loop, are recorded at most 30 times a minute for the tenant, so that
+// they cannot flood its log: the ones beyond are refused all the same,
+// unrecorded. The refusals after it (an IP allow-list, an unknown or
+// deactivated user, ...) are always recorded.
 //
 // The email is not all: an assertion whose NameID is persistent (the
 // IdP's stable name for one person) is refused for an account whose kept
@@ -564,31 +571,37 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 		return LoginResult{}, "", err
 	}
 	a := attempt{req: LoginRequest{Tenant: resp.Tenant, IP: resp.IP, UserAgent: clip(resp.UserAgent, 1024)}}
-	fail := func(reason, detail string, err error) error {
+	refusal := func(reason, detail string) audit.Event {
 		e := a.event(audit.SSOFailed, audit.Failure, reason)
 		if detail != "" {
 			e.Meta = map[string]string{"detail": clip(detail, 500)}
 		}
-		if rerr := g.record(ctx, e); rerr != nil {
-			return rerr
-		}
-		return err
+		return e
+	}
+	fail := func(reason, detail string, err error) error {
+		return cmp.Or(g.record(ctx, refusal(reason, detail)), err)
+	}
+	// A response refused before it is accepted, which anyone may post in
+	// a loop, is recorded at most 30 times a minute for the tenant
+	// (recordRefusal: the event names no user yet).
+	reject := func(reason, detail string, err error) error {
+		return cmp.Or(g.recordRefusal(ctx, refusal(reason, detail)), err)
 	}
 	// Before the response is checked (and its request used up).
 	if err := checkClientIP(resp.IP); err != nil {
-		return LoginResult{}, "", fail(ReasonBadInput, "", err)
+		return LoginResult{}, "", reject(ReasonBadInput, "", err)
 	}
 	res, err := g.sso.ACS(ctx, resp.Tenant, resp.Request, resp.Binding)
 	if err != nil {
 		var re *sso.RejectError
 		if errors.As(err, &re) {
-			return LoginResult{}, "", fail(string(re.Reason), re.Detail, ErrSSOFailed)
+			return LoginResult{}, "", reject(string(re.Reason), re.Detail, ErrSSOFailed)
 		}
 		var ie *sso.InputError
 		if errors.As(err, &ie) || errors.Is(err, sso.ErrNotFound) {
-			return LoginResult{}, "", fail("not_configured", "", ErrSSOFailed)
+			return LoginResult{}, "", reject("not_configured", "", ErrSSOFailed)
 		}
-		return LoginResult{}, "", fail(ReasonUnavailable, "", unavailable("sso", err))
+		return LoginResult{}, "", reject(ReasonUnavailable, "", unavailable("sso", err))
 	}
 	a.email = res.Email
 	if err := g.checkIPString(ctx, resp.Tenant, ipfilter.Users, resp.IP, a.actor(), resp.UserAgent); err != nil {
@@ -891,7 +904,12 @@ func (g *Guard) ssoSubject(ctx context.Context, tenant, userID string) (sso.Subj
 // whatever SessionIndex the request names: a logout from the IdP never
 // leaves a Guard session of the person behind. A store failure answers nothing to the IdP
 // (ErrUnavailable), so it does not take the logout as done. A tenant that
-// does not exist is ErrTenantNotFound, and nothing is recorded.
+// does not exist is ErrTenantNotFound, and nothing is recorded. A message
+// package sso refuses (a bad signature, an unknown IdP, a replay, ...) is
+// ErrSSOFailed, recorded as a refused sso.failed event (Meta step logout)
+// at most 30 times a minute for the tenant, counted apart from
+// CompleteSSO's: anyone may post them in a loop, and they must not flood
+// the log (the ones beyond are refused all the same, unrecorded).
 func (g *Guard) HandleSLO(ctx context.Context, tenant string, r *http.Request) (string, error) {
 	if err := g.needSSO(); err != nil {
 		return "", err
@@ -903,12 +921,11 @@ func (g *Guard) HandleSLO(ctx context.Context, tenant string, r *http.Request) (
 	if err != nil {
 		var re *sso.RejectError
 		if errors.As(err, &re) {
+			// Anyone may post a refused message in a loop: at most 30
+			// are recorded a minute for the tenant (recordRefusal).
 			e := audit.Event{Tenant: tenant, Actor: audit.Actor{Kind: audit.ActorAnonymous}, Action: audit.SSOFailed,
 				Outcome: audit.Failure, Reason: string(re.Reason), Meta: map[string]string{"step": "logout"}}
-			if rerr := g.record(ctx, e); rerr != nil {
-				return "", rerr
-			}
-			return "", ErrSSOFailed
+			return "", cmp.Or(g.recordRefusal(ctx, e), ErrSSOFailed)
 		}
 		return "", ssoErr("sso logout", err)
 	}

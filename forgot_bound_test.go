@@ -1,0 +1,120 @@
+package guard_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/mfa"
+)
+
+// gateSender holds every email until open is closed, and counts the sends
+// in flight and the most ever in flight at once.
+type gateSender struct {
+	open      chan struct{}
+	closeOnce sync.Once
+	mu        sync.Mutex
+	in, peak  int
+}
+
+func (s *gateSender) SendEmail(_ context.Context, _ mfa.Message) error {
+	s.mu.Lock()
+	s.in++
+	s.peak = max(s.peak, s.in)
+	s.mu.Unlock()
+	<-s.open
+	s.mu.Lock()
+	s.in--
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *gateSender) release() { s.closeOnce.Do(func() { close(s.open) }) }
+
+func (s *gateSender) counts() (in, peak int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.in, s.peak
+}
+
+// A flood of ForgotPassword requests holds at most MaxBackgroundResets
+// background sends at once: with that many stuck on a slow mail server,
+// the next request waits for a slot, and gives up with ErrUnavailable
+// (its context's error) when its context ends, the same answer for an
+// address with an account and one without.
+func TestForgotPasswordBackgroundBounded(t *testing.T) {
+	const maxResets = guard.MaxBackgroundResets
+	gate := &gateSender{open: make(chan struct{})}
+	f := newFixture(t, func(c *guard.Config) {
+		c.Recovery = guard.RecoveryConfig{Email: gate, BaseURL: "https://app.example.test",
+			Limits: guard.LinkLimits{PerAccount: 1000, PerDestination: 1000, PerIP: 1000}}
+	})
+	t.Cleanup(func() { gate.release(); f.g.Close() })
+	f.createUser(t, "ada@example.test", ownerPW)
+	forgot := func(ctx context.Context, email string) error {
+		return f.g.ForgotPassword(ctx, guard.ForgotRequest{Tenant: tenantID, Email: email, IP: "203.0.113.5"})
+	}
+
+	for i := range maxResets {
+		if err := forgot(f.ctx, "ada@example.test"); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if in, _ := gate.counts(); in == maxResets {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%d sends in flight, want %d", in, maxResets)
+		}
+	}
+
+	// Every slot is taken: the next requests wait, until their context ends.
+	var answers []string
+	for _, email := range []string{"ada@example.test", "nobody@example.test"} {
+		ctx, cancel := context.WithTimeout(f.ctx, 50*time.Millisecond)
+		err := forgot(ctx, email)
+		cancel()
+		if !errors.Is(err, guard.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("ForgotPassword(%s) with every slot taken = %v, want ErrUnavailable and DeadlineExceeded", email, err)
+		}
+		answers = append(answers, errString(err))
+	}
+	if answers[0] != answers[1] {
+		t.Errorf("answers differ for an address with an account and one without: %q, %q", answers[0], answers[1])
+	}
+	if in, _ := gate.counts(); in != maxResets {
+		t.Errorf("%d sends in flight after the refused requests, want %d", in, maxResets)
+	}
+
+	// One that may wait gets a slot once the sends end.
+	done := make(chan error, 1)
+	go func() { done <- forgot(f.ctx, "ada@example.test") }()
+	select {
+	case err := <-done:
+		t.Fatalf("ForgotPassword returned (%v) with every slot taken, want it to wait", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	gate.release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("ForgotPassword once slots were free: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ForgotPassword still waiting once slots were free")
+	}
+	f.g.Close()
+	if _, peak := gate.counts(); peak > maxResets {
+		t.Errorf("%d sends at once, want at most %d", peak, maxResets)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
