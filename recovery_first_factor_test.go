@@ -2,10 +2,13 @@ package guard_test
 
 import (
 	"errors"
+	"sync"
 	"testing"
+	"time"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/mfa"
 )
 
 // Severity: high. Recovery codes a user was given before they had a
@@ -76,4 +79,69 @@ func TestAuditRecoveryCodes_FirstFactorReplacesEarlierCodes(t *testing.T) {
 		}
 		check(t, f, old, res.RecoveryCodes)
 	})
+}
+
+// tickingClock moves on a microsecond at every reading, so that no two
+// confirmations share an instant.
+type tickingClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *tickingClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Microsecond)
+	return c.t
+}
+
+// Two first factors confirmed at once (an authenticator app and an email
+// address, in two tabs) each read the user's factors after their own
+// confirmation: whatever order the reads come in, one of them counts as
+// the first and replaces the codes made before it.
+func TestAuditRecoveryCodes_FirstFactorsAtOnceReplaceEarlierCodes(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		tc := &tickingClock{t: newClock().Now()}
+		f := newMFAFixture(t, func(c *guard.Config) { c.Now = tc.Now })
+		f.createUser(t, adaEmail, ownerPW)
+		_, p := f.signIn(t, adaEmail, ownerPW)
+		old, err := f.g.RegenerateRecoveryCodes(f.ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		en, err := f.g.BeginTOTP(f.ctx, p, "Phone")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fa, err := f.g.BeginOOB(f.ctx, p, mfa.KindEmail, "ada.codes@example.test", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		totpCode, mailCode := f.code(t, en.Secret), f.out.lastCodeTo(t, "ada.codes@example.test")
+		var wg sync.WaitGroup
+		var sets [2][]string
+		var errs [2]error
+		wg.Add(2)
+		go func() { defer wg.Done(); sets[0], errs[0] = f.g.ConfirmFactor(f.ctx, p, en.Factor.ID, totpCode) }()
+		go func() { defer wg.Done(); sets[1], errs[1] = f.g.ConfirmFactor(f.ctx, p, fa.ID, mailCode) }()
+		wg.Wait()
+		if errs[0] != nil || errs[1] != nil {
+			t.Fatalf("round %d: ConfirmFactor = %v, %v", round, errs[0], errs[1])
+		}
+		if _, err := f.complete(guard.MethodRecovery, f.pending(t, adaEmail, ownerPW).Token, old[0]); !errors.Is(err, guard.ErrInvalidCode) {
+			t.Fatalf("round %d: recovery code from before two first factors confirmed at once = %v, want ErrInvalidCode", round, err)
+		}
+		works := 0
+		for _, set := range sets {
+			if len(set) == 0 {
+				continue
+			}
+			if _, err := f.complete(guard.MethodRecovery, f.pending(t, adaEmail, ownerPW).Token, set[0]); err == nil {
+				works++
+			}
+		}
+		if works == 0 {
+			t.Fatalf("round %d: no recovery code returned by the two confirmations works (%d and %d returned)", round, len(sets[0]), len(sets[1]))
+		}
+	}
 }
