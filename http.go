@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -34,8 +35,9 @@ func (g *Guard) SessionToken(r *http.Request) (string, bool) {
 // at most once a minute for each user and address, not at every request.
 //
 // A request whose client IP cannot be identified is refused with
-// ErrIPNotAllowed when it carries a valid session (recorded in its tenant:
-// ip.denied, reason unidentified) or any API key. A key that exists is
+// ErrIPNotAllowed when it carries a valid session (recorded in its tenant,
+// at most once a minute for each user: ip.denied, reason unidentified) or
+// any API key. A key that exists is
 // recorded in its tenant, at most once a minute for each key: ip.denied,
 // reason unidentified, or apikey.denied when it is revoked or expired. A
 // malformed or unknown key is recorded nowhere.
@@ -79,10 +81,18 @@ func (g *Guard) AuthenticateRequest(r *http.Request) (Principal, error) {
 	return p, nil
 }
 
-// unidentified records a request whose client IP cannot be resolved and
-// returns ErrIPNotAllowed.
+// unidentified refuses principal p's request r, whose client IP cannot be
+// resolved (cause): it returns ErrIPNotAllowed, and records the refusal
+// if it is due (ipRecordDue: the first for the user in a minute; the
+// session is refused at each of its requests, and a proxy sending a
+// garbled header, or a client sending one on purpose, would otherwise
+// write an event per request). A store failure is ErrUnavailable.
 func (g *Guard) unidentified(r *http.Request, p Principal, cause error) error {
-	if err := g.record(r.Context(), unidentifiedEvent(r, p, cause)); err != nil {
+	e := unidentifiedEvent(r, p, cause)
+	if ok, err := g.ipRecordDue(r.Context(), e); err != nil || !ok {
+		return cmp.Or(err, ErrIPNotAllowed)
+	}
+	if err := g.record(r.Context(), e); err != nil {
 		return err
 	}
 	return ErrIPNotAllowed
