@@ -36,8 +36,9 @@ func (g *Guard) SessionToken(r *http.Request) (string, bool) {
 //
 // A request whose client IP cannot be identified is refused with
 // ErrIPNotAllowed when it carries a valid session (recorded in its tenant,
-// at most once a minute for each user: ip.denied, reason unidentified) or
-// any API key. A key that exists is
+// at most once a minute for each user: ip.denied, reason unidentified;
+// the session's last-seen is not written, so such requests do not keep it
+// alive) or any API key. A key that exists is
 // recorded in its tenant, at most once a minute for each key: ip.denied,
 // reason unidentified, or apikey.denied when it is revoked or expired. A
 // malformed or unknown key is recorded nowhere.
@@ -62,12 +63,23 @@ func (g *Guard) AuthenticateRequest(r *http.Request) (Principal, error) {
 	if !ok {
 		return Principal{}, ErrUnauthenticated
 	}
-	p, err := g.Authenticate(r.Context(), tok)
+	h, err := session.ParseToken(tok)
 	if err != nil {
-		return Principal{}, err
+		return Principal{}, ErrUnauthenticated
 	}
 	if aerr != nil {
+		// Refused whatever the session: checked (to record the refusal
+		// in its tenant), but not touched, so that refused requests do
+		// not keep it alive past its idle timeout.
+		p, err := g.authenticateHash(r.Context(), h, false)
+		if err != nil {
+			return Principal{}, err
+		}
 		return Principal{}, g.unidentified(r, p, aerr)
+	}
+	p, err := g.authenticateHash(r.Context(), h, true)
+	if err != nil {
+		return Principal{}, err
 	}
 	if g.ipf != nil {
 		// Refused at each request of the session: recorded once a minute
