@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -34,8 +35,10 @@ func (g *Guard) SessionToken(r *http.Request) (string, bool) {
 // at most once a minute for each user and address, not at every request.
 //
 // A request whose client IP cannot be identified is refused with
-// ErrIPNotAllowed when it carries a valid session (recorded in its tenant:
-// ip.denied, reason unidentified) or any API key. A key that exists is
+// ErrIPNotAllowed when it carries a valid session (recorded in its tenant,
+// at most once a minute for each user: ip.denied, reason unidentified;
+// the session's last-seen is not written, so such requests do not keep it
+// alive) or any API key. A key that exists is
 // recorded in its tenant, at most once a minute for each key: ip.denied,
 // reason unidentified, or apikey.denied when it is revoked or expired. A
 // malformed or unknown key is recorded nowhere.
@@ -60,12 +63,23 @@ func (g *Guard) AuthenticateRequest(r *http.Request) (Principal, error) {
 	if !ok {
 		return Principal{}, ErrUnauthenticated
 	}
-	p, err := g.Authenticate(r.Context(), tok)
+	h, err := session.ParseToken(tok)
 	if err != nil {
-		return Principal{}, err
+		return Principal{}, ErrUnauthenticated
 	}
 	if aerr != nil {
+		// Refused whatever the session: checked (to record the refusal
+		// in its tenant), but not touched, so that refused requests do
+		// not keep it alive past its idle timeout.
+		p, err := g.authenticateHash(r.Context(), h, false)
+		if err != nil {
+			return Principal{}, err
+		}
 		return Principal{}, g.unidentified(r, p, aerr)
+	}
+	p, err := g.authenticateHash(r.Context(), h, true)
+	if err != nil {
+		return Principal{}, err
 	}
 	if g.ipf != nil {
 		// Refused at each request of the session: recorded once a minute
@@ -79,10 +93,18 @@ func (g *Guard) AuthenticateRequest(r *http.Request) (Principal, error) {
 	return p, nil
 }
 
-// unidentified records a request whose client IP cannot be resolved and
-// returns ErrIPNotAllowed.
+// unidentified refuses principal p's request r, whose client IP cannot be
+// resolved (cause): it returns ErrIPNotAllowed, and records the refusal
+// if it is due (ipRecordDue: the first for the user in a minute; the
+// session is refused at each of its requests, and a proxy sending a
+// garbled header, or a client sending one on purpose, would otherwise
+// write an event per request). A store failure is ErrUnavailable.
 func (g *Guard) unidentified(r *http.Request, p Principal, cause error) error {
-	if err := g.record(r.Context(), unidentifiedEvent(r, p, cause)); err != nil {
+	e := unidentifiedEvent(r, p, cause)
+	if ok, err := g.ipRecordDue(r.Context(), e); err != nil || !ok {
+		return cmp.Or(err, ErrIPNotAllowed)
+	}
+	if err := g.record(r.Context(), e); err != nil {
 		return err
 	}
 	return ErrIPNotAllowed

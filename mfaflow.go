@@ -441,7 +441,8 @@ func (g *Guard) beginTOTP(ctx context.Context, a attempt, label string) (mfa.TOT
 
 // CompletePendingEnrolment confirms the factor begun with BeginPendingTOTP
 // with its first code and creates the session, returning the user's first
-// set of recovery codes (LoginResult.RecoveryCodes). A wrong code is
+// set of recovery codes (LoginResult.RecoveryCodes), which replaces any
+// set made before (as ConfirmFactor's does). A wrong code is
 // ErrInvalidCode and counts in the lockout. An enrolment that cannot be
 // recorded, or that a store failure stops before it is, is undone as for
 // ConfirmFactor, and no session is created. A pending enrolment ends once
@@ -496,7 +497,8 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 
 // confirmFactor confirms a pending factor with its first code, records
 // the enrolment, and returns a first set of recovery codes when it is the
-// user's first factor. A wrong code is recorded and gives ErrInvalidCode.
+// user's first factor (firstFactor), replacing any earlier set, or when
+// the user has no codes left. A wrong code is recorded and gives ErrInvalidCode.
 // With settle, the attempt gt is settled once the code is accepted (its
 // failure recorded as mfa.failed); without, it is the caller's to settle.
 // A failure after the code was accepted, up to the record, undoes the
@@ -561,17 +563,28 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bo
 	events := []audit.Event{a.event(audit.MFAEnrolled, audit.Success, "")}
 	events[0].Target, events[0].Meta = f.ID, map[string]string{"kind": string(f.Kind), "sessions_ended": strconv.Itoa(g.endedLive(ctx, a.user.Tenant, ended))}
 	var codes []string
+	fs, err := g.mfa.Factors(ctx, u.Tenant, u.ID)
+	if err != nil {
+		return undo(mfaErr("load factors", err))
+	}
 	left, err := g.mfa.RecoveryCodesLeft(ctx, u.Tenant, u.ID)
 	if err != nil {
 		return undo(mfaErr("recovery codes", err))
 	}
-	if left.Left == 0 {
+	// The user's first factor makes their first set of recovery codes,
+	// replacing any made before it (while they had no factor: proved by
+	// no more than the password, they must not stand in for it); a user
+	// with factors but no codes left gets a set too.
+	if firstFactor(fs, f) || left.Left == 0 {
 		firstCodes = true
 		if codes, err = g.mfa.GenerateRecoveryCodes(ctx, u.Tenant, u.ID); err != nil {
 			return undo(mfaErr("recovery codes", err))
 		}
 		e := a.event(audit.RecoveryReset, audit.Success, "")
 		e.Target = u.ID
+		if left.Left > 0 {
+			e.Meta = map[string]string{"replaced": strconv.Itoa(left.Left)}
+		}
 		events = append(events, e)
 	}
 	if err := g.record(ctx, events...); err != nil {
@@ -581,6 +594,22 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bo
 		article(factorNoun(f.Kind))+" was just added to your account as a second sign-in step. "+
 			"If it was not you, contact your administrator now.")
 	return codes, nil
+}
+
+// firstFactor reports whether f, just confirmed, is the user's first
+// confirmed factor: no other among fs (the user's factors, read after f
+// was confirmed) was confirmed at or before it. Of two factors confirmed
+// at once, the one confirmed first counts as the first, whatever order
+// their reads come in (of two confirmed at the same microsecond,
+// neither: a second factor confirmed at the instant of the first is not
+// taken for a first).
+func firstFactor(fs []mfa.Factor, f mfa.Factor) bool {
+	for _, x := range fs {
+		if x.ID != f.ID && x.Confirmed() && !x.ConfirmedAt.After(f.ConfirmedAt) {
+			return false
+		}
+	}
+	return true
 }
 
 // undoEnrolment puts back as it was a factor whose confirmation cannot be
@@ -730,7 +759,11 @@ func (g *Guard) enrolRefused(ctx context.Context, a attempt, kind mfa.Kind, err 
 
 // ConfirmFactor makes a factor begun with BeginTOTP or BeginOOB active with
 // its first code, and returns a first set of recovery codes when it is the
-// user's first factor (show them once). A wrong code is ErrInvalidCode and
+// user's first factor (show them once). The first set replaces any codes
+// the user was given before (by RegenerateRecoveryCodes while they had no
+// factor): those stop working, and the mfa.recovery_regenerated event
+// says how many it voided (Meta replaced). A user with factors but no
+// codes left gets a set too. A wrong code is ErrInvalidCode and
 // counts in the lockout. A factor confirmed already (the form submitted
 // twice) gives ErrConflict, neither recorded nor counted; so does one
 // the user has no room for, having confirmed mfa.Config.MaxFactors
@@ -740,7 +773,8 @@ func (g *Guard) enrolRefused(ctx context.Context, a attempt, kind mfa.Kind, err 
 // nor does one stopped by a store failure after the code was accepted
 // (settling the lockout, ending the other sessions, making the recovery
 // codes): the factor is put back pending, as it was stored, the recovery
-// codes it made (for a first factor) are removed, and ErrUnavailable is
+// codes it made (for a first factor) are removed (the earlier codes they
+// replaced stay void), and ErrUnavailable is
 // returned, with no recovery codes; the user's sessions ended by the
 // confirmation stay ended. The undo is best effort: if it fails, the
 // factor stays active, unrecorded, and ErrUnavailable is returned all the

@@ -34,7 +34,7 @@ func (g *Guard) Authenticate(ctx context.Context, token string) (Principal, erro
 	if err != nil {
 		return Principal{}, ErrUnauthenticated
 	}
-	return g.authenticateHash(ctx, h)
+	return g.authenticateHash(ctx, h, true)
 }
 
 // expiredSession returns the session of an *session.ExpiredError in err.
@@ -56,10 +56,12 @@ func expiredSession(err error) (session.Session, bool) {
 // lower of its own idle timeout and lifetime and the policy's, and one that
 // no longer meets a requirement switched on after it was created (MFA past
 // its grace period, SSO), or whose IdP was replaced or removed since
-// (Tenant.IdPChangedAt, cached alike), is ended: sessionAllowed.
-func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal, error) {
+// (Tenant.IdPChangedAt, cached alike), is ended: sessionAllowed. Without
+// touch, the session's last-seen is never written (a request refused
+// whatever the session must not keep it alive).
+func (g *Guard) authenticateHash(ctx context.Context, h session.Hash, touch bool) (Principal, error) {
 	var t *cachedTenant
-	s, err := g.sessions.AuthenticateHashWithin(ctx, h, func(s session.Session) (session.Limits, error) {
+	limits := func(s session.Session) (session.Limits, error) {
 		var err error
 		if t, err = g.policies.entry(ctx, s.Tenant); err != nil {
 			if errors.Is(err, ErrTenantNotFound) {
@@ -68,7 +70,16 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash) (Principal
 			return session.Limits{}, err
 		}
 		return session.Limits{IdleTimeout: t.eff.IdleTimeout, Lifetime: t.eff.SessionLifetime}, nil
-	})
+	}
+	var (
+		s   session.Session
+		err error
+	)
+	if touch {
+		s, err = g.sessions.AuthenticateHashWithin(ctx, h, limits)
+	} else {
+		s, err = g.sessions.LookupHashWithin(ctx, h, limits)
+	}
 	if x, ok := expiredSession(err); ok {
 		// The request that found the session expired (and removed it)
 		// records the expiry, once.
@@ -330,7 +341,7 @@ func (g *Guard) RotateSession(ctx context.Context, token string, flags uint32) (
 	if err != nil {
 		return "", session.Session{}, ErrUnauthenticated
 	}
-	if _, err := g.authenticateHash(ctx, h); err != nil {
+	if _, err := g.authenticateHash(ctx, h, true); err != nil {
 		return "", session.Session{}, err
 	}
 	nt, s, err := g.sessions.Rotate(ctx, token, flags)

@@ -24,7 +24,9 @@ const (
 	MFACodeSent       Action = "mfa.code_sent"       // Meta: kind
 	MFACodeSuppressed Action = "mfa.code_suppressed" // Reason: cool_down, rate_limited, destination_not_allowed
 	RecoveryUsed      Action = "mfa.recovery_used"   // Meta: left; failed when the sign-in it was for did not complete
-	RecoveryReset     Action = "mfa.recovery_regenerated"
+	// RecoveryReset: a new set of recovery codes (Meta replaced: the
+	// number of codes made before a first factor that its set voided).
+	RecoveryReset Action = "mfa.recovery_regenerated"
 )
 
 // Network and API keys.

@@ -68,7 +68,8 @@
 // or more after a request that did not touch). A refused request (the
 // session expired, the limits failing) makes no second call; deleting an
 // expired session is a call of its own. On a Store without LookupToucher
-// the check is Lookup, then Touch when one is due.
+// the check is Lookup, then Touch when one is due. LookupHashWithin, for a
+// request refused whatever the session, is one Lookup and never touches.
 //
 // # Concurrency
 //

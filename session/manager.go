@@ -422,6 +422,18 @@ func (m *Manager) AuthenticateHashWithin(ctx context.Context, h Hash, limits fun
 	return s, nil
 }
 
+// LookupHashWithin checks the session h as AuthenticateHashWithin does
+// (under the tighter of its own limits and those limits returns, if not
+// nil; an expired session is deleted and reported the same way), but
+// never writes its LastSeen: for a request that is refused whatever the
+// session (one whose client cannot be identified, say), which must not
+// keep the session alive past its idle timeout. It costs one store call
+// (Lookup, never LookupTouch), plus the delete of an expired session.
+func (m *Manager) LookupHashWithin(ctx context.Context, h Hash, limits func(Session) (Limits, error)) (Session, error) {
+	s, _, err := m.lookupLive(ctx, h, limits)
+	return s, err
+}
+
 // touchEvery is how long after LastSeen a request writes LastSeen again:
 // the Manager's TouchInterval, or half the idle timeout the session is
 // held to (its own, or the tighter one of the limits it is checked under)

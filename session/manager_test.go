@@ -1155,6 +1155,48 @@ func TestLookupToucherUnderLimits(t *testing.T) {
 	}
 }
 
+// LookupHashWithin checks a session as AuthenticateHashWithin does, on a
+// LookupToucher too, but never touches it: one Lookup, no LookupTouch nor
+// Touch, LastSeen as it was, whatever the pause; past the limits, it is
+// expired and deleted all the same.
+func TestLookupHashWithinNeverTouches(t *testing.T) {
+	st := &ltStore{spyStore: newSpy()}
+	c := newClock()
+	m, err := session.New(session.Config{Store: st, Index: st, Now: c.Now, Unlimited: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s, _, err := m.Create(t.Context(), session.Options{Tenant: "t", UserID: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	limits := func(session.Session) (session.Limits, error) {
+		return session.Limits{IdleTimeout: 10 * time.Minute}, nil
+	}
+	for _, pause := range []time.Duration{45 * time.Second, 2 * time.Minute, 4 * time.Minute} {
+		c.Advance(pause)
+		lookups, lt, touches := st.count("Lookup"), st.count("LookupTouch"), st.count("Touch")
+		got, err := m.LookupHashWithin(t.Context(), s.Hash, limits)
+		if err != nil || got.Hash != s.Hash {
+			t.Fatalf("LookupHashWithin after %v = %+v, %v; want the session", pause, got, err)
+		}
+		if d := [3]int{st.count("Lookup") - lookups, st.count("LookupTouch") - lt, st.count("Touch") - touches}; d != [3]int{1, 0, 0} {
+			t.Errorf("after %v: %d Lookup, %d LookupTouch, %d Touch calls; want one Lookup", pause, d[0], d[1], d[2])
+		}
+		if seen := stored(t, st, s.Hash).LastSeen; !seen.Equal(s.LastSeen) || !got.LastSeen.Equal(s.LastSeen) {
+			t.Errorf("after %v: LastSeen %v (returned %v), want %v as created", pause, seen, got.LastSeen, s.LastSeen)
+		}
+	}
+	c.Advance(4 * time.Minute) // 10m45s since the last use
+	var ee *session.ExpiredError
+	if _, err := m.LookupHashWithin(t.Context(), s.Hash, limits); !errors.As(err, &ee) || ee.Session.Hash != s.Hash {
+		t.Fatalf("LookupHashWithin past the limits' idle timeout: %v, want an *ExpiredError", err)
+	}
+	if _, err := st.Store.Lookup(t.Context(), s.Hash); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("the expired session: %v, want deleted", err)
+	}
+}
+
 // stored returns the session h as st holds it.
 func stored(t *testing.T, st *ltStore, h session.Hash) session.Session {
 	t.Helper()
