@@ -250,6 +250,14 @@ type ForgotRequest struct {
 // refused password.reset_requested event (reason captcha), of the account
 // with that address if there is one.
 //
+// Every request is recorded as password.reset_requested, but that the
+// refusals anyone may repeat at will are recorded at most 30 times a
+// minute (the ones beyond are answered alike, unrecorded), so that a loop
+// cannot flood the log: those of an address with no active account
+// (reasons unknown_user, deactivated) and of a refused CAPTCHA with none,
+// for the tenant; a refused CAPTCHA, or a request past Recovery.Limits
+// (rate_limited), of an account, for that account.
+//
 // A link is single-use, lives Recovery.TokenTTL, is stored only as a hash,
 // and a newer request voids the older link. It is bound to the address it
 // was mailed to and to the user's password: once the user's email or
@@ -338,7 +346,7 @@ func (g *Guard) forgotBackground(ctx context.Context, f func(context.Context)) e
 // looked up (reason: a refused CAPTCHA) as a refused
 // password.reset_requested of the account with that address (email, ""
 // for none), or of the address when no user has it; nothing when the
-// tenant does not exist.
+// tenant does not exist. Anyone may repeat it: recordRefusal.
 func (g *Guard) forgotRefused(ctx context.Context, req ForgotRequest, email, reason string) {
 	if _, err := g.EffectivePolicy(ctx, req.Tenant); err != nil {
 		return
@@ -351,7 +359,7 @@ func (g *Guard) forgotRefused(ctx context.Context, req ForgotRequest, email, rea
 			ev.Actor, ev.Target = audit.Actor{Kind: audit.ActorUser, ID: u.ID, Email: u.Email}, u.ID
 		}
 	}
-	_ = g.record(ctx, ev)
+	_ = g.recordRefusal(ctx, ev)
 }
 
 // sendReset does the work of ForgotPassword; failures end in the audit log.
@@ -383,8 +391,13 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 		ev.Actor = audit.Actor{Kind: audit.ActorUser, ID: u.ID, Email: u.Email}
 		ev.Outcome, ev.Reason = audit.Failure, ReasonDeactivated
 	}
-	if ev.Outcome == audit.Failure {
+	switch ev.Reason {
+	case ReasonUnavailable:
 		_ = g.record(ctx, ev)
+		return
+	case ReasonUnknownUser, ReasonDeactivated:
+		// Anyone may ask for any address in a loop: the tenant's count.
+		_ = g.recordRefusal(ctx, ev)
 		return
 	}
 	ev.Actor = audit.Actor{Kind: audit.ActorUser, ID: u.ID, Email: u.Email}
@@ -399,11 +412,12 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 	switch {
 	case lerr != nil:
 		ev.Outcome, ev.Reason = audit.Failure, ReasonUnavailable
-	case over:
-		ev.Outcome, ev.Reason = audit.Failure, ReasonRateLimited
-	}
-	if ev.Outcome == audit.Failure {
 		_ = g.record(ctx, ev)
+		return
+	case over:
+		// Past a limit, in a loop if so wished: the account's count.
+		ev.Outcome, ev.Reason = audit.Failure, ReasonRateLimited
+		_ = g.recordRefusal(ctx, ev)
 		return
 	}
 	if pol.RequireSSO && u.ID != pol.BreakGlassUser {
