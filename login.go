@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/guardhq/guard/audit"
@@ -242,6 +244,30 @@ func lockedBefore(r auth.Reservation) bool {
 		return r.Lockouts > 1
 	}
 	return r.Lockouts > 0
+}
+
+// captchaMeta returns e with the reason of a refused CAPTCHA in err (an
+// *auth.CaptchaError, such as the verifier's: rejected, misconfigured,
+// unavailable…) as Meta captcha, so that the log tells a broken provider
+// from bots; e as it is for any other err. A reason that is not a short
+// word of letters, digits, '_' or '-' (a host's own verifier may say
+// anything) is recorded as "other".
+func captchaMeta(e audit.Event, err error) audit.Event {
+	var ce *auth.CaptchaError
+	if !errors.As(err, &ce) {
+		return e
+	}
+	r := ce.Reason
+	if r == "" || len(r) > 32 || strings.IndexFunc(r, func(c rune) bool {
+		return !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-')
+	}) >= 0 {
+		r = "other"
+	}
+	m := make(map[string]string, len(e.Meta)+1)
+	maps.Copy(m, e.Meta)
+	m["captcha"] = r
+	e.Meta = m
+	return e
 }
 
 // captchaGate asks for a CAPTCHA when the attempt reserved as gt needs
@@ -884,7 +910,7 @@ func (g *Guard) loginFailed(ctx context.Context, a attempt, reason string, err e
 // loginFailedAt is loginFailed for an attempt reserved as gt: a lock it
 // started is recorded and noticed too (see recordFailure).
 func (g *Guard) loginFailedAt(ctx context.Context, a attempt, gt gate, reason string, err error) error {
-	if rerr := g.recordFailure(ctx, a, gt, a.event(audit.LoginFailed, audit.Failure, reason)); rerr != nil {
+	if rerr := g.recordFailure(ctx, a, gt, captchaMeta(a.event(audit.LoginFailed, audit.Failure, reason), err)); rerr != nil {
 		return rerr
 	}
 	return err

@@ -289,7 +289,7 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 		// through is: the answer is the same whether the tenant exists.
 		if CheckTenantID(req.Tenant) == nil {
 			email, _ := auth.CanonicalEmail(req.Email) // "" if malformed
-			if berr := g.forgotBackground(ctx, func(bctx context.Context) { g.forgotRefused(bctx, req, email, ReasonCaptcha) }); berr != nil {
+			if berr := g.forgotBackground(ctx, func(bctx context.Context) { g.forgotRefused(bctx, req, email, err) }); berr != nil {
 				return berr
 			}
 		}
@@ -342,18 +342,20 @@ func (g *Guard) forgotBackground(ctx context.Context, f func(context.Context)) e
 	return nil
 }
 
-// forgotRefused records a ForgotPassword refused before the account was
-// looked up (reason: a refused CAPTCHA) as a refused
-// password.reset_requested of the account with that address (email, ""
-// for none), or of the address when no user has it; nothing when the
-// tenant does not exist. Anyone may repeat it: recordRefusal.
-func (g *Guard) forgotRefused(ctx context.Context, req ForgotRequest, email, reason string) {
+// forgotRefused records a ForgotPassword whose CAPTCHA was refused (err)
+// before the account was looked up, as a refused password.reset_requested
+// (reason captcha, Meta captcha: captchaMeta) of the account with that
+// address (email, "" for none), or of the address when no user has it;
+// nothing when the tenant does not exist. Anyone may repeat it:
+// recordRefusal.
+func (g *Guard) forgotRefused(ctx context.Context, req ForgotRequest, email string, err error) {
 	if _, err := g.EffectivePolicy(ctx, req.Tenant); err != nil {
 		return
 	}
 	ev := audit.Event{Tenant: req.Tenant, Actor: audit.Actor{Kind: audit.ActorAnonymous, Email: email},
 		Action: audit.PasswordResetRequested, IP: req.IP, UserAgent: clip(req.UserAgent, 512),
-		Outcome: audit.Failure, Reason: reason}
+		Outcome: audit.Failure, Reason: ReasonCaptcha}
+	ev = captchaMeta(ev, err)
 	if email != "" {
 		if u, err := g.stores.Users.UserByEmail(ctx, req.Tenant, email); err == nil {
 			ev.Actor, ev.Target = audit.Actor{Kind: audit.ActorUser, ID: u.ID, Email: u.Email}, u.ID
@@ -786,9 +788,11 @@ func (g *Guard) resetConflict(ctx context.Context, u auth.User) string {
 
 // resetCaptchaRefused records a ResetPassword whose CAPTCHA was refused
 // (err) as a refused password.reset of the user the link names (reason
-// captcha), when there is one: the link is not looked at. It returns err,
-// the same answer whoever the link names, unless the refusal cannot be
-// recorded (ErrUnavailable, as for a refused link).
+// captcha, Meta captcha: captchaMeta), when there is one: the link is
+// not looked at. Anyone may repeat it: it is recorded at most 30 times a
+// minute for the user (recordRefusal). It returns err, the same answer
+// whoever the link names, unless the refusal cannot be recorded
+// (ErrUnavailable, as for a refused link).
 func (g *Guard) resetCaptchaRefused(ctx context.Context, req ResetRequest, err error) error {
 	_, u, lerr := g.linkUser(ctx, req.Tenant, req.UserID, ErrInvalidResetToken)
 	switch {
@@ -800,7 +804,7 @@ func (g *Guard) resetCaptchaRefused(ctx context.Context, req ResetRequest, err e
 	actor := Principal{Kind: KindUser, Tenant: u.Tenant, UserID: u.ID, IP: req.IP, UserAgent: req.UserAgent}
 	e := g.adminEvent(actor, u.Tenant, audit.PasswordReset, u.ID)
 	e.Outcome, e.Reason = audit.Failure, ReasonCaptcha
-	if rerr := g.record(ctx, e); rerr != nil {
+	if rerr := g.recordRefusal(ctx, captchaMeta(e, err)); rerr != nil {
 		return rerr
 	}
 	return err

@@ -538,7 +538,7 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 	}
 	a := attempt{req: LoginRequest{Tenant: p.Tenant, IP: p.IP, UserAgent: p.UserAgent}, email: u.Email, user: &u}
 	fail := func(reason string, gt gate, err error) error {
-		if rerr := g.recordFailure(ctx, a, gt, a.event(audit.PasswordChanged, audit.Failure, reason)); rerr != nil {
+		if rerr := g.recordFailure(ctx, a, gt, captchaMeta(a.event(audit.PasswordChanged, audit.Failure, reason), err)); rerr != nil {
 			return rerr
 		}
 		return err
