@@ -381,6 +381,12 @@ func (a *app) enrolConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := a.g.CompletePendingEnrolment(r.Context(), guard.SecondFactor{Pending: st.Token, FactorID: r.PostForm.Get("factor"),
 		Code: r.PostForm.Get("code"), IP: a.g.ClientIP(r), UserAgent: r.UserAgent()})
+	a.enrolDone(w, r, st, res, err)
+}
+
+// enrolDone answers the confirmation of the factor enrolled at the
+// pending sign-in st, with what CompletePendingEnrolment gave.
+func (a *app) enrolDone(w http.ResponseWriter, r *http.Request, st pendingState, res guard.LoginResult, err error) {
 	switch {
 	case errors.Is(err, guard.ErrLoginExpired):
 		clearPending(w)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -169,5 +170,42 @@ func TestSecondStepIPNotAllowed(t *testing.T) {
 	}
 	if code, _ := o.whoami(); code != http.StatusUnauthorized {
 		t.Errorf("a session from an address not allowed: %d", code)
+	}
+}
+
+// Guard's CompletePendingEnrolment gives the recovery codes of the factor
+// it enrolled (it stays enrolled) with ErrSessionLimit when a session of
+// the user made between the enrolment, which ends the user's sessions,
+// and the new session fills the one the organisation allows, under
+// "refuse new sessions". That race cannot be timed from outside, so the
+// console's answer to it is called with what Guard gives: 409 with the
+// limit in words, as the second step says it, the sign-in's cookie
+// cleared, and the codes, which are the user's only copy, shown.
+func TestEnrolAtSignInSessionLimit(t *testing.T) {
+	c, _ := newClient(t)
+	setPolicy(t, c.con, func(p *guard.Policy) {
+		p.RequireMFA, p.SessionLimit, p.OnSessionLimit = true, 1, guard.RefuseNewSession
+	})
+	st := pendingState{Token: "pending", Tenant: demoTenant, Enrol: true}
+	const limit = "You are already signed in elsewhere, and your organisation allows one session per user"
+	for _, codes := range [][]string{{"code-one", "code-two"}, nil} {
+		w := httptest.NewRecorder()
+		c.con.app.enrolDone(w, httptest.NewRequest(http.MethodPost, "/login/enrol/confirm", nil), st,
+			guard.LoginResult{RecoveryCodes: codes}, guard.ErrSessionLimit)
+		body := w.Body.String()
+		if w.Code != http.StatusConflict || !strings.Contains(body, limit) {
+			t.Errorf("codes %q: %d\n%s", codes, w.Code, body)
+		}
+		for _, code := range codes {
+			if !strings.Contains(body, "<li><code>"+code+"</code></li>") {
+				t.Errorf("recovery code %q not shown:\n%s", code, body)
+			}
+		}
+		if k, ok := cookieFrom(w, pendingCookie); !ok || k.MaxAge >= 0 {
+			t.Errorf("codes %q: the pending sign-in's cookie was not cleared", codes)
+		}
+		if k, ok := cookieFrom(w, sessionCookie); ok && k.MaxAge >= 0 {
+			t.Errorf("codes %q: a session cookie was set", codes)
+		}
 	}
 }
