@@ -268,9 +268,7 @@ func (a *app) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 		// The code was right, but the user has as many sessions as the
 		// organisation allows ("refuse new sessions"): this sign-in ends,
 		// refused as at the password step.
-		clearPending(w)
-		a.renderStatus(w, r, http.StatusConflict, "login.html", view{Title: "Sign in", Error: limitRefusedText(a.sessionLimit(r, st.Tenant)),
-			Tenant: st.Tenant, Next: localPath(st.Next), Data: loginView{}})
+		a.limitRefused(w, r, st)
 		return
 	case errors.Is(err, guard.ErrInvalidCode):
 		a.renderStatus(w, r, http.StatusUnauthorized, "mfa.html", view{Title: "Second factor", Error: "That code was not accepted. Codes work once; wait for the next one if you just used it.",
@@ -396,6 +394,22 @@ func (a *app) enrolDone(w http.ResponseWriter, r *http.Request, st pendingState,
 		a.renderStatus(w, r, http.StatusUnauthorized, "enrol.html", view{Title: "Set up a second factor",
 			Error: "That code was not accepted: start again to get a new QR code.", Data: enrolView{Action: "/login/enrol/begin"}})
 		return
+	case errors.Is(err, guard.ErrSessionLimit):
+		// The app is set up (Guard confirmed it, which ended the user's
+		// sessions), but a session made since fills those the
+		// organisation allows ("refuse new sessions"): this sign-in ends,
+		// refused as at the other steps. The recovery codes Guard made
+		// with the app come with the refusal: the user's only copy,
+		// shown now, the continue button going back to the sign-in.
+		a.forget(st.Tenant)
+		if len(res.RecoveryCodes) == 0 {
+			a.limitRefused(w, r, st)
+			return
+		}
+		clearPending(w)
+		a.renderStatus(w, r, http.StatusConflict, "codes.html", view{Title: "Your recovery codes", Error: limitRefusedText(a.sessionLimit(r, st.Tenant)),
+			Data: codesView{Codes: res.RecoveryCodes, Next: signInAgain(st)}})
+		return
 	case err != nil:
 		a.fail(w, r, err, "/login")
 		return
@@ -417,6 +431,24 @@ func (a *app) enrolDone(w http.ResponseWriter, r *http.Request, st pendingState,
 		return
 	}
 	a.page(w, r, "codes.html", view{Title: "Your recovery codes", Data: codesView{Codes: res.RecoveryCodes, Next: next}})
+}
+
+// limitRefused ends the pending sign-in st, whose second step Guard
+// refused beyond the session limit (ErrSessionLimit), on the sign-in page
+// with the refusal the password step gives.
+func (a *app) limitRefused(w http.ResponseWriter, r *http.Request, st pendingState) {
+	clearPending(w)
+	a.renderStatus(w, r, http.StatusConflict, "login.html", view{Title: "Sign in", Error: limitRefusedText(a.sessionLimit(r, st.Tenant)),
+		Tenant: st.Tenant, Next: localPath(st.Next), Data: loginView{}})
+}
+
+// signInAgain is the sign-in page that starts the pending sign-in st
+// again, for the same page next.
+func signInAgain(st pendingState) string {
+	if next := localPath(st.Next); next != "/" {
+		return "/login?next=" + url.QueryEscape(next)
+	}
+	return "/login"
 }
 
 type codesView struct {
