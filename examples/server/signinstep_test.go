@@ -209,3 +209,62 @@ func TestEnrolAtSignInSessionLimit(t *testing.T) {
 		}
 	}
 }
+
+// A sign-in left half-way (its pending cookie) ends when the browser
+// signs in another way (a password alone, single sign-on) or signs out:
+// its cookie is cleared, and its second step is no longer offered.
+func TestSignInEndsPendingSignIn(t *testing.T) {
+	c, idp, password := newSSOClient(t, nil)
+	idp.addUser("alice", "alice@example.com", "correct horse battery", "staff")
+	const pw = "plum tree on the hill 42"
+	if _, err := c.con.g.CreateUser(t.Context(), guard.System("test"), guard.NewUser{Tenant: demoTenant, Email: "sam@demo.example", Password: pw}); err != nil {
+		t.Fatal(err)
+	}
+	emailFactor(t, c.con, "sam@demo.example", pw, "sam.codes@demo.example")
+	// halfway starts Sam's sign-in on b, up to its second step.
+	halfway := func(b *client) {
+		t.Helper()
+		if resp := b.signIn("sam@demo.example", pw); resp.Header.Get("Location") != "/login/mfa" {
+			t.Fatalf("Sam's sign-in went to %q, want /login/mfa", resp.Header.Get("Location"))
+		}
+	}
+	ended := func(b *client, how string, resp *http.Response) {
+		t.Helper()
+		if k := cookieNamed(resp, pendingCookie); k == nil || k.MaxAge >= 0 {
+			t.Errorf("%s: the pending sign-in's cookie was not cleared", how)
+		}
+		if resp, _ := b.get("/login/mfa"); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
+			t.Errorf("%s: the second step is still offered: %d", how, resp.StatusCode)
+		}
+	}
+
+	b := newClientOf(t, c.srv, c.con)
+	halfway(b)
+	resp := b.signIn(ownerEmail, password)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Fatalf("the owner's sign-in: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	ended(b, "a sign-in with a password alone", resp)
+
+	halfway(b)
+	resp, _ = b.post("/logout", url.Values{})
+	ended(b, "a sign-out", resp)
+
+	b.signIn(ownerEmail, password)
+	_, who := b.whoami()
+	halfway(b)
+	resp, _ = b.post("/account/sessions/revoke", url.Values{"session": {who.SessionID}})
+	if resp.Header.Get("Location") != "/login" {
+		t.Fatalf("ending the browser's own session went to %q", resp.Header.Get("Location"))
+	}
+	ended(b, "ending the browser's own session", resp)
+
+	b = newClientOf(t, c.srv, c.con)
+	halfway(b)
+	acs, answer := b.ssoAnswer(idp, "alice", "correct horse battery", "")
+	resp, _ = b.postFrom(idp.url, "cross-site", acs, answer)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ACS: %d", resp.StatusCode)
+	}
+	ended(b, "a sign-in with SSO", resp)
+}
