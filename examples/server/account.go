@@ -291,7 +291,7 @@ func (a *app) revokeOwnSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if id == p.SessionID() {
-		a.g.ClearSessionCookie(w)
+		a.signedOut(w)
 		a.ok(w, r, "/login", "Signed out.")
 		return
 	}

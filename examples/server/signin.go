@@ -142,14 +142,23 @@ func (a *app) signedInAs(w http.ResponseWriter, r *http.Request, res guard.Login
 // newSession hands the new session to the browser, first ending the one
 // the browser had (perhaps someone else's): the cookie value it replaces
 // is then no session (SECURITY-CHECKLIST SE-1). Every way a sign-in ends
-// (password, second factor, enrolment at sign-in, SSO) goes through here.
+// (password, second factor, enrolment at sign-in, SSO) goes through here,
+// and ends any sign-in the browser left half-way (its pending cookie).
 func (a *app) newSession(w http.ResponseWriter, r *http.Request, res guard.LoginResult) {
 	if p, ok := guard.PrincipalFrom(r.Context()); ok && p.Kind == guard.KindUser {
 		if err := a.g.Logout(r.Context(), p); err != nil && !errors.Is(err, guard.ErrUnauthenticated) {
 			a.logf("sign-in: the browser's earlier session could not be ended: %v", err)
 		}
 	}
+	clearPending(w)
 	a.g.SetSessionCookie(w, res.Token, res.Session)
+}
+
+// signedOut clears the browser's session cookie after a sign-out, and
+// the cookie of any sign-in it left half-way.
+func (a *app) signedOut(w http.ResponseWriter) {
+	clearPending(w)
+	a.g.ClearSessionCookie(w)
 }
 
 // afterSignIn sets the flash a new session calls for and returns where
@@ -290,7 +299,6 @@ func (a *app) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login/enrol", http.StatusSeeOther)
 		return
 	}
-	clearPending(w)
 	a.signedInAs(w, r, res, localPath(st.Next))
 }
 
@@ -414,7 +422,6 @@ func (a *app) enrolDone(w http.ResponseWriter, r *http.Request, st pendingState,
 		a.fail(w, r, err, "/login")
 		return
 	}
-	clearPending(w)
 	a.forget(res.User.Tenant)
 	a.newSession(w, r, res)
 	// The codes first; the continue button then goes where any other
@@ -470,7 +477,7 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "/")
 		return
 	}
-	a.g.ClearSessionCookie(w)
+	a.signedOut(w)
 	if idp != "" {
 		setSLOBinding(w, binding, int(bindingTTL/time.Second))
 		a.page(w, r, "leaving.html", view{Title: "Signing out", SignedOut: true, Data: idp}) // html/template filters the URL
