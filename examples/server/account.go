@@ -332,7 +332,8 @@ type reauthView struct {
 	// not its break-glass owner. The page offers no password form.
 	NoPassword bool
 	// ShowCaptcha: the step-up was refused for want of a CAPTCHA (after
-	// several failures, as on the sign-in form): the form shows it.
+	// several failures, as on the sign-in form), or refused again after
+	// the user was asked: the form shows it.
 	ShowCaptcha bool
 }
 
@@ -407,7 +408,9 @@ func (a *app) reauth(w http.ResponseWriter, r *http.Request) {
 	// as on the sign-in form, or a password that is no proof any more (a
 	// form shown before the organisation required single sign-on), is
 	// said on the step-up page; anything else is the server's.
-	status, captcha := http.StatusBadRequest, false
+	// The form shows the CAPTCHA when Guard asks for it, and keeps it
+	// once the user was asked, as the sign-in form does.
+	status, captcha := http.StatusBadRequest, r.PostForm.Get(a.captcha.Field) != ""
 	msg, onForm := problem(err) // nil: "", false
 	switch {
 	case errors.Is(err, guard.ErrInvalidCredentials):

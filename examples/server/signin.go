@@ -99,7 +99,11 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		IP: a.g.ClientIP(r), UserAgent: r.UserAgent(), Captcha: r.PostForm.Get(a.captcha.Field),
 	})
 	if err != nil {
-		status, msg, captcha := http.StatusUnauthorized, "Incorrect email or password.", false
+		// The form shows the CAPTCHA when Guard asks for it, and keeps it
+		// once the user was asked (the form came with it): Guard asks on
+		// until the failures are forgotten, and an attempt without it is
+		// refused unevaluated. That says nothing the user did not send.
+		status, msg, captcha := http.StatusUnauthorized, "Incorrect email or password.", r.PostForm.Get(a.captcha.Field) != ""
 		switch {
 		case errors.Is(err, guard.ErrCaptchaRequired):
 			status, msg, captcha = http.StatusUnauthorized, "Several sign-ins failed: please confirm you are human, then sign in.", true
