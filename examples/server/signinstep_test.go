@@ -268,3 +268,20 @@ func TestSignInEndsPendingSignIn(t *testing.T) {
 	}
 	ended(b, "a sign-in with SSO", resp)
 }
+
+// fail answers ErrSSORequired for any page, but only a step of a pending
+// sign-in ends that sign-in (TestRequireSSO checks it is ended there): no
+// other page's refusal clears the browser's pending sign-in. No Guard call
+// outside the pending steps reaches fail with ErrSSORequired today; this
+// keeps one that would from ending a sign-in it has nothing to do with.
+func TestFailSSORequiredKeepsPendingSignIn(t *testing.T) {
+	c, _ := newClient(t)
+	w := httptest.NewRecorder()
+	c.con.app.fail(w, httptest.NewRequest(http.MethodPost, "/account/password", nil), guard.ErrSSORequired, "/account")
+	if w.Code != http.StatusForbidden {
+		t.Errorf("ErrSSORequired: %d, want 403", w.Code)
+	}
+	if _, ok := cookieFrom(w, pendingCookie); ok {
+		t.Error("a refusal outside the sign-in steps cleared the pending sign-in's cookie")
+	}
+}
