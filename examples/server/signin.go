@@ -66,6 +66,17 @@ func clearPending(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{Name: pendingCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 }
 
+// failStep answers, as fail does, an error of a step of the pending
+// sign-in that the step does not answer itself; a refusal that ends the
+// sign-in (the organisation now requires single sign-on) clears its
+// cookie too.
+func (a *app) failStep(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, guard.ErrSSORequired) {
+		clearPending(w)
+	}
+	a.fail(w, r, err, "/login")
+}
+
 type loginView struct {
 	Email        string
 	ShowCaptcha  bool
@@ -292,7 +303,7 @@ func (a *app) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 			a.renderStatus(w, r, http.StatusBadRequest, "mfa.html", view{Title: "Second factor", Error: msg, Data: a.mfaView(st, method)})
 			return
 		}
-		a.fail(w, r, err, "/login")
+		a.failStep(w, r, err)
 		return
 	}
 	if res.Pending != nil && res.Pending.Enrol {
@@ -323,7 +334,7 @@ func (a *app) mfaSend(w http.ResponseWriter, r *http.Request) {
 			a.renderStatus(w, r, http.StatusBadRequest, "mfa.html", view{Title: "Second factor", Error: msg, Data: a.mfaView(st, guard.MethodCode)})
 			return
 		}
-		a.fail(w, r, err, "/login")
+		a.failStep(w, r, err)
 		return
 	}
 	v := a.mfaView(st, guard.MethodCode)
@@ -369,7 +380,7 @@ func (a *app) enrolBegin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		a.fail(w, r, err, "/login")
+		a.failStep(w, r, err)
 		return
 	}
 	a.page(w, r, "enrol.html", view{Title: "Set up a second factor", Data: totpView(en, "/login/enrol/confirm")})
@@ -423,7 +434,7 @@ func (a *app) enrolDone(w http.ResponseWriter, r *http.Request, st pendingState,
 			Data: codesView{Codes: res.RecoveryCodes, Next: signInAgain(st)}})
 		return
 	case err != nil:
-		a.fail(w, r, err, "/login")
+		a.failStep(w, r, err)
 		return
 	}
 	a.forget(res.User.Tenant)
