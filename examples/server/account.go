@@ -147,9 +147,12 @@ func (a *app) emailConfirmForm(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) confirmEmail(w http.ResponseWriter, r *http.Request) {
 	v, ok := cookieParams(r, emailCookie)
-	if !ok || !a.form(w, r) {
+	if !ok {
 		a.renderStatus(w, r, http.StatusBadRequest, "emailconfirm.html", view{Title: "Confirm your new email address", Error: "This link is invalid or has expired."})
 		return
+	}
+	if !a.form(w, r) {
+		return // answered: an unreadable form
 	}
 	err := a.g.ConfirmEmailChange(r.Context(), guard.EmailChangeConfirm{Tenant: v.Get("tenant"), UserID: v.Get("user"), Email: v.Get("email"),
 		Token: v.Get("token"), IP: a.g.ClientIP(r), UserAgent: r.UserAgent()})

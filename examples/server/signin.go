@@ -319,9 +319,12 @@ func (a *app) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) mfaSend(w http.ResponseWriter, r *http.Request) {
 	st, ok := a.pending(r)
-	if !ok || !a.form(w, r) {
+	if !ok {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
+	}
+	if !a.form(w, r) {
+		return // answered: an unreadable form
 	}
 	err := a.g.SendLoginCode(r.Context(), st.Token, r.PostForm.Get("factor"), a.g.ClientIP(r), r.UserAgent())
 	if errors.Is(err, guard.ErrLoginExpired) {
