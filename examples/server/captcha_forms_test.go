@@ -36,22 +36,29 @@ func TestCaptchaWidgetShownAgain(t *testing.T) {
 		}
 	}
 
+	// askedThenKept fails three times with wrong at path on b, then
+	// wants the widget on the refusal for want of the CAPTCHA and on the
+	// next failure, made with the CAPTCHA done.
+	askedThenKept := func(b *client, what, path string, wrong url.Values) {
+		t.Helper()
+		for range 3 {
+			b.post(path, wrong)
+		}
+		resp, body := b.post(path, wrong)
+		asked(what+" without the CAPTCHA", resp, body, http.StatusUnauthorized, "confirm you are human")
+		wrong.Set("captcha", standinToken)
+		resp, body = b.post(path, wrong)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, captchaWidget) {
+			t.Errorf("%s: a wrong password with the CAPTCHA done: %d %q, widget shown %v; want 401 with the widget",
+				what, resp.StatusCode, pageError(body), strings.Contains(body, captchaWidget))
+		}
+	}
+
 	t.Run("sign-in", func(t *testing.T) {
 		b := newClientOf(t, c.srv, c.con)
-		wrong := url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "password": {"a wrong guess"}}
-		for range 3 {
-			b.post("/login", wrong)
-		}
-		resp, body := b.post("/login", wrong)
-		asked("sign-in without the CAPTCHA", resp, body, http.StatusUnauthorized, "confirm you are human")
-		wrong.Set("captcha", standinToken)
-		resp, body = b.post("/login", wrong)
-		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, captchaWidget) {
-			t.Errorf("a wrong password with the CAPTCHA done: %d %q, widget shown %v; want 401 with the widget",
-				resp.StatusCode, pageError(body), strings.Contains(body, captchaWidget))
-		}
+		askedThenKept(b, "sign-in", "/login", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "password": {"a wrong guess"}})
 		// Why: the next attempt without it is refused unevaluated.
-		resp, body = b.post("/login", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "password": {password}})
+		resp, body := b.post("/login", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "password": {password}})
 		asked("the right password without the CAPTCHA after that", resp, body, http.StatusUnauthorized, "confirm you are human")
 	})
 	t.Run("step-up", func(t *testing.T) {
@@ -59,18 +66,7 @@ func TestCaptchaWidgetShownAgain(t *testing.T) {
 		if resp := b.signIn("sam@demo.example", "plum tree on the hill 42"); resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("Sam's sign-in: %d", resp.StatusCode)
 		}
-		wrong := url.Values{"password": {"a wrong guess"}, "next": {"/account"}}
-		for range 3 {
-			b.post("/reauth", wrong)
-		}
-		resp, body := b.post("/reauth", wrong)
-		asked("step-up without the CAPTCHA", resp, body, http.StatusUnauthorized, "confirm you are human")
-		wrong.Set("captcha", standinToken)
-		resp, body = b.post("/reauth", wrong)
-		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, captchaWidget) {
-			t.Errorf("a wrong password with the CAPTCHA done: %d %q, widget shown %v; want 401 with the widget",
-				resp.StatusCode, pageError(body), strings.Contains(body, captchaWidget))
-		}
+		askedThenKept(b, "step-up", "/reauth", url.Values{"password": {"a wrong guess"}, "next": {"/account"}})
 	})
 	t.Run("forgot password", func(t *testing.T) {
 		b := newClientOf(t, c.srv, c.con)
