@@ -147,9 +147,12 @@ func (a *app) emailConfirmForm(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) confirmEmail(w http.ResponseWriter, r *http.Request) {
 	v, ok := cookieParams(r, emailCookie)
-	if !ok || !a.form(w, r) {
+	if !ok {
 		a.renderStatus(w, r, http.StatusBadRequest, "emailconfirm.html", view{Title: "Confirm your new email address", Error: "This link is invalid or has expired."})
 		return
+	}
+	if !a.form(w, r) {
+		return // answered: an unreadable form
 	}
 	err := a.g.ConfirmEmailChange(r.Context(), guard.EmailChangeConfirm{Tenant: v.Get("tenant"), UserID: v.Get("user"), Email: v.Get("email"),
 		Token: v.Get("token"), IP: a.g.ClientIP(r), UserAgent: r.UserAgent()})
@@ -291,7 +294,7 @@ func (a *app) revokeOwnSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if id == p.SessionID() {
-		a.g.ClearSessionCookie(w)
+		a.signedOut(w)
 		a.ok(w, r, "/login", "Signed out.")
 		return
 	}
@@ -332,7 +335,8 @@ type reauthView struct {
 	// not its break-glass owner. The page offers no password form.
 	NoPassword bool
 	// ShowCaptcha: the step-up was refused for want of a CAPTCHA (after
-	// several failures, as on the sign-in form): the form shows it.
+	// several failures, as on the sign-in form), or refused again after
+	// the user was asked: the form shows it.
 	ShowCaptcha bool
 }
 
@@ -407,7 +411,9 @@ func (a *app) reauth(w http.ResponseWriter, r *http.Request) {
 	// as on the sign-in form, or a password that is no proof any more (a
 	// form shown before the organisation required single sign-on), is
 	// said on the step-up page; anything else is the server's.
-	status, captcha := http.StatusBadRequest, false
+	// The form shows the CAPTCHA when Guard asks for it, and keeps it
+	// once the user was asked, as the sign-in form does.
+	status, captcha := http.StatusBadRequest, r.PostForm.Get(a.captcha.Field) != ""
 	msg, onForm := problem(err) // nil: "", false
 	switch {
 	case errors.Is(err, guard.ErrInvalidCredentials):

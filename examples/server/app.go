@@ -585,9 +585,9 @@ func (a *app) fail(w http.ResponseWriter, r *http.Request, err error, next strin
 			"Access from your network address is not allowed by your organisation.")
 	case errors.Is(err, guard.ErrSSORequired):
 		// A sign-in waiting for its second factor when the organisation
-		// turned on "require SSO". (A password step-up under it is
-		// answered on the step-up page, reauth.)
-		clearPending(w)
+		// turned on "require SSO" (failStep also ends the sign-in). (A
+		// password step-up under it is answered on the step-up page,
+		// reauth.)
 		a.errorPage(w, r, http.StatusForbidden, "Single sign-on required",
 			"Your organisation requires single sign-on: use \"Sign in with SSO\" on the sign-in page.")
 	case errors.Is(err, guard.ErrUnavailable):

@@ -66,6 +66,17 @@ func clearPending(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{Name: pendingCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 }
 
+// failStep answers, as fail does, an error of a step of the pending
+// sign-in that the step does not answer itself; a refusal that ends the
+// sign-in (the organisation now requires single sign-on) clears its
+// cookie too.
+func (a *app) failStep(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, guard.ErrSSORequired) {
+		clearPending(w)
+	}
+	a.fail(w, r, err, "/login")
+}
+
 type loginView struct {
 	Email        string
 	ShowCaptcha  bool
@@ -99,7 +110,11 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		IP: a.g.ClientIP(r), UserAgent: r.UserAgent(), Captcha: r.PostForm.Get(a.captcha.Field),
 	})
 	if err != nil {
-		status, msg, captcha := http.StatusUnauthorized, "Incorrect email or password.", false
+		// The form shows the CAPTCHA when Guard asks for it, and keeps it
+		// once the user was asked (the form came with it): Guard asks on
+		// until the failures are forgotten, and an attempt without it is
+		// refused unevaluated. That says nothing the user did not send.
+		status, msg, captcha := http.StatusUnauthorized, "Incorrect email or password.", r.PostForm.Get(a.captcha.Field) != ""
 		switch {
 		case errors.Is(err, guard.ErrCaptchaRequired):
 			status, msg, captcha = http.StatusUnauthorized, "Several sign-ins failed: please confirm you are human, then sign in.", true
@@ -142,14 +157,23 @@ func (a *app) signedInAs(w http.ResponseWriter, r *http.Request, res guard.Login
 // newSession hands the new session to the browser, first ending the one
 // the browser had (perhaps someone else's): the cookie value it replaces
 // is then no session (SECURITY-CHECKLIST SE-1). Every way a sign-in ends
-// (password, second factor, enrolment at sign-in, SSO) goes through here.
+// (password, second factor, enrolment at sign-in, SSO) goes through here,
+// and ends any sign-in the browser left half-way (its pending cookie).
 func (a *app) newSession(w http.ResponseWriter, r *http.Request, res guard.LoginResult) {
 	if p, ok := guard.PrincipalFrom(r.Context()); ok && p.Kind == guard.KindUser {
 		if err := a.g.Logout(r.Context(), p); err != nil && !errors.Is(err, guard.ErrUnauthenticated) {
 			a.logf("sign-in: the browser's earlier session could not be ended: %v", err)
 		}
 	}
+	clearPending(w)
 	a.g.SetSessionCookie(w, res.Token, res.Session)
+}
+
+// signedOut clears the browser's session cookie after a sign-out, and
+// the cookie of any sign-in it left half-way.
+func (a *app) signedOut(w http.ResponseWriter) {
+	clearPending(w)
+	a.g.ClearSessionCookie(w)
 }
 
 // afterSignIn sets the flash a new session calls for and returns where
@@ -268,9 +292,7 @@ func (a *app) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 		// The code was right, but the user has as many sessions as the
 		// organisation allows ("refuse new sessions"): this sign-in ends,
 		// refused as at the password step.
-		clearPending(w)
-		a.renderStatus(w, r, http.StatusConflict, "login.html", view{Title: "Sign in", Error: limitRefusedText(a.sessionLimit(r, st.Tenant)),
-			Tenant: st.Tenant, Next: localPath(st.Next), Data: loginView{}})
+		a.limitRefused(w, r, st)
 		return
 	case errors.Is(err, guard.ErrInvalidCode):
 		a.renderStatus(w, r, http.StatusUnauthorized, "mfa.html", view{Title: "Second factor", Error: "That code was not accepted. Codes work once; wait for the next one if you just used it.",
@@ -281,7 +303,7 @@ func (a *app) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 			a.renderStatus(w, r, http.StatusBadRequest, "mfa.html", view{Title: "Second factor", Error: msg, Data: a.mfaView(st, method)})
 			return
 		}
-		a.fail(w, r, err, "/login")
+		a.failStep(w, r, err)
 		return
 	}
 	if res.Pending != nil && res.Pending.Enrol {
@@ -292,15 +314,17 @@ func (a *app) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login/enrol", http.StatusSeeOther)
 		return
 	}
-	clearPending(w)
 	a.signedInAs(w, r, res, localPath(st.Next))
 }
 
 func (a *app) mfaSend(w http.ResponseWriter, r *http.Request) {
 	st, ok := a.pending(r)
-	if !ok || !a.form(w, r) {
+	if !ok {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
+	}
+	if !a.form(w, r) {
+		return // answered: an unreadable form
 	}
 	err := a.g.SendLoginCode(r.Context(), st.Token, r.PostForm.Get("factor"), a.g.ClientIP(r), r.UserAgent())
 	if errors.Is(err, guard.ErrLoginExpired) {
@@ -313,7 +337,7 @@ func (a *app) mfaSend(w http.ResponseWriter, r *http.Request) {
 			a.renderStatus(w, r, http.StatusBadRequest, "mfa.html", view{Title: "Second factor", Error: msg, Data: a.mfaView(st, guard.MethodCode)})
 			return
 		}
-		a.fail(w, r, err, "/login")
+		a.failStep(w, r, err)
 		return
 	}
 	v := a.mfaView(st, guard.MethodCode)
@@ -359,7 +383,7 @@ func (a *app) enrolBegin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		a.fail(w, r, err, "/login")
+		a.failStep(w, r, err)
 		return
 	}
 	a.page(w, r, "enrol.html", view{Title: "Set up a second factor", Data: totpView(en, "/login/enrol/confirm")})
@@ -381,6 +405,12 @@ func (a *app) enrolConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := a.g.CompletePendingEnrolment(r.Context(), guard.SecondFactor{Pending: st.Token, FactorID: r.PostForm.Get("factor"),
 		Code: r.PostForm.Get("code"), IP: a.g.ClientIP(r), UserAgent: r.UserAgent()})
+	a.enrolDone(w, r, st, res, err)
+}
+
+// enrolDone answers the confirmation of the factor enrolled at the
+// pending sign-in st, with what CompletePendingEnrolment gave.
+func (a *app) enrolDone(w http.ResponseWriter, r *http.Request, st pendingState, res guard.LoginResult, err error) {
 	switch {
 	case errors.Is(err, guard.ErrLoginExpired):
 		clearPending(w)
@@ -390,11 +420,26 @@ func (a *app) enrolConfirm(w http.ResponseWriter, r *http.Request) {
 		a.renderStatus(w, r, http.StatusUnauthorized, "enrol.html", view{Title: "Set up a second factor",
 			Error: "That code was not accepted: start again to get a new QR code.", Data: enrolView{Action: "/login/enrol/begin"}})
 		return
+	case errors.Is(err, guard.ErrSessionLimit):
+		// The app is set up (Guard confirmed it, which ended the user's
+		// sessions), but a session made since fills those the
+		// organisation allows ("refuse new sessions"): this sign-in ends,
+		// refused as at the other steps. The recovery codes Guard made
+		// with the app come with the refusal: the user's only copy,
+		// shown now, the continue button going back to the sign-in.
+		a.forget(st.Tenant)
+		if len(res.RecoveryCodes) == 0 {
+			a.limitRefused(w, r, st)
+			return
+		}
+		clearPending(w)
+		a.renderStatus(w, r, http.StatusConflict, "codes.html", view{Title: "Your recovery codes", Error: limitRefusedText(a.sessionLimit(r, st.Tenant)),
+			Data: codesView{Codes: res.RecoveryCodes, Next: signInAgain(st)}})
+		return
 	case err != nil:
-		a.fail(w, r, err, "/login")
+		a.failStep(w, r, err)
 		return
 	}
-	clearPending(w)
 	a.forget(res.User.Tenant)
 	a.newSession(w, r, res)
 	// The codes first; the continue button then goes where any other
@@ -411,6 +456,24 @@ func (a *app) enrolConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.page(w, r, "codes.html", view{Title: "Your recovery codes", Data: codesView{Codes: res.RecoveryCodes, Next: next}})
+}
+
+// limitRefused ends the pending sign-in st, whose second step Guard
+// refused beyond the session limit (ErrSessionLimit), on the sign-in page
+// with the refusal the password step gives.
+func (a *app) limitRefused(w http.ResponseWriter, r *http.Request, st pendingState) {
+	clearPending(w)
+	a.renderStatus(w, r, http.StatusConflict, "login.html", view{Title: "Sign in", Error: limitRefusedText(a.sessionLimit(r, st.Tenant)),
+		Tenant: st.Tenant, Next: localPath(st.Next), Data: loginView{}})
+}
+
+// signInAgain is the sign-in page that starts the pending sign-in st
+// again, for the same page next.
+func signInAgain(st pendingState) string {
+	if next := localPath(st.Next); next != "/" {
+		return "/login?next=" + url.QueryEscape(next)
+	}
+	return "/login"
 }
 
 type codesView struct {
@@ -432,7 +495,7 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "/")
 		return
 	}
-	a.g.ClearSessionCookie(w)
+	a.signedOut(w)
 	if idp != "" {
 		setSLOBinding(w, binding, int(bindingTTL/time.Second))
 		a.page(w, r, "leaving.html", view{Title: "Signing out", SignedOut: true, Data: idp}) // html/template filters the URL

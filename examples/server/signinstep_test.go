@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -169,5 +170,118 @@ func TestSecondStepIPNotAllowed(t *testing.T) {
 	}
 	if code, _ := o.whoami(); code != http.StatusUnauthorized {
 		t.Errorf("a session from an address not allowed: %d", code)
+	}
+}
+
+// Guard's CompletePendingEnrolment gives the recovery codes of the factor
+// it enrolled (it stays enrolled) with ErrSessionLimit when a session of
+// the user made between the enrolment, which ends the user's sessions,
+// and the new session fills the one the organisation allows, under
+// "refuse new sessions". That race cannot be timed from outside, so the
+// console's answer to it is called with what Guard gives: 409 with the
+// limit in words, as the second step says it, the sign-in's cookie
+// cleared, and the codes, which are the user's only copy, shown.
+func TestEnrolAtSignInSessionLimit(t *testing.T) {
+	c, _ := newClient(t)
+	setPolicy(t, c.con, func(p *guard.Policy) {
+		p.RequireMFA, p.SessionLimit, p.OnSessionLimit = true, 1, guard.RefuseNewSession
+	})
+	st := pendingState{Token: "pending", Tenant: demoTenant, Enrol: true}
+	const limit = "You are already signed in elsewhere, and your organisation allows one session per user"
+	for _, codes := range [][]string{{"code-one", "code-two"}, nil} {
+		w := httptest.NewRecorder()
+		c.con.app.enrolDone(w, httptest.NewRequest(http.MethodPost, "/login/enrol/confirm", nil), st,
+			guard.LoginResult{RecoveryCodes: codes}, guard.ErrSessionLimit)
+		body := w.Body.String()
+		if w.Code != http.StatusConflict || !strings.Contains(body, limit) {
+			t.Errorf("codes %q: %d\n%s", codes, w.Code, body)
+		}
+		for _, code := range codes {
+			if !strings.Contains(body, "<li><code>"+code+"</code></li>") {
+				t.Errorf("recovery code %q not shown:\n%s", code, body)
+			}
+		}
+		if k, ok := cookieFrom(w, pendingCookie); !ok || k.MaxAge >= 0 {
+			t.Errorf("codes %q: the pending sign-in's cookie was not cleared", codes)
+		}
+		if k, ok := cookieFrom(w, sessionCookie); ok && k.MaxAge >= 0 {
+			t.Errorf("codes %q: a session cookie was set", codes)
+		}
+	}
+}
+
+// A sign-in left half-way (its pending cookie) ends when the browser
+// signs in another way (a password alone, single sign-on) or signs out:
+// its cookie is cleared, and its second step is no longer offered.
+func TestSignInEndsPendingSignIn(t *testing.T) {
+	c, idp, password := newSSOClient(t, nil)
+	idp.addUser("alice", "alice@example.com", "correct horse battery", "staff")
+	const pw = "plum tree on the hill 42"
+	if _, err := c.con.g.CreateUser(t.Context(), guard.System("test"), guard.NewUser{Tenant: demoTenant, Email: "sam@demo.example", Password: pw}); err != nil {
+		t.Fatal(err)
+	}
+	emailFactor(t, c.con, "sam@demo.example", pw, "sam.codes@demo.example")
+	// halfway starts Sam's sign-in on b, up to its second step.
+	halfway := func(b *client) {
+		t.Helper()
+		if resp := b.signIn("sam@demo.example", pw); resp.Header.Get("Location") != "/login/mfa" {
+			t.Fatalf("Sam's sign-in went to %q, want /login/mfa", resp.Header.Get("Location"))
+		}
+	}
+	ended := func(b *client, how string, resp *http.Response) {
+		t.Helper()
+		if k := cookieNamed(resp, pendingCookie); k == nil || k.MaxAge >= 0 {
+			t.Errorf("%s: the pending sign-in's cookie was not cleared", how)
+		}
+		if resp, _ := b.get("/login/mfa"); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
+			t.Errorf("%s: the second step is still offered: %d", how, resp.StatusCode)
+		}
+	}
+
+	b := newClientOf(t, c.srv, c.con)
+	halfway(b)
+	resp := b.signIn(ownerEmail, password)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Fatalf("the owner's sign-in: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	ended(b, "a sign-in with a password alone", resp)
+
+	halfway(b)
+	resp, _ = b.post("/logout", url.Values{})
+	ended(b, "a sign-out", resp)
+
+	b.signIn(ownerEmail, password)
+	_, who := b.whoami()
+	halfway(b)
+	resp, _ = b.post("/account/sessions/revoke", url.Values{"session": {who.SessionID}})
+	if resp.Header.Get("Location") != "/login" {
+		t.Fatalf("ending the browser's own session went to %q", resp.Header.Get("Location"))
+	}
+	ended(b, "ending the browser's own session", resp)
+
+	b = newClientOf(t, c.srv, c.con)
+	halfway(b)
+	acs, answer := b.ssoAnswer(idp, "alice", "correct horse battery", "")
+	resp, _ = b.postFrom(idp.url, "cross-site", acs, answer)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ACS: %d", resp.StatusCode)
+	}
+	ended(b, "a sign-in with SSO", resp)
+}
+
+// fail answers ErrSSORequired for any page, but only a step of a pending
+// sign-in ends that sign-in (TestRequireSSO checks it is ended there): no
+// other page's refusal clears the browser's pending sign-in. No Guard call
+// outside the pending steps reaches fail with ErrSSORequired today; this
+// keeps one that would from ending a sign-in it has nothing to do with.
+func TestFailSSORequiredKeepsPendingSignIn(t *testing.T) {
+	c, _ := newClient(t)
+	w := httptest.NewRecorder()
+	c.con.app.fail(w, httptest.NewRequest(http.MethodPost, "/account/password", nil), guard.ErrSSORequired, "/account")
+	if w.Code != http.StatusForbidden {
+		t.Errorf("ErrSSORequired: %d, want 403", w.Code)
+	}
+	if _, ok := cookieFrom(w, pendingCookie); ok {
+		t.Error("a refusal outside the sign-in steps cleared the pending sign-in's cookie")
 	}
 }

@@ -263,7 +263,7 @@ func (a *app) samlSLO(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		setSLOBinding(w, "", -1)
-		a.g.ClearSessionCookie(w)
+		a.signedOut(w)
 		a.ok(w, r, back, "Signed out, at your identity provider too.")
 	default:
 		a.clearEndedSession(w, r)
