@@ -48,6 +48,29 @@ func (s *gateSender) sent() int {
 	return s.out
 }
 
+// waitsForSlot calls call, the call name, with every background slot
+// taken by a send the gate holds: it must wait, then return nil once the
+// gate opens (waitsForSlot opens it) and the slots come free.
+func (s *gateSender) waitsForSlot(t testing.TB, name string, call func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	select {
+	case err := <-done:
+		t.Fatalf("%s returned (%v) with every slot taken, want it to wait", name, err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	s.release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("%s once slots were free: %v", name, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s still waiting once slots were free", name)
+	}
+}
+
 // waitInFlight waits, ten seconds at most, for n sends in flight.
 func (s *gateSender) waitInFlight(t testing.TB, n int) {
 	t.Helper()
@@ -104,22 +127,7 @@ func TestForgotPasswordBackgroundBounded(t *testing.T) {
 	}
 
 	// One that may wait gets a slot once the sends end.
-	done := make(chan error, 1)
-	go func() { done <- forgot(f.ctx, "ada@example.test") }()
-	select {
-	case err := <-done:
-		t.Fatalf("ForgotPassword returned (%v) with every slot taken, want it to wait", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	gate.release()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("ForgotPassword once slots were free: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("ForgotPassword still waiting once slots were free")
-	}
+	gate.waitsForSlot(t, "ForgotPassword", func() error { return forgot(f.ctx, "ada@example.test") })
 	f.g.Close()
 	if _, peak := gate.counts(); peak > maxResets {
 		t.Errorf("%d sends at once, want at most %d", peak, maxResets)

@@ -10,17 +10,20 @@ import (
 	"github.com/guardhq/guard/rbac"
 )
 
-// A flood of security notices holds at most 64 background sends at once.
+// A flood of security notices holds at most MaxBackgroundNotices
+// background sends at once.
 // With that many stuck on a slow mail server, the next notice's caller
 // waits for a slot as long as its context lasts: one whose context ends
-// first returns (what it changed stays done) and its notice is dropped;
+// first returns (what it changed stays done) and its notice is dropped,
+// counted in DroppedNotices;
 // one that may wait gets a slot once the sends end, and its notice goes
 // out. A lock notice waits for no slot (the wait would be a real
 // account's alone, and tell that the address has one): with every slot
-// taken, the locking sign-in is answered at once and the notice dropped.
+// taken, the locking sign-in is answered at once and the notice dropped
+// (and counted).
 // Close waits for every notice sent.
 func TestNoticesBackgroundBounded(t *testing.T) {
-	const maxNotices = 64
+	const maxNotices = guard.MaxBackgroundNotices
 	gate := &gateSender{open: make(chan struct{})}
 	f := newFixture(t, func(c *guard.Config) {
 		c.Recovery = guard.RecoveryConfig{Email: gate, BaseURL: "https://app.example.test"}
@@ -51,6 +54,9 @@ func TestNoticesBackgroundBounded(t *testing.T) {
 	if d := time.Since(start); d < wait {
 		t.Errorf("ExpirePassword with every slot taken returned after %v, want it to wait for a slot until its context ended (%v)", d, wait)
 	}
+	if n := f.g.DroppedNotices(); n != 1 {
+		t.Errorf("DroppedNotices = %d after a notice found no slot in time, want 1", n)
+	}
 
 	// A lock notice waits for none: the locking sign-in is answered at once.
 	locked := make(chan struct{})
@@ -70,29 +76,20 @@ func TestNoticesBackgroundBounded(t *testing.T) {
 	if in, _ := gate.counts(); in != maxNotices {
 		t.Errorf("%d sends in flight after the refused notices, want %d", in, maxNotices)
 	}
+	if n := f.g.DroppedNotices(); n != 2 {
+		t.Errorf("DroppedNotices = %d after the lock notice found no slot, want 2", n)
+	}
 
 	// One that may wait gets a slot once the sends end.
-	done := make(chan error, 1)
-	go func() { done <- expire(f.ctx) }()
-	select {
-	case err := <-done:
-		t.Fatalf("ExpirePassword returned (%v) with every slot taken, want it to wait", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	gate.release()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("ExpirePassword once slots were free: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("ExpirePassword still waiting once slots were free")
-	}
+	gate.waitsForSlot(t, "ExpirePassword", func() error { return expire(f.ctx) })
 	f.g.Close()
 	if _, peak := gate.counts(); peak > maxNotices {
 		t.Errorf("%d sends at once, want at most %d", peak, maxNotices)
 	}
 	if n := gate.sent(); n != maxNotices+1 {
 		t.Errorf("%d notices sent by Close, want %d (the first %d and the one that waited)", n, maxNotices+1, maxNotices)
+	}
+	if n := f.g.DroppedNotices(); n != 2 {
+		t.Errorf("DroppedNotices = %d at the end, want 2", n)
 	}
 }
