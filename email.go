@@ -123,7 +123,7 @@ func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, 
 		_ = g.stores.UserUpdates.SetEmail(context.WithoutCancel(ctx), u.Tenant, u.ID, u.Email, u.EmailUnverified)
 		return err
 	}
-	g.notify(u, "The email address of your account was changed",
+	g.notify(ctx, u, "The email address of your account was changed",
 		"The email address you sign in with was just changed from "+u.Email+" to "+email+". "+
 			"This address will no longer receive messages about the account. "+
 			"If it was not you, contact your administrator now.")

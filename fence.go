@@ -369,7 +369,7 @@ func (f *fence) closeAll() {
 	}
 }
 
-// Close waits for background work (reset emails) and closes the stores of
+// Close waits for background work (reset emails, security notices) and closes the stores of
 // ring-fenced tenants that the Guard opened. The Config's own Stores are
 // the host's to close.
 //

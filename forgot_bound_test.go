@@ -12,12 +12,12 @@ import (
 )
 
 // gateSender holds every email until open is closed, and counts the sends
-// in flight and the most ever in flight at once.
+// in flight, the most ever in flight at once and the sends done.
 type gateSender struct {
-	open      chan struct{}
-	closeOnce sync.Once
-	mu        sync.Mutex
-	in, peak  int
+	open          chan struct{}
+	closeOnce     sync.Once
+	mu            sync.Mutex
+	in, peak, out int
 }
 
 func (s *gateSender) SendEmail(_ context.Context, _ mfa.Message) error {
@@ -28,6 +28,7 @@ func (s *gateSender) SendEmail(_ context.Context, _ mfa.Message) error {
 	<-s.open
 	s.mu.Lock()
 	s.in--
+	s.out++
 	s.mu.Unlock()
 	return nil
 }
@@ -38,6 +39,48 @@ func (s *gateSender) counts() (in, peak int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.in, s.peak
+}
+
+// sent returns the number of sends done.
+func (s *gateSender) sent() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.out
+}
+
+// waitsForSlot calls call, the call name, with every background slot
+// taken by a send the gate holds: it must wait, then return nil once the
+// gate opens (waitsForSlot opens it) and the slots come free.
+func (s *gateSender) waitsForSlot(t testing.TB, name string, call func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	select {
+	case err := <-done:
+		t.Fatalf("%s returned (%v) with every slot taken, want it to wait", name, err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	s.release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("%s once slots were free: %v", name, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s still waiting once slots were free", name)
+	}
+}
+
+// waitInFlight waits, ten seconds at most, for n sends in flight.
+func (s *gateSender) waitInFlight(t testing.TB, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if in, _ := s.counts(); in == n {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%d sends in flight, want %d", in, n)
+		}
+	}
 }
 
 // A flood of ForgotPassword requests holds at most MaxBackgroundResets
@@ -63,13 +106,7 @@ func TestForgotPasswordBackgroundBounded(t *testing.T) {
 			t.Fatalf("request %d: %v", i, err)
 		}
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if in, _ := gate.counts(); in == maxResets {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("%d sends in flight, want %d", in, maxResets)
-		}
-	}
+	gate.waitInFlight(t, maxResets)
 
 	// Every slot is taken: the next requests wait, until their context ends.
 	var answers []string
@@ -90,22 +127,7 @@ func TestForgotPasswordBackgroundBounded(t *testing.T) {
 	}
 
 	// One that may wait gets a slot once the sends end.
-	done := make(chan error, 1)
-	go func() { done <- forgot(f.ctx, "ada@example.test") }()
-	select {
-	case err := <-done:
-		t.Fatalf("ForgotPassword returned (%v) with every slot taken, want it to wait", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	gate.release()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("ForgotPassword once slots were free: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("ForgotPassword still waiting once slots were free")
-	}
+	gate.waitsForSlot(t, "ForgotPassword", func() error { return forgot(f.ctx, "ada@example.test") })
 	f.g.Close()
 	if _, peak := gate.counts(); peak > maxResets {
 		t.Errorf("%d sends at once, want at most %d", peak, maxResets)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -308,8 +309,10 @@ type Guard struct {
 	breach         auth.BreachChecker
 	onRefuse       func(http.ResponseWriter, *http.Request, int, error)
 
-	bg     sync.WaitGroup // background work (reset emails) that Close waits for
-	resets chan struct{}  // ForgotPassword's background slots (MaxBackgroundResets)
+	bg      sync.WaitGroup // background work (reset emails, notices) that Close waits for
+	resets  chan struct{}  // ForgotPassword's background slots (MaxBackgroundResets)
+	notices chan struct{}  // security notices' background slots (MaxBackgroundNotices)
+	dropped atomic.Int64   // notices dropped for want of a slot (DroppedNotices)
 }
 
 // New validates cfg, fills its defaults and returns a Guard.
@@ -511,5 +514,6 @@ func New(cfg Config) (*Guard, error) {
 		breach:   cfg.BreachCheck,
 		onRefuse: cfg.OnRefuse,
 		resets:   make(chan struct{}, MaxBackgroundResets),
+		notices:  make(chan struct{}, MaxBackgroundNotices),
 	}, nil
 }

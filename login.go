@@ -331,7 +331,9 @@ func (g *Guard) settle(ctx context.Context, gt gate, done bool) error {
 // knows the address can lock the account again and again, and must not
 // flood its inbox (every lock stays on record). The notice, and the count
 // that limits it, are done in the background, so that the answer takes
-// no longer for an account than for an invented name. gt is the zero
+// no longer for an account than for an invented name; for the same
+// reason the notice waits for no background slot (noWait: with all
+// MaxBackgroundNotices taken it is dropped, and counted). gt is the zero
 // gate for a failure that reserved nothing.
 //
 // A reservation that started a lock of the client IP is recorded too, as
@@ -364,7 +366,7 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 		if gt.acct.Permanent {
 			text += ", until an administrator unlocks it"
 		}
-		g.notifyOnce(linkRateKey("lock-notice", a.user.Tenant, a.user.ID), *a.user, a.user.Email, "Your account was locked",
+		g.notifyOnce(noWait(ctx), linkRateKey("lock-notice", a.user.Tenant, a.user.ID), *a.user, a.user.Email, "Your account was locked",
 			text+". If it was not you, someone may be guessing your password: "+
 				"change it once you can sign in again, and tell your administrator.")
 	}

@@ -241,7 +241,7 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, kind, gate{}, unavailable("second factor", err))
 		}
 		if reason == ReasonCodeReuse {
-			g.noticeReuse(u)
+			g.noticeReuse(ctx, u)
 		}
 		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, kind, gt, ErrInvalidCode)
 	}
@@ -257,7 +257,7 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 		// The recovery code is used up though this sign-in ends here
 		// (another request completed it first, say): on record all the
 		// same, as a failed recovery_used, and the user is told.
-		if err := g.record(ctx, g.recoveryUsed(p.a, *recovery, audit.Failure, reason)); err != nil {
+		if err := g.record(ctx, g.recoveryUsed(ctx, p.a, *recovery, audit.Failure, reason)); err != nil {
 			return LoginResult{}, err
 		}
 		return LoginResult{}, cerr
@@ -265,7 +265,7 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	events := []audit.Event{p.a.event(audit.MFASucceeded, audit.Success, "")}
 	events[0].Meta = map[string]string{"kind": string(kind)}
 	if recovery != nil {
-		events = append(events, g.recoveryUsed(p.a, *recovery, audit.Success, ""))
+		events = append(events, g.recoveryUsed(ctx, p.a, *recovery, audit.Success, ""))
 	}
 	if err := g.record(ctx, events...); err != nil {
 		return LoginResult{}, err
@@ -331,7 +331,7 @@ func strongFactor(fs []mfa.Factor) bool {
 // recoveryUsed is the mfa.recovery_used event of a's use of a recovery
 // code, with r.Left codes left, and mails the user a notice of it: of a
 // sign-in, or (outcome Failure) of a code spent on one that did not complete.
-func (g *Guard) recoveryUsed(a attempt, r mfa.RecoveryResult, outcome audit.Outcome, reason string) audit.Event {
+func (g *Guard) recoveryUsed(ctx context.Context, a attempt, r mfa.RecoveryResult, outcome audit.Outcome, reason string) audit.Event {
 	u := *a.user
 	subject, what := "A recovery code was used to sign in", "used to sign in to your account"
 	if outcome != audit.Success {
@@ -344,7 +344,7 @@ func (g *Guard) recoveryUsed(a attempt, r mfa.RecoveryResult, outcome audit.Outc
 	case r.Left > 1:
 		left = strconv.Itoa(r.Left) + " are left"
 	}
-	g.notify(u, subject, "One of your recovery codes was just "+what+"; "+left+". "+
+	g.notify(ctx, u, subject, "One of your recovery codes was just "+what+"; "+left+". "+
 		"If it was not you, change your password and generate new recovery codes now.")
 	e := a.event(audit.RecoveryUsed, outcome, reason)
 	e.Target = u.ID
@@ -590,7 +590,7 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bo
 	if err := g.record(ctx, events...); err != nil {
 		return undo(err)
 	}
-	g.notify(u, "A second factor was added to your account",
+	g.notify(ctx, u, "A second factor was added to your account",
 		article(factorNoun(f.Kind))+" was just added to your account as a second sign-in step. "+
 			"If it was not you, contact your administrator now.")
 	return codes, nil
@@ -1013,11 +1013,11 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 	if u, err := g.stores.Users.User(ctx, tenant, userID); err == nil {
 		text := article(factorNoun(f.Kind)) + " was just removed from your account's sign-in steps, and your other sessions were ended. " +
 			"If it was not you or your administrator, contact your administrator now."
-		g.notify(u, "A second factor was removed from your account", text)
+		g.notify(ctx, u, "A second factor was removed from your account", text)
 		if f.Kind == mfa.KindEmail && f.Destination != "" && f.Destination != u.Email {
 			// The address that no longer receives codes hears of it too
 			// (SECURITY-CHECKLIST MF-16).
-			g.notifyOnce("", u, f.Destination, "This address no longer receives sign-in codes", text)
+			g.notifyOnce(ctx, "", u, f.Destination, "This address no longer receives sign-in codes", text)
 		}
 	}
 	return nil
@@ -1113,7 +1113,7 @@ func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]str
 	if err != nil {
 		return nil, mfaErr("recovery codes", err)
 	}
-	g.notify(*a.user, "New recovery codes for your account",
+	g.notify(ctx, *a.user, "New recovery codes for your account",
 		"A new set of recovery codes was just made for your account; the old ones no longer work. "+
 			"If it was not you, contact your administrator now.")
 	return codes, nil
@@ -1121,8 +1121,8 @@ func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]str
 
 // noticeReuse tells u that a code of their authenticator app was used
 // again (SECURITY-CHECKLIST MF-5): whoever tried it had their password.
-func (g *Guard) noticeReuse(u auth.User) {
-	g.notify(u, "A sign-in code of yours was used again",
+func (g *Guard) noticeReuse(ctx context.Context, u auth.User) {
+	g.notify(ctx, u, "A sign-in code of yours was used again",
 		"Someone who had your password tried a code from your authenticator app that had already been used. "+
 			"If it was not you, change your password now.")
 }
@@ -1255,7 +1255,7 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 					return "", session.Session{}, fail(ReasonUnavailable, gate{}, unavailable("second factor", err))
 				}
 				if reason == ReasonCodeReuse {
-					g.noticeReuse(*a.user)
+					g.noticeReuse(ctx, *a.user)
 				}
 				return "", session.Session{}, fail(reason, gt, ErrInvalidCredentials)
 			}
@@ -1331,36 +1331,77 @@ func hasConfirmed(fs []mfa.Factor, k mfa.Kind) bool {
 	return false
 }
 
+// MaxBackgroundNotices bounds the security notices (of a password
+// changed, reset or expired, an email changed, a factor added or removed,
+// recovery codes used or made, a code used again, an account locked)
+// mailed in the background at once. The call that causes a notice beyond
+// it, its change already made, waits for one of them to end as long as
+// its context lasts; when the context ends first, the call returns as it
+// would have (the change stays made) and the notice is dropped, counted
+// in DroppedNotices. A notice is never dropped while a slot comes free in
+// time, so in normal operation every one goes out, at worst a little
+// late; a flood of notices, or a slow mail server (a send may take a
+// minute), holds at most this many goroutines and slows the calls that
+// cause them instead, each for no longer than its context allows.
+//
+// An account lock's notice waits for no slot: with none free it is
+// dropped at once, and counted. A sign-in as an invented name locks no
+// one's mailbox, so a wait there would be a real account's alone and
+// tell, under a flood, that the address has one (the lock itself stays
+// on record, as login.locked).
+const MaxBackgroundNotices = 64
+
+// DroppedNotices returns the number of security notices the Guard has
+// dropped since New because no background slot (MaxBackgroundNotices)
+// came free while the call that caused them could wait. It only grows: a
+// host may export it as a metric, and look at its mail server when it
+// moves.
+func (g *Guard) DroppedNotices() int64 { return g.dropped.Load() }
+
 // notify emails u a security notice about their account at u.Email (see
 // notifyOnce).
-func (g *Guard) notify(u auth.User, subject, text string) {
-	g.notifyOnce("", u, u.Email, subject, text)
+func (g *Guard) notify(ctx context.Context, u auth.User, subject, text string) {
+	g.notifyOnce(ctx, "", u, u.Email, subject, text)
 }
 
 // notifyOnce emails a security notice about u's account to the address to
 // (u.Email, or another address of theirs: a removed email factor's), in
 // the background, when Recovery.Email is configured and u hears notices
 // (hearsNotices: only while active). A failure to send is not the
-// caller's. A key other than "" sends the notice at most once an hour per
-// key: the background send first counts a hit on key in the link limits'
-// store (Recovery.Limits), and sends only the hour's first. A store
-// failure sends nothing.
-func (g *Guard) notifyOnce(key string, u auth.User, to, subject, text string) {
+// caller's. At most MaxBackgroundNotices are sent at once: beyond them
+// notifyOnce waits for a slot as long as ctx lasts, and when ctx ends
+// first drops the notice and counts it (DroppedNotices). An ended ctx
+// (noWait) takes a free slot but waits for none. A key other than ""
+// sends the notice at most once an hour per key: the background send
+// first counts a hit on key in the link limits' store (Recovery.Limits),
+// and sends only the hour's first. A store failure sends nothing. The
+// count is made in the background, not before a slot is taken, so that
+// the caller never waits on it (the lock notice's caller answers a
+// sign-in, which must take no longer for an account than for an invented
+// name); a dropped notice is not counted, and the next is sent.
+func (g *Guard) notifyOnce(ctx context.Context, key string, u auth.User, to, subject, text string) {
 	if g.recovery.Email == nil || !hearsNotices(u) {
 		return
 	}
-	g.bg.Add(1)
-	go func() {
-		defer g.bg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
+	err := g.background(ctx, g.notices, func(ctx context.Context) {
 		if key != "" {
 			if n, err := g.recovery.rates.Hit(ctx, key, g.now(), time.Hour); err != nil || n > 1 {
 				return
 			}
 		}
 		_ = g.recovery.Email.SendEmail(ctx, mfa.Message{To: to, Subject: subject, Text: text})
-	}()
+	})
+	if err != nil {
+		g.dropped.Add(1)
+	}
+}
+
+// noWait returns ctx ended, its values kept: a notice given it
+// (notifyOnce) takes a free background slot but waits for none.
+func noWait(ctx context.Context) context.Context {
+	ctx, cancel := context.WithCancel(ctx)
+	cancel()
+	return ctx
 }
 
 // hearsNotices reports whether mail about u's account (a security notice,

@@ -322,19 +322,31 @@ const MaxBackgroundResets = 64
 // ErrUnavailable, wrapping ctx's error. A ctx already ended takes a free
 // slot all the same (the work never depended on the caller staying).
 func (g *Guard) forgotBackground(ctx context.Context, f func(context.Context)) error {
+	if err := g.background(ctx, g.resets, f); err != nil {
+		return unavailable("wait for a background slot", err)
+	}
+	return nil
+}
+
+// background runs f after the call returns (Close waits for it), with
+// ctx's values and a minute to do it, once one of slots is free, and
+// frees the slot when f returns. It waits for the slot as long as ctx
+// lasts: when ctx ends first, f is not run and ctx's error is returned.
+// A ctx already ended takes a free slot all the same.
+func (g *Guard) background(ctx context.Context, slots chan struct{}, f func(context.Context)) error {
 	select {
-	case g.resets <- struct{}{}:
+	case slots <- struct{}{}:
 	default:
 		select {
-		case g.resets <- struct{}{}:
+		case slots <- struct{}{}:
 		case <-ctx.Done():
-			return unavailable("wait for a background slot", ctx.Err())
+			return ctx.Err()
 		}
 	}
 	g.bg.Add(1)
 	go func() {
 		defer g.bg.Done()
-		defer func() { <-g.resets }()
+		defer func() { <-slots }()
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		f(bctx)
@@ -767,7 +779,7 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if err := g.stores.Throttle.Reset(ctx, accountKey(u.Tenant, u.Email)); err != nil {
 		return unavailable("throttle", err)
 	}
-	g.notify(u, "Your password was reset",
+	g.notify(ctx, u, "Your password was reset",
 		"The password of your account was just reset with a link sent to this address, and every session was ended. "+
 			"If it was not you, someone can read this mailbox: contact your administrator now.")
 	return nil

@@ -595,7 +595,7 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 	if err := g.stores.UserUpdates.SetPassword(ctx, p.Tenant, p.UserID, h, now, pol.PasswordHistory); err != nil {
 		return g.userErr("set password", err)
 	}
-	g.notify(u, "Your password was changed",
+	g.notify(ctx, u, "Your password was changed",
 		"The password of your account was just changed, and your other sessions were ended. "+
 			"If it was not you, reset your password now and contact your administrator.")
 	if n := g.endedLive(ctx, p.Tenant, ended); n > 0 {

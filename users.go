@@ -624,7 +624,7 @@ func (g *Guard) ExpirePassword(ctx context.Context, by Principal, tenant, id str
 	if err := g.record(ctx, e); err != nil {
 		return err
 	}
-	g.notify(u, "Please change your password",
+	g.notify(ctx, u, "Please change your password",
 		"An administrator asked you to choose a new password for your account, and your sessions were ended. "+
 			"Sign in with your current password to choose a new one, or reset it with \"Forgot your password?\".")
 	return nil
