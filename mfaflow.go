@@ -760,8 +760,8 @@ func (g *Guard) enrolRefused(ctx context.Context, a attempt, kind mfa.Kind, err 
 // ConfirmFactor makes a factor begun with BeginTOTP or BeginOOB active with
 // its first code, and returns a first set of recovery codes when it is the
 // user's first factor (show them once). The first set replaces any codes
-// the user was given before (by RegenerateRecoveryCodes while they had no
-// factor): those stop working, and the mfa.recovery_regenerated event
+// the user was given before (by the RegenerateRecoveryCodes of an older
+// Guard, which made codes for a user without a factor): those stop working, and the mfa.recovery_regenerated event
 // says how many it voided (Meta replaced). A user with factors but no
 // codes left gets a set too. A wrong code is ErrInvalidCode and
 // counts in the lockout. A factor confirmed already (the form submitted
@@ -1090,7 +1090,13 @@ func article(noun string) string {
 
 // RegenerateRecoveryCodes gives the signed-in user a new set of recovery
 // codes (the old set stops working) and returns them once. It needs a
-// recent authentication. The old set cannot be put back (only its hashes
+// recent authentication. Recovery codes stand in for a second factor: a
+// user with no confirmed factor (none, or an enrolment not yet confirmed)
+// gets none, since they would protect nothing, and the call is refused
+// with an *InputError (field factor), recorded as a failed
+// mfa.recovery_regenerated (reason bad_input), nothing changed; the first
+// factor the user confirms makes their first set (ConfirmFactor). The
+// old set cannot be put back (only its hashes
 // were kept, and those are replaced), so the new set is recorded
 // (mfa.recovery_regenerated) before it is made: if it cannot be recorded,
 // ErrUnavailable is returned and the old set keeps working. A failure
@@ -1104,8 +1110,19 @@ func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]str
 	if err != nil {
 		return nil, err
 	}
+	fs, err := g.mfa.Factors(ctx, p.Tenant, p.UserID)
+	if err != nil {
+		return nil, mfaErr("load factors", err)
+	}
 	e := a.event(audit.RecoveryReset, audit.Success, "")
 	e.Target = p.UserID
+	if len(mfa.ConfirmedKinds(fs)) == 0 {
+		e.Outcome, e.Reason = audit.Failure, ReasonBadInput
+		if err := g.record(ctx, e); err != nil {
+			return nil, err
+		}
+		return nil, &InputError{Field: "factor", Reason: "none is confirmed: recovery codes come with a second factor, add one first"}
+	}
 	if err := g.record(ctx, e); err != nil {
 		return nil, err
 	}
