@@ -1,7 +1,9 @@
 package guard_test
 
 import (
+	"context"
 	"errors"
+	"sync"
 	"testing"
 
 	guard "github.com/guardhq/guard"
@@ -78,4 +80,137 @@ func TestRegenerateRecoveryCodesNeedsAConfirmedFactor(t *testing.T) {
 		f.legacyCodes(t, u.ID)
 		refused(t, f, p, 10)
 	})
+}
+
+// stagedRecovery is an mfa.RecoveryStore whose calls can be held: the
+// first RecoveryCodesLeft once leftHeld is set waits, having read, until
+// leftGo is closed; the first set stored once replaceHeld is set waits,
+// having been stored, until replaceGo is closed.
+type stagedRecovery struct {
+	mfa.RecoveryStore
+	mu                    sync.Mutex
+	leftHeld, replaceHeld bool
+	leftRead, replaced    chan struct{}
+	leftGo, replaceGo     chan struct{}
+}
+
+func newStagedRecovery(st mfa.RecoveryStore) *stagedRecovery {
+	return &stagedRecovery{RecoveryStore: st, leftRead: make(chan struct{}), replaced: make(chan struct{}),
+		leftGo: make(chan struct{}), replaceGo: make(chan struct{})}
+}
+
+func (s *stagedRecovery) RecoveryCodesLeft(ctx context.Context, tenant, userID string) (int, error) {
+	n, err := s.RecoveryStore.RecoveryCodesLeft(ctx, tenant, userID)
+	s.mu.Lock()
+	hold := s.leftHeld
+	s.leftHeld = false
+	s.mu.Unlock()
+	if hold {
+		close(s.leftRead)
+		<-s.leftGo
+	}
+	return n, err
+}
+
+func (s *stagedRecovery) ReplaceRecoveryCodes(ctx context.Context, tenant, userID string, hashes []mfa.Hash) error {
+	err := s.RecoveryStore.ReplaceRecoveryCodes(ctx, tenant, userID, hashes)
+	s.mu.Lock()
+	hold := s.replaceHeld && len(hashes) > 0
+	if hold {
+		s.replaceHeld = false
+	}
+	s.mu.Unlock()
+	if hold {
+		close(s.replaced)
+		<-s.replaceGo
+	}
+	return err
+}
+
+// targetFailingAudit refuses to store a batch holding an event whose
+// Target is target (set once the factor is known).
+type targetFailingAudit struct {
+	*memstoreAudit
+	mu     sync.Mutex
+	target string
+}
+
+func (a *targetFailingAudit) Append(ctx context.Context, tenant string, evs []audit.Event) error {
+	a.mu.Lock()
+	target := a.target
+	a.mu.Unlock()
+	for _, e := range evs {
+		if target != "" && e.Target == target {
+			return errDown
+		}
+	}
+	return a.memstoreAudit.Append(ctx, tenant, evs)
+}
+
+// Severity: medium. An enrolment whose record failed was undone by
+// clearing the user's recovery codes outright: when the confirmation of
+// another factor ran at the same moment and made its own set (shown to
+// the user, its enrolment recorded), the undo wiped that set, and the
+// user held codes that did not work. Staged: the email factor is
+// confirmed first and reads that the user has no codes; the authenticator
+// app is confirmed, makes its set (the user had no codes) and waits; the
+// email factor makes its set and is recorded; the app's record fails and
+// its enrolment is undone. The undo removes the app's set only: the email
+// factor's codes work.
+func TestEnrolmentUndoKeepsAnotherConfirmationsCodes(t *testing.T) {
+	var rec *stagedRecovery
+	fa := &targetFailingAudit{}
+	f := newMFAFixture(t, func(c *guard.Config) {
+		rec = newStagedRecovery(c.Stores.MFA.Recovery)
+		c.Stores.MFA.Recovery = rec
+		fa.memstoreAudit = c.Stores.Audit.(*memstoreAudit)
+		c.Stores.Audit = fa
+	})
+	f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	const addr = "ada.codes@example.test"
+	mail, err := f.g.BeginOOB(f.ctx, p, mfa.KindEmail, addr, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	en, err := f.g.BeginTOTP(f.ctx, p, "Phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailCode, appCode := f.out.lastCodeTo(t, addr), f.code(t, en.Secret)
+	fa.mu.Lock()
+	fa.target = en.Factor.ID
+	fa.mu.Unlock()
+	rec.mu.Lock()
+	rec.leftHeld, rec.replaceHeld = true, true
+	rec.mu.Unlock()
+
+	var mailCodes []string
+	var mailErr, appErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); mailCodes, mailErr = f.g.ConfirmFactor(f.ctx, p, mail.ID, mailCode) }()
+	<-rec.leftRead // the email factor is confirmed and read no codes
+	appDone := make(chan struct{})
+	go func() { defer close(appDone); _, appErr = f.g.ConfirmFactor(f.ctx, p, en.Factor.ID, appCode) }()
+	<-rec.replaced // the app's set is stored, its record to come
+	close(rec.leftGo)
+	wg.Wait() // the email factor's set stored, its enrolment recorded
+	close(rec.replaceGo)
+	<-appDone
+	if mailErr != nil || len(mailCodes) == 0 {
+		t.Fatalf("ConfirmFactor of the email factor = %d codes, %v, want a set", len(mailCodes), mailErr)
+	}
+	if !errors.Is(appErr, guard.ErrUnavailable) {
+		t.Fatalf("ConfirmFactor of the app with its record failing = %v, want ErrUnavailable", appErr)
+	}
+	fa.mu.Lock()
+	fa.target = ""
+	fa.mu.Unlock()
+	if r, err := f.g.RecoveryCodesLeft(f.ctx, p); err != nil || r.Left != len(mailCodes) {
+		t.Errorf("recovery codes left after the app's undo = %d, %v, want the email factor's %d", r.Left, err, len(mailCodes))
+	}
+	if _, err := f.complete(guard.MethodRecovery, f.pending(t, adaEmail, ownerPW).Token, mailCodes[0]); err != nil {
+		t.Errorf("a recovery code the email factor's confirmation gave, after the app's undo: %v", err)
+	}
 }
