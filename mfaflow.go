@@ -544,11 +544,11 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bo
 		return nil, g.mfaFailed(ctx, a, reason, kind, gt, ErrInvalidCode)
 	}
 	// The factor is active: until the enrolment is on record, a failure
-	// puts it back pending (and removes the first recovery codes, once
-	// they may have been made).
-	firstCodes := false
+	// puts it back pending (and removes the recovery codes it made, once
+	// made).
+	var codes []string
 	undo := func(err error) ([]string, error) {
-		g.undoEnrolment(context.WithoutCancel(ctx), pending, firstCodes)
+		g.undoEnrolment(context.WithoutCancel(ctx), pending, codes)
 		return nil, err
 	}
 	if settle {
@@ -562,7 +562,6 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bo
 	}
 	events := []audit.Event{a.event(audit.MFAEnrolled, audit.Success, "")}
 	events[0].Target, events[0].Meta = f.ID, map[string]string{"kind": string(f.Kind), "sessions_ended": strconv.Itoa(g.endedLive(ctx, a.user.Tenant, ended))}
-	var codes []string
 	fs, err := g.mfa.Factors(ctx, u.Tenant, u.ID)
 	if err != nil {
 		return undo(mfaErr("load factors", err))
@@ -576,7 +575,6 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bo
 	// no more than the password, they must not stand in for it); a user
 	// with factors but no codes left gets a set too.
 	if firstFactor(fs, f) || left.Left == 0 {
-		firstCodes = true
 		if codes, err = g.mfa.GenerateRecoveryCodes(ctx, u.Tenant, u.ID); err != nil {
 			return undo(mfaErr("recovery codes", err))
 		}
@@ -614,16 +612,21 @@ func firstFactor(fs []mfa.Factor, f mfa.Factor) bool {
 
 // undoEnrolment puts back as it was a factor whose confirmation cannot be
 // recorded: pending again (its confirmed copy deleted, the pending one
-// stored anew) and, when the confirmation made the user's first set of
-// recovery codes (codes), without recovery codes, as before. Best effort:
-// the caller is already failing.
-func (g *Guard) undoEnrolment(ctx context.Context, pending mfa.Factor, codes bool) {
+// stored anew) and without the recovery codes the confirmation made
+// (codes, nil for none). Only those go, each used up on its own (an
+// atomic step of the store that touches that code alone): while they are
+// the user's set it ends empty, as before the confirmation, but a set
+// stored since by another confirmation running at once (one of another
+// factor, which showed its codes) holds none of them and stays as it is.
+// Clearing the set would wipe it. Best effort: the caller is already
+// failing.
+func (g *Guard) undoEnrolment(ctx context.Context, pending mfa.Factor, codes []string) {
 	if _, err := g.stores.MFA.Factors.DeleteFactor(ctx, pending.Tenant, pending.UserID, pending.ID); err != nil {
 		return
 	}
 	_ = g.stores.MFA.Factors.CreateFactor(ctx, pending, 0)
-	if codes {
-		_ = g.stores.MFA.Recovery.ReplaceRecoveryCodes(ctx, pending.Tenant, pending.UserID, nil)
+	for _, c := range codes {
+		_, _ = g.mfa.UseRecoveryCode(ctx, pending.Tenant, pending.UserID, c)
 	}
 }
 
@@ -774,7 +777,8 @@ func (g *Guard) enrolRefused(ctx context.Context, a attempt, kind mfa.Kind, err 
 // (settling the lockout, ending the other sessions, making the recovery
 // codes): the factor is put back pending, as it was stored, the recovery
 // codes it made (for a first factor) are removed (the earlier codes they
-// replaced stay void), and ErrUnavailable is
+// replaced stay void; only those it made: a set the confirmation of
+// another factor stored meanwhile stays), and ErrUnavailable is
 // returned, with no recovery codes; the user's sessions ended by the
 // confirmation stay ended. The undo is best effort: if it fails, the
 // factor stays active, unrecorded, and ErrUnavailable is returned all the
