@@ -5,10 +5,12 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/mfa"
+	"github.com/guardhq/guard/store/memstore"
 )
 
 // legacyCodes gives userID a set of recovery codes straight through the
@@ -212,5 +214,67 @@ func TestEnrolmentUndoKeepsAnotherConfirmationsCodes(t *testing.T) {
 	}
 	if _, err := f.complete(guard.MethodRecovery, f.pending(t, adaEmail, ownerPW).Token, mailCodes[0]); err != nil {
 		t.Errorf("a recovery code the email factor's confirmation gave, after the app's undo: %v", err)
+	}
+}
+
+// Severity: medium. CompletePendingEnrolment confirms the factor, makes
+// the user's first recovery codes and records the enrolment before it
+// uses up the pending enrolment, settles the attempt and creates the
+// session. When one of these later steps failed, the factor stood (the
+// user signs in with it next) but the codes were dropped, but for the
+// session's failure: returned with LoginResult{} and the error, nobody
+// ever saw them, and the user held a factor with a set of codes they did
+// not have. Whatever fails once the factor stands, its codes now come
+// back in LoginResult.RecoveryCodes with the error.
+func TestPendingEnrolmentLaterFailureReturnsTheCodes(t *testing.T) {
+	type faults struct {
+		tx *consumeFailing
+		th *toggledThrottle
+		ss *failingSessions
+	}
+	for _, tc := range []struct {
+		name string
+		set  func(fs faults, on bool)
+	}{
+		{"pending enrolment not used up", func(fs faults, on bool) { fs.tx.fail.Store(on) }},
+		{"attempt not settled", func(fs faults, on bool) { fs.th.settle.Store(on) }},
+		{"session not created", func(fs faults, on bool) { fs.ss.set(on) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := faults{tx: &consumeFailing{}, th: &toggledThrottle{}, ss: &failingSessions{}}
+			f := newMFAFixture(t, func(c *guard.Config) {
+				fs.tx.TransactionStore = c.Stores.MFA.Transactions
+				c.Stores.MFA.Transactions = fs.tx
+				fs.th.Throttle = c.Stores.Throttle.(*memstore.Throttle)
+				c.Stores.Throttle = fs.th
+				fs.ss.Sessions = c.Stores.Sessions.(*memstore.Sessions)
+				c.Stores.Sessions = fs.ss
+			})
+			f.createUser(t, adaEmail, ownerPW)
+			f.requireMFA(t, 0)
+			pend := f.pending(t, adaEmail, ownerPW)
+			en, err := f.g.BeginPendingTOTP(f.ctx, pend.Token, "203.0.113.5", "test", "Phone")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.set(fs, true)
+			res, err := f.g.CompletePendingEnrolment(f.ctx, guard.SecondFactor{Pending: pend.Token, FactorID: en.Factor.ID,
+				Code: f.code(t, en.Secret), IP: "203.0.113.5", UserAgent: "test"})
+			tc.set(fs, false)
+			if err == nil {
+				t.Fatal("CompletePendingEnrolment with a later step failing: no error")
+			}
+			if len(res.RecoveryCodes) != 10 || res.Token != "" {
+				t.Fatalf("CompletePendingEnrolment failing after the factor stood = %d recovery codes, token %q, %v; want the 10 codes made and no session",
+					len(res.RecoveryCodes), res.Token, err)
+			}
+			if n := len(f.events(t, audit.MFAEnrolled)); n != 1 {
+				t.Errorf("%d mfa.enrolled events, want 1: the factor stands", n)
+			}
+			f.clock.Advance(time.Minute)
+			if _, err := f.complete(guard.MethodRecovery, f.pending(t, adaEmail, ownerPW).Token, res.RecoveryCodes[0]); err != nil {
+				t.Errorf("sign-in with a recovery code returned with the error: %v", err)
+			}
+		})
 	}
 }
