@@ -457,6 +457,13 @@ func (g *Guard) beginTOTP(ctx context.Context, a attempt, label string) (mfa.TOT
 // is recorded as mfa.failed (reason login_expired or unavailable) and
 // does not count as a failed attempt; the user signs in with the new
 // factor.
+//
+// Once the factor stands (confirmed and recorded), the recovery codes it
+// made are in LoginResult.RecoveryCodes whatever happens next, with the
+// error of a later step (the pending enrolment not used up, the attempt
+// not settled, the session not created): the factor stays, and so do
+// its codes, which are shown nowhere else. Show them then too, before
+// sending the user to sign in with the new factor.
 func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (LoginResult, error) {
 	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeEnrol)
 	if err != nil {
@@ -480,15 +487,19 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 	if err != nil {
 		return LoginResult{}, err
 	}
+	// The factor is enrolled and on record, with its codes: from here on
+	// they go back with whatever error ends the sign-in, else nobody
+	// would ever see them.
+	withCodes := LoginResult{RecoveryCodes: codes}
 	if _, err := g.mfa.ConsumeTransaction(ctx, sf.Pending, sf.UserAgent); err != nil {
-		// The factor is enrolled and on record; this sign-in ends here,
-		// on record too, and its attempt (a right code) is given back.
+		// This sign-in ends here, on record too, and its attempt (a
+		// right code) is given back.
 		reason, cerr := consumeFailure(err)
 		_ = g.settle(ctx, gt, false)
-		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, mfa.KindTOTP, gate{}, cerr)
+		return withCodes, g.mfaFailed(ctx, p.a, reason, mfa.KindTOTP, gate{}, cerr)
 	}
 	if err := g.settle(ctx, gt, true); err != nil {
-		return LoginResult{}, g.loginFailed(ctx, p.a, ReasonUnavailable, err)
+		return withCodes, g.loginFailed(ctx, p.a, ReasonUnavailable, err)
 	}
 	res, err := g.createSession(ctx, p.a, p.pol, signIn{password: p.txn.Flags&FlagSSO == 0, flags: p.txn.Flags, mfa: mfa.KindTOTP})
 	res.RecoveryCodes = codes

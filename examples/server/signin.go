@@ -381,6 +381,15 @@ func (a *app) enrolConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := a.g.CompletePendingEnrolment(r.Context(), guard.SecondFactor{Pending: st.Token, FactorID: r.PostForm.Get("factor"),
 		Code: r.PostForm.Get("code"), IP: a.g.ClientIP(r), UserAgent: r.UserAgent()})
+	if err != nil && len(res.RecoveryCodes) > 0 {
+		// The app was added, with its recovery codes, but a later step
+		// failed and there is no session: the codes are shown nowhere
+		// else, so now, then the user signs in with the new app.
+		clearPending(w)
+		a.setFlash(w, "error", "Your authenticator app was added, but the sign-in could not finish: sign in again with it.")
+		a.page(w, r, "codes.html", view{Title: "Your recovery codes", Data: codesView{Codes: res.RecoveryCodes, Next: "/login"}})
+		return
+	}
 	switch {
 	case errors.Is(err, guard.ErrLoginExpired):
 		clearPending(w)
