@@ -87,13 +87,14 @@ func TestRegenerateRecoveryCodesNeedsAConfirmedFactor(t *testing.T) {
 // stagedRecovery is an mfa.RecoveryStore whose calls can be held: the
 // first RecoveryCodesLeft once leftHeld is set waits, having read, until
 // leftGo is closed; the first set stored once replaceHeld is set waits,
-// having been stored, until replaceGo is closed.
+// having been stored (before it is stored, with early), until replaceGo
+// is closed.
 type stagedRecovery struct {
 	mfa.RecoveryStore
-	mu                    sync.Mutex
-	leftHeld, replaceHeld bool
-	leftRead, replaced    chan struct{}
-	leftGo, replaceGo     chan struct{}
+	mu                           sync.Mutex
+	leftHeld, replaceHeld, early bool
+	leftRead, replaced           chan struct{}
+	leftGo, replaceGo            chan struct{}
 }
 
 func newStagedRecovery(st mfa.RecoveryStore) *stagedRecovery {
@@ -115,14 +116,18 @@ func (s *stagedRecovery) RecoveryCodesLeft(ctx context.Context, tenant, userID s
 }
 
 func (s *stagedRecovery) ReplaceRecoveryCodes(ctx context.Context, tenant, userID string, hashes []mfa.Hash) error {
-	err := s.RecoveryStore.ReplaceRecoveryCodes(ctx, tenant, userID, hashes)
 	s.mu.Lock()
-	hold := s.replaceHeld && len(hashes) > 0
+	hold, early := s.replaceHeld && len(hashes) > 0, s.early
 	if hold {
 		s.replaceHeld = false
 	}
 	s.mu.Unlock()
-	if hold {
+	if hold && early {
+		close(s.replaced)
+		<-s.replaceGo
+	}
+	err := s.RecoveryStore.ReplaceRecoveryCodes(ctx, tenant, userID, hashes)
+	if hold && !early {
 		close(s.replaced)
 		<-s.replaceGo
 	}
@@ -276,5 +281,47 @@ func TestPendingEnrolmentLaterFailureReturnsTheCodes(t *testing.T) {
 				t.Errorf("sign-in with a recovery code returned with the error: %v", err)
 			}
 		})
+	}
+}
+
+// A user's last factor removed while RegenerateRecoveryCodes runs, after
+// it found the factor: staged, the new set is stored once the removal
+// (which voids the codes with the last factor) is done. The set would
+// stand with no factor behind it; RegenerateRecoveryCodes reads the
+// factors again once its set is stored, and removes it and refuses the
+// call when none is left.
+func TestRegenerateRecoveryCodesRacingTheLastFactorsRemoval(t *testing.T) {
+	var rec *stagedRecovery
+	f := newMFAFixture(t, func(c *guard.Config) {
+		rec = newStagedRecovery(c.Stores.MFA.Recovery)
+		c.Stores.MFA.Recovery = rec
+	})
+	f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	en, err := f.g.BeginTOTP(f.ctx, p, "Phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.ConfirmFactor(f.ctx, p, en.Factor.ID, f.code(t, en.Secret)); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	rec.replaceHeld, rec.early = true, true
+	rec.mu.Unlock()
+	var codes []string
+	done := make(chan struct{})
+	go func() { defer close(done); codes, err = f.g.RegenerateRecoveryCodes(f.ctx, p) }()
+	<-rec.replaced // found the factor, recorded, about to store its set
+	if err := f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, en.Factor.ID); err != nil {
+		t.Fatalf("RemoveFactor: %v", err)
+	}
+	close(rec.replaceGo)
+	<-done
+	if r, lerr := f.g.RecoveryCodesLeft(f.ctx, p); lerr != nil || r.Left != 0 {
+		t.Errorf("recovery codes left with no factor = %d, %v, want 0", r.Left, lerr)
+	}
+	var ie *guard.InputError
+	if !errors.As(err, &ie) || len(codes) != 0 {
+		t.Errorf("RegenerateRecoveryCodes whose factor went meanwhile = %d codes, %v, want an *InputError", len(codes), err)
 	}
 }
