@@ -325,3 +325,33 @@ func TestRegenerateRecoveryCodesRacingTheLastFactorsRemoval(t *testing.T) {
 		t.Errorf("RegenerateRecoveryCodes whose factor went meanwhile = %d codes, %v, want an *InputError", len(codes), err)
 	}
 }
+
+// The same race unstaged, many times: whichever order the two calls
+// take, a user left without a factor is left without recovery codes.
+func TestRegenerateRecoveryCodesAndLastFactorRemovalHammer(t *testing.T) {
+	for round := 0; round < 30; round++ {
+		f := newMFAFixture(t)
+		f.createUser(t, adaEmail, ownerPW)
+		_, p := f.signIn(t, adaEmail, ownerPW)
+		en, err := f.g.BeginTOTP(f.ctx, p, "Phone")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.g.ConfirmFactor(f.ctx, p, en.Factor.ID, f.code(t, en.Secret)); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var regenErr, removeErr error
+		wg.Add(2)
+		go func() { defer wg.Done(); _, regenErr = f.g.RegenerateRecoveryCodes(f.ctx, p) }()
+		go func() { defer wg.Done(); removeErr = f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, en.Factor.ID) }()
+		wg.Wait()
+		var ie *guard.InputError
+		if removeErr != nil || regenErr != nil && !errors.As(regenErr, &ie) {
+			t.Fatalf("round %d: RemoveFactor = %v, RegenerateRecoveryCodes = %v", round, removeErr, regenErr)
+		}
+		if r, err := f.g.RecoveryCodesLeft(f.ctx, p); err != nil || r.Left != 0 {
+			t.Fatalf("round %d: recovery codes left with no factor = %d, %v, want 0", round, r.Left, err)
+		}
+	}
+}
