@@ -624,21 +624,17 @@ func firstFactor(fs []mfa.Factor, f mfa.Factor) bool {
 // undoEnrolment puts back as it was a factor whose confirmation cannot be
 // recorded: pending again (its confirmed copy deleted, the pending one
 // stored anew) and without the recovery codes the confirmation made
-// (codes, nil for none). Only those go, each used up on its own (an
-// atomic step of the store that touches that code alone): while they are
-// the user's set it ends empty, as before the confirmation, but a set
-// stored since by another confirmation running at once (one of another
-// factor, which showed its codes) holds none of them and stays as it is.
-// Clearing the set would wipe it. Best effort: the caller is already
-// failing.
+// (codes, nil for none), and only those (dropRecoveryCodes): while they
+// are the user's set it ends empty, as before the confirmation, but a
+// set stored since by another confirmation running at once (one of
+// another factor, which showed its codes) stays as it is. Best effort:
+// the caller is already failing.
 func (g *Guard) undoEnrolment(ctx context.Context, pending mfa.Factor, codes []string) {
 	if _, err := g.stores.MFA.Factors.DeleteFactor(ctx, pending.Tenant, pending.UserID, pending.ID); err != nil {
 		return
 	}
 	_ = g.stores.MFA.Factors.CreateFactor(ctx, pending, 0)
-	for _, c := range codes {
-		_, _ = g.mfa.UseRecoveryCode(ctx, pending.Tenant, pending.UserID, c)
-	}
+	g.dropRecoveryCodes(ctx, pending.Tenant, pending.UserID, codes)
 }
 
 // mfaErr keeps the mfa package's answers about input and state as they are
@@ -1116,7 +1112,12 @@ func article(noun string) string {
 // (mfa.recovery_regenerated) before it is made: if it cannot be recorded,
 // ErrUnavailable is returned and the old set keeps working. A failure
 // after the record returns the error with the reset on record but not
-// done: the old set keeps working.
+// done: the old set keeps working. The factors are read again once the
+// new set is stored: when the user's last factor was removed meanwhile
+// (which voids the codes), the new set is removed too, and the call is
+// refused as above (a second, failed mfa.recovery_regenerated); when
+// that read fails, the new set is removed and ErrUnavailable returned
+// (the old set is void then: call again).
 func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]string, error) {
 	if err := g.requireRecentAuth(ctx, p, "", actionMFA); err != nil {
 		return nil, err
@@ -1125,18 +1126,20 @@ func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]str
 	if err != nil {
 		return nil, err
 	}
-	fs, err := g.mfa.Factors(ctx, p.Tenant, p.UserID)
-	if err != nil {
-		return nil, mfaErr("load factors", err)
-	}
 	e := a.event(audit.RecoveryReset, audit.Success, "")
 	e.Target = p.UserID
-	if len(mfa.ConfirmedKinds(fs)) == 0 {
+	refuse := func() ([]string, error) {
 		e.Outcome, e.Reason = audit.Failure, ReasonBadInput
 		if err := g.record(ctx, e); err != nil {
 			return nil, err
 		}
 		return nil, &InputError{Field: "factor", Reason: "none is confirmed: recovery codes come with a second factor, add one first"}
+	}
+	switch ok, err := g.hasConfirmedFactor(ctx, p.Tenant, p.UserID); {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return refuse()
 	}
 	if err := g.record(ctx, e); err != nil {
 		return nil, err
@@ -1145,10 +1148,45 @@ func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]str
 	if err != nil {
 		return nil, mfaErr("recovery codes", err)
 	}
+	// The user's last factor removed since the read above voids the
+	// codes (mfa.Manager.RemoveFactorKeeping) after this set was stored,
+	// or before: read again now that it is, and take it back if no
+	// factor is left (or the read fails: fail closed).
+	switch ok, err := g.hasConfirmedFactor(ctx, p.Tenant, p.UserID); {
+	case err != nil:
+		g.dropRecoveryCodes(ctx, p.Tenant, p.UserID, codes)
+		return nil, err
+	case !ok:
+		g.dropRecoveryCodes(ctx, p.Tenant, p.UserID, codes)
+		return refuse()
+	}
 	g.notify(*a.user, "New recovery codes for your account",
 		"A new set of recovery codes was just made for your account; the old ones no longer work. "+
 			"If it was not you, contact your administrator now.")
 	return codes, nil
+}
+
+// hasConfirmedFactor reports whether the user has a confirmed second
+// factor; a store failure is ErrUnavailable.
+func (g *Guard) hasConfirmedFactor(ctx context.Context, tenant, userID string) (bool, error) {
+	fs, err := g.mfa.Factors(ctx, tenant, userID)
+	if err != nil {
+		return false, mfaErr("load factors", err)
+	}
+	return len(mfa.ConfirmedKinds(fs)) > 0, nil
+}
+
+// dropRecoveryCodes removes codes, a set of the user's recovery codes
+// this call made, and only them: each is used up on its own (an atomic
+// step of the store that touches that code alone). While they are the
+// user's set it ends empty; a set stored since by another call holds
+// none of them and stays as it is (clearing the set would wipe it).
+// Best effort: the caller is already failing.
+func (g *Guard) dropRecoveryCodes(ctx context.Context, tenant, userID string, codes []string) {
+	ctx = context.WithoutCancel(ctx)
+	for _, c := range codes {
+		_, _ = g.mfa.UseRecoveryCode(ctx, tenant, userID, c)
+	}
 }
 
 // noticeReuse tells u that a code of their authenticator app was used
