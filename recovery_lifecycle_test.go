@@ -296,23 +296,16 @@ func TestRegenerateRecoveryCodesRacingTheLastFactorsRemoval(t *testing.T) {
 		rec = newStagedRecovery(c.Stores.MFA.Recovery)
 		c.Stores.MFA.Recovery = rec
 	})
-	f.createUser(t, adaEmail, ownerPW)
-	_, p := f.signIn(t, adaEmail, ownerPW)
-	en, err := f.g.BeginTOTP(f.ctx, p, "Phone")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.g.ConfirmFactor(f.ctx, p, en.Factor.ID, f.code(t, en.Secret)); err != nil {
-		t.Fatal(err)
-	}
+	p, _, app := f.adaWithApp(t)
 	rec.mu.Lock()
 	rec.replaceHeld, rec.early = true, true
 	rec.mu.Unlock()
 	var codes []string
+	var err error
 	done := make(chan struct{})
 	go func() { defer close(done); codes, err = f.g.RegenerateRecoveryCodes(f.ctx, p) }()
 	<-rec.replaced // found the factor, recorded, about to store its set
-	if err := f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, en.Factor.ID); err != nil {
+	if err := f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, app); err != nil {
 		t.Fatalf("RemoveFactor: %v", err)
 	}
 	close(rec.replaceGo)
@@ -331,20 +324,12 @@ func TestRegenerateRecoveryCodesRacingTheLastFactorsRemoval(t *testing.T) {
 func TestRegenerateRecoveryCodesAndLastFactorRemovalHammer(t *testing.T) {
 	for round := 0; round < 30; round++ {
 		f := newMFAFixture(t)
-		f.createUser(t, adaEmail, ownerPW)
-		_, p := f.signIn(t, adaEmail, ownerPW)
-		en, err := f.g.BeginTOTP(f.ctx, p, "Phone")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.g.ConfirmFactor(f.ctx, p, en.Factor.ID, f.code(t, en.Secret)); err != nil {
-			t.Fatal(err)
-		}
+		p, _, app := f.adaWithApp(t)
 		var wg sync.WaitGroup
 		var regenErr, removeErr error
 		wg.Add(2)
 		go func() { defer wg.Done(); _, regenErr = f.g.RegenerateRecoveryCodes(f.ctx, p) }()
-		go func() { defer wg.Done(); removeErr = f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, en.Factor.ID) }()
+		go func() { defer wg.Done(); removeErr = f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, app) }()
 		wg.Wait()
 		var ie *guard.InputError
 		if removeErr != nil || regenErr != nil && !errors.As(regenErr, &ie) {
