@@ -69,7 +69,9 @@ type LoginResult struct {
 	// it (ChangePasswordAndRotate), sign out and see its own account.
 	PasswordExpired bool
 	// RecoveryCodes are the user's new recovery codes, set once, when the
-	// sign-in enrolled their first factor: show them once.
+	// sign-in enrolled their first factor: show them once. They are set
+	// with an error too, when a step after the enrolment failed (the
+	// factor stands, see CompletePendingEnrolment): show them then as well.
 	RecoveryCodes []string
 	// RecoveryLeft is set when the sign-in used a recovery code: the codes
 	// left, and whether that is few enough to generate a new set.

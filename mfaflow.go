@@ -457,6 +457,13 @@ func (g *Guard) beginTOTP(ctx context.Context, a attempt, label string) (mfa.TOT
 // is recorded as mfa.failed (reason login_expired or unavailable) and
 // does not count as a failed attempt; the user signs in with the new
 // factor.
+//
+// Once the factor stands (confirmed and recorded), the recovery codes it
+// made are in LoginResult.RecoveryCodes whatever happens next, with the
+// error of a later step (the pending enrolment not used up, the attempt
+// not settled, the session not created): the factor stays, and so do
+// its codes, which are shown nowhere else. Show them then too, before
+// sending the user to sign in with the new factor.
 func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (LoginResult, error) {
 	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeEnrol)
 	if err != nil {
@@ -480,15 +487,19 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 	if err != nil {
 		return LoginResult{}, err
 	}
+	// The factor is enrolled and on record, with its codes: from here on
+	// they go back with whatever error ends the sign-in, else nobody
+	// would ever see them.
+	withCodes := LoginResult{RecoveryCodes: codes}
 	if _, err := g.mfa.ConsumeTransaction(ctx, sf.Pending, sf.UserAgent); err != nil {
-		// The factor is enrolled and on record; this sign-in ends here,
-		// on record too, and its attempt (a right code) is given back.
+		// This sign-in ends here, on record too, and its attempt (a
+		// right code) is given back.
 		reason, cerr := consumeFailure(err)
 		_ = g.settle(ctx, gt, false)
-		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, mfa.KindTOTP, gate{}, cerr)
+		return withCodes, g.mfaFailed(ctx, p.a, reason, mfa.KindTOTP, gate{}, cerr)
 	}
 	if err := g.settle(ctx, gt, true); err != nil {
-		return LoginResult{}, g.loginFailed(ctx, p.a, ReasonUnavailable, err)
+		return withCodes, g.loginFailed(ctx, p.a, ReasonUnavailable, err)
 	}
 	res, err := g.createSession(ctx, p.a, p.pol, signIn{password: p.txn.Flags&FlagSSO == 0, flags: p.txn.Flags, mfa: mfa.KindTOTP})
 	res.RecoveryCodes = codes
@@ -544,11 +555,11 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bo
 		return nil, g.mfaFailed(ctx, a, reason, kind, gt, ErrInvalidCode)
 	}
 	// The factor is active: until the enrolment is on record, a failure
-	// puts it back pending (and removes the first recovery codes, once
-	// they may have been made).
-	firstCodes := false
+	// puts it back pending (and removes the recovery codes it made, once
+	// made).
+	var codes []string
 	undo := func(err error) ([]string, error) {
-		g.undoEnrolment(context.WithoutCancel(ctx), pending, firstCodes)
+		g.undoEnrolment(context.WithoutCancel(ctx), pending, codes)
 		return nil, err
 	}
 	if settle {
@@ -562,7 +573,6 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bo
 	}
 	events := []audit.Event{a.event(audit.MFAEnrolled, audit.Success, "")}
 	events[0].Target, events[0].Meta = f.ID, map[string]string{"kind": string(f.Kind), "sessions_ended": strconv.Itoa(g.endedLive(ctx, a.user.Tenant, ended))}
-	var codes []string
 	fs, err := g.mfa.Factors(ctx, u.Tenant, u.ID)
 	if err != nil {
 		return undo(mfaErr("load factors", err))
@@ -576,7 +586,6 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bo
 	// no more than the password, they must not stand in for it); a user
 	// with factors but no codes left gets a set too.
 	if firstFactor(fs, f) || left.Left == 0 {
-		firstCodes = true
 		if codes, err = g.mfa.GenerateRecoveryCodes(ctx, u.Tenant, u.ID); err != nil {
 			return undo(mfaErr("recovery codes", err))
 		}
@@ -614,17 +623,18 @@ func firstFactor(fs []mfa.Factor, f mfa.Factor) bool {
 
 // undoEnrolment puts back as it was a factor whose confirmation cannot be
 // recorded: pending again (its confirmed copy deleted, the pending one
-// stored anew) and, when the confirmation made the user's first set of
-// recovery codes (codes), without recovery codes, as before. Best effort:
+// stored anew) and without the recovery codes the confirmation made
+// (codes, nil for none), and only those (dropRecoveryCodes): while they
+// are the user's set it ends empty, as before the confirmation, but a
+// set stored since by another confirmation running at once (one of
+// another factor, which showed its codes) stays as it is. Best effort:
 // the caller is already failing.
-func (g *Guard) undoEnrolment(ctx context.Context, pending mfa.Factor, codes bool) {
+func (g *Guard) undoEnrolment(ctx context.Context, pending mfa.Factor, codes []string) {
 	if _, err := g.stores.MFA.Factors.DeleteFactor(ctx, pending.Tenant, pending.UserID, pending.ID); err != nil {
 		return
 	}
 	_ = g.stores.MFA.Factors.CreateFactor(ctx, pending, 0)
-	if codes {
-		_ = g.stores.MFA.Recovery.ReplaceRecoveryCodes(ctx, pending.Tenant, pending.UserID, nil)
-	}
+	g.dropRecoveryCodes(ctx, pending.Tenant, pending.UserID, codes)
 }
 
 // mfaErr keeps the mfa package's answers about input and state as they are
@@ -760,8 +770,8 @@ func (g *Guard) enrolRefused(ctx context.Context, a attempt, kind mfa.Kind, err 
 // ConfirmFactor makes a factor begun with BeginTOTP or BeginOOB active with
 // its first code, and returns a first set of recovery codes when it is the
 // user's first factor (show them once). The first set replaces any codes
-// the user was given before (by RegenerateRecoveryCodes while they had no
-// factor): those stop working, and the mfa.recovery_regenerated event
+// the user was given before (by the RegenerateRecoveryCodes of an older
+// Guard, which made codes for a user without a factor): those stop working, and the mfa.recovery_regenerated event
 // says how many it voided (Meta replaced). A user with factors but no
 // codes left gets a set too. A wrong code is ErrInvalidCode and
 // counts in the lockout. A factor confirmed already (the form submitted
@@ -774,7 +784,8 @@ func (g *Guard) enrolRefused(ctx context.Context, a attempt, kind mfa.Kind, err 
 // (settling the lockout, ending the other sessions, making the recovery
 // codes): the factor is put back pending, as it was stored, the recovery
 // codes it made (for a first factor) are removed (the earlier codes they
-// replaced stay void), and ErrUnavailable is
+// replaced stay void; only those it made: a set the confirmation of
+// another factor stored meanwhile stays), and ErrUnavailable is
 // returned, with no recovery codes; the user's sessions ended by the
 // confirmation stay ended. The undo is best effort: if it fails, the
 // factor stays active, unrecorded, and ErrUnavailable is returned all the
@@ -1090,12 +1101,23 @@ func article(noun string) string {
 
 // RegenerateRecoveryCodes gives the signed-in user a new set of recovery
 // codes (the old set stops working) and returns them once. It needs a
-// recent authentication. The old set cannot be put back (only its hashes
+// recent authentication. Recovery codes stand in for a second factor: a
+// user with no confirmed factor (none, or an enrolment not yet confirmed)
+// gets none, since they would protect nothing, and the call is refused
+// with an *InputError (field factor), recorded as a failed
+// mfa.recovery_regenerated (reason bad_input), nothing changed; the first
+// factor the user confirms makes their first set (ConfirmFactor). The
+// old set cannot be put back (only its hashes
 // were kept, and those are replaced), so the new set is recorded
 // (mfa.recovery_regenerated) before it is made: if it cannot be recorded,
 // ErrUnavailable is returned and the old set keeps working. A failure
 // after the record returns the error with the reset on record but not
-// done: the old set keeps working.
+// done: the old set keeps working. The factors are read again once the
+// new set is stored: when the user's last factor was removed meanwhile
+// (which voids the codes), the new set is removed too, and the call is
+// refused as above (a second, failed mfa.recovery_regenerated); when
+// that read fails, the new set is removed and ErrUnavailable returned
+// (the old set is void then: call again).
 func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]string, error) {
 	if err := g.requireRecentAuth(ctx, p, "", actionMFA); err != nil {
 		return nil, err
@@ -1106,6 +1128,19 @@ func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]str
 	}
 	e := a.event(audit.RecoveryReset, audit.Success, "")
 	e.Target = p.UserID
+	refuse := func() ([]string, error) {
+		e.Outcome, e.Reason = audit.Failure, ReasonBadInput
+		if err := g.record(ctx, e); err != nil {
+			return nil, err
+		}
+		return nil, &InputError{Field: "factor", Reason: "none is confirmed: recovery codes come with a second factor, add one first"}
+	}
+	switch ok, err := g.hasConfirmedFactor(ctx, p.Tenant, p.UserID); {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return refuse()
+	}
 	if err := g.record(ctx, e); err != nil {
 		return nil, err
 	}
@@ -1113,10 +1148,45 @@ func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]str
 	if err != nil {
 		return nil, mfaErr("recovery codes", err)
 	}
+	// The user's last factor removed since the read above voids the
+	// codes (mfa.Manager.RemoveFactorKeeping) after this set was stored,
+	// or before: read again now that it is, and take it back if no
+	// factor is left (or the read fails: fail closed).
+	switch ok, err := g.hasConfirmedFactor(ctx, p.Tenant, p.UserID); {
+	case err != nil:
+		g.dropRecoveryCodes(ctx, p.Tenant, p.UserID, codes)
+		return nil, err
+	case !ok:
+		g.dropRecoveryCodes(ctx, p.Tenant, p.UserID, codes)
+		return refuse()
+	}
 	g.notify(ctx, *a.user, "New recovery codes for your account",
 		"A new set of recovery codes was just made for your account; the old ones no longer work. "+
 			"If it was not you, contact your administrator now.")
 	return codes, nil
+}
+
+// hasConfirmedFactor reports whether the user has a confirmed second
+// factor; a store failure is ErrUnavailable.
+func (g *Guard) hasConfirmedFactor(ctx context.Context, tenant, userID string) (bool, error) {
+	fs, err := g.mfa.Factors(ctx, tenant, userID)
+	if err != nil {
+		return false, mfaErr("load factors", err)
+	}
+	return len(mfa.ConfirmedKinds(fs)) > 0, nil
+}
+
+// dropRecoveryCodes removes codes, a set of the user's recovery codes
+// this call made, and only them: each is used up on its own (an atomic
+// step of the store that touches that code alone). While they are the
+// user's set it ends empty; a set stored since by another call holds
+// none of them and stays as it is (clearing the set would wipe it).
+// Best effort: the caller is already failing.
+func (g *Guard) dropRecoveryCodes(ctx context.Context, tenant, userID string, codes []string) {
+	ctx = context.WithoutCancel(ctx)
+	for _, c := range codes {
+		_, _ = g.mfa.UseRecoveryCode(ctx, tenant, userID, c)
+	}
 }
 
 // noticeReuse tells u that a code of their authenticator app was used

@@ -436,6 +436,14 @@ func (a *app) enrolDone(w http.ResponseWriter, r *http.Request, st pendingState,
 		a.renderStatus(w, r, http.StatusConflict, "codes.html", view{Title: "Your recovery codes", Error: limitRefusedText(a.sessionLimit(r, st.Tenant)),
 			Data: codesView{Codes: res.RecoveryCodes, Next: signInAgain(st)}})
 		return
+	case err != nil && len(res.RecoveryCodes) > 0:
+		// The app was added, with its recovery codes, but a later step
+		// failed and there is no session: the codes are shown nowhere
+		// else, so now, then the user signs in with the new app.
+		clearPending(w)
+		a.setFlash(w, "error", "Your authenticator app was added, but the sign-in could not finish: sign in again with it.")
+		a.page(w, r, "codes.html", view{Title: "Your recovery codes", Data: codesView{Codes: res.RecoveryCodes, Next: signInAgain(st)}})
+		return
 	case err != nil:
 		a.failStep(w, r, err)
 		return
