@@ -42,9 +42,9 @@ func (s *gateSender) counts() (in, peak int) {
 	return s.in, s.peak
 }
 
-// gateUsers holds every look-up of a user by email until open is closed,
-// and counts the look-ups in flight and the most ever in flight at once.
-// (once on is set).
+// gateUsers holds every look-up of a user by email, once on is set, until
+// open is closed, and counts the look-ups in flight and the most ever in
+// flight at once.
 type gateUsers struct {
 	auth.UserStore
 	*gateSender
