@@ -665,9 +665,9 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 			return rbac.Subject{}, false, err
 		}
 	}
-	// A grant to a user or key that is not there (or a key revoked) is
-	// refused before it is written; one whose grantee goes meanwhile is
-	// taken back after (granteeExists).
+	// A grant to a user or key that is not there (or a key revoked or
+	// expired) is refused before it is written; one whose grantee goes
+	// meanwhile is taken back after (granteeExists).
 	if grant {
 		if err := g.granteeExists(ctx, by, tenant, sub, role, false); err != nil {
 			return rbac.Subject{}, false, err

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/mfa"
 )
 
@@ -83,20 +85,39 @@ func (s *gateSender) waitInFlight(t testing.TB, n int) {
 	}
 }
 
+// gateUsers holds every look-up of a user by email, once on is set, until
+// open is closed, and counts the look-ups in flight and the most ever in
+// flight at once.
+type gateUsers struct {
+	auth.UserStore
+	*gateSender
+	on atomic.Bool
+}
+
+func (u *gateUsers) UserByEmail(ctx context.Context, tenant, email string) (auth.User, error) {
+	if u.on.Load() {
+		_ = u.SendEmail(ctx, mfa.Message{})
+	}
+	return u.UserStore.UserByEmail(ctx, tenant, email)
+}
+
 // A flood of ForgotPassword requests holds at most MaxBackgroundResets
-// background sends at once: with that many stuck on a slow mail server,
-// the next request waits for a slot, and gives up with ErrUnavailable
-// (its context's error) when its context ends, the same answer for an
-// address with an account and one without.
+// background look-ups at once: with that many stuck on a slow store, the
+// next request waits for a slot, and gives up with ErrUnavailable (its
+// context's error) when its context ends, the same answer for an address
+// with an account and one without.
 func TestForgotPasswordBackgroundBounded(t *testing.T) {
 	const maxResets = guard.MaxBackgroundResets
-	gate := &gateSender{open: make(chan struct{})}
+	var gate *gateUsers
 	f := newFixture(t, func(c *guard.Config) {
-		c.Recovery = guard.RecoveryConfig{Email: gate, BaseURL: "https://app.example.test",
+		gate = &gateUsers{UserStore: c.Stores.Users, gateSender: &gateSender{open: make(chan struct{})}}
+		c.Stores.Users = gate
+		c.Recovery = guard.RecoveryConfig{Email: &outbox{}, BaseURL: "https://app.example.test",
 			Limits: guard.LinkLimits{PerAccount: 1000, PerDestination: 1000, PerIP: 1000}}
 	})
 	t.Cleanup(func() { gate.release(); f.g.Close() })
 	f.createUser(t, "ada@example.test", ownerPW)
+	gate.on.Store(true)
 	forgot := func(ctx context.Context, email string) error {
 		return f.g.ForgotPassword(ctx, guard.ForgotRequest{Tenant: tenantID, Email: email, IP: "203.0.113.5"})
 	}
@@ -123,14 +144,57 @@ func TestForgotPasswordBackgroundBounded(t *testing.T) {
 		t.Errorf("answers differ for an address with an account and one without: %q, %q", answers[0], answers[1])
 	}
 	if in, _ := gate.counts(); in != maxResets {
-		t.Errorf("%d sends in flight after the refused requests, want %d", in, maxResets)
+		t.Errorf("%d look-ups in flight after the refused requests, want %d", in, maxResets)
 	}
 
-	// One that may wait gets a slot once the sends end.
+	// One that may wait gets a slot once the look-ups end.
 	gate.waitsForSlot(t, "ForgotPassword", func() error { return forgot(f.ctx, "ada@example.test") })
 	f.g.Close()
 	if _, peak := gate.counts(); peak > maxResets {
-		t.Errorf("%d sends at once, want at most %d", peak, maxResets)
+		t.Errorf("%d look-ups at once, want at most %d", peak, maxResets)
+	}
+}
+
+// The background slots tell nothing about the addresses earlier requests
+// named: mails stuck on a slow mail server (sent only for an address
+// with an account) do not hold them, so a request after a burst for an
+// address with an account gets a slot as one after a burst for an
+// address without does. Were the slot held while the mail is sent, the
+// next request would wait only after the burst for the account: an
+// account enumeration oracle.
+func TestForgotPasswordSlotsTellNothing(t *testing.T) {
+	for _, burst := range []string{"ada@example.test", "nobody@example.test"} {
+		gate := &gateSender{open: make(chan struct{})}
+		f := newFixture(t, func(c *guard.Config) {
+			c.Recovery = guard.RecoveryConfig{Email: gate, BaseURL: "https://app.example.test",
+				Limits: guard.LinkLimits{PerAccount: 1000, PerDestination: 1000, PerIP: 1000}}
+		})
+		f.createUser(t, "ada@example.test", ownerPW)
+		forgot := func(ctx context.Context, email string) error {
+			return f.g.ForgotPassword(ctx, guard.ForgotRequest{Tenant: tenantID, Email: email, IP: "203.0.113.5"})
+		}
+		for i := range guard.MaxBackgroundResets {
+			if err := forgot(f.ctx, burst); err != nil {
+				t.Fatalf("request %d for %s: %v", i, burst, err)
+			}
+		}
+		if burst == "ada@example.test" {
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				if in, _ := gate.counts(); in == guard.MaxBackgroundResets {
+					break
+				} else if time.Now().After(deadline) {
+					t.Fatalf("%d sends in flight, want %d", in, guard.MaxBackgroundResets)
+				}
+			}
+		}
+		ctx, cancel := context.WithTimeout(f.ctx, 2*time.Second)
+		err := forgot(ctx, "probe@example.test")
+		cancel()
+		if err != nil {
+			t.Errorf("after %d requests for %s (mails stuck), the next request: %v, want nil", guard.MaxBackgroundResets, burst, err)
+		}
+		gate.release()
+		f.g.Close()
 	}
 }
 

@@ -1453,7 +1453,7 @@ func (g *Guard) notifyOnce(ctx context.Context, key string, u auth.User, to, sub
 	if g.recovery.Email == nil || !hearsNotices(u) {
 		return
 	}
-	err := g.background(ctx, g.notices, func(ctx context.Context) {
+	err := g.background(ctx, g.notices, func(ctx context.Context, _ func()) {
 		if key != "" {
 			if n, err := g.recovery.rates.Hit(ctx, key, g.now(), time.Hour); err != nil || n > 1 {
 				return

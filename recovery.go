@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/guardhq/guard/audit"
@@ -240,8 +241,9 @@ type ForgotRequest struct {
 // is one and it is active. The answer is the same, and takes the same time,
 // whether the account exists or not: the lookup and the email happen in the
 // background after ForgotPassword returns (Close waits for them), at most
-// MaxBackgroundResets at once: beyond them a request waits for one to
-// end, and is ErrUnavailable, nothing done, if ctx ends first. Only that, a
+// MaxBackgroundResets look-ups at once: beyond them a request waits for
+// one to end, and is ErrUnavailable, nothing done, if ctx ends first (an
+// email sent, only ever to an account, holds no place). Only that, a
 // malformed email (*auth.InputError), a client IP over 64 bytes or a
 // malformed user agent (*InputError: as Login, over 1024 bytes, not
 // UTF-8 or with control characters), a refused CAPTCHA
@@ -289,7 +291,7 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 		// through is: the answer is the same whether the tenant exists.
 		if CheckTenantID(req.Tenant) == nil {
 			email, _ := auth.CanonicalEmail(req.Email) // "" if malformed
-			if berr := g.forgotBackground(ctx, func(bctx context.Context) { g.forgotRefused(bctx, req, email, err) }); berr != nil {
+			if berr := g.forgotBackground(ctx, func(bctx context.Context, _ func()) { g.forgotRefused(bctx, req, email, err) }); berr != nil {
 				return berr
 			}
 		}
@@ -302,17 +304,20 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 	if CheckTenantID(req.Tenant) != nil {
 		return nil // no such tenant: the same answer
 	}
-	return g.forgotBackground(ctx, func(bctx context.Context) { g.sendReset(bctx, req, email) })
+	return g.forgotBackground(ctx, func(bctx context.Context, leave func()) { g.sendReset(bctx, req, email, leave) })
 }
 
 // MaxBackgroundResets bounds the ForgotPassword requests whose work (the
-// look-up, the record and the email) runs in the background at once. A
-// request beyond it waits, before anything is looked up, for one of them
-// to end, or for its own context to end: then it is ErrUnavailable
-// (wrapping the context's error) and nothing is done. Every request waits
-// alike, for an address with an account or not, so the wait tells
-// nothing about accounts; a flood of requests, or a slow mail server,
-// holds at most this many goroutines and delays the answers instead.
+// look-up and the record) runs in the background at once. A request
+// beyond it waits, before anything is looked up, for one of them to end,
+// or for its own context to end: then it is ErrUnavailable (wrapping the
+// context's error) and nothing is done. Every request waits alike, for an
+// address with an account or not, and the email (sent only to an
+// account, so slower for one) leaves its slot before it is sent: the wait
+// tells nothing about accounts, those asked for now or before. A flood
+// of requests holds at most this many look-ups and delays the answers
+// instead; the emails, each given a minute, are bounded by the link
+// limits (RecoveryConfig.Limits: per account, address and client IP).
 const MaxBackgroundResets = 64
 
 // forgotBackground runs f, the work of a ForgotPassword, after the call
@@ -321,7 +326,9 @@ const MaxBackgroundResets = 64
 // ctx lasts: when ctx ends first, f is not run and the error is
 // ErrUnavailable, wrapping ctx's error. A ctx already ended takes a free
 // slot all the same (the work never depended on the caller staying).
-func (g *Guard) forgotBackground(ctx context.Context, f func(context.Context)) error {
+// The slot is freed when f returns, or earlier when f calls leave (before
+// it sends an email: see MaxBackgroundResets).
+func (g *Guard) forgotBackground(ctx context.Context, f func(ctx context.Context, leave func())) error {
 	if err := g.background(ctx, g.resets, f); err != nil {
 		return unavailable("wait for a background slot", err)
 	}
@@ -330,10 +337,11 @@ func (g *Guard) forgotBackground(ctx context.Context, f func(context.Context)) e
 
 // background runs f after the call returns (Close waits for it), with
 // ctx's values and a minute to do it, once one of slots is free, and
-// frees the slot when f returns. It waits for the slot as long as ctx
-// lasts: when ctx ends first, f is not run and ctx's error is returned.
-// A ctx already ended takes a free slot all the same.
-func (g *Guard) background(ctx context.Context, slots chan struct{}, f func(context.Context)) error {
+// frees the slot when f returns, or earlier when f calls leave (which
+// frees it once, however often it is called). It waits for the slot as
+// long as ctx lasts: when ctx ends first, f is not run and ctx's error is
+// returned. A ctx already ended takes a free slot all the same.
+func (g *Guard) background(ctx context.Context, slots chan struct{}, f func(ctx context.Context, leave func())) error {
 	select {
 	case slots <- struct{}{}:
 	default:
@@ -346,10 +354,12 @@ func (g *Guard) background(ctx context.Context, slots chan struct{}, f func(cont
 	g.bg.Add(1)
 	go func() {
 		defer g.bg.Done()
-		defer func() { <-slots }()
+		var once sync.Once
+		leave := func() { once.Do(func() { <-slots }) }
+		defer leave()
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		f(bctx)
+		f(bctx, leave)
 	}()
 	return nil
 }
@@ -377,7 +387,8 @@ func (g *Guard) forgotRefused(ctx context.Context, req ForgotRequest, email stri
 }
 
 // sendReset does the work of ForgotPassword; failures end in the audit log.
-func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) {
+// It calls leave before it sends an email, to free its background slot.
+func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string, leave func()) {
 	// The address's and the client IP's limits count every request,
 	// whether the tenant and the account exist or not: RequestEmailChange
 	// shares them, in any tenant.
@@ -440,6 +451,7 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 		// not flood an inbox with these either.)
 		ev.Outcome, ev.Reason = audit.Failure, ReasonSSORequired
 		if g.record(ctx, ev) == nil {
+			leave()
 			_ = g.recovery.Email.SendEmail(ctx, mfa.Message{To: u.Email, Subject: "Sign in with single sign-on",
 				Text: "Someone asked to reset the password of your account. Your organisation signs in through " +
 					"single sign-on, so there is no password to reset: sign in with your organisation's single " +
@@ -462,6 +474,9 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 		return
 	}
 	subject, text := g.recovery.Compose(g.resetLink(u.Tenant, u.ID, token), g.recovery.TokenTTL)
+	// Sent only to an account: out of the slot, so that its time does
+	// not keep the next request waiting (MaxBackgroundResets).
+	leave()
 	if err := g.recovery.Email.SendEmail(ctx, mfa.Message{To: u.Email, Subject: subject, Text: text}); err != nil {
 		f := ev
 		f.Outcome, f.Reason = audit.Failure, "send_failed"
