@@ -1,10 +1,8 @@
 package guard_test
 
 import (
-	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	guard "github.com/guardhq/guard"
 )
@@ -15,27 +13,8 @@ import (
 // left"). It used to say "was just used to sign in" of a sign-in that
 // failed, and "1 are left".
 func TestRecoveryCodeNoticeText(t *testing.T) {
-	rec := &hookedRecovery{}
-	f := newMFAFixture(t, func(c *guard.Config) {
-		rec.RecoveryStore = c.Stores.MFA.Recovery
-		c.Stores.MFA.Recovery = rec
-	})
-	f.createUser(t, "ann@acme.test", ownerPW)
-	_, p := f.signIn(t, "ann@acme.test", ownerPW)
-	secret, codes := f.enrolTOTP(t, p)
-	f.clock.Advance(31 * time.Second)
-
 	// The first code is spent on a sign-in that another request completes.
-	pend := f.pending(t, "ann@acme.test", ownerPW)
-	rec.after = func() {
-		if _, err := f.complete(guard.MethodTOTP, pend.Token, f.code(t, secret)); err != nil {
-			t.Errorf("the racing sign-in: %v", err)
-		}
-	}
-	if _, err := f.complete(guard.MethodRecovery, pend.Token, codes[0]); !errors.Is(err, guard.ErrLoginExpired) {
-		t.Fatalf("recovery code on a sign-in completed meanwhile: %v, want ErrLoginExpired", err)
-	}
-	rec.after = nil
+	f, codes := recoveryCodeLosingRace(t)
 	f.g.Close() // waits for the notices
 	m := f.out.lastMailWith(t, "recovery codes")
 	if strings.Contains(m.Text, "to sign in") || !strings.Contains(m.Text, "did not complete") || !strings.Contains(m.Text, "9 are left") {

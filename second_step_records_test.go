@@ -37,6 +37,22 @@ func (r *hookedRecovery) UseRecoveryCode(ctx context.Context, tenant, userID str
 // mfa.recovery_used (reason login_expired, Meta left); it used to leave no
 // trace but the missing code.
 func TestRecoveryCodeUsedByLostRaceRecorded(t *testing.T) {
+	f, _ := recoveryCodeLosingRace(t)
+	evs := f.events(t, audit.RecoveryUsed)
+	if len(evs) != 1 {
+		t.Fatalf("recovery code used up by a sign-in that lost the race: %d mfa.recovery_used events, want 1", len(evs))
+	}
+	if e := evs[0]; e.Outcome != audit.Failure || e.Reason != "login_expired" || e.Meta["left"] != "9" {
+		t.Errorf("mfa.recovery_used = %+v, want failed, reason login_expired, 9 left", e)
+	}
+}
+
+// recoveryCodeLosingRace enrols an authenticator app for ann, then spends
+// her first recovery code on a pending sign-in that another request
+// completes meanwhile (with the app's code): ErrLoginExpired. It returns
+// the fixture and ann's recovery codes.
+func recoveryCodeLosingRace(t *testing.T) (*mfaFixture, []string) {
+	t.Helper()
 	rec := &hookedRecovery{}
 	f := newMFAFixture(t, func(c *guard.Config) {
 		rec.RecoveryStore = c.Stores.MFA.Recovery
@@ -52,17 +68,10 @@ func TestRecoveryCodeUsedByLostRaceRecorded(t *testing.T) {
 			t.Errorf("the racing sign-in: %v", err)
 		}
 	}
-	before := len(f.events(t, audit.RecoveryUsed))
 	if _, err := f.complete(guard.MethodRecovery, pend.Token, codes[0]); !errors.Is(err, guard.ErrLoginExpired) {
 		t.Fatalf("recovery code on a sign-in completed meanwhile: %v, want ErrLoginExpired", err)
 	}
-	evs := f.events(t, audit.RecoveryUsed)[before:]
-	if len(evs) != 1 {
-		t.Fatalf("recovery code used up by a sign-in that lost the race: %d mfa.recovery_used events, want 1", len(evs))
-	}
-	if e := evs[0]; e.Outcome != audit.Failure || e.Reason != "login_expired" || e.Meta["left"] != "9" {
-		t.Errorf("mfa.recovery_used = %+v, want failed, reason login_expired, 9 left", e)
-	}
+	return f, codes
 }
 
 // toggledThrottle fails ReserveAll while reserve is set, and Settle while
