@@ -197,15 +197,15 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 		return LoginResult{}, err
 	}
 	u := *p.a.user
+	kind := methodKind(sf.Method)
 	gt, reason, err := g.reserve(ctx, u.Tenant, u.Email, sf.IP, true)
 	if err != nil {
-		return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, "", gate{}, err)
+		return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, kind, gate{}, err)
 	}
 	if reason != "" {
-		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, "", gate{}, ErrInvalidCode)
+		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, kind, gate{}, ErrInvalidCode)
 	}
 	var (
-		kind     mfa.Kind
 		recovery *mfa.RecoveryResult
 		strong   bool // a recovery code's user has a factor that counts as MFA on its own
 	)
@@ -213,7 +213,6 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	case MethodTOTP:
 		var f mfa.Factor
 		f, err = g.mfa.VerifyTOTP(ctx, u.Tenant, u.ID, sf.FactorID, sf.Code)
-		kind = mfa.KindTOTP
 		if err == nil {
 			kind = f.Kind
 		}
@@ -226,12 +225,12 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 		// failure here leaves it unused.
 		fs, ferr := g.mfa.Factors(ctx, u.Tenant, u.ID)
 		if ferr != nil {
-			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, "recovery", gate{}, unavailable("load factors", ferr))
+			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, kind, gate{}, unavailable("load factors", ferr))
 		}
 		strong = strongFactor(fs)
 		var r mfa.RecoveryResult
 		r, err = g.mfa.UseRecoveryCode(ctx, u.Tenant, u.ID, sf.Code)
-		kind, recovery = "recovery", &r
+		recovery = &r
 	default:
 		return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonBadInput, "", gt, &InputError{Field: "method", Reason: "unknown"})
 	}
@@ -301,6 +300,19 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	res, err := g.createSession(ctx, p.a, p.pol, si)
 	res.RecoveryLeft = recovery
 	return res, err
+}
+
+// methodKind is the kind of factor a second step by method is for, as
+// its mfa.failed events record it before the code is checked: "" for a
+// code sent by email or SMS (the code tells which) and an unknown method.
+func methodKind(method string) mfa.Kind {
+	switch method {
+	case MethodTOTP:
+		return mfa.KindTOTP
+	case MethodRecovery:
+		return "recovery"
+	}
+	return ""
 }
 
 // consumeFailure is the reason to record, and the error to return, when
