@@ -115,7 +115,8 @@ const (
 	ReasonFactorAdded = "factor_added"
 	// ReasonLoginExpired (mfa.failed, mfa.recovery_used): the second step
 	// was right, but its pending sign-in was gone when it came to be
-	// used up (another request completed it first, or it expired).
+	// used up (another request completed it first, or it expired), or
+	// its TOTP code had just been used by the request that completed it.
 	ReasonLoginExpired = "login_expired"
 	ReasonLocked       = "locked"
 	ReasonIPThrottled  = "ip_throttled"

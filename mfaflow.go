@@ -171,7 +171,12 @@ func codeReason(err error) (reason string, ok bool) {
 // sign-in cannot be used up (another request completed it meanwhile, or it
 // expired: ErrLoginExpired; a store failure: ErrUnavailable) is recorded
 // as mfa.failed (reason login_expired or unavailable) and does not count
-// as a failed attempt. A recovery code is used up
+// as a failed attempt. So is a TOTP code sent twice for one pending
+// sign-in (a form submitted twice) and found used once the other request
+// has completed it (ErrLoginExpired, login_expired): that is no reuse.
+// A TOTP code found used otherwise (by another sign-in, or before it
+// completed this one) is ErrInvalidCode, recorded as reuse, and the user
+// is told (SECURITY-CHECKLIST MF-5). A recovery code is used up
 // when it is checked, and never given back, whatever ends the sign-in
 // after (another request completed it meanwhile, ErrLoginExpired, or a
 // store failure, ErrUnavailable); the user is told. Its use is recorded as
@@ -240,6 +245,16 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, kind, gate{}, unavailable("second factor", err))
 		}
 		if reason == ReasonCodeReuse {
+			if g.completedMeanwhile(ctx, p, sf) {
+				// The step was used by a request of this very sign-in
+				// that completed it since it was loaded (a form
+				// submitted twice): this one lost the race, as if its
+				// code had come second to ConsumeTransaction below. No
+				// guess, nor anyone else's use of the code: the attempt
+				// is given back and the user is not told.
+				_ = g.settle(ctx, gt, false)
+				return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonLoginExpired, kind, gate{}, ErrLoginExpired)
+			}
 			g.noticeReuse(ctx, u)
 		}
 		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, kind, gt, ErrInvalidCode)
@@ -300,6 +315,17 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	res, err := g.createSession(ctx, p.a, p.pol, si)
 	res.RecoveryLeft = recovery
 	return res, err
+}
+
+// completedMeanwhile reports whether the pending sign-in p, live when it
+// was loaded for sf, has been used up since, before its expiry: completed
+// by a request of the same sign-in (the token and client of sf) with a
+// right second factor, the only thing that ends a live pending sign-in.
+// It reports false while p is still there, once it has expired, and when
+// the store fails.
+func (g *Guard) completedMeanwhile(ctx context.Context, p pending, sf SecondFactor) bool {
+	_, err := g.mfa.LookupTransaction(ctx, sf.Pending, sf.UserAgent)
+	return errors.Is(err, mfa.ErrNotFound) && p.txn.LiveAt(g.now())
 }
 
 // methodKind is the kind of factor a second step by method is for, as
@@ -1203,6 +1229,7 @@ func (g *Guard) dropRecoveryCodes(ctx context.Context, tenant, userID string, co
 
 // noticeReuse tells u that a code of their authenticator app was used
 // again (SECURITY-CHECKLIST MF-5): whoever tried it had their password.
+// Not for a code sent twice for one sign-in (CompleteLogin).
 func (g *Guard) noticeReuse(ctx context.Context, u auth.User) {
 	g.notify(ctx, u, "A sign-in code of yours was used again",
 		"Someone who had your password tried a code from your authenticator app that had already been used. "+
