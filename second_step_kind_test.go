@@ -93,21 +93,5 @@ func TestSecondStepRefusedBeforeTheCodeRecordsItsKind(t *testing.T) {
 		return err
 	})
 
-	// A user sent to enrol at sign-in.
-	f.createUser(t, "bob@acme.test", ownerPW)
-	tn, _ := f.g.Tenant(f.ctx, tenantID)
-	if _, err := f.g.SetPolicy(f.ctx, guard.System("test"), tenantID, guard.Policy{RequireMFA: true}, tn.Version); err != nil {
-		t.Fatal(err)
-	}
-	f.clock.Advance(time.Second)
-	pend = f.pending(t, "bob@acme.test", ownerPW)
-	pen, err := f.g.BeginPendingTOTP(f.ctx, pend.Token, "203.0.113.5", "test", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused("CompletePendingEnrolment", mfa.KindTOTP, func() error {
-		_, err := f.g.CompletePendingEnrolment(f.ctx, guard.SecondFactor{Pending: pend.Token, FactorID: pen.Factor.ID,
-			Code: f.code(t, pen.Secret), IP: "203.0.113.5", UserAgent: "test"})
-		return err
-	})
+	refused("CompletePendingEnrolment", mfa.KindTOTP, f.bobSentToEnrol(t))
 }

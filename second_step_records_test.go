@@ -153,23 +153,28 @@ func TestThrottleFailuresOfCredentialStepsRecorded(t *testing.T) {
 		return err
 	})
 
-	// A user sent to enrol at sign-in.
+	enrol := f.bobSentToEnrol(t)
+	step("CompletePendingEnrolment (reserve)", &th.reserve, audit.MFAFailed, enrol)
+	step("CompletePendingEnrolment (settle)", &th.settle, audit.LoginFailed, enrol)
+}
+
+// bobSentToEnrol creates Bob, sent to enrol an authenticator app at
+// sign-in (the tenant's RequireMFA on, without grace), begins his
+// enrolment and returns its last step: CompletePendingEnrolment with the
+// app's code at the clock's current step.
+func (f *mfaFixture) bobSentToEnrol(t *testing.T) func() error {
+	t.Helper()
 	f.createUser(t, "bob@acme.test", ownerPW)
-	tn, _ := f.g.Tenant(f.ctx, tenantID)
-	if _, err := f.g.SetPolicy(f.ctx, guard.System("test"), tenantID, guard.Policy{RequireMFA: true}, tn.Version); err != nil {
-		t.Fatal(err)
-	}
+	f.requireMFA(t, 0)
 	f.clock.Advance(time.Second)
-	pend = f.pending(t, "bob@acme.test", ownerPW)
+	pend := f.pending(t, "bob@acme.test", ownerPW)
 	pen, err := f.g.BeginPendingTOTP(f.ctx, pend.Token, "203.0.113.5", "test", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	enrol := func() error {
+	return func() error {
 		_, err := f.g.CompletePendingEnrolment(f.ctx, guard.SecondFactor{Pending: pend.Token, FactorID: pen.Factor.ID,
 			Code: f.code(t, pen.Secret), IP: "203.0.113.5", UserAgent: "test"})
 		return err
 	}
-	step("CompletePendingEnrolment (reserve)", &th.reserve, audit.MFAFailed, enrol)
-	step("CompletePendingEnrolment (settle)", &th.settle, audit.LoginFailed, enrol)
 }
