@@ -41,3 +41,50 @@ func TestForgotKeepsEmail(t *testing.T) {
 		})
 	}
 }
+
+// selected returns the option selected in the first select named name.
+func selected(body, name string) string {
+	s := regexp.MustCompile(`(?s)<select name="` + regexp.QuoteMeta(name) + `"[^>]*>.*?</select>`).FindString(body)
+	m := regexp.MustCompile(`<option(?: value="([^"]*)")? selected>([^<]*)</option>`).FindStringSubmatch(s)
+	switch {
+	case m == nil:
+		return ""
+	case m[1] != "":
+		return html.UnescapeString(m[1])
+	}
+	return html.UnescapeString(m[2])
+}
+
+// The add-user form shown again with an error (an address taken, a
+// password refused) keeps the address, name and role typed, never the
+// password.
+func TestAddUserKeepsInput(t *testing.T) {
+	c, password := newClient(t)
+	c.signInAdmin(ownerEmail, password)
+	for _, tc := range []struct {
+		name string
+		form url.Values
+	}{
+		{"address taken", url.Values{"email": {ownerEmail}, "name": {`Sam "<Staff>"`}, "role": {"admin"}, "password": {"plum tree on the hill 42"}}},
+		{"password refused", url.Values{"email": {"sam@demo.example"}, "name": {"Sam"}, "role": {"admin"}, "password": {"short"}}},
+		{"malformed address", url.Values{"email": {`"><i>sam`}, "name": {"Sam"}, "role": {"admin"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := c.post("/users", tc.form)
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("%d, want 400 with the form", resp.StatusCode)
+			}
+			for _, f := range []string{"email", "name"} {
+				if got, _ := inputValue(body, f); got != tc.form.Get(f) {
+					t.Errorf("the %s field holds %q, want %q (%s)", f, got, tc.form.Get(f), pageError(body))
+				}
+			}
+			if got := selected(body, "role"); got != "admin" {
+				t.Errorf("the role selected is %q, want admin", got)
+			}
+			if got, ok := inputValue(body, "password"); ok {
+				t.Errorf("the password field holds %q, want nothing", got)
+			}
+		})
+	}
+}
