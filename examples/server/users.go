@@ -24,20 +24,34 @@ type usersView struct {
 	Roles []rbac.RoleInfo
 	// InviteTTL is how long an invitation works, in words.
 	InviteTTL string
+	// Add is the add-user form: empty but for the role offered first,
+	// or as typed when it is shown again with an error.
+	Add newUserForm
+}
+
+// newUserForm is what the add-user form shows: never a password.
+type newUserForm struct {
+	Email, Name, Role string
 }
 
 func (a *app) users(w http.ResponseWriter, r *http.Request) {
-	p := principal(r)
 	after := r.URL.Query().Get("after")
 	if len(after) > auth.MaxIDBytes {
 		after = ""
 	}
+	a.renderUsers(w, r, http.StatusOK, "", after, newUserForm{Role: "member"})
+}
+
+// renderUsers shows the page of users after the cursor after, with the
+// add-user form holding add, and msg as the page's error.
+func (a *app) renderUsers(w http.ResponseWriter, r *http.Request, status int, msg, after string, add newUserForm) {
+	p := principal(r)
 	rows, err := a.g.ListUserAccess(r.Context(), p, p.Tenant, after, usersPage+1)
 	if err != nil {
 		a.fail(w, r, err, "/")
 		return
 	}
-	v := usersView{After: after, InviteTTL: inviteTTLText}
+	v := usersView{After: after, InviteTTL: inviteTTLText, Add: add}
 	if len(rows) > usersPage {
 		rows = rows[:usersPage]
 		v.Next = rows[usersPage-1].ID
@@ -47,7 +61,7 @@ func (a *app) users(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "/")
 		return
 	}
-	a.page(w, r, "users.html", view{Title: "Users", Nav: "users", Data: v})
+	a.renderStatus(w, r, status, "users.html", view{Title: "Users", Nav: "users", Error: msg, Data: v})
 }
 
 // grantableRoles lists the roles of the tenant the signed-in user may
@@ -81,7 +95,12 @@ func (a *app) createUser(w http.ResponseWriter, r *http.Request) {
 	u, err := a.g.CreateUser(r.Context(), p, nu)
 	a.forget(p.Tenant)
 	if err != nil {
-		a.failOr(w, r, err, "/users")
+		// A refusal shows the form again as typed, but for the password.
+		if msg, ok := problem(err); ok {
+			a.renderUsers(w, r, http.StatusBadRequest, msg, "", newUserForm{Email: nu.Email, Name: nu.Name, Role: r.PostForm.Get("role")})
+			return
+		}
+		a.fail(w, r, err, "/users")
 		return
 	}
 	if nu.Password == "" {
