@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"testing"
 )
 
@@ -84,6 +85,42 @@ func TestAddUserKeepsInput(t *testing.T) {
 			}
 			if got, ok := inputValue(body, "password"); ok {
 				t.Errorf("the password field holds %q, want nothing", got)
+			}
+		})
+	}
+}
+
+// The custom role form shown again with an error (a name refused, a
+// built-in role, no permission ticked) keeps the name and the
+// permissions ticked.
+func TestRoleFormKeepsInput(t *testing.T) {
+	c, password := newClient(t)
+	c.signInAdmin(ownerEmail, password)
+	ticked := func(body string) []string {
+		var out []string
+		for _, m := range regexp.MustCompile(`<input type="checkbox" name="perm" value="([^"]*)"[^>]*\bchecked\b`).FindAllStringSubmatch(body, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		form url.Values
+	}{
+		{"name refused", url.Values{"name": {`Campaign "<Editor>"`}, "perm": {"campaigns:read", "campaigns:write"}}},
+		{"built-in role", url.Values{"name": {"owner"}, "perm": {"reports:read"}}},
+		{"no permission", url.Values{"name": {"campaign-editor"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := c.post("/roles", tc.form)
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("%d, want 400 with the form", resp.StatusCode)
+			}
+			if got, _ := inputValue(body, "name"); got != tc.form.Get("name") {
+				t.Errorf("the name field holds %q, want %q (%s)", got, tc.form.Get("name"), pageError(body))
+			}
+			if got := ticked(body); !slices.Equal(got, tc.form["perm"]) {
+				t.Errorf("ticked %q, want %q", got, tc.form["perm"])
 			}
 		})
 	}
