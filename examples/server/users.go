@@ -249,6 +249,16 @@ type rolesView struct {
 	Roles    []roleRow
 	Sections []rbac.Section
 	Actions  []rbac.Action
+	// Define is the custom role form: empty, or as typed when it is
+	// shown again with an error.
+	Define roleForm
+}
+
+// roleForm is what the custom role form shows: the name and the
+// permissions ticked ("section:action").
+type roleForm struct {
+	Name   string
+	Ticked map[string]bool
 }
 
 type roleRow struct {
@@ -257,13 +267,19 @@ type roleRow struct {
 }
 
 func (a *app) roles(w http.ResponseWriter, r *http.Request) {
+	a.renderRoles(w, r, http.StatusOK, "", roleForm{})
+}
+
+// renderRoles shows the roles, with the custom role form holding define
+// and msg as the page's error.
+func (a *app) renderRoles(w http.ResponseWriter, r *http.Request, status int, msg string, define roleForm) {
 	p := principal(r)
 	rs, err := a.g.Roles(r.Context(), p, p.Tenant)
 	if err != nil && !errors.Is(err, guard.ErrRolesNotConfigured) {
 		a.fail(w, r, err, "/")
 		return
 	}
-	v := rolesView{Sections: rbac.BuiltInSections(), Actions: rbac.Actions()}
+	v := rolesView{Sections: rbac.BuiltInSections(), Actions: rbac.Actions(), Define: define}
 	for _, role := range rs {
 		row := roleRow{RoleInfo: role, Grants: map[string]bool{}}
 		for _, perm := range role.Permissions {
@@ -271,9 +287,11 @@ func (a *app) roles(w http.ResponseWriter, r *http.Request) {
 		}
 		v.Roles = append(v.Roles, row)
 	}
-	a.page(w, r, "roles.html", view{Title: "Roles", Nav: "roles", Data: v})
+	a.renderStatus(w, r, status, "roles.html", view{Title: "Roles", Nav: "roles", Error: msg, Data: v})
 }
 
+// defineRole saves the custom role form; a refusal shows it again as it
+// was sent.
 func (a *app) defineRole(w http.ResponseWriter, r *http.Request) {
 	if !a.form(w, r) {
 		return
@@ -281,13 +299,20 @@ func (a *app) defineRole(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	name := strings.TrimSpace(r.PostForm.Get("name"))
 	perms := slices.Clone(r.PostForm["perm"])
+	typed := roleForm{Name: r.PostForm.Get("name"), Ticked: map[string]bool{}}
+	for _, perm := range perms {
+		typed.Ticked[perm] = true
+	}
 	if len(perms) == 0 {
-		a.setFlash(w, "error", "Tick at least one permission.")
-		http.Redirect(w, r, "/roles", http.StatusSeeOther)
+		a.renderRoles(w, r, http.StatusBadRequest, "Tick at least one permission.", typed)
 		return
 	}
 	if err := a.g.DefineRole(r.Context(), p, p.Tenant, name, perms); err != nil {
-		a.failOr(w, r, err, "/roles")
+		if msg, ok := problem(err); ok {
+			a.renderRoles(w, r, http.StatusBadRequest, msg, typed)
+			return
+		}
+		a.fail(w, r, err, "/roles")
 		return
 	}
 	a.ok(w, r, "/roles", "Saved the role %s.", name)
