@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -121,6 +122,38 @@ func TestRoleFormKeepsInput(t *testing.T) {
 			}
 			if got := ticked(body); !slices.Equal(got, tc.form["perm"]) {
 				t.Errorf("ticked %q, want %q", got, tc.form["perm"])
+			}
+		})
+	}
+}
+
+// The create-key form shown again with an error (a life in days that is
+// not one, a name refused) keeps the name, role and days typed.
+func TestCreateKeyKeepsInput(t *testing.T) {
+	c, password := newClient(t)
+	c.signInAdmin(ownerEmail, password)
+	for _, tc := range []struct {
+		name string
+		form url.Values
+	}{
+		{"days not a number", url.Values{"name": {`CRM "<sync>"`}, "role": {"admin"}, "days": {"ninety"}}},
+		{"name too long", url.Values{"name": {strings.Repeat("n", 101)}, "role": {"admin"}, "days": {"30"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := c.post("/keys", tc.form)
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("%d, want 400 with the form", resp.StatusCode)
+			}
+			for _, f := range []string{"name", "days"} {
+				if got, _ := inputValue(body, f); got != tc.form.Get(f) {
+					t.Errorf("the %s field holds %q, want %q (%s)", f, got, tc.form.Get(f), pageError(body))
+				}
+			}
+			if got := selected(body, "role"); got != "admin" {
+				t.Errorf("the role selected is %q, want admin", got)
+			}
+			if strings.Contains(body, `id="api-key"`) {
+				t.Error("a key is shown")
 			}
 		})
 	}
