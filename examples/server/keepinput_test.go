@@ -158,3 +158,51 @@ func TestCreateKeyKeepsInput(t *testing.T) {
 		})
 	}
 }
+
+// The account page shown again after a refused new address (an email
+// change, an email or SMS factor) keeps the address or number typed in
+// its own form.
+func TestAccountFormsKeepInput(t *testing.T) {
+	c, password := newClient(t)
+	if resp := c.signIn(ownerEmail, password); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	// value returns the value of the input whose opening tag has marker.
+	value := func(body, marker string) string {
+		m := regexp.MustCompile(`<input[^>]*` + regexp.QuoteMeta(marker) + `[^>]*>`).FindString(body)
+		v := regexp.MustCompile(` value="([^"]*)"`).FindStringSubmatch(m)
+		if v == nil {
+			return ""
+		}
+		return html.UnescapeString(v[1])
+	}
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+		marker     string // of the field that should hold it
+		others     []string
+	}{
+		{"email change", "/account/email", url.Values{"email": {`"><b>not an address`}}, `id="new-email-address"`,
+			[]string{`type="email" name="destination"`, `type="tel" name="destination"`}},
+		{"email factor", "/account/mfa/oob", url.Values{"kind": {"email"}, "destination": {`"><b>not an address`}}, `type="email" name="destination"`,
+			[]string{`id="new-email-address"`, `type="tel" name="destination"`}},
+		{"SMS factor", "/account/mfa/oob", url.Values{"kind": {"sms"}, "destination": {"+44 7700 9OO123"}}, `type="tel" name="destination"`,
+			[]string{`id="new-email-address"`, `type="email" name="destination"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			typed := tc.form.Get("email") + tc.form.Get("destination")
+			resp, body := c.post(tc.path, tc.form)
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("%d, want 400 with the page", resp.StatusCode)
+			}
+			if got := value(body, tc.marker); got != typed {
+				t.Errorf("the field holds %q, want %q (%s)", got, typed, pageError(body))
+			}
+			for _, o := range tc.others {
+				if got := value(body, o); got != "" {
+					t.Errorf("another form's field (%s) holds %q", o, got)
+				}
+			}
+		})
+	}
+}
