@@ -206,3 +206,60 @@ func TestAccountFormsKeepInput(t *testing.T) {
 		})
 	}
 }
+
+// The connection form of the single sign-on page shown again with an
+// error (no metadata, both kinds, metadata Guard refuses, a mapping to
+// no role) keeps every field as typed.
+func TestSSOConnectionFormKeepsInput(t *testing.T) {
+	c, password := newClient(t)
+	c.signInAdmin(ownerEmail, password)
+	textarea := func(body, id string) string {
+		m := regexp.MustCompile(`(?s)<textarea [^>]*id="` + id + `"[^>]*>(.*?)</textarea>`).FindStringSubmatch(body)
+		if m == nil {
+			return ""
+		}
+		return html.UnescapeString(m[1])
+	}
+	typed := url.Values{"metadata_url": {"https://idp.example.com/md?a=1&b=<2>"}, "domains": {"example.com, demo.example"},
+		"group_roles": {"admins = admin\nstaff = member"}, "mfa_contexts": {"urn:x:mfa"}, "default_role": {"manager"}, "sync_roles": {"on"}}
+	for _, tc := range []struct {
+		name   string
+		change func(url.Values)
+	}{
+		{"no metadata", func(f url.Values) { f.Del("metadata_url") }},
+		{"both kinds of metadata", func(f url.Values) { f.Set("metadata_xml", "<EntityDescriptor/>") }},
+		{"metadata refused", func(f url.Values) { f.Del("metadata_url"); f.Set("metadata_xml", "<not metadata>") }},
+		{"a mapping to no role", func(f url.Values) { f.Set("group_roles", "admins = no-such-role") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			form := url.Values{}
+			for k, v := range typed {
+				form[k] = slices.Clone(v)
+			}
+			tc.change(form)
+			resp, body := c.post("/security/sso", form)
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("%d, want 400 with the form", resp.StatusCode)
+			}
+			if got, _ := inputValue(body, "metadata_url"); got != form.Get("metadata_url") {
+				t.Errorf("the metadata URL holds %q, want %q (%s)", got, form.Get("metadata_url"), pageError(body))
+			}
+			if got, _ := inputValue(body, "domains"); got != form.Get("domains") {
+				t.Errorf("the domains hold %q, want %q", got, form.Get("domains"))
+			}
+			for name, id := range map[string]string{"metadata_xml": "metadata-xml", "group_roles": "group-roles-input", "mfa_contexts": "mfa-contexts-input"} {
+				if got := strings.TrimSpace(textarea(body, id)); got != form.Get(name) {
+					t.Errorf("%s holds %q, want %q", name, got, form.Get(name))
+				}
+			}
+			if got := selected(body, "default_role"); got != "manager" {
+				t.Errorf("the default role selected is %q, want manager", got)
+			}
+			jit := regexp.MustCompile(`<input type="checkbox" name="jit"[^>]*>`).FindString(body)
+			sync := regexp.MustCompile(`<input type="checkbox" name="sync_roles"[^>]*>`).FindString(body)
+			if strings.Contains(jit, "checked") || !strings.Contains(sync, "checked") {
+				t.Errorf("the boxes: %s %s, want just in time unticked and sync ticked", jit, sync)
+			}
+		})
+	}
+}
