@@ -32,15 +32,7 @@ func TestForgotKeepsEmail(t *testing.T) {
 		{"no CAPTCHA", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}}},
 		{"malformed address", url.Values{"tenant": {demoTenant}, "email": {`"><b>not an address`}, "captcha": {standinToken}}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			resp, body := c.post("/forgot", tc.form)
-			if resp.StatusCode != http.StatusBadRequest {
-				t.Fatalf("%d, want 400", resp.StatusCode)
-			}
-			if got, _ := inputValue(body, "email"); got != tc.form.Get("email") {
-				t.Errorf("the email field holds %q, want %q (%s)", got, tc.form.Get("email"), pageError(body))
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { refusedAsTyped(t, c, "/forgot", tc.form, "email") })
 	}
 }
 
@@ -55,6 +47,28 @@ func selected(body, name string) string {
 		return html.UnescapeString(m[1])
 	}
 	return html.UnescapeString(m[2])
+}
+
+// refusedAsTyped posts form to path, which refuses it: it wants the form
+// shown again (400) with each of fields, and the role selected (if form
+// has one), as sent; it returns the page.
+func refusedAsTyped(t *testing.T, c *client, path string, form url.Values, fields ...string) string {
+	t.Helper()
+	resp, body := c.post(path, form)
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("%d, want 400 with the form", resp.StatusCode)
+	}
+	for _, f := range fields {
+		if got, _ := inputValue(body, f); got != form.Get(f) {
+			t.Errorf("the %s field holds %q, want %q (%s)", f, got, form.Get(f), pageError(body))
+		}
+	}
+	if role := form.Get("role"); role != "" {
+		if got := selected(body, "role"); got != role {
+			t.Errorf("the role selected is %q, want %s", got, role)
+		}
+	}
+	return body
 }
 
 // The add-user form shown again with an error (an address taken, a
@@ -72,18 +86,7 @@ func TestAddUserKeepsInput(t *testing.T) {
 		{"malformed address", url.Values{"email": {`"><i>sam`}, "name": {"Sam"}, "role": {"admin"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, body := c.post("/users", tc.form)
-			if resp.StatusCode != http.StatusBadRequest {
-				t.Fatalf("%d, want 400 with the form", resp.StatusCode)
-			}
-			for _, f := range []string{"email", "name"} {
-				if got, _ := inputValue(body, f); got != tc.form.Get(f) {
-					t.Errorf("the %s field holds %q, want %q (%s)", f, got, tc.form.Get(f), pageError(body))
-				}
-			}
-			if got := selected(body, "role"); got != "admin" {
-				t.Errorf("the role selected is %q, want admin", got)
-			}
+			body := refusedAsTyped(t, c, "/users", tc.form, "email", "name")
 			if got, ok := inputValue(body, "password"); ok {
 				t.Errorf("the password field holds %q, want nothing", got)
 			}
@@ -140,19 +143,7 @@ func TestCreateKeyKeepsInput(t *testing.T) {
 		{"name too long", url.Values{"name": {strings.Repeat("n", 101)}, "role": {"admin"}, "days": {"30"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, body := c.post("/keys", tc.form)
-			if resp.StatusCode != http.StatusBadRequest {
-				t.Fatalf("%d, want 400 with the form", resp.StatusCode)
-			}
-			for _, f := range []string{"name", "days"} {
-				if got, _ := inputValue(body, f); got != tc.form.Get(f) {
-					t.Errorf("the %s field holds %q, want %q (%s)", f, got, tc.form.Get(f), pageError(body))
-				}
-			}
-			if got := selected(body, "role"); got != "admin" {
-				t.Errorf("the role selected is %q, want admin", got)
-			}
-			if strings.Contains(body, `id="api-key"`) {
+			if body := refusedAsTyped(t, c, "/keys", tc.form, "name", "days"); strings.Contains(body, `id="api-key"`) {
 				t.Error("a key is shown")
 			}
 		})
