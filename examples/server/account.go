@@ -24,6 +24,16 @@ type accountView struct {
 	// once they confirmed it is them with the app (StepUp).
 	AdminMFA bool
 	Next     string
+	// Typed is what the user typed in the form refused on the page shown
+	// again: never a password or a code.
+	Typed accountForms
+}
+
+// accountForms are the addresses typed in the account page's forms.
+type accountForms struct {
+	NewEmail string // the email change
+	OOBEmail string // the address for email codes
+	OOBPhone string // the number for SMS codes
 }
 
 // StepUp is the step-up that comes back to Next.
@@ -43,12 +53,31 @@ func accountURL(next string) string {
 }
 
 func (a *app) account(w http.ResponseWriter, r *http.Request) {
-	p := principal(r)
-	ctx := r.Context()
-	v := accountView{Current: p.SessionID(), MFAAvailable: true}
+	v := accountView{}
 	if q := r.URL.Query(); q.Get("mfa") == "1" {
 		v.AdminMFA, v.Next = true, localPath(q.Get("next"))
 	}
+	a.renderAccount(w, r, http.StatusOK, "", v)
+}
+
+// refuseOnAccount shows the account page again for a form refused with
+// err, holding what was typed; an error problem does not word goes to
+// fail.
+func (a *app) refuseOnAccount(w http.ResponseWriter, r *http.Request, err error, typed accountForms) {
+	msg, ok := problem(err)
+	if !ok {
+		a.fail(w, r, err, "/account")
+		return
+	}
+	a.renderAccount(w, r, http.StatusBadRequest, msg, accountView{Typed: typed})
+}
+
+// renderAccount shows the signed-in user's account page, v holding what
+// the request sets (AdminMFA and Next, Typed), with msg as its error.
+func (a *app) renderAccount(w http.ResponseWriter, r *http.Request, status int, msg string, v accountView) {
+	p := principal(r)
+	ctx := r.Context()
+	v.Current, v.MFAAvailable = p.SessionID(), true
 	fs, err := a.g.Factors(ctx, p, p.Tenant, p.UserID)
 	switch {
 	case errors.Is(err, guard.ErrMFANotConfigured):
@@ -79,7 +108,7 @@ func (a *app) account(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "/account")
 		return
 	}
-	a.page(w, r, "account.html", view{Title: "My account", Nav: "account", Data: v})
+	a.renderStatus(w, r, status, "account.html", view{Title: "My account", Nav: "account", Error: msg, Data: v})
 }
 
 func (a *app) changePassword(w http.ResponseWriter, r *http.Request) {
@@ -118,7 +147,7 @@ func (a *app) requestEmailChange(w http.ResponseWriter, r *http.Request) {
 	}
 	email := r.PostForm.Get("email")
 	if err := a.g.RequestEmailChange(r.Context(), principal(r), email); err != nil {
-		a.failOr(w, r, err, "/account")
+		a.refuseOnAccount(w, r, err, accountForms{NewEmail: email})
 		return
 	}
 	// Guard answers the same when it sent no link (the address is another
@@ -207,10 +236,10 @@ func (a *app) beginOOB(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dest := strings.TrimSpace(r.PostForm.Get("destination"))
-	name := "email"
+	name, typed := "email", accountForms{OOBEmail: r.PostForm.Get("destination")}
 	if kind == mfa.KindSMS {
 		dest = phoneNumber(dest)
-		name = "SMS"
+		name, typed = "SMS", accountForms{OOBPhone: r.PostForm.Get("destination")}
 	}
 	// The default label ("Phone ending 0123", "Email a…@example.com"):
 	// it is shown at the second step of a sign-in, to whoever has the
@@ -218,7 +247,7 @@ func (a *app) beginOOB(w http.ResponseWriter, r *http.Request) {
 	// the label's limit however long the address is.
 	f, err := a.g.BeginOOB(r.Context(), principal(r), kind, dest, "")
 	if err != nil {
-		a.failOr(w, r, err, "/account")
+		a.refuseOnAccount(w, r, err, typed)
 		return
 	}
 	a.page(w, r, "enrol.html", view{Title: "Confirm your " + name + " factor", Nav: "account",

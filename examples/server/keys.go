@@ -23,7 +23,18 @@ type keysView struct {
 	NewName string
 	BaseURL string
 	Now     time.Time
+	// Create is the create-key form: its defaults, or as typed when it
+	// is shown again with an error.
+	Create keyForm
 }
+
+// keyForm is what the create-key form shows.
+type keyForm struct {
+	Name, Role, Days string
+}
+
+// defaultKeyForm is the create-key form as first shown.
+var defaultKeyForm = keyForm{Role: "reports-only", Days: "90"}
 
 type keyRow struct {
 	auth.APIKey
@@ -52,7 +63,7 @@ func (a *app) keysData(r *http.Request) (keysView, error) {
 		return keysView{}, err
 	}
 	now := a.now()
-	v := keysView{BaseURL: strings.TrimSuffix(a.base.String(), "/"), Now: now}
+	v := keysView{BaseURL: strings.TrimSuffix(a.base.String(), "/"), Now: now, Create: defaultKeyForm}
 	for i := len(ks) - 1; i >= 0; i-- { // newest first
 		k := ks[i]
 		row := keyRow{APIKey: k, Status: "active"}
@@ -83,11 +94,11 @@ func (a *app) createKey(w http.ResponseWriter, r *http.Request) {
 	}
 	p := principal(r)
 	nk := guard.NewAPIKey{Tenant: p.Tenant, Name: r.PostForm.Get("name")}
-	if d := strings.TrimSpace(r.PostForm.Get("days")); d != "" && d != "0" {
+	typed := keyForm{Name: nk.Name, Role: r.PostForm.Get("role"), Days: r.PostForm.Get("days")}
+	if d := strings.TrimSpace(typed.Days); d != "" && d != "0" {
 		n, err := strconv.Atoi(d)
 		if err != nil || n < 0 || n > 3650 {
-			a.setFlash(w, "error", "Please give the key's life in days (0 for none, at most 3650).")
-			http.Redirect(w, r, "/keys", http.StatusSeeOther)
+			a.refuseKey(w, r, "Please give the key's life in days (0 for none, at most 3650).", typed)
 			return
 		}
 		nk.ExpiresAt = a.now().Add(time.Duration(n) * 24 * time.Hour)
@@ -97,7 +108,11 @@ func (a *app) createKey(w http.ResponseWriter, r *http.Request) {
 	}
 	key, k, err := a.g.CreateAPIKey(r.Context(), p, nk)
 	if err != nil {
-		a.failOr(w, r, err, "/keys")
+		if msg, ok := problem(err); ok {
+			a.refuseKey(w, r, msg, typed)
+			return
+		}
+		a.fail(w, r, err, "/keys")
 		return
 	}
 	v, err := a.keysData(r)
@@ -109,6 +124,18 @@ func (a *app) createKey(w http.ResponseWriter, r *http.Request) {
 	// keeps its hash.
 	v.New, v.NewName = key, k.Name
 	a.page(w, r, "keys.html", view{Title: "API keys", Nav: "keys", Data: v})
+}
+
+// refuseKey shows the keys page again with the create-key form as it was
+// sent (typed), and why it was refused.
+func (a *app) refuseKey(w http.ResponseWriter, r *http.Request, msg string, typed keyForm) {
+	v, err := a.keysData(r)
+	if err != nil {
+		a.fail(w, r, err, "/keys")
+		return
+	}
+	v.Create = typed
+	a.renderStatus(w, r, http.StatusBadRequest, "keys.html", view{Title: "API keys", Nav: "keys", Error: msg, Data: v})
 }
 
 func (a *app) revokeKey(w http.ResponseWriter, r *http.Request) {

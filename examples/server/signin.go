@@ -521,8 +521,16 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 
 const resetCookie = "__Host-reset"
 
+// forgotView is the forgotten-password page: the form, with the address
+// typed when it is shown again with an error, or once sent the note that
+// a link went out if the account exists.
+type forgotView struct {
+	Email string
+	Sent  bool
+}
+
 func (a *app) forgotForm(w http.ResponseWriter, r *http.Request) {
-	a.page(w, r, "forgot.html", view{Title: "Forgot your password?"})
+	a.page(w, r, "forgot.html", view{Title: "Forgot your password?", Data: forgotView{}})
 }
 
 func (a *app) forgot(w http.ResponseWriter, r *http.Request) {
@@ -538,10 +546,11 @@ func (a *app) forgot(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, err, "/forgot")
 			return
 		}
-		a.renderStatus(w, r, http.StatusBadRequest, "forgot.html", view{Title: "Forgot your password?", Error: msg, Tenant: tenant})
+		a.renderStatus(w, r, http.StatusBadRequest, "forgot.html", view{Title: "Forgot your password?", Error: msg, Tenant: tenant,
+			Data: forgotView{Email: email}})
 		return
 	}
-	a.page(w, r, "forgot.html", view{Title: "Check your email", Tenant: tenant, Data: true})
+	a.page(w, r, "forgot.html", view{Title: "Check your email", Tenant: tenant, Data: forgotView{Sent: true}})
 }
 
 func (a *app) resetForm(w http.ResponseWriter, r *http.Request) {

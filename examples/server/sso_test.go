@@ -615,14 +615,14 @@ func TestRequireSSO(t *testing.T) {
 			t.Errorf("after the change, the SSO page lacks %s", want)
 		}
 	}
-	ok("/security/sso", url.Values{"group_roles": {"admins = nosuchrole"}}, `There is no role "nosuchrole"`)
-	ok("/security/sso", url.Values{"group_roles": {"admins = owner"}}, "No group may be mapped to owner")
-	ok("/security/sso", url.Values{"group_roles": {"admins = admin\nstaff = member\n admins= member"}}, `The group "admins" is on more than one line`)
-	ok("/security/sso", url.Values{"metadata_xml": {"<nope"}}, "The metadata is not well-formed XML.")
-	ok("/security/sso", url.Values{"metadata_url": {"https://idp.example/md"}, "metadata_xml": {md}}, "not both")
-	ok("/security/sso", url.Values{"metadata_url": {"ftp://idp.example/md"}}, "The metadata URL must be an absolute https URL.")
-	ok("/security/sso", url.Values{"metadata_url": {idp.url + "/nothing-here"}}, "could not be fetched from that URL (it answered with status 404)")
-	ok("/security/sso", url.Values{"domains": {"not a domain!"}}, "The list of allowed domains has an entry that is not a domain name.")
+	refusedForm(t, c, url.Values{"group_roles": {"admins = nosuchrole"}}, `There is no role "nosuchrole"`)
+	refusedForm(t, c, url.Values{"group_roles": {"admins = owner"}}, "No group may be mapped to owner")
+	refusedForm(t, c, url.Values{"group_roles": {"admins = admin\nstaff = member\n admins= member"}}, `The group "admins" is on more than one line`)
+	refusedForm(t, c, url.Values{"metadata_xml": {"<nope"}}, "The metadata is not well-formed XML.")
+	refusedForm(t, c, url.Values{"metadata_url": {"https://idp.example/md"}, "metadata_xml": {md}}, "not both")
+	refusedForm(t, c, url.Values{"metadata_url": {"ftp://idp.example/md"}}, "The metadata URL must be an absolute https URL.")
+	refusedForm(t, c, url.Values{"metadata_url": {idp.url + "/nothing-here"}}, "could not be fetched from that URL (it answered with status 404)")
+	refusedForm(t, c, url.Values{"domains": {"not a domain!"}}, "The list of allowed domains has an entry that is not a domain name.")
 
 	// An SSO admin sees the page but may not change it: owners only.
 	idp.addUser("alice", "alice@example.com", "correct horse battery", "admins")
@@ -944,15 +944,15 @@ func TestSSOMetadataSigningCertificate(t *testing.T) {
 		}
 		return body
 	}
-	ok(url.Values{"metadata_xml": {md}, "metadata_signing_certs": {certPEM}, "jit": {"on"}},
+	refusedForm(t, c, url.Values{"metadata_xml": {md}, "metadata_signing_certs": {certPEM}, "jit": {"on"}},
 		"The metadata is not signed, and the connection requires signed metadata.")
-	ok(url.Values{"metadata_url": {idp.url + "/metadata"}, "metadata_signing_certs": {certPEM}, "jit": {"on"}},
+	refusedForm(t, c, url.Values{"metadata_url": {idp.url + "/metadata"}, "metadata_signing_certs": {certPEM}, "jit": {"on"}},
 		"The metadata is not signed, and the connection requires signed metadata.")
-	ok(url.Values{"metadata_xml": {signed}, "metadata_signing_certs": {"not a certificate"}}, "Paste the metadata signing certificate as PEM")
-	ok(url.Values{"metadata_xml": {signed}, "metadata_signing_certs": {strings.Replace(certPEM, "MII", "MIX", 1)}},
+	refusedForm(t, c, url.Values{"metadata_xml": {signed}, "metadata_signing_certs": {"not a certificate"}}, "Paste the metadata signing certificate as PEM")
+	refusedForm(t, c, url.Values{"metadata_xml": {signed}, "metadata_signing_certs": {strings.Replace(certPEM, "MII", "MIX", 1)}},
 		"The metadata signing certificate has a certificate that cannot be parsed.")
 	tampered := strings.Replace(signed, idp.url+"/sso", "https://evil.example/sso", 1)
-	ok(url.Values{"metadata_xml": {tampered}, "metadata_signing_certs": {certPEM}}, "The metadata has a signature that does not verify")
+	refusedForm(t, c, url.Values{"metadata_xml": {tampered}, "metadata_signing_certs": {certPEM}}, "The metadata has a signature that does not verify")
 
 	page = ok(url.Values{"metadata_xml": {signed}, "metadata_signing_certs": {"\r\n" + certPEM + "\n"}, "jit": {"on"}}, "Connected to "+idp.url+"/metadata.")
 	if !strings.Contains(page, `id="metadata-signature"><span class="badge ok">required`) || !strings.Contains(page, certPEM[:60]) ||
@@ -1059,5 +1059,15 @@ func TestIdPLogoutRequestLeavesOtherBrowsers(t *testing.T) {
 	}
 	if code, _ := bob.whoami(); code != http.StatusUnauthorized {
 		t.Errorf("Bob's browser after the IdP's LogoutRequest naming him: whoami %d, want 401", code)
+	}
+}
+
+// refusedForm posts the SSO connection form, which Guard or the console
+// refuses: the page shows it again (400) with the reason want.
+func refusedForm(t *testing.T, c *client, form url.Values, want string) {
+	t.Helper()
+	resp, body := c.post("/security/sso", form)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, html.EscapeString(want)) {
+		t.Errorf("POST /security/sso: %d, the page lacks %q", resp.StatusCode, want)
 	}
 }

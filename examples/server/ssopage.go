@@ -38,6 +38,9 @@ type ssoView struct {
 	Owners   []guard.UserAccess
 	Adoption guard.Adoption
 	At       time.Time
+	// Typed is the connection form as sent, when it is shown again with
+	// an error (refuseConnection).
+	Typed url.Values
 	// The confirmation step of requiring SSO.
 	Confirm    bool
 	Form       url.Values
@@ -239,19 +242,19 @@ func (a *app) setSSOConnection(w http.ResponseWriter, r *http.Request) {
 	mdURL, mdXML := strings.TrimSpace(r.PostForm.Get("metadata_url")), strings.TrimSpace(r.PostForm.Get("metadata_xml"))
 	switch {
 	case mdURL != "" && mdXML != "":
-		a.flashBack(w, r, back, "Give the metadata URL or paste the XML, not both.")
+		a.refuseConnection(w, r, "Give the metadata URL or paste the XML, not both.")
 		return
 	case mdXML != "":
 		c.MetadataURL, c.Metadata = "", mdXML
 	case mdURL != "":
 		c.MetadataURL, c.Metadata = mdURL, "" // fetched now
 	case !exists:
-		a.flashBack(w, r, back, "Give your identity provider's metadata URL, or paste its metadata XML.")
+		a.refuseConnection(w, r, "Give your identity provider's metadata URL, or paste its metadata XML.")
 		return
 	}
 	signers, ok := splitPEM(r.PostForm.Get("metadata_signing_certs"))
 	if !ok {
-		a.flashBack(w, r, back, "Paste the metadata signing certificate as PEM (-----BEGIN CERTIFICATE----- …), or leave it empty.")
+		a.refuseConnection(w, r, "Paste the metadata signing certificate as PEM (-----BEGIN CERTIFICATE----- …), or leave it empty.")
 		return
 	}
 	c.MetadataSigningCertificates = signers
@@ -273,17 +276,25 @@ func (a *app) setSSOConnection(w http.ResponseWriter, r *http.Request) {
 	}
 	var bad string
 	if c.GroupRoles, bad = parseMapping(r.PostForm.Get("group_roles"), known); bad != "" {
-		a.flashBack(w, r, back, bad)
+		a.refuseConnection(w, r, bad)
 		return
 	}
 	c.DefaultRole = r.PostForm.Get("default_role")
 	if c.DefaultRole != "" && !known(c.DefaultRole) {
-		a.flashBack(w, r, back, "There is no role "+strconv.Quote(c.DefaultRole)+".")
+		a.refuseConnection(w, r, "There is no role "+strconv.Quote(c.DefaultRole)+".")
 		return
 	}
 	out, err := a.g.SetSSOConnection(ctx, p, c)
 	if err != nil {
-		a.ssoFailOr(w, r, err, back)
+		msg, ok := a.ssoProblem(err)
+		if !ok {
+			msg, ok = problem(err)
+		}
+		if !ok {
+			a.fail(w, r, err, back)
+			return
+		}
+		a.refuseConnection(w, r, msg)
 		return
 	}
 	a.forget(p.Tenant)
@@ -292,6 +303,18 @@ func (a *app) setSSOConnection(w http.ResponseWriter, r *http.Request) {
 		entity = idp.EntityID
 	}
 	a.ok(w, r, back, "Connected to %s. Your users can now sign in with SSO.", entity)
+}
+
+// refuseConnection shows the single sign-on page again with the
+// connection form as it was sent, and why it was refused.
+func (a *app) refuseConnection(w http.ResponseWriter, r *http.Request, msg string) {
+	v, err := a.ssoData(r, false)
+	if err != nil {
+		a.fail(w, r, err, "/security/sso")
+		return
+	}
+	v.Typed = r.PostForm
+	a.renderStatus(w, r, http.StatusBadRequest, "sso.html", view{Title: "Single sign-on", Nav: "sso", Error: msg, Data: v})
 }
 
 // nonEmptyLines returns the lines of s, trimmed, without the empty ones.
@@ -454,9 +477,19 @@ func (a *app) setRequireSSO(w http.ResponseWriter, r *http.Request) {
 	a.ok(w, r, back, "Single sign-on is no longer required: users with a password may use it again.")
 }
 
-// ssoFailOr shows the refusals of SSO settings in the words of the page,
-// and hands everything else to failOr.
+// ssoFailOr shows the refusals of SSO settings in the words of the page
+// (ssoProblem), and hands everything else to failOr.
 func (a *app) ssoFailOr(w http.ResponseWriter, r *http.Request, err error, back string) {
+	if msg, ok := a.ssoProblem(err); ok {
+		a.flashBack(w, r, back, msg)
+		return
+	}
+	a.failOr(w, r, err, back)
+}
+
+// ssoProblem returns what the single sign-on page says of a refusal of
+// SSO settings; ok is false for every other error.
+func (a *app) ssoProblem(err error) (msg string, ok bool) {
 	var (
 		pe *guard.PolicyError
 		fe *sso.FetchError
@@ -464,23 +497,22 @@ func (a *app) ssoFailOr(w http.ResponseWriter, r *http.Request, err error, back 
 	)
 	switch {
 	case errors.As(err, &pe) && pe.Field == "RequireSSO":
-		a.flashBack(w, r, back, "Require SSO "+pe.Reason+".")
+		return "Require SSO " + pe.Reason + ".", true
 	case errors.As(err, &pe) && pe.Field == "BreakGlassUser":
-		a.flashBack(w, r, back, "The break-glass owner "+pe.Reason+".")
+		return "The break-glass owner " + pe.Reason + ".", true
 	case errors.As(err, &fe):
 		a.logf("single sign-on: %v", fe)
 		msg := "Your identity provider's metadata could not be fetched from that URL"
 		if fe.Status != 0 {
 			msg += " (it answered with status " + strconv.Itoa(fe.Status) + ")"
 		}
-		a.flashBack(w, r, back, msg+". Check the URL, or paste the metadata XML instead.")
+		return msg + ". Check the URL, or paste the metadata XML instead.", true
 	case errors.As(err, &ie):
-		a.flashBack(w, r, back, ssoInputSentence(ie))
+		return ssoInputSentence(ie), true
 	case errors.Is(err, sso.ErrNotFound):
-		a.flashBack(w, r, back, "No identity provider is connected.")
-	default:
-		a.failOr(w, r, err, back)
+		return "No identity provider is connected.", true
 	}
+	return "", false
 }
 
 // ssoInputSentence says what is wrong with a connection field.

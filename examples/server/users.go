@@ -24,20 +24,34 @@ type usersView struct {
 	Roles []rbac.RoleInfo
 	// InviteTTL is how long an invitation works, in words.
 	InviteTTL string
+	// Add is the add-user form: empty but for the role offered first,
+	// or as typed when it is shown again with an error.
+	Add newUserForm
+}
+
+// newUserForm is what the add-user form shows: never a password.
+type newUserForm struct {
+	Email, Name, Role string
 }
 
 func (a *app) users(w http.ResponseWriter, r *http.Request) {
-	p := principal(r)
 	after := r.URL.Query().Get("after")
 	if len(after) > auth.MaxIDBytes {
 		after = ""
 	}
+	a.renderUsers(w, r, http.StatusOK, "", after, newUserForm{Role: "member"})
+}
+
+// renderUsers shows the page of users after the cursor after, with the
+// add-user form holding add, and msg as the page's error.
+func (a *app) renderUsers(w http.ResponseWriter, r *http.Request, status int, msg, after string, add newUserForm) {
+	p := principal(r)
 	rows, err := a.g.ListUserAccess(r.Context(), p, p.Tenant, after, usersPage+1)
 	if err != nil {
 		a.fail(w, r, err, "/")
 		return
 	}
-	v := usersView{After: after, InviteTTL: inviteTTLText}
+	v := usersView{After: after, InviteTTL: inviteTTLText, Add: add}
 	if len(rows) > usersPage {
 		rows = rows[:usersPage]
 		v.Next = rows[usersPage-1].ID
@@ -47,7 +61,7 @@ func (a *app) users(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "/")
 		return
 	}
-	a.page(w, r, "users.html", view{Title: "Users", Nav: "users", Data: v})
+	a.renderStatus(w, r, status, "users.html", view{Title: "Users", Nav: "users", Error: msg, Data: v})
 }
 
 // grantableRoles lists the roles of the tenant the signed-in user may
@@ -81,7 +95,12 @@ func (a *app) createUser(w http.ResponseWriter, r *http.Request) {
 	u, err := a.g.CreateUser(r.Context(), p, nu)
 	a.forget(p.Tenant)
 	if err != nil {
-		a.failOr(w, r, err, "/users")
+		// A refusal shows the form again as typed, but for the password.
+		if msg, ok := problem(err); ok {
+			a.renderUsers(w, r, http.StatusBadRequest, msg, "", newUserForm{Email: nu.Email, Name: nu.Name, Role: r.PostForm.Get("role")})
+			return
+		}
+		a.fail(w, r, err, "/users")
 		return
 	}
 	if nu.Password == "" {
@@ -230,6 +249,16 @@ type rolesView struct {
 	Roles    []roleRow
 	Sections []rbac.Section
 	Actions  []rbac.Action
+	// Define is the custom role form: empty, or as typed when it is
+	// shown again with an error.
+	Define roleForm
+}
+
+// roleForm is what the custom role form shows: the name and the
+// permissions ticked ("section:action").
+type roleForm struct {
+	Name   string
+	Ticked map[string]bool
 }
 
 type roleRow struct {
@@ -238,13 +267,19 @@ type roleRow struct {
 }
 
 func (a *app) roles(w http.ResponseWriter, r *http.Request) {
+	a.renderRoles(w, r, http.StatusOK, "", roleForm{})
+}
+
+// renderRoles shows the roles, with the custom role form holding define
+// and msg as the page's error.
+func (a *app) renderRoles(w http.ResponseWriter, r *http.Request, status int, msg string, define roleForm) {
 	p := principal(r)
 	rs, err := a.g.Roles(r.Context(), p, p.Tenant)
 	if err != nil && !errors.Is(err, guard.ErrRolesNotConfigured) {
 		a.fail(w, r, err, "/")
 		return
 	}
-	v := rolesView{Sections: rbac.BuiltInSections(), Actions: rbac.Actions()}
+	v := rolesView{Sections: rbac.BuiltInSections(), Actions: rbac.Actions(), Define: define}
 	for _, role := range rs {
 		row := roleRow{RoleInfo: role, Grants: map[string]bool{}}
 		for _, perm := range role.Permissions {
@@ -252,9 +287,11 @@ func (a *app) roles(w http.ResponseWriter, r *http.Request) {
 		}
 		v.Roles = append(v.Roles, row)
 	}
-	a.page(w, r, "roles.html", view{Title: "Roles", Nav: "roles", Data: v})
+	a.renderStatus(w, r, status, "roles.html", view{Title: "Roles", Nav: "roles", Error: msg, Data: v})
 }
 
+// defineRole saves the custom role form; a refusal shows it again as it
+// was sent.
 func (a *app) defineRole(w http.ResponseWriter, r *http.Request) {
 	if !a.form(w, r) {
 		return
@@ -262,13 +299,20 @@ func (a *app) defineRole(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	name := strings.TrimSpace(r.PostForm.Get("name"))
 	perms := slices.Clone(r.PostForm["perm"])
+	typed := roleForm{Name: r.PostForm.Get("name"), Ticked: map[string]bool{}}
+	for _, perm := range perms {
+		typed.Ticked[perm] = true
+	}
 	if len(perms) == 0 {
-		a.setFlash(w, "error", "Tick at least one permission.")
-		http.Redirect(w, r, "/roles", http.StatusSeeOther)
+		a.renderRoles(w, r, http.StatusBadRequest, "Tick at least one permission.", typed)
 		return
 	}
 	if err := a.g.DefineRole(r.Context(), p, p.Tenant, name, perms); err != nil {
-		a.failOr(w, r, err, "/roles")
+		if msg, ok := problem(err); ok {
+			a.renderRoles(w, r, http.StatusBadRequest, msg, typed)
+			return
+		}
+		a.fail(w, r, err, "/roles")
 		return
 	}
 	a.ok(w, r, "/roles", "Saved the role %s.", name)
