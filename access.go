@@ -599,8 +599,8 @@ func subjectOf(s string) (rbac.Subject, error) {
 // neither revoked nor expired: a key the tenant does not have gives
 // ErrNotFound, recorded as a failed role.granted with reason unknown_key,
 // a revoked key ErrNotFound with reason key_revoked, one past its
-// ExpiresAt ErrNotFound with reason key_expired, and no grant stays. The key is
-// looked up before the grant is written and again once it is; a
+// ExpiresAt ErrNotFound with reason key_expired, and no grant stays. The
+// key is looked up before the grant is written and again once it is; a
 // revocation racing the grant either comes after that look-up and takes
 // the key's roles (see RevokeAPIKey), or the look-up finds the key
 // revoked and the grant is taken back.
@@ -790,8 +790,8 @@ func (g *Guard) granteeExists(ctx context.Context, by Principal, tenant string, 
 // stores now: ReasonUnknownUser for a user the tenant does not have,
 // ReasonUnknownKey for an API key it does not have (any key, without an
 // API key store), ReasonKeyRevoked for a revoked key, ReasonKeyExpired
-// for one past its ExpiresAt; "" if sub can. A
-// store failure is ErrUnavailable.
+// for one past its ExpiresAt; "" if sub can. A store failure is
+// ErrUnavailable.
 func (g *Guard) granteeGone(ctx context.Context, tenant string, sub rbac.Subject) (string, error) {
 	if sub.Kind == rbac.KindKey {
 		k, found, err := g.apiKeyByID(ctx, tenant, sub.ID)
