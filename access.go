@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -1222,6 +1224,17 @@ func PayloadHash(payload []byte) [32]byte { return sha256.Sum256(payload) }
 // while it was made is rejected the same way, unrecorded, and
 // ErrUnauthenticated returned (ErrUnavailable if the user cannot be
 // read).
+//
+// A requester files at most MaxApprovalRequestsPerHour requests in each
+// hour of the clock (UTC), so that a loop cannot flood the approvers and
+// the store: every request past the password check counts, a refused
+// one too. An API key is a requester of its own, apart from its creator.
+// The count is kept in the throttle store (Stores.Throttle), so it holds
+// across replicas. One more is refused with ErrTooManyAttempts, nothing
+// stored, and recorded as a failed approval.requested with reason
+// rate_limited (ReasonRateLimited) unless 30 such refusals were recorded
+// in the tenant in the last minute. A count that cannot be kept is
+// ErrUnavailable, nothing stored.
 func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, target string, payload []byte, ttl time.Duration) (rbac.Approval, error) {
 	if err := g.needRBAC(); err != nil {
 		return rbac.Approval{}, err
@@ -1235,6 +1248,9 @@ func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, t
 		return rbac.Approval{}, g.refused(ctx, by, p.Section, p.Action, reasonInvalidPrincipal)
 	}
 	if err := g.passwordGate(ctx, by, p.Section, p.Action); err != nil {
+		return rbac.Approval{}, err
+	}
+	if err := g.requestsLimited(ctx, by, p); err != nil {
 		return rbac.Approval{}, err
 	}
 	if err := g.keyHolds(ctx, by, p); err != nil {
@@ -1330,6 +1346,42 @@ func (g *Guard) decideApproval(ctx context.Context, by Principal, id string, app
 		return rbac.Approval{}, err
 	}
 	return ap, nil
+}
+
+// MaxApprovalRequestsPerHour bounds the approval requests one requester
+// (a user, or an API key) may file in an hour of the clock: see
+// RequestApproval.
+const MaxApprovalRequestsPerHour = 30
+
+// approvalRequestLimit counts a requester's approval requests under a
+// key that names the hour (see requestsLimited): the
+// MaxApprovalRequestsPerHour-th locks the key past the hour's end, and
+// the key is forgotten an hour after its last request.
+var approvalRequestLimit = auth.Limit{Max: MaxApprovalRequestsPerHour, ResetAfter: time.Hour, LockFor: time.Hour, MaxLockFor: time.Hour}
+
+// requestsLimited counts a request for p about to be filed by by, in one
+// atomic step of the throttle store, and refuses it when by has filed
+// MaxApprovalRequestsPerHour this hour already: ErrTooManyAttempts,
+// recorded as a failed approval.requested with reason rate_limited as
+// often as recordRefusal allows. A store failure is ErrUnavailable.
+func (g *Guard) requestsLimited(ctx context.Context, by Principal, p rbac.Permission) error {
+	now := g.now()
+	k := sha256.Sum256([]byte(by.Tenant + "\x00" + by.subject().String()))
+	key := "approval-requests:" + hex.EncodeToString(k[:16]) + ":" + strconv.FormatInt(now.Unix()/3600, 10)
+	r, err := g.stores.Throttle.Reserve(ctx, key, now, approvalRequestLimit)
+	if err != nil {
+		return unavailable("throttle", err)
+	}
+	if r.Allowed {
+		return nil
+	}
+	e := g.adminEvent(by, by.Tenant, audit.ApprovalRequested, "")
+	e.Outcome, e.Reason = audit.Failure, ReasonRateLimited
+	e.Meta = map[string]string{"permission": p.String()}
+	if err := g.recordRefusal(ctx, e); err != nil {
+		return err
+	}
+	return ErrTooManyAttempts
 }
 
 // requesterStillActive checks, once request ap is stored, that the user

@@ -14,7 +14,7 @@ import (
 
 // approvalRequestBound is the bound under test: the requests one
 // requester may file in an hour.
-const approvalRequestBound = 30
+const approvalRequestBound = guard.MaxApprovalRequestsPerHour
 
 // floodApprovals files n approval requests by p at once, each for its own
 // target, and returns how many succeeded and how many were refused with

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	guard "github.com/guardhq/guard"
 )
 
 // Under four-eyes approval, a second click of Send files no second
@@ -53,7 +55,7 @@ func TestSendOverRequestBoundIs429(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The hour's requests, filed elsewhere (the API, another tab).
-	for i := range 30 {
+	for i := range guard.MaxApprovalRequestsPerHour {
 		target := "other-" + strconv.Itoa(i)
 		if _, err := g.RequestApproval(ctx, p, "campaigns:send", target, []byte(target), time.Hour); err != nil {
 			t.Fatalf("request %d: %v", i, err)
