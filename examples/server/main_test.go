@@ -641,3 +641,20 @@ func TestAdminActions(t *testing.T) {
 		t.Fatalf("the revoked key on the API: %v %v", r, err)
 	}
 }
+
+// The JSON API's 401s carry the challenge Guard sends (RFC 9110 §11.6.1:
+// an API key is accepted as a Bearer token); a console page sends the
+// browser to sign in instead, a redirect that carries none.
+func TestAPIUnauthorizedCarriesAChallenge(t *testing.T) {
+	c, _ := newClient(t)
+	for _, path := range []string{"/api/whoami", "/api/reports"} {
+		resp, _ := c.get(path)
+		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Bearer realm="api"` {
+			t.Errorf("anonymous %s: %d, WWW-Authenticate %q", path, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	resp, _ := c.get("/users")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("WWW-Authenticate") != "" {
+		t.Errorf("anonymous /users: %d, WWW-Authenticate %q; want a redirect without one", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+}
