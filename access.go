@@ -358,15 +358,15 @@ func (g *Guard) Authorize(ctx context.Context, p Principal, s rbac.Section, a rb
 
 // Require returns middleware that lets a request through only if the
 // principal Middleware put in its context may take action on section:
-// 401 without a principal, 403 when refused (and an access.denied event),
-// 503 when the decision cannot be made. A session that signed in with a
-// password that must be changed gets 403 with "Guard-Reason:
-// password_expired" (ReasonPasswordExpired; the cause given to
-// Config.OnRefuse is ErrPasswordChangeRequired), whatever its roles, until
-// the user changes it: send them to do so. So does an API key whose
-// creator's password is marked compromised (ExpirePassword), until the
-// creator changes it. It panics at start-up, not per
-// request, on an unknown section or action.
+// 401 without a principal (with WWW-Authenticate: Challenge), 403 when
+// refused (and an access.denied event), 503 when the decision cannot be
+// made. A session that signed in with a password that must be changed
+// gets 403 with "Guard-Reason: password_expired" (ReasonPasswordExpired;
+// the cause given to Config.OnRefuse is ErrPasswordChangeRequired),
+// whatever its roles, until the user changes it: send them to do so. So
+// does an API key whose creator's password is marked compromised
+// (ExpirePassword), until the creator changes it. It panics at start-up,
+// not per request, on an unknown section or action.
 //
 // An action the tenant put under four-eyes approval is refused too (403,
 // "Guard-Reason: approval_required", ErrApprovalRequired, an access.denied
@@ -435,7 +435,7 @@ type approvalKey struct{}
 // sign-on counts when the IdP asserted a multi-factor login with an
 // AuthnContextClassRef in the tenant's sso.Connection.MFAAuthnContexts.
 // Mount it inside Middleware, alone or with Require. Without a principal
-// it answers 401; any other principal (a password-only session, one
+// it answers 401 (with WWW-Authenticate: Challenge); any other principal (a password-only session, one
 // signed in with an email code, an SSO session whose IdP did not assert a
 // trusted multi-factor login, an API key) gets 403 with the header
 // "Guard-Step-Up: mfa", and an access.denied event with reason
