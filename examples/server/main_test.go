@@ -14,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/rbac"
 )
 
 // testClock is the console's clock in tests: real time plus an offset the
@@ -656,5 +659,21 @@ func TestAPIUnauthorizedCarriesAChallenge(t *testing.T) {
 	resp, _ := c.get("/users")
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("WWW-Authenticate") != "" {
 		t.Errorf("anonymous /users: %d, WWW-Authenticate %q; want a redirect without one", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	// whoami answers a key (not a user) with its own 401, challenge and all.
+	key, _, err := c.con.g.CreateAPIKey(t.Context(), guard.System("test"),
+		guard.NewAPIKey{Tenant: demoTenant, Name: "ci", Roles: []string{rbac.ReportsOnly}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", c.srv.URL+"/api/whoami", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err = c.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Bearer realm="api"` {
+		t.Errorf("whoami by a key: %d, WWW-Authenticate %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 }
