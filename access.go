@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -356,15 +358,15 @@ func (g *Guard) Authorize(ctx context.Context, p Principal, s rbac.Section, a rb
 
 // Require returns middleware that lets a request through only if the
 // principal Middleware put in its context may take action on section:
-// 401 without a principal, 403 when refused (and an access.denied event),
-// 503 when the decision cannot be made. A session that signed in with a
-// password that must be changed gets 403 with "Guard-Reason:
-// password_expired" (ReasonPasswordExpired; the cause given to
-// Config.OnRefuse is ErrPasswordChangeRequired), whatever its roles, until
-// the user changes it: send them to do so. So does an API key whose
-// creator's password is marked compromised (ExpirePassword), until the
-// creator changes it. It panics at start-up, not per
-// request, on an unknown section or action.
+// 401 without a principal (with WWW-Authenticate: Challenge), 403 when
+// refused (and an access.denied event), 503 when the decision cannot be
+// made. A session that signed in with a password that must be changed
+// gets 403 with "Guard-Reason: password_expired" (ReasonPasswordExpired;
+// the cause given to Config.OnRefuse is ErrPasswordChangeRequired),
+// whatever its roles, until the user changes it: send them to do so. So
+// does an API key whose creator's password is marked compromised
+// (ExpirePassword), until the creator changes it. It panics at start-up,
+// not per request, on an unknown section or action.
 //
 // An action the tenant put under four-eyes approval is refused too (403,
 // "Guard-Reason: approval_required", ErrApprovalRequired, an access.denied
@@ -433,7 +435,7 @@ type approvalKey struct{}
 // sign-on counts when the IdP asserted a multi-factor login with an
 // AuthnContextClassRef in the tenant's sso.Connection.MFAAuthnContexts.
 // Mount it inside Middleware, alone or with Require. Without a principal
-// it answers 401; any other principal (a password-only session, one
+// it answers 401 (with WWW-Authenticate: Challenge); any other principal (a password-only session, one
 // signed in with an email code, an SSO session whose IdP did not assert a
 // trusted multi-factor login, an API key) gets 403 with the header
 // "Guard-Step-Up: mfa", and an access.denied event with reason
@@ -1222,6 +1224,17 @@ func PayloadHash(payload []byte) [32]byte { return sha256.Sum256(payload) }
 // while it was made is rejected the same way, unrecorded, and
 // ErrUnauthenticated returned (ErrUnavailable if the user cannot be
 // read).
+//
+// A requester files at most MaxApprovalRequestsPerHour requests in each
+// hour of the clock (UTC), so that a loop cannot flood the approvers and
+// the store: every request past the password check counts, a refused
+// one too. An API key is a requester of its own, apart from its creator.
+// The count is kept in the throttle store (Stores.Throttle), so it holds
+// across replicas. One more is refused with ErrTooManyAttempts, nothing
+// stored, and recorded as a failed approval.requested with reason
+// rate_limited (ReasonRateLimited) unless 30 such refusals were recorded
+// in the tenant in the last minute. A count that cannot be kept is
+// ErrUnavailable, nothing stored.
 func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, target string, payload []byte, ttl time.Duration) (rbac.Approval, error) {
 	if err := g.needRBAC(); err != nil {
 		return rbac.Approval{}, err
@@ -1235,6 +1248,9 @@ func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, t
 		return rbac.Approval{}, g.refused(ctx, by, p.Section, p.Action, reasonInvalidPrincipal)
 	}
 	if err := g.passwordGate(ctx, by, p.Section, p.Action); err != nil {
+		return rbac.Approval{}, err
+	}
+	if err := g.requestsLimited(ctx, by, p); err != nil {
 		return rbac.Approval{}, err
 	}
 	if err := g.keyHolds(ctx, by, p); err != nil {
@@ -1330,6 +1346,42 @@ func (g *Guard) decideApproval(ctx context.Context, by Principal, id string, app
 		return rbac.Approval{}, err
 	}
 	return ap, nil
+}
+
+// MaxApprovalRequestsPerHour bounds the approval requests one requester
+// (a user, or an API key) may file in an hour of the clock: see
+// RequestApproval.
+const MaxApprovalRequestsPerHour = 30
+
+// approvalRequestLimit counts a requester's approval requests under a
+// key that names the hour (see requestsLimited): the
+// MaxApprovalRequestsPerHour-th locks the key past the hour's end, and
+// the key is forgotten an hour after its last request.
+var approvalRequestLimit = auth.Limit{Max: MaxApprovalRequestsPerHour, ResetAfter: time.Hour, LockFor: time.Hour, MaxLockFor: time.Hour}
+
+// requestsLimited counts a request for p about to be filed by by, in one
+// atomic step of the throttle store, and refuses it when by has filed
+// MaxApprovalRequestsPerHour this hour already: ErrTooManyAttempts,
+// recorded as a failed approval.requested with reason rate_limited as
+// often as recordRefusal allows. A store failure is ErrUnavailable.
+func (g *Guard) requestsLimited(ctx context.Context, by Principal, p rbac.Permission) error {
+	now := g.now()
+	k := sha256.Sum256([]byte(by.Tenant + "\x00" + by.subject().String()))
+	key := "approval-requests:" + hex.EncodeToString(k[:16]) + ":" + strconv.FormatInt(now.Unix()/3600, 10)
+	r, err := g.stores.Throttle.Reserve(ctx, key, now, approvalRequestLimit)
+	if err != nil {
+		return unavailable("throttle", err)
+	}
+	if r.Allowed {
+		return nil
+	}
+	e := g.adminEvent(by, by.Tenant, audit.ApprovalRequested, "")
+	e.Outcome, e.Reason = audit.Failure, ReasonRateLimited
+	e.Meta = map[string]string{"permission": p.String()}
+	if err := g.recordRefusal(ctx, e); err != nil {
+		return err
+	}
+	return ErrTooManyAttempts
 }
 
 // requesterStillActive checks, once request ap is stored, that the user

@@ -72,7 +72,8 @@ var (
 	// allow-list (or could not be identified).
 	ErrIPNotAllowed = errors.New("guard: access from this address is not allowed")
 	// ErrTooManyAttempts: too many invalid API keys or SSO starts from this
-	// address, or too many email-change links or invitations sent; wait.
+	// address, too many email-change links or invitations sent, or too
+	// many approval requests filed (MaxApprovalRequestsPerHour); wait.
 	ErrTooManyAttempts = errors.New("guard: too many attempts, try again later")
 	// ErrNotFound: the object named does not exist (in this tenant).
 	ErrNotFound = errors.New("guard: not found")

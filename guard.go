@@ -217,8 +217,9 @@ type Config struct {
 	// plain-text answers: the host's own error pages, and a log line with
 	// the cause. status is 401, 403, 429 or 503; cause is the error behind
 	// it (for 503 the store failure: log it, never show it to the client).
-	// Headers Guard sets (WWW-Authenticate, Guard-Step-Up, a cleared
-	// cookie) are already on w. It must write the response.
+	// Headers Guard sets (WWW-Authenticate: Challenge on every 401,
+	// Guard-Reason, Guard-Step-Up, a cleared cookie) are already on w. It
+	// must write the response.
 	OnRefuse func(w http.ResponseWriter, r *http.Request, status int, cause error)
 	// BreachCheck, if set, refuses new passwords known from data breaches
 	// (auth.RuleBreached), after every other rule: auth.NewRangeAPI asks

@@ -181,7 +181,7 @@ func SignedOutReason(ctx context.Context) string {
 // goes further: Middleware never lets a request through as authenticated
 // on an error. Use RequireSession to refuse
 // anonymous requests (401, with that Guard-Reason), and Require for role
-// checks.
+// checks. Every 401 carries the WWW-Authenticate header Challenge.
 //
 // Every answer to a request that carries a credential (a session cookie
 // or an API key), refused or not, is marked "Cache-Control: no-store"
@@ -210,7 +210,6 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		default:
 			if _, isKey := bearer(r); isKey {
 				noStore(w)
-				w.Header().Set("WWW-Authenticate", `Bearer realm="api"`)
 				g.refuse(w, r, http.StatusUnauthorized, "", err)
 				return
 			}
@@ -240,10 +239,21 @@ const unavailableText = "Service temporarily unavailable"
 // noStore marks w's answer as one no cache may keep.
 func noStore(w http.ResponseWriter) { w.Header().Set("Cache-Control", "no-store") }
 
+// Challenge is the WWW-Authenticate header of every 401 Guard writes
+// (Middleware, RequireSession, Require, RequireApprovable, RequireMFA),
+// as RFC 9110 §11.6.1 requires of a 401: every route behind Middleware
+// accepts an API key as a Bearer token. A 401 answered by
+// Config.OnRefuse has it on w already.
+const Challenge = `Bearer realm="api"`
+
 // refuse answers a request that Middleware, Require or RequireMFA refuse:
 // with Config.OnRefuse when the host set one, else in plain text.
-// The plain text is msg, or the status's own text when msg is empty.
+// The plain text is msg, or the status's own text when msg is empty. A
+// 401 gets its challenge first.
 func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, status int, msg string, cause error) {
+	if status == http.StatusUnauthorized {
+		challenge(w)
+	}
 	if g.onRefuse != nil {
 		g.onRefuse(w, r, status, cause)
 		return
@@ -254,12 +264,16 @@ func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, status int, msg s
 	http.Error(w, msg, status)
 }
 
+// challenge puts the WWW-Authenticate header of a 401 on w's answer.
+func challenge(w http.ResponseWriter) { w.Header().Set("WWW-Authenticate", Challenge) }
+
 // RequireSession answers 401 to requests that Middleware did not
-// authenticate (with the Guard-Reason header Middleware set, if any).
-// Mount it inside Middleware.
+// authenticate (with the Guard-Reason header Middleware set, if any, and
+// WWW-Authenticate: Challenge). Mount it inside Middleware.
 func RequireSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := PrincipalFrom(r.Context()); !ok {
+			challenge(w)
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
 			return
 		}

@@ -45,7 +45,7 @@ const (
 	RoleDefined         Action = "role.defined" // Target: the role; Meta: permissions
 	RoleDeleted         Action = "role.deleted"
 	ApprovalRuleChanged Action = "approval_rule.changed"
-	ApprovalRequested   Action = "approval.requested"
+	ApprovalRequested   Action = "approval.requested" // Meta: permission, target; reason rate_limited (Meta: permission) when the requester filed too many
 	ApprovalApproved    Action = "approval.approved"
 	ApprovalRejected    Action = "approval.rejected" // Meta: permission, requester; reason requester_deactivated or requester_deleted when withdrawn with its requester
 	ApprovalConsumed    Action = "approval.consumed"

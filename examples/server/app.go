@@ -368,6 +368,8 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 		}
 		switch iw.code {
 		case http.StatusUnauthorized:
+			// A redirect, not a 401: Guard's challenge does not apply.
+			w.Header().Del("WWW-Authenticate")
 			if reason := iw.Header().Get(guard.ReasonHeader); reason != "" {
 				a.signedOutBecause(w, reason)
 			}

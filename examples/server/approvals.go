@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -162,6 +163,12 @@ func (a *app) sendCampaign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := a.g.RequestApproval(ctx, p, "campaigns:send", c.ID, c.payload(), 24*time.Hour); err != nil {
+		if errors.Is(err, guard.ErrTooManyAttempts) {
+			a.errorPage(w, r, http.StatusTooManyRequests, "Too many approval requests",
+				fmt.Sprintf("You have asked for %d approvals this hour, the most allowed: wait until the next hour, then send again. Nothing was sent.",
+					guard.MaxApprovalRequestsPerHour))
+			return
+		}
 		a.failOr(w, r, err, "/campaigns")
 		return
 	}

@@ -166,6 +166,7 @@ type whoamiAnswer struct {
 func (a *app) whoami(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	if p.Kind != guard.KindUser {
+		w.Header().Set("WWW-Authenticate", guard.Challenge)
 		http.Error(w, "Unauthorized", http.StatusUnauthorized)
 		return
 	}

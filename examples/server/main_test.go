@@ -14,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/rbac"
 )
 
 // testClock is the console's clock in tests: real time plus an offset the
@@ -639,5 +642,38 @@ func TestAdminActions(t *testing.T) {
 	}
 	if r, err := owner.c.Do(req); err != nil || r.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("the revoked key on the API: %v %v", r, err)
+	}
+}
+
+// The JSON API's 401s carry the challenge Guard sends (RFC 9110 §11.6.1:
+// an API key is accepted as a Bearer token); a console page sends the
+// browser to sign in instead, a redirect that carries none.
+func TestAPIUnauthorizedCarriesAChallenge(t *testing.T) {
+	c, _ := newClient(t)
+	for _, path := range []string{"/api/whoami", "/api/reports"} {
+		resp, _ := c.get(path)
+		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Bearer realm="api"` {
+			t.Errorf("anonymous %s: %d, WWW-Authenticate %q", path, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	resp, _ := c.get("/users")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("WWW-Authenticate") != "" {
+		t.Errorf("anonymous /users: %d, WWW-Authenticate %q; want a redirect without one", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	// whoami answers a key (not a user) with its own 401, challenge and all.
+	key, _, err := c.con.g.CreateAPIKey(t.Context(), guard.System("test"),
+		guard.NewAPIKey{Tenant: demoTenant, Name: "ci", Roles: []string{rbac.ReportsOnly}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", c.srv.URL+"/api/whoami", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err = c.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Bearer realm="api"` {
+		t.Errorf("whoami by a key: %d, WWW-Authenticate %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 }
