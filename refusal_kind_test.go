@@ -2,7 +2,6 @@ package guard_test
 
 import (
 	"errors"
-	"net/http"
 	"net/url"
 	"testing"
 
@@ -13,18 +12,7 @@ import (
 // ssoRefusals counts the tenant's sso.failed events of sign-in (no Meta
 // step) whose reason is not junk.
 func (s *ssoSite) ssoRefusals(t *testing.T, junk string) int {
-	t.Helper()
-	page, err := s.g.QueryAudit(t.Context(), guard.System("test"), tenantID, audit.Query{Action: string(audit.SSOFailed), Limit: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range page.Events {
-		if e.Meta["step"] == "" && e.Reason != junk {
-			n++
-		}
-	}
-	return n
+	return s.failedSSOWhere(t, func(e audit.Event) bool { return e.Meta["step"] == "" && e.Reason != junk })()
 }
 
 // A flood of junk posted to the ACS, which anyone can send, does not
@@ -33,12 +21,7 @@ func (s *ssoSite) ssoRefusals(t *testing.T, junk string) int {
 // request used up: reason request_unknown; replayed without one). The
 // bound of recordRefusal counts each reason apart.
 func TestCompleteSSOJunkFloodKeepsReplayOnRecord(t *testing.T) {
-	s, _ := newClockedSSOSite(t)
-	s.idpPut(t, "/users/alice", `{"name":"alice","password":"correct horse","email":"alice@corp.example","groups":["Staff"]}`)
-	_, acs, used, resp := s.signIn(t, "alice", "correct horse")
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("SSO sign-in: %s", resp.Status)
-	}
+	s, _, acs, used := aliceSignedInBySSO(t)
 	post := func(form url.Values) error {
 		_, _, err := s.g.CompleteSSO(t.Context(), guard.SSOResponse{Tenant: tenantID, Request: postForm(acs, form), IP: "203.0.113.5"})
 		return err
@@ -64,18 +47,7 @@ func TestCompleteSSOJunkFloodKeepsReplayOnRecord(t *testing.T) {
 // because the address changed since it was mailed (the old mailbox using
 // it): reason email_changed is counted apart from invalid_token.
 func TestResetLinkFloodKeepsEmailChangedOnRecord(t *testing.T) {
-	f, ru := newRacingFixture(t)
-	ada := f.createUser(t, adaEmail, ownerPW)
-	_, p := f.signIn(t, adaEmail, ownerPW)
-	ru.race(adaEmail, func() {
-		if err := f.g.ChangeEmail(f.ctx, p, newAdaEmail); err != nil {
-			t.Errorf("ChangeEmail: %v", err)
-		}
-	})
-	if err := f.g.ForgotPassword(f.ctx, guard.ForgotRequest{Tenant: tenantID, Email: adaEmail, IP: "203.0.113.9"}); err != nil {
-		t.Fatal(err)
-	}
-	link := lastResetLink(t, f.mailTo(adaEmail)) // mailed after the change
+	f, ada, link := linkMailedAsEmailChanged(t)
 	for i := range refusalRecordMax + 10 {
 		err := f.g.ResetPassword(f.ctx, guard.ResetRequest{Tenant: tenantID, UserID: ada.ID, Token: "short",
 			NewPassword: "an entirely new passphrase", IP: "203.0.113.5"})
