@@ -318,7 +318,7 @@ var apiKeyLimit = auth.Limit{Max: 20, ResetAfter: time.Minute, LockFor: time.Min
 var refusalRecordLimit = auth.Limit{Max: 1, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Minute}
 
 // refusalBurstLimit bounds the refusals recorded by recordRefusal: 30 of
-// one kind, then none until a minute after the 30th.
+// one kind (reason included), then none until a minute after the 30th.
 var refusalBurstLimit = auth.Limit{Max: 30, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Minute}
 
 // AuthenticateAPIKey checks an API key presented from client address addr
@@ -493,10 +493,14 @@ func (g *Guard) recordDue(ctx context.Context, key string, now time.Time, lim au
 // recorded in the last minute (refusalBurstLimit, counted in the
 // throttle store: recordDue): a loop of them cannot flood the tenant's
 // log. Its kind is its tenant, action, target (the user it names; none:
-// the tenant's count) and Meta step. A refusal not recorded is refused
-// all the same. A store failure is ErrUnavailable.
+// the tenant's count), Meta step and reason: a flood of a cheap refusal
+// (junk posted to the ACS, a made-up link) must not silence a rarer one
+// of the same event that only a real message or link can cause (a
+// replayed assertion, a link used after the address it went to changed),
+// which is on record while its own reason's count lasts. A refusal not
+// recorded is refused all the same. A store failure is ErrUnavailable.
 func (g *Guard) recordRefusal(ctx context.Context, e audit.Event) error {
-	k := sha256.Sum256([]byte(strings.Join([]string{e.Tenant, string(e.Action), e.Target, e.Meta["step"]}, "\x00")))
+	k := sha256.Sum256([]byte(strings.Join([]string{e.Tenant, string(e.Action), e.Target, e.Meta["step"], e.Reason}, "\x00")))
 	if due, err := g.recordDue(ctx, "refusal:"+hex.EncodeToString(k[:16]), g.now(), refusalBurstLimit); err != nil || !due {
 		return err
 	}

@@ -262,9 +262,10 @@ type EmailChangeConfirm struct {
 // identity provider since, which owns the addresses: reason idp_managed)
 // is ErrInvalidEmailChange, recorded as a refused user.email_changed event
 // when the user exists; a link that does not hold (all but idp_managed) is
-// recorded at most 30 times a minute for one user, so that made-up links
-// in a loop cannot flood the log (the ones beyond are refused all the
-// same, unrecorded). The address may have been taken by another user
+// recorded at most 30 times a minute for one user and reason, so that
+// made-up links in a loop cannot flood the log (the ones beyond are
+// refused all the same, unrecorded), nor silence the refusal of a real
+// link (reasons are counted apart). The address may have been taken by another user
 // since the request: ErrEmailTaken, and nothing changes. The address it
 // changes to is verified (User.EmailUnverified false). A link for the
 // user's own unverified address changes nothing but that: the address is
@@ -296,7 +297,8 @@ func (g *Guard) ConfirmEmailChange(ctx context.Context, req EmailChangeConfirm) 
 		return cmp.Or(g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, reason)), ErrInvalidEmailChange)
 	}
 	// A link that does not hold, which anyone may make up in a loop, is
-	// recorded at most 30 times a minute for the user (recordRefusal).
+	// recorded at most 30 times a minute for the user and reason
+	// (recordRefusal).
 	refuseLink := func(reason string) error {
 		return cmp.Or(g.recordRefusal(ctx, emailChangeEvent(p, u, email, audit.Failure, reason)), ErrInvalidEmailChange)
 	}

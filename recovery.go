@@ -255,11 +255,13 @@ type ForgotRequest struct {
 //
 // Every request is recorded as password.reset_requested, but that the
 // refusals anyone may repeat at will are recorded at most 30 times a
-// minute (the ones beyond are answered alike, unrecorded), so that a loop
-// cannot flood the log: those of an address with no active account
-// (reasons unknown_user, deactivated) and of a refused CAPTCHA with none,
-// for the tenant; a refused CAPTCHA, or a request past Recovery.Limits
-// (rate_limited), of an account, for that account.
+// minute for each reason (the ones beyond are answered alike,
+// unrecorded), so that a loop cannot flood the log: those of an address
+// with no active account (reasons unknown_user, deactivated) and of a
+// refused CAPTCHA with none, for the tenant; a refused CAPTCHA, or a
+// request past Recovery.Limits (rate_limited), of an account, for that
+// account. Each reason is counted apart, so that a loop of one cannot
+// silence another.
 //
 // A link is single-use, lives Recovery.TokenTTL, is stored only as a hash,
 // and a newer request voids the older link. It is bound to the address it
@@ -640,9 +642,10 @@ type ResetRequest struct {
 // the user's, and password_changed, ReasonPasswordChanged, for one made
 // before the user's password was last set, even while that change was
 // under way: the link is spent and nothing changes); these refusals of
-// the link are recorded at most 30 times a minute for one user, so that
-// made-up links in a loop cannot flood the log (the ones beyond are
-// refused all the same, unrecorded). Only once the link
+// the link are recorded at most 30 times a minute for one user and
+// reason, so that made-up links in a loop cannot flood the log (the ones
+// beyond are refused all the same, unrecorded), nor silence the refusal
+// of a real link (email_changed, say: reasons are counted apart). Only once the link
 // holds is the new password checked: one over MaxPasswordBytes is
 // auth.ErrPasswordTooLong (recorded, bad_input), one the tenant's policy
 // refuses an *auth.PolicyError, and either way the link is put back,
@@ -697,7 +700,8 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	}
 	refuse := func(reason string) error { return cmp.Or(g.record(ctx, refusal(reason)), ErrInvalidResetToken) }
 	// A link that does not hold, which anyone may make up in a loop, is
-	// recorded at most 30 times a minute for the user (recordRefusal).
+	// recorded at most 30 times a minute for the user and reason
+	// (recordRefusal).
 	refuseLink := func(reason string) error {
 		return cmp.Or(g.recordRefusal(ctx, refusal(reason)), ErrInvalidResetToken)
 	}
@@ -818,7 +822,8 @@ func (g *Guard) resetConflict(ctx context.Context, u auth.User) string {
 // (err) as a refused password.reset of the user the link names (reason
 // captcha, Meta captcha: captchaMeta), when there is one: the link is
 // not looked at. Anyone may repeat it: it is recorded at most 30 times a
-// minute for the user (recordRefusal). It returns err, the same answer
+// minute for the user, counted apart from the link's refusals
+// (recordRefusal). It returns err, the same answer
 // whoever the link names, unless the refusal cannot be recorded
 // (ErrUnavailable, as for a refused link).
 func (g *Guard) resetCaptchaRefused(ctx context.Context, req ResetRequest, err error) error {

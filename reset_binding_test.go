@@ -110,24 +110,32 @@ func (f *mfaFixture) wantLinkRefused(t testing.TB, id string, link url.Values, r
 	}
 }
 
+// linkMailedAsEmailChanged makes Ada, asks for a reset link at adaEmail
+// and changes her address to newAdaEmail between the look-up and the
+// link's store: the link is mailed to the old address after the change.
+func linkMailedAsEmailChanged(t *testing.T) (*mfaFixture, guard.User, url.Values) {
+	t.Helper()
+	f, ru := newRacingFixture(t)
+	ada := f.createUser(t, adaEmail, ownerPW)
+	_, p := f.signIn(t, adaEmail, ownerPW)
+	ru.race(adaEmail, func() {
+		if err := f.g.ChangeEmail(f.ctx, p, newAdaEmail); err != nil {
+			t.Errorf("ChangeEmail: %v", err)
+		}
+	})
+	if err := f.g.ForgotPassword(f.ctx, guard.ForgotRequest{Tenant: tenantID, Email: adaEmail, IP: "203.0.113.9"}); err != nil {
+		t.Fatal(err)
+	}
+	return f, ada, lastResetLink(t, f.mailTo(adaEmail)) // mailed after the change
+}
+
 // A reset link works only while the address it was mailed to is the
 // user's: one mailed to the old address just as the address changed (the
 // lookup before the change, the link stored after the change voided the
 // links) does not give the account to the old mailbox.
 func TestResetLinkBoundToAddress(t *testing.T) {
 	t.Run("ChangeEmail", func(t *testing.T) {
-		f, ru := newRacingFixture(t)
-		ada := f.createUser(t, adaEmail, ownerPW)
-		_, p := f.signIn(t, adaEmail, ownerPW)
-		ru.race(adaEmail, func() {
-			if err := f.g.ChangeEmail(f.ctx, p, newAdaEmail); err != nil {
-				t.Errorf("ChangeEmail: %v", err)
-			}
-		})
-		if err := f.g.ForgotPassword(f.ctx, guard.ForgotRequest{Tenant: tenantID, Email: adaEmail, IP: "203.0.113.9"}); err != nil {
-			t.Fatal(err)
-		}
-		link := lastResetLink(t, f.mailTo(adaEmail)) // mailed after the change
+		f, ada, link := linkMailedAsEmailChanged(t)
 		f.wantEmail(t, ada.ID, newAdaEmail)
 		f.wantLinkRefused(t, ada.ID, link, guard.ReasonEmailChanged)
 		// The refusal spent the link.

@@ -522,9 +522,11 @@ type SSOResponse struct {
 // is in the sso.failed event. The refusals of a response before it is
 // accepted (a client IP over 64 bytes, and all of package sso's: a bad
 // signature, an unknown IdP, a replay, ...), which anyone may post in a
-// loop, are recorded at most 30 times a minute for the tenant, so that
-// they cannot flood its log: the ones beyond are refused all the same,
-// unrecorded. The refusals after it (an IP allow-list, an unknown or
+// loop, are recorded at most 30 times a minute for the tenant and
+// reason, so that they cannot flood its log: the ones beyond are refused
+// all the same, unrecorded. Each reason is counted apart: a loop of junk
+// (malformed, signature_invalid, ...) does not silence the refusal of a
+// real assertion (a captured one replayed: request_unknown, replayed). The refusals after it (an IP allow-list, an unknown or
 // deactivated user, ...) are always recorded.
 //
 // The email is not all: an assertion whose NameID is persistent (the
@@ -582,8 +584,8 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 		return cmp.Or(g.record(ctx, refusal(reason, detail)), err)
 	}
 	// A response refused before it is accepted, which anyone may post in
-	// a loop, is recorded at most 30 times a minute for the tenant
-	// (recordRefusal: the event names no user yet).
+	// a loop, is recorded at most 30 times a minute for the tenant and
+	// reason (recordRefusal: the event names no user yet).
 	reject := func(reason, detail string, err error) error {
 		return cmp.Or(g.recordRefusal(ctx, refusal(reason, detail)), err)
 	}
@@ -907,7 +909,7 @@ func (g *Guard) ssoSubject(ctx context.Context, tenant, userID string) (sso.Subj
 // does not exist is ErrTenantNotFound, and nothing is recorded. A message
 // package sso refuses (a bad signature, an unknown IdP, a replay, ...) is
 // ErrSSOFailed, recorded as a refused sso.failed event (Meta step logout)
-// at most 30 times a minute for the tenant, counted apart from
+// at most 30 times a minute for the tenant and reason, counted apart from
 // CompleteSSO's: anyone may post them in a loop, and they must not flood
 // the log (the ones beyond are refused all the same, unrecorded).
 func (g *Guard) HandleSLO(ctx context.Context, tenant string, r *http.Request) (string, error) {
@@ -922,7 +924,8 @@ func (g *Guard) HandleSLO(ctx context.Context, tenant string, r *http.Request) (
 		var re *sso.RejectError
 		if errors.As(err, &re) {
 			// Anyone may post a refused message in a loop: at most 30
-			// are recorded a minute for the tenant (recordRefusal).
+			// are recorded a minute for the tenant and reason
+			// (recordRefusal).
 			e := audit.Event{Tenant: tenant, Actor: audit.Actor{Kind: audit.ActorAnonymous}, Action: audit.SSOFailed,
 				Outcome: audit.Failure, Reason: string(re.Reason), Meta: map[string]string{"step": "logout"}}
 			return "", cmp.Or(g.recordRefusal(ctx, e), ErrSSOFailed)

@@ -108,7 +108,7 @@
 // protects it); serve Metadata at GET {prefix}/{tenant}/metadata and SLO
 // at {prefix}/{tenant}/slo. On a *RejectError, show one generic failure (ErrRejected's
 // message), audit sso.failed with RejectError.Reason (the facade records
-// at most 30 a minute per tenant: anyone can post them); on any other error,
+// at most 30 a minute per tenant and reason: anyone can post them); on any other error,
 // fail closed. On success, find the tenant's user by Result.Email
 // (creating it only if Result.JIT), refuse one whose kept subject from
 // the same IdP is another persistent NameID than Result.NameID (another

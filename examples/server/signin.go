@@ -412,7 +412,9 @@ func (a *app) enrolConfirm(w http.ResponseWriter, r *http.Request) {
 // pending sign-in st, with what CompletePendingEnrolment gave.
 func (a *app) enrolDone(w http.ResponseWriter, r *http.Request, st pendingState, res guard.LoginResult, err error) {
 	switch {
-	case errors.Is(err, guard.ErrLoginExpired):
+	case errors.Is(err, guard.ErrLoginExpired) && len(res.RecoveryCodes) == 0:
+		// With codes, the app was confirmed before the sign-in was found
+		// gone (it expired meanwhile): they are shown below.
 		clearPending(w)
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
