@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -314,7 +315,10 @@ func (g *Guard) revokeKeysOf(ctx context.Context, by Principal, tenant, id, reas
 var apiKeyLimit = auth.Limit{Max: 20, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Hour}
 
 // refusalRecordLimit bounds the refusals of one kind recorded in a
-// tenant's log (see recordDue): one a minute for each key.
+// tenant's log (see recordDue): one a minute for each key. Every record
+// it lets through starts the pause, so none carries recordRefusal's
+// recording_paused mark: that such a record stands for the repeats of
+// the minute after it is documented, for every one of them alike.
 var refusalRecordLimit = auth.Limit{Max: 1, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Minute}
 
 // refusalBurstLimit bounds the refusals recorded by recordRefusal: 30 of
@@ -481,28 +485,50 @@ func (g *Guard) keyRefusalDue(ctx context.Context, action audit.Action, id, ip s
 // under lim (refusalRecordLimit: the first in a minute is;
 // refusalBurstLimit: the first 30). A store failure is ErrUnavailable.
 func (g *Guard) recordDue(ctx context.Context, key string, now time.Time, lim auth.Limit) (bool, error) {
+	r, err := g.reserveRecord(ctx, key, now, lim)
+	return r.Allowed, err
+}
+
+// reserveRecord counts a refusal under key in the throttle store, under
+// lim: it may be recorded if the Reservation is Allowed, and it is the
+// last recorded before the count pauses recording if the Reservation
+// Locks. A store failure is ErrUnavailable.
+func (g *Guard) reserveRecord(ctx context.Context, key string, now time.Time, lim auth.Limit) (auth.Reservation, error) {
 	r, err := g.stores.Throttle.Reserve(ctx, key, now, lim)
 	if err != nil {
-		return false, unavailable("throttle", err)
+		return auth.Reservation{}, unavailable("throttle", err)
 	}
-	return r.Allowed, nil
+	return r, nil
 }
 
 // recordRefusal records e, a refusal anyone can repeat at will (a
 // made-up link, a forged SAML message), unless 30 of its kind were
 // recorded in the last minute (refusalBurstLimit, counted in the
-// throttle store: recordDue): a loop of them cannot flood the tenant's
-// log. Its kind is its tenant, action, target (the user it names; none:
-// the tenant's count), Meta step and reason: a flood of a cheap refusal
-// (junk posted to the ACS, a made-up link) must not silence a rarer one
-// of the same event that only a real message or link can cause (a
-// replayed assertion, a link used after the address it went to changed),
-// which is on record while its own reason's count lasts. A refusal not
-// recorded is refused all the same. A store failure is ErrUnavailable.
+// throttle store: reserveRecord): a loop of them cannot flood the
+// tenant's log. Its kind is its tenant, action, target (the user it
+// names; none: the tenant's count), Meta step and reason: a flood of a
+// cheap refusal (junk posted to the ACS, a made-up link) must not
+// silence a rarer one of the same event that only a real message or link
+// can cause (a replayed assertion, a link used after the address it went
+// to changed), which is on record while its own reason's count lasts. A
+// refusal not recorded is refused all the same. The refusal that makes
+// the count 30 is recorded with Meta recording_paused "true", so that
+// the log says refusals of its kind go unrecorded for a minute from it
+// (refusals counted at once may be written in another order: one
+// counted before it may follow it in the log). A store failure is
+// ErrUnavailable.
 func (g *Guard) recordRefusal(ctx context.Context, e audit.Event) error {
 	k := sha256.Sum256([]byte(strings.Join([]string{e.Tenant, string(e.Action), e.Target, e.Meta["step"], e.Reason}, "\x00")))
-	if due, err := g.recordDue(ctx, "refusal:"+hex.EncodeToString(k[:16]), g.now(), refusalBurstLimit); err != nil || !due {
+	r, err := g.reserveRecord(ctx, "refusal:"+hex.EncodeToString(k[:16]), g.now(), refusalBurstLimit)
+	if err != nil || !r.Allowed {
 		return err
+	}
+	if r.Locks {
+		e.Meta = maps.Clone(e.Meta)
+		if e.Meta == nil {
+			e.Meta = map[string]string{}
+		}
+		e.Meta["recording_paused"] = "true"
 	}
 	return g.record(ctx, e)
 }

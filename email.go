@@ -264,8 +264,9 @@ type EmailChangeConfirm struct {
 // when the user exists; a link that does not hold (all but idp_managed) is
 // recorded at most 30 times a minute for one user and reason, so that
 // made-up links in a loop cannot flood the log (the ones beyond are
-// refused all the same, unrecorded), nor silence the refusal of a real
-// link (reasons are counted apart). The address may have been taken by another user
+// refused all the same, unrecorded; the 30th recorded carries Meta
+// recording_paused "true"), nor silence the refusal of a real link
+// (reasons are counted apart). The address may have been taken by another user
 // since the request: ErrEmailTaken, and nothing changes. The address it
 // changes to is verified (User.EmailUnverified false). A link for the
 // user's own unverified address changes nothing but that: the address is

@@ -256,12 +256,13 @@ type ForgotRequest struct {
 // Every request is recorded as password.reset_requested, but that the
 // refusals anyone may repeat at will are recorded at most 30 times a
 // minute for each reason (the ones beyond are answered alike,
-// unrecorded), so that a loop cannot flood the log: those of an address
-// with no active account (reasons unknown_user, deactivated) and of a
-// refused CAPTCHA with none, for the tenant; a refused CAPTCHA, or a
-// request past Recovery.Limits (rate_limited), of an account, for that
-// account. Each reason is counted apart, so that a loop of one cannot
-// silence another.
+// unrecorded; the 30th recorded carries Meta recording_paused "true"),
+// so that a loop cannot flood the log: those of an address with no
+// active account (reasons unknown_user, deactivated) and of a refused
+// CAPTCHA with none, for the tenant; a refused CAPTCHA, or a request
+// past Recovery.Limits (rate_limited), of an account, for that account.
+// Each reason is counted apart, so that a loop of one cannot silence
+// another.
 //
 // A link is single-use, lives Recovery.TokenTTL, is stored only as a hash,
 // and a newer request voids the older link. It is bound to the address it
@@ -644,8 +645,9 @@ type ResetRequest struct {
 // under way: the link is spent and nothing changes); these refusals of
 // the link are recorded at most 30 times a minute for one user and
 // reason, so that made-up links in a loop cannot flood the log (the ones
-// beyond are refused all the same, unrecorded), nor silence the refusal
-// of a real link (email_changed, say: reasons are counted apart). Only once the link
+// beyond are refused all the same, unrecorded; the 30th recorded carries
+// Meta recording_paused "true"), nor silence the refusal of a real link
+// (email_changed, say: reasons are counted apart). Only once the link
 // holds is the new password checked: one over MaxPasswordBytes is
 // auth.ErrPasswordTooLong (recorded, bad_input), one the tenant's policy
 // refuses an *auth.PolicyError, and either way the link is put back,

@@ -524,7 +524,8 @@ type SSOResponse struct {
 // signature, an unknown IdP, a replay, ...), which anyone may post in a
 // loop, are recorded at most 30 times a minute for the tenant and
 // reason, so that they cannot flood its log: the ones beyond are refused
-// all the same, unrecorded. Each reason is counted apart: a loop of junk
+// all the same, unrecorded (the 30th recorded carries Meta
+// recording_paused "true"). Each reason is counted apart: a loop of junk
 // (malformed, signature_invalid, ...) does not silence the refusal of a
 // real assertion (a captured one replayed: request_unknown, replayed). The refusals after it (an IP allow-list, an unknown or
 // deactivated user, ...) are always recorded.
@@ -911,7 +912,8 @@ func (g *Guard) ssoSubject(ctx context.Context, tenant, userID string) (sso.Subj
 // ErrSSOFailed, recorded as a refused sso.failed event (Meta step logout)
 // at most 30 times a minute for the tenant and reason, counted apart from
 // CompleteSSO's: anyone may post them in a loop, and they must not flood
-// the log (the ones beyond are refused all the same, unrecorded).
+// the log (the ones beyond are refused all the same, unrecorded; the
+// 30th recorded carries Meta recording_paused "true").
 func (g *Guard) HandleSLO(ctx context.Context, tenant string, r *http.Request) (string, error) {
 	if err := g.needSSO(); err != nil {
 		return "", err
