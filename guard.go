@@ -310,10 +310,11 @@ type Guard struct {
 	breach         auth.BreachChecker
 	onRefuse       func(http.ResponseWriter, *http.Request, int, error)
 
-	bg      sync.WaitGroup // background work (reset emails, notices) that Close waits for
-	resets  chan struct{}  // ForgotPassword's background slots (MaxBackgroundResets)
-	notices chan struct{}  // security notices' background slots (MaxBackgroundNotices)
-	dropped atomic.Int64   // notices dropped for want of a slot (DroppedNotices)
+	bg         sync.WaitGroup // background work (reset emails, notices) that Close waits for
+	resets     chan struct{}  // ForgotPassword's background slots (MaxBackgroundResets)
+	resetMails chan struct{}  // ForgotPassword's email slots (MaxBackgroundResets)
+	notices    chan struct{}  // security notices' background slots (MaxBackgroundNotices)
+	dropped    atomic.Int64   // emails dropped for want of a slot (DroppedNotices)
 }
 
 // New validates cfg, fills its defaults and returns a Guard.
@@ -510,11 +511,12 @@ func New(cfg Config) (*Guard, error) {
 		stepUp:       cfg.StepUpWindow,
 		captcha:      cfg.Captcha,
 		captchaAfter: cfg.CaptchaAfter, captchaAfterIP: cfg.CaptchaAfterIP,
-		recovery: cfg.Recovery,
-		product:  product,
-		breach:   cfg.BreachCheck,
-		onRefuse: cfg.OnRefuse,
-		resets:   make(chan struct{}, MaxBackgroundResets),
-		notices:  make(chan struct{}, MaxBackgroundNotices),
+		recovery:   cfg.Recovery,
+		product:    product,
+		breach:     cfg.BreachCheck,
+		onRefuse:   cfg.OnRefuse,
+		resets:     make(chan struct{}, MaxBackgroundResets),
+		resetMails: make(chan struct{}, MaxBackgroundResets),
+		notices:    make(chan struct{}, MaxBackgroundNotices),
 	}, nil
 }

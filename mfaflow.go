@@ -1453,6 +1453,13 @@ func hasConfirmed(fs []mfa.Factor, k mfa.Kind) bool {
 // minute), holds at most this many goroutines and slows the calls that
 // cause them instead, each for no longer than its context allows.
 //
+// ForgotPassword's emails have slots of their own (MaxBackgroundResets).
+// The other emails and text messages Guard sends (invitations,
+// email-change links and the notice of an address taken, one-time sign-in
+// codes) are sent in the goroutine of the call that causes them, which
+// waits for the send and reports its failure: Guard starts no goroutine
+// for them, and the host's own concurrency bounds them.
+//
 // An account lock's notice waits for no slot: with none free it is
 // dropped at once, and counted. A sign-in as an invented name locks no
 // one's mailbox, so a wait there would be a real account's alone and
@@ -1460,11 +1467,12 @@ func hasConfirmed(fs []mfa.Factor, k mfa.Kind) bool {
 // on record, as login.locked).
 const MaxBackgroundNotices = 64
 
-// DroppedNotices returns the number of security notices the Guard has
-// dropped since New because no background slot (MaxBackgroundNotices)
-// came free while the call that caused them could wait. It only grows: a
-// host may export it as a metric, and look at its mail server when it
-// moves.
+// DroppedNotices returns the number of background emails the Guard has
+// dropped since New for want of a slot: security notices for which none
+// (MaxBackgroundNotices) came free while the call that caused them could
+// wait, and ForgotPassword's emails that found every one of theirs taken
+// (MaxBackgroundResets). It only grows: a host may export it as a
+// metric, and look at its mail server when it moves.
 func (g *Guard) DroppedNotices() int64 { return g.dropped.Load() }
 
 // notify emails u a security notice about their account at u.Email (see
@@ -1492,7 +1500,7 @@ func (g *Guard) notifyOnce(ctx context.Context, key string, u auth.User, to, sub
 	if g.recovery.Email == nil || !hearsNotices(u) {
 		return
 	}
-	err := g.background(ctx, g.notices, func(ctx context.Context, _ func()) {
+	err := g.background(ctx, g.notices, func(ctx context.Context) {
 		if key != "" {
 			if n, err := g.recovery.rates.Hit(ctx, key, g.now(), time.Hour); err != nil || n > 1 {
 				return

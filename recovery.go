@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/guardhq/guard/audit"
@@ -244,7 +243,9 @@ type ForgotRequest struct {
 // background after ForgotPassword returns (Close waits for them), at most
 // MaxBackgroundResets look-ups at once: beyond them a request waits for
 // one to end, and is ErrUnavailable, nothing done, if ctx ends first (an
-// email sent, only ever to an account, holds no place). Only that, a
+// email, only ever sent to an account, holds no look-up's place: it has
+// slots of its own, and is dropped when none is free; see
+// MaxBackgroundResets). Only that, a
 // malformed email (*auth.InputError), a client IP over 64 bytes or a
 // malformed user agent (*InputError: as Login, over 1024 bytes, not
 // UTF-8 or with control characters), a refused CAPTCHA
@@ -295,7 +296,7 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 		// through is: the answer is the same whether the tenant exists.
 		if CheckTenantID(req.Tenant) == nil {
 			email, _ := auth.CanonicalEmail(req.Email) // "" if malformed
-			if berr := g.forgotBackground(ctx, func(bctx context.Context, _ func()) { g.forgotRefused(bctx, req, email, err) }); berr != nil {
+			if berr := g.forgotBackground(ctx, func(bctx context.Context) { g.forgotRefused(bctx, req, email, err) }); berr != nil {
 				return berr
 			}
 		}
@@ -308,7 +309,7 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 	if CheckTenantID(req.Tenant) != nil {
 		return nil // no such tenant: the same answer
 	}
-	return g.forgotBackground(ctx, func(bctx context.Context, leave func()) { g.sendReset(bctx, req, email, leave) })
+	return g.forgotBackground(ctx, func(bctx context.Context) { g.sendReset(bctx, req, email) })
 }
 
 // MaxBackgroundResets bounds the ForgotPassword requests whose work (the
@@ -317,11 +318,17 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 // or for its own context to end: then it is ErrUnavailable (wrapping the
 // context's error) and nothing is done. Every request waits alike, for an
 // address with an account or not, and the email (sent only to an
-// account, so slower for one) leaves its slot before it is sent: the wait
-// tells nothing about accounts, those asked for now or before. A flood
-// of requests holds at most this many look-ups and delays the answers
-// instead; the emails, each given a minute, are bounded by the link
-// limits (RecoveryConfig.Limits: per account, address and client IP).
+// account, so slower for one) is handed from the look-up's slot to one
+// of as many slots of its own, apart, without waiting: the wait tells
+// nothing about accounts, those asked for now or before. A flood of
+// requests holds at most this many look-ups and delays the answers
+// instead, and at most this many emails (a link, or the note of a tenant
+// that requires SSO) are sent at once, each given a minute; one that
+// finds every email slot taken is dropped, counted in DroppedNotices,
+// and a link dropped is recorded as a refused password.reset_requested
+// (reason send_failed, Meta dropped "true") after the request's own
+// record. The link limits (RecoveryConfig.Limits: per account, address
+// and client IP) bound the emails asked for in the first place.
 const MaxBackgroundResets = 64
 
 // forgotBackground runs f, the work of a ForgotPassword, after the call
@@ -330,9 +337,9 @@ const MaxBackgroundResets = 64
 // ctx lasts: when ctx ends first, f is not run and the error is
 // ErrUnavailable, wrapping ctx's error. A ctx already ended takes a free
 // slot all the same (the work never depended on the caller staying).
-// The slot is freed when f returns, or earlier when f calls leave (before
-// it sends an email: see MaxBackgroundResets).
-func (g *Guard) forgotBackground(ctx context.Context, f func(ctx context.Context, leave func())) error {
+// The slot is freed when f returns; f hands an email to resetMail, which
+// sends it in a slot of its own (see MaxBackgroundResets).
+func (g *Guard) forgotBackground(ctx context.Context, f func(ctx context.Context)) error {
 	if err := g.background(ctx, g.resets, f); err != nil {
 		return unavailable("wait for a background slot", err)
 	}
@@ -341,11 +348,10 @@ func (g *Guard) forgotBackground(ctx context.Context, f func(ctx context.Context
 
 // background runs f after the call returns (Close waits for it), with
 // ctx's values and a minute to do it, once one of slots is free, and
-// frees the slot when f returns, or earlier when f calls leave (which
-// frees it once, however often it is called). It waits for the slot as
-// long as ctx lasts: when ctx ends first, f is not run and ctx's error is
-// returned. A ctx already ended takes a free slot all the same.
-func (g *Guard) background(ctx context.Context, slots chan struct{}, f func(ctx context.Context, leave func())) error {
+// frees the slot when f returns. It waits for the slot as long as ctx
+// lasts: when ctx ends first, f is not run and ctx's error is returned.
+// A ctx already ended takes a free slot all the same.
+func (g *Guard) background(ctx context.Context, slots chan struct{}, f func(ctx context.Context)) error {
 	select {
 	case slots <- struct{}{}:
 	default:
@@ -358,12 +364,10 @@ func (g *Guard) background(ctx context.Context, slots chan struct{}, f func(ctx 
 	g.bg.Add(1)
 	go func() {
 		defer g.bg.Done()
-		var once sync.Once
-		leave := func() { once.Do(func() { <-slots }) }
-		defer leave()
+		defer func() { <-slots }()
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		f(bctx, leave)
+		f(bctx)
 	}()
 	return nil
 }
@@ -391,8 +395,8 @@ func (g *Guard) forgotRefused(ctx context.Context, req ForgotRequest, email stri
 }
 
 // sendReset does the work of ForgotPassword; failures end in the audit log.
-// It calls leave before it sends an email, to free its background slot.
-func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string, leave func()) {
+// It hands its email to resetMail, which sends it in a slot of its own.
+func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) {
 	// The address's and the client IP's limits count every request,
 	// whether the tenant and the account exist or not: RequestEmailChange
 	// shares them, in any tenant.
@@ -455,11 +459,10 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string, 
 		// not flood an inbox with these either.)
 		ev.Outcome, ev.Reason = audit.Failure, ReasonSSORequired
 		if g.record(ctx, ev) == nil {
-			leave()
-			_ = g.recovery.Email.SendEmail(ctx, mfa.Message{To: u.Email, Subject: "Sign in with single sign-on",
+			g.resetMail(ctx, mfa.Message{To: u.Email, Subject: "Sign in with single sign-on",
 				Text: "Someone asked to reset the password of your account. Your organisation signs in through " +
 					"single sign-on, so there is no password to reset: sign in with your organisation's single " +
-					"sign-on, and ask your administrator if you cannot. If you did not ask, you can ignore this message."})
+					"sign-on, and ask your administrator if you cannot. If you did not ask, you can ignore this message."}, nil)
 		}
 		return
 	}
@@ -478,13 +481,37 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string, 
 		return
 	}
 	subject, text := g.recovery.Compose(g.resetLink(u.Tenant, u.ID, token), g.recovery.TokenTTL)
-	// Sent only to an account: out of the slot, so that its time does
-	// not keep the next request waiting (MaxBackgroundResets).
-	leave()
-	if err := g.recovery.Email.SendEmail(ctx, mfa.Message{To: u.Email, Subject: subject, Text: text}); err != nil {
+	// Sent only to an account: out of the look-up's slot, so that its
+	// time does not keep the next request waiting (MaxBackgroundResets).
+	g.resetMail(ctx, mfa.Message{To: u.Email, Subject: subject, Text: text}, func(ctx context.Context, dropped bool) {
 		f := ev
 		f.Outcome, f.Reason = audit.Failure, "send_failed"
+		if dropped {
+			f.Meta = map[string]string{"dropped": "true"}
+		}
 		_ = g.record(ctx, f)
+	})
+}
+
+// resetMail sends m, an email of ForgotPassword's, in the background
+// (Close waits for it, and it is given a minute) in one of the
+// MaxBackgroundResets email slots, apart from the look-ups' slots, and
+// waits for none: with every one taken, m is dropped and counted in
+// DroppedNotices. ctx's values are kept. When m is dropped, or fails to
+// send, failed (if not nil) is called with a context to record it in and
+// whether m was dropped.
+func (g *Guard) resetMail(ctx context.Context, m mfa.Message, failed func(ctx context.Context, dropped bool)) {
+	err := g.background(noWait(ctx), g.resetMails, func(ctx context.Context) {
+		if err := g.recovery.Email.SendEmail(ctx, m); err != nil && failed != nil {
+			failed(ctx, false)
+		}
+	})
+	if err == nil {
+		return
+	}
+	g.dropped.Add(1)
+	if failed != nil {
+		failed(ctx, true)
 	}
 }
 

@@ -69,7 +69,7 @@ const (
 
 // Password recovery.
 const (
-	PasswordResetRequested Action = "password.reset_requested" // Reason: unknown_user, deactivated, rate_limited, unavailable, captcha, send_failed when no email went out
+	PasswordResetRequested Action = "password.reset_requested" // Reason: unknown_user, deactivated, rate_limited, unavailable, captcha, send_failed when no email went out (Meta dropped: no slot to send it in)
 	PasswordReset          Action = "password.reset"           // Reason: invalid_token, email_changed, password_changed, deactivated, password_expired, bad_input, captcha when refused
 )
 
