@@ -225,6 +225,10 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 		var f mfa.Factor
 		f, err = g.mfa.VerifyCode(ctx, u.Tenant, u.ID, p.txn.ID(), sf.Code)
 		kind = f.Kind
+		var ce *mfa.CodeError
+		if errors.As(err, &ce) {
+			kind = ce.Kind // refused once found: the stored code knows its factor
+		}
 	case MethodRecovery:
 		// What the code stands in for, read before it is spent: a store
 		// failure here leaves it unused.
@@ -330,7 +334,8 @@ func (g *Guard) completedMeanwhile(ctx context.Context, p pending, sf SecondFact
 
 // methodKind is the kind of factor a second step by method is for, as
 // its mfa.failed events record it before the code is checked: "" for a
-// code sent by email or SMS (the code tells which) and an unknown method.
+// code sent by email or SMS (the stored code tells which, once VerifyCode
+// has found it: mfa.CodeError) and an unknown method.
 func methodKind(method string) mfa.Kind {
 	switch method {
 	case MethodTOTP:

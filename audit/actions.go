@@ -17,7 +17,7 @@ const (
 // Second factors.
 const (
 	MFASucceeded      Action = "mfa.succeeded"       // Meta: kind
-	MFAFailed         Action = "mfa.failed"          // Reason: bad_code, reuse, expired, too_many_tries, locked, ip_throttled, bad_input, login_expired, factor_added, password_changed, deactivated, sso_required, unavailable; Meta: kind, when known
+	MFAFailed         Action = "mfa.failed"          // Reason: bad_code, reuse, expired, too_many_tries, locked, ip_throttled, bad_input, login_expired, factor_added, password_changed, deactivated, sso_required, unavailable; Meta: kind, when known (for an email or SMS code, once the code is looked up)
 	MFAEnrolStarted   Action = "mfa.enrol_started"   // Meta: kind; Reason (failed): destination_not_allowed, bad_input, unavailable
 	MFAEnrolled       Action = "mfa.enrolled"        // a factor became active (Meta: kind)
 	MFARemoved        Action = "mfa.removed"         // Meta: kind, left

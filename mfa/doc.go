@@ -100,6 +100,9 @@
 //     label. It names the field and never echoes the value. Count it as a
 //     failed attempt.
 //   - ErrInvalidCode: a well-formed wrong code.
+//   - *CodeError: VerifyCode's refusal of a one-time code it found, around
+//     the error (ErrInvalidCode, ErrTooManyTries, ErrExpired…), with the
+//     kind of factor that sent the code.
 //   - ErrReplay: a correct TOTP code whose step was already used (or is
 //     older than one used): a reuse attempt.
 //   - ErrTooManyTries, ErrExpired: the code or transaction is spent or too

@@ -127,6 +127,25 @@ func (e *SendError) Error() string {
 
 func (e *SendError) Unwrap() error { return e.Err }
 
+// CodeError is VerifyCode's error for a one-time code it found for the
+// user and refused. Err is the refusal: ErrInvalidCode, ErrTooManyTries
+// or ErrExpired; ErrNotFound when the factor that sent the code is no
+// longer a confirmed factor of its kind; or a store failure reading that
+// factor. Kind is the kind of the factor that sent the code (KindEmail or
+// KindSMS), as the stored code records it, so that the caller can log
+// which factor a refused code was for. Err is seen through it by
+// errors.Is and errors.As, and its message is Err's. A code VerifyCode
+// did not find (ErrNotFound), a malformed one (*InputError) or a store
+// failure checking it comes without a CodeError: its kind is not known.
+type CodeError struct {
+	Kind Kind
+	Err  error
+}
+
+func (e *CodeError) Error() string { return e.Err.Error() }
+
+func (e *CodeError) Unwrap() error { return e.Err }
+
 // storeErr passes this package's sentinel errors through and wraps any
 // other store error, so that a failure is never mistaken for a clean
 // answer such as ErrNotFound.

@@ -333,8 +333,11 @@ func (m *Manager) hit(ctx context.Context, key string, now time.Time, window tim
 // wrong code (one of CodeTries used up), ErrTooManyTries once they are all
 // used (even for the right code), ErrExpired after CodeTTL, ErrNotFound if
 // no code is pending for the transaction or the factor has gone meanwhile.
-// VerifyCode does not throttle beyond CodeTries: the caller counts every
-// failure against the account, as for a wrong password.
+// Every refusal of a code found for the user (all but a malformed code, no
+// code, and a store failure checking it) is a *CodeError that carries the
+// kind of factor that sent the code, around the error. VerifyCode does
+// not throttle beyond CodeTries: the caller counts every failure against
+// the account, as for a wrong password.
 func (m *Manager) VerifyCode(ctx context.Context, tenant, userID, txn, code string) (Factor, error) {
 	if err := checkUser(tenant, userID); err != nil {
 		return Factor{}, err
@@ -348,30 +351,39 @@ func (m *Manager) VerifyCode(ctx context.Context, tenant, userID, txn, code stri
 	}
 	c, err := m.checkCode(ctx, tenant, userID, txn, code, m.now())
 	if err != nil {
+		if c.Kind != "" {
+			return Factor{}, &CodeError{Kind: c.Kind, Err: err}
+		}
 		return Factor{}, err
 	}
 	f, err := m.st.Factors.Factor(ctx, tenant, userID, c.FactorID)
 	if err != nil {
-		return Factor{}, storeErr("factor", err)
+		return Factor{}, &CodeError{Kind: c.Kind, Err: storeErr("factor", err)}
 	}
 	if !f.Confirmed() || f.Kind != c.Kind {
-		return Factor{}, ErrNotFound
+		return Factor{}, &CodeError{Kind: c.Kind, Err: ErrNotFound}
 	}
 	f.Secret = nil
 	return f, nil
 }
 
 // checkCode runs one CheckCode attempt with code (as ParseCode returned
-// it).
+// it). A code of userID that is refused (ErrInvalidCode, ErrTooManyTries,
+// ErrExpired) is returned with the refusal, as the store gave it; any
+// other error comes with the zero Code.
 func (m *Manager) checkCode(ctx context.Context, tenant, userID, txn, code string, now time.Time) (Code, error) {
 	if m.st.Codes == nil {
 		return Code{}, ErrNotFound
 	}
 	c, err := m.st.Codes.CheckCode(ctx, tenant, txn, m.codeHash(tenant, txn, code), now)
-	if err != nil {
-		return Code{}, storeErr("check code", err)
-	}
-	if c.UserID != userID {
+	switch {
+	case err != nil:
+		err = storeErr("check code", err)
+		if c.UserID != userID || !errors.Is(err, ErrInvalidCode) && !errors.Is(err, ErrTooManyTries) && !errors.Is(err, ErrExpired) {
+			c = Code{}
+		}
+		return c, err
+	case c.UserID != userID:
 		return Code{}, ErrNotFound
 	}
 	return c, nil

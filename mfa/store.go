@@ -115,9 +115,10 @@ type CodeStore interface {
 	PutCode(ctx context.Context, c Code) error
 	// CheckCode applies one attempt with hash h, at now, to the code of
 	// the transaction, in one atomic step, by the rule of Code.Attempt:
-	//   - an expired code (now not before ExpiresAt) gives ErrExpired;
-	//   - a code without tries left gives ErrTooManyTries and stays as it
-	//     is, even for the right hash;
+	//   - an expired code (now not before ExpiresAt) gives ErrExpired with
+	//     the code as it was;
+	//   - a code without tries left gives ErrTooManyTries with the code,
+	//     and stays as it is, even for the right hash;
 	//   - a wrong hash uses up one try and gives ErrInvalidCode with the
 	//     code as stored after the attempt;
 	//   - the right hash consumes the code: it is removed and returned.

@@ -1065,6 +1065,27 @@ var codeTests = []test{
 		put(t, st, c3)
 		check(t, st, "t", "c", hashOf("wrong"), c3.ExpiresAt, mfa.ErrExpired, nil)
 	}},
+	{"ExpiredGivesTheCode", func(t *testing.T, st mfa.Stores) {
+		// The code as it was, whatever the hash: its kind tells the
+		// caller which factor sent it.
+		c := code("a", 5)
+		c.Kind = mfa.KindEmail
+		put(t, st, c)
+		check(t, st, "t", "a", hashOf("wrong"), c.ExpiresAt, mfa.ErrExpired, &c)
+		c2 := code("b", 3)
+		put(t, st, c2)
+		check(t, st, "t", "b", c2.Hash, c2.ExpiresAt.Add(time.Hour), mfa.ErrExpired, &c2)
+	}},
+	{"NoTriesLeftGivesTheCode", func(t *testing.T, st mfa.Stores) {
+		c := code("a", 1)
+		c.Kind = mfa.KindEmail
+		put(t, st, c)
+		spent := c
+		spent.TriesLeft = 0
+		check(t, st, "t", "a", hashOf("wrong"), base, mfa.ErrInvalidCode, &spent)
+		check(t, st, "t", "a", c.Hash, base, mfa.ErrTooManyTries, &spent)
+		check(t, st, "t", "a", hashOf("wrong"), base, mfa.ErrTooManyTries, &spent)
+	}},
 	{"LiveJustBeforeExpiresAt", func(t *testing.T, st mfa.Stores) {
 		c := code("a", 5)
 		put(t, st, c)
