@@ -431,13 +431,7 @@ func TestOwnLastFactorKeptUnderRequireMFA(t *testing.T) {
 	if err := f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, fs[0].ID); !errors.Is(err, guard.ErrFactorRequired) {
 		t.Fatalf("removing one's own app with only an email factor left: %v, want ErrFactorRequired", err)
 	}
-	sms, err := f.g.BeginOOB(f.ctx, p, mfa.KindSMS, "+447700900123", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.g.ConfirmFactor(f.ctx, p, sms.ID, f.out.lastSMSCode(t)); err != nil {
-		t.Fatal(err)
-	}
+	sms := f.enrolSMS(t, p, "+447700900123")
 	if err := f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, fs[0].ID); err != nil {
 		t.Fatalf("removing one of two factors that meet the policy: %v", err)
 	}

@@ -26,13 +26,7 @@ func TestRefusedOneTimeCodeRecordsItsKind(t *testing.T) {
 	f.createUser(t, adaEmail, ownerPW)
 	_, p := f.signIn(t, adaEmail, ownerPW)
 	email := f.enrolEmail(t, p, "ada.codes@example.test")
-	sms, err := f.g.BeginOOB(f.ctx, p, mfa.KindSMS, "+447700900123", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.g.ConfirmFactor(f.ctx, p, sms.ID, f.out.lastSMSCode(t)); err != nil {
-		t.Fatal(err)
-	}
+	sms := f.enrolSMS(t, p, "+447700900123")
 	lastCode := map[mfa.Kind]func() string{
 		mfa.KindEmail: func() string { return f.out.lastCodeTo(t, email.Destination) },
 		mfa.KindSMS:   func() string { return f.out.lastSMSCode(t) },

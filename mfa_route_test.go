@@ -88,13 +88,7 @@ func TestRequireMFAEmailCodeIsNotEnough(t *testing.T) {
 
 	_, p := f.signIn(t, adaEmail, ownerPW)
 	email := f.enrolEmail(t, p, "ada.codes@example.test")
-	sms, err := f.g.BeginOOB(f.ctx, p, mfa.KindSMS, "+447700900123", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.g.ConfirmFactor(f.ctx, p, sms.ID, f.out.lastSMSCode(t)); err != nil {
-		t.Fatal(err)
-	}
+	sms := f.enrolSMS(t, p, "+447700900123")
 
 	res, err := f.withEmailCode(t, adaEmail, ownerPW, email)
 	if err != nil {

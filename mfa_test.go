@@ -143,6 +143,20 @@ func (f *mfaFixture) enrolEmail(t testing.TB, p guard.Principal, addr string) mf
 	return fa
 }
 
+// enrolSMS adds a confirmed SMS factor sending to number for the
+// signed-in user p.
+func (f *mfaFixture) enrolSMS(t testing.TB, p guard.Principal, number string) mfa.Factor {
+	t.Helper()
+	fa, err := f.g.BeginOOB(f.ctx, p, mfa.KindSMS, number, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.ConfirmFactor(f.ctx, p, fa.ID, f.out.lastSMSCode(t)); err != nil {
+		t.Fatal(err)
+	}
+	return fa
+}
+
 // lastCodeTo returns the six-digit code of the newest mail to addr that
 // holds one: notices go out in the background and may arrive after a
 // code (a "factor added" notice after the next sign-in's code).
