@@ -28,14 +28,7 @@ func TestAuditHTTPMW2_RefusedByAllowListDoesNotKeepSessionAlive(t *testing.T) {
 		outside = "198.51.100.7:1"
 		inside  = "192.0.2.10:1"
 	)
-	backends := []struct {
-		name   string
-		stores func(*testing.T) guard.Stores
-	}{
-		{"memstore", func(*testing.T) guard.Stores { return newMem() }},
-		{"sqlitestore", newSQLite},
-	}
-	for _, b := range backends {
+	for _, b := range touchBackends {
 		for _, every := range []time.Duration{45 * time.Second, 4 * time.Minute} {
 			t.Run(b.name+"/every "+every.String(), func(t *testing.T) {
 				f := newFixture(t, func(c *guard.Config) { c.Stores = b.stores(t) })
@@ -50,14 +43,7 @@ func TestAuditHTTPMW2_RefusedByAllowListDoesNotKeepSessionAlive(t *testing.T) {
 				if _, err := f.g.SetPolicy(f.ctx, sys, tenantID, pol, tn.Version); err != nil {
 					t.Fatal(err)
 				}
-				lists, err := f.g.IPAllowLists(f.ctx, sys, tenantID)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := f.g.SetIPAllowList(f.ctx, sys, tenantID, guard.IPListChange{Scope: ipfilter.Users,
-					Entries: []string{"192.0.2.0/24"}, Version: lists.Version}); err != nil {
-					t.Fatal(err)
-				}
+				f.allowPeopleFrom(t, "192.0.2.0/24")
 				h := f.g.Middleware(guard.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 					w.WriteHeader(http.StatusNoContent)
 				})))
@@ -103,5 +89,53 @@ func TestAuditHTTPMW2_RefusedByAllowListDoesNotKeepSessionAlive(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// The allow-list, applied within the session check, still comes after the
+// tenant's policy: a session the policy no longer allows (MFA required
+// since its sign-in) is ended (401, policy_changed) from outside the list
+// as from inside, not merely refused (403) and left to live.
+func TestAllowListAfterPolicyEnd(t *testing.T) {
+	f := newMFAFixture(t).fixture
+	_, tok := f.userWithRoles(t, "ada@example.test")
+	sys := guard.System("test")
+	f.allowPeopleFrom(t, "192.0.2.0/24")
+	tn, err := f.g.Tenant(f.ctx, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.SetPolicy(f.ctx, sys, tenantID, guard.Policy{RequireMFA: true}, tn.Version); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Minute) // past the policy cache
+	h := f.g.Middleware(guard.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	})))
+	w := serveHandler(h, "/", tok, "198.51.100.7:1")
+	if w.Code != http.StatusUnauthorized || w.Header().Get(guard.ReasonHeader) != guard.ReasonPolicyChanged {
+		t.Errorf("password-only session under RequireMFA, from outside the allow-list: %d %q, want 401 %q",
+			w.Code, w.Header().Get(guard.ReasonHeader), guard.ReasonPolicyChanged)
+	}
+	if _, err := f.g.Authenticate(f.ctx, tok); !errors.Is(err, guard.ErrUnauthenticated) {
+		t.Errorf("the session afterwards: %v, want ended", err)
+	}
+	if n := len(f.events(t, audit.IPDenied)); n != 0 {
+		t.Errorf("%d ip.denied events for a session the policy ended", n)
+	}
+}
+
+// allowPeopleFrom sets the tenant's allow-list for people to entries (by
+// the system, which no list shuts out).
+func (f *fixture) allowPeopleFrom(t *testing.T, entries ...string) {
+	t.Helper()
+	sys := guard.System("test")
+	lists, err := f.g.IPAllowLists(f.ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.SetIPAllowList(f.ctx, sys, tenantID, guard.IPListChange{Scope: ipfilter.Users,
+		Entries: entries, Version: lists.Version}); err != nil {
+		t.Fatal(err)
 	}
 }
