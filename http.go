@@ -33,6 +33,16 @@ func (g *Guard) SessionToken(r *http.Request) (string, bool) {
 // principal carries the client IP and user agent. A session refused by the
 // allow-list, or let through by a report-only one, is recorded (ip.denied)
 // at most once a minute for each user and address, not at every request.
+// A request the allow-list refuses does not keep its session alive: the
+// list is applied within the session check, before the session's
+// last-seen is written; on a store that writes it in the lookup itself
+// (session.LookupToucher: PostgreSQL, Redis, SQLite), the write is taken
+// back by a second call, made only for such a refused request and only
+// if no later request has written last-seen since (see
+// session.Manager.AuthenticateHashAdmit); an allowed request pays nothing
+// for it. A session the tenant's policy no longer allows (MFA or SSO
+// required since) is ended as Authenticate ends it (ErrPolicyChanged),
+// wherever the client is.
 //
 // A request whose client IP cannot be identified is refused with
 // ErrIPNotAllowed when it carries a valid session (recorded in its tenant,
@@ -71,25 +81,20 @@ func (g *Guard) AuthenticateRequest(r *http.Request) (Principal, error) {
 		// Refused whatever the session: checked (to record the refusal
 		// in its tenant), but not touched, so that refused requests do
 		// not keep it alive past its idle timeout.
-		p, err := g.authenticateHash(r.Context(), h, false)
+		p, err := g.authenticateHash(r.Context(), h, false, nil)
 		if err != nil {
 			return Principal{}, err
 		}
 		return Principal{}, g.unidentified(r, p, aerr)
 	}
-	p, err := g.authenticateHash(r.Context(), h, true)
+	ua := clip(r.UserAgent(), 512)
+	// The tenant's allow-list for people is applied within the session
+	// check, so that a refused request does not keep the session alive.
+	p, err := g.authenticateHash(r.Context(), h, true, &client{addr: addr, ua: ua})
 	if err != nil {
 		return Principal{}, err
 	}
-	if g.ipf != nil {
-		// Refused at each request of the session: recorded once a minute
-		// for the user and address (ipRecordDue), not once a request.
-		if err := g.applyIPList(r.Context(), p.Tenant, ipfilter.Users, addr, p.actor(), clip(r.UserAgent(), 512),
-			func(e audit.Event) (bool, error) { return g.ipRecordDue(r.Context(), e) }); err != nil {
-			return Principal{}, err
-		}
-	}
-	p.Addr, p.IP, p.UserAgent = addr, addr.String(), clip(r.UserAgent(), 512)
+	p.Addr, p.IP, p.UserAgent = addr, addr.String(), ua
 	return p, nil
 }
 

@@ -3,12 +3,14 @@ package guard
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/rbac"
 	"github.com/guardhq/guard/session"
 )
@@ -34,7 +36,14 @@ func (g *Guard) Authenticate(ctx context.Context, token string) (Principal, erro
 	if err != nil {
 		return Principal{}, ErrUnauthenticated
 	}
-	return g.authenticateHash(ctx, h, true)
+	return g.authenticateHash(ctx, h, true, nil)
+}
+
+// client is the address and user agent of a request's client, whose
+// session is held to its tenant's allow-list for people.
+type client struct {
+	addr netip.Addr
+	ua   string
 }
 
 // expiredSession returns the session of an *session.ExpiredError in err.
@@ -59,7 +68,14 @@ func expiredSession(err error) (session.Session, bool) {
 // (Tenant.IdPChangedAt, cached alike), is ended: sessionAllowed. Without
 // touch, the session's last-seen is never written (a request refused
 // whatever the session must not keep it alive).
-func (g *Guard) authenticateHash(ctx context.Context, h session.Hash, touch bool) (Principal, error) {
+//
+// With from (a request's client, AuthenticateRequest), a session the
+// policy allows is then held to its tenant's allow-list for people
+// (applyIPList: ErrIPNotAllowed, recorded when ipRecordDue says so),
+// inside the session check (session.Manager.AuthenticateHashAdmit), so
+// that a refused request does not write last-seen, or has its write
+// taken back: refused requests do not keep the session alive.
+func (g *Guard) authenticateHash(ctx context.Context, h session.Hash, touch bool, from *client) (Principal, error) {
 	var t *cachedTenant
 	limits := func(s session.Session) (session.Limits, error) {
 		var err error
@@ -72,13 +88,33 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash, touch bool
 		return session.Limits{IdleTimeout: t.eff.IdleTimeout, Lifetime: t.eff.SessionLifetime}, nil
 	}
 	var (
+		admit   func(session.Session) error
+		listErr error // the allow-list's refusal
+	)
+	if from != nil && g.ipf != nil {
+		admit = func(s session.Session) error {
+			if sessionAllowed(&s, &t.eff, t.t.IdPChangedAt, g.now()) != "" {
+				return nil // ended below, as the policy requires, wherever the client is
+			}
+			// Refused at each request of the session: recorded once a
+			// minute for the user and address (ipRecordDue), not once a
+			// request.
+			listErr = g.applyIPList(ctx, s.Tenant, ipfilter.Users, from.addr, audit.Actor{Kind: audit.ActorUser, ID: s.UserID},
+				from.ua, func(e audit.Event) (bool, error) { return g.ipRecordDue(ctx, e) })
+			return listErr
+		}
+	}
+	var (
 		s   session.Session
 		err error
 	)
 	if touch {
-		s, err = g.sessions.AuthenticateHashWithin(ctx, h, limits)
+		s, err = g.sessions.AuthenticateHashAdmit(ctx, h, limits, admit)
 	} else {
 		s, err = g.sessions.LookupHashWithin(ctx, h, limits)
+	}
+	if listErr != nil && errors.Is(err, listErr) {
+		return Principal{}, err
 	}
 	if x, ok := expiredSession(err); ok {
 		// The request that found the session expired (and removed it)
@@ -341,7 +377,7 @@ func (g *Guard) RotateSession(ctx context.Context, token string, flags uint32) (
 	if err != nil {
 		return "", session.Session{}, ErrUnauthenticated
 	}
-	if _, err := g.authenticateHash(ctx, h, true); err != nil {
+	if _, err := g.authenticateHash(ctx, h, true, nil); err != nil {
 		return "", session.Session{}, err
 	}
 	nt, s, err := g.sessions.Rotate(ctx, token, flags)

@@ -19,14 +19,7 @@ import (
 // (sqlitestore, a session.LookupToucher), at a cadence under and over
 // session.Config.MaxTouchGap.
 func TestAuditHTTPMW_UnidentifiedRequestsDoNotKeepSessionAlive(t *testing.T) {
-	backends := []struct {
-		name   string
-		stores func(*testing.T) guard.Stores
-	}{
-		{"memstore", func(*testing.T) guard.Stores { return newMem() }},
-		{"sqlitestore", newSQLite},
-	}
-	for _, b := range backends {
+	for _, b := range touchBackends {
 		for _, every := range []time.Duration{45 * time.Second, 4 * time.Minute} {
 			t.Run(b.name+"/every "+every.String(), func(t *testing.T) {
 				f := newFixture(t, behindProxy, func(c *guard.Config) { c.Stores = b.stores(t) })
@@ -58,4 +51,15 @@ func TestAuditHTTPMW_UnidentifiedRequestsDoNotKeepSessionAlive(t *testing.T) {
 			})
 		}
 	}
+}
+
+// touchBackends are the session stores on which a refused request must
+// not touch a session: the embedded one (lookup, then touch) and one that
+// looks up and touches in one step (sqlitestore, a session.LookupToucher).
+var touchBackends = []struct {
+	name   string
+	stores func(*testing.T) guard.Stores
+}{
+	{"memstore", func(*testing.T) guard.Stores { return newMem() }},
+	{"sqlitestore", newSQLite},
 }

@@ -6,7 +6,9 @@
 // # What is inside
 //
 //   - Manager (built with New) is what an application uses: Create at
-//     sign-in, Authenticate on every request, Rotate after a sign-in step or
+//     sign-in, Authenticate on every request (AuthenticateHashWithin and
+//     AuthenticateHashAdmit add checks that only the session tells, such
+//     as its tenant's policy and allow-list), Rotate after a sign-in step or
 //     a change of privilege, Revoke at sign-out, RevokeID, RevokeUser and
 //     List for "your sessions" pages and for administrators, and Trim
 //     when a user's limit was lowered after their sessions were created.
@@ -66,10 +68,16 @@
 // stream evenly spaced less than a minute apart; the first request after
 // a pause of a minute or more costs two (and so may one that comes 30 s
 // or more after a request that did not touch). A refused request (the
-// session expired, the limits failing) makes no second call; deleting an
-// expired session is a call of its own. On a Store without LookupToucher
-// the check is Lookup, then Touch when one is due. LookupHashWithin, for a
-// request refused whatever the session, is one Lookup and never touches.
+// session expired, the limits failing) makes no second Touch; deleting an
+// expired session is a call of its own. A request refused once the
+// session is found (an error from limits, or from the admit check of
+// AuthenticateHashAdmit: a client outside its tenant's allow-list) must
+// not keep the session alive: when its LookupTouch touched the session,
+// a second call, Untouch, takes the touch back (compare and set, so that
+// a later touch stays). Only such refused requests pay for it. On a Store
+// without LookupToucher the check is Lookup, then Touch when one is due
+// and the request is let through. LookupHashWithin, for a request refused
+// whatever the session, is one Lookup and never touches.
 //
 // # Concurrency
 //

@@ -61,8 +61,9 @@ type Config struct {
 	// touched every half that idle timeout instead, so that activity
 	// always keeps it alive.
 	TouchInterval time.Duration
-	// MaxTouchGap bounds what AuthenticateHashWithin lets a LookupToucher
-	// touch before the limits are applied (default one minute, the
+	// MaxTouchGap bounds what AuthenticateHashWithin (and
+	// AuthenticateHashAdmit) lets a LookupToucher touch before the limits
+	// (and admit) are applied (default one minute, the
 	// shortest idle timeout guard's tenant policies allow). The one store
 	// call that looks a session up also writes its LastSeen only when that
 	// is less than MaxTouchGap old; a session idle for MaxTouchGap or more
@@ -360,17 +361,18 @@ func (l Limits) bounds(s *Session) (idle time.Duration, end time.Time) {
 // AuthenticateHashWithin is AuthenticateHash under the tighter of the
 // session's own limits and the Limits that limits (if not nil) returns for
 // it. limits is called once, with the session as stored before this call
-// touched it; an error from it is returned as it is, and the session is
-// then not touched by a second call (see below). A session live by its
+// touched it; an error from it is returned as it is, the session is then
+// not touched by a second call (see below), and a touch LookupTouch made
+// is taken back (see AuthenticateHashAdmit). A session live by its
 // own limits but not by these is expired like any other: deleted, and
 // reported as ErrExpired (an *ExpiredError whose Session carries the
 // tightened IdleTimeout and ExpiresAt); one their idle timeout ends is
 // never touched (one only their lifetime ends may have been, harmlessly:
 // the lifetime ends it whatever its LastSeen). Limits whose
 // IdleTimeout is set and shorter than Config.MaxTouchGap are refused with
-// an *InputError (Field "Limits.IdleTimeout"): the store may have touched
-// the session before they were known. The session returned keeps its own
-// limits.
+// an *InputError (Field "Limits.IdleTimeout"), and a touch taken back
+// alike: the store may have touched the session before they were known.
+// The session returned keeps its own limits.
 //
 // A touch is due by the tighter idle timeout too (see touchEvery): under
 // limits whose idle timeout is shorter than twice Config.TouchInterval,
@@ -386,14 +388,47 @@ func (l Limits) bounds(s *Session) (idle time.Duration, end time.Time) {
 // failed Touch is a store error and the request is denied. Without
 // limits, LookupTouch touches whenever a touch is due: one store call.
 func (m *Manager) AuthenticateHashWithin(ctx context.Context, h Hash, limits func(Session) (Limits, error)) (Session, error) {
+	return m.AuthenticateHashAdmit(ctx, h, limits, nil)
+}
+
+// AuthenticateHashAdmit is AuthenticateHashWithin with one more check,
+// admit (if not nil), for a refusal that only the session tells (the
+// allow-list of its tenant, say). admit is called once, with the session
+// as stored before this call touched it, after limits, and only for a
+// session live under them; an error from it is returned as it is, and the
+// session is then not touched by a second call. With admit, LookupTouch is
+// bounded by Config.MaxTouchGap as it is with limits.
+//
+// A refused request does not keep the session alive. On a Store without
+// LookupToucher it never touches it: the check is Lookup, then limits and
+// admit, then Touch. On a LookupToucher, LookupTouch may have touched the
+// session before limits and admit are known; when either then refuses the
+// request (an error from limits or admit, or Limits refused as an
+// *InputError; not ErrExpired, which ends the session), a second store
+// call, Untouch, sets LastSeen back to the value this call found, unless
+// another request has moved it on since: a concurrent request's later
+// touch is never undone. That call is made without ctx's cancellation
+// (with its values), so that a client that hangs up cannot keep the
+// touch; when it fails, the request is refused with that store error
+// instead of the refusal. A request let through costs exactly what it
+// does under AuthenticateHashWithin: only refused ones pay for Untouch.
+//
+// One effect remains: a request let through while a refused one's touch
+// stands (between that request's LookupTouch and its Untouch) finds
+// LastSeen just written and does not touch; the Untouch then takes the
+// touch back, and the session ends as if that request had not come:
+// LastSeen keeps the value the refused request found, less than
+// MaxTouchGap old when it came. The next request let through a touch
+// interval after that value touches it again.
+func (m *Manager) AuthenticateHashAdmit(ctx context.Context, h Hash, limits func(Session) (Limits, error), admit func(Session) error) (Session, error) {
 	now := m.timestamp()
 	var (
 		s   Session
 		err error
-		gap time.Duration // LookupTouch's maxGap: no bound without limits, the store checks the session's own
+		gap time.Duration // LookupTouch's maxGap: no bound without limits and admit, the store checks the session's own
 	)
 	if m.lt != nil {
-		if limits != nil {
+		if limits != nil || admit != nil {
 			gap = m.maxGap
 		}
 		s, err = m.lt.LookupTouch(ctx, h, now, m.touchEach, gap)
@@ -403,15 +438,24 @@ func (m *Manager) AuthenticateHashWithin(ctx context.Context, h Hash, limits fun
 	if err != nil {
 		return Session{}, m.lookupErr(err)
 	}
+	age := now.Sub(s.LastSeen)
+	// Whether the call that found s also made the touch: LookupTouch
+	// does when s is live at now, one is due by s's own idle timeout and
+	// LastSeen is less than gap old.
+	touched := m.lt != nil && s.LiveAt(now) && age >= touchEvery(m.touchEach, s.IdleTimeout) && (gap == 0 || age < gap)
 	idle, err := m.live(ctx, h, &s, now, limits, m.maxGap)
+	if err == nil && admit != nil {
+		err = admit(s)
+	}
 	if err != nil {
+		if touched && !errors.Is(err, ErrExpired) {
+			if uerr := m.lt.Untouch(context.WithoutCancel(ctx), h, now, s.LastSeen); uerr != nil {
+				return Session{}, storeErr("untouch", uerr)
+			}
+		}
 		return Session{}, err
 	}
-	if age := now.Sub(s.LastSeen); age >= touchEvery(m.touchEach, idle) {
-		// Whether the call that found s also made the touch: LookupTouch
-		// does when one is due by s's own idle timeout and LastSeen is
-		// less than gap old.
-		touched := m.lt != nil && age >= touchEvery(m.touchEach, s.IdleTimeout) && (gap == 0 || age < gap)
+	if age >= touchEvery(m.touchEach, idle) {
 		if !touched {
 			if err := m.store.Touch(ctx, h, now); err != nil {
 				return Session{}, storeErr("touch", err)

@@ -936,6 +936,18 @@ func TestAuthenticateAllocs(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("Authenticate allocates %v times per call, want 0", n)
 	}
+	// Nor with limits and admit (the facade's tenant policy and
+	// allow-list).
+	h, _ := session.ParseToken(token)
+	tenant := ""
+	admit := func(s session.Session) error { tenant = s.Tenant; return nil }
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, err := m.AuthenticateHashAdmit(ctx, h, policy10, admit); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 || tenant != "acme" {
+		t.Errorf("AuthenticateHashAdmit allocates %v times per call (admit saw tenant %q), want 0", n, tenant)
+	}
 }
 
 func Example() {
@@ -993,6 +1005,41 @@ func (s *ltStore) LookupTouch(ctx context.Context, h session.Hash, now time.Time
 		}
 	}
 	return got, nil
+}
+
+// Untouch is the reference rule: under the lock that LookupTouch (and
+// Touch, below) take, LastSeen goes back to prev if it is touched. memstore
+// has no such write: the session is put back as it was, but for LastSeen.
+// Like a network store, it fails on a context already done.
+func (s *ltStore) Untouch(ctx context.Context, h session.Hash, touched, prev time.Time) error {
+	if err := s.call("Untouch"); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.ltMu.Lock()
+	defer s.ltMu.Unlock()
+	got, err := s.Store.Lookup(ctx, h)
+	if errors.Is(err, session.ErrNotFound) || err == nil && !got.LastSeen.Equal(touched) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := s.Store.Delete(ctx, h); err != nil {
+		return err
+	}
+	got.LastSeen = prev
+	_, err = s.Store.Create(ctx, got, session.Limit{})
+	return err
+}
+
+// Touch is the spy's, under the lock of LookupTouch and Untouch.
+func (s *ltStore) Touch(ctx context.Context, h session.Hash, seen time.Time) error {
+	s.ltMu.Lock()
+	defer s.ltMu.Unlock()
+	return s.spyStore.Touch(ctx, h, seen)
 }
 
 // A store with LookupTouch is asked exactly once per request, and the idle

@@ -68,7 +68,9 @@ type UserIndex interface {
 // per-request check is one round trip; Manager then calls LookupTouch
 // instead of Lookup and Touch (and Touch as well on the request that
 // finds LastSeen Config.MaxTouchGap old under limits: see
-// Manager.AuthenticateHashWithin).
+// Manager.AuthenticateHashWithin), and Untouch after a LookupTouch that
+// touched a session for a request then refused, so that refused requests
+// do not keep a session alive.
 type LookupToucher interface {
 	// LookupTouch is Lookup followed, in the same atomic step, by
 	// Touch(h, now) when the session is live at now (see Session.LiveAt),
@@ -84,4 +86,13 @@ type LookupToucher interface {
 	// before a session idle for that long is touched: a session that
 	// limits of at least maxGap end is never touched by this call.
 	LookupTouch(ctx context.Context, h Hash, now time.Time, interval, maxGap time.Duration) (Session, error)
+	// Untouch takes back the touch of a LookupTouch whose request was then
+	// refused (see Manager.AuthenticateHashAdmit): in one atomic step, it
+	// sets LastSeen of session h to prev if the stored LastSeen is touched
+	// (the instant that LookupTouch wrote: its now); otherwise (a later
+	// touch has moved LastSeen on, or there is no session h, a tombstone
+	// included) it changes nothing. Nothing but LastSeen is changed. It
+	// returns nil whether or not it changed anything; an error is a store
+	// failure.
+	Untouch(ctx context.Context, h Hash, touched, prev time.Time) error
 }

@@ -26,6 +26,14 @@ func runParityAudit(t *testing.T, newStore func(t *testing.T) Store) {
 		t.Run("TightenedIdleExpiryNotUndoneByAFailedPolicyRead", func(t *testing.T) {
 			auditTightenedIdle(t, newStore(t), failedLimits)
 		})
+		for _, every := range []time.Duration{45 * time.Second, 4 * time.Minute} {
+			t.Run("RefusedRequestsDoNotKeepSessionAlive/every "+every.String(), func(t *testing.T) {
+				auditRefusedTouch(t, newStore(t), every)
+			})
+		}
+		t.Run("RefusalSparesALaterTouch", func(t *testing.T) {
+			auditRefusalSparesLaterTouch(t, newStore(t))
+		})
 	})
 }
 
@@ -60,6 +68,10 @@ func (h *hookStore) Delete(ctx context.Context, x session.Hash) (session.Session
 type hookToucher struct {
 	*hookStore
 	lt session.LookupToucher
+}
+
+func (h hookToucher) Untouch(ctx context.Context, x session.Hash, touched, prev time.Time) error {
+	return h.lt.Untouch(ctx, x, touched, prev)
 }
 
 func (h hookToucher) LookupTouch(ctx context.Context, x session.Hash, now time.Time, interval, maxGap time.Duration) (session.Session, error) {
@@ -133,5 +145,76 @@ func auditTightenedIdle(t *testing.T, st Store, mishap idleMishap) {
 	now = now.Add(time.Second)
 	if got, err := m.AuthenticateHashWithin(ctx, s.Hash, policy); err == nil {
 		t.Errorf("the request after the first (refused) one was authenticated: the expired session lives on (LastSeen %v)", got.LastSeen)
+	}
+}
+
+// auditRefusedTouch: requests of a session (a stolen cookie's, say) that
+// admit refuses once the session is found (the facade: a client outside
+// its tenant's allow-list), one every `every`, must not keep it alive:
+// past the 10-minute idle timeout of its limits it is expired. The audit
+// found that the check touched the session before the refusal: on a
+// LookupToucher in its one call (under MaxTouchGap) or by a second one
+// (over it), and on other stores by Touch. (Manager.AuthenticateHashAdmit
+// now calls admit before Touch, and takes back with Untouch the touch a
+// LookupTouch made.)
+func auditRefusedTouch(t *testing.T, st Store, every time.Duration) {
+	ctx := t.Context()
+	s := mk("refused", "t", "u", base)
+	if _, err := st.Create(ctx, s, unlimited); err != nil {
+		t.Fatal(err)
+	}
+	now := base
+	m, err := session.New(session.Config{Store: st, Index: st, Now: func() time.Time { return now }, Unlimited: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := func(session.Session) (session.Limits, error) {
+		return session.Limits{IdleTimeout: 10 * time.Minute}, nil
+	}
+	refused := errors.New("client not allowed")
+	admit := func(session.Session) error { return refused }
+	for now.Add(every).Before(base.Add(10 * time.Minute)) {
+		now = now.Add(every)
+		if _, err := m.AuthenticateHashAdmit(ctx, s.Hash, policy, admit); !errors.Is(err, refused) {
+			t.Fatalf("refused request at +%v: %v, want the refusal", now.Sub(base), err)
+		}
+	}
+	now = base.Add(10*time.Minute + time.Second)
+	if got, err := m.AuthenticateHashWithin(ctx, s.Hash, policy); !errors.Is(err, session.ErrExpired) {
+		t.Errorf("request past the idle timeout, with only refused requests since the last use: %v (LastSeen %v), want ErrExpired",
+			err, got.LastSeen)
+	}
+}
+
+// auditRefusalSparesLaterTouch: a touch made while a refused request runs
+// (a concurrent request let through, a second later) is not undone when
+// the refused request takes its own back.
+func auditRefusalSparesLaterTouch(t *testing.T, st Store) {
+	ctx := t.Context()
+	s := mk("spared", "t", "u", base)
+	if _, err := st.Create(ctx, s, unlimited); err != nil {
+		t.Fatal(err)
+	}
+	now := base.Add(45 * time.Second)
+	m, err := session.New(session.Config{Store: st, Index: st, Now: func() time.Time { return now }, Unlimited: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := now.Add(time.Second)
+	admit := func(session.Session) error {
+		if err := st.Touch(ctx, s.Hash, later); err != nil {
+			t.Fatal(err)
+		}
+		return errors.New("client not allowed")
+	}
+	if _, err := m.AuthenticateHashAdmit(ctx, s.Hash, nil, admit); err == nil {
+		t.Fatal("refused request let through")
+	}
+	got, err := st.Lookup(ctx, s.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.LastSeen.Equal(later) {
+		t.Errorf("LastSeen %v after the refusal, want the later touch, %v", got.LastSeen, later)
 	}
 }

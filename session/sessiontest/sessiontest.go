@@ -88,6 +88,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"DeleteByUser", deleteByUserTests},
 		{"Tenants", tenantTests},
 		{"LookupTouch", lookupTouchTests},
+		{"Untouch", untouchTests},
 		{"Evicted", evictedTests},
 	} {
 		t.Run(g.name, func(t *testing.T) {
@@ -780,6 +781,84 @@ var lookupTouchTests = []test{
 	}},
 }
 
+// untouchTests run only for a store that implements the optional
+// session.LookupToucher: its Untouch.
+var untouchTests = []test{
+	{"TakesBackTheTouch", func(t *testing.T, c *checker) {
+		// LookupTouch touched it; Untouch sets LastSeen back to prev and
+		// changes nothing else, of it or of another session.
+		s, touched := c.touchedSession()
+		b := mk("b", "t", "u", base.Add(time.Second))
+		c.create(b, unlimited)
+		c.untouch(s.Hash, touched, s.LastSeen)
+		c.wantStored(s)
+		c.wantList("t", "u", []session.Session{s, b})
+	}},
+	{"ToAnyPrev", func(t *testing.T, c *checker) {
+		// prev is written as given, to the microsecond: it need not be
+		// the LastSeen the touch replaced.
+		s, touched := c.touchedSession()
+		s.LastSeen = base.Add(-time.Minute + 7*time.Microsecond)
+		c.untouch(s.Hash, touched, s.LastSeen)
+		c.wantStored(s)
+	}},
+	{"ComparesTheInstant", func(t *testing.T, c *checker) {
+		// touched is compared as an instant: in another zone it is
+		// the same touch.
+		s, touched := c.touchedSession()
+		c.untouch(s.Hash, touched.In(time.FixedZone("UTC-07:00", -7*3600)), s.LastSeen.In(time.FixedZone("UTC+01:00", 3600)))
+		c.wantStored(s)
+	}},
+	{"SparesALaterTouch", func(t *testing.T, c *checker) {
+		// A later touch has moved LastSeen on: nothing changes.
+		s, touched := c.touchedSession()
+		s.LastSeen = touched.Add(time.Microsecond)
+		c.touch(s.Hash, s.LastSeen)
+		c.untouch(s.Hash, touched, base)
+		c.wantStored(s)
+	}},
+	{"OnlyThatTouch", func(t *testing.T, c *checker) {
+		// LastSeen is not the touch (a microsecond either side, or the
+		// touch was never made): nothing changes.
+		c.lookupToucher()
+		s := mk("a", "t", "u", base)
+		c.create(s, unlimited)
+		seen := base.Add(time.Minute)
+		c.touch(s.Hash, seen)
+		s.LastSeen = seen
+		for _, touched := range []time.Time{seen.Add(-time.Microsecond), seen.Add(time.Microsecond), base} {
+			c.untouch(s.Hash, touched, base.Add(-time.Hour))
+			c.wantStored(s)
+		}
+	}},
+	{"NoSession", func(t *testing.T, c *checker) {
+		// No session h: nil, and nothing is created.
+		c.lookupToucher()
+		c.create(mk("a", "t", "u", base), unlimited)
+		h := hashOf("absent")
+		c.untouch(h, base, base.Add(-time.Minute))
+		c.wantUnknown(h)
+		deleted := mk("deleted", "t", "v", base)
+		c.create(deleted, unlimited)
+		c.delete(deleted.Hash)
+		c.untouch(deleted.Hash, base, base.Add(-time.Minute))
+		c.wantUnknown(deleted.Hash)
+		c.wantList("t", "v", nil)
+	}},
+	{"Tombstone", func(t *testing.T, c *checker) {
+		// A tombstone is no session: nil, and it is left as it is.
+		c.lookupToucher()
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		b := mk("b", "t", "u", base.Add(time.Minute))
+		c.create(b, evict(1))
+		c.untouch(a.Hash, a.LastSeen, base.Add(-time.Hour))
+		c.untouch(a.Hash, a.EndsAt(), base.Add(-time.Hour))
+		c.wantEvicted(a.Hash, a.EndsAt())
+		c.wantList("t", "u", []session.Session{b})
+	}},
+}
+
 // evictedTests check the tombstones that EvictOldest leaves.
 var evictedTests = []test{
 	{"ReportedWithItsEnd", func(t *testing.T, c *checker) {
@@ -981,6 +1060,34 @@ func (c *checker) touch(h session.Hash, seen time.Time) {
 	c.t.Helper()
 	if err := c.st.Touch(c.t.Context(), h, seen); err != nil {
 		c.t.Fatalf("Touch: %v", err)
+	}
+}
+
+// touchedSession creates session a (of user t/u, at base, with a day's
+// idle timeout) and touches it 45 s later with LookupTouch (interval 30 s,
+// maxGap 1 min), as the Manager's per-request check does. It returns the
+// session as created and the touch. It skips the test for a store without
+// LookupToucher.
+func (c *checker) touchedSession() (session.Session, time.Time) {
+	c.t.Helper()
+	lt := c.lookupToucher()
+	s := mk("a", "t", "u", base)
+	c.create(s, unlimited)
+	now := base.Add(45 * time.Second)
+	if _, err := lt.LookupTouch(c.t.Context(), s.Hash, now, 30*time.Second, time.Minute); err != nil {
+		c.t.Fatalf("LookupTouch: %v", err)
+	}
+	touched := s
+	touched.LastSeen = now
+	c.wantStored(touched)
+	return s, now
+}
+
+// untouch calls Untouch, which must return nil.
+func (c *checker) untouch(h session.Hash, touched, prev time.Time) {
+	c.t.Helper()
+	if err := c.lookupToucher().Untouch(c.t.Context(), h, touched, prev); err != nil {
+		c.t.Errorf("Untouch: %v, want nil", err)
 	}
 }
 
@@ -1340,6 +1447,46 @@ func RunConcurrent(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 		if !got.LastSeen.Equal(latest) {
 			t.Errorf("LastSeen = %v after all Touches, want the latest, %v", got.LastSeen, latest)
+		}
+	})
+	t.Run("UntouchNeverUndoesALaterTouch", func(t *testing.T) {
+		// A refused request's Untouch races touches a microsecond or more
+		// later than its own (concurrent requests let through), and
+		// other Untouches of the same touch: whatever the order, the
+		// latest touch stays.
+		st := newStore(t)
+		lt, ok := st.(session.LookupToucher)
+		if !ok {
+			t.Skip("the store does not implement the optional session.LookupToucher")
+		}
+		const rounds, touchers = 10, 8
+		for r := range rounds {
+			s := mk(fmt.Sprint("u", r), "t", fmt.Sprint("u", r), base)
+			if _, err := st.Create(t.Context(), s, unlimited); err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+			now := base.Add(45 * time.Second)
+			if _, err := lt.LookupTouch(t.Context(), s.Hash, now, 30*time.Second, time.Minute); err != nil {
+				t.Fatalf("LookupTouch: %v", err)
+			}
+			parallel(2*touchers, func(g int) {
+				if g%2 == 0 {
+					if err := lt.Untouch(t.Context(), s.Hash, now, s.LastSeen); err != nil {
+						t.Errorf("Untouch: %v", err)
+					}
+					return
+				}
+				if err := st.Touch(t.Context(), s.Hash, now.Add(time.Duration(g)*time.Microsecond)); err != nil {
+					t.Errorf("Touch: %v", err)
+				}
+			})
+			got, err := st.Lookup(t.Context(), s.Hash)
+			if err != nil {
+				t.Fatalf("Lookup: %v", err)
+			}
+			if want := now.Add((2*touchers - 1) * time.Microsecond); !got.LastSeen.Equal(want) {
+				t.Errorf("round %d: LastSeen %v, want the latest touch, %v", r, got.LastSeen, want)
+			}
 		}
 	})
 	t.Run("RotateOnce", func(t *testing.T) {

@@ -157,8 +157,10 @@
 // is one DELETE and locks no user); Sessions.LookupTouch (the per-request
 // check) reads and, at most once per touch interval, writes in one
 // statement (the first request after a pause of a minute or more is
-// touched by a second statement once the tenant's limits pass, see
-// session's doc); Audit.Append moves the chain head and inserts the whole batch
+// touched by a second statement once the tenant's limits pass, and a
+// request refused once its session is found takes back the touch that
+// statement made with a second one, Sessions.Untouch, see session's
+// doc); Audit.Append moves the chain head and inserts the whole batch
 // in one statement; Throttle.Reserve is one INSERT … ON CONFLICT DO
 // UPDATE, Throttle.Release one call of throttle_give_back, and
 // Throttle.ReserveAll and Throttle.Settle (a login's client IP and account

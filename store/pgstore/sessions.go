@@ -28,6 +28,8 @@ import (
 // when LastSeen is due to move and, under a tenant's policy, less than
 // session.Config.MaxTouchGap old (an older one is touched by a second
 // round trip, Touch, once the policy has let the session through).
+// Untouch, which takes back the touch of a request then refused, is one
+// UPDATE that compares and sets.
 //
 // A session that session_create evicts leaves, in the same call, a row in
 // session_evictions (hash, user, ends_us), which Lookup and LookupTouch
@@ -46,8 +48,8 @@ var (
 )
 
 type sessionSQL struct {
-	create, lookup, lookupTouch, touch, delete, rotate, sameHash, tomb string
-	listByUser, deleteByUser, deleteExpired, count                     string
+	create, lookup, lookupTouch, touch, untouch, delete, rotate, sameHash, tomb string
+	listByUser, deleteByUser, deleteExpired, count                              string
 }
 
 const sessionCols = `hash, tenant, user_id, created_us, last_seen_us, expires_us, idle_ns, ip, user_agent, flags`
@@ -86,7 +88,9 @@ func newSessionSQL(q string) sessionSQL {
 		touch: s(`WITH upd AS (
 				UPDATE {s}.sessions SET last_seen_us = $2 WHERE hash = $1 AND last_seen_us < $2 RETURNING 1)
 			SELECT EXISTS (SELECT 1 FROM upd) OR EXISTS (SELECT 1 FROM {s}.sessions WHERE hash = $1)`),
-		delete: s(`DELETE FROM {s}.sessions WHERE hash = $1 RETURNING ` + sessionCols),
+		// Compare and set: only while LastSeen is still the touch ($2).
+		untouch: s(`UPDATE {s}.sessions SET last_seen_us = $3 WHERE hash = $1 AND last_seen_us = $2`),
+		delete:  s(`DELETE FROM {s}.sessions WHERE hash = $1 RETURNING ` + sessionCols),
 		// False, changing nothing, when $1 is no session or $2 is a
 		// tombstone's hash.
 		rotate:     s(`SELECT {s}.session_rotate($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`),
@@ -224,6 +228,15 @@ func (s *Sessions) Touch(ctx context.Context, h session.Hash, seen time.Time) er
 	}
 	if !found {
 		return session.ErrNotFound
+	}
+	return nil
+}
+
+// Untouch implements session.LookupToucher in one UPDATE, which sets
+// LastSeen to prev only while it is touched (compare and set).
+func (s *Sessions) Untouch(ctx context.Context, h session.Hash, touched, prev time.Time) error {
+	if _, err := s.pool.Exec(ctx, s.sql.untouch, h[:], micros(touched), micros(prev)); err != nil {
+		return wrap("sessions: untouch", err)
 	}
 	return nil
 }

@@ -12,7 +12,9 @@
 // Store implements session.Store, session.UserIndex, the optional
 // session.LookupToucher (the per-request check is one round trip: one
 // EVALSHA; the first request after a pause of a minute or more adds a
-// Touch once the tenant's limits pass, see session's doc), auth.ThrottleStore with the optional auth.BatchThrottleStore
+// Touch once the tenant's limits pass, and a request refused once its
+// session is found, right after that EVALSHA touched it, an Untouch
+// that takes the touch back; see session's doc), auth.ThrottleStore with the optional auth.BatchThrottleStore
 // (a login reserves, and settles, its client IP and account in one
 // EVALSHA each), and the MFA records that live minutes:
 // mfa.CodeStore (one-time codes sent by email or SMS, as HMACs),

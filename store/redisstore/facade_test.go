@@ -2,8 +2,10 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/store/memstore"
 	"github.com/guardhq/guard/store/redisstore"
 )
@@ -107,6 +110,38 @@ func newGuard(t testing.TB, rs *redisstore.Store) (*guard.Guard, *clock) {
 	return g, clk
 }
 
+// countedGuard returns a Guard (newGuard) on a store whose Redis
+// commands cnt counts, with the scripts loaded: EVALSHA of a script the
+// server has never seen costs a second command (EVAL), once per server.
+func countedGuard(t *testing.T) (cnt *counter, rs *redisstore.Store, g *guard.Guard, clk *clock) {
+	t.Helper()
+	cnt = &counter{}
+	rs, _, _ = open(t, cnt)
+	if err := rs.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	g, clk = newGuard(t, rs)
+	return cnt, rs, g, clk
+}
+
+// signedIn creates the tenant and its user, signed in from ip.
+func signedIn(t *testing.T, g *guard.Guard, ip string) (guard.User, guard.LoginResult) {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := g.CreateTenant(ctx, guard.System("test"), tenantID, "Acme", guard.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	u, err := g.CreateUser(ctx, guard.System("test"), guard.NewUser{Tenant: tenantID, Email: email, Name: "Alice", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login, err := g.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: email, Password: password, IP: ip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, login
+}
+
 // TestAuthenticateOneRoundTrip checks the hot path: the facade's check of a
 // session costs exactly one Redis command, whether or not it writes
 // LastSeen, as long as LastSeen is less than a minute old (MaxTouchGap, the
@@ -116,26 +151,9 @@ func newGuard(t testing.TB, rs *redisstore.Store) (*guard.Guard, *clock) {
 // alone, and the Touch script writes LastSeen once the tenant's policy has
 // let the session through.
 func TestAuthenticateOneRoundTrip(t *testing.T) {
-	cnt := &counter{}
-	rs, _, _ := open(t, cnt)
+	cnt, rs, g, clk := countedGuard(t)
 	ctx := t.Context()
-	// Load the scripts first: EVALSHA of a script the server has never
-	// seen costs a second command (EVAL), once per server.
-	if err := rs.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	g, clk := newGuard(t, rs)
-	if _, err := g.CreateTenant(ctx, guard.System("test"), tenantID, "Acme", guard.Policy{}); err != nil {
-		t.Fatal(err)
-	}
-	u, err := g.CreateUser(ctx, guard.System("test"), guard.NewUser{Tenant: tenantID, Email: email, Name: "Alice", Password: password})
-	if err != nil {
-		t.Fatal(err)
-	}
-	login, err := g.Login(ctx, guard.LoginRequest{Tenant: tenantID, Email: email, Password: password, IP: "203.0.113.5"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, login := signedIn(t, g, "203.0.113.5")
 	created := login.Session.LastSeen
 
 	authenticate := func(what string, trips int) {
@@ -231,4 +249,53 @@ func deadClient(t testing.TB) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second, DialerRetries: 1, DialerRetryTimeout: time.Millisecond})
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// TestAllowListRefusalTakesTouchBack: a request that the tenant's
+// allow-list for people refuses does not keep its session alive, at no
+// cost to the requests it lets through. A request let through costs one
+// Redis command for its session, as in TestAuthenticateOneRoundTrip; one
+// refused right after its LookupTouch touched the session costs that
+// command, the throttle's (whether its ip.denied is due) and an Untouch,
+// which puts LastSeen back.
+func TestAllowListRefusalTakesTouchBack(t *testing.T) {
+	cnt, rs, g, clk := countedGuard(t)
+	ctx := t.Context()
+	sys := guard.System("test")
+	_, login := signedIn(t, g, "192.0.2.5")
+	lists, err := g.IPAllowLists(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.SetIPAllowList(ctx, sys, tenantID, guard.IPListChange{Scope: ipfilter.Users,
+		Entries: []string{"192.0.2.0/24"}, Version: lists.Version}); err != nil {
+		t.Fatal(err)
+	}
+	request := func(what, remote string, wantErr error, trips int) {
+		t.Helper()
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = remote
+		r.Header.Set("Cookie", "__Host-guard="+login.Token)
+		cnt.reset()
+		if _, err := g.AuthenticateRequest(r); !errors.Is(err, wantErr) {
+			t.Fatalf("%s: AuthenticateRequest: %v, want %v", what, err, wantErr)
+		}
+		if n, cmds := cnt.counted(); n != trips || slices.ContainsFunc(cmds, func(c string) bool { return c != "evalsha" }) {
+			t.Errorf("%s: %d round trips, commands %v; want %d, each one evalsha", what, n, cmds, trips)
+		}
+	}
+	lastSeen := func(what string, want time.Time) {
+		t.Helper()
+		if s, err := rs.Lookup(ctx, login.Session.Hash); err != nil || !s.LastSeen.Equal(want) {
+			t.Errorf("%s: LastSeen = %v, %v; want %v", what, s.LastSeen, err, want)
+		}
+	}
+	clk.Advance(45 * time.Second)
+	request("refused, a touch due", "198.51.100.7:1", guard.ErrIPNotAllowed, 3)
+	lastSeen("after the refused request", login.Session.LastSeen)
+	request("let through", "192.0.2.5:1", nil, 1)
+	lastSeen("after the request let through", clk.Now())
+	clk.Advance(45 * time.Second)
+	request("let through, a touch due", "192.0.2.5:1", nil, 1)
+	lastSeen("after the second request let through", clk.Now())
 }

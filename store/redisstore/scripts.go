@@ -165,6 +165,16 @@ if tonumber(ARGV[1]) > tonumber(l) then redis.call('HSET', KEYS[1], 'l', ARGV[1]
 return 1
 `)
 
+// untouchScript: KEYS[1] the session; ARGV the touch to take back and
+// the LastSeen to put back (microseconds). Sets LastSeen to ARGV[2] only
+// while it is ARGV[1] (compare and set); a missing session (or a
+// tombstone, another key) is left alone.
+var untouchScript = redis.NewScript(`
+local l = redis.call('HGET', KEYS[1], 'l')
+if l and tonumber(l) == tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'l', ARGV[2]) end
+return 0
+`)
+
 // lookupTouchScript: KEYS[1] the session; ARGV now, the touch interval
 // and the bound on the gap, maxGap, 0 for none (microseconds, rounded
 // up). Returns the session's fields as stored before the touch, else the
@@ -631,7 +641,7 @@ return out
 `)
 
 var allScripts = []*redis.Script{
-	createScript, touchScript, lookupTouchScript, deleteScript, rotateScript,
+	createScript, touchScript, untouchScript, lookupTouchScript, deleteScript, rotateScript,
 	listScript, deleteByUserScript, reserveScript, settleScript,
 	putCodeScript, checkCodeScript, hitScript, forgetScript, createTxnScript, consumeTxnScript,
 	rememberRequestScript, consumeRequestScript, insertIDScript,

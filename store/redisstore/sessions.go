@@ -246,6 +246,24 @@ func (s *Store) Touch(ctx context.Context, h session.Hash, seen time.Time) error
 	return nil
 }
 
+// Untouch implements session.LookupToucher: one EVALSHA, which sets
+// LastSeen to prev only while it is touched (compare and set). It returns
+// an *InputError when touched or prev lies outside the years 1970 to 2255.
+func (s *Store) Untouch(ctx context.Context, h session.Hash, touched, prev time.Time) error {
+	at, err := micros("touched", touched)
+	if err != nil {
+		return err
+	}
+	back, err := micros("prev", prev)
+	if err != nil {
+		return err
+	}
+	if err := untouchScript.Run(ctx, s.rdb, []string{s.sessionKey(h)}, itoa(at), itoa(back)).Err(); err != nil {
+		return redisErr("untouch session", err)
+	}
+	return nil
+}
+
 // Delete implements session.Store.
 func (s *Store) Delete(ctx context.Context, h session.Hash) (session.Session, error) {
 	v, err := deleteScript.Run(ctx, s.rdb, []string{s.sessionKey(h)}, s.prefix, member(h)).Slice()

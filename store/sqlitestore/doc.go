@@ -12,7 +12,9 @@
 //   - Sessions: session.Store, session.UserIndex and the optional
 //     session.LookupToucher (the per-request check is one prepared SELECT
 //     by primary key; the first request after a pause of a minute or more
-//     adds a Touch once the tenant's limits pass, see session's doc);
+//     adds a Touch once the tenant's limits pass, and a request refused
+//     once its session is found an Untouch of the touch the check made,
+//     see session's doc);
 //   - Audit: audit.Store;
 //   - Tenants: guard.TenantStore;
 //   - APIKeys: auth.APIKeyStore (the check of a request made with a key is

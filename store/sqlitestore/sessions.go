@@ -272,6 +272,19 @@ func (ss *Sessions) Touch(ctx context.Context, h session.Hash, seen time.Time) e
 	return nil
 }
 
+// Untouch implements session.LookupToucher with one UPDATE that sets
+// LastSeen to prev only while it is touched (compare and set).
+func (ss *Sessions) Untouch(ctx context.Context, h session.Hash, touched, prev time.Time) error {
+	err := ss.s.writeOne(ctx, func(w *wtx) error {
+		_, err := w.exec(sessUntouch, h[:], micros(touched), micros(prev))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: untouch session: %w", err)
+	}
+	return nil
+}
+
 // Delete implements session.Store with one DELETE … RETURNING.
 func (ss *Sessions) Delete(ctx context.Context, h session.Hash) (session.Session, error) {
 	s := session.Session{Hash: h}

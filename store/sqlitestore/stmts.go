@@ -20,6 +20,7 @@ const (
 
 	sessLookup
 	sessTouch
+	sessUntouch
 	sessDelete
 	sessByUser
 	sessDelAll
@@ -193,6 +194,8 @@ var queries = func() (q [numStmts]string) {
 
 	q[sessLookup] = lookupQuery
 	q[sessTouch] = `UPDATE guard_sessions SET last_seen = max(last_seen, ?2) WHERE hash = ?1`
+	// Compare and set: only while LastSeen is still the touch (?2).
+	q[sessUntouch] = `UPDATE guard_sessions SET last_seen = ?3 WHERE hash = ?1 AND last_seen = ?2`
 	q[sessDelete] = `DELETE FROM guard_sessions WHERE hash = ? RETURNING ` + sessionCols
 	q[sessByUser] = `SELECT hash, ` + sessionCols + ` FROM guard_sessions WHERE tenant = ? AND user_id = ? ORDER BY created_at, hash`
 	q[sessDelAll] = `DELETE FROM guard_sessions WHERE tenant = ?1 AND user_id = ?2 AND (?3 IS NULL OR hash <> ?3) RETURNING hash, ` + sessionCols
