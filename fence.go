@@ -369,9 +369,10 @@ func (f *fence) closeAll() {
 	}
 }
 
-// Close waits for background work (reset emails, security notices) and
-// closes the stores of ring-fenced tenants that the Guard opened. The
-// Config's own Stores are the host's to close.
+// Close waits for background work (reset emails, security notices, those
+// queued behind others to the same address included) and closes the
+// stores of ring-fenced tenants that the Guard opened. The Config's own
+// Stores are the host's to close.
 //
 // Ring-fenced, Close ends the opens of tenant stores in flight (the
 // contexts given to the TenantOpener) and waits for their openers to

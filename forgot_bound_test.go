@@ -57,12 +57,20 @@ func (s *gateSender) waitsForSlot(t testing.TB, name string, call func() error) 
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- call() }()
+	waitsUntil(t, name, done, s.release)
+}
+
+// waitsUntil checks that a call, name, whose error done will carry, is
+// still waiting 50 ms on, then calls release and checks that the call
+// returns nil soon after.
+func waitsUntil(t testing.TB, name string, done <-chan error, release func()) {
+	t.Helper()
 	select {
 	case err := <-done:
 		t.Fatalf("%s returned (%v) with every slot taken, want it to wait", name, err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	s.release()
+	release()
 	select {
 	case err := <-done:
 		if err != nil {

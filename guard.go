@@ -314,7 +314,11 @@ type Guard struct {
 	resets     chan struct{}  // ForgotPassword's background slots (MaxBackgroundResets)
 	resetMails chan struct{}  // ForgotPassword's email slots (MaxBackgroundResets)
 	notices    chan struct{}  // security notices' background slots (MaxBackgroundNotices)
-	dropped    atomic.Int64   // emails dropped for want of a slot (DroppedNotices)
+	dropped    atomic.Int64   // emails dropped (DroppedNotices)
+
+	lockNotices chan struct{}           // slots for lock notices alone (lockNoticeSlots)
+	noticeMu    sync.Mutex              // guards noticeTo
+	noticeTo    map[string]*noticeQueue // by lower-cased address, while it has a notice active (MaxNoticesPerRecipient)
 }
 
 // New validates cfg, fills its defaults and returns a Guard.
@@ -518,5 +522,8 @@ func New(cfg Config) (*Guard, error) {
 		resets:     make(chan struct{}, MaxBackgroundResets),
 		resetMails: make(chan struct{}, MaxBackgroundResets),
 		notices:    make(chan struct{}, MaxBackgroundNotices),
+
+		lockNotices: make(chan struct{}, lockNoticeSlots),
+		noticeTo:    map[string]*noticeQueue{},
 	}, nil
 }

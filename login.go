@@ -335,8 +335,9 @@ func (g *Guard) settle(ctx context.Context, gt gate, done bool) error {
 // flood its inbox (every lock stays on record). The notice, and the count
 // that limits it, are done in the background, so that the answer takes
 // no longer for an account than for an invented name; for the same
-// reason the notice waits for no background slot (noWait: with all
-// MaxBackgroundNotices taken it is dropped, and counted). gt is the zero
+// reason the notice waits for no background slot (with all
+// MaxBackgroundNotices taken it takes one kept for lock notices, or is
+// dropped, and counted). gt is the zero
 // gate for a failure that reserved nothing.
 //
 // A reservation that started a lock of the client IP is recorded too, as
@@ -369,7 +370,7 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 		if gt.acct.Permanent {
 			text += ", until an administrator unlocks it"
 		}
-		g.notifyOnce(noWait(ctx), linkRateKey("lock-notice", a.user.Tenant, a.user.ID), *a.user, a.user.Email, "Your account was locked",
+		g.notifyOnce(ctx, true, linkRateKey("lock-notice", a.user.Tenant, a.user.ID), *a.user, a.user.Email, "Your account was locked",
 			text+". If it was not you, someone may be guessing your password: "+
 				"change it once you can sign in again, and tell your administrator.")
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
@@ -1071,7 +1070,7 @@ func (g *Guard) RemoveFactor(ctx context.Context, by Principal, tenant, userID, 
 		if f.Kind == mfa.KindEmail && f.Destination != "" && f.Destination != u.Email {
 			// The address that no longer receives codes hears of it too
 			// (SECURITY-CHECKLIST MF-16).
-			g.notifyOnce(ctx, "", u, f.Destination, "This address no longer receives sign-in codes", text)
+			g.notifyOnce(ctx, false, "", u, f.Destination, "This address no longer receives sign-in codes", text)
 		}
 	}
 	return nil
@@ -1444,91 +1443,3 @@ func hasConfirmed(fs []mfa.Factor, k mfa.Kind) bool {
 	}
 	return false
 }
-
-// MaxBackgroundNotices bounds the security notices (of a password
-// changed, reset or expired, an email changed, a factor added or removed,
-// recovery codes used or made, a code used again, an account locked)
-// mailed in the background at once. The call that causes a notice beyond
-// it, its change already made, waits for one of them to end as long as
-// its context lasts; when the context ends first, the call returns as it
-// would have (the change stays made) and the notice is dropped, counted
-// in DroppedNotices. A notice is never dropped while a slot comes free in
-// time, so in normal operation every one goes out, at worst a little
-// late; a flood of notices, or a slow mail server (a send may take a
-// minute), holds at most this many goroutines and slows the calls that
-// cause them instead, each for no longer than its context allows.
-//
-// ForgotPassword's emails have slots of their own (MaxBackgroundResets).
-// The other emails and text messages Guard sends (invitations,
-// email-change links and the notice of an address taken, one-time sign-in
-// codes) are sent in the goroutine of the call that causes them, which
-// waits for the send and reports its failure: Guard starts no goroutine
-// for them, and the host's own concurrency bounds them.
-//
-// An account lock's notice waits for no slot: with none free it is
-// dropped at once, and counted. A sign-in as an invented name locks no
-// one's mailbox, so a wait there would be a real account's alone and
-// tell, under a flood, that the address has one (the lock itself stays
-// on record, as login.locked).
-const MaxBackgroundNotices = 64
-
-// DroppedNotices returns the number of background emails the Guard has
-// dropped since New for want of a slot: security notices for which none
-// (MaxBackgroundNotices) came free while the call that caused them could
-// wait, and ForgotPassword's emails that found every one of theirs taken
-// (MaxBackgroundResets). It only grows: a host may export it as a
-// metric, and look at its mail server when it moves.
-func (g *Guard) DroppedNotices() int64 { return g.dropped.Load() }
-
-// notify emails u a security notice about their account at u.Email (see
-// notifyOnce).
-func (g *Guard) notify(ctx context.Context, u auth.User, subject, text string) {
-	g.notifyOnce(ctx, "", u, u.Email, subject, text)
-}
-
-// notifyOnce emails a security notice about u's account to the address to
-// (u.Email, or another address of theirs: a removed email factor's), in
-// the background, when Recovery.Email is configured and u hears notices
-// (hearsNotices: only while active). A failure to send is not the
-// caller's. At most MaxBackgroundNotices are sent at once: beyond them
-// notifyOnce waits for a slot as long as ctx lasts, and when ctx ends
-// first drops the notice and counts it (DroppedNotices). An ended ctx
-// (noWait) takes a free slot but waits for none. A key other than ""
-// sends the notice at most once an hour per key: the background send
-// first counts a hit on key in the link limits' store (Recovery.Limits),
-// and sends only the hour's first. A store failure sends nothing. The
-// count is made in the background, not before a slot is taken, so that
-// the caller never waits on it (the lock notice's caller answers a
-// sign-in, which must take no longer for an account than for an invented
-// name); a dropped notice is not counted, and the next is sent.
-func (g *Guard) notifyOnce(ctx context.Context, key string, u auth.User, to, subject, text string) {
-	if g.recovery.Email == nil || !hearsNotices(u) {
-		return
-	}
-	err := g.background(ctx, g.notices, func(ctx context.Context) {
-		if key != "" {
-			if n, err := g.recovery.rates.Hit(ctx, key, g.now(), time.Hour); err != nil || n > 1 {
-				return
-			}
-		}
-		_ = g.recovery.Email.SendEmail(ctx, mfa.Message{To: to, Subject: subject, Text: text})
-	})
-	if err != nil {
-		g.dropped.Add(1)
-	}
-}
-
-// noWait returns ctx ended, its values kept: a notice given it
-// (notifyOnce) takes a free background slot but waits for none.
-func noWait(ctx context.Context) context.Context {
-	ctx, cancel := context.WithCancel(ctx)
-	cancel()
-	return ctx
-}
-
-// hearsNotices reports whether mail about u's account (a security notice,
-// the notice of an email change to their address) goes to u: only while
-// u is active. A deactivated account cannot sign in to act on a notice,
-// its owner may have left (their mailbox forwarded to someone else), and
-// ForgotPassword mails it no link either.
-func hearsNotices(u auth.User) bool { return u.Status == auth.StatusActive }

@@ -493,6 +493,14 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 	})
 }
 
+// noWait returns ctx ended, its values kept: background given it takes a
+// free slot but waits for none.
+func noWait(ctx context.Context) context.Context {
+	ctx, cancel := context.WithCancel(ctx)
+	cancel()
+	return ctx
+}
+
 // resetMail sends m, an email of ForgotPassword's, in the background
 // (Close waits for it, and it is given a minute) in one of the
 // MaxBackgroundResets email slots, apart from the look-ups' slots, and

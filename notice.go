@@ -1,0 +1,252 @@
+package guard
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/mfa"
+)
+
+// MaxBackgroundNotices bounds the security notices (of a password
+// changed, reset or expired, an email changed, a factor added or removed,
+// recovery codes used or made, a code used again, an account locked)
+// mailed in the background at once, by each Guard (each replica). A flood
+// of notices, or a slow mail server (a send may take a minute), holds at
+// most this many goroutines (and 8 more for lock notices, below), and no
+// one address holds more than MaxNoticesPerRecipient of them.
+//
+// A notice's call, its change already made, never waits while a slot is
+// free. With every slot taken it waits for one to come free for at most
+// NoticeSlotWait, however soon its context ends: the client of the
+// request controls that context (dropping the connection cancels it), and
+// must not be able to cancel the alarm about what the request did. When
+// none comes free in time the call returns as it would have (the change
+// stays made) and the notice is dropped, counted in DroppedNotices. So in
+// normal operation every notice goes out, at worst a little late, and a
+// full pool slows the calls that cause notices by NoticeSlotWait at most.
+//
+// ForgotPassword's emails have slots of their own (MaxBackgroundResets).
+// The other emails and text messages Guard sends (invitations,
+// email-change links and the notice of an address taken, one-time sign-in
+// codes) are sent in the goroutine of the call that causes them, which
+// waits for the send and reports its failure: Guard starts no goroutine
+// for them, and the host's own concurrency bounds them.
+//
+// An account lock's notice waits for no slot: a sign-in as an invented
+// name locks no one's mailbox, so a wait there would be a real account's
+// alone and tell, under a flood, that the address has one (the lock itself
+// stays on record, as login.locked). With every slot taken it takes one
+// of 8 more slots kept for lock notices alone, so that other notices
+// cannot crowd it out; with those taken too (a flood of locks of many
+// accounts) it is dropped at once, and counted.
+const MaxBackgroundNotices = 64
+
+// MaxNoticesPerRecipient bounds the security notices to one address
+// (compared without regard to case) that hold or wait for a background
+// slot at once (MaxBackgroundNotices), so that a loop of calls on one
+// account (say RegenerateRecoveryCodes while the mail server is slow)
+// cannot take the slots that notices to others need. A notice to an
+// address that has this many waits in that address's queue instead, and
+// its call returns at once; each of the address's sends takes the next
+// from the queue when it ends, oldest first, in the same slot. The queue
+// holds MaxQueuedNotices: a notice beyond them pushes the oldest queued
+// out, dropped and counted in DroppedNotices, so the latest notice to an
+// address (the change of its account's email, after a flood of others to
+// it) is the one kept. When the address's last notice drops for want of a
+// slot (NoticeSlotWait), its queue is dropped with it, and counted. The
+// counts live in the memory of each Guard, an entry per address with a
+// notice in flight, removed with its last.
+const MaxNoticesPerRecipient = 4
+
+// MaxQueuedNotices is the number of security notices to one address that
+// wait behind its MaxNoticesPerRecipient sends; see there.
+const MaxQueuedNotices = 16
+
+// NoticeSlotWait is the longest a call that causes a security notice waits
+// for a background slot when all MaxBackgroundNotices are taken (see
+// there), whatever its context.
+const NoticeSlotWait = 3 * time.Second
+
+// lockNoticeSlots is the number of background slots that only lock
+// notices take, once every one of MaxBackgroundNotices is taken.
+const lockNoticeSlots = 8
+
+// DroppedNotices returns the number of background emails the Guard has
+// dropped since New: security notices that found no slot
+// (MaxBackgroundNotices) in NoticeSlotWait (a lock notice: at once), or
+// were pushed out of a full queue of notices to one address
+// (MaxNoticesPerRecipient), and ForgotPassword's emails that found every
+// one of their slots taken (MaxBackgroundResets). It only grows: a host
+// may export it as a metric, and look at its mail server (or at a flood
+// of notices to one address) when it moves.
+func (g *Guard) DroppedNotices() int64 { return g.dropped.Load() }
+
+// notify emails u a security notice about their account at u.Email (see
+// notifyOnce).
+func (g *Guard) notify(ctx context.Context, u auth.User, subject, text string) {
+	g.notifyOnce(ctx, false, "", u, u.Email, subject, text)
+}
+
+// notifyOnce emails a security notice about u's account to the address to
+// (u.Email, or another address of theirs: a removed email factor's), in
+// the background, when Recovery.Email is configured and u hears notices
+// (hearsNotices: only while active). A failure to send is not the
+// caller's. The notice takes a background slot (MaxBackgroundNotices), or
+// a place in to's queue (MaxNoticesPerRecipient); with every slot taken
+// it waits for one NoticeSlotWait at most, never ended by ctx (only its
+// values are kept), and is dropped and counted (DroppedNotices) when none
+// comes free. A lock notice (lock) waits for none: it takes a free slot,
+// or one kept for lock notices, or is dropped. A key other than ""
+// sends the notice at most once an hour per key: the background send
+// first counts a hit on key in the link limits' store (Recovery.Limits),
+// and sends only the hour's first. A store failure sends nothing. The
+// count is made in the background, not before a slot is taken, so that
+// the caller never waits on it (the lock notice's caller answers a
+// sign-in, which must take no longer for an account than for an invented
+// name); a dropped notice is not counted, and the next is sent.
+func (g *Guard) notifyOnce(ctx context.Context, lock bool, key string, u auth.User, to, subject, text string) {
+	if g.recovery.Email == nil || !hearsNotices(u) {
+		return
+	}
+	g.sendNotice(ctx, lock, to, func(ctx context.Context) {
+		if key != "" {
+			if n, err := g.recovery.rates.Hit(ctx, key, g.now(), time.Hour); err != nil || n > 1 {
+				return
+			}
+		}
+		_ = g.recovery.Email.SendEmail(ctx, mfa.Message{To: to, Subject: subject, Text: text})
+	})
+}
+
+// notice is a security notice to send: send, given a context with the
+// values of ctx (never its end: context.WithoutCancel) and a minute.
+type notice struct {
+	ctx  context.Context
+	send func(ctx context.Context)
+}
+
+// noticeQueue is one address's notices: active that hold or wait for a
+// background slot (MaxNoticesPerRecipient at most), queued behind them,
+// oldest first (MaxQueuedNotices at most).
+type noticeQueue struct {
+	active int
+	queued []notice
+}
+
+// sendNotice runs send, a notice to the address to, in the background
+// (Close waits for it), as notifyOnce says.
+func (g *Guard) sendNotice(ctx context.Context, lock bool, to string, send func(ctx context.Context)) {
+	n := notice{ctx: context.WithoutCancel(ctx), send: send}
+	key := strings.ToLower(to)
+	g.noticeMu.Lock()
+	q := g.noticeTo[key]
+	if q == nil {
+		q = &noticeQueue{}
+		g.noticeTo[key] = q
+	}
+	if q.active >= MaxNoticesPerRecipient {
+		if len(q.queued) == MaxQueuedNotices {
+			q.queued = append(q.queued[:0], q.queued[1:]...)
+			g.dropped.Add(1)
+		}
+		q.queued = append(q.queued, n)
+		g.noticeMu.Unlock()
+		return
+	}
+	q.active++
+	g.noticeMu.Unlock()
+
+	slots := g.noticeSlot(lock)
+	if slots == nil {
+		g.noticeDropped(key)
+		return
+	}
+	g.bg.Add(1)
+	go func() {
+		defer g.bg.Done()
+		defer func() { <-slots }()
+		for ; n.send != nil; n = g.nextNotice(key) {
+			bctx, cancel := context.WithTimeout(n.ctx, time.Minute)
+			n.send(bctx)
+			cancel()
+		}
+	}()
+}
+
+// noticeSlot takes a background slot for a notice and returns the
+// channel to free it on, or nil when it found none: a free one of
+// MaxBackgroundNotices, else, for a lock notice (lock), a free one of
+// lockNoticeSlots, else, for another, the first of MaxBackgroundNotices
+// to come free in NoticeSlotWait.
+func (g *Guard) noticeSlot(lock bool) chan struct{} {
+	select {
+	case g.notices <- struct{}{}:
+		return g.notices
+	default:
+	}
+	if lock {
+		select {
+		case g.lockNotices <- struct{}{}:
+			return g.lockNotices
+		default:
+			return nil
+		}
+	}
+	t := time.NewTimer(NoticeSlotWait)
+	defer t.Stop()
+	select {
+	case g.notices <- struct{}{}:
+		return g.notices
+	case <-t.C:
+		return nil
+	}
+}
+
+// nextNotice returns the oldest notice queued for the address key, for
+// the send of one of its active notices that just ended; when none is
+// queued, that notice is no longer active, and the zero notice is returned.
+func (g *Guard) nextNotice(key string) notice {
+	g.noticeMu.Lock()
+	defer g.noticeMu.Unlock()
+	q := g.noticeTo[key]
+	if len(q.queued) > 0 {
+		n := q.queued[0]
+		q.queued[0] = notice{}
+		q.queued = q.queued[1:]
+		return n
+	}
+	g.leaveNotice(key, q)
+	return notice{}
+}
+
+// noticeDropped counts an active notice to the address key that found no
+// slot as dropped, and, when it was the address's last, its queue too.
+func (g *Guard) noticeDropped(key string) {
+	g.noticeMu.Lock()
+	defer g.noticeMu.Unlock()
+	q := g.noticeTo[key]
+	g.dropped.Add(1)
+	if g.leaveNotice(key, q) {
+		g.dropped.Add(int64(len(q.queued)))
+	}
+}
+
+// leaveNotice ends an active notice of q, the address key's, and removes
+// q when it was the last: it reports whether it was. g.noticeMu is held.
+func (g *Guard) leaveNotice(key string, q *noticeQueue) bool {
+	q.active--
+	if q.active > 0 {
+		return false
+	}
+	delete(g.noticeTo, key)
+	return true
+}
+
+// hearsNotices reports whether mail about u's account (a security notice,
+// the notice of an email change to their address) goes to u: only while
+// u is active. A deactivated account cannot sign in to act on a notice,
+// its owner may have left (their mailbox forwarded to someone else), and
+// ForgotPassword mails it no link either.
+func hearsNotices(u auth.User) bool { return u.Status == auth.StatusActive }
