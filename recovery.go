@@ -324,10 +324,11 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 // requests holds at most this many look-ups and delays the answers
 // instead, and at most this many emails (a link, or the note of a tenant
 // that requires SSO) are sent at once, each given a minute; one that
-// finds every email slot taken is dropped, counted in DroppedNotices,
-// and a link dropped is recorded as a refused password.reset_requested
-// (reason send_failed, Meta dropped "true") after the request's own
-// record. The link limits (RecoveryConfig.Limits: per account, address
+// finds every email slot taken is dropped and counted in DroppedNotices.
+// A link is made in its email's slot: a dropped one is never stored, so
+// the link the account was mailed before still works, and the request is
+// recorded as a refused password.reset_requested (reason send_failed,
+// Meta dropped "true"). The link limits (RecoveryConfig.Limits: per account, address
 // and client IP) bound the emails asked for in the first place.
 const MaxBackgroundResets = 64
 
@@ -459,13 +460,29 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 		// not flood an inbox with these either.)
 		ev.Outcome, ev.Reason = audit.Failure, ReasonSSORequired
 		if g.record(ctx, ev) == nil {
-			g.resetMail(ctx, mfa.Message{To: u.Email, Subject: "Sign in with single sign-on",
-				Text: "Someone asked to reset the password of your account. Your organisation signs in through " +
-					"single sign-on, so there is no password to reset: sign in with your organisation's single " +
-					"sign-on, and ask your administrator if you cannot. If you did not ask, you can ignore this message."}, nil)
+			g.resetMail(ctx, func(ctx context.Context) {
+				_ = g.recovery.Email.SendEmail(ctx, mfa.Message{To: u.Email, Subject: "Sign in with single sign-on",
+					Text: "Someone asked to reset the password of your account. Your organisation signs in through " +
+						"single sign-on, so there is no password to reset: sign in with your organisation's single " +
+						"sign-on, and ask your administrator if you cannot. If you did not ask, you can ignore this message."})
+			})
 		}
 		return
 	}
+	// Sent only to an account: out of the look-up's slot, so that its
+	// time does not keep the next request waiting (MaxBackgroundResets).
+	// The link is made in the email's slot: one whose email finds no slot
+	// is never stored, so that it does not void the link mailed before.
+	if !g.resetMail(ctx, func(ctx context.Context) { g.mailResetLink(ctx, u, ev) }) {
+		ev.Outcome, ev.Reason = audit.Failure, "send_failed"
+		ev.Meta = map[string]string{"dropped": "true"}
+		_ = g.record(ctx, ev)
+	}
+}
+
+// mailResetLink makes u's reset link, records ev (the request, let
+// through) and mails the link; failures end in the audit log.
+func (g *Guard) mailResetLink(ctx context.Context, u auth.User, ev audit.Event) {
 	token, h, err := newResetToken(g.rand)
 	if err == nil {
 		err = g.putResetCode(ctx, u, h, g.recovery.TokenTTL)
@@ -481,16 +498,10 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 		return
 	}
 	subject, text := g.recovery.Compose(g.resetLink(u.Tenant, u.ID, token), g.recovery.TokenTTL)
-	// Sent only to an account: out of the look-up's slot, so that its
-	// time does not keep the next request waiting (MaxBackgroundResets).
-	g.resetMail(ctx, mfa.Message{To: u.Email, Subject: subject, Text: text}, func(ctx context.Context, dropped bool) {
-		f := ev
-		f.Outcome, f.Reason = audit.Failure, "send_failed"
-		if dropped {
-			f.Meta = map[string]string{"dropped": "true"}
-		}
-		_ = g.record(ctx, f)
-	})
+	if err := g.recovery.Email.SendEmail(ctx, mfa.Message{To: u.Email, Subject: subject, Text: text}); err != nil {
+		ev.Outcome, ev.Reason = audit.Failure, "send_failed"
+		_ = g.record(ctx, ev)
+	}
 }
 
 // noWait returns ctx ended, its values kept: background given it takes a
@@ -501,26 +512,18 @@ func noWait(ctx context.Context) context.Context {
 	return ctx
 }
 
-// resetMail sends m, an email of ForgotPassword's, in the background
-// (Close waits for it, and it is given a minute) in one of the
-// MaxBackgroundResets email slots, apart from the look-ups' slots, and
-// waits for none: with every one taken, m is dropped and counted in
-// DroppedNotices. ctx's values are kept. When m is dropped, or fails to
-// send, failed (if not nil) is called with a context to record it in and
-// whether m was dropped.
-func (g *Guard) resetMail(ctx context.Context, m mfa.Message, failed func(ctx context.Context, dropped bool)) {
-	err := g.background(noWait(ctx), g.resetMails, func(ctx context.Context) {
-		if err := g.recovery.Email.SendEmail(ctx, m); err != nil && failed != nil {
-			failed(ctx, false)
-		}
-	})
-	if err == nil {
-		return
+// resetMail runs send, which sends one of ForgotPassword's emails, in the
+// background (Close waits for it, and it is given a minute, with ctx's
+// values) in one of the MaxBackgroundResets email slots, apart from the
+// look-ups' slots, and waits for none: with every one taken, send is not
+// run, the email is dropped and counted in DroppedNotices, and resetMail
+// returns false.
+func (g *Guard) resetMail(ctx context.Context, send func(ctx context.Context)) bool {
+	if g.background(noWait(ctx), g.resetMails, send) != nil {
+		g.dropped.Add(1)
+		return false
 	}
-	g.dropped.Add(1)
-	if failed != nil {
-		failed(ctx, true)
-	}
+	return true
 }
 
 // resetLink builds the link of a reset email from the configured base URL.
