@@ -269,3 +269,56 @@ func TestAdmitRefusalsTakeTouchBack(t *testing.T) {
 		}
 	})
 }
+
+// hangUpStore is an ltStore whose client hangs up while LookupTouch is in
+// flight, after the store wrote LastSeen and before it answered: the call
+// then reports the cancellation, as pgx does for a query whose UPDATE
+// committed.
+type hangUpStore struct {
+	*ltStore
+	hangUp func()
+}
+
+func (s *hangUpStore) LookupTouch(ctx context.Context, h session.Hash, now time.Time, interval, maxGap time.Duration) (session.Session, error) {
+	got, err := s.ltStore.LookupTouch(ctx, h, now, interval, maxGap)
+	s.hangUp()
+	if cerr := ctx.Err(); cerr != nil {
+		return session.Session{}, cerr
+	}
+	return got, err
+}
+
+// A client that hangs up while LookupTouch is in flight cannot keep the
+// touch it made: the call runs without the request's cancellation, so
+// that its answer comes back, admit refuses the request, and Untouch
+// takes the touch back. (Otherwise someone refused by the allow-list
+// could keep the session alive by dropping each request at the right
+// moment.)
+func TestAdmitClientHangsUpDuringLookupTouch(t *testing.T) {
+	spy, c := newSpy(), newClock()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	st := &hangUpStore{ltStore: &ltStore{spyStore: spy}, hangUp: func() {}}
+	m, err := session.New(session.Config{Store: st, Index: st, Now: c.Now, Unlimited: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s, _, err := m.Create(t.Context(), session.Options{Tenant: "t", UserID: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(45 * time.Second)
+	st.hangUp = cancel
+	refused := errors.New("client not allowed")
+	_, err = m.AuthenticateHashAdmit(ctx, s.Hash, policy10, func(session.Session) error { return refused })
+	if !errors.Is(err, refused) {
+		t.Errorf("AuthenticateHashAdmit, the client gone mid-call: %v, want the refusal", err)
+	}
+	got, err := spy.Store.Lookup(t.Context(), s.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.LastSeen.Equal(s.LastSeen) {
+		t.Errorf("LastSeen %v after a refused request whose client hung up, want %v (the touch kept)", got.LastSeen, s.LastSeen)
+	}
+}
