@@ -410,7 +410,10 @@ func (m *Manager) AuthenticateHashWithin(ctx context.Context, h Hash, limits fun
 // touch is never undone. That call is made without ctx's cancellation
 // (with its values), so that a client that hangs up cannot keep the
 // touch; when it fails, the request is refused with that store error
-// instead of the refusal. A request let through costs exactly what it
+// instead of the refusal. For the same reason, with admit, LookupTouch
+// itself runs without ctx's cancellation (until ctx's deadline, or for 5
+// seconds at most without one): a store may report a call cancelled whose
+// write was made. A request let through costs exactly what it
 // does under AuthenticateHashWithin: only refused ones pay for Untouch.
 //
 // One effect remains: a request let through while a refused one's touch
@@ -431,7 +434,18 @@ func (m *Manager) AuthenticateHashAdmit(ctx context.Context, h Hash, limits func
 		if limits != nil || admit != nil {
 			gap = m.maxGap
 		}
-		s, err = m.lt.LookupTouch(ctx, h, now, m.touchEach, gap)
+		if admit != nil {
+			// A touch that admit may refuse, to be taken back: a client
+			// that hangs up while the call is in flight must not leave it
+			// made but unreported (pgx reports the cancellation of a
+			// query whose write committed). (limits refuses for the
+			// host's reasons, not the client's: a failed policy read.)
+			lctx, cancel := detached(ctx)
+			s, err = m.lt.LookupTouch(lctx, h, now, m.touchEach, gap)
+			cancel()
+		} else {
+			s, err = m.lt.LookupTouch(ctx, h, now, m.touchEach, gap)
+		}
 	} else {
 		s, err = m.store.Lookup(ctx, h)
 	}
@@ -464,6 +478,20 @@ func (m *Manager) AuthenticateHashAdmit(ctx context.Context, h Hash, limits func
 		s.LastSeen = now
 	}
 	return s, nil
+}
+
+// detachedTimeout bounds a store call that runs without its caller's
+// cancellation (detached) when the caller's context has no deadline.
+const detachedTimeout = 5 * time.Second
+
+// detached returns ctx without its cancellation (with its values), ended
+// at ctx's deadline, or detachedTimeout from now without one.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(d, dl)
+	}
+	return context.WithTimeout(d, detachedTimeout)
 }
 
 // LookupHashWithin checks the session h as AuthenticateHashWithin does
