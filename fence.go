@@ -618,6 +618,14 @@ func (r routedMFA) UseRecoveryCode(ctx context.Context, tenant, userID string, h
 	return with(ctx, r.f, tenant, func(s Stores) (int, error) { return s.MFA.Recovery.UseRecoveryCode(ctx, tenant, userID, h) })
 }
 
+func (r routedMFA) RecoveryCodes(ctx context.Context, tenant, userID string) ([]mfa.Hash, error) {
+	return with(ctx, r.f, tenant, func(s Stores) ([]mfa.Hash, error) { return s.MFA.Recovery.RecoveryCodes(ctx, tenant, userID) })
+}
+
+func (r routedMFA) SwapRecoveryCodes(ctx context.Context, tenant, userID string, old, hashes []mfa.Hash) error {
+	return r.do(ctx, tenant, func(s mfa.Stores) error { return s.Recovery.SwapRecoveryCodes(ctx, tenant, userID, old, hashes) })
+}
+
 func (r routedMFA) RecoveryCodesLeft(ctx context.Context, tenant, userID string) (int, error) {
 	return with(ctx, r.f, tenant, func(s Stores) (int, error) { return s.MFA.Recovery.RecoveryCodesLeft(ctx, tenant, userID) })
 }

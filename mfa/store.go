@@ -102,6 +102,17 @@ type RecoveryStore interface {
 	// RecoveryCodesLeft returns the number of codes in the user's set: 0,
 	// and no error, for a user without a set.
 	RecoveryCodesLeft(ctx context.Context, tenant, userID string) (int, error)
+	// RecoveryCodes returns the hashes of the codes in the user's set, in
+	// any order: none, and no error, for a user without a set.
+	RecoveryCodes(ctx context.Context, tenant, userID string) ([]Hash, error)
+	// SwapRecoveryCodes replaces the user's set by hashes, as
+	// ReplaceRecoveryCodes does, if the set holds exactly the codes of
+	// old, in any order (an empty old: a user without a set, or whose
+	// codes are all used). Otherwise it returns ErrConflict and changes
+	// nothing. The comparison and the replacement are one atomic step: of
+	// concurrent calls with the same old, each storing a set other than
+	// old, at most one succeeds.
+	SwapRecoveryCodes(ctx context.Context, tenant, userID string, old, hashes []Hash) error
 }
 
 // CodeStore keeps the one-time codes sent by email or SMS, at most one per

@@ -929,6 +929,114 @@ var recoveryTests = []test{
 	{"LeftWithoutSet", func(t *testing.T, st mfa.Stores) {
 		wantLeft(t, st, "t", "u", 0)
 	}},
+	{"CodesReadsTheSet", func(t *testing.T, st mfa.Stores) {
+		hs := hashes("a", 10)
+		replace(t, st, "t", "u", hs)
+		wantCodes(t, st, "t", "u", hs...)
+		use(t, st, "t", "u", hs[3], 9, nil)
+		wantCodes(t, st, "t", "u", slices.Delete(slices.Clone(hs), 3, 4)...)
+		replace(t, st, "t", "v", hashes("b", 2))
+		wantCodes(t, st, "t", "u", slices.Delete(slices.Clone(hs), 3, 4)...)
+	}},
+	{"CodesWithoutSet", func(t *testing.T, st mfa.Stores) {
+		wantCodes(t, st, "t", "u")
+		hs := hashes("a", 1)
+		replace(t, st, "t", "u", hs)
+		use(t, st, "t", "u", hs[0], 0, nil)
+		wantCodes(t, st, "t", "u")
+		replace(t, st, "t", "u", hs)
+		replace(t, st, "t", "u", nil)
+		wantCodes(t, st, "t", "u")
+	}},
+	{"SwapFromNoSet", func(t *testing.T, st mfa.Stores) {
+		hs := hashes("a", 10)
+		swap(t, st, "t", "u", nil, hs, nil)
+		wantCodes(t, st, "t", "u", hs...)
+		use(t, st, "t", "u", hs[0], 9, nil)
+	}},
+	{"SwapFromAllUsed", func(t *testing.T, st mfa.Stores) {
+		old := hashes("old", 2)
+		replace(t, st, "t", "u", old)
+		use(t, st, "t", "u", old[0], 1, nil)
+		use(t, st, "t", "u", old[1], 0, nil)
+		nu := hashes("new", 10)
+		swap(t, st, "t", "u", []mfa.Hash{}, nu, nil)
+		wantCodes(t, st, "t", "u", nu...)
+	}},
+	{"SwapFromTheSetRead", func(t *testing.T, st mfa.Stores) {
+		old := hashes("old", 10)
+		replace(t, st, "t", "u", old)
+		use(t, st, "t", "u", old[0], 9, nil)
+		read := slices.Clone(old[1:])
+		slices.Reverse(read) // in any order
+		nu := hashes("new", 10)
+		swap(t, st, "t", "u", read, nu, nil)
+		wantCodes(t, st, "t", "u", nu...)
+		for _, h := range old {
+			use(t, st, "t", "u", h, 0, mfa.ErrNotFound)
+		}
+		use(t, st, "t", "u", nu[3], 9, nil)
+	}},
+	{"SwapToEmptyRemovesTheSet", func(t *testing.T, st mfa.Stores) {
+		hs := hashes("a", 3)
+		replace(t, st, "t", "u", hs)
+		swap(t, st, "t", "u", hs, nil, nil)
+		wantLeft(t, st, "t", "u", 0)
+		wantCodes(t, st, "t", "u")
+		use(t, st, "t", "u", hs[0], 0, mfa.ErrNotFound)
+		swap(t, st, "t", "u", nil, hs, nil)
+		wantLeft(t, st, "t", "u", 3)
+	}},
+	{"SwapFromAnotherSetConflicts", func(t *testing.T, st mfa.Stores) {
+		a, b, c := hashes("a", 10), hashes("b", 10), hashes("c", 10)
+		replace(t, st, "t", "u", a)
+		swap(t, st, "t", "u", b, c, mfa.ErrConflict)
+		swap(t, st, "t", "u", nil, c, mfa.ErrConflict)                     // a set where none was read
+		swap(t, st, "t", "u", a[:9], c, mfa.ErrConflict)                   // a code more than read
+		swap(t, st, "t", "u", slices.Concat(a, b[:1]), c, mfa.ErrConflict) // a code less than read
+		swap(t, st, "t", "u", a, a[:0], nil)
+		swap(t, st, "t", "u", a, c, mfa.ErrConflict) // no set where one was read
+		wantCodes(t, st, "t", "u")
+		replace(t, st, "t", "u", a)
+		use(t, st, "t", "u", a[5], 9, nil)
+		swap(t, st, "t", "u", a, c, mfa.ErrConflict) // a code used since the read
+		wantCodes(t, st, "t", "u", slices.Delete(slices.Clone(a), 5, 6)...)
+		use(t, st, "t", "u", c[0], 0, mfa.ErrNotFound)
+	}},
+	{"SwapScopedByTenantAndUser", func(t *testing.T, st mfa.Stores) {
+		a, b, c := hashes("a", 3), hashes("b", 3), hashes("c", 3)
+		replace(t, st, "t", "u", a)
+		swap(t, st, "t", "v", nil, b, nil)
+		swap(t, st, "t2", "u", nil, c, nil)
+		swap(t, st, "t", "v", a, c, mfa.ErrConflict)
+		wantCodes(t, st, "t", "u", a...)
+		wantCodes(t, st, "t", "v", b...)
+		wantCodes(t, st, "t2", "u", c...)
+	}},
+}
+
+func swap(t *testing.T, st mfa.Stores, tenant, user string, old, hs []mfa.Hash, want error) {
+	t.Helper()
+	err := st.Recovery.SwapRecoveryCodes(t.Context(), tenant, user, old, hs)
+	if want == nil && err != nil || want != nil && !errors.Is(err, want) {
+		t.Errorf("SwapRecoveryCodes(%q, %q, %d codes read, %d new) = %v, want %v", tenant, user, len(old), len(hs), err, want)
+	}
+}
+
+func wantCodes(t *testing.T, st mfa.Stores, tenant, user string, want ...mfa.Hash) {
+	t.Helper()
+	got, err := st.Recovery.RecoveryCodes(t.Context(), tenant, user)
+	if err != nil {
+		t.Errorf("RecoveryCodes(%q, %q): %v", tenant, user, err)
+		return
+	}
+	cmpHash := func(a, b mfa.Hash) int { return bytes.Compare(a[:], b[:]) }
+	got, want = slices.Clone(got), slices.Clone(want)
+	slices.SortFunc(got, cmpHash)
+	slices.SortFunc(want, cmpHash)
+	if !slices.Equal(got, want) {
+		t.Errorf("RecoveryCodes(%q, %q) = %d hashes, want the %d of the set", tenant, user, len(got), len(want))
+	}
 }
 
 // ---------------------------------------------------------------------------
@@ -1544,6 +1652,28 @@ func RunConcurrent(t *testing.T, newStores func(t *testing.T) mfa.Stores) {
 			t.Errorf("%d of %d concurrent uses of one recovery code succeeded, want exactly 1", ok, n)
 		}
 		wantLeft(t, st, "t", "u", 9)
+	})
+	run("SwapRecoveryCodesOnce", func(s mfa.Stores) bool { return s.Recovery != nil }, func(t *testing.T, st mfa.Stores) {
+		for round, old := range [][]mfa.Hash{nil, hashes("old", 10)} {
+			replace(t, st, "t", "u", old)
+			var won []int
+			var mu sync.Mutex
+			parallel(n, func(i int) {
+				err := st.Recovery.SwapRecoveryCodes(t.Context(), "t", "u", old, hashes(fmt.Sprint("new", round, "-", i, "-"), 10))
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					won = append(won, i)
+				case !errors.Is(err, mfa.ErrConflict):
+					t.Errorf("SwapRecoveryCodes: %v", err)
+				}
+			})
+			if len(won) != 1 {
+				t.Fatalf("%d of %d concurrent swaps from one set succeeded, want exactly 1", len(won), n)
+			}
+			wantCodes(t, st, "t", "u", hashes(fmt.Sprint("new", round, "-", won[0], "-"), 10)...)
+		}
 	})
 	run("UseEveryRecoveryCode", func(s mfa.Stores) bool { return s.Recovery != nil }, func(t *testing.T, st mfa.Stores) {
 		hs := hashes("r", 10)

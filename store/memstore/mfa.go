@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -301,16 +302,50 @@ func (s *MFA) Enrolments(_ context.Context, tenant, after string, limit int) ([]
 func (s *MFA) ReplaceRecoveryCodes(_ context.Context, tenant, userID string, hashes []mfa.Hash) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.replaceRecovery(tenant, userID, hashes)
+	return nil
+}
+
+// replaceRecovery stores hashes as the user's set (none: no set), with
+// s.mu held.
+func (s *MFA) replaceRecovery(tenant, userID string, hashes []mfa.Hash) {
 	k := mfaUser{tenant, userID}
 	if len(hashes) == 0 {
 		delete(s.recovery, k)
-		return nil
+		return
 	}
+	s.recovery[k] = hashSet(hashes)
+}
+
+// hashSet returns hashes as a set.
+func hashSet(hashes []mfa.Hash) map[mfa.Hash]struct{} {
 	set := make(map[mfa.Hash]struct{}, len(hashes))
 	for _, h := range hashes {
 		set[h] = struct{}{}
 	}
-	s.recovery[k] = set
+	return set
+}
+
+// RecoveryCodes implements mfa.RecoveryStore.
+func (s *MFA) RecoveryCodes(_ context.Context, tenant, userID string) ([]mfa.Hash, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	set := s.recovery[mfaUser{tenant, userID}]
+	out := make([]mfa.Hash, 0, len(set))
+	for h := range set {
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// SwapRecoveryCodes implements mfa.RecoveryStore.
+func (s *MFA) SwapRecoveryCodes(_ context.Context, tenant, userID string, old, hashes []mfa.Hash) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !maps.Equal(s.recovery[mfaUser{tenant, userID}], hashSet(old)) {
+		return mfa.ErrConflict
+	}
+	s.replaceRecovery(tenant, userID, hashes)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,7 +33,10 @@ import (
 //     the others get mfa.ErrReplay;
 //   - a user's recovery codes are one row holding an array of hashes:
 //     UseRecoveryCode removes one with UPDATE … WHERE hash = ANY(hashes),
-//     so a code is used once;
+//     so a code is used once, and SwapRecoveryCodes writes the row only
+//     WHERE it holds the hashes read (an INSERT … ON CONFLICT DO UPDATE
+//     WHERE it holds none, from no set), so of concurrent swaps from one
+//     set one writes;
 //   - CheckCode calls mfa_check_code, mfa.Code.Attempt on the code's row
 //     locked FOR UPDATE;
 //   - Hit is one INSERT … ON CONFLICT DO UPDATE, and ConsumeTransaction
@@ -76,7 +80,8 @@ type mfaSQL struct {
 	deleteKeeping                               string
 	confirm, advance, reseal, enrolments        string
 	replaceRecovery, clearRecovery, useRecovery string
-	recoveryLeft                                string
+	recoveryLeft, recoveryCodes                 string
+	swapRecoveryEmpty, swapRecovery             string
 	putCode, checkCode, deleteCode              string
 	hit, forget                                 string
 	createTxn, txn, consumeTxn                  string
@@ -121,7 +126,19 @@ func newMFASQL(q string) mfaSQL {
 		useRecovery: s(`UPDATE {s}.mfa_recovery SET hashes = array_remove(hashes, $3::bytea)
 			WHERE tenant = $1 AND user_id = $2 AND $3::bytea = ANY (hashes)
 			RETURNING cardinality(hashes)`),
-		recoveryLeft: s(`SELECT cardinality(hashes) FROM {s}.mfa_recovery WHERE tenant = $1 AND user_id = $2`),
+		recoveryLeft:  s(`SELECT cardinality(hashes) FROM {s}.mfa_recovery WHERE tenant = $1 AND user_id = $2`),
+		recoveryCodes: s(`SELECT hashes FROM {s}.mfa_recovery WHERE tenant = $1 AND user_id = $2`),
+		// From no set: inserted, or written over a row whose codes are all
+		// used, re-checked on the locked row (a concurrent insert is seen).
+		swapRecoveryEmpty: s(`INSERT INTO {s}.mfa_recovery AS r (tenant, user_id, hashes) VALUES ($1, $2, $3)
+			ON CONFLICT (tenant, user_id) DO UPDATE SET hashes = EXCLUDED.hashes WHERE cardinality(r.hashes) = 0
+			RETURNING 1`),
+		// From a set: the same hashes, each contained in the other;
+		// re-checked on the locked row, so of concurrent swaps from one
+		// set the first writes and the others match no row.
+		swapRecovery: s(`UPDATE {s}.mfa_recovery SET hashes = $3
+			WHERE tenant = $1 AND user_id = $2 AND hashes @> $4::bytea[] AND hashes <@ $4::bytea[]
+			RETURNING 1`),
 
 		putCode: s(`WITH gc AS (
 				DELETE FROM {s}.mfa_codes WHERE (tenant, txn) IN (
@@ -385,6 +402,15 @@ func (s *MFA) ReplaceRecoveryCodes(ctx context.Context, tenant, userID string, h
 		}
 		return nil
 	}
+	if _, err := s.pool.Exec(ctx, s.sql.replaceRecovery, tenant, userID, hashArray(hashes)); err != nil {
+		return wrap("mfa: replace recovery codes", err)
+	}
+	return nil
+}
+
+// hashArray returns hashes as a bytea[] parameter, each hash once (never
+// NULL: an empty array for none).
+func hashArray(hashes []mfa.Hash) [][]byte {
 	set := make([][]byte, 0, len(hashes))
 	seen := make(map[mfa.Hash]bool, len(hashes))
 	for i := range hashes {
@@ -393,8 +419,51 @@ func (s *MFA) ReplaceRecoveryCodes(ctx context.Context, tenant, userID string, h
 			set = append(set, hashes[i][:])
 		}
 	}
-	if _, err := s.pool.Exec(ctx, s.sql.replaceRecovery, tenant, userID, set); err != nil {
-		return wrap("mfa: replace recovery codes", err)
+	return set
+}
+
+// RecoveryCodes implements mfa.RecoveryStore.
+func (s *MFA) RecoveryCodes(ctx context.Context, tenant, userID string) ([]mfa.Hash, error) {
+	if checkMFAText("tenant", tenant, "user", userID) != nil {
+		return nil, nil
+	}
+	var raw [][]byte
+	err := s.pool.QueryRow(ctx, s.sql.recoveryCodes, tenant, userID).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, wrap("mfa: recovery codes", err)
+	}
+	hs := make([]mfa.Hash, len(raw))
+	for i, b := range raw {
+		if len(b) != len(hs[i]) {
+			return nil, fmt.Errorf("pgstore: mfa: recovery codes: a stored hash of %d bytes", len(b))
+		}
+		hs[i] = mfa.Hash(b)
+	}
+	return hs, nil
+}
+
+// SwapRecoveryCodes implements mfa.RecoveryStore in one statement: from
+// no set (old empty), an insert that writes over the user's row only if
+// its codes are all used; from a set, an update of the user's row only if
+// it holds the same hashes as old.
+func (s *MFA) SwapRecoveryCodes(ctx context.Context, tenant, userID string, old, hashes []mfa.Hash) error {
+	if err := checkMFAText("tenant", tenant, "user", userID); err != nil {
+		return err
+	}
+	q, args := s.sql.swapRecovery, []any{tenant, userID, hashArray(hashes), hashArray(old)}
+	if len(old) == 0 {
+		q, args = s.sql.swapRecoveryEmpty, args[:3]
+	}
+	var one int
+	err := s.pool.QueryRow(ctx, q, args...).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return mfa.ErrConflict
+	}
+	if err != nil {
+		return wrap("mfa: swap recovery codes", err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -36,6 +37,7 @@ import (
 //     read tells the refusal from a missing factor;
 //   - a recovery code is one row: UseRecoveryCode deletes it and counts
 //     the rest in one write transaction, so a code is used once;
+//     SwapRecoveryCodes reads, compares and replaces the set in one;
 //   - CheckCode reads the code, applies mfa.Code.Attempt and writes the
 //     result, in one write transaction;
 //   - Hit is one INSERT … ON CONFLICT DO UPDATE … RETURNING, and
@@ -354,16 +356,77 @@ func (m *MFA) Enrolments(ctx context.Context, tenant, after string, limit int) (
 // transaction. A hash given twice is stored once.
 func (m *MFA) ReplaceRecoveryCodes(ctx context.Context, tenant, userID string, hashes []mfa.Hash) error {
 	return m.s.write(ctx, func(w *wtx) error {
-		if _, err := w.exec(recClear, tenant, userID); err != nil {
+		if err := replaceRecovery(w, tenant, userID, hashes); err != nil {
 			return fmt.Errorf("sqlitestore: replace recovery codes: %w", err)
-		}
-		for i := range hashes {
-			if _, err := w.exec(recInsert, tenant, userID, hashes[i][:]); err != nil {
-				return fmt.Errorf("sqlitestore: replace recovery codes: %w", err)
-			}
 		}
 		return nil
 	})
+}
+
+// replaceRecovery stores hashes as the user's set in w.
+func replaceRecovery(w *wtx, tenant, userID string, hashes []mfa.Hash) error {
+	if _, err := w.exec(recClear, tenant, userID); err != nil {
+		return err
+	}
+	for i := range hashes {
+		if _, err := w.exec(recInsert, tenant, userID, hashes[i][:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RecoveryCodes implements mfa.RecoveryStore.
+func (m *MFA) RecoveryCodes(ctx context.Context, tenant, userID string) ([]mfa.Hash, error) {
+	if err := m.s.ready(ctx); err != nil {
+		return nil, err
+	}
+	hs, err := queryAll(ctx, m.s.reads, recList, scanHash, tenant, userID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: recovery codes: %w", err)
+	}
+	return hs, nil
+}
+
+// SwapRecoveryCodes implements mfa.RecoveryStore in one write
+// transaction: the read of the set, its comparison with old and the
+// replacement.
+func (m *MFA) SwapRecoveryCodes(ctx context.Context, tenant, userID string, old, hashes []mfa.Hash) error {
+	return m.s.write(ctx, func(w *wtx) error {
+		rows, err := w.query(recList, tenant, userID)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: swap recovery codes: %w", err)
+		}
+		set := make(map[mfa.Hash]bool)
+		for rows.Next() {
+			h, err := scanHash(rows)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlitestore: swap recovery codes: %w", err)
+			}
+			set[h] = true
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("sqlitestore: swap recovery codes: %w", err)
+		}
+		read := make(map[mfa.Hash]bool, len(old))
+		for _, h := range old {
+			read[h] = true
+		}
+		if !maps.Equal(set, read) {
+			return mfa.ErrConflict
+		}
+		if err := replaceRecovery(w, tenant, userID, hashes); err != nil {
+			return fmt.Errorf("sqlitestore: swap recovery codes: %w", err)
+		}
+		return nil
+	})
+}
+
+func scanHash(r scanner) (mfa.Hash, error) {
+	var h mfa.Hash
+	err := r.Scan(blob32{(*[32]byte)(&h)})
+	return h, err
 }
 
 // UseRecoveryCode implements mfa.RecoveryStore in one write transaction:

@@ -108,6 +108,7 @@ const (
 	recInsert
 	recUse
 	recLeft
+	recList
 	codePut
 	codeGet
 	codeTry
@@ -361,6 +362,7 @@ var queries = func() (q [numStmts]string) {
 	q[recInsert] = `INSERT INTO guard_mfa_recovery (tenant, user_id, hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`
 	q[recUse] = `DELETE FROM guard_mfa_recovery WHERE tenant = ? AND user_id = ? AND hash = ?`
 	q[recLeft] = `SELECT count(*) FROM guard_mfa_recovery WHERE tenant = ? AND user_id = ?`
+	q[recList] = `SELECT hash FROM guard_mfa_recovery WHERE tenant = ? AND user_id = ?`
 	q[codePut] = `INSERT INTO guard_mfa_codes (` + codeCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tenant, txn) DO UPDATE SET user_id = excluded.user_id, factor_id = excluded.factor_id,
 			kind = excluded.kind, hash = excluded.hash, created_at = excluded.created_at,
