@@ -74,7 +74,7 @@ func TestResetPasswordUnrecordedKeepsPassword(t *testing.T) {
 // code was accepted: the factor is pending again and no recovery codes
 // are left, none returned.
 func TestConfirmFactorStoppedIsUndone(t *testing.T) {
-	for _, call := range []string{"Throttle.Settle", "SessionIndex.DeleteByUser", "MFA.Recovery.RecoveryCodesLeft", "MFA.Recovery.ReplaceRecoveryCodes"} {
+	for _, call := range []string{"Throttle.Settle", "SessionIndex.DeleteByUser", "MFA.Recovery.RecoveryCodes", "MFA.Recovery.SwapRecoveryCodes"} {
 		t.Run(call, func(t *testing.T) {
 			fx := newFaultFix(t, true)
 			u := fx.createUser(t, adaEmail, ownerPW)

@@ -534,6 +534,14 @@ func (w fRecovery) UseRecoveryCode(ctx context.Context, tenant, userID string, h
 	return do1(w.c, "MFA.Recovery.UseRecoveryCode", func() (int, error) { return w.RecoveryStore.UseRecoveryCode(ctx, tenant, userID, h) })
 }
 
+func (w fRecovery) RecoveryCodes(ctx context.Context, tenant, userID string) ([]mfa.Hash, error) {
+	return do1(w.c, "MFA.Recovery.RecoveryCodes", func() ([]mfa.Hash, error) { return w.RecoveryStore.RecoveryCodes(ctx, tenant, userID) })
+}
+
+func (w fRecovery) SwapRecoveryCodes(ctx context.Context, tenant, userID string, old, hashes []mfa.Hash) error {
+	return do0(w.c, "MFA.Recovery.SwapRecoveryCodes", func() error { return w.RecoveryStore.SwapRecoveryCodes(ctx, tenant, userID, old, hashes) })
+}
+
 func (w fRecovery) RecoveryCodesLeft(ctx context.Context, tenant, userID string) (int, error) {
 	return do1(w.c, "MFA.Recovery.RecoveryCodesLeft", func() (int, error) { return w.RecoveryStore.RecoveryCodesLeft(ctx, tenant, userID) })
 }

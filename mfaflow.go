@@ -484,7 +484,9 @@ func (g *Guard) beginTOTP(ctx context.Context, a attempt, label string) (mfa.TOT
 // CompletePendingEnrolment confirms the factor begun with BeginPendingTOTP
 // with its first code and creates the session, returning the user's first
 // set of recovery codes (LoginResult.RecoveryCodes), which replaces any
-// set made before (as ConfirmFactor's does). A wrong code is
+// set made before (as ConfirmFactor's does; as there, none when the
+// confirmation of another factor running at once made the set). A wrong
+// code is
 // ErrInvalidCode and counts in the lockout. An enrolment that cannot be
 // recorded, or that a store failure stops before it is, is undone as for
 // ConfirmFactor, and no session is created. A pending enrolment ends once
@@ -550,8 +552,10 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 
 // confirmFactor confirms a pending factor with its first code, records
 // the enrolment, and returns a first set of recovery codes when it is the
-// user's first factor (firstFactor), replacing any earlier set, or when
-// the user has no codes left. A wrong code is recorded and gives ErrInvalidCode.
+// user's first factor (none was confirmed when it began), replacing any
+// earlier set, or when the user has no codes left; none when another call
+// stored a set since it read the user's (mfa.Manager.ReplaceRecoverySet).
+// A wrong code is recorded and gives ErrInvalidCode.
 // With settle, the attempt gt is settled once the code is accepted (its
 // failure recorded as mfa.failed); without, it is the caller's to settle.
 // A failure after the code was accepted, up to the record, undoes the
@@ -561,11 +565,29 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 // but keep ends (SECURITY-CHECKLIST SE-9).
 func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bool, kind mfa.Kind, factorID, code string, keep session.Hash) ([]string, error) {
 	u := *a.user
+	// The user's recovery codes, then factors, as they are before this
+	// confirmation: which set it may replace (see below). In this order,
+	// so that a set found was not made by a confirmation that the read
+	// of the factors misses.
+	set, err := g.mfa.RecoverySet(ctx, u.Tenant, u.ID)
+	if err != nil {
+		return nil, g.mfaFailed(ctx, a, ReasonUnavailable, kind, gate{}, unavailable("load recovery codes", err))
+	}
+	fs, err := g.stores.MFA.Factors.Factors(ctx, u.Tenant, u.ID)
+	if err != nil {
+		return nil, g.mfaFailed(ctx, a, ReasonUnavailable, kind, gate{}, unavailable("load factors", err))
+	}
 	// The pending factor as stored, to put back if the enrolment cannot
 	// be recorded.
-	pending, err := g.stores.MFA.Factors.Factor(ctx, u.Tenant, u.ID, factorID)
-	if err != nil && !errors.Is(err, mfa.ErrNotFound) {
-		return nil, g.mfaFailed(ctx, a, ReasonUnavailable, kind, gate{}, unavailable("load factor", err))
+	var pending mfa.Factor
+	first := true
+	for _, x := range fs {
+		switch {
+		case x.ID == factorID:
+			pending = x
+		case x.Confirmed():
+			first = false
+		}
 	}
 	var f mfa.Factor
 	if kind == mfa.KindTOTP {
@@ -615,28 +637,30 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bo
 	}
 	events := []audit.Event{a.event(audit.MFAEnrolled, audit.Success, "")}
 	events[0].Target, events[0].Meta = f.ID, map[string]string{"kind": string(f.Kind), "sessions_ended": strconv.Itoa(g.endedLive(ctx, a.user.Tenant, ended))}
-	fs, err := g.mfa.Factors(ctx, u.Tenant, u.ID)
-	if err != nil {
-		return undo(mfaErr("load factors", err))
-	}
-	left, err := g.mfa.RecoveryCodesLeft(ctx, u.Tenant, u.ID)
-	if err != nil {
-		return undo(mfaErr("recovery codes", err))
-	}
 	// The user's first factor makes their first set of recovery codes,
 	// replacing any made before it (while they had no factor: proved by
 	// no more than the password, they must not stand in for it); a user
-	// with factors but no codes left gets a set too.
-	if firstFactor(fs, f) || left.Left == 0 {
-		if codes, err = g.mfa.GenerateRecoveryCodes(ctx, u.Tenant, u.ID); err != nil {
+	// with factors but no codes left gets a set too. The set is stored
+	// only in place of the one read before the confirmation (but for
+	// codes used since): of confirmations running at once, which all read
+	// the set before any stored theirs, one stores its set and returns
+	// it, and the others make none (the user has that one), so that no
+	// set returned has been stored over.
+	if first || set.Left() == 0 {
+		codes, err = g.mfa.ReplaceRecoverySet(ctx, set)
+		switch {
+		case errors.Is(err, mfa.ErrConflict):
+			codes = nil
+		case err != nil:
 			return undo(mfaErr("recovery codes", err))
+		default:
+			e := a.event(audit.RecoveryReset, audit.Success, "")
+			e.Target = u.ID
+			if set.Left() > 0 {
+				e.Meta = map[string]string{"replaced": strconv.Itoa(set.Left())}
+			}
+			events = append(events, e)
 		}
-		e := a.event(audit.RecoveryReset, audit.Success, "")
-		e.Target = u.ID
-		if left.Left > 0 {
-			e.Meta = map[string]string{"replaced": strconv.Itoa(left.Left)}
-		}
-		events = append(events, e)
 	}
 	if err := g.record(ctx, events...); err != nil {
 		return undo(err)
@@ -645,22 +669,6 @@ func (g *Guard) confirmFactor(ctx context.Context, a attempt, gt gate, settle bo
 		article(factorNoun(f.Kind))+" was just added to your account as a second sign-in step. "+
 			"If it was not you, contact your administrator now.")
 	return codes, nil
-}
-
-// firstFactor reports whether f, just confirmed, is the user's first
-// confirmed factor: no other among fs (the user's factors, read after f
-// was confirmed) was confirmed at or before it. Of two factors confirmed
-// at once, the one confirmed first counts as the first, whatever order
-// their reads come in (of two confirmed at the same microsecond,
-// neither: a second factor confirmed at the instant of the first is not
-// taken for a first).
-func firstFactor(fs []mfa.Factor, f mfa.Factor) bool {
-	for _, x := range fs {
-		if x.ID != f.ID && x.Confirmed() && !x.ConfirmedAt.After(f.ConfirmedAt) {
-			return false
-		}
-	}
-	return true
 }
 
 // undoEnrolment puts back as it was a factor whose confirmation cannot be
@@ -815,7 +823,12 @@ func (g *Guard) enrolRefused(ctx context.Context, a attempt, kind mfa.Kind, err 
 // the user was given before (by the RegenerateRecoveryCodes of an older
 // Guard, which made codes for a user without a factor): those stop working, and the mfa.recovery_regenerated event
 // says how many it voided (Meta replaced). A user with factors but no
-// codes left gets a set too. A wrong code is ErrInvalidCode and
+// codes left gets a set too. Confirmations of one user's factors running
+// at once (two tabs, two replicas) each read the user's codes before any
+// stores a set: one of them makes the set and returns it, and the others
+// return no codes, the user holding that set; so every set returned
+// works when it is returned (until replaced by RegenerateRecoveryCodes,
+// or removed with the last factor). A wrong code is ErrInvalidCode and
 // counts in the lockout. A factor confirmed already (the form submitted
 // twice) gives ErrConflict, neither recorded nor counted; so does one
 // the user has no room for, having confirmed mfa.Config.MaxFactors
@@ -826,8 +839,8 @@ func (g *Guard) enrolRefused(ctx context.Context, a attempt, kind mfa.Kind, err 
 // (settling the lockout, ending the other sessions, making the recovery
 // codes): the factor is put back pending, as it was stored, the recovery
 // codes it made (for a first factor) are removed (the earlier codes they
-// replaced stay void; only those it made: a set the confirmation of
-// another factor stored meanwhile stays), and ErrUnavailable is
+// replaced stay void; only those it made: a set another call stored
+// meanwhile stays), and ErrUnavailable is
 // returned, with no recovery codes; the user's sessions ended by the
 // confirmation stay ended. The undo is best effort: if it fails, the
 // factor stays active, unrecorded, and ErrUnavailable is returned all the

@@ -9,7 +9,8 @@
 //     active only after a correct first code), VerifyTOTP. Email and SMS:
 //     BeginOOB and ConfirmOOB (only a destination the user proved to
 //     control becomes a factor), SendCode and VerifyCode. Recovery codes:
-//     GenerateRecoveryCodes, UseRecoveryCode, RecoveryCodesLeft. Pending
+//     GenerateRecoveryCodes, RecoverySet and ReplaceRecoverySet,
+//     UseRecoveryCode, RecoveryCodesLeft. Pending
 //     logins: StartTransaction, LookupTransaction, ConsumeTransaction.
 //     Administration: Factors, RemoveFactor, RemoveFactorKeeping (never
 //     below a number of confirmed factors, even under concurrency),
@@ -66,7 +67,11 @@
 // Crockford base32 characters, shown once, stored as SHA-256 hashes (at
 // 112 bits and more NIST needs no salted slow hash), each usable once, also
 // under concurrency. Generating a new set voids the old one.
-// RecoveryResult.Low says when to prompt for a new set.
+// ReplaceRecoverySet stores a new set only in place of the set read
+// before (RecoverySet), unchanged but for codes used since: of calls
+// running at once that each read the user's set, one stores its codes and
+// the others get ErrConflict, so that no set shown to the user has been
+// stored over. RecoveryResult.Low says when to prompt for a new set.
 //
 // # Pending logins
 //

@@ -3,6 +3,7 @@ package mfa
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -57,20 +58,110 @@ func (m *Manager) GenerateRecoveryCodes(ctx context.Context, tenant, userID stri
 	if err := checkUser(tenant, userID); err != nil {
 		return nil, err
 	}
+	codes, hashes, err := m.newRecoveryCodes(tenant, userID)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.st.Recovery.ReplaceRecoveryCodes(ctx, tenant, userID, hashes); err != nil {
+		return nil, storeErr("replace recovery codes", err)
+	}
+	return codes, nil
+}
+
+// RecoverySet is a user's set of recovery codes as it was when read
+// (Manager.RecoverySet), for ReplaceRecoverySet.
+type RecoverySet struct {
+	tenant, userID string
+	hashes         []Hash
+}
+
+// Left returns the number of codes the set held when it was read.
+func (s RecoverySet) Left() int { return len(s.hashes) }
+
+// RecoverySet reads the user's set of recovery codes, for a
+// ReplaceRecoverySet that replaces it only if it has not changed since. A
+// user without codes has an empty set.
+func (m *Manager) RecoverySet(ctx context.Context, tenant, userID string) (RecoverySet, error) {
+	if err := checkUser(tenant, userID); err != nil {
+		return RecoverySet{}, err
+	}
+	hs, err := m.st.Recovery.RecoveryCodes(ctx, tenant, userID)
+	if err != nil {
+		return RecoverySet{}, storeErr("recovery codes", err)
+	}
+	return RecoverySet{tenant: tenant, userID: userID, hashes: hs}, nil
+}
+
+// ReplaceRecoverySet makes a new set of recovery codes, as
+// GenerateRecoveryCodes does, and stores it in place of set, in one step,
+// only if set is still the user's set, but for codes used since it was
+// read: no code added, no other set stored (for an empty set: the user
+// still has no codes left). Otherwise it returns ErrConflict and stores
+// nothing. Of calls replacing one set at once, at most one succeeds, so
+// that every set returned is the user's when it is returned. The zero
+// RecoverySet names no user (an *InputError).
+func (m *Manager) ReplaceRecoverySet(ctx context.Context, set RecoverySet) ([]string, error) {
+	if err := checkUser(set.tenant, set.userID); err != nil {
+		return nil, err
+	}
+	codes, hashes, err := m.newRecoveryCodes(set.tenant, set.userID)
+	if err != nil {
+		return nil, err
+	}
+	for old := set.hashes; ; {
+		err := m.st.Recovery.SwapRecoveryCodes(ctx, set.tenant, set.userID, old, hashes)
+		if !errors.Is(err, ErrConflict) {
+			if err != nil {
+				return nil, storeErr("swap recovery codes", err)
+			}
+			return codes, nil
+		}
+		// Codes of the set used since it was read leave fewer of the
+		// same: swap from what is left. Any code not in the set read
+		// (random, 120 bits) is of another set.
+		now, err := m.st.Recovery.RecoveryCodes(ctx, set.tenant, set.userID)
+		if err != nil {
+			return nil, storeErr("recovery codes", err)
+		}
+		if len(now) >= len(old) || !subset(now, old) {
+			return nil, ErrConflict
+		}
+		old = now
+	}
+}
+
+// subset reports whether every hash of a is in b.
+func subset(a, b []Hash) bool {
+	in := make(map[Hash]bool, len(b))
+	for _, h := range b {
+		in[h] = true
+	}
+	for _, h := range a {
+		if !in[h] {
+			return false
+		}
+	}
+	return true
+}
+
+// newRecoveryCodes draws a set of Config.RecoveryCodes codes for the
+// user: the codes as shown and their hashes as stored.
+func (m *Manager) newRecoveryCodes(tenant, userID string) ([]string, []Hash, error) {
 	codes := make([]string, 0, m.recN)
 	hashes := make([]Hash, 0, m.recN)
 	seen := make(map[Hash]bool, m.recN)
 	var raw [recoveryBytes]byte
+	defer clear(raw[:])
 	for repeats := 0; len(codes) < m.recN; {
 		if _, err := io.ReadFull(m.rand, raw[:]); err != nil {
-			return nil, fmt.Errorf("mfa: reading random bytes: %w", err)
+			return nil, nil, fmt.Errorf("mfa: reading random bytes: %w", err)
 		}
 		norm := encodeRecovery(raw)
 		h := recoveryHash(tenant, userID, norm)
 		if seen[h] {
 			// A broken Rand; a set never holds a code twice.
 			if repeats++; repeats >= maxRedraws {
-				return nil, errBrokenRand
+				return nil, nil, errBrokenRand
 			}
 			continue
 		}
@@ -78,11 +169,7 @@ func (m *Manager) GenerateRecoveryCodes(ctx context.Context, tenant, userID stri
 		hashes = append(hashes, h)
 		codes = append(codes, formatRecovery(norm))
 	}
-	clear(raw[:])
-	if err := m.st.Recovery.ReplaceRecoveryCodes(ctx, tenant, userID, hashes); err != nil {
-		return nil, storeErr("replace recovery codes", err)
-	}
-	return codes, nil
+	return codes, hashes, nil
 }
 
 // UseRecoveryCode checks a recovery code and uses it up: each code works

@@ -226,3 +226,79 @@ func TestBrokenRandGivesUp(t *testing.T) {
 		}
 	})
 }
+
+// ReplaceRecoverySet stores its set only in place of the set read (or
+// what is left of it once codes were used): a stale read (another set
+// stored since) gives ErrConflict and leaves the user's set as it is; of
+// replacements of one set at once exactly one is stored, and its codes
+// work.
+func TestReplaceRecoverySet(t *testing.T) {
+	ctx := t.Context()
+	f := newFixture(t)
+	none, err := f.m.RecoverySet(ctx, "t", "u")
+	if err != nil || none.Left() != 0 {
+		t.Fatalf("RecoverySet of a user without codes = %d codes, %v", none.Left(), err)
+	}
+	first, err := f.m.ReplaceRecoverySet(ctx, none)
+	if err != nil || len(first) != 10 {
+		t.Fatalf("ReplaceRecoverySet of no set = %d codes, %v; want 10", len(first), err)
+	}
+	if codes, err := f.m.ReplaceRecoverySet(ctx, none); !errors.Is(err, mfa.ErrConflict) || codes != nil {
+		t.Errorf("ReplaceRecoverySet of no set once a set is stored = %d codes, %v; want ErrConflict", len(codes), err)
+	}
+	read, err := f.m.RecoverySet(ctx, "t", "u")
+	if err != nil || read.Left() != 10 {
+		t.Fatalf("RecoverySet = %d codes, %v; want 10", read.Left(), err)
+	}
+	if _, err := f.m.UseRecoveryCode(ctx, "t", "u", first[0]); err != nil {
+		t.Fatal(err)
+	}
+	second, err := f.m.ReplaceRecoverySet(ctx, read)
+	if err != nil || len(second) != 10 {
+		t.Fatalf("ReplaceRecoverySet of the set read, a code used since = %d codes, %v", len(second), err)
+	}
+	_, err = f.m.UseRecoveryCode(ctx, "t", "u", first[2])
+	wantErr(t, "a code of the replaced set", err, mfa.ErrInvalidCode)
+	if _, err := f.m.ReplaceRecoverySet(ctx, read); !errors.Is(err, mfa.ErrConflict) {
+		t.Errorf("ReplaceRecoverySet of a set read before another was stored = %v, want ErrConflict", err)
+	}
+	if r, err := f.m.UseRecoveryCode(ctx, "t", "u", second[1]); err != nil || r.Left != 9 {
+		t.Errorf("a code of the set kept = %+v, %v", r, err)
+	}
+
+	read, err = f.m.RecoverySet(ctx, "t", "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var won [][]string
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes, err := f.m.ReplaceRecoverySet(ctx, read)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won = append(won, codes)
+			case !errors.Is(err, mfa.ErrConflict):
+				t.Errorf("ReplaceRecoverySet: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(won) != 1 {
+		t.Fatalf("%d of 8 replacements of one set at once stored, want 1", len(won))
+	}
+	for _, c := range won[0] {
+		if _, err := f.m.UseRecoveryCode(ctx, "t", "u", c); err != nil {
+			t.Errorf("a code of the replacement stored: %v", err)
+		}
+	}
+	var ie *mfa.InputError
+	if _, err := f.m.ReplaceRecoverySet(ctx, mfa.RecoverySet{}); !errors.As(err, &ie) {
+		t.Errorf("ReplaceRecoverySet of the zero RecoverySet = %v, want an *InputError", err)
+	}
+}
