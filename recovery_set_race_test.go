@@ -2,7 +2,9 @@ package guard_test
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,8 +63,8 @@ func TestRecoveryCodeSetsOfFirstFactorsAtOnceAllWork(t *testing.T) {
 	}
 }
 
-// wantEverySetWorks checks the sets of recovery codes that confirmations
-// of Ada's factors running at once returned: at least one returned, and
+// wantEverySetWorks checks the sets of recovery codes that calls for Ada
+// running at once returned: at least one returned, and
 // every code of each that was returned signs Ada in (the codes of a set
 // stored over by another are refused).
 func wantEverySetWorks(t *testing.T, f *mfaFixture, round int, sets [][]string) {
@@ -74,12 +76,12 @@ func wantEverySetWorks(t *testing.T, f *mfaFixture, round int, sets [][]string) 
 		}
 	}
 	if returned == 0 {
-		t.Fatalf("round %d: no confirmation returned recovery codes: the user was shown none", round)
+		t.Fatalf("round %d: no call returned recovery codes: the user was shown none", round)
 	}
 	for i, set := range sets {
 		for _, c := range set {
 			if _, err := f.complete(guard.MethodRecovery, f.pending(t, adaEmail, ownerPW).Token, c); err != nil {
-				t.Fatalf("round %d: a recovery code of the set confirmation %d returned (%d sets returned): %v", round, i, returned, err)
+				t.Fatalf("round %d: a recovery code of the set call %d returned (%d sets returned): %v", round, i, returned, err)
 			}
 		}
 	}
@@ -149,4 +151,78 @@ func TestRecoveryCodeSetsOfPendingAndAccountEnrolmentsAtOnceAllWork(t *testing.T
 		}
 		wantEverySetWorks(t, f, round, sets)
 	}
+}
+
+// Two or more RegenerateRecoveryCodes of one user at once (two tabs of
+// the account page) each stored a set over the others' and returned it:
+// the user was shown several sets, each "replacing the old ones", and
+// only the one stored last worked. Staged: each call's first use of the
+// recovery store (a read of the user's set, or the store of its own) goes
+// on only once every call has come that far, so that none stores before
+// another has looked. Every set returned must work; the other calls are
+// refused (ErrConflict) and return none.
+func TestRecoveryCodeSetsRegeneratedAtOnceAllWork(t *testing.T) {
+	const calls = 3
+	for round := 0; round < 5; round++ {
+		br := &barrierRecovery{n: calls, all: make(chan struct{})}
+		f := newMFAFixture(t, func(c *guard.Config) {
+			br.RecoveryStore = c.Stores.MFA.Recovery
+			c.Stores.MFA.Recovery = br
+		})
+		p, _, _ := f.adaWithApp(t)
+		br.on.Store(true)
+		sets := make([][]string, calls)
+		var done sync.WaitGroup
+		for i := range sets {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				var err error
+				sets[i], err = f.g.RegenerateRecoveryCodes(f.ctx, p)
+				if err != nil && (!errors.Is(err, guard.ErrConflict) || len(sets[i]) != 0) {
+					t.Errorf("round %d: RegenerateRecoveryCodes %d = %d codes, %v; want a set, or none and ErrConflict", round, i, len(sets[i]), err)
+				}
+			}()
+		}
+		done.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+		wantEverySetWorks(t, f, round, sets)
+	}
+}
+
+// barrierRecovery holds, once on is set, every read of a set of recovery
+// codes (having read) and every set stored (before it is stored) until n
+// of them have come; then all go on, and the later ones are not held.
+type barrierRecovery struct {
+	mfa.RecoveryStore
+	n    int
+	on   atomic.Bool
+	mu   sync.Mutex
+	seen int
+	all  chan struct{}
+}
+
+func (b *barrierRecovery) wait() {
+	if !b.on.Load() {
+		return
+	}
+	b.mu.Lock()
+	if b.seen++; b.seen == b.n {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	<-b.all
+}
+
+func (b *barrierRecovery) RecoveryCodes(ctx context.Context, tenant, userID string) ([]mfa.Hash, error) {
+	hs, err := b.RecoveryStore.RecoveryCodes(ctx, tenant, userID)
+	b.wait()
+	return hs, err
+}
+
+func (b *barrierRecovery) ReplaceRecoveryCodes(ctx context.Context, tenant, userID string, hashes []mfa.Hash) error {
+	b.wait()
+	return b.RecoveryStore.ReplaceRecoveryCodes(ctx, tenant, userID, hashes)
 }
