@@ -1167,7 +1167,13 @@ func article(noun string) string {
 // (mfa.recovery_regenerated) before it is made: if it cannot be recorded,
 // ErrUnavailable is returned and the old set keeps working. A failure
 // after the record returns the error with the reset on record but not
-// done: the old set keeps working. The factors are read again once the
+// done: the old set keeps working. Likewise when another call stored a
+// set since this one read the user's (a RegenerateRecoveryCodes or a
+// first factor's confirmation running at once, which returned it): that
+// set stands, this call stores nothing and returns ErrConflict (the reset
+// on record, not done), so that every set returned works when it is
+// returned; codes used meanwhile are no such change. The factors are
+// read again once the
 // new set is stored: when the user's last factor was removed meanwhile
 // (which voids the codes), the new set is removed too, and the call is
 // refused as above (a second, failed mfa.recovery_regenerated); when
@@ -1196,10 +1202,19 @@ func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]str
 	case !ok:
 		return refuse()
 	}
+	// The set to replace, and only it (but for codes used since): of
+	// calls at once, one stores its set, the others are ErrConflict.
+	set, err := g.mfa.RecoverySet(ctx, p.Tenant, p.UserID)
+	if err != nil {
+		return nil, mfaErr("recovery codes", err)
+	}
 	if err := g.record(ctx, e); err != nil {
 		return nil, err
 	}
-	codes, err := g.mfa.GenerateRecoveryCodes(ctx, p.Tenant, p.UserID)
+	codes, err := g.mfa.ReplaceRecoverySet(ctx, set)
+	if errors.Is(err, mfa.ErrConflict) {
+		return nil, ErrConflict
+	}
 	if err != nil {
 		return nil, mfaErr("recovery codes", err)
 	}
