@@ -62,14 +62,7 @@ func TestAuditRecoveryCodes_FirstFactorReplacesEarlierCodes(t *testing.T) {
 		f := newMFAFixture(t)
 		old, _ := earlier(t, f)
 		f.requireMFA(t, 0)
-		pend := f.pending(t, adaEmail, ownerPW)
-		if !pend.Enrol {
-			t.Fatalf("pending sign-in %+v, want an enrolment", pend)
-		}
-		en, err := f.g.BeginPendingTOTP(f.ctx, pend.Token, "203.0.113.5", "test", "Phone")
-		if err != nil {
-			t.Fatal(err)
-		}
+		pend, en := f.pendingTOTP(t)
 		res, err := f.g.CompletePendingEnrolment(f.ctx, guard.SecondFactor{Pending: pend.Token, FactorID: en.Factor.ID, Code: f.code(t, en.Secret), IP: "203.0.113.5", UserAgent: "test"})
 		if err != nil {
 			t.Fatalf("CompletePendingEnrolment: %v", err)

@@ -63,6 +63,22 @@ func TestRecoveryCodeSetsOfFirstFactorsAtOnceAllWork(t *testing.T) {
 	}
 }
 
+// pendingTOTP signs Ada in with her password, into an enrolment (the
+// tenant requires MFA and she has no factor), and begins an authenticator
+// app in it.
+func (f *mfaFixture) pendingTOTP(t *testing.T) (*guard.Pending, mfa.TOTPEnrolment) {
+	t.Helper()
+	pend := f.pending(t, adaEmail, ownerPW)
+	if !pend.Enrol {
+		t.Fatalf("pending sign-in %+v, want an enrolment", pend)
+	}
+	en, err := f.g.BeginPendingTOTP(f.ctx, pend.Token, "203.0.113.5", "test", "Phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pend, en
+}
+
 // wantEverySetWorks checks the sets of recovery codes that calls for Ada
 // running at once returned: at least one returned, and
 // every code of each that was returned signs Ada in (the codes of a set
@@ -115,14 +131,7 @@ func TestRecoveryCodeSetsOfPendingAndAccountEnrolmentsAtOnceAllWork(t *testing.T
 		}
 		mailCode := f.out.lastCodeTo(t, addr)
 		f.requireMFA(t, 0)
-		pend := f.pending(t, adaEmail, ownerPW)
-		if !pend.Enrol {
-			t.Fatalf("pending sign-in %+v, want an enrolment", pend)
-		}
-		en, err := f.g.BeginPendingTOTP(f.ctx, pend.Token, "203.0.113.5", "test", "Phone")
-		if err != nil {
-			t.Fatal(err)
-		}
+		pend, en := f.pendingTOTP(t)
 		appCode := f.code(t, en.Secret)
 		sets := make([][]string, 2)
 		var start, done sync.WaitGroup

@@ -64,17 +64,10 @@ func TestPendingEnrolmentConsumeFailureRecorded(t *testing.T) {
 	if _, err := f.g.SetPolicy(f.ctx, guard.System("test"), tenantID, guard.Policy{RequireMFA: true}, 1); err != nil {
 		t.Fatal(err)
 	}
-	pend := f.pending(t, adaEmail, ownerPW)
-	if !pend.Enrol {
-		t.Fatalf("pending sign-in %+v, want an enrolment", pend)
-	}
-	en, err := f.g.BeginPendingTOTP(f.ctx, pend.Token, "203.0.113.5", "test", "Phone")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pend, en := f.pendingTOTP(t)
 	before := len(f.events(t, audit.MFAFailed)) + len(f.events(t, audit.LoginFailed))
 	tx.fail.Store(true)
-	_, err = f.g.CompletePendingEnrolment(f.ctx, guard.SecondFactor{Pending: pend.Token, FactorID: en.Factor.ID,
+	_, err := f.g.CompletePendingEnrolment(f.ctx, guard.SecondFactor{Pending: pend.Token, FactorID: en.Factor.ID,
 		Code: f.code(t, en.Secret), IP: "203.0.113.5", UserAgent: "test"})
 	tx.fail.Store(false)
 	if !errors.Is(err, guard.ErrUnavailable) {
