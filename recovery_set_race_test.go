@@ -9,6 +9,7 @@ import (
 	"time"
 
 	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/mfa"
 )
 
@@ -179,6 +180,7 @@ func TestRecoveryCodeSetsRegeneratedAtOnceAllWork(t *testing.T) {
 			c.Stores.MFA.Recovery = br
 		})
 		p, _, _ := f.adaWithApp(t)
+		before := len(f.events(t, audit.RecoveryReset)) // the app's first set
 		br.on.Store(true)
 		sets := make([][]string, calls)
 		var done sync.WaitGroup
@@ -198,6 +200,28 @@ func TestRecoveryCodeSetsRegeneratedAtOnceAllWork(t *testing.T) {
 			t.FailNow()
 		}
 		wantEverySetWorks(t, f, round, sets)
+		// Each call is on record before its set is stored; one refused
+		// as another's set came first says so, so that the log does not
+		// show a regeneration done that was not.
+		stored := 0
+		for i := range sets {
+			if len(sets[i]) > 0 {
+				stored++
+			}
+		}
+		var ok, failed int
+		for _, e := range f.events(t, audit.RecoveryReset)[before:] {
+			switch {
+			case e.Outcome == audit.Success:
+				ok++
+			case e.Reason == "conflict":
+				failed++
+			}
+		}
+		if conflicts := calls - stored; ok != calls || failed != conflicts {
+			t.Errorf("round %d: %d sets stored, %d refused; recorded %d successes and %d failures (conflict), want %d and %d",
+				round, stored, conflicts, ok, failed, calls, conflicts)
+		}
 	}
 }
 
