@@ -1170,9 +1170,10 @@ func article(noun string) string {
 // done: the old set keeps working. Likewise when another call stored a
 // set since this one read the user's (a RegenerateRecoveryCodes or a
 // first factor's confirmation running at once, which returned it): that
-// set stands, this call stores nothing and returns ErrConflict (the reset
-// on record, not done), so that every set returned works when it is
-// returned; codes used meanwhile are no such change. The factors are
+// set stands, this call stores nothing and returns ErrConflict, recorded
+// as a second, failed mfa.recovery_regenerated (reason conflict), so that
+// every set returned works when it is returned; codes used meanwhile are
+// no such change. The factors are
 // read again once the
 // new set is stored: when the user's last factor was removed meanwhile
 // (which voids the codes), the new set is removed too, and the call is
@@ -1213,6 +1214,11 @@ func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]str
 	}
 	codes, err := g.mfa.ReplaceRecoverySet(ctx, set)
 	if errors.Is(err, mfa.ErrConflict) {
+		// On record as done: say that it was not.
+		e.Outcome, e.Reason = audit.Failure, "conflict"
+		if err := g.record(ctx, e); err != nil {
+			return nil, err
+		}
 		return nil, ErrConflict
 	}
 	if err != nil {

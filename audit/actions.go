@@ -26,6 +26,8 @@ const (
 	RecoveryUsed      Action = "mfa.recovery_used"   // Meta: left; failed when the sign-in it was for did not complete
 	// RecoveryReset: a new set of recovery codes (Meta replaced: the
 	// number of codes made before a first factor that its set voided).
+	// Reason (failed): bad_input (no confirmed factor), conflict (another
+	// call's set came first; recorded after the success it takes back).
 	RecoveryReset Action = "mfa.recovery_regenerated"
 )
 
