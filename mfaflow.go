@@ -486,20 +486,19 @@ func (g *Guard) beginTOTP(ctx context.Context, a attempt, label string) (mfa.TOT
 // set of recovery codes (LoginResult.RecoveryCodes), which replaces any
 // set made before (as ConfirmFactor's does; as there, none when the
 // confirmation of another factor running at once made the set). A wrong
-// code is
-// ErrInvalidCode and counts in the lockout. An enrolment that cannot be
-// recorded, or that a store failure stops before it is, is undone as for
-// ConfirmFactor, and no session is created. A pending enrolment ends once
-// the user has confirmed a second factor since it started (their own
-// enrolment elsewhere): this and BeginPendingTOTP then give
-// ErrLoginExpired (mfa.failed, reason factor_added), so that someone with
-// the password alone cannot add an authenticator of their own; so does a
-// second submission of the same code racing the first, which confirmed
-// the factor. A factor confirmed and recorded whose pending enrolment
-// cannot then be used up (gone: ErrLoginExpired; a store failure:
-// ErrUnavailable) stays enrolled, and no session is created: the refusal
-// is recorded as mfa.failed (reason login_expired or unavailable) and
-// does not count as a failed attempt; the user signs in with the new
+// code is ErrInvalidCode and counts in the lockout. An enrolment that
+// cannot be recorded, or that a store failure stops before it is, is
+// undone as for ConfirmFactor, and no session is created. A pending
+// enrolment ends once the user has confirmed a second factor since it
+// started (their own enrolment elsewhere): this and BeginPendingTOTP then
+// give ErrLoginExpired (mfa.failed, reason factor_added), so that someone
+// with the password alone cannot add an authenticator of their own; so
+// does a second submission of the same code racing the first, which
+// confirmed the factor. A factor confirmed and recorded whose pending
+// enrolment cannot then be used up (gone: ErrLoginExpired; a store
+// failure: ErrUnavailable) stays enrolled, and no session is created: the
+// refusal is recorded as mfa.failed (reason login_expired or unavailable)
+// and does not count as a failed attempt; the user signs in with the new
 // factor.
 //
 // Once the factor stands (confirmed and recorded), the recovery codes it
@@ -1162,24 +1161,22 @@ func article(noun string) string {
 // with an *InputError (field factor), recorded as a failed
 // mfa.recovery_regenerated (reason bad_input), nothing changed; the first
 // factor the user confirms makes their first set (ConfirmFactor). The
-// old set cannot be put back (only its hashes
-// were kept, and those are replaced), so the new set is recorded
-// (mfa.recovery_regenerated) before it is made: if it cannot be recorded,
-// ErrUnavailable is returned and the old set keeps working. A failure
-// after the record returns the error with the reset on record but not
-// done: the old set keeps working. Likewise when another call stored a
-// set since this one read the user's (a RegenerateRecoveryCodes or a
-// first factor's confirmation running at once, which returned it): that
-// set stands, this call stores nothing and returns ErrConflict, recorded
-// as a second, failed mfa.recovery_regenerated (reason conflict), so that
-// every set returned works when it is returned; codes used meanwhile are
-// no such change. The factors are
-// read again once the
-// new set is stored: when the user's last factor was removed meanwhile
-// (which voids the codes), the new set is removed too, and the call is
-// refused as above (a second, failed mfa.recovery_regenerated); when
-// that read fails, the new set is removed and ErrUnavailable returned
-// (the old set is void then: call again).
+// old set cannot be put back (only its hashes were kept, and those are
+// replaced), so the new set is recorded (mfa.recovery_regenerated) before
+// it is made: if it cannot be recorded, ErrUnavailable is returned and
+// the old set keeps working. A failure after the record returns the error
+// with the reset on record but not done: the old set keeps working.
+// Likewise when another call stored a set since this one read the user's
+// (a RegenerateRecoveryCodes or a first factor's confirmation running at
+// once, which returned it): that set stands, this call stores nothing and
+// returns ErrConflict, recorded as a second, failed
+// mfa.recovery_regenerated (reason conflict), so that every set returned
+// works when it is returned; codes used meanwhile are no such change. The
+// factors are read again once the new set is stored: when the user's last
+// factor was removed meanwhile (which voids the codes), the new set is
+// removed too, and the call is refused as above (a second, failed
+// mfa.recovery_regenerated); when that read fails, the new set is removed
+// and ErrUnavailable returned (the old set is void then: call again).
 func (g *Guard) RegenerateRecoveryCodes(ctx context.Context, p Principal) ([]string, error) {
 	if err := g.requireRecentAuth(ctx, p, "", actionMFA); err != nil {
 		return nil, err
