@@ -148,6 +148,20 @@
 // BeginTOTP, BeginOOB, RegenerateRecoveryCodes): whatever its roles, it
 // gets ErrForbidden, recorded as access.denied with reason api_key.
 //
+// A change that lost a race with another returns ErrConflict (reload and
+// retry; each method's documentation says what stays), for instance
+// SetPolicy and SetIPAllowList given a version since changed, a factor
+// confirmed twice, or RegenerateRecoveryCodes when another call stored a
+// set first (it stores none, and is recorded as a second, failed
+// mfa.recovery_regenerated, reason conflict). A call over a bound of how
+// often it may be made returns ErrTooManyAttempts (wait): invalid API
+// keys or SSO starts from one address, invitations sent to one user
+// (SendInvitation), and approval requests filed (RequestApproval:
+// MaxApprovalRequestsPerHour per requester in an hour of the clock;
+// recorded as a failed approval.requested, reason rate_limited, at most
+// 30 a minute per tenant). The links ForgotPassword and
+// RequestEmailChange hold back are answered as if sent.
+//
 // An action whose audit record cannot be written returns ErrUnavailable
 // and is not left in force off the record: a change that grants access,
 // lowers security or changes whom the tenant trusts is undone (or, where
