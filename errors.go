@@ -72,8 +72,9 @@ var (
 	// allow-list (or could not be identified).
 	ErrIPNotAllowed = errors.New("guard: access from this address is not allowed")
 	// ErrTooManyAttempts: too many invalid API keys or SSO starts from this
-	// address, too many email-change links or invitations sent, or too
-	// many approval requests filed (MaxApprovalRequestsPerHour); wait.
+	// address, too many invitations sent to the user, or too many approval
+	// requests filed (MaxApprovalRequestsPerHour); wait. (Email-change and
+	// reset links held back by their limits are answered as if sent.)
 	ErrTooManyAttempts = errors.New("guard: too many attempts, try again later")
 	// ErrNotFound: the object named does not exist (in this tenant).
 	ErrNotFound = errors.New("guard: not found")
