@@ -114,7 +114,9 @@
 //     old; send a new code or start again.
 //   - ErrNotFound: no such factor, code or transaction (also for a
 //     transaction of another client).
-//   - ErrConflict: the factor is already confirmed (or changed meanwhile).
+//   - ErrConflict: the factor is already confirmed (or changed meanwhile),
+//     or ReplaceRecoverySet found another set stored since RecoverySet
+//     read the user's.
 //   - ErrLimit: the user has Config.MaxFactors confirmed factors (when a
 //     factor is begun or confirmed).
 //   - ErrLastFactor: RemoveFactorKeeping refused to take a factor that

@@ -21,7 +21,8 @@ var (
 	// even the right code is refused. A new code must be sent.
 	ErrTooManyTries = errors.New("mfa: too many wrong codes")
 	// ErrConflict: the record changed concurrently (a factor confirmed
-	// twice, a secret resealed by someone else).
+	// twice, a secret resealed by someone else, a set of recovery codes
+	// stored over the one read: ReplaceRecoverySet, SwapRecoveryCodes).
 	ErrConflict = errors.New("mfa: changed concurrently")
 	// ErrDuplicate: a store already holds a record with that identity
 	// (a broken Rand).
