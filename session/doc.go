@@ -13,8 +13,11 @@
 //     List for "your sessions" pages and for administrators, and Trim
 //     when a user's limit was lowered after their sessions were created.
 //   - Store and UserIndex are the storage contracts. store/memstore
-//     implements them in memory; other backends live under store/. Package
-//     sessiontest is the conformance suite every backend runs.
+//     implements them in memory; other backends live under store/.
+//     LookupToucher (LookupTouch, and Untouch to take back the touch of a
+//     refused request) is an optional one, which sqlitestore, pgstore and
+//     redisstore implement so that the per-request check is one call.
+//     Package sessiontest is the conformance suite every backend runs.
 //   - ParseToken and CookieValue read a token from a request without
 //     allocating; Session, Hash and Limit are the values stored.
 //
@@ -47,7 +50,7 @@
 //
 // # Store round trips per request
 //
-// On a Store that implements LookupToucher (the network backends),
+// On a Store that implements LookupToucher (the SQL and Redis backends),
 // Authenticate and AuthenticateHash cost one store call: LookupTouch reads
 // the session and, when a touch is due, writes LastSeen in the same atomic
 // step. AuthenticateHashWithin (the facade's, under the tenant's policy)
