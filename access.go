@@ -1232,8 +1232,9 @@ func PayloadHash(payload []byte) [32]byte { return sha256.Sum256(payload) }
 // The count is kept in the throttle store (Stores.Throttle), so it holds
 // across replicas. One more is refused with ErrTooManyAttempts, nothing
 // stored, and recorded as a failed approval.requested with reason
-// rate_limited (ReasonRateLimited) unless 30 such refusals were recorded
-// in the tenant in the last minute. A count that cannot be kept is
+// rate_limited (ReasonRateLimited) unless 30 such refusals of the same
+// requester were recorded in the last minute: one requester's loop does
+// not silence another's refusals. A count that cannot be kept is
 // ErrUnavailable, nothing stored.
 func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, target string, payload []byte, ttl time.Duration) (rbac.Approval, error) {
 	if err := g.needRBAC(); err != nil {
@@ -1363,7 +1364,8 @@ var approvalRequestLimit = auth.Limit{Max: MaxApprovalRequestsPerHour, ResetAfte
 // atomic step of the throttle store, and refuses it when by has filed
 // MaxApprovalRequestsPerHour this hour already: ErrTooManyAttempts,
 // recorded as a failed approval.requested with reason rate_limited as
-// often as recordRefusal allows. A store failure is ErrUnavailable.
+// often as recordActorRefusal allows for by. A store failure is
+// ErrUnavailable.
 func (g *Guard) requestsLimited(ctx context.Context, by Principal, p rbac.Permission) error {
 	now := g.now()
 	k := sha256.Sum256([]byte(by.Tenant + "\x00" + by.subject().String()))
@@ -1378,7 +1380,7 @@ func (g *Guard) requestsLimited(ctx context.Context, by Principal, p rbac.Permis
 	e := g.adminEvent(by, by.Tenant, audit.ApprovalRequested, "")
 	e.Outcome, e.Reason = audit.Failure, ReasonRateLimited
 	e.Meta = map[string]string{"permission": p.String()}
-	if err := g.recordRefusal(ctx, e); err != nil {
+	if err := g.recordActorRefusal(ctx, e); err != nil {
 		return err
 	}
 	return ErrTooManyAttempts
