@@ -1283,6 +1283,13 @@ func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, t
 // the user who created the key too: that user cannot approve it either
 // (rbac.ErrSelfApproval), or one person would be both pairs of eyes.
 //
+// A refusal is recorded as a failed approval.approved (approval.rejected
+// for RejectRequest) with its reason (self_approval, not_found, expired,
+// …): the first 30 a minute for each approver and reason, the 30th with
+// Meta recording_paused "true", so that a loop cannot flood the tenant's
+// log; the refusal is returned every time. A throttle store that cannot
+// count it is ErrUnavailable.
+//
 // An approval that cannot be recorded in the audit log must not carry out
 // the action with its approver off the record, and it cannot be made
 // pending again: it is used up at once (consumed, with no action carried
@@ -1510,7 +1517,9 @@ func requesterStands(users auth.UserStore) func(context.Context, string, rbac.Ap
 // deactivation withdraws the user's requests, approved ones too
 // (rbac.ErrWithdrawn, left unconsumed). Each
 // refusal is recorded as a failed approval.consumed (reasons
-// no_permission, approver_revoked, withdrawn, as for the other refusals). A
+// no_permission, approver_revoked, withdrawn, as for the other refusals),
+// the first 30 a minute for each requester and reason, as ApproveRequest
+// records its refusals. A
 // consumption that cannot be
 // recorded in the audit log stands (the approval is used up, and no
 // rolled-back approval could be used twice): it returns ErrUnavailable,
@@ -1661,6 +1670,15 @@ func (g *Guard) rejectRequestsOf(ctx context.Context, by Principal, tenant, id, 
 }
 
 // approvalFailed records a refused approval step and returns the error.
+// Every such refusal can be repeated at will by a signed-in actor (the
+// same call on the same ID, or on made-up ones), none changes anything:
+// the first 30 a minute of each actor, action and reason are recorded
+// (recordActorRefusal), so a loop of one reason neither floods the log
+// nor silences another reason, or another actor. A refusal that matters
+// (self_approval, mismatch, approver_revoked) is its own kind: its first
+// is on record however many of another kind came before it, and its
+// repeats in the minute are the same signal. The error is returned
+// whether or not it was recorded.
 func (g *Guard) approvalFailed(ctx context.Context, by Principal, action audit.Action, id string, err error) error {
 	err = rbacErr("approval", err)
 	if errors.Is(err, ErrUnavailable) {
@@ -1668,7 +1686,7 @@ func (g *Guard) approvalFailed(ctx context.Context, by Principal, action audit.A
 	}
 	e := g.adminEvent(by, by.Tenant, action, id)
 	e.Outcome, e.Reason = audit.Failure, approvalReason(err)
-	if rerr := g.record(ctx, e); rerr != nil {
+	if rerr := g.recordActorRefusal(ctx, e); rerr != nil {
 		return rerr
 	}
 	return err
