@@ -1232,8 +1232,9 @@ func PayloadHash(payload []byte) [32]byte { return sha256.Sum256(payload) }
 // The count is kept in the throttle store (Stores.Throttle), so it holds
 // across replicas. One more is refused with ErrTooManyAttempts, nothing
 // stored, and recorded as a failed approval.requested with reason
-// rate_limited (ReasonRateLimited) unless 30 such refusals were recorded
-// in the tenant in the last minute. A count that cannot be kept is
+// rate_limited (ReasonRateLimited) unless 30 such refusals of the same
+// requester were recorded in the last minute: one requester's loop does
+// not silence another's refusals. A count that cannot be kept is
 // ErrUnavailable, nothing stored.
 func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, target string, payload []byte, ttl time.Duration) (rbac.Approval, error) {
 	if err := g.needRBAC(); err != nil {
@@ -1281,6 +1282,13 @@ func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, t
 // (rbac.ErrSelfApproval). A request filed by an API key counts as filed by
 // the user who created the key too: that user cannot approve it either
 // (rbac.ErrSelfApproval), or one person would be both pairs of eyes.
+//
+// A refusal is recorded as a failed approval.approved (approval.rejected
+// for RejectRequest) with its reason (self_approval, not_found, expired,
+// …): the first 30 a minute for each approver and reason, the 30th with
+// Meta recording_paused "true", so that a loop cannot flood the tenant's
+// log; the refusal is returned every time. A throttle store that cannot
+// count it is ErrUnavailable.
 //
 // An approval that cannot be recorded in the audit log must not carry out
 // the action with its approver off the record, and it cannot be made
@@ -1363,7 +1371,8 @@ var approvalRequestLimit = auth.Limit{Max: MaxApprovalRequestsPerHour, ResetAfte
 // atomic step of the throttle store, and refuses it when by has filed
 // MaxApprovalRequestsPerHour this hour already: ErrTooManyAttempts,
 // recorded as a failed approval.requested with reason rate_limited as
-// often as recordRefusal allows. A store failure is ErrUnavailable.
+// often as recordActorRefusal allows for by. A store failure is
+// ErrUnavailable.
 func (g *Guard) requestsLimited(ctx context.Context, by Principal, p rbac.Permission) error {
 	now := g.now()
 	k := sha256.Sum256([]byte(by.Tenant + "\x00" + by.subject().String()))
@@ -1378,7 +1387,7 @@ func (g *Guard) requestsLimited(ctx context.Context, by Principal, p rbac.Permis
 	e := g.adminEvent(by, by.Tenant, audit.ApprovalRequested, "")
 	e.Outcome, e.Reason = audit.Failure, ReasonRateLimited
 	e.Meta = map[string]string{"permission": p.String()}
-	if err := g.recordRefusal(ctx, e); err != nil {
+	if err := g.recordActorRefusal(ctx, e); err != nil {
 		return err
 	}
 	return ErrTooManyAttempts
@@ -1508,7 +1517,9 @@ func requesterStands(users auth.UserStore) func(context.Context, string, rbac.Ap
 // deactivation withdraws the user's requests, approved ones too
 // (rbac.ErrWithdrawn, left unconsumed). Each
 // refusal is recorded as a failed approval.consumed (reasons
-// no_permission, approver_revoked, withdrawn, as for the other refusals). A
+// no_permission, approver_revoked, withdrawn, as for the other refusals),
+// the first 30 a minute for each requester and reason, as ApproveRequest
+// records its refusals. A
 // consumption that cannot be
 // recorded in the audit log stands (the approval is used up, and no
 // rolled-back approval could be used twice): it returns ErrUnavailable,
@@ -1659,6 +1670,15 @@ func (g *Guard) rejectRequestsOf(ctx context.Context, by Principal, tenant, id, 
 }
 
 // approvalFailed records a refused approval step and returns the error.
+// Every such refusal can be repeated at will by a signed-in actor (the
+// same call on the same ID, or on made-up ones), none changes anything:
+// the first 30 a minute of each actor, action and reason are recorded
+// (recordActorRefusal), so a loop of one reason neither floods the log
+// nor silences another reason, or another actor. A refusal that matters
+// (self_approval, mismatch, approver_revoked) is its own kind: its first
+// is on record however many of another kind came before it, and its
+// repeats in the minute are the same signal. The error is returned
+// whether or not it was recorded.
 func (g *Guard) approvalFailed(ctx context.Context, by Principal, action audit.Action, id string, err error) error {
 	err = rbacErr("approval", err)
 	if errors.Is(err, ErrUnavailable) {
@@ -1666,7 +1686,7 @@ func (g *Guard) approvalFailed(ctx context.Context, by Principal, action audit.A
 	}
 	e := g.adminEvent(by, by.Tenant, action, id)
 	e.Outcome, e.Reason = audit.Failure, approvalReason(err)
-	if rerr := g.record(ctx, e); rerr != nil {
+	if rerr := g.recordActorRefusal(ctx, e); rerr != nil {
 		return rerr
 	}
 	return err

@@ -518,7 +518,24 @@ func (g *Guard) reserveRecord(ctx context.Context, key string, now time.Time, li
 // counted before it may follow it in the log). A store failure is
 // ErrUnavailable.
 func (g *Guard) recordRefusal(ctx context.Context, e audit.Event) error {
-	k := sha256.Sum256([]byte(strings.Join([]string{e.Tenant, string(e.Action), e.Target, e.Meta["step"], e.Reason}, "\x00")))
+	return g.recordRefusalOf(ctx, e, e.Target)
+}
+
+// recordActorRefusal is recordRefusal for a refusal of a signed-in actor
+// (a user or an API key) that they may repeat at will: its kind is its
+// tenant, action, actor (kind and ID), Meta step and reason, and not its
+// target, which the actor may vary in a loop (a made-up approval ID). One
+// actor's loop fills their own count only: another's refusals of the same
+// event are on record while theirs lasts. Not for an actor the caller
+// names (an email address typed into a form), which anyone may vary.
+func (g *Guard) recordActorRefusal(ctx context.Context, e audit.Event) error {
+	return g.recordRefusalOf(ctx, e, "actor\x00"+string(e.Actor.Kind)+"\x00"+e.Actor.ID)
+}
+
+// recordRefusalOf records e as recordRefusal does, with who (the event's
+// target, or its actor) in place of its target in its kind.
+func (g *Guard) recordRefusalOf(ctx context.Context, e audit.Event, who string) error {
+	k := sha256.Sum256([]byte(strings.Join([]string{e.Tenant, string(e.Action), who, e.Meta["step"], e.Reason}, "\x00")))
 	r, err := g.reserveRecord(ctx, "refusal:"+hex.EncodeToString(k[:16]), g.now(), refusalBurstLimit)
 	if err != nil || !r.Allowed {
 		return err
