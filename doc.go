@@ -160,7 +160,11 @@
 // MaxApprovalRequestsPerHour per requester in an hour of the clock;
 // recorded as a failed approval.requested, reason rate_limited, at most
 // 30 a minute per tenant). The links ForgotPassword and
-// RequestEmailChange hold back are answered as if sent.
+// RequestEmailChange hold back are answered as if sent, and so are the
+// one-time codes SendLoginCode and BeginOOB hold back (the resend
+// cool-down and mfa.SendLimits per client IP, account, destination and
+// tenant), recorded as mfa.code_suppressed with reason cool_down,
+// rate_limited or tenant_limit (ReasonTenantLimit).
 //
 // An action whose audit record cannot be written returns ErrUnavailable
 // and is not left in force off the record: a change that grants access,

@@ -397,7 +397,9 @@ func (g *Guard) recoveryUsed(ctx context.Context, a attempt, r mfa.RecoveryResul
 // SendLoginCode sends an email or SMS code for a pending sign-in to one of
 // the user's confirmed email or SMS factors. The answer is the same whether
 // a code went out or a limit held it back (resend cool-down, send limits
-// per destination, IP and account); which one is in the audit log. A
+// per client IP, account, destination and tenant: mfa.SendLimits); which
+// one is in the audit log (mfa.code_suppressed, reason cool_down,
+// rate_limited, or tenant_limit for the tenant's limit). A
 // provider failure is returned (ErrUnavailable): the sign-in is not
 // bypassed. Any other factor, a pending one (an enrolment not yet
 // confirmed) included, is an *InputError, recorded as mfa.failed with
@@ -441,10 +443,23 @@ func (g *Guard) recordSend(ctx context.Context, a attempt, res mfa.SendResult, e
 	return g.record(ctx, e)
 }
 
+// ReasonTenantLimit is the Reason of an mfa.code_suppressed event whose
+// code the tenant's send limit held back (mfa.SendLimits.PerTenant): the
+// codes of the whole tenant, not of one client, account or destination,
+// reached their bound for the window. A sign of SMS pumping spread over
+// many accounts and numbers (or of a limit set too low): until the window
+// ends no one in the tenant is sent a code.
+const ReasonTenantLimit = "tenant_limit"
+
+// suppressReason is the Reason of the mfa.code_suppressed event of a code
+// held back by err, a SendResult.Suppressed.
 func suppressReason(err error) string {
+	var rl *mfa.RateLimitError
 	switch {
 	case errors.Is(err, mfa.ErrCoolDown):
 		return "cool_down"
+	case errors.As(err, &rl) && rl.Scope == "tenant":
+		return ReasonTenantLimit
 	case errors.Is(err, mfa.ErrRateLimited):
 		return "rate_limited"
 	case errors.Is(err, mfa.ErrDestinationNotAllowed):
@@ -734,8 +749,8 @@ func (g *Guard) BeginTOTP(ctx context.Context, p Principal, label string) (mfa.T
 // BeginOOB starts enrolling an email address or phone number (kind
 // mfa.KindEmail or mfa.KindSMS) for the signed-in user, who must have
 // authenticated recently: a code is sent there, and ConfirmFactor with it
-// makes the factor active. Sent or held back by a limit, the answer is the
-// same. A phone number outside mfa.Config.SMSPrefixes is refused: nothing
+// makes the factor active. Sent or held back by a limit (as SendLoginCode
+// records it), the answer is the same. A phone number outside mfa.Config.SMSPrefixes is refused: nothing
 // is enrolled, and an *InputError is returned (recorded as a failed
 // mfa.enrol_started, reason destination_not_allowed). An email address is
 // kept in canonical form (auth.CanonicalEmail: trimmed, case-folded), so

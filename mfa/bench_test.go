@@ -116,7 +116,7 @@ func BenchmarkParseCode(b *testing.B) {
 func BenchmarkVerifyCode(b *testing.B) {
 	f := newFixture(b, func(c *mfa.Config) {
 		c.ResendCoolDown = time.Nanosecond
-		c.Limits = mfa.SendLimits{PerDestination: 1 << 30, PerAccount: 1 << 30, PerIP: 1 << 30}
+		c.Limits = mfa.SendLimits{PerDestination: 1 << 30, PerAccount: 1 << 30, PerIP: 1 << 30, PerTenant: 1 << 30}
 	})
 	fac := f.enrolOOB(b, "u", mfa.KindSMS, "+447700900123")
 	ctx := context.Background()

@@ -52,9 +52,13 @@
 // fails in login B, and a new code voids the old. It lives 10 minutes at
 // most and allows 5 wrong tries; then even the right code is refused.
 // SendCode enforces a resend cool-down per transaction and send limits per
-// destination, client IP and account (and optionally a list of allowed SMS
-// prefixes) against SMS pumping: over a limit the sender is not called and
-// the result says Suppressed, which the facade records and never shows.
+// client IP, account, destination and tenant, in that order (and
+// optionally a list of allowed SMS prefixes) against SMS pumping: over a
+// limit the sender is not called and the result says Suppressed, which
+// the facade records and never shows. The tenant's limit (default 1000
+// codes an hour) bounds a flood spread over many accounts, numbers and
+// IPs, each under its own limit; like the others it is counted in the
+// RateStore, so it holds across replicas.
 // A send the provider fails gives the cool-down back (a retry is not held
 // back) but counts against the limits.
 // Email codes are of lower assurance (NIST SP 800-63B does not accept
@@ -124,8 +128,9 @@
 //   - ErrUnavailable: no sender for the channel.
 //   - ErrUnseal, ErrUnknownKey: a sealed secret cannot be opened (tampered,
 //     copied, or its key is gone). Deny and alert.
-//   - ErrCoolDown, *RateLimitError (ErrRateLimited), ErrDestinationNotAllowed:
-//     in SendResult.Suppressed, never returned as errors.
+//   - ErrCoolDown, *RateLimitError (ErrRateLimited; Scope names the limit:
+//     ip, account, destination or tenant), ErrDestinationNotAllowed: in
+//     SendResult.Suppressed, never returned as errors.
 //   - *SendError: the email or SMS provider failed; nothing was opened.
 //   - *ConfigError: New, NewKeyring, NewSMTPSender or NewWebhookSMSSender
 //     was given an unacceptable configuration.

@@ -64,8 +64,8 @@ var (
 	// ErrCoolDown: a code was sent (or is being sent) for the same
 	// transaction less than Config.ResendCoolDown ago.
 	ErrCoolDown = errors.New("mfa: resend cool-down")
-	// ErrRateLimited: the destination, the client IP or the account has
-	// reached its send limit for the window.
+	// ErrRateLimited: the destination, the client IP, the account or the
+	// tenant has reached its send limit for the window.
 	ErrRateLimited = errors.New("mfa: send limit reached")
 	// ErrDestinationNotAllowed: an SMS number outside Config.SMSPrefixes.
 	ErrDestinationNotAllowed = errors.New("mfa: destination not allowed")
@@ -96,7 +96,7 @@ type URIError struct {
 func (e *URIError) Error() string { return "mfa: invalid otpauth URI: " + e.Reason }
 
 // RateLimitError is the ErrRateLimited of SendCode: it says which limit
-// was reached (Scope is "destination", "ip" or "account").
+// was reached (Scope is "destination", "ip", "account" or "tenant").
 type RateLimitError struct {
 	Scope string
 }

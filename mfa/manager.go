@@ -96,7 +96,8 @@ type Config struct {
 	// transaction (default 30 seconds). A send that failed does not start
 	// it (see SendCode).
 	ResendCoolDown time.Duration
-	// Limits bound the codes sent per destination, client IP and account.
+	// Limits bound the codes sent per destination, client IP, account and
+	// tenant.
 	Limits SendLimits
 	// SMSPrefixes, when not empty, are the E.164 prefixes ("+44", "+1")
 	// that SMS may be sent to; other numbers are suppressed
@@ -121,18 +122,30 @@ type Config struct {
 }
 
 // SendLimits bound the one-time codes sent in each Window: to one
-// destination, from one client IP and for one account. Over a limit the
-// sender is not called. Zero fields take the defaults. A destination has
-// two counts of PerDestination, across tenants: one for the codes of
-// enrolments, which anyone can start for any address, and one for the
-// codes to confirmed factors, so that strangers' enrolments never stop
-// the codes its owner signs in with. An email address counts whatever its
-// case.
+// destination, from one client IP, for one account and for one tenant.
+// Over a limit the sender is not called. Zero fields take the defaults. A
+// destination has two counts of PerDestination, across tenants: one for
+// the codes of enrolments, which anyone can start for any address, and
+// one for the codes to confirmed factors, so that strangers' enrolments
+// never stop the codes its owner signs in with. An email address counts
+// whatever its case.
+//
+// PerTenant bounds all the codes of one tenant, every destination and
+// kind, enrolments and sign-ins alike, against SMS pumping spread over
+// many accounts, numbers and IPs, each under its own limit, that would
+// otherwise run up the tenant's SMS bill without end. Its count is kept
+// in Config.Stores.Rates, so it holds across replicas sharing that store.
+// Only a request that every other limit let through counts against it:
+// one client, account or destination spends at most its own limit of the
+// tenant's. Once it is reached, no code goes out for anyone in the tenant
+// until the window ends: set it above the codes the tenant's users
+// really need in a Window.
 type SendLimits struct {
 	Window         time.Duration // default one hour
 	PerDestination int           // default 5
 	PerIP          int           // default 20
 	PerAccount     int           // default 10
+	PerTenant      int           // default 1000
 }
 
 // Manager enrols, checks and removes second factors, sends one-time
@@ -201,7 +214,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, &ConfigError{Field: "CodeTries", Reason: "must be at most 10"}
 	case cfg.ResendCoolDown < 0:
 		return nil, &ConfigError{Field: "ResendCoolDown", Reason: "must not be negative"}
-	case cfg.Limits.Window < 0 || cfg.Limits.PerDestination < 0 || cfg.Limits.PerIP < 0 || cfg.Limits.PerAccount < 0:
+	case cfg.Limits.Window < 0 || cfg.Limits.PerDestination < 0 || cfg.Limits.PerIP < 0 || cfg.Limits.PerAccount < 0 || cfg.Limits.PerTenant < 0:
 		return nil, &ConfigError{Field: "Limits", Reason: "must not be negative"}
 	case cfg.RecoveryCodes < 0 || cfg.RecoveryCodes > 100:
 		return nil, &ConfigError{Field: "RecoveryCodes", Reason: "must be at most 100"}
@@ -242,6 +255,7 @@ func New(cfg Config) (*Manager, error) {
 			PerDestination: or(cfg.Limits.PerDestination, 5),
 			PerIP:          or(cfg.Limits.PerIP, 20),
 			PerAccount:     or(cfg.Limits.PerAccount, 10),
+			PerTenant:      or(cfg.Limits.PerTenant, 1000),
 		},
 		prefixes: append([]string(nil), cfg.SMSPrefixes...),
 		recN:     or(cfg.RecoveryCodes, DefaultRecoveryCodes),

@@ -44,6 +44,7 @@ func TestNewConfig(t *testing.T) {
 		"CodeTries11":      func(c *mfa.Config) { c.CodeTries = 11 },
 		"NegativeCoolDown": func(c *mfa.Config) { c.ResendCoolDown = -1 },
 		"NegativeLimit":    func(c *mfa.Config) { c.Limits.PerIP = -1 },
+		"NegativeTenant":   func(c *mfa.Config) { c.Limits.PerTenant = -1 },
 		"NegativeEnrolTTL": func(c *mfa.Config) { c.EnrolTTL = -1 },
 		"Recovery101":      func(c *mfa.Config) { c.RecoveryCodes = 101 },
 		"NegativeMax":      func(c *mfa.Config) { c.MaxFactors = -1 },

@@ -180,12 +180,15 @@ func (m *Manager) ConfirmOOB(ctx context.Context, tenant, userID, factorID, code
 // transaction.
 //
 // Before anything is sent, the limits apply, in this order: the resend
-// cool-down of the transaction, then the per-IP, per-account and
-// per-destination counts of Config.Limits (a request over one limit is not
-// counted against the next). Over a limit the sender is not called, the
-// earlier code stays valid, and SendCode returns a SendResult with Sent
-// false and Suppressed set, and a nil error: the facade answers as for a
-// real send.
+// cool-down of the transaction, then the per-IP, per-account,
+// per-destination and per-tenant counts of Config.Limits (a request over
+// one limit is not counted against the next: the tenant's count, last, is
+// spent only by requests every other limit let through, so that one
+// client, account or destination cannot use up the whole tenant's). Over
+// a limit the sender is not called, the earlier code stays valid, and
+// SendCode returns a SendResult with Sent false and Suppressed set (a
+// *RateLimitError says which count, Scope "tenant" for the tenant's), and
+// a nil error: the facade answers as for a real send.
 //
 // A send that fails (a *SendError, or a store failure once the cool-down
 // let it through) gives the cool-down back: no code went out, so a retry
@@ -265,6 +268,7 @@ func (m *Manager) send(ctx context.Context, f Factor, txn, ip string) (SendResul
 		{"ip", RateKey("ip", ip), m.limits.PerIP},
 		{"account", RateKey("account", f.Tenant, f.UserID), m.limits.PerAccount},
 		{"destination", RateKey(destScope, string(f.Kind), destKey(f)), m.limits.PerDestination},
+		{"tenant", RateKey("tenant", f.Tenant), m.limits.PerTenant},
 	} {
 		if l.scope == "ip" && ip == "" {
 			continue

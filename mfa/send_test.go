@@ -279,7 +279,7 @@ func TestCodesUniform(t *testing.T) {
 	// below 27.88), and no code repeats the one before.
 	f := newFixture(t, func(c *mfa.Config) {
 		c.ResendCoolDown = time.Nanosecond
-		c.Limits = mfa.SendLimits{PerDestination: 1 << 30, PerAccount: 1 << 30, PerIP: 1 << 30}
+		c.Limits = mfa.SendLimits{PerDestination: 1 << 30, PerAccount: 1 << 30, PerIP: 1 << 30, PerTenant: 1 << 30}
 	})
 	fac := f.enrolOOB(t, "u", mfa.KindSMS, "+447700900123")
 	txn := f.login(t, "u")
@@ -349,6 +349,7 @@ func TestSendLimits(t *testing.T) {
 		{"PerIP", mfa.SendLimits{PerIP: 3}, "ip", func(i int) (string, string) { return fmt.Sprint("u", i), "198.51.100.7" }, 3},
 		{"PerAccount", mfa.SendLimits{PerAccount: 4}, "account", func(i int) (string, string) { return "u", fmt.Sprint("198.51.100.", i) }, 4},
 		{"PerDestination", mfa.SendLimits{PerDestination: 2}, "destination", func(i int) (string, string) { return fmt.Sprint("u", i), fmt.Sprint("198.51.100.", i) }, 2},
+		{"PerTenant", mfa.SendLimits{PerTenant: 3, PerDestination: 100}, "tenant", func(i int) (string, string) { return fmt.Sprint("u", i), fmt.Sprint("198.51.100.", i) }, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, func(c *mfa.Config) { c.Limits = tc.limits })

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/guardhq/guard/mfa"
 )
@@ -83,5 +84,58 @@ func TestTenantSendLimitConcurrent(t *testing.T) {
 	if calls := f.sms.count() + f.email.count(); sent.Load() != 1000 || calls != 1000 || over.Load() != workers*each-1000 {
 		t.Errorf("%d sent (%d sender calls), %d suppressed of %d requests at once, want 1000 sent, the tenant's limit",
 			sent.Load(), calls, over.Load(), workers*each)
+	}
+}
+
+// The tenant's count comes last and counts only what every other limit
+// let through: a client held back by its own limit spends none of the
+// tenant's, which is spent on enrolments and sign-in codes, email and SMS
+// alike, and comes back after the Window. Past it the result says
+// Scope "tenant"; another tenant is not held back.
+func TestTenantSendLimit(t *testing.T) {
+	f := newFixture(t, func(c *mfa.Config) { c.Limits = mfa.SendLimits{PerIP: 2, PerTenant: 5} })
+	scope := func(res mfa.SendResult) string {
+		var rl *mfa.RateLimitError
+		if res.Sent || !errors.As(res.Suppressed, &rl) || !errors.Is(res.Suppressed, mfa.ErrRateLimited) {
+			return fmt.Sprintf("not suppressed by a limit: %+v", res)
+		}
+		return rl.Scope
+	}
+	sms := f.enrolOOB(t, "sms", mfa.KindSMS, "+447700900123")        // 1
+	email := f.enrolOOB(t, "email", mfa.KindEmail, "e@example.test") // 2
+	if res := f.send(t, "sms", sms.ID, f.login(t, "sms"), "198.51.100.1"); !res.Sent {
+		t.Fatalf("sign-in code 3: %+v", res)
+	}
+	// One client past its own limit: two sent, the rest held back for
+	// "ip" and not counted against the tenant.
+	for i := range 6 {
+		r := stranger("t", i)
+		r.IP = "203.0.113.9"
+		_, res, err := f.m.BeginOOB(t.Context(), r)
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case i < 2 && !res.Sent:
+			t.Fatalf("enrolment %d from one IP: %+v", i, res)
+		case i >= 2 && scope(res) != "ip":
+			t.Errorf("enrolment %d from one IP: %s, want ip", i, scope(res))
+		}
+	}
+	// The tenant has sent its five.
+	if res := f.send(t, "email", email.ID, f.login(t, "email"), "198.51.100.2"); scope(res) != "tenant" {
+		t.Errorf("a sign-in code past the tenant's limit: %s, want tenant", scope(res))
+	}
+	if _, res, err := f.m.BeginOOB(t.Context(), stranger("t", 100)); err != nil || scope(res) != "tenant" {
+		t.Errorf("an enrolment past the tenant's limit: %s, %v; want tenant", scope(res), err)
+	}
+	if calls := f.sms.count() + f.email.count(); calls != 5 {
+		t.Errorf("the senders were called %d times, want the tenant's limit, 5", calls)
+	}
+	if _, res, err := f.m.BeginOOB(t.Context(), stranger("other", 101)); err != nil || !res.Sent {
+		t.Errorf("another tenant's code = %+v, %v; want sent", res, err)
+	}
+	f.clk.Add(time.Hour)
+	if res := f.send(t, "email", email.ID, f.login(t, "email"), "198.51.100.2"); !res.Sent {
+		t.Errorf("after the window: %+v", res)
 	}
 }
