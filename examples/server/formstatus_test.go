@@ -89,7 +89,9 @@ func TestWhoamiRefusesAPIKey(t *testing.T) {
 // A page request whose session Guard ended with a reason is sent on by a
 // redirect, with the reason in a flash: the redirect does not carry
 // Guard's Guard-Reason header, which is for API clients (they still get
-// it with their 401, see TestSignedInElsewhere).
+// it with their 401, see TestSignedInElsewhere). Nor does the redirect
+// of a form that needs no session, sent with the ended session's cookie
+// (a sign-in from a page opened before).
 func TestRedirectsCarryNoGuardReason(t *testing.T) {
 	a, password := newClient(t)
 	b := newClientOf(t, a.srv, a.con)
@@ -101,17 +103,19 @@ func TestRedirectsCarryNoGuardReason(t *testing.T) {
 	// A's session was ended by B's sign-in; each request below still
 	// sends A's cookie, which Guard ends with the reason every time.
 	keep := a.c.Jar.Cookies(mustURL(t, a.srv.URL))
-	for _, tc := range []struct{ method, path string }{
-		{"POST", "/account/password"}, // guarded's 401, made a redirect to sign in
-		{"GET", "/account"},           // signedOutNotice's redirect to the page itself
+	for _, tc := range []struct {
+		method, path string
+		form         url.Values
+	}{
+		// guarded's 401, made a redirect to sign in
+		{"POST", "/account/password", url.Values{"current": {password}, "new": {"x"}, "confirm": {"x"}}},
+		// signedOutNotice's redirect to the page itself
+		{"GET", "/account", nil},
+		// the sign-in's redirect to the page after it (which ends B's session)
+		{"POST", "/login", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "password": {password}}},
 	} {
 		a.c.Jar.SetCookies(mustURL(t, a.srv.URL), keep)
-		var resp *http.Response
-		if tc.method == "POST" {
-			resp, _ = a.post(tc.path, url.Values{"current": {password}, "new": {"x"}, "confirm": {"x"}})
-		} else {
-			resp, _ = a.get(tc.path)
-		}
+		resp, _ := a.do(tc.method, tc.path, tc.form, "same-origin")
 		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Guard-Reason") != "" {
 			t.Errorf("%s %s with the ended session: %d, Guard-Reason %q; want a redirect without it",
 				tc.method, tc.path, resp.StatusCode, resp.Header.Get("Guard-Reason"))
