@@ -114,10 +114,11 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		// once the user was asked (the form came with it): Guard asks on
 		// until the failures are forgotten, and an attempt without it is
 		// refused unevaluated. That says nothing the user did not send.
-		status, msg, captcha := http.StatusUnauthorized, "Incorrect email or password.", r.PostForm.Get(a.captcha.Field) != ""
+		// A refused form is 400, as bad input is (see renderStatus).
+		status, msg, captcha := http.StatusBadRequest, "Incorrect email or password.", r.PostForm.Get(a.captcha.Field) != ""
 		switch {
 		case errors.Is(err, guard.ErrCaptchaRequired):
-			status, msg, captcha = http.StatusUnauthorized, "Several sign-ins failed: please confirm you are human, then sign in.", true
+			msg, captcha = "Several sign-ins failed: please confirm you are human, then sign in.", true
 		case errors.Is(err, guard.ErrUnavailable):
 			status, msg = http.StatusServiceUnavailable, "Sign-in is unavailable right now. Please try again shortly."
 		case errors.Is(err, guard.ErrSessionLimit):
@@ -129,7 +130,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 			status, msg = http.StatusForbidden, "Your organisation requires single sign-on: use \"Sign in with SSO\" below."
 		case !errors.Is(err, guard.ErrInvalidCredentials):
 			if m, ok := problem(err); ok {
-				status, msg = http.StatusBadRequest, m
+				msg = m
 			}
 		}
 		a.renderStatus(w, r, status, "login.html", view{Title: "Sign in", Error: msg, Tenant: tenant, Next: next,
@@ -285,7 +286,7 @@ func (a *app) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, guard.ErrLoginExpired):
 		clearPending(w)
-		a.renderStatus(w, r, http.StatusUnauthorized, "login.html", view{Title: "Sign in", Error: "Your sign-in expired: please start again.",
+		a.renderStatus(w, r, http.StatusBadRequest, "login.html", view{Title: "Sign in", Error: "Your sign-in expired: please start again.",
 			Tenant: st.Tenant, Next: localPath(st.Next), Data: loginView{}})
 		return
 	case errors.Is(err, guard.ErrSessionLimit):
@@ -295,7 +296,7 @@ func (a *app) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 		a.limitRefused(w, r, st)
 		return
 	case errors.Is(err, guard.ErrInvalidCode):
-		a.renderStatus(w, r, http.StatusUnauthorized, "mfa.html", view{Title: "Second factor", Error: "That code was not accepted. Codes work once; wait for the next one if you just used it.",
+		a.renderStatus(w, r, http.StatusBadRequest, "mfa.html", view{Title: "Second factor", Error: "That code was not accepted. Codes work once; wait for the next one if you just used it.",
 			Data: a.mfaView(st, method)})
 		return
 	case err != nil:
@@ -419,7 +420,7 @@ func (a *app) enrolDone(w http.ResponseWriter, r *http.Request, st pendingState,
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	case errors.Is(err, guard.ErrInvalidCode):
-		a.renderStatus(w, r, http.StatusUnauthorized, "enrol.html", view{Title: "Set up a second factor",
+		a.renderStatus(w, r, http.StatusBadRequest, "enrol.html", view{Title: "Set up a second factor",
 			Error: "That code was not accepted: start again to get a new QR code.", Data: enrolView{Action: "/login/enrol/begin"}})
 		return
 	case errors.Is(err, guard.ErrSessionLimit):
