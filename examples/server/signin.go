@@ -423,29 +423,31 @@ func (a *app) enrolDone(w http.ResponseWriter, r *http.Request, st pendingState,
 		a.renderStatus(w, r, http.StatusBadRequest, "enrol.html", view{Title: "Set up a second factor",
 			Error: "That code was not accepted: start again to get a new QR code.", Data: enrolView{Action: "/login/enrol/begin"}})
 		return
-	case errors.Is(err, guard.ErrSessionLimit):
+	case errors.Is(err, guard.ErrSessionLimit) && len(res.RecoveryCodes) == 0:
 		// The app is set up (Guard confirmed it, which ended the user's
 		// sessions), but a session made since fills those the
 		// organisation allows ("refuse new sessions"): this sign-in ends,
-		// refused as at the other steps. The recovery codes Guard made
-		// with the app come with the refusal: the user's only copy,
-		// shown now, the continue button going back to the sign-in.
+		// refused as at the other steps.
 		a.forget(st.Tenant)
-		if len(res.RecoveryCodes) == 0 {
-			a.limitRefused(w, r, st)
-			return
-		}
-		clearPending(w)
-		a.renderStatus(w, r, http.StatusConflict, "codes.html", view{Title: "Your recovery codes", Error: limitRefusedText(a.sessionLimit(r, st.Tenant)),
-			Data: codesView{Codes: res.RecoveryCodes, Next: signInAgain(st)}})
+		a.limitRefused(w, r, st)
 		return
 	case err != nil && len(res.RecoveryCodes) > 0:
-		// The app was added, with its recovery codes, but a later step
-		// failed and there is no session: the codes are shown nowhere
-		// else, so now, then the user signs in with the new app.
+		// The app was added, with its recovery codes, but the sign-in
+		// cannot finish and there is no session: the codes are shown
+		// nowhere else, so now (the user's only copy), the continue
+		// button going back to the sign-in with the new app. Beyond the
+		// session limit (as above) the page says so, with 409; any other
+		// failure (the sign-in expired meanwhile) says so in a flash.
 		clearPending(w)
-		a.setFlash(w, "error", "Your authenticator app was added, but the sign-in could not finish: sign in again with it.")
-		a.page(w, r, "codes.html", view{Title: "Your recovery codes", Data: codesView{Codes: res.RecoveryCodes, Next: signInAgain(st)}})
+		v := view{Title: "Your recovery codes", Data: codesView{Codes: res.RecoveryCodes, Next: signInAgain(st)}}
+		status := http.StatusOK
+		if errors.Is(err, guard.ErrSessionLimit) {
+			a.forget(st.Tenant)
+			status, v.Error = http.StatusConflict, limitRefusedText(a.sessionLimit(r, st.Tenant))
+		} else {
+			a.setFlash(w, "error", "Your authenticator app was added, but the sign-in could not finish: sign in again with it.")
+		}
+		a.renderStatus(w, r, status, "codes.html", v)
 		return
 	case err != nil:
 		a.failStep(w, r, err)
