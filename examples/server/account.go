@@ -442,13 +442,14 @@ func (a *app) reauth(w http.ResponseWriter, r *http.Request) {
 	// said on the step-up page; anything else is the server's.
 	// The form shows the CAPTCHA when Guard asks for it, and keeps it
 	// once the user was asked, as the sign-in form does.
+	// A refused proof is 400, as bad input is (see renderStatus).
 	status, captcha := http.StatusBadRequest, r.PostForm.Get(a.captcha.Field) != ""
 	msg, onForm := problem(err) // nil: "", false
 	switch {
 	case errors.Is(err, guard.ErrInvalidCredentials):
-		status, msg, onForm = http.StatusUnauthorized, "That was not right. Please try again.", true
+		msg, onForm = "That was not right. Please try again.", true
 	case errors.Is(err, guard.ErrCaptchaRequired):
-		status, msg, onForm, captcha = http.StatusUnauthorized, "Several attempts failed: please confirm you are human, then try again.", true, true
+		msg, onForm, captcha = "Several attempts failed: please confirm you are human, then try again.", true, true
 	case errors.Is(err, guard.ErrSSORequired):
 		status, msg, onForm = http.StatusForbidden, "Your organisation requires single sign-on: confirm it is you by signing in again with SSO.", true
 	}

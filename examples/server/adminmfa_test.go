@@ -249,8 +249,8 @@ func TestAdminPagesNeedMFA(t *testing.T) {
 		t.Fatalf("the step-up page: %d\n%s", resp.StatusCode, page)
 	}
 	// The password alone, or a wrong code, is not enough.
-	if resp, _ := c.post("/reauth", url.Values{"password": {password}, "next": {"/users"}, "mfa": {"1"}}); resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("step-up without a code: %d, want 401", resp.StatusCode)
+	if resp, _ := c.post("/reauth", url.Values{"password": {password}, "next": {"/users"}, "mfa": {"1"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("step-up without a code: %d, want 400", resp.StatusCode)
 	}
 	if resp, _ := c.get("/users"); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("GET /users after a failed step-up: %d, want a redirect", resp.StatusCode)

@@ -368,11 +368,13 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 		}
 		switch iw.code {
 		case http.StatusUnauthorized:
-			// A redirect, not a 401: Guard's challenge does not apply.
+			// A redirect, not a 401: Guard's challenge does not apply,
+			// and its reason goes in the flash, not in a header.
 			w.Header().Del("WWW-Authenticate")
 			if reason := iw.Header().Get(guard.ReasonHeader); reason != "" {
 				a.signedOutBecause(w, reason)
 			}
+			w.Header().Del(guard.ReasonHeader)
 			next := "/"
 			if r.Method == http.MethodGet {
 				next = r.URL.RequestURI()
@@ -451,6 +453,9 @@ func isAPI(r *http.Request) bool {
 }
 
 // intercept holds back an error answer written before the page is reached.
+// A redirect through it drops Guard's Guard-Reason header (which
+// Middleware sets for a session ended with a reason): that header is for
+// API clients, and a page is told why by a flash (signedOutBecause).
 type intercept struct {
 	http.ResponseWriter
 	reached bool
@@ -480,6 +485,9 @@ func (i *intercept) WriteHeader(code int) {
 	if !i.reached && code >= 400 {
 		i.code = code
 		return
+	}
+	if code >= 300 && code < 400 {
+		i.Header().Del(guard.ReasonHeader)
 	}
 	i.ResponseWriter.WriteHeader(code)
 }
@@ -518,6 +526,11 @@ func (a *app) page(w http.ResponseWriter, r *http.Request, name string, v view) 
 	a.renderStatus(w, r, http.StatusOK, name, v)
 }
 
+// renderStatus renders a page template with status. A form refused for
+// what was typed (a wrong password or code, a missing CAPTCHA, bad input,
+// a sign-in step that expired) comes back with 400 and the form: never
+// 401, which must carry a WWW-Authenticate challenge (RFC 9110 §15.5.2),
+// and Guard's (Bearer, for API keys) does not apply to a form.
 func (a *app) renderStatus(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
 	t, ok := a.pages[name]
 	if !ok {

@@ -45,11 +45,11 @@ func TestCaptchaWidgetShownAgain(t *testing.T) {
 			b.post(path, wrong)
 		}
 		resp, body := b.post(path, wrong)
-		asked(what+" without the CAPTCHA", resp, body, http.StatusUnauthorized, "confirm you are human")
+		asked(what+" without the CAPTCHA", resp, body, http.StatusBadRequest, "confirm you are human")
 		wrong.Set("captcha", standinToken)
 		resp, body = b.post(path, wrong)
-		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, captchaWidget) {
-			t.Errorf("%s: a wrong password with the CAPTCHA done: %d %q, widget shown %v; want 401 with the widget",
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, captchaWidget) {
+			t.Errorf("%s: a wrong password with the CAPTCHA done: %d %q, widget shown %v; want 400 with the widget",
 				what, resp.StatusCode, pageError(body), strings.Contains(body, captchaWidget))
 		}
 	}
@@ -59,7 +59,7 @@ func TestCaptchaWidgetShownAgain(t *testing.T) {
 		askedThenKept(b, "sign-in", "/login", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "password": {"a wrong guess"}})
 		// Why: the next attempt without it is refused unevaluated.
 		resp, body := b.post("/login", url.Values{"tenant": {demoTenant}, "email": {ownerEmail}, "password": {password}})
-		asked("the right password without the CAPTCHA after that", resp, body, http.StatusUnauthorized, "confirm you are human")
+		asked("the right password without the CAPTCHA after that", resp, body, http.StatusBadRequest, "confirm you are human")
 	})
 	t.Run("step-up", func(t *testing.T) {
 		b := newClientOf(t, c.srv, c.con)

@@ -16,14 +16,14 @@ func TestStepUpShowsCaptcha(t *testing.T) {
 		t.Fatalf("sign-in: %d", resp.StatusCode)
 	}
 	for i := range 3 {
-		if resp, _ := c.post("/reauth", url.Values{"password": {"a wrong guess"}, "next": {"/account"}}); resp.StatusCode != http.StatusUnauthorized {
+		if resp, _ := c.post("/reauth", url.Values{"password": {"a wrong guess"}, "next": {"/account"}}); resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("wrong guess %d: %d", i, resp.StatusCode)
 		}
 	}
 	resp, body := c.post("/reauth", url.Values{"password": {password}, "next": {"/account"}})
-	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(pageError(body), "confirm you are human") ||
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(pageError(body), "confirm you are human") ||
 		!strings.Contains(body, `name="captcha"`) {
-		t.Fatalf("step-up after 3 failures without a CAPTCHA: %d %q; want 401 asking for the CAPTCHA, with its widget",
+		t.Fatalf("step-up after 3 failures without a CAPTCHA: %d %q; want 400 asking for the CAPTCHA, with its widget",
 			resp.StatusCode, pageError(body))
 	}
 	resp, body = c.post("/reauth", url.Values{"password": {password}, "captcha": {standinToken}, "next": {"/account"}})

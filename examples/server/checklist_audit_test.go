@@ -118,7 +118,7 @@ func TestSignInFailuresLookAlike(t *testing.T) {
 		return answer{resp.StatusCode, tr.bodies[len(tr.bodies)-1], strings.Join(names, ",")}
 	}
 	want := try(ownerEmail, "not the password at all")
-	if want.code != http.StatusUnauthorized {
+	if want.code != http.StatusBadRequest {
 		t.Fatalf("wrong password: %d", want.code)
 	}
 	for name, got := range map[string]answer{

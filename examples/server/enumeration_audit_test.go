@@ -13,7 +13,7 @@ import (
 // the code as it stands because of the defect it names.
 
 // The sign-in page answers a made-up organisation like a wrong password
-// (401, "Incorrect email or password."), but a malformed address or an
+// (400, "Incorrect email or password."), but a malformed address or an
 // over-long password only so in an organisation that does not exist: in
 // a real one it is a 400 naming the input problem. One request per
 // guess tells which organisation IDs exist.

@@ -36,6 +36,9 @@ func TestExpiredPasswordSendsToChange(t *testing.T) {
 		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/account#change-password" {
 			t.Errorf("GET %s with an expired password: %d to %q, want the change-password form", path, resp.StatusCode, resp.Header.Get("Location"))
 		}
+		if got := resp.Header.Get("Guard-Reason"); got != "" {
+			t.Errorf("GET %s with an expired password: the redirect carries Guard-Reason %q", path, got)
+		}
 		if resp, page := sam.get("/account"); resp.StatusCode != 200 || !strings.Contains(page, why) || !strings.Contains(page, `id="change-password"`) {
 			t.Errorf("after GET %s, My account: %d, without the reason or the form", path, resp.StatusCode)
 		}

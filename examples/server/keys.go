@@ -163,11 +163,16 @@ type whoamiAnswer struct {
 	SSO       bool   `json:"sso"` // the session was opened by single sign-on
 }
 
+// whoami answers GET /api/whoami: the signed-in user of the session that
+// asks, and which session it is. Without a credential it is 401 with
+// Guard's challenge (RequireSession); an API key, authenticated but not
+// a user's session, gets 403: its credential is good, so a challenge
+// would ask for nothing it could send (/api/reports is the route to try
+// keys with).
 func (a *app) whoami(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	if p.Kind != guard.KindUser {
-		w.Header().Set("WWW-Authenticate", guard.Challenge)
-		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+		http.Error(w, "Forbidden: whoami answers a signed-in user's session, not an API key", http.StatusForbidden)
 		return
 	}
 	u, err := a.g.User(r.Context(), p, p.Tenant, p.UserID)

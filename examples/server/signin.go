@@ -114,10 +114,11 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		// once the user was asked (the form came with it): Guard asks on
 		// until the failures are forgotten, and an attempt without it is
 		// refused unevaluated. That says nothing the user did not send.
-		status, msg, captcha := http.StatusUnauthorized, "Incorrect email or password.", r.PostForm.Get(a.captcha.Field) != ""
+		// A refused form is 400, as bad input is (see renderStatus).
+		status, msg, captcha := http.StatusBadRequest, "Incorrect email or password.", r.PostForm.Get(a.captcha.Field) != ""
 		switch {
 		case errors.Is(err, guard.ErrCaptchaRequired):
-			status, msg, captcha = http.StatusUnauthorized, "Several sign-ins failed: please confirm you are human, then sign in.", true
+			msg, captcha = "Several sign-ins failed: please confirm you are human, then sign in.", true
 		case errors.Is(err, guard.ErrUnavailable):
 			status, msg = http.StatusServiceUnavailable, "Sign-in is unavailable right now. Please try again shortly."
 		case errors.Is(err, guard.ErrSessionLimit):
@@ -129,7 +130,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 			status, msg = http.StatusForbidden, "Your organisation requires single sign-on: use \"Sign in with SSO\" below."
 		case !errors.Is(err, guard.ErrInvalidCredentials):
 			if m, ok := problem(err); ok {
-				status, msg = http.StatusBadRequest, m
+				msg = m
 			}
 		}
 		a.renderStatus(w, r, status, "login.html", view{Title: "Sign in", Error: msg, Tenant: tenant, Next: next,
@@ -285,7 +286,7 @@ func (a *app) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, guard.ErrLoginExpired):
 		clearPending(w)
-		a.renderStatus(w, r, http.StatusUnauthorized, "login.html", view{Title: "Sign in", Error: "Your sign-in expired: please start again.",
+		a.renderStatus(w, r, http.StatusBadRequest, "login.html", view{Title: "Sign in", Error: "Your sign-in expired: please start again.",
 			Tenant: st.Tenant, Next: localPath(st.Next), Data: loginView{}})
 		return
 	case errors.Is(err, guard.ErrSessionLimit):
@@ -295,7 +296,7 @@ func (a *app) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 		a.limitRefused(w, r, st)
 		return
 	case errors.Is(err, guard.ErrInvalidCode):
-		a.renderStatus(w, r, http.StatusUnauthorized, "mfa.html", view{Title: "Second factor", Error: "That code was not accepted. Codes work once; wait for the next one if you just used it.",
+		a.renderStatus(w, r, http.StatusBadRequest, "mfa.html", view{Title: "Second factor", Error: "That code was not accepted. Codes work once; wait for the next one if you just used it.",
 			Data: a.mfaView(st, method)})
 		return
 	case err != nil:
@@ -419,32 +420,34 @@ func (a *app) enrolDone(w http.ResponseWriter, r *http.Request, st pendingState,
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	case errors.Is(err, guard.ErrInvalidCode):
-		a.renderStatus(w, r, http.StatusUnauthorized, "enrol.html", view{Title: "Set up a second factor",
+		a.renderStatus(w, r, http.StatusBadRequest, "enrol.html", view{Title: "Set up a second factor",
 			Error: "That code was not accepted: start again to get a new QR code.", Data: enrolView{Action: "/login/enrol/begin"}})
 		return
-	case errors.Is(err, guard.ErrSessionLimit):
+	case errors.Is(err, guard.ErrSessionLimit) && len(res.RecoveryCodes) == 0:
 		// The app is set up (Guard confirmed it, which ended the user's
 		// sessions), but a session made since fills those the
 		// organisation allows ("refuse new sessions"): this sign-in ends,
-		// refused as at the other steps. The recovery codes Guard made
-		// with the app come with the refusal: the user's only copy,
-		// shown now, the continue button going back to the sign-in.
+		// refused as at the other steps.
 		a.forget(st.Tenant)
-		if len(res.RecoveryCodes) == 0 {
-			a.limitRefused(w, r, st)
-			return
-		}
-		clearPending(w)
-		a.renderStatus(w, r, http.StatusConflict, "codes.html", view{Title: "Your recovery codes", Error: limitRefusedText(a.sessionLimit(r, st.Tenant)),
-			Data: codesView{Codes: res.RecoveryCodes, Next: signInAgain(st)}})
+		a.limitRefused(w, r, st)
 		return
 	case err != nil && len(res.RecoveryCodes) > 0:
-		// The app was added, with its recovery codes, but a later step
-		// failed and there is no session: the codes are shown nowhere
-		// else, so now, then the user signs in with the new app.
+		// The app was added, with its recovery codes, but the sign-in
+		// cannot finish and there is no session: the codes are shown
+		// nowhere else, so now (the user's only copy), the continue
+		// button going back to the sign-in with the new app. Beyond the
+		// session limit (as above) the page says so, with 409; any other
+		// failure (the sign-in expired meanwhile) says so in a flash.
 		clearPending(w)
-		a.setFlash(w, "error", "Your authenticator app was added, but the sign-in could not finish: sign in again with it.")
-		a.page(w, r, "codes.html", view{Title: "Your recovery codes", Data: codesView{Codes: res.RecoveryCodes, Next: signInAgain(st)}})
+		v := view{Title: "Your recovery codes", Data: codesView{Codes: res.RecoveryCodes, Next: signInAgain(st)}}
+		status := http.StatusOK
+		if errors.Is(err, guard.ErrSessionLimit) {
+			a.forget(st.Tenant)
+			status, v.Error = http.StatusConflict, limitRefusedText(a.sessionLimit(r, st.Tenant))
+		} else {
+			a.setFlash(w, "error", "Your authenticator app was added, but the sign-in could not finish: sign in again with it.")
+		}
+		a.renderStatus(w, r, status, "codes.html", v)
 		return
 	case err != nil:
 		a.failStep(w, r, err)

@@ -48,8 +48,8 @@ func TestStepUpOffersPasswordOnlyWhenUsable(t *testing.T) {
 		_, page := bob.get("/reauth?next=%2Faccount")
 		offers(t, page, true, true)
 		resp, page := bob.post("/reauth", url.Values{"password": {"a wrong guess"}, "next": {"/account"}})
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("a wrong password: %d, want 401", resp.StatusCode)
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("a wrong password: %d, want 400", resp.StatusCode)
 		}
 		offers(t, page, true, true)
 	})
