@@ -39,3 +39,28 @@ func TestEnrolAtSignInExpiredShowsCodes(t *testing.T) {
 		t.Error("a session cookie was set")
 	}
 }
+
+// The app confirmed at a sign-in that then expired is a new second factor
+// of the tenant all the same: the MFA adoption counts the console keeps
+// for a minute are dropped, as when the sign-in finishes.
+func TestEnrolAtSignInExpiredForgetsAdoption(t *testing.T) {
+	c, _ := newClient(t)
+	app := c.con.app
+	key := demoTenant + "/someone"
+	app.adoptions.mu.Lock()
+	if app.adoptions.m == nil {
+		app.adoptions.m = map[string]cachedAdoption{}
+	}
+	app.adoptions.m[key] = cachedAdoption{at: app.now()}
+	app.adoptions.mu.Unlock()
+	st := pendingState{Token: "pending", Tenant: demoTenant, Enrol: true, Next: "/account"}
+	w := httptest.NewRecorder()
+	app.enrolDone(w, httptest.NewRequest(http.MethodPost, "/login/enrol/confirm", nil), st,
+		guard.LoginResult{RecoveryCodes: []string{"code-one"}}, guard.ErrLoginExpired)
+	app.adoptions.mu.Lock()
+	_, kept := app.adoptions.m[key]
+	app.adoptions.mu.Unlock()
+	if kept {
+		t.Error("the tenant's cached MFA adoption counts were kept after an app was added")
+	}
+}
