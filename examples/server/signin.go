@@ -439,10 +439,10 @@ func (a *app) enrolDone(w http.ResponseWriter, r *http.Request, st pendingState,
 		// session limit (as above) the page says so, with 409; any other
 		// failure (the sign-in expired meanwhile) says so in a flash.
 		clearPending(w)
+		a.forget(st.Tenant) // a second factor was added either way
 		v := view{Title: "Your recovery codes", Data: codesView{Codes: res.RecoveryCodes, Next: signInAgain(st)}}
 		status := http.StatusOK
 		if errors.Is(err, guard.ErrSessionLimit) {
-			a.forget(st.Tenant)
 			status, v.Error = http.StatusConflict, limitRefusedText(a.sessionLimit(r, st.Tenant))
 		} else {
 			a.setFlash(w, "error", "Your authenticator app was added, but the sign-in could not finish: sign in again with it.")
