@@ -136,8 +136,15 @@ type noticeQueue struct {
 }
 
 // sendNotice runs send, a notice to the address to, in the background
-// (Close waits for it), as notifyOnce says.
+// (Close waits for it), as notifyOnce says. While a Close runs, or when
+// one begins while the notice waits for a slot, the notice is dropped and
+// counted.
 func (g *Guard) sendNotice(ctx context.Context, lock bool, to string, send func(ctx context.Context)) {
+	closing, ok := g.enterBackground()
+	if !ok {
+		g.dropped.Add(1)
+		return
+	}
 	n := notice{ctx: context.WithoutCancel(ctx), send: send}
 	key := strings.ToLower(to)
 	g.noticeMu.Lock()
@@ -153,17 +160,18 @@ func (g *Guard) sendNotice(ctx context.Context, lock bool, to string, send func(
 		}
 		q.queued = append(q.queued, n)
 		g.noticeMu.Unlock()
+		g.bg.Done()
 		return
 	}
 	q.active++
 	g.noticeMu.Unlock()
 
-	slots := g.noticeSlot(lock)
+	slots := g.noticeSlot(lock, closing)
 	if slots == nil {
 		g.noticeDropped(key)
+		g.bg.Done()
 		return
 	}
-	g.bg.Add(1)
 	go func() {
 		defer g.bg.Done()
 		defer func() { <-slots }()
@@ -179,8 +187,26 @@ func (g *Guard) sendNotice(ctx context.Context, lock bool, to string, send func(
 // channel to free it on, or nil when it found none: a free one of
 // MaxBackgroundNotices, else, for a lock notice (lock), a free one of
 // lockNoticeSlots, else, for another, the first of MaxBackgroundNotices
-// to come free in NoticeSlotWait.
-func (g *Guard) noticeSlot(lock bool) chan struct{} {
+// to come free in NoticeSlotWait, unless closing is closed first (a Close
+// began). A slot taken as Close begins is given back: the notice must
+// not start.
+func (g *Guard) noticeSlot(lock bool, closing <-chan struct{}) chan struct{} {
+	slots := g.takeNoticeSlot(lock, closing)
+	if slots == nil {
+		return nil
+	}
+	select {
+	case <-closing:
+		<-slots
+		return nil
+	default:
+		return slots
+	}
+}
+
+// takeNoticeSlot is noticeSlot but for the check, once a slot is taken,
+// that no Close began meanwhile.
+func (g *Guard) takeNoticeSlot(lock bool, closing <-chan struct{}) chan struct{} {
 	select {
 	case g.notices <- struct{}{}:
 		return g.notices
@@ -200,6 +226,8 @@ func (g *Guard) noticeSlot(lock bool) chan struct{} {
 	case g.notices <- struct{}{}:
 		return g.notices
 	case <-t.C:
+		return nil
+	case <-closing:
 		return nil
 	}
 }
