@@ -19,13 +19,15 @@ import (
 //
 // A notice's call, its change already made, never waits while a slot is
 // free. With every slot taken it waits for one to come free for at most
-// NoticeSlotWait, however soon its context ends: the client of the
-// request controls that context (dropping the connection cancels it), and
-// must not be able to cancel the alarm about what the request did. When
-// none comes free in time the call returns as it would have (the change
-// stays made) and the notice is dropped, counted in DroppedNotices. So in
-// normal operation every notice goes out, at worst a little late, and a
-// full pool slows the calls that cause notices by NoticeSlotWait at most.
+// NoticeSlotWait, or until its context's deadline if that comes sooner
+// (the host's own bound on the request), however soon the context is
+// cancelled: the client of the request controls cancellation (dropping
+// the connection cancels it), and must not be able to cancel the alarm
+// about what the request did. When none comes free in time the call
+// returns as it would have (the change stays made) and the notice is
+// dropped, counted in DroppedNotices. So in normal operation every notice
+// goes out, at worst a little late, and a full pool slows the calls that
+// cause notices by NoticeSlotWait at most.
 //
 // ForgotPassword's emails have slots of their own (MaxBackgroundResets).
 // The other emails and text messages Guard sends (invitations,
@@ -66,7 +68,9 @@ const MaxQueuedNotices = 16
 
 // NoticeSlotWait is the longest a call that causes a security notice waits
 // for a background slot when all MaxBackgroundNotices are taken (see
-// there), whatever its context.
+// there). The wait ends sooner at the deadline of the call's context, if
+// it has one, but not when the context is cancelled (or ends at a deadline
+// further off).
 const NoticeSlotWait = 3 * time.Second
 
 // lockNoticeSlots is the number of background slots that only lock
@@ -95,9 +99,9 @@ func (g *Guard) notify(ctx context.Context, u auth.User, subject, text string) {
 // (hearsNotices: only while active). A failure to send is not the
 // caller's. The notice takes a background slot (MaxBackgroundNotices), or
 // a place in to's queue (MaxNoticesPerRecipient); with every slot taken
-// it waits for one NoticeSlotWait at most, never ended by ctx (only its
-// values are kept), and is dropped and counted (DroppedNotices) when none
-// comes free. A lock notice (lock) waits for none: it takes a free slot,
+// it waits for one NoticeSlotWait at most, or until ctx's deadline if
+// sooner, never ended by ctx's cancellation (only its values are kept),
+// and is dropped and counted (DroppedNotices) when none comes free. A lock notice (lock) waits for none: it takes a free slot,
 // or one kept for lock notices, or is dropped. A key other than ""
 // sends the notice at most once an hour per key: the background send
 // first counts a hit on key in the link limits' store (Recovery.Limits),
@@ -166,7 +170,7 @@ func (g *Guard) sendNotice(ctx context.Context, lock bool, to string, send func(
 	q.active++
 	g.noticeMu.Unlock()
 
-	slots := g.noticeSlot(lock, closing)
+	slots := g.noticeSlot(lock, slotWait(ctx), closing)
 	if slots == nil {
 		g.noticeDropped(key)
 		g.bg.Done()
@@ -187,11 +191,10 @@ func (g *Guard) sendNotice(ctx context.Context, lock bool, to string, send func(
 // channel to free it on, or nil when it found none: a free one of
 // MaxBackgroundNotices, else, for a lock notice (lock), a free one of
 // lockNoticeSlots, else, for another, the first of MaxBackgroundNotices
-// to come free in NoticeSlotWait, unless closing is closed first (a Close
-// began). A slot taken as Close begins is given back: the notice must
-// not start.
-func (g *Guard) noticeSlot(lock bool, closing <-chan struct{}) chan struct{} {
-	slots := g.takeNoticeSlot(lock, closing)
+// to come free in wait, unless closing is closed first (a Close began). A
+// slot taken as Close begins is given back: the notice must not start.
+func (g *Guard) noticeSlot(lock bool, wait time.Duration, closing <-chan struct{}) chan struct{} {
+	slots := g.takeNoticeSlot(lock, wait, closing)
 	if slots == nil {
 		return nil
 	}
@@ -206,7 +209,7 @@ func (g *Guard) noticeSlot(lock bool, closing <-chan struct{}) chan struct{} {
 
 // takeNoticeSlot is noticeSlot but for the check, once a slot is taken,
 // that no Close began meanwhile.
-func (g *Guard) takeNoticeSlot(lock bool, closing <-chan struct{}) chan struct{} {
+func (g *Guard) takeNoticeSlot(lock bool, wait time.Duration, closing <-chan struct{}) chan struct{} {
 	select {
 	case g.notices <- struct{}{}:
 		return g.notices
@@ -220,7 +223,10 @@ func (g *Guard) takeNoticeSlot(lock bool, closing <-chan struct{}) chan struct{}
 			return nil
 		}
 	}
-	t := time.NewTimer(NoticeSlotWait)
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case g.notices <- struct{}{}:
@@ -230,6 +236,17 @@ func (g *Guard) takeNoticeSlot(lock bool, closing <-chan struct{}) chan struct{}
 	case <-closing:
 		return nil
 	}
+}
+
+// slotWait is how long a notice caused by a call with context ctx waits
+// for a slot: NoticeSlotWait, or until ctx's deadline if that is sooner.
+// Only the deadline counts, never ctx's cancellation (see
+// MaxBackgroundNotices).
+func slotWait(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return min(NoticeSlotWait, time.Until(d))
+	}
+	return NoticeSlotWait
 }
 
 // nextNotice returns the oldest notice queued for the address key, for
