@@ -321,7 +321,7 @@ type Guard struct {
 
 	lockNotices chan struct{}           // slots for lock notices alone (lockNoticeSlots)
 	noticeMu    sync.Mutex              // guards noticeTo
-	noticeTo    map[string]*noticeQueue // by lower-cased address, while it has a notice active (MaxNoticesPerRecipient)
+	noticeTo    map[string]*noticeQueue // by address in canonical form (canonicalAddress), while it has a notice active (MaxNoticesPerRecipient)
 }
 
 // New validates cfg, fills its defaults and returns a Guard.

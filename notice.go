@@ -2,7 +2,6 @@ package guard
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/guardhq/guard/auth"
@@ -46,7 +45,8 @@ import (
 const MaxBackgroundNotices = 64
 
 // MaxNoticesPerRecipient bounds the security notices to one address
-// (compared without regard to case) that hold or wait for a background
+// (compared in canonical form, as auth.CanonicalEmail makes it: trimmed,
+// case-folded, NFC, so that two spellings of one mailbox share it) that hold or wait for a background
 // slot at once (MaxBackgroundNotices), so that a loop of calls on one
 // account (say RegenerateRecoveryCodes while the mail server is slow)
 // cannot take the slots that notices to others need. A notice to an
@@ -150,7 +150,7 @@ func (g *Guard) sendNotice(ctx context.Context, lock bool, to string, send func(
 		return
 	}
 	n := notice{ctx: context.WithoutCancel(ctx), send: send}
-	key := strings.ToLower(to)
+	key := canonicalAddress(to)
 	g.noticeMu.Lock()
 	q := g.noticeTo[key]
 	if q == nil {
