@@ -43,18 +43,18 @@ func TestForgotPasswordMailsBounded(t *testing.T) {
 	// or dropped.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		in, _ := gate.counts()
-		if in+int(droppedResetMails(f.g)) == maxMails+extra {
+		if in+int(f.g.DroppedResetMails()) == maxMails+extra {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d emails in flight and %d dropped, want %d in all", in, droppedResetMails(f.g), maxMails+extra)
+			t.Fatalf("%d emails in flight and %d dropped, want %d in all", in, f.g.DroppedResetMails(), maxMails+extra)
 		}
 	}
 	time.Sleep(50 * time.Millisecond) // an email started by mistake would be in flight by now
 	if in, _ := gate.counts(); in > maxMails {
 		t.Errorf("%d reset emails in flight at once, want at most %d", in, maxMails)
 	}
-	if n := droppedResetMails(f.g); n != extra {
+	if n := f.g.DroppedResetMails(); n != extra {
 		t.Errorf("DroppedResetMails = %d, want %d (the emails beyond the slots)", n, extra)
 	}
 	if n := f.g.DroppedNotices(); n != 0 {
@@ -85,13 +85,4 @@ func TestForgotPasswordMailsBounded(t *testing.T) {
 	if ok != maxMails || dropped != extra {
 		t.Errorf("%d links recorded and %d dropped emails, want %d and %d", ok, dropped, maxMails, extra)
 	}
-}
-
-// droppedResetMails is g.DroppedResetMails(), or -1 when g has no such
-// method.
-func droppedResetMails(g any) int64 {
-	if d, ok := g.(interface{ DroppedResetMails() int64 }); ok {
-		return d.DroppedResetMails()
-	}
-	return -1
 }

@@ -77,15 +77,25 @@ const NoticeSlotWait = 3 * time.Second
 // notices take, once every one of MaxBackgroundNotices is taken.
 const lockNoticeSlots = 8
 
-// DroppedNotices returns the number of background emails the Guard has
-// dropped since New: security notices that found no slot
-// (MaxBackgroundNotices) in NoticeSlotWait (a lock notice: at once), or
-// were pushed out of a full queue of notices to one address
-// (MaxNoticesPerRecipient), and ForgotPassword's emails that found every
-// one of their slots taken (MaxBackgroundResets). It only grows: a host
-// may export it as a metric, and look at its mail server (or at a flood
-// of notices to one address) when it moves.
+// DroppedNotices returns the number of security notices the Guard has
+// dropped since New: notices that found no slot (MaxBackgroundNotices)
+// in NoticeSlotWait or by their context's deadline (a lock notice: at
+// once), or were pushed out of a full queue of notices to one address
+// (MaxNoticesPerRecipient), or were waiting for a slot (or queued behind
+// one that was) when Close began, or were caused while it ran.
+// ForgotPassword's emails are counted apart, in DroppedResetMails. It
+// only grows: a host may export it as a metric, and look at its mail
+// server (or at a flood of notices to one address) when it moves.
 func (g *Guard) DroppedNotices() int64 { return g.dropped.Load() }
+
+// DroppedResetMails returns the number of ForgotPassword's emails (reset
+// links, and the note to sign in through SSO) the Guard has dropped since
+// New because every one of their slots was taken (MaxBackgroundResets);
+// each such request is recorded as a refused password.reset_requested
+// (reason send_failed, Meta dropped "true"), its link never made. It only
+// grows: a host may export it as a metric apart from DroppedNotices (a
+// burst of reset requests, or a slow mail server, moves it).
+func (g *Guard) DroppedResetMails() int64 { return g.droppedResets.Load() }
 
 // notify emails u a security notice about their account at u.Email (see
 // notifyOnce).
@@ -101,8 +111,9 @@ func (g *Guard) notify(ctx context.Context, u auth.User, subject, text string) {
 // a place in to's queue (MaxNoticesPerRecipient); with every slot taken
 // it waits for one NoticeSlotWait at most, or until ctx's deadline if
 // sooner, never ended by ctx's cancellation (only its values are kept),
-// and is dropped and counted (DroppedNotices) when none comes free. A lock notice (lock) waits for none: it takes a free slot,
-// or one kept for lock notices, or is dropped. A key other than ""
+// and is dropped and counted (DroppedNotices) when none comes free. A
+// lock notice (lock) waits for none: it takes a free slot, or one kept
+// for lock notices, or is dropped. A key other than ""
 // sends the notice at most once an hour per key: the background send
 // first counts a hit on key in the link limits' store (Recovery.Limits),
 // and sends only the hour's first. A store failure sends nothing. The

@@ -56,7 +56,7 @@ func TestNoticeWaitEndsAtDeadline(t *testing.T) {
 	if n := f.g.DroppedNotices(); n != 2 {
 		t.Errorf("DroppedNotices = %d, want 2", n)
 	}
-	if n := droppedResetMails(f.g); n != 0 {
+	if n := f.g.DroppedResetMails(); n != 0 {
 		t.Errorf("DroppedResetMails = %d, want 0 (only security notices were dropped)", n)
 	}
 }

@@ -325,7 +325,7 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 // requests holds at most this many look-ups and delays the answers
 // instead, and at most this many emails (a link, or the note of a tenant
 // that requires SSO) are sent at once, each given a minute; one that
-// finds every email slot taken is dropped and counted in DroppedNotices.
+// finds every email slot taken is dropped and counted in DroppedResetMails.
 // A link is made in its email's slot: a dropped one is never stored, so
 // the link the account was mailed before still works, and the request is
 // recorded as a refused password.reset_requested (reason send_failed,
@@ -532,7 +532,7 @@ func (g *Guard) mailResetLink(ctx context.Context, u auth.User, ev audit.Event) 
 // background (Close waits for it, and it is given a minute, with ctx's
 // values) in one of the MaxBackgroundResets email slots, apart from the
 // look-ups' slots, and waits for none: with every one taken, send is not
-// run, the email is dropped and counted in DroppedNotices, and resetMail
+// run, the email is dropped and counted in DroppedResetMails, and resetMail
 // returns false. A Close under way waits for the email (it is part of
 // the look-up's work, which Close waits for) and does not drop it.
 func (g *Guard) resetMail(ctx context.Context, send func(ctx context.Context)) bool {
@@ -541,7 +541,7 @@ func (g *Guard) resetMail(ctx context.Context, send func(ctx context.Context)) b
 	select {
 	case g.resetMails <- struct{}{}:
 	default:
-		g.dropped.Add(1)
+		g.droppedResets.Add(1)
 		return false
 	}
 	g.bg.Add(1)
