@@ -160,7 +160,10 @@
 // MaxApprovalRequestsPerHour per requester in an hour of the clock;
 // recorded as a failed approval.requested, reason rate_limited, at most
 // 30 a minute per tenant). The links ForgotPassword and
-// RequestEmailChange hold back are answered as if sent.
+// RequestEmailChange hold back are answered as if sent. ForgotPassword, which
+// waits for a background slot, returns ErrUnavailable, nothing done, when
+// its context ends first, or when Close begins while it waits (or runs):
+// see Close, after which no notice or email caused before it is sent.
 //
 // An action whose audit record cannot be written returns ErrUnavailable
 // and is not left in force off the record: a change that grants access,
