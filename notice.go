@@ -46,10 +46,11 @@ const MaxBackgroundNotices = 64
 
 // MaxNoticesPerRecipient bounds the security notices to one address
 // (compared in canonical form, as auth.CanonicalEmail makes it: trimmed,
-// case-folded, NFC, so that two spellings of one mailbox share it) that hold or wait for a background
-// slot at once (MaxBackgroundNotices), so that a loop of calls on one
-// account (say RegenerateRecoveryCodes while the mail server is slow)
-// cannot take the slots that notices to others need. A notice to an
+// case-folded, NFC, so that two spellings of one mailbox share it) that
+// hold or wait for a background slot at once (MaxBackgroundNotices), so
+// that a loop of calls on one account (say RegenerateRecoveryCodes while
+// the mail server is slow) cannot take the slots that notices to others
+// need. A notice to an
 // address that has this many waits in that address's queue instead, and
 // its call returns at once; each of the address's sends takes the next
 // from the queue when it ends, oldest first, in the same slot. The queue
