@@ -164,7 +164,10 @@
 // one-time codes SendLoginCode and BeginOOB hold back (the resend
 // cool-down and mfa.SendLimits per client IP, account, destination and
 // tenant), recorded as mfa.code_suppressed with reason cool_down,
-// rate_limited or tenant_limit (ReasonTenantLimit).
+// rate_limited or tenant_limit (ReasonTenantLimit). ForgotPassword, which
+// waits for a background slot, returns ErrUnavailable, nothing done, when
+// its context ends first, or when Close begins while it waits (or runs):
+// see Close, after which no notice or email caused before it is sent.
 //
 // An action whose audit record cannot be written returns ErrUnavailable
 // and is not left in force off the record: a change that grants access,

@@ -374,6 +374,16 @@ func (f *fence) closeAll() {
 // stores of ring-fenced tenants that the Guard opened. The Config's own
 // Stores are the host's to close.
 //
+// No notice or email caused before Close returns is sent after it
+// returns. The calls waiting for
+// a background slot when Close begins give up at once: a security notice
+// is dropped, with those queued behind it to the same address, and
+// counted in DroppedNotices, as one that found no slot in NoticeSlotWait;
+// a ForgotPassword is ErrUnavailable, nothing done, as one whose context
+// ended. So is the work caused while Close runs. Work already running
+// when Close begins (a send, a ForgotPassword's look-up and its email)
+// is waited for, as are the notices queued behind a send that runs.
+//
 // Ring-fenced, Close ends the opens of tenant stores in flight (the
 // contexts given to the TenantOpener) and waits for their openers to
 // return; the stores of a tenant that calls still use are closed when the
@@ -382,11 +392,38 @@ func (f *fence) closeAll() {
 // closed"): Close the Guard when it is no longer used. Close may be
 // called more than once.
 func (g *Guard) Close() error {
+	g.closeMu.Lock()
+	if g.closers == 0 {
+		close(g.closing)
+	}
+	g.closers++
+	g.closeMu.Unlock()
 	g.bg.Wait()
 	if g.fence != nil {
 		g.fence.closeAll()
 	}
+	g.closeMu.Lock()
+	g.closers--
+	if g.closers == 0 {
+		g.closing = make(chan struct{})
+	}
+	g.closeMu.Unlock()
 	return nil
+}
+
+// enterBackground counts, in what Close waits for, background work about
+// to start or to wait for a slot, unless a Close runs: it returns the
+// channel that the next Close closes, to end the wait for a slot, and
+// false while a Close runs (nothing counted). The caller calls g.bg.Done
+// once the work ends, or gives up.
+func (g *Guard) enterBackground() (closing <-chan struct{}, ok bool) {
+	g.closeMu.Lock()
+	defer g.closeMu.Unlock()
+	if g.closers > 0 {
+		return nil, false
+	}
+	g.bg.Add(1)
+	return g.closing, true
 }
 
 // OpenTenants returns the number of ring-fenced tenants whose stores are

@@ -85,7 +85,7 @@ func TestForgotPasswordDroppedMailKeepsMailedLink(t *testing.T) {
 	waitFor(t, "every email slot taken", func() bool { return int(hs.held.Load()) == guard.MaxBackgroundResets })
 
 	forgot(adaEmail)
-	waitFor(t, "the email dropped", func() bool { return f.g.DroppedNotices() == 1 })
+	waitFor(t, "the email dropped", func() bool { return f.g.DroppedResetMails() == 1 })
 	var dropped audit.Event
 	waitFor(t, "the drop recorded", func() bool {
 		for _, e := range f.events(t, audit.PasswordResetRequested) {

@@ -310,15 +310,19 @@ type Guard struct {
 	breach         auth.BreachChecker
 	onRefuse       func(http.ResponseWriter, *http.Request, int, error)
 
-	bg         sync.WaitGroup // background work (reset emails, notices) that Close waits for
-	resets     chan struct{}  // ForgotPassword's background slots (MaxBackgroundResets)
-	resetMails chan struct{}  // ForgotPassword's email slots (MaxBackgroundResets)
-	notices    chan struct{}  // security notices' background slots (MaxBackgroundNotices)
-	dropped    atomic.Int64   // emails dropped (DroppedNotices)
+	bg            sync.WaitGroup // background work (reset emails, notices), and calls waiting to start some, that Close waits for
+	closeMu       sync.Mutex     // guards closing and closers; held for every bg.Add from zero (enterBackground)
+	closing       chan struct{}  // closed while a Close runs: wakes the calls waiting for a background slot
+	closers       int            // Close calls under way: no background work starts meanwhile
+	resets        chan struct{}  // ForgotPassword's background slots (MaxBackgroundResets)
+	resetMails    chan struct{}  // ForgotPassword's email slots (MaxBackgroundResets)
+	notices       chan struct{}  // security notices' background slots (MaxBackgroundNotices)
+	dropped       atomic.Int64   // security notices dropped (DroppedNotices)
+	droppedResets atomic.Int64   // ForgotPassword's emails dropped (DroppedResetMails)
 
 	lockNotices chan struct{}           // slots for lock notices alone (lockNoticeSlots)
 	noticeMu    sync.Mutex              // guards noticeTo
-	noticeTo    map[string]*noticeQueue // by lower-cased address, while it has a notice active (MaxNoticesPerRecipient)
+	noticeTo    map[string]*noticeQueue // by address in canonical form (canonicalAddress), while it has a notice active (MaxNoticesPerRecipient)
 }
 
 // New validates cfg, fills its defaults and returns a Guard.
@@ -522,6 +526,7 @@ func New(cfg Config) (*Guard, error) {
 		resets:     make(chan struct{}, MaxBackgroundResets),
 		resetMails: make(chan struct{}, MaxBackgroundResets),
 		notices:    make(chan struct{}, MaxBackgroundNotices),
+		closing:    make(chan struct{}),
 
 		lockNotices: make(chan struct{}, lockNoticeSlots),
 		noticeTo:    map[string]*noticeQueue{},

@@ -2,7 +2,6 @@ package guard
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/guardhq/guard/auth"
@@ -19,13 +18,15 @@ import (
 //
 // A notice's call, its change already made, never waits while a slot is
 // free. With every slot taken it waits for one to come free for at most
-// NoticeSlotWait, however soon its context ends: the client of the
-// request controls that context (dropping the connection cancels it), and
-// must not be able to cancel the alarm about what the request did. When
-// none comes free in time the call returns as it would have (the change
-// stays made) and the notice is dropped, counted in DroppedNotices. So in
-// normal operation every notice goes out, at worst a little late, and a
-// full pool slows the calls that cause notices by NoticeSlotWait at most.
+// NoticeSlotWait, or until its context's deadline if that comes sooner
+// (the host's own bound on the request), however soon the context is
+// cancelled: the client of the request controls cancellation (dropping
+// the connection cancels it), and must not be able to cancel the alarm
+// about what the request did. When none comes free in time the call
+// returns as it would have (the change stays made) and the notice is
+// dropped, counted in DroppedNotices. So in normal operation every notice
+// goes out, at worst a little late, and a full pool slows the calls that
+// cause notices by NoticeSlotWait at most.
 //
 // ForgotPassword's emails have slots of their own (MaxBackgroundResets).
 // The other emails and text messages Guard sends (invitations,
@@ -44,10 +45,12 @@ import (
 const MaxBackgroundNotices = 64
 
 // MaxNoticesPerRecipient bounds the security notices to one address
-// (compared without regard to case) that hold or wait for a background
-// slot at once (MaxBackgroundNotices), so that a loop of calls on one
-// account (say RegenerateRecoveryCodes while the mail server is slow)
-// cannot take the slots that notices to others need. A notice to an
+// (compared in canonical form, as auth.CanonicalEmail makes it: trimmed,
+// case-folded, NFC, so that two spellings of one mailbox share it) that
+// hold or wait for a background slot at once (MaxBackgroundNotices), so
+// that a loop of calls on one account (say RegenerateRecoveryCodes while
+// the mail server is slow) cannot take the slots that notices to others
+// need. A notice to an
 // address that has this many waits in that address's queue instead, and
 // its call returns at once; each of the address's sends takes the next
 // from the queue when it ends, oldest first, in the same slot. The queue
@@ -66,22 +69,34 @@ const MaxQueuedNotices = 16
 
 // NoticeSlotWait is the longest a call that causes a security notice waits
 // for a background slot when all MaxBackgroundNotices are taken (see
-// there), whatever its context.
+// there). The wait ends sooner at the deadline of the call's context, if
+// it has one, but not when the context is cancelled (or ends at a deadline
+// further off).
 const NoticeSlotWait = 3 * time.Second
 
 // lockNoticeSlots is the number of background slots that only lock
 // notices take, once every one of MaxBackgroundNotices is taken.
 const lockNoticeSlots = 8
 
-// DroppedNotices returns the number of background emails the Guard has
-// dropped since New: security notices that found no slot
-// (MaxBackgroundNotices) in NoticeSlotWait (a lock notice: at once), or
-// were pushed out of a full queue of notices to one address
-// (MaxNoticesPerRecipient), and ForgotPassword's emails that found every
-// one of their slots taken (MaxBackgroundResets). It only grows: a host
-// may export it as a metric, and look at its mail server (or at a flood
-// of notices to one address) when it moves.
+// DroppedNotices returns the number of security notices the Guard has
+// dropped since New: notices that found no slot (MaxBackgroundNotices)
+// in NoticeSlotWait or by their context's deadline (a lock notice: at
+// once), or were pushed out of a full queue of notices to one address
+// (MaxNoticesPerRecipient), or were waiting for a slot (or queued behind
+// one that was) when Close began, or were caused while it ran.
+// ForgotPassword's emails are counted apart, in DroppedResetMails. It
+// only grows: a host may export it as a metric, and look at its mail
+// server (or at a flood of notices to one address) when it moves.
 func (g *Guard) DroppedNotices() int64 { return g.dropped.Load() }
+
+// DroppedResetMails returns the number of ForgotPassword's emails (reset
+// links, and the note to sign in through SSO) the Guard has dropped since
+// New because every one of their slots was taken (MaxBackgroundResets);
+// each such request is recorded as a refused password.reset_requested
+// (reason send_failed, Meta dropped "true"), its link never made. It only
+// grows: a host may export it as a metric apart from DroppedNotices (a
+// burst of reset requests, or a slow mail server, moves it).
+func (g *Guard) DroppedResetMails() int64 { return g.droppedResets.Load() }
 
 // notify emails u a security notice about their account at u.Email (see
 // notifyOnce).
@@ -95,10 +110,11 @@ func (g *Guard) notify(ctx context.Context, u auth.User, subject, text string) {
 // (hearsNotices: only while active). A failure to send is not the
 // caller's. The notice takes a background slot (MaxBackgroundNotices), or
 // a place in to's queue (MaxNoticesPerRecipient); with every slot taken
-// it waits for one NoticeSlotWait at most, never ended by ctx (only its
-// values are kept), and is dropped and counted (DroppedNotices) when none
-// comes free. A lock notice (lock) waits for none: it takes a free slot,
-// or one kept for lock notices, or is dropped. A key other than ""
+// it waits for one NoticeSlotWait at most, or until ctx's deadline if
+// sooner, never ended by ctx's cancellation (only its values are kept),
+// and is dropped and counted (DroppedNotices) when none comes free. A
+// lock notice (lock) waits for none: it takes a free slot, or one kept
+// for lock notices, or is dropped. A key other than ""
 // sends the notice at most once an hour per key: the background send
 // first counts a hit on key in the link limits' store (Recovery.Limits),
 // and sends only the hour's first. A store failure sends nothing. The
@@ -136,10 +152,17 @@ type noticeQueue struct {
 }
 
 // sendNotice runs send, a notice to the address to, in the background
-// (Close waits for it), as notifyOnce says.
+// (Close waits for it), as notifyOnce says. While a Close runs, or when
+// one begins while the notice waits for a slot, the notice is dropped and
+// counted.
 func (g *Guard) sendNotice(ctx context.Context, lock bool, to string, send func(ctx context.Context)) {
+	closing, ok := g.enterBackground()
+	if !ok {
+		g.dropped.Add(1)
+		return
+	}
 	n := notice{ctx: context.WithoutCancel(ctx), send: send}
-	key := strings.ToLower(to)
+	key := canonicalAddress(to)
 	g.noticeMu.Lock()
 	q := g.noticeTo[key]
 	if q == nil {
@@ -153,17 +176,18 @@ func (g *Guard) sendNotice(ctx context.Context, lock bool, to string, send func(
 		}
 		q.queued = append(q.queued, n)
 		g.noticeMu.Unlock()
+		g.bg.Done()
 		return
 	}
 	q.active++
 	g.noticeMu.Unlock()
 
-	slots := g.noticeSlot(lock)
+	slots := g.noticeSlot(lock, slotWait(ctx), closing)
 	if slots == nil {
 		g.noticeDropped(key)
+		g.bg.Done()
 		return
 	}
-	g.bg.Add(1)
 	go func() {
 		defer g.bg.Done()
 		defer func() { <-slots }()
@@ -179,8 +203,25 @@ func (g *Guard) sendNotice(ctx context.Context, lock bool, to string, send func(
 // channel to free it on, or nil when it found none: a free one of
 // MaxBackgroundNotices, else, for a lock notice (lock), a free one of
 // lockNoticeSlots, else, for another, the first of MaxBackgroundNotices
-// to come free in NoticeSlotWait.
-func (g *Guard) noticeSlot(lock bool) chan struct{} {
+// to come free in wait, unless closing is closed first (a Close began). A
+// slot taken as Close begins is given back: the notice must not start.
+func (g *Guard) noticeSlot(lock bool, wait time.Duration, closing <-chan struct{}) chan struct{} {
+	slots := g.takeNoticeSlot(lock, wait, closing)
+	if slots == nil {
+		return nil
+	}
+	select {
+	case <-closing:
+		<-slots
+		return nil
+	default:
+		return slots
+	}
+}
+
+// takeNoticeSlot is noticeSlot but for the check, once a slot is taken,
+// that no Close began meanwhile.
+func (g *Guard) takeNoticeSlot(lock bool, wait time.Duration, closing <-chan struct{}) chan struct{} {
 	select {
 	case g.notices <- struct{}{}:
 		return g.notices
@@ -194,14 +235,30 @@ func (g *Guard) noticeSlot(lock bool) chan struct{} {
 			return nil
 		}
 	}
-	t := time.NewTimer(NoticeSlotWait)
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case g.notices <- struct{}{}:
 		return g.notices
 	case <-t.C:
 		return nil
+	case <-closing:
+		return nil
 	}
+}
+
+// slotWait is how long a notice caused by a call with context ctx waits
+// for a slot: NoticeSlotWait, or until ctx's deadline if that is sooner.
+// Only the deadline counts, never ctx's cancellation (see
+// MaxBackgroundNotices).
+func slotWait(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return min(NoticeSlotWait, time.Until(d))
+	}
+	return NoticeSlotWait
 }
 
 // nextNotice returns the oldest notice queued for the address key, for

@@ -270,8 +270,9 @@ func TestNoticesPerRecipientCap(t *testing.T) {
 }
 
 // With every slot taken, the call that causes a notice waits for one for
-// slotWait, however soon its context ends (the client controls it): a
-// caller whose context ends at once still waits, and a notice whose
+// slotWait, however soon its context is cancelled (the client controls
+// that; see TestNoticeWaitEndsAtDeadline for a deadline): a caller whose
+// context is cancelled at once still waits, and a notice whose
 // caller cancels while it waits goes out when a slot comes free in time.
 // Only a notice that found none in slotWait is dropped, and counted; the
 // notices queued behind an address's last such notice are dropped with
@@ -286,8 +287,10 @@ func TestNoticeWaitOutlivesTheCaller(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range calls {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(f.ctx, 100*time.Millisecond)
+			// Cancelled (the client hangs up), without a deadline.
+			ctx, cancel := context.WithCancel(f.ctx)
 			defer cancel()
+			time.AfterFunc(100*time.Millisecond, cancel)
 			start := time.Now()
 			if err := f.g.ExpirePassword(ctx, owner, tenantID, bob.ID); err != nil {
 				t.Errorf("ExpirePassword whose notice found no slot = %v, want nil (the password is expired)", err)

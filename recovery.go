@@ -242,7 +242,8 @@ type ForgotRequest struct {
 // whether the account exists or not: the lookup and the email happen in the
 // background after ForgotPassword returns (Close waits for them), at most
 // MaxBackgroundResets look-ups at once: beyond them a request waits for
-// one to end, and is ErrUnavailable, nothing done, if ctx ends first (an
+// one to end, and is ErrUnavailable, nothing done, if ctx ends first or
+// a Close begins (so is a request while Close runs: see Close) (an
 // email, only ever sent to an account, holds no look-up's place: it has
 // slots of its own, and is dropped when none is free; see
 // MaxBackgroundResets). Only that, a
@@ -324,7 +325,7 @@ func (g *Guard) ForgotPassword(ctx context.Context, req ForgotRequest) error {
 // requests holds at most this many look-ups and delays the answers
 // instead, and at most this many emails (a link, or the note of a tenant
 // that requires SSO) are sent at once, each given a minute; one that
-// finds every email slot taken is dropped and counted in DroppedNotices.
+// finds every email slot taken is dropped and counted in DroppedResetMails.
 // A link is made in its email's slot: a dropped one is never stored, so
 // the link the account was mailed before still works, and the request is
 // recorded as a refused password.reset_requested (reason send_failed,
@@ -336,8 +337,8 @@ const MaxBackgroundResets = 64
 // returns (Close waits for it), with a minute to do it, once one of the
 // MaxBackgroundResets slots is free. It waits for the slot as long as
 // ctx lasts: when ctx ends first, f is not run and the error is
-// ErrUnavailable, wrapping ctx's error. A ctx already ended takes a free
-// slot all the same (the work never depended on the caller staying).
+// ErrUnavailable, wrapping ctx's error (errClosed when a Close begins
+// first, or runs). A ctx already ended takes a free slot all the same (the work never depended on the caller staying).
 // The slot is freed when f returns; f hands an email to resetMail, which
 // sends it in a slot of its own (see MaxBackgroundResets).
 func (g *Guard) forgotBackground(ctx context.Context, f func(ctx context.Context)) error {
@@ -351,18 +352,42 @@ func (g *Guard) forgotBackground(ctx context.Context, f func(ctx context.Context
 // ctx's values and a minute to do it, once one of slots is free, and
 // frees the slot when f returns. It waits for the slot as long as ctx
 // lasts: when ctx ends first, f is not run and ctx's error is returned.
-// A ctx already ended takes a free slot all the same.
+// A ctx already ended takes a free slot all the same. While a Close runs,
+// or when one begins while it waits, f is not run and the error is
+// errClosed.
 func (g *Guard) background(ctx context.Context, slots chan struct{}, f func(ctx context.Context)) error {
+	closing, ok := g.enterBackground()
+	if !ok {
+		return errClosed
+	}
 	select {
 	case slots <- struct{}{}:
 	default:
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
+			g.bg.Done()
 			return ctx.Err()
+		case <-closing:
+			g.bg.Done()
+			return errClosed
 		}
 	}
-	g.bg.Add(1)
+	select {
+	case <-closing:
+		<-slots
+		g.bg.Done()
+		return errClosed
+	default:
+	}
+	g.runBackground(ctx, slots, f)
+	return nil
+}
+
+// runBackground runs f, with ctx's values and a minute, in a goroutine
+// that frees a slot of slots (taken) and calls g.bg.Done (added) when f
+// returns.
+func (g *Guard) runBackground(ctx context.Context, slots chan struct{}, f func(ctx context.Context)) {
 	go func() {
 		defer g.bg.Done()
 		defer func() { <-slots }()
@@ -370,7 +395,6 @@ func (g *Guard) background(ctx context.Context, slots chan struct{}, f func(ctx 
 		defer cancel()
 		f(bctx)
 	}()
-	return nil
 }
 
 // forgotRefused records a ForgotPassword whose CAPTCHA was refused (err)
@@ -504,25 +528,24 @@ func (g *Guard) mailResetLink(ctx context.Context, u auth.User, ev audit.Event) 
 	}
 }
 
-// noWait returns ctx ended, its values kept: background given it takes a
-// free slot but waits for none.
-func noWait(ctx context.Context) context.Context {
-	ctx, cancel := context.WithCancel(ctx)
-	cancel()
-	return ctx
-}
-
 // resetMail runs send, which sends one of ForgotPassword's emails, in the
 // background (Close waits for it, and it is given a minute, with ctx's
 // values) in one of the MaxBackgroundResets email slots, apart from the
 // look-ups' slots, and waits for none: with every one taken, send is not
-// run, the email is dropped and counted in DroppedNotices, and resetMail
-// returns false.
+// run, the email is dropped and counted in DroppedResetMails, and resetMail
+// returns false. A Close under way waits for the email (it is part of
+// the look-up's work, which Close waits for) and does not drop it.
 func (g *Guard) resetMail(ctx context.Context, send func(ctx context.Context)) bool {
-	if g.background(noWait(ctx), g.resetMails, send) != nil {
-		g.dropped.Add(1)
+	// Within ForgotPassword's background work (g.bg is not zero): no
+	// enterBackground.
+	select {
+	case g.resetMails <- struct{}{}:
+	default:
+		g.droppedResets.Add(1)
 		return false
 	}
+	g.bg.Add(1)
+	g.runBackground(ctx, g.resetMails, send)
 	return true
 }
 
