@@ -15,8 +15,8 @@ import (
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/internal/emailfold"
 	"github.com/guardhq/guard/mfa"
-	"golang.org/x/text/unicode/norm"
 )
 
 // RecoveryConfig configures forgotten-password emails (Config.Recovery).
@@ -656,7 +656,7 @@ func linkAddress(email string) string {
 // trimmed, lower case, NFC), as the stores keep it, however a store
 // answered it.
 func canonicalAddress(email string) string {
-	return norm.NFC.String(strings.ToLower(norm.NFC.String(strings.TrimSpace(email))))
+	return emailfold.Fold(email)
 }
 
 // linkPassword is a hash of the user's password hash ("" for none) when a

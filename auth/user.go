@@ -3,13 +3,11 @@ package auth
 import (
 	"errors"
 	"fmt"
-	"net/mail"
-	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/text/unicode/norm"
+	"github.com/guardhq/guard/internal/emailfold"
 )
 
 // Status is the lifecycle state of a user.
@@ -102,7 +100,7 @@ var (
 
 // Field size limits, checked before anything is stored or hashed.
 const (
-	MaxEmailBytes = 254 // RFC 5321 path limit
+	MaxEmailBytes = emailfold.MaxBytes // RFC 5321 path limit
 	MaxNameBytes  = 200
 	MaxIDBytes    = 128
 )
@@ -130,30 +128,9 @@ func (e *InputError) Error() string {
 // MaxEmailBytes, or contains white space, control or invisible formatting
 // characters (such as U+200B, U+2028 or U+202E).
 func CanonicalEmail(email string) (string, error) {
-	// Checked before case folding, which would turn each invalid byte into
-	// U+FFFD and make distinct inputs collide.
-	if !utf8.ValidString(email) {
-		return "", &InputError{Field: "email", Reason: "not valid UTF-8"}
-	}
-	// NFC before case folding too, so that canonically equivalent inputs
-	// fold alike ("İ" composed lowers to "i", decomposed to "i" and
-	// U+0307), and after it, which may leave a composable sequence.
-	e := norm.NFC.String(strings.ToLower(norm.NFC.String(strings.TrimSpace(email))))
-	switch {
-	case e == "":
-		return "", &InputError{Field: "email", Reason: "empty"}
-	case len(e) > MaxEmailBytes:
-		return "", &InputError{Field: "email", Reason: "too long"}
-	}
-	for _, r := range e {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) ||
-			unicode.In(r, unicode.Zl, unicode.Zp) {
-			return "", &InputError{Field: "email", Reason: "contains space or control characters"}
-		}
-	}
-	a, err := mail.ParseAddress(e)
-	if err != nil || a.Name != "" || a.Address != e {
-		return "", &InputError{Field: "email", Reason: "not an email address"}
+	e, reason := emailfold.Canonical(email)
+	if reason != "" {
+		return "", &InputError{Field: "email", Reason: reason}
 	}
 	return e, nil
 }

@@ -1,14 +1,13 @@
 package sso
 
 import (
-	"net/mail"
 	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/crewjam/saml"
-	"golang.org/x/text/unicode/norm"
+	"github.com/guardhq/guard/internal/emailfold"
 )
 
 // The attribute names tried when a Connection leaves one empty, in order.
@@ -42,7 +41,6 @@ var (
 
 // Limits of mapped values.
 const (
-	maxEmailBytes = 254
 	maxNameBytes  = 200
 	maxGroups     = 1000
 	maxGroupBytes = 256
@@ -185,23 +183,8 @@ func first(attrs []saml.Attribute, names []string) string {
 // the rules of auth.CanonicalEmail, so that the facade finds the user by
 // the same key.
 func canonicalEmail(s string) (string, bool) {
-	if !utf8.ValidString(s) {
-		return "", false
-	}
-	e := norm.NFC.String(strings.ToLower(norm.NFC.String(strings.TrimSpace(s))))
-	if e == "" || len(e) > maxEmailBytes {
-		return "", false
-	}
-	for _, r := range e {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.In(r, unicode.Zl, unicode.Zp) {
-			return "", false
-		}
-	}
-	a, err := mail.ParseAddress(e)
-	if err != nil || a.Name != "" || a.Address != e || !strings.Contains(e, "@") {
-		return "", false
-	}
-	return e, true
+	e, reason := emailfold.Canonical(s)
+	return e, reason == ""
 }
 
 // checkDisplayName reports whether name is an acceptable display name:
