@@ -34,14 +34,7 @@ func newStepUpFixture(t *testing.T) *stepUpFixture {
 	bob, _ := f.userWithRoles(t, "bob@example.test", rbac.Member, "auditor")
 	key := f.keyWithRole(t, rbac.Admin)
 	f.clock.Advance(guard.DefaultStepUpWindow + time.Minute)
-	res, err := f.login("adam@example.test", ownerPW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recent, err := f.g.Authenticate(f.ctx, res.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
+	recent, _ := f.signIn(t, "adam@example.test")
 	return &stepUpFixture{fixture: f, stale: stale, recent: recent, bob: "user:" + bob.UserID, key: key}
 }
 
@@ -55,17 +48,18 @@ func (f *stepUpFixture) rolesOf(t *testing.T, subject string) []string {
 	return rs
 }
 
-func (f *stepUpFixture) roleNames(t *testing.T) []string {
+// role returns the tenant's role name, if it has one.
+func (f *stepUpFixture) role(t *testing.T, name string) (rbac.RoleInfo, bool) {
 	t.Helper()
 	rs, err := f.g.Roles(f.ctx, guard.System("test"), tenantID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, r := range rs {
-		names = append(names, r.Name)
+	i := slices.IndexFunc(rs, func(r rbac.RoleInfo) bool { return r.Name == name })
+	if i < 0 {
+		return rbac.RoleInfo{}, false
 	}
-	return names
+	return rs[i], true
 }
 
 // roleCalls are the calls that change who holds which role or what a
@@ -92,23 +86,19 @@ var roleCalls = []struct {
 			return f.g.DefineRole(f.ctx, by, tenantID, "auditor", []string{"audit:read", "users:read"})
 		},
 		func(t *testing.T, f *stepUpFixture) bool {
-			rs, err := f.g.Roles(f.ctx, guard.System("test"), tenantID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			i := slices.IndexFunc(rs, func(r rbac.RoleInfo) bool { return r.Name == "auditor" })
-			return i >= 0 && len(rs[i].Permissions) == 2
+			r, ok := f.role(t, "auditor")
+			return ok && len(r.Permissions) == 2
 		}},
 	{"DefineRole new", audit.RoleDefined,
 		func(f *stepUpFixture, by guard.Principal) error {
 			return f.g.DefineRole(f.ctx, by, tenantID, "helpdesk", []string{"users:manage"})
 		},
-		func(t *testing.T, f *stepUpFixture) bool { return slices.Contains(f.roleNames(t), "helpdesk") }},
+		func(t *testing.T, f *stepUpFixture) bool { _, ok := f.role(t, "helpdesk"); return ok }},
 	{"DeleteRole", audit.RoleDeleted,
 		func(f *stepUpFixture, by guard.Principal) error {
 			return f.g.DeleteRole(f.ctx, by, tenantID, "auditor")
 		},
-		func(t *testing.T, f *stepUpFixture) bool { return !slices.Contains(f.roleNames(t), "auditor") }},
+		func(t *testing.T, f *stepUpFixture) bool { _, ok := f.role(t, "auditor"); return !ok }},
 	{"CreateUser with roles", audit.UserCreated,
 		func(f *stepUpFixture, by guard.Principal) error {
 			_, err := f.g.CreateUser(f.ctx, by, guard.NewUser{Tenant: tenantID, Email: "eve@example.test", Name: "Eve", Roles: []string{rbac.Admin}})
@@ -248,5 +238,18 @@ func TestStepUpRoleChanges_StaleGrantsConcurrent(t *testing.T) {
 	}
 	if rs := f.rolesOf(t, f.bob); !slices.Equal(rs, []string{"auditor", rbac.Member}) {
 		t.Errorf("bob's roles after stale grants = %v, want unchanged", rs)
+	}
+}
+
+// An access review needs no step-up (ApplyReview): a stale session of the
+// reviewer applies its decisions.
+func TestStepUpRoleChanges_ApplyReviewWithout(t *testing.T) {
+	f := newStepUpFixture(t)
+	id := f.bob[len("user:"):]
+	if _, err := f.g.ApplyReview(f.ctx, f.stale, tenantID, []guard.Decision{{UserID: id, DowngradeTo: rbac.ReportsOnly}}); err != nil {
+		t.Fatalf("ApplyReview by a stale session = %v", err)
+	}
+	if rs := f.rolesOf(t, f.bob); !slices.Equal(rs, []string{rbac.ReportsOnly}) {
+		t.Errorf("bob's roles after the review = %v, want [reports-only]", rs)
 	}
 }
