@@ -1719,7 +1719,12 @@ func (g *Guard) rejectRequestsOf(ctx context.Context, by Principal, tenant, id, 
 // (self_approval, mismatch, approver_revoked) is its own kind: its first
 // is on record however many of another kind came before it, and its
 // repeats in the minute are the same signal. The error is returned
-// whether or not it was recorded.
+// whether or not it was recorded. A store failure is ErrUnavailable,
+// not recorded; an error the caller did not cause and that names no
+// refusal (reason error, see approvalReason: a store reporting a
+// duplicate approval ID, say) is recorded and returned as ErrUnavailable
+// too, so that it fails closed and is never taken for the caller's bad
+// input.
 func (g *Guard) approvalFailed(ctx context.Context, by Principal, action audit.Action, id string, err error) error {
 	err = rbacErr("approval", err)
 	if errors.Is(err, ErrUnavailable) {
@@ -1727,22 +1732,40 @@ func (g *Guard) approvalFailed(ctx context.Context, by Principal, action audit.A
 	}
 	e := g.adminEvent(by, by.Tenant, action, id)
 	e.Outcome, e.Reason = audit.Failure, approvalReason(err)
+	if e.Reason == reasonError {
+		err = unavailable("approval", err)
+	}
 	if rerr := g.recordActorRefusal(ctx, e); rerr != nil {
 		return rerr
 	}
 	return err
 }
 
+// reasonError is the reason of a refused approval step whose error is
+// none of the refusals approvalReason knows: a fault of Guard's or of a
+// store, not of the caller.
+const reasonError = "error"
+
+// approvalReason is the reason recorded for a refused approval step: the
+// refusal's own (self_approval, not_pending, …, no_permission for
+// ErrForbidden, conflict for ErrConflict), bad_input for a malformed
+// request (*rbac.InputError, *InputError), else reasonError.
 func approvalReason(err error) string {
 	for _, c := range []struct {
 		err    error
 		reason string
 	}{{rbac.ErrSelfApproval, "self_approval"}, {rbac.ErrNotPending, "not_pending"}, {rbac.ErrExpired, "expired"},
 		{rbac.ErrNotApproved, "not_approved"}, {rbac.ErrConsumed, "consumed"}, {rbac.ErrMismatch, "mismatch"},
-		{rbac.ErrNotFound, "not_found"}, {rbac.ErrApproverRevoked, "approver_revoked"}, {rbac.ErrWithdrawn, "withdrawn"}, {ErrForbidden, "no_permission"}} {
+		{rbac.ErrNotFound, "not_found"}, {rbac.ErrApproverRevoked, "approver_revoked"}, {rbac.ErrWithdrawn, "withdrawn"},
+		{ErrForbidden, "no_permission"}, {ErrConflict, "conflict"}} {
 		if errors.Is(err, c.err) {
 			return c.reason
 		}
 	}
-	return "bad_input"
+	var rie *rbac.InputError
+	var ie *InputError
+	if errors.As(err, &rie) || errors.As(err, &ie) {
+		return "bad_input"
+	}
+	return reasonError
 }
