@@ -606,6 +606,20 @@ func subjectOf(s string) (rbac.Subject, error) {
 // revocation racing the grant either comes after that look-up and takes
 // the key's roles (see RevokeAPIKey), or the look-up finds the key
 // revoked and the grant is taken back.
+//
+// A user needs a recent authentication to change roles (a stolen session
+// must not hand out roles that outlive it): a session whose last full
+// authentication is older than Config.StepUpWindow, or a single sign-on
+// with FlagStaleAuthn, gets ErrStepUpRequired (call Reauthenticate and
+// retry), checked before anything is written or recorded, so nothing
+// changes and no session ends. It is checked after the right to change
+// grants at all: a user without users:manage (api-keys:manage for a key's
+// roles) is refused with ErrForbidden, recorded as above (reason
+// no_permission), whatever the age of the session. An API key needs no
+// step-up, which only a person can give: provisioning automation grants
+// roles with keys, within what the key may grant (see CreateAPIKey). The
+// system needs none either. The same holds for RevokeRole, DefineRole,
+// DeleteRole and CreateUser with roles; ApplyReview needs no step-up.
 func (g *Guard) GrantRole(ctx context.Context, by Principal, tenant, subject, role string) error {
 	return g.changeGrant(ctx, by, tenant, subject, role, true)
 }
@@ -618,7 +632,9 @@ func (g *Guard) GrantRole(ctx context.Context, by Principal, tenant, subject, ro
 // owner while the tenant requires SSO (ErrBreakGlassUser: name another
 // break-glass owner, or stop requiring SSO, first). A removal of the owner
 // role from an active owner that is given back meanwhile (another
-// caller's undo) is refused with ErrConflict (reason conflict).
+// caller's undo) is refused with ErrConflict (reason conflict). A user
+// needs a recent authentication (ErrStepUpRequired, before anything is
+// written), an API key none, as for GrantRole.
 func (g *Guard) RevokeRole(ctx context.Context, by Principal, tenant, subject, role string) error {
 	return g.changeGrant(ctx, by, tenant, subject, role, false)
 }
@@ -626,7 +642,7 @@ func (g *Guard) RevokeRole(ctx context.Context, by Principal, tenant, subject, r
 // changeGrant changes one grant and ends the sessions of a user whose
 // roles changed.
 func (g *Guard) changeGrant(ctx context.Context, by Principal, tenant, subject, role string, grant bool) error {
-	sub, changed, err := g.changeRole(ctx, by, tenant, subject, role, grant)
+	sub, changed, err := g.changeRole(ctx, by, tenant, subject, role, grant, true)
 	if err != nil || !changed || sub.Kind != rbac.KindUser {
 		return err
 	}
@@ -640,8 +656,10 @@ func (g *Guard) changeGrant(ctx context.Context, by Principal, tenant, subject, 
 // is not recorded. A refusal is
 // recorded as a failed event of the change with reason escalation (a role
 // the changer could not grant), or no_permission (no right to change
-// grants at all, rbac.ErrDenied).
-func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, role string, grant bool) (rbac.Subject, bool, error) {
+// grants at all, rbac.ErrDenied). With stepUp, a user who may change the
+// grant needs a recent authentication (roleStepUp), checked before
+// anything is written or recorded; ApplyReview changes roles without it.
+func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, role string, grant, stepUp bool) (rbac.Subject, bool, error) {
 	if err := g.needRBAC(); err != nil {
 		return rbac.Subject{}, false, err
 	}
@@ -655,6 +673,11 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 	perms, err := g.permsOf(ctx, by, tenant)
 	if err != nil {
 		return rbac.Subject{}, false, err
+	}
+	if stepUp {
+		if err := g.roleStepUp(ctx, by, perms, rbac.GrantPermission(sub.Kind)); err != nil {
+			return rbac.Subject{}, false, err
+		}
 	}
 	// Taking the owner role from an active owner may leave the tenant
 	// without one: counted again once it is done (see keepOwner).
@@ -856,6 +879,12 @@ func (g *Guard) policyRefused(ctx context.Context, by Principal, tenant string, 
 // ended, ErrUnavailable is returned and the definition stands (it is on
 // record; end the sessions with RevokeUserSessions). A definition that
 // changes no permission, or creates the role, ends no session.
+//
+// A user holding users:manage needs a recent authentication
+// (ErrStepUpRequired, before anything is written or recorded); one
+// without it is refused for the permission (ErrForbidden, recorded as a
+// failed role.defined with reason no_permission); an API key needs no
+// step-up. See GrantRole.
 func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name string, perms []string) error {
 	if err := g.needRBAC(); err != nil {
 		return err
@@ -873,6 +902,9 @@ func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name strin
 	}
 	by2, err := g.permsOf(ctx, by, tenant)
 	if err != nil {
+		return err
+	}
+	if err := g.roleStepUp(ctx, by, by2, rbac.Permission{Section: rbac.Users, Action: rbac.Manage}); err != nil {
 		return err
 	}
 	// The role as it was, to put back if the change cannot be recorded.
@@ -965,12 +997,21 @@ func (g *Guard) endHoldersSessions(ctx context.Context, by Principal, tenant str
 // racing a SetSSOConnection that maps the role may still leave it mapped:
 // single sign-on then refuses the sign-ins it would give it, reason
 // provisioning or role_sync, changing nothing.)
+//
+// A user holding users:manage needs a recent authentication
+// (ErrStepUpRequired, before anything is deleted or recorded); one
+// without it is refused for the permission (ErrForbidden, recorded as a
+// failed role.deleted with reason no_permission); an API key needs no
+// step-up. See GrantRole.
 func (g *Guard) DeleteRole(ctx context.Context, by Principal, tenant, name string) error {
 	if err := g.needRBAC(); err != nil {
 		return err
 	}
 	by2, err := g.permsOf(ctx, by, tenant)
 	if err != nil {
+		return err
+	}
+	if err := g.roleStepUp(ctx, by, by2, rbac.Permission{Section: rbac.Users, Action: rbac.Manage}); err != nil {
 		return err
 	}
 	if by2.Has(rbac.Users, rbac.Manage) && !slices.ContainsFunc(rbac.BuiltInRoles(), func(r rbac.RoleInfo) bool { return r.Name == name }) {
@@ -1678,7 +1719,12 @@ func (g *Guard) rejectRequestsOf(ctx context.Context, by Principal, tenant, id, 
 // (self_approval, mismatch, approver_revoked) is its own kind: its first
 // is on record however many of another kind came before it, and its
 // repeats in the minute are the same signal. The error is returned
-// whether or not it was recorded.
+// whether or not it was recorded. A store failure is ErrUnavailable,
+// not recorded; an error the caller did not cause and that names no
+// refusal (reason error, see approvalReason: a store reporting a
+// duplicate approval ID, say) is recorded and returned as ErrUnavailable
+// too, so that it fails closed and is never taken for the caller's bad
+// input.
 func (g *Guard) approvalFailed(ctx context.Context, by Principal, action audit.Action, id string, err error) error {
 	err = rbacErr("approval", err)
 	if errors.Is(err, ErrUnavailable) {
@@ -1686,22 +1732,40 @@ func (g *Guard) approvalFailed(ctx context.Context, by Principal, action audit.A
 	}
 	e := g.adminEvent(by, by.Tenant, action, id)
 	e.Outcome, e.Reason = audit.Failure, approvalReason(err)
+	if e.Reason == reasonError {
+		err = unavailable("approval", err)
+	}
 	if rerr := g.recordActorRefusal(ctx, e); rerr != nil {
 		return rerr
 	}
 	return err
 }
 
+// reasonError is the reason of a refused approval step whose error is
+// none of the refusals approvalReason knows: a fault of Guard's or of a
+// store, not of the caller.
+const reasonError = "error"
+
+// approvalReason is the reason recorded for a refused approval step: the
+// refusal's own (self_approval, not_pending, …, no_permission for
+// ErrForbidden, conflict for ErrConflict), bad_input for a malformed
+// request (*rbac.InputError, *InputError), else reasonError.
 func approvalReason(err error) string {
 	for _, c := range []struct {
 		err    error
 		reason string
 	}{{rbac.ErrSelfApproval, "self_approval"}, {rbac.ErrNotPending, "not_pending"}, {rbac.ErrExpired, "expired"},
 		{rbac.ErrNotApproved, "not_approved"}, {rbac.ErrConsumed, "consumed"}, {rbac.ErrMismatch, "mismatch"},
-		{rbac.ErrNotFound, "not_found"}, {rbac.ErrApproverRevoked, "approver_revoked"}, {rbac.ErrWithdrawn, "withdrawn"}, {ErrForbidden, "no_permission"}} {
+		{rbac.ErrNotFound, "not_found"}, {rbac.ErrApproverRevoked, "approver_revoked"}, {rbac.ErrWithdrawn, "withdrawn"},
+		{ErrForbidden, "no_permission"}, {ErrConflict, "conflict"}} {
 		if errors.Is(err, c.err) {
 			return c.reason
 		}
 	}
-	return "bad_input"
+	var rie *rbac.InputError
+	var ie *InputError
+	if errors.As(err, &rie) || errors.As(err, &ie) {
+		return "bad_input"
+	}
+	return reasonError
 }

@@ -26,6 +26,16 @@ func (f *fixture) userWithRoles(t testing.TB, email string, roles ...string) (gu
 	if _, err := f.g.CreateUser(f.ctx, guard.System("test"), guard.NewUser{Tenant: tenantID, Email: email, Name: "U", Password: ownerPW, Roles: roles}); err != nil {
 		t.Fatal(err)
 	}
+	p, token := f.signIn(t, email)
+	p.Addr, p.IP, p.UserAgent = netip.MustParseAddr("203.0.113.5"), "203.0.113.5", "test"
+	return p, token
+}
+
+// signIn signs the user with email (and password ownerPW) in and returns
+// the new session's principal, authenticated now (a recent
+// authentication, for the calls that need one), and its token.
+func (f *fixture) signIn(t testing.TB, email string) (guard.Principal, string) {
+	t.Helper()
 	res, err := f.login(email, ownerPW)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +44,6 @@ func (f *fixture) userWithRoles(t testing.TB, email string, roles ...string) (gu
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Addr, p.IP, p.UserAgent = netip.MustParseAddr("203.0.113.5"), "203.0.113.5", "test"
 	return p, res.Token
 }
 

@@ -146,7 +146,13 @@
 // SetIPAllowList, SetPolicy, SetSSOConnection, RemoveFactor, and the
 // calls on the caller's own account: ChangeEmail, RequestEmailChange,
 // BeginTOTP, BeginOOB, RegenerateRecoveryCodes): whatever its roles, it
-// gets ErrForbidden, recorded as access.denied with reason api_key.
+// gets ErrForbidden, recorded as access.denied with reason api_key. The
+// changes of who holds which role and of what a role allows (GrantRole,
+// RevokeRole, DefineRole, DeleteRole, and CreateUser with NewUser.Roles)
+// need a user's recent authentication too (ErrStepUpRequired, once the
+// user is found to hold the permission the change takes), but an API key
+// makes them without one, within what it may grant, as provisioning
+// automation does; ApplyReview needs no step-up.
 //
 // A change that lost a race with another returns ErrConflict (reload and
 // retry; each method's documentation says what stays), for instance

@@ -187,6 +187,8 @@ func TestDeactivateDormantRacingAGrantPassesOver(t *testing.T) {
 	rf := newRaceFixture(t)
 	bob, _ := rf.userWithRoles(t, "bob@example.test", rbac.Member)
 	rf.allDormant(t)
+	// The owner's grant needs a recent authentication: she signs in again.
+	rf.olga, _ = rf.signIn(t, "olga@example.test")
 	first, other := rf.mia.UserID, bob.UserID
 	if other < first {
 		first, other = other, first
@@ -207,6 +209,8 @@ func TestDeactivateDormantRacingAGrantPassesOver(t *testing.T) {
 func TestDeactivateDormantBySystemRacingAnOwnerGrantPassesOver(t *testing.T) {
 	rf := newRaceFixture(t)
 	rf.allDormant(t)
+	// The owner's grant needs a recent authentication: she signs in again.
+	rf.olga, _ = rf.signIn(t, "olga@example.test")
 	var promoted string
 	rf.up.arm(auth.StatusDeactivated, func(id string) { promoted = id; rf.promote(t)(id) })
 	got, err := rf.g.DeactivateDormant(rf.ctx, guard.System("cron"), tenantID)

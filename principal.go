@@ -159,6 +159,35 @@ func (g *Guard) requireRecentAuth(ctx context.Context, p Principal, s rbac.Secti
 	return ErrUnauthenticated
 }
 
+// requireRecentAuthOrKey is requireRecentAuth for the calls that change
+// who holds which role, or what a role allows (GrantRole, RevokeRole,
+// DefineRole, DeleteRole, CreateUser with roles): a user needs a recent
+// authentication (ErrStepUpRequired) and the system passes, as there, but
+// an API key passes too. Provisioning automation grants roles with keys, a
+// key's changes are already bounded by what it may grant (its roles, and
+// its creator's: see permsOf), and a key cannot give a step-up, so asking
+// it for one would end that use rather than secure it.
+func (g *Guard) requireRecentAuthOrKey(ctx context.Context, p Principal) error {
+	if p.Kind == KindAPIKey {
+		return nil
+	}
+	return g.requireRecentAuth(ctx, p, rbac.Users, rbac.Manage)
+}
+
+// roleStepUp is requireRecentAuthOrKey for by about to change roles with
+// perms (see permsOf), a change that takes need (users:manage, or
+// api-keys:manage for a key's grants: rbac.GrantPermission). A principal
+// whose perms lack need is let through, so that the change is refused for
+// the permission as before (ErrForbidden, recorded as a failed event of
+// the change with reason no_permission), not sent to step up for a change
+// it may not make at all.
+func (g *Guard) roleStepUp(ctx context.Context, by Principal, perms rbac.Perms, need rbac.Permission) error {
+	if !perms.Has(need.Section, need.Action) {
+		return nil
+	}
+	return g.requireRecentAuthOrKey(ctx, by)
+}
+
 // Actions named by the refusals of the step-up-gated calls on the
 // caller's own account, which need no permission (see requireRecentAuth):
 // enrolling a second factor or making recovery codes, changing the email

@@ -779,6 +779,11 @@ type ReviewResult struct {
 // and ends the review with ErrForbidden.
 //
 // The reviewer needs users:manage, and api-keys:manage for key decisions.
+// Unlike GrantRole and RevokeRole, ApplyReview needs no recent
+// authentication (no ErrStepUpRequired): its role changes are checked as
+// theirs are in every other way. (DowngradeTo is not held to a lesser
+// role: one the user does not hold is granted, within what the reviewer
+// may grant, with no step-up either.)
 func (g *Guard) ApplyReview(ctx context.Context, by Principal, tenant string, ds []Decision) (ReviewResult, error) {
 	if err := g.may(ctx, by, tenant, rbac.Users, rbac.Manage); err != nil {
 		return ReviewResult{}, err
@@ -1124,14 +1129,14 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 	// role held, or a revocation of one not held (changed meanwhile),
 	// changes nothing and is not counted.
 	if p.grant != "" {
-		_, ch, err := g.changeRole(ctx, by, tenant, subject, p.grant, true)
+		_, ch, err := g.changeRole(ctx, by, tenant, subject, p.grant, true, false)
 		if err != nil {
 			return err
 		}
 		changed = ch
 	}
 	for _, r := range p.revoke {
-		_, ch, err := g.changeRole(ctx, by, tenant, subject, r, false)
+		_, ch, err := g.changeRole(ctx, by, tenant, subject, r, false, false)
 		if err != nil {
 			return err
 		}

@@ -89,6 +89,8 @@ func TestGrantToExpiredKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.Advance(time.Hour)
+	// A grant needs a recent authentication: the owner signs in again.
+	owner, _ = f.signIn(t, "olga@example.test")
 	subject := "key:" + k.ID
 	if err := f.g.GrantRole(f.ctx, owner, tenantID, subject, rbac.Admin); !errors.Is(err, guard.ErrNotFound) {
 		t.Errorf("GrantRole(expired key) = %v, want ErrNotFound", err)

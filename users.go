@@ -62,8 +62,9 @@ type NewUser struct {
 	// given one later).
 	Password string
 	// Roles are granted to the new user (with RBAC): the creator must
-	// hold every permission of each (see GrantRole). The first user of a
-	// tenant is created by the system with the owner role.
+	// hold every permission of each, and a user creating needs a recent
+	// authentication (see GrantRole). The first user of a tenant is
+	// created by the system with the owner role.
 	Roles []string
 }
 
@@ -72,9 +73,21 @@ type NewUser struct {
 // rule (and a password.rejected audit event). If a role of NewUser.Roles
 // cannot be granted, the creation is rolled back: the user is deleted and
 // every role granted so far taken back, the owner role included.
+//
+// A user creating a user with roles needs a recent authentication, as
+// GrantRole does: an older session gets ErrStepUpRequired, checked after
+// the users:manage permission (a refusal of which is ErrForbidden,
+// recorded as access.denied) and before anything is created or recorded.
+// An API key needs no step-up; nor does a creation without roles.
 func (g *Guard) CreateUser(ctx context.Context, by Principal, nu NewUser) (User, error) {
 	if err := g.may(ctx, by, nu.Tenant, rbac.Users, rbac.Manage); err != nil {
 		return User{}, err
+	}
+	if len(nu.Roles) > 0 {
+		// Roles granted in the same call need what GrantRole needs.
+		if err := g.requireRecentAuthOrKey(ctx, by); err != nil {
+			return User{}, err
+		}
 	}
 	pol, err := g.EffectivePolicy(ctx, nu.Tenant)
 	if err != nil {

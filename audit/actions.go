@@ -47,10 +47,33 @@ const (
 	RoleDefined         Action = "role.defined" // Target: the role; Meta: permissions
 	RoleDeleted         Action = "role.deleted"
 	ApprovalRuleChanged Action = "approval_rule.changed"
-	ApprovalRequested   Action = "approval.requested" // Meta: permission, target; reason rate_limited (Meta: permission) when the requester filed too many
-	ApprovalApproved    Action = "approval.approved"
-	ApprovalRejected    Action = "approval.rejected" // Meta: permission, requester; reason requester_deactivated or requester_deleted when withdrawn with its requester
-	ApprovalConsumed    Action = "approval.consumed"
+	// ApprovalRequested: Meta permission, target. Reason (failed):
+	// rate_limited (Meta permission) when the requester filed too many;
+	// no_permission (the requester, or an API key's creator, lacks the
+	// permission), bad_input (a malformed request), error (a fault of
+	// Guard's, returned as ErrUnavailable).
+	ApprovalRequested Action = "approval.requested"
+	// ApprovalApproved: Meta permission, requester. Reason (failed):
+	// self_approval (the approver filed it, or created the API key that
+	// did), not_found, not_pending, expired, no_permission (an API key,
+	// or an approver without the section's approve permission),
+	// bad_input, conflict, error.
+	ApprovalApproved Action = "approval.approved"
+	// ApprovalRejected: Meta permission, requester; Meta reason
+	// requester_deactivated or requester_deleted when withdrawn with its
+	// requester. Reason (failed): as approval.approved.
+	ApprovalRejected Action = "approval.rejected"
+	// ApprovalConsumed: Meta permission, target. Reason (failed):
+	// not_found, mismatch (another requester, permission, target or
+	// payload), consumed, not_approved, expired, approver_revoked (the
+	// approver deactivated or deleted, or no longer holding the approve
+	// permission), withdrawn (the requester deactivated, deleted or
+	// reactivated since), no_permission, bad_input, conflict, error.
+	//
+	// The refusals of these four approval steps are recorded the first
+	// 30 times a minute for each actor, action and reason, the 30th with
+	// Meta recording_paused "true".
+	ApprovalConsumed Action = "approval.consumed"
 )
 
 // Single sign-on.
