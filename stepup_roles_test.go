@@ -253,3 +253,25 @@ func TestStepUpRoleChanges_ApplyReviewWithout(t *testing.T) {
 		t.Errorf("bob's roles after the review = %v, want [reports-only]", rs)
 	}
 }
+
+// A review's "downgrade" to a role that gives the user a permission they
+// did not have is a promotion, and needs a recent authentication as
+// GrantRole does: a stale session is refused with ErrStepUpRequired and
+// nothing changes; a recent one applies it.
+func TestStepUpRoleChanges_ApplyReviewPromotion(t *testing.T) {
+	f := newStepUpFixture(t)
+	id := f.bob[len("user:"):]
+	promote := []guard.Decision{{UserID: id, DowngradeTo: rbac.Admin}}
+	if _, err := f.g.ApplyReview(f.ctx, f.stale, tenantID, promote); !errors.Is(err, guard.ErrStepUpRequired) {
+		t.Fatalf("ApplyReview promoting bob to admin by a stale session = %v, want ErrStepUpRequired", err)
+	}
+	if rs := f.rolesOf(t, f.bob); !slices.Equal(rs, []string{"auditor", rbac.Member}) {
+		t.Errorf("bob's roles after a refused promotion = %v, want unchanged", rs)
+	}
+	if _, err := f.g.ApplyReview(f.ctx, f.recent, tenantID, promote); err != nil {
+		t.Fatalf("ApplyReview promoting bob to admin by a recent session = %v", err)
+	}
+	if rs := f.rolesOf(t, f.bob); !slices.Equal(rs, []string{rbac.Admin}) {
+		t.Errorf("bob's roles after the promotion = %v, want [admin]", rs)
+	}
+}
