@@ -619,7 +619,8 @@ func subjectOf(s string) (rbac.Subject, error) {
 // step-up, which only a person can give: provisioning automation grants
 // roles with keys, within what the key may grant (see CreateAPIKey). The
 // system needs none either. The same holds for RevokeRole, DefineRole,
-// DeleteRole and CreateUser with roles; ApplyReview needs no step-up.
+// DeleteRole and CreateUser with roles; ApplyReview needs one only to
+// promote (see there).
 func (g *Guard) GrantRole(ctx context.Context, by Principal, tenant, subject, role string) error {
 	return g.changeGrant(ctx, by, tenant, subject, role, true)
 }

@@ -780,10 +780,13 @@ type ReviewResult struct {
 //
 // The reviewer needs users:manage, and api-keys:manage for key decisions.
 // Unlike GrantRole and RevokeRole, ApplyReview needs no recent
-// authentication (no ErrStepUpRequired): its role changes are checked as
-// theirs are in every other way. (DowngradeTo is not held to a lesser
-// role: one the user does not hold is granted, within what the reviewer
-// may grant, with no step-up either.)
+// authentication (no ErrStepUpRequired) to take access away: its role
+// changes are checked as theirs are in every other way. DowngradeTo is
+// not held to a lesser role: one the user does not hold is granted,
+// within what the reviewer may grant, and if it gives a permission that
+// none of the user's roles gave (a promotion, not a downgrade) a reviewer
+// who is a user must have authenticated recently, as for GrantRole
+// (ErrStepUpRequired, checked before any decision is applied).
 func (g *Guard) ApplyReview(ctx context.Context, by Principal, tenant string, ds []Decision) (ReviewResult, error) {
 	if err := g.may(ctx, by, tenant, rbac.Users, rbac.Manage); err != nil {
 		return ReviewResult{}, err
@@ -974,6 +977,14 @@ func (g *Guard) planReview(ctx context.Context, by Principal, tenant string, ds 
 			}
 			if !slices.Contains(held, d.DowngradeTo) {
 				p.grant = d.DowngradeTo
+				// A "downgrade" that gives a permission none of the held
+				// roles gives is a promotion: as GrantRole, it needs a
+				// user's recent authentication.
+				if !coveredBy(r, held, roleInfo) {
+					if err := g.requireRecentAuthOrKey(ctx, by); err != nil {
+						return nil, err
+					}
+				}
 			}
 			for _, h := range held {
 				if h != d.DowngradeTo {
@@ -1504,4 +1515,22 @@ func (l *idList[T]) get(id string) (v T) {
 		return l.items[i]
 	}
 	return v
+}
+
+// coveredBy reports whether every permission of role r is given by one of
+// the roles held (their definitions in info): granting r in their place
+// gives the user nothing new.
+func coveredBy(r rbac.RoleInfo, held []string, info map[string]rbac.RoleInfo) bool {
+	have := map[rbac.Permission]bool{}
+	for _, h := range held {
+		for _, p := range info[h].Permissions {
+			have[p] = true
+		}
+	}
+	for _, p := range r.Permissions {
+		if !have[p] {
+			return false
+		}
+	}
+	return true
 }
