@@ -176,6 +176,14 @@
 // its context ends first, or when Close begins while it waits (or runs):
 // see Close, after which no notice or email caused before it is sent.
 //
+// The token of a session rotated since (RotateSession, a step-up)
+// authenticates as nothing: ErrUnauthenticated, never
+// ErrSignedInElsewhere, which only an evicted session's token gets. Signing
+// out with it through LogoutToken still ends the session it was rotated
+// to; LogoutToken returns ErrUnauthenticated, ending nothing, for any
+// token with no session behind it (malformed, unknown, evicted), and
+// ErrUnavailable when the session store fails.
+//
 // An action whose audit record cannot be written returns ErrUnavailable
 // and is not left in force off the record: a change that grants access,
 // lowers security or changes whom the tenant trusts is undone (or, where

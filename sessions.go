@@ -363,6 +363,38 @@ func (g *Guard) Logout(ctx context.Context, p Principal) error {
 	return g.record(ctx, e)
 }
 
+// LogoutToken ends the session the client signed in with, given the token
+// it holds, for a sign-out that cannot wait for that token to
+// authenticate: the session may have been rotated since (RotateSession,
+// Reauthenticate, a step-up) by another tab, an API client, or whoever
+// else holds a copy of the token, and the old token then authenticates as
+// nothing. For the token of a session that is still stored it does what
+// Logout does for that session's principal: the session ends and
+// audit.Logout is recorded on it. For a rotated token it ends the session
+// the token was rotated to (following rotations, see
+// session.Manager.RevokeLineage) and records audit.Logout on that one,
+// with Meta via "rotated_token". Any other token (malformed, unknown, or
+// that of a session the session limit evicted, which is gone already)
+// gives ErrUnauthenticated and ends nothing. A store failure is
+// ErrUnavailable and ends nothing. As with Logout, a revocation stands
+// even when it cannot be recorded: the session stays ended and
+// LogoutToken returns ErrUnavailable.
+func (g *Guard) LogoutToken(ctx context.Context, token string) error {
+	s, rotated, err := g.sessions.RevokeLineage(ctx, token)
+	switch {
+	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrInvalidToken):
+		return ErrUnauthenticated
+	case err != nil:
+		return unavailable("end session", err)
+	}
+	e := audit.Event{Tenant: s.Tenant, Actor: audit.Actor{Kind: audit.ActorUser, ID: s.UserID},
+		Action: audit.Logout, Target: s.ID(), Outcome: audit.Success}
+	if rotated {
+		e.Meta = map[string]string{"via": "rotated_token"}
+	}
+	return g.record(ctx, e)
+}
+
 // RotateSession gives the session behind token a new token (the old one
 // stops working at once), keeping its user and lifetimes and setting flags.
 // Call it whenever the session's privileges change. The session is first

@@ -9,7 +9,8 @@
 //     sign-in, Authenticate on every request (AuthenticateHashWithin and
 //     AuthenticateHashAdmit add checks that only the session tells, such
 //     as its tenant's policy and allow-list), Rotate after a sign-in step or
-//     a change of privilege, Revoke at sign-out, RevokeID, RevokeUser and
+//     a change of privilege, Revoke at sign-out (RevokeLineage when the
+//     token may have been rotated since), RevokeID, RevokeUser and
 //     List for "your sessions" pages and for administrators, and Trim
 //     when a user's limit was lowered after their sessions were created.
 //   - Store and UserIndex are the storage contracts. store/memstore
@@ -47,6 +48,20 @@
 // exception) removes the user's tombstones too: their tokens are then
 // refused as unknown, since what ended them is no longer a sign-in
 // elsewhere.
+//
+// # Rotation and sign-out
+//
+// Rotate (and Reauthenticate) give a session a new token; the old one
+// stops working at once. The old session leaves a tombstone too, naming
+// the session that replaced it (a *RotatedError, which is plain
+// ErrNotFound to every caller: the old token authenticates as nothing, and
+// is not "signed in elsewhere"), until the new session's absolute expiry.
+// Signing out with such a token, held by another tab or an API client
+// that had not got the new one, must still end the session the user
+// signed in with: RevokeLineage follows the tombstones (at most eight
+// rotations, all of the same user) to the session the token became and
+// ends it. The token of an evicted session ends nothing: that session is
+// gone. RevokeUser removes rotation tombstones with the others.
 //
 // # Store round trips per request
 //
@@ -95,8 +110,12 @@
 // Compare errors with errors.Is and errors.As:
 //
 //   - ErrInvalidToken: a token or session ID that is not well formed.
-//   - ErrNotFound: no such session (never issued, revoked, evicted, or, for
-//     RevokeID, not one of that user's).
+//   - ErrNotFound: no such session (never issued, revoked, evicted,
+//     rotated, or, for RevokeID, not one of that user's; for
+//     RevokeLineage, nothing to end along the token's rotations).
+//   - *RotatedError (ErrNotFound, never ErrEvicted): how a Store reports
+//     the token of a rotated session; Manager methods return it as plain
+//     ErrNotFound.
 //   - ErrEvicted (an *EvictedError, also ErrNotFound): from Authenticate,
 //     Rotate and Reauthenticate, the session was ended by the session
 //     limit because its user signed in elsewhere.

@@ -677,6 +677,70 @@ func (m *Manager) Revoke(ctx context.Context, token string) (Session, error) {
 	return s, nil
 }
 
+// maxLineageHops bounds how many rotation tombstones RevokeLineage
+// follows from the token it is given to the live session.
+const maxLineageHops = 8
+
+// RevokeLineage ends the session that the session behind token is now,
+// live or not, and returns it: the session itself, as Revoke does, or, if
+// it was rotated (Rotate, Reauthenticate), the session it was rotated to,
+// following the store's rotation tombstones (*RotatedError) at most eight
+// hops, every hop of the same tenant and user. This is sign-out with a
+// token that another client (another tab, or whoever else holds a copy)
+// rotated meanwhile: the user ends the session they signed in with,
+// whatever it became. The second return reports whether the session ended
+// was reached through a rotation.
+//
+// It returns ErrInvalidToken for a malformed token and ErrNotFound when
+// there is nothing to end: an unknown token, one of a session the limit
+// evicted (that session is gone; its token revokes nothing), a chain
+// that ends in nothing or in such a tombstone, that is longer than eight
+// hops or that changes user. A session rotated again while this call
+// follows it is followed to its new hash (within the same bound), so that
+// once RevokeLineage returns a session no session of the lineage is left.
+// Any other error is a store failure.
+func (m *Manager) RevokeLineage(ctx context.Context, token string) (s Session, rotated bool, err error) {
+	h, err := ParseToken(token)
+	if err != nil {
+		return Session{}, false, err
+	}
+	var tenant, userID string // the lineage's user, once known
+	sameUser := func(t, u string) bool {
+		if tenant == "" {
+			tenant, userID = t, u
+		}
+		return t == tenant && u == userID
+	}
+	for range maxLineageHops + 1 {
+		s, err := m.store.Lookup(ctx, h)
+		var re *RotatedError
+		switch {
+		case errors.As(err, &re):
+			if !sameUser(re.Tenant, re.UserID) {
+				return Session{}, false, ErrNotFound
+			}
+			h, rotated = re.Successor, true
+			continue
+		case err != nil:
+			return Session{}, false, storeErr("lookup", err)
+		case !sameUser(s.Tenant, s.UserID):
+			return Session{}, false, ErrNotFound
+		}
+		// Hashes are never reused: the session deleted is the one found,
+		// or it is gone, perhaps rotated meanwhile, and the next pass
+		// follows it.
+		d, err := m.store.Delete(ctx, h)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			continue
+		case err != nil:
+			return Session{}, false, storeErr("delete", err)
+		}
+		return d, rotated, nil
+	}
+	return Session{}, false, ErrNotFound
+}
+
 // RevokeID ends the session with public identifier id (Session.ID) of the
 // given user and returns it. It returns ErrNotFound unless that session
 // exists and belongs to tenant and userID, ErrInvalidToken for a malformed

@@ -111,3 +111,23 @@ func (e *EvictedError) Error() string { return ErrEvicted.Error() }
 
 // Is reports whether target is ErrEvicted or ErrNotFound.
 func (e *EvictedError) Is(target error) bool { return target == ErrEvicted || target == ErrNotFound }
+
+// RotatedError is how a Store reports the hash of a session that Rotate
+// replaced, instead of the session: errors.Is(err, ErrNotFound) holds (and
+// errors.Is(err, ErrEvicted) does not), so that the old token stays
+// unauthenticated for every caller. It names the session that replaced it
+// (Successor, itself perhaps rotated since), the user both belong to, and
+// EndsAt, the successor's ExpiresAt when it was rotated: no session of the
+// lineage outlives it, and from then on the rotation is forgotten and the
+// hash is simply unknown. Manager.RevokeLineage follows it so that signing
+// out with a token another client rotated ends the session it became.
+type RotatedError struct {
+	Successor      Hash
+	Tenant, UserID string
+	EndsAt         time.Time
+}
+
+func (e *RotatedError) Error() string { return ErrNotFound.Error() + " (rotated)" }
+
+// Is reports whether target is ErrNotFound.
+func (e *RotatedError) Is(target error) bool { return target == ErrNotFound }

@@ -29,13 +29,15 @@ type Store interface {
 	// list it, and DeleteByUser removes it without returning it. Create
 	// removes the user's tombstones that have ended at s.CreatedAt, and a
 	// store drops ended tombstones as it drops sessions that are no longer
-	// live. Sessions removed in any other way (not live, Delete, Rotate,
-	// DeleteByUser) leave none.
+	// live. Rotate leaves one too (see Rotate). Sessions removed in any
+	// other way (not live, Delete, DeleteByUser) leave none.
 	Create(ctx context.Context, s Session, lim Limit) (evicted []Session, err error)
 	// Lookup returns the session with token hash h, or ErrNotFound. It may
-	// return a session that is no longer live; the caller checks. For a
-	// tombstone it returns an *EvictedError with the tombstone's end (also
-	// after that end, until the tombstone is dropped), never a session.
+	// return a session that is no longer live; the caller checks. For the
+	// tombstone of an evicted session it returns an *EvictedError with the
+	// tombstone's end, and for that of a rotated one a *RotatedError with
+	// its successor, user and end (either also after that end, until the
+	// tombstone is dropped), never a session.
 	Lookup(ctx context.Context, h Hash) (Session, error)
 	// Touch sets LastSeen of session h to seen if seen is later than the
 	// stored LastSeen (set if newer). ErrNotFound if there is no session h.
@@ -45,7 +47,17 @@ type Store interface {
 	// Rotate replaces session old by s in one step: afterwards old is gone
 	// and s is stored, or, on error, nothing changed. The user's session
 	// count is unchanged, so no limit applies. ErrNotFound if old is
-	// absent; ErrDuplicate if s.Hash exists.
+	// absent (a tombstone included); ErrDuplicate if s.Hash exists, as a
+	// session or as a tombstone.
+	//
+	// In the same step old leaves a tombstone, as an evicted session does
+	// (see Create), that keeps old's user, the successor s.Hash and the end
+	// s.ExpiresAt, to the microsecond as the store keeps s's: Lookup (and
+	// LookupTouch) report it as a *RotatedError. Rotating s in turn leaves
+	// another, so that the tombstones chain old → s → … to the live
+	// session. Rotation tombstones go as eviction tombstones go: Create
+	// removes the user's ended ones, DeleteByUser all the user's, and a
+	// store drops ended ones as it drops sessions that are no longer live.
 	Rotate(ctx context.Context, old Hash, s Session) error
 }
 
@@ -77,8 +89,8 @@ type LookupToucher interface {
 	// its LastSeen is at least min(interval, IdleTimeout/2) before now and,
 	// if maxGap > 0, less than maxGap before now. (A maxGap of 0 or less
 	// sets no such bound.) It returns the session as stored before the
-	// touch, or ErrNotFound, or for a tombstone an *EvictedError as Lookup
-	// does. A session that is not live at now, or whose LastSeen is maxGap
+	// touch, or ErrNotFound, or for a tombstone an *EvictedError or a
+	// *RotatedError as Lookup does. A session that is not live at now, or whose LastSeen is maxGap
 	// or more before now, is returned unchanged and not touched.
 	//
 	// The bound lets Manager check limits that it learns only from the

@@ -518,6 +518,40 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
+// logoutAny is POST /logout: logout for a signed-in session, and, when
+// the cookie's token no longer authenticates because another tab (or an
+// API client holding the same token) rotated the session since, a sign-out
+// with that token all the same (Guard's LogoutToken), which ends the
+// session it was rotated to. Without a token that names anything, it is
+// the sign-in redirect signedIn gives. (A session ended that way does not
+// go on to the IdP's single logout: the principal it would name it by is
+// that of the rotated session, which the token no longer yields.)
+func (a *app) logoutAny() http.Handler {
+	signed := a.signedIn(a.logout)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := guard.PrincipalFrom(r.Context()); ok && p.Kind == guard.KindUser {
+			signed.ServeHTTP(w, r)
+			return
+		}
+		tok, ok := a.g.SessionToken(r)
+		if !ok || isAPI(r) {
+			signed.ServeHTTP(w, r)
+			return
+		}
+		switch err := a.g.LogoutToken(r.Context(), tok); {
+		case errors.Is(err, guard.ErrUnauthenticated):
+			signed.ServeHTTP(w, r)
+			return
+		case err != nil:
+			a.fail(w, r, err, "/")
+			return
+		}
+		a.signedOut(w)
+		a.setFlash(w, "ok", "Signed out.")
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+	})
+}
+
 // Forgotten passwords. The reset link carries tenant, user and token in
 // its query; GET /reset moves them at once into a short-lived cookie and
 // redirects to the bare /reset, so the token leaves the address bar and

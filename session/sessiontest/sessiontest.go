@@ -90,6 +90,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"LookupTouch", lookupTouchTests},
 		{"Untouch", untouchTests},
 		{"Evicted", evictedTests},
+		{"Rotated", rotatedTests},
 	} {
 		t.Run(g.name, func(t *testing.T) {
 			for _, tc := range g.tests {
@@ -982,7 +983,7 @@ var evictedTests = []test{
 		// Forgotten, the hash is free like any unknown one.
 		c.create(mk("a", "t", "u", a.EndsAt().Add(time.Minute)), unlimited)
 	}},
-	{"OnlyEvictionLeavesOne", func(t *testing.T, c *checker) {
+	{"OnlyEvictionAndRotationLeaveOne", func(t *testing.T, c *checker) {
 		now := base.Add(2 * day)
 		deleted := mk("deleted", "t", "u", now)
 		rotated := mk("rotated", "t", "u", now)
@@ -1000,9 +1001,10 @@ var evictedTests = []test{
 		c.deleteByUser("t", "v", session.Hash{})
 		c.create(mk("w-new", "t", "w", now), evict(1))
 		c.createErr(refused, refuse(1), session.ErrLimit)
-		for _, s := range []session.Session{deleted, rotated, byUser, dead, refused} {
+		for _, s := range []session.Session{deleted, byUser, dead, refused} {
 			c.wantUnknown(s.Hash)
 		}
+		c.wantRotated(rotated.Hash, n)
 	}},
 	{"LookupTouchReportsEvicted", func(t *testing.T, c *checker) {
 		lt := c.lookupToucher()
@@ -1168,6 +1170,36 @@ func (c *checker) checkEvicted(what string, h session.Hash, s session.Session, e
 	}
 	if ev.EndsAt.Before(end) || !ev.EndsAt.Before(end.Add(time.Microsecond)) {
 		c.t.Errorf("%s(%s): evicted session ends at %v, want %v", what, h, ev.EndsAt, end)
+	}
+}
+
+// wantRotated checks that Lookup reports h as rotated to succ: its hash,
+// its user, and its ExpiresAt as the end, to the microsecond (rounded
+// either way, as a store keeps succ's ExpiresAt).
+func (c *checker) wantRotated(h session.Hash, succ session.Session) {
+	c.t.Helper()
+	s, err := c.st.Lookup(c.t.Context(), h)
+	c.checkRotated("Lookup", h, s, err, succ)
+}
+
+func (c *checker) checkRotated(what string, h session.Hash, s session.Session, err error, succ session.Session) {
+	c.t.Helper()
+	var re *session.RotatedError
+	switch {
+	case !errors.As(err, &re):
+		c.t.Errorf("%s(%s) = %s, %v; want a *RotatedError", what, h, label(s), err)
+		return
+	case !errors.Is(err, session.ErrNotFound) || errors.Is(err, session.ErrEvicted):
+		c.t.Errorf("%s(%s): %v is not ErrNotFound, or is ErrEvicted", what, h, err)
+	case s != (session.Session{}):
+		c.t.Errorf("%s(%s) reported a rotation with session %s", what, h, label(s))
+	}
+	if re.Successor != succ.Hash || re.Tenant != succ.Tenant || re.UserID != succ.UserID {
+		c.t.Errorf("%s(%s) = successor %s of %q/%q, want %s of %q/%q", what, h, re.Successor, re.Tenant, re.UserID,
+			succ.Hash, succ.Tenant, succ.UserID)
+	}
+	if end := succ.ExpiresAt; re.EndsAt.Before(end.Truncate(time.Microsecond)) || !re.EndsAt.Before(end.Add(time.Microsecond)) {
+		c.t.Errorf("%s(%s): rotated lineage ends at %v, want %v", what, h, re.EndsAt, end)
 	}
 }
 
@@ -1517,6 +1549,89 @@ func RunConcurrent(t *testing.T, newStore func(t *testing.T) Store) {
 		if err != nil || len(list) != 1 || list[0].Hash != won[0].Hash {
 			t.Errorf("ListByUser = %d sessions, %v; want only the rotated one", len(list), err)
 		}
+		var re *session.RotatedError
+		if _, err := st.Lookup(t.Context(), old.Hash); !errors.As(err, &re) || re.Successor != won[0].Hash {
+			t.Errorf("Lookup of the rotated session: %v, want a *RotatedError naming the one that won", err)
+		}
+	})
+	t.Run("RevokeLineageRacesRotate", func(t *testing.T) {
+		// Clients rotate a session over and over (Manager.Rotate) while
+		// others sign out with tokens of its lineage
+		// (Manager.RevokeLineage): once a sign-out has returned a session,
+		// no session of the user is left, and rotations find nothing.
+		st := newStore(t)
+		m, err := session.New(session.Config{Store: st, Index: st, Now: func() time.Time { return base }, Unlimited: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended := 0
+		for r := range 5 {
+			user := fmt.Sprint("lineage", r)
+			first, _, _, err := m.Create(t.Context(), session.Options{Tenant: "t", UserID: user})
+			if err != nil {
+				t.Fatalf("round %d: Create: %v", r, err)
+			}
+			var (
+				mu     sync.Mutex
+				tokens = []string{first}
+				done   = make(chan struct{})
+				rot    sync.WaitGroup
+				won    = make([]bool, 4)
+			)
+			for range 4 {
+				rot.Go(func() {
+					for {
+						select {
+						case <-done:
+							return
+						default:
+						}
+						mu.Lock()
+						cur := tokens[len(tokens)-1]
+						mu.Unlock()
+						nt, _, err := m.Rotate(t.Context(), cur, 0)
+						switch {
+						case err == nil:
+							mu.Lock()
+							tokens = append(tokens, nt)
+							mu.Unlock()
+						case !errors.Is(err, session.ErrNotFound):
+							t.Errorf("round %d: Rotate: %v", r, err)
+							return
+						}
+					}
+				})
+			}
+			parallel(4, func(i int) {
+				for range 20 {
+					mu.Lock()
+					tok := tokens[min(i, len(tokens)-1)]
+					mu.Unlock()
+					_, _, err := m.RevokeLineage(t.Context(), tok)
+					switch {
+					case err == nil:
+						won[i] = true
+						if live, err := st.ListByUser(t.Context(), "t", user); err != nil || len(live) != 0 {
+							t.Errorf("round %d: after RevokeLineage: %s, %v; want no session", r, ids(live), err)
+						}
+						return
+					case !errors.Is(err, session.ErrNotFound):
+						t.Errorf("round %d: RevokeLineage: %v", r, err)
+						return
+					}
+				}
+			})
+			close(done)
+			rot.Wait()
+			for _, w := range won {
+				if w {
+					ended++
+				}
+			}
+		}
+		if ended == 0 {
+			t.Error("no RevokeLineage ended a session in any round")
+		}
 	})
 	t.Run("DeleteOnce", func(t *testing.T) {
 		st := newStore(t)
@@ -1650,6 +1765,141 @@ func RunConcurrent(t *testing.T, newStore func(t *testing.T) Store) {
 			}
 		}
 	})
+}
+
+// rotatedTests check the tombstones that Rotate leaves.
+var rotatedTests = []test{
+	{"ReportedWithSuccessor", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		b := a
+		b.Hash, b.LastSeen, b.Flags = hashOf("b"), base.Add(time.Hour), 3
+		c.rotate(a.Hash, b)
+		c.wantRotated(a.Hash, b)
+		c.wantStored(b)
+		c.wantList("t", "u", []session.Session{b})
+		// Names with separators in them come back as they were.
+		odd := mk("odd", "t:1,é x", "u:2,", base)
+		c.create(odd, unlimited)
+		on := odd
+		on.Hash = hashOf("odd-new")
+		c.rotate(odd.Hash, on)
+		c.wantRotated(odd.Hash, on)
+	}},
+	{"EndToTheMicrosecond", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		b := a
+		b.Hash, b.ExpiresAt = hashOf("b"), a.ExpiresAt.Add(1) // a nanosecond over
+		c.rotate(a.Hash, b)
+		c.wantRotated(a.Hash, b)
+	}},
+	{"Chain", func(t *testing.T, c *checker) {
+		// Rotating a session that was reached by rotation chains the
+		// tombstones: a → b → c.
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		b, d := a, a
+		b.Hash = hashOf("b")
+		d.Hash = hashOf("d")
+		c.rotate(a.Hash, b)
+		c.rotate(b.Hash, d)
+		c.wantRotated(a.Hash, b)
+		c.wantRotated(b.Hash, d)
+		c.wantStored(d)
+	}},
+	{"NotASession", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		b := a
+		b.Hash = hashOf("b")
+		c.rotate(a.Hash, b)
+		if err := c.st.Touch(t.Context(), a.Hash, base.Add(time.Hour)); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("Touch of a tombstone: %v, want ErrNotFound", err)
+		}
+		if s, err := c.st.Delete(t.Context(), a.Hash); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("Delete of a tombstone = %s, %v; want ErrNotFound", label(s), err)
+		}
+		n := a
+		n.Hash = hashOf("n")
+		if err := c.st.Rotate(t.Context(), a.Hash, n); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("Rotate of a tombstone: %v, want ErrNotFound", err)
+		}
+		c.wantUnknown(n.Hash)
+		// Its hash cannot come back, as a session or as a successor.
+		c.createErr(mk("a", "t", "u", base.Add(time.Minute)), unlimited, session.ErrDuplicate)
+		back := b
+		back.Hash = a.Hash
+		if err := c.st.Rotate(t.Context(), b.Hash, back); !errors.Is(err, session.ErrDuplicate) {
+			t.Errorf("Rotate to a tombstone's hash: %v, want ErrDuplicate", err)
+		}
+		c.wantStored(b)
+		c.wantRotated(a.Hash, b)
+		// It is not counted: the user has one session, b.
+		c.create(mk("e", "t", "u", base.Add(2*time.Minute)), refuse(2))
+		c.wantList("t", "u", []session.Session{b, mk("e", "t", "u", base.Add(2*time.Minute))})
+		// DeleteByUser does not return it.
+		c.wantRemoved(c.deleteByUser("t", "u", session.Hash{}), []session.Session{b, mk("e", "t", "u", base.Add(2*time.Minute))})
+	}},
+	{"FailedRotateLeavesNone", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		b := mk("b", "t", "u", base)
+		c.create(a, unlimited)
+		c.create(b, unlimited)
+		n := a
+		n.Hash = b.Hash
+		if err := c.st.Rotate(t.Context(), a.Hash, n); !errors.Is(err, session.ErrDuplicate) {
+			t.Fatalf("Rotate to an existing hash: %v, want ErrDuplicate", err)
+		}
+		c.wantStored(a)
+		c.wantStored(b)
+	}},
+	{"DeleteByUserForgetsThem", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		b := a
+		b.Hash = hashOf("b")
+		c.rotate(a.Hash, b)
+		other := mk("other", "t", "v", base)
+		c.create(other, unlimited)
+		on := other
+		on.Hash = hashOf("other-new")
+		c.rotate(other.Hash, on)
+		c.wantRemoved(c.deleteByUser("t", "u", b.Hash), nil)
+		c.wantUnknown(a.Hash)
+		c.wantStored(b)
+		c.wantRotated(other.Hash, on)
+		// The hash is free like any unknown one.
+		c.create(mk("a", "t", "w", base.Add(time.Minute)), unlimited)
+	}},
+	{"Expires", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		b := a
+		b.Hash, b.ExpiresAt = hashOf("b"), base.Add(2*time.Hour)
+		c.rotate(a.Hash, b)
+		// A Create of the user a microsecond before the successor's
+		// expiry keeps the tombstone; one at it removes it.
+		c.create(mk("c", "t", "u", b.ExpiresAt.Add(-time.Microsecond)), unlimited)
+		c.wantRotated(a.Hash, b)
+		c.create(mk("d", "t", "u", b.ExpiresAt), unlimited)
+		c.wantUnknown(a.Hash)
+		c.create(mk("a", "t", "u", b.ExpiresAt.Add(time.Minute)), unlimited)
+	}},
+	{"LookupTouchReportsRotated", func(t *testing.T, c *checker) {
+		lt := c.lookupToucher()
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		b := a
+		b.Hash = hashOf("b")
+		c.rotate(a.Hash, b)
+		for _, now := range []time.Time{base.Add(time.Hour), b.ExpiresAt.Add(time.Hour)} {
+			s, err := lt.LookupTouch(t.Context(), a.Hash, now, time.Minute, 0)
+			c.checkRotated("LookupTouch", a.Hash, s, err, b)
+		}
+		c.wantRotated(a.Hash, b)
+		c.wantStored(b)
+	}},
 }
 
 // parallel runs f(0..n-1) in n goroutines released at once, and waits.

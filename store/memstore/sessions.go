@@ -18,14 +18,22 @@ import (
 // user's own sessions, and by the session.Manager, which deletes a session
 // it finds expired. A session that is never presented again after it
 // expires stays in memory until its user signs in again or is revoked.
-// The tombstones of evicted sessions go the same way: Create removes the
-// user's ended ones, DeleteByUser all of them.
+// The tombstones of evicted and rotated sessions go the same way: Create
+// removes the user's ended ones, DeleteByUser all of them.
 type Sessions struct {
 	mu      sync.RWMutex
 	byHash  map[session.Hash]session.Session
 	byUser  map[userKey][]session.Hash // in no particular order
-	tombs   map[session.Hash]time.Time // evicted session → when it would have ended
+	tombs   map[session.Hash]tomb      // evicted or rotated session → its tombstone
 	tombsOf map[userKey][]session.Hash // the user's tombstones, in no particular order
+}
+
+// tomb is the tombstone of an evicted session (succ zero) or of a rotated
+// one (succ its successor), kept under its user.
+type tomb struct {
+	end  time.Time
+	succ session.Hash
+	user userKey
 }
 
 // userKey names a user across tenants.
@@ -41,7 +49,7 @@ func NewSessions() *Sessions {
 	return &Sessions{
 		byHash:  make(map[session.Hash]session.Session),
 		byUser:  make(map[userKey][]session.Hash),
-		tombs:   make(map[session.Hash]time.Time),
+		tombs:   make(map[session.Hash]tomb),
 		tombsOf: make(map[userKey][]session.Hash),
 	}
 }
@@ -82,7 +90,7 @@ func (s *Sessions) Create(_ context.Context, n session.Session, lim session.Limi
 		delete(s.byHash, d.Hash)
 	}
 	tombs := slices.DeleteFunc(s.tombsOf[k], func(h session.Hash) bool {
-		if s.tombs[h].After(n.CreatedAt) {
+		if s.tombs[h].end.After(n.CreatedAt) {
 			return false
 		}
 		delete(s.tombs, h)
@@ -90,7 +98,7 @@ func (s *Sessions) Create(_ context.Context, n session.Session, lim session.Limi
 	})
 	for _, e := range evicted {
 		delete(s.byHash, e.Hash)
-		s.tombs[e.Hash] = e.EndsAt()
+		s.tombs[e.Hash] = tomb{end: e.EndsAt(), user: k}
 		tombs = append(tombs, e.Hash)
 	}
 	if len(tombs) == 0 {
@@ -112,12 +120,15 @@ func (s *Sessions) Lookup(_ context.Context, h session.Hash) (session.Session, e
 	s.mu.RLock()
 	v, ok := s.byHash[h]
 	if !ok {
-		end, evicted := s.tombs[h]
+		t, ok := s.tombs[h]
 		s.mu.RUnlock()
-		if evicted {
-			return session.Session{}, &session.EvictedError{EndsAt: end}
+		switch {
+		case !ok:
+			return session.Session{}, session.ErrNotFound
+		case t.succ.IsZero():
+			return session.Session{}, &session.EvictedError{EndsAt: t.end}
 		}
-		return session.Session{}, session.ErrNotFound
+		return session.Session{}, &session.RotatedError{Successor: t.succ, Tenant: t.user.tenant, UserID: t.user.userID, EndsAt: t.end}
 	}
 	s.mu.RUnlock()
 	return v, nil
@@ -162,6 +173,9 @@ func (s *Sessions) Rotate(_ context.Context, old session.Hash, n session.Session
 		return session.ErrDuplicate
 	}
 	s.remove(v)
+	ou := userKey{v.Tenant, v.UserID}
+	s.tombs[old] = tomb{end: n.ExpiresAt, succ: n.Hash, user: ou}
+	s.tombsOf[ou] = append(s.tombsOf[ou], old)
 	k := userKey{n.Tenant, n.UserID}
 	s.byUser[k] = append(s.byUser[k], n.Hash)
 	s.byHash[n.Hash] = n
@@ -213,8 +227,8 @@ func (s *Sessions) DeleteByUser(_ context.Context, tenant, userID string, except
 // caller holds the lock.
 func (s *Sessions) exists(h session.Hash) bool {
 	_, live := s.byHash[h]
-	_, evicted := s.tombs[h]
-	return live || evicted
+	_, tombstone := s.tombs[h]
+	return live || tombstone
 }
 
 // remove deletes v from both maps. The caller holds the write lock.

@@ -147,6 +147,15 @@
 // (mfa.FactorUpdater.ConfirmFactor's max), locking the user as
 // mfa_create_factor does. MFA.ConfirmFactor needs the upgrade.
 //
+// Schema version 22 keeps a tombstone of every rotated session, naming
+// its successor (session.RotatedError; session_evictions.successor, NULL
+// for an eviction's), and replaces session_rotate, with the same
+// arguments, to write it. The per-request session check reads the new
+// column, so it needs the upgrade: before Migrate has run it fails, and
+// requests are denied (503), never allowed. Sessions rotated before the
+// upgrade left no tombstone: their old tokens are simply unknown, and
+// signing out with one ends nothing.
+//
 // # Round trips
 //
 // Each store method is one statement, hence one round trip once pgx has
@@ -232,8 +241,8 @@
 // codes, rate windows and pending logins by PutCode, Hit and
 // CreateTransaction, up to GCBatch at a time (so those tables are bounded
 // by the rate of events, and MFA.Hit never returns mfa.ErrFull); sessions
-// that are no longer live, and the tombstones of evicted sessions once
-// those would have ended, are deleted when their user signs in again, and
+// that are no longer live, and the tombstones of evicted and rotated
+// sessions once ended, are deleted when their user signs in again, and
 // Sessions.DeleteExpired removes the rest in bounded batches. Tracked SAML
 // requests, replay records and subjects are deleted by
 // SSO.RememberRequest, SSO.InsertID and SSO.PutSubject, up to GCBatch at a

@@ -39,6 +39,7 @@ var migrations = [...]migration{
 	{name: "user reactivation", sql: migration19},
 	{name: "throttle give-backs", sql: migration20},
 	{name: "mfa confirm within the limit", sql: migration21},
+	{name: "session rotation tombstones", sql: migration22},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -1289,6 +1290,50 @@ BEGIN
 	IF o_exists AND v_pending THEN
 		RAISE EXCEPTION 'factor limit reached' USING ERRCODE = 'GD002';
 	END IF;
+END
+$$;
+`
+
+// migration22 keeps a tombstone of every session that session_rotate
+// replaces, in session_evictions with the new column successor (the hash
+// of the session that replaced it; NULL, as in every existing row, for an
+// eviction's), its user and the successor's expires_us as its end, so
+// that signing out with the old token can end the session it became
+// (session.RotatedError). session_rotate is replaced, with the same
+// arguments and result, so that replicas not yet upgraded keep calling it:
+// it writes the tombstone in the statement that deletes the old session.
+const migration22 = `
+ALTER TABLE {s}.session_evictions ADD COLUMN successor bytea;
+
+CREATE OR REPLACE FUNCTION {s}.session_rotate(
+	p_old bytea, p_hash bytea, p_tenant bytea, p_user bytea, p_created_us bigint, p_last_seen_us bigint,
+	p_expires_us bigint, p_idle_ns bigint, p_ip bytea, p_user_agent bytea, p_flags bigint)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+	o_tenant bytea;
+	o_user bytea;
+BEGIN
+	SELECT tenant, user_id INTO o_tenant, o_user FROM {s}.sessions WHERE hash = p_old;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+	INSERT INTO {s}.session_users AS u (tenant, user_id)
+		SELECT DISTINCT v.tenant, v.user_id FROM (VALUES (o_tenant, o_user), (p_tenant, p_user)) v (tenant, user_id)
+		ORDER BY v.tenant, v.user_id
+		ON CONFLICT (tenant, user_id) DO UPDATE SET tenant = u.tenant;
+	WITH d AS (
+		DELETE FROM {s}.sessions WHERE hash = p_old
+			AND NOT EXISTS (SELECT 1 FROM {s}.session_evictions WHERE hash = p_hash)
+		RETURNING hash, tenant, user_id)
+	INSERT INTO {s}.session_evictions (hash, tenant, user_id, ends_us, successor)
+		SELECT hash, tenant, user_id, p_expires_us, p_hash FROM d;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+	INSERT INTO {s}.sessions (hash, tenant, user_id, created_us, last_seen_us, expires_us, idle_ns, ip, user_agent, flags)
+		VALUES (p_hash, p_tenant, p_user, p_created_us, p_last_seen_us, p_expires_us, p_idle_ns, p_ip, p_user_agent, p_flags);
+	RETURN true;
 END
 $$;
 `

@@ -412,10 +412,38 @@ func TestMigrateUpgrades(t *testing.T) {
 				(id, name, policy, version, created_at) VALUES ('acme', 'Tenant acme', '{}', 1, now())`); err != nil {
 				t.Fatal(err)
 			}
+			// An eviction's tombstone, as that release wrote it (no
+			// successor before 22), stays an eviction's.
+			evictedHash := session.Hash{9}
+			if from >= 11 {
+				if _, err := testPool(t).Exec(ctx, `INSERT INTO `+pgx.Identifier{st.Schema(), "session_evictions"}.Sanitize()+`
+					(hash, tenant, user_id, ends_us) VALUES ($1, 'acme', 'u1', $2)`, evictedHash[:], subj.Expires.UnixMicro()); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if err := st.Migrate(ctx); err != nil {
 				t.Fatalf("Migrate from version %d: %v", from, err)
 			}
 			wantVersions(t, schema)
+			var ev *session.EvictedError
+			if _, err := st.Sessions.Lookup(ctx, evictedHash); from >= 11 && (!errors.As(err, &ev) || !ev.EndsAt.Equal(subj.Expires)) {
+				t.Errorf("Lookup of an eviction's tombstone from version %d = %v, want an *EvictedError", from, err)
+			}
+			// A rotation after the upgrade leaves a tombstone naming its
+			// successor (version 22).
+			rs := sess
+			rs.Hash = session.Hash{10}
+			if _, err := st.Sessions.Create(ctx, rs, session.Limit{}); err != nil {
+				t.Errorf("Sessions.Create after the upgrade: %v", err)
+			}
+			rn := rs
+			rn.Hash = session.Hash{11}
+			var re *session.RotatedError
+			if err := st.Sessions.Rotate(ctx, rs.Hash, rn); err != nil {
+				t.Errorf("Sessions.Rotate after the upgrade: %v", err)
+			} else if _, err := st.Sessions.Lookup(ctx, rs.Hash); !errors.As(err, &re) || re.Successor != rn.Hash {
+				t.Errorf("Lookup of a session rotated after the upgrade = %v, want a *RotatedError", err)
+			}
 			if got, err := st.Users.User(ctx, "acme", "u1"); err != nil || got.Email != u.Email || got.PasswordExpired || !got.LastSSOAt.IsZero() ||
 				got.EmailUnverified || !got.ReactivatedAt.IsZero() {
 				t.Errorf("user stored at version %d = %+v, %v", from, got, err)

@@ -33,9 +33,12 @@ import (
 //
 // A session that session_create evicts leaves, in the same call, a row in
 // session_evictions (hash, user, ends_us), which Lookup and LookupTouch
-// read only when the hash names no session. Those rows go like dead
-// sessions: the user's next Create and DeleteExpired delete them once
-// ended, and DeleteByUser deletes all of the user's.
+// read only when the hash names no session; session_rotate leaves one
+// too for the session it replaces, whose successor column names the new
+// session (NULL for an eviction) and whose end is the new session's
+// expiry. Those rows go like dead sessions: the user's next Create and
+// DeleteExpired delete them once ended, and DeleteByUser deletes all of
+// the user's.
 type Sessions struct {
 	pool *pgxpool.Pool
 	sql  sessionSQL
@@ -55,8 +58,11 @@ type sessionSQL struct {
 const sessionCols = `hash, tenant, user_id, created_us, last_seen_us, expires_us, idle_ns, ip, user_agent, flags`
 
 // tombArm is the tombstone of session $1 as a row of sessionCols (empty
-// but for the hash) followed by its end, which is NULL in a session's row.
-const tombArm = `SELECT hash, ''::bytea, ''::bytea, 0::bigint, 0::bigint, 0::bigint, 0::bigint, ''::bytea, ''::bytea, 0::bigint, ends_us
+// but for the hash, user and, in the IP column, the successor of a
+// rotated session: empty for an evicted one) followed by its end, which
+// is NULL in a session's row.
+const tombArm = `SELECT hash, tenant, user_id, 0::bigint, 0::bigint, 0::bigint, 0::bigint, coalesce(successor, ''::bytea), ''::bytea,
+	0::bigint, ends_us
 	FROM {s}.session_evictions WHERE hash = $1`
 
 func newSessionSQL(q string) sessionSQL {
@@ -64,7 +70,7 @@ func newSessionSQL(q string) sessionSQL {
 	return sessionSQL{
 		create: s(`SELECT ` + sessionCols + ` FROM {s}.session_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`),
 		lookup: s(`SELECT ` + sessionCols + ` FROM {s}.sessions WHERE hash = $1`),
-		tomb:   s(`SELECT ends_us FROM {s}.session_evictions WHERE hash = $1`),
+		tomb:   s(`SELECT ends_us, tenant, user_id, coalesce(successor, ''::bytea) FROM {s}.session_evictions WHERE hash = $1`),
 		// The session as stored before the touch (or else its tombstone:
 		// PostgreSQL stops at the first row, so a session costs no second
 		// index probe), and in the same statement the touch if the
@@ -122,15 +128,34 @@ func sessionArgs(sess *session.Session) []any {
 func scanSession(row pgx.Row) (session.Session, error) { return scanRow(row, nil) }
 
 // scanLookup reads one row of lookup or lookupTouch: a session, or a
-// tombstone, which it returns as an *session.EvictedError.
+// tombstone (see tombArm), which it returns as an *session.EvictedError
+// or an *session.RotatedError.
 func scanLookup(row pgx.Row) (session.Session, error) {
 	var end pgtype.Int8
 	s, err := scanRow(row, &end)
 	if err == nil && end.Valid {
-		return session.Session{}, &session.EvictedError{EndsAt: fromMicros(end.Int64)}
+		return session.Session{}, tombErr(end.Int64, s.Tenant, s.UserID, []byte(s.IP))
 	}
 	return s, err
 }
+
+// tombErr is the error that reports a tombstone: an
+// *session.RotatedError if succ (its successor column) is a hash, an
+// *session.EvictedError if it is empty.
+func tombErr(end int64, tenant, userID string, succ []byte) error {
+	if len(succ) == 0 {
+		return &session.EvictedError{EndsAt: fromMicros(end)}
+	}
+	re := &session.RotatedError{Tenant: tenant, UserID: userID, EndsAt: fromMicros(end)}
+	if len(succ) != len(re.Successor) {
+		return wrap("sessions: lookup", errCorruptTomb)
+	}
+	copy(re.Successor[:], succ)
+	return re
+}
+
+// errCorruptTomb: a tombstone's successor is not a session hash.
+var errCorruptTomb = errors.New("pgstore: session tombstone with a malformed successor")
 
 // scanRow reads one row of sessionCols, followed by one more column into
 // extra if it is not nil.
@@ -281,7 +306,8 @@ func (s *Sessions) Rotate(ctx context.Context, old session.Hash, n session.Sessi
 	if !rotated {
 		// Nothing changed: old is absent, or n.Hash is a tombstone's.
 		err := s.tombstone(ctx, n.Hash, "sessions: rotate")
-		if errors.Is(err, session.ErrEvicted) {
+		var re *session.RotatedError
+		if errors.Is(err, session.ErrEvicted) || errors.As(err, &re) {
 			return session.ErrDuplicate
 		}
 		return err
@@ -289,14 +315,18 @@ func (s *Sessions) Rotate(ctx context.Context, old session.Hash, n session.Sessi
 	return nil
 }
 
-// tombstone returns an *session.EvictedError if h is the hash of a
-// tombstone, else session.ErrNotFound.
+// tombstone returns an *session.EvictedError or *session.RotatedError if
+// h is the hash of a tombstone, else session.ErrNotFound.
 func (s *Sessions) tombstone(ctx context.Context, h session.Hash, op string) error {
-	var end int64
-	err := s.pool.QueryRow(ctx, s.sql.tomb, h[:]).Scan(&end)
+	var (
+		end          int64
+		tenant, user []byte
+		succ         []byte
+	)
+	err := s.pool.QueryRow(ctx, s.sql.tomb, h[:]).Scan(&end, &tenant, &user, &succ)
 	switch {
 	case err == nil:
-		return &session.EvictedError{EndsAt: fromMicros(end)}
+		return tombErr(end, string(tenant), string(user), succ)
 	case errors.Is(err, pgx.ErrNoRows):
 		return session.ErrNotFound
 	}

@@ -53,6 +53,8 @@
 //	guard:u:<len(tenant)>:<tenant>:<user>    a user's sessions (a sorted set)
 //	guard:se:<hex token hash>                the tombstone of an evicted session
 //	                                         (a string: its end, microseconds)
+//	                                         or of a rotated one (its end, its
+//	                                         successor's hex hash and its user)
 //	guard:ue:<len(tenant)>:<tenant>:<user>   a user's tombstones (a sorted set)
 //	guard:t:<throttle key>                   a throttle record (a hash)
 //	guard:mc:<len(tenant)>:<tenant>:<txn>    an MFA one-time code (a hash)
@@ -80,8 +82,9 @@
 // does use the Redis clock: a session key expires at its ExpiresAt, a
 // user's sorted set with its last session (members whose session is gone
 // are dropped whenever the set is used), the tombstone of an evicted
-// session when that session would have ended (the user's set of them with
-// the last; the user's next Create drops the ended ones), and a throttle
+// session when that session would have ended and that of a rotated one at
+// its successor's ExpiresAt (the user's set of them with the last; the
+// user's next Create drops the ended ones), and a throttle
 // record when auth.Record.ExpiresAt says it is forgotten, as its last
 // Reserve left it (a Release only makes a record forgotten sooner); a
 // permanent lock never expires (until Reset, or until the next Reserve

@@ -299,3 +299,29 @@ func TestAllowListRefusalTakesTouchBack(t *testing.T) {
 	request("let through, a touch due", "192.0.2.5:1", nil, 1)
 	lastSeen("after the second request let through", clk.Now())
 }
+
+// TestAuthenticateRotatedTokenOneRoundTrip: the token of a rotated
+// session is refused in one Redis command, as an unknown one, and signing
+// out with it (LogoutToken) ends the session it became.
+func TestAuthenticateRotatedTokenOneRoundTrip(t *testing.T) {
+	cnt, _, g, _ := countedGuard(t)
+	ctx := t.Context()
+	_, login := signedIn(t, g, "203.0.113.5")
+	nt, _, err := g.RotateSession(ctx, login.Token, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cnt.reset()
+	if _, err := g.Authenticate(ctx, login.Token); !errors.Is(err, guard.ErrUnauthenticated) || errors.Is(err, guard.ErrSignedInElsewhere) {
+		t.Fatalf("Authenticate(rotated token) = %v, want ErrUnauthenticated only", err)
+	}
+	if n, cmds := cnt.counted(); n != 1 || len(cmds) != 1 || cmds[0] != "evalsha" {
+		t.Errorf("Authenticate(rotated token) cost %d round trips, commands %v; want one evalsha", n, cmds)
+	}
+	if err := g.LogoutToken(ctx, login.Token); err != nil {
+		t.Fatalf("LogoutToken(rotated token): %v", err)
+	}
+	if _, err := g.Authenticate(ctx, nt); !errors.Is(err, guard.ErrUnauthenticated) {
+		t.Errorf("the rotated session after LogoutToken with the old token: %v", err)
+	}
+}

@@ -18,7 +18,10 @@ import (
 //	                                      hex hashes scored by CreatedAt
 //	P se: <hex hash>                      the tombstone of an evicted session:
 //	                                      a string, its end (microseconds),
-//	                                      expiring just after it
+//	                                      expiring just after it; of a
+//	                                      rotated one: "<end>,<hex hash of
+//	                                      its successor>,<len(tenant)>:
+//	                                      <tenant>:<user>" (see rotatedTomb)
 //	P ue: <len(tenant)>:<tenant>:<user>   a user's tombstones: a sorted set of
 //	                                      hex hashes scored by their end
 //	P t: <key>                            a throttle record: a hash
@@ -216,9 +219,11 @@ return v
 
 // rotateScript: KEYS[1] the old session, KEYS[2] the new one, KEYS[3] the
 // new one's user index. ARGV prefix, old hex hash, new hex hash, new
-// CreatedAt, PEXPIREAT of the new session, then its field/value pairs.
-// Returns 1 if the old session is absent, 2 if the new hash exists (as a
-// session or a tombstone), else 0.
+// CreatedAt, PEXPIREAT of the new session, its ExpiresAt (microseconds),
+// then its field/value pairs. Returns 1 if the old session is absent, 2
+// if the new hash exists (as a session or a tombstone), else 0. The old
+// session leaves a tombstone until the new one's ExpiresAt, in its user's
+// tombstones, naming the new one (see rotatedTomb).
 var rotateScript = redis.NewScript(luaCommon + `
 local v = redis.call('HMGET', KEYS[1], 't', 'u')
 if not v[1] then return 1 end
@@ -226,7 +231,13 @@ if redis.call('EXISTS', KEYS[2], xkey(ARGV[3])) > 0 then return 2 end
 redis.call('DEL', KEYS[1])
 local old = ukey(v[1], v[2])
 redis.call('ZREM', old, ARGV[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+local tk, tidx = xkey(ARGV[2]), P .. 'ue:' .. #v[1] .. ':' .. v[1] .. ':' .. v[2]
+redis.call('SET', tk, ARGV[6] .. ',' .. ARGV[3] .. ',' .. #v[1] .. ':' .. v[1] .. ':' .. v[2])
+redis.call('PEXPIREAT', tk, num(math.floor(tonumber(ARGV[6]) / 1000) + 1))
+redis.call('ZADD', tidx, ARGV[6], ARGV[2])
+local last = redis.call('ZRANGE', tidx, -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', tidx, num(math.floor(tonumber(last[2]) / 1000) + 1))
+redis.call('HSET', KEYS[2], unpack(ARGV, 7))
 redis.call('PEXPIREAT', KEYS[2], ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
 if old ~= KEYS[3] then fix(old) end

@@ -2,9 +2,11 @@ package redisstore
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -220,13 +222,44 @@ func (s *Store) LookupTouch(ctx context.Context, h session.Hash, now time.Time, 
 	return out, nil
 }
 
-// evicted returns the *session.EvictedError of a tombstone that holds end.
-func evicted(end string) error {
+// evicted returns the error that reports a tombstone that holds v: the
+// *session.EvictedError of an evicted session's (its end), or the
+// *session.RotatedError of a rotated one's (see rotatedTomb).
+func evicted(v string) error {
+	end, rest, rotated := strings.Cut(v, ",")
 	us, err := strconv.ParseInt(end, 10, 64)
 	if err != nil {
 		return redisErr("lookup session", ErrCorrupt)
 	}
-	return &session.EvictedError{EndsAt: fromMicros(us)}
+	if !rotated {
+		return &session.EvictedError{EndsAt: fromMicros(us)}
+	}
+	re, ok := rotatedTomb(rest)
+	if !ok {
+		return redisErr("lookup session", ErrCorrupt)
+	}
+	re.EndsAt = fromMicros(us)
+	return re
+}
+
+// rotatedTomb parses the rest of a rotated session's tombstone after its
+// end: "<hex hash of the successor>,<len(tenant)>:<tenant>:<user>".
+func rotatedTomb(v string) (*session.RotatedError, bool) {
+	re := &session.RotatedError{}
+	succ, user, ok := strings.Cut(v, ",")
+	if !ok || len(succ) != hex.EncodedLen(len(re.Successor)) {
+		return nil, false
+	}
+	if _, err := hex.Decode(re.Successor[:], []byte(succ)); err != nil {
+		return nil, false
+	}
+	n, user, ok := strings.Cut(user, ":")
+	tl, err := strconv.Atoi(n)
+	if !ok || err != nil || tl < 0 || tl >= len(user) || user[tl] != ':' {
+		return nil, false
+	}
+	re.Tenant, re.UserID = user[:tl], user[tl+1:]
+	return re, true
 }
 
 // Touch implements session.Store. It returns an *InputError when seen lies
@@ -287,8 +320,8 @@ func (s *Store) Rotate(ctx context.Context, old session.Hash, n session.Session)
 	if err != nil {
 		return err
 	}
-	args := make([]any, 0, 5+len(fields))
-	args = append(args, s.prefix, member(old), member(n.Hash), itoa(created), itoa(expireMillis(expires)))
+	args := make([]any, 0, 6+len(fields))
+	args = append(args, s.prefix, member(old), member(n.Hash), itoa(created), itoa(expireMillis(expires)), itoa(expires))
 	args = append(args, fields...)
 	keys := []string{s.sessionKey(old), s.sessionKey(n.Hash), s.indexKey(n.Tenant, n.UserID)}
 	code, err := rotateScript.Run(ctx, s.rdb, keys, args...).Int64()

@@ -98,7 +98,10 @@
 // upgrade. Upgrading to schema version 16 (auth.User.ReactivatedAt): no
 // user has a reactivation kept yet, so the dormancy rule counts a
 // reactivation made after the upgrade, and only the last sign-in (or the
-// creation) for one made before, as it did.
+// creation) for one made before, as it did. Upgrading to schema version
+// 17 (tombstones of rotated sessions, session.RotatedError): sessions
+// rotated before it left none, so their old tokens are simply unknown,
+// and signing out with one ends nothing.
 //
 // Times are stored as Unix microseconds (UTC), the precision of every Guard
 // package, so they come back exactly. A tenant's policy is stored as JSON,
@@ -150,7 +153,8 @@
 // pool and never wait for writers (WAL).
 //
 // Rows that are no longer needed are deleted as the stores go: expired
-// sessions of a user, and the ended tombstones of its evicted sessions,
+// sessions of a user, and the ended tombstones of its evicted and rotated
+// sessions,
 // when that user signs in; up to 2048 sessions (of any user) that are no
 // longer live, and as many ended tombstones, in every 1024th
 // Sessions.Create of a Store;

@@ -428,6 +428,12 @@ var migrations = []migration{
 		// last sign-in alone, as before.
 		`ALTER TABLE guard_users ADD COLUMN reactivated_at INTEGER`,
 	}},
+	{17, "session rotation tombstones", []string{
+		// The hash of the session that replaced a rotated one
+		// (session.RotatedError.Successor), NULL for the tombstone of an
+		// evicted session: every existing row stays an eviction's.
+		`ALTER TABLE guard_session_evictions ADD COLUMN successor BLOB CHECK (successor IS NULL OR length(successor) = 32)`,
+	}},
 }
 
 // ownNames are the tables and indexes this package creates. A database

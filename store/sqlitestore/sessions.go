@@ -26,9 +26,12 @@ import (
 //
 // A session that Create evicts leaves a row in guard_session_evictions
 // (hash, user, ends_at), written in the same transaction, which Lookup
-// reads only when the hash names no session. Those rows are deleted like
-// sessions that are no longer live: by the user's next Create, the sweep
-// and DeleteExpired, once ends_at has passed.
+// reads only when the hash names no session; one that Rotate replaces
+// leaves one too, whose successor column names the new session (NULL for
+// an eviction) and whose ends_at is the new session's ExpiresAt. Those
+// rows are deleted like sessions that are no longer live: by the user's
+// next Create, the sweep and DeleteExpired, once ends_at has passed, and
+// all the user's by DeleteByUser.
 type Sessions struct {
 	s          *Store
 	sweepEvery uint64
@@ -188,13 +191,25 @@ func (ss *Sessions) Lookup(ctx context.Context, h session.Hash) (session.Session
 }
 
 // evicted is the answer to the Lookup of h when it names no session: an
-// *session.EvictedError if h is a tombstone's, else session.ErrNotFound.
+// *session.EvictedError if h is an evicted session's tombstone, a
+// *session.RotatedError if it is a rotated one's, else
+// session.ErrNotFound.
 func (ss *Sessions) evicted(ctx context.Context, h session.Hash) error {
-	var end int64
-	err := ss.s.reads.queryRow(ctx, sessEvicted, h[:]).Scan(&end)
+	var (
+		end          int64
+		succ         []byte
+		tenant, user string
+	)
+	err := ss.s.reads.queryRow(ctx, sessEvicted, h[:]).Scan(&end, &succ, &tenant, &user)
 	switch {
-	case err == nil:
+	case err == nil && succ == nil:
 		return &session.EvictedError{EndsAt: fromMicros(end)}
+	case err == nil:
+		re := &session.RotatedError{Tenant: tenant, UserID: user, EndsAt: fromMicros(end)}
+		if err := (hashCol{&re.Successor}).Scan(succ); err != nil {
+			return fmt.Errorf("sqlitestore: lookup session: %w", err)
+		}
+		return re
 	case isNoRows(err):
 		return session.ErrNotFound
 	}
@@ -300,19 +315,39 @@ func (ss *Sessions) Delete(ctx context.Context, h session.Hash) (session.Session
 	return s, nil
 }
 
-// Rotate implements session.Store in one write transaction.
+// Rotate implements session.Store in one write transaction: the
+// tombstone of old (in guard_session_evictions, with its successor), the
+// DELETE of old and the INSERT of n.
 func (ss *Sessions) Rotate(ctx context.Context, old session.Hash, n session.Session) error {
 	return ss.s.write(ctx, func(w *wtx) error {
-		res, err := w.exec(sessDelOne, old[:])
-		gone, err := affected(res, err)
-		if err != nil {
-			return fmt.Errorf("sqlitestore: rotate session: %w", err)
-		}
-		if !gone {
+		if n.Hash == old {
+			// ErrDuplicate if old is a session (the DELETE undone with
+			// the transaction), else ErrNotFound.
+			gone, err := affected(w.exec(sessDelOne, old[:]))
+			switch {
+			case err != nil:
+				return fmt.Errorf("sqlitestore: rotate session: %w", err)
+			case gone:
+				return session.ErrDuplicate
+			}
 			return session.ErrNotFound
 		}
-		if n.Hash == old {
-			return session.ErrDuplicate
+		// Copied from old's row, so nothing is written if old is no
+		// session (a tombstone included: that row is not in
+		// guard_sessions). A successor hash that is a tombstone's is
+		// refused by the INSERT below, and the transaction undone.
+		res, err := w.exec(sessRotTomb, old[:], n.Hash[:], ceilMicros(n.ExpiresAt))
+		found, err := affected(res, err)
+		switch {
+		case isConstraint(err):
+			return session.ErrDuplicate // old's hash is a tombstone's too: corrupt, changes nothing
+		case err != nil:
+			return fmt.Errorf("sqlitestore: rotate session: %w", err)
+		case !found:
+			return session.ErrNotFound
+		}
+		if _, err := w.exec(sessDelOne, old[:]); err != nil {
+			return fmt.Errorf("sqlitestore: rotate session: %w", err)
 		}
 		if err := insertSession(w, &n); err != nil {
 			return fmt.Errorf("sqlitestore: rotate session: %w", err)

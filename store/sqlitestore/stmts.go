@@ -29,6 +29,7 @@ const (
 	sessDelOne
 	sessExpire
 	sessEvict
+	sessRotTomb
 	sessEvicted
 	sessTombDrop
 	sessTombExpire
@@ -213,7 +214,11 @@ var queries = func() (q [numStmts]string) {
 	// The tombstone of a session about to be evicted.
 	q[sessEvict] = `INSERT INTO guard_session_evictions (hash, tenant, user_id, ends_at)
 		SELECT hash, tenant, user_id, ends_at FROM guard_sessions WHERE hash = ?`
-	q[sessEvicted] = `SELECT ends_at FROM guard_session_evictions WHERE hash = ?`
+	// The tombstone of a session about to be rotated away: its user, the
+	// successor ?2 and the successor's end ?3.
+	q[sessRotTomb] = `INSERT INTO guard_session_evictions (hash, tenant, user_id, ends_at, successor)
+		SELECT hash, tenant, user_id, ?3, ?2 FROM guard_sessions WHERE hash = ?1`
+	q[sessEvicted] = `SELECT ends_at, successor, tenant, user_id FROM guard_session_evictions WHERE hash = ?`
 	q[sessTombDrop] = `DELETE FROM guard_session_evictions WHERE tenant = ?1 AND user_id = ?2 AND ends_at <= ?3`
 	q[sessTombExpire] = `DELETE FROM guard_session_evictions WHERE hash IN (
 		SELECT hash FROM guard_session_evictions WHERE ends_at <= ?1 LIMIT ?2)`

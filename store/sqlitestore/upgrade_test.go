@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/sso"
 	"github.com/guardhq/guard/store/sqlitestore"
 )
@@ -226,5 +227,36 @@ func TestUpgradeKeepsUsersWithoutReactivation(t *testing.T) {
 	}
 	if err := s.Users.DeactivateIdle(ctx, "acme", "u1", at); err != nil {
 		t.Errorf("DeactivateIdle at the reactivation: %v", err)
+	}
+}
+
+// The tombstone of an evicted session written at schema version 16, as
+// that release would, is still an eviction's after the upgrade to version
+// 17 (rotation tombstones), and a rotation then leaves one that names its
+// successor.
+func TestUpgradeKeepsEvictionTombstones(t *testing.T) {
+	ctx := context.Background()
+	h := sha256.Sum256([]byte("evicted"))
+	end := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := upgradedFrom(t, 16, `INSERT INTO guard_session_evictions (hash, tenant, user_id, ends_at) VALUES (?, 't', 'u', ?)`,
+		h[:], end.UnixMicro())
+	_, err := s.Sessions.Lookup(ctx, h)
+	var ev *session.EvictedError
+	if !errors.As(err, &ev) || !ev.EndsAt.Equal(end) {
+		t.Fatalf("Lookup of the tombstone stored at version 16 = %v, want an *EvictedError ending at %v", err, end)
+	}
+	a := session.Session{Hash: sha256.Sum256([]byte("a")), Tenant: "t", UserID: "u", CreatedAt: end.Add(-time.Hour),
+		LastSeen: end.Add(-time.Hour), ExpiresAt: end.Add(time.Hour), IdleTimeout: time.Hour}
+	if _, err := s.Sessions.Create(ctx, a, session.Limit{}); err != nil {
+		t.Fatal(err)
+	}
+	b := a
+	b.Hash = sha256.Sum256([]byte("b"))
+	if err := s.Sessions.Rotate(ctx, a.Hash, b); err != nil {
+		t.Fatal(err)
+	}
+	var re *session.RotatedError
+	if _, err := s.Sessions.Lookup(ctx, a.Hash); !errors.As(err, &re) || re.Successor != b.Hash {
+		t.Errorf("Lookup of the rotated session = %v, want a *RotatedError naming its successor", err)
 	}
 }
