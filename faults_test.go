@@ -272,24 +272,90 @@ func TestFaultSweep(t *testing.T) {
 			check(t, "", nil)
 			t.Logf("%d store calls: %s", len(calls), strings.Join(calls, " "))
 			for k := 1; k <= len(calls); k++ {
-				name := fmt.Sprintf("%02d_%s", k, calls[k-1])
-				t.Run(name, func(t *testing.T) {
-					fx, act, check := fl.start(t)
-					fx.fc.arm(k)
-					err := runCaught(act)
-					_, fired := fx.fc.disarm()
-					if fired != calls[k-1] {
-						t.Fatalf("call %d was %q, not %q as without a fault: the flow is not deterministic", k, fired, calls[k-1])
-					}
-					var pe panicErr
-					if errors.As(err, &pe) {
-						t.Fatalf("panic: %v", pe.v)
-					}
-					if err != nil && !errors.Is(err, guard.ErrUnavailable) && !errors.Is(err, errSilent) {
-						t.Errorf("failed %s: error %v, want ErrUnavailable", fired, err)
-					}
-					fx.common(t, fired, err)
-					check(t, fired, err)
+				t.Run(fmt.Sprintf("%02d_%s", k, calls[k-1]), func(t *testing.T) {
+					sweepStep(t, fl, calls, k, holdCall{})
+				})
+			}
+		})
+	}
+}
+
+// sweepStep is one step of the sweep: fl run on a fresh fixture with the
+// k-th of calls, the store calls of a run without a fault, failing, a call
+// held as hold says, then the checks.
+func sweepStep(t *testing.T, fl faultFlow, calls []string, k int, hold holdCall) {
+	fx, act, check := fl.start(t)
+	fx.fc.setHold(hold)
+	fx.fc.arm(k)
+	err := runCaught(act)
+	_, fired := fx.fc.disarm()
+	if fx.fc.heldTooLong() {
+		t.Fatalf("held call %+v let go after %v: the order was not forced", hold, holdLimit)
+	}
+	if fired != calls[k-1] {
+		t.Fatalf("call %d was %q, not %q as without a fault: the flow is not deterministic", k, fired, calls[k-1])
+	}
+	var pe panicErr
+	if errors.As(err, &pe) {
+		t.Fatalf("panic: %v", pe.v)
+	}
+	if err != nil && !errors.Is(err, guard.ErrUnavailable) && !errors.Is(err, errSilent) {
+		t.Errorf("failed %s: error %v, want ErrUnavailable", fired, err)
+	}
+	fx.common(t, fired, err)
+	check(t, fired, err)
+}
+
+// TestFaultSweepSideBySide runs the steps of the ApplyReview sweep that
+// fail a call of its side-by-side read of the tenant (readTenant: the
+// users on one goroutine, Users.ListUserSummaries; the role grants on
+// another, the flow's last two Policies.Version calls), with the run
+// without a fault in one order and each step in the other, as the
+// scheduler may order them in TestFaultSweep: the step must fail the
+// same call all the same.
+func TestFaultSweepSideBySide(t *testing.T) {
+	const users, roles = "Users.ListUserSummaries", "Policies.Version"
+	i := slices.IndexFunc(faultFlows(), func(fl faultFlow) bool { return fl.name == "ApplyReview" })
+	fl := faultFlows()[i]
+	reference := func(t *testing.T, hold holdCall) []string {
+		t.Helper()
+		fx, act, _ := fl.start(t)
+		fx.fc.setHold(hold)
+		fx.fc.arm(0)
+		err := act()
+		calls, _ := fx.fc.disarm()
+		if err != nil || fx.fc.heldTooLong() {
+			t.Fatalf("without a fault: %v (held too long: %v)", err, fx.fc.heldTooLong())
+		}
+		return calls
+	}
+	n := 0 // the flow's Policies.Version calls, the last two the reader's
+	for _, c := range reference(t, holdCall{}) {
+		if c == roles {
+			n++
+		}
+	}
+	usersLast := holdCall{name: users, nth: 1, until: roles, untilN: n}
+	usersFirst := holdCall{name: roles, nth: n - 1, until: users, untilN: 1}
+	for _, tc := range []struct {
+		name       string
+		ref, steps holdCall
+	}{
+		{"reference_users_last", usersLast, usersFirst},
+		{"reference_users_first", usersFirst, usersLast},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := reference(t, tc.ref)
+			seen := 0
+			for k, c := range calls {
+				if c == roles {
+					seen++
+				}
+				if c != users && (c != roles || seen < n-1) {
+					continue
+				}
+				t.Run(fmt.Sprintf("%02d_%s", k+1, c), func(t *testing.T) {
+					sweepStep(t, fl, calls, k+1, tc.steps)
 				})
 			}
 		})
