@@ -34,14 +34,18 @@ import (
 var errInjected = errors.New("injected")
 
 // faultCounter counts the store calls made while it is armed and fails
-// the failAt-th (1-based; 0 fails none), or the first call named
-// failName. While armed, it holds one call as hold says (none if
+// the failAt-th (1-based; 0 fails none), or the failNth call named
+// failName: TestFaultSweep's steps, so that a step fails the same call
+// whatever the order of the calls a flow makes on several goroutines at
+// once, each calling methods of its own (ApplyReview's side-by-side read
+// of the tenant). While armed, it holds one call as hold says (none if
 // hold.name is ""), to force an order on calls a flow makes side by side.
 type faultCounter struct {
 	mu       sync.Mutex
 	armed    bool
 	failAt   int
 	failName string
+	failNth  int
 	calls    []string
 	fired    string // the call that failed, "" if none
 
@@ -113,9 +117,12 @@ func (c *faultCounter) arm(failAt int) {
 }
 
 // armName arms c to fail the first call named name (Store.Method).
-func (c *faultCounter) armName(name string) {
+func (c *faultCounter) armName(name string) { c.armNth(name, 1) }
+
+// armNth arms c to fail the nth call named name (Store.Method).
+func (c *faultCounter) armNth(name string, nth int) {
 	c.mu.Lock()
-	c.armed, c.failAt, c.failName, c.calls, c.fired = true, 0, name, nil, ""
+	c.armed, c.failAt, c.failName, c.failNth, c.calls, c.fired = true, 0, name, nth, nil, ""
 	c.mu.Unlock()
 }
 
@@ -136,7 +143,7 @@ func (c *faultCounter) hit(name string) error {
 	}
 	c.holdIfDue(name)
 	c.calls = append(c.calls, name)
-	if len(c.calls) == c.failAt || (c.failName == name && c.fired == "") {
+	if len(c.calls) == c.failAt || (c.failName == name && c.fired == "" && c.count(name) == c.failNth) {
 		c.fired = name
 		return errInjected
 	}
