@@ -34,15 +34,80 @@ import (
 var errInjected = errors.New("injected")
 
 // faultCounter counts the store calls made while it is armed and fails
-// the failAt-th (1-based; 0 fails none), or the first call named
-// failName.
+// the failAt-th (1-based; 0 fails none), or the failNth call named
+// failName: TestFaultSweep's steps, so that a step fails the same call
+// whatever the order of the calls a flow makes on several goroutines at
+// once, each calling methods of its own (ApplyReview's side-by-side read
+// of the tenant). While armed, it holds one call as hold says (none if
+// hold.name is ""), to force an order on calls a flow makes side by side.
 type faultCounter struct {
 	mu       sync.Mutex
 	armed    bool
 	failAt   int
 	failName string
+	failNth  int
 	calls    []string
 	fired    string // the call that failed, "" if none
+
+	hold     holdCall
+	heldLong bool // a held call was let go after holdLimit, its order not forced
+}
+
+// holdCall holds the nth call named name until the calls counted include
+// untilN calls named until, or a call has failed (the flow then goes
+// another way), so that calls made on other goroutines come first.
+type holdCall struct {
+	name   string
+	nth    int
+	until  string
+	untilN int
+}
+
+// holdLimit bounds a hold: a call still held then goes on (heldLong).
+const holdLimit = 10 * time.Second
+
+// holdIfDue waits, with c.mu held and released while it waits, if the
+// call named name about to be counted is the one c.hold names.
+func (c *faultCounter) holdIfDue(name string) {
+	h := c.hold
+	if h.name != name || c.count(name)+1 != h.nth {
+		return
+	}
+	deadline := time.Now().Add(holdLimit)
+	for c.count(h.until) < h.untilN && c.fired == "" {
+		if time.Now().After(deadline) {
+			c.heldLong = true
+			return
+		}
+		c.mu.Unlock()
+		time.Sleep(100 * time.Microsecond)
+		c.mu.Lock()
+	}
+}
+
+// count returns the number of calls named name counted so far (c.mu held).
+func (c *faultCounter) count(name string) int {
+	n := 0
+	for _, s := range c.calls {
+		if s == name {
+			n++
+		}
+	}
+	return n
+}
+
+// setHold makes c hold a call as h says, from its next arming on.
+func (c *faultCounter) setHold(h holdCall) {
+	c.mu.Lock()
+	c.hold, c.heldLong = h, false
+	c.mu.Unlock()
+}
+
+// heldTooLong reports whether a held call was let go after holdLimit.
+func (c *faultCounter) heldTooLong() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.heldLong
 }
 
 func (c *faultCounter) arm(failAt int) {
@@ -52,9 +117,12 @@ func (c *faultCounter) arm(failAt int) {
 }
 
 // armName arms c to fail the first call named name (Store.Method).
-func (c *faultCounter) armName(name string) {
+func (c *faultCounter) armName(name string) { c.armNth(name, 1) }
+
+// armNth arms c to fail the nth call named name (Store.Method).
+func (c *faultCounter) armNth(name string, nth int) {
 	c.mu.Lock()
-	c.armed, c.failAt, c.failName, c.calls, c.fired = true, 0, name, nil, ""
+	c.armed, c.failAt, c.failName, c.failNth, c.calls, c.fired = true, 0, name, nth, nil, ""
 	c.mu.Unlock()
 }
 
@@ -73,8 +141,9 @@ func (c *faultCounter) hit(name string) error {
 	if !c.armed {
 		return nil
 	}
+	c.holdIfDue(name)
 	c.calls = append(c.calls, name)
-	if len(c.calls) == c.failAt || (c.failName == name && c.fired == "") {
+	if len(c.calls) == c.failAt || (c.failName == name && c.fired == "" && c.count(name) == c.failNth) {
 		c.fired = name
 		return errInjected
 	}

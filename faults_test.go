@@ -4,7 +4,13 @@ package guard_test
 // guard.Stores is wrapped (faults_helpers_test.go) around memstore with
 // one shared call counter. Each flow is run once without a fault to
 // count its store calls N, then N times on a fresh fixture with the k-th
-// call failing (k = 1..N). After each run, with the counter disarmed,
+// call failing (k = 1..N). The k-th call is failed by its name and its
+// place among the calls of that name (the 2nd Policies.Version), not by k:
+// a flow may make calls on several goroutines at once (ApplyReview reads
+// the users and the role grants side by side), whose order is the
+// scheduler's, different from one run to the next; each goroutine's
+// calls of a name come in order (no two of them call the same method at
+// once). After each run, with the counter disarmed,
 // the sweep checks:
 //
 //   - no panic, and an error, if any, is ErrUnavailable (fail closed, and
@@ -27,7 +33,9 @@ package guard_test
 // spent recovery code is never given back. Anything else a failed call
 // changed must be undone, or on record.
 //
-// Subtests are named flow/kk_Store.Method, the call that failed.
+// Subtests are named flow/kk_Store.Method, the call that failed, kk its
+// place in the run without a fault: calls made side by side may be
+// numbered in another order from one run of the sweep to the next.
 
 import (
 	"errors"
@@ -272,24 +280,98 @@ func TestFaultSweep(t *testing.T) {
 			check(t, "", nil)
 			t.Logf("%d store calls: %s", len(calls), strings.Join(calls, " "))
 			for k := 1; k <= len(calls); k++ {
-				name := fmt.Sprintf("%02d_%s", k, calls[k-1])
-				t.Run(name, func(t *testing.T) {
-					fx, act, check := fl.start(t)
-					fx.fc.arm(k)
-					err := runCaught(act)
-					_, fired := fx.fc.disarm()
-					if fired != calls[k-1] {
-						t.Fatalf("call %d was %q, not %q as without a fault: the flow is not deterministic", k, fired, calls[k-1])
-					}
-					var pe panicErr
-					if errors.As(err, &pe) {
-						t.Fatalf("panic: %v", pe.v)
-					}
-					if err != nil && !errors.Is(err, guard.ErrUnavailable) && !errors.Is(err, errSilent) {
-						t.Errorf("failed %s: error %v, want ErrUnavailable", fired, err)
-					}
-					fx.common(t, fired, err)
-					check(t, fired, err)
+				t.Run(fmt.Sprintf("%02d_%s", k, calls[k-1]), func(t *testing.T) {
+					sweepStep(t, fl, calls, k, holdCall{})
+				})
+			}
+		})
+	}
+}
+
+// sweepStep is one step of the sweep: fl run on a fresh fixture with the
+// k-th of calls, the store calls of a run without a fault, failing (by
+// its name and place among the calls of that name), a call held as hold
+// says, then the checks.
+func sweepStep(t *testing.T, fl faultFlow, calls []string, k int, hold holdCall) {
+	name := calls[k-1]
+	nth := 0
+	for _, c := range calls[:k] {
+		if c == name {
+			nth++
+		}
+	}
+	fx, act, check := fl.start(t)
+	fx.fc.setHold(hold)
+	fx.fc.armNth(name, nth)
+	err := runCaught(act)
+	_, fired := fx.fc.disarm()
+	if fx.fc.heldTooLong() {
+		t.Fatalf("held call %+v let go after %v: the order was not forced", hold, holdLimit)
+	}
+	if fired != name {
+		t.Fatalf("call %d, %s #%d, was not made as without a fault: the flow is not deterministic", k, name, nth)
+	}
+	var pe panicErr
+	if errors.As(err, &pe) {
+		t.Fatalf("panic: %v", pe.v)
+	}
+	if err != nil && !errors.Is(err, guard.ErrUnavailable) && !errors.Is(err, errSilent) {
+		t.Errorf("failed %s: error %v, want ErrUnavailable", fired, err)
+	}
+	fx.common(t, fired, err)
+	check(t, fired, err)
+}
+
+// TestFaultSweepSideBySide runs the steps of the ApplyReview sweep that
+// fail a call of its side-by-side read of the tenant (readTenant: the
+// users on one goroutine, Users.ListUserSummaries; the role grants on
+// another, the flow's last two Policies.Version calls), with the run
+// without a fault in one order and each step in the other, as the
+// scheduler may order them in TestFaultSweep: the step must fail the
+// same call all the same.
+func TestFaultSweepSideBySide(t *testing.T) {
+	const users, roles = "Users.ListUserSummaries", "Policies.Version"
+	i := slices.IndexFunc(faultFlows(), func(fl faultFlow) bool { return fl.name == "ApplyReview" })
+	fl := faultFlows()[i]
+	reference := func(t *testing.T, hold holdCall) []string {
+		t.Helper()
+		fx, act, _ := fl.start(t)
+		fx.fc.setHold(hold)
+		fx.fc.arm(0)
+		err := act()
+		calls, _ := fx.fc.disarm()
+		if err != nil || fx.fc.heldTooLong() {
+			t.Fatalf("without a fault: %v (held too long: %v)", err, fx.fc.heldTooLong())
+		}
+		return calls
+	}
+	n := 0 // the flow's Policies.Version calls, the last two the reader's
+	for _, c := range reference(t, holdCall{}) {
+		if c == roles {
+			n++
+		}
+	}
+	usersLast := holdCall{name: users, nth: 1, until: roles, untilN: n}
+	usersFirst := holdCall{name: roles, nth: n - 1, until: users, untilN: 1}
+	for _, tc := range []struct {
+		name       string
+		ref, steps holdCall
+	}{
+		{"reference_users_last", usersLast, usersFirst},
+		{"reference_users_first", usersFirst, usersLast},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := reference(t, tc.ref)
+			seen := 0
+			for k, c := range calls {
+				if c == roles {
+					seen++
+				}
+				if c != users && (c != roles || seen < n-1) {
+					continue
+				}
+				t.Run(fmt.Sprintf("%02d_%s", k+1, c), func(t *testing.T) {
+					sweepStep(t, fl, calls, k+1, tc.steps)
 				})
 			}
 		})
