@@ -34,7 +34,7 @@ func TestLogoutTokenEndsTheRotatedSession(t *testing.T) {
 	if _, err := f.g.Authenticate(f.ctx, res.Token); !errors.Is(err, guard.ErrUnauthenticated) || errors.Is(err, guard.ErrSignedInElsewhere) {
 		t.Fatalf("Authenticate(old token) = %v, want ErrUnauthenticated only", err)
 	}
-	if err := f.g.LogoutToken(f.ctx, res.Token); err != nil {
+	if err := f.g.LogoutToken(f.ctx, res.Token, "", ""); err != nil {
 		t.Fatalf("LogoutToken(old token): %v", err)
 	}
 	if _, err := f.g.Authenticate(f.ctx, t3); !errors.Is(err, guard.ErrUnauthenticated) {
@@ -46,7 +46,7 @@ func TestLogoutTokenEndsTheRotatedSession(t *testing.T) {
 	}
 	// Nothing is left to end.
 	for _, tok := range []string{res.Token, t2, t3} {
-		if err := f.g.LogoutToken(f.ctx, tok); !errors.Is(err, guard.ErrUnauthenticated) {
+		if err := f.g.LogoutToken(f.ctx, tok, "", ""); !errors.Is(err, guard.ErrUnauthenticated) {
 			t.Errorf("LogoutToken again = %v, want ErrUnauthenticated", err)
 		}
 	}
@@ -60,7 +60,7 @@ func TestLogoutToken(t *testing.T) {
 		f := newFixture(t)
 		f.createUser(t, "alice@example.com", ownerPW)
 		res, _ := f.login("alice@example.com", ownerPW)
-		if err := f.g.LogoutToken(f.ctx, res.Token); err != nil {
+		if err := f.g.LogoutToken(f.ctx, res.Token, "203.0.113.7", "Tab/1.0"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.g.Authenticate(f.ctx, res.Token); !errors.Is(err, guard.ErrUnauthenticated) {
@@ -70,6 +70,9 @@ func TestLogoutToken(t *testing.T) {
 		if len(evs) != 1 || evs[0].Target != res.Session.ID() || evs[0].Meta["via"] != "" {
 			t.Errorf("logout events = %+v; want one on the session, not via a rotated token", evs)
 		}
+		if len(evs) == 1 && (evs[0].IP != "203.0.113.7" || evs[0].UserAgent != "Tab/1.0") {
+			t.Errorf("logout recorded from %q, %q; want the sign-out request's client 203.0.113.7, Tab/1.0", evs[0].IP, evs[0].UserAgent)
+		}
 	})
 	t.Run("EvictedEndsNothing", func(t *testing.T) {
 		f := newFixture(t) // one session per user
@@ -77,7 +80,7 @@ func TestLogoutToken(t *testing.T) {
 		old, _ := f.login("alice@example.com", ownerPW)
 		f.clock.Advance(time.Minute)
 		cur, _ := f.login("alice@example.com", ownerPW)
-		if err := f.g.LogoutToken(f.ctx, old.Token); !errors.Is(err, guard.ErrUnauthenticated) {
+		if err := f.g.LogoutToken(f.ctx, old.Token, "", ""); !errors.Is(err, guard.ErrUnauthenticated) {
 			t.Fatalf("LogoutToken(evicted) = %v, want ErrUnauthenticated", err)
 		}
 		if _, err := f.g.Authenticate(f.ctx, cur.Token); err != nil {
@@ -90,7 +93,7 @@ func TestLogoutToken(t *testing.T) {
 	t.Run("BadTokens", func(t *testing.T) {
 		f := newFixture(t)
 		for _, tok := range []string{"", "nope", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"} {
-			if err := f.g.LogoutToken(f.ctx, tok); !errors.Is(err, guard.ErrUnauthenticated) {
+			if err := f.g.LogoutToken(f.ctx, tok, "", ""); !errors.Is(err, guard.ErrUnauthenticated) {
 				t.Errorf("LogoutToken(%q) = %v, want ErrUnauthenticated", tok, err)
 			}
 		}
@@ -108,7 +111,7 @@ func TestLogoutToken(t *testing.T) {
 			t.Fatal(err)
 		}
 		fs.set(true)
-		if err := f.g.LogoutToken(f.ctx, res.Token); !errors.Is(err, guard.ErrUnavailable) {
+		if err := f.g.LogoutToken(f.ctx, res.Token, "", ""); !errors.Is(err, guard.ErrUnavailable) {
 			t.Fatalf("LogoutToken with the store down = %v, want ErrUnavailable", err)
 		}
 		fs.set(false)
@@ -129,7 +132,7 @@ func TestLogoutToken(t *testing.T) {
 			t.Fatal(err)
 		}
 		fa.set(true)
-		if err := f.g.LogoutToken(f.ctx, res.Token); !errors.Is(err, guard.ErrUnavailable) {
+		if err := f.g.LogoutToken(f.ctx, res.Token, "", ""); !errors.Is(err, guard.ErrUnavailable) {
 			t.Fatalf("LogoutToken with the audit log down = %v, want ErrUnavailable", err)
 		}
 		fa.set(false)
@@ -192,7 +195,7 @@ func TestLogoutTokenRacesRotation(t *testing.T) {
 					mu.Lock()
 					tok := tokens[min(i, len(tokens)-1)]
 					mu.Unlock()
-					err := f.g.LogoutToken(f.ctx, tok)
+					err := f.g.LogoutToken(f.ctx, tok, "", "")
 					switch {
 					case err == nil:
 						successes.Add(1)

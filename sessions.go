@@ -379,7 +379,7 @@ func (g *Guard) Logout(ctx context.Context, p Principal) error {
 // ErrUnavailable and ends nothing. As with Logout, a revocation stands
 // even when it cannot be recorded: the session stays ended and
 // LogoutToken returns ErrUnavailable.
-func (g *Guard) LogoutToken(ctx context.Context, token string) error {
+func (g *Guard) LogoutToken(ctx context.Context, token, ip, ua string) error {
 	s, rotated, err := g.sessions.RevokeLineage(ctx, token)
 	switch {
 	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrInvalidToken):

@@ -538,7 +538,7 @@ func (a *app) logoutAny() http.Handler {
 			signed.ServeHTTP(w, r)
 			return
 		}
-		switch err := a.g.LogoutToken(r.Context(), tok); {
+		switch err := a.g.LogoutToken(r.Context(), tok, a.g.ClientIP(r), r.UserAgent()); {
 		case errors.Is(err, guard.ErrUnauthenticated):
 			signed.ServeHTTP(w, r)
 			return

@@ -318,7 +318,7 @@ func TestAuthenticateRotatedTokenOneRoundTrip(t *testing.T) {
 	if n, cmds := cnt.counted(); n != 1 || len(cmds) != 1 || cmds[0] != "evalsha" {
 		t.Errorf("Authenticate(rotated token) cost %d round trips, commands %v; want one evalsha", n, cmds)
 	}
-	if err := g.LogoutToken(ctx, login.Token); err != nil {
+	if err := g.LogoutToken(ctx, login.Token, "", ""); err != nil {
 		t.Fatalf("LogoutToken(rotated token): %v", err)
 	}
 	if _, err := g.Authenticate(ctx, nt); !errors.Is(err, guard.ErrUnauthenticated) {
