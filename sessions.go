@@ -378,7 +378,9 @@ func (g *Guard) Logout(ctx context.Context, p Principal) error {
 // gives ErrUnauthenticated and ends nothing. A store failure is
 // ErrUnavailable and ends nothing. As with Logout, a revocation stands
 // even when it cannot be recorded: the session stays ended and
-// LogoutToken returns ErrUnavailable.
+// LogoutToken returns ErrUnavailable. ip and ua are the sign-out
+// request's client address (ClientIP) and User-Agent, recorded with it as
+// a principal's would be ("" for none).
 func (g *Guard) LogoutToken(ctx context.Context, token, ip, ua string) error {
 	s, rotated, err := g.sessions.RevokeLineage(ctx, token)
 	switch {
@@ -387,8 +389,8 @@ func (g *Guard) LogoutToken(ctx context.Context, token, ip, ua string) error {
 	case err != nil:
 		return unavailable("end session", err)
 	}
-	e := audit.Event{Tenant: s.Tenant, Actor: audit.Actor{Kind: audit.ActorUser, ID: s.UserID},
-		Action: audit.Logout, Target: s.ID(), Outcome: audit.Success}
+	e := g.adminEvent(Principal{Kind: KindUser, Tenant: s.Tenant, UserID: s.UserID, IP: ip, UserAgent: ua},
+		s.Tenant, audit.Logout, s.ID())
 	if rotated {
 		e.Meta = map[string]string{"via": "rotated_token"}
 	}
