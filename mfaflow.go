@@ -399,8 +399,9 @@ func (g *Guard) recoveryUsed(ctx context.Context, a attempt, r mfa.RecoveryResul
 // a code went out or a limit held it back (resend cool-down, send limits
 // per client IP, account, destination and tenant: mfa.SendLimits); which
 // one is in the audit log (mfa.code_suppressed, reason cool_down,
-// rate_limited, or tenant_limit for the tenant's limit). A
-// provider failure is returned (ErrUnavailable): the sign-in is not
+// rate_limited, or tenant_limit for the tenant's limit; at most 30 of a
+// reason a minute for one user, so that a loop of sends cannot flood the
+// log, the 30th with Meta recording_paused). A provider failure is returned (ErrUnavailable): the sign-in is not
 // bypassed. Any other factor, a pending one (an enrolment not yet
 // confirmed) included, is an *InputError, recorded as mfa.failed with
 // reason bad_input, and nothing is sent.
@@ -425,19 +426,30 @@ func (g *Guard) SendLoginCode(ctx context.Context, pendingToken, factorID, ip, u
 }
 
 // recordSend audits the outcome of a code send and returns what the
-// caller may show: nothing for sent or suppressed alike.
+// caller may show: nothing for sent or suppressed alike. The refusals, a
+// code held back and a factor ID that names no confirmed email or SMS
+// factor, are recorded as refusals the caller may repeat at will
+// (recordActorRefusal: at most 30 of a kind a minute), since nothing but
+// the send limits stands between a holder of a pending sign-in and a loop
+// of sends.
 func (g *Guard) recordSend(ctx context.Context, a attempt, res mfa.SendResult, err error) error {
 	var ie *mfa.InputError
 	switch {
 	case errors.As(err, &ie), errors.Is(err, mfa.ErrNotFound):
-		return g.mfaFailed(ctx, a, ReasonBadInput, "", gate{}, &InputError{Field: "factor", Reason: "is not a confirmed email or SMS factor of the user"})
+		if rerr := g.recordActorRefusal(ctx, a.event(audit.MFAFailed, audit.Failure, ReasonBadInput)); rerr != nil {
+			return rerr
+		}
+		return &InputError{Field: "factor", Reason: "is not a confirmed email or SMS factor of the user"}
 	case err != nil:
 		return g.mfaFailed(ctx, a, ReasonUnavailable, res.Factor.Kind, gate{}, unavailable("send code", err))
 	}
-	e := a.event(audit.MFACodeSent, audit.Success, "")
 	if res.Suppressed != nil {
-		e = a.event(audit.MFACodeSuppressed, audit.Failure, suppressReason(res.Suppressed))
+		e := a.event(audit.MFACodeSuppressed, audit.Failure, suppressReason(res.Suppressed))
+		e.Target = res.Factor.ID
+		e.Meta = map[string]string{"kind": string(res.Factor.Kind)}
+		return g.recordActorRefusal(ctx, e)
 	}
+	e := a.event(audit.MFACodeSent, audit.Success, "")
 	e.Target = res.Factor.ID
 	e.Meta = map[string]string{"kind": string(res.Factor.Kind)}
 	return g.record(ctx, e)

@@ -22,7 +22,7 @@ const (
 	MFAEnrolled       Action = "mfa.enrolled"        // a factor became active (Meta: kind)
 	MFARemoved        Action = "mfa.removed"         // Meta: kind, left
 	MFACodeSent       Action = "mfa.code_sent"       // Meta: kind
-	MFACodeSuppressed Action = "mfa.code_suppressed" // Reason: cool_down, rate_limited, tenant_limit (the tenant's send limit), destination_not_allowed
+	MFACodeSuppressed Action = "mfa.code_suppressed" // Reason: cool_down, rate_limited, tenant_limit (the tenant's send limit), destination_not_allowed; recorded the first 30 times a minute for each user and reason, the 30th with Meta recording_paused "true" (as mfa.failed bad_input of a code send)
 	RecoveryUsed      Action = "mfa.recovery_used"   // Meta: left; failed when the sign-in it was for did not complete
 	// RecoveryReset: a new set of recovery codes (Meta replaced: the
 	// number of codes made before a first factor that its set voided).
