@@ -460,6 +460,17 @@ func (a *app) reauth(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if errors.Is(err, guard.ErrUnauthenticated) {
+		// The token no longer signs in. Most often the same form was
+		// submitted twice: both requests passed the session check, the
+		// other one renewed the session first, and its answer set the
+		// cookie to the new token. This answer must not clear that
+		// cookie (a.fail would): it sends the browser on to next, whose
+		// session check lets the new token through, and sends a session
+		// that really ended to sign in.
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
 	if err != nil {
 		a.fail(w, r, err, next)
 		return
