@@ -69,6 +69,15 @@ type Config struct {
 	// Compose writes the message that carries a code (default: a short
 	// English text). subject is ignored for SMS.
 	Compose func(kind Kind, code string, ttl time.Duration) (subject, text string)
+	// SMSOrigin, when set, binds SMS codes to the host of the site they
+	// are typed into: every SMS (Compose's text or the default) ends with
+	// a line "@host #code" (origin-bound one-time codes, WICG "SMS
+	// one-time codes"), so that browsers and phones that read it offer
+	// the code only on that host (the WebOTP API, iOS and Android
+	// autofill), never on a look-alike site that relays it. An ASCII host
+	// name (an IDN in its xn-- form), no scheme, port or path; case is
+	// ignored. Empty (the default): no such line.
+	SMSOrigin string
 	// Now returns the current time (default time.Now). TOTP codes are
 	// checked against it, never against a time the client sends.
 	Now func() time.Time
