@@ -169,6 +169,7 @@ type Manager struct {
 	email    EmailSender
 	sms      SMSSender
 	compose  func(Kind, string, time.Duration) (string, string)
+	origin   string // Config.SMSOrigin, lower-cased; "" for none
 	now      func() time.Time
 	rand     io.Reader
 	skew     int64
@@ -244,6 +245,9 @@ func New(cfg Config) (*Manager, error) {
 			return nil, &ConfigError{Field: "SMSPrefixes", Reason: "each must be + and 1 to 6 digits"}
 		}
 	}
+	if cfg.SMSOrigin != "" && !validHost(cfg.SMSOrigin) {
+		return nil, &ConfigError{Field: "SMSOrigin", Reason: "must be an ASCII host name: letters, digits and hyphens in dot-separated labels, no scheme, port or path"}
+	}
 	m := &Manager{
 		st:       st,
 		keys:     cfg.Keyring,
@@ -251,6 +255,7 @@ func New(cfg Config) (*Manager, error) {
 		email:    cfg.Email,
 		sms:      cfg.SMS,
 		compose:  cfg.Compose,
+		origin:   strings.ToLower(cfg.SMSOrigin),
 		now:      cfg.Now,
 		rand:     cfg.Rand,
 		skew:     DefaultSkew,
@@ -316,6 +321,39 @@ func validPrefix(p string) bool {
 		}
 	}
 	return true
+}
+
+// validHost reports whether h is a host name as an origin-bound code's
+// line names it: at most 253 bytes of dot-separated labels, each 1 to 63
+// ASCII letters, digits and hyphens, neither starting nor ending with a
+// hyphen (an IDN in its xn-- form; an IPv4 address passes as digits).
+func validHost(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// composeText returns the subject and text of the message carrying code
+// to a factor of kind: Compose's (or the default), and for SMS under
+// Config.SMSOrigin the origin-bound line "@host #code" as its last line.
+func (m *Manager) composeText(kind Kind, code string) (subject, text string) {
+	subject, text = m.compose(kind, code, m.codeTTL)
+	if kind == KindSMS && m.origin != "" {
+		text = strings.TrimRight(text, "\n") + "\n\n@" + m.origin + " #" + code
+	}
+	return subject, text
 }
 
 func defaultCompose(kind Kind, code string, ttl time.Duration) (subject, text string) {

@@ -301,7 +301,7 @@ func (m *Manager) send(ctx context.Context, f Factor, txn, ip string) (SendResul
 	if err := m.st.Codes.PutCode(ctx, c); err != nil {
 		return fail(storeErr("put code", err))
 	}
-	subject, text := m.compose(f.Kind, code, m.codeTTL)
+	subject, text := m.composeText(f.Kind, code)
 	if f.Kind == KindEmail {
 		err = m.email.SendEmail(ctx, Message{To: f.Destination, Subject: subject, Text: text})
 	} else {

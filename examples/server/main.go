@@ -476,8 +476,10 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 	cfg := guard.Config{
 		Stores:   b.stores,
 		AuditKey: keys.Audit,
-		MFA:      &mfa.Config{Keyring: kr, Issuer: "Guard demo", Email: mail, SMS: mail},
-		Captcha:  verifier,
+		// SMS codes name the console's host (the origin-bound line
+		// "@host #code"): a phone offers them only on this site.
+		MFA:     &mfa.Config{Keyring: kr, Issuer: "Guard demo", Email: mail, SMS: mail, SMSOrigin: smsOrigin(base)},
+		Captcha: verifier,
 		Recovery: guard.RecoveryConfig{Email: mail, BaseURL: strings.TrimSuffix(base.String(), "/"), InviteTTL: inviteTTL,
 			ComposeInvite: inviteMail},
 		// SAML: the SP's URLs are built from the base URL, never from a
@@ -604,4 +606,14 @@ func templateNames() ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// smsOrigin is the host that SMS codes are bound to (mfa.Config.SMSOrigin):
+// the base URL's, but none for an IPv6 literal, which the origin-bound
+// line cannot name.
+func smsOrigin(base *url.URL) string {
+	if h := base.Hostname(); !strings.Contains(h, ":") {
+		return h
+	}
+	return ""
 }

@@ -514,6 +514,10 @@ func smsCode(t *testing.T, c *console, phone string) string {
 	if !ok || code == "" {
 		t.Fatalf("no SMS code to %s", phone)
 	}
+	// Bound to the console's host (mfa.Config.SMSOrigin).
+	if u := c.app.base; !strings.HasSuffix(m.Text, "\n@"+u.Hostname()+" #"+code) {
+		t.Errorf("SMS %q does not end with the origin-bound line for %s", m.Text, u.Hostname())
+	}
 	return code
 }
 
@@ -658,4 +662,22 @@ func TestAPIUnauthorizedCarriesAChallenge(t *testing.T) {
 		t.Errorf("anonymous /users: %d, WWW-Authenticate %q; want a redirect without one", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	// whoami refuses a good key (not a user) with 403: TestWhoamiRefusesAPIKey.
+}
+
+// The console binds SMS codes to its base URL's host, and starts with an
+// IPv6 base URL too, whose host the origin-bound line cannot name.
+func TestSMSOriginOfBaseURL(t *testing.T) {
+	for base, want := range map[string]string{
+		"https://console.example.com:8443/": "console.example.com",
+		"https://localhost:8443":            "localhost",
+		"https://[::1]:8443":                "",
+	} {
+		u, err := url.Parse(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := smsOrigin(u); got != want {
+			t.Errorf("smsOrigin(%s) = %q, want %q", base, got, want)
+		}
+	}
 }
