@@ -117,6 +117,9 @@ const (
 	// was right, but its pending sign-in was gone when it came to be
 	// used up (another request completed it first, or it expired), or
 	// its TOTP code had just been used by the request that completed it.
+	// Also (session.reauthenticated) the reason of a step-up whose TOTP
+	// code had just been used by a step-up of the same session that
+	// renewed it first (a form submitted twice; see Reauthenticate).
 	ReasonLoginExpired = "login_expired"
 	ReasonLocked       = "locked"
 	ReasonIPThrottled  = "ip_throttled"

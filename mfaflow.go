@@ -1291,7 +1291,8 @@ func (g *Guard) dropRecoveryCodes(ctx context.Context, tenant, userID string, co
 
 // noticeReuse tells u that a code of their authenticator app was used
 // again (SECURITY-CHECKLIST MF-5): whoever tried it had their password.
-// Not for a code sent twice for one sign-in (CompleteLogin).
+// Not for a code sent twice for one sign-in (CompleteLogin) or one
+// step-up (Reauthenticate).
 func (g *Guard) noticeReuse(ctx context.Context, u auth.User) {
 	g.notify(ctx, u, "A sign-in code of yours was used again",
 		"Someone who had your password tried a code from your authenticator app that had already been used. "+
@@ -1331,6 +1332,22 @@ type Proof struct {
 // reason bad_input, as Login records it; a failure of the throttle or MFA
 // stores (loading the factors, checking the TOTP code) as ErrUnavailable
 // with reason unavailable, as CompleteLogin records it.
+//
+// A TOTP code is accepted once: one found used (by a sign-in, or by
+// another step-up) is a reuse, ErrInvalidCredentials, counted, recorded
+// with reason reuse, and the user is told (SECURITY-CHECKLIST MF-5). Not
+// so a step-up submitted twice (the same token, password and code: a
+// double click): the request that finds the code used, and its session
+// renewed by the other since p was authenticated (p's token rotated),
+// lost a race with a request of its own session. It ends as it would a
+// moment later, when its token renewed nothing: ErrUnauthenticated,
+// recorded with reason login_expired, the attempt given back and no
+// notice. As at sign-in (CompleteLogin), a request that finds the code
+// used in the instant between the other's use of it and its renewal of
+// the session is still taken for a reuse; so is one whose look-up of the
+// session fails in the store (a false alarm rather than a missed one).
+// A session rotated with the same token by RotateSession meanwhile counts
+// as renewed too: that token renews nothing either.
 //
 // The step-up asks for a CAPTCHA (Proof.Captcha) as Login does: once the
 // account or the client IP has had enough recent failures, or a lock
@@ -1426,6 +1443,18 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 					return "", session.Session{}, fail(ReasonUnavailable, gate{}, unavailable("second factor", err))
 				}
 				if reason == ReasonCodeReuse {
+					if g.renewedMeanwhile(ctx, p) {
+						// A request of this very session used the code
+						// and renewed the session since p was
+						// authenticated (a form submitted twice): this
+						// one lost the race, and its token renews
+						// nothing now (ReauthenticateWithin below would
+						// say so). No guess, nor anyone else's use of
+						// the code: the attempt is given back and the
+						// user is not told.
+						_ = g.settle(ctx, gt, false)
+						return "", session.Session{}, fail(ReasonLoginExpired, gate{}, ErrUnauthenticated)
+					}
 					g.noticeReuse(ctx, *a.user)
 				}
 				return "", session.Session{}, fail(reason, gt, ErrInvalidCredentials)
@@ -1467,6 +1496,19 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 		return "", session.Session{}, err
 	}
 	return nt, s, nil
+}
+
+// renewedMeanwhile reports whether the session of p, live when p was
+// authenticated, has been renewed since: rotated by a request with the
+// same token (a step-up, or RotateSession), so that the store holds its
+// rotation tombstone (Lookup answers a *session.RotatedError of p's user)
+// and p's token no longer signs in. It reports false while the session
+// is as it was, once it has ended otherwise or its tombstone has been
+// dropped, and when the store fails.
+func (g *Guard) renewedMeanwhile(ctx context.Context, p Principal) bool {
+	_, err := g.stores.Sessions.Lookup(ctx, p.Session)
+	var re *session.RotatedError
+	return errors.As(err, &re) && re.Tenant == p.Tenant && re.UserID == p.UserID
 }
 
 // stepUpVouched returns nil unless s, the session of p just renewed by a
