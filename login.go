@@ -119,7 +119,10 @@ const (
 	// its TOTP code had just been used by the request that completed it.
 	// Also (session.reauthenticated) the reason of a step-up whose TOTP
 	// code had just been used by a step-up of the same session that
-	// renewed it first (a form submitted twice; see Reauthenticate).
+	// renewed it first (a form submitted twice; see Reauthenticate), and
+	// of one whose proof was right but whose session was gone when it
+	// came to be renewed (renewed first by another request of its own,
+	// ended or expired).
 	ReasonLoginExpired = "login_expired"
 	ReasonLocked       = "locked"
 	ReasonIPThrottled  = "ip_throttled"

@@ -1331,7 +1331,11 @@ type Proof struct {
 // password, not evaluated nor counted, as auth.ErrPasswordTooLong with
 // reason bad_input, as Login records it; a failure of the throttle or MFA
 // stores (loading the factors, checking the TOTP code) as ErrUnavailable
-// with reason unavailable, as CompleteLogin records it.
+// with reason unavailable, as CompleteLogin records it; a right proof for
+// a session gone by the time it is renewed (renewed first by another
+// request of its own, ended, expired) as ErrUnauthenticated with reason
+// login_expired, and a session store failure in the renewal as
+// ErrUnavailable with reason unavailable.
 //
 // A TOTP code is accepted once: one found used (by a sign-in, or by
 // another step-up) is a reuse, ErrInvalidCredentials, counted, recorded
@@ -1482,9 +1486,12 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 		session.Limits{IdleTimeout: pol.IdleTimeout, Lifetime: pol.SessionLifetime})
 	switch {
 	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrExpired), errors.Is(err, session.ErrInvalidToken):
-		return "", session.Session{}, ErrUnauthenticated
+		// The proof was right, but the session is gone: renewed by
+		// another request of its own (a password-only step-up submitted
+		// twice), ended or expired since p was authenticated.
+		return "", session.Session{}, fail(ReasonLoginExpired, gate{}, ErrUnauthenticated)
 	case err != nil:
-		return "", session.Session{}, unavailable("renew session", err)
+		return "", session.Session{}, fail(ReasonUnavailable, gate{}, unavailable("renew session", err))
 	}
 	if err := g.stepUpVouched(ctx, p, s); err != nil {
 		return "", session.Session{}, err
