@@ -11,7 +11,7 @@ const (
 	LoginLocked     Action = "login.locked"    // this failure locked the account or the client IP (Meta: scope account or ip, until or permanent, lockouts)
 	LoginPending    Action = "login.pending"   // first factor passed; a second factor (or enrolment) is due (Meta: purpose)
 	Logout          Action = "logout"
-	Reauthenticated Action = "session.reauthenticated" // step-up: the user proved their identity again
+	Reauthenticated Action = "session.reauthenticated" // step-up: the user proved their identity again; Reason (failed): bad_password, reuse, bad_code, expired, too_many_tries, locked, ip_throttled, captcha, sso_required, login_expired (a right proof for a session renewed, ended or expired meanwhile), bad_input, unavailable
 )
 
 // Second factors.
