@@ -39,6 +39,14 @@ func (g *Guard) Authenticate(ctx context.Context, token string) (Principal, erro
 	return g.authenticateHash(ctx, h, true, nil)
 }
 
+// AuthenticateFrom is meant to authenticate a session token presented by
+// the client at addr with userAgent, for a host that is not net/http, as
+// AuthenticateRequest does a request's session cookie. For now it is
+// Authenticate: it applies no allow-list and ignores addr and userAgent.
+func (g *Guard) AuthenticateFrom(ctx context.Context, token string, addr netip.Addr, userAgent string) (Principal, error) {
+	return g.Authenticate(ctx, token)
+}
+
 // client is the address and user agent of a request's client, whose
 // session is held to its tenant's allow-list for people.
 type client struct {
