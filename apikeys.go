@@ -428,7 +428,7 @@ func (g *Guard) unidentifiedAPIKey(r *http.Request, key string, cause error) err
 	now := g.now()
 	var e audit.Event
 	if k.UsableAt(now) {
-		e = unidentifiedEvent(r, Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID}, cause)
+		e = unidentifiedEvent(Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID}, r.UserAgent(), cause)
 		e.Target = ipfilter.APIKeys.String()
 	} else {
 		e = unusableKeyEvent(k, UnidentifiedIP)

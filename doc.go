@@ -40,6 +40,10 @@
 //   - HTTP middleware that authenticates sessions and API keys and puts the
 //     Principal in the request context (Middleware, RequireSession,
 //     PrincipalFrom), and routes that need a second factor (RequireMFA);
+//     a host that is not net/http authenticates with AuthenticateFrom and
+//     AuthenticateAPIKey, giving the client's address, which holds
+//     sessions and keys to the allow-lists alike (Authenticate applies
+//     none);
 //   - a tamper-evident audit log per tenant, written before any action is
 //     reported as done (QueryAudit, ExportAudit, VerifyAudit), and access
 //     reviews (AccessReview, ApplyReview).

@@ -19,10 +19,16 @@ import (
 // fails the test unless act returns ErrUnavailable and the call failed.
 func (fx *ffix) failing(t *testing.T, call string, act func() error) {
 	t.Helper()
-	fx.fc.armName(call)
+	fx.failingNth(t, call, 1, act)
+}
+
+// failingNth is failing, with the nth call named call failing.
+func (fx *ffix) failingNth(t *testing.T, call string, nth int, act func() error) {
+	t.Helper()
+	fx.fc.armNth(call, nth)
 	err := act()
 	if _, fired := fx.fc.disarm(); fired != call {
-		t.Fatalf("%s never called (err %v)", call, err)
+		t.Fatalf("%s #%d never called (err %v)", call, nth, err)
 	}
 	if !errors.Is(err, guard.ErrUnavailable) {
 		t.Fatalf("with %s failing: %v, want ErrUnavailable", call, err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -42,7 +43,9 @@ func (g *Guard) SessionToken(r *http.Request) (string, bool) {
 // session.Manager.AuthenticateHashAdmit); an allowed request pays nothing
 // for it. A session the tenant's policy no longer allows (MFA or SSO
 // required since) is ended as Authenticate ends it (ErrPolicyChanged),
-// wherever the client is.
+// wherever the client is. AuthenticateFrom does for a session token what
+// this does for a request's session cookie, for a host that is not
+// net/http and gives the client's address itself.
 //
 // A request whose client IP cannot be identified is refused with
 // ErrIPNotAllowed when it carries a valid session (recorded in its tenant,
@@ -73,24 +76,36 @@ func (g *Guard) AuthenticateRequest(r *http.Request) (Principal, error) {
 	if !ok {
 		return Principal{}, ErrUnauthenticated
 	}
-	h, err := session.ParseToken(tok)
+	if aerr != nil {
+		addr = netip.Addr{}
+	}
+	return g.authenticateClient(r.Context(), tok, addr, r.UserAgent(), aerr)
+}
+
+// authenticateClient authenticates session token for AuthenticateRequest
+// and AuthenticateFrom: presented by the client at addr (resolved,
+// unmapped, without a zone; invalid: the client cannot be identified, for
+// the reason cause, nil if there is none to record) with user agent ua,
+// clipped here.
+func (g *Guard) authenticateClient(ctx context.Context, token string, addr netip.Addr, ua string, cause error) (Principal, error) {
+	h, err := session.ParseToken(token)
 	if err != nil {
 		return Principal{}, ErrUnauthenticated
 	}
-	if aerr != nil {
+	ua = clip(ua, 512)
+	if !addr.IsValid() {
 		// Refused whatever the session: checked (to record the refusal
 		// in its tenant), but not touched, so that refused requests do
 		// not keep it alive past its idle timeout.
-		p, err := g.authenticateHash(r.Context(), h, false, nil)
+		p, err := g.authenticateHash(ctx, h, false, nil)
 		if err != nil {
 			return Principal{}, err
 		}
-		return Principal{}, g.unidentified(r, p, aerr)
+		return Principal{}, g.unidentified(ctx, p, ua, cause)
 	}
-	ua := clip(r.UserAgent(), 512)
 	// The tenant's allow-list for people is applied within the session
 	// check, so that a refused request does not keep the session alive.
-	p, err := g.authenticateHash(r.Context(), h, true, &client{addr: addr, ua: ua})
+	p, err := g.authenticateHash(ctx, h, true, &client{addr: addr, ua: ua})
 	if err != nil {
 		return Principal{}, err
 	}
@@ -98,27 +113,29 @@ func (g *Guard) AuthenticateRequest(r *http.Request) (Principal, error) {
 	return p, nil
 }
 
-// unidentified refuses principal p's request r, whose client IP cannot be
-// resolved (cause): it returns ErrIPNotAllowed, and records the refusal
-// if it is due (ipRecordDue: the first for the user in a minute; the
-// session is refused at each of its requests, and a proxy sending a
-// garbled header, or a client sending one on purpose, would otherwise
-// write an event per request). A store failure is ErrUnavailable.
-func (g *Guard) unidentified(r *http.Request, p Principal, cause error) error {
-	e := unidentifiedEvent(r, p, cause)
-	if ok, err := g.ipRecordDue(r.Context(), e); err != nil || !ok {
+// unidentified refuses principal p's request, made with user agent ua
+// from a client whose IP cannot be identified (cause, nil if none is
+// known): it returns ErrIPNotAllowed, and records the refusal if it is
+// due (ipRecordDue: the first for the user in a minute; the session is
+// refused at each of its requests, and a proxy sending a garbled header,
+// or a client sending one on purpose, would otherwise write an event per
+// request). A store failure is ErrUnavailable.
+func (g *Guard) unidentified(ctx context.Context, p Principal, ua string, cause error) error {
+	e := unidentifiedEvent(p, ua, cause)
+	if ok, err := g.ipRecordDue(ctx, e); err != nil || !ok {
 		return cmp.Or(err, ErrIPNotAllowed)
 	}
-	if err := g.record(r.Context(), e); err != nil {
+	if err := g.record(ctx, e); err != nil {
 		return err
 	}
 	return ErrIPNotAllowed
 }
 
 // unidentifiedEvent is the ip.denied event (reason unidentified) of
-// principal p's request r, whose client IP cannot be resolved (cause).
-func unidentifiedEvent(r *http.Request, p Principal, cause error) audit.Event {
-	return audit.Event{Tenant: p.Tenant, Actor: p.actor(), Action: audit.IPDenied, IP: "", UserAgent: clip(r.UserAgent(), 512),
+// principal p's request, made with user agent ua from a client whose IP
+// cannot be identified (cause, recorded as untrustedMeta says).
+func unidentifiedEvent(p Principal, ua string, cause error) audit.Event {
+	return audit.Event{Tenant: p.Tenant, Actor: p.actor(), Action: audit.IPDenied, IP: "", UserAgent: clip(ua, 512),
 		Outcome: audit.Failure, Reason: "unidentified", Meta: untrustedMeta(cause)}
 }
 

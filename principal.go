@@ -44,8 +44,10 @@ type Principal struct {
 	keyCreator  string
 	keyStanding creatorStanding
 	keyKnown    bool
-	// Addr is the resolved client address of the request; IP is the same
-	// as text, for audit events, with the request's UserAgent.
+	// Addr is the client address of the request (resolved by
+	// AuthenticateRequest, given to AuthenticateFrom and
+	// AuthenticateAPIKey); IP is the same as text, for audit events, with
+	// the request's UserAgent.
 	Addr      netip.Addr
 	IP        string
 	UserAgent string

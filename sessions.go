@@ -31,12 +31,49 @@ import (
 // ErrUnavailable, never a principal. The request that finds a session
 // expired and deletes it records it (session.expired), once; an eviction
 // was recorded (session.evicted) by the sign-in that caused it.
+//
+// Authenticate applies no IP allow-list: it knows no client. A host that
+// holds sessions to their tenants' allow-lists for people authenticates
+// each request with AuthenticateRequest (net/http: Middleware) or, given
+// the client's address, AuthenticateFrom (any other host).
 func (g *Guard) Authenticate(ctx context.Context, token string) (Principal, error) {
 	h, err := session.ParseToken(token)
 	if err != nil {
 		return Principal{}, ErrUnauthenticated
 	}
 	return g.authenticateHash(ctx, h, true, nil)
+}
+
+// AuthenticateFrom authenticates a session token presented by the client
+// at addr with userAgent, for a host that is not net/http (gRPC, a job
+// queue taking a user's token, a framework with its own request type):
+// it does for the token what AuthenticateRequest does for
+// a request's session cookie once it has resolved the client's address.
+// The session is checked as Authenticate checks it, then held to its
+// tenant's allow-list for people: a client outside it is refused with
+// ErrIPNotAllowed, and the refusal, or the would-be refusal of a
+// report-only list, recorded (ip.denied) at most once a minute for each
+// user and address. A refused request does not keep the session alive
+// (its last-seen is not written, or is taken back: see
+// AuthenticateRequest). The returned principal carries addr (Addr, and as
+// text IP) and userAgent clipped to 512 bytes, as AuthenticateRequest's
+// does. An IPv4-mapped addr is taken as the IPv4 address it holds, and a
+// zone is dropped, as AuthenticateRequest resolves a request's address.
+//
+// An invalid (zero) or unspecified addr means the client cannot be
+// identified: a valid session is refused with ErrIPNotAllowed whatever
+// its tenant's lists, even with none (recorded at most once a minute for
+// each user: ip.denied, reason unidentified; last-seen is not written).
+// Resolve the address the host trusts, as Config.Proxies does for
+// AuthenticateRequest: addr is taken as given.
+//
+// Errors: those of Authenticate (ErrUnauthenticated, ErrSignedInElsewhere,
+// ErrPolicyChanged, ErrUnavailable), and ErrIPNotAllowed.
+func (g *Guard) AuthenticateFrom(ctx context.Context, token string, addr netip.Addr, userAgent string) (Principal, error) {
+	if addr = addr.Unmap().WithZone(""); addr.IsUnspecified() {
+		addr = netip.Addr{}
+	}
+	return g.authenticateClient(ctx, token, addr, userAgent, nil)
 }
 
 // client is the address and user agent of a request's client, whose
@@ -69,11 +106,11 @@ func expiredSession(err error) (session.Session, bool) {
 // touch, the session's last-seen is never written (a request refused
 // whatever the session must not keep it alive).
 //
-// With from (a request's client, AuthenticateRequest), a session the
-// policy allows is then held to its tenant's allow-list for people
-// (applyIPList: ErrIPNotAllowed, recorded when ipRecordDue says so),
-// inside the session check (session.Manager.AuthenticateHashAdmit), so
-// that a refused request does not write last-seen, or has its write
+// With from (a request's client: AuthenticateRequest, AuthenticateFrom),
+// a session the policy allows is then held to its tenant's allow-list for
+// people (applyIPList: ErrIPNotAllowed, recorded when ipRecordDue says
+// so), inside the session check (session.Manager.AuthenticateHashAdmit),
+// so that a refused request does not write last-seen, or has its write
 // taken back: refused requests do not keep the session alive.
 func (g *Guard) authenticateHash(ctx context.Context, h session.Hash, touch bool, from *client) (Principal, error) {
 	var t *cachedTenant
@@ -405,7 +442,9 @@ func (g *Guard) LogoutToken(ctx context.Context, token, ip, ua string) error {
 // lifetime, or lacking MFA or SSO required since) is ended and recorded
 // as Authenticate ends it, and RotateSession returns what Authenticate
 // would (ErrUnauthenticated, ErrSignedInElsewhere, ErrPolicyChanged,
-// ErrUnavailable), never a new token.
+// ErrUnavailable), never a new token. Like Authenticate it applies no IP
+// allow-list: call it for a request that AuthenticateRequest or
+// AuthenticateFrom has let through.
 func (g *Guard) RotateSession(ctx context.Context, token string, flags uint32) (string, session.Session, error) {
 	h, err := session.ParseToken(token)
 	if err != nil {

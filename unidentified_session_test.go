@@ -1,10 +1,12 @@
 package guard_test
 
 import (
-	"net/http"
+	"errors"
+	"maps"
 	"testing"
 	"time"
 
+	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
 )
 
@@ -15,44 +17,47 @@ import (
 // misconfigured proxy, or a signed-in user sending the header on purpose,
 // causes at will. Such refusals are now recorded once a minute for each
 // user, as the allow-list's refusals of a session are; every request is
-// refused all the same.
+// refused all the same. AuthenticateFrom given no address alike.
 func TestAuditHTTPMW_UnidentifiedSessionRecordedOnceAMinute(t *testing.T) {
-	f := newFixture(t, behindProxy)
-	ada, adaTok := f.userWithRoles(t, "ada@example.test")
-	bob, bobTok := f.userWithRoles(t, "bob@example.test")
-	h := f.g.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
-	use := func(who, tok string, n int) {
-		t.Helper()
-		for i := range n {
-			if code := serveHandler(h, "/", tok, "10.0.0.1:443", "X-Forwarded-For", "garbage", "User-Agent", "loop").Code; code != http.StatusForbidden {
-				t.Fatalf("%s's request %d from an unidentified client: %d, want 403", who, i, code)
-			}
-		}
-	}
-	recorded := func(userID string) int {
-		t.Helper()
-		n := 0
-		for _, e := range f.events(t, audit.IPDenied) {
-			if e.Reason == "unidentified" && e.Actor.ID == userID {
-				if e.Outcome != audit.Failure || e.Meta["untrusted_x-forwarded-for"] != "garbage" {
-					t.Errorf("ip.denied event %+v, want a failure with Meta untrusted_x-forwarded-for", e)
+	for _, host := range sessionHosts {
+		t.Run(host.name, func(t *testing.T) {
+			f := newFixture(t, behindProxy)
+			ada, adaTok := f.userWithRoles(t, "ada@example.test")
+			bob, bobTok := f.userWithRoles(t, "bob@example.test")
+			use := func(who, tok string, n int) {
+				t.Helper()
+				for i := range n {
+					if err := host.use(f, tok, "", "loop"); !errors.Is(err, guard.ErrIPNotAllowed) {
+						t.Fatalf("%s's request %d from an unidentified client: %v, want ErrIPNotAllowed", who, i, err)
+					}
 				}
-				n++
 			}
-		}
-		return n
-	}
-	use("Ada", adaTok, 10)
-	if n := recorded(ada.UserID); n != 1 {
-		t.Errorf("%d unidentified ip.denied events for ten of Ada's requests within a minute, want 1", n)
-	}
-	use("Bob", bobTok, 3)
-	if n := recorded(bob.UserID); n != 1 {
-		t.Errorf("%d unidentified ip.denied events for Bob's requests, want 1 of his own", n)
-	}
-	f.clock.Advance(time.Minute)
-	use("Ada", adaTok, 3)
-	if n := recorded(ada.UserID); n != 2 {
-		t.Errorf("%d unidentified ip.denied events for Ada a minute later, want 2", n)
+			recorded := func(userID string) int {
+				t.Helper()
+				n := 0
+				for _, e := range f.events(t, audit.IPDenied) {
+					if e.Reason == "unidentified" && e.Actor.ID == userID {
+						if e.Outcome != audit.Failure || e.IP != "" || e.UserAgent != "loop" || !maps.Equal(e.Meta, host.untrusted) {
+							t.Errorf("ip.denied event %+v, want a failure with no IP, user agent loop and Meta %v", e, host.untrusted)
+						}
+						n++
+					}
+				}
+				return n
+			}
+			use("Ada", adaTok, 10)
+			if n := recorded(ada.UserID); n != 1 {
+				t.Errorf("%d unidentified ip.denied events for ten of Ada's requests within a minute, want 1", n)
+			}
+			use("Bob", bobTok, 3)
+			if n := recorded(bob.UserID); n != 1 {
+				t.Errorf("%d unidentified ip.denied events for Bob's requests, want 1 of his own", n)
+			}
+			f.clock.Advance(time.Minute)
+			use("Ada", adaTok, 3)
+			if n := recorded(ada.UserID); n != 2 {
+				t.Errorf("%d unidentified ip.denied events for Ada a minute later, want 2", n)
+			}
+		})
 	}
 }

@@ -2,7 +2,6 @@ package guard_test
 
 import (
 	"errors"
-	"net/http"
 	"testing"
 	"time"
 
@@ -17,38 +16,50 @@ import (
 // X-Forwarded-For. A refused request no longer touches the session: on
 // the embedded store and on a store that looks up and touches in one step
 // (sqlitestore, a session.LookupToucher), at a cadence under and over
-// session.Config.MaxTouchGap.
+// session.Config.MaxTouchGap; nor does AuthenticateFrom given no address.
 func TestAuditHTTPMW_UnidentifiedRequestsDoNotKeepSessionAlive(t *testing.T) {
-	for _, b := range touchBackends {
-		for _, every := range []time.Duration{45 * time.Second, 4 * time.Minute} {
-			t.Run(b.name+"/every "+every.String(), func(t *testing.T) {
-				f := newFixture(t, behindProxy, func(c *guard.Config) { c.Stores = b.stores(t) })
-				_, tok := f.userWithRoles(t, "ada@example.test")
-				tn, err := f.g.Tenant(f.ctx, tenantID)
-				if err != nil {
-					t.Fatal(err)
-				}
-				pol := tn.Policy
-				pol.IdleTimeout = 10 * time.Minute
-				if _, err := f.g.SetPolicy(f.ctx, guard.System("test"), tenantID, pol, tn.Version); err != nil {
-					t.Fatal(err)
-				}
-				h := f.g.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
-				// Refused requests while the session is live (its last
-				// use, the sign-in, at 0), then one past its idle timeout.
-				elapsed := time.Duration(0)
-				for elapsed+every < 10*time.Minute {
-					f.clock.Advance(every)
-					elapsed += every
-					if code := serveHandler(h, "/", tok, "10.0.0.1:443", "X-Forwarded-For", "garbage").Code; code != http.StatusForbidden {
-						t.Fatalf("unidentified request after %v: %d, want 403", elapsed, code)
+	const idle = 10 * time.Minute
+	touchCases(t, idle, func(t *testing.T, f *fixture, tok string, host sessionHost, every time.Duration) {
+		// Refused requests while the session is live (its last use, the
+		// sign-in, at 0), then one past its idle timeout.
+		elapsed := time.Duration(0)
+		for elapsed+every < idle {
+			f.clock.Advance(every)
+			elapsed += every
+			if err := host.use(f, tok, "", ""); !errors.Is(err, guard.ErrIPNotAllowed) {
+				t.Fatalf("unidentified request after %v: %v, want ErrIPNotAllowed", elapsed, err)
+			}
+		}
+		f.clock.Advance(idle - elapsed + time.Second)
+		if _, err := f.g.Authenticate(f.ctx, tok); !errors.Is(err, guard.ErrUnauthenticated) {
+			t.Errorf("session idle for over 10 minutes but for refused requests, under a 10-minute idle timeout: %v, want ErrUnauthenticated", err)
+		}
+	})
+}
+
+// touchCases runs test for each host (sessionHosts), session store
+// (touchBackends) and cadence, under and over session.Config.MaxTouchGap,
+// on a fixture that trusts behindProxy's proxies and whose tenant's idle
+// timeout is idle, with a user just signed in (tok).
+func touchCases(t *testing.T, idle time.Duration, test func(t *testing.T, f *fixture, tok string, host sessionHost, every time.Duration)) {
+	for _, host := range sessionHosts {
+		for _, b := range touchBackends {
+			for _, every := range []time.Duration{45 * time.Second, 4 * time.Minute} {
+				t.Run(host.name+"/"+b.name+"/every "+every.String(), func(t *testing.T) {
+					f := newFixture(t, behindProxy, func(c *guard.Config) { c.Stores = b.stores(t) })
+					_, tok := f.userWithRoles(t, "ada@example.test")
+					tn, err := f.g.Tenant(f.ctx, tenantID)
+					if err != nil {
+						t.Fatal(err)
 					}
-				}
-				f.clock.Advance(10*time.Minute - elapsed + time.Second)
-				if _, err := f.g.Authenticate(f.ctx, tok); !errors.Is(err, guard.ErrUnauthenticated) {
-					t.Errorf("session idle for over 10 minutes but for refused requests, under a 10-minute idle timeout: %v, want ErrUnauthenticated", err)
-				}
-			})
+					pol := tn.Policy
+					pol.IdleTimeout = idle
+					if _, err := f.g.SetPolicy(f.ctx, guard.System("test"), tenantID, pol, tn.Version); err != nil {
+						t.Fatal(err)
+					}
+					test(t, f, tok, host, every)
+				})
+			}
 		}
 	}
 }
