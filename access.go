@@ -905,8 +905,13 @@ func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name strin
 	if err != nil {
 		return err
 	}
-	if err := g.roleStepUp(ctx, by, by2, rbac.Permission{Section: rbac.Users, Action: rbac.Manage}); err != nil {
-		return err
+	// A name rbac refuses to define whatever the session (a built-in
+	// role's, a malformed one, one that reads as a built-in role's) is
+	// refused for it below, without a step-up first.
+	if rbac.CheckRole(name) == nil {
+		if err := g.roleStepUp(ctx, by, by2, rbac.Permission{Section: rbac.Users, Action: rbac.Manage}); err != nil {
+			return err
+		}
 	}
 	// The role as it was, to put back if the change cannot be recorded.
 	roles, err := g.rbac.Roles(ctx, tenant)
@@ -1012,10 +1017,15 @@ func (g *Guard) DeleteRole(ctx context.Context, by Principal, tenant, name strin
 	if err != nil {
 		return err
 	}
-	if err := g.roleStepUp(ctx, by, by2, rbac.Permission{Section: rbac.Users, Action: rbac.Manage}); err != nil {
-		return err
+	builtIn := slices.ContainsFunc(rbac.BuiltInRoles(), func(r rbac.RoleInfo) bool { return r.Name == name })
+	// A built-in role, which rbac refuses to delete whatever the
+	// session, is refused below without a step-up first.
+	if !builtIn {
+		if err := g.roleStepUp(ctx, by, by2, rbac.Permission{Section: rbac.Users, Action: rbac.Manage}); err != nil {
+			return err
+		}
 	}
-	if by2.Has(rbac.Users, rbac.Manage) && !slices.ContainsFunc(rbac.BuiltInRoles(), func(r rbac.RoleInfo) bool { return r.Name == name }) {
+	if by2.Has(rbac.Users, rbac.Manage) && !builtIn {
 		mapped, err := g.ssoMapsRole(ctx, tenant, name)
 		if err != nil {
 			return err
