@@ -677,9 +677,9 @@ func (m *Manager) Revoke(ctx context.Context, token string) (Session, error) {
 	return s, nil
 }
 
-// maxLineageHops bounds how many rotation tombstones RevokeLineage
+// MaxLineageHops bounds how many rotation tombstones RevokeLineage
 // follows from the token it is given to the live session.
-const maxLineageHops = 8
+const MaxLineageHops = 8
 
 // RevokeLineage ends the session that the session behind token is now,
 // live or not, and returns it: the session itself, as Revoke does, or, if
@@ -711,7 +711,7 @@ func (m *Manager) RevokeLineage(ctx context.Context, token string) (s Session, r
 		}
 		return t == tenant && u == userID
 	}
-	for range maxLineageHops + 1 {
+	for range MaxLineageHops + 1 {
 		s, err := m.store.Lookup(ctx, h)
 		var re *RotatedError
 		switch {
