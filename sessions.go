@@ -524,7 +524,10 @@ func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID,
 // own other sessions needs a recent authentication (ErrStepUpRequired),
 // as for RevokeSession. A failure to record leaves the sessions ended and
 // returns ErrUnavailable with their number. An ID that names no user of
-// the tenant, and no session, is ErrUserNotFound, unrecorded.
+// the tenant, and no session, is ErrUserNotFound, unrecorded. The session
+// a user keeps this way still answers to its tokens from before its
+// rotations (up to session.MaxLineageHops back): LogoutToken with one, from
+// a tab that has not seen the new token, signs it out.
 func (g *Guard) RevokeUserSessions(ctx context.Context, by Principal, tenant, userID string) (int, error) {
 	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
 		return 0, err

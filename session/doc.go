@@ -45,8 +45,8 @@
 // that its token is refused as ErrEvicted ("signed in elsewhere"), not as
 // unknown, until the session would have ended anyway; the tombstone then
 // goes the way of expired sessions. RevokeUser (with or without an
-// exception) removes the user's tombstones too: their tokens are then
-// refused as unknown, since what ended them is no longer a sign-in
+// exception) removes the user's eviction tombstones too: their tokens are
+// then refused as unknown, since what ended them is no longer a sign-in
 // elsewhere.
 //
 // # Rotation and sign-out
@@ -59,9 +59,13 @@
 // Signing out with such a token, held by another tab or an API client
 // that had not got the new one, must still end the session the user
 // signed in with: RevokeLineage follows the tombstones (at most eight
-// rotations, all of the same user) to the session the token became and
-// ends it. The token of an evicted session ends nothing: that session is
-// gone. RevokeUser removes rotation tombstones with the others.
+// rotations, MaxLineageHops, all of the same user) to the session the
+// token became and ends it. The token of an evicted session ends
+// nothing: that session is gone. RevokeUser removes the rotation
+// tombstones of the sessions it ends, and keeps those of the session it
+// spares (up to MaxLineageHops rotations back), so that after "end my
+// other sessions" an older token of the current session still signs it
+// out.
 //
 // # Store round trips per request
 //

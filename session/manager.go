@@ -677,9 +677,11 @@ func (m *Manager) Revoke(ctx context.Context, token string) (Session, error) {
 	return s, nil
 }
 
-// maxLineageHops bounds how many rotation tombstones RevokeLineage
-// follows from the token it is given to the live session.
-const maxLineageHops = 8
+// MaxLineageHops bounds how many rotation tombstones RevokeLineage
+// follows from the token it is given to the live session, and so how
+// many rotations back from the session it spares UserIndex.DeleteByUser
+// keeps them.
+const MaxLineageHops = 8
 
 // RevokeLineage ends the session that the session behind token is now,
 // live or not, and returns it: the session itself, as Revoke does, or, if
@@ -711,7 +713,7 @@ func (m *Manager) RevokeLineage(ctx context.Context, token string) (s Session, r
 		}
 		return t == tenant && u == userID
 	}
-	for range maxLineageHops + 1 {
+	for range MaxLineageHops + 1 {
 		s, err := m.store.Lookup(ctx, h)
 		var re *RotatedError
 		switch {
@@ -772,7 +774,10 @@ func (m *Manager) RevokeID(ctx context.Context, tenant, userID, id string) (Sess
 // RevokeUser ends every session of the user except the one with hash
 // except (the zero Hash spares none), as after a password change or a
 // deactivation, and returns the ended sessions. The user's evicted
-// sessions are forgotten too: their tokens are no longer ErrEvicted.
+// sessions are forgotten too: their tokens are no longer ErrEvicted. So
+// are the rotations of the ended sessions, but not those of the spared
+// one (see UserIndex.DeleteByUser): RevokeLineage with an older token of
+// it still ends it.
 func (m *Manager) RevokeUser(ctx context.Context, tenant, userID string, except Hash) ([]Session, error) {
 	if err := checkUser(tenant, userID); err != nil {
 		return nil, err

@@ -29,8 +29,9 @@ type Store interface {
 	// list it, and DeleteByUser removes it without returning it. Create
 	// removes the user's tombstones that have ended at s.CreatedAt, and a
 	// store drops ended tombstones as it drops sessions that are no longer
-	// live. Rotate leaves one too (see Rotate). Sessions removed in any
-	// other way (not live, Delete, DeleteByUser) leave none.
+	// live. Rotate leaves one too (see Rotate), which DeleteByUser may
+	// keep. Sessions removed in any other way (not live, Delete,
+	// DeleteByUser) leave none.
 	Create(ctx context.Context, s Session, lim Limit) (evicted []Session, err error)
 	// Lookup returns the session with token hash h, or ErrNotFound. It may
 	// return a session that is no longer live; the caller checks. For the
@@ -56,8 +57,9 @@ type Store interface {
 	// LookupTouch) report it as a *RotatedError. Rotating s in turn leaves
 	// another, so that the tombstones chain old → s → … to the live
 	// session. Rotation tombstones go as eviction tombstones go: Create
-	// removes the user's ended ones, DeleteByUser all the user's, and a
-	// store drops ended ones as it drops sessions that are no longer live.
+	// removes the user's ended ones, and a store drops ended ones as it
+	// drops sessions that are no longer live; DeleteByUser removes the
+	// user's but those that lead to the session it spares.
 	Rotate(ctx context.Context, old Hash, s Session) error
 }
 
@@ -68,10 +70,16 @@ type UserIndex interface {
 	ListByUser(ctx context.Context, tenant, userID string) ([]Session, error)
 	// DeleteByUser removes every session of the user except the one whose
 	// hash is except (the zero Hash excepts none) and returns the removed
-	// sessions. In the same step it removes all the user's tombstones
-	// (see Store.Create), except or not: once every other session of the
-	// user has been ended, an evicted one is no longer "signed in
-	// elsewhere" but ended like them.
+	// sessions. In the same step it removes the user's tombstones (see
+	// Store.Create and Store.Rotate): once every other session of the user
+	// has been ended, an evicted one is no longer "signed in elsewhere"
+	// but ended like them, and a rotated one led to a session now ended.
+	// It keeps only the rotation tombstones of the session it spares, when
+	// except is a session of the user: those whose successor is except, or
+	// is a tombstone kept, at most MaxLineageHops rotations back from
+	// except (as far as Manager.RevokeLineage follows them), so that an
+	// older token of the spared session still names it. With the zero
+	// Hash, or an except that is no session of the user, it keeps none.
 	DeleteByUser(ctx context.Context, tenant, userID string, except Hash) ([]Session, error)
 }
 

@@ -1109,6 +1109,16 @@ func (c *checker) rotate(old session.Hash, s session.Session) {
 	}
 }
 
+// rotateTo rotates s to a copy of it with the hash of label, and returns
+// that copy.
+func (c *checker) rotateTo(s session.Session, label string) session.Session {
+	c.t.Helper()
+	n := s
+	n.Hash = hashOf(label)
+	c.rotate(s.Hash, n)
+	return n
+}
+
 func (c *checker) deleteByUser(tenant, userID string, except session.Hash) []session.Session {
 	c.t.Helper()
 	ss, err := c.st.DeleteByUser(c.t.Context(), tenant, userID, except)
@@ -1854,23 +1864,90 @@ var rotatedTests = []test{
 		c.wantStored(a)
 		c.wantStored(b)
 	}},
-	{"DeleteByUserForgetsThem", func(t *testing.T, c *checker) {
-		a := mk("a", "t", "u", base)
-		c.create(a, unlimited)
-		b := a
-		b.Hash = hashOf("b")
-		c.rotate(a.Hash, b)
+	{"DeleteByUserKeepsTheSparedLineage", func(t *testing.T, c *checker) {
+		// "End my other sessions" spares the current session and the
+		// rotation tombstones that lead to it, so that an older token of
+		// it (a tab that has not seen the rotations) still names it; the
+		// tombstones of the sessions ended, and of evicted ones, go.
+		ev := mk("evicted", "t", "u", base)
+		c.create(ev, unlimited)
+		t0 := mk("t0", "t", "u", base.Add(time.Minute))
+		c.wantSessions("evicted", c.create(t0, evict(1)), []session.Session{ev})
+		t1 := c.rotateTo(t0, "t1")
+		t2 := c.rotateTo(t1, "t2")
+		x0 := mk("x0", "t", "u", base.Add(2*time.Minute))
+		if ev := c.create(x0, evict(2)); len(ev) != 0 {
+			t.Fatalf("Create of a second session under a limit of 2 evicted %s", ids(ev))
+		}
+		x1 := c.rotateTo(x0, "x1")
 		other := mk("other", "t", "v", base)
 		c.create(other, unlimited)
-		on := other
-		on.Hash = hashOf("other-new")
-		c.rotate(other.Hash, on)
-		c.wantRemoved(c.deleteByUser("t", "u", b.Hash), nil)
-		c.wantUnknown(a.Hash)
-		c.wantStored(b)
+		on := c.rotateTo(other, "other-new")
+		c.wantEvicted(ev.Hash, ev.EndsAt())
+
+		c.wantRemoved(c.deleteByUser("t", "u", t2.Hash), []session.Session{x1})
+		c.wantRotated(t0.Hash, t1)
+		c.wantRotated(t1.Hash, t2)
+		c.wantStored(t2)
+		c.wantList("t", "u", []session.Session{t2})
+		for _, h := range []session.Hash{x0.Hash, x1.Hash, ev.Hash} {
+			c.wantUnknown(h)
+		}
 		c.wantRotated(other.Hash, on)
-		// The hash is free like any unknown one.
-		c.create(mk("a", "t", "w", base.Add(time.Minute)), unlimited)
+
+		// The zero Hash spares nothing: the lineage goes with the session.
+		c.wantRemoved(c.deleteByUser("t", "u", session.Hash{}), []session.Session{t2})
+		for _, h := range []session.Hash{t0.Hash, t1.Hash, t2.Hash} {
+			c.wantUnknown(h)
+		}
+		c.wantRotated(other.Hash, on)
+		// The hashes are free like any unknown one.
+		c.create(mk("t0", "t", "w", base.Add(3*time.Minute)), unlimited)
+	}},
+	{"DeleteByUserKeepsAtMostMaxLineageHops", func(t *testing.T, c *checker) {
+		// Of a longer chain, the tombstones that RevokeLineage would
+		// follow to the spared session are kept, the older ones go.
+		n := session.MaxLineageHops + 2
+		chain := make([]session.Session, n+1)
+		chain[0] = mk("h0", "t", "u", base)
+		c.create(chain[0], unlimited)
+		for i := 1; i <= n; i++ {
+			chain[i] = c.rotateTo(chain[i-1], fmt.Sprint("h", i))
+		}
+		c.wantRemoved(c.deleteByUser("t", "u", chain[n].Hash), nil)
+		c.wantStored(chain[n])
+		for i := range n {
+			if hops := n - i; hops > session.MaxLineageHops {
+				c.wantUnknown(chain[i].Hash)
+			} else {
+				c.wantRotated(chain[i].Hash, chain[i+1])
+			}
+		}
+	}},
+	{"DeleteByUserSparingNoSessionKeepsNone", func(t *testing.T, c *checker) {
+		// A lineage is kept only with the session it leads to: sparing
+		// a tombstone's hash, or another user's session, keeps none of
+		// the user's.
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		b := c.rotateTo(a, "b")
+		d := c.rotateTo(b, "d")
+		c.wantRemoved(c.deleteByUser("t", "u", b.Hash), []session.Session{d})
+		for _, h := range []session.Hash{a.Hash, b.Hash, d.Hash} {
+			c.wantUnknown(h)
+		}
+
+		e := mk("e", "t", "u", base.Add(time.Minute))
+		c.create(e, unlimited)
+		f := c.rotateTo(e, "f")
+		v := mk("v", "t", "v", base)
+		c.create(v, unlimited)
+		w := c.rotateTo(v, "w")
+		c.wantRemoved(c.deleteByUser("t", "u", w.Hash), []session.Session{f})
+		c.wantUnknown(e.Hash)
+		c.wantUnknown(f.Hash)
+		c.wantStored(w)
+		c.wantRotated(v.Hash, w)
 	}},
 	{"Expires", func(t *testing.T, c *checker) {
 		a := mk("a", "t", "u", base)

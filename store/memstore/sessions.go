@@ -19,7 +19,8 @@ import (
 // it finds expired. A session that is never presented again after it
 // expires stays in memory until its user signs in again or is revoked.
 // The tombstones of evicted and rotated sessions go the same way: Create
-// removes the user's ended ones, DeleteByUser all of them.
+// removes the user's ended ones, DeleteByUser all of them but the
+// rotation tombstones that lead to the session it spares.
 type Sessions struct {
 	mu      sync.RWMutex
 	byHash  map[session.Hash]session.Session
@@ -210,17 +211,49 @@ func (s *Sessions) DeleteByUser(_ context.Context, tenant, userID string, except
 		removed = append(removed, s.byHash[h])
 		delete(s.byHash, h)
 	}
+	var lineage map[session.Hash]bool
 	if kept == nil {
 		delete(s.byUser, k)
 	} else {
 		s.byUser[k] = kept
+		lineage = s.lineage(k, except)
 	}
-	for _, h := range s.tombsOf[k] {
+	tombs := slices.DeleteFunc(s.tombsOf[k], func(h session.Hash) bool {
+		if lineage[h] {
+			return false
+		}
 		delete(s.tombs, h)
+		return true
+	})
+	if len(tombs) == 0 {
+		delete(s.tombsOf, k)
+	} else {
+		s.tombsOf[k] = tombs
 	}
-	delete(s.tombsOf, k)
 	slices.SortFunc(removed, oldestFirst)
 	return removed, nil
+}
+
+// lineage returns the rotation tombstones of user k that lead to session
+// h: those whose successor is h or, at most session.MaxLineageHops
+// rotations back, another of them. The caller holds the lock.
+func (s *Sessions) lineage(k userKey, h session.Hash) map[session.Hash]bool {
+	out := make(map[session.Hash]bool)
+	next := []session.Hash{h}
+	for range session.MaxLineageHops {
+		cur := next
+		next = nil
+		for _, t := range s.tombsOf[k] {
+			if succ := s.tombs[t].succ; !succ.IsZero() && !out[t] && slices.Contains(cur, succ) {
+				out[t] = true
+				next = append(next, t)
+			}
+		}
+		if len(next) == 0 {
+			break
+		}
+	}
+	return out
 }
 
 // exists reports whether h is stored, as a session or a tombstone. The

@@ -156,12 +156,20 @@
 // upgrade left no tombstone: their old tokens are simply unknown, and
 // signing out with one ends nothing.
 //
+// Schema version 23 adds session_delete_by_user2, which Sessions.DeleteByUser
+// calls: it keeps the rotation tombstones that lead to the session spared
+// (an older token of the current session still signs it out after "end my
+// other sessions"). DeleteByUser needs the upgrade: before Migrate has run
+// it fails and ends nothing. session_delete_by_user stays, so replicas
+// still on the older code keep working once it is applied (they remove
+// every tombstone of the user, as before).
+//
 // # Round trips
 //
 // Each store method is one statement, hence one round trip once pgx has
 // prepared it on the connection, and one commit: Sessions.Create,
 // Sessions.Rotate and Sessions.DeleteByUser call the functions
-// session_create, session_rotate and session_delete_by_user, which lock
+// session_create, session_rotate and session_delete_by_user2, which lock
 // the user's row in session_users first (Sessions.Delete, of one session,
 // is one DELETE and locks no user); Sessions.LookupTouch (the per-request
 // check) reads and, at most once per touch interval, writes in one

@@ -40,6 +40,7 @@ var migrations = [...]migration{
 	{name: "throttle give-backs", sql: migration20},
 	{name: "mfa confirm within the limit", sql: migration21},
 	{name: "session rotation tombstones", sql: migration22},
+	{name: "session delete by user keeping a lineage", sql: migration23},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -1334,6 +1335,47 @@ BEGIN
 	INSERT INTO {s}.sessions (hash, tenant, user_id, created_us, last_seen_us, expires_us, idle_ns, ip, user_agent, flags)
 		VALUES (p_hash, p_tenant, p_user, p_created_us, p_last_seen_us, p_expires_us, p_idle_ns, p_ip, p_user_agent, p_flags);
 	RETURN true;
+END
+$$;
+`
+
+// migration23 adds session_delete_by_user2, session_delete_by_user that
+// keeps the rotation tombstones leading to the session it spares, at most
+// p_hops rotations back (session.MaxLineageHops, which Go passes), so
+// that after "end my other sessions" an older token of the current
+// session still names it (session.UserIndex.DeleteByUser). The function
+// of migration 14 stays, for code of an earlier version running beside
+// this one.
+const migration23 = `
+-- session_delete_by_user2 is session.UserIndex.DeleteByUser in one call:
+-- it locks the user's row in session_users, as session_create does, then,
+-- seeing every change committed before the lock (a rotation's new
+-- session and tombstone, a sign-in's evictions and their tombstones),
+-- deletes the user's sessions but p_except (NULL: none) and the user's
+-- tombstones but those that lead to p_except when it is a session of the
+-- user: each whose successor is p_except or another kept one, at most
+-- p_hops rotations back. It returns the deleted sessions, oldest first.
+CREATE FUNCTION {s}.session_delete_by_user2(p_tenant bytea, p_user bytea, p_except bytea, p_hops integer)
+RETURNS SETOF {s}.sessions
+LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO {s}.session_users AS u (tenant, user_id) VALUES (p_tenant, p_user)
+		ON CONFLICT (tenant, user_id) DO UPDATE SET tenant = u.tenant;
+	RETURN QUERY
+		WITH RECURSIVE keep (hash, hops) AS (
+			SELECT s.hash, 0 FROM {s}.sessions s
+				WHERE s.hash = p_except AND s.tenant = p_tenant AND s.user_id = p_user
+			UNION ALL
+			SELECT e.hash, k.hops + 1 FROM {s}.session_evictions e JOIN keep k ON e.successor = k.hash
+				WHERE e.tenant = p_tenant AND e.user_id = p_user AND k.hops < p_hops
+		), d AS (
+			DELETE FROM {s}.sessions WHERE tenant = p_tenant AND user_id = p_user AND (p_except IS NULL OR hash <> p_except)
+			RETURNING *
+		), t AS (
+			DELETE FROM {s}.session_evictions WHERE tenant = p_tenant AND user_id = p_user
+				AND hash NOT IN (SELECT keep.hash FROM keep)
+		)
+		SELECT * FROM d ORDER BY created_us, hash;
 END
 $$;
 `

@@ -18,7 +18,7 @@ import (
 // Create is one call of the SQL function session_create, which locks the
 // user's row in session_users before it counts, evicts or refuses, so the
 // session limit holds exactly across replicas. Rotate and DeleteByUser are
-// one call each of session_rotate and session_delete_by_user, which take
+// one call each of session_rotate and session_delete_by_user2, which take
 // the same lock first: a rotation, a sign-in and an "end every session"
 // of one user run one at a time, so a session rotated meanwhile never
 // survives DeleteByUser and never leaves its user over the limit, and
@@ -38,7 +38,8 @@ import (
 // session (NULL for an eviction) and whose end is the new session's
 // expiry. Those rows go like dead sessions: the user's next Create and
 // DeleteExpired delete them once ended, and DeleteByUser deletes all of
-// the user's.
+// the user's but the rotation tombstones that lead to the session it
+// spares.
 type Sessions struct {
 	pool *pgxpool.Pool
 	sql  sessionSQL
@@ -102,8 +103,8 @@ func newSessionSQL(q string) sessionSQL {
 		rotate:     s(`SELECT {s}.session_rotate($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`),
 		sameHash:   s(`SELECT EXISTS (SELECT 1 FROM {s}.sessions WHERE hash = $1)`),
 		listByUser: s(`SELECT ` + sessionCols + ` FROM {s}.sessions WHERE tenant = $1 AND user_id = $2 ORDER BY created_us, hash`),
-		// The user's tombstones go too.
-		deleteByUser: s(`SELECT ` + sessionCols + ` FROM {s}.session_delete_by_user($1, $2, $3)`),
+		// The user's tombstones go too, but the lineage of $3.
+		deleteByUser: s(`SELECT ` + sessionCols + ` FROM {s}.session_delete_by_user2($1, $2, $3, $4)`),
 		deleteExpired: s(`WITH d AS (
 				DELETE FROM {s}.sessions WHERE hash IN (
 					SELECT hash FROM {s}.sessions WHERE ends_us <= $1 ORDER BY ends_us LIMIT $2 FOR UPDATE SKIP LOCKED)
@@ -347,14 +348,16 @@ func (s *Sessions) ListByUser(ctx context.Context, tenant, userID string) ([]ses
 }
 
 // DeleteByUser implements session.UserIndex in one call of the SQL
-// function session_delete_by_user, which locks the user as session_create
-// does; the removed sessions come back oldest first.
+// function session_delete_by_user2, which locks the user as
+// session_create does and finds the rotation tombstones to keep, those
+// that lead to except, with a recursive query over the successor column;
+// the removed sessions come back oldest first.
 func (s *Sessions) DeleteByUser(ctx context.Context, tenant, userID string, except session.Hash) ([]session.Session, error) {
 	var exceptArg []byte // NULL: the zero Hash excepts none
 	if !except.IsZero() {
 		exceptArg = except[:]
 	}
-	rows, err := s.pool.Query(ctx, s.sql.deleteByUser, []byte(tenant), []byte(userID), exceptArg)
+	rows, err := s.pool.Query(ctx, s.sql.deleteByUser, []byte(tenant), []byte(userID), exceptArg, int32(session.MaxLineageHops))
 	if err != nil {
 		return nil, wrap("sessions: delete by user", err)
 	}

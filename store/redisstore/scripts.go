@@ -258,10 +258,15 @@ return out
 `)
 
 // deleteByUserScript: KEYS[1] a user index, KEYS[2] the user's
-// tombstones; ARGV prefix, the hex hash to spare ("" spares none).
-// Returns the deleted sessions; deletes every tombstone of the user.
+// tombstones; ARGV prefix, the hex hash to spare ("" spares none), the
+// most rotations to follow back from it (session.MaxLineageHops).
+// Returns the deleted sessions; deletes every tombstone of the user but,
+// when the hash spared is a session of the user, the rotation tombstones
+// that lead to it (whose successor is it or another kept one, at most
+// ARGV[3] rotations back), and makes the user's set of tombstones expire
+// with the last kept.
 var deleteByUserScript = redis.NewScript(luaCommon + `
-local out = {}
+local out, spared = {}, false
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if m ~= ARGV[2] then
     local v = get(m)
@@ -270,12 +275,47 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
       redis.call('DEL', skey(m))
     end
     redis.call('ZREM', KEYS[1], m)
+  elseif redis.call('EXISTS', skey(m)) == 1 then
+    spared = true
   end
 end
-for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  redis.call('DEL', xkey(m))
+local tombs = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+local keep = {}
+if spared then
+  -- The successor of each rotation tombstone ("<end>,<successor>,<user>").
+  local succ = {}
+  for i = 1, #tombs, 2 do
+    local v = redis.call('GET', xkey(tombs[i]))
+    if v then succ[tombs[i]] = string.match(v, '^[^,]*,([^,]*),') end
+  end
+  local front = {[ARGV[2]] = true}
+  for _ = 1, tonumber(ARGV[3]) do
+    local nxt, found = {}, false
+    for i = 1, #tombs, 2 do
+      local m = tombs[i]
+      if not keep[m] and succ[m] and front[succ[m]] then
+        keep[m], nxt[m], found = true, true, true
+      end
+    end
+    if not found then break end
+    front = nxt
+  end
 end
-redis.call('DEL', KEYS[2])
+local last = nil
+for i = 1, #tombs, 2 do
+  local m = tombs[i]
+  if keep[m] then
+    last = tonumber(tombs[i + 1])
+  else
+    redis.call('DEL', xkey(m))
+    redis.call('ZREM', KEYS[2], m)
+  end
+end
+if last then
+  redis.call('PEXPIREAT', KEYS[2], num(math.floor(last / 1000) + 1))
+else
+  redis.call('DEL', KEYS[2])
+end
 return out
 `)
 

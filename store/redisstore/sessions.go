@@ -353,14 +353,20 @@ func (s *Store) ListByUser(ctx context.Context, tenant, userID string) ([]sessio
 	return out, nil
 }
 
-// DeleteByUser implements session.UserIndex. The sessions are returned
-// oldest first.
+// lineageHops is session.MaxLineageHops as an argument of
+// deleteByUserScript.
+var lineageHops = strconv.Itoa(session.MaxLineageHops)
+
+// DeleteByUser implements session.UserIndex in one EVALSHA, which also
+// keeps the rotation tombstones that lead to except. The sessions are
+// returned oldest first.
 func (s *Store) DeleteByUser(ctx context.Context, tenant, userID string, except session.Hash) ([]session.Session, error) {
 	spare := ""
 	if !except.IsZero() {
 		spare = member(except)
 	}
-	v, err := deleteByUserScript.Run(ctx, s.rdb, []string{s.indexKey(tenant, userID), s.tombIndexKey(tenant, userID)}, s.prefix, spare).Result()
+	v, err := deleteByUserScript.Run(ctx, s.rdb, []string{s.indexKey(tenant, userID), s.tombIndexKey(tenant, userID)},
+		s.prefix, spare, lineageHops).Result()
 	if err != nil {
 		return nil, redisErr("delete sessions", err)
 	}

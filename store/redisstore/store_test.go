@@ -230,6 +230,46 @@ func TestTombstoneExpiry(t *testing.T) {
 	}
 }
 
+// TestTombstoneExpiryAfterDeleteByUser checks that the user's set of
+// tombstones, once DeleteByUser has kept only the spared session's
+// rotation tombstones, expires with the last of them, and is deleted with
+// the last tombstone.
+func TestTombstoneExpiryAfterDeleteByUser(t *testing.T) {
+	st, c, prefix := open(t)
+	ctx := t.Context()
+	a := mk("a", "t", "u", base)
+	b := mk("b", "t", "u", base.Add(time.Minute))
+	b.ExpiresAt = base.Add(30 * 24 * time.Hour) // rotated, its tombstone ends later than a's
+	for _, s := range []session.Session{a, b} {
+		if _, err := st.Create(ctx, s, session.Limit{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	an, bn := a, b
+	an.Hash, bn.Hash = hashOf("a-new"), hashOf("b-new")
+	for _, r := range [][2]session.Session{{a, an}, {b, bn}} {
+		if err := st.Rotate(ctx, r[0].Hash, r[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idx := keys(t, c, prefix+"ue:*")
+	if got, want := keyExpiry(t, c, idx), expiryAt(bn.ExpiresAt); got != want {
+		t.Fatalf("the user's tombstones expire at %v, want %v", got, want)
+	}
+	if _, err := st.DeleteByUser(ctx, "t", "u", an.Hash); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := keyExpiry(t, c, idx), expiryAt(an.ExpiresAt); got != want {
+		t.Errorf("after DeleteByUser sparing a, the user's tombstones expire at %v, want %v (a's, the one kept)", got, want)
+	}
+	if _, err := st.DeleteByUser(ctx, "t", "u", session.Hash{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := keysOf(t, c, prefix+"*"); len(got) != 0 {
+		t.Errorf("keys left after DeleteByUser sparing none: %q", got)
+	}
+}
+
 // TestKeyExpiry checks that every key has an expiry, at the time when
 // its data stops mattering, so that Redis memory stays bounded.
 func TestKeyExpiry(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -31,7 +30,8 @@ import (
 // an eviction) and whose ends_at is the new session's ExpiresAt. Those
 // rows are deleted like sessions that are no longer live: by the user's
 // next Create, the sweep and DeleteExpired, once ends_at has passed, and
-// all the user's by DeleteByUser.
+// all the user's by DeleteByUser, but the rotation tombstones that lead to
+// the session it spares.
 type Sessions struct {
 	s          *Store
 	sweepEvery uint64
@@ -373,7 +373,9 @@ func (ss *Sessions) ListByUser(ctx context.Context, tenant, userID string) ([]se
 }
 
 // DeleteByUser implements session.UserIndex with one DELETE … RETURNING
-// and one DELETE of the user's tombstones, in one transaction.
+// and one DELETE of the user's tombstones, in one transaction. That
+// DELETE finds the rotation tombstones to keep, those that lead to
+// except, with a recursive query over the successor column.
 func (ss *Sessions) DeleteByUser(ctx context.Context, tenant, userID string, except session.Hash) ([]session.Session, error) {
 	var exc any
 	if !except.IsZero() {
@@ -388,8 +390,8 @@ func (ss *Sessions) DeleteByUser(ctx context.Context, tenant, userID string, exc
 		if out, err = collectSessions(rows); err != nil {
 			return err
 		}
-		// The user's tombstones, ended or not.
-		_, err = w.exec(sessTombDrop, tenant, userID, int64(math.MaxInt64))
+		// The user's tombstones, ended or not, but except's lineage.
+		_, err = w.exec(sessTombDropUser, tenant, userID, exc, session.MaxLineageHops)
 		return err
 	})
 	if err != nil {

@@ -32,6 +32,7 @@ const (
 	sessRotTomb
 	sessEvicted
 	sessTombDrop
+	sessTombDropUser
 	sessTombExpire
 
 	userByID
@@ -220,6 +221,18 @@ var queries = func() (q [numStmts]string) {
 		SELECT hash, tenant, user_id, ?3, ?2 FROM guard_sessions WHERE hash = ?1`
 	q[sessEvicted] = `SELECT ends_at, successor, tenant, user_id FROM guard_session_evictions WHERE hash = ?`
 	q[sessTombDrop] = `DELETE FROM guard_session_evictions WHERE tenant = ?1 AND user_id = ?2 AND ends_at <= ?3`
+	// The user's tombstones but the rotation tombstones that lead to ?3,
+	// if it is a session of the user (NULL: none), at most ?4 rotations
+	// back: the chain is followed from ?3 through the successor column,
+	// among the user's rows (through their index).
+	q[sessTombDropUser] = `WITH RECURSIVE keep (hash, hops) AS (
+			SELECT hash, 0 FROM guard_sessions WHERE hash = ?3 AND tenant = ?1 AND user_id = ?2
+			UNION ALL
+			SELECT e.hash, k.hops + 1 FROM guard_session_evictions e JOIN keep k ON e.successor = k.hash
+			WHERE e.tenant = ?1 AND e.user_id = ?2 AND k.hops < ?4
+		)
+		DELETE FROM guard_session_evictions WHERE tenant = ?1 AND user_id = ?2
+			AND hash NOT IN (SELECT hash FROM keep)`
 	q[sessTombExpire] = `DELETE FROM guard_session_evictions WHERE hash IN (
 		SELECT hash FROM guard_session_evictions WHERE ends_at <= ?1 LIMIT ?2)`
 
