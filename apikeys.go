@@ -326,29 +326,58 @@ var refusalRecordLimit = auth.Limit{Max: 1, ResetAfter: time.Minute, LockFor: ti
 var refusalBurstLimit = auth.Limit{Max: 30, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Minute}
 
 // AuthenticateAPIKey checks an API key presented from client address addr
-// and returns its principal: the key must exist, be neither revoked nor
-// expired, and addr must pass the tenant's API-key allow-list. An
+// and returns its principal, for a host that is not net/http (gRPC, a job
+// queue, a framework with its own request type): it does for the key what
+// AuthenticateRequest does for a request's bearer key once it has
+// resolved the client's address. The key must exist, be neither revoked
+// nor expired, and addr must pass the tenant's API-key allow-list. An
 // IPv4-mapped addr (::ffff:a.b.c.d) is taken as the IPv4 address it
-// holds, for the throttle and the audit log as for the allow-list. Invalid
-// keys are throttled per client IP (ErrTooManyAttempts once locked). A
-// revoked or expired key is audited in its tenant (apikey.denied) and a
-// key denied by the allow-list too (ip.denied); a malformed or unknown key
-// belongs to no tenant, so no tenant's log records it: it is only counted
-// against the IP, and a flood of them writes nothing. A revoked or
-// expired key used from a locked IP is recorded too (Meta throttled), at
-// most once a minute for each key and IP: junk keys cannot hide the use of
-// a leaked one. A valid key denied by the allow-list is recorded at most
-// once a minute for each key and IP, and refused all the same when not
-// recorded: one key used in a loop cannot flood its tenant's log. Every
-// other failure is ErrUnauthenticated (a bad key) or ErrIPNotAllowed;
-// store failures are ErrUnavailable. The principal carries addr, as Addr
-// and as text in IP (as AuthenticateRequest's does), so that the events
-// of the key's actions record it; its UserAgent is left empty.
+// holds, and a zone is dropped, for the throttle and the audit log as for
+// the allow-list, as AuthenticateRequest resolves a request's address.
+// Invalid keys are throttled per client IP (ErrTooManyAttempts once
+// locked). A revoked or expired key is audited in its tenant
+// (apikey.denied) and a key denied by the allow-list too (ip.denied); a
+// malformed or unknown key belongs to no tenant, so no tenant's log
+// records it: it is only counted against the IP, and a flood of them
+// writes nothing. A revoked or expired key used from a locked IP is
+// recorded too (Meta throttled), at most once a minute for each key and
+// IP: junk keys cannot hide the use of a leaked one. A valid key denied
+// by the allow-list is recorded at most once a minute for each key and
+// IP, and refused all the same when not recorded: one key used in a loop
+// cannot flood its tenant's log. Every other failure is
+// ErrUnauthenticated (a bad key) or ErrIPNotAllowed; store failures are
+// ErrUnavailable. The principal carries addr, as Addr and as text in IP
+// (as AuthenticateRequest's does), so that the events of the key's
+// actions record it; its UserAgent is left empty, and so is that of the
+// events recording a refusal.
+//
+// An invalid (zero) or unspecified addr (0.0.0.0, ::) means the client
+// cannot be identified: any key is refused with ErrIPNotAllowed whatever
+// its tenant's lists, even with none, and recorded as AuthenticateRequest
+// records a key from a client whose IP it cannot resolve (the two count
+// as one client): a key that exists in its tenant, at most once a minute
+// for each key (ip.denied, reason unidentified, or apikey.denied with IP
+// UnidentifiedIP when it is revoked or expired); a malformed or unknown
+// key nowhere, and it is not counted against any address. Resolve the
+// address the host trusts, as Config.Proxies does for
+// AuthenticateRequest: addr is taken as given.
 func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.Addr) (Principal, error) {
+	return g.authenticateKey(ctx, key, givenAddr(addr), "", nil)
+}
+
+// authenticateKey authenticates API key for AuthenticateRequest and
+// AuthenticateAPIKey: presented by the client at addr (resolved,
+// unmapped, without a zone; invalid: the client cannot be identified, for
+// the reason cause, nil if there is none to record) with user agent ua,
+// clipped here, which the principal and the events recording a refusal
+// carry.
+func (g *Guard) authenticateKey(ctx context.Context, key string, addr netip.Addr, ua string, cause error) (Principal, error) {
+	if !addr.IsValid() {
+		return Principal{}, g.unidentifiedAPIKey(ctx, key, ua, cause)
+	}
 	if g.stores.APIKeys == nil {
 		return Principal{}, ErrUnauthenticated
 	}
-	addr = addr.Unmap()
 	k, found, err := g.lookUpAPIKey(ctx, key)
 	switch {
 	case err != nil:
@@ -378,6 +407,7 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 			}
 		}
 		e := unusableKeyEvent(k, ip)
+		e.UserAgent = clip(ua, 512)
 		if throttled {
 			e.Meta = map[string]string{"throttled": "true"}
 		}
@@ -388,7 +418,7 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 	}
 	actor := audit.Actor{Kind: audit.ActorAPIKey, ID: k.ID}
 	due := func(audit.Event) (bool, error) { return g.keyRefusalDue(ctx, audit.IPDenied, k.ID, ip, now) }
-	if err := g.applyIPList(ctx, k.Tenant, ipfilter.APIKeys, addr, actor, "", due); err != nil {
+	if err := g.applyIPList(ctx, k.Tenant, ipfilter.APIKeys, addr, actor, ua, due); err != nil {
 		return Principal{}, err
 	}
 	// The creator's standing now, for every decision the principal is
@@ -403,11 +433,12 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 		}
 	}
 	return Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID, keyCreator: k.CreatedBy, keyStanding: st, keyKnown: true,
-		Addr: addr, IP: ip, AuthAt: k.CreatedAt}, nil
+		Addr: addr, IP: ip, UserAgent: clip(ua, 512), AuthAt: k.CreatedAt}, nil
 }
 
-// unidentifiedAPIKey refuses an API key presented in request r, whose
-// client IP cannot be identified (cause, ClientAddr's error), with
+// unidentifiedAPIKey refuses an API key presented with user agent ua by a
+// client whose IP cannot be identified (cause, ClientAddr's error; nil
+// for an address a host did not give AuthenticateAPIKey), with
 // ErrIPNotAllowed whatever the key. A key that exists is recorded in its
 // tenant, as AuthenticateAPIKey records a refusal: apikey.denied (reason
 // revoked or expired, IP UnidentifiedIP) for a key no longer usable, else
@@ -416,8 +447,7 @@ func (g *Guard) AuthenticateAPIKey(ctx context.Context, key string, addr netip.A
 // recorded at most once a minute for each key, all unidentified clients
 // counting as one address. A malformed or unknown key belongs to no tenant
 // and is not recorded. Store failures give ErrUnavailable.
-func (g *Guard) unidentifiedAPIKey(r *http.Request, key string, cause error) error {
-	ctx := r.Context()
+func (g *Guard) unidentifiedAPIKey(ctx context.Context, key, ua string, cause error) error {
 	if g.stores.APIKeys == nil {
 		return ErrIPNotAllowed
 	}
@@ -428,11 +458,11 @@ func (g *Guard) unidentifiedAPIKey(r *http.Request, key string, cause error) err
 	now := g.now()
 	var e audit.Event
 	if k.UsableAt(now) {
-		e = unidentifiedEvent(Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID}, r.UserAgent(), cause)
+		e = unidentifiedEvent(Principal{Kind: KindAPIKey, Tenant: k.Tenant, KeyID: k.ID}, ua, cause)
 		e.Target = ipfilter.APIKeys.String()
 	} else {
 		e = unusableKeyEvent(k, UnidentifiedIP)
-		e.UserAgent, e.Meta = clip(r.UserAgent(), 512), untrustedMeta(cause)
+		e.UserAgent, e.Meta = clip(ua, 512), untrustedMeta(cause)
 	}
 	due, err := g.keyRefusalDue(ctx, e.Action, k.ID, UnidentifiedIP, now)
 	if err != nil || !due {

@@ -44,7 +44,8 @@ func (g *Guard) SessionToken(r *http.Request) (string, bool) {
 // for it. A session the tenant's policy no longer allows (MFA or SSO
 // required since) is ended as Authenticate ends it (ErrPolicyChanged),
 // wherever the client is. AuthenticateFrom does for a session token what
-// this does for a request's session cookie, for a host that is not
+// this does for a request's session cookie, and AuthenticateAPIKey for
+// an API key what this does for its bearer key, for a host that is not
 // net/http and gives the client's address itself.
 //
 // A request whose client IP cannot be identified is refused with
@@ -61,23 +62,15 @@ func (g *Guard) SessionToken(r *http.Request) (string, bool) {
 // (too many bad API keys from this IP), ErrUnavailable (a store failed).
 func (g *Guard) AuthenticateRequest(r *http.Request) (Principal, error) {
 	addr, aerr := g.resolver.ClientIP(r)
+	if aerr != nil {
+		addr = netip.Addr{}
+	}
 	if key, ok := bearer(r); ok {
-		if aerr != nil {
-			return Principal{}, g.unidentifiedAPIKey(r, key, aerr)
-		}
-		p, err := g.AuthenticateAPIKey(r.Context(), key, addr)
-		if err != nil {
-			return Principal{}, err
-		}
-		p.UserAgent = clip(r.UserAgent(), 512)
-		return p, nil
+		return g.authenticateKey(r.Context(), key, addr, r.UserAgent(), aerr)
 	}
 	tok, ok := g.SessionToken(r)
 	if !ok {
 		return Principal{}, ErrUnauthenticated
-	}
-	if aerr != nil {
-		addr = netip.Addr{}
 	}
 	return g.authenticateClient(r.Context(), tok, addr, r.UserAgent(), aerr)
 }

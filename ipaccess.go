@@ -128,6 +128,19 @@ func (g *Guard) checkIPString(ctx context.Context, tenant string, scope ipfilter
 	return g.checkIP(ctx, tenant, scope, addr.Unmap(), actor, ua)
 }
 
+// givenAddr is the client address a host that is not net/http gives
+// (AuthenticateFrom, AuthenticateAPIKey), taken as AuthenticateRequest
+// resolves a request's: an IPv4-mapped address as the IPv4 address it
+// holds, without a zone, and the unspecified addresses (0.0.0.0, ::),
+// which no client has, as the zero Addr: a client that cannot be
+// identified.
+func givenAddr(a netip.Addr) netip.Addr {
+	if a = a.Unmap().WithZone(""); a.IsUnspecified() {
+		return netip.Addr{}
+	}
+	return a
+}
+
 func addrString(a netip.Addr) string {
 	if !a.IsValid() {
 		return ""

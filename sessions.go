@@ -70,10 +70,7 @@ func (g *Guard) Authenticate(ctx context.Context, token string) (Principal, erro
 // Errors: those of Authenticate (ErrUnauthenticated, ErrSignedInElsewhere,
 // ErrPolicyChanged, ErrUnavailable), and ErrIPNotAllowed.
 func (g *Guard) AuthenticateFrom(ctx context.Context, token string, addr netip.Addr, userAgent string) (Principal, error) {
-	if addr = addr.Unmap().WithZone(""); addr.IsUnspecified() {
-		addr = netip.Addr{}
-	}
-	return g.authenticateClient(ctx, token, addr, userAgent, nil)
+	return g.authenticateClient(ctx, token, givenAddr(addr), userAgent, nil)
 }
 
 // client is the address and user agent of a request's client, whose
