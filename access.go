@@ -1280,11 +1280,18 @@ func PayloadHash(payload []byte) [32]byte { return sha256.Sum256(payload) }
 // A requester files at most MaxApprovalRequestsPerHour requests in each
 // hour of the clock (UTC), so that a loop cannot flood the approvers and
 // the store: every request past the password check counts, a refused
-// one too. An API key is a requester of its own, apart from its creator.
-// The count is kept in the throttle store (Stores.Throttle), so it holds
-// across replicas. One more is refused with ErrTooManyAttempts, nothing
-// stored, and recorded as a failed approval.requested with reason
-// rate_limited (ReasonRateLimited) unless 30 such refusals of the same
+// one too. An API key created by a user files within that user's budget:
+// the user and all the keys they created file at most
+// MaxApprovalRequestsPerHour between them, so that creating keys does
+// not multiply what one person can put before the approvers (a key of
+// theirs in a loop uses up its creator's budget too). A key the host
+// created (System) has a budget of its own: no person can create more
+// of them. The count is kept in the throttle store (Stores.Throttle), in
+// one atomic step a request, so it holds across replicas and for
+// requests filed at once. One more is refused with ErrTooManyAttempts,
+// nothing stored, and recorded as a failed approval.requested with
+// reason rate_limited (ReasonRateLimited), its actor the requester who
+// filed it (the key, for a key), unless 30 such refusals of that
 // requester were recorded in the last minute: one requester's loop does
 // not silence another's refusals. A count that cannot be kept is
 // ErrUnavailable, nothing stored.
@@ -1409,25 +1416,33 @@ func (g *Guard) decideApproval(ctx context.Context, by Principal, id string, app
 }
 
 // MaxApprovalRequestsPerHour bounds the approval requests one requester
-// (a user, or an API key) may file in an hour of the clock: see
-// RequestApproval.
+// may file in an hour of the clock: a user together with the API keys
+// they created, or a key the host created on its own (see
+// RequestApproval).
 const MaxApprovalRequestsPerHour = 30
 
-// approvalRequestLimit counts a requester's approval requests under a
-// key that names the hour (see requestsLimited): the
-// MaxApprovalRequestsPerHour-th locks the key past the hour's end, and
-// the key is forgotten an hour after its last request.
+// approvalRequestLimit counts the approval requests of a budget
+// (approvalBudget) under a key that names the hour (see
+// requestsLimited): the MaxApprovalRequestsPerHour-th locks the key past
+// the hour's end, and the key is forgotten an hour after its last
+// request.
 var approvalRequestLimit = auth.Limit{Max: MaxApprovalRequestsPerHour, ResetAfter: time.Hour, LockFor: time.Hour, MaxLockFor: time.Hour}
 
-// requestsLimited counts a request for p about to be filed by by, in one
-// atomic step of the throttle store, and refuses it when by has filed
-// MaxApprovalRequestsPerHour this hour already: ErrTooManyAttempts,
-// recorded as a failed approval.requested with reason rate_limited as
-// often as recordActorRefusal allows for by. A store failure is
+// requestsLimited counts a request for p about to be filed by by in by's
+// budget (approvalBudget: for a key its creator's, shared with the
+// creator and their other keys), in one atomic step of the throttle
+// store, and refuses it when MaxApprovalRequestsPerHour were counted in
+// that budget this hour already: ErrTooManyAttempts, recorded as a
+// failed approval.requested (actor by) with reason rate_limited as often
+// as recordActorRefusal allows for by. A store failure is
 // ErrUnavailable.
 func (g *Guard) requestsLimited(ctx context.Context, by Principal, p rbac.Permission) error {
+	budget, err := g.approvalBudget(ctx, by)
+	if err != nil {
+		return err
+	}
 	now := g.now()
-	k := sha256.Sum256([]byte(by.Tenant + "\x00" + by.subject().String()))
+	k := sha256.Sum256([]byte(by.Tenant + "\x00" + budget.String()))
 	key := "approval-requests:" + hex.EncodeToString(k[:16]) + ":" + strconv.FormatInt(now.Unix()/3600, 10)
 	r, err := g.stores.Throttle.Reserve(ctx, key, now, approvalRequestLimit)
 	if err != nil {
@@ -1443,6 +1458,28 @@ func (g *Guard) requestsLimited(ctx context.Context, by Principal, p rbac.Permis
 		return err
 	}
 	return ErrTooManyAttempts
+}
+
+// approvalBudget returns the requester in whose hourly budget of approval
+// requests a request filed by by counts (see requestsLimited): a user's
+// own; for an API key created by a user, that user (its CreatedBy, read
+// by keyCreatorOf), whatever the user's standing now (a key that may not
+// act is refused after, by keyHolds); for a key the host created (its
+// CreatedBy no user ID) the key itself, and for a key the tenant does not
+// have (a Principal not made by AuthenticateAPIKey, refused after) too.
+// A store failure is ErrUnavailable.
+func (g *Guard) approvalBudget(ctx context.Context, by Principal) (rbac.Subject, error) {
+	if by.Kind != KindAPIKey {
+		return by.subject(), nil
+	}
+	creator, _, found, err := g.keyCreatorOf(ctx, by)
+	switch {
+	case err != nil:
+		return rbac.Subject{}, err
+	case found && isUserID(creator):
+		return rbac.User(creator), nil
+	}
+	return by.subject(), nil
 }
 
 // requesterStillActive checks, once request ap is stored, that the user

@@ -168,9 +168,10 @@
 // often it may be made returns ErrTooManyAttempts (wait): invalid API
 // keys or SSO starts from one address, invitations sent to one user
 // (SendInvitation), and approval requests filed (RequestApproval:
-// MaxApprovalRequestsPerHour per requester in an hour of the clock;
-// recorded as a failed approval.requested, reason rate_limited, at most
-// 30 a minute per tenant). The links ForgotPassword and
+// MaxApprovalRequestsPerHour per requester in an hour of the clock, a
+// user's API keys counting in their creator's; recorded as a failed
+// approval.requested, reason rate_limited, at most 30 a minute per
+// requester). The links ForgotPassword and
 // RequestEmailChange hold back are answered as if sent, and so are the
 // one-time codes SendLoginCode and BeginOOB hold back (the resend
 // cool-down and mfa.SendLimits per client IP, account, destination and

@@ -200,7 +200,8 @@ const ReasonIdPManaged = "idp_managed"
 // ReasonRateLimited is the Reason of a refused password.reset_requested,
 // user.email_change_requested or user.invited event: a send limit held
 // the link back; and of a refused approval.requested: the requester
-// filed MaxApprovalRequestsPerHour this hour already.
+// filed MaxApprovalRequestsPerHour this hour already (an API key with its
+// creator and their other keys).
 const ReasonRateLimited = "rate_limited"
 
 func defaultResetMail(link string, ttl time.Duration) (string, string) {
