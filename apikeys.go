@@ -111,7 +111,7 @@ func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (s
 	if !nk.ExpiresAt.IsZero() {
 		k.ExpiresAt = expires
 	}
-	if err := g.stores.APIKeys.CreateAPIKey(ctx, k); err != nil {
+	if err := g.stores.APIKeys.CreateAPIKey(ctx, k, 0); err != nil {
 		return "", auth.APIKey{}, unavailable("create api key", err)
 	}
 	if err := g.creatorStillActive(ctx, by, k); err != nil {

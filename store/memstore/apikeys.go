@@ -26,7 +26,7 @@ func NewAPIKeys() *APIKeys {
 }
 
 // CreateAPIKey implements auth.APIKeyStore.
-func (s *APIKeys) CreateAPIKey(_ context.Context, k auth.APIKey) error {
+func (s *APIKeys) CreateAPIKey(_ context.Context, k auth.APIKey, maxLive int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ref := userRef{k.Tenant, k.ID}

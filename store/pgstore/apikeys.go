@@ -77,7 +77,7 @@ func scanAPIKey(row pgx.Row) (auth.APIKey, error) {
 // id) or a used hash violates a constraint and gives auth.ErrDuplicateID.
 // A string field that PostgreSQL text cannot hold gives an
 // *auth.InputError.
-func (s *APIKeys) CreateAPIKey(ctx context.Context, k auth.APIKey) error {
+func (s *APIKeys) CreateAPIKey(ctx context.Context, k auth.APIKey, maxLive int) error {
 	if err := checkUserText("tenant", k.Tenant, "API key id", k.ID, "API key name", k.Name,
 		"API key prefix", k.Prefix, "API key creator", k.CreatedBy); err != nil {
 		return err

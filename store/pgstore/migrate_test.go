@@ -486,7 +486,7 @@ func TestMigrateUpgrades(t *testing.T) {
 			} else if got, err := st.Tenants.Tenant(ctx, "acme"); err != nil || !got.LastReview.Equal(reviewed) {
 				t.Errorf("tenant after MarkReviewed: %+v, %v", got, err)
 			}
-			if err := st.APIKeys.CreateAPIKey(ctx, auth.APIKey{Tenant: "acme", ID: "k1", Hash: [32]byte{1}}); err != nil {
+			if err := st.APIKeys.CreateAPIKey(ctx, auth.APIKey{Tenant: "acme", ID: "k1", Hash: [32]byte{1}}, 0); err != nil {
 				t.Errorf("CreateAPIKey after the upgrade: %v", err)
 			}
 			if _, err := st.IPLists.Replace(ctx, "acme", ipfilter.Users, ipfilter.Rules{Entries: []string{"10.0.0.0/8"}}, 0); err != nil {

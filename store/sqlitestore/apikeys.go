@@ -39,7 +39,7 @@ func scanAPIKey(r scanner) (auth.APIKey, error) {
 }
 
 // CreateAPIKey implements auth.APIKeyStore with one INSERT.
-func (ks *APIKeys) CreateAPIKey(ctx context.Context, k auth.APIKey) error {
+func (ks *APIKeys) CreateAPIKey(ctx context.Context, k auth.APIKey, maxLive int) error {
 	err := ks.s.writeOne(ctx, func(w *wtx) error {
 		_, err := w.exec(keyCreate, k.Tenant, k.ID, k.Hash[:], k.Name, k.Prefix, k.CreatedBy,
 			micros(k.CreatedAt), nullMicros(k.ExpiresAt), nullMicros(k.LastUsedAt), nullMicros(k.RevokedAt))
