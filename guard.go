@@ -298,6 +298,7 @@ type Guard struct {
 	acctLim  auth.Limit
 	ipLim    auth.Limit
 	cookie   string
+	maxKeys  int // Config.MaxAPIKeys, filled in
 
 	hasher   *auth.Hasher
 	sessions *session.Manager
@@ -493,6 +494,12 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.CaptchaAfterIP == 0 {
 		cfg.CaptchaAfterIP = 10
 	}
+	if cfg.MaxAPIKeys < 0 {
+		return nil, &PolicyError{Field: "MaxAPIKeys", Reason: "must not be negative"}
+	}
+	if cfg.MaxAPIKeys == 0 {
+		cfg.MaxAPIKeys = DefaultMaxAPIKeys
+	}
 	if err := cfg.Recovery.fill(cfg.Stores.MFA.Codes, cfg.Stores.MFA.Rates); err != nil {
 		return nil, err
 	}
@@ -514,6 +521,7 @@ func New(cfg Config) (*Guard, error) {
 		acctLim:  cfg.AccountLimit,
 		ipLim:    cfg.IPLimit,
 		cookie:   cfg.CookieName,
+		maxKeys:  cfg.MaxAPIKeys,
 		hasher:   hasher,
 		sessions: sessions,
 		audit:    log,
