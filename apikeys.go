@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,17 +48,22 @@ const maxAPIKeyYears = 100
 // is refused before anything is created (ErrForbidden, recorded as a failed
 // apikey.created, reason escalation); one taken from the creator while the
 // key is being made is refused by the grant itself, and the key is then
-// revoked. A key created by a user never does more than that user may do
-// now: it loses what they lose, and does nothing while their password is
-// marked compromised (ExpirePassword) or once they are deactivated or
-// deleted (which revokes it). An empty or overlong name, and an expiry not
-// in the future or more than a hundred years ahead, are refused with an
-// *InputError; the expiry is kept to the microsecond, and must be in the
-// future as kept (one less than a microsecond ahead is not). The key's
-// CreatedBy is the creator's user ID, or for a key the host creates the
-// System label as audit events record it (made valid UTF-8 and clipped to
-// MaxSystemLabelBytes); a label holding a NUL byte is refused with an
-// *InputError.
+// revoked. A tenant has at most Config.MaxAPIKeys live keys (neither
+// revoked nor expired; 1000 by default): one more is refused with
+// auth.ErrTooManyAPIKeys, recorded as a failed apikey.created with reason
+// limit and Meta max the bound, and makes no key; the store counts and
+// inserts in one atomic step, so concurrent calls, on any replica, never
+// pass the bound. A key created by a user never does more than that user
+// may do now: it loses what they lose, and does nothing while their
+// password is marked compromised (ExpirePassword) or once they are
+// deactivated or deleted (which revokes it). An empty or overlong name,
+// and an expiry not in the future or more than a hundred years ahead, are
+// refused with an *InputError; the expiry is kept to the microsecond, and
+// must be in the future as kept (one less than a microsecond ahead is
+// not). The key's CreatedBy is the creator's user ID, or for a key the
+// host creates the System label as audit events record it (made valid
+// UTF-8 and clipped to MaxSystemLabelBytes); a label holding a NUL byte is
+// refused with an *InputError.
 func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (string, auth.APIKey, error) {
 	if err := g.may(ctx, by, nk.Tenant, rbac.APIKeys, rbac.Manage); err != nil {
 		return "", auth.APIKey{}, err
@@ -111,7 +117,15 @@ func (g *Guard) CreateAPIKey(ctx context.Context, by Principal, nk NewAPIKey) (s
 	if !nk.ExpiresAt.IsZero() {
 		k.ExpiresAt = expires
 	}
-	if err := g.stores.APIKeys.CreateAPIKey(ctx, k); err != nil {
+	switch err := g.stores.APIKeys.CreateAPIKey(ctx, k, g.maxKeys); {
+	case errors.Is(err, auth.ErrTooManyAPIKeys):
+		e := g.adminEvent(by, nk.Tenant, audit.APIKeyCreated, clip(nk.Name, 100))
+		e.Outcome, e.Reason, e.Meta = audit.Failure, "limit", map[string]string{"max": strconv.Itoa(g.maxKeys)}
+		if err := g.record(ctx, e); err != nil {
+			return "", auth.APIKey{}, err
+		}
+		return "", auth.APIKey{}, auth.ErrTooManyAPIKeys
+	case err != nil:
 		return "", auth.APIKey{}, unavailable("create api key", err)
 	}
 	if err := g.creatorStillActive(ctx, by, k); err != nil {

@@ -259,12 +259,12 @@ type racingKeys struct {
 	before func()
 }
 
-func (k *racingKeys) CreateAPIKey(ctx context.Context, key auth.APIKey) error {
+func (k *racingKeys) CreateAPIKey(ctx context.Context, key auth.APIKey, maxLive int) error {
 	if f := k.before; f != nil {
 		k.before = nil
 		f()
 	}
-	return k.APIKeys.CreateAPIKey(ctx, key)
+	return k.APIKeys.CreateAPIKey(ctx, key, maxLive)
 }
 
 // A key whose creation was under way while its creator was deactivated or

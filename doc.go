@@ -171,15 +171,20 @@
 // MaxApprovalRequestsPerHour per requester in an hour of the clock, a
 // user's API keys counting in their creator's; recorded as a failed
 // approval.requested, reason rate_limited, at most 30 a minute per
-// requester). The links ForgotPassword and
-// RequestEmailChange hold back are answered as if sent, and so are the
-// one-time codes SendLoginCode and BeginOOB hold back (the resend
-// cool-down and mfa.SendLimits per client IP, account, destination and
-// tenant), recorded as mfa.code_suppressed with reason cool_down,
-// rate_limited or tenant_limit (ReasonTenantLimit). ForgotPassword, which
-// waits for a background slot, returns ErrUnavailable, nothing done, when
-// its context ends first, or when Close begins while it waits (or runs):
-// see Close, after which no notice or email caused before it is sent.
+// requester). A call over a bound of how many of a thing a tenant or
+// user may hold returns that package's error, and changes nothing:
+// CreateAPIKey auth.ErrTooManyAPIKeys (Config.MaxAPIKeys live keys;
+// recorded as a failed apikey.created, reason limit), DefineRole
+// rbac.ErrTooManyRoles, a new second factor mfa.ErrLimit. The links
+// ForgotPassword and RequestEmailChange hold back are answered as if
+// sent, and so are the one-time codes SendLoginCode and BeginOOB hold
+// back (the resend cool-down and mfa.SendLimits per client IP, account,
+// destination and tenant), recorded as mfa.code_suppressed with reason
+// cool_down, rate_limited or tenant_limit (ReasonTenantLimit).
+// ForgotPassword, which waits for a background slot, returns
+// ErrUnavailable, nothing done, when its context ends first, or when
+// Close begins while it waits (or runs): see Close, after which no notice
+// or email caused before it is sent.
 //
 // The token of a session rotated since (RotateSession, a step-up)
 // authenticates as nothing: ErrUnauthenticated, never

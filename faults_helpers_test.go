@@ -360,8 +360,8 @@ type fAPIKeys struct {
 	c *faultCounter
 }
 
-func (w fAPIKeys) CreateAPIKey(ctx context.Context, k auth.APIKey) error {
-	return do0(w.c, "APIKeys.CreateAPIKey", func() error { return w.APIKeyStore.CreateAPIKey(ctx, k) })
+func (w fAPIKeys) CreateAPIKey(ctx context.Context, k auth.APIKey, maxLive int) error {
+	return do0(w.c, "APIKeys.CreateAPIKey", func() error { return w.APIKeyStore.CreateAPIKey(ctx, k, maxLive) })
 }
 
 func (w fAPIKeys) APIKeyByHash(ctx context.Context, h [32]byte) (auth.APIKey, error) {

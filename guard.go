@@ -23,6 +23,9 @@ import (
 // DefaultStepUpWindow is the default of Config.StepUpWindow.
 const DefaultStepUpWindow = 15 * time.Minute
 
+// DefaultMaxAPIKeys is the default of Config.MaxAPIKeys.
+const DefaultMaxAPIKeys = 1000
+
 // Stores are the storage interfaces the facade consumes. A backend package
 // (store/memstore, …) returns a filled Stores; fields may also come from
 // different backends (for example sessions and throttling in Redis,
@@ -196,6 +199,13 @@ type Config struct {
 	// MaxAdmins is the recommended number of owners and admins of a
 	// tenant; more gives an AdminWarning (default 1).
 	MaxAdmins int
+	// MaxAPIKeys bounds the live API keys of a tenant, those neither
+	// revoked nor expired (default DefaultMaxAPIKeys, 1000; negative is
+	// refused with a *PolicyError). CreateAPIKey refuses one more with
+	// auth.ErrTooManyAPIKeys; revoking a key, or its expiry, frees a
+	// place. The store counts and inserts in one atomic step, so the bound
+	// holds across replicas.
+	MaxAPIKeys int
 	// Proxies are the trusted reverse proxies in front of the application,
 	// whose X-Forwarded-For header gives the client IP (see
 	// ipfilter.ResolverConfig). Zero: the client IP is the connection's
@@ -288,6 +298,7 @@ type Guard struct {
 	acctLim  auth.Limit
 	ipLim    auth.Limit
 	cookie   string
+	maxKeys  int // Config.MaxAPIKeys, filled in
 
 	hasher   *auth.Hasher
 	sessions *session.Manager
@@ -483,6 +494,12 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.CaptchaAfterIP == 0 {
 		cfg.CaptchaAfterIP = 10
 	}
+	if cfg.MaxAPIKeys < 0 {
+		return nil, &PolicyError{Field: "MaxAPIKeys", Reason: "must not be negative"}
+	}
+	if cfg.MaxAPIKeys == 0 {
+		cfg.MaxAPIKeys = DefaultMaxAPIKeys
+	}
 	if err := cfg.Recovery.fill(cfg.Stores.MFA.Codes, cfg.Stores.MFA.Rates); err != nil {
 		return nil, err
 	}
@@ -504,6 +521,7 @@ func New(cfg Config) (*Guard, error) {
 		acctLim:  cfg.AccountLimit,
 		ipLim:    cfg.IPLimit,
 		cookie:   cfg.CookieName,
+		maxKeys:  cfg.MaxAPIKeys,
 		hasher:   hasher,
 		sessions: sessions,
 		audit:    log,

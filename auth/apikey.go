@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"io"
 	"strings"
 	"time"
@@ -75,13 +76,23 @@ func ParseAPIKey(s string) ([32]byte, error) {
 	return sha256.Sum256([]byte(s)), nil
 }
 
+// ErrTooManyAPIKeys is returned by APIKeyStore.CreateAPIKey when the
+// tenant already has the most live keys it may have.
+var ErrTooManyAPIKeys = errors.New("auth: too many API keys")
+
 // APIKeyStore keeps the API keys of every tenant. Keys are found by hash
 // alone (a request presents only the key); every other method is scoped by
 // tenant.
 type APIKeyStore interface {
 	// CreateAPIKey stores k. It returns ErrDuplicateID, and stores nothing,
 	// if the tenant has a key with k.ID or any tenant has a key with k.Hash.
-	CreateAPIKey(ctx context.Context, k APIKey) error
+	// It returns ErrTooManyAPIKeys, and stores nothing, if maxLive is above
+	// zero and the tenant already has maxLive or more keys usable at
+	// k.CreatedAt (UsableAt: not revoked, not expired); revoked and expired
+	// keys, and other tenants' keys, do not count. The count and the insert
+	// are one atomic step: of concurrent calls, no more succeed than the
+	// bound leaves room for.
+	CreateAPIKey(ctx context.Context, k APIKey, maxLive int) error
 	// APIKeyByHash returns the key with hash h, revoked or expired ones
 	// included (the caller checks UsableAt), or ErrNotFound.
 	APIKeyByHash(ctx context.Context, h [32]byte) (APIKey, error)

@@ -31,7 +31,7 @@ type keyChecker struct {
 
 func (c *keyChecker) create(k auth.APIKey) {
 	c.t.Helper()
-	if err := c.st.CreateAPIKey(c.t.Context(), k); err != nil {
+	if err := c.st.CreateAPIKey(c.t.Context(), k, 0); err != nil {
 		c.t.Fatalf("CreateAPIKey(%s/%s): %v", k.Tenant, k.ID, err)
 	}
 }
@@ -100,7 +100,7 @@ var apiKeyTests = []test[*keyChecker]{
 		c.create(k)
 		dup := mkKey("acme", "other")
 		dup.ID = "k1"
-		if err := c.st.CreateAPIKey(t.Context(), dup); !errors.Is(err, auth.ErrDuplicateID) {
+		if err := c.st.CreateAPIKey(t.Context(), dup, 0); !errors.Is(err, auth.ErrDuplicateID) {
 			t.Fatalf("CreateAPIKey with a used ID = %v, want ErrDuplicateID", err)
 		}
 		if _, err := c.byHash(dup.Hash); !errors.Is(err, auth.ErrNotFound) {
@@ -120,7 +120,7 @@ var apiKeyTests = []test[*keyChecker]{
 		c.create(k)
 		dup := mkKey("globex", "k2")
 		dup.Hash = k.Hash
-		if err := c.st.CreateAPIKey(t.Context(), dup); !errors.Is(err, auth.ErrDuplicateID) {
+		if err := c.st.CreateAPIKey(t.Context(), dup, 0); !errors.Is(err, auth.ErrDuplicateID) {
 			t.Fatalf("CreateAPIKey with a used hash = %v, want ErrDuplicateID", err)
 		}
 		if ks := c.list("globex"); len(ks) != 0 {
@@ -317,8 +317,103 @@ var revokeByCreatorTests = []test[*keyChecker]{
 	}},
 }
 
+// createLive calls CreateAPIKey(k, maxLive) and checks that it returns
+// want (nil or ErrTooManyAPIKeys), and that k is stored or not as it says.
+func (c *keyChecker) createLive(k auth.APIKey, maxLive int, want error) {
+	c.t.Helper()
+	err := c.st.CreateAPIKey(c.t.Context(), k, maxLive)
+	if !errors.Is(err, want) || (want == nil && err != nil) {
+		c.t.Fatalf("CreateAPIKey(%s/%s, %d) = %v, want %v", k.Tenant, k.ID, maxLive, err, want)
+	}
+	if want == nil {
+		c.want(k)
+		return
+	}
+	if got, err := c.byHash(k.Hash); !errors.Is(err, auth.ErrNotFound) {
+		c.t.Errorf("the key refused with %v was stored: %+v, %v", want, got, err)
+	}
+}
+
+// liveKey returns mkKey(tenant, id) created at base.
+func liveKey(tenant, id string) auth.APIKey {
+	k := mkKey(tenant, id)
+	k.CreatedAt = base
+	return k
+}
+
+var createLimitTests = []test[*keyChecker]{
+	{"RefusedAtTheBoundStoresNothing", func(t *testing.T, c *keyChecker) {
+		for i := range 3 {
+			c.createLive(liveKey("acme", fmt.Sprintf("k%d", i)), 3, nil)
+		}
+		c.createLive(liveKey("acme", "k3"), 3, auth.ErrTooManyAPIKeys)
+		c.createLive(liveKey("acme", "k4"), 2, auth.ErrTooManyAPIKeys) // over the bound: refused too
+		if ks := c.list("acme"); len(ks) != 3 {
+			t.Errorf("%d keys listed after refused creations, want 3: %v", len(ks), keyIDs(ks))
+		}
+		c.createLive(liveKey("acme", "k3"), 4, nil) // a higher bound leaves room
+	}},
+	{"ZeroOrNegativeIsNoBound", func(t *testing.T, c *keyChecker) {
+		for i := range 5 {
+			c.createLive(liveKey("acme", fmt.Sprintf("z%d", i)), 0, nil)
+			c.createLive(liveKey("acme", fmt.Sprintf("n%d", i)), -1, nil)
+		}
+	}},
+	{"RevokedKeyFreesAPlace", func(t *testing.T, c *keyChecker) {
+		for i := range 3 {
+			c.createLive(liveKey("acme", fmt.Sprintf("k%d", i)), 3, nil)
+		}
+		if err := c.st.RevokeAPIKey(t.Context(), "acme", "k1", base); err != nil {
+			t.Fatal(err)
+		}
+		c.createLive(liveKey("acme", "k3"), 3, nil)
+		c.createLive(liveKey("acme", "k4"), 3, auth.ErrTooManyAPIKeys)
+		// Keys of a creator revoked at once free their places too.
+		if _, err := c.st.RevokeByCreator(t.Context(), "acme", "user-k0", base); err != nil {
+			t.Fatal(err)
+		}
+		c.createLive(liveKey("acme", "k4"), 3, nil)
+	}},
+	{"ExpiredAtCreatedAtFreesAPlace", func(t *testing.T, c *keyChecker) {
+		// A key is usable before its ExpiresAt: one expiring at the new
+		// key's CreatedAt is not counted, one expiring a microsecond
+		// later is. The suite's times are far in the future: a store
+		// that judged expiry by its own clock would count both.
+		at := base.Add(time.Hour)
+		gone, live := liveKey("acme", "gone"), liveKey("acme", "live")
+		gone.ExpiresAt, live.ExpiresAt = at, at.Add(time.Microsecond)
+		c.createLive(gone, 0, nil)
+		c.createLive(live, 0, nil)
+		k := liveKey("acme", "new")
+		k.CreatedAt = at
+		c.createLive(k, 2, nil)
+		next := liveKey("acme", "next")
+		next.CreatedAt = at
+		c.createLive(next, 2, auth.ErrTooManyAPIKeys)
+		// Later, the other key has expired too.
+		next.CreatedAt = at.Add(time.Microsecond)
+		c.createLive(next, 2, nil)
+	}},
+	{"OtherTenantsUnaffected", func(t *testing.T, c *keyChecker) {
+		for i := range 2 {
+			c.createLive(liveKey("acme", fmt.Sprintf("k%d", i)), 2, nil)
+		}
+		c.createLive(liveKey("acme", "k2"), 2, auth.ErrTooManyAPIKeys)
+		for i := range 2 {
+			c.createLive(liveKey("globex", fmt.Sprintf("k%d", i)), 2, nil)
+		}
+		c.createLive(liveKey("globex", "k2"), 2, auth.ErrTooManyAPIKeys)
+		if err := c.st.RevokeAPIKey(t.Context(), "globex", "k0", base); err != nil {
+			t.Fatal(err)
+		}
+		c.createLive(liveKey("acme", "k2"), 2, auth.ErrTooManyAPIKeys)
+		c.createLive(liveKey("globex", "k2"), 2, nil)
+	}},
+}
+
 func runAPIKeys(t *testing.T, newStore func(t *testing.T) auth.APIKeyStore) {
-	runGroups(t, []group[*keyChecker]{{"APIKey", apiKeyTests}, {"RevokeByCreator", revokeByCreatorTests}}, func(t *testing.T) *keyChecker {
+	runGroups(t, []group[*keyChecker]{{"APIKey", apiKeyTests}, {"RevokeByCreator", revokeByCreatorTests},
+		{"CreateLimit", createLimitTests}}, func(t *testing.T) *keyChecker {
 		return &keyChecker{t: t, st: newStore(t)}
 	})
 }
@@ -330,7 +425,7 @@ func runAPIKeysConcurrent(t *testing.T, newStore func(t *testing.T) auth.APIKeyS
 		parallel(50, func(i int) {
 			k := mkKey("acme", fmt.Sprintf("racer-%d", i))
 			k.ID = "same"
-			switch err := st.CreateAPIKey(t.Context(), k); {
+			switch err := st.CreateAPIKey(t.Context(), k, 0); {
 			case err == nil:
 				won.Add(1)
 			case !errors.Is(err, auth.ErrDuplicateID):
@@ -339,6 +434,34 @@ func runAPIKeysConcurrent(t *testing.T, newStore func(t *testing.T) auth.APIKeyS
 		})
 		if n := won.Load(); n != 1 {
 			t.Errorf("%d concurrent creations of one ID succeeded, want 1", n)
+		}
+	})
+	// Creations within a bound race: exactly the bound's worth succeed,
+	// the others are refused with ErrTooManyAPIKeys and store nothing;
+	// another tenant's creations at the same time have their own bound.
+	t.Run("CreateWithinTheBound", func(t *testing.T) {
+		st := newStore(t)
+		const n, maxLive = 50, 10
+		var won [2]atomic.Int32
+		tenants := [2]string{"acme", "globex"}
+		parallel(2*n, func(i int) {
+			k := liveKey(tenants[i%2], fmt.Sprintf("racer-%d", i))
+			switch err := st.CreateAPIKey(t.Context(), k, maxLive); {
+			case err == nil:
+				won[i%2].Add(1)
+			case !errors.Is(err, auth.ErrTooManyAPIKeys):
+				t.Errorf("CreateAPIKey: %v", err)
+			}
+		})
+		for i, tenant := range tenants {
+			ks, err := st.ListAPIKeys(t.Context(), tenant)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := won[i].Load(); got != maxLive || len(ks) != maxLive {
+				t.Errorf("%s: %d of %d concurrent creations with maxLive %d succeeded, %d keys stored; want %d",
+					tenant, got, n, maxLive, len(ks), maxLive)
+			}
 		}
 	})
 	// Calls of RevokeByCreator race with each other, with creations of
@@ -350,7 +473,7 @@ func runAPIKeysConcurrent(t *testing.T, newStore func(t *testing.T) auth.APIKeyS
 		const before, calls, created, single = 40, 20, 20, 10
 		id := func(i int) string { return fmt.Sprintf("k%03d", i) }
 		for i := range before {
-			if err := st.CreateAPIKey(t.Context(), keyBy("acme", id(i), "alice")); err != nil {
+			if err := st.CreateAPIKey(t.Context(), keyBy("acme", id(i), "alice"), 0); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -366,7 +489,7 @@ func runAPIKeysConcurrent(t *testing.T, newStore func(t *testing.T) auth.APIKeyS
 				}
 				returned[i] = ks
 			case i < calls+created:
-				if err := st.CreateAPIKey(t.Context(), keyBy("acme", id(before+i-calls), "alice")); err != nil {
+				if err := st.CreateAPIKey(t.Context(), keyBy("acme", id(before+i-calls), "alice"), 0); err != nil {
 					t.Errorf("CreateAPIKey: %v", err)
 				}
 			default:
@@ -416,7 +539,7 @@ func runAPIKeysConcurrent(t *testing.T, newStore func(t *testing.T) auth.APIKeyS
 	t.Run("RevokeRacesTouch", func(t *testing.T) {
 		st := newStore(t)
 		k := mkKey("acme", "k1")
-		if err := st.CreateAPIKey(t.Context(), k); err != nil {
+		if err := st.CreateAPIKey(t.Context(), k, 0); err != nil {
 			t.Fatal(err)
 		}
 		parallel(40, func(i int) {

@@ -107,6 +107,8 @@
 // concurrent updates of a user (ExpirePassword and RecordSSOLogin included) lose nothing,
 // RecordLogin racing RecordSSOLogin never changes LastSSOAt, VerifyEmail racing SetEmail
 // clears the flag only of the address it proves, RecordLogin returns the
-// user as its own update left it, and RevokeByCreator, racing with itself, with new keys of the
-// creator and with RevokeAPIKey, returns each key it revoked once, with the time it set.
+// user as its own update left it, RevokeByCreator, racing with itself, with new keys of the
+// creator and with RevokeAPIKey, returns each key it revoked once, with the time it set, and
+// N parallel CreateAPIKeys of a tenant with a bound of live keys store exactly the bound's
+// worth, each tenant its own.
 package authtest

@@ -698,6 +698,8 @@ func problem(err error) (string, bool) {
 		return "Built-in roles cannot be changed or deleted.", true
 	case errors.Is(err, rbac.ErrTooManyRoles):
 		return "The organisation has too many custom roles.", true
+	case errors.Is(err, auth.ErrTooManyAPIKeys):
+		return "The organisation has as many live API keys as it may have: revoke a key it no longer needs, then create the new one.", true
 	case errors.Is(err, mfa.ErrLimit):
 		return "You have the largest number of second factors allowed: remove one first.", true
 	case errors.Is(err, rbac.ErrNotPending), errors.Is(err, rbac.ErrExpired), errors.Is(err, rbac.ErrConsumed), errors.Is(err, rbac.ErrNotApproved):

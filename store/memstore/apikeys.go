@@ -25,8 +25,9 @@ func NewAPIKeys() *APIKeys {
 	return &APIKeys{byHash: make(map[[32]byte]auth.APIKey), byID: make(map[userRef][32]byte)}
 }
 
-// CreateAPIKey implements auth.APIKeyStore.
-func (s *APIKeys) CreateAPIKey(_ context.Context, k auth.APIKey) error {
+// CreateAPIKey implements auth.APIKeyStore: the tenant's live keys are
+// counted, and the key stored, under one lock.
+func (s *APIKeys) CreateAPIKey(_ context.Context, k auth.APIKey, maxLive int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ref := userRef{k.Tenant, k.ID}
@@ -36,9 +37,25 @@ func (s *APIKeys) CreateAPIKey(_ context.Context, k auth.APIKey) error {
 	if _, ok := s.byHash[k.Hash]; ok {
 		return auth.ErrDuplicateID
 	}
+	if maxLive > 0 && s.live(k.Tenant, k.CreatedAt, maxLive) >= maxLive {
+		return auth.ErrTooManyAPIKeys
+	}
 	s.byHash[k.Hash] = k
 	s.byID[ref] = k.Hash
 	return nil
+}
+
+// live counts the keys of tenant usable at t, up to max; s.mu is held.
+func (s *APIKeys) live(tenant string, t time.Time, max int) int {
+	n := 0
+	for ref, h := range s.byID {
+		if ref.tenant == tenant && s.byHash[h].UsableAt(t) {
+			if n++; n == max {
+				break
+			}
+		}
+	}
+	return n
 }
 
 // APIKeyByHash implements auth.APIKeyStore.

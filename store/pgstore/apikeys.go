@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"time"
 
@@ -15,9 +16,11 @@ import (
 
 // APIKeys is the PostgreSQL auth.APIKeyStore. The primary key (tenant, id)
 // and a unique index on the hash refuse a duplicate in the same statement
-// that stores the key; revocation (of a key, or of every key of a
-// creator) and touches are one conditional UPDATE each, so they hold
-// across replicas.
+// that stores the key; a creation within a bound of live keys first locks
+// the tenant's row in api_key_tenants (function api_key_create), then
+// counts and inserts; revocation (of a key, or of every key of a creator)
+// and touches are one conditional UPDATE each, so they hold across
+// replicas.
 type APIKeys struct {
 	pool *pgxpool.Pool
 	sql  apiKeySQL
@@ -26,7 +29,7 @@ type APIKeys struct {
 var _ auth.APIKeyStore = (*APIKeys)(nil)
 
 type apiKeySQL struct {
-	create, byHash, list, revoke, touch, revokeBy string
+	create, createLive, byHash, list, revoke, touch, revokeBy string
 }
 
 const apiKeyCols = `tenant, id, hash, name, prefix, created_by, created_at, expires_at, last_used_at, revoked_at`
@@ -35,8 +38,11 @@ func newAPIKeySQL(q string) apiKeySQL {
 	s := func(sql string) string { return schemaSQL(q, sql) }
 	return apiKeySQL{
 		create: s(`INSERT INTO {s}.api_keys (` + apiKeyCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`),
-		byHash: s(`SELECT ` + apiKeyCols + ` FROM {s}.api_keys WHERE hash = $1`),
-		list:   s(`SELECT ` + apiKeyCols + ` FROM {s}.api_keys WHERE tenant = $1 ORDER BY created_at NULLS FIRST, id`),
+		// Within a bound: the function of migration 24 locks the
+		// tenant's row, then counts and inserts.
+		createLive: s(`SELECT {s}.api_key_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`),
+		byHash:     s(`SELECT ` + apiKeyCols + ` FROM {s}.api_keys WHERE hash = $1`),
+		list:       s(`SELECT ` + apiKeyCols + ` FROM {s}.api_keys WHERE tenant = $1 ORDER BY created_at NULLS FIRST, id`),
 		// The first revocation time stays: COALESCE keeps a stored one.
 		revoke: s(`UPDATE {s}.api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant = $1 AND id = $2`),
 		// Every live key of a creator, in one statement: a concurrent
@@ -75,20 +81,32 @@ func scanAPIKey(row pgx.Row) (auth.APIKey, error) {
 
 // CreateAPIKey implements auth.APIKeyStore in one INSERT: a used (tenant,
 // id) or a used hash violates a constraint and gives auth.ErrDuplicateID.
-// A string field that PostgreSQL text cannot hold gives an
-// *auth.InputError.
-func (s *APIKeys) CreateAPIKey(ctx context.Context, k auth.APIKey) error {
+// With maxLive above zero it calls api_key_create, which locks the
+// tenant's row in api_key_tenants before it counts the tenant's live keys
+// and inserts, so that the bound holds across replicas. A string field
+// that PostgreSQL text cannot hold gives an *auth.InputError.
+func (s *APIKeys) CreateAPIKey(ctx context.Context, k auth.APIKey, maxLive int) error {
 	if err := checkUserText("tenant", k.Tenant, "API key id", k.ID, "API key name", k.Name,
 		"API key prefix", k.Prefix, "API key creator", k.CreatedBy); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, s.sql.create, k.Tenant, k.ID, k.Hash[:], k.Name, k.Prefix, k.CreatedBy,
-		nullTime(k.CreatedAt), nullTime(k.ExpiresAt), nullTime(k.LastUsedAt), nullTime(k.RevokedAt))
+	args := []any{k.Tenant, k.ID, k.Hash[:], k.Name, k.Prefix, k.CreatedBy,
+		nullTime(k.CreatedAt), nullTime(k.ExpiresAt), nullTime(k.LastUsedAt), nullTime(k.RevokedAt)}
+	stored := true
+	var err error
+	if maxLive <= 0 {
+		_, err = s.pool.Exec(ctx, s.sql.create, args...)
+	} else {
+		err = s.pool.QueryRow(ctx, s.sql.createLive, append(args, min(maxLive, math.MaxInt32))...).Scan(&stored)
+	}
 	if code, _ := pgCode(err); code == codeUniqueViolation {
 		return auth.ErrDuplicateID
 	}
 	if err != nil {
 		return wrap("api keys: create", err)
+	}
+	if !stored {
+		return auth.ErrTooManyAPIKeys
 	}
 	return nil
 }

@@ -164,6 +164,15 @@
 // still on the older code keep working once it is applied (they remove
 // every tombstone of the user, as before).
 //
+// Schema version 24 adds api_key_create, which APIKeys.CreateAPIKey calls
+// for a creation within a bound of live keys (guard.Config.MaxAPIKeys):
+// it locks the tenant's row in the new table api_key_tenants, then counts
+// the tenant's live keys and inserts, so that the bound holds across
+// replicas. Such a creation needs the upgrade: before Migrate has run it
+// fails and stores nothing. A creation without a bound is one INSERT, as
+// before, so replicas still on the older code keep creating keys once it
+// is applied (without the bound).
+//
 // # Round trips
 //
 // Each store method is one statement, hence one round trip once pgx has
@@ -191,7 +200,9 @@
 // Approvals.DecideApproval and Approvals.ConsumeApproval call rbac_update,
 // rbac_decide_approval and rbac_consume_approval, which take the row lock
 // their rule needs (the tenant's version row; the approval's row, FOR
-// UPDATE) before they check and write; every other MFA, API key,
+// UPDATE) before they check and write; APIKeys.CreateAPIKey within a
+// bound calls api_key_create, which locks the tenant's row in
+// api_key_tenants before it counts and inserts; every other MFA, API key,
 // allow-list and rbac method is one statement. So is every SSO method:
 // SSO.UpdateMetadata is one conditional UPDATE, SSO.ConsumeRequest one
 // DELETE … RETURNING, SSO.InsertID (one per accepted assertion) one

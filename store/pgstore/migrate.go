@@ -41,6 +41,7 @@ var migrations = [...]migration{
 	{name: "mfa confirm within the limit", sql: migration21},
 	{name: "session rotation tombstones", sql: migration22},
 	{name: "session delete by user keeping a lineage", sql: migration23},
+	{name: "api keys within a bound", sql: migration24},
 }
 
 // SchemaVersion is the schema version this code creates and expects: the
@@ -1376,6 +1377,45 @@ BEGIN
 				AND hash NOT IN (SELECT keep.hash FROM keep)
 		)
 		SELECT * FROM d ORDER BY created_us, hash;
+END
+$$;
+`
+
+// migration24 bounds a tenant's live API keys (auth.APIKeyStore's
+// CreateAPIKey with maxLive above zero): api_key_create locks the
+// tenant's row in api_key_tenants, as session_create locks a user's row
+// in session_users, so that the bounded creations of one tenant run one
+// at a time on every replica, each counting the keys the ones before it
+// committed. A creation without a bound stays one INSERT.
+const migration24 = `
+-- One row per tenant that ever created a key under a bound: api_key_create
+-- locks it.
+CREATE TABLE {s}.api_key_tenants (
+	tenant text COLLATE "C" PRIMARY KEY
+);
+
+-- api_key_create is auth.APIKeyStore.CreateAPIKey with a bound in one
+-- call: lock the tenant, then store the key unless the tenant has p_max
+-- or more keys usable at p_created_at (not revoked, and without an expiry
+-- or one after p_created_at; a NULL p_created_at, Go's zero time, comes
+-- before every expiry). It returns whether it stored the key; a used
+-- (tenant, id) or hash raises unique_violation.
+CREATE FUNCTION {s}.api_key_create(p_tenant text, p_id text, p_hash bytea, p_name text, p_prefix text,
+	p_created_by text, p_created_at timestamptz, p_expires_at timestamptz, p_last_used_at timestamptz,
+	p_revoked_at timestamptz, p_max integer)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO {s}.api_key_tenants AS t (tenant) VALUES (p_tenant)
+		ON CONFLICT (tenant) DO UPDATE SET tenant = t.tenant;
+	INSERT INTO {s}.api_keys (tenant, id, hash, name, prefix, created_by, created_at, expires_at,
+			last_used_at, revoked_at)
+		SELECT p_tenant, p_id, p_hash, p_name, p_prefix, p_created_by, p_created_at, p_expires_at,
+			p_last_used_at, p_revoked_at
+		WHERE (SELECT count(*) FROM {s}.api_keys
+			WHERE tenant = p_tenant AND revoked_at IS NULL
+			AND (expires_at IS NULL OR p_created_at IS NULL OR expires_at > p_created_at)) < p_max;
+	RETURN FOUND;
 END
 $$;
 `

@@ -486,7 +486,7 @@ func TestMigrateUpgrades(t *testing.T) {
 			} else if got, err := st.Tenants.Tenant(ctx, "acme"); err != nil || !got.LastReview.Equal(reviewed) {
 				t.Errorf("tenant after MarkReviewed: %+v, %v", got, err)
 			}
-			if err := st.APIKeys.CreateAPIKey(ctx, auth.APIKey{Tenant: "acme", ID: "k1", Hash: [32]byte{1}}); err != nil {
+			if err := st.APIKeys.CreateAPIKey(ctx, auth.APIKey{Tenant: "acme", ID: "k1", Hash: [32]byte{1}}, 0); err != nil {
 				t.Errorf("CreateAPIKey after the upgrade: %v", err)
 			}
 			if _, err := st.IPLists.Replace(ctx, "acme", ipfilter.Users, ipfilter.Rules{Entries: []string{"10.0.0.0/8"}}, 0); err != nil {
@@ -550,6 +550,14 @@ func TestMigrateUpgrades(t *testing.T) {
 	}
 }
 
+// unboundedKeys creates keys without a bound of live keys (with one
+// INSERT, which every schema version takes).
+type unboundedKeys struct{ auth.APIKeyStore }
+
+func (k unboundedKeys) CreateAPIKey(ctx context.Context, key auth.APIKey, _ int) error {
+	return k.APIKeyStore.CreateAPIKey(ctx, key, 0)
+}
+
 // A deployment on schema version 4 ran the facade without roles (this
 // package had no rbac stores, so every user administered their tenant).
 // After the upgrade to version 5 its data is all there (the session still
@@ -578,6 +586,9 @@ func TestMigrateUpgradeFromVersion4(t *testing.T) {
 	// Nor the one-statement session check, which needs version 11.
 	old.Throttle = memstore.NewThrottle(0)
 	old.Sessions = struct{ session.Store }{st.Sessions}
+	// Nor a bound of live API keys, which needs version 24: keys are
+	// created as version 4 created them, with one INSERT.
+	old.APIKeys = unboundedKeys{st.APIKeys}
 	c := &clock{t: facadeNow}
 	g4 := newFacade(t, old, c)
 	res := login(t, g4)
@@ -653,6 +664,9 @@ func TestMigrateUpgradeFromVersion5(t *testing.T) {
 	// Nor the one-statement session check, which needs version 11.
 	old.Throttle = memstore.NewThrottle(0)
 	old.Sessions = struct{ session.Store }{st.Sessions}
+	// Nor a bound of live API keys, which needs version 24: keys are
+	// created as version 4 created them, with one INSERT.
+	old.APIKeys = unboundedKeys{st.APIKeys}
 	c := &clock{t: facadeNow}
 	g5 := newFacade(t, old, c)
 	res := login(t, g5)

@@ -209,7 +209,7 @@ func TestUnstorableText(t *testing.T) {
 		k := key
 		mutate(&k)
 		var ie *auth.InputError
-		if err := st.APIKeys.CreateAPIKey(ctx, k); !errors.As(err, &ie) {
+		if err := st.APIKeys.CreateAPIKey(ctx, k, 0); !errors.As(err, &ie) {
 			t.Errorf("%s: CreateAPIKey = %v, want *auth.InputError", name, err)
 		}
 	}
@@ -393,7 +393,7 @@ func TestErrorsAreReturned(t *testing.T) {
 		"Tenant":    func() error { _, err := st.Tenants.Tenant(ctx, "t"); return err },
 		"SetPolicy": func() error { _, err := st.Tenants.SetPolicy(ctx, "t", guard.Policy{}, 1); return err },
 		"CreateAPIKey": func() error {
-			return st.APIKeys.CreateAPIKey(ctx, auth.APIKey{Tenant: "t", ID: "k", Hash: [32]byte{1}})
+			return st.APIKeys.CreateAPIKey(ctx, auth.APIKey{Tenant: "t", ID: "k", Hash: [32]byte{1}}, 0)
 		},
 		"APIKeyByHash": func() error { _, err := st.APIKeys.APIKeyByHash(ctx, [32]byte{1}); return err },
 		"ListAPIKeys":  func() error { _, err := st.APIKeys.ListAPIKeys(ctx, "t"); return err },

@@ -15,7 +15,9 @@ import (
 // (tenant, id), with a unique index on the key's hash across tenants.
 //
 // CreateAPIKey is one INSERT: the primary key and the unique index refuse
-// a duplicate in the statement that stores the key. RevokeAPIKey,
+// a duplicate in the statement that stores the key, and with a bound of
+// live keys the statement counts them first, under the database's write
+// lock, so the bound holds across processes. RevokeAPIKey,
 // RevokeByCreator and TouchAPIKey are one conditional UPDATE each (keep
 // the first revocation; set if newer), so they hold across processes. APIKeyByHash, the check
 // of every request made with a key, is one SELECT through the hash index.
@@ -38,11 +40,20 @@ func scanAPIKey(r scanner) (auth.APIKey, error) {
 	return k, nil
 }
 
-// CreateAPIKey implements auth.APIKeyStore with one INSERT.
-func (ks *APIKeys) CreateAPIKey(ctx context.Context, k auth.APIKey) error {
+// CreateAPIKey implements auth.APIKeyStore with one INSERT; with maxLive
+// above zero, one INSERT … SELECT that stores the key only while the
+// tenant has fewer than maxLive keys usable at k.CreatedAt.
+func (ks *APIKeys) CreateAPIKey(ctx context.Context, k auth.APIKey, maxLive int) error {
+	stored := true
 	err := ks.s.writeOne(ctx, func(w *wtx) error {
-		_, err := w.exec(keyCreate, k.Tenant, k.ID, k.Hash[:], k.Name, k.Prefix, k.CreatedBy,
-			micros(k.CreatedAt), nullMicros(k.ExpiresAt), nullMicros(k.LastUsedAt), nullMicros(k.RevokedAt))
+		args := []any{k.Tenant, k.ID, k.Hash[:], k.Name, k.Prefix, k.CreatedBy,
+			micros(k.CreatedAt), nullMicros(k.ExpiresAt), nullMicros(k.LastUsedAt), nullMicros(k.RevokedAt)}
+		if maxLive <= 0 {
+			_, err := w.exec(keyCreate, args...)
+			return err
+		}
+		var err error
+		stored, err = affected(w.exec(keyCreateLive, append(args, maxLive)...))
 		return err
 	})
 	if isConstraint(err) {
@@ -50,6 +61,9 @@ func (ks *APIKeys) CreateAPIKey(ctx context.Context, k auth.APIKey) error {
 	}
 	if err != nil {
 		return fmt.Errorf("sqlitestore: create api key: %w", err)
+	}
+	if !stored {
+		return auth.ErrTooManyAPIKeys
 	}
 	return nil
 }

@@ -201,7 +201,7 @@ func BenchmarkAPIKeyByHash(b *testing.B) {
 		hashes[i] = sha256.Sum256([]byte(fmt.Sprint("key", i)))
 		k := auth.APIKey{ID: fmt.Sprint("k", i), Tenant: fmt.Sprint("t", i%100), Name: "CI", Prefix: "gk_abcdefgh",
 			Hash: hashes[i], CreatedBy: "u1", CreatedAt: time.Unix(int64(i), 0)}
-		if err := st.APIKeys.CreateAPIKey(ctx, k); err != nil {
+		if err := st.APIKeys.CreateAPIKey(ctx, k, 0); err != nil {
 			b.Fatal(err)
 		}
 	}

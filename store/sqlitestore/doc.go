@@ -18,7 +18,8 @@
 //   - Audit: audit.Store;
 //   - Tenants: guard.TenantStore;
 //   - APIKeys: auth.APIKeyStore (the check of a request made with a key is
-//     one SELECT by the key's hash);
+//     one SELECT by the key's hash; a creation within a bound of live keys
+//     counts them and inserts in one statement, under the write lock);
 //   - MFA: every role of mfa.Stores (MFA.Stores): factors, the enrolment
 //     index, recovery codes, one-time codes, send rates and pending
 //     logins;

@@ -86,6 +86,7 @@ const (
 	tenExists
 
 	keyCreate
+	keyCreateLive
 	keyByHash
 	keyList
 	keyRevoke
@@ -336,6 +337,14 @@ var queries = func() (q [numStmts]string) {
 	q[tenExists] = `SELECT 1 FROM guard_tenants WHERE id = ?`
 
 	q[keyCreate] = `INSERT INTO guard_api_keys (` + apiKeyCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// The key unless the tenant has ?11 keys usable at its creation (?7):
+	// the count and the insert are one statement of the writer, which
+	// holds the database's write lock. The count reads the tenant's range
+	// of the primary key.
+	q[keyCreateLive] = `INSERT INTO guard_api_keys (` + apiKeyCols + `)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+		WHERE (SELECT count(*) FROM guard_api_keys
+			WHERE tenant = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?7)) < ?11`
 	q[keyByHash] = `SELECT ` + apiKeyCols + ` FROM guard_api_keys WHERE hash = ?`
 	q[keyList] = `SELECT ` + apiKeyCols + ` FROM guard_api_keys WHERE tenant = ? ORDER BY created_at, id`
 	// The first revocation time stays.

@@ -59,7 +59,7 @@ func TestUpgradeFromEveryVersion(t *testing.T) {
 				t.Errorf("Tenant after Migrate = %+v, %v", tn, err)
 			}
 			k := auth.APIKey{ID: "k1", Tenant: "acme", Hash: sha256.Sum256([]byte("k1"))}
-			if err := s.APIKeys.CreateAPIKey(ctx, k); err != nil {
+			if err := s.APIKeys.CreateAPIKey(ctx, k, 0); err != nil {
 				t.Errorf("CreateAPIKey after Migrate: %v", err)
 			}
 			got, versions := schemaOf(t, path)
