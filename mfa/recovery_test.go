@@ -182,7 +182,7 @@ func within(t *testing.T, fn func() error) error {
 	select {
 	case err := <-done:
 		return err
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // a liveness bound, not a timing
 		t.Fatal("did not return: retries a broken Config.Rand forever")
 		return nil
 	}

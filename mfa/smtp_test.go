@@ -294,7 +294,7 @@ func TestSMTPSenderTimeout(t *testing.T) {
 	start := time.Now()
 	err = s.SendEmail(t.Context(), mfa.Message{To: "ada@example.com", Subject: "s", Text: "123456"})
 	var se *mfa.SendError
-	if !errors.As(err, &se) || time.Since(start) > 5*time.Second {
+	if !errors.As(err, &se) || time.Since(start) > 30*time.Second { // a liveness bound, not a timing: without the Timeout the call would hang
 		t.Errorf("SendEmail to a silent server = %v after %v", err, time.Since(start))
 	}
 }

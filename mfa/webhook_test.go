@@ -126,7 +126,7 @@ func TestWebhookSMSSenderTimeout(t *testing.T) {
 	start := time.Now()
 	err = s.SendSMS(t.Context(), "+447700900123", "x")
 	var se *mfa.SendError
-	if !errors.As(err, &se) || time.Since(start) > 5*time.Second {
+	if !errors.As(err, &se) || time.Since(start) > 30*time.Second { // a liveness bound, not a timing: without the Timeout the call would hang
 		t.Errorf("SendSMS to a hanging server = %v after %v", err, time.Since(start))
 	}
 }
