@@ -411,6 +411,9 @@ func (g *Guard) Close() error {
 	return nil
 }
 
+// Shutdown is Close for now.
+func (g *Guard) Shutdown(ctx context.Context) error { return g.Close() }
+
 // enterBackground counts, in what Close waits for, background work about
 // to start or to wait for a slot, unless a Close runs: it returns the
 // channel that the next Close closes, to end the wait for a slot, and
