@@ -184,7 +184,13 @@
 // ForgotPassword, which waits for a background slot, returns
 // ErrUnavailable, nothing done, when its context ends first, or when
 // Close begins while it waits (or runs): see Close, after which no notice
-// or email caused before it is sent.
+// or email caused before it is sent. Close waits for the mails being sent
+// and those queued behind them, minutes with a hanging mail server;
+// Shutdown(ctx) bounds the wait by ctx (a host's grace period for a
+// graceful shutdown): when ctx ends first, the mails not sent yet are
+// dropped and counted (DroppedNotices, DroppedResetMails), the sends
+// under way are ended through their contexts and waited for, and ctx's
+// error is returned.
 //
 // The token of a session rotated since (RotateSession, a step-up)
 // authenticates as nothing: ErrUnauthenticated, never

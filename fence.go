@@ -372,7 +372,11 @@ func (f *fence) closeAll() {
 // Close waits for background work (reset emails, security notices, those
 // queued behind others to the same address included) and closes the
 // stores of ring-fenced tenants that the Guard opened. The Config's own
-// Stores are the host's to close.
+// Stores are the host's to close. It is Shutdown with a context that
+// never ends: with a slow or hanging mail server it may wait minutes
+// (each send is given a minute, and up to MaxQueuedNotices notices may
+// queue behind a send to one address); a host that must stop within a
+// bound (a graceful shutdown's grace period) calls Shutdown instead.
 //
 // No notice or email caused before Close returns is sent after it
 // returns. The calls waiting for
@@ -390,43 +394,127 @@ func (f *fence) closeAll() {
 // last of them ends. After Close, a call that needs a ring-fenced
 // tenant's stores opens nothing and fails with ErrUnavailable ("guard:
 // closed"): Close the Guard when it is no longer used. Close may be
-// called more than once.
+// called more than once, and before or after Shutdown. It returns nil.
 func (g *Guard) Close() error {
+	_ = g.Shutdown(context.Background())
+	return nil
+}
+
+// Shutdown is Close bounded by ctx, as net/http's Server.Shutdown is to
+// its Close: it does what Close does, waiting for background work until
+// ctx ends. When ctx ends first, the work is cut short: the security
+// notices queued behind a send (MaxNoticesPerRecipient) are dropped
+// without being sent, and the contexts of the work running are ended
+// (the sends to the mail server, ForgotPassword's look-ups, and the
+// work a notice does before its send). A notice or reset email whose
+// send then fails (the sender returns an error once its context ended)
+// is counted dropped too, in DroppedNotices or DroppedResetMails; one
+// the sender reports sent is not. A ForgotPassword's look-up cut short
+// mails nothing, and hands no email on: an email it would hand on once
+// ctx ended is dropped and counted, its link never made, and the request
+// recorded as for an email that found no slot (MaxBackgroundResets), if
+// the audit store still takes it. Shutdown then waits for the work to
+// return (the senders of package mfa return once their context ends; a
+// Sender that ignores its context holds Shutdown until it returns),
+// closes the ring-fenced tenants' stores as Close does, and
+// returns ctx's error. It returns nil when the work ended first. As for
+// Close, no notice or email caused before Shutdown returns is sent after
+// it returns.
+//
+// When Shutdowns (and Closes) run at once, the first ctx to end cuts
+// the work short for all of them. Shutdown may be called more than once,
+// and before or after Close.
+func (g *Guard) Shutdown(ctx context.Context) error {
 	g.closeMu.Lock()
 	if g.closers == 0 {
 		close(g.closing)
 	}
 	g.closers++
+	_, stop := g.abortLocked()
 	g.closeMu.Unlock()
-	g.bg.Wait()
+
+	waited := make(chan struct{})
+	go func() {
+		g.bg.Wait()
+		close(waited)
+	}()
+	var err error
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		select {
+		case <-waited: // ended by then all the same
+		default:
+			err = ctx.Err()
+			stop()
+			<-waited
+		}
+	}
 	if g.fence != nil {
 		g.fence.closeAll()
 	}
+
 	g.closeMu.Lock()
 	g.closers--
 	if g.closers == 0 {
 		g.closing = make(chan struct{})
+		stop() // nothing left that it could end
+		g.abort, g.stopWork = nil, nil
 	}
 	g.closeMu.Unlock()
-	return nil
+	return err
 }
 
-// Shutdown is Close for now.
-func (g *Guard) Shutdown(ctx context.Context) error { return g.Close() }
+// abortLocked returns the context that ends the background work (its
+// contexts: workContext) when a Shutdown's context ends first, and the
+// function that ends it; made when first needed, and anew once no Close
+// runs any more. g.closeMu is held.
+func (g *Guard) abortLocked() (context.Context, context.CancelFunc) {
+	if g.abort == nil {
+		g.abort, g.stopWork = context.WithCancel(context.Background())
+	}
+	return g.abort, g.stopWork
+}
 
 // enterBackground counts, in what Close waits for, background work about
 // to start or to wait for a slot, unless a Close runs: it returns the
-// channel that the next Close closes, to end the wait for a slot, and
-// false while a Close runs (nothing counted). The caller calls g.bg.Done
-// once the work ends, or gives up.
-func (g *Guard) enterBackground() (closing <-chan struct{}, ok bool) {
+// channel that the next Close closes, to end the wait for a slot, the
+// context that ends when a Shutdown's context ends first (to end the
+// work: workContext), and false while a Close runs (nothing counted).
+// The caller calls g.bg.Done once the work ends, or gives up.
+func (g *Guard) enterBackground() (closing <-chan struct{}, abort context.Context, ok bool) {
 	g.closeMu.Lock()
 	defer g.closeMu.Unlock()
 	if g.closers > 0 {
-		return nil, false
+		return nil, nil, false
 	}
 	g.bg.Add(1)
-	return g.closing, true
+	abort, _ = g.abortLocked()
+	return g.closing, abort, true
+}
+
+// currentAbort returns the context that ends background work when a
+// Shutdown's context ends first (see enterBackground), for work started
+// from within background work (g.bg not zero: no Close can end meanwhile).
+func (g *Guard) currentAbort() context.Context {
+	g.closeMu.Lock()
+	defer g.closeMu.Unlock()
+	abort, _ := g.abortLocked()
+	return abort
+}
+
+// workContext returns the context of background work caused by a call
+// with context ctx: ctx's values, never its end (the client of the
+// request must not be able to cancel the work), a minute to do it, and
+// ended with abort (a Shutdown whose context ended first). The caller
+// calls the returned function once the work returns.
+func workContext(ctx, abort context.Context) (context.Context, context.CancelFunc) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	unhook := context.AfterFunc(abort, cancel)
+	return wctx, func() {
+		unhook()
+		cancel()
+	}
 }
 
 // OpenTenants returns the number of ring-fenced tenants whose stores are

@@ -321,15 +321,17 @@ type Guard struct {
 	breach         auth.BreachChecker
 	onRefuse       func(http.ResponseWriter, *http.Request, int, error)
 
-	bg            sync.WaitGroup // background work (reset emails, notices), and calls waiting to start some, that Close waits for
-	closeMu       sync.Mutex     // guards closing and closers; held for every bg.Add from zero (enterBackground)
-	closing       chan struct{}  // closed while a Close runs: wakes the calls waiting for a background slot
-	closers       int            // Close calls under way: no background work starts meanwhile
-	resets        chan struct{}  // ForgotPassword's background slots (MaxBackgroundResets)
-	resetMails    chan struct{}  // ForgotPassword's email slots (MaxBackgroundResets)
-	notices       chan struct{}  // security notices' background slots (MaxBackgroundNotices)
-	dropped       atomic.Int64   // security notices dropped (DroppedNotices)
-	droppedResets atomic.Int64   // ForgotPassword's emails dropped (DroppedResetMails)
+	bg            sync.WaitGroup     // background work (reset emails, notices), and calls waiting to start some, that Close waits for
+	closeMu       sync.Mutex         // guards closing, closers, abort and stopWork; held for every bg.Add from zero (enterBackground)
+	closing       chan struct{}      // closed while a Close runs: wakes the calls waiting for a background slot
+	closers       int                // Close calls under way: no background work starts meanwhile
+	abort         context.Context    // ends the background work's contexts when a Shutdown's context ends first (abortLocked)
+	stopWork      context.CancelFunc // ends abort
+	resets        chan struct{}      // ForgotPassword's background slots (MaxBackgroundResets)
+	resetMails    chan struct{}      // ForgotPassword's email slots (MaxBackgroundResets)
+	notices       chan struct{}      // security notices' background slots (MaxBackgroundNotices)
+	dropped       atomic.Int64       // security notices dropped (DroppedNotices)
+	droppedResets atomic.Int64       // ForgotPassword's emails dropped (DroppedResetMails)
 
 	lockNotices chan struct{}           // slots for lock notices alone (lockNoticeSlots)
 	noticeMu    sync.Mutex              // guards noticeTo

@@ -83,17 +83,23 @@ const lockNoticeSlots = 8
 // in NoticeSlotWait or by their context's deadline (a lock notice: at
 // once), or were pushed out of a full queue of notices to one address
 // (MaxNoticesPerRecipient), or were waiting for a slot (or queued behind
-// one that was) when Close began, or were caused while it ran.
-// ForgotPassword's emails are counted apart, in DroppedResetMails. It
+// one that was) when Close began, or were caused while it ran, or were
+// queued behind a send, or being sent and failed, when a Shutdown's
+// context ended (see Shutdown). ForgotPassword's emails are counted apart, in DroppedResetMails. It
 // only grows: a host may export it as a metric, and look at its mail
 // server (or at a flood of notices to one address) when it moves.
 func (g *Guard) DroppedNotices() int64 { return g.dropped.Load() }
 
 // DroppedResetMails returns the number of ForgotPassword's emails (reset
 // links, and the note to sign in through SSO) the Guard has dropped since
-// New because every one of their slots was taken (MaxBackgroundResets);
-// each such request is recorded as a refused password.reset_requested
-// (reason send_failed, Meta dropped "true"), its link never made. It only
+// New because every one of their slots was taken (MaxBackgroundResets),
+// or because a Shutdown's context ended before they were sent: each
+// request whose email was dropped before it was handed to a slot is
+// recorded as a refused password.reset_requested (reason send_failed,
+// Meta dropped "true"), its link never made; one whose send Shutdown cut
+// short (the sender returned an error once its context ended) is recorded
+// as any failed send (reason send_failed), if the audit store still takes
+// it, and counted here too. It only
 // grows: a host may export it as a metric apart from DroppedNotices (a
 // burst of reset requests, or a slow mail server, moves it).
 func (g *Guard) DroppedResetMails() int64 { return g.droppedResets.Load() }
@@ -126,21 +132,24 @@ func (g *Guard) notifyOnce(ctx context.Context, lock bool, key string, u auth.Us
 	if g.recovery.Email == nil || !hearsNotices(u) {
 		return
 	}
-	g.sendNotice(ctx, lock, to, func(ctx context.Context) {
+	g.sendNotice(ctx, lock, to, func(ctx context.Context) error {
 		if key != "" {
 			if n, err := g.recovery.rates.Hit(ctx, key, g.now(), time.Hour); err != nil || n > 1 {
-				return
+				return err
 			}
 		}
-		_ = g.recovery.Email.SendEmail(ctx, mfa.Message{To: to, Subject: subject, Text: text})
+		return g.recovery.Email.SendEmail(ctx, mfa.Message{To: to, Subject: subject, Text: text})
 	})
 }
 
 // notice is a security notice to send: send, given a context with the
-// values of ctx (never its end: context.WithoutCancel) and a minute.
+// values of ctx, never its end, and a minute (workContext). send returns
+// nil once the notice is sent, or when there is none to send, and an
+// error when it failed: one that fails once a Shutdown's context ended
+// is counted dropped.
 type notice struct {
 	ctx  context.Context
-	send func(ctx context.Context)
+	send func(ctx context.Context) error
 }
 
 // noticeQueue is one address's notices: active that hold or wait for a
@@ -154,9 +163,11 @@ type noticeQueue struct {
 // sendNotice runs send, a notice to the address to, in the background
 // (Close waits for it), as notifyOnce says. While a Close runs, or when
 // one begins while the notice waits for a slot, the notice is dropped and
-// counted.
-func (g *Guard) sendNotice(ctx context.Context, lock bool, to string, send func(ctx context.Context)) {
-	closing, ok := g.enterBackground()
+// counted. When a Shutdown's context ends first (abort), the send running
+// is ended (its context), and counted dropped if it then fails, and the
+// notices queued behind it are dropped and counted, unsent.
+func (g *Guard) sendNotice(ctx context.Context, lock bool, to string, send func(ctx context.Context) error) {
+	closing, abort, ok := g.enterBackground()
 	if !ok {
 		g.dropped.Add(1)
 		return
@@ -191,10 +202,17 @@ func (g *Guard) sendNotice(ctx context.Context, lock bool, to string, send func(
 	go func() {
 		defer g.bg.Done()
 		defer func() { <-slots }()
-		for ; n.send != nil; n = g.nextNotice(key) {
-			bctx, cancel := context.WithTimeout(n.ctx, time.Minute)
-			n.send(bctx)
+		for ; n.send != nil; n = g.nextNotice(key, abort.Err() != nil) {
+			if abort.Err() != nil {
+				g.dropped.Add(1)
+				continue
+			}
+			bctx, cancel := workContext(n.ctx, abort)
+			err := n.send(bctx)
 			cancel()
+			if err != nil && abort.Err() != nil {
+				g.dropped.Add(1) // cut short by Shutdown
+			}
 		}
 	}()
 }
@@ -263,11 +281,18 @@ func slotWait(ctx context.Context) time.Duration {
 
 // nextNotice returns the oldest notice queued for the address key, for
 // the send of one of its active notices that just ended; when none is
-// queued, that notice is no longer active, and the zero notice is returned.
-func (g *Guard) nextNotice(key string) notice {
+// queued, that notice is no longer active, and the zero notice is
+// returned. When abort (a Shutdown's context ended), the notices queued
+// are dropped and counted, and the zero notice is returned.
+func (g *Guard) nextNotice(key string, abort bool) notice {
 	g.noticeMu.Lock()
 	defer g.noticeMu.Unlock()
 	q := g.noticeTo[key]
+	if abort {
+		g.dropped.Add(int64(len(q.queued)))
+		clear(q.queued)
+		q.queued = nil
+	}
 	if len(q.queued) > 0 {
 		n := q.queued[0]
 		q.queued[0] = notice{}

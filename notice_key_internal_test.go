@@ -18,7 +18,7 @@ func TestNoticeBudgetByCanonicalAddress(t *testing.T) {
 	open := make(chan struct{})
 	var mu sync.Mutex
 	in, peak, sent := 0, 0, 0
-	send := func(context.Context) {
+	send := func(context.Context) error {
 		mu.Lock()
 		in++
 		peak = max(peak, in)
@@ -28,6 +28,7 @@ func TestNoticeBudgetByCanonicalAddress(t *testing.T) {
 		in--
 		sent++
 		mu.Unlock()
+		return nil
 	}
 	spellings := []string{
 		"jos\u00e9@example.test",   // canonical

@@ -340,6 +340,7 @@ const MaxBackgroundResets = 64
 // ctx lasts: when ctx ends first, f is not run and the error is
 // ErrUnavailable, wrapping ctx's error (errClosed when a Close begins
 // first, or runs). A ctx already ended takes a free slot all the same (the work never depended on the caller staying).
+// f's context ends when a Shutdown's context ends first (see Shutdown).
 // The slot is freed when f returns; f hands an email to resetMail, which
 // sends it in a slot of its own (see MaxBackgroundResets).
 func (g *Guard) forgotBackground(ctx context.Context, f func(ctx context.Context)) error {
@@ -355,9 +356,9 @@ func (g *Guard) forgotBackground(ctx context.Context, f func(ctx context.Context
 // lasts: when ctx ends first, f is not run and ctx's error is returned.
 // A ctx already ended takes a free slot all the same. While a Close runs,
 // or when one begins while it waits, f is not run and the error is
-// errClosed.
+// errClosed. f's context ends when a Shutdown's context ends first.
 func (g *Guard) background(ctx context.Context, slots chan struct{}, f func(ctx context.Context)) error {
-	closing, ok := g.enterBackground()
+	closing, abort, ok := g.enterBackground()
 	if !ok {
 		return errClosed
 	}
@@ -381,18 +382,18 @@ func (g *Guard) background(ctx context.Context, slots chan struct{}, f func(ctx 
 		return errClosed
 	default:
 	}
-	g.runBackground(ctx, slots, f)
+	g.runBackground(ctx, abort, slots, f)
 	return nil
 }
 
-// runBackground runs f, with ctx's values and a minute, in a goroutine
-// that frees a slot of slots (taken) and calls g.bg.Done (added) when f
-// returns.
-func (g *Guard) runBackground(ctx context.Context, slots chan struct{}, f func(ctx context.Context)) {
+// runBackground runs f, with ctx's values and a minute, its context ended
+// with abort (workContext), in a goroutine that frees a slot of slots
+// (taken) and calls g.bg.Done (added) when f returns.
+func (g *Guard) runBackground(ctx, abort context.Context, slots chan struct{}, f func(ctx context.Context)) {
 	go func() {
 		defer g.bg.Done()
 		defer func() { <-slots }()
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		bctx, cancel := workContext(ctx, abort)
 		defer cancel()
 		f(bctx)
 	}()
@@ -485,8 +486,8 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 		// not flood an inbox with these either.)
 		ev.Outcome, ev.Reason = audit.Failure, ReasonSSORequired
 		if g.record(ctx, ev) == nil {
-			g.resetMail(ctx, func(ctx context.Context) {
-				_ = g.recovery.Email.SendEmail(ctx, mfa.Message{To: u.Email, Subject: "Sign in with single sign-on",
+			g.resetMail(ctx, func(ctx context.Context) error {
+				return g.recovery.Email.SendEmail(ctx, mfa.Message{To: u.Email, Subject: "Sign in with single sign-on",
 					Text: "Someone asked to reset the password of your account. Your organisation signs in through " +
 						"single sign-on, so there is no password to reset: sign in with your organisation's single " +
 						"sign-on, and ask your administrator if you cannot. If you did not ask, you can ignore this message."})
@@ -498,7 +499,7 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 	// time does not keep the next request waiting (MaxBackgroundResets).
 	// The link is made in the email's slot: one whose email finds no slot
 	// is never stored, so that it does not void the link mailed before.
-	if !g.resetMail(ctx, func(ctx context.Context) { g.mailResetLink(ctx, u, ev) }) {
+	if !g.resetMail(ctx, func(ctx context.Context) error { return g.mailResetLink(ctx, u, ev) }) {
 		ev.Outcome, ev.Reason = audit.Failure, "send_failed"
 		ev.Meta = map[string]string{"dropped": "true"}
 		_ = g.record(ctx, ev)
@@ -506,8 +507,9 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 }
 
 // mailResetLink makes u's reset link, records ev (the request, let
-// through) and mails the link; failures end in the audit log.
-func (g *Guard) mailResetLink(ctx context.Context, u auth.User, ev audit.Event) {
+// through) and mails the link; failures end in the audit log, and are
+// returned (the link not mailed).
+func (g *Guard) mailResetLink(ctx context.Context, u auth.User, ev audit.Event) error {
 	token, h, err := newResetToken(g.rand)
 	if err == nil {
 		err = g.putResetCode(ctx, u, h, g.recovery.TokenTTL)
@@ -515,18 +517,20 @@ func (g *Guard) mailResetLink(ctx context.Context, u auth.User, ev audit.Event) 
 	if err != nil {
 		ev.Outcome, ev.Reason = audit.Failure, ReasonUnavailable
 		_ = g.record(ctx, ev)
-		return
+		return err
 	}
 	// The request is on record before the link leaves.
-	if g.record(ctx, ev) != nil {
+	if err := g.record(ctx, ev); err != nil {
 		_ = g.recovery.codes.DeleteCode(ctx, u.Tenant, resetTxn(u.ID))
-		return
+		return err
 	}
 	subject, text := g.recovery.Compose(g.resetLink(u.Tenant, u.ID, token), g.recovery.TokenTTL)
 	if err := g.recovery.Email.SendEmail(ctx, mfa.Message{To: u.Email, Subject: subject, Text: text}); err != nil {
 		ev.Outcome, ev.Reason = audit.Failure, "send_failed"
 		_ = g.record(ctx, ev)
+		return err
 	}
+	return nil
 }
 
 // resetMail runs send, which sends one of ForgotPassword's emails, in the
@@ -535,10 +539,18 @@ func (g *Guard) mailResetLink(ctx context.Context, u auth.User, ev audit.Event) 
 // look-ups' slots, and waits for none: with every one taken, send is not
 // run, the email is dropped and counted in DroppedResetMails, and resetMail
 // returns false. A Close under way waits for the email (it is part of
-// the look-up's work, which Close waits for) and does not drop it.
-func (g *Guard) resetMail(ctx context.Context, send func(ctx context.Context)) bool {
+// the look-up's work, which Close waits for) and does not drop it; once a
+// Shutdown's context ended, the email is dropped and counted as one that
+// found no slot, and one whose send (its context ended by that) returns
+// an error is counted dropped too.
+func (g *Guard) resetMail(ctx context.Context, send func(ctx context.Context) error) bool {
 	// Within ForgotPassword's background work (g.bg is not zero): no
 	// enterBackground.
+	abort := g.currentAbort()
+	if abort.Err() != nil {
+		g.droppedResets.Add(1)
+		return false
+	}
 	select {
 	case g.resetMails <- struct{}{}:
 	default:
@@ -546,7 +558,11 @@ func (g *Guard) resetMail(ctx context.Context, send func(ctx context.Context)) b
 		return false
 	}
 	g.bg.Add(1)
-	g.runBackground(ctx, g.resetMails, send)
+	g.runBackground(ctx, abort, g.resetMails, func(ctx context.Context) {
+		if err := send(ctx); err != nil && abort.Err() != nil {
+			g.droppedResets.Add(1) // cut short by Shutdown
+		}
+	})
 	return true
 }
 
