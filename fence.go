@@ -412,11 +412,12 @@ func (g *Guard) Close() error {
 // the sender reports sent is not. A ForgotPassword's look-up cut short
 // mails nothing, and hands no email on: an email it would hand on once
 // ctx ended is dropped and counted, its link never made, and the request
-// recorded as for an email that found no slot (MaxBackgroundResets), if
-// the audit store still takes it. Shutdown then waits for the work to
-// return (the senders of package mfa return once their context ends; a
-// Sender that ignores its context holds Shutdown until it returns),
-// closes the ring-fenced tenants' stores as Close does, and
+// recorded as for an email that found no slot (MaxBackgroundResets),
+// under a context of its own (at most 5 s, which Shutdown waits for).
+// Shutdown then waits for the work to return (the senders of package mfa
+// return once their context ends; a Sender that ignores its context
+// holds Shutdown until it returns), closes the ring-fenced tenants'
+// stores as Close does, and
 // returns ctx's error. It returns nil when the work ended first. As for
 // Close, no notice or email caused before Shutdown returns is sent after
 // it returns.

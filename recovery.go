@@ -502,9 +502,19 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 	if !g.resetMail(ctx, func(ctx context.Context) error { return g.mailResetLink(ctx, u, ev) }) {
 		ev.Outcome, ev.Reason = audit.Failure, "send_failed"
 		ev.Meta = map[string]string{"dropped": "true"}
-		_ = g.record(ctx, ev)
+		// On record also when a Shutdown's context ended ctx (the email
+		// dropped for that): the audit log refuses an ended context, so
+		// the record has one of its own, bounded, as Shutdown waits for
+		// it.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), droppedRecordWait)
+		_ = g.record(rctx, ev)
+		cancel()
 	}
 }
+
+// droppedRecordWait bounds the record of a reset email dropped once a
+// Shutdown's context ended, which Shutdown waits for.
+const droppedRecordWait = 5 * time.Second
 
 // mailResetLink makes u's reset link, records ev (the request, let
 // through) and mails the link; failures end in the audit log, and are
