@@ -400,10 +400,19 @@ type console struct {
 	idp *idpRetry
 }
 
+// Close stops the console's Guard as a host should on a graceful
+// shutdown: its notices and reset emails under way are given
+// shutdownGrace (Guard.Shutdown), then dropped, so that a hanging mail
+// server cannot hold the process; then the stores close.
 func (c *console) Close() error {
 	c.idp.stop()
-	err := c.g.Close()
-	return errors.Join(err, c.backend.Close())
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := c.g.Shutdown(ctx); err != nil {
+		c.app.logf("stopping: security notices or reset emails still being sent after %v were dropped (%d notices, %d reset emails dropped in all)",
+			shutdownGrace, c.g.DroppedNotices(), c.g.DroppedResetMails())
+	}
+	return c.backend.Close()
 }
 
 // newConsole opens the stores, builds the Guard the way a host
