@@ -21,12 +21,15 @@ package guard_test
 // session, and that a request that fails or is refused leaves the
 // session's last-seen as it found it (AuthenticateHashAdmit: "A refused
 // request does not keep the session alive"), but for a failed Untouch,
-// whose request is refused with that store error and whose touch stays.
+// whose request is refused with that store error and whose touch stays;
+// a refusal is on record (ip.denied), if not by the request that failed,
+// by the next one refused.
 
 import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -183,8 +186,16 @@ func lookupTouchFlows() []faultFlow {
 					},
 					func(t *testing.T, fired string, err error) {
 						lf.checkRequest(t, fired, err, true)
-						if fired == "" && len(lf.events(t, audit.IPDenied)) == 0 {
-							t.Error("the refusal is not recorded (ip.denied)")
+						// A refusal is recorded once a minute for the user
+						// and address: if not by this request, by the
+						// next one refused.
+						if fired != "" && !errors.Is(host.use(lf.fixture, lf.tok, ltOutside, "test"), guard.ErrIPNotAllowed) {
+							t.Errorf("failed %s: the next request from outside the allow-list is not refused", fired)
+						}
+						if !slices.ContainsFunc(lf.events(t, audit.IPDenied), func(e audit.Event) bool {
+							return e.Actor.ID == lf.p.UserID && e.IP == ltOutside && e.Reason == "not_in_allow_list"
+						}) {
+							t.Errorf("VIOLATION: failed %s (err %v): the session refused from %s, no ip.denied on record", fired, err, ltOutside)
 						}
 					}
 			})
