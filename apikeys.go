@@ -571,7 +571,9 @@ func (g *Guard) reserveRecord(ctx context.Context, key string, now time.Time, li
 // the log says refusals of its kind go unrecorded for a minute from it
 // (refusals counted at once may be written in another order: one
 // counted before it may follow it in the log). A store failure is
-// ErrUnavailable.
+// ErrUnavailable; a record that fails does not count (recordReserved):
+// the next refusal of its kind is recorded in its place, marked if it is
+// the 30th.
 func (g *Guard) recordRefusal(ctx context.Context, e audit.Event) error {
 	return g.recordRefusalOf(ctx, e, e.Target)
 }
@@ -591,7 +593,8 @@ func (g *Guard) recordActorRefusal(ctx context.Context, e audit.Event) error {
 // target, or its actor) in place of its target in its kind.
 func (g *Guard) recordRefusalOf(ctx context.Context, e audit.Event, who string) error {
 	k := sha256.Sum256([]byte(strings.Join([]string{e.Tenant, string(e.Action), who, e.Meta["step"], e.Reason}, "\x00")))
-	r, err := g.reserveRecord(ctx, "refusal:"+hex.EncodeToString(k[:16]), g.now(), refusalBurstLimit)
+	key := "refusal:" + hex.EncodeToString(k[:16])
+	r, err := g.reserveRecord(ctx, key, g.now(), refusalBurstLimit)
 	if err != nil || !r.Allowed {
 		return err
 	}
@@ -602,7 +605,7 @@ func (g *Guard) recordRefusalOf(ctx context.Context, e audit.Event, who string) 
 		}
 		e.Meta["recording_paused"] = "true"
 	}
-	return g.record(ctx, e)
+	return g.recordReserved(ctx, key, r, e)
 }
 
 // badAPIKey counts an invalid key against the client IP and returns
