@@ -35,23 +35,23 @@ func TestRefusalRecordFailedDoesNotSilenceTheNext(t *testing.T) {
 		reason string
 		ip     string
 	}
+	// addrOf parses addr; "": the zero Addr, a client that cannot be
+	// identified.
+	addrOf := func(addr string) netip.Addr {
+		if addr == "" {
+			return netip.Addr{}
+		}
+		return netip.MustParseAddr(addr)
+	}
 	session := func(addr string) func(f *fixture, tok, key string) error {
 		return func(f *fixture, tok, _ string) error {
-			var a netip.Addr
-			if addr != "" {
-				a = netip.MustParseAddr(addr)
-			}
-			_, err := f.g.AuthenticateFrom(f.ctx, tok, a, "test")
+			_, err := f.g.AuthenticateFrom(f.ctx, tok, addrOf(addr), "test")
 			return err
 		}
 	}
 	key := func(addr string) func(f *fixture, tok, key string) error {
 		return func(f *fixture, _, k string) error {
-			var a netip.Addr
-			if addr != "" {
-				a = netip.MustParseAddr(addr)
-			}
-			_, err := f.g.AuthenticateAPIKey(f.ctx, k, a)
+			_, err := f.g.AuthenticateAPIKey(f.ctx, k, addrOf(addr))
 			return err
 		}
 	}
