@@ -412,27 +412,23 @@ func (g *Guard) authenticateKey(ctx context.Context, key string, addr netip.Addr
 			// hide its use behind a burst of junk keys; at most once a
 			// minute for each key and address, so that a key used in a
 			// loop does not flood its tenant's log.
-			due, err := g.keyRefusalDue(ctx, audit.APIKeyDenied, k.ID, ip, now)
-			if err != nil {
-				return Principal{}, err
-			}
-			if !due {
-				return Principal{}, refusal
-			}
 		}
 		e := unusableKeyEvent(k, ip)
 		e.UserAgent = clip(ua, 512)
 		if throttled {
 			e.Meta = map[string]string{"throttled": "true"}
+			err = g.keyRefusalRecord(ctx, k.ID, ip, now, e)
+		} else {
+			err = g.record(ctx, e)
 		}
-		if err := g.record(ctx, e); err != nil {
+		if err != nil {
 			return Principal{}, err
 		}
 		return Principal{}, refusal
 	}
 	actor := audit.Actor{Kind: audit.ActorAPIKey, ID: k.ID}
-	due := func(audit.Event) (bool, error) { return g.keyRefusalDue(ctx, audit.IPDenied, k.ID, ip, now) }
-	if err := g.applyIPList(ctx, k.Tenant, ipfilter.APIKeys, addr, actor, ua, due); err != nil {
+	recordIfDue := func(e audit.Event) error { return g.keyRefusalRecord(ctx, k.ID, ip, now, e) }
+	if err := g.applyIPList(ctx, k.Tenant, ipfilter.APIKeys, addr, actor, ua, recordIfDue); err != nil {
 		return Principal{}, err
 	}
 	// The creator's standing now, for every decision the principal is
@@ -478,11 +474,7 @@ func (g *Guard) unidentifiedAPIKey(ctx context.Context, key, ua string, cause er
 		e = unusableKeyEvent(k, UnidentifiedIP)
 		e.UserAgent, e.Meta = clip(ua, 512), untrustedMeta(cause)
 	}
-	due, err := g.keyRefusalDue(ctx, e.Action, k.ID, UnidentifiedIP, now)
-	if err != nil || !due {
-		return cmp.Or(err, ErrIPNotAllowed)
-	}
-	if err := g.record(ctx, e); err != nil {
+	if err := g.keyRefusalRecord(ctx, k.ID, UnidentifiedIP, now, e); err != nil {
 		return err
 	}
 	return ErrIPNotAllowed
@@ -516,21 +508,40 @@ func unusableKeyEvent(k auth.APIKey, ip string) audit.Event {
 		Target: k.ID, IP: ip, Outcome: audit.Failure, Reason: reason}
 }
 
-// keyRefusalDue reports whether a refusal of API key id used from ip may
-// be recorded as action: the first such refusal in a minute is
-// (recordDue), so that one key used in a loop does not flood its tenant's
-// log. A refusal that is not due is refused all the same, without a
-// record. A store failure is ErrUnavailable.
-func (g *Guard) keyRefusalDue(ctx context.Context, action audit.Action, id, ip string, now time.Time) (bool, error) {
-	return g.recordDue(ctx, "apikey-denied:"+string(action)+"|"+id+"|"+ip, now, refusalRecordLimit)
+// keyRefusalRecord records e, a refusal of API key id used from ip (its
+// action: apikey.denied or ip.denied), if it is due: the first such
+// refusal in a minute is (recordIfDue), so that one key used in a loop
+// does not flood its tenant's log. A refusal that is not due is refused
+// all the same, without a record. A store failure is ErrUnavailable.
+func (g *Guard) keyRefusalRecord(ctx context.Context, id, ip string, now time.Time, e audit.Event) error {
+	return g.recordIfDue(ctx, "apikey-denied:"+string(e.Action)+"|"+id+"|"+ip, now, refusalRecordLimit, e)
 }
 
-// recordDue reports whether a refusal counted under key may be recorded
-// under lim (refusalRecordLimit: the first in a minute is;
-// refusalBurstLimit: the first 30). A store failure is ErrUnavailable.
-func (g *Guard) recordDue(ctx context.Context, key string, now time.Time, lim auth.Limit) (bool, error) {
+// recordIfDue records e, a refusal counted under key, if it may be
+// recorded under lim (refusalRecordLimit: the first in a minute is), and
+// does nothing otherwise. A store failure is ErrUnavailable; a record
+// that fails does not count (recordReserved).
+func (g *Guard) recordIfDue(ctx context.Context, key string, now time.Time, lim auth.Limit, e audit.Event) error {
 	r, err := g.reserveRecord(ctx, key, now, lim)
-	return r.Allowed, err
+	if err != nil || !r.Allowed {
+		return err
+	}
+	return g.recordReserved(ctx, key, r, e)
+}
+
+// recordReserved records e, a refusal counted under key with reservation
+// r (reserveRecord, Allowed), and returns the record's error. A record
+// that fails gives r back (Throttle.Release, without ctx's cancellation),
+// so that the next refusal of its kind is recorded in its place: a count
+// kept for a record never written would leave the refusals of the rest of
+// its window recorded nowhere. A failed give-back is not reported (the
+// count then stands).
+func (g *Guard) recordReserved(ctx context.Context, key string, r auth.Reservation, e audit.Event) error {
+	err := g.record(ctx, e)
+	if err != nil {
+		_ = g.stores.Throttle.Release(context.WithoutCancel(ctx), key, r)
+	}
+	return err
 }
 
 // reserveRecord counts a refusal under key in the throttle store, under
@@ -560,7 +571,9 @@ func (g *Guard) reserveRecord(ctx context.Context, key string, now time.Time, li
 // the log says refusals of its kind go unrecorded for a minute from it
 // (refusals counted at once may be written in another order: one
 // counted before it may follow it in the log). A store failure is
-// ErrUnavailable.
+// ErrUnavailable; a record that fails does not count (recordReserved):
+// the next refusal of its kind is recorded in its place, marked if it is
+// the 30th.
 func (g *Guard) recordRefusal(ctx context.Context, e audit.Event) error {
 	return g.recordRefusalOf(ctx, e, e.Target)
 }
@@ -580,7 +593,8 @@ func (g *Guard) recordActorRefusal(ctx context.Context, e audit.Event) error {
 // target, or its actor) in place of its target in its kind.
 func (g *Guard) recordRefusalOf(ctx context.Context, e audit.Event, who string) error {
 	k := sha256.Sum256([]byte(strings.Join([]string{e.Tenant, string(e.Action), who, e.Meta["step"], e.Reason}, "\x00")))
-	r, err := g.reserveRecord(ctx, "refusal:"+hex.EncodeToString(k[:16]), g.now(), refusalBurstLimit)
+	key := "refusal:" + hex.EncodeToString(k[:16])
+	r, err := g.reserveRecord(ctx, key, g.now(), refusalBurstLimit)
 	if err != nil || !r.Allowed {
 		return err
 	}
@@ -591,7 +605,7 @@ func (g *Guard) recordRefusalOf(ctx context.Context, e audit.Event, who string) 
 		}
 		e.Meta["recording_paused"] = "true"
 	}
-	return g.record(ctx, e)
+	return g.recordReserved(ctx, key, r, e)
 }
 
 // badAPIKey counts an invalid key against the client IP and returns

@@ -8,11 +8,12 @@ package guard_test
 //   - auth.BatchThrottleStore (auth.BatchThrottle, probed in guard.New):
 //     fThrottle embeds a BatchThrottleStore, so ReserveAll and Settle are
 //     exposed and counted (memstore.Throttle has them).
-//   - session.LookupToucher (probed by session.New): NOT exposed by
-//     fSessions. memstore.Sessions does not implement it either, so the
-//     facade takes the same Lookup-then-Touch path it takes on memstore;
-//     the one-round-trip LookupTouch path (redisstore, pgstore) is not
-//     swept here.
+//   - session.LookupToucher (probed by session.New): exposed, and
+//     LookupTouch and Untouch counted, when the wrapped session store has
+//     it (fLookupToucher). memstore.Sessions does not, so TestFaultSweep
+//     sweeps the Lookup-then-Touch path; TestFaultSweepLookupTouch
+//     (faults_lookuptouch_test.go) sweeps the one-round-trip path of
+//     pgstore, redisstore and sqlitestore on sqlitestore's Sessions.
 
 import (
 	"context"
@@ -188,7 +189,9 @@ func wrapStores(s guard.Stores, c *faultCounter) guard.Stores {
 	if s.APIKeys != nil {
 		s.APIKeys = fAPIKeys{s.APIKeys, c}
 	}
-	if s.Sessions != nil {
+	if lt, ok := s.Sessions.(session.LookupToucher); ok {
+		s.Sessions = fLookupToucher{fSessions{s.Sessions, c}, lt}
+	} else if s.Sessions != nil {
 		s.Sessions = fSessions{s.Sessions, c}
 	}
 	if s.SessionIndex != nil {
@@ -407,6 +410,21 @@ func (w fSessions) Delete(ctx context.Context, h session.Hash) (session.Session,
 
 func (w fSessions) Rotate(ctx context.Context, old session.Hash, s session.Session) error {
 	return do0(w.c, "Sessions.Rotate", func() error { return w.Store.Rotate(ctx, old, s) })
+}
+
+// fLookupToucher is fSessions over a store that has the optional
+// session.LookupToucher, which it exposes, counted.
+type fLookupToucher struct {
+	fSessions
+	lt session.LookupToucher
+}
+
+func (w fLookupToucher) LookupTouch(ctx context.Context, h session.Hash, now time.Time, interval, maxGap time.Duration) (session.Session, error) {
+	return do1(w.c, "Sessions.LookupTouch", func() (session.Session, error) { return w.lt.LookupTouch(ctx, h, now, interval, maxGap) })
+}
+
+func (w fLookupToucher) Untouch(ctx context.Context, h session.Hash, touched, prev time.Time) error {
+	return do0(w.c, "Sessions.Untouch", func() error { return w.lt.Untouch(ctx, h, touched, prev) })
 }
 
 type fSessionIndex struct {

@@ -16,8 +16,8 @@ package guard_test
 //   - no panic, and an error, if any, is ErrUnavailable (fail closed, and
 //     said so: not a credentials or not-found answer for a store failure);
 //   - the audit chain still verifies;
-//   - every live session has its creation on record (login.succeeded or
-//     session.rotated naming it);
+//   - every live session has its creation on record (login.succeeded,
+//     session.rotated or session.reauthenticated naming it);
 //   - the flow's own invariants (see each flow): a failed sign-in leaves
 //     no session, a state change an administrator or user made is on
 //     record, a deactivated or deleted user has no way in, a single-use
@@ -66,6 +66,9 @@ type ffix struct {
 	*mfaFixture
 	fc   *faultCounter
 	uids []string // users the flow created, for the session check
+	// index reads the sessions unwrapped: memstore's unless the flow's
+	// session store is another (newLookupTouchFix).
+	index session.UserIndex
 }
 
 func newFaultFix(t testing.TB, withMFA bool, mutate ...func(*guard.Config)) *ffix {
@@ -78,10 +81,14 @@ func newFaultFix(t testing.TB, withMFA bool, mutate ...func(*guard.Config)) *ffi
 		c.Stores = wrapStores(c.Stores, fc)
 		c.Rand = rnd
 	})
+	fx := &ffix{fc: fc}
 	if withMFA {
-		return &ffix{mfaFixture: newMFAFixture(t, ms...), fc: fc}
+		fx.mfaFixture = newMFAFixture(t, ms...)
+	} else {
+		fx.mfaFixture = &mfaFixture{fixture: newFixture(t, ms...)}
 	}
-	return &ffix{mfaFixture: &mfaFixture{fixture: newFixture(t, ms...)}, fc: fc}
+	fx.index = fx.mem.Sessions
+	return fx
 }
 
 // lockedReader makes a random source safe for concurrent use.
@@ -131,10 +138,11 @@ func (fx *ffix) memUser(t testing.TB, id string) (auth.User, bool) {
 	return u, true
 }
 
-// live returns the user's live sessions, read from memstore directly.
+// live returns the user's live sessions, read from the session store
+// directly.
 func (fx *ffix) live(t testing.TB, uid string) []session.Session {
 	t.Helper()
-	ss, err := fx.mem.Sessions.ListByUser(fx.ctx, tenantID, uid)
+	ss, err := fx.index.ListByUser(fx.ctx, tenantID, uid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,8 +274,12 @@ type faultFlow struct {
 	start func(t *testing.T) (fx *ffix, act func() error, check func(t *testing.T, fired string, err error))
 }
 
-func TestFaultSweep(t *testing.T) {
-	for _, fl := range faultFlows() {
+func TestFaultSweep(t *testing.T) { sweep(t, faultFlows()) }
+
+// sweep runs each flow without a fault, then once for each store call it
+// made, with that call failing (sweepStep).
+func sweep(t *testing.T, flows []faultFlow) {
+	for _, fl := range flows {
 		t.Run(fl.name, func(t *testing.T) {
 			fx, act, check := fl.start(t)
 			fx.fc.arm(0)
@@ -410,7 +422,7 @@ func (fx *ffix) common(t *testing.T, fired string, err error) {
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	created := map[string]bool{}
-	for _, a := range []audit.Action{audit.LoginSucceeded, audit.SessionRotated} {
+	for _, a := range []audit.Action{audit.LoginSucceeded, audit.SessionRotated, audit.Reauthenticated} {
 		for _, e := range fx.events(t, a) {
 			if e.Outcome == audit.Success {
 				created[e.Target] = true
@@ -420,7 +432,7 @@ func (fx *ffix) common(t *testing.T, fired string, err error) {
 	for _, id := range ids {
 		for _, s := range fx.live(t, id) {
 			if !created[s.ID()] {
-				t.Errorf("VIOLATION: failed %s (err %v): live session %s of user %s has no login.succeeded/session.rotated event", fired, err, s.ID(), id)
+				t.Errorf("VIOLATION: failed %s (err %v): live session %s of user %s has no login.succeeded/session.rotated/session.reauthenticated event", fired, err, s.ID(), id)
 			}
 		}
 	}

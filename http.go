@@ -109,19 +109,12 @@ func (g *Guard) authenticateClient(ctx context.Context, token string, addr netip
 // unidentified refuses principal p's request, made with user agent ua
 // from a client whose IP cannot be identified (cause, nil if none is
 // known): it returns ErrIPNotAllowed, and records the refusal if it is
-// due (ipRecordDue: the first for the user in a minute; the session is
+// due (ipRecordIfDue: the first for the user in a minute; the session is
 // refused at each of its requests, and a proxy sending a garbled header,
 // or a client sending one on purpose, would otherwise write an event per
 // request). A store failure is ErrUnavailable.
 func (g *Guard) unidentified(ctx context.Context, p Principal, ua string, cause error) error {
-	e := unidentifiedEvent(p, ua, cause)
-	if ok, err := g.ipRecordDue(ctx, e); err != nil || !ok {
-		return cmp.Or(err, ErrIPNotAllowed)
-	}
-	if err := g.record(ctx, e); err != nil {
-		return err
-	}
-	return ErrIPNotAllowed
+	return cmp.Or(g.ipRecordIfDue(ctx, unidentifiedEvent(p, ua, cause)), ErrIPNotAllowed)
 }
 
 // unidentifiedEvent is the ip.denied event (reason unidentified) of

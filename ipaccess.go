@@ -54,10 +54,11 @@ func (g *Guard) checkIP(ctx context.Context, tenant string, scope ipfilter.Scope
 	return g.applyIPList(ctx, tenant, scope, addr, actor, ua, nil)
 }
 
-// applyIPList is checkIP, except that a denial is recorded only if due,
-// when not nil, says its event is (a refusal not due is returned all the
-// same, without a record); an error from due is returned.
-func (g *Guard) applyIPList(ctx context.Context, tenant string, scope ipfilter.Scope, addr netip.Addr, actor audit.Actor, ua string, due func(audit.Event) (bool, error)) error {
+// applyIPList is checkIP, except that a denial is recorded by recordIfDue,
+// when not nil, in place of the record (ipRecordIfDue, keyRefusalRecord:
+// only if due; a refusal not due is returned all the same, without a
+// record); an error from recordIfDue is returned.
+func (g *Guard) applyIPList(ctx context.Context, tenant string, scope ipfilter.Scope, addr netip.Addr, actor audit.Actor, ua string, recordIfDue func(audit.Event) error) error {
 	if g.ipf == nil {
 		return nil
 	}
@@ -88,31 +89,23 @@ func (g *Guard) applyIPList(ctx context.Context, tenant string, scope ipfilter.S
 		// A report-only list is checked on every request of a session:
 		// its would-be denials are recorded once a minute for each
 		// actor and address, not once a request.
-		if ok, err := g.ipRecordDue(ctx, e); err != nil || !ok {
-			return err
-		}
-	} else if due != nil {
-		if ok, err := due(e); err != nil || !ok {
-			return cmp.Or(err, ErrIPNotAllowed)
-		}
+		return g.ipRecordIfDue(ctx, e)
 	}
-	if err := g.record(ctx, e); err != nil {
-		return err
+	if recordIfDue == nil {
+		recordIfDue = func(e audit.Event) error { return g.record(ctx, e) }
 	}
-	if d == ipfilter.WouldDeny {
-		return nil
-	}
-	return ErrIPNotAllowed
+	return cmp.Or(recordIfDue(e), ErrIPNotAllowed)
 }
 
-// ipRecordDue reports whether e, an ip.denied event, may be recorded: the
-// first of its kind (tenant, scope, actor, address, reason) in a minute is
-// (recordDue), so that a session refused, or let through by a report-only
-// list, at each of its requests does not write an event per request. A
-// store failure is ErrUnavailable.
-func (g *Guard) ipRecordDue(ctx context.Context, e audit.Event) (bool, error) {
+// ipRecordIfDue records e, an ip.denied event, if it is due: the first of
+// its kind (tenant, scope, actor, address, reason) in a minute is
+// (recordIfDue), so that a session refused, or let through by a
+// report-only list, at each of its requests does not write an event per
+// request. A record that fails does not count: the next of its kind is
+// due. A store failure is ErrUnavailable.
+func (g *Guard) ipRecordIfDue(ctx context.Context, e audit.Event) error {
 	k := sha256.Sum256([]byte(strings.Join([]string{e.Tenant, e.Target, string(e.Actor.Kind), e.Actor.ID, e.IP, e.Reason}, "\x00")))
-	return g.recordDue(ctx, "ip-denied:"+hex.EncodeToString(k[:16]), g.now(), refusalRecordLimit)
+	return g.recordIfDue(ctx, "ip-denied:"+hex.EncodeToString(k[:16]), g.now(), refusalRecordLimit, e)
 }
 
 // checkIPString is checkIP for an address given as text (LoginRequest.IP).

@@ -105,7 +105,7 @@ func expiredSession(err error) (session.Session, bool) {
 //
 // With from (a request's client: AuthenticateRequest, AuthenticateFrom),
 // a session the policy allows is then held to its tenant's allow-list for
-// people (applyIPList: ErrIPNotAllowed, recorded when ipRecordDue says
+// people (applyIPList: ErrIPNotAllowed, recorded when ipRecordIfDue says
 // so), inside the session check (session.Manager.AuthenticateHashAdmit),
 // so that a refused request does not write last-seen, or has its write
 // taken back: refused requests do not keep the session alive.
@@ -131,10 +131,10 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash, touch bool
 				return nil // ended below, as the policy requires, wherever the client is
 			}
 			// Refused at each request of the session: recorded once a
-			// minute for the user and address (ipRecordDue), not once a
+			// minute for the user and address (ipRecordIfDue), not once a
 			// request.
 			listErr = g.applyIPList(ctx, s.Tenant, ipfilter.Users, from.addr, audit.Actor{Kind: audit.ActorUser, ID: s.UserID},
-				from.ua, func(e audit.Event) (bool, error) { return g.ipRecordDue(ctx, e) })
+				from.ua, func(e audit.Event) error { return g.ipRecordIfDue(ctx, e) })
 			return listErr
 		}
 	}
