@@ -64,6 +64,11 @@ func TestNoPrivilegeEscalation(t *testing.T) {
 		{"AdminSetsApprovalRule", func() error {
 			return e.SetApprovalRequired(ctx, admin, "acme", rbac.P(rbac.Campaigns, rbac.Send), true)
 		}, nil},
+		// Nobody fences off, or opens up, an action they may not take:
+		// an admin holds settings:manage but not billing:manage.
+		{"AdminSetsBillingApprovalRule", func() error {
+			return e.SetApprovalRequired(ctx, admin, "acme", rbac.P(rbac.Billing, rbac.Manage), true)
+		}, rbac.ErrEscalation},
 		{"ManagerSetsApprovalRule", func() error {
 			return e.SetApprovalRequired(ctx, manager, "acme", rbac.P(rbac.Campaigns, rbac.Send), false)
 		}, rbac.ErrDenied},
