@@ -1212,7 +1212,12 @@ func (g *Guard) AdminWarning(ctx context.Context, by Principal, tenant string) (
 }
 
 // SetApprovalRequired puts an action (such as campaigns:send) under
-// four-eyes approval in the tenant, or takes it out. A change that cannot
+// four-eyes approval in the tenant, or takes it out. by needs
+// settings:manage (ErrForbidden, recorded as a failed
+// approval_rule.changed with reason no_permission) and the permission
+// itself (reason escalation): an admin who may not manage billing can
+// neither fence billing:manage off from the owners nor open it up to one
+// of them alone. A change that cannot
 // be recorded in the audit log does not stand: the rule is set back as it
 // was and ErrUnavailable returned (if that fails too, the change stays,
 // unrecorded, and ErrUnavailable is returned).

@@ -100,8 +100,9 @@
 // The changing methods take by, the effective permissions of whoever acts
 // (Permissions of the acting principal; AllPerms for the host
 // application). Granting a role to a user needs users:manage, to an API
-// key api-keys:manage (GrantPermission); defining or deleting roles needs users:manage;
-// approval rules need settings:manage. Whoever grants, revokes, defines or
+// key api-keys:manage (GrantPermission); defining or deleting roles needs
+// users:manage; changing an approval rule needs settings:manage and the
+// permission the rule governs. Whoever grants, revokes, defines or
 // deletes a role must hold every permission of the role (before and after
 // a redefinition), so nobody grants more than they hold, and an admin
 // cannot demote an owner. The tenant's last user holding owner keeps it.
@@ -137,7 +138,8 @@
 //     approval ID that is not acceptable. It names the field, never the
 //     value. Nothing was changed.
 //   - ErrDenied: the acting subject lacks the permission the operation
-//     needs. ErrEscalation: the role holds permissions the actor lacks.
+//     needs. ErrEscalation: the role (or approval rule) concerns
+//     permissions the actor lacks.
 //     ErrLastOwner, ErrRoleNotFound, ErrBuiltInRole, ErrTooManyRoles: the
 //     change is refused as named. ErrConflict: the tenant's policy kept
 //     changing under the change (try again).

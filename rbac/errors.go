@@ -11,7 +11,9 @@ var (
 	// itself to request or consume an approval).
 	ErrDenied = errors.New("rbac: permission denied")
 	// ErrEscalation: the role holds a permission the acting subject does
-	// not hold, so the subject may not grant, revoke, define or delete it.
+	// not hold, so the subject may not grant, revoke, define or delete it;
+	// or the approval rule governs a permission the subject does not hold
+	// (SetApprovalRequired).
 	ErrEscalation = errors.New("rbac: role holds permissions the actor lacks")
 	// ErrLastOwner: the change would leave the tenant without an owner.
 	ErrLastOwner = errors.New("rbac: the tenant's last owner cannot lose the owner role")

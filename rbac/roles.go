@@ -313,8 +313,10 @@ func (t *table) customRoles() int {
 }
 
 // SetApprovalRequired marks permission p of tenant as needing four-eyes
-// approval (required) or not. by must hold settings:manage (ErrDenied).
-// Setting what is already set changes nothing.
+// approval (required) or not. by must hold settings:manage (ErrDenied)
+// and p itself (ErrEscalation): nobody fences off an action they may not
+// take, stalling those who may, or opens it up to one person where it
+// needed two. Setting what is already set changes nothing.
 func (e *Enforcer) SetApprovalRequired(ctx context.Context, by Perms, tenant string, p Permission, required bool) error {
 	if err := e.reg.check(p); err != nil {
 		return err
@@ -324,6 +326,9 @@ func (e *Enforcer) SetApprovalRequired(ctx context.Context, by Perms, tenant str
 		by := t.actor(by)
 		if !by.Has(Settings, Manage) {
 			return nil, nil, ErrDenied
+		}
+		if !by.Has(p.Section, p.Action) {
+			return nil, nil, ErrEscalation
 		}
 		if hasBit(t.approval, bit) == required {
 			return nil, nil, nil
