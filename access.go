@@ -925,7 +925,7 @@ func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name strin
 		}
 	}
 	// Whose sessions end if the role's permissions change.
-	var holders []string
+	var holders []rbac.Subject
 	if prev != nil && !samePermissions(prev, ps) {
 		if holders, err = g.roleHolders(ctx, tenant, name); err != nil {
 			return err
@@ -954,30 +954,34 @@ func samePermissions(a, b []rbac.Permission) bool {
 		!slices.ContainsFunc(b, func(p rbac.Permission) bool { return !slices.Contains(a, p) })
 }
 
-// roleHolders returns the IDs of the tenant's users holding role name
-// (API keys hold no session to end).
-func (g *Guard) roleHolders(ctx context.Context, tenant, name string) ([]string, error) {
+// roleHolders returns the tenant's subjects (users and API keys) holding
+// role name.
+func (g *Guard) roleHolders(ctx context.Context, tenant, name string) ([]rbac.Subject, error) {
 	as, err := g.rbac.Assignments(ctx, tenant)
 	if err != nil {
 		return nil, rbacErr("assignments", err)
 	}
-	var ids []string
+	var subs []rbac.Subject
 	for _, a := range as {
-		if a.Subject.Kind == rbac.KindUser && slices.Contains(a.Roles, name) {
-			ids = append(ids, a.Subject.ID)
+		if slices.Contains(a.Roles, name) {
+			subs = append(subs, a.Subject)
 		}
 	}
-	return ids, nil
+	return subs, nil
 }
 
 // endHoldersSessions ends the sessions of users whose role changed under
 // them (DefineRole, DeleteRole), as changeGrant does for one user (reason
-// role_changed). It goes on past a failure, so that as few sessions as
-// possible outlive the change, and returns the first error.
-func (g *Guard) endHoldersSessions(ctx context.Context, by Principal, tenant string, users []string) error {
+// role_changed); API keys hold no session to end. It goes on past a
+// failure, so that as few sessions as possible outlive the change, and
+// returns the first error.
+func (g *Guard) endHoldersSessions(ctx context.Context, by Principal, tenant string, holders []rbac.Subject) error {
 	var first error
-	for _, id := range users {
-		if _, err := g.endSessions(ctx, by, tenant, id, "role_changed"); err != nil && first == nil {
+	for _, s := range holders {
+		if s.Kind != rbac.KindUser {
+			continue
+		}
+		if _, err := g.endSessions(ctx, by, tenant, s.ID, "role_changed"); err != nil && first == nil {
 			first = err
 		}
 	}
@@ -985,9 +989,12 @@ func (g *Guard) endHoldersSessions(ctx context.Context, by Principal, tenant str
 }
 
 // DeleteRole deletes a custom role of the tenant (and every grant of it).
-// Its holders lose permissions, so the deletion stands even when it cannot
-// be recorded in the audit log: a failure to record leaves the role and
-// its grants deleted and returns ErrUnavailable.
+// It is recorded as role.deleted and, for each holder (user or API key,
+// read before the deletion), a role.revoked of the holder with Meta role
+// and reason role_deleted. Its holders lose permissions, so the deletion
+// stands even when it cannot be recorded in the audit log: a failure to
+// record leaves the role and its grants deleted and returns
+// ErrUnavailable.
 //
 // As for RevokeRole (SECURITY-CHECKLIST SE-3), every session of every
 // user who held the role (read before the deletion; a failure to read
@@ -1041,7 +1048,16 @@ func (g *Guard) DeleteRole(ctx context.Context, by Principal, tenant, name strin
 	if err := g.rbac.DeleteRole(ctx, by2, tenant, name); err != nil {
 		return g.policyRefused(ctx, by, tenant, audit.RoleDeleted, clip(name, 200), rbacErr("delete role", err))
 	}
-	err = g.record(ctx, g.adminEvent(by, tenant, audit.RoleDeleted, name))
+	// The deletion and, one by one, each holder's loss of the role, so
+	// that a holder's own history shows it (as RevokeRole would).
+	evs := make([]audit.Event, 0, 1+len(holders))
+	evs = append(evs, g.adminEvent(by, tenant, audit.RoleDeleted, name))
+	for _, s := range holders {
+		e := g.adminEvent(by, tenant, audit.RoleRevoked, s.String())
+		e.Meta = map[string]string{"role": name, "reason": "role_deleted"}
+		evs = append(evs, e)
+	}
+	err = g.record(ctx, evs...)
 	// The deletion stands, recorded or not: so does the end of the
 	// holders' sessions.
 	if serr := g.endHoldersSessions(ctx, by, tenant, holders); err == nil {

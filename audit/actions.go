@@ -42,11 +42,11 @@ const (
 
 // Roles and four-eyes approvals.
 const (
-	RoleGranted         Action = "role.granted" // Target: the subject; Meta: role; Reason escalation, no_permission, unknown_user, unknown_key or key_revoked when refused
-	RoleRevoked         Action = "role.revoked"
-	RoleDefined         Action = "role.defined" // Target: the role; Meta: permissions
-	RoleDeleted         Action = "role.deleted"
-	ApprovalRuleChanged Action = "approval_rule.changed"
+	RoleGranted         Action = "role.granted"          // Target: the subject; Meta: role; Reason escalation, no_permission, unknown_user, unknown_key or key_revoked when refused
+	RoleRevoked         Action = "role.revoked"          // Target: the subject; Meta: role, and reason role_deleted when the role itself was deleted (one per holder, beside the role.deleted)
+	RoleDefined         Action = "role.defined"          // Target: the role; Meta: permissions
+	RoleDeleted         Action = "role.deleted"          // Target: the role
+	ApprovalRuleChanged Action = "approval_rule.changed" // Target: the permission; Meta: required; Reason no_permission or escalation (the changer lacks the permission) when refused
 	// ApprovalRequested: Meta permission, target. Reason (failed):
 	// rate_limited (Meta permission) when the requester filed too many;
 	// no_permission (the requester, or an API key's creator, lacks the
