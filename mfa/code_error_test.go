@@ -50,11 +50,12 @@ func TestVerifyCodeErrorCarriesKind(t *testing.T) {
 	_, err = f.m.VerifyCode(ctx, "t", "u", txn, f.sms.lastCode(t))
 	wantKind("no code (the expired one removed)", err, mfa.ErrNotFound, "")
 
-	// Another user's code tells nothing of it.
+	// Another user's code tells nothing of it: for v there is no code
+	// under u's transaction ID.
 	txn = f.login(t, "u")
 	f.send(t, "u", sms.ID, txn, "")
 	_, err = f.m.VerifyCode(ctx, "t", "v", txn, wrong(f.sms.lastCode(t)))
-	wantKind("a wrong code of another user's", err, mfa.ErrInvalidCode, "")
+	wantKind("a wrong code of another user's", err, mfa.ErrNotFound, "")
 
 	// The factor that sent the code has gone meanwhile.
 	f.clk.Add(time.Minute)

@@ -75,7 +75,7 @@ func (m *Manager) RemoveFactorKeeping(ctx context.Context, tenant, userID, facto
 	}
 	f.Secret = nil
 	if !f.Confirmed() && m.st.Codes != nil {
-		_ = m.st.Codes.DeleteCode(ctx, tenant, enrolTxn(factorID))
+		_ = m.st.Codes.DeleteCode(ctx, tenant, codeTxn(userID, enrolTxn(factorID)))
 	}
 	rest, err := m.st.Factors.Factors(ctx, tenant, userID)
 	if err != nil {

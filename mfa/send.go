@@ -45,7 +45,8 @@ type SendRequest struct {
 	// enrolment and Txn is ignored.
 	FactorID string
 	// Txn is the transaction the code is for: Transaction.ID() of the
-	// pending login. The code works only for it.
+	// pending login. The code works only for it and this user: the same
+	// Txn given with another user's ID names another transaction.
 	Txn string
 	// IP is the client's IP address, for the per-IP limit ("" skips that
 	// limit).
@@ -78,6 +79,16 @@ type OOBRequest struct {
 
 // enrolTxn is the transaction of the codes that confirm a pending factor.
 func enrolTxn(factorID string) string { return "enrol:" + factorID }
+
+// codeTxn is the name under which the code of userID's transaction txn
+// is stored (and its resend cool-down counted): codes are kept per user,
+// so that a transaction ID given with another user's ID, by mistake or
+// because a host's IDs can be guessed, reaches none of them: it neither
+// uses up the code's tries nor replaces the code or holds its resend back.
+func codeTxn(userID, txn string) string {
+	sum := sha256.Sum256(appendFields(nil, "guard/mfa/code-txn/v1", userID, txn))
+	return "u:" + base64.RawURLEncoding.EncodeToString(sum[:])
+}
 
 // BeginOOB starts enrolling an email address or phone number: it stores a
 // pending factor (voiding any earlier pending factor of the same kind)
@@ -159,7 +170,7 @@ func (m *Manager) ConfirmOOB(ctx context.Context, tenant, userID, factorID, code
 	now := m.now()
 	if !now.Before(f.CreatedAt.Add(m.enrolTTL)) {
 		_, _ = m.st.Factors.DeleteFactor(ctx, tenant, userID, factorID)
-		_ = m.st.Codes.DeleteCode(ctx, tenant, enrolTxn(factorID))
+		_ = m.st.Codes.DeleteCode(ctx, tenant, codeTxn(userID, enrolTxn(factorID)))
 		return Factor{}, ErrExpired
 	}
 	if _, err := m.checkCode(ctx, tenant, userID, enrolTxn(factorID), code, now); err != nil {
@@ -231,6 +242,7 @@ func (m *Manager) SendCode(ctx context.Context, req SendRequest) (SendResult, er
 // send applies the limits and sends a new code for txn to f.
 func (m *Manager) send(ctx context.Context, f Factor, txn, ip string) (SendResult, error) {
 	f.Secret = nil
+	txn = codeTxn(f.UserID, txn)
 	res := SendResult{Factor: f}
 	if f.Kind == KindSMS && !m.smsAllowed(f.Destination) {
 		res.Suppressed = ErrDestinationNotAllowed
@@ -331,7 +343,9 @@ func (m *Manager) hit(ctx context.Context, key string, now time.Time, window tim
 // VerifyCode checks a one-time code typed by the user against the code
 // sent for transaction txn, and returns the confirmed factor it was sent
 // to (its Kind tells email from SMS). The right code works once; a code of
-// another transaction, or one replaced by a newer code, fails.
+// another transaction, or one replaced by a newer code, fails. Codes are
+// kept per user: txn given with another user's ID finds no code
+// (ErrNotFound) and uses up none of the owner's tries.
 //
 // Errors: an *InputError for a malformed code or txn, ErrInvalidCode for a
 // wrong code (one of CodeTries used up), ErrTooManyTries once they are all
@@ -379,6 +393,7 @@ func (m *Manager) checkCode(ctx context.Context, tenant, userID, txn, code strin
 	if m.st.Codes == nil {
 		return Code{}, ErrNotFound
 	}
+	txn = codeTxn(userID, txn)
 	c, err := m.st.Codes.CheckCode(ctx, tenant, txn, m.codeHash(tenant, txn, code), now)
 	switch {
 	case err != nil:

@@ -261,7 +261,7 @@ func TestCodeStoredHashed(t *testing.T) {
 	code := f.sms.lastCode(t)
 	// What the store holds (seen through CheckCode's returned record) is
 	// neither the code nor its plain SHA-256.
-	c, err := f.st.CheckCode(ctx, "t", txn, mfa.Hash{}, f.clk.Now())
+	c, err := f.st.CheckCode(ctx, "t", mfa.CodeTxn("u", txn), mfa.Hash{}, f.clk.Now())
 	wantErr(t, "CheckCode(zero hash)", err, mfa.ErrInvalidCode)
 	if strings.Contains(fmt.Sprintf("%+v", c), code) || c.Hash.IsZero() {
 		t.Errorf("stored code record %+v holds the code", c)

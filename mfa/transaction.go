@@ -111,7 +111,7 @@ func (m *Manager) ConsumeTransaction(ctx context.Context, token, binding string)
 		return Transaction{}, storeErr("consume transaction", err)
 	}
 	if m.st.Codes != nil {
-		_ = m.st.Codes.DeleteCode(ctx, t.Tenant, t.ID())
+		_ = m.st.Codes.DeleteCode(ctx, t.Tenant, codeTxn(t.UserID, t.ID()))
 	}
 	if !t.LiveAt(m.now()) {
 		return Transaction{}, ErrExpired
