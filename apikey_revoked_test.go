@@ -61,3 +61,43 @@ func TestRevokedAPIKeyRecordedWhileIPThrottled(t *testing.T) {
 		t.Errorf("a minute later: %d apikey.denied events in all, want 2", n)
 	}
 }
+
+// The once-a-minute record of a revoked key used from a locked IP does
+// not count when it fails: that use is ErrUnavailable, and the key's next
+// use in the same minute is recorded in its place (else the first failed
+// record would leave the rest of the minute's uses unrecorded).
+func TestRevokedAPIKeyThrottledRecordFailedDoesNotCount(t *testing.T) {
+	var fa *failingAudit
+	f := newFixture(t, func(c *guard.Config) {
+		fa = &failingAudit{Audit: c.Stores.Audit.(*memstoreAudit)}
+		c.Stores.Audit = fa
+	})
+	sys := guard.System("test")
+	key, k, err := f.g.CreateAPIKey(f.ctx, sys, guard.NewAPIKey{Tenant: tenantID, Name: "reporting"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.RevokeAPIKey(f.ctx, sys, tenantID, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.MustParseAddr("198.51.100.9")
+	for range 25 {
+		_, _ = f.g.AuthenticateAPIKey(f.ctx, "gk_junk", addr)
+	}
+	before := len(f.events(t, audit.APIKeyDenied))
+	fa.set(true)
+	_, err = f.g.AuthenticateAPIKey(f.ctx, key, addr)
+	fa.set(false)
+	if !errors.Is(err, guard.ErrUnavailable) {
+		t.Fatalf("revoked key from a locked IP, its record failing: %v, want ErrUnavailable", err)
+	}
+	for i := range 3 {
+		if _, err := f.g.AuthenticateAPIKey(f.ctx, key, addr); !errors.Is(err, guard.ErrTooManyAttempts) {
+			t.Fatalf("use %d after the failed record: %v, want ErrTooManyAttempts", i, err)
+		}
+	}
+	evs := f.events(t, audit.APIKeyDenied)[before:]
+	if len(evs) != 1 || evs[0].Meta["throttled"] != "true" || evs[0].Target != k.ID {
+		t.Fatalf("apikey.denied after a failed record and 3 more uses in the minute: %+v, want one, Meta throttled", evs)
+	}
+}

@@ -407,15 +407,13 @@ func (g *Guard) authenticateKey(ctx context.Context, key string, addr netip.Addr
 		if !throttled && !errors.Is(refusal, ErrUnauthenticated) {
 			return Principal{}, refusal
 		}
+		e := unusableKeyEvent(k, ip)
+		e.UserAgent = clip(ua, 512)
 		if throttled {
 			// Recorded all the same, or whoever holds a leaked key could
 			// hide its use behind a burst of junk keys; at most once a
 			// minute for each key and address, so that a key used in a
 			// loop does not flood its tenant's log.
-		}
-		e := unusableKeyEvent(k, ip)
-		e.UserAgent = clip(ua, 512)
-		if throttled {
 			e.Meta = map[string]string{"throttled": "true"}
 			err = g.keyRefusalRecord(ctx, k.ID, ip, now, e)
 		} else {
