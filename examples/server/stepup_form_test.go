@@ -115,8 +115,12 @@ func TestStepUpKeepsSubmittedForm(t *testing.T) {
 	if !equalForms(cont, typed) {
 		t.Fatalf("the Continue form carries %v, want %v", cont, typed)
 	}
-	if strings.Contains(page, "<script") {
-		t.Error("the Continue page has a script: the console's CSP allows none")
+	if csp := resp.Header.Get("Content-Security-Policy"); strings.Contains(page, "<script") ||
+		!strings.Contains(csp, "script-src 'none'") || !strings.Contains(csp, "form-action 'self'") {
+		t.Errorf("the Continue page runs a script or may post off-site (CSP %q)", csp)
+	}
+	if strings.Contains(page, password) {
+		t.Error("the Continue page shows the password")
 	}
 	resp, page = owner.post("/keys", cont)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `id="api-key"`) {
