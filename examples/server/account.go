@@ -367,6 +367,9 @@ type reauthView struct {
 	// several failures, as on the sign-in form), or refused again after
 	// the user was asked: the form shows it.
 	ShowCaptcha bool
+	// Kept is the form the step-up interrupted, which the step-up form
+	// carries (stepupform.go); its zero value, none.
+	Kept resumeView
 }
 
 // passwordUsable reports whether the password of u proves who they are
@@ -378,7 +381,7 @@ func passwordUsable(u guard.User, pol guard.Policy) bool {
 }
 
 func (a *app) reauthForm(w http.ResponseWriter, r *http.Request) {
-	if v, ok := a.reauthPage(w, r, localPath(r.URL.Query().Get("next")), r.URL.Query().Get("mfa") == "1", false); ok {
+	if v, ok := a.reauthPage(w, r, localPath(r.URL.Query().Get("next")), r.URL.Query().Get("mfa") == "1", false, resumeView{}); ok {
 		a.page(w, r, "reauth.html", v)
 	}
 }
@@ -388,9 +391,10 @@ func (a *app) reauthForm(w http.ResponseWriter, r *http.Request) {
 // authenticator app, or a new sign-in at the IdP): the form and the page
 // a refused proof shows again are the same. adminMFA: an Administration
 // page asked for a second factor (stepUpURL); captcha: the form shows the
-// CAPTCHA. ok is false when it answered instead: a failure, or a user
-// without an authenticator app sent to set one up for adminMFA.
-func (a *app) reauthPage(w http.ResponseWriter, r *http.Request, next string, adminMFA, captcha bool) (view, bool) {
+// CAPTCHA; kept: the form the step-up interrupted, which the form carries
+// (stepupform.go). ok is false when it answered instead: a failure, or a
+// user without an authenticator app sent to set one up for adminMFA.
+func (a *app) reauthPage(w http.ResponseWriter, r *http.Request, next string, adminMFA, captcha bool, kept resumeView) (view, bool) {
 	p := principal(r)
 	fs, err := a.g.Factors(r.Context(), p, p.Tenant, p.UserID)
 	if err != nil && !errors.Is(err, guard.ErrMFANotConfigured) {
@@ -408,7 +412,7 @@ func (a *app) reauthPage(w http.ResponseWriter, r *http.Request, next string, ad
 		return view{}, false
 	}
 	v := reauthView{NeedTOTP: hasTOTP(fs), SSO: p.Flags&guard.FlagSSO != 0, NoPassword: !passwordUsable(u, pol),
-		AdminMFA: adminMFA, ShowCaptcha: captcha}
+		AdminMFA: adminMFA, ShowCaptcha: captcha, Kept: kept}
 	if v.SSO && v.AdminMFA {
 		if v.SSOMFA, err = a.ssoMFA(r.Context(), p.Tenant); err != nil {
 			a.fail(w, r, err, "/")
@@ -432,6 +436,7 @@ func (a *app) reauth(w http.ResponseWriter, r *http.Request) {
 	}
 	p := principal(r)
 	next := localPath(r.PostForm.Get("next"))
+	kept := a.keptFrom(r.PostForm)
 	tok, _ := a.g.SessionToken(r)
 	adminMFA := r.PostForm.Get("mfa") == "1"
 	nt, s, err := a.g.Reauthenticate(r.Context(), p, tok, guard.Proof{Password: r.PostForm.Get("password"),
@@ -454,7 +459,7 @@ func (a *app) reauth(w http.ResponseWriter, r *http.Request) {
 		status, msg, onForm = http.StatusForbidden, "Your organisation requires single sign-on: confirm it is you by signing in again with SSO.", true
 	}
 	if onForm {
-		if v, ok := a.reauthPage(w, r, next, adminMFA, captcha); ok {
+		if v, ok := a.reauthPage(w, r, next, adminMFA, captcha, kept); ok {
 			v.Error = msg
 			a.renderStatus(w, r, status, "reauth.html", v)
 		}
@@ -476,11 +481,16 @@ func (a *app) reauth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.g.SetSessionCookie(w, nt, s)
+	msg = "Identity confirmed: you can go on for the next 15 minutes."
 	if s.Flags&guard.FlagMFA != 0 && adminMFA {
-		a.ok(w, r, next, "Identity confirmed with your authenticator app: Administration is open for this session.")
+		msg = "Identity confirmed with your authenticator app: Administration is open for this session."
+	}
+	if kept.Path != "" {
+		// The form the step-up interrupted: Continue sends it.
+		a.page(w, r, "resume.html", view{Title: "Identity confirmed", Next: next, Flash: &flash{Kind: "ok", Message: msg}, Data: kept})
 		return
 	}
-	a.ok(w, r, next, "Identity confirmed: you can go on for the next 15 minutes.")
+	a.ok(w, r, next, "%s", msg)
 }
 
 // phoneNumber drops what people type to group the digits of a phone

@@ -60,6 +60,9 @@ type app struct {
 	// second factor (guard.RequireMFA; SECURITY-CHECKLIST RB-11). On
 	// unless the console runs with -admin-mfa=false.
 	adminMFA bool
+	// mux is the console's router, set by routes: a form kept across a
+	// step-up goes back only to a path it routes (resumable).
+	mux *http.ServeMux
 }
 
 // forget drops what the console keeps of a tenant's users (the access
@@ -82,6 +85,7 @@ const maxBody = 64 << 10
 // Administration pages RequireMFA too (see admin).
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
+	a.mux = mux
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 
@@ -575,12 +579,22 @@ type errorView struct {
 }
 
 // fail answers an error from Guard on a page: a step-up sends the user
-// to confirm their identity and come back to next; a refusal or a store
-// failure gets a generic page. Everything else is an internal error,
-// logged with a reference shown to the user (no internals reach the page).
+// to confirm their identity and come back to next (a posted form that
+// can be kept is shown the step-up page in place, with status 200, and
+// comes back with the form: stepupform.go); a refusal or a store failure
+// gets a generic page. Everything else is an internal error, logged with
+// a reference shown to the user (no internals reach the page).
 func (a *app) fail(w http.ResponseWriter, r *http.Request, err error, next string) {
 	switch {
 	case errors.Is(err, guard.ErrStepUpRequired):
+		if r.Method == http.MethodPost && r.ParseForm() == nil {
+			if fields, ok := a.keepForm(r.URL.Path, r.PostForm); ok {
+				if v, ok := a.reauthPage(w, r, next, false, false, resumeOf(r.URL.Path, fields)); ok {
+					a.page(w, r, "reauth.html", v)
+				}
+				return
+			}
+		}
 		http.Redirect(w, r, "/reauth?next="+url.QueryEscape(next), http.StatusSeeOther)
 	case errors.Is(err, guard.ErrUnauthenticated):
 		a.g.ClearSessionCookie(w)

@@ -642,9 +642,9 @@ func TestRequireSSO(t *testing.T) {
 
 	// An old sign-in must be confirmed first.
 	clock.Advance(16 * time.Minute)
-	resp, _ = c.post("/security/sso", url.Values{"jit": {"on"}})
-	if loc := resp.Header.Get("Location"); loc != "/reauth?next=%2Fsecurity%2Fsso" {
-		t.Errorf("an old sign-in changing the IdP went to %q", loc)
+	resp, stepUp := c.post("/security/sso", url.Values{"jit": {"on"}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(stepUp, `id="reauth-password"`) || !strings.Contains(stepUp, `name="next" value="/security/sso"`) {
+		t.Errorf("an old sign-in changing the IdP: %d to %q, want the step-up page", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	ok("/reauth", url.Values{"password": {password}, "next": {"/security/sso"}}, "Identity confirmed")
 	ok("/security/sso/delete", url.Values{}, "disconnected")
