@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
@@ -330,6 +331,10 @@ func (g *Guard) completedMeanwhile(ctx context.Context, p pending, sf SecondFact
 	_, err := g.mfa.LookupTransaction(ctx, sf.Pending, sf.UserAgent)
 	return errors.Is(err, mfa.ErrNotFound) && p.txn.LiveAt(g.now())
 }
+
+// reuseSettleWait bounds how long a second step whose TOTP code was found
+// used waits for a request of its own sign-in or session to complete.
+var reuseSettleWait = 1 * time.Second
 
 // methodKind is the kind of factor a second step by method is for, as
 // its mfa.failed events record it before the code is checked: "" for a
