@@ -216,6 +216,16 @@ func TestTOTPDoubleSubmitWinnerHeld(t *testing.T) {
 	}
 }
 
+// usedBySignIn returns the code of the current step, used by a sign-in.
+func (f *reauthFixture) usedBySignIn(t *testing.T) string {
+	t.Helper()
+	code := f.code(t, f.secret)
+	if _, err := f.complete(guard.MethodTOTP, f.pending(t, adaEmail, ownerPW).Token, code); err != nil {
+		t.Fatalf("the sign-in with the code: %v", err)
+	}
+	return code
+}
+
 // reuseSlack is how much longer than guard.ReuseSettleWait a real reuse
 // may take to be answered (a slow, shared machine under -race).
 const reuseSlack = 2 * time.Second
@@ -227,10 +237,7 @@ const reuseSlack = 2 * time.Second
 func TestRealReuseNoticedWithinBound(t *testing.T) {
 	t.Run("step-up", func(t *testing.T) {
 		f := newReauthFixture(t)
-		code := f.code(t, f.secret)
-		if _, err := f.complete(guard.MethodTOTP, f.pending(t, adaEmail, ownerPW).Token, code); err != nil {
-			t.Fatalf("the sign-in with the code: %v", err)
-		}
+		code := f.usedBySignIn(t)
 		before := len(f.events(t, audit.Reauthenticated))
 		start := time.Now()
 		_, _, err := f.g.Reauthenticate(f.ctx, f.p, f.token, guard.Proof{Password: ownerPW, TOTP: code})
@@ -272,10 +279,7 @@ func TestRealReuseNoticedWithinBound(t *testing.T) {
 // with no wait for a renewal that will not come.
 func TestStepUpReuseSessionEndedNoWait(t *testing.T) {
 	f := newReauthFixture(t)
-	code := f.code(t, f.secret)
-	if _, err := f.complete(guard.MethodTOTP, f.pending(t, adaEmail, ownerPW).Token, code); err != nil {
-		t.Fatalf("the sign-in with the code: %v", err)
-	}
+	code := f.usedBySignIn(t)
 	if err := f.g.Logout(f.ctx, f.p); err != nil {
 		t.Fatal(err)
 	}
@@ -292,10 +296,7 @@ func TestStepUpReuseSessionEndedNoWait(t *testing.T) {
 // when its context is cancelled, and is refused at once.
 func TestReuseWaitCancelled(t *testing.T) {
 	f, hw, ss := newHeldReauthFixture(t)
-	code := f.code(t, f.secret)
-	if _, err := f.complete(guard.MethodTOTP, f.pending(t, adaEmail, ownerPW).Token, code); err != nil {
-		t.Fatalf("the sign-in with the code: %v", err)
-	}
+	code := f.usedBySignIn(t)
 	ctx, cancel := context.WithCancel(f.ctx)
 	defer cancel()
 	var cancelled atomic.Int64 // when the wait's first look was made, in ns since start
