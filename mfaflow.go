@@ -1556,6 +1556,12 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 			flags |= FlagMustEnrol
 		}
 	}
+	// Settled before the renewal, so that a throttle failure leaves the
+	// session as it was, to try again. Renewed first, the session would
+	// then have to be ended (its old token rotated away, the new one never
+	// given out: the user signed out by a store failure), or the step-up
+	// let through unsettled. The request of a double submit that finds the
+	// code used meanwhile waits for the renewal (lostRace).
 	if err := g.settle(ctx, gt, true); err != nil {
 		return "", session.Session{}, fail(ReasonUnavailable, gate{}, err)
 	}
