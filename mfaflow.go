@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
@@ -171,14 +172,22 @@ func codeReason(err error) (reason string, ok bool) {
 // expired: ErrLoginExpired; a store failure: ErrUnavailable) is recorded
 // as mfa.failed (reason login_expired or unavailable) and does not count
 // as a failed attempt. So is a TOTP code sent twice for one pending
-// sign-in (a form submitted twice) and found used once the other request
-// has completed it (ErrLoginExpired, login_expired): that is no reuse.
-// A TOTP code found used otherwise (by another sign-in, or before it
-// completed this one) is ErrInvalidCode, recorded as reuse, and the user
-// is told (SECURITY-CHECKLIST MF-5). A recovery code is used up
-// when it is checked, and never given back, whatever ends the sign-in
-// after (another request completed it meanwhile, ErrLoginExpired, or a
-// store failure, ErrUnavailable); the user is told. Its use is recorded as
+// sign-in (a form submitted twice) and found used by the other request,
+// which completes it (ErrLoginExpired, login_expired): that is no reuse.
+// That request marks the code used before it completes the sign-in, so
+// one that finds the code used while its pending sign-in is still there
+// waits for it to be completed, up to a second (looking again every
+// 20 ms; a cancelled ctx ends the wait). A TOTP code found used otherwise
+// (by another sign-in; by a request of this one that has not completed
+// it within the wait; or when the look-up of the pending sign-in fails in
+// the store) is ErrInvalidCode, recorded as reuse, and the user is told
+// (SECURITY-CHECKLIST MF-5): a real reuse is answered a second late. A
+// pending sign-in gone otherwise (expired) is not waited for.
+//
+// A recovery code is used up when it is checked, and never given back,
+// whatever ends the sign-in after (another request completed it
+// meanwhile, ErrLoginExpired, or a store failure, ErrUnavailable); the
+// user is told. Its use is recorded as
 // mfa.recovery_used: failed (reason login_expired or unavailable) when the
 // pending sign-in cannot be consumed, else a success with mfa.succeeded,
 // before the rest of the sign-in (whose failure then leaves it spent and
@@ -248,13 +257,14 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, kind, gate{}, unavailable("second factor", err))
 		}
 		if reason == ReasonCodeReuse {
-			if g.completedMeanwhile(ctx, p, sf) {
+			if lostRace(ctx, func() raceState { return g.signInRace(ctx, p, sf) }) {
 				// The step was used by a request of this very sign-in
 				// that completed it since it was loaded (a form
-				// submitted twice): this one lost the race, as if its
-				// code had come second to ConsumeTransaction below. No
-				// guess, nor anyone else's use of the code: the attempt
-				// is given back and the user is not told.
+				// submitted twice), or did within reuseSettleWait: this
+				// one lost the race, as if its code had come second to
+				// ConsumeTransaction below. No guess, nor anyone else's
+				// use of the code: the attempt is given back and the
+				// user is not told.
 				_ = g.settle(ctx, gt, false)
 				return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonLoginExpired, kind, gate{}, ErrLoginExpired)
 			}
@@ -320,15 +330,77 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	return res, err
 }
 
-// completedMeanwhile reports whether the pending sign-in p, live when it
-// was loaded for sf, has been used up since, before its expiry: completed
-// by a request of the same sign-in (the token and client of sf) with a
-// right second factor, the only thing that ends a live pending sign-in.
-// It reports false while p is still there, once it has expired, and when
-// the store fails.
-func (g *Guard) completedMeanwhile(ctx context.Context, p pending, sf SecondFactor) bool {
+// signInRace tells where the pending sign-in p, live when it was loaded
+// for sf, stands now that sf's TOTP code was found used: raceLost once it
+// has been used up, before its expiry — completed by a request of the
+// same sign-in (the token and client of sf) with a right second factor,
+// the only thing that ends a live pending sign-in; raceOpen while it is
+// still there (such a request may have used the code and not yet
+// consumed it); raceOver once it has expired, and when the store fails.
+func (g *Guard) signInRace(ctx context.Context, p pending, sf SecondFactor) raceState {
 	_, err := g.mfa.LookupTransaction(ctx, sf.Pending, sf.UserAgent)
-	return errors.Is(err, mfa.ErrNotFound) && p.txn.LiveAt(g.now())
+	switch {
+	case err == nil:
+		return raceOpen
+	case errors.Is(err, mfa.ErrNotFound) && p.txn.LiveAt(g.now()):
+		return raceLost
+	}
+	return raceOver
+}
+
+// reuseSettleWait bounds how long a second step whose TOTP code was found
+// used waits for a request of its own sign-in or session (the same form
+// submitted twice) to complete: that request marks the code used before
+// it completes, and the two reach the check milliseconds apart. A real
+// reuse is answered this much later; a harmless cost.
+var reuseSettleWait = 1 * time.Second
+
+// reuseSettlePoll is how often the wait looks again.
+const reuseSettlePoll = 20 * time.Millisecond
+
+// raceState is where a pending sign-in or a session whose TOTP code a
+// request found used stands, for that request (lostRace).
+type raceState int
+
+const (
+	// raceOpen: as it was; a request of its own that used the code may
+	// still complete it.
+	raceOpen raceState = iota
+	// raceLost: completed by a request of its own since: the request
+	// lost a race to it, no reuse.
+	raceLost
+	// raceOver: ended otherwise, or the store failed: nothing to wait
+	// for, a reuse.
+	raceOver
+)
+
+// lostRace reports whether a request that found its TOTP code used lost a
+// race to a request of its own sign-in or session, as look tells: at
+// once, or within reuseSettleWait while look says raceOpen, looking again
+// every reuseSettlePoll. It reports false when look says raceOver, when
+// the bound passes, and when ctx ends: the caller then takes the code for
+// a reuse (a notice too many is the safe side; both answers refuse).
+func lostRace(ctx context.Context, look func() raceState) bool {
+	st := look()
+	if st != raceOpen {
+		return st == raceLost
+	}
+	bound := time.NewTimer(reuseSettleWait)
+	defer bound.Stop()
+	poll := time.NewTicker(reuseSettlePoll)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-bound.C:
+			return false
+		case <-poll.C:
+		}
+		if st := look(); st != raceOpen {
+			return st == raceLost
+		}
+	}
 }
 
 // methodKind is the kind of factor a second step by method is for, as
@@ -1346,12 +1418,16 @@ type Proof struct {
 // lost a race with a request of its own session. It ends as it would a
 // moment later, when its token renewed nothing: ErrUnauthenticated,
 // recorded with reason login_expired, the attempt given back and no
-// notice. As at sign-in (CompleteLogin), a request that finds the code
-// used in the instant between the other's use of it and its renewal of
-// the session is still taken for a reuse; so is one whose look-up of the
-// session fails in the store (a false alarm rather than a missed one).
-// A session rotated with the same token by RotateSession meanwhile counts
-// as renewed too: that token renews nothing either.
+// notice. The other request marks the code used before it renews the
+// session, so, as at sign-in (CompleteLogin), one that finds the code
+// used while its session is still as it was and live waits for the
+// renewal, up to a second (looking again every 20 ms; a cancelled ctx
+// ends the wait). One that sees no renewal by then is taken for a reuse,
+// so a real reuse is answered a second late; so is one whose look-up of
+// the session fails in the store (a false alarm rather than a missed
+// one), and, with no wait, one whose session was ended or expired rather
+// than renewed. A session rotated with the same token by RotateSession
+// meanwhile counts as renewed too: that token renews nothing either.
 //
 // The step-up asks for a CAPTCHA (Proof.Captcha) as Login does: once the
 // account or the client IP has had enough recent failures, or a lock
@@ -1447,15 +1523,16 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 					return "", session.Session{}, fail(ReasonUnavailable, gate{}, unavailable("second factor", err))
 				}
 				if reason == ReasonCodeReuse {
-					if g.renewedMeanwhile(ctx, p) {
+					if lostRace(ctx, func() raceState { return g.stepUpRace(ctx, p) }) {
 						// A request of this very session used the code
 						// and renewed the session since p was
-						// authenticated (a form submitted twice): this
-						// one lost the race, and its token renews
-						// nothing now (ReauthenticateWithin below would
-						// say so). No guess, nor anyone else's use of
-						// the code: the attempt is given back and the
-						// user is not told.
+						// authenticated (a form submitted twice), or
+						// did within reuseSettleWait: this one lost the
+						// race, and its token renews nothing now
+						// (ReauthenticateWithin below would say so). No
+						// guess, nor anyone else's use of the code: the
+						// attempt is given back and the user is not
+						// told.
 						_ = g.settle(ctx, gt, false)
 						return "", session.Session{}, fail(ReasonLoginExpired, gate{}, ErrUnauthenticated)
 					}
@@ -1479,6 +1556,12 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 			flags |= FlagMustEnrol
 		}
 	}
+	// Settled before the renewal, so that a throttle failure leaves the
+	// session as it was, to try again. Renewed first, the session would
+	// then have to be ended (its old token rotated away, the new one never
+	// given out: the user signed out by a store failure), or the step-up
+	// let through unsettled. The request of a double submit that finds the
+	// code used meanwhile waits for the renewal (lostRace).
 	if err := g.settle(ctx, gt, true); err != nil {
 		return "", session.Session{}, fail(ReasonUnavailable, gate{}, err)
 	}
@@ -1505,17 +1588,25 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 	return nt, s, nil
 }
 
-// renewedMeanwhile reports whether the session of p, live when p was
-// authenticated, has been renewed since: rotated by a request with the
-// same token (a step-up, or RotateSession), so that the store holds its
-// rotation tombstone (Lookup answers a *session.RotatedError of p's user)
-// and p's token no longer signs in. It reports false while the session
-// is as it was, once it has ended otherwise or its tombstone has been
-// dropped, and when the store fails.
-func (g *Guard) renewedMeanwhile(ctx context.Context, p Principal) bool {
-	_, err := g.stores.Sessions.Lookup(ctx, p.Session)
+// stepUpRace tells where the session of p, live when p was authenticated,
+// stands now that the TOTP code of p's step-up was found used: raceLost
+// once it has been renewed, rotated by a request with the same token (a
+// step-up, or RotateSession), so that the store holds its rotation
+// tombstone (Lookup answers a *session.RotatedError of p's user) and p's
+// token no longer signs in; raceOpen while it is as it was and live (a
+// step-up of its own may have used the code and not yet renewed it);
+// raceOver once it has ended otherwise, expired, or its tombstone has
+// been dropped, and when the store fails.
+func (g *Guard) stepUpRace(ctx context.Context, p Principal) raceState {
+	s, err := g.stores.Sessions.Lookup(ctx, p.Session)
 	var re *session.RotatedError
-	return errors.As(err, &re) && re.Tenant == p.Tenant && re.UserID == p.UserID
+	switch {
+	case err == nil && s.LiveAt(g.now()):
+		return raceOpen
+	case errors.As(err, &re) && re.Tenant == p.Tenant && re.UserID == p.UserID:
+		return raceLost
+	}
+	return raceOver
 }
 
 // stepUpVouched returns nil unless s, the session of p just renewed by a

@@ -203,9 +203,8 @@ func (s *replayWaits) AdvanceStep(ctx context.Context, tenant, userID, id string
 // session. Every other finds the code used; each checks that after the
 // winner renewed the session (the test holds it back until then), so
 // each lost the race to its own session and none sends a reuse notice or
-// counts as a failure. (A request that checks in the instant between the
-// winner's use of the code and its renewal of the session is still taken
-// for a reuse: see Reauthenticate.)
+// counts as a failure. (One that checks before the renewal waits for it:
+// TestStepUpDoubleSubmitWinnerHeld.)
 func TestStepUpConcurrentDoubleSubmit(t *testing.T) {
 	sessions, steps := &rotationSignal{rotated: make(chan struct{})}, &replayWaits{}
 	f := newReauthFixture(t, func(c *guard.Config) {

@@ -1,0 +1,4 @@
+package guard
+
+// ReuseSettleWait is reuseSettleWait, for the tests of package guard_test.
+var ReuseSettleWait = reuseSettleWait
