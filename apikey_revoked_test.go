@@ -8,6 +8,7 @@ import (
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
 )
 
 // AuthenticateAPIKey documents "A revoked or expired key is audited in its
@@ -20,18 +21,7 @@ import (
 // unrecorded.
 func TestRevokedAPIKeyRecordedWhileIPThrottled(t *testing.T) {
 	f := newFixture(t)
-	sys := guard.System("test")
-	key, k, err := f.g.CreateAPIKey(f.ctx, sys, guard.NewAPIKey{Tenant: tenantID, Name: "reporting"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.g.RevokeAPIKey(f.ctx, sys, tenantID, k.ID); err != nil {
-		t.Fatal(err)
-	}
-	addr := netip.MustParseAddr("198.51.100.9")
-	for range 25 {
-		_, _ = f.g.AuthenticateAPIKey(f.ctx, "gk_junk", addr)
-	}
+	key, k, addr := revokedKeyAtLockedIP(t, f)
 	all := len(f.events(t, ""))
 	before := len(f.events(t, audit.APIKeyDenied))
 	for i := range 5 {
@@ -72,21 +62,10 @@ func TestRevokedAPIKeyThrottledRecordFailedDoesNotCount(t *testing.T) {
 		fa = &failingAudit{Audit: c.Stores.Audit.(*memstoreAudit)}
 		c.Stores.Audit = fa
 	})
-	sys := guard.System("test")
-	key, k, err := f.g.CreateAPIKey(f.ctx, sys, guard.NewAPIKey{Tenant: tenantID, Name: "reporting"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.g.RevokeAPIKey(f.ctx, sys, tenantID, k.ID); err != nil {
-		t.Fatal(err)
-	}
-	addr := netip.MustParseAddr("198.51.100.9")
-	for range 25 {
-		_, _ = f.g.AuthenticateAPIKey(f.ctx, "gk_junk", addr)
-	}
+	key, k, addr := revokedKeyAtLockedIP(t, f)
 	before := len(f.events(t, audit.APIKeyDenied))
 	fa.set(true)
-	_, err = f.g.AuthenticateAPIKey(f.ctx, key, addr)
+	_, err := f.g.AuthenticateAPIKey(f.ctx, key, addr)
 	fa.set(false)
 	if !errors.Is(err, guard.ErrUnavailable) {
 		t.Fatalf("revoked key from a locked IP, its record failing: %v, want ErrUnavailable", err)
@@ -100,4 +79,24 @@ func TestRevokedAPIKeyThrottledRecordFailedDoesNotCount(t *testing.T) {
 	if len(evs) != 1 || evs[0].Meta["throttled"] != "true" || evs[0].Target != k.ID {
 		t.Fatalf("apikey.denied after a failed record and 3 more uses in the minute: %+v, want one, Meta throttled", evs)
 	}
+}
+
+// revokedKeyAtLockedIP creates and revokes an API key, and locks an IP
+// for junk keys; it returns the key, as presented and as stored, and the
+// IP.
+func revokedKeyAtLockedIP(t *testing.T, f *fixture) (string, auth.APIKey, netip.Addr) {
+	t.Helper()
+	sys := guard.System("test")
+	key, k, err := f.g.CreateAPIKey(f.ctx, sys, guard.NewAPIKey{Tenant: tenantID, Name: "reporting"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.RevokeAPIKey(f.ctx, sys, tenantID, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.MustParseAddr("198.51.100.9")
+	for range 25 {
+		_, _ = f.g.AuthenticateAPIKey(f.ctx, "gk_junk", addr)
+	}
+	return key, k, addr
 }
