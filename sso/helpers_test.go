@@ -410,6 +410,9 @@ type spec struct {
 	noAssertionID, emptySubjectCD bool
 	classRef                      string // the AuthnContextClassRef; "": PasswordProtectedTransport
 	noClassRef                    bool   // an AuthnContext without AuthnContextClassRef
+	// editAssertion, if set, changes the assertion element before it is
+	// signed (and encrypted), so that the signature covers the change.
+	editAssertion func(*etree.Element)
 }
 
 // valid returns the spec of a valid SP-initiated response with a signed
@@ -560,6 +563,9 @@ func (s spec) assertion(k testKeys) *etree.Element {
 		}
 	}
 	el := a.Element()
+	if s.editAssertion != nil {
+		s.editAssertion(el)
+	}
 	if s.noAssertionID {
 		el.RemoveAttr("ID")
 	}
