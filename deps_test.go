@@ -60,7 +60,8 @@ func TestImportRules(t *testing.T) {
 // crewjam/saml v0.4.14 or later (its advisories; since v0.6 it checks
 // every document's XML round trip itself, internal/xmlroundtrip, in place
 // of mattermost/xml-roundtrip-validator). The versions are the ones the
-// module graph selects (go list -m), replacements included.
+// module graph selects (go list -m), replacements included. SAML-51's
+// other half, govulncheck, runs in .ci/run (internal/cmd/vulngate).
 func TestDependencyFloors(t *testing.T) {
 	floors := map[string]string{
 		"github.com/russellhaering/goxmldsig": "v1.6.1",

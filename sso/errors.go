@@ -77,7 +77,7 @@ const (
 	ReasonSubjectConfirmation Reason = "subject_confirmation"  // a bearer SubjectConfirmation without usable data
 
 	// Addressing, issuer and time.
-	ReasonIssuer              Reason = "issuer_mismatch"      // Response or Assertion Issuer is not the IdP's entity ID
+	ReasonIssuer              Reason = "issuer_mismatch"      // Response or Assertion Issuer is not the IdP's entity ID (an Assertion without a saml:Issuer too)
 	ReasonAudienceMissing     Reason = "audience_missing"     // no AudienceRestriction/Audience
 	ReasonAudience            Reason = "audience_mismatch"    // an Audience other than the SP entity ID
 	ReasonDestinationMissing  Reason = "destination_missing"  // the Response has no Destination
