@@ -43,6 +43,20 @@ func confirmTwiceUser(t *testing.T, c *client, email, pw string) *client {
 	return u
 }
 
+// beginApp begins an authenticator app with the form begin posted to
+// path, and returns the app and its confirmation's form (the factor and
+// a code).
+func beginApp(t *testing.T, u *client, path string, begin url.Values) (*authenticatorApp, url.Values) {
+	t.Helper()
+	_, page := u.post(path, begin)
+	m := totpSecretRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no key on the enrolment page:\n%.2000s", page)
+	}
+	app := &authenticatorApp{secret: m[1]}
+	return app, url.Values{"factor": {field(t, page, "factor")}, "code": {u.totp(app)}}
+}
+
 // twinOf returns a client on c's console holding c's cookies as they are
 // now: a browser's second request of a double click, sent before the
 // first answer came back.
@@ -79,13 +93,7 @@ func TestFactorConfirmedTwiceAtAccount(t *testing.T) {
 			if tc.next != "" {
 				begin.Set("next", tc.next)
 			}
-			_, page := u.post("/account/mfa/totp", begin)
-			m := totpSecretRE.FindStringSubmatch(page)
-			if m == nil {
-				t.Fatalf("no key on the enrolment page:\n%.2000s", page)
-			}
-			app := &authenticatorApp{secret: m[1]}
-			form := url.Values{"factor": {field(t, page, "factor")}, "code": {u.totp(app)}}
+			app, form := beginApp(t, u, "/account/mfa/totp", begin)
 			if tc.next != "" {
 				form.Set("next", tc.next)
 			}
@@ -179,13 +187,7 @@ func TestEnrolAtSignInConfirmedTwice(t *testing.T) {
 			if resp := u.signIn(tc.email, pw); resp.Header.Get("Location") != "/login/enrol" {
 				t.Fatalf("sign-in went to %q, want /login/enrol", resp.Header.Get("Location"))
 			}
-			_, page := u.post("/login/enrol/begin", url.Values{})
-			m := totpSecretRE.FindStringSubmatch(page)
-			if m == nil {
-				t.Fatalf("no key on the enrolment page:\n%.2000s", page)
-			}
-			app := &authenticatorApp{secret: m[1]}
-			form := url.Values{"factor": {field(t, page, "factor")}, "code": {u.totp(app)}}
+			_, form := beginApp(t, u, "/login/enrol/begin", url.Values{})
 			second := u
 			if tc.firstLost {
 				second = twinOf(t, u)
