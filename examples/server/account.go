@@ -27,6 +27,12 @@ type accountView struct {
 	// Typed is what the user typed in the form refused on the page shown
 	// again: never a password or a code.
 	Typed accountForms
+	// ConfirmedTwice: the page answers the confirmation of a factor
+	// confirmed already, most often the form sent twice (a double click),
+	// whose first answer the browser dropped, and with it the recovery
+	// codes of a first factor, shown nowhere else (confirmedTwice). The
+	// page says so beside the button for a new set.
+	ConfirmedTwice bool
 }
 
 // accountForms are the addresses typed in the account page's forms.
@@ -271,6 +277,12 @@ func (a *app) confirmFactor(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, accountURL(next), http.StatusSeeOther)
 		return
 	}
+	if errors.Is(err, guard.ErrConflict) {
+		// Confirmed already (Guard checks no code then, records
+		// nothing): not someone else's change, but this form sent twice.
+		a.confirmedTwice(w, r, next)
+		return
+	}
 	if err != nil {
 		a.failOr(w, r, err, accountURL(next))
 		return
@@ -280,6 +292,23 @@ func (a *app) confirmFactor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.ok(w, r, then, "Second factor added.")
+}
+
+// confirmedTwice answers the confirmation of a factor of the signed-in
+// user confirmed already: a double click sends the form twice, and the
+// browser shows the second answer, so the first one's recovery codes (a
+// first factor's, shown once) went unseen. The account page, with 409,
+// says that the factor is set up and offers a new set of codes beside it
+// (ConfirmedTwice; RegenerateRecoveryCodes, which voids the unseen set,
+// through the step-up when the sign-in is no longer recent). next is the
+// Administration page the factor was set up for ("" none): the page keeps
+// the way on to it.
+func (a *app) confirmedTwice(w http.ResponseWriter, r *http.Request, next string) {
+	v := accountView{ConfirmedTwice: true}
+	if next != "" {
+		v.AdminMFA, v.Next = true, localPath(next)
+	}
+	a.renderAccount(w, r, http.StatusConflict, "", v)
 }
 
 func (a *app) removeOwnFactor(w http.ResponseWriter, r *http.Request) {

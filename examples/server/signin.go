@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	guard "github.com/guardhq/guard"
@@ -398,6 +399,9 @@ func totpView(en mfa.TOTPEnrolment, confirm string) enrolView {
 func (a *app) enrolConfirm(w http.ResponseWriter, r *http.Request) {
 	st, ok := a.pending(r)
 	if !ok || !st.Enrol {
+		if a.enrolledTwice(w, r) {
+			return
+		}
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
@@ -415,9 +419,17 @@ func (a *app) enrolDone(w http.ResponseWriter, r *http.Request, st pendingState,
 	switch {
 	case errors.Is(err, guard.ErrLoginExpired) && len(res.RecoveryCodes) == 0:
 		// With codes, the app was confirmed before the sign-in was found
-		// gone (it expired meanwhile): they are shown below.
+		// gone (it expired meanwhile): they are shown below. Without,
+		// the sign-in expired, or this form was sent twice (a double
+		// click) and the browser dropped the first answer: the app is
+		// set up, the sign-in used up, and the session and recovery
+		// codes that answer held went unseen. Guard answers both with
+		// ErrLoginExpired: the page says how the user can tell them
+		// apart (the next sign-in asks for the app's code), and what to
+		// do then.
 		clearPending(w)
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		a.renderStatus(w, r, http.StatusBadRequest, "login.html", view{Title: "Sign in", Error: enrolEndedText,
+			Tenant: st.Tenant, Next: localPath(st.Next), Data: loginView{}})
 		return
 	case errors.Is(err, guard.ErrInvalidCode):
 		a.renderStatus(w, r, http.StatusBadRequest, "enrol.html", view{Title: "Set up a second factor",
@@ -469,6 +481,34 @@ func (a *app) enrolDone(w http.ResponseWriter, r *http.Request, st pendingState,
 		return
 	}
 	a.page(w, r, "codes.html", view{Title: "Your recovery codes", Data: codesView{Codes: res.RecoveryCodes, Next: next}})
+}
+
+// enrolEndedText says that the sign-in whose authenticator app was being
+// confirmed has ended, and what to do if the app was set up by the same
+// form sent before (a double click): its recovery codes went unseen.
+const enrolEndedText = "This sign-in has ended: please sign in again. If it now asks for a code from your authenticator app, " +
+	"the app was set up (the form was probably sent twice): if you did not see your recovery codes, generate a new set in My account."
+
+// enrolledTwice answers a confirmation of the enrolment at sign-in that
+// comes once the sign-in is over: the form sent twice (a double click),
+// the browser holding the session the first answer set, whose page (the
+// recovery codes) it dropped. When the browser is signed in as the user
+// whose factor the form names, and that factor is set up, it shows the
+// account page saying so, with the way to a new set of recovery codes
+// (confirmedTwice), and reports true; otherwise it answers nothing and
+// reports false.
+func (a *app) enrolledTwice(w http.ResponseWriter, r *http.Request) bool {
+	p, ok := guard.PrincipalFrom(r.Context())
+	if !ok || p.Kind != guard.KindUser || r.ParseForm() != nil {
+		return false
+	}
+	id := r.PostForm.Get("factor")
+	fs, err := a.g.Factors(r.Context(), p, p.Tenant, p.UserID)
+	if id == "" || err != nil || !slices.ContainsFunc(fs, func(f mfa.Factor) bool { return f.ID == id && f.Confirmed() }) {
+		return false
+	}
+	a.confirmedTwice(w, r, "")
+	return true
 }
 
 // limitRefused ends the pending sign-in st, whose second step Guard
