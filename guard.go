@@ -26,6 +26,9 @@ const DefaultStepUpWindow = 15 * time.Minute
 // DefaultMaxAPIKeys is the default of Config.MaxAPIKeys.
 const DefaultMaxAPIKeys = 1000
 
+// DefaultAPIKeyRetention is the default of Config.APIKeyRetention.
+const DefaultAPIKeyRetention = 90 * 24 * time.Hour
+
 // Stores are the storage interfaces the facade consumes. A backend package
 // (store/memstore, …) returns a filled Stores; fields may also come from
 // different backends (for example sessions and throttling in Redis,
@@ -206,6 +209,13 @@ type Config struct {
 	// place. The store counts and inserts in one atomic step, so the bound
 	// holds across replicas.
 	MaxAPIKeys int
+	// APIKeyRetention is how long a revoked or expired API key is kept,
+	// counted from its revocation or expiry (default
+	// DefaultAPIKeyRetention, 90 days; negative: kept forever). Maintain
+	// deletes the keys kept longer, so that a tenant whose automation
+	// rotates keys does not gather dead ones without end; each key's
+	// history stays in the audit log (apikey.created, apikey.revoked).
+	APIKeyRetention time.Duration
 	// Proxies are the trusted reverse proxies in front of the application,
 	// whose X-Forwarded-For header gives the client IP (see
 	// ipfilter.ResolverConfig). Zero: the client IP is the connection's

@@ -32,6 +32,9 @@ type MaintenanceReport struct {
 	// KeysRevoked is the number of API keys revoked because their
 	// creator is deactivated, by tenant.
 	KeysRevoked map[string]int
+	// KeysPurged is the number of revoked and expired API keys deleted
+	// past Config.APIKeyRetention, by tenant.
+	KeysPurged map[string]int
 	// SessionsTrimmed is the number of sessions ended because their user
 	// had more than the tenant's session limit, by tenant.
 	SessionsTrimmed map[string]int

@@ -138,3 +138,8 @@ func (s *APIKeys) update(tenant, id string, f func(*auth.APIKey)) error {
 	s.byHash[h] = k
 	return nil
 }
+
+// PurgeAPIKeys implements auth.APIKeyStore. Stub: not implemented yet.
+func (s *APIKeys) PurgeAPIKeys(_ context.Context, tenant string, before time.Time) (int, error) {
+	return 0, nil
+}

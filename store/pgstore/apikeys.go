@@ -191,3 +191,8 @@ func (s *APIKeys) TouchAPIKey(ctx context.Context, tenant, id string, at time.Ti
 	}
 	return nil
 }
+
+// PurgeAPIKeys implements auth.APIKeyStore. Stub: not implemented yet.
+func (s *APIKeys) PurgeAPIKeys(_ context.Context, tenant string, before time.Time) (int, error) {
+	return 0, nil
+}

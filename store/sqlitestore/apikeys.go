@@ -157,3 +157,8 @@ func (ks *APIKeys) TouchAPIKey(ctx context.Context, tenant, id string, at time.T
 	}
 	return nil
 }
+
+// PurgeAPIKeys implements auth.APIKeyStore. Stub: not implemented yet.
+func (ks *APIKeys) PurgeAPIKeys(_ context.Context, tenant string, before time.Time) (int, error) {
+	return 0, nil
+}
