@@ -308,7 +308,8 @@ type Guard struct {
 	acctLim  auth.Limit
 	ipLim    auth.Limit
 	cookie   string
-	maxKeys  int // Config.MaxAPIKeys, filled in
+	maxKeys  int           // Config.MaxAPIKeys, filled in
+	keyKeep  time.Duration // Config.APIKeyRetention, filled in; negative: forever
 
 	hasher   *auth.Hasher
 	sessions *session.Manager
@@ -512,6 +513,9 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.MaxAPIKeys == 0 {
 		cfg.MaxAPIKeys = DefaultMaxAPIKeys
 	}
+	if cfg.APIKeyRetention == 0 {
+		cfg.APIKeyRetention = DefaultAPIKeyRetention
+	}
 	if err := cfg.Recovery.fill(cfg.Stores.MFA.Codes, cfg.Stores.MFA.Rates); err != nil {
 		return nil, err
 	}
@@ -534,6 +538,7 @@ func New(cfg Config) (*Guard, error) {
 		ipLim:    cfg.IPLimit,
 		cookie:   cfg.CookieName,
 		maxKeys:  cfg.MaxAPIKeys,
+		keyKeep:  cfg.APIKeyRetention,
 		hasher:   hasher,
 		sessions: sessions,
 		audit:    log,
