@@ -387,6 +387,10 @@ func (w fAPIKeys) RevokeByCreator(ctx context.Context, tenant, userID string, at
 	return do1(w.c, "APIKeys.RevokeByCreator", func() ([]auth.APIKey, error) { return w.APIKeyStore.RevokeByCreator(ctx, tenant, userID, at) })
 }
 
+func (w fAPIKeys) PurgeAPIKeys(ctx context.Context, tenant string, before time.Time) (int, error) {
+	return do1(w.c, "APIKeys.PurgeAPIKeys", func() (int, error) { return w.APIKeyStore.PurgeAPIKeys(ctx, tenant, before) })
+}
+
 type fSessions struct {
 	session.Store
 	c *faultCounter

@@ -26,6 +26,9 @@ const DefaultStepUpWindow = 15 * time.Minute
 // DefaultMaxAPIKeys is the default of Config.MaxAPIKeys.
 const DefaultMaxAPIKeys = 1000
 
+// DefaultAPIKeyRetention is the default of Config.APIKeyRetention.
+const DefaultAPIKeyRetention = 90 * 24 * time.Hour
+
 // Stores are the storage interfaces the facade consumes. A backend package
 // (store/memstore, …) returns a filled Stores; fields may also come from
 // different backends (for example sessions and throttling in Redis,
@@ -206,6 +209,13 @@ type Config struct {
 	// place. The store counts and inserts in one atomic step, so the bound
 	// holds across replicas.
 	MaxAPIKeys int
+	// APIKeyRetention is how long a revoked or expired API key is kept,
+	// counted from its revocation or expiry (default
+	// DefaultAPIKeyRetention, 90 days; negative: kept forever). Maintain
+	// deletes the keys kept longer, so that a tenant whose automation
+	// rotates keys does not gather dead ones without end; each key's
+	// history stays in the audit log (apikey.created, apikey.revoked).
+	APIKeyRetention time.Duration
 	// Proxies are the trusted reverse proxies in front of the application,
 	// whose X-Forwarded-For header gives the client IP (see
 	// ipfilter.ResolverConfig). Zero: the client IP is the connection's
@@ -298,7 +308,8 @@ type Guard struct {
 	acctLim  auth.Limit
 	ipLim    auth.Limit
 	cookie   string
-	maxKeys  int // Config.MaxAPIKeys, filled in
+	maxKeys  int           // Config.MaxAPIKeys, filled in
+	keyKeep  time.Duration // Config.APIKeyRetention, filled in; negative: forever
 
 	hasher   *auth.Hasher
 	sessions *session.Manager
@@ -502,6 +513,9 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.MaxAPIKeys == 0 {
 		cfg.MaxAPIKeys = DefaultMaxAPIKeys
 	}
+	if cfg.APIKeyRetention == 0 {
+		cfg.APIKeyRetention = DefaultAPIKeyRetention
+	}
 	if err := cfg.Recovery.fill(cfg.Stores.MFA.Codes, cfg.Stores.MFA.Rates); err != nil {
 		return nil, err
 	}
@@ -524,6 +538,7 @@ func New(cfg Config) (*Guard, error) {
 		ipLim:    cfg.IPLimit,
 		cookie:   cfg.CookieName,
 		maxKeys:  cfg.MaxAPIKeys,
+		keyKeep:  cfg.APIKeyRetention,
 		hasher:   hasher,
 		sessions: sessions,
 		audit:    log,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/guardhq/guard/audit"
@@ -32,6 +33,9 @@ type MaintenanceReport struct {
 	// KeysRevoked is the number of API keys revoked because their
 	// creator is deactivated, by tenant.
 	KeysRevoked map[string]int
+	// KeysPurged is the number of revoked and expired API keys deleted
+	// past Config.APIKeyRetention, by tenant.
+	KeysPurged map[string]int
 	// SessionsTrimmed is the number of sessions ended because their user
 	// had more than the tenant's session limit, by tenant.
 	SessionsTrimmed map[string]int
@@ -56,6 +60,13 @@ const tenantPage = 100
 //     host) is recorded, late, as PurgeAudit does before it purges;
 //   - RefreshSSOMetadata of an IdP connection fetched from a URL more
 //     than MetadataMaxAge ago (a failed fetch keeps the last good copy);
+//   - the API keys revoked or expired more than Config.APIKeyRetention
+//     ago (90 days by default; none when negative) deleted, in one store
+//     step, and recorded as one apikey.purged event (Meta count and
+//     before) when any were; the keys' own history stays in the log. A
+//     failure to record after the deletion returns ErrUnavailable, and
+//     the keys are gone all the same: nothing of them is left for a late
+//     record, so that purge stays off the record;
 //   - the API keys of deactivated users revoked (DeactivateUser does it,
 //     but keys created before it did, or by a call that raced with it,
 //     may be left), each recorded as apikey.revoked with reason
@@ -94,7 +105,7 @@ func (g *Guard) Maintain(ctx context.Context, by Principal, o MaintainOptions) (
 		o.MetadataMaxAge = time.Hour
 	}
 	rep := MaintenanceReport{Deactivated: map[string][]string{}, Purged: map[string]int{}, KeysRevoked: map[string]int{},
-		SessionsTrimmed: map[string]int{}, SessionsOfDeactivated: map[string]int{}, Failed: map[string]error{}}
+		KeysPurged: map[string]int{}, SessionsTrimmed: map[string]int{}, SessionsOfDeactivated: map[string]int{}, Failed: map[string]error{}}
 	var errs []error
 	after := ""
 	for {
@@ -166,12 +177,19 @@ func (g *Guard) maintainTenant(ctx context.Context, by Principal, tenant string,
 			return err
 		}
 	}
+	n, err := g.purgeKeys(ctx, by, tenant)
+	if n > 0 {
+		rep.KeysPurged[tenant] = n
+	}
+	if err != nil {
+		return err
+	}
 	if n, err := g.revokeKeysOfDeactivated(ctx, by, tenant); err != nil {
 		return err
 	} else if n > 0 {
 		rep.KeysRevoked[tenant] = n
 	}
-	n, err := g.endSessionsOfDeactivated(ctx, by, tenant)
+	n, err = g.endSessionsOfDeactivated(ctx, by, tenant)
 	if n > 0 {
 		rep.SessionsOfDeactivated[tenant] = n
 	}
@@ -220,6 +238,35 @@ func (g *Guard) endSessionsOfDeactivated(ctx context.Context, by Principal, tena
 		return err
 	})
 	return n, err
+}
+
+// purgeKeys deletes the tenant's API keys revoked or expired more than
+// Config.APIKeyRetention ago (none when it is negative, or without an API
+// key store), in one store step, and returns how many. A purge that
+// deleted any is recorded as one apikey.purged event (Target the tenant,
+// Meta count and before); one that deleted none is not, so an hourly job
+// does not fill the log with empty ones. The record follows the deletion
+// (its count is known only then): a failure to record returns
+// ErrUnavailable with the count, and the keys are gone all the same. No
+// trace of them is left to record late, as PurgeAudit does for a purge of
+// the audit log, so such a purge stays unrecorded; each purged key's
+// history (apikey.created, apikey.revoked) is still in the log. A store
+// failure purges nothing and gives ErrUnavailable.
+func (g *Guard) purgeKeys(ctx context.Context, by Principal, tenant string) (int, error) {
+	if g.stores.APIKeys == nil || g.keyKeep < 0 {
+		return 0, nil
+	}
+	before := g.now().Add(-g.keyKeep).UTC().Truncate(time.Microsecond)
+	n, err := g.stores.APIKeys.PurgeAPIKeys(ctx, tenant, before)
+	if err != nil {
+		return 0, unavailable("purge api keys", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	e := g.adminEvent(by, tenant, audit.APIKeyPurged, tenant)
+	e.Meta = map[string]string{"count": strconv.Itoa(n), "before": before.Format(time.RFC3339)}
+	return n, g.record(ctx, e)
 }
 
 // revokeKeysOfDeactivated revokes the live API keys of the tenant whose

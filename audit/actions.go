@@ -38,6 +38,7 @@ const (
 	APIKeyCreated Action = "apikey.created"       // Meta: name, prefix; Reason (failed, Target the name): escalation (Meta role), limit (Meta max: the tenant has that many live keys)
 	APIKeyRevoked Action = "apikey.revoked"       // with its creator: Meta reason (creator_deactivated, creator_deleted), created_by
 	APIKeyDenied  Action = "apikey.denied"        // Reason: revoked, expired; Meta: throttled (the client IP was locked), untrusted_<source> (the unusable client IP header, for an unidentified client)
+	APIKeyPurged  Action = "apikey.purged"        // revoked and expired keys deleted past their retention (Target the tenant); Meta: count, before
 )
 
 // Roles and four-eyes approvals.
@@ -140,7 +141,7 @@ var Actions = []Action{
 	LoginSucceeded, LoginFailed, LoginLocked, LoginPending, Logout, Reauthenticated,
 	MFASucceeded, MFAFailed, MFAEnrolStarted, MFAEnrolled, MFARemoved, MFACodeSent, MFACodeSuppressed,
 	RecoveryUsed, RecoveryReset, PasswordResetRequested, PasswordReset,
-	IPDenied, IPListChanged, APIKeyCreated, APIKeyRevoked, APIKeyDenied,
+	IPDenied, IPListChanged, APIKeyCreated, APIKeyRevoked, APIKeyDenied, APIKeyPurged,
 	RoleGranted, RoleRevoked, RoleDefined, RoleDeleted, ApprovalRuleChanged,
 	ApprovalRequested, ApprovalApproved, ApprovalRejected, ApprovalConsumed, ReviewCompleted,
 	SSOSucceeded, SSOFailed, SSOConfigured, SSOMetadataRefreshed, LoginBreakGlass,

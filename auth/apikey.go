@@ -115,4 +115,14 @@ type APIKeyStore interface {
 	// other creators, and keys of other tenants created by the same user
 	// ID, are untouched. No key to revoke is no error.
 	RevokeByCreator(ctx context.Context, tenant, userID string, at time.Time) ([]APIKey, error)
+	// PurgeAPIKeys deletes, in one atomic step, every key of tenant
+	// revoked before before (RevokedAt not zero and earlier) or expired
+	// before it (ExpiresAt not zero and earlier), and returns how many it
+	// deleted; a second call with the same before deletes none. Live
+	// keys, keys revoked or expired at or after before, and other
+	// tenants' keys stay. A purged key is gone: APIKeyByHash returns
+	// ErrNotFound for it and ListAPIKeys leaves it out. Purged keys were
+	// not live, so a purge neither frees nor takes a place under
+	// CreateAPIKey's bound. No key to purge is no error.
+	PurgeAPIKeys(ctx context.Context, tenant string, before time.Time) (int, error)
 }

@@ -411,9 +411,139 @@ var createLimitTests = []test[*keyChecker]{
 	}},
 }
 
+// purge calls PurgeAPIKeys and checks that it deleted want keys.
+func (c *keyChecker) purge(tenant string, before time.Time, want int) {
+	c.t.Helper()
+	n, err := c.st.PurgeAPIKeys(c.t.Context(), tenant, before)
+	if err != nil {
+		c.t.Fatalf("PurgeAPIKeys(%s, %v): %v", tenant, before, err)
+	}
+	if n != want {
+		c.t.Errorf("PurgeAPIKeys(%s, %v) = %d, want %d", tenant, before, n, want)
+	}
+}
+
+// gone checks that k was purged: not found by hash, not listed.
+func (c *keyChecker) gone(k auth.APIKey) {
+	c.t.Helper()
+	if got, err := c.byHash(k.Hash); !errors.Is(err, auth.ErrNotFound) {
+		c.t.Errorf("APIKeyByHash(%s/%s) after its purge = %+v, %v; want ErrNotFound", k.Tenant, k.ID, got, err)
+	}
+	for _, l := range c.list(k.Tenant) {
+		if l.ID == k.ID {
+			c.t.Errorf("ListAPIKeys(%s) lists the purged key %s", k.Tenant, k.ID)
+		}
+	}
+}
+
+// revoked returns k created and then revoked at at.
+func (c *keyChecker) revoked(k auth.APIKey, at time.Time) auth.APIKey {
+	c.t.Helper()
+	c.create(k)
+	if err := c.st.RevokeAPIKey(c.t.Context(), k.Tenant, k.ID, at); err != nil {
+		c.t.Fatalf("RevokeAPIKey(%s/%s): %v", k.Tenant, k.ID, err)
+	}
+	k.RevokedAt = at
+	return k
+}
+
+// expiring returns mkKey(tenant, id) with ExpiresAt at.
+func expiring(tenant, id string, at time.Time) auth.APIKey {
+	k := mkKey(tenant, id)
+	k.ExpiresAt = at
+	return k
+}
+
+// purgeBefore is the before of the purge subtests, with digits down to
+// the microsecond; keys revoked or expiring a microsecond either side of
+// it tell < from <=.
+var purgeBefore = base.Add(30*day + 7*time.Microsecond)
+
+var purgeTests = []test[*keyChecker]{
+	{"DeletesRevokedAndExpiredBefore", func(t *testing.T, c *keyChecker) {
+		const us = time.Microsecond
+		revOld := c.revoked(mkKey("acme", "rev-old"), purgeBefore.Add(-us))
+		expOld := expiring("acme", "exp-old", purgeBefore.Add(-us))
+		c.create(expOld)
+		// Revoked long ago, expiring later: revoked before is enough.
+		revExpLater := c.revoked(expiring("acme", "rev-exp-later", purgeBefore.Add(day)), base)
+		// Expired long ago, revoked later: expired before is enough.
+		expRevLater := c.revoked(expiring("acme", "exp-rev-later", base), purgeBefore.Add(day))
+		purged := []auth.APIKey{revOld, expOld, revExpLater, expRevLater}
+
+		revAt := c.revoked(mkKey("acme", "rev-at"), purgeBefore)
+		expAt := expiring("acme", "exp-at", purgeBefore)
+		revLater := c.revoked(mkKey("acme", "rev-later"), purgeBefore.Add(us))
+		expLater := expiring("acme", "exp-later", purgeBefore.Add(us))
+		live := mkKey("acme", "live")
+		for _, k := range []auth.APIKey{expAt, expLater, live} {
+			c.create(k)
+		}
+		elsewhere := c.revoked(mkKey("globex", "rev-old"), base)
+		elsewhereExp := expiring("globex", "exp-old", base)
+		c.create(elsewhereExp)
+		kept := []auth.APIKey{revAt, expAt, revLater, expLater, live, elsewhere, elsewhereExp}
+
+		c.purge("acme", purgeBefore, len(purged))
+		for _, k := range purged {
+			c.gone(k)
+		}
+		for _, k := range kept {
+			c.want(k)
+		}
+		if ks := c.list("acme"); len(ks) != 5 {
+			t.Errorf("ListAPIKeys(acme) after the purge = %v, want the 5 keys kept", keyIDs(ks))
+		}
+		if ks := c.list("globex"); len(ks) != 2 {
+			t.Errorf("ListAPIKeys(globex) after a purge of acme = %v, want both keys", keyIDs(ks))
+		}
+	}},
+	{"SecondCallPurgesNone", func(t *testing.T, c *keyChecker) {
+		k := c.revoked(mkKey("acme", "k1"), base)
+		c.create(expiring("acme", "k2", base))
+		c.purge("acme", purgeBefore, 2)
+		c.purge("acme", purgeBefore, 0)
+		c.gone(k)
+		// A key revoked since is purged by the next call.
+		next := c.revoked(mkKey("acme", "k3"), base)
+		c.purge("acme", purgeBefore, 1)
+		c.gone(next)
+	}},
+	{"NoKeysNoError", func(t *testing.T, c *keyChecker) {
+		live := mkKey("acme", "k1")
+		c.create(live)
+		c.purge("acme", purgeBefore, 0)
+		c.purge("nowhere", purgeBefore, 0)
+		c.purge("", purgeBefore, 0)
+		c.want(live)
+	}},
+	{"NeitherFreesNorTakesAPlace", func(t *testing.T, c *keyChecker) {
+		for i := range 3 {
+			c.createLive(liveKey("acme", fmt.Sprintf("k%d", i)), 3, nil)
+		}
+		if err := c.st.RevokeAPIKey(t.Context(), "acme", "k2", base); err != nil {
+			t.Fatal(err)
+		}
+		c.createLive(liveKey("acme", "k3"), 3, nil)
+		old := liveKey("acme", "old")
+		old.ExpiresAt = base
+		c.createLive(old, 0, nil)
+		c.purge("acme", base.Add(time.Second), 2) // k2 and old
+		// Three live keys still: the purge freed no place.
+		c.createLive(liveKey("acme", "k4"), 3, auth.ErrTooManyAPIKeys)
+		// The purged keys take none either: a revocation frees one, as
+		// before.
+		if err := c.st.RevokeAPIKey(t.Context(), "acme", "k0", base); err != nil {
+			t.Fatal(err)
+		}
+		c.createLive(liveKey("acme", "k4"), 3, nil)
+		c.createLive(liveKey("acme", "k5"), 3, auth.ErrTooManyAPIKeys)
+	}},
+}
+
 func runAPIKeys(t *testing.T, newStore func(t *testing.T) auth.APIKeyStore) {
 	runGroups(t, []group[*keyChecker]{{"APIKey", apiKeyTests}, {"RevokeByCreator", revokeByCreatorTests},
-		{"CreateLimit", createLimitTests}}, func(t *testing.T) *keyChecker {
+		{"CreateLimit", createLimitTests}, {"Purge", purgeTests}}, func(t *testing.T) *keyChecker {
 		return &keyChecker{t: t, st: newStore(t)}
 	})
 }
@@ -534,6 +664,51 @@ func runAPIKeysConcurrent(t *testing.T, newStore func(t *testing.T) auth.APIKeyS
 			case !ok && k.RevokedAt.Before(singleAt(0)):
 				t.Errorf("key %s revoked at %v by a call that did not return it", k.ID, k.RevokedAt)
 			}
+		}
+	})
+	// Purges of one tenant race with each other and with revocations:
+	// each key is deleted by exactly one of them, so the counts add up to
+	// the keys purged, and the live keys stay.
+	t.Run("PurgeEachKeyOnce", func(t *testing.T) {
+		st := newStore(t)
+		const dead, live, calls = 40, 10, 20
+		for i := range dead + live {
+			k := mkKey("acme", fmt.Sprintf("k%03d", i))
+			if i < dead/2 {
+				k.ExpiresAt = base
+			}
+			if err := st.CreateAPIKey(t.Context(), k, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var purged atomic.Int32
+		parallel(calls+dead/2, func(i int) {
+			if i >= calls { // the other half is revoked meanwhile
+				id := fmt.Sprintf("k%03d", dead/2+i-calls)
+				if err := st.RevokeAPIKey(t.Context(), "acme", id, base); err != nil {
+					t.Errorf("RevokeAPIKey: %v", err)
+				}
+				return
+			}
+			n, err := st.PurgeAPIKeys(t.Context(), "acme", purgeBefore)
+			if err != nil {
+				t.Errorf("PurgeAPIKeys: %v", err)
+			}
+			purged.Add(int32(n))
+		})
+		n, err := st.PurgeAPIKeys(t.Context(), "acme", purgeBefore) // what was revoked after every call
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := int(purged.Load()) + n; got != dead {
+			t.Errorf("concurrent purges deleted %d keys in all, want %d", got, dead)
+		}
+		ks, err := st.ListAPIKeys(t.Context(), "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ks) != live {
+			t.Errorf("%d keys left after the purges, want the %d live ones: %v", len(ks), live, keyIDs(ks))
 		}
 	})
 	t.Run("RevokeRacesTouch", func(t *testing.T) {

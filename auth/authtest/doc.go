@@ -110,5 +110,6 @@
 // user as its own update left it, RevokeByCreator, racing with itself, with new keys of the
 // creator and with RevokeAPIKey, returns each key it revoked once, with the time it set, and
 // N parallel CreateAPIKeys of a tenant with a bound of live keys store exactly the bound's
-// worth, each tenant its own.
+// worth, each tenant its own, and PurgeAPIKeys, racing with itself and with RevokeAPIKey,
+// deletes each key once (the counts add up) and no live key.
 package authtest

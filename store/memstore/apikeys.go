@@ -138,3 +138,23 @@ func (s *APIKeys) update(tenant, id string, f func(*auth.APIKey)) error {
 	s.byHash[h] = k
 	return nil
 }
+
+// PurgeAPIKeys implements auth.APIKeyStore under one lock.
+func (s *APIKeys) PurgeAPIKeys(_ context.Context, tenant string, before time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for ref, h := range s.byID {
+		if ref.tenant != tenant {
+			continue
+		}
+		k := s.byHash[h]
+		if (k.RevokedAt.IsZero() || !k.RevokedAt.Before(before)) && (k.ExpiresAt.IsZero() || !k.ExpiresAt.Before(before)) {
+			continue
+		}
+		delete(s.byID, ref)
+		delete(s.byHash, h)
+		n++
+	}
+	return n, nil
+}

@@ -19,8 +19,8 @@ import (
 // that stores the key; a creation within a bound of live keys first locks
 // the tenant's row in api_key_tenants (function api_key_create), then
 // counts and inserts; revocation (of a key, or of every key of a creator)
-// and touches are one conditional UPDATE each, so they hold across
-// replicas.
+// and touches are one conditional UPDATE each, and a purge of revoked and
+// expired keys one DELETE, so they hold across replicas.
 type APIKeys struct {
 	pool *pgxpool.Pool
 	sql  apiKeySQL
@@ -29,7 +29,7 @@ type APIKeys struct {
 var _ auth.APIKeyStore = (*APIKeys)(nil)
 
 type apiKeySQL struct {
-	create, createLive, byHash, list, revoke, touch, revokeBy string
+	create, createLive, byHash, list, revoke, touch, revokeBy, purge string
 }
 
 const apiKeyCols = `tenant, id, hash, name, prefix, created_by, created_at, expires_at, last_used_at, revoked_at`
@@ -51,6 +51,11 @@ func newAPIKeySQL(q string) apiKeySQL {
 		// tenant prefix finds the rows; a tenant has few keys.
 		revokeBy: s(`UPDATE {s}.api_keys SET revoked_at = $3
 			WHERE tenant = $1 AND created_by = $2 AND revoked_at IS NULL RETURNING ` + apiKeyCols),
+		// The keys revoked or expired before $2 (NULL compares as not
+		// before): the primary key's tenant prefix finds the rows. The
+		// bound of live keys counts none of them, so api_key_tenants is
+		// left alone.
+		purge: s(`DELETE FROM {s}.api_keys WHERE tenant = $1 AND (revoked_at < $2 OR expires_at < $2)`),
 		// Set if newer, checked on the locked row; the row is written only
 		// when the time moves. The second operand tells an older time
 		// (nothing to do) from a missing key.
@@ -190,4 +195,19 @@ func (s *APIKeys) TouchAPIKey(ctx context.Context, tenant, id string, at time.Ti
 		return auth.ErrNotFound
 	}
 	return nil
+}
+
+// PurgeAPIKeys implements auth.APIKeyStore in one DELETE of the tenant's
+// keys revoked or expired before before. It counts no live key, so the
+// tenant's row in api_key_tenants, which bounded creations lock, is
+// neither needed nor touched.
+func (s *APIKeys) PurgeAPIKeys(ctx context.Context, tenant string, before time.Time) (int, error) {
+	if checkUserText("tenant", tenant) != nil {
+		return 0, nil // no key can be stored under it
+	}
+	tag, err := s.pool.Exec(ctx, s.sql.purge, tenant, nullTime(before))
+	if err != nil {
+		return 0, wrap("api keys: purge", err)
+	}
+	return int(tag.RowsAffected()), nil
 }

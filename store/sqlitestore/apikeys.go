@@ -19,7 +19,8 @@ import (
 // live keys the statement counts them first, under the database's write
 // lock, so the bound holds across processes. RevokeAPIKey,
 // RevokeByCreator and TouchAPIKey are one conditional UPDATE each (keep
-// the first revocation; set if newer), so they hold across processes. APIKeyByHash, the check
+// the first revocation; set if newer), and PurgeAPIKeys one DELETE, so
+// they hold across processes. APIKeyByHash, the check
 // of every request made with a key, is one SELECT through the hash index.
 type APIKeys struct{ s *Store }
 
@@ -156,4 +157,22 @@ func (ks *APIKeys) TouchAPIKey(ctx context.Context, tenant, id string, at time.T
 		return fmt.Errorf("sqlitestore: touch api key: %w", err)
 	}
 	return nil
+}
+
+// PurgeAPIKeys implements auth.APIKeyStore with one DELETE of the
+// tenant's keys revoked or expired before before.
+func (ks *APIKeys) PurgeAPIKeys(ctx context.Context, tenant string, before time.Time) (int, error) {
+	var n int64
+	err := ks.s.writeOne(ctx, func(w *wtx) error {
+		res, err := w.exec(keyPurge, tenant, micros(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: purge api keys: %w", err)
+	}
+	return int(n), nil
 }

@@ -93,6 +93,7 @@ const (
 	keyTouch
 	keyExists
 	keyRevokeBy
+	keyPurge
 
 	mfaDup
 	mfaCount
@@ -357,6 +358,9 @@ var queries = func() (q [numStmts]string) {
 	// primary key), filtered; a tenant has few keys.
 	q[keyRevokeBy] = `UPDATE guard_api_keys SET revoked_at = ?3
 		WHERE tenant = ?1 AND created_by = ?2 AND revoked_at IS NULL RETURNING ` + apiKeyCols
+	// The keys revoked or expired before ?2: a range of the tenant's rows
+	// (the primary key), filtered.
+	q[keyPurge] = `DELETE FROM guard_api_keys WHERE tenant = ?1 AND (revoked_at < ?2 OR expires_at < ?2)`
 
 	q[mfaDup] = `SELECT 1 FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND id = ?`
 	q[mfaCount] = `SELECT count(*) FROM guard_mfa_factors WHERE tenant = ? AND user_id = ? AND confirmed_at IS NOT NULL`
