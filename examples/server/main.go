@@ -365,6 +365,12 @@ func maintain(ctx context.Context, g *guard.Guard, every time.Duration, logf fun
 		for tenant, n := range rep.KeysRevoked {
 			logf("maintenance: tenant %q: %d API key(s) of deactivated users revoked", tenant, n)
 		}
+		for tenant, n := range rep.KeysPurged {
+			logf("maintenance: tenant %q: %d revoked or expired API key(s) past retention deleted", tenant, n)
+		}
+		for tenant, n := range rep.SessionsOfDeactivated {
+			logf("maintenance: tenant %q: %d session(s) of deactivated users ended", tenant, n)
+		}
 		for tenant, n := range rep.SessionsTrimmed {
 			logf("maintenance: tenant %q: %d session(s) beyond the session limit ended", tenant, n)
 		}
