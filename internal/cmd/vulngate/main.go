@@ -227,8 +227,12 @@ func (rep report) write(w io.Writer, allow map[string]string) bool {
 				need = v.Fixed
 			}
 		}
-		fmt.Fprintf(w, "%d advisories of the standard library are reached with %s: not failed (the host builds with its own Go); build binaries with go%s or later\n",
-			len(std), rep.GoVersion, strings.TrimPrefix(need, "v"))
+		advice := "build binaries with go" + strings.TrimPrefix(need, "v") + " or later"
+		if need == "" {
+			advice = "no Go release fixes them yet"
+		}
+		fmt.Fprintf(w, "%d advisories of the standard library are reached with %s: not failed (the host builds with its own Go); %s\n",
+			len(std), rep.GoVersion, advice)
 	}
 	mods := len(rep.Called) - len(std)
 	fmt.Fprintf(w, "govulncheck (database %s): %d advisories reached in modules, %d in the standard library\n", rep.DB, mods, len(std))

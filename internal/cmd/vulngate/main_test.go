@@ -84,6 +84,17 @@ func TestNothingReached(t *testing.T) {
 	}
 }
 
+// A standard library advisory no release fixes yet names no release to
+// build with.
+func TestStandardLibraryUnfixed(t *testing.T) {
+	in := strings.SplitAfter(stream, "\n")[0] +
+		`{"finding":{"osv":"GO-2026-0005","trace":[{"module":"stdlib","version":"v1.26.8","package":"net/http","function":"Serve"}]}}` + "\n"
+	out, pass := run(t, in, "")
+	if !pass || !strings.Contains(out, "no Go release fixes them yet") || strings.Contains(out, "build binaries with go or later") {
+		t.Errorf("pass = %v, output:\n%s", pass, out)
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	for name, in := range map[string]string{
 		"empty":         "",
