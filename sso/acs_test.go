@@ -27,6 +27,11 @@ func acsRequest(body string) *http.Request {
 	return r
 }
 
+// TestACSForm checks the form of a POST to the ACS. SECURITY-CHECKLIST
+// SAML-30: "???" (not base64), base64 of non-XML, base64 of an unrelated
+// root and an empty value are each a rejection (ErrRejected, with its
+// reason), which a host answers with its one 4xx page and never a 500
+// (examples/server: 403 "Single sign-on failed").
 func TestACSForm(t *testing.T) {
 	k := loadKeys(t)
 	good := base64.StdEncoding.EncodeToString(valid().build(k))

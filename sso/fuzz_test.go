@@ -81,6 +81,8 @@ func FuzzSafeRedirect(f *testing.F) {
 // prescan, crewjam/saml) arbitrary documents, seeded with the golden
 // ones. It must never panic, and every failure must be a rejection; with
 // no request tracked and IdP-initiated login off, nothing is accepted.
+// SECURITY-CHECKLIST RL-6 (the SAMLResponse decode path; the 10 minutes
+// are the README's nightly GUARD_FUZZTIME=10m .ci/run).
 func FuzzParseResponse(f *testing.F) {
 	for _, tc := range goldenCases {
 		if b, err := os.ReadFile(goldenPath(tc.name)); err == nil {

@@ -96,6 +96,11 @@ func TestStartLoginUnsigned(t *testing.T) {
 	}
 }
 
+// TestStartLogin checks the AuthnRequest and what is tracked for it.
+// SECURITY-CHECKLIST SAML-49: an ID of 40 hex digits, 160 bits from
+// Config.Rand (never repeated: TestStartLoginIDs), the IdP's Destination, the fixed ACS
+// URL, and a RelayState that is an opaque 22-character handle, the return
+// path kept server-side in the tracked request.
 func TestStartLogin(t *testing.T) {
 	e := newEnv(t, wantSigned)
 	login, err := e.p.StartLogin(t.Context(), tenant, LoginOptions{ReturnTo: "/reports?q=1#top", Binding: "cookie-value", ForceAuthn: true})
@@ -144,6 +149,8 @@ func TestStartLogin(t *testing.T) {
 	}
 }
 
+// TestStartLoginIDs: request IDs and RelayState handles are never
+// repeated (SECURITY-CHECKLIST SAML-49).
 func TestStartLoginIDs(t *testing.T) {
 	e := newEnv(t, nil)
 	seen := map[string]bool{}
