@@ -76,6 +76,12 @@ func (f *fixture) wantEmail(t testing.TB, id, want string) {
 // manySessions lets a user keep several sessions (the default is one).
 func manySessions(c *guard.Config) { c.Defaults = guard.Policy{SessionLimit: 20} }
 
+// SECURITY-CHECKLIST MF-16, for the account's address: changing it needs
+// a recent authentication (an old session must step up first), and the
+// old address is told. For a factor's address (a factor is replaced, not
+// edited): BeginOOB and RemoveFactor need the step-up too
+// (TestReuseAndRecoveryNotices, TestStepUp), and the address of a
+// removed email factor is told (TestSecurityNotices/EmailFactorRemoved).
 func TestChangeEmail(t *testing.T) {
 	f := newMFAFixture(t, manySessions)
 	ada := f.createUser(t, adaEmail, ownerPW)

@@ -92,6 +92,20 @@ func TestSecurityNotices(t *testing.T) {
 			t.Errorf("removal notice %q does not say which factor", m.Text)
 		}
 	})
+	// SECURITY-CHECKLIST MF-16: the address an email factor sent codes to
+	// hears that it no longer does, as well as the account's address.
+	t.Run("EmailFactorRemoved", func(t *testing.T) {
+		f := newMFAFixture(t)
+		f.createUser(t, adaEmail, ownerPW)
+		_, p := f.signIn(t, adaEmail, ownerPW)
+		const codes = "ada.codes@example.test"
+		fa := f.enrolEmail(t, p, codes)
+		if err := f.g.RemoveFactor(f.ctx, p, tenantID, p.UserID, fa.ID); err != nil {
+			t.Fatal(err)
+		}
+		f.notice(t, adaEmail, "second factor was removed")
+		f.notice(t, codes, "no longer receives sign-in codes")
+	})
 }
 
 // Wrong current passwords on ChangePassword count like failed logins: the
