@@ -269,6 +269,14 @@ func ssoFailures(t *testing.T, c *console) []string {
 // A user of the IdP signs in to the console by SSO: created just in
 // time with the role their group maps to; the IdP's answer is accepted
 // once, from the browser that asked, though it comes from the IdP's site.
+// SECURITY-CHECKLIST SAML-1 (a session for the NameID, the redirect to
+// the tracked return path, and the tracked request consumed: the same
+// answer again, from the same browser, is refused) and WEB-3 (the
+// binding cookie, which ties the tracked request to the browser, is
+// SameSite=None, Secure, HttpOnly, with a Max-Age of at most 180 s, and
+// the IdP's cross-site POST completes the sign-in; the cookie jar does
+// not enforce SameSite, so that a browser sends the cookie rests on the
+// attribute checked here).
 func TestSSOSignIn(t *testing.T) {
 	c, idp, _ := newSSOClient(t, nil)
 	idp.addUser("alice", "Alice@Example.com", "correct horse battery", "admins")
@@ -292,7 +300,7 @@ func TestSSOSignIn(t *testing.T) {
 	alice := newClientOf(t, c.srv, c.con)
 	resp, _ = alice.get("/saml/demo/login?next=%2Faccount")
 	b := cookieNamed(resp, bindingCookie)
-	if b == nil || !b.Secure || !b.HttpOnly || b.SameSite != http.SameSiteNoneMode || b.Path != "/" || b.MaxAge <= 0 || b.MaxAge > 600 || !validBinding(b.Value) {
+	if b == nil || !b.Secure || !b.HttpOnly || b.SameSite != http.SameSiteNoneMode || b.Path != "/" || b.MaxAge <= 0 || b.MaxAge > 180 || !validBinding(b.Value) {
 		t.Fatalf("binding cookie %+v", b)
 	}
 	acs, answer := alice.ssoAnswer(idp, "alice", "correct horse battery", "/account")
