@@ -11,7 +11,9 @@ import (
 
 // FuzzParsePrefix: no panic; a refusal is a *ParseError; an accepted
 // entry is masked, never mapped, never /0 without AllowAll, and its
-// canonical text is a fixed point.
+// canonical text is a fixed point. SECURITY-CHECKLIST RL-6 (the CIDR
+// configuration parser, with FuzzParseList; the 10 minutes are the
+// README's nightly GUARD_FUZZTIME=10m .ci/run).
 func FuzzParsePrefix(f *testing.F) {
 	for _, s := range []string{
 		"203.0.113.0/24", "203.0.113.77/24", "198.51.100.7", " 10.0.0.0/8 ", "2001:db8::/32", "2001:db8::1",
@@ -60,7 +62,7 @@ func FuzzParsePrefix(f *testing.F) {
 }
 
 // FuzzParseList: no panic; an accepted list matches an address exactly
-// when one of its prefixes does.
+// when one of its prefixes does (SECURITY-CHECKLIST RL-6).
 func FuzzParseList(f *testing.F) {
 	f.Add("203.0.113.0/24\n2001:db8::/32\n198.51.100.7", "203.0.113.5")
 	f.Add("10.0.0.0/8\n10.1.0.0/16\n10.0.0.0/8", "::ffff:10.1.2.3")
@@ -102,6 +104,7 @@ func FuzzParseList(f *testing.F) {
 // own address; from the trusted proxy, the result is either an error or
 // the rightmost value outside the trusted range, found by the obvious
 // split-everything implementation, and is a clean address.
+// SECURITY-CHECKLIST RL-6 (the X-Forwarded-For parser).
 func FuzzResolveXForwardedFor(f *testing.F) {
 	for _, s := range []string{
 		"192.0.2.9, 203.0.113.5", "203.0.113.5", "203.0.113.5, 198.51.100.10", "unknown", "_hidden",
@@ -188,7 +191,7 @@ func referenceNode(v string) (netip.Addr, bool) {
 }
 
 // FuzzResolveForwarded: no panic, and a result is a clean address that
-// is not a trusted proxy.
+// is not a trusted proxy. SECURITY-CHECKLIST RL-6 (the Forwarded parser).
 func FuzzResolveForwarded(f *testing.F) {
 	for _, s := range []string{
 		`for="[2001:db8::1]:4711"`, "for=203.0.113.5;proto=https", "for=unknown", "for=_hidden",

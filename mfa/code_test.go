@@ -61,6 +61,10 @@ func TestParseCode(t *testing.T) {
 	}
 }
 
+// FuzzParseCode: no panic; a refusal is an *InputError, and an accepted
+// code is the input trimmed, of the asked number of ASCII digits.
+// SECURITY-CHECKLIST RL-6 (the OTP input parser; the 10 minutes are the
+// README's nightly GUARD_FUZZTIME=10m .ci/run).
 func FuzzParseCode(f *testing.F) {
 	for _, s := range []string{"123456", " 123456 ", "12345", "1234567", "١٢٣٤٥٦", "１２３４５６", "12a456", "", "\x00\x00\x00\x00\x00\x00", strings.Repeat("9", 100)} {
 		f.Add(s, 6)

@@ -51,6 +51,9 @@ func (f *fixture) send(t *testing.T, user, factorID, txn, ip string) mfa.SendRes
 	return res
 }
 
+// TestOOBEnrolment: an SMS factor is pending until its code proves the
+// number. SECURITY-CHECKLIST MF-16 (an unverified phone or email is no
+// factor: its code does not sign in and it is not enrolled).
 func TestOOBEnrolment(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)

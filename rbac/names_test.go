@@ -10,6 +10,11 @@ import (
 )
 
 // badNames are refused as tenant, role and subject ID alike.
+// SECURITY-CHECKLIST RB-6: Guard has no regex policies (the casbin model
+// in adapter.go compares every field with ==, no regexMatch, keyMatch or
+// globMatch), and no name or permission may hold a pattern character
+// (the Regex, KeyMatch and glob cases here; TestParsePermission's), so
+// no policy is a pattern.
 var badNames = []struct{ name, in string }{
 	{"Empty", ""},
 	{"CasbinSeparator", "a,b"},
