@@ -846,8 +846,10 @@ func (g *Guard) BeginTOTP(ctx context.Context, p Principal, label string) (mfa.T
 // mfa.enrol_started, reason bad_input, and nothing is enrolled. A code
 // that cannot be sent (the provider failed, or a store) gives
 // ErrUnavailable, recorded as a failed mfa.enrol_started, reason
-// unavailable; the pending factor it would have confirmed is deleted (an
-// earlier pending factor of the kind was voided all the same).
+// unavailable; no pending factor is stored for it, and the user's
+// factors stay as they were: a factor of the kind begun before it stays
+// pending, and the code sent for that one still confirms it
+// (ConfirmFactor).
 func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destination, label string) (mfa.Factor, error) {
 	if err := g.requireRecentAuth(ctx, p, "", actionMFA); err != nil {
 		return mfa.Factor{}, err

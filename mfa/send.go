@@ -90,15 +90,33 @@ func codeTxn(userID, txn string) string {
 	return "u:" + base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// BeginOOB starts enrolling an email address or phone number: it stores a
-// pending factor (voiding any earlier pending factor of the same kind)
-// and sends it a code, which ConfirmOOB checks; the factor becomes active
-// only then, so only a destination the user controls is ever used. The
-// send obeys the limits of SendCode. A number outside Config.SMSPrefixes
-// creates nothing and returns a result with Suppressed set to
-// ErrDestinationNotAllowed (the user is signed in: the facade may say
-// so). ErrUnavailable if no sender is configured for the kind; ErrLimit if
-// the user already has Config.MaxFactors confirmed factors.
+// BeginOOB starts enrolling an email address or phone number: it sends
+// the destination a code, which ConfirmOOB checks, and then stores a
+// pending factor, voiding any earlier pending factor of the same kind; the
+// factor becomes active only when confirmed, so only a destination the
+// user controls is ever used. The send obeys the limits of SendCode: one
+// a limit holds back (SendResult.Suppressed set) stores the factor all
+// the same, without a code (SendCode can send one later). A number outside
+// Config.SMSPrefixes creates nothing and returns a result with Suppressed
+// set to ErrDestinationNotAllowed (the user is signed in: the facade may
+// say so).
+//
+// A begin that fails leaves the user's factors as they were: an earlier
+// pending factor of the kind stays, and the code sent for it still
+// confirms it (the send still counts against Config.Limits, as in
+// SendCode). If the sender fails (a *SendError: the new code is deleted)
+// or a store fails before the code went out, no factor is stored, and the
+// one that would have been is returned, to name the attempt. If the
+// factor cannot be stored once its code went out (a store failure, or
+// ErrLimit: the user confirmed a factor meanwhile), the code is deleted
+// (best effort: it would expire after CodeTTL) and the zero Factor is
+// returned.
+//
+// Errors: an *InputError for a malformed argument, ErrUnavailable if no
+// sender is configured for the kind, ErrLimit if the user already has
+// Config.MaxFactors confirmed factors (checked before anything is sent,
+// and again, atomically, when the factor is stored), a *SendError, or a
+// store failure.
 func (m *Manager) BeginOOB(ctx context.Context, req OOBRequest) (Factor, SendResult, error) {
 	if err := checkUser(req.Tenant, req.UserID); err != nil {
 		return Factor{}, SendResult{}, err
@@ -133,11 +151,44 @@ func (m *Manager) BeginOOB(ctx context.Context, req OOBRequest) (Factor, SendRes
 		Destination: dest,
 		CreatedAt:   m.timestamp(),
 	}
-	if err := m.st.Factors.CreateFactor(ctx, f, m.maxF); err != nil {
-		return Factor{}, SendResult{}, storeErr("create factor", err)
+	// The code goes out before the factor is stored: storing it voids the
+	// user's earlier pending factor of the kind, which stays, with the
+	// code sent for it, if this begin fails. The bound is read first, so
+	// that no code goes to a user without room; CreateFactor applies it
+	// again, atomically.
+	if err := m.checkRoom(ctx, req.Tenant, req.UserID); err != nil {
+		return Factor{}, SendResult{}, err
 	}
 	res, err := m.send(ctx, f, enrolTxn(f.ID), clipIP(req.IP))
-	return f, res, err
+	if err != nil {
+		return f, SendResult{}, err
+	}
+	if err := m.st.Factors.CreateFactor(ctx, f, m.maxF); err != nil {
+		if res.Sent {
+			_ = m.st.Codes.DeleteCode(context.WithoutCancel(ctx), f.Tenant, codeTxn(f.UserID, enrolTxn(f.ID)))
+		}
+		return Factor{}, SendResult{}, storeErr("create factor", err)
+	}
+	return f, res, nil
+}
+
+// checkRoom returns ErrLimit if the user has Config.MaxFactors confirmed
+// factors or more.
+func (m *Manager) checkRoom(ctx context.Context, tenant, userID string) error {
+	fs, err := m.st.Factors.Factors(ctx, tenant, userID)
+	if err != nil {
+		return storeErr("factors", err)
+	}
+	n := 0
+	for _, f := range fs {
+		if f.Confirmed() {
+			n++
+		}
+	}
+	if n >= m.maxF {
+		return ErrLimit
+	}
+	return nil
 }
 
 // ConfirmOOB activates the pending email or SMS factor factorID with the
