@@ -1189,6 +1189,58 @@ func faultFlows() []faultFlow {
 			}
 	})
 
+	// A second email factor begun while one is pending (the address mistyped, say). A begin that
+	// fails leaves the first pending with its mailed code working (BeginOOB: "the user's factors stay
+	// as they were"), but for one that cannot be recorded once the new factor is stored: that one
+	// stands pending, the first voided, and ErrUnavailable returned.
+	add("BeginOOB/again", func(t *testing.T) (*ffix, func() error, func(*testing.T, string, error)) {
+		fx := newFaultFix(t, true)
+		u := fx.createUser(t, adaEmail, ownerPW)
+		fx.uids = append(fx.uids, u.ID)
+		_, p := fx.signIn(t, adaEmail, ownerPW)
+		const first, second = "ada.first@example.test", "ada.second@example.test"
+		fa, err := fx.g.BeginOOB(fx.ctx, p, mfa.KindEmail, first, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		code := fx.out.lastCodeTo(t, first)
+		var fb mfa.Factor
+		return fx, func() error {
+				fb, err = fx.g.BeginOOB(fx.ctx, p, mfa.KindEmail, second, "")
+				return err
+			},
+			func(t *testing.T, fired string, err error) {
+				fs, lerr := fx.mem.MFA.Factors(fx.ctx, tenantID, u.ID)
+				if lerr != nil {
+					t.Fatal(lerr)
+				}
+				ids := make([]string, len(fs))
+				for i, f := range fs {
+					ids[i] = f.ID
+				}
+				switch {
+				case err == nil:
+					if len(fs) != 1 || fs[0].ID != fb.ID || !fx.recorded(t, audit.MFAEnrolStarted, fb.ID) {
+						t.Errorf("failed %s: begun, but factors %v, want only the new %s, on record", fired, ids, fb.ID)
+					}
+				case standsUnrecorded(fired, err) && len(fs) == 1 && fs[0].ID != fa.ID && !fs[0].Confirmed():
+					// The new factor stands pending, unrecorded: documented above.
+				case len(fs) != 1 || fs[0].ID != fa.ID:
+					t.Errorf("VIOLATION: failed %s: BeginOOB failed (%v), factors %v, want only the first, %s", fired, err, ids, fa.ID)
+				default:
+					if fired != "Users.User" && fired != "Audit.Append" &&
+						!slices.ContainsFunc(fx.events(t, audit.MFAEnrolStarted), func(e audit.Event) bool {
+							return e.Outcome == audit.Failure && e.Reason == guard.ReasonUnavailable
+						}) {
+						t.Errorf("failed %s: BeginOOB failed (%v), and no failed mfa.enrol_started says why", fired, err)
+					}
+					if _, cerr := fx.g.ConfirmFactor(fx.ctx, p, fa.ID, code); cerr != nil {
+						t.Errorf("VIOLATION: failed %s: BeginOOB failed (%v), and the first factor's code no longer confirms it: %v", fired, err, cerr)
+					}
+				}
+			}
+	})
+
 	add("RemoveFactor", func(t *testing.T) (*ffix, func() error, func(*testing.T, string, error)) {
 		fx := newFaultFix(t, true, sessionLimit(3))
 		u := fx.createUser(t, adaEmail, ownerPW)

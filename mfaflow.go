@@ -871,11 +871,9 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 	}
 	if err != nil {
 		if f.ID != "" {
-			// Stored pending, but its code was not sent (a *mfa.SendError)
-			// or not stored: it cannot be confirmed, and goes (best effort:
-			// it would expire after mfa.Config.EnrolTTL). The failure is on
-			// record, as SendLoginCode records a send that failed.
-			_, _ = g.stores.MFA.Factors.DeleteFactor(context.WithoutCancel(ctx), p.Tenant, p.UserID, f.ID)
+			// Not stored: its code was not sent (a *mfa.SendError), or a
+			// store failed. The failure is on record, as SendLoginCode
+			// records a send that failed.
 			e := a.event(audit.MFAEnrolStarted, audit.Failure, ReasonUnavailable)
 			e.Target, e.Meta = f.ID, map[string]string{"kind": string(kind)}
 			if rerr := g.record(ctx, e); rerr != nil {

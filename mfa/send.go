@@ -105,12 +105,12 @@ func codeTxn(userID, txn string) string {
 // pending factor of the kind stays, and the code sent for it still
 // confirms it (the send still counts against Config.Limits, as in
 // SendCode). If the sender fails (a *SendError: the new code is deleted)
-// or a store fails before the code went out, no factor is stored, and the
-// one that would have been is returned, to name the attempt. If the
-// factor cannot be stored once its code went out (a store failure, or
-// ErrLimit: the user confirmed a factor meanwhile), the code is deleted
-// (best effort: it would expire after CodeTTL) and the zero Factor is
-// returned.
+// or a store fails, before or after the code went out, no factor is
+// stored, and the one that would have been is returned, to name the
+// attempt; a code sent for it is deleted (best effort: it would expire
+// after CodeTTL). So is one sent to a user who confirmed a factor
+// meanwhile, leaving no room (ErrLimit, with the zero Factor, as when
+// there was no room to begin with).
 //
 // Errors: an *InputError for a malformed argument, ErrUnavailable if no
 // sender is configured for the kind, ErrLimit if the user already has
@@ -156,8 +156,10 @@ func (m *Manager) BeginOOB(ctx context.Context, req OOBRequest) (Factor, SendRes
 	// code sent for it, if this begin fails. The bound is read first, so
 	// that no code goes to a user without room; CreateFactor applies it
 	// again, atomically.
-	if err := m.checkRoom(ctx, req.Tenant, req.UserID); err != nil {
+	if err := m.checkRoom(ctx, req.Tenant, req.UserID); errors.Is(err, ErrLimit) {
 		return Factor{}, SendResult{}, err
+	} else if err != nil {
+		return f, SendResult{}, err
 	}
 	res, err := m.send(ctx, f, enrolTxn(f.ID), clipIP(req.IP))
 	if err != nil {
@@ -167,7 +169,10 @@ func (m *Manager) BeginOOB(ctx context.Context, req OOBRequest) (Factor, SendRes
 		if res.Sent {
 			_ = m.st.Codes.DeleteCode(context.WithoutCancel(ctx), f.Tenant, codeTxn(f.UserID, enrolTxn(f.ID)))
 		}
-		return Factor{}, SendResult{}, storeErr("create factor", err)
+		if errors.Is(err, ErrLimit) {
+			return Factor{}, SendResult{}, ErrLimit
+		}
+		return f, SendResult{}, storeErr("create factor", err)
 	}
 	return f, res, nil
 }
