@@ -849,7 +849,9 @@ func (g *Guard) BeginTOTP(ctx context.Context, p Principal, label string) (mfa.T
 // unavailable; no pending factor is stored for it, and the user's
 // factors stay as they were: a factor of the kind begun before it stays
 // pending, and the code sent for that one still confirms it
-// (ConfirmFactor).
+// (ConfirmFactor). A begin stored but not recorded (the audit log
+// failing) is ErrUnavailable too, and stands: the new factor pending, its
+// code sent, the earlier one voided.
 func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destination, label string) (mfa.Factor, error) {
 	if err := g.requireRecentAuth(ctx, p, "", actionMFA); err != nil {
 		return mfa.Factor{}, err
