@@ -325,8 +325,20 @@ func (a *app) removeOwnFactor(w http.ResponseWriter, r *http.Request) {
 	a.ok(w, r, "/account", "Second factor removed.")
 }
 
+// regenerateRecovery gives the signed-in user a new set of recovery codes
+// and shows it. A double click sends the form twice, and the browser
+// shows the second answer: when that one's RegenerateRecoveryCodes lost
+// to the first's (ErrConflict, recorded as such), the set that stands
+// was shown only in the answer the browser dropped. So on ErrConflict it
+// asks once more, and the new set, shown here, replaces the unseen one;
+// once, not in a loop: a second conflict, or any other failure, is
+// shown as usual (failOr), and the set that stands is then one the user
+// did not see (the account page's button gives a new one).
 func (a *app) regenerateRecovery(w http.ResponseWriter, r *http.Request) {
 	codes, err := a.g.RegenerateRecoveryCodes(r.Context(), principal(r))
+	if errors.Is(err, guard.ErrConflict) {
+		codes, err = a.g.RegenerateRecoveryCodes(r.Context(), principal(r))
+	}
 	if err != nil {
 		a.failOr(w, r, err, "/account")
 		return

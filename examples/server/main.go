@@ -121,6 +121,9 @@ type options struct {
 	// session without a second factor. The zero value keeps them behind
 	// RequireMFA.
 	noAdminMFA bool
+	// wrapStores (tests only) wraps the stores before Guard is built on
+	// them, to put a race or a failure into one store (nil: none).
+	wrapStores func(guard.Stores) guard.Stores
 }
 
 func main() {
@@ -453,6 +456,9 @@ func newConsole(ctx context.Context, o options, out io.Writer) (*console, error)
 	b, err := openBackend(ctx, o, logger.Printf)
 	if err != nil {
 		return nil, err
+	}
+	if o.wrapStores != nil {
+		b.stores = o.wrapStores(b.stores)
 	}
 	keys, created, err := loadSecrets(keysPath, func() (bool, error) { return b.fresh(ctx) }, o.newSPKey)
 	if err != nil {
