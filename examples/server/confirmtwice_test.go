@@ -137,6 +137,15 @@ func TestFactorConfirmedTwiceAtAccount(t *testing.T) {
 			if resp.StatusCode != http.StatusOK || len(second) != mfa.DefaultRecoveryCodes || slices.Contains(second, first[0]) {
 				t.Fatalf("new recovery codes: %d with %d codes", resp.StatusCode, len(second))
 			}
+			// Their Continue goes on as the first answer's would have: to
+			// the step-up for the Administration page, or to My account.
+			onward := `href="/account" id="continue"`
+			if tc.next != "" {
+				onward = `href="/reauth?mfa=1&amp;next=%2Fusers" id="continue"`
+			}
+			if !strings.Contains(page, onward) {
+				t.Errorf("the new recovery codes' Continue is not %s:\n%.3000s", onward, page)
+			}
 
 			// The button, once the sign-in is no longer recent: the
 			// step-up keeps the form, and Continue gives the codes.
