@@ -333,17 +333,27 @@ func (a *app) removeOwnFactor(w http.ResponseWriter, r *http.Request) {
 // asks once more, and the new set, shown here, replaces the unseen one;
 // once, not in a loop: a second conflict, or any other failure, is
 // shown as usual (failOr), and the set that stands is then one the user
-// did not see (the account page's button gives a new one).
+// did not see (the account page's button gives a new one). A form that
+// names the Administration page the user was on the way to (next: the
+// sent-twice answer of a confirmation for one, confirmedTwice) gets a
+// Continue to its step-up, as the first answer's codes had.
 func (a *app) regenerateRecovery(w http.ResponseWriter, r *http.Request) {
+	if !a.form(w, r) {
+		return
+	}
+	next, then := r.PostForm.Get("next"), "/account"
+	if next != "" {
+		then = stepUpURL(next)
+	}
 	codes, err := a.g.RegenerateRecoveryCodes(r.Context(), principal(r))
 	if errors.Is(err, guard.ErrConflict) {
 		codes, err = a.g.RegenerateRecoveryCodes(r.Context(), principal(r))
 	}
 	if err != nil {
-		a.failOr(w, r, err, "/account")
+		a.failOr(w, r, err, accountURL(next))
 		return
 	}
-	a.page(w, r, "codes.html", view{Title: "Your new recovery codes", Nav: "account", Data: codesView{Codes: codes, Next: "/account"}})
+	a.page(w, r, "codes.html", view{Title: "Your new recovery codes", Nav: "account", Data: codesView{Codes: codes, Next: then}})
 }
 
 func (a *app) revokeOwnSession(w http.ResponseWriter, r *http.Request) {
