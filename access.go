@@ -939,7 +939,7 @@ func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name strin
 	if err := g.record(ctx, e); err != nil {
 		uctx := context.WithoutCancel(ctx)
 		if prev == nil {
-			_ = g.rbac.DeleteRole(uctx, g.rbac.AllPerms(), tenant, name)
+			_, _ = g.rbac.DeleteRole(uctx, g.rbac.AllPerms(), tenant, name)
 		} else {
 			_ = g.rbac.DefineRole(uctx, g.rbac.AllPerms(), tenant, name, prev)
 		}
@@ -989,16 +989,20 @@ func (g *Guard) endHoldersSessions(ctx context.Context, by Principal, tenant str
 }
 
 // DeleteRole deletes a custom role of the tenant (and every grant of it).
-// It is recorded as role.deleted and, for each holder (user or API key,
-// read before the deletion), a role.revoked of the holder with Meta role
-// and reason role_deleted. Its holders lose permissions, so the deletion
-// stands even when it cannot be recorded in the audit log: a failure to
-// record leaves the role and its grants deleted and returns
-// ErrUnavailable.
+// It is recorded as role.deleted and, for each holder (user or API key)
+// whose grant the deletion removed, a role.revoked of the holder with
+// Meta role and reason role_deleted. The holders are taken in the same
+// atomic step as the deletion, so a grant of the role landing while
+// DeleteRole runs is either refused (the role is gone) or removed like
+// any other: its loss recorded, its user's sessions ended. (GrantRole
+// records the grant once it is made, so that role.granted may come after
+// the role.revoked in the audit log.) Its holders lose permissions,
+// so the deletion stands even when it cannot be recorded in the audit
+// log: a failure to record leaves the role and its grants deleted and
+// returns ErrUnavailable.
 //
 // As for RevokeRole (SECURITY-CHECKLIST SE-3), every session of every
-// user who held the role (read before the deletion; a failure to read
-// them changes nothing and is ErrUnavailable) then ends, recorded as
+// user whose grant the deletion removed then ends, recorded as
 // session.revoked (Meta reason role_changed, sessions_ended), even when
 // the deletion could not be recorded; API keys have no sessions. If the
 // sessions cannot all be ended, ErrUnavailable is returned and the
@@ -1041,11 +1045,10 @@ func (g *Guard) DeleteRole(ctx context.Context, by Principal, tenant, name strin
 			return &InputError{Field: "role", Reason: "is given by the single sign-on connection's role mapping (group roles or default role): change the mapping first"}
 		}
 	}
-	holders, err := g.roleHolders(ctx, tenant, name)
+	// The holders are those the deletion itself removed, as the policy
+	// was when it landed: a grant made meanwhile is among them.
+	holders, err := g.rbac.DeleteRole(ctx, by2, tenant, name)
 	if err != nil {
-		return err
-	}
-	if err := g.rbac.DeleteRole(ctx, by2, tenant, name); err != nil {
 		return g.policyRefused(ctx, by, tenant, audit.RoleDeleted, clip(name, 200), rbacErr("delete role", err))
 	}
 	// The deletion and, one by one, each holder's loss of the role, so

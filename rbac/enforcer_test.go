@@ -175,7 +175,7 @@ func TestRevocationInForceOnTheNextCheck(t *testing.T) {
 		{"RevokeCustom", a, func(e *rbac.Enforcer) { revoke(t, e, "acme", ada, rbac.Member) }, ada, rbac.P(rbac.Campaigns, rbac.Send)},
 		{"NarrowRole", b, func(e *rbac.Enforcer) { define(t, e, "acme", "crm", rbac.P(rbac.Contacts, rbac.Read)) }, ada, rbac.P(rbac.Contacts, rbac.Write)},
 		{"DeleteRole", a, func(e *rbac.Enforcer) {
-			if err := e.DeleteRole(ctx, e.AllPerms(), "acme", "crm"); err != nil {
+			if _, err := e.DeleteRole(ctx, e.AllPerms(), "acme", "crm"); err != nil {
 				t.Fatal(err)
 			}
 		}, ada, rbac.P(rbac.Contacts, rbac.Read)},

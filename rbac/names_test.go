@@ -174,7 +174,7 @@ func TestBadNamesChangeNothing(t *testing.T) {
 				e.DefineRole(ctx, all, "acme", c.in, []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}),
 				e.DefineRole(ctx, all, c.in, "crm", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}),
 				e.DefineRole(ctx, all, "acme", "crm", []rbac.Permission{{rbac.Section(c.in), rbac.Read}}),
-				e.DeleteRole(ctx, all, "acme", c.in),
+				errOf(e.DeleteRole(ctx, all, "acme", c.in)),
 				e.SetApprovalRequired(ctx, all, "acme", rbac.Permission{rbac.Section(c.in), rbac.Send}, true),
 			} {
 				var ie *rbac.InputError
@@ -267,7 +267,7 @@ func TestStoredRoleReadingAsBuiltIn(t *testing.T) {
 	if err := e.DefineRole(ctx, e.AllPerms(), "acme", "reports_only", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}); !errors.As(err, &ie) {
 		t.Errorf("redefining the stored reports_only = %v, want an *InputError", err)
 	}
-	if err := e.DeleteRole(ctx, e.AllPerms(), "acme", "reports_only"); err != nil {
+	if _, err := e.DeleteRole(ctx, e.AllPerms(), "acme", "reports_only"); err != nil {
 		t.Fatalf("DeleteRole(reports_only) = %v", err)
 	}
 	wantAllowed(t, e, "acme", ada, rbac.Reports, rbac.Read, false)

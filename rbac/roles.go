@@ -266,19 +266,25 @@ func (e *Enforcer) DefineRole(ctx context.Context, by Perms, tenant, name string
 }
 
 // DeleteRole deletes the custom role name of tenant and every grant of
-// it, in one change. by must hold users:manage (ErrDenied) and every
-// permission of the role (ErrEscalation). ErrRoleNotFound if the tenant
-// has no such role; ErrBuiltInRole for a built-in role. A stored role
-// whose name CheckRole now refuses (one that reads as a built-in role's)
-// can be deleted.
-func (e *Enforcer) DeleteRole(ctx context.Context, by Perms, tenant, name string) error {
+// it, in one change, and returns the subjects (users and API keys) whose
+// grant it removed: the holders as the policy was when the deletion
+// landed, so a grant made meanwhile by another caller is among them. by
+// must hold users:manage (ErrDenied) and every permission of the role
+// (ErrEscalation). ErrRoleNotFound if the tenant has no such role;
+// ErrBuiltInRole for a built-in role. A stored role whose name CheckRole
+// now refuses (one that reads as a built-in role's) can be deleted. With
+// an error, no subject is returned.
+func (e *Enforcer) DeleteRole(ctx context.Context, by Perms, tenant, name string) ([]Subject, error) {
 	if isBuiltinRole(name) {
-		return ErrBuiltInRole
+		return nil, ErrBuiltInRole
 	}
 	if err := checkRoleArg(name); err != nil {
-		return err
+		return nil, err
 	}
-	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+	var holders []Subject
+	err := e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		// The holders of the attempt that lands are the last ones read.
+		holders = nil
 		by := t.actor(by)
 		if !by.Has(Users, Manage) {
 			return nil, nil, ErrDenied
@@ -294,11 +300,16 @@ func (e *Enforcer) DeleteRole(ctx context.Context, by Perms, tenant, name string
 		for _, p := range (Perms{reg: e.reg, bits: t.roles[id].bits}).List() {
 			remove = append(remove, Rule{Type: RulePermission, Role: name, Section: p.Section, Action: p.Action})
 		}
-		for _, s := range t.holders(name) {
+		holders = t.holders(name)
+		for _, s := range holders {
 			remove = append(remove, grantRule(s, name))
 		}
 		return remove, nil, nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return holders, nil
 }
 
 // customRoles counts the custom roles with at least one permission.

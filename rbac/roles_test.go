@@ -54,7 +54,7 @@ func TestNoPrivilegeEscalation(t *testing.T) {
 		{"AdminWidensBillingRole", func() error {
 			return e.DefineRole(ctx, admin, "acme", "finance", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)})
 		}, rbac.ErrEscalation},
-		{"AdminDeletesBillingRole", func() error { return e.DeleteRole(ctx, admin, "acme", "finance") }, rbac.ErrEscalation},
+		{"AdminDeletesBillingRole", func() error { return errOf(e.DeleteRole(ctx, admin, "acme", "finance")) }, rbac.ErrEscalation},
 		{"ManagerDefinesRole", func() error {
 			return e.DefineRole(ctx, manager, "acme", "mine", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)})
 		}, rbac.ErrDenied},
@@ -181,11 +181,11 @@ func TestGrantUnknownRole(t *testing.T) {
 	if err := e.Grant(ctx, e.AllPerms(), "acme", dan, "ghost"); !errors.Is(err, rbac.ErrRoleNotFound) {
 		t.Errorf("Grant of an undefined role = %v, want ErrRoleNotFound", err)
 	}
-	if err := e.DeleteRole(ctx, e.AllPerms(), "acme", "ghost"); !errors.Is(err, rbac.ErrRoleNotFound) {
+	if _, err := e.DeleteRole(ctx, e.AllPerms(), "acme", "ghost"); !errors.Is(err, rbac.ErrRoleNotFound) {
 		t.Errorf("DeleteRole of an undefined role = %v, want ErrRoleNotFound", err)
 	}
 	define(t, e, "acme", "temp", rbac.P(rbac.Reports, rbac.Read))
-	if err := e.DeleteRole(ctx, e.AllPerms(), "acme", "temp"); err != nil {
+	if _, err := e.DeleteRole(ctx, e.AllPerms(), "acme", "temp"); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Grant(ctx, e.AllPerms(), "acme", dan, "temp"); !errors.Is(err, rbac.ErrRoleNotFound) {
@@ -198,7 +198,7 @@ func TestDeleteRoleRemovesItsGrants(t *testing.T) {
 	define(t, e, "acme", "crm", rbac.P(rbac.Contacts, rbac.Read))
 	grant(t, e, "acme", dan, "crm")
 	grant(t, e, "acme", key1, "crm")
-	if err := e.DeleteRole(ctx, e.AllPerms(), "acme", "crm"); err != nil {
+	if _, err := e.DeleteRole(ctx, e.AllPerms(), "acme", "crm"); err != nil {
 		t.Fatal(err)
 	}
 	// Re-created with other permissions, the role is not held by the old holders.
@@ -216,7 +216,7 @@ func TestBuiltInRolesCannotChange(t *testing.T) {
 		if err := e.DefineRole(ctx, e.AllPerms(), "acme", r, []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}); !errors.Is(err, rbac.ErrBuiltInRole) {
 			t.Errorf("DefineRole(%s) = %v", r, err)
 		}
-		if err := e.DeleteRole(ctx, e.AllPerms(), "acme", r); !errors.Is(err, rbac.ErrBuiltInRole) {
+		if _, err := e.DeleteRole(ctx, e.AllPerms(), "acme", r); !errors.Is(err, rbac.ErrBuiltInRole) {
 			t.Errorf("DeleteRole(%s) = %v", r, err)
 		}
 	}
@@ -298,7 +298,7 @@ func TestMaxCustomRoles(t *testing.T) {
 	}
 	define(t, e, "acme", "r0", rbac.P(rbac.Reports, rbac.Write))  // redefining is fine
 	define(t, e, "globex", "r3", rbac.P(rbac.Reports, rbac.Read)) // per tenant
-	if err := e.DeleteRole(ctx, e.AllPerms(), "acme", "r1"); err != nil {
+	if _, err := e.DeleteRole(ctx, e.AllPerms(), "acme", "r1"); err != nil {
 		t.Fatal(err)
 	}
 	define(t, e, "acme", "r3", rbac.P(rbac.Reports, rbac.Read))
