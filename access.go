@@ -867,19 +867,29 @@ func (g *Guard) policyRefused(ctx context.Context, by Principal, tenant string, 
 // DefineRole creates or replaces a custom role of the tenant with the
 // given permissions ("section:action"). The definer must hold them all.
 // A definition that cannot be recorded in the audit log does not stand:
-// the role's previous permissions are put back (a new role is deleted,
-// with any grant of it made meanwhile) and ErrUnavailable returned. If
-// that fails too, the definition stays, unrecorded, and ErrUnavailable is
-// returned.
+// the permissions it replaced (the role as it was when the change
+// landed, so a definition landing meanwhile is kept) are put back, and
+// ErrUnavailable returned. A new role is deleted again, with any grant of
+// it made meanwhile: each such holder's loss is then recorded as
+// DeleteRole records it (role.deleted, and a role.revoked of the holder
+// with reason role_deleted) and its user's sessions end, recorded as
+// session.revoked (reason role_changed); the audit log having just
+// failed, those records most likely fail too, and the sessions end all
+// the same. If putting the role back fails too, the definition stays,
+// unrecorded, and ErrUnavailable is returned. (The undo puts back the
+// permissions it replaced even if another definition landed after it:
+// then the undo overwrites that one.)
 //
 // A redefinition changes the privileges of every holder, so, as for
 // GrantRole (SECURITY-CHECKLIST SE-3), once it is on record every session
-// of every user holding the role (as read before the change) ends,
-// recorded as session.revoked (Meta reason role_changed, sessions_ended);
-// API keys holding it have no sessions. If the sessions cannot all be
-// ended, ErrUnavailable is returned and the definition stands (it is on
-// record; end the sessions with RevokeUserSessions). A definition that
-// changes no permission, or creates the role, ends no session.
+// of every user holding the role ends, recorded as session.revoked (Meta
+// reason role_changed, sessions_ended); API keys holding it have no
+// sessions. The holders are those when the change landed, taken in the
+// same atomic step, so a grant of the role landing while DefineRole runs
+// either comes after the change or is among them. If the sessions cannot
+// all be ended, ErrUnavailable is returned and the definition stands (it
+// is on record; end the sessions with RevokeUserSessions). A definition
+// that changes no permission, or creates the role, ends no session.
 //
 // A user holding users:manage needs a recent authentication
 // (ErrStepUpRequired, before anything is written or recorded); one
@@ -913,61 +923,40 @@ func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name strin
 			return err
 		}
 	}
-	// The role as it was, to put back if the change cannot be recorded.
-	roles, err := g.rbac.Roles(ctx, tenant)
+	// The role as it was (to put back if the change cannot be recorded)
+	// and its holders (whose sessions end if its permissions change), as
+	// the policy was when the change landed.
+	found, err := g.rbac.DefineRole(ctx, by2, tenant, name, ps)
 	if err != nil {
-		return rbacErr("roles", err)
-	}
-	var prev []rbac.Permission
-	for _, r := range roles {
-		if r.Name == name && !r.BuiltIn {
-			prev = r.Permissions
-		}
-	}
-	// Whose sessions end if the role's permissions change.
-	var holders []rbac.Subject
-	if prev != nil && !samePermissions(prev, ps) {
-		if holders, err = g.roleHolders(ctx, tenant, name); err != nil {
-			return err
-		}
-	}
-	if err := g.rbac.DefineRole(ctx, by2, tenant, name, ps); err != nil {
 		return g.policyRefused(ctx, by, tenant, audit.RoleDefined, clip(name, 200), rbacErr("define role", err))
 	}
+	prev := found.Prev
 	e := g.adminEvent(by, tenant, audit.RoleDefined, name)
 	e.Meta = map[string]string{"permissions": clip(strings.Join(perms, " "), 1000)}
 	if err := g.record(ctx, e); err != nil {
 		uctx := context.WithoutCancel(ctx)
-		if prev == nil {
-			_, _ = g.rbac.DeleteRole(uctx, g.rbac.AllPerms(), tenant, name)
-		} else {
-			_ = g.rbac.DefineRole(uctx, g.rbac.AllPerms(), tenant, name, prev)
+		if prev != nil {
+			_, _ = g.rbac.DefineRole(uctx, g.rbac.AllPerms(), tenant, name, prev)
+			return err
+		}
+		// A grant of the new role made meanwhile goes with it: recorded
+		// (if the audit log takes it) and signed out as by DeleteRole.
+		removed, derr := g.rbac.DeleteRole(uctx, g.rbac.AllPerms(), tenant, name)
+		if derr == nil && len(removed) > 0 {
+			_ = g.roleDeleted(uctx, by, tenant, name, removed)
 		}
 		return err
 	}
-	return g.endHoldersSessions(ctx, by, tenant, holders)
+	if prev == nil || samePermissions(prev, ps) {
+		return nil
+	}
+	return g.endHoldersSessions(ctx, by, tenant, found.Holders)
 }
 
 // samePermissions reports whether a and b hold the same permissions.
 func samePermissions(a, b []rbac.Permission) bool {
 	return !slices.ContainsFunc(a, func(p rbac.Permission) bool { return !slices.Contains(b, p) }) &&
 		!slices.ContainsFunc(b, func(p rbac.Permission) bool { return !slices.Contains(a, p) })
-}
-
-// roleHolders returns the tenant's subjects (users and API keys) holding
-// role name.
-func (g *Guard) roleHolders(ctx context.Context, tenant, name string) ([]rbac.Subject, error) {
-	as, err := g.rbac.Assignments(ctx, tenant)
-	if err != nil {
-		return nil, rbacErr("assignments", err)
-	}
-	var subs []rbac.Subject
-	for _, a := range as {
-		if slices.Contains(a.Roles, name) {
-			subs = append(subs, a.Subject)
-		}
-	}
-	return subs, nil
 }
 
 // endHoldersSessions ends the sessions of users whose role changed under
@@ -1051,8 +1040,18 @@ func (g *Guard) DeleteRole(ctx context.Context, by Principal, tenant, name strin
 	if err != nil {
 		return g.policyRefused(ctx, by, tenant, audit.RoleDeleted, clip(name, 200), rbacErr("delete role", err))
 	}
-	// The deletion and, one by one, each holder's loss of the role, so
-	// that a holder's own history shows it (as RevokeRole would).
+	return g.roleDeleted(ctx, by, tenant, name, holders)
+}
+
+// roleDeleted records the deletion of role name by by and, one by one,
+// the loss of the role by each of holders, the subjects whose grant the
+// deletion removed (role.deleted, then a role.revoked of each holder with
+// Meta role and reason role_deleted, so that a holder's own history shows
+// it as RevokeRole would), then ends the holders' sessions
+// (endHoldersSessions). The deletion stands, recorded or not: so does
+// the end of the sessions, which follows a failure to record. It returns
+// the error of the record, or else that of ending the sessions.
+func (g *Guard) roleDeleted(ctx context.Context, by Principal, tenant, name string, holders []rbac.Subject) error {
 	evs := make([]audit.Event, 0, 1+len(holders))
 	evs = append(evs, g.adminEvent(by, tenant, audit.RoleDeleted, name))
 	for _, s := range holders {
@@ -1060,9 +1059,7 @@ func (g *Guard) DeleteRole(ctx context.Context, by Principal, tenant, name strin
 		e.Meta = map[string]string{"role": name, "reason": "role_deleted"}
 		evs = append(evs, e)
 	}
-	err = g.record(ctx, evs...)
-	// The deletion stands, recorded or not: so does the end of the
-	// holders' sessions.
+	err := g.record(ctx, evs...)
 	if serr := g.endHoldersSessions(ctx, by, tenant, holders); err == nil {
 		err = serr
 	}

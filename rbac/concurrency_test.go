@@ -89,7 +89,7 @@ func TestConcurrentChangesConverge(t *testing.T) {
 				var err error
 				switch rng.IntN(4) {
 				case 0:
-					err = e.DefineRole(ctx, e.AllPerms(), "acme", fmt.Sprint("r", rng.IntN(3)),
+					_, err = e.DefineRole(ctx, e.AllPerms(), "acme", fmt.Sprint("r", rng.IntN(3)),
 						[]rbac.Permission{rbac.P(rbac.BuiltInSections()[rng.IntN(8)], rbac.Read)})
 				case 1:
 					err = e.Revoke(ctx, e.AllPerms(), "acme", sub, rbac.Member)
@@ -219,7 +219,7 @@ func TestGrantRacesRoleWidening(t *testing.T) {
 		var grantErr error
 		wg.Go(func() {
 			<-start
-			if err := owner.DefineRole(ctx, byOwner, "acme", "r", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read), rbac.P(rbac.Billing, rbac.Read)}); err != nil {
+			if _, err := owner.DefineRole(ctx, byOwner, "acme", "r", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read), rbac.P(rbac.Billing, rbac.Read)}); err != nil {
 				t.Error(err)
 			}
 		})

@@ -3,6 +3,7 @@ package rbac_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -36,10 +37,12 @@ func (s *hookedUpdate) Update(ctx context.Context, tenant string, expect uint64,
 	return s.PolicyStore.Update(ctx, tenant, expect, remove, add)
 }
 
-func sortedSubjects(subs []rbac.Subject) []string {
-	out := make([]string, 0, len(subs))
-	for _, s := range subs {
-		out = append(out, s.String())
+// sortedStrings returns the string forms of xs (subjects, permissions),
+// sorted.
+func sortedStrings[T fmt.Stringer](xs []T) []string {
+	out := make([]string, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, x.String())
 	}
 	slices.Sort(out)
 	return out
@@ -60,8 +63,8 @@ func TestDeleteRoleReturnsItsHolders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := sortedSubjects([]rbac.Subject{dan, key1}); !slices.Equal(sortedSubjects(got), want) {
-		t.Errorf("DeleteRole returned %v, want %v", sortedSubjects(got), want)
+	if want := sortedStrings([]rbac.Subject{dan, key1}); !slices.Equal(sortedStrings(got), want) {
+		t.Errorf("DeleteRole returned %v, want %v", sortedStrings(got), want)
 	}
 	define(t, e, "acme", "empty", rbac.P(rbac.Reports, rbac.Read))
 	if got, err := e.DeleteRole(ctx, e.AllPerms(), "acme", "empty"); err != nil || len(got) != 0 {
@@ -98,8 +101,8 @@ func TestDeleteRoleReturnsTheHoldersItRemoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := sortedSubjects([]rbac.Subject{bob, key1}); !slices.Equal(sortedSubjects(got), want) {
-		t.Errorf("DeleteRole returned %v, want %v (the holders when it landed)", sortedSubjects(got), want)
+	if want := sortedStrings([]rbac.Subject{bob, key1}); !slices.Equal(sortedStrings(got), want) {
+		t.Errorf("DeleteRole returned %v, want %v (the holders when it landed)", sortedStrings(got), want)
 	}
 	for _, s := range []rbac.Subject{bob, dan, key1} {
 		if rs, err := other.RolesOf(ctx, "acme", s); err != nil || slices.Contains(rs, "crm") {

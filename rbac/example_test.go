@@ -45,7 +45,7 @@ func Example() {
 func ExampleEnforcer_DefineRole() {
 	ctx := context.Background()
 	e, _ := rbac.New(rbac.Config{Store: memstore.NewPolicies()})
-	err := e.DefineRole(ctx, e.AllPerms(), "acme", "crm-viewer", []rbac.Permission{
+	_, err := e.DefineRole(ctx, e.AllPerms(), "acme", "crm-viewer", []rbac.Permission{
 		rbac.P(rbac.Contacts, rbac.Read),
 		rbac.P(rbac.Reports, rbac.Read),
 	})
@@ -54,10 +54,15 @@ func ExampleEnforcer_DefineRole() {
 	roles, _ := e.RolesOf(ctx, "acme", rbac.Key("reporting-bot"))
 	p, _ := e.Permissions(ctx, "acme", rbac.Key("reporting-bot"))
 	fmt.Println(roles, p)
-	fmt.Println(e.DefineRole(ctx, e.AllPerms(), "acme", "x:y", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}))
+	// A redefinition returns the role it replaced and who held it.
+	r, _ := e.DefineRole(ctx, e.AllPerms(), "acme", "crm-viewer", []rbac.Permission{rbac.P(rbac.Contacts, rbac.Read)})
+	fmt.Println(r.Prev, r.Holders)
+	_, err = e.DefineRole(ctx, e.AllPerms(), "acme", "x:y", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)})
+	fmt.Println(err)
 	// Output:
 	// <nil>
 	// [crm-viewer] contacts:read reports:read
+	// [contacts:read reports:read] [key:reporting-bot]
 	// rbac: invalid role: contains a separator
 }
 

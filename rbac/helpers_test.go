@@ -39,11 +39,14 @@ func revoke(t testing.TB, e *rbac.Enforcer, tenant string, sub rbac.Subject, rol
 	}
 }
 
-func define(t testing.TB, e *rbac.Enforcer, tenant, role string, perms ...rbac.Permission) {
+// define is DefineRole by AllPerms, failing the test on an error.
+func define(t testing.TB, e *rbac.Enforcer, tenant, role string, perms ...rbac.Permission) rbac.Redefinition {
 	t.Helper()
-	if err := e.DefineRole(ctx, e.AllPerms(), tenant, role, perms); err != nil {
+	r, err := e.DefineRole(ctx, e.AllPerms(), tenant, role, perms)
+	if err != nil {
 		t.Fatalf("DefineRole(%s, %s): %v", tenant, role, err)
 	}
+	return r
 }
 
 func allowed(t testing.TB, e *rbac.Enforcer, tenant string, sub rbac.Subject, s rbac.Section, a rbac.Action) bool {

@@ -171,9 +171,9 @@ func TestBadNamesChangeNothing(t *testing.T) {
 				e.Revoke(ctx, all, "acme", rbac.User(c.in), rbac.Owner),
 				e.Revoke(ctx, all, "acme", ada, c.in),
 				e.RevokeAll(ctx, all, "acme", rbac.Key(c.in)),
-				e.DefineRole(ctx, all, "acme", c.in, []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}),
-				e.DefineRole(ctx, all, c.in, "crm", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}),
-				e.DefineRole(ctx, all, "acme", "crm", []rbac.Permission{{rbac.Section(c.in), rbac.Read}}),
+				errOf(e.DefineRole(ctx, all, "acme", c.in, []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)})),
+				errOf(e.DefineRole(ctx, all, c.in, "crm", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)})),
+				errOf(e.DefineRole(ctx, all, "acme", "crm", []rbac.Permission{{rbac.Section(c.in), rbac.Read}})),
 				errOf(e.DeleteRole(ctx, all, "acme", c.in)),
 				e.SetApprovalRequired(ctx, all, "acme", rbac.Permission{rbac.Section(c.in), rbac.Send}, true),
 			} {
@@ -264,7 +264,7 @@ func TestStoredRoleReadingAsBuiltIn(t *testing.T) {
 	grant(t, e, "acme", bob, "reports_only")
 	revoke(t, e, "acme", bob, "reports_only")
 	var ie *rbac.InputError
-	if err := e.DefineRole(ctx, e.AllPerms(), "acme", "reports_only", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}); !errors.As(err, &ie) {
+	if _, err := e.DefineRole(ctx, e.AllPerms(), "acme", "reports_only", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}); !errors.As(err, &ie) {
 		t.Errorf("redefining the stored reports_only = %v, want an *InputError", err)
 	}
 	if _, err := e.DeleteRole(ctx, e.AllPerms(), "acme", "reports_only"); err != nil {

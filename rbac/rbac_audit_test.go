@@ -75,7 +75,7 @@ func TestAuditRbac_CustomRoleConfusableWithBuiltIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = e.DefineRole(ctx, e.AllPerms(), "acme", "reports_only", []rbac.Permission{rbac.P(rbac.Users, rbac.Manage)})
+	_, err = e.DefineRole(ctx, e.AllPerms(), "acme", "reports_only", []rbac.Permission{rbac.P(rbac.Users, rbac.Manage)})
 	if err == nil {
 		t.Errorf(`DefineRole("reports_only", users:manage) succeeded; want it refused as the built-in role's name`)
 	}

@@ -212,33 +212,55 @@ func grantRule(sub Subject, role string) Rule {
 	return Rule{Type: RuleGrant, Subject: sub.String(), Role: role}
 }
 
+// Redefinition is what DefineRole found, read in the same atomic step
+// as its change: the role as it was when the change landed, and who
+// held it then.
+type Redefinition struct {
+	// Prev is the role's permissions before the change, listed as
+	// RoleInfo lists them; nil if the role was new.
+	Prev []Permission
+	// Holders are the subjects (users and API keys) holding the role
+	// when the change landed, in no set order: a grant made meanwhile by
+	// another caller is among them.
+	Holders []Subject
+}
+
 // DefineRole creates the custom role name in tenant with exactly perms,
 // or replaces the permissions of an existing one (its holders keep it,
-// with the new permissions). by must hold users:manage (ErrDenied) and
-// every permission of the role before and after the change
-// (ErrEscalation). perms must not be empty; every permission must name a
-// section of the Enforcer. Built-in roles cannot be defined
-// (ErrBuiltInRole); name must pass CheckRole (*InputError), which also
-// refuses a name that reads as a built-in role's ("reports_only"), even
-// for a role of that name stored before the rule: delete it instead.
-func (e *Enforcer) DefineRole(ctx context.Context, by Perms, tenant, name string, perms []Permission) error {
+// with the new permissions), and returns the role as it was and its
+// holders, taken in the same atomic step as the change (see
+// Redefinition; if the write met a moved version and was planned again,
+// those of the attempt that landed). A definition that changes nothing
+// writes nothing and returns the role and holders it found. by must hold
+// users:manage (ErrDenied) and every permission of the role before and
+// after the change (ErrEscalation). perms must not be empty; every
+// permission must name a section of the Enforcer. Built-in roles cannot
+// be defined (ErrBuiltInRole); name must pass CheckRole (*InputError),
+// which also refuses a name that reads as a built-in role's
+// ("reports_only"), even for a role of that name stored before the rule:
+// delete it instead. With an error, the Redefinition is zero.
+func (e *Enforcer) DefineRole(ctx context.Context, by Perms, tenant, name string, perms []Permission) (Redefinition, error) {
 	if isBuiltinRole(name) {
-		return ErrBuiltInRole
+		return Redefinition{}, ErrBuiltInRole
 	}
 	if err := CheckRole(name); err != nil {
-		return err
+		return Redefinition{}, err
 	}
 	if len(perms) == 0 {
-		return &InputError{Field: "permissions", Reason: "a role needs at least one permission"}
+		return Redefinition{}, &InputError{Field: "permissions", Reason: "a role needs at least one permission"}
 	}
 	var want []uint64
 	for _, p := range perms {
 		if err := e.reg.check(p); err != nil {
-			return err
+			return Redefinition{}, err
 		}
 		want = setBitOwned(want, e.reg.index(p.Section, p.Action), true)
 	}
-	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+	var found Redefinition
+	err := e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		// What the attempt that lands (or finds nothing to do) found is
+		// the last one read.
+		found = Redefinition{}
 		by := t.actor(by)
 		if !by.Has(Users, Manage) {
 			return nil, nil, ErrDenied
@@ -254,6 +276,10 @@ func (e *Enforcer) DefineRole(ctx context.Context, by Perms, tenant, name string
 		if len(have) == 0 && t.customRoles() >= e.maxRoles {
 			return nil, nil, ErrTooManyRoles
 		}
+		if prev := (Perms{reg: e.reg, bits: have}).List(); len(prev) > 0 {
+			found.Prev = prev
+		}
+		found.Holders = t.holders(name)
 		var remove, add []Rule
 		for _, p := range (Perms{reg: e.reg, bits: have}).Missing(Perms{reg: e.reg, bits: want}) {
 			add = append(add, Rule{Type: RulePermission, Role: name, Section: p.Section, Action: p.Action})
@@ -263,6 +289,10 @@ func (e *Enforcer) DefineRole(ctx context.Context, by Perms, tenant, name string
 		}
 		return remove, add, nil
 	})
+	if err != nil {
+		return Redefinition{}, err
+	}
+	return found, nil
 }
 
 // DeleteRole deletes the custom role name of tenant and every grant of

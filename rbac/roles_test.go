@@ -49,17 +49,17 @@ func TestNoPrivilegeEscalation(t *testing.T) {
 		{"AdminRevokesAllOfOwner", func() error { return e.RevokeAll(ctx, admin, "acme", ada) }, rbac.ErrEscalation},
 		{"ManagerRevokes", func() error { return e.Revoke(ctx, manager, "acme", dan, rbac.Member) }, rbac.ErrDenied},
 		{"AdminDefinesBillingRole", func() error {
-			return e.DefineRole(ctx, admin, "acme", "payer", []rbac.Permission{rbac.P(rbac.Billing, rbac.Manage)})
+			return errOf(e.DefineRole(ctx, admin, "acme", "payer", []rbac.Permission{rbac.P(rbac.Billing, rbac.Manage)}))
 		}, rbac.ErrEscalation},
 		{"AdminWidensBillingRole", func() error {
-			return e.DefineRole(ctx, admin, "acme", "finance", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)})
+			return errOf(e.DefineRole(ctx, admin, "acme", "finance", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}))
 		}, rbac.ErrEscalation},
 		{"AdminDeletesBillingRole", func() error { return errOf(e.DeleteRole(ctx, admin, "acme", "finance")) }, rbac.ErrEscalation},
 		{"ManagerDefinesRole", func() error {
-			return e.DefineRole(ctx, manager, "acme", "mine", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)})
+			return errOf(e.DefineRole(ctx, manager, "acme", "mine", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}))
 		}, rbac.ErrDenied},
 		{"AdminDefinesRole", func() error {
-			return e.DefineRole(ctx, admin, "acme", "viewer", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read), rbac.P(rbac.Contacts, rbac.Read)})
+			return errOf(e.DefineRole(ctx, admin, "acme", "viewer", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read), rbac.P(rbac.Contacts, rbac.Read)}))
 		}, nil},
 		{"AdminSetsApprovalRule", func() error {
 			return e.SetApprovalRequired(ctx, admin, "acme", rbac.P(rbac.Campaigns, rbac.Send), true)
@@ -213,7 +213,7 @@ func TestDeleteRoleRemovesItsGrants(t *testing.T) {
 func TestBuiltInRolesCannotChange(t *testing.T) {
 	e := tenantWith(t)
 	for _, r := range []string{rbac.Owner, rbac.Admin, rbac.Manager, rbac.Member, rbac.ReportsOnly} {
-		if err := e.DefineRole(ctx, e.AllPerms(), "acme", r, []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}); !errors.Is(err, rbac.ErrBuiltInRole) {
+		if _, err := e.DefineRole(ctx, e.AllPerms(), "acme", r, []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}); !errors.Is(err, rbac.ErrBuiltInRole) {
 			t.Errorf("DefineRole(%s) = %v", r, err)
 		}
 		if _, err := e.DeleteRole(ctx, e.AllPerms(), "acme", r); !errors.Is(err, rbac.ErrBuiltInRole) {
@@ -267,7 +267,7 @@ func TestDefineRole(t *testing.T) {
 		"LeadingDigit":   {"1a", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}},
 	} {
 		var ie *rbac.InputError
-		if err := e.DefineRole(ctx, all, "acme", c.role, c.perms); !errors.As(err, &ie) {
+		if _, err := e.DefineRole(ctx, all, "acme", c.role, c.perms); !errors.As(err, &ie) {
 			t.Errorf("%s: DefineRole = %v, want an *InputError", name, err)
 		}
 	}
@@ -293,7 +293,7 @@ func TestMaxCustomRoles(t *testing.T) {
 	for i := range 3 {
 		define(t, e, "acme", fmt.Sprint("r", i), rbac.P(rbac.Reports, rbac.Read))
 	}
-	if err := e.DefineRole(ctx, e.AllPerms(), "acme", "r3", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}); !errors.Is(err, rbac.ErrTooManyRoles) {
+	if _, err := e.DefineRole(ctx, e.AllPerms(), "acme", "r3", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}); !errors.Is(err, rbac.ErrTooManyRoles) {
 		t.Errorf("the 4th role = %v, want ErrTooManyRoles", err)
 	}
 	define(t, e, "acme", "r0", rbac.P(rbac.Reports, rbac.Write))  // redefining is fine
@@ -479,7 +479,7 @@ func TestStalePermsAreRechecked(t *testing.T) {
 	if err := e.Grant(ctx, byBob, "acme", cleo, rbac.Member); !errors.Is(err, rbac.ErrDenied) {
 		t.Errorf("Grant with the permissions of a since-demoted admin = %v, want ErrDenied", err)
 	}
-	if err := e.DefineRole(ctx, byBob, "acme", "x", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}); !errors.Is(err, rbac.ErrDenied) {
+	if _, err := e.DefineRole(ctx, byBob, "acme", "x", []rbac.Permission{rbac.P(rbac.Reports, rbac.Read)}); !errors.Is(err, rbac.ErrDenied) {
 		t.Errorf("DefineRole with stale permissions = %v, want ErrDenied", err)
 	}
 	// Permissions read in one tenant are worth nothing in another.
