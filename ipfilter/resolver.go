@@ -174,12 +174,18 @@ func resolveErr(source, value, reason string) error {
 	return &ResolveError{Source: source, Value: value, Reason: reason}
 }
 
-// parsePeer reads RemoteAddr: "ip:port", "[ipv6]:port" or a bare IP.
+// parsePeer reads RemoteAddr: "ip:port", "[ipv6]:port" or a bare IP. A
+// zone with a bracket or a '%' in it ("[::1%]]:0", which netip reads as
+// zone "]") is refused: no listener writes one, and net.SplitHostPort
+// refuses it.
 func parsePeer(s string) (netip.Addr, bool) {
 	var a netip.Addr
 	if ap, err := netip.ParseAddrPort(s); err == nil {
 		a = ap.Addr()
 	} else if a, err = netip.ParseAddr(s); err != nil {
+		return netip.Addr{}, false
+	}
+	if strings.ContainsAny(a.Zone(), "[]%") {
 		return netip.Addr{}, false
 	}
 	a = a.Unmap().WithZone("")
