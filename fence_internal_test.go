@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/auth"
 )
 
 // An open that does not end by itself ends at the fence's open timeout,
@@ -47,5 +51,42 @@ func TestSSOErrKeepsUnknownTenant(t *testing.T) {
 	}
 	if err := ssoErr("sso connection", errors.New("connection refused")); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("ssoErr of a store failure = %v, want ErrUnavailable", err)
+	}
+}
+
+// closerFunc is an io.Closer.
+type closerFunc func() error
+
+func (c closerFunc) Close() error { return c() }
+
+// Stand-in stores for tests of the fence alone: present, never called.
+type (
+	idleUsers   struct{ auth.UserStore }
+	idleUpdates struct{ auth.UserUpdater }
+	idleAudit   struct{ audit.Store }
+)
+
+// A call that opened a tenant returns with the fence back within its cap:
+// the tenants its open pushed out are closed before it goes on, so a host
+// (or the next call) never sees more open than MaxOpenTenants once calls
+// have returned. Each close takes a moment here, as a pool's does.
+func TestFenceOpenEvictsBeforeReturning(t *testing.T) {
+	var open atomic.Int64
+	f := newFence(func(context.Context, string) (Stores, io.Closer, error) {
+		open.Add(1)
+		return Stores{Users: idleUsers{}, UserUpdates: idleUpdates{}, Audit: idleAudit{}},
+			closerFunc(func() error { time.Sleep(time.Millisecond); open.Add(-1); return nil }), nil
+	}, 1, func(context.Context, string) error { return nil })
+	defer f.closeAll()
+	for i := range 50 {
+		d, err := f.acquire(context.Background(), fmt.Sprintf("t%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, h := f.len(), open.Load()
+		f.release(d)
+		if n > 1 || h > 1 {
+			t.Fatalf("open %d: %d tenants in the fence, %d handles open, as the call returned; cap 1", i, n, h)
+		}
 	}
 }
