@@ -218,9 +218,12 @@ func (f *fence) acquire(ctx context.Context, tenant string) (*tenantData, error)
 	return d, nil
 }
 
-// fill opens d's stores and marks d ready, then lets go of the open's own
-// acquisition of d (so that stores opened after every caller gave up are
-// kept in the map, or closed if d was evicted meanwhile). On failure d
+// fill opens d's stores, then, before any caller goes on (so that a call
+// returns with the fence within MaxOpenTenants unless other calls still
+// use the tenants beyond it): closes the idle tenants that this open
+// pushes beyond the cap, lets go of the open's own acquisition of d (so
+// that stores opened after every caller gave up are kept in the map, or
+// closed if d was evicted meanwhile), and marks d ready. On failure d
 // leaves the map so that the next acquire tries again. An opener that
 // panics fails the open the same way (those waiting for it get the error),
 // and the panic goes on in the call that started the open, if it still
@@ -232,9 +235,9 @@ func (f *fence) fill(ctx context.Context, d *tenantData) {
 			d.panic = p
 			f.failed(d, fmt.Errorf("opener panicked: %v", p))
 		}
-		close(d.ready)
-		f.release(d)
 		f.evict()
+		f.release(d)
+		close(d.ready)
 		f.opens.Done()
 	}()
 	ctx, cancel := context.WithTimeout(ctx, f.openTimeout)
