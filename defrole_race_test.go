@@ -8,15 +8,6 @@ import (
 	"github.com/guardhq/guard/rbac"
 )
 
-// withBeforeUpdate wraps the policy store in a beforeUpdate, stored in
-// *pol.
-func withBeforeUpdate(pol **beforeUpdate) func(*guard.Config) {
-	return func(c *guard.Config) {
-		*pol = &beforeUpdate{PolicyStore: c.Stores.Policies}
-		c.Stores.Policies = *pol
-	}
-}
-
 // A grant of the role that lands after DefineRole began, but before the
 // redefinition, gives its holder the role whose permissions then change:
 // the session the holder started meanwhile ends (SE-3), as does a holder's
@@ -152,6 +143,58 @@ func TestDefineRoleUndoOfANewRoleSignsOutItsGrants(t *testing.T) {
 			}
 			if n := got[rbac.User(carl.UserID).String()]; n != want {
 				t.Errorf("%d role.revoked (role_deleted) of carl, want %d (recorded: %v)", n, want, got)
+			}
+		})
+	}
+}
+
+// A definition that cannot be recorded is undone only while the role is
+// still as it left it: another definition landing after it, and
+// recorded, stands (the undo must not write the role back over it, nor
+// delete a new role that another admin has since defined on record).
+// Here the other definition lands just before the undo's write.
+func TestDefineRoleUndoKeepsALaterDefinition(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		existing bool // the undone definition replaced a role (else it created one)
+	}{{"replaced role", true}, {"new role", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			var pol *beforeUpdate
+			var fa *failingAudit
+			f := newFixture(t, withFailingAudit(&fa), withBeforeUpdate(&pol))
+			sys := guard.System("test")
+			if c.existing {
+				if err := f.g.DefineRole(f.ctx, sys, tenantID, "support", []string{"reports:read"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			later := []string{"contacts:read"}
+			var hookErr error
+			// Before the definition's write: its record is to fail.
+			pol.arm(func() {
+				fa.set(true)
+				pol.arm(func() { // before the undo's write
+					fa.set(false)
+					defer fa.set(true)
+					hookErr = f.g.DefineRole(f.ctx, sys, tenantID, "support", later)
+				})
+			})
+			err := f.g.DefineRole(f.ctx, sys, tenantID, "support", []string{"reports:read", "users:manage"})
+			fa.set(false)
+			if hookErr != nil {
+				t.Fatalf("the definition meanwhile failed: %v", hookErr)
+			}
+			wantUnavailable(t, "DefineRole", err)
+			roles, err := f.g.Roles(f.ctx, sys, tenantID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(roles, func(r rbac.RoleInfo) bool { return r.Name == "support" })
+			if i < 0 {
+				t.Fatal("role support is gone: the undo deleted a definition on record")
+			}
+			if got := permStrings(roles[i].Permissions); !slices.Equal(got, later) {
+				t.Errorf("support has %v after the undo, want %v (the later definition, on record)", got, later)
 			}
 		})
 	}

@@ -44,6 +44,15 @@ func (s *beforeUpdate) Update(ctx context.Context, tenant string, expect uint64,
 	return s.PolicyStore.Update(ctx, tenant, expect, remove, add)
 }
 
+// withBeforeUpdate wraps the policy store in a beforeUpdate, stored in
+// *pol.
+func withBeforeUpdate(pol **beforeUpdate) func(*guard.Config) {
+	return func(c *guard.Config) {
+		*pol = &beforeUpdate{PolicyStore: c.Stores.Policies}
+		c.Stores.Policies = *pol
+	}
+}
+
 // slowPolicies is a PolicyStore a network away: each Version and
 // Update takes a while, as on a database server, which widens the
 // windows between one caller's reads and writes where another's land.
@@ -85,10 +94,7 @@ func (f *fixture) roleDeletedFor(t testing.TB, role string) map[string]int {
 // meets a moved version and is planned again.
 func TestDeleteRoleRecordsAGrantLandingMeanwhile(t *testing.T) {
 	var pol *beforeUpdate
-	f := newFixture(t, func(c *guard.Config) {
-		pol = &beforeUpdate{PolicyStore: c.Stores.Policies}
-		c.Stores.Policies = pol
-	})
+	f := newFixture(t, withBeforeUpdate(&pol))
 	sys := guard.System("test")
 	if err := f.g.DefineRole(f.ctx, sys, tenantID, "helper", []string{"reports:read"}); err != nil {
 		t.Fatal(err)
