@@ -875,10 +875,11 @@ func (g *Guard) policyRefused(ctx context.Context, by Principal, tenant string, 
 // with reason role_deleted) and its user's sessions end, recorded as
 // session.revoked (reason role_changed); the audit log having just
 // failed, those records most likely fail too, and the sessions end all
-// the same. If putting the role back fails too, the definition stays,
-// unrecorded, and ErrUnavailable is returned. (The undo puts back the
-// permissions it replaced even if another definition landed after it:
-// then the undo overwrites that one.)
+// the same. The undo is made only while the role still holds the
+// permissions this definition gave it (in the same atomic step): another
+// definition landing after it, or its deletion, stands. If putting the
+// role back fails too, the definition stays, unrecorded, and
+// ErrUnavailable is returned.
 //
 // A redefinition changes the privileges of every holder, so, as for
 // GrantRole (SECURITY-CHECKLIST SE-3), once it is on record every session
@@ -934,15 +935,12 @@ func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name strin
 	e := g.adminEvent(by, tenant, audit.RoleDefined, name)
 	e.Meta = map[string]string{"permissions": clip(strings.Join(perms, " "), 1000)}
 	if err := g.record(ctx, e); err != nil {
+		// Undone only while the role is as this definition left it. A
+		// grant of a new role made meanwhile goes with it: recorded (if
+		// the audit log takes it) and signed out as by DeleteRole.
 		uctx := context.WithoutCancel(ctx)
-		if prev != nil {
-			_, _ = g.rbac.DefineRole(uctx, g.rbac.AllPerms(), tenant, name, prev)
-			return err
-		}
-		// A grant of the new role made meanwhile goes with it: recorded
-		// (if the audit log takes it) and signed out as by DeleteRole.
-		removed, derr := g.rbac.DeleteRole(uctx, g.rbac.AllPerms(), tenant, name)
-		if derr == nil && len(removed) > 0 {
+		removed, uerr := g.rbac.UndoDefineRole(uctx, g.rbac.AllPerms(), tenant, name, ps, prev)
+		if uerr == nil && len(removed) > 0 {
 			_ = g.roleDeleted(uctx, by, tenant, name, removed)
 		}
 		return err

@@ -11,7 +11,8 @@
 //     reports whether the policy changed), RevokeAll, DefineRole,
 //     DeleteRole and SetApprovalRequired to change a tenant's policy
 //     (RemoveGrants, unchecked, only for a subject being removed or to
-//     take back a grant just written);
+//     take back a grant just written; UndoDefineRole to take back a
+//     definition just written, unless the role changed since);
 //     Permissions, RolesOf, Roles, Assignments, ApprovalRequired and
 //     AdminWarning to show it.
 //   - Approvals (built with NewApprovals) runs four-eyes approvals:

@@ -21,6 +21,9 @@ var (
 	ErrRoleNotFound = errors.New("rbac: no such role")
 	// ErrBuiltInRole: built-in roles cannot be defined, changed or deleted.
 	ErrBuiltInRole = errors.New("rbac: built-in roles cannot be changed")
+	// ErrRoleChanged: the role no longer holds the permissions the
+	// definition to undo gave it; a later change stands (UndoDefineRole).
+	ErrRoleChanged = errors.New("rbac: role changed since the definition to undo")
 	// ErrTooManyRoles: the tenant already has Config.MaxCustomRoles custom
 	// roles.
 	ErrTooManyRoles = errors.New("rbac: too many custom roles")

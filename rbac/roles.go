@@ -249,15 +249,12 @@ func (e *Enforcer) DefineRole(ctx context.Context, by Perms, tenant, name string
 	if len(perms) == 0 {
 		return Redefinition{}, &InputError{Field: "permissions", Reason: "a role needs at least one permission"}
 	}
-	var want []uint64
-	for _, p := range perms {
-		if err := e.reg.check(p); err != nil {
-			return Redefinition{}, err
-		}
-		want = setBitOwned(want, e.reg.index(p.Section, p.Action), true)
+	want, err := e.permBits(perms)
+	if err != nil {
+		return Redefinition{}, err
 	}
 	var found Redefinition
-	err := e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+	err = e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
 		// What the attempt that lands (or finds nothing to do) found is
 		// the last one read.
 		found = Redefinition{}
@@ -280,19 +277,112 @@ func (e *Enforcer) DefineRole(ctx context.Context, by Perms, tenant, name string
 			found.Prev = prev
 		}
 		found.Holders = t.holders(name)
-		var remove, add []Rule
-		for _, p := range (Perms{reg: e.reg, bits: have}).Missing(Perms{reg: e.reg, bits: want}) {
-			add = append(add, Rule{Type: RulePermission, Role: name, Section: p.Section, Action: p.Action})
-		}
-		for _, p := range (Perms{reg: e.reg, bits: want}).Missing(Perms{reg: e.reg, bits: have}) {
-			remove = append(remove, Rule{Type: RulePermission, Role: name, Section: p.Section, Action: p.Action})
-		}
+		remove, add := e.redefinition(name, have, want)
 		return remove, add, nil
 	})
 	if err != nil {
 		return Redefinition{}, err
 	}
 	return found, nil
+}
+
+// permBits returns the permission bits of perms, each of which must name
+// a section of the Enforcer.
+func (e *Enforcer) permBits(perms []Permission) ([]uint64, error) {
+	var bits []uint64
+	for _, p := range perms {
+		if err := e.reg.check(p); err != nil {
+			return nil, err
+		}
+		bits = setBitOwned(bits, e.reg.index(p.Section, p.Action), true)
+	}
+	return bits, nil
+}
+
+// redefinition returns the rules that take role name from the permission
+// bits have to want.
+func (e *Enforcer) redefinition(name string, have, want []uint64) (remove, add []Rule) {
+	for _, p := range (Perms{reg: e.reg, bits: have}).Missing(Perms{reg: e.reg, bits: want}) {
+		add = append(add, Rule{Type: RulePermission, Role: name, Section: p.Section, Action: p.Action})
+	}
+	for _, p := range (Perms{reg: e.reg, bits: want}).Missing(Perms{reg: e.reg, bits: have}) {
+		remove = append(remove, Rule{Type: RulePermission, Role: name, Section: p.Section, Action: p.Action})
+	}
+	return remove, add
+}
+
+// deletion returns the rules that delete role name of t, whose
+// permission bits are bits, and the subjects holding it: its grants go
+// with it.
+func (e *Enforcer) deletion(t *table, name string, bits []uint64) ([]Rule, []Subject) {
+	remove, _ := e.redefinition(name, bits, nil)
+	holders := t.holders(name)
+	for _, s := range holders {
+		remove = append(remove, grantRule(s, name))
+	}
+	return remove, holders
+}
+
+// UndoDefineRole undoes a DefineRole of the custom role name in tenant
+// that set perms and found prev (its Redefinition.Prev), as long as the
+// role still holds exactly perms: it puts prev back or, if prev is nil
+// (the definition created the role), deletes the role and every grant of
+// it, returning the subjects whose grant it removed, taken in the same
+// atomic step (as DeleteRole). If the role holds other permissions now,
+// or is gone, a change that landed after the one to undo stands: nothing
+// is written and ErrRoleChanged is returned. (A change since that left
+// the role exactly perms, such as a second identical definition, cannot
+// be told apart and is undone too.) by must hold users:manage (ErrDenied)
+// and every permission of perms and prev (ErrEscalation). Errors as
+// DefineRole's for the arguments; with an error, no subject is returned.
+func (e *Enforcer) UndoDefineRole(ctx context.Context, by Perms, tenant, name string, perms, prev []Permission) ([]Subject, error) {
+	if isBuiltinRole(name) {
+		return nil, ErrBuiltInRole
+	}
+	if err := checkRoleArg(name); err != nil {
+		return nil, err
+	}
+	if len(perms) == 0 {
+		return nil, &InputError{Field: "permissions", Reason: "a role needs at least one permission"}
+	}
+	set, err := e.permBits(perms)
+	if err != nil {
+		return nil, err
+	}
+	back, err := e.permBits(prev)
+	if err != nil {
+		return nil, err
+	}
+	var holders []Subject
+	err = e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		holders = nil
+		by := t.actor(by)
+		if !by.Has(Users, Manage) {
+			return nil, nil, ErrDenied
+		}
+		if !by.Contains(Perms{reg: e.reg, bits: set}) || !by.Contains(Perms{reg: e.reg, bits: back}) {
+			return nil, nil, ErrEscalation
+		}
+		var have []uint64
+		if id := t.roleID(name); id >= 0 {
+			have = t.roles[id].bits
+		}
+		now, was := Perms{reg: e.reg, bits: have}, Perms{reg: e.reg, bits: set}
+		if !now.Contains(was) || !was.Contains(now) {
+			return nil, nil, ErrRoleChanged
+		}
+		if len(prev) > 0 {
+			remove, add := e.redefinition(name, have, back)
+			return remove, add, nil
+		}
+		var remove []Rule
+		remove, holders = e.deletion(t, name, have)
+		return remove, nil, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return holders, nil
 }
 
 // DeleteRole deletes the custom role name of tenant and every grant of
@@ -327,13 +417,7 @@ func (e *Enforcer) DeleteRole(ctx context.Context, by Perms, tenant, name string
 			return nil, nil, ErrEscalation
 		}
 		var remove []Rule
-		for _, p := range (Perms{reg: e.reg, bits: t.roles[id].bits}).List() {
-			remove = append(remove, Rule{Type: RulePermission, Role: name, Section: p.Section, Action: p.Action})
-		}
-		holders = t.holders(name)
-		for _, s := range holders {
-			remove = append(remove, grantRule(s, name))
-		}
+		remove, holders = e.deletion(t, name, t.roles[id].bits)
 		return remove, nil, nil
 	})
 	if err != nil {
