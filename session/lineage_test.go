@@ -155,3 +155,60 @@ func (s *forgedStore) Lookup(ctx context.Context, h session.Hash) (session.Sessi
 	}
 	return s.spyStore.Lookup(ctx, h)
 }
+
+// lineageSpy is a spyStore with the optional LineageRevoker of the
+// memstore it wraps.
+type lineageSpy struct {
+	*spyStore
+	maxHops int // as last given to DeleteLineage
+}
+
+func (s *lineageSpy) DeleteLineage(ctx context.Context, h session.Hash, maxHops int) (session.Session, bool, error) {
+	if err := s.call("DeleteLineage"); err != nil {
+		return session.Session{}, false, err
+	}
+	s.maxHops = maxHops
+	return s.Store.(session.LineageRevoker).DeleteLineage(ctx, h, maxHops)
+}
+
+// TestRevokeLineageOnALineageRevoker: on a store with the optional
+// LineageRevoker, RevokeLineage is its one atomic call, bounded by
+// MaxLineageHops, and not a chase with Lookup and Delete.
+func TestRevokeLineageOnALineageRevoker(t *testing.T) {
+	f := newFixture(t, nil)
+	st := &lineageSpy{spyStore: f.store}
+	m, err := session.New(session.Config{Store: st, Index: st, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := f.create(t, session.Options{})
+	cur, last := tok, session.Session{}
+	for range 2 {
+		cur, last, err = m.Rotate(t.Context(), cur, 0)
+		if err != nil {
+			t.Fatalf("Rotate: %v", err)
+		}
+	}
+	lookups, deletes := f.store.count("Lookup"), f.store.count("Delete")
+	got, rotated, err := m.RevokeLineage(t.Context(), tok)
+	if err != nil || !rotated || got.Hash != last.Hash {
+		t.Fatalf("RevokeLineage = %s, %v, %v; want %s, rotated", got.ID(), rotated, err, last.ID())
+	}
+	if n := f.store.count("DeleteLineage"); n != 1 || st.maxHops != session.MaxLineageHops {
+		t.Errorf("%d DeleteLineage calls, maxHops %d; want 1, MaxLineageHops", n, st.maxHops)
+	}
+	if l, d := f.store.count("Lookup")-lookups, f.store.count("Delete")-deletes; l != 0 || d != 0 {
+		t.Errorf("RevokeLineage also made %d Lookups and %d Deletes", l, d)
+	}
+	f.wantErr(t, cur, session.ErrNotFound)
+	if _, _, err := m.RevokeLineage(t.Context(), tok); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("RevokeLineage again = %v, want ErrNotFound", err)
+	}
+	live, _ := f.create(t, session.Options{UserID: "other"})
+	boom := errors.New("boom")
+	f.store.setFail("DeleteLineage", boom)
+	if _, _, err := m.RevokeLineage(t.Context(), live); !errors.Is(err, boom) || errors.Is(err, session.ErrNotFound) {
+		t.Errorf("DeleteLineage failing: %v, want the store error", err)
+	}
+	f.wantLive(t, live)
+}

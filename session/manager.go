@@ -97,8 +97,9 @@ func (e *InputError) Error() string { return "session: invalid " + e.Field + ": 
 // enforced by the Store in one atomic step.
 type Manager struct {
 	store     Store
-	lt        LookupToucher // store's optional one-round-trip check, or nil
-	maxGap    time.Duration // Config.MaxTouchGap
+	lt        LookupToucher  // store's optional one-round-trip check, or nil
+	lr        LineageRevoker // store's optional atomic RevokeLineage, or nil
+	maxGap    time.Duration  // Config.MaxTouchGap
 	index     UserIndex
 	now       func() time.Time
 	rand      io.Reader
@@ -149,9 +150,11 @@ func New(cfg Config) (*Manager, error) {
 		return nil, &ConfigError{Field: "TouchInterval", Reason: "must be shorter than IdleTimeout"}
 	}
 	lt, _ := cfg.Store.(LookupToucher)
+	lr, _ := cfg.Store.(LineageRevoker)
 	return &Manager{
 		store:     cfg.Store,
 		lt:        lt,
+		lr:        lr,
 		maxGap:    cfg.MaxTouchGap,
 		index:     cfg.Index,
 		now:       cfg.Now,
@@ -697,14 +700,24 @@ const MaxLineageHops = 8
 // there is nothing to end: an unknown token, one of a session the limit
 // evicted (that session is gone; its token revokes nothing), a chain
 // that ends in nothing or in such a tombstone, that is longer than eight
-// hops or that changes user. A session rotated again while this call
-// follows it is followed to its new hash (within the same bound), so that
-// once RevokeLineage returns a session no session of the lineage is left.
-// Any other error is a store failure.
+// hops or that changes user. Once RevokeLineage returns a session no
+// session of the lineage is left. On a Store that implements
+// LineageRevoker it is that one atomic step, which no rotation can
+// outrun. Otherwise it follows the tombstones with Lookup and Delete, and
+// a session rotated again meanwhile is followed to its new hash (within
+// the same bound): a client rotating the session over and over can then
+// outrun it. Any other error is a store failure.
 func (m *Manager) RevokeLineage(ctx context.Context, token string) (s Session, rotated bool, err error) {
 	h, err := ParseToken(token)
 	if err != nil {
 		return Session{}, false, err
+	}
+	if m.lr != nil {
+		s, rotated, err := m.lr.DeleteLineage(ctx, h, MaxLineageHops)
+		if err != nil {
+			return Session{}, false, storeErr("delete lineage", err)
+		}
+		return s, rotated, nil
 	}
 	var tenant, userID string // the lineage's user, once known
 	sameUser := func(t, u string) bool {

@@ -83,6 +83,28 @@ type UserIndex interface {
 	DeleteByUser(ctx context.Context, tenant, userID string, except Hash) ([]Session, error)
 }
 
+// LineageRevoker is an optional capability of a Store, probed once by
+// New: Manager.RevokeLineage calls DeleteLineage instead of following the
+// tombstones with Lookup and Delete. That chase is a race with every
+// rotation of the session it is about to end, and a client that rotates
+// the session as fast as the store lets it can win all of them on a store
+// that queues its writes (sqlitestore's writer); one atomic step cannot
+// be outrun.
+type LineageRevoker interface {
+	// DeleteLineage follows the rotation tombstones (*RotatedError) from
+	// h, at most maxHops of them, every one of the tenant and user of
+	// the first, to a session, live or not, and deletes it, in one atomic
+	// step: no rotation lands between a hop and the delete. It returns the
+	// session deleted, and whether it was reached through a rotation
+	// (h was a tombstone). It returns ErrNotFound, and deletes nothing,
+	// when h leads to no session: an unknown hash, an evicted session's
+	// tombstone, or a chain that ends in nothing or in such a tombstone,
+	// that is longer than maxHops, or that changes tenant or user (the
+	// session at its end is then not deleted either). Any other error is a
+	// store failure.
+	DeleteLineage(ctx context.Context, h Hash, maxHops int) (s Session, rotated bool, err error)
+}
+
 // LookupToucher is an optional capability of a Store, probed once by New.
 // A store that answers over the network implements it so that the
 // per-request check is one round trip; Manager then calls LookupTouch

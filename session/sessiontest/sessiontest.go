@@ -91,6 +91,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"Untouch", untouchTests},
 		{"Evicted", evictedTests},
 		{"Rotated", rotatedTests},
+		{"DeleteLineage", deleteLineageTests},
 	} {
 		t.Run(g.name, func(t *testing.T) {
 			for _, tc := range g.tests {
@@ -1025,11 +1026,49 @@ var evictedTests = []test{
 // the test for a store without that optional capability.
 func (c *checker) lookupToucher() session.LookupToucher {
 	c.t.Helper()
-	lt, ok := c.st.(session.LookupToucher)
+	return optional[session.LookupToucher](c, "LookupToucher")
+}
+
+// lineageRevoker returns the store as a session.LineageRevoker, or skips
+// the test for a store without that optional capability.
+func (c *checker) lineageRevoker() session.LineageRevoker {
+	c.t.Helper()
+	return optional[session.LineageRevoker](c, "LineageRevoker")
+}
+
+// optional returns the store as T, an optional capability named name, or
+// skips the test for a store without it.
+func optional[T any](c *checker, name string) T {
+	c.t.Helper()
+	v, ok := c.st.(T)
 	if !ok {
-		c.t.Skip("the store does not implement the optional session.LookupToucher")
+		c.t.Skip("the store does not implement the optional session." + name)
 	}
-	return lt
+	return v
+}
+
+// deleteLineage calls DeleteLineage(h, maxHops) and checks that it
+// deleted want, reached through a rotation or not.
+func (c *checker) deleteLineage(h session.Hash, maxHops int, want session.Session, rotated bool) {
+	c.t.Helper()
+	got, rot, err := c.lineageRevoker().DeleteLineage(c.t.Context(), h, maxHops)
+	if err != nil {
+		c.t.Fatalf("DeleteLineage(%s, %d): %v, want %s", h, maxHops, err, label(want))
+	}
+	if d := diff(got, want); d != "" || rot != rotated {
+		c.t.Errorf("DeleteLineage(%s, %d) = %s, rotated %v; want %s, rotated %v", h, maxHops, d, rot, label(want), rotated)
+	}
+	c.wantGone(want.Hash)
+}
+
+// deleteLineageNone checks that DeleteLineage(h, maxHops) finds nothing
+// to end: ErrNotFound, and no session.
+func (c *checker) deleteLineageNone(h session.Hash, maxHops int) {
+	c.t.Helper()
+	got, rot, err := c.lineageRevoker().DeleteLineage(c.t.Context(), h, maxHops)
+	if !errors.Is(err, session.ErrNotFound) || got != (session.Session{}) || rot {
+		c.t.Errorf("DeleteLineage(%s, %d) = %s, rotated %v, %v; want ErrNotFound", h, maxHops, label(got), rot, err)
+	}
 }
 
 // checker wraps a store with assertions.
@@ -1778,6 +1817,87 @@ func RunConcurrent(t *testing.T, newStore func(t *testing.T) Store) {
 			}
 		}
 	})
+}
+
+// deleteLineageTests check the optional session.LineageRevoker.
+var deleteLineageTests = []test{
+	{"Session", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		b := mk("b", "t", "u", base.Add(time.Minute))
+		c.create(a, unlimited)
+		c.create(b, unlimited)
+		c.deleteLineage(a.Hash, session.MaxLineageHops, a, false)
+		c.wantUnknown(a.Hash)
+		c.wantStored(b)
+		c.wantList("t", "u", []session.Session{b})
+		c.deleteLineageNone(a.Hash, session.MaxLineageHops)
+		// A session is deleted live or not, as Delete deletes it.
+		old := mk("old", "t", "v", base.Add(-3*day))
+		old.ExpiresAt = base.Add(-day)
+		c.create(old, unlimited)
+		c.deleteLineage(old.Hash, 0, old, false)
+	}},
+	{"FollowsRotations", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		b := c.rotateTo(a, "b")
+		d := c.rotateTo(b, "d")
+		other := mk("other", "t", "u", base.Add(time.Minute))
+		c.create(other, unlimited)
+		c.deleteLineage(a.Hash, session.MaxLineageHops, d, true)
+		c.wantStored(other)
+		c.wantList("t", "u", []session.Session{other})
+		// The lineage is ended: none of its hashes leads to a session.
+		for _, h := range []session.Hash{a.Hash, b.Hash, d.Hash} {
+			c.deleteLineageNone(h, session.MaxLineageHops)
+		}
+		c.wantStored(other)
+	}},
+	{"AtMostMaxHops", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		last := a
+		for i := range 3 {
+			last = c.rotateTo(last, fmt.Sprint("r", i))
+		}
+		c.deleteLineageNone(a.Hash, 2)
+		c.deleteLineageNone(a.Hash, 0)
+		c.wantStored(last)
+		c.deleteLineage(a.Hash, 3, last, true)
+	}},
+	{"NotEvictedOrUnknown", func(t *testing.T, c *checker) {
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		b := mk("b", "t", "u", base.Add(time.Minute))
+		c.create(b, evict(1))
+		c.deleteLineageNone(a.Hash, session.MaxLineageHops)
+		c.deleteLineageNone(hashOf("unknown"), session.MaxLineageHops)
+		// A rotation that leads to an evicted session's tombstone.
+		d := c.rotateTo(b, "d")
+		e := mk("e", "t", "u", base.Add(2*time.Minute))
+		c.create(e, evict(1))
+		c.wantEvicted(d.Hash, d.EndsAt())
+		c.deleteLineageNone(b.Hash, session.MaxLineageHops)
+		c.wantStored(e)
+	}},
+	{"NotAnotherUsers", func(t *testing.T, c *checker) {
+		// A chain that changes user ends nothing: not the session of
+		// the other user it leads to.
+		a := mk("a", "t", "u", base)
+		c.create(a, unlimited)
+		v := a
+		v.Hash, v.UserID = hashOf("v"), "v"
+		c.rotate(a.Hash, v)
+		c.deleteLineageNone(a.Hash, session.MaxLineageHops)
+		c.wantStored(v)
+		x := mk("x", "t", "x", base)
+		c.create(x, unlimited)
+		y := x
+		y.Hash, y.Tenant = hashOf("y"), "t2"
+		c.rotate(x.Hash, y)
+		c.deleteLineageNone(x.Hash, session.MaxLineageHops)
+		c.wantStored(y)
+	}},
 }
 
 // rotatedTests check the tombstones that Rotate leaves.

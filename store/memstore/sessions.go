@@ -41,8 +41,9 @@ type tomb struct {
 type userKey struct{ tenant, userID string }
 
 var (
-	_ session.Store     = (*Sessions)(nil)
-	_ session.UserIndex = (*Sessions)(nil)
+	_ session.Store          = (*Sessions)(nil)
+	_ session.UserIndex      = (*Sessions)(nil)
+	_ session.LineageRevoker = (*Sessions)(nil)
 )
 
 // NewSessions returns an empty session store.
@@ -160,6 +161,28 @@ func (s *Sessions) Delete(_ context.Context, h session.Hash) (session.Session, e
 	}
 	s.remove(v)
 	return v, nil
+}
+
+// DeleteLineage implements session.LineageRevoker under the write lock.
+func (s *Sessions) DeleteLineage(_ context.Context, h session.Hash, maxHops int) (session.Session, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var user userKey // the lineage's, from its first tombstone
+	for hops := 0; ; hops++ {
+		if v, ok := s.byHash[h]; ok {
+			if hops > 0 && (userKey{v.Tenant, v.UserID}) != user {
+				return session.Session{}, false, session.ErrNotFound
+			}
+			s.remove(v)
+			return v, hops > 0, nil
+		}
+		t, ok := s.tombs[h]
+		switch {
+		case !ok, t.succ.IsZero(), hops == maxHops, hops > 0 && t.user != user:
+			return session.Session{}, false, session.ErrNotFound
+		}
+		user, h = t.user, t.succ
+	}
 }
 
 // Rotate implements session.Store.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -12,9 +13,9 @@ import (
 	"github.com/guardhq/guard/session"
 )
 
-// Sessions is the session.Store, session.UserIndex and
-// session.LookupToucher of a Store: one row per session, keyed by the token
-// hash.
+// Sessions is the session.Store, session.UserIndex, session.LookupToucher
+// and session.LineageRevoker of a Store: one row per session, keyed by the
+// token hash.
 //
 // Lookup and LookupTouch are one prepared SELECT by primary key; the touch
 // they may add is a conditional UPDATE (set if newer). Create and Rotate
@@ -195,25 +196,31 @@ func (ss *Sessions) Lookup(ctx context.Context, h session.Hash) (session.Session
 // *session.RotatedError if it is a rotated one's, else
 // session.ErrNotFound.
 func (ss *Sessions) evicted(ctx context.Context, h session.Hash) error {
+	return tombstone(ss.s.reads.queryRow(ctx, sessEvicted, h[:]), "lookup session")
+}
+
+// tombstone reads the row of sessEvicted: an *session.EvictedError or an
+// *session.RotatedError, or session.ErrNotFound when there is none.
+func tombstone(r scanner, op string) error {
 	var (
 		end          int64
 		succ         []byte
 		tenant, user string
 	)
-	err := ss.s.reads.queryRow(ctx, sessEvicted, h[:]).Scan(&end, &succ, &tenant, &user)
+	err := r.Scan(&end, &succ, &tenant, &user)
 	switch {
 	case err == nil && succ == nil:
 		return &session.EvictedError{EndsAt: fromMicros(end)}
 	case err == nil:
 		re := &session.RotatedError{Tenant: tenant, UserID: user, EndsAt: fromMicros(end)}
 		if err := (hashCol{&re.Successor}).Scan(succ); err != nil {
-			return fmt.Errorf("sqlitestore: lookup session: %w", err)
+			return fmt.Errorf("sqlitestore: %s: %w", op, err)
 		}
 		return re
 	case isNoRows(err):
 		return session.ErrNotFound
 	}
-	return fmt.Errorf("sqlitestore: lookup session: %w", err)
+	return fmt.Errorf("sqlitestore: %s: %w", op, err)
 }
 
 // insertSession inserts n, or returns session.ErrDuplicate if its hash is
@@ -313,6 +320,51 @@ func (ss *Sessions) Delete(ctx context.Context, h session.Hash) (session.Session
 		return session.Session{}, fmt.Errorf("sqlitestore: delete session: %w", err)
 	}
 	return s, nil
+}
+
+var _ session.LineageRevoker = (*Sessions)(nil)
+
+// DeleteLineage implements session.LineageRevoker in one write
+// transaction: each hop a DELETE … RETURNING of the hash and, when it
+// names no session, the SELECT of its tombstone. A session of another
+// user at the chain's end is put back by the rollback.
+func (ss *Sessions) DeleteLineage(ctx context.Context, h session.Hash, maxHops int) (session.Session, bool, error) {
+	s := session.Session{Hash: h}
+	var rotated bool
+	err := ss.s.write(ctx, func(w *wtx) error {
+		var first *session.RotatedError // the lineage's first tombstone
+		for hops := 0; ; hops++ {
+			s.Hash = h
+			err := scanSession(w.queryRow(sessDelete, h[:]), &s, false)
+			switch {
+			case err == nil && first != nil && (s.Tenant != first.Tenant || s.UserID != first.UserID):
+				return session.ErrNotFound
+			case err == nil:
+				rotated = first != nil
+				return nil
+			case !isNoRows(err):
+				return fmt.Errorf("sqlitestore: delete session lineage: %w", err)
+			}
+			var re *session.RotatedError
+			err = tombstone(w.queryRow(sessEvicted, h[:]), "delete session lineage")
+			switch {
+			case !errors.As(err, &re):
+				if errors.Is(err, session.ErrNotFound) {
+					return session.ErrNotFound // unknown or evicted
+				}
+				return err
+			case hops == maxHops, first != nil && (re.Tenant != first.Tenant || re.UserID != first.UserID):
+				return session.ErrNotFound
+			case first == nil:
+				first = re
+			}
+			h = re.Successor
+		}
+	})
+	if err != nil {
+		return session.Session{}, false, err
+	}
+	return s, rotated, nil
 }
 
 // Rotate implements session.Store in one write transaction: the
