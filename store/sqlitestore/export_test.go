@@ -66,3 +66,13 @@ var SubjectsByNameIDQuery = queries[subjByNameID]
 // ApprovalsByStatusQueries are the SQL of Approvals.List with a status,
 // for a test of their query plans.
 var ApprovalsByStatusQueries = []string{queries[apprListStatus], queries[apprListStatusBefore]}
+
+// HoldWriter holds the Store's writer, in a write transaction that
+// writes nothing, until release is closed; held is closed once it has it.
+func HoldWriter(ctx context.Context, s *Store, held chan<- struct{}, release <-chan struct{}) error {
+	return s.write(ctx, func(*wtx) error {
+		close(held)
+		<-release
+		return nil
+	})
+}
