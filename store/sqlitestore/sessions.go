@@ -327,8 +327,18 @@ var _ session.LineageRevoker = (*Sessions)(nil)
 // DeleteLineage implements session.LineageRevoker in one write
 // transaction: each hop a DELETE … RETURNING of the hash and, when it
 // names no session, the SELECT of its tombstone. A session of another
-// user at the chain's end is put back by the rollback.
+// user at the chain's end is put back by the rollback. A hash that names
+// neither a session nor a rotation (a made-up token at the sign-out
+// route, an evicted session's) is answered by a Lookup first, on a read
+// connection: it does not queue behind the writer or hold it up.
 func (ss *Sessions) DeleteLineage(ctx context.Context, h session.Hash, maxHops int) (session.Session, bool, error) {
+	var re *session.RotatedError
+	if _, err := ss.Lookup(ctx, h); err != nil && !errors.As(err, &re) {
+		if errors.Is(err, session.ErrNotFound) {
+			return session.Session{}, false, session.ErrNotFound
+		}
+		return session.Session{}, false, err
+	}
 	s := session.Session{Hash: h}
 	var rotated bool
 	err := ss.s.write(ctx, func(w *wtx) error {
