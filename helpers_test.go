@@ -112,7 +112,7 @@ func reasons(evs []audit.Event) map[string]int {
 	return m
 }
 
-// failingSessions fails every session-store call while fail is set.
+// failingSessions fails Lookup, Create and DeleteLineage while fail is set.
 type failingSessions struct {
 	*memstore.Sessions
 	mu   sync.Mutex
@@ -136,6 +136,13 @@ func (s *failingSessions) Create(ctx context.Context, ss session.Session, l sess
 		return nil, errDown
 	}
 	return s.Sessions.Create(ctx, ss, l)
+}
+
+func (s *failingSessions) DeleteLineage(ctx context.Context, h session.Hash, maxHops int) (session.Session, bool, error) {
+	if s.down() {
+		return session.Session{}, false, errDown
+	}
+	return s.Sessions.DeleteLineage(ctx, h, maxHops)
 }
 
 // failingThrottle fails Reserve and ReserveAll.
