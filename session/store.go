@@ -99,9 +99,9 @@ type LineageRevoker interface {
 	// (h was a tombstone). It returns ErrNotFound, and deletes nothing,
 	// when h leads to no session: an unknown hash, an evicted session's
 	// tombstone, or a chain that ends in nothing or in such a tombstone,
-	// that is longer than maxHops, or that changes tenant or user (the
-	// session at its end is then not deleted either). Any other error is a
-	// store failure.
+	// that is longer than maxHops (a maxHops below 0 counts as 0), or
+	// that changes tenant or user at any hop (the session at its end is
+	// then not deleted either). Any other error is a store failure.
 	DeleteLineage(ctx context.Context, h Hash, maxHops int) (s Session, rotated bool, err error)
 }
 

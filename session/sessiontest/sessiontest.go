@@ -1862,7 +1862,12 @@ var deleteLineageTests = []test{
 		}
 		c.deleteLineageNone(a.Hash, 2)
 		c.deleteLineageNone(a.Hash, 0)
+		c.deleteLineageNone(a.Hash, -1)
 		c.wantStored(last)
+		// A session is its own lineage at any bound.
+		s := mk("s", "t", "v", base)
+		c.create(s, unlimited)
+		c.deleteLineage(s.Hash, -1, s, false)
 		c.deleteLineage(a.Hash, 3, last, true)
 	}},
 	{"NotEvictedOrUnknown", func(t *testing.T, c *checker) {
@@ -1897,6 +1902,18 @@ var deleteLineageTests = []test{
 		c.rotate(x.Hash, y)
 		c.deleteLineageNone(x.Hash, session.MaxLineageHops)
 		c.wantStored(y)
+		// Nor one that leaves the user and comes back: u → w → u → u.
+		p := mk("p", "t", "u", base)
+		c.create(p, unlimited)
+		w := p
+		w.Hash, w.UserID = hashOf("w"), "w"
+		c.rotate(p.Hash, w)
+		back := w
+		back.Hash, back.UserID = hashOf("back"), "u"
+		c.rotate(w.Hash, back)
+		end := c.rotateTo(back, "end")
+		c.deleteLineageNone(p.Hash, session.MaxLineageHops)
+		c.wantStored(end)
 	}},
 }
 

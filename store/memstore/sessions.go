@@ -178,7 +178,7 @@ func (s *Sessions) DeleteLineage(_ context.Context, h session.Hash, maxHops int)
 		}
 		t, ok := s.tombs[h]
 		switch {
-		case !ok, t.succ.IsZero(), hops == maxHops, hops > 0 && t.user != user:
+		case !ok, t.succ.IsZero(), hops >= maxHops, hops > 0 && t.user != user:
 			return session.Session{}, false, session.ErrNotFound
 		}
 		user, h = t.user, t.succ

@@ -363,7 +363,7 @@ func (ss *Sessions) DeleteLineage(ctx context.Context, h session.Hash, maxHops i
 					return session.ErrNotFound // unknown or evicted
 				}
 				return err
-			case hops == maxHops, first != nil && (re.Tenant != first.Tenant || re.UserID != first.UserID):
+			case hops >= maxHops, first != nil && (re.Tenant != first.Tenant || re.UserID != first.UserID):
 				return session.ErrNotFound
 			case first == nil:
 				first = re
