@@ -205,15 +205,25 @@ v[10] = nil
 return v
 `)
 
+// luaDrop follows luaCommon in the scripts that delete a session as
+// Delete does (deleteScript, deleteLineageScript).
+var luaDrop = `
+-- drop deletes session m, whose fields get returned as v, and takes it
+-- out of its user's index.
+local function drop(m, v)
+  redis.call('DEL', skey(m))
+  local idx = ukey(v[1], v[2])
+  redis.call('ZREM', idx, m)
+  fix(idx)
+end
+`
+
 // deleteScript: KEYS[1] the session; ARGV prefix, hex hash. Returns the
 // deleted session or nil.
-var deleteScript = redis.NewScript(luaCommon + `
+var deleteScript = redis.NewScript(luaCommon + luaDrop + `
 local v = get(ARGV[2])
 if not v[1] then return false end
-redis.call('DEL', KEYS[1])
-local idx = ukey(v[1], v[2])
-redis.call('ZREM', idx, ARGV[2])
-fix(idx)
+drop(ARGV[2], v)
 return v
 `)
 
