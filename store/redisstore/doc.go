@@ -14,7 +14,11 @@
 // EVALSHA; the first request after a pause of a minute or more adds a
 // Touch once the tenant's limits pass, and a request refused once its
 // session is found, right after that EVALSHA touched it, an Untouch
-// that takes the touch back; see session's doc), auth.ThrottleStore with the optional auth.BatchThrottleStore
+// that takes the touch back; see session's doc), the optional
+// session.LineageRevoker (a sign-out with a token of a rotated session,
+// Manager.RevokeLineage, is one EVALSHA that follows the rotations and
+// deletes the session at their end, so that no rotation outruns it),
+// auth.ThrottleStore with the optional auth.BatchThrottleStore
 // (a login reserves, and settles, its client IP and account in one
 // EVALSHA each), and the MFA records that live minutes:
 // mfa.CodeStore (one-time codes sent by email or SMS, as HMACs),

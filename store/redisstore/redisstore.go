@@ -52,9 +52,9 @@ func (e *InputError) Error() string { return "redisstore: invalid " + e.Field + 
 
 // Store keeps sessions, throttle counters and the short-lived MFA and SAML
 // records in Redis. It implements session.Store, session.UserIndex,
-// session.LookupToucher, auth.ThrottleStore, mfa.CodeStore, mfa.RateStore,
-// mfa.TransactionStore, sso.RequestStore, sso.ReplayCache and
-// sso.SubjectStore; use Stores
+// session.LookupToucher, session.LineageRevoker, auth.ThrottleStore,
+// mfa.CodeStore, mfa.RateStore, mfa.TransactionStore, sso.RequestStore,
+// sso.ReplayCache and sso.SubjectStore; use Stores
 // (or MFAStores and SSOStores) to plug it into a guard.Stores. It is safe
 // for concurrent use, and every method that changes data is one Lua script
 // (or one command), so its invariants hold across any number of processes
@@ -65,10 +65,11 @@ type Store struct {
 }
 
 var (
-	_ session.Store         = (*Store)(nil)
-	_ session.UserIndex     = (*Store)(nil)
-	_ session.LookupToucher = (*Store)(nil)
-	_ auth.ThrottleStore    = (*Store)(nil)
+	_ session.Store          = (*Store)(nil)
+	_ session.UserIndex      = (*Store)(nil)
+	_ session.LookupToucher  = (*Store)(nil)
+	_ session.LineageRevoker = (*Store)(nil)
+	_ auth.ThrottleStore     = (*Store)(nil)
 )
 
 // New returns a Store that keeps its data in client under opts.Prefix. It

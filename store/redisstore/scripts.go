@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/guardhq/guard/session"
 )
 
 // The Lua scripts. Each runs atomically in Redis: no other command runs
@@ -205,16 +207,67 @@ v[10] = nil
 return v
 `)
 
+// luaDrop follows luaCommon in the scripts that delete a session as
+// Delete does (deleteScript, deleteLineageScript).
+var luaDrop = `
+-- drop deletes session m, whose fields get returned as v, and takes it
+-- out of its user's index.
+local function drop(m, v)
+  redis.call('DEL', skey(m))
+  local idx = ukey(v[1], v[2])
+  redis.call('ZREM', idx, m)
+  fix(idx)
+end
+`
+
 // deleteScript: KEYS[1] the session; ARGV prefix, hex hash. Returns the
 // deleted session or nil.
-var deleteScript = redis.NewScript(luaCommon + `
+var deleteScript = redis.NewScript(luaCommon + luaDrop + `
 local v = get(ARGV[2])
 if not v[1] then return false end
-redis.call('DEL', KEYS[1])
-local idx = ukey(v[1], v[2])
-redis.call('ZREM', idx, ARGV[2])
-fix(idx)
+drop(ARGV[2], v)
 return v
+`)
+
+// deleteLineageScript: KEYS[1] the session of the hash given; ARGV prefix,
+// its hex hash, the most rotation tombstones to follow (maxHops, not
+// negative). It follows the successors of rotated sessions' tombstones
+// ("<end>,<successor>,<len(tenant)>:<tenant>:<user>", see rotatedTomb),
+// each of the user of the first, to a session, and deletes it as
+// deleteScript does. Returns {0, 1 if a tombstone was followed else 0,
+// the session's fields, its hex hash}; {1}, and deletes nothing, for an
+// unknown hash, an evicted session's tombstone, a chain longer than
+// maxHops, ending in nothing or in such a tombstone, or changing tenant
+// or user (the session at its end included); {9}, and deletes nothing,
+// for a tombstone this package did not write.
+var deleteLineageScript = redis.NewScript(luaCommon + luaDrop + `
+-- tomb returns the successor and the user named by the tombstone of m:
+-- nil if m has none, '' for an evicted session's, false if it is malformed.
+local function tomb(m)
+  local v = redis.call('GET', xkey(m))
+  if not v then return nil end
+  if string.match(v, '^%d+$') then return '' end
+  local succ, user = string.match(v, '^%d+,(` + strings.Repeat("%x", 2*len(session.Hash{})) + `),(.*)$')
+  if not succ then return false end
+  local n, rest = string.match(user, '^(%d+):(.*)$')
+  if not n or tonumber(n) >= #rest or string.sub(rest, n + 1, n + 1) ~= ':' then return false end
+  return string.lower(succ), user
+end
+local m, max, user = ARGV[2], tonumber(ARGV[3]), nil
+for hops = 0, max do
+  local v = get(m)
+  if v[1] then
+    if user and #v[1] .. ':' .. v[1] .. ':' .. v[2] ~= user then return {1} end
+    drop(m, v)
+    return {0, hops > 0 and 1 or 0, unpack(v)}
+  end
+  local succ, u = tomb(m)
+  if succ == false then return {9} end
+  if not succ or succ == '' or (user and u ~= user) then return {1} end
+  m, user = succ, u
+end
+-- The chain is longer than maxHops.
+return {1}
 `)
 
 // rotateScript: KEYS[1] the old session, KEYS[2] the new one, KEYS[3] the
@@ -692,7 +745,7 @@ return out
 `)
 
 var allScripts = []*redis.Script{
-	createScript, touchScript, untouchScript, lookupTouchScript, deleteScript, rotateScript,
+	createScript, touchScript, untouchScript, lookupTouchScript, deleteScript, deleteLineageScript, rotateScript,
 	listScript, deleteByUserScript, reserveScript, settleScript,
 	putCodeScript, checkCodeScript, hitScript, forgetScript, createTxnScript, consumeTxnScript,
 	rememberRequestScript, consumeRequestScript, insertIDScript,

@@ -313,6 +313,35 @@ func (s *Store) Delete(ctx context.Context, h session.Hash) (session.Session, er
 	return out, nil
 }
 
+// DeleteLineage implements session.LineageRevoker in one EVALSHA, which
+// follows the rotation tombstones from h and deletes the session at the
+// chain's end as Delete does; no rotation lands in between. A negative
+// maxHops follows no tombstone, like 0.
+func (s *Store) DeleteLineage(ctx context.Context, h session.Hash, maxHops int) (session.Session, bool, error) {
+	res, err := deleteLineageScript.Run(ctx, s.rdb, []string{s.sessionKey(h)}, s.prefix, member(h), strconv.Itoa(max(maxHops, 0))).Slice()
+	if err != nil {
+		return session.Session{}, false, redisErr("delete session lineage", err)
+	}
+	if len(res) == 0 {
+		return session.Session{}, false, redisErr("delete session lineage", ErrCorrupt)
+	}
+	switch res[0] {
+	case int64(0):
+	case int64(1):
+		return session.Session{}, false, session.ErrNotFound
+	default:
+		return session.Session{}, false, redisErr("delete session lineage", ErrCorrupt)
+	}
+	if len(res) < 2 {
+		return session.Session{}, false, redisErr("delete session lineage", ErrCorrupt)
+	}
+	out, err := decodeSession(res[2:], nil)
+	if err != nil {
+		return session.Session{}, false, redisErr("delete session lineage", err)
+	}
+	return out, res[1] == int64(1), nil
+}
+
 // Rotate implements session.Store. It returns an *InputError, and changes
 // nothing, when a time of n lies outside the years 1970 to 2255.
 func (s *Store) Rotate(ctx context.Context, old session.Hash, n session.Session) error {

@@ -620,3 +620,95 @@ func TestNew(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteLineageTombstones checks what the conformance suite cannot:
+// rotation tombstones of names with separators in them, tombstones that
+// this package did not write (ErrCorrupt, nothing deleted), and a
+// negative maxHops (no tombstone followed).
+func TestDeleteLineageTombstones(t *testing.T) {
+	st, c, prefix := open(t)
+	ctx := t.Context()
+	rotate := func(from session.Session, label, tenant, user string) session.Session {
+		t.Helper()
+		n := from
+		n.Hash, n.Tenant, n.UserID = hashOf(label), tenant, user
+		if err := st.Rotate(ctx, from.Hash, n); err != nil {
+			t.Fatalf("Rotate to %s: %v", label, err)
+		}
+		return n
+	}
+	wantStored := func(s session.Session) {
+		t.Helper()
+		if got, err := st.Lookup(ctx, s.Hash); err != nil || !same(got, s) {
+			t.Errorf("Lookup(%s) = %+v, %v; want it stored", s.UserAgent, got, err)
+		}
+	}
+	create := func(s session.Session) {
+		t.Helper()
+		if _, err := st.Create(ctx, s, session.Limit{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Separators in the names: the user of each tombstone is compared
+	// whole, tenant length first.
+	odd := mk("odd", "t:1,é x", "u:2,", base)
+	create(odd)
+	d := rotate(rotate(odd, "odd-b", odd.Tenant, odd.UserID), "odd-d", odd.Tenant, odd.UserID)
+	if got, rot, err := st.DeleteLineage(ctx, odd.Hash, session.MaxLineageHops); err != nil || !rot || !same(got, d) {
+		t.Errorf("DeleteLineage of odd names = %+v, %v, %v; want %+v, rotated", got, rot, err, d)
+	}
+	ab := mk("ab", "a:b", "c", base)
+	create(ab)
+	other := rotate(ab, "ab-other", "a", "b:c")
+	if got, _, err := st.DeleteLineage(ctx, ab.Hash, session.MaxLineageHops); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("DeleteLineage across (a:b, c) and (a, b:c) = %+v, %v; want ErrNotFound", got, err)
+	}
+	wantStored(other)
+	// Every tombstone is of the first's user, not only the session at
+	// the end, nor only the last tombstone: a chain that leaves the user
+	// and comes back for two rotations ends nothing.
+	x := mk("x", "t", "x", base)
+	create(x)
+	back := rotate(rotate(rotate(x, "x-y", "t", "y"), "x-back", "t", "x"), "x-again", "t", "x")
+	if got, _, err := st.DeleteLineage(ctx, x.Hash, session.MaxLineageHops); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("DeleteLineage through another user's tombstone = %+v, %v; want ErrNotFound", got, err)
+	}
+	wantStored(back)
+
+	// Malformed tombstones fail closed.
+	a := mk("a", "t", "u", base)
+	create(a)
+	b := rotate(a, "b", "t", "u")
+	for _, v := range []string{
+		"soon",
+		"4102480800000000," + hexOf(b.Hash)[1:] + ",1:t:u",
+		"4102480800000000," + hexOf(b.Hash) + ",9:t:u",
+		"4102480800000000," + hexOf(b.Hash) + ",1-t:u",
+	} {
+		if err := c.Set(ctx, prefix+"se:"+hexOf(a.Hash), v, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, err := st.DeleteLineage(ctx, a.Hash, session.MaxLineageHops); !errors.Is(err, redisstore.ErrCorrupt) {
+			t.Errorf("DeleteLineage through tombstone %q = %+v, %v; want ErrCorrupt", v, got, err)
+		}
+		wantStored(b)
+	}
+
+	// A negative maxHops follows no tombstone, and deletes a session.
+	if err := c.Set(ctx, prefix+"se:"+hexOf(a.Hash), "4102480800000000,"+hexOf(b.Hash)+",1:t:u", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := st.DeleteLineage(ctx, a.Hash, -1); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("DeleteLineage(a, -1) = %+v, %v; want ErrNotFound", got, err)
+	}
+	wantStored(b)
+	if got, rot, err := st.DeleteLineage(ctx, b.Hash, -1); err != nil || rot || !same(got, b) {
+		t.Errorf("DeleteLineage(b, -1) = %+v, %v, %v; want b, not rotated", got, rot, err)
+	}
+}
+
+// same reports whether a and b are the same session of the same user.
+func same(a, b session.Session) bool {
+	return a.Hash == b.Hash && a.Tenant == b.Tenant && a.UserID == b.UserID && a.UserAgent == b.UserAgent
+}
