@@ -180,17 +180,21 @@
 // Sessions.Rotate and Sessions.DeleteByUser call the functions
 // session_create, session_rotate and session_delete_by_user2, which lock
 // the user's row in session_users first (Sessions.Delete, of one session,
-// is one DELETE and locks no user); Sessions.LookupTouch (the per-request
-// check) reads and, at most once per touch interval, writes in one
-// statement (the first request after a pause of a minute or more is
-// touched by a second statement once the tenant's limits pass, and a
-// request refused once its session is found takes back the touch that
-// statement made with a second one, Sessions.Untouch, see session's
-// doc); Audit.Append moves the chain head and inserts the whole batch
-// in one statement; Throttle.Reserve is one INSERT … ON CONFLICT DO
-// UPDATE, Throttle.Release one call of throttle_give_back, and
-// Throttle.ReserveAll and Throttle.Settle (a login's client IP and account
-// together) one call each of throttle_reserve2 and throttle_settle2.
+// is one DELETE and locks no user); Sessions.DeleteLineage (sign-out with
+// a token that may have been rotated since) is two statements sent as one
+// batch, one round trip and one transaction, which lock the user as
+// session_rotate does, then follow the rotation tombstones and delete;
+// Sessions.LookupTouch (the per-request check) reads and, at most once
+// per touch interval, writes in one statement (the first request after a
+// pause of a minute or more is touched by a second statement once the
+// tenant's limits pass, and a request refused once its session is found
+// takes back the touch that statement made with a second one,
+// Sessions.Untouch, see session's doc); Audit.Append moves the chain head
+// and inserts the whole batch in one statement; Throttle.Reserve is one
+// INSERT … ON CONFLICT DO UPDATE, Throttle.Release one call of
+// throttle_give_back, and Throttle.ReserveAll and Throttle.Settle (a
+// login's client IP and account together) one call each of
+// throttle_reserve2 and throttle_settle2.
 // IPLists.Version, read by the allow-list check, is one primary-key read
 // of one bigint, and so is Policies.Version, read by every authorization
 // decision (none while Store.Watch runs, below). MFA.CreateFactor,

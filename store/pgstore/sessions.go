@@ -12,8 +12,8 @@ import (
 	"github.com/guardhq/guard/session"
 )
 
-// Sessions is the PostgreSQL session.Store, session.UserIndex and
-// session.LookupToucher.
+// Sessions is the PostgreSQL session.Store, session.UserIndex,
+// session.LookupToucher and session.LineageRevoker.
 //
 // Create is one call of the SQL function session_create, which locks the
 // user's row in session_users before it counts, evicts or refuses, so the
@@ -29,7 +29,10 @@ import (
 // session.Config.MaxTouchGap old (an older one is touched by a second
 // round trip, Touch, once the policy has let the session through).
 // Untouch, which takes back the touch of a request then refused, is one
-// UPDATE that compares and sets.
+// UPDATE that compares and sets. DeleteLineage (session.LineageRevoker)
+// takes the same user lock as Rotate, then follows the rotation
+// tombstones and deletes in a second statement of the same transaction,
+// so that no rotation lands between a hop and the delete.
 //
 // A session that session_create evicts leaves, in the same call, a row in
 // session_evictions (hash, user, ends_us), which Lookup and LookupTouch
@@ -46,14 +49,16 @@ type Sessions struct {
 }
 
 var (
-	_ session.Store         = (*Sessions)(nil)
-	_ session.UserIndex     = (*Sessions)(nil)
-	_ session.LookupToucher = (*Sessions)(nil)
+	_ session.Store          = (*Sessions)(nil)
+	_ session.UserIndex      = (*Sessions)(nil)
+	_ session.LookupToucher  = (*Sessions)(nil)
+	_ session.LineageRevoker = (*Sessions)(nil)
 )
 
 type sessionSQL struct {
 	create, lookup, lookupTouch, touch, untouch, delete, rotate, sameHash, tomb string
 	listByUser, deleteByUser, deleteExpired, count                              string
+	lockLineage, deleteLineage                                                  string
 }
 
 const sessionCols = `hash, tenant, user_id, created_us, last_seen_us, expires_us, idle_ns, ip, user_agent, flags`
@@ -100,8 +105,38 @@ func newSessionSQL(q string) sessionSQL {
 		delete:  s(`DELETE FROM {s}.sessions WHERE hash = $1 RETURNING ` + sessionCols),
 		// False, changing nothing, when $1 is no session or $2 is a
 		// tombstone's hash.
-		rotate:     s(`SELECT {s}.session_rotate($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`),
-		sameHash:   s(`SELECT EXISTS (SELECT 1 FROM {s}.sessions WHERE hash = $1)`),
+		rotate:   s(`SELECT {s}.session_rotate($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`),
+		sameHash: s(`SELECT EXISTS (SELECT 1 FROM {s}.sessions WHERE hash = $1)`),
+		// The row in session_users of the user of session or tombstone
+		// $1 (a hash's user never changes), locked as session_rotate
+		// locks it; nothing for an unknown hash.
+		lockLineage: s(`INSERT INTO {s}.session_users AS u (tenant, user_id)
+			(SELECT tenant, user_id FROM {s}.sessions WHERE hash = $1
+				UNION ALL SELECT tenant, user_id FROM {s}.session_evictions WHERE hash = $1
+				LIMIT 1)
+			ON CONFLICT (tenant, user_id) DO UPDATE SET tenant = u.tenant`),
+		// hop walks from $1 over rotation tombstones (those with a
+		// successor) of the user of $1's own tombstone, at most $2 of
+		// them; the hash it reaches last is deleted if it is a session,
+		// of that user when reached through a rotation. A walk that
+		// stops at a tombstone (an eviction's, another user's, or the
+		// one past $2 hops) or at an unknown hash deletes nothing: a
+		// hash is a session or a tombstone, never both.
+		deleteLineage: s(`WITH RECURSIVE lineage_user AS (
+				SELECT tenant, user_id FROM {s}.session_evictions WHERE hash = $1
+			), hop (end_hash, hops) AS (
+				SELECT $1::bytea, 0
+				UNION ALL
+				SELECT e.successor, h.hops + 1 FROM hop h
+					JOIN {s}.session_evictions e ON e.hash = h.end_hash
+					JOIN lineage_user l ON e.tenant = l.tenant AND e.user_id = l.user_id
+					WHERE e.successor IS NOT NULL AND h.hops < $2
+			), tail AS (
+				SELECT end_hash, hops FROM hop ORDER BY hops DESC LIMIT 1
+			)
+			DELETE FROM {s}.sessions USING tail
+			WHERE hash = tail.end_hash AND (tail.hops = 0 OR (tenant, user_id) IN (SELECT tenant, user_id FROM lineage_user))
+			RETURNING ` + sessionCols + `, tail.hops > 0`),
 		listByUser: s(`SELECT ` + sessionCols + ` FROM {s}.sessions WHERE tenant = $1 AND user_id = $2 ORDER BY created_us, hash`),
 		// The user's tombstones go too, but the lineage of $3.
 		deleteByUser: s(`SELECT ` + sessionCols + ` FROM {s}.session_delete_by_user2($1, $2, $3, $4)`),
@@ -277,6 +312,59 @@ func (s *Sessions) Delete(ctx context.Context, h session.Hash) (session.Session,
 		return session.Session{}, wrap("sessions: delete", err)
 	}
 	return sess, nil
+}
+
+// DeleteLineage implements session.LineageRevoker in one round trip: a
+// batch of two statements, which pgx runs as one implicit transaction.
+// The first locks the row in session_users of h's user (of the session,
+// or of the tombstone, h), as session_rotate does; the second walks the
+// rotation tombstones from h, at most maxHops, with a recursive query
+// and deletes the session at the chain's end (DELETE … RETURNING).
+//
+// The lock is what keeps rotations out. A single statement that walks
+// and deletes reads the chain in its snapshot: a rotation of the session
+// at its end that commits while it runs makes its DELETE find the row
+// gone, and retrying can lose again, every time, to a client that
+// rotates as fast as the store lets it, which is the race
+// LineageRevoker exists to end. Every rotation that could move the
+// chain's end rotates a session of h's user (a session of another user
+// ends the walk with ErrNotFound), and session_rotate locks that user
+// first; so from the lock until the commit no rotation of the lineage
+// lands, and the second statement, under READ COMMITTED, sees every
+// rotation committed before it started, those the lock waited for
+// included. Only a removal that takes no user lock (Delete,
+// DeleteExpired) can take the session meanwhile: the DELETE then finds
+// nothing and the answer is ErrNotFound, as after that removal. (Under
+// REPEATABLE READ or SERIALIZABLE, where both statements share one
+// snapshot, a rotation that the lock waited for fails the call with a
+// serialization error, and nothing is deleted.) The user is locked
+// before a session row, as session_rotate locks them, so the two never
+// wait for each other in a cycle.
+func (s *Sessions) DeleteLineage(ctx context.Context, h session.Hash, maxHops int) (session.Session, bool, error) {
+	b := &pgx.Batch{}
+	b.Queue(s.sql.lockLineage, h[:])
+	b.Queue(s.sql.deleteLineage, h[:], clampInt32(max(maxHops, 0)))
+	br := s.pool.SendBatch(ctx, b)
+	var (
+		sess    session.Session
+		rotated bool
+	)
+	_, err := br.Exec()
+	if err == nil {
+		sess, err = scanRow(br.QueryRow(), &rotated)
+	}
+	// Close reads the end of the transaction: a delete counts only once
+	// it has committed.
+	if cerr := br.Close(); cerr != nil && (err == nil || errors.Is(err, pgx.ErrNoRows)) {
+		err = cerr
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return session.Session{}, false, session.ErrNotFound
+	}
+	if err != nil {
+		return session.Session{}, false, wrap("sessions: delete lineage", err)
+	}
+	return sess, rotated, nil
 }
 
 // Rotate implements session.Store in one call of the SQL function
