@@ -18,9 +18,9 @@
 //     LookupToucher (LookupTouch, and Untouch to take back the touch of a
 //     refused request) is an optional one, which sqlitestore, pgstore and
 //     redisstore implement so that the per-request check is one call.
-//     LineageRevoker (DeleteLineage) is another, which memstore,
-//     sqlitestore and redisstore implement so that RevokeLineage is one
-//     atomic step that a client rotating the session cannot outrun.
+//     LineageRevoker (DeleteLineage) is another, which every backend
+//     under store/ implements so that RevokeLineage is one atomic step
+//     that a client rotating the session cannot outrun.
 //     Package sessiontest is the conformance suite every backend runs.
 //   - ParseToken and CookieValue read a token from a request without
 //     allocating; Session, Hash and Limit are the values stored.

@@ -12,9 +12,10 @@
 // login used once, the limit of confirmed factors, an approval decided
 // once and consumed once, IdP metadata set if newer, a SAML request
 // consumed once, an assertion accepted once, a user's SAML subject
-// replaced whole) is enforced by the database in one atomic statement or
-// one SQL function call, never by a read-modify-write in Go, so it holds
-// across any number of replicas.
+// replaced whole, a sign-out that no rotation outruns) is enforced by the
+// database in one atomic statement, one SQL function call or one batch of
+// statements in one transaction (Sessions.DeleteLineage), never by a
+// read-modify-write in Go, so it holds across any number of replicas.
 //
 // # Opening and migrating
 //
