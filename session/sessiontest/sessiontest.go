@@ -1886,32 +1886,27 @@ var deleteLineageTests = []test{
 		c.wantStored(e)
 	}},
 	{"NotAnotherUsers", func(t *testing.T, c *checker) {
-		// A chain that changes user ends nothing: not the session of
-		// the other user it leads to.
-		a := mk("a", "t", "u", base)
+		// A chain that changes user or tenant ends nothing: not the
+		// session of the other user it leads to.
+		moveTo := func(s session.Session, label, tenant, user string) session.Session {
+			n := s
+			n.Hash, n.Tenant, n.UserID = hashOf(label), tenant, user
+			c.rotate(s.Hash, n)
+			return n
+		}
+		a, x := mk("a", "t", "u", base), mk("x", "t", "x", base)
 		c.create(a, unlimited)
-		v := a
-		v.Hash, v.UserID = hashOf("v"), "v"
-		c.rotate(a.Hash, v)
-		c.deleteLineageNone(a.Hash, session.MaxLineageHops)
-		c.wantStored(v)
-		x := mk("x", "t", "x", base)
 		c.create(x, unlimited)
-		y := x
-		y.Hash, y.Tenant = hashOf("y"), "t2"
-		c.rotate(x.Hash, y)
+		v := moveTo(a, "v", "t", "v")
+		y := moveTo(x, "y", "t2", "x")
+		c.deleteLineageNone(a.Hash, session.MaxLineageHops)
 		c.deleteLineageNone(x.Hash, session.MaxLineageHops)
+		c.wantStored(v)
 		c.wantStored(y)
 		// Nor one that leaves the user and comes back: u → w → u → u.
 		p := mk("p", "t", "u", base)
 		c.create(p, unlimited)
-		w := p
-		w.Hash, w.UserID = hashOf("w"), "w"
-		c.rotate(p.Hash, w)
-		back := w
-		back.Hash, back.UserID = hashOf("back"), "u"
-		c.rotate(w.Hash, back)
-		end := c.rotateTo(back, "end")
+		end := c.rotateTo(moveTo(moveTo(p, "w", "t", "w"), "back", "t", "u"), "end")
 		c.deleteLineageNone(p.Hash, session.MaxLineageHops)
 		c.wantStored(end)
 	}},
