@@ -702,8 +702,8 @@ const MaxLineageHops = 8
 // that ends in nothing or in such a tombstone, that is longer than eight
 // hops or that changes user. Once RevokeLineage returns a session no
 // session of the lineage is left. On a Store that implements
-// LineageRevoker it is that one atomic step, which no rotation can
-// outrun. Otherwise it follows the tombstones with Lookup and Delete, and
+// LineageRevoker it is one call of DeleteLineage, an atomic step that no
+// rotation can outrun. Otherwise it follows the tombstones with Lookup and Delete, and
 // a session rotated again meanwhile is followed to its new hash (within
 // the same bound): a client rotating the session over and over can then
 // outrun it. Any other error is a store failure.

@@ -177,8 +177,7 @@ func (s *Sessions) DeleteLineage(_ context.Context, h session.Hash, maxHops int)
 			return v, hops > 0, nil
 		}
 		t, ok := s.tombs[h]
-		switch {
-		case !ok, t.succ.IsZero(), hops >= maxHops, hops > 0 && t.user != user:
+		if !ok || t.succ.IsZero() || hops >= maxHops || hops > 0 && t.user != user {
 			return session.Session{}, false, session.ErrNotFound
 		}
 		user, h = t.user, t.succ

@@ -334,10 +334,7 @@ var _ session.LineageRevoker = (*Sessions)(nil)
 func (ss *Sessions) DeleteLineage(ctx context.Context, h session.Hash, maxHops int) (session.Session, bool, error) {
 	var re *session.RotatedError
 	if _, err := ss.Lookup(ctx, h); err != nil && !errors.As(err, &re) {
-		if errors.Is(err, session.ErrNotFound) {
-			return session.Session{}, false, session.ErrNotFound
-		}
-		return session.Session{}, false, err
+		return session.Session{}, false, notFound(err)
 	}
 	s := session.Session{Hash: h}
 	var rotated bool
@@ -359,10 +356,7 @@ func (ss *Sessions) DeleteLineage(ctx context.Context, h session.Hash, maxHops i
 			err = tombstone(w.queryRow(sessEvicted, h[:]), "delete session lineage")
 			switch {
 			case !errors.As(err, &re):
-				if errors.Is(err, session.ErrNotFound) {
-					return session.ErrNotFound // unknown or evicted
-				}
-				return err
+				return notFound(err)
 			case hops >= maxHops, first != nil && (re.Tenant != first.Tenant || re.UserID != first.UserID):
 				return session.ErrNotFound
 			case first == nil:
@@ -375,6 +369,16 @@ func (ss *Sessions) DeleteLineage(ctx context.Context, h session.Hash, maxHops i
 		return session.Session{}, false, err
 	}
 	return s, rotated, nil
+}
+
+// notFound is session.ErrNotFound for an error that is one (an unknown
+// hash, an evicted session's tombstone), else err: DeleteLineage's
+// answer when a hash leads to no rotation.
+func notFound(err error) error {
+	if errors.Is(err, session.ErrNotFound) {
+		return session.ErrNotFound
+	}
+	return err
 }
 
 // Rotate implements session.Store in one write transaction: the
