@@ -98,28 +98,3 @@ func TestDeleteLineageWaitsForRotation(t *testing.T) {
 		}
 	}
 }
-
-// A chain that leaves the user and comes back (u → v → u) ends nothing:
-// every tombstone walked must be of the first one's user, not only the
-// session at the end. (The conformance suite's chains change user at
-// their last hop only.)
-func TestDeleteLineageEveryHopOfTheUser(t *testing.T) {
-	st := newStore(t)
-	ctx := t.Context()
-	a := createLineageRoot(t, st)
-	prev := a
-	for _, user := range []string{"v", "u"} {
-		n := prev
-		n.Hash, n.UserID = sha256.Sum256([]byte(user+"-next")), user
-		if err := st.Sessions.Rotate(ctx, prev.Hash, n); err != nil {
-			t.Fatalf("Rotate to %s: %v", user, err)
-		}
-		prev = n
-	}
-	if s, rot, err := st.Sessions.DeleteLineage(ctx, a.Hash, session.MaxLineageHops); !errors.Is(err, session.ErrNotFound) {
-		t.Errorf("DeleteLineage(a) = %s, rotated %v, %v; want ErrNotFound", s.Hash, rot, err)
-	}
-	if _, err := st.Sessions.Lookup(ctx, prev.Hash); err != nil {
-		t.Errorf("Lookup of the session at the chain's end: %v, want it kept", err)
-	}
-}
