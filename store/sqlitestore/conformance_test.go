@@ -2,7 +2,12 @@ package sqlitestore_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	guard "github.com/guardhq/guard"
@@ -23,11 +28,66 @@ import (
 	"github.com/guardhq/guard/store/sqlitestore"
 )
 
-// openStore opens and migrates a fresh database file in t's temporary
-// directory, closed when t ends.
+// openStore opens a fresh, empty, migrated database file in t's
+// temporary directory, closed when t ends. The file is a copy of one
+// migrated once per test binary (migratedFile), and Migrate runs on it
+// again (finding nothing to do).
 func openStore(t testing.TB) *sqlitestore.Store {
 	t.Helper()
-	return openFile(t, filepath.Join(t.TempDir(), "guard.db"))
+	path := filepath.Join(t.TempDir(), "guard.db")
+	if err := os.WriteFile(path, migratedFile(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return openFile(t, path)
+}
+
+var migrated struct {
+	once sync.Once
+	data []byte
+	err  error
+}
+
+// migratedFile returns the bytes of a database file that Open created and
+// Migrate brought to the current schema, with nothing else in it, closed
+// (its WAL checkpointed into the file and removed). Migrating a new file
+// takes ~0.2 s under -race, copying this one and opening the copy ~0.05 s:
+// openStore runs ~900 times in this package's tests.
+func migratedFile(t testing.TB) []byte {
+	t.Helper()
+	migrated.once.Do(func() {
+		migrated.data, migrated.err = newMigratedFile()
+	})
+	if migrated.err != nil {
+		t.Fatalf("making the migrated database file: %v", migrated.err)
+	}
+	return migrated.data
+}
+
+func newMigratedFile() ([]byte, error) {
+	dir, err := os.MkdirTemp("", "sqlitestore-test-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "guard.db")
+	ctx := context.Background()
+	s, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.Close(); err != nil {
+		return nil, err
+	}
+	// Every page must be in the file itself: a WAL left beside it would
+	// not be copied.
+	if _, err := os.Stat(path + "-wal"); !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("the WAL of %s is still there after Close (%v)", path, err)
+	}
+	return os.ReadFile(path)
 }
 
 // openFile opens and migrates the database at path, closed when t ends.
