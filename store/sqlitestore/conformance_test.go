@@ -109,19 +109,26 @@ func openFile(t testing.TB, path string) *sqlitestore.Store {
 	return s
 }
 
+// The sequential suites (Test<Store>, not Test<Store>Concurrent) run in
+// parallel with each other (t.Parallel), after the package's other tests:
+// each subtest has a database file of its own, and they are about half
+// of the package's time under -race, which as the last package .ci/run's
+// race stage starts is the end of that stage. The concurrent suites stay
+// sequential, so that their goroutines hammer a store alone.
+
 func newSessions(t *testing.T) sessiontest.Store { return openStore(t).Sessions }
 
-func TestSessions(t *testing.T)           { sessiontest.Run(t, newSessions) }
+func TestSessions(t *testing.T)           { t.Parallel(); sessiontest.Run(t, newSessions) }
 func TestSessionsConcurrent(t *testing.T) { sessiontest.RunConcurrent(t, newSessions) }
 
 func newAudit(t *testing.T) audit.Store { return openStore(t).Audit }
 
-func TestAudit(t *testing.T)           { audittest.Run(t, newAudit) }
+func TestAudit(t *testing.T)           { t.Parallel(); audittest.Run(t, newAudit) }
 func TestAuditConcurrent(t *testing.T) { audittest.RunConcurrent(t, newAudit) }
 
 func newTenants(t *testing.T) guard.TenantStore { return openStore(t).Tenants }
 
-func TestTenants(t *testing.T)           { guardtest.Run(t, newTenants) }
+func TestTenants(t *testing.T)           { t.Parallel(); guardtest.Run(t, newTenants) }
 func TestTenantsConcurrent(t *testing.T) { guardtest.RunConcurrent(t, newTenants) }
 
 var authStores = authtest.Stores{
@@ -130,17 +137,17 @@ var authStores = authtest.Stores{
 	APIKeys:  func(t *testing.T) auth.APIKeyStore { return openStore(t).APIKeys },
 }
 
-func TestAuthStores(t *testing.T)           { authtest.Run(t, authStores) }
+func TestAuthStores(t *testing.T)           { t.Parallel(); authtest.Run(t, authStores) }
 func TestAuthStoresConcurrent(t *testing.T) { authtest.RunConcurrent(t, authStores) }
 
 func newMFA(t *testing.T) mfa.Stores { return openStore(t).MFA.Stores() }
 
-func TestMFA(t *testing.T)           { mfatest.Run(t, newMFA) }
+func TestMFA(t *testing.T)           { t.Parallel(); mfatest.Run(t, newMFA) }
 func TestMFAConcurrent(t *testing.T) { mfatest.RunConcurrent(t, newMFA) }
 
 func newIPLists(t *testing.T) ipfilter.Store { return openStore(t).IPLists }
 
-func TestIPLists(t *testing.T)           { ipfiltertest.Run(t, newIPLists) }
+func TestIPLists(t *testing.T)           { t.Parallel(); ipfiltertest.Run(t, newIPLists) }
 func TestIPListsConcurrent(t *testing.T) { ipfiltertest.RunConcurrent(t, newIPLists) }
 
 var rbacStores = rbactest.Stores{
@@ -148,10 +155,10 @@ var rbacStores = rbactest.Stores{
 	Approvals: func(t *testing.T) rbac.ApprovalStore { return openStore(t).Approvals },
 }
 
-func TestRBACStores(t *testing.T)           { rbactest.Run(t, rbacStores) }
+func TestRBACStores(t *testing.T)           { t.Parallel(); rbactest.Run(t, rbacStores) }
 func TestRBACStoresConcurrent(t *testing.T) { rbactest.RunConcurrent(t, rbacStores) }
 
 func newSSO(t *testing.T) sso.Stores { return openStore(t).SSO.Stores() }
 
-func TestSSO(t *testing.T)           { ssotest.Run(t, newSSO) }
+func TestSSO(t *testing.T)           { t.Parallel(); ssotest.Run(t, newSSO) }
 func TestSSOConcurrent(t *testing.T) { ssotest.RunConcurrent(t, newSSO) }

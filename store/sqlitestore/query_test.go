@@ -19,6 +19,7 @@ import (
 // reference store gives, also when event times do not grow with Seq (two
 // replicas with skewed clocks).
 func TestQueryMatchesMemstore(t *testing.T) {
+	t.Parallel() // like the sequential conformance suites (conformance_test.go)
 	ctx := context.Background()
 	s := openStore(t)
 	mem := memstore.NewAudit()

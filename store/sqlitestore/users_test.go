@@ -14,6 +14,7 @@ import (
 // ListUserSummaries reading two users per query, so that its pages cross
 // chunks.
 func TestAuthStoresSmallChunks(t *testing.T) {
+	t.Parallel()
 	authtest.Run(t, authtest.Stores{Users: func(t *testing.T) authtest.Users {
 		s := openStore(t)
 		sqlitestore.SetSummaryChunk(s, 2)
