@@ -726,3 +726,51 @@ func TestMigrateUpgradeFromVersion5(t *testing.T) {
 		t.Errorf("VerifyAudit across the upgrade = %+v, %v", rep, err)
 	}
 }
+
+// The statements are written for READ COMMITTED (see the package doc,
+// Concurrency): a pool whose transactions run at a stricter level (a DSN
+// option, or the role's or database's default_transaction_isolation) is
+// refused by Migrate with ErrIsolation, naming the level, before
+// anything is created; READ COMMITTED named explicitly is accepted.
+func TestMigrateRefusesAnotherIsolation(t *testing.T) {
+	ctx := t.Context()
+	for _, tc := range []struct {
+		level string
+		ok    bool
+	}{{"repeatable read", false}, {"serializable", false}, {"read committed", true}} {
+		cfg, err := pgxpool.ParseConfig(testPoolDSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.MaxConns = 2
+		cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = tc.level
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pool.Close)
+		schema := newSchemaName(t)
+		dropSchemaOnCleanup(t, schema)
+		st, err := pgstore.New(pool, pgstore.Options{Schema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = st.Migrate(ctx)
+		if tc.ok {
+			if err != nil {
+				t.Errorf("Migrate at %s: %v", tc.level, err)
+			}
+			continue
+		}
+		if !errors.Is(err, pgstore.ErrIsolation) || !strings.Contains(err.Error(), tc.level) {
+			t.Errorf("Migrate at %s = %v, want ErrIsolation naming the level", tc.level, err)
+		}
+		var exists bool
+		if err := testPool(t).QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists); err != nil {
+			t.Fatal(err)
+		}
+		if exists {
+			t.Errorf("Migrate at %s created schema %s", tc.level, schema)
+		}
+	}
+}

@@ -25,6 +25,12 @@ var (
 	// by a newer version of this package than the running one: the code
 	// does not know the tables it would use. Nothing is changed.
 	ErrSchemaTooNew = errors.New("pgstore: schema version is newer than this code knows")
+
+	// ErrIsolation is returned by Migrate when the pool's transactions
+	// run at an isolation level other than READ COMMITTED, PostgreSQL's
+	// default, which this package's statements are written for (see the
+	// package doc, Concurrency). Nothing is changed.
+	ErrIsolation = errors.New("pgstore: transactions must run at READ COMMITTED")
 )
 
 // OptionsError reports an unusable Options field. It names the field and
