@@ -285,6 +285,17 @@
 // A Store and each of its stores are safe for concurrent use, from one
 // process or many; the pool bounds the connections used.
 //
+// The statements and functions are written for PostgreSQL's default
+// isolation level, READ COMMITTED: a call that waited for a row lock
+// reads what the transaction it waited for committed (session_create,
+// session_rotate and Sessions.DeleteLineage count, evict and follow
+// rotations after they lock the user). Under a stricter level the
+// concurrent conformance suites fail with serialization errors and with
+// counts that no longer add up, so Migrate refuses a pool whose
+// transactions do not run at READ COMMITTED (ErrIsolation): keep
+// default_transaction_isolation at its default for Guard's connections,
+// or set it to read committed in their DSN.
+//
 // # Errors
 //
 // Store methods return the sentinel errors of the interface they implement

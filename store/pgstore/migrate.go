@@ -1184,8 +1184,12 @@ $$;
 // replicas that start together migrate once, one after the other, and a
 // failure leaves the schema as it was, never half migrated. Migrating a
 // schema that is up to date changes nothing. A schema whose version is
-// above SchemaVersion gives ErrSchemaTooNew and is left untouched. An
-// unreachable server or a wrong DSN gives the connection error, wrapped.
+// above SchemaVersion gives ErrSchemaTooNew and is left untouched. A pool
+// whose transactions do not run at READ COMMITTED gives ErrIsolation,
+// before anything is created (the check is of Migrate's connection: a
+// host that migrates from a deploy step with a pool of its own checks
+// that pool, not the application's). An unreachable server or a wrong
+// DSN gives the connection error, wrapped.
 func (s *Store) Migrate(ctx context.Context) error { return s.migrateTo(ctx, len(migrations)) }
 
 // migrateTo is Migrate up to version target (for tests of upgrades).
@@ -1207,6 +1211,16 @@ func (s *Store) migrateTo(ctx context.Context, target int) error {
 func (s *Store) migrate(ctx context.Context, tx pgx.Tx, target int) error {
 	fail := func(step string, err error) error {
 		return fmt.Errorf("pgstore: migrate schema %s: %s: %w", s.schema, step, err)
+	}
+	// The level of this transaction is the pool's default (a plain BEGIN).
+	// PostgreSQL runs READ UNCOMMITTED as READ COMMITTED.
+	var level string
+	if err := tx.QueryRow(ctx, `SELECT current_setting('transaction_isolation')`).Scan(&level); err != nil {
+		return fail("read the isolation level", err)
+	}
+	if level != "read committed" && level != "read uncommitted" {
+		return fmt.Errorf("%w: the pool's transactions run at %s (default_transaction_isolation of the DSN, role or database); "+
+			"set it to read committed for Guard's connections", ErrIsolation, level)
 	}
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('github.com/guardhq/guard/store/pgstore:' || $1, 0))`, s.schema); err != nil {
 		return fail("lock", err)

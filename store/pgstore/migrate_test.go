@@ -731,13 +731,14 @@ func TestMigrateUpgradeFromVersion5(t *testing.T) {
 // Concurrency): a pool whose transactions run at a stricter level (a DSN
 // option, or the role's or database's default_transaction_isolation) is
 // refused by Migrate with ErrIsolation, naming the level, before
-// anything is created; READ COMMITTED named explicitly is accepted.
+// anything is created; READ COMMITTED named explicitly is accepted, and
+// so is READ UNCOMMITTED, which PostgreSQL runs as READ COMMITTED.
 func TestMigrateRefusesAnotherIsolation(t *testing.T) {
 	ctx := t.Context()
 	for _, tc := range []struct {
 		level string
 		ok    bool
-	}{{"repeatable read", false}, {"serializable", false}, {"read committed", true}} {
+	}{{"repeatable read", false}, {"serializable", false}, {"read committed", true}, {"read uncommitted", true}} {
 		cfg, err := pgxpool.ParseConfig(testPoolDSN(t))
 		if err != nil {
 			t.Fatal(err)
