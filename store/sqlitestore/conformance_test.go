@@ -112,9 +112,10 @@ func openFile(t testing.TB, path string) *sqlitestore.Store {
 // The sequential suites (Test<Store>, not Test<Store>Concurrent) run in
 // parallel with each other (t.Parallel), after the package's other tests:
 // each subtest has a database file of its own, and they are about half
-// of the package's time under -race, which as the last package .ci/run's
-// race stage starts is the end of that stage. The concurrent suites stay
-// sequential, so that their goroutines hammer a store alone.
+// of the package's time under -race. This package is the last one that
+// .ci/run's race stage starts, so its time is the end of that stage. The
+// concurrent suites stay sequential, so that their goroutines hammer a
+// store alone.
 
 func newSessions(t *testing.T) sessiontest.Store { return openStore(t).Sessions }
 
