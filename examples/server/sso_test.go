@@ -37,6 +37,7 @@ import (
 
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/internal/ssosite"
 	"github.com/guardhq/guard/rbac"
 )
 
@@ -102,17 +103,11 @@ func newTestIdP(t testing.TB) *testIdP {
 	return i
 }
 
+// put PUTs body to the IdP's admin API at path (a user's password goes
+// hashed at bcrypt's lowest cost: ssosite.IdPPut).
 func (i *testIdP) put(path, body string) {
 	i.t.Helper()
-	req, _ := http.NewRequest(http.MethodPut, i.url+path, strings.NewReader(body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		i.t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		i.t.Fatalf("PUT %s at the IdP: %s", path, resp.Status)
-	}
+	ssosite.IdPPut(i.t, i.url, path, body)
 }
 
 // trust registers the console's demo tenant at the IdP, from the SP
