@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -12,9 +11,9 @@ import (
 	guard "github.com/guardhq/guard"
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
+	"github.com/guardhq/guard/internal/sqlitetest"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/store/memstore"
-	"github.com/guardhq/guard/store/sqlitestore"
 )
 
 // clock is a settable test clock.
@@ -182,17 +181,9 @@ type memstoreAudit = memstore.Audit
 func f0sessions(c *guard.Config) *memstore.Sessions { return c.Stores.Sessions.(*memstore.Sessions) }
 
 // newSQLite returns the stores of a migrated SQLite database in a
-// temporary directory, closed when the test ends.
+// temporary directory (a copy of one migrated once: sqlitetest), closed
+// when the test ends.
 func newSQLite(t *testing.T) guard.Stores {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "guard.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st.Stores()
+	return sqlitetest.Open(t).Stores()
 }

@@ -7,7 +7,6 @@ package audit_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,8 +14,8 @@ import (
 	"time"
 
 	"github.com/guardhq/guard/audit"
+	"github.com/guardhq/guard/internal/sqlitetest"
 	"github.com/guardhq/guard/store/memstore"
-	"github.com/guardhq/guard/store/sqlitestore"
 )
 
 // hammerVerifyWhilePurging runs, for d, writers recording events of one
@@ -119,16 +118,7 @@ func TestHandoffVerifyWhileFullPurgeSQLite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a few seconds against a database file")
 	}
-	ctx := context.Background()
-	s, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "guard.db"))
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
-	hammerVerifyWhilePurging(t, s.Audit, 3*time.Second)
+	hammerVerifyWhilePurging(t, sqlitetest.Open(t).Audit, 3*time.Second)
 }
 
 // duringQuery wraps a Store and calls during with the number of the Query

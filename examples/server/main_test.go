@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/guardhq/guard/internal/sqlitetest"
 )
 
 // testClock is the console's clock in tests: real time plus an offset the
@@ -43,10 +45,14 @@ func newTestConsole(t testing.TB, base string, clock *testClock, out io.Writer) 
 	return newTestConsoleWith(t, testOptions(t, base, clock, ""), out)
 }
 
-// testOptions are the options of a test console on a fresh SQLite file,
-// connected to the IdP whose metadata is at idpMetadata (if not "").
+// testOptions are the options of a test console on a fresh SQLite file
+// (a copy of one migrated once: sqlitetest; the console's Migrate finds
+// nothing to do), connected to the IdP whose metadata is at idpMetadata
+// (if not "").
 func testOptions(t testing.TB, base string, clock *testClock, idpMetadata string) options {
-	o := options{db: filepath.Join(t.TempDir(), "guard.db"), baseURL: base, seed: true, hasher: 1, hasherMemory: 1024,
+	db := filepath.Join(t.TempDir(), "guard.db")
+	sqlitetest.WriteFile(t, db)
+	o := options{db: db, baseURL: base, seed: true, hasher: 1, hasherMemory: 1024,
 		newSPKey: testSPKey, idpMetadata: idpMetadata}
 	if clock != nil {
 		o.now = clock.Now

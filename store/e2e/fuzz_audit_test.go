@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,11 +10,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/guardhq/guard/internal/sqlitetest"
 	"github.com/guardhq/guard/internal/testenv"
 	"github.com/guardhq/guard/mfa"
 	"github.com/guardhq/guard/session"
 	"github.com/guardhq/guard/store/pgstore"
-	"github.com/guardhq/guard/store/sqlitestore"
 )
 
 // FUZZ-5: a session's (and an MFA transaction's) flags are a uint32,
@@ -41,14 +40,7 @@ func TestAuditFuzz_FUZZ5_FlagsOutOfRange(t *testing.T) {
 		open func(t *testing.T) backend
 	}{
 		{"sqlitestore", func(t *testing.T) backend {
-			s, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "guard.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			if err := s.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			s := sqlitetest.Open(t)
 			return backend{s.Sessions, s.MFA, func(flags int64) error {
 				return execAll(func(q string) error { _, err := s.DB().Exec(q, flags); return err },
 					`UPDATE guard_sessions SET flags = ?`, `UPDATE guard_mfa_transactions SET flags = ?`)

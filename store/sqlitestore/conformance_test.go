@@ -1,13 +1,6 @@
 package sqlitestore_test
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 
 	guard "github.com/guardhq/guard"
@@ -16,6 +9,7 @@ import (
 	"github.com/guardhq/guard/auth"
 	"github.com/guardhq/guard/auth/authtest"
 	"github.com/guardhq/guard/guardtest"
+	"github.com/guardhq/guard/internal/sqlitetest"
 	"github.com/guardhq/guard/ipfilter"
 	"github.com/guardhq/guard/ipfilter/ipfiltertest"
 	"github.com/guardhq/guard/mfa"
@@ -25,89 +19,14 @@ import (
 	"github.com/guardhq/guard/session/sessiontest"
 	"github.com/guardhq/guard/sso"
 	"github.com/guardhq/guard/sso/ssotest"
-	"github.com/guardhq/guard/store/sqlitestore"
 )
 
 // openStore opens a fresh, empty, migrated database file in t's
-// temporary directory, closed when t ends. The file is a copy of one
-// migrated once per test binary (migratedFile), and Migrate runs on it
-// again (finding nothing to do).
-func openStore(t testing.TB) *sqlitestore.Store {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "guard.db")
-	if err := os.WriteFile(path, migratedFile(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return openFile(t, path)
-}
-
-var migrated struct {
-	once sync.Once
-	data []byte
-	err  error
-}
-
-// migratedFile returns the bytes of a database file that Open created and
-// Migrate brought to the current schema, with nothing else in it, closed
-// (its WAL checkpointed into the file and removed). Migrating a new file
-// takes ~0.2 s under -race, copying this one and opening the copy ~0.05 s:
-// openStore runs ~900 times in this package's tests.
-func migratedFile(t testing.TB) []byte {
-	t.Helper()
-	migrated.once.Do(func() {
-		migrated.data, migrated.err = newMigratedFile()
-	})
-	if migrated.err != nil {
-		t.Fatalf("making the migrated database file: %v", migrated.err)
-	}
-	return migrated.data
-}
-
-func newMigratedFile() ([]byte, error) {
-	dir, err := os.MkdirTemp("", "sqlitestore-test-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "guard.db")
-	ctx := context.Background()
-	s, err := sqlitestore.Open(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Migrate(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err := s.Close(); err != nil {
-		return nil, err
-	}
-	// Every page must be in the file itself: a WAL left beside it would
-	// not be copied.
-	if _, err := os.Stat(path + "-wal"); !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("the WAL of %s is still there after Close (%v)", path, err)
-	}
-	return os.ReadFile(path)
-}
-
+// temporary directory, closed when t ends: a copy of one migrated once per
+// test binary (sqlitetest.MigratedFile; openStore runs ~900 times in this
+// package's tests), and Migrate runs on it again (finding nothing to do).
 // openFile opens and migrates the database at path, closed when t ends.
-func openFile(t testing.TB, path string) *sqlitestore.Store {
-	t.Helper()
-	ctx := context.Background()
-	s, err := sqlitestore.Open(ctx, path)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
-	return s
-}
+var openStore, openFile = sqlitetest.Open, sqlitetest.OpenFile
 
 // The sequential suites (Test<Store>, not Test<Store>Concurrent) run in
 // parallel with each other (t.Parallel), after the package's other tests:
