@@ -1231,7 +1231,13 @@ func (g *Guard) AdminWarning(ctx context.Context, by Principal, tenant string) (
 // approval_rule.changed with reason no_permission) and the permission
 // itself (reason escalation): an admin who may not manage billing can
 // neither fence billing:manage off from the owners nor open it up to one
-// of them alone. A change that cannot
+// of them alone. Like the tenant's other security settings (SetPolicy,
+// SetIPAllowList), a rule changes only on a person's recent
+// authentication: a user holding settings:manage on an older session gets
+// ErrStepUpRequired, and an API key, whatever its roles, ErrForbidden
+// (recorded as access.denied, reason api_key); else a stolen session or
+// key could take an action out of approval and then take it alone. A
+// change that cannot
 // be recorded in the audit log does not stand: the rule is set back as it
 // was and ErrUnavailable returned (if that fails too, the change stays,
 // unrecorded, and ErrUnavailable is returned).
@@ -1246,6 +1252,13 @@ func (g *Guard) SetApprovalRequired(ctx context.Context, by Principal, tenant, p
 	perms, err := g.permsOf(ctx, by, tenant)
 	if err != nil {
 		return err
+	}
+	// One who may not change rules at all is refused for the permission
+	// below (no_permission), not sent to step up first.
+	if perms.Has(rbac.Settings, rbac.Manage) {
+		if err := g.requireRecentAuth(ctx, by, rbac.Settings, rbac.Manage); err != nil {
+			return err
+		}
 	}
 	// The rule as it was, to set back if the change cannot be recorded.
 	rules, err := g.rbac.ApprovalRequired(ctx, tenant)

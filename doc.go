@@ -147,9 +147,9 @@
 // ErrPasswordChangeRequired (also ErrForbidden), and sensitive ones on an
 // old session ErrStepUpRequired. An API key never passes a step-up check,
 // which asks for a person's recent authentication (CreateAPIKey,
-// SetIPAllowList, SetPolicy, SetSSOConnection, RemoveFactor, and the
-// calls on the caller's own account: ChangeEmail, RequestEmailChange,
-// BeginTOTP, BeginOOB, RegenerateRecoveryCodes): whatever its roles, it
+// SetIPAllowList, SetPolicy, SetApprovalRequired, SetSSOConnection,
+// RemoveFactor, and the calls on the caller's own account: ChangeEmail,
+// RequestEmailChange, BeginTOTP, BeginOOB, RegenerateRecoveryCodes): whatever its roles, it
 // gets ErrForbidden, recorded as access.denied with reason api_key. The
 // changes of who holds which role and of what a role allows (GrantRole,
 // RevokeRole, DefineRole, DeleteRole, and CreateUser with NewUser.Roles)
