@@ -126,7 +126,10 @@ func (e *InputError) Error() string {
 // input is not valid UTF-8, or the result is not a plain addr-spec (no
 // display name, no angle brackets, no comments), is longer than
 // MaxEmailBytes, or contains white space, control or invisible formatting
-// characters (such as U+200B, U+2028 or U+202E).
+// characters (such as U+200B, U+2028 or U+202E), or a character outside
+// ASCII that folds to one inside it ("İ", U+0130, lowers to "i"; the Kelvin
+// sign normalises to "K"): another mailbox or domain than the plain
+// letter's, which must not reach the plain address's account.
 func CanonicalEmail(email string) (string, error) {
 	e, reason := emailfold.Canonical(email)
 	if reason != "" {

@@ -10,6 +10,9 @@ import (
 	"github.com/guardhq/guard/internal/emailfold"
 )
 
+// xmlSpace is XML's white space (the S production): space, tab, CR, LF.
+const xmlSpace = " \t\r\n"
+
 // The attribute names tried when a Connection leaves one empty, in order.
 // Names are matched exactly against an attribute's Name, then against its
 // FriendlyName.
@@ -117,7 +120,9 @@ func (comp *compiled) mapAttributes(a *saml.Assertion, res *Result) *RejectError
 	}
 	groups, _ := values(attrs, groupNames)
 	for _, v := range groups {
-		v = strings.TrimSpace(v)
+		// XML's white space only: "Admins\u00a0" is another group than
+		// "Admins" (GroupRoles matches exactly), not one to trim into it.
+		v = strings.Trim(v, xmlSpace)
 		if v == "" || len(v) > maxGroupBytes || checkText(v, maxGroupBytes) != "" || slices.Contains(res.Groups, v) {
 			continue
 		}

@@ -32,9 +32,20 @@ func Fold(email string) string {
 // comments) of at most MaxBytes without white space, control or invisible
 // formatting characters (such as U+200B, U+2028 or U+202E). Otherwise it
 // returns "" and the reason, worded for an input error on an email field.
+//
+// An address in which a character outside ASCII folds to one inside it is
+// refused too: "İ" (U+0130, or "I" and U+0307) lowers to "i", and the
+// Kelvin sign (U+212A) normalises to "K". To a mail system, and to an IdP,
+// "İan@corp.example" and "ian@corp.example" are different mailboxes, and
+// "eve@İnfo.example" is at another (internationalised) domain than
+// "info.example"; folded alike they would reach the same account, or pass
+// a check of allowed domains.
 func Canonical(email string) (canonical, reason string) {
 	if !utf8.ValidString(email) {
 		return "", "not valid UTF-8"
+	}
+	if foldsIntoASCII(email) {
+		return "", "contains a character that folds to a different, plain one"
 	}
 	e := Fold(email)
 	switch {
@@ -54,4 +65,31 @@ func Canonical(email string) (canonical, reason string) {
 		return "", "not an email address"
 	}
 	return e, ""
+}
+
+// foldsIntoASCII reports whether a character of s outside ASCII becomes
+// one inside it in Fold: by normalisation (the Kelvin sign to "K", the
+// Greek question mark to ";") or by lowering the normalised form (U+0130
+// to "i"). s is valid UTF-8.
+func foldsIntoASCII(s string) bool {
+	for _, r := range s {
+		if r >= utf8.RuneSelf && hasASCII(norm.NFC.String(string(r))) {
+			return true
+		}
+	}
+	for _, r := range norm.NFC.String(s) {
+		if r >= utf8.RuneSelf && unicode.ToLower(r) < utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
+}
+
+func hasASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
 }
