@@ -895,8 +895,10 @@ func (g *Guard) policyRefused(ctx context.Context, by Principal, tenant string, 
 // A user holding users:manage needs a recent authentication
 // (ErrStepUpRequired, before anything is written or recorded); one
 // without it is refused for the permission (ErrForbidden, recorded as a
-// failed role.defined with reason no_permission); an API key needs no
-// step-up. See GrantRole.
+// failed role.defined with reason no_permission), as is one without
+// api-keys:manage changing the permissions of a role an API key holds
+// (only one who may grant to keys changes what a key may do); an API key
+// needs no step-up. See GrantRole.
 func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name string, perms []string) error {
 	if err := g.needRBAC(); err != nil {
 		return err
@@ -1005,8 +1007,10 @@ func (g *Guard) endHoldersSessions(ctx context.Context, by Principal, tenant str
 // A user holding users:manage needs a recent authentication
 // (ErrStepUpRequired, before anything is deleted or recorded); one
 // without it is refused for the permission (ErrForbidden, recorded as a
-// failed role.deleted with reason no_permission); an API key needs no
-// step-up. See GrantRole.
+// failed role.deleted with reason no_permission), as is one without
+// api-keys:manage when an API key holds the role (only one who may grant
+// to keys changes what a key may do); an API key needs no step-up. See
+// GrantRole.
 func (g *Guard) DeleteRole(ctx context.Context, by Principal, tenant, name string) error {
 	if err := g.needRBAC(); err != nil {
 		return err

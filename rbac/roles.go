@@ -18,6 +18,18 @@ func GrantPermission(k SubjectKind) Permission {
 	return Permission{Users, Manage}
 }
 
+// mayChangeHolders reports whether by may change what holders may do, by
+// redefining or deleting a role they hold: it must hold the permission
+// that grants to each kind of holder (GrantPermission), so that one who
+// may not grant to API keys cannot widen (or take away) a key's rights
+// through a role it holds either.
+func mayChangeHolders(by Perms, holders []Subject) bool {
+	return !slices.ContainsFunc(holders, func(s Subject) bool {
+		p := GrantPermission(s.Kind)
+		return !by.Has(p.Section, p.Action)
+	})
+}
+
 func checkRoleArg(name string) error {
 	if r := checkRoleName(name); r != "" {
 		return &InputError{Field: "role", Reason: r}
@@ -232,8 +244,10 @@ type Redefinition struct {
 // Redefinition; if the write met a moved version and was planned again,
 // those of the attempt that landed). A definition that changes nothing
 // writes nothing and returns the role and holders it found. by must hold
-// users:manage (ErrDenied) and every permission of the role before and
-// after the change (ErrEscalation). perms must not be empty; every
+// users:manage (ErrDenied), api-keys:manage too when it changes a role an
+// API key holds (ErrDenied: what a key may do is changed only by one who
+// may grant to keys, GrantPermission), and every permission of the role
+// before and after the change (ErrEscalation). perms must not be empty; every
 // permission must name a section of the Enforcer. Built-in roles cannot
 // be defined (ErrBuiltInRole); name must pass CheckRole (*InputError),
 // which also refuses a name that reads as a built-in role's
@@ -278,6 +292,9 @@ func (e *Enforcer) DefineRole(ctx context.Context, by Perms, tenant, name string
 		}
 		found.Holders = t.holders(name)
 		remove, add := e.redefinition(name, have, want)
+		if len(remove)+len(add) > 0 && !mayChangeHolders(by, found.Holders) {
+			return nil, nil, ErrDenied
+		}
 		return remove, add, nil
 	})
 	if err != nil {
@@ -332,8 +349,9 @@ func (e *Enforcer) deletion(t *table, name string, bits []uint64) ([]Rule, []Sub
 // or is gone, a change that landed after the one to undo stands: nothing
 // is written and ErrRoleChanged is returned. (A change since that left
 // the role exactly perms, such as a second identical definition, cannot
-// be told apart and is undone too.) by must hold users:manage (ErrDenied)
-// and every permission of perms and prev (ErrEscalation). Errors as
+// be told apart and is undone too.) by must hold users:manage (ErrDenied),
+// api-keys:manage too when an API key holds the role (ErrDenied, as for
+// DefineRole), and every permission of perms and prev (ErrEscalation). Errors as
 // DefineRole's for the arguments; with an error, no subject is returned.
 func (e *Enforcer) UndoDefineRole(ctx context.Context, by Perms, tenant, name string, perms, prev []Permission) ([]Subject, error) {
 	if isBuiltinRole(name) {
@@ -371,6 +389,9 @@ func (e *Enforcer) UndoDefineRole(ctx context.Context, by Perms, tenant, name st
 		if !now.Contains(was) || !was.Contains(now) {
 			return nil, nil, ErrRoleChanged
 		}
+		if !mayChangeHolders(by, t.holders(name)) {
+			return nil, nil, ErrDenied
+		}
 		if len(prev) > 0 {
 			remove, add := e.redefinition(name, have, back)
 			return remove, add, nil
@@ -389,8 +410,9 @@ func (e *Enforcer) UndoDefineRole(ctx context.Context, by Perms, tenant, name st
 // it, in one change, and returns the subjects (users and API keys) whose
 // grant it removed: the holders as the policy was when the deletion
 // landed, so a grant made meanwhile by another caller is among them. by
-// must hold users:manage (ErrDenied) and every permission of the role
-// (ErrEscalation). ErrRoleNotFound if the tenant has no such role;
+// must hold users:manage (ErrDenied), api-keys:manage too when an API key
+// holds the role (ErrDenied, as for DefineRole), and every permission of
+// the role (ErrEscalation). ErrRoleNotFound if the tenant has no such role;
 // ErrBuiltInRole for a built-in role. A stored role whose name CheckRole
 // now refuses (one that reads as a built-in role's) can be deleted. With
 // an error, no subject is returned.
@@ -418,6 +440,10 @@ func (e *Enforcer) DeleteRole(ctx context.Context, by Perms, tenant, name string
 		}
 		var remove []Rule
 		remove, holders = e.deletion(t, name, t.roles[id].bits)
+		if !mayChangeHolders(by, holders) {
+			holders = nil
+			return nil, nil, ErrDenied
+		}
 		return remove, nil, nil
 	})
 	if err != nil {
