@@ -22,7 +22,11 @@ func TestSafeRedirect(t *testing.T) {
 		{"/", true},
 		{"/reports", true},
 		{"/reports/7?tab=a&b=%2F#top", true},
-		{"/a/b/../c", true},
+		{"/a/b/../c", false},       // dot segments: see the next three
+		{"/.//evil.test", false},   // a browser resolves it to the path //evil.test
+		{"/%2e//evil.test", false}, // and "%2e" as "."
+		{"/a/..//evil.test", false},
+		{"/a.b/c..d/.e", true},
 		{"/%2F%2Fevil.test", false}, // harmless in a browser, but some routers decode it
 		{"/ü/straße", true},
 		{"", false},
@@ -59,7 +63,7 @@ func TestSafeRedirect(t *testing.T) {
 // FuzzSafeRedirect: whatever is accepted resolves, against this site, to
 // this site.
 func FuzzSafeRedirect(f *testing.F) {
-	for _, s := range []string{"/", "/a?b#c", "//x", "/\\x", "https://x", "/\t/x", "/%2f/x", "/ü", "\\/x", "/./x"} {
+	for _, s := range []string{"/", "/a?b#c", "//x", "/\\x", "https://x", "/\t/x", "/%2f/x", "/ü", "\\/x", "/./x", "/.//x", "/%2e//x"} {
 		f.Add(s)
 	}
 	base, _ := url.Parse("https://app.example.test/base/")
@@ -71,7 +75,7 @@ func FuzzSafeRedirect(f *testing.F) {
 			t.Fatalf("SafeRedirect accepted %q", s)
 		}
 		u, err := base.Parse(s)
-		if err != nil || u.Host != base.Host || u.Scheme != base.Scheme || u.User != nil {
+		if err != nil || u.Host != base.Host || u.Scheme != base.Scheme || u.User != nil || strings.HasPrefix(u.Path, "//") {
 			t.Fatalf("SafeRedirect(%q) resolves to %v (%v)", s, u, err)
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/url"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/beevik/etree"
@@ -17,8 +18,11 @@ const MaxReturnToBytes = 2048
 // backslash, no ASCII control character or space (browsers drop tabs and
 // newlines, turning "/\t/evil.test" into "//evil.test"), is valid UTF-8
 // of at most MaxReturnToBytes, parses as a URL reference without scheme,
-// host or user info, and its decoded path does not start with "//" or
-// "/\" either. Query and fragment are allowed.
+// host or user info, its decoded path does not start with "//" or "/\"
+// either, and has no dot segment ("." or "..", "%2e" included): a browser
+// resolves "/.//evil.test" to the path "//evil.test", which a host that
+// writes the Location header itself, or a later redirect, may take for
+// another site. Query and fragment are allowed.
 func SafeRedirect(target string) bool {
 	if len(target) == 0 || len(target) > MaxReturnToBytes || target[0] != '/' || !utf8.ValidString(target) {
 		return false
@@ -39,6 +43,11 @@ func SafeRedirect(target string) bool {
 	// not decode "/%2F/evil.test", but some routers and frameworks do.
 	if p := u.Path; len(p) > 1 && (p[1] == '/' || p[1] == '\\') {
 		return false
+	}
+	for seg := range strings.SplitSeq(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
 	}
 	return true
 }
