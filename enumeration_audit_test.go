@@ -76,8 +76,9 @@ func TestAuditEnum_LoginBadInputRevealsTenant(t *testing.T) {
 	}
 }
 
-// hookedUpdates runs a function once, just before the next SetPassword
-// or ResetPassword (the write of a password reset).
+// hookedUpdates runs a function once, just before the next SetPassword,
+// ResetPassword (the write of a password reset) or ChangePassword (the
+// write of a password change).
 type hookedUpdates struct {
 	auth.UserUpdater
 	mu     sync.Mutex
@@ -92,6 +93,11 @@ func (h *hookedUpdates) SetPassword(ctx context.Context, tenant, id, hash string
 func (h *hookedUpdates) ResetPassword(ctx context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
 	h.run()
 	return h.UserUpdater.ResetPassword(ctx, tenant, id, was, hash, at, keep)
+}
+
+func (h *hookedUpdates) ChangePassword(ctx context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
+	h.run()
+	return h.UserUpdater.ChangePassword(ctx, tenant, id, was, hash, at, keep)
 }
 
 // run runs the hook, once.

@@ -302,6 +302,10 @@ func (w fUserUpdates) ResetPassword(ctx context.Context, tenant, id string, was 
 	return do0(w.c, "UserUpdates.ResetPassword", func() error { return w.UserUpdater.ResetPassword(ctx, tenant, id, was, hash, at, keep) })
 }
 
+func (w fUserUpdates) ChangePassword(ctx context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
+	return do0(w.c, "UserUpdates.ChangePassword", func() error { return w.UserUpdater.ChangePassword(ctx, tenant, id, was, hash, at, keep) })
+}
+
 func (w fUserUpdates) RehashPassword(ctx context.Context, tenant, id, oldHash, newHash string) error {
 	return do0(w.c, "UserUpdates.RehashPassword", func() error { return w.UserUpdater.RehashPassword(ctx, tenant, id, oldHash, newHash) })
 }

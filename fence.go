@@ -617,6 +617,13 @@ func (r routedUsers) ResetPassword(ctx context.Context, tenant, id string, was a
 	return err
 }
 
+func (r routedUsers) ChangePassword(ctx context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
+	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
+		return struct{}{}, s.UserUpdates.ChangePassword(ctx, tenant, id, was, hash, at, keep)
+	})
+	return err
+}
+
 func (r routedUsers) RehashPassword(ctx context.Context, tenant, id, oldHash, newHash string) error {
 	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
 		return struct{}{}, s.UserUpdates.RehashPassword(ctx, tenant, id, oldHash, newHash)

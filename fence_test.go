@@ -118,6 +118,10 @@ func (h *handle) ResetPassword(ctx context.Context, t, id string, was auth.User,
 	h.check()
 	return h.users.ResetPassword(ctx, t, id, was, hash, at, keep)
 }
+func (h *handle) ChangePassword(ctx context.Context, t, id string, was auth.User, hash string, at time.Time, keep int) error {
+	h.check()
+	return h.users.ChangePassword(ctx, t, id, was, hash, at, keep)
+}
 func (h *handle) RehashPassword(ctx context.Context, t, id, o, n string) error {
 	h.check()
 	return h.users.RehashPassword(ctx, t, id, o, n)

@@ -12,7 +12,8 @@ import (
 )
 
 // withSetPasswordHook installs a hook on the user updates of a new
-// fixture's Guard, run once just before the next SetPassword.
+// fixture's Guard, run once just before the next write of a password
+// (SetPassword, ResetPassword or ChangePassword).
 func withSetPasswordHook(hu **hookedUpdates) func(*guard.Config) {
 	return func(c *guard.Config) {
 		*hu = &hookedUpdates{UserUpdater: c.Stores.UserUpdates}

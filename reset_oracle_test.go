@@ -157,8 +157,9 @@ func TestMadeUpTokensDoNotSpendLinks(t *testing.T) {
 	f.wantEmail(t, ada.ID, newAdaEmail)
 }
 
-// failingSetPassword fails SetPassword and ResetPassword (the write of a
-// password reset) while fail is set.
+// failingSetPassword fails SetPassword, ResetPassword (the write of a
+// password reset) and ChangePassword (that of a password change) while
+// fail is set.
 type failingSetPassword struct {
 	auth.UserUpdater
 	fail atomic.Bool
@@ -176,6 +177,13 @@ func (f *failingSetPassword) ResetPassword(ctx context.Context, tenant, id strin
 		return errors.New("injected")
 	}
 	return f.UserUpdater.ResetPassword(ctx, tenant, id, was, hash, at, keep)
+}
+
+func (f *failingSetPassword) ChangePassword(ctx context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
+	if f.fail.Load() {
+		return errors.New("injected")
+	}
+	return f.UserUpdater.ChangePassword(ctx, tenant, id, was, hash, at, keep)
 }
 
 // A reset stopped by a store failure never leaves the new password beside

@@ -600,6 +600,18 @@ type PasswordChange struct {
 // reason password_changed, sessions_ended) when any live one ended; a
 // failure to record that leaves the password changed and the sessions
 // ended, and returns ErrUnavailable.
+//
+// The password is set only while the account is as the current password
+// was checked against (auth.UserUpdater.ChangePassword): a change or
+// reset of the password, a change of address, an ExpirePassword or a
+// deactivation of the account that lands while the change runs (the
+// checks and the hashing of the new password take a while) stands. The
+// change is refused with ErrInvalidCredentials, recorded after its
+// password.changed as a refused password.changed with reason
+// password_changed, email_changed, password_expired or deactivated (and
+// the other sessions it ended, which stay ended, as session.revoked as
+// above); nothing else changes, and no notice is sent. A failure to
+// record the refusal returns ErrUnavailable.
 func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordChange) error {
 	keep := p.Session
 	if p.Flags&FlagPasswordExpired != 0 {
@@ -701,8 +713,28 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 	if err != nil {
 		return unavailable("end sessions", err)
 	}
+	// Only while the account is as the current password was checked
+	// against: a reset, a change, an ExpirePassword or a deactivation
+	// made since (perhaps while the new password was checked and hashed)
+	// stands, and this change is refused.
 	now := g.now().UTC().Truncate(time.Microsecond)
-	if err := g.stores.UserUpdates.SetPassword(ctx, p.Tenant, p.UserID, h, now, pol.PasswordHistory); err != nil {
+	was := u
+	was.Email = canonicalAddress(u.Email)
+	switch err := g.stores.UserUpdates.ChangePassword(ctx, p.Tenant, p.UserID, was, h, now, pol.PasswordHistory); {
+	case errors.Is(err, auth.ErrConflict):
+		// Refused after the change's own record, with the reason; the
+		// sessions it ended stay ended, and are recorded as on success.
+		evs := []audit.Event{a.event(audit.PasswordChanged, audit.Failure, g.resetConflict(ctx, u))}
+		if n := g.endedLive(ctx, p.Tenant, ended); n > 0 {
+			e := g.adminEvent(p, p.Tenant, audit.SessionRevoked, p.UserID)
+			e.Meta = map[string]string{"reason": "password_changed", "sessions_ended": strconv.Itoa(n)}
+			evs = append(evs, e)
+		}
+		if err := g.record(ctx, evs...); err != nil {
+			return err
+		}
+		return ErrInvalidCredentials
+	case err != nil:
 		return g.userErr("set password", err)
 	}
 	g.notify(ctx, u, "Your password was changed",

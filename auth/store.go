@@ -66,6 +66,16 @@ type UserUpdater interface {
 	// changed since the caller read it. The other fields of was are not
 	// looked at.
 	ResetPassword(ctx context.Context, tenant, id string, was User, hash string, at time.Time, keep int) error
+	// ChangePassword sets the password the user chose, bound to the user
+	// as the caller read them, was, when it checked the current password:
+	// only if the user's Email, PasswordHash, Status and PasswordExpired
+	// are still was's, it sets the password as SetPassword does (hash,
+	// PasswordChangedAt at, PasswordExpired cleared, the replaced hash
+	// pushed to the history cut to keep), in one step, and changes no
+	// other field (EmailUnverified is left as it is). Otherwise it
+	// returns ErrConflict and changes nothing: the account changed since
+	// the caller read it. The other fields of was are not looked at.
+	ChangePassword(ctx context.Context, tenant, id string, was User, hash string, at time.Time, keep int) error
 	// RehashPassword replaces the password hash with newHash only if the
 	// stored hash is still oldHash; otherwise it returns ErrConflict and
 	// changes nothing. History, PasswordChangedAt and PasswordExpired are

@@ -495,6 +495,44 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 		}
 		c.wantUser(u)
 	})
+	t.Run("ChangeOnce", func(t *testing.T) {
+		// Password changes and resets from one read of the user race:
+		// exactly one wins, and the user has its password (the address
+		// verified only if it was a reset).
+		c := &userChecker{t: t, st: newStore(t)}
+		u := mkUser("t", "u")
+		u.PasswordHistory = hashes("h1")
+		u.EmailUnverified = true
+		c.create(u)
+		read := c.get("t", "u")
+		var mu sync.Mutex
+		var won []string
+		var reset bool
+		parallel(n, func(i int) {
+			var err error
+			h := hashOf(fmt.Sprint("change-", i))
+			if i%2 == 1 {
+				err = c.st.ResetPassword(t.Context(), "t", "u", read, h, base, 3)
+			} else {
+				err = c.st.ChangePassword(t.Context(), "t", "u", read, h, base, 3)
+			}
+			switch {
+			case err == nil:
+				mu.Lock()
+				won = append(won, h)
+				reset = i%2 == 1
+				mu.Unlock()
+			case !errors.Is(err, auth.ErrConflict):
+				t.Errorf("goroutine %d: %v, want nil or ErrConflict", i, err)
+			}
+		})
+		if len(won) != 1 {
+			t.Fatalf("%d ChangePasswords and ResetPasswords from one read succeeded, want exactly 1", len(won))
+		}
+		u.PasswordHistory = []string{u.PasswordHash, hashOf("h1")}
+		u.PasswordHash, u.PasswordChangedAt, u.EmailUnverified = won[0], base, !reset
+		c.wantUser(u)
+	})
 	for _, keep := range []int{3, n + 1} {
 		t.Run(fmt.Sprintf("SetPasswordHistory/keep%d", keep), func(t *testing.T) {
 			c := &userChecker{t: t, st: newStore(t)}

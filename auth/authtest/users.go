@@ -65,6 +65,7 @@ func runUsers(t *testing.T, newStore func(t *testing.T) Users) {
 		{"SetPassword", setPasswordTests},
 		{"RehashPassword", rehashTests},
 		{"ResetPassword", resetPasswordTests},
+		{"ChangePassword", changePasswordTests},
 		{"RecordLogin", recordLoginTests},
 		{"RecordSSOLogin", recordSSOLoginTests},
 		{"SetEmail", setEmailTests},
@@ -801,6 +802,140 @@ var resetPasswordTests = []test[*userChecker]{
 	}},
 }
 
+// changePasswordTests checks ChangePassword: SetPassword, only while the
+// email, hash, status and expiry mark are those of the user the caller
+// read, and EmailUnverified left as it is.
+var changePasswordTests = []test[*userChecker]{
+	{"SetsPasswordAsSetPassword", func(t *testing.T, c *userChecker) {
+		u, v := mkUser("t", "u"), mkUser("t", "v")
+		u.PasswordHistory = hashes("h2", "h1")
+		u.LastLoginAt = base.Add(-time.Hour + 3*time.Microsecond)
+		c.create(u, v)
+		at := base.Add(time.Hour + 5*time.Microsecond)
+		c.changePassword(c.get("t", "u"), hashOf("changed"), at, 2)
+		u.PasswordHistory = hashes("u-0", "h2")
+		u.PasswordHash, u.PasswordChangedAt = hashOf("changed"), at
+		c.wantUser(u)
+		c.wantUser(v)
+		c.wantAll("t", u, v)
+	}},
+	{"LeavesEmailUnverified", func(t *testing.T, c *userChecker) {
+		// Unlike ResetPassword, a change proves nothing about the
+		// address: an unverified one stays unverified, a verified one
+		// verified.
+		u, v := mkUser("t", "u"), mkUser("t", "v")
+		u.EmailUnverified = true
+		c.create(u, v)
+		c.changePassword(u, hashOf("changed"), base, 3)
+		c.changePassword(v, hashOf("changed"), base, 3)
+		u.PasswordHistory = []string{u.PasswordHash}
+		u.PasswordHash, u.PasswordChangedAt = hashOf("changed"), base
+		v.PasswordHistory = []string{v.PasswordHash}
+		v.PasswordHash, v.PasswordChangedAt = hashOf("changed"), base
+		c.wantUser(u)
+		c.wantUser(v)
+	}},
+	{"ClearsPasswordExpired", func(t *testing.T, c *userChecker) {
+		// An expired password read expired is changed, the mark cleared.
+		u := mkUser("t", "u")
+		u.PasswordExpired = true
+		c.create(u)
+		c.changePassword(u, hashOf("changed"), base, 5)
+		u.PasswordHistory = []string{u.PasswordHash}
+		u.PasswordHash, u.PasswordChangedAt, u.PasswordExpired = hashOf("changed"), base, false
+		c.wantUser(u)
+	}},
+	{"HistoryAsSetPassword", func(t *testing.T, c *userChecker) {
+		// No password pushes nothing; keep 0 empties the history.
+		u := mkUser("t", "u")
+		u.PasswordHash, u.PasswordChangedAt = "", time.Time{}
+		c.create(u)
+		c.changePassword(u, hashOf("first"), base, 5)
+		u.PasswordHash, u.PasswordChangedAt = hashOf("first"), base
+		c.wantUser(u)
+		c.changePassword(u, hashOf("second"), base.Add(time.Minute), 0)
+		u.PasswordHash, u.PasswordChangedAt = hashOf("second"), base.Add(time.Minute)
+		c.wantUser(u)
+	}},
+	{"OtherFieldsOfWasIgnored", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		u.PasswordHistory = hashes("h1")
+		c.create(u)
+		was := u
+		was.Name, was.EmailUnverified, was.PasswordHistory = "Someone else", true, nil
+		was.PasswordChangedAt, was.CreatedAt, was.LastLoginAt, was.LastSSOAt = base, base, base, base
+		was.ReactivatedAt = base
+		c.changePassword(was, hashOf("changed"), base, 3)
+		u.PasswordHistory = hashes("u-0", "h1")
+		u.PasswordHash, u.PasswordChangedAt = hashOf("changed"), base
+		c.wantUser(u)
+	}},
+	{"ConflictWhenChanged", func(t *testing.T, c *userChecker) {
+		// The user read, then changed: each change makes the password
+		// change ErrConflict and leaves the user as the change left them.
+		for _, ch := range []struct {
+			name   string
+			change func(c *userChecker, u *auth.User)
+		}{
+			{"Email", func(c *userChecker, u *auth.User) {
+				c.setUnverified("t", u.ID, "moved@example.com")
+				u.Email, u.EmailUnverified = "moved@example.com", true
+			}},
+			{"Password", func(c *userChecker, u *auth.User) {
+				c.setPassword("t", u.ID, hashOf("other"), base, 3)
+				u.PasswordHistory = append([]string{u.PasswordHash}, u.PasswordHistory...)
+				u.PasswordHash, u.PasswordChangedAt = hashOf("other"), base
+			}},
+			{"Reset", func(c *userChecker, u *auth.User) {
+				c.resetPassword(*u, hashOf("reset"), base, 3)
+				u.PasswordHistory = append([]string{u.PasswordHash}, u.PasswordHistory...)
+				u.PasswordHash, u.PasswordChangedAt, u.EmailUnverified = hashOf("reset"), base, false
+			}},
+			{"Rehash", func(c *userChecker, u *auth.User) {
+				c.rehash("t", u.ID, u.PasswordHash, hashOf("rehashed"))
+				u.PasswordHash = hashOf("rehashed")
+			}},
+			{"Status", func(c *userChecker, u *auth.User) {
+				c.setStatus("t", u.ID, auth.StatusDeactivated)
+				u.Status = auth.StatusDeactivated
+			}},
+			{"Expired", func(c *userChecker, u *auth.User) {
+				c.expire("t", u.ID)
+				u.PasswordExpired = true
+			}},
+			{"ExpiryCleared", func(c *userChecker, u *auth.User) {
+				c.clearExpired("t", u.ID)
+				u.PasswordExpired = false
+			}},
+		} {
+			u := mkUser("t", strings.ToLower(ch.name))
+			u.PasswordHistory = hashes("h1")
+			u.EmailUnverified = true
+			u.PasswordExpired = ch.name == "ExpiryCleared"
+			c.create(u)
+			read := c.get("t", u.ID)
+			ch.change(c, &u)
+			if err := c.st.ChangePassword(t.Context(), "t", u.ID, read, hashOf("changed"), base.Add(time.Hour), 3); !errors.Is(err, auth.ErrConflict) {
+				t.Errorf("ChangePassword after a change of %s = %v, want ErrConflict", ch.name, err)
+			}
+			c.wantUser(u)
+		}
+	}},
+	{"ConflictAfterChange", func(t *testing.T, c *userChecker) {
+		// Two changes from one read: the second finds the hash changed.
+		u := mkUser("t", "u")
+		c.create(u)
+		read := c.get("t", "u")
+		c.changePassword(read, hashOf("first"), base, 3)
+		if err := c.st.ChangePassword(t.Context(), "t", "u", read, hashOf("second"), base.Add(time.Minute), 3); !errors.Is(err, auth.ErrConflict) {
+			t.Errorf("a second ChangePassword from the same read = %v, want ErrConflict", err)
+		}
+		u.PasswordHistory = []string{u.PasswordHash}
+		u.PasswordHash, u.PasswordChangedAt = hashOf("first"), base
+		c.wantUser(u)
+	}},
+}
+
 var recordLoginTests = []test[*userChecker]{
 	{"SetsLastLoginAtAndReturnsUser", func(t *testing.T, c *userChecker) {
 		u, v := mkUser("t", "u"), mkUser("t", "v")
@@ -1245,6 +1380,9 @@ var updaters = []struct {
 	{"ResetPassword", func(c *userChecker, tenant, id string) error {
 		return c.st.ResetPassword(c.t.Context(), tenant, id, mkUser(tenant, id), hashOf("new"), base, 3)
 	}},
+	{"ChangePassword", func(c *userChecker, tenant, id string) error {
+		return c.st.ChangePassword(c.t.Context(), tenant, id, mkUser(tenant, id), hashOf("new"), base, 3)
+	}},
 	{"RecordLogin", func(c *userChecker, tenant, id string) error {
 		_, err := c.st.RecordLogin(c.t.Context(), tenant, id, base)
 		return err
@@ -1516,6 +1654,14 @@ func (c *userChecker) resetPassword(was auth.User, hash string, at time.Time, ke
 	c.t.Helper()
 	if err := c.st.ResetPassword(c.t.Context(), was.Tenant, was.ID, was, hash, at, keep); err != nil {
 		c.t.Fatalf("ResetPassword(%q, %q, %s, keep %d): %v", was.Tenant, was.ID, hashLabel(hash), keep, err)
+	}
+}
+
+// changePassword calls ChangePassword on the user was names, read as was.
+func (c *userChecker) changePassword(was auth.User, hash string, at time.Time, keep int) {
+	c.t.Helper()
+	if err := c.st.ChangePassword(c.t.Context(), was.Tenant, was.ID, was, hash, at, keep); err != nil {
+		c.t.Fatalf("ChangePassword(%q, %q, %s, keep %d): %v", was.Tenant, was.ID, hashLabel(hash), keep, err)
 	}
 }
 

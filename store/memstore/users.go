@@ -181,7 +181,7 @@ func (s *Users) SetPassword(_ context.Context, tenant, id, hash string, at time.
 // ResetPassword implements auth.UserUpdater.
 func (s *Users) ResetPassword(_ context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
 	_, err := s.update(tenant, id, func(u *auth.User) error {
-		if u.Email != was.Email || u.PasswordHash != was.PasswordHash || u.Status != was.Status || u.PasswordExpired != was.PasswordExpired {
+		if !asWas(*u, was) {
 			return auth.ErrConflict
 		}
 		setPassword(u, hash, at, keep)
@@ -189,6 +189,25 @@ func (s *Users) ResetPassword(_ context.Context, tenant, id string, was auth.Use
 		return nil
 	})
 	return err
+}
+
+// ChangePassword implements auth.UserUpdater.
+func (s *Users) ChangePassword(_ context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
+	_, err := s.update(tenant, id, func(u *auth.User) error {
+		if !asWas(*u, was) {
+			return auth.ErrConflict
+		}
+		setPassword(u, hash, at, keep)
+		return nil
+	})
+	return err
+}
+
+// asWas reports whether u's Email, PasswordHash, Status and
+// PasswordExpired are was's: the fields ResetPassword and ChangePassword
+// compare.
+func asWas(u, was auth.User) bool {
+	return u.Email == was.Email && u.PasswordHash == was.PasswordHash && u.Status == was.Status && u.PasswordExpired == was.PasswordExpired
 }
 
 // setPassword sets u's password as UserUpdater.SetPassword does.

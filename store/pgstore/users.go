@@ -27,6 +27,7 @@ type userSQL struct {
 	create, byID, byEmail, list, summaries, delete        string
 	setStatus, setPassword, rehash, recordLogin, setEmail string
 	deactivateIdle, verifyEmail, resetPassword            string
+	changePassword                                        string
 	expirePassword, unexpirePassword, recordSSOLogin      string
 	setReactivatedAt                                      string
 }
@@ -70,17 +71,10 @@ func newUserSQL(q string) userSQL {
 		// row lock is held ($6 email, $7 hash, $8 status, $9 expired),
 		// verifying the email; the second column tells ErrConflict from
 		// ErrNotFound when nothing was updated.
-		resetPassword: s(`WITH u AS (
-				UPDATE {s}.users SET
-					password_history = (CASE WHEN password_hash <> '' THEN array_prepend(password_hash, password_history)
-						ELSE password_history END)[1:$5],
-					password_hash = $3,
-					password_changed_at = $4,
-					password_expired = false,
-					email_unverified = false
-				WHERE tenant = $1 AND id = $2 AND email = $6 AND password_hash = $7 AND status = $8 AND password_expired = $9
-				RETURNING 1)
-			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.users WHERE tenant = $1 AND id = $2)`),
+		resetPassword: s(casPasswordSQL(`,
+					email_unverified = false`)),
+		// resetPassword leaving email_unverified as it is.
+		changePassword: s(casPasswordSQL(``)),
 		// Compare-and-set; the second column tells ErrConflict from
 		// ErrNotFound when nothing was updated.
 		rehash: s(`WITH u AS (
@@ -110,6 +104,22 @@ func newUserSQL(q string) userSQL {
 		verifyEmail: s(`UPDATE {s}.users SET email_unverified = email_unverified AND email IS DISTINCT FROM $3
 			WHERE tenant = $1 AND id = $2 RETURNING email IS NOT DISTINCT FROM $3`),
 	}
+}
+
+// casPasswordSQL is setPassword as a compare-and-set on the row ($6
+// email, $7 hash, $8 status, $9 expired), setting the columns of extra
+// (empty or starting with a comma) as well.
+func casPasswordSQL(extra string) string {
+	return `WITH u AS (
+				UPDATE {s}.users SET
+					password_history = (CASE WHEN password_hash <> '' THEN array_prepend(password_hash, password_history)
+						ELSE password_history END)[1:$5],
+					password_hash = $3,
+					password_changed_at = $4,
+					password_expired = false` + extra + `
+				WHERE tenant = $1 AND id = $2 AND email = $6 AND password_hash = $7 AND status = $8 AND password_expired = $9
+				RETURNING 1)
+			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.users WHERE tenant = $1 AND id = $2)`
 }
 
 // checkUserText returns an *auth.InputError for a field that PostgreSQL
@@ -314,6 +324,17 @@ func (s *Users) SetPassword(ctx context.Context, tenant, id, hash string, at tim
 // ResetPassword implements auth.UserUpdater in one UPDATE, SetPassword's
 // made a compare-and-set on the email, hash, status and expiry mark.
 func (s *Users) ResetPassword(ctx context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
+	return s.casPassword(ctx, "users: reset password", s.sql.resetPassword, tenant, id, was, hash, at, keep)
+}
+
+// ChangePassword implements auth.UserUpdater in one UPDATE, as
+// ResetPassword, leaving email_unverified as it is.
+func (s *Users) ChangePassword(ctx context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
+	return s.casPassword(ctx, "users: change password", s.sql.changePassword, tenant, id, was, hash, at, keep)
+}
+
+// casPassword runs query, resetPassword or changePassword, for op.
+func (s *Users) casPassword(ctx context.Context, op, query, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
 	if err := checkUserText("password hash", hash); err != nil {
 		return err
 	}
@@ -330,10 +351,10 @@ func (s *Users) ResetPassword(ctx context.Context, tenant, id string, was auth.U
 	}
 	keep = max(0, min(keep, 1<<30))
 	var updated, exists bool
-	err := s.pool.QueryRow(ctx, s.sql.resetPassword, tenant, id, hash, nullTime(at), keep,
+	err := s.pool.QueryRow(ctx, query, tenant, id, hash, nullTime(at), keep,
 		cond[0], cond[1], cond[2], was.PasswordExpired).Scan(&updated, &exists)
 	if err != nil {
-		return wrap("users: reset password", err)
+		return wrap(op, err)
 	}
 	return casResult(updated, exists)
 }

@@ -269,9 +269,11 @@ var queries = func() (q [numStmts]string) {
 	q[userPwGet] = `SELECT password_hash, password_history FROM guard_users WHERE tenant = ? AND id = ?`
 	q[userPwSet] = `UPDATE guard_users SET password_hash = ?, password_history = ?, password_changed_at = ?, password_expired = 0
 		WHERE tenant = ? AND id = ?`
-	// ResetPassword: the hash and history as userPwGet, and whether the
-	// row is still as the caller read it (?3 email, ?4 hash, ?5 status,
-	// ?6 password_expired); then userPwSet, verifying the email.
+	// ResetPassword and ChangePassword: the hash and history as
+	// userPwGet, and whether the row is still as the caller read it (?3
+	// email, ?4 hash, ?5 status, ?6 password_expired); then userResetSet,
+	// which is userPwSet verifying the email (ResetPassword), or
+	// userPwSet (ChangePassword).
 	q[userResetGet] = `SELECT password_hash, password_history,
 			email = ?3 AND password_hash = ?4 AND status = ?5 AND password_expired = ?6
 		FROM guard_users WHERE tenant = ?1 AND id = ?2`

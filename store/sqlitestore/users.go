@@ -349,26 +349,32 @@ func (us *Users) oneRow(ctx context.Context, op string, f func(w *wtx) (sql.Resu
 
 // SetPassword implements auth.UserUpdater in one write transaction.
 func (us *Users) SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error {
-	return us.setPassword(ctx, tenant, id, hash, at, keep, nil)
+	return us.setPassword(ctx, tenant, id, hash, at, keep, nil, userPwSet)
 }
 
 // ResetPassword implements auth.UserUpdater in one write transaction: the
 // row is compared with was and written under the writer's lock.
 func (us *Users) ResetPassword(ctx context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
-	return us.setPassword(ctx, tenant, id, hash, at, keep, &was)
+	return us.setPassword(ctx, tenant, id, hash, at, keep, &was, userResetSet)
 }
 
-// setPassword is SetPassword, or ResetPassword when was is not nil.
-func (us *Users) setPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int, was *auth.User) error {
+// ChangePassword implements auth.UserUpdater in one write transaction,
+// as ResetPassword, leaving email_unverified as it is.
+func (us *Users) ChangePassword(ctx context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
+	return us.setPassword(ctx, tenant, id, hash, at, keep, &was, userPwSet)
+}
+
+// setPassword is SetPassword, or when was is not nil a compare-and-set
+// with was that writes with set: ResetPassword (userResetSet) or
+// ChangePassword (userPwSet).
+func (us *Users) setPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int, was *auth.User, set stmtID) error {
 	return us.s.write(ctx, func(w *wtx) error {
 		var cur, hist string
 		var err error
-		set := userPwSet
 		if was == nil {
 			err = w.queryRow(userPwGet, tenant, id).Scan(&cur, &hist)
 		} else {
 			var same bool
-			set = userResetSet
 			err = w.queryRow(userResetGet, tenant, id, was.Email, was.PasswordHash, string(was.Status), was.PasswordExpired).
 				Scan(&cur, &hist, &same)
 			if err == nil && !same {
