@@ -324,8 +324,9 @@ func (g *Guard) revokeKeysOf(ctx context.Context, by Principal, tenant, id, reas
 	return len(ks), nil
 }
 
-// apiKeyLimit throttles invalid API keys per client IP: 20 in a minute,
-// then a lock of a minute doubling to an hour.
+// apiKeyLimit throttles invalid API keys per client IP (an IPv6 client
+// per prefix: throttleIP): 20 in a minute, then a lock of a minute
+// doubling to an hour.
 var apiKeyLimit = auth.Limit{Max: 20, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: time.Hour}
 
 // refusalRecordLimit bounds the refusals of one kind recorded in a
@@ -609,7 +610,7 @@ func (g *Guard) recordRefusalOf(ctx context.Context, e audit.Event, who string) 
 // badAPIKey counts an invalid key against the client IP and returns
 // ErrUnauthenticated, or ErrTooManyAttempts when the IP is locked.
 func (g *Guard) badAPIKey(ctx context.Context, addr netip.Addr) error {
-	r, err := g.stores.Throttle.Reserve(ctx, "apikey-ip:"+addrString(addr), g.now(), apiKeyLimit)
+	r, err := g.stores.Throttle.Reserve(ctx, "apikey-ip:"+g.throttleIP(addrString(addr)), g.now(), apiKeyLimit)
 	if err != nil {
 		return unavailable("throttle", err)
 	}

@@ -13,7 +13,8 @@
 //     (a compromised password must be changed at the next sign-in: until
 //     it is, the session may do nothing else, ErrPasswordChangeRequired);
 //   - password sign-in with argon2id, a NIST SP 800-63B password policy,
-//     per-account and per-IP throttling with growing locks, CAPTCHA after
+//     per-account and per-IP throttling with growing locks (an IPv6
+//     client counted per /64: Config.IPv6Prefix), CAPTCHA after
 //     failures, and no user enumeration (Login, ChangePasswordAndRotate,
 //     ForgotPassword, ResetPassword); a signed-in user changes their own
 //     email after a step-up, proving it by a link mailed to the new

@@ -176,8 +176,20 @@ type Config struct {
 	AccountLimit auth.Limit
 	// IPLimit throttles failed logins per client IP across all accounts:
 	// default 50 failures, then locks of 5 minutes doubling up to an hour;
-	// forgotten an hour after the last one.
+	// forgotten an hour after the last one. IPv6 clients are counted per
+	// /64 (IPv6Prefix), the smallest block one subscriber is given, so
+	// that a client cannot step through its own addresses; IPv4 per
+	// address (an IPv4-mapped IPv6 address counts as its IPv4 address).
+	// The same holds for every per-IP limit: CaptchaAfterIP, the link
+	// limits (Recovery.Limits.PerIP), the one-time code send limit
+	// (MFA.Limits.PerIP), SP-initiated SSO logins and invalid API keys.
+	// The audit log keeps the exact address.
 	IPLimit auth.Limit
+	// IPv6Prefix is the length of the IPv6 prefix the per-IP limits count
+	// a client by (default 64; 32 to 128, else New returns a
+	// *PolicyError). 128 counts each IPv6 address apart; a shorter prefix
+	// (48, 56) counts a whole site's allocation as one client.
+	IPv6Prefix int
 	// TouchInterval: a session's last-seen time is written at most this
 	// often (default 30 seconds; see session.Config.TouchInterval: at most
 	// half a minute keeps continuous activity at one store round trip per
@@ -295,6 +307,11 @@ var (
 		ReviewEvery: 14 * 24 * time.Hour, DormantAfter: 30 * 24 * time.Hour}
 )
 
+// DefaultIPv6Prefix is the length of the IPv6 prefix the per-IP limits
+// count a client by when Config.IPv6Prefix is 0: a /64, the smallest
+// block one subscriber is given.
+const DefaultIPv6Prefix = 64
+
 // Guard is the facade: it orchestrates the auth, session and audit packages
 // and is the one place that writes audit events. It is safe for concurrent
 // use; create one per process with New.
@@ -307,6 +324,7 @@ type Guard struct {
 	maxLen   int
 	acctLim  auth.Limit
 	ipLim    auth.Limit
+	ipv6Bits int // Config.IPv6Prefix
 	cookie   string
 	maxKeys  int           // Config.MaxAPIKeys, filled in
 	keyKeep  time.Duration // Config.APIKeyRetention, filled in; negative: forever
@@ -387,6 +405,12 @@ func New(cfg Config) (*Guard, error) {
 	}
 	if err := cfg.IPLimit.Validate(); err != nil {
 		return nil, err
+	}
+	switch {
+	case cfg.IPv6Prefix == 0:
+		cfg.IPv6Prefix = DefaultIPv6Prefix
+	case cfg.IPv6Prefix < 32 || cfg.IPv6Prefix > 128:
+		return nil, &PolicyError{Field: "IPv6Prefix", Reason: "must be 0 (64) or between 32 and 128"}
 	}
 	pw := auth.Policy{MinLength: defaults.PasswordMinLength, MaxLength: cfg.PasswordMaxLength}
 	if err := pw.Validate(); err != nil {
@@ -536,6 +560,7 @@ func New(cfg Config) (*Guard, error) {
 		maxLen:   cfg.PasswordMaxLength,
 		acctLim:  cfg.AccountLimit,
 		ipLim:    cfg.IPLimit,
+		ipv6Bits: cfg.IPv6Prefix,
 		cookie:   cfg.CookieName,
 		maxKeys:  cfg.MaxAPIKeys,
 		keyKeep:  cfg.APIKeyRetention,

@@ -134,6 +134,37 @@ func givenAddr(a netip.Addr) netip.Addr {
 	return a
 }
 
+// throttleIP is the part of a per-IP limit's key that names the client
+// at ip (the client IP as the facade has it: text, resolved), so that
+// the limit counts a client, not an address: an IPv4 address, or an
+// IPv4-mapped IPv6 one, as the IPv4 address; an IPv6 address as its
+// prefix of Config.IPv6Prefix bits (a /64 by default, the smallest block
+// one subscriber is given), so that a client cannot step through the
+// 2^64 addresses of its own block and start afresh at each. Text that is
+// not an address (the facade accepts any short text as a client IP) is
+// its own key, as it always was; "" stays "" (no client IP: the callers
+// skip the limit). Audit events keep the exact address.
+func (g *Guard) throttleIP(ip string) string { return throttleIPKey(ip, g.ipv6Bits) }
+
+// throttleIPKey is throttleIP with an IPv6 prefix of bits (0 to 128).
+func throttleIPKey(ip string, bits int) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	// A zone names the host's own interface, not the client: dropped, as
+	// AuthenticateFrom drops it.
+	addr = addr.Unmap().WithZone("")
+	if addr.Is4() {
+		return addr.String()
+	}
+	p, err := addr.Prefix(bits)
+	if err != nil {
+		return ip // bits out of range: New allows none
+	}
+	return p.String()
+}
+
 func addrString(a netip.Addr) string {
 	if !a.IsValid() {
 		return ""

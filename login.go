@@ -210,7 +210,7 @@ func (g *Guard) reserve(ctx context.Context, tenant, email, ip string, known boo
 	var buf [2]auth.ThrottleKey
 	keys := buf[:0]
 	if ip != "" {
-		gt.ipKey = "ip:" + ip
+		gt.ipKey = "ip:" + g.throttleIP(ip)
 		keys = append(keys, auth.ThrottleKey{Key: gt.ipKey, Limit: g.ipLim})
 	}
 	keys = append(keys, auth.ThrottleKey{Key: gt.acctKey, Limit: lim})

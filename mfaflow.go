@@ -493,7 +493,7 @@ func (g *Guard) SendLoginCode(ctx context.Context, pendingToken, factorID, ip, u
 	case err != nil:
 		return g.mfaFailed(ctx, p.a, ReasonUnavailable, "", gate{}, err)
 	}
-	res, err := g.mfa.SendCode(ctx, mfa.SendRequest{Tenant: u.Tenant, UserID: u.ID, FactorID: factorID, Txn: p.txn.ID(), IP: ip})
+	res, err := g.mfa.SendCode(ctx, mfa.SendRequest{Tenant: u.Tenant, UserID: u.ID, FactorID: factorID, Txn: p.txn.ID(), IP: g.throttleIP(ip)})
 	return g.recordSend(ctx, p.a, res, err)
 }
 
@@ -867,7 +867,7 @@ func (g *Guard) BeginOOB(ctx context.Context, p Principal, kind mfa.Kind, destin
 		}
 		destination = email
 	}
-	f, res, err := g.mfa.BeginOOB(ctx, mfa.OOBRequest{Tenant: p.Tenant, UserID: p.UserID, Kind: kind, Destination: destination, Label: label, IP: p.IP})
+	f, res, err := g.mfa.BeginOOB(ctx, mfa.OOBRequest{Tenant: p.Tenant, UserID: p.UserID, Kind: kind, Destination: destination, Label: label, IP: g.throttleIP(p.IP)})
 	if ie := (*mfa.InputError)(nil); errors.As(err, &ie) {
 		return mfa.Factor{}, g.enrolRefused(ctx, a, kind, err)
 	}

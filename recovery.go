@@ -84,7 +84,7 @@ type RecoveryConfig struct {
 type LinkLimits struct {
 	PerAccount     int // default 5
 	PerDestination int // default 5
-	PerIP          int // default 20
+	PerIP          int // default 20; an IPv6 client counted per /64 (Config.IPv6Prefix)
 }
 
 func (c *RecoveryConfig) fill(codes mfa.CodeStore, rates mfa.RateStore) error {
@@ -152,8 +152,9 @@ func (c *RecoveryConfig) fill(codes mfa.CodeStore, rates mfa.RateStore) error {
 
 // linkLimited counts a link about to be mailed for account (tenant and
 // user ID) to the address to, asked from ip, and reports whether any of
-// the hour's limits is now exceeded. An empty tenant, to or ip counts
-// nothing for the account, the address or the client IP. A store failure
+// the hour's limits is now exceeded. The client is counted by throttleIP
+// (an IPv6 client per prefix). An empty tenant, to or ip counts nothing
+// for the account, the address or the client IP. A store failure
 // is returned: no link goes out then either.
 func (g *Guard) linkLimited(ctx context.Context, tenant, userID, to, ip string) (bool, error) {
 	now := g.now()
@@ -162,7 +163,7 @@ func (g *Guard) linkLimited(ctx context.Context, tenant, userID, to, ip string) 
 		key string
 		max int
 	}{
-		{linkRateKey("ip", ip), g.recovery.Limits.PerIP},
+		{linkRateKey("ip", g.throttleIP(ip)), g.recovery.Limits.PerIP},
 		{linkRateKey("account", tenant, userID), g.recovery.Limits.PerAccount},
 		{linkRateKey("destination", to), g.recovery.Limits.PerDestination},
 	} {

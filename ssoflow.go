@@ -25,7 +25,8 @@ import (
 )
 
 // ssoStartLimit bounds SP-initiated logins started per client IP (each one
-// stores a tracked request): 30 a minute.
+// stores a tracked request; an IPv6 client per prefix: throttleIP): 30 a
+// minute.
 var ssoStartLimit = auth.Limit{Max: 30, ResetAfter: time.Minute, LockFor: time.Minute, MaxLockFor: 15 * time.Minute}
 
 func (g *Guard) needSSO() error {
@@ -488,7 +489,7 @@ func (g *Guard) StartSSO(ctx context.Context, req SSOStart) (*sso.Login, error) 
 		return nil, err
 	}
 	if req.IP != "" {
-		r, err := g.stores.Throttle.Reserve(ctx, "sso-start:"+req.IP, g.now(), ssoStartLimit)
+		r, err := g.stores.Throttle.Reserve(ctx, "sso-start:"+g.throttleIP(req.IP), g.now(), ssoStartLimit)
 		if err != nil {
 			return nil, unavailable("throttle", err)
 		}

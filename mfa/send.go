@@ -49,7 +49,8 @@ type SendRequest struct {
 	// Txn given with another user's ID names another transaction.
 	Txn string
 	// IP is the client's IP address, for the per-IP limit ("" skips that
-	// limit).
+	// limit): any text that names the client, counted as given (the facade
+	// gives an IPv6 client's /64, so that it counts as one client).
 	IP string
 }
 
@@ -74,7 +75,7 @@ type OOBRequest struct {
 	Kind           Kind   // KindEmail or KindSMS
 	Destination    string // an email address, or an E.164 number (+447700900123)
 	Label          string // default: the destination, partly masked (see MaskDestination)
-	IP             string // the client's IP address, for the send limits
+	IP             string // the client's IP address, for the send limits (as SendRequest.IP)
 }
 
 // enrolTxn is the transaction of the codes that confirm a pending factor.
