@@ -165,7 +165,10 @@
 // SetPolicy and SetIPAllowList given a version since changed, a factor
 // confirmed twice, or RegenerateRecoveryCodes when another call stored a
 // set first (it stores none, and is recorded as a second, failed
-// mfa.recovery_regenerated, reason conflict). A call over a bound of how
+// mfa.recovery_regenerated, reason conflict), or a ChangeEmail or
+// ConfirmEmailChange during which the account changed (a password reset,
+// say, which stands: the change of address is refused, recorded as a
+// refused user.email_changed with the reason). A call over a bound of how
 // often it may be made returns ErrTooManyAttempts (wait): invalid API
 // keys or SSO starts from one address, invitations sent to one user
 // (SendInvitation), and approval requests filed (RequestApproval:

@@ -40,6 +40,18 @@ const ReasonEmailTaken = "email_taken"
 // where it is. If ending the sessions or recording the event fails, the
 // old address is put back and the error returned.
 //
+// The address is set only while the account is as it was read when the
+// change was checked (auth.UserUpdater.ChangeEmail). If the account
+// changed while the change ran (a password change or reset, an
+// ExpirePassword, a deactivation, another change of address), that
+// change stands: the change of address is refused with ErrConflict,
+// recorded as a refused user.email_changed with its reason
+// (password_changed, password_expired, deactivated or email_changed),
+// and nothing else changes (no session ends, no notice is sent). A reset
+// by the owner, which ends every session, is never undone by a change of
+// address begun before it from a stolen session. A failure to record the
+// refusal returns ErrUnavailable.
+//
 // The new address is not verified: the user is trusted to own it, and it
 // is stored unverified (User.EmailUnverified). Single sign-on never
 // matches the account by an unverified address (CompleteSSO refuses,
@@ -105,9 +117,22 @@ func emailChangeEvent(p Principal, u auth.User, email string, outcome audit.Outc
 
 // applyEmailChange sets u's address to email, unverified or not, ends the
 // user's sessions but p's, records it and notifies the old address; it
-// puts the old address back if the change cannot be completed.
+// puts the old address back if the change cannot be completed. The
+// address is set only while the account is as u, read by the caller: a
+// change of the password or the address, an ExpirePassword or a
+// deactivation made since stands, and the change is refused with
+// ErrConflict, recorded as a refused user.email_changed with its reason.
 func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, email string, unverified bool) error {
-	switch err := g.stores.UserUpdates.SetEmail(ctx, u.Tenant, u.ID, email, unverified); {
+	was := u
+	was.Email = canonicalAddress(u.Email)
+	switch err := g.stores.UserUpdates.ChangeEmail(ctx, u.Tenant, u.ID, was, email, unverified); {
+	case errors.Is(err, auth.ErrConflict):
+		// Perhaps a reset by the owner, which ended the session of
+		// whoever asked for this change: it stands.
+		if rerr := g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, g.resetConflict(ctx, u))); rerr != nil {
+			return rerr
+		}
+		return ErrConflict
 	case errors.Is(err, auth.ErrDuplicateEmail):
 		if rerr := g.record(ctx, emailChangeEvent(p, u, email, audit.Failure, ReasonEmailTaken)); rerr != nil {
 			return rerr
@@ -281,6 +306,14 @@ type EmailChangeConfirm struct {
 // address), a reset link mailed to the old address stops working, the
 // change is recorded (user.email_changed) and a notice goes to the old
 // address, as with ChangeEmail.
+//
+// As with ChangeEmail, the address is set only while the account is as
+// the link was checked against: if the account changed while the change
+// ran (a password change or reset, an ExpirePassword, a deactivation,
+// another change of address), that change stands, and the change of
+// address is refused with ErrConflict (the link is spent), recorded as a
+// refused user.email_changed with its reason (password_changed,
+// password_expired, deactivated or email_changed); nothing else changes.
 func (g *Guard) ConfirmEmailChange(ctx context.Context, req EmailChangeConfirm) error {
 	if g.recovery.codes == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}

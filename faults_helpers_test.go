@@ -329,6 +329,10 @@ func (w fUserUpdates) RecordSSOLogin(ctx context.Context, tenant, id string, at 
 func (w fUserUpdates) SetEmail(ctx context.Context, tenant, id, email string, unverified bool) error {
 	return do0(w.c, "UserUpdates.SetEmail", func() error { return w.UserUpdater.SetEmail(ctx, tenant, id, email, unverified) })
 }
+
+func (w fUserUpdates) ChangeEmail(ctx context.Context, tenant, id string, was auth.User, email string, unverified bool) error {
+	return do0(w.c, "UserUpdates.ChangeEmail", func() error { return w.UserUpdater.ChangeEmail(ctx, tenant, id, was, email, unverified) })
+}
 func (w fUserUpdates) VerifyEmail(ctx context.Context, tenant, id, email string) error {
 	return do0(w.c, "UserUpdates.VerifyEmail", func() error { return w.UserUpdater.VerifyEmail(ctx, tenant, id, email) })
 }

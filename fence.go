@@ -659,6 +659,13 @@ func (r routedUsers) SetEmail(ctx context.Context, tenant, id, email string, unv
 	return err
 }
 
+func (r routedUsers) ChangeEmail(ctx context.Context, tenant, id string, was auth.User, email string, unverified bool) error {
+	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
+		return struct{}{}, s.UserUpdates.ChangeEmail(ctx, tenant, id, was, email, unverified)
+	})
+	return err
+}
+
 func (r routedUsers) VerifyEmail(ctx context.Context, tenant, id, email string) error {
 	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
 		return struct{}{}, s.UserUpdates.VerifyEmail(ctx, tenant, id, email)

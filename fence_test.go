@@ -146,6 +146,10 @@ func (h *handle) SetEmail(ctx context.Context, t, id, e string, unverified bool)
 	h.check()
 	return h.users.SetEmail(ctx, t, id, e, unverified)
 }
+func (h *handle) ChangeEmail(ctx context.Context, t, id string, was auth.User, e string, unverified bool) error {
+	h.check()
+	return h.users.ChangeEmail(ctx, t, id, was, e, unverified)
+}
 func (h *handle) VerifyEmail(ctx context.Context, t, id, e string) error {
 	h.check()
 	return h.users.VerifyEmail(ctx, t, id, e)

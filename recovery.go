@@ -896,9 +896,9 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	return nil
 }
 
-// resetConflict returns the reason of a reset (or a ChangePassword)
-// refused because the account u changed while it ran (see linkVoided),
-// read again now
+// resetConflict returns the reason of a reset (or a ChangePassword, or a
+// change of address) refused because the account u changed while it ran
+// (see linkVoided), read again now
 // (password_changed when the read fails or finds no change left: a
 // change undone again).
 func (g *Guard) resetConflict(ctx context.Context, u auth.User) string {

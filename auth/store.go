@@ -109,6 +109,20 @@ type UserUpdater interface {
 	// does not exist it returns ErrNotFound, whether or not email is
 	// taken.
 	SetEmail(ctx context.Context, tenant, id, email string, unverified bool) error
+	// ChangeEmail sets the address the user chose, bound to the user as
+	// the caller read them, was, when it checked the change: only if the
+	// user's Email, PasswordHash, Status and PasswordExpired are still
+	// was's, it sets the email and EmailUnverified as SetEmail does (the
+	// previous email free at once; ErrDuplicateEmail, nothing changed,
+	// when another user of the tenant has email; the user's current
+	// email sets EmailUnverified only), in one step, and changes no other
+	// field. Otherwise it returns ErrConflict and changes nothing: the
+	// account changed since the caller read it. ErrConflict comes first:
+	// an account that changed is ErrConflict whether or not email is
+	// taken. The other fields of was are not looked at. When the user
+	// does not exist it returns ErrNotFound, whether or not email is
+	// taken.
+	ChangeEmail(ctx context.Context, tenant, id string, was User, email string, unverified bool) error
 	// VerifyEmail clears EmailUnverified if the user's email is email (the
 	// user proved they receive mail there), and changes no other field.
 	// When the user's email is another, it returns ErrConflict and changes

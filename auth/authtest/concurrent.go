@@ -533,6 +533,51 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 		u.PasswordHash, u.PasswordChangedAt, u.EmailUnverified = won[0], base, !reset
 		c.wantUser(u)
 	})
+	t.Run("ChangeEmailOnce", func(t *testing.T) {
+		// Changes of email and of password from one read of the user
+		// race: exactly one wins, and the emails of the others are free.
+		c := &userChecker{t: t, st: newStore(t)}
+		u := mkUser("t", "u")
+		u.PasswordHistory = hashes("h1")
+		c.create(u)
+		read := c.get("t", "u")
+		email := func(i int) string { return fmt.Sprint("e", i, "@example.com") }
+		var mu sync.Mutex
+		var won []int
+		parallel(n, func(i int) {
+			var err error
+			if i%2 == 1 {
+				err = c.st.ChangePassword(t.Context(), "t", "u", read, hashOf(fmt.Sprint("change-", i)), base, 3)
+			} else {
+				err = c.st.ChangeEmail(t.Context(), "t", "u", read, email(i), true)
+			}
+			switch {
+			case err == nil:
+				mu.Lock()
+				won = append(won, i)
+				mu.Unlock()
+			case !errors.Is(err, auth.ErrConflict):
+				t.Errorf("goroutine %d: %v, want nil or ErrConflict", i, err)
+			}
+		})
+		if len(won) != 1 {
+			t.Fatalf("%d ChangeEmails and ChangePasswords from one read succeeded, want exactly 1: %v", len(won), won)
+		}
+		if w := won[0]; w%2 == 1 {
+			u.PasswordHistory = []string{u.PasswordHash, hashOf("h1")}
+			u.PasswordHash, u.PasswordChangedAt = hashOf(fmt.Sprint("change-", w)), base
+		} else {
+			c.wantNoEmail("t", u.Email)
+			u.Email, u.EmailUnverified = email(w), true
+		}
+		c.wantUser(u)
+		for i := 0; i < n; i += 2 {
+			if i != won[0] {
+				c.wantNoEmail("t", email(i))
+			}
+		}
+		c.wantAll("t", u)
+	})
 	for _, keep := range []int{3, n + 1} {
 		t.Run(fmt.Sprintf("SetPasswordHistory/keep%d", keep), func(t *testing.T) {
 			c := &userChecker{t: t, st: newStore(t)}

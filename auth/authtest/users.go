@@ -69,6 +69,7 @@ func runUsers(t *testing.T, newStore func(t *testing.T) Users) {
 		{"RecordLogin", recordLoginTests},
 		{"RecordSSOLogin", recordSSOLoginTests},
 		{"SetEmail", setEmailTests},
+		{"ChangeEmail", changeEmailTests},
 		{"EmailVerification", verifyTests},
 		{"ExpirePassword", expireTests},
 		{"ClearPasswordExpired", clearExpiredTests},
@@ -1172,6 +1173,190 @@ var setEmailTests = []test[*userChecker]{
 	}},
 }
 
+// changeEmailTests checks ChangeEmail: SetEmail, only while the email,
+// hash, status and expiry mark are those of the user the caller read.
+var changeEmailTests = []test[*userChecker]{
+	{"SetsEmailAsSetEmail", func(t *testing.T, c *userChecker) {
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		a.PasswordHistory = hashes("h2", "h1")
+		a.LastLoginAt = base.Add(-time.Hour + 7*time.Microsecond)
+		c.create(a, b)
+		old := a.Email
+		for i, e := range []string{"zoë.o'brien+guard@exämple.com", "a.new@example.org"} {
+			unverified := i == 0
+			c.changeEmail(c.get("t", "a"), e, unverified)
+			a.Email, a.EmailUnverified = e, unverified
+			c.wantUser(a)
+		}
+		c.wantNoEmail("t", old)
+		c.wantNoEmail("t", "zoë.o'brien+guard@exämple.com")
+		c.wantUser(b)
+		c.wantAll("t", a, b)
+	}},
+	{"FreesPreviousEmail", func(t *testing.T, c *userChecker) {
+		// a moves; b takes a's previous email at once.
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		c.create(a, b)
+		first := a.Email
+		c.changeEmail(a, "second@example.com", true)
+		c.changeEmail(b, first, false)
+		a.Email, a.EmailUnverified = "second@example.com", true
+		b.Email = first
+		c.wantUser(a)
+		c.wantUser(b)
+		c.wantNoEmail("t", "b@example.com")
+		c.wantAll("t", a, b)
+	}},
+	{"CurrentEmailSetsUnverifiedOnly", func(t *testing.T, c *userChecker) {
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		a.PasswordHistory = hashes("h1")
+		c.create(a, b)
+		c.changeEmail(a, a.Email, true)
+		a.EmailUnverified = true
+		c.wantUser(a)
+		c.changeEmail(a, a.Email, false)
+		a.EmailUnverified = false
+		c.wantUser(a)
+		c.wantUser(b)
+		c.wantAll("t", a, b)
+	}},
+	{"DuplicateChangesNothing", func(t *testing.T, c *userChecker) {
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		a.PasswordHistory = hashes("h1")
+		b.EmailUnverified = true
+		c.create(a, b)
+		c.changeEmailErr(a, b.Email, auth.ErrDuplicateEmail)
+		c.changeEmailErr(b, a.Email, auth.ErrDuplicateEmail)
+		c.wantUser(a)
+		c.wantUser(b)
+		c.wantAll("t", a, b)
+		// The refused change left a's email where it was: a can still
+		// move from the same read.
+		c.changeEmail(a, "free@example.com", false)
+		a.Email = "free@example.com"
+		c.wantUser(a)
+		c.wantNoEmail("t", "a@example.com")
+	}},
+	{"OtherTenantsDoNotCount", func(t *testing.T, c *userChecker) {
+		a, g := mkUser("acme", "a"), mkUser("globex", "g")
+		c.create(a, g)
+		c.changeEmail(a, g.Email, false)
+		a.Email = g.Email
+		c.wantUser(a)
+		c.wantUser(g)
+	}},
+	{"OtherFieldsOfWasIgnored", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		u.PasswordHistory = hashes("h1")
+		c.create(u)
+		was := u
+		was.Name, was.EmailUnverified, was.PasswordHistory = "Someone else", true, nil
+		was.PasswordChangedAt, was.CreatedAt, was.LastLoginAt, was.LastSSOAt = base, base, base, base
+		was.ReactivatedAt = base
+		c.changeEmail(was, "changed@example.com", false)
+		u.Email = "changed@example.com"
+		c.wantUser(u)
+	}},
+	{"ConflictWhenChanged", func(t *testing.T, c *userChecker) {
+		// The user read, then changed: each change makes the change of
+		// email ErrConflict and leaves the user as the change left them,
+		// the email asked for free.
+		for _, ch := range []struct {
+			name   string
+			change func(c *userChecker, u *auth.User)
+		}{
+			{"Email", func(c *userChecker, u *auth.User) {
+				c.setUnverified("t", u.ID, "moved-"+u.ID+"@example.com")
+				u.Email, u.EmailUnverified = "moved-"+u.ID+"@example.com", true
+			}},
+			{"Password", func(c *userChecker, u *auth.User) {
+				c.setPassword("t", u.ID, hashOf("other"), base, 3)
+				u.PasswordHistory = append([]string{u.PasswordHash}, u.PasswordHistory...)
+				u.PasswordHash, u.PasswordChangedAt = hashOf("other"), base
+			}},
+			{"Reset", func(c *userChecker, u *auth.User) {
+				c.resetPassword(*u, hashOf("reset"), base, 3)
+				u.PasswordHistory = append([]string{u.PasswordHash}, u.PasswordHistory...)
+				u.PasswordHash, u.PasswordChangedAt, u.EmailUnverified = hashOf("reset"), base, false
+			}},
+			{"Rehash", func(c *userChecker, u *auth.User) {
+				c.rehash("t", u.ID, u.PasswordHash, hashOf("rehashed"))
+				u.PasswordHash = hashOf("rehashed")
+			}},
+			{"Status", func(c *userChecker, u *auth.User) {
+				c.setStatus("t", u.ID, auth.StatusDeactivated)
+				u.Status = auth.StatusDeactivated
+			}},
+			{"Expired", func(c *userChecker, u *auth.User) {
+				c.expire("t", u.ID)
+				u.PasswordExpired = true
+			}},
+			{"ExpiryCleared", func(c *userChecker, u *auth.User) {
+				c.clearExpired("t", u.ID)
+				u.PasswordExpired = false
+			}},
+		} {
+			u := mkUser("t", strings.ToLower(ch.name))
+			u.PasswordHistory = hashes("h1")
+			u.EmailUnverified = true
+			u.PasswordExpired = ch.name == "ExpiryCleared"
+			c.create(u)
+			read := c.get("t", u.ID)
+			ch.change(c, &u)
+			for _, e := range []string{"changed-" + u.ID + "@example.com", read.Email} {
+				if err := c.st.ChangeEmail(t.Context(), "t", u.ID, read, e, false); !errors.Is(err, auth.ErrConflict) {
+					t.Errorf("ChangeEmail to %q after a change of %s = %v, want ErrConflict", e, ch.name, err)
+				}
+			}
+			c.wantUser(u)
+			c.wantNoEmail("t", "changed-"+u.ID+"@example.com")
+		}
+	}},
+	{"ConflictBeforeDuplicate", func(t *testing.T, c *userChecker) {
+		// The account changed and the email is taken: ErrConflict.
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		c.create(a, b)
+		read := c.get("t", "a")
+		c.expire("t", "a")
+		a.PasswordExpired = true
+		if err := c.st.ChangeEmail(t.Context(), "t", "a", read, b.Email, false); !errors.Is(err, auth.ErrConflict) {
+			t.Errorf("ChangeEmail to a taken email after a change = %v, want ErrConflict", err)
+		}
+		c.wantUser(a)
+		c.wantUser(b)
+		c.wantAll("t", a, b)
+	}},
+	{"ConflictAfterChange", func(t *testing.T, c *userChecker) {
+		// Two changes from one read: the second finds the email changed,
+		// even when it asks for the same email.
+		u := mkUser("t", "u")
+		c.create(u)
+		read := c.get("t", "u")
+		c.changeEmail(read, "first@example.com", true)
+		for _, e := range []string{"second@example.com", "first@example.com"} {
+			if err := c.st.ChangeEmail(t.Context(), "t", "u", read, e, false); !errors.Is(err, auth.ErrConflict) {
+				t.Errorf("a second ChangeEmail (to %q) from the same read = %v, want ErrConflict", e, err)
+			}
+		}
+		u.Email, u.EmailUnverified = "first@example.com", true
+		c.wantUser(u)
+		c.wantNoEmail("t", "second@example.com")
+		c.wantNoEmail("t", "u@example.com")
+	}},
+	{"NotFoundEvenIfEmailTaken", func(t *testing.T, c *userChecker) {
+		a := mkUser("t", "a")
+		c.create(a)
+		for _, id := range []string{"nobody", "A", ""} {
+			c.changeEmailErr(mkUser("t", id), a.Email, auth.ErrNotFound)
+			c.wantNoID("t", id)
+		}
+		c.changeEmailErr(mkUser("other", "a"), a.Email, auth.ErrNotFound)
+		c.wantNoID("other", "a")
+		c.wantUser(a)
+		c.wantAll("t", a)
+	}},
+}
+
 // verifyTests check EmailUnverified: SetEmail's flag and VerifyEmail.
 var verifyTests = []test[*userChecker]{
 	{"SetEmailUnverifiedSetsBoth", func(t *testing.T, c *userChecker) {
@@ -1396,6 +1581,9 @@ var updaters = []struct {
 	}},
 	{"SetEmailUnverified", func(c *userChecker, tenant, id string) error {
 		return c.st.SetEmail(c.t.Context(), tenant, id, "new@example.com", true)
+	}},
+	{"ChangeEmail", func(c *userChecker, tenant, id string) error {
+		return c.st.ChangeEmail(c.t.Context(), tenant, id, mkUser(tenant, id), "new@example.com", false)
 	}},
 	{"VerifyEmail", func(c *userChecker, tenant, id string) error {
 		return c.st.VerifyEmail(c.t.Context(), tenant, id, id+"@example.com")
@@ -1686,6 +1874,25 @@ func (c *userChecker) setEmailErr(tenant, id, email string, want error) {
 	for _, unverified := range []bool{false, true} {
 		if err := c.st.SetEmail(c.t.Context(), tenant, id, email, unverified); !errors.Is(err, want) {
 			c.t.Errorf("SetEmail(%q, %q, %q, %v) = %v, want %v", tenant, id, email, unverified, err, want)
+		}
+	}
+}
+
+// changeEmail calls ChangeEmail on the user was names, read as was.
+func (c *userChecker) changeEmail(was auth.User, email string, unverified bool) {
+	c.t.Helper()
+	if err := c.st.ChangeEmail(c.t.Context(), was.Tenant, was.ID, was, email, unverified); err != nil {
+		c.t.Fatalf("ChangeEmail(%q, %q, %q, %v): %v", was.Tenant, was.ID, email, unverified, err)
+	}
+}
+
+// changeEmailErr checks that ChangeEmail on the user was names, read as
+// was, returns want, verified or not.
+func (c *userChecker) changeEmailErr(was auth.User, email string, want error) {
+	c.t.Helper()
+	for _, unverified := range []bool{false, true} {
+		if err := c.st.ChangeEmail(c.t.Context(), was.Tenant, was.ID, was, email, unverified); !errors.Is(err, want) {
+			c.t.Errorf("ChangeEmail(%q, %q, %q, %v) = %v, want %v", was.Tenant, was.ID, email, unverified, err, want)
 		}
 	}
 }

@@ -204,8 +204,8 @@ func (s *Users) ChangePassword(_ context.Context, tenant, id string, was auth.Us
 }
 
 // asWas reports whether u's Email, PasswordHash, Status and
-// PasswordExpired are was's: the fields ResetPassword and ChangePassword
-// compare.
+// PasswordExpired are was's: the fields ResetPassword, ChangePassword and
+// ChangeEmail compare.
 func asWas(u, was auth.User) bool {
 	return u.Email == was.Email && u.PasswordHash == was.PasswordHash && u.Status == was.Status && u.PasswordExpired == was.PasswordExpired
 }
@@ -264,18 +264,36 @@ func (s *Users) RecordSSOLogin(_ context.Context, tenant, id string, at time.Tim
 // change together under the write lock.
 func (s *Users) SetEmail(_ context.Context, tenant, id, email string, unverified bool) error {
 	_, err := s.update(tenant, id, func(u *auth.User) error {
-		if u.Email != email {
-			if _, ok := s.byEmail[userRef{tenant, email}]; ok {
-				return auth.ErrDuplicateEmail
-			}
-			delete(s.byEmail, userRef{tenant, u.Email})
-			s.byEmail[userRef{tenant, email}] = id
-			u.Email = email
-		}
-		u.EmailUnverified = unverified
-		return nil
+		return s.setEmail(tenant, id, u, email, unverified)
 	})
 	return err
+}
+
+// ChangeEmail implements auth.UserUpdater: SetEmail, under the same write
+// lock, only while the user is as was.
+func (s *Users) ChangeEmail(_ context.Context, tenant, id string, was auth.User, email string, unverified bool) error {
+	_, err := s.update(tenant, id, func(u *auth.User) error {
+		if !asWas(*u, was) {
+			return auth.ErrConflict
+		}
+		return s.setEmail(tenant, id, u, email, unverified)
+	})
+	return err
+}
+
+// setEmail sets u's email, and the email index, as SetEmail does; the
+// caller holds the write lock.
+func (s *Users) setEmail(tenant, id string, u *auth.User, email string, unverified bool) error {
+	if u.Email != email {
+		if _, ok := s.byEmail[userRef{tenant, email}]; ok {
+			return auth.ErrDuplicateEmail
+		}
+		delete(s.byEmail, userRef{tenant, u.Email})
+		s.byEmail[userRef{tenant, email}] = id
+		u.Email = email
+	}
+	u.EmailUnverified = unverified
+	return nil
 }
 
 // VerifyEmail implements auth.UserUpdater.

@@ -185,10 +185,16 @@ func TestUnstorableText(t *testing.T) {
 		if err := st.Users.ResetPassword(ctx, "acme", "u1", w, "h", t0, 3); !errors.Is(err, auth.ErrConflict) {
 			t.Errorf("ResetPassword from a user read as %+v = %v, want ErrConflict", was, err)
 		}
+		if err := st.Users.ChangeEmail(ctx, "acme", "u1", w, "moved@example.com", false); !errors.Is(err, auth.ErrConflict) {
+			t.Errorf("ChangeEmail from a user read as %+v = %v, want ErrConflict", was, err)
+		}
 	}
 	for _, e := range []string{"a\x00@example.com", "\xffa@example.com"} {
 		if err := st.Users.SetEmail(ctx, "acme", "u1", e, false); !errors.As(err, &ie) {
 			t.Errorf("SetEmail(%q) = %v, want *auth.InputError", e, err)
+		}
+		if err := st.Users.ChangeEmail(ctx, "acme", "u1", good, e, false); !errors.As(err, &ie) {
+			t.Errorf("ChangeEmail(%q) = %v, want *auth.InputError", e, err)
 		}
 	}
 	if _, err := st.Users.User(ctx, "acme", "u\x001"); !errors.Is(err, auth.ErrNotFound) {
@@ -372,6 +378,9 @@ func TestErrorsAreReturned(t *testing.T) {
 		"Rehash":      func() error { return st.Users.RehashPassword(ctx, "t", "u", "a", "b") },
 		"ResetPassword": func() error {
 			return st.Users.ResetPassword(ctx, "t", "u", auth.User{Email: "a@b", PasswordHash: "a"}, "b", t0, 1)
+		},
+		"ChangeEmail": func() error {
+			return st.Users.ChangeEmail(ctx, "t", "u", auth.User{Email: "a@b", PasswordHash: "a"}, "c@d", false)
 		},
 		"SetEmail":    func() error { return st.Users.SetEmail(ctx, "t", "u", "a@b", false) },
 		"VerifyEmail": func() error { return st.Users.VerifyEmail(ctx, "t", "u", "a@b") },

@@ -27,7 +27,7 @@ type userSQL struct {
 	create, byID, byEmail, list, summaries, delete        string
 	setStatus, setPassword, rehash, recordLogin, setEmail string
 	deactivateIdle, verifyEmail, resetPassword            string
-	changePassword                                        string
+	changePassword, changeEmail                           string
 	expirePassword, unexpirePassword, recordSSOLogin      string
 	setReactivatedAt                                      string
 }
@@ -89,6 +89,16 @@ func newUserSQL(q string) userSQL {
 		// has; the user's own email again matches its row and conflicts
 		// with nothing.
 		setEmail: s(`UPDATE {s}.users SET email = $3, email_unverified = $4 WHERE tenant = $1 AND id = $2`),
+		// setEmail as a compare-and-set on the row as it is when the row
+		// lock is held ($5 email, $6 hash, $7 status, $8 expired): a row
+		// that does not match is not written, so breaks no constraint.
+		// The second column tells ErrConflict from ErrNotFound when
+		// nothing was updated.
+		changeEmail: s(`WITH u AS (
+				UPDATE {s}.users SET email = $3, email_unverified = $4
+				WHERE tenant = $1 AND id = $2 AND email = $5 AND password_hash = $6 AND status = $7 AND password_expired = $8
+				RETURNING 1)
+			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.users WHERE tenant = $1 AND id = $2)`),
 		// set: this statement set the flag (it was clear); known: the user
 		// exists (in the statement's snapshot).
 		expirePassword: s(`WITH u AS (
@@ -423,6 +433,35 @@ func (s *Users) SetEmail(ctx context.Context, tenant, id, email string, unverifi
 		return auth.ErrDuplicateEmail
 	}
 	return err
+}
+
+// ChangeEmail implements auth.UserUpdater in one UPDATE, SetEmail's made
+// a compare-and-set on the email, hash, status and expiry mark.
+func (s *Users) ChangeEmail(ctx context.Context, tenant, id string, was auth.User, email string, unverified bool) error {
+	if err := checkUserText("email", email); err != nil {
+		return err
+	}
+	if checkUserText("tenant", tenant, "id", id) != nil {
+		return auth.ErrNotFound
+	}
+	// A field PostgreSQL text cannot hold matches no stored one: NULL
+	// matches none.
+	var cond [3]*string
+	for i, v := range []string{was.Email, was.PasswordHash, string(was.Status)} {
+		if textProblem(v) == "" {
+			cond[i] = &v
+		}
+	}
+	var updated, exists bool
+	err := s.pool.QueryRow(ctx, s.sql.changeEmail, tenant, id, email, unverified,
+		cond[0], cond[1], cond[2], was.PasswordExpired).Scan(&updated, &exists)
+	if code, constraint := pgCode(err); code == codeUniqueViolation && constraint == "users_email_key" {
+		return auth.ErrDuplicateEmail
+	}
+	if err != nil {
+		return wrap("users: change email", err)
+	}
+	return casResult(updated, exists)
 }
 
 // VerifyEmail implements auth.UserUpdater in one UPDATE … RETURNING,

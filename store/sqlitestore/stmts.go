@@ -51,6 +51,7 @@ const (
 	userResetGet
 	userResetSet
 	userSetEmail
+	userChangeEmail
 	userExpirePw
 	userUnexpirePw
 	userExists
@@ -281,6 +282,11 @@ var queries = func() (q [numStmts]string) {
 			email_unverified = 0
 		WHERE tenant = ? AND id = ?`
 	q[userSetEmail] = `UPDATE guard_users SET email = ?3, email_unverified = ?4 WHERE tenant = ?1 AND id = ?2`
+	// ChangeEmail: userSetEmail only while the row is as the caller read
+	// it (?5 email, ?6 hash, ?7 status, ?8 password_expired); a row that
+	// does not match is not written, so breaks no constraint.
+	q[userChangeEmail] = `UPDATE guard_users SET email = ?3, email_unverified = ?4
+		WHERE tenant = ?1 AND id = ?2 AND email = ?5 AND password_hash = ?6 AND status = ?7 AND password_expired = ?8`
 	// Clears the flag only while the email is ?3; the returned column
 	// tells ErrConflict from success (no row: ErrNotFound).
 	q[userVerifyEmail] = `UPDATE guard_users SET email_unverified = email_unverified AND email IS NOT ?3

@@ -20,7 +20,9 @@ import (
 //
 // Each updater is one statement (SetStatus, DeactivateIdle, SetReactivatedAt, RehashPassword, RecordLogin,
 // RecordSSOLogin, SetEmail, VerifyEmail, ExpirePassword, ClearPasswordExpired) or one write transaction (SetPassword, which rewrites the
-// history).
+// history; ResetPassword and ChangePassword, which compare the row first;
+// ChangeEmail, which reads the row when its conditional UPDATE changed
+// nothing).
 type Users struct {
 	s *Store
 	// chunk bounds the users of one query of ListUserSummaries
@@ -455,6 +457,36 @@ func (us *Users) SetEmail(ctx context.Context, tenant, id, email string, unverif
 		// does not change.
 		return auth.ErrDuplicateEmail
 	}
+	return err
+}
+
+// ChangeEmail implements auth.UserUpdater in one write transaction: SetEmail's
+// UPDATE made a compare-and-set on the email, hash, status and expiry
+// mark, then, when it changed nothing, a read that tells ErrConflict from
+// ErrNotFound under the same lock.
+func (us *Users) ChangeEmail(ctx context.Context, tenant, id string, was auth.User, email string, unverified bool) error {
+	err := us.s.write(ctx, func(w *wtx) error {
+		changed, err := affected(w.exec(userChangeEmail, tenant, id, email, unverified,
+			was.Email, was.PasswordHash, string(was.Status), was.PasswordExpired))
+		switch {
+		case isConstraint(err):
+			// The only constraint the statement can break: the primary
+			// key does not change.
+			return auth.ErrDuplicateEmail
+		case err != nil:
+			return fmt.Errorf("sqlitestore: change user email: %w", err)
+		case changed:
+			return nil
+		}
+		var one int
+		switch err := w.queryRow(userExists, tenant, id).Scan(&one); {
+		case isNoRows(err):
+			return auth.ErrNotFound
+		case err != nil:
+			return fmt.Errorf("sqlitestore: change user email: %w", err)
+		}
+		return auth.ErrConflict
+	})
 	return err
 }
 
