@@ -343,6 +343,18 @@ func (s *Users) ChangePassword(ctx context.Context, tenant, id string, was auth.
 	return s.casPassword(ctx, "users: change password", s.sql.changePassword, tenant, id, was, hash, at, keep)
 }
 
+// wasConds returns the email, hash and status of was as the parameters of
+// a compare-and-set: a field PostgreSQL text cannot hold matches no stored
+// one, so it is NULL, which matches none.
+func wasConds(was auth.User) (cond [3]*string) {
+	for i, v := range []string{was.Email, was.PasswordHash, string(was.Status)} {
+		if textProblem(v) == "" {
+			cond[i] = &v
+		}
+	}
+	return cond
+}
+
 // casPassword runs query, resetPassword or changePassword, for op.
 func (s *Users) casPassword(ctx context.Context, op, query, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
 	if err := checkUserText("password hash", hash); err != nil {
@@ -351,14 +363,7 @@ func (s *Users) casPassword(ctx context.Context, op, query, tenant, id string, w
 	if checkUserText("tenant", tenant, "id", id) != nil {
 		return auth.ErrNotFound
 	}
-	// A field PostgreSQL text cannot hold matches no stored one: NULL
-	// matches none.
-	var cond [3]*string
-	for i, v := range []string{was.Email, was.PasswordHash, string(was.Status)} {
-		if textProblem(v) == "" {
-			cond[i] = &v
-		}
-	}
+	cond := wasConds(was)
 	keep = max(0, min(keep, 1<<30))
 	var updated, exists bool
 	err := s.pool.QueryRow(ctx, query, tenant, id, hash, nullTime(at), keep,
@@ -444,14 +449,7 @@ func (s *Users) ChangeEmail(ctx context.Context, tenant, id string, was auth.Use
 	if checkUserText("tenant", tenant, "id", id) != nil {
 		return auth.ErrNotFound
 	}
-	// A field PostgreSQL text cannot hold matches no stored one: NULL
-	// matches none.
-	var cond [3]*string
-	for i, v := range []string{was.Email, was.PasswordHash, string(was.Status)} {
-		if textProblem(v) == "" {
-			cond[i] = &v
-		}
-	}
+	cond := wasConds(was)
 	var updated, exists bool
 	err := s.pool.QueryRow(ctx, s.sql.changeEmail, tenant, id, email, unverified,
 		cond[0], cond[1], cond[2], was.PasswordExpired).Scan(&updated, &exists)
