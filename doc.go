@@ -150,11 +150,11 @@
 // which asks for a person's recent authentication (CreateAPIKey,
 // SetIPAllowList, SetPolicy, SetApprovalRequired, SetSSOConnection,
 // RemoveFactor, and the calls on the caller's own account: ChangeEmail,
-// RequestEmailChange, BeginTOTP, BeginOOB, RegenerateRecoveryCodes): whatever its roles, it
-// gets ErrForbidden, recorded as access.denied with reason api_key. The
-// changes of who holds which role and of what a role allows (GrantRole,
-// RevokeRole, DefineRole, DeleteRole, and CreateUser with NewUser.Roles)
-// need a user's recent authentication too (ErrStepUpRequired, once the
+// RequestEmailChange, BeginTOTP, BeginOOB, RegenerateRecoveryCodes):
+// whatever its roles, it gets ErrForbidden, recorded as access.denied
+// with reason api_key. The changes of who holds which role and of what a
+// role allows (GrantRole, RevokeRole, DefineRole, DeleteRole, and
+// CreateUser with NewUser.Roles) need a user's recent authentication too (ErrStepUpRequired, once the
 // user is found to hold the permission the change takes), but an API key
 // makes them without one, within what it may grant, as provisioning
 // automation does; ApplyReview needs one only for a DowngradeTo that gives
