@@ -154,11 +154,12 @@
 // whatever its roles, it gets ErrForbidden, recorded as access.denied
 // with reason api_key. The changes of who holds which role and of what a
 // role allows (GrantRole, RevokeRole, DefineRole, DeleteRole, and
-// CreateUser with NewUser.Roles) need a user's recent authentication too (ErrStepUpRequired, once the
-// user is found to hold the permission the change takes), but an API key
-// makes them without one, within what it may grant, as provisioning
-// automation does; ApplyReview needs one only for a DowngradeTo that gives
-// the user a permission none of their roles gave (a promotion).
+// CreateUser with NewUser.Roles) need a user's recent authentication too
+// (ErrStepUpRequired, once the user is found to hold the permission the
+// change takes), but an API key makes them without one, within what it
+// may grant, as provisioning automation does; ApplyReview needs one only
+// for a DowngradeTo that gives the user a permission none of their roles
+// gave (a promotion).
 //
 // A change that lost a race with another returns ErrConflict (reload and
 // retry; each method's documentation says what stays), for instance
