@@ -113,6 +113,11 @@ const (
 	// ReasonFactorAdded: a second factor was confirmed while a sign-in
 	// without one was under way.
 	ReasonFactorAdded = "factor_added"
+	// ReasonEmailCodeNotAccepted (mfa.failed): a right email code of a
+	// user who has a factor the tenant's RequireMFA accepts (an
+	// authenticator app, SMS), where it accepts no email code: they sign
+	// in with that factor.
+	ReasonEmailCodeNotAccepted = "email_code_not_accepted"
 	// ReasonLoginExpired (mfa.failed, mfa.recovery_used): the second step
 	// was right, but its pending sign-in was gone when it came to be
 	// used up (another request completed it first, or it expired), or

@@ -111,9 +111,15 @@ func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) 
 		// factor since it started (elsewhere: their own enrolment), it
 		// is over: whoever holds it has proved only the password, and
 		// must now sign in with that factor, not add one of their own.
+		// Once the user has one the policy accepts, whenever confirmed,
+		// it is over too: a confirmation that landed between the sign-in's
+		// read of the factors and its start is not after it.
 		fs, err := g.mfa.Factors(ctx, u.Tenant, u.ID)
 		if err != nil {
 			return pending{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, "", gate{}, unavailable("load factors", err))
+		}
+		if strongFactor(fs) {
+			return pending{}, g.mfaFailed(ctx, p.a, ReasonFactorAdded, "", gate{}, ErrLoginExpired)
 		}
 		for _, f := range fs {
 			if f.Confirmed() && f.ConfirmedAt.After(txn.CreatedAt) {
@@ -204,6 +210,13 @@ func codeReason(err error) (reason string, ok bool) {
 // RequireMFA without MFAAllowEmail the user must enrol an authenticator
 // app (LoginResult.Pending with Enrol; inside MFAGrace, a session flagged
 // FlagMustEnrol). The code is spent all the same.
+//
+// That enrolment is for a user without a factor the policy accepts: one
+// who has an authenticator app or an SMS factor signs in with it. Their
+// email code, right as it is, is refused there (ErrInvalidCode, recorded
+// as mfa.failed with reason email_code_not_accepted, not counted as a
+// guess), or whoever held the password and the mailbox could add an app
+// of their own beside the user's.
 func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult, error) {
 	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeLogin)
 	if err != nil {
@@ -313,6 +326,15 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	// app or SMS factor (an email address alone, say) it is taken as an
 	// email code.
 	si.emailCode = kind == mfa.KindEmail || recovery != nil && !strong
+	if kind == mfa.KindEmail && recovery == nil && p.pol.RequireMFA && !p.pol.MFAAllowEmail {
+		fs, ferr := g.mfa.Factors(ctx, u.Tenant, u.ID)
+		switch {
+		case ferr != nil:
+			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, kind, gate{}, unavailable("load factors", ferr))
+		case strongFactor(fs):
+			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonEmailCodeNotAccepted, kind, gate{}, ErrInvalidCode)
+		}
+	}
 	if si.emailCode && p.pol.RequireMFA && !p.pol.MFAAllowEmail {
 		// An email code does not meet the tenant's "require MFA" on its
 		// own (Policy.MFAAllowEmail is off): having proved it, the user
