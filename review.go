@@ -288,7 +288,8 @@ func (rv *Review) Count(f ReviewFilter) int {
 // ordered by ID after the ID given in after, each with their roles, MFA and
 // SSO status and whether they are dormant: the rows of a users page. The
 // principal needs users:read. It reads one page of users and of second
-// factors, so it costs the same whatever the size of the tenant.
+// factors (more of factors only when those of deleted users are left
+// among them), so it costs the same whatever the size of the tenant.
 func (g *Guard) ListUserAccess(ctx context.Context, by Principal, tenant, after string, limit int) ([]UserAccess, error) {
 	if err := g.may(ctx, by, tenant, rbac.Users, rbac.Read); err != nil {
 		return nil, err
@@ -308,12 +309,23 @@ func (g *Guard) ListUserAccess(ctx context.Context, by Principal, tenant, after 
 	}
 	if g.mfa != nil && len(us) > 0 {
 		// The users with a factor among the first limit users after after
-		// are among the first limit such users after after.
-		es, err := g.mfa.Enrolments(ctx, tenant, after, limit)
-		if err != nil {
-			return nil, mfaErr("enrolments", err)
+		// are among the first limit such users after after, as long as
+		// every user with a factor exists. The factors of a user whose
+		// deletion failed part way are left behind (see DeleteUser) and
+		// take places in a page: read on until the page reaches the last
+		// user listed.
+		last, from := us[len(us)-1].ID, after
+		for {
+			es, err := g.mfa.Enrolments(ctx, tenant, from, limit)
+			if err != nil {
+				return nil, mfaErr("enrolments", err)
+			}
+			ix.mfa.addAll(es)
+			if len(es) < limit || es[len(es)-1].UserID >= last {
+				break
+			}
+			from = es[len(es)-1].UserID
 		}
-		ix.mfa.addAll(es)
 	}
 	if g.rbac != nil {
 		if err := ix.loadManages(ctx, g.rbac, tenant); err != nil {
