@@ -745,48 +745,11 @@ var resetPasswordTests = []test[*userChecker]{
 	{"ConflictWhenChanged", func(t *testing.T, c *userChecker) {
 		// The user read, then changed: each change makes the reset
 		// ErrConflict and leaves the user as the change left them.
-		for _, ch := range []struct {
-			name   string
-			change func(c *userChecker, u *auth.User)
-		}{
-			{"Email", func(c *userChecker, u *auth.User) {
-				c.setUnverified("t", u.ID, "moved@example.com")
-				u.Email, u.EmailUnverified = "moved@example.com", true
-			}},
-			{"Password", func(c *userChecker, u *auth.User) {
-				c.setPassword("t", u.ID, hashOf("changed"), base, 3)
-				u.PasswordHistory = append([]string{u.PasswordHash}, u.PasswordHistory...)
-				u.PasswordHash, u.PasswordChangedAt = hashOf("changed"), base
-			}},
-			{"Rehash", func(c *userChecker, u *auth.User) {
-				c.rehash("t", u.ID, u.PasswordHash, hashOf("rehashed"))
-				u.PasswordHash = hashOf("rehashed")
-			}},
-			{"Status", func(c *userChecker, u *auth.User) {
-				c.setStatus("t", u.ID, auth.StatusDeactivated)
-				u.Status = auth.StatusDeactivated
-			}},
-			{"Expired", func(c *userChecker, u *auth.User) {
-				c.expire("t", u.ID)
-				u.PasswordExpired = true
-			}},
-			{"ExpiryCleared", func(c *userChecker, u *auth.User) {
-				c.clearExpired("t", u.ID)
-				u.PasswordExpired = false
-			}},
-		} {
-			u := mkUser("t", strings.ToLower(ch.name))
-			u.PasswordHistory = hashes("h1")
-			u.EmailUnverified = true
-			u.PasswordExpired = ch.name == "ExpiryCleared"
-			c.create(u)
-			read := c.get("t", u.ID)
-			ch.change(c, &u)
-			if err := c.st.ResetPassword(t.Context(), "t", u.ID, read, hashOf("reset"), base.Add(time.Hour), 3); !errors.Is(err, auth.ErrConflict) {
-				t.Errorf("ResetPassword after a change of %s = %v, want ErrConflict", ch.name, err)
+		eachAccountChange(c, func(name string, read auth.User) {
+			if err := c.st.ResetPassword(t.Context(), "t", read.ID, read, hashOf("reset"), base.Add(time.Hour), 3); !errors.Is(err, auth.ErrConflict) {
+				t.Errorf("ResetPassword after a change of %s = %v, want ErrConflict", name, err)
 			}
-			c.wantUser(u)
-		}
+		})
 	}},
 	{"ConflictAfterReset", func(t *testing.T, c *userChecker) {
 		// Two resets from one read: the second finds the hash changed.
@@ -874,53 +837,11 @@ var changePasswordTests = []test[*userChecker]{
 	{"ConflictWhenChanged", func(t *testing.T, c *userChecker) {
 		// The user read, then changed: each change makes the password
 		// change ErrConflict and leaves the user as the change left them.
-		for _, ch := range []struct {
-			name   string
-			change func(c *userChecker, u *auth.User)
-		}{
-			{"Email", func(c *userChecker, u *auth.User) {
-				c.setUnverified("t", u.ID, "moved@example.com")
-				u.Email, u.EmailUnverified = "moved@example.com", true
-			}},
-			{"Password", func(c *userChecker, u *auth.User) {
-				c.setPassword("t", u.ID, hashOf("other"), base, 3)
-				u.PasswordHistory = append([]string{u.PasswordHash}, u.PasswordHistory...)
-				u.PasswordHash, u.PasswordChangedAt = hashOf("other"), base
-			}},
-			{"Reset", func(c *userChecker, u *auth.User) {
-				c.resetPassword(*u, hashOf("reset"), base, 3)
-				u.PasswordHistory = append([]string{u.PasswordHash}, u.PasswordHistory...)
-				u.PasswordHash, u.PasswordChangedAt, u.EmailUnverified = hashOf("reset"), base, false
-			}},
-			{"Rehash", func(c *userChecker, u *auth.User) {
-				c.rehash("t", u.ID, u.PasswordHash, hashOf("rehashed"))
-				u.PasswordHash = hashOf("rehashed")
-			}},
-			{"Status", func(c *userChecker, u *auth.User) {
-				c.setStatus("t", u.ID, auth.StatusDeactivated)
-				u.Status = auth.StatusDeactivated
-			}},
-			{"Expired", func(c *userChecker, u *auth.User) {
-				c.expire("t", u.ID)
-				u.PasswordExpired = true
-			}},
-			{"ExpiryCleared", func(c *userChecker, u *auth.User) {
-				c.clearExpired("t", u.ID)
-				u.PasswordExpired = false
-			}},
-		} {
-			u := mkUser("t", strings.ToLower(ch.name))
-			u.PasswordHistory = hashes("h1")
-			u.EmailUnverified = true
-			u.PasswordExpired = ch.name == "ExpiryCleared"
-			c.create(u)
-			read := c.get("t", u.ID)
-			ch.change(c, &u)
-			if err := c.st.ChangePassword(t.Context(), "t", u.ID, read, hashOf("changed"), base.Add(time.Hour), 3); !errors.Is(err, auth.ErrConflict) {
-				t.Errorf("ChangePassword after a change of %s = %v, want ErrConflict", ch.name, err)
+		eachAccountChange(c, func(name string, read auth.User) {
+			if err := c.st.ChangePassword(t.Context(), "t", read.ID, read, hashOf("changed"), base.Add(time.Hour), 3); !errors.Is(err, auth.ErrConflict) {
+				t.Errorf("ChangePassword after a change of %s = %v, want ErrConflict", name, err)
 			}
-			c.wantUser(u)
-		}
+		})
 	}},
 	{"ConflictAfterChange", func(t *testing.T, c *userChecker) {
 		// Two changes from one read: the second finds the hash changed.
@@ -1261,56 +1182,14 @@ var changeEmailTests = []test[*userChecker]{
 		// The user read, then changed: each change makes the change of
 		// email ErrConflict and leaves the user as the change left them,
 		// the email asked for free.
-		for _, ch := range []struct {
-			name   string
-			change func(c *userChecker, u *auth.User)
-		}{
-			{"Email", func(c *userChecker, u *auth.User) {
-				c.setUnverified("t", u.ID, "moved-"+u.ID+"@example.com")
-				u.Email, u.EmailUnverified = "moved-"+u.ID+"@example.com", true
-			}},
-			{"Password", func(c *userChecker, u *auth.User) {
-				c.setPassword("t", u.ID, hashOf("other"), base, 3)
-				u.PasswordHistory = append([]string{u.PasswordHash}, u.PasswordHistory...)
-				u.PasswordHash, u.PasswordChangedAt = hashOf("other"), base
-			}},
-			{"Reset", func(c *userChecker, u *auth.User) {
-				c.resetPassword(*u, hashOf("reset"), base, 3)
-				u.PasswordHistory = append([]string{u.PasswordHash}, u.PasswordHistory...)
-				u.PasswordHash, u.PasswordChangedAt, u.EmailUnverified = hashOf("reset"), base, false
-			}},
-			{"Rehash", func(c *userChecker, u *auth.User) {
-				c.rehash("t", u.ID, u.PasswordHash, hashOf("rehashed"))
-				u.PasswordHash = hashOf("rehashed")
-			}},
-			{"Status", func(c *userChecker, u *auth.User) {
-				c.setStatus("t", u.ID, auth.StatusDeactivated)
-				u.Status = auth.StatusDeactivated
-			}},
-			{"Expired", func(c *userChecker, u *auth.User) {
-				c.expire("t", u.ID)
-				u.PasswordExpired = true
-			}},
-			{"ExpiryCleared", func(c *userChecker, u *auth.User) {
-				c.clearExpired("t", u.ID)
-				u.PasswordExpired = false
-			}},
-		} {
-			u := mkUser("t", strings.ToLower(ch.name))
-			u.PasswordHistory = hashes("h1")
-			u.EmailUnverified = true
-			u.PasswordExpired = ch.name == "ExpiryCleared"
-			c.create(u)
-			read := c.get("t", u.ID)
-			ch.change(c, &u)
-			for _, e := range []string{"changed-" + u.ID + "@example.com", read.Email} {
-				if err := c.st.ChangeEmail(t.Context(), "t", u.ID, read, e, false); !errors.Is(err, auth.ErrConflict) {
-					t.Errorf("ChangeEmail to %q after a change of %s = %v, want ErrConflict", e, ch.name, err)
+		eachAccountChange(c, func(name string, read auth.User) {
+			for _, e := range []string{"changed-" + read.ID + "@example.com", read.Email} {
+				if err := c.st.ChangeEmail(t.Context(), "t", read.ID, read, e, false); !errors.Is(err, auth.ErrConflict) {
+					t.Errorf("ChangeEmail to %q after a change of %s = %v, want ErrConflict", e, name, err)
 				}
 			}
-			c.wantUser(u)
-			c.wantNoEmail("t", "changed-"+u.ID+"@example.com")
-		}
+			c.wantNoEmail("t", "changed-"+read.ID+"@example.com")
+		})
 	}},
 	{"ConflictBeforeDuplicate", func(t *testing.T, c *userChecker) {
 		// The account changed and the email is taken: ErrConflict.
@@ -2139,4 +2018,60 @@ func refs(us []auth.User) string {
 		l[i] = ref(u)
 	}
 	return "[" + strings.Join(l, " ") + "]"
+}
+
+// accountChanges are the changes of a user that a compare-and-set on the
+// user as read (ResetPassword, ChangePassword, ChangeEmail) must notice:
+// each makes it in the store and in u, the user as it must be afterwards.
+var accountChanges = []struct {
+	name   string
+	change func(c *userChecker, u *auth.User)
+}{
+	{"Email", func(c *userChecker, u *auth.User) {
+		c.setUnverified("t", u.ID, "moved-"+u.ID+"@example.com")
+		u.Email, u.EmailUnverified = "moved-"+u.ID+"@example.com", true
+	}},
+	{"Password", func(c *userChecker, u *auth.User) {
+		c.setPassword("t", u.ID, hashOf("other"), base, 3)
+		u.PasswordHistory = append([]string{u.PasswordHash}, u.PasswordHistory...)
+		u.PasswordHash, u.PasswordChangedAt = hashOf("other"), base
+	}},
+	{"Reset", func(c *userChecker, u *auth.User) {
+		c.resetPassword(*u, hashOf("reset"), base, 3)
+		u.PasswordHistory = append([]string{u.PasswordHash}, u.PasswordHistory...)
+		u.PasswordHash, u.PasswordChangedAt, u.EmailUnverified = hashOf("reset"), base, false
+	}},
+	{"Rehash", func(c *userChecker, u *auth.User) {
+		c.rehash("t", u.ID, u.PasswordHash, hashOf("rehashed"))
+		u.PasswordHash = hashOf("rehashed")
+	}},
+	{"Status", func(c *userChecker, u *auth.User) {
+		c.setStatus("t", u.ID, auth.StatusDeactivated)
+		u.Status = auth.StatusDeactivated
+	}},
+	{"Expired", func(c *userChecker, u *auth.User) {
+		c.expire("t", u.ID)
+		u.PasswordExpired = true
+	}},
+	{"ExpiryCleared", func(c *userChecker, u *auth.User) {
+		c.clearExpired("t", u.ID)
+		u.PasswordExpired = false
+	}},
+}
+
+// eachAccountChange creates a user for each of accountChanges, reads it,
+// makes the change, calls try with the change's name and the user as
+// read, and checks that the user is as the change left them.
+func eachAccountChange(c *userChecker, try func(name string, read auth.User)) {
+	for _, ch := range accountChanges {
+		u := mkUser("t", strings.ToLower(ch.name))
+		u.PasswordHistory = hashes("h1")
+		u.EmailUnverified = true
+		u.PasswordExpired = ch.name == "ExpiryCleared"
+		c.create(u)
+		read := c.get("t", u.ID)
+		ch.change(c, &u)
+		try(ch.name, read)
+		c.wantUser(u)
+	}
 }
