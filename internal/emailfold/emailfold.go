@@ -44,15 +44,17 @@ func Canonical(email string) (canonical, reason string) {
 	if !utf8.ValidString(email) {
 		return "", "not valid UTF-8"
 	}
-	if foldsIntoASCII(email) {
-		return "", "contains a character that folds to a different, plain one"
-	}
 	e := Fold(email)
 	switch {
 	case e == "":
 		return "", "empty"
 	case len(e) > MaxBytes:
 		return "", "too long"
+	}
+	// After the length check: it normalises each character outside ASCII
+	// on its own, which an input of any length must not cost.
+	if foldsIntoASCII(strings.TrimSpace(email)) {
+		return "", "contains a character that folds to a different, plain one"
 	}
 	for _, r := range e {
 		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) ||
