@@ -95,7 +95,9 @@ type Pending struct {
 	// whoever has the password which line to take over. Label is the one
 	// the user gave, shown as it is (the default label is masked the same
 	// way): a host that labels factors should not put the destination in
-	// them.
+	// them. An email factor whose code would be refused (the tenant's
+	// RequireMFA without MFAAllowEmail, and the user has an authenticator
+	// app or SMS factor) is left out.
 	Factors []mfa.Factor
 }
 
@@ -588,6 +590,16 @@ func (g *Guard) proceed(ctx context.Context, a attempt, pol Policy, gt gate, si 
 			}
 		}
 		si.noFactor = len(confirmed) == 0
+		if emailCodeRefused(pol, confirmed) {
+			// Its code would be refused (CompleteLogin): not offered.
+			offered := confirmed[:0]
+			for _, f := range confirmed {
+				if f.Kind != mfa.KindEmail {
+					offered = append(offered, f)
+				}
+			}
+			confirmed = offered
+		}
 		purpose := ""
 		switch {
 		case len(confirmed) > 0:

@@ -24,13 +24,14 @@ func TestEmailCodeDoesNotEnrolBesideAnApp(t *testing.T) {
 			f.enrolTOTP(t, p)
 			const addr = "ada.codes@example.test"
 			email := f.enrolEmail(t, p, addr)
-			setPolicyAsSystem(t, f, guard.Policy{RequireMFA: true, MFAGrace: grace})
-			f.clock.Advance(time.Minute)
-
+			// The code is sent before the tenant requires MFA (none is
+			// sent after: TestEmailFactorNotOfferedBesideAnApp).
 			pend := f.pending(t, adaEmail, ownerPW)
 			if err := f.g.SendLoginCode(f.ctx, pend.Token, email.ID, "203.0.113.5", "test"); err != nil {
 				t.Fatal(err)
 			}
+			setPolicyAsSystem(t, f, guard.Policy{RequireMFA: true, MFAGrace: grace})
+			f.clock.Advance(time.Minute)
 			res, err := f.complete(guard.MethodCode, pend.Token, f.out.lastCodeTo(t, addr))
 			if !errors.Is(err, guard.ErrInvalidCode) || res.Token != "" || res.Pending != nil {
 				t.Fatalf("CompleteLogin with the email code of a user with an app = %+v, %v; want ErrInvalidCode", res, err)

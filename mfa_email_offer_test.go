@@ -51,7 +51,7 @@ func TestEmailFactorNotOfferedBesideAnApp(t *testing.T) {
 			if offered != tc.wantOffer {
 				t.Errorf("email factor offered = %v, want %v (factors %+v)", offered, tc.wantOffer, pend.Factors)
 			}
-			before := len(f.mailTo(addr))
+			before, sentEvents := len(f.mailTo(addr)), len(f.events(t, audit.MFACodeSent))
 			err := f.g.SendLoginCode(f.ctx, pend.Token, email.ID, "203.0.113.5", "test")
 			sent := len(f.mailTo(addr)) - before
 			if tc.wantOffer {
@@ -69,8 +69,8 @@ func TestEmailFactorNotOfferedBesideAnApp(t *testing.T) {
 				evs[len(evs)-1].Meta["kind"] != string(mfa.KindEmail) {
 				t.Errorf("mfa.failed events %+v, want the last with reason %s, kind email", evs, guard.ReasonEmailCodeNotAccepted)
 			}
-			if evs := f.events(t, audit.MFACodeSent); len(evs) != 0 {
-				t.Errorf("mfa.code_sent recorded: %+v", evs)
+			if evs := f.events(t, audit.MFACodeSent); len(evs) != sentEvents {
+				t.Errorf("mfa.code_sent recorded: %+v", evs[sentEvents:])
 			}
 		})
 	}

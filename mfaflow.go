@@ -331,7 +331,7 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 		switch {
 		case ferr != nil:
 			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, kind, gate{}, unavailable("load factors", ferr))
-		case strongFactor(fs):
+		case emailCodeRefused(p.pol, fs):
 			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonEmailCodeNotAccepted, kind, gate{}, ErrInvalidCode)
 		}
 	}
@@ -454,6 +454,13 @@ func consumeFailure(err error) (string, error) {
 // strongFactor reports whether fs holds a confirmed factor that meets a
 // "require MFA" policy on its own, email codes not allowed (mfa.Satisfies):
 // what a recovery code of the user counts as.
+// emailCodeRefused reports whether pol refuses an email code at sign-in
+// from the user whose factors are fs: RequireMFA without MFAAllowEmail,
+// and the user has a factor the policy accepts (see CompleteLogin).
+func emailCodeRefused(pol Policy, fs []mfa.Factor) bool {
+	return pol.RequireMFA && !pol.MFAAllowEmail && strongFactor(fs)
+}
+
 func strongFactor(fs []mfa.Factor) bool {
 	kinds := make([]mfa.Kind, 0, len(fs))
 	for _, f := range fs {
@@ -498,7 +505,11 @@ func (g *Guard) recoveryUsed(ctx context.Context, a attempt, r mfa.RecoveryResul
 // log, the 30th with Meta recording_paused). A provider failure is returned (ErrUnavailable): the sign-in is not
 // bypassed. Any other factor, a pending one (an enrolment not yet
 // confirmed) included, is an *InputError, recorded as mfa.failed with
-// reason bad_input, and nothing is sent.
+// reason bad_input, and nothing is sent. So is an email factor whose code
+// CompleteLogin would refuse (the tenant's RequireMFA without
+// MFAAllowEmail, and the user has an authenticator app or SMS factor:
+// Pending.Factors leaves it out), recorded with reason
+// email_code_not_accepted.
 func (g *Guard) SendLoginCode(ctx context.Context, pendingToken, factorID, ip, ua string) error {
 	p, err := g.loadPending(ctx, pendingToken, ip, ua, purposeLogin)
 	if err != nil {
@@ -508,12 +519,23 @@ func (g *Guard) SendLoginCode(ctx context.Context, pendingToken, factorID, ip, u
 	// mfa sends a pending factor its enrolment code: a sign-in, proved by
 	// the password alone, must not mail an address the user never proved
 	// (nor replace the code the enrolment waits for).
-	f, err := g.findFactor(ctx, u.Tenant, u.ID, factorID)
+	fs, err := g.mfa.Factors(ctx, u.Tenant, u.ID)
+	if err != nil {
+		return g.mfaFailed(ctx, p.a, ReasonUnavailable, "", gate{}, mfaErr("load factors", err))
+	}
+	f, ok := factorByID(fs, factorID)
 	switch {
-	case errors.Is(err, mfa.ErrNotFound), err == nil && !f.Confirmed():
+	case !ok || !f.Confirmed():
 		return g.recordSend(ctx, p.a, mfa.SendResult{}, mfa.ErrNotFound)
-	case err != nil:
-		return g.mfaFailed(ctx, p.a, ReasonUnavailable, "", gate{}, err)
+	case f.Kind == mfa.KindEmail && emailCodeRefused(p.pol, fs):
+		// Its code would be refused (CompleteLogin): none is sent.
+		e := p.a.event(audit.MFAFailed, audit.Failure, ReasonEmailCodeNotAccepted)
+		e.Target = f.ID
+		e.Meta = map[string]string{"kind": string(f.Kind)}
+		if err := g.recordActorRefusal(ctx, e); err != nil {
+			return err
+		}
+		return &InputError{Field: "factor", Reason: "is an email factor, and the tenant accepts no email code from a user with an authenticator app or SMS"}
 	}
 	res, err := g.mfa.SendCode(ctx, mfa.SendRequest{Tenant: u.Tenant, UserID: u.ID, FactorID: factorID, Txn: p.txn.ID(), IP: g.throttleIP(ip)})
 	return g.recordSend(ctx, p.a, res, err)
@@ -991,12 +1013,20 @@ func (g *Guard) findFactor(ctx context.Context, tenant, userID, id string) (mfa.
 	if err != nil {
 		return mfa.Factor{}, mfaErr("load factors", err)
 	}
-	for _, f := range fs {
-		if f.ID == id {
-			return f, nil
-		}
+	if f, ok := factorByID(fs, id); ok {
+		return f, nil
 	}
 	return mfa.Factor{}, mfa.ErrNotFound
+}
+
+// factorByID returns the factor of fs with the given ID.
+func factorByID(fs []mfa.Factor, id string) (mfa.Factor, bool) {
+	for _, f := range fs {
+		if f.ID == id {
+			return f, true
+		}
+	}
+	return mfa.Factor{}, false
 }
 
 // Factors lists a user's second factors (without secrets). A user may list
