@@ -356,9 +356,9 @@ var refusalBurstLimit = auth.Limit{Max: 30, ResetAfter: time.Minute, LockFor: ti
 // records it: it is only counted against the IP, and a flood of them
 // writes nothing. A revoked or expired key used from a locked IP is
 // recorded too (Meta throttled), at most once a minute for each key and
-// IP: junk keys cannot hide the use of a leaked one. A valid key denied
+// client (an IPv6 client per Config.IPv6Prefix): junk keys cannot hide the use of a leaked one. A valid key denied
 // by the allow-list is recorded at most once a minute for each key and
-// IP, and refused all the same when not recorded: one key used in a loop
+// client, and refused all the same when not recorded: one key used in a loop
 // cannot flood its tenant's log. Every other failure is
 // ErrUnauthenticated (a bad key) or ErrIPNotAllowed; store failures are
 // ErrUnavailable. The principal carries addr, as Addr and as text in IP
@@ -509,11 +509,14 @@ func unusableKeyEvent(k auth.APIKey, ip string) audit.Event {
 
 // keyRefusalRecord records e, a refusal of API key id used from ip (its
 // action: apikey.denied or ip.denied), if it is due: the first such
-// refusal in a minute is (recordIfDue), so that one key used in a loop
-// does not flood its tenant's log. A refusal that is not due is refused
-// all the same, without a record. A store failure is ErrUnavailable.
+// refusal in a minute from the client is (recordIfDue), so that one key
+// used in a loop does not flood its tenant's log. An IPv6 client is one
+// client per Config.IPv6Prefix (throttleIP), as for every per-IP limit,
+// so that stepping through its block does not either; the event keeps the
+// exact address. A refusal that is not due is refused all the same,
+// without a record. A store failure is ErrUnavailable.
 func (g *Guard) keyRefusalRecord(ctx context.Context, id, ip string, now time.Time, e audit.Event) error {
-	return g.recordIfDue(ctx, "apikey-denied:"+string(e.Action)+"|"+id+"|"+ip, now, refusalRecordLimit, e)
+	return g.recordIfDue(ctx, "apikey-denied:"+string(e.Action)+"|"+id+"|"+g.throttleIP(ip), now, refusalRecordLimit, e)
 }
 
 // recordIfDue records e, a refusal counted under key, if it may be

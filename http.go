@@ -33,7 +33,8 @@ func (g *Guard) SessionToken(r *http.Request) (string, bool) {
 // applies the tenant's allow-list for people or for API keys. The returned
 // principal carries the client IP and user agent. A session refused by the
 // allow-list, or let through by a report-only one, is recorded (ip.denied)
-// at most once a minute for each user and address, not at every request.
+// at most once a minute for each user and client (an IPv6 client per
+// Config.IPv6Prefix), not at every request.
 // A request the allow-list refuses does not keep its session alive: the
 // list is applied within the session check, before the session's
 // last-seen is written; on a store that writes it in the lookup itself

@@ -98,13 +98,15 @@ func (g *Guard) applyIPList(ctx context.Context, tenant string, scope ipfilter.S
 }
 
 // ipRecordIfDue records e, an ip.denied event, if it is due: the first of
-// its kind (tenant, scope, actor, address, reason) in a minute is
+// its kind (tenant, scope, actor, client, reason) in a minute is
 // (recordIfDue), so that a session refused, or let through by a
 // report-only list, at each of its requests does not write an event per
-// request. A record that fails does not count: the next of its kind is
-// due. A store failure is ErrUnavailable.
+// request. The client is its address, an IPv6 one's Config.IPv6Prefix
+// (throttleIP), so that stepping through its block does not either; the
+// event keeps the exact address. A record that fails does not count: the
+// next of its kind is due. A store failure is ErrUnavailable.
 func (g *Guard) ipRecordIfDue(ctx context.Context, e audit.Event) error {
-	k := sha256.Sum256([]byte(strings.Join([]string{e.Tenant, e.Target, string(e.Actor.Kind), e.Actor.ID, e.IP, e.Reason}, "\x00")))
+	k := sha256.Sum256([]byte(strings.Join([]string{e.Tenant, e.Target, string(e.Actor.Kind), e.Actor.ID, g.throttleIP(e.IP), e.Reason}, "\x00")))
 	return g.recordIfDue(ctx, "ip-denied:"+hex.EncodeToString(k[:16]), g.now(), refusalRecordLimit, e)
 }
 

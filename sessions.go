@@ -53,7 +53,7 @@ func (g *Guard) Authenticate(ctx context.Context, token string) (Principal, erro
 // tenant's allow-list for people: a client outside it is refused with
 // ErrIPNotAllowed, and the refusal, or the would-be refusal of a
 // report-only list, recorded (ip.denied) at most once a minute for each
-// user and address. A refused request does not keep the session alive
+// user and client (an IPv6 client per Config.IPv6Prefix). A refused request does not keep the session alive
 // (its last-seen is not written, or is taken back: see
 // AuthenticateRequest). The returned principal carries addr (Addr, and as
 // text IP) and userAgent clipped to 512 bytes, as AuthenticateRequest's
