@@ -448,7 +448,7 @@ func (ss *Sessions) DeleteByUser(ctx context.Context, tenant, userID string, exc
 		exc = except[:]
 	}
 	var out []session.Session
-	err := ss.s.writeOne(ctx, func(w *wtx) error {
+	err := ss.s.write(ctx, func(w *wtx) error {
 		rows, err := w.query(sessDelAll, tenant, userID, exc)
 		if err != nil {
 			return err
