@@ -250,13 +250,17 @@ func (g *Guard) endSessionsOfDeactivated(ctx context.Context, by Principal, tena
 // ErrUnavailable with the count, and the keys are gone all the same. No
 // trace of them is left to record late, as PurgeAudit does for a purge of
 // the audit log, so such a purge stays unrecorded; each purged key's
-// history (apikey.created, apikey.revoked) is still in the log. A store
+// history (apikey.created, apikey.revoked) is still in the log. The
+// purged keys' roles are taken first (dropPurgedKeyGrants). A store
 // failure purges nothing and gives ErrUnavailable.
 func (g *Guard) purgeKeys(ctx context.Context, by Principal, tenant string) (int, error) {
 	if g.stores.APIKeys == nil || g.keyKeep < 0 {
 		return 0, nil
 	}
 	before := g.now().Add(-g.keyKeep).UTC().Truncate(time.Microsecond)
+	if err := g.dropPurgedKeyGrants(ctx, tenant, before); err != nil {
+		return 0, err
+	}
 	n, err := g.stores.APIKeys.PurgeAPIKeys(ctx, tenant, before)
 	if err != nil {
 		return 0, unavailable("purge api keys", err)
@@ -267,6 +271,52 @@ func (g *Guard) purgeKeys(ctx context.Context, by Principal, tenant string) (int
 	e := g.adminEvent(by, tenant, audit.APIKeyPurged, tenant)
 	e.Meta = map[string]string{"count": strconv.Itoa(n), "before": before.Format(time.RFC3339)}
 	return n, g.record(ctx, e)
+}
+
+// dropPurgedKeyGrants takes the roles of the tenant's API keys that a
+// purge with before deletes (revoked or expired before it: an expired key
+// is never revoked, so it keeps its roles until then), and of keys no
+// longer stored (purged before this step existed), so that no grant
+// outlives its key: rbac counts a key holding a role among the holders a
+// role's change must be allowed for. The grants are read before the keys:
+// a key is stored before it is granted a role, so a grant read first is
+// of a key the list then has, unless the key is gone. A failure purges
+// nothing (ErrUnavailable); the keys are not usable either way.
+func (g *Guard) dropPurgedKeyGrants(ctx context.Context, tenant string, before time.Time) error {
+	if g.rbac == nil {
+		return nil
+	}
+	as, err := g.rbac.Assignments(ctx, tenant)
+	if err != nil {
+		return rbacErr("roles", err)
+	}
+	var held []rbac.Subject
+	for _, a := range as {
+		if a.Subject.Kind == rbac.KindKey {
+			held = append(held, a.Subject)
+		}
+	}
+	if len(held) == 0 {
+		return nil
+	}
+	ks, err := g.stores.APIKeys.ListAPIKeys(ctx, tenant)
+	if err != nil {
+		return unavailable("list api keys", err)
+	}
+	stored := make(map[string]auth.APIKey, len(ks))
+	for _, k := range ks {
+		stored[k.ID] = k
+	}
+	for _, sub := range held {
+		k, ok := stored[sub.ID]
+		if ok && !(!k.RevokedAt.IsZero() && k.RevokedAt.Before(before) || !k.ExpiresAt.IsZero() && k.ExpiresAt.Before(before)) {
+			continue
+		}
+		if err := g.rbac.RemoveGrants(ctx, tenant, sub); err != nil {
+			return rbacErr("revoke roles", err)
+		}
+	}
+	return nil
 }
 
 // revokeKeysOfDeactivated revokes the live API keys of the tenant whose
