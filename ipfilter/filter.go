@@ -188,6 +188,12 @@ type entry struct {
 	p       atomic.Pointer[cached]
 	checked atomic.Int64 // Now().UnixNano() of the last version read (MaxStale mode)
 	load    sync.Mutex   // one loader at a time
+	// minVersion is the lowest version a cache hit may serve without
+	// reading the version (MaxStale mode). Replace raises it to the
+	// version it wrote, so that a Check in flight, which read the version
+	// before the change and stamps checked after it, cannot make this
+	// replica serve the lists it replaced.
+	minVersion atomic.Uint64
 }
 
 // cached is a compiled Policy, or the error compiling version failed with.
@@ -260,7 +266,7 @@ func (f *Filter) Policy(ctx context.Context, tenant string) (*Policy, error) {
 	if f.maxStale > 0 {
 		now = f.now().UnixNano()
 		if e = f.lookup(tenant); e != nil {
-			if c := e.p.Load(); c != nil && now-e.checked.Load() < f.maxStale {
+			if c := e.p.Load(); c != nil && c.version >= e.minVersion.Load() && now-e.checked.Load() < f.maxStale {
 				return c.result()
 			}
 		}
@@ -425,8 +431,15 @@ func (f *Filter) Replace(ctx context.Context, c Change) (Applied, error) {
 		return Applied{}, err
 	}
 	if f.maxStale > 0 {
-		// This replica sees its own change at once.
-		f.entry(c.Tenant).checked.Store(0)
+		// This replica sees its own change at once: no cache hit serves an
+		// older version from now on.
+		e := f.entry(c.Tenant)
+		for {
+			m := e.minVersion.Load()
+			if m >= v || e.minVersion.CompareAndSwap(m, v) {
+				break
+			}
+		}
 	}
 	return Applied{Version: v, Entries: entries, Warnings: warnings}, nil
 }
