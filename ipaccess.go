@@ -110,8 +110,10 @@ func (g *Guard) ipRecordIfDue(ctx context.Context, e audit.Event) error {
 	return g.recordIfDue(ctx, "ip-denied:"+hex.EncodeToString(k[:16]), g.now(), refusalRecordLimit, e)
 }
 
-// checkIPString is checkIP for an address given as text (LoginRequest.IP).
-// An empty or unparsable address is denied when the tenant has a list.
+// checkIPString is checkIP for an address given as text (LoginRequest.IP),
+// taken as givenAddr takes one. An empty or unparsable address, or an
+// unspecified one (0.0.0.0, ::), is a client that cannot be identified:
+// denied when the tenant has a list.
 func (g *Guard) checkIPString(ctx context.Context, tenant string, scope ipfilter.Scope, ip string, actor audit.Actor, ua string) error {
 	if g.ipf == nil {
 		return nil
@@ -120,7 +122,7 @@ func (g *Guard) checkIPString(ctx context.Context, tenant string, scope ipfilter
 	if err != nil {
 		addr = netip.Addr{} // an invalid address matches no list
 	}
-	return g.checkIP(ctx, tenant, scope, addr.Unmap(), actor, ua)
+	return g.checkIP(ctx, tenant, scope, givenAddr(addr), actor, ua)
 }
 
 // givenAddr is the client address a host that is not net/http gives
