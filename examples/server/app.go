@@ -80,7 +80,8 @@ const maxBody = 64 << 10
 // protection for every state-changing request (with one exemption: the
 // SAML ACS, where the IdP posts the user's answer from its own site), and
 // Guard's Middleware, which authenticates the session cookie or API key,
-// applies the IP allow-list and puts the principal in the context. Pages
+// applies the IP allow-list (which does not stop a sign-out:
+// logoutOutsideAllowList) and puts the principal in the context. Pages
 // then use RequireSession and Require(section, action), and the
 // Administration pages RequireMFA too (see admin).
 func (a *app) routes() http.Handler {
@@ -355,7 +356,9 @@ func (a *app) api(h http.Handler) http.Handler { return h }
 
 // guarded runs h inside wrap (Guard's Middleware, RequireSession or
 // Require) and turns the plain-text errors those answer with, before h is
-// reached, into console pages: 401 sends the browser to sign in.
+// reached, into console pages: 401 sends the browser to sign in. A
+// sign-out that the IP allow-list refused signs out all the same
+// (logoutOutsideAllowList).
 func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isAPI(r) {
@@ -385,6 +388,10 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 			}
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)
 		case http.StatusForbidden:
+			if errors.Is(iw.cause, guard.ErrIPNotAllowed) && r.Method == http.MethodPost && r.URL.Path == "/logout" {
+				a.logoutOutsideAllowList(w, r)
+				return
+			}
 			if iw.Header().Get(guard.ReasonHeader) == guard.ReasonPasswordExpired {
 				// The session signed in with a password that must
 				// be changed: nothing else until it is.
@@ -417,6 +424,28 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 				Data: errorView{Status: iw.code, Message: "The service cannot answer right now. Please try again shortly.", Ref: ref}})
 		}
 	})
+}
+
+// logoutOutsideAllowList is POST /logout from a browser whose session
+// Guard's Middleware refused because of where the client is (the
+// tenant's allow-list for people: ip.denied is recorded as for any
+// request). Signing out must work there too, or the session would live
+// on and come back once the browser is on an allowed network again: the
+// cookie's session is ended with LogoutToken, which applies no
+// allow-list (audit.Logout, with this request's address), and the cookie
+// is cleared. The request has passed the cross-origin protection, as
+// every POST. There is no single logout at the IdP: the principal it
+// would be named by is the one Middleware refused.
+func (a *app) logoutOutsideAllowList(w http.ResponseWriter, r *http.Request) {
+	tok, _ := a.g.SessionToken(r)
+	err := a.g.LogoutToken(r.Context(), tok, a.g.ClientIP(r), r.UserAgent())
+	if err != nil && !errors.Is(err, guard.ErrUnauthenticated) { // ErrUnauthenticated: ended already
+		a.fail(w, r, err, "/")
+		return
+	}
+	a.signedOut(w)
+	a.setFlash(w, "ok", "Signed out.")
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
 // signedOutNotice tells a user whose session Guard's Middleware refused
