@@ -170,7 +170,7 @@ func (a *app) routes() http.Handler {
 	var h http.Handler = a.guarded(a.g.Middleware, a.signedOutNotice(mux))
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.logf("refused a cross-origin %s %s (Origin %q, Sec-Fetch-Site %q)", r.Method, r.URL.Path, r.Header.Get("Origin"), r.Header.Get("Sec-Fetch-Site"))
+		a.logf("refused a cross-origin %s %q (Origin %q, Sec-Fetch-Site %q)", r.Method, r.URL.Path, r.Header.Get("Origin"), r.Header.Get("Sec-Fetch-Site"))
 		a.errorPage(w, r, http.StatusForbidden, "Request refused", "This form was sent from another site, so it was refused. Open the page here and submit it again.")
 	}))
 	// The IdP's POST to the ACS comes from the IdP's site: it is checked
@@ -419,7 +419,7 @@ func (a *app) guarded(wrap func(http.Handler) http.Handler, h http.Handler) http
 			if cause == nil {
 				cause = fmt.Errorf("answered %d", iw.code)
 			}
-			ref := a.ref(fmt.Errorf("%s %s: %w", r.Method, r.URL.Path, cause))
+			ref := a.ref(fmt.Errorf("%s %q: %w", r.Method, r.URL.Path, cause))
 			a.renderStatus(w, r, iw.code, "error.html", view{Title: "Temporarily unavailable",
 				Data: errorView{Status: iw.code, Message: "The service cannot answer right now. Please try again shortly.", Ref: ref}})
 		}
@@ -506,7 +506,7 @@ func onRefuse(logf func(string, ...any)) func(http.ResponseWriter, *http.Request
 			iw.cause = cause
 		} else if status == http.StatusServiceUnavailable {
 			ref := newRef()
-			logf("error %s: %s %s: %v", ref, r.Method, r.URL.Path, cause)
+			logf("error %s: %s %q: %v", ref, r.Method, r.URL.Path, cause)
 			http.Error(w, "Service temporarily unavailable (reference "+ref+")", status)
 			return
 		}
