@@ -204,8 +204,12 @@ func (a *app) confirmEmail(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "/email/confirm")
 		return
 	}
-	// Every session of the user ended with the change.
-	a.g.ClearSessionCookie(w)
+	// Every session of the user ended with the change: this browser's
+	// too when it is theirs. A browser signed in as someone else, where
+	// the link was opened, keeps its session.
+	if p, ok := guard.PrincipalFrom(r.Context()); ok && p.Tenant == v.Get("tenant") && p.UserID == v.Get("user") {
+		a.g.ClearSessionCookie(w)
+	}
 	a.setFlash(w, "ok", "Your email address is now "+v.Get("email")+". Sign in with it.")
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
