@@ -768,7 +768,15 @@ type ResetRequest struct {
 // waited for a hashing slot) returns ErrUnavailable and gives the link
 // back, the password unchanged (the
 // user's sessions may have ended, and a failure after the record leaves
-// the reset on record but not made): try again with it.
+// the reset on record but not made): try again with it. Once the new
+// password is set the sessions end again: a sign-in with the old
+// password whose session was created while the reset ran ends too (a
+// later one sees the reset and is refused: see Login), recorded after
+// the reset as session.revoked (Meta reason password_changed,
+// sessions_ended) when any live one ended, the password.reset having
+// counted only the sessions ended before it. A store failure from then
+// on returns ErrUnavailable with the reset done and on record (the
+// account's login lock, if any, stays, and no notice is sent).
 func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	if err := linkInput(req.IP, req.UserAgent); err != nil {
 		return err
@@ -844,8 +852,7 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	// Until the password is set, a failure gives the link back: the user
 	// tries again with it. The sessions end before the password is set,
 	// so that a failure never leaves the new password beside the old
-	// sessions (a sign-in with the old password in between drops its
-	// session once it sees the change: see Login).
+	// sessions, and again once it is set (below).
 	restore := func(err error) error {
 		_ = g.giveBackLink(ctx, u, c)
 		return err
@@ -884,6 +891,22 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 		return refuse(g.resetConflict(ctx, u))
 	case err != nil:
 		return restore(g.userErr("set password", err))
+	}
+	// A sign-in with the old password that created its session (and
+	// re-read the user: see Login) between the first end of the sessions
+	// and the write saw no change: its session ends now. One after the
+	// write sees the change and drops its own. The password.reset above
+	// counted the sessions ended before it; these are recorded apart.
+	again, err := g.sessions.RevokeUser(ctx, u.Tenant, u.ID, [32]byte{})
+	if err != nil {
+		return unavailable("end sessions", err)
+	}
+	if n := g.endedLive(ctx, u.Tenant, again); n > 0 {
+		e := g.adminEvent(actor, u.Tenant, audit.SessionRevoked, u.ID)
+		e.Meta = map[string]string{"reason": ReasonPasswordChanged, "sessions_ended": strconv.Itoa(n)}
+		if err := g.record(ctx, e); err != nil {
+			return err
+		}
 	}
 	// Last: a failure leaves the account's lock (if any) in place, the
 	// reset done and on record.

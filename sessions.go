@@ -595,8 +595,12 @@ type PasswordChange struct {
 // the password stays as it was. The other sessions end next, before the
 // password is set, so that the new password never stands beside them: a
 // store failure after the record returns ErrUnavailable with the change
-// on record but not made (the other sessions may have ended). The
-// sessions ended are recorded after the change, as session.revoked (Meta
+// on record but not made (the other sessions may have ended). Once the
+// password is set they end again: a sign-in with the old password whose
+// session was created meanwhile ends with them (a later one sees the
+// change and is refused: see Login); a store failure there returns
+// ErrUnavailable with the password changed. The sessions ended, both
+// times, are recorded after the change, as one session.revoked (Meta
 // reason password_changed, sessions_ended) when any live one ended; a
 // failure to record that leaves the password changed and the sessions
 // ended, and returns ErrUnavailable.
@@ -706,9 +710,8 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 		return err
 	}
 	// The other sessions end before the password is set, so that a
-	// failure never leaves the new password beside the old sessions (a
-	// sign-in with the old password in between drops its session once it
-	// sees the change: see Login).
+	// failure never leaves the new password beside the old sessions, and
+	// again once it is set (below).
 	ended, err := g.sessions.RevokeUser(ctx, p.Tenant, p.UserID, keep)
 	if err != nil {
 		return unavailable("end sessions", err)
@@ -737,13 +740,24 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 	case err != nil:
 		return g.userErr("set password", err)
 	}
+	// A sign-in with the old password that created its session (and
+	// re-read the user: see Login) between the first end of the sessions
+	// and the write saw no change: its session ends now. One after the
+	// write sees the change and drops its own.
+	again, rerr := g.sessions.RevokeUser(ctx, p.Tenant, p.UserID, keep)
+	ended = append(ended, again...)
 	g.notify(ctx, u, "Your password was changed",
 		"The password of your account was just changed, and your other sessions were ended. "+
 			"If it was not you, reset your password now and contact your administrator.")
 	if n := g.endedLive(ctx, p.Tenant, ended); n > 0 {
 		e := g.adminEvent(p, p.Tenant, audit.SessionRevoked, p.UserID)
 		e.Meta = map[string]string{"reason": "password_changed", "sessions_ended": strconv.Itoa(n)}
-		return g.record(ctx, e)
+		if err := g.record(ctx, e); err != nil {
+			return err
+		}
+	}
+	if rerr != nil {
+		return unavailable("end sessions", rerr)
 	}
 	return nil
 }
