@@ -1460,8 +1460,9 @@ type Proof struct {
 // with reason unavailable, as CompleteLogin records it; a right proof for
 // a session gone by the time it is renewed (renewed first by another
 // request of its own, ended, expired) as ErrUnauthenticated with reason
-// login_expired, and a session store failure in the renewal as
-// ErrUnavailable with reason unavailable.
+// login_expired (one this call found expired, and removed, is recorded
+// first as session.expired, as Authenticate records it), and a session
+// store failure in the renewal as ErrUnavailable with reason unavailable.
 //
 // A TOTP code is accepted once: one found used (by a sign-in, or by
 // another step-up) is a reuse, ErrInvalidCredentials, counted, recorded
@@ -1625,7 +1626,12 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrExpired), errors.Is(err, session.ErrInvalidToken):
 		// The proof was right, but the session is gone: renewed by
 		// another request of its own (a password-only step-up submitted
-		// twice), ended or expired since p was authenticated.
+		// twice), ended or expired since p was authenticated (found
+		// expired by this call, which removed it: the expiry is
+		// recorded here, as Authenticate records it).
+		if rerr := g.recordExpiry(ctx, err); rerr != nil {
+			return "", session.Session{}, rerr
+		}
 		return "", session.Session{}, fail(ReasonLoginExpired, gate{}, ErrUnauthenticated)
 	case err != nil:
 		return "", session.Session{}, fail(ReasonUnavailable, gate{}, unavailable("renew session", err))

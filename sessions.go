@@ -95,6 +95,23 @@ func expiredSession(err error) *session.Session {
 	return &ee.Session
 }
 
+// recordExpiry records the expiry of the session that an
+// *session.ExpiredError in err carries (session.expired, reason lifetime
+// or idle_timeout): the request that found the session expired removed
+// it, and records the expiry, once. It returns the record's error, nil
+// when err carries no such session.
+func (g *Guard) recordExpiry(ctx context.Context, err error) error {
+	x := expiredSession(err)
+	if x == nil {
+		return nil
+	}
+	reason := "idle_timeout"
+	if !g.now().Before(x.ExpiresAt) {
+		reason = "lifetime"
+	}
+	return g.record(ctx, expiredEvent(x, reason))
+}
+
 // authenticateHash authenticates the session h under the tenant's policy
 // as it is now (cached, Config.PolicyCacheTTL): a session is held to the
 // lower of its own idle timeout and lifetime and the policy's, and one that
@@ -151,16 +168,8 @@ func (g *Guard) authenticateHash(ctx context.Context, h session.Hash, touch bool
 	if listErr != nil && errors.Is(err, listErr) {
 		return Principal{}, err
 	}
-	if x := expiredSession(err); x != nil {
-		// The request that found the session expired (and removed it)
-		// records the expiry, once.
-		reason := "idle_timeout"
-		if !g.now().Before(x.ExpiresAt) {
-			reason = "lifetime"
-		}
-		if rerr := g.record(ctx, expiredEvent(x, reason)); rerr != nil {
-			return Principal{}, rerr
-		}
+	if rerr := g.recordExpiry(ctx, err); rerr != nil {
+		return Principal{}, rerr
 	}
 	if errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrUnavailable) {
 		return Principal{}, err
