@@ -411,12 +411,12 @@ func (m *Manager) AuthenticateHashWithin(ctx context.Context, h Hash, limits fun
 // call, Untouch, sets LastSeen back to the value this call found, unless
 // another request has moved it on since: a concurrent request's later
 // touch is never undone. That call is made without ctx's cancellation
-// (with its values), so that a client that hangs up cannot keep the
-// touch; when it fails, the request is refused with that store error
-// instead of the refusal. For the same reason, with admit, LookupTouch
-// itself runs without ctx's cancellation (until ctx's deadline, or for 5
-// seconds at most without one): a store may report a call cancelled whose
-// write was made. A request let through costs exactly what it
+// (with its values; until ctx's deadline, or for 5 seconds at most
+// without one), so that a client that hangs up cannot keep the touch;
+// when it fails (a deadline past included), the request is refused with
+// that store error instead of the refusal. For the same reason, with
+// admit, LookupTouch itself runs without ctx's cancellation, as bounded:
+// a store may report a call cancelled whose write was made. A request let through costs exactly what it
 // does under AuthenticateHashWithin: only refused ones pay for Untouch.
 //
 // One effect remains: a request let through while a refused one's touch
@@ -466,7 +466,10 @@ func (m *Manager) AuthenticateHashAdmit(ctx context.Context, h Hash, limits func
 	}
 	if err != nil {
 		if touched && !errors.Is(err, ErrExpired) {
-			if uerr := m.lt.Untouch(context.WithoutCancel(ctx), h, now, s.LastSeen); uerr != nil {
+			uctx, cancel := detached(ctx)
+			uerr := m.lt.Untouch(uctx, h, now, s.LastSeen)
+			cancel()
+			if uerr != nil {
 				return Session{}, storeErr("untouch", uerr)
 			}
 		}
