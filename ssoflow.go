@@ -455,7 +455,7 @@ type SSOStart struct {
 	// host also puts in a short-lived __Host- cookie (Secure, HttpOnly,
 	// Path=/, SameSite=None; never adopting a value the browser brings)
 	// and passes again to CompleteSSO: it ties the login to this browser
-	// (no login CSRF).
+	// (no login CSRF). It may not hold a NUL byte (*InputError).
 	Binding string
 	// IP of the client: logins started are limited per IP.
 	IP string
@@ -470,6 +470,19 @@ type SSOStart struct {
 	// one of them. A connection without MFAAuthnContexts gives
 	// sso.ErrNoMFAContexts.
 	RequireMFA bool
+	// Replaces is the ID (Principal.SessionID) of the session the browser
+	// is signed in with when the login starts: that of the principal its
+	// request to start the login authenticated as (PrincipalFrom), ""
+	// for none. The sign-in replaces it: CompleteSSO ends it before it
+	// creates the new session (see SSOResponse.Replaces), so that it
+	// neither outlives the sign-in (perhaps another user's session, on a
+	// shared computer) nor fills the session limit against its own
+	// replacement (a step-up under OnSessionLimit RefuseNewSession). The
+	// session cookie (SameSite=Lax) is not sent with the IdP's cross-site
+	// POST to the ACS, so this request is where the host sees it. It is
+	// committed in the tracked request with Binding, which it needs
+	// (*InputError without one, or for an ID that is not one).
+	Replaces string
 }
 
 // StartSSO starts an SP-initiated login at the tenant's IdP: send the
@@ -488,6 +501,15 @@ func (g *Guard) StartSSO(ctx context.Context, req SSOStart) (*sso.Login, error) 
 	if err := checkClientIP(req.IP); err != nil {
 		return nil, err
 	}
+	if err := checkReplaces(req.Replaces); err != nil {
+		return nil, err
+	}
+	switch {
+	case req.Replaces != "" && req.Binding == "":
+		return nil, &InputError{Field: "replaces", Reason: "needs a binding"}
+	case strings.ContainsRune(req.Binding, 0):
+		return nil, &InputError{Field: "binding", Reason: "contains a NUL byte"}
+	}
 	if req.IP != "" {
 		r, err := g.stores.Throttle.Reserve(ctx, "sso-start:"+g.throttleIP(req.IP), g.now(), ssoStartLimit)
 		if err != nil {
@@ -497,9 +519,34 @@ func (g *Guard) StartSSO(ctx context.Context, req SSOStart) (*sso.Login, error) 
 			return nil, ErrTooManyAttempts
 		}
 	}
-	l, err := g.sso.StartLogin(ctx, req.Tenant, sso.LoginOptions{ReturnTo: req.ReturnTo, Binding: req.Binding,
+	l, err := g.sso.StartLogin(ctx, req.Tenant, sso.LoginOptions{ReturnTo: req.ReturnTo, Binding: ssoBinding(req.Binding, req.Replaces),
 		ForceAuthn: req.ForceAuthn, RequireMFA: req.RequireMFA})
 	return l, ssoErr("start sso", err)
+}
+
+// checkReplaces refuses a replaced session's ID (SSOStart.Replaces,
+// SSOResponse.Replaces) that is not one (*InputError); "" is none.
+func checkReplaces(id string) error {
+	if id == "" {
+		return nil
+	}
+	if _, err := session.ParseID(id); err != nil {
+		return &InputError{Field: "replaces", Reason: "is not a session ID"}
+	}
+	return nil
+}
+
+// ssoBinding is the browser binding package sso tracks for a login: the
+// host's, followed by a NUL byte and the ID of the session the login
+// replaces, if any. A binding given to StartSSO holds no NUL and a
+// session ID none either, so one commitment is never another's: the
+// answer's binding and replaced session must both be the start's for
+// package sso to accept it.
+func ssoBinding(binding, replaces string) string {
+	if replaces == "" {
+		return binding
+	}
+	return binding + "\x00" + replaces
 }
 
 // SSOResponse is a POST to a tenant's assertion consumer service.
@@ -507,7 +554,14 @@ type SSOResponse struct {
 	Tenant  string
 	Request *http.Request // the POST, with SAMLResponse and RelayState
 	// Binding is the value of the binding cookie set by StartSSO's caller.
-	Binding       string
+	Binding string
+	// Replaces is SSOStart.Replaces of the login answered, which the host
+	// keeps with the binding (in its cookie: the session cookie is not
+	// sent with the IdP's POST), "" for none. It must be the start's: any
+	// other value, as any other binding, refuses the answer
+	// (sso.ReasonBindingMismatch), so only the session that the browser
+	// which started the login was signed in with can be named.
+	Replaces      string
 	IP, UserAgent string
 }
 
@@ -558,6 +612,18 @@ type SSOResponse struct {
 // On success, LoginResult.ReturnTo is where to send the browser, and the
 // user's LastSSOAt is set (see UserAccess.SSO).
 //
+// The session the browser was signed in with when the login started
+// (SSOResponse.Replaces, of an answer to a request started with a
+// binding) ends once the answer is accepted and the user may sign in,
+// before the new session is created: whoever it belongs to, as a
+// sign-in replaces the session a browser had (it is recorded as that
+// session's audit.Logout, with the sign-in's client address), and so it
+// does not count against the session limit, under which a step-up
+// (SSOStart.ForceAuthn) of a user at the limit with RefuseNewSession
+// would otherwise be refused. A session already ended is left at that;
+// a store failure refuses the sign-in (ErrUnavailable) with the session
+// as it was or ended. It stays ended if the sign-in fails after.
+//
 // The session has FlagMFA when the assertion's AuthnContextClassRef is
 // one of the connection's MFAAuthnContexts: the IdP says the user signed
 // in with more than one factor. That is about how the user signed in, not
@@ -595,7 +661,10 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 	if err := checkClientIP(resp.IP); err != nil {
 		return LoginResult{}, "", reject(ReasonBadInput, "", err)
 	}
-	res, err := g.sso.ACS(ctx, resp.Tenant, resp.Request, resp.Binding)
+	if err := checkReplaces(resp.Replaces); err != nil {
+		return LoginResult{}, "", reject(ReasonBadInput, "", err)
+	}
+	res, err := g.sso.ACS(ctx, resp.Tenant, resp.Request, ssoBinding(resp.Binding, resp.Replaces))
 	if err != nil {
 		var re *sso.RejectError
 		if errors.As(err, &re) {
@@ -687,6 +756,14 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 	if err := g.record(ctx, ok); err != nil {
 		return LoginResult{}, "", err
 	}
+	// Only a session committed with the binding the browser presented:
+	// an unsolicited answer, or one to a login started without a
+	// binding, checked no binding, so its Replaces names nothing.
+	if resp.Replaces != "" && res.Bound {
+		if err := g.endReplaced(ctx, resp); err != nil {
+			return LoginResult{}, "", fail(ReasonUnavailable, "", err)
+		}
+	}
 	sub := &sso.Subject{Tenant: u.Tenant, UserID: u.ID, IdP: res.IdPEntityID, NameID: res.NameID, SessionIndex: res.SessionIndex}
 	if len(res.NameIDFormat) <= maxNameIDFormat {
 		sub.NameIDFormat = res.NameIDFormat
@@ -708,6 +785,30 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 	}
 	lr, err := g.proceed(ctx, a, pol, gate{}, si)
 	return lr, res.ReturnTo, err
+}
+
+// endReplaced ends the session an SSO sign-in replaces
+// (SSOResponse.Replaces, already checked against the login's binding),
+// as its own Logout: recorded as audit.Logout by its user, with the
+// sign-in's client address. One already gone is left at that; a store
+// failure is ErrUnavailable.
+func (g *Guard) endReplaced(ctx context.Context, resp SSOResponse) error {
+	h, err := session.ParseID(resp.Replaces)
+	if err != nil {
+		return nil // checked before
+	}
+	s, err := g.stores.Sessions.Lookup(ctx, h)
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		return nil
+	case err != nil:
+		return unavailable("load session", err)
+	}
+	p := Principal{Kind: KindUser, Tenant: s.Tenant, UserID: s.UserID, Session: h, IP: resp.IP, UserAgent: resp.UserAgent}
+	if err := g.Logout(ctx, p); err != nil && !errors.Is(err, ErrUnauthenticated) {
+		return err
+	}
+	return nil
 }
 
 // otherSubject returns "" if the assertion res may sign in u, an

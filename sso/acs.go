@@ -63,6 +63,11 @@ type Result struct {
 	// RequestID is the ID of the AuthnRequest answered, "" for an
 	// unsolicited response.
 	RequestID string
+	// Bound reports whether the AuthnRequest answered was started with a
+	// browser binding (LoginOptions.Binding), which the binding given to
+	// ACS matched: whatever the host committed in the binding at the
+	// start came back from the browser that started the login.
+	Bound bool
 	// ReturnTo is where to send the browser: the tracked request's return
 	// path, or, for an unsolicited response, its RelayState if it passes
 	// SafeRedirect, else Config.DefaultReturnTo.
@@ -229,6 +234,7 @@ func (p *Provider) ParseResponse(ctx context.Context, tenant, samlResponse, rela
 			return nil, reject(ReasonBindingMismatch, "", nil)
 		}
 		res.RequestID = req.ID
+		res.Bound = req.Binding != ""
 		res.ReturnTo = req.ReturnTo
 		if !SafeRedirect(res.ReturnTo) {
 			res.ReturnTo = p.cfg.DefaultReturnTo

@@ -156,8 +156,23 @@ func TestRelayStateAndBinding(t *testing.T) {
 	}
 	t.Run("binding matches", func(t *testing.T) {
 		e := bound(t)
-		if _, err := e.p.ParseResponse(t.Context(), tenant, base64.StdEncoding.EncodeToString(doc), relayState, "browser-cookie"); err != nil {
+		res, err := e.p.ParseResponse(t.Context(), tenant, base64.StdEncoding.EncodeToString(doc), relayState, "browser-cookie")
+		if err != nil {
 			t.Fatal(err)
+		}
+		if !res.Bound {
+			t.Error("Bound = false for the answer to a request started with a binding")
+		}
+	})
+	t.Run("no binding", func(t *testing.T) {
+		e := newEnv(t, nil)
+		e.track(requestID, relayState)
+		res, err := e.p.ParseResponse(t.Context(), tenant, base64.StdEncoding.EncodeToString(doc), relayState, "browser-cookie")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Bound {
+			t.Error("Bound = true for the answer to a request started without a binding")
 		}
 	})
 	for _, other := range []string{"", "other-cookie"} {

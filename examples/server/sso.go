@@ -40,7 +40,12 @@ const maxSAMLBody = sso.DefaultMaxBodyBytes
 // as long as Guard tracks the request. It is a __Host- cookie (Path=/, no
 // Domain), so a host on a sibling subdomain cannot plant its own value
 // in the browser; and a value the browser presents is never adopted at
-// login start.
+// login start. A login started by a signed-in browser replaces its
+// session: the cookie then also holds that session's ID (after a dot;
+// guard.SSOStart.Replaces, which Guard commits with the binding), since
+// the session cookie itself (SameSite=Lax) does not come with the IdP's
+// cross-site POST. An ID is no credential, and Guard accepts the answer
+// only with the one the login started with.
 const (
 	bindingCookie = "__Host-guard-sso"
 	bindingTTL    = sso.DefaultRequestTTL
@@ -62,6 +67,26 @@ func newBinding() string {
 	var b [32]byte
 	rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// bindingValue is the binding cookie's value: the binding, and the ID of
+// the session the login replaces, if any.
+func bindingValue(binding, replaces string) string {
+	if replaces == "" {
+		return binding
+	}
+	return binding + "." + replaces
+}
+
+// boundLogin returns the binding and replaced session ID that r's binding
+// cookie holds ("" for none).
+func boundLogin(r *http.Request) (binding, replaces string) {
+	c, err := r.Cookie(bindingCookie)
+	if err != nil {
+		return "", ""
+	}
+	binding, replaces, _ = strings.Cut(c.Value, ".")
+	return binding, replaces
 }
 
 func setBinding(w http.ResponseWriter, v string, maxAge int) {
@@ -118,9 +143,18 @@ func (a *app) samlMetadata(w http.ResponseWriter, r *http.Request) {
 // to this browser by a new binding cookie, and the browser sent to the
 // IdP. The binding is new even when the browser presents one: adopting
 // it would let whoever planted it deliver an answer of their own (only
-// the latest login started in a browser can complete).
+// the latest login started in a browser can complete). The sign-in
+// replaces the session the browser has now (this top-level GET carries
+// its cookie), which Guard ends before it creates the new one: the
+// browser's own session does not fill a session limit against a step-up,
+// and a session left in the browser (perhaps someone else's) ends though
+// the IdP's answer comes without its cookie (SECURITY-CHECKLIST SE-1).
 func (a *app) samlLogin(w http.ResponseWriter, r *http.Request) {
 	binding := newBinding()
+	replaces := ""
+	if p, ok := guard.PrincipalFrom(r.Context()); ok && p.Kind == guard.KindUser {
+		replaces = p.SessionID()
+	}
 	next := localPath(r.URL.Query().Get("next"))
 	if !sso.SafeRedirect(next) {
 		next = "/"
@@ -131,12 +165,12 @@ func (a *app) samlLogin(w http.ResponseWriter, r *http.Request) {
 	// pages need (needMFA offers it).
 	q := r.URL.Query()
 	l, err := a.g.StartSSO(r.Context(), guard.SSOStart{Tenant: r.PathValue("tenant"), ReturnTo: next, Binding: binding, IP: a.g.ClientIP(r),
-		ForceAuthn: q.Get("force") == "1" || q.Get("mfa") == "1", RequireMFA: q.Get("mfa") == "1"})
+		ForceAuthn: q.Get("force") == "1" || q.Get("mfa") == "1", RequireMFA: q.Get("mfa") == "1", Replaces: replaces})
 	if err != nil {
 		a.ssoStartFailed(w, r, err)
 		return
 	}
-	setBinding(w, binding, int(bindingTTL/time.Second))
+	setBinding(w, bindingValue(binding, replaces), int(bindingTTL/time.Second))
 	if l.Form != nil {
 		// An IdP that takes the HTTP-POST binding only: a page that posts
 		// the request to it, allowed by this answer's own policy.
@@ -199,11 +233,8 @@ func (a *app) ssoMFA(ctx context.Context, tenant string) (bool, error) {
 func (a *app) samlACS(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	tenant := r.PathValue("tenant")
-	binding := ""
-	if c, err := r.Cookie(bindingCookie); err == nil {
-		binding = c.Value
-	}
-	res, to, err := a.g.CompleteSSO(ctx, guard.SSOResponse{Tenant: tenant, Request: r, Binding: binding,
+	binding, replaces := boundLogin(r)
+	res, to, err := a.g.CompleteSSO(ctx, guard.SSOResponse{Tenant: tenant, Request: r, Binding: binding, Replaces: replaces,
 		IP: a.g.ClientIP(r), UserAgent: r.UserAgent()})
 	if err != nil {
 		switch {
@@ -223,7 +254,9 @@ func (a *app) samlACS(w http.ResponseWriter, r *http.Request) {
 	}
 	setBinding(w, "", -1)
 	a.forget(tenant) // a user may have been created
-	// signedInAs ends the session this browser had (perhaps someone else's).
+	// Guard ended the session the browser had when the login started;
+	// signedInAs ends the one it has now, if another (and if its cookie
+	// came: a same-site POST).
 	a.signedInAs(w, r, res, localPath(to))
 }
 
