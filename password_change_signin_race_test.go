@@ -50,6 +50,36 @@ func newAfterRevokeFixture(t *testing.T) (*mfaFixture, *afterRevokeIndex) {
 	return f, idx
 }
 
+// wantSessionEnded checks that stolen, the session of a sign-in that
+// raced op (ChangePassword or ResetPassword) with the replaced password,
+// was ended by it.
+func wantSessionEnded(t *testing.T, f *mfaFixture, op string, stolen guard.LoginResult) {
+	t.Helper()
+	if stolen.Token == "" {
+		t.Fatal("the racing sign-in did not complete")
+	}
+	if p, err := f.g.Authenticate(f.ctx, stolen.Token); err == nil {
+		t.Errorf("a session signed in with the replaced password outlives %s (user %s): want ErrUnauthenticated", op, p.UserID)
+	} else if !errors.Is(err, guard.ErrUnauthenticated) {
+		t.Errorf("Authenticate(racing session) = %v, want ErrUnauthenticated", err)
+	}
+}
+
+// wantOneRevocation checks that one session.revoked (password_changed)
+// was recorded, counting one session.
+func wantOneRevocation(t *testing.T, f *mfaFixture) {
+	t.Helper()
+	var ended []string
+	for _, e := range f.events(t, audit.SessionRevoked) {
+		if e.Meta["reason"] == guard.ReasonPasswordChanged {
+			ended = append(ended, e.Meta["sessions_ended"])
+		}
+	}
+	if len(ended) != 1 || ended[0] != "1" {
+		t.Errorf("session.revoked (password_changed) sessions_ended = %q, want one record of 1", ended)
+	}
+}
+
 // ChangePassword ends every session signed in with the replaced password
 // but the caller's: that of a sign-in with the old password which created
 // its session, and made its status re-read (RecordLogin), after the
@@ -77,24 +107,9 @@ func TestChangePasswordEndsSessionSignedInWithOldPasswordBeforeWrite(t *testing.
 	if _, err := f.login(adaEmail, ownerPW); err == nil {
 		t.Fatal("the old password still signs in after the change")
 	}
-	if stolen.Token == "" {
-		t.Fatal("the racing sign-in did not run")
-	}
-	if p, err := f.g.Authenticate(f.ctx, stolen.Token); err == nil {
-		t.Errorf("a session signed in with the replaced password outlives ChangePassword (user %s): want ErrUnauthenticated", p.UserID)
-	} else if !errors.Is(err, guard.ErrUnauthenticated) {
-		t.Errorf("Authenticate(racing session) = %v, want ErrUnauthenticated", err)
-	}
+	wantSessionEnded(t, f, "ChangePassword", stolen)
 	// Counted with the sessions the change ended.
-	var ended []string
-	for _, e := range f.events(t, audit.SessionRevoked) {
-		if e.Meta["reason"] == guard.ReasonPasswordChanged {
-			ended = append(ended, e.Meta["sessions_ended"])
-		}
-	}
-	if len(ended) != 1 || ended[0] != "1" {
-		t.Errorf("session.revoked (password_changed) sessions_ended = %q, want one record of 1", ended)
-	}
+	wantOneRevocation(t, f)
 }
 
 // ResetPassword ends every session signed in with the replaced password,
@@ -123,14 +138,7 @@ func TestResetPasswordEndsSessionSignedInWithOldPasswordBeforeWrite(t *testing.T
 	if _, err := f.login(adaEmail, ownerPW); err == nil {
 		t.Fatal("the old password still signs in after the reset")
 	}
-	if stolen.Token == "" {
-		t.Fatal("the racing sign-in did not run")
-	}
-	if p, err := f.g.Authenticate(f.ctx, stolen.Token); err == nil {
-		t.Errorf("a session signed in with the replaced password outlives ResetPassword (user %s): want ErrUnauthenticated", p.UserID)
-	} else if !errors.Is(err, guard.ErrUnauthenticated) {
-		t.Errorf("Authenticate(racing session) = %v, want ErrUnauthenticated", err)
-	}
+	wantSessionEnded(t, f, "ResetPassword", stolen)
 	// The password.reset recorded before the write counts the session
 	// ended before it; the racing one, ended after the write, is
 	// recorded after it as session.revoked.
@@ -138,15 +146,7 @@ func TestResetPasswordEndsSessionSignedInWithOldPasswordBeforeWrite(t *testing.T
 	if len(resets) != 1 || resets[0].Meta["sessions_ended"] != "1" {
 		t.Errorf("password.reset records = %+v, want one with sessions_ended 1", resets)
 	}
-	var ended []string
-	for _, e := range f.events(t, audit.SessionRevoked) {
-		if e.Meta["reason"] == guard.ReasonPasswordChanged {
-			ended = append(ended, e.Meta["sessions_ended"])
-		}
-	}
-	if len(ended) != 1 || ended[0] != "1" {
-		t.Errorf("session.revoked (password_changed) sessions_ended = %q, want one record of 1", ended)
-	}
+	wantOneRevocation(t, f)
 }
 
 // The same for a sign-in with the old password pending its second
@@ -184,14 +184,7 @@ func TestChangePasswordEndsSecondFactorCompletedBeforeWrite(t *testing.T) {
 	if err := f.g.ChangePassword(f.ctx, owner, guard.PasswordChange{Current: ownerPW, New: next}); err != nil {
 		t.Fatalf("ChangePassword: %v", err)
 	}
-	if stolen.Token == "" {
-		t.Fatal("the racing sign-in did not complete")
-	}
-	if p, err := f.g.Authenticate(f.ctx, stolen.Token); err == nil {
-		t.Errorf("a session signed in with the replaced password outlives ChangePassword (user %s): want ErrUnauthenticated", p.UserID)
-	} else if !errors.Is(err, guard.ErrUnauthenticated) {
-		t.Errorf("Authenticate(racing session) = %v, want ErrUnauthenticated", err)
-	}
+	wantSessionEnded(t, f, "ChangePassword", stolen)
 	if _, err := f.g.Authenticate(f.ctx, res.Token); err != nil {
 		t.Errorf("the owner's own session ended with the change: %v", err)
 	}
