@@ -48,10 +48,26 @@
 //
 // # Setting up
 //
-// There is no schema and nothing to migrate. New does no I/O; the Lua
+// There is no schema and nothing to migrate. Run Redis with
+// maxmemory-policy noeviction (its default; not that of common managed
+// services, which default to volatile-lru), on every node: every key of
+// the store has an expiry, so under any other policy a server at its
+// maxmemory evicts them silently, and the store cannot tell. A user's
+// list of sessions evicted while the sessions stay leaves sessions that
+// still authenticate but that revoking all of the user's sessions
+// (deactivation, a password change or reset, "end all my sessions", an
+// IdP's logout) no longer finds; an evicted throttle record forgets
+// failed attempts and a lock, an evicted replay record lets an
+// assertion be accepted twice. New therefore asks the server (CONFIG GET
+// maxmemory-policy, the one I/O it does, within the client's timeouts)
+// and refuses any other policy with an *EvictionError, and a server it
+// cannot reach with an error. A server that refuses CONFIG GET (managed
+// services often disable CONFIG; an ACL may deny it) passes: there the
+// operator must set noeviction. Options.SkipEvictionCheck skips the
+// check, which is unsafe unless every node runs noeviction. The Lua
 // scripts are sent with EVALSHA and, the first time a server lacks one,
-// EVAL (call Load at start-up to load them all beforehand). Every key starts
-// with Options.Prefix (default "guard:"):
+// EVAL (call Load at start-up to load them all beforehand). Every key
+// starts with Options.Prefix (default "guard:"):
 //
 //	guard:s:<hex token hash>                 a session (a hash)
 //	guard:u:<len(tenant)>:<tenant>:<user>    a user's sessions (a sorted set)
@@ -135,7 +151,8 @@
 // replica may not yet know of a session just revoked. Replication is
 // asynchronous, so a failover can lose the last writes (a sign-out, a
 // counted attempt) unless the server is configured against it
-// (min-replicas-to-write). The session scripts read and write
+// (min-replicas-to-write); a replica that may be promoted must run
+// noeviction too (New asks only the primary). The session scripts read and write
 // several keys — a user's sorted set and the sessions in it, which are
 // keyed by token hash alone so that a request finds its session in one
 // round trip — so they cannot spread one user's keys over several hash
@@ -163,7 +180,8 @@
 // mfa.ErrDuplicate; sso.ErrNotFound (a request never stored, consumed or
 // expired, a subject never stored or expired) and sso.ErrDuplicate. Memory is bounded by expiry and by the
 // server's maxmemory, so sso.ErrFull is never returned: a server out of
-// memory is a failure like any other. Any failure of Redis (refused
+// memory (under noeviction, which New checks; see Setting up) is a
+// failure like any other. Any failure of Redis (refused
 // connection, timeout, a script error) is returned wrapped, prefixed
 // "redisstore:", and is never one of those sentinels, so the facade denies
 // the request (fail closed). Data that this package did not write is
@@ -171,5 +189,6 @@
 // is reported as a typed error: *InputError for a time out of range (or
 // a rate window that is not positive),
 // *auth.InvalidLimitError for a throttle limit that does not validate, and
-// *ConfigError from New.
+// *ConfigError from New; New returns an *EvictionError for a server whose
+// maxmemory-policy may evict keys.
 package redisstore

@@ -2,6 +2,9 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -50,12 +53,66 @@ func setPolicy(t *testing.T, c *redis.Client, policy string) (restore func()) {
 // such a loss afterwards, so it must not run on such a server.
 func TestNewRefusesEvictingServer(t *testing.T) {
 	c := newClient(t)
+	// A Ring (as a Cluster client) asks each of its servers.
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": c.Options().Addr}})
+	t.Cleanup(func() { ring.Close() })
 	for _, policy := range []string{"allkeys-lru", "volatile-lru", "volatile-ttl"} {
 		restore := setPolicy(t, c, policy)
 		st, err := redisstore.New(c, redisstore.Options{})
+		skipped, skipErr := redisstore.New(c, redisstore.Options{SkipEvictionCheck: true})
+		_, ringErr := redisstore.New(ring, redisstore.Options{Prefix: "{guard}:"})
 		restore()
-		if err == nil || st != nil {
-			t.Errorf("New on a server with maxmemory-policy %s = %v, %v; want an error", policy, st, err)
+		if ee := (*redisstore.EvictionError)(nil); !errors.As(ringErr, &ee) {
+			t.Errorf("New with a Ring on a server with maxmemory-policy %s: %v, want an *EvictionError", policy, ringErr)
 		}
+		var ee *redisstore.EvictionError
+		if !errors.As(err, &ee) || ee.Policy != policy || st != nil {
+			t.Errorf("New on a server with maxmemory-policy %s = %v, %v; want an *EvictionError naming it", policy, st, err)
+		} else if msg := err.Error(); !strings.Contains(msg, "maxmemory-policy") || !strings.Contains(msg, "noeviction") {
+			t.Errorf("the error says %q; want it to name maxmemory-policy and noeviction", msg)
+		}
+		if skipErr != nil || skipped == nil {
+			t.Errorf("New with SkipEvictionCheck on a server with maxmemory-policy %s: %v", policy, skipErr)
+		}
+	}
+	if st, err := redisstore.New(c, redisstore.Options{}); err != nil || st == nil {
+		t.Errorf("New on a server with maxmemory-policy noeviction: %v", err)
+	}
+	if _, err := redisstore.New(ring, redisstore.Options{Prefix: "{guard}:"}); err != nil {
+		t.Errorf("New with a Ring on a server with maxmemory-policy noeviction: %v", err)
+	}
+}
+
+// TestNewEvictionCheckRefused: a server that refuses CONFIG GET (here an
+// ACL denies it, NOPERM; managed services often disable CONFIG) cannot be
+// checked, and New takes it at its operator's word (the package
+// documentation tells them to set noeviction).
+func TestNewEvictionCheckRefused(t *testing.T) {
+	c := newClient(t)
+	ctx := t.Context()
+	user, pass := "guardtest-"+randomHex(), randomHex()
+	if err := c.Do(ctx, "ACL", "SETUSER", user, "on", ">"+pass, "~*", "&*", "+@all", "-config").Err(); err != nil {
+		t.Skipf("the test server refuses ACL SETUSER: %v", err)
+	}
+	t.Cleanup(func() { c.Do(context.Background(), "ACL", "DELUSER", user) })
+	limited := redis.NewClient(&redis.Options{Addr: c.Options().Addr, Username: user, Password: pass})
+	t.Cleanup(func() { limited.Close() })
+	if err := limited.ConfigGet(ctx, "maxmemory-policy").Err(); !redis.IsPermissionError(err) {
+		t.Fatalf("CONFIG GET as %s: %v, want NOPERM", user, err)
+	}
+	if st, err := redisstore.New(limited, redisstore.Options{}); err != nil || st == nil {
+		t.Errorf("New on a server that refuses CONFIG GET: %v", err)
+	}
+}
+
+// TestNewEvictionCheckUnreachable: New on a server it cannot reach
+// cannot check it, and fails closed: an error, prefixed "redisstore:",
+// that is not an *EvictionError.
+func TestNewEvictionCheckUnreachable(t *testing.T) {
+	st, err := redisstore.New(deadClient(t), redisstore.Options{})
+	var ee *redisstore.EvictionError
+	if err == nil || st != nil || errors.As(err, &ee) || !errors.Is(err, syscall.ECONNREFUSED) ||
+		!strings.HasPrefix(err.Error(), "redisstore: ") {
+		t.Errorf("New with Redis down = %v, %v; want a redisstore: error wrapping ECONNREFUSED", st, err)
 	}
 }

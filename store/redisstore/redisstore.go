@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -31,6 +32,16 @@ type Options struct {
 	// hash tag, such as "{guard}:", that puts every key in one hash slot
 	// (see the package documentation).
 	Prefix string
+
+	// SkipEvictionCheck, when true, makes New skip its check of the
+	// server's maxmemory-policy, and so do no I/O. It is unsafe unless
+	// every node of the deployment runs with maxmemory-policy
+	// noeviction: a server that may evict keys drops those of the store
+	// silently at its maxmemory (every key has an expiry, so volatile-*
+	// policies pick them too), and a user's list of sessions gone while
+	// the sessions stay ends no session when they are all revoked (see
+	// the package documentation).
+	SkipEvictionCheck bool
 }
 
 // ConfigError reports an unacceptable argument of New.
@@ -39,6 +50,17 @@ type ConfigError struct {
 }
 
 func (e *ConfigError) Error() string { return "redisstore: invalid " + e.Field + ": " + e.Reason }
+
+// EvictionError reports, from New, a Redis server whose maxmemory-policy
+// lets it evict the store's keys: any policy but noeviction.
+type EvictionError struct {
+	Policy string // the server's maxmemory-policy, such as "volatile-lru"
+}
+
+func (e *EvictionError) Error() string {
+	return "redisstore: the Redis server's maxmemory-policy is " + strconv.Quote(e.Policy) +
+		", which lets it evict the store's keys (a user's list of sessions, which revoking them all relies on; throttle counters; SAML replay records): set maxmemory-policy noeviction"
+}
 
 // InputError reports a value that the store cannot keep exactly, such as a
 // time outside the years 1970 to 2255 (the store computes with
@@ -72,9 +94,16 @@ var (
 	_ auth.ThrottleStore     = (*Store)(nil)
 )
 
-// New returns a Store that keeps its data in client under opts.Prefix. It
-// does no I/O: the scripts are loaded on first use (or by Load). The
-// caller owns client and closes it after the last use of the Store.
+// New returns a Store that keeps its data in client under opts.Prefix.
+// Unless opts.SkipEvictionCheck, it asks the server its maxmemory-policy
+// (CONFIG GET, each node's with a Cluster or Ring client; within the
+// client's timeouts) and refuses any but noeviction with an
+// *EvictionError. A server that refuses CONFIG GET (managed services
+// often disable CONFIG, an ACL may deny it) is taken at its operator's
+// word: set noeviction there. A server that cannot be reached, or that is
+// loading or refuses the client, is an error. The scripts are loaded on
+// first use (or by Load). The caller owns client and closes it after the
+// last use of the Store.
 func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if client == nil {
 		return nil, &ConfigError{Field: "client", Reason: "is required"}
@@ -97,7 +126,63 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 			return nil, &ConfigError{Field: "Options.Prefix", Reason: `must contain a hash tag such as "{guard}" with a Cluster or Ring client: a user's keys and the keys of their sessions must share one hash slot`}
 		}
 	}
+	if !opts.SkipEvictionCheck {
+		if err := checkEviction(context.Background(), client); err != nil {
+			return nil, err
+		}
+	}
 	return &Store{rdb: client, prefix: p}, nil
+}
+
+// checkEviction returns an *EvictionError if a server of client may evict
+// keys, as its maxmemory-policy says, or the error of a server that did
+// not answer. A server that refuses CONFIG GET passes.
+func checkEviction(ctx context.Context, client redis.UniversalClient) error {
+	var err error
+	if shards, ok := client.(interface {
+		ForEachShard(context.Context, func(context.Context, *redis.Client) error) error
+	}); ok {
+		var checked atomic.Int64
+		err = shards.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
+			checked.Add(1)
+			return checkPolicy(ctx, c)
+		})
+		if err == nil && checked.Load() == 0 {
+			err = errors.New("no server answered")
+		}
+	} else {
+		err = checkPolicy(ctx, client)
+	}
+	if ee := (*EvictionError)(nil); err != nil && !errors.As(err, &ee) {
+		return redisErr("checking maxmemory-policy", err)
+	}
+	return err
+}
+
+// checkPolicy is checkEviction for one server.
+func checkPolicy(ctx context.Context, c redis.Cmdable) error {
+	m, err := c.ConfigGet(ctx, "maxmemory-policy").Result()
+	switch {
+	case err == nil:
+		if p, ok := m["maxmemory-policy"]; ok && p != "noeviction" {
+			return &EvictionError{Policy: p}
+		}
+		return nil
+	case refused(err):
+		return nil
+	default:
+		return err
+	}
+}
+
+// refused reports whether err is a server's refusal of a command, as
+// opposed to a failure to reach the server or a server not ready for, or
+// not letting in, the client.
+func refused(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && !redis.IsLoadingError(err) && !redis.IsAuthError(err) &&
+		!redis.IsMasterDownError(err) && !redis.IsTryAgainError(err) &&
+		!redis.IsClusterDownError(err) && !redis.IsMaxClientsError(err)
 }
 
 // hasHashTag reports whether key's hash slot is decided by a hash tag, as
