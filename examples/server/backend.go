@@ -110,7 +110,7 @@ func openBackend(ctx context.Context, o options, logf func(string, ...any)) (*ba
 			b.Close()
 			return nil, fmt.Errorf("redis: %w", err)
 		}
-		rs, err := redisstore.New(client, redisstore.Options{Prefix: o.redisPrefix})
+		rs, err := redisstore.New(ctx, client, redisstore.Options{Prefix: o.redisPrefix})
 		if err != nil {
 			b.Close()
 			return nil, err

@@ -118,7 +118,7 @@ func newCluster(t testing.TB, proxied bool) *cluster {
 		clean.Close()
 		rc.Close()
 	})
-	rs, err := redisstore.New(rc, redisstore.Options{Prefix: prefix})
+	rs, err := redisstore.New(t.Context(), rc, redisstore.Options{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

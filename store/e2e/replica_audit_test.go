@@ -97,7 +97,7 @@ func (f *farm) replica(watch bool) *guard.Guard {
 		pool.Close()
 		rc.Close()
 	})
-	rs, err := redisstore.New(rc, redisstore.Options{Prefix: f.prefix})
+	rs, err := redisstore.New(t.Context(), rc, redisstore.Options{Prefix: f.prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ func benchStore(b *testing.B) (*Store, *redis.Client) {
 			b.Errorf("cleanup: %v", err)
 		}
 	})
-	s, err := New(c, Options{Prefix: prefix})
+	s, err := New(b.Context(), c, Options{Prefix: prefix})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -41,7 +41,7 @@
 // backend's:
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
-//	rs, err := redisstore.New(rdb, redisstore.Options{})
+//	rs, err := redisstore.New(ctx, rdb, redisstore.Options{})
 //	…
 //	stores := rs.Stores(pg.Stores()) // the short-lived roles from Redis, the rest from PostgreSQL
 //	g, err := guard.New(guard.Config{Stores: stores, AuditKey: key, MFA: &mfaConfig, SSO: &ssoConfig})
@@ -59,9 +59,9 @@
 // IdP's logout) no longer finds; an evicted throttle record forgets
 // failed attempts and a lock, an evicted replay record lets an
 // assertion be accepted twice. New therefore asks the server (CONFIG GET
-// maxmemory-policy, the one I/O it does, within the client's timeouts)
-// and refuses any other policy with an *EvictionError, and a server it
-// cannot reach with an error. A server that refuses CONFIG GET (managed
+// maxmemory-policy, the one I/O it does, within its ctx and the client's
+// timeouts) and refuses any other policy with an *EvictionError, and a
+// server it cannot reach with an error. A server that refuses CONFIG GET (managed
 // services often disable CONFIG; an ACL may deny it) passes: there the
 // operator must set noeviction. Options.SkipEvictionCheck skips the
 // check, which is unsafe unless every node runs noeviction. The Lua

@@ -58,9 +58,9 @@ func TestNewRefusesEvictingServer(t *testing.T) {
 	t.Cleanup(func() { ring.Close() })
 	for _, policy := range []string{"allkeys-lru", "volatile-lru", "volatile-ttl"} {
 		restore := setPolicy(t, c, policy)
-		st, err := redisstore.New(c, redisstore.Options{})
-		skipped, skipErr := redisstore.New(c, redisstore.Options{SkipEvictionCheck: true})
-		_, ringErr := redisstore.New(ring, redisstore.Options{Prefix: "{guard}:"})
+		st, err := redisstore.New(t.Context(), c, redisstore.Options{})
+		skipped, skipErr := redisstore.New(t.Context(), c, redisstore.Options{SkipEvictionCheck: true})
+		_, ringErr := redisstore.New(t.Context(), ring, redisstore.Options{Prefix: "{guard}:"})
 		restore()
 		if ee := (*redisstore.EvictionError)(nil); !errors.As(ringErr, &ee) {
 			t.Errorf("New with a Ring on a server with maxmemory-policy %s: %v, want an *EvictionError", policy, ringErr)
@@ -75,10 +75,10 @@ func TestNewRefusesEvictingServer(t *testing.T) {
 			t.Errorf("New with SkipEvictionCheck on a server with maxmemory-policy %s: %v", policy, skipErr)
 		}
 	}
-	if st, err := redisstore.New(c, redisstore.Options{}); err != nil || st == nil {
+	if st, err := redisstore.New(t.Context(), c, redisstore.Options{}); err != nil || st == nil {
 		t.Errorf("New on a server with maxmemory-policy noeviction: %v", err)
 	}
-	if _, err := redisstore.New(ring, redisstore.Options{Prefix: "{guard}:"}); err != nil {
+	if _, err := redisstore.New(t.Context(), ring, redisstore.Options{Prefix: "{guard}:"}); err != nil {
 		t.Errorf("New with a Ring on a server with maxmemory-policy noeviction: %v", err)
 	}
 }
@@ -100,7 +100,7 @@ func TestNewEvictionCheckRefused(t *testing.T) {
 	if err := limited.ConfigGet(ctx, "maxmemory-policy").Err(); !redis.IsPermissionError(err) {
 		t.Fatalf("CONFIG GET as %s: %v, want NOPERM", user, err)
 	}
-	if st, err := redisstore.New(limited, redisstore.Options{}); err != nil || st == nil {
+	if st, err := redisstore.New(t.Context(), limited, redisstore.Options{}); err != nil || st == nil {
 		t.Errorf("New on a server that refuses CONFIG GET: %v", err)
 	}
 }
@@ -109,10 +109,25 @@ func TestNewEvictionCheckRefused(t *testing.T) {
 // cannot check it, and fails closed: an error, prefixed "redisstore:",
 // that is not an *EvictionError.
 func TestNewEvictionCheckUnreachable(t *testing.T) {
-	st, err := redisstore.New(deadClient(t), redisstore.Options{})
+	st, err := redisstore.New(t.Context(), deadClient(t), redisstore.Options{})
 	var ee *redisstore.EvictionError
 	if err == nil || st != nil || errors.As(err, &ee) || !errors.Is(err, syscall.ECONNREFUSED) ||
 		!strings.HasPrefix(err.Error(), "redisstore: ") {
 		t.Errorf("New with Redis down = %v, %v; want a redisstore: error wrapping ECONNREFUSED", st, err)
+	}
+}
+
+// TestNewEvictionCheckContext: New's check runs within its ctx (a
+// cancelled one is an error wrapping context.Canceled), and with
+// SkipEvictionCheck New does no I/O, so ctx does not matter.
+func TestNewEvictionCheckContext(t *testing.T) {
+	c := newClient(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if st, err := redisstore.New(ctx, c, redisstore.Options{}); err == nil || st != nil || !errors.Is(err, context.Canceled) {
+		t.Errorf("New with a cancelled context = %v, %v; want an error wrapping context.Canceled", st, err)
+	}
+	if st, err := redisstore.New(ctx, c, redisstore.Options{SkipEvictionCheck: true}); err != nil || st == nil {
+		t.Errorf("New with a cancelled context and SkipEvictionCheck: %v", err)
 	}
 }

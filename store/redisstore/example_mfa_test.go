@@ -1,6 +1,7 @@
 package redisstore_test
 
 import (
+	"context"
 	"log"
 	"os"
 
@@ -16,9 +17,10 @@ import (
 // sessions; factors and recovery codes stay in the other backend (memstore
 // here; pgstore in production).
 func ExampleStore_MFAStores() {
+	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 	defer rdb.Close()
-	rs, err := redisstore.New(rdb, redisstore.Options{})
+	rs, err := redisstore.New(ctx, rdb, redisstore.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package redisstore_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"log"
@@ -20,9 +21,10 @@ import (
 // production). Stores sets the three roles already; SSOStores gives them
 // alone, for a guard.Stores assembled by hand.
 func ExampleStore_SSOStores() {
+	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 	defer rdb.Close()
-	rs, err := redisstore.New(rdb, redisstore.Options{})
+	rs, err := redisstore.New(ctx, rdb, redisstore.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}

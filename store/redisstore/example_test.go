@@ -1,6 +1,7 @@
 package redisstore_test
 
 import (
+	"context"
 	"log"
 	"os"
 
@@ -14,9 +15,10 @@ import (
 // Sessions and throttling in Redis, everything else in another backend
 // (memstore here; pgstore in production).
 func ExampleStore_Stores() {
+	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 	defer rdb.Close()
-	rs, err := redisstore.New(rdb, redisstore.Options{Prefix: "myapp:guard:"})
+	rs, err := redisstore.New(ctx, rdb, redisstore.Options{Prefix: "myapp:guard:"})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -216,7 +216,7 @@ func TestAuthenticateOneRoundTrip(t *testing.T) {
 // Authenticate and Login answer ErrUnavailable, never "anonymous" or
 // "wrong password".
 func TestFacadeFailsClosed(t *testing.T) {
-	rs, err := redisstore.New(deadClient(t), redisstore.Options{SkipEvictionCheck: true})
+	rs, err := redisstore.New(t.Context(), deadClient(t), redisstore.Options{SkipEvictionCheck: true})
 	if err != nil {
 		t.Fatal(err)
 	}

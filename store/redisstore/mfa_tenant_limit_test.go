@@ -25,7 +25,7 @@ func (s *countingSMS) SendSMS(context.Context, string, string) error { s.n.Add(1
 func TestTenantSendLimitAcrossReplicas(t *testing.T) {
 	const limit, n = 30, 120
 	s1, _, prefix := open(t)
-	s2, err := redisstore.New(newClient(t), redisstore.Options{Prefix: prefix})
+	s2, err := redisstore.New(t.Context(), newClient(t), redisstore.Options{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -196,7 +196,7 @@ func TestMFAAcrossClients(t *testing.T) {
 	const n = 50
 	twoStores := func(t *testing.T) [2]*redisstore.Store {
 		s1, _, prefix := open(t)
-		s2, err := redisstore.New(newClient(t), redisstore.Options{Prefix: prefix})
+		s2, err := redisstore.New(t.Context(), newClient(t), redisstore.Options{Prefix: prefix})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -344,7 +344,7 @@ func TestMFAAcrossClients(t *testing.T) {
 // TestMFARedisDown checks that every MFA method returns an error when
 // Redis cannot be reached, and never a sentinel that means an answer.
 func TestMFARedisDown(t *testing.T) {
-	st, err := redisstore.New(deadClient(t), redisstore.Options{SkipEvictionCheck: true})
+	st, err := redisstore.New(t.Context(), deadClient(t), redisstore.Options{SkipEvictionCheck: true})
 	if err != nil {
 		t.Fatal(err)
 	}

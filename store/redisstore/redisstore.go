@@ -96,15 +96,15 @@ var (
 
 // New returns a Store that keeps its data in client under opts.Prefix.
 // Unless opts.SkipEvictionCheck, it asks the server its maxmemory-policy
-// (CONFIG GET, each node's with a Cluster or Ring client; within the
-// client's timeouts) and refuses any but noeviction with an
+// (CONFIG GET, each node's with a Cluster or Ring client; within ctx and
+// the client's timeouts) and refuses any but noeviction with an
 // *EvictionError. A server that refuses CONFIG GET (managed services
 // often disable CONFIG, an ACL may deny it) is taken at its operator's
 // word: set noeviction there. A server that cannot be reached, or that is
 // loading or refuses the client, is an error. The scripts are loaded on
 // first use (or by Load). The caller owns client and closes it after the
 // last use of the Store.
-func New(client redis.UniversalClient, opts Options) (*Store, error) {
+func New(ctx context.Context, client redis.UniversalClient, opts Options) (*Store, error) {
 	if client == nil {
 		return nil, &ConfigError{Field: "client", Reason: "is required"}
 	}
@@ -127,7 +127,7 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 		}
 	}
 	if !opts.SkipEvictionCheck {
-		if err := checkEviction(context.Background(), client); err != nil {
+		if err := checkEviction(ctx, client); err != nil {
 			return nil, err
 		}
 	}

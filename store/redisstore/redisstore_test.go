@@ -69,7 +69,7 @@ func open(t testing.TB, hooks ...redis.Hook) (*redisstore.Store, *redis.Client, 
 	t.Helper()
 	c := newClient(t, hooks...)
 	prefix := newPrefix(t, c)
-	s, err := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	s, err := redisstore.New(t.Context(), c, redisstore.Options{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestSessionsConcurrent(t *testing.T) { sessiontest.RunConcurrent(t, newSess
 func TestSessionsHashTagPrefix(t *testing.T) {
 	sessiontest.Run(t, func(t *testing.T) sessiontest.Store {
 		c := newClient(t)
-		s, err := redisstore.New(c, redisstore.Options{Prefix: cleanPrefix(t, c, "{guardtest:"+randomHex()+"}:")})
+		s, err := redisstore.New(t.Context(), c, redisstore.Options{Prefix: cleanPrefix(t, c, "{guardtest:"+randomHex()+"}:")})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,7 +24,7 @@ import (
 // every other post refused by the replay cache in Redis.
 func TestFacadeSSOAcrossReplicas(t *testing.T) {
 	rs1, c, prefix := open(t)
-	rs2, err := redisstore.New(newClient(t), redisstore.Options{Prefix: prefix})
+	rs2, err := redisstore.New(t.Context(), newClient(t), redisstore.Options{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func TestSSOConcurrent(t *testing.T) { ssotest.RunConcurrent(t, newSSO) }
 // Cluster needs.
 func newSSOHashTag(t *testing.T) sso.Stores {
 	c := newClient(t)
-	s, err := redisstore.New(c, redisstore.Options{Prefix: cleanPrefix(t, c, "{guardtest:"+randomHex()+"}:")})
+	s, err := redisstore.New(t.Context(), c, redisstore.Options{Prefix: cleanPrefix(t, c, "{guardtest:"+randomHex()+"}:")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +361,7 @@ func TestSSOAcrossClients(t *testing.T) {
 	const n = 50
 	twoStores := func(t *testing.T) [2]*redisstore.Store {
 		s1, _, prefix := open(t)
-		s2, err := redisstore.New(newClient(t), redisstore.Options{Prefix: prefix})
+		s2, err := redisstore.New(t.Context(), newClient(t), redisstore.Options{Prefix: prefix})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -472,7 +472,7 @@ func TestSSOAcrossClients(t *testing.T) {
 // Redis cannot be reached, and never a sentinel or a result that means an
 // answer: an assertion is never "new" and a request never found.
 func TestSSORedisDown(t *testing.T) {
-	st, err := redisstore.New(deadClient(t), redisstore.Options{SkipEvictionCheck: true})
+	st, err := redisstore.New(t.Context(), deadClient(t), redisstore.Options{SkipEvictionCheck: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func TestCreateLimitAcrossClients(t *testing.T) {
 		t.Run(fmt.Sprint("policy", policy), func(t *testing.T) {
 			s1, c1, prefix := open(t)
 			c2 := newClient(t)
-			s2, err := redisstore.New(c2, redisstore.Options{Prefix: prefix})
+			s2, err := redisstore.New(t.Context(), c2, redisstore.Options{Prefix: prefix})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,7 +150,7 @@ func keys(t *testing.T, c *redis.Client, pattern string) string {
 // clients: exactly Max are allowed, one of them starts the lock.
 func TestReserveAcrossClients(t *testing.T) {
 	s1, _, prefix := open(t)
-	s2, err := redisstore.New(newClient(t), redisstore.Options{Prefix: prefix})
+	s2, err := redisstore.New(t.Context(), newClient(t), redisstore.Options{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +431,7 @@ func TestIndexDropsGoneSessions(t *testing.T) {
 // TestRedisDown checks that every method returns an error when Redis
 // cannot be reached, and never a sentinel that means "not there".
 func TestRedisDown(t *testing.T) {
-	st, err := redisstore.New(deadClient(t), redisstore.Options{SkipEvictionCheck: true})
+	st, err := redisstore.New(t.Context(), deadClient(t), redisstore.Options{SkipEvictionCheck: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -611,7 +611,7 @@ func TestNew(t *testing.T) {
 		{"RingWithHashTag", ring, "app:{guard}:", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st, err := redisstore.New(tc.client, redisstore.Options{Prefix: tc.prefix, SkipEvictionCheck: true})
+			st, err := redisstore.New(t.Context(), tc.client, redisstore.Options{Prefix: tc.prefix, SkipEvictionCheck: true})
 			switch {
 			case tc.ok && (err != nil || st == nil):
 				t.Errorf("New: %v", err)

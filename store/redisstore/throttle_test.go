@@ -27,7 +27,7 @@ func TestThrottleConcurrent(t *testing.T) { authtest.RunConcurrent(t, authStores
 func TestThrottleHashTagPrefix(t *testing.T) {
 	authtest.Run(t, authtest.Stores{Throttle: func(t *testing.T) auth.ThrottleStore {
 		c := newClient(t)
-		s, err := redisstore.New(c, redisstore.Options{Prefix: cleanPrefix(t, c, "{guardtest:"+randomHex()+"}:")})
+		s, err := redisstore.New(t.Context(), c, redisstore.Options{Prefix: cleanPrefix(t, c, "{guardtest:"+randomHex()+"}:")})
 		if err != nil {
 			t.Fatal(err)
 		}
