@@ -1,44 +1,88 @@
 package redisstore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net"
+	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/guardhq/guard/internal/testenv"
 	"github.com/guardhq/guard/store/redisstore"
 )
 
-// setPolicy sets the maxmemory-policy of the test server through c, and
-// returns a function that puts back the one it had. Every test of the
-// package runs on that server, and New refuses one that may evict keys:
-// the caller puts it back at once, and the test must not run in parallel
-// with others (t.Parallel).
-func setPolicy(t *testing.T, c *redis.Client, policy string) (restore func()) {
+// privateServer starts a redis-server of the test's own on a free port
+// of 127.0.0.1, without persistence and with maxmemory-policy
+// allkeys-lru, and returns a client of it; the server is stopped when t
+// ends. The tests that change a server's configuration or users run on
+// such a server, never on the shared one (GUARD_TEST_REDIS): other
+// packages' tests run against that one at the same time, and their New
+// would refuse it while its policy was not noeviction. It skips the test
+// when redis-server is not installed, unless CI is set: then it fails.
+func privateServer(t *testing.T) *redis.Client {
 	t.Helper()
-	ctx := context.Background()
-	was, err := c.ConfigGet(ctx, "maxmemory-policy").Result()
-	if err != nil || was["maxmemory-policy"] == "" {
-		t.Skipf("the test server does not tell its maxmemory-policy: %v", err)
-	}
-	if err := c.ConfigSet(ctx, "maxmemory-policy", policy).Err(); err != nil {
-		t.Skipf("the test server refuses CONFIG SET: %v", err)
-	}
-	done := false
-	restore = func() {
-		if done {
-			return
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if testenv.CI() {
+			t.Fatalf("redis-server is not installed, and CI is set: %v", err)
 		}
-		done = true
-		if err := c.ConfigSet(ctx, "maxmemory-policy", was["maxmemory-policy"]).Err(); err != nil {
-			t.Errorf("putting back maxmemory-policy %s: %v", was["maxmemory-policy"], err)
+		t.Skipf("redis-server is not installed: skipping the test that needs a Redis server of its own: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--maxmemory-policy", "allkeys-lru")
+	cmd.Dir = t.TempDir()
+	var out bytes.Buffer // read only once the server has exited
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting redis-server: %v", err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	c := redis.NewClient(&redis.Options{Addr: net.JoinHostPort("127.0.0.1", port)})
+	t.Cleanup(func() { c.Close() })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return c
+		}
+		select {
+		case <-exited:
+			t.Fatalf("redis-server on port %s exited: %v\n%s", port, waitErr, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on port %s did not answer PING within 5s: %v", port, err)
 		}
 	}
-	t.Cleanup(restore)
-	return restore
+}
+
+// setPolicy sets the maxmemory-policy of the server of c, a private one.
+func setPolicy(t *testing.T, c *redis.Client, policy string) {
+	t.Helper()
+	if err := c.ConfigSet(t.Context(), "maxmemory-policy", policy).Err(); err != nil {
+		t.Fatalf("setting maxmemory-policy %s: %v", policy, err)
+	}
 }
 
 // TestNewRefusesEvictingServer: New refuses a Redis server whose
@@ -52,16 +96,15 @@ func setPolicy(t *testing.T, c *redis.Client, policy string) (restore func()) {
 // record forgets attempts and accepted assertions. The store cannot tell
 // such a loss afterwards, so it must not run on such a server.
 func TestNewRefusesEvictingServer(t *testing.T) {
-	c := newClient(t)
+	c := privateServer(t)
 	// A Ring (as a Cluster client) asks each of its servers.
 	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": c.Options().Addr}})
 	t.Cleanup(func() { ring.Close() })
 	for _, policy := range []string{"allkeys-lru", "volatile-lru", "volatile-ttl"} {
-		restore := setPolicy(t, c, policy)
+		setPolicy(t, c, policy)
 		st, err := redisstore.New(t.Context(), c, redisstore.Options{})
 		skipped, skipErr := redisstore.New(t.Context(), c, redisstore.Options{SkipEvictionCheck: true})
 		_, ringErr := redisstore.New(t.Context(), ring, redisstore.Options{Prefix: "{guard}:"})
-		restore()
 		if ee := (*redisstore.EvictionError)(nil); !errors.As(ringErr, &ee) {
 			t.Errorf("New with a Ring on a server with maxmemory-policy %s: %v, want an *EvictionError", policy, ringErr)
 		}
@@ -75,6 +118,7 @@ func TestNewRefusesEvictingServer(t *testing.T) {
 			t.Errorf("New with SkipEvictionCheck on a server with maxmemory-policy %s: %v", policy, skipErr)
 		}
 	}
+	setPolicy(t, c, "noeviction")
 	if st, err := redisstore.New(t.Context(), c, redisstore.Options{}); err != nil || st == nil {
 		t.Errorf("New on a server with maxmemory-policy noeviction: %v", err)
 	}
@@ -88,13 +132,12 @@ func TestNewRefusesEvictingServer(t *testing.T) {
 // checked, and New takes it at its operator's word (the package
 // documentation tells them to set noeviction).
 func TestNewEvictionCheckRefused(t *testing.T) {
-	c := newClient(t)
+	c := privateServer(t) // its policy, allkeys-lru, would be refused
 	ctx := t.Context()
-	user, pass := "guardtest-"+randomHex(), randomHex()
+	user, pass := "guardtest", randomHex()
 	if err := c.Do(ctx, "ACL", "SETUSER", user, "on", ">"+pass, "~*", "&*", "+@all", "-config").Err(); err != nil {
-		t.Skipf("the test server refuses ACL SETUSER: %v", err)
+		t.Skipf("redis-server refuses ACL SETUSER: %v", err)
 	}
-	t.Cleanup(func() { c.Do(context.Background(), "ACL", "DELUSER", user) })
 	limited := redis.NewClient(&redis.Options{Addr: c.Options().Addr, Username: user, Password: pass})
 	t.Cleanup(func() { limited.Close() })
 	if err := limited.ConfigGet(ctx, "maxmemory-policy").Err(); !redis.IsPermissionError(err) {
