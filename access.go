@@ -1545,7 +1545,8 @@ func (g *Guard) requesterStillActive(ctx context.Context, by Principal, ap rbac.
 // before the store's atomic decision, and it is as good as part of it:
 // an approval's requester and a key's creator never change, so nothing
 // can make the answer different by the time the decision is stored. A key
-// unknown to the tenant (none is ever deleted) has no creator to refuse.
+// unknown to the tenant (purged: revoked or expired long ago, it can
+// consume no approval) has no creator to refuse.
 func (g *Guard) notOwnKeysRequest(ctx context.Context, by Principal, id string) error {
 	if g.stores.APIKeys == nil {
 		return nil // no key can have filed a request

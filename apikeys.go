@@ -43,12 +43,12 @@ const maxAPIKeyYears = 100
 // key cannot give: a key, whatever its roles, is refused with ErrForbidden,
 // recorded as access.denied with reason api_key, and makes no key. A user
 // deactivated or deleted while the call was under way gets
-// ErrUnauthenticated, and the key is revoked at once. A role the creator
-// may not give (an unknown one, or one with a permission the creator lacks)
-// is refused before anything is created (ErrForbidden, recorded as a failed
-// apikey.created, reason escalation); one taken from the creator while the
-// key is being made is refused by the grant itself, and the key is then
-// revoked. A tenant has at most Config.MaxAPIKeys live keys (neither
+// ErrUnauthenticated, and the key is revoked at once. An unknown role is
+// refused before anything is created with rbac.ErrRoleNotFound (bad
+// input, not recorded); a role with a permission the creator lacks, with
+// ErrForbidden, recorded as a failed apikey.created, reason escalation;
+// one taken from the creator while the key is being made is refused by
+// the grant itself, and the key is then revoked. A tenant has at most Config.MaxAPIKeys live keys (neither
 // revoked nor expired; 1000 by default): one more is refused with
 // auth.ErrTooManyAPIKeys, recorded as a failed apikey.created with reason
 // limit and Meta max the bound, and makes no key; the store counts and
