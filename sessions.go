@@ -462,7 +462,13 @@ func (g *Guard) RotateSession(ctx context.Context, token string, flags uint32) (
 	}
 	nt, s, err := g.sessions.Rotate(ctx, token, flags)
 	switch {
-	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrExpired), errors.Is(err, session.ErrInvalidToken):
+	case errors.Is(err, session.ErrExpired):
+		// It reached its end since the check: Rotate removed it.
+		if rerr := g.recordExpiry(ctx, err); rerr != nil {
+			return "", session.Session{}, rerr
+		}
+		return "", session.Session{}, ErrUnauthenticated
+	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrInvalidToken):
 		return "", session.Session{}, ErrUnauthenticated
 	case err != nil:
 		return "", session.Session{}, unavailable("rotate session", err)
