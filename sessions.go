@@ -105,11 +105,17 @@ func (g *Guard) recordExpiry(ctx context.Context, err error) error {
 	if x == nil {
 		return nil
 	}
+	return g.record(ctx, g.expiryEvent(x))
+}
+
+// expiryEvent is the session.expired record of s, found past its own end
+// now: reason lifetime once past ExpiresAt, else idle_timeout.
+func (g *Guard) expiryEvent(s *session.Session) audit.Event {
 	reason := "idle_timeout"
-	if !g.now().Before(x.ExpiresAt) {
+	if !g.now().Before(s.ExpiresAt) {
 		reason = "lifetime"
 	}
-	return g.record(ctx, expiredEvent(x, reason))
+	return expiredEvent(s, reason)
 }
 
 // authenticateHash authenticates the session h under the tenant's policy

@@ -789,26 +789,34 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 
 // endReplaced ends the session an SSO sign-in replaces
 // (SSOResponse.Replaces, already checked against the login's binding),
-// as its own Logout: recorded as audit.Logout by its user, with the
-// sign-in's client address. One already gone is left at that; a store
-// failure is ErrUnavailable.
+// followed through its rotations (a step-up in another tab while the user
+// was at the IdP), as its own Logout: recorded as audit.Logout by its
+// user, with the sign-in's client address (Meta via rotated_token when
+// reached through a rotation, as LogoutToken records it). One found past
+// its own idle timeout or lifetime is recorded as expired
+// (session.expired), as Authenticate would have. One already gone is
+// left at that; a store failure is ErrUnavailable.
 func (g *Guard) endReplaced(ctx context.Context, resp SSOResponse) error {
 	h, err := session.ParseID(resp.Replaces)
 	if err != nil {
 		return nil // checked before
 	}
-	s, err := g.stores.Sessions.Lookup(ctx, h)
+	s, rotated, err := g.sessions.RevokeLineageHash(ctx, h)
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 		return nil
 	case err != nil:
-		return unavailable("load session", err)
+		return unavailable("end session", err)
 	}
-	p := Principal{Kind: KindUser, Tenant: s.Tenant, UserID: s.UserID, Session: h, IP: resp.IP, UserAgent: resp.UserAgent}
-	if err := g.Logout(ctx, p); err != nil && !errors.Is(err, ErrUnauthenticated) {
-		return err
+	if !s.LiveAt(g.now()) {
+		return g.record(ctx, g.expiryEvent(&s))
 	}
-	return nil
+	e := g.adminEvent(Principal{Kind: KindUser, Tenant: s.Tenant, UserID: s.UserID, IP: resp.IP, UserAgent: resp.UserAgent},
+		s.Tenant, audit.Logout, s.ID())
+	if rotated {
+		e.Meta = map[string]string{"via": "rotated_token"}
+	}
+	return g.record(ctx, e)
 }
 
 // otherSubject returns "" if the assertion res may sign in u, an

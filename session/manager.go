@@ -715,6 +715,14 @@ func (m *Manager) RevokeLineage(ctx context.Context, token string) (s Session, r
 	if err != nil {
 		return Session{}, false, err
 	}
+	return m.RevokeLineageHash(ctx, h)
+}
+
+// RevokeLineageHash is RevokeLineage for the session with hash h
+// (Session.Hash; ParseID of its ID): for a caller that holds a session's
+// identifier rather than its token. Like RevokeID, it ends the session
+// whatever its user: the caller decides who may end which session.
+func (m *Manager) RevokeLineageHash(ctx context.Context, h Hash) (s Session, rotated bool, err error) {
 	if m.lr != nil {
 		s, rotated, err := m.lr.DeleteLineage(ctx, h, MaxLineageHops)
 		if err != nil {
