@@ -157,3 +157,26 @@ func TestSSOSignInReplacesTheBrowsersSession(t *testing.T) {
 		}
 	})
 }
+
+// A binding with a NUL byte is refused at the ACS as at the start
+// (*InputError, nothing ended): "b\x00<id>" with no Replaces would match
+// the commitment of a login started with binding b replacing session id,
+// and complete it without ending that session.
+func TestSSOBindingWithNULRefusedAtACS(t *testing.T) {
+	s := newSSOSiteOn(t, newMem())
+	_, sam := s.passwordUser(t, "sam@corp.example")
+	s.idpUser(t, "bob", "bob@corp.example", `"Staff"`)
+	acs, f := s.startAnswer(t, guard.SSOStart{Binding: "b-nul", Replaces: sam.SessionID()}, "bob")
+	res, err := s.complete(t, acs, f, "b-nul\x00"+sam.SessionID(), "")
+	var ie *guard.InputError
+	if !errors.As(err, &ie) || res.Token != "" {
+		t.Fatalf("CompleteSSO with a NUL in the binding = %+v, %v; want an *InputError", res, err)
+	}
+	ss, err := s.stores.SessionIndex.ListByUser(t.Context(), sam.Tenant, sam.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ss) != 1 || ss[0].Hash != sam.Session {
+		t.Errorf("sam's sessions after a refused answer: %d, want the one it had", len(ss))
+	}
+}
