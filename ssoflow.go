@@ -554,6 +554,7 @@ type SSOResponse struct {
 	Tenant  string
 	Request *http.Request // the POST, with SAMLResponse and RelayState
 	// Binding is the value of the binding cookie set by StartSSO's caller.
+	// One holding a NUL byte is refused (*InputError).
 	Binding string
 	// Replaces is SSOStart.Replaces of the login answered, which the host
 	// keeps with the binding (in its cookie: the session cookie is not
@@ -663,6 +664,11 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 	}
 	if err := checkReplaces(resp.Replaces); err != nil {
 		return LoginResult{}, "", reject(ReasonBadInput, "", err)
+	}
+	if strings.ContainsRune(resp.Binding, 0) {
+		// Or "b\x00<id>" would match a login started with binding b
+		// replacing session id, and complete it without ending that.
+		return LoginResult{}, "", reject(ReasonBadInput, "", &InputError{Field: "binding", Reason: "contains a NUL byte"})
 	}
 	res, err := g.sso.ACS(ctx, resp.Tenant, resp.Request, ssoBinding(resp.Binding, resp.Replaces))
 	if err != nil {
