@@ -481,7 +481,8 @@ type SSOStart struct {
 	// session cookie (SameSite=Lax) is not sent with the IdP's cross-site
 	// POST to the ACS, so this request is where the host sees it. It is
 	// committed in the tracked request with Binding, which it needs
-	// (*InputError without one, or for an ID that is not one).
+	// (*InputError without one, or for an ID that is not one). An
+	// IdP-initiated answer, which no StartSSO began, replaces nothing.
 	Replaces string
 }
 
