@@ -12,31 +12,40 @@ import (
 	"github.com/guardhq/guard/session"
 )
 
-// afterRevokeIndex runs after, once armed, right after the next
+// onceHook runs a function, once armed, the next time run is called.
+type onceHook struct {
+	mu sync.Mutex
+	f  func()
+}
+
+func (h *onceHook) arm(f func()) {
+	h.mu.Lock()
+	h.f = f
+	h.mu.Unlock()
+}
+
+func (h *onceHook) run() {
+	h.mu.Lock()
+	f := h.f
+	h.f = nil
+	h.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// afterRevokeIndex runs its hook, once armed, right after the next
 // DeleteByUser (RevokeUser) returns: in ChangePassword and ResetPassword
 // that is after the user's sessions ended and before the new password is
 // written.
 type afterRevokeIndex struct {
 	session.UserIndex
-	mu    sync.Mutex
-	after func()
-}
-
-func (a *afterRevokeIndex) arm(f func()) {
-	a.mu.Lock()
-	a.after = f
-	a.mu.Unlock()
+	onceHook
 }
 
 func (a *afterRevokeIndex) DeleteByUser(ctx context.Context, tenant, userID string, except session.Hash) ([]session.Session, error) {
 	ss, err := a.UserIndex.DeleteByUser(ctx, tenant, userID, except)
-	a.mu.Lock()
-	f := a.after
-	a.after = nil
-	a.mu.Unlock()
-	if f != nil {
-		f()
-	}
+	a.run()
 	return ss, err
 }
 

@@ -3,7 +3,6 @@ package guard_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,23 +12,16 @@ import (
 	"github.com/guardhq/guard/store/memstore"
 )
 
-// lateLookup runs after, once, right after the first Lookup it serves
-// once armed.
+// lateLookup runs its hook, once armed, right after the next Lookup it
+// serves.
 type lateLookup struct {
 	*memstore.Sessions
-	mu    sync.Mutex
-	after func()
+	onceHook
 }
 
 func (s *lateLookup) Lookup(ctx context.Context, h session.Hash) (session.Session, error) {
 	ss, err := s.Sessions.Lookup(ctx, h)
-	s.mu.Lock()
-	f := s.after
-	s.after = nil
-	s.mu.Unlock()
-	if f != nil {
-		f()
-	}
+	s.run()
 	return ss, err
 }
 
@@ -45,10 +37,8 @@ func TestRotateSessionRecordsTheExpiryItFinds(t *testing.T) {
 	})
 	f.createUser(t, adaEmail, ownerPW)
 	res, _ := f.signIn(t, adaEmail, ownerPW)
-	sessions.mu.Lock()
 	// The session reaches its absolute end (7 days by default) once read.
-	sessions.after = func() { f.clock.Advance(7 * 24 * time.Hour) }
-	sessions.mu.Unlock()
+	sessions.arm(func() { f.clock.Advance(7 * 24 * time.Hour) })
 	_, _, err := f.g.RotateSession(f.ctx, res.Token, 0)
 	if !errors.Is(err, guard.ErrUnauthenticated) {
 		t.Fatalf("RotateSession of a session reaching its lifetime = %v, want ErrUnauthenticated", err)
