@@ -48,8 +48,9 @@ const maxAPIKeyYears = 100
 // input, not recorded); a role with a permission the creator lacks, with
 // ErrForbidden, recorded as a failed apikey.created, reason escalation;
 // one taken from the creator while the key is being made is refused by
-// the grant itself, and the key is then revoked. A tenant has at most Config.MaxAPIKeys live keys (neither
-// revoked nor expired; 1000 by default): one more is refused with
+// the grant itself, and the key is then revoked. A tenant has at most
+// Config.MaxAPIKeys live keys (neither revoked nor expired; 1000 by
+// default): one more is refused with
 // auth.ErrTooManyAPIKeys, recorded as a failed apikey.created with reason
 // limit and Meta max the bound, and makes no key; the store counts and
 // inserts in one atomic step, so concurrent calls, on any replica, never
@@ -356,10 +357,11 @@ var refusalBurstLimit = auth.Limit{Max: 30, ResetAfter: time.Minute, LockFor: ti
 // records it: it is only counted against the IP, and a flood of them
 // writes nothing. A revoked or expired key used from a locked IP is
 // recorded too (Meta throttled), at most once a minute for each key and
-// client (an IPv6 client per Config.IPv6Prefix): junk keys cannot hide the use of a leaked one. A valid key denied
-// by the allow-list is recorded at most once a minute for each key and
-// client, and refused all the same when not recorded: one key used in a loop
-// cannot flood its tenant's log. Every other failure is
+// client (an IPv6 client per Config.IPv6Prefix): junk keys cannot hide
+// the use of a leaked one. A valid key denied by the allow-list is
+// recorded at most once a minute for each key and client, and refused all
+// the same when not recorded: one key used in a loop cannot flood its
+// tenant's log. Every other failure is
 // ErrUnauthenticated (a bad key) or ErrIPNotAllowed; store failures are
 // ErrUnavailable. The principal carries addr, as Addr and as text in IP
 // (as AuthenticateRequest's does), so that the events of the key's

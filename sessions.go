@@ -53,9 +53,9 @@ func (g *Guard) Authenticate(ctx context.Context, token string) (Principal, erro
 // tenant's allow-list for people: a client outside it is refused with
 // ErrIPNotAllowed, and the refusal, or the would-be refusal of a
 // report-only list, recorded (ip.denied) at most once a minute for each
-// user and client (an IPv6 client per Config.IPv6Prefix). A refused request does not keep the session alive
-// (its last-seen is not written, or is taken back: see
-// AuthenticateRequest). The returned principal carries addr (Addr, and as
+// user and client (an IPv6 client per Config.IPv6Prefix). A refused
+// request does not keep the session alive (its last-seen is not written,
+// or is taken back: see AuthenticateRequest). The returned principal carries addr (Addr, and as
 // text IP) and userAgent clipped to 512 bytes, as AuthenticateRequest's
 // does. An IPv4-mapped addr is taken as the IPv4 address it holds, and a
 // zone is dropped, as AuthenticateRequest resolves a request's address.
