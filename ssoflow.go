@@ -505,11 +505,11 @@ func (g *Guard) StartSSO(ctx context.Context, req SSOStart) (*sso.Login, error) 
 	if err := checkReplaces(req.Replaces); err != nil {
 		return nil, err
 	}
-	switch {
-	case req.Replaces != "" && req.Binding == "":
+	if req.Replaces != "" && req.Binding == "" {
 		return nil, &InputError{Field: "replaces", Reason: "needs a binding"}
-	case strings.ContainsRune(req.Binding, 0):
-		return nil, &InputError{Field: "binding", Reason: "contains a NUL byte"}
+	}
+	if err := checkBinding(req.Binding); err != nil {
+		return nil, err
 	}
 	if req.IP != "" {
 		r, err := g.stores.Throttle.Reserve(ctx, "sso-start:"+g.throttleIP(req.IP), g.now(), ssoStartLimit)
@@ -533,6 +533,18 @@ func checkReplaces(id string) error {
 	}
 	if _, err := session.ParseID(id); err != nil {
 		return &InputError{Field: "replaces", Reason: "is not a session ID"}
+	}
+	return nil
+}
+
+// checkBinding refuses a browser binding (SSOStart.Binding,
+// SSOResponse.Binding) holding a NUL byte (*InputError): the separator of
+// ssoBinding, or "b\x00<id>" given at the ACS would match the commitment
+// of a login started with binding b replacing session id, and complete it
+// without ending that session.
+func checkBinding(b string) error {
+	if strings.ContainsRune(b, 0) {
+		return &InputError{Field: "binding", Reason: "contains a NUL byte"}
 	}
 	return nil
 }
@@ -666,10 +678,8 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 	if err := checkReplaces(resp.Replaces); err != nil {
 		return LoginResult{}, "", reject(ReasonBadInput, "", err)
 	}
-	if strings.ContainsRune(resp.Binding, 0) {
-		// Or "b\x00<id>" would match a login started with binding b
-		// replacing session id, and complete it without ending that.
-		return LoginResult{}, "", reject(ReasonBadInput, "", &InputError{Field: "binding", Reason: "contains a NUL byte"})
+	if err := checkBinding(resp.Binding); err != nil {
+		return LoginResult{}, "", reject(ReasonBadInput, "", err)
 	}
 	res, err := g.sso.ACS(ctx, resp.Tenant, resp.Request, ssoBinding(resp.Binding, resp.Replaces))
 	if err != nil {

@@ -578,18 +578,28 @@ func (a *app) logoutAny() http.Handler {
 			signed.ServeHTTP(w, r)
 			return
 		}
-		switch err := a.g.LogoutToken(r.Context(), tok, a.g.ClientIP(r), r.UserAgent()); {
-		case errors.Is(err, guard.ErrUnauthenticated):
+		if !a.logoutToken(w, r, tok) {
 			signed.ServeHTTP(w, r)
-			return
-		case err != nil:
-			a.fail(w, r, err, "/")
-			return
 		}
-		a.signedOut(w)
-		a.setFlash(w, "ok", "Signed out.")
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
 	})
+}
+
+// logoutToken ends the session of tok, the browser's session cookie, with
+// LogoutToken (which follows a rotation and applies no allow-list),
+// clears the cookie and sends the browser to sign in; a store failure is
+// answered as one. It reports false, having answered nothing, when tok
+// ends no session (ErrUnauthenticated).
+func (a *app) logoutToken(w http.ResponseWriter, r *http.Request, tok string) bool {
+	switch err := a.g.LogoutToken(r.Context(), tok, a.g.ClientIP(r), r.UserAgent()); {
+	case errors.Is(err, guard.ErrUnauthenticated):
+		return false
+	case err != nil:
+		a.fail(w, r, err, "/")
+		return true
+	}
+	a.signedOut(w)
+	a.ok(w, r, "/login", "Signed out.")
+	return true
 }
 
 // Forgotten passwords. The reset link carries tenant, user and token in
