@@ -46,7 +46,9 @@ type SendRequest struct {
 	FactorID string
 	// Txn is the transaction the code is for: Transaction.ID() of the
 	// pending login. The code works only for it and this user: the same
-	// Txn given with another user's ID names another transaction.
+	// Txn given with another user's ID names another transaction. A Txn
+	// beginning "enrol:", the namespace of enrolment codes, is an
+	// *InputError.
 	Txn string
 	// IP is the client's IP address, for the per-IP limit ("" skips that
 	// limit): any text that names the client, counted as given (the facade
@@ -198,7 +200,8 @@ func (m *Manager) checkRoom(ctx context.Context, tenant, userID string) error {
 }
 
 // ConfirmOOB activates the pending email or SMS factor factorID with the
-// code BeginOOB sent. Errors: those of VerifyCode, and ErrConflict if the
+// code BeginOOB (or SendCode) sent to it; a code the factor did not send
+// is ErrInvalidCode. Errors: those of VerifyCode, and ErrConflict if the
 // factor is already confirmed, ErrExpired (the factor is then deleted) if
 // it was begun more than EnrolTTL ago, ErrLimit if the user has meanwhile
 // confirmed Config.MaxFactors factors (it stays pending; the code is used
@@ -230,8 +233,12 @@ func (m *Manager) ConfirmOOB(ctx context.Context, tenant, userID, factorID, code
 		_ = m.st.Codes.DeleteCode(ctx, tenant, codeTxn(userID, enrolTxn(factorID)))
 		return Factor{}, ErrExpired
 	}
-	if _, err := m.checkCode(ctx, tenant, userID, enrolTxn(factorID), code, now); err != nil {
+	c, err := m.checkCode(ctx, tenant, userID, enrolTxn(factorID), code, now)
+	if err != nil {
 		return Factor{}, err
+	}
+	if c.FactorID != factorID || c.Kind != f.Kind {
+		return Factor{}, ErrInvalidCode // a code another factor sent proves nothing of this one
 	}
 	at := now.UTC().Truncate(time.Microsecond)
 	if err := m.st.FactorUpdates.ConfirmFactor(ctx, tenant, userID, factorID, at, 0, m.maxF); err != nil {
@@ -404,15 +411,16 @@ func (m *Manager) hit(ctx context.Context, key string, now time.Time, window tim
 // kept per user: txn given with another user's ID finds no code
 // (ErrNotFound) and uses up none of the owner's tries.
 //
-// Errors: an *InputError for a malformed code or txn, ErrInvalidCode for a
-// wrong code (one of CodeTries used up), ErrTooManyTries once they are all
-// used (even for the right code), ErrExpired after CodeTTL, ErrNotFound if
-// no code is pending for the transaction or the factor has gone meanwhile.
-// Every refusal of a code found for the user (all but a malformed code, no
-// code, and a store failure checking it) is a *CodeError that carries the
-// kind of factor that sent the code, around the error. VerifyCode does
-// not throttle beyond CodeTries: the caller counts every failure against
-// the account, as for a wrong password.
+// Errors: an *InputError for a malformed code or txn (a txn beginning
+// "enrol:" among them: enrolment codes are ConfirmOOB's), ErrInvalidCode
+// for a wrong code (one of CodeTries used up), ErrTooManyTries once they
+// are all used (even for the right code), ErrExpired after CodeTTL,
+// ErrNotFound if no code is pending for the transaction or the factor has
+// gone meanwhile. Every refusal of a code found for the user (all but a
+// malformed code, no code, and a store failure checking it) is a
+// *CodeError that carries the kind of factor that sent the code, around
+// the error. VerifyCode does not throttle beyond CodeTries: the caller
+// counts every failure against the account, as for a wrong password.
 func (m *Manager) VerifyCode(ctx context.Context, tenant, userID, txn, code string) (Factor, error) {
 	if err := checkUser(tenant, userID); err != nil {
 		return Factor{}, err
@@ -539,10 +547,15 @@ func destKey(f Factor) string {
 	return f.Destination
 }
 
-// checkTxn refuses what cannot name a transaction.
+// checkTxn refuses what cannot name a caller's transaction, including a
+// name in the namespace of enrolment codes (enrolTxn): only BeginOOB,
+// SendCode and ConfirmOOB reach those, each for its own pending factor.
 func checkTxn(txn string) error {
 	if txn == "" || len(txn) > 128 || strings.ContainsFunc(txn, func(r rune) bool { return r <= ' ' || r > '~' }) {
 		return &InputError{Field: "transaction", Reason: "is malformed"}
+	}
+	if strings.HasPrefix(txn, enrolTxn("")) {
+		return &InputError{Field: "transaction", Reason: "is reserved for enrolment codes"}
 	}
 	return nil
 }
