@@ -214,9 +214,11 @@ func codeReason(err error) (reason string, ok bool) {
 // That enrolment is for a user without a factor the policy accepts: one
 // who has an authenticator app or an SMS factor signs in with it. Their
 // email code, right as it is, is refused there (ErrInvalidCode, recorded
-// as mfa.failed with reason email_code_not_accepted, not counted as a
-// guess), or whoever held the password and the mailbox could add an app
-// of their own beside the user's.
+// as mfa.failed with reason email_code_not_accepted, and only so: neither
+// a guess nor a success, the account's failures are kept; the code is
+// spent and the sign-in stays pending, for that factor), or whoever held
+// the password and the mailbox could add an app of their own beside the
+// user's.
 func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult, error) {
 	p, err := g.loadPending(ctx, sf.Pending, sf.IP, sf.UserAgent, purposeLogin)
 	if err != nil {
@@ -285,6 +287,20 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 		}
 		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, kind, gt, ErrInvalidCode)
 	}
+	if kind == mfa.KindEmail && recovery == nil && p.pol.RequireMFA && !p.pol.MFAAllowEmail {
+		// A right email code the policy does not take from this user: no
+		// success, and no guess either (the attempt is given back, the
+		// account's failures kept); the sign-in stays pending for the
+		// factor it does take.
+		fs, ferr := g.mfa.Factors(ctx, u.Tenant, u.ID)
+		switch {
+		case ferr != nil:
+			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, kind, gate{}, unavailable("load factors", ferr))
+		case emailCodeRefused(p.pol, fs):
+			_ = g.settle(ctx, gt, false)
+			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonEmailCodeNotAccepted, kind, gate{}, ErrInvalidCode)
+		}
+	}
 	// Exactly one completion per pending sign-in, however many right codes race.
 	if _, err := g.mfa.ConsumeTransaction(ctx, sf.Pending, sf.UserAgent); err != nil {
 		reason, cerr := consumeFailure(err)
@@ -326,15 +342,6 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	// app or SMS factor (an email address alone, say) it is taken as an
 	// email code.
 	si.emailCode = kind == mfa.KindEmail || recovery != nil && !strong
-	if kind == mfa.KindEmail && recovery == nil && p.pol.RequireMFA && !p.pol.MFAAllowEmail {
-		fs, ferr := g.mfa.Factors(ctx, u.Tenant, u.ID)
-		switch {
-		case ferr != nil:
-			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, kind, gate{}, unavailable("load factors", ferr))
-		case emailCodeRefused(p.pol, fs):
-			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonEmailCodeNotAccepted, kind, gate{}, ErrInvalidCode)
-		}
-	}
 	if si.emailCode && p.pol.RequireMFA && !p.pol.MFAAllowEmail {
 		// An email code does not meet the tenant's "require MFA" on its
 		// own (Policy.MFAAllowEmail is off): having proved it, the user
