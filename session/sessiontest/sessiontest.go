@@ -1986,6 +1986,27 @@ var rotatedTests = []test{
 		// DeleteByUser does not return it.
 		c.wantRemoved(c.deleteByUser("t", "u", session.Hash{}), []session.Session{b, mk("e", "t", "u", base.Add(2*time.Minute))})
 	}},
+	{"AbsentOldOntoTombstone", func(t *testing.T, c *checker) {
+		// ErrNotFound comes first: an absent old is ErrNotFound whatever
+		// the new hash is, a rotation's or an eviction's tombstone too.
+		a := mk("a", "t", "u", base)
+		b := mk("b", "t", "u", base.Add(time.Minute))
+		c.create(a, unlimited)
+		c.create(b, evict(1)) // a's hash: an eviction tombstone
+		d := b
+		d.Hash = hashOf("d")
+		c.rotate(b.Hash, d) // b's hash: a rotation tombstone
+		for _, tomb := range []session.Hash{a.Hash, b.Hash} {
+			n := mk("n", "t", "u", base.Add(time.Hour))
+			n.Hash = tomb
+			if err := c.st.Rotate(t.Context(), hashOf("never stored"), n); !errors.Is(err, session.ErrNotFound) {
+				t.Errorf("Rotate of an absent session onto tombstone %x: %v, want ErrNotFound", tomb[:4], err)
+			}
+		}
+		c.wantStored(d)
+		c.wantEvicted(a.Hash, a.EndsAt())
+		c.wantRotated(b.Hash, d)
+	}},
 	{"FailedRotateLeavesNone", func(t *testing.T, c *checker) {
 		a := mk("a", "t", "u", base)
 		b := mk("b", "t", "u", base)
