@@ -394,12 +394,21 @@ func (s *Sessions) Rotate(ctx context.Context, old session.Hash, n session.Sessi
 	}
 	if !rotated {
 		// Nothing changed: old is absent, or n.Hash is a tombstone's.
+		// An absent old is ErrNotFound whatever n.Hash is, as Rotate's
+		// contract orders them.
 		err := s.tombstone(ctx, n.Hash, "sessions: rotate")
 		var re *session.RotatedError
-		if errors.Is(err, session.ErrEvicted) || errors.As(err, &re) {
-			return session.ErrDuplicate
+		if !errors.Is(err, session.ErrEvicted) && !errors.As(err, &re) {
+			return err
 		}
-		return err
+		var exists bool
+		if err := s.pool.QueryRow(ctx, s.sql.sameHash, old[:]).Scan(&exists); err != nil {
+			return wrap("sessions: rotate", err)
+		}
+		if !exists {
+			return session.ErrNotFound
+		}
+		return session.ErrDuplicate
 	}
 	return nil
 }
