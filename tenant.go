@@ -309,6 +309,11 @@ type TenantStore interface {
 	// version gives ErrConflict and changes nothing; an unknown tenant
 	// ErrTenantNotFound.
 	SetPolicy(ctx context.Context, id string, p Policy, version int64) (int64, error)
+	// DeleteTenant removes the tenant only if its Version is still
+	// version (CreateTenant undoing a creation it could not record). A
+	// stale version gives ErrConflict and removes nothing; an unknown
+	// tenant ErrTenantNotFound.
+	DeleteTenant(ctx context.Context, id string, version int64) error
 	// ListTenants returns at most limit tenants ordered by id, after the id
 	// given in after ("" starts at the beginning); a limit of zero or less
 	// returns none.

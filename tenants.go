@@ -42,6 +42,9 @@ func CheckTenantID(id string) error {
 // MFA needs Config.MFA, and requiring SSO needs Config.SSO and an IdP
 // connection, which a new tenant does not have yet: create the tenant,
 // set its IdP (SetSSOConnection), then require SSO (SetPolicy).
+//
+// A tenant whose creation cannot be recorded in the audit log is not
+// created: it is removed again, and ErrUnavailable returned.
 func (g *Guard) CreateTenant(ctx context.Context, by Principal, id, name string, p Policy) (Tenant, error) {
 	if by.Kind != KindSystem {
 		return Tenant{}, g.refused(ctx, by, rbac.Settings, rbac.Manage, reasonSystemOnly)
@@ -78,6 +81,11 @@ func (g *Guard) CreateTenant(ctx context.Context, by Principal, id, name string,
 		}
 	}
 	if err := g.record(ctx, e); err != nil {
+		// The tenant exists but its creation is not on record: undo it,
+		// unless its policy was changed meanwhile (that change is on
+		// record, and stands).
+		_ = g.stores.Tenants.DeleteTenant(context.WithoutCancel(ctx), id, t.Version)
+		g.policies.forget(id)
 		return Tenant{}, err
 	}
 	return t, nil

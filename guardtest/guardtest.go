@@ -115,6 +115,42 @@ func Run(t *testing.T, newStore func(t *testing.T) guard.TenantStore) {
 			t.Fatalf("stale SetPolicy changed the tenant: %+v", got)
 		}
 	})
+	t.Run("DeleteRemovesTheTenant", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.CreateTenant(ctx, tenant("acme")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteTenant(ctx, "acme", 1); err != nil {
+			t.Fatalf("DeleteTenant: %v", err)
+		}
+		if _, err := s.Tenant(ctx, "acme"); !errors.Is(err, guard.ErrTenantNotFound) {
+			t.Fatalf("Tenant after DeleteTenant: %v, want ErrTenantNotFound", err)
+		}
+		if err := s.CreateTenant(ctx, tenant("acme")); err != nil {
+			t.Fatalf("CreateTenant after DeleteTenant: %v", err)
+		}
+	})
+	t.Run("DeleteStaleVersionIsErrConflict", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.CreateTenant(ctx, tenant("acme")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SetPolicy(ctx, "acme", guard.Policy{SessionLimit: 5}, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteTenant(ctx, "acme", 1); !errors.Is(err, guard.ErrConflict) {
+			t.Fatalf("stale DeleteTenant: %v, want ErrConflict", err)
+		}
+		if got, err := s.Tenant(ctx, "acme"); err != nil || got.Version != 2 {
+			t.Fatalf("stale DeleteTenant changed the tenant: %+v, %v", got, err)
+		}
+	})
+	t.Run("DeleteUnknownIsErrTenantNotFound", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.DeleteTenant(ctx, "nope", 1); !errors.Is(err, guard.ErrTenantNotFound) {
+			t.Fatalf("DeleteTenant: %v, want ErrTenantNotFound", err)
+		}
+	})
 	t.Run("CreateKeepsLastReview", func(t *testing.T) {
 		s := newStore(t)
 		want := tenant("acme")

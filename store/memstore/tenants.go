@@ -61,6 +61,21 @@ func (s *Tenants) SetPolicy(_ context.Context, id string, p guard.Policy, versio
 	return t.Version, nil
 }
 
+// DeleteTenant implements guard.TenantStore.
+func (s *Tenants) DeleteTenant(_ context.Context, id string, version int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.m[id]
+	if !ok {
+		return guard.ErrTenantNotFound
+	}
+	if t.Version != version {
+		return guard.ErrConflict
+	}
+	delete(s.m, id)
+	return nil
+}
+
 // ListTenants implements guard.TenantStore. A limit of zero or less returns
 // no tenants.
 func (s *Tenants) ListTenants(_ context.Context, after string, limit int) ([]guard.Tenant, error) {

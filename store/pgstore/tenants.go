@@ -26,7 +26,7 @@ type Tenants struct {
 var _ guard.TenantStore = (*Tenants)(nil)
 
 type tenantSQL struct {
-	create, get, setPolicy, list, reviewed, idpChanged string
+	create, get, setPolicy, del, list, reviewed, idpChanged string
 }
 
 const tenantCols = `id, name, policy, version, created_at, last_review, idp_changed_at`
@@ -46,6 +46,11 @@ func newTenantSQL(q string) tenantSQL {
 				WHERE id = $1 AND version = $3
 				RETURNING version)
 			SELECT (SELECT version FROM u), EXISTS (SELECT 1 FROM {s}.tenants WHERE id = $1)`),
+		// Delete on the version; the second column as for setPolicy.
+		del: s(`WITH d AS (
+				DELETE FROM {s}.tenants WHERE id = $1 AND version = $2
+				RETURNING id)
+			SELECT EXISTS (SELECT 1 FROM d), EXISTS (SELECT 1 FROM {s}.tenants WHERE id = $1)`),
 		list: s(`SELECT ` + tenantCols + ` FROM {s}.tenants WHERE id > $1 ORDER BY id LIMIT $2`),
 	}
 }
@@ -139,6 +144,25 @@ func (s *Tenants) SetPolicy(ctx context.Context, id string, p guard.Policy, vers
 		return 0, guard.ErrConflict
 	default:
 		return 0, guard.ErrTenantNotFound
+	}
+}
+
+// DeleteTenant implements guard.TenantStore with DELETE … WHERE version = $v.
+func (s *Tenants) DeleteTenant(ctx context.Context, id string, version int64) error {
+	if checkTenantText("tenant id", id) != nil {
+		return guard.ErrTenantNotFound
+	}
+	var deleted, exists bool
+	if err := s.pool.QueryRow(ctx, s.sql.del, id, version).Scan(&deleted, &exists); err != nil {
+		return wrap("tenants: delete", err)
+	}
+	switch {
+	case deleted:
+		return nil
+	case exists:
+		return guard.ErrConflict
+	default:
+		return guard.ErrTenantNotFound
 	}
 }
 

@@ -85,6 +85,7 @@ const (
 	tenReviewed
 	tenIdPChanged
 	tenExists
+	tenDelete
 
 	keyCreate
 	keyCreateLive
@@ -344,6 +345,7 @@ var queries = func() (q [numStmts]string) {
 	q[tenIdPChanged] = `UPDATE guard_tenants SET idp_changed_at = max(ifnull(idp_changed_at, ?2), ?2) WHERE id = ?1`
 	q[tenSet] = `UPDATE guard_tenants SET policy = ?, version = version + 1 WHERE id = ? AND version = ? RETURNING version`
 	q[tenExists] = `SELECT 1 FROM guard_tenants WHERE id = ?`
+	q[tenDelete] = `DELETE FROM guard_tenants WHERE id = ? AND version = ?`
 
 	q[keyCreate] = `INSERT INTO guard_api_keys (` + apiKeyCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// The key unless the tenant has ?11 keys usable at its creation (?7):

@@ -121,6 +121,28 @@ func (ts *Tenants) SetPolicy(ctx context.Context, id string, p guard.Policy, ver
 	return v, nil
 }
 
+// DeleteTenant implements guard.TenantStore in one write transaction: a
+// delete on the version.
+func (ts *Tenants) DeleteTenant(ctx context.Context, id string, version int64) error {
+	return ts.s.write(ctx, func(w *wtx) error {
+		deleted, err := affected(w.exec(tenDelete, id, version))
+		if err != nil {
+			return fmt.Errorf("sqlitestore: delete tenant: %w", err)
+		}
+		if deleted {
+			return nil
+		}
+		var one int
+		switch err := w.queryRow(tenExists, id).Scan(&one); {
+		case isNoRows(err):
+			return guard.ErrTenantNotFound
+		case err != nil:
+			return fmt.Errorf("sqlitestore: delete tenant: %w", err)
+		}
+		return guard.ErrConflict
+	})
+}
+
 // ListTenants implements guard.TenantStore. Ids are ordered byte by byte;
 // a limit of zero or less returns no tenants.
 func (ts *Tenants) ListTenants(ctx context.Context, after string, limit int) ([]guard.Tenant, error) {
