@@ -63,7 +63,8 @@ func (g *Guard) SSOConnection(ctx context.Context, by Principal, tenant string) 
 // AuthnContextClassRefs trusted as a multi-factor login). The
 // sso.configured audit event records whether metadata signatures are
 // required (metadata_signed), the SHA-256 fingerprints of the
-// certificates (metadata_signers), the trusted multi-factor contexts
+// certificates (metadata_signers, with its count and digest as
+// listMeta gives them), the trusted multi-factor contexts
 // (mfa_authn_contexts, space-separated), just-in-time provisioning (jit)
 // and who gets in with which roles: the role mapping (group_roles,
 // default_role, sync_roles) and the allowed domains (see mappingMeta).
@@ -135,8 +136,8 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 	if len(out.MFAAuthnContexts) > 0 {
 		e.Meta["mfa_authn_contexts"] = clip(strings.Join(out.MFAAuthnContexts, " "), 1000)
 	}
-	if fp := certFingerprints(out.MetadataSigningCertificates); fp != "" {
-		e.Meta["metadata_signers"] = fp
+	if fps := certFingerprints(out.MetadataSigningCertificates); len(fps) > 0 {
+		listMeta(e.Meta, "metadata_signers", fps, ",")
 	}
 	maps.Copy(e.Meta, mappingMeta(out))
 	if err := g.record(ctx, e); err != nil {
@@ -163,11 +164,39 @@ func mappingMeta(c sso.Connection) map[string]string {
 	for _, group := range slices.Sorted(maps.Keys(c.GroupRoles)) {
 		pairs = append(pairs, strconv.Quote(group)+"="+c.GroupRoles[group])
 	}
-	sum := sha256.Sum256([]byte(strings.Join(pairs, "\n")))
 	domains := slices.Sorted(slices.Values(c.AllowedDomains))
-	return map[string]string{"group_roles": clip(strings.Join(pairs, " "), 1000), "group_roles_count": itoa(len(pairs)),
-		"group_roles_sha256": hex.EncodeToString(sum[:]), "default_role": clip(c.DefaultRole, 100), "sync_roles": boolString(c.SyncRoles),
+	m := map[string]string{"default_role": clip(c.DefaultRole, 100), "sync_roles": boolString(c.SyncRoles),
 		"allowed_domains": clip(strings.Join(domains, " "), 1000), "allowed_domains_count": itoa(len(domains))}
+	listMeta(m, "group_roles", pairs, " ")
+	return m
+}
+
+// listMeta puts a list into an audit event's Meta under key: the items
+// joined by sep, as many whole items as fit in 1000 bytes (a first item
+// longer than that is clipped); key_count, the number of items; and
+// key_sha256, the SHA-256 (hex) of every item, one a line, so that a
+// clipped list is still told apart from another.
+func listMeta(m map[string]string, key string, items []string, sep string) {
+	const limit = 1000
+	n := 0
+	for i, item := range items {
+		size := len(item)
+		if i > 0 {
+			size += len(sep)
+		}
+		if n+size > limit {
+			break
+		}
+		n += size
+	}
+	joined := strings.Join(items, sep)
+	if n == 0 {
+		n = len(joined) // not even the first fits whole: clipped
+	}
+	sum := sha256.Sum256([]byte(strings.Join(items, "\n")))
+	m[key] = clip(joined[:n], limit)
+	m[key+"_count"] = itoa(len(items))
+	m[key+"_sha256"] = hex.EncodeToString(sum[:])
 }
 
 // checkRoleMapping refuses a connection's role mapping (GroupRoles,
@@ -314,10 +343,8 @@ func (g *Guard) ssoUndo(ctx context.Context, tenant string) (func(context.Contex
 }
 
 // certFingerprints returns the SHA-256 fingerprints (hex of the DER) of
-// PEM certificates, comma-separated: what an audit event names them by,
-// never their PEM. At most 10 certificates (sso.Connection's limit) fit
-// an audit field.
-func certFingerprints(pems []string) string {
+// PEM certificates: what an audit event names them by, never their PEM.
+func certFingerprints(pems []string) []string {
 	var ders [][]byte
 	for _, p := range pems {
 		if b, _ := pem.Decode([]byte(p)); b != nil {
@@ -328,14 +355,14 @@ func certFingerprints(pems []string) string {
 }
 
 // fingerprints returns the SHA-256 fingerprints (hex) of DER
-// certificates, comma-separated.
-func fingerprints(ders [][]byte) string {
+// certificates.
+func fingerprints(ders [][]byte) []string {
 	fps := make([]string, len(ders))
 	for i, d := range ders {
 		sum := sha256.Sum256(d)
 		fps[i] = hex.EncodeToString(sum[:])
 	}
-	return strings.Join(fps, ",")
+	return fps
 }
 
 // DeleteSSOConnection removes the tenant's IdP (owners only). A tenant
@@ -1173,7 +1200,8 @@ func (g *Guard) SSOServiceProvider(tenant string) (sso.SP, error) {
 // again: sso.Provider.RefreshMetadata); a new document is recorded
 // (sso.metadata_refreshed, by the
 // system, with the SHA-256 fingerprints of the IdP's signing certificates
-// before and after, and certificates_changed), since the certificates
+// before and after, comma-separated, with their count and digest as
+// listMeta gives them, and certificates_changed), since the certificates
 // decide whose assertions are accepted. A host running sso.Refresher on
 // its own Provider records nothing in Guard's log: call this instead.
 //
@@ -1208,11 +1236,13 @@ func (g *Guard) RefreshSSOMetadata(ctx context.Context, tenant string) (bool, er
 		return changed, nil // fetched again, the same document
 	}
 	old, now := idpSigners(before.Metadata), idpSigners(after.Metadata)
+	changedCerts := !slices.Equal(old, now)
 	e := audit.Event{Tenant: tenant, Actor: audit.Actor{Kind: audit.ActorSystem, ID: "sso-refresh"}, Action: audit.SSOMetadataRefreshed,
 		Target: tenant, Outcome: audit.Success, Meta: map[string]string{"metadata_url": clip(after.MetadataURL, 500),
-			"signing_certificates": now, "certificates_changed": boolString(old != now)}}
-	if old != now {
-		e.Meta["previous_signing_certificates"] = old
+			"certificates_changed": boolString(changedCerts)}}
+	listMeta(e.Meta, "signing_certificates", now, ",")
+	if changedCerts {
+		listMeta(e.Meta, "previous_signing_certificates", old, ",")
 	}
 	if err := g.record(ctx, e); err != nil {
 		_ = g.stores.SSO.Connections.PutConnection(context.WithoutCancel(ctx), before)
@@ -1222,12 +1252,11 @@ func (g *Guard) RefreshSSOMetadata(ctx context.Context, tenant string) (bool, er
 }
 
 // idpSigners returns the SHA-256 fingerprints of the signing certificates
-// in IdP metadata, comma-separated, or "" if it names none or does not
-// parse.
-func idpSigners(metadata string) string {
+// in IdP metadata, or none if it names none or does not parse.
+func idpSigners(metadata string) []string {
 	idp, err := sso.ParseMetadata([]byte(metadata), time.Time{})
 	if err != nil {
-		return ""
+		return nil
 	}
 	ders := make([][]byte, len(idp.Certificates))
 	for i, c := range idp.Certificates {
