@@ -96,11 +96,14 @@ func (g *Guard) ExportAudit(ctx context.Context, by Principal, tenant string, q 
 // else gets ErrForbidden, recorded as access.denied with reason
 // system_only. The time of the newest access review on record is first
 // kept with the tenant (Tenant.LastReview), so that the review schedule
-// does not lose it. The purge is itself recorded (audit.purged, Meta events:
-// the number deleted, through: the Seq of the checkpoint it left, before).
-// A purge that another replica made meanwhile, as far or further, leaves
-// this one nothing to do: it returns 0, and records events 0, rather than
-// failing or counting the events again.
+// does not lose it. The purge is itself recorded (audit.purged, Meta before,
+// through: the Seq of the checkpoint it left, and events: the number
+// deleted from the newest purge on record to through; when the checkpoint
+// cannot be read, no through and the number it deleted itself, which it
+// returns in any case). A purge that another replica made meanwhile, as
+// far or further, leaves this one nothing to do: it returns 0, and records
+// events 0 (and no through), rather than failing or counting the events
+// again.
 //
 // The record follows the deletion (its count is known only then), so a
 // failure between the two (the audit store down a moment) leaves the
@@ -110,8 +113,10 @@ func (g *Guard) ExportAudit(ctx context.Context, by Principal, tenant string, q 
 // Maintain: audit.purged with reason recorded_late, Meta through (the
 // checkpoint's Seq), purged_at (its time) and events, counted from the
 // newest purge still on record, or from the chain's start when none is
-// (their records were purged since). Two replicas finding it at once may
-// both record it.
+// (their records were purged since). A PurgeAudit that comes sooner and
+// purges further counts it in its own record instead (events from the
+// newest purge on record). Two replicas finding the same unrecorded purge
+// at once may both count it, as may two replicas purging further at once.
 func (g *Guard) PurgeAudit(ctx context.Context, by Principal, tenant string, before time.Time) (int, error) {
 	if by.Kind != KindSystem {
 		return 0, g.refused(ctx, by, rbac.Audit, rbac.Delete, reasonSystemOnly)
@@ -119,7 +124,8 @@ func (g *Guard) PurgeAudit(ctx context.Context, by Principal, tenant string, bef
 	if err := g.keepLastReview(ctx, tenant); err != nil {
 		return 0, err
 	}
-	if err := g.recordLatePurge(ctx, by, tenant); err != nil {
+	from, err := g.recordLatePurge(ctx, by, tenant)
+	if err != nil {
 		return 0, err
 	}
 	n, err := g.audit.Purge(ctx, tenant, before)
@@ -130,10 +136,13 @@ func (g *Guard) PurgeAudit(ctx context.Context, by Principal, tenant string, bef
 	e.Meta = map[string]string{"events": strconv.Itoa(n), "before": before.UTC().Format(time.RFC3339)}
 	if n > 0 {
 		// The checkpoint this purge left (or one further, if another
-		// replica purged further a moment after). Without it (a store
-		// failure, which the record most likely meets too), the record
-		// still counts as the purge's.
+		// replica purged further a moment after), and the events from
+		// the newest purge on record to it: a purge before this one whose
+		// record is missing, and which this one's checkpoint replaces, is
+		// counted here. Without it (a store failure, which the record
+		// most likely meets too), the record still counts as the purge's.
 		if cp, err := g.audit.Checkpoint(ctx, tenant); err == nil {
+			e.Meta["events"] = strconv.FormatUint(cp.Seq-min(from, cp.Seq), 10)
 			e.Meta["through"] = strconv.FormatUint(cp.Seq, 10)
 		}
 	}
@@ -161,20 +170,26 @@ const reasonRecordedLate = "recorded_late"
 // on record below it, or from the chain's start when no purge is on record
 // any longer (their records were purged too), to the checkpoint. Two
 // replicas finding the same missing record at once may both record it.
-func (g *Guard) recordLatePurge(ctx context.Context, by Principal, tenant string) error {
+//
+// It returns the Seq from which the next purge's record counts its events:
+// the checkpoint's, once it is on record; for a checkpoint left less than
+// latePurgeAfter ago and not on record, where its missing record counts
+// from, so that a purge further (which replaces the checkpoint) counts its
+// events too, rather than leaving them never on record.
+func (g *Guard) recordLatePurge(ctx context.Context, by Principal, tenant string) (uint64, error) {
 	cp, err := g.audit.Checkpoint(ctx, tenant)
 	if err != nil {
-		return auditErr(err)
+		return 0, auditErr(err)
 	}
-	if cp.Seq == 0 || g.now().Sub(cp.At) < latePurgeAfter {
-		return nil
+	if cp.Seq == 0 {
+		return 0, nil
 	}
 	// Only events after the checkpoint: Query never returns those it
 	// purged. They are few: the records of the last purges.
 	p, err := g.audit.Query(ctx, tenant, audit.Query{Action: string(audit.AuditPurged), Outcome: audit.Success,
 		Desc: true, Limit: audit.MaxLimit})
 	if err != nil {
-		return auditErr(err)
+		return 0, auditErr(err)
 	}
 	// The newest purge on record (newest first) decides: one below the
 	// checkpoint means the last purge is missing; older records, with or
@@ -186,16 +201,22 @@ func (g *Guard) recordLatePurge(ctx context.Context, by Principal, tenant string
 		}
 		through, err := strconv.ParseUint(e.Meta["through"], 10, 64)
 		if err != nil || through >= cp.Seq {
-			return nil // on record
+			return cp.Seq, nil // on record
 		}
 		from = through
 		break
+	}
+	if g.now().Sub(cp.At) < latePurgeAfter {
+		return from, nil // its record may be on its way
 	}
 	e := g.adminEvent(by, tenant, audit.AuditPurged, tenant)
 	e.Reason = reasonRecordedLate
 	e.Meta = map[string]string{"events": strconv.FormatUint(cp.Seq-from, 10), "through": strconv.FormatUint(cp.Seq, 10),
 		"purged_at": cp.At.UTC().Format(time.RFC3339Nano)}
-	return g.record(ctx, e)
+	if err := g.record(ctx, e); err != nil {
+		return 0, err
+	}
+	return cp.Seq, nil
 }
 
 // keepLastReview keeps the time of tenant's newest access review on record

@@ -173,7 +173,7 @@ func (g *Guard) maintainTenant(ctx context.Context, by Principal, tenant string,
 		// PurgeAudit records a purge left unrecorded before it purges;
 		// without it (nothing to purge, or no retention: the host's own
 		// PurgeAudit may have left one), this does.
-		if err := g.recordLatePurge(ctx, by, tenant); err != nil {
+		if _, err := g.recordLatePurge(ctx, by, tenant); err != nil {
 			return err
 		}
 	}
