@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -25,6 +26,10 @@ type Tamper struct {
 	// Insert stores e under e.Tenant as it is, whatever its Seq, PrevMAC
 	// and MAC, and leaves the head and the checkpoint as they are.
 	Insert func(e audit.Event) error
+	// SetMeta, if not nil, replaces the stored Meta of tenant's event at
+	// seq with raw, text that need not decode as Meta. A backend that
+	// does not keep Meta as text leaves it nil.
+	SetMeta func(tenant string, seq uint64, raw string) error
 }
 
 var tamperKey = bytes.Repeat([]byte{0x5a}, audit.MinKeySize)
@@ -34,8 +39,10 @@ var tamperKey = bytes.Repeat([]byte{0x5a}, audit.MinKeySize)
 // the last event the Log appended, even after a failed Append, while
 // another replica's appends are no tampering; Verify reports the cut, and
 // an event stored at or below the checkpoint, which Query and Export do not
-// show. newStore must return a fresh, empty store and its Tamper on every
-// call.
+// show; and an event whose stored Meta was edited so that it no longer
+// decodes is reported by Verify (a MAC mismatch at its Seq), not an error
+// of Verify, Query or Export. newStore must return a fresh, empty store and
+// its Tamper on every call.
 func RunTamper(t *testing.T, newStore func(t *testing.T) (audit.Store, Tamper)) {
 	// A Log that appended Seq 1…5 finds the chain cut back to 3: Verify
 	// reports the missing events, and Record refuses to reuse Seq 4.
@@ -100,6 +107,32 @@ func RunTamper(t *testing.T, newStore func(t *testing.T) (audit.Store, Tamper)) 
 		wantReport(t, b, "acme", 0, "")
 		if h := mustHead(t, s, "acme"); h.Seq != 15 {
 			t.Errorf("Head.Seq = %d, want 15", h.Seq)
+		}
+	})
+	// Seq 2's Meta is edited into text that is not an object of strings:
+	// the event fails its MAC, and the log can still be read and exported.
+	t.Run("UndecodableMetaIsMACMismatch", func(t *testing.T) {
+		s, tp := newStore(t)
+		if tp.SetMeta == nil {
+			t.Skip("the backend keeps Meta as it is")
+		}
+		l := tamperLog(t, s, nil)
+		for range 3 {
+			e := tamperEvent("acme")
+			e.Meta = map[string]string{"k": "v"}
+			if _, err := l.Record(bg(), e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, raw := range []string{`{"k":1}`, `not json`} {
+			mustTamper(t, tp.SetMeta("acme", 2, raw))
+			wantReport(t, l, "acme", 2, "mac mismatch")
+			if p, err := l.Query(bg(), "acme", audit.Query{}); err != nil || len(p.Events) != 3 {
+				t.Errorf("Query with Seq 2's Meta %s = %d events, %v; want 3", raw, len(p.Events), err)
+			}
+			if err := l.Export(bg(), "acme", audit.Query{}, io.Discard, audit.JSONLines); err != nil {
+				t.Errorf("Export with Seq 2's Meta %s: %v", raw, err)
+			}
 		}
 	})
 	// After a purge to Seq 3, a made-up event is stored at Seq 2 (or 3):

@@ -56,6 +56,9 @@ func TestAuditTamperConformance(t *testing.T) {
 					[]byte(e.Action), []byte(e.Target), []byte(e.IP), []byte(e.UserAgent), []byte(e.Outcome), []byte(e.Reason),
 					meta, e.PrevMAC, e.MAC)
 			},
+			SetMeta: func(tenant string, seq uint64, raw string) error {
+				return exec([]string{`UPDATE {audit_events} SET meta = $3 WHERE tenant = $1 AND seq = $2`}, tenant, int64(seq), raw)
+			},
 		}
 	})
 }

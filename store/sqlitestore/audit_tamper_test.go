@@ -47,6 +47,10 @@ func TestAuditTamperConformance(t *testing.T) {
 					e.Tenant, int64(e.Seq), e.ID, e.Time.UnixMicro(), string(e.Actor.Kind), e.Actor.ID, e.Actor.Email,
 					string(e.Action), e.Target, e.IP, e.UserAgent, string(e.Outcome), e.Reason, meta, e.PrevMAC, e.MAC)
 			},
+			SetMeta: func(tenant string, seq uint64, raw string) error {
+				return exec([]string{`UPDATE guard_audit_tail SET meta = ?3 WHERE tenant = ?1 AND seq = ?2`,
+					`UPDATE guard_audit_events SET meta = ?3 WHERE tenant = ?1 AND seq = ?2`}, tenant, int64(seq), raw)
+			},
 		}
 	})
 }
