@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -300,21 +299,21 @@ func scanEvent(row pgx.Row, tenant string) (audit.Event, error) {
 	e.Action = audit.Action(action)
 	e.Outcome = audit.Outcome(outc)
 	if meta != nil {
-		var err error
-		if e.Meta, err = decodeMeta(*meta); err != nil {
-			return audit.Event{}, fmt.Errorf("event %d: %w", seq, err)
-		}
+		e.Meta = decodeMeta(*meta)
 	}
 	return e, nil
 }
 
-// decodeMeta reads a meta column that is not NULL (a JSON object).
-func decodeMeta(s string) (map[string]string, error) {
+// decodeMeta reads a meta column that is not NULL (a JSON object). A
+// column that does not decode (edited behind the store) is returned as the
+// text it holds under the empty key, which no event recorded can carry
+// (Meta keys are not empty): its MAC fails, and Verify reports the event.
+func decodeMeta(s string) map[string]string {
 	var m map[string]string
 	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		return nil, fmt.Errorf("decoding the audit meta: %w", err)
+		return map[string]string{"": s}
 	}
-	return m, nil
+	return m
 }
 
 // Checkpoint implements audit.Store.
