@@ -95,9 +95,10 @@ type Pending struct {
 	// whoever has the password which line to take over. Label is the one
 	// the user gave, shown as it is (the default label is masked the same
 	// way): a host that labels factors should not put the destination in
-	// them. An email factor whose code would be refused (the tenant's
-	// RequireMFA without MFAAllowEmail, and the user has an authenticator
-	// app or SMS factor) is left out.
+	// them. LastStep, KeyID and Secret are left empty. An email factor
+	// whose code would be refused (the tenant's RequireMFA without
+	// MFAAllowEmail, and the user has an authenticator app or SMS factor)
+	// is left out.
 	Factors []mfa.Factor
 }
 
@@ -658,8 +659,8 @@ func (g *Guard) pend(ctx context.Context, a attempt, gt gate, si signIn, purpose
 		Enrol: purpose == purposeEnrol, Factors: maskedFactors(factors)}}, nil
 }
 
-// maskedFactors returns copies of fs with their destinations masked (see
-// Pending.Factors).
+// maskedFactors returns copies of fs with their destinations masked and
+// their bookkeeping left out (see Pending.Factors).
 func maskedFactors(fs []mfa.Factor) []mfa.Factor {
 	if len(fs) == 0 {
 		return fs
@@ -667,6 +668,9 @@ func maskedFactors(fs []mfa.Factor) []mfa.Factor {
 	out := make([]mfa.Factor, len(fs))
 	for i, f := range fs {
 		f.Destination = mfa.MaskDestination(f.Kind, f.Destination)
+		// Bookkeeping, not for someone who has shown only the password:
+		// LastStep dates the user's last sign-in with the app.
+		f.LastStep, f.KeyID, f.Secret = 0, "", nil
 		out[i] = f
 	}
 	return out
