@@ -27,7 +27,9 @@ type Adoption struct {
 	Neither int
 	// WouldEnrol lists the active users who would have to enrol a factor
 	// at their next sign-in if MFA were required now (at most
-	// MaxWouldEnrol of them; WouldEnrolTotal counts all).
+	// MaxWouldEnrol of them; WouldEnrolTotal counts all). It and
+	// WouldNeedSSO are empty, the totals kept, for a principal who may not
+	// read the users (users:read).
 	WouldEnrol      []User
 	WouldEnrolTotal int
 	// WouldNeedSSO lists the active users who are not on SSO, and so would
@@ -50,6 +52,11 @@ const MaxWouldNeedSSO = 1000
 // would lose access if it required SSO: what the security page shows
 // before either switch is thrown.
 //
+// The principal needs settings:read; the users who would have to enrol
+// or would lose access are listed only when they also hold users:read, as
+// for every other list of users (ListUsers, AccessReview), and only
+// counted otherwise.
+//
 // Every user of the tenant is read, with their second factors beside
 // them, as for an access review (see AccessReview): 15 to 25 ms for 10,000
 // users in SQLite on a 2-vCPU machine (see BENCHMARKS.md).
@@ -61,7 +68,11 @@ func (g *Guard) MFAAdoption(ctx context.Context, by Principal, tenant string) (A
 	if err != nil {
 		return Adoption{}, err
 	}
-	ix, users, err := g.readTenant(ctx, tenant, pol, false, nil)
+	var list bool // whether by may read the users
+	ix, users, err := g.readTenant(ctx, tenant, pol, false, func(ctx context.Context) (err error) {
+		list, err = g.allowed(ctx, by, tenant, rbac.Users, rbac.Read)
+		return err
+	})
 	if err != nil {
 		return Adoption{}, err
 	}
@@ -84,13 +95,13 @@ func (g *Guard) MFAAdoption(ctx context.Context, by Principal, tenant string) (A
 			}
 			if !enrolled && !sso && u.Status == auth.StatusActive {
 				ad.WouldEnrolTotal++
-				if len(ad.WouldEnrol) < MaxWouldEnrol {
+				if list && len(ad.WouldEnrol) < MaxWouldEnrol {
 					ad.WouldEnrol = append(ad.WouldEnrol, summaryView(tenant, u))
 				}
 			}
 			if !sso && u.Status == auth.StatusActive && u.ID != pol.BreakGlassUser {
 				ad.WouldNeedSSOTotal++
-				if len(ad.WouldNeedSSO) < MaxWouldNeedSSO {
+				if list && len(ad.WouldNeedSSO) < MaxWouldNeedSSO {
 					ad.WouldNeedSSO = append(ad.WouldNeedSSO, summaryView(tenant, u))
 				}
 			}
