@@ -289,9 +289,14 @@ func (rv *Review) Count(f ReviewFilter) int {
 // SSO status and whether they are dormant: the rows of a users page. The
 // principal needs users:read. It reads one page of users and of second
 // factors (more of factors only when those of deleted users are left
-// among them), so it costs the same whatever the size of the tenant.
+// among them), so it costs the same whatever the size of the tenant. An
+// after no user ID can be (invalid UTF-8, a NUL byte, longer than
+// auth.MaxIDBytes) is an *InputError.
 func (g *Guard) ListUserAccess(ctx context.Context, by Principal, tenant, after string, limit int) ([]UserAccess, error) {
 	if err := g.may(ctx, by, tenant, rbac.Users, rbac.Read); err != nil {
+		return nil, err
+	}
+	if err := checkCursor("after", after); err != nil {
 		return nil, err
 	}
 	pol, err := g.EffectivePolicy(ctx, tenant)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -235,9 +236,13 @@ func (g *Guard) User(ctx context.Context, by Principal, tenant, id string) (User
 }
 
 // ListUsers returns at most limit (1 to 1000) users of a tenant ordered by
-// id, after the id given in after.
+// id, after the id given in after. An after no user ID can be (invalid
+// UTF-8, a NUL byte, longer than auth.MaxIDBytes) is an *InputError.
 func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after string, limit int) ([]User, error) {
 	if err := g.may(ctx, by, tenant, rbac.Users, rbac.Read); err != nil {
+		return nil, err
+	}
+	if err := checkCursor("after", after); err != nil {
 		return nil, err
 	}
 	limit = min(max(limit, 1), 1000)
@@ -830,6 +835,22 @@ func newID(r io.Reader) (string, error) {
 		return "", fmt.Errorf("guard: reading randomness: %w", err)
 	}
 	return hex.EncodeToString(b[:]), nil
+}
+
+// checkCursor validates a page cursor, a user ID from a page's query
+// string: valid UTF-8 without a NUL byte, of at most auth.MaxIDBytes
+// bytes. A store may refuse any other as bad input; the caller must not
+// report it as a store failure.
+func checkCursor(field, s string) error {
+	switch {
+	case len(s) > auth.MaxIDBytes:
+		return &InputError{Field: field, Reason: "too long"}
+	case !utf8.ValidString(s):
+		return &InputError{Field: field, Reason: "not valid UTF-8"}
+	case strings.IndexByte(s, 0) >= 0:
+		return &InputError{Field: field, Reason: "contains a NUL byte"}
+	}
+	return nil
 }
 
 // checkText validates a free-text field: valid UTF-8, no control
