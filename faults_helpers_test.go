@@ -286,6 +286,10 @@ func (w fUserUpdates) SetStatus(ctx context.Context, tenant, id string, s auth.S
 	return do0(w.c, "UserUpdates.SetStatus", func() error { return w.UserUpdater.SetStatus(ctx, tenant, id, s) })
 }
 
+func (w fUserUpdates) Deactivate(ctx context.Context, tenant, id string) (bool, error) {
+	return do1(w.c, "UserUpdates.Deactivate", func() (bool, error) { return w.UserUpdater.Deactivate(ctx, tenant, id) })
+}
+
 func (w fUserUpdates) DeactivateIdle(ctx context.Context, tenant, id string, idleSince time.Time) error {
 	return do0(w.c, "UserUpdates.DeactivateIdle", func() error { return w.UserUpdater.DeactivateIdle(ctx, tenant, id, idleSince) })
 }

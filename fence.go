@@ -589,6 +589,12 @@ func (r routedUsers) SetStatus(ctx context.Context, tenant, id string, st auth.S
 	return err
 }
 
+func (r routedUsers) Deactivate(ctx context.Context, tenant, id string) (bool, error) {
+	return with(ctx, r.f, tenant, func(s Stores) (bool, error) {
+		return s.UserUpdates.Deactivate(ctx, tenant, id)
+	})
+}
+
 func (r routedUsers) DeactivateIdle(ctx context.Context, tenant, id string, idleSince time.Time) error {
 	_, err := with(ctx, r.f, tenant, func(s Stores) (struct{}, error) {
 		return struct{}{}, s.UserUpdates.DeactivateIdle(ctx, tenant, id, idleSince)

@@ -102,6 +102,10 @@ func (h *handle) SetStatus(ctx context.Context, t, id string, s auth.Status) err
 	h.check()
 	return h.users.SetStatus(ctx, t, id, s)
 }
+func (h *handle) Deactivate(ctx context.Context, t, id string) (bool, error) {
+	h.check()
+	return h.users.Deactivate(ctx, t, id)
+}
 func (h *handle) DeactivateIdle(ctx context.Context, t, id string, idleSince time.Time) error {
 	h.check()
 	return h.users.DeactivateIdle(ctx, t, id, idleSince)

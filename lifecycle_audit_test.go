@@ -101,6 +101,22 @@ func (u *statusHook) SetStatus(ctx context.Context, tenant, id string, s auth.St
 	if err := u.UserUpdater.SetStatus(ctx, tenant, id, s); err != nil {
 		return err
 	}
+	u.wrote(s)
+	return nil
+}
+
+// Deactivate is a deactivation's status write: a write of deactivated.
+func (u *statusHook) Deactivate(ctx context.Context, tenant, id string) (bool, error) {
+	changed, err := u.UserUpdater.Deactivate(ctx, tenant, id)
+	if err != nil {
+		return false, err
+	}
+	u.wrote(auth.StatusDeactivated)
+	return changed, nil
+}
+
+// wrote runs the hook once s, the status it is armed for, is written.
+func (u *statusHook) wrote(s auth.Status) {
 	u.mu.Lock()
 	h := u.hook
 	if h != nil && s == u.status {
@@ -112,7 +128,6 @@ func (u *statusHook) SetStatus(ctx context.Context, tenant, id string, s auth.St
 	if h != nil {
 		h()
 	}
-	return nil
 }
 
 // switchedAudit fails Append while fail is set (any backend).

@@ -34,6 +34,19 @@ func (u *grantOnDeactivate) SetStatus(ctx context.Context, tenant, id string, s 
 	return u.UserUpdater.SetStatus(ctx, tenant, id, s)
 }
 
+// Deactivate is the status write of a deactivation: the hook runs as
+// in SetStatus to deactivated.
+func (u *grantOnDeactivate) Deactivate(ctx context.Context, tenant, id string) (bool, error) {
+	u.mu.Lock()
+	h := u.hook
+	u.hook = nil
+	u.mu.Unlock()
+	if h != nil {
+		h()
+	}
+	return u.UserUpdater.Deactivate(ctx, tenant, id)
+}
+
 // "Acting on a more privileged user": a deactivation of a user holding a
 // role the caller could not grant is refused and "nothing changes". The
 // rule is checked once (loadTarget), before the status is written, and

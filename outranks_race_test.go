@@ -57,6 +57,15 @@ func (u *raceUpdates) SetStatus(ctx context.Context, tenant, id string, s auth.S
 	return u.UserUpdater.SetStatus(ctx, tenant, id, s)
 }
 
+// Deactivate is the status write of a deactivation: armed for one, it
+// runs the hook as SetStatus does.
+func (u *raceUpdates) Deactivate(ctx context.Context, tenant, id string) (bool, error) {
+	if h := u.take(auth.StatusDeactivated); h != nil {
+		h(id)
+	}
+	return u.UserUpdater.Deactivate(ctx, tenant, id)
+}
+
 // DeactivateIdle is the status write of DeactivateDormant: armed for a
 // deactivation, it runs the hook as SetStatus does.
 func (u *raceUpdates) DeactivateIdle(ctx context.Context, tenant, id string, idleSince time.Time) error {

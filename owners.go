@@ -144,11 +144,15 @@ func (g *Guard) ownerRefused(ctx context.Context, by Principal, tenant string, a
 	return refusal
 }
 
-// setDeactivated sets user id's status (was before: put back by an undo)
-// to deactivated, the first step of a deactivation or a deletion (action,
-// recorded as failed with meta when refused), and keeps the tenant's last
-// active owner (keepOwner): only then may the sessions end and the keys be
-// revoked.
+// setDeactivated sets user id's status to deactivated if it is active,
+// in one store step (auth.UserUpdater.Deactivate), the first step of a
+// deactivation or a deletion (action, recorded as failed with meta when
+// refused), and keeps the tenant's last active owner (keepOwner): only
+// then may the sessions end and the keys be revoked. changed reports
+// whether this call changed the status: false for a user found not
+// active at the write (deactivated before, or by another caller
+// meanwhile). An undo sets active again only a status this call changed:
+// it never reactivates a user someone else deactivated.
 //
 // A deactivation checks again, once written, that by, with perms (as
 // outranks returned them), outranks the user (outranksStill): a role by
@@ -164,34 +168,30 @@ func (g *Guard) ownerRefused(ctx context.Context, by Principal, tenant string, a
 // undoes nothing, the user having been deactivated before. A deletion goes
 // ahead: a deactivated owner of a tenant without an active one can always
 // be deleted.
-func (g *Guard) setDeactivated(ctx context.Context, by Principal, perms rbac.Perms, tenant, id string, was auth.Status,
-	action audit.Action, meta map[string]string) error {
+func (g *Guard) setDeactivated(ctx context.Context, by Principal, perms rbac.Perms, tenant, id string,
+	action audit.Action, meta map[string]string) (changed bool, err error) {
 	owner, active, err := g.ownerStatus(ctx, tenant, id)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusDeactivated); err != nil {
-		return g.userErr("deactivate user", err)
+	if changed, err = g.stores.UserUpdates.Deactivate(ctx, tenant, id); err != nil {
+		return false, g.userErr("deactivate user", err)
 	}
-	undo := func(ctx context.Context) error {
-		return g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusActive)
+	var undo func(context.Context) error // nil: this call changed nothing
+	if changed {
+		undo = func(ctx context.Context) error {
+			return g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusActive)
+		}
 	}
 	if action == audit.UserDeactivated {
-		reactivate := undo
-		if was != auth.StatusActive {
-			reactivate = nil
-		}
-		if err := g.outranksStill(ctx, by, perms, tenant, id, action, reactivate); err != nil {
-			return err
+		if err := g.outranksStill(ctx, by, perms, tenant, id, action, undo); err != nil {
+			return changed, err
 		}
 	}
 	if !owner || (!active && action == audit.UserDeleted) {
-		return nil
+		return changed, nil
 	}
-	if !active {
-		undo = nil
-	}
-	return g.keepOwner(ctx, by, tenant, action, id, meta, undo, func(ctx context.Context) (bool, error) {
+	return changed, g.keepOwner(ctx, by, tenant, action, id, meta, undo, func(ctx context.Context) (bool, error) {
 		u, err := g.stores.Users.User(ctx, tenant, id)
 		switch {
 		case errors.Is(err, auth.ErrNotFound):

@@ -728,7 +728,10 @@ type ReviewResult struct {
 	// checked is not counted: it finishes their deactivation as
 	// DeactivateUser does (ending sessions and revoking keys left, counted
 	// in SessionsEnded and KeysRevoked, and recorded as user.deactivated
-	// as DeactivateUser records it).
+	// as DeactivateUser records it). Nor is one about a user deactivated
+	// by another caller between the check and the write (the same review
+	// submitted twice): it finishes the deactivation too, and records no
+	// user.deactivated, the other caller's being on record.
 	Deactivated  int
 	RolesChanged int // users whose roles changed (downgraded or roles revoked)
 	// KeysRevoked counts the API keys the review revoked: by key
@@ -793,7 +796,10 @@ type ReviewResult struct {
 // the reviewer could not grant, given to the user since the review was
 // checked, undoes it (or a failure to read the roles then: ErrUnavailable),
 // records it as a failed user.deactivated (reason escalation, Meta role)
-// and ends the review with ErrForbidden.
+// and ends the review with ErrForbidden. The status is written only if
+// the user is active, and an undo sets active again only a status the
+// review changed: a user another administrator deactivated since the
+// check stays deactivated, and one reactivated since is set active again.
 //
 // The reviewer needs users:manage, and api-keys:manage for key decisions.
 // Unlike GrantRole and RevokeRole, ApplyReview needs no recent
@@ -1175,17 +1181,17 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 	}
 	switch {
 	case p.d.Deactivate:
-		n, keys, err := g.deactivate(ctx, by, p.perms, tenant, id, p.status, "access_review", time.Time{})
+		n, keys, ch, err := g.deactivate(ctx, by, p.perms, tenant, id, p.status, "access_review", time.Time{})
 		res.SessionsEnded += n
 		res.KeysRevoked += keys
 		if err != nil {
 			return err
 		}
 		deactivated[id] = true
-		// A user deactivated before is not counted: the call only
-		// finished their deactivation, as DeactivateUser does (and
-		// recorded it as DeactivateUser records it).
-		if p.status == auth.StatusActive {
+		// A user deactivated before, or by another caller between the
+		// plan and the write, is not counted: the call only finished
+		// their deactivation, as DeactivateUser does (see deactivate).
+		if ch {
 			res.Deactivated++
 		}
 	case changed:
@@ -1205,15 +1211,17 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 // Meta sessions_ended, api_keys_revoked and, unless empty, reason. It is
 // what DeactivateUser, the review's deactivations and DeactivateDormant
 // do, and returns the number of live sessions ended and of keys revoked,
-// so far when it fails. A failure leaves the user deactivated: the status
-// changes first, so that a login racing the deactivation cannot make a
-// session, and a second call does the rest. The tenant's last active owner
+// so far when it fails, and whether this call changed the status. A
+// failure leaves the user deactivated: the status changes first, so that
+// a login racing the deactivation cannot make a session, and a second
+// call does the rest. The tenant's last active owner
 // is the exception: their deactivation is undone before anything else is
 // done, recorded as a failed user.deactivated (reason last_owner) and
 // refused with rbac.ErrLastOwner (see setDeactivated). So is a user given,
 // since by was found to outrank them (with perms, as outranks returned
 // them), a role by could not grant: the
-// deactivation is undone (the user set back to was), recorded as a failed
+// deactivation is undone (the user set active again, if this call
+// deactivated them), recorded as a failed
 // user.deactivated (reason escalation, Meta role) and refused with
 // ErrForbidden, nothing else done; a failure to read the roles then undoes
 // it too (see setDeactivated). A user found active again just before the
@@ -1222,40 +1230,54 @@ func (g *Guard) applyDecision(ctx context.Context, by Principal, tenant string, 
 // with reason conflict (Meta as on success), the sessions ended and keys
 // revoked meanwhile staying so.
 //
+// The status is written only if active (setDeactivated): changed reports
+// whether this call changed it. A user found already deactivated at the
+// write, though active when the caller read them (was), was deactivated
+// by another caller meanwhile (the same review submitted twice, two
+// administrators at once), which records it: this call finishes the job
+// (sessions, links, keys, requests) and records no user.deactivated of
+// its own, so one deactivation is on record once. A user deactivated
+// when read (was not active) is a call made to finish a deactivation,
+// recorded as above.
+//
 // A non-zero idleSince makes it the deactivation of a dormant user (was
 // is then active): the user is deactivated only if still active and not
 // signed in after idleSince, and never if an owner (see setIdleDeactivated);
 // otherwise it returns errPassedOver, nothing done.
 func (g *Guard) deactivate(ctx context.Context, by Principal, perms rbac.Perms, tenant, id string, was auth.Status,
-	reason string, idleSince time.Time) (sessions, keys int, err error) {
+	reason string, idleSince time.Time) (sessions, keys int, changed bool, err error) {
 	var meta map[string]string
 	if reason != "" {
 		meta = map[string]string{"reason": reason}
 	}
 	if idleSince.IsZero() {
-		err = g.setDeactivated(ctx, by, perms, tenant, id, was, audit.UserDeactivated, meta)
+		changed, err = g.setDeactivated(ctx, by, perms, tenant, id, audit.UserDeactivated, meta)
 	} else {
 		err = g.setIdleDeactivated(ctx, by, perms, tenant, id, idleSince, meta)
+		changed = err == nil
 	}
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
+	// Recorded by the caller that changed the status, or by a call made to
+	// finish a deactivation; not by one that lost the write to another.
+	recorded := changed || was != auth.StatusActive
 	ended, err := g.sessions.RevokeUser(ctx, tenant, id, [32]byte{})
 	if err != nil {
-		return 0, 0, unavailable("end sessions", err)
+		return 0, 0, changed, unavailable("end sessions", err)
 	}
 	sessions = g.endedLive(ctx, tenant, ended)
 	// The user's mailed links (reset, invitation, email change) end too:
 	// a reactivation must not bring back a link sent before.
 	if err := g.voidLinks(ctx, tenant, id); err != nil {
-		return sessions, 0, err
+		return sessions, 0, changed, err
 	}
 	if keys, err = g.revokeKeysOf(ctx, by, tenant, id, "creator_deactivated"); err != nil {
-		return sessions, keys, err
+		return sessions, keys, changed, err
 	}
 	// And the four-eyes requests the user filed: withdrawn.
 	if _, err := g.rejectRequestsOf(ctx, by, tenant, id, reasonRequesterDeactivated); err != nil {
-		return sessions, keys, err
+		return sessions, keys, changed, err
 	}
 	meta = map[string]string{"sessions_ended": strconv.Itoa(sessions), "api_keys_revoked": strconv.Itoa(keys)}
 	if reason != "" {
@@ -1267,11 +1289,14 @@ func (g *Guard) deactivate(ctx context.Context, by Principal, perms rbac.Perms, 
 		if errors.Is(err, ErrConflict) {
 			err = g.ownerRefused(ctx, by, tenant, audit.UserDeactivated, id, "conflict", meta, ErrConflict)
 		}
-		return sessions, keys, err
+		return sessions, keys, changed, err
+	}
+	if !recorded {
+		return sessions, keys, false, nil
 	}
 	e := g.adminEvent(by, tenant, audit.UserDeactivated, id)
 	e.Meta = meta
-	return sessions, keys, g.record(ctx, e)
+	return sessions, keys, changed, g.record(ctx, e)
 }
 
 // stillDeactivated returns nil if user id of tenant is not active (or
@@ -1433,7 +1458,7 @@ func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant stri
 	done := make([]string, 0, len(dormant))
 	idleSince := now.Add(-pol.DormantAfter)
 	for _, id := range dormant {
-		if _, _, err := g.deactivate(ctx, by, perms, tenant, id, auth.StatusActive, "dormant", idleSince); err != nil {
+		if _, _, _, err := g.deactivate(ctx, by, perms, tenant, id, auth.StatusActive, "dormant", idleSince); err != nil {
 			switch {
 			case errors.Is(err, ErrUserNotFound):
 				continue // deleted meanwhile

@@ -11,11 +11,16 @@ import (
 )
 
 // beforeStatusWrite runs its hook, once armed, before the next status
-// write it serves: in ApplyReview, between the plan and the write of a
-// deactivation.
+// write it serves (SetStatus or Deactivate): in ApplyReview, between the
+// plan and the write of a deactivation.
 type beforeStatusWrite struct {
 	auth.UserUpdater
 	onceHook
+}
+
+func (s *beforeStatusWrite) Deactivate(ctx context.Context, tenant, id string) (bool, error) {
+	s.run()
+	return s.UserUpdater.Deactivate(ctx, tenant, id)
 }
 
 func (s *beforeStatusWrite) SetStatus(ctx context.Context, tenant, id string, st auth.Status) error {

@@ -291,7 +291,12 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 // the user meanwhile (an owner promoting them at that moment), undoes the
 // deactivation, which is refused and recorded as above (reason escalation,
 // Meta role), nothing else done; if the undo fails, ErrUnavailable is
-// returned and the user stays deactivated, with nothing else done.
+// returned and the user stays deactivated, with nothing else done. The
+// status is written only if the user is active, and the undo sets active
+// again only a status this call changed. A user another caller
+// deactivated between this call's read and its write is left as that
+// call leaves them: this call finishes the job (sessions, links, keys,
+// requests) and returns nil, recording no user.deactivated of its own.
 //
 // A store failure gives ErrUnavailable, and what was done stays done: the
 // user stays deactivated (so cannot sign in), with the sessions ended,
@@ -314,7 +319,7 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 	if err := g.keepBreakGlass(ctx, by, tenant, id, audit.UserDeactivated, id); err != nil {
 		return err
 	}
-	_, _, err = g.deactivate(ctx, by, perms, tenant, id, u.Status, "", time.Time{})
+	_, _, _, err = g.deactivate(ctx, by, perms, tenant, id, u.Status, "", time.Time{})
 	return err
 }
 
@@ -446,7 +451,7 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 	// session, and, unless the last active owner may go, check that one is
 	// left before anything that cannot be undone.
 	if keepOwner {
-		if err := g.setDeactivated(ctx, by, perms, tenant, id, u.Status, audit.UserDeleted, nil); err != nil {
+		if _, err := g.setDeactivated(ctx, by, perms, tenant, id, audit.UserDeleted, nil); err != nil {
 			return err
 		}
 	} else if err := g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusDeactivated); err != nil {

@@ -47,6 +47,12 @@ type UserUpdater interface {
 	// before it and keeps the user active, or after it and finds (or, for
 	// RecordLogin and RecordSSOLogin, returns) the user deactivated.
 	DeactivateIdle(ctx context.Context, tenant, id string, idleSince time.Time) error
+	// Deactivate sets the user's status to StatusDeactivated if it is
+	// StatusActive, and changes no other field. changed reports whether
+	// this call changed it: false if the user was not active (a no-op
+	// that succeeds). Of concurrent calls on an active user, exactly one
+	// changes it.
+	Deactivate(ctx context.Context, tenant, id string) (changed bool, err error)
 	// SetReactivatedAt sets ReactivatedAt to at (zero clears it), and
 	// changes no other field.
 	SetReactivatedAt(ctx context.Context, tenant, id string, at time.Time) error

@@ -881,6 +881,28 @@ func runUsersConcurrent(t *testing.T, newStore func(t *testing.T) Users) {
 			t.Errorf("%d calls said they set the flag, want exactly 1", s)
 		}
 	})
+	t.Run("DeactivateOnce", func(t *testing.T) {
+		// Admins deactivating the same user at once: exactly one call
+		// says it changed the status (only that one may undo it).
+		c := &userChecker{t: t, st: newStore(t)}
+		c.create(mkUser("t", "u"))
+		var wins atomic.Int32
+		parallel(n, func(i int) {
+			changed, err := c.st.Deactivate(t.Context(), "t", "u")
+			if err != nil {
+				t.Errorf("Deactivate %d: %v", i, err)
+			}
+			if changed {
+				wins.Add(1)
+			}
+		})
+		if w := wins.Load(); w != 1 {
+			t.Errorf("%d calls said they deactivated the user, want exactly 1", w)
+		}
+		if u := c.get("t", "u"); u.Status != auth.StatusDeactivated {
+			t.Errorf("status after the calls: %s, want deactivated", u.Status)
+		}
+	})
 	t.Run("DeactivateIdleOnce", func(t *testing.T) {
 		// Replicas deactivating the same idle user: one does.
 		c := &userChecker{t: t, st: newStore(t)}

@@ -101,7 +101,7 @@
 // neither fail (a SQL deadlock is an error) nor lose a count, emails and
 // ids stay unique (users racing with SetEmail, or with SetEmail and
 // CreateUser, to one email: exactly one gets it), a rehash wins once,
-// DeactivateIdle wins once, and racing RecordLogin either sees the user
+// Deactivate wins once, DeactivateIdle wins once, and racing RecordLogin either sees the user
 // deactivated or is seen (the user stays active), racing SetReactivatedAt
 // either is seen or finds the user deactivated, its time kept,
 // concurrent updates of a user (ExpirePassword and RecordSSOLogin included) lose nothing,

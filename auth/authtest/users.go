@@ -60,6 +60,7 @@ func runUsers(t *testing.T, newStore func(t *testing.T) Users) {
 		{"ListUserSummaries", summaryTests},
 		{"DeleteUser", deleteTests},
 		{"SetStatus", statusTests},
+		{"Deactivate", deactivateTests},
 		{"DeactivateIdle", deactivateIdleTests},
 		{"SetReactivatedAt", reactivatedTests},
 		{"SetPassword", setPasswordTests},
@@ -425,6 +426,40 @@ var deleteTests = []test[*userChecker]{
 // deactivateIdleTests checks DeactivateIdle's condition: active, and no
 // activity (LastLoginAt, else CreatedAt, nor ReactivatedAt) after
 // idleSince; the bound itself is idle. Every other field is kept.
+var deactivateTests = []test[*userChecker]{
+	{"DeactivatesActiveUserOnly", func(t *testing.T, c *userChecker) {
+		// Whatever the user's times, an active user is deactivated, and
+		// no other field changes.
+		a, b := mkUser("t", "a"), mkUser("t", "b")
+		a.LastLoginAt, a.LastSSOAt, a.ReactivatedAt = base.Add(day), base.Add(day), base.Add(2*day)
+		a.PasswordHistory, a.PasswordExpired, a.EmailUnverified = hashes("old"), true, true
+		c.create(a, b)
+		if changed, err := c.st.Deactivate(t.Context(), "t", "a"); err != nil || !changed {
+			t.Errorf("Deactivate of an active user = %v, %v; want true, nil", changed, err)
+		}
+		a.Status = auth.StatusDeactivated
+		c.wantUser(a)
+		c.wantAll("t", a, b)
+	}},
+	{"SaysWhetherItChangedTheStatus", func(t *testing.T, c *userChecker) {
+		u := mkUser("t", "u")
+		c.create(u)
+		want := func(wantChanged bool) {
+			t.Helper()
+			if changed, err := c.st.Deactivate(t.Context(), "t", "u"); err != nil || changed != wantChanged {
+				t.Errorf("Deactivate = %v, %v; want %v, nil", changed, err, wantChanged)
+			}
+		}
+		want(true)
+		want(false) // deactivated already: a no-op that succeeds
+		u.Status = auth.StatusDeactivated
+		c.wantUser(u)
+		c.setStatus("t", "u", auth.StatusActive)
+		want(true)
+		c.wantUser(u)
+	}},
+}
+
 var deactivateIdleTests = []test[*userChecker]{
 	{"DeactivatesOnlyIdleActiveUsers", func(t *testing.T, c *userChecker) {
 		cut := base.Add(-10 * day)
@@ -1428,6 +1463,10 @@ var updaters = []struct {
 }{
 	{"SetStatus", func(c *userChecker, tenant, id string) error {
 		return c.st.SetStatus(c.t.Context(), tenant, id, auth.StatusDeactivated)
+	}},
+	{"Deactivate", func(c *userChecker, tenant, id string) error {
+		_, err := c.st.Deactivate(c.t.Context(), tenant, id)
+		return err
 	}},
 	{"DeactivateIdle", func(c *userChecker, tenant, id string) error {
 		return c.st.DeactivateIdle(c.t.Context(), tenant, id, base)

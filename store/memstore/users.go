@@ -163,6 +163,18 @@ func (s *Users) DeactivateIdle(_ context.Context, tenant, id string, idleSince t
 	return err
 }
 
+// Deactivate implements auth.UserUpdater.
+func (s *Users) Deactivate(_ context.Context, tenant, id string) (bool, error) {
+	var changed bool
+	_, err := s.update(tenant, id, func(u *auth.User) error {
+		if changed = u.Status == auth.StatusActive; changed {
+			u.Status = auth.StatusDeactivated
+		}
+		return nil
+	})
+	return changed, err
+}
+
 // SetReactivatedAt implements auth.UserUpdater.
 func (s *Users) SetReactivatedAt(_ context.Context, tenant, id string, at time.Time) error {
 	_, err := s.update(tenant, id, func(u *auth.User) error { u.ReactivatedAt = at; return nil })

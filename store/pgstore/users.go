@@ -27,6 +27,7 @@ type userSQL struct {
 	create, byID, byEmail, list, summaries, delete        string
 	setStatus, setPassword, rehash, recordLogin, setEmail string
 	deactivateIdle, verifyEmail, resetPassword            string
+	deactivate                                            string
 	changePassword, changeEmail                           string
 	expirePassword, unexpirePassword, recordSSOLogin      string
 	setReactivatedAt                                      string
@@ -101,6 +102,12 @@ func newUserSQL(q string) userSQL {
 			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.users WHERE tenant = $1 AND id = $2)`),
 		// set: this statement set the flag (it was clear); known: the user
 		// exists (in the statement's snapshot).
+		// $3 active, $4 deactivated; the second column tells a user not
+		// active from a missing one when nothing was updated.
+		deactivate: s(`WITH u AS (
+				UPDATE {s}.users SET status = $4 WHERE tenant = $1 AND id = $2 AND status = $3
+				RETURNING 1)
+			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.users WHERE tenant = $1 AND id = $2)`),
 		expirePassword: s(`WITH u AS (
 				UPDATE {s}.users SET password_expired = true WHERE tenant = $1 AND id = $2 AND NOT password_expired
 				RETURNING 1)
@@ -313,6 +320,23 @@ func (s *Users) DeactivateIdle(ctx context.Context, tenant, id string, idleSince
 		return wrap("users: deactivate idle user", err)
 	}
 	return casResult(updated, exists)
+}
+
+// Deactivate implements auth.UserUpdater as a compare-and-set on the
+// status.
+func (s *Users) Deactivate(ctx context.Context, tenant, id string) (bool, error) {
+	if checkUserText("tenant", tenant, "id", id) != nil {
+		return false, auth.ErrNotFound // cannot be stored, so is not
+	}
+	var changed, known bool
+	err := s.pool.QueryRow(ctx, s.sql.deactivate, tenant, id, string(auth.StatusActive), string(auth.StatusDeactivated)).Scan(&changed, &known)
+	if err != nil {
+		return false, wrap("users: deactivate user", err)
+	}
+	if !changed && !known {
+		return false, auth.ErrNotFound
+	}
+	return changed, nil
 }
 
 // SetReactivatedAt implements auth.UserUpdater in one UPDATE.

@@ -42,6 +42,7 @@ const (
 	userDelete
 	userStatus
 	userIdleOff
+	userOff
 	userRehash
 	userLogin
 	userInsert
@@ -263,6 +264,7 @@ var queries = func() (q [numStmts]string) {
 	q[userIdleOff] = `UPDATE guard_users SET status = ?5
 		WHERE tenant = ?1 AND id = ?2 AND status = ?4 AND coalesce(last_login_at, created_at) <= ?3
 			AND (reactivated_at IS NULL OR reactivated_at <= ?3)`
+	q[userOff] = `UPDATE guard_users SET status = ?4 WHERE tenant = ?1 AND id = ?2 AND status = ?3`
 	q[userRehash] = `UPDATE guard_users SET password_hash = ?4 WHERE tenant = ?1 AND id = ?2 AND password_hash = ?3`
 	q[userLogin] = `UPDATE guard_users SET last_login_at = ?3 WHERE tenant = ?1 AND id = ?2 RETURNING ` + userCols
 	q[userSSOLogin] = `UPDATE guard_users SET last_login_at = ?3, last_sso_at = ?3 WHERE tenant = ?1 AND id = ?2 RETURNING ` + userCols

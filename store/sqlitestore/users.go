@@ -18,7 +18,7 @@ import (
 // password history is a JSON array in the user's row, so deleting the user
 // deletes it.
 //
-// Each updater is one statement (SetStatus, DeactivateIdle, SetReactivatedAt, RehashPassword, RecordLogin,
+// Each updater is one statement (SetStatus, Deactivate, DeactivateIdle, SetReactivatedAt, RehashPassword, RecordLogin,
 // RecordSSOLogin, SetEmail, VerifyEmail, ExpirePassword, ClearPasswordExpired) or one write transaction (SetPassword, which rewrites the
 // history; ResetPassword and ChangePassword, which compare the row first;
 // ChangeEmail, which reads the row when its conditional UPDATE changed
@@ -294,6 +294,30 @@ func (us *Users) DeactivateIdle(ctx context.Context, tenant, id string, idleSinc
 		return err
 	}
 	return auth.ErrConflict
+}
+
+// Deactivate implements auth.UserUpdater: the UPDATE sets the status
+// only if it is active, so whether it changed a row is whether this call
+// changed it; if it did not, a read tells a user not active from a
+// missing one.
+func (us *Users) Deactivate(ctx context.Context, tenant, id string) (bool, error) {
+	var changed bool
+	err := us.s.writeOne(ctx, func(w *wtx) error {
+		var err error
+		if changed, err = affected(w.exec(userOff, tenant, id, string(auth.StatusActive), string(auth.StatusDeactivated))); err != nil || changed {
+			return err
+		}
+		var one int
+		err = w.queryRow(userExists, tenant, id).Scan(&one)
+		if isNoRows(err) {
+			return auth.ErrNotFound
+		}
+		return err
+	})
+	if err != nil && !errors.Is(err, auth.ErrNotFound) {
+		return false, fmt.Errorf("sqlitestore: deactivate user: %w", err)
+	}
+	return changed, err
 }
 
 // SetReactivatedAt implements auth.UserUpdater.
