@@ -186,7 +186,7 @@ func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, 
 // request counted whether the address is free or not: beyond them nothing
 // is made or sent, the last link stays valid, and the request is recorded
 // as a refused user.email_change_requested (rate_limited); the limit of
-// an address counts the requests for it from every tenant,
+// an address counts the emails sent to it from every tenant,
 // ForgotPassword's included, which an error would tell. A store or mail
 // failure is ErrUnavailable and leaves no usable link; a mail failure is
 // recorded as a refused user.email_change_requested (reason send_failed)
@@ -204,7 +204,7 @@ func (g *Guard) RequestEmailChange(ctx context.Context, p Principal, newEmail st
 	case err != nil:
 		return err
 	case over:
-		// Answered as if sent: the address's limit counts requests
+		// Answered as if sent: the address's limit counts emails
 		// from every tenant, ForgotPassword's too.
 		e := emailChangeEvent(p, u, email, audit.Failure, ReasonRateLimited)
 		e.Action = audit.UserEmailChangeRequested

@@ -70,14 +70,19 @@ type RecoveryConfig struct {
 
 // LinkLimits bound the reset and email-change links sent in any hour: for
 // one account, to one address and from one client IP. The limit of an
-// address holds across tenants (one inbox), and it and the client IP's
-// count every request, ForgotPassword's for an address without an
-// account (or in a tenant that does not exist) too: so the limits never
-// tell anyone, in any tenant, whether an address has an account
-// somewhere. Over a limit no link is made or mailed, the last one sent
-// stays valid, and the request is recorded as refused with reason
-// rate_limited; ForgotPassword and RequestEmailChange answer as if the
-// link had gone out. Zero fields take the defaults.
+// address holds across tenants (one inbox) and counts the emails about to
+// go to it (a link, or the note of a tenant that requires SSO), so that
+// ForgotPassword requests that mail it nothing (for an address without
+// an active account, or in a tenant that does not exist) cannot use up
+// its owner's links; the client IP's counts every request. Over a limit
+// no link is made or mailed, the last one sent stays valid, and the
+// request is recorded as refused with reason rate_limited;
+// ForgotPassword and RequestEmailChange answer as if the link had gone
+// out, so their answers never tell anyone, in any tenant, whether an
+// address has an account somewhere. (A tenant's own log may: a request
+// of its user refused as rate_limited by the address's limit shows that
+// emails went to the address that hour, from this tenant or another.)
+// Zero fields take the defaults.
 //
 // PerAccount also bounds an administrator's invitations to one user
 // (SendInvitation), counted apart from the links above.
@@ -275,8 +280,9 @@ type ForgotRequest struct {
 // even if it was asked for while the change was being made. Recovery.Limits bound the
 // links mailed per account, address and client IP in an hour: beyond
 // them no mail goes out (and the last link stays valid), so the form
-// cannot be used to flood an inbox. The limits of an address and a client
-// IP count every request, for an account or not. A deactivation, or an
+// cannot be used to flood an inbox. The limit of a client IP counts every
+// request, for an account or not; that of an address only the emails
+// about to go to it (see LinkLimits). A deactivation, or an
 // ExpirePassword, of the user under way while the link is made voids it
 // as it voids a link made before: it may still be mailed, but does not
 // work (see DeactivateUser).
@@ -425,10 +431,11 @@ func (g *Guard) forgotRefused(ctx context.Context, req ForgotRequest, email stri
 // sendReset does the work of ForgotPassword; failures end in the audit log.
 // It hands its email to resetMail, which sends it in a slot of its own.
 func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) {
-	// The address's and the client IP's limits count every request,
-	// whether the tenant and the account exist or not: RequestEmailChange
-	// shares them, in any tenant.
-	over, lerr := g.linkLimited(ctx, "", "", email, req.IP)
+	// The client IP's limit counts every request, whether the tenant and
+	// the account exist or not. The address's counts only the mail sent
+	// to it (below), so that requests naming a tenant or an address
+	// without an account cannot use up its owner's links.
+	over, lerr := g.linkLimited(ctx, "", "", "", req.IP)
 	ev := audit.Event{Tenant: req.Tenant, Actor: audit.Actor{Kind: audit.ActorAnonymous, Email: email},
 		Action: audit.PasswordResetRequested, IP: req.IP, UserAgent: clip(req.UserAgent, 512), Outcome: audit.Success}
 	pol, err := g.EffectivePolicy(ctx, req.Tenant)
@@ -463,12 +470,15 @@ func (g *Guard) sendReset(ctx context.Context, req ForgotRequest, email string) 
 	}
 	ev.Actor = audit.Actor{Kind: audit.ActorUser, ID: u.ID, Email: u.Email}
 	ev.Target = u.ID
-	// The account's limit counts the requests the others let through:
-	// the hits of one request on its keys are apart (the lookup comes
-	// between), and a request held back by the address's limit must not
-	// take the account's place from a concurrent one it let through.
+	// The account's and the address's limits count the requests the
+	// client IP's let through, once an email (a link, or the note of a
+	// tenant that requires SSO) is about to go to the address: the hits
+	// of one request on its keys are apart (the lookup comes between),
+	// and a request held back by the client IP's limit must not take the
+	// account's or the address's place from a concurrent one it let
+	// through.
 	if lerr == nil && !over {
-		over, lerr = g.linkLimited(ctx, u.Tenant, u.ID, "", "")
+		over, lerr = g.linkLimited(ctx, u.Tenant, u.ID, email, "")
 	}
 	switch {
 	case lerr != nil:
