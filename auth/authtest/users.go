@@ -726,8 +726,8 @@ var rehashTests = []test[*userChecker]{
 }
 
 // resetPasswordTests checks ResetPassword: SetPassword and the email
-// verified, only while the email, hash, status and expiry mark are those
-// of the user the caller read.
+// verified, only while the email, hash, status, expiry mark and
+// reactivation time are those of the user the caller read.
 var resetPasswordTests = []test[*userChecker]{
 	{"SetsPasswordAndVerifiesEmail", func(t *testing.T, c *userChecker) {
 		u, v := mkUser("t", "u"), mkUser("t", "v")
@@ -802,8 +802,8 @@ var resetPasswordTests = []test[*userChecker]{
 }
 
 // changePasswordTests checks ChangePassword: SetPassword, only while the
-// email, hash, status and expiry mark are those of the user the caller
-// read, and EmailUnverified left as it is.
+// email, hash, status, expiry mark and reactivation time are those of the
+// user the caller read, and EmailUnverified left as it is.
 var changePasswordTests = []test[*userChecker]{
 	{"SetsPasswordAsSetPassword", func(t *testing.T, c *userChecker) {
 		u, v := mkUser("t", "u"), mkUser("t", "v")
@@ -863,7 +863,6 @@ var changePasswordTests = []test[*userChecker]{
 		was := u
 		was.Name, was.EmailUnverified, was.PasswordHistory = "Someone else", true, nil
 		was.PasswordChangedAt, was.CreatedAt, was.LastLoginAt, was.LastSSOAt = base, base, base, base
-		was.ReactivatedAt = base
 		c.changePassword(was, hashOf("changed"), base, 3)
 		u.PasswordHistory = hashes("u-0", "h1")
 		u.PasswordHash, u.PasswordChangedAt = hashOf("changed"), base
@@ -1130,7 +1129,8 @@ var setEmailTests = []test[*userChecker]{
 }
 
 // changeEmailTests checks ChangeEmail: SetEmail, only while the email,
-// hash, status and expiry mark are those of the user the caller read.
+// hash, status, expiry mark and reactivation time are those of the user
+// the caller read.
 var changeEmailTests = []test[*userChecker]{
 	{"SetsEmailAsSetEmail", func(t *testing.T, c *userChecker) {
 		a, b := mkUser("t", "a"), mkUser("t", "b")
@@ -1208,7 +1208,6 @@ var changeEmailTests = []test[*userChecker]{
 		was := u
 		was.Name, was.EmailUnverified, was.PasswordHistory = "Someone else", true, nil
 		was.PasswordChangedAt, was.CreatedAt, was.LastLoginAt, was.LastSSOAt = base, base, base, base
-		was.ReactivatedAt = base
 		c.changeEmail(was, "changed@example.com", false)
 		u.Email = "changed@example.com"
 		c.wantUser(u)
@@ -2095,6 +2094,14 @@ var accountChanges = []struct {
 	{"ExpiryCleared", func(c *userChecker, u *auth.User) {
 		c.clearExpired("t", u.ID)
 		u.PasswordExpired = false
+	}},
+	{"Reactivated", func(c *userChecker, u *auth.User) {
+		// A deactivation and a reactivation: the status is again as
+		// read, the reactivation time is not.
+		c.setStatus("t", u.ID, auth.StatusDeactivated)
+		c.setStatus("t", u.ID, auth.StatusActive)
+		c.setReactivatedAt("t", u.ID, base.Add(3*time.Microsecond))
+		u.ReactivatedAt = base.Add(3 * time.Microsecond)
 	}},
 }
 
