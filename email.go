@@ -120,7 +120,8 @@ func emailChangeEvent(p Principal, u auth.User, email string, outcome audit.Outc
 // puts the old address back if the change cannot be completed. The
 // address is set only while the account is as u, read by the caller: a
 // change of the password or the address, an ExpirePassword or a
-// deactivation made since stands, and the change is refused with
+// deactivation (reactivated since or not) made since stands, and the
+// change is refused with
 // ErrConflict, recorded as a refused user.email_changed with its reason.
 func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, email string, unverified bool) error {
 	was := u

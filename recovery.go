@@ -890,9 +890,10 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 		return restore(err)
 	}
 	// Only while the account is as the link was checked against: a
-	// change of password or address, a deactivation or an ExpirePassword
-	// made since (perhaps during the password checks) voided the links,
-	// this one too had it not been out of the store, and stands.
+	// change of password or address, a deactivation (reactivated since
+	// or not) or an ExpirePassword made since (perhaps during the
+	// password checks) voided the links, this one too had it not been out
+	// of the store, and stands.
 	now := g.now().UTC().Truncate(time.Microsecond)
 	was := u
 	was.Email = canonicalAddress(u.Email)

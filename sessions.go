@@ -739,8 +739,9 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 	}
 	// Only while the account is as the current password was checked
 	// against: a reset, a change, an ExpirePassword or a deactivation
-	// made since (perhaps while the new password was checked and hashed)
-	// stands, and this change is refused.
+	// (reactivated since or not) made since (perhaps while the new
+	// password was checked and hashed) stands, and this change is
+	// refused.
 	now := g.now().UTC().Truncate(time.Microsecond)
 	was := u
 	was.Email = canonicalAddress(u.Email)

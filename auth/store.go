@@ -63,19 +63,21 @@ type UserUpdater interface {
 	SetPassword(ctx context.Context, tenant, id, hash string, at time.Time, keep int) error
 	// ResetPassword sets the password from a link mailed to the user's
 	// address, bound to the user as the caller read them, was: only if
-	// the user's Email, PasswordHash, Status and PasswordExpired are
-	// still was's, it sets the password as SetPassword does (hash,
-	// PasswordChangedAt at, PasswordExpired cleared, the replaced hash
-	// pushed to the history cut to keep) and clears EmailUnverified (the
-	// link proved the address), in one step, and changes no other field.
+	// the user's Email, PasswordHash, Status, PasswordExpired and
+	// ReactivatedAt are still was's (a deactivation and a reactivation
+	// since leave the status as read, not ReactivatedAt), it sets the
+	// password as SetPassword does (hash, PasswordChangedAt at,
+	// PasswordExpired cleared, the replaced hash pushed to the history
+	// cut to keep) and clears EmailUnverified (the link proved the
+	// address), in one step, and changes no other field.
 	// Otherwise it returns ErrConflict and changes nothing: the account
 	// changed since the caller read it. The other fields of was are not
 	// looked at.
 	ResetPassword(ctx context.Context, tenant, id string, was User, hash string, at time.Time, keep int) error
 	// ChangePassword sets the password the user chose, bound to the user
 	// as the caller read them, was, when it checked the current password:
-	// only if the user's Email, PasswordHash, Status and PasswordExpired
-	// are still was's, it sets the password as SetPassword does (hash,
+	// only if the user's Email, PasswordHash, Status, PasswordExpired and
+	// ReactivatedAt are still was's, it sets the password as SetPassword does (hash,
 	// PasswordChangedAt at, PasswordExpired cleared, the replaced hash
 	// pushed to the history cut to keep), in one step, and changes no
 	// other field (EmailUnverified is left as it is). Otherwise it
@@ -117,8 +119,8 @@ type UserUpdater interface {
 	SetEmail(ctx context.Context, tenant, id, email string, unverified bool) error
 	// ChangeEmail sets the address the user chose, bound to the user as
 	// the caller read them, was, when it checked the change: only if the
-	// user's Email, PasswordHash, Status and PasswordExpired are still
-	// was's, it sets the email and EmailUnverified as SetEmail does (the
+	// user's Email, PasswordHash, Status, PasswordExpired and
+	// ReactivatedAt are still was's, it sets the email and EmailUnverified as SetEmail does (the
 	// previous email free at once; ErrDuplicateEmail, nothing changed,
 	// when another user of the tenant has email; the user's current
 	// email sets EmailUnverified only), in one step, and changes no other

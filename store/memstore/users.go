@@ -215,11 +215,12 @@ func (s *Users) ChangePassword(_ context.Context, tenant, id string, was auth.Us
 	return err
 }
 
-// asWas reports whether u's Email, PasswordHash, Status and
-// PasswordExpired are was's: the fields ResetPassword, ChangePassword and
-// ChangeEmail compare.
+// asWas reports whether u's Email, PasswordHash, Status, PasswordExpired
+// and ReactivatedAt are was's: the fields ResetPassword, ChangePassword
+// and ChangeEmail compare.
 func asWas(u, was auth.User) bool {
-	return u.Email == was.Email && u.PasswordHash == was.PasswordHash && u.Status == was.Status && u.PasswordExpired == was.PasswordExpired
+	return u.Email == was.Email && u.PasswordHash == was.PasswordHash && u.Status == was.Status &&
+		u.PasswordExpired == was.PasswordExpired && u.ReactivatedAt.Equal(was.ReactivatedAt)
 }
 
 // setPassword sets u's password as UserUpdater.SetPassword does.

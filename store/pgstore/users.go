@@ -69,7 +69,8 @@ func newUserSQL(q string) userSQL {
 				password_expired = false
 			WHERE tenant = $1 AND id = $2`),
 		// setPassword as a compare-and-set on the row as it is when the
-		// row lock is held ($6 email, $7 hash, $8 status, $9 expired),
+		// row lock is held ($6 email, $7 hash, $8 status, $9 expired,
+		// $10 reactivated_at, NULL for none),
 		// verifying the email; the second column tells ErrConflict from
 		// ErrNotFound when nothing was updated.
 		resetPassword: s(casPasswordSQL(`,
@@ -91,13 +92,15 @@ func newUserSQL(q string) userSQL {
 		// with nothing.
 		setEmail: s(`UPDATE {s}.users SET email = $3, email_unverified = $4 WHERE tenant = $1 AND id = $2`),
 		// setEmail as a compare-and-set on the row as it is when the row
-		// lock is held ($5 email, $6 hash, $7 status, $8 expired): a row
-		// that does not match is not written, so breaks no constraint.
+		// lock is held ($5 email, $6 hash, $7 status, $8 expired, $9
+		// reactivated_at, NULL for none): a row that does not match is
+		// not written, so breaks no constraint.
 		// The second column tells ErrConflict from ErrNotFound when
 		// nothing was updated.
 		changeEmail: s(`WITH u AS (
 				UPDATE {s}.users SET email = $3, email_unverified = $4
 				WHERE tenant = $1 AND id = $2 AND email = $5 AND password_hash = $6 AND status = $7 AND password_expired = $8
+					AND reactivated_at IS NOT DISTINCT FROM $9
 				RETURNING 1)
 			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.users WHERE tenant = $1 AND id = $2)`),
 		// set: this statement set the flag (it was clear); known: the user
@@ -124,8 +127,8 @@ func newUserSQL(q string) userSQL {
 }
 
 // casPasswordSQL is setPassword as a compare-and-set on the row ($6
-// email, $7 hash, $8 status, $9 expired), setting the columns of extra
-// (empty or starting with a comma) as well.
+// email, $7 hash, $8 status, $9 expired, $10 reactivated_at), setting the
+// columns of extra (empty or starting with a comma) as well.
 func casPasswordSQL(extra string) string {
 	return `WITH u AS (
 				UPDATE {s}.users SET
@@ -135,6 +138,7 @@ func casPasswordSQL(extra string) string {
 					password_changed_at = $4,
 					password_expired = false` + extra + `
 				WHERE tenant = $1 AND id = $2 AND email = $6 AND password_hash = $7 AND status = $8 AND password_expired = $9
+					AND reactivated_at IS NOT DISTINCT FROM $10
 				RETURNING 1)
 			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.users WHERE tenant = $1 AND id = $2)`
 }
@@ -356,7 +360,8 @@ func (s *Users) SetPassword(ctx context.Context, tenant, id, hash string, at tim
 }
 
 // ResetPassword implements auth.UserUpdater in one UPDATE, SetPassword's
-// made a compare-and-set on the email, hash, status and expiry mark.
+// made a compare-and-set on the email, hash, status, expiry mark and
+// reactivation time.
 func (s *Users) ResetPassword(ctx context.Context, tenant, id string, was auth.User, hash string, at time.Time, keep int) error {
 	return s.casPassword(ctx, "users: reset password", s.sql.resetPassword, tenant, id, was, hash, at, keep)
 }
@@ -391,7 +396,7 @@ func (s *Users) casPassword(ctx context.Context, op, query, tenant, id string, w
 	keep = max(0, min(keep, 1<<30))
 	var updated, exists bool
 	err := s.pool.QueryRow(ctx, query, tenant, id, hash, nullTime(at), keep,
-		cond[0], cond[1], cond[2], was.PasswordExpired).Scan(&updated, &exists)
+		cond[0], cond[1], cond[2], was.PasswordExpired, nullTime(was.ReactivatedAt)).Scan(&updated, &exists)
 	if err != nil {
 		return wrap(op, err)
 	}
@@ -465,7 +470,8 @@ func (s *Users) SetEmail(ctx context.Context, tenant, id, email string, unverifi
 }
 
 // ChangeEmail implements auth.UserUpdater in one UPDATE, SetEmail's made
-// a compare-and-set on the email, hash, status and expiry mark.
+// a compare-and-set on the email, hash, status, expiry mark and
+// reactivation time.
 func (s *Users) ChangeEmail(ctx context.Context, tenant, id string, was auth.User, email string, unverified bool) error {
 	if err := checkUserText("email", email); err != nil {
 		return err
@@ -476,7 +482,7 @@ func (s *Users) ChangeEmail(ctx context.Context, tenant, id string, was auth.Use
 	cond := wasConds(was)
 	var updated, exists bool
 	err := s.pool.QueryRow(ctx, s.sql.changeEmail, tenant, id, email, unverified,
-		cond[0], cond[1], cond[2], was.PasswordExpired).Scan(&updated, &exists)
+		cond[0], cond[1], cond[2], was.PasswordExpired, nullTime(was.ReactivatedAt)).Scan(&updated, &exists)
 	if code, constraint := pgCode(err); code == codeUniqueViolation && constraint == "users_email_key" {
 		return auth.ErrDuplicateEmail
 	}

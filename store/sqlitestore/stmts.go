@@ -275,21 +275,24 @@ var queries = func() (q [numStmts]string) {
 		WHERE tenant = ? AND id = ?`
 	// ResetPassword and ChangePassword: the hash and history as
 	// userPwGet, and whether the row is still as the caller read it (?3
-	// email, ?4 hash, ?5 status, ?6 password_expired); then userResetSet,
+	// email, ?4 hash, ?5 status, ?6 password_expired, ?7 reactivated_at,
+	// NULL for none); then userResetSet,
 	// which is userPwSet verifying the email (ResetPassword), or
 	// userPwSet (ChangePassword).
 	q[userResetGet] = `SELECT password_hash, password_history,
-			email = ?3 AND password_hash = ?4 AND status = ?5 AND password_expired = ?6
+			email = ?3 AND password_hash = ?4 AND status = ?5 AND password_expired = ?6 AND reactivated_at IS ?7
 		FROM guard_users WHERE tenant = ?1 AND id = ?2`
 	q[userResetSet] = `UPDATE guard_users SET password_hash = ?, password_history = ?, password_changed_at = ?, password_expired = 0,
 			email_unverified = 0
 		WHERE tenant = ? AND id = ?`
 	q[userSetEmail] = `UPDATE guard_users SET email = ?3, email_unverified = ?4 WHERE tenant = ?1 AND id = ?2`
 	// ChangeEmail: userSetEmail only while the row is as the caller read
-	// it (?5 email, ?6 hash, ?7 status, ?8 password_expired); a row that
-	// does not match is not written, so breaks no constraint.
+	// it (?5 email, ?6 hash, ?7 status, ?8 password_expired, ?9
+	// reactivated_at, NULL for none); a row that does not match is not
+	// written, so breaks no constraint.
 	q[userChangeEmail] = `UPDATE guard_users SET email = ?3, email_unverified = ?4
-		WHERE tenant = ?1 AND id = ?2 AND email = ?5 AND password_hash = ?6 AND status = ?7 AND password_expired = ?8`
+		WHERE tenant = ?1 AND id = ?2 AND email = ?5 AND password_hash = ?6 AND status = ?7 AND password_expired = ?8
+			AND reactivated_at IS ?9`
 	// Clears the flag only while the email is ?3; the returned column
 	// tells ErrConflict from success (no row: ErrNotFound).
 	q[userVerifyEmail] = `UPDATE guard_users SET email_unverified = email_unverified AND email IS NOT ?3

@@ -401,8 +401,8 @@ func (us *Users) setPassword(ctx context.Context, tenant, id, hash string, at ti
 			err = w.queryRow(userPwGet, tenant, id).Scan(&cur, &hist)
 		} else {
 			var same bool
-			err = w.queryRow(userResetGet, tenant, id, was.Email, was.PasswordHash, string(was.Status), was.PasswordExpired).
-				Scan(&cur, &hist, &same)
+			err = w.queryRow(userResetGet, tenant, id, was.Email, was.PasswordHash, string(was.Status), was.PasswordExpired,
+				nullMicros(was.ReactivatedAt)).Scan(&cur, &hist, &same)
 			if err == nil && !same {
 				return auth.ErrConflict
 			}
@@ -484,14 +484,14 @@ func (us *Users) SetEmail(ctx context.Context, tenant, id, email string, unverif
 	return err
 }
 
-// ChangeEmail implements auth.UserUpdater in one write transaction: SetEmail's
-// UPDATE made a compare-and-set on the email, hash, status and expiry
-// mark, then, when it changed nothing, a read that tells ErrConflict from
-// ErrNotFound under the same lock.
+// ChangeEmail implements auth.UserUpdater in one write transaction:
+// SetEmail's UPDATE made a compare-and-set on the email, hash, status,
+// expiry mark and reactivation time, then, when it changed nothing, a
+// read that tells ErrConflict from ErrNotFound under the same lock.
 func (us *Users) ChangeEmail(ctx context.Context, tenant, id string, was auth.User, email string, unverified bool) error {
 	err := us.s.write(ctx, func(w *wtx) error {
 		changed, err := affected(w.exec(userChangeEmail, tenant, id, email, unverified,
-			was.Email, was.PasswordHash, string(was.Status), was.PasswordExpired))
+			was.Email, was.PasswordHash, string(was.Status), was.PasswordExpired, nullMicros(was.ReactivatedAt)))
 		switch {
 		case isConstraint(err):
 			// The only constraint the statement can break: the primary
