@@ -757,7 +757,9 @@ type ResetRequest struct {
 // that the user exists and is active, and the password history whether a
 // guess is the user's password. On
 // success every session of the user ends, so does a pending email
-// change, the account's login lock is lifted and a notice is mailed;
+// change, the account's login lock is lifted (a temporary one: a
+// permanent lock, AccountLimit.PermanentAfter, stays until an
+// administrator's UnlockUser) and a notice is mailed;
 // second factors stay as they are, so the next login still asks for one
 // (a reset never disables MFA). The link went to the user's address, so
 // an unverified address (User.EmailUnverified) is verified, in the same
@@ -920,13 +922,26 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 		}
 	}
 	// Last: a failure leaves the account's lock (if any) in place, the
-	// reset done and on record.
-	if err := g.stores.Throttle.Reset(ctx, accountKey(u.Tenant, u.Email)); err != nil {
+	// reset done and on record. A temporary lock is lifted and the
+	// failures forgotten; a permanent one is an administrator's to lift
+	// (UnlockUser), as the lock notice told the user, and stays: read,
+	// then skipped. A lock made permanent between the read and the Reset
+	// is lifted, as it would have been had the reset come a moment sooner
+	// and forgotten the failures that made it.
+	key := accountKey(u.Tenant, u.Email)
+	st, err := g.stores.Throttle.Peek(ctx, key, g.now(), g.acctLim)
+	if err == nil && !st.Permanent {
+		err = g.stores.Throttle.Reset(ctx, key)
+	}
+	if err != nil {
 		return unavailable("throttle", err)
 	}
+	text := "The password of your account was just reset with a link sent to this address, and every session was ended. "
+	if st.Permanent {
+		text += "The account stays locked until an administrator unlocks it. "
+	}
 	g.notify(ctx, u, "Your password was reset",
-		"The password of your account was just reset with a link sent to this address, and every session was ended. "+
-			"If it was not you, someone can read this mailbox: contact your administrator now.")
+		text+"If it was not you, someone can read this mailbox: contact your administrator now.")
 	return nil
 }
 
