@@ -30,7 +30,9 @@ type RecoveryConfig struct {
 	Email mfa.EmailSender
 	// BaseURL is the public address of the site, such as
 	// "https://app.example.com": reset links are built from it, never from
-	// the request's Host header. Required with Email.
+	// the request's Host header. Required with Email; an absolute http(s)
+	// URL without query, fragment, user name or password. A trailing "/"
+	// is dropped (New stores BaseURL without it).
 	BaseURL string
 	// Path is the page of the site that takes a reset link (default
 	// "/reset"). The link carries tenant, user and token as query
@@ -114,9 +116,16 @@ func (c *RecoveryConfig) fill(codes mfa.CodeStore, rates mfa.RateStore) error {
 			*l.v = l.def
 		}
 	}
+	// The links append Path to it: "https://app.example.com/" would
+	// make them "//reset".
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	u, err := url.Parse(c.BaseURL)
 	if err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
 		return &PolicyError{Field: "Recovery.BaseURL", Reason: "must be an absolute http(s) URL without query"}
+	}
+	if u.User != nil {
+		// Mailed in every link; never echoed here.
+		return &PolicyError{Field: "Recovery.BaseURL", Reason: "must not carry a user name or password"}
 	}
 	if c.Path == "" {
 		c.Path = "/reset"
