@@ -39,9 +39,11 @@ type LoginRequest struct {
 	// Captcha is the client's CAPTCHA token. It is needed (when
 	// Config.Captcha is set) once the account has Config.CaptchaAfter, or
 	// the client IP Config.CaptchaAfterIP, recent failures, and once either
-	// has been locked, until its failures are forgotten: without one the
-	// attempt fails with ErrCaptchaRequired and is not counted; with a
-	// token the provider refuses it fails so and counts as a failure.
+	// has been locked, until its failures are forgotten (while it is
+	// locked too: a CAPTCHA is asked before the lock is answered): without
+	// one the attempt fails with ErrCaptchaRequired and is not counted;
+	// with a token the provider refuses it fails so and counts as a
+	// failure (no failure is counted while locked).
 	Captcha string
 }
 
@@ -396,7 +398,9 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 //
 // Every failure caused by the credentials (unknown user, wrong password,
 // deactivated, locked, throttled) returns ErrInvalidCredentials after the
-// same amount of hashing work, so neither the message nor the timing tells
+// same amount of hashing work, once a CAPTCHA due is solved (one is asked
+// under the same rule whether or not the key is locked: see
+// LoginRequest.Captcha), so neither the message nor the timing tells
 // whether an account exists; the cause is recorded in the login.failed
 // audit event. Malformed input (the IP and user agent included) returns an
 // *InputError or auth.ErrPasswordTooLong without hashing, in any tenant,
@@ -450,6 +454,16 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, err)
 	}
 	if reason != "" {
+		// A CAPTCHA first, under the rule captchaGate applies once the
+		// lock is over (a key locked has been locked: needsCaptcha), so
+		// that a login is asked for one whether or not its key is locked:
+		// a permanent lock, which only an account that exists gets (see
+		// reserve), must answer a login without a token as the end of an
+		// invented name's temporary lock does. Nothing was reserved:
+		// nothing to count or give back.
+		if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
+			return LoginResult{}, g.loginFailed(ctx, a, ReasonCaptcha, err)
+		}
 		g.hasher.VerifyDummy(ctx, req.Password)
 		return LoginResult{}, g.loginFailed(ctx, a, reason, ErrInvalidCredentials)
 	}
@@ -524,6 +538,8 @@ func (g *Guard) loginNoTenant(ctx context.Context, req LoginRequest, email strin
 		if _, _, err := g.captchaGate(ctx, gt, req.Captcha, req.IP); err != nil {
 			return err
 		}
+	} else if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
+		return err // locked: a CAPTCHA first, as Login asks
 	}
 	g.hasher.VerifyDummy(ctx, req.Password)
 	return ErrInvalidCredentials
