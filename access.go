@@ -1383,7 +1383,8 @@ func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, t
 // …): the first 30 a minute for each approver and reason, the 30th with
 // Meta recording_paused "true", so that a loop cannot flood the tenant's
 // log; the refusal is returned every time. A throttle store that cannot
-// count it is ErrUnavailable.
+// count it is ErrUnavailable. An id that is no approval ID in form
+// (rbac.CheckApprovalID) is bad input: an *rbac.InputError, not recorded.
 //
 // An approval that cannot be recorded in the audit log must not carry out
 // the action with its approver off the record, and it cannot be made
@@ -1412,13 +1413,17 @@ func (g *Guard) decideApproval(ctx context.Context, by Principal, id string, app
 	if !approve {
 		action = audit.ApprovalRejected
 	}
-	switch by.Kind {
-	case KindUser:
-	case KindAPIKey:
+	if by.Kind != KindUser && by.Kind != KindAPIKey {
+		return rbac.Approval{}, g.refused(ctx, by, "", rbac.Approve, reasonInvalidPrincipal)
+	}
+	// A malformed ID is bad input, refused before anything is recorded:
+	// it would be the event's target.
+	if err := rbac.CheckApprovalID(id); err != nil {
+		return rbac.Approval{}, err
+	}
+	if by.Kind == KindAPIKey {
 		// Approval is a person's act; the refusal is on record.
 		return rbac.Approval{}, g.approvalFailed(ctx, by, action, id, rbac.ErrDenied)
-	default:
-		return rbac.Approval{}, g.refused(ctx, by, "", rbac.Approve, reasonInvalidPrincipal)
 	}
 	if err := g.passwordGate(ctx, by, "", rbac.Approve); err != nil {
 		return rbac.Approval{}, err
@@ -1645,8 +1650,9 @@ func requesterStands(users auth.UserStore) func(context.Context, string, rbac.Ap
 // refusal is recorded as a failed approval.consumed (reasons
 // no_permission, approver_revoked, withdrawn, as for the other refusals),
 // the first 30 a minute for each requester and reason, as ApproveRequest
-// records its refusals. A
-// consumption that cannot be
+// records its refusals. An id that is no approval ID in form
+// (rbac.CheckApprovalID) is bad input: an *rbac.InputError, not recorded.
+// A consumption that cannot be
 // recorded in the audit log stands (the approval is used up, and no
 // rolled-back approval could be used twice): it returns ErrUnavailable,
 // and the host must not carry out the action. A store failure before the
@@ -1657,6 +1663,11 @@ func (g *Guard) ConsumeApproval(ctx context.Context, by Principal, id, permissio
 	}
 	p, err := rbac.ParsePermission(permission)
 	if err != nil {
+		return rbac.Approval{}, err
+	}
+	// A malformed ID is bad input, refused before anything is recorded:
+	// it would be the event's target.
+	if err := rbac.CheckApprovalID(id); err != nil {
 		return rbac.Approval{}, err
 	}
 	if err := g.passwordGate(ctx, by, p.Section, p.Action); err != nil {

@@ -11,11 +11,11 @@ import (
 
 // A malformed approval ID (not valid UTF-8, or longer than an audit field
 // may be) is bad input: ApproveRequest, RejectRequest and ConsumeApproval
-// must answer with a typed *rbac.InputError and change nothing (DESIGN.md,
-// failure rules), never ErrUnavailable, which tells the host a store is
-// down. The refusal is recorded with the raw ID as the audit target,
-// which the audit log refuses, so the call fails as if a store failed.
-func TestReviewApprovalMalformedIDIsBadInput(t *testing.T) {
+// answer with a typed *rbac.InputError and change nothing (DESIGN.md,
+// failure rules), never ErrUnavailable, which would tell the host a store
+// is down (as it did when the refusal was recorded with the raw ID as its
+// target, which the audit log refuses).
+func TestApprovalMalformedIDIsBadInput(t *testing.T) {
 	f := newFixture(t)
 	ann, _ := f.userWithRoles(t, "ann@example.test", rbac.Manager)
 	for name, id := range map[string]string{

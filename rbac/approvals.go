@@ -112,6 +112,12 @@ func checkTarget(target string) error {
 	return nil
 }
 
+// CheckApprovalID reports whether id has the form of an approval ID (32
+// lower-case hex digits, as Request makes them), as an *InputError; it
+// says nothing of whether such an approval exists. Approve, Reject,
+// Consume and Get check their id with it.
+func CheckApprovalID(id string) error { return checkID(id) }
+
 // checkID: an approval ID is 32 lower-case hex digits.
 func checkID(id string) error {
 	if len(id) != 32 {
