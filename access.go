@@ -583,6 +583,13 @@ func subjectOf(s string) (rbac.Subject, error) {
 // held, changes nothing: it is not recorded (no role.granted or
 // role.revoked event) and ends no session.
 //
+// The role name and the caller's right to change grants at all
+// (users:manage, api-keys:manage for a key's roles) are checked before
+// anything about the grantee is read: a malformed name is an
+// *rbac.InputError, not recorded, and a caller without that right gets
+// ErrForbidden (reason no_permission, as below), whoever the grantee, so
+// that it learns nothing of the tenant's users and keys.
+//
 // A role is granted only to a user of the tenant: a user who does not
 // exist, or no longer does, gives ErrUserNotFound, recorded as a failed
 // role.granted with reason unknown_user (Meta role), and no grant stays.
@@ -631,7 +638,9 @@ func (g *Guard) GrantRole(ctx context.Context, by Principal, tenant, subject, ro
 // (rbac.ErrLastOwner: the other holders are deactivated; recorded as a
 // failed role.revoked with reason last_owner), nor can the break-glass
 // owner while the tenant requires SSO (ErrBreakGlassUser: name another
-// break-glass owner, or stop requiring SSO, first). A removal of the owner
+// break-glass owner, or stop requiring SSO, first; checked after the
+// caller's right to change grants, as for GrantRole, so a caller without
+// it gets ErrForbidden). A removal of the owner
 // role from an active owner that is given back meanwhile (another
 // caller's undo) is refused with ErrConflict (reason conflict). A user
 // needs a recent authentication (ErrStepUpRequired, before anything is
@@ -654,10 +663,11 @@ func (g *Guard) changeGrant(ctx context.Context, by Principal, tenant, subject, 
 // changeRole changes one grant and records it (undoing it if it cannot be
 // recorded); it reports whether the subject's roles changed. A grant of a
 // role already held, or a revocation of one not held, changes nothing and
-// is not recorded. A refusal is
-// recorded as a failed event of the change with reason escalation (a role
-// the changer could not grant), or no_permission (no right to change
-// grants at all, rbac.ErrDenied). With stepUp, a user who may change the
+// is not recorded. A malformed role name is refused first, unrecorded;
+// then no right to change grants at all, before the grantee is read. A
+// refusal is recorded as a failed event of the change with reason
+// escalation (a role the changer could not grant), or no_permission (no
+// right to change grants at all, rbac.ErrDenied). With stepUp, a user who may change the
 // grant needs a recent authentication (roleStepUp), checked before
 // anything is written or recorded; ApplyReview changes roles without it.
 func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, role string, grant, stepUp bool) (rbac.Subject, bool, error) {
@@ -668,12 +678,27 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 	if err != nil {
 		return rbac.Subject{}, false, err
 	}
+	if err := rbac.CheckRoleName(role); err != nil {
+		return rbac.Subject{}, false, err
+	}
 	if _, err := g.EffectivePolicy(ctx, tenant); err != nil {
 		return rbac.Subject{}, false, err
 	}
 	perms, err := g.permsOf(ctx, by, tenant)
 	if err != nil {
 		return rbac.Subject{}, false, err
+	}
+	action := audit.RoleGranted
+	if !grant {
+		action = audit.RoleRevoked
+	}
+	// No right to change grants at all is refused before anything about
+	// the grantee is read (whether a user exists, whether a key is
+	// revoked, who the break-glass owner is): nothing of it is told to a
+	// caller who may change none of it. SetGrant checks it again as the
+	// change lands.
+	if need := rbac.GrantPermission(sub.Kind); !perms.Has(need.Section, need.Action) {
+		return rbac.Subject{}, false, g.roleRefused(ctx, by, tenant, action, sub, role, rbacErr("change role", rbac.ErrDenied))
 	}
 	if stepUp {
 		if err := g.roleStepUp(ctx, by, perms, rbac.GrantPermission(sub.Kind)); err != nil {
@@ -699,30 +724,12 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 			return rbac.Subject{}, false, err
 		}
 	}
-	action := audit.RoleGranted
-	if !grant {
-		action = audit.RoleRevoked
-	}
 	// Whether the grant changed (the subject did not hold the role, for a
 	// grant; held it, for a revocation), as the change was decided: only
 	// a change is recorded, and undone if it cannot be.
 	changed, err := g.rbac.SetGrant(ctx, perms, tenant, sub, role, grant)
 	if err != nil {
-		err = rbacErr("change role", err)
-		if errors.Is(err, ErrForbidden) {
-			// As policyRefused: no right to change roles at all is no
-			// escalation.
-			reason := "escalation"
-			if errors.Is(err, rbac.ErrDenied) {
-				reason = "no_permission"
-			}
-			e := g.adminEvent(by, tenant, action, sub.String())
-			e.Outcome, e.Reason, e.Meta = audit.Failure, reason, map[string]string{"role": role}
-			if rerr := g.record(ctx, e); rerr != nil {
-				return rbac.Subject{}, false, rerr
-			}
-		}
-		return rbac.Subject{}, false, err
+		return rbac.Subject{}, false, g.roleRefused(ctx, by, tenant, action, sub, role, rbacErr("change role", err))
 	}
 	if grant {
 		if err := g.granteeExists(ctx, by, tenant, sub, role, changed); err != nil {
@@ -764,6 +771,28 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 		return rbac.Subject{}, false, err
 	}
 	return sub, true, nil
+}
+
+// roleRefused records a change of sub's role refused as beyond the
+// changer's permissions (err matches ErrForbidden) as a failed event of
+// the change (action) with reason escalation, or no_permission for no
+// right to change grants at all (rbac.ErrDenied), as policyRefused; it
+// returns err, or ErrUnavailable if the refusal cannot be recorded. Any
+// other err is returned as it is.
+func (g *Guard) roleRefused(ctx context.Context, by Principal, tenant string, action audit.Action, sub rbac.Subject, role string, err error) error {
+	if !errors.Is(err, ErrForbidden) {
+		return err
+	}
+	reason := "escalation"
+	if errors.Is(err, rbac.ErrDenied) {
+		reason = "no_permission"
+	}
+	e := g.adminEvent(by, tenant, action, sub.String())
+	e.Outcome, e.Reason, e.Meta = audit.Failure, reason, map[string]string{"role": role}
+	if rerr := g.record(ctx, e); rerr != nil {
+		return rerr
+	}
+	return err
 }
 
 // Reasons of a failed role.granted to an API key that cannot hold roles.

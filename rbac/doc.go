@@ -25,8 +25,8 @@
 //     of ModelText. Enforcer.Casbin returns a casbin Enforcer loaded
 //     through it, for inspection.
 //   - Section, Action, Permission, Subject and Perms are the vocabulary;
-//     CheckTenant, CheckRole, CheckApprovalID, ParseSubject and
-//     ParsePermission validate outside input.
+//     CheckTenant, CheckRole, CheckRoleName, CheckApprovalID,
+//     ParseSubject and ParsePermission validate outside input.
 //
 // # Model
 //

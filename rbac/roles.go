@@ -30,6 +30,12 @@ func mayChangeHolders(by Perms, holders []Subject) bool {
 	})
 }
 
+// CheckRoleName reports whether name has the form of a role name, built-in
+// or custom, as an *InputError: the names Grant, Revoke, SetGrant and
+// RemoveGrants take (CheckRole is the stricter rule for a new custom
+// role). It says nothing of whether the role exists.
+func CheckRoleName(name string) error { return checkRoleArg(name) }
+
 func checkRoleArg(name string) error {
 	if r := checkRoleName(name); r != "" {
 		return &InputError{Field: "role", Reason: r}
