@@ -1667,7 +1667,9 @@ func requesterStands(users auth.UserStore) func(context.Context, string, rbac.Ap
 
 // ConsumeApproval uses an approved request, once, to carry out the action
 // it approved: by must be the requester, and permission, target and
-// payload must be exactly those approved. The requester must still hold
+// payload must be exactly those approved. by must be a user or an API key
+// (ErrForbidden otherwise, recorded as access.denied with reason
+// invalid_principal, as for RequestApproval). The requester must still hold
 // the permission (an API key within its creator's permissions, as for
 // Authorize: ErrForbidden), and the approver must still be an active user
 // holding the section's approve permission: an approval given by a user
@@ -1693,6 +1695,10 @@ func (g *Guard) ConsumeApproval(ctx context.Context, by Principal, id, permissio
 	p, err := rbac.ParsePermission(permission)
 	if err != nil {
 		return rbac.Approval{}, err
+	}
+	if by.Kind != KindUser && by.Kind != KindAPIKey {
+		// Only a user or a key consumes, as only they request.
+		return rbac.Approval{}, g.refused(ctx, by, p.Section, p.Action, reasonInvalidPrincipal)
 	}
 	// A malformed ID is bad input, refused before anything is recorded:
 	// it would be the event's target.
