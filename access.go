@@ -634,9 +634,9 @@ func (g *Guard) GrantRole(ctx context.Context, by Principal, tenant, subject, ro
 
 // RevokeRole takes a role away; in force on the subject's next request,
 // and the user's sessions end as for GrantRole. The last owner cannot
-// lose the owner role (rbac.ErrLastOwner), nor can the last active owner
-// (rbac.ErrLastOwner: the other holders are deactivated; recorded as a
-// failed role.revoked with reason last_owner), nor can the break-glass
+// lose the owner role, nor can the last active owner (the other holders
+// are deactivated): rbac.ErrLastOwner, recorded as a failed role.revoked
+// with reason last_owner. Nor can the break-glass
 // owner while the tenant requires SSO (ErrBreakGlassUser: name another
 // break-glass owner, or stop requiring SSO, first; checked after the
 // caller's right to change grants, as for GrantRole, so a caller without
@@ -666,8 +666,9 @@ func (g *Guard) changeGrant(ctx context.Context, by Principal, tenant, subject, 
 // is not recorded. A malformed role name is refused first, unrecorded;
 // then no right to change grants at all, before the grantee is read. A
 // refusal is recorded as a failed event of the change with reason
-// escalation (a role the changer could not grant), or no_permission (no
-// right to change grants at all, rbac.ErrDenied). With stepUp, a user who may change the
+// escalation (a role the changer could not grant), no_permission (no
+// right to change grants at all, rbac.ErrDenied), or last_owner (the
+// owner role of the tenant's last owner, rbac.ErrLastOwner). With stepUp, a user who may change the
 // grant needs a recent authentication (roleStepUp), checked before
 // anything is written or recorded; ApplyReview changes roles without it.
 func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, role string, grant, stepUp bool) (rbac.Subject, bool, error) {
@@ -776,16 +777,22 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 // roleRefused records a change of sub's role refused as beyond the
 // changer's permissions (err matches ErrForbidden) as a failed event of
 // the change (action) with reason escalation, or no_permission for no
-// right to change grants at all (rbac.ErrDenied), as policyRefused; it
-// returns err, or ErrUnavailable if the refusal cannot be recorded. Any
-// other err is returned as it is.
+// right to change grants at all (rbac.ErrDenied), as policyRefused, and
+// one that would leave the tenant without an owner (rbac.ErrLastOwner)
+// with reason last_owner, as keepOwner does; it returns err, or
+// ErrUnavailable if the refusal cannot be recorded. Any other err is
+// returned as it is.
 func (g *Guard) roleRefused(ctx context.Context, by Principal, tenant string, action audit.Action, sub rbac.Subject, role string, err error) error {
-	if !errors.Is(err, ErrForbidden) {
+	var reason string
+	switch {
+	case errors.Is(err, rbac.ErrLastOwner):
+		reason = "last_owner"
+	case !errors.Is(err, ErrForbidden):
 		return err
-	}
-	reason := "escalation"
-	if errors.Is(err, rbac.ErrDenied) {
+	case errors.Is(err, rbac.ErrDenied):
 		reason = "no_permission"
+	default:
+		reason = "escalation"
 	}
 	e := g.adminEvent(by, tenant, action, sub.String())
 	e.Outcome, e.Reason, e.Meta = audit.Failure, reason, map[string]string{"role": role}
@@ -876,17 +883,23 @@ func (g *Guard) granteeGone(ctx context.Context, tenant string, sub rbac.Subject
 // rbac package refused as beyond the changer's permissions (err matches
 // ErrForbidden) as a failed event of the change, with reason escalation
 // (rbac.ErrEscalation) or no_permission (rbac.ErrDenied), as GrantRole
-// records its refusals; it returns err, or ErrUnavailable if the refusal
-// cannot be recorded. Any other err is returned as it is.
+// records its refusals, and a custom role past the tenant's bound
+// (rbac.ErrTooManyRoles) with reason limit, as CreateAPIKey records one
+// past its own; it returns err, or ErrUnavailable if the refusal cannot
+// be recorded. Any other err is returned as it is.
 func (g *Guard) policyRefused(ctx context.Context, by Principal, tenant string, action audit.Action, target string, err error) error {
-	if !errors.Is(err, ErrForbidden) {
-		return err
-	}
 	e := g.adminEvent(by, tenant, action, target)
-	e.Outcome, e.Reason = audit.Failure, "no_permission"
-	if errors.Is(err, rbac.ErrEscalation) {
+	switch {
+	case errors.Is(err, rbac.ErrTooManyRoles):
+		e.Reason = "limit"
+	case !errors.Is(err, ErrForbidden):
+		return err
+	case errors.Is(err, rbac.ErrEscalation):
 		e.Reason = "escalation"
+	default:
+		e.Reason = "no_permission"
 	}
+	e.Outcome = audit.Failure
 	if rerr := g.record(ctx, e); rerr != nil {
 		return rerr
 	}
@@ -928,6 +941,10 @@ func (g *Guard) policyRefused(ctx context.Context, by Principal, tenant string, 
 // api-keys:manage changing the permissions of a role an API key holds
 // (only one who may grant to keys changes what a key may do); an API key
 // needs no step-up. See GrantRole.
+//
+// A new custom role past the tenant's bound (rbac.Config.MaxCustomRoles)
+// is refused with rbac.ErrTooManyRoles, recorded as a failed role.defined
+// with reason limit.
 func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name string, perms []string) error {
 	if err := g.needRBAC(); err != nil {
 		return err
