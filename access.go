@@ -1286,8 +1286,9 @@ func (g *Guard) AdminWarning(ctx context.Context, by Principal, tenant string) (
 // authentication: a user holding settings:manage on an older session gets
 // ErrStepUpRequired, and an API key, whatever its roles, ErrForbidden
 // (recorded as access.denied, reason api_key); else a stolen session or
-// key could take an action out of approval and then take it alone. A
-// change that cannot
+// key could take an action out of approval and then take it alone.
+// Setting a rule to what it is changes nothing and is not recorded (no
+// approval_rule.changed event), as for GrantRole. A change that cannot
 // be recorded in the audit log does not stand: the rule is set back as it
 // was and ErrUnavailable returned (if that fails too, the change stays,
 // unrecorded, and ErrUnavailable is returned).
@@ -1310,21 +1311,19 @@ func (g *Guard) SetApprovalRequired(ctx context.Context, by Principal, tenant, p
 			return err
 		}
 	}
-	// The rule as it was, to set back if the change cannot be recorded.
-	rules, err := g.rbac.ApprovalRequired(ctx, tenant)
+	// Whether the rule changed, as the change was decided: only a change
+	// is recorded, and set back (to !required) if it cannot be.
+	changed, err := g.rbac.SetApprovalRule(ctx, perms, tenant, p, required)
 	if err != nil {
-		return rbacErr("approval rules", err)
-	}
-	was := slices.Contains(rules, p)
-	if err := g.rbac.SetApprovalRequired(ctx, perms, tenant, p, required); err != nil {
 		return g.policyRefused(ctx, by, tenant, audit.ApprovalRuleChanged, permission, rbacErr("approval rule", err))
+	}
+	if !changed {
+		return nil
 	}
 	e := g.adminEvent(by, tenant, audit.ApprovalRuleChanged, permission)
 	e.Meta = map[string]string{"required": boolString(required)}
 	if err := g.record(ctx, e); err != nil {
-		if was != required {
-			_ = g.rbac.SetApprovalRequired(context.WithoutCancel(ctx), g.rbac.AllPerms(), tenant, p, was)
-		}
+		_ = g.rbac.SetApprovalRequired(context.WithoutCancel(ctx), g.rbac.AllPerms(), tenant, p, !required)
 		return err
 	}
 	return nil

@@ -474,12 +474,26 @@ func (t *table) customRoles() int {
 // and p itself (ErrEscalation): nobody fences off an action they may not
 // take, stalling those who may, or opens it up to one person where it
 // needed two. Setting what is already set changes nothing.
+// SetApprovalRule does the same and reports whether the policy changed.
 func (e *Enforcer) SetApprovalRequired(ctx context.Context, by Perms, tenant string, p Permission, required bool) error {
+	_, err := e.SetApprovalRule(ctx, by, tenant, p, required)
+	return err
+}
+
+// SetApprovalRule is SetApprovalRequired, with its checks and errors, and
+// reports whether it changed the policy: changed is false when p already
+// was (or was not) required, as the tenant's policy was when the change
+// was decided, and whenever err is not nil. A caller that records
+// changes can thus record exactly those that were made.
+func (e *Enforcer) SetApprovalRule(ctx context.Context, by Perms, tenant string, p Permission, required bool) (changed bool, err error) {
 	if err := e.reg.check(p); err != nil {
-		return err
+		return false, err
 	}
 	bit := e.reg.index(p.Section, p.Action)
-	return e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+	err = e.change(ctx, tenant, func(t *table) (_, _ []Rule, err error) {
+		// The plan of the attempt that lands (or finds nothing to do)
+		// is the last one run.
+		changed = false
 		by := t.actor(by)
 		if !by.Has(Settings, Manage) {
 			return nil, nil, ErrDenied
@@ -490,12 +504,14 @@ func (e *Enforcer) SetApprovalRequired(ctx context.Context, by Perms, tenant str
 		if hasBit(t.approval, bit) == required {
 			return nil, nil, nil
 		}
+		changed = true
 		r := []Rule{{Type: RuleApproval, Section: p.Section, Action: p.Action}}
 		if required {
 			return nil, r, nil
 		}
 		return r, nil, nil
 	})
+	return changed && err == nil, err
 }
 
 // Permissions returns the effective permissions of sub in tenant: the

@@ -149,6 +149,24 @@ func TestSetGrantReportsChange(t *testing.T) {
 	}
 }
 
+// SetApprovalRule reports whether the rule changed: setting what is set
+// changes nothing.
+func TestSetApprovalRuleReportsChange(t *testing.T) {
+	e := newEnforcer(t, nil)
+	send := rbac.P(rbac.Campaigns, rbac.Send)
+	for _, c := range []struct {
+		required, changed bool
+	}{{false, false}, {true, true}, {true, false}, {false, true}, {false, false}} {
+		changed, err := e.SetApprovalRule(ctx, e.AllPerms(), "acme", send, c.required)
+		if err != nil || changed != c.changed {
+			t.Errorf("SetApprovalRule(campaigns:send, %v) = %v, %v; want %v", c.required, changed, err, c.changed)
+		}
+	}
+	if changed, err := e.SetApprovalRule(ctx, rbac.Perms{}, "acme", send, true); changed || !errors.Is(err, rbac.ErrDenied) {
+		t.Errorf("SetApprovalRule without settings:manage = %v, %v; want false, ErrDenied", changed, err)
+	}
+}
+
 // RemoveGrants takes the named roles, or all, with no permission check
 // and without the last-owner rule.
 func TestRemoveGrants(t *testing.T) {
