@@ -1636,19 +1636,24 @@ func (g *Guard) apiKeyByID(ctx context.Context, tenant, id string) (k auth.APIKe
 
 // deciderActive is rbac.ApprovalConfig.DeciderActive for users: an
 // approval given by a user since deactivated or deleted no longer stands
-// (rbac.ErrApproverRevoked). A store failure is returned as it is (Consume
+// (rbac.ErrApproverRevoked), nor, as for its requester (requesterStands),
+// does one given before the approver's last reactivation
+// (User.ReactivatedAt): a reactivation brings back no approval the
+// deactivation took away. A store failure is returned as it is (Consume
 // returns it; ConsumeApproval makes it ErrUnavailable).
-func deciderActive(users auth.UserStore) func(context.Context, string, rbac.Subject) error {
-	return func(ctx context.Context, tenant string, d rbac.Subject) error {
-		if d.Kind != rbac.KindUser {
+func deciderActive(users auth.UserStore) func(context.Context, string, rbac.Approval) error {
+	return func(ctx context.Context, tenant string, ap rbac.Approval) error {
+		if ap.Decider.Kind != rbac.KindUser {
 			return nil
 		}
-		u, err := users.User(ctx, tenant, d.ID)
+		u, err := users.User(ctx, tenant, ap.Decider.ID)
 		switch {
 		case errors.Is(err, auth.ErrNotFound) || err == nil && u.Status != auth.StatusActive:
 			return rbac.ErrApproverRevoked
 		case err != nil:
 			return fmt.Errorf("load approver: %w", err)
+		case !u.ReactivatedAt.IsZero() && !ap.DecidedAt.After(u.ReactivatedAt):
+			return rbac.ErrApproverRevoked
 		}
 		return nil
 	}
@@ -1685,25 +1690,25 @@ func requesterStands(users auth.UserStore) func(context.Context, string, rbac.Ap
 // it approved: by must be the requester, and permission, target and
 // payload must be exactly those approved. by must be a user or an API key
 // (ErrForbidden otherwise, recorded as access.denied with reason
-// invalid_principal, as for RequestApproval). The requester must still hold
-// the permission (an API key within its creator's permissions, as for
-// Authorize: ErrForbidden), and the approver must still be an active user
-// holding the section's approve permission: an approval given by a user
-// since deactivated, deleted or stripped of that permission no longer
-// stands (rbac.ErrApproverRevoked; the approval is left unconsumed). Nor
-// does a request filed before its requester was last reactivated: a
-// deactivation withdraws the user's requests, approved ones too
-// (rbac.ErrWithdrawn, left unconsumed). Each
-// refusal is recorded as a failed approval.consumed (reasons
-// no_permission, approver_revoked, withdrawn, as for the other refusals),
-// the first 30 a minute for each requester and reason, as ApproveRequest
-// records its refusals. An id that is no approval ID in form
-// (rbac.CheckApprovalID) is bad input: an *rbac.InputError, not recorded.
-// A consumption that cannot be
-// recorded in the audit log stands (the approval is used up, and no
-// rolled-back approval could be used twice): it returns ErrUnavailable,
-// and the host must not carry out the action. A store failure before the
-// consumption is ErrUnavailable and leaves the approval unconsumed.
+// invalid_principal, as for RequestApproval). The requester must still
+// hold the permission (an API key within its creator's permissions, as
+// for Authorize: ErrForbidden), and the approver must still be an active
+// user holding the section's approve permission: an approval given by a
+// user since deactivated (even if reactivated since: a reactivation
+// brings no approval back), deleted or stripped of that permission no
+// longer stands (rbac.ErrApproverRevoked; the approval is left
+// unconsumed). Nor does a request filed before its requester was last
+// reactivated: a deactivation withdraws the user's requests, approved
+// ones too (rbac.ErrWithdrawn, left unconsumed). Each refusal is recorded
+// as a failed approval.consumed (reasons no_permission, approver_revoked,
+// withdrawn, as for the other refusals), the first 30 a minute for each
+// requester and reason, as ApproveRequest records its refusals. An id
+// that is no approval ID in form (rbac.CheckApprovalID) is bad input: an
+// *rbac.InputError, not recorded. A consumption that cannot be recorded
+// in the audit log stands (the approval is used up, and no rolled-back
+// approval could be used twice): it returns ErrUnavailable, and the host
+// must not carry out the action. A store failure before the consumption
+// is ErrUnavailable and leaves the approval unconsumed.
 func (g *Guard) ConsumeApproval(ctx context.Context, by Principal, id, permission, target string, payload []byte) (rbac.Approval, error) {
 	if err := g.needRBAC(); err != nil {
 		return rbac.Approval{}, err

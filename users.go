@@ -325,7 +325,11 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 
 // ReactivateUser makes a deactivated user active again. The API keys
 // revoked when the user was deactivated stay revoked: a revoked key never
-// comes back, and the user creates new ones. It needs users:manage, and
+// comes back, and the user creates new ones. Nor do the user's four-eyes
+// requests or approvals from before the reactivation stand again
+// (ConsumeApproval refuses them: rbac.ErrWithdrawn for a request the user
+// filed, rbac.ErrApproverRevoked for one the user approved). It needs
+// users:manage, and
 // a caller who could not grant every role the user holds is refused
 // (ErrForbidden, recorded as a failed user.reactivated with reason
 // escalation: an admin does not bring back an owner the owners

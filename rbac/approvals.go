@@ -38,10 +38,12 @@ type ApprovalConfig struct {
 	// MaxTTL bounds the ttl of Request (default 7 days).
 	MaxTTL time.Duration
 	// DeciderActive, if not nil, is asked by Consume whether the decider
-	// of an approval still stands behind it beyond its permissions (a user
-	// account deactivated or deleted meanwhile: return ErrApproverRevoked);
-	// any other error it returns is a store failure and Consume returns it.
-	DeciderActive func(ctx context.Context, tenant string, decider Subject) error
+	// of an approved approval it is about to consume (ap.Decider, who
+	// decided at ap.DecidedAt) still stands behind it beyond its
+	// permissions (a user account deactivated or deleted since it was
+	// given, even if reactivated: return ErrApproverRevoked); any other
+	// error it returns is a store failure and Consume returns it.
+	DeciderActive func(ctx context.Context, tenant string, ap Approval) error
 	// RequesterStands, if not nil, is asked by Consume whether the
 	// requester of an approved request it is about to consume still
 	// stands behind it beyond its permissions (a user account deactivated
@@ -63,7 +65,7 @@ type Approvals struct {
 	rand          io.Reader
 	ttl           time.Duration
 	maxTTL        time.Duration
-	deciderActive func(context.Context, string, Subject) error
+	deciderActive func(context.Context, string, Approval) error
 	requesterOK   func(context.Context, string, Approval) error
 }
 
@@ -306,7 +308,7 @@ func (a *Approvals) approverStands(ctx context.Context, tenant, id string, c Cla
 		return err
 	}
 	if a.deciderActive != nil {
-		if err := a.deciderActive(ctx, tenant, ap.Decider); err != nil {
+		if err := a.deciderActive(ctx, tenant, ap); err != nil {
 			return err
 		}
 	}

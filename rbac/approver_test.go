@@ -31,16 +31,20 @@ func TestApprovalConsumeNeedsApproverStill(t *testing.T) {
 	}
 }
 
-// ApprovalConfig.DeciderActive is asked by Consume about the decider of a
-// matching approved approval: ErrApproverRevoked refuses it and leaves it
-// unconsumed; another error is returned as it is (a store failure).
+// ApprovalConfig.DeciderActive is asked by Consume about a matching
+// approved approval, with its decider and decision time:
+// ErrApproverRevoked refuses it and leaves it unconsumed; another error is
+// returned as it is (a store failure).
 func TestApprovalConsumeAsksDeciderActive(t *testing.T) {
 	r := newApprovalRig(t)
 	var answer error
 	var asked []rbac.Subject
 	ap, err := rbac.NewApprovals(rbac.ApprovalConfig{Store: r.store, Enforcer: r.e, Now: r.clock.Now, TTL: time.Hour,
-		DeciderActive: func(_ context.Context, tenant string, d rbac.Subject) error {
-			asked = append(asked, d)
+		DeciderActive: func(_ context.Context, tenant string, ap rbac.Approval) error {
+			if ap.DecidedAt.IsZero() {
+				t.Errorf("DeciderActive asked about %+v, with no decision time", ap)
+			}
+			asked = append(asked, ap.Decider)
 			return answer
 		}})
 	if err != nil {

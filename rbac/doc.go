@@ -122,8 +122,10 @@
 // consumes the approval once, for the same action, target and payload,
 // before it expires, while the requester still holds the permission and
 // the approver still holds the approve permission (ErrApproverRevoked
-// otherwise) and, if the host asks (ApprovalConfig.RequesterStands), the
-// requester still stands behind it (ErrWithdrawn). Each step is one atomic store operation.
+// otherwise) and, if the host asks, still stands behind it
+// (ApprovalConfig.DeciderActive: ErrApproverRevoked), as does the
+// requester (ApprovalConfig.RequesterStands: ErrWithdrawn). Each step is
+// one atomic store operation.
 //
 // # Concurrency
 //
