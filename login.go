@@ -382,11 +382,14 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 		return err
 	}
 	if gt.acct.Locks && a.user != nil {
-		text := "Your account was locked after several failed sign-in attempts"
+		text, kind := "Your account was locked after several failed sign-in attempts", "lock-notice"
 		if gt.acct.Permanent {
-			text += ", until an administrator unlocks it"
+			// Bounded on its own: a permanent lock comes once until an
+			// administrator unlocks the account, and its notice is the one
+			// that says so, whatever temporary lock was noticed before.
+			text, kind = text+", until an administrator unlocks it", "lock-notice-permanent"
 		}
-		g.notifyOnce(ctx, true, linkRateKey("lock-notice", a.user.Tenant, a.user.ID), *a.user, a.user.Email, "Your account was locked",
+		g.notifyOnce(ctx, true, linkRateKey(kind, a.user.Tenant, a.user.ID), *a.user, a.user.Email, "Your account was locked",
 			text+". If it was not you, someone may be guessing your password: "+
 				"change it once you can sign in again, and tell your administrator.")
 	}
