@@ -56,20 +56,23 @@
 // both, signatures only on the Response or that Assertion);
 // Destination required and equal to the ACS URL; Issuer equal to the
 // IdP's entity ID; an Audience required, and every Audience equal to the
-// SP's entity ID; every SubjectConfirmation bearer, with Recipient equal
-// to the ACS URL; NotBefore, NotOnOrAfter and IssueInstant within the
-// connection's skew (crewjam/saml also refuses an IssueInstant older than
-// 90 seconds); an assertion ID; a NameID without control characters or
-// surrounding space. Then the InResponseTo values must name one tracked
-// request, which is consumed once (atomically, across replicas), with the
-// same RelayState handle and browser binding; the Response's InResponseTo
-// counts only if the Response is signed or the assertion carries the same
-// value, so an unsigned Response cannot make an unsolicited assertion
-// answer a request; without InResponseTo the response is refused unless
-// the tenant allows IdP-initiated login. Last, the assertion ID is
-// inserted in the ReplayCache until the assertion can no longer be
-// accepted (also when it is refused for answering no request): a captured
-// response posted again, by anyone, is refused.
+// SP's entity ID; no Condition but AudienceRestriction, OneTimeUse and
+// ProxyRestriction (another makes the assertion Indeterminate, which
+// saml-core §2.5.1.1 says must be rejected); every SubjectConfirmation
+// bearer, with Recipient equal to the ACS URL; NotBefore, NotOnOrAfter
+// and IssueInstant within the connection's skew (crewjam/saml also
+// refuses an IssueInstant older than 90 seconds); an assertion ID; a
+// NameID without control characters or surrounding space. Then the
+// InResponseTo values must name one tracked request, which is consumed
+// once (atomically, across replicas), with the same RelayState handle and
+// browser binding; the Response's InResponseTo counts only if the
+// Response is signed or the assertion carries the same value, so an
+// unsigned Response cannot make an unsolicited assertion answer a
+// request; without InResponseTo the response is refused unless the tenant
+// allows IdP-initiated login. Last, the assertion ID is inserted in the
+// ReplayCache until the assertion can no longer be accepted (also when it
+// is refused for answering no request): a captured response posted again,
+// by anyone, is refused.
 //
 // # Redirects
 //

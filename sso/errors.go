@@ -70,7 +70,7 @@ const (
 	ReasonCertificateExpired  Reason = "certificate_expired"   // a configured certificate outside its validity (RequireValidCertificates)
 	ReasonDecryption          Reason = "decryption_failed"     // the EncryptedAssertion cannot be decrypted or is not authenticated
 	ReasonMissingElement      Reason = "missing_element"       // no Subject, Conditions, AuthnStatement, bearer confirmation, ...
-	ReasonUnsupported         Reason = "unsupported"           // a SAML version other than 2.0, or similar
+	ReasonUnsupported         Reason = "unsupported"           // a SAML version other than 2.0, a Condition the SP does not understand, or similar
 	ReasonInvalid             Reason = "invalid"               // any other failure of crewjam's checks (see Detail)
 	ReasonMetadataExpired     Reason = "metadata_expired"      // the stored IdP metadata's validUntil has passed
 	ReasonNameIDInvalid       Reason = "nameid_invalid"        // NameID empty, too long, with control characters or outer spaces

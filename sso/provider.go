@@ -363,6 +363,9 @@ func (p *Provider) compile(c Connection) (*compiled, error) {
 	sp.AllowIDPInitiated = true
 	sp.RejectSHA1Signatures = !c.AllowSHA1
 	sp.RequireSignedResponseForCBC = true
+	// A condition the SP does not understand makes the assertion
+	// Indeterminate, which saml-core §2.5.1.1 says MUST be rejected.
+	sp.RejectUnknownConditions = true
 	sp.RejectExpiredIDPMetadata = true
 	sp.IgnoreCertificateExpiry = !c.RequireValidCertificates
 	sp.ValidateAudienceRestriction = strictAudience(comp.urls.EntityID)
