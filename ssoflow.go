@@ -665,14 +665,15 @@ type SSOResponse struct {
 // a store failure refuses the sign-in (ErrUnavailable) with the session
 // as it was or ended. It stays ended if the sign-in fails after.
 //
-// The session has FlagMFA when the assertion's AuthnContextClassRef is
-// one of the connection's MFAAuthnContexts: the IdP says the user signed
-// in with more than one factor. That is about how the user signed in, not
-// when: an IdP that answered from an older session of its own (a stale
-// AuthnInstant) still gives FlagMFA, beside FlagStaleAuthn, which makes
-// step-up checks ask for a new sign-in. The sso.succeeded and
-// login.succeeded events record the class reference (authn_context) and
-// whether it counted (sso.succeeded idp_mfa; login.succeeded mfa=idp).
+// The session has FlagMFA when the assertion's AuthnContextClassRef (of
+// every AuthnStatement, if it has several) is one of the connection's
+// MFAAuthnContexts: the IdP says the user signed in with more than one
+// factor. That is about how the user signed in, not when: an IdP that
+// answered from an older session of its own (a stale AuthnInstant) still
+// gives FlagMFA, beside FlagStaleAuthn, which makes step-up checks ask
+// for a new sign-in. The sso.succeeded and login.succeeded events record
+// the class reference (authn_context) and whether it counted
+// (sso.succeeded idp_mfa; login.succeeded mfa=idp).
 func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult, string, error) {
 	if err := g.needSSO(); err != nil {
 		return LoginResult{}, "", err

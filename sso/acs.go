@@ -27,20 +27,25 @@ type Result struct {
 	// sent (case preserved). Keep them with the session for single logout.
 	NameID       string
 	NameIDFormat string
-	// SessionIndex is the IdP's session (for single logout); "" if none.
+	// SessionIndex is the IdP's session (for single logout), from the
+	// first AuthnStatement; "" if none.
 	SessionIndex string
 	// SessionNotOnOrAfter, if not zero, is when the IdP wants the session
-	// to end: Guard's session must not outlive it.
+	// to end, the earliest of all the AuthnStatements: Guard's session
+	// must not outlive it.
 	SessionNotOnOrAfter time.Time
-	// AuthnInstant is when the user authenticated at the IdP, and
-	// AuthnContext how (the AuthnContextClassRef, at most 256 bytes,
-	// control characters replaced: for the audit event).
+	// AuthnInstant is when the user authenticated at the IdP (the oldest
+	// AuthnInstant of all the AuthnStatements, zero if one has none), and
+	// AuthnContext how (an AuthnContextClassRef, at most 256 bytes,
+	// control characters replaced: for the audit event; the first
+	// statement's, or, if MFA is false only because of a later statement,
+	// that statement's).
 	AuthnInstant time.Time
 	AuthnContext string
-	// MFA reports whether the AuthnContextClassRef is one of the
-	// connection's MFAAuthnContexts: the IdP says the user signed in with
-	// more than one factor. It says how the user authenticated, not when
-	// (see AuthnInstant).
+	// MFA reports whether the AuthnContextClassRef of every AuthnStatement
+	// is one of the connection's MFAAuthnContexts: the IdP says the user
+	// signed in with more than one factor. It says how the user
+	// authenticated, not when (see AuthnInstant).
 	MFA         bool
 	AssertionID string
 
@@ -363,18 +368,28 @@ func (comp *compiled) check(a *saml.Assertion, now time.Time) (*Result, []string
 		JIT:          comp.conn.JIT,
 		SyncRoles:    comp.conn.SyncRoles,
 	}
-	if len(a.AuthnStatements) > 0 {
-		s := a.AuthnStatements[0]
-		res.SessionIndex = clean(s.SessionIndex, 256)
-		res.AuthnInstant = s.AuthnInstant
+	// Every AuthnStatement counts, each the conservative way: the earliest
+	// SessionNotOnOrAfter, the oldest AuthnInstant, and MFA only if every
+	// statement names a multi-factor context.
+	for i, s := range a.AuthnStatements {
+		if i == 0 {
+			res.SessionIndex = clean(s.SessionIndex, 256)
+		}
+		if i == 0 || s.AuthnInstant.Before(res.AuthnInstant) {
+			res.AuthnInstant = s.AuthnInstant
+		}
 		if s.SessionNotOnOrAfter != nil {
-			res.SessionNotOnOrAfter = *s.SessionNotOnOrAfter
+			res.SessionNotOnOrAfter = earliest(res.SessionNotOnOrAfter, *s.SessionNotOnOrAfter)
 		}
+		var ref string
 		if s.AuthnContext.AuthnContextClassRef != nil {
-			ref := s.AuthnContext.AuthnContextClassRef.Value
-			res.AuthnContext = clean(ref, 256)
-			res.MFA = comp.conn.mfaContext(ref)
+			ref = s.AuthnContext.AuthnContextClassRef.Value
 		}
+		mfa := comp.conn.mfaContext(ref)
+		if i == 0 || res.MFA && !mfa {
+			res.AuthnContext = clean(ref, 256)
+		}
+		res.MFA = (i == 0 || res.MFA) && mfa
 	}
 	return res, irts, nil
 }

@@ -113,8 +113,9 @@ type Connection struct {
 	// urn:oasis:names:tc:SAML:2.0:ac:classes:MultiFactor or
 	// https://refeds.org/profile/mfa. An assertion whose class reference
 	// is one of them (exactly, case-sensitively; the XML white space
-	// around it aside) gives a Result with MFA set, and the facade counts
-	// the sign-in as one with a second factor. LoginOptions.RequireMFA
+	// around it aside), in every AuthnStatement if it has several, gives a
+	// Result with MFA set, and the facade counts the sign-in as one with a
+	// second factor. LoginOptions.RequireMFA
 	// asks the IdP for one of them. Empty (the default): the IdP's
 	// multi-factor login is never trusted. A change applies to the
 	// sign-ins after it; a session already open keeps what its sign-in
