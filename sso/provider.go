@@ -62,9 +62,10 @@ type Config struct {
 
 	// HTTPClient fetches IdP metadata. Default: a client with
 	// MetadataTimeout that refuses to connect to loopback, private,
-	// link-local and other non-public addresses (unless
-	// AllowInsecureMetadata), ignores proxy settings and follows at most 3
-	// redirects, to https only. A client given here is used as it is.
+	// link-local and other non-public addresses, IPv6 addresses that embed
+	// an IPv4 one included (NAT64, 6to4, Teredo, IPv4-compatible), unless
+	// AllowInsecureMetadata; it ignores proxy settings and follows at most
+	// 3 redirects, to https only. A client given here is used as it is.
 	HTTPClient *http.Client
 	// AllowInsecureMetadata allows http metadata URLs and, with the
 	// default client, non-public addresses. For development and tests
@@ -475,8 +476,13 @@ func metadataClient(timeout time.Duration, insecure bool) *http.Client {
 }
 
 // publicAddr reports whether ip is a public unicast address: not
-// loopback, private, link-local, shared (100.64/10), unspecified or
-// multicast.
+// loopback, private, link-local, shared (100.64/10), unspecified,
+// multicast or another special-purpose range of nonPublic. IPv6 addresses
+// that embed an IPv4 address are not public, whatever the IPv4 address:
+// NAT64 (64:ff9b::/96 and the local-use 64:ff9b:1::/48 of RFC 8215), 6to4
+// (2002::/16), Teredo (2001::/32) and IPv4-compatible (::/96). A gateway
+// or relay on the host's network may carry them to a private IPv4
+// address, and an IdP's metadata URL needs none of them.
 func publicAddr(ip netip.Addr) bool {
 	ip = ip.Unmap()
 	if !ip.IsGlobalUnicast() || ip.IsPrivate() {
@@ -496,6 +502,11 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("192.0.0.0/24"),
 	netip.MustParsePrefix("198.18.0.0/15"),
 	netip.MustParsePrefix("240.0.0.0/4"),
-	netip.MustParsePrefix("64:ff9b::/96"),
 	netip.MustParsePrefix("2001:db8::/32"),
+	// IPv6 with an embedded IPv4 address.
+	netip.MustParsePrefix("64:ff9b::/96"),   // NAT64, well-known (RFC 6052)
+	netip.MustParsePrefix("64:ff9b:1::/48"), // NAT64, local use (RFC 8215)
+	netip.MustParsePrefix("2002::/16"),      // 6to4 (RFC 3056)
+	netip.MustParsePrefix("2001::/32"),      // Teredo (RFC 4380)
+	netip.MustParsePrefix("::/96"),          // IPv4-compatible (RFC 4291, deprecated)
 }
