@@ -81,9 +81,14 @@ type RecoveryConfig struct {
 // request is recorded as refused with reason rate_limited;
 // ForgotPassword and RequestEmailChange answer as if the link had gone
 // out, so their answers never tell anyone, in any tenant, whether an
-// address has an account somewhere. (A tenant's own log may: a request
-// of its user refused as rate_limited by the address's limit shows that
-// emails went to the address that hour, from this tenant or another.)
+// address has an account somewhere. A tenant's own log may: a request
+// of its user refused as rate_limited by the address's limit, after
+// fewer than PerDestination emails from this tenant, shows its
+// administrators that the address has an active account in another
+// tenant, mailed that hour. Such a probe of one address costs its owner
+// PerDestination emails an hour, which they see. The alternative, the
+// address's limit counting every request naming it, let anyone stop an
+// address's recovery emails with a few requests an hour, unseen.
 // Zero fields take the defaults.
 //
 // PerAccount also bounds an administrator's invitations to one user
