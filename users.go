@@ -559,8 +559,15 @@ func (g *Guard) deleteRefused(ctx context.Context, by Principal, tenant, id stri
 // is recorded (user.unlocked) before it is done: if it cannot be
 // recorded, ErrUnavailable is returned and the lock stays. A store failure
 // after the record returns ErrUnavailable with the unlock on record but
-// not done (the lock stays): call UnlockUser again.
+// not done (the lock stays): call UnlockUser again. A user cannot unlock
+// their own account (ErrForbidden, recorded as access.denied with reason
+// own_account, the lock kept): the lock bounds the guesses of their
+// password, and whoever holds their session could otherwise guess it
+// (through ChangePassword or a step-up), unlock, and guess on.
 func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string) error {
+	if isSelf(by, tenant, id) {
+		return g.refused(ctx, by, rbac.Users, rbac.Manage, reasonOwnAccount)
+	}
 	u, _, err := g.loadTarget(ctx, by, tenant, id, audit.UserUnlocked)
 	if err != nil {
 		return err
