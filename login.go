@@ -342,6 +342,22 @@ func (g *Guard) settle(ctx context.Context, gt gate, done bool) error {
 	return nil
 }
 
+// unevaluated ends an attempt whose context ended while its password
+// waited for a hashing slot: the password was never evaluated, so, as an
+// attempt without the CAPTCHA token it is asked for (captchaGate), it is
+// no guess and gives its reservations gt back, and with them any lock
+// they started, under a context that does not end with ctx's. A give-back
+// that fails leaves the attempt counted, and fail records it as such (a
+// lock it started included), under that context too. It returns ctx's
+// error.
+func (g *Guard) unevaluated(ctx context.Context, gt gate, fail func(context.Context, error)) error {
+	bg := context.WithoutCancel(ctx)
+	if err := g.settle(bg, gt, false); err != nil {
+		fail(bg, err)
+	}
+	return ctx.Err()
+}
+
 // recordFailure records e, the failure event of attempt a, together with
 // a login.locked event when a's reservation gt started a lock; once that
 // is on record, the user (if the account exists and is active: a
@@ -418,7 +434,9 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 // Each attempt is reserved in the throttle store before the password is
 // evaluated, per account and per client IP, so concurrent guesses can never
 // get more evaluations than the limit. A completed sign-in resets the
-// account's failures.
+// account's failures. A login whose context ends while its password waits
+// for a hashing slot returns the context's error; its password was never
+// evaluated, so it gives its reservations back and counts nothing.
 func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error) {
 	// The input is checked before the tenant is looked up, so that a
 	// malformed request gets the same answer in any tenant, real or not.
@@ -486,7 +504,9 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 	default:
 		ok, rehash, err = g.verifyPassword(ctx, req.Password, a.user.PasswordHash)
 		if err != nil && ctx.Err() != nil {
-			return LoginResult{}, ctx.Err()
+			return LoginResult{}, g.unevaluated(ctx, gt, func(ctx context.Context, err error) {
+				_ = g.loginFailedAt(ctx, a, gt, ReasonUnavailable, err)
+			})
 		}
 		// Any other error is a failure like a wrong password.
 		if err != nil {

@@ -1460,7 +1460,9 @@ type Proof struct {
 // app — and the session behind token is renewed with a new token and a
 // fresh authentication time, so sensitive actions are allowed for
 // Config.StepUpWindow. A wrong proof is ErrInvalidCredentials and counts in
-// the lockout. Every attempt is recorded (session.reauthenticated): an over-long
+// the lockout; one whose context ends while its password waits for a
+// hashing slot returns the context's error and counts nothing, as Login.
+// Every other attempt is recorded (session.reauthenticated): an over-long
 // password, not evaluated nor counted, as auth.ErrPasswordTooLong with
 // reason bad_input, as Login records it; a failure of the throttle or MFA
 // stores (loading the factors, checking the TOTP code) as ErrUnavailable
@@ -1567,7 +1569,9 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 	}
 	ok, _, err := g.verifyPassword(ctx, proof.Password, u.PasswordHash)
 	if err != nil && ctx.Err() != nil {
-		return "", session.Session{}, ctx.Err()
+		return "", session.Session{}, g.unevaluated(ctx, gt, func(ctx context.Context, err error) {
+			_ = g.recordFailure(ctx, a, gt, a.event(audit.Reauthenticated, audit.Failure, ReasonUnavailable))
+		})
 	}
 	if !ok {
 		return "", session.Session{}, fail(ReasonBadPassword, gt, ErrInvalidCredentials)

@@ -594,7 +594,9 @@ type PasswordChange struct {
 
 // ChangePassword changes the signed-in user's password. It needs the
 // current password, which is throttled and audited like a login (a wrong
-// one gives ErrInvalidCredentials and counts towards the lock), and a
+// one gives ErrInvalidCredentials and counts towards the lock; a call
+// whose context ends while the current password waits for a hashing slot
+// returns the context's error and counts nothing, as Login), and a
 // CAPTCHA when one is configured (without a solved one it gives
 // ErrCaptchaRequired, recorded as a refused password.changed with reason
 // captcha, before the password is looked at); the new one must pass the tenant's
@@ -707,7 +709,10 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 	}
 	ok, _, err := g.verifyPassword(ctx, current, u.PasswordHash)
 	if err != nil && ctx.Err() != nil {
-		return ctx.Err()
+		gt := gate{acctKey: key, acct: res}
+		return g.unevaluated(ctx, gt, func(ctx context.Context, err error) {
+			_ = g.recordFailure(ctx, a, gt, a.event(audit.PasswordChanged, audit.Failure, ReasonUnavailable))
+		})
 	}
 	if !ok {
 		// The guess counts like a login's: one that starts a lock is
