@@ -43,7 +43,10 @@ type LoginRequest struct {
 	// locked too: a CAPTCHA is asked before the lock is answered): without
 	// one the attempt fails with ErrCaptchaRequired and is not counted;
 	// with a token the provider refuses it fails so and counts as a
-	// failure (no failure is counted while locked).
+	// failure (no failure is counted while locked). One whose token the
+	// provider could not check (auth.CaptchaUnavailable,
+	// auth.CaptchaMisconfigured, auth.CaptchaMalformed: an outage) fails
+	// with ErrCaptchaRequired too, and is not counted.
 	Captcha string
 }
 
@@ -293,13 +296,17 @@ func captchaMeta(e audit.Event, err error) audit.Event {
 // one (needsCaptcha), and returns nil when it may go on. Otherwise it
 // returns the reason and error to refuse it with, and the gate to record
 // the refusal at: gt for a token the verifier refused (a failure, which
-// may start a lock), the zero gate for a missing token. Without a token
-// the attempt is no guess: its credential was not evaluated, and the
-// client is only now asked for a CAPTCHA. So it gives its reservations
-// back, and with them any lock they started, so that a burst of sign-ins
-// from one address (each counts until it ends) cannot turn into
-// failures, then a lock. A give-back that fails leaves the attempt
-// counted (returned as gt, with ReasonUnavailable), its lock on record.
+// may start a lock), the zero gate for a missing token or one the
+// provider could not check (captchaUnchecked). Without a token the
+// attempt is no guess: its credential was not evaluated, and the client
+// is only now asked for a CAPTCHA. So it gives its reservations back, and
+// with them any lock they started, so that a burst of sign-ins from one
+// address (each counts until it ends) cannot turn into failures, then a
+// lock. So does an attempt whose token the provider could not check: its
+// credential was not evaluated either, and an outage of the provider must
+// not lock the accounts of those who solved the CAPTCHA. A give-back that
+// fails leaves the attempt counted (returned as gt, with
+// ReasonUnavailable), its lock on record.
 func (g *Guard) captchaGate(ctx context.Context, gt gate, token, ip string) (gate, string, error) {
 	if !g.needsCaptcha(gt) {
 		return gate{}, "", nil
@@ -308,13 +315,30 @@ func (g *Guard) captchaGate(ctx context.Context, gt gate, token, ip string) (gat
 	switch {
 	case err == nil:
 		return gate{}, "", nil
-	case token != "":
+	case token != "" && !captchaUnchecked(err):
 		return gt, ReasonCaptcha, err
 	}
 	if serr := g.settle(ctx, gt, false); serr != nil {
 		return gt, ReasonUnavailable, serr
 	}
 	return gate{}, ReasonCaptcha, err
+}
+
+// captchaUnchecked reports whether err is a CAPTCHA refusal in which the
+// provider judged nothing of the token: it could not be reached or failed
+// (auth.CaptchaUnavailable), refused our own keys
+// (auth.CaptchaMisconfigured), or answered what is not a reply
+// (auth.CaptchaMalformed).
+func captchaUnchecked(err error) bool {
+	var ce *auth.CaptchaError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	switch ce.Reason {
+	case auth.CaptchaUnavailable, auth.CaptchaMisconfigured, auth.CaptchaMalformed:
+		return true
+	}
+	return false
 }
 
 // settle ends a successful attempt, in one call of the throttle store:

@@ -1497,8 +1497,9 @@ type Proof struct {
 // account or the client IP has had enough recent failures, or a lock
 // (see Config.Captcha), a proof without a solved CAPTCHA is refused with
 // ErrCaptchaRequired, recorded with reason captcha, before it is looked
-// at. One without a token is not counted; one whose token the verifier
-// refused counts as a failure.
+// at. One without a token, or with one the provider could not check (an
+// outage: see LoginRequest.Captcha), is not counted; one whose token the
+// verifier refused counts as a failure.
 //
 // While the tenant requires SSO (Policy.RequireSSO), a password is no
 // proof, as it is no sign-in: Reauthenticate refuses every user but the
