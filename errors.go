@@ -9,7 +9,9 @@ import (
 //
 // Security failures have one public face: every failed login, whatever the
 // cause (unknown user, wrong password, deactivated, locked, throttled), is
-// ErrInvalidCredentials; the real cause is in the audit event's Reason.
+// ErrInvalidCredentials (ErrSSORequired in a tenant that requires single
+// sign-on, a right password included); the real cause is in the audit
+// event's Reason.
 var (
 	ErrInvalidCredentials = errors.New("guard: invalid email or password")
 	ErrUnauthenticated    = errors.New("guard: not signed in")
@@ -92,7 +94,10 @@ var (
 	// cause is in the sso.failed event.
 	ErrSSOFailed = errors.New("guard: single sign-on failed")
 	// ErrSSORequired: the tenant requires single sign-on; password sign-in
-	// is only for the break-glass owner.
+	// is only for the break-glass owner. Login answers it for every
+	// password sign-in such a tenant refuses for its credentials, whether
+	// the password was right or wrong, the account known or not, the
+	// break-glass owner's or not: it confirms no password.
 	ErrSSORequired = errors.New("guard: your organisation requires single sign-on")
 	// ErrBreakGlassUser: the change would take the owner role, the
 	// account or the last second factor from the tenant's break-glass

@@ -445,7 +445,12 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 // under the same rule whether or not the key is locked: see
 // LoginRequest.Captcha), so neither the message nor the timing tells
 // whether an account exists; the cause is recorded in the login.failed
-// audit event. Malformed input (the IP and user agent included) returns an
+// audit event. In a tenant that requires single sign-on (Policy.RequireSSO)
+// each of these returns ErrSSORequired instead, as a right password of
+// anyone but the break-glass owner does (the break-glass owner's wrong
+// password included), so that the answer confirms no password nor who
+// the break-glass owner is; wrong guesses still count in the throttle.
+// Malformed input (the IP and user agent included) returns an
 // *InputError or auth.ErrPasswordTooLong without hashing, in any tenant,
 // so that it tells nothing of which tenants exist; in a tenant that
 // exists it is recorded as login.failed with reason bad_input (an unknown
@@ -461,7 +466,7 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 // account's failures. A login whose context ends while its password waits
 // for a hashing slot returns the context's error; its password was never
 // evaluated, so it gives its reservations back and counts nothing.
-func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error) {
+func (g *Guard) Login(ctx context.Context, req LoginRequest) (_ LoginResult, err error) {
 	// The input is checked before the tenant is looked up, so that a
 	// malformed request gets the same answer in any tenant, real or not.
 	email, inputErr := loginInput(req)
@@ -473,6 +478,18 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (LoginResult, error
 		return LoginResult{}, g.loginNoTenant(ctx, req, email)
 	case err != nil:
 		return LoginResult{}, err
+	}
+	if pol.RequireSSO {
+		// A password opens no session here but the break-glass owner's:
+		// every refusal the credentials cause (a wrong password, an
+		// unknown name, a lock) answers as a right password of anyone
+		// else does, so that the answer confirms no guess, nor who the
+		// break-glass owner is. The cause is in login.failed.
+		defer func() {
+			if errors.Is(err, ErrInvalidCredentials) {
+				err = ErrSSORequired
+			}
+		}()
 	}
 	a := attempt{req: req, email: email}
 	if inputErr != nil {

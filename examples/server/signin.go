@@ -127,7 +127,8 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, guard.ErrIPNotAllowed):
 			status, msg = http.StatusForbidden, "Sign-in from your network address is not allowed by your organisation."
 		case errors.Is(err, guard.ErrSSORequired):
-			// Said only once the password was right.
+			// Said for every refused password sign-in of such a
+			// tenant, right password or wrong.
 			status, msg = http.StatusForbidden, "Your organisation requires single sign-on: use \"Sign in with SSO\" below."
 		case !errors.Is(err, guard.ErrInvalidCredentials):
 			if m, ok := problem(err); ok {

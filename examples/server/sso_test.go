@@ -581,9 +581,9 @@ func TestRequireSSO(t *testing.T) {
 	if code, _ := sam.whoami(); code != http.StatusUnauthorized {
 		t.Fatal("Sam signed in with a password")
 	}
-	// A wrong password says nothing of SSO.
-	if _, page := sam.post("/login", url.Values{"tenant": {demoTenant}, "email": {"sam@demo.example"}, "password": {"wrong wrong wrong"}}); strings.Contains(page, "single sign-on") {
-		t.Error("a wrong password learns that SSO is required")
+	// A wrong password gets the same answer: it confirms no guess.
+	if resp, page := sam.post("/login", url.Values{"tenant": {demoTenant}, "email": {"sam@demo.example"}, "password": {"wrong wrong wrong"}}); resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "requires single sign-on") {
+		t.Errorf("a wrong password with SSO required: %d, not answered as the right one", resp.StatusCode)
 	}
 	// The break-glass owner signs in with a password and the second
 	// factor they have.
