@@ -466,6 +466,14 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 // account's failures. A login whose context ends while its password waits
 // for a hashing slot returns the context's error; its password was never
 // evaluated, so it gives its reservations back and counts nothing.
+//
+// An outdated password hash (an imported bcrypt one, or argon2id with
+// older parameters) is replaced by one of the current parameters once
+// the password has let the sign-in through: once its session is created,
+// or its pending sign-in (a second factor due) started
+// (password.rehashed); never by a sign-in refused after the password was
+// checked (the mailed reset and email-change links are bound to the
+// hash).
 func (g *Guard) Login(ctx context.Context, req LoginRequest) (_ LoginResult, err error) {
 	// The input is checked before the tenant is looked up, so that a
 	// malformed request gets the same answer in any tenant, real or not.
@@ -570,18 +578,11 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (_ LoginResult, err
 		si.flags |= FlagPasswordExpired
 		si.meta = map[string]string{"password_common": "true"}
 	}
-	// Only a password the tenant still takes is rehashed: a refused
-	// sign-in changes nothing (the mailed links are bound to the hash).
-	// A break-glass sign-in rehashes once breakGlass has let it through.
-	rehashPW := ""
 	if rehash {
-		rehashPW = req.Password
+		si.rehash = req.Password // once the sign-in is let through: see signIn
 	}
 	if pol.RequireSSO {
-		return g.breakGlass(ctx, a, gt, si, rehashPW)
-	}
-	if rehashPW != "" {
-		g.rehash(ctx, *a.user, rehashPW)
+		return g.breakGlass(ctx, a, gt, si)
 	}
 	return g.proceed(ctx, a, pol, gt, si)
 }
@@ -644,6 +645,14 @@ type signIn struct {
 	// noFactor: the user had no confirmed second factor when the sign-in
 	// looked (so none was asked for).
 	noFactor bool
+	// rehash is the password of a password sign-in whose stored hash is
+	// outdated ("" otherwise). It is rehashed only once the sign-in is let
+	// through: createSession or pend recorded it. A sign-in refused after
+	// the password was right (the session limit, a deactivation seen
+	// late) changes nothing, for the mailed reset and email-change links
+	// are bound to the hash. A rehash leaves PasswordChangedAt as it is,
+	// so a pending sign-in's password stamp still holds.
+	rehash string
 }
 
 // Purposes of pending sign-ins.
@@ -734,6 +743,9 @@ func (g *Guard) pend(ctx context.Context, a attempt, gt gate, si signIn, purpose
 	e.Meta = map[string]string{"purpose": purpose}
 	if err := g.record(ctx, e); err != nil {
 		return LoginResult{}, err
+	}
+	if si.rehash != "" {
+		g.rehash(ctx, u, si.rehash)
 	}
 	return LoginResult{User: userView(u), Pending: &Pending{Token: token, ExpiresAt: txn.ExpiresAt,
 		Enrol: purpose == purposeEnrol, Factors: maskedFactors(factors)}}, nil
@@ -977,6 +989,9 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 		g.dropSession(ctx, s)
 		return LoginResult{}, err
 	}
+	if si.rehash != "" {
+		g.rehash(ctx, u, si.rehash)
+	}
 	return LoginResult{Token: token, Session: s, User: userView(cur), Evicted: nEvicted, PasswordExpired: expired}, nil
 }
 
@@ -1074,8 +1089,8 @@ func (g *Guard) record(ctx context.Context, events ...audit.Event) error {
 // (ErrSSORequired), with its own reason in the login.failed event; a
 // store failure is ErrUnavailable. A sign-in let through to its second
 // factor is recorded (login.break_glass) and its session flagged; its
-// password, if rehashPW is not "" (an outdated hash), is rehashed then,
-// never for a refused one.
+// password is rehashed, if outdated, once its pending sign-in started
+// (see signIn.rehash).
 // stillBreakGlass is the break-glass check again, when the second factor
 // of a break-glass sign-in completes: while the tenant still requires SSO
 // (pol, read for this step), the user must still be its break-glass owner
@@ -1102,7 +1117,7 @@ func (g *Guard) stillBreakGlass(ctx context.Context, a attempt, pol Policy) erro
 	return nil
 }
 
-func (g *Guard) breakGlass(ctx context.Context, a attempt, gt gate, si signIn, rehashPW string) (LoginResult, error) {
+func (g *Guard) breakGlass(ctx context.Context, a attempt, gt gate, si signIn) (LoginResult, error) {
 	u := *a.user
 	if g.rbac != nil {
 		roles, err := g.rbac.RolesOf(ctx, u.Tenant, rbac.User(u.ID))
@@ -1125,9 +1140,6 @@ func (g *Guard) breakGlass(ctx context.Context, a attempt, gt gate, si signIn, r
 	}
 	if len(confirmed) == 0 {
 		return LoginResult{}, g.loginFailedAt(ctx, a, gt, ReasonBreakGlassNoFactor, ErrSSORequired)
-	}
-	if rehashPW != "" {
-		g.rehash(ctx, u, rehashPW)
 	}
 	si.flags |= FlagBreakGlass
 	if si.meta == nil {
