@@ -445,7 +445,11 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 // under the same rule whether or not the key is locked: see
 // LoginRequest.Captcha), so neither the message nor the timing tells
 // whether an account exists; the cause is recorded in the login.failed
-// audit event. In a tenant that requires single sign-on (Policy.RequireSSO)
+// audit event. (One exception, with AccountLimit.PermanentAfter and a
+// CAPTCHA both set: only an account that exists is locked for good, and
+// its lock keeps asking for a CAPTCHA after an invented name's failures
+// are forgotten, so a login without a token then tells the two apart.)
+// In a tenant that requires single sign-on (Policy.RequireSSO)
 // each of these returns ErrSSORequired instead, as a right password of
 // anyone but the break-glass owner does (the break-glass owner's wrong
 // password included), so that the answer confirms no password nor who
