@@ -10,12 +10,9 @@ package guard_test
 import (
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -599,32 +596,14 @@ func TestRefreshSSOMetadataUnrecordedIsUndone(t *testing.T) {
 	stores.Audit = fa
 	s := newSSOSiteOn(t, stores)
 	ctx, sys := t.Context(), guard.System("test")
-	md := s.get(t, http.DefaultClient, s.idpURL+"/metadata")
-	var mu sync.Mutex
-	served := md
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		w.Header().Set("Content-Type", "application/samlmetadata+xml")
-		w.Write([]byte(served))
-	}))
-	t.Cleanup(srv.Close)
-	c, err := s.g.SSOConnection(ctx, sys, tenantID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.MetadataURL, c.Metadata = srv.URL+"/metadata", ""
-	if _, err := s.g.SetSSOConnection(ctx, sys, c); err != nil {
-		t.Fatal(err)
-	}
+	md, _, serve := servedMetadata(t, s)
 	before, err := s.g.SSOConnection(ctx, sys, tenantID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	served = strings.Replace(md, "<EntityDescriptor ", `<EntityDescriptor cacheDuration="PT1H" `, 1)
-	mu.Unlock()
-	if served == md {
+	next := strings.Replace(md, "<EntityDescriptor ", `<EntityDescriptor cacheDuration="PT1H" `, 1)
+	serve(next)
+	if next == md {
 		t.Fatal("the new document is the old one")
 	}
 

@@ -3,9 +3,6 @@ package guard_test
 import (
 	"encoding/base64"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 
 	"github.com/beevik/etree"
@@ -22,24 +19,7 @@ func TestRefreshSSOMetadataRecordsManyCertificates(t *testing.T) {
 	s := newSSOSite(t)
 	ctx := t.Context()
 	sys := guard.System("test")
-	md := s.get(t, http.DefaultClient, s.idpURL+"/metadata")
-	var mu sync.Mutex
-	served := md
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		w.Header().Set("Content-Type", "application/samlmetadata+xml")
-		w.Write([]byte(served))
-	}))
-	t.Cleanup(srv.Close)
-	c, err := s.g.SSOConnection(ctx, sys, tenantID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.MetadataURL, c.Metadata = srv.URL+"/metadata", ""
-	if _, err := s.g.SetSSOConnection(ctx, sys, c); err != nil {
-		t.Fatal(err)
-	}
+	md, _, serve := servedMetadata(t, s)
 	doc := etree.NewDocument()
 	if err := doc.ReadFromString(md); err != nil {
 		t.Fatal(err)
@@ -55,9 +35,7 @@ func TestRefreshSSOMetadataRecordsManyCertificates(t *testing.T) {
 		kd.Parent().InsertChildAt(kd.Index()+1, extra)
 	}
 	many, _ := doc.WriteToString()
-	mu.Lock()
-	served = many
-	mu.Unlock()
+	serve(many)
 	changed, err := s.g.RefreshSSOMetadata(ctx, tenantID)
 	if err != nil || !changed {
 		t.Fatalf("RefreshSSOMetadata of metadata with 17 certificates = %v, %v; want true, nil", changed, err)

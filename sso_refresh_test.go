@@ -25,26 +25,7 @@ func TestRefreshSSOMetadataIsAudited(t *testing.T) {
 	s := newSSOSite(t)
 	ctx := t.Context()
 	sys := guard.System("test")
-	md := s.get(t, http.DefaultClient, s.idpURL+"/metadata")
-	var mu sync.Mutex
-	served := md
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		w.Header().Set("Content-Type", "application/samlmetadata+xml")
-		w.Write([]byte(served))
-	}))
-	t.Cleanup(srv.Close)
-	serve := func(doc string) { mu.Lock(); served = doc; mu.Unlock() }
-
-	c, err := s.g.SSOConnection(ctx, sys, tenantID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.MetadataURL, c.Metadata = srv.URL+"/metadata", ""
-	if _, err := s.g.SetSSOConnection(ctx, sys, c); err != nil {
-		t.Fatal(err)
-	}
+	md, url, serve := servedMetadata(t, s)
 	events := func() []audit.Event {
 		t.Helper()
 		page, err := s.g.QueryAudit(ctx, sys, tenantID, audit.Query{Action: string(audit.SSOMetadataRefreshed)})
@@ -95,7 +76,7 @@ func TestRefreshSSOMetadataIsAudited(t *testing.T) {
 	e := evs[0]
 	if e.Actor.Kind != audit.ActorSystem || e.Meta["certificates_changed"] != "true" ||
 		e.Meta["signing_certificates"] != fp(old)+","+fp(base64.StdEncoding.EncodeToString(next.Raw)) ||
-		e.Meta["previous_signing_certificates"] != fp(old) || e.Meta["metadata_url"] != srv.URL+"/metadata" {
+		e.Meta["previous_signing_certificates"] != fp(old) || e.Meta["metadata_url"] != url {
 		t.Errorf("sso.metadata_refreshed %+v", e)
 	}
 
@@ -136,4 +117,31 @@ func TestMaintainRefreshesMetadata(t *testing.T) {
 	if after, _ := s.g.SSOConnection(ctx, sys, tenantID); !after.MetadataFetchedAt.After(before.MetadataFetchedAt) {
 		t.Errorf("fetched at %v, then %v: not fetched again", before.MetadataFetchedAt, after.MetadataFetchedAt)
 	}
+}
+
+// servedMetadata points tenantID's SSO connection at a metadata URL (url)
+// of a server of the test's own, which serves the IdP's metadata (md)
+// until serve gives it another document.
+func servedMetadata(t *testing.T, s *ssoSite) (md, url string, serve func(doc string)) {
+	t.Helper()
+	ctx, sys := t.Context(), guard.System("test")
+	md = s.get(t, http.DefaultClient, s.idpURL+"/metadata")
+	var mu sync.Mutex
+	served := md
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.Header().Set("Content-Type", "application/samlmetadata+xml")
+		w.Write([]byte(served))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := s.g.SSOConnection(ctx, sys, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.MetadataURL, c.Metadata = srv.URL+"/metadata", ""
+	if _, err := s.g.SetSSOConnection(ctx, sys, c); err != nil {
+		t.Fatal(err)
+	}
+	return md, c.MetadataURL, func(doc string) { mu.Lock(); served = doc; mu.Unlock() }
 }
