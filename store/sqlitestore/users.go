@@ -297,14 +297,22 @@ func (us *Users) DeactivateIdle(ctx context.Context, tenant, id string, idleSinc
 }
 
 // Deactivate implements auth.UserUpdater: the UPDATE sets the status
-// only if it is active, so whether it changed a row is whether this call
-// changed it; if it did not, a read tells a user not active from a
-// missing one.
+// only if it is active (see changeIf).
 func (us *Users) Deactivate(ctx context.Context, tenant, id string) (bool, error) {
+	return us.changeIf(ctx, "deactivate user", tenant, id, func(w *wtx) (sql.Result, error) {
+		return w.exec(userOff, tenant, id, string(auth.StatusActive), string(auth.StatusDeactivated))
+	})
+}
+
+// changeIf runs a conditional UPDATE of user id (exec) in one write
+// transaction: whether it changed a row is whether this call made the
+// change; if it did not, a read tells a row the condition left alone
+// from a missing user (auth.ErrNotFound).
+func (us *Users) changeIf(ctx context.Context, op, tenant, id string, exec func(w *wtx) (sql.Result, error)) (bool, error) {
 	var changed bool
 	err := us.s.writeOne(ctx, func(w *wtx) error {
 		var err error
-		if changed, err = affected(w.exec(userOff, tenant, id, string(auth.StatusActive), string(auth.StatusDeactivated))); err != nil || changed {
+		if changed, err = affected(exec(w)); err != nil || changed {
 			return err
 		}
 		var one int
@@ -315,7 +323,7 @@ func (us *Users) Deactivate(ctx context.Context, tenant, id string) (bool, error
 		return err
 	})
 	if err != nil && !errors.Is(err, auth.ErrNotFound) {
-		return false, fmt.Errorf("sqlitestore: deactivate user: %w", err)
+		return false, fmt.Errorf("sqlitestore: %s: %w", op, err)
 	}
 	return changed, err
 }
@@ -328,26 +336,11 @@ func (us *Users) SetReactivatedAt(ctx context.Context, tenant, id string, at tim
 }
 
 // ExpirePassword implements auth.UserUpdater: the UPDATE sets the flag
-// only if it is clear, so whether it changed a row is whether this call
-// set it; if it did not, a read tells a set flag from a missing user.
+// only if it is clear (see changeIf).
 func (us *Users) ExpirePassword(ctx context.Context, tenant, id string) (bool, error) {
-	var set bool
-	err := us.s.writeOne(ctx, func(w *wtx) error {
-		var err error
-		if set, err = affected(w.exec(userExpirePw, tenant, id)); err != nil || set {
-			return err
-		}
-		var one int
-		err = w.queryRow(userExists, tenant, id).Scan(&one)
-		if isNoRows(err) {
-			return auth.ErrNotFound
-		}
-		return err
+	return us.changeIf(ctx, "expire password", tenant, id, func(w *wtx) (sql.Result, error) {
+		return w.exec(userExpirePw, tenant, id)
 	})
-	if err != nil && !errors.Is(err, auth.ErrNotFound) {
-		return false, fmt.Errorf("sqlitestore: expire password: %w", err)
-	}
-	return set, err
 }
 
 // ClearPasswordExpired implements auth.UserUpdater.
