@@ -188,7 +188,11 @@ func codeReason(err error) (reason string, ok bool) {
 // it within the wait; or when the look-up of the pending sign-in fails in
 // the store) is ErrInvalidCode, recorded as reuse, and the user is told
 // (SECURITY-CHECKLIST MF-5): a real reuse is answered a second late. A
-// pending sign-in gone otherwise (expired) is not waited for.
+// pending sign-in gone otherwise (expired) is not waited for. An emailed
+// or texted code is used up when it is checked right: one submitted
+// twice is answered the same way (ErrLoginExpired, not counted) when the
+// other request completes the sign-in, and a code found gone otherwise
+// is a wrong code (bad_code, counted, a second late; nobody is told).
 //
 // A recovery code is used up when it is checked, and never given back,
 // whatever ends the sign-in after (another request completed it
@@ -271,18 +275,19 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 		if !ok {
 			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, kind, gate{}, unavailable("second factor", err))
 		}
+		// A TOTP step found used, or a sent code found gone (a right
+		// code is used up when checked), may be a request of this very
+		// sign-in that completed it since it was loaded (a form
+		// submitted twice), or did within reuseSettleWait: this one lost
+		// the race, as if its code had come second to ConsumeTransaction
+		// below. No guess, nor anyone else's use of the code: the attempt
+		// is given back and the user is not told.
+		used := reason == ReasonCodeReuse || sf.Method == MethodCode && errors.Is(err, mfa.ErrNotFound)
+		if used && lostRace(ctx, func() raceState { return g.signInRace(ctx, p, sf) }) {
+			_ = g.settle(ctx, gt, false)
+			return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonLoginExpired, kind, gate{}, ErrLoginExpired)
+		}
 		if reason == ReasonCodeReuse {
-			if lostRace(ctx, func() raceState { return g.signInRace(ctx, p, sf) }) {
-				// The step was used by a request of this very sign-in
-				// that completed it since it was loaded (a form
-				// submitted twice), or did within reuseSettleWait: this
-				// one lost the race, as if its code had come second to
-				// ConsumeTransaction below. No guess, nor anyone else's
-				// use of the code: the attempt is given back and the
-				// user is not told.
-				_ = g.settle(ctx, gt, false)
-				return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonLoginExpired, kind, gate{}, ErrLoginExpired)
-			}
 			g.noticeReuse(ctx, u)
 		}
 		return LoginResult{}, g.mfaFailed(ctx, p.a, reason, kind, gt, ErrInvalidCode)
