@@ -6,7 +6,8 @@ import "testing"
 // (a tenant owner chooses MetadataURL: SSRF), and so to IPv6 addresses
 // that embed an IPv4 one, which a NAT64 gateway, 6to4 or Teredo relay or
 // an IPv4-compatible route on the host's network may carry to the
-// instance metadata service (169.254.169.254) or to loopback. An
+// instance metadata service (169.254.169.254) or to loopback (SIIT's
+// IPv4-translated form too). An
 // ordinary public IPv6 address beside those prefixes stays public.
 func TestMetadataFetchRefusesEmbeddedIPv4(t *testing.T) {
 	for _, tc := range []struct {
@@ -23,6 +24,9 @@ func TestMetadataFetchRefusesEmbeddedIPv4(t *testing.T) {
 		{"Teredo with client 127.0.0.1", "2001:0:4136:e378:8000:63bf:80ff:fffe", false},
 		{"IPv4-compatible 169.254.169.254", "::a9fe:a9fe", false},
 		{"IPv4-compatible 127.0.0.1", "::7f00:1", false},
+		{"IPv4-translated (SIIT) 169.254.169.254", "::ffff:0:a9fe:a9fe", false},
+		{"IPv4-translated (SIIT) 127.0.0.1", "::ffff:0:7f00:1", false},
+		{"IPv4-translated (SIIT) 10.0.0.1", "::ffff:0:a00:1", false},
 		{"public beside Teredo", "2001:4860:4860::8888", true},
 		{"public beside NAT64", "64:ff9c::1", true},
 	} {
