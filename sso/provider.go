@@ -480,7 +480,8 @@ func metadataClient(timeout time.Duration, insecure bool) *http.Client {
 // multicast or another special-purpose range of nonPublic. IPv6 addresses
 // that embed an IPv4 address are not public, whatever the IPv4 address:
 // NAT64 (64:ff9b::/96 and the local-use 64:ff9b:1::/48 of RFC 8215), 6to4
-// (2002::/16), Teredo (2001::/32) and IPv4-compatible (::/96). A gateway
+// (2002::/16), Teredo (2001::/32), IPv4-compatible (::/96) and SIIT's
+// IPv4-translated (::ffff:0:0:0/96). A gateway
 // or relay on the host's network may carry them to a private IPv4
 // address, and an IdP's metadata URL needs none of them.
 func publicAddr(ip netip.Addr) bool {
@@ -504,9 +505,10 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("240.0.0.0/4"),
 	netip.MustParsePrefix("2001:db8::/32"),
 	// IPv6 with an embedded IPv4 address.
-	netip.MustParsePrefix("64:ff9b::/96"),   // NAT64, well-known (RFC 6052)
-	netip.MustParsePrefix("64:ff9b:1::/48"), // NAT64, local use (RFC 8215)
-	netip.MustParsePrefix("2002::/16"),      // 6to4 (RFC 3056)
-	netip.MustParsePrefix("2001::/32"),      // Teredo (RFC 4380)
-	netip.MustParsePrefix("::/96"),          // IPv4-compatible (RFC 4291, deprecated)
+	netip.MustParsePrefix("64:ff9b::/96"),    // NAT64, well-known (RFC 6052)
+	netip.MustParsePrefix("64:ff9b:1::/48"),  // NAT64, local use (RFC 8215)
+	netip.MustParsePrefix("2002::/16"),       // 6to4 (RFC 3056)
+	netip.MustParsePrefix("2001::/32"),       // Teredo (RFC 4380)
+	netip.MustParsePrefix("::/96"),           // IPv4-compatible (RFC 4291, deprecated)
+	netip.MustParsePrefix("::ffff:0:0:0/96"), // IPv4-translated (SIIT, RFC 2765)
 }
