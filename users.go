@@ -560,13 +560,24 @@ func (g *Guard) deleteRefused(ctx context.Context, by Principal, tenant, id stri
 // recorded, ErrUnavailable is returned and the lock stays. A store failure
 // after the record returns ErrUnavailable with the unlock on record but
 // not done (the lock stays): call UnlockUser again. A user cannot unlock
-// their own account (ErrForbidden, recorded as access.denied with reason
-// own_account, the lock kept): the lock bounds the guesses of their
-// password, and whoever holds their session could otherwise guess it
-// (through ChangePassword or a step-up), unlock, and guess on.
+// their own account, with a session or with an API key they created
+// (ErrForbidden, recorded as access.denied with reason own_account, the
+// lock kept): the lock bounds the guesses of their password, and whoever
+// holds their session or key could otherwise guess it (through Login,
+// ChangePassword or a step-up), unlock, and guess on.
 func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string) error {
 	if isSelf(by, tenant, id) {
 		return g.refused(ctx, by, rbac.Users, rbac.Manage, reasonOwnAccount)
+	}
+	if by.Kind == KindAPIKey && by.Tenant == tenant {
+		// A key its target created is the target's own hand.
+		creator, _, found, err := g.keyCreatorOf(ctx, by)
+		if err != nil {
+			return err
+		}
+		if found && creator == id {
+			return g.refused(ctx, by, rbac.Users, rbac.Manage, reasonOwnAccount)
+		}
 	}
 	u, _, err := g.loadTarget(ctx, by, tenant, id, audit.UserUnlocked)
 	if err != nil {
