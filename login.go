@@ -137,6 +137,11 @@ const (
 	// came to be renewed (renewed first by another request of its own,
 	// ended or expired).
 	ReasonLoginExpired = "login_expired"
+	// ReasonCanceled (login.failed, session.reauthenticated,
+	// password.changed): the request ended (the client went away) while
+	// its password waited for a hashing slot: never evaluated, nothing
+	// counted.
+	ReasonCanceled     = "canceled"
 	ReasonLocked       = "locked"
 	ReasonIPThrottled  = "ip_throttled"
 	ReasonBadInput     = "bad_input"
