@@ -371,18 +371,22 @@ func (g *Guard) settle(ctx context.Context, gt gate, done bool) error {
 	return nil
 }
 
-// unevaluated ends an attempt whose context ended while its password
-// waited for a hashing slot: the password was never evaluated, so, as an
-// attempt without the CAPTCHA token it is asked for (captchaGate), it is
-// no guess and gives its reservations gt back, and with them any lock
-// they started, under a context that does not end with ctx's. A give-back
-// that fails leaves the attempt counted, and fail records it as such (a
-// lock it started included), under that context too. It returns ctx's
-// error.
-func (g *Guard) unevaluated(ctx context.Context, gt gate, fail func(context.Context, error)) error {
+// unevaluated ends an attempt whose context ended while its password (or
+// the dummy hash standing in for it) waited for a hashing slot: the
+// password was never evaluated, so, as an attempt without the CAPTCHA
+// token it is asked for (captchaGate), it is no guess and gives its
+// reservations gt back, and with them any lock they started, under a
+// context that does not end with ctx's. record then records it, under
+// that context too, with reason canceled and the zero gate; a give-back
+// that fails leaves the attempt counted, and record records it as such:
+// reason unavailable with gt (a lock it started included). It returns
+// ctx's error.
+func (g *Guard) unevaluated(ctx context.Context, gt gate, record func(ctx context.Context, reason string, gt gate)) error {
 	bg := context.WithoutCancel(ctx)
 	if err := g.settle(bg, gt, false); err != nil {
-		fail(bg, err)
+		record(bg, ReasonUnavailable, gt)
+	} else {
+		record(bg, ReasonCanceled, gate{})
 	}
 	return ctx.Err()
 }
@@ -472,9 +476,11 @@ func (g *Guard) recordFailure(ctx context.Context, a attempt, gt gate, e audit.E
 // Each attempt is reserved in the throttle store before the password is
 // evaluated, per account and per client IP, so concurrent guesses can never
 // get more evaluations than the limit. A completed sign-in resets the
-// account's failures. A login whose context ends while its password waits
-// for a hashing slot returns the context's error; its password was never
-// evaluated, so it gives its reservations back and counts nothing.
+// account's failures. A login whose context ends while its password (or,
+// for an invented name, the dummy hash) waits for a hashing slot returns
+// the context's error; its password was never evaluated, so it gives its
+// reservations back and counts nothing, and is recorded as login.failed
+// with reason canceled.
 //
 // An outdated password hash (an imported bcrypt one, or argon2id with
 // older parameters) is replaced by one of the current parameters once
@@ -554,22 +560,24 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (_ LoginResult, err
 	reason = ReasonBadPassword
 	switch {
 	case a.user == nil:
-		g.hasher.VerifyDummy(ctx, req.Password)
+		err = g.hasher.VerifyDummy(ctx, req.Password)
 		reason = ReasonUnknownUser
 	case a.user.PasswordHash == "":
-		g.hasher.VerifyDummy(ctx, req.Password)
+		err = g.hasher.VerifyDummy(ctx, req.Password)
 		reason = ReasonNoPassword
 	default:
 		ok, rehash, err = g.verifyPassword(ctx, req.Password, a.user.PasswordHash)
-		if err != nil && ctx.Err() != nil {
-			return LoginResult{}, g.unevaluated(ctx, gt, func(ctx context.Context, err error) {
-				_ = g.loginFailedAt(ctx, a, gt, ReasonUnavailable, err)
-			})
-		}
-		// Any other error is a failure like a wrong password.
-		if err != nil {
-			ok = false
-		}
+	}
+	if err != nil && ctx.Err() != nil {
+		// Never evaluated, the dummy hash's wait alike: an invented name
+		// and an account end the same way.
+		return LoginResult{}, g.unevaluated(ctx, gt, func(ctx context.Context, reason string, gt gate) {
+			_ = g.loginFailedAt(ctx, a, gt, reason, nil)
+		})
+	}
+	// Any other error is a failure like a wrong password.
+	if err != nil {
+		ok = false
 	}
 	if ok && a.user.Status != auth.StatusActive {
 		ok, reason = false, ReasonDeactivated
@@ -615,7 +623,10 @@ func (g *Guard) loginNoTenant(ctx context.Context, req LoginRequest, email strin
 	} else if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
 		return err // locked: a CAPTCHA first, as Login asks
 	}
-	g.hasher.VerifyDummy(ctx, req.Password)
+	if err := g.hasher.VerifyDummy(ctx, req.Password); err != nil && ctx.Err() != nil {
+		// As Login ends one never evaluated: nothing counted (no log).
+		return g.unevaluated(ctx, gt, func(context.Context, string, gate) {})
+	}
 	return ErrInvalidCredentials
 }
 

@@ -1575,8 +1575,8 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 	}
 	ok, _, err := g.verifyPassword(ctx, proof.Password, u.PasswordHash)
 	if err != nil && ctx.Err() != nil {
-		return "", session.Session{}, g.unevaluated(ctx, gt, func(ctx context.Context, err error) {
-			_ = g.recordFailure(ctx, a, gt, a.event(audit.Reauthenticated, audit.Failure, ReasonUnavailable))
+		return "", session.Session{}, g.unevaluated(ctx, gt, func(ctx context.Context, reason string, gt gate) {
+			_ = g.recordFailure(ctx, a, gt, a.event(audit.Reauthenticated, audit.Failure, reason))
 		})
 	}
 	if !ok {

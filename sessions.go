@@ -710,8 +710,8 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 	ok, _, err := g.verifyPassword(ctx, current, u.PasswordHash)
 	if err != nil && ctx.Err() != nil {
 		gt := gate{acctKey: key, acct: res}
-		return g.unevaluated(ctx, gt, func(ctx context.Context, err error) {
-			_ = g.recordFailure(ctx, a, gt, a.event(audit.PasswordChanged, audit.Failure, ReasonUnavailable))
+		return g.unevaluated(ctx, gt, func(ctx context.Context, reason string, gt gate) {
+			_ = g.recordFailure(ctx, a, gt, a.event(audit.PasswordChanged, audit.Failure, reason))
 		})
 	}
 	if !ok {

@@ -265,19 +265,21 @@ func checkBcrypt(s string) error {
 // current parameters and always fails. Call it where there is no hash to
 // check (unknown user, user without a password, locked account) so that
 // the response time does not reveal which case occurred. Like Verify, it
-// returns at once for a password over MaxPasswordBytes or a ctx that has
-// ended.
-func (h *Hasher) VerifyDummy(ctx context.Context, password string) {
+// returns at once for a password over MaxPasswordBytes
+// (ErrPasswordTooLong) or a ctx that ends while it waits for a slot
+// (ctx.Err()), without hashing; else nil, the work done.
+func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
 	if len(password) > h.cfg.MaxPasswordBytes {
-		return
+		return ErrPasswordTooLong
 	}
-	if h.acquire(ctx) != nil {
-		return
+	if err := h.acquire(ctx); err != nil {
+		return err
 	}
 	got := argon2.IDKey([]byte(password), h.dummy.Salt, h.dummy.Time, h.dummy.Memory, h.dummy.Threads, uint32(len(h.dummy.Hash)))
 	h.release()
 	// The comparison is done for its cost only; its result is ignored.
 	_ = subtle.ConstantTimeCompare(got, h.dummy.Hash)
+	return nil
 }
 
 // MatchesAny reports whether password matches any of hashes (a password
