@@ -212,15 +212,15 @@ type gate struct {
 }
 
 // reserve reserves an attempt for the client IP and then the account
-// (tenant, email), in one call of the throttle store; the account is not
-// counted when the IP is refused. known says whether the account exists
-// (an invented name never gets a permanent lock, which keeps the store
-// bounded under a spray). A non-empty reason means the attempt is refused
-// (ReasonIPThrottled, ReasonLocked); err is a store failure.
-func (g *Guard) reserve(ctx context.Context, tenant, email, ip string, known bool) (gate, string, error) {
-	gt := gate{acctKey: accountKey(tenant, email)}
+// (accountKey: userID, or email when no account has it: userID ""), in
+// one call of the throttle store; the account is not counted when the IP
+// is refused. An invented name never gets a permanent lock, which keeps
+// the store bounded under a spray. A non-empty reason means the attempt
+// is refused (ReasonIPThrottled, ReasonLocked); err is a store failure.
+func (g *Guard) reserve(ctx context.Context, tenant, userID, email, ip string) (gate, string, error) {
+	gt := gate{acctKey: accountKey(tenant, userID, email)}
 	lim := g.acctLim
-	if !known {
+	if userID == "" {
 		lim.PermanentAfter = 0
 	}
 	// The IP before the account, here and in settle: a SQL store locks
@@ -534,7 +534,11 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (_ LoginResult, err
 		}
 		return LoginResult{}, g.loginFailed(ctx, a, reason, err)
 	}
-	gt, reason, err := g.reserve(ctx, req.Tenant, email, req.IP, a.user != nil)
+	known := ""
+	if a.user != nil {
+		known = a.user.ID
+	}
+	gt, reason, err := g.reserve(ctx, req.Tenant, known, email, req.IP)
 	if err != nil {
 		return LoginResult{}, g.loginFailed(ctx, a, ReasonUnavailable, err)
 	}
@@ -612,7 +616,7 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (_ LoginResult, err
 // hash. So neither the answer, nor the CAPTCHA, nor the throttle tells
 // which tenants exist. Nothing is recorded: there is no tenant log.
 func (g *Guard) loginNoTenant(ctx context.Context, req LoginRequest, email string) error {
-	gt, reason, err := g.reserve(ctx, req.Tenant, email, req.IP, false)
+	gt, reason, err := g.reserve(ctx, req.Tenant, "", email, req.IP)
 	if err != nil {
 		return err
 	}
@@ -1074,14 +1078,23 @@ func lockMeta(r auth.Reservation) map[string]string {
 	return m
 }
 
-// accountKey is the throttle key of an account: a hash of tenant and
-// canonical email, so that the throttle store, which may be shared by
-// ring-fenced tenants, holds no email address.
-func accountKey(tenant, email string) string {
+// accountKey is the throttle key of an account: for one that exists
+// (userID), a hash of tenant and user ID, so that its failures and lock
+// follow the account whatever its address becomes (ChangeEmail must not
+// give a guesser a fresh count); for a name no account has (userID ""), a
+// hash of tenant and canonical email. Either way the throttle store,
+// which may be shared by ring-fenced tenants, holds no email address; the
+// two never meet (tenant IDs hold neither byte that separates them).
+func accountKey(tenant, userID, email string) string {
 	h := sha256.New()
 	h.Write([]byte(tenant))
-	h.Write([]byte{0})
-	h.Write([]byte(email))
+	if userID != "" {
+		h.Write([]byte{1})
+		h.Write([]byte(userID))
+	} else {
+		h.Write([]byte{0})
+		h.Write([]byte(email))
+	}
 	return "acct:" + base64.RawURLEncoding.EncodeToString(h.Sum(nil))
 }
 

@@ -230,7 +230,7 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	}
 	u := *p.a.user
 	kind := methodKind(sf.Method)
-	gt, reason, err := g.reserve(ctx, u.Tenant, u.Email, sf.IP, true)
+	gt, reason, err := g.reserve(ctx, u.Tenant, u.ID, u.Email, sf.IP)
 	if err != nil {
 		return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, kind, gate{}, err)
 	}
@@ -668,7 +668,7 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 		return LoginResult{}, err
 	}
 	u := *p.a.user
-	gt, reason, err := g.reserve(ctx, u.Tenant, u.Email, sf.IP, true)
+	gt, reason, err := g.reserve(ctx, u.Tenant, u.ID, u.Email, sf.IP)
 	if err != nil {
 		return LoginResult{}, g.mfaFailed(ctx, p.a, ReasonUnavailable, mfa.KindTOTP, gate{}, err)
 	}
@@ -1010,7 +1010,7 @@ func (g *Guard) ConfirmFactor(ctx context.Context, p Principal, factorID, code s
 	if err != nil {
 		return nil, err
 	}
-	gt, reason, err := g.reserve(ctx, p.Tenant, a.email, p.IP, true)
+	gt, reason, err := g.reserve(ctx, p.Tenant, p.UserID, a.email, p.IP)
 	if err != nil {
 		return nil, g.mfaFailed(ctx, a, ReasonUnavailable, f.Kind, gate{}, err)
 	}
@@ -1562,7 +1562,7 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 		// Not evaluated, nor counted; recorded as Login records it.
 		return "", session.Session{}, fail(ReasonBadInput, gate{}, auth.ErrPasswordTooLong)
 	}
-	gt, reason, err := g.reserve(ctx, p.Tenant, u.Email, p.IP, true)
+	gt, reason, err := g.reserve(ctx, p.Tenant, u.ID, u.Email, p.IP)
 	if err != nil {
 		return "", session.Session{}, fail(ReasonUnavailable, gate{}, err)
 	}

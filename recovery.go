@@ -942,7 +942,7 @@ func (g *Guard) ResetPassword(ctx context.Context, req ResetRequest) error {
 	// then skipped. A lock made permanent between the read and the Reset
 	// is lifted, as it would have been had the reset come a moment sooner
 	// and forgotten the failures that made it.
-	key := accountKey(u.Tenant, u.Email)
+	key := accountKey(u.Tenant, u.ID, u.Email)
 	st, err := g.stores.Throttle.Peek(ctx, key, g.now(), g.acctLim)
 	if err == nil && !st.Permanent {
 		err = g.stores.Throttle.Reset(ctx, key)

@@ -698,7 +698,7 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 	if len(current) > MaxPasswordBytes || len(next) > MaxPasswordBytes {
 		return fail(ReasonBadInput, gate{}, auth.ErrPasswordTooLong)
 	}
-	key := accountKey(p.Tenant, u.Email)
+	key := accountKey(p.Tenant, u.ID, u.Email)
 	res, err := g.stores.Throttle.Reserve(ctx, key, g.now(), g.acctLim)
 	if err != nil {
 		return fail(ReasonUnavailable, gate{}, unavailable("throttle", err))

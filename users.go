@@ -527,7 +527,7 @@ func (g *Guard) deleteUser(ctx context.Context, by Principal, tenant, id string,
 			return unavailable("delete factors", err)
 		}
 	}
-	if err := g.stores.Throttle.Reset(ctx, accountKey(tenant, u.Email)); err != nil {
+	if err := g.stores.Throttle.Reset(ctx, accountKey(tenant, u.ID, u.Email)); err != nil {
 		return unavailable("throttle", err)
 	}
 	return nil
@@ -586,7 +586,7 @@ func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string)
 	if err := g.record(ctx, g.adminEvent(by, tenant, audit.UserUnlocked, id)); err != nil {
 		return err
 	}
-	if err := g.stores.Throttle.Reset(ctx, accountKey(tenant, u.Email)); err != nil {
+	if err := g.stores.Throttle.Reset(ctx, accountKey(tenant, u.ID, u.Email)); err != nil {
 		return unavailable("throttle", err)
 	}
 	return nil
@@ -681,7 +681,7 @@ func (g *Guard) LockState(ctx context.Context, by Principal, tenant, id string) 
 	if err != nil {
 		return auth.State{}, err
 	}
-	st, err := g.stores.Throttle.Peek(ctx, accountKey(tenant, u.Email), g.now(), g.acctLim)
+	st, err := g.stores.Throttle.Peek(ctx, accountKey(tenant, u.ID, u.Email), g.now(), g.acctLim)
 	if err != nil {
 		return auth.State{}, unavailable("throttle", err)
 	}
