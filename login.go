@@ -614,7 +614,9 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (_ LoginResult, err
 // never gets a permanent lock), asks for a CAPTCHA under the same rule
 // (captchaGate), and fails with ErrInvalidCredentials after the dummy
 // hash. So neither the answer, nor the CAPTCHA, nor the throttle tells
-// which tenants exist. Nothing is recorded: there is no tenant log.
+// which tenants exist, but for one that requires SSO: every password
+// login there answers ErrSSORequired, as its SSO routes show it exists
+// (StartSSO). Nothing is recorded: there is no tenant log.
 func (g *Guard) loginNoTenant(ctx context.Context, req LoginRequest, email string) error {
 	gt, reason, err := g.reserve(ctx, req.Tenant, "", email, req.IP)
 	if err != nil {
