@@ -20,12 +20,7 @@ func TestUnlockUserRefusesOwnAccount(t *testing.T) {
 	admin, _ := f.userWithRoles(t, "adam@example.test", rbac.Admin)
 	lim := guard.DefaultAccountLimit
 	for r := 0; r < 3; r++ {
-		for i := 0; i < lim.Max; i++ {
-			err := f.g.ChangePassword(f.ctx, admin, guard.PasswordChange{Current: fmt.Sprintf("guess %d-%d", r, i), New: "a brand new passphrase 2026"})
-			if !errors.Is(err, guard.ErrInvalidCredentials) {
-				t.Fatalf("guess %d-%d: %v", r, i, err)
-			}
-		}
+		guessCurrentPassword(t, f, admin, r, lim.Max)
 		err := f.g.UnlockUser(f.ctx, admin, tenantID, admin.UserID)
 		if err == nil {
 			continue
@@ -44,5 +39,18 @@ func TestUnlockUserRefusesOwnAccount(t *testing.T) {
 	evaluated := reasons(f.events(t, audit.PasswordChanged))[guard.ReasonBadPassword]
 	if evaluated > lim.Max {
 		t.Errorf("%d guesses of the password evaluated (limit %d): the user unlocked their own account between rounds", evaluated, lim.Max)
+	}
+}
+
+// guessCurrentPassword makes n wrong guesses of p's current password
+// through ChangePassword (round r names them), each refused as a wrong
+// password or under a lock: ErrInvalidCredentials.
+func guessCurrentPassword(t *testing.T, f *fixture, p guard.Principal, r, n int) {
+	t.Helper()
+	for i := range n {
+		err := f.g.ChangePassword(f.ctx, p, guard.PasswordChange{Current: fmt.Sprintf("guess %d-%d", r, i), New: "a brand new passphrase 2026"})
+		if !errors.Is(err, guard.ErrInvalidCredentials) {
+			t.Fatalf("guess %d-%d: %v", r, i, err)
+		}
 	}
 }
