@@ -548,12 +548,16 @@ func (g *Guard) Login(ctx context.Context, req LoginRequest) (_ LoginResult, err
 		// that a login is asked for one whether or not its key is locked:
 		// a permanent lock, which only an account that exists gets (see
 		// reserve), must answer a login without a token as the end of an
-		// invented name's temporary lock does. Nothing was reserved:
-		// nothing to count or give back.
+		// invented name's temporary lock does. Only the client IP's
+		// reservation was counted, and it stands.
 		if err := g.checkCaptcha(ctx, req.Captcha, req.IP); err != nil {
 			return LoginResult{}, g.loginFailed(ctx, a, ReasonCaptcha, err)
 		}
-		g.hasher.VerifyDummy(ctx, req.Password)
+		if err := g.hasher.VerifyDummy(ctx, req.Password); err != nil && ctx.Err() != nil {
+			return LoginResult{}, g.unevaluated(ctx, gate{}, func(ctx context.Context, reason string, gt gate) {
+				_ = g.loginFailedAt(ctx, a, gt, reason, nil)
+			})
+		}
 		return LoginResult{}, g.loginFailed(ctx, a, reason, ErrInvalidCredentials)
 	}
 	if at, reason, err := g.captchaGate(ctx, gt, req.Captcha, req.IP); err != nil {
