@@ -774,25 +774,15 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 	return sub, true, nil
 }
 
-// roleRefused records a change of sub's role refused as beyond the
-// changer's permissions (err matches ErrForbidden) as a failed event of
-// the change (action) with reason escalation, or no_permission for no
-// right to change grants at all (rbac.ErrDenied), as policyRefused, and
-// one that would leave the tenant without an owner (rbac.ErrLastOwner)
-// with reason last_owner, as keepOwner does; it returns err, or
-// ErrUnavailable if the refusal cannot be recorded. Any other err is
-// returned as it is.
+// roleRefused records a change of sub's role (action) that the rbac
+// package refused as a failed event of the change, with Meta role and the
+// reason refusalReason gives (escalation, no_permission, last_owner, as
+// keepOwner records that one); it returns err, or ErrUnavailable if the
+// refusal cannot be recorded. Any other err is returned as it is.
 func (g *Guard) roleRefused(ctx context.Context, by Principal, tenant string, action audit.Action, sub rbac.Subject, role string, err error) error {
-	var reason string
-	switch {
-	case errors.Is(err, rbac.ErrLastOwner):
-		reason = "last_owner"
-	case !errors.Is(err, ErrForbidden):
+	reason := refusalReason(err)
+	if reason == "" {
 		return err
-	case errors.Is(err, rbac.ErrDenied):
-		reason = "no_permission"
-	default:
-		reason = "escalation"
 	}
 	e := g.adminEvent(by, tenant, action, sub.String())
 	e.Outcome, e.Reason, e.Meta = audit.Failure, reason, map[string]string{"role": role}
@@ -800,6 +790,27 @@ func (g *Guard) roleRefused(ctx context.Context, by Principal, tenant string, ac
 		return rerr
 	}
 	return err
+}
+
+// refusalReason is the Reason a role or policy change refused by the
+// rbac package (through rbacErr) is recorded with: no_permission for no
+// right to change it at all (rbac.ErrDenied), escalation for one beyond
+// the changer's permissions (rbac.ErrEscalation), last_owner
+// (rbac.ErrLastOwner), limit for a custom role past the tenant's bound
+// (rbac.ErrTooManyRoles); "" for any other err, which is no refusal to
+// record.
+func refusalReason(err error) string {
+	switch {
+	case errors.Is(err, rbac.ErrLastOwner):
+		return "last_owner"
+	case errors.Is(err, rbac.ErrTooManyRoles):
+		return "limit"
+	case !errors.Is(err, ErrForbidden):
+		return ""
+	case errors.Is(err, rbac.ErrDenied):
+		return "no_permission"
+	}
+	return "escalation"
 }
 
 // Reasons of a failed role.granted to an API key that cannot hold roles.
@@ -880,26 +891,19 @@ func (g *Guard) granteeGone(ctx context.Context, tenant string, sub rbac.Subject
 }
 
 // policyRefused records a change of roles or approval rules that the
-// rbac package refused as beyond the changer's permissions (err matches
-// ErrForbidden) as a failed event of the change, with reason escalation
-// (rbac.ErrEscalation) or no_permission (rbac.ErrDenied), as GrantRole
-// records its refusals, and a custom role past the tenant's bound
-// (rbac.ErrTooManyRoles) with reason limit, as CreateAPIKey records one
-// past its own; it returns err, or ErrUnavailable if the refusal cannot
-// be recorded. Any other err is returned as it is.
+// rbac package refused as a failed event of the change, with the reason
+// refusalReason gives (escalation, no_permission, as GrantRole records
+// its refusals; limit for a custom role past the tenant's bound, as
+// CreateAPIKey records one past its own); it returns err, or
+// ErrUnavailable if the refusal cannot be recorded. Any other err is
+// returned as it is.
 func (g *Guard) policyRefused(ctx context.Context, by Principal, tenant string, action audit.Action, target string, err error) error {
-	e := g.adminEvent(by, tenant, action, target)
-	switch {
-	case errors.Is(err, rbac.ErrTooManyRoles):
-		e.Reason = "limit"
-	case !errors.Is(err, ErrForbidden):
+	reason := refusalReason(err)
+	if reason == "" {
 		return err
-	case errors.Is(err, rbac.ErrEscalation):
-		e.Reason = "escalation"
-	default:
-		e.Reason = "no_permission"
 	}
-	e.Outcome = audit.Failure
+	e := g.adminEvent(by, tenant, action, target)
+	e.Outcome, e.Reason = audit.Failure, reason
 	if rerr := g.record(ctx, e); rerr != nil {
 		return rerr
 	}
