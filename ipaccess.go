@@ -297,8 +297,7 @@ func (g *Guard) SetIPAllowList(ctx context.Context, by Principal, tenant string,
 		"report_only": strconv.FormatBool(c.ReportOnly), "list": clip(strings.Join(ap.Entries, " "), 1000)}
 	if err := g.record(ctx, e); err != nil {
 		old := prev.Rules(c.Scope)
-		_, _ = g.ipf.Replace(context.WithoutCancel(ctx), ipfilter.Change{Tenant: tenant, Scope: c.Scope, Entries: old.Entries,
-			ReportOnly: old.ReportOnly, NoLockoutCheck: true, AllowAll: true, Version: ap.Version})
+		_, _ = g.ipf.Restore(context.WithoutCancel(ctx), tenant, c.Scope, old, ap.Version)
 		return ipfilter.Applied{}, err
 	}
 	return ap, nil

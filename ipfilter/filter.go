@@ -430,10 +430,36 @@ func (f *Filter) Replace(ctx context.Context, c Change) (Applied, error) {
 	if err != nil {
 		return Applied{}, err
 	}
+	f.seen(c.Tenant, v)
+	return Applied{Version: v, Entries: entries, Warnings: warnings}, nil
+}
+
+// Restore puts back rules of tenant's scope as Lists returned them (the
+// undo of a Replace that must not stand), on version. Unlike Replace it
+// does not parse them again: a list stored by an older version of this
+// package, under looser rules Compile still reads (an unspecified
+// address, a longer list), is put back as it was. It returns the
+// tenant's new version; ErrConflict if the lists changed since version.
+func (f *Filter) Restore(ctx context.Context, tenant string, scope Scope, rules Rules, version uint64) (uint64, error) {
+	if tenant == "" {
+		return 0, &InputError{Field: "Tenant", Reason: "must not be empty"}
+	}
+	if !scope.Valid() {
+		return 0, &InputError{Field: "Scope", Reason: "must be Users or APIKeys"}
+	}
+	v, err := f.store.Replace(ctx, tenant, scope, rules, version)
+	if err != nil {
+		return 0, err
+	}
+	f.seen(tenant, v)
+	return v, nil
+}
+
+// seen makes this replica serve tenant's lists at version v or later
+// from now on (no cache hit serves an older one).
+func (f *Filter) seen(tenant string, v uint64) {
 	if f.maxStale > 0 {
-		// This replica sees its own change at once: no cache hit serves an
-		// older version from now on.
-		e := f.entry(c.Tenant)
+		e := f.entry(tenant)
 		for {
 			m := e.minVersion.Load()
 			if m >= v || e.minVersion.CompareAndSwap(m, v) {
@@ -441,5 +467,4 @@ func (f *Filter) Replace(ctx context.Context, c Change) (Applied, error) {
 			}
 		}
 	}
-	return Applied{Version: v, Entries: entries, Warnings: warnings}, nil
 }
