@@ -514,8 +514,10 @@ func (g *Guard) UserSessions(ctx context.Context, by Principal, tenant, userID s
 // so that a stolen session cannot sign its owner out everywhere else.
 // A revocation stands even when it cannot be recorded in the audit log: a
 // failure to record leaves the session ended and returns ErrUnavailable.
-// A session ID that names no live session of the user (ended already, or
-// another user's) is session.ErrNotFound, and nothing is recorded.
+// A session ID that names no live session of the user (ended already, by
+// a revocation or on its own, past its idle timeout or lifetime or the
+// tenant's policy, or another user's) is session.ErrNotFound, and nothing
+// is recorded (an ended session still stored is removed).
 func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID, sessionID string) error {
 	if err := g.mayOrSelf(ctx, by, tenant, userID, rbac.Users, rbac.Manage); err != nil {
 		return err
@@ -525,12 +527,22 @@ func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID,
 			return err
 		}
 	}
+	keeps, err := g.keptByPolicy(ctx, tenant)
+	if err != nil {
+		return err
+	}
 	s, err := g.sessions.RevokeID(ctx, tenant, userID, sessionID)
 	switch {
 	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrInvalidToken):
 		return session.ErrNotFound
 	case err != nil:
 		return unavailable("end session", err)
+	}
+	if !s.LiveAt(g.now()) || !keeps(s) {
+		// It had ended on its own (idle, lifetime, the tenant's policy),
+		// only not yet been removed: as RevokeUserSessions, no revocation
+		// is counted nor recorded for it.
+		return session.ErrNotFound
 	}
 	return g.record(ctx, g.adminEvent(by, tenant, audit.SessionRevoked, s.ID()))
 }
