@@ -226,6 +226,20 @@ func (s *Store) Load(ctx context.Context) error {
 	return nil
 }
 
+// ClockGrace is how long the key of a record that bounds an attacker
+// outlives the end the record's rules give it, by the Redis clock: a
+// throttle record (its lock and its count of failures), an MFA send
+// counter (its window) and a SAML replay record (ReplayGrace). Every rule
+// is judged at the now the caller passes, from the times stored in the
+// record; the key's expiry only frees the memory, and Redis applies it by
+// its own clock. Without the grace, a host whose clock is behind the
+// Redis server's would find such a record gone while it is still in
+// force by the host's clock: a lock lifted, failures or sends counted
+// from zero again, an assertion accepted twice. With it, those rules hold
+// on hosts up to ClockGrace behind the server; each such key takes its
+// memory that much longer.
+const ClockGrace = 5 * time.Minute
+
 // Times are kept as microseconds since 1970 (Unix time), which Lua's
 // float64 numbers hold exactly below 2^53: up to June 2255.
 const (

@@ -374,9 +374,13 @@ return out
 
 // reserveScript is auth.BatchThrottleStore.ReserveAll: auth.Limit.Apply
 // on each throttle record of KEYS in order, up to the first that is
-// refused. ARGV: now truncated to the microsecond (compared with the
-// stored times, which is exact), now rounded up (the time an attempt and
-// a lock are counted from, so that neither ends early), then for each key
+// refused, judged at the now given from the record's fields, never by
+// the key's expiry: a record's key expires ClockGrace after
+// auth.Record.ExpiresAt (the later of l + ResetAfter and lu), by the
+// Redis clock, only to free it. ARGV: now truncated to the microsecond
+// (compared with the stored times, which is exact), now rounded up (the
+// time an attempt and a lock are counted from, so that neither ends
+// early), then for each key
 // its lim.Max, lim.ResetAfter (microseconds, rounded up),
 // lim.PermanentAfter, the number m of lock lengths that follow, and the
 // length of lock number 1, 2, … m, the first that reaches lim.MaxLockFor
@@ -389,6 +393,7 @@ return out
 // time): it is then forgotten unless locked, as Record.Expired has it.
 var reserveScript = redis.NewScript(`
 local function num(n) return string.format('%.0f', n) end
+local grace = ` + strconv.FormatInt(ClockGrace.Microseconds(), 10) + `
 local function reserve(k, now, atArg, max, reset, perm, locks)
   local at = tonumber(atArg)
   local f, last, lu, n, p = 0, nil, '', 0, false
@@ -427,7 +432,7 @@ local function reserve(k, now, atArg, max, reset, perm, locks)
   else
     local until_ = at + reset
     if lu ~= '' and tonumber(lu) > until_ then until_ = tonumber(lu) end
-    redis.call('PEXPIREAT', k, num(math.floor(until_ / 1000) + 1))
+    redis.call('PEXPIREAT', k, num(math.floor((until_ + grace) / 1000) + 1))
   end
   return res
 end

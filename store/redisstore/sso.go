@@ -161,13 +161,14 @@ func decodeRequest(v []any, tenant, id string) (sso.Request, error) {
 }
 
 // ReplayGrace is how long a replay record's key outlives its until, by
-// the Redis clock. InsertID judges a record by the caller's now, but
-// Redis drops the key by its own: without the grace, a host whose clock is
-// behind the Redis server's would find the record of an assertion still
-// valid by its clock gone, and accept the assertion again. With it, a
-// replay is refused on hosts up to ReplayGrace behind (pgstore keeps its
-// records as long: SSOGCGrace).
-const ReplayGrace = 5 * time.Minute
+// the Redis clock: ClockGrace, the grace of every record whose early end
+// would let an attacker through. InsertID judges a record by the caller's
+// now, but Redis drops the key by its own: without the grace, a host
+// whose clock is behind the Redis server's would find the record of an
+// assertion still valid by its clock gone, and accept the assertion
+// again. With it, a replay is refused on hosts up to ReplayGrace behind
+// (pgstore keeps its records as long: SSOGCGrace).
+const ReplayGrace = ClockGrace
 
 // InsertID implements sso.ReplayCache in one script: the record of (tenant,
 // id) is a key holding its until, replaced only if that until is at or

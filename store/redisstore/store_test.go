@@ -319,7 +319,8 @@ func TestKeyExpiry(t *testing.T) {
 		t.Errorf("the rotated session expires at %v, want %v", got, want)
 	}
 
-	// Throttle records expire when auth.Record.ExpiresAt forgets them.
+	// Throttle records expire ClockGrace after auth.Record.ExpiresAt
+	// forgets them (a host behind the Redis clock still finds them).
 	lim := auth.Limit{Max: 2, ResetAfter: time.Hour, LockFor: 3 * time.Hour, MaxLockFor: 3 * time.Hour}
 	tk := prefix + "t:k"
 	if _, err := st.Reserve(ctx, "k", base, lim); err != nil {
@@ -328,15 +329,15 @@ func TestKeyExpiry(t *testing.T) {
 	if d, err := c.PTTL(ctx, tk).Result(); err != nil || d <= 0 {
 		t.Errorf("PTTL of a throttle record = %v, %v; want > 0", d, err)
 	}
-	if got, want := expireTime(tk), at(base.Add(time.Hour)); got != want {
-		t.Errorf("throttle record expires at %v, want %v (Last+ResetAfter)", got, want)
+	if got, want := expireTime(tk), at(base.Add(time.Hour+redisstore.ClockGrace)); got != want {
+		t.Errorf("throttle record expires at %v, want %v (Last+ResetAfter+ClockGrace)", got, want)
 	}
 	res, err := st.Reserve(ctx, "k", base.Add(time.Second), lim)
 	if err != nil || !res.Locks {
 		t.Fatalf("second Reserve = %+v, %v; want it to lock", res, err)
 	}
-	if got, want := expireTime(tk), at(res.LockedUntil); got != want {
-		t.Errorf("locked throttle record expires at %v, want %v (LockedUntil)", got, want)
+	if got, want := expireTime(tk), at(res.LockedUntil.Add(redisstore.ClockGrace)); got != want {
+		t.Errorf("locked throttle record expires at %v, want %v (LockedUntil+ClockGrace)", got, want)
 	}
 	// A permanent lock is kept until Reset.
 	perm := auth.Limit{Max: 1, ResetAfter: time.Hour, LockFor: time.Minute, MaxLockFor: time.Minute, PermanentAfter: 1}
@@ -361,7 +362,8 @@ func TestKeyExpiry(t *testing.T) {
 func hexOf(h session.Hash) string { return fmt.Sprintf("%x", h[:]) }
 
 // TestExpiredByRedis lets Redis expire keys by its clock, at real times:
-// the session and its index go, and so does a forgotten throttle record.
+// the session and its index go; a forgotten throttle record stays
+// ClockGrace longer.
 func TestExpiredByRedis(t *testing.T) {
 	st, c, prefix := open(t)
 	ctx := t.Context()
@@ -385,8 +387,11 @@ func TestExpiredByRedis(t *testing.T) {
 	if l, err := st.ListByUser(ctx, "t", "u"); err != nil || len(l) != 0 {
 		t.Errorf("ListByUser = %d sessions, %v; want none", len(l), err)
 	}
-	if got := keysOf(t, c, prefix+"*"); len(got) != 2 {
-		t.Errorf("keys left: %q; want only the long session and its index", got)
+	if got := keysOf(t, c, prefix+"*"); len(got) != 3 {
+		t.Errorf("keys left: %q; want only the long session, its index and the throttle record", got)
+	}
+	if d, err := c.PTTL(ctx, prefix+"t:k").Result(); err != nil || d <= redisstore.ClockGrace-time.Second || d > redisstore.ClockGrace {
+		t.Errorf("PTTL of the forgotten throttle record = %v, %v; want ClockGrace less the time since", d, err)
 	}
 	if l, err := st.ListByUser(ctx, "t", "v"); err != nil || len(l) != 1 {
 		t.Errorf("ListByUser of the long session's user = %d sessions, %v; want 1", len(l), err)

@@ -35,7 +35,11 @@ func lockTable(l auth.Limit) []string {
 // truncated, which is exact, and rounded up as the time the attempt, and a
 // lock it starts, are counted from, as are ResetAfter and the lock
 // lengths, so that neither a count nor a lock ends early (each may end up
-// to 2 µs late). It returns lim's
+// to 2 µs late). The rules are judged at now from the record's fields;
+// the record's key expires ClockGrace after the record is forgotten
+// (auth.Record.ExpiresAt), by the Redis clock, so that a host whose clock
+// is behind the server's by up to ClockGrace still finds every lock and
+// count in force at its now. It returns lim's
 // *auth.InvalidLimitError for a limit that does not validate, and an
 // *InputError when now, or the end of a lock starting at now, lies outside
 // the years 1970 to 2255; nothing is changed then.
@@ -160,8 +164,8 @@ func parseTime(s string) (time.Time, error) {
 // Release implements auth.ThrottleStore with one Lua script. The
 // record's expiry stays as its last Reserve set it: auth.Record.GiveBack
 // never makes a record forgotten later, so the key may only outlive its
-// record a little; a permanent lock that Release lifts leaves the key
-// without an expiry until its next Reserve or Reset.
+// record by more than ClockGrace; a permanent lock that Release lifts
+// leaves the key without an expiry until its next Reserve or Reset.
 func (s *Store) Release(ctx context.Context, key string, res auth.Reservation) error {
 	if err := settleScript.Run(ctx, s.rdb, []string{s.throttleKey(key)}, settleArgs(nil, false, res)...).Err(); err != nil {
 		return redisErr("release", err)

@@ -11,16 +11,15 @@ import (
 // TestThrottleLockJudgedByCallersClock: auth.ThrottleStore says a lock
 // "may end a few microseconds late, never early", and Reserve applies the
 // rule at the now it is given (authtest: a store that judges expiry by its
-// own clock instead of the now it is given fails). The Redis store makes a
-// throttle record's key expire, with no grace, at the end of its lock (when
-// the lock is at least as long as ResetAfter) and otherwise at Last +
-// ResetAfter, by the Redis server's clock. On a host whose clock is behind
-// the server's by d, every lock and every failure count thus ends d early
-// by the host's clock: the record is gone while the lock is still in force
-// at the host's now, and the next attempt is allowed and counted from
-// zero. memstore and the SQL stores refuse it. This is the throttle twin
-// of the replay-cache defect fixed with ReplayGrace
-// (TestAuditStores_ReplayJudgedByCallersClock).
+// own clock instead of the now it is given fails). Redis drops a key by
+// its own clock, so a throttle record's key must outlive the record's end
+// (the later of Last + ResetAfter and the end of its lock): a key that
+// expired, with no grace, at that end would, on a host whose clock is
+// behind the server's by d, end every lock and every failure count d
+// early by the host's clock (the next attempt allowed, counted from
+// zero). memstore and the SQL stores refuse it. This is the throttle twin
+// of the replay cache's ReplayGrace
+// (TestAuditStores_ReplayJudgedByCallersClock); the grace is ClockGrace.
 //
 // Here the host's clock is 60 s behind the server's and the lock lasts
 // 30 s by the host's clock: an attempt 1 s into the lock must be refused.
