@@ -182,7 +182,11 @@ func (s *Store) DeleteCode(ctx context.Context, tenant, txn string) error {
 // Hit implements mfa.RateStore in one script. A window's end is now plus
 // window, each rounded up to the microsecond, so that it never comes
 // before the exact one (up to 2 µs after it); now is compared with the
-// ends truncated, which is exact. The key expires at the end. It
+// ends truncated, which is exact. The window is judged at now from the
+// end kept in the record (a Hit at or after it opens a new window at 1);
+// the key expires ClockGrace after the end, by the Redis clock, only to
+// free it, so that a host whose clock is behind the server's by up to
+// ClockGrace still finds the window open at its now. It
 // returns an *InputError, and changes nothing, when window is not
 // positive, or when now or the end of a window opening at now lies outside
 // the years 1970 to 2255.
@@ -191,7 +195,7 @@ func (s *Store) Hit(ctx context.Context, key string, now time.Time, window time.
 	if err != nil {
 		return 0, err
 	}
-	n, err := hitScript.Run(ctx, s.rdb, []string{s.rateKey(key)}, itoa(at), itoa(end), itoa(expireMillis(end))).Int64()
+	n, err := hitScript.Run(ctx, s.rdb, []string{s.rateKey(key)}, itoa(at), itoa(end), itoa(expireMillis(end+ClockGrace.Microseconds()))).Int64()
 	if err != nil {
 		return 0, redisErr("rate hit", err)
 	}

@@ -120,25 +120,25 @@ func TestMFAKeys(t *testing.T) {
 		t.Errorf("code keys left after consume and delete: %q", got)
 	}
 
-	// Rates: at the end of the window, which later hits do not move; a new
-	// window moves it.
+	// Rates: ClockGrace after the end of the window, which later hits do
+	// not move; a new window moves it.
 	rk := prefix + "mr:mfa:ip:192.0.2.1"
 	if _, err := st.Hit(ctx, "mfa:ip:192.0.2.1", base, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := expireTime(rk), at(base.Add(time.Hour)); got != want {
-		t.Errorf("rate counter expires at %v, want %v (window end)", got, want)
+	if got, want := expireTime(rk), at(base.Add(time.Hour+redisstore.ClockGrace)); got != want {
+		t.Errorf("rate counter expires at %v, want %v (window end + ClockGrace)", got, want)
 	}
 	if n, err := st.Hit(ctx, "mfa:ip:192.0.2.1", base.Add(30*time.Minute), time.Hour); err != nil || n != 2 {
 		t.Fatalf("second Hit = %d, %v", n, err)
 	}
-	if got, want := expireTime(rk), at(base.Add(time.Hour)); got != want {
+	if got, want := expireTime(rk), at(base.Add(time.Hour+redisstore.ClockGrace)); got != want {
 		t.Errorf("after a second hit the rate counter expires at %v, want %v (unchanged)", got, want)
 	}
 	if n, err := st.Hit(ctx, "mfa:ip:192.0.2.1", base.Add(time.Hour), time.Hour); err != nil || n != 1 {
 		t.Fatalf("Hit in the next window = %d, %v", n, err)
 	}
-	if got, want := expireTime(rk), at(base.Add(2*time.Hour)); got != want {
+	if got, want := expireTime(rk), at(base.Add(2*time.Hour+redisstore.ClockGrace)); got != want {
 		t.Errorf("in the next window the rate counter expires at %v, want %v", got, want)
 	}
 
@@ -160,7 +160,8 @@ func TestMFAKeys(t *testing.T) {
 }
 
 // TestMFAExpiredByRedis lets Redis expire the MFA keys by its clock, at
-// real times: a code, a rate window and a transaction go by themselves.
+// real times: a code and a transaction go by themselves; a rate
+// counter stays ClockGrace after its window's end.
 func TestMFAExpiredByRedis(t *testing.T) {
 	st, c, prefix := open(t)
 	ctx := t.Context()
@@ -182,8 +183,11 @@ func TestMFAExpiredByRedis(t *testing.T) {
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
-	if got := keysOf(t, c, prefix+"*"); len(got) != 1 {
-		t.Errorf("keys left: %q; want only the long transaction", got)
+	if got := keysOf(t, c, prefix+"*"); len(got) != 2 {
+		t.Errorf("keys left: %q; want only the long transaction and the rate counter", got)
+	}
+	if d, err := c.PTTL(ctx, prefix+"mr:k").Result(); err != nil || d <= redisstore.ClockGrace-time.Second || d > redisstore.ClockGrace {
+		t.Errorf("PTTL of the rate counter past its window = %v, %v; want ClockGrace less the time since", d, err)
 	}
 	if _, err := st.Transaction(ctx, long.Hash); err != nil {
 		t.Errorf("Transaction(long) = %v", err)

@@ -9,10 +9,11 @@ import (
 
 // TestRateWindowJudgedByCallersClock: mfa.RateStore says a window "may
 // end up to 2 µs late, never early", and mfatest that it is judged by the
-// now given, not the store's clock. The Redis store makes the counter's
-// key expire at the window's end by the Redis server's clock, so on a
-// host whose clock is behind the server's the window ends early and the
-// count starts again at 1 (a send limit bypassed by the skew).
+// now given, not the store's clock. Redis drops a key by its own clock,
+// so a counter's key that expired at the window's end would, on a host
+// whose clock is behind the server's, end the window early and count
+// from 1 again (a send limit bypassed by the skew); it outlives the end
+// by ClockGrace.
 func TestRateWindowJudgedByCallersClock(t *testing.T) {
 	s, c, _ := open(t)
 	ctx := t.Context()

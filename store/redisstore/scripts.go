@@ -552,9 +552,11 @@ return v
 `)
 
 // hitScript is mfa.RateStore.Hit. KEYS[1] the rate counter. ARGV: now,
-// the end of a window opening now, and its PEXPIREAT. Returns the count
-// of the current window, this event included, or -1 for a malformed
-// record.
+// the end of a window opening now, and the PEXPIREAT of its key
+// (ClockGrace after that end). The window is judged at now from its end
+// e, never by the key's expiry: at or after e a new window opens at 1.
+// Returns the count of the current window, this event included, or -1
+// for a malformed record.
 var hitScript = redis.NewScript(`
 local v = redis.call('HMGET', KEYS[1], 'n', 'e')
 if v[1] then
