@@ -92,41 +92,60 @@
 // scripts use only commands that Redis has had since 4.0; the tests run
 // against Redis 7.0.
 //
+// Applications or Guard deployments that share one Redis database need
+// prefixes neither of which starts with the other. The type tags above
+// follow the prefix with no separator, so prefixes such as "guard" and
+// "guards", or "guard:" and "guard:s", name the same keys: a user's SAML
+// subject under the first ("guard" + "su:…") is the same user's list of
+// sessions under the second ("guards" + "u:…"). Such a key, of another
+// kind than a store expects, makes its sign-ins and single logouts of
+// that user fail with an error (WRONGTYPE, or ErrCorrupt) rather than
+// read or change the other deployment's data, but they fail. New cannot
+// tell: it sees only its own prefix.
+//
 // # Time and memory
 //
 // The rules are judged at the times Guard passes (session.CreatedAt, the
-// now of LookupTouch, Reserve, CheckCode, Hit, ConsumeRequest, InsertID,
-// PutSubject, Subject and SubjectsByNameID), never by the Redis clock,
-// and times are
-// kept to the microsecond, in UTC. Memory is bounded by key expiry, which
-// does use the Redis clock: a session key expires at its ExpiresAt, a
+// now of LookupTouch, Reserve, Peek, CheckCode, Hit, ConsumeRequest,
+// InsertID, PutSubject, Subject and SubjectsByNameID) against the times
+// kept in the records, never by the Redis clock: a session's ExpiresAt
+// and its idle timeout (from LastSeen), a throttle lock and the reset of
+// its count of failures, the end of a one-time code, of a send window, of
+// a pending login, of a tracked SAML request, of a replay record and of a
+// SAML subject. Times are kept to the microsecond, in UTC.
+//
+// Memory is bounded by key expiry, which Redis applies by its own clock;
+// it only drops keys. A session key expires at its ExpiresAt (never at
+// the end of its idle timeout, which only the caller's now judges), a
 // user's sorted set with its last session (members whose session is gone
 // are dropped whenever the set is used), the tombstone of an evicted
-// session when that session would have ended and that of a rotated one at
-// its successor's ExpiresAt (the user's set of them with the last; the
-// user's next Create drops the ended ones), and a throttle
-// record when auth.Record.ExpiresAt says it is forgotten, as its last
-// Reserve left it (a Release only makes a record forgotten sooner); a
-// permanent lock never expires (until Reset, or until the next Reserve
-// once a Release lifted it). A one-time code expires at its ExpiresAt (a new
-// code of the transaction replaces it and its expiry), a send counter at
-// the end of its window, and a pending login at its ExpiresAt; so a check
-// after ExpiresAt by the Redis clock may find no code (mfa.ErrNotFound)
-// rather than an expired one (mfa.ErrExpired), and a Redis clock ahead of
-// the hosts' ends send windows early. A tracked SAML request expires at
-// its Expires, by the Redis clock; a replay record ReplayGrace (5
-// minutes) after its until, by the Redis clock too, so that a host whose
-// clock is behind the Redis server's by up to that much (beyond the
-// margin that package sso adds to until) still finds the record of every
-// assertion valid by its clock, and refuses its replay. A
-// SAML subject expires at its Expires (the end of the session its sign-in
-// created), and a NameID index with the last of its users. PutSubject
-// moves a user from the index of its previous NameID to that of the new
-// one, and drops from the indexes it changes the users expired at its
-// now; so subjects take memory only for the users signed in through SSO
-// whose last SSO session has not reached its end, one subject and one
-// index member each. A user whose subject Redis has dropped (at its
-// Expires by the Redis clock) may linger in its old index until that
+// session when that session would have ended (the earlier of its
+// ExpiresAt and LastSeen plus its idle timeout) and that of a rotated one
+// at its successor's ExpiresAt (the user's set of them with the last; the
+// user's next Create drops the ended ones). A one-time code expires at its
+// ExpiresAt (a new code of the transaction replaces it and its expiry), a
+// pending login at its ExpiresAt, a tracked SAML request at its Expires,
+// and a SAML subject at its Expires (the end of the session its sign-in
+// created), a NameID index with the last of its users.
+//
+// The records whose early loss would let an attacker through outlive
+// their end by ClockGrace (5 minutes): a throttle record expires
+// ClockGrace after auth.Record.ExpiresAt says it is forgotten, as its last
+// Reserve left it (a Release only makes a record forgotten sooner; a
+// permanent lock never expires, until Reset, or until the next Reserve
+// once a Release lifted it), a send counter ClockGrace after the end of
+// its window, and a replay record ClockGrace (ReplayGrace) after its
+// until. So a host whose clock is behind the Redis server's by up to
+// ClockGrace (beyond the margin that package sso adds to an assertion's
+// until) still finds every lock, count of failures, send window and
+// replay record in force at its now.
+//
+// PutSubject moves a user from the index of its previous NameID to that
+// of the new one, and drops from the indexes it changes the users expired
+// at its now; so subjects take memory only for the users signed in
+// through SSO whose last SSO session has not reached its end, one subject
+// and one index member each. A user whose subject Redis has dropped (at
+// its Expires by the Redis clock) may linger in its old index until that
 // index expires or is next written; SubjectsByNameID reads the subject
 // of each user it lists and returns only those that still have the
 // NameID, are of the IdP asked for and are live at now. A subject written
@@ -136,9 +155,21 @@
 // replaces it or it expires. Which IdP issued it is unknown, and naming
 // a NameID to, or taking a logout from, an IdP that did not issue it is
 // what the field prevents.
-// Keep the clocks of the Redis server and of the hosts in sync (NTP): a
-// server clock far ahead ends sessions and locks early, and opens that
-// window for replays. Times must lie between 1970 and 2255 (Lua's
+//
+// Keep the clocks of the Redis server and of the hosts in sync (NTP). A
+// Redis clock ahead of a host's by d drops the keys without a grace d
+// before their end as the host's clock counts: sessions end d before
+// their ExpiresAt (their idle timeout is unaffected), an evicted or
+// rotated session's tombstone goes d early (Lookup then reports
+// session.ErrNotFound rather than *session.EvictedError or
+// *session.RotatedError), a code check may find no code
+// (mfa.ErrNotFound) rather than an expired one (mfa.ErrExpired), and
+// pending logins, tracked SAML requests and SAML subjects go d early;
+// each fails closed, as an early sign-out or a refusal. With d beyond
+// ClockGrace, throttle records, send counters and replay records go too
+// while still in force by the host's clock: locks lift, counts start
+// again and an assertion can be replayed. A Redis clock behind the
+// hosts' only keeps keys longer. Times must lie between 1970 and 2255 (Lua's
 // numbers are exact only up to 2^53 microseconds); others are refused
 // with an *InputError (a zero sso.Request.CreatedAt, which no rule uses,
 // is kept as zero).

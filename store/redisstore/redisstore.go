@@ -27,10 +27,15 @@ const MaxPrefixLen = 64
 type Options struct {
 	// Prefix starts every key the store writes (default "guard:"), so that
 	// several applications, or several Guard deployments, can share one
-	// Redis database. It is at most MaxPrefixLen bytes of printable ASCII
-	// without spaces. With a Redis Cluster or Ring client it must contain a
-	// hash tag, such as "{guard}:", that puts every key in one hash slot
-	// (see the package documentation).
+	// Redis database: give them prefixes neither of which starts with the
+	// other. The key's type tag follows the prefix with no separator, so
+	// under "guard" and "guards" (or "guard:" and "guard:s") a user's SAML
+	// subject of the one is the same user's list of sessions of the other,
+	// and that user's sign-ins fail under one or the other (see the
+	// package documentation). It is at most MaxPrefixLen bytes of
+	// printable ASCII without spaces. With a Redis Cluster or Ring client
+	// it must contain a hash tag, such as "{guard}:", that puts every key
+	// in one hash slot (see the package documentation).
 	Prefix string
 
 	// SkipEvictionCheck, when true, makes New skip its check of the
