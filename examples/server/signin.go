@@ -161,7 +161,9 @@ func (a *app) signedInAs(w http.ResponseWriter, r *http.Request, res guard.Login
 // the browser had (perhaps someone else's): the cookie value it replaces
 // is then no session (SECURITY-CHECKLIST SE-1). Every way a sign-in ends
 // (password, second factor, enrolment at sign-in, SSO) goes through here,
-// and ends any sign-in the browser left half-way (its pending cookie).
+// and ends any sign-in the browser left half-way (its pending cookie) and
+// any password reset (the reset link's cookie, which would otherwise let
+// the next person at a shared browser set the account's password).
 func (a *app) newSession(w http.ResponseWriter, r *http.Request, res guard.LoginResult) {
 	if p, ok := guard.PrincipalFrom(r.Context()); ok && p.Kind == guard.KindUser {
 		if err := a.g.Logout(r.Context(), p); err != nil && !errors.Is(err, guard.ErrUnauthenticated) {
@@ -169,13 +171,15 @@ func (a *app) newSession(w http.ResponseWriter, r *http.Request, res guard.Login
 		}
 	}
 	clearPending(w)
+	clearCookie(w, resetCookie)
 	a.g.SetSessionCookie(w, res.Token, res.Session)
 }
 
 // signedOut clears the browser's session cookie after a sign-out, and
-// the cookie of any sign-in it left half-way.
+// the cookies of any sign-in or password reset it left half-way.
 func (a *app) signedOut(w http.ResponseWriter) {
 	clearPending(w)
+	clearCookie(w, resetCookie)
 	a.g.ClearSessionCookie(w)
 }
 
@@ -607,7 +611,9 @@ func (a *app) logoutToken(w http.ResponseWriter, r *http.Request, tok string) bo
 // its query; GET /reset moves them at once into a short-lived cookie and
 // redirects to the bare /reset, so the token leaves the address bar and
 // the history and is never sent in a Referer (the page also sends
-// Referrer-Policy: no-referrer).
+// Referrer-Policy: no-referrer). A sign-in or sign-out in the browser
+// clears that cookie (newSession, signedOut): a reset left half-way must
+// not pass to the next person at a shared browser.
 
 const resetCookie = "__Host-reset"
 
