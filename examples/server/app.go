@@ -83,7 +83,8 @@ const maxBody = 64 << 10
 // applies the IP allow-list (which does not stop a sign-out:
 // logoutOutsideAllowList) and puts the principal in the context. Pages
 // then use RequireSession and Require(section, action), and the
-// Administration pages RequireMFA too (see admin).
+// Administration pages RequireMFA too (see admin; the Approvals page,
+// whose Guard calls check each request's permission, adminOwn).
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
 	a.mux = mux
@@ -129,7 +130,8 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /reauth", a.signedIn(a.reauth))
 
 	// Administration: each page needs its section's permission and a
-	// session that passed a second factor (admin).
+	// session that passed a second factor (admin); Approvals, where Guard
+	// checks the permission of each request, the second factor (adminOwn).
 	mux.Handle("GET /users", a.admin(rbac.Users, rbac.Read, a.users))
 	mux.Handle("POST /users", a.admin(rbac.Users, rbac.Manage, a.createUser))
 	mux.Handle("GET /users/{id}", a.admin(rbac.Users, rbac.Read, a.userDetail))
@@ -153,8 +155,8 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /audit", a.admin(rbac.Audit, rbac.Read, a.auditLog))
 	mux.Handle("GET /audit/export", a.admin(rbac.Audit, rbac.Read, a.auditExport))
 	mux.Handle("POST /audit/verify", a.admin(rbac.Audit, rbac.Read, a.auditVerify))
-	mux.Handle("GET /approvals", a.signedIn(a.approvals))
-	mux.Handle("POST /approvals/{id}/{op}", a.signedIn(a.decideApproval))
+	mux.Handle("GET /approvals", a.adminOwn(a.approvals))
+	mux.Handle("POST /approvals/{id}/{op}", a.adminOwn(a.decideApproval))
 	mux.Handle("GET /review", a.admin(rbac.Users, rbac.Read, a.review))
 	mux.Handle("POST /review", a.admin(rbac.Users, rbac.Manage, a.applyReview))
 	mux.Handle("POST /review/dormant", a.admin(rbac.Users, rbac.Manage, a.deactivateDormant))
@@ -276,6 +278,20 @@ func (a *app) admin(s rbac.Section, act rbac.Action, h http.HandlerFunc) http.Ha
 	}
 	req := a.g.Require(s, act)
 	return a.guarded(func(next http.Handler) http.Handler { return guard.RequireSession(req(a.g.RequireMFA(next))) }, h)
+}
+
+// adminOwn is an Administration page with no section of its own, whose
+// Guard calls check each item's permission themselves: the Approvals
+// page (Approvals lists a user's own requests and those they may
+// approve; ApproveRequest and RejectRequest need the request's section's
+// approve permission). Deciding a four-eyes request is an administrative
+// act, so the page needs what the others do besides the permission: a
+// session, and then, unless -admin-mfa=false, RequireMFA.
+func (a *app) adminOwn(h http.HandlerFunc) http.Handler {
+	if !a.adminMFA {
+		return a.signedIn(h)
+	}
+	return a.guarded(func(next http.Handler) http.Handler { return guard.RequireSession(a.g.RequireMFA(next)) }, h)
 }
 
 // stepUpHeader is the header with which guard.RequireMFA asks for a

@@ -73,14 +73,14 @@ func TestAuditConsole_ApprovalsPageRecordsDenials(t *testing.T) {
 		}
 	}
 	member := newClientOf(t, owner.srv, owner.con)
-	if resp := member.signIn(memberEmail, memberPW); resp.StatusCode != http.StatusSeeOther {
+	if resp := member.signInAdmin(memberEmail, memberPW); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("the member's sign-in: %d", resp.StatusCode)
 	}
 	if resp, _ := member.post("/campaigns/send", url.Values{"campaign": {"spring-newsletter"}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("the member's send: %d", resp.StatusCode)
 	}
 	manager := newClientOf(t, owner.srv, owner.con)
-	if resp := manager.signIn(managerEmail, managerPW); resp.StatusCode != http.StatusSeeOther {
+	if resp := manager.signInAdmin(managerEmail, managerPW); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("the manager's sign-in: %d", resp.StatusCode)
 	}
 	_, body := manager.get("/approvals")
