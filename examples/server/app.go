@@ -110,6 +110,7 @@ func (a *app) routes() http.Handler {
 	// SAML single sign-on: Guard is each tenant's service provider.
 	mux.HandleFunc("GET /saml/{tenant}/metadata", a.samlMetadata)
 	mux.HandleFunc("GET /saml/{tenant}/login", a.samlLogin)
+	mux.HandleFunc("POST /saml/{tenant}/login", a.samlLogin) // ssoConfirm's button
 	mux.HandleFunc(acsPattern, a.samlACS)
 	mux.HandleFunc("/saml/{tenant}/slo", a.samlSLO)
 

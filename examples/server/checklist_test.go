@@ -291,7 +291,7 @@ func TestStoreFailureReference(t *testing.T) {
 	// (Not the SP metadata: it reads no store, and is served for any
 	// well-formed tenant ID; see samlMetadata.)
 	for _, path := range []string{"/saml/" + demoTenant + "/login", "/saml/" + demoTenant + "/slo"} {
-		resp, body := c.get(path)
+		resp, body := c.do("GET", path, nil, "same-origin") // the sign-in page's link starts at once
 		if resp.StatusCode != http.StatusServiceUnavailable {
 			t.Errorf("GET %s with the store down: %d, want 503", path, resp.StatusCode)
 			continue

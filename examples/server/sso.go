@@ -144,26 +144,42 @@ func (a *app) samlMetadata(w http.ResponseWriter, r *http.Request) {
 // IdP. The binding is new even when the browser presents one: adopting
 // it would let whoever planted it deliver an answer of their own (only
 // the latest login started in a browser can complete). The sign-in
-// replaces the session the browser has now (this top-level GET carries
-// its cookie), which Guard ends before it creates the new one: the
-// browser's own session does not fill a session limit against a step-up,
-// and a session left in the browser (perhaps someone else's) ends though
-// the IdP's answer comes without its cookie (SECURITY-CHECKLIST SE-1).
+// replaces the session the browser has now (this top-level request
+// carries its cookie), which Guard ends before it creates the new one:
+// the browser's own session does not fill a session limit against a
+// step-up, and a session left in the browser (perhaps someone else's)
+// ends though the IdP's answer comes without its cookie
+// (SECURITY-CHECKLIST SE-1).
+//
+// A GET starts only the user's own navigation or the console's
+// (ownNavigation); any other asks first (ssoConfirm), and its button
+// posts here, under the cross-origin protection like every POST but the
+// ACS's. Otherwise any site
+// could send a browser here (a link, a redirect) for a tenant whose IdP
+// it controls, and an IdP that answers at once would end the browser's
+// session and sign it in to the attacker's account (login CSRF: the
+// binding cookie does not stop it, since the victim's own browser
+// started the login).
 func (a *app) samlLogin(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost && !ownNavigation(r) { // a GET or HEAD
+		a.ssoConfirm(w, r)
+		return
+	}
+	if !a.form(w, r) {
+		return
+	}
 	binding := newBinding()
 	replaces := ""
 	if p, ok := guard.PrincipalFrom(r.Context()); ok && p.Kind == guard.KindUser {
 		replaces = p.SessionID()
 	}
-	next := localPath(r.URL.Query().Get("next"))
-	if !sso.SafeRedirect(next) {
-		next = "/"
-	}
+	next := ssoNext(r)
 	// force=1 is the step-up: the IdP must authenticate the user again,
 	// not reuse its session (or the sign-in does not count as recent).
 	// mfa=1 asks it for a sign-in with two steps, which the Administration
-	// pages need (needMFA offers it).
-	q := r.URL.Query()
+	// pages need (needMFA offers it). (The query of a GET, the form of the
+	// confirmation's POST.)
+	q := r.Form
 	l, err := a.g.StartSSO(r.Context(), guard.SSOStart{Tenant: r.PathValue("tenant"), ReturnTo: next, Binding: binding, IP: a.g.ClientIP(r),
 		ForceAuthn: q.Get("force") == "1" || q.Get("mfa") == "1", RequireMFA: q.Get("mfa") == "1", Replaces: replaces})
 	if err != nil {
@@ -188,6 +204,53 @@ func (a *app) samlLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, l.RedirectURL, http.StatusSeeOther)
 }
 
+// ownNavigation reports whether the browser says r is a navigation of
+// the user's own (typed, a bookmark: Sec-Fetch-Site none) or from the
+// console's own pages (same-origin). Another site, a sibling on the same
+// site, and a browser that does not say are not (fail closed; unlike
+// auditExport, which lets a browser that sends no Sec-Fetch-Site
+// export, this GET would change who the browser is signed in as).
+func ownNavigation(r *http.Request) bool {
+	site := r.Header.Get("Sec-Fetch-Site")
+	return site == "same-origin" || site == "none"
+}
+
+// ssoNext is where a sign-in with SSO goes back to: the request's next,
+// if a path on this site that Guard accepts, else "/".
+func ssoNext(r *http.Request) string {
+	next := localPath(r.FormValue("next"))
+	if !sso.SafeRedirect(next) {
+		return "/"
+	}
+	return next
+}
+
+// ssoConfirmView is the page that asks before a sign-in with SSO starts.
+type ssoConfirmView struct {
+	Tenant     string
+	Next       string
+	Force, MFA bool
+}
+
+// ssoConfirm answers a GET of the SSO start that did not come from the
+// user's own navigation or the console's pages (an IdP portal's link,
+// another site's): a page that asks whether to sign in to the tenant
+// with SSO, and says that the current session ends, whose button posts
+// the start. It reads no store, so it answers alike for every
+// well-formed tenant ID (it tells nobody which exist), and a malformed
+// one gets the answer StartSSO's input error gets. Nothing is started
+// and nothing is recorded.
+func (a *app) ssoConfirm(w http.ResponseWriter, r *http.Request) {
+	tenant := r.PathValue("tenant")
+	if guard.CheckTenantID(tenant) != nil {
+		a.ssoNotSetUp(w, r)
+		return
+	}
+	q := r.URL.Query()
+	a.page(w, r, "ssostart.html", view{Title: "Sign in with SSO", Data: ssoConfirmView{Tenant: tenant, Next: ssoNext(r),
+		Force: q.Get("force") == "1", MFA: q.Get("mfa") == "1"}})
+}
+
 // ssoStartFailed answers a login that could not start.
 func (a *app) ssoStartFailed(w http.ResponseWriter, r *http.Request, err error) {
 	var (
@@ -199,8 +262,7 @@ func (a *app) ssoStartFailed(w http.ResponseWriter, r *http.Request, err error) 
 		a.errorPage(w, r, http.StatusConflict, "Two-step sign-in is not set up",
 			"Your organisation has not told Guard how its identity provider reports a sign-in with two steps, so one cannot be asked for. An owner can list them under Security › Single sign-on.")
 	case errors.Is(err, sso.ErrNotFound), errors.Is(err, guard.ErrTenantNotFound), errors.Is(err, guard.ErrSSONotConfigured), errors.As(err, &ie):
-		a.errorPage(w, r, http.StatusNotFound, "Single sign-on is not set up",
-			"This organisation has not connected an identity provider. Sign in with your password, or ask an owner to connect one under Security › Single sign-on.")
+		a.ssoNotSetUp(w, r)
 	case errors.Is(err, guard.ErrTooManyAttempts):
 		a.errorPage(w, r, http.StatusTooManyRequests, "Too many attempts", "Please wait a minute and try again.")
 	case errors.As(err, &re):
@@ -210,6 +272,13 @@ func (a *app) ssoStartFailed(w http.ResponseWriter, r *http.Request, err error) 
 	default:
 		a.fail(w, r, err, "/login")
 	}
+}
+
+// ssoNotSetUp answers a login to an organisation without an IdP, or to
+// none (alike: it tells nobody which organisations exist).
+func (a *app) ssoNotSetUp(w http.ResponseWriter, r *http.Request) {
+	a.errorPage(w, r, http.StatusNotFound, "Single sign-on is not set up",
+		"This organisation has not connected an identity provider. Sign in with your password, or ask an owner to connect one under Security › Single sign-on.")
 }
 
 // ssoMFA reports whether the tenant's IdP connection lists the

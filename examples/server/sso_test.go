@@ -201,7 +201,7 @@ func (c *client) ssoAnswer(idp *testIdP, user, password, next string) (string, u
 	if next != "" {
 		path += "?next=" + url.QueryEscape(next)
 	}
-	resp, _ := c.get(path)
+	resp, _ := c.startSSO(path)
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, idp.url+"/sso?") {
 		c.t.Fatalf("GET %s: %d to %q, want a redirect to the IdP", path, resp.StatusCode, loc)
@@ -218,6 +218,14 @@ func (c *client) ssoAnswer(idp *testIdP, user, password, next string) (string, u
 	f.Set("password", password)
 	_, page = c.visit("POST", action, f)
 	return formOf(c.t, page)
+}
+
+// startSSO sends the GET of a link to the SSO start on the console's own
+// pages (Sec-Fetch-Site same-origin), which starts the sign-in at once
+// (from elsewhere, the GET asks first: ssoConfirm).
+func (c *client) startSSO(path string) (*http.Response, string) {
+	c.t.Helper()
+	return c.do("GET", path, nil, "same-origin")
 }
 
 // postFrom posts a form as a browser does from a page of origin: with
@@ -293,7 +301,7 @@ func TestSSOSignIn(t *testing.T) {
 	}
 
 	alice := newClientOf(t, c.srv, c.con)
-	resp, _ = alice.get("/saml/demo/login?next=%2Faccount")
+	resp, _ = alice.startSSO("/saml/demo/login?next=%2Faccount")
 	b := cookieNamed(resp, bindingCookie)
 	if b == nil || !b.Secure || !b.HttpOnly || b.SameSite != http.SameSiteNoneMode || b.Path != "/" || b.MaxAge <= 0 || b.MaxAge > 180 || !validBinding(b.Value) {
 		t.Fatalf("binding cookie %+v", b)
@@ -378,7 +386,7 @@ func TestSSOBindingCookieNotPlantable(t *testing.T) {
 	c, idp, _ := newSSOClient(t, nil)
 	idp.addUser("mallory", "mallory@example.com", "correct horse battery", "staff")
 	mal := newClientOf(t, c.srv, c.con)
-	resp, _ := mal.get("/saml/demo/login")
+	resp, _ := mal.startSSO("/saml/demo/login")
 	b := cookieNamed(resp, bindingCookie)
 	if b == nil || !strings.HasPrefix(b.Name, "__Host-") || b.Path != "/" || b.Domain != "" || !b.Secure {
 		t.Fatalf("binding cookie %+v: want __Host-, Path=/, no Domain, Secure", b)
@@ -389,7 +397,7 @@ func TestSSOBindingCookieNotPlantable(t *testing.T) {
 	vic := newClientOf(t, c.srv, c.con)
 	u, _ := url.Parse(c.srv.URL)
 	vic.c.Jar.SetCookies(u, []*http.Cookie{{Name: bindingCookie, Value: planted, Path: "/", Secure: true, HttpOnly: true}})
-	resp, _ = vic.get("/saml/demo/login")
+	resp, _ = vic.startSSO("/saml/demo/login")
 	if k := cookieNamed(resp, bindingCookie); k == nil || k.Value == planted || !validBinding(k.Value) {
 		t.Errorf("a login started with a binding value presented keeps it: %+v", k)
 	}
@@ -655,7 +663,7 @@ func TestRequireSSO(t *testing.T) {
 		t.Error("the IdP is still shown")
 	}
 	ok("/security/sso/require", url.Values{"version": {field(t, page, "version")}, "require_sso": {"on"}}, "Connect your identity provider before requiring single sign-on.")
-	resp, page = c.get("/saml/demo/login")
+	resp, page = c.startSSO("/saml/demo/login")
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "not set up") {
 		t.Errorf("sign in with SSO without an IdP: %d", resp.StatusCode)
 	}
@@ -727,7 +735,9 @@ func TestStartWithIdPMetadataFile(t *testing.T) {
 		t.Fatalf("SP metadata: %s\n%s", resp.Status, md)
 	}
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err = noRedirect.Get(base + "/saml/demo/login")
+	req, _ := http.NewRequest("GET", base+"/saml/demo/login", nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin") // the sign-in page's link
+	resp, err = noRedirect.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -841,11 +851,11 @@ func TestSSOWithoutIdP(t *testing.T) {
 	if !strings.Contains(page, `href="/saml/demo/login?next=%2fusers" id="sso"`) {
 		t.Errorf("the sign-in page's SSO link:\n%s", page)
 	}
-	resp, page := c.get("/saml/demo/login")
+	resp, page := c.startSSO("/saml/demo/login")
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "Single sign-on is not set up") {
 		t.Errorf("sign in with SSO without an IdP: %d", resp.StatusCode)
 	}
-	if resp, _ := c.get("/saml/nobody/login"); resp.StatusCode != http.StatusNotFound {
+	if resp, _ := c.startSSO("/saml/nobody/login"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("sign in with SSO to no tenant: %d", resp.StatusCode)
 	}
 	if resp, _ := c.get("/saml/demo/slo?SAMLResponse=x"); resp.StatusCode != http.StatusBadRequest {
@@ -872,7 +882,7 @@ func TestSSOPostBindingIdP(t *testing.T) {
 		t.Fatalf("connection: %d", resp.StatusCode)
 	}
 	anon := newClientOf(t, c.srv, c.con)
-	resp, page := anon.get("/saml/demo/login?next=//evil.test")
+	resp, page := anon.startSSO("/saml/demo/login?next=//evil.test")
 	csp := resp.Header.Get("Content-Security-Policy")
 	nonce := regexp.MustCompile(`script-src 'nonce-([A-Za-z0-9_-]+)'`).FindStringSubmatch(csp)
 	if resp.StatusCode != 200 || nonce == nil || !strings.Contains(csp, "form-action "+idp.url+";") || !strings.Contains(csp, "frame-ancestors 'none'") {

@@ -90,7 +90,7 @@ func setMFAContexts(t *testing.T, c *client, refs ...string) {
 // AuthnRequest asks for two steps exactly when mfa is set.
 func (c *client) ssoSignIn(idp *testIdP, path, user, password string, mfa bool) string {
 	c.t.Helper()
-	resp, _ := c.get(path)
+	resp, _ := c.startSSO(path)
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, idp.url+"/sso?") {
 		c.t.Fatalf("GET %s: %d to %q, want a redirect to the IdP", path, resp.StatusCode, loc)
@@ -145,7 +145,7 @@ func TestAdminPagesSSOStepUpWithIdPMFA(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "Administration needs two-step verification.") {
 		t.Fatalf("/users for an SSO admin, no trusted contexts: %d\n%.2000s", resp.StatusCode, page)
 	}
-	resp, page = alice.get("/saml/demo/login?force=1&mfa=1&next=%2Fusers")
+	resp, page = alice.startSSO("/saml/demo/login?force=1&mfa=1&next=%2Fusers")
 	if resp.StatusCode != http.StatusConflict || !strings.Contains(page, "Two-step sign-in is not set up") {
 		t.Errorf("asking for two steps without trusted contexts: %d\n%.2000s", resp.StatusCode, page)
 	}

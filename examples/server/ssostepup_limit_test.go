@@ -31,7 +31,7 @@ func TestSSOStepUpAtRefusingSessionLimit(t *testing.T) {
 	if !strings.HasPrefix(link, "/saml/demo/login?force=1") {
 		t.Fatalf("the step-up page offers no SSO sign-in:\n%.2000s", page)
 	}
-	resp, _ := alice.get(link)
+	resp, _ := alice.startSSO(link)
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, idp.url+"/sso?") {
 		t.Fatalf("GET %s: %d to %q, want the IdP", link, resp.StatusCode, loc)
