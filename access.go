@@ -44,8 +44,9 @@ func (p Principal) subject() rbac.Subject {
 // refuses it first where it refuses such a session), and when the
 // creator is deactivated or deleted (whose keys are revoked then: one
 // that still authenticates was made or kept by a failure or a race).
-// known is false too for a key the tenant does not have (a Principal not
-// made by AuthenticateAPIKey): it may do nothing. A store failure is
+// known is false too for a key the tenant does not have, or has revoked
+// or let expire (a Principal not made by AuthenticateAPIKey): it may do
+// nothing. A store failure is
 // returned (ErrUnavailable): nothing is allowed on it.
 func (g *Guard) keyBound(ctx context.Context, by Principal) (within rbac.Subject, known bool, err error) {
 	if by.Kind != KindAPIKey {
@@ -81,7 +82,10 @@ const (
 // standing now: from the Principal when AuthenticateAPIKey put them there
 // (read as the key was authenticated, as a session's flags are read at
 // its request), else from one read of the tenant's keys and one of the
-// creator. found is false for a key the tenant does not have. A key the
+// creator. found is false for a key the tenant does not have, and for one
+// revoked or past its expiry (which AuthenticateAPIKey refuses: a
+// Principal the host made for it, such as a queued job's, keeps none of
+// the key's roles, which stay granted until the key is purged). A key the
 // host created (its CreatedBy is no user ID) has no user to read. A store
 // failure is ErrUnavailable.
 func (g *Guard) keyCreatorOf(ctx context.Context, by Principal) (creator string, st creatorStanding, found bool, err error) {
@@ -89,7 +93,7 @@ func (g *Guard) keyCreatorOf(ctx context.Context, by Principal) (creator string,
 		return by.keyCreator, by.keyStanding, true, nil
 	}
 	k, found, err := g.apiKeyByID(ctx, by.Tenant, by.KeyID)
-	if err != nil || !found {
+	if err != nil || !found || !k.UsableAt(g.now()) {
 		return "", creatorActive, false, err
 	}
 	st, err = g.standingOf(ctx, k.Tenant, k.CreatedBy)
