@@ -145,10 +145,14 @@ func (g *Guard) CreateUser(ctx context.Context, by Principal, nu NewUser) (User,
 // creator lacks: see GrantRole), so that a refused creation leaves nothing
 // behind, not even for a moment; an escalation is recorded as a failed
 // action (user.created naming the address, apikey.created naming the
-// key's name) with the role.
+// key's name) with the role. Roles asked of a Guard without a role store
+// are ErrRolesNotConfigured, unrecorded, as GrantRole's would be.
 func (g *Guard) mayGrantAll(ctx context.Context, by Principal, tenant string, action audit.Action, target string, roles []string) error {
-	if len(roles) == 0 || g.rbac == nil {
+	if len(roles) == 0 {
 		return nil
+	}
+	if g.rbac == nil {
+		return ErrRolesNotConfigured
 	}
 	perms, err := g.permsOf(ctx, by, tenant)
 	if err != nil {
