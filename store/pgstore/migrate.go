@@ -1183,7 +1183,10 @@ $$;
 // transaction-scoped advisory lock derived from the schema name, so
 // replicas that start together migrate once, one after the other, and a
 // failure leaves the schema as it was, never half migrated. Migrating a
-// schema that is up to date changes nothing. A schema whose version is
+// schema that is up to date changes nothing. Migrate creates the schema
+// only when it does not exist, so a role without CREATE on the database
+// may migrate a schema made for it (it needs CREATE and USAGE on the
+// schema, and rights on its tables). A schema whose version is
 // above SchemaVersion gives ErrSchemaTooNew and is left untouched. A pool
 // whose transactions do not run at READ COMMITTED gives ErrIsolation,
 // before anything is created (the check is of Migrate's connection: a
@@ -1225,8 +1228,19 @@ func (s *Store) migrate(ctx context.Context, tx pgx.Tx, target int) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('github.com/guardhq/guard/store/pgstore:' || $1, 0))`, s.schema); err != nil {
 		return fail("lock", err)
 	}
-	if _, err := tx.Exec(ctx, schemaSQL(s.q, `CREATE SCHEMA IF NOT EXISTS {s}`)); err != nil {
-		return fail("create schema", err)
+	// CREATE SCHEMA IF NOT EXISTS checks the database's CREATE privilege
+	// before it looks for the schema, so a role that owns its schema but
+	// may not create schemas (the usual least-privilege grant) could not
+	// migrate at all. The look-up is under the lock: a replica that waited
+	// for another's migration sees the schema that one committed.
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)`, s.schema).Scan(&exists); err != nil {
+		return fail("look up schema", err)
+	}
+	if !exists {
+		if _, err := tx.Exec(ctx, schemaSQL(s.q, `CREATE SCHEMA IF NOT EXISTS {s}`)); err != nil {
+			return fail("create schema", err)
+		}
 	}
 	if _, err := tx.Exec(ctx, schemaSQL(s.q, `CREATE TABLE IF NOT EXISTS {s}.schema_migrations (
 		version    integer PRIMARY KEY,
