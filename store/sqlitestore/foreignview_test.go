@@ -1,0 +1,44 @@
+package sqlitestore_test
+
+import (
+	"bytes"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/guardhq/guard/store/sqlitestore"
+)
+
+// A database of another application with a view named as one of this
+// package's tables (or its version table) clashes as surely as a table of
+// that name does: Open refuses it with ErrForeignSchema and writes nothing
+// to it (not even the switch to WAL), rather than opening it, turning it
+// to WAL and leaving Migrate to fail on an SQL error.
+func TestOpenForeignView(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		stmts []string
+	}{
+		{"ViewOfTableName", []string{`CREATE TABLE things (a TEXT)`, `INSERT INTO things VALUES ('theirs')`,
+			`CREATE VIEW guard_sessions AS SELECT a FROM things`}},
+		{"ViewOfVersionTable", []string{`CREATE TABLE things (a INTEGER)`, `INSERT INTO things VALUES (1)`,
+			`CREATE VIEW guard_schema_version AS SELECT a AS version FROM things`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "app.db")
+			foreignDB(t, path, tc.stmts...)
+			content := readFile(t, path)
+			s, err := sqlitestore.Open(t.Context(), path)
+			if err == nil {
+				mErr := s.Migrate(t.Context())
+				s.Close()
+				t.Errorf("Open = nil (then Migrate = %v), want ErrForeignSchema", mErr)
+			} else if !errors.Is(err, sqlitestore.ErrForeignSchema) {
+				t.Errorf("Open = %v, want ErrForeignSchema", err)
+			}
+			if !bytes.Equal(readFile(t, path), content) {
+				t.Error("the foreign database file was changed (journal mode or content)")
+			}
+		})
+	}
+}
