@@ -349,6 +349,8 @@ func TestOpenForeignSchema(t *testing.T) {
 		{"ConflictingTable", []string{`CREATE TABLE guard_sessions (id INTEGER PRIMARY KEY, data TEXT)`, `INSERT INTO guard_sessions (data) VALUES ('theirs')`}},
 		{"ConflictingIndex", []string{`CREATE TABLE things (a, b)`, `CREATE INDEX guard_audit_time ON things (a)`}},
 		{"ForeignVersionTable", []string{`CREATE TABLE guard_schema_version (v TEXT)`, `INSERT INTO guard_schema_version VALUES ('x')`}},
+		// A version column alone does not make the table this package's.
+		{"ForeignVersionTableWithVersion", []string{`CREATE TABLE guard_schema_version (version INTEGER, note TEXT)`, `INSERT INTO guard_schema_version VALUES (1, 'x')`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "app.db")
