@@ -497,25 +497,44 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// versionCols are the columns of versionTable, in order: a table of that
+// name with others was not made by this package.
+const versionCols = "version,name,applied_at"
+
 // inspect reads the schema of the database without changing anything and
-// returns its version (0 when this package never migrated it). Errors:
-// ErrNotDatabase, ErrForeignSchema, ErrSchemaTooNew, or the engine's.
+// returns its version (0 when this package never migrated it). Every kind
+// of object counts (table, index, view, trigger), and names compare as
+// SQLite compares them, ignoring ASCII case: another application's view
+// "guard_sessions" or table "Guard_Users" clashes with this package's
+// table. Errors: ErrNotDatabase, ErrForeignSchema,
+// ErrSchemaTooNew, or the engine's.
 func inspect(ctx context.Context, q querier) (int, error) {
-	rows, err := q.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type IN ('table', 'index')`)
+	rows, err := q.QueryContext(ctx, `SELECT type, name FROM sqlite_schema`)
 	if err != nil {
 		return 0, classify(err)
 	}
 	var own []string
+	foreign := ""
 	hasVersion := false
 	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
+		var typ, name string
+		if err := rows.Scan(&typ, &name); err != nil {
 			rows.Close()
 			return 0, classify(err)
 		}
-		if name == versionTable {
+		folded := foldASCII(name)
+		if !ownNames[folded] {
+			continue
+		}
+		switch {
+		case name != folded || (typ != "table" && typ != "index") || (name == versionTable && typ != "table"):
+			// This package creates its tables and indexes in lower case.
+			if foreign == "" {
+				foreign = typ + " " + name
+			}
+		case name == versionTable:
 			hasVersion = true
-		} else if ownNames[name] {
+		default:
 			own = append(own, name)
 		}
 	}
@@ -524,23 +543,42 @@ func inspect(ctx context.Context, q querier) (int, error) {
 		return 0, classify(err)
 	}
 	rows.Close()
+	if foreign != "" {
+		return 0, fmt.Errorf("%w: %s has the name of an object of this package but was not made by it", ErrForeignSchema, foreign)
+	}
 	if !hasVersion {
 		if len(own) > 0 {
 			return 0, fmt.Errorf("%w: %s exists but %s does not", ErrForeignSchema, own[0], versionTable)
 		}
 		return 0, nil
 	}
+	var cols sql.NullString
+	if err := q.QueryRowContext(ctx, `SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_table_info('`+versionTable+`') ORDER BY cid)`).Scan(&cols); err != nil {
+		return 0, classify(err)
+	}
+	if cols.String != versionCols {
+		return 0, fmt.Errorf("%w: %s has columns (%s), not (%s)", ErrForeignSchema, versionTable, cols.String, versionCols)
+	}
 	var v sql.NullInt64
 	if err := q.QueryRowContext(ctx, `SELECT max(version) FROM `+versionTable).Scan(&v); err != nil {
-		if sqliteCode(err) == sqlite3.SQLITE_ERROR { // no such column: not our table
-			return 0, fmt.Errorf("%w: %s has other columns: %w", ErrForeignSchema, versionTable, err)
-		}
 		return 0, classify(err)
 	}
 	if int(v.Int64) > len(migrations) {
 		return 0, fmt.Errorf("%w: database at version %d, this code knows up to %d", ErrSchemaTooNew, v.Int64, len(migrations))
 	}
 	return int(v.Int64), nil
+}
+
+// foldASCII folds the ASCII letters of name to lower case, as SQLite
+// does when it compares names (other characters compare as they are).
+func foldASCII(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // classify maps "not a database" and corruption to ErrNotDatabase.
