@@ -46,7 +46,9 @@
 // When tenants are ring-fenced, open one Store per tenant file; many can be
 // open at once, each with its own small pool, and Close releases the file.
 // New takes a *sql.DB the host opened itself (open it with DSN for the
-// recommended settings); Close then leaves it open.
+// recommended settings; it needs at least a database file in WAL mode and
+// a busy timeout on every connection, and refuses others with ErrBadDSN);
+// Close then leaves it open.
 //
 // # Opening and migrating
 //
@@ -54,12 +56,17 @@
 // only (0600; SQLite gives the -wal and -shm files the database file's
 // mode), as it holds password hashes and the audit log; an existing
 // file's mode is left as it is. Before it changes anything in the file
-// (WAL mode is recorded in it) it reads the schema: a file that is not an
-// SQLite database or is corrupt gives ErrNotDatabase, a database holding
-// tables or indexes with this package's names (all start with "guard_")
-// that it did not create gives ErrForeignSchema, and a schema migrated by a
-// newer version of this package gives ErrSchemaTooNew. In each case the
-// file is left as it was. Tables of other names may share the file.
+// (WAL mode is recorded in it) it reads the schema: a path that is not a
+// regular file (a directory) or a file that is not an SQLite database or
+// is corrupt gives ErrNotDatabase, a database holding a table, index,
+// view or trigger with one of this package's names (all start with
+// "guard_"; SQLite ignores ASCII case in names, and so does the check)
+// that it did not create gives ErrForeignSchema, and a schema migrated by
+// a newer version of this package gives ErrSchemaTooNew. A database that
+// cannot be written (read-only file, mode=ro) gives ErrReadOnly, a file
+// SQLite cannot open ErrCannotOpen, and New's *sql.DB without WAL or a
+// busy timeout ErrBadDSN. In each case the file is left as it was. Tables
+// of other names may share the file.
 //
 // Neither Open nor New changes the schema: Migrate does, when the host
 // calls it. The migrations are an ordered list in this package; each runs
@@ -180,7 +187,8 @@
 // (session.ErrNotFound, auth.ErrDuplicateEmail, audit.ErrConflict,
 // guard.ErrTenantExists, mfa.ErrReplay, ipfilter.ErrConflict,
 // rbac.ErrHistoryGone, …). Errors about the file are ErrNotDatabase,
-// ErrForeignSchema, ErrSchemaTooNew, ErrNotMigrated and ErrClosed. Bad
+// ErrCannotOpen, ErrForeignSchema, ErrSchemaTooNew, ErrReadOnly,
+// ErrBadDSN (New), ErrNotMigrated and ErrClosed. Bad
 // input gives the calling package's typed error and changes nothing (an
 // invalid auth.Limit, an audit event of another tenant, a factor confirmed
 // at the zero time, an allow-list scope that does not exist, an approval

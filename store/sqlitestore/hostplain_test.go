@@ -1,10 +1,12 @@
 package sqlitestore_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,23 +16,61 @@ import (
 	"github.com/guardhq/guard/store/sqlitestore"
 )
 
-// New accepts a host's *sql.DB opened without DSN's pragmas (no WAL, no
-// busy timeout); its doc says only that writers in other processes then
-// fail at once. One Store alone, in one process, must still answer its
-// reads while it writes: a read that meets its own writer's commit must
-// not fail with "database is locked" (New should refuse such a DB with a
-// clear error, or the Store should wait for its own writer).
+// One Store alone, in one process, must answer its reads while it writes:
+// a read that meets its own writer's commit must not fail with "database
+// is locked". That needs WAL and a busy timeout on every connection of the
+// pool, so New refuses a host's *sql.DB without them (opened without DSN's
+// pragmas, or with a PRAGMA run on one connection only) with ErrBadDSN,
+// naming the file and writing nothing to it; with them (even without the
+// rest of DSN) the Store reads while it writes without an error.
 func TestNewOnPlainHostDBReadsWhileWriting(t *testing.T) {
+	for _, tc := range []struct {
+		name, query string
+		exec        string // run with db.Exec before New
+	}{
+		{"NoPragmas", "", ""},
+		{"WALOnly", "?_pragma=journal_mode(WAL)", ""},
+		{"BusyTimeoutOnly", "?_pragma=busy_timeout(5000)", ""},
+		{"BusyTimeoutByExec", "?_pragma=journal_mode(WAL)", "PRAGMA busy_timeout = 5000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "host.db")
+			db, err := sql.Open("sqlite", "file:"+path+tc.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if tc.exec != "" {
+				if _, err := db.Exec(tc.exec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.Ping(); err != nil {
+				t.Fatal(err)
+			}
+			before := readFile(t, path)
+			s, err := sqlitestore.New(db)
+			if err == nil {
+				s.Close()
+				t.Fatal("New accepted a *sql.DB whose connections lack WAL or a busy timeout")
+			}
+			if !errors.Is(err, sqlitestore.ErrBadDSN) || !strings.Contains(err.Error(), path) {
+				t.Errorf("New = %v, want ErrBadDSN naming %s", err, path)
+			}
+			if !bytes.Equal(readFile(t, path), before) {
+				t.Error("New wrote to the database it refused")
+			}
+		})
+	}
 	path := filepath.Join(t.TempDir(), "host.db")
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	s, err := sqlitestore.New(db)
 	if err != nil {
-		t.Logf("New refused it: %v", err)
-		return
+		t.Fatal(err)
 	}
 	defer s.Close()
 	ctx := context.Background()
@@ -78,10 +118,10 @@ func TestNewOnPlainHostDBReadsWhileWriting(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(2 * time.Second)
+	time.Sleep(time.Second)
 	close(stop)
 	wg.Wait()
 	if n, m := readErrs.Load(), writeErrs.Load(); n+m > 0 {
-		t.Errorf("one Store on the host's plain *sql.DB: %d reads and %d writes failed, first: %v", n, m, firstErr.Load())
+		t.Errorf("one Store on a *sql.DB with WAL and a busy timeout: %d reads and %d writes failed, first: %v", n, m, firstErr.Load())
 	}
 }

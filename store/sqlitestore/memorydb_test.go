@@ -13,22 +13,30 @@ import (
 
 // A host's *sql.DB on ":memory:" gives every pooled connection a database
 // of its own, so the Store's writer and its readers would see different
-// databases. New must refuse it with a clear error (as it refuses a pool
-// of one connection); accepted, the Store must work. Today New accepts it,
-// Migrate and Create succeed, and every read then fails with
-// "no such table", after a Migrate that reported success.
+// databases (every read failing with "no such table" after a Migrate that
+// reported success). New refuses it with ErrBadDSN, as it refuses every
+// in-memory database (none can use WAL), shared cache or not.
 func TestNewOnMemoryDB(t *testing.T) {
-	db, err := sql.Open("sqlite", ":memory:")
+	for _, dsn := range []string{":memory:", "file::memory:?cache=shared", "file:/guard?vfs=memdb"} {
+		t.Run(dsn, func(t *testing.T) { newOnMemoryDB(t, dsn) })
+	}
+}
+
+func newOnMemoryDB(t *testing.T, dsn string) {
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	s, err := sqlitestore.New(db)
 	if err != nil {
-		t.Logf("New refused it: %v", err)
+		if !errors.Is(err, sqlitestore.ErrBadDSN) {
+			t.Errorf("New = %v, want ErrBadDSN", err)
+		}
 		return
 	}
 	defer s.Close()
+	t.Error("New accepted a :memory: *sql.DB")
 	ctx := context.Background()
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatalf("Migrate: %v", err)

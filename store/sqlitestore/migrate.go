@@ -506,7 +506,7 @@ const versionCols = "version,name,applied_at"
 // of object counts (table, index, view, trigger), and names compare as
 // SQLite compares them, ignoring ASCII case: another application's view
 // "guard_sessions" or table "Guard_Users" clashes with this package's
-// table. Errors: ErrNotDatabase, ErrForeignSchema,
+// table. Errors: ErrNotDatabase, ErrCannotOpen, ErrForeignSchema,
 // ErrSchemaTooNew, or the engine's.
 func inspect(ctx context.Context, q querier) (int, error) {
 	rows, err := q.QueryContext(ctx, `SELECT type, name FROM sqlite_schema`)
@@ -581,11 +581,14 @@ func foldASCII(name string) string {
 	return string(b)
 }
 
-// classify maps "not a database" and corruption to ErrNotDatabase.
+// classify maps "not a database" and corruption to ErrNotDatabase, and a
+// file SQLite cannot open to ErrCannotOpen.
 func classify(err error) error {
 	switch sqliteCode(err) {
 	case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
 		return fmt.Errorf("%w: %w", ErrNotDatabase, err)
+	case sqlite3.SQLITE_CANTOPEN:
+		return fmt.Errorf("%w (a directory, a directory that does not exist, or no permission): %w", ErrCannotOpen, err)
 	}
 	return fmt.Errorf("sqlitestore: reading schema: %w", err)
 }

@@ -11,10 +11,11 @@ import (
 	"github.com/guardhq/guard/store/sqlitestore"
 )
 
-// A path that names a directory is no SQLite database: Open (and New on a
-// *sql.DB opened on it) says so with ErrNotDatabase, naming the path, and
-// leaves nothing in the directory; not an untyped "reading schema: unable
-// to open database file".
+// A path that names a directory is no SQLite database: Open says so with
+// ErrNotDatabase, naming the path, and New on a *sql.DB opened on it with
+// ErrCannotOpen (SQLite does not say why it cannot open the file), and
+// both leave nothing in the directory; not an untyped "reading schema:
+// unable to open database file".
 func TestOpenDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -33,11 +34,11 @@ func TestOpenDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if s, err := sqlitestore.New(db); !errors.Is(err, sqlitestore.ErrNotDatabase) {
+	if s, err := sqlitestore.New(db); !errors.Is(err, sqlitestore.ErrCannotOpen) {
 		if err == nil {
 			s.Close()
 		}
-		t.Errorf("New on a directory = %v, want ErrNotDatabase", err)
+		t.Errorf("New on a directory = %v, want ErrCannotOpen", err)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) > 0 {
 		t.Errorf("left %d entries in the directory", len(ents))

@@ -2,6 +2,7 @@ package sqlitestore_test
 
 import (
 	"database/sql"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ import (
 )
 
 // A host's *sql.DB that cannot write (mode=ro) on a migrated file gives
-// a clear error at start, from New or Migrate, not a Store that starts
+// ErrReadOnly at start, from New or Migrate, not a Store that starts
 // and then fails every write with "attempt to write a readonly database".
 func TestNewOnReadOnlyHostDB(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "guard.db")
@@ -25,12 +26,16 @@ func TestNewOnReadOnlyHostDB(t *testing.T) {
 	defer db.Close()
 	s, err := sqlitestore.New(db)
 	if err != nil {
-		t.Logf("New: %v", err)
+		if !errors.Is(err, sqlitestore.ErrReadOnly) {
+			t.Errorf("New = %v, want ErrReadOnly", err)
+		}
 		return
 	}
 	defer s.Close()
 	if err := s.Migrate(t.Context()); err != nil {
-		t.Logf("Migrate: %v", err)
+		if !errors.Is(err, sqlitestore.ErrReadOnly) {
+			t.Errorf("Migrate = %v, want ErrReadOnly", err)
+		}
 		return
 	}
 	now := time.Now()

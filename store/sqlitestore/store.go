@@ -36,6 +36,18 @@ var (
 	ErrNotMigrated = errors.New("sqlitestore: schema not migrated (call Migrate)")
 	// ErrClosed: the Store was closed.
 	ErrClosed = errors.New("sqlitestore: store closed")
+	// ErrCannotOpen: SQLite cannot open the database file the DSN names
+	// (a directory, a directory that does not exist, no permission).
+	// Nothing was written.
+	ErrCannotOpen = errors.New("sqlitestore: cannot open the database file")
+	// ErrBadDSN: the host's *sql.DB lacks a setting the Store needs on
+	// every connection: a database file (not in memory), WAL journal mode
+	// and a busy timeout. Open it with DSN. Nothing was written.
+	ErrBadDSN = errors.New("sqlitestore: *sql.DB not opened with the settings the Store needs")
+	// ErrReadOnly: the database cannot be written (opened read-only, as
+	// with mode=ro or query_only, or a file or directory without write
+	// permission). Nothing was written.
+	ErrReadOnly = errors.New("sqlitestore: database is read-only")
 )
 
 // BusyTimeout is how long a connection opened by Open (or with DSN) waits
@@ -136,7 +148,10 @@ type Store struct {
 // a file that is not an SQLite database or is corrupt, ErrForeignSchema for
 // a database whose tables conflict with this package's, and ErrSchemaTooNew
 // for a schema newer than this code; in each case nothing in the file was
-// changed.
+// changed. A path that is not a regular file (a directory) gives
+// ErrNotDatabase, a file SQLite cannot open ErrCannotOpen, and a database
+// it cannot write (a read-only file or directory) ErrReadOnly; nothing
+// is written to it either.
 func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("sqlitestore: Open needs the path of a file, not %q", path)
@@ -146,6 +161,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		f.Close()
 	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("sqlitestore: create %s: %w", path, err)
+	}
+	// A directory (or a device, a FIFO) is no database; SQLite would say
+	// only "unable to open database file", or read a device as empty.
+	if fi, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file (%s)", ErrNotDatabase, path, fi.Mode().Type())
 	}
 	// Inspect the file before the pool's connections set WAL mode, which
 	// is written into the file.
@@ -179,10 +201,24 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // New returns a Store on the host's database, which must use the
 // modernc.org/sqlite driver and allow at least two open connections: the
 // Store keeps one for its writes, from its first write until Close. Open db
-// with DSN for the recommended pragmas (without a busy timeout, writers in
-// other processes fail at once instead of waiting for the lock). New does
-// not migrate the schema (call Migrate) and Close leaves db open. Errors
-// are those of Open.
+// with DSN for the recommended pragmas. Whatever the DSN, every connection
+// of db must be on a database file in WAL journal mode with a busy timeout,
+// set in the DSN (modernc.org/sqlite runs its _pragma parameters on every
+// new connection; a PRAGMA run with db.Exec reaches one connection only):
+//
+//	file:/path/guard.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)
+//
+// Without them a Store's own reads fail with "database is locked" while it
+// writes. New checks this on the pool's idle connections and a new one,
+// and refuses with ErrBadDSN otherwise: so an in-memory database
+// (":memory:", which gives each connection a database of its own and
+// cannot use WAL, shared cache or not) is refused; use memstore instead.
+// New refuses with ErrReadOnly a database it cannot write (it tries a
+// write that changes nothing, in a transaction it rolls back, so it may
+// wait up to the busy timeout for another writer), and with
+// ErrCannotOpen a DSN whose file SQLite cannot open. New does not migrate
+// the schema (call Migrate) and Close leaves db open. Its other errors are
+// those of Open, checked first; on every error nothing was written.
 func New(db *sql.DB) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("sqlitestore: New needs a *sql.DB")
@@ -198,6 +234,15 @@ func New(db *sql.DB) (*Store, error) {
 
 func newStore(ctx context.Context, db *sql.DB, own bool) (*Store, error) {
 	if _, err := inspect(ctx, db); err != nil {
+		return nil, err
+	}
+	if !own {
+		// Open's own pool has DSN's settings.
+		if err := checkHostDB(ctx, db); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkWritable(ctx, db); err != nil {
 		return nil, err
 	}
 	s := &Store{db: db, own: own, wgate: make(chan struct{}, 1), reads: newStmtSet(db)}
