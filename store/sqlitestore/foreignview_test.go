@@ -42,3 +42,36 @@ func TestOpenForeignView(t *testing.T) {
 		})
 	}
 }
+
+// A view with the name of a table that a later migration creates, added
+// to a database this package migrated part of the way, is refused by Open
+// with ErrForeignSchema too, rather than failing Migrate on raw SQL.
+func TestOpenForeignViewInMigratedDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "guard.db")
+	s, err := sqlitestore.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitestore.MigrateTo(t.Context(), s, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().Exec(`CREATE VIEW guard_api_keys AS SELECT 1 AS id`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	content := readFile(t, path)
+	s, err = sqlitestore.Open(t.Context(), path)
+	if err == nil {
+		mErr := s.Migrate(t.Context())
+		s.Close()
+		t.Fatalf("Open = nil (then Migrate = %v), want ErrForeignSchema", mErr)
+	}
+	if !errors.Is(err, sqlitestore.ErrForeignSchema) {
+		t.Errorf("Open = %v, want ErrForeignSchema", err)
+	}
+	if !bytes.Equal(readFile(t, path), content) {
+		t.Error("Open changed the file")
+	}
+}
