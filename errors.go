@@ -88,7 +88,9 @@ var (
 	// ErrRolesNotConfigured: the backend gives no role store
 	// (Stores.Policies, Stores.Approvals).
 	ErrRolesNotConfigured = errors.New("guard: roles are not configured")
-	// ErrSSONotConfigured: an SSO call on a Guard without Config.SSO.
+	// ErrSSONotConfigured: an SSO call on a Guard without Config.SSO, or
+	// for a ring-fenced tenant whose stores have no IdP connection store
+	// (TenantOpener).
 	ErrSSONotConfigured = errors.New("guard: single sign-on is not configured")
 	// ErrSSOFailed: a single sign-on was refused, whatever the cause; the
 	// cause is in the sso.failed event.

@@ -30,7 +30,10 @@ import (
 //     without them every permission check of the tenant's users and API
 //     keys fails (ErrRolesNotConfigured), never allows;
 //   - SSO.Connections when Config.SSO is set (without it the tenant has
-//     no single sign-on: ErrSSONotConfigured);
+//     no single sign-on, as on a Guard without Config.SSO: no IdP, a
+//     policy requiring SSO is a *PolicyError, and the single sign-on
+//     calls are ErrSSONotConfigured, but for SSOMetadata and
+//     SSOServiceProvider, which read no store);
 //   - IPLists (nil: the tenant has no IP allow-lists).
 //
 // The Closer releases them (a pool, a file); it may be nil.

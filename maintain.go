@@ -208,7 +208,7 @@ func (g *Guard) maintainTenant(ctx context.Context, by Principal, tenant string,
 	}
 	c, err := g.sso.Connection(ctx, tenant)
 	switch {
-	case errors.Is(err, sso.ErrNotFound):
+	case errors.Is(err, sso.ErrNotFound), noSSO(err):
 		return nil
 	case err != nil:
 		return ssoErr("sso connection", err)

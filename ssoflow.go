@@ -719,6 +719,10 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 		if errors.As(err, &ie) || errors.Is(err, sso.ErrNotFound) {
 			return LoginResult{}, "", reject("not_configured", "", ErrSSOFailed)
 		}
+		if noSSO(err) {
+			// Answered, unrecorded, as on a Guard without Config.SSO.
+			return LoginResult{}, "", ErrSSONotConfigured
+		}
 		return LoginResult{}, "", reject(ReasonUnavailable, "", unavailable("sso", err))
 	}
 	a.email = res.Email
@@ -1143,7 +1147,8 @@ func (g *Guard) sloUsers(ctx context.Context, tenant, idp, nameID string) ([]str
 
 // ssoErr keeps the sso package's answers about input and state, reports
 // a tenant that does not exist as ErrTenantNotFound (ring-fenced, the
-// tenant's connection store is found through the registry) and store
+// tenant's connection store is found through the registry), a tenant
+// without single sign-on (noSSO) as ErrSSONotConfigured, and store
 // failures as ErrUnavailable.
 func ssoErr(op string, err error) error {
 	var (
@@ -1159,9 +1164,19 @@ func ssoErr(op string, err error) error {
 		return err
 	case errors.Is(err, ErrTenantNotFound):
 		return ErrTenantNotFound
+	case noSSO(err):
+		return ErrSSONotConfigured
 	}
 	return unavailable(op, err)
 }
+
+// noSSO reports whether err, from the IdP connection store, says that the
+// tenant has no single sign-on although Config.SSO is set: ring-fenced,
+// the TenantOpener gave the tenant no SSO.Connections store (routedSSO).
+// Such a tenant is answered as on a Guard without Config.SSO: it has no
+// IdP, a policy requiring SSO is a *PolicyError, and the single sign-on
+// calls are ErrSSONotConfigured (through ssoErr).
+func noSSO(err error) bool { return errors.Is(err, ErrSSONotConfigured) }
 
 // hasIdP reports whether the tenant has a single sign-on connection.
 func (g *Guard) hasIdP(ctx context.Context, tenant string) (bool, error) {
@@ -1170,14 +1185,14 @@ func (g *Guard) hasIdP(ctx context.Context, tenant string) (bool, error) {
 }
 
 // idpConnection returns the tenant's IdP connection, or nil if it has
-// none (or SSO is not configured).
+// none (or SSO is not configured, on the Guard or for the tenant: noSSO).
 func (g *Guard) idpConnection(ctx context.Context, tenant string) (*sso.Connection, error) {
 	if g.sso == nil {
 		return nil, nil
 	}
 	c, err := g.sso.Connection(ctx, tenant)
 	switch {
-	case errors.Is(err, sso.ErrNotFound):
+	case errors.Is(err, sso.ErrNotFound), noSSO(err):
 		return nil, nil
 	case err != nil:
 		return nil, ssoErr("sso connection", err)
@@ -1275,11 +1290,15 @@ func (g *Guard) checkSSOPolicy(ctx context.Context, tenant string, p Policy) err
 	if !p.RequireSSO {
 		return nil
 	}
+	noSSOErr := &PolicyError{Field: "RequireSSO", Reason: "needs SSO to be configured (Config.SSO)"}
 	if g.sso == nil {
-		return &PolicyError{Field: "RequireSSO", Reason: "needs SSO to be configured (Config.SSO)"}
+		return noSSOErr
 	}
 	if _, err := g.sso.Connection(ctx, tenant); err != nil {
-		if errors.Is(err, sso.ErrNotFound) {
+		switch {
+		case noSSO(err):
+			return noSSOErr
+		case errors.Is(err, sso.ErrNotFound):
 			return errNoIdP()
 		}
 		return ssoErr("sso connection", err)
