@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,6 +40,76 @@ func TestFenceOpenTimeout(t *testing.T) {
 	}
 	if n := f.len(); n != 0 {
 		t.Errorf("%d tenants open after failed opens", n)
+	}
+}
+
+// setEntry sets m[k], panicking when m is nil: a bug of a host's opener.
+func setEntry(m map[string]int, k string) { m[k] = 1 }
+
+// An opener that panics fails the open for every call waiting for it, the
+// one that started it included: each gets the same ErrUnavailable, naming
+// the panic and where it happened, and none panics (it may be background
+// work, with no caller to recover it). The tenant leaves the fence, and
+// the next call opens it again.
+func TestFenceOpenerPanicFailsEveryWaiter(t *testing.T) {
+	release := make(chan struct{})
+	var opens atomic.Int64
+	f := newFence(func(context.Context, string) (Stores, io.Closer, error) {
+		if opens.Add(1) == 1 {
+			<-release
+			setEntry(nil, "x")
+		}
+		return Stores{Users: idleUsers{}, UserUpdates: idleUpdates{}, Audit: idleAudit{}}, nil, nil
+	}, 2, func(context.Context, string) error { return nil })
+	defer f.closeAll()
+	const n = 3
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			defer func() {
+				if p := recover(); p != nil {
+					errs <- fmt.Errorf("panicked: %v", p)
+				}
+			}()
+			d, err := f.acquire(context.Background(), "acme")
+			if err == nil {
+				f.release(d)
+			}
+			errs <- err
+		}()
+	}
+	// Every call waits for the one open before it fails.
+	for waiting := false; !waiting; {
+		f.mu.Lock()
+		d := f.m["acme"]
+		waiting = d != nil && d.refs == n+1 // and the open's own
+		f.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	var first error
+	for range n {
+		err := <-errs
+		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "opener panicked: assignment to entry in nil map") ||
+			!strings.Contains(err.Error(), "setEntry") {
+			t.Errorf("a call waiting for an open whose opener panicked = %v, want ErrUnavailable naming the panic and setEntry", err)
+		}
+		if first == nil {
+			first = err
+		} else if err != first {
+			t.Errorf("the calls waiting for one open got different errors: %v and %v", first, err)
+		}
+	}
+	if k := f.len(); k != 0 {
+		t.Errorf("%d tenants open after an open that panicked, want 0", k)
+	}
+	d, err := f.acquire(context.Background(), "acme")
+	if err != nil {
+		t.Fatalf("a call after the opener panicked once (it works now): %v", err)
+	}
+	f.release(d)
+	if o := opens.Load(); o != 2 {
+		t.Errorf("%d opens, want 2 (the next call opens again)", o)
 	}
 }
 
