@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,6 +72,12 @@ import (
 // Anything that outlives the open (pgstore's Watch) takes a context of
 // its own, ended by the returned Closer. Schema migrations that may take
 // longer than TenantOpenTimeout are run ahead, not in the opener.
+//
+// An opener that panics fails the open as an error does: every call
+// waiting for it gets ErrUnavailable ("fence: opener panicked: " and the
+// panic's value and place), and the next call opens again. The panic goes
+// no further, since the call that needed the tenant may be background work
+// with no caller to recover it (ForgotPassword's look-up).
 type TenantOpener func(ctx context.Context, tenant string) (Stores, io.Closer, error)
 
 // DefaultMaxOpenTenants is the default of Config.MaxOpenTenants.
@@ -91,7 +99,6 @@ type tenantData struct {
 	closer  io.Closer
 	ready   chan struct{} // closed once opened (or failed: err)
 	err     error
-	panic   any  // what the opener panicked with, if it did (err is set)
 	refs    int  // acquisitions not yet released
 	evicted bool // out of the fence's map; closed when refs reaches 0
 	elem    *list.Element
@@ -213,9 +220,6 @@ func (f *fence) acquire(ctx context.Context, tenant string) (*tenantData, error)
 	}
 	if d.err != nil {
 		f.release(d)
-		if !ok && d.panic != nil {
-			panic(d.panic)
-		}
 		return nil, d.err
 	}
 	return d, nil
@@ -228,15 +232,18 @@ func (f *fence) acquire(ctx context.Context, tenant string) (*tenantData, error)
 // that stores opened after every caller gave up are kept in the map, or
 // closed if d was evicted meanwhile), and marks d ready. On failure d
 // leaves the map so that the next acquire tries again. An opener that
-// panics fails the open the same way (those waiting for it get the error),
-// and the panic goes on in the call that started the open, if it still
-// waits. ctx is the starting call's, without its cancellation; the open's
-// ends at the timeout or when closeAll begins.
+// panics fails the open the same way, and the panic stops here: those
+// waiting for the open, the call that started it included, get the error
+// (openerPanicked). The panic is not raised again in the call that started
+// the open: that call may be background work (ForgotPassword's look-up, a
+// notice, an access review's loads), a goroutine with no caller to recover
+// it, where it would end the process. ctx is the starting call's, without
+// its cancellation; the open's ends at the timeout or when closeAll
+// begins.
 func (f *fence) fill(ctx context.Context, d *tenantData) {
 	defer func() {
 		if p := recover(); p != nil {
-			d.panic = p
-			f.failed(d, fmt.Errorf("opener panicked: %v", p))
+			f.failed(d, openerPanicked(p))
 		}
 		f.evict()
 		f.release(d)
@@ -267,6 +274,29 @@ func (f *fence) fill(ctx context.Context, d *tenantData) {
 		return
 	}
 	d.stores, d.closer = st, closer
+}
+
+// openerPanicked is the error of an open whose TenantOpener panicked with
+// p: the panic's value and where the opener panicked (the first frame
+// outside package runtime below the panic), in place of the stack the
+// runtime would have printed (the Guard has no logger). It is called in
+// fill's deferred recover, on the panicking goroutine's stack.
+func openerPanicked(p any) error {
+	pcs := make([]uintptr, 32)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	panicking := false
+	for {
+		fr, more := frames.Next()
+		switch {
+		case fr.Function == "runtime.gopanic":
+			panicking = true
+		case panicking && !strings.HasPrefix(fr.Function, "runtime."):
+			return fmt.Errorf("fence: opener panicked: %v (at %s, %s:%d)", p, fr.Function, fr.File, fr.Line)
+		}
+		if !more {
+			return fmt.Errorf("fence: opener panicked: %v", p)
+		}
+	}
 }
 
 // failed records that d's open failed with err and takes d out of the map

@@ -7,9 +7,12 @@ package guard_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -457,27 +460,25 @@ func TestAuditReview_RetentionPurgeForgetsTheLastReview(t *testing.T) {
 	}
 }
 
-// fill closes the tenant's ready channel in a defer, so an OpenTenant that
-// panics (a host bug, a driver panicking on a damaged file) leaves the
-// tenant in the fence's map marked ready, with no error and no stores:
-// every later call of that tenant, on any request, for the life of the
-// process, dereferences the nil stores and panics, where an opener's error
-// is retried at the next call. Correct: a panicking open is treated as a
-// failed one (the tenant leaves the map; the next call opens again) before
-// the panic goes on.
-func TestAuditFence_PanickingOpenerBreaksTheTenantForGood(t *testing.T) {
+// An OpenTenant that panics (a host bug, a driver panicking on a damaged
+// file) fails the open as an error does. The call that needed the tenant
+// gets ErrUnavailable naming the panic, and no panic: that call may be
+// background work with no caller to recover it (see
+// TestFencedOpenerPanicInBackgroundLookupKeepsProcess). The tenant is not
+// left in the fence's map marked ready with no stores (every later call
+// of it would dereference the nil stores): the next call opens it again.
+func TestAuditFence_PanickingOpenerFailsOneOpen(t *testing.T) {
 	dbs := newTenantDBs(t)
-	var panicked sync.Once
+	var armed atomic.Bool
 	open := func(ctx context.Context, tenant string) (guard.Stores, io.Closer, error) {
-		first := false
-		panicked.Do(func() { first = true })
-		if first {
+		if tenant == "acme" && armed.CompareAndSwap(true, false) {
 			panic("opener bug")
 		}
 		return dbs.Open(ctx, tenant)
 	}
 	shared := memstore.New()
-	g, err := guard.New(guard.Config{Stores: shared.Stores().Shared(), AuditKey: auditKey, Hasher: fastHasher, OpenTenant: open})
+	g, err := guard.New(guard.Config{Stores: shared.Stores().Shared(), AuditKey: auditKey, Hasher: fastHasher, OpenTenant: open,
+		MaxOpenTenants: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,16 +490,26 @@ func TestAuditFence_PanickingOpenerBreaksTheTenantForGood(t *testing.T) {
 		_, err = g.ListUsers(ctx, sys, "acme", "", 10)
 		return nil, err
 	}
-	// CreateTenant records tenant.created in the tenant's own stores: the
-	// first open panics there.
-	func() {
-		defer func() { _ = recover() }()
-		_, _ = g.CreateTenant(ctx, sys, "acme", "Acme", guard.Policy{})
-	}()
-	if _, err := g.Tenant(ctx, "acme"); err != nil {
-		t.Fatalf("the tenant: %v", err)
+	if _, err := g.CreateTenant(ctx, sys, "acme", "Acme", guard.Policy{}); err != nil {
+		t.Fatal(err)
 	}
+	// globex's open closes acme (one tenant open at a time): the next call
+	// of acme opens it, and that open panics.
+	if _, err := g.CreateTenant(ctx, sys, "globex", "Globex", guard.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
 	p, err := call()
+	switch {
+	case p != nil:
+		t.Errorf("a call whose open of the tenant panicked: panics %v; want ErrUnavailable", p)
+	case !errors.Is(err, guard.ErrUnavailable) || !strings.Contains(err.Error(), "opener panicked: opener bug"):
+		t.Errorf("a call whose open of the tenant panicked = %v; want ErrUnavailable naming the panic", err)
+	}
+	if armed.Load() {
+		t.Fatal("the opener was not called: the scenario did not happen")
+	}
+	p, err = call()
 	if p != nil {
 		t.Errorf("a call after the opener panicked once (it works now): panics %v; want the tenant opened again", p)
 	} else if err != nil {
