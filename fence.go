@@ -36,7 +36,9 @@ import (
 //     policy requiring SSO is a *PolicyError, and the single sign-on
 //     calls are ErrSSONotConfigured, but for SSOMetadata and
 //     SSOServiceProvider, which read no store);
-//   - IPLists (nil: the tenant has no IP allow-lists).
+//   - IPLists (nil: the tenant has no IP allow-lists; IPAllowLists gives
+//     them empty, and SetIPAllowList is ErrIPListsNotConfigured, as on a
+//     Guard without Stores.IPLists).
 //
 // The Closer releases them (a pool, a file); it may be nil.
 //

@@ -253,6 +253,9 @@ type IPListChange struct {
 // returned. If that fails (a store failure, or another change made
 // meanwhile, which is not overwritten), ErrUnavailable is returned too and
 // the new list stays, unrecorded.
+//
+// Without an allow-list store (Stores.IPLists, or, ring-fenced, in the
+// tenant's stores: TenantOpener) it is ErrIPListsNotConfigured.
 func (g *Guard) SetIPAllowList(ctx context.Context, by Principal, tenant string, c IPListChange) (ipfilter.Applied, error) {
 	if err := g.may(ctx, by, tenant, rbac.Settings, rbac.Manage); err != nil {
 		return ipfilter.Applied{}, err
@@ -289,6 +292,10 @@ func (g *Guard) SetIPAllowList(ctx context.Context, by Principal, tenant string,
 			return ipfilter.Applied{}, err
 		case errors.Is(err, ipfilter.ErrConflict):
 			return ipfilter.Applied{}, ErrConflict
+		case errors.Is(err, ErrIPListsNotConfigured):
+			// Ring-fenced, the tenant's stores have no allow-list store
+			// (routedIPLists): answered as on a Guard without one.
+			return ipfilter.Applied{}, ErrIPListsNotConfigured
 		}
 		return ipfilter.Applied{}, unavailable("set ip allow-list", err)
 	}
