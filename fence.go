@@ -384,14 +384,45 @@ func (f *fence) len() int {
 // closeAll closes every open tenant's stores (Guard.Close): from now on
 // nothing is opened, the opens in flight are ended (their contexts) and
 // waited for, then every tenant's stores are closed, those in use once
-// their last call releases them.
-func (f *fence) closeAll() {
+// their last call releases them. It waits for the openers only until ctx
+// ends, and then returns ctx's error: an opener that ignores its context
+// holds no Shutdown beyond its deadline. The stores of an open still in
+// flight are closed all the same, once it ends and its calls release
+// them.
+func (f *fence) closeAll(ctx context.Context) error {
 	f.mu.Lock()
 	f.closed = true
 	f.mu.Unlock()
 	f.abort()
-	f.opens.Wait()
+	var err error
+	if ctx.Done() == nil {
+		f.opens.Wait()
+	} else {
+		waited := make(chan struct{})
+		go func() {
+			f.opens.Wait()
+			close(waited)
+		}()
+		select {
+		case <-waited:
+		case <-ctx.Done():
+			select {
+			case <-waited: // ended by then all the same
+			default:
+				err = ctx.Err()
+			}
+		}
+	}
+	f.closeOpen()
+	return err
+}
 
+// closeOpen takes every tenant out of the map and closes its stores, those
+// in use once their last call releases them: a tenant whose open is still
+// in flight (closeAll's ctx ended first) holds the open's own acquisition,
+// so its stores, if the open succeeds, are closed once the open and the
+// calls waiting for it release it.
+func (f *fence) closeOpen() {
 	f.mu.Lock()
 	var closeNow []*tenantData
 	for t, d := range f.m {
@@ -455,7 +486,10 @@ func (g *Guard) Close() error {
 // Shutdown then waits for the work to return (the senders of package mfa
 // return once their context ends; a Sender that ignores its context
 // holds Shutdown until it returns), closes the ring-fenced tenants'
-// stores as Close does, and
+// stores as Close does (waiting for the TenantOpeners in flight, whose
+// contexts it ends, only until ctx ends: an opener that ignores its
+// context holds Shutdown no longer, and the stores it returns later are
+// closed once it does and the calls using them end), and
 // returns ctx's error. It returns nil when the work ended first. As for
 // Close, no notice or email caused before Shutdown returns is sent after
 // it returns.
@@ -490,7 +524,9 @@ func (g *Guard) Shutdown(ctx context.Context) error {
 		}
 	}
 	if g.fence != nil {
-		g.fence.closeAll()
+		if ferr := g.fence.closeAll(ctx); err == nil {
+			err = ferr
+		}
 	}
 
 	g.closeMu.Lock()

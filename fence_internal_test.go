@@ -61,7 +61,7 @@ func TestFenceOpenerPanicFailsEveryWaiter(t *testing.T) {
 		}
 		return Stores{Users: idleUsers{}, UserUpdates: idleUpdates{}, Audit: idleAudit{}}, nil, nil
 	}, 2, func(context.Context, string) error { return nil })
-	defer f.closeAll()
+	defer f.closeAll(context.Background())
 	const n = 3
 	errs := make(chan error, n)
 	for range n {
@@ -148,7 +148,7 @@ func TestFenceOpenEvictsBeforeReturning(t *testing.T) {
 		return Stores{Users: idleUsers{}, UserUpdates: idleUpdates{}, Audit: idleAudit{}},
 			closerFunc(func() error { time.Sleep(time.Millisecond); open.Add(-1); return nil }), nil
 	}, 1, func(context.Context, string) error { return nil })
-	defer f.closeAll()
+	defer f.closeAll(context.Background())
 	for i := range 50 {
 		d, err := f.acquire(context.Background(), fmt.Sprintf("t%d", i))
 		if err != nil {
