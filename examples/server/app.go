@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -110,7 +111,6 @@ func (a *app) routes() http.Handler {
 	// SAML single sign-on: Guard is each tenant's service provider.
 	mux.HandleFunc("GET /saml/{tenant}/metadata", a.samlMetadata)
 	mux.HandleFunc("GET /saml/{tenant}/login", a.samlLogin)
-	mux.HandleFunc("POST /saml/{tenant}/login", a.samlLogin) // ssoConfirm's button
 	mux.HandleFunc(acsPattern, a.samlACS)
 	mux.HandleFunc("/saml/{tenant}/slo", a.samlSLO)
 
@@ -864,7 +864,8 @@ func (a *app) ok(w http.ResponseWriter, r *http.Request, back, format string, ar
 }
 
 // localPath returns next when it is a path on this site, else "/": no
-// other host, no scheme-relative "//" or "/\", no control characters.
+// other host, no scheme-relative "//" or "/\", no control characters,
+// and not the SSO start.
 func localPath(next string) string {
 	if next == "" || next[0] != '/' || len(next) > 1 && (next[1] == '/' || next[1] == '\\') {
 		return "/"
@@ -876,6 +877,13 @@ func localPath(next string) string {
 	}
 	u, err := url.Parse(next)
 	if err != nil || u.IsAbs() || u.Host != "" {
+		return "/"
+	}
+	// Never the SSO start: a redirect of the console's own after a form
+	// (a sign-in) is a navigation from its pages, which starts SSO at
+	// once (ownNavigation), so a link from another site naming it as next
+	// would start a sign-in to a tenant of the sender's choosing.
+	if p := path.Clean(u.Path); p == "/saml" || strings.HasPrefix(p, "/saml/") {
 		return "/"
 	}
 	return next

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,11 +24,12 @@ import (
 // from the query string or a form and becomes a redirect. localPath
 // gives next itself or "/"; what it gives, read by a browser against this
 // site (WHATWG: tabs and newlines dropped, '\' read as '/'), stays on
-// this site.
+// this site, and is not the SSO start.
 func FuzzLocalPath(f *testing.F) {
 	for _, s := range []string{"", "/", "/users?x=1#top", "//evil.example", "/\\evil.example", "\\/evil.example",
 		"https://evil.example/", "/%2f%2fevil.example", "/\t/evil.example", "/a\nb", "javascript:alert(1)",
-		"/ /evil", "/.//evil", "/\u3002evil", "/@evil.example", "/x:y", "\x00/", "/\u00a0/evil", "/%5cevil"} {
+		"/ /evil", "/.//evil", "/\u3002evil", "/@evil.example", "/x:y", "\x00/", "/\u00a0/evil", "/%5cevil",
+		"/saml/demo/login", "/%73aml/demo/login", "/./saml/x/login", "/a/../saml/x/login", "/a/%2e%2e/saml/x/login", "/saml"} {
 		f.Add(s)
 	}
 	base, _ := url.Parse("https://console.example/account/reauth")
@@ -51,8 +53,14 @@ func FuzzLocalPath(f *testing.F) {
 		if err != nil {
 			t.Fatalf("localPath(%q) = %q does not parse: %v", next, got, err)
 		}
-		if r := base.ResolveReference(u); r.Host != base.Host || r.Scheme != base.Scheme {
+		r := base.ResolveReference(u)
+		if r.Host != base.Host || r.Scheme != base.Scheme {
 			t.Fatalf("localPath(%q) = %q resolves to %s", next, got, r)
+		}
+		// Never the SSO start, which a redirect of the console's own
+		// would start at once (ownNavigation).
+		if p := path.Clean(r.Path); p == "/saml" || strings.HasPrefix(p, "/saml/") {
+			t.Fatalf("localPath(%q) = %q leads to the SSO start %s", next, got, p)
 		}
 	})
 }

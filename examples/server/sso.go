@@ -151,17 +151,17 @@ func (a *app) samlMetadata(w http.ResponseWriter, r *http.Request) {
 // ends though the IdP's answer comes without its cookie
 // (SECURITY-CHECKLIST SE-1).
 //
-// A GET starts only the user's own navigation or the console's
-// (ownNavigation); any other asks first (ssoConfirm), and its button
-// posts here, under the cross-origin protection like every POST but the
-// ACS's. Otherwise any site
-// could send a browser here (a link, a redirect) for a tenant whose IdP
-// it controls, and an IdP that answers at once would end the browser's
-// session and sign it in to the attacker's account (login CSRF: the
-// binding cookie does not stop it, since the victim's own browser
-// started the login).
+// It starts only on a navigation from the console's own pages
+// (ownNavigation); any other asks first (ssoConfirm), on a page whose
+// link comes back here from the console. Otherwise any site could send
+// a browser here (a link, a redirect, a link in a mail) for a tenant
+// whose IdP it controls, and an IdP that answers at once would end the
+// browser's session and sign it in to the attacker's account (login
+// CSRF: the binding cookie does not stop it, since the victim's own
+// browser started the login). No next of the console's leads here
+// (localPath), so a redirect of its own after a form cannot either.
 func (a *app) samlLogin(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost && !ownNavigation(r) { // a GET or HEAD
+	if !ownNavigation(r) {
 		a.ssoConfirm(w, r)
 		return
 	}
@@ -177,8 +177,7 @@ func (a *app) samlLogin(w http.ResponseWriter, r *http.Request) {
 	// force=1 is the step-up: the IdP must authenticate the user again,
 	// not reuse its session (or the sign-in does not count as recent).
 	// mfa=1 asks it for a sign-in with two steps, which the Administration
-	// pages need (needMFA offers it). (The query of a GET, the form of the
-	// confirmation's POST.)
+	// pages need (needMFA offers it).
 	q := r.Form
 	l, err := a.g.StartSSO(r.Context(), guard.SSOStart{Tenant: r.PathValue("tenant"), ReturnTo: next, Binding: binding, IP: a.g.ClientIP(r),
 		ForceAuthn: q.Get("force") == "1" || q.Get("mfa") == "1", RequireMFA: q.Get("mfa") == "1", Replaces: replaces})
@@ -204,15 +203,16 @@ func (a *app) samlLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, l.RedirectURL, http.StatusSeeOther)
 }
 
-// ownNavigation reports whether the browser says r is a navigation of
-// the user's own (typed, a bookmark: Sec-Fetch-Site none) or from the
-// console's own pages (same-origin). Another site, a sibling on the same
-// site, and a browser that does not say are not (fail closed; unlike
-// auditExport, which lets a browser that sends no Sec-Fetch-Site
-// export, this GET would change who the browser is signed in as).
+// ownNavigation reports whether the browser says r is a navigation from
+// the console's own pages (Sec-Fetch-Site same-origin, every hop of its
+// redirects included). Another site, a sibling on the same site, a
+// browser that does not say, and "none" are not: "none" is a typed
+// address or a bookmark, but also a link opened from a mail or chat
+// application, which anyone can send (fail closed; unlike auditExport,
+// which lets a browser that sends no Sec-Fetch-Site export, this GET
+// would change who the browser is signed in as).
 func ownNavigation(r *http.Request) bool {
-	site := r.Header.Get("Sec-Fetch-Site")
-	return site == "same-origin" || site == "none"
+	return r.Header.Get("Sec-Fetch-Site") == "same-origin"
 }
 
 // ssoNext is where a sign-in with SSO goes back to: the request's next,
@@ -225,18 +225,21 @@ func ssoNext(r *http.Request) string {
 	return next
 }
 
-// ssoConfirmView is the page that asks before a sign-in with SSO starts.
+// ssoConfirmView is the page that asks before a sign-in with SSO starts:
+// Start is the link that starts it, the request's own with its next made
+// safe.
 type ssoConfirmView struct {
-	Tenant     string
-	Next       string
-	Force, MFA bool
+	Tenant string
+	Start  string
 }
 
 // ssoConfirm answers a GET of the SSO start that did not come from the
-// user's own navigation or the console's pages (an IdP portal's link,
-// another site's): a page that asks whether to sign in to the tenant
-// with SSO, and says that the current session ends, whose button posts
-// the start. It reads no store, so it answers alike for every
+// console's pages (an IdP portal's link, another site's, a bookmark): a
+// page that asks whether to sign in to the tenant with SSO, and says that
+// the current session ends, whose link starts it (a navigation from the
+// console's page: ownNavigation). A link, not a form: the page's
+// form-action 'self' would stop a form's redirect to the IdP (as for
+// the sign-out: see logout). It reads no store, so it answers alike for every
 // well-formed tenant ID (it tells nobody which exist), and a malformed
 // one gets the answer StartSSO's input error gets. Nothing is started
 // and nothing is recorded.
@@ -247,8 +250,14 @@ func (a *app) ssoConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	a.page(w, r, "ssostart.html", view{Title: "Sign in with SSO", Data: ssoConfirmView{Tenant: tenant, Next: ssoNext(r),
-		Force: q.Get("force") == "1", MFA: q.Get("mfa") == "1"}})
+	start := url.Values{"next": {ssoNext(r)}}
+	for _, k := range []string{"force", "mfa"} {
+		if q.Get(k) == "1" {
+			start.Set(k, "1")
+		}
+	}
+	a.page(w, r, "ssostart.html", view{Title: "Sign in with SSO", Data: ssoConfirmView{Tenant: tenant,
+		Start: "/saml/" + tenant + "/login?" + start.Encode()}})
 }
 
 // ssoStartFailed answers a login that could not start.
