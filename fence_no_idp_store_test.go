@@ -3,8 +3,6 @@ package guard_test
 import (
 	"context"
 	"errors"
-	"io"
-	"sync"
 	"testing"
 
 	guard "github.com/guardhq/guard"
@@ -26,18 +24,7 @@ import (
 // email changes fail for ever with "store unavailable" (503), and a bad
 // policy is reported as an outage.
 func TestFencedTenantWithoutIdPStoreHasNoIdP(t *testing.T) {
-	var mu sync.Mutex
-	dbs := map[string]*memstore.Store{}
-	open := func(_ context.Context, tenant string) (guard.Stores, io.Closer, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if dbs[tenant] == nil {
-			dbs[tenant] = memstore.New()
-		}
-		st := dbs[tenant].Stores()
-		st.SSO.Connections = nil // this tenant has no single sign-on
-		return st, nil, nil
-	}
+	open := openerWithout(func(st *guard.Stores) { st.SSO.Connections = nil }) // this tenant has no single sign-on
 	spKey, spCert := keyPair(t, "sp")
 	mail := &outbox{}
 	g, err := guard.New(guard.Config{Stores: memstore.New().Stores().Shared(), AuditKey: auditKey, Hasher: fastHasher,

@@ -19,19 +19,8 @@ import (
 // ErrIPListsNotConfigured becomes in SetIPAllowList
 // (unavailable("set ip allow-list", …)).
 func TestFencedTenantWithoutIPListStoreSaysNotConfigured(t *testing.T) {
-	var mu sync.Mutex
-	dbs := map[string]*memstore.Store{}
-	open := func(_ context.Context, tenant string) (guard.Stores, io.Closer, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if dbs[tenant] == nil {
-			dbs[tenant] = memstore.New()
-		}
-		st := dbs[tenant].Stores()
-		st.IPLists = nil // this tenant has no IP allow-lists
-		return st, nil, nil
-	}
-	g, err := guard.New(guard.Config{Stores: memstore.New().Stores().Shared(), AuditKey: auditKey, Hasher: fastHasher, OpenTenant: open})
+	g, err := guard.New(guard.Config{Stores: memstore.New().Stores().Shared(), AuditKey: auditKey, Hasher: fastHasher,
+		OpenTenant: openerWithout(func(st *guard.Stores) { st.IPLists = nil })}) // this tenant has no IP allow-lists
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,5 +33,22 @@ func TestFencedTenantWithoutIPListStoreSaysNotConfigured(t *testing.T) {
 	_, err = g.SetIPAllowList(ctx, sys, "acme", guard.IPListChange{Scope: ipfilter.Users, Entries: []string{"192.0.2.0/24"}})
 	if !errors.Is(err, guard.ErrIPListsNotConfigured) || errors.Is(err, guard.ErrUnavailable) {
 		t.Errorf("SetIPAllowList on a tenant without allow-lists = %v, want ErrIPListsNotConfigured, not ErrUnavailable", err)
+	}
+}
+
+// openerWithout is a TenantOpener giving each tenant a memstore of its
+// own (the same one at every open), with strip applied to its Stores.
+func openerWithout(strip func(*guard.Stores)) guard.TenantOpener {
+	var mu sync.Mutex
+	dbs := map[string]*memstore.Store{}
+	return func(_ context.Context, tenant string) (guard.Stores, io.Closer, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if dbs[tenant] == nil {
+			dbs[tenant] = memstore.New()
+		}
+		st := dbs[tenant].Stores()
+		strip(&st)
+		return st, nil, nil
 	}
 }
