@@ -394,27 +394,37 @@ func (f *fence) closeAll(ctx context.Context) error {
 	f.closed = true
 	f.mu.Unlock()
 	f.abort()
-	var err error
-	if ctx.Done() == nil {
-		f.opens.Wait()
-	} else {
-		waited := make(chan struct{})
-		go func() {
-			f.opens.Wait()
-			close(waited)
-		}()
-		select {
-		case <-waited:
-		case <-ctx.Done():
-			select {
-			case <-waited: // ended by then all the same
-			default:
-				err = ctx.Err()
-			}
-		}
-	}
+	_, err := waitUntil(ctx, f.opens.Wait)
 	f.closeOpen()
 	return err
+}
+
+// waitUntil calls wait, which returns once some work has ended, and waits
+// for it only until ctx ends: it returns a channel closed once wait
+// returns, and ctx's error if ctx ended first (nil if wait had returned
+// by then all the same).
+func waitUntil(ctx context.Context, wait func()) (<-chan struct{}, error) {
+	waited := make(chan struct{})
+	if ctx.Done() == nil {
+		wait()
+		close(waited)
+		return waited, nil
+	}
+	go func() {
+		wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+		return waited, nil
+	case <-ctx.Done():
+		select {
+		case <-waited: // ended by then all the same
+			return waited, nil
+		default:
+			return waited, ctx.Err()
+		}
+	}
 }
 
 // closeOpen takes every tenant out of the map and closes its stores, those
@@ -506,22 +516,10 @@ func (g *Guard) Shutdown(ctx context.Context) error {
 	_, stop := g.abortLocked()
 	g.closeMu.Unlock()
 
-	waited := make(chan struct{})
-	go func() {
-		g.bg.Wait()
-		close(waited)
-	}()
-	var err error
-	select {
-	case <-waited:
-	case <-ctx.Done():
-		select {
-		case <-waited: // ended by then all the same
-		default:
-			err = ctx.Err()
-			stop()
-			<-waited
-		}
+	waited, err := waitUntil(ctx, g.bg.Wait)
+	if err != nil {
+		stop()
+		<-waited
 	}
 	if g.fence != nil {
 		if ferr := g.fence.closeAll(ctx); err == nil {
