@@ -63,7 +63,8 @@
 // "guard_"; SQLite ignores ASCII case in names, and so does the check)
 // that it did not create gives ErrForeignSchema, and a schema migrated by
 // a newer version of this package gives ErrSchemaTooNew. A database that
-// cannot be written (read-only file, mode=ro) gives ErrReadOnly, a file
+// cannot be written (read-only file, mode=ro) gives ErrReadOnly (from
+// Migrate, which tries a write that changes nothing; Open only reads), a file
 // SQLite cannot open ErrCannotOpen, and New's *sql.DB without WAL or a
 // busy timeout ErrBadDSN. In each case the file is left as it was. Tables
 // of other names may share the file.

@@ -599,7 +599,11 @@ func classify(err error) error {
 // no-op on a migrated database, and safe to run from several processes at
 // once (each migration holds the write lock). It returns ErrSchemaTooNew,
 // ErrForeignSchema or ErrNotDatabase, changing nothing, when the database
-// is not one it can migrate.
+// is not one it can migrate, and ErrReadOnly when it cannot write the
+// database (mode=ro, a read-only file): it tries a write that changes
+// nothing, in a transaction it rolls back, even on a migrated database,
+// so that a store that cannot write fails at start, not at its first
+// write. So Migrate may wait up to the busy timeout for another writer.
 func (s *Store) Migrate(ctx context.Context) error {
 	return s.migrate(ctx, migrations)
 }
@@ -608,12 +612,24 @@ func (s *Store) migrate(ctx context.Context, ms []migration) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	if err := s.writable(ctx); err != nil {
+		return err
+	}
 	for _, m := range ms {
 		if err := s.apply(ctx, m, len(ms)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writable is checkWritable, holding the Store's write gate.
+func (s *Store) writable(ctx context.Context) error {
+	if err := s.lockWrites(ctx); err != nil {
+		return err
+	}
+	defer s.unlockWrites()
+	return checkWritable(ctx, s.db)
 }
 
 // apply runs m in one write transaction unless the database already has

@@ -149,9 +149,10 @@ type Store struct {
 // a database whose tables conflict with this package's, and ErrSchemaTooNew
 // for a schema newer than this code; in each case nothing in the file was
 // changed. A path that is not a regular file (a directory) gives
-// ErrNotDatabase, a file SQLite cannot open ErrCannotOpen, and a database
-// it cannot write (a read-only file or directory) ErrReadOnly; nothing
-// is written to it either.
+// ErrNotDatabase, and a file SQLite cannot open ErrCannotOpen; nothing
+// is written to it either. Open only reads, so it never waits for another
+// connection's write; a database it cannot write (a read-only file or
+// directory) is ErrReadOnly from Migrate.
 func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("sqlitestore: Open needs the path of a file, not %q", path)
@@ -213,10 +214,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // and refuses with ErrBadDSN otherwise: so an in-memory database
 // (":memory:", which gives each connection a database of its own and
 // cannot use WAL, shared cache or not) is refused; use memstore instead.
-// New refuses with ErrReadOnly a database it cannot write (it tries a
-// write that changes nothing, in a transaction it rolls back, so it may
-// wait up to the busy timeout for another writer), and with
-// ErrCannotOpen a DSN whose file SQLite cannot open. New does not migrate
+// New refuses with ErrReadOnly a pool whose connections are query_only
+// (Migrate finds any other database it cannot write, such as mode=ro),
+// and with ErrCannotOpen a DSN whose file SQLite cannot open. New does not migrate
 // the schema (call Migrate) and Close leaves db open. Its other errors are
 // those of Open, checked first; on every error nothing was written.
 func New(db *sql.DB) (*Store, error) {
@@ -241,9 +241,6 @@ func newStore(ctx context.Context, db *sql.DB, own bool) (*Store, error) {
 		if err := checkHostDB(ctx, db); err != nil {
 			return nil, err
 		}
-	}
-	if err := checkWritable(ctx, db); err != nil {
-		return nil, err
 	}
 	s := &Store{db: db, own: own, wgate: make(chan struct{}, 1), reads: newStmtSet(db)}
 	s.lookups = newLookupPool(db, lookupPoolSize(db.Stats().MaxOpenConnections))
