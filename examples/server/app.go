@@ -466,15 +466,17 @@ func (a *app) logoutOutsideAllowList(w http.ResponseWriter, r *http.Request) {
 // page request is sent back to its own address, now without the session
 // cookie, with a flash that the page it ends on (the sign-in page, for a
 // page that needs a session) shows. The address is the raw one the mux
-// has not cleaned yet, so it goes through localPath: "//evil.test/x"
-// goes to "/", never off-site. Other requests go on: one that needs a
+// has not cleaned yet, so it goes through sitePath: "//evil.test/x"
+// goes to "/", never off-site. (The SSO start, the console's own link,
+// is sent back too: the redirect keeps the request's Sec-Fetch-Site, so
+// one from another site still asks.) Other requests go on: one that needs a
 // session gets the flash from guarded.
 func (a *app) signedOutNotice(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if reason := guard.SignedOutReason(r.Context()); reason != "" && !isAPI(r) &&
 			(r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			a.signedOutBecause(w, reason)
-			http.Redirect(w, r, localPath(r.URL.RequestURI()), http.StatusSeeOther)
+			http.Redirect(w, r, sitePath(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -863,10 +865,27 @@ func (a *app) ok(w http.ResponseWriter, r *http.Request, back, format string, ar
 	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
-// localPath returns next when it is a path on this site, else "/": no
-// other host, no scheme-relative "//" or "/\", no control characters,
-// and not the SSO start.
+// localPath returns next when it is a path on this site (sitePath) and
+// not the SSO start, else "/".
 func localPath(next string) string {
+	next = sitePath(next)
+	u, err := url.Parse(next)
+	if err != nil {
+		return "/"
+	}
+	// Never the SSO start: a redirect of the console's own after a form
+	// (a sign-in) is a navigation from its pages, which starts SSO at
+	// once (ownNavigation), so a link from another site naming it as next
+	// would start a sign-in to a tenant of the sender's choosing.
+	if p := path.Clean(u.Path); p == "/saml" || strings.HasPrefix(p, "/saml/") {
+		return "/"
+	}
+	return next
+}
+
+// sitePath returns next when it is a path on this site, else "/": no
+// other host, no scheme-relative "//" or "/\", no control characters.
+func sitePath(next string) string {
 	if next == "" || next[0] != '/' || len(next) > 1 && (next[1] == '/' || next[1] == '\\') {
 		return "/"
 	}
@@ -877,13 +896,6 @@ func localPath(next string) string {
 	}
 	u, err := url.Parse(next)
 	if err != nil || u.IsAbs() || u.Host != "" {
-		return "/"
-	}
-	// Never the SSO start: a redirect of the console's own after a form
-	// (a sign-in) is a navigation from its pages, which starts SSO at
-	// once (ownNavigation), so a link from another site naming it as next
-	// would start a sign-in to a tenant of the sender's choosing.
-	if p := path.Clean(u.Path); p == "/saml" || strings.HasPrefix(p, "/saml/") {
 		return "/"
 	}
 	return next

@@ -107,7 +107,9 @@ func newClientOf(t testing.TB, srv *httptest.Server, con *console) *client {
 	return &client{t: t, srv: srv, c: &c, con: con}
 }
 
-// do sends a request and returns the response with its body read.
+// do sends a request and returns the response with its body read. A
+// site is sent as a browser's Sec-Fetch-Site, and a GET with one as a
+// navigation (Sec-Fetch-Mode navigate), as a browser following a link.
 func (c *client) do(method, path string, form url.Values, site string) (*http.Response, string) {
 	c.t.Helper()
 	var body io.Reader
@@ -120,6 +122,9 @@ func (c *client) do(method, path string, form url.Values, site string) (*http.Re
 	}
 	if site != "" {
 		req.Header.Set("Sec-Fetch-Site", site)
+		if method == http.MethodGet {
+			req.Header.Set("Sec-Fetch-Mode", "navigate")
+		}
 	}
 	resp, err := c.c.Do(req)
 	if err != nil {

@@ -203,16 +203,18 @@ func (a *app) samlLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, l.RedirectURL, http.StatusSeeOther)
 }
 
-// ownNavigation reports whether the browser says r is a navigation from
-// the console's own pages (Sec-Fetch-Site same-origin, every hop of its
-// redirects included). Another site, a sibling on the same site, a
+// ownNavigation reports whether the browser says r is a navigation
+// (a GET with Sec-Fetch-Mode navigate: not an image, a fetch or a HEAD)
+// from the console's own pages (Sec-Fetch-Site same-origin, every hop of
+// its redirects included). Another site, a sibling on the same site, a
 // browser that does not say, and "none" are not: "none" is a typed
 // address or a bookmark, but also a link opened from a mail or chat
 // application, which anyone can send (fail closed; unlike auditExport,
 // which lets a browser that sends no Sec-Fetch-Site export, this GET
 // would change who the browser is signed in as).
 func ownNavigation(r *http.Request) bool {
-	return r.Header.Get("Sec-Fetch-Site") == "same-origin"
+	return r.Method == http.MethodGet && r.Header.Get("Sec-Fetch-Mode") == "navigate" &&
+		r.Header.Get("Sec-Fetch-Site") == "same-origin"
 }
 
 // ssoNext is where a sign-in with SSO goes back to: the request's next,

@@ -737,6 +737,7 @@ func TestStartWithIdPMetadataFile(t *testing.T) {
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	req, _ := http.NewRequest("GET", base+"/saml/demo/login", nil)
 	req.Header.Set("Sec-Fetch-Site", "same-origin") // the sign-in page's link
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
 	resp, err = noRedirect.Do(req)
 	if err != nil {
 		t.Fatal(err)
