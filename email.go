@@ -36,6 +36,15 @@ const ReasonEmailTaken = "email_taken"
 // the old address stops working (even one sent while the change is made),
 // a user.email_changed event records the old and the new address, and,
 // when Config.Recovery.Email is set, a notice goes to the old address.
+// A notice to an old address the user never proved (User.EmailUnverified:
+// perhaps a stranger's, set in a loop of changes to it and back) counts
+// under that address's hourly limit, Recovery.Limits.PerDestination,
+// which it shares with the reset and email-change links and notices
+// mailed to it from every tenant (see LinkLimits): over it the change is
+// made all the same, but no notice is sent, and the user.email_changed
+// event carries Meta notice "rate_limited". A notice to a proved address
+// is not counted and is never held back by that limit. A store failure
+// of the count is ErrUnavailable, and nothing changes.
 // The login throttle state of the old address (keys are per email) stays
 // where it is. If ending the sessions or recording the event fails, the
 // old address is put back and the error returned.
@@ -117,7 +126,9 @@ func emailChangeEvent(p Principal, u auth.User, email string, outcome audit.Outc
 
 // applyEmailChange sets u's address to email, unverified or not, ends the
 // user's sessions but p's, records it and notifies the old address; it
-// puts the old address back if the change cannot be completed. The
+// puts the old address back if the change cannot be completed. A notice
+// to an old address u never proved goes only within that address's link
+// limit (unprovedNoticeLimited). The
 // address is set only while the account is as u, read by the caller: a
 // change of the password or the address, an ExpirePassword or a
 // deactivation (reactivated since or not) made since stands, and the
@@ -144,16 +155,43 @@ func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, 
 	}
 	e := emailChangeEvent(p, u, email, audit.Success, "")
 	e.Meta["email_verified"] = boolString(!unverified)
-	if err := g.afterEmailChange(ctx, p, u, e); err != nil {
+	over, err := g.unprovedNoticeLimited(ctx, u)
+	if err == nil && over {
+		e.Meta["notice"] = ReasonRateLimited
+	}
+	if err == nil {
+		err = g.afterEmailChange(ctx, p, u, e)
+	}
+	if err != nil {
 		// Not done, or not on record: put the old address back.
 		_ = g.stores.UserUpdates.SetEmail(context.WithoutCancel(ctx), u.Tenant, u.ID, u.Email, u.EmailUnverified)
 		return err
+	}
+	if over {
+		return nil
 	}
 	g.notify(ctx, u, "The email address of your account was changed",
 		"The email address you sign in with was just changed from "+u.Email+" to "+email+". "+
 			"This address will no longer receive messages about the account. "+
 			"If it was not you, contact your administrator now.")
 	return nil
+}
+
+// unprovedNoticeLimited counts the notice of a change of address about to
+// go to u's address when u never proved it (User.EmailUnverified), under
+// the address's link limit (LinkLimits.PerDestination, across tenants),
+// and reports whether that limit is now exceeded. A user may set any
+// address and set their own back, in a loop: each round would mail the
+// address's owner. A notice to a proved address is not counted and
+// always goes (a stolen session's change must not be kept from its
+// owner by ForgotPassword requests using up the address's count), nor
+// is one that would not be sent (no Recovery.Email, u not active). A
+// store failure is ErrUnavailable.
+func (g *Guard) unprovedNoticeLimited(ctx context.Context, u auth.User) (bool, error) {
+	if !u.EmailUnverified || g.recovery.Email == nil || !hearsNotices(u) {
+		return false, nil
+	}
+	return g.linkLimited(ctx, "", "", canonicalAddress(u.Email), "")
 }
 
 // RequestEmailChange starts a verified change of the signed-in user's
@@ -306,7 +344,8 @@ type EmailChangeConfirm struct {
 // success every session of the user ends (they sign in again with the new
 // address), a reset link mailed to the old address stops working, the
 // change is recorded (user.email_changed) and a notice goes to the old
-// address, as with ChangeEmail.
+// address, as with ChangeEmail (within the same limit, if the user never
+// proved the old address).
 //
 // As with ChangeEmail, the address is set only while the account is as
 // the link was checked against: if the account changed while the change

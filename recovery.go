@@ -91,6 +91,12 @@ type RecoveryConfig struct {
 // address's recovery emails with a few requests an hour, unseen.
 // Zero fields take the defaults.
 //
+// PerDestination also bounds the notices of ChangeEmail (and
+// ConfirmEmailChange) to an old address the user never proved
+// (User.EmailUnverified), counted with the links above: over it the
+// change is made, but no notice is sent (the user.email_changed event
+// carries Meta notice "rate_limited").
+//
 // PerAccount also bounds an administrator's invitations to one user
 // (SendInvitation), counted apart from the links above.
 type LinkLimits struct {
