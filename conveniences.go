@@ -111,12 +111,23 @@ func (g *Guard) UserByEmail(ctx context.Context, by Principal, tenant, email str
 // recorded as a failed user.invited with reason send_failed.
 //
 // Invitations to one user are limited to Recovery.Limits.PerAccount in
-// any hour (default 5), failed sends included, so that an administrator's
-// session or key in a loop cannot flood an inbox: one more is refused with
-// ErrTooManyAttempts, recorded as a failed user.invited with reason
-// rate_limited, nothing sent and the last link still valid. The count is
-// the invitations' own: the requests of ForgotPassword, which anyone can
-// make for the address, cannot hold an invitation back.
+// any hour (default 5), and invitations to one address (in canonical
+// form) to Recovery.Limits.PerDestination (default 5), from every tenant,
+// whatever user holds it; failed sends are included, so that an
+// administrator's session or key in a loop, even one that deletes the
+// user and creates them again, cannot flood an inbox: one more is refused
+// with ErrTooManyAttempts, recorded as a failed user.invited with reason
+// rate_limited, nothing sent and the last link still valid. The counts
+// are the invitations' own: the requests of ForgotPassword, which anyone
+// can make for the address, cannot hold an invitation back. The
+// address's count, like the links' (see LinkLimits), holds across
+// tenants (one inbox): an administrator refused after fewer than
+// PerDestination invitations to the address from their tenant learns
+// that it was invited in another tenant that hour, and an administrator
+// who invites an address PerDestination times holds back its invitations
+// from other tenants for the hour; either costs its owner the
+// invitations, which they see. The owner's own ForgotPassword still
+// works then.
 func (g *Guard) SendInvitation(ctx context.Context, by Principal, tenant, userID string) error {
 	if g.recovery.Email == nil {
 		return &PolicyError{Field: "Recovery.Email", Reason: "is not configured"}
@@ -157,14 +168,32 @@ func (g *Guard) SendInvitation(ctx context.Context, by Principal, tenant, userID
 
 // inviteLimited counts an invitation about to be made for u by by, and
 // refuses it (recorded, ErrTooManyAttempts) when it is over the hour's
-// limit for the user (see SendInvitation). A store failure is
-// ErrUnavailable.
+// limit for the user or for u's address (see SendInvitation). The
+// address is counted only for an invitation the user's limit lets
+// through, so that a loop refused by it in one tenant does not take the
+// address's places from another. A store failure is ErrUnavailable.
 func (g *Guard) inviteLimited(ctx context.Context, by Principal, u auth.User) error {
-	n, err := g.recovery.rates.Hit(ctx, linkRateKey("invite", u.Tenant, u.ID), g.now(), time.Hour)
-	if err != nil {
-		return unavailable("invitation send limit", err)
+	now := g.now()
+	over := false
+	for _, l := range []struct {
+		key string
+		max int
+	}{
+		{linkRateKey("invite", u.Tenant, u.ID), g.recovery.Limits.PerAccount},
+		// Across tenants, as the links' own limit of an address: a user
+		// deleted and created again, here or in another tenant, is a
+		// new user but the same inbox.
+		{linkRateKey("invite-to", canonicalAddress(u.Email)), g.recovery.Limits.PerDestination},
+	} {
+		n, err := g.recovery.rates.Hit(ctx, l.key, now, time.Hour)
+		if err != nil {
+			return unavailable("invitation send limit", err)
+		}
+		if over = n > l.max; over {
+			break
+		}
 	}
-	if n <= g.recovery.Limits.PerAccount {
+	if !over {
 		return nil
 	}
 	e := g.adminEvent(by, u.Tenant, audit.UserInvited, u.ID)

@@ -1,6 +1,10 @@
 package guard_test
 
-import "testing"
+import (
+	"testing"
+
+	guard "github.com/guardhq/guard"
+)
 
 // useUpAddressLimit has another member of the tenant ask, synchronously,
 // for addr as their new address until the address's hourly link limit
@@ -37,5 +41,17 @@ func TestChangeEmailNoticeToAProvedAddressIgnoresItsLinkLimit(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d change notices to the proved old address, want 1", n)
+	}
+}
+
+// The invitations' count of an address is their own: links and notices
+// mailed to it (which any member, or ForgotPassword, can cause) do not
+// hold an administrator's invitation back.
+func TestInvitationIgnoresTheLinkLimitOfItsAddress(t *testing.T) {
+	f := newMFAFixture(t)
+	ada := f.createUser(t, adaEmail, ownerPW)
+	useUpAddressLimit(t, f, adaEmail)
+	if err := f.g.SendInvitation(f.ctx, guard.System("test"), tenantID, ada.ID); err != nil {
+		t.Fatalf("SendInvitation after the address's links were used up: %v", err)
 	}
 }

@@ -97,8 +97,9 @@ type RecoveryConfig struct {
 // change is made, but no notice is sent (the user.email_changed event
 // carries Meta notice "rate_limited").
 //
-// PerAccount also bounds an administrator's invitations to one user
-// (SendInvitation), counted apart from the links above.
+// PerAccount also bounds an administrator's invitations to one user, and
+// PerDestination their invitations to one address, from every tenant
+// (SendInvitation), both counted apart from the links above.
 type LinkLimits struct {
 	PerAccount     int // default 5
 	PerDestination int // default 5
