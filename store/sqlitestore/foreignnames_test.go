@@ -11,10 +11,13 @@ import (
 
 // A database of another application with a view named as one of this
 // package's tables (or its version table) clashes as surely as a table of
-// that name does: Open refuses it with ErrForeignSchema and writes nothing
-// to it (not even the switch to WAL), rather than opening it, turning it
-// to WAL and leaving Migrate to fail on an SQL error.
-func TestOpenForeignView(t *testing.T) {
+// that name does, and so does a table named as one in another case
+// (SQLite's names are case-insensitive: "Guard_Users" is "guard_users"):
+// Open refuses it with ErrForeignSchema and writes nothing to it (not even
+// the switch to WAL), rather than opening it, turning it to WAL and
+// leaving Migrate to fail on an SQL error ("table guard_users already
+// exists").
+func TestOpenForeignNames(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		stmts []string
@@ -23,6 +26,8 @@ func TestOpenForeignView(t *testing.T) {
 			`CREATE VIEW guard_sessions AS SELECT a FROM things`}},
 		{"ViewOfVersionTable", []string{`CREATE TABLE things (a INTEGER)`, `INSERT INTO things VALUES (1)`,
 			`CREATE VIEW guard_schema_version AS SELECT a AS version FROM things`}},
+		{"TableInOtherCase", []string{`CREATE TABLE Guard_Users (id INTEGER PRIMARY KEY, data TEXT)`, `INSERT INTO Guard_Users (data) VALUES ('theirs')`}},
+		{"VersionTableInOtherCase", []string{`CREATE TABLE GUARD_SCHEMA_VERSION (v TEXT)`, `INSERT INTO GUARD_SCHEMA_VERSION VALUES ('x')`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "app.db")
