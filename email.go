@@ -36,15 +36,14 @@ const ReasonEmailTaken = "email_taken"
 // the old address stops working (even one sent while the change is made),
 // a user.email_changed event records the old and the new address, and,
 // when Config.Recovery.Email is set, a notice goes to the old address.
-// A notice to an old address the user never proved (User.EmailUnverified:
-// perhaps a stranger's, set in a loop of changes to it and back) counts
-// under that address's hourly limit, Recovery.Limits.PerDestination,
-// which it shares with the reset and email-change links and notices
-// mailed to it from every tenant (see LinkLimits): over it the change is
-// made all the same, but no notice is sent, and the user.email_changed
-// event carries Meta notice "rate_limited". A notice to a proved address
-// is not counted and is never held back by that limit. A store failure
-// of the count is ErrUnavailable, and nothing changes.
+// A notice to an unverified old address (User.EmailUnverified: perhaps a
+// stranger's, set in a loop of changes to it and back) is limited to
+// Recovery.Limits.PerDestination an hour per tenant and address, on a
+// count of these notices' own: over it the change is made all the same,
+// but no notice is sent, and the user.email_changed event carries Meta
+// notice "rate_limited". A notice to a verified address is not counted
+// and is never held back. A store failure of the count is
+// ErrUnavailable, and nothing changes.
 // The login throttle state of the old address (keys are per email) stays
 // where it is. If ending the sessions or recording the event fails, the
 // old address is put back and the error returned.
@@ -178,20 +177,29 @@ func (g *Guard) applyEmailChange(ctx context.Context, p Principal, u auth.User, 
 }
 
 // unprovedNoticeLimited counts the notice of a change of address about to
-// go to u's address when u never proved it (User.EmailUnverified), under
-// the address's link limit (LinkLimits.PerDestination, across tenants),
-// and reports whether that limit is now exceeded. A user may set any
-// address and set their own back, in a loop: each round would mail the
-// address's owner. A notice to a proved address is not counted and
-// always goes (a stolen session's change must not be kept from its
-// owner by ForgotPassword requests using up the address's count), nor
-// is one that would not be sent (no Recovery.Email, u not active). A
-// store failure is ErrUnavailable.
+// go to u's address when it is unverified (User.EmailUnverified: set by
+// ChangeEmail, perhaps a stranger's), on a count of its own per tenant
+// and address, and reports whether LinkLimits.PerDestination is now
+// exceeded. A user may set any address and set their own back, in a
+// loop: each round would mail the address's owner. The count is the
+// notices' own and the tenant's: no one else's requests (ForgotPassword,
+// which anyone can make, other tenants' changes) can use it up, and in
+// the tenant only a change away from the address, which only its holder
+// can make (an address is one user's in a tenant), counts, so a stolen
+// session's change is never kept from an owner who receives mail there
+// (ChangeEmail stores every new address unverified, the user's own
+// included). A notice to a verified address is not counted and always
+// goes, nor is one that would not be sent (no Recovery.Email, u not
+// active) counted. A store failure is ErrUnavailable.
 func (g *Guard) unprovedNoticeLimited(ctx context.Context, u auth.User) (bool, error) {
 	if !u.EmailUnverified || g.recovery.Email == nil || !hearsNotices(u) {
 		return false, nil
 	}
-	return g.linkLimited(ctx, "", "", canonicalAddress(u.Email), "")
+	n, err := g.recovery.rates.Hit(ctx, linkRateKey("change-notice", u.Tenant, canonicalAddress(u.Email)), g.now(), time.Hour)
+	if err != nil {
+		return false, unavailable("email change notice limit", err)
+	}
+	return n > g.recovery.Limits.PerDestination, nil
 }
 
 // RequestEmailChange starts a verified change of the signed-in user's

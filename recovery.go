@@ -92,10 +92,11 @@ type RecoveryConfig struct {
 // Zero fields take the defaults.
 //
 // PerDestination also bounds the notices of ChangeEmail (and
-// ConfirmEmailChange) to an old address the user never proved
-// (User.EmailUnverified), counted with the links above: over it the
-// change is made, but no notice is sent (the user.email_changed event
-// carries Meta notice "rate_limited").
+// ConfirmEmailChange) to an unverified old address (User.EmailUnverified),
+// per tenant and address, counted apart from the links above (so that no
+// one's recovery requests can silence them): over it the change is made,
+// but no notice is sent (the user.email_changed event carries Meta notice
+// "rate_limited").
 //
 // PerAccount also bounds an administrator's invitations to one user, and
 // PerDestination their invitations to one address, from every tenant
