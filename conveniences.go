@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"time"
 
 	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/auth"
@@ -173,25 +172,14 @@ func (g *Guard) SendInvitation(ctx context.Context, by Principal, tenant, userID
 // through, so that a loop refused by it in one tenant does not take the
 // address's places from another. A store failure is ErrUnavailable.
 func (g *Guard) inviteLimited(ctx context.Context, by Principal, u auth.User) error {
-	now := g.now()
-	over := false
-	for _, l := range []struct {
-		key string
-		max int
-	}{
-		{linkRateKey("invite", u.Tenant, u.ID), g.recovery.Limits.PerAccount},
+	over, err := g.overLimits(ctx, "invitation send limit", true,
+		sendLimit{linkRateKey("invite", u.Tenant, u.ID), g.recovery.Limits.PerAccount},
 		// Across tenants, as the links' own limit of an address: a user
 		// deleted and created again, here or in another tenant, is a
 		// new user but the same inbox.
-		{linkRateKey("invite-to", canonicalAddress(u.Email)), g.recovery.Limits.PerDestination},
-	} {
-		n, err := g.recovery.rates.Hit(ctx, l.key, now, time.Hour)
-		if err != nil {
-			return unavailable("invitation send limit", err)
-		}
-		if over = n > l.max; over {
-			break
-		}
+		sendLimit{linkRateKey("invite-to", canonicalAddress(u.Email)), g.recovery.Limits.PerDestination})
+	if err != nil {
+		return err
 	}
 	if !over {
 		return nil

@@ -195,11 +195,8 @@ func (g *Guard) unprovedNoticeLimited(ctx context.Context, u auth.User) (bool, e
 	if !u.EmailUnverified || g.recovery.Email == nil || !hearsNotices(u) {
 		return false, nil
 	}
-	n, err := g.recovery.rates.Hit(ctx, linkRateKey("change-notice", u.Tenant, canonicalAddress(u.Email)), g.now(), time.Hour)
-	if err != nil {
-		return false, unavailable("email change notice limit", err)
-	}
-	return n > g.recovery.Limits.PerDestination, nil
+	return g.overLimits(ctx, "email change notice limit", false,
+		sendLimit{linkRateKey("change-notice", u.Tenant, canonicalAddress(u.Email)), g.recovery.Limits.PerDestination})
 }
 
 // RequestEmailChange starts a verified change of the signed-in user's

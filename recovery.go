@@ -184,24 +184,38 @@ func (c *RecoveryConfig) fill(codes mfa.CodeStore, rates mfa.RateStore) error {
 // for the account, the address or the client IP. A store failure
 // is returned: no link goes out then either.
 func (g *Guard) linkLimited(ctx context.Context, tenant, userID, to, ip string) (bool, error) {
+	return g.overLimits(ctx, "link send limit", false,
+		sendLimit{linkRateKey("ip", g.throttleIP(ip)), g.recovery.Limits.PerIP},
+		sendLimit{linkRateKey("account", tenant, userID), g.recovery.Limits.PerAccount},
+		sendLimit{linkRateKey("destination", to), g.recovery.Limits.PerDestination})
+}
+
+// sendLimit is one hourly send limit: its counter (linkRateKey; "" for
+// none) and the most sends it lets through.
+type sendLimit struct {
+	key string
+	max int
+}
+
+// overLimits counts one send under each of limits in turn, in the hour
+// to now, and reports whether one of them is now exceeded; with
+// firstOver it stops at the first exceeded, the rest not counted. what
+// names the limits in the ErrUnavailable of a store failure.
+func (g *Guard) overLimits(ctx context.Context, what string, firstOver bool, limits ...sendLimit) (bool, error) {
 	now := g.now()
 	over := false
-	for _, l := range []struct {
-		key string
-		max int
-	}{
-		{linkRateKey("ip", g.throttleIP(ip)), g.recovery.Limits.PerIP},
-		{linkRateKey("account", tenant, userID), g.recovery.Limits.PerAccount},
-		{linkRateKey("destination", to), g.recovery.Limits.PerDestination},
-	} {
+	for _, l := range limits {
 		if l.key == "" {
 			continue
 		}
 		n, err := g.recovery.rates.Hit(ctx, l.key, now, time.Hour)
 		if err != nil {
-			return false, unavailable("link send limit", err)
+			return false, unavailable(what, err)
 		}
 		over = over || n > l.max
+		if over && firstOver {
+			break
+		}
 	}
 	return over, nil
 }
