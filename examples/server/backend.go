@@ -17,7 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
@@ -177,61 +176,17 @@ func pgPoolConfig(dsn string) (*pgxpool.Config, error) {
 	return cfg, nil
 }
 
-// pgDSNError is the start error of a -postgres DSN that pgx cannot parse.
-// It names the flag and, when pgx gives one of its fixed reasons, the
-// reason, but no part of the DSN: pgx's own message quotes the DSN with
-// the passwords it recognises masked, and it misses some (libpq's
-// keyword/value syntax allows "password = s3cret"); the errors under it
-// quote a broken URL whole (url.Parse) or a fragment of the input (a
-// password with an unquoted space becomes a "keyword"). So the reason is
-// taken from pgx's message with the DSN cleared, and told only if it is
-// one of the fixed texts below; anything else gets the generic advice.
-func pgDSNError(err error) error {
-	const advice = "check its syntax: a postgres:// URL with '@', ':', '/', '?', '#' and '%' percent-encoded in the user name and password, " +
-		"or keyword=value pairs with a value that holds spaces, quotes or backslashes in single quotes; the DSN is not shown, as it may hold a password"
-	if pe := (*pgconn.ParseConfigError)(nil); errors.As(err, &pe) {
-		c := *pe
-		c.ConnString = ""
-		// "cannot parse ``: REASON" or "cannot parse ``: REASON (CAUSE)".
-		text, _ := strings.CutPrefix(c.Error(), "cannot parse ``: ")
-		for _, r := range pgDSNReasons {
-			if text == r {
-				return fmt.Errorf("-postgres: cannot parse the DSN: %s (%s)", r, advice)
-			}
-			if cause, ok := strings.CutPrefix(text, r+" ("); ok {
-				for _, k := range pgDSNCauses {
-					if cause == k+")" {
-						return fmt.Errorf("-postgres: cannot parse the DSN: %s: %s (%s)", r, k, advice)
-					}
-				}
-				return fmt.Errorf("-postgres: cannot parse the DSN: %s (%s)", r, advice)
-			}
-		}
-	}
-	return errors.New("-postgres: cannot parse the DSN (" + advice + ")")
+// pgDSNError is the start error of a -postgres DSN that pgx cannot
+// parse. It names the flag and says what to check, but quotes nothing of
+// pgx's error: pgx's message quotes the DSN with the passwords it
+// recognises masked, and it misses some (libpq's keyword/value syntax
+// allows "password = s3cret"), and the errors under it quote a broken
+// URL whole or a fragment of the input.
+func pgDSNError(error) error {
+	return errors.New("-postgres: cannot parse the DSN (check its syntax: a postgres:// URL with '@', ':', '/', '?', '#' and '%' " +
+		"percent-encoded in the user name and password, or keyword=value pairs with a value that holds spaces, quotes or " +
+		"backslashes in single quotes, and valid values for sslmode, port and timeouts; the DSN is not shown, as it may hold a password)")
 }
-
-// pgDSNReasons are pgx's (v5) fixed reasons for a DSN it cannot parse,
-// and pgDSNCauses the fixed errors under them: texts that quote nothing
-// of the DSN. Reasons or causes that quote a key or value are left out.
-var (
-	pgDSNReasons = []string{
-		"failed to parse as URL", "failed to parse as keyword/value", "failed to read service",
-		"failed to configure TLS", "invalid sslcertmode", "invalid connect_timeout", "invalid port",
-		"invalid require_auth", "invalid default_query_exec_mode",
-		"min_protocol_version cannot be greater than max_protocol_version",
-		"cannot parse statement_cache_capacity", "cannot parse description_cache_capacity",
-		"cannot parse pool_max_conns", "pool_max_conns too small", "cannot parse pool_min_conns",
-		"cannot parse pool_min_idle_conns", "cannot parse pool_max_conn_lifetime",
-		"cannot parse pool_max_conn_idle_time", "cannot parse pool_health_check_period",
-		"cannot parse pool_max_conn_lifetime_jitter", "cannot parse pool_ping_timeout",
-	}
-	pgDSNCauses = []string{
-		"sslmode is invalid", `both "sslcert" and "sslkey" are required`, "negative timeout",
-		"invalid keyword/value", "unterminated quoted string in connection info string",
-		"forbidden NUL byte in connection string",
-	}
-)
 
 // firstContact pings a server within startupTimeout (o.startupTimeout in
 // tests), so that a start against a host that does not answer fails soon
