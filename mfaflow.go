@@ -1562,25 +1562,15 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 		// Not evaluated, nor counted; recorded as Login records it.
 		return "", session.Session{}, fail(ReasonBadInput, gate{}, auth.ErrPasswordTooLong)
 	}
-	gt, reason, err := g.reserve(ctx, p.Tenant, u.ID, u.Email, p.IP)
+	gt, err := g.reserveOwn(ctx, a, audit.Reauthenticated, proof.Password)
 	if err != nil {
-		return "", session.Session{}, fail(ReasonUnavailable, gate{}, err)
-	}
-	if reason != "" {
-		g.hasher.VerifyDummy(ctx, proof.Password)
-		return "", session.Session{}, fail(reason, gate{}, ErrInvalidCredentials)
+		return "", session.Session{}, err
 	}
 	if at, reason, err := g.captchaGate(ctx, gt, proof.Captcha, p.IP); err != nil {
 		return "", session.Session{}, fail(reason, at, err)
 	}
-	ok, _, err := g.verifyPassword(ctx, proof.Password, u.PasswordHash)
-	if err != nil && ctx.Err() != nil {
-		return "", session.Session{}, g.unevaluated(ctx, gt, func(ctx context.Context, reason string, gt gate) {
-			_ = g.recordFailure(ctx, a, gt, a.event(audit.Reauthenticated, audit.Failure, reason))
-		})
-	}
-	if !ok {
-		return "", session.Session{}, fail(ReasonBadPassword, gt, ErrInvalidCredentials)
+	if err := g.verifyOwn(ctx, a, audit.Reauthenticated, gt, proof.Password); err != nil {
+		return "", session.Session{}, err
 	}
 	flags := p.Flags &^ FlagStaleAuthn // authenticated just now
 	if g.mfa != nil {
@@ -1663,6 +1653,55 @@ func (g *Guard) Reauthenticate(ctx context.Context, p Principal, token string, p
 		return "", session.Session{}, err
 	}
 	return nt, s, nil
+}
+
+// reserveOwn reserves an attempt at the password of a.user, a signed-in
+// user (a step-up, a change of password), for the client IP a.req.IP and
+// the account, as a login's (reserve). A refused one does the work of a
+// password check (the dummy hash), is recorded as a failed action with
+// the reason (ReasonIPThrottled, ReasonLocked) and returns
+// ErrInvalidCredentials; a store failure is recorded with reason
+// unavailable and returns ErrUnavailable. Neither counts. A record that
+// fails returns its own error.
+func (g *Guard) reserveOwn(ctx context.Context, a attempt, action audit.Action, password string) (gate, error) {
+	gt, reason, err := g.reserve(ctx, a.req.Tenant, a.user.ID, a.user.Email, a.req.IP)
+	switch {
+	case err != nil:
+		reason = ReasonUnavailable
+	case reason != "":
+		g.hasher.VerifyDummy(ctx, password)
+		err = ErrInvalidCredentials
+	default:
+		return gt, nil
+	}
+	if rerr := g.recordFailure(ctx, a, gate{}, a.event(action, audit.Failure, reason)); rerr != nil {
+		return gate{}, rerr
+	}
+	return gate{}, err
+}
+
+// verifyOwn checks password, that of a.user, a signed-in user, in the
+// attempt reserveOwn reserved as gt, and returns nil when it is right
+// (gt is then the caller's to settle). A wrong one counts: it is recorded
+// as a failed action with reason bad_password (one that starts a lock is
+// recorded and noticed as such: recordFailure) and returns
+// ErrInvalidCredentials. One whose context ended while it waited for a
+// hashing slot was never evaluated: it gives gt back (unevaluated) and
+// returns the context's error. A record that fails returns its own error.
+func (g *Guard) verifyOwn(ctx context.Context, a attempt, action audit.Action, gt gate, password string) error {
+	ok, _, err := g.verifyPassword(ctx, password, a.user.PasswordHash)
+	if err != nil && ctx.Err() != nil {
+		return g.unevaluated(ctx, gt, func(ctx context.Context, reason string, gt gate) {
+			_ = g.recordFailure(ctx, a, gt, a.event(action, audit.Failure, reason))
+		})
+	}
+	if ok {
+		return nil
+	}
+	if rerr := g.recordFailure(ctx, a, gt, a.event(action, audit.Failure, ReasonBadPassword)); rerr != nil {
+		return rerr
+	}
+	return ErrInvalidCredentials
 }
 
 // stepUpRace tells where the session of p, live when p was authenticated,

@@ -606,7 +606,10 @@ type PasswordChange struct {
 
 // ChangePassword changes the signed-in user's password. It needs the
 // current password, which is throttled and audited like a login (a wrong
-// one gives ErrInvalidCredentials and counts towards the lock; a call
+// one gives ErrInvalidCredentials and counts towards the lock of the
+// account and of the client IP, Config.IPLimit; while either is locked
+// the password is not looked at, and the refusal is recorded with reason
+// locked or ip_throttled; a call
 // whose context ends while the current password waits for a hashing slot
 // returns the context's error and counts nothing, as Login), and a
 // CAPTCHA when one is configured (without a solved one it gives
@@ -710,29 +713,18 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 	if len(current) > MaxPasswordBytes || len(next) > MaxPasswordBytes {
 		return fail(ReasonBadInput, gate{}, auth.ErrPasswordTooLong)
 	}
-	key := accountKey(p.Tenant, u.ID, u.Email)
-	res, err := g.stores.Throttle.Reserve(ctx, key, g.now(), g.acctLim)
+	// Reserved per client IP and account, checked and settled as a
+	// step-up's password (Reauthenticate): the guess counts like a
+	// login's, against the address too.
+	gt, err := g.reserveOwn(ctx, a, audit.PasswordChanged, current)
 	if err != nil {
-		return fail(ReasonUnavailable, gate{}, unavailable("throttle", err))
+		return err
 	}
-	if !res.Allowed {
-		g.hasher.VerifyDummy(ctx, current)
-		return fail(ReasonLocked, gate{}, ErrInvalidCredentials)
+	if err := g.verifyOwn(ctx, a, audit.PasswordChanged, gt, current); err != nil {
+		return err
 	}
-	ok, _, err := g.verifyPassword(ctx, current, u.PasswordHash)
-	if err != nil && ctx.Err() != nil {
-		gt := gate{acctKey: key, acct: res}
-		return g.unevaluated(ctx, gt, func(ctx context.Context, reason string, gt gate) {
-			_ = g.recordFailure(ctx, a, gt, a.event(audit.PasswordChanged, audit.Failure, reason))
-		})
-	}
-	if !ok {
-		// The guess counts like a login's: one that starts a lock is
-		// recorded and noticed as such.
-		return fail(ReasonBadPassword, gate{acct: res}, ErrInvalidCredentials)
-	}
-	if err := g.stores.Throttle.Reset(ctx, key); err != nil {
-		return fail(ReasonUnavailable, gate{}, unavailable("throttle", err))
+	if err := g.settle(ctx, gt, true); err != nil {
+		return fail(ReasonUnavailable, gate{}, err)
 	}
 	if err := g.checkPassword(ctx, p, pol, u, next); err != nil {
 		return err
