@@ -44,8 +44,10 @@ const ReasonEmailTaken = "email_taken"
 // notice "rate_limited". A notice to a verified address is not counted
 // and is never held back. A store failure of the count is
 // ErrUnavailable, and nothing changes.
-// The login throttle state of the old address (keys are per email) stays
-// where it is. If ending the sessions or recording the event fails, the
+// The login throttle state (failures, a lock) is the account's, not the
+// address's (its key is the tenant and user ID): it follows the account
+// to the new address, so a change of address never buys a fresh count of
+// guesses. If ending the sessions or recording the event fails, the
 // old address is put back and the error returned.
 //
 // The address is set only while the account is as it was read when the
