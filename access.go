@@ -1647,8 +1647,14 @@ func (g *Guard) apiKeyByID(ctx context.Context, tenant, id string) (k auth.APIKe
 // (rbac.ErrApproverRevoked), nor, as for its requester (requesterStands),
 // does one given before the approver's last reactivation
 // (User.ReactivatedAt): a reactivation brings back no approval the
-// deactivation took away. A store failure is returned as it is (Consume
-// returns it; ConsumeApproval makes it ErrUnavailable).
+// deactivation took away. Nor does one whose approver's password is
+// marked compromised (User.PasswordExpired, set by ExpirePassword): it
+// may have been given by whoever holds the password. Like the API keys
+// the user created (standingOf), it is suspended, not withdrawn: it
+// stands again once the user chooses a new password, as no record of when
+// the password was marked is kept to tell an approval given before the
+// mark from one given after. A store failure is returned as it is
+// (Consume returns it; ConsumeApproval makes it ErrUnavailable).
 func deciderActive(users auth.UserStore) func(context.Context, string, rbac.Approval) error {
 	return func(ctx context.Context, tenant string, ap rbac.Approval) error {
 		if ap.Decider.Kind != rbac.KindUser {
@@ -1660,6 +1666,8 @@ func deciderActive(users auth.UserStore) func(context.Context, string, rbac.Appr
 			return rbac.ErrApproverRevoked
 		case err != nil:
 			return fmt.Errorf("load approver: %w", err)
+		case u.PasswordExpired:
+			return rbac.ErrApproverRevoked
 		case !u.ReactivatedAt.IsZero() && !ap.DecidedAt.After(u.ReactivatedAt):
 			return rbac.ErrApproverRevoked
 		}
@@ -1705,7 +1713,9 @@ func requesterStands(users auth.UserStore) func(context.Context, string, rbac.Ap
 // user since deactivated (even if reactivated since: a reactivation
 // brings no approval back), deleted or stripped of that permission no
 // longer stands (rbac.ErrApproverRevoked; the approval is left
-// unconsumed). Nor does a request filed before its requester was last
+// unconsumed), nor, while the mark stands, one given by a user whose
+// password is marked compromised (ExpirePassword; it stands again once
+// the user chooses a new password). Nor does a request filed before its requester was last
 // reactivated: a deactivation withdraws the user's requests, approved
 // ones too (rbac.ErrWithdrawn, left unconsumed). Each refusal is recorded
 // as a failed approval.consumed (reasons no_permission, approver_revoked,

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	guard "github.com/guardhq/guard"
+	"github.com/guardhq/guard/audit"
 	"github.com/guardhq/guard/rbac"
 )
 
@@ -33,5 +35,49 @@ func TestApprovalOfApproverWithExpiredPasswordRefused(t *testing.T) {
 	}
 	if _, err := f.g.ConsumeApproval(f.ctx, rob, ap.ID, "campaigns:send", "c1", []byte("p")); !errors.Is(err, rbac.ErrApproverRevoked) {
 		t.Fatalf("ConsumeApproval of an approval given by a user whose password was then marked compromised = %v; want rbac.ErrApproverRevoked", err)
+	}
+}
+
+// A user whose password is marked compromised cannot approve either: a
+// password sign-in gives a session that every permission check refuses
+// (ErrPasswordChangeRequired). The approvals the user gave before the mark
+// are suspended, as the user's API keys are, not withdrawn: once the user
+// chooses a new password they stand again (no record of when the password
+// was marked is kept to tell them from approvals given after it).
+func TestApprovalOfApproverWithExpiredPasswordSuspended(t *testing.T) {
+	f := newFixture(t)
+	owner, _ := f.userWithRoles(t, "olga@example.test", rbac.Owner)
+	rob, _ := f.userWithRoles(t, "rob@example.test", rbac.Manager)
+	ann, _ := f.userWithRoles(t, "ann@example.test", rbac.Manager)
+	first, err := f.g.RequestApproval(f.ctx, rob, "campaigns:send", "c1", []byte("p"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.ApproveRequest(f.ctx, ann, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	second, err := f.g.RequestApproval(f.ctx, rob, "campaigns:send", "c2", []byte("p"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Minute)
+	if err := f.g.ExpirePassword(f.ctx, owner, tenantID, ann.UserID); err != nil {
+		t.Fatal(err)
+	}
+	marked, token := f.signIn(t, "ann@example.test")
+	if _, err := f.g.ApproveRequest(f.ctx, marked, second.ID); !errors.Is(err, guard.ErrPasswordChangeRequired) {
+		t.Errorf("ApproveRequest by a session whose password is marked compromised = %v; want ErrPasswordChangeRequired", err)
+	}
+	if _, err := f.g.ConsumeApproval(f.ctx, rob, first.ID, "campaigns:send", "c1", []byte("p")); !errors.Is(err, rbac.ErrApproverRevoked) {
+		t.Fatalf("ConsumeApproval while the approver's password is marked = %v; want rbac.ErrApproverRevoked", err)
+	}
+	if r := reasons(f.events(t, audit.ApprovalConsumed)); r["approver_revoked"] != 1 {
+		t.Errorf("approval.consumed reasons %v; want one approver_revoked", r)
+	}
+	if _, _, err := f.g.ChangePasswordAndRotate(f.ctx, marked, token, guard.PasswordChange{Current: ownerPW, New: "an entirely new passphrase"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.ConsumeApproval(f.ctx, rob, first.ID, "campaigns:send", "c1", []byte("p")); err != nil {
+		t.Errorf("ConsumeApproval once the approver chose a new password = %v; want it to stand again", err)
 	}
 }

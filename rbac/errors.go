@@ -61,8 +61,9 @@ var (
 	ErrMismatch = errors.New("rbac: approval does not match the request")
 	// ErrApproverRevoked: the approval's decider no longer holds the
 	// approve permission of its section (or, at Guard's facade, is no
-	// longer an active user, or was deactivated since giving it and
-	// reactivated), so the approval no longer stands. Returned
+	// longer an active user, was deactivated since giving it and
+	// reactivated, or has a password marked compromised), so the approval
+	// no longer stands. Returned
 	// by Approvals.Consume only, never by an ApprovalStore.
 	ErrApproverRevoked = errors.New("rbac: the approver no longer may approve")
 	// ErrWithdrawn: the approval's requester no longer stands behind it
