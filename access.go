@@ -1351,8 +1351,10 @@ func PayloadHash(payload []byte) [32]byte { return sha256.Sum256(payload) }
 // RequestApproval asks another user to approve an action under four-eyes
 // approval: the requester (by) must hold the permission (an API key: its
 // creator too, as everywhere a key is decided on); target names
-// what the action applies to and payload is what will be done (its hash
-// binds the approval). ttl 0 takes the default (24 hours).
+// what the action applies to, as printable text (see auth.Printable: it is
+// shown to the approvers and recorded; an *rbac.InputError otherwise,
+// nothing stored), and payload is what will be done (its hash binds the
+// approval). ttl 0 takes the default (24 hours).
 //
 // A request that cannot be recorded in the audit log does not stand: it
 // is rejected at once (with no Decider), so that no one can approve it,

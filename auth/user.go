@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/guardhq/guard/internal/emailfold"
+	"github.com/guardhq/guard/internal/textrule"
 )
 
 // Status is the lifecycle state of a user.
@@ -160,13 +160,6 @@ func CheckName(name string) error {
 // around it is shown: no control character (C0, DEL or C1, such as NEL
 // and CSI), no line or paragraph separator, no bidirectional embedding,
 // override or isolate. Names and other short texts kept and shown by
-// Guard (in pages, logs and audit exports) must be (see CheckName).
-func Printable(s string) bool {
-	for _, r := range s {
-		if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp) ||
-			'\u202a' <= r && r <= '\u202e' || '\u2066' <= r && r <= '\u2069' {
-			return false
-		}
-	}
-	return true
-}
+// Guard (in pages, logs and audit exports) must be (see CheckName). The
+// rule lives in internal/textrule, which rbac keeps for approval targets.
+func Printable(s string) bool { return textrule.Printable(s) }

@@ -11,6 +11,8 @@ import (
 	"io"
 	"time"
 	"unicode/utf8"
+
+	"github.com/guardhq/guard/internal/textrule"
 )
 
 // Defaults filled in by NewApprovals.
@@ -98,6 +100,12 @@ func NewApprovals(cfg ApprovalConfig) (*Approvals, error) {
 		deciderActive: cfg.DeciderActive, requesterOK: cfg.RequesterStands}, nil
 }
 
+// checkTarget: a target is 1 to MaxTargetLen bytes of UTF-8 that is
+// printable as auth.Printable says (internal/textrule): approvers are
+// shown it and the audit log records it, so it holds no control
+// character, line or paragraph separator, nor bidirectional embedding,
+// override or isolate that could show them another target than the one
+// the approval is bound to.
 func checkTarget(target string) error {
 	switch {
 	case target == "":
@@ -106,11 +114,8 @@ func checkTarget(target string) error {
 		return &InputError{Field: "target", Reason: "is too long"}
 	case !utf8.ValidString(target):
 		return &InputError{Field: "target", Reason: "is not valid UTF-8"}
-	}
-	for _, r := range target {
-		if r < 0x20 || (r >= 0x7f && r < 0xa0) {
-			return &InputError{Field: "target", Reason: "contains a control character"}
-		}
+	case !textrule.Printable(target):
+		return &InputError{Field: "target", Reason: "contains a control character, line separator or bidirectional mark"}
 	}
 	return nil
 }
@@ -158,7 +163,10 @@ func (a *Approvals) allowed(ctx context.Context, tenant string, sub Subject, p P
 }
 
 // Request records requester's request to do p on target with a payload
-// whose SHA-256 is payloadHash, and returns it (pending). The requester
+// whose SHA-256 is payloadHash, and returns it (pending). target is 1 to
+// MaxTargetLen bytes of UTF-8 with no control character, line or
+// paragraph separator, or bidirectional embedding, override or isolate
+// (*InputError otherwise: it is shown to approvers). The requester
 // must hold p (ErrDenied). ttl is how long the request stays valid, to be
 // approved and consumed (0 means ApprovalConfig.TTL; at most MaxTTL).
 // Requests are accepted whether or not the tenant requires approval for p.
