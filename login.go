@@ -121,6 +121,10 @@ const (
 	// ReasonFactorAdded: a second factor was confirmed while a sign-in
 	// without one was under way.
 	ReasonFactorAdded = "factor_added"
+	// ReasonFactorRemoved: the second factor a sign-in proved was removed
+	// before its session was created (for a recovery code: the user's
+	// last confirmed factor, or the last that made it count as MFA).
+	ReasonFactorRemoved = "factor_removed"
 	// ReasonEmailCodeNotAccepted (mfa.failed): a right email code of a
 	// user who has a factor the tenant's RequireMFA accepts (an
 	// authenticator app, SMS), where it accepts no email code: they sign
@@ -663,6 +667,9 @@ type signIn struct {
 	password bool      // the first factor was a password
 	flags    uint32    // session flags the first factor brings (FlagSSO, FlagBreakGlass)
 	mfa      mfa.Kind  // the second factor, once passed ("" before)
+	// factor is the ID of the confirmed factor the second factor proved
+	// ("" for a recovery code, and before).
+	factor string
 	// emailCode: the second factor counts as an email code (an email
 	// code, or a recovery code of a user with no stronger factor): the
 	// session gets FlagEmailCode, not FlagMFA.
@@ -993,6 +1000,23 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 			return LoginResult{}, fail(ReasonFactorAdded, ErrInvalidCredentials)
 		}
 	}
+	// And the factor this sign-in proved removed meanwhile (a phone
+	// reported stolen): the removal ended the user's sessions before this
+	// one existed, or it is seen here (one more read, only after a second
+	// factor). A recovery code stands in for the user's confirmed
+	// factors: removing the last voids the codes, and removing the last
+	// that counts as MFA changes what the code counts as.
+	if si.mfa != "" {
+		fs, err := g.mfa.Factors(ctx, u.Tenant, u.ID)
+		if err != nil {
+			g.dropSession(ctx, s)
+			return LoginResult{}, fail(ReasonUnavailable, unavailable("load factors", err))
+		}
+		if !stillProved(si, fs) {
+			g.dropSession(ctx, s)
+			return LoginResult{}, fail(ReasonFactorRemoved, ErrInvalidCredentials)
+		}
+	}
 	events := make([]audit.Event, 0, 1+len(ended))
 	ok := a.event(audit.LoginSucceeded, audit.Success, "")
 	ok.Target = s.ID()
@@ -1023,6 +1047,20 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 		g.rehash(ctx, u, si.rehash)
 	}
 	return LoginResult{Token: token, Session: s, User: userView(cur), Evicted: nEvicted, PasswordExpired: expired}, nil
+}
+
+// stillProved reports whether the second factor of si still stands among
+// the user's factors fs: the factor it proved is there and confirmed; for
+// a recovery code (si.factor ""), a confirmed factor is left, and one that
+// counts as MFA on its own if the sign-in counted as MFA.
+func stillProved(si signIn, fs []mfa.Factor) bool {
+	if si.factor != "" {
+		return slices.ContainsFunc(fs, func(f mfa.Factor) bool { return f.ID == si.factor && f.Confirmed() })
+	}
+	if !si.emailCode {
+		return strongFactor(fs)
+	}
+	return slices.ContainsFunc(fs, mfa.Factor.Confirmed)
 }
 
 // verifyPassword checks password against a user's stored hash as

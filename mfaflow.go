@@ -239,19 +239,20 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 	}
 	var (
 		recovery *mfa.RecoveryResult
-		strong   bool // a recovery code's user has a factor that counts as MFA on its own
+		strong   bool   // a recovery code's user has a factor that counts as MFA on its own
+		factorID string // the factor proved ("" for a recovery code)
 	)
 	switch sf.Method {
 	case MethodTOTP:
 		var f mfa.Factor
 		f, err = g.mfa.VerifyTOTP(ctx, u.Tenant, u.ID, sf.FactorID, sf.Code)
 		if err == nil {
-			kind = f.Kind
+			kind, factorID = f.Kind, f.ID
 		}
 	case MethodCode:
 		var f mfa.Factor
 		f, err = g.mfa.VerifyCode(ctx, u.Tenant, u.ID, p.txn.ID(), sf.Code)
-		kind = f.Kind
+		kind, factorID = f.Kind, f.ID
 		var ce *mfa.CodeError
 		if errors.As(err, &ce) {
 			kind = ce.Kind // refused once found: the stored code knows its factor
@@ -341,7 +342,7 @@ func (g *Guard) CompleteLogin(ctx context.Context, sf SecondFactor) (LoginResult
 			return LoginResult{}, err
 		}
 	}
-	si := signIn{password: p.txn.Flags&FlagSSO == 0, flags: p.txn.Flags, mfa: kind}
+	si := signIn{password: p.txn.Flags&FlagSSO == 0, flags: p.txn.Flags, mfa: kind, factor: factorID}
 	// A recovery code stands in for the user's confirmed factors: it
 	// counts as MFA only as far as they would. Without an authenticator
 	// app or SMS factor (an email address alone, say) it is taken as an
@@ -699,7 +700,7 @@ func (g *Guard) CompletePendingEnrolment(ctx context.Context, sf SecondFactor) (
 	if err := g.settle(ctx, gt, true); err != nil {
 		return withCodes, g.loginFailed(ctx, p.a, ReasonUnavailable, err)
 	}
-	res, err := g.createSession(ctx, p.a, p.pol, signIn{password: p.txn.Flags&FlagSSO == 0, flags: p.txn.Flags, mfa: mfa.KindTOTP})
+	res, err := g.createSession(ctx, p.a, p.pol, signIn{password: p.txn.Flags&FlagSSO == 0, flags: p.txn.Flags, mfa: mfa.KindTOTP, factor: sf.FactorID})
 	res.RecoveryCodes = codes
 	return res, err
 }
@@ -1057,7 +1058,10 @@ func (g *Guard) Factors(ctx context.Context, by Principal, tenant, userID string
 // RemoveFactor removes one of a user's factors (their own, or as an admin
 // of the tenant), which needs a recent authentication. Removing the last
 // one also voids the user's recovery codes. The user's other sessions end
-// (all of them when an admin removes it) and, when the factor was
+// (all of them when an admin removes it; a sign-in that proved the factor
+// and creates its session after the removal is refused too, recorded as
+// login.failed with reason factor_removed, as is a recovery code's whose
+// standing it ended) and, when the factor was
 // confirmed, the user is mailed a notice, as is the address of a removed
 // email factor; a pending factor's removal (an enrolment never completed,
 // to an address never proved) mails no one. While the tenant requires
