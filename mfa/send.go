@@ -202,8 +202,9 @@ func (m *Manager) checkRoom(ctx context.Context, tenant, userID string) error {
 // ConfirmOOB activates the pending email or SMS factor factorID with the
 // code BeginOOB (or SendCode) sent to it; a code the factor did not send
 // is ErrInvalidCode. Errors: those of VerifyCode, and ErrConflict if the
-// factor is already confirmed, ErrExpired (the factor is then deleted) if
-// it was begun more than EnrolTTL ago, ErrLimit if the user has meanwhile
+// factor is already confirmed, ErrExpired if it was begun more than
+// EnrolTTL ago (it stays pending, as for ConfirmTOTP, and its code is
+// left to expire), ErrLimit if the user has meanwhile
 // confirmed Config.MaxFactors factors (it stays pending; the code is used
 // up).
 func (m *Manager) ConfirmOOB(ctx context.Context, tenant, userID, factorID, code string) (Factor, error) {
@@ -229,8 +230,6 @@ func (m *Manager) ConfirmOOB(ctx context.Context, tenant, userID, factorID, code
 	}
 	now := m.now()
 	if !now.Before(f.CreatedAt.Add(m.enrolTTL)) {
-		_, _ = m.st.Factors.DeleteFactor(ctx, tenant, userID, factorID)
-		_ = m.st.Codes.DeleteCode(ctx, tenant, codeTxn(userID, enrolTxn(factorID)))
 		return Factor{}, ErrExpired
 	}
 	c, err := m.checkCode(ctx, tenant, userID, enrolTxn(factorID), code, now)

@@ -98,8 +98,16 @@ func TestOOBEnrolmentExpired(t *testing.T) {
 	f.clk.Add(mfa.DefaultEnrolTTL)
 	_, err := f.m.ConfirmOOB(t.Context(), "t", "u", fac.ID, code)
 	wantErr(t, "ConfirmOOB after EnrolTTL", err, mfa.ErrExpired)
+	// Refused, not deleted (a confirmation landing meanwhile would go with
+	// it): it stays pending and is refused again, until a new enrolment of
+	// the kind voids it.
 	_, err = f.m.ConfirmOOB(t.Context(), "t", "u", fac.ID, code)
-	wantErr(t, "ConfirmOOB of the deleted factor", err, mfa.ErrNotFound)
+	wantErr(t, "ConfirmOOB of the expired factor, again", err, mfa.ErrExpired)
+	if _, _, err := f.m.BeginOOB(t.Context(), mfa.OOBRequest{Tenant: "t", UserID: "u", Kind: mfa.KindEmail, Destination: "ada@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.m.ConfirmOOB(t.Context(), "t", "u", fac.ID, code)
+	wantErr(t, "ConfirmOOB of the voided factor", err, mfa.ErrNotFound)
 }
 
 func TestOOBEnrolmentInput(t *testing.T) {

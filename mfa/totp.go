@@ -104,8 +104,11 @@ func (m *Manager) BeginTOTP(ctx context.Context, tenant, userID, account, label 
 // *InputError for a malformed code, ErrInvalidCode for a wrong one,
 // ErrNotFound if there is no such pending TOTP factor, ErrConflict if it is
 // already confirmed, ErrExpired if it was begun more than EnrolTTL ago
-// (it is then deleted), ErrLimit if the user has meanwhile confirmed
-// Config.MaxFactors factors (it stays pending).
+// (it stays pending, never to be confirmed, until a new enrolment of the
+// kind voids it or RemoveFactor removes it: deleting it here could delete
+// a confirmation of the same factor landing meanwhile), ErrLimit if the
+// user has meanwhile confirmed Config.MaxFactors factors (it stays
+// pending).
 func (m *Manager) ConfirmTOTP(ctx context.Context, tenant, userID, factorID, code string) (Factor, error) {
 	c, err := m.checkTOTPInput(tenant, userID, factorID, code)
 	if err != nil {
@@ -123,7 +126,6 @@ func (m *Manager) ConfirmTOTP(ctx context.Context, tenant, userID, factorID, cod
 	}
 	now := m.now()
 	if !now.Before(f.CreatedAt.Add(m.enrolTTL)) {
-		_, _ = m.st.Factors.DeleteFactor(ctx, tenant, userID, factorID)
 		return Factor{}, ErrExpired
 	}
 	step, ok, err := m.matchFactor(f, c, now)

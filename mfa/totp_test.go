@@ -116,8 +116,19 @@ func TestConfirmTOTP(t *testing.T) {
 		f.clk.Add(mfa.DefaultEnrolTTL)
 		_, err := f.m.ConfirmTOTP(ctx, "t", "u", e.Factor.ID, codeAt(t, e.Secret, f.clk.Now()))
 		wantErr(t, "ConfirmTOTP after EnrolTTL", err, mfa.ErrExpired)
+		// Refused, not deleted (a confirmation landing meanwhile would go
+		// with it): it stays pending, never to be confirmed, until a new
+		// enrolment voids it.
+		if got, err := f.st.Factor(ctx, "t", "u", e.Factor.ID); err != nil || got.Confirmed() {
+			t.Errorf("expired pending factor = %+v, %v; want it kept pending", got, err)
+		}
+		_, err = f.m.ConfirmTOTP(ctx, "t", "u", e.Factor.ID, codeAt(t, e.Secret, f.clk.Now()))
+		wantErr(t, "ConfirmTOTP after EnrolTTL, again", err, mfa.ErrExpired)
+		if _, err := f.m.BeginTOTP(ctx, "t", "u", "a", ""); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := f.st.Factor(ctx, "t", "u", e.Factor.ID); !errors.Is(err, mfa.ErrNotFound) {
-			t.Errorf("expired pending factor still stored: %v", err)
+			t.Errorf("expired pending factor after a new enrolment: %v, want ErrNotFound (voided)", err)
 		}
 	})
 	t.Run("NewEnrolmentVoidsPending", func(t *testing.T) {
