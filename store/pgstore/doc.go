@@ -263,8 +263,11 @@
 //
 // Expired throttle records are deleted by Reserve, and expired one-time
 // codes, rate windows and pending logins by PutCode, Hit and
-// CreateTransaction, up to GCBatch at a time (so those tables are bounded
-// by the rate of events, and MFA.Hit never returns mfa.ErrFull); sessions
+// CreateTransaction, up to GCBatch at a time, once they expired MFAGCGrace
+// before the time the write is given (so that a replica whose clock lags
+// still sees them, and its send limits keep their counts; those tables
+// are bounded by the rate of events, and MFA.Hit never returns
+// mfa.ErrFull); sessions
 // that are no longer live, and the tombstones of evicted and rotated
 // sessions once ended, are deleted when their user signs in again, and
 // Sessions.DeleteExpired removes the rest in bounded batches. Tracked SAML

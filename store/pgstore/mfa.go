@@ -43,10 +43,10 @@ import (
 //     one DELETE … RETURNING.
 //
 // Expired one-time codes, rate windows and transactions are deleted by
-// PutCode, Hit and CreateTransaction, up to GCBatch rows each (judged by
-// the time the caller passes, skipping rows other transactions hold), so
-// these tables stay bounded by the rate of events: Hit never returns
-// mfa.ErrFull.
+// PutCode, Hit and CreateTransaction, up to GCBatch rows each, once they
+// expired MFAGCGrace before the time the caller passes (skipping rows
+// other transactions hold), so these tables stay bounded by the rate of
+// events: Hit never returns mfa.ErrFull.
 type MFA struct {
 	pool *pgxpool.Pool
 	sql  mfaSQL
@@ -140,10 +140,11 @@ func newMFASQL(q string) mfaSQL {
 			WHERE tenant = $1 AND user_id = $2 AND hashes @> $4::bytea[] AND hashes <@ $4::bytea[]
 			RETURNING 1`),
 
+		// $10 is CreatedAt less MFAGCGrace.
 		putCode: s(`WITH gc AS (
 				DELETE FROM {s}.mfa_codes WHERE (tenant, txn) IN (
 					SELECT tenant, txn FROM {s}.mfa_codes
-					WHERE expires_us <= $7 AND NOT (tenant = $1 AND txn = $2)
+					WHERE expires_us <= $10 AND NOT (tenant = $1 AND txn = $2)
 					ORDER BY expires_us
 					LIMIT ` + gcBatch + `
 					FOR UPDATE SKIP LOCKED))
@@ -157,10 +158,11 @@ func newMFASQL(q string) mfaSQL {
 
 		// A window that has ended ($2 at or after ends_us) starts again
 		// at $2 and ends at $3; every SET expression reads the old row.
+		// $4 is now less MFAGCGrace.
 		hit: s(`WITH gc AS (
 				DELETE FROM {s}.mfa_rates WHERE key IN (
 					SELECT key FROM {s}.mfa_rates
-					WHERE ends_us <= $2 AND key <> $1
+					WHERE ends_us <= $4 AND key <> $1
 					ORDER BY ends_us
 					LIMIT ` + gcBatch + `
 					FOR UPDATE SKIP LOCKED))
@@ -171,10 +173,11 @@ func newMFASQL(q string) mfaSQL {
 			RETURNING count`),
 		forget: s(`DELETE FROM {s}.mfa_rates WHERE key = $1 AND ends_us = $2`),
 
+		// $9 is CreatedAt less MFAGCGrace.
 		createTxn: s(`WITH gc AS (
 				DELETE FROM {s}.mfa_transactions WHERE hash IN (
 					SELECT hash FROM {s}.mfa_transactions
-					WHERE expires_us <= $7 AND hash <> $1
+					WHERE expires_us <= $9 AND hash <> $1
 					ORDER BY expires_us
 					LIMIT ` + gcBatch + `
 					FOR UPDATE SKIP LOCKED))

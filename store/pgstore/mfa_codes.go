@@ -25,11 +25,27 @@ const (
 	checkStatuses = 5
 )
 
+// MFAGCGrace is how long after its expiry, judged by the time a write is
+// given, a one-time code, send-rate window or pending sign-in becomes
+// garbage that MFA deletes: PutCode deletes codes that expired MFAGCGrace
+// or more before the new code's CreatedAt, Hit windows that ended
+// MFAGCGrace or more before its now, CreateTransaction transactions that
+// expired MFAGCGrace or more before the new one's CreatedAt. A replica
+// whose clock is behind the others' by less than MFAGCGrace thus still
+// finds every code, window and pending sign-in that is live by its own
+// clock: a send limit keeps its count. The grace does not change what a
+// caller sees: a code expired at the now CheckCode is given is refused
+// (mfa.ErrExpired), a window ended at Hit's now starts again at 1, and a
+// transaction comes back with its ExpiresAt for the caller to judge,
+// however recent.
+const MFAGCGrace = 5 * time.Minute
+
 // PutCode implements mfa.CodeStore in one upsert, which also deletes up to
-// GCBatch other codes that expired at c.CreatedAt.
+// GCBatch other codes that expired MFAGCGrace or more before c.CreatedAt.
 func (s *MFA) PutCode(ctx context.Context, c mfa.Code) error {
+	created := micros(c.CreatedAt)
 	_, err := s.pool.Exec(ctx, s.sql.putCode, []byte(c.Tenant), []byte(c.Txn), []byte(c.UserID), []byte(c.FactorID),
-		[]byte(c.Kind), c.Hash[:], micros(c.CreatedAt), micros(c.ExpiresAt), clampInt32(c.TriesLeft))
+		[]byte(c.Kind), c.Hash[:], created, micros(c.ExpiresAt), clampInt32(c.TriesLeft), gcCutoff(created, MFAGCGrace))
 	if err != nil {
 		return wrap("mfa: put code", err)
 	}
@@ -86,7 +102,7 @@ func (s *MFA) DeleteCode(ctx context.Context, tenant, txn string) error {
 
 // Hit implements mfa.RateStore in one INSERT … ON CONFLICT DO UPDATE on
 // the key's row, which also deletes up to GCBatch other windows that
-// ended at now. The window is kept to the microsecond, rounded up: a
+// ended MFAGCGrace or more before now. The window is kept to the microsecond, rounded up: a
 // window opening at now starts at now rounded up and lasts window rounded
 // up, so it never ends before now+window (up to 2 µs after it); now is
 // compared with the ends truncated, which is exact. It never returns
@@ -94,7 +110,7 @@ func (s *MFA) DeleteCode(ctx context.Context, tenant, txn string) error {
 func (s *MFA) Hit(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
 	at, end := micros(now), rateEnd(now, window)
 	var n int64
-	if err := s.pool.QueryRow(ctx, s.sql.hit, []byte(key), at, end).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, s.sql.hit, []byte(key), at, end, gcCutoff(at, MFAGCGrace)).Scan(&n); err != nil {
 		return 0, wrap("mfa: hit", err)
 	}
 	return int(n), nil
@@ -147,10 +163,11 @@ func scanTxn(row pgx.Row) (mfa.Transaction, error) {
 
 // CreateTransaction implements mfa.TransactionStore in one INSERT … ON
 // CONFLICT DO NOTHING, which also deletes up to GCBatch other transactions
-// that expired at t.CreatedAt.
+// that expired MFAGCGrace or more before t.CreatedAt.
 func (s *MFA) CreateTransaction(ctx context.Context, t mfa.Transaction) error {
+	created := micros(t.CreatedAt)
 	tag, err := s.pool.Exec(ctx, s.sql.createTxn, t.Hash[:], []byte(t.Tenant), []byte(t.UserID), t.Binding[:],
-		[]byte(t.Purpose), int64(t.Flags), micros(t.CreatedAt), micros(t.ExpiresAt))
+		[]byte(t.Purpose), int64(t.Flags), created, micros(t.ExpiresAt), gcCutoff(created, MFAGCGrace))
 	if err != nil {
 		return wrap("mfa: create transaction", err)
 	}

@@ -11,8 +11,9 @@ import (
 )
 
 // Expired one-time codes, rate windows and pending logins do not pile up:
-// each write deletes up to GCBatch of them (by the time it is given), and
-// never a live one.
+// each write deletes up to GCBatch of them once they expired MFAGCGrace
+// before the time it is given, and never a live one, nor one expired
+// more recently (a replica whose clock lags may still use it).
 func TestMFADropsExpiredRows(t *testing.T) {
 	st := newStore(t)
 	ctx := t.Context()
@@ -37,10 +38,12 @@ func TestMFADropsExpiredRows(t *testing.T) {
 		at   time.Time
 		left int
 	}
-	// old rows expire at t0+1m, later ones live an hour; the first step
-	// (before the expiry) drops nothing, the others GCBatch then the rest.
-	before, after := t0.Add(30*time.Second), t0.Add(2*time.Minute)
-	steps := []step{{before, old + 1}, {after, old + 2 - pgstore.GCBatch}, {after, old + 3 - 2*pgstore.GCBatch}, {after, 4}}
+	// old rows expire at t0+1m, later ones live an hour; the first steps
+	// (before the expiry, then less than MFAGCGrace after it) drop
+	// nothing, the others GCBatch then the rest.
+	before, within := t0.Add(30*time.Second), t0.Add(time.Minute+pgstore.MFAGCGrace-time.Microsecond)
+	after := t0.Add(time.Minute + pgstore.MFAGCGrace)
+	steps := []step{{before, old + 1}, {within, old + 2}, {after, old + 3 - pgstore.GCBatch}, {after, old + 4 - 2*pgstore.GCBatch}, {after, 5}}
 
 	code := func(i int, at time.Time) error {
 		exp := at.Add(time.Hour)

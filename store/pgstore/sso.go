@@ -173,9 +173,10 @@ func newSSOSQL(q string) ssoSQL {
 // found, however recent.
 const SSOGCGrace = 5 * time.Minute
 
-// gcCutoff returns us less SSOGCGrace, in microseconds (saturated).
-func gcCutoff(us int64) int64 {
-	g := SSOGCGrace.Microseconds()
+// gcCutoff returns us less grace (SSOGCGrace, MFAGCGrace), in
+// microseconds (saturated).
+func gcCutoff(us int64, grace time.Duration) int64 {
+	g := grace.Microseconds()
 	if us < math.MinInt64+g {
 		return math.MinInt64
 	}
@@ -395,7 +396,7 @@ func (s *SSO) RememberRequest(ctx context.Context, r sso.Request) error {
 		return err
 	}
 	tag, err := s.pool.Exec(ctx, s.sql.remember, nonNil([]byte(r.Tenant)), nonNil([]byte(r.ID)), nonNil([]byte(r.Kind)),
-		nonNil([]byte(r.RelayState)), nonNil([]byte(r.ReturnTo)), nonNil([]byte(r.Binding)), created, expires, gcCutoff(created))
+		nonNil([]byte(r.RelayState)), nonNil([]byte(r.ReturnTo)), nonNil([]byte(r.Binding)), created, expires, gcCutoff(created, SSOGCGrace))
 	if err != nil {
 		return wrap("sso: remember request", err)
 	}
@@ -454,7 +455,7 @@ func (s *SSO) InsertID(ctx context.Context, tenant, id string, until, now time.T
 		return false, err
 	}
 	var isNew bool
-	err = s.pool.QueryRow(ctx, s.sql.insertID, nonNil([]byte(tenant)), nonNil([]byte(id)), u, at, gcCutoff(at)).Scan(&isNew)
+	err = s.pool.QueryRow(ctx, s.sql.insertID, nonNil([]byte(tenant)), nonNil([]byte(id)), u, at, gcCutoff(at, SSOGCGrace)).Scan(&isNew)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
@@ -503,7 +504,7 @@ func (s *SSO) PutSubject(ctx context.Context, sub sso.Subject, now time.Time) er
 		return err
 	}
 	_, err = s.pool.Exec(ctx, s.sql.putSubject, sub.Tenant, sub.UserID, sub.IdP, sub.NameID, sub.NameIDFormat, sub.SessionIndex,
-		expires, gcCutoff(at))
+		expires, gcCutoff(at, SSOGCGrace))
 	if err != nil {
 		return wrap("sso: put subject", err)
 	}
