@@ -269,19 +269,30 @@ type Config struct {
 	// ErrStepUpRequired and must call Reauthenticate.
 	StepUpWindow time.Duration
 	// Captcha verifies CAPTCHA tokens on forgot-password and reset, on
-	// change-password, and on login and step-up (Reauthenticate) once an
-	// account has CaptchaAfter or a client IP CaptchaAfterIP recent
-	// failures, or has been locked (AccountLimit, IPLimit) since its
-	// failures were last forgotten: a lock sets the count of failures
-	// back to zero, not the need for a CAPTCHA. Nil: no CAPTCHA.
+	// change-password, and on a login's password step (Login) and step-up
+	// (Reauthenticate) once an account has CaptchaAfter or a client IP
+	// CaptchaAfterIP recent failures, or has been locked (AccountLimit,
+	// IPLimit) since its failures were last forgotten: a lock sets the
+	// count of failures back to zero, not the need for a CAPTCHA. Nil: no
+	// CAPTCHA.
 	//
 	// A login or step-up refused only because it carried no CAPTCHA token
 	// does not count as a failure (its password was not evaluated; the
 	// client is being asked for the first time); one with a refused token
 	// does.
+	//
+	// The second step of a sign-in (CompleteLogin, and the other steps of
+	// a pending sign-in: SendLoginCode, CompletePendingEnrolment) never
+	// asks for one: SecondFactor carries no token. It comes after a right
+	// password (and the CAPTCHA, if one was due then). Its wrong codes
+	// count as failures of the account as wrong passwords do, so the next
+	// password step asks for a CAPTCHA after CaptchaAfter of them; the
+	// pending sign-in's own guesses are bounded by the account lock
+	// (AccountLimit), not by a CAPTCHA.
 	Captcha auth.CaptchaVerifier
-	// CaptchaAfter is the number of recent failed logins of an account
-	// after which a login of it needs a CAPTCHA token (default 3).
+	// CaptchaAfter is the number of recent failures of an account (wrong
+	// passwords and wrong second-factor codes alike) after which a login
+	// of it needs a CAPTCHA token at its password step (default 3).
 	CaptchaAfter int
 	// CaptchaAfterIP is the number of recent failed logins from a client
 	// IP, across accounts, after which every login from it needs a

@@ -22,7 +22,8 @@ const (
 	MethodRecovery = "recovery" // a recovery code
 )
 
-// SecondFactor is the second step of a pending sign-in.
+// SecondFactor is the second step of a pending sign-in. It carries no
+// CAPTCHA token: the second step asks for none (Config.Captcha).
 type SecondFactor struct {
 	// Pending is the pending sign-in's token (Pending.Token).
 	Pending string
@@ -166,7 +167,11 @@ func codeReason(err error) (reason string, ok bool) {
 // is right, creates the session. Every refusal of the code is
 // ErrInvalidCode (the cause is in the mfa.failed event; a client IP over
 // 64 bytes is an *InputError, recorded as bad_input) and counts as a
-// failed attempt in the same lockout as wrong passwords; an unknown,
+// failed attempt in the same lockout as wrong passwords. No CAPTCHA is
+// asked here, whatever the account's failures (Config.Captcha): the step
+// comes after a right password, its guesses end at the account lock, and
+// the password step of the next login asks for a CAPTCHA once they reach
+// Config.CaptchaAfter. An unknown,
 // expired or used pending sign-in, or one started by another client, is
 // ErrLoginExpired. A password sign-in started before the tenant required
 // SSO (Policy.RequireSSO) ends at its next step with ErrSSORequired
