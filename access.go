@@ -644,7 +644,10 @@ func (g *Guard) GrantRole(ctx context.Context, by Principal, tenant, subject, ro
 // owner while the tenant requires SSO (ErrBreakGlassUser: name another
 // break-glass owner, or stop requiring SSO, first; checked after the
 // caller's right to change grants, as for GrantRole, so a caller without
-// it gets ErrForbidden). A removal of the owner
+// it gets ErrForbidden; and again once the role is taken, so that a
+// SetPolicy naming the owner meanwhile has the role given back and the
+// call refused, or ErrUnavailable, the role taken, if it cannot be given
+// back). A removal of the owner
 // role from an active owner that is given back meanwhile (another
 // caller's undo) is refused with ErrConflict (reason conflict). A user
 // needs a recent authentication (ErrStepUpRequired, before anything is
@@ -746,10 +749,19 @@ func (g *Guard) changeRole(ctx context.Context, by Principal, tenant, subject, r
 		// record.
 		return sub, false, nil
 	}
+	// regrant undoes a revocation.
+	regrant := func(ctx context.Context) error {
+		return g.rbac.Grant(ctx, g.rbac.AllPerms(), tenant, sub, role)
+	}
+	if !grant && role == rbac.Owner && sub.Kind == rbac.KindUser {
+		// A SetPolicy naming the user the break-glass owner may have
+		// come since keepBreakGlass: read again now the role is gone.
+		if err := g.keptBreakGlass(ctx, by, tenant, sub.ID, action, sub.String(), regrant); err != nil {
+			return rbac.Subject{}, false, err
+		}
+	}
 	if activeOwner {
-		if err := g.keepOwner(ctx, by, tenant, action, sub.String(), map[string]string{"role": role}, func(ctx context.Context) error {
-			return g.rbac.Grant(ctx, g.rbac.AllPerms(), tenant, sub, role)
-		}, func(ctx context.Context) (bool, error) {
+		if err := g.keepOwner(ctx, by, tenant, action, sub.String(), map[string]string{"role": role}, regrant, func(ctx context.Context) (bool, error) {
 			rs, err := g.rbac.RolesOf(ctx, tenant, sub)
 			if err != nil {
 				return false, rbacErr("load roles", err)

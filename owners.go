@@ -154,6 +154,12 @@ func (g *Guard) ownerRefused(ctx context.Context, by Principal, tenant string, a
 // meanwhile). An undo sets active again only a status this call changed:
 // it never reactivates a user someone else deactivated.
 //
+// Once written, the tenant's policy is read again (keptBreakGlass): a
+// user named the break-glass owner since the caller's keepBreakGlass has
+// the change undone and refused (ErrBreakGlassUser, recorded as a failed
+// action with reason break_glass_user), as does a failure to read the
+// policy (the error returned).
+//
 // A deactivation checks again, once written, that by, with perms (as
 // outranks returned them), outranks the user (outranksStill): a role by
 // could not grant, given to the user since, undoes it and refuses it
@@ -182,6 +188,12 @@ func (g *Guard) setDeactivated(ctx context.Context, by Principal, perms rbac.Per
 		undo = func(ctx context.Context) error {
 			return g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusActive)
 		}
+	}
+	// A SetPolicy naming the user the break-glass owner may have come
+	// since the caller's keepBreakGlass: read again now the status is
+	// written, before anything that cannot be undone.
+	if err := g.keptBreakGlass(ctx, by, tenant, id, action, id, undo); err != nil {
+		return changed, err
 	}
 	if action == audit.UserDeactivated {
 		if err := g.outranksStill(ctx, by, perms, tenant, id, action, undo); err != nil {
@@ -216,7 +228,9 @@ var errPassedOver = errors.New("guard: user passed over")
 // meanwhile) has the deactivation undone, recorded as a failed
 // user.deactivated with reason owner, and is passed over too; a failure
 // to read the roles then undoes it as well and is returned. As
-// setDeactivated, it checks again that by outranks the user (with perms).
+// setDeactivated, it checks again that by outranks the user (with perms),
+// and that the user was not named the break-glass owner meanwhile
+// (ErrBreakGlassUser, the deactivation undone; see keptBreakGlass).
 func (g *Guard) setIdleDeactivated(ctx context.Context, by Principal, perms rbac.Perms, tenant, id string,
 	idleSince time.Time, meta map[string]string) error {
 	if owner, _, err := g.ownerStatus(ctx, tenant, id); err != nil || owner {
@@ -231,6 +245,9 @@ func (g *Guard) setIdleDeactivated(ctx context.Context, by Principal, perms rbac
 	}
 	reactivate := func(ctx context.Context) error {
 		return g.stores.UserUpdates.SetStatus(ctx, tenant, id, auth.StatusActive)
+	}
+	if err := g.keptBreakGlass(ctx, by, tenant, id, audit.UserDeactivated, id, reactivate); err != nil {
+		return err
 	}
 	if err := g.outranksStill(ctx, by, perms, tenant, id, audit.UserDeactivated, reactivate); err != nil {
 		return err

@@ -1395,7 +1395,10 @@ func liveCount(ended []session.Session, now time.Time) int {
 // has it set back, recorded as a failed user.deactivated with reason
 // owner, and is passed over), nor is the break-glass owner of a
 // tenant that requires SSO (rarely used by design): the access review
-// lists them as dormant for a person to decide.
+// lists them as dormant for a person to decide. A user named the
+// break-glass owner just before the status is written has it set back
+// too, recorded as a failed user.deactivated with reason
+// break_glass_user, and is passed over.
 // A principal other than the system needs users:manage, is never
 // deactivated itself, and passes over the users it does not outrank, who
 // hold a role it could not grant (see "Acting on a more privileged user"
@@ -1468,6 +1471,8 @@ func (g *Guard) DeactivateDormant(ctx context.Context, by Principal, tenant stri
 				continue // reactivated just after: the refusal is on record
 			case errors.Is(err, rbac.ErrEscalation):
 				continue // given a role by could not grant meanwhile: undone, on record
+			case errors.Is(err, ErrBreakGlassUser):
+				continue // named the break-glass owner meanwhile: undone, on record
 			}
 			return done, err
 		}

@@ -1359,6 +1359,32 @@ func (g *Guard) keepBreakGlass(ctx context.Context, by Principal, tenant, userID
 	return g.refuseBreakGlass(ctx, by, tenant, action, target)
 }
 
+// keptBreakGlass is keepBreakGlass once the change is written: a
+// SetPolicy naming userID the break-glass owner may have come between
+// keepBreakGlass and the write, having found them still an active owner.
+// The policy is read again now (each side writes, then reads the
+// other's): if userID is the break-glass owner now, or the policy cannot
+// be read, the change is undone (undo; nil undoes nothing: the change
+// changed nothing) and refused as keepBreakGlass refuses it (the read's
+// error returned unrecorded). An undo that fails is returned as
+// ErrUnavailable, the change then standing, unrecorded.
+func (g *Guard) keptBreakGlass(ctx context.Context, by Principal, tenant, userID string, action audit.Action, target string,
+	undo func(context.Context) error) error {
+	bg, err := g.breakGlassUser(ctx, tenant)
+	if err == nil && bg != userID {
+		return nil
+	}
+	if undo != nil {
+		if uerr := undo(context.WithoutCancel(ctx)); uerr != nil {
+			return unavailable("undo", uerr)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return g.refuseBreakGlass(ctx, by, tenant, action, target)
+}
+
 // refuseBreakGlass records action on target as failed (reason
 // break_glass_user) and returns ErrBreakGlassUser.
 func (g *Guard) refuseBreakGlass(ctx context.Context, by Principal, tenant string, action audit.Action, target string) error {

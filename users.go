@@ -278,7 +278,11 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 // grant (ErrForbidden, recorded as a failed user.deactivated with reason
 // escalation, nothing changed: see "Acting on a more privileged user");
 // the break-glass owner of a tenant that requires SSO cannot be
-// deactivated (ErrBreakGlassUser), nor can the tenant's last active owner
+// deactivated (ErrBreakGlassUser, recorded as a failed user.deactivated
+// with reason break_glass_user; also when SetPolicy names them while the
+// deactivation is written: the policy is read again once the status is,
+// and the status set back, nothing else done; if that fails,
+// ErrUnavailable with the user deactivated), nor can the tenant's last active owner
 // (rbac.ErrLastOwner, recorded as a failed user.deactivated with reason
 // last_owner; nothing else changes): make another user an owner first.
 // The last rule holds under concurrency: of two owners deactivated at
@@ -420,7 +424,10 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 // revoked, for someone who may to finish; the role recorded is read again
 // then (when it cannot be, or is gone again, the refusal is recorded
 // without it). The break-glass owner of a
-// tenant that requires SSO cannot be deleted (ErrBreakGlassUser). A store
+// tenant that requires SSO cannot be deleted (ErrBreakGlassUser), also
+// when SetPolicy names them meanwhile: the policy is read again once the
+// user is deactivated, before anything that cannot be undone, as for
+// DeactivateUser. A store
 // failure gives ErrUnavailable and leaves the user deactivated, with what
 // was done so far (sessions ended, keys revoked, requests withdrawn, roles
 // taken, in that order): calling DeleteUser again finishes the job. Once the user's
