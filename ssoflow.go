@@ -1285,7 +1285,8 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 // checkSSOPolicy refuses a policy that requires SSO without an IdP or
 // without a usable break-glass owner: an active owner of the tenant with
-// a confirmed second factor (*PolicyError, Field BreakGlassUser).
+// a password and a confirmed second factor (*PolicyError, Field
+// BreakGlassUser).
 func (g *Guard) checkSSOPolicy(ctx context.Context, tenant string, p Policy) error {
 	if !p.RequireSSO {
 		return nil
@@ -1324,6 +1325,11 @@ func (g *Guard) checkSSOPolicy(ctx context.Context, tenant string, p Policy) err
 		if !slices.Contains(roles, rbac.Owner) {
 			return &PolicyError{Field: "BreakGlassUser", Reason: "must be an owner"}
 		}
+	}
+	// Break-glass sign-in takes a password: an owner without one (made
+	// by single sign-on) could not sign in when the IdP fails.
+	if u.PasswordHash == "" {
+		return &PolicyError{Field: "BreakGlassUser", Reason: "has no password: break-glass sign-in takes one, so they must set one first"}
 	}
 	// Break-glass sign-in takes a factor the owner already has: one
 	// enrolled with the password alone would prove nothing.

@@ -109,10 +109,11 @@ type Policy struct {
 	RequireSSO bool `json:"require_sso,omitempty"`
 	// BreakGlassUser is the ID of the owner who may still sign in with a
 	// password (and MFA) when RequireSSO is on, in case the IdP fails. It
-	// must be an active owner with a confirmed second factor when the
-	// policy is set, and at sign-in still an owner with one (else the
-	// sign-in is refused like any other, ErrSSORequired: a password
-	// never enrols a factor here). While RequireSSO is on, the user
+	// must be an active owner with a password (an owner made by single
+	// sign-on has none until they set one) and a confirmed second factor
+	// when the policy is set, and at sign-in still an owner with a
+	// confirmed factor (else the sign-in is refused like any other,
+	// ErrSSORequired: a password never enrols a factor here). While RequireSSO is on, the user
 	// cannot lose the owner role, be deactivated or deleted, nor lose
 	// their last confirmed second factor, even to removals made at once
 	// (ErrBreakGlassUser). Whether or not RequireSSO is on, it must be
