@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -117,8 +118,8 @@ type Policy struct {
 	// cannot lose the owner role, be deactivated or deleted, nor lose
 	// their last confirmed second factor, even to removals made at once
 	// (ErrBreakGlassUser). Whether or not RequireSSO is on, it must be
-	// valid UTF-8 of at most auth.MaxIDBytes bytes, as user IDs are (see
-	// Validate).
+	// valid UTF-8 of at most auth.MaxIDBytes bytes without a NUL byte,
+	// as user IDs are (see Validate).
 	BreakGlassUser string `json:"break_glass_user,omitempty"`
 
 	// ReviewEvery is how often an access review is due (default 14 days).
@@ -197,10 +198,12 @@ func (p Policy) Validate() error {
 		return &PolicyError{Field: "DormantAfter", Reason: "must be between a day and five years"}
 	case p.AuditRetention != 0 && (p.AuditRetention < 30*24*time.Hour || p.AuditRetention > 100*366*24*time.Hour):
 		return &PolicyError{Field: "AuditRetention", Reason: "must be 0 (for ever) or between 30 days and 100 years"}
-	case len(p.BreakGlassUser) > auth.MaxIDBytes || !utf8.ValidString(p.BreakGlassUser):
+	case len(p.BreakGlassUser) > auth.MaxIDBytes || !utf8.ValidString(p.BreakGlassUser) || strings.IndexByte(p.BreakGlassUser, 0) >= 0:
 		// Checked whether or not RequireSSO is on: the policy is
-		// stored, and recorded, either way.
-		return &PolicyError{Field: "BreakGlassUser", Reason: fmt.Sprintf("must be a user ID: valid UTF-8 of at most %d bytes", auth.MaxIDBytes)}
+		// stored, and recorded, either way. No user ID holds a NUL
+		// byte, which not every backend can keep (PostgreSQL's jsonb
+		// refuses it).
+		return &PolicyError{Field: "BreakGlassUser", Reason: fmt.Sprintf("must be a user ID: valid UTF-8 of at most %d bytes, without a NUL byte", auth.MaxIDBytes)}
 	}
 	return nil
 }
