@@ -805,15 +805,37 @@ func maskedFactors(fs []mfa.Factor) []mfa.Factor {
 	return out
 }
 
-// pendPurpose is the Purpose stored with a pending sign-in for purpose:
-// after a password, followed by the state of the password that the
-// sign-in read (passwordStamp), which loadPending requires unchanged. No
-// store keeps more for it: mfa stores Purpose as it is.
+// pendPurpose is the Purpose stored with a pending sign-in for purpose,
+// followed by the state of the user that the sign-in read, which
+// loadPending requires unchanged: after a password, the state of the
+// password (passwordStamp); and, for a user ever reactivated, their last
+// reactivation (reactivationStamp), so that a deactivation that came and
+// went since the sign-in began ends it, as it ends mailed links. It is
+// purpose[":"password[":"reactivation]], the password stamp empty without
+// a password: a user never reactivated gets what an older Guard wrote
+// (purpose, or purpose:password), which loadPending reads as never
+// reactivated. No store keeps more for it: mfa stores Purpose as it is.
 func pendPurpose(purpose string, si signIn, u auth.User) string {
-	if !si.password {
-		return purpose
+	pw := ""
+	if si.password {
+		pw = passwordStamp(u)
 	}
-	return purpose + ":" + passwordStamp(u)
+	switch re := reactivationStamp(u); {
+	case re != "":
+		return purpose + ":" + pw + ":" + re
+	case si.password:
+		return purpose + ":" + pw
+	}
+	return purpose
+}
+
+// reactivationStamp names u's last reactivation: its ReactivatedAt, to
+// the microsecond (as stores keep it), "" for a user never reactivated.
+func reactivationStamp(u auth.User) string {
+	if u.ReactivatedAt.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(u.ReactivatedAt.UnixMicro(), 10)
 }
 
 // passwordStamp names the state of u's password: its PasswordChangedAt,

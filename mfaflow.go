@@ -46,7 +46,8 @@ type pending struct {
 }
 
 // loadPending finds the pending sign-in behind token for this client and
-// its user, who must still be active.
+// its user, who must still be active, and not reactivated since it began
+// (a deactivation came and went: ErrLoginExpired, reason deactivated).
 func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) (pending, error) {
 	if g.mfa == nil {
 		return pending{}, ErrMFANotConfigured
@@ -59,6 +60,7 @@ func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) 
 		return pending{}, unavailable("load pending sign-in", err)
 	}
 	txnPurpose, stamp, stamped := strings.Cut(txn.Purpose, ":")
+	stamp, reactivated, _ := strings.Cut(stamp, ":")
 	if txnPurpose != purpose {
 		return pending{}, ErrLoginExpired
 	}
@@ -78,6 +80,14 @@ func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) 
 		return pending{}, g.mfaFailed(ctx, p.a, ReasonBadInput, "", gate{}, err)
 	}
 	if u.Status != auth.StatusActive {
+		return pending{}, g.mfaFailed(ctx, p.a, ReasonDeactivated, "", gate{}, ErrLoginExpired)
+	}
+	// A deactivation ends every pending sign-in of the user, whether or
+	// not they are reactivated since: the transaction keeps the user's
+	// last reactivation as the sign-in read it (pendPurpose), and any
+	// other now is one since. One kept without it (never reactivated, or
+	// begun by an older Guard) must find the user never reactivated.
+	if reactivated != reactivationStamp(u) {
 		return pending{}, g.mfaFailed(ctx, p.a, ReasonDeactivated, "", gate{}, ErrLoginExpired)
 	}
 	// A pending sign-in started with a password ends when the password

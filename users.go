@@ -264,8 +264,10 @@ func (g *Guard) ListUsers(ctx context.Context, by Principal, tenant, after strin
 // DeactivateUser deactivates a user, ends every one of their sessions,
 // voids their mailed links (reset, invitation, email change: a
 // reactivation does not bring them back, even of a link being made as the
-// deactivation runs) and revokes every API key they
-// created, at once: the next request with any of them fails. Each key is recorded as apikey.revoked (Meta reason
+// deactivation runs), ends their pending sign-ins (one begun before is
+// refused at its next step, ErrLoginExpired with mfa.failed reason
+// deactivated, even once the user is reactivated) and revokes every API
+// key they created, at once: the next request with any of them fails. Each key is recorded as apikey.revoked (Meta reason
 // creator_deactivated, created_by); the four-eyes requests the user filed
 // that are still pending are withdrawn (rejected by the system, each
 // recorded as approval.rejected, Meta reason requester_deactivated,
