@@ -1001,7 +1001,14 @@ func (g *Guard) DefineRole(ctx context.Context, by Principal, tenant, name strin
 	}
 	prev := found.Prev
 	e := g.adminEvent(by, tenant, audit.RoleDefined, name)
-	e.Meta = map[string]string{"permissions": clip(strings.Join(perms, " "), 1000)}
+	// The parsed permissions, not the caller's strings: the record names
+	// what the role holds, all of it (count and digest beside the list).
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.String()
+	}
+	e.Meta = map[string]string{}
+	listMeta(e.Meta, "permissions", names, " ")
 	if err := g.record(ctx, e); err != nil {
 		// Undone only while the role is as this definition left it. A
 		// grant of a new role made meanwhile goes with it: recorded (if

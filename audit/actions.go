@@ -45,7 +45,7 @@ const (
 const (
 	RoleGranted         Action = "role.granted"          // Target: the subject; Meta: role; Reason escalation, no_permission, unknown_user, unknown_key or key_revoked when refused
 	RoleRevoked         Action = "role.revoked"          // Target: the subject; Meta: role, and reason role_deleted when the role itself was deleted (one per holder, beside the role.deleted)
-	RoleDefined         Action = "role.defined"          // Target: the role; Meta: permissions
+	RoleDefined         Action = "role.defined"          // Target: the role; Meta: permissions (the parsed ones, space-separated, clipped to 1000 bytes at a whole permission), permissions_count, permissions_sha256 (of every permission, one a line)
 	RoleDeleted         Action = "role.deleted"          // Target: the role
 	ApprovalRuleChanged Action = "approval_rule.changed" // Target: the permission; Meta: required; Reason no_permission or escalation (the changer lacks the permission) when refused
 	// ApprovalRequested: Meta permission, target. Reason (failed):
