@@ -65,9 +65,10 @@ func (g *Guard) SSOConnection(ctx context.Context, by Principal, tenant string) 
 // required (metadata_signed), the SHA-256 fingerprints of the
 // certificates (metadata_signers, with its count and digest as
 // listMeta gives them), the trusted multi-factor contexts
-// (mfa_authn_contexts, space-separated), just-in-time provisioning (jit)
-// and who gets in with which roles: the role mapping (group_roles,
-// default_role, sync_roles) and the allowed domains (see mappingMeta).
+// (mfa_authn_contexts, space-separated, with its count and digest
+// likewise), just-in-time provisioning (jit) and who gets in with which
+// roles: the role mapping (group_roles, default_role, sync_roles) and the
+// allowed domains (see mappingMeta).
 // The role mapping may not name the owner role, nor (with RBAC) a role
 // the tenant does not define (*InputError on group roles or default
 // role); DeleteRole then refuses to delete a role the mapping names.
@@ -134,7 +135,7 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 		"allow_sha1": boolString(c.AllowSHA1), "allow_cbc": boolString(c.AllowCBC),
 		"metadata_signed": boolString(len(out.MetadataSigningCertificates) > 0)}
 	if len(out.MFAAuthnContexts) > 0 {
-		e.Meta["mfa_authn_contexts"] = clip(strings.Join(out.MFAAuthnContexts, " "), 1000)
+		listMeta(e.Meta, "mfa_authn_contexts", out.MFAAuthnContexts, " ")
 	}
 	if fps := certFingerprints(out.MetadataSigningCertificates); len(fps) > 0 {
 		listMeta(e.Meta, "metadata_signers", fps, ",")
@@ -157,17 +158,17 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 // "group"=role pairs (the group quoted), group_roles_count and
 // group_roles_sha256 (of every pair, one a line: the list is clipped to
 // 1000 bytes, the digest is not), default_role, sync_roles,
-// allowed_domains (sorted, space-separated, clipped likewise) and
-// allowed_domains_count.
+// allowed_domains (sorted, space-separated, clipped likewise),
+// allowed_domains_count and allowed_domains_sha256.
 func mappingMeta(c sso.Connection) map[string]string {
 	pairs := make([]string, 0, len(c.GroupRoles))
 	for _, group := range slices.Sorted(maps.Keys(c.GroupRoles)) {
 		pairs = append(pairs, strconv.Quote(group)+"="+c.GroupRoles[group])
 	}
 	domains := slices.Sorted(slices.Values(c.AllowedDomains))
-	m := map[string]string{"default_role": clip(c.DefaultRole, 100), "sync_roles": boolString(c.SyncRoles),
-		"allowed_domains": clip(strings.Join(domains, " "), 1000), "allowed_domains_count": itoa(len(domains))}
+	m := map[string]string{"default_role": clip(c.DefaultRole, 100), "sync_roles": boolString(c.SyncRoles)}
 	listMeta(m, "group_roles", pairs, " ")
+	listMeta(m, "allowed_domains", domains, " ")
 	return m
 }
 
