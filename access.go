@@ -1434,7 +1434,9 @@ func (g *Guard) RequestApproval(ctx context.Context, by Principal, permission, t
 		return rbac.Approval{}, err
 	}
 	e := g.adminEvent(by, by.Tenant, audit.ApprovalRequested, ap.ID)
-	e.Meta = map[string]string{"permission": permission, "target": clip(target, 200)}
+	// The whole target (rbac accepts up to rbac.MaxTargetLen bytes, within
+	// audit.MaxFieldSize): targets differing late are not recorded alike.
+	e.Meta = map[string]string{"permission": permission, "target": clip(target, rbac.MaxTargetLen)}
 	if err := g.record(ctx, e); err != nil {
 		// Not on record: no one may approve it. Rejected by the system
 		// (no Decider), as a store keeps no way to delete one.
@@ -1777,7 +1779,7 @@ func (g *Guard) ConsumeApproval(ctx context.Context, by Principal, id, permissio
 		return rbac.Approval{}, g.approvalFailed(ctx, by, audit.ApprovalConsumed, id, err)
 	}
 	e := g.adminEvent(by, by.Tenant, audit.ApprovalConsumed, id)
-	e.Meta = map[string]string{"permission": permission, "target": clip(target, 200)}
+	e.Meta = map[string]string{"permission": permission, "target": clip(target, rbac.MaxTargetLen)}
 	return ap, g.record(ctx, e)
 }
 
