@@ -53,7 +53,9 @@ func (g *Guard) VerifyAudit(ctx context.Context, by Principal, tenant string) (a
 // An export Guard refuses is neither recorded nor started, and nothing is
 // written to w: bad input (an empty tenant, a filter no event can hold as
 // for QueryAudit, an unknown format) gives the *audit.InputError, and a
-// tenant that does not exist ErrTenantNotFound.
+// tenant that does not exist ErrTenantNotFound. An export that a purge
+// overtook (ErrUnavailable wrapping audit.ErrConflict) leaves a partial
+// export in w: discard it and export again.
 func (g *Guard) ExportAudit(ctx context.Context, by Principal, tenant string, q audit.Query, w io.Writer, f audit.Format) error {
 	if err := g.may(ctx, by, tenant, rbac.Audit, rbac.Read); err != nil {
 		return err

@@ -104,7 +104,9 @@
 //   - [ErrConflict]: the chain head moved (from a Store), or a Log gave up
 //     after repeated conflicts; or Purge asked for a checkpoint below the
 //     current one; or Verify or Purge gave up because other purges moved
-//     the checkpoint during each of its walks of the chain.
+//     the checkpoint during each of its walks of the chain; or a purge
+//     overtook Export, deleting events it had still to write (the output
+//     is partial: discard it and export again).
 //   - [ErrTampered]: Purge found the events it would delete fail
 //     verification, or Record found the stored chain ending before the last
 //     event this Log appended to it (events were deleted; nothing was

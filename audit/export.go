@@ -118,6 +118,15 @@ func toExport(e *Event) exportEvent {
 // event can hold (see Log.Query) gives an *InputError; a store or write
 // error is returned wrapped, and w may then hold a partial export.
 //
+// A Purge (of this Log or a replica's) landing while Export pages through
+// the events may delete some it has still to write. Export then stops with
+// an error wrapping ErrConflict rather than write an export that skips
+// them (a filtered export, which cannot tell which events a purge took,
+// stops for any that may have taken some): w holds a partial export,
+// which the caller must discard before exporting again. A purge only of
+// events an unfiltered ascending export already wrote is no conflict: the
+// export is of the chain as it was.
+//
 // An export of a purged chain that reaches its start (no filter, and
 // descending or with q.After at most the checkpoint's Seq) also holds the
 // tenant's checkpoint, as stored, where the chain starts: as its first
@@ -161,6 +170,9 @@ func (l *Log) Export(ctx context.Context, tenant string, q Query, w io.Writer, f
 			return fmt.Errorf("audit: exporting events: %w", err)
 		}
 		events, end := abovePurged(events, cp.Seq)
+		if err := l.exportContinues(ctx, tenant, &cp, q, events, end); err != nil {
+			return fmt.Errorf("audit: exporting events: %w", err)
+		}
 		for i := range events {
 			if err := enc.write(toExport(&events[i])); err != nil {
 				return fmt.Errorf("audit: exporting events: %w", err)
@@ -180,6 +192,64 @@ func (l *Log) Export(ctx context.Context, tenant string, q Query, w io.Writer, f
 		return fmt.Errorf("audit: exporting events: %w", err)
 	}
 	return nil
+}
+
+// exportContinues returns an error wrapping ErrConflict when a purge (of
+// this Log or a replica's) that moved tenant's checkpoint past cp may have
+// deleted events the export has still to write: events is the page just
+// read with q (abovePurged of cp; end when it met cp). Its events are not
+// written yet.
+//
+// Seq has no gaps in a chain, so an unfiltered export needs no store round
+// trip while each page starts where the last ended (ascending, one above
+// q.After; descending, one below it, or anywhere for the first page) and a
+// descending export ends one above cp; an ascending one reads the
+// checkpoint once, at its end (the empty page), to learn whether a purge
+// took the events it had left. A filtered export reads it after each page.
+// A gap with the checkpoint not past q.After (ascending) or unmoved
+// (descending) is in the stored chain: it is exported as it is, for a
+// verifier to report.
+func (l *Log) exportContinues(ctx context.Context, tenant string, cp *Checkpoint, q Query, events []Event, end bool) error {
+	if unfiltered(q) {
+		var starts, ends bool
+		switch {
+		case len(events) == 0:
+			starts = true
+		case q.Desc:
+			starts = q.After == 0 || events[0].Seq == q.After-1
+		default:
+			starts = events[0].Seq == q.After+1
+		}
+		switch {
+		case len(events) > 0 && !end:
+			ends = true // not the last page
+		case q.Desc:
+			ends = lowest(q.After, events) == cp.Seq+1
+		}
+		if starts && ends {
+			return nil
+		}
+	}
+	cur, err := l.store.Checkpoint(ctx, tenant)
+	if err != nil {
+		return fmt.Errorf("reading checkpoint: %w", err)
+	}
+	// Ascending, a purge up to q.After took only events already written;
+	// descending, every purge takes events still to write, unless the
+	// export reached cp (an unfiltered one knows it without this read).
+	if !q.Desc && cur.Seq > q.After || q.Desc && !cur.equal(cp) {
+		return fmt.Errorf("overtaken by a purge; discard the output and export again: %w", ErrConflict)
+	}
+	return nil
+}
+
+// lowest returns the Seq of the last event of a descending page, after
+// if it is empty.
+func lowest(after uint64, events []Event) uint64 {
+	if len(events) == 0 {
+		return after
+	}
+	return events[len(events)-1].Seq
 }
 
 // unfiltered reports whether q selects every event (cursor and order
