@@ -96,16 +96,17 @@ func (g *Guard) ExportAudit(ctx context.Context, by Principal, tenant string, q 
 // before and leaves a checkpoint so the chain still verifies (see
 // audit.Log.Purge). Only the system may purge (a retention job): anyone
 // else gets ErrForbidden, recorded as access.denied with reason
-// system_only. The time of the newest access review on record is first
-// kept with the tenant (Tenant.LastReview), so that the review schedule
-// does not lose it. The purge is itself recorded (audit.purged, Meta before,
-// through: the Seq of the checkpoint it left, and events: the number
-// deleted from the newest purge on record to through; when the checkpoint
-// cannot be read, no through and the number it deleted itself, which it
-// returns in any case). A purge that another replica made meanwhile, as
-// far or further, leaves this one nothing to do: it returns 0, and records
-// events 0 (and no through), rather than failing or counting the events
-// again.
+// system_only. A tenant that does not exist is ErrTenantNotFound, as for
+// ExportAudit: nothing is purged or recorded. The time of the newest
+// access review on record is first kept with the tenant
+// (Tenant.LastReview), so that the review schedule does not lose it. The
+// purge is itself recorded (audit.purged, Meta before, through: the Seq of
+// the checkpoint it left, and events: the number deleted from the newest
+// purge on record to through; when the checkpoint cannot be read, no
+// through and the number it deleted itself, which it returns in any case).
+// A purge that another replica made meanwhile, as far or further, leaves
+// this one nothing to do: it returns 0, and records events 0 (and no
+// through), rather than failing or counting the events again.
 //
 // The record follows the deletion (its count is known only then), so a
 // failure between the two (the audit store down a moment) leaves the
@@ -122,6 +123,9 @@ func (g *Guard) ExportAudit(ctx context.Context, by Principal, tenant string, q 
 func (g *Guard) PurgeAudit(ctx context.Context, by Principal, tenant string, before time.Time) (int, error) {
 	if by.Kind != KindSystem {
 		return 0, g.refused(ctx, by, rbac.Audit, rbac.Delete, reasonSystemOnly)
+	}
+	if _, err := g.policies.get(ctx, tenant); err != nil {
+		return 0, err // ErrTenantNotFound: no audit log to start under it
 	}
 	if err := g.keepLastReview(ctx, tenant); err != nil {
 		return 0, err
