@@ -301,7 +301,8 @@ func (g *Guard) SetIPAllowList(ctx context.Context, by Principal, tenant string,
 	}
 	e := g.adminEvent(by, tenant, audit.IPListChanged, c.Scope.String())
 	e.Meta = map[string]string{"version": strconv.FormatUint(ap.Version, 10), "entries": strconv.Itoa(len(ap.Entries)),
-		"report_only": strconv.FormatBool(c.ReportOnly), "list": clip(strings.Join(ap.Entries, " "), 1000)}
+		"report_only": strconv.FormatBool(c.ReportOnly)}
+	listMeta(e.Meta, "list", ap.Entries, " ")
 	if err := g.record(ctx, e); err != nil {
 		old := prev.Rules(c.Scope)
 		_, _ = g.ipf.Restore(context.WithoutCancel(ctx), tenant, c.Scope, old, ap.Version)

@@ -34,7 +34,7 @@ const (
 // Network and API keys.
 const (
 	IPDenied      Action = "ip.denied"            // IP is the resolved client address; Target the scope; Reason report_only when not blocked
-	IPListChanged Action = "ip.allowlist_changed" // Target: the scope; Meta: version, entries
+	IPListChanged Action = "ip.allowlist_changed" // Target: the scope; Meta: version, entries, report_only, list (space-separated, clipped to 1000 bytes at a whole entry), list_count, list_sha256 (of every entry, one a line)
 	APIKeyCreated Action = "apikey.created"       // Meta: name, prefix; Reason (failed, Target the name): escalation (Meta role), limit (Meta max: the tenant has that many live keys)
 	APIKeyRevoked Action = "apikey.revoked"       // with its creator: Meta reason (creator_deactivated, creator_deleted), created_by
 	APIKeyDenied  Action = "apikey.denied"        // Reason: revoked, expired; Meta: throttled (the client IP was locked), untrusted_<source> (the unusable client IP header, for an unidentified client)
