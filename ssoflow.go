@@ -64,7 +64,10 @@ func (g *Guard) SSOConnection(ctx context.Context, by Principal, tenant string) 
 // sso.configured audit event records whether metadata signatures are
 // required (metadata_signed), the SHA-256 fingerprints of the
 // certificates (metadata_signers, with its count and digest as
-// listMeta gives them), the trusted multi-factor contexts
+// listMeta gives them), the IdP signing certificates the connection
+// trusts, those of the metadata (signing_certificates) and those added
+// beside it (extra_certificates), by fingerprint likewise, the trusted
+// multi-factor contexts
 // (mfa_authn_contexts, space-separated, with its count and digest
 // likewise), just-in-time provisioning (jit) and who gets in with which
 // roles: the role mapping (group_roles, default_role, sync_roles) and the
@@ -139,6 +142,14 @@ func (g *Guard) SetSSOConnection(ctx context.Context, by Principal, c sso.Connec
 	}
 	if fps := certFingerprints(out.MetadataSigningCertificates); len(fps) > 0 {
 		listMeta(e.Meta, "metadata_signers", fps, ",")
+	}
+	// Whoever holds the key of a trusted IdP signing certificate signs
+	// assertions as the IdP: the record names them all.
+	if fps := idpSigners(out.Metadata); len(fps) > 0 {
+		listMeta(e.Meta, "signing_certificates", fps, ",")
+	}
+	if fps := certFingerprints(out.ExtraCertificates); len(fps) > 0 {
+		listMeta(e.Meta, "extra_certificates", fps, ",")
 	}
 	maps.Copy(e.Meta, mappingMeta(out))
 	if err := g.record(ctx, e); err != nil {
