@@ -261,15 +261,16 @@
 // those fields of a connection that is not valid UTF-8 or holds a NUL byte
 // (which JSON would not keep as given) is refused with an *sso.InputError.
 //
-// Expired throttle records are deleted by Reserve, and expired one-time
+// Forgotten throttle records are deleted by Reserve and ReserveAll once
+// forgotten ThrottleGCGrace before the now given, and expired one-time
 // codes, rate windows and pending logins by PutCode, Hit and
-// CreateTransaction, up to GCBatch at a time, once they expired MFAGCGrace
-// before the time the write is given (so that a replica whose clock lags
-// still sees them, and its send limits keep their counts; those tables
-// are bounded by the rate of events, and MFA.Hit never returns
-// mfa.ErrFull); sessions
-// that are no longer live, and the tombstones of evicted and rotated
-// sessions once ended, are deleted when their user signs in again, and
+// CreateTransaction once they expired MFAGCGrace before the time the write
+// is given, up to GCBatch at a time (so that a replica whose clock lags
+// still sees them: its throttle records and send limits keep their
+// counts, its locks their length; those tables are bounded by the rate
+// of events, and MFA.Hit never returns mfa.ErrFull); sessions that are no
+// longer live, and the tombstones of evicted and rotated sessions once
+// ended, are deleted when their user signs in again, and
 // Sessions.DeleteExpired removes the rest in bounded batches. Tracked SAML
 // requests, replay records and subjects are deleted by
 // SSO.RememberRequest, SSO.InsertID and SSO.PutSubject, up to GCBatch at a

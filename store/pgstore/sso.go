@@ -173,7 +173,7 @@ func newSSOSQL(q string) ssoSQL {
 // found, however recent.
 const SSOGCGrace = 5 * time.Minute
 
-// gcCutoff returns us less grace (SSOGCGrace, MFAGCGrace), in
+// gcCutoff returns us less grace (SSOGCGrace, MFAGCGrace, ThrottleGCGrace), in
 // microseconds (saturated).
 func gcCutoff(us int64, grace time.Duration) int64 {
 	g := grace.Microseconds()

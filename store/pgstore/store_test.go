@@ -34,7 +34,9 @@ func throttleLen(t *testing.T, st *pgstore.Store) int {
 }
 
 // Forgotten throttle records do not pile up: each Reserve deletes up to
-// GCBatch of them, and never a record that is not forgotten.
+// GCBatch of them once forgotten ThrottleGCGrace before its now, and
+// never a record that is not forgotten, nor one forgotten more recently
+// (a replica whose clock lags may still count on it).
 func TestThrottleDropsForgottenRecords(t *testing.T) {
 	st := newStore(t)
 	ctx := t.Context()
@@ -66,8 +68,16 @@ func TestThrottleDropsForgottenRecords(t *testing.T) {
 	if n := throttleLen(t, st); n != keys+3 {
 		t.Fatalf("%d records after a Reserve with none forgotten, want %d", n, keys+3)
 	}
-	// Once forgotten, each Reserve drops at most GCBatch.
-	later := t0.Add(2 * time.Minute)
+	// Forgotten, but less than ThrottleGCGrace ago: nothing is dropped.
+	within := t0.Add(time.Minute + pgstore.ThrottleGCGrace - time.Microsecond)
+	if _, err := st.Throttle.Reserve(ctx, "other", within, lim); err != nil {
+		t.Fatal(err)
+	}
+	if n := throttleLen(t, st); n != keys+3 {
+		t.Fatalf("%d records after a Reserve within ThrottleGCGrace, want %d", n, keys+3)
+	}
+	// Once forgotten ThrottleGCGrace ago, each Reserve drops at most GCBatch.
+	later := t0.Add(time.Minute + pgstore.ThrottleGCGrace)
 	if _, err := st.Throttle.Reserve(ctx, "other", later, lim); err != nil {
 		t.Fatal(err)
 	}

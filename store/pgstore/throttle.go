@@ -22,18 +22,19 @@ import (
 // Release is one call of throttle_give_back (auth.Record.GiveBack on the
 // row it locks), Reset one DELETE.
 //
-// ReserveAll is one call of the SQL function throttle_reserve2, which runs
-// that INSERT for each key in the order given; Settle is one call of
-// throttle_settle2, a throttle_give_back (Release) or a DELETE (Reset) per
-// key in the order given. Rows stay locked to the end of the call; callers list the
-// keys they share in the same order (the facade lists a client IP before
-// an account). The deletion of forgotten records (below) can still, under
-// extreme churn, let PostgreSQL find a deadlock between two calls and
-// abort one: that call changed nothing and is made again (up to three
-// times; TestThrottleBatchRacesGC provokes it with records forgotten a
-// microsecond after they are written). Every method but Peek needs schema
-// version 20 (the row keeps its last_us before its last Reserve, for the
-// give-back); Peek works on every version.
+// ReserveAll is one statement calling the SQL function throttle_reserve2,
+// which runs that INSERT for each key in the order given; Settle is one
+// call of throttle_settle2, a throttle_give_back (Release) or a DELETE
+// (Reset) per key in the order given. Rows stay locked to the end of the
+// call; callers list the keys they share in the same order (the facade
+// lists a client IP before an account). The deletion of forgotten records
+// (below) can still, under extreme churn, let PostgreSQL find a deadlock
+// between two calls and abort one: that call changed nothing and is made
+// again (up to three times; TestThrottleBatchRacesGC provokes it with
+// records forgotten a microsecond after they are written and garbage
+// ThrottleGCGrace later). Every method but Peek needs schema version 20
+// (the row keeps its last_us before its last Reserve, for the give-back);
+// Peek works on every version.
 //
 // A Release leaves the time a row is forgotten at (expires_us) as its
 // last Reserve set it: GiveBack never makes a record forgotten later, so
@@ -41,10 +42,18 @@ import (
 // Release lifts leaves the row kept until the key's next Reserve or
 // Reset.
 //
-// Each Reserve or ReserveAll also deletes up to GCBatch records that are
-// forgotten at its now (skipping rows other transactions hold), so
-// forgotten records do not pile up: every call adds at most one row per
-// key and removes up to GCBatch.
+// Each Reserve or ReserveAll also deletes up to GCBatch records that were
+// forgotten ThrottleGCGrace or more before its now (skipping rows other
+// transactions hold, and the call's own keys), so forgotten records do
+// not pile up: every call adds at most one row per key and removes up to
+// GCBatch. Records are still judged at the caller's now: one forgotten at
+// it starts again from zero, however recent; only its deletion waits for
+// the grace, so that a replica whose clock is behind the others' by less
+// than ThrottleGCGrace still finds every record that is live by its own
+// clock (its failure counts and locks). ReserveAll does that deletion in
+// a CTE of its statement (throttle_reserve2 is called with no GC of its
+// own), which PostgreSQL runs after the function, as the function's own
+// GC ran after its keys, so the key order above is unchanged.
 //
 // Times are kept to the microsecond, erring on the side of remembering:
 // ResetAfter, LockFor and MaxLockFor are rounded up to the microsecond.
@@ -62,6 +71,15 @@ type Throttle struct {
 
 var _ auth.BatchThrottleStore = (*Throttle)(nil)
 
+// ThrottleGCGrace is how long after it is forgotten, judged by the now a
+// Reserve or ReserveAll is given, a throttle record becomes garbage that
+// they delete. A replica whose clock is behind the others' by less than
+// ThrottleGCGrace thus still finds every record that is live by its own
+// clock: its next attempt counts on from the failures before, and a lock
+// lasts its length. The grace does not change what a caller sees: a
+// record forgotten at the now given starts again from zero.
+const ThrottleGCGrace = 5 * time.Minute
+
 // GCBatch is the most forgotten throttle records one Reserve deletes, and
 // the most expired rows one MFA.PutCode, MFA.Hit or MFA.CreateTransaction
 // deletes.
@@ -75,11 +93,11 @@ func newThrottleSQL(q string) throttleSQL {
 	s := func(sql string) string { return schemaSQL(q, sql) }
 	return throttleSQL{
 		// Reserve is the INSERT that throttle_reserve2 runs (schema
-		// version 20).
+		// version 20); $8 is now less ThrottleGCGrace.
 		reserve: s(`WITH gc AS (
 				DELETE FROM {s}.throttle WHERE ctid = ANY (ARRAY(
 					SELECT ctid FROM {s}.throttle
-					WHERE expires_us <= $2 AND key <> $1
+					WHERE expires_us <= $8 AND key <> $1
 					ORDER BY expires_us
 					LIMIT ` + strconv.Itoa(GCBatch) + `
 					FOR UPDATE SKIP LOCKED)))
@@ -92,8 +110,18 @@ func newThrottleSQL(q string) throttleSQL {
 					$2, $3, $4, $5, $6, $7) a),
 				res_prev_last_us = t.last_us
 			RETURNING res_allowed, res_failures, res_locks, locked_until_us, permanent, lockouts, last_us, res_prev_last_us`),
-		reserveAll: s(`SELECT r_allowed, r_failures, r_locks, r_locked_until_us, r_permanent, r_lockouts, r_last_us, r_prev_last_us
-			FROM {s}.throttle_reserve2($1, $2, $3, $4, $5, $6, $7, ` + strconv.Itoa(GCBatch) + `)`),
+		// ReserveAll's GC is a CTE the SELECT does not read, so it runs
+		// after throttle_reserve2 (called with no GC of its own), as that
+		// function's GC did; $8 is now less ThrottleGCGrace.
+		reserveAll: s(`WITH gc AS (
+				DELETE FROM {s}.throttle WHERE ctid = ANY (ARRAY(
+					SELECT ctid FROM {s}.throttle
+					WHERE expires_us <= $8 AND key <> ALL ($1)
+					ORDER BY expires_us
+					LIMIT ` + strconv.Itoa(GCBatch) + `
+					FOR UPDATE SKIP LOCKED)))
+			SELECT r_allowed, r_failures, r_locks, r_locked_until_us, r_permanent, r_lockouts, r_last_us, r_prev_last_us
+			FROM {s}.throttle_reserve2($1, $2, $3, $4, $5, $6, $7, 0)`),
 		settle:  s(`SELECT {s}.throttle_settle2($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`),
 		release: s(`SELECT {s}.throttle_give_back($1, $2, $3, $4, $5, $6, $7, $8, $9)`),
 		reset:   s(`DELETE FROM {s}.throttle WHERE key = $1`),
@@ -154,13 +182,15 @@ func (r *reservation) get() auth.Reservation {
 	return res
 }
 
-// Reserve implements auth.ThrottleStore in one statement.
+// Reserve implements auth.ThrottleStore in one statement, which also
+// deletes up to GCBatch other records forgotten ThrottleGCGrace or more
+// before now.
 func (s *Throttle) Reserve(ctx context.Context, key string, now time.Time, lim auth.Limit) (auth.Reservation, error) {
 	var r reservation
 	at, reset, lockFor, maxLock := applyArgs(now, lim)
 	err := retryDeadlock(func() error {
 		return s.pool.QueryRow(ctx, s.sql.reserve, []byte(key), at,
-			clampInt32(lim.Max), reset, lockFor, maxLock, clampInt32(lim.PermanentAfter),
+			clampInt32(lim.Max), reset, lockFor, maxLock, clampInt32(lim.PermanentAfter), gcCutoff(at, ThrottleGCGrace),
 		).Scan(r.dest()...)
 	})
 	if err != nil {
@@ -189,7 +219,8 @@ func (s *Throttle) ReserveAll(ctx context.Context, now time.Time, keys []auth.Th
 	}
 	var out []auth.Reservation
 	err := retryDeadlock(func() error {
-		rows, err := s.pool.Query(ctx, s.sql.reserveAll, names, at, maxes, resetUs, lockFor, maxLock, permanentAfter)
+		rows, err := s.pool.Query(ctx, s.sql.reserveAll, names, at, maxes, resetUs, lockFor, maxLock, permanentAfter,
+			gcCutoff(at, ThrottleGCGrace))
 		if err != nil {
 			return err
 		}

@@ -67,8 +67,9 @@ func TestThrottleNeedsVersion20(t *testing.T) {
 	}
 }
 
-// ReserveAll drops forgotten records as Reserve does, up to GCBatch a call,
-// but never a key of the call: those it reserves from zero.
+// ReserveAll drops forgotten records as Reserve does, up to GCBatch a call
+// once forgotten ThrottleGCGrace before its now, but never a key of the
+// call: those it reserves from zero as soon as they are forgotten.
 func TestThrottleBatchDropsForgottenRecords(t *testing.T) {
 	st := newStore(t)
 	ctx := t.Context()
@@ -82,11 +83,23 @@ func TestThrottleBatchDropsForgottenRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	later := t0.Add(2 * time.Minute)
 	keys := []auth.ThrottleKey{{Key: "ip:0", Limit: lim}, {Key: "ip:1", Limit: lim}}
-	res, err := st.Throttle.ReserveAll(ctx, later, keys)
+	// Forgotten (at t0+1m), but less than ThrottleGCGrace ago: the keys
+	// of the call start from zero, no other record is dropped.
+	within := t0.Add(time.Minute + pgstore.ThrottleGCGrace - time.Microsecond)
+	res, err := st.Throttle.ReserveAll(ctx, within, keys)
 	if err != nil || len(res) != 2 || res[0].Failures != 1 || res[1].Failures != 1 {
 		t.Fatalf("ReserveAll of forgotten keys = %+v, %v; want Failures 1 each", res, err)
+	}
+	if got := throttleLen(t, st); got != n {
+		t.Fatalf("%d records after a ReserveAll within ThrottleGCGrace, want %d", got, n)
+	}
+	// Forgotten ThrottleGCGrace ago: GCBatch dropped, none of the call's
+	// keys (counted on from the call before).
+	later := t0.Add(time.Minute + pgstore.ThrottleGCGrace)
+	res, err = st.Throttle.ReserveAll(ctx, later, keys)
+	if err != nil || len(res) != 2 || res[0].Failures != 2 || res[1].Failures != 2 {
+		t.Fatalf("ReserveAll of live keys = %+v, %v; want Failures 2 each", res, err)
 	}
 	if got, want := throttleLen(t, st), n-pgstore.GCBatch; got != want {
 		t.Fatalf("%d records after one ReserveAll, want %d (GCBatch dropped)", got, want)
@@ -102,9 +115,11 @@ func TestThrottleBatchDropsForgottenRecords(t *testing.T) {
 }
 
 // Calls on pairs of keys whose records are forgotten a microsecond after
-// each use race with each other's garbage collection, and with single-key
-// Reserves, Releases and Resets of the same keys, on a pool of its own: no
-// call fails (PostgreSQL reports a deadlock as an error).
+// each use, at nows ThrottleGCGrace and a microsecond apart (so every
+// record an earlier call wrote is garbage to a later one), race with each
+// other's garbage collection, and with single-key Reserves, Releases and
+// Resets of the same keys, on a pool of its own: no call fails
+// (PostgreSQL reports a deadlock as an error).
 func TestThrottleBatchRacesGC(t *testing.T) {
 	st := newStoreOn(t, ownPool(t, 16), "")
 	ctx := t.Context()
@@ -113,7 +128,7 @@ func TestThrottleBatchRacesGC(t *testing.T) {
 	ip := func(i int) string { return fmt.Sprint("ip:", i%ips) }
 	acct := func(i int) string { return fmt.Sprint("acct:", i/ips%accts) }
 	raceRounds(t, goroutines, rounds, func(i, r int) error {
-		now := t0.Add(time.Duration(r*goroutines+i) * time.Microsecond)
+		now := t0.Add(time.Duration(r*goroutines+i) * (lim.ResetAfter + pgstore.ThrottleGCGrace))
 		var err error
 		switch i % 3 {
 		case 0, 1:
