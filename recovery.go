@@ -181,10 +181,16 @@ func (c *RecoveryConfig) fill(codes mfa.CodeStore, rates mfa.RateStore) error {
 // user ID) to the address to, asked from ip, and reports whether any of
 // the hour's limits is now exceeded. The client is counted by throttleIP
 // (an IPv6 client per prefix). An empty tenant, to or ip counts nothing
-// for the account, the address or the client IP. A store failure
-// is returned: no link goes out then either.
+// for the account, the address or the client IP. The limits are counted
+// in that order (client IP, account, address) and the first exceeded
+// ends the count: a link held back by one takes no place under the
+// next, so that the address's limit counts only the emails about to go
+// to it (LinkLimits), and two requests of one account, counted at once,
+// are not each refused by a limit of its own, fewer links mailed than
+// PerAccount lets through. A store failure is returned: no link goes out
+// then either.
 func (g *Guard) linkLimited(ctx context.Context, tenant, userID, to, ip string) (bool, error) {
-	return g.overLimits(ctx, "link send limit", false,
+	return g.overLimits(ctx, "link send limit", true,
 		sendLimit{linkRateKey("ip", g.throttleIP(ip)), g.recovery.Limits.PerIP},
 		sendLimit{linkRateKey("account", tenant, userID), g.recovery.Limits.PerAccount},
 		sendLimit{linkRateKey("destination", to), g.recovery.Limits.PerDestination})
