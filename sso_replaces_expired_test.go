@@ -43,14 +43,22 @@ func TestSSOReplacesExpiredSessionRecordedExpired(t *testing.T) {
 	if _, err := s.complete(t, acs, f, "b-exp", sam.SessionID()); err != nil {
 		t.Fatal(err)
 	}
+	s.checkReplacedIdle(t, sam.SessionID())
+}
+
+// checkReplacedIdle checks the records of the session id an SSO sign-in
+// replaced, found past its idle timeout: one session.expired, reason
+// idle_timeout, and no audit.Logout.
+func (s *ssoSite) checkReplacedIdle(t *testing.T, id string) {
+	t.Helper()
 	for _, e := range s.events(t, audit.Logout) {
-		if e.Target == sam.SessionID() {
+		if e.Target == id {
 			t.Errorf("an expired replaced session is recorded as signed out by its user (audit.Logout, IP %s)", e.IP)
 		}
 	}
 	var got []string
 	for _, e := range s.events(t, audit.SessionExpired) {
-		if e.Target == sam.SessionID() {
+		if e.Target == id {
 			got = append(got, e.Reason)
 		}
 	}
