@@ -251,6 +251,30 @@ func (g *Guard) keptByPolicy(ctx context.Context, tenant string) (func(session.S
 	return func(s session.Session) bool { return policyKeeps(&s, &t.eff, t.t.IdPChangedAt, g.now()) }, nil
 }
 
+// endedBefore reports whether session s, just removed by a sign-out
+// (LogoutToken, an SSO sign-in's endReplaced), had ended already, only
+// not yet been removed: past its own idle timeout or lifetime, or no
+// longer allowed by the tenant's policy as the session check reads it
+// (policyKeeps). It then returns the record of that end, as the session
+// check would have made it (policyEnd: session.expired, or
+// session.revoked by the system), for the caller to make instead of a
+// sign-out's. A policy that cannot be read (a store failure, a tenant
+// gone) judges s by its own limits alone (expiryEvent): the session is
+// ended either way, and only its record is at stake.
+func (g *Guard) endedBefore(ctx context.Context, s *session.Session) (audit.Event, bool) {
+	now := g.now()
+	t, err := g.policies.entry(ctx, s.Tenant)
+	switch {
+	case err != nil && s.LiveAt(now):
+		return audit.Event{}, false
+	case err != nil:
+		return g.expiryEvent(s), true
+	case s.LiveAt(now) && policyKeeps(s, &t.eff, t.t.IdPChangedAt, now):
+		return audit.Event{}, false
+	}
+	return policyEnd(s, &t.eff, t.t.IdPChangedAt, now), true
+}
+
 // endForPolicy ends session s, which the tenant's policy no longer allows
 // (reason from sessionAllowed), records it (by the request whose delete
 // removed it, once) and returns ErrPolicyChanged.
@@ -425,8 +449,13 @@ func (g *Guard) Logout(ctx context.Context, p Principal) error {
 // session.Manager.RevokeLineage) and records audit.Logout on that one,
 // with Meta via "rotated_token". Any other token (malformed, unknown, or
 // that of a session the session limit evicted, which is gone already)
-// gives ErrUnauthenticated and ends nothing. A store failure is
-// ErrUnavailable and ends nothing. As with Logout, a revocation stands
+// gives ErrUnauthenticated and ends nothing. The token of a session that
+// had ended already (past its idle timeout or lifetime, or no longer
+// allowed by the tenant's policy), only not yet been removed, gives
+// ErrUnauthenticated too: the session is removed and that end recorded as
+// a request that found it would have recorded it (session.expired, or
+// session.revoked by the system), never as a sign-out. A store failure
+// is ErrUnavailable and ends nothing. As with Logout, a revocation stands
 // even when it cannot be recorded: the session stays ended and
 // LogoutToken returns ErrUnavailable. ip and ua are the sign-out
 // request's client address (ClientIP) and User-Agent, recorded with it as
@@ -438,6 +467,15 @@ func (g *Guard) LogoutToken(ctx context.Context, token, ip, ua string) error {
 		return ErrUnauthenticated
 	case err != nil:
 		return unavailable("end session", err)
+	}
+	if ended, ok := g.endedBefore(ctx, &s); ok {
+		// Gone already, on its own or by the tenant's policy, only not
+		// yet removed: its end is recorded as the session check would
+		// have, and not as its user's sign-out.
+		if err := g.record(ctx, ended); err != nil {
+			return err
+		}
+		return ErrUnauthenticated
 	}
 	e := g.adminEvent(Principal{Kind: KindUser, Tenant: s.Tenant, UserID: s.UserID, IP: ip, UserAgent: ua},
 		s.Tenant, audit.Logout, s.ID())

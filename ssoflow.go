@@ -854,9 +854,10 @@ func (g *Guard) CompleteSSO(ctx context.Context, resp SSOResponse) (LoginResult,
 // was at the IdP), as its own Logout: recorded as audit.Logout by its
 // user, with the sign-in's client address (Meta via rotated_token when
 // reached through a rotation, as LogoutToken records it). One found past
-// its own idle timeout or lifetime is recorded as expired
-// (session.expired), as Authenticate would have. One already gone is
-// left at that; a store failure is ErrUnavailable.
+// its own idle timeout or lifetime, or that the tenant's policy no longer
+// allowed, is recorded as Authenticate would have recorded its end
+// (session.expired, or session.revoked by the system: endedBefore). One
+// already gone is left at that; a store failure is ErrUnavailable.
 func (g *Guard) endReplaced(ctx context.Context, resp SSOResponse) error {
 	h, err := session.ParseID(resp.Replaces)
 	if err != nil {
@@ -869,8 +870,8 @@ func (g *Guard) endReplaced(ctx context.Context, resp SSOResponse) error {
 	case err != nil:
 		return unavailable("end session", err)
 	}
-	if !s.LiveAt(g.now()) {
-		return g.record(ctx, g.expiryEvent(&s))
+	if ended, ok := g.endedBefore(ctx, &s); ok {
+		return g.record(ctx, ended)
 	}
 	e := g.adminEvent(Principal{Kind: KindUser, Tenant: s.Tenant, UserID: s.UserID, IP: resp.IP, UserAgent: resp.UserAgent},
 		s.Tenant, audit.Logout, s.ID())
