@@ -419,14 +419,20 @@ func (g *Guard) eachUser(ctx context.Context, tenant string, fn func(auth.UserSu
 	}
 }
 
-// Logout ends the principal's session. A revocation stands even when it
-// cannot be recorded in the audit log: a failure to record leaves the
-// session ended and returns ErrUnavailable.
+// Logout ends the principal's session: the one p was authenticated with,
+// or, when another request rotated it since (RotateSession,
+// Reauthenticate, a step-up in another tab), the session it was rotated
+// to, as LogoutToken follows a rotated token (recorded with Meta via
+// "rotated_token"). A principal that names no session of its own user (a
+// session gone, or another user's) is ErrUnauthenticated, and nothing
+// ends. A revocation stands even when it cannot be recorded in the audit
+// log: a failure to record leaves the session ended and returns
+// ErrUnavailable.
 func (g *Guard) Logout(ctx context.Context, p Principal) error {
 	if p.Kind != KindUser || p.Session.IsZero() {
 		return ErrUnauthenticated
 	}
-	s, err := g.sessions.RevokeID(ctx, p.Tenant, p.UserID, p.SessionID())
+	s, rotated, err := g.revokeOwn(ctx, p)
 	if errors.Is(err, session.ErrNotFound) {
 		return ErrUnauthenticated
 	}
@@ -434,7 +440,35 @@ func (g *Guard) Logout(ctx context.Context, p Principal) error {
 		return unavailable("end session", err)
 	}
 	e := g.adminEvent(p, p.Tenant, audit.Logout, s.ID())
+	if rotated {
+		e.Meta = map[string]string{"via": "rotated_token"}
+	}
 	return g.record(ctx, e)
+}
+
+// revokeOwn ends the session of p, a user's principal with a session:
+// p.Session, or, if another request rotated it since p was authenticated,
+// the session it was rotated to (session.Manager.RevokeLineageHash), and
+// reports whether it was reached through a rotation. p.Session, a session
+// or a rotation tombstone, must be of p's tenant and user (every hop after
+// it is of the same), so that a principal built by hand cannot end
+// another user's session: else session.ErrNotFound, as for one gone, and
+// nothing ends. Any other error is a store failure.
+func (g *Guard) revokeOwn(ctx context.Context, p Principal) (session.Session, bool, error) {
+	s, err := g.stores.Sessions.Lookup(ctx, p.Session)
+	var re *session.RotatedError
+	switch {
+	case errors.As(err, &re):
+		s.Tenant, s.UserID = re.Tenant, re.UserID
+	case errors.Is(err, session.ErrNotFound):
+		return session.Session{}, false, session.ErrNotFound
+	case err != nil:
+		return session.Session{}, false, err
+	}
+	if s.Tenant != p.Tenant || s.UserID != p.UserID {
+		return session.Session{}, false, session.ErrNotFound
+	}
+	return g.sessions.RevokeLineageHash(ctx, p.Session)
 }
 
 // LogoutToken ends the session the client signed in with, given the token
