@@ -584,6 +584,9 @@ func (g *Guard) UserSessions(ctx context.Context, by Principal, tenant, userID s
 // ending another session of their own needs a recent authentication
 // (ErrStepUpRequired; ending the current one is a logout and does not),
 // so that a stolen session cannot sign its owner out everywhere else.
+// The current one (by.SessionID) is followed, as Logout follows it, to
+// the session another request rotated it to since by was authenticated
+// (recorded with Meta via "rotated_token").
 // A revocation stands even when it cannot be recorded in the audit log: a
 // failure to record leaves the session ended and returns ErrUnavailable.
 // A session ID that names no live session of the user (ended already, by
@@ -603,7 +606,17 @@ func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID,
 	if err != nil {
 		return err
 	}
-	s, err := g.sessions.RevokeID(ctx, tenant, userID, sessionID)
+	var (
+		s       session.Session
+		rotated bool
+	)
+	if isSelf(by, tenant, userID) && !by.Session.IsZero() && sessionID == by.SessionID() {
+		// The current session, a logout: followed through a rotation
+		// made since by was authenticated, as Logout follows it.
+		s, rotated, err = g.revokeOwn(ctx, by)
+	} else {
+		s, err = g.sessions.RevokeID(ctx, tenant, userID, sessionID)
+	}
 	switch {
 	case errors.Is(err, session.ErrNotFound), errors.Is(err, session.ErrInvalidToken):
 		return session.ErrNotFound
@@ -616,7 +629,11 @@ func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID,
 		// is counted nor recorded for it.
 		return session.ErrNotFound
 	}
-	return g.record(ctx, g.adminEvent(by, tenant, audit.SessionRevoked, s.ID()))
+	e := g.adminEvent(by, tenant, audit.SessionRevoked, s.ID())
+	if rotated {
+		e.Meta = map[string]string{"via": "rotated_token"}
+	}
+	return g.record(ctx, e)
 }
 
 // RevokeUserSessions ends every session of a user except the principal's
