@@ -991,6 +991,15 @@ func (g *Guard) createSession(ctx context.Context, a attempt, pol Policy, si sig
 		}
 		return LoginResult{}, fail(ReasonDeactivated, ErrInvalidCredentials)
 	}
+	// Likewise a deactivation and a reactivation that both landed while
+	// this sign-in went on (after loadPending compared the pending
+	// sign-in's reactivation stamp, or after Login read the user): the
+	// deactivation ended the user's sessions before this one existed, or
+	// the reactivation is seen here.
+	if !cur.ReactivatedAt.Equal(u.ReactivatedAt) {
+		g.dropSession(ctx, s)
+		return LoginResult{}, fail(ReasonDeactivated, ErrInvalidCredentials)
+	}
 	// Likewise the tenant's IdP replaced or removed while this single
 	// sign-on went on (an assertion the old IdP signed): the change ended
 	// the SSO sessions created before it, or it is seen here.
