@@ -1672,11 +1672,14 @@ func (g *Guard) apiKeyByID(ctx context.Context, tenant, id string) (k auth.APIKe
 // (User.ReactivatedAt): a reactivation brings back no approval the
 // deactivation took away. Nor does one whose approver's password is
 // marked compromised (User.PasswordExpired, set by ExpirePassword): it
-// may have been given by whoever holds the password. Like the API keys
-// the user created (standingOf), it is suspended, not withdrawn: it
-// stands again once the user chooses a new password, as no record of when
-// the password was marked is kept to tell an approval given before the
-// mark from one given after. A store failure is returned as it is
+// may have been given by whoever holds the password. Nor does one given
+// at or before the approver's last change of password
+// (User.PasswordChangedAt: by the user, a reset link or an
+// administrator; the password a user is created with, set at CreatedAt,
+// is no change): a new password withdraws the approvals given with the
+// old one, so that whoever holds a stolen password cannot bring their
+// approvals back by changing it once it is marked. A rehash at sign-in
+// leaves PasswordChangedAt as it is. A store failure is returned as it is
 // (Consume returns it; ConsumeApproval makes it ErrUnavailable).
 func deciderActive(users auth.UserStore) func(context.Context, string, rbac.Approval) error {
 	return func(ctx context.Context, tenant string, ap rbac.Approval) error {
@@ -1692,6 +1695,8 @@ func deciderActive(users auth.UserStore) func(context.Context, string, rbac.Appr
 		case u.PasswordExpired:
 			return rbac.ErrApproverRevoked
 		case !u.ReactivatedAt.IsZero() && !ap.DecidedAt.After(u.ReactivatedAt):
+			return rbac.ErrApproverRevoked
+		case u.PasswordChangedAt.After(u.CreatedAt) && !ap.DecidedAt.After(u.PasswordChangedAt):
 			return rbac.ErrApproverRevoked
 		}
 		return nil
@@ -1736,9 +1741,11 @@ func requesterStands(users auth.UserStore) func(context.Context, string, rbac.Ap
 // user since deactivated (even if reactivated since: a reactivation
 // brings no approval back), deleted or stripped of that permission no
 // longer stands (rbac.ErrApproverRevoked; the approval is left
-// unconsumed), nor, while the mark stands, one given by a user whose
-// password is marked compromised (ExpirePassword; it stands again once
-// the user chooses a new password). Nor does a request filed before its requester was last
+// unconsumed), nor one given by a user whose password is marked
+// compromised (ExpirePassword), nor one given before the user's password
+// was last changed or reset (a new password withdraws the approvals given
+// with the old one: changing a marked password brings none back). Nor
+// does a request filed before its requester was last
 // reactivated: a deactivation withdraws the user's requests, approved
 // ones too (rbac.ErrWithdrawn, left unconsumed). Each refusal is recorded
 // as a failed approval.consumed (reasons no_permission, approver_revoked,

@@ -41,10 +41,10 @@ func TestApprovalOfApproverWithExpiredPasswordRefused(t *testing.T) {
 // A user whose password is marked compromised cannot approve either: a
 // password sign-in gives a session that every permission check refuses
 // (ErrPasswordChangeRequired). The approvals the user gave before the mark
-// are suspended, as the user's API keys are, not withdrawn: once the user
-// chooses a new password they stand again (no record of when the password
-// was marked is kept to tell them from approvals given after it).
-func TestApprovalOfApproverWithExpiredPasswordSuspended(t *testing.T) {
+// are withdrawn, not suspended as the user's API keys are: they stay
+// refused once a new password is chosen (whoever holds the stolen one may
+// choose it), and an approval given with the new password stands.
+func TestApprovalOfApproverWithExpiredPasswordWithdrawn(t *testing.T) {
 	f := newFixture(t)
 	owner, _ := f.userWithRoles(t, "olga@example.test", rbac.Owner)
 	rob, _ := f.userWithRoles(t, "rob@example.test", rbac.Manager)
@@ -74,10 +74,23 @@ func TestApprovalOfApproverWithExpiredPasswordSuspended(t *testing.T) {
 	if r := reasons(f.events(t, audit.ApprovalConsumed)); r["approver_revoked"] != 1 {
 		t.Errorf("approval.consumed reasons %v; want one approver_revoked", r)
 	}
-	if _, _, err := f.g.ChangePasswordAndRotate(f.ctx, marked, token, guard.PasswordChange{Current: ownerPW, New: "an entirely new passphrase"}); err != nil {
+	f.clock.Advance(time.Second)
+	newToken, _, err := f.g.ChangePasswordAndRotate(f.ctx, marked, token, guard.PasswordChange{Current: ownerPW, New: "an entirely new passphrase"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.g.ConsumeApproval(f.ctx, rob, first.ID, "campaigns:send", "c1", []byte("p")); err != nil {
-		t.Errorf("ConsumeApproval once the approver chose a new password = %v; want it to stand again", err)
+	if _, err := f.g.ConsumeApproval(f.ctx, rob, first.ID, "campaigns:send", "c1", []byte("p")); !errors.Is(err, rbac.ErrApproverRevoked) {
+		t.Errorf("ConsumeApproval once the approver chose a new password = %v; want rbac.ErrApproverRevoked still", err)
+	}
+	changed, err := f.g.Authenticate(f.ctx, newToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Second)
+	if _, err := f.g.ApproveRequest(f.ctx, changed, second.ID); err != nil {
+		t.Fatalf("ApproveRequest with the new password: %v", err)
+	}
+	if _, err := f.g.ConsumeApproval(f.ctx, rob, second.ID, "campaigns:send", "c2", []byte("p")); err != nil {
+		t.Errorf("ConsumeApproval of an approval given after the password change = %v; want it to stand", err)
 	}
 }

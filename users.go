@@ -622,9 +622,9 @@ func (g *Guard) UnlockUser(ctx context.Context, by Principal, tenant, id string)
 // until the user chooses a new password, when they work again (see
 // keyBound: a key never does more than its creator may do now). Revoke
 // them (RevokeAPIKey) if they may have been made with the stolen password.
-// The four-eyes approvals the user gave are suspended the same way:
-// ConsumeApproval refuses them (rbac.ErrApproverRevoked) until the user
-// chooses a new password. Passwords have no maximum age by
+// The four-eyes approvals the user gave are refused too (ConsumeApproval:
+// rbac.ErrApproverRevoked), and for good: a new password, whoever chooses
+// it, withdraws the approvals given before it. Passwords have no maximum age by
 // default (NIST SP 800-63B): this is how an administrator asks for a
 // change when a password is known or suspected to be compromised.
 //

@@ -68,8 +68,8 @@ const (
 	// not_found, mismatch (another requester, permission, target or
 	// payload), consumed, not_approved, expired, approver_revoked (the
 	// approver deactivated or deleted, or reactivated since the approval,
-	// or with a password marked compromised, or no longer holding the
-	// approve permission), withdrawn (the requester deactivated, deleted or
+	// or with a password marked compromised or changed since the
+	// approval, or no longer holding the approve permission), withdrawn (the requester deactivated, deleted or
 	// reactivated since), no_permission, bad_input, conflict, error.
 	//
 	// The refusals of these four approval steps are recorded the first

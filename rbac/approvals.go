@@ -43,8 +43,8 @@ type ApprovalConfig struct {
 	// of an approved approval it is about to consume (ap.Decider, who
 	// decided at ap.DecidedAt) still stands behind it beyond its
 	// permissions (a user account deactivated or deleted since it was
-	// given, even if reactivated, or whose password is marked
-	// compromised: return ErrApproverRevoked); any other
+	// given, even if reactivated, whose password is marked compromised,
+	// or whose password changed since: return ErrApproverRevoked); any other
 	// error it returns is a store failure and Consume returns it.
 	DeciderActive func(ctx context.Context, tenant string, ap Approval) error
 	// RequesterStands, if not nil, is asked by Consume whether the

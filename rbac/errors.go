@@ -62,7 +62,8 @@ var (
 	// ErrApproverRevoked: the approval's decider no longer holds the
 	// approve permission of its section (or, at Guard's facade, is no
 	// longer an active user, was deactivated since giving it and
-	// reactivated, or has a password marked compromised), so the approval
+	// reactivated, has a password marked compromised, or has changed the
+	// password since giving it), so the approval
 	// no longer stands. Returned
 	// by Approvals.Consume only, never by an ApprovalStore.
 	ErrApproverRevoked = errors.New("rbac: the approver no longer may approve")
