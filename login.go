@@ -813,8 +813,12 @@ func maskedFactors(fs []mfa.Factor) []mfa.Factor {
 // went since the sign-in began ends it, as it ends mailed links. It is
 // purpose[":"password[":"reactivation]], the password stamp empty without
 // a password: a user never reactivated gets what an older Guard wrote
-// (purpose, or purpose:password), which loadPending reads as never
-// reactivated. No store keeps more for it: mfa stores Purpose as it is.
+// (purpose, or purpose:password), for which loadPending compares the
+// user's ReactivatedAt with the time the sign-in began (an older Guard's
+// sign-in of a user reactivated before it began goes on). An older Guard
+// reads the three-part form's "password:reactivation" as a password stamp
+// and refuses it (password_changed). No store keeps more for it: mfa
+// stores Purpose as it is.
 func pendPurpose(purpose string, si signIn, u auth.User) string {
 	pw := ""
 	if si.password {

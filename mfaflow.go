@@ -60,7 +60,7 @@ func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) 
 		return pending{}, unavailable("load pending sign-in", err)
 	}
 	txnPurpose, stamp, stamped := strings.Cut(txn.Purpose, ":")
-	stamp, reactivated, _ := strings.Cut(stamp, ":")
+	stamp, reactivated, hasReactivated := strings.Cut(stamp, ":")
 	if txnPurpose != purpose {
 		return pending{}, ErrLoginExpired
 	}
@@ -85,9 +85,15 @@ func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) 
 	// A deactivation ends every pending sign-in of the user, whether or
 	// not they are reactivated since: the transaction keeps the user's
 	// last reactivation as the sign-in read it (pendPurpose), and any
-	// other now is one since. One kept without it (never reactivated, or
-	// begun by an older Guard) must find the user never reactivated.
-	if reactivated != reactivationStamp(u) {
+	// other now is one since. One kept without it (the user never
+	// reactivated, or begun by an older Guard, which wrote none) is
+	// compared by time, as the password stamp's fallback is: a
+	// reactivation after the sign-in began ends it.
+	moved := reactivated != reactivationStamp(u)
+	if !hasReactivated {
+		moved = u.ReactivatedAt.After(txn.CreatedAt)
+	}
+	if moved {
 		return pending{}, g.mfaFailed(ctx, p.a, ReasonDeactivated, "", gate{}, ErrLoginExpired)
 	}
 	// A pending sign-in started with a password ends when the password
@@ -98,7 +104,7 @@ func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) 
 	// (pendPurpose): any other state now is a change, whatever the clocks
 	// of the replicas that stamped the two. One kept without it (begun by
 	// an older Guard) is compared by time.
-	moved := stamp != passwordStamp(u)
+	moved = stamp != passwordStamp(u)
 	if !stamped {
 		moved = u.PasswordChangedAt.After(txn.CreatedAt)
 	}
