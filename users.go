@@ -371,10 +371,24 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 // time is written before the status, so no run finds the user active and
 // dormant in between; a reactivation that does not stand puts the
 // previous time back with the previous status.
+//
+// Reactivating a user who is active changes nothing (neither the status
+// nor the reactivation time: their pending sign-ins, requests and
+// approvals stand); it is checked and recorded as above and returns nil.
 func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id string) error {
 	u, perms, err := g.loadTarget(ctx, by, tenant, id, audit.UserReactivated)
 	if err != nil {
 		return err
+	}
+	if u.Status == auth.StatusActive {
+		// Nothing to bring back: nothing is written, so no reactivation
+		// time moves (it would end the user's pending sign-ins and
+		// withdraw their requests and approvals as if a deactivation had
+		// come and gone). The call is checked and recorded as before.
+		if err := g.outranksStill(ctx, by, perms, tenant, id, audit.UserReactivated, nil); err != nil {
+			return err
+		}
+		return g.record(ctx, g.adminEvent(by, tenant, audit.UserReactivated, id))
 	}
 	now := g.now().UTC().Truncate(time.Microsecond)
 	if err := g.stores.UserUpdates.SetReactivatedAt(ctx, tenant, id, now); err != nil {
