@@ -1299,8 +1299,13 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // checkSSOPolicy refuses a policy that requires SSO without an IdP or
 // without a usable break-glass owner: an active owner of the tenant with
 // a password and a confirmed second factor (*PolicyError, Field
-// BreakGlassUser).
-func (g *Guard) checkSSOPolicy(ctx context.Context, tenant string, p Policy) error {
+// BreakGlassUser). With keepStored (SetPolicy, before the write), an
+// owner without a password is let stand when the tenant's stored policy
+// already requires SSO with that same owner (as an older Guard accepted
+// it), so that such a tenant can still change its other settings; the
+// password is required of a policy that switches RequireSSO on or names
+// another owner.
+func (g *Guard) checkSSOPolicy(ctx context.Context, tenant string, p Policy, keepStored bool) error {
 	if !p.RequireSSO {
 		return nil
 	}
@@ -1342,7 +1347,17 @@ func (g *Guard) checkSSOPolicy(ctx context.Context, tenant string, p Policy) err
 	// Break-glass sign-in takes a password: an owner without one (made
 	// by single sign-on) could not sign in when the IdP fails.
 	if u.PasswordHash == "" {
-		return &PolicyError{Field: "BreakGlassUser", Reason: "has no password: break-glass sign-in takes one, so they must set one first"}
+		kept := false
+		if keepStored {
+			cur, err := g.Tenant(ctx, tenant)
+			if err != nil {
+				return err
+			}
+			kept = cur.Policy.RequireSSO && cur.Policy.BreakGlassUser == p.BreakGlassUser
+		}
+		if !kept {
+			return &PolicyError{Field: "BreakGlassUser", Reason: "has no password: break-glass sign-in takes one, so they must set one first"}
+		}
 	}
 	// Break-glass sign-in takes a factor the owner already has: one
 	// enrolled with the password alone would prove nothing.

@@ -110,14 +110,20 @@ type Policy struct {
 	RequireSSO bool `json:"require_sso,omitempty"`
 	// BreakGlassUser is the ID of the owner who may still sign in with a
 	// password (and MFA) when RequireSSO is on, in case the IdP fails. It
-	// must be an active owner with a password (an owner made by single
-	// sign-on has none until they set one) and a confirmed second factor
-	// when the policy is set, and at sign-in still an owner with a
+	// must be an active owner with a password and a confirmed second
+	// factor when the policy is set, and at sign-in still an owner with a
 	// confirmed factor (else the sign-in is refused like any other,
 	// ErrSSORequired: a password never enrols a factor here). While RequireSSO is on, the user
 	// cannot lose the owner role, be deactivated or deleted, nor lose
 	// their last confirmed second factor, even to removals made at once
-	// (ErrBreakGlassUser). Whether or not RequireSSO is on, it must be
+	// (ErrBreakGlassUser). An owner made by single sign-on has no
+	// password: they choose one from a reset link (ForgotPassword, which
+	// needs Config.Recovery) before SSO is required, since while it is
+	// only the break-glass owner is mailed one. The password is required
+	// of a policy that switches RequireSSO on or names another owner: a
+	// stored policy naming an owner without one (as an older Guard
+	// accepted) does not stop changes to the other settings. Whether or
+	// not RequireSSO is on, it must be
 	// valid UTF-8 of at most auth.MaxIDBytes bytes without a NUL byte,
 	// as user IDs are (see Validate).
 	BreakGlassUser string `json:"break_glass_user,omitempty"`

@@ -194,7 +194,7 @@ func (g *Guard) SetPolicy(ctx context.Context, by Principal, tenant string, p Po
 		// them. Checked again now the policy is written (each side
 		// writes, then reads the other's), and put back if the IdP is
 		// gone or the owner no longer qualifies.
-		if err := g.checkSSOPolicy(ctx, tenant, p); err != nil {
+		if err := g.checkSSOPolicy(ctx, tenant, p, false); err != nil {
 			if _, uerr := g.stores.Tenants.SetPolicy(context.WithoutCancel(ctx), tenant, cur.Policy, v); uerr != nil {
 				return 0, unavailable("undo policy", uerr)
 			}
@@ -241,7 +241,7 @@ func (g *Guard) checkPolicy(ctx context.Context, tenant string, p Policy, creati
 	if creating && p.RequireSSO && g.sso != nil {
 		return errNoIdP()
 	}
-	return g.checkSSOPolicy(ctx, tenant, p)
+	return g.checkSSOPolicy(ctx, tenant, p, !creating)
 }
 
 // policyChanges lists the fields that differ between two policies, as
