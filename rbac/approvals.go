@@ -115,7 +115,7 @@ func checkTarget(target string) error {
 	case !utf8.ValidString(target):
 		return &InputError{Field: "target", Reason: "is not valid UTF-8"}
 	case !textrule.Printable(target):
-		return &InputError{Field: "target", Reason: "contains a control character, line separator or bidirectional mark"}
+		return &InputError{Field: "target", Reason: "contains a control character, line separator or bidirectional embedding, override or isolate"}
 	}
 	return nil
 }
