@@ -425,7 +425,13 @@ func (g *Guard) eachUser(ctx context.Context, tenant string, fn func(auth.UserSu
 // to, as LogoutToken follows a rotated token (recorded with Meta via
 // "rotated_token"). A principal that names no session of its own user (a
 // session gone, or another user's) is ErrUnauthenticated, and nothing
-// ends. A revocation stands even when it cannot be recorded in the audit
+// ends. Rotations are followed at most session.MaxLineageHops hops: a
+// principal whose session was rotated more times since (one kept longer
+// than a request) cannot be followed to its session, which may live on,
+// and is ErrUnavailable, never a sign-out reported as done (as, rarely,
+// is one whose session another client rotates faster than Logout follows
+// it). A rotated session that ended meanwhile is ErrUnauthenticated, as
+// for one gone. A revocation stands even when it cannot be recorded in the audit
 // log: a failure to record leaves the session ended and returns
 // ErrUnavailable.
 func (g *Guard) Logout(ctx context.Context, p Principal) error {
@@ -453,22 +459,78 @@ func (g *Guard) Logout(ctx context.Context, p Principal) error {
 // or a rotation tombstone, must be of p's tenant and user (every hop after
 // it is of the same), so that a principal built by hand cannot end
 // another user's session: else session.ErrNotFound, as for one gone, and
-// nothing ends. Any other error is a store failure.
+// nothing ends. A rotation tombstone of p's user whose chain was not
+// followed to its end is session.ErrNotFound only if that chain ends in
+// nothing (its session ended meanwhile); one longer than
+// session.MaxLineageHops, or rotated again faster than it was followed,
+// is errLineageUnfollowed: the session p names may live on, so the
+// sign-out is neither done nor "not signed in". Any other error is a
+// store failure.
 func (g *Guard) revokeOwn(ctx context.Context, p Principal) (session.Session, bool, error) {
-	s, err := g.stores.Sessions.Lookup(ctx, p.Session)
-	var re *session.RotatedError
-	switch {
-	case errors.As(err, &re):
-		s.Tenant, s.UserID = re.Tenant, re.UserID
-	case errors.Is(err, session.ErrNotFound):
-		return session.Session{}, false, session.ErrNotFound
-	case err != nil:
+	next, err := g.ownHop(ctx, p, p.Session)
+	if err != nil {
 		return session.Session{}, false, err
 	}
-	if s.Tenant != p.Tenant || s.UserID != p.UserID {
-		return session.Session{}, false, session.ErrNotFound
+	s, rotated, err := g.sessions.RevokeLineageHash(ctx, p.Session)
+	if errors.Is(err, session.ErrNotFound) && !next.IsZero() {
+		switch _, ferr := g.ownSession(ctx, p); {
+		case ferr == nil:
+			return session.Session{}, false, errLineageUnfollowed
+		case !errors.Is(ferr, session.ErrNotFound):
+			return session.Session{}, false, ferr
+		}
 	}
-	return g.sessions.RevokeLineageHash(ctx, p.Session)
+	return s, rotated, err
+}
+
+// ownSession follows p.Session, a session or a rotation tombstone of p's
+// tenant and user, through the rotations made since p was authenticated
+// (at most session.MaxLineageHops, each of p's user) to the session it is
+// now, and returns that session's hash. It is session.ErrNotFound when
+// the chain ends in nothing or leaves p's user, errLineageUnfollowed when
+// it is longer; any other error is a store failure.
+func (g *Guard) ownSession(ctx context.Context, p Principal) (session.Hash, error) {
+	h := p.Session
+	for range session.MaxLineageHops + 1 {
+		next, err := g.ownHop(ctx, p, h)
+		if err != nil {
+			return session.Hash{}, err
+		}
+		if next.IsZero() {
+			return h, nil
+		}
+		h = next
+	}
+	return session.Hash{}, errLineageUnfollowed
+}
+
+// errLineageUnfollowed is revokeOwn's failure to follow a principal's
+// rotated session to the session it is now; callers answer it as a store
+// failure (ErrUnavailable).
+var errLineageUnfollowed = errors.New("guard: the rotations of the principal's session could not be followed to its current session")
+
+// ownHop looks up h, a session or a rotation tombstone, and returns the
+// hash it was rotated to (the zero Hash for a session). It is
+// session.ErrNotFound unless h is stored and of p's tenant and user; any
+// other error is a store failure.
+func (g *Guard) ownHop(ctx context.Context, p Principal, h session.Hash) (session.Hash, error) {
+	s, err := g.stores.Sessions.Lookup(ctx, h)
+	var (
+		re   *session.RotatedError
+		next session.Hash
+	)
+	switch {
+	case errors.As(err, &re):
+		s.Tenant, s.UserID, next = re.Tenant, re.UserID, re.Successor
+	case errors.Is(err, session.ErrNotFound):
+		return session.Hash{}, session.ErrNotFound
+	case err != nil:
+		return session.Hash{}, err
+	}
+	if s.Tenant != p.Tenant || s.UserID != p.UserID {
+		return session.Hash{}, session.ErrNotFound
+	}
+	return next, nil
 }
 
 // LogoutToken ends the session the client signed in with, given the token
@@ -586,7 +648,9 @@ func (g *Guard) UserSessions(ctx context.Context, by Principal, tenant, userID s
 // so that a stolen session cannot sign its owner out everywhere else.
 // The current one (by.SessionID) is followed, as Logout follows it, to
 // the session another request rotated it to since by was authenticated
-// (recorded with Meta via "rotated_token").
+// (recorded with Meta via "rotated_token"), at most
+// session.MaxLineageHops rotations; a current session that cannot be
+// followed so far is ErrUnavailable, as for Logout.
 // A revocation stands even when it cannot be recorded in the audit log: a
 // failure to record leaves the session ended and returns ErrUnavailable.
 // A session ID that names no live session of the user (ended already, by
