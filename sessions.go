@@ -701,7 +701,11 @@ func (g *Guard) RevokeSession(ctx context.Context, by Principal, tenant, userID,
 }
 
 // RevokeUserSessions ends every session of a user except the principal's
-// own current session, and returns how many live ones ended (the store
+// own current session (followed, as Logout follows it, to the session
+// another request rotated it to since the principal was authenticated, at
+// most session.MaxLineageHops rotations; one that cannot be followed so
+// far, or that ended meanwhile, is not spared: every session ends), and
+// returns how many live ones ended (the store
 // also removes expired ones it finds, which are not counted, as no
 // revocation counts them; nor are those the tenant's policy had ended,
 // as UserSessions does not list them). A user ending their
@@ -729,6 +733,16 @@ func (g *Guard) RevokeUserSessions(ctx context.Context, by Principal, tenant, us
 	keeps, err := g.keptByPolicy(ctx, tenant)
 	if err != nil {
 		return 0, err
+	}
+	if !keep.IsZero() {
+		// The current session, followed through a rotation made since by
+		// was authenticated (another tab), as Logout follows it.
+		switch h, err := g.ownSession(ctx, by); {
+		case err == nil:
+			keep = h
+		case !errors.Is(err, session.ErrNotFound) && !errors.Is(err, errLineageUnfollowed):
+			return 0, unavailable("look up session", err)
+		}
 	}
 	ended, err := g.sessions.RevokeUser(ctx, tenant, userID, keep)
 	if err != nil {
