@@ -808,33 +808,32 @@ func maskedFactors(fs []mfa.Factor) []mfa.Factor {
 // pendPurpose is the Purpose stored with a pending sign-in for purpose,
 // followed by the state of the user that the sign-in read, which
 // loadPending requires unchanged: after a password, the state of the
-// password (passwordStamp); and, for a user ever reactivated, their last
-// reactivation (reactivationStamp), so that a deactivation that came and
-// went since the sign-in began ends it, as it ends mailed links. It is
-// purpose[":"password[":"reactivation]], the password stamp empty without
-// a password: a user never reactivated gets what an older Guard wrote
-// (purpose, or purpose:password), for which loadPending compares the
-// user's ReactivatedAt with the time the sign-in began (an older Guard's
-// sign-in of a user reactivated before it began goes on). An older Guard
-// reads the three-part form's "password:reactivation" as a password stamp
-// and refuses it (password_changed). No store keeps more for it: mfa
-// stores Purpose as it is.
+// password (passwordStamp); and the user's last reactivation
+// (reactivationStamp), so that a deactivation that came and went since
+// the sign-in began ends it, as it ends mailed links, whatever the clocks
+// of the replicas that stamped the two. It is
+// purpose":"password":"reactivation, always in three parts (for password
+// sign-ins, SSO sign-ins and enrolments alike), the password stamp empty
+// without a password and the reactivation stamp empty for a user never
+// reactivated. Only a transaction an older Guard wrote (purpose, or
+// purpose:password) lacks the third part; for it loadPending compares the
+// user's ReactivatedAt with the time the sign-in began. During a rolling
+// upgrade an older replica refuses the pending sign-ins the new one began
+// with a password (it reads "password:reactivation" as a password stamp:
+// password_changed), and a replica older still, which compares the whole
+// Purpose, refuses all of them: the user signs in again. No store keeps
+// more for it: mfa stores Purpose as it is.
 func pendPurpose(purpose string, si signIn, u auth.User) string {
 	pw := ""
 	if si.password {
 		pw = passwordStamp(u)
 	}
-	switch re := reactivationStamp(u); {
-	case re != "":
-		return purpose + ":" + pw + ":" + re
-	case si.password:
-		return purpose + ":" + pw
-	}
-	return purpose
+	return purpose + ":" + pw + ":" + reactivationStamp(u)
 }
 
 // reactivationStamp names u's last reactivation: its ReactivatedAt, to
-// the microsecond (as stores keep it), "" for a user never reactivated.
+// the microsecond (as stores keep it), "" for a user never reactivated
+// (no colon in either, so a Purpose splits one way only).
 func reactivationStamp(u auth.User) string {
 	if u.ReactivatedAt.IsZero() {
 		return ""

@@ -85,9 +85,9 @@ func (g *Guard) loadPending(ctx context.Context, token, ip, ua, purpose string) 
 	// A deactivation ends every pending sign-in of the user, whether or
 	// not they are reactivated since: the transaction keeps the user's
 	// last reactivation as the sign-in read it (pendPurpose), and any
-	// other now is one since. One kept without it (the user never
-	// reactivated, or begun by an older Guard, which wrote none) is
-	// compared by time, as the password stamp's fallback is: a
+	// other now is one since (this Guard writes it for every user, empty
+	// for one never reactivated). Only one an older Guard began lacks it;
+	// that is compared by time, as the password stamp's fallback is: a
 	// reactivation after the sign-in began ends it.
 	moved := reactivated != reactivationStamp(u)
 	if !hasReactivated {
