@@ -375,6 +375,11 @@ func (g *Guard) DeactivateUser(ctx context.Context, by Principal, tenant, id str
 // Reactivating a user who is active changes nothing (neither the status
 // nor the reactivation time: their pending sign-ins, requests and
 // approvals stand); it is checked and recorded as above and returns nil.
+// The user is read again right before that record, and one deactivated
+// since the first read is reactivated as any other. A deactivation that
+// lands between that second read and the record leaves the user
+// deactivated though ReactivateUser returns nil, as one landing between
+// a reactivation's status write and its record does.
 func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id string) error {
 	u, perms, err := g.loadTarget(ctx, by, tenant, id, audit.UserReactivated)
 	if err != nil {
@@ -388,7 +393,17 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 		if err := g.outranksStill(ctx, by, perms, tenant, id, audit.UserReactivated, nil); err != nil {
 			return err
 		}
-		return g.record(ctx, g.adminEvent(by, tenant, audit.UserReactivated, id))
+		// The user store has no compare-and-set for the status: the user
+		// is read again right before the record, and one deactivated since
+		// loadTarget's read is reactivated as any other.
+		cur, err := g.stores.Users.User(ctx, tenant, id)
+		if err != nil {
+			return g.userErr("reactivate user", err)
+		}
+		if cur.Status == auth.StatusActive {
+			return g.record(ctx, g.adminEvent(by, tenant, audit.UserReactivated, id))
+		}
+		u = cur
 	}
 	now := g.now().UTC().Truncate(time.Microsecond)
 	if err := g.stores.UserUpdates.SetReactivatedAt(ctx, tenant, id, now); err != nil {
