@@ -1674,13 +1674,17 @@ func (g *Guard) apiKeyByID(ctx context.Context, tenant, id string) (k auth.APIKe
 // marked compromised (User.PasswordExpired, set by ExpirePassword): it
 // may have been given by whoever holds the password. Nor does one given
 // at or before the approver's last change of password
-// (User.PasswordChangedAt: by the user, a reset link or an
-// administrator; the password a user is created with, set at CreatedAt,
-// is no change): a new password withdraws the approvals given with the
-// old one, so that whoever holds a stolen password cannot bring their
-// approvals back by changing it once it is marked. A rehash at sign-in
-// leaves PasswordChangedAt as it is. A store failure is returned as it is
-// (Consume returns it; ConsumeApproval makes it ErrUnavailable).
+// (User.PasswordChangedAt: by the user or a reset link; the password a
+// user is created with, set at CreatedAt, is no change): a new password
+// withdraws the approvals given with the old one, so that whoever holds a
+// stolen password cannot bring their approvals back by changing it once
+// it is marked. A first password, too (a user created without one, for
+// SSO, who chooses one from a reset link), withdraws the approvals given
+// before it, through SSO: that is kept, as it fails closed and a request
+// lasts a day by default (rbac.ApprovalConfig.TTL; they approve it again).
+// A rehash at sign-in leaves PasswordChangedAt as it is. A store failure
+// is returned as it is (Consume returns it; ConsumeApproval makes it
+// ErrUnavailable).
 func deciderActive(users auth.UserStore) func(context.Context, string, rbac.Approval) error {
 	return func(ctx context.Context, tenant string, ap rbac.Approval) error {
 		if ap.Decider.Kind != rbac.KindUser {
@@ -1744,7 +1748,9 @@ func requesterStands(users auth.UserStore) func(context.Context, string, rbac.Ap
 // unconsumed), nor one given by a user whose password is marked
 // compromised (ExpirePassword), nor one given before the user's password
 // was last changed or reset (a new password withdraws the approvals given
-// with the old one: changing a marked password brings none back). Nor
+// with the old one: changing a marked password brings none back; a first
+// password, chosen by a user created without one, withdraws those given
+// before it, through SSO, too). Nor
 // does a request filed before its requester was last
 // reactivated: a deactivation withdraws the user's requests, approved
 // ones too (rbac.ErrWithdrawn, left unconsumed). Each refusal is recorded
