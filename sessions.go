@@ -459,20 +459,23 @@ func (g *Guard) Logout(ctx context.Context, p Principal) error {
 // or a rotation tombstone, must be of p's tenant and user (every hop after
 // it is of the same), so that a principal built by hand cannot end
 // another user's session: else session.ErrNotFound, as for one gone, and
-// nothing ends. A rotation tombstone of p's user whose chain was not
-// followed to its end is session.ErrNotFound only if that chain ends in
-// nothing (its session ended meanwhile); one longer than
+// nothing ends. A session or rotation tombstone of p's user whose chain
+// was not followed to its end is session.ErrNotFound only if that chain
+// ends in nothing (its session ended meanwhile); one longer than
 // session.MaxLineageHops, or rotated again faster than it was followed,
 // is errLineageUnfollowed: the session p names may live on, so the
 // sign-out is neither done nor "not signed in". Any other error is a
 // store failure.
 func (g *Guard) revokeOwn(ctx context.Context, p Principal) (session.Session, bool, error) {
-	next, err := g.ownHop(ctx, p, p.Session)
-	if err != nil {
+	if _, err := g.ownHop(ctx, p, p.Session); err != nil {
 		return session.Session{}, false, err
 	}
 	s, rotated, err := g.sessions.RevokeLineageHash(ctx, p.Session)
-	if errors.Is(err, session.ErrNotFound) && !next.IsZero() {
+	if errors.Is(err, session.ErrNotFound) {
+		// Not found, though p.Session was found a moment ago (a session
+		// or a rotation tombstone): ended meanwhile, or rotated again
+		// faster than the chase followed it (a store without an atomic
+		// lineage delete). Only the first is "not signed in".
 		switch _, ferr := g.ownSession(ctx, p); {
 		case ferr == nil:
 			return session.Session{}, false, errLineageUnfollowed
