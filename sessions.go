@@ -507,6 +507,26 @@ func (g *Guard) ownSession(ctx context.Context, p Principal) (session.Hash, erro
 	return session.Hash{}, errLineageUnfollowed
 }
 
+// currentSession is the session p, a user's principal with one, is now
+// signed in with, to be spared when "every other session" ends: p.Session
+// followed through the rotations made since p was authenticated (another
+// tab), as Logout follows it. One that cannot be followed (ended
+// meanwhile, or a chain longer than session.MaxLineageHops) is p.Session
+// itself, which then spares nothing: every session ends. A store failure
+// is ErrUnavailable. Another tab's rotation between this look-up and the
+// caller's revocation still ends the current session with the others
+// (the store spares the hash it is given): rare, and on the safe side.
+func (g *Guard) currentSession(ctx context.Context, p Principal) (session.Hash, error) {
+	switch h, err := g.ownSession(ctx, p); {
+	case err == nil:
+		return h, nil
+	case errors.Is(err, session.ErrNotFound), errors.Is(err, errLineageUnfollowed):
+		return p.Session, nil
+	default:
+		return session.Hash{}, unavailable("look up session", err)
+	}
+}
+
 // errLineageUnfollowed is revokeOwn's failure to follow a principal's
 // rotated session to the session it is now; callers answer it as a store
 // failure (ErrUnavailable).
@@ -738,13 +758,8 @@ func (g *Guard) RevokeUserSessions(ctx context.Context, by Principal, tenant, us
 		return 0, err
 	}
 	if !keep.IsZero() {
-		// The current session, followed through a rotation made since by
-		// was authenticated (another tab), as Logout follows it.
-		switch h, err := g.ownSession(ctx, by); {
-		case err == nil:
-			keep = h
-		case !errors.Is(err, session.ErrNotFound) && !errors.Is(err, errLineageUnfollowed):
-			return 0, unavailable("look up session", err)
+		if keep, err = g.currentSession(ctx, by); err != nil {
+			return 0, err
 		}
 	}
 	ended, err := g.sessions.RevokeUser(ctx, tenant, userID, keep)
@@ -787,7 +802,8 @@ type PasswordChange struct {
 // captcha, before the password is looked at); the new one must pass the tenant's
 // policy, including its history, and differ from the current one
 // (auth.RuleReused, even without a history). On success every other session of the
-// user ends, and so do the reset and email-change links mailed for the
+// user ends (the current one followed, as RevokeUserSessions follows it,
+// through a rotation another tab made since p was authenticated), and so do the reset and email-change links mailed for the
 // account (even one asked for while the change is made: a link is bound
 // to the password it was made under); a notice goes to the user's address when Config.Recovery.Email
 // is set.
@@ -825,9 +841,12 @@ type PasswordChange struct {
 // above); nothing else changes, and no notice is sent. A failure to
 // record the refusal returns ErrUnavailable.
 func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordChange) error {
-	keep := p.Session
-	if p.Flags&FlagPasswordExpired != 0 {
-		keep = session.Hash{}
+	var keep session.Hash
+	if p.Kind == KindUser && !p.Session.IsZero() && p.Flags&FlagPasswordExpired == 0 {
+		var err error
+		if keep, err = g.currentSession(ctx, p); err != nil {
+			return err
+		}
 	}
 	return g.changePassword(ctx, p, req, keep)
 }
