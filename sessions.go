@@ -841,14 +841,7 @@ type PasswordChange struct {
 // above); nothing else changes, and no notice is sent. A failure to
 // record the refusal returns ErrUnavailable.
 func (g *Guard) ChangePassword(ctx context.Context, p Principal, req PasswordChange) error {
-	var keep session.Hash
-	if p.Kind == KindUser && !p.Session.IsZero() && p.Flags&FlagPasswordExpired == 0 {
-		var err error
-		if keep, err = g.currentSession(ctx, p); err != nil {
-			return err
-		}
-	}
-	return g.changePassword(ctx, p, req, keep)
+	return g.changePassword(ctx, p, req, p.Flags&FlagPasswordExpired == 0)
 }
 
 // ChangePasswordAndRotate is ChangePassword for the session behind token,
@@ -868,15 +861,17 @@ func (g *Guard) ChangePasswordAndRotate(ctx context.Context, p Principal, token 
 	if h, err := session.ParseToken(token); err != nil || h != p.Session {
 		return "", session.Session{}, ErrUnauthenticated
 	}
-	if err := g.changePassword(ctx, p, req, p.Session); err != nil {
+	if err := g.changePassword(ctx, p, req, true); err != nil {
 		return "", session.Session{}, err
 	}
 	return g.RotateSession(ctx, token, p.Flags&^FlagPasswordExpired)
 }
 
 // changePassword is ChangePassword, ending every session of the user but
-// keep (the zero Hash keeps none).
-func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordChange, keep session.Hash) error {
+// the current one when keepCurrent (currentSession, looked up right
+// before the first revocation, so that a rotation while the new password
+// was checked and hashed is followed too).
+func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordChange, keepCurrent bool) error {
 	if p.Kind != KindUser {
 		return ErrUnauthenticated
 	}
@@ -931,6 +926,12 @@ func (g *Guard) changePassword(ctx context.Context, p Principal, req PasswordCha
 	// The other sessions end before the password is set, so that a
 	// failure never leaves the new password beside the old sessions, and
 	// again once it is set (below).
+	var keep session.Hash
+	if keepCurrent && !p.Session.IsZero() {
+		if keep, err = g.currentSession(ctx, p); err != nil {
+			return err
+		}
+	}
 	ended, err := g.sessions.RevokeUser(ctx, p.Tenant, p.UserID, keep)
 	if err != nil {
 		return unavailable("end sessions", err)
