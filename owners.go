@@ -121,10 +121,8 @@ func (g *Guard) keepOwner(ctx context.Context, by Principal, tenant string, acti
 		}
 		return g.ownerRefused(ctx, by, tenant, action, target, "conflict", meta, ErrConflict)
 	}
-	if undo != nil {
-		if uerr := undo(context.WithoutCancel(ctx)); uerr != nil {
-			return unavailable("undo", uerr)
-		}
+	if uerr := undoChange(ctx, undo); uerr != nil {
+		return uerr
 	}
 	if err != nil {
 		return err

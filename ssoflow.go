@@ -1408,10 +1408,8 @@ func (g *Guard) keptBreakGlass(ctx context.Context, by Principal, tenant, userID
 	if err == nil && bg != userID {
 		return nil
 	}
-	if undo != nil {
-		if uerr := undo(context.WithoutCancel(ctx)); uerr != nil {
-			return unavailable("undo", uerr)
-		}
+	if uerr := undoChange(ctx, undo); uerr != nil {
+		return uerr
 	}
 	if err != nil {
 		return err

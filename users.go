@@ -431,8 +431,8 @@ func (g *Guard) ReactivateUser(ctx context.Context, by Principal, tenant, id str
 		return err
 	}
 	if err := g.record(ctx, g.adminEvent(by, tenant, audit.UserReactivated, id)); err != nil {
-		if uerr := undo(context.WithoutCancel(ctx)); uerr != nil {
-			return unavailable("undo", uerr)
+		if uerr := undoChange(ctx, undo); uerr != nil {
+			return uerr
 		}
 		return err
 	}
@@ -816,15 +816,26 @@ func (g *Guard) outranksStill(ctx context.Context, by Principal, perms rbac.Perm
 	if err == nil && role == "" {
 		return nil
 	}
-	if undo != nil {
-		if uerr := undo(context.WithoutCancel(ctx)); uerr != nil {
-			return unavailable("undo", uerr)
-		}
+	if uerr := undoChange(ctx, undo); uerr != nil {
+		return uerr
 	}
 	if err != nil {
 		return err
 	}
 	return g.escalation(ctx, by, tenant, action, id, role)
+}
+
+// undoChange runs undo, the undo of a change written before a check
+// that refused it (nil undoes nothing), under a context that does not end
+// with ctx's: an undo that fails is ErrUnavailable, the change standing.
+func undoChange(ctx context.Context, undo func(context.Context) error) error {
+	if undo == nil {
+		return nil
+	}
+	if err := undo(context.WithoutCancel(ctx)); err != nil {
+		return unavailable("undo", err)
+	}
+	return nil
 }
 
 // beyond returns the first of roles that perms does not hold every
